@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// The `raftlog` command. Each subcommand lives in its own file and is loaded
+// only when asked for, so `raftlog inspect` does not pay for the network stack.
+const commands: Record<string, { summary: string; load: () => Promise<{ main(args: string[]): Promise<number> }> }> = {
+  // name: { summary: 'name <args>: what it does', load: () => import('./name.js') },
+};
+
+function usage(): string {
+  return ['usage: raftlog <command> [options]', '', ...Object.entries(commands).map(([, c]) => `  ${c.summary}`)].join('\n');
+}
+
+const [name, ...args] = process.argv.slice(2);
+if (name === undefined || name === '--help' || name === '-h') {
+  console.log(usage());
+  process.exit(name === undefined ? 2 : 0);
+}
+const command = commands[name];
+if (command === undefined) {
+  console.error(`raftlog: unknown command '${name}'\n${usage()}`);
+  process.exit(2);
+}
+process.exitCode = await (await command.load()).main(args);

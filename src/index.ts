@@ -1,0 +1,2 @@
+// The public face of raftlog. Each layer adds its exports here.
+export * from './raft/types.js';

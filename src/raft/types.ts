@@ -1,0 +1,201 @@
+// The vocabulary of the consensus core. Names follow etcd/raft so that readers
+// of the Raft paper and of etcd find their way. This file is the contract
+// between the core (src/raft), the storage layer and the driver (src/log):
+// extend it, but do not rename.
+
+/** Node ids are positive integers; 0 means "none". */
+export const None = 0;
+
+export enum EntryType {
+  Normal = 0,
+  ConfChange = 1,
+}
+
+export interface Entry {
+  index: number;
+  term: number;
+  type: EntryType;
+  data: Uint8Array;
+}
+
+/** What must be durable before a vote or an acknowledgement leaves the node. */
+export interface HardState {
+  term: number;
+  vote: number;
+  commit: number;
+}
+
+export interface ConfState {
+  voters: number[];
+  learners: number[];
+}
+
+export interface SnapshotMeta {
+  index: number;
+  term: number;
+  conf: ConfState;
+}
+
+export interface Snapshot {
+  meta: SnapshotMeta;
+  data: Uint8Array;
+}
+
+export enum ConfChangeType {
+  AddNode = 0,
+  RemoveNode = 1,
+  AddLearnerNode = 2,
+}
+
+/** One membership change; `context` is opaque to the core (the driver puts the peer's address there). */
+export interface ConfChange {
+  type: ConfChangeType;
+  nodeId: number;
+  context?: Uint8Array;
+}
+
+export enum MessageType {
+  MsgHup = 0,
+  MsgBeat = 1,
+  MsgProp = 2,
+  MsgApp = 3,
+  MsgAppResp = 4,
+  MsgVote = 5,
+  MsgVoteResp = 6,
+  MsgSnap = 7,
+  MsgHeartbeat = 8,
+  MsgHeartbeatResp = 9,
+  MsgUnreachable = 10,
+  MsgSnapStatus = 11,
+  MsgCheckQuorum = 12,
+  MsgTransferLeader = 13,
+  MsgTimeoutNow = 14,
+  MsgReadIndex = 15,
+  MsgReadIndexResp = 16,
+  MsgPreVote = 17,
+  MsgPreVoteResp = 18,
+}
+
+/**
+ * A message between nodes (or from the driver to its own node). Plain data,
+ * so a transport can encode it with msgpack as it is.
+ */
+export interface Message {
+  type: MessageType;
+  to: number;
+  from: number;
+  term: number;
+  /** MsgApp: term of the entry at `index` (prevLogTerm). Votes: the candidate's last log term. */
+  logTerm: number;
+  /** MsgApp: prevLogIndex. Votes: the candidate's last log index. Responses: the index acknowledged or rejected. */
+  index: number;
+  entries: Entry[];
+  commit: number;
+  snapshot?: Snapshot;
+  reject: boolean;
+  /** On a rejected MsgAppResp: the follower's hint of where the leader should look next. */
+  rejectHint: number;
+  /** On a rejected MsgAppResp: the term of the entry at rejectHint, so the leader skips back a whole term. */
+  rejectHintTerm?: number;
+  /** ReadIndex request context, or the campaign-transfer marker on votes. */
+  context?: Uint8Array;
+}
+
+export enum StateType {
+  StateFollower = 0,
+  StateCandidate = 1,
+  StateLeader = 2,
+  StatePreCandidate = 3,
+}
+
+export enum ProgressStateType {
+  ProgressStateProbe = 0,
+  ProgressStateReplicate = 1,
+  ProgressStateSnapshot = 2,
+}
+
+/** Volatile state, reported in a Ready when it changes; never persisted. */
+export interface SoftState {
+  lead: number;
+  state: StateType;
+}
+
+/** A linearizable read point: once `index` is applied, a read tagged `context` may be served. */
+export interface ReadState {
+  index: number;
+  context: Uint8Array;
+}
+
+/**
+ * Everything the caller must do after the core changed. The order for one Ready:
+ *  1. send `messages` at once (the leader's MsgApps go out while its own disk write runs);
+ *  2. persist `snapshot`, `entries` and `hardState` (entries may overwrite a suffix);
+ *  3. call `advance(rd)` as soon as the Ready is handed out (the next Ready may be taken
+ *     while this one's write is still in flight);
+ *  4. once step 2 is durable: send `messagesAfterPersist`, then call `persisted(rd)`;
+ *  5. apply `committedEntries` in order (after `snapshot`, if any).
+ */
+export interface Ready {
+  softState?: SoftState;
+  /** Set when term, vote or commit changed. */
+  hardState?: HardState;
+  readStates: ReadState[];
+  /** To append to stable storage. */
+  entries: Entry[];
+  /** To install in stable storage and restore into the state machine. */
+  snapshot?: Snapshot;
+  /** Committed entries to apply, in order, bounded by maxCommittedSizePerReady. */
+  committedEntries: Entry[];
+  /** Safe to send before anything in this Ready is durable. */
+  messages: Message[];
+  /** Votes, MsgAppResps and the like: send only after this Ready's entries, hardState and snapshot are durable. */
+  messagesAfterPersist: Message[];
+  /** True when entries, hardState or snapshot must be fsynced. */
+  mustSync: boolean;
+}
+
+export interface ProgressStatus {
+  match: number;
+  next: number;
+  state: ProgressStateType;
+  /** Messages in flight (replicate state). */
+  inflight: number;
+  inflightBytes: number;
+  paused: boolean;
+  recentActive: boolean;
+  isLearner: boolean;
+}
+
+export interface Status {
+  id: number;
+  term: number;
+  vote: number;
+  commit: number;
+  applied: number;
+  lead: number;
+  state: StateType;
+  leadTransferee: number;
+  conf: ConfState;
+  /** Only on the leader. */
+  progress?: Record<number, ProgressStatus>;
+}
+
+/** The leader's result of a proposal: where its entries landed. */
+export interface ProposalPosition {
+  /** Index of the first proposed entry. */
+  index: number;
+  term: number;
+}
+
+/** Stable storage as the core sees it: synchronous, read-only (the caller writes). */
+export interface Storage {
+  initialState(): { hardState: HardState; confState: ConfState };
+  /** Entries in [lo, hi), at most maxSize bytes but always at least one if any. Throws CompactedError below firstIndex. */
+  entries(lo: number, hi: number, maxSize: number): Entry[];
+  /** Term of entry i; valid for firstIndex()-1 (the snapshot's term) .. lastIndex(). Throws CompactedError below. */
+  term(i: number): number;
+  firstIndex(): number;
+  lastIndex(): number;
+  /** The latest snapshot. May throw SnapshotTemporarilyUnavailableError. */
+  snapshot(): Snapshot;
+}
