@@ -1,0 +1,367 @@
+// The safety invariants of Raft, checked incrementally as the simulator (or a
+// test feeding a made-up history) reports what each node did. The checker keeps
+// its own shadow of every node's log, built only from what the node handed out,
+// so it never trusts the core's view of itself.
+import type { Entry, HardState } from '../../src/raft/types.js';
+
+export class InvariantViolation extends Error {
+  readonly code = 'SIM_INVARIANT';
+  constructor(
+    /** Which invariant broke, e.g. 'election-safety'. */
+    readonly invariant: string,
+    detail: string,
+  ) {
+    super(`${invariant}: ${detail}`);
+    this.name = 'InvariantViolation';
+  }
+}
+
+/** What uniquely identifies an entry's content: index and term are not enough for a broken core. */
+export function entryKey(e: Pick<Entry, 'term' | 'type' | 'data'>): string {
+  let s = `${e.term}/${e.type}/`;
+  for (let i = 0; i < e.data.length; i++) s += String.fromCharCode(e.data[i]!);
+  return s;
+}
+
+/** The state machine of the simulation: a running FNV-1a hash over applied entry keys. */
+export function mixHash(prev: number, key: string): number {
+  let h = prev ^ 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** A node's log as the checker sees it: a compacted prefix up to `offset`, then entries. */
+interface ShadowLog {
+  offset: number;
+  offsetTerm: number;
+  terms: number[];
+  keys: string[];
+}
+
+interface NodeView {
+  log: ShadowLog;
+  term: number;
+  leader: boolean;
+  commit: number;
+  applied: number;
+}
+
+/** Whether `node` has durably stored the entry at `index` with `term` (or a durable snapshot covering it). */
+export type DurableProbe = (node: number, index: number, term: number) => boolean;
+
+export class InvariantChecker {
+  private readonly nodes = new Map<number, NodeView>();
+  /** Who led each term. */
+  private readonly leaderOfTerm = new Map<number, number>();
+  /** committed[i]: the key of the entry committed at index i (1-based; [0] unused). */
+  private readonly committed: string[] = [''];
+  private readonly committedTerm: number[] = [0];
+  /** The lowest term in which index i was known committed. */
+  private readonly commitTerm: number[] = [0];
+  /** hashes[i]: state machine hash after applying committed[1..i]. */
+  private readonly hashes: number[] = [0];
+  private readonly durableCommit = new Map<number, number>();
+
+  /** Highest index known committed anywhere. */
+  get commitIndex(): number {
+    return this.committed.length - 1;
+  }
+
+  committedKey(index: number): string | undefined {
+    return this.committed[index];
+  }
+
+  hashAt(index: number): number | undefined {
+    return this.hashes[index];
+  }
+
+  private view(node: number): NodeView {
+    let v = this.nodes.get(node);
+    if (v === undefined) {
+      v = { log: { offset: 0, offsetTerm: 0, terms: [], keys: [] }, term: 0, leader: false, commit: 0, applied: 0 };
+      this.nodes.set(node, v);
+    }
+    return v;
+  }
+
+  /** The term of `index` in the node's shadow log, or undefined when outside it. */
+  termAt(node: number, index: number): number | undefined {
+    const log = this.view(node).log;
+    if (index === log.offset) return log.offsetTerm;
+    if (index < log.offset || index > log.offset + log.terms.length) return undefined;
+    return log.terms[index - log.offset - 1];
+  }
+
+  private keyAt(log: ShadowLog, index: number): string | undefined {
+    if (index <= log.offset || index > log.offset + log.keys.length) return undefined;
+    return log.keys[index - log.offset - 1];
+  }
+
+  lastIndex(node: number): number {
+    const log = this.view(node).log;
+    return log.offset + log.terms.length;
+  }
+
+  /**
+   * The node restarted (or started) with this durable state: its log is the
+   * compacted prefix up to snapIndex plus `entries`; its state machine was
+   * restored from the snapshot at snapIndex.
+   */
+  nodeStarted(
+    node: number,
+    durable: { term: number; commit: number; snapIndex: number; snapTerm: number; entries: readonly Entry[] },
+  ): void {
+    const { term, commit: durableCommit, snapIndex, snapTerm, entries } = durable;
+    const v = this.view(node);
+    v.log = { offset: snapIndex, offsetTerm: snapTerm, terms: [], keys: [] };
+    v.term = term;
+    v.leader = false;
+    v.commit = durableCommit;
+    v.applied = snapIndex;
+    if (entries.length > 0) this.logAppended(node, entries);
+    const prev = this.durableCommit.get(node) ?? 0;
+    if (durableCommit < prev) {
+      throw new InvariantViolation('commit-monotonic', `node ${node} restarted with durable commit ${durableCommit} below ${prev}`);
+    }
+  }
+
+  /** The node handed out entries to append: they replace its log from entries[0].index on. */
+  logAppended(node: number, entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const log = this.view(node).log;
+    const first = entries[0]!.index;
+    if (first <= log.offset) {
+      throw new InvariantViolation('log-matching', `node ${node} appended at ${first}, inside its snapshot (up to ${log.offset})`);
+    }
+    if (first > log.offset + log.terms.length + 1) {
+      throw new InvariantViolation('log-matching', `node ${node} appended at ${first} leaving a gap after ${log.offset + log.terms.length}`);
+    }
+    const keep = first - log.offset - 1;
+    if (keep < log.terms.length) {
+      // A node that holds a committed entry must never lose it or see it replaced.
+      for (let i = first; i <= Math.min(this.commitIndex, log.offset + log.terms.length); i++) {
+        if (this.keyAt(log, i) !== this.committed[i]) continue;
+        const e = entries[i - first];
+        if (e === undefined || entryKey(e) !== this.committed[i]) {
+          throw new InvariantViolation('log-matching', `node ${node} truncated committed entry ${i} (${this.committed[i]})`);
+        }
+      }
+      log.terms.length = keep;
+      log.keys.length = keep;
+    }
+    let prevTerm = this.termAt(node, first - 1)!;
+    for (let j = 0; j < entries.length; j++) {
+      const e = entries[j]!;
+      if (e.index !== first + j) {
+        throw new InvariantViolation('log-matching', `node ${node} appended non-contiguous entries (${e.index} after ${first + j - 1})`);
+      }
+      if (e.term < prevTerm) {
+        throw new InvariantViolation('log-matching', `node ${node} log term decreases at ${e.index}: ${prevTerm} then ${e.term}`);
+      }
+      const key = entryKey(e);
+      this.matchGlobal(node, e.index, e.term, key, prevTerm);
+      log.terms.push(e.term);
+      log.keys.push(key);
+      prevTerm = e.term;
+    }
+  }
+
+  /**
+   * Log Matching: the first node to hold (index, term) fixes the entry and the
+   * term before it; every other log with (index, term) must agree, which by
+   * induction makes the logs identical up to there.
+   */
+  private readonly byIndexTerm = new Map<string, { key: string; prevTerm: number }>();
+  private matchGlobal(node: number, index: number, term: number, key: string, prevTerm: number): void {
+    const id = `${index}/${term}`;
+    const seen = this.byIndexTerm.get(id);
+    if (seen === undefined) {
+      this.byIndexTerm.set(id, { key, prevTerm });
+      return;
+    }
+    if (seen.key !== key) {
+      throw new InvariantViolation('log-matching', `node ${node} holds a different entry at index ${index} term ${term}: ${key} vs ${seen.key}`);
+    }
+    if (seen.prevTerm !== prevTerm) {
+      throw new InvariantViolation(
+        'log-matching',
+        `node ${node} has entry ${index}/${term} after term ${prevTerm}, another log after term ${seen.prevTerm}`,
+      );
+    }
+  }
+
+  /** The node's log was replaced by a snapshot up to (index, term). */
+  snapshotInstalled(node: number, index: number, term: number): void {
+    const v = this.view(node);
+    if (index < v.commit) {
+      throw new InvariantViolation('commit-monotonic', `node ${node} installed snapshot ${index} below its commit ${v.commit}`);
+    }
+    const known = this.committedTerm[index];
+    if (known !== undefined && index > 0 && known !== term) {
+      throw new InvariantViolation('state-machine-safety', `node ${node} installed snapshot ${index}/${term}, committed term there is ${known}`);
+    }
+    v.log = { offset: index, offsetTerm: term, terms: [], keys: [] };
+  }
+
+  /** The node compacted its log up to index (its own snapshot). */
+  logCompacted(node: number, index: number): void {
+    const log = this.view(node).log;
+    if (index <= log.offset) return;
+    const drop = index - log.offset;
+    log.offsetTerm = log.terms[drop - 1]!;
+    log.terms.splice(0, drop);
+    log.keys.splice(0, drop);
+    log.offset = index;
+  }
+
+  /** The node is (as of its latest Ready) in `term`, leading it or not. */
+  roleObserved(node: number, term: number, leader: boolean): void {
+    const v = this.view(node);
+    if (term < v.term) {
+      // Terms only grow while a node lives; a restart reloads the durable term (see nodeStarted).
+      throw new InvariantViolation('term-monotonic', `node ${node} went from term ${v.term} back to ${term}`);
+    }
+    const becameLeader = leader && !(v.leader && v.term === term);
+    v.term = term;
+    v.leader = leader;
+    if (!leader) return;
+    const other = this.leaderOfTerm.get(term);
+    if (other !== undefined && other !== node) {
+      throw new InvariantViolation('election-safety', `two leaders in term ${term}: node ${other} and node ${node}`);
+    }
+    this.leaderOfTerm.set(term, node);
+    if (becameLeader) {
+      for (let i = 1; i <= this.commitIndex; i++) this.checkLeaderHas(node, v, i);
+    }
+  }
+
+  /** Leader Completeness: an entry committed in a term is in the log of every leader of a later term. */
+  private checkLeaderHas(node: number, v: NodeView, index: number): void {
+    if (this.commitTerm[index]! >= v.term) return;
+    if (index <= v.log.offset) return; // compacted: it was committed in the node's own view
+    const key = this.keyAt(v.log, index);
+    if (key !== this.committed[index]) {
+      throw new InvariantViolation(
+        'leader-completeness',
+        `leader ${node} of term ${v.term} lacks entry ${index} (${this.committed[index]}) committed in term ${this.commitTerm[index]}, has ${key ?? 'nothing'}`,
+      );
+    }
+  }
+
+  /**
+   * The node announced commit index `commit` while in `term`. When it leads, a
+   * majority of `voters` must durably hold every newly committed entry.
+   */
+  commitObserved(node: number, commit: number, voters: readonly number[], durable: DurableProbe): void {
+    const v = this.view(node);
+    if (commit < v.commit) {
+      throw new InvariantViolation('commit-monotonic', `node ${node} commit went from ${v.commit} back to ${commit}`);
+    }
+    if (commit > this.lastIndex(node)) {
+      throw new InvariantViolation('commit-in-log', `node ${node} commits ${commit} beyond its last index ${this.lastIndex(node)}`);
+    }
+    for (let i = v.commit + 1; i <= commit; i++) {
+      if (i <= v.log.offset) continue; // covered by a snapshot, checked on install
+      const key = this.keyAt(v.log, i)!;
+      const term = this.termAt(node, i)!;
+      if (i <= this.commitIndex) {
+        if (this.committed[i] !== key) {
+          throw new InvariantViolation('state-machine-safety', `node ${node} commits ${key} at ${i}, already committed there: ${this.committed[i]}`);
+        }
+        continue;
+      }
+      if (i !== this.commitIndex + 1) {
+        throw new InvariantViolation('commit-in-log', `node ${node} commits ${i} while the known committed prefix ends at ${this.commitIndex}`);
+      }
+      if (v.leader) {
+        let have = 0;
+        for (const id of voters) if (durable(id, i, term)) have++;
+        if (have * 2 <= voters.length) {
+          throw new InvariantViolation(
+            'commit-durable-on-majority',
+            `leader ${node} committed entry ${i} (term ${term}) held durably by only ${have} of voters [${voters.join(',')}]`,
+          );
+        }
+      }
+      this.committed.push(key);
+      this.committedTerm.push(term);
+      this.commitTerm.push(v.term);
+      for (const [id, other] of this.nodes) {
+        if (other.leader && id !== node) this.checkLeaderHas(id, other, i);
+      }
+    }
+    v.commit = commit;
+  }
+
+  /** The node wrote this HardState to stable storage. */
+  durableHardStateObserved(node: number, hs: HardState): void {
+    const prev = this.durableCommit.get(node) ?? 0;
+    if (hs.commit < prev) {
+      throw new InvariantViolation('commit-monotonic', `node ${node} durable commit went from ${prev} back to ${hs.commit}`);
+    }
+    this.durableCommit.set(node, hs.commit);
+    const prevTerm = this.durableTerm.get(node) ?? 0;
+    if (hs.term < prevTerm) {
+      throw new InvariantViolation('term-monotonic', `node ${node} durable term went from ${prevTerm} back to ${hs.term}`);
+    }
+    const votes = this.durableVote.get(node);
+    if (votes !== undefined && hs.term === prevTerm && votes !== 0 && hs.vote !== votes) {
+      throw new InvariantViolation('one-vote-per-term', `node ${node} voted for ${votes} and then ${hs.vote} in term ${hs.term}`);
+    }
+    this.durableTerm.set(node, hs.term);
+    this.durableVote.set(node, hs.vote);
+  }
+  private readonly durableTerm = new Map<number, number>();
+  private readonly durableVote = new Map<number, number>();
+
+  /** The node applied `entry` to its state machine, which now hashes to `hash`. */
+  applied(node: number, entry: Entry, hash: number): void {
+    const v = this.view(node);
+    const i = entry.index;
+    if (i !== v.applied + 1) {
+      throw new InvariantViolation('applied-prefix', `node ${node} applied index ${i} after ${v.applied}`);
+    }
+    if (i > v.commit) {
+      throw new InvariantViolation('applied-prefix', `node ${node} applied ${i} beyond its commit ${v.commit}`);
+    }
+    const key = entryKey(entry);
+    const want = this.committed[i];
+    if (want === undefined) {
+      throw new InvariantViolation('applied-prefix', `node ${node} applied ${i} (${key}) which no node reported committed`);
+    }
+    if (want !== key) {
+      throw new InvariantViolation('applied-prefix', `node ${node} applied ${key} at ${i}, the common sequence has ${want}`);
+    }
+    const known = this.hashes[i];
+    if (known === undefined) {
+      const prev = this.hashes[i - 1];
+      if (prev === undefined) throw new InvariantViolation('applied-prefix', `no state known before index ${i}`);
+      this.hashes[i] = mixHash(prev, key);
+    }
+    if (this.hashes[i] !== hash) {
+      throw new InvariantViolation('applied-prefix', `node ${node} state after ${i} is ${hash}, the common sequence gives ${this.hashes[i]}`);
+    }
+    v.applied = i;
+  }
+
+  /** The node restored its state machine from a snapshot at `index` whose state hashes to `hash`. */
+  stateRestored(node: number, index: number, hash: number): void {
+    const v = this.view(node);
+    const want = this.hashes[index];
+    if (want === undefined) {
+      throw new InvariantViolation('applied-prefix', `node ${node} restored a snapshot at ${index}, a state no node ever reached`);
+    }
+    if (want !== hash) {
+      throw new InvariantViolation('applied-prefix', `node ${node} restored state ${hash} at ${index}, the common sequence gives ${want}`);
+    }
+    if (index < v.applied) {
+      throw new InvariantViolation('applied-prefix', `node ${node} restored snapshot ${index} below its applied ${v.applied}`);
+    }
+    v.applied = index;
+  }
+
+  /** Entries of the normal type applied so far on `node` (for liveness checks). */
+  appliedIndex(node: number): number {
+    return this.view(node).applied;
+  }
+}
