@@ -1,0 +1,24 @@
+export class StorageError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A snapshot file failed its checksum or is malformed: never used. */
+export class SnapshotCorruptError extends StorageError {
+  readonly file: string;
+  constructor(file: string, detail: string) {
+    super('SNAPSHOT_CORRUPT', `snapshot file ${file} is corrupt: ${detail}`);
+    this.file = file;
+  }
+}
+
+/** The WAL names a snapshot whose file is missing. */
+export class SnapshotMissingError extends StorageError {
+  constructor(index: number, term: number, where: string) {
+    super('SNAPSHOT_MISSING', `the WAL records a snapshot at index ${index} term ${term}, but ${where} has no such file`);
+  }
+}

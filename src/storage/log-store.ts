@@ -1,0 +1,28 @@
+import type { Entry, HardState } from '../raft/types.js';
+
+/** The WAL's snapshot marker: where the log was cut, plus small opaque bytes. */
+export interface SnapshotMarker {
+  index: number;
+  term: number;
+  meta?: Uint8Array;
+}
+
+/**
+ * What the storage layer needs from a write-ahead log. The native `Wal` has this
+ * shape; the simulator's fault-injecting memory log has it too, so the real
+ * driver runs unchanged on both.
+ */
+export interface LogStore {
+  readonly hardState: HardState;
+  readonly snapshot: SnapshotMarker | null;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  /** Resolves once the entries and the hard state are durable; calls complete in order. */
+  append(entries: Entry[], hardState?: HardState): Promise<void>;
+  entriesSync(lo: number, hi: number, maxBytes?: number): Entry[];
+  term(index: number): number;
+  /** `discardLog`: a snapshot received from the leader replaces the whole log (Raft's InstallSnapshot). */
+  saveSnapshot(marker: SnapshotMarker, options?: { discardLog?: boolean }): Promise<void>;
+  releaseTo(index: number): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,127 @@
+import { CompactedError, UnavailableError } from '../raft/errors.js';
+import type { ConfState, Entry, HardState, Ready, Snapshot, Storage } from '../raft/types.js';
+import type { LogStore } from './log-store.js';
+import type { SnapshotStore } from './snapshot-store.js';
+
+/**
+ * Raft's stable storage over a write-ahead log and a snapshot store. The core reads
+ * it synchronously; the driver writes it through persist(), which keeps writes in
+ * Ready order while letting WAL appends pipeline (the WAL completes them in order).
+ */
+export class RaftStorage implements Storage {
+  private snap: Snapshot | null;
+  /** The last write handed out; everything before it completes first. */
+  private tail: Promise<void> = Promise.resolve();
+  /** Snapshot installs still running: appends queue behind them instead of going straight to the WAL. */
+  private installing = 0;
+  /** A commit-only HardState change waits for the next write: losing it in a crash only delays applying. */
+  private deferredHardState: HardState | undefined;
+
+  private constructor(
+    readonly wal: LogStore,
+    private readonly snapshots: SnapshotStore,
+    private readonly bootstrap: ConfState,
+    snap: Snapshot | null,
+  ) {
+    this.snap = snap;
+  }
+
+  /** `bootstrap` is the membership of a brand-new node (no snapshot yet). */
+  static async open(wal: LogStore, snapshots: SnapshotStore, bootstrap: ConfState): Promise<RaftStorage> {
+    const marker = wal.snapshot;
+    const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
+    return new RaftStorage(wal, snapshots, bootstrap, snap);
+  }
+
+  initialState(): { hardState: HardState; confState: ConfState } {
+    const { term, vote, commit } = this.wal.hardState;
+    return { hardState: { term, vote, commit }, confState: this.snap?.meta.conf ?? this.bootstrap };
+  }
+
+  firstIndex(): number {
+    return Math.max(this.wal.firstIndex, this.snapIndex() + 1);
+  }
+
+  lastIndex(): number {
+    return Math.max(this.wal.lastIndex, this.snapIndex());
+  }
+
+  term(i: number): number {
+    if (i === this.snapIndex()) return this.snap?.meta.term ?? 0;
+    if (i < this.firstIndex()) throw new CompactedError(i, this.firstIndex());
+    if (i > this.lastIndex()) throw new UnavailableError(i, this.lastIndex());
+    return this.wal.term(i);
+  }
+
+  entries(lo: number, hi: number, maxSize: number): Entry[] {
+    if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
+    if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
+    if (lo >= hi) return [];
+    return this.wal.entriesSync(lo, hi, maxSize);
+  }
+
+  snapshot(): Snapshot {
+    return this.snap ?? { meta: { index: 0, term: 0, conf: this.bootstrap }, data: new Uint8Array(0) };
+  }
+
+  /** Makes a Ready's snapshot, entries and hard state durable; resolves after every earlier persist. */
+  persist(rd: Ready): Promise<void> {
+    const { snapshot, entries } = rd;
+    let hardState = rd.hardState;
+    if (hardState !== undefined && entries.length === 0 && snapshot === undefined && !rd.mustSync) {
+      this.deferredHardState = hardState;
+      hardState = undefined;
+    } else if (hardState === undefined && this.deferredHardState !== undefined && entries.length > 0) {
+      hardState = this.deferredHardState;
+    }
+    if (hardState !== undefined) this.deferredHardState = undefined;
+
+    const write = entries.length > 0 || hardState !== undefined;
+    let p: Promise<void>;
+    if (snapshot !== undefined) {
+      this.installing++;
+      p = this.tail.then(() => this.install(snapshot, true)).finally(() => this.installing--);
+      if (write) p = p.then(() => this.wal.append(entries, hardState));
+    } else if (!write) {
+      p = this.tail;
+    } else if (this.installing > 0) {
+      p = this.tail.then(() => this.wal.append(entries, hardState));
+    } else {
+      p = this.wal.append(entries, hardState);
+    }
+    this.tail = p;
+    return p;
+  }
+
+  /**
+   * Records a local snapshot of the state machine at `index` (already applied) and
+   * releases the log below it. Runs after every earlier persist(), so the entry at
+   * `index` is durable by then even if it was committed before this node's own write.
+   */
+  compact(index: number, term: number, conf: ConfState, data: Uint8Array): Promise<void> {
+    const snapshot: Snapshot = { meta: { index, term, conf }, data };
+    this.installing++;
+    const p = this.tail.then(() => this.install(snapshot, false)).finally(() => this.installing--);
+    this.tail = p;
+    return p;
+  }
+
+  /** Every write handed out so far is durable. */
+  flush(): Promise<void> {
+    return this.tail;
+  }
+
+  private async install(snapshot: Snapshot, received: boolean): Promise<void> {
+    const { index, term } = snapshot.meta;
+    if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
+    await this.snapshots.save(snapshot);
+    await this.wal.saveSnapshot({ index, term }, { discardLog: received });
+    this.snap = snapshot;
+    await this.wal.releaseTo(index);
+    await this.snapshots.prune(index);
+  }
+
+  private snapIndex(): number {
+    return this.snap?.meta.index ?? 0;
+  }
+}
