@@ -1,2 +1,3 @@
 // The public face of raftlog. Each layer adds its exports here.
 export * from './raft/types.js';
+export * from './raft/index.js';

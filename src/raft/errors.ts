@@ -1,0 +1,116 @@
+// Every error the core throws is a RaftError with a stable `code`, so callers
+// branch on the code and never on the message text.
+
+export class RaftError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+export type ProposalDropReason =
+  | 'no-leader'
+  | 'transfer-pending'
+  | 'uncommitted-size'
+  | 'forwarding-disabled'
+  | 'not-member'
+  | 'conf-change-pending';
+
+/** The proposal was not appended anywhere; the caller may retry later. */
+export class ProposalDroppedError extends RaftError {
+  readonly reason: ProposalDropReason;
+  constructor(reason: ProposalDropReason, detail = '') {
+    super('RAFT_PROPOSAL_DROPPED', `raft proposal dropped: ${reason}${detail ? ` (${detail})` : ''}`);
+    this.reason = reason;
+  }
+}
+
+/** A read request could not be served or forwarded (no known leader). */
+export class ReadIndexDroppedError extends RaftError {
+  constructor(detail: string) {
+    super('RAFT_READ_INDEX_DROPPED', `raft read index dropped: ${detail}`);
+  }
+}
+
+/** Storage: the requested index is below the first index (compacted into a snapshot). */
+export class CompactedError extends RaftError {
+  constructor(index: number, firstIndex: number) {
+    super('RAFT_COMPACTED', `requested index ${index} is unavailable due to compaction (first index ${firstIndex})`);
+  }
+}
+
+/** Storage: the requested index is above the last index. */
+export class UnavailableError extends RaftError {
+  constructor(index: number, lastIndex: number) {
+    super('RAFT_UNAVAILABLE', `requested entry at index ${index} is unavailable (last index ${lastIndex})`);
+  }
+}
+
+/** Storage: a snapshot is being prepared; the leader retries later. */
+export class SnapshotTemporarilyUnavailableError extends RaftError {
+  constructor() {
+    super('RAFT_SNAPSHOT_TEMPORARILY_UNAVAILABLE', 'snapshot is temporarily unavailable');
+  }
+}
+
+/** Storage: applying or creating a snapshot older than the one already held. */
+export class SnapOutOfDateError extends RaftError {
+  constructor(index: number, current: number) {
+    super('RAFT_SNAP_OUT_OF_DATE', `snapshot at index ${index} is older than the current one at ${current}`);
+  }
+}
+
+/** A message failed validation (unknown type, missing or wrong-typed field, impossible values). Nothing changed. */
+export class InvalidMessageError extends RaftError {
+  constructor(detail: string) {
+    super('RAFT_INVALID_MESSAGE', `invalid raft message: ${detail}`);
+  }
+}
+
+/** A message type that only the node itself may generate arrived through step(). */
+export class StepLocalMsgError extends RaftError {
+  constructor(type: number) {
+    super('RAFT_STEP_LOCAL_MSG', `message type ${type} is local to a node and cannot be stepped from the network`);
+  }
+}
+
+/** A response arrived from a peer that is not in the configuration. Nothing changed. */
+export class StepPeerNotFoundError extends RaftError {
+  constructor(from: number) {
+    super('RAFT_STEP_PEER_NOT_FOUND', `raft: message from unknown peer ${from}`);
+  }
+}
+
+export class InvalidConfigError extends RaftError {
+  constructor(detail: string) {
+    super('RAFT_INVALID_CONFIG', `invalid raft config: ${detail}`);
+  }
+}
+
+export class InvalidConfChangeError extends RaftError {
+  constructor(detail: string) {
+    super('RAFT_INVALID_CONF_CHANGE', `invalid conf change: ${detail}`);
+  }
+}
+
+export class LeaderTransferError extends RaftError {
+  constructor(detail: string) {
+    super('RAFT_LEADER_TRANSFER', `leader transfer refused: ${detail}`);
+  }
+}
+
+/** The caller broke the Ready protocol (unknown Ready, advance out of order, ...). */
+export class ReadyProtocolError extends RaftError {
+  constructor(detail: string) {
+    super('RAFT_READY_PROTOCOL', `ready protocol violated: ${detail}`);
+  }
+}
+
+/** Durable state contradicts itself (e.g. commit beyond the last index). */
+export class CorruptStateError extends RaftError {
+  constructor(detail: string) {
+    super('RAFT_CORRUPT_STATE', `raft state is inconsistent: ${detail}`);
+  }
+}

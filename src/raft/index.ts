@@ -1,0 +1,26 @@
+// The consensus core's public face.
+export { RawNode } from './raw-node.js';
+export type { Config } from './config.js';
+export type { ReadOnlyOption } from './read-only.js';
+export { MemoryStorage } from './storage.js';
+export { encodeConfChange, decodeConfChange } from './confchange.js';
+export { entrySize, ENTRY_OVERHEAD } from './size.js';
+export { validateMessage } from './validate.js';
+export {
+  RaftError,
+  ProposalDroppedError,
+  type ProposalDropReason,
+  ReadIndexDroppedError,
+  CompactedError,
+  UnavailableError,
+  SnapshotTemporarilyUnavailableError,
+  SnapOutOfDateError,
+  InvalidMessageError,
+  StepLocalMsgError,
+  StepPeerNotFoundError,
+  InvalidConfigError,
+  InvalidConfChangeError,
+  LeaderTransferError,
+  ReadyProtocolError,
+  CorruptStateError,
+} from './errors.js';

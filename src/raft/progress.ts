@@ -1,0 +1,113 @@
+// What the leader knows about one follower's log, and the three ways it sends
+// to it: probe (one message at a time until the match point is found),
+// replicate (stream, bounded by the inflight window) and snapshot (wait).
+import { ProgressStateType } from './types.js';
+import { Inflights } from './inflights.js';
+
+export class Progress {
+  /** Highest index known to be durably replicated on the follower. */
+  match = 0;
+  /** Next index to send. */
+  next: number;
+  state: ProgressStateType = ProgressStateType.ProgressStateProbe;
+  /** In snapshot state: index of the snapshot in flight. */
+  pendingSnapshot = 0;
+  /** Heard from since the last CheckQuorum round (or since becoming leader). */
+  recentActive = false;
+  /** Probe: a message is out, wait for an answer or a heartbeat response. Replicate: window full. */
+  msgAppFlowPaused = false;
+  /** Highest commit index sent to the follower. */
+  sentCommit = 0;
+  readonly inflights: Inflights;
+  isLearner: boolean;
+
+  constructor(next: number, maxInflightMsgs: number, maxInflightBytes: number, isLearner: boolean) {
+    this.next = next;
+    this.inflights = new Inflights(maxInflightMsgs, maxInflightBytes);
+    this.isLearner = isLearner;
+  }
+
+  /** A fresh start under a new leader term. */
+  reset(match: number, next: number): void {
+    this.resetState(ProgressStateType.ProgressStateProbe);
+    this.match = match;
+    this.next = next;
+    this.recentActive = false;
+    this.sentCommit = 0;
+  }
+
+  private resetState(state: ProgressStateType): void {
+    this.msgAppFlowPaused = false;
+    this.pendingSnapshot = 0;
+    this.state = state;
+    this.inflights.reset();
+  }
+
+  becomeProbe(): void {
+    // After a snapshot, resume right after it: the follower has at least that much.
+    if (this.state === ProgressStateType.ProgressStateSnapshot) {
+      const pending = this.pendingSnapshot;
+      this.resetState(ProgressStateType.ProgressStateProbe);
+      this.next = Math.max(this.match + 1, pending + 1);
+    } else {
+      this.resetState(ProgressStateType.ProgressStateProbe);
+      this.next = this.match + 1;
+    }
+  }
+
+  becomeReplicate(): void {
+    this.resetState(ProgressStateType.ProgressStateReplicate);
+    this.next = this.match + 1;
+  }
+
+  becomeSnapshot(snapshotIndex: number): void {
+    this.resetState(ProgressStateType.ProgressStateSnapshot);
+    this.pendingSnapshot = snapshotIndex;
+    this.next = snapshotIndex + 1;
+  }
+
+  /** Bookkeeping after a MsgApp with `entries` entries (`bytes` in total) went out. */
+  sentEntries(entries: number, bytes: number): void {
+    if (this.state === ProgressStateType.ProgressStateReplicate) {
+      if (entries > 0) {
+        this.next += entries;
+        this.inflights.add(this.next - 1, bytes);
+      }
+      this.msgAppFlowPaused = this.inflights.full();
+    } else if (this.state === ProgressStateType.ProgressStateProbe) {
+      this.msgAppFlowPaused = true;
+    }
+  }
+
+  /** An acknowledgement up to `n`; false when it was stale. */
+  maybeUpdate(n: number): boolean {
+    if (n <= this.match) return false;
+    this.match = n;
+    if (n + 1 > this.next) this.next = n + 1;
+    this.msgAppFlowPaused = false;
+    return true;
+  }
+
+  /**
+   * A rejection of the MsgApp whose previous index was `rejected`; the follower
+   * suggests `matchHint` as the highest index that may match. False when stale.
+   */
+  maybeDecrTo(rejected: number, matchHint: number): boolean {
+    if (this.state === ProgressStateType.ProgressStateReplicate) {
+      // In replicate state only a rejection above match is news; restart from match.
+      if (rejected <= this.match) return false;
+      this.next = this.match + 1;
+      return true;
+    }
+    // Probe: only the answer to the message we are waiting for counts.
+    if (this.next - 1 !== rejected) return false;
+    this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    this.msgAppFlowPaused = false;
+    return true;
+  }
+
+  isPaused(): boolean {
+    if (this.state === ProgressStateType.ProgressStateSnapshot) return true;
+    return this.msgAppFlowPaused;
+  }
+}

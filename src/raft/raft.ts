@@ -1,0 +1,824 @@
+// The Raft state machine of one node: roles, terms, voting, replication,
+// commitment, reads, leadership transfer and membership. Pure: every input is
+// a call (step, tick, ...), every output lands in msgs / msgsAfterAppend /
+// readStates and the log, which RawNode turns into Readys.
+import {
+  EntryType,
+  MessageType,
+  None,
+  ProgressStateType,
+  StateType,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type ProposalPosition,
+  type ReadState,
+  type Snapshot,
+} from './types.js';
+import type { ResolvedConfig } from './config.js';
+import { RaftLog } from './log.js';
+import { ProgressTracker } from './tracker.js';
+import type { Progress } from './progress.js';
+import { VoteResult } from './quorum.js';
+import { ReadOnly } from './read-only.js';
+import { applyToConfState, decodeConfChange } from './confchange.js';
+import { entrySize, payloadSize } from './size.js';
+import {
+  CorruptStateError,
+  ProposalDroppedError,
+  ReadIndexDroppedError,
+  SnapshotTemporarilyUnavailableError,
+} from './errors.js';
+
+/** Marks the votes of a campaign started by MsgTimeoutNow: they bypass the leader lease. */
+export const CAMPAIGN_TRANSFER: Uint8Array = Uint8Array.from([...'CampaignTransfer'].map((c) => c.charCodeAt(0)));
+
+const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
+const NO_DATA = new Uint8Array(0);
+
+type CampaignType = 'pre-election' | 'election' | 'transfer';
+
+export function newMessage(type: MessageType, to: number, from: number, term: number): Message {
+  return { type, to, from, term, logTerm: 0, index: 0, entries: NO_ENTRIES, commit: 0, reject: false, rejectHint: 0 };
+}
+
+function isTransferContext(ctx: Uint8Array | undefined): boolean {
+  if (ctx === undefined || ctx.length !== CAMPAIGN_TRANSFER.length) return false;
+  for (let i = 0; i < ctx.length; i++) if (ctx[i] !== CAMPAIGN_TRANSFER[i]) return false;
+  return true;
+}
+
+export class Raft {
+  readonly id: number;
+  term = 0;
+  vote = None;
+  lead = None;
+  state: StateType = StateType.StateFollower;
+  isLearner = false;
+  readonly raftLog: RaftLog;
+  readonly trk: ProgressTracker;
+  readonly readOnly: ReadOnly;
+
+  /** Messages that may leave at once. */
+  msgs: Message[] = [];
+  /** Messages that may leave only once everything accepted before them is durable (some addressed to self). */
+  msgsAfterAppend: Message[] = [];
+  readStates: ReadState[] = [];
+
+  leadTransferee = None;
+  /** Index of the latest conf change proposed by this leader; no new one until it is applied. */
+  pendingConfIndex = 0;
+  /** Payload bytes this leader appended that are not yet committed and applied. */
+  uncommittedSize = 0;
+  /** Reads that arrived before this leader committed an entry of its term. */
+  private pendingReadIndexMessages: Message[] = [];
+
+  electionElapsed = 0;
+  heartbeatElapsed = 0;
+  randomizedElectionTimeout = 0;
+
+  private readonly electionTimeout: number;
+  private readonly heartbeatTimeout: number;
+  private readonly checkQuorum: boolean;
+  private readonly preVote: boolean;
+  private readonly maxMsgSize: number;
+  private readonly maxUncommittedSize: number;
+  private readonly disableProposalForwarding: boolean;
+  private readonly random: () => number;
+
+  constructor(c: ResolvedConfig) {
+    this.id = c.id;
+    this.electionTimeout = c.electionTick;
+    this.heartbeatTimeout = c.heartbeatTick;
+    this.checkQuorum = c.checkQuorum;
+    this.preVote = c.preVote;
+    this.maxMsgSize = c.maxSizePerMsg;
+    this.maxUncommittedSize = c.maxUncommittedEntriesSize;
+    this.disableProposalForwarding = c.disableProposalForwarding;
+    this.random = c.random;
+    this.raftLog = new RaftLog(c.storage, c.maxCommittedSizePerReady);
+    this.trk = new ProgressTracker(c.maxInflightMsgs, c.maxInflightBytes);
+    this.readOnly = new ReadOnly(c.readOnlyOption);
+
+    const { hardState, confState } = c.storage.initialState();
+    this.trk.setConf(confState, this.raftLog.lastIndex() + 1);
+    this.isLearner = this.trk.learners.includes(this.id);
+    this.loadState(hardState);
+    if (c.applied > 0) {
+      if (c.applied > this.raftLog.committed) throw new CorruptStateError(`applied ${c.applied} is beyond commit ${this.raftLog.committed}`);
+      this.raftLog.appliedTo(c.applied);
+    }
+    this.becomeFollower(this.term, None);
+  }
+
+  private loadState(hs: HardState): void {
+    const last = this.raftLog.lastIndex();
+    if (hs.commit > last) throw new CorruptStateError(`hard state commit ${hs.commit} is beyond the last index ${last}`);
+    if (hs.commit > this.raftLog.committed) this.raftLog.committed = hs.commit;
+    this.term = hs.term;
+    this.vote = hs.vote;
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.raftLog.committed };
+  }
+
+  // ---- sending -------------------------------------------------------------
+
+  private msg(type: MessageType, to: number): Message {
+    return newMessage(type, to, this.id, this.term);
+  }
+
+  private send(m: Message): void {
+    // Acknowledgements and votes promise durability: they wait for the write.
+    if (m.type === MessageType.MsgAppResp || m.type === MessageType.MsgVoteResp || m.type === MessageType.MsgPreVoteResp) {
+      this.msgsAfterAppend.push(m);
+    } else {
+      this.msgs.push(m);
+    }
+  }
+
+  /** Sends a MsgApp (or a snapshot) to `to` if its progress allows; false when nothing went out. */
+  private maybeSendAppend(to: number, sendIfEmpty: boolean): boolean {
+    const pr = this.trk.progress.get(to)!;
+    if (pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.raftLog.term(prevIndex);
+    if (prevTerm === undefined) return this.maybeSendSnapshot(to, pr);
+    let ents = NO_ENTRIES;
+    // A full window sends only empty MsgApps: they still get answers, which free the window if messages were lost.
+    if (pr.state !== ProgressStateType.ProgressStateReplicate || !pr.inflights.full()) {
+      ents = this.raftLog.entriesFrom(pr.next, this.maxMsgSize);
+    }
+    if (ents.length === 0 && !sendIfEmpty) return false;
+    let bytes = 0;
+    for (let i = 0; i < ents.length; i++) bytes += entrySize(ents[i]!);
+    const m = this.msg(MessageType.MsgApp, to);
+    m.index = prevIndex;
+    m.logTerm = prevTerm;
+    m.entries = ents;
+    m.commit = this.raftLog.committed;
+    this.send(m);
+    pr.sentEntries(ents.length, bytes);
+    if (m.commit > pr.sentCommit) pr.sentCommit = m.commit;
+    return true;
+  }
+
+  private sendAppend(to: number): void {
+    this.maybeSendAppend(to, true);
+  }
+
+  private maybeSendSnapshot(to: number, pr: Progress): boolean {
+    if (!pr.recentActive) return false;
+    let snap: Snapshot;
+    try {
+      snap = this.raftLog.snapshot();
+    } catch (e) {
+      // Storage is preparing one; the next heartbeat response retries.
+      if (e instanceof SnapshotTemporarilyUnavailableError) return false;
+      throw e;
+    }
+    if (snap.meta.index === 0) throw new CorruptStateError(`follower ${to} needs a snapshot but storage has none`);
+    pr.becomeSnapshot(snap.meta.index);
+    const m = this.msg(MessageType.MsgSnap, to);
+    m.snapshot = snap;
+    this.send(m);
+    return true;
+  }
+
+  private sendHeartbeat(to: number, ctx: Uint8Array | undefined): void {
+    const pr = this.trk.progress.get(to)!;
+    // Never tell a follower to commit beyond what it is known to hold.
+    const commit = Math.min(pr.match, this.raftLog.committed);
+    const m = this.msg(MessageType.MsgHeartbeat, to);
+    m.commit = commit;
+    if (ctx !== undefined) m.context = ctx;
+    this.send(m);
+    if (commit > pr.sentCommit) pr.sentCommit = commit;
+  }
+
+  bcastAppend(): void {
+    const peers = this.trk.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const id = peers[i]!;
+      if (id !== this.id) this.sendAppend(id);
+    }
+  }
+
+  private bcastHeartbeat(ctx: Uint8Array | undefined = this.readOnly.lastPendingContext()): void {
+    const peers = this.trk.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const id = peers[i]!;
+      if (id !== this.id) this.sendHeartbeat(id, ctx);
+    }
+  }
+
+  // ---- roles ---------------------------------------------------------------
+
+  private reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = None;
+    }
+    this.lead = None;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.leadTransferee = None;
+    this.trk.resetVotes();
+    const last = this.raftLog.lastIndex();
+    // Our own match is what is durable, never what is merely accepted.
+    const stable = Math.min(last, this.raftLog.stableLastIndex());
+    for (const [id, pr] of this.trk.progress) pr.reset(id === this.id ? stable : 0, last + 1);
+    this.pendingConfIndex = 0;
+    this.uncommittedSize = 0;
+    this.readOnly.reset();
+    this.pendingReadIndexMessages = [];
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    const r = this.random();
+    this.randomizedElectionTimeout = this.electionTimeout + Math.min(this.electionTimeout - 1, Math.floor(r * this.electionTimeout));
+  }
+
+  becomeFollower(term: number, lead: number): void {
+    this.reset(term);
+    this.lead = lead;
+    this.state = StateType.StateFollower;
+  }
+
+  private becomeCandidate(): void {
+    if (this.state === StateType.StateLeader) throw new CorruptStateError('leader cannot become candidate');
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.state = StateType.StateCandidate;
+  }
+
+  private becomePreCandidate(): void {
+    if (this.state === StateType.StateLeader) throw new CorruptStateError('leader cannot become pre-candidate');
+    // A pre-candidate changes neither term nor vote: that is the point of PreVote.
+    this.trk.resetVotes();
+    this.state = StateType.StatePreCandidate;
+    this.lead = None;
+  }
+
+  private becomeLeader(): void {
+    if (this.state === StateType.StateFollower) throw new CorruptStateError('follower cannot become leader without an election');
+    this.reset(this.term);
+    this.lead = this.id;
+    this.state = StateType.StateLeader;
+    const self = this.trk.progress.get(this.id)!;
+    self.becomeReplicate();
+    self.recentActive = true;
+    // Conf changes already in the log must be applied before this leader proposes another.
+    this.pendingConfIndex = this.raftLog.lastIndex();
+    // The empty entry of the term: once it commits, everything before it is committed too (Figure 8).
+    this.appendEntry([{ index: 0, term: 0, type: EntryType.Normal, data: NO_DATA }]);
+  }
+
+  /** Whether this node may campaign. */
+  promotable(): boolean {
+    const pr = this.trk.progress.get(this.id);
+    return pr !== undefined && !pr.isLearner && !this.raftLog.hasNextOrInProgressSnapshot();
+  }
+
+  private hasUnappliedConfChanges(): boolean {
+    const log = this.raftLog;
+    if (log.applied >= log.committed) return false;
+    const lo = Math.max(log.applied + 1, log.firstIndex());
+    let i = lo;
+    while (i <= log.committed) {
+      const ents = log.slice(i, log.committed + 1, 16 * 1024 * 1024);
+      for (const e of ents) if (e.type === EntryType.ConfChange) return true;
+      i += ents.length;
+    }
+    return false;
+  }
+
+  hup(t: CampaignType): void {
+    if (this.state === StateType.StateLeader) return;
+    if (!this.promotable()) return;
+    if (this.hasUnappliedConfChanges()) return;
+    this.campaign(t);
+  }
+
+  private campaign(t: CampaignType): void {
+    let voteType: MessageType;
+    let term: number;
+    if (t === 'pre-election') {
+      this.becomePreCandidate();
+      voteType = MessageType.MsgPreVote;
+      term = this.term + 1; // the term we would campaign in
+    } else {
+      this.becomeCandidate();
+      voteType = MessageType.MsgVote;
+      term = this.term;
+    }
+    const respType = voteType === MessageType.MsgVote ? MessageType.MsgVoteResp : MessageType.MsgPreVoteResp;
+    const lastIndex = this.raftLog.lastIndex();
+    const lastTerm = this.raftLog.lastTerm();
+    for (const id of this.trk.voters) {
+      if (id === this.id) {
+        // Our own vote counts once the HardState recording it is durable.
+        const m = newMessage(respType, this.id, this.id, term);
+        this.send(m);
+        continue;
+      }
+      const m = newMessage(voteType, id, this.id, term);
+      m.index = lastIndex;
+      m.logTerm = lastTerm;
+      if (t === 'transfer') m.context = CAMPAIGN_TRANSFER;
+      this.send(m);
+    }
+  }
+
+  private poll(id: number, granted: boolean): VoteResult {
+    this.trk.recordVote(id, granted);
+    return this.trk.tallyVotes().result;
+  }
+
+  // ---- time ----------------------------------------------------------------
+
+  tick(): void {
+    if (this.state === StateType.StateLeader) this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(this.preVote ? 'pre-election' : 'election');
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.electionTimeout) {
+      this.electionElapsed = 0;
+      if (this.checkQuorum && !this.trk.quorumActiveAndReset(this.id)) {
+        this.becomeFollower(this.term, None);
+        return;
+      }
+      // A transfer that did not finish within an election timeout is abandoned.
+      if (this.leadTransferee !== None) this.leadTransferee = None;
+    }
+    if (this.heartbeatElapsed >= this.heartbeatTimeout) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  // ---- input ---------------------------------------------------------------
+
+  /** Steps a validated message. Proposals go through propose(). */
+  step(m: Message): void {
+    if (m.term === 0) {
+      // local message
+    } else if (m.term > this.term) {
+      if (m.type === MessageType.MsgVote || m.type === MessageType.MsgPreVote) {
+        const force = isTransferContext(m.context);
+        const inLease = this.checkQuorum && this.lead !== None && this.electionElapsed < this.electionTimeout;
+        // The leader lease: a follower that heard from a leader recently does not help depose it.
+        if (!force && inLease) return;
+      }
+      if (m.type === MessageType.MsgPreVote) {
+        // Never change term on a pre-vote request.
+      } else if (m.type === MessageType.MsgPreVoteResp && !m.reject) {
+        // A granted pre-vote carries the future term; the term changes only if the pre-election is won.
+      } else if (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgSnap) {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, None);
+      }
+    } else if (m.term < this.term) {
+      if ((this.checkQuorum || this.preVote) && (m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgApp)) {
+        // A stale leader, perhaps cut off and unable to win again: tell it our term so it steps down.
+        this.send(this.msg(MessageType.MsgAppResp, m.from));
+      } else if (m.type === MessageType.MsgPreVote) {
+        const r = this.msg(MessageType.MsgPreVoteResp, m.from);
+        r.reject = true;
+        this.send(r);
+      }
+      return;
+    }
+
+    switch (m.type) {
+      case MessageType.MsgHup:
+        this.hup(this.preVote ? 'pre-election' : 'election');
+        return;
+      case MessageType.MsgVote:
+      case MessageType.MsgPreVote: {
+        const canVote =
+          this.vote === m.from ||
+          (this.vote === None && this.lead === None) ||
+          (m.type === MessageType.MsgPreVote && m.term > this.term);
+        const respType = m.type === MessageType.MsgVote ? MessageType.MsgVoteResp : MessageType.MsgPreVoteResp;
+        if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
+          // The response carries the request's term: for a pre-vote that is the future term.
+          this.send(newMessage(respType, m.from, this.id, m.term));
+          if (m.type === MessageType.MsgVote) {
+            this.electionElapsed = 0;
+            this.vote = m.from;
+          }
+        } else {
+          const r = this.msg(respType, m.from);
+          r.reject = true;
+          this.send(r);
+        }
+        return;
+      }
+      case MessageType.MsgProp:
+        this.propose(m);
+        return;
+    }
+
+    switch (this.state) {
+      case StateType.StateLeader:
+        this.stepLeader(m);
+        return;
+      case StateType.StateCandidate:
+      case StateType.StatePreCandidate:
+        this.stepCandidate(m);
+        return;
+      default:
+        this.stepFollower(m);
+    }
+  }
+
+  /** A proposal (local or forwarded). Returns where it landed on the leader, null when forwarded. */
+  propose(m: Message): ProposalPosition | null {
+    if (this.state === StateType.StateFollower) {
+      if (this.lead === None) throw new ProposalDroppedError('no-leader', `node ${this.id} knows no leader in term ${this.term}`);
+      if (this.disableProposalForwarding) throw new ProposalDroppedError('forwarding-disabled');
+      const fwd = newMessage(MessageType.MsgProp, this.lead, m.from, 0);
+      fwd.entries = m.entries;
+      this.send(fwd);
+      return null;
+    }
+    if (this.state !== StateType.StateLeader) throw new ProposalDroppedError('no-leader', `node ${this.id} is campaigning in term ${this.term}`);
+    if (!this.trk.progress.has(this.id)) throw new ProposalDroppedError('not-member', `leader ${this.id} was removed from the configuration`);
+    if (this.leadTransferee !== None) throw new ProposalDroppedError('transfer-pending', `leadership is moving to ${this.leadTransferee}`);
+
+    let confAt = -1;
+    for (let i = 0; i < m.entries.length; i++) {
+      if (m.entries[i]!.type !== EntryType.ConfChange) continue;
+      if (confAt >= 0) throw new ProposalDroppedError('conf-change-pending', 'one conf change per proposal');
+      if (this.pendingConfIndex > this.raftLog.applied) {
+        throw new ProposalDroppedError('conf-change-pending', `conf change at ${this.pendingConfIndex} not applied yet (applied ${this.raftLog.applied})`);
+      }
+      if (!this.committedEntryInCurrentTerm()) throw new ProposalDroppedError('conf-change-pending', 'leader has not committed an entry of its term yet');
+      // Refuse a change that cannot apply (e.g. removing the last voter) before it enters the log.
+      applyToConfState(this.trk.confState(), decodeConfChange(m.entries[i]!.data));
+      confAt = i;
+    }
+
+    let es = m.entries;
+    if (m.from !== this.id) {
+      // A forwarded message may be shared (or duplicated) by the transport: never mutate its entries.
+      es = new Array<Entry>(m.entries.length);
+      for (let i = 0; i < es.length; i++) es[i] = { index: 0, term: 0, type: m.entries[i]!.type, data: m.entries[i]!.data };
+    }
+    const first = this.raftLog.lastIndex() + 1;
+    if (!this.appendEntry(es)) {
+      throw new ProposalDroppedError('uncommitted-size', `${this.uncommittedSize} uncommitted bytes exceed the limit ${this.maxUncommittedSize}`);
+    }
+    if (confAt >= 0) this.pendingConfIndex = first + confAt;
+    this.bcastAppend();
+    return { index: first, term: this.term };
+  }
+
+  /** Leader: assigns index and term to `es` (mutates them) and appends; false if over the uncommitted budget. */
+  private appendEntry(es: Entry[]): boolean {
+    const li = this.raftLog.lastIndex();
+    const size = payloadSize(es);
+    if (this.maxUncommittedSize > 0 && this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.maxUncommittedSize) return false;
+    for (let i = 0; i < es.length; i++) {
+      const e = es[i]!;
+      e.term = this.term;
+      e.index = li + 1 + i;
+    }
+    this.uncommittedSize += size;
+    const last = this.raftLog.append(es);
+    // The leader counts itself once these entries are durable: a self-acknowledgement delivered after the write.
+    const ack = this.msg(MessageType.MsgAppResp, this.id);
+    ack.index = last;
+    this.send(ack);
+    return true;
+  }
+
+  reduceUncommittedSize(size: number): void {
+    this.uncommittedSize = size >= this.uncommittedSize ? 0 : this.uncommittedSize - size;
+  }
+
+  committedEntryInCurrentTerm(): boolean {
+    return this.raftLog.zeroTerm(this.raftLog.committed) === this.term;
+  }
+
+  private maybeCommit(): boolean {
+    return this.raftLog.maybeCommit(this.trk.committed(), this.term);
+  }
+
+  // ---- leader --------------------------------------------------------------
+
+  private stepLeader(m: Message): void {
+    switch (m.type) {
+      case MessageType.MsgBeat:
+        this.bcastHeartbeat();
+        return;
+      case MessageType.MsgCheckQuorum:
+        if (!this.trk.quorumActiveAndReset(this.id)) this.becomeFollower(this.term, None);
+        return;
+      case MessageType.MsgReadIndex:
+        if (!this.committedEntryInCurrentTerm()) {
+          // Our commit index may lag the previous leader's until an entry of this term commits.
+          this.pendingReadIndexMessages.push(m);
+          return;
+        }
+        this.sendReadIndexResponse(m);
+        return;
+    }
+
+    const pr = this.trk.progress.get(m.from);
+    if (pr === undefined) return;
+    switch (m.type) {
+      case MessageType.MsgAppResp:
+        this.handleAppendResponse(m, pr);
+        return;
+      case MessageType.MsgHeartbeatResp: {
+        pr.recentActive = true;
+        pr.msgAppFlowPaused = false;
+        if (pr.match < this.raftLog.lastIndex() || pr.sentCommit < this.raftLog.committed) this.sendAppend(m.from);
+        if (this.readOnly.option !== 'safe' || m.context === undefined || m.context.length === 0) return;
+        const acks = this.readOnly.recvAck(m.from, m.context);
+        if (acks === undefined || !this.hasQuorum(acks)) return;
+        for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
+        return;
+      }
+      case MessageType.MsgSnapStatus:
+        if (pr.state !== ProgressStateType.ProgressStateSnapshot) return;
+        if (m.reject) pr.pendingSnapshot = 0;
+        pr.becomeProbe();
+        // Wait for the follower's answer (or a heartbeat response) before probing.
+        pr.msgAppFlowPaused = true;
+        return;
+      case MessageType.MsgUnreachable:
+        // Messages were probably lost; fall back to probing.
+        if (pr.state === ProgressStateType.ProgressStateReplicate) pr.becomeProbe();
+        return;
+      case MessageType.MsgTransferLeader: {
+        if (pr.isLearner) return;
+        const transferee = m.from;
+        if (this.leadTransferee !== None) {
+          if (this.leadTransferee === transferee) return;
+          this.leadTransferee = None;
+        }
+        if (transferee === this.id) return;
+        this.electionElapsed = 0;
+        this.leadTransferee = transferee;
+        if (pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(transferee);
+        else this.sendAppend(transferee);
+        return;
+      }
+    }
+  }
+
+  private handleAppendResponse(m: Message, pr: Progress): void {
+    pr.recentActive = true;
+    if (m.reject) {
+      let nextProbe = m.rejectHint;
+      if (m.rejectHintTerm !== undefined && m.rejectHintTerm > 0) {
+        // Skip every entry of ours whose term is above the follower's term at the hint.
+        nextProbe = this.raftLog.findConflictByTerm(m.rejectHint, m.rejectHintTerm).index;
+      }
+      if (pr.maybeDecrTo(m.index, nextProbe)) {
+        if (pr.state === ProgressStateType.ProgressStateReplicate) pr.becomeProbe();
+        this.sendAppend(m.from);
+      }
+      return;
+    }
+    const oldPaused = pr.isPaused();
+    const progressed = pr.maybeUpdate(m.index);
+    if (!progressed && !(pr.match === m.index && pr.state === ProgressStateType.ProgressStateProbe)) return;
+    if (pr.state === ProgressStateType.ProgressStateProbe) {
+      pr.becomeReplicate();
+    } else if (pr.state === ProgressStateType.ProgressStateSnapshot) {
+      if (pr.match + 1 >= this.raftLog.firstIndex()) {
+        pr.becomeProbe();
+        pr.becomeReplicate();
+      }
+    } else {
+      pr.inflights.freeLE(m.index);
+    }
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    } else if (m.from !== this.id && oldPaused) {
+      this.sendAppend(m.from);
+    }
+    if (m.from === this.id) return;
+    // The window may have opened: stream as much as it allows.
+    while (this.maybeSendAppend(m.from, false)) {
+      /* keep sending */
+    }
+    if (m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  private sendTimeoutNow(to: number): void {
+    this.send(this.msg(MessageType.MsgTimeoutNow, to));
+  }
+
+  private hasQuorum(acks: ReadonlySet<number>): boolean {
+    let n = 0;
+    for (const id of this.trk.voters) if (acks.has(id)) n++;
+    return n >= Math.floor(this.trk.voters.length / 2) + 1;
+  }
+
+  private sendReadIndexResponse(m: Message): void {
+    if (this.trk.isSingleton() || this.readOnly.option === 'lease') {
+      // Alone, or trusting the lease that CheckQuorum maintains: no round trip.
+      this.respondToReadIndex(m, this.raftLog.committed);
+      return;
+    }
+    this.readOnly.addRequest(this.raftLog.committed, m);
+    this.readOnly.recvAck(this.id, m.context!);
+    this.bcastHeartbeat(m.context);
+  }
+
+  private respondToReadIndex(req: Message, index: number): void {
+    if (req.from === None || req.from === this.id) {
+      this.readStates.push({ index, context: req.context! });
+      return;
+    }
+    const r = this.msg(MessageType.MsgReadIndexResp, req.from);
+    r.index = index;
+    r.context = req.context!;
+    this.send(r);
+  }
+
+  private releasePendingReadIndexMessages(): void {
+    if (this.pendingReadIndexMessages.length === 0 || !this.committedEntryInCurrentTerm()) return;
+    const msgs = this.pendingReadIndexMessages;
+    this.pendingReadIndexMessages = [];
+    for (const m of msgs) this.sendReadIndexResponse(m);
+  }
+
+  // ---- candidate -----------------------------------------------------------
+
+  private stepCandidate(m: Message): void {
+    const respType = this.state === StateType.StatePreCandidate ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp;
+    switch (m.type) {
+      case MessageType.MsgApp:
+        this.becomeFollower(m.term, m.from);
+        this.handleAppendEntries(m);
+        return;
+      case MessageType.MsgHeartbeat:
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case MessageType.MsgSnap:
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
+        return;
+      case MessageType.MsgReadIndex:
+        throw new ReadIndexDroppedError(`node ${this.id} is campaigning in term ${this.term}`);
+      case respType: {
+        const res = this.poll(m.from, !m.reject);
+        if (res === VoteResult.VoteWon) {
+          if (this.state === StateType.StatePreCandidate) {
+            this.campaign('election');
+          } else {
+            this.becomeLeader();
+            this.bcastAppend();
+          }
+        } else if (res === VoteResult.VoteLost) {
+          this.becomeFollower(this.term, None);
+        }
+        return;
+      }
+    }
+  }
+
+  // ---- follower ------------------------------------------------------------
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case MessageType.MsgApp:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleAppendEntries(m);
+        return;
+      case MessageType.MsgHeartbeat:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case MessageType.MsgSnap:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshot(m);
+        return;
+      case MessageType.MsgTransferLeader:
+        if (this.lead === None) return;
+        this.send({ ...m, to: this.lead, term: 0 });
+        return;
+      case MessageType.MsgTimeoutNow:
+        // The leader chose us: campaign at once, past any lease.
+        this.hup('transfer');
+        return;
+      case MessageType.MsgReadIndex: {
+        if (this.lead === None) throw new ReadIndexDroppedError(`node ${this.id} knows no leader in term ${this.term}`);
+        this.send({ ...m, to: this.lead, term: 0 });
+        return;
+      }
+      case MessageType.MsgReadIndexResp:
+        this.readStates.push({ index: m.index, context: m.context ?? NO_DATA });
+        return;
+    }
+  }
+
+  private handleAppendEntries(m: Message): void {
+    const log = this.raftLog;
+    if (m.index < log.committed) {
+      const r = this.msg(MessageType.MsgAppResp, m.from);
+      r.index = log.committed;
+      this.send(r);
+      return;
+    }
+    const lastNew = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    if (lastNew !== undefined) {
+      const r = this.msg(MessageType.MsgAppResp, m.from);
+      r.index = lastNew;
+      this.send(r);
+      return;
+    }
+    // Reject with a hint: our last index at or below theirs whose term is at most theirs.
+    const hint = log.findConflictByTerm(Math.min(m.index, log.lastIndex()), m.logTerm);
+    const r = this.msg(MessageType.MsgAppResp, m.from);
+    r.index = m.index;
+    r.reject = true;
+    r.rejectHint = hint.index;
+    r.rejectHintTerm = hint.term;
+    this.send(r);
+  }
+
+  private handleHeartbeat(m: Message): void {
+    this.raftLog.commitTo(Math.min(m.commit, this.raftLog.lastIndex()));
+    const r = this.msg(MessageType.MsgHeartbeatResp, m.from);
+    if (m.context !== undefined) r.context = m.context;
+    this.send(r);
+  }
+
+  private handleSnapshot(m: Message): void {
+    const s = m.snapshot!;
+    const r = this.msg(MessageType.MsgAppResp, m.from);
+    r.index = this.restore(s) ? this.raftLog.lastIndex() : this.raftLog.committed;
+    this.send(r);
+  }
+
+  /** Installs a snapshot from the leader; false when it brings nothing new. */
+  private restore(s: Snapshot): boolean {
+    if (s.meta.index <= this.raftLog.committed) return false;
+    if (this.state !== StateType.StateFollower) {
+      // Only a follower of the sender may restore; anything else is a bug upstream. Be safe.
+      this.becomeFollower(this.term + 1, None);
+      return false;
+    }
+    const cs = s.meta.conf;
+    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) return false;
+    if (this.raftLog.matchTerm(s.meta.index, s.meta.term)) {
+      // We already hold that entry: just move commit forward.
+      this.raftLog.commitTo(s.meta.index);
+      return false;
+    }
+    this.raftLog.restore(s);
+    this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
+    this.isLearner = cs.learners.includes(this.id);
+    return true;
+  }
+
+  // ---- membership ----------------------------------------------------------
+
+  applyConfChange(cc: ConfChange): ConfState {
+    const cs = applyToConfState(this.trk.confState(), cc);
+    this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
+    this.isLearner = cs.learners.includes(this.id);
+    if (this.state !== StateType.StateLeader) return cs;
+    if (!this.trk.progress.has(this.id) || this.isLearner) {
+      // Removed (or demoted): a leader outside the voters must not keep leading.
+      this.becomeFollower(this.term, None);
+      return cs;
+    }
+    if (this.maybeCommit()) {
+      // A smaller quorum (a voter removed or demoted) may already hold more entries.
+      this.bcastAppend();
+    } else {
+      for (const id of this.trk.peers) if (id !== this.id) this.maybeSendAppend(id, false);
+    }
+    if (this.leadTransferee !== None && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = None;
+    return cs;
+  }
+}

@@ -1,0 +1,295 @@
+// RawNode: the caller's handle on the core. It turns the state machine's
+// output into Readys and takes back the caller's progress: advance (the Ready
+// was taken; its committed entries will be applied) and persisted (its
+// writes are durable). Several Readys may be in flight; they become durable
+// in order, so persisted(rd) also covers every Ready handed out before rd.
+import {
+  EntryType,
+  MessageType,
+  None,
+  StateType,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type ProposalPosition,
+  type Ready,
+  type SoftState,
+  type Status,
+} from './types.js';
+import { resolveConfig, type Config } from './config.js';
+import { Raft, newMessage } from './raft.js';
+import { validateMessage } from './validate.js';
+import { encodeConfChange } from './confchange.js';
+import { getStatus } from './status.js';
+import { payloadSize } from './size.js';
+import {
+  InvalidMessageError,
+  LeaderTransferError,
+  ReadyProtocolError,
+  StepLocalMsgError,
+  StepPeerNotFoundError,
+} from './errors.js';
+
+/** What persisted(rd) must do once rd is durable. */
+interface InFlight {
+  rd: Ready;
+  /** Last entry written by rd, or index 0 for none. */
+  lastIndex: number;
+  lastTerm: number;
+  snapshotIndex: number;
+  /** Messages to ourselves (own vote, own append acknowledgement) that count only once durable. */
+  selfMessages: Message[];
+}
+
+function isLocalOnly(t: MessageType): boolean {
+  return t === MessageType.MsgHup || t === MessageType.MsgBeat || t === MessageType.MsgUnreachable ||
+    t === MessageType.MsgSnapStatus || t === MessageType.MsgCheckQuorum;
+}
+
+function isResponse(t: MessageType): boolean {
+  return t === MessageType.MsgAppResp || t === MessageType.MsgVoteResp || t === MessageType.MsgHeartbeatResp ||
+    t === MessageType.MsgPreVoteResp;
+}
+
+function checkData(d: unknown, what: string): asserts d is Uint8Array {
+  if (!(d instanceof Uint8Array)) throw new InvalidMessageError(`${what} must be a Uint8Array`);
+}
+
+function checkPeerId(id: unknown, what: string): asserts id is number {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new InvalidMessageError(`${what} must be a positive integer node id, got ${String(id)}`);
+}
+
+export class RawNode {
+  private readonly raft: Raft;
+  private prevSoft: SoftState;
+  private prevHard: HardState;
+  private readonly inFlight: InFlight[] = [];
+  /** Readys handed out and not yet advanced, in order. */
+  private readonly unadvanced: Ready[] = [];
+
+  constructor(config: Config) {
+    this.raft = new Raft(resolveConfig(config));
+    this.prevSoft = { lead: this.raft.lead, state: this.raft.state };
+    this.prevHard = this.raft.hardState();
+  }
+
+  get id(): number {
+    return this.raft.id;
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Starts an election now (a pre-election first when preVote is on). */
+  campaign(): void {
+    this.raft.step(newMessage(MessageType.MsgHup, this.raft.id, this.raft.id, 0));
+  }
+
+  /**
+   * Proposes one or many entries as ONE proposal. On the leader returns where
+   * the first entry landed; on a follower forwards it and returns null. Throws
+   * ProposalDroppedError when it cannot be accepted.
+   */
+  propose(data: Uint8Array | Uint8Array[]): ProposalPosition | null {
+    let entries: Entry[];
+    if (Array.isArray(data)) {
+      if (data.length === 0) throw new InvalidMessageError('propose needs at least one entry');
+      entries = new Array<Entry>(data.length);
+      for (let i = 0; i < data.length; i++) {
+        const d = data[i];
+        checkData(d, `proposal data[${i}]`);
+        entries[i] = { index: 0, term: 0, type: EntryType.Normal, data: d };
+      }
+    } else {
+      checkData(data, 'proposal data');
+      entries = [{ index: 0, term: 0, type: EntryType.Normal, data }];
+    }
+    const m = newMessage(MessageType.MsgProp, this.raft.id, this.raft.id, 0);
+    m.entries = entries;
+    return this.raft.propose(m);
+  }
+
+  /** Proposes a membership change (one at a time; applied with applyConfChange once committed). */
+  proposeConfChange(cc: ConfChange): ProposalPosition | null {
+    const m = newMessage(MessageType.MsgProp, this.raft.id, this.raft.id, 0);
+    m.entries = [{ index: 0, term: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }];
+    return this.raft.propose(m);
+  }
+
+  /**
+   * Steps a message from a peer. Takes ownership of it: the core keeps
+   * references to its entries (which must not be mutated afterwards).
+   * Throws InvalidMessageError, StepLocalMsgError or StepPeerNotFoundError
+   * without changing any state; ProposalDroppedError / ReadIndexDroppedError
+   * when a forwarded request cannot be served (the request is then lost, as
+   * if the network had dropped it).
+   */
+  step(m: Message): void {
+    validateMessage(m, this.raft.id);
+    if (isLocalOnly(m.type)) throw new StepLocalMsgError(m.type);
+    if (isResponse(m.type) && !this.raft.trk.progress.has(m.from)) throw new StepPeerNotFoundError(m.from);
+    if (m.from === this.raft.id) throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
+    this.raft.step(m);
+  }
+
+  /** Requests a linearizable read point; it shows up in Ready.readStates tagged with `ctx`. */
+  readIndex(ctx: Uint8Array): void {
+    checkData(ctx, 'read index context');
+    const m = newMessage(MessageType.MsgReadIndex, this.raft.id, this.raft.id, 0);
+    m.context = ctx;
+    this.raft.step(m);
+  }
+
+  /** Asks the leader (this node, or forwarded to it) to hand leadership to `to`. */
+  transferLeader(to: number): void {
+    checkPeerId(to, 'transferee');
+    const r = this.raft;
+    if (r.state === StateType.StateLeader) {
+      const pr = r.trk.progress.get(to);
+      if (pr === undefined) throw new LeaderTransferError(`node ${to} is not in the configuration`);
+      if (pr.isLearner) throw new LeaderTransferError(`node ${to} is a learner`);
+    }
+    // etcd's convention: the transferee is the message's sender.
+    r.step(newMessage(MessageType.MsgTransferLeader, r.id, to, 0));
+  }
+
+  /** The leader could not reach `id`: stop streaming to it and probe. */
+  reportUnreachable(id: number): void {
+    checkPeerId(id, 'peer');
+    if (!this.raft.trk.progress.has(id)) throw new StepPeerNotFoundError(id);
+    this.raft.step(newMessage(MessageType.MsgUnreachable, this.raft.id, id, 0));
+  }
+
+  /** The snapshot sent to `id` was installed (ok) or failed. */
+  reportSnapshot(id: number, ok: boolean): void {
+    checkPeerId(id, 'peer');
+    if (!this.raft.trk.progress.has(id)) throw new StepPeerNotFoundError(id);
+    const m = newMessage(MessageType.MsgSnapStatus, this.raft.id, id, 0);
+    m.reject = !ok;
+    this.raft.step(m);
+  }
+
+  /** Applies a committed membership change; returns the new configuration (to store with snapshots). */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.raft.applyConfChange(cc);
+  }
+
+  status(): Status {
+    return getStatus(this.raft);
+  }
+
+  hasReady(): boolean {
+    const r = this.raft;
+    const log = r.raftLog;
+    if (r.lead !== this.prevSoft.lead || r.state !== this.prevSoft.state) return true;
+    if (r.term !== this.prevHard.term || r.vote !== this.prevHard.vote || log.committed !== this.prevHard.commit) return true;
+    if (r.msgs.length > 0 || r.msgsAfterAppend.length > 0 || r.readStates.length > 0) return true;
+    if (log.hasNextUnstableEnts() || log.unstable.nextSnapshot() !== undefined) return true;
+    return log.hasNextCommittedEnts();
+  }
+
+  /** Everything to persist, send and apply since the last Ready. Call advance(rd) right after. */
+  ready(): Ready {
+    const r = this.raft;
+    const log = r.raftLog;
+    const entries = log.unstable.nextEntries();
+    const snapshot = log.unstable.nextSnapshot();
+    const committedEntries = log.nextCommittedEnts();
+    const messagesAfterPersist: Message[] = [];
+    const selfMessages: Message[] = [];
+    for (const m of r.msgsAfterAppend) (m.to === r.id ? selfMessages : messagesAfterPersist).push(m);
+
+    const rd: Ready = {
+      readStates: r.readStates,
+      entries,
+      committedEntries,
+      messages: r.msgs,
+      messagesAfterPersist,
+      mustSync: false,
+    };
+    if (r.lead !== this.prevSoft.lead || r.state !== this.prevSoft.state) {
+      rd.softState = { lead: r.lead, state: r.state };
+      this.prevSoft = rd.softState;
+    }
+    const hs = this.prevHard;
+    if (r.term !== hs.term || r.vote !== hs.vote || log.committed !== hs.commit) {
+      rd.hardState = r.hardState();
+      rd.mustSync = r.term !== hs.term || r.vote !== hs.vote;
+      this.prevHard = rd.hardState;
+    }
+    if (snapshot !== undefined) rd.snapshot = snapshot;
+    if (entries.length > 0 || snapshot !== undefined) rd.mustSync = true;
+
+    // Accept: nothing in this Ready is handed out again.
+    r.msgs = [];
+    r.msgsAfterAppend = [];
+    r.readStates = [];
+    log.unstable.acceptInProgress();
+    if (snapshot !== undefined) log.acceptApplying(snapshot.meta.index);
+    if (committedEntries.length > 0) log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
+
+    const last = entries.length > 0 ? entries[entries.length - 1]! : undefined;
+    this.inFlight.push({
+      rd,
+      lastIndex: last === undefined ? 0 : last.index,
+      lastTerm: last === undefined ? 0 : last.term,
+      snapshotIndex: snapshot === undefined ? 0 : snapshot.meta.index,
+      selfMessages,
+    });
+    this.unadvanced.push(rd);
+    return rd;
+  }
+
+  /**
+   * The Ready was taken: its committed entries will be applied in order (the
+   * applied index moves to the last of them). Readys are advanced in the order
+   * they were handed out.
+   */
+  advance(rd: Ready): void {
+    if (this.unadvanced[0] !== rd) throw new ReadyProtocolError('advance() must be called once per Ready, in the order they were handed out');
+    this.unadvanced.shift();
+    const r = this.raft;
+    if (rd.snapshot !== undefined) r.raftLog.appliedTo(rd.snapshot.meta.index);
+    const ce = rd.committedEntries;
+    if (ce.length > 0) {
+      r.raftLog.appliedTo(ce[ce.length - 1]!.index);
+      if (r.state === StateType.StateLeader) r.reduceUncommittedSize(payloadSize(ce));
+    }
+  }
+
+  /**
+   * rd's snapshot, entries and hardState are durable (and so are those of
+   * every Ready handed out before it): the leader may now count itself for
+   * them, and rd.messagesAfterPersist may be sent.
+   */
+  persisted(rd: Ready): void {
+    let at = -1;
+    for (let i = 0; i < this.inFlight.length; i++) {
+      if (this.inFlight[i]!.rd === rd) {
+        at = i;
+        break;
+      }
+    }
+    if (at < 0) throw new ReadyProtocolError('persisted() for a Ready that is unknown or already persisted');
+    const done = this.inFlight.splice(0, at + 1);
+    const r = this.raft;
+    for (const f of done) {
+      if (f.snapshotIndex > 0) r.raftLog.unstable.stableSnapTo(f.snapshotIndex);
+      if (f.lastIndex > 0) r.raftLog.unstable.stableTo(f.lastIndex, f.lastTerm);
+      for (const m of f.selfMessages) r.step(m);
+    }
+  }
+
+  /** Number of Readys handed out whose writes are not yet reported durable. */
+  get inFlightReadys(): number {
+    return this.inFlight.length;
+  }
+
+  /** True when this node knows a leader (itself included). */
+  hasLeader(): boolean {
+    return this.raft.lead !== None;
+  }
+}

@@ -1,0 +1,76 @@
+// Linearizable reads without a log write. Safe mode: the leader records its
+// commit index with the request and serves it once a heartbeat round tagged
+// with the request's context is acknowledged by a quorum (it was still leader
+// when the request arrived). Lease mode trusts CheckQuorum's lease instead.
+import type { Message } from './types.js';
+
+export type ReadOnlyOption = 'safe' | 'lease';
+
+interface ReadIndexStatus {
+  req: Message;
+  index: number;
+  acks: Set<number>;
+}
+
+/** Contexts are bytes; the pending table is keyed by their latin1 spelling. */
+export function contextKey(ctx: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < ctx.length; i++) s += String.fromCharCode(ctx[i]!);
+  return s;
+}
+
+export class ReadOnly {
+  private readonly pending = new Map<string, ReadIndexStatus>();
+  private queue: string[] = [];
+
+  constructor(readonly option: ReadOnlyOption) {}
+
+  /** Registers a request seen at commit index `index`; a duplicate context is ignored. */
+  addRequest(index: number, req: Message): void {
+    const key = contextKey(req.context!);
+    if (this.pending.has(key)) return;
+    this.pending.set(key, { req, index, acks: new Set() });
+    this.queue.push(key);
+  }
+
+  /** Records a heartbeat acknowledgement; returns the acks so far, or undefined for an unknown context. */
+  recvAck(id: number, ctx: Uint8Array): ReadonlySet<number> | undefined {
+    const rs = this.pending.get(contextKey(ctx));
+    if (rs === undefined) return undefined;
+    rs.acks.add(id);
+    return rs.acks;
+  }
+
+  /**
+   * The request tagged `ctx` is confirmed, and so is every request queued
+   * before it (a later heartbeat round proves leadership for earlier ones too).
+   */
+  advance(ctx: Uint8Array): { req: Message; index: number }[] {
+    const key = contextKey(ctx);
+    const at = this.queue.indexOf(key);
+    if (at < 0) return [];
+    const done = this.queue.slice(0, at + 1);
+    this.queue = this.queue.slice(at + 1);
+    const out: { req: Message; index: number }[] = [];
+    for (const k of done) {
+      const rs = this.pending.get(k)!;
+      this.pending.delete(k);
+      out.push({ req: rs.req, index: rs.index });
+    }
+    return out;
+  }
+
+  lastPendingContext(): Uint8Array | undefined {
+    if (this.queue.length === 0) return undefined;
+    return this.pending.get(this.queue[this.queue.length - 1]!)!.req.context;
+  }
+
+  pendingCount(): number {
+    return this.queue.length;
+  }
+
+  reset(): void {
+    this.pending.clear();
+    this.queue = [];
+  }
+}

@@ -1,0 +1,31 @@
+// How big an entry counts for message, window and apply-batch limits. The same
+// measure must be used by the core and by every Storage, so it lives here.
+import type { Entry } from './types.js';
+
+/** Fixed cost per entry (index, term, type, length) on top of its payload. */
+export const ENTRY_OVERHEAD = 24;
+
+export function entrySize(e: Entry): number {
+  return e.data.byteLength + ENTRY_OVERHEAD;
+}
+
+/** Total payload bytes, the measure of MaxUncommittedEntriesSize. */
+export function payloadSize(ents: readonly Entry[]): number {
+  let n = 0;
+  for (let i = 0; i < ents.length; i++) n += ents[i]!.data.byteLength;
+  return n;
+}
+
+/**
+ * How many entries of `ents[from..to)` fit in `maxSize` bytes; always at least
+ * one, so that a single oversized entry still moves.
+ */
+export function countWithin(ents: readonly Entry[], from: number, to: number, maxSize: number): number {
+  let size = 0;
+  let i = from;
+  for (; i < to; i++) {
+    size += entrySize(ents[i]!);
+    if (size > maxSize && i > from) break;
+  }
+  return i - from;
+}

@@ -1,0 +1,35 @@
+// A read-only view of a node, for operators, tests and the simulator's checks.
+import { StateType, type ProgressStatus, type Status } from './types.js';
+import type { Raft } from './raft.js';
+
+export function getStatus(r: Raft): Status {
+  const s: Status = {
+    id: r.id,
+    term: r.term,
+    vote: r.vote,
+    commit: r.raftLog.committed,
+    applied: r.raftLog.applied,
+    lead: r.lead,
+    state: r.state,
+    leadTransferee: r.leadTransferee,
+    conf: r.trk.confState(),
+  };
+  if (r.state === StateType.StateLeader) {
+    const progress: Record<number, ProgressStatus> = {};
+    for (const id of r.trk.peers) {
+      const pr = r.trk.progress.get(id)!;
+      progress[id] = {
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        inflight: pr.inflights.size,
+        inflightBytes: pr.inflights.bytes,
+        paused: pr.isPaused(),
+        recentActive: pr.recentActive,
+        isLearner: pr.isLearner,
+      };
+    }
+    s.progress = progress;
+  }
+  return s;
+}

@@ -1,0 +1,83 @@
+// Messages come from the network: check every field before anything is
+// touched, so a malformed message is refused with an error and changes nothing.
+import { EntryType, MessageType, type Entry, type Message, type Snapshot } from './types.js';
+import { InvalidMessageError } from './errors.js';
+
+const MAX_TYPE = MessageType.MsgPreVoteResp;
+
+function isIndex(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function checkIndex(o: Record<string, unknown>, field: string, where: string): void {
+  if (!isIndex(o[field])) throw new InvalidMessageError(`${where}.${field} must be a non-negative integer, got ${describe(o[field])}`);
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'undefined (missing)';
+  if (v === null) return 'null';
+  if (typeof v === 'object') return Array.isArray(v) ? 'an array' : 'an object';
+  return `${typeof v} ${String(v)}`;
+}
+
+function checkIds(v: unknown, where: string): void {
+  if (!Array.isArray(v)) throw new InvalidMessageError(`${where} must be an array of node ids`);
+  for (const id of v) if (!isIndex(id) || id === 0) throw new InvalidMessageError(`${where} holds an invalid node id ${describe(id)}`);
+}
+
+export function validateSnapshot(s: unknown, where = 'snapshot'): asserts s is Snapshot {
+  if (typeof s !== 'object' || s === null) throw new InvalidMessageError(`${where} must be an object`);
+  const snap = s as Record<string, unknown>;
+  if (!(snap.data instanceof Uint8Array)) throw new InvalidMessageError(`${where}.data must be a Uint8Array`);
+  const meta = snap.meta as Record<string, unknown> | undefined;
+  if (typeof meta !== 'object' || meta === null) throw new InvalidMessageError(`${where}.meta must be an object`);
+  checkIndex(meta, 'index', `${where}.meta`);
+  checkIndex(meta, 'term', `${where}.meta`);
+  const conf = meta.conf as Record<string, unknown> | undefined;
+  if (typeof conf !== 'object' || conf === null) throw new InvalidMessageError(`${where}.meta.conf must be an object`);
+  checkIds(conf.voters, `${where}.meta.conf.voters`);
+  checkIds(conf.learners, `${where}.meta.conf.learners`);
+}
+
+function validateEntries(v: unknown, requireIndexes: boolean, prevIndex: number): asserts v is Entry[] {
+  if (!Array.isArray(v)) throw new InvalidMessageError(`entries must be an array, got ${describe(v)}`);
+  for (let i = 0; i < v.length; i++) {
+    const e = v[i] as Record<string, unknown>;
+    if (typeof e !== 'object' || e === null) throw new InvalidMessageError(`entries[${i}] must be an object`);
+    if (!isIndex(e.index) || !isIndex(e.term)) throw new InvalidMessageError(`entries[${i}] index and term must be non-negative integers`);
+    if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) throw new InvalidMessageError(`entries[${i}].type ${describe(e.type)} is unknown`);
+    if (!(e.data instanceof Uint8Array)) throw new InvalidMessageError(`entries[${i}].data must be a Uint8Array`);
+    if (requireIndexes && (e.index !== prevIndex + 1 + i || e.term === 0)) {
+      throw new InvalidMessageError(`entries[${i}] has index ${e.index} term ${e.term}; expected index ${prevIndex + 1 + i} and a term`);
+    }
+  }
+}
+
+/** Throws InvalidMessageError unless `m` is a well-formed message addressed to `self`. */
+export function validateMessage(m: unknown, self: number): asserts m is Message {
+  if (typeof m !== 'object' || m === null) throw new InvalidMessageError(`message must be an object, got ${describe(m)}`);
+  const o = m as Record<string, unknown>;
+  const t = o.type;
+  if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > MAX_TYPE) throw new InvalidMessageError(`unknown message type ${describe(t)}`);
+  for (const f of ['to', 'from', 'term', 'logTerm', 'index', 'commit', 'rejectHint']) checkIndex(o, f, 'message');
+  if (o.to !== self) throw new InvalidMessageError(`message addressed to ${String(o.to)} stepped into node ${self}`);
+  if (typeof o.reject !== 'boolean') throw new InvalidMessageError(`message.reject must be a boolean, got ${describe(o.reject)}`);
+  if (o.rejectHintTerm !== undefined && !isIndex(o.rejectHintTerm)) throw new InvalidMessageError('message.rejectHintTerm must be a non-negative integer');
+  if (o.context !== undefined && !(o.context instanceof Uint8Array)) throw new InvalidMessageError('message.context must be a Uint8Array');
+  const type = t as MessageType;
+  validateEntries(o.entries, type === MessageType.MsgApp, o.index as number);
+  if (type === MessageType.MsgSnap) validateSnapshot(o.snapshot, 'message.snapshot');
+  else if (o.snapshot !== undefined) validateSnapshot(o.snapshot, 'message.snapshot');
+  if (type === MessageType.MsgProp && (o.entries as Entry[]).length === 0) throw new InvalidMessageError('MsgProp without entries');
+  if ((type === MessageType.MsgReadIndex || type === MessageType.MsgReadIndexResp) && o.context === undefined) {
+    throw new InvalidMessageError('read index messages need a context');
+  }
+  // Everything but local messages and forwarded requests carries the sender's term.
+  const termless = type === MessageType.MsgHup || type === MessageType.MsgBeat || type === MessageType.MsgProp ||
+    type === MessageType.MsgUnreachable || type === MessageType.MsgSnapStatus || type === MessageType.MsgCheckQuorum ||
+    type === MessageType.MsgTransferLeader || type === MessageType.MsgReadIndex;
+  if (!termless && o.term === 0) throw new InvalidMessageError(`message type ${type} needs a term`);
+  if (o.from === 0 && type !== MessageType.MsgHup && type !== MessageType.MsgBeat && type !== MessageType.MsgCheckQuorum) {
+    throw new InvalidMessageError(`message type ${type} needs a sender`);
+  }
+}

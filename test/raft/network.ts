@@ -1,0 +1,191 @@
+// A tiny synchronous network for the table tests: nodes persist each Ready
+// at once into MemoryStorage, and messages go through one FIFO queue that
+// tests can filter (drop a link, isolate a node). The fault-injecting
+// simulator lives in test/sim.
+import {
+  RawNode,
+  MemoryStorage,
+  decodeConfChange,
+  type Config,
+} from '../../src/raft/index.js';
+import { EntryType, MessageType, type Entry, type Message, type Ready } from '../../src/raft/types.js';
+
+/** mulberry32: a small seeded generator in [0, 1). */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+export interface Peer {
+  id: number;
+  node: RawNode;
+  storage: MemoryStorage;
+  /** Data of every applied normal entry, in order (empty entries skipped). */
+  applied: string[];
+  appliedEntries: Entry[];
+}
+
+export type Filter = (m: Message) => boolean;
+
+export class Network {
+  readonly peers = new Map<number, Peer>();
+  queue: Message[] = [];
+  /** Links cut as "from-to". */
+  private cut = new Set<string>();
+  private filters: Filter[] = [];
+  delivered = 0;
+  /** Every message that was delivered, for assertions. */
+  log: Message[] = [];
+
+  constructor(ids: number[], private readonly opts: Partial<Config> = {}, readonly seed = 1) {
+    for (const id of ids) this.addPeer(id, MemoryStorage.withConf(ids));
+  }
+
+  addPeer(id: number, storage: MemoryStorage, extra: Partial<Config> = {}): Peer {
+    const node = new RawNode({
+      id,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage,
+      random: seeded(this.seed * 1000 + id),
+      ...this.opts,
+      ...extra,
+    });
+    const p: Peer = { id, node, storage, applied: [], appliedEntries: [] };
+    this.peers.set(id, p);
+    return p;
+  }
+
+  peer(id: number): Peer {
+    const p = this.peers.get(id);
+    if (p === undefined) throw new Error(`no peer ${id}`);
+    return p;
+  }
+
+  node(id: number): RawNode {
+    return this.peer(id).node;
+  }
+
+  cutLink(a: number, b: number): void {
+    this.cut.add(`${a}-${b}`);
+    this.cut.add(`${b}-${a}`);
+  }
+
+  isolate(id: number): void {
+    for (const other of this.peers.keys()) if (other !== id) this.cutLink(id, other);
+  }
+
+  heal(): void {
+    this.cut.clear();
+    this.filters = [];
+  }
+
+  /** Drops every message for which `f` returns true. */
+  addFilter(f: Filter): void {
+    this.filters.push(f);
+  }
+
+  /** Persists and applies one Ready of `id` (synchronously), queueing its messages. */
+  handleReady(id: number): Ready | undefined {
+    const p = this.peer(id);
+    if (!p.node.hasReady()) return undefined;
+    const rd = p.node.ready();
+    this.queue.push(...rd.messages);
+    p.node.advance(rd);
+    if (rd.snapshot !== undefined) p.storage.applySnapshot(rd.snapshot);
+    p.storage.append(rd.entries);
+    if (rd.hardState !== undefined) p.storage.setHardState(rd.hardState);
+    this.queue.push(...rd.messagesAfterPersist);
+    p.node.persisted(rd);
+    this.apply(p, rd);
+    return rd;
+  }
+
+  apply(p: Peer, rd: Ready): void {
+    for (const e of rd.committedEntries) {
+      p.appliedEntries.push(e);
+      if (e.type === EntryType.ConfChange) {
+        const cs = p.node.applyConfChange(decodeConfChange(e.data));
+        p.storage.setConfState(cs);
+      } else if (e.data.length > 0) {
+        p.applied.push(dec(e.data));
+      }
+    }
+  }
+
+  private dropped(m: Message): boolean {
+    if (this.cut.has(`${m.from}-${m.to}`)) return true;
+    if (!this.peers.has(m.to)) return true;
+    for (const f of this.filters) if (f(m)) return true;
+    return false;
+  }
+
+  /** Delivers one queued message; false when the queue is empty. */
+  deliverOne(): boolean {
+    const m = this.queue.shift();
+    if (m === undefined) return false;
+    if (this.dropped(m)) return true;
+    this.delivered++;
+    this.log.push(m);
+    const to = this.peer(m.to).node;
+    try {
+      to.step(m);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      // Forwarded requests and answers from removed peers are dropped, as a real driver would.
+      if (code !== 'RAFT_PROPOSAL_DROPPED' && code !== 'RAFT_READ_INDEX_DROPPED' && code !== 'RAFT_STEP_PEER_NOT_FOUND') throw e;
+    }
+    return true;
+  }
+
+  /** Runs every Ready and message until nothing moves. */
+  stabilize(maxRounds = 10_000): void {
+    for (let round = 0; round < maxRounds; round++) {
+      let moved = false;
+      for (const id of [...this.peers.keys()].sort((a, b) => a - b)) if (this.handleReady(id)) moved = true;
+      while (this.deliverOne()) moved = true;
+      if (!moved) return;
+    }
+    throw new Error('network did not stabilize');
+  }
+
+  tick(id: number, n = 1): void {
+    for (let i = 0; i < n; i++) this.node(id).tick();
+  }
+
+  tickAll(n = 1): void {
+    for (let i = 0; i < n; i++) {
+      for (const p of this.peers.values()) p.node.tick();
+      this.stabilize();
+    }
+  }
+
+  campaign(id: number): void {
+    this.node(id).campaign();
+    this.stabilize();
+  }
+
+  /** Proposes strings on `id` and stabilizes. */
+  propose(id: number, ...data: string[]): void {
+    this.node(id).propose(data.map(enc));
+    this.stabilize();
+  }
+
+  leaders(): number[] {
+    return [...this.peers.values()].filter((p) => p.node.status().state === 2).map((p) => p.id);
+  }
+
+  /** Deliver messages of given types only when `types` is set (for scripted interleavings). */
+  countDelivered(type: MessageType): number {
+    return this.log.filter((m) => m.type === type).length;
+  }
+}
