@@ -72,7 +72,8 @@ export class RaftLog {
     const ci = this.findConflict(ents);
     if (ci !== 0) {
       if (ci <= this.committed) throw new CorruptStateError(`entry ${ci} conflicts with committed entry (committed ${this.committed})`);
-      this.append(ents.slice(ci - ents[0]!.index));
+      const skip = ci - ents[0]!.index;
+      this.append(skip === 0 ? ents : ents.slice(skip));
     }
     this.commitTo(Math.min(committed, lastNew));
     return lastNew;

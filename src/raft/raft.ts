@@ -166,8 +166,13 @@ export class Raft {
     return true;
   }
 
+  /** Sends to `to` (an empty MsgApp if nothing else); in replicate state streams as much as the window allows. */
   private sendAppend(to: number): void {
-    this.maybeSendAppend(to, true);
+    if (!this.maybeSendAppend(to, true)) return;
+    if (this.trk.progress.get(to)!.state !== ProgressStateType.ProgressStateReplicate) return;
+    while (this.maybeSendAppend(to, false)) {
+      /* keep streaming */
+    }
   }
 
   private maybeSendSnapshot(to: number, pr: Progress): boolean {

@@ -189,3 +189,42 @@ export class Network {
     return this.log.filter((m) => m.type === type).length;
   }
 }
+
+/** A storage for a cluster of `ids` holding entries with the given terms at indexes 1.. */
+export function storageWithTerms(ids: number[], terms: number[], term = terms.length > 0 ? terms[terms.length - 1]! : 0, vote = 0): MemoryStorage {
+  const s = MemoryStorage.withConf(ids);
+  s.append(terms.map((t, i) => ({ index: i + 1, term: t, type: EntryType.Normal, data: enc(`e${i + 1}`) })));
+  s.setHardState({ term, vote, commit: 0 });
+  return s;
+}
+
+/** A message with every field present; override what the test needs. */
+export function msg(p: Partial<Message> & { type: MessageType; from: number; to: number }): Message {
+  return { term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, ...p };
+}
+
+/** Entries with the given terms starting at `first`. */
+export function ents(first: number, terms: number[]): Entry[] {
+  return terms.map((t, i) => ({ index: first + i, term: t, type: EntryType.Normal, data: enc(`e${first + i}`) }));
+}
+
+/** A standalone node over `storage`, with a deterministic generator. */
+export function newNode(id: number, storage: MemoryStorage, extra: Partial<Config> = {}): RawNode {
+  return new RawNode({ id, electionTick: 10, heartbeatTick: 1, storage, random: seeded(id), ...extra });
+}
+
+/** Takes a Ready, persists it into `storage` at once, and returns it. */
+export function drain(node: RawNode, storage: MemoryStorage): Ready {
+  const rd = node.ready();
+  node.advance(rd);
+  if (rd.snapshot !== undefined) storage.applySnapshot(rd.snapshot);
+  storage.append(rd.entries);
+  if (rd.hardState !== undefined) storage.setHardState(rd.hardState);
+  node.persisted(rd);
+  return rd;
+}
+
+/** All messages (both kinds) of a Ready. */
+export function allMessages(rd: Ready): Message[] {
+  return [...rd.messages, ...rd.messagesAfterPersist];
+}
