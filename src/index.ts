@@ -1,3 +1,4 @@
 // The public face of raftlog. Each layer adds its exports here.
 export * from './raft/types.js';
 export * from './raft/index.js';
+export * from './wal/index.js';

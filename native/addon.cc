@@ -1,0 +1,358 @@
+// The N-API surface: a WalHandle per open directory (lock, replay, writer
+// thread, reads) and two free functions (scan for `raftlog inspect`, crc32c
+// for tests). Everything here runs on the JS thread except the writer's
+// report, which crosses back through a thread-safe function.
+#include <fcntl.h>
+#include <napi.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+#include <memory>
+
+#include "crc32c.h"
+#include "record.h"
+#include "scan.h"
+#include "segment.h"
+#include "wal_error.h"
+#include "writer.h"
+
+namespace raftlog {
+namespace {
+
+Napi::Error ToJs(Napi::Env env, const WalError& e) {
+  Napi::Error err = Napi::Error::New(env, e.what());
+  err.Set("code", Napi::String::New(env, e.code));
+  if (!e.file.empty()) err.Set("file", Napi::String::New(env, e.file));
+  if (e.offset >= 0) err.Set("offset", Napi::Number::New(env, static_cast<double>(e.offset)));
+  return err;
+}
+
+Napi::Object ScanToJs(Napi::Env env, const ScanResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array segs = Napi::Array::New(env, r.segments.size());
+  for (size_t i = 0; i < r.segments.size(); i++) {
+    const ScannedSegment& s = r.segments[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("seq", static_cast<double>(s.seq));
+    o.Set("firstIndex", static_cast<double>(s.firstIndex));
+    o.Set("name", s.name);
+    o.Set("size", static_cast<double>(s.size));
+    o.Set("end", static_cast<double>(s.end));
+    segs.Set(i, o);
+  }
+  out.Set("segments", segs);
+  // Eight numbers per record: kind, segment, offset, length, type, a, b, c.
+  Napi::Float64Array recs = Napi::Float64Array::New(env, r.records.size() * 8);
+  double* d = recs.Data();
+  for (const ScannedRecord& x : r.records) {
+    *d++ = x.kind;
+    *d++ = x.segment;
+    *d++ = static_cast<double>(x.offset);
+    *d++ = x.length;
+    *d++ = x.type;
+    *d++ = static_cast<double>(x.a);
+    *d++ = static_cast<double>(x.b);
+    *d++ = static_cast<double>(x.c);
+  }
+  out.Set("records", recs);
+  Napi::Array metas = Napi::Array::New(env, r.metas.size());
+  for (size_t i = 0; i < r.metas.size(); i++)
+    metas.Set(i, Napi::Buffer<uint8_t>::Copy(env, r.metas[i].data(), r.metas[i].size()));
+  out.Set("metas", metas);
+  if (r.torn) {
+    Napi::Object t = Napi::Object::New(env);
+    t.Set("file", r.tornTail.file);
+    t.Set("offset", static_cast<double>(r.tornTail.offset));
+    t.Set("droppedBytes", static_cast<double>(r.tornTail.droppedBytes));
+    out.Set("torn", t);
+  } else {
+    out.Set("torn", env.Null());
+  }
+  return out;
+}
+
+struct Report {
+  uint64_t lastId;
+  bool failed;
+  std::string error;
+};
+
+class WalHandle : public Napi::ObjectWrap<WalHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "WalHandle",
+                       {
+                           InstanceMethod<&WalHandle::Scan>("scan"),
+                           InstanceMethod<&WalHandle::Start>("start"),
+                           InstanceMethod<&WalHandle::Submit>("submit"),
+                           InstanceMethod<&WalHandle::Release>("release"),
+                           InstanceMethod<&WalHandle::Close>("close"),
+                           InstanceMethod<&WalHandle::Dispose>("dispose"),
+                           InstanceMethod<&WalHandle::Read>("read"),
+                           InstanceMethod<&WalHandle::Forget>("forget"),
+                           InstanceMethod<&WalHandle::Stats>("stats"),
+                           InstanceMethod<&WalHandle::Ref>("ref"),
+                           InstanceMethod<&WalHandle::Unref>("unref"),
+                           InstanceMethod<&WalHandle::FailNextSync>("failNextSync"),
+                       });
+  }
+
+  // new WalHandle(dir): takes the directory lock.
+  explicit WalHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WalHandle>(info) {
+    dir_ = info[0].As<Napi::String>().Utf8Value();
+    try {
+      lockFd_ = LockDir(dir_);
+    } catch (const WalError& e) {
+      throw ToJs(info.Env(), e);
+    }
+    env_ = info.Env();
+    napi_add_env_cleanup_hook(env_, Cleanup, this);
+    hooked_ = true;
+  }
+
+  ~WalHandle() override {
+    if (hooked_) napi_remove_env_cleanup_hook(env_, Cleanup, this);
+    Shutdown();
+  }
+
+ private:
+  // The environment is going away (process or worker exit) without close():
+  // stop the threads so they never touch a dead environment.
+  static void Cleanup(void* arg) {
+    auto* self = static_cast<WalHandle*>(arg);
+    self->hooked_ = false;
+    self->Shutdown();
+  }
+
+  // Stops the threads and drops every fd and the lock. Idempotent.
+  void Shutdown() {
+    writer_.reset();
+    if (tsfnLive_) {
+      tsfn_.Release();
+      tsfnLive_ = false;
+    }
+    for (auto& [name, fd] : readFds_) close(fd);
+    readFds_.clear();
+    if (lockFd_ >= 0) close(lockFd_);
+    lockFd_ = -1;
+  }
+
+  Napi::Value Scan(const Napi::CallbackInfo& info) {
+    try {
+      return ScanToJs(info.Env(), ScanDir(dir_, true));
+    } catch (const WalError& e) {
+      throw ToJs(info.Env(), e);
+    }
+  }
+
+  // start(segmentBytes, sync, prealloc, lastSeq, lastName, onReport(lastId, error?))
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    WriterOptions o;
+    o.dir = dir_;
+    o.segmentBytes = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
+    o.sync = info[1].As<Napi::Boolean>().Value();
+    o.prealloc = static_cast<Prealloc>(info[2].As<Napi::Number>().Int32Value());
+    uint64_t lastSeq = static_cast<uint64_t>(info[3].As<Napi::Number>().DoubleValue());
+    std::string lastName = info[4].As<Napi::String>().Utf8Value();
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[5].As<Napi::Function>(), "raftlog-wal", 0, 1,
+                                          [](Napi::Env) {});
+    tsfnLive_ = true;
+    tsfn_.Unref(env);
+    Napi::ThreadSafeFunction tsfn = tsfn_;
+    try {
+      writer_ = std::make_unique<Writer>(o, lastSeq, lastName, [tsfn](uint64_t lastId, const std::string* error) mutable {
+        auto* r = new Report{lastId, error != nullptr, error != nullptr ? *error : ""};
+        napi_status st = tsfn.NonBlockingCall(r, [](Napi::Env env, Napi::Function cb, Report* r) {
+          std::unique_ptr<Report> owned(r);
+          if (env == nullptr) return;
+          cb.Call({Napi::Number::New(env, static_cast<double>(r->lastId)),
+                   r->failed ? Napi::String::New(env, r->error) : env.Undefined()});
+        });
+        if (st != napi_ok) delete r;
+      });
+    } catch (const WalError& e) {
+      throw ToJs(env, e);
+    }
+    return env.Undefined();
+  }
+
+  void RequireWriter(Napi::Env env) {
+    if (!writer_) throw Napi::Error::New(env, "WAL handle is not started or already disposed");
+  }
+
+  // submit(buffer: Uint8Array, plan: Float64Array, chunks: number) -> job id.
+  // The plan holds five numbers per chunk: begin, end, seq, offset, firstIndex.
+  Napi::Value Submit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireWriter(env);
+    Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+    Napi::Float64Array plan = info[1].As<Napi::Float64Array>();
+    size_t chunks = info[2].As<Napi::Number>().Uint32Value();
+    if (chunks * 5 > plan.ElementLength()) throw Napi::RangeError::New(env, "plan too short");
+    Job job;
+    job.type = Job::kWrite;
+    job.data = buf.Data();
+    const double* p = plan.Data();
+    job.chunks.reserve(chunks);
+    for (size_t i = 0; i < chunks; i++, p += 5) {
+      Chunk c{static_cast<size_t>(p[0]), static_cast<size_t>(p[1]), static_cast<uint64_t>(p[2]),
+              static_cast<uint64_t>(p[3]), static_cast<uint64_t>(p[4])};
+      if (c.begin > c.end || c.end > buf.ByteLength()) throw Napi::RangeError::New(env, "plan outside the buffer");
+      job.chunks.push_back(c);
+    }
+    return Napi::Number::New(env, static_cast<double>(writer_->Submit(std::move(job))));
+  }
+
+  // release(names: string[]) -> job id
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RequireWriter(env);
+    Napi::Array names = info[0].As<Napi::Array>();
+    Job job;
+    job.type = Job::kRelease;
+    for (uint32_t i = 0; i < names.Length(); i++) {
+      std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+      auto it = readFds_.find(name);
+      if (it != readFds_.end()) {
+        close(it->second);
+        readFds_.erase(it);
+      }
+      job.unlink.push_back(name);
+    }
+    return Napi::Number::New(env, static_cast<double>(writer_->Submit(std::move(job))));
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    RequireWriter(info.Env());
+    Job job;
+    job.type = Job::kClose;
+    return Napi::Number::New(info.Env(), static_cast<double>(writer_->Submit(std::move(job))));
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  int ReadFd(const std::string& name) {
+    auto it = readFds_.find(name);
+    if (it != readFds_.end()) return it->second;
+    std::string path = JoinPath(dir_, name);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw IoError("open", path, errno);
+    readFds_[name] = fd;
+    return fd;
+  }
+
+  // read(name, offset, length) -> Buffer of whole records, every CRC checked.
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    uint64_t offset = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
+    size_t length = static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue());
+    std::string path = JoinPath(dir_, name);
+    try {
+      int fd = ReadFd(name);
+      Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, length);
+      uint8_t* p = out.Data();
+      size_t done = 0;
+      while (done < length) {
+        ssize_t n = pread(fd, p + done, length - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw IoError("read", path, errno);
+        if (n == 0) throw WalError("WAL_CORRUPT", "unexpected end of " + path, path, static_cast<int64_t>(offset + done));
+        done += static_cast<size_t>(n);
+      }
+      for (size_t at = 0; at < length;) {
+        uint32_t len = Load32(p + at + 4);
+        if (length - at < kHeaderBytes || len > length - at - kHeaderBytes ||
+            Crc32c(p + at + 4, kHeaderBytes - 4 + len) != Load32(p + at))
+          throw WalError("WAL_CORRUPT", "corrupt WAL record in " + path + " at offset " + std::to_string(offset + at) +
+                                            ": checksum mismatch on read",
+                         path, static_cast<int64_t>(offset + at));
+        at += Align8(kHeaderBytes + len);
+      }
+      return out;
+    } catch (const WalError& e) {
+      throw ToJs(env, e);
+    }
+  }
+
+  Napi::Value Forget(const Napi::CallbackInfo& info) {
+    auto it = readFds_.find(info[0].As<Napi::String>().Utf8Value());
+    if (it != readFds_.end()) {
+      close(it->second);
+      readFds_.erase(it);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    WriterStats s = writer_ ? writer_->Stats() : WriterStats{};
+    o.Set("writes", static_cast<double>(s.writes));
+    o.Set("fsyncs", static_cast<double>(s.fsyncs));
+    o.Set("bytes", static_cast<double>(s.bytes));
+    o.Set("groups", static_cast<double>(s.groups));
+    o.Set("segmentsCreated", static_cast<double>(s.segmentsCreated));
+    o.Set("segmentsRemoved", static_cast<double>(s.segmentsRemoved));
+    return o;
+  }
+
+  // The report function keeps the process alive only while appends are pending.
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (tsfnLive_) tsfn_.Ref(info.Env());
+    return info.Env().Undefined();
+  }
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (tsfnLive_) tsfn_.Unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  // Test hook: the next fdatasync fails as if the disk had reported EIO.
+  Napi::Value FailNextSync(const Napi::CallbackInfo& info) {
+    RequireWriter(info.Env());
+    writer_->FailNextSync();
+    return info.Env().Undefined();
+  }
+
+  napi_env env_ = nullptr;
+  bool hooked_ = false;
+  std::string dir_;
+  int lockFd_ = -1;
+  std::unique_ptr<Writer> writer_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool tsfnLive_ = false;
+  std::map<std::string, int> readFds_;
+};
+
+Napi::Value ScanReadOnly(const Napi::CallbackInfo& info) {
+  try {
+    return ScanToJs(info.Env(), ScanDir(info[0].As<Napi::String>().Utf8Value(), false));
+  } catch (const WalError& e) {
+    throw ToJs(info.Env(), e);
+  }
+}
+
+Napi::Value Crc32cJs(const Napi::CallbackInfo& info) {
+  Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+  bool software = info.Length() > 1 && info[1].ToBoolean().Value();
+  return Napi::Number::New(info.Env(), Crc32c(buf.Data(), buf.ByteLength(), software));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("WalHandle", WalHandle::Define(env));
+  exports.Set("scan", Napi::Function::New(env, ScanReadOnly));
+  exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
+  exports.Set("crc32cHardware", Napi::Boolean::New(env, Crc32cHasHardware()));
+  return exports;
+}
+
+}  // namespace
+}  // namespace raftlog
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return raftlog::Init(env, exports); }
+NODE_API_MODULE(raftlog_wal, InitModule)

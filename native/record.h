@@ -1,0 +1,59 @@
+// The on-disk record framing shared by the scanner, the writer and the reader.
+//
+// Every record is a 16-byte header, `length` payload bytes, then zero padding
+// to a multiple of 8 so that every header starts 8-byte aligned:
+//
+//   0  u32  crc32c of bytes [4, 16 + length)   (covers the rest of the header too)
+//   4  u32  length of the payload
+//   8  u8   kind
+//   9  u8   entry type (entries), flags (snapshot markers: 1 = discard the log)
+//  10  u16  zero
+//  12  u32  zero
+//
+// An all-zero header is the end of the records in a segment: segments are
+// preallocated full of zeros, so the first unwritten byte reads as "end".
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "raftlog's WAL format is little-endian and is only built for little-endian machines"
+#endif
+
+namespace raftlog {
+
+constexpr uint32_t kHeaderBytes = 16;
+constexpr uint32_t kMaxPayload = 1u << 30;
+
+enum Kind : uint8_t {
+  kKindNone = 0,
+  kKindSegment = 1,    // payload: magic u64, seq u64, first index u64
+  kKindEntry = 2,      // payload: index u64, term u64, data
+  kKindHardState = 3,  // payload: term u64, vote u64, commit u64
+  kKindSnapshot = 4,   // payload: index u64, term u64, meta
+};
+
+constexpr uint8_t kSnapshotDiscardLog = 1;
+constexpr uint64_t kSegmentMagic = 0x316c617774666172ull;  // "raftwal1"
+constexpr uint32_t kSegmentPayload = 24;
+constexpr uint32_t kHardStatePayload = 24;
+constexpr uint32_t kEntryPrefix = 16;
+constexpr uint32_t kSnapshotPrefix = 16;
+
+inline uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t(7); }
+
+inline uint32_t Load32(const uint8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+inline uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+inline void Store32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }
+inline void Store64(uint8_t* p, uint64_t v) { memcpy(p, &v, 8); }
+
+}  // namespace raftlog

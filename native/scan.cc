@@ -1,0 +1,200 @@
+#include "scan.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "crc32c.h"
+#include "record.h"
+#include "segment.h"
+#include "wal_error.h"
+
+namespace raftlog {
+namespace {
+
+bool AllZero(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != 0) return false;
+  return true;
+}
+
+// Why the record at `off` cannot be used, or nullptr if it is a valid record.
+const char* CheckRecord(const uint8_t* p, size_t size, size_t off) {
+  if (size - off < kHeaderBytes) return "truncated header";
+  const uint8_t* h = p + off;
+  uint32_t length = Load32(h + 4);
+  uint8_t kind = h[8];
+  if (kind < kKindSegment || kind > kKindSnapshot) return "unknown record kind";
+  if (h[10] != 0 || h[11] != 0 || Load32(h + 12) != 0) return "nonzero reserved header bytes";
+  if (length > kMaxPayload || length > size - off - kHeaderBytes) return "record length runs past the end of the file";
+  switch (kind) {
+    case kKindSegment:
+      if (length != kSegmentPayload) return "bad segment header length";
+      break;
+    case kKindHardState:
+      if (length != kHardStatePayload) return "bad hard state length";
+      break;
+    case kKindEntry:
+      if (length < kEntryPrefix) return "entry record too short";
+      break;
+    case kKindSnapshot:
+      if (length < kSnapshotPrefix) return "snapshot record too short";
+      break;
+  }
+  if (Crc32c(h + 4, kHeaderBytes - 4 + length) != Load32(h)) return "checksum mismatch";
+  return nullptr;
+}
+
+// True if a whole, checksummed record starts anywhere after `from`. A torn
+// write only damages the tail; a good record after the damage means the
+// damage is in the middle of acknowledged data.
+bool ValidRecordAfter(const uint8_t* p, size_t size, size_t from) {
+  for (size_t off = Align8(from + 1); off + kHeaderBytes <= size; off += 8) {
+    uint8_t kind = p[off + 8];
+    if (kind < kKindEntry || kind > kKindSnapshot) continue;
+    if (CheckRecord(p, size, off) == nullptr) return true;
+  }
+  return false;
+}
+
+struct Mapped {
+  int fd = -1;
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  ~Mapped() {
+    if (data != nullptr) munmap(data, size);
+    if (fd >= 0) close(fd);
+  }
+};
+
+std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) throw IoError("open directory", dir, errno);
+  std::vector<ScannedSegment> segs;
+  bool removedPrealloc = false;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    uint64_t seq, first;
+    if (ParseSegmentName(name, &seq, &first)) {
+      segs.push_back({seq, first, name, 0, 0});
+    } else if (repair && name == kPreallocName) {
+      // An unused preallocated file from an earlier run: never part of the log.
+      unlink(JoinPath(dir, name).c_str());
+      removedPrealloc = true;
+    }
+  }
+  closedir(d);
+  if (removedPrealloc) SyncDir(dir);
+  std::sort(segs.begin(), segs.end(), [](const ScannedSegment& x, const ScannedSegment& y) { return x.seq < y.seq; });
+  for (size_t i = 1; i < segs.size(); i++)
+    if (segs[i].seq != segs[i - 1].seq + 1)
+      throw WalError("WAL_CORRUPT", "segment sequence has a gap: " + segs[i - 1].name + " is followed by " + segs[i].name,
+                     JoinPath(dir, segs[i].name), 0);
+  return segs;
+}
+
+}  // namespace
+
+ScanResult ScanDir(const std::string& dir, bool repair) {
+  ScanResult out;
+  out.segments = ListSegments(dir, repair);
+  for (size_t si = 0; si < out.segments.size(); si++) {
+    ScannedSegment& seg = out.segments[si];
+    bool last = si + 1 == out.segments.size();
+    std::string path = JoinPath(dir, seg.name);
+    Mapped m;
+    m.fd = open(path.c_str(), (repair && last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (m.fd < 0) throw IoError("open", path, errno);
+    struct stat st;
+    if (fstat(m.fd, &st) != 0) throw IoError("stat", path, errno);
+    m.size = static_cast<size_t>(st.st_size);
+    seg.size = m.size;
+    if (m.size > 0) {
+      void* addr = mmap(nullptr, m.size, PROT_READ, MAP_PRIVATE, m.fd, 0);
+      if (addr == MAP_FAILED) throw IoError("mmap", path, errno);
+      m.data = static_cast<uint8_t*>(addr);
+      madvise(addr, m.size, MADV_SEQUENTIAL);
+    }
+    const uint8_t* p = m.data;
+    size_t off = 0;
+    const char* damage = nullptr;
+    size_t recordsBefore = out.records.size();
+    while (off < m.size) {
+      if (m.size - off >= kHeaderBytes && AllZero(p + off, kHeaderBytes)) {
+        if (off == 0) {
+          damage = "missing segment header";
+        } else if (!AllZero(p + off, m.size - off)) {
+          damage = "zero header followed by nonzero bytes";
+        }
+        break;
+      }
+      damage = CheckRecord(p, m.size, off);
+      if (damage != nullptr) break;
+      const uint8_t* h = p + off;
+      uint32_t length = Load32(h + 4);
+      const uint8_t* body = h + kHeaderBytes;
+      uint8_t kind = h[8];
+      if ((kind == kKindSegment) != (off == 0)) {
+        damage = off == 0 ? "missing segment header" : "segment header in the middle of a segment";
+        break;
+      }
+      if (kind == kKindSegment) {
+        if (Load64(body) != kSegmentMagic || Load64(body + 8) != seg.seq || Load64(body + 16) != seg.firstIndex) {
+          damage = "segment header does not match the file name";
+          break;
+        }
+      } else {
+        ScannedRecord r{kind, static_cast<uint32_t>(si), off, length, h[9], Load64(body), Load64(body + 8), 0};
+        if (kind == kKindHardState) r.c = Load64(body + 16);
+        if (kind == kKindSnapshot) {
+          r.c = out.metas.size();
+          out.metas.emplace_back(body + kSnapshotPrefix, body + length);
+        }
+        out.records.push_back(r);
+      }
+      off += Align8(kHeaderBytes + length);
+    }
+    if (off > m.size) off = m.size;
+    if (off == 0 && damage == nullptr) damage = "missing segment header";
+    seg.end = off;
+    if (damage == nullptr) continue;
+    // Damage only at the tail of the last segment can be a write the process
+    // died in the middle of: such a write was never acknowledged.
+    if (!last || ValidRecordAfter(p, m.size, off))
+      throw WalError("WAL_CORRUPT",
+                     std::string("corrupt WAL record in ") + path + " at offset " + std::to_string(off) + ": " + damage +
+                         (last ? " (whole records follow, so this is not a torn tail)" : ""),
+                     path, static_cast<int64_t>(off));
+    size_t end = m.size;
+    while (end > off && p[end - 1] == 0) end--;
+    out.torn = true;
+    out.tornTail = {path, off, end - off};
+    out.records.resize(off == 0 ? recordsBefore : out.records.size());
+    if (!repair) continue;
+    if (off == 0) {
+      // Not even the header was written: the segment never held anything.
+      if (unlink(path.c_str()) != 0) throw IoError("unlink", path, errno);
+      SyncDir(dir);
+      out.segments.pop_back();
+      continue;
+    }
+    std::vector<uint8_t> zeros(end - off, 0);
+    size_t done = 0;
+    while (done < zeros.size()) {
+      ssize_t n = pwrite(m.fd, zeros.data() + done, zeros.size() - done, static_cast<off_t>(off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw IoError("zero torn tail of", path, errno);
+      done += static_cast<size_t>(n);
+    }
+    if (fdatasync(m.fd) != 0) throw IoError("fdatasync", path, errno);
+  }
+  return out;
+}
+
+}  // namespace raftlog

@@ -1,0 +1,50 @@
+// Replay: read every segment of a WAL directory in order, verify every record,
+// and report what the TypeScript face needs to rebuild its position index.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace raftlog {
+
+struct ScannedSegment {
+  uint64_t seq;
+  uint64_t firstIndex;
+  std::string name;
+  uint64_t size;  // file size
+  uint64_t end;   // offset just past the last valid record
+};
+
+// One record (segment headers are checked, not reported). For entries a, b, c
+// are index, term, entry type; for hard states term, vote, commit; for
+// snapshot markers index, term and the position of its meta in `metas`.
+struct ScannedRecord {
+  uint8_t kind;
+  uint32_t segment;  // position in `segments`
+  uint64_t offset;
+  uint32_t length;  // payload length
+  uint8_t type;     // header byte 9: entry type, or snapshot flags
+  uint64_t a, b, c;
+};
+
+struct TornTail {
+  std::string file;
+  uint64_t offset = 0;
+  uint64_t droppedBytes = 0;
+};
+
+struct ScanResult {
+  std::vector<ScannedSegment> segments;
+  std::vector<ScannedRecord> records;
+  std::vector<std::vector<uint8_t>> metas;
+  bool torn = false;
+  TornTail tornTail;
+};
+
+// With repair, a torn tail of the last segment is zeroed (and a last segment
+// with no valid header removed) so that appends can continue; without it the
+// directory is only read. Damage anywhere else throws WAL_CORRUPT.
+ScanResult ScanDir(const std::string& dir, bool repair);
+
+}  // namespace raftlog

@@ -1,0 +1,269 @@
+#include "writer.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "crc32c.h"
+#include "record.h"
+#include "segment.h"
+#include "wal_error.h"
+
+namespace raftlog {
+
+Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, Report report)
+    : options_(std::move(options)), report_(std::move(report)) {
+  if (lastSeq != 0) {
+    std::string path = JoinPath(options_.dir, lastName);
+    fd_ = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd_ < 0) throw IoError("open", path, errno);
+    seq_ = lastSeq;
+    name_ = lastName;
+  }
+  preallocWanted_ = true;
+  preallocThread_ = std::thread([this] { PreallocLoop(); });
+  thread_ = std::thread([this] { Run(); });
+}
+
+Writer::~Writer() { Stop(); }
+
+uint64_t Writer::Submit(Job job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  job.id = nextId_++;
+  uint64_t id = job.id;
+  queue_.push_back(std::move(job));
+  cv_.notify_one();
+  return id;
+}
+
+void Writer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(pmu_);
+  }
+  pcv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (preallocThread_.joinable()) preallocThread_.join();
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  if (preallocFd_ >= 0) close(preallocFd_);
+  preallocFd_ = -1;
+}
+
+WriterStats Writer::Stats() const {
+  return {writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), segmentsCreated_.load(),
+          segmentsRemoved_.load()};
+}
+
+void Writer::Run() {
+  std::deque<Job> group;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      if (stopping_) return;
+      group.swap(queue_);
+    }
+    bool closing = false;
+    for (Job& job : group) closing = closing || job.type == Job::kClose;
+    if (!failed_) {
+      try {
+        for (Job& job : group) Execute(job);
+        FlushAndSync();
+      } catch (const WalError& e) {
+        failed_ = true;
+        error_ = e.what();
+      }
+    }
+    groups_++;
+    report_(group.back().id, failed_ ? &error_ : nullptr);
+    group.clear();
+    if (closing) return;
+  }
+}
+
+void Writer::Execute(Job& job) {
+  switch (job.type) {
+    case Job::kWrite:
+      for (const Chunk& c : job.chunks) Write(job, c);
+      break;
+    case Job::kRelease:
+      // The snapshot marker that allows this release was queued before it:
+      // make it durable before anything is removed.
+      FlushAndSync();
+      for (const std::string& name : job.unlink) {
+        std::string path = JoinPath(options_.dir, name);
+        if (unlink(path.c_str()) != 0 && errno != ENOENT) throw IoError("unlink", path, errno);
+        segmentsRemoved_++;
+      }
+      if (!job.unlink.empty() && options_.sync) SyncDir(options_.dir);
+      break;
+    case Job::kClose:
+      break;
+  }
+}
+
+void Writer::Write(Job& job, const Chunk& c) {
+  if (c.seq != seq_) {
+    FlushAndSync();
+    Rotate(c.seq, c.firstIndex);
+  }
+  uint8_t* begin = job.data + c.begin;
+  uint8_t* end = job.data + c.end;
+  for (uint8_t* p = begin; p < end;) {
+    uint32_t length = Load32(p + 4);
+    Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));
+    p += Align8(kHeaderBytes + length);
+  }
+  size_t n = c.end - c.begin;
+  if (!iov_.empty() && (iovOffset_ + iovBytes_ != c.offset || iov_.size() >= IOV_MAX)) Flush();
+  if (iov_.empty()) iovOffset_ = c.offset;
+  iov_.push_back({begin, n});
+  iovBytes_ += n;
+}
+
+void Writer::Flush() {
+  size_t first = 0;
+  uint64_t offset = iovOffset_;
+  while (first < iov_.size()) {
+    int count = static_cast<int>(std::min<size_t>(iov_.size() - first, IOV_MAX));
+    ssize_t n = pwritev(fd_, &iov_[first], count, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
+    writes_++;
+    bytes_ += static_cast<uint64_t>(n);
+    offset += static_cast<uint64_t>(n);
+    dirty_ = true;
+    // Skip what was written; a short write resumes inside an iovec.
+    size_t left = static_cast<size_t>(n);
+    while (first < iov_.size() && left >= iov_[first].iov_len) left -= iov_[first++].iov_len;
+    if (left > 0) {
+      iov_[first].iov_base = static_cast<uint8_t*>(iov_[first].iov_base) + left;
+      iov_[first].iov_len -= left;
+    }
+  }
+  iov_.clear();
+  iovBytes_ = 0;
+}
+
+void Writer::FlushAndSync() {
+  if (!iov_.empty()) Flush();
+  if (!dirty_) return;
+  if (failNextSync_.exchange(false))
+    throw WalError("WAL_IO", "fdatasync " + JoinPath(options_.dir, name_) + ": injected failure (test hook)");
+  if (options_.sync) {
+    if (fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
+    fsyncs_++;
+  }
+  dirty_ = false;
+}
+
+void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
+  if (seq != seq_ + 1)
+    throw WalError("WAL_IO", "internal error: asked to write segment " + std::to_string(seq) + " after " +
+                                 std::to_string(seq_));
+  int fd = TakePreallocated();
+  std::string name = SegmentName(seq, firstIndex);
+  std::string from = JoinPath(options_.dir, kPreallocName), to = JoinPath(options_.dir, name);
+  if (rename(from.c_str(), to.c_str()) != 0) {
+    int err = errno;
+    close(fd);
+    throw IoError("rename " + from + " to", to, err);
+  }
+  if (options_.sync) SyncDir(options_.dir);
+  if (fd_ >= 0) close(fd_);
+  fd_ = fd;
+  seq_ = seq;
+  name_ = name;
+  segmentsCreated_++;
+  RequestPrealloc();
+}
+
+void Writer::RequestPrealloc() {
+  {
+    std::lock_guard<std::mutex> lock(pmu_);
+    preallocWanted_ = true;
+  }
+  pcv_.notify_all();
+}
+
+int Writer::TakePreallocated() {
+  std::unique_lock<std::mutex> lock(pmu_);
+  pcv_.wait(lock, [this] { return preallocDone_ || stopping_; });
+  if (!preallocDone_) throw WalError("WAL_CLOSED", "WAL is closing");
+  preallocDone_ = false;
+  if (!preallocError_.empty()) throw WalError("WAL_IO", preallocError_);
+  int fd = preallocFd_;
+  preallocFd_ = -1;
+  return fd;
+}
+
+void Writer::PreallocLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(pmu_);
+      pcv_.wait(lock, [this] { return preallocWanted_ || stopping_; });
+      if (stopping_) return;
+      preallocWanted_ = false;
+    }
+    int fd = -1;
+    std::string error;
+    try {
+      fd = CreatePreallocated();
+    } catch (const WalError& e) {
+      error = e.what();
+    }
+    {
+      std::lock_guard<std::mutex> lock(pmu_);
+      if (stopping_) {
+        if (fd >= 0) close(fd);
+        return;
+      }
+      preallocFd_ = fd;
+      preallocError_ = error;
+      preallocDone_ = true;
+    }
+    pcv_.notify_all();
+  }
+}
+
+int Writer::CreatePreallocated() {
+  std::string path = JoinPath(options_.dir, kPreallocName);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError("create", path, errno);
+  auto fail = [&](const char* what) {
+    int err = errno;
+    close(fd);
+    return IoError(what, path, err);
+  };
+  if (options_.prealloc == Prealloc::kZeros) {
+    // Writing the zeros (not just reserving blocks) is what makes later
+    // fdatasyncs cheap: the blocks are allocated and initialized, so a data
+    // sync has no extent or size change to journal.
+    std::vector<uint8_t> zeros(1 << 20, 0);
+    for (uint64_t off = 0; off < options_.segmentBytes;) {
+      if (stopping_) break;
+      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), options_.segmentBytes - off));
+      ssize_t w = pwrite(fd, zeros.data(), n, static_cast<off_t>(off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) throw fail("preallocate");
+      off += static_cast<uint64_t>(w);
+    }
+  } else if (options_.prealloc == Prealloc::kFallocate) {
+    int err = posix_fallocate(fd, 0, static_cast<off_t>(options_.segmentBytes));
+    if (err != 0) {
+      errno = err;
+      throw fail("fallocate");
+    }
+  }
+  if (options_.sync && fdatasync(fd) != 0) throw fail("fdatasync");
+  return fd;
+}
+
+}  // namespace raftlog

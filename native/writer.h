@@ -1,0 +1,113 @@
+// The group-commit writer: one native thread that takes every job queued while
+// it was busy, writes them with as few pwritev calls as the layout allows,
+// and makes them durable with one fdatasync. A second thread preallocates the
+// next segment so that rotation does not wait for it.
+//
+// The TypeScript face decides where every record goes (segment and offset);
+// this thread fills in the CRCs, writes, syncs and reports the id of the last
+// job that is durable. After any write or sync error it fails that job and
+// every later one: a failed fsync may have dropped dirty pages, so retrying
+// could report data durable that is not.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace raftlog {
+
+enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2 };
+
+struct WriterOptions {
+  std::string dir;
+  uint64_t segmentBytes = 64ull << 20;
+  bool sync = true;
+  Prealloc prealloc = Prealloc::kZeros;
+};
+
+// [begin, end) of a job's buffer goes to segment `seq` at `offset`. If `seq`
+// is the segment after the current one, the writer rotates into it first,
+// naming it after `firstIndex`.
+struct Chunk {
+  size_t begin, end;
+  uint64_t seq, offset, firstIndex;
+};
+
+struct Job {
+  enum Type { kWrite, kRelease, kClose } type = kWrite;
+  uint64_t id = 0;
+  uint8_t* data = nullptr;  // kept alive by the caller until the job is reported
+  std::vector<Chunk> chunks;
+  std::vector<std::string> unlink;  // kRelease: segment names to remove
+};
+
+struct WriterStats {
+  uint64_t writes, fsyncs, bytes, groups, segmentsCreated, segmentsRemoved;
+};
+
+class Writer {
+ public:
+  // Called on the writer thread after each group: all jobs up to lastId are
+  // done, or failed with `error` (then every later job fails too).
+  using Report = std::function<void(uint64_t lastId, const std::string* error)>;
+
+  Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, Report report);
+  ~Writer();
+
+  uint64_t Submit(Job job);  // returns the job's id
+  void Stop();                // joins the threads; pending jobs are dropped unreported
+  WriterStats Stats() const;
+  void FailNextSync() { failNextSync_ = true; }
+
+ private:
+  void Run();
+  void Execute(Job& job);
+  void Write(Job& job, const Chunk& c);
+  void Flush();
+  void FlushAndSync();
+  void Rotate(uint64_t seq, uint64_t firstIndex);
+  void PreallocLoop();
+  int CreatePreallocated();
+  int TakePreallocated();
+  void RequestPrealloc();
+
+  const WriterOptions options_;
+  const Report report_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  uint64_t nextId_ = 1;
+  std::atomic<bool> stopping_{false};
+
+  // Writer thread only.
+  int fd_ = -1;
+  uint64_t seq_ = 0;
+  std::string name_;
+  bool dirty_ = false;
+  bool failed_ = false;
+  std::string error_;
+  std::vector<iovec> iov_;
+  uint64_t iovOffset_ = 0, iovBytes_ = 0;
+
+  std::mutex pmu_;
+  std::condition_variable pcv_;
+  bool preallocWanted_ = false, preallocDone_ = false;
+  int preallocFd_ = -1;
+  std::string preallocError_;
+
+  std::atomic<bool> failNextSync_{false};
+  std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, segmentsCreated_{0}, segmentsRemoved_{0};
+
+  std::thread thread_, preallocThread_;
+};
+
+}  // namespace raftlog

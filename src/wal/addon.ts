@@ -1,0 +1,92 @@
+// Loads the compiled addon the way the ecosystem does (node-gyp-build finds
+// build/Release or a prebuild) and describes its shape for TypeScript.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WalNotBuiltError } from './errors.js';
+
+export interface NativeSegment {
+  seq: number;
+  firstIndex: number;
+  name: string;
+  size: number;
+  end: number;
+}
+
+export interface NativeScan {
+  segments: NativeSegment[];
+  /** Eight numbers per record: kind, segment position, offset, payload length, type/flags, a, b, c. */
+  records: Float64Array;
+  metas: Uint8Array[];
+  torn: { file: string; offset: number; droppedBytes: number } | null;
+}
+
+export interface NativeStats {
+  writes: number;
+  fsyncs: number;
+  bytes: number;
+  groups: number;
+  segmentsCreated: number;
+  segmentsRemoved: number;
+}
+
+export interface NativeHandle {
+  scan(): NativeScan;
+  start(
+    segmentBytes: number,
+    sync: boolean,
+    prealloc: number,
+    lastSeq: number,
+    lastName: string,
+    onReport: (lastId: number, error?: string) => void,
+  ): void;
+  /** Five numbers per chunk in plan: begin, end, seq, offset, firstIndex. Returns the job id. */
+  submit(buffer: Uint8Array, plan: Float64Array, chunks: number): number;
+  release(names: string[]): number;
+  close(): number;
+  dispose(): void;
+  read(name: string, offset: number, length: number): Buffer;
+  forget(name: string): void;
+  stats(): NativeStats;
+  ref(): void;
+  unref(): void;
+  failNextSync(): void;
+}
+
+export interface NativeAddon {
+  WalHandle: new (dir: string) => NativeHandle;
+  scan(dir: string): NativeScan;
+  crc32c(data: Uint8Array, software?: boolean): number;
+  crc32cHardware: boolean;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'binding.gyp'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new WalNotBuiltError('cannot find the raftlog package root (binding.gyp) above ' + dirname(fileURLToPath(import.meta.url)));
+    dir = up;
+  }
+  return dir;
+}
+
+let loaded: NativeAddon | undefined;
+
+/** The addon, loaded on first use. Throws WalNotBuiltError with the fix if it was never compiled. */
+export function addon(): NativeAddon {
+  if (loaded !== undefined) return loaded;
+  const require = createRequire(import.meta.url);
+  const root = packageRoot();
+  try {
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    loaded = load(root) as NativeAddon;
+  } catch (err) {
+    throw new WalNotBuiltError(
+      `the native WAL addon is not built in ${root} (run \`npm ci\` or \`npm run build:native\`; ` +
+        `it needs python3, make and a C++ compiler): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  return loaded;
+}

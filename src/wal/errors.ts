@@ -1,0 +1,89 @@
+// Every failure of the WAL is one of these classes, each with a stable `code`
+// string that callers may switch on.
+
+export abstract class WalError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A record failed its checksum or framing somewhere other than a torn tail. Nothing is skipped: open fails. */
+export class WalCorruptError extends WalError {
+  readonly code = 'WAL_CORRUPT';
+  constructor(
+    message: string,
+    /** The damaged segment file. */
+    readonly file: string,
+    /** Byte offset of the damaged record in `file`. */
+    readonly offset: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The directory is already open (in this process or another one). */
+export class WalLockedError extends WalError {
+  readonly code = 'WAL_LOCKED';
+}
+
+/** A write or fsync failed. The instance is failed for good: reopen it (never retry an fsync). */
+export class WalIoError extends WalError {
+  readonly code = 'WAL_IO';
+}
+
+/** The WAL was closed (or is closing). */
+export class WalClosedError extends WalError {
+  readonly code = 'WAL_CLOSED';
+}
+
+/** A malformed argument: wrong type, negative or non-integer index, payload that is not a Uint8Array. */
+export class WalInvalidArgumentError extends WalError {
+  readonly code = 'WAL_INVALID_ARGUMENT';
+}
+
+/** Entries that would leave a hole in the log (or rewrite entries below the first index). */
+export class WalGapError extends WalError {
+  readonly code = 'WAL_GAP';
+}
+
+/** A read below firstIndex - 1: those entries were compacted into the snapshot. */
+export class WalCompactedError extends WalError {
+  readonly code = 'WAL_COMPACTED';
+}
+
+/** A read above lastIndex. */
+export class WalUnavailableError extends WalError {
+  readonly code = 'WAL_UNAVAILABLE';
+}
+
+/** The native addon is missing: it is compiled by `npm ci` / `npm run build:native`. */
+export class WalNotBuiltError extends WalError {
+  readonly code = 'WAL_NOT_BUILT';
+}
+
+interface NativeErrorShape {
+  message: string;
+  code?: unknown;
+  file?: unknown;
+  offset?: unknown;
+}
+
+/** Turns an error thrown or reported by the addon into its class. */
+export function fromNative(err: unknown): Error {
+  if (!(err instanceof Error)) return new WalIoError(String(err));
+  const e = err as NativeErrorShape & Error;
+  switch (e.code) {
+    case 'WAL_CORRUPT':
+      return new WalCorruptError(e.message, String(e.file ?? ''), typeof e.offset === 'number' ? e.offset : -1);
+    case 'WAL_LOCKED':
+      return new WalLockedError(e.message);
+    case 'WAL_IO':
+      return new WalIoError(e.message);
+    case 'WAL_CLOSED':
+      return new WalClosedError(e.message);
+    default:
+      return err;
+  }
+}

@@ -1,0 +1,15 @@
+// The WAL layer: the native write-ahead log's TypeScript face.
+export { Wal } from './wal.js';
+export type { WalEntry, WalHardState, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
+export {
+  WalError,
+  WalCorruptError,
+  WalLockedError,
+  WalIoError,
+  WalClosedError,
+  WalInvalidArgumentError,
+  WalGapError,
+  WalCompactedError,
+  WalUnavailableError,
+  WalNotBuiltError,
+} from './errors.js';

@@ -1,0 +1,101 @@
+// The record framing, written from JS so that one append costs one buffer and
+// one native call no matter how many entries it holds. The native writer
+// fills in the CRC32C on its own thread. Layout (see native/record.h):
+//
+//   0 u32 crc32c of [4, 16 + length) | 4 u32 length | 8 u8 kind | 9 u8 entry type or flags | 10..16 zero
+//   payload, then zero padding to a multiple of 8.
+
+export const HEADER_BYTES = 16;
+export const ENTRY_PREFIX = 16; // index u64, term u64
+export const SNAPSHOT_PREFIX = 16; // index u64, term u64
+export const SEGMENT_RECORD_BYTES = 40; // header + magic, seq, first index
+export const HARD_STATE_RECORD_BYTES = 40; // header + term, vote, commit
+/** Largest payload the native reader accepts. */
+export const MAX_PAYLOAD = 2 ** 30;
+
+export const enum Kind {
+  Segment = 1,
+  Entry = 2,
+  HardState = 3,
+  Snapshot = 4,
+}
+
+const TWO32 = 4294967296;
+
+export function align8(n: number): number {
+  return Math.ceil(n / 8) * 8;
+}
+
+export function entryRecordBytes(dataLength: number): number {
+  return align8(HEADER_BYTES + ENTRY_PREFIX + dataLength);
+}
+
+export function snapshotRecordBytes(metaLength: number): number {
+  return align8(HEADER_BYTES + SNAPSHOT_PREFIX + metaLength);
+}
+
+export function putU64(dv: DataView, at: number, v: number): void {
+  const lo = v >>> 0;
+  dv.setUint32(at, lo, true);
+  dv.setUint32(at + 4, (v - lo) / TWO32, true);
+}
+
+export function getU64(dv: DataView, at: number): number {
+  return dv.getUint32(at, true) + dv.getUint32(at + 4, true) * TWO32;
+}
+
+function header(u8: Uint8Array, dv: DataView, at: number, length: number, kind: Kind, type: number): void {
+  dv.setUint32(at + 4, length, true);
+  u8[at + 8] = kind;
+  u8[at + 9] = type;
+}
+
+/** Writes an entry record at `at` (the buffer must be zeroed); returns its size. */
+export function writeEntry(
+  u8: Uint8Array,
+  dv: DataView,
+  at: number,
+  index: number,
+  term: number,
+  type: number,
+  data: Uint8Array,
+): number {
+  header(u8, dv, at, ENTRY_PREFIX + data.length, Kind.Entry, type);
+  putU64(dv, at + 16, index);
+  putU64(dv, at + 24, term);
+  u8.set(data, at + 32);
+  return entryRecordBytes(data.length);
+}
+
+export function writeHardState(u8: Uint8Array, dv: DataView, at: number, term: number, vote: number, commit: number): number {
+  header(u8, dv, at, 24, Kind.HardState, 0);
+  putU64(dv, at + 16, term);
+  putU64(dv, at + 24, vote);
+  putU64(dv, at + 32, commit);
+  return HARD_STATE_RECORD_BYTES;
+}
+
+/** Snapshot flag: the marker replaced the whole log (a snapshot received from a leader). */
+export const SNAPSHOT_DISCARD_LOG = 1;
+
+export function writeSnapshot(u8: Uint8Array, dv: DataView, at: number, index: number, term: number, meta: Uint8Array, flags = 0): number {
+  header(u8, dv, at, SNAPSHOT_PREFIX + meta.length, Kind.Snapshot, flags);
+  putU64(dv, at + 16, index);
+  putU64(dv, at + 24, term);
+  u8.set(meta, at + 32);
+  return snapshotRecordBytes(meta.length);
+}
+
+export function writeSegmentHeader(u8: Uint8Array, dv: DataView, at: number, seq: number, firstIndex: number): number {
+  header(u8, dv, at, 24, Kind.Segment, 0);
+  dv.setUint32(at + 16, 0x74666172, true); // "raftwal1", little-endian
+  dv.setUint32(at + 20, 0x316c6177, true);
+  putU64(dv, at + 24, seq);
+  putU64(dv, at + 32, firstIndex);
+  return SEGMENT_RECORD_BYTES;
+}
+
+/** <seq>-<first index>.wal, both as 16 hex digits, so that names sort in log order. */
+export function segmentName(seq: number, firstIndex: number): string {
+  return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
+}

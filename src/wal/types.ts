@@ -1,0 +1,71 @@
+// The WAL's vocabulary. The shapes match src/raft/types.ts (Entry, HardState)
+// structurally, without importing it: the WAL sits below Raft.
+
+export interface WalEntry {
+  index: number;
+  term: number;
+  /** Entry type, 0..255 (Raft's EntryType). */
+  type: number;
+  data: Uint8Array;
+}
+
+export interface WalHardState {
+  term: number;
+  vote: number;
+  commit: number;
+}
+
+/** The latest snapshot marker: where the log was compacted, plus small opaque bytes (e.g. membership). */
+export interface WalSnapshot {
+  index: number;
+  term: number;
+  meta: Uint8Array;
+}
+
+export interface WalOptions {
+  /** Target size of a segment file in bytes (default 64 MiB). A single larger record gets a segment of its own. */
+  segmentBytes?: number;
+  /**
+   * 'always' (default): an append resolves only after write + fdatasync.
+   * 'none' is for tests and benchmarks ONLY: nothing is fsynced, so an acknowledged
+   * append can be lost in a power failure or kernel crash.
+   */
+  sync?: 'always' | 'none';
+  /**
+   * How the next segment is prepared ahead of need, on a background thread.
+   * 'zeros' (default) writes it full of zeros and syncs it, so that each later
+   * fdatasync has no block allocation to journal; 'fallocate' only reserves
+   * the blocks; 'none' lets the file grow with the appends.
+   */
+  preallocate?: 'zeros' | 'fallocate' | 'none';
+  /** Byte budget of the cache of recent entries (default 8 MiB). */
+  cacheBytes?: number;
+}
+
+/** What open() had to cut off: a record torn by a crash at the end of the last segment (it was never acknowledged). */
+export interface WalRepair {
+  file: string;
+  offset: number;
+  droppedBytes: number;
+}
+
+export interface WalStats {
+  /** append() and saveSnapshot() calls accepted. */
+  appends: number;
+  /** Entry records written. */
+  records: number;
+  /** Bytes written to segment files (framing included). */
+  bytes: number;
+  /** pwritev calls. */
+  writes: number;
+  /** fdatasync calls on segment files. */
+  fsyncs: number;
+  /** Group commits: each is one batch of jobs made durable together. */
+  groups: number;
+  /** Segment files that exist now. */
+  segments: number;
+  segmentsCreated: number;
+  segmentsRemoved: number;
+  cachedEntries: number;
+  cachedBytes: number;
+}

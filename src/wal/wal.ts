@@ -1,0 +1,640 @@
+// The write-ahead log's TypeScript face. It owns the log's shape (which index
+// lives where, the hard state, the snapshot marker) and decides where every
+// record goes; the native writer thread only fills in checksums, writes and
+// syncs. Every mutating call updates the in-memory state at once, in call
+// order, and hands one job to the native queue; jobs become durable, and
+// their promises resolve, in the same order.
+import { mkdirSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { addon, type NativeHandle, type NativeScan } from './addon.js';
+import { EntryCache } from './cache.js';
+import {
+  fromNative,
+  WalClosedError,
+  WalCompactedError,
+  WalCorruptError,
+  WalGapError,
+  WalInvalidArgumentError,
+  WalIoError,
+  WalUnavailableError,
+} from './errors.js';
+import { Positions } from './positions.js';
+import {
+  ENTRY_PREFIX,
+  entryRecordBytes,
+  getU64,
+  HARD_STATE_RECORD_BYTES,
+  HEADER_BYTES,
+  Kind,
+  MAX_PAYLOAD,
+  SEGMENT_RECORD_BYTES,
+  segmentName,
+  SNAPSHOT_DISCARD_LOG,
+  snapshotRecordBytes,
+  writeEntry,
+  writeHardState,
+  writeSegmentHeader,
+  writeSnapshot,
+} from './record.js';
+import type { WalEntry, WalHardState, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
+
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
+const PREALLOC = { zeros: 0, fallocate: 1, none: 2 } as const;
+/** Largest single pread when serving old entries. */
+const READ_SPAN = 4 * 1024 * 1024;
+
+interface Segment {
+  seq: number;
+  firstIndex: number;
+  name: string;
+  /** Highest entry index written to it (firstIndex - 1 if none). */
+  maxIndex: number;
+}
+
+interface Pending {
+  id: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  /** Keeps the job's buffer alive until the native thread is done with it. */
+  buffer: Uint8Array | null;
+  /** Lowest entry index the job writes (Infinity if none): the cache keeps it until durable. */
+  lowest: number;
+  /** The close job: it resolves even on a failed WAL. */
+  close: boolean;
+}
+
+function isIndex(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+function requireIndex(what: string, n: unknown): number {
+  if (!isIndex(n)) throw new WalInvalidArgumentError(`${what} must be a non-negative safe integer, got ${String(n)}`);
+  return n;
+}
+
+function checkHardState(hs: unknown): WalHardState {
+  if (hs === null || typeof hs !== 'object') throw new WalInvalidArgumentError('hardState must be { term, vote, commit }');
+  const { term, vote, commit } = hs as WalHardState;
+  return { term: requireIndex('hardState.term', term), vote: requireIndex('hardState.vote', vote), commit: requireIndex('hardState.commit', commit) };
+}
+
+/** One record to place: an entry (by position in the call), or the call's hard state / snapshot marker. */
+type RecordRef = number;
+const HARD_STATE_REF = -1;
+const SNAPSHOT_REF = -2;
+
+export class Wal {
+  private readonly handle: NativeHandle;
+  private readonly segmentBytes: number;
+  private readonly cacheBytes: number;
+  private readonly positions = new Positions();
+  private readonly cache = new EntryCache();
+  private readonly segments: Segment[] = [];
+  private readonly bySeq = new Map<number, Segment>();
+  /** Write cursor in the last segment. */
+  private offset = 0;
+  /** Where the last segment's own records begin: a record that does not fit rotates only if the segment holds more. */
+  private contentStart = 0;
+  private hs: WalHardState = { term: 0, vote: 0, commit: 0 };
+  private snap: WalSnapshot | null = null;
+  private readonly pending: Pending[] = [];
+  private pendingHead = 0;
+  private failure: Error | null = null;
+  private closing: Promise<void> | null = null;
+  private plan = new Float64Array(5 * 4);
+  private appends = 0;
+  private records = 0;
+
+  /** Set when open() cut off a torn record at the end of the last segment (never acknowledged). */
+  readonly repair: WalRepair | null;
+
+  /**
+   * Opens (creating if needed) the WAL in `dir`, replays it and takes the
+   * directory lock. Replay reads every segment once and verifies every CRC.
+   */
+  static async open(dir: string, options: WalOptions = {}): Promise<Wal> {
+    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 4096 || segmentBytes > 2 ** 30)
+      throw new WalInvalidArgumentError(`segmentBytes must be an integer in [4096, 2^30], got ${String(segmentBytes)}`);
+    const sync = options.sync ?? 'always';
+    if (sync !== 'always' && sync !== 'none') throw new WalInvalidArgumentError(`sync must be 'always' or 'none', got ${String(sync)}`);
+    const prealloc = options.preallocate ?? 'zeros';
+    if (!(prealloc in PREALLOC)) throw new WalInvalidArgumentError(`preallocate must be 'zeros', 'fallocate' or 'none', got ${String(prealloc)}`);
+    const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    if (!isIndex(cacheBytes)) throw new WalInvalidArgumentError(`cacheBytes must be a non-negative integer, got ${String(cacheBytes)}`);
+    const native = addon();
+    const path = resolvePath(dir);
+    mkdirSync(path, { recursive: true });
+    let handle: NativeHandle;
+    try {
+      handle = new native.WalHandle(path);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    try {
+      const wal = new Wal(handle, path, segmentBytes, cacheBytes, handle.scan());
+      const last = wal.segments.at(-1);
+      handle.start(segmentBytes, sync === 'always', PREALLOC[prealloc], last?.seq ?? 0, last?.name ?? '', wal.onReport);
+      return wal;
+    } catch (err) {
+      handle.dispose();
+      throw fromNative(err);
+    }
+  }
+
+  private constructor(
+    handle: NativeHandle,
+    readonly dir: string,
+    segmentBytes: number,
+    cacheBytes: number,
+    scan: NativeScan,
+  ) {
+    this.handle = handle;
+    this.segmentBytes = segmentBytes;
+    this.cacheBytes = cacheBytes;
+    this.repair = scan.torn;
+    this.replay(scan);
+  }
+
+  /** The latest hard state ({ term: 0, vote: 0, commit: 0 } in a new WAL). */
+  get hardState(): Readonly<WalHardState> {
+    return this.hs;
+  }
+  /** The latest snapshot marker, or null. */
+  get snapshot(): Readonly<WalSnapshot> | null {
+    return this.snap;
+  }
+  /** First readable entry; firstIndex - 1 is the snapshot's index (or 0). A new WAL has firstIndex 1, lastIndex 0. */
+  get firstIndex(): number {
+    return this.positions.base + 1;
+  }
+  /** Last entry; firstIndex - 1 when the log is empty. */
+  get lastIndex(): number {
+    return this.positions.last;
+  }
+
+  /**
+   * Appends entries (contiguous; the first at most lastIndex + 1, at least
+   * firstIndex: an existing index replaces it and everything after it) and/or
+   * a hard state. Resolves once all of it is durable. Calls may be pipelined;
+   * they become durable and resolve in call order. The new entries are
+   * visible to reads at once (served from memory until they are on disk).
+   */
+  append(entries: readonly WalEntry[], hardState?: WalHardState): Promise<void> {
+    const unusable = this.unusable();
+    if (unusable !== null) return Promise.reject(unusable);
+    let hs: WalHardState | null = null;
+    let bytes = 0;
+    try {
+      if (!Array.isArray(entries)) throw new WalInvalidArgumentError('entries must be an array');
+      if (hardState !== undefined) hs = checkHardState(hardState);
+      bytes = this.checkEntries(entries);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (entries.length === 0 && hs === null) return this.barrier();
+    const n = entries.length;
+    const refs: RecordRef[] = [];
+    for (let k = 0; k < n; k++) refs.push(k);
+    if (hs !== null) refs.push(HARD_STATE_REF);
+    return this.write(refs, bytes + (hs !== null ? HARD_STATE_RECORD_BYTES : 0), entries, hs, null, false);
+  }
+
+  /**
+   * Records a snapshot marker; resolves when durable. Entries at and below
+   * `index` are no longer readable: firstIndex becomes index + 1 and
+   * term(index) answers `term`. If the log holds the entry at `index` with
+   * the same term, the entries above it stay readable (a local snapshot).
+   * Otherwise, or with `discardLog` (a snapshot received from a leader:
+   * Raft's InstallSnapshot), the whole log is discarded: lastIndex becomes
+   * `index` and the next append must be at index + 1. Both hold across reopen.
+   * Visible to reads at once, like append().
+   */
+  saveSnapshot(snapshot: { index: number; term: number; meta?: Uint8Array }, options?: { discardLog?: boolean }): Promise<void> {
+    const unusable = this.unusable();
+    if (unusable !== null) return Promise.reject(unusable);
+    let marker: WalSnapshot;
+    try {
+      if (snapshot === null || typeof snapshot !== 'object') throw new WalInvalidArgumentError('snapshot must be { index, term, meta? }');
+      const index = requireIndex('snapshot.index', snapshot.index);
+      const term = requireIndex('snapshot.term', snapshot.term);
+      const meta = snapshot.meta ?? new Uint8Array(0);
+      if (!(meta instanceof Uint8Array)) throw new WalInvalidArgumentError('snapshot.meta must be a Uint8Array');
+      if (meta.length > MAX_PAYLOAD - 64) throw new WalInvalidArgumentError(`snapshot.meta is too large (${meta.length} bytes)`);
+      if (index < this.positions.base)
+        throw new WalInvalidArgumentError(`snapshot at ${index} is older than the log's start (firstIndex ${this.firstIndex})`);
+      marker = { index, term, meta: meta.slice() };
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.write([SNAPSHOT_REF], snapshotRecordBytes(marker.meta.length), [], null, marker, options?.discardLog === true);
+  }
+
+  /**
+   * Deletes the segment files that hold only entries at or below `index`
+   * (which must not be above the snapshot marker). Resolves when the files
+   * are gone and the directory is synced.
+   */
+  releaseTo(index: number): Promise<void> {
+    const unusable = this.unusable();
+    if (unusable !== null) return Promise.reject(unusable);
+    if (!isIndex(index)) return Promise.reject(new WalInvalidArgumentError(`releaseTo index must be a non-negative safe integer, got ${String(index)}`));
+    if (this.snap === null || index > this.snap.index)
+      return Promise.reject(
+        new WalInvalidArgumentError(`releaseTo(${index}) needs a snapshot marker at or above ${index} (have ${this.snap?.index ?? 'none'})`),
+      );
+    const names: string[] = [];
+    while (this.segments.length > 1 && this.segments[0]!.maxIndex <= index) {
+      const s = this.segments.shift()!;
+      this.bySeq.delete(s.seq);
+      names.push(s.name);
+    }
+    return this.enqueue(this.handle.release(names), null, Infinity, false);
+  }
+
+  /**
+   * Entries in [lo, hi), at most maxBytes of data but always at least one if
+   * lo < hi. The read runs on the calling thread (see entriesSync).
+   */
+  async entries(lo: number, hi: number, maxBytes = Infinity): Promise<WalEntry[]> {
+    return this.entriesSync(lo, hi, maxBytes);
+  }
+
+  /**
+   * Synchronous read for Raft's Storage interface. Recent entries come from
+   * memory; older ones with a pread on the calling thread (catch-up reads
+   * usually hit the page cache), every CRC checked.
+   */
+  entriesSync(lo: number, hi: number, maxBytes = Infinity): WalEntry[] {
+    this.checkReadable();
+    requireIndex('lo', lo);
+    requireIndex('hi', hi);
+    if (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0)
+      throw new WalInvalidArgumentError(`maxBytes must be a non-negative number, got ${String(maxBytes)}`);
+    if (lo > hi) throw new WalInvalidArgumentError(`entries(${lo}, ${hi}): lo is above hi`);
+    if (lo < this.firstIndex) throw new WalCompactedError(`entries(${lo}, ${hi}): index ${lo} is compacted (firstIndex ${this.firstIndex})`);
+    if (hi > this.lastIndex + 1) throw new WalUnavailableError(`entries(${lo}, ${hi}): lastIndex is ${this.lastIndex}`);
+    const out: WalEntry[] = [];
+    let bytes = 0;
+    const cacheLo = this.cache.size > 0 ? this.cache.lo : this.lastIndex + 1;
+    let i = lo;
+    while (i < hi && i < cacheLo) {
+      const stop = Math.min(hi, cacheLo);
+      const run = this.readRun(i, stop, maxBytes - bytes);
+      for (const e of run) {
+        bytes += e.data.length;
+        if (out.length > 0 && bytes > maxBytes) return out;
+        out.push(e);
+      }
+      i += run.length;
+    }
+    for (; i < hi; i++) {
+      const e = this.cache.get(i);
+      bytes += e.data.length;
+      if (out.length > 0 && bytes > maxBytes) return out;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Term of entry `index`, valid from firstIndex - 1 (the snapshot's term) to lastIndex. */
+  term(index: number): number {
+    this.checkReadable();
+    requireIndex('index', index);
+    if (index < this.positions.base)
+      throw new WalCompactedError(`term(${index}): compacted (firstIndex ${this.firstIndex})`);
+    if (index > this.positions.last) throw new WalUnavailableError(`term(${index}): lastIndex is ${this.positions.last}`);
+    return this.positions.term(index);
+  }
+
+  stats(): WalStats {
+    const s = this.handle.stats();
+    return {
+      appends: this.appends,
+      records: this.records,
+      bytes: s.bytes,
+      writes: s.writes,
+      fsyncs: s.fsyncs,
+      groups: s.groups,
+      segments: this.segments.length,
+      segmentsCreated: s.segmentsCreated,
+      segmentsRemoved: s.segmentsRemoved,
+      cachedEntries: this.cache.size,
+      cachedBytes: this.cache.bytes,
+    };
+  }
+
+  /** Waits for every pending write, stops the native threads and releases the lock. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.closing = this.enqueue(this.handle.close(), null, Infinity, true).then(() => this.handle.dispose());
+    return this.closing;
+  }
+
+  /** Test hook: the next fdatasync fails as if the disk had returned EIO. */
+  injectSyncFailure(): void {
+    this.handle.failNextSync();
+  }
+
+  // ---- writing ----
+
+  private unusable(): Error | null {
+    if (this.closing !== null) return new WalClosedError(`WAL ${this.dir} is closed`);
+    return this.failure;
+  }
+
+  private checkReadable(): void {
+    const err = this.unusable();
+    if (err !== null) throw err;
+  }
+
+  /** Validates entries; returns the bytes of their records. Throws before anything is changed. */
+  private checkEntries(entries: readonly WalEntry[]): number {
+    const n = entries.length;
+    if (n === 0) return 0;
+    const first = entries[0]?.index;
+    if (!isIndex(first) || first < 1) throw new WalInvalidArgumentError(`entry index must be a positive safe integer, got ${String(first)}`);
+    if (first < this.firstIndex)
+      throw new WalGapError(`entry ${first} is below firstIndex ${this.firstIndex}: compacted entries cannot be rewritten`);
+    if (first > this.lastIndex + 1) throw new WalGapError(`entry ${first} would leave a gap after lastIndex ${this.lastIndex}`);
+    let bytes = 0;
+    for (let k = 0; k < n; k++) {
+      const e = entries[k];
+      if (e === null || typeof e !== 'object') throw new WalInvalidArgumentError(`entries[${k}] is not an entry`);
+      const { index, term, type, data } = e;
+      if (index !== first + k) {
+        if (!isIndex(index)) throw new WalInvalidArgumentError(`entries[${k}].index must be a non-negative safe integer, got ${String(index)}`);
+        throw new WalGapError(`entries must be contiguous: entries[${k}].index is ${index}, expected ${first + k}`);
+      }
+      if (!isIndex(term)) throw new WalInvalidArgumentError(`entries[${k}].term must be a non-negative safe integer, got ${String(term)}`);
+      if (typeof type !== 'number' || (type & 255) !== type) throw new WalInvalidArgumentError(`entries[${k}].type must be an integer in 0..255, got ${String(type)}`);
+      if (!(data instanceof Uint8Array)) throw new WalInvalidArgumentError(`entries[${k}].data must be a Uint8Array`);
+      if (data.length > MAX_PAYLOAD - ENTRY_PREFIX) throw new WalInvalidArgumentError(`entries[${k}].data is too large (${data.length} bytes)`);
+      bytes += entryRecordBytes(data.length);
+    }
+    return bytes;
+  }
+
+  private preludeBytes(): number {
+    return SEGMENT_RECORD_BYTES + (this.snap !== null ? snapshotRecordBytes(this.snap.meta.length) : 0) + HARD_STATE_RECORD_BYTES;
+  }
+
+  private recordBytes(ref: RecordRef, entries: readonly WalEntry[], snap: WalSnapshot | null): number {
+    if (ref >= 0) return entryRecordBytes(entries[ref]!.data.length);
+    if (ref === HARD_STATE_REF) return HARD_STATE_RECORD_BYTES;
+    return snapshotRecordBytes(snap!.meta.length);
+  }
+
+  /**
+   * Places the records (rotating into new segments where the current one is
+   * full), packs them into one buffer, applies them to the in-memory state
+   * and submits one job.
+   */
+  private write(
+    refs: RecordRef[],
+    recordBytes: number,
+    entries: readonly WalEntry[],
+    hs: WalHardState | null,
+    snap: WalSnapshot | null,
+    discardLog: boolean,
+  ): Promise<void> {
+    // Pass 1: where do segment rotations fall? A new segment starts with a
+    // prelude (segment header, then the snapshot marker and hard state as of
+    // that moment) so that releasing older segments never loses them.
+    const prelude = this.preludeBytes();
+    let seq = this.segments.at(-1)?.seq ?? 0;
+    let off = this.offset;
+    let start = this.contentStart;
+    let total = recordBytes;
+    let rotations: number[] | null = null;
+    for (let r = 0; r < refs.length; r++) {
+      const size = this.recordBytes(refs[r]!, entries, snap);
+      if (seq === 0 || (off + size > this.segmentBytes && off > start)) {
+        (rotations ??= []).push(r);
+        seq++;
+        total += prelude;
+        off = start = prelude;
+      }
+      off += size;
+    }
+
+    // Pass 2: pack, and apply to the in-memory state in the same order.
+    const u8 = new Uint8Array(new ArrayBuffer(total));
+    const dv = new DataView(u8.buffer);
+    const nChunks = 1 + (rotations?.length ?? 0);
+    if (this.plan.length < nChunks * 5) this.plan = new Float64Array(nChunks * 5);
+    const plan = this.plan;
+    let chunk = 0;
+    let chunkBegin = 0;
+    let pos = 0;
+    let segment = this.segments.at(-1);
+    off = this.offset;
+    let rot = 0;
+    let lowest = Infinity;
+    if (entries.length > 0) {
+      const first = entries[0]!.index;
+      lowest = first;
+      if (first <= this.lastIndex) {
+        this.positions.truncateAfter(first - 1);
+        this.cache.truncateAfter(first - 1);
+      }
+    }
+    for (let r = 0; r < refs.length; r++) {
+      const ref = refs[r]!;
+      if (rotations !== null && rotations[rot] === r) {
+        rot++;
+        if (pos > chunkBegin || segment === undefined) {
+          // Close the chunk that went to the previous segment (empty only for the very first segment).
+          if (segment !== undefined) {
+            plan.set([chunkBegin, pos, segment.seq, this.offset, segment.firstIndex], chunk * 5);
+            chunk++;
+          }
+        }
+        const first = ref >= 0 ? entries[ref]!.index : this.lastIndex + 1;
+        const s: Segment = { seq: (segment?.seq ?? 0) + 1, firstIndex: first, name: segmentName((segment?.seq ?? 0) + 1, first), maxIndex: first - 1 };
+        this.segments.push(s);
+        this.bySeq.set(s.seq, s);
+        segment = s;
+        chunkBegin = pos;
+        this.offset = 0;
+        pos += writeSegmentHeader(u8, dv, pos, s.seq, s.firstIndex);
+        // The carried marker never has the discard flag: replaying it must not
+        // discard entries appended after the original.
+        if (this.snap !== null) pos += writeSnapshot(u8, dv, pos, this.snap.index, this.snap.term, this.snap.meta);
+        pos += writeHardState(u8, dv, pos, this.hs.term, this.hs.vote, this.hs.commit);
+        off = pos - chunkBegin;
+        this.contentStart = off;
+      }
+      const seg = segment!;
+      if (ref >= 0) {
+        const e = entries[ref]!;
+        const len = e.data.length;
+        const size = writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
+        this.positions.push(e.term, seg.seq, off, len);
+        this.cache.push({ index: e.index, term: e.term, type: e.type, data: u8.subarray(pos + HEADER_BYTES + ENTRY_PREFIX, pos + HEADER_BYTES + ENTRY_PREFIX + len) });
+        if (e.index > seg.maxIndex) seg.maxIndex = e.index;
+        pos += size;
+        off += size;
+      } else if (ref === HARD_STATE_REF) {
+        const h = hs!;
+        pos += writeHardState(u8, dv, pos, h.term, h.vote, h.commit);
+        off += HARD_STATE_RECORD_BYTES;
+        this.hs = h;
+      } else {
+        const m = snap!;
+        const size = writeSnapshot(u8, dv, pos, m.index, m.term, m.meta, discardLog ? SNAPSHOT_DISCARD_LOG : 0);
+        pos += size;
+        off += size;
+        this.applySnapshot(m, discardLog);
+      }
+    }
+    const seg = segment!;
+    plan[chunk * 5] = chunkBegin;
+    plan[chunk * 5 + 1] = pos;
+    plan[chunk * 5 + 2] = seg.seq;
+    plan[chunk * 5 + 3] = this.offset;
+    plan[chunk * 5 + 4] = seg.firstIndex;
+    this.offset = off;
+    this.appends++;
+    this.records += entries.length;
+    let id: number;
+    try {
+      id = this.handle.submit(u8, plan, chunk + 1);
+    } catch (err) {
+      // The state above already moved: this instance can no longer be trusted.
+      this.failure = new WalIoError(`WAL ${this.dir} failed to queue a write; reopen it: ${(err as Error).message}`);
+      return Promise.reject(this.failure);
+    }
+    return this.enqueue(id, u8, lowest, false);
+  }
+
+  /** An append with nothing to write: resolves once everything before it is durable. */
+  private barrier(): Promise<void> {
+    return this.enqueue(this.handle.release([]), null, Infinity, false);
+  }
+
+  private applySnapshot(m: WalSnapshot, discardLog: boolean): void {
+    const p = this.positions;
+    if (discardLog || m.index > p.last || p.term(m.index) !== m.term) {
+      p.reset(m.index, m.term);
+      this.cache.clear(m.index + 1);
+    } else {
+      p.dropBefore(m.index);
+      this.cache.dropBefore(m.index + 1);
+    }
+    this.snap = m;
+  }
+
+  private enqueue(id: number, buffer: Uint8Array | null, lowest: number, close: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.pendingHead === this.pending.length) this.handle.ref();
+      this.pending.push({ id, resolve, reject, buffer, lowest, close });
+    });
+  }
+
+  /** The native writer reports after each group commit: every job up to lastId is durable, or failed. */
+  private readonly onReport = (lastId: number, error?: string): void => {
+    if (error !== undefined && this.failure === null)
+      this.failure = new WalIoError(`WAL ${this.dir} failed and must be reopened: ${error}`);
+    const pending = this.pending;
+    while (this.pendingHead < pending.length && pending[this.pendingHead]!.id <= lastId) {
+      const p = pending[this.pendingHead]!;
+      pending[this.pendingHead++] = undefined as unknown as Pending;
+      if (this.failure !== null && !p.close) p.reject(this.failure);
+      else p.resolve();
+    }
+    let bound = this.lastIndex;
+    for (let k = this.pendingHead; k < pending.length; k++) bound = Math.min(bound, pending[k]!.lowest - 1);
+    if (this.pendingHead === pending.length) {
+      pending.length = 0;
+      this.pendingHead = 0;
+      if (this.closing === null) this.handle.unref();
+    } else if (this.pendingHead > 1024) {
+      pending.splice(0, this.pendingHead);
+      this.pendingHead = 0;
+    }
+    this.cache.trim(this.cacheBytes, bound);
+  };
+
+  // ---- reading ----
+
+  /** Reads entries from lo (up to stop) that lie in one segment, in one pread. */
+  private readRun(lo: number, stop: number, budget: number): WalEntry[] {
+    const p = this.positions;
+    const seq = p.seq(lo);
+    const begin = p.offset(lo);
+    let end = begin + entryRecordBytes(p.length(lo));
+    let data = p.length(lo);
+    let j = lo + 1;
+    for (; j < stop && p.seq(j) === seq && p.offset(j) >= end; j++) {
+      const next = p.offset(j) + entryRecordBytes(p.length(j));
+      if (next - begin > READ_SPAN || data >= budget) break;
+      data += p.length(j);
+      end = next;
+    }
+    const segment = this.bySeq.get(seq);
+    if (segment === undefined) throw new WalCorruptError(`entry ${lo} points at segment ${seq}, which is gone`, '', -1);
+    let buf: Buffer;
+    try {
+      buf = this.handle.read(segment.name, begin, end - begin);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const out: WalEntry[] = [];
+    for (let i = lo; i < j; i++) {
+      const at = p.offset(i) - begin;
+      const len = p.length(i);
+      const index = getU64(dv, at + 16);
+      const term = getU64(dv, at + 24);
+      if (buf[at + 8] !== Kind.Entry || dv.getUint32(at + 4, true) !== ENTRY_PREFIX + len || index !== i || term !== p.term(i))
+        throw new WalCorruptError(`record at offset ${p.offset(i)} of ${segment.name} is not entry ${i}`, `${this.dir}/${segment.name}`, p.offset(i));
+      out.push({ index, term, type: buf[at + 9]!, data: buf.subarray(at + 32, at + 32 + len) });
+    }
+    return out;
+  }
+
+  // ---- replay ----
+
+  private replay(scan: NativeScan): void {
+    for (const s of scan.segments) {
+      const seg = { seq: s.seq, firstIndex: s.firstIndex, name: s.name, maxIndex: s.firstIndex - 1 };
+      this.segments.push(seg);
+      this.bySeq.set(seg.seq, seg);
+    }
+    const p = this.positions;
+    if (this.segments.length > 0) p.reset(this.segments[0]!.firstIndex - 1, 0);
+    const r = scan.records;
+    for (let k = 0; k < r.length; k += 8) {
+      const kind = r[k]!;
+      const seg = this.segments[r[k + 1]!]!;
+      const offset = r[k + 2]!;
+      const length = r[k + 3]!;
+      const flags = r[k + 4]!;
+      const a = r[k + 5]!;
+      const b = r[k + 6]!;
+      const c = r[k + 7]!;
+      const corrupt = (why: string): WalCorruptError =>
+        new WalCorruptError(`corrupt WAL record in ${this.dir}/${seg.name} at offset ${offset}: ${why}`, `${this.dir}/${seg.name}`, offset);
+      if (kind === Kind.Entry) {
+        if (a <= p.base) throw corrupt(`entry ${a} is at or below the log's start ${p.base}`);
+        if (a > p.last + 1) throw corrupt(`entry ${a} leaves a gap after ${p.last}`);
+        if (a <= p.last) p.truncateAfter(a - 1);
+        p.push(b, seg.seq, offset, length - ENTRY_PREFIX);
+        if (a > seg.maxIndex) seg.maxIndex = a;
+      } else if (kind === Kind.HardState) {
+        this.hs = { term: a, vote: b, commit: c };
+      } else if (kind === Kind.Snapshot) {
+        // A marker below the start can only be the copy carried at the head of a
+        // segment whose predecessors were released; a newer marker follows.
+        if (a >= p.base) this.applySnapshot({ index: a, term: b, meta: scan.metas[c]! }, (flags & SNAPSHOT_DISCARD_LOG) !== 0);
+        else this.snap = { index: a, term: b, meta: scan.metas[c]! };
+      }
+    }
+    this.cache.clear(p.last + 1);
+    const last = scan.segments.at(-1);
+    this.offset = last?.end ?? 0;
+    this.contentStart = 0;
+  }
+}
