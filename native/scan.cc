@@ -126,7 +126,7 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     const char* damage = nullptr;
     size_t recordsBefore = out.records.size();
     while (off < m.size) {
-      if (m.size - off >= kHeaderBytes && AllZero(p + off, kHeaderBytes)) {
+      if (AllZero(p + off, std::min<size_t>(kHeaderBytes, m.size - off))) {
         if (off == 0) {
           damage = "missing segment header";
         } else if (!AllZero(p + off, m.size - off)) {

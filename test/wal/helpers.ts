@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { WalEntry } from '../../src/wal/index.js';
+
+const made: string[] = [];
+
+export function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'raftlog-wal-'));
+  made.push(d);
+  return d;
+}
+
+export function cleanTempDirs(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** Deterministic payload for (index, term, salt): a test can rebuild exactly what was written. */
+export function payload(index: number, term: number, salt = 0, length = 1 + ((index * 7919 + salt) % 200)): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = (index * 2654435761 + term * 40503 + salt * 97) >>> 0;
+  for (let i = 0; i < length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+export function entry(index: number, term = 1, salt = 0, length?: number): WalEntry {
+  return { index, term, type: index % 3 === 0 ? 1 : 0, data: payload(index, term, salt, length) };
+}
+
+export function range(lo: number, hi: number, term = 1, salt = 0, length?: number): WalEntry[] {
+  const out: WalEntry[] = [];
+  for (let i = lo; i < hi; i++) out.push(entry(i, term, salt, length));
+  return out;
+}
+
+/** Plain objects with plain Uint8Arrays, so that toEqual compares content, not Buffer vs Uint8Array. */
+export function plain(es: WalEntry[]): { index: number; term: number; type: number; data: number[] }[] {
+  return es.map((e) => ({ index: e.index, term: e.term, type: e.type, data: Array.from(e.data) }));
+}

@@ -1,0 +1,308 @@
+import { readdirSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Wal, WalClosedError, WalCompactedError, WalGapError, WalInvalidArgumentError, WalLockedError, WalUnavailableError } from '../../src/wal/index.js';
+import { cleanTempDirs, entry, plain, range, tempDir } from './helpers.js';
+
+const SMALL = { segmentBytes: 8192 };
+
+function segmentFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.wal'))
+    .sort();
+}
+
+afterEach(cleanTempDirs);
+
+describe('Wal round trip', () => {
+  it('starts empty', async () => {
+    const wal = await Wal.open(tempDir());
+    expect([wal.firstIndex, wal.lastIndex]).toEqual([1, 0]);
+    expect(wal.hardState).toEqual({ term: 0, vote: 0, commit: 0 });
+    expect(wal.snapshot).toBeNull();
+    expect(wal.term(0)).toBe(0);
+    expect(wal.repair).toBeNull();
+    await wal.close();
+  });
+
+  it('reads back what it wrote, before and after reopen', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir);
+    const es = range(1, 101, 3);
+    await wal.append(es.slice(0, 60), { term: 3, vote: 2, commit: 10 });
+    await wal.append(es.slice(60));
+    expect(plain(wal.entriesSync(1, 101))).toEqual(plain(es));
+    await wal.close();
+    wal = await Wal.open(dir);
+    expect([wal.firstIndex, wal.lastIndex]).toEqual([1, 100]);
+    expect(wal.hardState).toEqual({ term: 3, vote: 2, commit: 10 });
+    expect(plain(await wal.entries(1, 101))).toEqual(plain(es));
+    expect(wal.term(100)).toBe(3);
+    expect(wal.stats().cachedEntries).toBe(0); // after reopen every read above came from the files
+    await wal.close();
+  });
+
+  it('makes a hard-state-only append durable', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir);
+    await wal.append([], { term: 7, vote: 3, commit: 0 });
+    expect(wal.stats().fsyncs).toBeGreaterThanOrEqual(1);
+    await wal.close();
+    wal = await Wal.open(dir);
+    expect(wal.hardState).toEqual({ term: 7, vote: 3, commit: 0 });
+    expect(wal.lastIndex).toBe(0);
+    await wal.close();
+  });
+
+  it('rotates across many segments and reads across their boundaries', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    const es = range(1, 2001, 1, 5);
+    for (let i = 0; i < es.length; i += 37) await wal.append(es.slice(i, i + 37));
+    const files = segmentFiles(dir);
+    expect(files.length).toBeGreaterThan(20);
+    // Names carry sequence and first index.
+    expect(files[0]).toBe('0000000000000001-0000000000000001.wal');
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect(wal.lastIndex).toBe(2000);
+    expect(plain(wal.entriesSync(1, 2001))).toEqual(plain(es));
+    expect(plain(wal.entriesSync(777, 1333))).toEqual(plain(es.slice(776, 1332)));
+    await wal.close();
+  });
+
+  it('gives a record larger than a segment a segment of its own', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    const big = entry(2, 1, 0, 20000);
+    await wal.append([entry(1), big, entry(3)]);
+    await wal.close();
+    wal = await Wal.open(dir, SMALL);
+    expect(plain(wal.entriesSync(1, 4))).toEqual(plain([entry(1), big, entry(3)]));
+    await wal.close();
+  });
+
+  it('honours the byte limit but always returns at least one entry', async () => {
+    const wal = await Wal.open(tempDir(), { ...SMALL, cacheBytes: 0 });
+    await wal.append(range(1, 11, 1, 0, 100));
+    expect(wal.entriesSync(1, 11, 350).map((e) => e.index)).toEqual([1, 2, 3]);
+    expect(wal.entriesSync(1, 11, 300).map((e) => e.index)).toEqual([1, 2, 3]);
+    expect(wal.entriesSync(1, 11, 299).map((e) => e.index)).toEqual([1, 2]);
+    expect(wal.entriesSync(4, 11, 0).map((e) => e.index)).toEqual([4]);
+    expect(wal.entriesSync(5, 5)).toEqual([]);
+    await wal.close();
+  });
+});
+
+describe('Wal overwrite', () => {
+  it('replaces an existing suffix, also after reopen', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 301, 1));
+    await wal.append(range(150, 181, 2, 9));
+    expect(wal.lastIndex).toBe(180);
+    expect(wal.term(149)).toBe(1);
+    expect(wal.term(150)).toBe(2);
+    const want = [...range(1, 150, 1), ...range(150, 181, 2, 9)];
+    expect(plain(wal.entriesSync(1, 181))).toEqual(plain(want));
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect(wal.lastIndex).toBe(180);
+    expect(plain(wal.entriesSync(1, 181))).toEqual(plain(want));
+    await wal.close();
+  });
+
+  it('pipelines appends: an in-flight suffix overwritten by a later in-flight call lands correctly', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    const order: number[] = [];
+    const calls = [
+      wal.append(range(1, 101, 1)).then(() => order.push(1)),
+      wal.append(range(101, 201, 1)).then(() => order.push(2)),
+      wal.append(range(90, 121, 2, 4)).then(() => order.push(3)),
+      wal.append(range(121, 131, 2, 4), { term: 2, vote: 1, commit: 50 }).then(() => order.push(4)),
+    ];
+    // Visible at once, before durable.
+    expect(wal.lastIndex).toBe(130);
+    expect(wal.term(95)).toBe(2);
+    await Promise.all(calls);
+    expect(order).toEqual([1, 2, 3, 4]);
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect(wal.lastIndex).toBe(130);
+    expect(plain(wal.entriesSync(1, 131))).toEqual(plain([...range(1, 90, 1), ...range(90, 131, 2, 4)]));
+    expect(wal.hardState).toEqual({ term: 2, vote: 1, commit: 50 });
+    await wal.close();
+  });
+});
+
+describe('Wal snapshots and release', () => {
+  it('keeps entries above a local snapshot and releases whole segments below it', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 1001, 1));
+    const before = segmentFiles(dir).length;
+    const meta = new Uint8Array([1, 2, 3]);
+    await wal.saveSnapshot({ index: 600, term: 1, meta });
+    expect([wal.firstIndex, wal.lastIndex, wal.term(600)]).toEqual([601, 1000, 1]);
+    expect(() => wal.term(599)).toThrow(WalCompactedError);
+    expect(() => wal.entriesSync(600, 700)).toThrow(WalCompactedError);
+    await wal.releaseTo(600);
+    const after = segmentFiles(dir);
+    expect(after.length).toBeLessThan(before);
+    expect(wal.stats().segmentsRemoved).toBe(before - after.length);
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect([wal.firstIndex, wal.lastIndex, wal.term(600)]).toEqual([601, 1000, 1]);
+    expect(Array.from(wal.snapshot!.meta)).toEqual([1, 2, 3]);
+    expect(plain(wal.entriesSync(601, 1001))).toEqual(plain(range(601, 1001, 1)));
+    // The carried hard state and snapshot survive the release of older segments.
+    await wal.append(range(1001, 1501, 1), { term: 1, vote: 1, commit: 1200 });
+    await wal.saveSnapshot({ index: 1400, term: 1 });
+    await wal.releaseTo(1400);
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect([wal.firstIndex, wal.lastIndex, wal.term(1400)]).toEqual([1401, 1500, 1]);
+    expect(wal.hardState).toEqual({ term: 1, vote: 1, commit: 1200 });
+    expect(plain(wal.entriesSync(1401, 1501))).toEqual(plain(range(1401, 1501, 1)));
+    await wal.close();
+  });
+
+  it('resets the log for a snapshot ahead of it, across reopen', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 51, 1));
+    await wal.saveSnapshot({ index: 500, term: 4 });
+    expect([wal.firstIndex, wal.lastIndex, wal.term(500)]).toEqual([501, 500, 4]);
+    await expect(wal.append([entry(400, 4)])).rejects.toThrow(WalGapError);
+    await expect(wal.append([entry(502, 4)])).rejects.toThrow(WalGapError);
+    await wal.append(range(501, 511, 4));
+    await wal.close();
+    wal = await Wal.open(dir, SMALL);
+    expect([wal.firstIndex, wal.lastIndex, wal.term(500)]).toEqual([501, 510, 4]);
+    expect(plain(wal.entriesSync(501, 511))).toEqual(plain(range(501, 511, 4)));
+    await wal.close();
+  });
+
+  it('discards the log for a received snapshot (discardLog), across reopen', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 101, 1));
+    await wal.saveSnapshot({ index: 80, term: 1 }, { discardLog: true });
+    expect([wal.firstIndex, wal.lastIndex]).toEqual([81, 80]);
+    await wal.append(range(81, 91, 2));
+    await wal.close();
+    wal = await Wal.open(dir, SMALL);
+    expect([wal.firstIndex, wal.lastIndex, wal.term(80)]).toEqual([81, 90, 1]);
+    expect(plain(wal.entriesSync(81, 91))).toEqual(plain(range(81, 91, 2)));
+    await wal.close();
+  });
+
+  it('discards the log for a snapshot whose term disagrees with the entry at its index', async () => {
+    const wal = await Wal.open(tempDir());
+    await wal.append(range(1, 101, 1));
+    await wal.saveSnapshot({ index: 50, term: 2 });
+    expect([wal.firstIndex, wal.lastIndex, wal.term(50)]).toEqual([51, 50, 2]);
+    await wal.close();
+  });
+
+  it('refuses to release above the snapshot or save an older snapshot', async () => {
+    const wal = await Wal.open(tempDir());
+    await wal.append(range(1, 101, 1));
+    await expect(wal.releaseTo(10)).rejects.toThrow(WalInvalidArgumentError);
+    await wal.saveSnapshot({ index: 50, term: 1 });
+    await expect(wal.releaseTo(51)).rejects.toThrow(WalInvalidArgumentError);
+    await expect(wal.saveSnapshot({ index: 40, term: 1 })).rejects.toThrow(WalInvalidArgumentError);
+    expect(wal.firstIndex).toBe(51);
+    await wal.close();
+  });
+});
+
+describe('Wal group commit', () => {
+  it('completes 1,000 concurrent appends with far fewer fsyncs', async () => {
+    const wal = await Wal.open(tempDir());
+    const calls: Promise<void>[] = [];
+    for (let i = 1; i <= 1000; i++) calls.push(wal.append([entry(i)]));
+    await Promise.all(calls);
+    const s = wal.stats();
+    expect(s.appends).toBe(1000);
+    expect(s.records).toBe(1000);
+    expect(s.fsyncs).toBeLessThan(100);
+    expect(s.groups).toBeLessThan(100);
+    expect(wal.lastIndex).toBe(1000);
+    await wal.close();
+  });
+});
+
+describe('Wal errors', () => {
+  it('locks the directory against a second open', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir);
+    const err = await Wal.open(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WalLockedError);
+    expect((err as WalLockedError).code).toBe('WAL_LOCKED');
+    await wal.close();
+    const again = await Wal.open(dir);
+    await again.close();
+  });
+
+  it('rejects bad input with a clear error and writes nothing', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir);
+    await wal.append(range(1, 11, 1));
+    const bad: [unknown, new (...a: never[]) => Error][] = [
+      [[entry(12)], WalGapError],
+      [[entry(11), entry(13)], WalGapError],
+      [[{ ...entry(11), data: 'text' }], WalInvalidArgumentError],
+      [[{ ...entry(11), data: [1, 2] }], WalInvalidArgumentError],
+      [[{ ...entry(11), index: -1 }], WalInvalidArgumentError],
+      [[{ ...entry(11), index: 11.5 }], WalInvalidArgumentError],
+      [[{ ...entry(11), term: 1.5 }], WalInvalidArgumentError],
+      [[{ ...entry(11), type: 256 }], WalInvalidArgumentError],
+      [[entry(11), null], WalInvalidArgumentError],
+      ['not an array', WalInvalidArgumentError],
+    ];
+    for (const [arg, cls] of bad) {
+      const err = await wal.append(arg as never).catch((e: unknown) => e);
+      expect(err, JSON.stringify(arg)).toBeInstanceOf(cls);
+      expect(typeof (err as { code: unknown }).code).toBe('string');
+    }
+    await expect(wal.append([], { term: -1, vote: 0, commit: 0 })).rejects.toThrow(WalInvalidArgumentError);
+    expect(() => wal.term(11)).toThrow(WalUnavailableError);
+    expect(() => wal.entriesSync(1, 12)).toThrow(WalUnavailableError);
+    expect(() => wal.entriesSync(0, 5)).toThrow(WalCompactedError);
+    expect(() => wal.entriesSync(1.5, 5)).toThrow(WalInvalidArgumentError);
+    expect(wal.lastIndex).toBe(10);
+    const bytes = wal.stats().bytes;
+    await wal.close();
+    expect(bytes).toBeGreaterThan(0);
+    wal = await Wal.open(dir);
+    expect(wal.lastIndex).toBe(10);
+    expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11, 1)));
+    await wal.close();
+  });
+
+  it('fails every call after close', async () => {
+    const wal = await Wal.open(tempDir());
+    await wal.close();
+    await expect(wal.append([entry(1)])).rejects.toThrow(WalClosedError);
+    await expect(wal.saveSnapshot({ index: 1, term: 1 })).rejects.toThrow(WalClosedError);
+    expect(() => wal.term(0)).toThrow(WalClosedError);
+    await wal.close(); // idempotent
+  });
+
+  it('fails the pending and every later append after an fsync error, and loses nothing acknowledged', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir);
+    await wal.append(range(1, 11, 1));
+    wal.injectSyncFailure();
+    const pending = wal.append(range(11, 21, 1));
+    await expect(pending).rejects.toMatchObject({ code: 'WAL_IO' });
+    await expect(wal.append(range(21, 31, 1))).rejects.toMatchObject({ code: 'WAL_IO' });
+    expect(() => wal.entriesSync(1, 5)).toThrow(/must be reopened/);
+    await wal.close();
+    wal = await Wal.open(dir);
+    expect(wal.lastIndex).toBeGreaterThanOrEqual(10);
+    expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11, 1)));
+    await wal.close();
+  });
+});
