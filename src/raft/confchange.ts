@@ -41,8 +41,8 @@ export function validateConfChange(cc: ConfChange): void {
 
 /**
  * The configuration after `cc`. Re-adding what is already there is a no-op;
- * a change that would leave no voter is refused, because nothing could ever
- * commit again.
+ * a change that would remove the last voter is refused, because nothing could
+ * ever commit again.
  */
 export function applyToConfState(cs: ConfState, cc: ConfChange): ConfState {
   validateConfChange(cc);
@@ -58,7 +58,8 @@ export function applyToConfState(cs: ConfState, cc: ConfChange): ConfState {
     case ConfChangeType.RemoveNode:
       break;
   }
-  if (voters.length === 0) throw new InvalidConfChangeError(`removing node ${cc.nodeId} would leave no voters`);
+  // A node that starts with no configuration (it learns it from the log) may pass through voterless states.
+  if (voters.length === 0 && cs.voters.length > 0) throw new InvalidConfChangeError(`removing node ${cc.nodeId} would leave no voters`);
   voters.sort((a, b) => a - b);
   learners.sort((a, b) => a - b);
   return { voters, learners };
