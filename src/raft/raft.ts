@@ -727,7 +727,8 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case MessageType.MsgTransferLeader:
-        if (this.lead === None) return;
+        // Nothing to do when there is no leader to ask, or the transferee already leads.
+        if (this.lead === None || this.lead === m.from) return;
         this.send({ ...m, to: this.lead, term: 0 });
         return;
       case MessageType.MsgTimeoutNow:

@@ -131,7 +131,10 @@ export class RawNode {
     validateMessage(m, this.raft.id);
     if (isLocalOnly(m.type)) throw new StepLocalMsgError(m.type);
     if (isResponse(m.type) && !this.raft.trk.progress.has(m.from)) throw new StepPeerNotFoundError(m.from);
-    if (m.from === this.raft.id) throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
+    // A forwarded transfer names the transferee as sender (etcd's convention), which may be this very node.
+    if (m.from === this.raft.id && m.type !== MessageType.MsgTransferLeader) {
+      throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
+    }
     this.raft.step(m);
   }
 

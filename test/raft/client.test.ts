@@ -1,0 +1,291 @@
+// Raft paper §8: client interaction. Proposal forwarding and dropping,
+// linearizable reads (ReadIndex, safe and lease), leadership transfer.
+import { describe, expect, it } from 'vitest';
+import { Network, drain, enc, dec, msg, newNode } from './network.js';
+import { EntryType, MessageType, StateType, type ReadState } from '../../src/raft/types.js';
+import { MemoryStorage, ProposalDroppedError, ReadIndexDroppedError } from '../../src/raft/index.js';
+
+function reason(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof ProposalDroppedError) return e.reason;
+    throw e;
+  }
+  return undefined;
+}
+
+/** Runs the network, collecting every ReadState that node `id` reports. */
+function collectReads(net: Network, id: number): ReadState[] {
+  const out: ReadState[] = [];
+  for (let round = 0; round < 100; round++) {
+    let moved = false;
+    for (const pid of [...net.peers.keys()].sort()) {
+      const rd = net.handleReady(pid);
+      if (rd !== undefined) {
+        moved = true;
+        if (pid === id) out.push(...rd.readStates);
+      }
+    }
+    while (net.deliverOne()) moved = true;
+    if (!moved) break;
+  }
+  return out;
+}
+
+describe('§8 proposals', () => {
+  it('a new leader appends an empty entry of its term and commits it', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    const first = net.peer(2).appliedEntries[0]!;
+    expect(first).toMatchObject({ index: 1, term: 1, type: EntryType.Normal });
+    expect(first.data.length).toBe(0);
+    expect(net.node(2).status().commit).toBe(1);
+  });
+
+  it('many entries in one proposal land contiguously; the leader reports where', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    const pos = net.node(1).propose(['a', 'b', 'c'].map(enc));
+    expect(pos).toEqual({ index: 2, term: 1 });
+    net.stabilize();
+    expect(net.peer(3).appliedEntries.slice(1).map((e) => [e.index, dec(e.data)])).toEqual([[2, 'a'], [3, 'b'], [4, 'c']]);
+  });
+
+  it('a follower forwards proposals to the leader and returns null', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    expect(net.node(3).propose(enc('via-3'))).toBeNull();
+    net.stabilize();
+    expect(net.peer(1).applied).toEqual(['via-3']);
+  });
+
+  it('a duplicated forwarded proposal appends two independent entries (entries are never shared-mutated)', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.node(3).propose(enc('dup'));
+    const rd = net.node(3).ready();
+    net.node(3).advance(rd);
+    const fwd = rd.messages.find((m) => m.type === MessageType.MsgProp)!;
+    net.node(1).step(fwd);
+    net.node(1).step(fwd);
+    net.stabilize();
+    const dups = net.peer(2).appliedEntries.filter((e) => dec(e.data) === 'dup');
+    expect(dups.map((e) => e.index)).toEqual([2, 3]);
+    expect(fwd.entries[0]!.index).toBe(0);
+  });
+
+  const drops: { name: string; setup: () => { propose: () => unknown }; reason: string }[] = [
+    {
+      name: 'no leader known',
+      setup: () => {
+        const n = newNode(1, MemoryStorage.withConf([1, 2, 3]));
+        return { propose: () => n.propose(enc('x')) };
+      },
+      reason: 'no-leader',
+    },
+    {
+      name: 'candidate',
+      setup: () => {
+        const n = newNode(1, MemoryStorage.withConf([1, 2, 3]));
+        n.campaign();
+        return { propose: () => n.propose(enc('x')) };
+      },
+      reason: 'no-leader',
+    },
+    {
+      name: 'forwarding disabled',
+      setup: () => {
+        const net = new Network([1, 2, 3], { disableProposalForwarding: true });
+        net.campaign(1);
+        return { propose: () => net.node(2).propose(enc('x')) };
+      },
+      reason: 'forwarding-disabled',
+    },
+    {
+      name: 'leadership transfer pending',
+      setup: () => {
+        const net = new Network([1, 2, 3]);
+        net.campaign(1);
+        net.isolate(2);
+        net.node(1).transferLeader(2);
+        return { propose: () => net.node(1).propose(enc('x')) };
+      },
+      reason: 'transfer-pending',
+    },
+  ];
+  for (const d of drops) {
+    it(`drops a proposal: ${d.name}`, () => {
+      const { propose } = d.setup();
+      expect(reason(propose)).toBe(d.reason);
+    });
+  }
+
+  it('a forwarded proposal that reaches a node without a leader is refused with a code', () => {
+    const n = newNode(1, MemoryStorage.withConf([1, 2, 3]));
+    expect(() => n.step(msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: enc('x') }] }))).toThrow(
+      ProposalDroppedError,
+    );
+    expect(n.hasReady()).toBe(false);
+  });
+});
+
+describe('§8 ReadIndex', () => {
+  it('safe: the read index is served after a heartbeat round confirms leadership', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a');
+    net.node(1).readIndex(enc('r1'));
+    const rd = net.node(1).ready();
+    net.node(1).advance(rd);
+    net.node(1).persisted(rd);
+    // Not before the heartbeat round.
+    expect(rd.readStates).toEqual([]);
+    expect(rd.messages.filter((m) => m.type === MessageType.MsgHeartbeat && m.context !== undefined).length).toBe(2);
+    net.queue.push(...rd.messages);
+    const reads = collectReads(net, 1);
+    expect(reads.map((r) => [r.index, dec(r.context)])).toEqual([[2, 'r1']]);
+  });
+
+  it('safe: a leader cut off from the quorum serves no reads', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.isolate(1);
+    net.node(1).readIndex(enc('r'));
+    expect(collectReads(net, 1)).toEqual([]);
+    net.heal();
+    net.node(1).tick();
+    // The next heartbeat carries the pending context: once the quorum answers, it is served.
+    expect(collectReads(net, 1).map((r) => dec(r.context))).toEqual(['r']);
+  });
+
+  it('lease: served at once from the commit index', () => {
+    const net = new Network([1, 2, 3], { checkQuorum: true, readOnlyOption: 'lease' });
+    net.campaign(1);
+    net.isolate(1);
+    net.node(1).readIndex(enc('fast'));
+    const rd = net.node(1).ready();
+    expect(rd.readStates.map((r) => [r.index, dec(r.context)])).toEqual([[1, 'fast']]);
+  });
+
+  it('forwarded from a follower, answered to the follower', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a', 'b');
+    net.node(3).readIndex(enc('from-3'));
+    const reads = collectReads(net, 3);
+    expect(reads.map((r) => [r.index, dec(r.context)])).toEqual([[3, 'from-3']]);
+  });
+
+  it('deferred until the new leader has committed an entry of its term', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a');
+    // Node 2 wins term 2 but its empty entry is not yet acknowledged when the read arrives.
+    net.isolate(2);
+    net.node(2).campaign();
+    net.stabilize();
+    net.heal();
+    net.addFilter((m) => m.type === MessageType.MsgAppResp && m.to === 2);
+    net.campaign(2);
+    expect(net.node(2).status().state).toBe(StateType.StateLeader);
+    net.node(2).readIndex(enc('early'));
+    expect(collectReads(net, 2)).toEqual([]);
+    net.heal();
+    net.node(2).tick();
+    const reads = collectReads(net, 2);
+    expect(reads.map((r) => dec(r.context))).toEqual(['early']);
+    expect(reads[0]!.index).toBe(net.node(2).status().commit);
+  });
+
+  it('a follower without a leader refuses a read with a code', () => {
+    const n = newNode(1, MemoryStorage.withConf([1, 2, 3]));
+    expect(() => n.readIndex(enc('x'))).toThrow(ReadIndexDroppedError);
+  });
+
+  it('a single node serves reads once its term has a committed entry', () => {
+    const s = MemoryStorage.withConf([1]);
+    const n = newNode(1, s);
+    n.campaign();
+    drain(n, s);
+    drain(n, s);
+    n.readIndex(enc('solo'));
+    expect(drain(n, s).readStates.map((r) => [r.index, dec(r.context)])).toEqual([[1, 'solo']]);
+  });
+});
+
+describe('§8 / §3.10 leadership transfer', () => {
+  it('to an up-to-date follower: MsgTimeoutNow at once, the follower wins', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a');
+    net.node(1).transferLeader(2);
+    net.stabilize();
+    expect(net.leaders()).toEqual([2]);
+    expect(net.node(2).status().term).toBe(2);
+    expect(net.countDelivered(MessageType.MsgTimeoutNow)).toBe(1);
+  });
+
+  it('to a lagging follower: it is caught up first, then takes over', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.isolate(3);
+    for (let i = 0; i < 5; i++) net.propose(1, `v${i}`);
+    net.heal();
+    net.node(1).transferLeader(3);
+    expect(net.node(1).status().leadTransferee).toBe(3);
+    net.stabilize();
+    expect(net.leaders()).toEqual([3]);
+    expect(net.peer(3).storage.lastIndex()).toBeGreaterThanOrEqual(6);
+    net.propose(3, 'after');
+    expect(net.peer(1).applied).toEqual(['v0', 'v1', 'v2', 'v3', 'v4', 'after']);
+  });
+
+  it('the timeout-now campaign passes the leader lease (CheckQuorum)', () => {
+    const net = new Network([1, 2, 3], { checkQuorum: true, preVote: true });
+    net.campaign(1);
+    net.node(1).transferLeader(3);
+    net.stabilize();
+    expect(net.leaders()).toEqual([3]);
+  });
+
+  it('is abandoned after an election timeout if the target never catches up', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.isolate(3);
+    net.propose(1, 'a');
+    net.node(1).transferLeader(3);
+    expect(reason(() => net.node(1).propose(enc('x')))).toBe('transfer-pending');
+    for (let i = 0; i < 10; i++) {
+      net.node(1).tick();
+      net.stabilize();
+    }
+    expect(net.node(1).status().leadTransferee).toBe(0);
+    expect(net.node(1).propose(enc('x'))).not.toBeNull();
+  });
+
+  it('forwarded from a follower; a transfer to the current leader is a no-op', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    // Regression (sim seed 90): a follower asking to transfer to the leader itself.
+    net.node(3).transferLeader(1);
+    net.stabilize();
+    expect(net.leaders()).toEqual([1]);
+    net.node(3).transferLeader(2);
+    net.stabilize();
+    expect(net.leaders()).toEqual([2]);
+  });
+
+  it('a stale forward that names the receiving leader as transferee is accepted as a no-op', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    expect(() => net.node(1).step(msg({ type: MessageType.MsgTransferLeader, from: 1, to: 1 }))).not.toThrow();
+    expect(net.leaders()).toEqual([1]);
+  });
+
+  it('refuses a learner or unknown node as target', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    expect(() => net.node(1).transferLeader(9)).toThrow(expect.objectContaining({ code: 'RAFT_LEADER_TRANSFER' }));
+  });
+});
