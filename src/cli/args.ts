@@ -1,0 +1,52 @@
+/** `--name value` and `--flag` pairs; anything else is an error the command reports with its usage. */
+export class UsageError extends Error {
+  readonly code = 'USAGE';
+}
+
+export function parseArgs(args: string[], known: Record<string, 'string' | 'boolean'>): Map<string, string | true> {
+  const out = new Map<string, string | true>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
+    const [name, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
+    const kind = known[name];
+    if (kind === undefined) throw new UsageError(`unknown option --${name}`);
+    if (kind === 'boolean') {
+      out.set(name, true);
+      continue;
+    }
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    out.set(name, value);
+  }
+  return out;
+}
+
+export function intArg(opts: Map<string, string | true>, name: string, fallback?: number): number {
+  const v = opts.get(name);
+  if (v === undefined) {
+    if (fallback === undefined) throw new UsageError(`--${name} is required`);
+    return fallback;
+  }
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got '${String(v)}'`);
+  return n;
+}
+
+export function strArg(opts: Map<string, string | true>, name: string, fallback?: string): string {
+  const v = opts.get(name);
+  if (typeof v === 'string') return v;
+  if (fallback === undefined) throw new UsageError(`--${name} is required`);
+  return fallback;
+}
+
+/** '1=127.0.0.1:7001,2=127.0.0.1:7002' -> { 1: '127.0.0.1:7001', ... } */
+export function parsePeers(s: string): Record<number, string> {
+  const peers: Record<number, string> = {};
+  for (const part of s.split(',').filter((p) => p !== '')) {
+    const m = /^([1-9]\d*)=(.+:\d+)$/.exec(part);
+    if (m === null) throw new UsageError(`bad peer '${part}' (want ID=HOST:PORT)`);
+    peers[Number(m[1])] = m[2]!;
+  }
+  return peers;
+}

@@ -1,0 +1,98 @@
+// `raftlog cluster`: N `raftlog serve` processes on loopback, one command to
+// start them, see where they listen and who leads, and stop them all (Ctrl-C).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { resolve } from 'node:path';
+import { UsageError, intArg, parseArgs, strArg } from './args.js';
+
+const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--sync always|none]
+Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1 and
+for Redis clients on resp-port+i-1. Ctrl-C stops them all.`;
+
+export async function main(args: string[]): Promise<number> {
+  let opts;
+  try {
+    opts = parseArgs(args, { nodes: 'string', data: 'string', host: 'string', 'raft-port': 'string', 'resp-port': 'string', sync: 'string', help: 'boolean' });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (opts.has('help')) {
+    console.log(USAGE);
+    return 0;
+  }
+  const n = intArg(opts, 'nodes', 3);
+  if (n < 1 || n > 9) throw new UsageError('--nodes must be between 1 and 9');
+  const dataDir = resolve(strArg(opts, 'data', 'raftlog-cluster'));
+  const host = strArg(opts, 'host', '127.0.0.1');
+  const raftPort = intArg(opts, 'raft-port', 7101);
+  const respPort = intArg(opts, 'resp-port', 7381);
+  const sync = strArg(opts, 'sync', 'always');
+  const ids = Array.from({ length: n }, (_, i) => i + 1);
+  const peers = ids.map((id) => `${id}=${host}:${raftPort + id - 1}`).join(',');
+
+  console.log(`raftlog cluster: ${n} node${n > 1 ? 's' : ''}, data in ${dataDir}`);
+  for (const id of ids) {
+    console.log(`  node ${id}  raft ${host}:${raftPort + id - 1}  resp ${host}:${respPort + id - 1}   (redis-cli -p ${respPort + id - 1})`);
+  }
+  console.log('Ctrl-C stops the cluster.');
+
+  const children = new Map<number, ChildProcess>();
+  let stopping = false;
+  let leader = 0;
+  const exited = ids.map(
+    (id) =>
+      new Promise<number>((done) => {
+        const child = spawn(
+          process.execPath,
+          [
+            ...process.execArgv,
+            process.argv[1]!,
+            'serve',
+            '--id', String(id),
+            '--data', `${dataDir}/node${id}`,
+            '--listen', `${host}:${raftPort + id - 1}`,
+            '--peers', peers,
+            '--resp', `${host}:${respPort + id - 1}`,
+            '--sync', sync,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        children.set(id, child);
+        const relay = (line: string): void => {
+          // serve reports `leader N term T` when its view changes; the cluster shows it once per change.
+          const m = /^leader (\d+) term (\d+)$/.exec(line);
+          if (m !== null) {
+            const l = Number(m[1]);
+            if (l !== 0 && l !== leader) {
+              leader = l;
+              console.log(`leader: node ${l} (term ${m[2]})`);
+            }
+            return;
+          }
+          console.log(`[node ${id}] ${line}`);
+        };
+        createInterface({ input: child.stdout! }).on('line', relay);
+        createInterface({ input: child.stderr! }).on('line', (l) => console.error(`[node ${id}] ${l}`));
+        child.on('exit', (code, signal) => {
+          children.delete(id);
+          if (!stopping) console.error(`[node ${id}] exited (${signal ?? code})`);
+          done(code ?? 1);
+        });
+      }),
+  );
+
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping the cluster...');
+    for (const child of children.values()) child.kill('SIGTERM');
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const codes = await Promise.all(exited);
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  if (stopping) console.log('cluster stopped.');
+  return stopping && codes.every((c) => c === 0) ? 0 : 1;
+}

@@ -1,0 +1,61 @@
+export class LogError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The record was certainly not committed: it is safe to append it again. */
+export class NotCommittedError extends LogError {
+  constructor(reason: string, options?: ErrorOptions) {
+    super('APPEND_NOT_COMMITTED', `the record was not committed: ${reason}`, options);
+  }
+}
+
+/** The record may or may not be committed (the leader was lost before it knew): check before appending again. */
+export class OutcomeUnknownError extends LogError {
+  constructor(reason: string) {
+    super('APPEND_OUTCOME_UNKNOWN', `the record's fate is unknown: ${reason}`);
+  }
+}
+
+export class ClosedError extends LogError {
+  constructor() {
+    super('LOG_CLOSED', 'the replicated log is closed');
+  }
+}
+
+export class NotLeaderError extends LogError {
+  readonly leader: number;
+  constructor(leader: number, what: string) {
+    super('NOT_LEADER', `${what} must be made on the leader${leader ? ` (node ${leader})` : ' (no leader is known)'}`);
+    this.leader = leader;
+  }
+}
+
+export class TimeoutError extends LogError {
+  constructor(what: string, ms: number) {
+    super('TIMEOUT', `${what} did not complete within ${ms} ms`);
+  }
+}
+
+export class InvalidArgumentError extends LogError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+  }
+}
+
+/** The node stopped because its storage failed; reopen it. */
+export class FatalError extends LogError {
+  constructor(cause: unknown) {
+    super('LOG_FATAL', `the node stopped after a storage failure: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+export class CompactedRangeError extends LogError {
+  constructor(index: number, first: number) {
+    super('LOG_COMPACTED', `entries below ${first} were compacted into a snapshot (asked for ${index})`);
+  }
+}

@@ -1,0 +1,725 @@
+import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { decodeConfChange } from '../raft/confchange.js';
+import { CompactedError, ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
+import { RawNode } from '../raft/raw-node.js';
+import {
+  ConfChangeType,
+  EntryType,
+  StateType,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type ReadState,
+  type Ready,
+  type Snapshot,
+  type SoftState,
+  type Status,
+} from '../raft/types.js';
+import type { LogStore } from '../storage/log-store.js';
+import { RaftStorage } from '../storage/raft-storage.js';
+import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
+import { TcpTransport, type TlsOptions } from '../transport/tcp-transport.js';
+import type { Transport, TransportLogger } from '../transport/transport.js';
+import { Wal } from '../wal/index.js';
+import { realClock, type Clock } from './clock.js';
+import {
+  ClosedError,
+  CompactedRangeError,
+  FatalError,
+  InvalidArgumentError,
+  NotCommittedError,
+  NotLeaderError,
+  TimeoutError,
+} from './errors.js';
+import { Proposals, type AppendResult } from './proposals.js';
+import { decodeRecord, encodeRecord } from './record.js';
+import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
+import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
+
+export interface ReplicatedLogOptions<R = unknown> {
+  /** Where the WAL and the snapshots live. Required unless `deps` supplies storage. */
+  dataDir: string;
+  /** This node's id (positive integer). Default 1. */
+  id?: number;
+  /** Every member of a new cluster, this node included: { id: 'host:port' }. None: a single-node embedded log. */
+  peers?: Record<number, string>;
+  /** 'host:port' to accept peers on. Default: this node's entry in `peers`. */
+  listen?: string;
+  /** Nodes of different clusters refuse each other. Default 'raftlog'. */
+  clusterId?: string;
+  stateMachine?: StateMachine<R>;
+  /** Take a snapshot (and release the WAL below it) every this many applied entries. Default 10,000. */
+  snapshotEvery?: number;
+  /** Milliseconds per raft tick. Default 50. */
+  tickMs?: number;
+  /** Election timeout in ticks (randomized up to twice this). Default 10. */
+  electionTicks?: number;
+  /** Heartbeat interval in ticks. Default 2. */
+  heartbeatTicks?: number;
+  /** An append, barrier or membership change not settled by then is rejected. Default 10,000 ms. */
+  timeoutMs?: number;
+  /** WAL segment size. Default the WAL's (64 MiB). */
+  segmentBytes?: number;
+  /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. */
+  sync?: 'always' | 'none';
+  /** Mutual TLS between peers. */
+  tls?: TlsOptions;
+  logger?: TransportLogger;
+}
+
+/** The parts the driver runs on; the simulator supplies its own. */
+export interface ReplicatedLogDeps {
+  wal: LogStore;
+  snapshots: SnapshotStore;
+  transport: Transport | null;
+  clock: Clock;
+  /** In [0, 1): election jitter and this node's session id. */
+  random: () => number;
+}
+
+export interface LogStatus extends Status {
+  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+  members: Record<number, string>;
+  lastIndex: number;
+  firstIndex: number;
+  snapshotIndex: number;
+}
+
+const ROLE: Record<StateType, LogStatus['role']> = {
+  [StateType.StateFollower]: 'follower',
+  [StateType.StatePreCandidate]: 'pre-candidate',
+  [StateType.StateCandidate]: 'candidate',
+  [StateType.StateLeader]: 'leader',
+};
+
+interface Queued {
+  seq: number;
+  payload: Uint8Array;
+}
+
+interface Waiter {
+  index: number;
+  resolve(): void;
+}
+
+interface Barrier {
+  ctx: Uint8Array;
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+interface ConfPending {
+  term: number;
+  type: ConfChangeType;
+  nodeId: number;
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+function ctxKey(ctx: Uint8Array): string {
+  return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('hex');
+}
+
+/**
+ * A durable, replicated, ordered log. Records appended on any node are committed
+ * by a majority, made durable, and applied in order to the state machine of every
+ * node. With no peers it is a crash-safe local log with the same API.
+ */
+export class ReplicatedLog<R = unknown> {
+  private readonly node: RawNode;
+  private readonly proposals: Proposals<R>;
+  private queue: Queued[] = [];
+  private flushScheduled = false;
+  private pumpScheduled = false;
+  private pumping = false;
+  private closed = false;
+  /** close() was called: no new work is accepted. */
+  private closing = false;
+  private fatal: Error | undefined;
+  private lead = 0;
+  private role = StateType.StateFollower;
+  private applied: number;
+  private snapshotIndex: number;
+  private conf: ConfState;
+  private readonly members: Map<number, string>;
+  private readonly appliedWaiters: Waiter[] = [];
+  private readonly barriers = new Map<string, Barrier>();
+  private readonly confPending = new Map<number, ConfPending>();
+  private readonly leaderWaiters: Array<() => void> = [];
+  private readonly changeListeners = new Set<() => void>();
+  private barrierSeq = 0;
+  private stopTicking: () => void = () => {};
+
+  private constructor(
+    readonly id: number,
+    private readonly storage: RaftStorage,
+    private readonly deps: ReplicatedLogDeps,
+    private readonly sm: StateMachine<R>,
+    private readonly opts: Required<Pick<ReplicatedLogOptions, 'snapshotEvery' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'timeoutMs'>>,
+    members: Map<number, string>,
+  ) {
+    const { hardState, confState } = storage.initialState();
+    const snap = storage.snapshot();
+    this.snapshotIndex = snap.meta.index;
+    this.applied = snap.meta.index;
+    this.conf = confState;
+    this.members = members;
+    if (snap.meta.index > 0) this.restoreSnapshot(snap);
+    this.node = new RawNode({
+      id,
+      electionTick: opts.electionTicks,
+      heartbeatTick: opts.heartbeatTicks,
+      storage,
+      applied: this.applied,
+      checkQuorum: true,
+      preVote: true,
+      readOnlyOption: 'safe',
+      random: deps.random,
+    });
+    this.proposals = new Proposals<R>(Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
+    void hardState;
+  }
+
+  static async open<R = unknown>(options: ReplicatedLogOptions<R>, deps?: Partial<ReplicatedLogDeps>): Promise<ReplicatedLog<R>> {
+    const o = validateOptions(options);
+    const id = o.id ?? 1;
+    const peers = o.peers ?? {};
+    const memberIds = Object.keys(peers).map(Number);
+    if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
+    const wal = deps?.wal ?? (await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? 'always' }));
+    try {
+      const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
+      const bootstrap: ConfState = { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
+      const storage = await RaftStorage.open(wal, snapshots, bootstrap);
+      const listen = o.listen ?? peers[id];
+      const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
+      const transport =
+        deps?.transport !== undefined
+          ? deps.transport
+          : memberIds.length > 1 || listen !== undefined
+            ? new TcpTransport({
+                id,
+                clusterId: o.clusterId ?? 'raftlog',
+                listen: listen ?? '127.0.0.1:0',
+                peers: Object.fromEntries(Object.entries(peers).filter(([k]) => Number(k) !== id)),
+                tls: o.tls,
+                logger: o.logger,
+              })
+            : null;
+      const log = new ReplicatedLog<R>(
+        id,
+        storage,
+        { wal, snapshots, transport, clock: deps?.clock ?? realClock, random },
+        o.stateMachine ?? (new NullStateMachine() as unknown as StateMachine<R>),
+        {
+          snapshotEvery: o.snapshotEvery ?? 10_000,
+          tickMs: o.tickMs ?? 50,
+          electionTicks: o.electionTicks ?? 10,
+          heartbeatTicks: o.heartbeatTicks ?? 2,
+          timeoutMs: o.timeoutMs ?? 10_000,
+        },
+        new Map(Object.entries(peers).map(([k, v]) => [Number(k), v])),
+      );
+      await log.start();
+      return log;
+    } catch (err) {
+      await wal.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async start(): Promise<void> {
+    const t = this.deps.transport;
+    if (t !== null) {
+      for (const [peer, addr] of this.members) if (peer !== this.id) t.addPeer(peer, addr);
+      await t.start({
+        onMessage: (m) => this.onMessage(m),
+        onUnreachable: (peer) => {
+          this.node.reportUnreachable(peer);
+          this.schedulePump();
+        },
+        onSnapshotStatus: (peer, ok) => {
+          this.node.reportSnapshot(peer, ok);
+          this.schedulePump();
+        },
+      });
+    }
+    this.tick();
+    // Alone in its configuration, a node need not wait an election timeout: it
+    // leads as soon as its vote is durable, and open() returns a log ready to append.
+    if (this.conf.voters.length === 1 && this.conf.voters[0] === this.id) {
+      this.node.campaign();
+      this.pump();
+      await new Promise<void>((resolve) => {
+        const check = (): void => (this.lead === this.id || this.closed ? resolve() : void this.leaderWaiters.push(check));
+        check();
+      });
+    }
+    this.pump();
+  }
+
+  // ---- the public API ----
+
+  /** Appends a record; resolves once it is committed, durable and applied on this node. */
+  append(data: Uint8Array): Promise<AppendResult<R>> {
+    if (!(data instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('append(data): data must be a Uint8Array'));
+    if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
+    return new Promise<AppendResult<R>>((resolve, reject) => {
+      const seq = this.proposals.add(resolve, reject);
+      this.queue.push({ seq, payload: data });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        this.deps.clock.defer(() => this.flush());
+      }
+    });
+  }
+
+  /** Resolves once this node has applied everything committed before the call: a linearizable read point. */
+  barrier(): Promise<void> {
+    if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
+    const ctx = new Uint8Array(12);
+    const view = new DataView(ctx.buffer);
+    view.setUint32(0, this.proposals.session);
+    view.setFloat64(4, ++this.barrierSeq);
+    const key = ctxKey(ctx);
+    return this.withTimeout('barrier', (resolve, reject) => {
+      this.barriers.set(key, { ctx, resolve, reject });
+      this.requestRead(key);
+      return () => this.barriers.delete(key);
+    });
+  }
+
+  /** Committed records from `from` on, in order, then new ones as they are applied, until the log closes. */
+  async *entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
+    let next = options.from ?? this.storage.firstIndex();
+    if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
+    while (!this.closed) {
+      const upTo = Math.min(this.applied, this.storage.lastIndex());
+      if (next <= upTo) {
+        let batch: Entry[];
+        try {
+          batch = this.storage.entries(next, Math.min(upTo + 1, next + 1024), 4 * 1024 * 1024);
+        } catch (err) {
+          if (err instanceof CompactedError) throw new CompactedRangeError(next, this.storage.firstIndex());
+          throw err;
+        }
+        for (const e of batch) {
+          next = e.index + 1;
+          if (e.type !== EntryType.Normal) continue;
+          const rec = decodeRecord(e.data);
+          if (rec !== null) yield { index: e.index, term: e.term, data: rec.payload };
+        }
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.changeListeners.delete(done);
+          resolve();
+        };
+        this.changeListeners.add(done);
+      });
+    }
+  }
+
+  status(): LogStatus {
+    const s = this.node.status();
+    return {
+      ...s,
+      applied: this.applied,
+      role: ROLE[s.state],
+      members: Object.fromEntries(this.members),
+      lastIndex: this.storage.lastIndex(),
+      firstIndex: this.storage.firstIndex(),
+      snapshotIndex: this.snapshotIndex,
+    };
+  }
+
+  /** Hands leadership to `id`; resolves once it leads. */
+  transferLeadership(id: number): Promise<void> {
+    if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
+    if (!this.conf.voters.includes(id)) return Promise.reject(new InvalidArgumentError(`node ${id} is not a voter`));
+    return this.withTimeout('leadership transfer', (resolve, reject) => {
+      const check = (): void => {
+        if (this.lead === id) resolve();
+        else this.leaderWaiters.push(check);
+      };
+      try {
+        this.node.transferLeader(id);
+      } catch (err) {
+        reject(err as Error);
+        return () => undefined;
+      }
+      this.pump();
+      check();
+      return () => undefined;
+    });
+  }
+
+  addMember(id: number, address: string): Promise<void> {
+    return this.changeMembership({ type: ConfChangeType.AddNode, nodeId: id, context: new TextEncoder().encode(address) });
+  }
+
+  addLearner(id: number, address: string): Promise<void> {
+    return this.changeMembership({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: new TextEncoder().encode(address) });
+  }
+
+  removeMember(id: number): Promise<void> {
+    return this.changeMembership({ type: ConfChangeType.RemoveNode, nodeId: id });
+  }
+
+  /**
+   * Stops the node. Appends already handed to raft get a short grace (two election
+   * timeouts) to commit; what is still unsettled then rejects with APPEND_OUTCOME_UNKNOWN,
+   * and appends not yet proposed with LOG_CLOSED. Everything acknowledged is already durable.
+   */
+  async close(): Promise<void> {
+    if (this.closed || this.closing) return;
+    this.closing = true;
+    if (this.queue.length > 0 && this.lead !== 0) this.flush();
+    const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
+    for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
+      await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));
+    }
+    this.proposals.leaderLost('the log was closed before the record was known to commit');
+    this.shutdown(new ClosedError());
+    await this.deps.transport?.close();
+    await this.storage.flush().catch(() => undefined); // a failed write already failed its appends
+    await this.deps.wal.close();
+  }
+
+  // ---- the driver loop ----
+
+  private tick(): void {
+    if (this.closed) return;
+    this.node.tick();
+    this.pump();
+    this.stopTicking = this.deps.clock.setTimeout(() => this.tick(), this.opts.tickMs);
+  }
+
+  private onMessage(m: Message): void {
+    if (this.closed) return;
+    try {
+      this.node.step(m);
+    } catch (err) {
+      // A bad or stray message changes nothing in the core; say so and go on.
+      this.deps.transport !== null && console.warn(`raftlog node ${this.id}: dropped message from ${m.from}: ${(err as Error).message}`);
+      return;
+    }
+    this.schedulePump();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.closed) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.pumping || this.closed) return;
+    this.pumping = true;
+    try {
+      while (!this.closed && this.node.hasReady()) this.handleReady(this.node.ready());
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private handleReady(rd: Ready): void {
+    if (rd.softState !== undefined) this.onSoftState(rd.softState);
+    // The leader's MsgApps leave now, while its own write runs (thesis §10.2.1).
+    if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);
+    const durable = this.storage.persist(rd);
+    this.node.advance(rd);
+    if (rd.snapshot !== undefined) this.restoreSnapshot(rd.snapshot);
+    this.applyEntries(rd.committedEntries);
+    for (const rs of rd.readStates) this.onReadState(rs);
+    durable.then(
+      () => {
+        if (this.closed) return;
+        if (rd.messagesAfterPersist.length > 0) this.deps.transport?.send(rd.messagesAfterPersist);
+        this.node.persisted(rd);
+        this.notifyChange();
+        this.schedulePump();
+      },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  private onSoftState(ss: SoftState): void {
+    const wasLeader = this.role === StateType.StateLeader;
+    const oldLead = this.lead;
+    this.role = ss.state;
+    this.lead = ss.lead;
+    if ((wasLeader && ss.state !== StateType.StateLeader) || (oldLead !== 0 && ss.lead !== oldLead)) {
+      this.proposals.leaderLost(`leader ${oldLead} was lost before the record was known to commit`);
+      for (const [index, c] of this.confPending) {
+        this.confPending.delete(index);
+        c.reject(new NotCommittedError('leadership changed before the membership change committed'));
+      }
+    }
+    if (ss.lead !== 0 && ss.lead !== oldLead) {
+      const waiters = this.leaderWaiters.splice(0);
+      for (const w of waiters) w();
+      if (this.queue.length > 0) this.flush();
+      for (const key of this.barriers.keys()) this.requestRead(key);
+    }
+  }
+
+  /** Turns every append queued this turn into one proposal. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.queue.length === 0) return;
+    if (this.lead === 0) {
+      // No leader to take them yet: they wait for one (onSoftState), bounded by the timeout.
+      this.armQueueTimeout();
+      return;
+    }
+    const batch = this.queue;
+    this.queue = [];
+    const datas = batch.map((q) => encodeRecord(this.proposals.session, q.seq, q.payload));
+    let pos;
+    try {
+      pos = this.node.propose(datas);
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) throw err;
+      for (const q of batch) this.proposals.fail(q.seq, new NotCommittedError(err.message, { cause: err }));
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const seq = batch[i]!.seq;
+      if (pos === null) this.proposals.markProposed(seq);
+      else this.proposals.markProposed(seq, pos.index + i, pos.term);
+    }
+    this.armTimeout(batch.map((q) => q.seq));
+    this.pump();
+  }
+
+  private queueTimerArmed = false;
+
+  private armQueueTimeout(): void {
+    if (this.queueTimerArmed) return;
+    this.queueTimerArmed = true;
+    this.deps.clock.setTimeout(() => {
+      this.queueTimerArmed = false;
+      const stale = this.queue;
+      this.queue = [];
+      for (const q of stale) this.proposals.fail(q.seq, new NotCommittedError(`no leader was elected within ${this.opts.timeoutMs} ms`));
+    }, this.opts.timeoutMs);
+  }
+
+  private armTimeout(seqs: number[]): void {
+    this.deps.clock.setTimeout(() => {
+      for (const seq of seqs) this.proposals.expire(seq, `not committed within ${this.opts.timeoutMs} ms`);
+    }, this.opts.timeoutMs);
+  }
+
+  private applyEntries(entries: Entry[]): void {
+    for (const e of entries) {
+      if (e.type === EntryType.ConfChange) {
+        this.applyConfChange(e);
+        this.proposals.applied(e.index, e.term, null, undefined as R);
+      } else {
+        const rec = e.data.byteLength > 0 ? decodeRecord(e.data) : null;
+        const result = rec === null ? (undefined as R) : this.sm.apply({ index: e.index, term: e.term, data: rec.payload });
+        this.proposals.applied(e.index, e.term, rec?.tag ?? null, result);
+        const conf = this.confPending.get(e.index);
+        if (conf !== undefined) {
+          this.confPending.delete(e.index);
+          conf.reject(new NotCommittedError(`index ${e.index} was committed with another entry`));
+        }
+      }
+      this.applied = e.index;
+    }
+    if (entries.length === 0) return;
+    this.wakeAppliedWaiters();
+    this.notifyChange();
+    const last = entries[entries.length - 1]!;
+    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery) this.takeSnapshot(last.index, last.term);
+  }
+
+  private applyConfChange(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    this.conf = this.node.applyConfChange(cc);
+    const t = this.deps.transport;
+    if (cc.type === ConfChangeType.RemoveNode) {
+      this.members.delete(cc.nodeId);
+      if (cc.nodeId !== this.id) t?.removePeer(cc.nodeId);
+    } else if (cc.context !== undefined) {
+      const addr = new TextDecoder().decode(cc.context);
+      this.members.set(cc.nodeId, addr);
+      if (cc.nodeId !== this.id) t?.addPeer(cc.nodeId, addr);
+    }
+    const p = this.confPending.get(e.index);
+    if (p !== undefined) {
+      this.confPending.delete(e.index);
+      if (p.term === e.term && p.type === cc.type && p.nodeId === cc.nodeId) p.resolve();
+      else p.reject(new NotCommittedError(`index ${e.index} was committed with another entry`));
+    }
+  }
+
+  private takeSnapshot(index: number, term: number): void {
+    const data = encodeSnapshotData({ members: [...this.members], app: this.sm.snapshot() });
+    this.snapshotIndex = index;
+    this.storage.compact(index, term, this.conf, data).catch((err: unknown) => this.fail(err));
+  }
+
+  private restoreSnapshot(snap: Snapshot): void {
+    const d = decodeSnapshotData(snap.data);
+    this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+    this.conf = snap.meta.conf;
+    if (d.members.length > 0) {
+      const t = this.deps.transport;
+      for (const id of this.members.keys()) if (id !== this.id) t?.removePeer(id);
+      this.members.clear();
+      for (const [id, addr] of d.members) {
+        this.members.set(id, addr);
+        if (id !== this.id) t?.addPeer(id, addr);
+      }
+    }
+    this.applied = snap.meta.index;
+    this.snapshotIndex = snap.meta.index;
+  }
+
+  private requestRead(key: string): void {
+    const b = this.barriers.get(key);
+    if (b === undefined || this.lead === 0) return; // asked again when a leader appears
+    try {
+      this.node.readIndex(b.ctx);
+    } catch (err) {
+      if (!(err instanceof ReadIndexDroppedError)) throw err;
+      return;
+    }
+    this.schedulePump();
+  }
+
+  private onReadState(rs: ReadState): void {
+    const key = ctxKey(rs.context);
+    const b = this.barriers.get(key);
+    if (b === undefined) return;
+    this.barriers.delete(key);
+    this.whenApplied(rs.index, b.resolve);
+  }
+
+  private whenApplied(index: number, resolve: () => void): void {
+    if (this.applied >= index) resolve();
+    else this.appliedWaiters.push({ index, resolve });
+  }
+
+  private wakeAppliedWaiters(): void {
+    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+      const w = this.appliedWaiters[i]!;
+      if (w.index <= this.applied) {
+        this.appliedWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  private notifyChange(): void {
+    for (const l of [...this.changeListeners]) l();
+  }
+
+  private changeMembership(cc: ConfChange): Promise<void> {
+    if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
+    if (!Number.isSafeInteger(cc.nodeId) || cc.nodeId <= 0) return Promise.reject(new InvalidArgumentError(`node id must be a positive integer, got ${String(cc.nodeId)}`));
+    if (this.role !== StateType.StateLeader) return Promise.reject(new NotLeaderError(this.lead, 'membership changes'));
+    return this.withTimeout('membership change', (resolve, reject) => {
+      let pos;
+      try {
+        pos = this.node.proposeConfChange(cc);
+      } catch (err) {
+        reject(err instanceof ProposalDroppedError ? new NotCommittedError(err.message, { cause: err }) : (err as Error));
+        return () => undefined;
+      }
+      if (pos === null) {
+        reject(new NotLeaderError(this.lead, 'membership changes'));
+        return () => undefined;
+      }
+      this.confPending.set(pos.index, { term: pos.term, type: cc.type, nodeId: cc.nodeId, resolve, reject });
+      this.pump();
+      const index = pos.index;
+      return () => this.confPending.delete(index);
+    });
+  }
+
+  /** Runs `start`, and rejects with a TimeoutError (after calling its cleanup) if it has not settled in time, or when the log closes. */
+  private withTimeout(what: string, start: (resolve: () => void, reject: (e: Error) => void) => () => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let cancelTimer: () => void = () => undefined;
+      let cleanup: () => void = () => undefined;
+      const settle = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        cancelTimer();
+        this.closeHooks.delete(onClose);
+        fn();
+      };
+      const onClose = (err: Error): void => settle(() => reject(err));
+      this.closeHooks.add(onClose);
+      cleanup = start(
+        () => settle(resolve),
+        (e) => settle(() => reject(e)),
+      );
+      if (settled) return;
+      cancelTimer = this.deps.clock.setTimeout(() => {
+        cleanup();
+        settle(() => reject(new TimeoutError(what, this.opts.timeoutMs)));
+      }, this.opts.timeoutMs);
+    });
+  }
+
+  private readonly closeHooks = new Set<(err: Error) => void>();
+
+  /** A storage failure is final for this node: the WAL may have lost what it was writing. */
+  private fail(err: unknown): void {
+    if (this.closed) return;
+    this.fatal = new FatalError(err);
+    console.error(`raftlog node ${this.id}: ${this.fatal.message}`);
+    this.shutdown(this.fatal);
+    void this.deps.transport?.close();
+  }
+
+  private shutdown(err: Error): void {
+    this.closed = true;
+    this.stopTicking();
+    this.proposals.failAll(err);
+    for (const q of this.queue) this.proposals.fail(q.seq, err);
+    this.queue = [];
+    for (const hook of [...this.closeHooks]) hook(err);
+    this.barriers.clear();
+    this.confPending.clear();
+    this.notifyChange();
+  }
+}
+
+function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
+  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('ReplicatedLog.open(options): options must be an object');
+  if (typeof o.dataDir !== 'string' || o.dataDir === '') throw new InvalidArgumentError('ReplicatedLog.open: dataDir is required');
+  const posInt = (name: keyof ReplicatedLogOptions<R>): void => {
+    const v = o[name];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)) {
+      throw new InvalidArgumentError(`ReplicatedLog.open: ${String(name)} must be a positive integer, got ${String(v)}`);
+    }
+  };
+  for (const k of ['id', 'snapshotEvery', 'tickMs', 'electionTicks', 'heartbeatTicks', 'timeoutMs', 'segmentBytes'] as const) posInt(k);
+  if (o.peers !== undefined) {
+    if (typeof o.peers !== 'object' || o.peers === null) throw new InvalidArgumentError('ReplicatedLog.open: peers must be { id: "host:port" }');
+    for (const [k, v] of Object.entries(o.peers)) {
+      if (!/^[1-9]\d*$/.test(k) || typeof v !== 'string' || !v.includes(':')) {
+        throw new InvalidArgumentError(`ReplicatedLog.open: bad peer ${k}=${String(v)} (want a positive id and 'host:port')`);
+      }
+    }
+  }
+  if (o.heartbeatTicks !== undefined && o.electionTicks !== undefined && o.heartbeatTicks >= o.electionTicks) {
+    throw new InvalidArgumentError('ReplicatedLog.open: heartbeatTicks must be below electionTicks');
+  }
+  return o;
+}

@@ -1,0 +1,31 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LogEntry, StateMachine } from '../../src/log/state-machine.js';
+
+export function tempDir(prefix = 'raftlog-log-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Remembers every record it applies, so tests can compare what each node saw. */
+export class RecordingMachine implements StateMachine<number> {
+  applied: Array<{ index: number; data: string }> = [];
+  restoredFrom: number | null = null;
+
+  apply(e: LogEntry): number {
+    this.applied.push({ index: e.index, data: Buffer.from(e.data).toString() });
+    return this.applied.length;
+  }
+
+  snapshot(): Uint8Array {
+    return Buffer.from(JSON.stringify(this.applied));
+  }
+
+  restore(data: Uint8Array, meta: { index: number }): void {
+    this.applied = JSON.parse(Buffer.from(data).toString()) as RecordingMachine['applied'];
+    this.restoredFrom = meta.index;
+  }
+}
+
+export const enc = (s: string): Uint8Array => Buffer.from(s);
