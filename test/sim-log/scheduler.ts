@@ -1,0 +1,107 @@
+// Virtual time for the simulator. Every timer, message and disk completion is
+// an event in one queue ordered by (time, sequence); after each event every
+// microtask it started runs before the next event, so a seed names one run.
+// Nothing here reads the real clock.
+import type { Clock } from '../../src/log/clock.js';
+import { EventQueue } from '../sim/eventqueue.js';
+
+interface Event {
+  at: number;
+  seq: number;
+  fn: () => void;
+  life: Lifetime | null;
+  /** Shared by reference: the queue stores a copy of the event. */
+  token: { cancelled: boolean };
+}
+
+/** One incarnation of a node: its timers, disk completions and deliveries die with it. */
+export class Lifetime {
+  private alive = true;
+
+  get ended(): boolean {
+    return !this.alive;
+  }
+
+  end(): void {
+    this.alive = false;
+  }
+}
+
+/** A Clock that also tells the simulated time. */
+export interface SimClock extends Clock {
+  now(): number;
+}
+
+const drain = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
+export class Scheduler {
+  private readonly queue = new EventQueue<Event>();
+  private time = 0;
+  /** Events run so far. */
+  steps = 0;
+
+  get now(): number {
+    return this.time;
+  }
+
+  get pending(): number {
+    return this.queue.size;
+  }
+
+  /** Runs fn `ms` from now (0: after the current event). Returns a cancel function. */
+  after(ms: number, fn: () => void, life: Lifetime | null = null): () => void {
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`delay must be a finite number >= 0, got ${ms}`);
+    const token = { cancelled: false };
+    this.queue.push({ at: this.time + ms, fn, life, token });
+    return () => {
+      token.cancelled = true;
+    };
+  }
+
+  /** Runs the next event and every microtask it started. False when no event is left. */
+  async step(): Promise<boolean> {
+    for (;;) {
+      const ev = this.queue.pop();
+      if (ev === undefined) return false;
+      if (ev.token.cancelled || ev.life?.ended === true) continue;
+      this.time = ev.at;
+      this.steps++;
+      ev.fn();
+      await drain();
+      return true;
+    }
+  }
+
+  /** Runs events until simulated time `until` (events at exactly `until` run) or `stop()` says so. */
+  async runUntil(until: number, stop: () => boolean = () => false): Promise<void> {
+    while (!stop()) {
+      const next = this.peekTime();
+      if (next === undefined || next > until) break;
+      await this.step();
+    }
+    if (this.time < until && !stop()) this.time = until;
+  }
+
+  /** A clock for one node lifetime: its timers and deferred calls never fire after the lifetime ends. */
+  clock(life: Lifetime): SimClock {
+    return {
+      now: () => this.time,
+      setTimeout: (fn, ms) => this.after(ms, fn, life),
+      defer: (fn) => {
+        this.after(0, fn, life);
+      },
+    };
+  }
+
+  private peekTime(): number | undefined {
+    for (;;) {
+      const ev = this.queue.peek();
+      if (ev === undefined) return undefined;
+      if (ev.token.cancelled || ev.life?.ended === true) {
+        this.queue.pop();
+        continue;
+      }
+      return ev.at;
+    }
+  }
+}
