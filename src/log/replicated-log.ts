@@ -631,21 +631,35 @@ export class ReplicatedLog<R = unknown> {
     if (!Number.isSafeInteger(cc.nodeId) || cc.nodeId <= 0) return Promise.reject(new InvalidArgumentError(`node id must be a positive integer, got ${String(cc.nodeId)}`));
     if (this.role !== StateType.StateLeader) return Promise.reject(new NotLeaderError(this.lead, 'membership changes'));
     return this.withTimeout('membership change', (resolve, reject) => {
-      let pos;
-      try {
-        pos = this.node.proposeConfChange(cc);
-      } catch (err) {
-        reject(err instanceof ProposalDroppedError ? new NotCommittedError(err.message, { cause: err }) : (err as Error));
-        return () => undefined;
-      }
-      if (pos === null) {
-        reject(new NotLeaderError(this.lead, 'membership changes'));
-        return () => undefined;
-      }
-      this.confPending.set(pos.index, { term: pos.term, type: cc.type, nodeId: cc.nodeId, resolve, reject });
-      this.pump();
-      const index = pos.index;
-      return () => this.confPending.delete(index);
+      let index = 0;
+      let gaveUp = false;
+      const attempt = (): void => {
+        if (gaveUp || this.closed) return;
+        let pos;
+        try {
+          pos = this.node.proposeConfChange(cc);
+        } catch (err) {
+          // One change at a time, and only once the leader committed an entry of its term: wait for that.
+          if (err instanceof ProposalDroppedError && err.reason === 'conf-change-pending') {
+            this.deps.clock.setTimeout(attempt, this.opts.tickMs);
+            return;
+          }
+          reject(err instanceof ProposalDroppedError ? new NotCommittedError(err.message, { cause: err }) : (err as Error));
+          return;
+        }
+        if (pos === null) {
+          reject(new NotLeaderError(this.lead, 'membership changes'));
+          return;
+        }
+        index = pos.index;
+        this.confPending.set(pos.index, { term: pos.term, type: cc.type, nodeId: cc.nodeId, resolve, reject });
+        this.pump();
+      };
+      attempt();
+      return () => {
+        gaveUp = true;
+        this.confPending.delete(index);
+      };
     });
   }
 

@@ -1,0 +1,149 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RecordingMachine, enc, freePorts, tempDir, waitFor } from './helpers.js';
+
+interface Member {
+  id: number;
+  dir: string;
+  log: ReplicatedLog<number> | null;
+  sm: RecordingMachine;
+}
+
+const quiet = { warn: () => undefined };
+
+describe('ReplicatedLog, three nodes over TCP on loopback in one process', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function cluster(n: number, extra: { snapshotEvery?: number } = {}) {
+    const ports = await freePorts(n + 2);
+    const peers: Record<number, string> = {};
+    for (let id = 1; id <= n; id++) peers[id] = `127.0.0.1:${ports[id - 1]}`;
+    const members = new Map<number, Member>();
+    const open = async (m: Member, p = peers): Promise<void> => {
+      m.sm = new RecordingMachine();
+      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, logger: quiet, ...extra });
+    };
+    for (let id = 1; id <= n; id++) {
+      const t = tempDir();
+      cleanups.push(t.cleanup);
+      const m: Member = { id, dir: t.dir, log: null, sm: new RecordingMachine() };
+      members.set(id, m);
+    }
+    await Promise.all([...members.values()].map((m) => open(m)));
+    cleanups.push(async () => {
+      for (const m of members.values()) await m.log?.close();
+    });
+    const leader = async (): Promise<Member> => {
+      let found: Member | undefined;
+      await waitFor('a leader', () => {
+        found = [...members.values()].find((m) => m.log?.status().role === 'leader');
+        return found !== undefined;
+      });
+      return found!;
+    };
+    return { members, peers, ports, open, leader };
+  }
+
+  function sameSequences(members: Iterable<Member>): void {
+    const seqs = [...members].map((m) => m.sm.applied.map((a) => `${a.index}:${a.data}`));
+    const longest = seqs.reduce((a, b) => (a.length >= b.length ? a : b));
+    for (const s of seqs) expect(s).toEqual(longest.slice(0, s.length));
+  }
+
+  it('elects a leader; appends made on the leader and on followers commit everywhere in one order', async () => {
+    const c = await cluster(3);
+    const leader = await c.leader();
+    const follower = [...c.members.values()].find((m) => m !== leader)!;
+    const acks = await Promise.all([
+      ...Array.from({ length: 200 }, (_, i) => leader.log!.append(enc(`L${i}`))),
+      ...Array.from({ length: 200 }, (_, i) => follower.log!.append(enc(`F${i}`))),
+    ]);
+    const last = Math.max(...acks.map((a) => a.index));
+    await waitFor('all nodes to apply', () => [...c.members.values()].every((m) => m.log!.status().applied >= last));
+    sameSequences(c.members.values());
+    const applied = new Map(leader.sm.applied.map((a) => [a.index, a.data]));
+    acks.forEach((a, i) => expect(applied.get(a.index)).toBe(i < 200 ? `L${i}` : `F${i - 200}`));
+    // a barrier on a follower sees everything committed before it
+    await follower.log!.barrier();
+    expect(follower.log!.status().applied).toBeGreaterThanOrEqual(last);
+  });
+
+  it('survives the loss of the leader: a new one is elected and nothing acknowledged is lost', async () => {
+    const c = await cluster(3);
+    const old = await c.leader();
+    const acks = await Promise.all(Array.from({ length: 100 }, (_, i) => old.log!.append(enc(`a${i}`))));
+    await old.log!.close();
+    old.log = null;
+    const next = await c.leader();
+    expect(next.id).not.toBe(old.id);
+    const more = await next.log!.append(enc('after'));
+    const applied = new Map(next.sm.applied.map((a) => [a.index, a.data]));
+    acks.forEach((a, i) => expect(applied.get(a.index)).toBe(`a${i}`));
+    expect(applied.get(more.index)).toBe('after');
+    // the old leader comes back from its WAL and catches up
+    await c.open(old);
+    await waitFor('the old leader to catch up', () => old.log!.status().applied >= more.index);
+    sameSequences(c.members.values());
+  });
+
+  it('a node stopped long enough to need a snapshot catches up from it', async () => {
+    const c = await cluster(3, { snapshotEvery: 50 });
+    const leader = await c.leader();
+    const lagging = [...c.members.values()].find((m) => m !== leader)!;
+    await lagging.log!.close();
+    lagging.log = null;
+    for (let round = 0; round < 6; round++) await Promise.all(Array.from({ length: 40 }, (_, i) => leader.log!.append(enc(`s${round}-${i}`))));
+    expect(leader.log!.status().firstIndex).toBeGreaterThan(1); // the leader released its WAL below a snapshot
+    const last = leader.log!.status().commit;
+    await c.open(lagging);
+    await waitFor('the lagging node to catch up', () => (lagging.log?.status().applied ?? 0) >= last);
+    expect(lagging.sm.restoredFrom).toBeGreaterThan(0);
+    sameSequences(c.members.values());
+  });
+
+  it('adds and removes members while appends continue', async () => {
+    const c = await cluster(3);
+    const leader = await c.leader();
+    const writing = Promise.all(Array.from({ length: 300 }, (_, i) => leader.log!.append(enc(`m${i}`))));
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const addr = `127.0.0.1:${c.ports[3]}`;
+    await leader.log!.addMember(4, addr);
+    const newcomer: Member = { id: 4, dir: t.dir, log: null, sm: new RecordingMachine() };
+    c.members.set(4, newcomer);
+    await c.open(newcomer, { ...c.peers, 4: addr });
+    const acks = await writing;
+    const last = Math.max(...acks.map((a) => a.index));
+    await waitFor('the new member to catch up', () => newcomer.log!.status().applied >= last);
+    expect(leader.log!.status().conf.voters.sort()).toEqual([1, 2, 3, 4]);
+    const victim = [...c.members.values()].find((m) => m !== leader && m !== newcomer)!;
+    await leader.log!.removeMember(victim.id);
+    expect(leader.log!.status().conf.voters).not.toContain(victim.id);
+    const after = await leader.log!.append(enc('after-remove'));
+    expect(after.index).toBeGreaterThan(last);
+    await expect(victim.log!.addMember(9, '127.0.0.1:1')).rejects.toMatchObject({ code: 'NOT_LEADER' });
+  });
+
+  it('refuses a node of another cluster', async () => {
+    const c = await cluster(3);
+    const leader = await c.leader();
+    const warnings: string[] = [];
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const stranger = await ReplicatedLog.open({
+      dataDir: t.dir,
+      id: 5,
+      clusterId: 'another',
+      peers: { 5: `127.0.0.1:${c.ports[4]}`, [leader.id]: c.peers[leader.id]! },
+      tickMs: 10,
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    cleanups.push(() => stranger.close());
+    await waitFor('the stranger to be refused', () => warnings.some((w) => /cluster/i.test(w)), 5000);
+    expect(leader.log!.status().role).toBe('leader');
+    await leader.log!.append(enc('still fine'));
+  });
+});
