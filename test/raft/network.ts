@@ -32,6 +32,8 @@ export interface Peer {
   /** Data of every applied normal entry, in order (empty entries skipped). */
   applied: string[];
   appliedEntries: Entry[];
+  /** Index of the last snapshot restored into the state machine. */
+  restoredFrom?: number;
 }
 
 export type Filter = (m: Message) => boolean;
@@ -43,6 +45,8 @@ export class Network {
   private cut = new Set<string>();
   private filters: Filter[] = [];
   delivered = 0;
+  /** Report every delivered MsgSnap back to its sender as installed (a transport would). */
+  autoReportSnapshot = true;
   /** Every message that was delivered, for assertions. */
   log: Message[] = [];
 
@@ -106,6 +110,12 @@ export class Network {
     if (rd.hardState !== undefined) p.storage.setHardState(rd.hardState);
     this.queue.push(...rd.messagesAfterPersist);
     p.node.persisted(rd);
+    if (rd.snapshot !== undefined) {
+      // The state machine restores from the snapshot: its data is the applied sequence so far.
+      p.applied = JSON.parse(dec(rd.snapshot.data)) as string[];
+      p.appliedEntries = [];
+      p.restoredFrom = rd.snapshot.meta.index;
+    }
     this.apply(p, rd);
     return rd;
   }
@@ -139,6 +149,7 @@ export class Network {
     const to = this.peer(m.to).node;
     try {
       to.step(m);
+      if (m.type === MessageType.MsgSnap && this.autoReportSnapshot) this.peer(m.from).node.reportSnapshot(m.to, true);
     } catch (e) {
       const code = (e as { code?: string }).code;
       // Forwarded requests and answers from removed peers are dropped, as a real driver would.
@@ -178,6 +189,14 @@ export class Network {
   propose(id: number, ...data: string[]): void {
     this.node(id).propose(data.map(enc));
     this.stabilize();
+  }
+
+  /** Snapshots `id`'s state machine at its applied index and compacts its log there. */
+  snapshotAndCompact(id: number): void {
+    const p = this.peer(id);
+    const st = p.node.status();
+    p.storage.createSnapshot(st.applied, st.conf, enc(JSON.stringify(p.applied)));
+    p.storage.compact(st.applied);
   }
 
   leaders(): number[] {
