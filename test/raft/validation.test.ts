@@ -1,7 +1,7 @@
 // Malformed input is refused with a coded error and changes nothing.
 import { describe, expect, it } from 'vitest';
 import { Network, ents, enc, msg } from './network.js';
-import { MessageType, type Message } from '../../src/raft/types.js';
+import { ConfChangeType, MessageType, type Message } from '../../src/raft/types.js';
 import { RawNode, MemoryStorage, InvalidConfigError } from '../../src/raft/index.js';
 
 const good = (): Message => msg({ type: MessageType.MsgApp, from: 2, to: 1, term: 1, index: 1, logTerm: 1, commit: 1, entries: ents(2, [1]) });
@@ -75,7 +75,7 @@ describe('bad API input', () => {
     { name: 'report an unknown peer unreachable', f: (n) => n.reportUnreachable(9), code: 'RAFT_STEP_PEER_NOT_FOUND' },
     { name: 'report a snapshot of an unknown peer', f: (n) => n.reportSnapshot(9, true), code: 'RAFT_STEP_PEER_NOT_FOUND' },
     { name: 'read index with a string context', f: (n) => n.readIndex('x' as unknown as Uint8Array), code: 'RAFT_INVALID_MESSAGE' },
-    { name: 'conf change with a bad type', f: (n) => n.proposeConfChange({ type: 9, nodeId: 4 }), code: 'RAFT_INVALID_CONF_CHANGE' },
+    { name: 'conf change with a bad type', f: (n) => n.proposeConfChange({ type: 9 as ConfChangeType, nodeId: 4 }), code: 'RAFT_INVALID_CONF_CHANGE' },
   ];
   for (const c of calls) {
     it(`${c.name} -> ${c.code}`, () => {
