@@ -6,6 +6,9 @@ export interface Timed {
   seq: number;
 }
 
+/** An event as scheduled, before the queue numbers it (distributes over unions of event kinds). */
+export type Unnumbered<T> = T extends unknown ? Omit<T, 'seq'> : never;
+
 export class EventQueue<T extends Timed> {
   private readonly heap: T[] = [];
   private nextSeq = 0;
@@ -14,7 +17,7 @@ export class EventQueue<T extends Timed> {
     return this.heap.length;
   }
 
-  push(event: Omit<T, 'seq'>): void {
+  push(event: Unnumbered<T>): void {
     const e = { ...event, seq: this.nextSeq++ } as T;
     const h = this.heap;
     h.push(e);

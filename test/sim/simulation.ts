@@ -1,0 +1,666 @@
+// The deterministic cluster simulator. Every node is a RawNode over a
+// MemoryStorage that holds exactly what the node's simulated disk has made
+// durable. Time is virtual; one seeded Prng decides every delay, fault and
+// proposal; after each event the InvariantChecker has seen everything the
+// nodes handed out, so a broken invariant stops the run at the step that broke it.
+import {
+  ConfChangeType,
+  EntryType,
+  MessageType,
+  StateType,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type Ready,
+  type Snapshot,
+} from '../../src/raft/types.js';
+import { MemoryStorage, RawNode, decodeConfChange } from '../../src/raft/index.js';
+import { EventQueue, type Timed } from './eventqueue.js';
+import { InvariantChecker, InvariantViolation, entryKey, mixHash } from './checker.js';
+import { Network, reliable, type LinkFaults } from './network.js';
+import { Prng } from './prng.js';
+
+/** Virtual time units between two ticks of one node. Messages take 1-6 units, disk writes 1-15. */
+const TICK = 10;
+const ELECTION_TICK = 10;
+const HEARTBEAT_TICK = 1;
+/** Events per run while faults are injected, unless told otherwise. */
+export const DEFAULT_STEPS = 5000;
+
+export interface SimOptions {
+  nodes: number;
+  seed: number;
+  /** Events processed while faults are injected. */
+  steps: number;
+  /** Ticks allowed, once faults stop, for a leader to be elected and a proposal to commit everywhere. */
+  livenessTicks?: number;
+  /** Receives one line per event when set. */
+  trace?: (line: string) => void;
+  /**
+   * Break the driver on purpose, to prove the checkers catch it: 'ack-before-persist' sends
+   * messagesAfterPersist before the write is durable; 'lying-disk' loses the newest durable entries on a crash.
+   */
+  mutation?: 'ack-before-persist' | 'lying-disk';
+}
+
+export interface SimResult {
+  steps: number;
+  /** Virtual time at the end. */
+  time: number;
+  commitIndex: number;
+  leaderChanges: number;
+  crashes: number;
+  snapshotsSent: number;
+  /** Ticks it took, after faults stopped, to commit the liveness probe everywhere. */
+  recoveryTicks: number;
+}
+
+export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps'>): string {
+  return `npm run sim -- --nodes ${o.nodes} --seed ${o.seed} --steps ${o.steps}`;
+}
+
+/** A run that broke an invariant or threw: names the seed and how to replay it. */
+export class SimFailure extends Error {
+  readonly code = 'SIM_FAILURE';
+  constructor(
+    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps'>,
+    readonly step: number,
+    readonly time: number,
+    override readonly cause: unknown,
+  ) {
+    const what = cause instanceof Error ? `${cause.name}${'code' in cause ? ` [${String(cause.code)}]` : ''}: ${cause.message}` : String(cause);
+    super(`seed ${options.seed} (${options.nodes} nodes) failed at step ${step}, t=${time}: ${what}\n  replay: ${replayCommand(options)}`);
+    this.name = 'SimFailure';
+  }
+}
+
+type SimEvent =
+  | (Timed & { kind: 'tick'; node: number; incarnation: number })
+  | (Timed & { kind: 'deliver'; sender: number; msg: Message })
+  | (Timed & { kind: 'disk'; node: number; incarnation: number })
+  | (Timed & { kind: 'snapStatus'; node: number; incarnation: number; to: number; ok: boolean })
+  | (Timed & { kind: 'client' })
+  | (Timed & { kind: 'fault' })
+  | (Timed & { kind: 'heal' })
+  | (Timed & { kind: 'restart'; node: number });
+
+interface PendingWrite {
+  rd: Ready;
+  doneAt: number;
+}
+
+/** One simulated machine: the core, its durable storage, its disk queue and its state machine. */
+class SimNode {
+  raw!: RawNode;
+  up = true;
+  incarnation = 0;
+  /** Exactly the durable state: written only when a simulated write completes. */
+  storage: MemoryStorage;
+  readonly disk: PendingWrite[] = [];
+  lastDiskDone = 0;
+  state: StateType = StateType.StateFollower;
+  term = 0;
+  /** State machine: applied index, and its hash at every index since `base`. */
+  base = 0;
+  hashes: number[] = [0];
+  /** Applied membership, and where it changed, so a snapshot at any applied index knows its ConfState. */
+  conf: ConfState;
+  confHistory: { index: number; conf: ConfState }[] = [];
+  /** Index of an applied conf change that no snapshot covers yet (0 when none). */
+  confSnapshotDue = 0;
+
+  constructor(
+    readonly id: number,
+    storage: MemoryStorage,
+    conf: ConfState,
+  ) {
+    this.storage = storage;
+    this.conf = conf;
+  }
+
+  get applied(): number {
+    return this.base + this.hashes.length - 1;
+  }
+
+  hashAt(index: number): number {
+    return this.hashes[index - this.base]!;
+  }
+
+  confAt(index: number): ConfState {
+    let c = this.confHistory[0]!.conf;
+    for (const h of this.confHistory) if (h.index <= index) c = h.conf;
+    return c;
+  }
+}
+
+const stateNames: Record<StateType, string> = {
+  [StateType.StateFollower]: 'follower',
+  [StateType.StateCandidate]: 'candidate',
+  [StateType.StateLeader]: 'leader',
+  [StateType.StatePreCandidate]: 'precandidate',
+};
+
+function encodeState(index: number, hash: number): Uint8Array {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setFloat64(0, index);
+  v.setUint32(8, hash);
+  return b;
+}
+
+function decodeState(data: Uint8Array): { index: number; hash: number } {
+  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  return { index: v.getFloat64(0), hash: v.getUint32(8) };
+}
+
+/** A fresh MemoryStorage holding the same durable state, as a restarted process would read it back. */
+function copyStorage(from: MemoryStorage): MemoryStorage {
+  const to = new MemoryStorage();
+  to.applySnapshot(from.snapshot());
+  const first = from.firstIndex();
+  const last = from.lastIndex();
+  if (last >= first) to.append(from.entries(first, last + 1, Number.POSITIVE_INFINITY));
+  to.setHardState(from.initialState().hardState);
+  return to;
+}
+
+/**
+ * A disk that acknowledged writes it had not made durable: up to `lost` of the newest entries vanish (never
+ * below the durable commit, so the node restarts consistent with itself and only the cluster can notice).
+ */
+function forgetTail(from: MemoryStorage, lost: number): MemoryStorage {
+  const to = new MemoryStorage();
+  to.applySnapshot(from.snapshot());
+  const first = from.firstIndex();
+  const last = Math.max(from.lastIndex() - lost, first - 1, from.initialState().hardState.commit);
+  if (last >= first) to.append(from.entries(first, last + 1, Number.POSITIVE_INFINITY));
+  const hs = from.initialState().hardState;
+  to.setHardState({ ...hs, commit: Math.min(hs.commit, to.lastIndex()) });
+  return to;
+}
+
+export class Simulation {
+  readonly rng: Prng;
+  readonly checker = new InvariantChecker();
+  readonly net: Network;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly nodes = new Map<number, SimNode>();
+  private now = 0;
+  private step = 0;
+  private faulting = true;
+  private proposalSeq = 0;
+  private readonly stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0 };
+  /** ReadIndex requests in flight: context -> commit index known anywhere when the read was issued. */
+  private readonly reads = new Map<string, number>();
+  private readonly trace: ((line: string) => void) | undefined;
+
+  constructor(readonly options: SimOptions) {
+    this.rng = new Prng(options.seed);
+    this.net = new Network(this.rng.fork());
+    this.trace = options.trace;
+    const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
+    const conf: ConfState = { voters, learners: [] };
+    for (const id of voters) {
+      const storage = new MemoryStorage();
+      // Bootstrap: every node starts from the same empty snapshot that names the voters.
+      storage.applySnapshot({ meta: { index: 0, term: 0, conf }, data: encodeState(0, 0) });
+      const n = new SimNode(id, storage, conf);
+      n.confHistory.push({ index: 0, conf });
+      this.nodes.set(id, n);
+      this.start(n);
+    }
+  }
+
+  private log(line: string): void {
+    this.trace?.(`${String(this.now).padStart(6)} #${this.step} ${line}`);
+  }
+
+  /** Build a RawNode from the node's durable state alone. */
+  private start(n: SimNode): void {
+    n.storage = copyStorage(n.storage);
+    const { hardState } = n.storage.initialState();
+    const snap = n.storage.snapshot();
+    const restored = decodeState(snap.data);
+    n.base = restored.index;
+    n.hashes = [restored.hash];
+    n.conf = snap.meta.conf;
+    n.confHistory = [{ index: snap.meta.index, conf: snap.meta.conf }];
+    n.state = StateType.StateFollower;
+    n.term = hardState.term;
+    n.up = true;
+    n.incarnation++;
+    const random = this.rng.fork();
+    n.raw = new RawNode({
+      id: n.id,
+      electionTick: ELECTION_TICK,
+      heartbeatTick: HEARTBEAT_TICK,
+      storage: n.storage,
+      applied: snap.meta.index,
+      maxSizePerMsg: 1024,
+      maxCommittedSizePerReady: 4096,
+      maxUncommittedEntriesSize: 1 << 16,
+      maxInflightMsgs: 8,
+      maxInflightBytes: 1 << 14,
+      checkQuorum: true,
+      preVote: true,
+      readOnlyOption: 'safe',
+      random: () => random.next(),
+    });
+    const first = n.storage.firstIndex();
+    const last = n.storage.lastIndex();
+    this.checker.nodeStarted(n.id, {
+      term: hardState.term,
+      commit: hardState.commit,
+      snapIndex: snap.meta.index,
+      snapTerm: snap.meta.term,
+      entries: last >= first ? n.storage.entries(first, last + 1, Number.POSITIVE_INFINITY) : [],
+    });
+    this.checker.stateRestored(n.id, restored.index, restored.hash);
+    this.queue.push({ kind: 'tick', at: this.now + 1 + this.rng.int(TICK), node: n.id, incarnation: n.incarnation });
+  }
+
+  run(): SimResult {
+    try {
+      return this.runUnchecked();
+    } catch (err) {
+      throw new SimFailure(this.options, this.step, this.now, err);
+    }
+  }
+
+  private runUnchecked(): SimResult {
+    this.queue.push({ kind: 'client', at: this.rng.range(1, 40) });
+    this.queue.push({ kind: 'fault', at: this.rng.range(50, 400) });
+    while (this.step < this.options.steps) {
+      this.step++;
+      this.dispatch(this.queue.pop()!);
+    }
+    const recoveryTicks = this.recover();
+    return {
+      steps: this.step,
+      time: this.now,
+      commitIndex: this.checker.commitIndex,
+      ...this.stats,
+      recoveryTicks,
+    };
+  }
+
+  /** Stop all faults, restart every node, and demand that a fresh proposal commits everywhere in bounded time. */
+  private recover(): number {
+    this.faulting = false;
+    this.net.heal();
+    this.net.faults = reliable;
+    for (const n of this.nodes.values()) if (!n.up) this.restart(n);
+    const start = this.now;
+    const limit = (this.options.livenessTicks ?? 40 * ELECTION_TICK) * TICK;
+    let probe: string | undefined;
+    let probeAt = 0;
+    let nextCheck = this.now;
+    while (this.now - start <= limit) {
+      const e = this.queue.pop()!;
+      this.step++;
+      this.dispatch(e);
+      if (this.now < nextCheck) continue;
+      nextCheck = this.now + TICK;
+      const leader = [...this.nodes.values()].find((n) => n.up && n.state === StateType.StateLeader);
+      if (leader === undefined) continue;
+      if (probe !== undefined && this.appliedEverywhere(leader)) return Math.ceil((this.now - start) / TICK);
+      if (probe === undefined || this.now - probeAt > 3 * ELECTION_TICK * TICK) {
+        {
+          const data = `live-${this.step}`;
+          if (this.propose(leader, [new TextEncoder().encode(data)])) {
+            probe = data;
+            probeAt = this.now;
+            this.probes.add(data);
+          }
+        }
+      }
+    }
+    const roles = [...this.nodes.values()].map((n) => `${n.id}:${stateNames[n.state]}@${n.term} applied ${n.applied}`).join(', ');
+    throw new InvariantViolation(
+      'liveness',
+      `${limit / TICK} ticks after faults stopped, ${probe === undefined ? 'no leader accepted a proposal' : 'the probe proposal is not applied everywhere'} (${roles})`,
+    );
+  }
+
+  /** Whether every member (in the leader's configuration) has applied one of the liveness probes. */
+  private appliedEverywhere(leader: SimNode): boolean {
+    for (const id of [...leader.conf.voters, ...leader.conf.learners]) if (!this.probeApplied.has(id)) return false;
+    return true;
+  }
+  private readonly probes = new Set<string>();
+  private readonly probeApplied = new Set<number>();
+
+  private dispatch(e: SimEvent): void {
+    this.now = e.at;
+    switch (e.kind) {
+      case 'tick': {
+        const n = this.nodes.get(e.node)!;
+        if (!n.up || n.incarnation !== e.incarnation) return;
+        n.raw.tick();
+        this.handleReady(n);
+        this.queue.push({ kind: 'tick', at: this.now + TICK, node: n.id, incarnation: n.incarnation });
+        return;
+      }
+      case 'deliver':
+        return this.deliver(e.sender, e.msg);
+      case 'disk': {
+        const n = this.nodes.get(e.node)!;
+        if (!n.up || n.incarnation !== e.incarnation) return;
+        return this.diskDone(n);
+      }
+      case 'snapStatus': {
+        const n = this.nodes.get(e.node)!;
+        if (!n.up || n.incarnation !== e.incarnation) return;
+        this.log(`${n.id} reportSnapshot(${e.to}, ${e.ok})`);
+        try {
+          n.raw.reportSnapshot(e.to, e.ok);
+        } catch (err) {
+          if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND')) throw err; // the peer was removed meanwhile
+        }
+        return this.handleReady(n);
+      }
+      case 'client':
+        this.client();
+        this.queue.push({ kind: 'client', at: this.now + this.rng.range(1, 40) });
+        return;
+      case 'fault':
+        if (!this.faulting) return;
+        this.fault();
+        this.queue.push({ kind: 'fault', at: this.now + this.rng.range(50, 500) });
+        return;
+      case 'heal':
+        if (!this.faulting) return;
+        this.log(`heal ${this.net.describe()}`);
+        this.net.heal();
+        return;
+      case 'restart': {
+        const n = this.nodes.get(e.node)!;
+        if (!n.up) this.restart(n);
+        return;
+      }
+    }
+  }
+
+  private up(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.up);
+  }
+
+  /** Random client traffic: proposals (mostly at the leader), reads, transfers, elections. */
+  private client(): void {
+    const up = this.up();
+    if (up.length === 0) return;
+    const leader = up.find((n) => n.state === StateType.StateLeader);
+    const r = this.rng.next();
+    const target = leader !== undefined && this.rng.chance(0.8) ? leader : this.rng.pick(up);
+    if (r < 0.85) {
+      const count = this.rng.chance(0.3) ? this.rng.range(2, 6) : 1;
+      const batch: Uint8Array[] = [];
+      for (let i = 0; i < count; i++) batch.push(new TextEncoder().encode(`p${++this.proposalSeq}`));
+      this.propose(target, batch);
+    } else if (r < 0.93) {
+      const ctx = `r${++this.proposalSeq}`;
+      this.reads.set(ctx, this.checker.commitIndex);
+      this.log(`${target.id} readIndex(${ctx})`);
+      try {
+        target.raw.readIndex(new TextEncoder().encode(ctx));
+      } catch (err) {
+        if (!isCode(err, 'RAFT_READ_INDEX_DROPPED')) throw err;
+      }
+      this.handleReady(target);
+    } else if (r < 0.95) {
+      if (leader !== undefined) this.changeMembership(leader);
+    } else if (r < 0.98) {
+      const to = this.rng.pick([...this.nodes.keys()]);
+      this.log(`${target.id} transferLeader(${to})`);
+      try {
+        target.raw.transferLeader(to);
+      } catch (err) {
+        if (!isCode(err, 'RAFT_LEADER_TRANSFER')) throw err;
+      }
+      this.handleReady(target);
+    } else {
+      this.log(`${target.id} campaign()`);
+      target.raw.campaign();
+      this.handleReady(target);
+    }
+  }
+
+  /** One membership change at the leader: add or promote an outsider, or remove or demote a follower. */
+  private changeMembership(leader: SimNode): void {
+    const { voters, learners } = leader.conf;
+    const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id));
+    const removable = voters.length > Math.max(2, Math.ceil(this.options.nodes / 2)) ? voters.filter((id) => id !== leader.id) : [];
+    const options: ConfChange[] = [
+      ...outsiders.map((nodeId) => ({ type: this.rng.chance(0.5) ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode, nodeId })),
+      ...learners.map((nodeId) => ({ type: ConfChangeType.AddNode, nodeId })),
+      ...removable.map((nodeId) => ({ type: this.rng.chance(0.7) ? ConfChangeType.RemoveNode : ConfChangeType.AddLearnerNode, nodeId })),
+    ];
+    if (options.length === 0) return;
+    const cc = this.rng.pick(options);
+    try {
+      const pos = leader.raw.proposeConfChange(cc);
+      this.log(`${leader.id} proposeConfChange ${ConfChangeType[cc.type]} ${cc.nodeId} -> ${pos === null ? 'forwarded' : `${pos.index}@${pos.term}`}`);
+    } catch (err) {
+      if (!isCode(err, 'RAFT_PROPOSAL_DROPPED')) throw err;
+      this.log(`${leader.id} proposeConfChange ${ConfChangeType[cc.type]} ${cc.nodeId} dropped: ${(err as Error).message}`);
+    }
+    this.handleReady(leader);
+  }
+
+  private propose(n: SimNode, batch: Uint8Array[]): boolean {
+    try {
+      const pos = n.raw.propose(batch.length === 1 ? batch[0]! : batch);
+      this.log(`${n.id} propose ${batch.length} -> ${pos === null ? 'forwarded' : `${pos.index}@${pos.term}`}`);
+      return true;
+    } catch (err) {
+      if (!isCode(err, 'RAFT_PROPOSAL_DROPPED')) throw err;
+      this.log(`${n.id} propose ${batch.length} dropped`);
+      return false;
+    } finally {
+      this.handleReady(n);
+    }
+  }
+
+  private fault(): void {
+    const ids = [...this.nodes.keys()];
+    const r = this.rng.next();
+    if (r < 0.3) {
+      const shuffled = [...ids].sort(() => this.rng.next() - 0.5);
+      const cut = this.rng.range(1, ids.length - 1);
+      this.net.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+      this.log(`partition ${this.net.describe()}`);
+      this.queue.push({ kind: 'heal', at: this.now + this.rng.range(50, 1500) });
+    } else if (r < 0.55) {
+      const up = this.up();
+      if (up.length === 0) return;
+      const n = this.rng.pick(up);
+      this.crash(n);
+      this.queue.push({ kind: 'restart', at: this.now + this.rng.range(10, 1000), node: n.id });
+    } else if (r < 0.85) {
+      const f: LinkFaults = {
+        drop: this.rng.chance(0.5) ? this.rng.next() * 0.2 : 0,
+        duplicate: this.rng.chance(0.5) ? this.rng.next() * 0.1 : 0,
+        delay: this.rng.chance(0.5) ? this.rng.next() * 0.1 : 0,
+      };
+      this.net.faults = f;
+      this.log(`link faults drop=${f.drop.toFixed(3)} dup=${f.duplicate.toFixed(3)} delay=${f.delay.toFixed(3)}`);
+    } else {
+      this.net.faults = reliable;
+      this.net.heal();
+      this.log('network healed');
+    }
+  }
+
+  private crash(n: SimNode): void {
+    this.log(`${n.id} crash (losing ${n.disk.length} unfinished writes)`);
+    this.stats.crashes++;
+    n.up = false;
+    n.disk.length = 0;
+    if (this.options.mutation === 'lying-disk') n.storage = forgetTail(n.storage, this.rng.range(1, 5));
+  }
+
+  private restart(n: SimNode): void {
+    this.start(n);
+    this.log(`${n.id} restart term ${n.term} applied ${n.applied}`);
+    this.handleReady(n);
+  }
+
+  private send(from: SimNode, msgs: readonly Message[]): void {
+    for (const m of msgs) {
+      if (m.type === MessageType.MsgSnap) this.stats.snapshotsSent++;
+      // m.from may name another node: forwarded proposals keep their origin, MsgTransferLeader names the transferee.
+      if (m.to === from.id) throw new Error(`node ${from.id} handed out a message to itself: ${MessageType[m.type]}`);
+      const copies = this.net.route(from.id, m.to);
+      if (copies.length === 0 && m.type === MessageType.MsgSnap) {
+        this.queue.push({ kind: 'snapStatus', at: this.now + 1, node: from.id, incarnation: from.incarnation, to: m.to, ok: false });
+      }
+      for (const delay of copies) this.queue.push({ kind: 'deliver', at: this.now + delay, sender: from.id, msg: cloneMessage(m) });
+    }
+  }
+
+  private deliver(from: number, m: Message): void {
+    const n = this.nodes.get(m.to);
+    const ok = n !== undefined && n.up && this.net.connected(from, m.to);
+    if (m.type === MessageType.MsgSnap) {
+      const sender = this.nodes.get(from)!;
+      if (sender.up) {
+        this.queue.push({ kind: 'snapStatus', at: this.now + 1, node: sender.id, incarnation: sender.incarnation, to: m.to, ok });
+      }
+    }
+    if (!ok || n === undefined) return;
+    const snap = m.snapshot === undefined ? "" : ` snap ${m.snapshot.meta.index}@${m.snapshot.meta.term} voters [${m.snapshot.meta.conf.voters}] learners [${m.snapshot.meta.conf.learners}]`;
+    this.log(`${m.from}->${m.to} ${MessageType[m.type]} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? " reject" : ""}${snap}`);
+    try {
+      n.raw.step(m);
+    } catch (err) {
+      // A response from a peer the node no longer knows is refused, as etcd's ErrStepPeerNotFound; a forwarded
+      // proposal or read that cannot be served is lost, as if the network had dropped it.
+      if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND', 'RAFT_PROPOSAL_DROPPED', 'RAFT_READ_INDEX_DROPPED')) throw err;
+    }
+    this.handleReady(n);
+  }
+
+  /** Drive the Ready protocol: send, queue the write, advance, apply. */
+  private handleReady(n: SimNode): void {
+    while (n.up && n.raw.hasReady()) {
+      const rd = n.raw.ready();
+      const id = n.id;
+      if (rd.snapshot !== undefined) this.checker.snapshotInstalled(id, rd.snapshot.meta.index, rd.snapshot.meta.term);
+      this.checker.logAppended(id, rd.entries);
+      if (rd.hardState !== undefined) n.term = rd.hardState.term;
+      if (rd.softState !== undefined) {
+        if (rd.softState.state === StateType.StateLeader && n.state !== StateType.StateLeader) {
+          this.stats.leaderChanges++;
+          this.log(`${id} becomes leader of term ${n.term}`);
+        }
+        n.state = rd.softState.state;
+      }
+      this.checker.roleObserved(id, n.term, n.state === StateType.StateLeader);
+      if (rd.hardState !== undefined) {
+        this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, (node, index, term) => this.durablyHas(node, index, term));
+      }
+      for (const rs of rd.readStates) this.checkRead(n, rs.index, rs.context);
+      this.send(n, rd.messages);
+      if (this.options.mutation === 'ack-before-persist') this.send(n, rd.messagesAfterPersist);
+      this.queueWrite(n, rd);
+      n.raw.advance(rd);
+      if (rd.snapshot !== undefined) this.restoreState(n, rd.snapshot);
+      for (const e of rd.committedEntries) this.apply(n, e);
+      this.maybeCompact(n);
+    }
+  }
+
+  private checkRead(n: SimNode, index: number, context: Uint8Array): void {
+    const ctx = new TextDecoder().decode(context);
+    const issued = this.reads.get(ctx);
+    if (issued === undefined) throw new InvariantViolation('read-index', `node ${n.id} answered a read ${ctx} nobody issued`);
+    if (index < issued) {
+      throw new InvariantViolation('read-index', `node ${n.id} serves read ${ctx} at ${index}, but ${issued} was committed before it was issued`);
+    }
+  }
+
+  private durablyHas(node: number, index: number, term: number): boolean {
+    const s = this.nodes.get(node)!.storage;
+    if (index < s.firstIndex()) return true;
+    if (index > s.lastIndex()) return false;
+    return s.term(index) === term;
+  }
+
+  private queueWrite(n: SimNode, rd: Ready): void {
+    const doneAt = Math.max(this.now + this.rng.range(1, 15), n.lastDiskDone);
+    n.lastDiskDone = doneAt;
+    n.disk.push({ rd, doneAt });
+    this.queue.push({ kind: 'disk', at: doneAt, node: n.id, incarnation: n.incarnation });
+  }
+
+  private diskDone(n: SimNode): void {
+    const w = n.disk.shift();
+    if (w === undefined) throw new Error(`node ${n.id}: disk completion with no write pending`);
+    const { rd } = w;
+    if (rd.snapshot !== undefined) n.storage.applySnapshot(rd.snapshot);
+    if (rd.entries.length > 0) n.storage.append(rd.entries);
+    if (rd.hardState !== undefined) {
+      n.storage.setHardState(rd.hardState);
+      this.checker.durableHardStateObserved(n.id, rd.hardState);
+    }
+    if (this.options.mutation !== 'ack-before-persist') this.send(n, rd.messagesAfterPersist);
+    n.raw.persisted(rd);
+    this.handleReady(n);
+  }
+
+  private restoreState(n: SimNode, snap: Snapshot): void {
+    const s = decodeState(snap.data);
+    if (s.index !== snap.meta.index) throw new InvariantViolation('applied-prefix', `snapshot ${snap.meta.index} carries state of ${s.index}`);
+    this.checker.stateRestored(n.id, s.index, s.hash);
+    n.base = s.index;
+    n.hashes = [s.hash];
+    n.conf = snap.meta.conf;
+    n.confHistory = [{ index: s.index, conf: snap.meta.conf }];
+  }
+
+  private apply(n: SimNode, e: Entry): void {
+    const hash = mixHash(n.hashAt(n.applied), entryKey(e));
+    this.checker.applied(n.id, e, hash);
+    n.hashes.push(hash);
+    if (e.type === EntryType.ConfChange && e.data.length > 0) {
+      const cc: ConfChange = decodeConfChange(e.data);
+      n.conf = n.raw.applyConfChange(cc);
+      n.confHistory.push({ index: e.index, conf: n.conf });
+      n.confSnapshotDue = e.index;
+      this.log(`${n.id} applied conf change ${ConfChangeType[cc.type]} ${cc.nodeId} at ${e.index} -> voters [${n.conf.voters}] learners [${n.conf.learners}]`);
+    }
+    if (this.probes.size > 0 && e.type === EntryType.Normal && this.probes.has(new TextDecoder().decode(e.data))) {
+      this.probeApplied.add(n.id);
+    }
+  }
+
+  /**
+   * Snapshot and compact now and then, so lagging and restarted followers need MsgSnap. A driver must also
+   * snapshot soon after a membership change: a node added after the latest snapshot refuses a snapshot
+   * whose configuration does not name it (as in etcd), and could never catch up.
+   */
+  private maybeCompact(n: SimNode): void {
+    const s = n.storage;
+    const hs = s.initialState().hardState;
+    const upTo = Math.min(n.applied, hs.commit, s.lastIndex());
+    const confDue = n.confSnapshotDue > 0 && upTo >= n.confSnapshotDue;
+    if (!confDue && (upTo - s.firstIndex() < 40 || !this.rng.chance(0.2))) return;
+    const at = confDue ? upTo : upTo - this.rng.int(10);
+    // A received snapshot not yet durable leaves storage behind the state machine: wait for it.
+    if (at < s.firstIndex() || at < n.base || n.disk.some((w) => w.rd.snapshot !== undefined)) return;
+    s.createSnapshot(at, n.confAt(at), encodeState(at, n.hashAt(at)));
+    s.compact(at);
+    if (at >= n.confSnapshotDue) n.confSnapshotDue = 0;
+    this.log(`${n.id} snapshot+compact at ${at}`);
+  }
+}
+
+function isCode(err: unknown, ...codes: string[]): boolean {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' && codes.includes(err.code);
+}
+
+/** What a transport does: the receiver gets its own copy. */
+function cloneMessage(m: Message): Message {
+  return { ...m, entries: m.entries.map((e) => ({ ...e })) };
+}
