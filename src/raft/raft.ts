@@ -72,6 +72,12 @@ export class Raft {
   pendingConfIndex = 0;
   /** Payload bytes this leader appended that are not yet committed and applied. */
   uncommittedSize = 0;
+  /**
+   * ConfChange entries handed out in Ready.committedEntries and not yet passed
+   * to applyConfChange: advance() moves `applied` before the caller has really
+   * applied them, and a membership change must build on the applied configuration.
+   */
+  confChangesToApply = 0;
   /** Reads that arrived before this leader committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = [];
 
@@ -290,6 +296,7 @@ export class Raft {
   }
 
   private hasUnappliedConfChanges(): boolean {
+    if (this.confChangesToApply > 0) return true;
     const log = this.raftLog;
     if (log.applied >= log.committed) return false;
     const lo = Math.max(log.applied + 1, log.firstIndex());
@@ -472,7 +479,7 @@ export class Raft {
     for (let i = 0; i < m.entries.length; i++) {
       if (m.entries[i]!.type !== EntryType.ConfChange) continue;
       if (confAt >= 0) throw new ProposalDroppedError('conf-change-pending', 'one conf change per proposal');
-      if (this.pendingConfIndex > this.raftLog.applied) {
+      if (this.pendingConfIndex > this.raftLog.applied || this.confChangesToApply > 0) {
         throw new ProposalDroppedError('conf-change-pending', `conf change at ${this.pendingConfIndex} not applied yet (applied ${this.raftLog.applied})`);
       }
       if (!this.committedEntryInCurrentTerm()) throw new ProposalDroppedError('conf-change-pending', 'leader has not committed an entry of its term yet');
@@ -809,6 +816,8 @@ export class Raft {
   // ---- membership ----------------------------------------------------------
 
   applyConfChange(cc: ConfChange): ConfState {
+    // Counted even if the change is refused below: the entry has been dealt with.
+    if (this.confChangesToApply > 0) this.confChangesToApply--;
     const cs = applyToConfState(this.trk.confState(), cc);
     this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
     this.isLearner = cs.learners.includes(this.id);

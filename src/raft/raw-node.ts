@@ -23,7 +23,6 @@ import { Raft, newMessage } from './raft.js';
 import { validateMessage } from './validate.js';
 import { encodeConfChange } from './confchange.js';
 import { getStatus } from './status.js';
-import { payloadSize } from './size.js';
 import {
   InvalidMessageError,
   LeaderTransferError,
@@ -66,8 +65,8 @@ export class RawNode {
   private prevSoft: SoftState;
   private prevHard: HardState;
   private readonly inFlight: InFlight[] = [];
-  /** Readys handed out and not yet advanced, in order. */
-  private readonly unadvanced: Ready[] = [];
+  /** Readys handed out and not yet advanced, in order, with their committed payload bytes. */
+  private readonly unadvanced: { rd: Ready; payload: number }[] = [];
 
   constructor(config: Config) {
     this.raft = new Raft(resolveConfig(config));
@@ -175,7 +174,12 @@ export class RawNode {
     this.raft.step(m);
   }
 
-  /** Applies a committed membership change; returns the new configuration (to store with snapshots). */
+  /**
+   * Applies a committed membership change; returns the new configuration (to
+   * store with snapshots). Every ConfChange entry of Ready.committedEntries must
+   * come through here, in order: until it has, this node neither campaigns nor
+   * accepts another membership proposal.
+   */
   applyConfChange(cc: ConfChange): ConfState {
     return this.raft.applyConfChange(cc);
   }
@@ -242,7 +246,13 @@ export class RawNode {
       snapshotIndex: snapshot === undefined ? 0 : snapshot.meta.index,
       selfMessages,
     });
-    this.unadvanced.push(rd);
+    let payload = 0;
+    for (let i = 0; i < committedEntries.length; i++) {
+      const e = committedEntries[i]!;
+      payload += e.data.byteLength;
+      if (e.type === EntryType.ConfChange) r.confChangesToApply++;
+    }
+    this.unadvanced.push({ rd, payload });
     return rd;
   }
 
@@ -252,14 +262,16 @@ export class RawNode {
    * they were handed out.
    */
   advance(rd: Ready): void {
-    if (this.unadvanced[0] !== rd) throw new ReadyProtocolError('advance() must be called once per Ready, in the order they were handed out');
-    this.unadvanced.shift();
+    if (this.unadvanced.length === 0 || this.unadvanced[0]!.rd !== rd) {
+      throw new ReadyProtocolError('advance() must be called once per Ready, in the order they were handed out');
+    }
+    const { payload } = this.unadvanced.shift()!;
     const r = this.raft;
     if (rd.snapshot !== undefined) r.raftLog.appliedTo(rd.snapshot.meta.index);
     const ce = rd.committedEntries;
     if (ce.length > 0) {
       r.raftLog.appliedTo(ce[ce.length - 1]!.index);
-      if (r.state === StateType.StateLeader) r.reduceUncommittedSize(payloadSize(ce));
+      if (r.state === StateType.StateLeader) r.reduceUncommittedSize(payload);
     }
   }
 

@@ -2,7 +2,7 @@
 // when committed; learners replicate but never vote or count.
 import { describe, expect, it } from 'vitest';
 import { Network, drain, enc, newNode } from './network.js';
-import { ConfChangeType, StateType } from '../../src/raft/types.js';
+import { ConfChangeType, EntryType, StateType } from '../../src/raft/types.js';
 import { InvalidConfChangeError, MemoryStorage, ProposalDroppedError, decodeConfChange, encodeConfChange } from '../../src/raft/index.js';
 
 function expectDropped(f: () => unknown, reason: string): void {
@@ -122,6 +122,24 @@ describe('§6 membership changes', () => {
     expectDropped(() => n.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 5 }), 'conf-change-pending');
     net.stabilize();
     expect(n.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 5 })).not.toBeNull();
+  });
+
+  it('a committed change handed out but not yet applied blocks the next one', () => {
+    const s = MemoryStorage.withConf([1]);
+    const n = newNode(1, s);
+    n.campaign();
+    drain(n, s);
+    drain(n, s);
+    n.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 2 });
+    drain(n, s);
+    const rd = drain(n, s);
+    const cc = rd.committedEntries.find((e) => e.type === EntryType.ConfChange)!;
+    expect(cc).toBeDefined();
+    // advance() ran (applied moved), but the caller has not applied the change yet.
+    expect(n.status().applied).toBe(cc.index);
+    expectDropped(() => n.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 3 }), 'conf-change-pending');
+    n.applyConfChange(decodeConfChange(cc.data));
+    expect(n.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 3 })).not.toBeNull();
   });
 
   it('a new leader changes membership only after committing an entry of its own term', () => {
