@@ -83,7 +83,9 @@ type SimEvent =
   | (Timed & { kind: 'client' })
   | (Timed & { kind: 'fault' })
   | (Timed & { kind: 'heal' })
-  | (Timed & { kind: 'restart'; node: number });
+  | (Timed & { kind: 'restart'; node: number })
+  | (Timed & { kind: 'ready'; node: number; incarnation: number })
+  | (Timed & { kind: 'unreachable'; node: number; incarnation: number; to: number });
 
 interface PendingWrite {
   rd: Ready;
@@ -107,6 +109,8 @@ class SimNode {
   /** Applied membership, and where it changed, so a snapshot at any applied index knows its ConfState. */
   conf: ConfState;
   confHistory: { index: number; conf: ConfState }[] = [];
+  /** A 'ready' event is queued: the Ready is taken later, so several inputs land in one Ready. */
+  readyScheduled = false;
   /** Index of an applied conf change that no snapshot covers yet (0 when none). */
   confSnapshotDue = 0;
 
@@ -195,9 +199,36 @@ export class Simulation {
   private readonly reads = new Map<string, number>();
   private readonly trace: ((line: string) => void) | undefined;
 
+  /** Per-seed core configuration and driver behaviour, so flow control and batching paths all get exercised. */
+  private readonly knobs: {
+    preVote: boolean;
+    checkQuorum: boolean;
+    maxSizePerMsg: number;
+    maxInflightMsgs: number;
+    maxInflightBytes: number;
+    maxCommittedSizePerReady: number;
+    maxUncommittedEntriesSize: number;
+  };
+  /** Probability that a node's Ready is taken a little later instead of at once. */
+  private readonly deferReady: number;
+  /** Probability that a disk completion also completes the writes queued right behind it (group commit). */
+  private readonly groupCommit: number;
+
   constructor(readonly options: SimOptions) {
     this.rng = new Prng(options.seed);
     this.net = new Network(this.rng.fork());
+    const r = this.rng;
+    this.knobs = {
+      preVote: r.chance(0.75),
+      checkQuorum: r.chance(0.75),
+      maxSizePerMsg: r.pick([64, 256, 1024, 4096]),
+      maxInflightMsgs: r.pick([1, 2, 8, 64]),
+      maxInflightBytes: r.pick([0, 256, 4096, 1 << 14]),
+      maxCommittedSizePerReady: r.pick([64, 1024, 1 << 20]),
+      maxUncommittedEntriesSize: r.pick([0, 512, 1 << 16]),
+    };
+    this.deferReady = r.pick([0, 0.2, 0.5]);
+    this.groupCommit = r.pick([0, 0.3, 0.8]);
     this.trace = options.trace;
     const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
     const conf: ConfState = { voters, learners: [] };
@@ -227,6 +258,7 @@ export class Simulation {
     n.conf = snap.meta.conf;
     n.confHistory = [{ index: snap.meta.index, conf: snap.meta.conf }];
     n.state = StateType.StateFollower;
+    n.readyScheduled = false;
     n.term = hardState.term;
     n.up = true;
     n.incarnation++;
@@ -237,13 +269,7 @@ export class Simulation {
       heartbeatTick: HEARTBEAT_TICK,
       storage: n.storage,
       applied: snap.meta.index,
-      maxSizePerMsg: 1024,
-      maxCommittedSizePerReady: 4096,
-      maxUncommittedEntriesSize: 1 << 16,
-      maxInflightMsgs: 8,
-      maxInflightBytes: 1 << 14,
-      checkQuorum: true,
-      preVote: true,
+      ...this.knobs,
       readOnlyOption: 'safe',
       random: () => random.next(),
     });
@@ -338,7 +364,7 @@ export class Simulation {
         const n = this.nodes.get(e.node)!;
         if (!n.up || n.incarnation !== e.incarnation) return;
         n.raw.tick();
-        this.handleReady(n);
+        this.settle(n);
         this.queue.push({ kind: 'tick', at: this.now + TICK, node: n.id, incarnation: n.incarnation });
         return;
       }
@@ -358,7 +384,7 @@ export class Simulation {
         } catch (err) {
           if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND')) throw err; // the peer was removed meanwhile
         }
-        return this.handleReady(n);
+        return this.settle(n);
       }
       case 'client':
         this.client();
@@ -374,6 +400,22 @@ export class Simulation {
         this.log(`heal ${this.net.describe()}`);
         this.net.heal();
         return;
+      case 'ready': {
+        const n = this.nodes.get(e.node)!;
+        if (!n.up || n.incarnation !== e.incarnation) return;
+        n.readyScheduled = false;
+        return this.handleReady(n);
+      }
+      case 'unreachable': {
+        const n = this.nodes.get(e.node)!;
+        if (!n.up || n.incarnation !== e.incarnation) return;
+        try {
+          n.raw.reportUnreachable(e.to);
+        } catch (err) {
+          if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND')) throw err; // the peer was removed meanwhile
+        }
+        return this.settle(n);
+      }
       case 'restart': {
         const n = this.nodes.get(e.node)!;
         if (!n.up) this.restart(n);
@@ -407,7 +449,7 @@ export class Simulation {
       } catch (err) {
         if (!isCode(err, 'RAFT_READ_INDEX_DROPPED')) throw err;
       }
-      this.handleReady(target);
+      this.settle(target);
     } else if (r < 0.95) {
       if (leader !== undefined) this.changeMembership(leader);
     } else if (r < 0.98) {
@@ -418,11 +460,11 @@ export class Simulation {
       } catch (err) {
         if (!isCode(err, 'RAFT_LEADER_TRANSFER')) throw err;
       }
-      this.handleReady(target);
+      this.settle(target);
     } else {
       this.log(`${target.id} campaign()`);
       target.raw.campaign();
-      this.handleReady(target);
+      this.settle(target);
     }
   }
 
@@ -445,7 +487,7 @@ export class Simulation {
       if (!isCode(err, 'RAFT_PROPOSAL_DROPPED')) throw err;
       this.log(`${leader.id} proposeConfChange ${ConfChangeType[cc.type]} ${cc.nodeId} dropped: ${(err as Error).message}`);
     }
-    this.handleReady(leader);
+    this.settle(leader);
   }
 
   private propose(n: SimNode, batch: Uint8Array[]): boolean {
@@ -458,7 +500,7 @@ export class Simulation {
       this.log(`${n.id} propose ${batch.length} dropped`);
       return false;
     } finally {
-      this.handleReady(n);
+      this.settle(n);
     }
   }
 
@@ -514,6 +556,9 @@ export class Simulation {
       const copies = this.net.route(from.id, m.to);
       if (copies.length === 0 && m.type === MessageType.MsgSnap) {
         this.queue.push({ kind: 'snapStatus', at: this.now + 1, node: from.id, incarnation: from.incarnation, to: m.to, ok: false });
+      } else if (copies.length === 0 && !this.net.connected(from.id, m.to) && this.rng.chance(0.3)) {
+        // The transport noticed the peer is unreachable (a failed connection), as etcd's does.
+        this.queue.push({ kind: 'unreachable', at: this.now + 1, node: from.id, incarnation: from.incarnation, to: m.to });
       }
       for (const delay of copies) this.queue.push({ kind: 'deliver', at: this.now + delay, sender: from.id, msg: cloneMessage(m) });
     }
@@ -538,7 +583,7 @@ export class Simulation {
       // proposal or read that cannot be served is lost, as if the network had dropped it.
       if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND', 'RAFT_PROPOSAL_DROPPED', 'RAFT_READ_INDEX_DROPPED')) throw err;
     }
-    this.handleReady(n);
+    this.settle(n);
   }
 
   /** Drive the Ready protocol: send, queue the write, advance, apply. */
@@ -594,19 +639,32 @@ export class Simulation {
     this.queue.push({ kind: 'disk', at: doneAt, node: n.id, incarnation: n.incarnation });
   }
 
+  /** Writes complete in order; sometimes several at once, reported with one persisted() for the last. */
   private diskDone(n: SimNode): void {
-    const w = n.disk.shift();
-    if (w === undefined) throw new Error(`node ${n.id}: disk completion with no write pending`);
-    const { rd } = w;
-    if (rd.snapshot !== undefined) n.storage.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0) n.storage.append(rd.entries);
-    if (rd.hardState !== undefined) {
-      n.storage.setHardState(rd.hardState);
-      this.checker.durableHardStateObserved(n.id, rd.hardState);
+    const horizon = this.rng.chance(this.groupCommit) ? this.now + 5 : this.now;
+    const group: PendingWrite[] = [];
+    while (n.disk.length > 0 && n.disk[0]!.doneAt <= horizon) group.push(n.disk.shift()!);
+    if (group.length === 0) return; // completed earlier, with a group
+    for (const { rd } of group) {
+      if (rd.snapshot !== undefined) n.storage.applySnapshot(rd.snapshot);
+      if (rd.entries.length > 0) n.storage.append(rd.entries);
+      if (rd.hardState !== undefined) {
+        n.storage.setHardState(rd.hardState);
+        this.checker.durableHardStateObserved(n.id, rd.hardState);
+      }
     }
-    if (this.options.mutation !== 'ack-before-persist') this.send(n, rd.messagesAfterPersist);
-    n.raw.persisted(rd);
-    this.handleReady(n);
+    if (this.options.mutation !== 'ack-before-persist') for (const { rd } of group) this.send(n, rd.messagesAfterPersist);
+    if (this.rng.chance(0.5)) n.raw.persisted(group[group.length - 1]!.rd);
+    else for (const { rd } of group) n.raw.persisted(rd);
+    this.settle(n);
+  }
+
+  /** Take the node's Ready now, or (sometimes) a moment later so that several inputs share one Ready. */
+  private settle(n: SimNode): void {
+    if (n.readyScheduled) return;
+    if (!this.rng.chance(this.deferReady)) return this.handleReady(n);
+    n.readyScheduled = true;
+    this.queue.push({ kind: 'ready', at: this.now + this.rng.range(0, 3), node: n.id, incarnation: n.incarnation });
   }
 
   private restoreState(n: SimNode, snap: Snapshot): void {
