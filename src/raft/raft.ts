@@ -461,8 +461,12 @@ export class Raft {
     }
   }
 
-  /** A proposal (local or forwarded). Returns where it landed on the leader, null when forwarded. */
-  propose(m: Message): ProposalPosition | null {
+  /**
+   * A proposal. `local` when RawNode built it (its entries are ours to fill in);
+   * otherwise it came through the network. Returns where it landed on the
+   * leader, null when forwarded.
+   */
+  propose(m: Message, local = false): ProposalPosition | null {
     if (this.state === StateType.StateFollower) {
       if (this.lead === None) throw new ProposalDroppedError('no-leader', `node ${this.id} knows no leader in term ${this.term}`);
       if (this.disableProposalForwarding) throw new ProposalDroppedError('forwarding-disabled');
@@ -489,7 +493,7 @@ export class Raft {
     }
 
     let es = m.entries;
-    if (m.from !== this.id) {
+    if (!local) {
       // A forwarded message may be shared (or duplicated) by the transport: never mutate its entries.
       es = new Array<Entry>(m.entries.length);
       for (let i = 0; i < es.length; i++) es[i] = { index: 0, term: 0, type: m.entries[i]!.type, data: m.entries[i]!.data };

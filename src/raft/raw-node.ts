@@ -108,14 +108,14 @@ export class RawNode {
     }
     const m = newMessage(MessageType.MsgProp, this.raft.id, this.raft.id, 0);
     m.entries = entries;
-    return this.raft.propose(m);
+    return this.raft.propose(m, true);
   }
 
   /** Proposes a membership change (one at a time; applied with applyConfChange once committed). */
   proposeConfChange(cc: ConfChange): ProposalPosition | null {
     const m = newMessage(MessageType.MsgProp, this.raft.id, this.raft.id, 0);
     m.entries = [{ index: 0, term: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }];
-    return this.raft.propose(m);
+    return this.raft.propose(m, true);
   }
 
   /**
@@ -130,8 +130,9 @@ export class RawNode {
     validateMessage(m, this.raft.id);
     if (isLocalOnly(m.type)) throw new StepLocalMsgError(m.type);
     if (isResponse(m.type) && !this.raft.trk.progress.has(m.from)) throw new StepPeerNotFoundError(m.from);
-    // A forwarded transfer names the transferee as sender (etcd's convention), which may be this very node.
-    if (m.from === this.raft.id && m.type !== MessageType.MsgTransferLeader) {
+    // Forwarded requests keep their origin as sender, so they may come back to it (a transfer names the
+    // transferee as sender); anything else from ourselves is a routing bug.
+    if (m.from === this.raft.id && m.type !== MessageType.MsgTransferLeader && m.type !== MessageType.MsgProp && m.type !== MessageType.MsgReadIndex) {
       throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
     }
     this.raft.step(m);

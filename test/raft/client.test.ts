@@ -121,6 +121,39 @@ describe('§8 proposals', () => {
     });
   }
 
+  it('a forwarded proposal that bounces back to its origin, now leader, is appended (sim seed 31)', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.node(2).propose(enc('bounced'));
+    const rd = net.node(2).ready();
+    net.node(2).advance(rd);
+    const fwd = rd.messages.find((m) => m.type === MessageType.MsgProp)!;
+    expect(fwd.from).toBe(2);
+    net.stabilize();
+    // Node 2 becomes leader; the old forward arrives late and is forwarded back to 2 by node 1.
+    net.campaign(2);
+    net.node(1).step(fwd);
+    net.stabilize();
+    net.node(2).step({ ...fwd, to: 2 });
+    net.stabilize();
+    expect(net.peer(3).applied).toEqual(['bounced', 'bounced']);
+    // The message object was never mutated: entries were copied on the leader.
+    expect(fwd.entries[0]!.index).toBe(0);
+  });
+
+  it('a forwarded read that bounces back to its origin, now leader, is served there', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.node(2).readIndex(enc('r'));
+    const rd = net.node(2).ready();
+    net.node(2).advance(rd);
+    const fwd = rd.messages.find((m) => m.type === MessageType.MsgReadIndex)!;
+    net.stabilize();
+    net.campaign(2);
+    net.node(2).step({ ...fwd, to: 2 });
+    expect(collectReads(net, 2).map((r) => dec(r.context))).toEqual(['r']);
+  });
+
   it('a forwarded proposal that reaches a node without a leader is refused with a code', () => {
     const n = newNode(1, MemoryStorage.withConf([1, 2, 3]));
     expect(() => n.step(msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: enc('x') }] }))).toThrow(
