@@ -30,25 +30,7 @@ export class RecordingMachine implements StateMachine<number> {
 
 export const enc = (s: string): Uint8Array => Buffer.from(s);
 
-import { createServer } from 'node:net';
-
-/** Ports the OS says are free right now, on loopback. */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<import('node:net').Server>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts } from '../../src/cli/ports.js';
 
 /** Polls `cond` every 20 ms until it holds, or fails after `ms`. */
 export async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {

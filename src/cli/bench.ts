@@ -1,0 +1,266 @@
+// `raftlog bench`: committed records/s and latency of a 3-process cluster on
+// loopback, of one embedded node, and of better-sqlite3 (WAL, synchronous=FULL)
+// under the same workload: C clients, each appending one record at a time.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ReplicatedLog } from '../log/replicated-log.js';
+import { UsageError, parseArgs, strArg } from './args.js';
+import { barChartSvg } from './chart.js';
+import { freePorts } from './ports.js';
+
+const USAGE = `usage: raftlog bench [--seconds 3] [--sizes 100,1024] [--clients 1,16,256] [--systems cluster,embedded,sqlite]
+                     [--sync always|none] [--out DIR]
+Each system runs every (record size, clients) pair for --seconds after a short warm-up,
+then prints a table; results go to DIR/cluster.json and charts to DIR/cluster-*.svg.`;
+
+type Append = (data: Uint8Array) => Promise<unknown>;
+
+interface System {
+  name: string;
+  append: Append;
+  close(): Promise<void>;
+}
+
+export interface BenchRow {
+  system: string;
+  recordBytes: number;
+  clients: number;
+  records: number;
+  seconds: number;
+  recordsPerSec: number;
+  mbPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+}
+
+function list(s: string): number[] {
+  const v = s.split(',').map(Number);
+  if (v.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new UsageError(`'${s}' is not a list of positive integers`);
+  return v;
+}
+
+export async function main(args: string[]): Promise<number> {
+  let opts;
+  try {
+    opts = parseArgs(args, { seconds: 'string', sizes: 'string', clients: 'string', systems: 'string', sync: 'string', out: 'string', help: 'boolean' });
+    if (opts.has('help')) {
+      console.log(USAGE);
+      return 0;
+    }
+    const rows = await run({
+      seconds: Number(strArg(opts, 'seconds', '3')),
+      sizes: list(strArg(opts, 'sizes', '100,1024')),
+      clients: list(strArg(opts, 'clients', '1,16,256')),
+      systems: strArg(opts, 'systems', 'cluster,embedded,sqlite').split(','),
+      sync: strArg(opts, 'sync', 'always') === 'none' ? 'none' : 'always',
+      out: strArg(opts, 'out', 'bench/results'),
+    });
+    return rows.length > 0 ? 0 : 1;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`raftlog bench: ${err.message}\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+export async function run(o: { seconds: number; sizes: number[]; clients: number[]; systems: string[]; sync: 'always' | 'none'; out: string }): Promise<BenchRow[]> {
+  if (!(o.seconds > 0)) throw new UsageError('--seconds must be a positive number');
+  const rows: BenchRow[] = [];
+  const total = o.systems.length * o.sizes.length * o.clients.length;
+  for (const name of o.systems) {
+    const work = mkdtempSync(join(tmpdir(), `raftlog-bench-${name}-`));
+    let system: System;
+    try {
+      process.stdout.write(`[${name}] starting...\n`);
+      system = await open(name, work, o.sync);
+    } catch (err) {
+      rmSync(work, { recursive: true, force: true });
+      throw err;
+    }
+    try {
+      for (const size of o.sizes) {
+        for (const clients of o.clients) {
+          process.stdout.write(`[${rows.length + 1}/${total}] ${name} ${size} B x ${clients} clients ... `);
+          const row = await measure(system, size, clients, o.seconds);
+          rows.push(row);
+          process.stdout.write(`${Math.round(row.recordsPerSec).toLocaleString('en-US')} rec/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms\n`);
+        }
+      }
+    } finally {
+      await system.close();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  printTable(rows);
+  save(rows, o);
+  return rows;
+}
+
+async function measure(system: System, size: number, clients: number, seconds: number): Promise<BenchRow> {
+  const payload = randomBytes(size);
+  const drive = async (ms: number, latencies: number[] | null): Promise<{ count: number; elapsed: number }> => {
+    let stop = false;
+    let count = 0;
+    const start = performance.now();
+    const timer = setTimeout(() => (stop = true), ms);
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (!stop) {
+          const t = performance.now();
+          await system.append(payload);
+          latencies?.push(performance.now() - t);
+          count++;
+        }
+      }),
+    );
+    clearTimeout(timer);
+    return { count, elapsed: (performance.now() - start) / 1000 };
+  };
+  await drive(Math.min(500, seconds * 250), null);
+  const lat: number[] = [];
+  const { count, elapsed } = await drive(seconds * 1000, lat);
+  lat.sort((a, b) => a - b);
+  const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? 0;
+  return {
+    system: system.name,
+    recordBytes: size,
+    clients,
+    records: count,
+    seconds: elapsed,
+    recordsPerSec: count / elapsed,
+    mbPerSec: (count * size) / elapsed / 1e6,
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    p999Ms: q(0.999),
+  };
+}
+
+async function open(name: string, work: string, sync: 'always' | 'none'): Promise<System> {
+  switch (name) {
+    case 'cluster':
+      return openCluster(work, sync);
+    case 'embedded': {
+      const log = await ReplicatedLog.open({ dataDir: join(work, 'node'), sync });
+      return { name: 'embedded (1 node)', append: (d) => log.append(d), close: () => log.close() };
+    }
+    case 'sqlite':
+      return openSqlite(work, sync);
+    default:
+      throw new UsageError(`unknown system '${name}' (cluster, embedded, sqlite)`);
+  }
+}
+
+/** Node 1 runs in this process (the clients embed it); nodes 2 and 3 are `raftlog serve` processes. */
+async function openCluster(work: string, sync: 'always' | 'none'): Promise<System> {
+  const ports = await freePorts(3);
+  const peers: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+  const peerArg = Object.entries(peers).map(([id, a]) => `${id}=${a}`).join(',');
+  const here = fileURLToPath(import.meta.url);
+  const entry = join(dirname(here), here.endsWith('.ts') ? 'main.ts' : 'main.js');
+  const children: ChildProcess[] = [2, 3].map((id) =>
+    spawn(process.execPath, [...process.execArgv, entry, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--peers', peerArg, '--state-machine', 'none', '--cluster-id', 'bench', '--sync', sync], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+  );
+  const log = await ReplicatedLog.open({ dataDir: join(work, 'node1'), id: 1, peers, clusterId: 'bench', sync, electionTicks: 6 });
+  const stopChildren = async (): Promise<void> => {
+    await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => { c.once('exit', r); c.kill('SIGTERM'); }))));
+  };
+  try {
+    // The clients embed node 1, so node 1 should lead.
+    const deadline = Date.now() + 20_000;
+    while (log.status().role !== 'leader') {
+      if (Date.now() > deadline) throw new Error('the bench cluster elected no leader in node 1 within 20 s');
+      const s = log.status();
+      if (s.lead !== 0 && s.lead !== 1) await log.transferLeadership(1).catch(() => undefined);
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch (err) {
+    await log.close();
+    await stopChildren();
+    throw err;
+  }
+  return {
+    name: 'cluster (3 nodes)',
+    append: (d) => log.append(d),
+    close: async () => {
+      await log.close();
+      await stopChildren();
+    },
+  };
+}
+
+interface SqliteDb {
+  pragma(s: string): unknown;
+  exec(s: string): unknown;
+  prepare(s: string): { run(...a: unknown[]): unknown };
+  transaction(fn: () => void): () => void;
+  close(): void;
+}
+
+/** What a Node user would otherwise reach for: one transaction per batch of the appends made in one turn. */
+async function openSqlite(work: string, sync: 'always' | 'none'): Promise<System> {
+  const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => SqliteDb;
+  mkdirSync(work, { recursive: true });
+  const db = new Database(join(work, 'bench.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${sync === 'always' ? 'FULL' : 'OFF'}`);
+  db.exec('CREATE TABLE log (id INTEGER PRIMARY KEY, data BLOB NOT NULL)');
+  const insert = db.prepare('INSERT INTO log (data) VALUES (?)');
+  let batch: Array<{ data: Uint8Array; done: () => void }> = [];
+  const commit = db.transaction(() => {
+    for (const b of batch) insert.run(b.data);
+  });
+  return {
+    name: 'better-sqlite3',
+    append: (data) =>
+      new Promise<void>((resolve) => {
+        if (batch.length === 0) {
+          setImmediate(() => {
+            commit();
+            const done = batch;
+            batch = [];
+            for (const b of done) b.done();
+          });
+        }
+        batch.push({ data, done: resolve });
+      }),
+    close: async () => db.close(),
+  };
+}
+
+function printTable(rows: BenchRow[]): void {
+  console.log('\n| system | record | clients | records/s | MB/s | p50 ms | p99 ms | p99.9 ms |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.system} | ${r.recordBytes} B | ${r.clients} | ${Math.round(r.recordsPerSec).toLocaleString('en-US')} | ${r.mbPerSec.toFixed(1)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} |`,
+    );
+  }
+}
+
+function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string }): void {
+  mkdirSync(o.out, { recursive: true });
+  writeFileSync(join(o.out, 'cluster.json'), JSON.stringify({ date: new Date().toISOString(), seconds: o.seconds, sync: o.sync, rows }, null, 2));
+  const systems = [...new Set(rows.map((r) => r.system))];
+  const groups = [...new Set(rows.map((r) => `${r.recordBytes} B x ${r.clients}`))];
+  const series = (pick: (r: BenchRow) => number) =>
+    systems.map((name) => ({
+      name,
+      values: groups.map((g) => {
+        const r = rows.find((x) => x.system === name && `${x.recordBytes} B x ${x.clients}` === g);
+        return r ? pick(r) : null;
+      }),
+    }));
+  writeFileSync(join(o.out, 'cluster-throughput.svg'), barChartSvg({ title: 'Committed records per second (record size x clients)', yLabel: 'records/s', groups, series: series((r) => r.recordsPerSec), log: true }));
+  writeFileSync(join(o.out, 'cluster-latency.svg'), barChartSvg({ title: 'p99 append latency (record size x clients)', yLabel: 'ms', groups, series: series((r) => r.p99Ms), log: true }));
+  console.log(`\nresults: ${join(o.out, 'cluster.json')}, charts: ${join(o.out, 'cluster-throughput.svg')}, ${join(o.out, 'cluster-latency.svg')}`);
+}
