@@ -40,6 +40,12 @@ export class Scheduler {
   /** Events run so far. */
   steps = 0;
 
+  /**
+   * An event threw: in a real process that is an uncaught exception, which kills
+   * it. Without a handler the error propagates out of step().
+   */
+  onError: ((err: unknown, life: Lifetime | null) => void) | null = null;
+
   get now(): number {
     return this.time;
   }
@@ -66,7 +72,14 @@ export class Scheduler {
       if (ev.token.cancelled || ev.life?.ended === true) continue;
       this.time = ev.at;
       this.steps++;
-      ev.fn();
+      if (this.onError === null) ev.fn();
+      else {
+        try {
+          ev.fn();
+        } catch (err) {
+          this.onError(err, ev.life);
+        }
+      }
       await drain();
       return true;
     }

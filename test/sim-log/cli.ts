@@ -1,0 +1,69 @@
+// Runs the log simulator over many seeds, or replays one:
+//   npx tsx test/sim-log/cli.ts --seeds 500 [--from 1] [--nodes 3|5|mixed]
+//   npx tsx test/sim-log/cli.ts --seed 123 --nodes 3 --verbose
+import { parseArgs } from 'node:util';
+import { replayCommand, runSimulation, type SimReport } from './simulation.js';
+
+const { values } = parseArgs({
+  options: {
+    seed: { type: 'string' },
+    seeds: { type: 'string', default: '100' },
+    from: { type: 'string', default: '1' },
+    nodes: { type: 'string', default: '3' },
+    'fault-ms': { type: 'string' },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+
+function int(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    console.error(`--${name} must be a non-negative integer, got ${v}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function nodesFor(seed: number): number {
+  if (values.nodes === 'mixed') return seed % 4 === 0 ? 5 : 3;
+  return int('nodes', values.nodes);
+}
+
+function printFailure(r: SimReport): void {
+  console.log(`\nFAIL seed ${r.seed} (${r.nodes} nodes):`);
+  for (const v of r.violations) console.log(`  ${v}`);
+  console.log('  last trace lines:');
+  for (const l of r.tail.slice(-25)) console.log(`    ${l}`);
+  console.log(`  replay: ${replayCommand(r.seed, r.nodes)}`);
+}
+
+const faultMs = values['fault-ms'] === undefined ? undefined : int('fault-ms', values['fault-ms']);
+
+if (values.seed !== undefined) {
+  const seed = int('seed', values.seed);
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, trace: values.verbose ? (l) => console.log(l) : undefined });
+  console.log(JSON.stringify({ seed: r.seed, nodes: r.nodes, ok: r.ok, digest: r.digest, stats: r.stats }));
+  if (!r.ok) printFailure(r);
+  process.exit(r.ok ? 0 : 1);
+}
+
+const count = int('seeds', values.seeds);
+const from = int('from', values.from);
+const failed: number[] = [];
+const t0 = performance.now();
+let acked = 0;
+for (let seed = from; seed < from + count; seed++) {
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs });
+  acked += r.stats.acked;
+  if (!r.ok) {
+    failed.push(seed);
+    printFailure(r);
+  }
+  const done = seed - from + 1;
+  if (done % 10 === 0 || done === count) {
+    const s = ((performance.now() - t0) / 1000).toFixed(1);
+    process.stdout.write(`\r${done}/${count} seeds, ${failed.length} failed, ${acked} appends acknowledged, ${s}s   `);
+  }
+}
+console.log(failed.length === 0 ? '\nall seeds passed' : `\nfailed seeds: ${failed.join(' ')}`);
+process.exit(failed.length === 0 ? 0 : 1);

@@ -1,0 +1,477 @@
+// One seeded run of the real ReplicatedLog: N nodes on MemoryDisks and a
+// SimNetwork, clients appending on random nodes, and a nemesis that crashes
+// and restarts nodes, partitions the network and makes disks slow or fail.
+// Then the faults stop and the cluster must elect a leader and commit a fresh
+// append in bounded simulated time, and every node must catch up; the
+// LogChecker judges the whole history.
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import type { LogError } from '../../src/log/errors.js';
+import { Prng } from '../sim/prng.js';
+import { LogChecker, type Applied } from './log-checker.js';
+import { MemoryDisk, type DiskFaults, type MemoryWal } from './memory-wal.js';
+import { RecordMachine } from './record-machine.js';
+import { Lifetime, Scheduler } from './scheduler.js';
+import { SimNetwork, type NetFaults, type SimTransport } from './sim-network.js';
+
+export interface SimOptions {
+  seed: number;
+  /** Cluster size (3 or 5 in CI). */
+  nodes: number;
+  /** Simulated ms of workload under faults. */
+  faultMs?: number;
+  /** After the faults stop, the cluster must commit a fresh append and catch every node up within this many simulated ms. */
+  settleMs?: number;
+  snapshotEvery?: number;
+  clients?: number;
+  /** Every trace line as it happens (the CLI's --verbose). */
+  trace?: (line: string) => void;
+}
+
+export interface SimStats {
+  simMs: number;
+  events: number;
+  appends: number;
+  acked: number;
+  notCommitted: number;
+  outcomeUnknown: number;
+  /** Appends whose node died before they settled. */
+  unsettled: number;
+  crashes: number;
+  fsyncFailures: number;
+  tornWrites: number;
+  partitions: number;
+  snapshotRestores: number;
+  commitIndex: number;
+  messages: number;
+  /** Simulated ms from the end of the faults to the first fresh commit. */
+  recoveryMs: number;
+}
+
+export interface SimReport {
+  seed: number;
+  nodes: number;
+  ok: boolean;
+  violations: string[];
+  stats: SimStats;
+  /** A hash of the committed sequence and the run's shape: equal for equal seeds. */
+  digest: string;
+  /** The last trace lines, for a failure report. */
+  tail: string[];
+}
+
+export function replayCommand(seed: number, nodes: number): string {
+  return `npx tsx test/sim-log/cli.ts --seed ${seed} --nodes ${nodes} --verbose`;
+}
+
+const TICK_MS = 10;
+const enc = new TextEncoder();
+
+const NET_LEVELS: NetFaults[] = [
+  { latencyMs: [1, 4], slow: 0, slowMs: [1, 1], drop: 0, duplicate: 0 },
+  { latencyMs: [1, 6], slow: 0.05, slowMs: [20, 120], drop: 0.03, duplicate: 0.03 },
+  { latencyMs: [1, 10], slow: 0.15, slowMs: [20, 300], drop: 0.15, duplicate: 0.1 },
+];
+
+const DISK_LEVELS: DiskFaults[] = [
+  { syncMs: [0, 2], slowSync: 0, slowSyncMs: [0, 0], failSync: 0 },
+  { syncMs: [0, 3], slowSync: 0.05, slowSyncMs: [10, 80], failSync: 0.002 },
+  { syncMs: [1, 5], slowSync: 0.2, slowSyncMs: [20, 200], failSync: 0.01 },
+];
+
+const CALM_DISK = DISK_LEVELS[0]!;
+const CALM_NET = NET_LEVELS[0]!;
+
+/** Codes an append may end with in a faulty cluster; anything else is a bug. */
+const EXPECTED_CODES = new Set(['APPEND_NOT_COMMITTED', 'APPEND_OUTCOME_UNKNOWN', 'LOG_CLOSED', 'LOG_FATAL']);
+
+interface SimNode {
+  id: number;
+  disk: MemoryDisk;
+  rng: Prng;
+  state: 'down' | 'up';
+  life: Lifetime | null;
+  wal: MemoryWal | null;
+  transport: SimTransport | null;
+  log: ReplicatedLog<string> | null;
+  machine: RecordMachine | null;
+  /** The simulated time at which a scheduled restart may happen. */
+  restartAt: number;
+}
+
+export async function runSimulation(options: SimOptions): Promise<SimReport> {
+  const sim = new Simulation(options);
+  const restore = captureConsole((line) => sim.note(line));
+  const onRejection = (err: unknown): void => sim.unhandled(err);
+  process.on('unhandledRejection', onRejection);
+  try {
+    return await sim.run();
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    restore();
+  }
+}
+
+class Simulation {
+  private readonly sched = new Scheduler();
+  private readonly rng: Prng;
+  private readonly net: SimNetwork;
+  private readonly checker: LogChecker;
+  private readonly nodes: SimNode[] = [];
+  private readonly peers: Record<number, string> = {};
+  private readonly opts: Required<Omit<SimOptions, 'trace'>>;
+  private readonly tail: string[] = [];
+  private faulting = true;
+  private clientsOn = true;
+  private readonly inFlight = new Set<string>();
+  private readonly stats: SimStats = {
+    simMs: 0,
+    events: 0,
+    appends: 0,
+    acked: 0,
+    notCommitted: 0,
+    outcomeUnknown: 0,
+    unsettled: 0,
+    crashes: 0,
+    fsyncFailures: 0,
+    tornWrites: 0,
+    partitions: 0,
+    snapshotRestores: 0,
+    commitIndex: 0,
+    messages: 0,
+    recoveryMs: -1,
+  };
+
+  constructor(private readonly options: SimOptions) {
+    this.opts = {
+      seed: options.seed,
+      nodes: options.nodes,
+      faultMs: options.faultMs ?? 3000,
+      settleMs: options.settleMs ?? 20_000,
+      snapshotEvery: options.snapshotEvery ?? 50,
+      clients: options.clients ?? 4,
+    };
+    this.rng = new Prng(options.seed);
+    this.net = new SimNetwork(this.sched, this.rng.fork());
+    this.checker = new LogChecker(() => this.sched.now);
+    this.sched.onError = (err, life) => {
+      const n = this.nodes.find((x) => x.life === life);
+      this.violation(`uncaught exception ${n === undefined ? 'in the simulator' : `in node ${n.id} (it would kill the process)`}: ${describe(err)}`);
+      if (err instanceof Error && err.stack !== undefined) this.note(err.stack.split('\n').slice(0, 8).join(' | '));
+      if (n !== undefined) this.crash(n, 'uncaught exception');
+    };
+    for (let id = 1; id <= this.opts.nodes; id++) {
+      this.peers[id] = `sim:${id}`;
+      this.nodes.push({
+        id,
+        disk: new MemoryDisk(this.rng.fork(), CALM_DISK),
+        rng: this.rng.fork(),
+        state: 'down',
+        life: null,
+        wal: null,
+        transport: null,
+        log: null,
+        machine: null,
+        restartAt: 0,
+      });
+    }
+  }
+
+  note(line: string): void {
+    const l = `[${this.sched.now}ms] ${line}`;
+    this.options.trace?.(l);
+    this.tail.push(l);
+    if (this.tail.length > 60) this.tail.shift();
+  }
+
+  async run(): Promise<SimReport> {
+    const { faultMs, settleMs } = this.opts;
+    for (const n of this.nodes) this.start(n);
+    for (let c = 1; c <= this.opts.clients; c++) this.client(c, 0);
+    this.sched.after(this.rng.range(100, 400), () => this.nemesis());
+    await this.sched.runUntil(faultMs);
+
+    // The faults stop; everything comes back.
+    this.faulting = false;
+    this.clientsOn = false;
+    this.net.heal();
+    this.net.faults = CALM_NET;
+    for (const n of this.nodes) n.disk.faults = CALM_DISK;
+    for (const n of this.nodes) if (n.state === 'down') this.start(n);
+    this.note('faults stop: network healed, disks calm, every node started');
+
+    const deadline = faultMs + settleMs;
+    const fresh = await this.freshCommit(deadline);
+    if (fresh === null) {
+      this.violation(`liveness: no fresh append committed within ${settleMs} ms after the faults stopped (${this.describeNodes()})`);
+    } else {
+      this.stats.recoveryMs = fresh.at - faultMs;
+      const caughtUp = (): boolean => this.nodes.every((n) => n.log !== null && n.log.status().applied >= fresh.index);
+      await this.sched.runUntil(deadline, caughtUp);
+      if (!caughtUp()) this.violation(`liveness: not every node applied index ${fresh.index} by ${deadline} ms (${this.describeNodes()})`);
+      else {
+        const upTo = Math.min(...this.nodes.map((n) => n.log!.status().applied));
+        this.checker.finish(new Map(this.nodes.map((n) => [n.id, n.machine!.records] as [number, Applied[]])), upTo);
+      }
+    }
+    for (const n of this.nodes) n.life?.end();
+
+    this.stats.simMs = this.sched.now;
+    this.stats.events = this.sched.steps;
+    this.stats.commitIndex = this.checker.commitIndex;
+    this.stats.unsettled = this.inFlight.size;
+    this.stats.messages = this.net.stats.sent;
+    const violations = this.checker.violations;
+    return {
+      seed: this.opts.seed,
+      nodes: this.opts.nodes,
+      ok: violations.length === 0,
+      violations,
+      stats: this.stats,
+      digest: digest(JSON.stringify([this.checker.sequence(), this.stats])),
+      tail: this.tail,
+    };
+  }
+
+  unhandled(err: unknown): void {
+    this.violation(`unhandled promise rejection (it would kill the process): ${describe(err)}`);
+  }
+
+  private violation(what: string): void {
+    // The checker keeps the list, so every failure is in one place.
+    (this.checker.violations as string[]).push(`t=${this.sched.now}ms ${what}`);
+    this.note(`VIOLATION ${what}`);
+  }
+
+  // ---- nodes ----
+
+  private start(n: SimNode): void {
+    if (n.state === 'up') return;
+    n.state = 'up';
+    const life = new Lifetime();
+    n.life = life;
+    this.checker.lifetime(n.id);
+    const clock = this.sched.clock(life);
+    const wal = n.disk.open(clock);
+    n.wal = wal;
+    const transport = this.net.transport(n.id, () => this.sched.after(0, () => this.stopped(n, life)));
+    n.transport = transport;
+    const machine = new RecordMachine({
+      apply: (index, term, payload) => this.checker.apply(n.id, index, term, payload),
+      restore: (index, records) => {
+        this.stats.snapshotRestores++;
+        this.checker.restore(n.id, index, records);
+      },
+    });
+    n.machine = machine;
+    const rng = n.rng.fork();
+    this.note(`node ${n.id} starts (disk: last ${wal.lastIndex}, snapshot ${wal.snapshot?.index ?? 0}, term ${wal.hardState.term})`);
+    ReplicatedLog.open<string>(
+      {
+        dataDir: `sim://node${n.id}`,
+        id: n.id,
+        peers: this.peers,
+        stateMachine: machine,
+        snapshotEvery: this.opts.snapshotEvery,
+        tickMs: TICK_MS,
+        electionTicks: 10,
+        heartbeatTicks: 2,
+        timeoutMs: 1000,
+      },
+      { wal, snapshots: n.disk.snapshots, transport, clock, random: () => rng.next() },
+    ).then(
+      (log) => {
+        if (n.life === life) n.log = log;
+      },
+      (err: unknown) => {
+        this.violation(`node ${n.id} failed to open from its disk: ${describe(err)}`);
+        this.crash(n, 'open failed');
+      },
+    );
+  }
+
+  /** The process dies: timers, disk completions and deliveries with it. */
+  private crash(n: SimNode, why: string): void {
+    if (n.state === 'down') return;
+    n.state = 'down';
+    n.life?.end();
+    n.transport?.detach();
+    const r = n.disk.crash();
+    if (r.tornEntries >= 0) this.stats.tornWrites++;
+    n.log = null;
+    n.wal = null;
+    this.note(`node ${n.id} crashes (${why}); unacknowledged writes: ${r.survived} survive, ${r.tornEntries >= 0 ? `1 torn at ${r.tornEntries} entries, ` : ''}${r.lost} lost`);
+    const at = this.sched.now + this.rng.range(20, 1500);
+    n.restartAt = at;
+    this.sched.after(at - this.sched.now, () => {
+      if (n.state === 'down' && n.restartAt === at) this.start(n);
+    });
+  }
+
+  /** The node closed its transport by itself: the driver stopped after a storage failure. Find out why, then restart it. */
+  private stopped(n: SimNode, life: Lifetime): void {
+    if (n.life !== life || life.ended) return;
+    const log = n.log;
+    const injected = n.wal?.injectedFailure === true;
+    const settle = (err: unknown): void => {
+      const e = err as LogError & { cause?: { code?: string } };
+      if (injected && e.code === 'LOG_FATAL' && e.cause?.code === 'WAL_IO') {
+        this.stats.fsyncFailures++;
+        this.note(`node ${n.id} stopped after an injected fsync failure`);
+      } else {
+        this.violation(`node ${n.id} stopped by itself: ${describe(err)}`);
+      }
+      if (n.life === life) this.crash(n, 'restart after stop');
+    };
+    if (log === null) settle(new Error('closed before open() resolved'));
+    else log.append(new Uint8Array(0)).then(() => settle(new Error('append on a stopped log resolved')), settle);
+  }
+
+  // ---- workload ----
+
+  private client(c: number, nextSeq: number): void {
+    const think = this.rng.range(0, 50);
+    this.sched.after(think, () => {
+      if (!this.clientsOn) return;
+      const up = this.nodes.filter((n) => n.log !== null);
+      if (up.length > 0) {
+        const n = this.rng.pick(up);
+        const burst = this.rng.chance(0.3) ? this.rng.range(2, 6) : 1; // one turn: one proposal
+        for (let k = 0; k < burst; k++) this.append(n, `c${c}-${++nextSeq}`);
+      }
+      this.client(c, nextSeq);
+    });
+  }
+
+  private append(n: SimNode, payload: string): Promise<{ index: number } | null> {
+    this.stats.appends++;
+    this.inFlight.add(payload);
+    return n.log!.append(enc.encode(payload)).then(
+      (r) => {
+        this.inFlight.delete(payload);
+        this.stats.acked++;
+        this.checker.ack(payload, r.index, r.term);
+        if (r.result !== `${r.index}:${payload}`) this.violation(`append ${payload} resolved with the result ${String(r.result)}, not its own`);
+        return { index: r.index };
+      },
+      (err: unknown) => {
+        this.inFlight.delete(payload);
+        const code = (err as LogError).code;
+        if (code === 'APPEND_NOT_COMMITTED') {
+          this.stats.notCommitted++;
+          this.checker.rejectedNotCommitted(payload);
+        } else if (code === 'APPEND_OUTCOME_UNKNOWN') this.stats.outcomeUnknown++;
+        if (!EXPECTED_CODES.has(code)) this.violation(`append ${payload} on node ${n.id} failed unexpectedly: ${describe(err)}`);
+        return null;
+      },
+    );
+  }
+
+  /** Appends fresh records until one commits; null if none does by `deadline`. */
+  private async freshCommit(deadline: number): Promise<{ index: number; at: number } | null> {
+    let done: { index: number; at: number } | null = null;
+    let attempt = 0;
+    const tryOnce = (): void => {
+      if (done !== null || this.sched.now > deadline) return;
+      const up = this.nodes.filter((n) => n.log !== null);
+      if (up.length > 0) {
+        const payload = `fresh-${++attempt}`;
+        void this.append(this.rng.pick(up), payload).then((r) => {
+          if (r !== null && done === null) {
+            done = { index: r.index, at: this.sched.now };
+            this.note(`fresh append ${payload} committed at ${r.index}`);
+          }
+        });
+      }
+      this.sched.after(100, tryOnce);
+    };
+    tryOnce();
+    await this.sched.runUntil(deadline, () => done !== null);
+    return done;
+  }
+
+  // ---- faults ----
+
+  private nemesis(): void {
+    if (!this.faulting) return;
+    const r = this.rng.next();
+    const up = this.nodes.filter((n) => n.state === 'up');
+    const down = this.nodes.length - up.length;
+    if (r < 0.35) {
+      // Mostly a minority down; now and then a majority, so that nothing can commit for a while.
+      const limit = this.rng.chance(0.1) ? this.nodes.length : Math.floor((this.nodes.length - 1) / 2);
+      if (down < limit && up.length > 0) {
+        this.stats.crashes++;
+        this.crash(this.rng.pick(up), 'nemesis');
+      }
+    } else if (r < 0.6) {
+      const ids = this.nodes.map((n) => n.id);
+      for (let i = ids.length - 1; i > 0; i--) {
+        const j = this.rng.int(i + 1);
+        [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+      }
+      const cut = this.rng.range(1, ids.length - 1);
+      this.net.partition([ids.slice(0, cut), ids.slice(cut)]);
+      this.stats.partitions++;
+      this.note(`partition ${this.net.describe()}`);
+      const heal = this.rng.range(50, 1500);
+      this.sched.after(heal, () => {
+        if (this.faulting && this.net.partitioned) {
+          this.net.heal();
+          this.note('network healed');
+        }
+      });
+    } else if (r < 0.7) {
+      this.net.heal();
+      this.note('network healed');
+    } else if (r < 0.85) {
+      const level = this.rng.int(NET_LEVELS.length);
+      this.net.faults = NET_LEVELS[level]!;
+      this.note(`network fault level ${level}`);
+    } else {
+      const n = this.rng.pick(this.nodes);
+      const level = this.rng.int(DISK_LEVELS.length);
+      n.disk.faults = DISK_LEVELS[level]!;
+      this.note(`node ${n.id} disk fault level ${level}`);
+    }
+    this.sched.after(this.rng.range(50, 400), () => this.nemesis());
+  }
+
+  private describeNodes(): string {
+    return this.nodes
+      .map((n) => {
+        if (n.log === null) return `${n.id}: down`;
+        const s = n.log.status();
+        return `${n.id}: ${s.role} term ${s.term} lead ${s.lead} commit ${s.commit} applied ${s.applied} last ${s.lastIndex}`;
+      })
+      .join('; ');
+  }
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  const cause = err.cause instanceof Error ? ` <- ${describe(err.cause)}` : '';
+  return `${err.name}${typeof code === 'string' ? `(${code})` : ''}: ${err.message}${cause}`;
+}
+
+/** The driver logs fatal stops and dropped messages; in a run they belong to the trace, not the terminal. */
+function captureConsole(sink: (line: string) => void): () => void {
+  const { warn, error } = console;
+  console.warn = (...args: unknown[]) => sink(`console.warn: ${args.map(String).join(' ')}`);
+  console.error = (...args: unknown[]) => sink(`console.error: ${args.map(String).join(' ')}`);
+  return () => {
+    console.warn = warn;
+    console.error = error;
+  };
+}
+
+function digest(s: string): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+  }
+  return ((h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0'));
+}
