@@ -1,16 +1,17 @@
-// Seeds on which the simulator once found a bug in the core (see the write-ups
-// in the project's coordination notes, mirrored in each entry). Each must now
-// pass every invariant. A seed names a trajectory of THIS simulator: if the
-// simulator's use of randomness changes, the seed replays a different run, so
-// every bug also has a scripted test next to the core (test/raft).
+// Seeds on which the simulator found a bug in the core; each was checked to
+// fail against the core as it was before the fix, and must now pass every
+// invariant. A seed names a trajectory of THIS simulator: if the simulator's
+// use of randomness changes, re-derive the seeds (run the old core's tree with
+// the new test/sim). Every bug also has a scripted test next to the core (test/raft).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
 const cases: { nodes: number; seed: number; steps: number; bug: string }[] = [
-  { nodes: 3, seed: 90, steps: 1500, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
-  { nodes: 3, seed: 31, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
-  { nodes: 3, seed: 196, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
-  { nodes: 5, seed: 82, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
+  // Bug 1: reproduced against the core before 0990782.
+  { nodes: 3, seed: 7, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
+  { nodes: 5, seed: 22, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
+  // Bug 2: reproduced against the core before b320df1.
+  { nodes: 3, seed: 299, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
 ];
 
 describe('simulator regressions', () => {
