@@ -246,7 +246,11 @@ int Writer::CreatePreallocated() {
     // Writing the zeros (not just reserving blocks) is what makes later
     // fdatasyncs cheap: the blocks are allocated and initialized, so a data
     // sync has no extent or size change to journal.
+    // Synced every few MiB: a large backlog of dirty zeros would be flushed
+    // by the hot path's next fdatasync (ext4 commits the whole journal
+    // transaction), stalling appends behind the preallocation.
     std::vector<uint8_t> zeros(1 << 20, 0);
+    uint64_t unsynced = 0;
     for (uint64_t off = 0; off < options_.segmentBytes;) {
       if (stopping_) break;
       size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), options_.segmentBytes - off));
@@ -254,6 +258,11 @@ int Writer::CreatePreallocated() {
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) throw fail("preallocate");
       off += static_cast<uint64_t>(w);
+      unsynced += static_cast<uint64_t>(w);
+      if (options_.sync && unsynced >= (4u << 20)) {
+        if (fdatasync(fd) != 0) throw fail("fdatasync");
+        unsynced = 0;
+      }
     }
   } else if (options_.prealloc == Prealloc::kFallocate) {
     int err = posix_fallocate(fd, 0, static_cast<off_t>(options_.segmentBytes));

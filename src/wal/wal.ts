@@ -24,7 +24,6 @@ import {
   entryRecordBytes,
   getU64,
   HARD_STATE_RECORD_BYTES,
-  HEADER_BYTES,
   Kind,
   MAX_PAYLOAD,
   SEGMENT_RECORD_BYTES,
@@ -43,6 +42,14 @@ const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
 const PREALLOC = { zeros: 0, fallocate: 1, none: 2 } as const;
 /** Largest single pread when serving old entries. */
 const READ_SPAN = 4 * 1024 * 1024;
+/**
+ * Appends are packed into slices of shared slabs: one ArrayBuffer per append
+ * costs more than the packing itself for small batches. A slab is never
+ * reused, so its bytes start zeroed (padding and reserved header bytes rely
+ * on that) and the garbage collector frees it once no job or cached entry
+ * holds a slice of it.
+ */
+const SLAB_BYTES = 1024 * 1024;
 
 interface Segment {
   seq: number;
@@ -103,6 +110,8 @@ export class Wal {
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
   private plan = new Float64Array(5 * 4);
+  private slab = new Uint8Array(0);
+  private slabUsed = 0;
   private appends = 0;
   private records = 0;
 
@@ -180,6 +189,9 @@ export class Wal {
    * a hard state. Resolves once all of it is durable. Calls may be pipelined;
    * they become durable and resolve in call order. The new entries are
    * visible to reads at once (served from memory until they are on disk).
+   *
+   * The WAL keeps the entry objects themselves in its cache of recent
+   * entries (no copy): do not mutate an entry or its data after passing it.
    */
   append(entries: readonly WalEntry[], hardState?: WalHardState): Promise<void> {
     const unusable = this.unusable();
@@ -420,8 +432,8 @@ export class Wal {
     }
 
     // Pass 2: pack, and apply to the in-memory state in the same order.
-    const u8 = new Uint8Array(new ArrayBuffer(total));
-    const dv = new DataView(u8.buffer);
+    const u8 = this.allocate(total);
+    const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
     const nChunks = 1 + (rotations?.length ?? 0);
     if (this.plan.length < nChunks * 5) this.plan = new Float64Array(nChunks * 5);
     const plan = this.plan;
@@ -472,7 +484,7 @@ export class Wal {
         const len = e.data.length;
         const size = writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
         this.positions.push(e.term, seg.seq, off, len);
-        this.cache.push({ index: e.index, term: e.term, type: e.type, data: u8.subarray(pos + HEADER_BYTES + ENTRY_PREFIX, pos + HEADER_BYTES + ENTRY_PREFIX + len) });
+        this.cache.push(e);
         if (e.index > seg.maxIndex) seg.maxIndex = e.index;
         pos += size;
         off += size;
@@ -507,6 +519,18 @@ export class Wal {
       return Promise.reject(this.failure);
     }
     return this.enqueue(id, u8, lowest, false);
+  }
+
+  /** A zeroed slice of `n` bytes that no one else uses. */
+  private allocate(n: number): Uint8Array {
+    if (n > SLAB_BYTES / 4) return new Uint8Array(new ArrayBuffer(n));
+    if (this.slabUsed + n > this.slab.length) {
+      this.slab = new Uint8Array(new ArrayBuffer(SLAB_BYTES));
+      this.slabUsed = 0;
+    }
+    const out = this.slab.subarray(this.slabUsed, this.slabUsed + n);
+    this.slabUsed += n;
+    return out;
   }
 
   /** An append with nothing to write: resolves once everything before it is durable. */

@@ -1,0 +1,309 @@
+// The native WAL against a plain Node group-commit writer and the raw disk,
+// all in one run on the same disk. `npm run bench -- wal [--quick]`.
+//
+// Each case keeps `inflight` appends of `batch` records outstanding for a
+// fixed time, counted in 250 ms windows; the table shows the median window
+// (and the mean over the whole case). Event-loop delay comes from
+// perf_hooks.monitorEventLoopDelay while the case runs.
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Wal } from '../src/wal/index.js';
+import type { WalEntry, WalOptions } from '../src/wal/index.js';
+import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
+
+const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
+const here = dirname(fileURLToPath(import.meta.url));
+const WINDOW_MS = 250;
+const SLICE_RECORDS = 4096;
+
+interface Row {
+  writer: string;
+  size: number;
+  batch: number;
+  inflight: number;
+  recordsPerSec: number; // median window
+  meanRecordsPerSec: number;
+  payloadMBps: number; // median window, payload bytes
+  fileMBps: number; // mean, bytes written to the file (framing included)
+  fsyncs: number;
+  recordsPerFsync: number;
+  appendP50us: number;
+  appendP99us: number;
+  loopP99ms: number;
+  loopMaxms: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? 0 : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+interface Appender {
+  append(entries: WalEntry[]): Promise<void>;
+  fsyncs(): number;
+  fileBytes(): number;
+  close(): Promise<void>;
+}
+
+/** Drives `inflight` outstanding appends of `batch` records for `ms`; measures windows, latency and loop delay. */
+async function drive(w: Appender, size: number, batch: number, inflight: number, ms: number): Promise<Omit<Row, 'writer' | 'size' | 'batch' | 'inflight'>> {
+  const data = new Uint8Array(size).fill(0x5a);
+  let next = 1;
+  const makeBatch = (): WalEntry[] => {
+    const es: WalEntry[] = new Array(batch);
+    for (let i = 0; i < batch; i++) es[i] = { index: next++, term: 1, type: 0, data };
+    return es;
+  };
+  // Warm up: the first segment exists and the code is compiled.
+  for (let i = 0; i < 3; i++) await w.append(makeBatch());
+  const fsyncs0 = w.fsyncs();
+  const bytes0 = w.fileBytes();
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const latencies: number[] = [];
+  const windows: number[] = [];
+  let windowRecords = 0;
+  let total = 0;
+  const start = performance.now();
+  let windowStart = start;
+  let stop = false;
+  await new Promise<void>((resolve, reject) => {
+    let outstanding = 0;
+    let scheduled = false;
+    // New appends are issued from setImmediate in slices of at most
+    // SLICE_RECORDS records, so that the load generator itself never holds
+    // the event loop for long: the loop delay measured is the writer's.
+    const schedule = (): void => {
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(issue);
+    };
+    const done = (t: number): void => {
+      const now = performance.now();
+      outstanding--;
+      if (latencies.length < 200_000) latencies.push((now - t) * 1000);
+      windowRecords += batch;
+      total += batch;
+      if (now - windowStart >= WINDOW_MS) {
+        windows.push((windowRecords * 1000) / (now - windowStart));
+        windowRecords = 0;
+        windowStart = now;
+      }
+      if (now - start >= ms) stop = true;
+      if (stop && outstanding === 0) resolve();
+      else if (!stop) schedule();
+    };
+    const issue = (): void => {
+      scheduled = false;
+      let budget = SLICE_RECORDS;
+      while (!stop && outstanding < inflight && budget > 0) {
+        outstanding++;
+        budget -= batch;
+        const t = performance.now();
+        w.append(makeBatch()).then(() => done(t), reject);
+      }
+      if (!stop && outstanding < inflight) schedule();
+    };
+    issue();
+  });
+  const elapsed = (performance.now() - start) / 1000;
+  loop.disable();
+  const fsyncs = w.fsyncs() - fsyncs0;
+  const recordsPerSec = median(windows.length > 0 ? windows : [total / elapsed]);
+  return {
+    recordsPerSec,
+    meanRecordsPerSec: total / elapsed,
+    payloadMBps: (recordsPerSec * size) / 1e6,
+    fileMBps: (w.fileBytes() - bytes0) / elapsed / 1e6,
+    fsyncs,
+    recordsPerFsync: fsyncs > 0 ? total / fsyncs : 0,
+    appendP50us: percentile(latencies, 50),
+    appendP99us: percentile(latencies, 99),
+    loopP99ms: loop.percentile(99) / 1e6,
+    loopMaxms: loop.max / 1e6,
+  };
+}
+
+async function walAppender(dir: string, options: WalOptions): Promise<Appender> {
+  const wal = await Wal.open(dir, options);
+  return {
+    append: (es) => wal.append(es),
+    fsyncs: () => wal.stats().fsyncs,
+    fileBytes: () => wal.stats().bytes,
+    close: () => wal.close(),
+  };
+}
+
+/**
+ * The plain Node baseline: the same record framing, built in JS (CRC32C from
+ * the crc-32 package), and a group commit that writes everything queued since
+ * the last flush with one fs.writeSync and one fs.fdatasyncSync, on the event
+ * loop.
+ */
+function nodeAppender(dir: string): Appender {
+  const fd = openSync(join(dir, 'plain.log'), 'w');
+  let queue: { buf: Uint8Array; resolve: () => void }[] = [];
+  let scheduled = false;
+  let fsyncs = 0;
+  let bytes = 0;
+  const flush = (): void => {
+    scheduled = false;
+    const q = queue;
+    queue = [];
+    const buf = q.length === 1 ? q[0]!.buf : Buffer.concat(q.map((x) => x.buf));
+    writeSync(fd, buf);
+    fdatasyncSync(fd);
+    fsyncs++;
+    bytes += buf.length;
+    for (const x of q) x.resolve();
+  };
+  return {
+    append(es) {
+      let total = 0;
+      for (const e of es) total += entryRecordBytes(e.data.length);
+      const u8 = new Uint8Array(total);
+      const dv = new DataView(u8.buffer);
+      let pos = 0;
+      for (const e of es) {
+        const size = writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
+        dv.setUint32(pos, crc32c.buf(u8.subarray(pos + 4, pos + 32 + e.data.length)) >>> 0, true);
+        pos += size;
+      }
+      return new Promise<void>((resolve) => {
+        queue.push({ buf: u8, resolve });
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      });
+    },
+    fsyncs: () => fsyncs,
+    fileBytes: () => bytes,
+    close: async () => closeSync(fd),
+  };
+}
+
+/** The raw disk: 4 MiB sequential writes, each followed by fdatasync, into a new file. */
+function rawDisk(dir: string, ms: number): { MBps: number; windows: number[] } {
+  const fd = openSync(join(dir, 'raw.bin'), 'w');
+  const chunk = Buffer.alloc(4 << 20, 0x5a);
+  const windows: number[] = [];
+  const start = performance.now();
+  let windowStart = start;
+  let windowBytes = 0;
+  while (performance.now() - start < ms) {
+    writeSync(fd, chunk);
+    fdatasyncSync(fd);
+    windowBytes += chunk.length;
+    const now = performance.now();
+    if (now - windowStart >= WINDOW_MS) {
+      windows.push(windowBytes / ((now - windowStart) / 1000) / 1e6);
+      windowBytes = 0;
+      windowStart = now;
+    }
+  }
+  closeSync(fd);
+  return { MBps: median(windows), windows };
+}
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+export default async function walBench(args: string[]): Promise<void> {
+  const quick = args.includes('--quick');
+  const ms = quick ? 600 : 2000;
+  const root = mkdtempSync(join(tmpdir(), 'raftlog-walbench-'));
+  const sizes = [100, 1024];
+  const batches = [1, 64, 1024];
+  const inflights = [1, 16, 256];
+  // 1 KiB x 1024 records x 256 in flight would hold 256 MiB in flight and adds nothing the 16-in-flight case does not show.
+  const skip = (size: number, batch: number, inflight: number): boolean => size * batch * inflight > 64 * 1024 * 1024;
+  const cases: { writer: string; size: number; batch: number; inflight: number; options?: WalOptions }[] = [];
+  for (const size of sizes)
+    for (const batch of batches)
+      for (const inflight of inflights) {
+        if (skip(size, batch, inflight)) continue;
+        cases.push({ writer: 'wal', size, batch, inflight });
+        cases.push({ writer: 'node', size, batch, inflight });
+      }
+  // How the next segment is prepared, on the cases the targets name.
+  for (const [size, batch, inflight] of [
+    [1024, 64, 256],
+    [1024, 1, 256],
+    [100, 1, 1],
+  ] as const)
+    for (const prealloc of ['fallocate', 'none'] as const)
+      cases.push({ writer: `wal/${prealloc}`, size, batch, inflight, options: { preallocate: prealloc } });
+
+  const rows: Row[] = [];
+  let n = 0;
+  const total = cases.length + 1;
+  console.log(`wal bench: ${total} cases of ${ms} ms in ${root} (${cpus().length} CPUs, ${cpus()[0]?.model ?? '?'})`);
+  process.stdout.write(`[${++n}/${total}] raw disk (4 MiB write + fdatasync) ... `);
+  const raw = rawDisk(root, Math.max(ms, 1500));
+  console.log(`${fmt(raw.MBps, 1)} MB/s`);
+  rmSync(join(root, 'raw.bin'), { force: true });
+  for (const c of cases) {
+    const dir = join(root, `case-${n}`);
+    mkdirSync(dir);
+    process.stdout.write(`[${++n}/${total}] ${c.writer} ${c.size} B x ${c.batch} per append, ${c.inflight} in flight ... `);
+    const w = c.writer === 'node' ? nodeAppender(dir) : await walAppender(dir, { sync: 'always', ...c.options });
+    const r = await drive(w, c.size, c.batch, c.inflight, ms);
+    await w.close();
+    rmSync(dir, { recursive: true, force: true });
+    rows.push({ writer: c.writer, size: c.size, batch: c.batch, inflight: c.inflight, ...r });
+    console.log(`${fmt(r.recordsPerSec)} rec/s, ${fmt(r.payloadMBps, 1)} MB/s, loop p99 ${fmt(r.loopP99ms, 2)} ms`);
+  }
+  rmSync(root, { recursive: true, force: true });
+
+  const nodeOf = (r: Row): Row | undefined => rows.find((x) => x.writer === 'node' && x.size === r.size && x.batch === r.batch && x.inflight === r.inflight);
+  const header = '| writer | record | batch | in flight | records/s (median) | MB/s payload | vs node | vs raw disk | records/fsync | append p50 / p99 µs | loop p99 / max ms |';
+  const lines = [header, '|' + ' --- |'.repeat(11)];
+  for (const r of rows) {
+    const node = r.writer === 'node' ? undefined : nodeOf(r);
+    lines.push(
+      `| ${r.writer} | ${r.size} B | ${r.batch} | ${r.inflight} | ${fmt(r.recordsPerSec)} | ${fmt(r.payloadMBps, 1)} | ${node ? fmt(r.recordsPerSec / node.recordsPerSec, 2) + 'x' : ''} | ${fmt((100 * r.payloadMBps) / raw.MBps, 0)}% | ${fmt(r.recordsPerFsync, 1)} | ${fmt(r.appendP50us)} / ${fmt(r.appendP99us)} | ${fmt(r.loopP99ms, 2)} / ${fmt(r.loopMaxms, 1)} |`,
+    );
+  }
+  console.log(`\nraw disk: ${fmt(raw.MBps, 1)} MB/s (median of ${WINDOW_MS} ms windows, 4 MiB write + fdatasync)\n`);
+  console.log(lines.join('\n'));
+
+  // The issue's targets.
+  const walRows = rows.filter((r) => r.writer === 'wal');
+  const big = walRows.filter((r) => r.size === 1024 && r.inflight === 256);
+  const bestBig = big.reduce<Row | undefined>((a, r) => (a === undefined || r.payloadMBps > a.payloadMBps ? r : a), undefined);
+  const small = walRows.filter((r) => r.size === 100).map((r) => ({ r, ratio: r.recordsPerSec / (nodeOf(r)?.recordsPerSec ?? NaN) }));
+  const worstLoop = Math.max(...walRows.map((r) => r.loopP99ms));
+  const targets = {
+    rawDiskMBps: raw.MBps,
+    kib256: big.map((r) => ({ batch: r.batch, MBps: r.payloadMBps, ofRaw: r.payloadMBps / raw.MBps })),
+    bestKib256OfRaw: bestBig ? bestBig.payloadMBps / raw.MBps : 0,
+    smallVsNode: small.map(({ r, ratio }) => ({ batch: r.batch, inflight: r.inflight, ratio })),
+    minSmallVsNode: Math.min(...small.map((s) => s.ratio)),
+    medianSmallVsNode: median(small.map((s) => s.ratio)),
+    worstLoopP99ms: worstLoop,
+  };
+  console.log('\ntargets:');
+  console.log(`  1 KiB, 256 in flight: ${big.map((r) => `batch ${r.batch}: ${fmt((100 * r.payloadMBps) / raw.MBps, 0)}% of raw`).join(', ')} (target >= 80%)`);
+  console.log(`  100 B vs plain Node: min ${fmt(targets.minSmallVsNode, 2)}x, median ${fmt(targets.medianSmallVsNode, 2)}x (target >= 3x)`);
+  console.log(`  event-loop delay p99, worst WAL case: ${fmt(worstLoop, 2)} ms (target < 5 ms)`);
+
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(
+    join(here, 'results', 'wal.json'),
+    JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, caseMs: ms, windowMs: WINDOW_MS, rawDisk: raw, rows, targets }, null, 2) + '\n',
+  );
+  console.log(`\nwrote bench/results/wal.json`);
+}
