@@ -4,12 +4,15 @@
 import { ProgressStateType } from './types.js';
 import { Inflights } from './inflights.js';
 
+// Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
+const { ProgressStateProbe, ProgressStateReplicate, ProgressStateSnapshot } = ProgressStateType;
+
 export class Progress {
   /** Highest index known to be durably replicated on the follower. */
   match = 0;
   /** Next index to send. */
   next: number;
-  state: ProgressStateType = ProgressStateType.ProgressStateProbe;
+  state: ProgressStateType = ProgressStateProbe;
   /** In snapshot state: index of the snapshot in flight. */
   pendingSnapshot = 0;
   /** Heard from since the last CheckQuorum round (or since becoming leader). */
@@ -29,7 +32,7 @@ export class Progress {
 
   /** A fresh start under a new leader term. */
   reset(match: number, next: number): void {
-    this.resetState(ProgressStateType.ProgressStateProbe);
+    this.resetState(ProgressStateProbe);
     this.match = match;
     this.next = next;
     this.recentActive = false;
@@ -45,36 +48,36 @@ export class Progress {
 
   becomeProbe(): void {
     // After a snapshot, resume right after it: the follower has at least that much.
-    if (this.state === ProgressStateType.ProgressStateSnapshot) {
+    if (this.state === ProgressStateSnapshot) {
       const pending = this.pendingSnapshot;
-      this.resetState(ProgressStateType.ProgressStateProbe);
+      this.resetState(ProgressStateProbe);
       this.next = Math.max(this.match + 1, pending + 1);
     } else {
-      this.resetState(ProgressStateType.ProgressStateProbe);
+      this.resetState(ProgressStateProbe);
       this.next = this.match + 1;
     }
   }
 
   becomeReplicate(): void {
-    this.resetState(ProgressStateType.ProgressStateReplicate);
+    this.resetState(ProgressStateReplicate);
     this.next = this.match + 1;
   }
 
   becomeSnapshot(snapshotIndex: number): void {
-    this.resetState(ProgressStateType.ProgressStateSnapshot);
+    this.resetState(ProgressStateSnapshot);
     this.pendingSnapshot = snapshotIndex;
     this.next = snapshotIndex + 1;
   }
 
   /** Bookkeeping after a MsgApp with `entries` entries (`bytes` in total) went out. */
   sentEntries(entries: number, bytes: number): void {
-    if (this.state === ProgressStateType.ProgressStateReplicate) {
+    if (this.state === ProgressStateReplicate) {
       if (entries > 0) {
         this.next += entries;
         this.inflights.add(this.next - 1, bytes);
       }
       this.msgAppFlowPaused = this.inflights.full();
-    } else if (this.state === ProgressStateType.ProgressStateProbe) {
+    } else if (this.state === ProgressStateProbe) {
       this.msgAppFlowPaused = true;
     }
   }
@@ -93,7 +96,7 @@ export class Progress {
    * suggests `matchHint` as the highest index that may match. False when stale.
    */
   maybeDecrTo(rejected: number, matchHint: number): boolean {
-    if (this.state === ProgressStateType.ProgressStateReplicate) {
+    if (this.state === ProgressStateReplicate) {
       // In replicate state only a rejection above match is news; restart from match.
       if (rejected <= this.match) return false;
       this.next = this.match + 1;
@@ -107,7 +110,7 @@ export class Progress {
   }
 
   isPaused(): boolean {
-    if (this.state === ProgressStateType.ProgressStateSnapshot) return true;
+    if (this.state === ProgressStateSnapshot) return true;
     return this.msgAppFlowPaused;
   }
 }

@@ -32,6 +32,12 @@ import {
   SnapshotTemporarilyUnavailableError,
 } from './errors.js';
 
+// Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
+const { MsgApp, MsgAppResp, MsgBeat, MsgCheckQuorum, MsgHeartbeat, MsgHeartbeatResp, MsgHup, MsgPreVote, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgReadIndexResp, MsgSnap, MsgSnapStatus, MsgTimeoutNow, MsgTransferLeader, MsgUnreachable, MsgVote, MsgVoteResp } = MessageType;
+const { StateCandidate, StateFollower, StateLeader, StatePreCandidate } = StateType;
+const { ProgressStateProbe, ProgressStateReplicate, ProgressStateSnapshot } = ProgressStateType;
+const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
+
 /** Marks the votes of a campaign started by MsgTimeoutNow: they bypass the leader lease. */
 export const CAMPAIGN_TRANSFER: Uint8Array = Uint8Array.from([...'CampaignTransfer'].map((c) => c.charCodeAt(0)));
 
@@ -55,7 +61,7 @@ export class Raft {
   term = 0;
   vote = None;
   lead = None;
-  state: StateType = StateType.StateFollower;
+  state: StateType = StateFollower;
   isLearner = false;
   readonly raftLog: RaftLog;
   readonly trk: ProgressTracker;
@@ -139,7 +145,7 @@ export class Raft {
 
   private send(m: Message): void {
     // Acknowledgements and votes promise durability: they wait for the write.
-    if (m.type === MessageType.MsgAppResp || m.type === MessageType.MsgVoteResp || m.type === MessageType.MsgPreVoteResp) {
+    if (m.type === MsgAppResp || m.type === MsgVoteResp || m.type === MsgPreVoteResp) {
       this.msgsAfterAppend.push(m);
     } else {
       this.msgs.push(m);
@@ -155,13 +161,13 @@ export class Raft {
     if (prevTerm === undefined) return this.maybeSendSnapshot(to, pr);
     let ents = NO_ENTRIES;
     // A full window sends only empty MsgApps: they still get answers, which free the window if messages were lost.
-    if (pr.state !== ProgressStateType.ProgressStateReplicate || !pr.inflights.full()) {
+    if (pr.state !== ProgressStateReplicate || !pr.inflights.full()) {
       ents = this.raftLog.entriesFrom(pr.next, this.maxMsgSize);
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
     let bytes = 0;
     for (let i = 0; i < ents.length; i++) bytes += entrySize(ents[i]!);
-    const m = this.msg(MessageType.MsgApp, to);
+    const m = this.msg(MsgApp, to);
     m.index = prevIndex;
     m.logTerm = prevTerm;
     m.entries = ents;
@@ -175,7 +181,7 @@ export class Raft {
   /** Sends to `to` (an empty MsgApp if nothing else); in replicate state streams as much as the window allows. */
   private sendAppend(to: number): void {
     if (!this.maybeSendAppend(to, true)) return;
-    if (this.trk.progress.get(to)!.state !== ProgressStateType.ProgressStateReplicate) return;
+    if (this.trk.progress.get(to)!.state !== ProgressStateReplicate) return;
     while (this.maybeSendAppend(to, false)) {
       /* keep streaming */
     }
@@ -193,7 +199,7 @@ export class Raft {
     }
     if (snap.meta.index === 0) throw new CorruptStateError(`follower ${to} needs a snapshot but storage has none`);
     pr.becomeSnapshot(snap.meta.index);
-    const m = this.msg(MessageType.MsgSnap, to);
+    const m = this.msg(MsgSnap, to);
     m.snapshot = snap;
     this.send(m);
     return true;
@@ -203,7 +209,7 @@ export class Raft {
     const pr = this.trk.progress.get(to)!;
     // Never tell a follower to commit beyond what it is known to hold.
     const commit = Math.min(pr.match, this.raftLog.committed);
-    const m = this.msg(MessageType.MsgHeartbeat, to);
+    const m = this.msg(MsgHeartbeat, to);
     m.commit = commit;
     if (ctx !== undefined) m.context = ctx;
     this.send(m);
@@ -257,36 +263,36 @@ export class Raft {
   becomeFollower(term: number, lead: number): void {
     this.reset(term);
     this.lead = lead;
-    this.state = StateType.StateFollower;
+    this.state = StateFollower;
   }
 
   private becomeCandidate(): void {
-    if (this.state === StateType.StateLeader) throw new CorruptStateError('leader cannot become candidate');
+    if (this.state === StateLeader) throw new CorruptStateError('leader cannot become candidate');
     this.reset(this.term + 1);
     this.vote = this.id;
-    this.state = StateType.StateCandidate;
+    this.state = StateCandidate;
   }
 
   private becomePreCandidate(): void {
-    if (this.state === StateType.StateLeader) throw new CorruptStateError('leader cannot become pre-candidate');
+    if (this.state === StateLeader) throw new CorruptStateError('leader cannot become pre-candidate');
     // A pre-candidate changes neither term nor vote: that is the point of PreVote.
     this.trk.resetVotes();
-    this.state = StateType.StatePreCandidate;
+    this.state = StatePreCandidate;
     this.lead = None;
   }
 
   private becomeLeader(): void {
-    if (this.state === StateType.StateFollower) throw new CorruptStateError('follower cannot become leader without an election');
+    if (this.state === StateFollower) throw new CorruptStateError('follower cannot become leader without an election');
     this.reset(this.term);
     this.lead = this.id;
-    this.state = StateType.StateLeader;
+    this.state = StateLeader;
     const self = this.trk.progress.get(this.id)!;
     self.becomeReplicate();
     self.recentActive = true;
     // Conf changes already in the log must be applied before this leader proposes another.
     this.pendingConfIndex = this.raftLog.lastIndex();
     // The empty entry of the term: once it commits, everything before it is committed too (Figure 8).
-    this.appendEntry([{ index: 0, term: 0, type: EntryType.Normal, data: NO_DATA }]);
+    this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }]);
   }
 
   /** Whether this node may campaign. */
@@ -303,14 +309,14 @@ export class Raft {
     let i = lo;
     while (i <= log.committed) {
       const ents = log.slice(i, log.committed + 1, 16 * 1024 * 1024);
-      for (const e of ents) if (e.type === EntryType.ConfChange) return true;
+      for (const e of ents) if (e.type === EntryConfChange) return true;
       i += ents.length;
     }
     return false;
   }
 
   hup(t: CampaignType): void {
-    if (this.state === StateType.StateLeader) return;
+    if (this.state === StateLeader) return;
     if (!this.promotable()) return;
     if (this.hasUnappliedConfChanges()) return;
     this.campaign(t);
@@ -321,14 +327,14 @@ export class Raft {
     let term: number;
     if (t === 'pre-election') {
       this.becomePreCandidate();
-      voteType = MessageType.MsgPreVote;
+      voteType = MsgPreVote;
       term = this.term + 1; // the term we would campaign in
     } else {
       this.becomeCandidate();
-      voteType = MessageType.MsgVote;
+      voteType = MsgVote;
       term = this.term;
     }
-    const respType = voteType === MessageType.MsgVote ? MessageType.MsgVoteResp : MessageType.MsgPreVoteResp;
+    const respType = voteType === MsgVote ? MsgVoteResp : MsgPreVoteResp;
     const lastIndex = this.raftLog.lastIndex();
     const lastTerm = this.raftLog.lastTerm();
     for (const id of this.trk.voters) {
@@ -354,7 +360,7 @@ export class Raft {
   // ---- time ----------------------------------------------------------------
 
   tick(): void {
-    if (this.state === StateType.StateLeader) this.tickHeartbeat();
+    if (this.state === StateLeader) this.tickHeartbeat();
     else this.tickElection();
   }
 
@@ -391,27 +397,27 @@ export class Raft {
     if (m.term === 0) {
       // local message
     } else if (m.term > this.term) {
-      if (m.type === MessageType.MsgVote || m.type === MessageType.MsgPreVote) {
+      if (m.type === MsgVote || m.type === MsgPreVote) {
         const force = isTransferContext(m.context);
         const inLease = this.checkQuorum && this.lead !== None && this.electionElapsed < this.electionTimeout;
         // The leader lease: a follower that heard from a leader recently does not help depose it.
         if (!force && inLease) return;
       }
-      if (m.type === MessageType.MsgPreVote) {
+      if (m.type === MsgPreVote) {
         // Never change term on a pre-vote request.
-      } else if (m.type === MessageType.MsgPreVoteResp && !m.reject) {
+      } else if (m.type === MsgPreVoteResp && !m.reject) {
         // A granted pre-vote carries the future term; the term changes only if the pre-election is won.
-      } else if (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgSnap) {
+      } else if (m.type === MsgApp || m.type === MsgHeartbeat || m.type === MsgSnap) {
         this.becomeFollower(m.term, m.from);
       } else {
         this.becomeFollower(m.term, None);
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgApp)) {
+      if ((this.checkQuorum || this.preVote) && (m.type === MsgHeartbeat || m.type === MsgApp)) {
         // A stale leader, perhaps cut off and unable to win again: tell it our term so it steps down.
-        this.send(this.msg(MessageType.MsgAppResp, m.from));
-      } else if (m.type === MessageType.MsgPreVote) {
-        const r = this.msg(MessageType.MsgPreVoteResp, m.from);
+        this.send(this.msg(MsgAppResp, m.from));
+      } else if (m.type === MsgPreVote) {
+        const r = this.msg(MsgPreVoteResp, m.from);
         r.reject = true;
         this.send(r);
       }
@@ -419,20 +425,20 @@ export class Raft {
     }
 
     switch (m.type) {
-      case MessageType.MsgHup:
+      case MsgHup:
         this.hup(this.preVote ? 'pre-election' : 'election');
         return;
-      case MessageType.MsgVote:
-      case MessageType.MsgPreVote: {
+      case MsgVote:
+      case MsgPreVote: {
         const canVote =
           this.vote === m.from ||
           (this.vote === None && this.lead === None) ||
-          (m.type === MessageType.MsgPreVote && m.term > this.term);
-        const respType = m.type === MessageType.MsgVote ? MessageType.MsgVoteResp : MessageType.MsgPreVoteResp;
+          (m.type === MsgPreVote && m.term > this.term);
+        const respType = m.type === MsgVote ? MsgVoteResp : MsgPreVoteResp;
         if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
           // The response carries the request's term: for a pre-vote that is the future term.
           this.send(newMessage(respType, m.from, this.id, m.term));
-          if (m.type === MessageType.MsgVote) {
+          if (m.type === MsgVote) {
             this.electionElapsed = 0;
             this.vote = m.from;
           }
@@ -443,17 +449,17 @@ export class Raft {
         }
         return;
       }
-      case MessageType.MsgProp:
+      case MsgProp:
         this.propose(m);
         return;
     }
 
     switch (this.state) {
-      case StateType.StateLeader:
+      case StateLeader:
         this.stepLeader(m);
         return;
-      case StateType.StateCandidate:
-      case StateType.StatePreCandidate:
+      case StateCandidate:
+      case StatePreCandidate:
         this.stepCandidate(m);
         return;
       default:
@@ -467,21 +473,21 @@ export class Raft {
    * leader, null when forwarded.
    */
   propose(m: Message, local = false): ProposalPosition | null {
-    if (this.state === StateType.StateFollower) {
+    if (this.state === StateFollower) {
       if (this.lead === None) throw new ProposalDroppedError('no-leader', `node ${this.id} knows no leader in term ${this.term}`);
       if (this.disableProposalForwarding) throw new ProposalDroppedError('forwarding-disabled');
-      const fwd = newMessage(MessageType.MsgProp, this.lead, m.from, 0);
+      const fwd = newMessage(MsgProp, this.lead, m.from, 0);
       fwd.entries = m.entries;
       this.send(fwd);
       return null;
     }
-    if (this.state !== StateType.StateLeader) throw new ProposalDroppedError('no-leader', `node ${this.id} is campaigning in term ${this.term}`);
+    if (this.state !== StateLeader) throw new ProposalDroppedError('no-leader', `node ${this.id} is campaigning in term ${this.term}`);
     if (!this.trk.progress.has(this.id)) throw new ProposalDroppedError('not-member', `leader ${this.id} was removed from the configuration`);
     if (this.leadTransferee !== None) throw new ProposalDroppedError('transfer-pending', `leadership is moving to ${this.leadTransferee}`);
 
     let confAt = -1;
     for (let i = 0; i < m.entries.length; i++) {
-      if (m.entries[i]!.type !== EntryType.ConfChange) continue;
+      if (m.entries[i]!.type !== EntryConfChange) continue;
       if (confAt >= 0) throw new ProposalDroppedError('conf-change-pending', 'one conf change per proposal');
       if (this.pendingConfIndex > this.raftLog.applied || this.confChangesToApply > 0) {
         throw new ProposalDroppedError('conf-change-pending', `conf change at ${this.pendingConfIndex} not applied yet (applied ${this.raftLog.applied})`);
@@ -520,7 +526,7 @@ export class Raft {
     this.uncommittedSize += size;
     const last = this.raftLog.append(es);
     // The leader counts itself once these entries are durable: a self-acknowledgement delivered after the write.
-    const ack = this.msg(MessageType.MsgAppResp, this.id);
+    const ack = this.msg(MsgAppResp, this.id);
     ack.index = last;
     this.send(ack);
     return true;
@@ -542,13 +548,13 @@ export class Raft {
 
   private stepLeader(m: Message): void {
     switch (m.type) {
-      case MessageType.MsgBeat:
+      case MsgBeat:
         this.bcastHeartbeat();
         return;
-      case MessageType.MsgCheckQuorum:
+      case MsgCheckQuorum:
         if (!this.trk.quorumActiveAndReset(this.id)) this.becomeFollower(this.term, None);
         return;
-      case MessageType.MsgReadIndex:
+      case MsgReadIndex:
         if (!this.committedEntryInCurrentTerm()) {
           // Our commit index may lag the previous leader's until an entry of this term commits.
           this.pendingReadIndexMessages.push(m);
@@ -561,10 +567,10 @@ export class Raft {
     const pr = this.trk.progress.get(m.from);
     if (pr === undefined) return;
     switch (m.type) {
-      case MessageType.MsgAppResp:
+      case MsgAppResp:
         this.handleAppendResponse(m, pr);
         return;
-      case MessageType.MsgHeartbeatResp: {
+      case MsgHeartbeatResp: {
         pr.recentActive = true;
         pr.msgAppFlowPaused = false;
         if (pr.match < this.raftLog.lastIndex() || pr.sentCommit < this.raftLog.committed) this.sendAppend(m.from);
@@ -574,18 +580,18 @@ export class Raft {
         for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
         return;
       }
-      case MessageType.MsgSnapStatus:
-        if (pr.state !== ProgressStateType.ProgressStateSnapshot) return;
+      case MsgSnapStatus:
+        if (pr.state !== ProgressStateSnapshot) return;
         if (m.reject) pr.pendingSnapshot = 0;
         pr.becomeProbe();
         // Wait for the follower's answer (or a heartbeat response) before probing.
         pr.msgAppFlowPaused = true;
         return;
-      case MessageType.MsgUnreachable:
+      case MsgUnreachable:
         // Messages were probably lost; fall back to probing.
-        if (pr.state === ProgressStateType.ProgressStateReplicate) pr.becomeProbe();
+        if (pr.state === ProgressStateReplicate) pr.becomeProbe();
         return;
-      case MessageType.MsgTransferLeader: {
+      case MsgTransferLeader: {
         if (pr.isLearner) return;
         const transferee = m.from;
         if (this.leadTransferee !== None) {
@@ -611,17 +617,17 @@ export class Raft {
         nextProbe = this.raftLog.findConflictByTerm(m.rejectHint, m.rejectHintTerm).index;
       }
       if (pr.maybeDecrTo(m.index, nextProbe)) {
-        if (pr.state === ProgressStateType.ProgressStateReplicate) pr.becomeProbe();
+        if (pr.state === ProgressStateReplicate) pr.becomeProbe();
         this.sendAppend(m.from);
       }
       return;
     }
     const oldPaused = pr.isPaused();
     const progressed = pr.maybeUpdate(m.index);
-    if (!progressed && !(pr.match === m.index && pr.state === ProgressStateType.ProgressStateProbe)) return;
-    if (pr.state === ProgressStateType.ProgressStateProbe) {
+    if (!progressed && !(pr.match === m.index && pr.state === ProgressStateProbe)) return;
+    if (pr.state === ProgressStateProbe) {
       pr.becomeReplicate();
-    } else if (pr.state === ProgressStateType.ProgressStateSnapshot) {
+    } else if (pr.state === ProgressStateSnapshot) {
       if (pr.match + 1 >= this.raftLog.firstIndex()) {
         pr.becomeProbe();
         pr.becomeReplicate();
@@ -644,7 +650,7 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: number): void {
-    this.send(this.msg(MessageType.MsgTimeoutNow, to));
+    this.send(this.msg(MsgTimeoutNow, to));
   }
 
   private hasQuorum(acks: ReadonlySet<number>): boolean {
@@ -669,7 +675,7 @@ export class Raft {
       this.readStates.push({ index, context: req.context! });
       return;
     }
-    const r = this.msg(MessageType.MsgReadIndexResp, req.from);
+    const r = this.msg(MsgReadIndexResp, req.from);
     r.index = index;
     r.context = req.context!;
     this.send(r);
@@ -685,26 +691,26 @@ export class Raft {
   // ---- candidate -----------------------------------------------------------
 
   private stepCandidate(m: Message): void {
-    const respType = this.state === StateType.StatePreCandidate ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp;
+    const respType = this.state === StatePreCandidate ? MsgPreVoteResp : MsgVoteResp;
     switch (m.type) {
-      case MessageType.MsgApp:
+      case MsgApp:
         this.becomeFollower(m.term, m.from);
         this.handleAppendEntries(m);
         return;
-      case MessageType.MsgHeartbeat:
+      case MsgHeartbeat:
         this.becomeFollower(m.term, m.from);
         this.handleHeartbeat(m);
         return;
-      case MessageType.MsgSnap:
+      case MsgSnap:
         this.becomeFollower(m.term, m.from);
         this.handleSnapshot(m);
         return;
-      case MessageType.MsgReadIndex:
+      case MsgReadIndex:
         throw new ReadIndexDroppedError(`node ${this.id} is campaigning in term ${this.term}`);
       case respType: {
         const res = this.poll(m.from, !m.reject);
         if (res === VoteResult.VoteWon) {
-          if (this.state === StateType.StatePreCandidate) {
+          if (this.state === StatePreCandidate) {
             this.campaign('election');
           } else {
             this.becomeLeader();
@@ -722,36 +728,36 @@ export class Raft {
 
   private stepFollower(m: Message): void {
     switch (m.type) {
-      case MessageType.MsgApp:
+      case MsgApp:
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleAppendEntries(m);
         return;
-      case MessageType.MsgHeartbeat:
+      case MsgHeartbeat:
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleHeartbeat(m);
         return;
-      case MessageType.MsgSnap:
+      case MsgSnap:
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleSnapshot(m);
         return;
-      case MessageType.MsgTransferLeader:
+      case MsgTransferLeader:
         // Nothing to do when there is no leader to ask, or the transferee already leads.
         if (this.lead === None || this.lead === m.from) return;
         this.send({ ...m, to: this.lead, term: 0 });
         return;
-      case MessageType.MsgTimeoutNow:
+      case MsgTimeoutNow:
         // The leader chose us: campaign at once, past any lease.
         this.hup('transfer');
         return;
-      case MessageType.MsgReadIndex: {
+      case MsgReadIndex: {
         if (this.lead === None) throw new ReadIndexDroppedError(`node ${this.id} knows no leader in term ${this.term}`);
         this.send({ ...m, to: this.lead, term: 0 });
         return;
       }
-      case MessageType.MsgReadIndexResp:
+      case MsgReadIndexResp:
         this.readStates.push({ index: m.index, context: m.context ?? NO_DATA });
         return;
     }
@@ -760,21 +766,21 @@ export class Raft {
   private handleAppendEntries(m: Message): void {
     const log = this.raftLog;
     if (m.index < log.committed) {
-      const r = this.msg(MessageType.MsgAppResp, m.from);
+      const r = this.msg(MsgAppResp, m.from);
       r.index = log.committed;
       this.send(r);
       return;
     }
     const lastNew = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
-      const r = this.msg(MessageType.MsgAppResp, m.from);
+      const r = this.msg(MsgAppResp, m.from);
       r.index = lastNew;
       this.send(r);
       return;
     }
     // Reject with a hint: our last index at or below theirs whose term is at most theirs.
     const hint = log.findConflictByTerm(Math.min(m.index, log.lastIndex()), m.logTerm);
-    const r = this.msg(MessageType.MsgAppResp, m.from);
+    const r = this.msg(MsgAppResp, m.from);
     r.index = m.index;
     r.reject = true;
     r.rejectHint = hint.index;
@@ -784,14 +790,14 @@ export class Raft {
 
   private handleHeartbeat(m: Message): void {
     this.raftLog.commitTo(Math.min(m.commit, this.raftLog.lastIndex()));
-    const r = this.msg(MessageType.MsgHeartbeatResp, m.from);
+    const r = this.msg(MsgHeartbeatResp, m.from);
     if (m.context !== undefined) r.context = m.context;
     this.send(r);
   }
 
   private handleSnapshot(m: Message): void {
     const s = m.snapshot!;
-    const r = this.msg(MessageType.MsgAppResp, m.from);
+    const r = this.msg(MsgAppResp, m.from);
     r.index = this.restore(s) ? this.raftLog.lastIndex() : this.raftLog.committed;
     this.send(r);
   }
@@ -799,7 +805,7 @@ export class Raft {
   /** Installs a snapshot from the leader; false when it brings nothing new. */
   private restore(s: Snapshot): boolean {
     if (s.meta.index <= this.raftLog.committed) return false;
-    if (this.state !== StateType.StateFollower) {
+    if (this.state !== StateFollower) {
       // Only a follower of the sender may restore; anything else is a bug upstream. Be safe.
       this.becomeFollower(this.term + 1, None);
       return false;
@@ -825,7 +831,7 @@ export class Raft {
     const cs = applyToConfState(this.trk.confState(), cc);
     this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
     this.isLearner = cs.learners.includes(this.id);
-    if (this.state !== StateType.StateLeader) return cs;
+    if (this.state !== StateLeader) return cs;
     if (!this.trk.progress.has(this.id) || this.isLearner) {
       // Removed (or demoted): a leader outside the voters must not keep leading.
       this.becomeFollower(this.term, None);

@@ -31,6 +31,11 @@ import {
   StepPeerNotFoundError,
 } from './errors.js';
 
+// Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
+const { MsgAppResp, MsgBeat, MsgCheckQuorum, MsgHeartbeatResp, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgSnapStatus, MsgTransferLeader, MsgUnreachable, MsgVoteResp } = MessageType;
+const { StateLeader } = StateType;
+const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
+
 /** What persisted(rd) must do once rd is durable. */
 interface InFlight {
   rd: Ready;
@@ -43,13 +48,13 @@ interface InFlight {
 }
 
 function isLocalOnly(t: MessageType): boolean {
-  return t === MessageType.MsgHup || t === MessageType.MsgBeat || t === MessageType.MsgUnreachable ||
-    t === MessageType.MsgSnapStatus || t === MessageType.MsgCheckQuorum;
+  return t === MsgHup || t === MsgBeat || t === MsgUnreachable ||
+    t === MsgSnapStatus || t === MsgCheckQuorum;
 }
 
 function isResponse(t: MessageType): boolean {
-  return t === MessageType.MsgAppResp || t === MessageType.MsgVoteResp || t === MessageType.MsgHeartbeatResp ||
-    t === MessageType.MsgPreVoteResp;
+  return t === MsgAppResp || t === MsgVoteResp || t === MsgHeartbeatResp ||
+    t === MsgPreVoteResp;
 }
 
 function checkData(d: unknown, what: string): asserts d is Uint8Array {
@@ -84,7 +89,7 @@ export class RawNode {
 
   /** Starts an election now (a pre-election first when preVote is on). */
   campaign(): void {
-    this.raft.step(newMessage(MessageType.MsgHup, this.raft.id, this.raft.id, 0));
+    this.raft.step(newMessage(MsgHup, this.raft.id, this.raft.id, 0));
   }
 
   /**
@@ -100,21 +105,21 @@ export class RawNode {
       for (let i = 0; i < data.length; i++) {
         const d = data[i];
         checkData(d, `proposal data[${i}]`);
-        entries[i] = { index: 0, term: 0, type: EntryType.Normal, data: d };
+        entries[i] = { index: 0, term: 0, type: EntryNormal, data: d };
       }
     } else {
       checkData(data, 'proposal data');
-      entries = [{ index: 0, term: 0, type: EntryType.Normal, data }];
+      entries = [{ index: 0, term: 0, type: EntryNormal, data }];
     }
-    const m = newMessage(MessageType.MsgProp, this.raft.id, this.raft.id, 0);
+    const m = newMessage(MsgProp, this.raft.id, this.raft.id, 0);
     m.entries = entries;
     return this.raft.propose(m, true);
   }
 
   /** Proposes a membership change (one at a time; applied with applyConfChange once committed). */
   proposeConfChange(cc: ConfChange): ProposalPosition | null {
-    const m = newMessage(MessageType.MsgProp, this.raft.id, this.raft.id, 0);
-    m.entries = [{ index: 0, term: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }];
+    const m = newMessage(MsgProp, this.raft.id, this.raft.id, 0);
+    m.entries = [{ index: 0, term: 0, type: EntryConfChange, data: encodeConfChange(cc) }];
     return this.raft.propose(m, true);
   }
 
@@ -132,7 +137,7 @@ export class RawNode {
     if (isResponse(m.type) && !this.raft.trk.progress.has(m.from)) throw new StepPeerNotFoundError(m.from);
     // Forwarded requests keep their origin as sender, so they may come back to it (a transfer names the
     // transferee as sender); anything else from ourselves is a routing bug.
-    if (m.from === this.raft.id && m.type !== MessageType.MsgTransferLeader && m.type !== MessageType.MsgProp && m.type !== MessageType.MsgReadIndex) {
+    if (m.from === this.raft.id && m.type !== MsgTransferLeader && m.type !== MsgProp && m.type !== MsgReadIndex) {
       throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
     }
     this.raft.step(m);
@@ -141,7 +146,7 @@ export class RawNode {
   /** Requests a linearizable read point; it shows up in Ready.readStates tagged with `ctx`. */
   readIndex(ctx: Uint8Array): void {
     checkData(ctx, 'read index context');
-    const m = newMessage(MessageType.MsgReadIndex, this.raft.id, this.raft.id, 0);
+    const m = newMessage(MsgReadIndex, this.raft.id, this.raft.id, 0);
     m.context = ctx;
     this.raft.step(m);
   }
@@ -150,27 +155,27 @@ export class RawNode {
   transferLeader(to: number): void {
     checkPeerId(to, 'transferee');
     const r = this.raft;
-    if (r.state === StateType.StateLeader) {
+    if (r.state === StateLeader) {
       const pr = r.trk.progress.get(to);
       if (pr === undefined) throw new LeaderTransferError(`node ${to} is not in the configuration`);
       if (pr.isLearner) throw new LeaderTransferError(`node ${to} is a learner`);
     }
     // etcd's convention: the transferee is the message's sender.
-    r.step(newMessage(MessageType.MsgTransferLeader, r.id, to, 0));
+    r.step(newMessage(MsgTransferLeader, r.id, to, 0));
   }
 
   /** The leader could not reach `id`: stop streaming to it and probe. */
   reportUnreachable(id: number): void {
     checkPeerId(id, 'peer');
     if (!this.raft.trk.progress.has(id)) throw new StepPeerNotFoundError(id);
-    this.raft.step(newMessage(MessageType.MsgUnreachable, this.raft.id, id, 0));
+    this.raft.step(newMessage(MsgUnreachable, this.raft.id, id, 0));
   }
 
   /** The snapshot sent to `id` was installed (ok) or failed. */
   reportSnapshot(id: number, ok: boolean): void {
     checkPeerId(id, 'peer');
     if (!this.raft.trk.progress.has(id)) throw new StepPeerNotFoundError(id);
-    const m = newMessage(MessageType.MsgSnapStatus, this.raft.id, id, 0);
+    const m = newMessage(MsgSnapStatus, this.raft.id, id, 0);
     m.reject = !ok;
     this.raft.step(m);
   }
@@ -251,7 +256,7 @@ export class RawNode {
     for (let i = 0; i < committedEntries.length; i++) {
       const e = committedEntries[i]!;
       payload += e.data.byteLength;
-      if (e.type === EntryType.ConfChange) r.confChangesToApply++;
+      if (e.type === EntryConfChange) r.confChangesToApply++;
     }
     this.unadvanced.push({ rd, payload });
     return rd;
@@ -272,7 +277,7 @@ export class RawNode {
     const ce = rd.committedEntries;
     if (ce.length > 0) {
       r.raftLog.appliedTo(ce[ce.length - 1]!.index);
-      if (r.state === StateType.StateLeader) r.reduceUncommittedSize(payload);
+      if (r.state === StateLeader) r.reduceUncommittedSize(payload);
     }
   }
 

@@ -2,6 +2,9 @@
 import { StateType, type ProgressStatus, type Status } from './types.js';
 import type { Raft } from './raft.js';
 
+// Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
+const { StateLeader } = StateType;
+
 export function getStatus(r: Raft): Status {
   const s: Status = {
     id: r.id,
@@ -14,7 +17,7 @@ export function getStatus(r: Raft): Status {
     leadTransferee: r.leadTransferee,
     conf: r.trk.confState(),
   };
-  if (r.state === StateType.StateLeader) {
+  if (r.state === StateLeader) {
     const progress: Record<number, ProgressStatus> = {};
     for (const id of r.trk.peers) {
       const pr = r.trk.progress.get(id)!;

@@ -3,7 +3,11 @@
 import { EntryType, MessageType, type Entry, type Message, type Snapshot } from './types.js';
 import { InvalidMessageError } from './errors.js';
 
-const MAX_TYPE = MessageType.MsgPreVoteResp;
+// Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
+const { MsgApp, MsgBeat, MsgCheckQuorum, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgReadIndexResp, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable } = MessageType;
+const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
+
+const MAX_TYPE = MsgPreVoteResp;
 
 function isIndex(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -45,7 +49,7 @@ function validateEntries(v: unknown, requireIndexes: boolean, prevIndex: number)
     const e = v[i] as Record<string, unknown>;
     if (typeof e !== 'object' || e === null) throw new InvalidMessageError(`entries[${i}] must be an object`);
     if (!isIndex(e.index) || !isIndex(e.term)) throw new InvalidMessageError(`entries[${i}] index and term must be non-negative integers`);
-    if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) throw new InvalidMessageError(`entries[${i}].type ${describe(e.type)} is unknown`);
+    if (e.type !== EntryNormal && e.type !== EntryConfChange) throw new InvalidMessageError(`entries[${i}].type ${describe(e.type)} is unknown`);
     if (!(e.data instanceof Uint8Array)) throw new InvalidMessageError(`entries[${i}].data must be a Uint8Array`);
     if (requireIndexes && (e.index !== prevIndex + 1 + i || e.term === 0)) {
       throw new InvalidMessageError(`entries[${i}] has index ${e.index} term ${e.term}; expected index ${prevIndex + 1 + i} and a term`);
@@ -65,19 +69,19 @@ export function validateMessage(m: unknown, self: number): asserts m is Message 
   if (o.rejectHintTerm !== undefined && !isIndex(o.rejectHintTerm)) throw new InvalidMessageError('message.rejectHintTerm must be a non-negative integer');
   if (o.context !== undefined && !(o.context instanceof Uint8Array)) throw new InvalidMessageError('message.context must be a Uint8Array');
   const type = t as MessageType;
-  validateEntries(o.entries, type === MessageType.MsgApp, o.index as number);
-  if (type === MessageType.MsgSnap) validateSnapshot(o.snapshot, 'message.snapshot');
+  validateEntries(o.entries, type === MsgApp, o.index as number);
+  if (type === MsgSnap) validateSnapshot(o.snapshot, 'message.snapshot');
   else if (o.snapshot !== undefined) validateSnapshot(o.snapshot, 'message.snapshot');
-  if (type === MessageType.MsgProp && (o.entries as Entry[]).length === 0) throw new InvalidMessageError('MsgProp without entries');
-  if ((type === MessageType.MsgReadIndex || type === MessageType.MsgReadIndexResp) && o.context === undefined) {
+  if (type === MsgProp && (o.entries as Entry[]).length === 0) throw new InvalidMessageError('MsgProp without entries');
+  if ((type === MsgReadIndex || type === MsgReadIndexResp) && o.context === undefined) {
     throw new InvalidMessageError('read index messages need a context');
   }
   // Everything but local messages and forwarded requests carries the sender's term.
-  const termless = type === MessageType.MsgHup || type === MessageType.MsgBeat || type === MessageType.MsgProp ||
-    type === MessageType.MsgUnreachable || type === MessageType.MsgSnapStatus || type === MessageType.MsgCheckQuorum ||
-    type === MessageType.MsgTransferLeader || type === MessageType.MsgReadIndex;
+  const termless = type === MsgHup || type === MsgBeat || type === MsgProp ||
+    type === MsgUnreachable || type === MsgSnapStatus || type === MsgCheckQuorum ||
+    type === MsgTransferLeader || type === MsgReadIndex;
   if (!termless && o.term === 0) throw new InvalidMessageError(`message type ${type} needs a term`);
-  if (o.from === 0 && type !== MessageType.MsgHup && type !== MessageType.MsgBeat && type !== MessageType.MsgCheckQuorum) {
+  if (o.from === 0 && type !== MsgHup && type !== MsgBeat && type !== MsgCheckQuorum) {
     throw new InvalidMessageError(`message type ${type} needs a sender`);
   }
 }
