@@ -104,12 +104,14 @@ export class LogChecker {
         this.fail(`node ${node}'s history differs from the common sequence at position ${k}: ${JSON.stringify(got[k])} vs ${JSON.stringify(expected[k])}`);
       }
     }
-    const at = new Map(expected.map(([i, p]) => [p, i]));
-    for (const [payload, pos] of this.acked) {
-      if (pos.index <= upTo && at.get(payload) !== pos.index) this.fail(`acknowledged append ${payload} at ${pos.index} is missing from the final sequence`);
-    }
-    for (const payload of this.notCommitted) {
-      if (at.has(payload)) this.fail(`append ${payload} was rejected as not committed but is in the final sequence`);
+    for (const [node, h] of histories) {
+      const at = new Map(h.filter(([i]) => i <= upTo).map(([i, p]) => [p, i]));
+      for (const [payload, pos] of this.acked) {
+        if (pos.index <= upTo && at.get(payload) !== pos.index) this.fail(`acknowledged append ${payload} at ${pos.index} is missing from node ${node}'s final history`);
+      }
+      for (const payload of this.notCommitted) {
+        if (at.has(payload)) this.fail(`append ${payload} was rejected as not committed but is in node ${node}'s final history`);
+      }
     }
   }
 

@@ -121,6 +121,8 @@ export class MemoryDisk {
   faults: DiskFaults;
   /** Writes made durable so far (acknowledged). */
   durableWrites = 0;
+  /** Told of every call and completion, for a replay's trace. */
+  trace: ((line: string) => void) | null = null;
 
   constructor(
     private readonly rng: Prng,
@@ -306,6 +308,7 @@ export class MemoryWal implements LogStore {
 
   private submit(write: Write): Promise<void> {
     if (write.kind !== 'barrier') applyWrite(this.view, write);
+    this.disk.trace?.(`wal ${describeWrite(write)} -> first ${this.firstIndex} last ${this.lastIndex}`);
     const f = this.disk.faults;
     const slow = this.rng.chance(f.slowSync);
     const [lo, hi] = slow ? f.slowSyncMs : f.syncMs;
@@ -337,6 +340,7 @@ export class MemoryWal implements LogStore {
     if (this.unacked[0] !== p) throw new Error('MemoryWal: writes completed out of order'); // the simulator's own bug
     this.unacked.shift();
     this.disk.persist(p.write);
+    this.disk.trace?.(`wal durable: ${describeWrite(p.write)}`);
     p.resolve();
   }
 
@@ -361,6 +365,14 @@ export class MemoryWal implements LogStore {
       return Object.freeze({ index: e.index, term: e.term, type: e.type, data: e.data.slice() });
     });
   }
+}
+
+function describeWrite(w: Write): string {
+  if (w.kind === 'barrier') return 'barrier';
+  if (w.kind === 'snapshot') return `snapshot ${w.marker.index}/${w.marker.term}${w.discardLog ? ' discardLog' : ''}`;
+  const e = w.entries;
+  const hs = w.hardState === undefined ? '' : ` hs ${w.hardState.term}/${w.hardState.vote}/${w.hardState.commit}`;
+  return `append ${e.length === 0 ? '-' : `${e[0]!.index}..${e[e.length - 1]!.index}`}${hs}`;
 }
 
 function isIndex(v: unknown): v is number {

@@ -161,9 +161,11 @@ class Simulation {
     };
     for (let id = 1; id <= this.opts.nodes; id++) {
       this.peers[id] = `sim:${id}`;
+      const disk = new MemoryDisk(this.rng.fork(), CALM_DISK);
+      if (options.trace !== undefined) disk.trace = (line) => this.note(`node ${id} ${line}`);
       this.nodes.push({
         id,
-        disk: new MemoryDisk(this.rng.fork(), CALM_DISK),
+        disk,
         rng: this.rng.fork(),
         state: 'down',
         life: null,
