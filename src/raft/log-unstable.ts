@@ -107,7 +107,13 @@ export class Unstable {
   }
 }
 
-/** push(...src) without the argument-count limit of spreading. */
+const PUSH_CHUNK = 8192;
+
+/** push(...src) without the argument-count limit of spreading (chunks keep the fast native push). */
 export function pushAll<T>(dst: T[], src: readonly T[]): void {
-  for (let i = 0; i < src.length; i++) dst.push(src[i]!);
+  if (src.length <= PUSH_CHUNK) {
+    Array.prototype.push.apply(dst, src as T[]);
+    return;
+  }
+  for (let i = 0; i < src.length; i += PUSH_CHUNK) Array.prototype.push.apply(dst, src.slice(i, i + PUSH_CHUNK));
 }

@@ -24,7 +24,7 @@ import type { Progress } from './progress.js';
 import { VoteResult } from './quorum.js';
 import { ReadOnly } from './read-only.js';
 import { applyToConfState, decodeConfChange } from './confchange.js';
-import { entrySize, payloadSize } from './size.js';
+import { ENTRY_OVERHEAD, payloadSize } from './size.js';
 import {
   CorruptStateError,
   ProposalDroppedError,
@@ -165,8 +165,7 @@ export class Raft {
       ents = this.raftLog.entriesFrom(pr.next, this.maxMsgSize);
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
-    let bytes = 0;
-    for (let i = 0; i < ents.length; i++) bytes += entrySize(ents[i]!);
+    const bytes = payloadSize(ents) + ENTRY_OVERHEAD * ents.length;
     const m = this.msg(MsgApp, to);
     m.index = prevIndex;
     m.logTerm = prevTerm;
