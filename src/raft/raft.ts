@@ -27,6 +27,7 @@ import { applyToConfState, decodeConfChange } from './confchange.js';
 import { ENTRY_OVERHEAD, payloadSize } from './size.js';
 import {
   CorruptStateError,
+  InvalidConfigError,
   ProposalDroppedError,
   ReadIndexDroppedError,
   SnapshotTemporarilyUnavailableError,
@@ -256,6 +257,7 @@ export class Raft {
 
   private resetRandomizedElectionTimeout(): void {
     const r = this.random();
+    if (!(r >= 0 && r < 1)) throw new InvalidConfigError(`random() must return a number in [0, 1), got ${String(r)}`);
     this.randomizedElectionTimeout = this.electionTimeout + Math.min(this.electionTimeout - 1, Math.floor(r * this.electionTimeout));
   }
 

@@ -4,7 +4,7 @@ import { EntryType, MessageType, type Entry, type Message, type Snapshot } from 
 import { InvalidMessageError } from './errors.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
-const { MsgApp, MsgBeat, MsgCheckQuorum, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgReadIndexResp, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable } = MessageType;
+const { MsgApp, MsgBeat, MsgCheckQuorum, MsgHup, MsgPreVote, MsgPreVoteResp, MsgProp, MsgVote, MsgReadIndex, MsgReadIndexResp, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable } = MessageType;
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
 
 const MAX_TYPE = MsgPreVoteResp;
@@ -43,17 +43,26 @@ export function validateSnapshot(s: unknown, where = 'snapshot'): asserts s is S
   checkIds(conf.learners, `${where}.meta.conf.learners`);
 }
 
-function validateEntries(v: unknown, requireIndexes: boolean, prevIndex: number): asserts v is Entry[] {
+/**
+ * With `log` (a MsgApp), entries must extend (prevIndex, prevTerm) as a log
+ * does: consecutive indexes, terms never decreasing and never above the
+ * sender's term. The core relies on that shape (e.g. binary search by term).
+ */
+function validateEntries(v: unknown, log: { prevIndex: number; prevTerm: number; term: number } | undefined): asserts v is Entry[] {
   if (!Array.isArray(v)) throw new InvalidMessageError(`entries must be an array, got ${describe(v)}`);
+  let lastTerm = log === undefined ? 0 : log.prevTerm;
   for (let i = 0; i < v.length; i++) {
     const e = v[i] as Record<string, unknown>;
     if (typeof e !== 'object' || e === null) throw new InvalidMessageError(`entries[${i}] must be an object`);
     if (!isIndex(e.index) || !isIndex(e.term)) throw new InvalidMessageError(`entries[${i}] index and term must be non-negative integers`);
     if (e.type !== EntryNormal && e.type !== EntryConfChange) throw new InvalidMessageError(`entries[${i}].type ${describe(e.type)} is unknown`);
     if (!(e.data instanceof Uint8Array)) throw new InvalidMessageError(`entries[${i}].data must be a Uint8Array`);
-    if (requireIndexes && (e.index !== prevIndex + 1 + i || e.term === 0)) {
-      throw new InvalidMessageError(`entries[${i}] has index ${e.index} term ${e.term}; expected index ${prevIndex + 1 + i} and a term`);
+    if (log === undefined) continue;
+    if (e.index !== log.prevIndex + 1 + i) throw new InvalidMessageError(`entries[${i}] has index ${e.index}, expected ${log.prevIndex + 1 + i}`);
+    if (e.term === 0 || e.term < lastTerm || e.term > log.term) {
+      throw new InvalidMessageError(`entries[${i}] has term ${e.term}; terms must not decrease (previous ${lastTerm}) nor exceed the message term ${log.term}`);
     }
+    lastTerm = e.term;
   }
 }
 
@@ -69,7 +78,11 @@ export function validateMessage(m: unknown, self: number): asserts m is Message 
   if (o.rejectHintTerm !== undefined && !isIndex(o.rejectHintTerm)) throw new InvalidMessageError('message.rejectHintTerm must be a non-negative integer');
   if (o.context !== undefined && !(o.context instanceof Uint8Array)) throw new InvalidMessageError('message.context must be a Uint8Array');
   const type = t as MessageType;
-  validateEntries(o.entries, type === MsgApp, o.index as number);
+  const isApp = type === MsgApp;
+  validateEntries(o.entries, isApp ? { prevIndex: o.index as number, prevTerm: o.logTerm as number, term: o.term as number } : undefined);
+  if ((isApp || type === MsgVote || type === MsgPreVote) && (o.logTerm as number) > (o.term as number)) {
+    throw new InvalidMessageError(`logTerm ${String(o.logTerm)} is above the message term ${String(o.term)}`);
+  }
   if (type === MsgSnap) validateSnapshot(o.snapshot, 'message.snapshot');
   else if (o.snapshot !== undefined) validateSnapshot(o.snapshot, 'message.snapshot');
   if (type === MsgProp && (o.entries as Entry[]).length === 0) throw new InvalidMessageError('MsgProp without entries');

@@ -20,6 +20,10 @@ const cases: { name: string; m: () => unknown; code: string }[] = [
   { name: 'entry of unknown type', m: () => ({ ...good(), entries: [{ index: 2, term: 1, type: 7, data: enc('x') }] }), code: 'RAFT_INVALID_MESSAGE' },
   { name: 'MsgApp entries not contiguous', m: () => ({ ...good(), entries: [...ents(2, [1]), ...ents(4, [1])] }), code: 'RAFT_INVALID_MESSAGE' },
   { name: 'MsgApp entries not after index', m: () => ({ ...good(), entries: ents(5, [1]) }), code: 'RAFT_INVALID_MESSAGE' },
+  { name: 'MsgApp entry terms decreasing', m: () => ({ ...good(), term: 3, entries: [...ents(2, [3]), ...ents(3, [2])] }), code: 'RAFT_INVALID_MESSAGE' },
+  { name: 'MsgApp entry term below prevTerm', m: () => ({ ...good(), term: 3, logTerm: 2, entries: ents(2, [1]) }), code: 'RAFT_INVALID_MESSAGE' },
+  { name: 'MsgApp entry term above message term', m: () => ({ ...good(), entries: ents(2, [2]) }), code: 'RAFT_INVALID_MESSAGE' },
+  { name: 'MsgVote with logTerm above term', m: () => msg({ type: MessageType.MsgVote, from: 2, to: 1, term: 2, logTerm: 3, index: 5 }), code: 'RAFT_INVALID_MESSAGE' },
   { name: 'MsgApp without a term', m: () => ({ ...good(), term: 0 }), code: 'RAFT_INVALID_MESSAGE' },
   { name: 'addressed to another node', m: () => ({ ...good(), to: 3 }), code: 'RAFT_INVALID_MESSAGE' },
   { name: 'context not bytes', m: () => ({ ...good(), context: 'ctx' }), code: 'RAFT_INVALID_MESSAGE' },
@@ -102,6 +106,10 @@ describe('bad API input', () => {
       expect(() => new RawNode({ ...base, ...c.patch } as never)).toThrow(InvalidConfigError);
     });
   }
+
+  it('refuses a random() outside [0, 1)', () => {
+    expect(() => new RawNode({ id: 1, electionTick: 10, heartbeatTick: 1, storage: MemoryStorage.withConf([1]), random: () => 1 })).toThrow(InvalidConfigError);
+  });
 
   it('refuses a durable commit index beyond the log', () => {
     const s = MemoryStorage.withConf([1]);
