@@ -3,6 +3,9 @@
 // only when asked for, so `raftlog inspect` does not pay for the network stack.
 const commands: Record<string, { summary: string; load: () => Promise<{ main(args: string[]): Promise<number> }> }> = {
   // name: { summary: 'name <args>: what it does', load: () => import('./name.js') },
+  serve: { summary: 'serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]: run one node', load: () => import('./serve.js') },
+  cluster: { summary: 'cluster [--nodes 3]: a local cluster of processes on loopback; Ctrl-C stops it', load: () => import('./cluster.js') },
+  bench: { summary: 'bench [--seconds 3]: cluster, embedded and better-sqlite3 throughput and latency', load: () => import('./bench.js') },
 };
 
 function usage(): string {

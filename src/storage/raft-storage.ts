@@ -12,8 +12,13 @@ export class RaftStorage implements Storage {
   private snap: Snapshot | null;
   /** The last write handed out; everything before it completes first. */
   private tail: Promise<void> = Promise.resolve();
-  /** Snapshot installs still running: appends queue behind them instead of going straight to the WAL. */
-  private installing = 0;
+  /**
+   * Writes chained behind a received snapshot and not yet handed to the WAL. While
+   * any exist, a new write must queue too, or it could reach the WAL before them.
+   */
+  private blocked = 0;
+  /** Snapshot saves and installs, one at a time. */
+  private snapTail: Promise<void> = Promise.resolve();
   /** A commit-only HardState change waits for the next write: losing it in a crash only delays applying. */
   private deferredHardState: HardState | undefined;
 
@@ -77,17 +82,22 @@ export class RaftStorage implements Storage {
     if (hardState !== undefined) this.deferredHardState = undefined;
 
     const write = entries.length > 0 || hardState !== undefined;
-    let p: Promise<void>;
+    let p = this.tail;
     if (snapshot !== undefined) {
-      this.installing++;
-      p = this.tail.then(() => this.install(snapshot, true)).finally(() => this.installing--);
-      if (write) p = p.then(() => this.wal.append(entries, hardState));
-    } else if (!write) {
-      p = this.tail;
-    } else if (this.installing > 0) {
-      p = this.tail.then(() => this.wal.append(entries, hardState));
-    } else {
-      p = this.wal.append(entries, hardState);
+      // A received snapshot replaces the log: nothing may reach the WAL until it is installed.
+      this.blocked++;
+      p = p.then(() => this.serialSnapshot(() => this.install(snapshot, true))).finally(() => this.blocked--);
+    }
+    if (write) {
+      if (this.blocked > 0) {
+        this.blocked++;
+        p = p.then(() => {
+          this.blocked--;
+          return this.wal.append(entries, hardState);
+        });
+      } else {
+        p = this.wal.append(entries, hardState); // the WAL completes appends in call order
+      }
     }
     this.tail = p;
     return p;
@@ -95,20 +105,24 @@ export class RaftStorage implements Storage {
 
   /**
    * Records a local snapshot of the state machine at `index` (already applied) and
-   * releases the log below it. Runs after every earlier persist(), so the entry at
-   * `index` is durable by then even if it was committed before this node's own write.
+   * releases the log below it. Appends go on meanwhile: every entry up to `index`
+   * was handed to the WAL before this call, and the WAL keeps its own order.
    */
   compact(index: number, term: number, conf: ConfState, data: Uint8Array): Promise<void> {
     const snapshot: Snapshot = { meta: { index, term, conf }, data };
-    this.installing++;
-    const p = this.tail.then(() => this.install(snapshot, false)).finally(() => this.installing--);
-    this.tail = p;
-    return p;
+    return this.serialSnapshot(() => this.install(snapshot, false));
   }
 
-  /** Every write handed out so far is durable. */
-  flush(): Promise<void> {
-    return this.tail;
+  /** Every write and snapshot handed out so far is durable. */
+  async flush(): Promise<void> {
+    await this.tail;
+    await this.snapTail;
+  }
+
+  private serialSnapshot(op: () => Promise<void>): Promise<void> {
+    const p = this.snapTail.then(op);
+    this.snapTail = p.catch(() => undefined); // the failure reaches the caller through p
+    return p;
   }
 
   private async install(snapshot: Snapshot, received: boolean): Promise<void> {

@@ -1,0 +1,74 @@
+// The example state machine: a key-value map changed only by committed commands.
+// apply() is deterministic and never throws, since every node must reach the same state
+// even from a command that fails (INCR of a non-number fails the same way everywhere).
+import { pack, unpack } from 'msgpackr';
+import type { LogEntry, StateMachine } from '../log/state-machine.js';
+
+export type KvCommand = ['SET', Buffer, Buffer] | ['DEL', ...Buffer[]] | ['INCR', Buffer];
+
+/** What apply returns: a value for the client, or a Redis-style error message. */
+export type KvResult = { ok: 'OK' } | { int: number } | { error: string };
+
+export function encodeCommand(cmd: KvCommand): Uint8Array {
+  return pack(cmd);
+}
+
+const key = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+export class KvStateMachine implements StateMachine<KvResult> {
+  private map = new Map<string, Buffer>();
+
+  get(k: Buffer): Buffer | undefined {
+    return this.map.get(key(k));
+  }
+
+  has(k: Buffer): boolean {
+    return this.map.has(key(k));
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  apply(entry: LogEntry): KvResult {
+    let cmd: unknown;
+    try {
+      cmd = unpack(entry.data);
+    } catch {
+      return { error: 'ERR malformed command in the log' };
+    }
+    if (!Array.isArray(cmd) || !cmd.slice(1).every((a) => a instanceof Uint8Array)) return { error: 'ERR malformed command in the log' };
+    const args = cmd.slice(1) as Uint8Array[];
+    switch (cmd[0]) {
+      case 'SET':
+        if (args.length !== 2) break;
+        this.map.set(key(args[0]!), Buffer.from(args[1]!));
+        return { ok: 'OK' };
+      case 'DEL': {
+        let n = 0;
+        for (const k of args) if (this.map.delete(key(k))) n++;
+        return { int: n };
+      }
+      case 'INCR': {
+        if (args.length !== 1) break;
+        const k = key(args[0]!);
+        const cur = this.map.get(k);
+        const s = cur === undefined ? '0' : cur.toString('latin1');
+        if (!/^-?(0|[1-9]\d{0,18})$/.test(s) || !Number.isSafeInteger(Number(s) + 1)) return { error: 'ERR value is not an integer or out of range' };
+        const v = Number(s) + 1;
+        this.map.set(k, Buffer.from(String(v)));
+        return { int: v };
+      }
+    }
+    return { error: `ERR malformed command in the log` };
+  }
+
+  snapshot(): Uint8Array {
+    return pack([...this.map].map(([k, v]) => [Buffer.from(k, 'latin1'), v]));
+  }
+
+  restore(data: Uint8Array): void {
+    const pairs = unpack(data) as Array<[Uint8Array, Uint8Array]>;
+    this.map = new Map(pairs.map(([k, v]) => [key(k), Buffer.from(v)]));
+  }
+}

@@ -1,0 +1,143 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EntryType, type Entry, type Ready, type Snapshot } from '../../src/raft/types.js';
+import type { LogStore } from '../../src/storage/log-store.js';
+import { RaftStorage } from '../../src/storage/raft-storage.js';
+import { FileSnapshotStore, MemorySnapshotStore } from '../../src/storage/snapshot-store.js';
+import { Wal } from '../../src/wal/index.js';
+
+const conf = { voters: [1, 2, 3], learners: [] };
+
+function ready(p: Partial<Ready>): Ready {
+  return { readStates: [], entries: [], committedEntries: [], messages: [], messagesAfterPersist: [], mustSync: true, ...p };
+}
+
+function entries(lo: number, hi: number, term: number): Entry[] {
+  return Array.from({ length: hi - lo + 1 }, (_, i) => ({ index: lo + i, term, type: EntryType.Normal, data: Buffer.from(`e${lo + i}`) }));
+}
+
+/** A LogStore that checks, as the WAL does, that each append continues the last one handed to it. */
+function strictMemoryLog(): LogStore & { order: number[] } {
+  let last = 0;
+  const order: number[] = [];
+  return {
+    order,
+    hardState: { term: 0, vote: 0, commit: 0 },
+    snapshot: null,
+    firstIndex: 1,
+    get lastIndex() {
+      return last;
+    },
+    async append(es) {
+      if (es.length > 0) {
+        if (es[0]!.index > last + 1) throw new Error(`gap: ${es[0]!.index} after ${last}`);
+        last = es[es.length - 1]!.index;
+        order.push(es[0]!.index);
+      }
+    },
+    entriesSync: () => [],
+    term: () => 0,
+    async saveSnapshot(m, o) {
+      if (o?.discardLog) last = m.index;
+    },
+    async releaseTo() {},
+    async close() {},
+  };
+}
+
+describe('RaftStorage write ordering', () => {
+  // A write that arrives just as a received snapshot finishes installing must still
+  // queue behind the writes chained after that snapshot. Try every microtask depth.
+  for (let depth = 0; depth < 8; depth++) {
+    it(`keeps appends in order when a write lands ${depth} microtasks after a snapshot install`, async () => {
+      const log = strictMemoryLog();
+      const snapshots = new MemorySnapshotStore();
+      const storage = await RaftStorage.open(log, snapshots, conf);
+      let late: Promise<void> | undefined;
+      const prune = snapshots.prune.bind(snapshots);
+      snapshots.prune = async (i) => {
+        await prune(i);
+        let k = depth;
+        const hop = (): void => {
+          if (k-- > 0) queueMicrotask(hop);
+          else late = storage.persist(ready({ entries: entries(13, 14, 2) }));
+        };
+        queueMicrotask(hop);
+      };
+      const snap: Snapshot = { meta: { index: 10, term: 2, conf }, data: Buffer.from('s') };
+      await Promise.all([storage.persist(ready({ snapshot: snap })), storage.persist(ready({ entries: entries(11, 12, 2) }))]);
+      for (let i = 0; i < 20 && late === undefined; i++) await Promise.resolve();
+      await late;
+      expect(log.order).toEqual([11, 13]);
+    });
+  }
+});
+
+describe('RaftStorage over the native WAL', () => {
+  const dirs: string[] = [];
+  const dir = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'raftlog-storage-'));
+    dirs.push(d);
+    return d;
+  };
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('keeps pipelined writes in Ready order around a received snapshot', async () => {
+    const wal = await Wal.open(join(dir(), 'wal'), { sync: 'none' });
+    const storage = await RaftStorage.open(wal, new MemorySnapshotStore(), conf);
+    await storage.persist(ready({ entries: entries(1, 5, 1), hardState: { term: 1, vote: 1, commit: 3 } }));
+    const snap: Snapshot = { meta: { index: 20, term: 2, conf }, data: Buffer.from('state') };
+    const writes = [storage.persist(ready({ snapshot: snap, hardState: { term: 2, vote: 0, commit: 20 } })), storage.persist(ready({ entries: entries(21, 22, 2) }))];
+    // More writes arrive on later microtasks, while the install is still running.
+    let next = 23;
+    for (let i = 0; i < 20; i++) {
+      await Promise.resolve();
+      writes.push(storage.persist(ready({ entries: entries(next, next + 1, 2) })));
+      next += 2;
+    }
+    await Promise.all(writes);
+    expect(storage.firstIndex()).toBe(21);
+    expect(storage.lastIndex()).toBe(next - 1);
+    expect(storage.term(20)).toBe(2);
+    expect(storage.entries(21, next, Infinity).map((e) => e.index)).toEqual(Array.from({ length: next - 21 }, (_, i) => 21 + i));
+    await wal.close();
+  });
+
+  it('a local snapshot does not hold up appends, and survives a reopen with its file', async () => {
+    const d = dir();
+    let wal = await Wal.open(join(d, 'wal'), { sync: 'none' });
+    let storage = await RaftStorage.open(wal, await FileSnapshotStore.open(join(d, 'snap')), conf);
+    await storage.persist(ready({ entries: entries(1, 10, 1), hardState: { term: 1, vote: 1, commit: 10 } }));
+    const compacting = storage.compact(8, 1, conf, Buffer.from('sm@8'));
+    const appending = storage.persist(ready({ entries: entries(11, 12, 1) }));
+    await Promise.all([compacting, appending]);
+    expect(storage.firstIndex()).toBe(9);
+    expect(storage.lastIndex()).toBe(12);
+    await wal.close();
+
+    wal = await Wal.open(join(d, 'wal'), { sync: 'none' });
+    storage = await RaftStorage.open(wal, await FileSnapshotStore.open(join(d, 'snap')), conf);
+    expect(Buffer.from(storage.snapshot().data).toString()).toBe('sm@8');
+    expect(storage.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 10 });
+    expect(storage.entries(9, 13, Infinity).map((e) => e.index)).toEqual([9, 10, 11, 12]);
+    expect(() => storage.entries(5, 9, Infinity)).toThrow(expect.objectContaining({ code: 'RAFT_COMPACTED' }));
+    await wal.close();
+  });
+
+  it('refuses a snapshot file that fails its checksum', async () => {
+    const d = dir();
+    const store = await FileSnapshotStore.open(d);
+    await store.save({ meta: { index: 5, term: 1, conf }, data: Buffer.from('hello world') });
+    const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
+    const file = join(d, readdirSync(d)[0]!);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 8] ^= 0xff;
+    writeFileSync(file, bytes);
+    await expect(store.load(5, 1)).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT' });
+    await expect(store.load(6, 1)).rejects.toMatchObject({ code: 'SNAPSHOT_MISSING' });
+  });
+});
