@@ -322,3 +322,23 @@ describe('§8 / §3.10 leadership transfer', () => {
     expect(() => net.node(1).transferLeader(9)).toThrow(expect.objectContaining({ code: 'RAFT_LEADER_TRANSFER' }));
   });
 });
+
+describe('status view', () => {
+  it('reports role, term, leader, commit, applied and per-peer progress on the leader', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a', 'b');
+    net.isolate(3);
+    net.propose(1, 'c');
+    const st = net.node(1).status();
+    expect(st).toMatchObject({ id: 1, term: 1, vote: 1, lead: 1, state: StateType.StateLeader, commit: 4, applied: 4, leadTransferee: 0 });
+    expect(st.conf).toEqual({ voters: [1, 2, 3], learners: [] });
+    expect(st.progress![1]).toMatchObject({ match: 4, next: 5 });
+    expect(st.progress![2]).toMatchObject({ match: 4, next: 5, state: 1, inflight: 0, isLearner: false });
+    // 3 missed 'c': it is still in the window, unacknowledged.
+    expect(st.progress![3]).toMatchObject({ match: 3, next: 5, state: 1, inflight: 1 });
+    const f = net.node(2).status();
+    expect(f).toMatchObject({ id: 2, term: 1, vote: 1, lead: 1, state: StateType.StateFollower, commit: 4, applied: 4 });
+    expect(f.progress).toBeUndefined();
+  });
+});

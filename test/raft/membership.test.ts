@@ -2,7 +2,7 @@
 // when committed; learners replicate but never vote or count.
 import { describe, expect, it } from 'vitest';
 import { Network, drain, enc, newNode } from './network.js';
-import { ConfChangeType, EntryType, StateType } from '../../src/raft/types.js';
+import { ConfChangeType, EntryType, MessageType, StateType } from '../../src/raft/types.js';
 import { InvalidConfChangeError, MemoryStorage, ProposalDroppedError, decodeConfChange, encodeConfChange } from '../../src/raft/index.js';
 
 function expectDropped(f: () => unknown, reason: string): void {
@@ -98,6 +98,28 @@ describe('§6 membership changes', () => {
     for (let i = 0; i < 100; i++) net.node(4).tick();
     expect(net.node(4).status().state).toBe(StateType.StateFollower);
     expect(net.node(4).hasReady()).toBe(false);
+  });
+
+  it("a learner's vote does not count toward winning an election", () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.addPeer(4, MemoryStorage.withConf([1, 2, 3]));
+    net.node(1).proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 4 });
+    net.stabilize();
+    net.tickAll(2);
+    expect(net.node(2).status().conf.learners).toEqual([4]);
+    // Node 2 campaigns with only the learner reachable: self + learner is not a majority of 3 voters.
+    net.isolate(1);
+    net.isolate(3);
+    const from = net.log.length;
+    net.node(2).campaign();
+    net.stabilize();
+    expect(net.node(2).status().state).toBe(StateType.StateCandidate);
+    // Learners are not even asked...
+    expect(net.log.slice(from).filter((m) => m.to === 4).length).toBe(0);
+    // ...and a granted vote from one (say it thinks it is a voter) is not counted.
+    net.node(2).step({ type: MessageType.MsgVoteResp, from: 4, to: 2, term: 2, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 });
+    expect(net.node(2).status().state).toBe(StateType.StateCandidate);
   });
 
   it('promotes a learner to a voter', () => {
