@@ -129,8 +129,10 @@ export class RaftStorage implements Storage {
     const { index, term } = snapshot.meta;
     if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
     await this.snapshots.save(snapshot);
-    await this.wal.saveSnapshot({ index, term }, { discardLog: received });
+    // Raft may hand this snapshot out as soon as its file is durable, and must see it
+    // before the WAL's marker moves its first index past the entries the snapshot covers.
     this.snap = snapshot;
+    await this.wal.saveSnapshot({ index, term }, { discardLog: received });
     await this.wal.releaseTo(index);
     await this.snapshots.prune(index);
   }

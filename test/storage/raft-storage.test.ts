@@ -128,6 +128,25 @@ describe('RaftStorage over the native WAL', () => {
     await wal.close();
   });
 
+  it('answers term(firstIndex - 1) at every moment of a local compaction', async () => {
+    const wal = await Wal.open(join(dir(), 'wal'), { sync: 'none' });
+    const storage = await RaftStorage.open(wal, new MemorySnapshotStore(), conf);
+    await storage.persist(ready({ entries: entries(1, 10, 3), hardState: { term: 3, vote: 1, commit: 10 } }));
+    let done = false;
+    const compacting = storage.compact(8, 3, conf, Buffer.from('sm@8')).then(() => (done = true));
+    const seen = new Set<number>();
+    while (!done) {
+      const first = storage.firstIndex();
+      seen.add(first);
+      expect(storage.term(first - 1)).toBe(first === 1 ? 0 : 3);
+      expect(storage.snapshot().meta.index).toBe(first - 1 === 0 ? 0 : first - 1);
+      await new Promise((r) => setImmediate(r));
+    }
+    await compacting;
+    expect(storage.firstIndex()).toBe(9);
+    await wal.close();
+  });
+
   it('refuses a snapshot file that fails its checksum', async () => {
     const d = dir();
     const store = await FileSnapshotStore.open(d);
