@@ -109,10 +109,13 @@ function main(): number {
     let lastReport = started;
     let totalCommits = 0;
     let failures = 0;
+    let worstRecovery = { ticks: 0, seed: 0 };
     for (let k = 0; k < args.seeds; k++) {
       const seed = args.from + k;
       try {
-        totalCommits += new Simulation({ nodes, seed, steps: args.steps, mutation: args.mutation }).run().commitIndex;
+        const r = new Simulation({ nodes, seed, steps: args.steps, mutation: args.mutation }).run();
+        totalCommits += r.commitIndex;
+        if (r.recoveryTicks > worstRecovery.ticks) worstRecovery = { ticks: r.recoveryTicks, seed };
       } catch (err) {
         if (!(err instanceof SimFailure)) throw err;
         console.error(`\n${err.message}`);
@@ -123,7 +126,7 @@ function main(): number {
       if (now - lastReport > 1000 || k === args.seeds - 1) {
         lastReport = now;
         const rate = ((k + 1) / (now - started)) * 1000;
-        console.log(`${nodes} nodes: ${k + 1}/${args.seeds} seeds, ${failures} failed (${rate.toFixed(1)} seeds/s, avg commit ${(totalCommits / (k + 1)).toFixed(0)})`);
+        console.log(`${nodes} nodes: ${k + 1}/${args.seeds} seeds, ${failures} failed (${rate.toFixed(1)} seeds/s, avg commit ${(totalCommits / (k + 1)).toFixed(0)}, slowest recovery ${worstRecovery.ticks} ticks at seed ${worstRecovery.seed})`);
       }
     }
     totalFailures += failures;
