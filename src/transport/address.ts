@@ -1,0 +1,17 @@
+import { BadAddressError } from './errors.js';
+
+/** Parses 'host:port' or '[v6]:port'. */
+export function parseAddress(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  if (colon <= 0) throw new BadAddressError(address);
+  let host = address.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const portText = address.slice(colon + 1);
+  const port = Number(portText);
+  if (host === '' || !/^\d+$/.test(portText) || port > 65535) throw new BadAddressError(address);
+  return { host, port };
+}
+
+export function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,85 @@
+// Every way a peer connection can go wrong gets a class and a stable code, so the
+// logged reason for closing a connection is greppable and tests can assert on it.
+
+export type TransportErrorCode =
+  | 'TRANSPORT_FRAME_TOO_LARGE'
+  | 'TRANSPORT_MALFORMED_FRAME'
+  | 'TRANSPORT_CLUSTER_MISMATCH'
+  | 'TRANSPORT_WRONG_NODE'
+  | 'TRANSPORT_HANDSHAKE_TIMEOUT'
+  | 'TRANSPORT_PEER_REFUSED'
+  | 'TRANSPORT_BAD_ADDRESS'
+  | 'TRANSPORT_CLOSED';
+
+export class TransportError extends Error {
+  constructor(
+    readonly code: TransportErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A frame's length prefix exceeds maxFrameBytes (or a snapshot exceeds maxSnapshotBytes). */
+export class FrameTooLargeError extends TransportError {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super('TRANSPORT_FRAME_TOO_LARGE', `frame of ${size} bytes exceeds the limit of ${limit} bytes`);
+  }
+}
+
+/** Bytes that are not msgpack, or msgpack that is not a valid frame or Message. */
+export class MalformedFrameError extends TransportError {
+  constructor(reason: string) {
+    super('TRANSPORT_MALFORMED_FRAME', `malformed frame: ${reason}`);
+  }
+}
+
+/** The handshake names another cluster. */
+export class ClusterMismatchError extends TransportError {
+  constructor(
+    readonly expected: string,
+    readonly got: string,
+  ) {
+    super('TRANSPORT_CLUSTER_MISMATCH', `peer belongs to cluster '${got}', this node to '${expected}'`);
+  }
+}
+
+/** The handshake is addressed to another node id, or comes from an impossible one. */
+export class WrongNodeError extends TransportError {
+  constructor(reason: string) {
+    super('TRANSPORT_WRONG_NODE', reason);
+  }
+}
+
+export class HandshakeTimeoutError extends TransportError {
+  constructor(ms: number) {
+    super('TRANSPORT_HANDSHAKE_TIMEOUT', `no handshake within ${ms} ms`);
+  }
+}
+
+/** The remote side told us why it closed our outbound connection. */
+export class PeerRefusedError extends TransportError {
+  constructor(
+    readonly peer: number,
+    readonly remoteCode: string,
+    readonly remoteReason: string,
+  ) {
+    super('TRANSPORT_PEER_REFUSED', `peer ${peer} refused the connection: ${remoteCode} ${remoteReason}`);
+  }
+}
+
+export class BadAddressError extends TransportError {
+  constructor(address: string) {
+    super('TRANSPORT_BAD_ADDRESS', `bad address '${address}': expected host:port`);
+  }
+}
+
+export class TransportClosedError extends TransportError {
+  constructor() {
+    super('TRANSPORT_CLOSED', 'transport is closed');
+  }
+}

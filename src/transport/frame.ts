@@ -1,0 +1,82 @@
+// Length-prefixed frames: a 4-byte big-endian payload length, then the payload.
+// The decoder is incremental (TCP delivers arbitrary slices) and checks the
+// length before buffering, so a hostile length never makes us allocate.
+import { FrameTooLargeError } from './errors.js';
+
+export const FRAME_HEADER_BYTES = 4;
+
+/** Concatenates payloads into one buffer of frames, ready for a single socket write. */
+export function encodeFrames(payloads: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (const p of payloads) total += FRAME_HEADER_BYTES + p.length;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of payloads) {
+    out.writeUInt32BE(p.length, at);
+    out.set(p, at + FRAME_HEADER_BYTES);
+    at += FRAME_HEADER_BYTES + p.length;
+  }
+  return out;
+}
+
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private need = -1; // payload length of the frame being read, -1 while reading the header
+
+  /** The largest payload accepted; may be changed between frames (e.g. raised after a handshake). */
+  constructor(public limit: number) {}
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /**
+   * The next complete frame, or undefined until more bytes arrive. The payload
+   * may share memory with a pushed chunk, which is fine: sockets hand out a
+   * fresh buffer per read. Throws FrameTooLargeError as soon as a header
+   * announces an oversized frame, before buffering it.
+   */
+  next(): Buffer | undefined {
+    if (this.need < 0) {
+      if (this.buffered < FRAME_HEADER_BYTES) return undefined;
+      const len = this.take(FRAME_HEADER_BYTES).readUInt32BE(0);
+      if (len > this.limit) throw new FrameTooLargeError(len, this.limit);
+      this.need = len;
+    }
+    if (this.buffered < this.need) return undefined;
+    const frame = this.take(this.need);
+    this.need = -1;
+    return frame;
+  }
+
+  /** Bytes held for an incomplete frame. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  private take(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      // The common case: the bytes sit in one chunk, hand out a view.
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - at);
+      c.copy(out, at, 0, k);
+      at += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,151 @@
+// A connection a peer opened to us: a handshake, then frames we decode, check and
+// hand to the driver. Anything wrong closes this connection only, with the
+// reason logged here and sent back to the peer.
+import type net from 'node:net';
+import type { Packr } from 'msgpackr';
+import type { Message, SnapshotMeta } from '../raft/types.js';
+import { ClusterMismatchError, FrameTooLargeError, HandshakeTimeoutError, MalformedFrameError, TransportError, WrongNodeError } from './errors.js';
+import { FrameDecoder, encodeFrames } from './frame.js';
+import { WIRE_VERSION, decodeFrame, encodeRefuse, newUnpacker } from './wire.js';
+import type { ChunkFrame, Frame } from './wire.js';
+import type { TransportLogger } from './transport.js';
+
+export interface InboundConfig {
+  self: number;
+  clusterId: string;
+  maxFrameBytes: number;
+  maxSnapshotBytes: number;
+  handshakeTimeoutMs: number;
+  logger: TransportLogger;
+  packer: Packr;
+  deliver(m: Message): void;
+  refused(err: TransportError): void;
+}
+
+const HANDSHAKE_MAX_BYTES = 1024;
+
+interface Assembly {
+  streamId: number;
+  message: Message;
+  meta: SnapshotMeta;
+  data: Buffer;
+  received: number;
+}
+
+export class Inbound {
+  /** The peer's id, once its handshake is accepted. */
+  peer = 0;
+  framesReceived = 0;
+  private readonly decoder: FrameDecoder;
+  private readonly unpacker = newUnpacker();
+  private assembly: Assembly | undefined;
+  private closed = false;
+  private readonly handshakeTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly c: InboundConfig,
+  ) {
+    // Until a peer has identified itself it gets no more than a handshake's worth of buffer.
+    this.decoder = new FrameDecoder(Math.min(HANDSHAKE_MAX_BYTES, c.maxFrameBytes));
+    socket.setNoDelay(true);
+    this.handshakeTimer = setTimeout(() => this.refuse(new HandshakeTimeoutError(c.handshakeTimeoutMs)), c.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => {
+      if (!this.closed) this.c.logger.warn(`transport: connection from ${this.describe()} failed: ${err.message}`);
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      clearTimeout(this.handshakeTimer);
+      this.assembly = undefined;
+    });
+  }
+
+  destroy(): void {
+    this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.decoder.push(chunk);
+      for (let payload = this.decoder.next(); payload !== undefined; payload = this.decoder.next()) {
+        this.framesReceived++;
+        this.onFrame(decodeFrame(this.unpacker, payload));
+        if (this.closed) return;
+      }
+    } catch (e) {
+      // Only the peer's bytes are judged here; a throw from the driver's handler is a bug and propagates.
+      if (!(e instanceof TransportError)) throw e;
+      this.refuse(e);
+    }
+  }
+
+  private onFrame(f: Frame): void {
+    if (this.peer === 0) {
+      if (f.kind !== 'hello') throw new MalformedFrameError(`expected a handshake, got a ${f.kind} frame`);
+      if (f.version !== WIRE_VERSION) throw new MalformedFrameError(`wire version ${f.version}, this node speaks ${WIRE_VERSION}`);
+      if (f.clusterId !== this.c.clusterId) throw new ClusterMismatchError(this.c.clusterId, f.clusterId);
+      if (f.to !== this.c.self) throw new WrongNodeError(`handshake addressed to node ${f.to}, this is node ${this.c.self}`);
+      if (f.from === 0 || f.from === this.c.self) throw new WrongNodeError(`handshake from impossible node id ${f.from}`);
+      clearTimeout(this.handshakeTimer);
+      this.peer = f.from;
+      this.decoder.limit = this.c.maxFrameBytes;
+      return;
+    }
+    switch (f.kind) {
+      case 'message':
+        this.check(f.message);
+        this.c.deliver(f.message);
+        return;
+      case 'chunk':
+        return this.onChunk(f);
+      default:
+        throw new MalformedFrameError(`unexpected ${f.kind} frame after the handshake`);
+    }
+  }
+
+  private check(m: Message): void {
+    if (m.to !== this.c.self || m.from !== this.peer) {
+      throw new WrongNodeError(`message ${m.from}->${m.to} on the connection from node ${this.peer} to node ${this.c.self}`);
+    }
+  }
+
+  private onChunk(f: ChunkFrame): void {
+    let a = this.assembly;
+    if (f.offset === 0) {
+      if (a !== undefined) throw new MalformedFrameError(`snapshot stream ${f.streamId} starts before stream ${a.streamId} ended`);
+      if (f.header === undefined) throw new MalformedFrameError('first snapshot chunk has no header');
+      this.check(f.header.message);
+      if (f.total > this.c.maxSnapshotBytes) throw new FrameTooLargeError(f.total, this.c.maxSnapshotBytes);
+      a = { streamId: f.streamId, message: f.header.message, meta: f.header.meta, data: Buffer.allocUnsafe(f.total), received: 0 };
+      this.assembly = a;
+    } else if (a === undefined || a.streamId !== f.streamId || a.received !== f.offset || a.data.length !== f.total || f.header !== undefined) {
+      throw new MalformedFrameError(`snapshot chunk at offset ${f.offset} of stream ${f.streamId} out of sequence`);
+    }
+    a.data.set(f.data, a.received);
+    a.received += f.data.length;
+    if (a.received < a.data.length) return;
+    this.assembly = undefined;
+    this.c.deliver({ ...a.message, snapshot: { meta: a.meta, data: a.data } });
+  }
+
+  private refuse(err: TransportError): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    this.c.logger.warn(`transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
+    this.c.refused(err);
+    this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));
+    // Do not wait on a peer that stops reading.
+    setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
+  private describe(): string {
+    const who = this.peer === 0 ? 'unidentified peer' : `peer ${this.peer}`;
+    return `${who} at ${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
+  }
+}

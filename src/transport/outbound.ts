@@ -1,0 +1,328 @@
+// The one connection this node opens to a peer, and the queue in front of it.
+// Connections are one-way: we only write on the sockets we open and only read on
+// the sockets we accept, so there is never a question of which of two crossing
+// connections wins.
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Packr } from 'msgpackr';
+import { MessageType } from '../raft/types.js';
+import type { Message, Snapshot } from '../raft/types.js';
+import { parseAddress } from './address.js';
+import { backoffDelay } from './backoff.js';
+import type { BackoffOptions } from './backoff.js';
+import { PeerRefusedError, TransportError } from './errors.js';
+import { encodeChunk, encodeHello, encodeMessage, decodeFrame, newUnpacker } from './wire.js';
+import { FrameDecoder, encodeFrames } from './frame.js';
+import type { TransportLogger } from './transport.js';
+
+export interface TlsOptions {
+  key: string | Buffer;
+  cert: string | Buffer;
+  /** The CA that signed every peer's certificate. Peers must present one (mutual authentication). */
+  ca: string | Buffer | Array<string | Buffer>;
+  /** Name checked against the server certificate; defaults to the host of the peer's address. */
+  serverName?: string;
+}
+
+export interface OutboundConfig {
+  self: number;
+  clusterId: string;
+  tls?: TlsOptions;
+  maxFrameBytes: number;
+  maxQueueBytes: number;
+  snapshotChunkBytes: number;
+  connectTimeoutMs: number;
+  backoff: BackoffOptions;
+  random: () => number;
+  logger: TransportLogger;
+  packer: Packr;
+  /** Deferred by the owner: never re-entrant into the caller of send(). */
+  unreachable(peer: number): void;
+  snapshotStatus(peer: number, ok: boolean): void;
+}
+
+export interface OutboundStats {
+  /** socket.write calls: one per flush of queued messages, one per snapshot chunk. */
+  writes: number;
+  framesSent: number;
+  bytesSent: number;
+  /** Messages dropped: not connected, queue over maxQueueBytes, connection lost, too large. */
+  dropped: number;
+  /** Successful connections (the first one included). */
+  connects: number;
+  /** Bytes queued now, waiting for a connection or for the socket to drain. */
+  queuedBytes: number;
+}
+
+interface SnapshotJob {
+  message: Message;
+  snapshot: Snapshot;
+  streamId: number;
+  offset: number;
+  started: boolean;
+  reported: boolean;
+}
+
+type State = 'connecting' | 'open' | 'backoff' | 'closed';
+
+export class Outbound {
+  private readonly counters = { writes: 0, framesSent: 0, bytesSent: 0, dropped: 0, connects: 0 };
+  private state: State = 'backoff';
+  private socket: net.Socket | undefined;
+  private queue: Uint8Array[] = [];
+  private queueBytes = 0;
+  private helloPending = false;
+  private blocked = false;
+  private flushScheduled = false;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private jobs: SnapshotJob[] = [];
+  /** Jobs whose last chunk is written but whose write callback has not run. */
+  private finishing = new Set<SnapshotJob>();
+  private nextStreamId = 1;
+  private lastError: Error | undefined;
+
+  constructor(
+    readonly peer: number,
+    private address: string,
+    private readonly c: OutboundConfig,
+  ) {
+    this.connect();
+  }
+
+  get stats(): OutboundStats {
+    return { ...this.counters, queuedBytes: this.queueBytes };
+  }
+
+  send(m: Message): void {
+    if (this.state === 'closed') return;
+    if (m.type === MessageType.MsgSnap) return this.sendSnapshot(m);
+    if (this.state === 'backoff') return this.drop(1);
+    const payload = encodeMessage(this.c.packer, m);
+    if (payload.length > this.c.maxFrameBytes) {
+      this.c.logger.warn(`transport: dropping a ${MessageType[m.type]} of ${payload.length} bytes to peer ${this.peer}: over maxFrameBytes ${this.c.maxFrameBytes} (lower the raft max message size)`);
+      return this.drop(1);
+    }
+    this.queue.push(payload);
+    this.queueBytes += payload.length;
+    if (this.queueBytes > this.c.maxQueueBytes) this.shed();
+    this.scheduleFlush();
+  }
+
+  /** Points this peer at a new address; reconnects at once if it changed. */
+  setAddress(address: string): void {
+    if (address === this.address || this.state === 'closed') return;
+    this.address = address;
+    this.attempt = 0;
+    if (this.socket !== undefined) this.socket.destroy();
+    else {
+      clearTimeout(this.timer);
+      this.connect();
+    }
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.timer);
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.queue = [];
+    this.queueBytes = 0;
+    this.failSnapshots();
+  }
+
+  private sendSnapshot(m: Message): void {
+    if (m.snapshot === undefined) {
+      this.c.logger.warn(`transport: MsgSnap to peer ${this.peer} has no snapshot; dropped`);
+      this.c.snapshotStatus(this.peer, false);
+      return;
+    }
+    if (this.state === 'backoff') {
+      this.c.snapshotStatus(this.peer, false);
+      return this.drop(1);
+    }
+    const { snapshot, ...message } = m;
+    this.jobs.push({ message, snapshot, streamId: this.nextStreamId++, offset: 0, started: false, reported: false });
+    this.scheduleFlush();
+  }
+
+  /** Drops the oldest messages until the queue fits again: under back-pressure the newest state matters most. */
+  private shed(): void {
+    let n = 0;
+    while (this.queueBytes > this.c.maxQueueBytes && this.queue.length > 0) {
+      this.queueBytes -= this.queue.shift()!.length;
+      n++;
+    }
+    this.drop(n);
+  }
+
+  private drop(n: number): void {
+    if (n === 0) return;
+    this.counters.dropped += n;
+    this.c.unreachable(this.peer);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate, not a microtask: everything the driver sends in this turn,
+    // across several awaits, joins the same write.
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const s = this.socket;
+    if (this.state !== 'open' || s === undefined || this.blocked) return;
+    if (this.queue.length > 0 || this.helloPending) {
+      const frames = this.queue;
+      if (this.helloPending) frames.unshift(encodeHello(this.c.packer, this.c.clusterId, this.c.self, this.peer));
+      this.helloPending = false;
+      this.queue = [];
+      this.queueBytes = 0;
+      this.write(s, encodeFrames(frames), frames.length);
+    }
+    while (!this.blocked && this.jobs.length > 0) this.writeChunk(s, this.jobs[0]!);
+  }
+
+  private writeChunk(s: net.Socket, job: SnapshotJob): void {
+    const data = job.snapshot.data;
+    const end = Math.min(data.length, job.offset + this.c.snapshotChunkBytes);
+    const header = job.started ? undefined : { message: job.message, meta: job.snapshot.meta };
+    const payload = encodeChunk(this.c.packer, job.streamId, job.offset, data.length, data.subarray(job.offset, end), header);
+    if (payload.length > this.c.maxFrameBytes) {
+      this.jobs.shift();
+      this.c.logger.warn(`transport: snapshot chunk of ${payload.length} bytes to peer ${this.peer} exceeds maxFrameBytes ${this.c.maxFrameBytes}; snapshot not sent`);
+      this.report(job, false);
+      return;
+    }
+    job.started = true;
+    job.offset = end;
+    if (end < data.length) {
+      this.write(s, encodeFrames([payload]), 1);
+      return;
+    }
+    this.jobs.shift();
+    this.finishing.add(job);
+    this.write(s, encodeFrames([payload]), 1, (err) => {
+      this.finishing.delete(job);
+      this.report(job, err == null);
+    });
+  }
+
+  private write(s: net.Socket, buf: Buffer, frames: number, cb?: (err?: Error | null) => void): void {
+    this.counters.writes++;
+    this.counters.framesSent += frames;
+    this.counters.bytesSent += buf.length;
+    if (!s.write(buf, cb)) this.blocked = true;
+  }
+
+  private report(job: SnapshotJob, ok: boolean): void {
+    if (job.reported) return;
+    job.reported = true;
+    this.c.snapshotStatus(this.peer, ok);
+  }
+
+  private failSnapshots(): void {
+    for (const job of [...this.finishing, ...this.jobs]) this.report(job, false);
+    this.finishing.clear();
+    this.jobs = [];
+  }
+
+  private connect(): void {
+    this.state = 'connecting';
+    this.lastError = undefined;
+    let host: string;
+    let port: number;
+    try {
+      ({ host, port } = parseAddress(this.address));
+    } catch (e) {
+      this.c.logger.warn(`transport: peer ${this.peer}: ${(e as Error).message}`);
+      this.state = 'backoff';
+      this.retry();
+      return;
+    }
+    const t = this.c.tls;
+    const s = t === undefined
+      ? net.connect({ host, port })
+      : tls.connect({ host, port, key: t.key, cert: t.cert, ca: t.ca, // Node checks the certificate against the host (its IP SAN for an address) unless told a name.
+          servername: t.serverName ?? (net.isIP(host) ? undefined : host) });
+    this.socket = s;
+    s.setNoDelay(true);
+    s.setKeepAlive(true, 5_000);
+    const connectTimer = setTimeout(() => s.destroy(new Error(`connect timeout after ${this.c.connectTimeoutMs} ms`)), this.c.connectTimeoutMs);
+    s.once(t === undefined ? 'connect' : 'secureConnect', () => {
+      clearTimeout(connectTimer);
+      if (this.socket !== s) return;
+      this.state = 'open';
+      this.attempt = 0;
+      this.counters.connects++;
+      this.helloPending = true;
+      this.flush();
+    });
+    const decoder = new FrameDecoder(this.c.maxFrameBytes);
+    const unpacker = newUnpacker();
+    s.on('data', (chunk: Buffer) => {
+      // The accepting side writes only to say why it is closing on us.
+      try {
+        decoder.push(chunk);
+        for (let payload = decoder.next(); payload !== undefined; payload = decoder.next()) {
+          const f = decodeFrame(unpacker, payload);
+          if (f.kind !== 'refuse') throw new TransportError('TRANSPORT_MALFORMED_FRAME', `unexpected ${f.kind} frame from the accepting side`);
+          this.lastError = new PeerRefusedError(this.peer, f.code, f.reason);
+        }
+      } catch (e) {
+        if (!(e instanceof TransportError)) throw e;
+        this.lastError = e;
+        s.destroy();
+      }
+    });
+    s.on('drain', () => {
+      if (this.socket !== s) return;
+      this.blocked = false;
+      this.flush();
+    });
+    s.on('error', (err) => {
+      if (!(this.lastError instanceof PeerRefusedError)) this.lastError = err;
+    });
+    s.on('close', () => {
+      clearTimeout(connectTimer);
+      if (this.socket !== s) return;
+      this.onClosed();
+    });
+  }
+
+  private onClosed(): void {
+    const wasOpen = this.state === 'open';
+    this.socket = undefined;
+    this.blocked = false;
+    this.helloPending = false;
+    const lost = this.queue.length;
+    this.queue = [];
+    this.queueBytes = 0;
+    this.failSnapshots();
+    if (this.state === 'closed') return;
+    if (lost > 0 || wasOpen) {
+      this.counters.dropped += lost;
+      this.c.unreachable(this.peer);
+    }
+    // Log each loss of a working connection and every refusal, but a peer that
+    // stays down only once, not at every retry.
+    const why = this.lastError?.message ?? 'closed by peer';
+    if (wasOpen || this.attempt === 0 || this.lastError instanceof PeerRefusedError) {
+      this.c.logger.warn(`transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
+    }
+    this.state = 'backoff';
+    this.retry();
+  }
+
+  private retry(): void {
+    const delay = backoffDelay(this.attempt++, this.c.backoff, this.c.random);
+    this.timer = setTimeout(() => {
+      if (this.state === 'backoff') this.connect();
+    }, delay);
+    this.timer.unref();
+  }
+}
+

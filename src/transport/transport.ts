@@ -1,0 +1,30 @@
+// The driver's view of the network: fire-and-forget delivery of raft messages.
+// Raft tolerates loss, duplication and reordering between terms, so a transport
+// may drop; it must only say so (onUnreachable) so the leader falls back to probing.
+import type { Message } from '../raft/types.js';
+
+export interface TransportHandlers {
+  /** A raft message for this node. A MsgSnap arrives reassembled, whole. */
+  onMessage(m: Message): void;
+  /** Messages to this peer were dropped (not connected, queue overflow, connection lost). Called at most once per peer per event-loop turn, never re-entrantly from send(). */
+  onUnreachable?(peer: number): void;
+  /** A MsgSnap was fully written to the peer's socket (true) or could not be (false). Never re-entrant from send(). */
+  onSnapshotStatus?(peer: number, ok: boolean): void;
+}
+
+export interface Transport {
+  start(handlers: TransportHandlers): Promise<void>;
+  /** Never blocks, never throws for an unreachable or unknown peer. */
+  send(messages: Message[]): void;
+  /** address: 'host:port' ('[::1]:port' for IPv6). Replaces the address of a known peer. */
+  addPeer(id: number, address: string): void;
+  removePeer(id: number): void;
+  close(): Promise<void>;
+}
+
+/** Where transports report what they did to a connection and why. */
+export interface TransportLogger {
+  warn(message: string): void;
+}
+
+export const consoleLogger: TransportLogger = { warn: (message) => console.warn(message) };

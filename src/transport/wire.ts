@@ -1,0 +1,203 @@
+// What travels inside a frame. Messages go as positional tuples rather than maps:
+// field names would otherwise be repeated in every message and every entry.
+// Everything decoded is checked field by field: a peer's bytes are untrusted
+// input, and a wrongly typed field must close the connection here, not
+// surface later as a corrupt log inside the raft core.
+import { Packr, Unpackr } from 'msgpackr';
+import { EntryType, MessageType } from '../raft/types.js';
+import type { Entry, Message, SnapshotMeta } from '../raft/types.js';
+import { MalformedFrameError } from './errors.js';
+
+export const WIRE_VERSION = 1;
+
+const enum Kind {
+  Hello = 0,
+  Message = 1,
+  SnapshotChunk = 2,
+  Refuse = 3,
+}
+
+export interface HelloFrame {
+  kind: 'hello';
+  version: number;
+  clusterId: string;
+  from: number;
+  to: number;
+}
+export interface MessageFrame {
+  kind: 'message';
+  message: Message;
+}
+/** One piece of a MsgSnap's snapshot data; the first piece (offset 0) carries the message and the metadata. */
+export interface ChunkFrame {
+  kind: 'chunk';
+  streamId: number;
+  offset: number;
+  total: number;
+  data: Uint8Array;
+  header?: { message: Message; meta: SnapshotMeta };
+}
+/** Sent by the accepting side just before it closes a connection it refused. */
+export interface RefuseFrame {
+  kind: 'refuse';
+  code: string;
+  reason: string;
+}
+export type Frame = HelloFrame | MessageFrame | ChunkFrame | RefuseFrame;
+
+/** A packer for one sender. Records (shared structures) are off: both ends must be stateless per frame. */
+export function newPacker(): Packr {
+  return new Packr({ useRecords: false });
+}
+/** An unpacker per connection, so nothing one peer sends can influence how another peer's frames decode. */
+export function newUnpacker(): Unpackr {
+  return new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+}
+
+export function encodeHello(p: Packr, clusterId: string, from: number, to: number): Uint8Array {
+  return p.pack([Kind.Hello, WIRE_VERSION, clusterId, from, to]);
+}
+
+export function encodeRefuse(p: Packr, code: string, reason: string): Uint8Array {
+  return p.pack([Kind.Refuse, code, reason]);
+}
+
+function messageTuple(m: Message): unknown[] {
+  const entries = new Array<unknown[]>(m.entries.length);
+  for (let i = 0; i < m.entries.length; i++) {
+    const e = m.entries[i]!;
+    entries[i] = [e.index, e.term, e.type, e.data];
+  }
+  return [
+    m.type, m.to, m.from, m.term, m.logTerm, m.index, m.commit, m.reject, m.rejectHint, entries,
+    m.rejectHintTerm ?? null, m.context ?? null,
+  ];
+}
+
+/** A message without its snapshot (snapshots travel as chunks). */
+export function encodeMessage(p: Packr, m: Message): Uint8Array {
+  return p.pack([Kind.Message, messageTuple(m)]);
+}
+
+export function encodeChunk(
+  p: Packr,
+  streamId: number,
+  offset: number,
+  total: number,
+  data: Uint8Array,
+  header?: { message: Message; meta: SnapshotMeta },
+): Uint8Array {
+  const h = header === undefined
+    ? null
+    : [messageTuple(header.message), header.meta.index, header.meta.term, header.meta.conf.voters, header.meta.conf.learners];
+  return p.pack([Kind.SnapshotChunk, streamId, offset, total, data, h]);
+}
+
+export function decodeFrame(u: Unpackr, payload: Buffer): Frame {
+  let v: unknown;
+  try {
+    v = u.unpack(payload);
+  } catch (e) {
+    throw new MalformedFrameError(`not msgpack (${(e as Error).message})`);
+  }
+  if (!Array.isArray(v) || v.length === 0) throw new MalformedFrameError('not a tuple');
+  switch (v[0]) {
+    case Kind.Hello:
+      expectLength(v, 5, 'hello');
+      return {
+        kind: 'hello',
+        version: uint(v[1], 'hello.version'),
+        clusterId: str(v[2], 'hello.clusterId'),
+        from: uint(v[3], 'hello.from'),
+        to: uint(v[4], 'hello.to'),
+      };
+    case Kind.Message: {
+      expectLength(v, 2, 'message');
+      const message = decodeMessage(v[1]);
+      if (message.type === MessageType.MsgSnap) throw new MalformedFrameError('MsgSnap outside a snapshot stream');
+      return { kind: 'message', message };
+    }
+    case Kind.SnapshotChunk: {
+      expectLength(v, 6, 'chunk');
+      const frame: ChunkFrame = {
+        kind: 'chunk',
+        streamId: uint(v[1], 'chunk.streamId'),
+        offset: uint(v[2], 'chunk.offset'),
+        total: uint(v[3], 'chunk.total'),
+        data: bytes(v[4], 'chunk.data'),
+      };
+      if (v[5] !== null) {
+        const h = v[5];
+        if (!Array.isArray(h)) throw new MalformedFrameError('chunk.header is not a tuple');
+        expectLength(h, 5, 'chunk.header');
+        const message = decodeMessage(h[0]);
+        if (message.type !== MessageType.MsgSnap) throw new MalformedFrameError('snapshot stream header is not a MsgSnap');
+        frame.header = {
+          message,
+          meta: { index: uint(h[1], 'meta.index'), term: uint(h[2], 'meta.term'), conf: { voters: ids(h[3], 'meta.voters'), learners: ids(h[4], 'meta.learners') } },
+        };
+      }
+      if (frame.offset + frame.data.length > frame.total) throw new MalformedFrameError('chunk runs past the snapshot end');
+      return frame;
+    }
+    case Kind.Refuse:
+      expectLength(v, 3, 'refuse');
+      return { kind: 'refuse', code: str(v[1], 'refuse.code'), reason: str(v[2], 'refuse.reason') };
+    default:
+      throw new MalformedFrameError(`unknown frame kind ${String(v[0])}`);
+  }
+}
+
+function decodeMessage(t: unknown): Message {
+  if (!Array.isArray(t)) throw new MalformedFrameError('message is not a tuple');
+  expectLength(t, 12, 'message');
+  const type = uint(t[0], 'type');
+  if (!(type in MessageType)) throw new MalformedFrameError(`unknown message type ${type}`);
+  const rawEntries = t[9];
+  if (!Array.isArray(rawEntries)) throw new MalformedFrameError('entries is not an array');
+  const entries = new Array<Entry>(rawEntries.length);
+  for (let i = 0; i < rawEntries.length; i++) entries[i] = decodeEntry(rawEntries[i]);
+  if (typeof t[7] !== 'boolean') throw new MalformedFrameError('reject is not a boolean');
+  const m: Message = {
+    type: type as MessageType,
+    to: uint(t[1], 'to'),
+    from: uint(t[2], 'from'),
+    term: uint(t[3], 'term'),
+    logTerm: uint(t[4], 'logTerm'),
+    index: uint(t[5], 'index'),
+    commit: uint(t[6], 'commit'),
+    reject: t[7],
+    rejectHint: uint(t[8], 'rejectHint'),
+    entries,
+  };
+  if (t[10] !== null) m.rejectHintTerm = uint(t[10], 'rejectHintTerm');
+  if (t[11] !== null) m.context = bytes(t[11], 'context');
+  return m;
+}
+
+function decodeEntry(t: unknown): Entry {
+  if (!Array.isArray(t) || t.length !== 4) throw new MalformedFrameError('entry is not a 4-tuple');
+  const type = uint(t[2], 'entry.type');
+  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new MalformedFrameError(`unknown entry type ${type}`);
+  return { index: uint(t[0], 'entry.index'), term: uint(t[1], 'entry.term'), type, data: bytes(t[3], 'entry.data') };
+}
+
+function expectLength(v: unknown[], n: number, what: string): void {
+  if (v.length !== n) throw new MalformedFrameError(`${what} has ${v.length} fields, expected ${n}`);
+}
+function uint(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new MalformedFrameError(`${field} is not a non-negative integer`);
+  return v;
+}
+function str(v: unknown, field: string): string {
+  if (typeof v !== 'string') throw new MalformedFrameError(`${field} is not a string`);
+  return v;
+}
+function bytes(v: unknown, field: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new MalformedFrameError(`${field} is not binary`);
+  return v;
+}
+function ids(v: unknown, field: string): number[] {
+  if (!Array.isArray(v)) throw new MalformedFrameError(`${field} is not an array`);
+  return v.map((x) => uint(x, field));
+}

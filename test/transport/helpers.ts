@@ -1,0 +1,42 @@
+import { MessageType } from '../../src/raft/types.js';
+import type { Message } from '../../src/raft/types.js';
+import type { TransportHandlers, TransportLogger } from '../../src/transport/transport.js';
+
+export function msg(from: number, to: number, over: Partial<Message> = {}): Message {
+  return { type: MessageType.MsgHeartbeat, from, to, term: 1, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0, ...over };
+}
+
+/** Polls until `cond` holds; fails with `what` after `ms`. */
+export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export class LogCapture implements TransportLogger {
+  readonly lines: string[] = [];
+  warn(message: string): void {
+    this.lines.push(message);
+  }
+  has(text: string): boolean {
+    return this.lines.some((l) => l.includes(text));
+  }
+}
+
+/** Handlers that record everything they are told. */
+export class Recorder implements TransportHandlers {
+  readonly messages: Message[] = [];
+  readonly unreachable: number[] = [];
+  readonly snapshotStatus: Array<[number, boolean]> = [];
+  onMessage(m: Message): void {
+    this.messages.push(m);
+  }
+  onUnreachable(peer: number): void {
+    this.unreachable.push(peer);
+  }
+  onSnapshotStatus(peer: number, ok: boolean): void {
+    this.snapshotStatus.push([peer, ok]);
+  }
+}

@@ -1,0 +1,235 @@
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { pack } from 'msgpackr';
+import { EntryType, MessageType } from '../../src/raft/types.js';
+import type { Message } from '../../src/raft/types.js';
+import { TcpTransport } from '../../src/transport/tcp-transport.js';
+import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
+import { encodeFrames } from '../../src/transport/frame.js';
+import { encodeHello, newPacker } from '../../src/transport/wire.js';
+import { LogCapture, Recorder, msg, until } from './helpers.js';
+
+const open: TcpTransport[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((t) => t.close()));
+});
+
+async function node(o: Partial<TcpTransportOptions> & { id: number }, rec = new Recorder(), log = new LogCapture()) {
+  const t = new TcpTransport({ clusterId: 'c1', listen: '127.0.0.1:0', backoff: { initialMs: 10, maxMs: 100 }, logger: log, ...o });
+  open.push(t);
+  await t.start(rec);
+  return { t, rec, log };
+}
+
+/** Two connected nodes, 1 and 2. */
+async function pair(o: Partial<TcpTransportOptions> = {}) {
+  const b = await node({ id: 2, ...o });
+  const a = await node({ id: 1, peers: { 2: b.t.address }, ...o });
+  b.t.addPeer(1, a.t.address);
+  return { a, b };
+}
+
+/** Opens a raw socket to a transport, optionally sending a valid handshake first. */
+async function raw(address: string, hello?: { from: number; to: number; clusterId: string }): Promise<net.Socket> {
+  const [host, port] = address.split(':');
+  const s = net.connect({ host: host!, port: Number(port) });
+  await new Promise((r) => s.once('connect', r));
+  s.resume(); // read (and discard) the refusal, so the close is seen
+  if (hello) s.write(encodeFrames([encodeHello(newPacker(), hello.clusterId, hello.from, hello.to)]));
+  return s;
+}
+function closed(s: net.Socket): Promise<void> {
+  return new Promise((r) => {
+    if (s.closed) r();
+    else s.once('close', () => r());
+  });
+}
+/** A frame with the given raw payload. */
+function frame(payload: Uint8Array): Buffer {
+  return encodeFrames([payload]);
+}
+
+/** Sends 1 -> 2 and waits until it arrives: the node still works. */
+async function stillWorks(a: TcpTransport, b: Recorder, tag: number): Promise<void> {
+  a.send([msg(1, 2, { commit: tag })]);
+  await until(() => b.messages.some((m) => m.commit === tag), `message ${tag}`);
+}
+
+describe('TcpTransport', () => {
+  it('round-trips messages with entries and binary fields, both ways', async () => {
+    const { a, b } = await pair();
+    const sent: Message = msg(1, 2, {
+      type: MessageType.MsgApp,
+      term: 7,
+      logTerm: 6,
+      index: 41,
+      commit: 40,
+      rejectHintTerm: 3,
+      context: new Uint8Array([1, 2, 3]),
+      entries: [
+        { index: 42, term: 7, type: EntryType.Normal, data: new Uint8Array([0, 255, 7]) },
+        { index: 43, term: 7, type: EntryType.ConfChange, data: new Uint8Array(0) },
+      ],
+    });
+    a.t.send([sent]);
+    await until(() => b.rec.messages.length === 1, 'the MsgApp');
+    const got = b.rec.messages[0]!;
+    expect(got).toEqual({ ...sent, context: Buffer.from([1, 2, 3]), entries: sent.entries.map((e) => ({ ...e, data: Buffer.from(e.data) })) });
+    expect(got.entries[0]!.data).toBeInstanceOf(Uint8Array);
+    expect([...got.entries[0]!.data]).toEqual([0, 255, 7]);
+    b.t.send([msg(2, 1, { type: MessageType.MsgAppResp, index: 43, reject: true, rejectHint: 5 })]);
+    await until(() => a.rec.messages.length === 1, 'the reply');
+    expect(a.rec.messages[0]).toMatchObject({ type: MessageType.MsgAppResp, from: 2, to: 1, index: 43, reject: true, rejectHint: 5 });
+    expect(a.rec.messages[0]!.rejectHintTerm).toBeUndefined();
+  });
+
+  it('sends everything queued to a peer in one turn as one write, and separate turns as separate writes', async () => {
+    const { a, b } = await pair();
+    await stillWorks(a.t, b.rec, 1);
+    const before = a.t.stats().peers[2]!.writes;
+    for (let i = 0; i < 100; i++) a.t.send([msg(1, 2, { index: i })]);
+    a.t.send(Array.from({ length: 50 }, (_, i) => msg(1, 2, { index: 100 + i })));
+    await until(() => b.rec.messages.length === 151, '150 messages');
+    expect(a.t.stats().peers[2]!.writes - before).toBe(1);
+    expect(b.rec.messages.slice(1).map((m) => m.index)).toEqual(Array.from({ length: 150 }, (_, i) => i));
+    a.t.send([msg(1, 2)]);
+    await new Promise((r) => setImmediate(r));
+    a.t.send([msg(1, 2)]);
+    await until(() => b.rec.messages.length === 153, 'two more');
+    expect(a.t.stats().peers[2]!.writes - before).toBe(3);
+  });
+
+  it('reports an unreachable peer and reconnects once it is back on the same port', async () => {
+    const { a, b } = await pair();
+    await stillWorks(a.t, b.rec, 1);
+    const address = b.t.address;
+    await b.t.close();
+    await until(() => a.rec.unreachable.includes(2), 'onUnreachable(2) after the peer closed');
+    a.t.send([msg(1, 2)]); // while down: dropped, never throws
+    const b2 = await node({ id: 2, listen: address });
+    let tag = 100;
+    await until(() => {
+      a.t.send([msg(1, 2, { commit: tag++ })]);
+      return b2.rec.messages.length > 0;
+    }, 'delivery after the restart');
+    expect(a.t.stats().peers[2]!.connects).toBe(2);
+  });
+
+  it('refuses a node of another cluster with a logged reason on both sides', async () => {
+    const { a, b } = await pair();
+    const stranger = await node({ id: 3, clusterId: 'other', peers: { 2: b.t.address } });
+    stranger.t.send([msg(3, 2)]);
+    await until(() => b.log.has('TRANSPORT_CLUSTER_MISMATCH'), 'the refusal in the log');
+    await until(() => stranger.log.has('refused the connection: TRANSPORT_CLUSTER_MISMATCH'), "the stranger's log");
+    expect(b.rec.messages.filter((m) => m.from === 3)).toEqual([]);
+    expect(b.t.stats().connectionsRefused).toBeGreaterThan(0);
+    await stillWorks(a.t, b.rec, 9);
+  });
+
+  it('closes a connection whose frame is over maxFrameBytes, and keeps working', async () => {
+    const { a, b } = await pair({ maxFrameBytes: 1024 });
+    const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(1025);
+    s.write(header);
+    await closed(s);
+    expect(b.log.has('TRANSPORT_FRAME_TOO_LARGE')).toBe(true);
+    await stillWorks(a.t, b.rec, 2);
+  });
+
+  it('drops a message too large to send instead of sending it', async () => {
+    const { a, b } = await pair({ maxFrameBytes: 1024 });
+    a.t.send([msg(1, 2, { type: MessageType.MsgApp, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(2000) }] })]);
+    await until(() => a.rec.unreachable.includes(2), 'onUnreachable for the dropped message');
+    expect(a.log.has('over maxFrameBytes')).toBe(true);
+    await stillWorks(a.t, b.rec, 3);
+    expect(b.rec.messages.some((m) => m.type === MessageType.MsgApp)).toBe(false);
+  });
+
+  const malformed: Array<[string, Buffer, boolean, string?]> = [
+    ['garbage before any handshake', Buffer.from('GET / HTTP/1.1\r\n\r\n'), false, 'TRANSPORT_FRAME_TOO_LARGE'],
+    ['not msgpack after the handshake', frame(Buffer.from([0xc1, 0xc1, 0xc1])), true],
+    ['trailing bytes after the msgpack value', frame(Buffer.from([0x91, 0x01, 0x02])), true],
+    ['a message whose term is a string', frame(pack([1, [8, 2, 5, 'one', 0, 0, 0, false, 0, [], null, null]])), true],
+    ['a message with an unknown type', frame(pack([1, [99, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), true],
+    ['an entry whose data is not binary', frame(pack([1, [3, 2, 5, 1, 0, 0, 0, false, 0, [[1, 1, 0, 'text']], null, null]])), true],
+    ['a message claiming another sender', frame(pack([1, [8, 2, 6, 1, 0, 0, 0, false, 0, [], null, null]])), true],
+    ['a negative index', frame(pack([1, [8, 2, 5, 1, 0, -4, 0, false, 0, [], null, null]])), true],
+    ['a MsgSnap outside a snapshot stream', frame(pack([1, [7, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), true],
+    ['a message frame instead of the handshake', frame(pack([1, [8, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), false],
+  ];
+  for (const [what, bytes, hello, code] of malformed) {
+    it(`closes the connection on ${what}, and keeps working`, async () => {
+      const { a, b } = await pair();
+      const s = await raw(b.t.address, hello ? { clusterId: 'c1', from: 5, to: 2 } : undefined);
+      s.write(bytes);
+      await closed(s);
+      expect(b.log.lines.join('\n')).toMatch(code ?? /TRANSPORT_(MALFORMED_FRAME|WRONG_NODE)/);
+      expect(b.rec.messages.filter((m) => m.from === 5)).toEqual([]);
+      await stillWorks(a.t, b.rec, 4);
+    });
+  }
+
+  it('accepts a well-formed message from a raw socket (the malformed cases differ only in the fault)', async () => {
+    const { b } = await pair();
+    const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
+    s.write(frame(pack([1, [8, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])));
+    await until(() => b.rec.messages.some((m) => m.from === 5), 'the raw message');
+    s.destroy();
+  });
+
+  it('splits a snapshot larger than maxFrameBytes into chunks and reassembles it byte-identical', async () => {
+    const { a, b } = await pair({ maxFrameBytes: 64 * 1024 });
+    await stillWorks(a.t, b.rec, 1);
+    const data = randomBytes(1024 * 1024 + 123);
+    const framesBefore = a.t.stats().peers[2]!.framesSent;
+    const snap = msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: { meta: { index: 99, term: 3, conf: { voters: [1, 2, 3], learners: [4] } }, data } });
+    a.t.send([snap, msg(1, 2, { commit: 77 })]);
+    await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot');
+    const got = b.rec.messages.find((m) => m.type === MessageType.MsgSnap)!;
+    expect(got.snapshot!.meta).toEqual({ index: 99, term: 3, conf: { voters: [1, 2, 3], learners: [4] } });
+    expect(Buffer.compare(Buffer.from(got.snapshot!.data), data)).toBe(0);
+    expect(got).toMatchObject({ from: 1, to: 2, term: 3 });
+    await until(() => a.rec.snapshotStatus.length === 1, 'the snapshot status');
+    expect(a.rec.snapshotStatus).toEqual([[2, true]]);
+    expect(a.t.stats().peers[2]!.framesSent - framesBefore).toBeGreaterThan(16);
+    expect(b.rec.messages.some((m) => m.commit === 77)).toBe(true);
+  });
+
+  it('reports a snapshot to an unreachable peer as failed', async () => {
+    const { a, b } = await pair();
+    await stillWorks(a.t, b.rec, 1);
+    await b.t.close();
+    await until(() => a.rec.unreachable.includes(2), 'the peer to be seen down');
+    a.t.send([msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 1, term: 1, conf: { voters: [1], learners: [] } }, data: new Uint8Array(10) } })]);
+    await until(() => a.rec.snapshotStatus.length === 1, 'the snapshot status');
+    expect(a.rec.snapshotStatus).toEqual([[2, false]]);
+  });
+
+  it('bounds the queue to a peer that stops reading, dropping the oldest and reporting it', async () => {
+    // A peer that accepts and then never reads: the kernel buffers fill, write() returns false.
+    const sockets: net.Socket[] = [];
+    const sink = net.createServer((s) => {
+      s.pause();
+      sockets.push(s);
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const port = (sink.address() as net.AddressInfo).port;
+    const limit = 256 * 1024;
+    const { t, rec } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxQueueBytes: limit });
+    const big = new Uint8Array(16 * 1024);
+    let maxQueued = 0;
+    for (let turn = 0; turn < 400; turn++) {
+      t.send(Array.from({ length: 4 }, (_, i) => msg(1, 2, { type: MessageType.MsgApp, index: turn * 4 + i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] })));
+      maxQueued = Math.max(maxQueued, t.stats().peers[2]!.queuedBytes);
+      await new Promise((r) => setImmediate(r));
+    }
+    const s = t.stats().peers[2]!;
+    expect(s.dropped).toBeGreaterThan(0);
+    expect(maxQueued).toBeLessThanOrEqual(limit);
+    expect(rec.unreachable).toContain(2);
+    for (const c of sockets) c.destroy();
+    await new Promise((r) => sink.close(r));
+  });
+});
