@@ -488,7 +488,11 @@ export class ReplicatedLog<R = unknown> {
     try {
       pos = this.node.propose(datas);
     } catch (err) {
-      if (!(err instanceof ProposalDroppedError)) throw err;
+      if (!(err instanceof ProposalDroppedError)) {
+        // Runs from a deferred callback: an unexpected core error must stop the node, not the process.
+        this.fail(err);
+        return;
+      }
       for (const q of batch) this.proposals.fail(q.seq, new NotCommittedError(err.message, { cause: err }));
       return;
     }
