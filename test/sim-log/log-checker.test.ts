@@ -97,4 +97,12 @@ describe('LogChecker', () => {
     e.apply(2, 4, 3, 'a4');
     expect(e.violations.join()).toMatch(/index 4 applied with term 3 on node 2, 2 on node 1/);
   });
+
+  it('catches a stale barrier: it resolved before the node applied an append acknowledged earlier', () => {
+    const c = healthy();
+    c.barrier(2, 3);
+    expect(c.violations).toEqual([]);
+    c.barrier(2, 4);
+    expect(c.violations.join()).toMatch(/barrier on node 2 resolved with 3 applied.*at 4 \(stale read\)/);
+  });
 });

@@ -46,6 +46,17 @@ export class LogChecker {
     return [...this.committed].map(([i, c]): Applied => [i, c.payload]).sort((a, b) => a[0] - b[0]);
   }
 
+  /** Highest index node `node` applied in its current lifetime (its snapshot's index right after a restore). */
+  applied(node: number): number {
+    return this.lastApplied.get(node) ?? 0;
+  }
+
+  /** A barrier() on `node` resolved; every append acknowledged before it was called ended at or below `readPoint`. */
+  barrier(node: number, readPoint: number): void {
+    const applied = this.applied(node);
+    if (applied < readPoint) this.fail(`barrier on node ${node} resolved with ${applied} applied, but an append acknowledged before it began is at ${readPoint} (stale read)`);
+  }
+
   /** Node `node` (re)started: a new lifetime that has applied nothing yet. */
   lifetime(node: number): void {
     this.lastApplied.set(node, 0);

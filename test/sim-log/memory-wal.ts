@@ -200,6 +200,11 @@ export class MemoryWal implements LogStore {
     private readonly rng: Prng,
   ) {}
 
+  /** Writes handed out and not yet acknowledged: what a crash now could tear or lose. */
+  get pendingWrites(): number {
+    return this.unacked.length;
+  }
+
   get hardState(): HardState {
     return { ...this.view.hardState };
   }

@@ -5,28 +5,37 @@
 import { describe, expect, it } from 'vitest';
 import { replayCommand, runSimulation, type SimOptions } from './simulation.js';
 
-const SEEDS_3 = 200;
-const SEEDS_5 = 60;
+const SEEDS_3 = 300;
+const SEEDS_5 = 80;
 
 async function sweep(nodes: number, from: number, count: number, extra: Partial<SimOptions> = {}): Promise<string[]> {
   const failures: string[] = [];
   let acked = 0;
   let restores = 0;
   let crashes = 0;
+  let torn = 0;
+  let fsyncFailures = 0;
+  let barriers = 0;
   for (let seed = from; seed < from + count; seed++) {
     const r = await runSimulation({ seed, nodes, ...extra });
     acked += r.stats.acked;
     restores += r.stats.snapshotRestores;
-    crashes += r.stats.crashes + r.stats.fsyncFailures;
+    crashes += r.stats.crashes;
+    torn += r.stats.tornWrites;
+    fsyncFailures += r.stats.fsyncFailures;
+    barriers += r.stats.barriers;
     if (!r.ok) {
       failures.push(`seed ${seed} (${nodes} nodes): ${r.violations.slice(0, 2).join(' / ')} -- replay: ${replayCommand(seed, nodes)}`);
     }
   }
-  console.log(`sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes, ${restores} snapshot restores, ${failures.length} failing seeds`);
+  console.log(`sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${failures.length} failing seeds`);
   // The sweep must have exercised what it claims to.
   expect(acked).toBeGreaterThan(count * 50);
   expect(crashes).toBeGreaterThan(count / 2);
   expect(restores).toBeGreaterThan(0);
+  expect(torn).toBeGreaterThan(0);
+  expect(fsyncFailures).toBeGreaterThan(0);
+  expect(barriers).toBeGreaterThan(count);
   return failures;
 }
 
