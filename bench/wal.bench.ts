@@ -18,7 +18,7 @@ import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 const here = dirname(fileURLToPath(import.meta.url));
 const WINDOW_MS = 250;
-const SLICE_RECORDS = 4096;
+const SLICE_RECORDS = 1024;
 
 interface Row {
   writer: string;
@@ -244,7 +244,7 @@ export default async function walBench(args: string[]): Promise<void> {
     [1024, 1, 256],
     [100, 1, 1],
   ] as const)
-    for (const prealloc of ['fallocate', 'none'] as const)
+    for (const prealloc of ['zeros', 'none'] as const)
       cases.push({ writer: `wal/${prealloc}`, size, batch, inflight, options: { preallocate: prealloc } });
 
   const rows: Row[] = [];

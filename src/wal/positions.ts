@@ -1,15 +1,28 @@
-// Where every live entry is: term, segment and offset, in parallel typed
-// arrays indexed by log index. This is the only per-entry state the WAL keeps
-// for the whole log (16-24 bytes an entry); the data itself stays on disk.
+// Where every live entry is: term, segment and offset, indexed by log index.
+// This is the only per-entry state the WAL keeps for the whole log (24 bytes
+// an entry); the data itself stays on disk.
+//
+// Stored in fixed-size chunks of typed arrays, so that growing never copies
+// the whole index (a multi-megabyte copy would stall the event loop) and
+// releasing the front frees whole chunks.
 //
 // Slot 0 (at `head`) is a sentinel for index `base` = firstIndex - 1 so that
 // term(firstIndex - 1) answers the snapshot's term, as Raft needs.
 
+const SHIFT = 14;
+const CHUNK = 1 << SHIFT;
+const MASK = CHUNK - 1;
+
+class Chunk {
+  readonly terms = new Float64Array(CHUNK);
+  readonly offsets = new Float64Array(CHUNK);
+  readonly seqs = new Uint32Array(CHUNK);
+  readonly lengths = new Uint32Array(CHUNK);
+}
+
 export class Positions {
-  private terms = new Float64Array(1024);
-  private seqs = new Uint32Array(1024);
-  private offsets = new Float64Array(1024);
-  private lengths = new Uint32Array(1024);
+  private chunks: Chunk[] = [new Chunk()];
+  /** Slot of the sentinel in chunks[0]. */
   private head = 0;
   private count = 1;
   /** The sentinel's index: firstIndex - 1. */
@@ -20,39 +33,49 @@ export class Positions {
   }
 
   term(index: number): number {
-    return this.terms[this.head + index - this.base]!;
+    const k = this.head + index - this.base;
+    return this.chunks[k >>> SHIFT]!.terms[k & MASK]!;
   }
   seq(index: number): number {
-    return this.seqs[this.head + index - this.base]!;
+    const k = this.head + index - this.base;
+    return this.chunks[k >>> SHIFT]!.seqs[k & MASK]!;
   }
   offset(index: number): number {
-    return this.offsets[this.head + index - this.base]!;
+    const k = this.head + index - this.base;
+    return this.chunks[k >>> SHIFT]!.offsets[k & MASK]!;
   }
   /** Data length of the entry. */
   length(index: number): number {
-    return this.lengths[this.head + index - this.base]!;
+    const k = this.head + index - this.base;
+    return this.chunks[k >>> SHIFT]!.lengths[k & MASK]!;
   }
 
   push(term: number, seq: number, offset: number, length: number): void {
-    if (this.head + this.count === this.terms.length) this.makeRoom();
-    const s = this.head + this.count++;
-    this.terms[s] = term;
-    this.seqs[s] = seq;
-    this.offsets[s] = offset;
-    this.lengths[s] = length;
+    const k = this.head + this.count++;
+    const n = k >>> SHIFT;
+    if (n === this.chunks.length) this.chunks.push(new Chunk());
+    const c = this.chunks[n]!;
+    const s = k & MASK;
+    c.terms[s] = term;
+    c.seqs[s] = seq;
+    c.offsets[s] = offset;
+    c.lengths[s] = length;
   }
 
   /** Keeps entries up to and including `index`. */
   truncateAfter(index: number): void {
     this.count = index - this.base + 1;
+    const needed = ((this.head + this.count - 1) >>> SHIFT) + 1;
+    if (this.chunks.length > needed + 1) this.chunks.length = needed + 1;
   }
 
   /** Forgets every entry: the log restarts after (index, term). */
   reset(index: number, term: number): void {
+    this.chunks = [this.chunks[0]!];
     this.head = 0;
     this.count = 1;
     this.base = index;
-    this.terms[0] = term;
+    this.chunks[0]!.terms[0] = term;
   }
 
   /** Drops entries below `index`; `index` (which must exist) becomes the sentinel. */
@@ -61,25 +84,10 @@ export class Positions {
     this.head += k;
     this.count -= k;
     this.base = index;
-  }
-
-  private makeRoom(): void {
-    const cap = this.terms.length;
-    const grow = this.count * 2 > cap;
-    const size = grow ? cap * 2 : cap;
-    const move = <T extends Float64Array | Uint32Array>(a: T, make: (n: number) => T): T => {
-      if (!grow) {
-        a.copyWithin(0, this.head, this.head + this.count);
-        return a;
-      }
-      const b = make(size);
-      b.set(a.subarray(this.head, this.head + this.count));
-      return b;
-    };
-    this.terms = move(this.terms, (n) => new Float64Array(n));
-    this.seqs = move(this.seqs, (n) => new Uint32Array(n));
-    this.offsets = move(this.offsets, (n) => new Float64Array(n));
-    this.lengths = move(this.lengths, (n) => new Uint32Array(n));
-    this.head = 0;
+    const whole = this.head >>> SHIFT;
+    if (whole > 0) {
+      this.chunks.splice(0, whole);
+      this.head &= MASK;
+    }
   }
 }

@@ -128,7 +128,7 @@ export class Wal {
       throw new WalInvalidArgumentError(`segmentBytes must be an integer in [4096, 2^30], got ${String(segmentBytes)}`);
     const sync = options.sync ?? 'always';
     if (sync !== 'always' && sync !== 'none') throw new WalInvalidArgumentError(`sync must be 'always' or 'none', got ${String(sync)}`);
-    const prealloc = options.preallocate ?? 'zeros';
+    const prealloc = options.preallocate ?? 'fallocate';
     if (!(prealloc in PREALLOC)) throw new WalInvalidArgumentError(`preallocate must be 'zeros', 'fallocate' or 'none', got ${String(prealloc)}`);
     const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     if (!isIndex(cacheBytes)) throw new WalInvalidArgumentError(`cacheBytes must be a non-negative integer, got ${String(cacheBytes)}`);

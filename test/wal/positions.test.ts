@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { Positions } from '../../src/wal/positions.js';
+
+describe('Positions', () => {
+  it('matches a plain array model under random pushes, truncations, resets and drops across chunks', () => {
+    const seed = Number(process.env.WAL_SEED ?? Date.now() % 100000);
+    console.log(`positions test seed ${seed} (replay with WAL_SEED=${seed})`);
+    let x = seed || 1;
+    const rand = (n: number): number => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return x % n;
+    };
+    const p = new Positions();
+    let base = 0;
+    let model: number[][] = [[0, 0, 0, 0]]; // [term, seq, offset, length] from base
+    for (let step = 0; step < 3000; step++) {
+      const op = rand(100);
+      if (op < 80) {
+        const n = 1 + rand(200);
+        for (let i = 0; i < n; i++) {
+          const row = [rand(1000), rand(100), rand(1 << 30), rand(5000)];
+          p.push(row[0]!, row[1]!, row[2]!, row[3]!);
+          model.push(row);
+        }
+      } else if (op < 90 && model.length > 1) {
+        const keep = base + rand(model.length);
+        p.truncateAfter(keep);
+        model = model.slice(0, keep - base + 1);
+      } else if (op < 98 && model.length > 1) {
+        const at = base + rand(model.length);
+        p.dropBefore(at);
+        model = model.slice(at - base);
+        base = at;
+      } else {
+        base = base + model.length + rand(100);
+        const term = rand(1000);
+        p.reset(base, term);
+        model = [[term, 0, 0, 0]];
+      }
+      expect(p.base).toBe(base);
+      expect(p.last).toBe(base + model.length - 1);
+      const probe = base + rand(model.length);
+      const row = model[probe - base]!;
+      expect(p.term(probe)).toBe(row[0]);
+      if (probe > base) expect([p.seq(probe), p.offset(probe), p.length(probe)]).toEqual(row.slice(1));
+    }
+    for (let i = base + 1; i <= p.last; i++) expect(p.term(i)).toBe(model[i - base]![0]);
+  });
+});
