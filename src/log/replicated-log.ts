@@ -220,7 +220,7 @@ export class ReplicatedLog<R = unknown> {
           heartbeatTicks: o.heartbeatTicks ?? 2,
           timeoutMs: o.timeoutMs ?? 10_000,
         },
-        new Map(Object.entries(peers).map(([k, v]) => [Number(k), v])),
+        new Map(memberIds.length > 0 ? Object.entries(peers).map(([k, v]) => [Number(k), v]) : [[id, listen ?? 'embedded']]),
       );
       await log.start();
       return log;

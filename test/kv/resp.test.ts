@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { OK, RespParser, RespSimple, encode } from '../../src/kv/resp.js';
+
+const str = (cmds: Buffer[][]): string[][] => cmds.map((c) => c.map((a) => a.toString()));
+
+describe('RESP2 parser', () => {
+  it('parses arrays of bulk strings, pipelined, split at every byte', () => {
+    const wire = Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\na\r\n$5\r\nhe\r\nl\r\n*1\r\n$4\r\nPING\r\n');
+    const want = [['SET', 'a', 'he\r\nl'], ['PING']];
+    for (let cut = 0; cut <= wire.length; cut++) {
+      const p = new RespParser();
+      const got = [...str(p.push(wire.subarray(0, cut))), ...str(p.push(wire.subarray(cut)))];
+      expect(got, `cut at ${cut}`).toEqual(want);
+    }
+    const p = new RespParser();
+    const oneByOne = [...wire].flatMap((b) => str(p.push(Buffer.from([b]))));
+    expect(oneByOne).toEqual(want);
+  });
+
+  it('parses inline commands as typed into telnet', () => {
+    const p = new RespParser();
+    expect(str(p.push(Buffer.from('PING\r\nset  k   v\n\r\n')))).toEqual([['PING'], ['set', 'k', 'v']]);
+  });
+
+  it.each([
+    ['*x\r\n', 'invalid multibulk length'],
+    ['*1\r\n:5\r\n', "expected '$'"],
+    ['*1\r\n$-3\r\n', 'invalid bulk length'],
+    ['*1\r\n$2\r\nabc\r\n', 'bulk string not followed by'],
+    ['*1\r$2\r\n', 'expected \\r\\n'],
+  ])('rejects %j with a protocol error', (input, message) => {
+    const p = new RespParser();
+    expect(() => p.push(Buffer.from(input))).toThrow(expect.objectContaining({ code: 'RESP_PROTOCOL', message: expect.stringContaining(message) }));
+  });
+
+  it('enforces its limits', () => {
+    expect(() => new RespParser({ maxBulkBytes: 10 }).push(Buffer.from('*1\r\n$11\r\n'))).toThrow(/invalid bulk length/);
+    expect(() => new RespParser({ maxArgs: 2 }).push(Buffer.from('*3\r\n'))).toThrow(/multibulk length/);
+    expect(() => new RespParser({ maxInlineBytes: 8 }).push(Buffer.from('PINGPINGPING'))).toThrow(/too big inline/);
+  });
+
+  it('encodes every reply type', () => {
+    expect(encode(OK).toString()).toBe('+OK\r\n');
+    expect(encode(new RespSimple('PONG')).toString()).toBe('+PONG\r\n');
+    expect(encode(new Error('ERR bad\r\nthing')).toString()).toBe('-ERR bad thing\r\n');
+    expect(encode(42).toString()).toBe(':42\r\n');
+    expect(encode(null).toString()).toBe('$-1\r\n');
+    expect(encode('hé').toString()).toBe('$3\r\nhé\r\n');
+    expect(encode(['a', 1, null, []]).toString()).toBe('*4\r\n$1\r\na\r\n:1\r\n$-1\r\n*0\r\n');
+  });
+});

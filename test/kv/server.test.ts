@@ -1,0 +1,81 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
+import { serveResp, type RespServer } from '../../src/kv/server.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RespClient } from './resp-client.js';
+
+describe('the RESP server on an embedded log', () => {
+  let dir: string;
+  let log: ReplicatedLog;
+  let server: RespServer;
+  let port: number;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'raftlog-kv-'));
+    const kv = new KvStateMachine();
+    log = await ReplicatedLog.open({ dataDir: dir, stateMachine: kv });
+    server = await serveResp({ log, kv, address: '127.0.0.1:0' });
+    port = Number(server.address.split(':').pop());
+  });
+  afterAll(async () => {
+    await server.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the commands redis-cli uses', async () => {
+    const c = await RespClient.connect(port);
+    expect(await c.call('PING')).toBe('PONG');
+    expect(await c.call('ECHO', 'hi')).toBe('hi');
+    expect(await c.call('SET', 'k', 'v1')).toBe('OK');
+    expect(await c.call('GET', 'k')).toBe('v1');
+    expect(await c.call('GET', 'missing')).toBeNull();
+    expect(await c.call('INCR', 'n')).toBe(1);
+    expect(await c.call('INCR', 'n')).toBe(2);
+    expect(await c.call('INCR', 'k')).toEqual(new Error('ERR value is not an integer or out of range'));
+    expect(await c.call('EXISTS', 'k', 'n', 'missing')).toBe(2);
+    expect(await c.call('DEL', 'k', 'missing')).toBe(1);
+    expect(await c.call('DBSIZE')).toBe(1);
+    expect(await c.call('COMMAND', 'DOCS')).toEqual([]);
+    const info = (await c.call('INFO')) as string;
+    expect(info).toMatch(/^# Raft/);
+    expect(info).toMatch(/role:leader/);
+    expect(await c.call('RAFT.MEMBERS')).toEqual(['1 embedded voter leader']);
+    expect(await c.call('NOPE')).toEqual(new Error("ERR unknown command 'NOPE'"));
+    expect(await c.call('SET', 'only-key')).toEqual(expect.objectContaining({ message: expect.stringContaining('wrong number of arguments') }));
+    c.close();
+  });
+
+  it('answers pipelined commands in order, and a read sees the writes before it', async () => {
+    const c = await RespClient.connect(port);
+    const replies = [];
+    for (let i = 0; i < 50; i++) {
+      replies.push(c.call('SET', `p${i}`, `${i}`));
+      replies.push(c.call('GET', `p${i}`));
+    }
+    const got = await Promise.all(replies);
+    for (let i = 0; i < 50; i++) {
+      expect(got[2 * i]).toBe('OK');
+      expect(got[2 * i + 1]).toBe(`${i}`);
+    }
+    c.close();
+  });
+
+  it('closes a connection that breaks the protocol, and keeps serving others', async () => {
+    const bad = await RespClient.connect(port);
+    bad.raw('*1\r\n$x\r\n');
+    expect(await bad.next()).toEqual(expect.objectContaining({ message: expect.stringContaining('Protocol error') }));
+    await bad.closed();
+    const good = await RespClient.connect(port);
+    expect(await good.call('PING')).toBe('PONG');
+    good.close();
+  });
+
+  it('QUIT answers OK and closes', async () => {
+    const c = await RespClient.connect(port);
+    expect(await c.call('QUIT')).toBe('OK');
+    await c.closed();
+  });
+});
