@@ -121,6 +121,13 @@ export class MemoryDisk {
   faults: DiskFaults;
   /** Writes made durable so far (acknowledged). */
   durableWrites = 0;
+  /**
+   * A deliberately broken disk, to show the checker has teeth: it acknowledges
+   * writes but really syncs only every `lieEvery`-th one, so a crash loses
+   * acknowledged writes (like sync: 'none' and a power cut). 0: an honest disk.
+   */
+  lieEvery = 0;
+  private synced: Image = emptyImage();
   /** Told of every call and completion, for a replay's trace. */
   trace: ((line: string) => void) | null = null;
 
@@ -154,6 +161,11 @@ export class MemoryDisk {
     this.handle = null;
     if (wal === null) return { survived: 0, tornEntries: -1, lost: 0 };
     const unacked = wal.kill();
+    if (this.lieEvery > 0) {
+      // Everything since the last real sync is gone, acknowledged or not.
+      this.durable = cloneImage(this.synced);
+      return { survived: 0, tornEntries: -1, lost: unacked.length };
+    }
     const whole = this.rng.int(unacked.length + 1);
     for (let i = 0; i < whole; i++) applyWrite(this.durable, unacked[i]!);
     let tornEntries = -1;
@@ -172,6 +184,7 @@ export class MemoryDisk {
   persist(w: Write): void {
     applyWrite(this.durable, w);
     this.durableWrites++;
+    if (this.lieEvery > 0 && this.durableWrites % this.lieEvery === 0) this.synced = cloneImage(this.durable);
   }
 
   /** @internal The handle closed cleanly. */

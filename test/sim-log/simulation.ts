@@ -23,6 +23,8 @@ export interface SimOptions {
   settleMs?: number;
   snapshotEvery?: number;
   clients?: number;
+  /** Test the tester: disks that acknowledge writes but sync only every this many (see MemoryDisk.lieEvery). */
+  lyingDisks?: number;
   /** Every trace line as it happens (the CLI's --verbose). */
   trace?: (line: string) => void;
 }
@@ -120,7 +122,7 @@ class Simulation {
   private readonly checker: LogChecker;
   private readonly nodes: SimNode[] = [];
   private readonly peers: Record<number, string> = {};
-  private readonly opts: Required<Omit<SimOptions, 'trace'>>;
+  private readonly opts: Required<Omit<SimOptions, 'trace' | 'lyingDisks'>>;
   private readonly tail: string[] = [];
   private faulting = true;
   private clientsOn = true;
@@ -167,6 +169,7 @@ class Simulation {
     for (let id = 1; id <= this.opts.nodes; id++) {
       this.peers[id] = `sim:${id}`;
       const disk = new MemoryDisk(this.rng.fork(), CALM_DISK);
+      disk.lieEvery = options.lyingDisks ?? 0;
       if (options.trace !== undefined) disk.trace = (line) => this.note(`node ${id} ${line}`);
       this.nodes.push({
         id,
