@@ -6,6 +6,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ main(arg
   serve: { summary: 'serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]: run one node', load: () => import('./serve.js') },
   cluster: { summary: 'cluster [--nodes 3]: a local cluster of processes on loopback; Ctrl-C stops it', load: () => import('./cluster.js') },
   bench: { summary: 'bench [--seconds 3]: cluster, embedded and better-sqlite3 throughput and latency', load: () => import('./bench.js') },
+  inspect: { summary: 'inspect <wal dir> [--records]: list segments and records, verify every CRC; exit 1 on corruption', load: () => import('./inspect.js') },
 };
 
 function usage(): string {
