@@ -2,3 +2,4 @@
 export * from './raft/types.js';
 export * from './raft/index.js';
 export * from './wal/index.js';
+export * from './transport/index.js';

@@ -1,0 +1,17 @@
+export type { Transport, TransportHandlers, TransportLogger } from './transport.js';
+export { TcpTransport } from './tcp-transport.js';
+export type { TcpTransportOptions, TcpTransportStats, TlsOptions, OutboundStats } from './tcp-transport.js';
+export { MemoryNetwork, MemoryTransport } from './memory-transport.js';
+export type { LinkFaults, MemoryNetworkOptions, MemoryNetworkStats } from './memory-transport.js';
+export {
+  TransportError,
+  FrameTooLargeError,
+  MalformedFrameError,
+  ClusterMismatchError,
+  WrongNodeError,
+  HandshakeTimeoutError,
+  PeerRefusedError,
+  BadAddressError,
+  TransportClosedError,
+} from './errors.js';
+export type { TransportErrorCode } from './errors.js';

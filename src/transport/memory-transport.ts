@@ -1,0 +1,230 @@
+// An in-process network for tests and the simulator: a hub with one endpoint per
+// node, and knobs to drop, delay, cut and partition. Given a seeded random and a
+// virtual-time schedule it is deterministic: the same sends in the same order
+// meet the same fate. Links are FIFO like the TCP transport's connections.
+import { MessageType } from '../raft/types.js';
+import type { Message } from '../raft/types.js';
+import { TransportClosedError } from './errors.js';
+import type { Transport, TransportHandlers } from './transport.js';
+
+export interface LinkFaults {
+  /** Probability (0..1) that a message on the link is lost. */
+  drop?: number;
+  /** Delivery delay range in ms, drawn uniformly per message. */
+  delayMs?: [number, number];
+}
+
+export interface MemoryNetworkOptions {
+  /** Seeded generator in [0, 1) for drops and delays. Default Math.random. */
+  random?: () => number;
+  /** Runs `fn` after `delayMs` (virtual time in a simulator). Default setImmediate / setTimeout. */
+  schedule?: (fn: () => void, delayMs: number) => void;
+  /** Faults on every link without its own. */
+  faults?: LinkFaults;
+}
+
+export interface MemoryNetworkStats {
+  sent: number;
+  delivered: number;
+  /** Lost to drop rates, cut links, partitions, filters, or a receiver that went away. */
+  dropped: number;
+  /** Addressed to a node without a started endpoint, or one its sender removed. */
+  unreachable: number;
+}
+
+interface Link {
+  queue: Message[];
+}
+
+export class MemoryNetwork {
+  readonly stats: MemoryNetworkStats = { sent: 0, delivered: 0, dropped: 0, unreachable: 0 };
+  /** Return false to drop a message (after cuts and partitions, before drop rates). */
+  filter: ((m: Message) => boolean) | undefined;
+  private readonly endpoints = new Map<number, MemoryTransport>();
+  private readonly links = new Map<string, Link>();
+  private readonly linkFaults = new Map<string, LinkFaults>();
+  private readonly cutLinks = new Set<string>();
+  private readonly isolated = new Set<number>();
+  private faults: LinkFaults;
+  private readonly random: () => number;
+  readonly schedule: (fn: () => void, delayMs: number) => void;
+
+  constructor(o: MemoryNetworkOptions = {}) {
+    this.random = o.random ?? Math.random;
+    this.schedule = o.schedule ?? ((fn, ms) => (ms > 0 ? setTimeout(fn, ms) : setImmediate(fn)));
+    this.faults = o.faults ?? {};
+  }
+
+  /** The endpoint of node `id`, created on first use. */
+  endpoint(id: number): MemoryTransport {
+    let e = this.endpoints.get(id);
+    if (e === undefined) {
+      e = new MemoryTransport(id, this);
+      this.endpoints.set(id, e);
+    }
+    return e;
+  }
+
+  /** Faults for messages from `from` to `to` (one direction). */
+  setLink(from: number, to: number, faults: LinkFaults): void {
+    this.linkFaults.set(key(from, to), faults);
+  }
+
+  setFaults(faults: LinkFaults): void {
+    this.faults = faults;
+  }
+
+  /** Loses every message between a and b (both directions unless oneWay). */
+  cut(a: number, b: number, oneWay = false): void {
+    this.cutLinks.add(key(a, b));
+    if (!oneWay) this.cutLinks.add(key(b, a));
+  }
+
+  /** Cuts every link between nodes of different groups. Nodes in no group keep their links. */
+  partition(...groups: number[][]): void {
+    for (let i = 0; i < groups.length; i++) {
+      for (let j = 0; j < groups.length; j++) {
+        if (i === j) continue;
+        for (const a of groups[i]!) for (const b of groups[j]!) this.cut(a, b, true);
+      }
+    }
+  }
+
+  /** Cuts node `id` off from every other node, present or future. */
+  isolate(id: number): void {
+    this.isolated.add(id);
+  }
+
+  /** Restores every link and clears per-link faults (the global faults and the filter stay). */
+  heal(): void {
+    this.cutLinks.clear();
+    this.linkFaults.clear();
+    this.isolated.clear();
+  }
+
+  /** Called by endpoints. */
+  route(m: Message, sender: MemoryTransport): void {
+    this.stats.sent++;
+    const target = this.endpoints.get(m.to);
+    if (target === undefined || !target.started || sender.removed.has(m.to)) {
+      this.stats.unreachable++;
+      sender.notifyUnreachable(m);
+      return;
+    }
+    if (this.isLost(m)) {
+      this.stats.dropped++;
+      if (m.type === MessageType.MsgSnap) sender.notifySnapshot(m.to, false);
+      return;
+    }
+    const f = this.linkFaults.get(key(m.from, m.to)) ?? this.faults;
+    const delay = f.delayMs === undefined ? 0 : f.delayMs[0] + this.random() * (f.delayMs[1] - f.delayMs[0]);
+    const k = key(m.from, m.to);
+    let link = this.links.get(k);
+    if (link === undefined) {
+      link = { queue: [] };
+      this.links.set(k, link);
+    }
+    link.queue.push(cloneMessage(m));
+    // Each timer delivers the link's oldest message, not "its own": delays vary
+    // per message but a link never reorders, like a TCP connection.
+    const l = link;
+    this.schedule(() => this.deliverHead(l, sender), delay);
+  }
+
+  private isLost(m: Message): boolean {
+    if (this.isolated.has(m.from) || this.isolated.has(m.to) || this.cutLinks.has(key(m.from, m.to))) return true;
+    if (this.filter !== undefined && !this.filter(m)) return true;
+    const drop = (this.linkFaults.get(key(m.from, m.to)) ?? this.faults).drop ?? 0;
+    return drop > 0 && this.random() < drop;
+  }
+
+  private deliverHead(link: Link, sender: MemoryTransport): void {
+    const m = link.queue.shift()!;
+    const target = this.endpoints.get(m.to);
+    if (target === undefined || !target.started) {
+      this.stats.dropped++;
+      if (m.type === MessageType.MsgSnap) sender.notifySnapshot(m.to, false);
+      return;
+    }
+    this.stats.delivered++;
+    if (m.type === MessageType.MsgSnap) sender.notifySnapshot(m.to, true);
+    target.deliver(m);
+  }
+
+  /** Called by an endpoint on close, so a later endpoint(id) is a fresh node (a restart). */
+  forget(e: MemoryTransport): void {
+    if (this.endpoints.get(e.id) === e) this.endpoints.delete(e.id);
+  }
+}
+
+/** One node's side of a MemoryNetwork. Any started endpoint is reachable unless removePeer'd. */
+export class MemoryTransport implements Transport {
+  readonly removed = new Set<number>();
+  private handlers: TransportHandlers | undefined;
+  private closed = false;
+
+  constructor(
+    readonly id: number,
+    private readonly network: MemoryNetwork,
+  ) {}
+
+  get started(): boolean {
+    return this.handlers !== undefined && !this.closed;
+  }
+
+  async start(handlers: TransportHandlers): Promise<void> {
+    if (this.closed) throw new TransportClosedError();
+    this.handlers = handlers;
+  }
+
+  send(messages: Message[]): void {
+    if (!this.started) return;
+    for (const m of messages) this.network.route(m, this);
+  }
+
+  addPeer(id: number, _address: string): void {
+    this.removed.delete(id);
+  }
+
+  removePeer(id: number): void {
+    this.removed.add(id);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.network.forget(this);
+  }
+
+  deliver(m: Message): void {
+    if (this.started) this.handlers!.onMessage(m);
+  }
+
+  notifyUnreachable(m: Message): void {
+    this.network.schedule(() => {
+      if (!this.started) return;
+      this.handlers!.onUnreachable?.(m.to);
+      if (m.type === MessageType.MsgSnap) this.handlers!.onSnapshotStatus?.(m.to, false);
+    }, 0);
+  }
+
+  notifySnapshot(peer: number, ok: boolean): void {
+    this.network.schedule(() => {
+      if (this.started) this.handlers!.onSnapshotStatus?.(peer, ok);
+    }, 0);
+  }
+}
+
+function key(from: number, to: number): string {
+  return `${from}>${to}`;
+}
+
+/** Sender and receiver must share no mutable memory, as across a real network. */
+function cloneMessage(m: Message): Message {
+  const c: Message = { ...m, entries: m.entries.map((e) => ({ ...e, data: e.data.slice() })) };
+  if (m.context !== undefined) c.context = m.context.slice();
+  if (m.snapshot !== undefined) {
+    const conf = m.snapshot.meta.conf;
+    c.snapshot = { meta: { ...m.snapshot.meta, conf: { voters: [...conf.voters], learners: [...conf.learners] } }, data: m.snapshot.data.slice() };
+  }
+  return c;
+}
