@@ -12,25 +12,28 @@ interface Args {
   trace: boolean;
   keepGoing: boolean;
   mutation: SimOptions['mutation'];
+  lease: boolean;
 }
 
 function usage(): string {
   return [
-    'usage: npm run sim -- [--nodes 3|5] [--seed S | --seeds N [--from S] [--keep-going]] [--steps M] [--trace]',
+    'usage: npm run sim -- [--nodes 3|5] [--seed S | --seeds N [--from S] [--keep-going]] [--steps M] [--trace] [--lease] [--mutation M]',
     '  --seed S     replay one seed (with --trace: print every event)',
     '  --seeds N    run seeds from..from+N-1 for each cluster size (default 100)',
     '  --keep-going report every failing seed instead of stopping at the first',
     '  --mutation M break the driver on purpose (ack-before-persist | lying-disk) to see the checkers fire',
+    "  --lease      serve reads by lease ('lease' readOnlyOption) where CheckQuorum is on, with perfect clocks",
     `  --steps M    events per run while faults are injected (default ${DEFAULT_STEPS})`,
   ].join('\n');
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { nodes: [3, 5], seed: undefined, seeds: 100, from: 1, steps: DEFAULT_STEPS, trace: false, keepGoing: false, mutation: undefined };
+  const a: Args = { nodes: [3, 5], seed: undefined, seeds: 100, from: 1, steps: DEFAULT_STEPS, trace: false, keepGoing: false, mutation: undefined, lease: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
-    if (flag === '--trace' || flag === '--keep-going') {
+    if (flag === '--trace' || flag === '--keep-going' || flag === '--lease') {
       if (flag === '--trace') a.trace = true;
+      else if (flag === '--lease') a.lease = true;
       else a.keepGoing = true;
       continue;
     }
@@ -91,7 +94,7 @@ function main(): number {
   if (args.seed !== undefined) {
     let failed = false;
     for (const nodes of args.nodes) {
-      const options = { nodes, seed: args.seed, steps: args.steps, mutation: args.mutation, ...(args.trace ? { trace: (l: string) => console.log(l) } : {}) };
+      const options = { nodes, seed: args.seed, steps: args.steps, mutation: args.mutation, lease: args.lease, ...(args.trace ? { trace: (l: string) => console.log(l) } : {}) };
       try {
         console.log(`seed ${args.seed}, ${nodes} nodes: ${summary(new Simulation(options).run())}`);
       } catch (err) {
@@ -113,7 +116,7 @@ function main(): number {
     for (let k = 0; k < args.seeds; k++) {
       const seed = args.from + k;
       try {
-        const r = new Simulation({ nodes, seed, steps: args.steps, mutation: args.mutation }).run();
+        const r = new Simulation({ nodes, seed, steps: args.steps, mutation: args.mutation, lease: args.lease }).run();
         totalCommits += r.commitIndex;
         if (r.recoveryTicks > worstRecovery.ticks) worstRecovery = { ticks: r.recoveryTicks, seed };
       } catch (err) {
@@ -135,7 +138,7 @@ function main(): number {
     console.error(`${totalFailures} seeds failed`);
     return 1;
   }
-  console.log(`all seeds passed; replay any with ${replayCommand({ nodes: args.nodes[0]!, seed: args.from, steps: args.steps })}`);
+  console.log(`all seeds passed; replay any with ${replayCommand({ nodes: args.nodes[0]!, seed: args.from, steps: args.steps, mutation: args.mutation, lease: args.lease })}`);
   return 0;
 }
 

@@ -17,11 +17,18 @@ export class Network {
   faults: LinkFaults = reliable;
   /** Partition group of each node; nodes in different groups cannot talk. Empty when healed. */
   private readonly group = new Map<number, number>();
+  /** Links cut in one direction only ("from>to"): a node that hears but is not heard, or the reverse. */
+  private readonly cut = new Set<string>();
 
   constructor(private readonly rng: Prng) {}
 
   get partitioned(): boolean {
-    return this.group.size > 0;
+    return this.group.size > 0 || this.cut.size > 0;
+  }
+
+  /** Cut the link from `from` to `to` only. */
+  cutOneWay(from: number, to: number): void {
+    this.cut.add(`${from}>${to}`);
   }
 
   /** Cut the cluster into the given groups; nodes not listed are each on their own. */
@@ -32,10 +39,14 @@ export class Network {
 
   heal(): void {
     this.group.clear();
+    this.cut.clear();
   }
 
+  /** Whether a message from a can reach b. */
   connected(a: number, b: number): boolean {
-    if (a === b || this.group.size === 0) return true;
+    if (a === b) return true;
+    if (this.cut.size > 0 && this.cut.has(`${a}>${b}`)) return false;
+    if (this.group.size === 0) return true;
     const ga = this.group.get(a);
     const gb = this.group.get(b);
     return ga !== undefined && ga === gb;
@@ -54,9 +65,9 @@ export class Network {
   }
 
   describe(): string {
-    if (this.group.size === 0) return 'healed';
+    if (!this.partitioned) return 'healed';
     const groups = new Map<number, number[]>();
     for (const [id, g] of this.group) groups.set(g, [...(groups.get(g) ?? []), id]);
-    return [...groups.values()].map((g) => `{${g.sort().join(',')}}`).join(' ');
+    return [...[...groups.values()].map((g) => `{${g.sort().join(',')}}`), ...[...this.cut].map((c) => `cut ${c}`)].join(' ');
   }
 }

@@ -42,6 +42,8 @@ export interface SimOptions {
    * messagesAfterPersist before the write is durable; 'lying-disk' loses the newest durable entries on a crash.
    */
   mutation?: 'ack-before-persist' | 'lying-disk';
+  /** Serve reads by lease (readOnlyOption 'lease') on seeds that run CheckQuorum, with perfect clocks. */
+  lease?: boolean;
 }
 
 export interface SimResult {
@@ -56,15 +58,16 @@ export interface SimResult {
   recoveryTicks: number;
 }
 
-export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps'>): string {
-  return `npm run sim -- --nodes ${o.nodes} --seed ${o.seed} --steps ${o.steps}`;
+export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease'>): string {
+  const extra = `${o.lease === true ? ' --lease' : ''}${o.mutation !== undefined ? ` --mutation ${o.mutation}` : ''}`;
+  return `npm run sim -- --nodes ${o.nodes} --seed ${o.seed} --steps ${o.steps}${extra}`;
 }
 
 /** A run that broke an invariant or threw: names the seed and how to replay it. */
 export class SimFailure extends Error {
   readonly code = 'SIM_FAILURE';
   constructor(
-    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps'>,
+    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease'>,
     readonly step: number,
     readonly time: number,
     override readonly cause: unknown,
@@ -109,6 +112,8 @@ class SimNode {
   /** Applied membership, and where it changed, so a snapshot at any applied index knows its ConfState. */
   conf: ConfState;
   confHistory: { index: number; conf: ConfState }[] = [];
+  /** Virtual time between this node's ticks: clocks run at slightly different rates. */
+  tickPeriod = TICK;
   /** A 'ready' event is queued: the Ready is taken later, so several inputs land in one Ready. */
   readyScheduled = false;
   /** Index of an applied conf change that no snapshot covers yet (0 when none). */
@@ -209,6 +214,8 @@ export class Simulation {
     maxCommittedSizePerReady: number;
     maxUncommittedEntriesSize: number;
   };
+  /** How far (in time units per tick) a node's clock may run fast or slow. */
+  private readonly clockSkew: number;
   /** Probability that a node's Ready is taken a little later instead of at once. */
   private readonly deferReady: number;
   /** Probability that a disk completion also completes the writes queued right behind it (group commit). */
@@ -228,9 +235,11 @@ export class Simulation {
       maxUncommittedEntriesSize: r.pick([0, 512, 1 << 16]),
     };
     this.deferReady = r.pick([0, 0.2, 0.5]);
+    // A lease presumes clocks that agree; lease runs keep them perfect, to test the lease logic alone.
+    this.clockSkew = r.pick([0, 1, 3]) * (options.lease === true ? 0 : 1);
     this.groupCommit = r.pick([0, 0.3, 0.8]);
     this.trace = options.trace;
-    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit}`);
+    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} clockSkew=${this.clockSkew}`);
     const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
     const conf: ConfState = { voters, learners: [] };
     for (const id of voters) {
@@ -238,6 +247,7 @@ export class Simulation {
       // Bootstrap: every node starts from the same empty snapshot that names the voters.
       storage.applySnapshot({ meta: { index: 0, term: 0, conf }, data: encodeState(0, 0) });
       const n = new SimNode(id, storage, conf);
+      n.tickPeriod = TICK + this.rng.range(-this.clockSkew, this.clockSkew);
       n.confHistory.push({ index: 0, conf });
       this.nodes.set(id, n);
       this.start(n);
@@ -271,7 +281,7 @@ export class Simulation {
       storage: n.storage,
       applied: snap.meta.index,
       ...this.knobs,
-      readOnlyOption: 'safe',
+      readOnlyOption: this.options.lease === true && this.knobs.checkQuorum ? 'lease' : 'safe',
       random: () => random.next(),
     });
     const first = n.storage.firstIndex();
@@ -370,7 +380,7 @@ export class Simulation {
         if (!n.up || n.incarnation !== e.incarnation) return;
         n.raw.tick();
         this.settle(n);
-        this.queue.push({ kind: 'tick', at: this.now + TICK, node: n.id, incarnation: n.incarnation });
+        this.queue.push({ kind: 'tick', at: this.now + n.tickPeriod, node: n.id, incarnation: n.incarnation });
         return;
       }
       case 'deliver':
@@ -512,7 +522,12 @@ export class Simulation {
   private fault(): void {
     const ids = [...this.nodes.keys()];
     const r = this.rng.next();
-    if (r < 0.3) {
+    if (r < 0.08) {
+      const [a, b] = [...ids].sort(() => this.rng.next() - 0.5);
+      this.net.cutOneWay(a!, b!);
+      this.log(`one-way cut ${a}>${b}: ${this.net.describe()}`);
+      this.queue.push({ kind: 'heal', at: this.now + this.rng.range(50, 1500) });
+    } else if (r < 0.3) {
       const shuffled = [...ids].sort(() => this.rng.next() - 0.5);
       const cut = this.rng.range(1, ids.length - 1);
       this.net.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
