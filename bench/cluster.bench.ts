@@ -1,0 +1,15 @@
+// `npm run bench cluster`: the product benchmark (raftlog bench): a 3-process
+// cluster, one embedded node and better-sqlite3 under the same append workload.
+import { run } from '../src/cli/bench.js';
+
+export default async function cluster(args: string[]): Promise<void> {
+  const quick = args.includes('--quick');
+  await run({
+    seconds: quick ? 1 : 3,
+    sizes: [100, 1024],
+    clients: [1, 16, 256],
+    systems: ['cluster', 'embedded', 'sqlite'],
+    sync: 'always',
+    out: 'bench/results',
+  });
+}
