@@ -4,6 +4,8 @@
 // still running: they must not be handed out again, yet they are still served
 // from here until persisted() moves the offset past them.
 import type { Entry, Snapshot } from './types.js';
+import { EMPTY } from './empty.js';
+
 
 export class Unstable {
   snapshot: Snapshot | undefined = undefined;
@@ -40,7 +42,7 @@ export class Unstable {
   /** Entries not yet handed out. */
   nextEntries(): Entry[] {
     const k = this.offsetInProgress - this.offset;
-    return k >= this.entries.length ? [] : this.entries.slice(k);
+    return k >= this.entries.length ? EMPTY : this.entries.slice(k);
   }
 
   nextSnapshot(): Snapshot | undefined {

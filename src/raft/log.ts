@@ -4,6 +4,8 @@ import type { Entry, Snapshot, Storage } from './types.js';
 import { Unstable } from './log-unstable.js';
 import { CompactedError, CorruptStateError, UnavailableError } from './errors.js';
 import { countWithin, entrySize } from './size.js';
+import { EMPTY } from './empty.js';
+
 
 export class RaftLog {
   readonly unstable: Unstable;
@@ -123,7 +125,7 @@ export class RaftLog {
 
   /** Entries [lo, hi) within maxSize bytes (at least one). */
   slice(lo: number, hi: number, maxSize: number): Entry[] {
-    if (lo >= hi) return [];
+    if (lo >= hi) return EMPTY;
     const first = this.firstIndex();
     if (lo < first) throw new CompactedError(lo, first);
     const last = this.lastIndex();
@@ -151,7 +153,7 @@ export class RaftLog {
   /** Entries from i to the end, within maxSize bytes. */
   entriesFrom(i: number, maxSize: number): Entry[] {
     const last = this.lastIndex();
-    if (i > last) return [];
+    if (i > last) return EMPTY;
     return this.slice(i, last + 1, maxSize);
   }
 
@@ -189,10 +191,10 @@ export class RaftLog {
    * machine must never run ahead of its own log.
    */
   nextCommittedEnts(): Entry[] {
-    if (this.hasNextOrInProgressSnapshot()) return [];
+    if (this.hasNextOrInProgressSnapshot()) return EMPTY;
     const lo = Math.max(this.applying, this.firstIndex() - 1) + 1;
     const hi = Math.min(this.committed, this.stableLastIndex()) + 1;
-    if (lo >= hi) return [];
+    if (lo >= hi) return EMPTY;
     return this.slice(lo, hi, this.maxApplyingSize);
   }
 

@@ -32,6 +32,7 @@ import {
   ReadIndexDroppedError,
   SnapshotTemporarilyUnavailableError,
 } from './errors.js';
+import { EMPTY } from './empty.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
 const { MsgApp, MsgAppResp, MsgBeat, MsgCheckQuorum, MsgHeartbeat, MsgHeartbeatResp, MsgHup, MsgPreVote, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgReadIndexResp, MsgSnap, MsgSnapStatus, MsgTimeoutNow, MsgTransferLeader, MsgUnreachable, MsgVote, MsgVoteResp } = MessageType;
@@ -42,13 +43,12 @@ const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
 /** Marks the votes of a campaign started by MsgTimeoutNow: they bypass the leader lease. */
 export const CAMPAIGN_TRANSFER: Uint8Array = Uint8Array.from([...'CampaignTransfer'].map((c) => c.charCodeAt(0)));
 
-const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
 const NO_DATA = new Uint8Array(0);
 
 type CampaignType = 'pre-election' | 'election' | 'transfer';
 
 export function newMessage(type: MessageType, to: number, from: number, term: number): Message {
-  return { type, to, from, term, logTerm: 0, index: 0, entries: NO_ENTRIES, commit: 0, reject: false, rejectHint: 0 };
+  return { type, to, from, term, logTerm: 0, index: 0, entries: EMPTY, commit: 0, reject: false, rejectHint: 0 };
 }
 
 function isTransferContext(ctx: Uint8Array | undefined): boolean {
@@ -160,7 +160,7 @@ export class Raft {
     const prevIndex = pr.next - 1;
     const prevTerm = this.raftLog.term(prevIndex);
     if (prevTerm === undefined) return this.maybeSendSnapshot(to, pr);
-    let ents = NO_ENTRIES;
+    let ents: Entry[] = EMPTY;
     // A full window sends only empty MsgApps: they still get answers, which free the window if messages were lost.
     if (pr.state !== ProgressStateReplicate || !pr.inflights.full()) {
       ents = this.raftLog.entriesFrom(pr.next, this.maxMsgSize);

@@ -14,6 +14,7 @@ import {
   type HardState,
   type Message,
   type ProposalPosition,
+  type ReadState,
   type Ready,
   type SoftState,
   type Status,
@@ -30,11 +31,13 @@ import {
   StepLocalMsgError,
   StepPeerNotFoundError,
 } from './errors.js';
+import { EMPTY } from './empty.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
 const { MsgAppResp, MsgBeat, MsgCheckQuorum, MsgHeartbeatResp, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgSnapStatus, MsgTransferLeader, MsgUnreachable, MsgVoteResp } = MessageType;
 const { StateLeader } = StateType;
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
+
 
 /** What persisted(rd) must do once rd is durable. */
 interface InFlight {
@@ -211,15 +214,25 @@ export class RawNode {
     const entries = log.unstable.nextEntries();
     const snapshot = log.unstable.nextSnapshot();
     const committedEntries = log.nextCommittedEnts();
-    const messagesAfterPersist: Message[] = [];
-    const selfMessages: Message[] = [];
-    for (const m of r.msgsAfterAppend) (m.to === r.id ? selfMessages : messagesAfterPersist).push(m);
+    let messagesAfterPersist: Message[] = EMPTY;
+    let selfMessages: Message[] = EMPTY;
+    const after = r.msgsAfterAppend;
+    for (let i = 0; i < after.length; i++) {
+      const m = after[i]!;
+      if (m.to === r.id) {
+        if (selfMessages === EMPTY) selfMessages = [];
+        selfMessages.push(m);
+      } else {
+        if (messagesAfterPersist === EMPTY) messagesAfterPersist = [];
+        messagesAfterPersist.push(m);
+      }
+    }
 
     const rd: Ready = {
-      readStates: r.readStates,
+      readStates: r.readStates.length === 0 ? EMPTY : r.readStates,
       entries,
       committedEntries,
-      messages: r.msgs,
+      messages: r.msgs.length === 0 ? EMPTY : r.msgs,
       messagesAfterPersist,
       mustSync: false,
     };
@@ -237,9 +250,9 @@ export class RawNode {
     if (entries.length > 0 || snapshot !== undefined) rd.mustSync = true;
 
     // Accept: nothing in this Ready is handed out again.
-    r.msgs = [];
-    r.msgsAfterAppend = [];
-    r.readStates = [];
+    if (r.msgs.length > 0) r.msgs = [];
+    if (after.length > 0) r.msgsAfterAppend = [];
+    if (r.readStates.length > 0) r.readStates = [];
     log.unstable.acceptInProgress();
     if (snapshot !== undefined) log.acceptApplying(snapshot.meta.index);
     if (committedEntries.length > 0) log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
@@ -295,9 +308,9 @@ export class RawNode {
       }
     }
     if (at < 0) throw new ReadyProtocolError('persisted() for a Ready that is unknown or already persisted');
-    const done = this.inFlight.splice(0, at + 1);
     const r = this.raft;
-    for (const f of done) {
+    for (let k = 0; k <= at; k++) {
+      const f = this.inFlight.shift()!;
       if (f.snapshotIndex > 0) r.raftLog.unstable.stableSnapTo(f.snapshotIndex);
       if (f.lastIndex > 0) r.raftLog.unstable.stableTo(f.lastIndex, f.lastTerm);
       for (const m of f.selfMessages) r.step(m);

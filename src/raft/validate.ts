@@ -8,6 +8,7 @@ const { MsgApp, MsgBeat, MsgCheckQuorum, MsgHup, MsgPreVote, MsgPreVoteResp, Msg
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
 
 const MAX_TYPE = MsgPreVoteResp;
+const NUMERIC_FIELDS = ['to', 'from', 'term', 'logTerm', 'index', 'commit', 'rejectHint'] as const;
 
 function isIndex(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -72,7 +73,9 @@ export function validateMessage(m: unknown, self: number): asserts m is Message 
   const o = m as Record<string, unknown>;
   const t = o.type;
   if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > MAX_TYPE) throw new InvalidMessageError(`unknown message type ${describe(t)}`);
-  for (const f of ['to', 'from', 'term', 'logTerm', 'index', 'commit', 'rejectHint']) checkIndex(o, f, 'message');
+  if (!isIndex(o.to) || !isIndex(o.from) || !isIndex(o.term) || !isIndex(o.logTerm) || !isIndex(o.index) || !isIndex(o.commit) || !isIndex(o.rejectHint)) {
+    for (const f of NUMERIC_FIELDS) checkIndex(o, f, 'message'); // names the offending field
+  }
   if (o.to !== self) throw new InvalidMessageError(`message addressed to ${String(o.to)} stepped into node ${self}`);
   if (typeof o.reject !== 'boolean') throw new InvalidMessageError(`message.reject must be a boolean, got ${describe(o.reject)}`);
   if (o.rejectHintTerm !== undefined && !isIndex(o.rejectHintTerm)) throw new InvalidMessageError('message.rejectHintTerm must be a non-negative integer');
