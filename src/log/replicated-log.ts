@@ -104,10 +104,10 @@ interface Waiter {
   resolve(): void;
 }
 
-interface Barrier {
+/** The barriers of one turn share one ReadIndex request. */
+interface ReadBatch {
   ctx: Uint8Array;
-  resolve(): void;
-  reject(e: Error): void;
+  waiters: Set<() => void>;
 }
 
 interface ConfPending {
@@ -145,11 +145,15 @@ export class ReplicatedLog<R = unknown> {
   private conf: ConfState;
   private readonly members: Map<number, string>;
   private readonly appliedWaiters: Waiter[] = [];
-  private readonly barriers = new Map<string, Barrier>();
+  /** ReadIndex requests made and not yet answered, by context. */
+  private readonly reads = new Map<string, ReadBatch>();
+  /** The batch this turn's barriers join. */
+  private readBatch: ReadBatch | null = null;
   private readonly confPending = new Map<number, ConfPending>();
   private readonly leaderWaiters: Array<() => void> = [];
   private readonly changeListeners = new Set<() => void>();
   private barrierSeq = 0;
+  private ticks = 0;
   private stopTicking: () => void = () => {};
 
   private constructor(
@@ -279,15 +283,27 @@ export class ReplicatedLog<R = unknown> {
   /** Resolves once this node has applied everything committed before the call: a linearizable read point. */
   barrier(): Promise<void> {
     if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
-    const ctx = new Uint8Array(12);
-    const view = new DataView(ctx.buffer);
-    view.setUint32(0, this.proposals.session);
-    view.setFloat64(4, ++this.barrierSeq);
-    const key = ctxKey(ctx);
-    return this.withTimeout('barrier', (resolve, reject) => {
-      this.barriers.set(key, { ctx, resolve, reject });
-      this.requestRead(key);
-      return () => this.barriers.delete(key);
+    return this.withTimeout('barrier', (resolve) => {
+      let batch = this.readBatch;
+      if (batch === null) {
+        const ctx = new Uint8Array(12);
+        const view = new DataView(ctx.buffer);
+        view.setUint32(0, this.proposals.session);
+        view.setFloat64(4, ++this.barrierSeq);
+        const key = ctxKey(ctx);
+        batch = this.readBatch = { ctx, waiters: new Set() };
+        this.reads.set(key, batch);
+        this.deps.clock.defer(() => {
+          this.readBatch = null;
+          this.requestRead(key);
+        });
+      }
+      const mine = batch;
+      mine.waiters.add(resolve);
+      return () => {
+        mine.waiters.delete(resolve);
+        if (mine.waiters.size === 0) this.reads.delete(ctxKey(mine.ctx));
+      };
     });
   }
 
@@ -394,6 +410,8 @@ export class ReplicatedLog<R = unknown> {
   private tick(): void {
     if (this.closed) return;
     this.node.tick();
+    // A ReadIndex request or its answer may have been lost: ask again now and then.
+    if (++this.ticks % this.opts.electionTicks === 0) for (const key of this.reads.keys()) this.requestRead(key);
     this.pump();
     this.stopTicking = this.deps.clock.setTimeout(() => this.tick(), this.opts.tickMs);
   }
@@ -468,7 +486,7 @@ export class ReplicatedLog<R = unknown> {
       const waiters = this.leaderWaiters.splice(0);
       for (const w of waiters) w();
       if (this.queue.length > 0) this.flush();
-      for (const key of this.barriers.keys()) this.requestRead(key);
+      for (const key of this.reads.keys()) this.requestRead(key);
     }
   }
 
@@ -592,8 +610,8 @@ export class ReplicatedLog<R = unknown> {
   }
 
   private requestRead(key: string): void {
-    const b = this.barriers.get(key);
-    if (b === undefined || this.lead === 0) return; // asked again when a leader appears
+    const b = this.reads.get(key);
+    if (b === undefined || this.lead === 0 || this.closed) return; // asked again when a leader appears
     try {
       this.node.readIndex(b.ctx);
     } catch (err) {
@@ -605,10 +623,10 @@ export class ReplicatedLog<R = unknown> {
 
   private onReadState(rs: ReadState): void {
     const key = ctxKey(rs.context);
-    const b = this.barriers.get(key);
+    const b = this.reads.get(key);
     if (b === undefined) return;
-    this.barriers.delete(key);
-    this.whenApplied(rs.index, b.resolve);
+    this.reads.delete(key);
+    for (const resolve of b.waiters) this.whenApplied(rs.index, resolve);
   }
 
   private whenApplied(index: number, resolve: () => void): void {
@@ -712,7 +730,7 @@ export class ReplicatedLog<R = unknown> {
     for (const q of this.queue) this.proposals.fail(q.seq, err);
     this.queue = [];
     for (const hook of [...this.closeHooks]) hook(err);
-    this.barriers.clear();
+    this.reads.clear();
     this.confPending.clear();
     this.notifyChange();
   }
