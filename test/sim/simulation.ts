@@ -626,6 +626,7 @@ export class Simulation {
         this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, (node, index, term) => this.durablyHas(node, index, term));
       }
       for (const rs of rd.readStates) this.checkRead(n, rs.index, rs.context);
+      this.checkReadyContract(n, rd);
       this.send(n, rd.messages);
       if (this.options.mutation === 'ack-before-persist') this.send(n, rd.messagesAfterPersist);
       this.queueWrite(n, rd);
@@ -633,6 +634,31 @@ export class Simulation {
       if (rd.snapshot !== undefined) this.restoreState(n, rd.snapshot);
       for (const e of rd.committedEntries) this.apply(n, e);
       this.maybeCompact(n);
+    }
+  }
+
+  /** What must wait for the disk never goes out early, and what must be synced says so. */
+  private checkReadyContract(n: SimNode, rd: Ready): void {
+    for (const m of rd.messages) {
+      if (m.type === MessageType.MsgAppResp || m.type === MessageType.MsgVoteResp) {
+        throw new InvariantViolation('ready-contract', `node ${n.id} put a ${MessageType[m.type]} in Ready.messages instead of messagesAfterPersist`);
+      }
+    }
+    if ((rd.entries.length > 0 || rd.snapshot !== undefined) && !rd.mustSync) {
+      throw new InvariantViolation('ready-contract', `node ${n.id} handed out entries or a snapshot with mustSync false`);
+    }
+  }
+
+  /** A granted vote names a durable vote; an append acknowledgement names durable entries. */
+  private checkAcksDurable(n: SimNode, msgs: readonly Message[]): void {
+    const hs = n.storage.initialState().hardState;
+    for (const m of msgs) {
+      if (m.type === MessageType.MsgVoteResp && !m.reject && (hs.term !== m.term || hs.vote !== m.to)) {
+        throw new InvariantViolation('vote-durable', `node ${n.id} grants ${m.to} its vote in term ${m.term}, durable state is term ${hs.term} vote ${hs.vote}`);
+      }
+      if (m.type === MessageType.MsgAppResp && !m.reject && m.index > n.storage.lastIndex()) {
+        throw new InvariantViolation('ack-durable', `node ${n.id} acknowledges index ${m.index}, durable log ends at ${n.storage.lastIndex()}`);
+      }
     }
   }
 
@@ -672,6 +698,7 @@ export class Simulation {
         n.storage.setHardState(rd.hardState);
         this.checker.durableHardStateObserved(n.id, rd.hardState);
       }
+      if (this.options.mutation !== 'ack-before-persist') this.checkAcksDurable(n, rd.messagesAfterPersist);
     }
     if (this.options.mutation !== 'ack-before-persist') for (const { rd } of group) this.send(n, rd.messagesAfterPersist);
     if (this.rng.chance(0.5)) n.raw.persisted(group[group.length - 1]!.rd);
@@ -698,6 +725,10 @@ export class Simulation {
   }
 
   private apply(n: SimNode, e: Entry): void {
+    // The core promises committedEntries only holds entries durable on this node.
+    if (!this.durablyHas(n.id, e.index, e.term)) {
+      throw new InvariantViolation('ready-contract', `node ${n.id} handed out ${e.index}@${e.term} to apply before it was durable locally`);
+    }
     const hash = mixHash(n.hashAt(n.applied), entryKey(e));
     this.checker.applied(n.id, e, hash);
     n.hashes.push(hash);
