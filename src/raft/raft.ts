@@ -28,6 +28,7 @@ import { ENTRY_OVERHEAD, payloadSize } from './size.js';
 import {
   CorruptStateError,
   InvalidConfigError,
+  InvalidMessageError,
   ProposalDroppedError,
   ReadIndexDroppedError,
   SnapshotTemporarilyUnavailableError,
@@ -610,6 +611,10 @@ export class Raft {
   }
 
   private handleAppendResponse(m: Message, pr: Progress): void {
+    // A leader never truncates its log within its term, so no follower can hold more of it than it has.
+    if (!m.reject && m.index > this.raftLog.lastIndex()) {
+      throw new InvalidMessageError(`node ${m.from} acknowledges index ${m.index} beyond the leader's last index ${this.raftLog.lastIndex()}`);
+    }
     pr.recentActive = true;
     if (m.reject) {
       let nextProbe = m.rejectHint;

@@ -39,6 +39,7 @@ const cases: { name: string; m: () => unknown; code: string }[] = [
   { name: 'local MsgBeat from the network', m: () => msg({ type: MessageType.MsgBeat, from: 2, to: 1 }), code: 'RAFT_STEP_LOCAL_MSG' },
   { name: 'response from an unknown peer', m: () => msg({ type: MessageType.MsgAppResp, from: 9, to: 1, term: 1, index: 1 }), code: 'RAFT_STEP_PEER_NOT_FOUND' },
   { name: 'vote response from an unknown peer', m: () => msg({ type: MessageType.MsgVoteResp, from: 9, to: 1, term: 5 }), code: 'RAFT_STEP_PEER_NOT_FOUND' },
+  { name: 'acknowledgement beyond the leader log', m: () => msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: 1, index: 99 }), code: 'RAFT_INVALID_MESSAGE' },
   { name: 'sender id 0', m: () => ({ ...good(), from: 0 }), code: 'RAFT_INVALID_MESSAGE' },
   { name: 'message from itself', m: () => ({ ...good(), from: 1 }), code: 'RAFT_INVALID_MESSAGE' },
 ];
