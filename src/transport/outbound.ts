@@ -81,6 +81,7 @@ export class Outbound {
   private finishing = new Set<SnapshotJob>();
   private nextStreamId = 1;
   private lastError: Error | undefined;
+  private openedAt = 0;
 
   constructor(
     readonly peer: number,
@@ -256,7 +257,7 @@ export class Outbound {
       clearTimeout(connectTimer);
       if (this.socket !== s) return;
       this.state = 'open';
-      this.attempt = 0;
+      this.openedAt = Date.now();
       this.counters.connects++;
       this.helloPending = true;
       this.flush();
@@ -295,6 +296,9 @@ export class Outbound {
 
   private onClosed(): void {
     const wasOpen = this.state === 'open';
+    // A connection counts as healthy (and resets the backoff) only once it has
+    // lasted: a peer that accepts and then refuses us must not be redialed in a hot loop.
+    if (wasOpen && Date.now() - this.openedAt >= this.c.backoff.maxMs) this.attempt = 0;
     this.socket = undefined;
     this.blocked = false;
     this.helloPending = false;
@@ -310,7 +314,7 @@ export class Outbound {
     // Log each loss of a working connection and every refusal, but a peer that
     // stays down only once, not at every retry.
     const why = this.lastError?.message ?? 'closed by peer';
-    if (wasOpen || this.attempt === 0 || this.lastError instanceof PeerRefusedError) {
+    if (this.attempt === 0 || this.lastError instanceof PeerRefusedError) {
       this.c.logger.warn(`transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
     }
     this.state = 'backoff';

@@ -103,7 +103,15 @@ export class TcpTransport implements Transport {
     const t = this.o.tls;
     const server = t === undefined
       ? net.createServer((s) => this.accept(s))
-      : tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: true }, (s) => this.accept(s));
+      : // rejectUnauthorized stays false only so that we, not Node, close an unauthorized peer:
+        // Node would close it silently, and the reason (unknown CA, expired, no certificate) would be lost.
+        tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: false }, (s) => {
+          if (s.authorized) return this.accept(s);
+          this.connectionsRefused++;
+          const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
+          this.logger.warn(`transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
+          s.destroy();
+        });
     if (t !== undefined) {
       server.on('tlsClientError', (err, s) => {
         this.connectionsRefused++;
