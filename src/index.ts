@@ -3,3 +3,6 @@ export * from './raft/types.js';
 export * from './raft/index.js';
 export * from './wal/index.js';
 export * from './transport/index.js';
+export * from './storage/index.js';
+export * from './log/index.js';
+export * from './kv/index.js';
