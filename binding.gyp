@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/crc32c.cc",
+        "native/reader.cc",
         "native/scan.cc",
         "native/segment.cc",
         "native/writer.cc"

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "crc32c.h"
+#include "reader.h"
 #include "record.h"
 #include "scan.h"
 #include "segment.h"
@@ -72,6 +73,59 @@ Napi::Object ScanToJs(Napi::Env env, const ScanResult& r) {
   return out;
 }
 
+class ReadWorker : public Napi::AsyncWorker {
+ public:
+  ReadWorker(Napi::Function cb, int fd, std::string path, uint64_t offset, size_t length)
+      : Napi::AsyncWorker(cb), fd_(fd), path_(std::move(path)), offset_(offset), data_(new std::vector<uint8_t>(length)) {}
+  ~ReadWorker() override {
+    close(fd_);
+    delete data_;
+  }
+  void Execute() override {
+    try {
+      ReadRecords(fd_, path_, offset_, data_->size(), data_->data());
+    } catch (const WalError& e) {
+      error_ = std::make_unique<WalError>(e);
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    std::vector<uint8_t>* v = data_;
+    data_ = nullptr;
+    auto buf = Napi::Buffer<uint8_t>::New(env, v->data(), v->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* hint) { delete hint; }, v);
+    Callback().Call({env.Null(), buf});
+  }
+  void OnError(const Napi::Error&) override { Callback().Call({ToJs(Env(), *error_).Value()}); }
+
+ private:
+  int fd_;
+  std::string path_;
+  uint64_t offset_;
+  std::vector<uint8_t>* data_;
+  std::unique_ptr<WalError> error_;
+};
+
+class ScanWorker : public Napi::AsyncWorker {
+ public:
+  ScanWorker(Napi::Function cb, std::string dir) : Napi::AsyncWorker(cb), dir_(std::move(dir)) {}
+  void Execute() override {
+    try {
+      result_ = ScanDir(dir_, true);
+    } catch (const WalError& e) {
+      error_ = std::make_unique<WalError>(e);
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { Callback().Call({Env().Null(), ScanToJs(Env(), result_)}); }
+  void OnError(const Napi::Error&) override { Callback().Call({ToJs(Env(), *error_).Value()}); }
+
+ private:
+  std::string dir_;
+  ScanResult result_;
+  std::unique_ptr<WalError> error_;
+};
+
 struct Report {
   uint64_t lastId;
   bool failed;
@@ -90,6 +144,8 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
                            InstanceMethod<&WalHandle::Close>("close"),
                            InstanceMethod<&WalHandle::Dispose>("dispose"),
                            InstanceMethod<&WalHandle::Read>("read"),
+                           InstanceMethod<&WalHandle::ReadAsync>("readAsync"),
+                           InstanceMethod<&WalHandle::ScanAsync>("scanAsync"),
                            InstanceMethod<&WalHandle::Forget>("forget"),
                            InstanceMethod<&WalHandle::Stats>("stats"),
                            InstanceMethod<&WalHandle::Ref>("ref"),
@@ -252,32 +308,40 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     std::string name = info[0].As<Napi::String>().Utf8Value();
     uint64_t offset = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
     size_t length = static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue());
-    std::string path = JoinPath(dir_, name);
     try {
       int fd = ReadFd(name);
       Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, length);
-      uint8_t* p = out.Data();
-      size_t done = 0;
-      while (done < length) {
-        ssize_t n = pread(fd, p + done, length - done, static_cast<off_t>(offset + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw IoError("read", path, errno);
-        if (n == 0) throw WalError("WAL_CORRUPT", "unexpected end of " + path, path, static_cast<int64_t>(offset + done));
-        done += static_cast<size_t>(n);
-      }
-      for (size_t at = 0; at < length;) {
-        uint32_t len = Load32(p + at + 4);
-        if (length - at < kHeaderBytes || len > length - at - kHeaderBytes ||
-            Crc32c(p + at + 4, kHeaderBytes - 4 + len) != Load32(p + at))
-          throw WalError("WAL_CORRUPT", "corrupt WAL record in " + path + " at offset " + std::to_string(offset + at) +
-                                            ": checksum mismatch on read",
-                         path, static_cast<int64_t>(offset + at));
-        at += Align8(kHeaderBytes + len);
-      }
+      ReadRecords(fd, JoinPath(dir_, name), offset, length, out.Data());
       return out;
     } catch (const WalError& e) {
       throw ToJs(env, e);
     }
+  }
+
+  // readAsync(name, offset, length, cb(err, buffer)): the same read on the
+  // libuv thread pool. It reads through a dup of the cached fd, so a release
+  // that unlinks the segment meanwhile cannot pull the file away.
+  Napi::Value ReadAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    uint64_t offset = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
+    size_t length = static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue());
+    Napi::Function cb = info[3].As<Napi::Function>();
+    int fd;
+    try {
+      fd = dup(ReadFd(name));
+      if (fd < 0) throw IoError("dup fd of", JoinPath(dir_, name), errno);
+    } catch (const WalError& e) {
+      throw ToJs(env, e);
+    }
+    (new ReadWorker(cb, fd, JoinPath(dir_, name), offset, length))->Queue();
+    return env.Undefined();
+  }
+
+  // scanAsync(cb(err, scan)): replay's scan (with tail repair) on the thread pool.
+  Napi::Value ScanAsync(const Napi::CallbackInfo& info) {
+    (new ScanWorker(info[0].As<Napi::Function>(), dir_))->Queue();
+    return info.Env().Undefined();
   }
 
   Napi::Value Forget(const Napi::CallbackInfo& info) {

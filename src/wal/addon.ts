@@ -33,6 +33,7 @@ export interface NativeStats {
 
 export interface NativeHandle {
   scan(): NativeScan;
+  scanAsync(cb: (err: Error | null, scan?: NativeScan) => void): void;
   start(
     segmentBytes: number,
     sync: boolean,
@@ -47,6 +48,7 @@ export interface NativeHandle {
   close(): number;
   dispose(): void;
   read(name: string, offset: number, length: number): Buffer;
+  readAsync(name: string, offset: number, length: number, cb: (err: Error | null, data?: Buffer) => void): void;
   forget(name: string): void;
   stats(): NativeStats;
   ref(): void;

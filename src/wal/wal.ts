@@ -59,6 +59,17 @@ interface Segment {
   maxIndex: number;
 }
 
+interface ReadPlan {
+  lo: number;
+  seq: number;
+  name: string;
+  begin: number;
+  end: number;
+  offsets: number[];
+  terms: number[];
+  lengths: number[];
+}
+
 interface Pending {
   id: number;
   resolve: () => void;
@@ -119,8 +130,9 @@ export class Wal {
   readonly repair: WalRepair | null;
 
   /**
-   * Opens (creating if needed) the WAL in `dir`, replays it and takes the
-   * directory lock. Replay reads every segment once and verifies every CRC.
+   * Opens (creating if needed) the WAL in `dir`, takes the directory lock and
+   * replays it: every segment is read once, on the libuv thread pool, and
+   * every CRC verified.
    */
   static async open(dir: string, options: WalOptions = {}): Promise<Wal> {
     const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -142,7 +154,8 @@ export class Wal {
       throw fromNative(err);
     }
     try {
-      const wal = new Wal(handle, path, segmentBytes, cacheBytes, handle.scan());
+      const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!))));
+      const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan);
       const last = wal.segments.at(-1);
       handle.start(segmentBytes, sync === 'always', PREALLOC[prealloc], last?.seq ?? 0, last?.name ?? '', wal.onReport);
       return wal;
@@ -266,11 +279,44 @@ export class Wal {
   }
 
   /**
-   * Entries in [lo, hi), at most maxBytes of data but always at least one if
-   * lo < hi. The read runs on the calling thread (see entriesSync).
+   * Entries in [lo, hi), at most maxBytes of data (the sum of data lengths)
+   * but always at least one if lo < hi. Older entries are read on the libuv
+   * thread pool, every CRC checked; recent ones come from memory.
    */
   async entries(lo: number, hi: number, maxBytes = Infinity): Promise<WalEntry[]> {
-    return this.entriesSync(lo, hi, maxBytes);
+    this.checkRange(lo, hi, maxBytes);
+    const out: WalEntry[] = [];
+    let bytes = 0;
+    let i = lo;
+    const p = this.positions;
+    for (;;) {
+      // The log may change while a read is in flight: every round re-plans
+      // from the current state, and an entry read from the file is used only
+      // if the index still points at that very record.
+      this.checkRange(i, hi, maxBytes);
+      const cacheLo = this.cache.size > 0 ? this.cache.lo : this.lastIndex + 1;
+      if (i >= hi || i >= cacheLo) break;
+      const plan = this.planRun(i, Math.min(hi, cacheLo), maxBytes - bytes);
+      const buf = await new Promise<Buffer>((resolve, reject) =>
+        this.handle.readAsync(plan.name, plan.begin, plan.end - plan.begin, (err, b) => (err ? reject(fromNative(err)) : resolve(b!))),
+      );
+      this.checkReadable();
+      for (const e of this.parseRun(plan, buf)) {
+        const k = e.index - plan.lo;
+        if (e.index !== i || e.index < this.firstIndex || e.index > this.lastIndex || p.seq(i) !== plan.seq || p.offset(i) !== plan.offsets[k]) break;
+        bytes += e.data.length;
+        if (out.length > 0 && bytes > maxBytes) return out;
+        out.push(e);
+        i++;
+      }
+    }
+    for (; i < hi; i++) {
+      const e = this.cache.get(i);
+      bytes += e.data.length;
+      if (out.length > 0 && bytes > maxBytes) return out;
+      out.push(e);
+    }
+    return out;
   }
 
   /**
@@ -279,14 +325,7 @@ export class Wal {
    * usually hit the page cache), every CRC checked.
    */
   entriesSync(lo: number, hi: number, maxBytes = Infinity): WalEntry[] {
-    this.checkReadable();
-    requireIndex('lo', lo);
-    requireIndex('hi', hi);
-    if (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0)
-      throw new WalInvalidArgumentError(`maxBytes must be a non-negative number, got ${String(maxBytes)}`);
-    if (lo > hi) throw new WalInvalidArgumentError(`entries(${lo}, ${hi}): lo is above hi`);
-    if (lo < this.firstIndex) throw new WalCompactedError(`entries(${lo}, ${hi}): index ${lo} is compacted (firstIndex ${this.firstIndex})`);
-    if (hi > this.lastIndex + 1) throw new WalUnavailableError(`entries(${lo}, ${hi}): lastIndex is ${this.lastIndex}`);
+    this.checkRange(lo, hi, maxBytes);
     const out: WalEntry[] = [];
     let bytes = 0;
     const cacheLo = this.cache.size > 0 ? this.cache.lo : this.lastIndex + 1;
@@ -308,6 +347,17 @@ export class Wal {
       out.push(e);
     }
     return out;
+  }
+
+  private checkRange(lo: number, hi: number, maxBytes: number): void {
+    this.checkReadable();
+    requireIndex('lo', lo);
+    requireIndex('hi', hi);
+    if (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0)
+      throw new WalInvalidArgumentError(`maxBytes must be a non-negative number, got ${String(maxBytes)}`);
+    if (lo > hi) throw new WalInvalidArgumentError(`entries(${lo}, ${hi}): lo is above hi`);
+    if (lo < this.firstIndex) throw new WalCompactedError(`entries(${lo}, ${hi}): index ${lo} is compacted (firstIndex ${this.firstIndex})`);
+    if (hi > this.lastIndex + 1) throw new WalUnavailableError(`entries(${lo}, ${hi}): lastIndex is ${this.lastIndex}`);
   }
 
   /** Term of entry `index`, valid from firstIndex - 1 (the snapshot's term) to lastIndex. */
@@ -583,40 +633,55 @@ export class Wal {
 
   // ---- reading ----
 
-  /** Reads entries from lo (up to stop) that lie in one segment, in one pread. */
-  private readRun(lo: number, stop: number, budget: number): WalEntry[] {
+  /**
+   * Plans one pread: entries from lo (below stop) that lie in one segment in
+   * increasing file order, up to READ_SPAN bytes and about `budget` data bytes.
+   */
+  private planRun(lo: number, stop: number, budget: number): ReadPlan {
     const p = this.positions;
     const seq = p.seq(lo);
+    const segment = this.bySeq.get(seq);
+    if (segment === undefined) throw new WalCorruptError(`entry ${lo} points at segment ${seq}, which is gone`, '', -1);
     const begin = p.offset(lo);
-    let end = begin + entryRecordBytes(p.length(lo));
+    const plan: ReadPlan = { lo, seq, name: segment.name, begin, end: begin + entryRecordBytes(p.length(lo)), offsets: [begin], terms: [p.term(lo)], lengths: [p.length(lo)] };
     let data = p.length(lo);
-    let j = lo + 1;
-    for (; j < stop && p.seq(j) === seq && p.offset(j) >= end; j++) {
+    for (let j = lo + 1; j < stop && p.seq(j) === seq && p.offset(j) >= plan.end; j++) {
       const next = p.offset(j) + entryRecordBytes(p.length(j));
       if (next - begin > READ_SPAN || data >= budget) break;
       data += p.length(j);
-      end = next;
+      plan.end = next;
+      plan.offsets.push(p.offset(j));
+      plan.terms.push(p.term(j));
+      plan.lengths.push(p.length(j));
     }
-    const segment = this.bySeq.get(seq);
-    if (segment === undefined) throw new WalCorruptError(`entry ${lo} points at segment ${seq}, which is gone`, '', -1);
-    let buf: Buffer;
-    try {
-      buf = this.handle.read(segment.name, begin, end - begin);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    return plan;
+  }
+
+  /** The entries of a planned read, each checked against what the position index expected. */
+  private parseRun(plan: ReadPlan, buf: Buffer): WalEntry[] {
     const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const out: WalEntry[] = [];
-    for (let i = lo; i < j; i++) {
-      const at = p.offset(i) - begin;
-      const len = p.length(i);
+    for (let k = 0; k < plan.offsets.length; k++) {
+      const at = plan.offsets[k]! - plan.begin;
+      const len = plan.lengths[k]!;
       const index = getU64(dv, at + 16);
       const term = getU64(dv, at + 24);
-      if (buf[at + 8] !== Kind.Entry || dv.getUint32(at + 4, true) !== ENTRY_PREFIX + len || index !== i || term !== p.term(i))
-        throw new WalCorruptError(`record at offset ${p.offset(i)} of ${segment.name} is not entry ${i}`, `${this.dir}/${segment.name}`, p.offset(i));
+      if (buf[at + 8] !== Kind.Entry || dv.getUint32(at + 4, true) !== ENTRY_PREFIX + len || index !== plan.lo + k || term !== plan.terms[k])
+        throw new WalCorruptError(`record at offset ${plan.offsets[k]} of ${plan.name} is not entry ${plan.lo + k}`, `${this.dir}/${plan.name}`, plan.offsets[k]!);
       out.push({ index, term, type: buf[at + 9]!, data: buf.subarray(at + 32, at + 32 + len) });
     }
     return out;
+  }
+
+  private readRun(lo: number, stop: number, budget: number): WalEntry[] {
+    const plan = this.planRun(lo, stop, budget);
+    let buf: Buffer;
+    try {
+      buf = this.handle.read(plan.name, plan.begin, plan.end - plan.begin);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    return this.parseRun(plan, buf);
   }
 
   // ---- replay ----

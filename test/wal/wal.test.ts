@@ -135,6 +135,35 @@ describe('Wal overwrite', () => {
   });
 });
 
+describe('Wal async reads', () => {
+  it('reads old entries off the thread pool and stays consistent with an overwrite made meanwhile', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir); // one segment: the first pread covers the whole range
+    await wal.append(range(1, 1001, 1));
+    await wal.close();
+    wal = await Wal.open(dir, { cacheBytes: 0 });
+    const reading = wal.entries(1, 801);
+    const overwrite = wal.append(range(500, 801, 2, 3)); // lands while the read is in flight
+    const got = await reading;
+    await overwrite;
+    expect(plain(got)).toEqual(plain([...range(1, 500, 1), ...range(500, 801, 2, 3)]));
+    await wal.close();
+  });
+
+  it('fails a read whose range was compacted while it was in flight', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 1001, 1));
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    const reading = wal.entries(1, 1001);
+    const snap = wal.saveSnapshot({ index: 900, term: 1 });
+    await expect(reading).rejects.toThrow(WalCompactedError);
+    await snap;
+    await wal.close();
+  });
+});
+
 describe('Wal snapshots and release', () => {
   it('keeps entries above a local snapshot and releases whole segments below it', async () => {
     const dir = tempDir();
