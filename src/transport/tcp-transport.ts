@@ -54,6 +54,7 @@ const MiB = 1024 * 1024;
 export class TcpTransport implements Transport {
   private readonly outbound = new Map<number, Outbound>();
   private readonly inbound = new Set<Inbound>();
+  private readonly sockets = new Set<net.Socket>();
   private readonly config: OutboundConfig;
   private readonly peerAddresses: Map<number, string>;
   private readonly logger: TransportLogger;
@@ -118,6 +119,11 @@ export class TcpTransport implements Transport {
         this.logger.warn(`transport: TLS handshake from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.message}`);
       });
     }
+    // Every accepted socket, including TLS ones still in their handshake, so close() never waits on them.
+    server.on('connection', (s: net.Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
     this.server = server;
     const { host, port } = parseAddress(this.o.listen);
     await new Promise<void>((resolve, reject) => {
@@ -171,6 +177,7 @@ export class TcpTransport implements Transport {
     for (const p of this.outbound.values()) p.close();
     this.outbound.clear();
     for (const c of this.inbound) c.destroy();
+    for (const s of this.sockets) s.destroy();
     const server = this.server;
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   }

@@ -232,4 +232,12 @@ describe('TcpTransport', () => {
     for (const c of sockets) c.destroy();
     await new Promise((r) => sink.close(r));
   });
+
+  it('closes a connection that sends no handshake in time', async () => {
+    const { a, b } = await pair({ handshakeTimeoutMs: 50 });
+    const s = await raw(b.t.address);
+    await closed(s);
+    expect(b.log.has('TRANSPORT_HANDSHAKE_TIMEOUT')).toBe(true);
+    await stillWorks(a.t, b.rec, 5);
+  });
 });

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
@@ -92,5 +93,17 @@ describe('TcpTransport with TLS', () => {
     await until(() => a.log.has('connection to peer 2'), "the client's log");
     expect(a.log.lines.join('\n')).toMatch(/certificate/i);
     expect(rogue.rec.messages).toEqual([]);
+  });
+
+  it('closes without waiting on a connection stuck before its TLS handshake', { timeout: 5_000 }, async () => {
+    const b = await node(2, creds('node2'));
+    const [host, port] = b.t.address.split(':');
+    const s = net.connect({ host: host!, port: Number(port) });
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    const gone = new Promise((r) => s.once('close', r));
+    s.resume();
+    await b.t.close(); // would wait for Node's 120 s TLS handshake timeout if the socket were not tracked
+    await gone;
   });
 });
