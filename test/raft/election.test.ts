@@ -277,3 +277,80 @@ describe('CheckQuorum', () => {
     expect(net.leaders()).toEqual([newLeader]);
   });
 });
+
+describe('etcd edge cases around elections', () => {
+  it('dueling candidates: one wins, the other follows, the log stays consistent', () => {
+    const net = new Network([1, 2, 3]);
+    net.cutLink(1, 3);
+    net.campaign(1);
+    net.campaign(3);
+    expect(net.node(1).status().state).toBe(StateLeader);
+    // 3 lost: 2 already voted for 1 in term 1.
+    expect(net.node(3).status().state).not.toBe(StateLeader);
+    net.heal();
+    net.tickAll(30);
+    expect(net.leaders().length).toBe(1);
+    const l = net.leaders()[0]!;
+    net.propose(l, 'x');
+    for (const id of [1, 2, 3]) expect(net.peer(id).applied).toEqual(['x']);
+  });
+
+  it('dueling pre-candidates do not raise terms', () => {
+    const net = new Network([1, 2, 3], { preVote: true });
+    net.cutLink(1, 3);
+    net.campaign(1);
+    net.campaign(3);
+    expect(net.node(1).status()).toMatchObject({ state: StateLeader, term: 1 });
+    expect(net.node(3).status()).toMatchObject({ state: StateFollower, term: 1 });
+  });
+
+  it('messages of an older term are ignored', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.campaign(2);
+    net.campaign(1);
+    expect(net.node(1).status().term).toBe(3);
+    const before = net.node(1).status();
+    // A MsgApp from the term-2 leader arrives late.
+    net.node(1).step(msg({ type: MessageType.MsgApp, from: 2, to: 1, term: 2, index: 2, logTerm: 2, entries: [] }));
+    expect(net.node(1).status()).toEqual(before);
+  });
+
+  it('a stuck candidate with a high term is freed under CheckQuorum (the leader learns its term)', () => {
+    const net = new Network([1, 2, 3], { checkQuorum: true });
+    net.campaign(1);
+    net.isolate(1);
+    net.isolate(3);
+    // 3 alone campaigns repeatedly and gets far ahead in terms.
+    for (let i = 0; i < 5; i++) net.campaign(3);
+    const high = net.node(3).status().term;
+    expect(high).toBeGreaterThan(3);
+    net.heal();
+    // The leader's heartbeat reaches 3, which answers with its higher term: the leader steps down.
+    net.node(1).tick();
+    net.stabilize();
+    expect(net.node(1).status().term).toBe(high);
+    net.tickAll(30);
+    expect(net.leaders().length).toBe(1);
+  });
+
+  it('campaign() on a leader does nothing', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.campaign(1);
+    expect(net.node(1).status()).toMatchObject({ state: StateLeader, term: 1 });
+  });
+
+  it('a restarted node keeps its term and vote', () => {
+    const s = MemoryStorage.withConf([1, 2, 3]);
+    const n = newNode(2, s);
+    n.step(msg({ type: MessageType.MsgVote, from: 3, to: 2, term: 4 }));
+    drain(n, s);
+    const again = newNode(2, s);
+    expect(again.status()).toMatchObject({ term: 4, vote: 3 });
+    // It will not vote for another candidate in term 4.
+    again.step(msg({ type: MessageType.MsgVote, from: 1, to: 2, term: 4 }));
+    const resp = allMessages(drain(again, s)).find((m) => m.type === MessageType.MsgVoteResp)!;
+    expect(resp.reject).toBe(true);
+  });
+});
