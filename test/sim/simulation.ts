@@ -112,6 +112,8 @@ class SimNode {
   /** Applied membership, and where it changed, so a snapshot at any applied index knows its ConfState. */
   conf: ConfState;
   confHistory: { index: number; conf: ConfState }[] = [];
+  /** The state machine's own durable copy (when the seed persists it): restart resumes from there, not the snapshot. */
+  smDurable: { index: number; hash: number; conf: ConfState } | undefined = undefined;
   /** Virtual time between this node's ticks: clocks run at slightly different rates. */
   tickPeriod = TICK;
   /** A 'ready' event is queued: the Ready is taken later, so several inputs land in one Ready. */
@@ -214,6 +216,8 @@ export class Simulation {
     maxCommittedSizePerReady: number;
     maxUncommittedEntriesSize: number;
   };
+  /** Whether state machines persist their own applied state (restart with Config.applied beyond the snapshot). */
+  private readonly persistentStateMachine: boolean;
   /** How far (in time units per tick) a node's clock may run fast or slow. */
   private readonly clockSkew: number;
   /** Probability that a node's Ready is taken a little later instead of at once. */
@@ -235,11 +239,12 @@ export class Simulation {
       maxUncommittedEntriesSize: r.pick([0, 512, 1 << 16]),
     };
     this.deferReady = r.pick([0, 0.2, 0.5]);
+    this.persistentStateMachine = r.chance(0.5);
     // A lease presumes clocks that agree; lease runs keep them perfect, to test the lease logic alone.
-    this.clockSkew = r.pick([0, 1, 3]) * (options.lease === true ? 0 : 1);
+    this.clockSkew = r.pick([0, 0, 1]) * (options.lease === true ? 0 : 1);
     this.groupCommit = r.pick([0, 0.3, 0.8]);
     this.trace = options.trace;
-    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} clockSkew=${this.clockSkew}`);
+    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} persistentStateMachine=${this.persistentStateMachine} clockSkew=${this.clockSkew}`);
     const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
     const conf: ConfState = { voters, learners: [] };
     for (const id of voters) {
@@ -268,6 +273,17 @@ export class Simulation {
     n.hashes = [restored.hash];
     n.conf = snap.meta.conf;
     n.confHistory = [{ index: snap.meta.index, conf: snap.meta.conf }];
+    const sm = n.smDurable;
+    n.smDurable = undefined;
+    if (sm !== undefined && sm.index > snap.meta.index) {
+      // The state machine kept its own state up to sm.index: the core must start from there, with the
+      // configuration reached there (else it would not re-apply the membership changes before it).
+      n.storage.setConfState(sm.conf);
+      n.base = sm.index;
+      n.hashes = [sm.hash];
+      n.conf = sm.conf;
+      n.confHistory = [{ index: sm.index, conf: sm.conf }];
+    }
     n.state = StateType.StateFollower;
     n.readyScheduled = false;
     n.term = hardState.term;
@@ -279,7 +295,7 @@ export class Simulation {
       electionTick: ELECTION_TICK,
       heartbeatTick: HEARTBEAT_TICK,
       storage: n.storage,
-      applied: snap.meta.index,
+      applied: n.base,
       ...this.knobs,
       readOnlyOption: this.options.lease === true && this.knobs.checkQuorum ? 'lease' : 'safe',
       random: () => random.next(),
@@ -293,7 +309,7 @@ export class Simulation {
       snapTerm: snap.meta.term,
       entries: last >= first ? n.storage.entries(first, last + 1, Number.POSITIVE_INFINITY) : [],
     });
-    this.checker.stateRestored(n.id, restored.index, restored.hash);
+    this.checker.stateRestored(n.id, n.base, n.hashAt(n.base));
     this.queue.push({ kind: 'tick', at: this.now + 1 + this.rng.int(TICK), node: n.id, incarnation: n.incarnation });
   }
 
@@ -559,6 +575,16 @@ export class Simulation {
     this.stats.crashes++;
     n.up = false;
     n.disk.length = 0;
+    if (this.persistentStateMachine) {
+      // The state machine had synced some applied prefix of its own (never beyond what the log made durable).
+      const hs = n.storage.initialState().hardState;
+      const lo = Math.max(n.storage.firstIndex() - 1, n.base);
+      const hi = Math.min(n.applied, hs.commit, n.storage.lastIndex());
+      if (hi > lo) {
+        const index = this.rng.range(lo, hi);
+        n.smDurable = { index, hash: n.hashAt(index), conf: n.confAt(index) };
+      }
+    }
     if (this.options.mutation === 'lying-disk') n.storage = forgetTail(n.storage, this.rng.range(1, 5));
   }
 
@@ -649,11 +675,12 @@ export class Simulation {
     }
   }
 
-  /** A granted vote names a durable vote; an append acknowledgement names durable entries. */
+  /** A granted vote is durable (or outdated by a durable later term); an append acknowledgement names durable entries. */
   private checkAcksDurable(n: SimNode, msgs: readonly Message[]): void {
     const hs = n.storage.initialState().hardState;
     for (const m of msgs) {
-      if (m.type === MessageType.MsgVoteResp && !m.reject && (hs.term !== m.term || hs.vote !== m.to)) {
+      // A later durable term also keeps the promise: the node can never vote in m.term again.
+      if (m.type === MessageType.MsgVoteResp && !m.reject && hs.term <= m.term && (hs.term !== m.term || hs.vote !== m.to)) {
         throw new InvariantViolation('vote-durable', `node ${n.id} grants ${m.to} its vote in term ${m.term}, durable state is term ${hs.term} vote ${hs.vote}`);
       }
       if (m.type === MessageType.MsgAppResp && !m.reject && m.index > n.storage.lastIndex()) {
