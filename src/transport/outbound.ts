@@ -115,11 +115,14 @@ export class Outbound {
     if (address === this.address || this.state === 'closed') return;
     this.address = address;
     this.attempt = 0;
-    if (this.socket !== undefined) this.socket.destroy();
-    else {
-      clearTimeout(this.timer);
-      this.connect();
-    }
+    // Switch at once, keeping the queue for the new address; the old socket's close is ignored.
+    const old = this.socket;
+    this.socket = undefined;
+    old?.destroy();
+    this.blocked = false;
+    this.failSnapshots();
+    clearTimeout(this.timer);
+    this.connect();
   }
 
   close(): void {

@@ -240,4 +240,25 @@ describe('TcpTransport', () => {
     expect(b.log.has('TRANSPORT_HANDSHAKE_TIMEOUT')).toBe(true);
     await stillWorks(a.t, b.rec, 5);
   });
+
+  it('follows a peer to a new address given by addPeer', async () => {
+    const { a, b } = await pair();
+    await stillWorks(a.t, b.rec, 1);
+    const moved = await node({ id: 2 });
+    a.t.addPeer(2, moved.t.address);
+    await stillWorks(a.t, moved.rec, 2);
+    expect(b.rec.messages.some((m) => m.commit === 2)).toBe(false);
+  });
+
+  it('stops sending to a removed peer and reports it unreachable, never from inside send()', async () => {
+    const { a, b } = await pair();
+    await stillWorks(a.t, b.rec, 1);
+    a.t.removePeer(2);
+    a.t.send([msg(1, 2, { commit: 2 }), msg(1, 9)]);
+    expect(a.rec.unreachable).toEqual([]);
+    await until(() => a.rec.unreachable.length === 2, 'both unreachable reports');
+    expect(a.rec.unreachable).toEqual([2, 9]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(b.rec.messages.some((m) => m.commit === 2)).toBe(false);
+  });
 });
