@@ -83,6 +83,14 @@ export class LogChecker {
     this.record(node, index, term, payload);
   }
 
+  /** A reader of log.entries() on `node` got `payload` at `index`; `prev` is the index it got before (0 at its start). */
+  streamed(node: number, index: number, prev: number, payload: string): void {
+    if (index <= prev) this.fail(`entries() on node ${node} yielded index ${index} after ${prev}`);
+    const c = this.committed.get(index);
+    if (c === undefined) this.fail(`entries() on node ${node} yielded ${payload} at ${index}, which no state machine has applied`);
+    else if (c.payload !== payload) this.fail(`entries() on node ${node} yielded ${payload} at ${index}, but ${c.payload} is committed there`);
+  }
+
   /** An append of `payload` resolved with this position. */
   ack(payload: string, index: number, term: number): void {
     this.acked.set(payload, { index, term });

@@ -40,7 +40,13 @@ export interface SimStats {
   unsettled: number;
   /** barrier() calls that resolved (each checked against the appends acknowledged before it). */
   barriers: number;
+  /** Records read through log.entries() and checked against the common sequence. */
+  streamed: number;
+  /** Leadership transfers that completed. */
+  transfers: number;
   crashes: number;
+  /** Whole-cluster crashes. */
+  powerCuts: number;
   fsyncFailures: number;
   tornWrites: number;
   partitions: number;
@@ -138,7 +144,10 @@ class Simulation {
     outcomeUnknown: 0,
     unsettled: 0,
     barriers: 0,
+    streamed: 0,
+    transfers: 0,
     crashes: 0,
+    powerCuts: 0,
     fsyncFailures: 0,
     tornWrites: 0,
     partitions: 0,
@@ -290,7 +299,9 @@ class Simulation {
       { wal, snapshots: n.disk.snapshots, transport, clock, random: () => rng.next() },
     ).then(
       (log) => {
-        if (n.life === life) n.log = log;
+        if (n.life !== life) return;
+        n.log = log;
+        void this.read(n, log, life);
       },
       (err: unknown) => {
         this.violation(`node ${n.id} failed to open from its disk: ${describe(err)}`);
@@ -378,6 +389,39 @@ class Simulation {
     );
   }
 
+  /** Follows log.entries() for the node's lifetime: committed records, in order, then new ones as they apply. */
+  private async read(n: SimNode, log: ReplicatedLog<string>, life: Lifetime): Promise<void> {
+    const dec = new TextDecoder();
+    let from = log.status().firstIndex;
+    for (;;) {
+      let prev = 0;
+      try {
+        for await (const e of log.entries({ from })) {
+          if (life.ended) return;
+          this.stats.streamed++;
+          this.checker.streamed(n.id, e.index, prev, dec.decode(e.data));
+          prev = e.index;
+          from = e.index + 1;
+        }
+        return; // the log closed
+      } catch (err) {
+        if (life.ended) return;
+        if ((err as LogError).code !== 'LOG_COMPACTED') {
+          this.violation(`entries() on node ${n.id} failed: ${describe(err)}`);
+          return;
+        }
+        // A snapshot overtook the reader: a real reader would restore from it; go on after it.
+        const s = log.status();
+        const next = Math.max(s.firstIndex, s.snapshotIndex + 1);
+        if (next <= from) {
+          this.violation(`entries() on node ${n.id}: LOG_COMPACTED at ${from}, but the log starts at ${next}`);
+          return;
+        }
+        from = next;
+      }
+    }
+  }
+
   /** A linearizable read point: once it resolves, the node has applied every append acknowledged before the call. */
   private barrier(n: SimNode): void {
     const readPoint = this.maxAcked;
@@ -425,7 +469,12 @@ class Simulation {
     const r = this.rng.next();
     const up = this.nodes.filter((n) => n.state === 'up');
     const down = this.nodes.length - up.length;
-    if (r < 0.35) {
+    if (r < 0.04) {
+      // A power cut: every node at once. Only what each disk acknowledged may be relied on.
+      this.stats.powerCuts++;
+      this.note('power cut: every node crashes');
+      for (const n of up) this.crash(n, 'power cut');
+    } else if (r < 0.35) {
       // Mostly a minority down; now and then a majority, so that nothing can commit for a while.
       const limit = this.rng.chance(0.1) ? this.nodes.length : Math.floor((this.nodes.length - 1) / 2);
       if (down < limit && up.length > 0) {
@@ -451,9 +500,11 @@ class Simulation {
           this.note('network healed');
         }
       });
-    } else if (r < 0.7) {
+    } else if (r < 0.65) {
       this.net.heal();
       this.note('network healed');
+    } else if (r < 0.7) {
+      this.transfer();
     } else if (r < 0.85) {
       const level = this.rng.int(NET_LEVELS.length);
       this.net.faults = NET_LEVELS[level]!;
@@ -465,6 +516,25 @@ class Simulation {
       this.note(`node ${n.id} disk fault level ${level}`);
     }
     this.sched.after(this.rng.range(50, 400), () => this.nemesis());
+  }
+
+  private transfer(): void {
+    const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
+    if (leader === undefined) return;
+    const to = this.rng.pick(this.nodes.filter((n) => n !== leader)).id;
+    const life = leader.life;
+    this.note(`transfer leadership ${leader.id} -> ${to}`);
+    leader.log!.transferLeadership(to).then(
+      () => {
+        if (leader.life !== life) return;
+        this.stats.transfers++;
+        this.note(`leadership transferred to ${to}`);
+      },
+      (err: unknown) => {
+        const code = (err as LogError).code;
+        if (code !== 'TIMEOUT' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL') this.violation(`transferLeadership(${to}) on node ${leader.id} failed unexpectedly: ${describe(err)}`);
+      },
+    );
   }
 
   private describeNodes(): string {
