@@ -127,6 +127,28 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     await expect(victim.log!.addMember(9, '127.0.0.1:1')).rejects.toMatchObject({ code: 'NOT_LEADER' });
   });
 
+  it('survives garbage and oversized frames sent to its peer port', async () => {
+    const c = await cluster(3);
+    const leader = await c.leader();
+    const { connect } = await import('node:net');
+    const port = Number(c.peers[leader.id]!.split(':')[1]);
+    const junk = [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3]), Buffer.alloc(64 * 1024, 0xab)];
+    await Promise.all(
+      junk.map(
+        (bytes) =>
+          new Promise<void>((resolve) => {
+            const s = connect(port, '127.0.0.1', () => s.end(bytes));
+            s.resume(); // read the refusal, so that 'end' and 'close' come
+            s.on('error', () => resolve());
+            s.on('close', () => resolve());
+          }),
+      ),
+    );
+    const ack = await leader.log!.append(enc('still serving'));
+    expect(ack.index).toBeGreaterThan(0);
+    expect(leader.log!.status().role).toBe('leader');
+  });
+
   it('refuses a node of another cluster', async () => {
     const c = await cluster(3);
     const leader = await c.leader();
