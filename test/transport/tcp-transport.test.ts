@@ -7,7 +7,7 @@ import type { Message } from '../../src/raft/types.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { encodeFrames } from '../../src/transport/frame.js';
-import { encodeHello, newPacker } from '../../src/transport/wire.js';
+import { encodeChunk, encodeHello, newPacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until } from './helpers.js';
 
 const open: TcpTransport[] = [];
@@ -260,5 +260,56 @@ describe('TcpTransport', () => {
     expect(a.rec.unreachable).toEqual([2, 9]);
     await new Promise((r) => setTimeout(r, 50));
     expect(b.rec.messages.some((m) => m.commit === 2)).toBe(false);
+  });
+
+  it('reports a snapshot as failed when the connection dies mid-stream', async () => {
+    // A peer that reads a little of the stream and then drops the connection.
+    const sink = net.createServer((s) => {
+      let seen = 0;
+      s.on('data', (c: Buffer) => {
+        seen += c.length;
+        if (seen > 100_000) s.destroy();
+      });
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const port = (sink.address() as net.AddressInfo).port;
+    const { t, rec } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxFrameBytes: 64 * 1024 });
+    t.send([msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data: randomBytes(8 * 1024 * 1024) } })]);
+    await until(() => rec.snapshotStatus.length === 1, 'the snapshot status');
+    expect(rec.snapshotStatus).toEqual([[2, false]]);
+    await new Promise((r) => sink.close(r));
+  });
+
+  const snapHeader = () => ({
+    message: msg(5, 2, { type: MessageType.MsgSnap }),
+    meta: { index: 3, term: 1, conf: { voters: [2, 5], learners: [] } },
+  });
+  const chunkCases: Array<[string, (p: ReturnType<typeof newPacker>) => Buffer[], string]> = [
+    ['a snapshot chunk out of sequence', (p) => [frame(encodeChunk(p, 1, 0, 20, new Uint8Array(10), snapHeader())), frame(encodeChunk(p, 1, 15, 20, new Uint8Array(5)))], 'TRANSPORT_MALFORMED_FRAME'],
+    ['a snapshot continued without a start', (p) => [frame(encodeChunk(p, 1, 10, 20, new Uint8Array(10)))], 'TRANSPORT_MALFORMED_FRAME'],
+    ['a snapshot chunk running past its total', (p) => [frame(encodeChunk(p, 1, 0, 5, new Uint8Array(10), snapHeader()))], 'TRANSPORT_MALFORMED_FRAME'],
+    ['a snapshot larger than maxSnapshotBytes', (p) => [frame(encodeChunk(p, 1, 0, 4096, new Uint8Array(10), snapHeader()))], 'TRANSPORT_FRAME_TOO_LARGE'],
+  ];
+  for (const [what, frames, code] of chunkCases) {
+    it(`closes the connection on ${what}, and keeps working`, async () => {
+      const { a, b } = await pair({ maxSnapshotBytes: 1024 });
+      const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
+      for (const f of frames(newPacker())) s.write(f);
+      await closed(s);
+      expect(b.log.has(code)).toBe(true);
+      expect(b.rec.messages.filter((m) => m.from === 5)).toEqual([]);
+      await stillWorks(a.t, b.rec, 6);
+    });
+  }
+
+  it('reassembles a well-formed raw snapshot stream (the chunk cases differ only in the fault)', async () => {
+    const { b } = await pair({ maxSnapshotBytes: 1024 });
+    const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
+    const p = newPacker();
+    s.write(frame(encodeChunk(p, 1, 0, 20, new Uint8Array(10).fill(1), snapHeader())));
+    s.write(frame(encodeChunk(p, 1, 10, 20, new Uint8Array(10).fill(2))));
+    await until(() => b.rec.messages.some((m) => m.from === 5), 'the raw snapshot');
+    expect([...b.rec.messages.find((m) => m.from === 5)!.snapshot!.data]).toEqual([...Array(10).fill(1), ...Array(10).fill(2)]);
+    s.destroy();
   });
 });
