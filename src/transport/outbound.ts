@@ -65,11 +65,15 @@ interface SnapshotJob {
 
 type State = 'connecting' | 'open' | 'backoff' | 'closed';
 
+const SHED = new Uint8Array(0);
+
 export class Outbound {
   private readonly counters = { writes: 0, framesSent: 0, bytesSent: 0, dropped: 0, connects: 0 };
   private state: State = 'backoff';
   private socket: net.Socket | undefined;
   private queue: Uint8Array[] = [];
+  /** Messages before this index in `queue` were shed; kept as an offset so shedding stays O(1). */
+  private head = 0;
   private queueBytes = 0;
   private helloPending = false;
   private blocked = false;
@@ -131,9 +135,14 @@ export class Outbound {
     clearTimeout(this.timer);
     this.socket?.destroy();
     this.socket = undefined;
-    this.queue = [];
-    this.queueBytes = 0;
+    this.clearQueue();
     this.failSnapshots();
+  }
+
+  private clearQueue(): void {
+    this.queue = [];
+    this.head = 0;
+    this.queueBytes = 0;
   }
 
   private sendSnapshot(m: Message): void {
@@ -154,9 +163,15 @@ export class Outbound {
   /** Drops the oldest messages until the queue fits again: under back-pressure the newest state matters most. */
   private shed(): void {
     let n = 0;
-    while (this.queueBytes > this.c.maxQueueBytes && this.queue.length > 0) {
-      this.queueBytes -= this.queue.shift()!.length;
+    while (this.queueBytes > this.c.maxQueueBytes && this.head < this.queue.length) {
+      this.queueBytes -= this.queue[this.head]!.length;
+      this.queue[this.head++] = SHED; // let the payload be collected
       n++;
+    }
+    // Compact now and then, so a peer that stays blocked cannot grow the array of slots either.
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
     }
     this.drop(n);
   }
@@ -179,12 +194,11 @@ export class Outbound {
     this.flushScheduled = false;
     const s = this.socket;
     if (this.state !== 'open' || s === undefined || this.blocked) return;
-    if (this.queue.length > 0 || this.helloPending) {
-      const frames = this.queue;
+    if (this.head < this.queue.length || this.helloPending) {
+      const frames = this.head === 0 ? this.queue : this.queue.slice(this.head);
       if (this.helloPending) frames.unshift(encodeHello(this.c.packer, this.c.clusterId, this.c.self, this.peer));
       this.helloPending = false;
-      this.queue = [];
-      this.queueBytes = 0;
+      this.clearQueue();
       this.write(s, encodeFrames(frames), frames.length);
     }
     while (!this.blocked && this.jobs.length > 0) this.writeChunk(s, this.jobs[0]!);
@@ -305,9 +319,8 @@ export class Outbound {
     this.socket = undefined;
     this.blocked = false;
     this.helloPending = false;
-    const lost = this.queue.length;
-    this.queue = [];
-    this.queueBytes = 0;
+    const lost = this.queue.length - this.head;
+    this.clearQueue();
     this.failSnapshots();
     if (this.state === 'closed') return;
     if (lost > 0 || wasOpen) {
