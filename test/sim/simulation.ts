@@ -20,9 +20,9 @@ import { EventQueue, type Timed } from './eventqueue.js';
 import { InvariantChecker, InvariantViolation, entryKey, mixHash } from './checker.js';
 import { Network, reliable, type LinkFaults } from './network.js';
 import { Prng } from './prng.js';
+import { SimNode, TICK, copyStorage, decodeState, encodeState, forgetTail, type PendingWrite } from './sim-node.js';
 
-/** Virtual time units between two ticks of one node. Messages take 1-6 units, disk writes 1-15. */
-const TICK = 10;
+// TICK (sim-node.ts) is 10 time units; messages take 1-6 units (up to 300 when delayed), disk writes 1-15.
 const ELECTION_TICK = 10;
 const HEARTBEAT_TICK = 1;
 /** Events per run while faults are injected, unless told otherwise. */
@@ -90,106 +90,12 @@ type SimEvent =
   | (Timed & { kind: 'ready'; node: number; incarnation: number })
   | (Timed & { kind: 'unreachable'; node: number; incarnation: number; to: number });
 
-interface PendingWrite {
-  rd: Ready;
-  doneAt: number;
-}
-
-/** One simulated machine: the core, its durable storage, its disk queue and its state machine. */
-class SimNode {
-  raw!: RawNode;
-  up = true;
-  incarnation = 0;
-  /** Exactly the durable state: written only when a simulated write completes. */
-  storage: MemoryStorage;
-  readonly disk: PendingWrite[] = [];
-  lastDiskDone = 0;
-  state: StateType = StateType.StateFollower;
-  term = 0;
-  /** State machine: applied index, and its hash at every index since `base`. */
-  base = 0;
-  hashes: number[] = [0];
-  /** Applied membership, and where it changed, so a snapshot at any applied index knows its ConfState. */
-  conf: ConfState;
-  confHistory: { index: number; conf: ConfState }[] = [];
-  /** The state machine's own durable copy (when the seed persists it): restart resumes from there, not the snapshot. */
-  smDurable: { index: number; hash: number; conf: ConfState } | undefined = undefined;
-  /** Virtual time between this node's ticks: clocks run at slightly different rates. */
-  tickPeriod = TICK;
-  /** A 'ready' event is queued: the Ready is taken later, so several inputs land in one Ready. */
-  readyScheduled = false;
-  /** Index of an applied conf change that no snapshot covers yet (0 when none). */
-  confSnapshotDue = 0;
-
-  constructor(
-    readonly id: number,
-    storage: MemoryStorage,
-    conf: ConfState,
-  ) {
-    this.storage = storage;
-    this.conf = conf;
-  }
-
-  get applied(): number {
-    return this.base + this.hashes.length - 1;
-  }
-
-  hashAt(index: number): number {
-    return this.hashes[index - this.base]!;
-  }
-
-  confAt(index: number): ConfState {
-    let c = this.confHistory[0]!.conf;
-    for (const h of this.confHistory) if (h.index <= index) c = h.conf;
-    return c;
-  }
-}
-
 const stateNames: Record<StateType, string> = {
   [StateType.StateFollower]: 'follower',
   [StateType.StateCandidate]: 'candidate',
   [StateType.StateLeader]: 'leader',
   [StateType.StatePreCandidate]: 'precandidate',
 };
-
-function encodeState(index: number, hash: number): Uint8Array {
-  const b = new Uint8Array(12);
-  const v = new DataView(b.buffer);
-  v.setFloat64(0, index);
-  v.setUint32(8, hash);
-  return b;
-}
-
-function decodeState(data: Uint8Array): { index: number; hash: number } {
-  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  return { index: v.getFloat64(0), hash: v.getUint32(8) };
-}
-
-/** A fresh MemoryStorage holding the same durable state, as a restarted process would read it back. */
-function copyStorage(from: MemoryStorage): MemoryStorage {
-  const to = new MemoryStorage();
-  to.applySnapshot(from.snapshot());
-  const first = from.firstIndex();
-  const last = from.lastIndex();
-  if (last >= first) to.append(from.entries(first, last + 1, Number.POSITIVE_INFINITY));
-  to.setHardState(from.initialState().hardState);
-  return to;
-}
-
-/**
- * A disk that acknowledged writes it had not made durable: up to `lost` of the newest entries vanish (never
- * below the durable commit, so the node restarts consistent with itself and only the cluster can notice).
- */
-function forgetTail(from: MemoryStorage, lost: number): MemoryStorage {
-  const to = new MemoryStorage();
-  to.applySnapshot(from.snapshot());
-  const first = from.firstIndex();
-  const last = Math.max(from.lastIndex() - lost, first - 1, from.initialState().hardState.commit);
-  if (last >= first) to.append(from.entries(first, last + 1, Number.POSITIVE_INFINITY));
-  const hs = from.initialState().hardState;
-  to.setHardState({ ...hs, commit: Math.min(hs.commit, to.lastIndex()) });
-  return to;
-}
 
 export class Simulation {
   readonly rng: Prng;
@@ -205,6 +111,9 @@ export class Simulation {
   /** ReadIndex requests in flight: context -> commit index known anywhere when the read was issued. */
   private readonly reads = new Map<string, number>();
   private readonly trace: ((line: string) => void) | undefined;
+  /** Liveness probes proposed after faults stopped, and the nodes that applied one. */
+  private readonly probes = new Set<string>();
+  private readonly probeApplied = new Set<number>();
 
   /** Per-seed core configuration and driver behaviour, so flow control and batching paths all get exercised. */
   readonly knobs: {
@@ -362,14 +271,13 @@ export class Simulation {
       const leader = [...this.nodes.values()].find((n) => n.up && n.state === StateType.StateLeader);
       if (leader === undefined) continue;
       if (probe !== undefined && this.appliedEverywhere(leader)) return Math.ceil((this.now - start) / TICK);
+      // A probe can be lost with a leader change before it commits: propose a fresh one now and then.
       if (probe === undefined || this.now - probeAt > 3 * ELECTION_TICK * TICK) {
-        {
-          const data = `live-${this.step}`;
-          if (this.propose(leader, [new TextEncoder().encode(data)])) {
-            probe = data;
-            probeAt = this.now;
-            this.probes.add(data);
-          }
+        const data = `live-${this.step}`;
+        if (this.propose(leader, [new TextEncoder().encode(data)])) {
+          probe = data;
+          probeAt = this.now;
+          this.probes.add(data);
         }
       }
     }
@@ -385,8 +293,6 @@ export class Simulation {
     for (const id of [...leader.conf.voters, ...leader.conf.learners]) if (!this.probeApplied.has(id)) return false;
     return true;
   }
-  private readonly probes = new Set<string>();
-  private readonly probeApplied = new Set<number>();
 
   private dispatch(e: SimEvent): void {
     this.now = e.at;
