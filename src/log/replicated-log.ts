@@ -154,6 +154,8 @@ export class ReplicatedLog<R = unknown> {
   private readonly changeListeners = new Set<() => void>();
   private barrierSeq = 0;
   private ticks = 0;
+  /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. */
+  private snapshotFloor = 0;
   private stopTicking: () => void = () => {};
 
   private constructor(
@@ -309,9 +311,12 @@ export class ReplicatedLog<R = unknown> {
 
   /** Committed records from `from` on, in order, then new ones as they are applied, until the log closes. */
   async *entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
-    let next = options.from ?? this.storage.firstIndex();
+    let next = options.from ?? Math.max(this.storage.firstIndex(), this.snapshotFloor + 1);
     if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
     while (!this.closed) {
+      // Below a snapshot the log is gone, even while the storage still holds the old
+      // (possibly never committed) suffix that a received snapshot is about to discard.
+      if (next <= this.snapshotFloor) throw new CompactedRangeError(next, this.snapshotFloor + 1);
       const upTo = Math.min(this.applied, this.storage.lastIndex());
       if (next <= upTo) {
         let batch: Entry[];
@@ -593,6 +598,7 @@ export class ReplicatedLog<R = unknown> {
   }
 
   private restoreSnapshot(snap: Snapshot): void {
+    this.snapshotFloor = snap.meta.index;
     const d = decodeSnapshotData(snap.data);
     this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
     this.conf = snap.meta.conf;
