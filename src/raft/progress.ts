@@ -21,6 +21,8 @@ export class Progress {
   msgAppFlowPaused = false;
   /** Highest commit index sent to the follower. */
   sentCommit = 0;
+  /** Leader tick at which the latest heartbeat this follower answered was sent (the lease). */
+  leaseAckTick = Number.NEGATIVE_INFINITY;
   readonly inflights: Inflights;
   isLearner: boolean;
 
@@ -37,6 +39,7 @@ export class Progress {
     this.next = next;
     this.recentActive = false;
     this.sentCommit = 0;
+    this.leaseAckTick = Number.NEGATIVE_INFINITY;
   }
 
   private resetState(state: ProgressStateType): void {

@@ -21,7 +21,7 @@ import type { ResolvedConfig } from './config.js';
 import { RaftLog } from './log.js';
 import { ProgressTracker } from './tracker.js';
 import type { Progress } from './progress.js';
-import { VoteResult } from './quorum.js';
+import { VoteResult, majorityIndex } from './quorum.js';
 import { ReadOnly } from './read-only.js';
 import { applyToConfState, decodeConfChange } from './confchange.js';
 import { ENTRY_OVERHEAD, payloadSize } from './size.js';
@@ -86,11 +86,16 @@ export class Raft {
    * applied them, and a membership change must build on the applied configuration.
    */
   confChangesToApply = 0;
+  private readonly leaseScratch: number[] = [];
+  /** This leader sent MsgTimeoutNow in its term: its lease is void. */
+  private timeoutNowSent = false;
   /** Reads that arrived before this leader committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = [];
 
   electionElapsed = 0;
   heartbeatElapsed = 0;
+  /** Ticks since this node started: the leader's clock for its lease. */
+  ticks = 0;
   randomizedElectionTimeout = 0;
 
   private readonly electionTimeout: number;
@@ -212,6 +217,8 @@ export class Raft {
     const commit = Math.min(pr.match, this.raftLog.committed);
     const m = this.msg(MsgHeartbeat, to);
     m.commit = commit;
+    // The send tick comes back in the response: the follower reset its election timer after it.
+    m.index = this.ticks;
     if (ctx !== undefined) m.context = ctx;
     this.send(m);
     if (commit > pr.sentCommit) pr.sentCommit = commit;
@@ -254,6 +261,7 @@ export class Raft {
     this.uncommittedSize = 0;
     this.readOnly.reset();
     this.pendingReadIndexMessages = [];
+    this.timeoutNowSent = false;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -362,6 +370,7 @@ export class Raft {
   // ---- time ----------------------------------------------------------------
 
   tick(): void {
+    this.ticks++;
     if (this.state === StateLeader) this.tickHeartbeat();
     else this.tickElection();
   }
@@ -575,8 +584,9 @@ export class Raft {
       case MsgHeartbeatResp: {
         pr.recentActive = true;
         pr.msgAppFlowPaused = false;
+        if (m.index <= this.ticks && m.index > pr.leaseAckTick) pr.leaseAckTick = m.index;
         if (pr.match < this.raftLog.lastIndex() || pr.sentCommit < this.raftLog.committed) this.sendAppend(m.from);
-        if (this.readOnly.option !== 'safe' || m.context === undefined || m.context.length === 0) return;
+        if (m.context === undefined || m.context.length === 0) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
         if (acks === undefined || !this.hasQuorum(acks)) return;
         for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
@@ -656,7 +666,28 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: number): void {
+    this.timeoutNowSent = true;
     this.send(this.msg(MsgTimeoutNow, to));
+  }
+
+  /**
+   * Whether no other leader can have been elected: a quorum of voters answered
+   * heartbeats sent less than electionTimeout - 1 ticks ago. Each of them reset
+   * its election timer after that send and, under CheckQuorum, refuses votes for
+   * a full election timeout (the lease); one tick of margin absorbs tick phase.
+   * Never again in this term once a MsgTimeoutNow went out: however late it
+   * arrives, the campaign it starts skips the followers' lease.
+   */
+  private inLease(): boolean {
+    if (this.timeoutNowSent) return false;
+    const voters = this.trk.voters;
+    const acks = this.leaseScratch;
+    for (let i = 0; i < voters.length; i++) {
+      const id = voters[i]!;
+      acks[i] = id === this.id ? this.ticks : this.trk.progress.get(id)!.leaseAckTick;
+    }
+    const since = majorityIndex(acks, voters.length);
+    return this.ticks - since < this.electionTimeout - 1;
   }
 
   private hasQuorum(acks: ReadonlySet<number>): boolean {
@@ -666,8 +697,8 @@ export class Raft {
   }
 
   private sendReadIndexResponse(m: Message): void {
-    if (this.trk.isSingleton() || this.readOnly.option === 'lease') {
-      // Alone, or trusting the lease that CheckQuorum maintains: no round trip.
+    if (this.trk.isSingleton() || (this.readOnly.option === 'lease' && this.inLease())) {
+      // Alone, or within the lease: no round trip.
       this.respondToReadIndex(m, this.raftLog.committed);
       return;
     }
@@ -797,6 +828,7 @@ export class Raft {
   private handleHeartbeat(m: Message): void {
     this.raftLog.commitTo(Math.min(m.commit, this.raftLog.lastIndex()));
     const r = this.msg(MsgHeartbeatResp, m.from);
+    r.index = m.index;
     if (m.context !== undefined) r.context = m.context;
     this.send(r);
   }

@@ -192,13 +192,73 @@ describe('§8 ReadIndex', () => {
     expect(collectReads(net, 1).map((r) => dec(r.context))).toEqual(['r']);
   });
 
-  it('lease: served at once from the commit index', () => {
+  it('lease: served at once while a quorum answered heartbeats within the lease', () => {
     const net = new Network([1, 2, 3], { checkQuorum: true, readOnlyOption: 'lease' });
     net.campaign(1);
+    // One heartbeat round: followers reset their election timers after tick 1.
+    net.tickAll(1);
     net.isolate(1);
+    net.node(1).tick(); // tick 2
     net.node(1).readIndex(enc('fast'));
-    const rd = net.node(1).ready();
-    expect(rd.readStates.map((r) => [r.index, dec(r.context)])).toEqual([[1, 'fast']]);
+    expect(collectReads(net, 1).map((r) => [r.index, dec(r.context)])).toEqual([[1, 'fast']]);
+  });
+
+  it('lease: once it may have expired, a read falls back to a heartbeat round', () => {
+    const net = new Network([1, 2, 3], { checkQuorum: true, readOnlyOption: 'lease' });
+    net.campaign(1);
+    net.tickAll(1);
+    net.isolate(1);
+    // The heartbeat went out at tick 1; a follower that ticks just before the leader leaves its lease
+    // a moment after the leader's tick 10 = 1 + electionTimeout - 1: from then on no lease.
+    for (let i = 0; i < 8; i++) net.node(1).tick();
+    net.node(1).readIndex(enc('in-time'));
+    expect(collectReads(net, 1).map((r) => dec(r.context))).toEqual(['in-time']);
+    net.node(1).tick();
+    expect(net.node(1).status().state).toBe(StateType.StateLeader);
+    net.node(1).readIndex(enc('late'));
+    expect(collectReads(net, 1)).toEqual([]);
+    net.heal();
+    net.node(1).tick();
+    expect(collectReads(net, 1).map((r) => dec(r.context))).toEqual(['late']);
+  });
+
+  it('lease: a stale leader cut off by a partition serves no stale read (sim lease seed 73)', () => {
+    const net = new Network([1, 2, 3], { checkQuorum: true, readOnlyOption: 'lease', preVote: true });
+    net.campaign(1);
+    net.tickAll(1);
+    net.isolate(1);
+    // Followers 2 and 3 elect a new leader as soon as their lease lets them and commit a write.
+    for (let i = 0; i < 30 && !net.leaders().some((id) => id !== 1); i++) {
+      net.node(1).tick();
+      net.node(2).tick();
+      net.node(3).tick();
+      net.stabilize();
+    }
+    const newLeader = net.leaders().find((id) => id !== 1)!;
+    expect(newLeader).toBeDefined();
+    net.propose(newLeader, 'w');
+    const committed = net.node(newLeader).status().commit;
+    // Node 1 still believes it leads (its CheckQuorum round has not run out yet): the dangerous moment.
+    expect(net.node(1).status().state).toBe(StateType.StateLeader);
+    net.node(1).readIndex(enc('stale?'));
+    const reads = collectReads(net, 1);
+    for (const r of reads) expect(r.index).toBeGreaterThanOrEqual(committed);
+    expect(reads).toEqual([]);
+  });
+
+  it('lease: no lease reads after MsgTimeoutNow went out in this term', () => {
+    const net = new Network([1, 2, 3], { checkQuorum: true, readOnlyOption: 'lease' });
+    net.campaign(1);
+    net.tickAll(1);
+    net.addFilter((m) => m.type === MessageType.MsgTimeoutNow);
+    net.node(1).transferLeader(2);
+    net.stabilize();
+    // The transfer times out, but the MsgTimeoutNow may still be on its way.
+    for (let i = 0; i < 10; i++) net.node(1).tick();
+    expect(net.node(1).status().leadTransferee).toBe(0);
+    net.isolate(1);
+    net.node(1).readIndex(enc('after-transfer'));
+    expect(collectReads(net, 1)).toEqual([]);
   });
 
   it('forwarded from a follower, answered to the follower', () => {
