@@ -3,6 +3,7 @@
 // reason logged here and sent back to the peer.
 import type net from 'node:net';
 import type { Packr } from 'msgpackr';
+import { MessageType } from '../raft/types.js';
 import type { Message, SnapshotMeta } from '../raft/types.js';
 import { ClusterMismatchError, FrameTooLargeError, HandshakeTimeoutError, MalformedFrameError, TransportError, WrongNodeError } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
@@ -109,7 +110,10 @@ export class Inbound {
   }
 
   private check(m: Message): void {
-    if (m.to !== this.c.self || m.from !== this.peer) {
+    // A forwarded proposal, read or transfer request keeps the originator as `from`, so it may
+    // arrive over any peer's connection (even bounced back to its originator); all else comes from the sender.
+    const forwarded = m.type === MessageType.MsgProp || m.type === MessageType.MsgReadIndex || m.type === MessageType.MsgTransferLeader;
+    if (m.to !== this.c.self || (m.from !== this.peer && !forwarded)) {
       throw new WrongNodeError(`message ${m.from}->${m.to} on the connection from node ${this.peer} to node ${this.c.self}`);
     }
   }

@@ -171,6 +171,18 @@ describe('TcpTransport', () => {
     });
   }
 
+  it('delivers forwarded requests that keep their originator as from, even back to the originator', async () => {
+    const { a, b } = await pair();
+    a.t.send([
+      msg(1, 2, { type: MessageType.MsgProp, from: 3, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array([1]) }] }),
+      msg(1, 2, { type: MessageType.MsgReadIndex, from: 2, context: new Uint8Array([9]) }),
+      msg(1, 2, { type: MessageType.MsgTransferLeader, from: 3 }),
+    ]);
+    await until(() => b.rec.messages.length === 3, 'three forwarded requests');
+    expect(b.rec.messages.map((m) => [m.type, m.from])).toEqual([[MessageType.MsgProp, 3], [MessageType.MsgReadIndex, 2], [MessageType.MsgTransferLeader, 3]]);
+    expect(b.log.lines).toEqual([]);
+  });
+
   it('accepts a well-formed message from a raw socket (the malformed cases differ only in the fault)', async () => {
     const { b } = await pair();
     const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
