@@ -27,7 +27,11 @@ export interface Config {
   checkQuorum?: boolean;
   /** Campaign only after a pre-vote round shows a majority would grant the vote. Default false. */
   preVote?: boolean;
-  /** How ReadIndex is confirmed. 'lease' requires checkQuorum. Default 'safe'. */
+  /**
+   * How ReadIndex is confirmed. 'safe': a heartbeat round per read batch. 'lease': at once while a quorum
+   * answered heartbeats within the last electionTick - 1 ticks (else a heartbeat round); requires checkQuorum
+   * and assumes every node ticks at the same rate. Default 'safe'.
+   */
   readOnlyOption?: ReadOnlyOption;
   /** Followers drop proposals instead of forwarding them to the leader. Default false. */
   disableProposalForwarding?: boolean;

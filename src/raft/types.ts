@@ -87,7 +87,10 @@ export interface Message {
   term: number;
   /** MsgApp: term of the entry at `index` (prevLogTerm). Votes: the candidate's last log term. */
   logTerm: number;
-  /** MsgApp: prevLogIndex. Votes: the candidate's last log index. Responses: the index acknowledged or rejected. */
+  /**
+   * MsgApp: prevLogIndex. Votes: the candidate's last log index. Responses: the index acknowledged or rejected.
+   * MsgHeartbeat / MsgHeartbeatResp: the leader's tick when it sent the heartbeat (echoed back; the lease).
+   */
   index: number;
   entries: Entry[];
   commit: number;
