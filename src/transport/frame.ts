@@ -4,6 +4,7 @@
 import { FrameTooLargeError } from './errors.js';
 
 export const FRAME_HEADER_BYTES = 4;
+const EMPTY = Buffer.alloc(0);
 
 /** Concatenates payloads into one buffer of frames, ready for a single socket write. */
 export function encodeFrames(payloads: readonly Uint8Array[]): Buffer {
@@ -58,6 +59,7 @@ export class FrameDecoder {
   }
 
   private take(n: number): Buffer {
+    if (n === 0) return EMPTY;
     this.buffered -= n;
     const first = this.chunks[0]!;
     if (first.length >= n) {

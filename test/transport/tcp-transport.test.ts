@@ -149,6 +149,8 @@ describe('TcpTransport', () => {
 
   const malformed: Array<[string, Buffer, boolean, string?]> = [
     ['garbage before any handshake', Buffer.from('GET / HTTP/1.1\r\n\r\n'), false, 'TRANSPORT_FRAME_TOO_LARGE'],
+    ['an empty frame after the handshake', frame(new Uint8Array(0)), true],
+    ['an empty frame instead of the handshake', frame(new Uint8Array(0)), false],
     ['not msgpack after the handshake', frame(Buffer.from([0xc1, 0xc1, 0xc1])), true],
     ['trailing bytes after the msgpack value', frame(Buffer.from([0x91, 0x01, 0x02])), true],
     ['a message whose term is a string', frame(pack([1, [8, 2, 5, 'one', 0, 0, 0, false, 0, [], null, null]])), true],

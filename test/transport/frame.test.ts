@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
+import { FrameTooLargeError } from '../../src/transport/errors.js';
+import { backoffDelay } from '../../src/transport/backoff.js';
+import { seeded } from './helpers.js';
+
+function drain(d: FrameDecoder): Buffer[] {
+  const out: Buffer[] = [];
+  for (let f = d.next(); f !== undefined; f = d.next()) out.push(f);
+  return out;
+}
+
+describe('FrameDecoder', () => {
+  const payloads = [Buffer.from('a'), Buffer.alloc(0), Buffer.from('hello world'), Buffer.alloc(3000, 7)];
+  const wire = encodeFrames(payloads);
+
+  it('decodes frames fed one byte at a time', () => {
+    const d = new FrameDecoder(4096);
+    const out: Buffer[] = [];
+    for (let i = 0; i < wire.length; i++) {
+      d.push(wire.subarray(i, i + 1));
+      out.push(...drain(d));
+    }
+    expect(out).toEqual(payloads);
+    expect(d.pending).toBe(0);
+  });
+
+  it('decodes frames split at random points', () => {
+    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
+    console.log(`frame split seed ${seed} (replay: SEED=${seed})`);
+    const random = seeded(seed);
+    for (let round = 0; round < 50; round++) {
+      const d = new FrameDecoder(4096);
+      const out: Buffer[] = [];
+      let at = 0;
+      while (at < wire.length) {
+        const n = 1 + Math.floor(random() * 200);
+        d.push(wire.subarray(at, at + n));
+        at += n;
+        out.push(...drain(d));
+      }
+      expect(out).toEqual(payloads);
+    }
+  });
+
+  it('refuses an oversized frame from its header alone, and obeys a raised limit', () => {
+    const d = new FrameDecoder(10);
+    d.push(encodeFrames([Buffer.alloc(5), Buffer.alloc(11)]).subarray(0, 13));
+    expect(drain.bind(null, d)).toThrow(FrameTooLargeError);
+    const e = new FrameDecoder(10);
+    e.push(encodeFrames([Buffer.alloc(5), Buffer.alloc(11)]));
+    expect(e.next()).toEqual(Buffer.alloc(5));
+    e.limit = 11;
+    expect(e.next()).toEqual(Buffer.alloc(11));
+  });
+});
+
+describe('backoffDelay', () => {
+  it('doubles from the initial delay to the cap, with jitter in the upper half', () => {
+    const o = { initialMs: 50, maxMs: 2000 };
+    expect([0, 1, 2, 3, 10].map((a) => backoffDelay(a, o, () => 0))).toEqual([25, 50, 100, 200, 1000]);
+    expect([0, 1, 2, 3, 10].map((a) => backoffDelay(a, o, () => 0.999999))).toEqual([50, 100, 200, 400, 2000].map((x) => expect.closeTo(x, 2)));
+    expect(backoffDelay(1e6, o, () => 0.5)).toBe(1500);
+  });
+});
