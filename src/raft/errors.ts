@@ -95,6 +95,13 @@ export class InvalidConfChangeError extends RaftError {
   }
 }
 
+/** The operation needs a leader (this node, or one it knows to forward to) and there is none. */
+export class NotLeaderError extends RaftError {
+  constructor(detail: string) {
+    super('RAFT_NOT_LEADER', `raft: not leader: ${detail}`);
+  }
+}
+
 export class LeaderTransferError extends RaftError {
   constructor(detail: string) {
     super('RAFT_LEADER_TRANSFER', `leader transfer refused: ${detail}`);

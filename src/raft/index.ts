@@ -21,6 +21,7 @@ export {
   InvalidConfigError,
   InvalidConfChangeError,
   LeaderTransferError,
+  NotLeaderError,
   ReadyProtocolError,
   CorruptStateError,
 } from './errors.js';

@@ -2,7 +2,7 @@
 // linearizable reads (ReadIndex, safe and lease), leadership transfer.
 import { describe, expect, it } from 'vitest';
 import { Network, drain, enc, dec, msg, newNode } from './network.js';
-import { EntryType, MessageType, StateType, type ReadState } from '../../src/raft/types.js';
+import { ConfChangeType, EntryType, MessageType, StateType, type ReadState } from '../../src/raft/types.js';
 import { MemoryStorage, ProposalDroppedError, ReadIndexDroppedError } from '../../src/raft/index.js';
 
 function reason(f: () => unknown): string | undefined {
@@ -376,10 +376,20 @@ describe('§8 / §3.10 leadership transfer', () => {
     expect(net.leaders()).toEqual([1]);
   });
 
+  it('refuses a transfer on a node that knows no leader', () => {
+    const n = newNode(1, MemoryStorage.withConf([1, 2, 3]));
+    expect(() => n.transferLeader(2)).toThrow(expect.objectContaining({ code: 'RAFT_NOT_LEADER' }));
+  });
+
   it('refuses a learner or unknown node as target', () => {
     const net = new Network([1, 2, 3]);
     net.campaign(1);
     expect(() => net.node(1).transferLeader(9)).toThrow(expect.objectContaining({ code: 'RAFT_LEADER_TRANSFER' }));
+    net.addPeer(4, MemoryStorage.withConf([1, 2, 3]));
+    net.node(1).proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 4 });
+    net.stabilize();
+    expect(() => net.node(1).transferLeader(4)).toThrow(expect.objectContaining({ code: 'RAFT_LEADER_TRANSFER' }));
+    expect(net.node(1).status().leadTransferee).toBe(0);
   });
 });
 
