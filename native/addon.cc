@@ -238,24 +238,31 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     if (!writer_) throw Napi::Error::New(env, "WAL handle is not started or already disposed");
   }
 
-  // submit(buffer: Uint8Array, plan: Float64Array, chunks: number) -> job id.
-  // The plan holds five numbers per chunk: begin, end, seq, offset, firstIndex.
+  // submit(buffers: Uint8Array[], plan: Float64Array, chunks: number) -> job id.
+  // The plan holds six numbers per chunk: buffer, begin, end, seq, offset,
+  // firstIndex. All appends made in one JS tick arrive as one job.
   Napi::Value Submit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RequireWriter(env);
-    Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+    Napi::Array buffers = info[0].As<Napi::Array>();
     Napi::Float64Array plan = info[1].As<Napi::Float64Array>();
     size_t chunks = info[2].As<Napi::Number>().Uint32Value();
-    if (chunks * 5 > plan.ElementLength()) throw Napi::RangeError::New(env, "plan too short");
+    if (chunks * 6 > plan.ElementLength()) throw Napi::RangeError::New(env, "plan too short");
+    std::vector<std::pair<uint8_t*, size_t>> bufs(buffers.Length());
+    for (uint32_t i = 0; i < buffers.Length(); i++) {
+      Napi::Uint8Array b = buffers.Get(i).As<Napi::Uint8Array>();
+      bufs[i] = {b.Data(), b.ByteLength()};
+    }
     Job job;
     job.type = Job::kWrite;
-    job.data = buf.Data();
     const double* p = plan.Data();
     job.chunks.reserve(chunks);
-    for (size_t i = 0; i < chunks; i++, p += 5) {
-      Chunk c{static_cast<size_t>(p[0]), static_cast<size_t>(p[1]), static_cast<uint64_t>(p[2]),
-              static_cast<uint64_t>(p[3]), static_cast<uint64_t>(p[4])};
-      if (c.begin > c.end || c.end > buf.ByteLength()) throw Napi::RangeError::New(env, "plan outside the buffer");
+    for (size_t i = 0; i < chunks; i++, p += 6) {
+      size_t b = static_cast<size_t>(p[0]);
+      if (b >= bufs.size()) throw Napi::RangeError::New(env, "plan names a missing buffer");
+      Chunk c{bufs[b].first, static_cast<size_t>(p[1]), static_cast<size_t>(p[2]), static_cast<uint64_t>(p[3]),
+              static_cast<uint64_t>(p[4]), static_cast<uint64_t>(p[5])};
+      if (c.begin > c.end || c.end > bufs[b].second) throw Napi::RangeError::New(env, "plan outside the buffer");
       job.chunks.push_back(c);
     }
     return Napi::Number::New(env, static_cast<double>(writer_->Submit(std::move(job))));

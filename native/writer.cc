@@ -114,8 +114,8 @@ void Writer::Write(Job& job, const Chunk& c) {
     FlushAndSync();
     Rotate(c.seq, c.firstIndex);
   }
-  uint8_t* begin = job.data + c.begin;
-  uint8_t* end = job.data + c.end;
+  uint8_t* begin = c.data + c.begin;
+  uint8_t* end = c.data + c.end;
   for (uint8_t* p = begin; p < end;) {
     uint32_t length = Load32(p + 4);
     Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));

@@ -33,10 +33,11 @@ struct WriterOptions {
   Prealloc prealloc = Prealloc::kZeros;
 };
 
-// [begin, end) of a job's buffer goes to segment `seq` at `offset`. If `seq`
-// is the segment after the current one, the writer rotates into it first,
-// naming it after `firstIndex`.
+// [begin, end) of `data` goes to segment `seq` at `offset`. If `seq` is the
+// segment after the current one, the writer rotates into it first, naming it
+// after `firstIndex`. The caller keeps `data` alive until the job is reported.
 struct Chunk {
+  uint8_t* data;
   size_t begin, end;
   uint64_t seq, offset, firstIndex;
 };
@@ -44,7 +45,6 @@ struct Chunk {
 struct Job {
   enum Type { kWrite, kRelease, kClose } type = kWrite;
   uint64_t id = 0;
-  uint8_t* data = nullptr;  // kept alive by the caller until the job is reported
   std::vector<Chunk> chunks;
   std::vector<std::string> unlink;  // kRelease: segment names to remove
 };

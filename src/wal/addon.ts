@@ -42,8 +42,8 @@ export interface NativeHandle {
     lastName: string,
     onReport: (lastId: number, error?: string) => void,
   ): void;
-  /** Five numbers per chunk in plan: begin, end, seq, offset, firstIndex. Returns the job id. */
-  submit(buffer: Uint8Array, plan: Float64Array, chunks: number): number;
+  /** Six numbers per chunk in plan: buffer position, begin, end, seq, offset, firstIndex. Returns the job id. */
+  submit(buffers: Uint8Array[], plan: Float64Array, chunks: number): number;
   release(names: string[]): number;
   close(): number;
   dispose(): void;

@@ -70,12 +70,23 @@ interface ReadPlan {
   lengths: number[];
 }
 
+/** The id of a write whose job is still being collected in this tick. */
+const UNASSIGNED = Infinity;
+
+interface Batch {
+  buffers: Uint8Array[];
+  /** Six numbers per chunk: buffer, begin, end, seq, offset, firstIndex. */
+  plan: number[];
+  /** Position in `pending` of the batch's first write. */
+  first: number;
+}
+
 interface Pending {
   id: number;
   resolve: () => void;
   reject: (err: Error) => void;
-  /** Keeps the job's buffer alive until the native thread is done with it. */
-  buffer: Uint8Array | null;
+  /** Keeps the job's buffers alive until the native thread is done with them. */
+  buffers: Uint8Array[] | null;
   /** Lowest entry index the job writes (Infinity if none): the cache keeps it until durable. */
   lowest: number;
   /** The close job: it resolves even on a failed WAL. */
@@ -120,7 +131,7 @@ export class Wal {
   private pendingHead = 0;
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
-  private plan = new Float64Array(5 * 4);
+  private batch: Batch | null = null;
   private slab = new Uint8Array(0);
   private slabUsed = 0;
   private appends = 0;
@@ -275,7 +286,8 @@ export class Wal {
       this.bySeq.delete(s.seq);
       names.push(s.name);
     }
-    return this.enqueue(this.handle.release(names), null, Infinity, false);
+    this.flushBatch();
+    return this.enqueue(this.handle.release(names), Infinity, false);
   }
 
   /**
@@ -390,7 +402,8 @@ export class Wal {
   /** Waits for every pending write, stops the native threads and releases the lock. Idempotent. */
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
-    this.closing = this.enqueue(this.handle.close(), null, Infinity, true).then(() => this.handle.dispose());
+    this.flushBatch();
+    this.closing = this.enqueue(this.handle.close(), Infinity, true).then(() => this.handle.dispose());
     return this.closing;
   }
 
@@ -484,10 +497,10 @@ export class Wal {
     // Pass 2: pack, and apply to the in-memory state in the same order.
     const u8 = this.allocate(total);
     const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-    const nChunks = 1 + (rotations?.length ?? 0);
-    if (this.plan.length < nChunks * 5) this.plan = new Float64Array(nChunks * 5);
-    const plan = this.plan;
-    let chunk = 0;
+    const batch = this.openBatch();
+    const buffer = batch.buffers.length;
+    batch.buffers.push(u8);
+    const plan = batch.plan;
     let chunkBegin = 0;
     let pos = 0;
     let segment = this.segments.at(-1);
@@ -508,10 +521,7 @@ export class Wal {
         rot++;
         if (pos > chunkBegin || segment === undefined) {
           // Close the chunk that went to the previous segment (empty only for the very first segment).
-          if (segment !== undefined) {
-            plan.set([chunkBegin, pos, segment.seq, this.offset, segment.firstIndex], chunk * 5);
-            chunk++;
-          }
+          if (segment !== undefined) plan.push(buffer, chunkBegin, pos, segment.seq, this.offset, segment.firstIndex);
         }
         const first = ref >= 0 ? entries[ref]!.index : this.lastIndex + 1;
         const s: Segment = { seq: (segment?.seq ?? 0) + 1, firstIndex: first, name: segmentName((segment?.seq ?? 0) + 1, first), maxIndex: first - 1 };
@@ -552,23 +562,55 @@ export class Wal {
       }
     }
     const seg = segment!;
-    plan[chunk * 5] = chunkBegin;
-    plan[chunk * 5 + 1] = pos;
-    plan[chunk * 5 + 2] = seg.seq;
-    plan[chunk * 5 + 3] = this.offset;
-    plan[chunk * 5 + 4] = seg.firstIndex;
+    plan.push(buffer, chunkBegin, pos, seg.seq, this.offset, seg.firstIndex);
     this.offset = off;
     this.appends++;
     this.records += entries.length;
+    return this.enqueue(UNASSIGNED, lowest, false);
+  }
+
+  /**
+   * The job being collected in this tick. Every write made before the
+   * current microtasks run out goes into one native job: the writer then
+   * sees a whole round of pipelined appends at once instead of catching the
+   * first of them alone, and a tick costs one native call.
+   */
+  private openBatch(): Batch {
+    if (this.batch === null) {
+      this.batch = { buffers: [], plan: [], first: this.pending.length };
+      queueMicrotask(this.flushBatch);
+    }
+    return this.batch;
+  }
+
+  /** Hands the collected job to the writer thread; runs before anything else is queued natively. */
+  private readonly flushBatch = (): void => {
+    const b = this.batch;
+    if (b === null) return;
+    this.batch = null;
     let id: number;
     try {
-      id = this.handle.submit(u8, plan, chunk + 1);
+      id = this.handle.submit(b.buffers, new Float64Array(b.plan), b.plan.length / 6);
     } catch (err) {
-      // The state above already moved: this instance can no longer be trusted.
+      // The in-memory state already moved: this instance can no longer be trusted.
       this.failure = new WalIoError(`WAL ${this.dir} failed to queue a write; reopen it: ${(err as Error).message}`);
-      return Promise.reject(this.failure);
+      this.failAll();
+      return;
     }
-    return this.enqueue(id, u8, lowest, false);
+    for (let k = b.first; k < this.pending.length; k++) {
+      const p = this.pending[k]!;
+      if (p.id === UNASSIGNED) {
+        p.id = id;
+        p.buffers = b.buffers;
+      }
+    }
+  };
+
+  private failAll(): void {
+    for (let k = this.pendingHead; k < this.pending.length; k++) this.pending[k]!.reject(this.failure!);
+    this.pending.length = 0;
+    this.pendingHead = 0;
+    this.handle.unref();
   }
 
   /** A zeroed slice of `n` bytes that no one else uses. */
@@ -585,7 +627,8 @@ export class Wal {
 
   /** An append with nothing to write: resolves once everything before it is durable. */
   private barrier(): Promise<void> {
-    return this.enqueue(this.handle.release([]), null, Infinity, false);
+    this.flushBatch();
+    return this.enqueue(this.handle.release([]), Infinity, false);
   }
 
   private applySnapshot(m: WalSnapshot, discardLog: boolean): void {
@@ -600,10 +643,10 @@ export class Wal {
     this.snap = m;
   }
 
-  private enqueue(id: number, buffer: Uint8Array | null, lowest: number, close: boolean): Promise<void> {
+  private enqueue(id: number, lowest: number, close: boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.pendingHead === this.pending.length) this.handle.ref();
-      this.pending.push({ id, resolve, reject, buffer, lowest, close });
+      this.pending.push({ id, resolve, reject, buffers: null, lowest, close });
     });
   }
 

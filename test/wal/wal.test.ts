@@ -262,6 +262,27 @@ describe('Wal group commit', () => {
   });
 });
 
+describe('Wal group commit across ticks', () => {
+  it('joins appends made in separate event-loop turns while an fsync runs', async () => {
+    const wal = await Wal.open(tempDir());
+    const calls: Promise<void>[] = [];
+    await new Promise<void>((resolve) => {
+      let i = 1;
+      const next = (): void => {
+        calls.push(wal.append([entry(i)]));
+        if (++i <= 300) setImmediate(next);
+        else resolve();
+      };
+      next();
+    });
+    await Promise.all(calls);
+    const s = wal.stats();
+    expect(s.appends).toBe(300);
+    expect(s.fsyncs).toBeLessThan(150);
+    await wal.close();
+  });
+});
+
 describe('Wal errors', () => {
   it('locks the directory against a second open', async () => {
     const dir = tempDir();
