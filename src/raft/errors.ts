@@ -96,9 +96,9 @@ export class InvalidConfChangeError extends RaftError {
 }
 
 /** The operation needs a leader (this node, or one it knows to forward to) and there is none. */
-export class NotLeaderError extends RaftError {
+export class NoLeaderError extends RaftError {
   constructor(detail: string) {
-    super('RAFT_NOT_LEADER', `raft: not leader: ${detail}`);
+    super('RAFT_NO_LEADER', `raft: no leader: ${detail}`);
   }
 }
 

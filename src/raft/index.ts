@@ -21,7 +21,7 @@ export {
   InvalidConfigError,
   InvalidConfChangeError,
   LeaderTransferError,
-  NotLeaderError,
+  NoLeaderError,
   ReadyProtocolError,
   CorruptStateError,
 } from './errors.js';

@@ -27,7 +27,7 @@ import { getStatus } from './status.js';
 import {
   InvalidMessageError,
   LeaderTransferError,
-  NotLeaderError,
+  NoLeaderError,
   ReadyProtocolError,
   StepLocalMsgError,
   StepPeerNotFoundError,
@@ -159,7 +159,7 @@ export class RawNode {
   transferLeader(to: number): void {
     checkPeerId(to, 'transferee');
     const r = this.raft;
-    if (r.state !== StateLeader && r.lead === None) throw new NotLeaderError(`node ${r.id} knows no leader to hand leadership from`);
+    if (r.state !== StateLeader && r.lead === None) throw new NoLeaderError(`node ${r.id} knows no leader to hand leadership from`);
     if (r.state === StateLeader) {
       const pr = r.trk.progress.get(to);
       if (pr === undefined) throw new LeaderTransferError(`node ${to} is not in the configuration`);

@@ -378,7 +378,7 @@ describe('§8 / §3.10 leadership transfer', () => {
 
   it('refuses a transfer on a node that knows no leader', () => {
     const n = newNode(1, MemoryStorage.withConf([1, 2, 3]));
-    expect(() => n.transferLeader(2)).toThrow(expect.objectContaining({ code: 'RAFT_NOT_LEADER' }));
+    expect(() => n.transferLeader(2)).toThrow(expect.objectContaining({ code: 'RAFT_NO_LEADER' }));
   });
 
   it('refuses a learner or unknown node as target', () => {
