@@ -79,18 +79,16 @@ describe('the simulator has teeth', () => {
   });
 });
 
-describe('regressions (seeds from /tmp/coord/log-bugs.md)', () => {
-  // Bug 1+2: RaftStorage.term(firstIndex-1) threw during a local snapshot install; flush() let it escape.
-  // Bug 3: a write chained behind a snapshot install was overtaken by a later one (WAL_GAP).
-  // Bug 4: entries() yielded a deposed leader's uncommitted entries right after a snapshot arrived.
-  for (const seed of [1, 9, 11, 48, 124, 197]) {
+describe('regressions (bugs in /tmp/coord/log-bugs.md)', () => {
+  // Each seed failed, with this version of the simulator, against the code before its fix:
+  //   bugs 1+2 (RAFT_COMPACTED thrown out of a deferred flush while a local snapshot was installed): seed 1, at d509c32^
+  //   bug 3 (an append overtook writes queued behind a snapshot install: WAL_GAP): seeds 2 and 4, at 1cb404a^
+  //   bug 4 (entries() yielded a deposed leader's uncommitted entries after a snapshot arrived): seed 39, at bd969fc^
+  // A change to how the simulator draws random numbers remaps seeds: re-check these against those commits.
+  for (const seed of [1, 2, 4, 39]) {
     it(`seed ${seed}, 3 nodes`, async () => {
       const r = await runSimulation({ seed, nodes: 3 });
       expect(r.violations, replayCommand(seed, 3)).toEqual([]);
     });
   }
-  it('seed 16, 5 nodes', async () => {
-    const r = await runSimulation({ seed: 16, nodes: 5 });
-    expect(r.violations, replayCommand(16, 5)).toEqual([]);
-  });
 });
