@@ -6,12 +6,15 @@
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
-const cases: { nodes: number; seed: number; steps: number; bug: string }[] = [
+const cases: { nodes: number; seed: number; steps: number; lease?: boolean; bug: string }[] = [
   // Bug 1: reproduced against the core before 0990782.
   { nodes: 3, seed: 7, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
   { nodes: 5, seed: 22, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
   // Bug 2: reproduced against the core before b320df1.
   { nodes: 3, seed: 299, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
+  // Bug 3: reproduced against the core before 6ffd3d4 (lease reads served by a deposed leader).
+  { nodes: 3, seed: 543, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
+  { nodes: 5, seed: 94, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
 ];
 
 describe('simulator regressions', () => {
