@@ -9,6 +9,7 @@ export type TransportErrorCode =
   | 'TRANSPORT_HANDSHAKE_TIMEOUT'
   | 'TRANSPORT_PEER_REFUSED'
   | 'TRANSPORT_BAD_ADDRESS'
+  | 'TRANSPORT_BAD_OPTION'
   | 'TRANSPORT_CLOSED';
 
 export class TransportError extends Error {
@@ -75,6 +76,12 @@ export class PeerRefusedError extends TransportError {
 export class BadAddressError extends TransportError {
   constructor(address: string) {
     super('TRANSPORT_BAD_ADDRESS', `bad address '${address}': expected host:port`);
+  }
+}
+
+export class BadOptionError extends TransportError {
+  constructor(message: string) {
+    super('TRANSPORT_BAD_OPTION', message);
   }
 }
 

@@ -12,6 +12,7 @@ export {
   HandshakeTimeoutError,
   PeerRefusedError,
   BadAddressError,
+  BadOptionError,
   TransportClosedError,
 } from './errors.js';
 export type { TransportErrorCode } from './errors.js';

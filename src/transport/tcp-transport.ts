@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { Message } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
-import { TransportClosedError } from './errors.js';
+import { BadOptionError, TransportClosedError } from './errors.js';
 import { Inbound } from './inbound.js';
 import { Outbound } from './outbound.js';
 import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
@@ -70,9 +70,13 @@ export class TcpTransport implements Transport {
   private notifyScheduled = false;
 
   constructor(private readonly o: TcpTransportOptions) {
-    if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new RangeError(`node id must be a positive integer, got ${o.id}`);
+    if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
     parseAddress(o.listen);
     const maxFrameBytes = o.maxFrameBytes ?? 16 * MiB;
+    // A snapshot chunk carries its header too; leave room for it within the frame.
+    if (o.snapshotChunkBytes !== undefined && o.snapshotChunkBytes > maxFrameBytes - 4096) {
+      throw new BadOptionError(`snapshotChunkBytes ${o.snapshotChunkBytes} must be at least 4 KiB below maxFrameBytes ${maxFrameBytes}`);
+    }
     this.logger = o.logger ?? consoleLogger;
     this.listenAddress = o.listen;
     this.peerAddresses = new Map(Object.entries(o.peers ?? {}).map(([id, a]) => [Number(id), a]));
