@@ -6,8 +6,8 @@ import { EntryType, MessageType } from '../../src/raft/types.js';
 import type { Message } from '../../src/raft/types.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
-import { encodeFrames } from '../../src/transport/frame.js';
-import { encodeChunk, encodeHello, newPacker } from '../../src/transport/wire.js';
+import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
+import { decodeFrame, encodeChunk, encodeHello, newPacker, newUnpacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until } from './helpers.js';
 
 const open: TcpTransport[] = [];
@@ -325,5 +325,41 @@ describe('TcpTransport', () => {
     await until(() => b.rec.messages.some((m) => m.from === 5), 'the raw snapshot');
     expect([...b.rec.messages.find((m) => m.from === 5)!.snapshot!.data]).toEqual([...Array(10).fill(1), ...Array(10).fill(2)]);
     s.destroy();
+  });
+
+  it('resumes after back-pressure: a slow reader gets the newest messages, in order, without the shed ones', async () => {
+    const indexes: number[] = [];
+    let reader: net.Socket | undefined;
+    const sink = net.createServer((s) => {
+      reader = s;
+      s.pause();
+      const d = new FrameDecoder(1 << 24);
+      const u = newUnpacker();
+      s.on('data', (c: Buffer) => {
+        d.push(c);
+        for (let f = d.next(); f !== undefined; f = d.next()) {
+          const fr = decodeFrame(u, f);
+          if (fr.kind === 'message') indexes.push(fr.message.index);
+        }
+      });
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const port = (sink.address() as net.AddressInfo).port;
+    const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxQueueBytes: 256 * 1024 });
+    const big = new Uint8Array(16 * 1024);
+    const total = 1200;
+    for (let i = 0; i < total; i++) {
+      t.send([msg(1, 2, { type: MessageType.MsgApp, index: i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] })]);
+      if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+    }
+    await until(() => reader !== undefined, 'the connection');
+    reader!.resume();
+    await until(() => indexes.at(-1) === total - 1, 'the newest message');
+    const s = t.stats().peers[2]!;
+    expect(s.dropped).toBeGreaterThan(0);
+    expect(indexes.length + s.dropped).toBe(total);
+    expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
+    reader!.destroy();
+    await new Promise((r) => sink.close(r));
   });
 });
