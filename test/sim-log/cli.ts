@@ -1,6 +1,7 @@
 // Runs the log simulator over many seeds, or replays one:
 //   npx tsx test/sim-log/cli.ts --seeds 500 [--from 1] [--nodes 3|5|mixed]
 //   npx tsx test/sim-log/cli.ts --seed 123 --nodes 3 --verbose
+// --fault-ms and --snapshot-every change the run (a failure then replays only with the same values).
 import { parseArgs } from 'node:util';
 import { replayCommand, runSimulation, type SimReport } from './simulation.js';
 
@@ -11,6 +12,7 @@ const { values } = parseArgs({
     from: { type: 'string', default: '1' },
     nodes: { type: 'string', default: '3' },
     'fault-ms': { type: 'string' },
+    'snapshot-every': { type: 'string' },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -38,10 +40,11 @@ function printFailure(r: SimReport): void {
 }
 
 const faultMs = values['fault-ms'] === undefined ? undefined : int('fault-ms', values['fault-ms']);
+const snapshotEvery = values['snapshot-every'] === undefined ? undefined : int('snapshot-every', values['snapshot-every']);
 
 if (values.seed !== undefined) {
   const seed = int('seed', values.seed);
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, trace: values.verbose ? (l) => console.log(l) : undefined });
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, trace: values.verbose ? (l) => console.log(l) : undefined });
   console.log(JSON.stringify({ seed: r.seed, nodes: r.nodes, ok: r.ok, digest: r.digest, stats: r.stats }));
   if (!r.ok) printFailure(r);
   process.exit(r.ok ? 0 : 1);
@@ -53,7 +56,7 @@ const failed: number[] = [];
 const t0 = performance.now();
 let acked = 0;
 for (let seed = from; seed < from + count; seed++) {
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs });
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery });
   acked += r.stats.acked;
   if (!r.ok) {
     failed.push(seed);

@@ -338,7 +338,7 @@ export class MemoryWal implements LogStore {
     return new Promise<void>((resolve, reject) => {
       const p: PendingWrite = { write, resolve, reject, fails };
       this.unacked.push(p);
-      this.clock.setTimeout(() => this.complete(p), doneAt - now);
+      this.clock.hardwareTimeout(() => this.complete(p), doneAt - now);
     });
   }
 

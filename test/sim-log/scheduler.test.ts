@@ -69,4 +69,16 @@ describe('Scheduler', () => {
     expect(() => s.after(-1, () => undefined)).toThrow(RangeError);
     expect(() => s.after(Number.NaN, () => undefined)).toThrow(RangeError);
   });
+
+  it('a skewed clock stretches its timers, not the hardware ones', async () => {
+    const s = new Scheduler();
+    const slow = s.clock(new Lifetime(), 1.5);
+    const fast = s.clock(new Lifetime(), 0.5);
+    const seen: string[] = [];
+    slow.setTimeout(() => seen.push(`slow@${s.now}`), 10);
+    slow.hardwareTimeout(() => seen.push(`disk@${s.now}`), 10);
+    fast.setTimeout(() => seen.push(`fast@${s.now}`), 10);
+    while (await s.step());
+    expect(seen).toEqual(['fast@5', 'disk@10', 'slow@15']);
+  });
 });

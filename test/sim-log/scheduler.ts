@@ -30,6 +30,8 @@ export class Lifetime {
 /** A Clock that also tells the simulated time. */
 export interface SimClock extends Clock {
   now(): number;
+  /** An unskewed timer of the same lifetime, for simulated hardware (the disk) rather than the process's own timers. */
+  hardwareTimeout(fn: () => void, ms: number): () => void;
 }
 
 const drain = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
@@ -95,11 +97,15 @@ export class Scheduler {
     if (this.time < until && !stop()) this.time = until;
   }
 
-  /** A clock for one node lifetime: its timers and deferred calls never fire after the lifetime ends. */
-  clock(life: Lifetime): SimClock {
+  /**
+   * A clock for one node lifetime: its timers and deferred calls never fire after
+   * the lifetime ends. `rate` skews it: a timer of ms fires after round(ms * rate).
+   */
+  clock(life: Lifetime, rate = 1): SimClock {
     return {
       now: () => this.time,
-      setTimeout: (fn, ms) => this.after(ms, fn, life),
+      setTimeout: (fn, ms) => this.after(Math.round(ms * rate), fn, life),
+      hardwareTimeout: (fn, ms) => this.after(ms, fn, life),
       defer: (fn) => {
         this.after(0, fn, life);
       },

@@ -269,7 +269,9 @@ class Simulation {
     const life = new Lifetime();
     n.life = life;
     this.checker.lifetime(n.id);
-    const clock = this.sched.clock(life);
+    // Each process's timers run a little fast or slow, now and then very much so.
+    const rate = this.rng.chance(0.1) ? 0.5 + this.rng.next() * 1.5 : 0.9 + this.rng.next() * 0.2;
+    const clock = this.sched.clock(life, rate);
     const wal = n.disk.open(clock);
     n.wal = wal;
     const transport = this.net.transport(n.id, () => this.sched.after(0, () => this.stopped(n, life)));
