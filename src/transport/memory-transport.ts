@@ -201,7 +201,8 @@ export class MemoryTransport implements Transport {
 
   notifyUnreachable(m: Message): void {
     this.network.schedule(() => {
-      if (!this.started) return;
+      // A peer removed meanwhile is unknown to raft: reporting it would be an error there.
+      if (!this.started || this.removed.has(m.to)) return;
       this.handlers!.onUnreachable?.(m.to);
       if (m.type === MessageType.MsgSnap) this.handlers!.onSnapshotStatus?.(m.to, false);
     }, 0);
@@ -209,7 +210,7 @@ export class MemoryTransport implements Transport {
 
   notifySnapshot(peer: number, ok: boolean): void {
     this.network.schedule(() => {
-      if (this.started) this.handlers!.onSnapshotStatus?.(peer, ok);
+      if (this.started && !this.removed.has(peer)) this.handlers!.onSnapshotStatus?.(peer, ok);
     }, 0);
   }
 }

@@ -55,6 +55,8 @@ export class TcpTransport implements Transport {
   private readonly outbound = new Map<number, Outbound>();
   private readonly inbound = new Set<Inbound>();
   private readonly sockets = new Set<net.Socket>();
+  /** Peers removed (and not added again): raft has forgotten them, so nothing is reported about them. */
+  private readonly removed = new Set<number>();
   private readonly config: OutboundConfig;
   private readonly peerAddresses: Map<number, string>;
   private readonly logger: TransportLogger;
@@ -154,6 +156,7 @@ export class TcpTransport implements Transport {
 
   addPeer(id: number, address: string): void {
     if (id === this.o.id || this.closed) return;
+    this.removed.delete(id);
     this.peerAddresses.set(id, address);
     if (this.handlers === undefined) return;
     const peer = this.outbound.get(id);
@@ -161,7 +164,9 @@ export class TcpTransport implements Transport {
     else this.connectPeer(id, address);
   }
 
+  /** Also cancels pending onUnreachable/onSnapshotStatus for the peer: the driver no longer knows it. */
   removePeer(id: number): void {
+    this.removed.add(id);
     this.peerAddresses.delete(id);
     this.outbound.get(id)?.close();
     this.outbound.delete(id);
@@ -231,8 +236,8 @@ export class TcpTransport implements Transport {
       const statuses = this.pendingSnapshotStatus;
       this.pendingUnreachable = new Set();
       this.pendingSnapshotStatus = [];
-      for (const peer of unreachable) this.handlers?.onUnreachable?.(peer);
-      for (const [peer, ok] of statuses) this.handlers?.onSnapshotStatus?.(peer, ok);
+      for (const peer of unreachable) if (!this.removed.has(peer)) this.handlers?.onUnreachable?.(peer);
+      for (const [peer, ok] of statuses) if (!this.removed.has(peer)) this.handlers?.onSnapshotStatus?.(peer, ok);
     });
   }
 }
