@@ -139,6 +139,16 @@ describe('InvariantChecker', () => {
     expect(v.invariant).toBe('commit-durable-on-majority');
   });
 
+  it('reports a follower that commits what no leader committed', () => {
+    const c = fresh();
+    for (const id of [1, 2, 3]) c.logAppended(id, [ent(1, 1)]);
+    c.roleObserved(1, 1, true);
+    c.roleObserved(2, 1, false);
+    const v = violation(() => c.commitObserved(2, 1, [1, 2, 3], everyoneHasIt));
+    expect(v.invariant).toBe('commit-durable-on-majority');
+    expect(v.message).toContain('not leading');
+  });
+
   it('reports commit going backwards, in memory and on disk', () => {
     const c = withCommitted();
     expect(violation(() => c.commitObserved(1, 1, [1, 2, 3], everyoneHasIt)).invariant).toBe('commit-monotonic');

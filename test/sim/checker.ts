@@ -273,15 +273,17 @@ export class InvariantChecker {
       if (i !== this.commitIndex + 1) {
         throw new InvariantViolation('commit-in-log', `node ${node} commits ${i} while the known committed prefix ends at ${this.commitIndex}`);
       }
-      if (v.leader) {
-        let have = 0;
-        for (const id of voters) if (durable(id, i, term)) have++;
-        if (have * 2 <= voters.length) {
-          throw new InvariantViolation(
-            'commit-durable-on-majority',
-            `leader ${node} committed entry ${i} (term ${term}) held durably by only ${have} of voters [${voters.join(',')}]`,
-          );
-        }
+      // Only a leader decides commitment; anyone else learns it from a leader, whose Ready came first.
+      if (!v.leader) {
+        throw new InvariantViolation('commit-durable-on-majority', `node ${node}, not leading, commits ${i} which no leader had committed`);
+      }
+      let have = 0;
+      for (const id of voters) if (durable(id, i, term)) have++;
+      if (have * 2 <= voters.length) {
+        throw new InvariantViolation(
+          'commit-durable-on-majority',
+          `leader ${node} committed entry ${i} (term ${term}) held durably by only ${have} of voters [${voters.join(',')}]`,
+        );
       }
       this.committed.push(key);
       this.committedTerm.push(term);

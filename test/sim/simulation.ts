@@ -548,6 +548,11 @@ export class Simulation {
       const id = n.id;
       if (rd.snapshot !== undefined) this.checker.snapshotInstalled(id, rd.snapshot.meta.index, rd.snapshot.meta.term);
       this.checker.logAppended(id, rd.entries);
+      const durable = (node: number, index: number, term: number): boolean => this.durablyHas(node, index, term);
+      // One Ready may carry a commit the node made as leader and its stepping down after it (several inputs
+      // between two Readys): then the commit is judged as the leader's, before the change of role.
+      const steppedDown = n.state === StateType.StateLeader && rd.softState !== undefined && rd.softState.state !== StateType.StateLeader;
+      if (steppedDown && rd.hardState !== undefined) this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, durable);
       if (rd.hardState !== undefined) n.term = rd.hardState.term;
       if (rd.softState !== undefined) {
         if (rd.softState.state === StateType.StateLeader && n.state !== StateType.StateLeader) {
@@ -557,9 +562,7 @@ export class Simulation {
         n.state = rd.softState.state;
       }
       this.checker.roleObserved(id, n.term, n.state === StateType.StateLeader);
-      if (rd.hardState !== undefined) {
-        this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, (node, index, term) => this.durablyHas(node, index, term));
-      }
+      if (!steppedDown && rd.hardState !== undefined) this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, durable);
       for (const rs of rd.readStates) this.checkRead(n, rs.index, rs.context);
       this.checkReadyContract(n, rd);
       this.send(n, rd.messages);
