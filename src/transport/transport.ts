@@ -6,9 +6,15 @@ import type { Message } from '../raft/types.js';
 export interface TransportHandlers {
   /** A raft message for this node. A MsgSnap arrives reassembled, whole. */
   onMessage(m: Message): void;
-  /** Messages to this peer were dropped (not connected, queue overflow, connection lost). Called at most once per peer per event-loop turn, never re-entrantly from send(). */
+  /**
+   * Messages to this peer were dropped (not connected, queue overflow, connection lost). Called at most once
+   * per peer per event-loop turn, never re-entrantly from send(), never for a peer since removed with removePeer().
+   */
   onUnreachable?(peer: number): void;
-  /** A MsgSnap was fully written to the peer's socket (true) or could not be (false). Never re-entrant from send(). */
+  /**
+   * A MsgSnap was fully written to the peer's socket (true: handed to the kernel, not acknowledged by the peer)
+   * or could not be (false). Never re-entrant from send(), never for a peer since removed.
+   */
   onSnapshotStatus?(peer: number, ok: boolean): void;
 }
 
