@@ -19,6 +19,7 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
   let streamed = 0;
   let transfers = 0;
   let powerCuts = 0;
+  let closes = 0;
   for (let seed = from; seed < from + count; seed++) {
     const r = await runSimulation({ seed, nodes, ...extra });
     acked += r.stats.acked;
@@ -30,11 +31,12 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
     streamed += r.stats.streamed;
     transfers += r.stats.transfers;
     powerCuts += r.stats.powerCuts;
+    closes += r.stats.closes;
     if (!r.ok) {
       failures.push(`seed ${seed} (${nodes} nodes): ${r.violations.slice(0, 2).join(' / ')} -- replay: ${replayCommand(seed, nodes)}`);
     }
   }
-  console.log(`sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${powerCuts} power cuts, ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${streamed} records streamed, ${transfers} leadership transfers, ${failures.length} failing seeds`);
+  console.log(`sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${powerCuts} power cuts, ${closes} clean restarts, ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${streamed} records streamed, ${transfers} leadership transfers, ${failures.length} failing seeds`);
   // The sweep must have exercised what it claims to.
   expect(acked).toBeGreaterThan(count * 50);
   expect(crashes).toBeGreaterThan(count / 2);
@@ -45,6 +47,7 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
   expect(streamed).toBeGreaterThan(acked);
   expect(transfers).toBeGreaterThan(0);
   expect(powerCuts).toBeGreaterThan(0);
+  expect(closes).toBeGreaterThan(0);
   return failures;
 }
 

@@ -45,6 +45,8 @@ export interface SimStats {
   /** Leadership transfers that completed. */
   transfers: number;
   crashes: number;
+  /** Clean restarts: close(), then open from the disk. */
+  closes: number;
   /** Whole-cluster crashes. */
   powerCuts: number;
   fsyncFailures: number;
@@ -106,6 +108,8 @@ interface SimNode {
   machine: RecordMachine | null;
   /** The simulated time at which a scheduled restart may happen. */
   restartAt: number;
+  /** close() was called on the current lifetime: its transport closing is expected. */
+  closing: boolean;
 }
 
 export async function runSimulation(options: SimOptions): Promise<SimReport> {
@@ -147,6 +151,7 @@ class Simulation {
     streamed: 0,
     transfers: 0,
     crashes: 0,
+    closes: 0,
     powerCuts: 0,
     fsyncFailures: 0,
     tornWrites: 0,
@@ -191,6 +196,7 @@ class Simulation {
         log: null,
         machine: null,
         restartAt: 0,
+        closing: false,
       });
     }
   }
@@ -266,6 +272,7 @@ class Simulation {
   private start(n: SimNode): void {
     if (n.state === 'up') return;
     n.state = 'up';
+    n.closing = false;
     const life = new Lifetime();
     n.life = life;
     this.checker.lifetime(n.id);
@@ -332,7 +339,7 @@ class Simulation {
 
   /** The node closed its transport by itself: the driver stopped after a storage failure. Find out why, then restart it. */
   private stopped(n: SimNode, life: Lifetime): void {
-    if (n.life !== life || life.ended) return;
+    if (n.life !== life || life.ended || n.closing) return;
     const log = n.log;
     const injected = n.wal?.injectedFailure === true;
     const settle = (err: unknown): void => {
@@ -507,6 +514,9 @@ class Simulation {
       this.note('network healed');
     } else if (r < 0.7) {
       this.transfer();
+    } else if (r < 0.74) {
+      const n = up.find((x) => x.log !== null && !x.closing);
+      if (n !== undefined) this.gracefulRestart(n);
     } else if (r < 0.85) {
       const level = this.rng.int(NET_LEVELS.length);
       this.net.faults = NET_LEVELS[level]!;
@@ -518,6 +528,35 @@ class Simulation {
       this.note(`node ${n.id} disk fault level ${level}`);
     }
     this.sched.after(this.rng.range(50, 400), () => this.nemesis());
+  }
+
+  /** close() must settle, leave everything acknowledged on the disk and release it for the next open. */
+  private gracefulRestart(n: SimNode): void {
+    const life = n.life!;
+    n.closing = true;
+    this.note(`node ${n.id} closes`);
+    const deadline = this.sched.after(5000, () => this.violation(`node ${n.id}: close() did not settle within 5000 ms`), life);
+    n.log!.close().then(
+      () => {
+        deadline();
+        if (n.life !== life) return;
+        this.stats.closes++;
+        life.end();
+        n.transport?.detach();
+        n.state = 'down';
+        n.log = null;
+        n.wal = null;
+        const at = this.sched.now + this.rng.range(10, 500);
+        n.restartAt = at;
+        this.sched.after(at - this.sched.now, () => {
+          if (n.state === 'down' && n.restartAt === at) this.start(n);
+        });
+      },
+      (err: unknown) => {
+        deadline();
+        this.violation(`node ${n.id}: close() failed: ${describe(err)}`);
+      },
+    );
   }
 
   private transfer(): void {
