@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { decodeConfChange } from '../raft/confchange.js';
-import { CompactedError, ProposalDroppedError, ReadIndexDroppedError } from '../raft/errors.js';
+import { CompactedError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { RawNode } from '../raft/raw-node.js';
 import {
   ConfChangeType,
@@ -242,14 +242,8 @@ export class ReplicatedLog<R = unknown> {
       for (const [peer, addr] of this.members) if (peer !== this.id) t.addPeer(peer, addr);
       await t.start({
         onMessage: (m) => this.onMessage(m),
-        onUnreachable: (peer) => {
-          this.node.reportUnreachable(peer);
-          this.schedulePump();
-        },
-        onSnapshotStatus: (peer, ok) => {
-          this.node.reportSnapshot(peer, ok);
-          this.schedulePump();
-        },
+        onUnreachable: (peer) => this.report(() => this.node.reportUnreachable(peer)),
+        onSnapshotStatus: (peer, ok) => this.report(() => this.node.reportSnapshot(peer, ok)),
       });
     }
     this.tick();
@@ -433,6 +427,18 @@ export class ReplicatedLog<R = unknown> {
     this.schedulePump();
   }
 
+  /** A transport report about a peer that has just left the configuration is stale, not an error. */
+  private report(fn: () => void): void {
+    if (this.closed) return;
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof StepPeerNotFoundError)) throw err;
+      return;
+    }
+    this.schedulePump();
+  }
+
   private schedulePump(): void {
     if (this.pumpScheduled || this.closed) return;
     this.pumpScheduled = true;
@@ -603,13 +609,13 @@ export class ReplicatedLog<R = unknown> {
     this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
     this.conf = snap.meta.conf;
     if (d.members.length > 0) {
+      // Only the difference: a redial would drop what is queued to a peer that stays.
       const t = this.deps.transport;
-      for (const id of this.members.keys()) if (id !== this.id) t?.removePeer(id);
+      const next = new Map(d.members);
+      for (const id of this.members.keys()) if (!next.has(id) && id !== this.id) t?.removePeer(id);
+      for (const [id, addr] of next) if (id !== this.id && this.members.get(id) !== addr) t?.addPeer(id, addr);
       this.members.clear();
-      for (const [id, addr] of d.members) {
-        this.members.set(id, addr);
-        if (id !== this.id) t?.addPeer(id, addr);
-      }
+      for (const [id, addr] of next) this.members.set(id, addr);
     }
     this.applied = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
