@@ -17,7 +17,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function cluster(n: number, extra: { snapshotEvery?: number } = {}) {
+  async function cluster(n: number, extra: { snapshotEvery?: number; segmentBytes?: number } = {}) {
     const ports = await freePorts(n + 2);
     const peers: Record<number, string> = {};
     for (let id = 1; id <= n; id++) peers[id] = `127.0.0.1:${ports[id - 1]}`;
@@ -87,6 +87,23 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     await c.open(old);
     await waitFor('the old leader to catch up', () => old.log!.status().applied >= more.index);
     sameSequences(c.members.values());
+  });
+
+  it("a lagging node is served from the leader's WAL segments, not from memory", async () => {
+    const c = await cluster(3, { segmentBytes: 256 * 1024 });
+    const leader = await c.leader();
+    const lagging = [...c.members.values()].find((m) => m !== leader)!;
+    await lagging.log!.close();
+    lagging.log = null;
+    const payload = 'x'.repeat(1000);
+    for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 200 }, (_, i) => leader.log!.append(enc(`${round}-${i}-${payload}`))));
+    const s = leader.log!.status();
+    expect(s.firstIndex).toBe(1); // no snapshot: the catch-up must come from the log itself
+    await c.open(lagging);
+    await waitFor('the lagging node to catch up', () => (lagging.log?.status().applied ?? 0) >= s.commit, 20_000);
+    expect(lagging.sm.restoredFrom).toBeNull();
+    sameSequences(c.members.values());
+    expect(lagging.sm.applied.length).toBe(leader.sm.applied.length);
   });
 
   it('a node stopped long enough to need a snapshot catches up from it', async () => {
