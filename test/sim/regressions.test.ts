@@ -1,20 +1,22 @@
 // Seeds on which the simulator found a bug in the core; each was checked to
 // fail against the core as it was before the fix, and must now pass every
-// invariant. A seed names a trajectory of THIS simulator: if the simulator's
-// use of randomness changes, re-derive the seeds (run the old core's tree with
-// the new test/sim). Every bug also has a scripted test next to the core (test/raft).
+// invariant. A seed names a trajectory of THIS simulator: when the simulator's
+// use of randomness changes, re-derive them (`git archive <pre-fix commit>` into
+// a scratch tree, copy test/sim over it, `npm run sim -- --seeds N --keep-going`
+// there). Every bug also has a scripted test next to the core (test/raft).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
 const cases: { nodes: number; seed: number; steps: number; lease?: boolean; bug: string }[] = [
-  // Bug 1: reproduced against the core before 0990782.
-  { nodes: 3, seed: 7, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
-  { nodes: 5, seed: 22, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
-  // Bug 2: reproduced against the core before b320df1.
-  { nodes: 3, seed: 299, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
-  // Bug 3: reproduced against the core before 6ffd3d4 (lease reads served by a deposed leader).
-  { nodes: 3, seed: 543, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
-  { nodes: 5, seed: 94, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
+  // Bug 1: fail against the core before 0990782.
+  { nodes: 3, seed: 10, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
+  { nodes: 5, seed: 11, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
+  // Bug 2: fail against the core before b320df1.
+  { nodes: 3, seed: 216, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
+  { nodes: 5, seed: 2, steps: 5000, bug: 'a forwarded MsgReadIndex bouncing back to its origin (now leader) was rejected by step()' },
+  // Bug 3: fail against the core before 6ffd3d4 (lease reads served by a deposed leader).
+  { nodes: 3, seed: 4, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
+  { nodes: 3, seed: 196, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
 ];
 
 describe('simulator regressions', () => {

@@ -125,6 +125,8 @@ export class Simulation {
     maxCommittedSizePerReady: number;
     maxUncommittedEntriesSize: number;
   };
+  /** Applied entries a node keeps in its log before it snapshots and compacts (few means many MsgSnap). */
+  private readonly compactEvery: number;
   /** Whether state machines persist their own applied state (restart with Config.applied beyond the snapshot). */
   private readonly persistentStateMachine: boolean;
   /** How far (in time units per tick) a node's clock may run fast or slow. */
@@ -149,11 +151,12 @@ export class Simulation {
     };
     this.deferReady = r.pick([0, 0.2, 0.5]);
     this.persistentStateMachine = r.chance(0.5);
+    this.compactEvery = r.pick([5, 40, 200]);
     // A lease presumes clocks that agree; lease runs keep them perfect, to test the lease logic alone.
     this.clockSkew = r.pick([0, 0, 1]) * (options.lease === true ? 0 : 1);
     this.groupCommit = r.pick([0, 0.3, 0.8]);
     this.trace = options.trace;
-    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} persistentStateMachine=${this.persistentStateMachine} clockSkew=${this.clockSkew}`);
+    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} persistentStateMachine=${this.persistentStateMachine} compactEvery=${this.compactEvery} clockSkew=${this.clockSkew}`);
     const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
     const conf: ConfState = { voters, learners: [] };
     for (const id of voters) {
@@ -693,7 +696,7 @@ export class Simulation {
     const hs = s.initialState().hardState;
     const upTo = Math.min(n.applied, hs.commit, s.lastIndex());
     const confDue = n.confSnapshotDue > 0 && upTo >= n.confSnapshotDue;
-    if (!confDue && (upTo - s.firstIndex() < 40 || !this.rng.chance(0.2))) return;
+    if (!confDue && (upTo - s.firstIndex() < this.compactEvery || !this.rng.chance(0.2))) return;
     const at = confDue ? upTo : upTo - this.rng.int(10);
     // A received snapshot not yet durable leaves storage behind the state machine: wait for it.
     if (at < s.firstIndex() || at < n.base || n.disk.some((w) => w.rd.snapshot !== undefined)) return;
