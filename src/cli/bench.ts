@@ -208,7 +208,12 @@ interface SqliteDb {
 
 /** What a Node user would otherwise reach for: one transaction per batch of the appends made in one turn. */
 async function openSqlite(work: string, sync: 'always' | 'none'): Promise<System> {
-  const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => SqliteDb;
+  let Database: new (file: string) => SqliteDb;
+  try {
+    Database = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+  } catch (err) {
+    throw new UsageError(`the sqlite baseline needs better-sqlite3 (npm install better-sqlite3), or leave it out with --systems cluster,embedded: ${(err as Error).message.split('\n')[0]}`);
+  }
   mkdirSync(work, { recursive: true });
   const db = new Database(join(work, 'bench.db'));
   db.pragma('journal_mode = WAL');
