@@ -166,6 +166,9 @@ describe('MemoryWal: faults', () => {
     await expect(wal.append([ent(3, 1)])).rejects.toMatchObject({ code: 'WAL_IO' });
     expect(() => wal.term(1)).toThrow(expect.objectContaining({ code: 'WAL_IO' }));
     expect(disk.image().lastIndex).toBe(0);
+    // close() after the failed writes settled still settles, and frees the disk.
+    await wal.close();
+    expect(() => open()).not.toThrow();
   });
 
   it('a crash keeps every acknowledged write and a prefix of the rest, torn at an entry boundary', async () => {

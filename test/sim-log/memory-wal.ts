@@ -52,6 +52,8 @@ interface PendingWrite {
   reject(err: Error): void;
   /** This write's fsync is the one that fails. */
   fails: boolean;
+  /** Resolved or rejected (a rejected write stays unacknowledged: a crash decides what of it survives). */
+  settled: boolean;
 }
 
 function emptyImage(): Image {
@@ -301,9 +303,9 @@ export class MemoryWal implements LogStore {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.unacked.length > 0) {
+    const last = this.unacked.findLast((p) => !p.settled);
+    if (last !== undefined) {
       await new Promise<void>((resolve) => {
-        const last = this.unacked[this.unacked.length - 1]!;
         const { resolve: r, reject: j } = last;
         last.resolve = () => {
           r();
@@ -336,7 +338,7 @@ export class MemoryWal implements LogStore {
     const doneAt = Math.max(now + delay, this.lastDoneAt);
     this.lastDoneAt = doneAt;
     return new Promise<void>((resolve, reject) => {
-      const p: PendingWrite = { write, resolve, reject, fails };
+      const p: PendingWrite = { write, resolve, reject, fails, settled: false };
       this.unacked.push(p);
       this.clock.hardwareTimeout(() => this.complete(p), doneAt - now);
     });
@@ -345,6 +347,7 @@ export class MemoryWal implements LogStore {
   /** The fsync of the oldest write finished: same-time completions keep call order, since the scheduler does. */
   private complete(p: PendingWrite): void {
     if (this.dead) return;
+    p.settled = true;
     if (this.failure !== null) {
       p.reject(this.failure);
       return;
