@@ -12,22 +12,29 @@ export class MemoryStorage implements Storage {
   private hardState: HardState = { term: 0, vote: 0, commit: 0 };
   private snap: Snapshot = { meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: EMPTY };
   private ents: Entry[] = [{ index: 0, term: 0, type: EntryType.Normal, data: EMPTY }];
+  /** The configuration initialState reports: the latest snapshot's, or what setConfState recorded since. */
+  private conf: ConfState = { voters: [], learners: [] };
 
   /** A storage whose initial configuration is `voters` (and `learners`): how a fresh cluster is bootstrapped. */
   static withConf(voters: number[], learners: number[] = []): MemoryStorage {
     const s = new MemoryStorage();
-    s.snap = { meta: { index: 0, term: 0, conf: { voters: voters.slice(), learners: learners.slice() } }, data: EMPTY };
+    s.conf = { voters: voters.slice(), learners: learners.slice() };
+    s.snap = { meta: { index: 0, term: 0, conf: s.conf }, data: EMPTY };
     return s;
   }
 
   initialState(): { hardState: HardState; confState: ConfState } {
-    const c = this.snap.meta.conf;
+    const c = this.conf;
     return { hardState: { ...this.hardState }, confState: { voters: c.voters.slice(), learners: c.learners.slice() } };
   }
 
-  /** Records the configuration the state machine reached (what initialState reports after a restart). */
+  /**
+   * Records the configuration the state machine reached (what initialState reports after a restart, so a
+   * node restarted with Config.applied past the snapshot knows the changes it will not see again).
+   * The snapshot itself keeps the configuration of its own index.
+   */
   setConfState(cs: ConfState): void {
-    this.snap = { meta: { ...this.snap.meta, conf: { voters: cs.voters.slice(), learners: cs.learners.slice() } }, data: this.snap.data };
+    this.conf = { voters: cs.voters.slice(), learners: cs.learners.slice() };
   }
 
   setHardState(hs: HardState): void {
@@ -89,6 +96,7 @@ export class MemoryStorage implements Storage {
     const cur = this.snap.meta.index;
     if (snap.meta.index < cur) throw new SnapOutOfDateError(snap.meta.index, cur);
     this.snap = snap;
+    this.conf = { voters: snap.meta.conf.voters.slice(), learners: snap.meta.conf.learners.slice() };
     this.ents = [{ index: snap.meta.index, term: snap.meta.term, type: EntryType.Normal, data: EMPTY }];
     if (this.hardState.commit < snap.meta.index) this.hardState = { ...this.hardState, commit: snap.meta.index };
   }
@@ -98,6 +106,7 @@ export class MemoryStorage implements Storage {
     if (i <= this.snap.meta.index) throw new SnapOutOfDateError(i, this.snap.meta.index);
     if (i > this.lastIndex()) throw new UnavailableError(i, this.lastIndex());
     this.snap = { meta: { index: i, term: this.term(i), conf: { voters: conf.voters.slice(), learners: conf.learners.slice() } }, data };
+    this.conf = { voters: conf.voters.slice(), learners: conf.learners.slice() };
     return this.snap;
   }
 

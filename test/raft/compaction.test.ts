@@ -48,6 +48,16 @@ describe('MemoryStorage', () => {
     expect(s.entries(5, 7, 1000).map((e) => e.index)).toEqual([5, 6]);
   });
 
+  it('setConfState changes what a restart sees, never the snapshot of an earlier index', () => {
+    const s = filled();
+    s.createSnapshot(3, { voters: [1], learners: [] }, enc('sm@3'));
+    s.setConfState({ voters: [1, 2], learners: [3] });
+    expect(s.initialState().confState).toEqual({ voters: [1, 2], learners: [3] });
+    expect(s.snapshot().meta.conf).toEqual({ voters: [1], learners: [] });
+    s.createSnapshot(5, { voters: [1, 2], learners: [] }, enc('sm@5'));
+    expect(s.initialState().confState).toEqual({ voters: [1, 2], learners: [] });
+  });
+
   it('limits entries() by size but returns at least one', () => {
     const s = MemoryStorage.withConf([1]);
     s.append(ents(1, [1, 1, 1]).map((e) => ({ ...e, data: new Uint8Array(100) })));
