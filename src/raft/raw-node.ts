@@ -14,7 +14,6 @@ import {
   type HardState,
   type Message,
   type ProposalPosition,
-  type ReadState,
   type Ready,
   type SoftState,
   type Status,
