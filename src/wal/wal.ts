@@ -105,7 +105,7 @@ function requireIndex(what: string, n: unknown): number {
 function checkHardState(hs: unknown): WalHardState {
   if (hs === null || typeof hs !== 'object') throw new WalInvalidArgumentError('hardState must be { term, vote, commit }');
   const { term, vote, commit } = hs as WalHardState;
-  return { term: requireIndex('hardState.term', term), vote: requireIndex('hardState.vote', vote), commit: requireIndex('hardState.commit', commit) };
+  return Object.freeze({ term: requireIndex('hardState.term', term), vote: requireIndex('hardState.vote', vote), commit: requireIndex('hardState.commit', commit) });
 }
 
 /** One record to place: an entry (by position in the call), or the call's hard state / snapshot marker. */
@@ -125,7 +125,7 @@ export class Wal {
   private offset = 0;
   /** Where the last segment's own records begin: a record that does not fit rotates only if the segment holds more. */
   private contentStart = 0;
-  private hs: WalHardState = { term: 0, vote: 0, commit: 0 };
+  private hs: WalHardState = Object.freeze({ term: 0, vote: 0, commit: 0 });
   private snap: WalSnapshot | null = null;
   private readonly pending: Pending[] = [];
   private pendingHead = 0;
@@ -756,7 +756,7 @@ export class Wal {
         p.push(b, seg.seq, offset, length - ENTRY_PREFIX);
         if (a > seg.maxIndex) seg.maxIndex = a;
       } else if (kind === Kind.HardState) {
-        this.hs = { term: a, vote: b, commit: c };
+        this.hs = Object.freeze({ term: a, vote: b, commit: c });
       } else if (kind === Kind.Snapshot) {
         // A marker below the start can only be the copy carried at the head of a
         // segment whose predecessors were released; a newer marker follows.
