@@ -114,6 +114,7 @@ export class Simulation {
   /** Liveness probes proposed after faults stopped, and the nodes that applied one. */
   private readonly probes = new Set<string>();
   private readonly probeApplied = new Set<number>();
+  private readonly answeredReads = new Set<string>();
 
   /** Per-seed core configuration and driver behaviour, so flow control and batching paths all get exercised. */
   readonly knobs: {
@@ -267,6 +268,8 @@ export class Simulation {
     const limit = (this.options.livenessTicks ?? (protectedCluster ? 15 : 50) * ELECTION_TICK + Math.ceil(lag / 2)) * TICK;
     let probe: string | undefined;
     let probeAt = 0;
+    let read: string | undefined;
+    let readAt = 0;
     let nextCheck = this.now;
     while (this.now - start <= limit) {
       const e = this.queue.pop()!;
@@ -276,22 +279,30 @@ export class Simulation {
       nextCheck = this.now + TICK;
       const leader = [...this.nodes.values()].find((n) => n.up && n.state === StateType.StateLeader);
       if (leader === undefined) continue;
-      if (probe !== undefined && this.appliedEverywhere(leader)) return Math.ceil((this.now - start) / TICK);
-      // A probe can be lost with a leader change before it commits: propose a fresh one now and then.
-      if (probe === undefined || this.now - probeAt > 3 * ELECTION_TICK * TICK) {
-        const data = `live-${this.step}`;
-        if (this.propose(leader, [new TextEncoder().encode(data)])) {
-          probe = data;
-          probeAt = this.now;
-          this.probes.add(data);
+      if (probe === undefined || !this.appliedEverywhere(leader)) {
+        // A probe can be lost with a leader change before it commits: propose a fresh one now and then.
+        if (probe === undefined || this.now - probeAt > 3 * ELECTION_TICK * TICK) {
+          const data = `live-${this.step}`;
+          if (this.propose(leader, [new TextEncoder().encode(data)])) {
+            probe = data;
+            probeAt = this.now;
+            this.probes.add(data);
+          }
         }
+        continue;
+      }
+      // Then a linearizable read, asked of any voter (followers forward it), must be answered too.
+      if (read !== undefined && this.answeredReads.has(read)) return Math.ceil((this.now - start) / TICK);
+      if (read === undefined || this.now - readAt > 3 * ELECTION_TICK * TICK) {
+        const voters = leader.conf.voters.map((id) => this.nodes.get(id)!);
+        read = this.readIndex(this.rng.pick(voters), `live-read-${this.step}`) ? `live-read-${this.step}` : undefined;
+        readAt = this.now;
       }
     }
     const roles = [...this.nodes.values()].map((n) => `${n.id}:${stateNames[n.state]}@${n.term} applied ${n.applied}`).join(', ');
-    throw new InvariantViolation(
-      'liveness',
-      `${limit / TICK} ticks after faults stopped, ${probe === undefined ? 'no leader accepted a proposal' : 'the probe proposal is not applied everywhere'} (${roles})`,
-    );
+    const what =
+      probe === undefined ? 'no leader accepted a proposal' : read === undefined ? 'the probe proposal is not applied everywhere' : `read ${read} is unanswered`;
+    throw new InvariantViolation('liveness', `${limit / TICK} ticks after faults stopped, ${what} (${roles})`);
   }
 
   /** Whether every member (in the leader's configuration) has applied one of the liveness probes. */
@@ -384,15 +395,7 @@ export class Simulation {
       for (let i = 0; i < count; i++) batch.push(new TextEncoder().encode(`p${++this.proposalSeq}`));
       this.propose(target, batch);
     } else if (r < 0.93) {
-      const ctx = `r${++this.proposalSeq}`;
-      this.reads.set(ctx, this.checker.commitIndex);
-      this.log(`${target.id} readIndex(${ctx})`);
-      try {
-        target.raw.readIndex(new TextEncoder().encode(ctx));
-      } catch (err) {
-        if (!isCode(err, 'RAFT_READ_INDEX_DROPPED')) throw err;
-      }
-      this.settle(target);
+      this.readIndex(target, `r${++this.proposalSeq}`);
     } else if (r < 0.95) {
       if (leader !== undefined) this.changeMembership(leader);
     } else if (r < 0.98) {
@@ -604,8 +607,24 @@ export class Simulation {
     }
   }
 
+  /** Asks `n` for a read point tagged `ctx`; false if it refused at once (no leader known). */
+  private readIndex(n: SimNode, ctx: string): boolean {
+    this.reads.set(ctx, this.checker.commitIndex);
+    this.log(`${n.id} readIndex(${ctx})`);
+    try {
+      n.raw.readIndex(new TextEncoder().encode(ctx));
+      return true;
+    } catch (err) {
+      if (!isCode(err, 'RAFT_READ_INDEX_DROPPED')) throw err;
+      return false;
+    } finally {
+      this.settle(n);
+    }
+  }
+
   private checkRead(n: SimNode, index: number, context: Uint8Array): void {
     const ctx = new TextDecoder().decode(context);
+    this.answeredReads.add(ctx);
     const issued = this.reads.get(ctx);
     if (issued === undefined) throw new InvariantViolation('read-index', `node ${n.id} answered a read ${ctx} nobody issued`);
     if (index < issued) {
