@@ -1,9 +1,13 @@
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Wal, WalClosedError, WalCompactedError, WalGapError, WalInvalidArgumentError, WalLockedError, WalUnavailableError } from '../../src/wal/index.js';
 import { cleanTempDirs, entry, plain, range, tempDir } from './helpers.js';
 
 const SMALL = { segmentBytes: 8192 };
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function segmentFiles(dir: string): string[] {
   return readdirSync(dir)
@@ -246,6 +250,21 @@ describe('Wal snapshots and release', () => {
   });
 });
 
+describe('Wal preallocation modes', () => {
+  for (const preallocate of ['zeros', 'fallocate', 'none'] as const)
+    it(`rotates and replays with preallocate '${preallocate}'`, async () => {
+      const dir = tempDir();
+      let wal = await Wal.open(dir, { ...SMALL, preallocate });
+      for (let i = 1; i <= 600; i += 50) await wal.append(range(i, i + 50, 1));
+      expect(wal.stats().segmentsCreated).toBeGreaterThan(5);
+      await wal.close();
+      wal = await Wal.open(dir, { ...SMALL, preallocate, cacheBytes: 0 });
+      expect(wal.repair).toBeNull();
+      expect(plain(wal.entriesSync(1, 601))).toEqual(plain(range(1, 601, 1)));
+      await wal.close();
+    });
+});
+
 describe('Wal group commit', () => {
   it('completes 1,000 concurrent appends with far fewer fsyncs', async () => {
     const wal = await Wal.open(tempDir());
@@ -293,6 +312,23 @@ describe('Wal errors', () => {
     await wal.close();
     const again = await Wal.open(dir);
     await again.close();
+  });
+
+  it('locks the directory against another process', async () => {
+    const dir = tempDir();
+    const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'wal', 'lock-child.ts'), dir], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => d.toString().includes('open') && resolve());
+        child.on('exit', (code) => reject(new Error(`lock child exited with ${code}`)));
+      });
+      await expect(Wal.open(dir)).rejects.toMatchObject({ code: 'WAL_LOCKED' });
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const wal = await Wal.open(dir); // the lock died with the process
+    await wal.close();
   });
 
   it('rejects bad input with a clear error and writes nothing', async () => {
