@@ -39,9 +39,11 @@ const { StateLeader } = StateType;
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
 
 
-/** What persisted(rd) must do once rd is durable. */
+/** A Ready handed out: what advance(rd) and persisted(rd) must do with it. */
 interface InFlight {
   rd: Ready;
+  /** Payload bytes of rd.committedEntries (the leader's uncommitted budget shrinks by it on advance). */
+  payload: number;
   /** Last entry written by rd, or index 0 for none. */
   lastIndex: number;
   lastTerm: number;
@@ -72,9 +74,10 @@ export class RawNode {
   private readonly raft: Raft;
   private prevSoft: SoftState;
   private prevHard: HardState;
+  /** Readys handed out whose writes are not yet reported durable, in order. */
   private readonly inFlight: InFlight[] = [];
-  /** Readys handed out and not yet advanced, in order, with their committed payload bytes. */
-  private readonly unadvanced: { rd: Ready; payload: number }[] = [];
+  /** Readys handed out and not yet advanced, in order (the same records). */
+  private readonly unadvanced: InFlight[] = [];
 
   constructor(config: Config) {
     this.raft = new Raft(resolveConfig(config));
@@ -258,21 +261,23 @@ export class RawNode {
     if (snapshot !== undefined) log.acceptApplying(snapshot.meta.index);
     if (committedEntries.length > 0) log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
 
-    const last = entries.length > 0 ? entries[entries.length - 1]! : undefined;
-    this.inFlight.push({
-      rd,
-      lastIndex: last === undefined ? 0 : last.index,
-      lastTerm: last === undefined ? 0 : last.term,
-      snapshotIndex: snapshot === undefined ? 0 : snapshot.meta.index,
-      selfMessages,
-    });
     let payload = 0;
     for (let i = 0; i < committedEntries.length; i++) {
       const e = committedEntries[i]!;
       payload += e.data.byteLength;
       if (e.type === EntryConfChange) r.confChangesToApply++;
     }
-    this.unadvanced.push({ rd, payload });
+    const last = entries.length > 0 ? entries[entries.length - 1]! : undefined;
+    const f: InFlight = {
+      rd,
+      payload,
+      lastIndex: last === undefined ? 0 : last.index,
+      lastTerm: last === undefined ? 0 : last.term,
+      snapshotIndex: snapshot === undefined ? 0 : snapshot.meta.index,
+      selfMessages,
+    };
+    this.inFlight.push(f);
+    this.unadvanced.push(f);
     return rd;
   }
 
@@ -314,7 +319,8 @@ export class RawNode {
       const f = this.inFlight.shift()!;
       if (f.snapshotIndex > 0) r.raftLog.unstable.stableSnapTo(f.snapshotIndex);
       if (f.lastIndex > 0) r.raftLog.unstable.stableTo(f.lastIndex, f.lastTerm);
-      for (const m of f.selfMessages) r.step(m);
+      const self = f.selfMessages;
+      for (let i = 0; i < self.length; i++) r.step(self[i]!);
     }
   }
 
