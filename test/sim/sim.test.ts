@@ -8,12 +8,16 @@ import { InvariantViolation } from './checker.js';
 
 const SEEDS = 500;
 
-function runSeeds(nodes: number, seeds: number, mutation?: SimOptions['mutation']): { failures: SimFailure[]; commits: number } {
+function runSeeds(
+  nodes: number,
+  seeds: number,
+  extra: Pick<SimOptions, 'mutation' | 'lease'> = {},
+): { failures: SimFailure[]; commits: number } {
   const failures: SimFailure[] = [];
   let commits = 0;
   for (let seed = 1; seed <= seeds && failures.length < 5; seed++) {
     try {
-      commits += new Simulation({ nodes, seed, steps: DEFAULT_STEPS, ...(mutation === undefined ? {} : { mutation }) }).run().commitIndex;
+      commits += new Simulation({ nodes, seed, steps: DEFAULT_STEPS, ...extra }).run().commitIndex;
     } catch (err) {
       if (!(err instanceof SimFailure)) throw err;
       failures.push(err);
@@ -33,6 +37,14 @@ describe('seeded simulation', () => {
     }, 170_000);
   }
 
+  for (const nodes of [3, 5]) {
+    it(`${nodes} nodes serving reads by lease stay linearizable over 150 seeds`, () => {
+      const { failures } = runSeeds(nodes, 150, { lease: true });
+      for (const f of failures) console.error(f.message);
+      expect(failures.map((f) => f.message)).toEqual([]);
+    }, 120_000);
+  }
+
   it('the same seed replays the same run', () => {
     const a = new Simulation({ nodes: 5, seed: 4242, steps: 3000 }).run();
     const b = new Simulation({ nodes: 5, seed: 4242, steps: 3000 }).run();
@@ -44,7 +56,7 @@ describe('seeded simulation', () => {
 
 describe('the simulation catches a broken driver', () => {
   it('acknowledging before the write is durable breaks commit durability at once', () => {
-    const { failures } = runSeeds(3, 3, 'ack-before-persist');
+    const { failures } = runSeeds(3, 3, { mutation: 'ack-before-persist' });
     expect(failures).toHaveLength(3);
     for (const f of failures) {
       expect(f.cause).toBeInstanceOf(InvariantViolation);
@@ -54,7 +66,7 @@ describe('the simulation catches a broken driver', () => {
   });
 
   it('a disk that loses acknowledged entries on a crash is caught', () => {
-    const { failures } = runSeeds(3, 60, 'lying-disk');
+    const { failures } = runSeeds(3, 60, { mutation: 'lying-disk' });
     expect(failures.length).toBeGreaterThan(0);
     const invariants = failures.map((f) => (f.cause instanceof InvariantViolation ? f.cause.invariant : String(f.cause)));
     expect(invariants.some((i) => i === 'commit-durable-on-majority' || i === 'leader-completeness' || i === 'log-matching')).toBe(true);
