@@ -420,8 +420,12 @@ export class ReplicatedLog<R = unknown> {
     try {
       this.node.step(m);
     } catch (err) {
-      // A bad or stray message changes nothing in the core; say so and go on.
-      this.deps.transport !== null && console.warn(`raftlog node ${this.id}: dropped message from ${m.from}: ${(err as Error).message}`);
+      // The core changed nothing. A forwarded request it cannot serve, or a response from a
+      // peer that just left, is ordinary (the sender copes as with a lost message); anything
+      // else deserves a line in the log.
+      if (!(err instanceof ProposalDroppedError || err instanceof ReadIndexDroppedError || err instanceof StepPeerNotFoundError)) {
+        console.warn(`raftlog node ${this.id}: dropped message from ${m.from}: ${(err as Error).message}`);
+      }
       return;
     }
     this.schedulePump();
