@@ -78,6 +78,11 @@ export class Positions {
     this.chunks[0]!.terms[0] = term;
   }
 
+  /** Sets the term of the sentinel (the entry at `base`) without touching the entries. */
+  setBaseTerm(term: number): void {
+    this.chunks[0]!.terms[this.head] = term;
+  }
+
   /** Drops entries below `index`; `index` (which must exist) becomes the sentinel. */
   dropBefore(index: number): void {
     const k = index - this.base;

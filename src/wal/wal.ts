@@ -737,6 +737,20 @@ export class Wal {
     }
     const p = this.positions;
     if (this.segments.length > 0) p.reset(this.segments[0]!.firstIndex - 1, 0);
+    // When older segments were released, the log before the first surviving
+    // one is unknown: that segment may hold overwrites of entries that lived
+    // in released segments (below its name's first index). Until a snapshot
+    // marker at or above the start anchors the log, such an entry restarts
+    // the log at itself; the marker that allowed the release always follows
+    // (releases need a marker at or above every released entry) and compacts
+    // those entries away again. After the anchor, and in a log that still
+    // has its first segment, every entry must extend or overwrite the log.
+    let anchored = this.segments.length === 0 || this.segments[0]!.seq === 1;
+    // Whether the term of the entry at p.base (firstIndex - 1) is known. It is
+    // not while the start is inferred from a segment name or an overwrite:
+    // a marker exactly there then supplies the term; it must not be taken
+    // for a disagreeing snapshot, which would discard the entries after it.
+    let baseTermKnown = anchored;
     const r = scan.records;
     for (let k = 0; k < r.length; k += 8) {
       const kind = r[k]!;
@@ -750,6 +764,10 @@ export class Wal {
       const corrupt = (why: string): WalCorruptError =>
         new WalCorruptError(`corrupt WAL record in ${this.dir}/${seg.name} at offset ${offset}: ${why}`, `${this.dir}/${seg.name}`, offset);
       if (kind === Kind.Entry) {
+        if (!anchored && (a <= p.base || a > p.last + 1)) {
+          p.reset(a - 1, 0);
+          baseTermKnown = false;
+        }
         if (a <= p.base) throw corrupt(`entry ${a} is at or below the log's start ${p.base}`);
         if (a > p.last + 1) throw corrupt(`entry ${a} leaves a gap after ${p.last}`);
         if (a <= p.last) p.truncateAfter(a - 1);
@@ -760,8 +778,18 @@ export class Wal {
       } else if (kind === Kind.Snapshot) {
         // A marker below the start can only be the copy carried at the head of a
         // segment whose predecessors were released; a newer marker follows.
-        if (a >= p.base) this.applySnapshot({ index: a, term: b, meta: scan.metas[c]! }, (flags & SNAPSHOT_DISCARD_LOG) !== 0);
-        else this.snap = { index: a, term: b, meta: scan.metas[c]! };
+        const marker = { index: a, term: b, meta: scan.metas[c]! };
+        const discard = (flags & SNAPSHOT_DISCARD_LOG) !== 0;
+        if (a === p.base && !baseTermKnown && !discard) {
+          p.setBaseTerm(b);
+          this.snap = marker;
+          anchored = baseTermKnown = true;
+        } else if (a >= p.base) {
+          this.applySnapshot(marker, discard);
+          anchored = baseTermKnown = true;
+        } else {
+          this.snap = marker;
+        }
       }
     }
     this.cache.clear(p.last + 1);

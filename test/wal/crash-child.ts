@@ -1,7 +1,11 @@
-// Appends to a WAL as fast as it can, with several appends in flight, and
-// prints `ack <last index> <commit>` for each append once it resolves (that
-// is, once durable). The crash test SIGKILLs it at a random moment and checks
-// that everything acknowledged survived. Usage: crash-child.ts <dir> <seed>
+// Appends to a WAL as fast as it can, several appends in flight, and now and
+// then overwrites its own recent suffix with a higher term (as a new Raft
+// leader would) or compacts (snapshot + release, as the storage layer does).
+// Before each append it prints `call <k> <first> <last> <term>`, and once the
+// append resolves (is durable) `ack <k> <commit>`. stdout to a pipe is
+// synchronous on Linux, so a call is printed before it can reach the disk.
+// The crash test SIGKILLs it at a random moment and checks the reopened log.
+// Usage: crash-child.ts <dir> <seed>
 import { Wal } from '../../src/wal/index.js';
 import { payload } from './helpers.js';
 
@@ -24,27 +28,37 @@ setTimeout(() => process.exit(3), 30_000).unref(); // never outlive a broken tes
 
 const wal = await Wal.open(dir, { segmentBytes: 64 * 1024 });
 let next = wal.lastIndex + 1;
-let acked = wal.lastIndex;
+let term = Math.max(1, wal.lastIndex >= wal.firstIndex ? wal.term(wal.lastIndex) : wal.snapshot?.term ?? 1);
+let acked = 0;
+let call = 0;
 let inflight = 0;
 const window = 1 + rand(16);
 process.stdout.write(`ready ${wal.firstIndex} ${wal.lastIndex}\n`);
 
 function pump(): void {
   while (inflight < window) {
+    let first = next;
+    if (rand(20) === 0 && next - 1 > wal.firstIndex) {
+      // A new term overwrites a recent suffix, possibly one still in flight.
+      term++;
+      first = Math.max(wal.firstIndex, next - 1 - rand(30));
+    }
     const n = 1 + rand(40);
     const entries = [];
-    for (let i = 0; i < n; i++, next++) entries.push({ index: next, term: 1, type: 0, data: payload(next, 1) });
-    const last = next - 1;
-    const commit = Math.max(0, last - 5);
+    for (let i = first; i < first + n; i++) entries.push({ index: i, term, type: 0, data: payload(i, term) });
+    next = first + n;
+    const k = ++call;
+    const commit = Math.max(0, acked - 5);
+    process.stdout.write(`call ${k} ${first} ${next - 1} ${term}\n`);
     inflight++;
-    void wal.append(entries, { term: 1, vote: 1, commit }).then(() => {
+    void wal.append(entries, { term, vote: 1, commit }).then(() => {
       inflight--;
-      acked = last;
-      process.stdout.write(`ack ${last} ${commit}\n`);
-      // Now and then compact, as the storage layer does: snapshot, then release.
-      if (rand(100) === 0 && acked > 600) {
+      acked = Math.max(acked, next - 1 - 200);
+      process.stdout.write(`ack ${k} ${commit}\n`);
+      // Now and then compact well below the tip, as the storage layer does.
+      if (rand(100) === 0 && acked > wal.firstIndex + 600) {
         const at = acked - 500;
-        void wal.saveSnapshot({ index: at, term: 1 }).then(() => wal.releaseTo(at));
+        void wal.saveSnapshot({ index: at, term: wal.term(at) }).then(() => wal.releaseTo(at));
       }
       pump();
     });

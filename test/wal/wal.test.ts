@@ -200,6 +200,22 @@ describe('Wal snapshots and release', () => {
     await wal.close();
   });
 
+  it('keeps the entries after a snapshot taken exactly at the first index of the oldest surviving segment', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    for (let i = 1; i <= 400; i += 20) await wal.append(range(i, i + 20, 1));
+    const files = segmentFiles(dir);
+    const first = parseInt(files[2]!.slice(17, 33), 16); // the third segment starts at this index
+    await wal.saveSnapshot({ index: first - 1, term: 1 });
+    await wal.releaseTo(first - 1);
+    expect(segmentFiles(dir)[0]).toBe(files[2]);
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect([wal.firstIndex, wal.lastIndex, wal.term(first - 1)]).toEqual([first, 400, 1]);
+    expect(plain(wal.entriesSync(first, 401))).toEqual(plain(range(first, 401, 1)));
+    await wal.close();
+  });
+
   it('resets the log for a snapshot ahead of it, across reopen', async () => {
     const dir = tempDir();
     let wal = await Wal.open(dir, SMALL);
