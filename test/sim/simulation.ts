@@ -126,6 +126,8 @@ export class Simulation {
     maxCommittedSizePerReady: number;
     maxUncommittedEntriesSize: number;
   };
+  /** Probability that a delivered message is preceded by a malformed copy of it. */
+  private readonly garbage: number;
   /** Applied entries a node keeps in its log before it snapshots and compacts (few means many MsgSnap). */
   private readonly compactEvery: number;
   /** Whether state machines persist their own applied state (restart with Config.applied beyond the snapshot). */
@@ -153,11 +155,12 @@ export class Simulation {
     this.deferReady = r.pick([0, 0.2, 0.5]);
     this.persistentStateMachine = r.chance(0.5);
     this.compactEvery = r.pick([5, 40, 200]);
+    this.garbage = r.pick([0, 0.01, 0.05]);
     // A lease presumes clocks that agree; lease runs keep them perfect, to test the lease logic alone.
     this.clockSkew = r.pick([0, 0, 1]) * (options.lease === true ? 0 : 1);
     this.groupCommit = r.pick([0, 0.3, 0.8]);
     this.trace = options.trace;
-    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} persistentStateMachine=${this.persistentStateMachine} compactEvery=${this.compactEvery} clockSkew=${this.clockSkew}`);
+    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} persistentStateMachine=${this.persistentStateMachine} compactEvery=${this.compactEvery} garbage=${this.garbage} clockSkew=${this.clockSkew}`);
     const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
     const conf: ConfState = { voters, learners: [] };
     for (const id of voters) {
@@ -251,20 +254,35 @@ export class Simulation {
     };
   }
 
-  /** Stop all faults, restart every node, and demand that a fresh proposal commits everywhere in bounded time. */
+  /**
+   * Stop all faults, restart every member (and no more membership changes), then demand in bounded time that a
+   * leader commits a fresh proposal which every member applies, and answers a linearizable read.
+   */
   private recover(): number {
     this.faulting = false;
-    this.log('faults stop: network healed, every node restarted');
+    this.log('faults stop: network healed, every member restarted');
     this.net.heal();
     this.net.faults = reliable;
-    for (const n of this.nodes.values()) if (!n.up) this.restart(n);
+    // An operator shuts down the nodes the cluster removed: one that never learned of its removal would otherwise
+    // keep deposing leaders with higher terms where neither PreVote nor CheckQuorum guards (Raft thesis 4.2.3).
+    const latest = [...this.nodes.values()].reduce((a, b) => (b.applied > a.applied ? b : a));
+    const members = new Set([...latest.conf.voters, ...latest.conf.learners]);
+    for (const n of this.nodes.values()) {
+      if (!members.has(n.id)) {
+        if (n.up) this.crash(n);
+        this.log(`${n.id} decommissioned (not in the configuration of node ${latest.id} at ${latest.applied})`);
+      } else if (!n.up) {
+        this.restart(n);
+      }
+    }
     const start = this.now;
     // Without PreVote and CheckQuorum, a removed node that never learned of its removal keeps deposing leaders with
     // higher terms (Raft thesis 4.2.3): the cluster still recovers, but slowly, so the bound is looser.
     const protectedCluster = this.knobs.preVote || this.knobs.checkQuorum;
-    // Catching up a lagging node may take a round trip (about a tick) per couple of entries on seeds that run
-    // 64-byte messages and a window of one, so the bound grows with the lag.
-    const lag = this.checker.commitIndex - Math.min(...[...this.nodes.values()].map((n) => n.applied));
+    // Catching up a lagging node (a backlog of uncommitted entries included) may take a round trip, about a tick,
+    // per couple of entries on seeds that run 64-byte messages and a window of one: the bound grows with the lag.
+    const nodes = [...this.nodes.values()];
+    const lag = Math.max(...nodes.map((n) => this.checker.lastIndex(n.id))) - Math.min(...nodes.map((n) => n.applied));
     const limit = (this.options.livenessTicks ?? (protectedCluster ? 15 : 50) * ELECTION_TICK + Math.ceil(lag / 2)) * TICK;
     let probe: string | undefined;
     let probeAt = 0;
@@ -279,6 +297,11 @@ export class Simulation {
       nextCheck = this.now + TICK;
       const leader = [...this.nodes.values()].find((n) => n.up && n.state === StateType.StateLeader);
       if (leader === undefined) continue;
+      // A committed change still being applied when faults stopped may have added a node back.
+      for (const id of [...leader.conf.voters, ...leader.conf.learners]) {
+        const n = this.nodes.get(id)!;
+        if (!n.up) this.restart(n);
+      }
       if (probe === undefined || !this.appliedEverywhere(leader)) {
         // A probe can be lost with a leader change before it commits: propose a fresh one now and then.
         if (probe === undefined || this.now - probeAt > 3 * ELECTION_TICK * TICK) {
@@ -341,6 +364,9 @@ export class Simulation {
         return this.settle(n);
       }
       case 'client':
+        // Once faults stop, only the liveness probes run: a backlog proposed faster than a seed with tiny
+        // messages can replicate would starve them, which says nothing about the core.
+        if (!this.faulting) return;
         this.client();
         this.queue.push({ kind: 'client', at: this.now + this.rng.range(1, 40) });
         return;
@@ -372,7 +398,7 @@ export class Simulation {
       }
       case 'restart': {
         const n = this.nodes.get(e.node)!;
-        if (!n.up) this.restart(n);
+        if (!n.up && this.faulting) this.restart(n);
         return;
       }
     }
@@ -397,7 +423,7 @@ export class Simulation {
     } else if (r < 0.93) {
       this.readIndex(target, `r${++this.proposalSeq}`);
     } else if (r < 0.95) {
-      if (leader !== undefined) this.changeMembership(leader);
+      if (leader !== undefined && this.faulting) this.changeMembership(leader);
     } else if (r < 0.98) {
       const to = this.rng.pick([...this.nodes.keys()]);
       this.log(`${target.id} transferLeader(${to})`);
@@ -535,8 +561,9 @@ export class Simulation {
       }
     }
     if (!ok || n === undefined) return;
-    const snap = m.snapshot === undefined ? "" : ` snap ${m.snapshot.meta.index}@${m.snapshot.meta.term} voters [${m.snapshot.meta.conf.voters}] learners [${m.snapshot.meta.conf.learners}]`;
-    this.log(`${m.from}->${m.to} ${MessageType[m.type]} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? " reject" : ""}${snap}`);
+    const snap = m.snapshot === undefined ? '' : ` snap ${m.snapshot.meta.index}@${m.snapshot.meta.term} voters [${m.snapshot.meta.conf.voters}] learners [${m.snapshot.meta.conf.learners}]`;
+    this.log(`${m.from}->${m.to} ${MessageType[m.type]} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? ' reject' : ''}${snap}`);
+    if (this.rng.chance(this.garbage)) this.stepGarbage(n, m);
     try {
       n.raw.step(m);
     } catch (err) {
@@ -545,6 +572,25 @@ export class Simulation {
       if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND', 'RAFT_PROPOSAL_DROPPED', 'RAFT_READ_INDEX_DROPPED')) throw err;
     }
     this.settle(n);
+  }
+
+  /** A malformed copy of `m` must be refused with RAFT_INVALID_MESSAGE and change nothing in the node. */
+  private stepGarbage(n: SimNode, m: Message): void {
+    const bad = corrupt(m, this.rng);
+    const before = JSON.stringify(n.raw.status());
+    const hadReady = n.raw.hasReady();
+    try {
+      n.raw.step(bad.msg as Message);
+    } catch (err) {
+      if (!isCode(err, 'RAFT_INVALID_MESSAGE')) {
+        throw new InvariantViolation('malformed-message', `node ${n.id} refused a message with ${bad.what} by ${String(err)}, not RAFT_INVALID_MESSAGE`);
+      }
+      if (JSON.stringify(n.raw.status()) !== before || n.raw.hasReady() !== hadReady) {
+        throw new InvariantViolation('malformed-message', `node ${n.id} changed state on a refused message with ${bad.what}`);
+      }
+      return;
+    }
+    throw new InvariantViolation('malformed-message', `node ${n.id} accepted a ${MessageType[m.type]} with ${bad.what}`);
   }
 
   /** Drive the Ready protocol: send, queue the write, advance, apply. */
@@ -724,6 +770,24 @@ export class Simulation {
     if (at >= n.confSnapshotDue) n.confSnapshotDue = 0;
     this.log(`${n.id} snapshot+compact at ${at}`);
   }
+}
+
+/** A copy of `m` broken in one way a correct sender never produces. */
+function corrupt(m: Message, rng: Prng): { what: string; msg: unknown } {
+  const broken: [string, Record<string, unknown>][] = [
+    ['unknown type 99', { type: 99 }],
+    ['a negative term', { term: -1 }],
+    ['a fractional index', { index: m.index + 0.5 }],
+    ['commit NaN', { commit: Number.NaN }],
+    ['entries null', { entries: null }],
+    ['the wrong addressee', { to: m.to + 100 }],
+    ['reject as a string', { reject: 'no' }],
+    ['a string context', { context: 'ctx' }],
+    ['a snapshot without meta', { snapshot: { data: new Uint8Array(0), meta: null } }],
+    ['an entry whose data is a string', { entries: [{ index: m.index + 1, term: m.term, type: EntryType.Normal, data: 'x' }] }],
+  ];
+  const [what, patch] = rng.pick(broken);
+  return { what, msg: { ...m, ...patch } };
 }
 
 function isCode(err: unknown, ...codes: string[]): boolean {
