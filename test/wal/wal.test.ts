@@ -216,6 +216,23 @@ describe('Wal snapshots and release', () => {
     await wal.close();
   });
 
+  it('replays an overwrite of entries whose segment was released later', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    for (let i = 1; i <= 200; i += 20) await wal.append(range(i, i + 20, 1));
+    const files = segmentFiles(dir);
+    const first = parseInt(files.at(-1)!.slice(17, 33), 16); // the current segment starts here
+    await wal.append(range(first - 3, first + 40, 2, 1)); // rewrites entries that live in the previous segment
+    await wal.saveSnapshot({ index: first + 5, term: 2 });
+    await wal.releaseTo(first + 5);
+    expect(segmentFiles(dir)[0]).toBe(files.at(-1));
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect([wal.firstIndex, wal.lastIndex, wal.term(first + 5)]).toEqual([first + 6, first + 39, 2]);
+    expect(plain(wal.entriesSync(first + 6, first + 40))).toEqual(plain(range(first + 6, first + 40, 2, 1)));
+    await wal.close();
+  });
+
   it('resets the log for a snapshot ahead of it, across reopen', async () => {
     const dir = tempDir();
     let wal = await Wal.open(dir, SMALL);
