@@ -61,6 +61,10 @@ export class InvariantChecker {
   /** hashes[i]: state machine hash after applying committed[1..i]. */
   private readonly hashes: number[] = [0];
   private readonly durableCommit = new Map<number, number>();
+  private readonly durableTerm = new Map<number, number>();
+  private readonly durableVote = new Map<number, number>();
+  /** index/term -> the entry's key and the term before it, as first seen in any log (Log Matching). */
+  private readonly byIndexTerm = new Map<string, { key: string; prevTerm: number }>();
 
   /** Highest index known committed anywhere. */
   get commitIndex(): number {
@@ -104,8 +108,8 @@ export class InvariantChecker {
 
   /**
    * The node restarted (or started) with this durable state: its log is the
-   * compacted prefix up to snapIndex plus `entries`; its state machine was
-   * restored from the snapshot at snapIndex.
+   * compacted prefix up to snapIndex plus `entries`. Its state machine starts
+   * at snapIndex until stateRestored says where it really resumed.
    */
   nodeStarted(
     node: number,
@@ -171,7 +175,6 @@ export class InvariantChecker {
    * term before it; every other log with (index, term) must agree, which by
    * induction makes the logs identical up to there.
    */
-  private readonly byIndexTerm = new Map<string, { key: string; prevTerm: number }>();
   private matchGlobal(node: number, index: number, term: number, key: string, prevTerm: number): void {
     const id = `${index}/${term}`;
     const seen = this.byIndexTerm.get(id);
@@ -201,17 +204,6 @@ export class InvariantChecker {
       throw new InvariantViolation('state-machine-safety', `node ${node} installed snapshot ${index}/${term}, committed term there is ${known}`);
     }
     v.log = { offset: index, offsetTerm: term, terms: [], keys: [] };
-  }
-
-  /** The node compacted its log up to index (its own snapshot). */
-  logCompacted(node: number, index: number): void {
-    const log = this.view(node).log;
-    if (index <= log.offset) return;
-    const drop = index - log.offset;
-    log.offsetTerm = log.terms[drop - 1]!;
-    log.terms.splice(0, drop);
-    log.keys.splice(0, drop);
-    log.offset = index;
   }
 
   /** The node is (as of its latest Ready) in `term`, leading it or not. */
@@ -313,8 +305,6 @@ export class InvariantChecker {
     this.durableTerm.set(node, hs.term);
     this.durableVote.set(node, hs.vote);
   }
-  private readonly durableTerm = new Map<number, number>();
-  private readonly durableVote = new Map<number, number>();
 
   /** The node applied `entry` to its state machine, which now hashes to `hash`. */
   applied(node: number, entry: Entry, hash: number): void {
