@@ -3,7 +3,7 @@
 // membership changes, snapshots) and then a liveness phase. A failure prints
 // its seed and the one-line command that replays it.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_STEPS, SimFailure, Simulation, type SimOptions } from './simulation.js';
+import { DEFAULT_STEPS, SimFailure, Simulation, type SimOptions, type SimResult } from './simulation.js';
 import { InvariantViolation } from './checker.js';
 
 const SEEDS = 500;
@@ -12,28 +12,38 @@ function runSeeds(
   nodes: number,
   seeds: number,
   extra: Pick<SimOptions, 'mutation' | 'lease'> = {},
-): { failures: SimFailure[]; commits: number } {
+): { failures: SimFailure[]; commits: number; totals: Omit<SimResult, 'recoveryTicks'> } {
   const failures: SimFailure[] = [];
   let commits = 0;
+  const totals = { steps: 0, time: 0, commitIndex: 0, leaderChanges: 0, crashes: 0, snapshotsSent: 0, confChangesApplied: 0, partitions: 0, malformedRefused: 0 };
   for (let seed = 1; seed <= seeds && failures.length < 5; seed++) {
     try {
-      commits += new Simulation({ nodes, seed, steps: DEFAULT_STEPS, ...extra }).run().commitIndex;
+      const r = new Simulation({ nodes, seed, steps: DEFAULT_STEPS, ...extra }).run();
+      commits += r.commitIndex;
+      for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += r[k];
     } catch (err) {
       if (!(err instanceof SimFailure)) throw err;
       failures.push(err);
     }
   }
-  return { failures, commits };
+  return { failures, commits, totals };
 }
 
 describe('seeded simulation', () => {
   for (const nodes of [3, 5]) {
     it(`${nodes} nodes keep every invariant over ${SEEDS} seeds of faults, then make progress`, () => {
-      const { failures, commits } = runSeeds(nodes, SEEDS);
+      const { failures, commits, totals } = runSeeds(nodes, SEEDS);
       for (const f of failures) console.error(f.message);
       expect(failures.map((f) => f.message)).toEqual([]);
       // The faults must leave room for real work, or the safety checks prove little.
       expect(commits / SEEDS).toBeGreaterThan(50);
+      // And every kind of trouble must actually happen.
+      expect(totals.crashes).toBeGreaterThan(SEEDS);
+      expect(totals.partitions).toBeGreaterThan(SEEDS);
+      expect(totals.leaderChanges).toBeGreaterThan(SEEDS);
+      expect(totals.snapshotsSent).toBeGreaterThan(SEEDS / 2);
+      expect(totals.confChangesApplied).toBeGreaterThan(SEEDS);
+      expect(totals.malformedRefused).toBeGreaterThan(SEEDS);
     }, 170_000);
   }
 

@@ -54,6 +54,11 @@ export interface SimResult {
   leaderChanges: number;
   crashes: number;
   snapshotsSent: number;
+  /** Membership changes applied, counted on every node that applied one. */
+  confChangesApplied: number;
+  partitions: number;
+  /** Malformed messages the nodes refused, as they must. */
+  malformedRefused: number;
   /** Ticks it took, after faults stopped, to commit the liveness probe everywhere. */
   recoveryTicks: number;
 }
@@ -107,7 +112,7 @@ export class Simulation {
   private step = 0;
   private faulting = true;
   private proposalSeq = 0;
-  private readonly stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0 };
+  private readonly stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0, confChangesApplied: 0, partitions: 0, malformedRefused: 0 };
   /** ReadIndex requests in flight: context -> commit index known anywhere when the read was issued. */
   private readonly reads = new Map<string, number>();
   private readonly trace: ((line: string) => void) | undefined;
@@ -482,12 +487,14 @@ export class Simulation {
     if (r < 0.08) {
       const [a, b] = [...ids].sort(() => this.rng.next() - 0.5);
       this.net.cutOneWay(a!, b!);
+      this.stats.partitions++;
       this.log(`one-way cut ${a}>${b}: ${this.net.describe()}`);
       this.queue.push({ kind: 'heal', at: this.now + this.rng.range(50, 1500) });
     } else if (r < 0.3) {
       const shuffled = [...ids].sort(() => this.rng.next() - 0.5);
       const cut = this.rng.range(1, ids.length - 1);
       this.net.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+      this.stats.partitions++;
       this.log(`partition ${this.net.describe()}`);
       this.queue.push({ kind: 'heal', at: this.now + this.rng.range(50, 1500) });
     } else if (r < 0.55) {
@@ -588,6 +595,7 @@ export class Simulation {
       if (JSON.stringify(n.raw.status()) !== before || n.raw.hasReady() !== hadReady) {
         throw new InvariantViolation('malformed-message', `node ${n.id} changed state on a refused message with ${bad.what}`);
       }
+      this.stats.malformedRefused++;
       return;
     }
     throw new InvariantViolation('malformed-message', `node ${n.id} accepted a ${MessageType[m.type]} with ${bad.what}`);
@@ -744,6 +752,7 @@ export class Simulation {
       n.conf = n.raw.applyConfChange(cc);
       n.confHistory.push({ index: e.index, conf: n.conf });
       n.confSnapshotDue = e.index;
+      this.stats.confChangesApplied++;
       this.log(`${n.id} applied conf change ${ConfChangeType[cc.type]} ${cc.nodeId} at ${e.index} -> voters [${n.conf.voters}] learners [${n.conf.learners}]`);
     }
     if (this.probes.size > 0 && e.type === EntryType.Normal && this.probes.has(new TextDecoder().decode(e.data))) {
