@@ -1,6 +1,6 @@
 // Runs the log simulator over many seeds, or replays one:
 //   npx tsx test/sim-log/cli.ts --seeds 500 [--from 1] [--nodes 3|5|mixed]
-//   npx tsx test/sim-log/cli.ts --seed 123 --nodes 3 --verbose
+//   npx tsx test/sim-log/cli.ts --seed 123 --nodes 3 --verbose [--membership]
 // --fault-ms and --snapshot-every change the run (a failure then replays only with the same values).
 import { parseArgs } from 'node:util';
 import { replayCommand, runSimulation, type SimReport } from './simulation.js';
@@ -14,6 +14,7 @@ const { values } = parseArgs({
     'fault-ms': { type: 'string' },
     'snapshot-every': { type: 'string' },
     verbose: { type: 'boolean', default: false },
+    membership: { type: 'boolean', default: false },
   },
 });
 
@@ -44,7 +45,7 @@ const snapshotEvery = values['snapshot-every'] === undefined ? undefined : int('
 
 if (values.seed !== undefined) {
   const seed = int('seed', values.seed);
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, trace: values.verbose ? (l) => console.log(l) : undefined });
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, trace: values.verbose ? (l) => console.log(l) : undefined });
   console.log(JSON.stringify({ seed: r.seed, nodes: r.nodes, ok: r.ok, digest: r.digest, stats: r.stats }));
   if (!r.ok) printFailure(r);
   process.exit(r.ok ? 0 : 1);
@@ -56,7 +57,7 @@ const failed: number[] = [];
 const t0 = performance.now();
 let acked = 0;
 for (let seed = from; seed < from + count; seed++) {
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery });
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership });
   acked += r.stats.acked;
   if (!r.ok) {
     failed.push(seed);

@@ -60,6 +60,26 @@ describe('ReplicatedLog in the deterministic simulator', () => {
     expect(await sweep(5, 1, SEEDS_5)).toEqual([]);
   }, 120_000);
 
+  it('membership changes (add a node, remove one) under faults, seeds 1..40: safety holds', async () => {
+    // Liveness with membership changes is not asserted yet: bugs 5 and 6 in /tmp/coord/log-bugs.md (a newcomer
+    // refused the leader's pre-addition snapshot; a lagging follower cannot answer a leader it has no address for)
+    // stall some seeds. Every other check of the run is asserted.
+    const unsafe: string[] = [];
+    const stalled: string[] = [];
+    let changes = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = await runSimulation({ seed, nodes: 3, membership: true });
+      changes += r.stats.membershipChanges;
+      const cmd = `${replayCommand(seed, 3)} --membership`;
+      const bad = r.violations.filter((v) => !/ liveness: /.test(v));
+      if (bad.length > 0) unsafe.push(`seed ${seed}: ${bad.slice(0, 2).join(' / ')} -- replay: ${cmd}`);
+      else if (!r.ok) stalled.push(`seed ${seed} -- replay: ${cmd}`);
+    }
+    if (stalled.length > 0) console.log(`membership runs that stalled (log-bugs.md 5, 6):\n  ${stalled.join('\n  ')}`);
+    expect(unsafe).toEqual([]);
+    expect(changes).toBeGreaterThan(40); // most runs both added and removed a node
+  }, 120_000);
+
   it('a seed replays exactly', async () => {
     const a = await runSimulation({ seed: 4242, nodes: 3 });
     const b = await runSimulation({ seed: 4242, nodes: 3 });

@@ -23,6 +23,8 @@ export interface SimOptions {
   settleMs?: number;
   snapshotEvery?: number;
   clients?: number;
+  /** Also change membership under the faults: add a fourth (or sixth) node, then remove one of the first ones. */
+  membership?: boolean;
   /** Test the tester: disks that acknowledge writes but sync only every this many (see MemoryDisk.lieEvery). */
   lyingDisks?: number;
   /** Every trace line as it happens (the CLI's --verbose). */
@@ -45,6 +47,8 @@ export interface SimStats {
   /** Leadership transfers that completed. */
   transfers: number;
   crashes: number;
+  /** Nodes added to or removed from the cluster. */
+  membershipChanges: number;
   /** Clean restarts: close(), then open from the disk. */
   closes: number;
   /** Whole-cluster crashes. */
@@ -110,6 +114,10 @@ interface SimNode {
   restartAt: number;
   /** close() was called on the current lifetime: its transport closing is expected. */
   closing: boolean;
+  /** What the node is opened with: the cluster as it was when the node joined. */
+  peers: Record<number, string>;
+  /** Removed from the cluster: never started again. */
+  removed: boolean;
 }
 
 export async function runSimulation(options: SimOptions): Promise<SimReport> {
@@ -132,7 +140,9 @@ class Simulation {
   private readonly checker: LogChecker;
   private readonly nodes: SimNode[] = [];
   private readonly peers: Record<number, string> = {};
-  private readonly opts: Required<Omit<SimOptions, 'trace' | 'lyingDisks'>>;
+  private readonly opts: Required<Omit<SimOptions, 'trace' | 'lyingDisks' | 'membership'>>;
+  /** The node that joins in a membership run. */
+  private spare: SimNode | null = null;
   private readonly tail: string[] = [];
   private faulting = true;
   private clientsOn = true;
@@ -152,6 +162,7 @@ class Simulation {
     transfers: 0,
     crashes: 0,
     closes: 0,
+    membershipChanges: 0,
     powerCuts: 0,
     fsyncFailures: 0,
     tornWrites: 0,
@@ -197,7 +208,27 @@ class Simulation {
         machine: null,
         restartAt: 0,
         closing: false,
+        peers: this.peers,
+        removed: false,
       });
+    }
+    if (options.membership === true) {
+      const id = this.opts.nodes + 1;
+      this.spare = {
+        id,
+        disk: new MemoryDisk(this.rng.fork(), CALM_DISK),
+        rng: this.rng.fork(),
+        state: 'down',
+        life: null,
+        wal: null,
+        transport: null,
+        log: null,
+        machine: null,
+        restartAt: 0,
+        closing: false,
+        peers: { ...this.peers, [id]: `sim:${id}` },
+        removed: false,
+      };
     }
   }
 
@@ -213,6 +244,7 @@ class Simulation {
     for (const n of this.nodes) this.start(n);
     for (let c = 1; c <= this.opts.clients; c++) this.client(c, 0);
     this.sched.after(this.rng.range(100, 400), () => this.nemesis());
+    if (this.spare !== null) this.sched.after(this.rng.range(200, 1000), () => this.changeMembership('add'));
     await this.sched.runUntil(faultMs);
 
     // The faults stop; everything comes back.
@@ -230,6 +262,7 @@ class Simulation {
       this.violation(`liveness: no fresh append committed within ${settleMs} ms after the faults stopped (${this.describeNodes()})`);
     } else {
       this.stats.recoveryMs = fresh.at - faultMs;
+      this.reconcileMembers();
       const caughtUp = (): boolean => this.nodes.every((n) => n.log !== null && n.log.status().applied >= fresh.index);
       await this.sched.runUntil(deadline, caughtUp);
       if (!caughtUp()) this.violation(`liveness: not every node applied index ${fresh.index} by ${deadline} ms (${this.describeNodes()})`);
@@ -270,7 +303,7 @@ class Simulation {
   // ---- nodes ----
 
   private start(n: SimNode): void {
-    if (n.state === 'up') return;
+    if (n.state === 'up' || n.removed) return;
     n.state = 'up';
     n.closing = false;
     const life = new Lifetime();
@@ -297,7 +330,7 @@ class Simulation {
       {
         dataDir: `sim://node${n.id}`,
         id: n.id,
-        peers: this.peers,
+        peers: n.peers,
         stateMachine: machine,
         snapshotEvery: this.opts.snapshotEvery,
         tickMs: TICK_MS,
@@ -559,10 +592,78 @@ class Simulation {
     );
   }
 
+  /** Adds the spare node, then (once it runs) removes one of the original nodes; retried until it takes. */
+  private changeMembership(step: 'add' | 'remove', victim: SimNode | null = null): void {
+    const spare = this.spare!;
+    if (step === 'remove') victim ??= this.rng.pick(this.nodes.filter((n) => n !== spare));
+    // The same change until it takes: an earlier attempt may still commit after its caller gave up.
+    const retry = (): void => {
+      if (this.faulting) this.sched.after(200, () => this.changeMembership(step, victim));
+    };
+    const target = victim ?? spare;
+    if (target.removed || (step === 'add' && this.nodes.includes(spare))) return;
+    const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
+    if (leader === undefined) return retry();
+    const done = (): void => {
+      if (step === 'add') {
+        this.joined(spare);
+        this.sched.after(this.rng.range(300, 1500), () => this.changeMembership('remove'));
+      } else {
+        this.left(target);
+      }
+    };
+    const inConf = (): boolean => {
+      const voters = leader.log?.status().conf.voters ?? [];
+      return voters.includes(target.id) === (step === 'add');
+    };
+    this.note(`${step} node ${target.id} (asked of leader ${leader.id})`);
+    const op = step === 'add' ? leader.log!.addMember(spare.id, `sim:${spare.id}`) : leader.log!.removeMember(target.id);
+    op.then(done, (err: unknown) => {
+      const code = (err as LogError).code;
+      if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER') {
+        this.violation(`${step} node ${target.id} on node ${leader.id} failed unexpectedly: ${describe(err)}`);
+      }
+      // A change whose answer was lost may have committed all the same.
+      if (leader.log !== null && inConf()) done();
+      else retry();
+    });
+  }
+
+  private joined(n: SimNode): void {
+    if (this.nodes.includes(n)) return;
+    this.note(`node ${n.id} added; it starts`);
+    this.stats.membershipChanges++;
+    this.nodes.push(n);
+    this.start(n);
+  }
+
+  private left(n: SimNode): void {
+    if (n.removed) return;
+    this.note(`node ${n.id} removed; it stops for good`);
+    this.stats.membershipChanges++;
+    n.removed = true;
+    // Between events, as every crash: not inside the driver's own promise callbacks.
+    this.sched.after(0, () => this.crash(n, 'removed from the cluster'));
+    this.nodes.splice(this.nodes.indexOf(n), 1);
+  }
+
+  /** After the faults: the members are what the leader's configuration says, whatever answers the harness got. */
+  private reconcileMembers(): void {
+    if (this.spare === null) return;
+    const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
+    if (leader === undefined) return;
+    const voters = leader.log!.status().conf.voters;
+    if (voters.includes(this.spare.id)) this.joined(this.spare);
+    for (const n of [...this.nodes]) if (!voters.includes(n.id)) this.left(n);
+  }
+
   private transfer(): void {
     const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
     if (leader === undefined) return;
-    const to = this.rng.pick(this.nodes.filter((n) => n !== leader)).id;
+    const voters = leader.log!.status().conf.voters;
+    const others = this.nodes.filter((n) => n !== leader && voters.includes(n.id));
+    if (others.length === 0) return;
+    const to = this.rng.pick(others).id;
     const life = leader.life;
     this.note(`transfer leadership ${leader.id} -> ${to}`);
     leader.log!.transferLeadership(to).then(
