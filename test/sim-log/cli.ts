@@ -37,7 +37,12 @@ function printFailure(r: SimReport): void {
   for (const v of r.violations) console.log(`  ${v}`);
   console.log('  last trace lines:');
   for (const l of r.tail.slice(-25)) console.log(`    ${l}`);
-  console.log(`  replay: ${replayCommand(r.seed, r.nodes)}`);
+  const extra = [
+    values.membership ? ' --membership' : '',
+    values['fault-ms'] !== undefined ? ` --fault-ms ${values['fault-ms']}` : '',
+    values['snapshot-every'] !== undefined ? ` --snapshot-every ${values['snapshot-every']}` : '',
+  ].join('');
+  console.log(`  replay: ${replayCommand(r.seed, r.nodes)}${extra}`);
 }
 
 const faultMs = values['fault-ms'] === undefined ? undefined : int('fault-ms', values['fault-ms']);
