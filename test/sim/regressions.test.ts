@@ -9,10 +9,10 @@ import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
 const cases: { nodes: number; seed: number; steps: number; lease?: boolean; bug: string }[] = [
   // Bug 1: fail against the core before 0990782.
-  { nodes: 3, seed: 1, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
+  { nodes: 3, seed: 25, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
   { nodes: 5, seed: 29, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
   // Bug 2: fail against the core before b320df1.
-  { nodes: 3, seed: 73, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
+  { nodes: 3, seed: 168, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
   { nodes: 5, seed: 135, steps: 5000, bug: 'a forwarded MsgProp bouncing back to its origin (now leader) was rejected by step()' },
   // Bug 3: fail against the core before 6ffd3d4 (lease reads served by a deposed leader).
   { nodes: 3, seed: 327, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },

@@ -33,6 +33,8 @@ export class SimNode {
   smDurable: { index: number; hash: number; conf: ConfState } | undefined = undefined;
   /** Virtual time between this node's ticks: clocks run at slightly different rates. */
   tickPeriod = TICK;
+  /** The process is stalled until then: it handles nothing and its clock does not tick. */
+  pausedUntil = 0;
   /** A 'ready' event is queued: the Ready is taken later, so several inputs land in one Ready. */
   readyScheduled = false;
   /** Index of an applied conf change that no snapshot covers yet (0 when none). */

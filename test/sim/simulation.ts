@@ -16,7 +16,7 @@ import {
   type Snapshot,
 } from '../../src/raft/types.js';
 import { MemoryStorage, RawNode, decodeConfChange } from '../../src/raft/index.js';
-import { EventQueue, type Timed } from './eventqueue.js';
+import { EventQueue, type Timed, type Unnumbered } from './eventqueue.js';
 import { InvariantChecker, InvariantViolation, entryKey, mixHash } from './checker.js';
 import { Network, reliable, type LinkFaults } from './network.js';
 import { Prng } from './prng.js';
@@ -207,6 +207,7 @@ export class Simulation {
     }
     n.state = StateType.StateFollower;
     n.readyScheduled = false;
+    n.pausedUntil = 0;
     n.term = hardState.term;
     n.up = true;
     n.incarnation++;
@@ -268,6 +269,7 @@ export class Simulation {
     this.log('faults stop: network healed, every member restarted');
     this.net.heal();
     this.net.faults = reliable;
+    for (const n of this.nodes.values()) n.pausedUntil = Math.min(n.pausedUntil, this.now);
     // An operator shuts down the nodes the cluster removed: one that never learned of its removal would otherwise
     // keep deposing leaders with higher terms where neither PreVote nor CheckQuorum guards (Raft thesis 4.2.3).
     const latest = [...this.nodes.values()].reduce((a, b) => (b.applied > a.applied ? b : a));
@@ -341,6 +343,14 @@ export class Simulation {
 
   private dispatch(e: SimEvent): void {
     this.now = e.at;
+    const target = e.kind === 'deliver' ? this.nodes.get(e.msg.to) : 'node' in e ? this.nodes.get(e.node) : undefined;
+    if (target !== undefined && this.now < target.pausedUntil && e.kind !== 'restart') {
+      // A paused process does nothing: what arrives waits for it, and the ticks it sleeps through are lost.
+      const { seq: _, ...later } = e;
+      const at = e.kind === 'tick' ? target.pausedUntil + target.tickPeriod : target.pausedUntil;
+      this.queue.push({ ...later, at } as Unnumbered<SimEvent>);
+      return;
+    }
     switch (e.kind) {
       case 'tick': {
         const n = this.nodes.get(e.node)!;
@@ -497,12 +507,19 @@ export class Simulation {
       this.stats.partitions++;
       this.log(`partition ${this.net.describe()}`);
       this.queue.push({ kind: 'heal', at: this.now + this.rng.range(50, 1500) });
-    } else if (r < 0.55) {
+    } else if (r < 0.47 || (r < 0.55 && this.options.lease === true)) {
       const up = this.up();
       if (up.length === 0) return;
       const n = this.rng.pick(up);
       this.crash(n);
       this.queue.push({ kind: 'restart', at: this.now + this.rng.range(10, 1000), node: n.id });
+    } else if (r < 0.55) {
+      // A process stall (GC, VM freeze). Not with lease reads: a lease counted in ticks cannot see a stall.
+      const up = this.up();
+      if (up.length === 0) return;
+      const n = this.rng.pick(up);
+      n.pausedUntil = this.now + this.rng.range(20, 400);
+      this.log(`${n.id} paused until ${n.pausedUntil}`);
     } else if (r < 0.85) {
       const f: LinkFaults = {
         drop: this.rng.chance(0.5) ? this.rng.next() * 0.2 : 0,
