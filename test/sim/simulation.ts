@@ -20,6 +20,7 @@ import { EventQueue, type Timed, type Unnumbered } from './eventqueue.js';
 import { InvariantChecker, InvariantViolation, entryKey, mixHash } from './checker.js';
 import { Network, reliable, type LinkFaults } from './network.js';
 import { Prng } from './prng.js';
+import { corrupt } from './malformed.js';
 import { SimNode, TICK, copyStorage, decodeState, encodeState, forgetTail, type PendingWrite } from './sim-node.js';
 
 // TICK (sim-node.ts) is 10 time units; messages take 1-6 units (up to 300 when delayed), disk writes 1-15.
@@ -796,24 +797,6 @@ export class Simulation {
     if (at >= n.confSnapshotDue) n.confSnapshotDue = 0;
     this.log(`${n.id} snapshot+compact at ${at}`);
   }
-}
-
-/** A copy of `m` broken in one way a correct sender never produces. */
-function corrupt(m: Message, rng: Prng): { what: string; msg: unknown } {
-  const broken: [string, Record<string, unknown>][] = [
-    ['unknown type 99', { type: 99 }],
-    ['a negative term', { term: -1 }],
-    ['a fractional index', { index: m.index + 0.5 }],
-    ['commit NaN', { commit: Number.NaN }],
-    ['entries null', { entries: null }],
-    ['the wrong addressee', { to: m.to + 100 }],
-    ['reject as a string', { reject: 'no' }],
-    ['a string context', { context: 'ctx' }],
-    ['a snapshot without meta', { snapshot: { data: new Uint8Array(0), meta: null } }],
-    ['an entry whose data is a string', { entries: [{ index: m.index + 1, term: m.term, type: EntryType.Normal, data: 'x' }] }],
-  ];
-  const [what, patch] = rng.pick(broken);
-  return { what, msg: { ...m, ...patch } };
 }
 
 function isCode(err: unknown, ...codes: string[]): boolean {
