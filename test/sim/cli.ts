@@ -79,7 +79,11 @@ class UsageError extends Error {
 }
 
 function summary(r: SimResult): string {
-  return `${r.steps} steps, t=${r.time}, commit ${r.commitIndex}, ${r.leaderChanges} leader changes, ${r.crashes} crashes, ${r.snapshotsSent} snapshots sent, recovered in ${r.recoveryTicks} ticks`;
+  return (
+    `${r.steps} steps, t=${r.time}, commit ${r.commitIndex}, ${r.leaderChanges} leader changes, ${r.crashes} crashes, ` +
+    `${r.partitions} partitions, ${r.confChangesApplied} conf changes applied, ${r.snapshotsSent} snapshots sent, ` +
+    `${r.malformedRefused} malformed messages refused, recovered in ${r.recoveryTicks} ticks`
+  );
 }
 
 function main(): number {
