@@ -14,7 +14,7 @@ import { barChartSvg } from './chart.js';
 import { freePorts } from './ports.js';
 
 const USAGE = `usage: raftlog bench [--seconds 3] [--sizes 100,1024] [--clients 1,16,256] [--systems cluster,embedded,sqlite]
-                     [--sync always|none] [--out DIR]
+                     [--sync always|none] [--preallocate zeros|fallocate|none] [--out DIR]
 Each system runs every (record size, clients) pair for --seconds after a short warm-up,
 then prints a table; results go to DIR/cluster.json and charts to DIR/cluster-*.svg.`;
 
@@ -48,7 +48,7 @@ function list(s: string): number[] {
 export async function main(args: string[]): Promise<number> {
   let opts;
   try {
-    opts = parseArgs(args, { seconds: 'string', sizes: 'string', clients: 'string', systems: 'string', sync: 'string', out: 'string', help: 'boolean' });
+    opts = parseArgs(args, { seconds: 'string', sizes: 'string', clients: 'string', systems: 'string', sync: 'string', preallocate: 'string', out: 'string', help: 'boolean' });
     if (opts.has('help')) {
       console.log(USAGE);
       return 0;
@@ -59,6 +59,7 @@ export async function main(args: string[]): Promise<number> {
       clients: list(strArg(opts, 'clients', '1,16,256')),
       systems: strArg(opts, 'systems', 'cluster,embedded,sqlite').split(','),
       sync: strArg(opts, 'sync', 'always') === 'none' ? 'none' : 'always',
+      preallocate: preallocateArg(strArg(opts, 'preallocate', 'zeros')),
       out: strArg(opts, 'out', 'bench/results'),
     });
     return rows.length > 0 ? 0 : 1;
@@ -71,7 +72,24 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-export async function run(o: { seconds: number; sizes: number[]; clients: number[]; systems: string[]; sync: 'always' | 'none'; out: string }): Promise<BenchRow[]> {
+type Preallocate = 'zeros' | 'fallocate' | 'none';
+
+function preallocateArg(s: string): Preallocate {
+  if (s !== 'zeros' && s !== 'fallocate' && s !== 'none') throw new UsageError(`--preallocate must be zeros, fallocate or none`);
+  return s;
+}
+
+export interface BenchOptions {
+  seconds: number;
+  sizes: number[];
+  clients: number[];
+  systems: string[];
+  sync: 'always' | 'none';
+  preallocate?: Preallocate;
+  out: string;
+}
+
+export async function run(o: BenchOptions): Promise<BenchRow[]> {
   if (!(o.seconds > 0)) throw new UsageError('--seconds must be a positive number');
   const rows: BenchRow[] = [];
   const total = o.systems.length * o.sizes.length * o.clients.length;
@@ -80,7 +98,7 @@ export async function run(o: { seconds: number; sizes: number[]; clients: number
     let system: System;
     try {
       process.stdout.write(`[${name}] starting...\n`);
-      system = await open(name, work, o.sync);
+      system = await open(name, work, o.sync, o.preallocate ?? 'zeros');
     } catch (err) {
       rmSync(work, { recursive: true, force: true });
       throw err;
@@ -143,12 +161,12 @@ async function measure(system: System, size: number, clients: number, seconds: n
   };
 }
 
-async function open(name: string, work: string, sync: 'always' | 'none'): Promise<System> {
+async function open(name: string, work: string, sync: 'always' | 'none', preallocate: Preallocate): Promise<System> {
   switch (name) {
     case 'cluster':
-      return openCluster(work, sync);
+      return openCluster(work, sync, preallocate);
     case 'embedded': {
-      const log = await ReplicatedLog.open({ dataDir: join(work, 'node'), sync });
+      const log = await ReplicatedLog.open({ dataDir: join(work, 'node'), sync, preallocate });
       return { name: 'embedded (1 node)', append: (d) => log.append(d), close: () => log.close() };
     }
     case 'sqlite':
@@ -159,18 +177,18 @@ async function open(name: string, work: string, sync: 'always' | 'none'): Promis
 }
 
 /** Node 1 runs in this process (the clients embed it); nodes 2 and 3 are `raftlog serve` processes. */
-async function openCluster(work: string, sync: 'always' | 'none'): Promise<System> {
+async function openCluster(work: string, sync: 'always' | 'none', preallocate: Preallocate): Promise<System> {
   const ports = await freePorts(3);
   const peers: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
   const peerArg = Object.entries(peers).map(([id, a]) => `${id}=${a}`).join(',');
   const here = fileURLToPath(import.meta.url);
   const entry = join(dirname(here), here.endsWith('.ts') ? 'main.ts' : 'main.js');
   const children: ChildProcess[] = [2, 3].map((id) =>
-    spawn(process.execPath, [...process.execArgv, entry, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--peers', peerArg, '--state-machine', 'none', '--cluster-id', 'bench', '--sync', sync], {
+    spawn(process.execPath, [...process.execArgv, entry, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--peers', peerArg, '--state-machine', 'none', '--cluster-id', 'bench', '--sync', sync, '--preallocate', preallocate], {
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
   );
-  const log = await ReplicatedLog.open({ dataDir: join(work, 'node1'), id: 1, peers, clusterId: 'bench', sync, electionTicks: 6 });
+  const log = await ReplicatedLog.open({ dataDir: join(work, 'node1'), id: 1, peers, clusterId: 'bench', sync, preallocate, electionTicks: 6 });
   const stopChildren = async (): Promise<void> => {
     await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => { c.once('exit', r); c.kill('SIGTERM'); }))));
   };

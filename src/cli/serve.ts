@@ -6,7 +6,8 @@ import { KvStateMachine, serveResp } from '../kv/index.js';
 import { UsageError, intArg, parseArgs, parsePeers, strArg } from './args.js';
 
 const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]
-                     [--cluster-id ID] [--sync always|none] [--snapshot-every N] [--state-machine kv|none]
+                     [--cluster-id ID] [--sync always|none] [--preallocate zeros|fallocate|none]
+                     [--snapshot-every N] [--state-machine kv|none]
 Runs one node. Without --peers it is a single-node log. --resp serves the key-value
 example over the Redis protocol (redis-cli works). Prints 'leader N term T' when the
 leader it knows changes. SIGINT/SIGTERM stop it cleanly.`;
@@ -16,7 +17,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     opts = parseArgs(args, {
       id: 'string', data: 'string', listen: 'string', peers: 'string', resp: 'string',
-      'cluster-id': 'string', sync: 'string', 'snapshot-every': 'string', 'state-machine': 'string', help: 'boolean',
+      'cluster-id': 'string', sync: 'string', preallocate: 'string', 'snapshot-every': 'string', 'state-machine': 'string', help: 'boolean',
     });
     if (opts.has('help')) {
       console.log(USAGE);
@@ -38,6 +39,8 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   const peers = opts.has('peers') ? parsePeers(strArg(opts, 'peers')) : undefined;
   const sync = strArg(opts, 'sync', 'always');
   if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
+  const preallocate = strArg(opts, 'preallocate', 'zeros');
+  if (preallocate !== 'zeros' && preallocate !== 'fallocate' && preallocate !== 'none') throw new UsageError(`--preallocate must be zeros, fallocate or none`);
   const machine = strArg(opts, 'state-machine', 'kv');
   if (machine !== 'kv' && machine !== 'none') throw new UsageError(`--state-machine must be 'kv' or 'none'`);
   const kv = machine === 'kv' ? new KvStateMachine() : null;
@@ -52,6 +55,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     stateMachine: (kv ?? new NullStateMachine()) as StateMachine<unknown>,
     snapshotEvery,
     sync,
+    preallocate,
   });
   const resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp') }) : null;
   console.log(`node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}`);

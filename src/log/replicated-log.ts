@@ -64,6 +64,13 @@ export interface ReplicatedLogOptions<R = unknown> {
   segmentBytes?: number;
   /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. */
   sync?: 'always' | 'none';
+  /**
+   * How the WAL prepares its next segment. Default 'zeros': writing into blocks already
+   * written keeps each commit's fdatasync from journaling an extent change (measured here:
+   * 1-client commit p95 0.37 ms vs 2.0 ms with 'fallocate'), at the cost of writing every
+   * byte twice. 'fallocate' favours raw MB/s.
+   */
+  preallocate?: 'zeros' | 'fallocate' | 'none';
   /** Mutual TLS between peers. */
   tls?: TlsOptions;
   logger?: TransportLogger;
@@ -194,7 +201,7 @@ export class ReplicatedLog<R = unknown> {
     const peers = o.peers ?? {};
     const memberIds = Object.keys(peers).map(Number);
     if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
-    const wal = deps?.wal ?? (await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? 'always' }));
+    const wal = deps?.wal ?? (await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? 'always', preallocate: o.preallocate ?? 'zeros' }));
     try {
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
       const bootstrap: ConfState = { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
