@@ -163,6 +163,7 @@ export class ReplicatedLog<R = unknown> {
   private ticks = 0;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. */
   private snapshotFloor = 0;
+  private snapshotForNewMember = false;
   private stopTicking: () => void = () => {};
 
   private constructor(
@@ -585,12 +586,18 @@ export class ReplicatedLog<R = unknown> {
     this.wakeAppliedWaiters();
     this.notifyChange();
     const last = entries[entries.length - 1]!;
-    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery) this.takeSnapshot(last.index, last.term);
+    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery || this.snapshotForNewMember) {
+      this.snapshotForNewMember = false;
+      this.takeSnapshot(last.index, last.term);
+    }
   }
 
   private applyConfChange(e: Entry): void {
     const cc = decodeConfChange(e.data);
     this.conf = this.node.applyConfChange(cc);
+    // A snapshot taken before a member joined does not name it, and the member refuses it;
+    // if the leader must catch it up by snapshot, it needs one taken since.
+    if (cc.type !== ConfChangeType.RemoveNode && this.snapshotIndex > 0) this.snapshotForNewMember = true;
     const t = this.deps.transport;
     if (cc.type === ConfChangeType.RemoveNode) {
       this.members.delete(cc.nodeId);

@@ -5,6 +5,7 @@ import type net from 'node:net';
 import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
 import type { Message, SnapshotMeta } from '../raft/types.js';
+import { formatAddress, parseAddress } from './address.js';
 import { ClusterMismatchError, FrameTooLargeError, HandshakeTimeoutError, MalformedFrameError, TransportError, WrongNodeError } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
 import { WIRE_VERSION, decodeFrame, encodeRefuse, newUnpacker } from './wire.js';
@@ -21,6 +22,8 @@ export interface InboundConfig {
   packer: Packr;
   deliver(m: Message): void;
   refused(err: TransportError): void;
+  /** A peer said where it listens (its host as this connection sees it when it listens on every interface). */
+  learned(peer: number, address: string): void;
 }
 
 const HANDSHAKE_MAX_BYTES = 1024;
@@ -85,6 +88,18 @@ export class Inbound {
     }
   }
 
+  private learn(peer: number, advertised: string): void {
+    let address: { host: string; port: number };
+    try {
+      address = parseAddress(advertised);
+    } catch {
+      throw new MalformedFrameError(`handshake names an impossible address '${advertised.slice(0, 64)}'`);
+    }
+    const anyHost = address.host === '0.0.0.0' || address.host === '::';
+    const host = anyHost ? this.socket.remoteAddress : address.host;
+    if (host !== undefined) this.c.learned(peer, formatAddress(host, address.port));
+  }
+
   private onFrame(f: Frame): void {
     if (this.peer === 0) {
       if (f.kind !== 'hello') throw new MalformedFrameError(`expected a handshake, got a ${f.kind} frame`);
@@ -95,6 +110,7 @@ export class Inbound {
       clearTimeout(this.handshakeTimer);
       this.peer = f.from;
       this.decoder.limit = this.c.maxFrameBytes;
+      if (f.address !== undefined) this.learn(f.from, f.address);
       return;
     }
     switch (f.kind) {

@@ -27,6 +27,8 @@ export interface TlsOptions {
 export interface OutboundConfig {
   self: number;
   clusterId: string;
+  /** This node's listen address, told to every peer it dials. */
+  advertise(): string;
   tls?: TlsOptions;
   maxFrameBytes: number;
   maxQueueBytes: number;
@@ -196,7 +198,7 @@ export class Outbound {
     if (this.state !== 'open' || s === undefined || this.blocked) return;
     if (this.head < this.queue.length || this.helloPending) {
       const frames = this.head === 0 ? this.queue : this.queue.slice(this.head);
-      if (this.helloPending) frames.unshift(encodeHello(this.c.packer, this.c.clusterId, this.c.self, this.peer));
+      if (this.helloPending) frames.unshift(encodeHello(this.c.packer, this.c.clusterId, this.c.self, this.peer, this.c.advertise()));
       this.helloPending = false;
       this.clearQueue();
       this.write(s, encodeFrames(frames), frames.length);

@@ -94,6 +94,7 @@ export class TcpTransport implements Transport {
       random: o.random ?? Math.random,
       logger: this.logger,
       packer: newPacker(),
+      advertise: () => this.listenAddress,
       unreachable: (peer) => this.notify(() => this.pendingUnreachable.add(peer)),
       snapshotStatus: (peer, ok) => this.notify(() => this.pendingSnapshotStatus.push([peer, ok])),
     };
@@ -211,6 +212,11 @@ export class TcpTransport implements Transport {
       deliver: (m) => {
         this.messagesReceived++;
         this.handlers?.onMessage(m);
+      },
+      // A peer this node has no address for (it joined while this node was away) can be
+      // answered at the address it dialed from; one the driver removed stays removed.
+      learned: (peer, address) => {
+        if (!this.peerAddresses.has(peer) && !this.removed.has(peer)) this.addPeer(peer, address);
       },
       refused: () => {
         this.connectionsRefused++;

@@ -23,6 +23,8 @@ export interface HelloFrame {
   clusterId: string;
   from: number;
   to: number;
+  /** Where the dialer accepts connections, so that a node that never heard of it can answer. */
+  address?: string;
 }
 export interface MessageFrame {
   kind: 'message';
@@ -54,8 +56,8 @@ export function newUnpacker(): Unpackr {
   return new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 }
 
-export function encodeHello(p: Packr, clusterId: string, from: number, to: number): Uint8Array {
-  return p.pack([Kind.Hello, WIRE_VERSION, clusterId, from, to]);
+export function encodeHello(p: Packr, clusterId: string, from: number, to: number, address?: string): Uint8Array {
+  return p.pack(address === undefined ? [Kind.Hello, WIRE_VERSION, clusterId, from, to] : [Kind.Hello, WIRE_VERSION, clusterId, from, to, address]);
 }
 
 export function encodeRefuse(p: Packr, code: string, reason: string): Uint8Array {
@@ -103,13 +105,14 @@ export function decodeFrame(u: Unpackr, payload: Buffer): Frame {
   if (!Array.isArray(v) || v.length === 0) throw new MalformedFrameError('not a tuple');
   switch (v[0]) {
     case Kind.Hello:
-      expectLength(v, 5, 'hello');
+      if (v.length !== 6) expectLength(v, 5, 'hello');
       return {
         kind: 'hello',
         version: uint(v[1], 'hello.version'),
         clusterId: str(v[2], 'hello.clusterId'),
         from: uint(v[3], 'hello.from'),
         to: uint(v[4], 'hello.to'),
+        ...(v.length === 6 ? { address: str(v[5], 'hello.address') } : {}),
       };
     case Kind.Message: {
       expectLength(v, 2, 'message');

@@ -114,6 +114,7 @@ export class SimTransport implements Transport {
   private handlers: TransportHandlers | null = null;
   private closed = false;
   private readonly peers = new Set<number>();
+  private readonly removed = new Set<number>();
   private readonly unreachablePending = new Set<number>();
   private readonly snapStatusPending: Array<[number, boolean]> = [];
   private flushScheduled = false;
@@ -146,10 +147,12 @@ export class SimTransport implements Transport {
   }
 
   addPeer(id: number): void {
+    this.removed.delete(id);
     this.peers.add(id);
   }
 
   removePeer(id: number): void {
+    this.removed.add(id);
     this.peers.delete(id);
   }
 
@@ -167,6 +170,9 @@ export class SimTransport implements Transport {
 
   /** @internal */
   receive(m: Message): void {
+    // As TcpTransport learns a dialer's address from its handshake: a node can answer a
+    // peer that joined while it was away, unless its driver removed that peer.
+    if (!this.peers.has(m.from) && !this.removed.has(m.from)) this.peers.add(m.from);
     this.handlers?.onMessage(m);
   }
 

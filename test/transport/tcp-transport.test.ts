@@ -56,6 +56,11 @@ async function stillWorks(a: TcpTransport, b: Recorder, tag: number): Promise<vo
   await until(() => b.messages.some((m) => m.commit === tag), `message ${tag}`);
 }
 
+async function stillWorks3(a: TcpTransport, c: Recorder, tag: number): Promise<void> {
+  a.send([msg(1, 3, { commit: tag })]);
+  await until(() => c.messages.some((m) => m.commit === tag), `message ${tag}`);
+}
+
 describe('TcpTransport', () => {
   it('round-trips messages with entries and binary fields, both ways', async () => {
     const { a, b } = await pair();
@@ -253,6 +258,22 @@ describe('TcpTransport', () => {
     await closed(s);
     expect(b.log.has('TRANSPORT_HANDSHAKE_TIMEOUT')).toBe(true);
     await stillWorks(a.t, b.rec, 5);
+  });
+
+  it('learns the address of a peer that dials it, unless the driver removed that peer', async () => {
+    const b = await node({ id: 2 });
+    const a = await node({ id: 1, peers: { 2: b.t.address } }); // b has never heard of a
+    await stillWorks(a.t, b.rec, 1);
+    b.t.send([msg(2, 1, { commit: 7 })]);
+    await until(() => a.rec.messages.some((m) => m.commit === 7), 'an answer from the node that was dialed');
+
+    const c = await node({ id: 3 });
+    c.t.removePeer(1); // the driver removed node 1: a dial from it must not bring it back
+    a.t.addPeer(3, c.t.address);
+    await stillWorks3(a.t, c.rec, 8);
+    c.t.send([msg(3, 1, { commit: 9 })]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.rec.messages.some((m) => m.commit === 9)).toBe(false);
   });
 
   it('follows a peer to a new address given by addPeer', async () => {
