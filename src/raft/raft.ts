@@ -803,16 +803,12 @@ export class Raft {
   private handleAppendEntries(m: Message): void {
     const log = this.raftLog;
     if (m.index < log.committed) {
-      const r = this.msg(MsgAppResp, m.from);
-      r.index = log.committed;
-      this.send(r);
+      this.ack(m.from, log.committed);
       return;
     }
     const lastNew = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
-      const r = this.msg(MsgAppResp, m.from);
-      r.index = lastNew;
-      this.send(r);
+      this.ack(m.from, lastNew);
       return;
     }
     // Reject with a hint: our last index at or below theirs whose term is at most theirs.
@@ -835,8 +831,18 @@ export class Raft {
 
   private handleSnapshot(m: Message): void {
     const s = m.snapshot!;
-    const r = this.msg(MsgAppResp, m.from);
-    r.index = this.restore(s) ? this.raftLog.lastIndex() : this.raftLog.committed;
+    this.ack(m.from, this.restore(s) ? this.raftLog.lastIndex() : this.raftLog.committed);
+  }
+
+  /**
+   * Acknowledges our log up to `index`. The ack leaves only once that is durable, and a
+   * later message handled before then may truncate the log below it: the ack carries the
+   * entry's term in logTerm, so that ready() can drop it if the entry is no longer there.
+   */
+  private ack(to: number, index: number): void {
+    const r = this.msg(MsgAppResp, to);
+    r.index = index;
+    r.logTerm = this.raftLog.zeroTerm(index);
     this.send(r);
   }
 

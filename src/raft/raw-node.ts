@@ -226,6 +226,10 @@ export class RawNode {
       if (m.to === r.id) {
         if (selfMessages === EMPTY) selfMessages = [];
         selfMessages.push(m);
+      } else if (m.type === MessageType.MsgAppResp && !m.reject && log.zeroTerm(m.index) !== m.logTerm) {
+        // A later append in this same batch of input truncated what this ack names: it would
+        // promise entries the log no longer holds. Dropping it is safe (as if it were lost).
+        continue;
       } else {
         if (messagesAfterPersist === EMPTY) messagesAfterPersist = [];
         messagesAfterPersist.push(m);
