@@ -71,14 +71,6 @@ export class InvariantChecker {
     return this.committed.length - 1;
   }
 
-  committedKey(index: number): string | undefined {
-    return this.committed[index];
-  }
-
-  hashAt(index: number): number | undefined {
-    return this.hashes[index];
-  }
-
   private view(node: number): NodeView {
     let v = this.nodes.get(node);
     if (v === undefined) {
