@@ -9,23 +9,45 @@ export interface RecordTag {
   seq: number;
 }
 
-export function encodeRecord(session: number, seq: number, payload: Uint8Array): Uint8Array {
-  let n = 0;
-  for (let s = seq; s >= 0x80; s = Math.floor(s / 128)) n++;
-  const out = new Uint8Array(6 + n + payload.byteLength);
-  out[0] = RECORD;
-  out[1] = session & 0xff;
-  out[2] = (session >>> 8) & 0xff;
-  out[3] = (session >>> 16) & 0xff;
-  out[4] = (session >>> 24) & 0xff;
-  let i = 5;
+function varintLength(n: number): number {
+  let len = 1;
+  for (let v = n; v >= 0x80; v = Math.floor(v / 128)) len++;
+  return len;
+}
+
+function writeHeader(out: Uint8Array, at: number, session: number, seq: number): number {
+  out[at] = RECORD;
+  out[at + 1] = session & 0xff;
+  out[at + 2] = (session >>> 8) & 0xff;
+  out[at + 3] = (session >>> 16) & 0xff;
+  out[at + 4] = (session >>> 24) & 0xff;
+  let i = at + 5;
   let s = seq;
   while (s >= 0x80) {
     out[i++] = (s % 128) | 0x80;
     s = Math.floor(s / 128);
   }
   out[i++] = s;
-  out.set(payload, i);
+  return i;
+}
+
+/**
+ * Encodes a batch into views of ONE buffer: a typed array with a backing store of its
+ * own per record costs more (allocation and GC) than the rest of an append.
+ */
+export function encodeRecords(session: number, seqs: readonly number[], payloads: readonly Uint8Array[]): Uint8Array[] {
+  let total = 0;
+  for (let i = 0; i < payloads.length; i++) total += 5 + varintLength(seqs[i]!) + payloads[i]!.byteLength;
+  const buf = new Uint8Array(total);
+  const out = new Array<Uint8Array>(payloads.length);
+  let at = 0;
+  for (let i = 0; i < payloads.length; i++) {
+    const p = payloads[i]!;
+    const body = writeHeader(buf, at, session, seqs[i]!);
+    buf.set(p, body);
+    out[i] = buf.subarray(at, body + p.byteLength);
+    at = body + p.byteLength;
+  }
   return out;
 }
 

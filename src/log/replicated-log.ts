@@ -34,7 +34,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import { Proposals, type AppendResult } from './proposals.js';
-import { decodeRecord, encodeRecord } from './record.js';
+import { decodeRecord, encodeRecords } from './record.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -524,7 +524,11 @@ export class ReplicatedLog<R = unknown> {
     }
     const batch = this.queue;
     this.queue = [];
-    const datas = batch.map((q) => encodeRecord(this.proposals.session, q.seq, q.payload));
+    const datas = encodeRecords(
+      this.proposals.session,
+      batch.map((q) => q.seq),
+      batch.map((q) => q.payload),
+    );
     let pos;
     try {
       pos = this.node.propose(datas);
