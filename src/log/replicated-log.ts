@@ -174,7 +174,7 @@ export class ReplicatedLog<R = unknown> {
     private readonly opts: Required<Pick<ReplicatedLogOptions, 'snapshotEvery' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'timeoutMs'>>,
     members: Map<number, string>,
   ) {
-    const { hardState, confState } = storage.initialState();
+    const { confState } = storage.initialState();
     const snap = storage.snapshot();
     this.snapshotIndex = snap.meta.index;
     this.applied = snap.meta.index;
@@ -193,7 +193,6 @@ export class ReplicatedLog<R = unknown> {
       random: deps.random,
     });
     this.proposals = new Proposals<R>(Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
-    void hardState;
   }
 
   static async open<R = unknown>(options: ReplicatedLogOptions<R>, deps?: Partial<ReplicatedLogDeps>): Promise<ReplicatedLog<R>> {
@@ -203,13 +202,14 @@ export class ReplicatedLog<R = unknown> {
     const memberIds = Object.keys(peers).map(Number);
     if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
     const wal = deps?.wal ?? (await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? 'always', preallocate: o.preallocate ?? 'zeros' }));
+    let transport: Transport | null = null;
     try {
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
       const bootstrap: ConfState = { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap);
       const listen = o.listen ?? peers[id];
       const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
-      const transport =
+      transport =
         deps?.transport !== undefined
           ? deps.transport
           : memberIds.length > 1 || listen !== undefined
@@ -239,6 +239,9 @@ export class ReplicatedLog<R = unknown> {
       await log.start();
       return log;
     } catch (err) {
+      // The open failed (bad snapshot, port in use, ...): release the directory lock and
+      // the port, and report the first error, not a secondary one from the cleanup.
+      await transport?.close().catch(() => undefined);
       await wal.close().catch(() => undefined);
       throw err;
     }

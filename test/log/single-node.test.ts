@@ -90,6 +90,19 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await expect(ReplicatedLog.open({ dataDir: dir, id: 2, peers: { 1: '127.0.0.1:1' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it('an open that fails (its port is taken) releases the directory for the next one', async () => {
+    const { createServer } = await import('node:net');
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
+    const port = (squatter.address() as { port: number }).port;
+    const dir = fresh();
+    await expect(ReplicatedLog.open({ dataDir: dir, id: 1, listen: `127.0.0.1:${port}` })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await new Promise((r) => squatter.close(r));
+    const log = await ReplicatedLog.open({ dataDir: dir });
+    await log.append(enc('fine'));
+    await log.close();
+  });
+
   it('a second open of the same directory fails with the WAL lock error', async () => {
     const dir = fresh();
     const log = await ReplicatedLog.open({ dataDir: dir });
