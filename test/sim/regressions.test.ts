@@ -17,7 +17,7 @@ const cases: { nodes: number; seed: number; steps: number; lease?: boolean; bug:
   // Bug 3: fail against the core before 6ffd3d4 (lease reads served by a deposed leader).
   { nodes: 3, seed: 327, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
   { nodes: 5, seed: 61, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
-  // Bug 7: open when written (fails on 52cc9e1's core).
+  // Bug 7: fails against the core before 8e6c60f.
   { nodes: 5, seed: 300039, steps: 6000, bug: 'a follower acknowledged entries that a later append in the same Ready truncated' },
 ];
 
