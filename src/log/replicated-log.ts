@@ -35,6 +35,7 @@ import {
 } from './errors.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { decodeRecord, encodeRecords } from './record.js';
+import { dropStaleAcks } from './stale-acks.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -487,7 +488,7 @@ export class ReplicatedLog<R = unknown> {
     durable.then(
       () => {
         if (this.closed) return;
-        if (rd.messagesAfterPersist.length > 0) this.deps.transport?.send(rd.messagesAfterPersist);
+        if (rd.messagesAfterPersist.length > 0) this.deps.transport?.send(dropStaleAcks(rd.messagesAfterPersist, this.storage));
         this.node.persisted(rd);
         this.notifyChange();
         this.schedulePump();
