@@ -322,13 +322,7 @@ export class Wal {
         i++;
       }
     }
-    for (; i < hi; i++) {
-      const e = this.cache.get(i);
-      bytes += e.data.length;
-      if (out.length > 0 && bytes > maxBytes) return out;
-      out.push(e);
-    }
-    return out;
+    return this.fromCache(out, bytes, i, hi, maxBytes);
   }
 
   /**
@@ -352,6 +346,11 @@ export class Wal {
       }
       i += run.length;
     }
+    return this.fromCache(out, bytes, i, hi, maxBytes);
+  }
+
+  /** Appends cached entries [i, hi) to `out` within maxBytes (data already counted: `bytes`). */
+  private fromCache(out: WalEntry[], bytes: number, i: number, hi: number, maxBytes: number): WalEntry[] {
     for (; i < hi; i++) {
       const e = this.cache.get(i);
       bytes += e.data.length;

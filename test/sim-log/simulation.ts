@@ -196,40 +196,16 @@ class Simulation {
       const disk = new MemoryDisk(this.rng.fork(), CALM_DISK);
       disk.lieEvery = options.lyingDisks ?? 0;
       if (options.trace !== undefined) disk.trace = (line) => this.note(`node ${id} ${line}`);
-      this.nodes.push({
-        id,
-        disk,
-        rng: this.rng.fork(),
-        state: 'down',
-        life: null,
-        wal: null,
-        transport: null,
-        log: null,
-        machine: null,
-        restartAt: 0,
-        closing: false,
-        peers: this.peers,
-        removed: false,
-      });
+      this.nodes.push(this.newNode(id, disk, this.peers));
     }
     if (options.membership === true) {
       const id = this.opts.nodes + 1;
-      this.spare = {
-        id,
-        disk: new MemoryDisk(this.rng.fork(), CALM_DISK),
-        rng: this.rng.fork(),
-        state: 'down',
-        life: null,
-        wal: null,
-        transport: null,
-        log: null,
-        machine: null,
-        restartAt: 0,
-        closing: false,
-        peers: { ...this.peers, [id]: `sim:${id}` },
-        removed: false,
-      };
+      this.spare = this.newNode(id, new MemoryDisk(this.rng.fork(), CALM_DISK), { ...this.peers, [id]: `sim:${id}` });
     }
+  }
+
+  private newNode(id: number, disk: MemoryDisk, peers: Record<number, string>): SimNode {
+    return { id, disk, rng: this.rng.fork(), state: 'down', life: null, wal: null, transport: null, log: null, machine: null, restartAt: 0, closing: false, peers, removed: false };
   }
 
   note(line: string): void {
