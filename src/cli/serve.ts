@@ -4,13 +4,16 @@ import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { UsageError, intArg, parseArgs, parsePeers, strArg } from './args.js';
+import { consoleLogger } from './console-logger.js';
 
 const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]
                      [--cluster-id ID] [--sync always|none] [--preallocate zeros|fallocate|none]
                      [--snapshot-every N] [--state-machine kv|none]
 Runs one node. Without --peers it is a single-node log. --resp serves the key-value
 example over the Redis protocol (redis-cli works). Prints 'leader N term T' when the
-leader it knows changes. SIGINT/SIGTERM stop it cleanly.`;
+leader it knows changes. SIGINT/SIGTERM stop it cleanly. If the node stops on a
+storage failure or a corrupt entry (LOG_FATAL, LOG_CORRUPT) it exits with status 1,
+so that a supervisor restarts it.`;
 
 export async function main(args: string[]): Promise<number> {
   let opts;
@@ -56,26 +59,41 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     snapshotEvery,
     sync,
     preallocate,
+    logger: consoleLogger('warn'),
   });
   const resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp') }) : null;
   console.log(`node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}`);
 
   let lead = -1;
+  let fatal: { code: string; message: string } | undefined;
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
   const watch = setInterval(() => {
     const s = log.status();
+    if (s.fatal !== undefined) {
+      // A dead node must not look alive (answering PING, holding its port): exit and be restarted.
+      fatal = s.fatal;
+      stop();
+      return;
+    }
     if (s.lead !== lead) {
       lead = s.lead;
       console.log(`leader ${s.lead} term ${s.term}`);
     }
   }, 100);
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await stopped;
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
   clearInterval(watch);
   await resp?.close();
   await log.close();
+  if (fatal !== undefined) {
+    console.error(`raftlog serve: node ${id} stopped: ${fatal.code}: ${fatal.message}`);
+    return 1;
+  }
   console.log(`node ${id} stopped`);
   return 0;
 }

@@ -59,3 +59,19 @@ export class CompactedRangeError extends LogError {
     super('LOG_COMPACTED', `entries below ${first} were compacted into a snapshot (asked for ${index})`);
   }
 }
+
+/** A committed entry could not be decoded: the log holds data this node cannot trust. The node stops. */
+export class LogCorruptError extends LogError {
+  readonly index: number;
+  constructor(index: number, why: string) {
+    super('LOG_CORRUPT', `entry ${index} cannot be decoded: ${why}`);
+    this.index = index;
+  }
+}
+
+/** open() failed for a reason outside raftlog's own codes (a socket error, say): see `cause`. */
+export class OpenFailedError extends LogError {
+  constructor(cause: unknown) {
+    super('LOG_OPEN_FAILED', `the log could not be opened: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}

@@ -1,5 +1,5 @@
 import { NotCommittedError, OutcomeUnknownError } from './errors.js';
-import type { RecordTag } from './record.js';
+import { sameOrigin, type RecordTag } from './record.js';
 
 export interface AppendResult<R> {
   index: number;
@@ -17,7 +17,7 @@ interface Pending<R> {
 
 /**
  * The appends this node made that are not settled yet. A record is recognised when
- * it is applied by its tag (session, seq), on whatever path it reached the leader;
+ * it is applied by its tag (origin, seq), on whatever path it reached the leader;
  * where the leader placed it is known only when this node was that leader.
  */
 export class Proposals<R> {
@@ -26,7 +26,8 @@ export class Proposals<R> {
   private readonly byIndex = new Map<number, { seq: number; term: number }>();
   private nextSeq = 1;
 
-  constructor(readonly session: number) {}
+  /** `origin`: this session's record prefix (see record.ts). */
+  constructor(readonly origin: Uint8Array) {}
 
   get size(): number {
     return this.bySeq.size;
@@ -54,10 +55,10 @@ export class Proposals<R> {
     const slot = this.byIndex.get(index);
     if (slot !== undefined) {
       this.byIndex.delete(index);
-      const mine = tag !== null && tag.session === this.session && tag.seq === slot.seq;
+      const mine = tag !== null && tag.seq === slot.seq && sameOrigin(tag.origin, this.origin);
       if (!mine || slot.term !== term) this.fail(slot.seq, new NotCommittedError(`index ${index} was committed with another entry`));
     }
-    if (tag === null || tag.session !== this.session) return;
+    if (tag === null || !sameOrigin(tag.origin, this.origin)) return;
     const p = this.bySeq.get(tag.seq);
     if (p === undefined) return; // already settled (e.g. given up as unknown, then committed after all)
     this.bySeq.delete(tag.seq);

@@ -1,11 +1,21 @@
-// A record's entry data carries who proposed it: [1][session u32][seq varint][payload].
-// The node that made an append recognises its own record when it applies it,
-// whichever node was leader and however the proposal travelled.
+// A record's entry data carries who proposed it:
+//
+//   [version 2][origin: node id varint, session 8 bytes][seq varint][payload]
+//
+// The node that made an append recognises its own record by the origin when it
+// applies it, whichever node was leader and however the proposal travelled. The
+// origin names the node and a 64-bit random session drawn at every open, so two
+// live sessions never share an origin: different nodes differ by id, and one
+// node's sessions collide with probability 2^-64 per pair of opens.
+import { LogCorruptError } from './errors.js';
 
-const RECORD = 1;
+/** The format version of the tag; a node refuses entries written in another. */
+export const RECORD_VERSION = 2;
+const SESSION_BYTES = 8;
 
 export interface RecordTag {
-  session: number;
+  /** The appending node's origin prefix (version, node id, session): compare with `sameOrigin`. */
+  origin: Uint8Array;
   seq: number;
 }
 
@@ -15,14 +25,9 @@ function varintLength(n: number): number {
   return len;
 }
 
-function writeHeader(out: Uint8Array, at: number, session: number, seq: number): number {
-  out[at] = RECORD;
-  out[at + 1] = session & 0xff;
-  out[at + 2] = (session >>> 8) & 0xff;
-  out[at + 3] = (session >>> 16) & 0xff;
-  out[at + 4] = (session >>> 24) & 0xff;
-  let i = at + 5;
-  let s = seq;
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  let i = at;
+  let s = n;
   while (s >= 0x80) {
     out[i++] = (s % 128) | 0x80;
     s = Math.floor(s / 128);
@@ -31,19 +36,36 @@ function writeHeader(out: Uint8Array, at: number, session: number, seq: number):
   return i;
 }
 
+/** The fixed prefix of every record a session appends. `session` is 8 random bytes. */
+export function recordOrigin(nodeId: number, session: Uint8Array): Uint8Array {
+  if (session.byteLength !== SESSION_BYTES) throw new RangeError(`a session is ${SESSION_BYTES} bytes`);
+  const out = new Uint8Array(1 + varintLength(nodeId) + SESSION_BYTES);
+  out[0] = RECORD_VERSION;
+  const at = writeVarint(out, 1, nodeId);
+  out.set(session, at);
+  return out;
+}
+
+export function sameOrigin(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * Encodes a batch into views of ONE buffer: a typed array with a backing store of its
  * own per record costs more (allocation and GC) than the rest of an append.
  */
-export function encodeRecords(session: number, seqs: readonly number[], payloads: readonly Uint8Array[]): Uint8Array[] {
+export function encodeRecords(origin: Uint8Array, seqs: readonly number[], payloads: readonly Uint8Array[]): Uint8Array[] {
   let total = 0;
-  for (let i = 0; i < payloads.length; i++) total += 5 + varintLength(seqs[i]!) + payloads[i]!.byteLength;
+  for (let i = 0; i < payloads.length; i++) total += origin.byteLength + varintLength(seqs[i]!) + payloads[i]!.byteLength;
   const buf = new Uint8Array(total);
   const out = new Array<Uint8Array>(payloads.length);
   let at = 0;
   for (let i = 0; i < payloads.length; i++) {
     const p = payloads[i]!;
-    const body = writeHeader(buf, at, session, seqs[i]!);
+    buf.set(origin, at);
+    const body = writeVarint(buf, at + origin.byteLength, seqs[i]!);
     buf.set(p, body);
     out[i] = buf.subarray(at, body + p.byteLength);
     at = body + p.byteLength;
@@ -51,19 +73,32 @@ export function encodeRecords(session: number, seqs: readonly number[], payloads
   return out;
 }
 
-/** The tag and payload of a record entry, or null for entries that carry no record (a new leader's empty entry). */
-export function decodeRecord(data: Uint8Array): { tag: RecordTag; payload: Uint8Array } | null {
-  if (data.byteLength < 6 || data[0] !== RECORD) return null;
-  const session = (data[1]! | (data[2]! << 8) | (data[3]! << 16) | (data[4]! << 24)) >>> 0;
-  let seq = 0;
+/** Reads a varint at `at`; returns [value, next] or null if it is cut short or beyond 2^53. */
+function readVarint(data: Uint8Array, at: number): [number, number] | null {
+  let value = 0;
   let mul = 1;
-  let i = 5;
-  for (;;) {
-    if (i >= data.byteLength) return null;
-    const b = data[i++]!;
-    seq += (b & 0x7f) * mul;
-    if (b < 0x80) break;
+  for (let i = at; i < data.byteLength && i < at + 8; i++) {
+    const b = data[i]!;
+    value += (b & 0x7f) * mul;
+    if (b < 0x80) return Number.isSafeInteger(value) ? [value, i + 1] : null;
     mul *= 128;
   }
-  return { tag: { session, seq }, payload: data.subarray(i) };
+  return null;
+}
+
+/**
+ * The tag and payload of a normal entry's data, or null for an entry that carries no
+ * record (a new leader's empty entry). Anything else that does not decode is damage
+ * that got past every checksum, or a writer of another format: it must stop the node,
+ * never be skipped, so it throws LogCorruptError.
+ */
+export function decodeRecord(data: Uint8Array, index: number): { tag: RecordTag; payload: Uint8Array } | null {
+  if (data.byteLength === 0) return null;
+  if (data[0] !== RECORD_VERSION) throw new LogCorruptError(index, `unknown record version ${data[0]}`);
+  const node = readVarint(data, 1);
+  if (node === null || node[0] < 1) throw new LogCorruptError(index, 'bad node id in the record tag');
+  const seqAt = node[1] + SESSION_BYTES;
+  const seq = readVarint(data, seqAt);
+  if (seq === null) throw new LogCorruptError(index, 'record tag cut short');
+  return { tag: { origin: data.subarray(0, seqAt), seq: seq[0] }, payload: data.subarray(seq[1]) };
 }

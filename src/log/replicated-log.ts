@@ -21,20 +21,27 @@ import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
 import { TcpTransport, type TlsOptions } from '../transport/tcp-transport.js';
-import type { Transport, TransportLogger } from '../transport/transport.js';
-import { Wal } from '../wal/index.js';
+import type { Transport } from '../transport/transport.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { Wal, WalError } from '../wal/index.js';
+import { RaftError } from '../raft/errors.js';
+import { StorageError } from '../storage/errors.js';
+import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
 import {
   ClosedError,
   CompactedRangeError,
   FatalError,
+  LogCorruptError,
+  LogError,
   InvalidArgumentError,
   NotCommittedError,
   NotLeaderError,
+  OpenFailedError,
   TimeoutError,
 } from './errors.js';
 import { Proposals, type AppendResult } from './proposals.js';
-import { decodeRecord, encodeRecords } from './record.js';
+import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
 import { dropStaleAcks } from './stale-acks.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
@@ -74,7 +81,11 @@ export interface ReplicatedLogOptions<R = unknown> {
   preallocate?: 'zeros' | 'fallocate' | 'none';
   /** Mutual TLS between peers. */
   tls?: TlsOptions;
-  logger?: TransportLogger;
+  /**
+   * Where the node reports what an operator needs to know (a pino logger fits:
+   * `trace/debug/info/warn/error(fields, message)` and `child(bindings)`). Default: silent.
+   */
+  logger?: Logger;
 }
 
 /** The parts the driver runs on; the simulator supplies its own. */
@@ -83,12 +94,16 @@ export interface ReplicatedLogDeps {
   snapshots: SnapshotStore;
   transport: Transport | null;
   clock: Clock;
-  /** In [0, 1): election jitter and this node's session id. */
+  /** In [0, 1) with at least 32 random bits: election jitter and this node's session id. */
   random: () => number;
+  logger: Logger;
 }
 
 export interface LogStatus extends Status {
-  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+  /** 'fatal': the node stopped after a storage failure or a corrupt entry (see `fatal`); close and reopen it. */
+  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'fatal';
+  /** Why the node stopped, once it has. */
+  fatal?: { code: string; message: string };
   members: Record<number, string>;
   lastIndex: number;
   firstIndex: number;
@@ -145,7 +160,7 @@ export class ReplicatedLog<R = unknown> {
   private closed = false;
   /** close() was called: no new work is accepted. */
   private closing = false;
-  private fatal: Error | undefined;
+  private fatal: LogError | undefined;
   private lead = 0;
   private role = StateType.StateFollower;
   private applied: number;
@@ -193,18 +208,31 @@ export class ReplicatedLog<R = unknown> {
       readOnlyOption: 'safe',
       random: deps.random,
     });
-    this.proposals = new Proposals<R>(Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
+    // 64 random bits per open, beside the node id: no two live sessions share an origin.
+    const session = new Uint8Array(8);
+    const view = new DataView(session.buffer);
+    view.setUint32(0, Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
+    view.setUint32(4, Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
+    this.proposals = new Proposals<R>(recordOrigin(id, session));
   }
 
+  /**
+   * Opens (creating if needed) the node's data directory and starts the node. Always
+   * settles: any failure rejects with a coded error, after the directory lock, files
+   * and ports taken so far are released.
+   */
   static async open<R = unknown>(options: ReplicatedLogOptions<R>, deps?: Partial<ReplicatedLogDeps>): Promise<ReplicatedLog<R>> {
     const o = validateOptions(options);
     const id = o.id ?? 1;
     const peers = o.peers ?? {};
     const memberIds = Object.keys(peers).map(Number);
     if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
-    const wal = deps?.wal ?? (await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? 'always', preallocate: o.preallocate ?? 'zeros' }));
+    const logger = (o.logger ?? deps?.logger ?? silentLogger).child({ node: id });
+    let wal: LogStore | undefined = deps?.wal;
     let transport: Transport | null = null;
+    let log: ReplicatedLog<R> | undefined;
     try {
+      wal ??= await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? 'always', preallocate: o.preallocate ?? 'zeros' });
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
       const bootstrap: ConfState = { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap);
@@ -220,13 +248,13 @@ export class ReplicatedLog<R = unknown> {
                 listen: listen ?? '127.0.0.1:0',
                 peers: Object.fromEntries(Object.entries(peers).filter(([k]) => Number(k) !== id)),
                 tls: o.tls,
-                logger: o.logger,
+                logger,
               })
             : null;
-      const log = new ReplicatedLog<R>(
+      log = new ReplicatedLog<R>(
         id,
         storage,
-        { wal, snapshots, transport, clock: deps?.clock ?? realClock, random },
+        { wal, snapshots, transport, clock: deps?.clock ?? realClock, random, logger },
         o.stateMachine ?? (new NullStateMachine() as unknown as StateMachine<R>),
         {
           snapshotEvery: o.snapshotEvery ?? 10_000,
@@ -240,11 +268,18 @@ export class ReplicatedLog<R = unknown> {
       await log.start();
       return log;
     } catch (err) {
-      // The open failed (bad snapshot, port in use, ...): release the directory lock and
-      // the port, and report the first error, not a secondary one from the cleanup.
-      await transport?.close().catch(() => undefined);
-      await wal.close().catch(() => undefined);
-      throw err;
+      // Release the directory lock and the port, and report the first error, not a
+      // secondary one from the cleanup.
+      const failure = coded(err);
+      logger.error({ err: failure }, `open of ${o.dataDir} failed: ${failure.message}`);
+      if (log !== undefined) {
+        log.shutdown(failure);
+        await log.release();
+      } else {
+        await transport?.close().catch(() => undefined);
+        await wal?.close().catch(() => undefined);
+      }
+      throw failure;
     }
   }
 
@@ -269,6 +304,7 @@ export class ReplicatedLog<R = unknown> {
         check();
       });
     }
+    if (this.fatal !== undefined) throw this.fatal;
     this.pump();
   }
 
@@ -294,10 +330,10 @@ export class ReplicatedLog<R = unknown> {
     return this.withTimeout('barrier', (resolve) => {
       let batch = this.readBatch;
       if (batch === null) {
-        const ctx = new Uint8Array(12);
-        const view = new DataView(ctx.buffer);
-        view.setUint32(0, this.proposals.session);
-        view.setFloat64(4, ++this.barrierSeq);
+        const origin = this.proposals.origin;
+        const ctx = new Uint8Array(origin.byteLength + 8);
+        ctx.set(origin);
+        new DataView(ctx.buffer).setFloat64(origin.byteLength, ++this.barrierSeq);
         const key = ctxKey(ctx);
         batch = this.readBatch = { ctx, waiters: new Set() };
         this.reads.set(key, batch);
@@ -335,7 +371,13 @@ export class ReplicatedLog<R = unknown> {
         for (const e of batch) {
           next = e.index + 1;
           if (e.type !== EntryType.Normal) continue;
-          const rec = decodeRecord(e.data);
+          let rec;
+          try {
+            rec = decodeRecord(e.data, e.index);
+          } catch (err) {
+            this.fail(err);
+            throw err;
+          }
           if (rec !== null) yield { index: e.index, term: e.term, data: rec.payload };
         }
         continue;
@@ -352,10 +394,12 @@ export class ReplicatedLog<R = unknown> {
 
   status(): LogStatus {
     const s = this.node.status();
+    const f = this.fatal;
     return {
       ...s,
       applied: this.applied,
-      role: ROLE[s.state],
+      role: f !== undefined ? 'fatal' : ROLE[s.state],
+      ...(f !== undefined ? { fatal: { code: f.code, message: f.message } } : {}),
       members: Object.fromEntries(this.members),
       lastIndex: this.storage.lastIndex(),
       firstIndex: this.storage.firstIndex(),
@@ -401,19 +445,32 @@ export class ReplicatedLog<R = unknown> {
    * timeouts) to commit; what is still unsettled then rejects with APPEND_OUTCOME_UNKNOWN,
    * and appends not yet proposed with LOG_CLOSED. Everything acknowledged is already durable.
    */
-  async close(): Promise<void> {
-    if (this.closed || this.closing) return;
-    this.closing = true;
-    if (this.queue.length > 0 && this.lead !== 0) this.flush();
-    const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
-    for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
-      await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));
+  close(): Promise<void> {
+    this.closePromise ??= this.stop();
+    return this.closePromise;
+  }
+
+  private closePromise: Promise<void> | undefined;
+
+  private async stop(): Promise<void> {
+    if (!this.closed) {
+      this.closing = true;
+      if (this.queue.length > 0 && this.lead !== 0) this.flush();
+      const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
+      for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
+        await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));
+      }
+      this.proposals.leaderLost('the log was closed before the record was known to commit');
+      this.shutdown(new ClosedError());
     }
-    this.proposals.leaderLost('the log was closed before the record was known to commit');
-    this.shutdown(new ClosedError());
-    await this.deps.transport?.close();
-    await this.storage.flush().catch(() => undefined); // a failed write already failed its appends
-    await this.deps.wal.close();
+    await this.release();
+  }
+
+  /** Frees the port, the files and the directory lock, also after a fatal failure, so the directory can be reopened. */
+  private async release(): Promise<void> {
+    await this.deps.transport?.close().catch((err: unknown) => this.deps.logger.warn({ err }, 'closing the transport failed'));
+    await this.storage.flush().catch(() => undefined); // a failed write already failed its appends and stopped the node
+    await this.deps.wal.close().catch((err: unknown) => this.deps.logger.warn({ err }, 'closing the WAL failed'));
   }
 
   // ---- the driver loop ----
@@ -436,7 +493,7 @@ export class ReplicatedLog<R = unknown> {
       // peer that just left, is ordinary (the sender copes as with a lost message); anything
       // else deserves a line in the log.
       if (!(err instanceof ProposalDroppedError || err instanceof ReadIndexDroppedError || err instanceof StepPeerNotFoundError)) {
-        console.warn(`raftlog node ${this.id}: dropped message from ${m.from}: ${(err as Error).message}`);
+        this.deps.logger.debug({ from: m.from, type: m.type, err }, `dropped a message from ${m.from}: ${(err as Error).message}`);
       }
       return;
     }
@@ -529,7 +586,7 @@ export class ReplicatedLog<R = unknown> {
     const batch = this.queue;
     this.queue = [];
     const datas = encodeRecords(
-      this.proposals.session,
+      this.proposals.origin,
       batch.map((q) => q.seq),
       batch.map((q) => q.payload),
     );
@@ -579,7 +636,7 @@ export class ReplicatedLog<R = unknown> {
         this.applyConfChange(e);
         this.proposals.applied(e.index, e.term, null, undefined as R);
       } else {
-        const rec = e.data.byteLength > 0 ? decodeRecord(e.data) : null;
+        const rec = decodeRecord(e.data, e.index); // throws LOG_CORRUPT: the pump stops the node
         const result = rec === null ? (undefined as R) : this.sm.apply({ index: e.index, term: e.term, data: rec.payload });
         this.proposals.applied(e.index, e.term, rec?.tag ?? null, result);
         const conf = this.confPending.get(e.index);
@@ -752,16 +809,21 @@ export class ReplicatedLog<R = unknown> {
 
   private readonly closeHooks = new Set<(err: Error) => void>();
 
-  /** A storage failure is final for this node: the WAL may have lost what it was writing. */
+  /**
+   * A storage failure is final for this node: the WAL may have lost what it was
+   * writing. So is an entry that cannot be decoded. The node stops at once and says
+   * so (status().role 'fatal'); close() then releases its files and port.
+   */
   private fail(err: unknown): void {
     if (this.closed) return;
-    this.fatal = new FatalError(err);
-    console.error(`raftlog node ${this.id}: ${this.fatal.message}`);
+    this.fatal = err instanceof LogCorruptError ? err : new FatalError(err);
+    this.deps.logger.error({ err: this.fatal, code: this.fatal.code }, `node stopped: ${this.fatal.message}`);
     this.shutdown(this.fatal);
-    void this.deps.transport?.close();
+    void this.deps.transport?.close().catch(() => undefined);
   }
 
   private shutdown(err: Error): void {
+    if (this.closed) return;
     this.closed = true;
     this.stopTicking();
     this.proposals.failAll(err);
@@ -770,8 +832,15 @@ export class ReplicatedLog<R = unknown> {
     for (const hook of [...this.closeHooks]) hook(err);
     this.reads.clear();
     this.confPending.clear();
+    for (const w of this.leaderWaiters.splice(0)) w();
     this.notifyChange();
   }
+}
+
+/** Every failure of open() carries a raftlog code; a foreign one (a socket's EADDRINUSE, say) is wrapped. */
+function coded(err: unknown): Error {
+  if (err instanceof LogError || err instanceof WalError || err instanceof StorageError || err instanceof TransportError || err instanceof RaftError) return err;
+  return new OpenFailedError(err);
 }
 
 function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {

@@ -10,7 +10,8 @@ export type TransportErrorCode =
   | 'TRANSPORT_PEER_REFUSED'
   | 'TRANSPORT_BAD_ADDRESS'
   | 'TRANSPORT_BAD_OPTION'
-  | 'TRANSPORT_CLOSED';
+  | 'TRANSPORT_CLOSED'
+  | 'TRANSPORT_LISTEN_FAILED';
 
 export class TransportError extends Error {
   constructor(
@@ -88,5 +89,13 @@ export class BadOptionError extends TransportError {
 export class TransportClosedError extends TransportError {
   constructor() {
     super('TRANSPORT_CLOSED', 'transport is closed');
+  }
+}
+
+/** The listener could not bind its address (in use, not this machine's, no permission). */
+export class ListenFailedError extends TransportError {
+  constructor(address: string, cause: Error) {
+    super('TRANSPORT_LISTEN_FAILED', `cannot listen on ${address}: ${cause.message}`);
+    this.cause = cause;
   }
 }

@@ -57,7 +57,7 @@ export class Inbound {
     this.handshakeTimer.unref();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
-      if (!this.closed) this.c.logger.warn(`transport: connection from ${this.describe()} failed: ${err.message}`);
+      if (!this.closed) this.c.logger.warn({}, `transport: connection from ${this.describe()} failed: ${err.message}`);
     });
     socket.on('close', () => {
       this.closed = true;
@@ -157,7 +157,7 @@ export class Inbound {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.handshakeTimer);
-    this.c.logger.warn(`transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
+    this.c.logger.warn({}, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));
     // Do not wait on a peer that stops reading.

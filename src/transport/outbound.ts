@@ -107,7 +107,7 @@ export class Outbound {
     if (this.state === 'backoff') return this.drop(1);
     const payload = encodeMessage(this.c.packer, m);
     if (payload.length > this.c.maxFrameBytes) {
-      this.c.logger.warn(`transport: dropping a ${MessageType[m.type]} of ${payload.length} bytes to peer ${this.peer}: over maxFrameBytes ${this.c.maxFrameBytes} (lower the raft max message size)`);
+      this.c.logger.warn({}, `transport: dropping a ${MessageType[m.type]} of ${payload.length} bytes to peer ${this.peer}: over maxFrameBytes ${this.c.maxFrameBytes} (lower the raft max message size)`);
       return this.drop(1);
     }
     this.queue.push(payload);
@@ -149,7 +149,7 @@ export class Outbound {
 
   private sendSnapshot(m: Message): void {
     if (m.snapshot === undefined) {
-      this.c.logger.warn(`transport: MsgSnap to peer ${this.peer} has no snapshot; dropped`);
+      this.c.logger.warn({}, `transport: MsgSnap to peer ${this.peer} has no snapshot; dropped`);
       this.c.snapshotStatus(this.peer, false);
       return;
     }
@@ -213,7 +213,7 @@ export class Outbound {
     const payload = encodeChunk(this.c.packer, job.streamId, job.offset, data.length, data.subarray(job.offset, end), header);
     if (payload.length > this.c.maxFrameBytes) {
       this.jobs.shift();
-      this.c.logger.warn(`transport: snapshot chunk of ${payload.length} bytes to peer ${this.peer} exceeds maxFrameBytes ${this.c.maxFrameBytes}; snapshot not sent`);
+      this.c.logger.warn({}, `transport: snapshot chunk of ${payload.length} bytes to peer ${this.peer} exceeds maxFrameBytes ${this.c.maxFrameBytes}; snapshot not sent`);
       this.report(job, false);
       return;
     }
@@ -258,7 +258,7 @@ export class Outbound {
     try {
       ({ host, port } = parseAddress(this.address));
     } catch (e) {
-      this.c.logger.warn(`transport: peer ${this.peer}: ${(e as Error).message}`);
+      this.c.logger.warn({}, `transport: peer ${this.peer}: ${(e as Error).message}`);
       this.state = 'backoff';
       this.retry();
       return;
@@ -333,7 +333,7 @@ export class Outbound {
     // stays down only once, not at every retry.
     const why = this.lastError?.message ?? 'closed by peer';
     if (this.attempt === 0 || this.lastError instanceof PeerRefusedError) {
-      this.c.logger.warn(`transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
+      this.c.logger.warn({}, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
     }
     this.state = 'backoff';
     this.retry();

@@ -6,11 +6,11 @@ import tls from 'node:tls';
 import type { Message } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
-import { BadOptionError, TransportClosedError } from './errors.js';
+import { BadOptionError, ListenFailedError, TransportClosedError } from './errors.js';
 import { Inbound } from './inbound.js';
 import { Outbound } from './outbound.js';
 import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
-import { consoleLogger } from './transport.js';
+import { silentLogger } from '../logger.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
 import { newPacker } from './wire.js';
 
@@ -79,7 +79,7 @@ export class TcpTransport implements Transport {
     if (o.snapshotChunkBytes !== undefined && o.snapshotChunkBytes > maxFrameBytes - 4096) {
       throw new BadOptionError(`snapshotChunkBytes ${o.snapshotChunkBytes} must be at least 4 KiB below maxFrameBytes ${maxFrameBytes}`);
     }
-    this.logger = o.logger ?? consoleLogger;
+    this.logger = o.logger ?? silentLogger;
     this.listenAddress = o.listen;
     this.peerAddresses = new Map(Object.entries(o.peers ?? {}).map(([id, a]) => [Number(id), a]));
     this.config = {
@@ -117,13 +117,13 @@ export class TcpTransport implements Transport {
           if (s.authorized) return this.accept(s);
           this.connectionsRefused++;
           const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
-          this.logger.warn(`transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
+          this.logger.warn({}, `transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
           s.destroy();
         });
     if (t !== undefined) {
       server.on('tlsClientError', (err, s) => {
         this.connectionsRefused++;
-        this.logger.warn(`transport: TLS handshake from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.message}`);
+        this.logger.warn({}, `transport: TLS handshake from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.message}`);
       });
     }
     // Every accepted socket, including TLS ones still in their handshake, so close() never waits on them.
@@ -134,13 +134,13 @@ export class TcpTransport implements Transport {
     this.server = server;
     const { host, port } = parseAddress(this.o.listen);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err) => reject(new ListenFailedError(this.o.listen, err)));
       server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
       });
     });
-    server.on('error', (err) => this.logger.warn(`transport: listener error: ${err.message}`));
+    server.on('error', (err) => this.logger.warn({}, `transport: listener error: ${err.message}`));
     const a = server.address() as net.AddressInfo;
     this.listenAddress = formatAddress(host, a.port);
     for (const [id, address] of this.peerAddresses) this.connectPeer(id, address);

@@ -29,8 +29,4 @@ export interface Transport {
 }
 
 /** Where transports report what they did to a connection and why. */
-export interface TransportLogger {
-  warn(message: string): void;
-}
-
-export const consoleLogger: TransportLogger = { warn: (message) => console.warn(message) };
+export type { Logger as TransportLogger } from '../logger.js';

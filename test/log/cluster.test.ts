@@ -1,3 +1,4 @@
+import { RecordingLogger } from '../recording-logger.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { RecordingMachine, enc, freePorts, tempDir, waitFor } from './helpers.js';
@@ -9,7 +10,6 @@ interface Member {
   sm: RecordingMachine;
 }
 
-const quiet = { warn: () => undefined };
 
 describe('ReplicatedLog, three nodes over TCP on loopback in one process', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -24,7 +24,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     const members = new Map<number, Member>();
     const open = async (m: Member, p = peers): Promise<void> => {
       m.sm = new RecordingMachine();
-      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, logger: quiet, ...extra });
+      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, ...extra });
     };
     for (let id = 1; id <= n; id++) {
       const t = tempDir();
@@ -169,7 +169,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
   it('refuses a node of another cluster', async () => {
     const c = await cluster(3);
     const leader = await c.leader();
-    const warnings: string[] = [];
+    const warnings = new RecordingLogger();
     const t = tempDir();
     cleanups.push(t.cleanup);
     const stranger = await ReplicatedLog.open({
@@ -178,10 +178,10 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
       clusterId: 'another',
       peers: { 5: `127.0.0.1:${c.ports[4]}`, [leader.id]: c.peers[leader.id]! },
       tickMs: 10,
-      logger: { warn: (m) => warnings.push(m) },
+      logger: warnings,
     });
     cleanups.push(() => stranger.close());
-    await waitFor('the stranger to be refused', () => warnings.some((w) => /cluster/i.test(w)), 5000);
+    await waitFor('the stranger to be refused', () => warnings.has(/cluster/i), 5000);
     expect(leader.log!.status().role).toBe('leader');
     await leader.log!.append(enc('still fine'));
   });

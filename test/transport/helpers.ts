@@ -1,6 +1,6 @@
 import { MessageType } from '../../src/raft/types.js';
 import type { Message } from '../../src/raft/types.js';
-import type { TransportHandlers, TransportLogger } from '../../src/transport/transport.js';
+import type { TransportHandlers } from '../../src/transport/transport.js';
 
 export function msg(from: number, to: number, over: Partial<Message> = {}): Message {
   return { type: MessageType.MsgHeartbeat, from, to, term: 1, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0, ...over };
@@ -15,15 +15,7 @@ export async function until(cond: () => boolean, what: string, ms = 10_000): Pro
   }
 }
 
-export class LogCapture implements TransportLogger {
-  readonly lines: string[] = [];
-  warn(message: string): void {
-    this.lines.push(message);
-  }
-  has(text: string): boolean {
-    return this.lines.some((l) => l.includes(text));
-  }
-}
+export { RecordingLogger as LogCapture } from '../recording-logger.js';
 
 /** Handlers that record everything they are told. */
 export class Recorder implements TransportHandlers {

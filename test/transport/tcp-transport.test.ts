@@ -172,7 +172,7 @@ describe('TcpTransport', () => {
       const s = await raw(b.t.address, hello ? { clusterId: 'c1', from: 5, to: 2 } : undefined);
       s.write(bytes);
       await closed(s);
-      expect(b.log.lines.join('\n')).toMatch(code ?? /TRANSPORT_(MALFORMED_FRAME|WRONG_NODE)/);
+      expect(b.log.messages.join('\n')).toMatch(code ?? /TRANSPORT_(MALFORMED_FRAME|WRONG_NODE)/);
       expect(b.rec.messages.filter((m) => m.from === 5)).toEqual([]);
       await stillWorks(a.t, b.rec, 4);
     });
@@ -187,7 +187,7 @@ describe('TcpTransport', () => {
     ]);
     await until(() => b.rec.messages.length === 3, 'three forwarded requests');
     expect(b.rec.messages.map((m) => [m.type, m.from])).toEqual([[MessageType.MsgProp, 3], [MessageType.MsgReadIndex, 2], [MessageType.MsgTransferLeader, 3]]);
-    expect(b.log.lines).toEqual([]);
+    expect(b.log.messages).toEqual([]);
   });
 
   it('accepts a well-formed message from a raw socket (the malformed cases differ only in the fault)', async () => {

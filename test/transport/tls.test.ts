@@ -70,7 +70,7 @@ describe('TcpTransport with TLS', () => {
     const impostor = await node(3, { ...creds('impostor'), ca: pem('ca.crt') }, { 2: b.t.address });
     impostor.t.send([msg(3, 2)]);
     await until(() => b.log.has('TLS peer at 127.0.0.1'), 'the refusal in the log');
-    expect(b.log.lines[0]).toMatch(/refused: UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+    expect(b.log.messages[0]).toMatch(/refused: UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
     expect(b.rec.messages).toEqual([]);
     expect(b.t.stats().connectionsRefused).toBeGreaterThan(0);
   });
@@ -82,7 +82,7 @@ describe('TcpTransport with TLS', () => {
     s.on('error', () => undefined); // the server's alert surfaces here; the assertion is the server's log
     s.resume();
     await until(() => b.log.has('TLS peer at 127.0.0.1'), 'the refusal in the log');
-    expect(b.log.lines[0]).toMatch(/refused: no client certificate/);
+    expect(b.log.messages[0]).toMatch(/refused: no client certificate/);
     s.destroy();
   });
 
@@ -91,7 +91,7 @@ describe('TcpTransport with TLS', () => {
     const a = await node(1, creds('node1'), { 2: rogue.t.address });
     a.t.send([msg(1, 2)]);
     await until(() => a.log.has('connection to peer 2'), "the client's log");
-    expect(a.log.lines.join('\n')).toMatch(/certificate/i);
+    expect(a.log.messages.join('\n')).toMatch(/certificate/i);
     expect(rogue.rec.messages).toEqual([]);
   });
 

@@ -1,0 +1,168 @@
+// How a node fails: an open that fails always settles and frees the directory; a
+// storage failure stops the node where everyone can see it (status, pending
+// appends), and close() then frees everything so the same process can reopen;
+// an entry that cannot be decoded stops the node instead of being skipped.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RECORD_VERSION } from '../../src/log/record.js';
+import type { LogStore, SnapshotMarker } from '../../src/storage/log-store.js';
+import type { Entry, HardState } from '../../src/raft/types.js';
+import { Wal, WalIoError } from '../../src/wal/index.js';
+import { RecordingLogger } from '../recording-logger.js';
+import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+
+/** A real WAL whose appends start failing after `okAppends` of them, as a disk that returns EIO would. */
+class FailingStore implements LogStore {
+  appends = 0;
+  closed = false;
+  constructor(
+    private readonly wal: Wal,
+    private readonly okAppends: number,
+  ) {}
+  get hardState(): HardState {
+    return this.wal.hardState;
+  }
+  get snapshot(): SnapshotMarker | null {
+    return this.wal.snapshot;
+  }
+  get firstIndex(): number {
+    return this.wal.firstIndex;
+  }
+  get lastIndex(): number {
+    return this.wal.lastIndex;
+  }
+  append(entries: Entry[], hardState?: HardState): Promise<void> {
+    if (++this.appends > this.okAppends) return Promise.reject(new WalIoError('fdatasync: Input/output error (injected)'));
+    return this.wal.append(entries, hardState);
+  }
+  entriesSync(lo: number, hi: number, maxBytes?: number): Entry[] {
+    return this.wal.entriesSync(lo, hi, maxBytes);
+  }
+  term(index: number): number {
+    return this.wal.term(index);
+  }
+  saveSnapshot(marker: SnapshotMarker, options?: { discardLog?: boolean }): Promise<void> {
+    return this.wal.saveSnapshot(marker, options);
+  }
+  releaseTo(index: number): Promise<void> {
+    return this.wal.releaseTo(index);
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.wal.close();
+  }
+}
+
+describe('ReplicatedLog failures', () => {
+  const dirs: Array<{ cleanup(): void }> = [];
+  const fresh = (): string => {
+    const d = tempDir();
+    dirs.push(d);
+    return d.dir;
+  };
+  afterEach(() => {
+    vi.restoreAllMocks();
+    for (const d of dirs.splice(0)) d.cleanup();
+  });
+
+  it('an open whose WAL fails while the node takes office rejects with a code and frees the directory', async () => {
+    const dir = fresh();
+    const store = new FailingStore(await Wal.open(`${dir}/wal`), 0);
+    const logger = new RecordingLogger();
+    await expect(ReplicatedLog.open({ dataDir: dir, logger }, { wal: store })).rejects.toMatchObject({ code: 'LOG_FATAL' });
+    expect(store.closed).toBe(true);
+    expect(logger.lines.some((l) => l.level === 'error' && l.fields['node'] === 1)).toBe(true);
+    // The lock is free: the same process opens the directory again, and it works.
+    const log = await ReplicatedLog.open({ dataDir: dir });
+    await log.append(enc('after'));
+    await log.close();
+  });
+
+  it('an open that fails after the transport started releases the port and the directory', async () => {
+    const dir = fresh();
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const store = new FailingStore(await Wal.open(`${dir}/wal`), 0);
+    await expect(ReplicatedLog.open({ dataDir: dir, listen: `127.0.0.1:${port}` }, { wal: store })).rejects.toMatchObject({ code: 'LOG_FATAL' });
+    // Both are free again: the same port and directory serve a new node.
+    const log = await ReplicatedLog.open({ dataDir: dir, listen: `127.0.0.1:${port}` });
+    await log.append(enc('after'));
+    await log.close();
+  });
+
+  it('a storage failure stops the node visibly; close frees everything and a reopen keeps every acknowledged record', async () => {
+    const dir = fresh();
+    const logger = new RecordingLogger();
+    const store = new FailingStore(await Wal.open(`${dir}/wal`), 6);
+    const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine(), logger }, { wal: store });
+    const acked: number[] = [];
+    const failures: unknown[] = [];
+    for (let i = 0; i < 10; i++) {
+      try {
+        acked.push((await log.append(enc(`r${i}`))).index);
+      } catch (err) {
+        failures.push(err);
+      }
+    }
+    expect(acked.length).toBeGreaterThan(0);
+    expect(failures.length).toBeGreaterThan(0);
+    for (const f of failures) expect(f).toMatchObject({ code: 'LOG_FATAL' });
+    const s = log.status();
+    expect(s.role).toBe('fatal');
+    expect(s.fatal).toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(/injected/) });
+    await expect(log.barrier()).rejects.toMatchObject({ code: 'LOG_FATAL' });
+    expect(logger.lines.filter((l) => l.level === 'error').map((l) => l.fields['code'])).toContain('LOG_FATAL');
+    await log.close();
+    expect(store.closed).toBe(true);
+
+    const sm = new RecordingMachine();
+    const again = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm });
+    await again.barrier();
+    const seen = new Set(sm.applied.map((a) => a.index));
+    for (const i of acked) expect(seen.has(i)).toBe(true);
+    expect(again.status().role).toBe('leader');
+    await again.close();
+  });
+
+  it('a committed entry whose record tag cannot be decoded stops the node with LOG_CORRUPT; it is never applied or skipped', async () => {
+    const dir = fresh();
+    const first = await ReplicatedLog.open({ dataDir: dir });
+    const { index, term } = await first.append(enc('good'));
+    await first.close();
+    // An entry of another tag format, committed: the data passed every checksum but
+    // this node cannot tell whose record it is.
+    const wal = await Wal.open(`${dir}/wal`);
+    const hs = wal.hardState;
+    await wal.append([{ index: index + 1, term, type: 0, data: Uint8Array.of(RECORD_VERSION + 7, 1, 2, 3) }], { ...hs, commit: index + 1 });
+    await wal.close();
+
+    const sm = new RecordingMachine();
+    const logger = new RecordingLogger();
+    let log: ReplicatedLog<number> | undefined;
+    try {
+      log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, logger });
+      await waitFor('the node to stop', () => log!.status().role === 'fatal');
+      expect(log.status().fatal?.code).toBe('LOG_CORRUPT');
+    } catch (err) {
+      expect(err).toMatchObject({ code: 'LOG_CORRUPT' }); // it may already stop while taking office
+    }
+    expect(sm.applied.map((a) => a.data)).toEqual(['good']);
+    expect(logger.has(new RegExp(`entry ${index + 1} cannot be decoded`))).toBe(true);
+    await log?.close();
+  });
+
+  it('the library writes nothing to the console', async () => {
+    const spies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => vi.spyOn(console, m));
+    const dir = fresh();
+    const store = new FailingStore(await Wal.open(`${dir}/wal`), 3);
+    const log = await ReplicatedLog.open({ dataDir: dir }, { wal: store });
+    await Promise.allSettled([log.append(enc('a')), log.append(enc('b'))]);
+    await Promise.allSettled([log.append(enc('c'))]);
+    await waitFor('the node to stop', () => log.status().role === 'fatal');
+    await log.close();
+    for (const s of spies) expect(s).not.toHaveBeenCalled();
+  });
+});
