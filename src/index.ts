@@ -1,8 +1,12 @@
-// The public face of raftlog. Each layer adds its exports here.
-export * from './raft/types.js';
-export * from './raft/index.js';
-export * from './wal/index.js';
-export * from './transport/index.js';
-export * from './storage/index.js';
+// The public face of raftlog: the replicated log, the write-ahead log under it,
+// their options, types and errors. The Raft core, the transports, the storage
+// layer and the key-value example have subpaths of their own: raftlog/raft,
+// raftlog/transport, raftlog/storage and raftlog/kv.
 export * from './log/index.js';
-export * from './kv/index.js';
+export * from './wal/index.js';
+export type { Logger, LogMethod } from './logger.js';
+export type { LogStore, SnapshotMarker, SnapshotStore } from './storage/index.js';
+export { SnapshotCorruptError, SnapshotMissingError, StorageError } from './storage/index.js';
+export type { TlsOptions, Transport, TransportErrorCode, TransportHandlers } from './transport/index.js';
+export { TransportError } from './transport/index.js';
+export type { Entry, HardState, Message, Snapshot, SnapshotMeta, ConfState, Status } from './raft/types.js';

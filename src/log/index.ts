@@ -8,9 +8,11 @@ export {
   CompactedRangeError,
   FatalError,
   InvalidArgumentError,
+  LogCorruptError,
   LogError,
   NotCommittedError,
   NotLeaderError,
+  OpenFailedError,
   OutcomeUnknownError,
   TimeoutError,
 } from './errors.js';

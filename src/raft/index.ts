@@ -1,4 +1,5 @@
-// The consensus core's public face.
+// The consensus core's public face (the package's raftlog/raft subpath).
+export * from './types.js';
 export { RawNode } from './raw-node.js';
 export type { Config } from './config.js';
 export type { ReadOnlyOption } from './read-only.js';

@@ -14,5 +14,6 @@ export {
   BadAddressError,
   BadOptionError,
   TransportClosedError,
+  ListenFailedError,
 } from './errors.js';
 export type { TransportErrorCode } from './errors.js';
