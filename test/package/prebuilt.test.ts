@@ -1,0 +1,49 @@
+// The packed tarball installs into a fresh project on a machine without a C++
+// compiler (CC and CXX fail), because it carries a prebuilt N-API binary for
+// this platform, and the README's embedding example runs from it.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const temps: string[] = [];
+afterAll(() => {
+  for (const t of temps) rmSync(t, { recursive: true, force: true });
+});
+
+it('npm pack, then install with no compiler, then embed', () => {
+  const out = mkdtempSync(join(tmpdir(), 'raftlog-pack-'));
+  const project = mkdtempSync(join(tmpdir(), 'raftlog-install-'));
+  // Packed from a copy: prepack rebuilds the addon, and other tests load this checkout's build/ meanwhile.
+  const copy = mkdtempSync(join(tmpdir(), 'raftlog-src-'));
+  temps.push(out, project, copy);
+  for (const f of ['package.json', 'binding.gyp', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'native', 'src', 'docs']) {
+    if (existsSync(join(ROOT, f))) cpSync(join(ROOT, f), join(copy, f), { recursive: true });
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
+  // prepack compiles dist/ and the prebuild for this platform.
+  execFileSync('npm', ['pack', '--pack-destination', out], { cwd: copy, stdio: 'pipe' });
+  const tarball = readdirSync(out).find((f) => f.endsWith('.tgz'));
+  expect(tarball).toBeDefined();
+  const listing = execFileSync('tar', ['-tzf', join(out, tarball!)], { encoding: 'utf8' });
+  expect(listing).toMatch(new RegExp(`package/prebuilds/${process.platform}-${process.arch}/raftlog\\.node`));
+
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
+  const env = { ...process.env, CC: 'false', CXX: 'false' };
+  execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(out, tarball!)], { cwd: project, env, stdio: 'pipe' });
+
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const example = /## Embedding\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  expect(example).toBeDefined();
+  // TypeScript's annotations aside, the example is plain JavaScript.
+  const js = example!.replace(/implements StateMachine<number> /, '').replace(/import \{ ReplicatedLog, type LogEntry, type StateMachine \}/, 'import { ReplicatedLog }').replace(/\(e: LogEntry\)/, '(e)').replace(/\(bytes: Uint8Array\)/, '(bytes)').replace(/!/g, '');
+  writeFileSync(join(project, 'example.mjs'), js);
+  const printed = execFileSync(process.execPath, ['example.mjs'], { cwd: project, env, encoding: 'utf8' });
+  const promised = /console\.log\(index, term, result\); \/\/ (\d+ \d+ \d+)/.exec(example!)?.[1];
+  expect(printed.trim()).toBe(promised);
+  // It loaded the prebuilt binary, not a compiled one: there is nothing to have compiled it with.
+  expect(readdirSync(join(project, 'node_modules/raftlog')).includes('build')).toBe(false);
+}, 300_000);
