@@ -7,7 +7,8 @@ import { UsageError, intArg, parseArgs, strArg } from './args.js';
 
 const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--sync always|none]
 Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1 and
-for Redis clients on resp-port+i-1. Ctrl-C stops them all.`;
+for Redis clients on resp-port+i-1. Ctrl-C stops them all; if this process dies any
+other way, the nodes stop too.`;
 
 export async function main(args: string[]): Promise<number> {
   let opts;
@@ -35,7 +36,7 @@ export async function main(args: string[]): Promise<number> {
   for (const id of ids) {
     console.log(`  node ${id}  raft ${host}:${raftPort + id - 1}  resp ${host}:${respPort + id - 1}   (redis-cli -p ${respPort + id - 1})`);
   }
-  console.log('Ctrl-C stops the cluster.');
+  console.log(`Ctrl-C stops the cluster; the data stays in ${dataDir} (remove it with: rm -rf ${dataDir}).`);
 
   const children = new Map<number, ChildProcess>();
   let stopping = false;
@@ -56,7 +57,8 @@ export async function main(args: string[]): Promise<number> {
             '--resp', `${host}:${respPort + id - 1}`,
             '--sync', sync,
           ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
+          // The IPC channel is the children's lifeline: it closes when this process dies, even by SIGKILL.
+          { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
         );
         children.set(id, child);
         const relay = (line: string): void => {

@@ -84,9 +84,13 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
 
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
+  // dies, the channel closes and the node stops instead of running on as an orphan.
+  if (process.send !== undefined) process.once('disconnect', stop);
   await stopped;
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
+  process.off('disconnect', stop);
   clearInterval(watch);
   await resp?.close();
   await log.close();
