@@ -408,10 +408,12 @@ Napi::Value ScanReadOnly(const Napi::CallbackInfo& info) {
   }
 }
 
+// crc32c(data, software?, previous?): `previous` is the CRC of the bytes before `data`.
 Napi::Value Crc32cJs(const Napi::CallbackInfo& info) {
   Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
   bool software = info.Length() > 1 && info[1].ToBoolean().Value();
-  return Napi::Number::New(info.Env(), Crc32c(buf.Data(), buf.ByteLength(), software));
+  uint32_t previous = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
+  return Napi::Number::New(info.Env(), Crc32cExtend(previous, buf.Data(), buf.ByteLength(), software));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

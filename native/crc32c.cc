@@ -5,6 +5,13 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <nmmintrin.h>
 #define RAFTLOG_X86 1
+#elif defined(__aarch64__) && defined(__linux__)
+// ARMv8's CRC32C instructions, optional in ARMv8.0 and mandatory from 8.1: compiled
+// for the "+crc" target and used only when the kernel reports the feature.
+#include <arm_acle.h>
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#define RAFTLOG_ARM64 1
 #endif
 
 namespace raftlog {
@@ -69,24 +76,47 @@ __attribute__((target("sse4.2"))) uint32_t Hardware(uint32_t crc, const uint8_t*
 }
 #endif
 
+#ifdef RAFTLOG_ARM64
+__attribute__((target("+crc"))) uint32_t Hardware(uint32_t crc, const uint8_t* p, size_t n) {
+  while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7) != 0) {
+    crc = __crc32cb(crc, *p++);
+    n--;
+  }
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    crc = __crc32cd(crc, w);
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) crc = __crc32cb(crc, *p++);
+  return crc;
+}
+#endif
+
 }  // namespace
 
 bool Crc32cHasHardware() {
-#ifdef RAFTLOG_X86
+#if defined(RAFTLOG_X86)
   static const bool has = __builtin_cpu_supports("sse4.2");
+  return has;
+#elif defined(RAFTLOG_ARM64)
+  static const bool has = (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
   return has;
 #else
   return false;
 #endif
 }
 
-uint32_t Crc32c(const uint8_t* data, size_t n, bool forceSoftware) {
-  uint32_t crc = ~0u;
-#ifdef RAFTLOG_X86
+uint32_t Crc32cExtend(uint32_t crc, const uint8_t* data, size_t n, bool forceSoftware) {
+  crc = ~crc;
+#if defined(RAFTLOG_X86) || defined(RAFTLOG_ARM64)
   if (!forceSoftware && Crc32cHasHardware()) return ~Hardware(crc, data, n);
 #endif
   (void)forceSoftware;
   return ~Software(crc, data, n);
 }
+
+uint32_t Crc32c(const uint8_t* data, size_t n, bool forceSoftware) { return Crc32cExtend(0, data, n, forceSoftware); }
 
 }  // namespace raftlog

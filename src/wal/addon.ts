@@ -59,7 +59,8 @@ export interface NativeHandle {
 export interface NativeAddon {
   WalHandle: new (dir: string) => NativeHandle;
   scan(dir: string): NativeScan;
-  crc32c(data: Uint8Array, software?: boolean): number;
+  /** CRC32C of data; with `previous`, of the bytes `previous` was computed over followed by data. */
+  crc32c(data: Uint8Array, software?: boolean, previous?: number): number;
   crc32cHardware: boolean;
 }
 

@@ -1,5 +1,6 @@
 // The WAL layer: the native write-ahead log's TypeScript face.
 export { Wal } from './wal.js';
+export { crc32c } from './crc32c.js';
 export type { WalEntry, WalHardState, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 export {
   WalError,
