@@ -1,0 +1,47 @@
+// A three-node cluster in one script, on loopback: each node is what would run
+// on its own machine. An append made on any node is replicated to a majority and
+// applied everywhere in the same order.
+// Run: npx tsx examples/three-nodes.ts [data dir]
+import { mkdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { ReplicatedLog, type LogEntry, type StateMachine } from 'raftlog';
+
+class Journal implements StateMachine<number> {
+  readonly lines: string[] = [];
+  apply(e: LogEntry): number {
+    return this.lines.push(new TextDecoder().decode(e.data));
+  }
+  snapshot(): Uint8Array {
+    return new TextEncoder().encode(JSON.stringify(this.lines));
+  }
+  restore(bytes: Uint8Array): void {
+    this.lines.splice(0, this.lines.length, ...(JSON.parse(new TextDecoder().decode(bytes)) as string[]));
+  }
+}
+
+/** Three ports nobody listens on right now. */
+async function freePorts(): Promise<number[]> {
+  const servers = await Promise.all([0, 1, 2].map(() => new Promise<ReturnType<typeof createServer>>((r) => { const s = createServer(); s.listen(0, '127.0.0.1', () => r(s)); })));
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+const base = process.argv[2] ?? './three-nodes-data';
+const ports = await freePorts();
+const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+const journals = [new Journal(), new Journal(), new Journal()];
+const nodes = await Promise.all(
+  [1, 2, 3].map((id) => {
+    const dataDir = join(base, `node${id}`);
+    mkdirSync(dataDir, { recursive: true });
+    return ReplicatedLog.open({ dataDir, id, peers, stateMachine: journals[id - 1]!, clusterId: 'example' });
+  }),
+);
+
+await nodes[0]!.append(new TextEncoder().encode('hello from node 1'));
+await nodes[2]!.append(new TextEncoder().encode('hello from node 3')); // a follower forwards it to the leader
+for (const n of nodes) await n.barrier(); // each node has applied everything committed so far
+console.log(`leader ${nodes[0]!.status().lead}; every node applied: ${journals.every((j) => j.lines.join('|') === journals[0]!.lines.join('|'))}; ${journals[0]!.lines.join(', ')}`);
+await Promise.all(nodes.map((n) => n.close()));
