@@ -75,3 +75,28 @@ export class OpenFailedError extends LogError {
     super('LOG_OPEN_FAILED', `the log could not be opened: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
+
+/**
+ * This node has known no leader for two election timeouts (it is cut off, or the
+ * cluster has lost its majority): the request was certainly not committed. Retry on
+ * another node. etcd's ErrNoLeader.
+ */
+export class NoLeaderError extends LogError {
+  constructor(what: string, ms: number) {
+    super('NO_LEADER', `${what}: this node has known no leader for ${ms} ms; try another node`);
+  }
+}
+
+/** append() got a record larger than `maxRecordBytes`; nothing was appended. */
+export class RecordTooLargeError extends LogError {
+  constructor(size: number, limit: number) {
+    super('RECORD_TOO_LARGE', `the record is ${size} bytes, over maxRecordBytes ${limit}`);
+  }
+}
+
+/** Too many appends (or bytes) are in flight on this node; nothing was appended. Retry later. */
+export class OverloadedError extends LogError {
+  constructor(detail: string) {
+    super('OVERLOADED', `too much in flight: ${detail}`);
+  }
+}

@@ -1,5 +1,6 @@
 // The product: the replicated log applications embed.
-export { ReplicatedLog, type LogStatus, type ReplicatedLogDeps, type ReplicatedLogOptions } from './replicated-log.js';
+export { ReplicatedLog, type LogStatus, type ReplicatedLogDeps } from './replicated-log.js';
+export { DEFAULTS, type ReplicatedLogOptions } from './options.js';
 export type { AppendResult } from './proposals.js';
 export { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
 export type { Clock } from './clock.js';
@@ -10,9 +11,12 @@ export {
   InvalidArgumentError,
   LogCorruptError,
   LogError,
+  NoLeaderError,
   NotCommittedError,
   NotLeaderError,
   OpenFailedError,
   OutcomeUnknownError,
+  OverloadedError,
+  RecordTooLargeError,
   TimeoutError,
 } from './errors.js';

@@ -11,6 +11,7 @@ interface Pending<R> {
   seq: number;
   resolve(r: AppendResult<R>): void;
   reject(e: Error): void;
+  bytes: number;
   /** Handed to raft: from then on a failure means "unknown", not "not committed". */
   proposed: boolean;
 }
@@ -25,6 +26,8 @@ export class Proposals<R> {
   /** Positions this node assigned as leader: index -> term, to see when another entry took the slot. */
   private readonly byIndex = new Map<number, { seq: number; term: number }>();
   private nextSeq = 1;
+  /** Payload bytes of the appends not settled yet. */
+  bytes = 0;
 
   /** `origin`: this session's record prefix (see record.ts). */
   constructor(readonly origin: Uint8Array) {}
@@ -33,9 +36,10 @@ export class Proposals<R> {
     return this.bySeq.size;
   }
 
-  add(resolve: (r: AppendResult<R>) => void, reject: (e: Error) => void): number {
+  add(resolve: (r: AppendResult<R>) => void, reject: (e: Error) => void, bytes: number): number {
     const seq = this.nextSeq++;
-    this.bySeq.set(seq, { seq, resolve, reject, proposed: false });
+    this.bySeq.set(seq, { seq, resolve, reject, bytes, proposed: false });
+    this.bytes += bytes;
     return seq;
   }
 
@@ -62,6 +66,7 @@ export class Proposals<R> {
     const p = this.bySeq.get(tag.seq);
     if (p === undefined) return; // already settled (e.g. given up as unknown, then committed after all)
     this.bySeq.delete(tag.seq);
+    this.bytes -= p.bytes;
     p.resolve({ index, term, result });
   }
 
@@ -69,6 +74,7 @@ export class Proposals<R> {
     const p = this.bySeq.get(seq);
     if (p === undefined) return;
     this.bySeq.delete(seq);
+    this.bytes -= p.bytes;
     p.reject(err);
   }
 

@@ -20,7 +20,7 @@ import {
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
-import { TcpTransport, type TlsOptions } from '../transport/tcp-transport.js';
+import { TcpTransport } from '../transport/tcp-transport.js';
 import type { Transport } from '../transport/transport.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError } from '../wal/index.js';
@@ -34,59 +34,22 @@ import {
   FatalError,
   LogCorruptError,
   LogError,
+  NoLeaderError,
   InvalidArgumentError,
   NotCommittedError,
   NotLeaderError,
   OpenFailedError,
+  OverloadedError,
+  RecordTooLargeError,
   TimeoutError,
 } from './errors.js';
+import { DEFAULTS, validateOptions, type ReplicatedLogOptions } from './options.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
 import { dropStaleAcks } from './stale-acks.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
 
-export interface ReplicatedLogOptions<R = unknown> {
-  /** Where the WAL and the snapshots live. Required unless `deps` supplies storage. */
-  dataDir: string;
-  /** This node's id (positive integer). Default 1. */
-  id?: number;
-  /** Every member of a new cluster, this node included: { id: 'host:port' }. None: a single-node embedded log. */
-  peers?: Record<number, string>;
-  /** 'host:port' to accept peers on. Default: this node's entry in `peers`. */
-  listen?: string;
-  /** Nodes of different clusters refuse each other. Default 'raftlog'. */
-  clusterId?: string;
-  stateMachine?: StateMachine<R>;
-  /** Take a snapshot (and release the WAL below it) every this many applied entries. Default 10,000. */
-  snapshotEvery?: number;
-  /** Milliseconds per raft tick. Default 50. */
-  tickMs?: number;
-  /** Election timeout in ticks (randomized up to twice this). Default 10. */
-  electionTicks?: number;
-  /** Heartbeat interval in ticks. Default 2. */
-  heartbeatTicks?: number;
-  /** An append, barrier or membership change not settled by then is rejected. Default 10,000 ms. */
-  timeoutMs?: number;
-  /** WAL segment size. Default the WAL's (64 MiB). */
-  segmentBytes?: number;
-  /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. */
-  sync?: 'always' | 'none';
-  /**
-   * How the WAL prepares its next segment. Default 'zeros': writing into blocks already
-   * written keeps each commit's fdatasync from journaling an extent change (measured here:
-   * 1-client commit p95 0.37 ms vs 2.0 ms with 'fallocate'), at the cost of writing every
-   * byte twice. 'fallocate' favours raw MB/s.
-   */
-  preallocate?: 'zeros' | 'fallocate' | 'none';
-  /** Mutual TLS between peers. */
-  tls?: TlsOptions;
-  /**
-   * Where the node reports what an operator needs to know (a pino logger fits:
-   * `trace/debug/info/warn/error(fields, message)` and `child(bindings)`). Default: silent.
-   */
-  logger?: Logger;
-}
 
 /** The parts the driver runs on; the simulator supplies its own. */
 export interface ReplicatedLogDeps {
@@ -130,7 +93,8 @@ interface Waiter {
 /** The barriers of one turn share one ReadIndex request. */
 interface ReadBatch {
   ctx: Uint8Array;
-  waiters: Set<() => void>;
+  /** resolve -> reject of each barrier waiting on this request. */
+  waiters: Map<() => void, (e: Error) => void>;
 }
 
 interface ConfPending {
@@ -177,6 +141,8 @@ export class ReplicatedLog<R = unknown> {
   private readonly changeListeners = new Set<() => void>();
   private barrierSeq = 0;
   private ticks = 0;
+  /** Ticks since this node last knew a leader. */
+  private leaderlessTicks = 0;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. */
   private snapshotFloor = 0;
   private snapshotForNewMember = false;
@@ -187,7 +153,9 @@ export class ReplicatedLog<R = unknown> {
     private readonly storage: RaftStorage,
     private readonly deps: ReplicatedLogDeps,
     private readonly sm: StateMachine<R>,
-    private readonly opts: Required<Pick<ReplicatedLogOptions, 'snapshotEvery' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'timeoutMs'>>,
+    private readonly opts: Required<
+      Pick<ReplicatedLogOptions, 'snapshotEvery' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'timeoutMs' | 'maxRecordBytes' | 'maxPendingAppends' | 'maxPendingBytes'>
+    >,
     members: Map<number, string>,
   ) {
     const { confState } = storage.initialState();
@@ -223,7 +191,7 @@ export class ReplicatedLog<R = unknown> {
    */
   static async open<R = unknown>(options: ReplicatedLogOptions<R>, deps?: Partial<ReplicatedLogDeps>): Promise<ReplicatedLog<R>> {
     const o = validateOptions(options);
-    const id = o.id ?? 1;
+    const id = o.id ?? DEFAULTS.id;
     const peers = o.peers ?? {};
     const memberIds = Object.keys(peers).map(Number);
     if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
@@ -232,7 +200,7 @@ export class ReplicatedLog<R = unknown> {
     let transport: Transport | null = null;
     let log: ReplicatedLog<R> | undefined;
     try {
-      wal ??= await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? 'always', preallocate: o.preallocate ?? 'zeros' });
+      wal ??= await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? DEFAULTS.sync, preallocate: o.preallocate ?? DEFAULTS.preallocate });
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
       const bootstrap: ConfState = { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap);
@@ -244,7 +212,9 @@ export class ReplicatedLog<R = unknown> {
           : memberIds.length > 1 || listen !== undefined
             ? new TcpTransport({
                 id,
-                clusterId: o.clusterId ?? 'raftlog',
+                clusterId: o.clusterId ?? DEFAULTS.clusterId,
+                // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
+                maxFrameBytes: (o.maxRecordBytes ?? DEFAULTS.maxRecordBytes) + 2 * 1024 * 1024,
                 listen: listen ?? '127.0.0.1:0',
                 peers: Object.fromEntries(Object.entries(peers).filter(([k]) => Number(k) !== id)),
                 tls: o.tls,
@@ -257,11 +227,14 @@ export class ReplicatedLog<R = unknown> {
         { wal, snapshots, transport, clock: deps?.clock ?? realClock, random, logger },
         o.stateMachine ?? (new NullStateMachine() as unknown as StateMachine<R>),
         {
-          snapshotEvery: o.snapshotEvery ?? 10_000,
-          tickMs: o.tickMs ?? 50,
-          electionTicks: o.electionTicks ?? 10,
-          heartbeatTicks: o.heartbeatTicks ?? 2,
-          timeoutMs: o.timeoutMs ?? 10_000,
+          snapshotEvery: o.snapshotEvery ?? DEFAULTS.snapshotEvery,
+          tickMs: o.tickMs ?? DEFAULTS.tickMs,
+          electionTicks: o.electionTicks ?? DEFAULTS.electionTicks,
+          heartbeatTicks: o.heartbeatTicks ?? DEFAULTS.heartbeatTicks,
+          timeoutMs: o.timeoutMs ?? DEFAULTS.timeoutMs,
+          maxRecordBytes: o.maxRecordBytes ?? DEFAULTS.maxRecordBytes,
+          maxPendingAppends: o.maxPendingAppends ?? DEFAULTS.maxPendingAppends,
+          maxPendingBytes: o.maxPendingBytes ?? DEFAULTS.maxPendingBytes,
         },
         new Map(memberIds.length > 0 ? Object.entries(peers).map(([k, v]) => [Number(k), v]) : [[id, listen ?? 'embedded']]),
       );
@@ -314,8 +287,13 @@ export class ReplicatedLog<R = unknown> {
   append(data: Uint8Array): Promise<AppendResult<R>> {
     if (!(data instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('append(data): data must be a Uint8Array'));
     if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
+    const o = this.opts;
+    if (data.byteLength > o.maxRecordBytes) return Promise.reject(new RecordTooLargeError(data.byteLength, o.maxRecordBytes));
+    if (this.proposals.size >= o.maxPendingAppends) return Promise.reject(new OverloadedError(`${this.proposals.size} appends pending (maxPendingAppends)`));
+    if (this.proposals.bytes + data.byteLength > o.maxPendingBytes) return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
+    if (this.leaderless()) return Promise.reject(this.noLeader('append'));
     return new Promise<AppendResult<R>>((resolve, reject) => {
-      const seq = this.proposals.add(resolve, reject);
+      const seq = this.proposals.add(resolve, reject, data.byteLength);
       this.queue.push({ seq, payload: data });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -327,7 +305,8 @@ export class ReplicatedLog<R = unknown> {
   /** Resolves once this node has applied everything committed before the call: a linearizable read point. */
   barrier(): Promise<void> {
     if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
-    return this.withTimeout('barrier', (resolve) => {
+    if (this.leaderless()) return Promise.reject(this.noLeader('barrier'));
+    return this.withTimeout('barrier', (resolve, reject) => {
       let batch = this.readBatch;
       if (batch === null) {
         const origin = this.proposals.origin;
@@ -335,7 +314,7 @@ export class ReplicatedLog<R = unknown> {
         ctx.set(origin);
         new DataView(ctx.buffer).setFloat64(origin.byteLength, ++this.barrierSeq);
         const key = ctxKey(ctx);
-        batch = this.readBatch = { ctx, waiters: new Set() };
+        batch = this.readBatch = { ctx, waiters: new Map() };
         this.reads.set(key, batch);
         this.deps.clock.defer(() => {
           this.readBatch = null;
@@ -343,7 +322,7 @@ export class ReplicatedLog<R = unknown> {
         });
       }
       const mine = batch;
-      mine.waiters.add(resolve);
+      mine.waiters.set(resolve, reject);
       return () => {
         mine.waiters.delete(resolve);
         if (mine.waiters.size === 0) this.reads.delete(ctxKey(mine.ctx));
@@ -478,6 +457,8 @@ export class ReplicatedLog<R = unknown> {
   private tick(): void {
     if (this.closed) return;
     this.node.tick();
+    if (this.lead !== 0) this.leaderlessTicks = 0;
+    else if (++this.leaderlessTicks === 2 * this.opts.electionTicks) this.failLeaderless();
     // A ReadIndex request or its answer may have been lost: ask again now and then.
     if (++this.ticks % this.opts.electionTicks === 0) for (const key of this.reads.keys()) this.requestRead(key);
     this.pump();
@@ -721,7 +702,7 @@ export class ReplicatedLog<R = unknown> {
     const b = this.reads.get(key);
     if (b === undefined) return;
     this.reads.delete(key);
-    for (const resolve of b.waiters) this.whenApplied(rs.index, resolve);
+    for (const resolve of b.waiters.keys()) this.whenApplied(rs.index, resolve);
   }
 
   private whenApplied(index: number, resolve: () => void): void {
@@ -778,6 +759,30 @@ export class ReplicatedLog<R = unknown> {
         this.confPending.delete(index);
       };
     });
+  }
+
+  /**
+   * Cut off from any leader for two base election timeouts (longer than an ordinary
+   * election takes), a node stops holding requests for the full timeout: clients move
+   * to a node that can serve them.
+   */
+  private leaderless(): boolean {
+    return this.lead === 0 && this.leaderlessTicks >= 2 * this.opts.electionTicks;
+  }
+
+  private noLeader(what: string): NoLeaderError {
+    return new NoLeaderError(what, 2 * this.opts.electionTicks * this.opts.tickMs);
+  }
+
+  /** Answers everything waiting for a leader now: queued appends and barriers. */
+  private failLeaderless(): void {
+    const queued = this.queue;
+    this.queue = [];
+    for (const q of queued) this.proposals.fail(q.seq, this.noLeader('append'));
+    const batches = [...this.reads.values()];
+    this.reads.clear();
+    this.readBatch = null;
+    for (const b of batches) for (const reject of b.waiters.values()) reject(this.noLeader('barrier'));
   }
 
   /** Runs `start`, and rejects with a TimeoutError (after calling its cleanup) if it has not settled in time, or when the log closes. */
@@ -841,28 +846,4 @@ export class ReplicatedLog<R = unknown> {
 function coded(err: unknown): Error {
   if (err instanceof LogError || err instanceof WalError || err instanceof StorageError || err instanceof TransportError || err instanceof RaftError) return err;
   return new OpenFailedError(err);
-}
-
-function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
-  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('ReplicatedLog.open(options): options must be an object');
-  if (typeof o.dataDir !== 'string' || o.dataDir === '') throw new InvalidArgumentError('ReplicatedLog.open: dataDir is required');
-  const posInt = (name: keyof ReplicatedLogOptions<R>): void => {
-    const v = o[name];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)) {
-      throw new InvalidArgumentError(`ReplicatedLog.open: ${String(name)} must be a positive integer, got ${String(v)}`);
-    }
-  };
-  for (const k of ['id', 'snapshotEvery', 'tickMs', 'electionTicks', 'heartbeatTicks', 'timeoutMs', 'segmentBytes'] as const) posInt(k);
-  if (o.peers !== undefined) {
-    if (typeof o.peers !== 'object' || o.peers === null) throw new InvalidArgumentError('ReplicatedLog.open: peers must be { id: "host:port" }');
-    for (const [k, v] of Object.entries(o.peers)) {
-      if (!/^[1-9]\d*$/.test(k) || typeof v !== 'string' || !v.includes(':')) {
-        throw new InvalidArgumentError(`ReplicatedLog.open: bad peer ${k}=${String(v)} (want a positive id and 'host:port')`);
-      }
-    }
-  }
-  if (o.heartbeatTicks !== undefined && o.electionTicks !== undefined && o.heartbeatTicks >= o.electionTicks) {
-    throw new InvalidArgumentError('ReplicatedLog.open: heartbeatTicks must be below electionTicks');
-  }
-  return o;
 }

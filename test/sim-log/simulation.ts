@@ -98,7 +98,7 @@ const CALM_DISK = DISK_LEVELS[0]!;
 const CALM_NET = NET_LEVELS[0]!;
 
 /** Codes an append may end with in a faulty cluster; anything else is a bug. */
-const EXPECTED_CODES = new Set(['APPEND_NOT_COMMITTED', 'APPEND_OUTCOME_UNKNOWN', 'LOG_CLOSED', 'LOG_FATAL']);
+const EXPECTED_CODES = new Set(['APPEND_NOT_COMMITTED', 'NO_LEADER', 'APPEND_OUTCOME_UNKNOWN', 'LOG_CLOSED', 'LOG_FATAL']);
 
 interface SimNode {
   id: number;
@@ -397,7 +397,8 @@ class Simulation {
       (err: unknown) => {
         this.inFlight.delete(payload);
         const code = (err as LogError).code;
-        if (code === 'APPEND_NOT_COMMITTED') {
+        // NO_LEADER, like APPEND_NOT_COMMITTED, promises the record was never committed: the checker holds it to that.
+        if (code === 'APPEND_NOT_COMMITTED' || code === 'NO_LEADER') {
           this.stats.notCommitted++;
           this.checker.rejectedNotCommitted(payload);
         } else if (code === 'APPEND_OUTCOME_UNKNOWN') this.stats.outcomeUnknown++;
@@ -452,7 +453,7 @@ class Simulation {
       },
       (err: unknown) => {
         const code = (err as LogError).code;
-        if (code !== 'TIMEOUT' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL') this.violation(`barrier on node ${n.id} failed unexpectedly: ${describe(err)}`);
+        if (code !== 'TIMEOUT' && code !== 'NO_LEADER' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL') this.violation(`barrier on node ${n.id} failed unexpectedly: ${describe(err)}`);
       },
     );
   }

@@ -1,0 +1,141 @@
+// The options of ReplicatedLog.open(): their types, their defaults (one table,
+// which the documentation below refers to) and their validation. Validation
+// runs before any file or socket is created, and names the offending key.
+import type { Logger } from '../logger.js';
+import type { TlsOptions } from '../transport/tcp-transport.js';
+import { InvalidArgumentError } from './errors.js';
+import type { StateMachine } from './state-machine.js';
+
+export const DEFAULTS = {
+  id: 1,
+  clusterId: 'raftlog',
+  snapshotEvery: 10_000,
+  tickMs: 50,
+  electionTicks: 10,
+  heartbeatTicks: 2,
+  timeoutMs: 10_000,
+  sync: 'always',
+  preallocate: 'zeros',
+  /** etcd takes 1.5 MiB requests by default; a record here may be a little larger. */
+  maxRecordBytes: 4 * 1024 * 1024,
+  maxPendingAppends: 100_000,
+  maxPendingBytes: 256 * 1024 * 1024,
+} as const;
+
+export interface ReplicatedLogOptions<R = unknown> {
+  /** Where the WAL and the snapshots live. Required unless `deps` supplies storage. */
+  dataDir: string;
+  /** This node's id (positive integer). Default `DEFAULTS.id`. */
+  id?: number;
+  /** Every member of a new cluster, this node included: { id: 'host:port' }. None: a single-node embedded log. */
+  peers?: Record<number, string>;
+  /** 'host:port' to accept peers on. Default: this node's entry in `peers`. */
+  listen?: string;
+  /** Nodes of different clusters refuse each other. Default `DEFAULTS.clusterId`. */
+  clusterId?: string;
+  stateMachine?: StateMachine<R>;
+  /** Take a snapshot (and release the WAL below it) every this many applied entries. Default `DEFAULTS.snapshotEvery`. */
+  snapshotEvery?: number;
+  /** Milliseconds per raft tick. Default `DEFAULTS.tickMs`. */
+  tickMs?: number;
+  /** Election timeout in ticks (randomized up to twice this). Default `DEFAULTS.electionTicks`. */
+  electionTicks?: number;
+  /** Heartbeat interval in ticks, below electionTicks. Default `DEFAULTS.heartbeatTicks`. */
+  heartbeatTicks?: number;
+  /** An append, barrier or membership change not settled by then is rejected. Default `DEFAULTS.timeoutMs`. */
+  timeoutMs?: number;
+  /** WAL segment size. Default the WAL's. */
+  segmentBytes?: number;
+  /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. */
+  sync?: 'always' | 'none';
+  /**
+   * How the WAL prepares its next segment. Default 'zeros': writing into blocks already
+   * written keeps each commit's fdatasync from journaling an extent change (measured here:
+   * 1-client commit p95 0.37 ms vs 2.0 ms with 'fallocate'), at the cost of writing every
+   * byte twice. 'fallocate' favours raw MB/s.
+   */
+  preallocate?: 'zeros' | 'fallocate' | 'none';
+  /**
+   * The largest record append() accepts (bytes). The peer frame limit derives from it,
+   * so every record accepted can replicate. Default `DEFAULTS.maxRecordBytes` (4 MiB).
+   */
+  maxRecordBytes?: number;
+  /** Appends in flight on this node beyond which append() rejects at once with OVERLOADED. */
+  maxPendingAppends?: number;
+  /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED. */
+  maxPendingBytes?: number;
+  /** Mutual TLS between peers. */
+  tls?: TlsOptions;
+  /**
+   * Where the node reports what an operator needs to know (a pino logger fits:
+   * `trace/debug/info/warn/error(fields, message)` and `child(bindings)`). Default: silent.
+   */
+  logger?: Logger;
+}
+
+type Check = (v: unknown) => string | null;
+
+const positiveInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 ? null : 'must be a positive integer');
+const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? null : 'must be a non-empty string');
+const oneOf =
+  (...allowed: string[]): Check =>
+  (v) =>
+    typeof v === 'string' && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`;
+const object: Check = (v) => (typeof v === 'object' && v !== null ? null : 'must be an object');
+const address: Check = (v) => (typeof v === 'string' && /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(v) ? null : "must be 'host:port'");
+const hasMethods =
+  (...names: string[]): Check =>
+  (v) =>
+    typeof v === 'object' && v !== null && names.every((n) => typeof (v as Record<string, unknown>)[n] === 'function')
+      ? null
+      : `must have the methods ${names.join(', ')}`;
+
+const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
+  dataDir: nonEmptyString,
+  id: positiveInt,
+  peers: object,
+  listen: address,
+  clusterId: nonEmptyString,
+  stateMachine: hasMethods('apply', 'snapshot', 'restore'),
+  snapshotEvery: positiveInt,
+  tickMs: positiveInt,
+  electionTicks: positiveInt,
+  heartbeatTicks: positiveInt,
+  timeoutMs: positiveInt,
+  segmentBytes: positiveInt,
+  sync: oneOf('always', 'none'),
+  preallocate: oneOf('zeros', 'fallocate', 'none'),
+  maxRecordBytes: positiveInt,
+  maxPendingAppends: positiveInt,
+  maxPendingBytes: positiveInt,
+  tls: object,
+  logger: hasMethods('trace', 'debug', 'info', 'warn', 'error', 'child'),
+};
+
+/** Refuses unknown keys, wrong types and inconsistent values, naming the key. */
+export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
+  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('ReplicatedLog.open(options): options must be an object');
+  if (o.dataDir === undefined) throw new InvalidArgumentError('ReplicatedLog.open: dataDir is required');
+  for (const [key, value] of Object.entries(o)) {
+    const check = (CHECKS as Record<string, Check | undefined>)[key];
+    if (check === undefined) throw new InvalidArgumentError(`ReplicatedLog.open: unknown option '${key}'`);
+    if (value === undefined) continue;
+    const why = check(value);
+    if (why !== null) throw new InvalidArgumentError(`ReplicatedLog.open: ${key} ${why}, got ${describe(value)}`);
+  }
+  if (o.peers !== undefined) {
+    for (const [k, v] of Object.entries(o.peers)) {
+      if (!/^[1-9]\d*$/.test(k) || !Number.isSafeInteger(Number(k)) || address(v) !== null) {
+        throw new InvalidArgumentError(`ReplicatedLog.open: bad peer ${k}=${describe(v)} (want a positive id and 'host:port')`);
+      }
+    }
+  }
+  const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
+  const election = o.electionTicks ?? DEFAULTS.electionTicks;
+  if (heartbeat >= election) throw new InvalidArgumentError(`ReplicatedLog.open: heartbeatTicks (${heartbeat}) must be below electionTicks (${election})`);
+  return o;
+}
+
+function describe(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? (Array.isArray(v) ? 'an array' : 'an object') : String(v);
+}

@@ -1,0 +1,72 @@
+// The edges of the embedded API: options are checked before anything is created,
+// a record too large to replicate is refused, in-flight work is bounded, and a
+// node cut off from every leader answers at once instead of holding requests.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { enc, freePorts, tempDir } from './helpers.js';
+
+describe('ReplicatedLog limits', () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  const fresh = (): string => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    return t.dir;
+  };
+
+  it('refuses unknown and ill-typed options by name, before creating any file', async () => {
+    const dir = join(fresh(), 'never');
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ snapshotevery: 5 }, /unknown option 'snapshotevery'/],
+      [{ sync: 'sometimes' }, /sync must be one of 'always', 'none'/],
+      [{ listen: 'nowhere' }, /listen must be 'host:port'/],
+      [{ maxRecordBytes: 0 }, /maxRecordBytes must be a positive integer/],
+      [{ logger: { warn() {} } }, /logger must have the methods/],
+      [{ stateMachine: {} }, /stateMachine must have the methods apply, snapshot, restore/],
+      [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
+      [{ peers: { 1: '127.0.0.1:1', x: 'a:1' } }, /bad peer x/],
+    ];
+    for (const [extra, why] of bad) {
+      await expect(ReplicatedLog.open({ dataDir: dir, ...extra } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(why) });
+    }
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('refuses a record over maxRecordBytes and bounds what is in flight', async () => {
+    const log = await ReplicatedLog.open({ dataDir: fresh(), maxRecordBytes: 16, maxPendingAppends: 3, maxPendingBytes: 40 });
+    cleanups.push(() => log.close());
+    await expect(log.append(new Uint8Array(17))).rejects.toMatchObject({ code: 'RECORD_TOO_LARGE' });
+    expect((await log.append(new Uint8Array(16))).index).toBeGreaterThan(0);
+    // Four appends in one turn: the fourth is over maxPendingAppends and refused at once.
+    const four = await Promise.allSettled([1, 2, 3, 4].map(() => log.append(enc('x'))));
+    expect(four.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+    expect((four[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'OVERLOADED' });
+    // 16 + 16 + 16 bytes > 40: the third is over maxPendingBytes.
+    const bytes = await Promise.allSettled([1, 2, 3].map(() => log.append(new Uint8Array(16))));
+    expect(bytes.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect((bytes[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'OVERLOADED' });
+    // Settled appends free their room.
+    await log.append(new Uint8Array(16));
+  });
+
+  it('a node that knows no leader for two election timeouts answers appends and barriers with NO_LEADER at once', async () => {
+    const [mine, gone2, gone3] = await freePorts(3);
+    const peers = { 1: `127.0.0.1:${mine}`, 2: `127.0.0.1:${gone2}`, 3: `127.0.0.1:${gone3}` };
+    // timeoutMs far beyond the test's own timeout: only the fail-fast path can settle these.
+    const log = await ReplicatedLog.open({ dataDir: fresh(), id: 1, peers, tickMs: 10, electionTicks: 5, heartbeatTicks: 1, timeoutMs: 3_600_000 });
+    cleanups.push(() => log.close());
+    // Made before the node gave up on finding a leader: held, then answered when it does.
+    const early = log.append(enc('early'));
+    const earlyBarrier = log.barrier();
+    await expect(early).rejects.toMatchObject({ code: 'NO_LEADER' });
+    await expect(earlyBarrier).rejects.toMatchObject({ code: 'NO_LEADER' });
+    // From then on, at once.
+    await expect(log.append(enc('late'))).rejects.toMatchObject({ code: 'NO_LEADER' });
+    await expect(log.barrier()).rejects.toMatchObject({ code: 'NO_LEADER' });
+    expect(log.status().lead).toBe(0);
+  });
+});
