@@ -40,6 +40,11 @@ Napi::Object ScanToJs(Napi::Env env, const ScanResult& r) {
     o.Set("name", s.name);
     o.Set("size", static_cast<double>(s.size));
     o.Set("end", static_cast<double>(s.end));
+    Napi::Object mark = Napi::Object::New(env);
+    mark.Set("start", static_cast<double>(s.mark.start));
+    mark.Set("records", static_cast<double>(s.mark.records));
+    mark.Set("crc", static_cast<double>(s.mark.crc));
+    o.Set("mark", mark);
     segs.Set(i, o);
   }
   out.Set("segments", segs);
@@ -61,6 +66,7 @@ Napi::Object ScanToJs(Napi::Env env, const ScanResult& r) {
   for (size_t i = 0; i < r.metas.size(); i++)
     metas.Set(i, Napi::Buffer<uint8_t>::Copy(env, r.metas[i].data(), r.metas[i].size()));
   out.Set("metas", metas);
+  out.Set("searchBytes", static_cast<double>(r.searchBytes));
   if (r.torn) {
     Napi::Object t = Napi::Object::New(env);
     t.Set("file", r.tornTail.file);
@@ -202,7 +208,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     }
   }
 
-  // start(segmentBytes, sync, prealloc, lastSeq, lastName, onReport(lastId, error?))
+  // start(segmentBytes, sync, prealloc, lastSeq, lastName, onReport(lastId, error?), markStart, markRecords, markCrc)
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     WriterOptions o;
@@ -212,13 +218,15 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     o.prealloc = static_cast<Prealloc>(info[2].As<Napi::Number>().Int32Value());
     uint64_t lastSeq = static_cast<uint64_t>(info[3].As<Napi::Number>().DoubleValue());
     std::string lastName = info[4].As<Napi::String>().Utf8Value();
+    MarkState mark{static_cast<uint64_t>(info[6].As<Napi::Number>().DoubleValue()), info[7].As<Napi::Number>().Uint32Value(),
+                   info[8].As<Napi::Number>().Uint32Value()};
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[5].As<Napi::Function>(), "raftlog-wal", 0, 1,
                                           [](Napi::Env) {});
     tsfnLive_ = true;
     tsfn_.Unref(env);
     Napi::ThreadSafeFunction tsfn = tsfn_;
     try {
-      writer_ = std::make_unique<Writer>(o, lastSeq, lastName, [tsfn](uint64_t lastId, const std::string* error) mutable {
+      writer_ = std::make_unique<Writer>(o, lastSeq, lastName, mark, [tsfn](uint64_t lastId, const std::string* error) mutable {
         auto* r = new Report{lastId, error != nullptr, error != nullptr ? *error : ""};
         napi_status st = tsfn.NonBlockingCall(r, [](Napi::Env env, Napi::Function cb, Report* r) {
           std::unique_ptr<Report> owned(r);

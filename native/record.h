@@ -1,4 +1,5 @@
 // The on-disk record framing shared by the scanner, the writer and the reader.
+// docs/wal-format.md describes the whole format, and what replay makes of damage.
 //
 // Every record is a 16-byte header, `length` payload bytes, then zero padding
 // to a multiple of 8 so that every header starts 8-byte aligned:
@@ -12,6 +13,11 @@
 //
 // An all-zero header is the end of the records in a segment: segments are
 // preallocated full of zeros, so the first unwritten byte reads as "end".
+//
+// Every write job ends with a marker record: the records since the previous
+// marker (or the segment's start) are closed by it, with their count and a
+// CRC32C over their CRC fields. A marker that is intact after damaged bytes
+// proves the damage hit data that was written, and synced, before it.
 #pragma once
 
 #include <cstdint>
@@ -32,14 +38,18 @@ enum Kind : uint8_t {
   kKindEntry = 2,      // payload: index u64, term u64, data
   kKindHardState = 3,  // payload: term u64, vote u64, commit u64
   kKindSnapshot = 4,   // payload: index u64, term u64, meta
+  kKindMarker = 5,     // payload: start offset u64, records u32, crc32c of their CRC fields u32
 };
 
 constexpr uint8_t kSnapshotDiscardLog = 1;
-constexpr uint64_t kSegmentMagic = 0x316c617774666172ull;  // "raftwal1"
+constexpr uint64_t kSegmentMagic = 0x326c617774666172ull;    // "raftwal2"
+constexpr uint64_t kSegmentMagicV1 = 0x316c617774666172ull;  // "raftwal1": no markers; refused
 constexpr uint32_t kSegmentPayload = 24;
 constexpr uint32_t kHardStatePayload = 24;
 constexpr uint32_t kEntryPrefix = 16;
 constexpr uint32_t kSnapshotPrefix = 16;
+constexpr uint32_t kMarkerPayload = 16;
+constexpr uint32_t kMarkerBytes = 32;  // header + payload
 
 inline uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t(7); }
 

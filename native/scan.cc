@@ -30,9 +30,10 @@ const char* CheckRecord(const uint8_t* p, size_t size, size_t off) {
   const uint8_t* h = p + off;
   uint32_t length = Load32(h + 4);
   uint8_t kind = h[8];
-  if (kind < kKindSegment || kind > kKindSnapshot) return "unknown record kind";
+  if (kind < kKindSegment || kind > kKindMarker) return "unknown record kind";
   if (h[10] != 0 || h[11] != 0 || Load32(h + 12) != 0) return "nonzero reserved header bytes";
-  if (length > kMaxPayload || length > size - off - kHeaderBytes) return "record length runs past the end of the file";
+  // The padding counts: a record is whole only if the writer's next record could start after it.
+  if (length > kMaxPayload || Align8(kHeaderBytes + length) > size - off) return "record runs past the end of the file";
   switch (kind) {
     case kKindSegment:
       if (length != kSegmentPayload) return "bad segment header length";
@@ -46,21 +47,34 @@ const char* CheckRecord(const uint8_t* p, size_t size, size_t off) {
     case kKindSnapshot:
       if (length < kSnapshotPrefix) return "snapshot record too short";
       break;
+    case kKindMarker:
+      if (length != kMarkerPayload) return "bad marker length";
+      break;
   }
   if (Crc32c(h + 4, kHeaderBytes - 4 + length) != Load32(h)) return "checksum mismatch";
   return nullptr;
 }
 
-// True if a whole, checksummed record starts anywhere after `from`. A torn
-// write only damages the tail; a good record after the damage means the
-// damage is in the middle of acknowledged data.
-bool ValidRecordAfter(const uint8_t* p, size_t size, size_t from) {
-  for (size_t off = Align8(from + 1); off + kHeaderBytes <= size; off += 8) {
-    uint8_t kind = p[off + 8];
-    if (kind < kKindEntry || kind > kKindSnapshot) continue;
-    if (CheckRecord(p, size, off) == nullptr) return true;
+enum class Search { kNone, kFound, kTooCostly };
+
+// Is there an intact marker anywhere after `from`? Every write job ends with
+// one, and the writer starts a job only after the one before it was written, so
+// an intact marker after damaged bytes means the damage is in data that was
+// written before it: not a write the crash interrupted. Only markers are looked
+// for (their header is exact and a candidate costs a 28-byte checksum, at most
+// one per 16 bytes), and the checksummed bytes are capped at twice the file
+// size, so crafted bytes cannot make this slow; past the cap the answer is
+// kTooCostly, which the caller treats as corruption.
+Search MarkerAfter(const uint8_t* p, size_t size, size_t from, uint64_t* budget) {
+  for (size_t off = Align8(from + 1); off + kMarkerBytes <= size; off += 8) {
+    const uint8_t* h = p + off;
+    if (h[8] != kKindMarker || Load32(h + 4) != kMarkerPayload || h[9] != 0 || h[10] != 0 || h[11] != 0 || Load32(h + 12) != 0)
+      continue;
+    if (*budget < kMarkerBytes - 4) return Search::kTooCostly;
+    *budget -= kMarkerBytes - 4;
+    if (Crc32c(h + 4, kMarkerBytes - 4) == Load32(h)) return Search::kFound;
   }
-  return false;
+  return Search::kNone;
 }
 
 struct Mapped {
@@ -82,11 +96,18 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     std::string name = e->d_name;
     uint64_t seq, first;
     if (ParseSegmentName(name, &seq, &first)) {
-      segs.push_back({seq, first, name, 0, 0});
-    } else if (repair && name == kPreallocName) {
+      segs.push_back({seq, first, name, 0, 0, {}});
+    } else if (name == kPreallocName) {
       // An unused preallocated file from an earlier run: never part of the log.
-      unlink(JoinPath(dir, name).c_str());
-      removedPrealloc = true;
+      if (repair) {
+        unlink(JoinPath(dir, name).c_str());
+        removedPrealloc = true;
+      }
+    } else if (name != "." && name != ".." && name != kLockName) {
+      // A segment renamed, a file copied in by hand: nothing here may be guessed at.
+      closedir(d);
+      throw WalError("WAL_CORRUPT", "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK and " + kPreallocName + " belong there)",
+                     JoinPath(dir, name), -1);
     }
   }
   closedir(d);
@@ -125,6 +146,7 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     size_t off = 0;
     const char* damage = nullptr;
     size_t recordsBefore = out.records.size();
+    MarkState mark;
     while (off < m.size) {
       if (AllZero(p + off, std::min<size_t>(kHeaderBytes, m.size - off))) {
         if (off == 0) {
@@ -145,8 +167,15 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
         break;
       }
       if (kind == kKindSegment) {
+        if (Load64(body) == kSegmentMagicV1)
+          throw WalError("WAL_VERSION", path + " was written in WAL format 1, which this version does not read", path, 0);
         if (Load64(body) != kSegmentMagic || Load64(body + 8) != seg.seq || Load64(body + 16) != seg.firstIndex) {
           damage = "segment header does not match the file name";
+          break;
+        }
+      } else if (kind == kKindMarker) {
+        if (Load64(body) != mark.start || Load32(body + 8) != mark.records || Load32(body + 12) != mark.crc) {
+          damage = "marker does not match the records before it";
           break;
         }
       } else {
@@ -159,18 +188,35 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
         out.records.push_back(r);
       }
       off += Align8(kHeaderBytes + length);
+      if (kind == kKindMarker) {
+        mark = MarkState{off, 0, 0};
+      } else {
+        mark.records++;
+        mark.crc = Crc32cExtend(mark.crc, h, 4);
+      }
     }
-    if (off > m.size) off = m.size;
     if (off == 0 && damage == nullptr) damage = "missing segment header";
     seg.end = off;
+    seg.mark = mark;
     if (damage == nullptr) continue;
-    // Damage only at the tail of the last segment can be a write the process
-    // died in the middle of: such a write was never acknowledged.
-    if (!last || ValidRecordAfter(p, m.size, off))
+    // Damage in the last segment after its last intact marker can be a write the
+    // process or the machine died in the middle of (the pages of a write that was
+    // never synced may reach the disk in any order): such a write was never
+    // acknowledged. Anything else is damage to data that was.
+    bool torn = false;
+    const char* why = "";
+    if (last) {
+      uint64_t budget = 2 * static_cast<uint64_t>(m.size);
+      Search found = MarkerAfter(p, m.size, off, &budget);
+      out.searchBytes += 2 * static_cast<uint64_t>(m.size) - budget;
+      torn = found == Search::kNone;
+      why = found == Search::kFound ? " (an intact marker follows, so this is not a torn write)"
+                                    : " (too many candidate records follow to tell whether this is a torn write)";
+    }
+    if (!torn)
       throw WalError("WAL_CORRUPT",
-                     std::string("corrupt WAL record in ") + path + " at offset " + std::to_string(off) + ": " + damage +
-                         (last ? " (whole records follow, so this is not a torn tail)" : ""),
-                     path, static_cast<int64_t>(off));
+                     std::string("corrupt WAL record in ") + path + " at offset " + std::to_string(off) + ": " + damage + why, path,
+                     static_cast<int64_t>(off));
     size_t end = m.size;
     while (end > off && p[end - 1] == 0) end--;
     out.torn = true;

@@ -8,12 +8,21 @@
 
 namespace raftlog {
 
+// Where a segment's open job stands: the records after its last marker, which
+// the writer's next marker must cover too if it appends to this segment.
+struct MarkState {
+  uint64_t start = 0;  // offset just past the last marker (0: the segment's start)
+  uint32_t records = 0;
+  uint32_t crc = 0;  // CRC32C over those records' CRC fields
+};
+
 struct ScannedSegment {
   uint64_t seq;
   uint64_t firstIndex;
   std::string name;
   uint64_t size;  // file size
   uint64_t end;   // offset just past the last valid record
+  MarkState mark;
 };
 
 // One record (segment headers are checked, not reported). For entries a, b, c
@@ -40,6 +49,9 @@ struct ScanResult {
   std::vector<std::vector<uint8_t>> metas;
   bool torn = false;
   TornTail tornTail;
+  // Bytes checksummed while looking for intact markers past damage: bounded by
+  // twice the damaged file's size, whatever its contents.
+  uint64_t searchBytes = 0;
 };
 
 // With repair, a torn tail of the last segment is zeroed (and a last segment

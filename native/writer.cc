@@ -13,8 +13,8 @@
 
 namespace raftlog {
 
-Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, Report report)
-    : options_(std::move(options)), report_(std::move(report)) {
+Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, Report report)
+    : options_(std::move(options)), report_(std::move(report)), mark_(mark) {
   if (lastSeq != 0) {
     std::string path = JoinPath(options_.dir, lastName);
     fd_ = open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -118,8 +118,22 @@ void Writer::Write(Job& job, const Chunk& c) {
   uint8_t* end = c.data + c.end;
   for (uint8_t* p = begin; p < end;) {
     uint32_t length = Load32(p + 4);
+    uint64_t size = Align8(kHeaderBytes + length);
+    bool marker = p[8] == kKindMarker;
+    if (marker) {
+      // The job's closing marker (its slot reserved by the caller): it names the records it closes.
+      Store64(p + kHeaderBytes, mark_.start);
+      Store32(p + kHeaderBytes + 8, mark_.records);
+      Store32(p + kHeaderBytes + 12, mark_.crc);
+    }
     Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));
-    p += Align8(kHeaderBytes + length);
+    if (marker) {
+      mark_ = MarkState{c.offset + static_cast<uint64_t>(p - begin) + size, 0, 0};
+    } else {
+      mark_.records++;
+      mark_.crc = Crc32cExtend(mark_.crc, p, 4);
+    }
+    p += size;
   }
   size_t n = c.end - c.begin;
   if (!iov_.empty() && (iovOffset_ + iovBytes_ != c.offset || iov_.size() >= IOV_MAX)) Flush();
@@ -181,6 +195,7 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
   fd_ = fd;
   seq_ = seq;
   name_ = name;
+  mark_ = MarkState{};
   segmentsCreated_++;
   RequestPrealloc();
 }

@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "scan.h"
+
 namespace raftlog {
 
 enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2 };
@@ -59,7 +61,9 @@ class Writer {
   // done, or failed with `error` (then every later job fails too).
   using Report = std::function<void(uint64_t lastId, const std::string* error)>;
 
-  Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, Report report);
+  // `mark`: where the last segment's open job stands (from the scan), so that the
+  // next marker written there covers the records already after its last marker.
+  Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, Report report);
   ~Writer();
 
   uint64_t Submit(Job job);  // returns the job's id
@@ -97,6 +101,7 @@ class Writer {
   std::string error_;
   std::vector<iovec> iov_;
   uint64_t iovOffset_ = 0, iovBytes_ = 0;
+  MarkState mark_;  // the records of the current segment since its last marker
 
   std::mutex pmu_;
   std::condition_variable pcv_;

@@ -12,6 +12,8 @@ export interface NativeSegment {
   name: string;
   size: number;
   end: number;
+  /** The records after the segment's last marker, which the writer's next marker there must cover. */
+  mark: { start: number; records: number; crc: number };
 }
 
 export interface NativeScan {
@@ -20,6 +22,8 @@ export interface NativeScan {
   records: Float64Array;
   metas: Uint8Array[];
   torn: { file: string; offset: number; droppedBytes: number } | null;
+  /** Bytes checksummed while looking for an intact marker after damage (at most twice the damaged file's size). */
+  searchBytes: number;
 }
 
 export interface NativeStats {
@@ -41,6 +45,9 @@ export interface NativeHandle {
     lastSeq: number,
     lastName: string,
     onReport: (lastId: number, error?: string) => void,
+    markStart: number,
+    markRecords: number,
+    markCrc: number,
   ): void;
   /** Six numbers per chunk in plan: buffer position, begin, end, seq, offset, firstIndex. Returns the job id. */
   submit(buffers: Uint8Array[], plan: Float64Array, chunks: number): number;

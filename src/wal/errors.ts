@@ -58,6 +58,17 @@ export class WalUnavailableError extends WalError {
   readonly code = 'WAL_UNAVAILABLE';
 }
 
+/** A segment was written in a WAL format this version does not read. */
+export class WalVersionError extends WalError {
+  readonly code = 'WAL_VERSION';
+  constructor(
+    message: string,
+    readonly file: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The native addon is missing: it is compiled by `npm ci` / `npm run build:native`. */
 export class WalNotBuiltError extends WalError {
   readonly code = 'WAL_NOT_BUILT';
@@ -83,6 +94,8 @@ export function fromNative(err: unknown): Error {
       return new WalIoError(e.message);
     case 'WAL_CLOSED':
       return new WalClosedError(e.message);
+    case 'WAL_VERSION':
+      return new WalVersionError(e.message, String(e.file ?? ''));
     default:
       return err;
   }

@@ -13,4 +13,5 @@ export {
   WalCompactedError,
   WalUnavailableError,
   WalNotBuiltError,
+  WalVersionError,
 } from './errors.js';

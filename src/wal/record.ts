@@ -1,6 +1,7 @@
 // The record framing, written from JS so that one append costs one buffer and
 // one native call no matter how many entries it holds. The native writer
-// fills in the CRC32C on its own thread. Layout (see native/record.h):
+// fills in the CRC32C (and each job's closing marker) on its own thread. The
+// format is described in docs/wal-format.md. Layout (see native/record.h):
 //
 //   0 u32 crc32c of [4, 16 + length) | 4 u32 length | 8 u8 kind | 9 u8 entry type or flags | 10..16 zero
 //   payload, then zero padding to a multiple of 8.
@@ -10,6 +11,7 @@ export const ENTRY_PREFIX = 16; // index u64, term u64
 export const SNAPSHOT_PREFIX = 16; // index u64, term u64
 export const SEGMENT_RECORD_BYTES = 40; // header + magic, seq, first index
 export const HARD_STATE_RECORD_BYTES = 40; // header + term, vote, commit
+export const MARKER_RECORD_BYTES = 32; // header + start offset, records, crc (filled in by the writer)
 /** Largest payload the native reader accepts. */
 export const MAX_PAYLOAD = 2 ** 30;
 
@@ -18,6 +20,7 @@ export const enum Kind {
   Entry = 2,
   HardState = 3,
   Snapshot = 4,
+  Marker = 5,
 }
 
 const TWO32 = 4294967296;
@@ -88,11 +91,17 @@ export function writeSnapshot(u8: Uint8Array, dv: DataView, at: number, index: n
 
 export function writeSegmentHeader(u8: Uint8Array, dv: DataView, at: number, seq: number, firstIndex: number): number {
   header(u8, dv, at, 24, Kind.Segment, 0);
-  dv.setUint32(at + 16, 0x74666172, true); // "raftwal1", little-endian
-  dv.setUint32(at + 20, 0x316c6177, true);
+  dv.setUint32(at + 16, 0x74666172, true); // "raftwal2", little-endian
+  dv.setUint32(at + 20, 0x326c6177, true);
   putU64(dv, at + 24, seq);
   putU64(dv, at + 32, firstIndex);
   return SEGMENT_RECORD_BYTES;
+}
+
+/** The slot of a job's closing marker: the writer thread fills in what it closes. */
+export function writeMarker(u8: Uint8Array, dv: DataView, at: number): number {
+  header(u8, dv, at, MARKER_RECORD_BYTES - HEADER_BYTES, Kind.Marker, 0);
+  return MARKER_RECORD_BYTES;
 }
 
 /** <seq>-<first index>.wal, both as 16 hex digits, so that names sort in log order. */

@@ -25,6 +25,7 @@ import {
   getU64,
   HARD_STATE_RECORD_BYTES,
   Kind,
+  MARKER_RECORD_BYTES,
   MAX_PAYLOAD,
   SEGMENT_RECORD_BYTES,
   segmentName,
@@ -32,6 +33,7 @@ import {
   snapshotRecordBytes,
   writeEntry,
   writeHardState,
+  writeMarker,
   writeSegmentHeader,
   writeSnapshot,
 } from './record.js';
@@ -168,7 +170,8 @@ export class Wal {
       const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!))));
       const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan);
       const last = wal.segments.at(-1);
-      handle.start(segmentBytes, sync === 'always', PREALLOC[prealloc], last?.seq ?? 0, last?.name ?? '', wal.onReport);
+      const mark = scan.segments.at(-1)?.mark;
+      handle.start(segmentBytes, sync === 'always', PREALLOC[prealloc], last?.seq ?? 0, last?.name ?? '', wal.onReport, mark?.start ?? 0, mark?.records ?? 0, mark?.crc ?? 0);
       return wal;
     } catch (err) {
       handle.dispose();
@@ -587,6 +590,14 @@ export class Wal {
     const b = this.batch;
     if (b === null) return;
     this.batch = null;
+    // Every job ends with a marker: replay tells a write cut short by a crash from
+    // damaged data by whether an intact marker follows the damage.
+    const seg = this.segments.at(-1)!;
+    const marker = this.allocate(MARKER_RECORD_BYTES);
+    writeMarker(marker, new DataView(marker.buffer, marker.byteOffset, marker.byteLength), 0);
+    b.buffers.push(marker);
+    b.plan.push(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, seg.seq, this.offset, seg.firstIndex);
+    this.offset += MARKER_RECORD_BYTES;
     let id: number;
     try {
       id = this.handle.submit(b.buffers, new Float64Array(b.plan), b.plan.length / 6);
@@ -728,6 +739,35 @@ export class Wal {
 
   // ---- replay ----
 
+  /**
+   * Replay checked every record it read; this checks that nothing it should have
+   * read is missing. Segment sequence numbers are contiguous (checked natively); the
+   * first segment must start at or before the log's start (the entry after the
+   * latest snapshot marker, or 1), and the committed index must be in the log.
+   */
+  private checkWhole(): void {
+    const first = this.segments[0];
+    if (first === undefined) return;
+    const start = (this.snap?.index ?? 0) + 1;
+    if (first.firstIndex > start || (this.snap === null && first.seq !== 1)) {
+      throw new WalCorruptError(
+        `segments are missing from ${this.dir}: the first one, ${first.name}, starts at index ${first.firstIndex} (sequence ${first.seq}), ` +
+          `but the log starts at ${start} (${this.snap === null ? 'no snapshot marker' : `snapshot marker at ${this.snap.index}`})`,
+        `${this.dir}/${first.name}`,
+        0,
+      );
+    }
+    const end = Math.max(this.lastIndex, this.snap?.index ?? 0);
+    if (this.hs.commit > end) {
+      const last = this.segments.at(-1)!;
+      throw new WalCorruptError(
+        `entries are missing from ${this.dir}: the hard state says ${this.hs.commit} is committed, but the log ends at ${end} (last segment ${last.name})`,
+        `${this.dir}/${last.name}`,
+        -1,
+      );
+    }
+  }
+
   private replay(scan: NativeScan): void {
     for (const s of scan.segments) {
       const seg = { seq: s.seq, firstIndex: s.firstIndex, name: s.name, maxIndex: s.firstIndex - 1 };
@@ -791,6 +831,7 @@ export class Wal {
         }
       }
     }
+    this.checkWhole();
     this.cache.clear(p.last + 1);
     const last = scan.segments.at(-1);
     this.offset = last?.end ?? 0;

@@ -21,17 +21,25 @@ function segments(dir: string): string[] {
     .map((f) => join(dir, f));
 }
 
-/** [offset, record bytes] of every record in a segment file, walking the framing. */
-function recordsOf(file: string): { offset: number; bytes: number; length: number }[] {
+const ENTRY = 2;
+const MARKER = 5;
+
+/** Offset, size, payload length and kind of every record in a segment file, walking the framing. */
+function recordsOf(file: string): { offset: number; bytes: number; length: number; kind: number }[] {
   const buf = readFileSync(file);
-  const out: { offset: number; bytes: number; length: number }[] = [];
+  const out: { offset: number; bytes: number; length: number; kind: number }[] = [];
   for (let off = 0; off + 16 <= buf.length && buf.readUInt32LE(off + 4) + buf[off + 8]! !== 0; ) {
     const length = buf.readUInt32LE(off + 4);
     const bytes = Math.ceil((16 + length) / 8) * 8;
-    out.push({ offset: off, bytes, length });
+    out.push({ offset: off, bytes, length, kind: buf[off + 8]! });
     off += bytes;
   }
   return out;
+}
+
+/** The last entry record of a segment (the job's marker follows it). */
+function lastEntryOf(file: string): { offset: number; bytes: number; length: number; kind: number } {
+  return recordsOf(file).filter((r) => r.kind === ENTRY).at(-1)!;
 }
 
 describe('CRC32C', () => {
@@ -74,9 +82,11 @@ describe('torn tail', () => {
     await wal.close();
     const file = segments(dir).at(-1)!;
     const original = readFileSync(file);
-    const last = recordsOf(file).at(-1)!;
-    // Cutting only the zero padding leaves a whole record: every cut inside header + payload.
-    for (let cut = last.offset + 1; cut < last.offset + 16 + last.length; cut++) {
+    const last = lastEntryOf(file);
+    expect(recordsOf(file).at(-1)!.kind).toBe(MARKER);
+    // Every cut inside the record, its zero padding included (a file whose size is not a
+    // multiple of 8 is not one the writer left): the record is torn, cut at its start.
+    for (let cut = last.offset + 1; cut < last.offset + last.bytes; cut++) {
       writeFileSync(file, original);
       truncateSync(file, cut);
       wal = await Wal.open(dir, SMALL);
@@ -105,7 +115,7 @@ describe('torn tail', () => {
     await wal.close();
     const file = segments(dir).at(-1)!;
     const buf = readFileSync(file);
-    const last = recordsOf(file).at(-1)!;
+    const last = lastEntryOf(file);
     randomBytes(last.bytes + 40).copy(buf, last.offset + 5);
     writeFileSync(file, buf);
     wal = await Wal.open(dir, SMALL);
