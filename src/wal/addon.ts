@@ -32,7 +32,6 @@ export interface NativeStats {
 }
 
 export interface NativeHandle {
-  scan(): NativeScan;
   scanAsync(cb: (err: Error | null, scan?: NativeScan) => void): void;
   start(
     segmentBytes: number,
@@ -41,6 +40,8 @@ export interface NativeHandle {
     lastSeq: number,
     lastName: string,
     onReport: (lastId: number, error?: string) => void,
+    /** A failure the writer works around (retrying to prepare the next segment, re-creating a deleted LOCK). */
+    onNotice: (message: string, attempt: number, delayMs: number) => void,
   ): void;
   /** Six numbers per chunk in plan: buffer position, begin, end, seq, offset, firstIndex. Returns the job id. */
   submit(buffers: Uint8Array[], plan: Float64Array, chunks: number): number;
@@ -49,11 +50,9 @@ export interface NativeHandle {
   dispose(): void;
   read(name: string, offset: number, length: number): Buffer;
   readAsync(name: string, offset: number, length: number, cb: (err: Error | null, data?: Buffer) => void): void;
-  forget(name: string): void;
   stats(): NativeStats;
   ref(): void;
   unref(): void;
-  failNextSync(): void;
 }
 
 export interface NativeAddon {
