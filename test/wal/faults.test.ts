@@ -70,6 +70,14 @@ describe('WAL under disk faults', () => {
     expect(readdirSync(join(base, 'x'))).toEqual(['wal']);
   });
 
+  it('fails open with WAL_IO when there is no space to create the directory, and opens next time', async () => {
+    const { base, result } = await run((b) => [{ op: 'mkdir', glob: join(b, 'x', '.wal.creating-*'), errno: 'ENOSPC' }]);
+    expect(result.opens.map((o) => o.code ?? 'ok')).toEqual(['WAL_IO', 'ok']);
+    expect(result.opens[0]!.message).toMatch(/No space left/);
+    expect(result.acked).toBe(20);
+    expect(readdirSync(join(base, 'x'))).toEqual(['wal']);
+  });
+
   it('fails open with WAL_IO when fsync of the parent fails after the rename, and syncs it at the next open', async () => {
     const { base, ops, result } = await run((b) => [{ op: 'fsync', glob: join(b, 'x'), errno: 'EIO' }]);
     expect(result.opens.map((o) => o.code ?? 'ok')).toEqual(['WAL_IO', 'ok']);

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -424,6 +424,26 @@ describe('Wal errors', () => {
     expect(readdirSync(join(base, 'a', 'b'))).toEqual(['wal']);
     wal = await Wal.open(dir);
     expect(wal.lastIndex).toBe(3);
+    await wal.close();
+  });
+
+  it('opens every fd close-on-exec: a spawned program inherits none of them', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, { segmentBytes: 4096, cacheBytes: 0 });
+    await wal.append(range(1, 200, 1));
+    const old = wal.entries(1, 5); // readAsync: a duplicated fd on the thread pool
+    wal.entriesSync(1, 5); // a cached read fd
+    const held = spawnSync('sh', ['-c', 'for f in /proc/self/fd/*; do readlink "$f"; done'], { encoding: 'utf8' }).stdout;
+    const mine = readdirSync('/proc/self/fd').map((f) => {
+      try {
+        return readlinkSync(join('/proc/self/fd', f));
+      } catch {
+        return '';
+      }
+    });
+    expect(mine.filter((p) => p.startsWith(dir)).length).toBeGreaterThanOrEqual(3); // LOCK, directory, segment, ...
+    expect(held.split('\n').filter((p) => p.startsWith(dir))).toEqual([]);
+    await old;
     await wal.close();
   });
 
