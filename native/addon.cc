@@ -1,12 +1,18 @@
 // The N-API surface: a WalHandle per open directory (lock, replay, writer
 // thread, reads) and two free functions (scan for `raftlog inspect`, crc32c
 // for tests). Everything here runs on the JS thread except the writer's
-// report, which crosses back through a thread-safe function.
+// reports and notices, which cross back through a thread-safe function.
+//
+// No C++ exception may leave a native thread or a call into JS: either would
+// terminate the whole process (a worker thread ending with appends in flight
+// included). Thread bodies turn every exception into a coded WAL error, and
+// the report callback uses the C API, which returns a status instead.
 #include <fcntl.h>
 #include <napi.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
 #include <map>
 #include <memory>
 
@@ -93,6 +99,9 @@ class ReadWorker : public Napi::AsyncWorker {
     } catch (const WalError& e) {
       error_ = std::make_unique<WalError>(e);
       SetError(e.what());
+    } catch (const std::exception& e) {
+      error_ = std::make_unique<WalError>("WAL_IO", std::string("internal error reading ") + path_ + ": " + e.what());
+      SetError(e.what());
     }
   }
   void OnOK() override {
@@ -121,9 +130,22 @@ class ScanWorker : public Napi::AsyncWorker {
     } catch (const WalError& e) {
       error_ = std::make_unique<WalError>(e);
       SetError(e.what());
+    } catch (const std::exception& e) {
+      error_ = std::make_unique<WalError>("WAL_IO", std::string("internal error scanning ") + dir_ + ": " + e.what());
+      SetError(e.what());
     }
   }
-  void OnOK() override { Callback().Call({Env().Null(), ScanToJs(Env(), result_)}); }
+  void OnOK() override {
+    Napi::Value scan;
+    try {
+      scan = ScanToJs(Env(), result_);
+    } catch (const std::exception& e) {
+      // The open waiting for this scan must settle, so the failure goes to the callback.
+      Callback().Call({ToJs(Env(), WalError("WAL_IO", std::string("cannot hand over the scan: ") + e.what())).Value()});
+      return;
+    }
+    Callback().Call({Env().Null(), scan});
+  }
   void OnError(const Napi::Error&) override { Callback().Call({ToJs(Env(), *error_).Value()}); }
 
  private:
@@ -132,18 +154,46 @@ class ScanWorker : public Napi::AsyncWorker {
   std::unique_ptr<WalError> error_;
 };
 
+// What the writer threads send to JS: a group's outcome, or a notice.
 struct Report {
+  bool notice;
   uint64_t lastId;
   bool failed;
-  std::string error;
+  std::string text;
+  int attempt, delayMs;
 };
+
+// Runs on the JS thread for each Report: onReport(lastId, error?) or
+// onNotice(message, attempt, delayMs). Only C API calls, so nothing throws;
+// a failed call leaves its exception pending, which node reports as
+// uncaught, or drops when the environment is being torn down.
+void CallJs(napi_env env, napi_value onReport, void* context, void* data) {
+  std::unique_ptr<Report> r(static_cast<Report*>(data));
+  if (env == nullptr || onReport == nullptr) return;  // torn down: just free the report
+  napi_value undefined, argv[3], fn = onReport, ignored;
+  if (napi_get_undefined(env, &undefined) != napi_ok) return;
+  size_t argc;
+  if (r->notice) {
+    if (napi_get_reference_value(env, static_cast<napi_ref>(context), &fn) != napi_ok || fn == nullptr) return;
+    if (napi_create_string_utf8(env, r->text.data(), r->text.size(), &argv[0]) != napi_ok ||
+        napi_create_int32(env, r->attempt, &argv[1]) != napi_ok ||
+        napi_create_int32(env, r->delayMs, &argv[2]) != napi_ok)
+      return;
+    argc = 3;
+  } else {
+    if (napi_create_double(env, static_cast<double>(r->lastId), &argv[0]) != napi_ok) return;
+    argv[1] = undefined;
+    if (r->failed && napi_create_string_utf8(env, r->text.data(), r->text.size(), &argv[1]) != napi_ok) return;
+    argc = 2;
+  }
+  napi_call_function(env, undefined, fn, argc, argv, &ignored);
+}
 
 class WalHandle : public Napi::ObjectWrap<WalHandle> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "WalHandle",
                        {
-                           InstanceMethod<&WalHandle::Scan>("scan"),
                            InstanceMethod<&WalHandle::Start>("start"),
                            InstanceMethod<&WalHandle::Submit>("submit"),
                            InstanceMethod<&WalHandle::Release>("release"),
@@ -152,19 +202,18 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
                            InstanceMethod<&WalHandle::Read>("read"),
                            InstanceMethod<&WalHandle::ReadAsync>("readAsync"),
                            InstanceMethod<&WalHandle::ScanAsync>("scanAsync"),
-                           InstanceMethod<&WalHandle::Forget>("forget"),
                            InstanceMethod<&WalHandle::Stats>("stats"),
                            InstanceMethod<&WalHandle::Ref>("ref"),
                            InstanceMethod<&WalHandle::Unref>("unref"),
-                           InstanceMethod<&WalHandle::FailNextSync>("failNextSync"),
                        });
   }
 
-  // new WalHandle(dir): takes the directory lock.
+  // new WalHandle(dir): takes the directory lock, creating the directory
+  // (durably) if it does not exist.
   explicit WalHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WalHandle>(info) {
     dir_ = info[0].As<Napi::String>().Utf8Value();
     try {
-      lockFd_ = LockDir(dir_);
+      lock_ = DirLock::Acquire(dir_);
     } catch (const WalError& e) {
       throw ToJs(info.Env(), e);
     }
@@ -190,54 +239,60 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
   // Stops the threads and drops every fd and the lock. Idempotent.
   void Shutdown() {
     writer_.reset();
-    if (tsfnLive_) {
-      tsfn_.Release();
-      tsfnLive_ = false;
+    if (tsfn_ != nullptr) {
+      napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+      tsfn_ = nullptr;
     }
     for (auto& [name, fd] : readFds_) close(fd);
     readFds_.clear();
-    if (lockFd_ >= 0) close(lockFd_);
-    lockFd_ = -1;
+    lock_.reset();
   }
 
-  Napi::Value Scan(const Napi::CallbackInfo& info) {
-    try {
-      return ScanToJs(info.Env(), ScanDir(dir_, true));
-    } catch (const WalError& e) {
-      throw ToJs(info.Env(), e);
-    }
-  }
-
-  // start(segmentBytes, sync, prealloc, lastSeq, lastName, onReport(lastId, error?), markStart, markRecords, markCrc)
+  // start(segmentBytes, sync, prealloc, lastSeq, lastName, onReport(lastId, error?),
+  //       onNotice(message, attempt, delayMs), markStart, markRecords, markCrc)
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (writer_ || !lock_) throw Napi::Error::New(env, "WAL handle is already started or disposed");
     WriterOptions o;
     o.dir = dir_;
+    o.lock = lock_.get();
     o.segmentBytes = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
     o.sync = info[1].As<Napi::Boolean>().Value();
     o.prealloc = static_cast<Prealloc>(info[2].As<Napi::Number>().Int32Value());
     uint64_t lastSeq = static_cast<uint64_t>(info[3].As<Napi::Number>().DoubleValue());
     std::string lastName = info[4].As<Napi::String>().Utf8Value();
-    MarkState mark{static_cast<uint64_t>(info[6].As<Napi::Number>().DoubleValue()), info[7].As<Napi::Number>().Uint32Value(),
-                   info[8].As<Napi::Number>().Uint32Value()};
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[5].As<Napi::Function>(), "raftlog-wal", 0, 1,
-                                          [](Napi::Env) {});
-    tsfnLive_ = true;
-    tsfn_.Unref(env);
-    Napi::ThreadSafeFunction tsfn = tsfn_;
+    MarkState mark{static_cast<uint64_t>(info[7].As<Napi::Number>().DoubleValue()), info[8].As<Napi::Number>().Uint32Value(),
+                   info[9].As<Napi::Number>().Uint32Value()};
+    napi_ref onNotice;
+    NAPI_THROW_IF_FAILED(env, napi_create_reference(env, info[6].As<Napi::Function>(), 1, &onNotice), Napi::Value());
+    napi_value name = Napi::String::New(env, "raftlog-wal");
+    napi_threadsafe_function tsfn;
+    napi_status st = napi_create_threadsafe_function(
+        env, info[5].As<Napi::Function>(), nullptr, name, 0, 1, onNotice,
+        [](napi_env env, void* ref, void*) { napi_delete_reference(env, static_cast<napi_ref>(ref)); }, onNotice,
+        CallJs, &tsfn);
+    if (st != napi_ok) {
+      napi_delete_reference(env, onNotice);
+      NAPI_THROW_IF_FAILED(env, st, Napi::Value());
+    }
+    tsfn_ = tsfn;
+    napi_unref_threadsafe_function(env, tsfn_);
+    // The writer threads only queue reports; a queue that is closing (the
+    // environment is going away) refuses them and they are dropped here.
+    auto send = [tsfn](Report* r) {
+      if (napi_call_threadsafe_function(tsfn, r, napi_tsfn_nonblocking) != napi_ok) delete r;
+    };
+    o.notice = [send](const std::string& message, int attempt, int delayMs) {
+      send(new Report{true, 0, false, message, attempt, delayMs});
+    };
     try {
-      writer_ = std::make_unique<Writer>(o, lastSeq, lastName, mark, [tsfn](uint64_t lastId, const std::string* error) mutable {
-        auto* r = new Report{lastId, error != nullptr, error != nullptr ? *error : ""};
-        napi_status st = tsfn.NonBlockingCall(r, [](Napi::Env env, Napi::Function cb, Report* r) {
-          std::unique_ptr<Report> owned(r);
-          if (env == nullptr) return;
-          cb.Call({Napi::Number::New(env, static_cast<double>(r->lastId)),
-                   r->failed ? Napi::String::New(env, r->error) : env.Undefined()});
-        });
-        if (st != napi_ok) delete r;
+      writer_ = std::make_unique<Writer>(o, lastSeq, lastName, mark, [send](uint64_t lastId, const std::string* error) {
+        send(new Report{false, lastId, error != nullptr, error != nullptr ? *error : "", 0, 0});
       });
     } catch (const WalError& e) {
       throw ToJs(env, e);
+    } catch (const std::exception& e) {
+      throw ToJs(env, WalError("WAL_IO", std::string("cannot start the WAL writer: ") + e.what()));
     }
     return env.Undefined();
   }
@@ -344,7 +399,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     Napi::Function cb = info[3].As<Napi::Function>();
     int fd;
     try {
-      fd = dup(ReadFd(name));
+      fd = fcntl(ReadFd(name), F_DUPFD_CLOEXEC, 0);
       if (fd < 0) throw IoError("dup fd of", JoinPath(dir_, name), errno);
     } catch (const WalError& e) {
       throw ToJs(env, e);
@@ -356,15 +411,6 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
   // scanAsync(cb(err, scan)): replay's scan (with tail repair) on the thread pool.
   Napi::Value ScanAsync(const Napi::CallbackInfo& info) {
     (new ScanWorker(info[0].As<Napi::Function>(), dir_))->Queue();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value Forget(const Napi::CallbackInfo& info) {
-    auto it = readFds_.find(info[0].As<Napi::String>().Utf8Value());
-    if (it != readFds_.end()) {
-      close(it->second);
-      readFds_.erase(it);
-    }
     return info.Env().Undefined();
   }
 
@@ -383,28 +429,20 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
 
   // The report function keeps the process alive only while appends are pending.
   Napi::Value Ref(const Napi::CallbackInfo& info) {
-    if (tsfnLive_) tsfn_.Ref(info.Env());
+    if (tsfn_ != nullptr) napi_ref_threadsafe_function(info.Env(), tsfn_);
     return info.Env().Undefined();
   }
   Napi::Value Unref(const Napi::CallbackInfo& info) {
-    if (tsfnLive_) tsfn_.Unref(info.Env());
-    return info.Env().Undefined();
-  }
-
-  // Test hook: the next fdatasync fails as if the disk had reported EIO.
-  Napi::Value FailNextSync(const Napi::CallbackInfo& info) {
-    RequireWriter(info.Env());
-    writer_->FailNextSync();
+    if (tsfn_ != nullptr) napi_unref_threadsafe_function(info.Env(), tsfn_);
     return info.Env().Undefined();
   }
 
   napi_env env_ = nullptr;
   bool hooked_ = false;
   std::string dir_;
-  int lockFd_ = -1;
+  std::unique_ptr<DirLock> lock_;  // declared before writer_: the writer checks it
   std::unique_ptr<Writer> writer_;
-  Napi::ThreadSafeFunction tsfn_;
-  bool tsfnLive_ = false;
+  napi_threadsafe_function tsfn_ = nullptr;
   std::map<std::string, int> readFds_;
 };
 

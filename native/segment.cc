@@ -1,9 +1,12 @@
 #include "segment.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -41,30 +44,209 @@ bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstInd
 
 std::string JoinPath(const std::string& dir, const std::string& name) { return dir + "/" + name; }
 
+void SyncDirFd(int fd, const std::string& dir) {
+  if (fsync(fd) != 0) throw IoError("fsync directory", dir, errno);
+}
+
 void SyncDir(const std::string& dir) {
   int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw IoError("open directory", dir, errno);
-  if (fsync(fd) != 0) {
-    int err = errno;
+  try {
+    SyncDirFd(fd, dir);
+  } catch (...) {
     close(fd);
-    throw IoError("fsync directory", dir, err);
+    throw;
   }
   close(fd);
 }
 
-int LockDir(const std::string& dir) {
-  std::string path = JoinPath(dir, kLockName);
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError("open lock file", path, errno);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
+namespace {
+
+std::string Parent(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string Base(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+WalError Locked(const std::string& dir) {
+  return WalError("WAL_LOCKED", "WAL directory " + dir + " is already open (locked by " + JoinPath(dir, kLockName) +
+                                    "); close the other instance or process first");
+}
+
+WalError Fenced(const std::string& dir) {
+  return WalError("WAL_IO", JoinPath(dir, kLockName) +
+                                " no longer names the file this instance locked: another instance may be writing " +
+                                dir + ", so this one stops writing");
+}
+
+// A segment or a prepared segment marks a directory a WAL has written to.
+bool HasWalFiles(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) throw IoError("open directory", dir, errno);
+  bool found = false;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    uint64_t seq, first;
+    if (name == kPreallocName || ParseSegmentName(name, &seq, &first)) {
+      found = true;
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+// Creates dir and any missing parents; each new entry is fsynced in its parent.
+void MakeDirsDurable(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw IoError("use as a directory", dir, ENOTDIR);
+    return;
+  }
+  if (errno != ENOENT) throw IoError("stat", dir, errno);
+  std::string parent = Parent(dir);
+  MakeDirsDurable(parent);
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw IoError("create directory", dir, errno);
+  SyncDir(parent);
+}
+
+void Flock(int fd, const std::string& dir) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return;
+  int err = errno;
+  if (err == EWOULDBLOCK) throw Locked(dir);
+  throw IoError("lock", JoinPath(dir, kLockName), err);
+}
+
+// Creates a new WAL directory the way a crash cannot leave half made: the
+// directory appears under its name only with LOCK inside, and its entry is
+// durable before anything is written into it. Returns the fd holding the
+// lock, or -1 if someone else created dir meanwhile.
+int CreateWalDir(const std::string& dir) {
+  static std::atomic<unsigned> counter{0};
+  std::string parent = Parent(dir);
+  MakeDirsDurable(parent);
+  std::string tmp = JoinPath(parent, "." + Base(dir) + ".creating-" + std::to_string(getpid()) + "-" +
+                                         std::to_string(counter++));
+  std::string lockPath = JoinPath(tmp, kLockName);
+  if (mkdir(tmp.c_str(), 0755) != 0) throw IoError("create directory", tmp, errno);
+  int fd = -1;
+  try {
+    fd = open(lockPath.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) throw IoError("create lock file", lockPath, errno);
+    Flock(fd, tmp);
+    SyncDir(tmp);
+    if (rename(tmp.c_str(), dir.c_str()) != 0) {
+      int err = errno;
+      if (err != EEXIST && err != ENOTEMPTY) throw IoError("rename " + tmp + " to", dir, err);
+      close(fd);
+      unlink(lockPath.c_str());
+      rmdir(tmp.c_str());
+      return -1;
+    }
+  } catch (...) {
+    if (fd >= 0) close(fd);
+    unlink(lockPath.c_str());
+    rmdir(tmp.c_str());
+    throw;
+  }
+  try {
+    SyncDir(parent);
+  } catch (...) {
     close(fd);
-    if (err == EWOULDBLOCK)
-      throw WalError("WAL_LOCKED", "WAL directory " + dir + " is already open (locked by " + path +
-                                       "); close the other instance or process first");
-    throw IoError("lock", path, err);
+    throw;
   }
   return fd;
+}
+
+}  // namespace
+
+DirLock::DirLock(std::string dir, int fd) : dir_(std::move(dir)), path_(JoinPath(dir_, kLockName)), fd_(fd) {
+  struct stat st;
+  if (fstat(fd_, &st) != 0) {
+    int err = errno;
+    close(fd_);
+    throw IoError("stat", path_, err);
+  }
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+}
+
+DirLock::~DirLock() {
+  if (fd_ >= 0) close(fd_);
+}
+
+std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir) {
+  std::string path = JoinPath(dir, kLockName);
+  // Each retry means another process created, replaced or removed LOCK
+  // between two of our steps; a few in a row mean something keeps doing so.
+  for (int attempt = 0; attempt < 8; attempt++) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0) {
+      if (errno != ENOENT) throw IoError("stat", dir, errno);
+      int fd = CreateWalDir(dir);
+      if (fd >= 0) return std::unique_ptr<DirLock>(new DirLock(dir, fd));
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode)) throw IoError("open WAL directory", dir, ENOTDIR);
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    bool created = false;
+    if (fd < 0 && errno == ENOENT) {
+      if (HasWalFiles(dir))
+        throw WalError("WAL_LOCK_MISSING",
+                       "WAL directory " + dir + " holds segments but no " + kLockName +
+                           " file, so it may still be open in a process whose lock file was removed. Make sure no "
+                           "process uses it, then create an empty file " +
+                           path + " and open it again");
+      fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0 && errno == EEXIST) continue;
+      created = true;
+    }
+    if (fd < 0) throw IoError("open lock file", path, errno);
+    std::unique_ptr<DirLock> lock(new DirLock(dir, fd));
+    Flock(lock->fd_, dir);
+    // The lock counts only if LOCK still names the inode just locked.
+    if (stat(path.c_str(), &st) != 0 || st.st_dev != lock->dev_ || st.st_ino != lock->ino_) continue;
+    if (created) SyncDir(dir);
+    // The directory's own entry: its creator (a user, or an open that failed
+    // after creating it) may never have synced it. One fsync per open.
+    SyncDir(Parent(dir));
+    return lock;
+  }
+  throw WalError("WAL_LOCKED", "the lock file of WAL directory " + dir +
+                                   " keeps changing while opening it; another process is opening or removing it");
+}
+
+bool DirLock::Verify() {
+  std::lock_guard<std::mutex> guard(mu_);
+  struct stat st;
+  if (stat(path_.c_str(), &st) == 0) {
+    if (st.st_dev == dev_ && st.st_ino == ino_) return false;
+    throw Fenced(dir_);
+  }
+  if (errno != ENOENT) throw IoError("stat", path_, errno);
+  // LOCK was deleted while we held it. Every opener refuses a WAL directory
+  // without LOCK, so no one else can be writing: put the fence back.
+  int fd = open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == EEXIST) throw Fenced(dir_);
+    throw IoError("re-create lock file", path_, errno);
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0) {
+    close(fd);
+    throw Fenced(dir_);
+  }
+  close(fd_);
+  fd_ = fd;
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  SyncDir(dir_);
+  return true;
 }
 
 }  // namespace raftlog

@@ -4,7 +4,11 @@
 // directory listing sorts in log order and a human can read where each starts.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace raftlog {
@@ -18,9 +22,42 @@ std::string JoinPath(const std::string& dir, const std::string& name);
 
 // fsync the directory so that a created, renamed or removed entry survives a crash.
 void SyncDir(const std::string& dir);
+// The same through an fd the caller holds open (no open that could hit EMFILE).
+void SyncDirFd(int fd, const std::string& dir);
 
-// Takes an exclusive flock on dir/LOCK; throws WAL_LOCKED if anyone (this
-// process included) holds it. Returns the fd that holds the lock.
-int LockDir(const std::string& dir);
+// The exclusive hold of one WAL directory.
+//
+// flock locks an inode, not a path: if LOCK were deleted, a second opener
+// would create a fresh LOCK, lock that, and write the same segments. So the
+// path must keep naming the locked inode. LOCK is only ever created together
+// with a directory that has no WAL files yet; a directory that holds segments
+// but no LOCK is refused (WAL_LOCK_MISSING). The holder re-checks at each
+// rotation and at close (Verify): it re-creates a deleted LOCK (no one else
+// can have opened meanwhile, since openers refuse a missing LOCK) and stops
+// writing if LOCK names another file.
+//
+// flock and fsync have these meanings on local file systems only; the WAL is
+// not meant for network file systems.
+class DirLock {
+ public:
+  // Takes the lock on dir. A directory that does not exist is created
+  // durably: under a temporary name in its parent with LOCK inside, fsynced,
+  // renamed into place, and the parent fsynced (missing parents likewise).
+  // Throws WAL_LOCKED if anyone (this process included) holds the lock.
+  static std::unique_ptr<DirLock> Acquire(const std::string& dir);
+  ~DirLock();
+
+  // Returns true if it had to re-create a deleted LOCK; throws WAL_IO if LOCK
+  // now names another file (another instance may be writing the directory).
+  bool Verify();
+
+ private:
+  DirLock(std::string dir, int fd);
+  std::mutex mu_;
+  const std::string dir_, path_;
+  int fd_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+};
 
 }  // namespace raftlog

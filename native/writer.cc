@@ -4,7 +4,10 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstring>
 
 #include "crc32c.h"
 #include "record.h"
@@ -15,16 +18,28 @@ namespace raftlog {
 
 Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, Report report)
     : options_(std::move(options)), report_(std::move(report)), mark_(mark) {
+  dirFd_ = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd_ < 0) throw IoError("open directory", options_.dir, errno);
   if (lastSeq != 0) {
     std::string path = JoinPath(options_.dir, lastName);
     fd_ = open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd_ < 0) throw IoError("open", path, errno);
+    if (fd_ < 0) {
+      int err = errno;
+      close(dirFd_);
+      throw IoError("open", path, err);
+    }
     seq_ = lastSeq;
     name_ = lastName;
   }
   preallocWanted_ = true;
-  preallocThread_ = std::thread([this] { PreallocLoop(); });
-  thread_ = std::thread([this] { Run(); });
+  try {
+    preallocThread_ = std::thread([this] { PreallocLoop(); });
+    thread_ = std::thread([this] { Run(); });
+  } catch (const std::exception& e) {
+    // No destructor runs for a half-built writer: join what started, close the fds.
+    Stop();
+    throw WalError("WAL_IO", std::string("cannot start the WAL threads: ") + e.what());
+  }
 }
 
 Writer::~Writer() { Stop(); }
@@ -54,6 +69,8 @@ void Writer::Stop() {
   fd_ = -1;
   if (preallocFd_ >= 0) close(preallocFd_);
   preallocFd_ = -1;
+  if (dirFd_ >= 0) close(dirFd_);
+  dirFd_ = -1;
 }
 
 WriterStats Writer::Stats() const {
@@ -79,10 +96,19 @@ void Writer::Run() {
       } catch (const WalError& e) {
         failed_ = true;
         error_ = e.what();
+      } catch (const std::exception& e) {
+        // Anything else (bad_alloc, system_error) fails the WAL the same way:
+        // escaping this thread would terminate the process.
+        failed_ = true;
+        error_ = std::string("internal error on the WAL writer thread: ") + e.what();
       }
     }
     groups_++;
-    report_(group.back().id, failed_ ? &error_ : nullptr);
+    try {
+      report_(group.back().id, failed_ ? &error_ : nullptr);
+    } catch (...) {
+      // Only an allocation can fail here; the next group reports these ids too.
+    }
     group.clear();
     if (closing) return;
   }
@@ -102,9 +128,10 @@ void Writer::Execute(Job& job) {
         if (unlink(path.c_str()) != 0 && errno != ENOENT) throw IoError("unlink", path, errno);
         segmentsRemoved_++;
       }
-      if (!job.unlink.empty() && options_.sync) SyncDir(options_.dir);
+      if (!job.unlink.empty() && options_.sync) SyncDirFd(dirFd_, options_.dir);
       break;
     case Job::kClose:
+      if (options_.lock != nullptr && options_.lock->Verify()) Notice("re-created the deleted lock file", 0, 0);
       break;
   }
 }
@@ -169,8 +196,6 @@ void Writer::Flush() {
 void Writer::FlushAndSync() {
   if (!iov_.empty()) Flush();
   if (!dirty_) return;
-  if (failNextSync_.exchange(false))
-    throw WalError("WAL_IO", "fdatasync " + JoinPath(options_.dir, name_) + ": injected failure (test hook)");
   if (options_.sync) {
     if (fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
     fsyncs_++;
@@ -182,6 +207,8 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
   if (seq != seq_ + 1)
     throw WalError("WAL_IO", "internal error: asked to write segment " + std::to_string(seq) + " after " +
                                  std::to_string(seq_));
+  // Before adding a file, make sure no one else can be writing here.
+  if (options_.lock != nullptr && options_.lock->Verify()) Notice("re-created the deleted lock file", 0, 0);
   int fd = TakePreallocated();
   std::string name = SegmentName(seq, firstIndex);
   std::string from = JoinPath(options_.dir, kPreallocName), to = JoinPath(options_.dir, name);
@@ -190,7 +217,7 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
     close(fd);
     throw IoError("rename " + from + " to", to, err);
   }
-  if (options_.sync) SyncDir(options_.dir);
+  if (options_.sync) SyncDirFd(dirFd_, options_.dir);
   if (fd_ >= 0) close(fd_);
   fd_ = fd;
   seq_ = seq;
@@ -209,14 +236,53 @@ void Writer::RequestPrealloc() {
 }
 
 int Writer::TakePreallocated() {
-  std::unique_lock<std::mutex> lock(pmu_);
-  pcv_.wait(lock, [this] { return preallocDone_ || stopping_; });
-  if (!preallocDone_) throw WalError("WAL_CLOSED", "WAL is closing");
-  preallocDone_ = false;
-  if (!preallocError_.empty()) throw WalError("WAL_IO", preallocError_);
-  int fd = preallocFd_;
-  preallocFd_ = -1;
-  return fd;
+  std::string error;
+  {
+    std::unique_lock<std::mutex> lock(pmu_);
+    pcv_.wait(lock, [this] { return preallocDone_ || stopping_; });
+    if (!preallocDone_) throw WalError("WAL_CLOSED", "WAL is closing");
+    preallocDone_ = false;
+    if (preallocError_.empty()) {
+      int fd = preallocFd_;
+      preallocFd_ = -1;
+      return fd;
+    }
+    error = preallocError_;
+  }
+  // Preparing failed in the background, maybe for a passing reason (a disk
+  // full since cleaned up). Nothing is lost yet: try once more, here, and
+  // fail the WAL only if that fails too.
+  Notice("could not prepare the next segment (" + error + "); trying again", 1, 0);
+  return CreatePreallocated();
+}
+
+// Running out of fds is a passing condition: wait for some to free up rather
+// than failing a WAL that has lost nothing. Bounded (about half a minute in
+// all), so that a rotation waiting for the segment ends, and close settles.
+int Writer::OpenRetrying(const std::string& path, int flags) {
+  constexpr int kRetries = 30;
+  int delayMs = 10;
+  for (int attempt = 1;; attempt++) {
+    int fd = open(path.c_str(), flags | O_CLOEXEC, 0644);
+    if (fd >= 0) return fd;
+    int err = errno;
+    if (err == EINTR) continue;
+    if ((err != EMFILE && err != ENFILE) || attempt > kRetries) throw IoError("create", path, err);
+    Notice("create " + path + ": " + strerror(err) + "; retrying", attempt, delayMs);
+    std::unique_lock<std::mutex> lock(pmu_);
+    if (pcv_.wait_for(lock, std::chrono::milliseconds(delayMs), [this] { return stopping_.load(); }))
+      throw WalError("WAL_CLOSED", "WAL is closing");
+    delayMs = std::min(delayMs * 2, 1000);
+  }
+}
+
+void Writer::Notice(const std::string& message, int attempt, int delayMs) {
+  if (!options_.notice) return;
+  try {
+    options_.notice(message, attempt, delayMs);
+  } catch (...) {
+    // A notice that cannot be delivered (out of memory) must not stop the writer.
+  }
 }
 
 void Writer::PreallocLoop() {
@@ -233,6 +299,8 @@ void Writer::PreallocLoop() {
       fd = CreatePreallocated();
     } catch (const WalError& e) {
       error = e.what();
+    } catch (const std::exception& e) {
+      error = std::string("internal error while preparing the next segment: ") + e.what();
     }
     {
       std::lock_guard<std::mutex> lock(pmu_);
@@ -250,8 +318,7 @@ void Writer::PreallocLoop() {
 
 int Writer::CreatePreallocated() {
   std::string path = JoinPath(options_.dir, kPreallocName);
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError("create", path, errno);
+  int fd = OpenRetrying(path, O_RDWR | O_CREAT | O_TRUNC);
   auto fail = [&](const char* what) {
     int err = errno;
     close(fd);

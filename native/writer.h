@@ -26,6 +26,8 @@
 
 namespace raftlog {
 
+class DirLock;
+
 enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2 };
 
 struct WriterOptions {
@@ -33,6 +35,11 @@ struct WriterOptions {
   uint64_t segmentBytes = 64ull << 20;
   bool sync = true;
   Prealloc prealloc = Prealloc::kZeros;
+  // Checked at every rotation and at close; outlives the writer.
+  DirLock* lock = nullptr;
+  // Something went wrong that the writer works around (a retried failure to
+  // prepare the next segment); called on a native thread.
+  std::function<void(const std::string& message, int attempt, int delayMs)> notice;
 };
 
 // [begin, end) of `data` goes to segment `seq` at `offset`. If `seq` is the
@@ -69,7 +76,6 @@ class Writer {
   uint64_t Submit(Job job);  // returns the job's id
   void Stop();                // joins the threads; pending jobs are dropped unreported
   WriterStats Stats() const;
-  void FailNextSync() { failNextSync_ = true; }
 
  private:
   void Run();
@@ -80,6 +86,8 @@ class Writer {
   void Rotate(uint64_t seq, uint64_t firstIndex);
   void PreallocLoop();
   int CreatePreallocated();
+  int OpenRetrying(const std::string& path, int flags);
+  void Notice(const std::string& message, int attempt, int delayMs);
   int TakePreallocated();
   void RequestPrealloc();
 
@@ -94,6 +102,7 @@ class Writer {
 
   // Writer thread only.
   int fd_ = -1;
+  int dirFd_ = -1;  // held open so that a directory sync never needs a new fd
   uint64_t seq_ = 0;
   std::string name_;
   bool dirty_ = false;
@@ -109,7 +118,6 @@ class Writer {
   int preallocFd_ = -1;
   std::string preallocError_;
 
-  std::atomic<bool> failNextSync_{false};
   std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, segmentsCreated_{0}, segmentsRemoved_{0};
 
   std::thread thread_, preallocThread_;

@@ -36,7 +36,6 @@ export interface NativeStats {
 }
 
 export interface NativeHandle {
-  scan(): NativeScan;
   scanAsync(cb: (err: Error | null, scan?: NativeScan) => void): void;
   start(
     segmentBytes: number,
@@ -45,6 +44,8 @@ export interface NativeHandle {
     lastSeq: number,
     lastName: string,
     onReport: (lastId: number, error?: string) => void,
+    /** A failure the writer works around (retrying to prepare the next segment, re-creating a deleted LOCK). */
+    onNotice: (message: string, attempt: number, delayMs: number) => void,
     markStart: number,
     markRecords: number,
     markCrc: number,
@@ -56,11 +57,9 @@ export interface NativeHandle {
   dispose(): void;
   read(name: string, offset: number, length: number): Buffer;
   readAsync(name: string, offset: number, length: number, cb: (err: Error | null, data?: Buffer) => void): void;
-  forget(name: string): void;
   stats(): NativeStats;
   ref(): void;
   unref(): void;
-  failNextSync(): void;
 }
 
 export interface NativeAddon {

@@ -28,6 +28,16 @@ export class WalLockedError extends WalError {
   readonly code = 'WAL_LOCKED';
 }
 
+/**
+ * The directory holds segments but no LOCK file. Someone removed it, maybe
+ * while a process still has the WAL open, so opening could let two writers
+ * share the directory. Make sure no process uses it, create an empty LOCK
+ * file in it, and open again.
+ */
+export class WalLockMissingError extends WalError {
+  readonly code = 'WAL_LOCK_MISSING';
+}
+
 /** A write or fsync failed. The instance is failed for good: reopen it (never retry an fsync). */
 export class WalIoError extends WalError {
   readonly code = 'WAL_IO';
@@ -90,6 +100,8 @@ export function fromNative(err: unknown): Error {
       return new WalCorruptError(e.message, String(e.file ?? ''), typeof e.offset === 'number' ? e.offset : -1);
     case 'WAL_LOCKED':
       return new WalLockedError(e.message);
+    case 'WAL_LOCK_MISSING':
+      return new WalLockMissingError(e.message);
     case 'WAL_IO':
       return new WalIoError(e.message);
     case 'WAL_CLOSED':

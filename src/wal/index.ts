@@ -1,11 +1,12 @@
 // The WAL layer: the native write-ahead log's TypeScript face.
 export { Wal } from './wal.js';
 export { crc32c } from './crc32c.js';
-export type { WalEntry, WalHardState, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
+export type { WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 export {
   WalError,
   WalCorruptError,
   WalLockedError,
+  WalLockMissingError,
   WalIoError,
   WalClosedError,
   WalInvalidArgumentError,

@@ -22,6 +22,14 @@ export interface WalSnapshot {
   meta: Uint8Array;
 }
 
+/**
+ * Where the WAL reports what it worked around (pino-compatible: a pino
+ * logger fits as is). The WAL never logs to the console; by default it is silent.
+ */
+export interface WalLogger {
+  warn(obj: Record<string, unknown>, msg: string): void;
+}
+
 export interface WalOptions {
   /** Target size of a segment file in bytes (default 64 MiB). A single larger record gets a segment of its own. */
   segmentBytes?: number;
@@ -41,6 +49,8 @@ export interface WalOptions {
   preallocate?: 'zeros' | 'fallocate' | 'none';
   /** Byte budget of the cache of recent entries (default 8 MiB). */
   cacheBytes?: number;
+  /** Receives warnings about conditions the WAL retried or repaired (default: none). */
+  logger?: WalLogger;
 }
 
 /** What open() had to cut off: a record torn by a crash at the end of the last segment (it was never acknowledged). */

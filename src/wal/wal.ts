@@ -4,7 +4,6 @@
 // syncs. Every mutating call updates the in-memory state at once, in call
 // order, and hands one job to the native queue; jobs become durable, and
 // their promises resolve, in the same order.
-import { mkdirSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { addon, type NativeHandle, type NativeScan } from './addon.js';
 import { EntryCache } from './cache.js';
@@ -37,10 +36,11 @@ import {
   writeSegmentHeader,
   writeSnapshot,
 } from './record.js';
-import type { WalEntry, WalHardState, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
+import type { WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
+const SILENT: WalLogger = { warn: () => undefined };
 const PREALLOC = { zeros: 0, fallocate: 1, none: 2 } as const;
 /** Largest single pread when serving old entries. */
 const READ_SPAN = 4 * 1024 * 1024;
@@ -138,6 +138,7 @@ export class Wal {
   private slabUsed = 0;
   private appends = 0;
   private records = 0;
+  private logger: WalLogger = SILENT;
 
   /** Set when open() cut off a torn record at the end of the last segment (never acknowledged). */
   readonly repair: WalRepair | null;
@@ -145,7 +146,10 @@ export class Wal {
   /**
    * Opens (creating if needed) the WAL in `dir`, takes the directory lock and
    * replays it: every segment is read once, on the libuv thread pool, and
-   * every CRC verified.
+   * every CRC verified. A new directory (and any missing parent) is created
+   * durably before open resolves: a crash cannot lose it once an append has
+   * been acknowledged. The WAL is for local file systems: its lock (flock)
+   * and fsync mean nothing reliable on network file systems.
    */
   static async open(dir: string, options: WalOptions = {}): Promise<Wal> {
     const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -157,9 +161,11 @@ export class Wal {
     if (!(prealloc in PREALLOC)) throw new WalInvalidArgumentError(`preallocate must be 'zeros', 'fallocate' or 'none', got ${String(prealloc)}`);
     const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     if (!isIndex(cacheBytes)) throw new WalInvalidArgumentError(`cacheBytes must be a non-negative integer, got ${String(cacheBytes)}`);
+    const logger = options.logger ?? SILENT;
+    if (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function')
+      throw new WalInvalidArgumentError('logger must have a warn(obj, msg) method');
     const native = addon();
     const path = resolvePath(dir);
-    mkdirSync(path, { recursive: true });
     let handle: NativeHandle;
     try {
       handle = new native.WalHandle(path);
@@ -169,9 +175,21 @@ export class Wal {
     try {
       const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!))));
       const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan);
+      wal.logger = logger;
       const last = wal.segments.at(-1);
       const mark = scan.segments.at(-1)?.mark;
-      handle.start(segmentBytes, sync === 'always', PREALLOC[prealloc], last?.seq ?? 0, last?.name ?? '', wal.onReport, mark?.start ?? 0, mark?.records ?? 0, mark?.crc ?? 0);
+      handle.start(
+        segmentBytes,
+        sync === 'always',
+        PREALLOC[prealloc],
+        last?.seq ?? 0,
+        last?.name ?? '',
+        wal.onReport,
+        wal.onNotice,
+        mark?.start ?? 0,
+        mark?.records ?? 0,
+        mark?.crc ?? 0,
+      );
       return wal;
     } catch (err) {
       handle.dispose();
@@ -409,10 +427,6 @@ export class Wal {
     return this.closing;
   }
 
-  /** Test hook: the next fdatasync fails as if the disk had returned EIO. */
-  injectSyncFailure(): void {
-    this.handle.failNextSync();
-  }
 
   // ---- writing ----
 
@@ -659,6 +673,11 @@ export class Wal {
       this.pending.push({ id, resolve, reject, buffers: null, lowest, close });
     });
   }
+
+  /** The native writer worked around a failure (nothing was lost): tell the operator. */
+  private readonly onNotice = (message: string, attempt: number, delayMs: number): void => {
+    this.logger.warn({ dir: this.dir, attempt, delayMs, err: message }, 'WAL: worked around a failure that lost nothing');
+  };
 
   /** The native writer reports after each group commit: every job up to lastId is durable, or failed. */
   private readonly onReport = (lastId: number, error?: string): void => {

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Wal, WalClosedError, WalCompactedError, WalGapError, WalInvalidArgumentError, WalLockedError, WalUnavailableError } from '../../src/wal/index.js';
+import { Wal, WalClosedError, WalCompactedError, WalGapError, WalInvalidArgumentError, WalLockedError, WalLockMissingError, WalUnavailableError, type WalLogger } from '../../src/wal/index.js';
 import { cleanTempDirs, entry, plain, range, tempDir } from './helpers.js';
 
 const SMALL = { segmentBytes: 8192 };
@@ -364,6 +364,95 @@ describe('Wal errors', () => {
     await wal.close();
   });
 
+  function recordingLogger(): { logger: WalLogger; warnings: { obj: Record<string, unknown>; msg: string }[] } {
+    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+    return { logger: { warn: (obj, msg) => warnings.push({ obj, msg }) }, warnings };
+  }
+
+  it('refuses a second writer after LOCK was deleted, and the holder keeps its data and puts LOCK back', async () => {
+    const dir = tempDir();
+    const { logger, warnings } = recordingLogger();
+    let a = await Wal.open(dir, { segmentBytes: 4096, logger });
+    await a.append(range(1, 11, 1));
+    unlinkSync(join(dir, 'LOCK'));
+    const err = await Wal.open(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WalLockMissingError);
+    expect((err as WalLockMissingError).code).toBe('WAL_LOCK_MISSING');
+    // More than a segment's worth: the rotation re-creates LOCK, which fences again.
+    await a.append(range(11, 80, 1));
+    expect(a.stats().segmentsCreated).toBeGreaterThan(1);
+    expect(readdirSync(dir)).toContain('LOCK');
+    expect(warnings.some((w) => String(w.obj.err).includes('lock file'))).toBe(true);
+    await expect(Wal.open(dir)).rejects.toMatchObject({ code: 'WAL_LOCKED' });
+    await a.close();
+    a = await Wal.open(dir);
+    expect(plain(a.entriesSync(1, 80))).toEqual(plain(range(1, 80, 1)));
+    await a.close();
+  });
+
+  it('re-creates a deleted LOCK at close, so that the directory opens again', async () => {
+    const dir = tempDir();
+    let a = await Wal.open(dir);
+    await a.append(range(1, 6, 1));
+    unlinkSync(join(dir, 'LOCK'));
+    await a.close();
+    a = await Wal.open(dir);
+    expect(plain(a.entriesSync(1, 6))).toEqual(plain(range(1, 6, 1)));
+    await a.close();
+  });
+
+  it('stops writing when LOCK names another file, and keeps what it acknowledged', async () => {
+    const dir = tempDir();
+    let a = await Wal.open(dir, { segmentBytes: 4096 });
+    await a.append(range(1, 11, 1));
+    unlinkSync(join(dir, 'LOCK'));
+    writeFileSync(join(dir, 'LOCK'), ''); // as another opener would have
+    await expect(a.append(range(11, 80, 1))).rejects.toMatchObject({ code: 'WAL_IO', message: expect.stringMatching(/LOCK/) });
+    await a.close();
+    a = await Wal.open(dir);
+    expect(a.lastIndex).toBeGreaterThanOrEqual(10);
+    expect(plain(a.entriesSync(1, 11))).toEqual(plain(range(1, 11, 1)));
+    await a.close();
+  });
+
+  it('creates a missing directory and its parents, leaving nothing half made', async () => {
+    const base = tempDir();
+    const dir = join(base, 'a', 'b', 'wal');
+    let wal = await Wal.open(dir);
+    await wal.append(range(1, 4, 1));
+    await wal.close();
+    expect(readdirSync(join(base, 'a', 'b'))).toEqual(['wal']);
+    wal = await Wal.open(dir);
+    expect(wal.lastIndex).toBe(3);
+    await wal.close();
+  });
+
+  it('opens every fd close-on-exec: a spawned program inherits none of them', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, { segmentBytes: 4096, cacheBytes: 0 });
+    await wal.append(range(1, 200, 1));
+    const old = wal.entries(1, 5); // readAsync: a duplicated fd on the thread pool
+    wal.entriesSync(1, 5); // a cached read fd
+    const held = spawnSync('sh', ['-c', 'for f in /proc/self/fd/*; do readlink "$f"; done'], { encoding: 'utf8' }).stdout;
+    const mine = readdirSync('/proc/self/fd').map((f) => {
+      try {
+        return readlinkSync(join('/proc/self/fd', f));
+      } catch {
+        return '';
+      }
+    });
+    expect(mine.filter((p) => p.startsWith(dir)).length).toBeGreaterThanOrEqual(3); // LOCK, directory, segment, ...
+    expect(held.split('\n').filter((p) => p.startsWith(dir))).toEqual([]);
+    await old;
+    await wal.close();
+  });
+
+  it('rejects a WAL path that is a file', async () => {
+    const file = join(tempDir(), 'file');
+    writeFileSync(file, 'x');
+    await expect(Wal.open(file)).rejects.toMatchObject({ code: 'WAL_IO' });
+  });
+
   it('rejects bad input with a clear error and writes nothing', async () => {
     const dir = tempDir();
     let wal = await Wal.open(dir);
@@ -407,21 +496,5 @@ describe('Wal errors', () => {
     await expect(wal.saveSnapshot({ index: 1, term: 1 })).rejects.toThrow(WalClosedError);
     expect(() => wal.term(0)).toThrow(WalClosedError);
     await wal.close(); // idempotent
-  });
-
-  it('fails the pending and every later append after an fsync error, and loses nothing acknowledged', async () => {
-    const dir = tempDir();
-    let wal = await Wal.open(dir);
-    await wal.append(range(1, 11, 1));
-    wal.injectSyncFailure();
-    const pending = wal.append(range(11, 21, 1));
-    await expect(pending).rejects.toMatchObject({ code: 'WAL_IO' });
-    await expect(wal.append(range(21, 31, 1))).rejects.toMatchObject({ code: 'WAL_IO' });
-    expect(() => wal.entriesSync(1, 5)).toThrow(/must be reopened/);
-    await wal.close();
-    wal = await Wal.open(dir);
-    expect(wal.lastIndex).toBeGreaterThanOrEqual(10);
-    expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11, 1)));
-    await wal.close();
   });
 });

@@ -1,0 +1,62 @@
+// Drives one WAL under injected faults (see test/fault/run-with-faults.ts) and
+// prints what happened as one JSON line: the outcome of each open, how many
+// appends were acknowledged before the first failure, and what a reopen in
+// this same process finds. Usage: fault-child.ts <dir> <appends> <preallocate>
+import { Wal, type WalOptions } from '../../src/wal/index.js';
+import { range } from './helpers.js';
+
+const [dir, countArg, preallocate] = process.argv.slice(2);
+if (dir === undefined || countArg === undefined || preallocate === undefined) process.exit(2);
+setTimeout(() => process.exit(3), 45_000).unref(); // a hang shows up as exit code 3
+
+interface Outcome {
+  ok: boolean;
+  code?: string;
+  message?: string;
+}
+const outcome = (e: unknown): Outcome => ({ ok: false, code: (e as { code?: string }).code, message: (e as Error).message });
+
+const warnings: string[] = [];
+const options: WalOptions = {
+  segmentBytes: 4096,
+  preallocate: preallocate as WalOptions['preallocate'],
+  logger: { warn: (obj, msg) => warnings.push(`${msg}: ${String(obj.err)}`) },
+};
+const opens: Outcome[] = [];
+let wal: Wal | null = null;
+for (let k = 0; k < 3 && wal === null; k++) {
+  try {
+    wal = await Wal.open(dir, options);
+    opens.push({ ok: true });
+  } catch (e) {
+    opens.push(outcome(e));
+  }
+}
+if (wal === null) {
+  process.stdout.write(JSON.stringify({ opens }) + '\n');
+  process.exit(0);
+}
+const count = Number(countArg);
+let acked = 0;
+let appendError: Outcome | null = null;
+for (let i = 1; i <= count; i++) {
+  try {
+    await wal.append(range(i, i + 1, 1, 0, 300));
+    acked = i;
+  } catch (e) {
+    appendError = outcome(e);
+    break;
+  }
+}
+await wal.close();
+const again = await Wal.open(dir, { segmentBytes: 4096 });
+let intact = true;
+for (let i = 1; i <= acked; i++) {
+  const [e] = again.entriesSync(i, i + 1);
+  const want = range(i, i + 1, 1, 0, 300)[0]!;
+  if (e === undefined || e.term !== want.term || Buffer.compare(Buffer.from(e.data), Buffer.from(want.data)) !== 0) intact = false;
+}
+const reopenedLast = again.lastIndex;
+await again.append(range(reopenedLast + 1, reopenedLast + 2, 1));
+await again.close();
+process.stdout.write(JSON.stringify({ opens, acked, appendError, reopenedLast, intact, warnings }) + '\n');

@@ -1,0 +1,135 @@
+// The WAL under injected disk faults (an LD_PRELOAD library fails chosen libc
+// calls in a child process and logs every mutating call and fsync): every
+// failure is a coded error, open and append always settle, close releases
+// everything so that the same process reopens, and nothing acknowledged is
+// lost. A child that hangs exits with code 3.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runWithFaults, type FaultOp, type FaultRule } from '../fault/run-with-faults.js';
+import { cleanTempDirs, tempDir } from './helpers.js';
+
+afterEach(cleanTempDirs);
+
+interface Outcome {
+  ok: boolean;
+  code?: string;
+  message?: string;
+}
+interface Result {
+  opens: Outcome[];
+  acked: number;
+  appendError: Outcome | null;
+  reopenedLast: number;
+  intact: boolean;
+  warnings: string[];
+}
+
+async function run(rules: (base: string) => FaultRule[], appends = 20, preallocate = 'fallocate') {
+  const base = tempDir();
+  const dir = join(base, 'x', 'wal');
+  const log = join(tempDir(), 'ops.log');
+  const r = await runWithFaults(join('test', 'wal', 'fault-child.ts'), [dir, String(appends), preallocate], { root: base, rules: rules(base), log });
+  expect(r.code, r.stderr).toBe(0);
+  const lines = r.stdout.trim().split('\n');
+  return { base, dir, ops: r.ops, result: JSON.parse(lines.at(-1)!) as Result };
+}
+
+const at = (ops: FaultOp[], pred: (o: FaultOp, k: number) => boolean): number => ops.findIndex(pred);
+
+describe('WAL under disk faults', () => {
+  it('makes a new directory and its parent durable before the first append is acknowledged', async () => {
+    const { base, dir, ops, result } = await run(() => []);
+    expect(result.opens).toEqual([{ ok: true }]);
+    expect(result.acked).toBe(20);
+    const parent = join(base, 'x');
+    const mkParent = at(ops, (o) => o.op === 'mkdir' && o.path === parent);
+    const syncBase = at(ops, (o) => o.op === 'fsync' && o.path === base);
+    const syncTemp = at(ops, (o) => o.op === 'fsync' && o.path.startsWith(join(parent, '.wal.creating-')));
+    const lock = at(ops, (o) => o.op === 'create' && o.path.endsWith('/LOCK'));
+    const rename = at(ops, (o) => o.op === 'rename' && o.to === dir);
+    const syncParent = at(ops, (o) => o.op === 'fsync' && o.path === parent);
+    const firstData = at(ops, (o) => o.op === 'fdatasync' && o.path.endsWith('.wal'));
+    for (const k of [mkParent, syncBase, lock, syncTemp, rename, syncParent, firstData]) expect(k).toBeGreaterThanOrEqual(0);
+    expect(mkParent).toBeLessThan(syncBase);
+    expect(lock).toBeLessThan(syncTemp);
+    expect(syncTemp).toBeLessThan(rename);
+    expect(ops[rename]!.path.startsWith(join(parent, '.wal.creating-'))).toBe(true);
+    expect(rename).toBeLessThan(syncParent);
+    expect(syncParent).toBeLessThan(firstData);
+    // The segment's own entry is synced before data in it is acknowledged too.
+    const segRename = at(ops, (o) => o.op === 'rename' && (o.to ?? '').endsWith('.wal'));
+    expect(at(ops, (o, k) => k > segRename && o.op === 'fsync' && o.path === dir)).toBeLessThan(firstData);
+  });
+
+  it('fails open with WAL_IO when fsync of the new directory fails, leaves nothing half made, and opens next time', async () => {
+    const { base, result } = await run((b) => [{ op: 'fsync', glob: join(b, 'x', '.wal.creating-*'), errno: 'EIO' }]);
+    expect(result.opens).toEqual([{ ok: false, code: 'WAL_IO', message: expect.stringMatching(/fsync directory.*Input\/output error/) }, { ok: true }]);
+    expect(result.acked).toBe(20);
+    expect(result.intact).toBe(true);
+    expect(readdirSync(join(base, 'x'))).toEqual(['wal']);
+  });
+
+  it('fails open with WAL_IO when there is no space to create the directory, and opens next time', async () => {
+    const { base, result } = await run((b) => [{ op: 'mkdir', glob: join(b, 'x', '.wal.creating-*'), errno: 'ENOSPC' }]);
+    expect(result.opens.map((o) => o.code ?? 'ok')).toEqual(['WAL_IO', 'ok']);
+    expect(result.opens[0]!.message).toMatch(/No space left/);
+    expect(result.acked).toBe(20);
+    expect(readdirSync(join(base, 'x'))).toEqual(['wal']);
+  });
+
+  it('fails open with WAL_IO when fsync of the parent fails after the rename, and syncs it at the next open', async () => {
+    const { base, ops, result } = await run((b) => [{ op: 'fsync', glob: join(b, 'x'), errno: 'EIO' }]);
+    expect(result.opens.map((o) => o.code ?? 'ok')).toEqual(['WAL_IO', 'ok']);
+    const failed = at(ops, (o) => o.op === 'fsync' && o.path === join(base, 'x') && o.fault);
+    const retried = at(ops, (o, k) => k > failed && o.op === 'fsync' && o.path === join(base, 'x') && o.ret === 0);
+    const firstData = at(ops, (o) => o.op === 'fdatasync' && o.path.endsWith('.wal'));
+    expect(failed).toBeGreaterThanOrEqual(0);
+    expect(retried).toBeGreaterThan(failed);
+    expect(retried).toBeLessThan(firstData);
+    expect(result.acked).toBe(20);
+    expect(result.intact).toBe(true);
+  });
+
+  it.each([
+    ['fdatasync EIO', { op: 'fdatasync', glob: '*.wal', after: 3, errno: 'EIO' }, /fdatasync.*Input\/output error/],
+    ['write ENOSPC', { op: 'write', glob: '*.wal', after: 5, errno: 'ENOSPC' }, /write.*No space left/],
+  ] as const)('fails the append and every later one on %s during appends, keeping every acknowledged entry', async (_name, rule, message) => {
+    const { result } = await run(() => [rule]);
+    expect(result.opens).toEqual([{ ok: true }]);
+    expect(result.acked).toBe(rule.after);
+    expect(result.appendError).toMatchObject({ code: 'WAL_IO', message: expect.stringMatching(message) });
+    expect(result.reopenedLast).toBeGreaterThanOrEqual(rule.after);
+    expect(result.intact).toBe(true);
+  });
+
+  it.each([
+    ['fdatasync EIO', 'fallocate', { op: 'fdatasync', glob: '*/next.prealloc', times: 2, errno: 'EIO' }],
+    ['fallocate ENOSPC', 'fallocate', { op: 'fallocate', glob: '*/next.prealloc', times: 2, errno: 'ENOSPC' }],
+    ['zero-fill ENOSPC', 'zeros', { op: 'write', glob: '*/next.prealloc', times: 2, errno: 'ENOSPC' }],
+  ] as const)('rejects the first append with WAL_IO when preparing the first segment fails twice (%s), and close frees the lock', async (_name, preallocate, rule) => {
+    const { result } = await run(() => [rule], 5, preallocate);
+    expect(result.opens).toEqual([{ ok: true }]);
+    expect(result.acked).toBe(0);
+    expect(result.appendError).toMatchObject({ code: 'WAL_IO' });
+    expect(result.warnings.length).toBeGreaterThanOrEqual(1); // the first failure was retried once
+    expect(result.reopenedLast).toBe(0);
+  });
+
+  it('retries preparing a segment once after a failure that passed, and loses nothing', async () => {
+    const { result } = await run(() => [{ op: 'fallocate', glob: '*/next.prealloc', times: 1, errno: 'ENOSPC' }], 5);
+    expect(result.appendError).toBeNull();
+    expect(result.acked).toBe(5);
+    expect(result.warnings.some((w) => /No space left/.test(w))).toBe(true);
+  });
+
+  it('retries with backoff, logs, and does not fail when fds run out while preparing the next segment', async () => {
+    const { ops, result } = await run(() => [{ op: 'open', glob: '*/next.prealloc', after: 1, times: 3, errno: 'EMFILE' }], 60);
+    expect(result.appendError).toBeNull();
+    expect(result.acked).toBe(60);
+    expect(result.intact).toBe(true);
+    expect(ops.filter((o) => o.fault && o.err === 'EMFILE')).toHaveLength(3);
+    expect(result.warnings.filter((w) => /Too many open files/.test(w))).toHaveLength(3);
+    expect(ops.filter((o) => o.op === 'rename' && (o.to ?? '').endsWith('.wal')).length).toBeGreaterThan(2);
+  });
+});

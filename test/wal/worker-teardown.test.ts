@@ -1,0 +1,22 @@
+// A worker thread that ends with WAL appends in flight must not take the
+// process down. The workers run in a child process, so that an abort shows up
+// as its exit code instead of killing the test runner.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanTempDirs, tempDir } from './helpers.js';
+
+afterEach(cleanTempDirs);
+
+describe('WAL in worker threads', () => {
+  it('survives 30 workers ending by terminate(), process.exit() and an uncaught throw with appends in flight', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'wal', 'worker-host.ts'), tempDir(), '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+    expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(stdout).toBe('survived 30\n');
+  }, 150_000);
+});
