@@ -200,7 +200,7 @@ export class ReplicatedLog<R = unknown> {
     let transport: Transport | null = null;
     let log: ReplicatedLog<R> | undefined;
     try {
-      wal ??= await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? DEFAULTS.sync, preallocate: o.preallocate ?? DEFAULTS.preallocate });
+      wal ??= await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? DEFAULTS.sync, preallocate: o.preallocate ?? DEFAULTS.preallocate, logger });
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
       const bootstrap: ConfState = { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap);

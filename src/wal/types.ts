@@ -1,5 +1,6 @@
 // The WAL's vocabulary. The shapes match src/raft/types.ts (Entry, HardState)
 // structurally, without importing it: the WAL sits below Raft.
+import type { Logger } from '../logger.js';
 
 export interface WalEntry {
   index: number;
@@ -26,9 +27,8 @@ export interface WalSnapshot {
  * Where the WAL reports what it worked around (pino-compatible: a pino
  * logger fits as is). The WAL never logs to the console; by default it is silent.
  */
-export interface WalLogger {
-  warn(obj: Record<string, unknown>, msg: string): void;
-}
+/** The WAL reports only warnings: any logger of the library's shape will do. */
+export type WalLogger = Pick<Logger, 'warn'>;
 
 export interface WalOptions {
   /** Target size of a segment file in bytes (default 64 MiB). A single larger record gets a segment of its own. */
