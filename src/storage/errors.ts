@@ -22,3 +22,12 @@ export class SnapshotMissingError extends StorageError {
     super('SNAPSHOT_MISSING', `the WAL records a snapshot at index ${index} term ${term}, but ${where} has no such file`);
   }
 }
+
+/** A snapshot file of a format this version does not read. */
+export class SnapshotVersionError extends StorageError {
+  readonly file: string;
+  constructor(file: string, version: number) {
+    super('SNAPSHOT_VERSION', `snapshot file ${file} is in format ${version}, which this version does not read`);
+    this.file = file;
+  }
+}

@@ -1,9 +1,9 @@
-import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
-import type { Snapshot, SnapshotMeta } from '../raft/types.js';
-import { SnapshotCorruptError, SnapshotMissingError } from './errors.js';
+import type { ConfState, Snapshot, SnapshotMeta } from '../raft/types.js';
+import { crc32c } from '../wal/index.js';
+import { makeDurableDir, syncDir } from './durable-dir.js';
+import { SnapshotCorruptError, SnapshotMissingError, SnapshotVersionError } from './errors.js';
 
 /** Where snapshot bytes live; the WAL only records which one is current. */
 export interface SnapshotStore {
@@ -14,20 +14,55 @@ export interface SnapshotStore {
   prune(index: number): Promise<void>;
 }
 
-const MAGIC = Buffer.from('RLSNAP01');
-
-// A file is MAGIC, u32 meta length, meta (JSON), data, u32 CRC-32 of all before it.
+// A snapshot file (format 2):
+//
+//   0  8  magic "RLSNAP02"
+//   8  4  u32 meta length (at most MAX_META_BYTES)
+//  12  8  u64 data length
+//  20     meta: JSON { index, term, conf: { voters, learners } }
+//         data
+//  end 4  u32 CRC32C of every byte before it
+//
 // It is written to a temporary name, fsynced, renamed and the directory fsynced,
-// so a crash leaves either no file or a whole one.
+// so a crash leaves either no file or a whole one. Nothing read from it is used
+// before its lengths agree with the file's size, its meta has the right shape and
+// names the snapshot asked for, and the checksum of the whole file matches.
+const MAGIC = Buffer.from('RLSNAP02');
+const MAGIC_V1 = Buffer.from('RLSNAP01');
+const HEAD_BYTES = 20;
+const MAX_META_BYTES = 1024 * 1024;
+/** Reads and checksums go through a buffer this size: a snapshot is never held twice. */
+const CHUNK_BYTES = 1024 * 1024;
+
 function fileName(index: number, term: number): string {
   return `snap-${index.toString().padStart(16, '0')}-${term}.snap`;
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.every((id) => isCount(id) && id > 0);
+
+/** The meta of a snapshot file, or why it is not one. */
+function parseMeta(bytes: Buffer): SnapshotMeta | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return 'meta is not JSON';
+  }
+  if (typeof v !== 'object' || v === null) return 'meta is not an object';
+  const { index, term, conf } = v as Record<string, unknown>;
+  if (!isCount(index) || !isCount(term)) return 'meta index or term is not a non-negative integer';
+  if (typeof conf !== 'object' || conf === null) return 'meta has no configuration';
+  const { voters, learners } = conf as Record<string, unknown>;
+  if (!isIds(voters) || !isIds(learners)) return 'meta configuration is not two lists of node ids';
+  return { index, term, conf: { voters: [...voters], learners: [...learners] } satisfies ConfState };
 }
 
 export class FileSnapshotStore implements SnapshotStore {
   private constructor(private readonly dir: string) {}
 
   static async open(dir: string): Promise<FileSnapshotStore> {
-    await mkdir(dir, { recursive: true });
+    await makeDurableDir(dir);
     for (const name of await readdir(dir)) {
       if (name.endsWith('.tmp')) await unlink(join(dir, name)); // a save that never finished
     }
@@ -36,14 +71,15 @@ export class FileSnapshotStore implements SnapshotStore {
 
   async save(snapshot: Snapshot): Promise<void> {
     const meta = Buffer.from(JSON.stringify(snapshot.meta));
-    const head = Buffer.alloc(12);
+    const head = Buffer.alloc(HEAD_BYTES);
     MAGIC.copy(head, 0);
     head.writeUInt32LE(meta.length, 8);
+    head.writeBigUInt64LE(BigInt(snapshot.data.byteLength), 12);
     const body = [head, meta, snapshot.data];
     let crc = 0;
-    for (const part of body) crc = crc32(part, crc);
+    for (const part of body) crc = crc32c(part, crc);
     const tail = Buffer.alloc(4);
-    tail.writeUInt32LE(crc >>> 0, 0);
+    tail.writeUInt32LE(crc, 0);
     const name = fileName(snapshot.meta.index, snapshot.meta.term);
     const tmp = join(this.dir, `${name}.tmp`);
     const fh = await open(tmp, 'w');
@@ -54,27 +90,17 @@ export class FileSnapshotStore implements SnapshotStore {
       await fh.close();
     }
     await rename(tmp, join(this.dir, name));
-    syncDir(this.dir);
+    await syncDir(this.dir);
   }
 
   async load(index: number, term: number): Promise<Snapshot> {
-    const name = fileName(index, term);
-    let buf: Buffer;
-    try {
-      buf = await readFile(join(this.dir, name));
-    } catch (err) {
+    const file = join(this.dir, fileName(index, term));
+    const read = await readSnapshotFile(file, true).catch((err: unknown) => {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SnapshotMissingError(index, term, this.dir);
       throw err;
-    }
-    const file = join(this.dir, name);
-    if (buf.length < 16 || !buf.subarray(0, 8).equals(MAGIC)) throw new SnapshotCorruptError(file, 'bad header');
-    const stored = buf.readUInt32LE(buf.length - 4);
-    if ((crc32(buf.subarray(0, buf.length - 4)) >>> 0) !== stored) throw new SnapshotCorruptError(file, 'checksum mismatch');
-    const metaLen = buf.readUInt32LE(8);
-    if (12 + metaLen > buf.length - 4) throw new SnapshotCorruptError(file, 'meta length beyond the file');
-    const meta = JSON.parse(buf.subarray(12, 12 + metaLen).toString()) as SnapshotMeta;
-    if (meta.index !== index || meta.term !== term) throw new SnapshotCorruptError(file, `holds ${meta.index}/${meta.term}`);
-    return { meta, data: new Uint8Array(buf.buffer, buf.byteOffset + 12 + metaLen, buf.length - 16 - metaLen) };
+    });
+    if (read.meta.index !== index || read.meta.term !== term) throw new SnapshotCorruptError(file, `holds ${read.meta.index}/${read.meta.term}`);
+    return { meta: read.meta, data: read.data! };
   }
 
   async prune(index: number): Promise<void> {
@@ -86,16 +112,58 @@ export class FileSnapshotStore implements SnapshotStore {
         removed = true;
       }
     }
-    if (removed) syncDir(this.dir);
+    if (removed) await syncDir(this.dir);
   }
 }
 
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+/**
+ * Reads and checks a snapshot file in bounded chunks. With `keep`, the data is
+ * gathered into one buffer of exactly its size; without, it is only checksummed
+ * (`raftlog inspect` verifies a snapshot of any size this way).
+ */
+export async function readSnapshotFile(file: string, keep: boolean): Promise<{ meta: SnapshotMeta; dataBytes: number; data?: Uint8Array }> {
+  const fh = await open(file, 'r');
   try {
-    fsyncSync(fd);
+    const size = (await fh.stat()).size;
+    const bad = (why: string): SnapshotCorruptError => new SnapshotCorruptError(file, why);
+    const readAt = async (buf: Buffer, at: number): Promise<void> => {
+      for (let done = 0; done < buf.length; ) {
+        const { bytesRead } = await fh.read(buf, done, buf.length - done, at + done);
+        if (bytesRead === 0) throw bad('shorter than it says');
+        done += bytesRead;
+      }
+    };
+    if (size < HEAD_BYTES + 4) throw bad('too short for a header');
+    const head = Buffer.alloc(HEAD_BYTES);
+    await readAt(head, 0);
+    if (head.subarray(0, 8).equals(MAGIC_V1)) throw new SnapshotVersionError(file, 1);
+    if (!head.subarray(0, 8).equals(MAGIC)) throw bad('bad header');
+    const metaBytes = head.readUInt32LE(8);
+    const dataBytes = Number(head.readBigUInt64LE(12));
+    if (metaBytes > MAX_META_BYTES) throw bad(`meta of ${metaBytes} bytes is over ${MAX_META_BYTES}`);
+    if (!Number.isSafeInteger(dataBytes) || HEAD_BYTES + metaBytes + dataBytes + 4 !== size)
+      throw bad(`lengths (meta ${metaBytes}, data ${dataBytes}) do not add up to the file's ${size} bytes`);
+    const metaBuf = Buffer.alloc(metaBytes);
+    await readAt(metaBuf, HEAD_BYTES);
+    let crc = crc32c(metaBuf, crc32c(head));
+    const data = keep ? Buffer.alloc(dataBytes) : undefined;
+    const scratch = keep ? undefined : Buffer.alloc(Math.min(CHUNK_BYTES, dataBytes));
+    for (let at = 0; at < dataBytes; ) {
+      const n = Math.min(CHUNK_BYTES, dataBytes - at);
+      const chunk = data !== undefined ? data.subarray(at, at + n) : scratch!.subarray(0, n);
+      await readAt(chunk, HEAD_BYTES + metaBytes + at);
+      crc = crc32c(chunk, crc);
+      at += n;
+    }
+    const tail = Buffer.alloc(4);
+    await readAt(tail, size - 4);
+    if (crc !== tail.readUInt32LE(0)) throw bad('checksum mismatch');
+    // Only a checksummed meta is parsed: its shape is checked before anything uses it.
+    const meta = parseMeta(metaBuf);
+    if (typeof meta === 'string') throw bad(meta);
+    return { meta, dataBytes, data };
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
 }
 
