@@ -17,6 +17,7 @@ import {
   WalIoError,
   WalUnavailableError,
 } from './errors.js';
+import { checkNothingMissing } from './missing.js';
 import { Positions } from './positions.js';
 import {
   ENTRY_PREFIX,
@@ -758,27 +759,6 @@ export class Wal {
 
   // ---- replay ----
 
-  /**
-   * Replay checked every record it read; this checks that nothing it should have
-   * read is missing. Segment sequence numbers are contiguous (checked natively), and
-   * the first segment must start at or before the log's start (the entry after the
-   * latest snapshot marker, or 1). A lost LAST segment leaves a log that is whole as
-   * far as it goes (an older state of it) and cannot be told from the files alone.
-   */
-  private checkWhole(): void {
-    const first = this.segments[0];
-    if (first === undefined) return;
-    const start = (this.snap?.index ?? 0) + 1;
-    if (first.firstIndex > start || (this.snap === null && first.seq !== 1)) {
-      throw new WalCorruptError(
-        `segments are missing from ${this.dir}: the first one, ${first.name}, starts at index ${first.firstIndex} (sequence ${first.seq}), ` +
-          `but the log starts at ${start} (${this.snap === null ? 'no snapshot marker' : `snapshot marker at ${this.snap.index}`})`,
-        `${this.dir}/${first.name}`,
-        0,
-      );
-    }
-  }
-
   private replay(scan: NativeScan): void {
     for (const s of scan.segments) {
       const seg = { seq: s.seq, firstIndex: s.firstIndex, name: s.name, maxIndex: s.firstIndex - 1 };
@@ -842,7 +822,7 @@ export class Wal {
         }
       }
     }
-    this.checkWhole();
+    checkNothingMissing(this.dir, this.segments[0], this.snap?.index ?? null);
     this.cache.clear(p.last + 1);
     const last = scan.segments.at(-1);
     this.offset = last?.end ?? 0;

@@ -78,10 +78,10 @@ describe('snapshot files', () => {
     const { store, file } = await stored(data);
     const sizes: number[] = [];
     const alloc = Buffer.alloc;
-    vi.spyOn(Buffer, 'alloc').mockImplementation((n: number, ...rest: unknown[]) => {
+    vi.spyOn(Buffer, 'alloc').mockImplementation(((n: number, fill?: number) => {
       sizes.push(n);
-      return (alloc as (n: number, ...r: unknown[]) => Buffer)(n, ...rest);
-    });
+      return alloc(n, fill);
+    }) as typeof Buffer.alloc);
     await store.load(7, 3);
     const fileSize = readFileSync(file).length;
     expect(Math.max(...sizes)).toBe(data.length); // the data, once, exactly its size

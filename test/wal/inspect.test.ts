@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/inspect.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Wal } from '../../src/wal/index.js';
 import { cleanTempDirs, range, tempDir } from './helpers.js';
 
@@ -51,7 +52,46 @@ describe('raftlog inspect', () => {
     expect(r.err).toContain('offset 40');
   });
 
-  it('exits 2 when the directory does not exist', async () => {
+  it('exits 2 when the directory does not exist, and 1 when it holds no WAL', async () => {
     expect((await run([join(tempDir(), 'missing')])).code).toBe(2);
+    const empty = await run([tempDir()]);
+    expect(empty.code).toBe(1);
+    expect(empty.err).toMatch(/there is no WAL in/);
+  });
+
+  it('reports a missing first segment, which every checksum alone would not show', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, { segmentBytes: 8192 });
+    await wal.append(range(1, 201, 1));
+    await wal.close();
+    unlinkSync(join(dir, readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()[0]!));
+    const r = await run([dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/segments are missing/);
+  });
+
+  it("checks a node's data directory: the WAL and every snapshot file, the current one included", async () => {
+    const dataDir = tempDir();
+    const log = await ReplicatedLog.open({ dataDir, snapshotEvery: 50 });
+    for (let i = 0; i < 120; i++) await log.append(Uint8Array.of(i));
+    await log.close();
+    const ok = await run([dataDir]);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/every checksum verified/);
+    expect(ok.out).toMatch(/snapshots .*: 1 file\(s\)/);
+    expect(ok.out).toMatch(/snap-\d+-\d+\.snap {2}index \d+, term \d+, \d+ bytes, voters 1, checksum verified/);
+    // A damaged snapshot file, then a missing one: both are damage.
+    const snaps = join(dataDir, 'snapshots');
+    const file = join(snaps, readdirSync(snaps)[0]!);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1] ^= 1;
+    writeFileSync(file, bytes);
+    const damaged = await run([dataDir]);
+    expect(damaged.code).toBe(1);
+    expect(damaged.err).toMatch(/checksum mismatch/);
+    unlinkSync(file);
+    const missing = await run([dataDir]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/snapshot marker .* which is missing/);
   });
 });
