@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { FrameTooLargeError } from '../../src/transport/errors.js';
 import { backoffDelay } from '../../src/transport/backoff.js';
-import { seeded } from './helpers.js';
+import { seeded, testSeed } from './helpers.js';
 
 function drain(d: FrameDecoder): Buffer[] {
   const out: Buffer[] = [];
@@ -26,8 +26,7 @@ describe('FrameDecoder', () => {
   });
 
   it('decodes frames split at random points', () => {
-    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
-    console.log(`frame split seed ${seed} (replay: SEED=${seed})`);
+    const seed = testSeed('frame split');
     const random = seeded(seed);
     for (let round = 0; round < 50; round++) {
       const d = new FrameDecoder(4096);

@@ -41,4 +41,4 @@ export class Recorder implements TransportHandlers {
   }
 }
 
-export { seeded } from '../seeded.js';
+export { seeded, testSeed } from '../seeded.js';

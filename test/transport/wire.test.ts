@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EntryType, MessageType } from '../../src/raft/types.js';
 import { MalformedFrameError } from '../../src/transport/errors.js';
 import { decodeFrame, encodeChunk, encodeHello, encodeMessage, newPacker, newUnpacker } from '../../src/transport/wire.js';
-import { msg, seeded } from './helpers.js';
+import { msg, seeded, testSeed } from './helpers.js';
 
 describe('wire', () => {
   const p = newPacker();
@@ -23,8 +23,7 @@ describe('wire', () => {
   });
 
   it('throws only MalformedFrameError on random and mutated bytes (seeded fuzz)', () => {
-    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
-    console.log(`wire fuzz seed ${seed} (replay: SEED=${seed})`);
+    const seed = testSeed('wire fuzz');
     const random = seeded(seed);
     const u = newUnpacker();
     let rejected = 0;
