@@ -5,11 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_STEPS, SimFailure, Simulation, type SimOptions, type SimResult } from './simulation.js';
 import { InvariantViolation } from './checker.js';
+import { nextTurn } from '../setup/next-turn.js';
 
 const SEEDS = 500;
-
-/** One loop turn: a sweep that never yields starves the worker's RPC with the test runner. */
-const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function runSeeds(
   nodes: number,

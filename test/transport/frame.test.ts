@@ -3,6 +3,7 @@ import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { FrameTooLargeError } from '../../src/transport/errors.js';
 import { backoffDelay } from '../../src/transport/backoff.js';
 import { seeded, testSeed } from './helpers.js';
+import { nextTurn } from '../setup/next-turn.js';
 
 function drain(d: FrameDecoder): Buffer[] {
   const out: Buffer[] = [];
@@ -25,10 +26,11 @@ describe('FrameDecoder', () => {
     expect(d.pending).toBe(0);
   });
 
-  it('decodes frames split at random points', () => {
+  it('decodes frames split at random points', async () => {
     const seed = testSeed('frame split');
     const random = seeded(seed);
     for (let round = 0; round < 50; round++) {
+      await nextTurn();
       const d = new FrameDecoder(4096);
       const out: Buffer[] = [];
       let at = 0;
