@@ -1,7 +1,7 @@
 // Real processes: three `raftlog serve` nodes on loopback, spoken to over RESP.
 // The leader dies by SIGKILL; nothing it acknowledged may be lost.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RespClient } from '../kv/resp-client.js';
 import { freePorts, tempDir, waitFor } from './helpers.js';
@@ -24,11 +24,25 @@ function start(node: Node, dataDir: string, peers: string, listen: string): void
   node.proc = proc;
 }
 
+const execFileAsync = promisify(execFile);
+
+/** A node that stops answering must fail the test with a reason, not hang it until the test timeout. */
+async function within<T>(what: string, p: Promise<T>, ms = 15_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function role(port: number): Promise<string | null> {
   try {
-    const c = await RespClient.connect(port);
-    const info = (await c.call('INFO')) as string;
-    c.close();
+    const c = await within(`connect to ${port}`, RespClient.connect(port), 5_000);
+    const info = (await within(`INFO on ${port}`, c.call('INFO'), 5_000).finally(() => c.close())) as string;
     return /role:(\w+)/.exec(info)?.[1] ?? null;
   } catch {
     return null;
@@ -69,13 +83,13 @@ describe('a cluster of three processes', () => {
     const leader = await findLeader(nodes);
     const follower = nodes.find((n) => n !== leader)!;
     const acked = new Map<string, string>();
-    const writers = await Promise.all([leader, follower].map((n) => RespClient.connect(n.resp)));
+    const writers = await Promise.all([leader, follower].map((n) => within(`connect to node ${n.id}`, RespClient.connect(n.resp))));
     // Writes flow from two clients, one on a follower; the leader is killed in the middle of them.
     let killed = false;
     const writes = writers.map(async (c, w) => {
       for (let i = 0; i < 400; i++) {
         const key = `w${w}-${i}`;
-        const reply = await c.call('SET', key, `v${i}`).catch((e: Error) => e);
+        const reply = await within(`SET ${key}`, c.call('SET', key, `v${i}`)).catch((e: Error) => e);
         if (reply === 'OK') acked.set(key, `v${i}`);
         if (w === 0 && i === 150) {
           leader.proc!.kill('SIGKILL');
@@ -90,19 +104,19 @@ describe('a cluster of three processes', () => {
 
     const survivors = nodes.filter((n) => n !== leader);
     const next = await findLeader(survivors);
-    const reader = await RespClient.connect(next.resp);
-    for (const [k, v] of acked) expect(await reader.call('GET', k), k).toBe(v);
-    expect(await reader.call('SET', 'after', 'kill')).toBe('OK');
+    const reader = await within('connect to the new leader', RespClient.connect(next.resp));
+    for (const [k, v] of acked) expect(await within(`GET ${k}`, reader.call('GET', k)), k).toBe(v);
+    expect(await within('SET after', reader.call('SET', 'after', 'kill'))).toBe('OK');
     reader.close();
 
     // The killed node restarts from its WAL and catches up.
     leader.output = [];
     boot(leader);
     await waitFor('the restarted node to answer', () => leader.output.join('').includes('up:'), 20_000);
-    const back = await RespClient.connect(leader.resp);
-    expect(await back.call('GET', 'after')).toBe('kill');
+    const back = await within('connect to the restarted node', RespClient.connect(leader.resp));
+    expect(await within('GET after', back.call('GET', 'after'))).toBe('kill');
     const sample = [...acked].slice(-20);
-    for (const [k, v] of sample) expect(await back.call('GET', k)).toBe(v);
+    for (const [k, v] of sample) expect(await within(`GET ${k}`, back.call('GET', k))).toBe(v);
     back.close();
   });
 });
@@ -129,18 +143,23 @@ describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
     try {
       await waitFor('the cluster to elect a leader', () => /leader: node \d/.test(out), 30_000);
       // `raftlog cluster` serves RESP on --resp-port, +1 and +2 (free in practice next to a port the OS just handed out)
-      const cli = (port: number, ...args: string[]): string => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
-      expect(cli(ports[3]!, 'set', 'greeting', 'hello')).toBe('OK');
-      expect(cli(ports[3]!, 'get', 'greeting')).toBe('hello');
-      expect(cli(ports[3]!, 'incr', 'counter')).toBe('1');
-      expect(cli(ports[3]! + 1, 'get', 'greeting')).toBe('hello');
-      expect(cli(ports[3]! + 2, 'incr', 'counter')).toBe('2');
-      expect(cli(ports[3]!, 'info')).toMatch(/role:(leader|follower)/);
-      expect(cli(ports[3]!, 'raft.members').split('\n')).toHaveLength(3);
+      // Asynchronous and bounded: a synchronous call would block the worker's event loop for as long as redis-cli waits.
+      const cli = async (port: number, ...args: string[]): Promise<string> =>
+        (await execFileAsync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 15_000 })).stdout.trim();
+      expect(await cli(ports[3]!, 'set', 'greeting', 'hello')).toBe('OK');
+      expect(await cli(ports[3]!, 'get', 'greeting')).toBe('hello');
+      expect(await cli(ports[3]!, 'incr', 'counter')).toBe('1');
+      expect(await cli(ports[3]! + 1, 'get', 'greeting')).toBe('hello');
+      expect(await cli(ports[3]! + 2, 'incr', 'counter')).toBe('2');
+      expect(await cli(ports[3]!, 'info')).toMatch(/role:(leader|follower)/);
+      expect((await cli(ports[3]!, 'raft.members')).split('\n')).toHaveLength(3);
     } finally {
       const exited = new Promise((r) => cluster.once('exit', r));
       cluster.kill('SIGINT');
-      await exited;
+      await within('the cluster to stop on SIGINT', exited).catch((err: unknown) => {
+        cluster.kill('SIGKILL');
+        throw err;
+      });
       d.cleanup();
     }
     expect(out).toMatch(/cluster stopped/);

@@ -2,6 +2,7 @@
 // rule, leader completeness, and a seeded randomized run of the invariants.
 import { describe, expect, it } from 'vitest';
 import { Network, drain, msg, newNode, seeded, storageWithTerms } from './network.js';
+import { announceSeed, testSeeds } from '../seeded.js';
 import { MessageType, StateType } from '../../src/raft/types.js';
 
 describe('§5.4.1 election restriction', () => {
@@ -99,10 +100,10 @@ describe('§5.4.2 Figure 8: commit only entries of the current term by counting 
 });
 
 describe('§5.4 randomized safety (seeded)', () => {
-  const seeds = [1, 2, 3, 4, 5, 6, 7, 8];
+  const seeds = testSeeds([1, 2, 3, 4, 5, 6, 7, 8]);
   for (const seed of seeds) {
     it(`seed ${seed}: applied sequences agree under random partitions and drops`, () => {
-      console.log(`raft safety seed ${seed} (replay: it.only on this seed)`);
+      announceSeed(seed, 'raft safety');
       const rnd = seeded(seed);
       const ids = [1, 2, 3, 4, 5];
       const net = new Network(ids, { preVote: seed % 2 === 0, checkQuorum: seed % 3 === 0 }, seed);

@@ -97,13 +97,17 @@ describe('the simulator has teeth', () => {
   });
 });
 
-describe('regressions (bugs in /tmp/coord/log-bugs.md)', () => {
+describe('regressions: seeds that once broke the log', () => {
   // Each seed failed, with this version of the simulator, against the code before its fix:
-  //   bugs 1+2 (RAFT_COMPACTED thrown out of a deferred flush while a local snapshot was installed): seed 3, at d509c32^
-  //   bug 3 (an append overtook writes queued behind a snapshot install: WAL_GAP): seed 11, at 1cb404a^
-  //   bug 4 (entries() yielded a deposed leader's uncommitted entries after a snapshot arrived): seed 152, at bd969fc^
+  //   seed 3, before d509c32: a deferred flush threw RAFT_COMPACTED while a local snapshot was being installed:
+  //     the WAL's first index moved before raft saw the snapshot, so raft asked for the term just below it.
+  //   seed 11, before 1cb404a: an append overtook writes still queued behind a snapshot install, so the WAL
+  //     refused it with WAL_GAP.
+  //   seed 152, before bd969fc: entries() yielded a deposed leader's uncommitted entries after a snapshot arrived
+  //     (it read at or below the restored snapshot, where storage may still hold a discarded suffix).
   // A change to how the simulator draws random numbers remaps seeds: re-check these against those commits
-  // (git archive <commit> src | tar -x -C /tmp/old; copy test/sim-log and test/sim next to it; run the CLI there).
+  // (extract `git archive <commit>^ src` into a scratch directory, copy test/sim-log and test/sim next to it,
+  // and run `npx tsx test/sim-log/cli.ts --seed <seed> --nodes 3` there).
   for (const seed of [3, 11, 152]) {
     it(`seed ${seed}, 3 nodes`, async () => {
       const r = await runSimulation({ seed, nodes: 3 });

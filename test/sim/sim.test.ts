@@ -5,18 +5,20 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_STEPS, SimFailure, Simulation, type SimOptions, type SimResult } from './simulation.js';
 import { InvariantViolation } from './checker.js';
+import { nextTurn } from '../setup/next-turn.js';
 
 const SEEDS = 500;
 
-function runSeeds(
+async function runSeeds(
   nodes: number,
   seeds: number,
   extra: Pick<SimOptions, 'mutation' | 'lease'> = {},
-): { failures: SimFailure[]; commits: number; totals: Omit<SimResult, 'recoveryTicks'> } {
+): Promise<{ failures: SimFailure[]; commits: number; totals: Omit<SimResult, 'recoveryTicks'> }> {
   const failures: SimFailure[] = [];
   let commits = 0;
   const totals = { steps: 0, time: 0, commitIndex: 0, leaderChanges: 0, crashes: 0, snapshotsSent: 0, confChangesApplied: 0, partitions: 0, malformedRefused: 0 };
   for (let seed = 1; seed <= seeds && failures.length < 5; seed++) {
+    await nextTurn();
     try {
       const r = new Simulation({ nodes, seed, steps: DEFAULT_STEPS, ...extra }).run();
       commits += r.commitIndex;
@@ -31,8 +33,8 @@ function runSeeds(
 
 describe('seeded simulation', () => {
   for (const nodes of [3, 5]) {
-    it(`${nodes} nodes keep every invariant over ${SEEDS} seeds of faults, then make progress`, () => {
-      const { failures, commits, totals } = runSeeds(nodes, SEEDS);
+    it(`${nodes} nodes keep every invariant over ${SEEDS} seeds of faults, then make progress`, async () => {
+      const { failures, commits, totals } = await runSeeds(nodes, SEEDS);
       for (const f of failures) console.error(f.message);
       expect(failures.map((f) => f.message)).toEqual([]);
       // The faults must leave room for real work, or the safety checks prove little.
@@ -48,25 +50,27 @@ describe('seeded simulation', () => {
   }
 
   for (const nodes of [3, 5]) {
-    it(`${nodes} nodes serving reads by lease stay linearizable over 150 seeds`, () => {
-      const { failures } = runSeeds(nodes, 150, { lease: true });
+    it(`${nodes} nodes serving reads by lease stay linearizable over 150 seeds`, async () => {
+      const { failures } = await runSeeds(nodes, 150, { lease: true });
       for (const f of failures) console.error(f.message);
       expect(failures.map((f) => f.message)).toEqual([]);
     }, 120_000);
   }
 
-  it('the same seed replays the same run', () => {
+  it('the same seed replays the same run', async () => {
     const a = new Simulation({ nodes: 5, seed: 4242, steps: 3000 }).run();
+    await nextTurn();
     const b = new Simulation({ nodes: 5, seed: 4242, steps: 3000 }).run();
     expect(b).toEqual(a);
+    await nextTurn();
     const c = new Simulation({ nodes: 5, seed: 4243, steps: 3000 }).run();
     expect(c).not.toEqual(a);
   });
 });
 
 describe('the simulation catches a broken driver', () => {
-  it('acknowledging before the write is durable breaks commit durability at once', () => {
-    const { failures } = runSeeds(3, 3, { mutation: 'ack-before-persist' });
+  it('acknowledging before the write is durable breaks commit durability at once', async () => {
+    const { failures } = await runSeeds(3, 3, { mutation: 'ack-before-persist' });
     expect(failures).toHaveLength(3);
     for (const f of failures) {
       expect(f.cause).toBeInstanceOf(InvariantViolation);
@@ -75,8 +79,8 @@ describe('the simulation catches a broken driver', () => {
     }
   });
 
-  it('a disk that loses acknowledged entries on a crash is caught', () => {
-    const { failures } = runSeeds(3, 60, { mutation: 'lying-disk' });
+  it('a disk that loses acknowledged entries on a crash is caught', async () => {
+    const { failures } = await runSeeds(3, 60, { mutation: 'lying-disk' });
     expect(failures.length).toBeGreaterThan(0);
     const invariants = failures.map((f) => (f.cause instanceof InvariantViolation ? f.cause.invariant : String(f.cause)));
     expect(invariants.some((i) => i === 'commit-durable-on-majority' || i === 'leader-completeness' || i === 'log-matching')).toBe(true);

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { FrameTooLargeError } from '../../src/transport/errors.js';
 import { backoffDelay } from '../../src/transport/backoff.js';
-import { seeded } from './helpers.js';
+import { seeded, testSeed } from './helpers.js';
+import { nextTurn } from '../setup/next-turn.js';
 
 function drain(d: FrameDecoder): Buffer[] {
   const out: Buffer[] = [];
@@ -25,11 +26,11 @@ describe('FrameDecoder', () => {
     expect(d.pending).toBe(0);
   });
 
-  it('decodes frames split at random points', () => {
-    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
-    console.log(`frame split seed ${seed} (replay: SEED=${seed})`);
+  it('decodes frames split at random points', async () => {
+    const seed = testSeed('frame split');
     const random = seeded(seed);
     for (let round = 0; round < 50; round++) {
+      await nextTurn();
       const d = new FrameDecoder(4096);
       const out: Buffer[] = [];
       let at = 0;

@@ -15,6 +15,19 @@ export async function until(cond: () => boolean, what: string, ms = 10_000): Pro
   }
 }
 
+/** Waits for `p`, but fails with `what` after `ms`: a regression must not hang until the test timeout. */
+export async function within<T>(what: string, p: Promise<T>, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export { RecordingLogger as LogCapture } from '../recording-logger.js';
 
 /** Handlers that record everything they are told. */
@@ -33,4 +46,4 @@ export class Recorder implements TransportHandlers {
   }
 }
 
-export { seeded } from '../seeded.js';
+export { seeded, testSeed } from '../seeded.js';

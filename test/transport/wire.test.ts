@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { EntryType, MessageType } from '../../src/raft/types.js';
 import { MalformedFrameError } from '../../src/transport/errors.js';
 import { decodeFrame, encodeChunk, encodeHello, encodeMessage, newPacker, newUnpacker } from '../../src/transport/wire.js';
-import { msg, seeded } from './helpers.js';
+import { msg, seeded, testSeed } from './helpers.js';
+import { nextTurn } from '../setup/next-turn.js';
 
 describe('wire', () => {
   const p = newPacker();
@@ -22,13 +23,13 @@ describe('wire', () => {
     expect(decodeFrame(u, Buffer.from(encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7101')))).toEqual({ kind: 'hello', version: 1, clusterId: 'cluster', from: 1, to: 2, address: '127.0.0.1:7101' });
   });
 
-  it('throws only MalformedFrameError on random and mutated bytes (seeded fuzz)', () => {
-    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
-    console.log(`wire fuzz seed ${seed} (replay: SEED=${seed})`);
+  it('throws only MalformedFrameError on random and mutated bytes (seeded fuzz)', async () => {
+    const seed = testSeed('wire fuzz');
     const random = seeded(seed);
     const u = newUnpacker();
     let rejected = 0;
     for (let i = 0; i < 5_000; i++) {
+      if (i % 500 === 0) await nextTurn();
       let bytes: Buffer;
       if (i % 2 === 0) {
         bytes = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256)));
