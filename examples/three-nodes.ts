@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { ReplicatedLog, type LogEntry, type StateMachine } from 'raftlog';
+import { LogError, ReplicatedLog, type AppendResult, type LogEntry, type StateMachine } from 'raftlog';
 
 class Journal implements StateMachine<number> {
   readonly lines: string[] = [];
@@ -28,6 +28,22 @@ async function freePorts(): Promise<number[]> {
   return ports;
 }
 
+/**
+ * NO_LEADER and APPEND_NOT_COMMITTED promise the record was not committed: safe to
+ * append again (here on the same node, once an election has had time to finish).
+ * APPEND_OUTCOME_UNKNOWN would need a read first; everything else is a real error.
+ */
+async function appendSurely(log: ReplicatedLog<number>, data: Uint8Array): Promise<AppendResult<number>> {
+  for (;;) {
+    try {
+      return await log.append(data);
+    } catch (err) {
+      if (!(err instanceof LogError) || (err.code !== 'NO_LEADER' && err.code !== 'APPEND_NOT_COMMITTED')) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 const base = process.argv[2] ?? './three-nodes-data';
 const ports = await freePorts();
 const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
@@ -40,8 +56,8 @@ const nodes = await Promise.all(
   }),
 );
 
-await nodes[0]!.append(new TextEncoder().encode('hello from node 1'));
-await nodes[2]!.append(new TextEncoder().encode('hello from node 3')); // a follower forwards it to the leader
+await appendSurely(nodes[0]!, new TextEncoder().encode('hello from node 1'));
+await appendSurely(nodes[2]!, new TextEncoder().encode('hello from node 3')); // a follower forwards it to the leader
 for (const n of nodes) await n.barrier(); // each node has applied everything committed so far
 console.log(`leader ${nodes[0]!.status().lead}; every node applied: ${journals.every((j) => j.lines.join('|') === journals[0]!.lines.join('|'))}; ${journals[0]!.lines.join(', ')}`);
 await Promise.all(nodes.map((n) => n.close()));

@@ -1,6 +1,9 @@
 // Every program in examples/ runs as written (importing 'raftlog', which resolves
 // to this package through its exports map) and prints what it promises.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,31 +16,31 @@ afterEach(() => {
   for (const t of temps.splice(0)) rmSync(t, { recursive: true, force: true });
 });
 
-function run(example: string, dir: string): string {
-  return execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'examples', example), dir], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+async function run(example: string, dir: string): Promise<string> {
+  return (await exec(process.execPath, ['--import', 'tsx', join(ROOT, 'examples', example), dir], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })).stdout;
 }
 
 describe('examples', () => {
-  it('counter: the total survives a restart', () => {
+  it('counter: the total survives a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'raftlog-example-'));
     temps.push(dir);
-    expect(run('counter.ts', dir).trim()).toBe('total was 0, now 5');
-    expect(run('counter.ts', dir).trim()).toBe('total was 5, now 10');
+    expect((await run('counter.ts', dir)).trim()).toBe('total was 0, now 5');
+    expect((await run('counter.ts', dir)).trim()).toBe('total was 5, now 10');
   });
 
-  it('snapshots: a reopen restores the latest snapshot and replays the rest', () => {
+  it('snapshots: a reopen restores the latest snapshot and replays the rest', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'raftlog-example-'));
     temps.push(dir);
-    const out = run('snapshots.ts', dir).trim();
+    const out = (await run('snapshots.ts', dir)).trim();
     const m = /^keys 49, key49=v249, restored from a snapshot at (\d+), WAL from (\d+)$/.exec(out);
     expect(m, out).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThanOrEqual(200);
     expect(Number(m![2])).toBeGreaterThan(1); // the WAL below the snapshot was released
   });
 
-  it('three nodes: appends on the leader and on a follower are applied everywhere in one order', () => {
+  it('three nodes: appends on the leader and on a follower are applied everywhere in one order', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'raftlog-example-'));
     temps.push(dir);
-    expect(run('three-nodes.ts', dir).trim()).toMatch(/^leader [123]; every node applied: true; hello from node 1, hello from node 3$/);
+    expect((await run('three-nodes.ts', dir)).trim()).toMatch(/^leader [123]; every node applied: true; hello from node 1, hello from node 3$/);
   });
 });

@@ -141,8 +141,9 @@ export class ReplicatedLog<R = unknown> {
   private readonly changeListeners = new Set<() => void>();
   private barrierSeq = 0;
   private ticks = 0;
-  /** Ticks since this node last knew a leader. */
+  /** Ticks since this node last knew a leader (counted once it has known one, or campaigned). */
   private leaderlessTicks = 0;
+  private hadLeader = false;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. */
   private snapshotFloor = 0;
   private snapshotForNewMember = false;
@@ -457,8 +458,10 @@ export class ReplicatedLog<R = unknown> {
   private tick(): void {
     if (this.closed) return;
     this.node.tick();
+    // The clock starts once this node has known a leader or has campaigned itself: a
+    // cluster that is starting up is holding an ordinary election, not cut off.
     if (this.lead !== 0) this.leaderlessTicks = 0;
-    else if (++this.leaderlessTicks === 2 * this.opts.electionTicks) this.failLeaderless();
+    else if ((this.hadLeader || this.role !== StateType.StateFollower) && ++this.leaderlessTicks === 2 * this.opts.electionTicks) this.failLeaderless();
     // A ReadIndex request or its answer may have been lost: ask again now and then.
     if (++this.ticks % this.opts.electionTicks === 0) for (const key of this.reads.keys()) this.requestRead(key);
     this.pump();
@@ -540,6 +543,7 @@ export class ReplicatedLog<R = unknown> {
     const oldLead = this.lead;
     this.role = ss.state;
     this.lead = ss.lead;
+    if (ss.lead !== 0) this.hadLeader = true;
     if ((wasLeader && ss.state !== StateType.StateLeader) || (oldLead !== 0 && ss.lead !== oldLead)) {
       this.proposals.leaderLost(`leader ${oldLead} was lost before the record was known to commit`);
       for (const [index, c] of this.confPending) {

@@ -1,7 +1,10 @@
 // The package as its users load it: through package.json's exports map, from
 // CommonJS and from ESM, and type-checked by TypeScript under the two module
 // resolutions projects use. The project links to this checkout's built dist/.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let project: string;
 
-function run(file: string, args: string[] = []): string {
-  return execFileSync(process.execPath, [...args, file], { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+async function run(file: string, args: string[] = []): Promise<string> {
+  return (await exec(process.execPath, [...args, file], { cwd: project, encoding: 'utf8', timeout: 60_000 })).stdout;
 }
 
 beforeAll(() => {
@@ -28,7 +31,7 @@ afterAll(() => {
 });
 
 describe('consumers of the package', () => {
-  it('a CommonJS project requires it and appends', () => {
+  it('a CommonJS project requires it and appends', async () => {
     writeFileSync(
       join(project, 'main.js'),
       `const { ReplicatedLog, WalCorruptError } = require('raftlog');
@@ -41,10 +44,10 @@ const { RawNode } = require('raftlog/raft');
 })();
 `,
     );
-    expect(run('main.js').trim()).toBe('function function true');
+    expect((await run('main.js')).trim()).toBe('function function true');
   });
 
-  it('an ES module imports it and its subpaths; the root exports the product, not the internals', () => {
+  it('an ES module imports it and its subpaths; the root exports the product, not the internals', async () => {
     writeFileSync(
       join(project, 'main.mjs'),
       `import * as root from 'raftlog';
@@ -58,11 +61,11 @@ console.log(JSON.stringify({
 }));
 `,
     );
-    expect(JSON.parse(run('main.mjs'))).toEqual({ product: true, internals: [], subpaths: true });
+    expect(JSON.parse(await run('main.mjs'))).toEqual({ product: true, internals: [], subpaths: true });
   });
 
   for (const resolution of ['node16', 'bundler'] as const) {
-    it(`TypeScript type-checks a consumer with moduleResolution ${resolution}`, () => {
+    it(`TypeScript type-checks a consumer with moduleResolution ${resolution}`, async () => {
       const dir = join(project, `ts-${resolution}`);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
@@ -102,7 +105,7 @@ export async function main(): Promise<number> {
 }
 `,
       );
-      execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], { encoding: 'utf8' });
+      await exec(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], { encoding: 'utf8', timeout: 60_000 });
     }, 60_000);
   }
 });

@@ -1,7 +1,10 @@
 // The packed tarball installs into a fresh project on a machine without a C++
 // compiler (CC and CXX fail), because it carries a prebuilt N-API binary for
 // this platform, and the README's embedding example runs from it.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +17,7 @@ afterAll(() => {
   for (const t of temps) rmSync(t, { recursive: true, force: true });
 });
 
-it('npm pack, then install with no compiler, then embed', () => {
+it('npm pack, then install with no compiler, then embed', async () => {
   const out = mkdtempSync(join(tmpdir(), 'raftlog-pack-'));
   const project = mkdtempSync(join(tmpdir(), 'raftlog-install-'));
   // Packed from a copy: prepack rebuilds the addon, and other tests load this checkout's build/ meanwhile.
@@ -25,15 +28,15 @@ it('npm pack, then install with no compiler, then embed', () => {
   }
   symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
   // prepack compiles dist/ and the prebuild for this platform.
-  execFileSync('npm', ['pack', '--pack-destination', out], { cwd: copy, stdio: 'pipe' });
+  await exec('npm', ['pack', '--pack-destination', out], { cwd: copy, timeout: 240_000 });
   const tarball = readdirSync(out).find((f) => f.endsWith('.tgz'));
   expect(tarball).toBeDefined();
-  const listing = execFileSync('tar', ['-tzf', join(out, tarball!)], { encoding: 'utf8' });
+  const { stdout: listing } = await exec('tar', ['-tzf', join(out, tarball!)], { encoding: 'utf8' });
   expect(listing).toMatch(new RegExp(`package/prebuilds/${process.platform}-${process.arch}/raftlog\\.node`));
 
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
   const env = { ...process.env, CC: 'false', CXX: 'false' };
-  execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(out, tarball!)], { cwd: project, env, stdio: 'pipe' });
+  await exec('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(out, tarball!)], { cwd: project, env, timeout: 240_000 });
 
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const example = /## Embedding\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
@@ -41,7 +44,7 @@ it('npm pack, then install with no compiler, then embed', () => {
   // TypeScript's annotations aside, the example is plain JavaScript.
   const js = example!.replace(/implements StateMachine<number> /, '').replace(/import \{ ReplicatedLog, type LogEntry, type StateMachine \}/, 'import { ReplicatedLog }').replace(/\(e: LogEntry\)/, '(e)').replace(/\(bytes: Uint8Array\)/, '(bytes)').replace(/!/g, '');
   writeFileSync(join(project, 'example.mjs'), js);
-  const printed = execFileSync(process.execPath, ['example.mjs'], { cwd: project, env, encoding: 'utf8' });
+  const { stdout: printed } = await exec(process.execPath, ['example.mjs'], { cwd: project, env, encoding: 'utf8', timeout: 60_000 });
   const promised = /console\.log\(index, term, result\); \/\/ (\d+ \d+ \d+)/.exec(example!)?.[1];
   expect(printed.trim()).toBe(promised);
   // It loaded the prebuilt binary, not a compiled one: there is nothing to have compiled it with.

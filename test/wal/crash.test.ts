@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Wal } from '../../src/wal/index.js';
 import { cleanTempDirs, payload, tempDir } from './helpers.js';
+import { testSeed } from '../seeded.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const KILLS = Number(process.env.WAL_CRASH_KILLS ?? 20);
@@ -138,8 +139,7 @@ function explain(before: LogShape, run: Run, after: LogShape): string {
 
 describe('crash safety', () => {
   it(`keeps every acknowledged write, overwrites included, across ${KILLS} SIGKILLs`, async () => {
-    const seed = Number(process.env.WAL_SEED ?? Date.now() % 1_000_000);
-    console.log(`crash test seed ${seed} (replay with WAL_SEED=${seed}; kill count WAL_CRASH_KILLS=${KILLS})`);
+    const seed = testSeed(`crash test (kill count WAL_CRASH_KILLS=${KILLS})`);
     let x = seed || 1;
     const rand = (n: number): number => {
       x = (x * 1103515245 + 12345) % 2147483648;

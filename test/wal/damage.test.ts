@@ -1,6 +1,5 @@
 // What the WAL does with damaged files: a torn tail is cut off (it was never
 // acknowledged), anything else is corruption that names the file and offset.
-import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { addon } from '../../src/wal/addon.js';
 import { Wal, WalCorruptError } from '../../src/wal/index.js';
 import { cleanTempDirs, entry, plain, range, tempDir } from './helpers.js';
+import { seeded, testSeed } from '../seeded.js';
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 const SMALL = { segmentBytes: 8192 };
@@ -45,7 +45,8 @@ function lastEntryOf(file: string): { offset: number; bytes: number; length: num
 describe('CRC32C', () => {
   it('matches the crc-32 package (hardware and software paths, any alignment)', () => {
     const native = addon();
-    const data = randomBytes(70_000);
+    const random = seeded(testSeed('CRC32C'));
+    const data = Buffer.from(Uint8Array.from({ length: 70_000 }, () => Math.floor(random() * 256)));
     for (const [start, len] of [[0, 0], [0, 1], [1, 7], [3, 8], [5, 63], [0, 4096], [7, 65_537]] as const) {
       const slice = data.subarray(start, start + len);
       const want = crc32c.buf(slice) >>> 0;
@@ -116,7 +117,8 @@ describe('torn tail', () => {
     const file = segments(dir).at(-1)!;
     const buf = readFileSync(file);
     const last = lastEntryOf(file);
-    randomBytes(last.bytes + 40).copy(buf, last.offset + 5);
+    const random = seeded(testSeed('garbage tail'));
+    buf.set(Uint8Array.from({ length: last.bytes + 40 }, () => Math.floor(random() * 256)), last.offset + 5);
     writeFileSync(file, buf);
     wal = await Wal.open(dir, SMALL);
     expect(wal.lastIndex).toBe(9);
@@ -138,8 +140,7 @@ describe('corruption', () => {
     await wal.close();
     const files = segments(dir);
     expect(files.length).toBeGreaterThan(3);
-    const seed = Number(process.env.WAL_SEED ?? Date.now() % 100000);
-    console.log(`corruption test seed ${seed} (replay with WAL_SEED=${seed})`);
+    const seed = testSeed('corruption test');
     let x = seed;
     const rand = (n: number): number => {
       x = (x * 1103515245 + 12345) % 2147483648;

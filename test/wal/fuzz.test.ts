@@ -2,17 +2,17 @@
 // segments, everything acknowledged by a clean close). Each copy either opens as
 // a prefix of what was written that keeps every entry the damage did not touch,
 // or fails with a coded WalError; nothing else is thrown, nothing crashes or
-// hangs. `FUZZ_SEED=N` replays a run; `FUZZ=long` tries every 8-aligned offset
-// of the last segment for every kind of byte damage.
+// hangs. The seed comes from test/seeded.ts (printed; TEST_SEED=N replays it);
+// `FUZZ=long` tries every 8-aligned offset of the last segment for every kind
+// of byte damage.
 import { cpSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Wal, WalError, type WalEntry } from '../../src/wal/index.js';
-import { seeded } from '../seeded.js';
+import { seeded, testSeed } from '../seeded.js';
 import { cleanTempDirs, entry, plain, tempDir } from './helpers.js';
 
 const OPTIONS = { segmentBytes: 16 * 1024 };
-const SEED = Number(process.env['FUZZ_SEED'] ?? 7_2026);
 const LONG = process.env['FUZZ'] === 'long';
 const CASES = 300;
 
@@ -28,6 +28,7 @@ let expected: Map<number, WalEntry>;
 let placed: Placed[];
 let files: string[];
 let firstIndex: number;
+let SEED: number;
 
 /** Entries as the framing places them in each segment file. */
 function placements(dir: string): Placed[] {
@@ -44,6 +45,7 @@ function placements(dir: string): Placed[] {
 }
 
 beforeAll(async () => {
+  SEED = testSeed('WAL fuzz');
   base = tempDir();
   const wal = await Wal.open(base, OPTIONS);
   const random = seeded(SEED ^ 0x5eed);
@@ -167,7 +169,7 @@ function sampled(): Damage[] {
   return out;
 }
 
-describe(`WAL fuzz (seed ${SEED}; replay with FUZZ_SEED=${SEED}${LONG ? ', FUZZ=long' : ''})`, () => {
+describe(`WAL fuzz${LONG ? ' (FUZZ=long)' : ''}`, () => {
   it('every damaged copy opens as an intact prefix or fails with a coded error', async () => {
     const work = tempDir();
     const outcomes = { opened: 0, refused: new Map<string, number>() };

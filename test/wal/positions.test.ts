@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Positions } from '../../src/wal/positions.js';
+import { testSeed } from '../seeded.js';
 
 describe('Positions', () => {
   it('matches a plain array model under random pushes, truncations, resets and drops across chunks', () => {
-    const seed = Number(process.env.WAL_SEED ?? Date.now() % 100000);
-    console.log(`positions test seed ${seed} (replay with WAL_SEED=${seed})`);
+    const seed = testSeed('positions test');
     let x = seed || 1;
     const rand = (n: number): number => {
       x = (x * 1103515245 + 12345) % 2147483648;
