@@ -1,0 +1,65 @@
+// A real disk failure under a real node (the faultfs library fails the WAL's
+// fdatasync): open always settles, a running node stops visibly, and the same
+// process can close and reopen the directory with every acknowledged record.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runWithFaults } from '../fault/run-with-faults.js';
+import { RespClient } from '../kv/resp-client.js';
+import { freePorts } from './helpers.js';
+
+const CHILD = new URL('./fatal-child.ts', import.meta.url).pathname;
+const temps: string[] = [];
+afterEach(() => {
+  for (const t of temps.splice(0)) rmSync(t, { recursive: true, force: true });
+});
+
+async function run(rules: Parameters<typeof runWithFaults>[2]['rules'], appends: number): Promise<Record<string, unknown>> {
+  const root = mkdtempSync(join(tmpdir(), 'raftlog-fatal-'));
+  temps.push(root);
+  const r = await runWithFaults(CHILD, [join(root, 'data'), String(appends)], { root, rules, log: join(root, 'ops.log') });
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+describe('a node on a failing disk', () => {
+  it('an open whose first fdatasync fails rejects with a code (it never hangs)', async () => {
+    const out = await run([{ op: 'fdatasync', glob: '*.wal', errno: 'EIO', times: 0 }], 5);
+    expect(out).toEqual({ open: 'LOG_FATAL' });
+  });
+
+  it('an fdatasync that fails later stops the node: LOG_FATAL, role fatal; close and reopen keep every acknowledged record', async () => {
+    const out = await run([{ op: 'fdatasync', glob: '*.wal', after: 8, times: 1, errno: 'EIO' }], 40);
+    expect(out).toMatchObject({ open: 'ok', failure: 'LOG_FATAL', role: 'fatal', fatal: 'LOG_FATAL', reopened: true });
+    expect(out['acked']).toBeGreaterThan(0);
+  });
+
+  it('raftlog serve exits 1 when its node stops, so a supervisor restarts it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'raftlog-fatal-'));
+    temps.push(root);
+    const [port] = await freePorts(1);
+    const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+    const running = runWithFaults(main, ['serve', '--id', '1', '--data', join(root, 'data'), '--resp', `127.0.0.1:${port}`], {
+      root,
+      rules: [{ op: 'fdatasync', glob: '*.wal', after: 10, times: 0, errno: 'EIO' }],
+      log: join(root, 'ops.log'),
+    });
+    let client: RespClient | undefined;
+    for (let tries = 0; client === undefined && tries < 200; tries++) {
+      client = await RespClient.connect(port!).catch(async () => {
+        await new Promise((r) => setTimeout(r, 50));
+        return undefined;
+      });
+    }
+    expect(client).toBeDefined();
+    // Writes until the node stops answering (its disk fails after a few syncs).
+    for (let i = 0; i < 100; i++) {
+      const reply = await Promise.race([client!.call('SET', `k${i}`, 'v').catch((e: Error) => e), running.then(() => 'exited')]);
+      if (reply === 'exited' || reply instanceof Error) break;
+    }
+    const r = await running;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/node 1 stopped: LOG_FATAL/);
+  });
+});
