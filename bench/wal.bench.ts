@@ -340,7 +340,7 @@ export default async function walBench(args: string[]): Promise<void> {
   console.log(`load average (1 min) before / after: ${fmt(loadBefore[0]!, 2)} / ${fmt(loadAfter[0]!, 2)} on ${cpus().length} CPUs\n`);
   console.log(lines.join('\n'));
 
-  // The issue's targets.
+  // The WAL's performance goals.
   const walRows = rows.filter((r) => r.writer === 'wal');
   const big = walRows.filter((r) => r.size === 1024 && r.inflight === 256);
   const bestBig = big.reduce<Row | undefined>((a, r) => (a === undefined || r.payloadMBps > a.payloadMBps ? r : a), undefined);
