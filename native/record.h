@@ -14,10 +14,10 @@
 // An all-zero header is the end of the records in a segment: segments are
 // preallocated full of zeros, so the first unwritten byte reads as "end".
 //
-// Every write job ends with a marker record: the records since the previous
-// marker (or the segment's start) are closed by it, with their count and a
-// CRC32C over their CRC fields. A marker that is intact after damaged bytes
-// proves the damage hit data that was written, and synced, before it.
+// Every write job ends with a marker record naming its group: where the writer
+// last synced, and the count and CRC32C of the CRC fields of the records since.
+// An intact marker of a group that began after some damaged bytes proves those
+// bytes had been synced; a clean close adds one, a seal.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +38,7 @@ enum Kind : uint8_t {
   kKindEntry = 2,      // payload: index u64, term u64, data
   kKindHardState = 3,  // payload: term u64, vote u64, commit u64
   kKindSnapshot = 4,   // payload: index u64, term u64, meta
-  kKindMarker = 5,     // payload: start offset u64, records u32, crc32c of their CRC fields u32
+  kKindMarker = 5,     // payload: group start offset u64, records u32, crc32c of their CRC fields u32
 };
 
 constexpr uint8_t kSnapshotDiscardLog = 1;

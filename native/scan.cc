@@ -57,22 +57,24 @@ const char* CheckRecord(const uint8_t* p, size_t size, size_t off) {
 
 enum class Search { kNone, kFound, kTooCostly };
 
-// Is there an intact marker anywhere after `from`? Every write job ends with
-// one, and the writer starts a job only after the one before it was written, so
-// an intact marker after damaged bytes means the damage is in data that was
-// written before it: not a write the crash interrupted. Only markers are looked
-// for (their header is exact and a candidate costs a 28-byte checksum, at most
-// one per 16 bytes), and the checksummed bytes are capped at twice the file
-// size, so crafted bytes cannot make this slow; past the cap the answer is
-// kTooCostly, which the caller treats as corruption.
-Search MarkerAfter(const uint8_t* p, size_t size, size_t from, uint64_t* budget) {
-  for (size_t off = Align8(from + 1); off + kMarkerBytes <= size; off += 8) {
+// Was the data at `damage` synced before something else was written? A marker
+// names where its group began: the offset of the writer's last sync. The writer
+// writes a group only after the group before it was synced, so an intact marker
+// after the damage whose group began after the damage proves the damaged bytes
+// were synced (and acknowledged): corruption. A marker of the damaged group
+// itself proves nothing: an unsynced group's pages reach the disk in any order.
+// Only markers are looked for (their header is exact and a candidate costs a
+// 28-byte checksum, at most one per 16 bytes), and the checksummed bytes are
+// capped at twice the file size, so crafted bytes cannot make this slow; past
+// the cap the answer is kTooCostly, which the caller treats as corruption.
+Search SyncedAfter(const uint8_t* p, size_t size, size_t damage, uint64_t* budget) {
+  for (size_t off = Align8(damage + 1); off + kMarkerBytes <= size; off += 8) {
     const uint8_t* h = p + off;
     if (h[8] != kKindMarker || Load32(h + 4) != kMarkerPayload || h[9] != 0 || h[10] != 0 || h[11] != 0 || Load32(h + 12) != 0)
       continue;
     if (*budget < kMarkerBytes - 4) return Search::kTooCostly;
     *budget -= kMarkerBytes - 4;
-    if (Crc32c(h + 4, kMarkerBytes - 4) == Load32(h)) return Search::kFound;
+    if (Crc32c(h + 4, kMarkerBytes - 4) == Load32(h) && Load64(h + kHeaderBytes) > damage) return Search::kFound;
   }
   return Search::kNone;
 }
@@ -146,7 +148,10 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     size_t off = 0;
     const char* damage = nullptr;
     size_t recordsBefore = out.records.size();
-    MarkState mark;
+    // The open group (records since the writer's last sync, which always falls at the
+    // segment's start or just after a marker) and the records since the last marker,
+    // where the next group starts if the writer synced there.
+    MarkState group, sinceMarker;
     while (off < m.size) {
       if (AllZero(p + off, std::min<size_t>(kHeaderBytes, m.size - off))) {
         if (off == 0) {
@@ -174,7 +179,11 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
           break;
         }
       } else if (kind == kKindMarker) {
-        if (Load64(body) != mark.start || Load32(body + 8) != mark.records || Load32(body + 12) != mark.crc) {
+        MarkState said{Load64(body), Load32(body + 8), Load32(body + 12)};
+        auto same = [&](const MarkState& x) { return said.start == x.start && said.records == x.records && said.crc == x.crc; };
+        if (same(sinceMarker)) {
+          group = sinceMarker;  // the writer synced at the previous marker: a new group began there
+        } else if (!same(group)) {
           damage = "marker does not match the records before it";
           break;
         }
@@ -189,28 +198,30 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
       }
       off += Align8(kHeaderBytes + length);
       if (kind == kKindMarker) {
-        mark = MarkState{off, 0, 0};
+        sinceMarker = MarkState{off, 0, 0};
       } else {
-        mark.records++;
-        mark.crc = Crc32cExtend(mark.crc, h, 4);
+        for (MarkState* x : {&group, &sinceMarker}) {
+          x->records++;
+          x->crc = Crc32cExtend(x->crc, h, 4);
+        }
       }
     }
     if (off == 0 && damage == nullptr) damage = "missing segment header";
     seg.end = off;
-    seg.mark = mark;
+    seg.mark = group;
     if (damage == nullptr) continue;
-    // Damage in the last segment after its last intact marker can be a write the
-    // process or the machine died in the middle of (the pages of a write that was
-    // never synced may reach the disk in any order): such a write was never
-    // acknowledged. Anything else is damage to data that was.
+    // Damage in the last segment that no later group's marker shows to have been
+    // synced can be a write the process or the machine died in the middle of (the
+    // pages of a write that was never synced may reach the disk in any order): it
+    // was never acknowledged. Anything else is damage to data that was.
     bool torn = false;
     const char* why = "";
     if (last) {
       uint64_t budget = 2 * static_cast<uint64_t>(m.size);
-      Search found = MarkerAfter(p, m.size, off, &budget);
+      Search found = SyncedAfter(p, m.size, off, &budget);
       out.searchBytes += 2 * static_cast<uint64_t>(m.size) - budget;
       torn = found == Search::kNone;
-      why = found == Search::kFound ? " (an intact marker follows, so this is not a torn write)"
+      why = found == Search::kFound ? " (an intact marker of a later group follows, so these bytes had been synced)"
                                     : " (too many candidate records follow to tell whether this is a torn write)";
     }
     if (!torn)

@@ -148,20 +148,20 @@ void Writer::Write(Job& job, const Chunk& c) {
     uint64_t size = Align8(kHeaderBytes + length);
     bool marker = p[8] == kKindMarker;
     if (marker) {
-      // The job's closing marker (its slot reserved by the caller): it names the records it closes.
+      // The job's closing marker (its slot reserved by the caller): it names every record
+      // written since the last sync, so it verifies only if all of them reached the disk.
       Store64(p + kHeaderBytes, mark_.start);
       Store32(p + kHeaderBytes + 8, mark_.records);
       Store32(p + kHeaderBytes + 12, mark_.crc);
     }
     Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));
-    if (marker) {
-      mark_ = MarkState{c.offset + static_cast<uint64_t>(p - begin) + size, 0, 0};
-    } else {
+    if (!marker) {
       mark_.records++;
       mark_.crc = Crc32cExtend(mark_.crc, p, 4);
     }
     p += size;
   }
+  end_ = c.offset + (c.end - c.begin);
   size_t n = c.end - c.begin;
   if (!iov_.empty() && (iovOffset_ + iovBytes_ != c.offset || iov_.size() >= IOV_MAX)) Flush();
   if (iov_.empty()) iovOffset_ = c.offset;
@@ -201,6 +201,8 @@ void Writer::FlushAndSync() {
     fsyncs_++;
   }
   dirty_ = false;
+  // Everything up to here is durable: the next group starts, and its markers cover it alone.
+  mark_ = MarkState{end_, 0, 0};
 }
 
 void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
@@ -223,6 +225,7 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
   seq_ = seq;
   name_ = name;
   mark_ = MarkState{};
+  end_ = 0;
   segmentsCreated_++;
   RequestPrealloc();
 }

@@ -68,8 +68,8 @@ class Writer {
   // done, or failed with `error` (then every later job fails too).
   using Report = std::function<void(uint64_t lastId, const std::string* error)>;
 
-  // `mark`: where the last segment's open job stands (from the scan), so that the
-  // next marker written there covers the records already after its last marker.
+  // `mark`: the last segment's open group (from the scan): the next marker written
+  // there covers those records too.
   Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, Report report);
   ~Writer();
 
@@ -110,7 +110,8 @@ class Writer {
   std::string error_;
   std::vector<iovec> iov_;
   uint64_t iovOffset_ = 0, iovBytes_ = 0;
-  MarkState mark_;  // the records of the current segment since its last marker
+  MarkState mark_;    // the records of the current segment since its last sync (the open group)
+  uint64_t end_ = 0;  // where the last chunk written to the current segment ends
 
   std::mutex pmu_;
   std::condition_variable pcv_;

@@ -424,8 +424,26 @@ export class Wal {
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
     this.flushBatch();
-    this.closing = this.enqueue(this.handle.close(), Infinity, true).then(() => this.handle.dispose());
+    this.closing = this.seal().then(() => this.enqueue(this.handle.close(), Infinity, true)).then(() => this.handle.dispose());
     return this.closing;
+  }
+
+  /**
+   * After everything written is durable, one more marker, in a group of its own:
+   * it shows the next open that the last group was synced, so damage to it is
+   * corruption, not a write cut short by a crash (docs/wal-format.md).
+   */
+  private async seal(): Promise<void> {
+    try {
+      await this.barrier();
+    } catch {
+      return; // a failed WAL: its appends already failed, and nothing more is written
+    }
+    if (this.failure !== null || this.segments.length === 0) return;
+    this.openBatch();
+    const sealed = this.enqueue(UNASSIGNED, Infinity, false);
+    this.flushBatch();
+    await sealed.catch(() => undefined); // a failure here is reported by the close itself
   }
 
 

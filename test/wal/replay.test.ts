@@ -97,57 +97,68 @@ describe('replay knows what must be there', () => {
 });
 
 describe('markers tell a torn write from damaged data', () => {
-  it('a zeroed page in the last job, whose marker never reached the disk, is a torn write: cut there, nothing before it lost', async () => {
-    const dir = await written(3, { segmentBytes: 1 << 20 });
-    const file = segments(dir).at(-1)!;
-    const buf = readFileSync(file);
-    const recs = records(buf);
-    const markers = recs.filter((r) => r.kind === MARKER);
-    const last = markers.at(-1)!;
-    const jobStart = markers.at(-2)!.offset + 32;
-    const hit = recs.find((r) => r.offset > jobStart + 100)!;
-    buf.fill(0, hit.offset + 4, hit.offset + 200); // the page of a record in the middle of the job
-    buf.fill(0, last.offset, last.offset + 32); // and the marker: the pages of an unsynced write, persisted out of order
-    writeFileSync(file, buf);
-    const wal = await Wal.open(dir, { segmentBytes: 1 << 20 });
-    expect(wal.repair).toMatchObject({ file, offset: hit.offset });
-    // The first two jobs (entries 1..20) were synced before the third began: all there.
-    expect(wal.lastIndex).toBeGreaterThanOrEqual(20);
-    expect(plain(wal.entriesSync(1, wal.lastIndex + 1))).toEqual(plain(range(1, wal.lastIndex + 1, 1)));
-    await wal.close();
-  });
-
-  it('the same damage with the marker intact after it is corruption: that job was written before its marker', async () => {
+  // written(3): three jobs, each synced before the next began, then the seal a clean close writes.
+  async function damaged(edit: (buf: Buffer, jobs: Array<{ start: number; marker: number }>, seal: number) => void): Promise<{ dir: string; file: string }> {
     const dir = await written(3, { segmentBytes: 1 << 20 });
     const file = segments(dir).at(-1)!;
     const buf = readFileSync(file);
     const markers = records(buf).filter((r) => r.kind === MARKER);
-    const hit = records(buf).find((r) => r.offset > markers.at(-2)!.offset + 100)!;
-    buf.fill(0, hit.offset + 4, hit.offset + 200);
+    expect(markers).toHaveLength(4);
+    const jobs = markers.slice(0, 3).map((m, k) => ({ start: k === 0 ? 0 : markers[k - 1]!.offset + 32, marker: m.offset }));
+    edit(buf, jobs, markers[3]!.offset);
     writeFileSync(file, buf);
+    return { dir, file };
+  }
+  const recordAt = (buf: Buffer, from: number): number => records(buf).find((r) => r.offset > from)!.offset;
+  let hit = 0;
+
+  it('a crash in the middle of the last job: a zeroed page before its intact marker is a torn write, cut there, nothing synced lost', async () => {
+    const { dir, file } = await damaged((buf, jobs, seal) => {
+      hit = recordAt(buf, jobs[2]!.start + 100);
+      buf.fill(0, hit + 4, hit + 200); // a page of the job never reached the disk...
+      buf.fill(0, seal, seal + 32); // ...its marker did (pages persist in any order), and no close sealed it
+    });
+    const wal = await Wal.open(dir, { segmentBytes: 1 << 20 });
+    expect(wal.repair).toMatchObject({ file, offset: hit });
+    expect(wal.lastIndex).toBeGreaterThanOrEqual(20); // the first two jobs were synced before the third began
+    expect(plain(wal.entriesSync(1, wal.lastIndex + 1))).toEqual(plain(range(1, wal.lastIndex + 1, 1)));
+    await wal.close();
+  });
+
+  it('damage to a job that a later group shows was synced is corruption', async () => {
+    const { dir, file } = await damaged((buf, jobs, seal) => {
+      hit = recordAt(buf, jobs[1]!.start + 50);
+      buf.fill(0, hit + 4, hit + 200);
+      buf.fill(0, seal, seal + 32); // even with no seal: the third job's marker says its group began after
+    });
     await expect(Wal.open(dir, { segmentBytes: 1 << 20 })).rejects.toMatchObject({
       code: 'WAL_CORRUPT',
       file,
-      offset: hit.offset,
-      message: expect.stringMatching(/an intact marker follows/),
+      offset: hit,
+      message: expect.stringMatching(/a later group follows/),
     });
   });
 
-  it('records whose marker was lost are kept, and the next job closes them with its own marker', async () => {
-    const dir = await written(2, { segmentBytes: 1 << 20 });
-    const file = segments(dir).at(-1)!;
-    const buf = readFileSync(file);
-    const last = records(buf).filter((r) => r.kind === MARKER).at(-1)!;
-    buf.fill(0, last.offset, last.offset + 32); // the crash came between the records and the marker
-    writeFileSync(file, buf);
+  it('after a clean close, damage to the last job is corruption: the seal shows it was synced', async () => {
+    const { dir, file } = await damaged((buf, jobs) => {
+      hit = recordAt(buf, jobs[2]!.start + 100);
+      buf[hit + 20]! ^= 0x10;
+    });
+    await expect(Wal.open(dir, { segmentBytes: 1 << 20 })).rejects.toMatchObject({ code: 'WAL_CORRUPT', file, offset: hit });
+  });
+
+  it('records whose marker never reached the disk are kept, and the next job covers them with its own marker', async () => {
+    const { dir } = await damaged((buf, jobs, seal) => {
+      buf.fill(0, jobs[2]!.marker, seal + 32); // the crash came between the third job's records and its marker
+    });
     let wal = await Wal.open(dir, { segmentBytes: 1 << 20 });
     expect(wal.repair).toBeNull();
-    expect(wal.lastIndex).toBe(20);
-    await wal.append(range(21, 31, 1));
+    expect(wal.lastIndex).toBe(30);
+    await wal.append(range(31, 41, 1));
     await wal.close();
     wal = await Wal.open(dir, { segmentBytes: 1 << 20 });
     expect(wal.repair).toBeNull();
-    expect(plain(wal.entriesSync(1, 31))).toEqual(plain(range(1, 31, 1)));
+    expect(plain(wal.entriesSync(1, 41))).toEqual(plain(range(1, 41, 1)));
     await wal.close();
   });
 
@@ -156,6 +167,7 @@ describe('markers tell a torn write from damaged data', () => {
     const file = segments(dir).at(-1)!;
     const buf = readFileSync(file);
     const end = records(buf).at(-1)!.offset + 32;
+    buf.fill(0, end - 32, end); // no seal: the damage below could be a torn write
     // Damage, then a marker header (bad checksum) at every place one can start.
     buf.fill(0xee, end, end + 8);
     for (let off = end + 8; off + 32 <= buf.length; off += 16) {
@@ -168,6 +180,6 @@ describe('markers tell a torn write from damaged data', () => {
     const scan = addon().scan(dir);
     expect(scan.searchBytes).toBeGreaterThan(buf.length); // it did look...
     expect(scan.searchBytes).toBeLessThanOrEqual(2 * buf.length); // ...within its budget
-    expect(scan.torn?.offset).toBe(end);
+    expect(scan.torn?.offset).toBe(end - 32); // where the seal was: all after it is one torn write
   });
 });
