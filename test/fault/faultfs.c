@@ -6,13 +6,18 @@
  * Environment:
  *   FAULTFS_ROOT   only paths under this prefix are recorded or failed
  *   FAULTFS_LOG    file to append the op log to (JSON, one op per line)
+ *   FAULTFS_DATA   file to append the bytes of every recorded write to (each
+ *                  write's log line gives their offset there as doff), so that
+ *                  a power cut can be replayed from the log
  *   FAULTFS_RULES  rules separated by ';', each op:glob:after:times:ERRNO
  *                  op     open | write | fsync | fdatasync | sync (both) |
  *                         fallocate | rename | unlink | mkdir
  *                  glob   fnmatch pattern on the full path (rename: source)
  *                  after  let this many matching calls pass first
  *                  times  then fail this many (0: every later one)
- *                  ERRNO  EIO, ENOSPC, EMFILE, ENFILE, EDQUOT, EROFS, ENOENT
+ *                  ERRNO  EIO, ENOSPC, EMFILE, ENFILE, EDQUOT, EROFS, ENOENT,
+ *                         or LIE: a sync that reports success without syncing
+ *                         (logged as op "lie": a disk that lies)
  *
  * Log fields: op, path (and to for rename), fd, off and len for writes (what
  * a power-cut replay needs), ret, err (errno name or ""), fault (injected).
@@ -49,6 +54,10 @@ static int nrules;
 static char root[1024];
 static size_t root_len;
 static int log_fd = -1;
+static int data_fd = -1;
+static long long data_off;
+static long long last_doff = -1; /* set by a write just before record() */
+#define ERR_LIE 100000
 static long op_seq;
 
 static int (*real_open)(const char *, int, ...);
@@ -72,7 +81,8 @@ static const struct {
   int value;
 } errnos[] = {{"EIO", EIO},       {"ENOSPC", ENOSPC}, {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
               {"EDQUOT", EDQUOT}, {"EROFS", EROFS},   {"ENOENT", ENOENT}, {"EINTR", EINTR},
-              {"EEXIST", EEXIST}, {"ENOTEMPTY", ENOTEMPTY}, {"EBADF", EBADF}, {"EAGAIN", EAGAIN}};
+              {"EEXIST", EEXIST}, {"ENOTEMPTY", ENOTEMPTY}, {"EBADF", EBADF}, {"EAGAIN", EAGAIN},
+              {"LIE", ERR_LIE}};
 
 static const char *errno_name(int e) {
   for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++)
@@ -107,6 +117,8 @@ __attribute__((constructor)) static void init(void) {
   }
   const char *l = getenv("FAULTFS_LOG");
   if (l != NULL) log_fd = real_open(l, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const char *d = getenv("FAULTFS_DATA");
+  if (d != NULL) data_fd = real_open(d, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const char *spec = getenv("FAULTFS_RULES");
   if (spec == NULL) return;
   char *copy = strdup(spec), *save = NULL;
@@ -166,9 +178,10 @@ static void record(const char *op, const char *path, const char *to, int fd, lon
   if (to != NULL) json_str(t, sizeof t, to);
   int n = snprintf(line, sizeof line,
                    "{\"n\":%ld,\"op\":\"%s\",\"path\":\"%s\"%s%s%s,\"fd\":%d,\"off\":%lld,\"len\":%lld,\"ret\":%lld,"
-                   "\"err\":\"%s\",\"fault\":%s}\n",
+                   "\"err\":\"%s\",\"fault\":%s,\"doff\":%lld}\n",
                    ++op_seq, op, p, to != NULL ? ",\"to\":\"" : "", t, to != NULL ? "\"" : "", fd, off, len, ret,
-                   errno_name(err), injected ? "true" : "false");
+                   errno_name(err), injected ? "true" : "false", last_doff);
+  last_doff = -1;
   if (n > 0) real_write(log_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
@@ -276,8 +289,25 @@ int close(int fd) {
   return real_close(fd);
 }
 
-/* A write-like call on fd: len bytes at off (-1: the current position). */
-#define WRITE_CALL(op, fd, off, len, call)                       \
+/* Appends the first n bytes of iov to the data file; returns their offset there. Called with mu held. */
+static long long dump(const struct iovec *iov, int cnt, ssize_t n) {
+  if (data_fd < 0 || n <= 0) return -1;
+  long long at = data_off;
+  for (int i = 0; i < cnt && n > 0; i++) {
+    size_t k = iov[i].iov_len < (size_t)n ? iov[i].iov_len : (size_t)n;
+    for (size_t done = 0; done < k;) {
+      ssize_t w = real_write(data_fd, (const char *)iov[i].iov_base + done, k - done);
+      if (w <= 0) abort(); /* a test harness that cannot record must not pretend it did */
+      done += (size_t)w;
+    }
+    n -= (ssize_t)k;
+    data_off += (long long)k;
+  }
+  return at;
+}
+
+/* A write-like call on fd: len bytes at off (-1: the current position), from iov. */
+#define WRITE_CALL(op, fd, off, len, call, iov, cnt)             \
   do {                                                           \
     if (real_write == NULL) load();                              \
     char p_[4096];                                               \
@@ -289,6 +319,7 @@ int close(int fd) {
     if (err_ == 0) {                                             \
       ret_ = call;                                               \
       err_ = ret_ < 0 ? errno : 0;                               \
+      last_doff = dump(iov, cnt, ret_);                          \
       record(op, p_, NULL, fd, at_, (long long)(len), ret_, err_, 0); \
     } else {                                                     \
       record(op, p_, NULL, fd, at_, (long long)(len), -1, err_, 1); \
@@ -298,12 +329,17 @@ int close(int fd) {
     return ret_;                                                 \
   } while (0)
 
-ssize_t write(int fd, const void *buf, size_t n) { WRITE_CALL("write", fd, -1, n, real_write(fd, buf, n)); }
+ssize_t write(int fd, const void *buf, size_t n) {
+  struct iovec one = {(void *)buf, n};
+  WRITE_CALL("write", fd, -1, n, real_write(fd, buf, n), &one, 1);
+}
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
-  WRITE_CALL("pwrite", fd, off, n, real_pwrite(fd, buf, n, off));
+  struct iovec one = {(void *)buf, n};
+  WRITE_CALL("pwrite", fd, off, n, real_pwrite(fd, buf, n, off), &one, 1);
 }
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
-  WRITE_CALL("pwrite", fd, off, n, real_pwrite(fd, buf, n, off));
+  struct iovec one = {(void *)buf, n};
+  WRITE_CALL("pwrite", fd, off, n, real_pwrite(fd, buf, n, off), &one, 1);
 }
 static size_t iov_len(const struct iovec *iov, int n) {
   size_t total = 0;
@@ -311,10 +347,10 @@ static size_t iov_len(const struct iovec *iov, int n) {
   return total;
 }
 ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off) {
-  WRITE_CALL("pwritev", fd, off, iov_len(iov, n), real_pwritev(fd, iov, n, off));
+  WRITE_CALL("pwritev", fd, off, iov_len(iov, n), real_pwritev(fd, iov, n, off), iov, n);
 }
 ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off) {
-  WRITE_CALL("pwritev", fd, off, iov_len(iov, n), real_pwritev(fd, iov, n, off));
+  WRITE_CALL("pwritev", fd, off, iov_len(iov, n), real_pwritev(fd, iov, n, off), iov, n);
 }
 
 static int sync_call(const char *op, int fd, int (*real)(int)) {
@@ -322,6 +358,12 @@ static int sync_call(const char *op, int fd, int (*real)(int)) {
   if (!scoped(fd, p, sizeof p)) return real(fd);
   pthread_mutex_lock(&mu);
   int err = fault(op, p), ret = -1, injected = err != 0;
+  if (err == ERR_LIE) {
+    record("lie", p, NULL, fd, -1, -1, 0, 0, 1);
+    pthread_mutex_unlock(&mu);
+    errno = 0;
+    return 0;
+  }
   if (!injected) {
     ret = real(fd);
     err = ret < 0 ? errno : 0;

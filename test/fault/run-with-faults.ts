@@ -20,7 +20,8 @@ export interface FaultRule {
   after?: number;
   /** Matching calls failed after that (default 1; 0 means every later one). */
   times?: number;
-  errno: 'EIO' | 'ENOSPC' | 'EMFILE' | 'ENFILE' | 'EDQUOT' | 'EROFS';
+  /** LIE: the sync reports success without syncing (a lying disk; logged as op 'lie'). */
+  errno: 'EIO' | 'ENOSPC' | 'EMFILE' | 'ENFILE' | 'EDQUOT' | 'EROFS' | 'LIE';
 }
 
 /** One logged call. off/len are set for writes and fallocate, -1 otherwise. */
@@ -37,6 +38,8 @@ export interface FaultOp {
   err: string;
   /** The error was injected. */
   fault: boolean;
+  /** Where the written bytes are in the data file (with `data`), -1 for other calls. */
+  doff: number;
 }
 
 export interface FaultRun {
@@ -60,13 +63,13 @@ export function faultfsLibrary(): string {
 export async function runWithFaults(
   script: string,
   args: string[],
-  options: { root: string; rules?: FaultRule[]; log: string; timeoutMs?: number },
+  options: { root: string; rules?: FaultRule[]; log: string; data?: string; timeoutMs?: number },
 ): Promise<FaultRun> {
   const rules = (options.rules ?? []).map((r) => `${r.op}:${r.glob}:${r.after ?? 0}:${r.times ?? 1}:${r.errno}`).join(';');
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: repo,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LD_PRELOAD: faultfsLibrary(), FAULTFS_ROOT: options.root, FAULTFS_LOG: options.log, FAULTFS_RULES: rules },
+    env: { ...process.env, LD_PRELOAD: faultfsLibrary(), FAULTFS_ROOT: options.root, FAULTFS_LOG: options.log, FAULTFS_RULES: rules, ...(options.data !== undefined ? { FAULTFS_DATA: options.data } : {}) },
   });
   let stdout = '';
   let stderr = '';
