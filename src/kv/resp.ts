@@ -45,6 +45,7 @@ export const DEFAULT_RESP_LIMITS: RespLimits = {
 export const ARG_OVERHEAD = 16;
 /** '*' and '$' header lines: a sign, 15 digits would already be past every limit. */
 const MAX_HEADER_LINE = 32;
+const RETAIN_PENDING = 16 * 1024;
 const CR = 13;
 const LF = 10;
 
@@ -80,6 +81,13 @@ export class RespParser {
     const l = { ...DEFAULT_RESP_LIMITS, ...limits };
     if (limits.maxCommandBytes === undefined) l.maxCommandBytes = Math.max(l.maxCommandBytes, l.maxBulkBytes + ARG_OVERHEAD * 3);
     this.limits = l;
+  }
+
+  /** Bytes this parser holds now: kept-back input, the bulk string being filled, the arguments read so far. */
+  get retainedBytes(): number {
+    let n = this.pending.length + this.bulk.length;
+    for (const a of this.args) n += a.length;
+    return n;
   }
 
   /** The error that ended this stream, if any; after one, push() throws it again. */
@@ -185,9 +193,10 @@ export class RespParser {
         }
       }
     }
-    // Everything was consumed.
+    // Everything was consumed; a buffer grown for one long line is not kept for an idle connection.
     this.pStart = this.pEnd = 0;
     this.scanned = 0;
+    if (this.pending.length > RETAIN_PENDING) this.pending = Buffer.alloc(0);
   }
 
   /** Index of the LF ending the line at `start`, or -1 when it has not arrived (within `max`). */
