@@ -110,6 +110,8 @@ export interface RespServerStats {
   maxInflight: number;
   /** The most reply bytes one connection ever had unsent, measured before it was paused. */
   maxWriteBuffered: number;
+  /** Reply bytes now unsent, over all connections. */
+  writeBuffered: number;
 }
 
 export interface RespServer {
@@ -261,8 +263,13 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           socket.end(encode(reply!));
           continue;
         }
-        socket.write(encode(reply!));
+        socket.write(encode(reply!), written);
       }
+    };
+
+    // Reply bytes reaching the kernel may let waiting commands start, or reading resume.
+    const written = (): void => {
+      if (paused || waiting.length > 0) dispatch();
     };
 
     const settle = (slot: { reply: Reply | undefined }, reply: Reply): void => {
@@ -273,7 +280,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
 
     /** Starts waiting commands while under the high-water mark. */
     const dispatch = (): void => {
-      while (waiting.length > 0 && inflight < hwCommands && !ending) {
+      while (waiting.length > 0 && inflight < hwCommands && socket.writableLength < hwBytes && !ending) {
         start(waiting.shift()!);
       }
       regulate();
@@ -337,7 +344,6 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         regulate();
       }
     });
-    socket.on('drain', regulate);
     if (idleTimeoutMs > 0) {
       socket.setTimeout(idleTimeoutMs);
       socket.on('timeout', () => {
@@ -375,7 +381,11 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   let closing: Promise<void> | null = null;
   return {
     address: formatAddress(host, bound.port),
-    stats: () => ({ clients: clients.size, ...counters }),
+    stats: () => {
+      let writeBuffered = 0;
+      for (const s of clients) writeBuffered += s.writableLength;
+      return { clients: clients.size, ...counters, writeBuffered };
+    },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
