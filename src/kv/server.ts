@@ -224,7 +224,17 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     let authed = password === null;
     let lastWrite: Promise<unknown> = Promise.resolve();
     // Parsed commands not yet started: at most one chunk's worth, since reading stops first.
-    const waiting: Buffer[][] = [];
+    let waiting: Buffer[][] = [];
+    let waitingHead = 0; // an index, not shift(): one chunk can hold thousands of commands
+    const waitingCount = (): number => waiting.length - waitingHead;
+    const nextWaiting = (): Buffer[] => {
+      const cmd = waiting[waitingHead++]!;
+      if (waitingHead === waiting.length) {
+        waiting = [];
+        waitingHead = 0;
+      }
+      return cmd;
+    };
     // Replies in command order; a slot is filled when its command finishes.
     const slots: Array<{ reply: Reply | undefined; last: boolean }> = [];
     let inflight = 0;
@@ -251,7 +261,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       if (!paused && (inflight >= hwCommands || buffered >= hwBytes || ending)) {
         counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
         setPaused(true);
-      } else if (paused && !ending && waiting.length === 0 && inflight <= hwCommands >>> 1 && buffered <= hwBytes >>> 1) setPaused(false);
+      } else if (paused && !ending && waitingCount() === 0 && inflight <= hwCommands >>> 1 && buffered <= hwBytes >>> 1) setPaused(false);
     };
 
     const flush = (): void => {
@@ -269,7 +279,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
 
     // Reply bytes reaching the kernel may let waiting commands start, or reading resume.
     const written = (): void => {
-      if (paused || waiting.length > 0) dispatch();
+      if (paused || waitingCount() > 0) dispatch();
     };
 
     const settle = (slot: { reply: Reply | undefined }, reply: Reply): void => {
@@ -280,8 +290,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
 
     /** Starts waiting commands while under the high-water mark. */
     const dispatch = (): void => {
-      while (waiting.length > 0 && inflight < hwCommands && socket.writableLength < hwBytes && !ending) {
-        start(waiting.shift()!);
+      while (waitingCount() > 0 && inflight < hwCommands && socket.writableLength < hwBytes && !ending) {
+        start(nextWaiting());
       }
       regulate();
     };
@@ -328,18 +338,19 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       } catch (err) {
         if (!(err instanceof RespProtocolError)) throw err;
       }
-      waiting.push(...cmds);
+      for (const c of cmds) waiting.push(c);
       dispatch();
       const err = parser.error;
       if (err !== null && !ending) {
         // The stream can no longer be trusted: answer what came before, then this error, and close.
-        while (waiting.length > 0 && !ending) start(waiting.shift()!);
+        while (waitingCount() > 0 && !ending) start(nextWaiting());
         if (!ending) {
           ending = true;
           slots.push({ reply: new Error(`ERR ${err.message}`), last: true });
           inflight++;
         }
-        waiting.length = 0;
+        waiting = [];
+        waitingHead = 0;
         flush();
         regulate();
       }
