@@ -203,7 +203,8 @@ export class RespParser {
   private line(view: Buffer, start: number, end: number, max: number, code: RespErrorCode, tooLong: string): number {
     const from = start + this.scanned;
     const limit = Math.min(end, start + max + 2);
-    const lf = from < limit ? view.subarray(0, limit).indexOf(LF, from) : -1;
+    let lf = from < limit ? view.indexOf(LF, from) : -1;
+    if (lf >= limit) lf = -1;
     if (lf !== -1) {
       this.scanned = 0;
       return lf;
@@ -213,11 +214,10 @@ export class RespParser {
     return -1;
   }
 
-  /** A header line must end in exactly \r\n; returns the index of that CR. */
+  /** A header line must end in exactly \r\n (a stray CR inside is caught by int()); returns the index of that CR. */
   private crBefore(view: Buffer, start: number, lf: number): number {
-    const cr = view.subarray(0, lf).indexOf(CR, start);
-    if (cr !== lf - 1) throw new RespProtocolError('RESP_PROTOCOL', 'expected \\r\\n');
-    return cr;
+    if (lf === start || view[lf - 1] !== CR) throw new RespProtocolError('RESP_PROTOCOL', 'expected \\r\\n');
+    return lf - 1;
   }
 
   private int(view: Buffer, start: number, end: number, what: string, signed: boolean): number {
@@ -228,6 +228,7 @@ export class RespParser {
     let n = 0;
     for (; i < end; i++) {
       const d = view[i]! - 0x30;
+      if (d === CR - 0x30) throw new RespProtocolError('RESP_PROTOCOL', 'expected \\r\\n');
       if (d < 0 || d > 9) throw new RespProtocolError('RESP_PROTOCOL', `invalid ${what}`);
       n = n * 10 + d;
     }
