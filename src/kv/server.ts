@@ -7,6 +7,7 @@
 // its replies drain; the number of clients, their idle time and the size of a
 // command are capped, and a node without a password serves only loopback.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { formatAddress, parseAddress } from '../transport/address.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
@@ -69,7 +70,10 @@ export interface RespServerOptions {
   kv: KvStateMachine;
   /** 'host:port' to listen on; port 0 picks one. */
   address: string;
-  /** Clients served at once; one more is told `-ERR max number of clients reached` and closed. Default 10000. */
+  /**
+   * Clients served at once; one more is told `-ERR max number of clients reached` and closed.
+   * Default 10000, lowered to leave 256 descriptors of the process's open-file limit to the log.
+   */
   maxClients?: number;
   /** A connection with no traffic for this long is closed; 0 never closes. Default 300000 (5 min). */
   idleTimeoutMs?: number;
@@ -98,6 +102,7 @@ export interface RespServerOptions {
 /** Counters for operators and tests. */
 export interface RespServerStats {
   clients: number;
+  maxClients: number;
   /** Connections refused: too many clients, or protected mode. */
   refused: number;
   /** Connections closed for idleness. */
@@ -129,6 +134,18 @@ export function isLoopbackAddress(addr: string | undefined): boolean {
   return a === '::1' || (net.isIPv4(a) && a.startsWith('127.'));
 }
 
+/** 10000, or fewer when the open-file limit would run out first (each client holds a descriptor). */
+function defaultMaxClients(): number {
+  let limits: string;
+  try {
+    limits = readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return 10_000; // not Linux: the limit is not readable, so the operator's ulimit decides
+  }
+  const soft = /^Max open files\s+(\d+)/m.exec(limits)?.[1];
+  return soft === undefined ? 10_000 : Math.max(1, Math.min(10_000, Number(soft) - 256));
+}
+
 const digest = (s: Buffer | string): Buffer => createHash('sha256').update(s).digest();
 
 /** Equal-length digests, so the comparison takes the same time whatever the guess. */
@@ -143,7 +160,7 @@ const PROTECTED_MODE_ERROR = new Error(
 
 export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const { log, kv } = o;
-  const maxClients = o.maxClients ?? 10_000;
+  const maxClients = o.maxClients ?? defaultMaxClients();
   const idleTimeoutMs = o.idleTimeoutMs ?? 300_000;
   const maxBulkBytes = o.maxBulkBytes ?? DEFAULT_RESP_LIMITS.maxBulkBytes;
   const limits = { maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs, maxBulkBytes, maxCommandBytes: maxBulkBytes };
@@ -395,7 +412,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     stats: () => {
       let writeBuffered = 0;
       for (const s of clients) writeBuffered += s.writableLength;
-      return { clients: clients.size, ...counters, writeBuffered };
+      return { clients: clients.size, maxClients, ...counters, writeBuffered };
     },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {

@@ -1,6 +1,6 @@
 // The RESP server's bounds: backpressure on a client that does not read, the client
 // limit, the idle timeout, AUTH, protected mode, protocol limits, and close().
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +130,13 @@ describe('RESP server limits', () => {
     expect(await d.call('PING')).toBe('PONG');
     b.close();
     d.close();
+  });
+
+  it('by default serves thousands of clients, within the open-file limit', async () => {
+    const server = await start();
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)![1]);
+    expect(server.stats().maxClients).toBe(Math.min(10_000, soft - 256));
   });
 
   it('closes a connection idle past idleTimeoutMs', async () => {
