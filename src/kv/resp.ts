@@ -60,7 +60,7 @@ const enum State {
 export class RespParser {
   /** Bytes copied or moved inside the parser: a linear parser keeps this near the bytes fed. */
   bytesCopied = 0;
-  private readonly limits: RespLimits;
+  private limits: RespLimits;
   private state = State.Start;
   // The kept-back bytes: pending[pStart, pEnd). Only ever an unfinished line.
   private pending: Buffer = Buffer.alloc(0);
@@ -83,6 +83,11 @@ export class RespParser {
     this.limits = l;
   }
 
+  /** New limits, for commands whose header has not been read yet. */
+  setLimits(limits: RespLimits): void {
+    this.limits = { ...limits };
+  }
+
   /** Bytes this parser holds now: kept-back input, the bulk string being filled, the arguments read so far. */
   get retainedBytes(): number {
     let n = this.pending.length + this.bulk.length;
@@ -98,13 +103,14 @@ export class RespParser {
   /**
    * Every whole command now buffered. Malformed input throws RespProtocolError,
    * unless whole commands came before it in this chunk: then they are returned,
-   * `error` is set, and the next push() throws.
+   * `error` is set, and the next push() throws. With `maxCommands`, stops after that many
+   * and keeps the rest; push(Buffer.alloc(0)) goes on from there.
    */
-  push(chunk: Buffer): Buffer[][] {
+  push(chunk: Buffer, maxCommands = Infinity): Buffer[][] {
     if (this.failure !== null) throw this.failure;
     const out: Buffer[][] = [];
     try {
-      this.feed(chunk, out);
+      this.feed(chunk, out, maxCommands);
     } catch (err) {
       if (!(err instanceof RespProtocolError)) throw err;
       this.failure = err;
@@ -117,7 +123,7 @@ export class RespParser {
     return out;
   }
 
-  private feed(chunk: Buffer, out: Buffer[][]): void {
+  private feed(chunk: Buffer, out: Buffer[][], maxCommands: number): void {
     let view: Buffer;
     let pos: number;
     if (this.pEnd > this.pStart) {
@@ -132,6 +138,7 @@ export class RespParser {
     while (pos < end) {
       switch (this.state) {
         case State.Start: {
+          if (out.length >= maxCommands) return this.keep(view, pos, end);
           if (view[pos] === 0x2a /* '*' */) {
             const lf = this.line(view, pos, end, MAX_HEADER_LINE, 'RESP_PROTOCOL', 'too big mbulk count string');
             if (lf === -1) return this.keep(view, pos, end);

@@ -155,15 +155,19 @@ function passwordMatches(guess: Buffer, expected: Buffer): boolean {
 
 const PROTECTED_MODE_ERROR = new Error(
   'DENIED raftlog is in protected mode: no password is set, so only loopback clients are served. ' +
-    'Set a password (--requirepass-file), or bind to a loopback address, or turn protected mode off.',
+    'Set a password (requirepass), or serve on a loopback address only, or turn protected mode off.',
 );
+
+/** Before AUTH a client can send little: AUTH default <password> needs three short arguments. */
+const UNAUTHENTICATED_LIMITS = { maxArgs: 8, maxBulkBytes: 16 * 1024, maxCommandBytes: 64 * 1024, maxInlineBytes: 16 * 1024 };
+const EMPTY = Buffer.alloc(0);
 
 export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const { log, kv } = o;
   const maxClients = o.maxClients ?? defaultMaxClients();
   const idleTimeoutMs = o.idleTimeoutMs ?? 300_000;
   const maxBulkBytes = o.maxBulkBytes ?? DEFAULT_RESP_LIMITS.maxBulkBytes;
-  const limits = { maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs, maxBulkBytes, maxCommandBytes: maxBulkBytes };
+  const limits = { maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs, maxBulkBytes, maxCommandBytes: maxBulkBytes, maxInlineBytes: DEFAULT_RESP_LIMITS.maxInlineBytes };
   const hwCommands = o.highWaterMark?.commands ?? 1024;
   const hwBytes = o.highWaterMark?.bytes ?? 1024 * 1024;
   const password = o.requirepass !== undefined && o.requirepass !== '' ? digest(o.requirepass) : null;
@@ -237,8 +241,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const serve = (socket: net.Socket): void => {
     clients.add(socket);
     socket.setNoDelay(true);
-    const parser = new RespParser(limits);
     let authed = password === null;
+    const parser = new RespParser(authed ? limits : UNAUTHENTICATED_LIMITS);
     let lastWrite: Promise<unknown> = Promise.resolve();
     // Parsed commands not yet started: at most one chunk's worth, since reading stops first.
     let waiting: Buffer[][] = [];
@@ -328,7 +332,10 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       }
       if (name === 'AUTH') {
         const r = auth(args);
-        if (r.ok) authed = true;
+        if (r.ok && !authed) {
+          authed = true;
+          parser.setLimits(limits);
+        }
         slot.reply = r.reply;
         flush();
         return;
@@ -347,16 +354,25 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       void p.then((r) => settle(slot, r));
     };
 
+    /** Parses a chunk; before AUTH one command at a time, so the limits rise right after it. */
+    const parse = (chunk: Buffer): void => {
+      for (let input = chunk; ; input = EMPTY) {
+        let cmds: Buffer[][] = [];
+        const one = !authed;
+        try {
+          cmds = parser.push(input, one ? 1 : Infinity);
+        } catch (err) {
+          if (!(err instanceof RespProtocolError)) throw err;
+        }
+        for (const c of cmds) waiting.push(c);
+        dispatch();
+        if (!one || cmds.length === 0 || ending || parser.error !== null) return;
+      }
+    };
+
     socket.on('data', (chunk: Buffer) => {
       if (ending) return;
-      let cmds: Buffer[][] = [];
-      try {
-        cmds = parser.push(chunk);
-      } catch (err) {
-        if (!(err instanceof RespProtocolError)) throw err;
-      }
-      for (const c of cmds) waiting.push(c);
-      dispatch();
+      parse(chunk);
       const err = parser.error;
       if (err !== null && !ending) {
         // The stream can no longer be trusted: answer what came before, then this error, and close.

@@ -59,6 +59,14 @@ describe('RESP parser limits and linearity', () => {
     expect(() => p.push(Buffer.from('PING\r\n'))).toThrow(p.error!);
   });
 
+  it('stops after maxCommands and goes on from the kept bytes, under limits set in between', () => {
+    const p = new RespParser({ maxBulkBytes: 4 });
+    const wire = wireOf([['AUTH', 'pw'], ['SET', 'k', 'long-value'], ['PING']]);
+    expect(str(p.push(wire, 1))).toEqual([['AUTH', 'pw']]);
+    p.setLimits({ maxArgs: 8, maxBulkBytes: 100, maxCommandBytes: 1000, maxInlineBytes: 100 });
+    expect(str(p.push(Buffer.alloc(0)))).toEqual([['SET', 'k', 'long-value'], ['PING']]);
+  });
+
   it('parses many commands the same fed byte by byte as fed whole', () => {
     const seed = Number(process.env.RESP_SEED ?? Date.now() % 1_000_000);
     console.log(`resp byte-by-byte seed ${seed} (replay: RESP_SEED=${seed})`);

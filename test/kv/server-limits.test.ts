@@ -164,6 +164,19 @@ describe('RESP server limits', () => {
     expect(await Promise.all(replies)).toEqual(['OK', 'OK', 'y']);
     d.close();
     expect(kv.get(Buffer.from('auth-k'))?.toString()).toBe('y');
+
+    // Before AUTH a client may send only small commands; right after it, the full limits apply,
+    // even to a command that arrived in the same write.
+    const big = 'b'.repeat(100 * 1024);
+    const e = await RespClient.connect(portOf(server));
+    expect(await e.call('SET', 'auth-big', big)).toEqual(expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }));
+    await e.closed();
+    const f = await RespClient.connect(portOf(server));
+    const both = [f.next(), f.next()];
+    f.raw(Buffer.concat([Buffer.from('*2\r\n$4\r\nAUTH\r\n$6\r\ns3cret\r\n'), Buffer.from(`*3\r\n$3\r\nSET\r\n$8\r\nauth-big\r\n$${big.length}\r\n${big}\r\n`)]));
+    expect(await Promise.all(both)).toEqual(['OK', 'OK']);
+    f.close();
+    expect(kv.get(Buffer.from('auth-big'))?.length).toBe(big.length);
   });
 
   it('answers AUTH without a configured password with an error', async () => {
