@@ -1,5 +1,6 @@
 // `raftlog serve`: one node of a cluster, with the example key-value store
 // served over the Redis protocol.
+import { readFileSync } from 'node:fs';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
@@ -8,9 +9,10 @@ import { consoleLogger } from './console-logger.js';
 
 const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]
                      [--cluster-id ID] [--sync always|none] [--preallocate zeros|fallocate|none]
-                     [--snapshot-every N] [--state-machine kv|none]
+                     [--snapshot-every N] [--state-machine kv|none] [--requirepass-file FILE] [--max-clients N]
 Runs one node. Without --peers it is a single-node log. --resp serves the key-value
-example over the Redis protocol (redis-cli works). Prints 'leader N term T' when the
+example over the Redis protocol (redis-cli works); without a password (the first line of
+--requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
 leader it knows changes. SIGINT/SIGTERM stop it cleanly. If the node stops on a
 storage failure or a corrupt entry (LOG_FATAL, LOG_CORRUPT) it exits with status 1,
 so that a supervisor restarts it.`;
@@ -21,6 +23,7 @@ export async function main(args: string[]): Promise<number> {
     opts = parseArgs(args, {
       id: 'string', data: 'string', listen: 'string', peers: 'string', resp: 'string',
       'cluster-id': 'string', sync: 'string', preallocate: 'string', 'snapshot-every': 'string', 'state-machine': 'string', help: 'boolean',
+      'requirepass-file': 'string', 'max-clients': 'string',
     });
     if (opts.has('help')) {
       console.log(USAGE);
@@ -49,6 +52,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   const kv = machine === 'kv' ? new KvStateMachine() : null;
   const snapshotEvery = opts.has('snapshot-every') ? intArg(opts, 'snapshot-every') : undefined;
 
+  const access = respAccess(opts); // checked before the log opens, so a bad flag leaves nothing open
   const log = await ReplicatedLog.open<unknown>({
     dataDir,
     id,
@@ -61,7 +65,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     preallocate,
     logger: consoleLogger('warn'),
   });
-  const resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp') }) : null;
+  const resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp'), ...access }) : null;
   console.log(`node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}`);
 
   let lead = -1;
@@ -100,4 +104,25 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   }
   console.log(`node ${id} stopped`);
   return 0;
+}
+
+/** --requirepass-file (its first line, so the password stays out of `ps`) and --max-clients. */
+function respAccess(opts: Map<string, string | true>): { requirepass?: string; maxClients?: number } {
+  const out: { requirepass?: string; maxClients?: number } = {};
+  if (opts.has('requirepass-file')) {
+    let text: string;
+    try {
+      text = readFileSync(strArg(opts, 'requirepass-file'), 'utf8');
+    } catch (err) {
+      throw new UsageError(`--requirepass-file: ${(err as Error).message}`);
+    }
+    const pass = text.split(/\r?\n/)[0]!;
+    if (pass === '') throw new UsageError('--requirepass-file: the first line (the password) is empty');
+    out.requirepass = pass;
+  }
+  if (opts.has('max-clients')) {
+    out.maxClients = intArg(opts, 'max-clients');
+    if (out.maxClients < 1) throw new UsageError('--max-clients must be at least 1');
+  }
+  return out;
 }

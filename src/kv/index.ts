@@ -1,4 +1,4 @@
 // The example application: a key-value store on a ReplicatedLog, served over RESP2.
 export { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
-export { RespParser, RespProtocolError, encode, type Reply } from './resp.js';
-export { serveResp, type KvLog, type RespServer } from './server.js';
+export { DEFAULT_RESP_LIMITS, RespParser, RespProtocolError, encode, type Reply, type RespErrorCode, type RespLimits } from './resp.js';
+export { isLoopbackAddress, serveResp, type KvLog, type RespServer, type RespServerOptions, type RespServerStats } from './server.js';

@@ -1,100 +1,297 @@
 // RESP2, the Redis protocol: an incremental command parser (arrays of bulk
 // strings, and the inline form a human types into telnet) and reply encoders.
+//
+// The parser keeps its state between chunks, so every byte is looked at once:
+// a bulk string's bytes go straight into one buffer of its announced length,
+// and only an unfinished header line is kept back (in a growable buffer with a
+// read cursor). Every limit is checked before the memory it guards is taken.
+
+export type RespErrorCode =
+  | 'RESP_PROTOCOL' // malformed bytes
+  | 'RESP_TOO_MANY_ARGS'
+  | 'RESP_BULK_TOO_LARGE'
+  | 'RESP_COMMAND_TOO_LARGE'
+  | 'RESP_INLINE_TOO_LONG';
 
 export class RespProtocolError extends Error {
-  readonly code = 'RESP_PROTOCOL';
-  constructor(message: string) {
+  constructor(
+    readonly code: RespErrorCode,
+    message: string,
+  ) {
     super(`Protocol error: ${message}`);
     this.name = 'RespProtocolError';
   }
 }
 
 export interface RespLimits {
-  maxBulkBytes: number;
+  /** Arguments in one command, the command name included. */
   maxArgs: number;
+  /** Bytes in one bulk string. */
+  maxBulkBytes: number;
+  /** Bytes of one command: its arguments together, plus 16 for each (the room a record needs to frame them). */
+  maxCommandBytes: number;
+  /** Bytes of one inline (telnet) command line. */
   maxInlineBytes: number;
 }
 
-const DEFAULT_LIMITS: RespLimits = { maxBulkBytes: 64 * 1024 * 1024, maxArgs: 1024 * 1024, maxInlineBytes: 64 * 1024 };
+export const DEFAULT_RESP_LIMITS: RespLimits = {
+  maxArgs: 1024,
+  maxBulkBytes: 4 * 1024 * 1024 - 64 * 1024,
+  maxCommandBytes: 4 * 1024 * 1024 - 64 * 1024,
+  maxInlineBytes: 64 * 1024,
+};
+
+/** Per-argument overhead counted against maxCommandBytes. */
+export const ARG_OVERHEAD = 16;
+/** '*' and '$' header lines: a sign, 15 digits would already be past every limit. */
+const MAX_HEADER_LINE = 32;
+const RETAIN_PENDING = 16 * 1024;
 const CR = 13;
 const LF = 10;
 
+const enum State {
+  Start, // at the first byte of a command
+  ArgHeader, // expecting `$<len>\r\n`
+  BulkBody, // filling `bulk`
+  BulkEnd, // expecting the `\r\n` after a bulk string
+}
+
 /** Feeds bytes in as they arrive; takes out whole commands, each an array of arguments. */
 export class RespParser {
-  private buf: Buffer = Buffer.alloc(0);
-  private readonly limits: RespLimits;
+  /** Bytes copied or moved inside the parser: a linear parser keeps this near the bytes fed. */
+  bytesCopied = 0;
+  private limits: RespLimits;
+  private state = State.Start;
+  // The kept-back bytes: pending[pStart, pEnd). Only ever an unfinished line.
+  private pending: Buffer = Buffer.alloc(0);
+  private pStart = 0;
+  private pEnd = 0;
+  // Bytes at the start of the unfinished line already known to hold no LF.
+  private scanned = 0;
+  // The command being read.
+  private argsLeft = 0;
+  private args: Buffer[] = [];
+  private cmdBytes = 0;
+  private bulk: Buffer = Buffer.alloc(0);
+  private bulkFilled = 0;
+  private endSeen = 0; // bytes of a bulk string's trailing \r\n seen
+  private failure: RespProtocolError | null = null;
 
   constructor(limits: Partial<RespLimits> = {}) {
-    this.limits = { ...DEFAULT_LIMITS, ...limits };
+    const l = { ...DEFAULT_RESP_LIMITS, ...limits };
+    if (limits.maxCommandBytes === undefined) l.maxCommandBytes = Math.max(l.maxCommandBytes, l.maxBulkBytes + ARG_OVERHEAD * 3);
+    this.limits = l;
   }
 
-  /** Every whole command now buffered; throws RespProtocolError on malformed input. */
-  push(chunk: Buffer): Buffer[][] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+  /** New limits, for commands whose header has not been read yet. */
+  setLimits(limits: RespLimits): void {
+    this.limits = { ...limits };
+  }
+
+  /** Bytes this parser holds now: kept-back input, the bulk string being filled, the arguments read so far. */
+  get retainedBytes(): number {
+    let n = this.pending.length + this.bulk.length;
+    for (const a of this.args) n += a.length;
+    return n;
+  }
+
+  /** The error that ended this stream, if any; after one, push() throws it again. */
+  get error(): RespProtocolError | null {
+    return this.failure;
+  }
+
+  /**
+   * Every whole command now buffered. Malformed input throws RespProtocolError,
+   * unless whole commands came before it in this chunk: then they are returned,
+   * `error` is set, and the next push() throws. With `maxCommands`, stops after that many
+   * and keeps the rest; push(Buffer.alloc(0)) goes on from there.
+   */
+  push(chunk: Buffer, maxCommands = Infinity): Buffer[][] {
+    if (this.failure !== null) throw this.failure;
     const out: Buffer[][] = [];
-    let pos = 0;
-    for (;;) {
-      const r = this.buf[pos] === 0x2a /* '*' */ ? this.array(pos) : this.inline(pos);
-      if (r === null) break;
-      pos = r.next;
-      if (r.args.length > 0) out.push(r.args);
+    try {
+      this.feed(chunk, out, maxCommands);
+    } catch (err) {
+      if (!(err instanceof RespProtocolError)) throw err;
+      this.failure = err;
+      this.args = [];
+      this.bulk = Buffer.alloc(0);
+      this.pending = Buffer.alloc(0);
+      this.pStart = this.pEnd = 0;
+      if (out.length === 0) throw err;
     }
-    this.buf = pos === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(pos);
     return out;
   }
 
-  /** The end of the line that starts at `pos` (index of CR), or -1 if it has not arrived. */
-  private lineEnd(pos: number, max: number): number {
-    const i = this.buf.indexOf(CR, pos);
-    if (i === -1 || i + 1 >= this.buf.length) {
-      if (this.buf.length - pos > max) throw new RespProtocolError('line too long');
-      return -1;
+  private feed(chunk: Buffer, out: Buffer[][], maxCommands: number): void {
+    let view: Buffer;
+    let pos: number;
+    if (this.pEnd > this.pStart) {
+      this.append(chunk);
+      view = this.pending;
+      pos = this.pStart;
+    } else {
+      view = chunk;
+      pos = 0;
     }
-    if (this.buf[i + 1] !== LF) throw new RespProtocolError('expected \\r\\n');
-    return i;
+    const end = view === this.pending ? this.pEnd : view.length;
+    while (pos < end) {
+      switch (this.state) {
+        case State.Start: {
+          if (out.length >= maxCommands) return this.keep(view, pos, end);
+          if (view[pos] === 0x2a /* '*' */) {
+            const lf = this.line(view, pos, end, MAX_HEADER_LINE, 'RESP_PROTOCOL', 'too big mbulk count string');
+            if (lf === -1) return this.keep(view, pos, end);
+            const n = this.int(view, pos + 1, this.crBefore(view, pos, lf), 'multibulk length', true);
+            pos = lf + 1;
+            if (n > this.limits.maxArgs) throw new RespProtocolError('RESP_TOO_MANY_ARGS', `invalid multibulk length: more than ${this.limits.maxArgs} arguments`);
+            if (n <= 0) break; // an empty command, skipped as Redis does
+            this.argsLeft = n;
+            this.args = [];
+            this.cmdBytes = 0;
+            this.state = State.ArgHeader;
+          } else {
+            const lf = this.line(view, pos, end, this.limits.maxInlineBytes, 'RESP_INLINE_TOO_LONG', 'too big inline request');
+            if (lf === -1) return this.keep(view, pos, end);
+            const args = this.inline(view, pos, lf);
+            pos = lf + 1;
+            if (args.length > 0) out.push(args);
+          }
+          break;
+        }
+        case State.ArgHeader: {
+          if (view[pos] !== 0x24 /* '$' */) throw new RespProtocolError('RESP_PROTOCOL', `expected '$', got '${printable(view[pos]!)}'`);
+          const lf = this.line(view, pos, end, MAX_HEADER_LINE, 'RESP_PROTOCOL', 'too big bulk count string');
+          if (lf === -1) return this.keep(view, pos, end);
+          const len = this.int(view, pos + 1, this.crBefore(view, pos, lf), 'bulk length', false);
+          pos = lf + 1;
+          if (len > this.limits.maxBulkBytes) throw new RespProtocolError('RESP_BULK_TOO_LARGE', `invalid bulk length: more than ${this.limits.maxBulkBytes} bytes`);
+          this.cmdBytes += len + ARG_OVERHEAD;
+          if (this.cmdBytes > this.limits.maxCommandBytes) throw new RespProtocolError('RESP_COMMAND_TOO_LARGE', `command larger than ${this.limits.maxCommandBytes} bytes`);
+          this.bulk = Buffer.allocUnsafe(len);
+          this.bulkFilled = 0;
+          this.state = State.BulkBody;
+          break;
+        }
+        case State.BulkBody: {
+          const n = Math.min(this.bulk.length - this.bulkFilled, end - pos);
+          view.copy(this.bulk, this.bulkFilled, pos, pos + n);
+          this.bytesCopied += n;
+          this.bulkFilled += n;
+          pos += n;
+          if (this.bulkFilled === this.bulk.length) {
+            this.endSeen = 0;
+            this.state = State.BulkEnd;
+          }
+          break;
+        }
+        case State.BulkEnd: {
+          if (view[pos] !== (this.endSeen === 0 ? CR : LF)) throw new RespProtocolError('RESP_PROTOCOL', 'bulk string not followed by \\r\\n');
+          pos++;
+          if (++this.endSeen < 2) break;
+          this.args.push(this.bulk);
+          this.bulk = Buffer.alloc(0);
+          if (--this.argsLeft === 0) {
+            out.push(this.args);
+            this.args = [];
+            this.state = State.Start;
+          } else this.state = State.ArgHeader;
+          break;
+        }
+      }
+    }
+    // Everything was consumed; a buffer grown for one long line is not kept for an idle connection.
+    this.pStart = this.pEnd = 0;
+    this.scanned = 0;
+    if (this.pending.length > RETAIN_PENDING) this.pending = Buffer.alloc(0);
   }
 
-  private int(start: number, end: number, what: string): number {
-    const s = this.buf.toString('latin1', start, end);
-    if (!/^-?\d{1,15}$/.test(s)) throw new RespProtocolError(`invalid ${what} '${s.slice(0, 20)}'`);
-    return Number(s);
+  /** Index of the LF ending the line at `start`, or -1 when it has not arrived (within `max`). */
+  private line(view: Buffer, start: number, end: number, max: number, code: RespErrorCode, tooLong: string): number {
+    const from = start + this.scanned;
+    const limit = Math.min(end, start + max + 2);
+    let lf = from < limit ? view.indexOf(LF, from) : -1;
+    if (lf >= limit) lf = -1;
+    if (lf !== -1) {
+      this.scanned = 0;
+      return lf;
+    }
+    if (end - start > max + 1) throw new RespProtocolError(code, tooLong);
+    this.scanned = end - start;
+    return -1;
   }
 
-  private array(pos: number): { args: Buffer[]; next: number } | null {
-    let end = this.lineEnd(pos, 32);
-    if (end === -1) return null;
-    const n = this.int(pos + 1, end, 'multibulk length');
-    if (n > this.limits.maxArgs) throw new RespProtocolError('invalid multibulk length');
-    let p = end + 2;
+  /** A header line must end in exactly \r\n (a stray CR inside is caught by int()); returns the index of that CR. */
+  private crBefore(view: Buffer, start: number, lf: number): number {
+    if (lf === start || view[lf - 1] !== CR) throw new RespProtocolError('RESP_PROTOCOL', 'expected \\r\\n');
+    return lf - 1;
+  }
+
+  private int(view: Buffer, start: number, end: number, what: string, signed: boolean): number {
+    let i = start;
+    const neg = signed && view[i] === 0x2d; /* '-' */
+    if (neg) i++;
+    if (i === end || end - i > 15) throw new RespProtocolError('RESP_PROTOCOL', `invalid ${what}`);
+    let n = 0;
+    for (; i < end; i++) {
+      const d = view[i]! - 0x30;
+      if (d === CR - 0x30) throw new RespProtocolError('RESP_PROTOCOL', 'expected \\r\\n');
+      if (d < 0 || d > 9) throw new RespProtocolError('RESP_PROTOCOL', `invalid ${what}`);
+      n = n * 10 + d;
+    }
+    return neg ? -n : n;
+  }
+
+  private inline(view: Buffer, start: number, lf: number): Buffer[] {
+    let stop = lf;
+    if (stop > start && view[stop - 1] === CR) stop--;
     const args: Buffer[] = [];
-    for (let i = 0; i < n; i++) {
-      if (p >= this.buf.length) return null;
-      if (this.buf[p] !== 0x24 /* '$' */) throw new RespProtocolError(`expected '$', got '${String.fromCharCode(this.buf[p]!)}'`);
-      end = this.lineEnd(p, 32);
-      if (end === -1) return null;
-      const len = this.int(p + 1, end, 'bulk length');
-      if (len < 0 || len > this.limits.maxBulkBytes) throw new RespProtocolError('invalid bulk length');
-      const start = end + 2;
-      if (start + len + 2 > this.buf.length) return null;
-      if (this.buf[start + len] !== CR || this.buf[start + len + 1] !== LF) throw new RespProtocolError('bulk string not followed by \\r\\n');
-      args.push(Buffer.from(this.buf.subarray(start, start + len)));
-      p = start + len + 2;
+    let i = start;
+    while (i < stop) {
+      while (i < stop && isSpace(view[i]!)) i++;
+      if (i === stop) break;
+      const s = i;
+      while (i < stop && !isSpace(view[i]!)) i++;
+      if (args.length === this.limits.maxArgs) throw new RespProtocolError('RESP_TOO_MANY_ARGS', `more than ${this.limits.maxArgs} arguments`);
+      args.push(Buffer.from(view.subarray(s, i)));
+      this.bytesCopied += i - s;
     }
-    return { args, next: p };
+    return args;
   }
 
-  private inline(pos: number): { args: Buffer[]; next: number } | null {
-    if (pos >= this.buf.length) return null;
-    const nl = this.buf.indexOf(LF, pos);
-    if (nl === -1) {
-      if (this.buf.length - pos > this.limits.maxInlineBytes) throw new RespProtocolError('too big inline request');
-      return null;
+  /** Keeps the unfinished line view[pos, end) for the next chunk. */
+  private keep(view: Buffer, pos: number, end: number): void {
+    if (view === this.pending) {
+      this.pStart = pos;
+      return;
     }
-    const line = this.buf.toString('latin1', pos, nl).replace(/\r$/, '');
-    const args = line.split(/\s+/).filter((a) => a !== '').map((a) => Buffer.from(a, 'latin1'));
-    return { args, next: nl + 1 };
+    this.pStart = this.pEnd = 0;
+    this.append(view.subarray(pos, end));
+  }
+
+  /** Appends to the kept-back bytes; the buffer doubles, so each byte moves O(1) times on average. */
+  private append(b: Buffer): void {
+    const live = this.pEnd - this.pStart;
+    if (this.pEnd + b.length > this.pending.length) {
+      if (live + b.length <= this.pending.length >>> 1) {
+        this.pending.copy(this.pending, 0, this.pStart, this.pEnd);
+      } else {
+        const next = Buffer.allocUnsafe(Math.max(256, 2 * (live + b.length)));
+        this.pending.copy(next, 0, this.pStart, this.pEnd);
+        this.pending = next;
+      }
+      this.bytesCopied += live;
+      this.pStart = 0;
+      this.pEnd = live;
+    }
+    b.copy(this.pending, this.pEnd);
+    this.pEnd += b.length;
+    this.bytesCopied += b.length;
   }
 }
+
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === CR || c === LF || c === 0x0b || c === 0x0c;
+const printable = (c: number): string => (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`);
 
 // ---- replies ----
 

@@ -1,22 +1,23 @@
 // The key-value example served over RESP2, so redis-cli and redis-benchmark work
 // against a raftlog node. Writes go through the log (a follower forwards them to
 // the leader); reads wait for a barrier first, so they are linearizable.
+//
+// Every connection is bounded: a client that sends faster than the log answers,
+// or that stops reading its replies, is paused (its socket is not read) until
+// its replies drain; the number of clients, their idle time and the size of a
+// command are capped, and a node without a password serves only loopback.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { formatAddress, parseAddress } from '../transport/address.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
-import { OK, RespParser, RespProtocolError, RespSimple, encode, type Reply } from './resp.js';
+import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, type Reply } from './resp.js';
 
 /** What the server needs of the log; ReplicatedLog has this shape. */
 export interface KvLog {
   append(data: Uint8Array): Promise<{ index: number; term: number; result: unknown }>;
   barrier(): Promise<void>;
   status(): object;
-}
-
-export interface RespServer {
-  /** 'host:port' actually bound (port 0 picks one). */
-  address: string;
-  close(): Promise<void>;
 }
 
 class CommandError extends Error {}
@@ -64,12 +65,124 @@ function members(status: object): Reply {
   return out;
 }
 
-export async function serveResp(o: { log: KvLog; kv: KvStateMachine; address: string }): Promise<RespServer> {
-  const { log, kv } = o;
-  const sockets = new Set<net.Socket>();
+export interface RespServerOptions {
+  log: KvLog;
+  kv: KvStateMachine;
+  /** 'host:port' to listen on; port 0 picks one. */
+  address: string;
+  /**
+   * Clients served at once; one more is told `-ERR max number of clients reached` and closed.
+   * Default 10000, lowered to leave 256 descriptors of the process's open-file limit to the log.
+   */
+  maxClients?: number;
+  /** A connection with no traffic for this long is closed; 0 never closes. Default 300000 (5 min). */
+  idleTimeoutMs?: number;
+  /** Arguments in one command, the name included. Default 1024. */
+  maxArgs?: number;
+  /**
+   * The largest command payload: one argument, and all of a command's arguments together
+   * (plus 16 bytes each). Set it below the log's record limit, so any accepted write replicates.
+   * Default 4 MiB - 64 KiB.
+   */
+  maxBulkBytes?: number;
+  /** When set, clients must `AUTH` with it before any other command. */
+  requirepass?: string;
+  /** With no requirepass, refuse clients from non-loopback addresses. Default true. */
+  protectedMode?: boolean;
+  /**
+   * A connection stops being read while it has this many commands awaiting replies, or
+   * this many reply bytes not yet taken by the client; it is read again below half of both.
+   * Default { commands: 1024, bytes: 1 MiB }.
+   */
+  highWaterMark?: { commands?: number; bytes?: number };
+  /** Whether a remote address counts as loopback for protected mode (replaceable for tests). */
+  isLoopback?: (remoteAddress: string | undefined) => boolean;
+}
 
-  const execute = async (args: Buffer[], lastWrite: Promise<unknown>): Promise<Reply> => {
-    const name = args[0]!.toString('latin1').toUpperCase();
+/** Counters for operators and tests. */
+export interface RespServerStats {
+  clients: number;
+  maxClients: number;
+  /** Connections refused: too many clients, or protected mode. */
+  refused: number;
+  /** Connections closed for idleness. */
+  idleClosed: number;
+  /** Times a connection stopped being read for backpressure. */
+  pauses: number;
+  /** Connections not being read right now. */
+  paused: number;
+  /** The most commands one connection ever had awaiting replies. */
+  maxInflight: number;
+  /** The most reply bytes one connection ever had unsent, measured before it was paused. */
+  maxWriteBuffered: number;
+  /** Reply bytes now unsent, over all connections. */
+  writeBuffered: number;
+}
+
+export interface RespServer {
+  /** 'host:port' actually bound (port 0 picks one). */
+  address: string;
+  stats(): RespServerStats;
+  /** Stops listening, closes every client connection; settles when all are gone. */
+  close(): Promise<void>;
+}
+
+/** 127.0.0.0/8 and ::1, also in their IPv4-mapped IPv6 form. */
+export function isLoopbackAddress(addr: string | undefined): boolean {
+  if (addr === undefined) return false;
+  const a = addr.toLowerCase().replace(/^::ffff:/, '');
+  return a === '::1' || (net.isIPv4(a) && a.startsWith('127.'));
+}
+
+/** 10000, or fewer when the open-file limit would run out first (each client holds a descriptor). */
+function defaultMaxClients(): number {
+  let limits: string;
+  try {
+    limits = readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return 10_000; // not Linux: the limit is not readable, so the operator's ulimit decides
+  }
+  const soft = /^Max open files\s+(\d+)/m.exec(limits)?.[1];
+  return soft === undefined ? 10_000 : Math.max(1, Math.min(10_000, Number(soft) - 256));
+}
+
+const digest = (s: Buffer | string): Buffer => createHash('sha256').update(s).digest();
+
+/** Equal-length digests, so the comparison takes the same time whatever the guess. */
+function passwordMatches(guess: Buffer, expected: Buffer): boolean {
+  return timingSafeEqual(digest(guess), expected);
+}
+
+const PROTECTED_MODE_ERROR = new Error(
+  'DENIED raftlog is in protected mode: no password is set, so only loopback clients are served. ' +
+    'Set a password (requirepass), or serve on a loopback address only, or turn protected mode off.',
+);
+
+/** Before AUTH a client can send little: AUTH default <password> needs three short arguments. */
+const UNAUTHENTICATED_LIMITS = { maxArgs: 8, maxBulkBytes: 16 * 1024, maxCommandBytes: 64 * 1024, maxInlineBytes: 16 * 1024 };
+const EMPTY = Buffer.alloc(0);
+
+export async function serveResp(o: RespServerOptions): Promise<RespServer> {
+  const { log, kv } = o;
+  const maxClients = o.maxClients ?? defaultMaxClients();
+  const idleTimeoutMs = o.idleTimeoutMs ?? 300_000;
+  const maxBulkBytes = o.maxBulkBytes ?? DEFAULT_RESP_LIMITS.maxBulkBytes;
+  const limits = { maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs, maxBulkBytes, maxCommandBytes: maxBulkBytes, maxInlineBytes: DEFAULT_RESP_LIMITS.maxInlineBytes };
+  const hwCommands = o.highWaterMark?.commands ?? 1024;
+  const hwBytes = o.highWaterMark?.bytes ?? 1024 * 1024;
+  const password = o.requirepass !== undefined && o.requirepass !== '' ? digest(o.requirepass) : null;
+  const protectedMode = password === null && (o.protectedMode ?? true);
+  const isLoopback = o.isLoopback ?? isLoopbackAddress;
+  for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, hwCommands, hwBytes })) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`serveResp: ${k} must be a positive integer`);
+  }
+  if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw new RangeError('serveResp: idleTimeoutMs must be 0 or a positive integer');
+
+  const clients = new Set<net.Socket>();
+  const refusing = new Set<net.Socket>();
+  const counters = { refused: 0, idleClosed: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
+
+  const execute = async (name: string, args: Buffer[], lastWrite: Promise<unknown>): Promise<Reply> => {
     const rest = args.slice(1);
     const write = WRITES[name];
     if (write !== undefined) {
@@ -108,42 +221,196 @@ export async function serveResp(o: { log: KvLog; kv: KvStateMachine; address: st
     }
   };
 
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
+  /** AUTH password, or AUTH default password (the Redis 6 form with the one user there is). */
+  const auth = (args: Buffer[]): { reply: Reply; ok: boolean } => {
+    if (args.length !== 2 && args.length !== 3) return { reply: new Error("ERR wrong number of arguments for 'auth' command"), ok: false };
+    if (password === null) return { reply: new Error('ERR AUTH called without any password configured for the default user'), ok: false };
+    const userOk = args.length === 2 || args[1]!.toString('latin1') === 'default';
+    const matches = passwordMatches(args[args.length - 1]!, password);
+    return userOk && matches ? { reply: OK, ok: true } : { reply: new Error('WRONGPASS invalid username-password pair or user is disabled.'), ok: false };
+  };
+
+  const refuse = (socket: net.Socket, why: Error): void => {
+    counters.refused++;
+    refusing.add(socket);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => refusing.delete(socket));
+    socket.end(encode(why), () => socket.destroy());
+  };
+
+  const serve = (socket: net.Socket): void => {
+    clients.add(socket);
     socket.setNoDelay(true);
-    const parser = new RespParser();
-    // Commands run concurrently; replies leave in command order.
-    let replies: Promise<void> = Promise.resolve();
+    let authed = password === null;
+    const parser = new RespParser(authed ? limits : UNAUTHENTICATED_LIMITS);
     let lastWrite: Promise<unknown> = Promise.resolve();
-    socket.on('data', (chunk: Buffer) => {
-      let cmds: Buffer[][];
-      try {
-        cmds = parser.push(chunk);
-      } catch (err) {
-        const msg = err instanceof RespProtocolError ? err.message : String(err);
-        replies = replies.then(() => void socket.end(encode(new Error(`ERR ${msg}`))));
+    // Parsed commands not yet started: at most one chunk's worth, since reading stops first.
+    let waiting: Buffer[][] = [];
+    let waitingHead = 0; // an index, not shift(): one chunk can hold thousands of commands
+    const waitingCount = (): number => waiting.length - waitingHead;
+    const nextWaiting = (): Buffer[] => {
+      const cmd = waiting[waitingHead++]!;
+      if (waitingHead === waiting.length) {
+        waiting = [];
+        waitingHead = 0;
+      }
+      return cmd;
+    };
+    // Replies in command order; a slot is filled when its command finishes.
+    const slots: Array<{ reply: Reply | undefined; last: boolean }> = [];
+    let inflight = 0;
+    let paused = false;
+    let ending = false; // QUIT or a protocol error: nothing after it runs
+
+    const setPaused = (p: boolean): void => {
+      if (p === paused) return;
+      paused = p;
+      if (p) {
+        counters.pauses++;
+        counters.paused++;
+        socket.pause();
+      } else {
+        counters.paused--;
+        socket.resume();
+      }
+    };
+
+    /** Stops reading above a high-water mark, reads again below the low-water marks. */
+    const regulate = (): void => {
+      if (socket.destroyed) return;
+      const buffered = socket.writableLength;
+      if (!paused && (inflight >= hwCommands || buffered >= hwBytes || ending)) {
+        counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
+        setPaused(true);
+      } else if (paused && !ending && waitingCount() === 0 && inflight <= hwCommands >>> 1 && buffered <= hwBytes >>> 1) setPaused(false);
+    };
+
+    const flush = (): void => {
+      while (slots.length > 0 && slots[0]!.reply !== undefined) {
+        const { reply, last } = slots.shift()!;
+        inflight--;
+        if (socket.destroyed) continue;
+        if (last) {
+          socket.end(encode(reply!));
+          continue;
+        }
+        socket.write(encode(reply!), written);
+      }
+    };
+
+    // Reply bytes reaching the kernel may let waiting commands start, or reading resume.
+    const written = (): void => {
+      if (paused || waitingCount() > 0) dispatch();
+    };
+
+    const settle = (slot: { reply: Reply | undefined }, reply: Reply): void => {
+      slot.reply = reply;
+      flush();
+      dispatch();
+    };
+
+    /** Starts waiting commands while under the high-water mark. */
+    const dispatch = (): void => {
+      while (waitingCount() > 0 && inflight < hwCommands && socket.writableLength < hwBytes && !ending) {
+        start(nextWaiting());
+      }
+      regulate();
+    };
+
+    const start = (args: Buffer[]): void => {
+      const name = args[0]!.toString('latin1').toUpperCase();
+      const slot: { reply: Reply | undefined; last: boolean } = { reply: undefined, last: false };
+      slots.push(slot);
+      inflight++;
+      counters.maxInflight = Math.max(counters.maxInflight, inflight);
+      if (name === 'QUIT') {
+        ending = true;
+        slot.last = true;
+        slot.reply = OK;
+        flush();
         return;
       }
-      for (const args of cmds) {
-        const name = args[0]!.toString('latin1').toUpperCase();
-        if (name === 'QUIT') {
-          replies = replies.then(() => void socket.end(encode(OK)));
-          return;
+      if (name === 'AUTH') {
+        const r = auth(args);
+        if (r.ok && !authed) {
+          authed = true;
+          parser.setLimits(limits);
         }
-        const p = execute(args, lastWrite).catch((err: unknown): Reply => {
-          if (err instanceof CommandError) return new Error(err.message);
-          const e = err as { code?: string; message?: string };
-          return new Error(`ERR ${e.code ?? 'INTERNAL'} ${e.message ?? String(err)}`);
-        });
-        if (WRITES[name] !== undefined) lastWrite = p;
-        replies = replies.then(async () => {
-          const r = await p;
-          if (!socket.destroyed) socket.write(encode(r));
-        });
+        slot.reply = r.reply;
+        flush();
+        return;
+      }
+      if (!authed) {
+        slot.reply = new Error('NOAUTH Authentication required.');
+        flush();
+        return;
+      }
+      const p = execute(name, args, lastWrite).catch((err: unknown): Reply => {
+        if (err instanceof CommandError) return new Error(err.message);
+        const e = err as { code?: string; message?: string };
+        return new Error(`ERR ${e.code ?? 'INTERNAL'} ${e.message ?? String(err)}`);
+      });
+      if (WRITES[name] !== undefined) lastWrite = p;
+      void p.then((r) => settle(slot, r));
+    };
+
+    /** Parses a chunk; before AUTH one command at a time, so the limits rise right after it. */
+    const parse = (chunk: Buffer): void => {
+      for (let input = chunk; ; input = EMPTY) {
+        let cmds: Buffer[][] = [];
+        const one = !authed;
+        try {
+          cmds = parser.push(input, one ? 1 : Infinity);
+        } catch (err) {
+          if (!(err instanceof RespProtocolError)) throw err;
+        }
+        for (const c of cmds) waiting.push(c);
+        dispatch();
+        if (!one || cmds.length === 0 || ending || parser.error !== null) return;
+      }
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      if (ending) return;
+      parse(chunk);
+      const err = parser.error;
+      if (err !== null && !ending) {
+        // The stream can no longer be trusted: answer what came before, then this error, and close.
+        while (waitingCount() > 0 && !ending) start(nextWaiting());
+        if (!ending) {
+          ending = true;
+          slots.push({ reply: new Error(`ERR ${err.message}`), last: true });
+          inflight++;
+        }
+        waiting = [];
+        waitingHead = 0;
+        flush();
+        regulate();
       }
     });
+    if (idleTimeoutMs > 0) {
+      socket.setTimeout(idleTimeoutMs);
+      socket.on('timeout', () => {
+        // Not idle while commands wait on the log; idle if nothing was read or written meanwhile.
+        if (inflight > 0) {
+          socket.setTimeout(idleTimeoutMs);
+          return;
+        }
+        counters.idleClosed++;
+        socket.destroy();
+      });
+    }
     socket.on('error', () => socket.destroy()); // the client went away; its pending replies have nowhere to go
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      clients.delete(socket);
+      if (paused) counters.paused--;
+    });
+  };
+
+  const server = net.createServer((socket) => {
+    if (protectedMode && !isLoopback(socket.remoteAddress)) return refuse(socket, PROTECTED_MODE_ERROR);
+    if (clients.size >= maxClients) return refuse(socket, new Error('ERR max number of clients reached'));
+    serve(socket);
   });
 
   const { host, port } = parseAddress(o.address);
@@ -155,12 +422,18 @@ export async function serveResp(o: { log: KvLog; kv: KvStateMachine; address: st
     });
   });
   const bound = server.address() as net.AddressInfo;
+  let closing: Promise<void> | null = null;
   return {
     address: formatAddress(host, bound.port),
+    stats: () => {
+      let writeBuffered = 0;
+      for (const s of clients) writeBuffered += s.writableLength;
+      return { clients: clients.size, maxClients, ...counters, writeBuffered };
+    },
     close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
+      (closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-      }),
+        for (const s of [...clients, ...refusing]) s.destroy();
+      })),
   };
 }

@@ -706,6 +706,9 @@ export class ReplicatedLog<R = unknown> {
     const b = this.reads.get(key);
     if (b === undefined) return;
     this.reads.delete(key);
+    // The periodic re-ask can get this turn's batch answered before its own request goes out;
+    // a barrier joining it after this would wait for an answer that already came.
+    if (this.readBatch === b) this.readBatch = null;
     for (const resolve of b.waiters.keys()) this.whenApplied(rs.index, resolve);
   }
 

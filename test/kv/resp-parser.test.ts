@@ -1,0 +1,122 @@
+// The parser's edges: linear work on huge values, limits refused from headers alone,
+// and hostile bytes answered only with coded RespProtocolErrors.
+import { describe, expect, it } from 'vitest';
+import { RespParser, RespProtocolError, type RespLimits } from '../../src/kv/resp.js';
+import { seeded } from '../seeded.js';
+
+const wireOf = (cmds: string[][]): Buffer =>
+  Buffer.concat(cmds.flatMap((c) => [Buffer.from(`*${c.length}\r\n`), ...c.flatMap((a) => [Buffer.from(`$${Buffer.byteLength(a, 'latin1')}\r\n`), Buffer.from(a, 'latin1'), Buffer.from('\r\n')])]));
+const str = (cmds: Buffer[][]): string[][] => cmds.map((c) => c.map((a) => a.toString('latin1')));
+
+describe('RESP parser limits and linearity', () => {
+  it('gathers a 60 MB value sent in 64 KiB chunks with at most 2x its size copied', () => {
+    const size = 60 * 1024 * 1024;
+    const value = Buffer.allocUnsafe(size);
+    for (let i = 0; i < size; i += 4) value.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const wire = Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${size}\r\n`), value, Buffer.from('\r\n*1\r\n$4\r\nPING\r\n')]);
+    const p = new RespParser({ maxBulkBytes: 64 * 1024 * 1024 });
+    const got: Buffer[][] = [];
+    for (let at = 0; at < wire.length; at += 64 * 1024) got.push(...p.push(wire.subarray(at, at + 64 * 1024)));
+    expect(got.length).toBe(2);
+    expect(got[0]![2]!.equals(value)).toBe(true);
+    expect(str([got[1]!])).toEqual([['PING']]);
+    expect(p.bytesCopied).toBeGreaterThanOrEqual(size);
+    expect(p.bytesCopied).toBeLessThanOrEqual(2 * size);
+  });
+
+  it('refuses a 200k-argument command from its header, before reading any argument', () => {
+    const n = 200_000;
+    const wire = Buffer.concat([Buffer.from(`*${n}\r\n`), Buffer.from('$1\r\na\r\n'.repeat(n))]);
+    const p = new RespParser();
+    expect(() => p.push(wire)).toThrow(expect.objectContaining({ code: 'RESP_TOO_MANY_ARGS' }));
+    expect(p.bytesCopied).toBe(0);
+    expect(p.retainedBytes).toBe(0);
+    // The stream is not trusted after an error.
+    expect(() => p.push(Buffer.from('PING\r\n'))).toThrow(RespProtocolError);
+
+    // Inline: a long line is refused by its length, and within a long-line limit by the argument count.
+    expect(() => new RespParser().push(Buffer.from('a '.repeat(n)))).toThrow(expect.objectContaining({ code: 'RESP_INLINE_TOO_LONG' }));
+    const q = new RespParser({ maxInlineBytes: 4 * n, maxArgs: 1024 });
+    expect(() => q.push(Buffer.from('a '.repeat(n) + '\r\n'))).toThrow(expect.objectContaining({ code: 'RESP_TOO_MANY_ARGS' }));
+    expect(q.bytesCopied).toBeLessThanOrEqual(4 * n + 1024);
+  });
+
+  it('refuses a bulk string or a command past its byte limits from the header', () => {
+    const p = new RespParser({ maxBulkBytes: 100, maxCommandBytes: 160 });
+    expect(() => p.push(Buffer.from('*1\r\n$101\r\n'))).toThrow(expect.objectContaining({ code: 'RESP_BULK_TOO_LARGE' }));
+    const q = new RespParser({ maxBulkBytes: 100, maxCommandBytes: 160 });
+    expect(str(q.push(wireOf([['SET', 'k', 'v'.repeat(100)]])))).toEqual([['SET', 'k', 'v'.repeat(100)]]);
+    expect(() => q.push(Buffer.from(`*3\r\n$3\r\nSET\r\n$${100}\r\n${'k'.repeat(100)}\r\n$100\r\n`))).toThrow(
+      expect.objectContaining({ code: 'RESP_COMMAND_TOO_LARGE' }),
+    );
+    expect(() => new RespParser().push(Buffer.from(`*1\r\n$${'9'.repeat(40)}`))).toThrow(expect.objectContaining({ code: 'RESP_PROTOCOL' }));
+  });
+
+  it('returns the commands before a malformed one, then fails', () => {
+    const p = new RespParser();
+    expect(str(p.push(Buffer.from('*1\r\n$4\r\nPING\r\n*1\r\n$x\r\n')))).toEqual([['PING']]);
+    expect(p.error).toMatchObject({ code: 'RESP_PROTOCOL' });
+    expect(() => p.push(Buffer.from('PING\r\n'))).toThrow(p.error!);
+  });
+
+  it('stops after maxCommands and goes on from the kept bytes, under limits set in between', () => {
+    const p = new RespParser({ maxBulkBytes: 4 });
+    const wire = wireOf([['AUTH', 'pw'], ['SET', 'k', 'long-value'], ['PING']]);
+    expect(str(p.push(wire, 1))).toEqual([['AUTH', 'pw']]);
+    p.setLimits({ maxArgs: 8, maxBulkBytes: 100, maxCommandBytes: 1000, maxInlineBytes: 100 });
+    expect(str(p.push(Buffer.alloc(0)))).toEqual([['SET', 'k', 'long-value'], ['PING']]);
+  });
+
+  it('parses many commands the same fed byte by byte as fed whole', () => {
+    const seed = Number(process.env.RESP_SEED ?? Date.now() % 1_000_000);
+    console.log(`resp byte-by-byte seed ${seed} (replay: RESP_SEED=${seed})`);
+    const random = seeded(seed);
+    const word = (max: number): string => String.fromCharCode(...Array.from({ length: Math.floor(random() * max) }, () => Math.floor(random() * 256)));
+    const cmds: string[][] = Array.from({ length: 300 }, () => ['SET', word(20), word(300)]);
+    const whole = new RespParser();
+    const a = str(whole.push(wireOf(cmds)));
+    const byByte = new RespParser();
+    const wire = Buffer.concat([wireOf(cmds), Buffer.from('PING  x\r\n')]);
+    const b: string[][] = [];
+    for (let i = 0; i < wire.length; i++) b.push(...str(byByte.push(wire.subarray(i, i + 1))));
+    expect(a).toEqual(cmds);
+    expect(b).toEqual([...cmds, ['PING', 'x']]);
+    // Linear even a byte at a time: kept-back header bytes are copied a bounded number of times.
+    expect(byByte.bytesCopied).toBeLessThanOrEqual(4 * wire.length);
+  });
+
+  it('answers random bytes only with commands or a coded RespProtocolError, within its limits', () => {
+    const seed = Number(process.env.RESP_SEED ?? Date.now() % 1_000_000);
+    console.log(`resp random-bytes seed ${seed} (replay: RESP_SEED=${seed})`);
+    const random = seeded(seed);
+    const limits: RespLimits = { maxArgs: 8, maxBulkBytes: 64, maxCommandBytes: 200, maxInlineBytes: 100 };
+    const alphabet = Buffer.from('*$\r\n-0123456789 abcSET\t\x00\xff');
+    const maxChunk = 40;
+    const codes = new Set<string>();
+    for (let round = 0; round < 2000; round++) {
+      // Half the rounds start from a valid command so the parser gets deep before the noise.
+      const prefix = random() < 0.5 ? wireOf([['SET', 'k', 'v'.repeat(Math.floor(random() * 70))]]) : Buffer.alloc(0);
+      const noise = Buffer.from(Array.from({ length: Math.floor(random() * 300) }, () => alphabet[Math.floor(random() * alphabet.length)]!));
+      const input = Buffer.concat([prefix, noise]);
+      const p = new RespParser(limits);
+      let at = 0;
+      try {
+        while (at < input.length) {
+          const n = 1 + Math.floor(random() * maxChunk);
+          for (const cmd of p.push(input.subarray(at, at + n))) {
+            expect(cmd.length).toBeGreaterThan(0);
+            expect(cmd.length).toBeLessThanOrEqual(limits.maxArgs);
+            for (const arg of cmd) expect(arg.length).toBeLessThanOrEqual(Math.max(limits.maxBulkBytes, limits.maxInlineBytes));
+          }
+          at += n;
+          expect(p.retainedBytes).toBeLessThanOrEqual(limits.maxCommandBytes + 2 * (limits.maxInlineBytes + 2 + maxChunk) + 256);
+        }
+      } catch (err) {
+        if (!(err instanceof RespProtocolError)) throw new Error(`round ${round} (seed ${seed}): ${String(err)}`);
+        codes.add(err.code);
+      }
+    }
+    // The noise reaches more than one kind of refusal.
+    expect(codes.size).toBeGreaterThan(1);
+  });
+});

@@ -1,0 +1,233 @@
+// The RESP server's bounds: backpressure on a client that does not read, the client
+// limit, the idle timeout, AUTH, protected mode, protocol limits, and close().
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
+import { isLoopbackAddress, serveResp, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RespClient } from './resp-client.js';
+
+/** Polls a condition each event-loop turn (bounded by the test timeout). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+}
+
+const portOf = (s: RespServer): number => Number(s.address.split(':').pop());
+
+/** A socket that reads nothing until told to. */
+function rawConnect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.pause();
+    s.once('error', reject);
+  });
+}
+
+describe('RESP server limits', () => {
+  let dir: string;
+  let log: ReplicatedLog;
+  let kv: KvStateMachine;
+  const servers: RespServer[] = [];
+  const start = async (o: Partial<RespServerOptions> = {}): Promise<RespServer> => {
+    const s = await serveResp({ log, kv, address: '127.0.0.1:0', ...o });
+    servers.push(s);
+    return s;
+  };
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'raftlog-kv-limits-'));
+    kv = new KvStateMachine();
+    log = await ReplicatedLog.open({ dataDir: dir, stateMachine: kv, sync: 'none' });
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stops reading a client that pipelines 100k commands, then answers all of them in order', async () => {
+    const server = await start({ highWaterMark: { commands: 64, bytes: 16 * 1024 } });
+    const sock = await rawConnect(portOf(server));
+    const n = 100_000;
+    const one = Buffer.from('*2\r\n$4\r\nINCR\r\n$3\r\nbp1\r\n');
+    sock.write(Buffer.concat(Array.from({ length: n }, () => one)));
+    await until(() => server.stats().pauses > 0);
+    expect(server.stats().maxInflight).toBeLessThanOrEqual(64);
+
+    let text = '';
+    let next = 1;
+    let done = (): void => undefined;
+    const finished = new Promise<void>((r) => (done = r));
+    sock.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      let nl: number;
+      let at = 0;
+      while ((nl = text.indexOf('\r\n', at)) !== -1) {
+        expect(text.slice(at, nl)).toBe(`:${next}`);
+        next++;
+        at = nl + 2;
+      }
+      text = text.slice(at);
+      if (next > n) done();
+    });
+    sock.resume();
+    await finished;
+    expect(next - 1).toBe(n);
+    expect(server.stats().maxInflight).toBeLessThanOrEqual(64);
+    sock.destroy();
+  }, 120_000);
+
+  it('stops reading a client whose unread replies pass the byte high-water mark', async () => {
+    const hw = { commands: 8, bytes: 256 * 1024 };
+    const server = await start({ highWaterMark: hw });
+    const value = 'v'.repeat(64 * 1024);
+    const setter = await RespClient.connect(portOf(server));
+    expect(await setter.call('SET', 'big', value)).toBe('OK');
+    setter.close();
+
+    const sock = await rawConnect(portOf(server));
+    const gets = 500;
+    sock.write(Buffer.from('*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n'.repeat(gets)));
+    await until(() => server.stats().paused > 0 && server.stats().writeBuffered >= hw.bytes);
+    const reply = value.length + 16;
+    expect(server.stats().writeBuffered).toBeLessThanOrEqual(hw.bytes + hw.commands * reply);
+    expect(server.stats().maxWriteBuffered).toBeLessThanOrEqual(hw.bytes + hw.commands * reply);
+
+    let got = 0;
+    let pending = Buffer.alloc(0);
+    const want = Buffer.from(`$${value.length}\r\n${value}\r\n`);
+    await new Promise<void>((resolve) => {
+      sock.on('data', (d: Buffer) => {
+        pending = Buffer.concat([pending, d]);
+        while (pending.length >= want.length) {
+          expect(pending.subarray(0, want.length).equals(want)).toBe(true);
+          pending = pending.subarray(want.length);
+          got++;
+        }
+        if (got === gets) resolve();
+      });
+      sock.resume();
+    });
+    expect(got).toBe(gets);
+    sock.destroy();
+  }, 120_000);
+
+  it('refuses clients past maxClients with a Redis error, and serves again when one leaves', async () => {
+    const server = await start({ maxClients: 2 });
+    const a = await RespClient.connect(portOf(server));
+    const b = await RespClient.connect(portOf(server));
+    expect(await a.call('PING')).toBe('PONG');
+    expect(await b.call('PING')).toBe('PONG');
+    const c = await RespClient.connect(portOf(server));
+    expect(await c.next()).toEqual(new Error('ERR max number of clients reached'));
+    await c.closed();
+    expect(server.stats().refused).toBe(1);
+    a.close();
+    await until(() => server.stats().clients === 1);
+    const d = await RespClient.connect(portOf(server));
+    expect(await d.call('PING')).toBe('PONG');
+    b.close();
+    d.close();
+  });
+
+  it('by default serves thousands of clients, within the open-file limit', async () => {
+    const server = await start();
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)![1]);
+    expect(server.stats().maxClients).toBe(Math.min(10_000, soft - 256));
+  });
+
+  it('closes a connection idle past idleTimeoutMs', async () => {
+    const server = await start({ idleTimeoutMs: 50 });
+    const c = await RespClient.connect(portOf(server));
+    expect(await c.call('PING')).toBe('PONG');
+    await c.closed();
+    expect(server.stats().idleClosed).toBe(1);
+  });
+
+  it('requires AUTH when requirepass is set', async () => {
+    const server = await start({ requirepass: 's3cret' });
+    const c = await RespClient.connect(portOf(server));
+    expect(await c.call('PING')).toEqual(new Error('NOAUTH Authentication required.'));
+    expect(await c.call('SET', 'auth-k', 'x')).toEqual(new Error('NOAUTH Authentication required.'));
+    expect(await c.call('AUTH', 'wrong')).toEqual(new Error('WRONGPASS invalid username-password pair or user is disabled.'));
+    expect(await c.call('AUTH', 'alice', 's3cret')).toEqual(new Error('WRONGPASS invalid username-password pair or user is disabled.'));
+    expect(await c.call('AUTH', 'default', 's3cret')).toBe('OK');
+    expect(await c.call('PING')).toBe('PONG');
+    c.close();
+    // AUTH pipelined with the commands after it, in one write.
+    const d = await RespClient.connect(portOf(server));
+    const replies = [d.next(), d.next(), d.next()];
+    d.raw('*2\r\n$4\r\nAUTH\r\n$6\r\ns3cret\r\n*3\r\n$3\r\nSET\r\n$6\r\nauth-k\r\n$1\r\ny\r\n*2\r\n$3\r\nGET\r\n$6\r\nauth-k\r\n');
+    expect(await Promise.all(replies)).toEqual(['OK', 'OK', 'y']);
+    d.close();
+    expect(kv.get(Buffer.from('auth-k'))?.toString()).toBe('y');
+
+    // Before AUTH a client may send only small commands; right after it, the full limits apply,
+    // even to a command that arrived in the same write.
+    const big = 'b'.repeat(100 * 1024);
+    const e = await RespClient.connect(portOf(server));
+    expect(await e.call('SET', 'auth-big', big)).toEqual(expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }));
+    await e.closed();
+    const f = await RespClient.connect(portOf(server));
+    const both = [f.next(), f.next()];
+    f.raw(Buffer.concat([Buffer.from('*2\r\n$4\r\nAUTH\r\n$6\r\ns3cret\r\n'), Buffer.from(`*3\r\n$3\r\nSET\r\n$8\r\nauth-big\r\n$${big.length}\r\n${big}\r\n`)]));
+    expect(await Promise.all(both)).toEqual(['OK', 'OK']);
+    f.close();
+    expect(kv.get(Buffer.from('auth-big'))?.length).toBe(big.length);
+  });
+
+  it('answers AUTH without a configured password with an error', async () => {
+    const server = await start();
+    const c = await RespClient.connect(portOf(server));
+    expect(await c.call('AUTH', 'x')).toEqual(expect.objectContaining({ message: expect.stringContaining('without any password configured') }));
+    expect(await c.call('PING')).toBe('PONG');
+    c.close();
+  });
+
+  it('in protected mode refuses non-loopback clients unless a password is set', async () => {
+    const remote = (): boolean => false;
+    const guarded = await start({ isLoopback: remote });
+    const c = await RespClient.connect(portOf(guarded));
+    expect(await c.next()).toEqual(expect.objectContaining({ message: expect.stringMatching(/^DENIED .*protected mode/) }));
+    await c.closed();
+
+    const withPass = await start({ isLoopback: remote, requirepass: 'pw' });
+    const d = await RespClient.connect(portOf(withPass));
+    expect(await d.call('PING')).toEqual(new Error('NOAUTH Authentication required.'));
+    d.close();
+
+    const open = await start({ isLoopback: remote, protectedMode: false });
+    const e = await RespClient.connect(portOf(open));
+    expect(await e.call('PING')).toBe('PONG');
+    e.close();
+  });
+
+  it('knows loopback addresses', () => {
+    for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) expect(isLoopbackAddress(a), a).toBe(true);
+    for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '::', '0.0.0.0', '128.0.0.1', 'fe80::1', undefined]) expect(isLoopbackAddress(a), String(a)).toBe(false);
+  });
+
+  it('refuses a value past maxBulkBytes with an error and closes the connection', async () => {
+    const server = await start({ maxBulkBytes: 1024, maxArgs: 3 });
+    const c = await RespClient.connect(portOf(server));
+    expect(await c.call('SET', 'small', 'x'.repeat(900))).toBe('OK');
+    expect(await c.call('SET', 'large', 'x'.repeat(1025))).toEqual(expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }));
+    await c.closed();
+    const d = await RespClient.connect(portOf(server));
+    expect(await d.call('DEL', 'a', 'b', 'c')).toEqual(expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid multibulk length/) }));
+    await d.closed();
+  });
+
+  it('close() closes every client connection and settles', async () => {
+    const server = await serveResp({ log, kv, address: '127.0.0.1:0' });
+    const a = await RespClient.connect(portOf(server));
+    const b = await RespClient.connect(portOf(server));
+    expect(await a.call('PING')).toBe('PONG');
+    await server.close();
+    await Promise.all([a.closed(), b.closed()]);
+    expect(server.stats().clients).toBe(0);
+  });
+});
