@@ -5,7 +5,21 @@
 import { parseArgs } from 'node:util';
 import { replayCommand, runSimulation, type SimReport } from './simulation.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npx tsx test/sim-log/cli.ts [--seed S | --seeds N [--from S]] [--nodes 3|5|mixed] [--membership]
+                                    [--fault-ms MS] [--snapshot-every N] [--verbose]`;
+
+function parseCli(): ReturnType<typeof parse> {
+  try {
+    return parse();
+  } catch (err) {
+    // A bad flag: say what is wrong and how to call it; exit 2 like every raftlog command.
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const parse = () =>
+  parseArgs({
   options: {
     seed: { type: 'string' },
     seeds: { type: 'string', default: '100' },
@@ -15,8 +29,15 @@ const { values } = parseArgs({
     'snapshot-every': { type: 'string' },
     verbose: { type: 'boolean', default: false },
     membership: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 });
+
+const { values } = parseCli();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 function int(name: string, v: string): number {
   const n = Number(v);
