@@ -18,6 +18,7 @@ export {
   InvalidMessageError,
   StepLocalMsgError,
   StepPeerNotFoundError,
+  SnapshotRefusedError,
   InvalidConfigError,
   InvalidConfChangeError,
   LeaderTransferError,
