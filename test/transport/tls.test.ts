@@ -22,7 +22,10 @@ function makeCa(name: string): void {
 }
 function makeCert(name: string, ca: string): void {
   openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', 'ext.cnf');
+  // Each certificate names its node: nodeN gets raftlog://node/N, anything else node 99.
+  const id = /^node(\d+)$/.exec(name)?.[1] ?? '99';
+  writeFileSync(join(dir, `${name}.cnf`), `subjectAltName=URI:raftlog://node/${id},IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n`);
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.cnf`);
 }
 
 beforeAll(() => {
