@@ -70,6 +70,8 @@ export class Raft {
    * voter) before a lagging follower applies that change.
    */
   readonly pendingPeers = new Set<number>();
+  /** Nodes a change applied since this node started removed: never heard again unless added back. */
+  readonly removedPeers = new Set<number>();
   state: StateType = StateFollower;
   isLearner = false;
   readonly raftLog: RaftLog;
@@ -900,6 +902,8 @@ export class Raft {
 
   applyConfChange(cc: ConfChange): ConfState {
     this.pendingPeers.delete(cc.nodeId);
+    if (cc.type === ConfChangeType.RemoveNode) this.removedPeers.add(cc.nodeId);
+    else this.removedPeers.delete(cc.nodeId);
     // Counted even if the change is refused below: the entry has been dealt with.
     if (this.confChangesToApply > 0) this.confChangesToApply--;
     const cs = applyToConfState(this.trk.confState(), cc);

@@ -35,7 +35,7 @@ import {
 import { EMPTY } from './empty.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
-const { MsgAppResp, MsgBeat, MsgCheckQuorum, MsgHeartbeatResp, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable, MsgVoteResp } = MessageType;
+const { MsgApp, MsgAppResp, MsgBeat, MsgHeartbeat, MsgCheckQuorum, MsgHeartbeatResp, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable, MsgVoteResp } = MessageType;
 const { StateLeader } = StateType;
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
 
@@ -143,8 +143,10 @@ export class RawNode {
     if (isLocalOnly(m.type)) throw new StepLocalMsgError(m.type);
     const r = this.raft;
     // Only members (and nodes a logged change is adding) are heard: a stranger's heartbeat, append,
-    // vote or snapshot must not move this node's term, leader or log.
-    if (!r.knows(m.from) || (isResponse(m.type) && !r.trk.progress.has(m.from))) throw new StepPeerNotFoundError(m.from);
+    // vote or snapshot must not move this node's term, leader or log. One exception keeps a lagging
+    // follower live: its configuration may predate the current leader's addition, so while it knows no
+    // leader it hears leader traffic from an id it never saw removed, and then only from that leader.
+    if (isResponse(m.type) ? !r.trk.progress.has(m.from) : !r.knows(m.from) && !this.mayLeadUnknown(m)) throw new StepPeerNotFoundError(m.from);
     // A snapshot replaces the whole state, so it is taken only from the node known to lead the
     // message's term. A follower that has not heard of that leader yet refuses it: the leader's
     // heartbeat or append (sent before any snapshot) makes it known, and the snapshot is retried.
@@ -155,6 +157,13 @@ export class RawNode {
       throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
     }
     this.raft.step(m);
+  }
+
+  private mayLeadUnknown(m: Message): boolean {
+    const r = this.raft;
+    if (m.type !== MsgApp && m.type !== MsgHeartbeat && m.type !== MsgSnap) return false;
+    if (r.removedPeers.has(m.from) || r.state === StateLeader) return false;
+    return r.lead === None ? m.term >= r.term : r.lead === m.from && m.term === r.term;
   }
 
   /** Requests a linearizable read point; it shows up in Ready.readStates tagged with `ctx`. */

@@ -70,6 +70,34 @@ describe('messages from non-members change nothing', () => {
   });
 });
 
+describe('a follower whose configuration predates the leader', () => {
+  it('hears leader traffic from an unknown id only while it knows no leader, then only from that one', () => {
+    const net = new Network([1, 2, 3]);
+    const n = net.node(2); // a fresh follower: term 0, no leader known
+    const t = 5;
+    n.step(msg({ type: MessageType.MsgHeartbeat, from: 7, to: 2, term: t, commit: 0 }));
+    expect(n.status().lead).toBe(7);
+    // Now it has a leader: another unknown id is refused, even at a higher term.
+    const before = JSON.stringify(n.status());
+    expect(() => n.step(msg({ type: MessageType.MsgHeartbeat, from: 8, to: 2, term: t + 10, commit: 0 }))).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
+    expect(() => n.step(msg({ type: MessageType.MsgVote, from: 8, to: 2, term: t + 10, index: 99, logTerm: t }))).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
+    expect(JSON.stringify(n.status())).toBe(before);
+  });
+
+  it('never hears a node it saw removed', () => {
+    const net = leaderCluster({});
+    net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3 });
+    net.stabilize();
+    const n = net.node(2);
+    expect(n.status().conf.voters).not.toContain(3);
+    net.campaign(2); // whatever the leader, refusals below must hold even with no leader
+    const t = n.status().term;
+    const before = JSON.stringify(n.status());
+    expect(() => n.step(msg({ type: MessageType.MsgHeartbeat, from: 3, to: 2, term: t + 5, commit: 0 }))).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
+    expect(JSON.stringify(n.status())).toBe(before);
+  });
+});
+
 describe('a snapshot comes only from the known leader of its term', () => {
   it('a member that is not the leader cannot install one, even at a higher term', () => {
     const net = leaderCluster({});
