@@ -14,5 +14,10 @@ export {
   BadAddressError,
   BadOptionError,
   TransportClosedError,
+  AuthFailedError,
+  InsecureTransportError,
+  IdleTimeoutError,
+  TooManyConnectionsError,
 } from './errors.js';
+export type { Secret } from './auth.js';
 export type { TransportErrorCode } from './errors.js';
