@@ -2,6 +2,7 @@
 // on its own machine. An append made on any node is replicated to a majority and
 // applied everywhere in the same order.
 // Run: npx tsx examples/three-nodes.ts [data dir]
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -47,12 +48,14 @@ async function appendSurely(log: ReplicatedLog<number>, data: Uint8Array): Promi
 const base = process.argv[2] ?? './three-nodes-data';
 const ports = await freePorts();
 const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+// Every node proves it holds the same secret; on real machines it comes from a file or a vault.
+const clusterSecret = randomBytes(32);
 const journals = [new Journal(), new Journal(), new Journal()];
 const nodes = await Promise.all(
   [1, 2, 3].map((id) => {
     const dataDir = join(base, `node${id}`);
     mkdirSync(dataDir, { recursive: true });
-    return ReplicatedLog.open({ dataDir, id, peers, stateMachine: journals[id - 1]!, clusterId: 'example' });
+    return ReplicatedLog.open({ dataDir, id, peers, clusterSecret, stateMachine: journals[id - 1]!, clusterId: 'example' });
   }),
 );
 

@@ -183,12 +183,15 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
   const peerArg = Object.entries(peers).map(([id, a]) => `${id}=${a}`).join(',');
   const here = fileURLToPath(import.meta.url);
   const entry = join(dirname(here), here.endsWith('.ts') ? 'main.ts' : 'main.js');
+  const secret = randomBytes(32).toString('base64url');
+  const secretFile = join(work, 'cluster-secret');
+  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
   const children: ChildProcess[] = [2, 3].map((id) =>
-    spawn(process.execPath, [...process.execArgv, entry, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--peers', peerArg, '--state-machine', 'none', '--cluster-id', 'bench', '--sync', sync, '--preallocate', preallocate], {
+    spawn(process.execPath, [...process.execArgv, entry, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--peers', peerArg, '--cluster-secret-file', secretFile, '--state-machine', 'none', '--cluster-id', 'bench', '--sync', sync, '--preallocate', preallocate], {
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
   );
-  const log = await ReplicatedLog.open({ dataDir: join(work, 'node1'), id: 1, peers, clusterId: 'bench', sync, preallocate, electionTicks: 6 });
+  const log = await ReplicatedLog.open({ dataDir: join(work, 'node1'), id: 1, peers, clusterSecret: [secret], clusterId: 'bench', sync, preallocate, electionTicks: 6 });
   const stopChildren = async (): Promise<void> => {
     await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => { c.once('exit', r); c.kill('SIGTERM'); }))));
   };

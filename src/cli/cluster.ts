@@ -1,13 +1,16 @@
 // `raftlog cluster`: N `raftlog serve` processes on loopback, one command to
 // start them, see where they listen and who leads, and stop them all (Ctrl-C).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { UsageError, intArg, parseArgs, strArg } from './args.js';
 
 const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--sync always|none]
 Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1 and
-for Redis clients on resp-port+i-1. Ctrl-C stops them all; if this process dies any
+for Redis clients on resp-port+i-1. The nodes authenticate each other with a secret made
+on first start (DIR/cluster-secret). Ctrl-C stops them all; if this process dies any
 other way, the nodes stop too.`;
 
 export async function main(args: string[]): Promise<number> {
@@ -31,6 +34,12 @@ export async function main(args: string[]): Promise<number> {
   const sync = strArg(opts, 'sync', 'always');
   const ids = Array.from({ length: n }, (_, i) => i + 1);
   const peers = ids.map((id) => `${id}=${host}:${raftPort + id - 1}`).join(',');
+  // One secret for this cluster's nodes, kept beside their data so a restart reuses it.
+  const secretFile = `${dataDir}/cluster-secret`;
+  if (!existsSync(secretFile)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(secretFile, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  }
 
   console.log(`raftlog cluster: ${n} node${n > 1 ? 's' : ''}, data in ${dataDir}`);
   for (const id of ids) {
@@ -56,6 +65,7 @@ export async function main(args: string[]): Promise<number> {
             '--peers', peers,
             '--resp', `${host}:${respPort + id - 1}`,
             '--sync', sync,
+            '--cluster-secret-file', secretFile,
           ],
           // The IPC channel is the children's lifeline: it closes when this process dies, even by SIGKILL.
           { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },

@@ -10,7 +10,12 @@ import { consoleLogger } from './console-logger.js';
 const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]
                      [--cluster-id ID] [--sync always|none] [--preallocate zeros|fallocate|none]
                      [--snapshot-every N] [--state-machine kv|none] [--requirepass-file FILE] [--max-clients N]
-Runs one node. Without --peers it is a single-node log. --resp serves the key-value
+                     [--cluster-secret-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure]
+Runs one node. Without --peers it is a single-node log. With --peers or --listen, peers
+authenticate with a shared secret (the first line of --cluster-secret-file, at least 16
+bytes, the same file on every node) or mutual TLS (certificates naming the node as SAN URI
+raftlog://node/<id>); --insecure runs without, for a trusted network only. SIGHUP re-reads
+the secret and certificate files (rotation without a restart). --resp serves the key-value
 example over the Redis protocol (redis-cli works); without a password (the first line of
 --requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
 leader it knows changes. SIGINT/SIGTERM stop it cleanly. If the node stops on a
@@ -24,6 +29,7 @@ export async function main(args: string[]): Promise<number> {
       id: 'string', data: 'string', listen: 'string', peers: 'string', resp: 'string',
       'cluster-id': 'string', sync: 'string', preallocate: 'string', 'snapshot-every': 'string', 'state-machine': 'string', help: 'boolean',
       'requirepass-file': 'string', 'max-clients': 'string',
+      'cluster-secret-file': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'tls-ca': 'string', insecure: 'boolean',
     });
     if (opts.has('help')) {
       console.log(USAGE);
@@ -53,6 +59,11 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   const snapshotEvery = opts.has('snapshot-every') ? intArg(opts, 'snapshot-every') : undefined;
 
   const access = respAccess(opts); // checked before the log opens, so a bad flag leaves nothing open
+  const credentials = (): PeerCredentials => peerCredentials(opts);
+  const peerAuth = credentials();
+  if ((peers !== undefined || opts.has('listen')) && peerAuth.clusterSecret === undefined && peerAuth.tls === undefined && !opts.has('insecure')) {
+    throw new UsageError('peers must authenticate: give --cluster-secret-file, or --tls-cert/--tls-key/--tls-ca, or --insecure on a trusted network');
+  }
   const log = await ReplicatedLog.open<unknown>({
     dataDir,
     id,
@@ -63,6 +74,8 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     snapshotEvery,
     sync,
     preallocate,
+    ...peerAuth,
+    ...(opts.has('insecure') ? { insecure: true } : {}),
     logger: consoleLogger('warn'),
   });
   const resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp'), ...access }) : null;
@@ -86,6 +99,16 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     }
   }, 100);
 
+  // Rotation: the operator replaces the files, then signals every node.
+  const reload = (): void => {
+    try {
+      log.reloadCredentials(credentials());
+      console.log('peer credentials reloaded');
+    } catch (err) {
+      console.error(`raftlog serve: SIGHUP: credentials not reloaded, the old ones stay: ${(err as Error).message}`);
+    }
+  };
+  if (peerAuth.clusterSecret !== undefined || peerAuth.tls !== undefined) process.on('SIGHUP', reload);
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
@@ -95,6 +118,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
   process.off('disconnect', stop);
+  process.off('SIGHUP', reload);
   clearInterval(watch);
   await resp?.close();
   await log.close();
@@ -123,6 +147,38 @@ function respAccess(opts: Map<string, string | true>): { requirepass?: string; m
   if (opts.has('max-clients')) {
     out.maxClients = intArg(opts, 'max-clients');
     if (out.maxClients < 1) throw new UsageError('--max-clients must be at least 1');
+  }
+  return out;
+}
+
+interface PeerCredentials {
+  clusterSecret?: string[];
+  tls?: { key: Buffer; cert: Buffer; ca: Buffer };
+}
+
+/**
+ * --cluster-secret-file (its lines are the secrets accepted, the first proves this node:
+ * a rotation writes "old\nnew", then "new\nold", then "new") and --tls-cert/--tls-key/--tls-ca.
+ */
+function peerCredentials(opts: Map<string, string | true>): PeerCredentials {
+  const out: PeerCredentials = {};
+  const read = (flag: string): Buffer => {
+    try {
+      return readFileSync(strArg(opts, flag));
+    } catch (err) {
+      throw new UsageError(`--${flag}: ${(err as Error).message}`);
+    }
+  };
+  if (opts.has('cluster-secret-file')) {
+    const secrets = read('cluster-secret-file').toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    if (secrets.length === 0) throw new UsageError('--cluster-secret-file: the file holds no secret');
+    for (const s of secrets) if (Buffer.byteLength(s) < 16) throw new UsageError('--cluster-secret-file: every secret must be at least 16 bytes');
+    out.clusterSecret = secrets;
+  }
+  const tlsFlags = ['tls-cert', 'tls-key', 'tls-ca'].filter((f) => opts.has(f));
+  if (tlsFlags.length > 0) {
+    if (tlsFlags.length < 3) throw new UsageError('--tls-cert, --tls-key and --tls-ca go together');
+    out.tls = { cert: read('tls-cert'), key: read('tls-key'), ca: read('tls-ca') };
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // runs before any file or socket is created, and names the offending key.
 import type { Logger } from '../logger.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
+import { MIN_SECRET_BYTES, type Secret } from '../transport/auth.js';
 import { InvalidArgumentError } from './errors.js';
 import type { StateMachine } from './state-machine.js';
 
@@ -64,8 +65,20 @@ export interface ReplicatedLogOptions<R = unknown> {
   maxPendingAppends?: number;
   /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED. */
   maxPendingBytes?: number;
-  /** Mutual TLS between peers. */
+  /**
+   * The secret peers prove to each other (at least 16 bytes; the same on every node).
+   * A list accepts any of them and proves with the first: rotate by deploying
+   * `[old, new]`, then `[new, old]`, then `[new]`. A log that uses the TCP transport
+   * needs this, `tls`, or `insecure: true`.
+   */
+  clusterSecret?: Secret | Secret[];
+  /** Mutual TLS between peers; each certificate names its node (SAN URI `raftlog://node/<id>`). */
   tls?: TlsOptions;
+  /**
+   * Run the TCP transport without authenticating peers: anyone who can reach the port
+   * can then rewrite the log. For a trusted network only; a warning is logged at open.
+   */
+  insecure?: boolean;
   /**
    * Where the node reports what an operator needs to know (a pino logger fits:
    * `trace/debug/info/warn/error(fields, message)` and `child(bindings)`). Default: silent.
@@ -81,6 +94,7 @@ const oneOf =
   (...allowed: string[]): Check =>
   (v) =>
     typeof v === 'string' && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`;
+const isSecret = (v: unknown): boolean => typeof v === 'string' || Buffer.isBuffer(v);
 const object: Check = (v) => (typeof v === 'object' && v !== null ? null : 'must be an object');
 const address: Check = (v) => (typeof v === 'string' && /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(v) ? null : "must be 'host:port'");
 const hasMethods =
@@ -108,7 +122,9 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   maxRecordBytes: positiveInt,
   maxPendingAppends: positiveInt,
   maxPendingBytes: positiveInt,
+  clusterSecret: (v) => (isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)) ? null : 'must be a string, a Buffer, or a non-empty list of them'),
   tls: object,
+  insecure: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
   logger: hasMethods('trace', 'debug', 'info', 'warn', 'error', 'child'),
 };
 
@@ -129,6 +145,9 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
         throw new InvalidArgumentError(`ReplicatedLog.open: bad peer ${k}=${describe(v)} (want a positive id and 'host:port')`);
       }
     }
+  }
+  for (const secret of o.clusterSecret === undefined ? [] : [o.clusterSecret].flat()) {
+    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) throw new InvalidArgumentError(`ReplicatedLog.open: every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
   }
   const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
   const election = o.electionTicks ?? DEFAULTS.electionTicks;

@@ -21,12 +21,14 @@ import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
+import type { TlsOptions } from '../transport/tcp-transport.js';
+import type { Secret } from '../transport/auth.js';
 import type { Transport } from '../transport/transport.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
 import { StorageError } from '../storage/errors.js';
-import { TransportError } from '../transport/errors.js';
+import { InsecureTransportError, TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
 import {
   ClosedError,
@@ -196,6 +198,10 @@ export class ReplicatedLog<R = unknown> {
     const peers = o.peers ?? {};
     const memberIds = Object.keys(peers).map(Number);
     if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
+    const listen = o.listen ?? peers[id];
+    const tcp = deps?.transport === undefined && (memberIds.length > 1 || listen !== undefined);
+    // Before any file or socket exists: a log reachable over TCP must say how peers prove who they are.
+    if (tcp && o.clusterSecret === undefined && o.tls === undefined && o.insecure !== true) throw new InsecureTransportError();
     const logger = (o.logger ?? deps?.logger ?? silentLogger).child({ node: id });
     let wal: LogStore | undefined = deps?.wal;
     let transport: Transport | null = null;
@@ -205,12 +211,11 @@ export class ReplicatedLog<R = unknown> {
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
       const bootstrap: ConfState = { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap);
-      const listen = o.listen ?? peers[id];
       const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
       transport =
         deps?.transport !== undefined
           ? deps.transport
-          : memberIds.length > 1 || listen !== undefined
+          : tcp
             ? new TcpTransport({
                 id,
                 clusterId: o.clusterId ?? DEFAULTS.clusterId,
@@ -218,10 +223,18 @@ export class ReplicatedLog<R = unknown> {
                 maxFrameBytes: (o.maxRecordBytes ?? DEFAULTS.maxRecordBytes) + 2 * 1024 * 1024,
                 listen: listen ?? '127.0.0.1:0',
                 peers: Object.fromEntries(Object.entries(peers).filter(([k]) => Number(k) !== id)),
+                clusterSecret: o.clusterSecret,
                 tls: o.tls,
+                insecure: o.insecure,
+                // The transport's dead-peer detection runs on the same clock as elections.
+                electionTimeoutMs: (o.tickMs ?? DEFAULTS.tickMs) * (o.electionTicks ?? DEFAULTS.electionTicks),
+                heartbeatIntervalMs: (o.tickMs ?? DEFAULTS.tickMs) * (o.heartbeatTicks ?? DEFAULTS.heartbeatTicks),
                 logger,
               })
             : null;
+      if (transport instanceof TcpTransport && o.insecure === true && o.clusterSecret === undefined && o.tls === undefined) {
+        logger.warn({}, 'insecure: peers are not authenticated; anyone who can reach this node\'s port can rewrite its log');
+      }
       log = new ReplicatedLog<R>(
         id,
         storage,
@@ -385,6 +398,22 @@ export class ReplicatedLog<R = unknown> {
       firstIndex: this.storage.firstIndex(),
       snapshotIndex: this.snapshotIndex,
     };
+  }
+
+  /**
+   * Rotates peer credentials without a restart: new handshakes use them, open
+   * connections stay. A secret rotation goes `[old, new]` on every node, then
+   * `[new, old]`, then `[new]`; renewed certificates simply replace the old ones.
+   */
+  reloadCredentials(c: { clusterSecret?: Secret | Secret[]; tls?: TlsOptions }): void {
+    const t = this.deps.transport;
+    if (!(t instanceof TcpTransport)) throw new InvalidArgumentError('reloadCredentials: this log has no TCP transport');
+    try {
+      if (c.clusterSecret !== undefined) t.reloadSecrets(c.clusterSecret);
+      if (c.tls !== undefined) t.reloadTls(c.tls);
+    } catch (err) {
+      throw err instanceof TransportError ? new InvalidArgumentError(`reloadCredentials: ${err.message}`) : err;
+    }
   }
 
   /** Hands leadership to `id`; resolves once it leads. */

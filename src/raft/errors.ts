@@ -83,6 +83,13 @@ export class StepPeerNotFoundError extends RaftError {
   }
 }
 
+/** A MsgSnap from a node this one does not know as the leader of the message's term. Nothing changed. */
+export class SnapshotRefusedError extends RaftError {
+  constructor(from: number, term: number) {
+    super('RAFT_SNAPSHOT_REFUSED', `raft: snapshot from ${from} at term ${term}, which this node does not know as that term's leader`);
+  }
+}
+
 export class InvalidConfigError extends RaftError {
   constructor(detail: string) {
     super('RAFT_INVALID_CONFIG', `invalid raft config: ${detail}`);

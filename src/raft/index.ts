@@ -19,6 +19,7 @@ export {
   InvalidMessageError,
   StepLocalMsgError,
   StepPeerNotFoundError,
+  SnapshotRefusedError,
   InvalidConfigError,
   InvalidConfChangeError,
   LeaderTransferError,

@@ -6,6 +6,7 @@ import {
   EntryType,
   MessageType,
   None,
+  ConfChangeType,
   ProgressStateType,
   StateType,
   type ConfChange,
@@ -63,6 +64,14 @@ export class Raft {
   term = 0;
   vote = None;
   lead = None;
+  /**
+   * Nodes named by an AddNode/AddLearnerNode entry this node's log has held but whose change is not
+   * applied yet: a node added by the leader may talk (e.g. win an election, as it counts itself a
+   * voter) before a lagging follower applies that change.
+   */
+  readonly pendingPeers = new Set<number>();
+  /** Nodes a change applied since this node started removed: never heard again unless added back. */
+  readonly removedPeers = new Set<number>();
   state: StateType = StateFollower;
   isLearner = false;
   readonly raftLog: RaftLog;
@@ -535,6 +544,7 @@ export class Raft {
       e.index = li + 1 + i;
     }
     this.uncommittedSize += size;
+    this.notePendingPeers(es);
     const last = this.raftLog.append(es);
     // The leader counts itself once these entries are durable: a self-acknowledgement delivered after the write.
     const ack = this.msg(MsgAppResp, this.id);
@@ -808,6 +818,7 @@ export class Raft {
     }
     const lastNew = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      this.notePendingPeers(m.entries);
       this.ack(m.from, lastNew);
       return;
     }
@@ -869,7 +880,30 @@ export class Raft {
 
   // ---- membership ----------------------------------------------------------
 
+  private notePendingPeers(es: Entry[]): void {
+    for (let i = 0; i < es.length; i++) {
+      const e = es[i]!;
+      if (e.type !== EntryConfChange) continue;
+      let cc: ConfChange;
+      try {
+        cc = decodeConfChange(e.data);
+      } catch {
+        continue; // refused again, with its error, when applied
+      }
+      if (cc.type !== ConfChangeType.RemoveNode) this.pendingPeers.add(cc.nodeId);
+    }
+  }
+
+  /** Whether `id` may send this node messages: a member, or a node a logged change is adding. */
+  knows(id: number): boolean {
+    // Without any configuration (a node that learns it from its log) there is nothing to check against.
+    return this.trk.progress.size === 0 || this.trk.progress.has(id) || this.pendingPeers.has(id);
+  }
+
   applyConfChange(cc: ConfChange): ConfState {
+    this.pendingPeers.delete(cc.nodeId);
+    if (cc.type === ConfChangeType.RemoveNode) this.removedPeers.add(cc.nodeId);
+    else this.removedPeers.delete(cc.nodeId);
     // Counted even if the change is refused below: the entry has been dealt with.
     if (this.confChangesToApply > 0) this.confChangesToApply--;
     const cs = applyToConfState(this.trk.confState(), cc);

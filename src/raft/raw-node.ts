@@ -29,12 +29,13 @@ import {
   NoLeaderError,
   ReadyProtocolError,
   StepLocalMsgError,
+  SnapshotRefusedError,
   StepPeerNotFoundError,
 } from './errors.js';
 import { EMPTY } from './empty.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
-const { MsgAppResp, MsgBeat, MsgCheckQuorum, MsgHeartbeatResp, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgSnapStatus, MsgTransferLeader, MsgUnreachable, MsgVoteResp } = MessageType;
+const { MsgApp, MsgAppResp, MsgBeat, MsgHeartbeat, MsgCheckQuorum, MsgHeartbeatResp, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable, MsgVoteResp } = MessageType;
 const { StateLeader } = StateType;
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
 
@@ -140,13 +141,29 @@ export class RawNode {
   step(m: Message): void {
     validateMessage(m, this.raft.id);
     if (isLocalOnly(m.type)) throw new StepLocalMsgError(m.type);
-    if (isResponse(m.type) && !this.raft.trk.progress.has(m.from)) throw new StepPeerNotFoundError(m.from);
+    const r = this.raft;
+    // Only members (and nodes a logged change is adding) are heard: a stranger's heartbeat, append,
+    // vote or snapshot must not move this node's term, leader or log. One exception keeps a lagging
+    // follower live: its configuration may predate the current leader's addition, so while it knows no
+    // leader it hears leader traffic from an id it never saw removed, and then only from that leader.
+    if (isResponse(m.type) ? !r.trk.progress.has(m.from) : !r.knows(m.from) && !this.mayLeadUnknown(m)) throw new StepPeerNotFoundError(m.from);
+    // A snapshot replaces the whole state, so it is taken only from the node known to lead the
+    // message's term. A follower that has not heard of that leader yet refuses it: the leader's
+    // heartbeat or append (sent before any snapshot) makes it known, and the snapshot is retried.
+    if (m.type === MsgSnap && (m.term !== r.term || r.lead !== m.from)) throw new SnapshotRefusedError(m.from, m.term);
     // Forwarded requests keep their origin as sender, so they may come back to it (a transfer names the
     // transferee as sender); anything else from ourselves is a routing bug.
     if (m.from === this.raft.id && m.type !== MsgTransferLeader && m.type !== MsgProp && m.type !== MsgReadIndex) {
       throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
     }
     this.raft.step(m);
+  }
+
+  private mayLeadUnknown(m: Message): boolean {
+    const r = this.raft;
+    if (m.type !== MsgApp && m.type !== MsgHeartbeat && m.type !== MsgSnap) return false;
+    if (r.removedPeers.has(m.from) || r.state === StateLeader) return false;
+    return r.lead === None ? m.term >= r.term : r.lead === m.from && m.term === r.term;
   }
 
   /** Requests a linearizable read point; it shows up in Ready.readStates tagged with `ctx`. */

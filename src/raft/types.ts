@@ -6,6 +6,14 @@
 /** Node ids are positive integers; 0 means "none". */
 export const None = 0;
 
+/**
+ * Largest term and index a message may carry. Far beyond any real cluster's
+ * reach, yet leaves room below 2^53 so that `term + 1` and `index + n` stay
+ * exact integers: a peer cannot push a node to a term it can never leave.
+ */
+export const MAX_TERM = 2 ** 53 - 2 ** 32;
+export const MAX_INDEX = MAX_TERM;
+
 export enum EntryType {
   Normal = 0,
   ConfChange = 1,

@@ -1,6 +1,6 @@
 // Messages come from the network: check every field before anything is
 // touched, so a malformed message is refused with an error and changes nothing.
-import { EntryType, MessageType, type Entry, type Message, type Snapshot } from './types.js';
+import { EntryType, MAX_INDEX, MAX_TERM, MessageType, type Entry, type Message, type Snapshot } from './types.js';
 import { InvalidMessageError } from './errors.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
@@ -38,6 +38,7 @@ export function validateSnapshot(s: unknown, where = 'snapshot'): asserts s is S
   if (typeof meta !== 'object' || meta === null) throw new InvalidMessageError(`${where}.meta must be an object`);
   checkIndex(meta, 'index', `${where}.meta`);
   checkIndex(meta, 'term', `${where}.meta`);
+  if ((meta.index as number) > MAX_INDEX || (meta.term as number) > MAX_TERM) throw new InvalidMessageError(`${where}.meta index or term above the limit ${MAX_TERM}`);
   const conf = meta.conf as Record<string, unknown> | undefined;
   if (typeof conf !== 'object' || conf === null) throw new InvalidMessageError(`${where}.meta.conf must be an object`);
   checkIds(conf.voters, `${where}.meta.conf.voters`);
@@ -56,6 +57,7 @@ function validateEntries(v: unknown, log: { prevIndex: number; prevTerm: number;
     const e = v[i] as Record<string, unknown>;
     if (typeof e !== 'object' || e === null) throw new InvalidMessageError(`entries[${i}] must be an object`);
     if (!isIndex(e.index) || !isIndex(e.term)) throw new InvalidMessageError(`entries[${i}] index and term must be non-negative integers`);
+    if (e.index > MAX_INDEX || e.term > MAX_TERM) throw new InvalidMessageError(`entries[${i}] index or term above the limit ${MAX_TERM}`);
     if (e.type !== EntryNormal && e.type !== EntryConfChange) throw new InvalidMessageError(`entries[${i}].type ${describe(e.type)} is unknown`);
     if (!(e.data instanceof Uint8Array)) throw new InvalidMessageError(`entries[${i}].data must be a Uint8Array`);
     if (log === undefined) continue;
@@ -76,6 +78,13 @@ export function validateMessage(m: unknown, self: number): asserts m is Message 
   if (!isIndex(o.to) || !isIndex(o.from) || !isIndex(o.term) || !isIndex(o.logTerm) || !isIndex(o.index) || !isIndex(o.commit) || !isIndex(o.rejectHint)) {
     for (const f of NUMERIC_FIELDS) checkIndex(o, f, 'message'); // names the offending field
   }
+  // Checked before anything else about the message matters: a term at the edge of the safe
+  // integers would be adopted and persisted, and no node could ever move past it.
+  if ((o.term as number) > MAX_TERM || (o.logTerm as number) > MAX_TERM || (o.rejectHint as number) > MAX_INDEX ||
+      (o.index as number) > MAX_INDEX || (o.commit as number) > MAX_INDEX) {
+    throw new InvalidMessageError(`term or index above the limit ${MAX_TERM}`);
+  }
+  if (o.rejectHintTerm !== undefined && (o.rejectHintTerm as number) > MAX_TERM) throw new InvalidMessageError(`rejectHintTerm above the limit ${MAX_TERM}`);
   if (o.to !== self) throw new InvalidMessageError(`message addressed to ${String(o.to)} stepped into node ${self}`);
   if (typeof o.reject !== 'boolean') throw new InvalidMessageError(`message.reject must be a boolean, got ${describe(o.reject)}`);
   if (o.rejectHintTerm !== undefined && !isIndex(o.rejectHintTerm)) throw new InvalidMessageError('message.rejectHintTerm must be a non-negative integer');

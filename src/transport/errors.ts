@@ -11,7 +11,11 @@ export type TransportErrorCode =
   | 'TRANSPORT_BAD_ADDRESS'
   | 'TRANSPORT_BAD_OPTION'
   | 'TRANSPORT_CLOSED'
-  | 'TRANSPORT_LISTEN_FAILED';
+  | 'TRANSPORT_LISTEN_FAILED'
+  | 'TRANSPORT_AUTH_FAILED'
+  | 'TRANSPORT_INSECURE'
+  | 'TRANSPORT_IDLE_TIMEOUT'
+  | 'TRANSPORT_TOO_MANY_CONNECTIONS';
 
 export class TransportError extends Error {
   constructor(
@@ -97,5 +101,32 @@ export class ListenFailedError extends TransportError {
   constructor(address: string, cause: Error) {
     super('TRANSPORT_LISTEN_FAILED', `cannot listen on ${address}: ${cause.message}`);
     this.cause = cause;
+  }
+}
+
+/** The peer could not prove it holds the cluster secret, or its certificate names another node. */
+export class AuthFailedError extends TransportError {
+  constructor(reason: string) {
+    super('TRANSPORT_AUTH_FAILED', `peer not authenticated: ${reason}`);
+  }
+}
+
+/** Neither a cluster secret nor TLS was configured, and `insecure: true` was not given. */
+export class InsecureTransportError extends TransportError {
+  constructor() {
+    super('TRANSPORT_INSECURE', 'the TCP transport needs clusterSecret or tls to authenticate peers; pass insecure: true to run without (anyone who can reach the port can then rewrite the log)');
+  }
+}
+
+/** No frame arrived for the idle limit (or a frame stayed half-sent that long). */
+export class IdleTimeoutError extends TransportError {
+  constructor(ms: number) {
+    super('TRANSPORT_IDLE_TIMEOUT', `no complete frame for ${ms} ms`);
+  }
+}
+
+export class TooManyConnectionsError extends TransportError {
+  constructor(what: string, limit: number) {
+    super('TRANSPORT_TOO_MANY_CONNECTIONS', `${what} connections at the limit of ${limit}`);
   }
 }

@@ -6,10 +6,12 @@ import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
 import type { Message, SnapshotMeta } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
-import { ClusterMismatchError, FrameTooLargeError, HandshakeTimeoutError, MalformedFrameError, TransportError, WrongNodeError } from './errors.js';
+import { AuthFailedError, ClusterMismatchError, FrameTooLargeError, HandshakeTimeoutError, IdleTimeoutError, MalformedFrameError, TransportError, WrongNodeError } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
-import { WIRE_VERSION, decodeFrame, encodeRefuse, newUnpacker } from './wire.js';
-import type { ChunkFrame, Frame } from './wire.js';
+import { WIRE_VERSION, decodeFrame, encodeChallenge, encodePing, encodeRefuse, newUnpacker } from './wire.js';
+import type { ChunkFrame, Frame, HelloFrame } from './wire.js';
+import { NONCE_BYTES, nonce, proof, verify } from './auth.js';
+import type { HandshakeFacts } from './auth.js';
 import type { TransportLogger } from './transport.js';
 
 export interface InboundConfig {
@@ -18,12 +20,20 @@ export interface InboundConfig {
   maxFrameBytes: number;
   maxSnapshotBytes: number;
   handshakeTimeoutMs: number;
+  /** A connection that carries no complete frame this long is closed. */
+  idleTimeoutMs: number;
+  /** Secrets to verify the dialer's proof with; the first also proves this node. Empty: no secret. */
+  secrets: Buffer[];
+  /** With mutual TLS: the node ids the peer's certificate names; the hello must claim one of them. */
+  certIds?: number[];
   logger: TransportLogger;
   packer: Packr;
   deliver(m: Message): void;
   refused(err: TransportError): void;
-  /** A peer said where it listens (its host as this connection sees it when it listens on every interface). */
+  /** An authenticated peer said where it listens (its host as this connection sees it when it listens on every interface). */
   learned(peer: number, address: string): void;
+  /** The handshake completed: the connection now counts as authenticated. */
+  authenticated(): void;
 }
 
 const HANDSHAKE_MAX_BYTES = 1024;
@@ -45,6 +55,9 @@ export class Inbound {
   private assembly: Assembly | undefined;
   private closed = false;
   private readonly handshakeTimer: NodeJS.Timeout;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Between the hello and the proof: what the proof must be computed over. */
+  private pending: { hello: HelloFrame; facts: HandshakeFacts } | undefined;
 
   constructor(
     private readonly socket: net.Socket,
@@ -61,15 +74,27 @@ export class Inbound {
     });
     socket.on('close', () => {
       this.closed = true;
-      clearTimeout(this.handshakeTimer);
+      this.stopTimers();
       this.assembly = undefined;
     });
   }
 
   destroy(): void {
     this.closed = true;
-    clearTimeout(this.handshakeTimer);
+    this.stopTimers();
     this.socket.destroy();
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.handshakeTimer);
+    clearTimeout(this.idleTimer);
+  }
+
+  /** Restarted at every complete frame: a silent peer, or one that leaves a frame half-sent, is dropped. */
+  private armIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.refuse(new IdleTimeoutError(this.c.idleTimeoutMs)), this.c.idleTimeoutMs);
+    this.idleTimer.unref();
   }
 
   private onData(chunk: Buffer): void {
@@ -78,6 +103,7 @@ export class Inbound {
       this.decoder.push(chunk);
       for (let payload = this.decoder.next(); payload !== undefined; payload = this.decoder.next()) {
         this.framesReceived++;
+        if (this.peer !== 0) this.armIdle();
         this.onFrame(decodeFrame(this.unpacker, payload));
         if (this.closed) return;
       }
@@ -102,15 +128,19 @@ export class Inbound {
 
   private onFrame(f: Frame): void {
     if (this.peer === 0) {
-      if (f.kind !== 'hello') throw new MalformedFrameError(`expected a handshake, got a ${f.kind} frame`);
-      if (f.version !== WIRE_VERSION) throw new MalformedFrameError(`wire version ${f.version}, this node speaks ${WIRE_VERSION}`);
-      if (f.clusterId !== this.c.clusterId) throw new ClusterMismatchError(this.c.clusterId, f.clusterId);
-      if (f.to !== this.c.self) throw new WrongNodeError(`handshake addressed to node ${f.to}, this is node ${this.c.self}`);
-      if (f.from === 0 || f.from === this.c.self) throw new WrongNodeError(`handshake from impossible node id ${f.from}`);
+      if (this.pending === undefined) return this.onHello(f);
+      if (f.kind !== 'proof') throw new MalformedFrameError(`expected the handshake proof, got a ${f.kind} frame`);
+      const { hello, facts } = this.pending;
+      if (this.c.secrets.length > 0 && !verify(this.c.secrets, 'dialer', facts, f.proof)) {
+        throw new AuthFailedError(`node ${hello.from} did not prove it holds the cluster secret`);
+      }
+      this.pending = undefined;
       clearTimeout(this.handshakeTimer);
-      this.peer = f.from;
+      this.peer = hello.from;
       this.decoder.limit = this.c.maxFrameBytes;
-      if (f.address !== undefined) this.learn(f.from, f.address);
+      this.c.authenticated();
+      this.armIdle();
+      if (hello.address !== undefined) this.learn(hello.from, hello.address);
       return;
     }
     switch (f.kind) {
@@ -120,9 +150,30 @@ export class Inbound {
         return;
       case 'chunk':
         return this.onChunk(f);
+      case 'ping':
+        // Answered so the dialer sees traffic both ways and can tell a dead acceptor.
+        this.socket.write(encodeFrames([encodePing(this.c.packer, true)]));
+        return;
       default:
         throw new MalformedFrameError(`unexpected ${f.kind} frame after the handshake`);
     }
+  }
+
+  private onHello(f: Frame): void {
+    if (f.kind !== 'hello') throw new MalformedFrameError(`expected a handshake, got a ${f.kind} frame`);
+    if (f.version !== WIRE_VERSION) throw new MalformedFrameError(`wire version ${f.version}, this node speaks ${WIRE_VERSION}`);
+    if (f.clusterId !== this.c.clusterId) throw new ClusterMismatchError(this.c.clusterId, f.clusterId);
+    if (f.to !== this.c.self) throw new WrongNodeError(`handshake addressed to node ${f.to}, this is node ${this.c.self}`);
+    if (f.from === 0 || f.from === this.c.self) throw new WrongNodeError(`handshake from impossible node id ${f.from}`);
+    if (this.c.certIds !== undefined && !this.c.certIds.includes(f.from)) {
+      throw new AuthFailedError(`hello claims node ${f.from}, the certificate names ${this.c.certIds.length === 0 ? 'no node' : `node ${this.c.certIds.join(', ')}`}`);
+    }
+    if (this.c.secrets.length > 0 && (f.nonce === undefined || f.nonce.length !== NONCE_BYTES)) throw new AuthFailedError('hello carries no challenge');
+    const mine = nonce();
+    const facts: HandshakeFacts = { version: WIRE_VERSION, clusterId: this.c.clusterId, dialer: f.from, acceptor: this.c.self, dialerNonce: f.nonce ?? new Uint8Array(0), acceptorNonce: mine };
+    const p = this.c.secrets.length > 0 ? proof(this.c.secrets[0]!, 'acceptor', facts) : new Uint8Array(0);
+    this.pending = { hello: f, facts };
+    this.socket.write(encodeFrames([encodeChallenge(this.c.packer, mine, p)]));
   }
 
   private check(m: Message): void {
@@ -156,7 +207,7 @@ export class Inbound {
   private refuse(err: TransportError): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.handshakeTimer);
+    this.stopTimers();
     this.c.logger.warn({}, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));

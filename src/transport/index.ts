@@ -15,5 +15,10 @@ export {
   BadOptionError,
   TransportClosedError,
   ListenFailedError,
+  AuthFailedError,
+  InsecureTransportError,
+  IdleTimeoutError,
+  TooManyConnectionsError,
 } from './errors.js';
+export type { Secret } from './auth.js';
 export type { TransportErrorCode } from './errors.js';

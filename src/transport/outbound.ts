@@ -10,18 +10,21 @@ import type { Message, Snapshot } from '../raft/types.js';
 import { parseAddress } from './address.js';
 import { backoffDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
-import { PeerRefusedError, TransportError } from './errors.js';
-import { encodeChunk, encodeHello, encodeMessage, decodeFrame, newUnpacker } from './wire.js';
+import { AuthFailedError, IdleTimeoutError, PeerRefusedError, TransportError } from './errors.js';
+import { WIRE_VERSION, encodeChunk, encodeHello, encodeMessage, encodePing, encodeProof, decodeFrame, newUnpacker } from './wire.js';
+import type { Frame } from './wire.js';
+import { certNodeIds, nonce, proof, verify } from './auth.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
 import type { TransportLogger } from './transport.js';
 
 export interface TlsOptions {
   key: string | Buffer;
   cert: string | Buffer;
-  /** The CA that signed every peer's certificate. Peers must present one (mutual authentication). */
+  /**
+   * The CA that signed every peer's certificate. Peers must present one (mutual authentication)
+   * naming their node id as a SAN URI `raftlog://node/<id>`; that, not the host name, is checked.
+   */
   ca: string | Buffer | Array<string | Buffer>;
-  /** Name checked against the server certificate; defaults to the host of the peer's address. */
-  serverName?: string;
 }
 
 export interface OutboundConfig {
@@ -30,6 +33,12 @@ export interface OutboundConfig {
   /** This node's listen address, told to every peer it dials. */
   advertise(): string;
   tls?: TlsOptions;
+  /** Cluster secrets (the first proves this node; any verifies the peer). Empty: no secret. */
+  secrets: Buffer[];
+  /** A ping goes out this often on an open connection. */
+  pingIntervalMs: number;
+  /** A connection the peer sends nothing on for this long is closed. */
+  idleTimeoutMs: number;
   maxFrameBytes: number;
   maxQueueBytes: number;
   snapshotChunkBytes: number;
@@ -65,7 +74,7 @@ interface SnapshotJob {
   reported: boolean;
 }
 
-type State = 'connecting' | 'open' | 'backoff' | 'closed';
+type State = 'connecting' | 'handshake' | 'open' | 'backoff' | 'closed';
 
 const SHED = new Uint8Array(0);
 
@@ -77,7 +86,6 @@ export class Outbound {
   /** Messages before this index in `queue` were shed; kept as an offset so shedding stays O(1). */
   private head = 0;
   private queueBytes = 0;
-  private helloPending = false;
   private blocked = false;
   private flushScheduled = false;
   private attempt = 0;
@@ -196,10 +204,8 @@ export class Outbound {
     this.flushScheduled = false;
     const s = this.socket;
     if (this.state !== 'open' || s === undefined || this.blocked) return;
-    if (this.head < this.queue.length || this.helloPending) {
+    if (this.head < this.queue.length) {
       const frames = this.head === 0 ? this.queue : this.queue.slice(this.head);
-      if (this.helloPending) frames.unshift(encodeHello(this.c.packer, this.c.clusterId, this.c.self, this.peer, this.c.advertise()));
-      this.helloPending = false;
       this.clearQueue();
       this.write(s, encodeFrames(frames), frames.length);
     }
@@ -264,33 +270,60 @@ export class Outbound {
       return;
     }
     const t = this.c.tls;
+    const peer = this.peer;
     const s = t === undefined
       ? net.connect({ host, port })
-      : tls.connect({ host, port, key: t.key, cert: t.cert, ca: t.ca, // Node checks the certificate against the host (its IP SAN for an address) unless told a name.
-          servername: t.serverName ?? (net.isIP(host) ? undefined : host) });
+      : tls.connect({ host, port, key: t.key, cert: t.cert, ca: t.ca,
+          // The peer's certificate must name the node we mean to reach; its host name proves nothing here.
+          checkServerIdentity: (_host, cert) => certNodeIds(cert).includes(peer) ? undefined : new AuthFailedError(`the certificate at ${this.address} does not name node ${peer}`) });
     this.socket = s;
     s.setNoDelay(true);
     s.setKeepAlive(true, 5_000);
-    const connectTimer = setTimeout(() => s.destroy(new Error(`connect timeout after ${this.c.connectTimeoutMs} ms`)), this.c.connectTimeoutMs);
+    // Covers the TCP connect, the TLS handshake and ours: a peer that never answers is dropped.
+    const connectTimer = setTimeout(() => s.destroy(new Error(`no completed handshake after ${this.c.connectTimeoutMs} ms`)), this.c.connectTimeoutMs);
+    let idleTimer: NodeJS.Timeout | undefined;
+    let pingTimer: NodeJS.Timeout | undefined;
+    const heard = (): void => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => s.destroy(new IdleTimeoutError(this.c.idleTimeoutMs)), this.c.idleTimeoutMs);
+      idleTimer.unref();
+    };
+    const myNonce = nonce();
     s.once(t === undefined ? 'connect' : 'secureConnect', () => {
-      clearTimeout(connectTimer);
       if (this.socket !== s) return;
+      this.state = 'handshake';
+      s.write(encodeFrames([encodeHello(this.c.packer, this.c.clusterId, this.c.self, peer, this.c.advertise(), myNonce)]));
+    });
+    const onChallenge = (f: Frame): void => {
+      if (f.kind !== 'challenge' || this.state !== 'handshake') throw new TransportError('TRANSPORT_MALFORMED_FRAME', `unexpected ${f.kind} frame from the accepting side`);
+      const facts = { version: WIRE_VERSION, clusterId: this.c.clusterId, dialer: this.c.self, acceptor: peer, dialerNonce: myNonce, acceptorNonce: f.nonce };
+      if (this.c.secrets.length > 0 && !verify(this.c.secrets, 'acceptor', facts, f.proof)) {
+        throw new AuthFailedError(`node ${peer} at ${this.address} did not prove it holds the cluster secret`);
+      }
+      clearTimeout(connectTimer);
+      const p = this.c.secrets.length > 0 ? proof(this.c.secrets[0]!, 'dialer', facts) : new Uint8Array(0);
+      s.write(encodeFrames([encodeProof(this.c.packer, p)]));
       this.state = 'open';
       this.openedAt = Date.now();
       this.counters.connects++;
-      this.helloPending = true;
+      heard();
+      pingTimer = setInterval(() => {
+        if (this.socket === s && !this.blocked) s.write(encodeFrames([encodePing(this.c.packer, false)]));
+      }, this.c.pingIntervalMs);
+      pingTimer.unref();
       this.flush();
-    });
+    };
     const decoder = new FrameDecoder(this.c.maxFrameBytes);
     const unpacker = newUnpacker();
     s.on('data', (chunk: Buffer) => {
-      // The accepting side writes only to say why it is closing on us.
+      // The accepting side writes its challenge, answers pings, and says why it is closing on us.
       try {
         decoder.push(chunk);
         for (let payload = decoder.next(); payload !== undefined; payload = decoder.next()) {
           const f = decodeFrame(unpacker, payload);
-          if (f.kind !== 'refuse') throw new TransportError('TRANSPORT_MALFORMED_FRAME', `unexpected ${f.kind} frame from the accepting side`);
-          this.lastError = new PeerRefusedError(this.peer, f.code, f.reason);
+          if (f.kind === 'refuse') this.lastError = new PeerRefusedError(peer, f.code, f.reason);
+          else if (f.kind === 'pong' && this.state === 'open') heard();
+          else onChallenge(f);
         }
       } catch (e) {
         if (!(e instanceof TransportError)) throw e;
@@ -304,10 +337,12 @@ export class Outbound {
       this.flush();
     });
     s.on('error', (err) => {
-      if (!(this.lastError instanceof PeerRefusedError)) this.lastError = err;
+      if (!(this.lastError instanceof PeerRefusedError) && !(this.lastError instanceof AuthFailedError)) this.lastError = err;
     });
     s.on('close', () => {
       clearTimeout(connectTimer);
+      clearTimeout(idleTimer);
+      clearInterval(pingTimer);
       if (this.socket !== s) return;
       this.onClosed();
     });
@@ -320,7 +355,6 @@ export class Outbound {
     if (wasOpen && Date.now() - this.openedAt >= this.c.backoff.maxMs) this.attempt = 0;
     this.socket = undefined;
     this.blocked = false;
-    this.helloPending = false;
     const lost = this.queue.length - this.head;
     this.clearQueue();
     this.failSnapshots();

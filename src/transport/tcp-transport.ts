@@ -6,7 +6,9 @@ import tls from 'node:tls';
 import type { Message } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
-import { BadOptionError, ListenFailedError, TransportClosedError } from './errors.js';
+import { BadOptionError, InsecureTransportError, ListenFailedError, TooManyConnectionsError, TransportClosedError } from './errors.js';
+import { certNodeIds, normalizeSecrets } from './auth.js';
+import type { Secret } from './auth.js';
 import { Inbound } from './inbound.js';
 import { Outbound } from './outbound.js';
 import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
@@ -31,11 +33,30 @@ export interface TcpTransportOptions {
   snapshotChunkBytes?: number;
   /** Largest snapshot accepted from a peer. Default 1 GiB. */
   maxSnapshotBytes?: number;
+  /**
+   * Shared secret(s) every node of the cluster holds (at least 16 bytes each). Each connection runs a
+   * mutual challenge-response over it; the secret never crosses the wire. Give a list to rotate: the
+   * first proves this node, any of them verifies a peer.
+   */
+  clusterSecret?: Secret | Secret[];
+  /** Mutual TLS; each certificate names its node as a SAN URI `raftlog://node/<id>`. */
   tls?: TlsOptions;
+  /** Run without clusterSecret or tls: anyone who reaches the port can act as any node. */
+  insecure?: boolean;
+  /** The raft election timeout in ms; a connection silent for 3 of them is closed. Default 1000. */
+  electionTimeoutMs?: number;
+  /** A ping goes out on every open connection this often. Default electionTimeoutMs / 5. */
+  heartbeatIntervalMs?: number;
+  /** Accepted connections at once, authenticated or not. Default 256. */
+  maxInboundConnections?: number;
+  /** Accepted connections still in their handshake. Default 16. */
+  maxUnauthenticatedConnections?: number;
   logger?: TransportLogger;
   /** Reconnect delays. Default 50 ms doubling to 2 s. */
   backoff?: Partial<BackoffOptions>;
+  /** Time for a dial, including the TLS handshake and ours. Default 5 s. */
   connectTimeoutMs?: number;
+  /** Time an accepted connection has to complete the handshake. Default 5 s. */
   handshakeTimeoutMs?: number;
   /** Jitter source for the backoff. Default Math.random. */
   random?: () => number;
@@ -70,6 +91,11 @@ export class TcpTransport implements Transport {
   private pendingUnreachable = new Set<number>();
   private pendingSnapshotStatus: Array<[number, boolean]> = [];
   private notifyScheduled = false;
+  private secrets: Buffer[];
+  private readonly idleTimeoutMs: number;
+  private readonly maxInbound: number;
+  private readonly maxUnauthenticated: number;
+  private unauthenticated = 0;
 
   constructor(private readonly o: TcpTransportOptions) {
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
@@ -79,6 +105,14 @@ export class TcpTransport implements Transport {
     if (o.snapshotChunkBytes !== undefined && o.snapshotChunkBytes > maxFrameBytes - 4096) {
       throw new BadOptionError(`snapshotChunkBytes ${o.snapshotChunkBytes} must be at least 4 KiB below maxFrameBytes ${maxFrameBytes}`);
     }
+    const secrets = normalizeSecrets(o.clusterSecret);
+    if (secrets.length === 0 && o.tls === undefined && o.insecure !== true) throw new InsecureTransportError();
+    const electionTimeoutMs = o.electionTimeoutMs ?? 1_000;
+    if (!(electionTimeoutMs > 0)) throw new BadOptionError(`electionTimeoutMs must be positive, got ${electionTimeoutMs}`);
+    this.idleTimeoutMs = 3 * electionTimeoutMs;
+    this.maxInbound = o.maxInboundConnections ?? 256;
+    this.maxUnauthenticated = o.maxUnauthenticatedConnections ?? 16;
+    this.secrets = secrets;
     this.logger = o.logger ?? silentLogger;
     this.listenAddress = o.listen;
     this.peerAddresses = new Map(Object.entries(o.peers ?? {}).map(([id, a]) => [Number(id), a]));
@@ -86,6 +120,9 @@ export class TcpTransport implements Transport {
       self: o.id,
       clusterId: o.clusterId,
       ...(o.tls !== undefined ? { tls: o.tls } : {}),
+      secrets,
+      pingIntervalMs: o.heartbeatIntervalMs ?? Math.max(1, Math.floor(electionTimeoutMs / 5)),
+      idleTimeoutMs: this.idleTimeoutMs,
       maxFrameBytes,
       maxQueueBytes: o.maxQueueBytes ?? 32 * MiB,
       snapshotChunkBytes: o.snapshotChunkBytes ?? Math.min(MiB, Math.floor(maxFrameBytes / 2)),
@@ -114,7 +151,7 @@ export class TcpTransport implements Transport {
       : // rejectUnauthorized stays false only so that we, not Node, close an unauthorized peer:
         // Node would close it silently, and the reason (unknown CA, expired, no certificate) would be lost.
         tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: false }, (s) => {
-          if (s.authorized) return this.accept(s);
+          if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()));
           this.connectionsRefused++;
           const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
           this.logger.warn({}, `transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
@@ -128,6 +165,10 @@ export class TcpTransport implements Transport {
     }
     // Every accepted socket, including TLS ones still in their handshake, so close() never waits on them.
     server.on('connection', (s: net.Socket) => {
+      if (this.sockets.size >= this.maxInbound) {
+        this.refuseConnection(s, new TooManyConnectionsError('inbound', this.maxInbound));
+        return;
+      }
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
@@ -192,31 +233,74 @@ export class TcpTransport implements Transport {
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /**
+   * New TLS credentials (e.g. renewed certificates): used for every connection made or accepted
+   * from now on; open connections keep theirs.
+   */
+  reloadTls(t: TlsOptions): void {
+    if (this.o.tls === undefined) throw new BadOptionError('reloadTls on a transport started without tls');
+    this.config.tls = t;
+    if (this.server instanceof tls.Server) this.server.setSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
+  }
+
+  /**
+   * New cluster secrets (a rotation step: `[old, new]`, then `[new, old]`, then `[new]`):
+   * used for every handshake from now on; authenticated connections stay open.
+   */
+  reloadSecrets(s: Secret | Secret[]): void {
+    if (this.secrets.length === 0) throw new BadOptionError('reloadSecrets on a transport started without clusterSecret');
+    const secrets = normalizeSecrets(s);
+    this.secrets = secrets;
+    this.config.secrets = secrets;
+  }
+
+  private refuseConnection(s: net.Socket, err: TooManyConnectionsError): void {
+    this.connectionsRefused++;
+    this.logger.warn({}, `transport: connection from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.code}: ${err.message}`);
+    s.destroy();
+  }
+
   private connectPeer(id: number, address: string): void {
     this.outbound.set(id, new Outbound(id, address, this.config));
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, certIds?: number[]): void {
     if (this.closed) {
       socket.destroy();
       return;
     }
+    if (this.unauthenticated >= this.maxUnauthenticated) {
+      this.refuseConnection(socket, new TooManyConnectionsError('unauthenticated', this.maxUnauthenticated));
+      return;
+    }
+    this.unauthenticated++;
+    let counted = true;
+    const authenticatedOrGone = (): void => {
+      if (counted) this.unauthenticated--;
+      counted = false;
+    };
     const c = new Inbound(socket, {
       self: this.o.id,
       clusterId: this.o.clusterId,
       maxFrameBytes: this.config.maxFrameBytes,
       maxSnapshotBytes: this.o.maxSnapshotBytes ?? 1024 * MiB,
-      handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
+      handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 5_000,
+      idleTimeoutMs: this.idleTimeoutMs,
+      secrets: this.secrets,
+      ...(certIds !== undefined ? { certIds } : {}),
+      authenticated: authenticatedOrGone,
       logger: this.logger,
       packer: this.config.packer,
       deliver: (m) => {
         this.messagesReceived++;
         this.handlers?.onMessage(m);
       },
-      // A peer this node has no address for (it joined while this node was away) can be
-      // answered at the address it dialed from; one the driver removed stays removed.
+      // Only the driver decides whom this node dials: an announced address is used solely for a
+      // peer the driver added without a dialable one (never for a stranger, never to move a peer).
       learned: (peer, address) => {
-        if (!this.peerAddresses.has(peer) && !this.removed.has(peer)) this.addPeer(peer, address);
+        const known = this.peerAddresses.get(peer);
+        if (known === undefined || this.removed.has(peer) || dialable(known)) return;
+        this.addPeer(peer, address);
       },
       refused: () => {
         this.connectionsRefused++;
@@ -224,6 +308,7 @@ export class TcpTransport implements Transport {
     });
     this.inbound.add(c);
     socket.on('close', () => {
+      authenticatedOrGone();
       this.framesFromClosed += c.framesReceived;
       this.inbound.delete(c);
     });
@@ -245,5 +330,14 @@ export class TcpTransport implements Transport {
       for (const peer of unreachable) if (!this.removed.has(peer)) this.handlers?.onUnreachable?.(peer);
       for (const [peer, ok] of statuses) if (!this.removed.has(peer)) this.handlers?.onSnapshotStatus?.(peer, ok);
     });
+  }
+}
+
+function dialable(address: string): boolean {
+  try {
+    parseAddress(address);
+    return true;
+  } catch {
+    return false;
   }
 }

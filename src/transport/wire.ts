@@ -8,13 +8,18 @@ import { EntryType, MessageType } from '../raft/types.js';
 import type { Entry, Message, SnapshotMeta } from '../raft/types.js';
 import { MalformedFrameError } from './errors.js';
 
-export const WIRE_VERSION = 1;
+/** 2: challenge-response handshake (hello, challenge, proof) and keep-alive pings. */
+export const WIRE_VERSION = 2;
 
 const enum Kind {
   Hello = 0,
   Message = 1,
   SnapshotChunk = 2,
   Refuse = 3,
+  Challenge = 4,
+  Proof = 5,
+  Ping = 6,
+  Pong = 7,
 }
 
 export interface HelloFrame {
@@ -23,8 +28,25 @@ export interface HelloFrame {
   clusterId: string;
   from: number;
   to: number;
-  /** Where the dialer accepts connections, so that a node that never heard of it can answer. */
+  /** Where the dialer accepts connections (used only for a peer the local driver added without a dialable address). */
   address?: string;
+  /** The dialer's fresh random challenge for the acceptor. */
+  nonce?: Uint8Array;
+}
+/** The acceptor's answer to a hello: its own challenge, and its proof over both (empty without a secret). */
+export interface ChallengeFrame {
+  kind: 'challenge';
+  nonce: Uint8Array;
+  proof: Uint8Array;
+}
+/** The dialer's proof over both challenges (empty without a secret); messages may follow at once. */
+export interface ProofFrame {
+  kind: 'proof';
+  proof: Uint8Array;
+}
+/** Keep-alive: the dialer pings every heartbeat interval, the acceptor answers. */
+export interface PingFrame {
+  kind: 'ping' | 'pong';
 }
 export interface MessageFrame {
   kind: 'message';
@@ -45,7 +67,7 @@ export interface RefuseFrame {
   code: string;
   reason: string;
 }
-export type Frame = HelloFrame | MessageFrame | ChunkFrame | RefuseFrame;
+export type Frame = HelloFrame | MessageFrame | ChunkFrame | RefuseFrame | ChallengeFrame | ProofFrame | PingFrame;
 
 /** A packer for one sender. Records (shared structures) are off: both ends must be stateless per frame. */
 export function newPacker(): Packr {
@@ -56,8 +78,19 @@ export function newUnpacker(): Unpackr {
   return new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 }
 
-export function encodeHello(p: Packr, clusterId: string, from: number, to: number, address?: string): Uint8Array {
+export function encodeHello(p: Packr, clusterId: string, from: number, to: number, address?: string, nonce?: Uint8Array): Uint8Array {
+  if (nonce !== undefined) return p.pack([Kind.Hello, WIRE_VERSION, clusterId, from, to, address ?? null, nonce]);
   return p.pack(address === undefined ? [Kind.Hello, WIRE_VERSION, clusterId, from, to] : [Kind.Hello, WIRE_VERSION, clusterId, from, to, address]);
+}
+
+export function encodeChallenge(p: Packr, nonce: Uint8Array, proof: Uint8Array): Uint8Array {
+  return p.pack([Kind.Challenge, nonce, proof]);
+}
+export function encodeProof(p: Packr, proof: Uint8Array): Uint8Array {
+  return p.pack([Kind.Proof, proof]);
+}
+export function encodePing(p: Packr, pong: boolean): Uint8Array {
+  return p.pack([pong ? Kind.Pong : Kind.Ping]);
 }
 
 export function encodeRefuse(p: Packr, code: string, reason: string): Uint8Array {
@@ -104,16 +137,29 @@ export function decodeFrame(u: Unpackr, payload: Buffer): Frame {
   }
   if (!Array.isArray(v) || v.length === 0) throw new MalformedFrameError('not a tuple');
   switch (v[0]) {
-    case Kind.Hello:
-      if (v.length !== 6) expectLength(v, 5, 'hello');
-      return {
+    case Kind.Hello: {
+      if (v.length !== 6 && v.length !== 7) expectLength(v, 5, 'hello');
+      const hello: HelloFrame = {
         kind: 'hello',
         version: uint(v[1], 'hello.version'),
         clusterId: str(v[2], 'hello.clusterId'),
         from: uint(v[3], 'hello.from'),
         to: uint(v[4], 'hello.to'),
-        ...(v.length === 6 ? { address: str(v[5], 'hello.address') } : {}),
       };
+      if (v.length >= 6 && v[5] !== null) hello.address = str(v[5], 'hello.address');
+      if (v.length === 7) hello.nonce = bytes(v[6], 'hello.nonce');
+      return hello;
+    }
+    case Kind.Challenge:
+      expectLength(v, 3, 'challenge');
+      return { kind: 'challenge', nonce: bytes(v[1], 'challenge.nonce'), proof: bytes(v[2], 'challenge.proof') };
+    case Kind.Proof:
+      expectLength(v, 2, 'proof');
+      return { kind: 'proof', proof: bytes(v[1], 'proof.proof') };
+    case Kind.Ping:
+    case Kind.Pong:
+      expectLength(v, 1, 'ping');
+      return { kind: v[0] === Kind.Ping ? 'ping' : 'pong' };
     case Kind.Message: {
       expectLength(v, 2, 'message');
       const message = decodeMessage(v[1]);

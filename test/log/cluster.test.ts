@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { RecordingMachine, enc, freePorts, tempDir, waitFor } from './helpers.js';
 
+const SECRET = 'a secret for the in-process cluster tests';
+
 interface Member {
   id: number;
   dir: string;
@@ -24,7 +26,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     const members = new Map<number, Member>();
     const open = async (m: Member, p = peers): Promise<void> => {
       m.sm = new RecordingMachine();
-      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, ...extra });
+      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, ...extra });
     };
     for (let id = 1; id <= n; id++) {
       const t = tempDir();

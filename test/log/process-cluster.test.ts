@@ -1,6 +1,8 @@
 // Real processes: three `raftlog serve` nodes on loopback, spoken to over RESP.
 // The leader dies by SIGKILL; nothing it acknowledged may be lost.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RespClient } from '../kv/resp-client.js';
@@ -15,8 +17,8 @@ interface Node {
   output: string[];
 }
 
-function start(node: Node, dataDir: string, peers: string, listen: string): void {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', String(node.id), '--data', dataDir, '--listen', listen, '--peers', peers, '--resp', `127.0.0.1:${node.resp}`, '--cluster-id', 'proc-test'], {
+function start(node: Node, dataDir: string, peers: string, listen: string, secretFile: string): void {
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', String(node.id), '--data', dataDir, '--listen', listen, '--peers', peers, '--cluster-secret-file', secretFile, '--resp', `127.0.0.1:${node.resp}`, '--cluster-id', 'proc-test'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout!.on('data', (d: Buffer) => node.output.push(d.toString()));
@@ -63,8 +65,11 @@ describe('a cluster of three processes', () => {
     const peers = nodes.map((n) => `${n.id}=127.0.0.1:${ports[n.id - 1]}`).join(',');
     const dirs = nodes.map(() => tempDir());
     for (const d of dirs) cleanups.push(d.cleanup);
+    const secretFile = join(dirs[0]!.dir, '..', `${basename(dirs[0]!.dir)}.secret`);
+    writeFileSync(secretFile, 'the secret of the process-cluster test\n', { mode: 0o600 });
+    cleanups.push(() => rmSync(secretFile, { force: true }));
     const boot = (n: Node): void => {
-      start(n, dirs[n.id - 1]!.dir, peers, `127.0.0.1:${ports[n.id - 1]}`);
+      start(n, dirs[n.id - 1]!.dir, peers, `127.0.0.1:${ports[n.id - 1]}`, secretFile);
       procs.push(n.proc!);
     };
     nodes.forEach(boot);

@@ -123,6 +123,7 @@ describe('§7 snapshots', () => {
     s.setHardState({ term: 1, vote: 0, commit: 3 });
     const n = newNode(2, s);
     const snap: Snapshot = { meta: { index: 2, term: 1, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('old') };
+    n.step(msg({ type: MessageType.MsgHeartbeat, from: 1, to: 2, term: 1 })); // a snapshot comes only from the known leader
     n.step(msg({ type: MessageType.MsgSnap, from: 1, to: 2, term: 1, snapshot: snap }));
     const rd = drain(n, s);
     expect(rd.snapshot).toBeUndefined();
@@ -134,6 +135,7 @@ describe('§7 snapshots', () => {
     s.append(ents(1, [1, 1, 1, 1]));
     const n = newNode(2, s);
     const snap: Snapshot = { meta: { index: 3, term: 1, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('sm') };
+    n.step(msg({ type: MessageType.MsgHeartbeat, from: 1, to: 2, term: 1 })); // a snapshot comes only from the known leader
     n.step(msg({ type: MessageType.MsgSnap, from: 1, to: 2, term: 1, snapshot: snap }));
     const rd = drain(n, s);
     expect(rd.snapshot).toBeUndefined();
@@ -145,6 +147,7 @@ describe('§7 snapshots', () => {
     const s = MemoryStorage.withConf([1, 2, 3]);
     const n = newNode(2, s);
     const snap: Snapshot = { meta: { index: 7, term: 2, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('sm@7') };
+    n.step(msg({ type: MessageType.MsgHeartbeat, from: 1, to: 2, term: 2 })); // a snapshot comes only from the known leader
     n.step(msg({ type: MessageType.MsgSnap, from: 1, to: 2, term: 2, snapshot: snap }));
     n.step(msg({ type: MessageType.MsgApp, from: 1, to: 2, term: 2, index: 7, logTerm: 2, commit: 8, entries: ents(8, [2]) }));
     const rd = n.ready();

@@ -593,8 +593,9 @@ export class Simulation {
       n.raw.step(m);
     } catch (err) {
       // A response from a peer the node no longer knows is refused, as etcd's ErrStepPeerNotFound; a forwarded
-      // proposal or read that cannot be served is lost, as if the network had dropped it.
-      if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND', 'RAFT_PROPOSAL_DROPPED', 'RAFT_READ_INDEX_DROPPED')) throw err;
+      // proposal or read that cannot be served is lost, as if the network had dropped it; a snapshot that
+      // overtook the leader's first heartbeat (or reached a restarted node) waits for the leader's retry.
+      if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND', 'RAFT_PROPOSAL_DROPPED', 'RAFT_READ_INDEX_DROPPED', 'RAFT_SNAPSHOT_REFUSED')) throw err;
     }
     this.settle(n);
   }

@@ -22,7 +22,10 @@ function makeCa(name: string): void {
 }
 function makeCert(name: string, ca: string): void {
   openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', 'ext.cnf');
+  // Each certificate names its node: nodeN gets raftlog://node/N, anything else node 99.
+  const id = /^node(\d+)$/.exec(name)?.[1] ?? '99';
+  writeFileSync(join(dir, `${name}.cnf`), `subjectAltName=URI:raftlog://node/${id},IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n`);
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.cnf`);
 }
 
 beforeAll(() => {
@@ -33,6 +36,7 @@ beforeAll(() => {
   makeCert('node1', 'ca');
   makeCert('node2', 'ca');
   makeCert('impostor', 'rogue-ca');
+  makeCert('node3', 'ca');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -93,6 +97,38 @@ describe('TcpTransport with TLS', () => {
     await until(() => a.log.has('connection to peer 2'), "the client's log");
     expect(a.log.messages.join('\n')).toMatch(/certificate/i);
     expect(rogue.rec.messages).toEqual([]);
+  });
+
+  it('refuses a peer whose certificate names another node id than its hello claims', async () => {
+    const b = await node(2, creds('node2'));
+    // A genuine cluster certificate, but it names node 3 while the transport claims to be node 1.
+    const liar = await node(1, creds('node3'), { 2: b.t.address });
+    liar.t.send([msg(1, 2, { commit: 9 })]);
+    await until(() => b.log.has('TRANSPORT_AUTH_FAILED'), 'the refusal in the log');
+    expect(b.log.lines.join('\n')).toMatch(/hello claims node 1, the certificate names node 3/);
+    expect(b.rec.messages).toEqual([]);
+  });
+
+  it('does not talk to a server whose certificate names another node than the one dialled', async () => {
+    const other = await node(3, creds('node3'));
+    const a = await node(1, creds('node1'), { 2: other.t.address }); // the address of "node 2" is node 3's
+    a.t.send([msg(1, 2)]);
+    await until(() => a.log.has('connection to peer 2'), "the client's log");
+    expect(a.log.lines.join('\n')).toMatch(/does not name node 2/);
+    expect(other.rec.messages).toEqual([]);
+  });
+
+  it('reloadTls: connections made after a reload use the new credentials', async () => {
+    const b = await node(2, creds('node2'));
+    const a = await node(1, creds('node3'), { 2: b.t.address }); // wrong certificate for node 1 at first
+    a.t.send([msg(1, 2, { commit: 1 })]);
+    await until(() => b.log.has('TRANSPORT_AUTH_FAILED'), 'the first refusal');
+    a.t.reloadTls(creds('node1'));
+    await until(() => {
+      a.t.send([msg(1, 2, { commit: 2 })]);
+      return b.rec.messages.length > 0;
+    }, 'a message after the reload');
+    expect(b.rec.messages.every((m) => m.commit === 2)).toBe(true);
   });
 
   it('closes without waiting on a connection stuck before its TLS handshake', { timeout: 5_000 }, async () => {

@@ -15,12 +15,12 @@ describe('wire', () => {
 
   it('decodes what it encodes', () => {
     const u = newUnpacker();
-    expect(decodeFrame(u, valid[0]!)).toEqual({ kind: 'hello', version: 1, clusterId: 'cluster', from: 1, to: 2 });
+    expect(decodeFrame(u, valid[0]!)).toEqual({ kind: 'hello', version: 2, clusterId: 'cluster', from: 1, to: 2 });
     const m = decodeFrame(u, valid[1]!);
     expect(m.kind === 'message' && m.message.entries[0]).toEqual({ index: 5, term: 2, type: EntryType.ConfChange, data: Buffer.from([1, 2]) });
     const c = decodeFrame(u, valid[2]!);
     expect(c.kind === 'chunk' && c.header?.meta).toEqual({ index: 9, term: 2, conf: { voters: [1, 2], learners: [3] } });
-    expect(decodeFrame(u, Buffer.from(encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7101')))).toEqual({ kind: 'hello', version: 1, clusterId: 'cluster', from: 1, to: 2, address: '127.0.0.1:7101' });
+    expect(decodeFrame(u, Buffer.from(encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7101')))).toEqual({ kind: 'hello', version: 2, clusterId: 'cluster', from: 1, to: 2, address: '127.0.0.1:7101' });
   });
 
   it('throws only MalformedFrameError on random and mutated bytes (seeded fuzz)', async () => {

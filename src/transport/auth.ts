@@ -1,0 +1,84 @@
+// Peer authentication. With a shared cluster secret, both ends of a connection
+// prove they hold it: each sends a fresh random nonce, and each answers with an
+// HMAC-SHA256 over both nonces, the cluster id, both node ids, the wire version
+// and its role. The secret never crosses the wire, a recorded handshake cannot be
+// replayed (the other side's nonce is new), and a proof cannot be reflected back
+// (the role is in it). With mutual TLS, the certificate names the node id instead.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import { BadOptionError } from './errors.js';
+
+export type Secret = string | Buffer;
+
+export const NONCE_BYTES = 32;
+export const MIN_SECRET_BYTES = 16;
+
+export interface HandshakeFacts {
+  version: number;
+  clusterId: string;
+  dialer: number;
+  acceptor: number;
+  dialerNonce: Uint8Array;
+  acceptorNonce: Uint8Array;
+}
+
+/** The secrets as buffers, the one to prove with first; throws on a weak or missing one. */
+export function normalizeSecrets(s: Secret | Secret[] | undefined): Buffer[] {
+  if (s === undefined) return [];
+  const list = (Array.isArray(s) ? s : [s]).map((x) => (typeof x === 'string' ? Buffer.from(x, 'utf8') : x));
+  if (list.length === 0) throw new BadOptionError('clusterSecret is an empty list');
+  for (const b of list) {
+    if (!Buffer.isBuffer(b) || b.length < MIN_SECRET_BYTES) throw new BadOptionError(`every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
+  }
+  return list;
+}
+
+export function nonce(): Buffer {
+  return randomBytes(NONCE_BYTES);
+}
+
+function f64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeDoubleBE(n);
+  return b;
+}
+
+export function proof(secret: Buffer, role: 'dialer' | 'acceptor', f: HandshakeFacts): Buffer {
+  const h = createHmac('sha256', secret);
+  const cluster = Buffer.from(f.clusterId, 'utf8');
+  // Lengths before variable fields, so no two fact lists hash the same bytes.
+  h.update(`raftlog-handshake/${role}\n`);
+  h.update(f64(f.version)).update(f64(f.dialer)).update(f64(f.acceptor));
+  h.update(f64(cluster.length)).update(cluster);
+  h.update(f64(f.dialerNonce.length)).update(f.dialerNonce);
+  h.update(f64(f.acceptorNonce.length)).update(f.acceptorNonce);
+  return h.digest();
+}
+
+/** Whether `got` proves knowledge of any of `secrets` (during a rotation, old and new verify). */
+export function verify(secrets: Buffer[], role: 'dialer' | 'acceptor', f: HandshakeFacts, got: Uint8Array): boolean {
+  let ok = false;
+  for (const s of secrets) {
+    const want = proof(s, role, f);
+    if (got.length === want.length && timingSafeEqual(want, got)) ok = true;
+  }
+  return ok;
+}
+
+const URI_PREFIX = 'raftlog://node/';
+
+/** The node ids a certificate names in its SAN URIs (`raftlog://node/<id>`). */
+export function certNodeIds(cert: PeerCertificate | undefined): number[] {
+  const san = cert?.subjectaltname;
+  if (typeof san !== 'string') return [];
+  const ids: number[] = [];
+  for (const part of san.split(',')) {
+    const p = part.trim();
+    if (!p.startsWith(`URI:${URI_PREFIX}`)) continue;
+    const rest = p.slice(4 + URI_PREFIX.length);
+    if (!/^[1-9][0-9]{0,15}$/.test(rest)) continue;
+    const id = Number(rest);
+    if (Number.isSafeInteger(id)) ids.push(id);
+  }
+  return ids;
+}

@@ -1,0 +1,215 @@
+// The TCP transport authenticates peers: a stranger without the secret, a
+// connection that lies about its sender, a silent or half-sent connection, and
+// a flood of handshakes are all cut off, and none of them reaches the driver.
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TcpTransport } from '../../src/transport/tcp-transport.js';
+import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
+import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
+import { WIRE_VERSION, decodeFrame, encodeHello, encodeMessage, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import { nonce, proof } from '../../src/transport/auth.js';
+import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
+
+const SECRET = 'correct horse battery staple';
+const open: TcpTransport[] = [];
+const sockets: net.Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await Promise.all(open.splice(0).map((t) => t.close()));
+});
+
+async function node(o: Partial<TcpTransportOptions> & { id: number }) {
+  const rec = new Recorder();
+  const log = new LogCapture();
+  const t = new TcpTransport({ clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, backoff: { initialMs: 10, maxMs: 100 }, logger: log, ...o });
+  open.push(t);
+  await t.start(rec);
+  return { t, rec, log };
+}
+
+function connect(address: string): Promise<net.Socket> {
+  const [host, port] = address.split(':');
+  const s = net.connect({ host: host!, port: Number(port) });
+  sockets.push(s);
+  s.resume(); // consume what the acceptor writes, so its closing is seen
+  return new Promise((resolve, reject) => s.once('connect', () => resolve(s)).once('error', reject));
+}
+function closed(s: net.Socket): Promise<void> {
+  return new Promise((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));
+}
+/** Frames the acceptor writes back on a raw connection, as they arrive. */
+function reader(s: net.Socket): { frames: ReturnType<typeof decodeFrame>[] } {
+  const d = new FrameDecoder(1 << 20);
+  const u = newUnpacker();
+  const out = { frames: [] as ReturnType<typeof decodeFrame>[] };
+  s.on('data', (c: Buffer) => {
+    d.push(c);
+    for (let f = d.next(); f !== undefined; f = d.next()) out.frames.push(decodeFrame(u, f));
+  });
+  return out;
+}
+
+/** A raw client that runs the handshake as node `from` with `secret`, and returns the open socket. */
+async function handshake(address: string, from: number, to: number, secret: string): Promise<net.Socket> {
+  const s = await connect(address);
+  const r = reader(s);
+  const mine = nonce();
+  const p = newPacker();
+  s.write(encodeFrames([encodeHello(p, 'c1', from, to, undefined, mine)]));
+  await until(() => r.frames.length > 0, 'the challenge');
+  const ch = r.frames[0]!;
+  if (ch.kind !== 'challenge') throw new Error(`expected a challenge, got ${ch.kind}`);
+  const facts = { version: WIRE_VERSION, clusterId: 'c1', dialer: from, acceptor: to, dialerNonce: mine, acceptorNonce: ch.nonce };
+  s.write(encodeFrames([encodeProof(p, proof(Buffer.from(secret), 'dialer', facts))]));
+  return s;
+}
+
+describe('peer authentication', () => {
+  it('refuses to build a transport with neither secret nor TLS unless insecure is explicit', () => {
+    const base = { id: 1, clusterId: 'c1', listen: '127.0.0.1:0' };
+    expect(() => new TcpTransport(base)).toThrow(expect.objectContaining({ code: 'TRANSPORT_INSECURE' }));
+    expect(() => new TcpTransport({ ...base, clusterSecret: 'short' })).toThrow(expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION' }));
+    expect(() => new TcpTransport({ ...base, clusterSecret: [] })).toThrow(expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION' }));
+    expect(new TcpTransport({ ...base, insecure: true })).toBeInstanceOf(TcpTransport);
+  });
+
+  it('peers holding the secret talk; a node with another secret is refused both ways and delivers nothing', async () => {
+    const b = await node({ id: 2 });
+    const a = await node({ id: 1, peers: { 2: b.t.address } });
+    a.t.send([msg(1, 2, { commit: 1 })]);
+    await until(() => b.rec.messages.length === 1, 'a message between nodes holding the secret');
+
+    const stranger = await node({ id: 3, clusterSecret: 'not the cluster secret!!', peers: { 2: b.t.address } });
+    stranger.t.send([msg(3, 2, { commit: 66, term: 1000 })]);
+    await until(() => stranger.log.has('did not prove it holds the cluster secret'), 'the stranger seeing the acceptor fail its proof');
+    // The acceptor never sees a valid proof: it times out or sees the stranger close, having delivered nothing.
+    expect(b.rec.messages.map((m) => m.commit)).toEqual([1]);
+    expect(b.t.stats().messagesReceived).toBe(1);
+  });
+
+  it('a raw client with a wrong proof is refused with TRANSPORT_AUTH_FAILED and its messages never arrive', async () => {
+    const b = await node({ id: 2 });
+    const s = await handshake(b.t.address, 1, 2, 'a guess at the secret value');
+    s.write(encodeFrames([encodeMessage(newPacker(), msg(1, 2, { commit: 5, term: 1000 }))]));
+    await closed(s);
+    expect(b.log.has('TRANSPORT_AUTH_FAILED')).toBe(true);
+    expect(b.rec.messages).toEqual([]);
+  });
+
+  it('a raw client that skips the proof is refused', async () => {
+    const b = await node({ id: 2 });
+    const s = await connect(b.t.address);
+    s.write(encodeFrames([encodeHello(newPacker(), 'c1', 1, 2, undefined, nonce()), encodeMessage(newPacker(), msg(1, 2, { commit: 5 }))]));
+    await closed(s);
+    expect(b.log.has('expected the handshake proof')).toBe(true);
+    expect(b.rec.messages).toEqual([]);
+  });
+
+  it('rotates secrets without downtime: [new, old] and [old, new] verify each other', async () => {
+    const OLD = 'the old cluster secret';
+    const NEW = 'the new cluster secret';
+    const b = await node({ id: 2, clusterSecret: [OLD, NEW] });
+    const a = await node({ id: 1, clusterSecret: [NEW, OLD], peers: { 2: b.t.address } });
+    b.t.addPeer(1, a.t.address);
+    a.t.send([msg(1, 2, { commit: 1 })]);
+    b.t.send([msg(2, 1, { commit: 2 })]);
+    await until(() => b.rec.messages.length === 1 && a.rec.messages.length === 1, 'messages both ways during a rotation');
+  });
+
+  it('a connection authenticated as node 1 that sends a message from node 3 is closed, and the message dropped', async () => {
+    const b = await node({ id: 2 });
+    const s = await handshake(b.t.address, 1, 2, SECRET);
+    const p = newPacker();
+    s.write(encodeFrames([encodeMessage(p, msg(1, 2, { commit: 1 })), encodeMessage(p, msg(3, 2, { commit: 2 }))]));
+    await closed(s);
+    expect(b.log.has('TRANSPORT_WRONG_NODE')).toBe(true);
+    expect(b.rec.messages.map((m) => m.commit)).toEqual([1]);
+  });
+});
+
+describe('addresses', () => {
+  it('never dials the address a stranger announces in its hello', async () => {
+    const target = net.createServer((s) => s.destroy());
+    let dialled = 0;
+    target.on('connection', () => dialled++);
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const announced = `127.0.0.1:${(target.address() as net.AddressInfo).port}`;
+    try {
+      const b = await node({ id: 2 });
+      const s = await connect(b.t.address);
+      const r = reader(s);
+      const mine = nonce();
+      s.write(encodeFrames([encodeHello(newPacker(), 'c1', 7, 2, announced, mine)]));
+      await until(() => r.frames.length > 0, 'the challenge');
+      const ch = r.frames[0]!;
+      if (ch.kind !== 'challenge') throw new Error('expected a challenge');
+      const facts = { version: WIRE_VERSION, clusterId: 'c1', dialer: 7, acceptor: 2, dialerNonce: mine, acceptorNonce: ch.nonce };
+      // Node 7 even holds the secret: it is still not a member the driver added.
+      s.write(encodeFrames([encodeProof(newPacker(), proof(Buffer.from(SECRET), 'dialer', facts)), encodeMessage(newPacker(), msg(7, 2, { commit: 3 }))]));
+      await until(() => b.rec.messages.length === 1, 'the message after the handshake (the announcement was processed)');
+      b.t.send([msg(2, 7)]);
+      await until(() => b.rec.unreachable.includes(7), 'node 7 reported unreachable: there is no connection to it');
+      expect(b.t.stats().peers[7]).toBeUndefined();
+      expect(dialled).toBe(0);
+    } finally {
+      await new Promise((r) => target.close(r));
+    }
+  });
+});
+
+describe('liveness and limits', () => {
+  it('closes an authenticated connection that goes silent', async () => {
+    const b = await node({ id: 2, electionTimeoutMs: 30 });
+    const s = await handshake(b.t.address, 1, 2, SECRET);
+    await closed(s);
+    expect(b.log.has('TRANSPORT_IDLE_TIMEOUT')).toBe(true);
+  });
+
+  it('closes a connection that leaves a frame half-sent', async () => {
+    const b = await node({ id: 2, electionTimeoutMs: 30 });
+    const s = await handshake(b.t.address, 1, 2, SECRET);
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(1_000_000);
+    s.write(Buffer.concat([head, Buffer.alloc(100)]));
+    await closed(s);
+    expect(b.log.has('TRANSPORT_IDLE_TIMEOUT')).toBe(true);
+  });
+
+  it('closes a connection that never completes the handshake', async () => {
+    const b = await node({ id: 2, handshakeTimeoutMs: 50 });
+    const s = await connect(b.t.address);
+    s.write(encodeFrames([encodeHello(newPacker(), 'c1', 1, 2, undefined, nonce())]));
+    await closed(s);
+    expect(b.log.has('TRANSPORT_HANDSHAKE_TIMEOUT')).toBe(true);
+  });
+
+  it('pings keep a quiet but healthy connection open past the idle limit', async () => {
+    const b = await node({ id: 2, electionTimeoutMs: 40 });
+    const a = await node({ id: 1, electionTimeoutMs: 40, peers: { 2: b.t.address } });
+    a.t.send([msg(1, 2, { commit: 1 })]);
+    await until(() => b.rec.messages.length === 1, 'the first message');
+    // Pings every 8 ms: 60 frames span several idle limits of 120 ms.
+    await until(() => b.t.stats().framesReceived >= 60, 'pings');
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
+    expect(b.log.has('TRANSPORT_IDLE_TIMEOUT')).toBe(false);
+  });
+
+  it('caps connections still in their handshake', async () => {
+    const b = await node({ id: 2, maxUnauthenticatedConnections: 2 });
+    const held = [await connect(b.t.address), await connect(b.t.address)];
+    const third = await connect(b.t.address);
+    await closed(third);
+    await until(() => b.t.stats().connectionsRefused === 1, 'the third connection refused');
+    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
+    expect(held.every((s) => !s.destroyed)).toBe(true);
+  });
+
+  it('caps inbound connections overall', async () => {
+    const b = await node({ id: 2, maxInboundConnections: 1 });
+    const first = await connect(b.t.address);
+    const second = await connect(b.t.address);
+    await closed(second);
+    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
+    expect(first.destroyed).toBe(false);
+  });
+});
