@@ -172,7 +172,9 @@ export default async function recovery(args: string[]): Promise<void> {
   }
   process.stdout.write('\n');
   const f = (ms: number | null): string => (ms === null ? '-' : `${ms.toFixed(0)} ms (${(ms / ELECTION_MS).toFixed(2)} ET)`);
-  console.log(`base election timeout (ET) ${ELECTION_MS} ms (tickMs ${DEFAULTS.tickMs} x electionTicks ${DEFAULTS.electionTicks}); ${runs} runs per case, 3 nodes over loopback through the fault proxy`);
+  console.log(
+    `base election timeout (ET) ${ELECTION_MS} ms (tickMs ${DEFAULTS.tickMs} x electionTicks ${DEFAULTS.electionTicks}); ${runs} runs per case, 3 nodes over loopback through the fault proxy`,
+  );
   console.table(
     rows.map((r) => ({
       case: r.case,
@@ -185,6 +187,19 @@ export default async function recovery(args: string[]): Promise<void> {
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(
     join(here, 'results', 'recovery.json'),
-    JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadBefore, loadAfter: loadavg(), electionTimeoutMs: ELECTION_MS, rows, samples }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        loadBefore,
+        loadAfter: loadavg(),
+        electionTimeoutMs: ELECTION_MS,
+        rows,
+        samples,
+      },
+      null,
+      2,
+    ) + '\n',
   );
 }

@@ -21,10 +21,11 @@ async function sink(): Promise<{ address: string; received: () => string; socket
     address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     received: () => got,
     sockets,
-    close: () => new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -93,7 +94,7 @@ describe('FaultProxy', () => {
     d.socket.destroy();
   });
 
-  it('a reset cut closes the link\'s connections and refuses new ones until heal', async () => {
+  it("a reset cut closes the link's connections and refuses new ones until heal", async () => {
     const { b, proxy } = await setup();
     const c = await dial(proxy.peersFor(1)[2]!);
     c.socket.write('x');

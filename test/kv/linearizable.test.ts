@@ -54,10 +54,16 @@ describe('the KV server over RESP, 3 nodes, one lagging follower', () => {
           if (rnd() < 0.5) {
             const value = `w${w}-${i}`;
             // An error reply leaves the write's fate open: recorded as of unknown outcome.
-            await h.write(client, key, value, async () => {
-              const reply = await conn.call('SET', key, value);
-              if (reply !== 'OK') throw new Error(`SET answered ${String(reply)}`);
-            }, () => false);
+            await h.write(
+              client,
+              key,
+              value,
+              async () => {
+                const reply = await conn.call('SET', key, value);
+                if (reply !== 'OK') throw new Error(`SET answered ${String(reply)}`);
+              },
+              () => false,
+            );
           } else {
             await h.read(client, key, async () => {
               const reply = await conn.call('GET', key);

@@ -162,6 +162,9 @@ export function describeHistory(ops: readonly RegisterOp[], limit = 40): string 
   return [...ops]
     .sort((a, b) => a.invoke - b.invoke)
     .slice(0, limit)
-    .map((o) => `${String(o.client ?? '?')} ${o.kind} ${o.key}=${String(o.value)} [${(o.invoke - t0).toFixed(1)}, ${o.complete === null ? '?' : (o.complete - t0).toFixed(1)}]`)
+    .map(
+      (o) =>
+        `${String(o.client ?? '?')} ${o.kind} ${o.key}=${String(o.value)} [${(o.invoke - t0).toFixed(1)}, ${o.complete === null ? '?' : (o.complete - t0).toFixed(1)}]`,
+    )
     .join('\n');
 }

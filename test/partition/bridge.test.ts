@@ -27,10 +27,11 @@ describe('a bridge partition', () => {
       const acked: Ack[] = [...(await appendAll(leader, 'before-', 10))];
       const term = leader.log.status().term;
 
-      for (const a of near) for (const b of far) {
-        c.proxy.cut(a, b);
-        c.proxy.cut(b, a);
-      }
+      for (const a of near)
+        for (const b of far) {
+          c.proxy.cut(a, b);
+          c.proxy.cut(b, a);
+        }
 
       acked.push(...(await appendAll(leader, 'leader-', 30)));
       acked.push(...(await appendAll(c.node(bridge), 'bridge-', 10)));
@@ -45,7 +46,11 @@ describe('a bridge partition', () => {
       for (const id of far) expect(c.node(id).log.status().role).not.toBe('leader');
 
       c.proxy.heal();
-      await assertNoLoss(c, acked, far.map((id) => `far-${id}`));
+      await assertNoLoss(
+        c,
+        acked,
+        far.map((id) => `far-${id}`),
+      );
       expect(leader.log.status().term).toBe(term);
     });
   }

@@ -74,10 +74,14 @@ export async function proxiedCluster(n: number, seed: number, o: ClusterOptions 
   const leader = async (q: { among?: number[]; minTerm?: number } = {}): Promise<Member> => {
     const among = q.among ?? [...members.keys()];
     let found: Member | undefined;
-    await waitFor(`a leader among ${among.join(',')} of term >= ${q.minTerm ?? 0}`, () => {
-      found = among.map(node).find((m) => m.log.status().role === 'leader' && m.log.status().term >= (q.minTerm ?? 0));
-      return found !== undefined;
-    }, 20_000);
+    await waitFor(
+      `a leader among ${among.join(',')} of term >= ${q.minTerm ?? 0}`,
+      () => {
+        found = among.map(node).find((m) => m.log.status().role === 'leader' && m.log.status().term >= (q.minTerm ?? 0));
+        return found !== undefined;
+      },
+      20_000,
+    );
     return found!;
   };
   return { members, proxy, node, leader, close };
@@ -130,11 +134,13 @@ export async function assertNoLoss(c: Cluster, acked: Ack[], never: string[] = [
   const streams = await Promise.all([...c.members.values()].map((m) => committed(m, upTo)));
   const first = streams[0]!;
   for (const [i, s] of streams.entries()) {
-    if (JSON.stringify(s) !== JSON.stringify(first)) throw new Error(`node ${[...c.members.keys()][i]}'s committed stream differs from node ${[...c.members.keys()][0]}'s`);
+    if (JSON.stringify(s) !== JSON.stringify(first))
+      throw new Error(`node ${[...c.members.keys()][i]}'s committed stream differs from node ${[...c.members.keys()][0]}'s`);
   }
   const at = new Map(first.map((e) => [e.index, e.data]));
   for (const a of acked) {
-    if (at.get(a.index) !== a.data) throw new Error(`acknowledged record ${a.data} at index ${a.index} is missing: the stream has ${String(at.get(a.index))} there`);
+    if (at.get(a.index) !== a.data)
+      throw new Error(`acknowledged record ${a.data} at index ${a.index} is missing: the stream has ${String(at.get(a.index))} there`);
   }
   const seen = new Set(first.map((e) => e.data));
   if (seen.size !== first.length) throw new Error('a record was committed twice');

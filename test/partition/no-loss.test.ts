@@ -50,10 +50,11 @@ describe('no acknowledged append is lost across partitions', () => {
           case 'bridge': {
             const rest = ids.filter((id) => id !== other);
             const half = rest.slice(0, rest.length >> 1);
-            for (const a of half) for (const b of rest.filter((x) => !half.includes(x))) {
-              c.proxy.cut(a, b);
-              c.proxy.cut(b, a);
-            }
+            for (const a of half)
+              for (const b of rest.filter((x) => !half.includes(x))) {
+                c.proxy.cut(a, b);
+                c.proxy.cut(b, a);
+              }
             break;
           }
           case 'one-way':

@@ -164,11 +164,15 @@ describe('partition timing in the simulator (ticks, not wall-clock)', () => {
         elect.push(t.electTicks);
         catchUp.push(t.catchUpTicks);
         splits += t.splitVotes > 0 ? 1 : 0;
-        expect(t.electTicks, `seed ${seed}: ticks from the cut to a new leader's commit (${t.splitVotes} split votes)`).toBeLessThanOrEqual(BOUND_TICKS + t.splitVotes * 2 * ELECTION_TICKS);
+        expect(t.electTicks, `seed ${seed}: ticks from the cut to a new leader's commit (${t.splitVotes} split votes)`).toBeLessThanOrEqual(
+          BOUND_TICKS + t.splitVotes * 2 * ELECTION_TICKS,
+        );
         expect(t.catchUpTicks, `seed ${seed}: ticks from the heal to the old leader caught up`).toBeLessThanOrEqual(BOUND_TICKS);
       }
       const fmt = (xs: number[]): string => `min ${Math.min(...xs)}, median ${[...xs].sort((a, b) => a - b)[xs.length >> 1]}, max ${Math.max(...xs)}`;
-      console.log(`${n} nodes, electionTicks ${ELECTION_TICKS}: cut -> new leader commits ${fmt(elect)} ticks (${splits} of ${elect.length} runs had a split vote); heal -> caught up ${fmt(catchUp)} ticks`);
+      console.log(
+        `${n} nodes, electionTicks ${ELECTION_TICKS}: cut -> new leader commits ${fmt(elect)} ticks (${splits} of ${elect.length} runs had a split vote); heal -> caught up ${fmt(catchUp)} ticks`,
+      );
       // Split votes are the exception: most elections must meet the plain bound.
       expect(splits).toBeLessThanOrEqual(Math.ceil(elect.length / 4));
     }, 120_000);
