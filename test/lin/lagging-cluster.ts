@@ -6,6 +6,7 @@ import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { FaultProxy } from '../fault/proxy.js';
 import { freePorts, tempDir, waitFor } from '../log/helpers.js';
+import { retryPortRace } from '../partition/cluster.js';
 import { seeded } from '../seeded.js';
 import type { RegisterOp } from './checker.js';
 
@@ -28,7 +29,11 @@ export interface LaggingCluster {
   close(): Promise<void>;
 }
 
-export async function laggingCluster(seed: number): Promise<LaggingCluster> {
+export function laggingCluster(seed: number): Promise<LaggingCluster> {
+  return retryPortRace(() => startLaggingCluster(seed));
+}
+
+async function startLaggingCluster(seed: number): Promise<LaggingCluster> {
   const ports = await freePorts(3);
   const real: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
   const proxy = await FaultProxy.start({ nodes: real, random: seeded(seed) });

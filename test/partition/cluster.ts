@@ -31,7 +31,22 @@ export interface ClusterOptions {
   timeoutMs?: number;
 }
 
-export async function proxiedCluster(n: number, seed: number, o: ClusterOptions = {}): Promise<Cluster> {
+/** freePorts() hands out ports another process may take before a node binds one: then start again on fresh ones. */
+export async function retryPortRace<T>(start: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await start();
+    } catch (err) {
+      if ((err as LogError).code !== 'TRANSPORT_LISTEN_FAILED' || i >= attempts) throw err;
+    }
+  }
+}
+
+export function proxiedCluster(n: number, seed: number, o: ClusterOptions = {}): Promise<Cluster> {
+  return retryPortRace(() => startCluster(n, seed, o));
+}
+
+async function startCluster(n: number, seed: number, o: ClusterOptions): Promise<Cluster> {
   const ports = await freePorts(n);
   const real: Record<number, string> = {};
   for (let id = 1; id <= n; id++) real[id] = `127.0.0.1:${ports[id - 1]}`;
@@ -43,28 +58,29 @@ export async function proxiedCluster(n: number, seed: number, o: ClusterOptions 
     await proxy.close();
     for (const d of dirs) d.cleanup();
   };
-  try {
-    await Promise.all(
-      dirs.map(async (d, i) => {
-        const id = i + 1;
-        const sm = new RecordingMachine();
-        const log = await ReplicatedLog.open<number>({
-          dataDir: d.dir,
-          id,
-          peers: proxy.peersFor(id),
-          stateMachine: sm,
-          clusterSecret: SECRET,
-          ...TIMING,
-          timeoutMs: o.timeoutMs ?? 10_000,
-          // No process dies in these tests: what is at stake is the network, not the disk.
-          sync: 'none',
-        });
-        members.set(id, { id, dir: d.dir, log, sm });
-      }),
-    );
-  } catch (err) {
+  // Every open settles before any failure is reported, so that none is left running.
+  const opened = await Promise.allSettled(
+    dirs.map(async (d, i) => {
+      const id = i + 1;
+      const sm = new RecordingMachine();
+      const log = await ReplicatedLog.open<number>({
+        dataDir: d.dir,
+        id,
+        peers: proxy.peersFor(id),
+        stateMachine: sm,
+        clusterSecret: SECRET,
+        ...TIMING,
+        timeoutMs: o.timeoutMs ?? 10_000,
+        // No process dies in these tests: what is at stake is the network, not the disk.
+        sync: 'none',
+      });
+      members.set(id, { id, dir: d.dir, log, sm });
+    }),
+  );
+  const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) {
     await close();
-    throw err;
+    throw failed.reason;
   }
   const node = (id: number): Member => {
     const m = members.get(id);
