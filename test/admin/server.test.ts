@@ -8,6 +8,7 @@ import { adminHandler, serveAdmin, type AdminServer } from '../../src/admin/inde
 import { KvStateMachine } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { enc, freePorts, tempDir } from '../log/helpers.js';
+import { parsePrometheus } from './prometheus-text.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -23,22 +24,6 @@ async function node(opts: { token?: string; maxConnections?: number; address?: s
   const admin = await serveAdmin({ log, address: opts.address ?? '127.0.0.1:0', token: opts.token, stateMachine: kv as never, maxConnections: opts.maxConnections, maxBodyBytes: 1024 });
   cleanups.push(() => admin.close());
   return { log, admin, url: `http://${admin.address}` };
-}
-
-/** Prometheus text exposition format, line by line (comments, then `name{labels} value`). */
-const SAMPLE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/;
-const COMMENT = /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*$/;
-
-export function parsePrometheus(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    if (COMMENT.test(line)) continue;
-    if (!SAMPLE.test(line)) throw new Error(`not Prometheus text: ${JSON.stringify(line)}`);
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
 }
 
 describe('the admin endpoint', () => {
