@@ -46,7 +46,7 @@ import {
   RecordTooLargeError,
   TimeoutError,
 } from './errors.js';
-import { MetricCounters, peerLag, type LogMetrics } from './metrics.js';
+import { MetricCounters, peerLag, turnNow, type LogMetrics } from './metrics.js';
 import { DEFAULTS, validateOptions, type ReplicatedLogOptions } from './options.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
@@ -323,17 +323,17 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.proposals.bytes + data.byteLength > o.maxPendingBytes) return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
     if (this.leaderless()) return Promise.reject(this.noLeader('append'));
     return new Promise<AppendResult<R>>((resolve, reject) => {
-      const started = performance.now();
+      const started = turnNow();
       const c = this.counters;
       const seq = this.proposals.add(
         (r) => {
           c.proposalsCommitted++;
-          c.appendDuration.observe((performance.now() - started) / 1000);
+          c.appendDuration.observe((turnNow() - started) / 1000);
           resolve(r);
         },
         (e) => {
           c.appendFailed((e as { code?: string }).code ?? 'UNKNOWN');
-          c.appendDuration.observe((performance.now() - started) / 1000);
+          c.appendDuration.observe((turnNow() - started) / 1000);
           reject(e);
         },
         data.byteLength,
