@@ -9,7 +9,9 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
 const HINTS: Record<string, string> = {
   WAL_LOCKED: 'another process has this data directory open: stop it, or give another --data',
-  WAL_IO: 'the disk failed under the WAL: check the device and free space, then restart the node',
+  WAL_IO: 'check that --data is a writable directory on a healthy disk with free space',
+  EADDRINUSE: 'the port is in use: stop what holds it, or pick another address',
+  EACCES: 'not allowed: check the permissions of the path, or use a port above 1023',
   WAL_CORRUPT: 'run `raftlog inspect` on the data directory; restore the node from a backup or remove it from the cluster and re-add it empty',
   WAL_NOT_BUILT: 'the native addon is missing: run `npm rebuild raftlog`',
   LOG_OPEN_FAILED: 'check that the data directory is a writable directory and that the ports are free',

@@ -123,6 +123,9 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   };
   log.on('leader', onLeader);
   log.on('fatal', onFatal);
+  // The log's timers do not hold the process open (an embedded log must not); a node
+  // serving nothing but its data directory must still run until it is stopped.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   // What happened before the listeners were attached (open() elects a single node itself).
   const now = log.status();
   if (now.fatal !== undefined) onFatal(now.fatal);
@@ -148,6 +151,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   process.off('SIGTERM', stop);
   process.off('disconnect', stop);
   process.off('SIGHUP', reload);
+  clearInterval(keepAlive);
   log.off('leader', onLeader);
   log.off('fatal', onFatal);
   await admin?.close();
