@@ -754,6 +754,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.members.set(cc.nodeId, addr);
       if (cc.nodeId !== this.id) t?.addPeer(cc.nodeId, addr);
     }
+    this.deps.logger.info(
+      { index: e.index, type: ConfChangeType[cc.type], member: cc.nodeId, voters: this.conf.voters, learners: this.conf.learners },
+      `membership: ${cc.type === ConfChangeType.RemoveNode ? 'removed' : cc.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${cc.nodeId}`,
+    );
     const p = this.confPending.get(e.index);
     if (p !== undefined) {
       this.confPending.delete(e.index);
@@ -778,6 +782,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   private restoreSnapshot(snap: Snapshot): void {
+    this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term, bytes: snap.data.byteLength }, `state machine restored from the snapshot at ${snap.meta.index}`);
     this.snapshotFloor = snap.meta.index;
     const d = decodeSnapshotData(snap.data);
     this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });

@@ -110,7 +110,8 @@ describe('metrics()', () => {
 
 describe('join', () => {
   it('a node started with join takes the configuration from the cluster and catches up', async () => {
-    const c = await trio();
+    const logger = new RecordingLogger();
+    const c = await trio(logger);
     const leader = await c.leader();
     await leader.append(enc('before'));
     const addr = `127.0.0.1:${c.ports[3]}`;
@@ -124,6 +125,7 @@ describe('join', () => {
     await waitFor('the new node to apply both records', () => sm.applied.map((a) => a.data).join(',').includes('before,after'));
     expect(joined.status().conf.voters.sort()).toEqual([1, 2, 3, 4]);
     expect(joined.status().role).toBe('follower');
+    expect(logger.lines.some((l) => l.message === 'membership: added voter 4' && l.fields.member === 4)).toBe(true);
   });
 
   it('join needs the existing members', async () => {
