@@ -24,6 +24,8 @@ export async function promote(log: ReplicatedLog<unknown>, id: number): Promise<
   if (p === undefined || !p.isLearner) throw new LogError('INVALID_ARGUMENT', `node ${id} is not a learner`);
   const lag = Math.max(0, s.lastIndex - p.match);
   if (lag > PROMOTE_MAX_LAG) throw new NotCaughtUpError(id, lag);
+  const address = s.members[id];
+  if (address === undefined) throw new LogError('INVALID_ARGUMENT', `node ${id} has no known address`);
   // Adding a learner as a voter promotes it (Raft's AddNode on a learner).
-  await log.addMember(id, s.members[id] ?? '');
+  await log.addMember(id, address);
 }

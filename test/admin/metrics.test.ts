@@ -1,6 +1,7 @@
 // The log's metrics after known operations, its events, join, and the logger
 // contract: the library writes nothing to the console, whatever it goes through.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { promote } from '../../src/admin/promote.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RecordingMachine, enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
@@ -126,6 +127,27 @@ describe('join', () => {
     expect(joined.status().conf.voters.sort()).toEqual([1, 2, 3, 4]);
     expect(joined.status().role).toBe('follower');
     expect(logger.lines.some((l) => l.message === 'membership: added voter 4' && l.fields.member === 4)).toBe(true);
+  });
+
+  it('promote: a learner far behind is NOT_CAUGHT_UP; one caught up becomes a voter', async () => {
+    const c = await trio();
+    const leader = await c.leader();
+    await leader.addLearner(5, '127.0.0.1:1'); // never started: it stays at match 0
+    await Promise.all(Array.from({ length: 1100 }, (_, i) => leader.append(enc(`p${i}`))));
+    await expect(promote(leader as never, 5)).rejects.toMatchObject({ code: 'NOT_CAUGHT_UP' });
+    expect(leader.status().conf.learners).toContain(5);
+    await leader.removeMember(5);
+
+    const addr = `127.0.0.1:${c.ports[3]}`;
+    await leader.addLearner(4, addr);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const learner = await ReplicatedLog.open({ dataDir: t.dir, id: 4, peers: { ...c.peers, 4: addr }, join: true, ...c.opts });
+    cleanups.push(() => learner.close());
+    await waitFor('the learner to catch up', () => (leader.status().progress?.[4]?.match ?? 0) >= leader.status().lastIndex - 10, 30_000);
+    await promote(leader as never, 4);
+    expect(leader.status().conf.voters).toContain(4);
+    expect(leader.status().conf.learners).not.toContain(4);
   });
 
   it('join needs the existing members', async () => {
