@@ -52,7 +52,7 @@ export interface TcpTransportOptions {
   /** Accepted connections still in their handshake. Default 16. */
   maxUnauthenticatedConnections?: number;
   logger?: TransportLogger;
-  /** Reconnect delays. Default 50 ms doubling to 2 s. */
+  /** Reconnect delays. Default 50 ms doubling to the election timeout, at most 2 s. */
   backoff?: Partial<BackoffOptions>;
   /** Time for a dial, including the TLS handshake and ours. Default 5 s. */
   connectTimeoutMs?: number;
@@ -130,7 +130,9 @@ export class TcpTransport implements Transport {
       maxQueueBytes: o.maxQueueBytes ?? 32 * MiB,
       snapshotChunkBytes: o.snapshotChunkBytes ?? Math.min(MiB, Math.floor(maxFrameBytes / 2)),
       connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
-      backoff: { initialMs: o.backoff?.initialMs ?? 50, maxMs: o.backoff?.maxMs ?? 2_000 },
+      // After a long partition heals, a peer must be redialled within an election timeout,
+      // or the node it leads catches up only when the grown backoff lets it.
+      backoff: { initialMs: o.backoff?.initialMs ?? 50, maxMs: o.backoff?.maxMs ?? Math.min(2_000, electionTimeoutMs) },
       random: o.random ?? Math.random,
       logger: this.logger,
       packer: newPacker(),
