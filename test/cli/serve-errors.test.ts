@@ -74,8 +74,7 @@ it('a single node with no ports runs until told to stop, then stops cleanly', as
   const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
   await waitFor('the node to lead', () => out.includes('"msg":"leader 1 term 1"'), 150_000);
   // Still running: it stops only when told to below (an idle node once exited by itself).
-  // Told as `raftlog cluster` tells its nodes: its IPC channel closes (tsx, which runs
-  // this test's CLI from source, turns SIGTERM into an exit of its own).
+  // Told as `raftlog cluster` tells its nodes: its IPC channel closes.
   expect(p.exitCode).toBeNull();
   p.disconnect();
   expect(await exited).toBe(0);
