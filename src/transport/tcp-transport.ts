@@ -65,6 +65,8 @@ export interface TcpTransportOptions {
 export interface TcpTransportStats {
   peers: Record<number, OutboundStats>;
   framesReceived: number;
+  /** Bytes received from each authenticated peer, closed connections included. */
+  bytesReceived: Record<number, number>;
   messagesReceived: number;
   /** Inbound connections closed for a bad handshake, frame or message. */
   connectionsRefused: number;
@@ -86,6 +88,7 @@ export class TcpTransport implements Transport {
   private closed = false;
   private listenAddress: string;
   private framesFromClosed = 0;
+  private readonly bytesFromClosed = new Map<number, number>();
   private messagesReceived = 0;
   private connectionsRefused = 0;
   private pendingUnreachable = new Set<number>();
@@ -221,7 +224,9 @@ export class TcpTransport implements Transport {
     for (const [id, p] of this.outbound) peers[id] = p.stats;
     let framesReceived = this.framesFromClosed;
     for (const c of this.inbound) framesReceived += c.framesReceived;
-    return { peers, framesReceived, messagesReceived: this.messagesReceived, connectionsRefused: this.connectionsRefused };
+    const bytesReceived: Record<number, number> = Object.fromEntries(this.bytesFromClosed);
+    for (const c of this.inbound) if (c.peer !== 0) bytesReceived[c.peer] = (bytesReceived[c.peer] ?? 0) + c.bytesReceived;
+    return { peers, framesReceived, bytesReceived, messagesReceived: this.messagesReceived, connectionsRefused: this.connectionsRefused };
   }
 
   async close(): Promise<void> {
@@ -312,6 +317,7 @@ export class TcpTransport implements Transport {
     socket.on('close', () => {
       authenticatedOrGone();
       this.framesFromClosed += c.framesReceived;
+      if (c.peer !== 0) this.bytesFromClosed.set(c.peer, (this.bytesFromClosed.get(c.peer) ?? 0) + c.bytesReceived);
       this.inbound.delete(c);
     });
   }
