@@ -12,6 +12,7 @@ import { ProgressStateType } from '../raft/types.js';
 import { takeBackup } from './backup.js';
 import { logRegistry } from './prometheus.js';
 import { promote } from './promote.js';
+import { STATUS_PAGE_HTML } from './status-page.js';
 
 export interface AdminHandlerOptions {
   /** Requests must carry `Authorization: Bearer <token>`; without one, none is asked. */
@@ -188,6 +189,14 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    // The status page holds no data (it asks for it, with the token, like any client), so it
+    // loads without one: open http://host:port/#token=<token> when the endpoint has a token.
+    if (req.method === 'GET' && (req.url ?? '/').split('?')[0] === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(STATUS_PAGE_HTML), 'cache-control': 'no-store' });
+      res.end(STATUS_PAGE_HTML);
+      req.resume();
+      return;
+    }
     if (!authorized(req)) {
       // Nothing is read or done for an unauthenticated request.
       res.setHeader('www-authenticate', 'Bearer');
