@@ -48,7 +48,6 @@ import {
 import { DEFAULTS, validateOptions, type ReplicatedLogOptions } from './options.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
-import { dropStaleAcks } from './stale-acks.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -558,8 +557,8 @@ export class ReplicatedLog<R = unknown> {
     durable.then(
       () => {
         if (this.closed) return;
-        if (rd.messagesAfterPersist.length > 0) this.deps.transport?.send(dropStaleAcks(rd.messagesAfterPersist, this.storage));
-        this.node.persisted(rd);
+        const acks = this.node.persisted(rd);
+        if (acks.length > 0) this.deps.transport?.send(acks);
         this.notifyChange();
         this.schedulePump();
       },
