@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { decodeConfChange } from '../raft/confchange.js';
 import { CompactedError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { RawNode } from '../raft/raw-node.js';
+import { readContextKey } from '../raft/read-only.js';
 import {
   ConfChangeType,
   EntryType,
@@ -104,10 +105,6 @@ interface ConfPending {
   nodeId: number;
   resolve(): void;
   reject(e: Error): void;
-}
-
-function ctxKey(ctx: Uint8Array): string {
-  return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('hex');
 }
 
 /**
@@ -326,7 +323,7 @@ export class ReplicatedLog<R = unknown> {
         const ctx = new Uint8Array(origin.byteLength + 8);
         ctx.set(origin);
         new DataView(ctx.buffer).setFloat64(origin.byteLength, ++this.barrierSeq);
-        const key = ctxKey(ctx);
+        const key = readContextKey(ctx);
         batch = this.readBatch = { ctx, waiters: new Map() };
         this.reads.set(key, batch);
         this.deps.clock.defer(() => {
@@ -338,7 +335,7 @@ export class ReplicatedLog<R = unknown> {
       mine.waiters.set(resolve, reject);
       return () => {
         mine.waiters.delete(resolve);
-        if (mine.waiters.size === 0) this.reads.delete(ctxKey(mine.ctx));
+        if (mine.waiters.size === 0) this.reads.delete(readContextKey(mine.ctx));
       };
     });
   }
@@ -730,7 +727,7 @@ export class ReplicatedLog<R = unknown> {
   }
 
   private onReadState(rs: ReadState): void {
-    const key = ctxKey(rs.context);
+    const key = readContextKey(rs.context);
     const b = this.reads.get(key);
     if (b === undefined) return;
     this.reads.delete(key);
