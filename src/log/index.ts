@@ -11,6 +11,7 @@ export {
   InvalidArgumentError,
   LogCorruptError,
   LogError,
+  type LogErrorCode,
   NoLeaderError,
   NotCommittedError,
   NotLeaderError,

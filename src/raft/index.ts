@@ -9,6 +9,7 @@ export { entrySize, ENTRY_OVERHEAD } from './size.js';
 export { validateMessage } from './validate.js';
 export {
   RaftError,
+  type RaftErrorCode,
   ProposalDroppedError,
   type ProposalDropReason,
   ReadIndexDroppedError,

@@ -15,4 +15,5 @@ export {
   WalUnavailableError,
   WalNotBuiltError,
   WalVersionError,
+  type WalErrorCode,
 } from './errors.js';
