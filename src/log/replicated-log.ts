@@ -116,7 +116,7 @@ export class ReplicatedLog<R = unknown> {
   private readonly node: RawNode;
   private readonly proposals: Proposals<R>;
   private queue: Queued[] = [];
-  private flushScheduled = false;
+  private proposeScheduled = false;
   private pumpScheduled = false;
   private pumping = false;
   private closed = false;
@@ -305,9 +305,9 @@ export class ReplicatedLog<R = unknown> {
     return new Promise<AppendResult<R>>((resolve, reject) => {
       const seq = this.proposals.add(resolve, reject, data.byteLength);
       this.queue.push({ seq, payload: data });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        this.deps.clock.defer(() => this.flush());
+      if (!this.proposeScheduled) {
+        this.proposeScheduled = true;
+        this.deps.clock.defer(() => this.proposeQueued());
       }
     });
   }
@@ -460,7 +460,7 @@ export class ReplicatedLog<R = unknown> {
   private async stop(): Promise<void> {
     if (!this.closed) {
       this.closing = true;
-      if (this.queue.length > 0 && this.lead !== 0) this.flush();
+      if (this.queue.length > 0 && this.lead !== 0) this.proposeQueued();
       const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
       for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
         await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));
@@ -579,14 +579,14 @@ export class ReplicatedLog<R = unknown> {
     if (ss.lead !== 0 && ss.lead !== oldLead) {
       const waiters = this.leaderWaiters.splice(0);
       for (const w of waiters) w();
-      if (this.queue.length > 0) this.flush();
+      if (this.queue.length > 0) this.proposeQueued();
       for (const key of this.reads.keys()) this.requestRead(key);
     }
   }
 
   /** Turns every append queued this turn into one proposal. */
-  private flush(): void {
-    this.flushScheduled = false;
+  private proposeQueued(): void {
+    this.proposeScheduled = false;
     if (this.closed || this.queue.length === 0) return;
     if (this.lead === 0) {
       // No leader to take them yet: they wait for one (onSoftState), bounded by the timeout.
