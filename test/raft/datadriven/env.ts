@@ -18,6 +18,8 @@ interface Node {
   unpersisted: Ready[];
   asyncWrites: boolean;
   electionTick: number;
+  /** This node's randomized election timeout, in ticks (fixed here, so a story knows when a node campaigns). */
+  electionTimeout: number;
   heartbeatTick: number;
   /** What the narration compares against. */
   seen: { term: number; state: StateType; lead: number };
@@ -57,7 +59,8 @@ export class Env {
     persist: (c) => this.each(c, (n) => this.persist(n, c.named.has('n') ? Number(one(c, 'n')) : n.unpersisted.length)),
     'deliver-msgs': (c) => this.each(c, (n) => this.deliver(n, c.named.get('drop')?.[0] === 'true')),
     stabilize: (c) => this.stabilize(c.positional.length > 0 ? c.positional.map((p) => this.node(p)) : [...this.nodes.values()]),
-    'tick-election': (c) => this.each(c, (n) => this.tick(n, n.electionTick)),
+    'tick-election': (c) => this.each(c, (n) => this.tick(n, n.electionTimeout)),
+    tick: (c) => this.each(c, (n) => this.tick(n, Number(one(c, 'n')))),
     'tick-heartbeat': (c) => this.each(c, (n) => this.tick(n, n.heartbeatTick)),
     partition: (c) => this.partition(c),
     heal: () => {
@@ -95,12 +98,16 @@ export class Env {
     for (let k = 0; k < count; k++) {
       const id = this.nodes.size + 1;
       const storage = voters.length > 0 ? MemoryStorage.withConf(voters, learners) : new MemoryStorage();
-      const electionTick = c.named.has('election-tick') ? Number(one(c, 'election-tick')) : 10;
+      const electionTick = 10;
       const heartbeatTick = 1;
-      // random() = 0: the election timeout is exactly electionTick, so tick-election always fires.
-      const raw = new RawNode({ id, storage, electionTick, heartbeatTick, random: () => 0, preVote: flag('prevote'), checkQuorum: flag('checkquorum') });
+      // The core draws its timeout in [electionTick, 2*electionTick) from random(); a fixed draw gives every
+      // node a known timeout (electionTick unless told), so tick-election always fires.
+      const electionTimeout = c.named.has('election-timeout') ? Number(one(c, 'election-timeout')) : electionTick;
+      if (!(electionTimeout >= electionTick && electionTimeout < 2 * electionTick)) throw new Error(`election-timeout must be in [${electionTick}, ${2 * electionTick})`);
+      const draw = (electionTimeout - electionTick + 0.5) / electionTick;
+      const raw = new RawNode({ id, storage, electionTick, heartbeatTick, random: () => draw, preVote: flag('prevote'), checkQuorum: flag('checkquorum') });
       const st = raw.status();
-      this.nodes.set(id, { id, raw, storage, unpersisted: [], asyncWrites: flag('async-storage-writes'), electionTick, heartbeatTick, seen: { term: st.term, state: st.state, lead: st.lead } });
+      this.nodes.set(id, { id, raw, storage, unpersisted: [], asyncWrites: flag('async-storage-writes'), electionTick, electionTimeout, heartbeatTick, seen: { term: st.term, state: st.state, lead: st.lead } });
       this.mailbox.set(id, []);
       this.info(`INFO ${id} created: term ${st.term}, voters [${st.conf.voters.join(' ')}]${st.conf.learners.length > 0 ? `, learners [${st.conf.learners.join(' ')}]` : ''}${voters.length === 0 ? ' (no configuration: it learns one from a leader)' : ''}`);
     }
@@ -145,7 +152,9 @@ export class Env {
         if (!keep.has(m)) this.info(`  ${n.id} dropped ${describeMessage(m)}: the log no longer holds ${m.logTerm}/${m.index}`);
       }
     }
-    if (sent.length > 0) {
+    // A write that completes at once (no async-storage-writes) sends what its Ready listed: no need to repeat it.
+    const all = group.reduce((k, rd) => k + rd.messagesAfterPersist.length, 0);
+    if (sent.length > 0 && !(quiet && sent.length === all)) {
       this.debug(`  ${n.id} sends after persisting:`);
       for (const m of sent) this.debug(`    ${describeMessage(m)}`);
     }
