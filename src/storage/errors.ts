@@ -4,7 +4,8 @@ import { CodedError } from '../errors.js';
 export type StorageErrorCode =
   | 'SNAPSHOT_CORRUPT'
   | 'SNAPSHOT_MISSING'
-  | 'SNAPSHOT_VERSION';
+  | 'SNAPSHOT_VERSION'
+  | 'STATE_CORRUPT';
 
 export class StorageError extends CodedError<StorageErrorCode> {}
 
@@ -30,5 +31,12 @@ export class SnapshotVersionError extends StorageError {
   constructor(file: string, version: number) {
     super('SNAPSHOT_VERSION', `snapshot file ${file} is in format ${version}, which this version does not read`);
     this.file = file;
+  }
+}
+
+/** The WAL's hard state or last entry holds a term or index no node can reach (above MAX_TERM): damage. */
+export class StateCorruptError extends StorageError {
+  constructor(detail: string) {
+    super('STATE_CORRUPT', `the data directory's raft state is corrupt: ${detail}`);
   }
 }
