@@ -12,7 +12,9 @@ const DIR = resolve(dirname(fileURLToPath(import.meta.url)), 'testdata');
 const UPDATE = process.env['UPDATE'] === '1';
 
 describe('datadriven scenarios', () => {
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.txt')).sort();
+  const files = readdirSync(DIR)
+    .filter((f) => f.endsWith('.txt'))
+    .sort();
 
   it('finds the scenarios', () => {
     expect(files.length).toBeGreaterThanOrEqual(6);

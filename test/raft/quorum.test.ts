@@ -14,9 +14,33 @@ describe('quorum arithmetic', () => {
   it('majorityIndex and voteResult agree with the same majority', () => {
     expect(majorityIndex([5, 1, 3], 3)).toBe(3);
     expect(majorityIndex([5, 1, 3, 4], 4)).toBe(3);
-    expect(voteResult([1, 2, 3], new Map([[1, true], [2, true]]))).toBe(VoteResult.VoteWon);
-    expect(voteResult([1, 2, 3], new Map([[1, true], [2, false]]))).toBe(VoteResult.VotePending);
-    expect(voteResult([1, 2, 3], new Map([[2, false], [3, false]]))).toBe(VoteResult.VoteLost);
+    expect(
+      voteResult(
+        [1, 2, 3],
+        new Map([
+          [1, true],
+          [2, true],
+        ]),
+      ),
+    ).toBe(VoteResult.VoteWon);
+    expect(
+      voteResult(
+        [1, 2, 3],
+        new Map([
+          [1, true],
+          [2, false],
+        ]),
+      ),
+    ).toBe(VoteResult.VotePending);
+    expect(
+      voteResult(
+        [1, 2, 3],
+        new Map([
+          [2, false],
+          [3, false],
+        ]),
+      ),
+    ).toBe(VoteResult.VoteLost);
   });
 });
 

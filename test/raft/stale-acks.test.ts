@@ -74,7 +74,10 @@ describe('stale acknowledgements', () => {
     n.step(msg({ type: MsgApp, from: 3, to: 1, term: 4, index: 2, logTerm: 2, commit: 1, entries: ents(3, [4]) }));
     const rd = take(n);
     groupFsync(s, [rd]);
-    expect(acks(rd.messagesAfterPersist)).toEqual([[2, 3, 2], [3, 3, 4]]);
+    expect(acks(rd.messagesAfterPersist)).toEqual([
+      [2, 3, 2],
+      [3, 3, 4],
+    ]);
     expect(acks(n.persisted(rd))).toEqual([[3, 3, 4]]);
     expect(s.term(3)).toBe(4);
   });
@@ -101,7 +104,7 @@ describe('stale acknowledgements', () => {
     ]);
   });
 
-  it('returns the Ready\'s own array when nothing is stale', () => {
+  it("returns the Ready's own array when nothing is stale", () => {
     const s = MemoryStorage.withConf([1, 2, 3]);
     const n = newNode(2, s);
     n.step(msg({ type: MsgApp, from: 1, to: 2, term: 1, index: 0, logTerm: 0, entries: ents(1, [1]) }));

@@ -11,7 +11,10 @@ const NATIVE = resolve(dirname(fileURLToPath(import.meta.url)), '../../native');
 function nativeTable(): { enumerators: string[]; codes: string[] } {
   const text = readFileSync(join(NATIVE, 'wal_error.h'), 'utf8');
   const table = /\/\/ native-codes: begin([\s\S]*?)\/\/ native-codes: end/.exec(text)?.[1] ?? '';
-  const enumerators = (/enum class WalCode \{([^}]*)\}/.exec(table)?.[1] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const enumerators = (/enum class WalCode \{([^}]*)\}/.exec(table)?.[1] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const codes = [...table.matchAll(/case WalCode::\w+: return "([A-Z_]+)";/g)].map((m) => m[1]!);
   return { enumerators, codes };
 }

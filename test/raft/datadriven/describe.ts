@@ -1,6 +1,16 @@
 // Messages, entries and Readys as one-line texts a reader can follow: the
 // vocabulary of the transcripts in test/raft/testdata.
-import { ConfChangeType, EntryType, MessageType, ProgressStateType, StateType, type Entry, type Message, type Ready, type Snapshot } from '../../../src/raft/types.js';
+import {
+  ConfChangeType,
+  EntryType,
+  MessageType,
+  ProgressStateType,
+  StateType,
+  type Entry,
+  type Message,
+  type Ready,
+  type Snapshot,
+} from '../../../src/raft/types.js';
 import { decodeConfChange } from '../../../src/raft/index.js';
 
 const dec = new TextDecoder();

@@ -103,19 +103,36 @@ export class Env {
       // The core draws its timeout in [electionTick, 2*electionTick) from random(); a fixed draw gives every
       // node a known timeout (electionTick unless told), so tick-election always fires.
       const electionTimeout = c.named.has('election-timeout') ? Number(one(c, 'election-timeout')) : electionTick;
-      if (!(electionTimeout >= electionTick && electionTimeout < 2 * electionTick)) throw new Error(`election-timeout must be in [${electionTick}, ${2 * electionTick})`);
+      if (!(electionTimeout >= electionTick && electionTimeout < 2 * electionTick))
+        throw new Error(`election-timeout must be in [${electionTick}, ${2 * electionTick})`);
       const draw = (electionTimeout - electionTick + 0.5) / electionTick;
       const raw = new RawNode({ id, storage, electionTick, heartbeatTick, random: () => draw, preVote: flag('prevote'), checkQuorum: flag('checkquorum') });
       const st = raw.status();
-      this.nodes.set(id, { id, raw, storage, unpersisted: [], asyncWrites: flag('async-storage-writes'), electionTick, electionTimeout, heartbeatTick, seen: { term: st.term, state: st.state, lead: st.lead } });
+      this.nodes.set(id, {
+        id,
+        raw,
+        storage,
+        unpersisted: [],
+        asyncWrites: flag('async-storage-writes'),
+        electionTick,
+        electionTimeout,
+        heartbeatTick,
+        seen: { term: st.term, state: st.state, lead: st.lead },
+      });
       this.mailbox.set(id, []);
-      this.info(`INFO ${id} created: term ${st.term}, voters [${st.conf.voters.join(' ')}]${st.conf.learners.length > 0 ? `, learners [${st.conf.learners.join(' ')}]` : ''}${voters.length === 0 ? ' (no configuration: it learns one from a leader)' : ''}`);
+      this.info(
+        `INFO ${id} created: term ${st.term}, voters [${st.conf.voters.join(' ')}]${st.conf.learners.length > 0 ? `, learners [${st.conf.learners.join(' ')}]` : ''}${voters.length === 0 ? ' (no configuration: it learns one from a leader)' : ''}`,
+      );
     }
   }
 
   private proposeConfChange(c: Command): void {
     const n = this.node(c.positional[0]);
-    const kinds: [string, ConfChangeType][] = [['add', ConfChangeType.AddNode], ['remove', ConfChangeType.RemoveNode], ['add-learner', ConfChangeType.AddLearnerNode]];
+    const kinds: [string, ConfChangeType][] = [
+      ['add', ConfChangeType.AddNode],
+      ['remove', ConfChangeType.RemoveNode],
+      ['add-learner', ConfChangeType.AddLearnerNode],
+    ];
     const k = kinds.find(([name]) => c.named.has(name));
     if (k === undefined) throw new Error('propose-conf-change needs add=, remove= or add-learner=');
     this.act(n, () => n.raw.proposeConfChange({ type: k[1], nodeId: Number(one(c, k[0])) }));
@@ -218,7 +235,9 @@ export class Env {
 
   private status(n: Node): void {
     const s = n.raw.status();
-    this.out.push(`${n.id}: ${stateName(s.state)} term:${s.term} vote:${s.vote} lead:${s.lead} commit:${s.commit} applied:${s.applied} voters:[${s.conf.voters.join(' ')}]${s.conf.learners.length > 0 ? ` learners:[${s.conf.learners.join(' ')}]` : ''}`);
+    this.out.push(
+      `${n.id}: ${stateName(s.state)} term:${s.term} vote:${s.vote} lead:${s.lead} commit:${s.commit} applied:${s.applied} voters:[${s.conf.voters.join(' ')}]${s.conf.learners.length > 0 ? ` learners:[${s.conf.learners.join(' ')}]` : ''}`,
+    );
     if (s.progress !== undefined) {
       for (const [id, p] of Object.entries(s.progress)) {
         this.out.push(`  ${id}: ${progressName(p.state)} match=${p.match} next=${p.next}${p.isLearner ? ' learner' : ''}${p.paused ? ' paused' : ''}`);
@@ -277,7 +296,9 @@ export class Env {
     if (e.type !== EntryType.ConfChange || e.data.length === 0) return;
     const cc = decodeConfChange(e.data);
     const cs: ConfState = n.raw.applyConfChange(cc);
-    this.info(`INFO ${n.id} applied ${ConfChangeType[cc.type]} ${cc.nodeId} at ${e.index}: voters [${cs.voters.join(' ')}]${cs.learners.length > 0 ? ` learners [${cs.learners.join(' ')}]` : ''}`);
+    this.info(
+      `INFO ${n.id} applied ${ConfChangeType[cc.type]} ${cc.nodeId} at ${e.index}: voters [${cs.voters.join(' ')}]${cs.learners.length > 0 ? ` learners [${cs.learners.join(' ')}]` : ''}`,
+    );
   }
 
   /** One line for each change of term, role or leader since the last look. */
@@ -296,7 +317,10 @@ export class Env {
   private logSummary(n: Node): string {
     const s = n.storage;
     if (s.lastIndex() < s.firstIndex()) return s.firstIndex() > 1 ? `empty after snapshot ${s.firstIndex() - 1}` : 'empty';
-    return s.entries(s.firstIndex(), s.lastIndex() + 1, Infinity).map((e) => `${e.term}/${e.index}`).join(' ');
+    return s
+      .entries(s.firstIndex(), s.lastIndex() + 1, Infinity)
+      .map((e) => `${e.term}/${e.index}`)
+      .join(' ');
   }
 }
 

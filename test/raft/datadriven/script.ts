@@ -72,7 +72,15 @@ export function parseCommand(line: string): Command {
       continue;
     }
     const v = w.slice(eq + 1);
-    named.set(w.slice(0, eq), v.startsWith('(') && v.endsWith(')') ? v.slice(1, -1).split(',').filter((x) => x !== '') : [v]);
+    named.set(
+      w.slice(0, eq),
+      v.startsWith('(') && v.endsWith(')')
+        ? v
+            .slice(1, -1)
+            .split(',')
+            .filter((x) => x !== '')
+        : [v],
+    );
   }
   return { name: words[0]!, positional, named };
 }
