@@ -225,7 +225,7 @@ export class Env {
     for (const id of this.nodes.keys()) if (!this.groups.has(id)) this.groups.set(id, 0);
   }
 
-  /** The state machine is the log itself here: applying only checks membership changes go through. */
+  /** Snapshots the node at `index` and compacts its log (the scenarios keep no state machine: the data is a label). */
   private compact(n: Node, index: number): void {
     const conf = n.raw.status().conf;
     n.storage.createSnapshot(index, conf, enc.encode(`state at ${index}`));
