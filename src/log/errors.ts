@@ -14,7 +14,8 @@ export type LogErrorCode =
   | 'LOG_OPEN_FAILED'
   | 'NO_LEADER'
   | 'RECORD_TOO_LARGE'
-  | 'OVERLOADED';
+  | 'OVERLOADED'
+  | 'NOT_CAUGHT_UP';
 
 export class LogError extends CodedError<LogErrorCode> {}
 
