@@ -39,7 +39,7 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
   } catch (const std::exception& e) {
     // No destructor runs for a half-built writer: join what started, close the fds.
     Stop();
-    throw WalError("WAL_IO", std::string("cannot start the WAL threads: ") + e.what());
+    throw WalError(WalCode::kIo, std::string("cannot start the WAL threads: ") + e.what());
   }
 }
 
@@ -216,7 +216,7 @@ void Writer::FlushAndSync() {
 
 void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
   if (seq != seq_ + 1)
-    throw WalError("WAL_IO", "internal error: asked to write segment " + std::to_string(seq) + " after " +
+    throw WalError(WalCode::kIo, "internal error: asked to write segment " + std::to_string(seq) + " after " +
                                  std::to_string(seq_));
   // Before adding a file, make sure no one else can be writing here.
   if (options_.lock != nullptr && options_.lock->Verify()) Notice("re-created the deleted lock file", 0, 0);
@@ -252,7 +252,7 @@ int Writer::TakePreallocated() {
   {
     std::unique_lock<std::mutex> lock(pmu_);
     pcv_.wait(lock, [this] { return preallocDone_ || stopping_; });
-    if (!preallocDone_) throw WalError("WAL_CLOSED", "WAL is closing");
+    if (!preallocDone_) throw WalError(WalCode::kClosed, "WAL is closing");
     preallocDone_ = false;
     if (preallocError_.empty()) {
       int fd = preallocFd_;
@@ -283,7 +283,7 @@ int Writer::OpenRetrying(const std::string& path, int flags) {
     Notice("create " + path + ": " + strerror(err) + "; retrying", attempt, delayMs);
     std::unique_lock<std::mutex> lock(pmu_);
     if (pcv_.wait_for(lock, std::chrono::milliseconds(delayMs), [this] { return stopping_.load(); }))
-      throw WalError("WAL_CLOSED", "WAL is closing");
+      throw WalError(WalCode::kClosed, "WAL is closing");
     delayMs = std::min(delayMs * 2, 1000);
   }
 }

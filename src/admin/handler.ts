@@ -4,6 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { CodedError } from '../errors.js';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { LogStatus, ReplicatedLog } from '../log/replicated-log.js';
 import type { StateMachine } from '../log/state-machine.js';
@@ -50,13 +51,13 @@ export function readableStatus(s: LogStatus): AdminStatus {
   return out;
 }
 
-class HttpError extends Error {
+class HttpError extends CodedError {
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

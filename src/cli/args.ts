@@ -1,6 +1,10 @@
+import { CodedError } from '../errors.js';
+
 /** `--name value` and `--flag` pairs; anything else is an error the command reports with its usage. */
-export class UsageError extends Error {
-  readonly code = 'USAGE';
+export class UsageError extends CodedError<'USAGE'> {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
 }
 
 export function parseArgs(args: string[], known: Record<string, 'string' | 'boolean'>): Map<string, string | true> {

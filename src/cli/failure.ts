@@ -3,6 +3,7 @@
 //
 // Exit status: 0 success, 1 the operation failed (the line says why), 2 usage error
 // (bad or missing flags), 3 the admin endpoint could not be reached.
+import { CodedError } from '../errors.js';
 import { UsageError } from './args.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
@@ -34,13 +35,13 @@ const HINTS: Record<string, string> = {
 };
 
 /** An expected failure of a command, with its code. */
-export class CliError extends Error {
+export class CliError extends CodedError {
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
     readonly exitCode: number = EXIT.failed,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

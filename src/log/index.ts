@@ -12,6 +12,7 @@ export {
   InvalidArgumentError,
   LogCorruptError,
   LogError,
+  type LogErrorCode,
   NoLeaderError,
   NotCommittedError,
   NotLeaderError,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { decodeConfChange } from '../raft/confchange.js';
 import { CompactedError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { RawNode } from '../raft/raw-node.js';
+import { readContextKey } from '../raft/read-only.js';
 import {
   ConfChangeType,
   EntryType,
@@ -50,7 +51,6 @@ import { MetricCounters, peerLag, turnNow, type LogMetrics } from './metrics.js'
 import { DEFAULTS, validateOptions, type ReplicatedLogOptions } from './options.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
-import { dropStaleAcks } from './stale-acks.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -117,10 +117,6 @@ export interface LogEvents {
   fatal: [{ code: string; message: string }];
 }
 
-function ctxKey(ctx: Uint8Array): string {
-  return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('hex');
-}
-
 /**
  * A durable, replicated, ordered log. Records appended on any node are committed
  * by a majority, made durable, and applied in order to the state machine of every
@@ -131,7 +127,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly counters = new MetricCounters();
   private readonly proposals: Proposals<R>;
   private queue: Queued[] = [];
-  private flushScheduled = false;
+  private proposeScheduled = false;
   private pumpScheduled = false;
   private pumping = false;
   private closed = false;
@@ -339,9 +335,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         data.byteLength,
       );
       this.queue.push({ seq, payload: data });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        this.deps.clock.defer(() => this.flush());
+      if (!this.proposeScheduled) {
+        this.proposeScheduled = true;
+        this.deps.clock.defer(() => this.proposeQueued());
       }
     });
   }
@@ -357,7 +353,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         const ctx = new Uint8Array(origin.byteLength + 8);
         ctx.set(origin);
         new DataView(ctx.buffer).setFloat64(origin.byteLength, ++this.barrierSeq);
-        const key = ctxKey(ctx);
+        const key = readContextKey(ctx);
         batch = this.readBatch = { ctx, waiters: new Map() };
         this.reads.set(key, batch);
         this.deps.clock.defer(() => {
@@ -369,7 +365,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       mine.waiters.set(resolve, reject);
       return () => {
         mine.waiters.delete(resolve);
-        if (mine.waiters.size === 0) this.reads.delete(ctxKey(mine.ctx));
+        if (mine.waiters.size === 0) this.reads.delete(readContextKey(mine.ctx));
       };
     });
   }
@@ -525,7 +521,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private async stop(): Promise<void> {
     if (!this.closed) {
       this.closing = true;
-      if (this.queue.length > 0 && this.lead !== 0) this.flush();
+      if (this.queue.length > 0 && this.lead !== 0) this.proposeQueued();
       const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
       for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
         await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));
@@ -619,8 +615,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     durable.then(
       () => {
         if (this.closed) return;
-        if (rd.messagesAfterPersist.length > 0) this.deps.transport?.send(dropStaleAcks(rd.messagesAfterPersist, this.storage));
-        this.node.persisted(rd);
+        const acks = this.node.persisted(rd);
+        if (acks.length > 0) this.deps.transport?.send(acks);
         this.notifyChange();
         this.schedulePump();
       },
@@ -651,14 +647,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (ss.lead !== 0 && ss.lead !== oldLead) {
       const waiters = this.leaderWaiters.splice(0);
       for (const w of waiters) w();
-      if (this.queue.length > 0) this.flush();
+      if (this.queue.length > 0) this.proposeQueued();
       for (const key of this.reads.keys()) this.requestRead(key);
     }
   }
 
   /** Turns every append queued this turn into one proposal. */
-  private flush(): void {
-    this.flushScheduled = false;
+  private proposeQueued(): void {
+    this.proposeScheduled = false;
     if (this.closed || this.queue.length === 0) return;
     if (this.lead === 0) {
       // No leader to take them yet: they wait for one (onSoftState), bounded by the timeout.
@@ -813,7 +809,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   private onReadState(rs: ReadState): void {
-    const key = ctxKey(rs.context);
+    const key = readContextKey(rs.context);
     const b = this.reads.get(key);
     if (b === undefined) return;
     this.reads.delete(key);

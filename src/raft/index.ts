@@ -2,13 +2,14 @@
 export * from './types.js';
 export { RawNode } from './raw-node.js';
 export type { Config } from './config.js';
-export type { ReadOnlyOption } from './read-only.js';
+export { readContextKey, type ReadOnlyOption } from './read-only.js';
 export { MemoryStorage } from './storage.js';
 export { encodeConfChange, decodeConfChange } from './confchange.js';
 export { entrySize, ENTRY_OVERHEAD } from './size.js';
 export { validateMessage } from './validate.js';
 export {
   RaftError,
+  type RaftErrorCode,
   ProposalDroppedError,
   type ProposalDropReason,
   ReadIndexDroppedError,

@@ -22,7 +22,7 @@ import type { ResolvedConfig } from './config.js';
 import { RaftLog } from './log.js';
 import { ProgressTracker } from './tracker.js';
 import type { Progress } from './progress.js';
-import { VoteResult, majorityIndex } from './quorum.js';
+import { VoteResult, hasQuorum, majorityIndex } from './quorum.js';
 import { ReadOnly } from './read-only.js';
 import { applyToConfState, decodeConfChange } from './confchange.js';
 import { ENTRY_OVERHEAD, payloadSize } from './size.js';
@@ -598,7 +598,7 @@ export class Raft {
         if (pr.match < this.raftLog.lastIndex() || pr.sentCommit < this.raftLog.committed) this.sendAppend(m.from);
         if (m.context === undefined || m.context.length === 0) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
-        if (acks === undefined || !this.hasQuorum(acks)) return;
+        if (acks === undefined || !hasQuorum(this.trk.voters, acks)) return;
         for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
         return;
       }
@@ -698,12 +698,6 @@ export class Raft {
     }
     const since = majorityIndex(acks, voters.length);
     return this.ticks - since < this.electionTimeout - 1;
-  }
-
-  private hasQuorum(acks: ReadonlySet<number>): boolean {
-    let n = 0;
-    for (const id of this.trk.voters) if (acks.has(id)) n++;
-    return n >= Math.floor(this.trk.voters.length / 2) + 1;
   }
 
   private sendReadIndexResponse(m: Message): void {

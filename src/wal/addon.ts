@@ -70,7 +70,6 @@ export interface NativeAddon {
   scan(dir: string): NativeScan;
   /** CRC32C of data; with `previous`, of the bytes `previous` was computed over followed by data. */
   crc32c(data: Uint8Array, software?: boolean, previous?: number): number;
-  crc32cHardware: boolean;
 }
 
 function packageRoot(): string {

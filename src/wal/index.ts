@@ -16,4 +16,5 @@ export {
   WalUnavailableError,
   WalNotBuiltError,
   WalVersionError,
+  type WalErrorCode,
 } from './errors.js';

@@ -37,7 +37,7 @@ export async function retryPortRace<T>(start: () => Promise<T>, attempts = 5): P
     try {
       return await start();
     } catch (err) {
-      if ((err as LogError).code !== 'TRANSPORT_LISTEN_FAILED' || i >= attempts) throw err;
+      if ((err as { code?: string }).code !== 'TRANSPORT_LISTEN_FAILED' || i >= attempts) throw err;
     }
   }
 }
