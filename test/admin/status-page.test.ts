@@ -7,7 +7,7 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serveAdmin, type AdminServer } from '../../src/admin/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
+import { appendSurely, enc, freePorts, tempDir } from '../log/helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
@@ -49,9 +49,8 @@ describe('the status page', () => {
       cleanups.push(() => admin.close());
       admins.push(admin);
     }
-    await waitFor('a leader', () => logs.some((l) => l.status().role === 'leader'), 15_000);
+    for (let i = 0; i < 20; i++) await appendSurely(logs, enc(`r${i}`));
     const leader = logs.find((l) => l.status().role === 'leader')!;
-    for (let i = 0; i < 20; i++) await leader.append(enc(`r${i}`));
 
     // The leader's own page: it knows every member's progress.
     const page = await browser.newPage();
@@ -66,12 +65,13 @@ describe('the status page', () => {
     if (process.env.SCREENSHOT !== undefined) {
       // For the picture in docs/: some seconds of writes, so the charts have a line to draw.
       const until = Date.now() + 8_000;
-      while (Date.now() < until) await Promise.all(Array.from({ length: 50 }, (_, i) => leader.append(enc(`s${i}`))));
+      while (Date.now() < until) await Promise.all(Array.from({ length: 50 }, (_, i) => appendSurely(logs, enc(`s${i}`))));
       await page.screenshot({ path: process.env.SCREENSHOT });
     }
 
     const target = before.find((r) => !r.leader)!.id;
     await leader.transferLeadership(target);
+    expect(logs[target - 1]!.status().role).toBe('leader');
     await page.waitForFunction((id) => document.querySelector('#members tr.leader td')?.textContent === String(id), { timeout: 15_000 }, target);
     const after = await rows(page);
     expect(after.filter((r) => r.leader).map((r) => r.id)).toEqual([target]);

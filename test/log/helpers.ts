@@ -40,3 +40,19 @@ export async function waitFor(what: string, cond: () => boolean, ms = 10_000): P
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Appends through whichever node leads, again if leadership changes under the append:
+ * for tests that need the cluster to commit something, not a particular attempt to succeed.
+ */
+export async function appendSurely<R>(logs: ReadonlyArray<{ status(): { role: string }; append(data: Uint8Array): Promise<{ index: number; result: R }> }>, data: Uint8Array, attempts = 10): Promise<{ index: number; result: R }> {
+  for (let attempt = 1; ; attempt++) {
+    await waitFor('a leader', () => logs.some((l) => l.status().role === 'leader'), 15_000);
+    try {
+      return await logs.find((l) => l.status().role === 'leader')!.append(data);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (attempt >= attempts || !['APPEND_OUTCOME_UNKNOWN', 'APPEND_NOT_COMMITTED', 'NO_LEADER', 'TIMEOUT', 'NOT_LEADER'].includes(code)) throw err;
+    }
+  }
+}

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { RecordingLogger } from '../recording-logger.js';
-import { RecordingMachine, enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
+import { RecordingMachine, appendSurely as appendToLeader, enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
 
 const OLD = 'the old secret of this cluster';
 const NEW = 'the new secret of this cluster';
@@ -69,22 +69,7 @@ describe('ReplicatedLog peer authentication', () => {
       });
     const logs = await Promise.all([1, 2, 3].map((id) => open(id, OLD)));
     cleanups.push(() => Promise.all(logs.map((l) => l.close())));
-    const leader = async (): Promise<ReplicatedLog<number>> => {
-      await waitFor('a leader', () => logs.some((l) => l.status().role === 'leader'), 15_000);
-      return logs.find((l) => l.status().role === 'leader')!;
-    };
-    // On a loaded machine leadership may change under an append; what matters here is that
-    // the cluster commits, so an append whose outcome is lost is made again on the new leader.
-    const appendSurely = async (text: string): Promise<{ index: number }> => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await (await leader()).append(enc(text));
-        } catch (err) {
-          const code = (err as { code?: string }).code;
-          if (attempt >= 10 || !['APPEND_OUTCOME_UNKNOWN', 'APPEND_NOT_COMMITTED', 'NO_LEADER', 'TIMEOUT'].includes(code ?? '')) throw err;
-        }
-      }
-    };
+    const appendSurely = (text: string): Promise<{ index: number }> => appendToLeader(logs, enc(text));
     await appendSurely('before');
 
     // The rotation: every node accepts both, then proves with the new one, then forgets the old.
