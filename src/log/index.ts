@@ -2,7 +2,7 @@
 export { ReplicatedLog, type LogStatus, type ReplicatedLogDeps } from './replicated-log.js';
 export { DEFAULTS, type ReplicatedLogOptions } from './options.js';
 export type { AppendResult } from './proposals.js';
-export { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
+export { NullStateMachine, readAll, type LogEntry, type SnapshotSource, type StateMachine } from './state-machine.js';
 export type { Clock } from './clock.js';
 export {
   ClosedError,

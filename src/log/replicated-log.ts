@@ -50,7 +50,7 @@ import { Proposals, type AppendResult } from './proposals.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
 import { dropStaleAcks } from './stale-acks.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
-import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
+import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 
 
 /** The parts the driver runs on; the simulator supplies its own. */
@@ -149,6 +149,11 @@ export class ReplicatedLog<R = unknown> {
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. */
   private snapshotFloor = 0;
   private snapshotForNewMember = false;
+  /** A snapshot being streamed into the state machine: committed entries wait for it in `heldEntries`. */
+  private restoring = false;
+  private heldEntries: Entry[][] = [];
+  /** The snapshot the last Ready handed over, to tell whether a received one was taken. */
+  private lastReadySnapshot: Snapshot | undefined;
   private stopTicking: () => void = () => {};
 
   private constructor(
@@ -167,7 +172,6 @@ export class ReplicatedLog<R = unknown> {
     this.applied = snap.meta.index;
     this.conf = confState;
     this.members = members;
-    if (snap.meta.index > 0) this.restoreSnapshot(snap);
     this.node = new RawNode({
       id,
       electionTick: opts.electionTicks,
@@ -221,6 +225,9 @@ export class ReplicatedLog<R = unknown> {
                 clusterId: o.clusterId ?? DEFAULTS.clusterId,
                 // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
                 maxFrameBytes: (o.maxRecordBytes ?? DEFAULTS.maxRecordBytes) + 2 * 1024 * 1024,
+                // Snapshots travel as their files: spooled to the snapshot directory, checked, then installed.
+                maxSnapshotBytes: o.maxSnapshotBytes ?? DEFAULTS.maxSnapshotBytes,
+                snapshots,
                 listen: listen ?? '127.0.0.1:0',
                 peers: Object.fromEntries(Object.entries(peers).filter(([k]) => Number(k) !== id)),
                 clusterSecret: o.clusterSecret,
@@ -271,6 +278,8 @@ export class ReplicatedLog<R = unknown> {
   }
 
   private async start(): Promise<void> {
+    const held = this.storage.snapshot();
+    if (held.meta.index > 0) await this.restoreFrom(held);
     const t = this.deps.transport;
     if (t !== null) {
       for (const [peer, addr] of this.members) if (peer !== this.id) t.addPeer(peer, addr);
@@ -498,7 +507,11 @@ export class ReplicatedLog<R = unknown> {
   }
 
   private onMessage(m: Message): void {
-    if (this.closed) return;
+    if (this.closed) {
+      if (m.snapshot !== undefined) this.discardSnapshot(m.snapshot);
+      return;
+    }
+    if (m.snapshot !== undefined) return this.onSnapshot(m, m.snapshot);
     try {
       this.node.step(m);
     } catch (err) {
@@ -511,6 +524,25 @@ export class ReplicatedLog<R = unknown> {
       return;
     }
     this.schedulePump();
+  }
+
+  /**
+   * A received snapshot sits in a spool until raft takes it (its Ready installs it);
+   * one raft refuses (stale, from a non-leader) or leaves behind is deleted now.
+   */
+  private onSnapshot(m: Message, snap: Snapshot): void {
+    this.lastReadySnapshot = undefined;
+    try {
+      this.node.step(m);
+    } catch (err) {
+      this.deps.logger.debug({ from: m.from, err }, `dropped a snapshot from ${m.from}: ${(err as Error).message}`);
+    }
+    this.pump();
+    if (this.lastReadySnapshot !== snap) this.discardSnapshot(snap);
+  }
+
+  private discardSnapshot(snap: Snapshot): void {
+    this.deps.snapshots.discard(snap).catch((err: unknown) => this.deps.logger.warn({ err }, `deleting a received snapshot failed: ${(err as Error).message}`));
   }
 
   /** A transport report about a peer that has just left the configuration is stale, not an error. */
@@ -552,7 +584,7 @@ export class ReplicatedLog<R = unknown> {
     if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);
     const durable = this.storage.persist(rd);
     this.node.advance(rd);
-    if (rd.snapshot !== undefined) this.restoreSnapshot(rd.snapshot);
+    if (rd.snapshot !== undefined) this.beginRestore(rd.snapshot, durable);
     this.applyEntries(rd.committedEntries);
     for (const rs of rd.readStates) this.onReadState(rs);
     durable.then(
@@ -645,6 +677,10 @@ export class ReplicatedLog<R = unknown> {
   }
 
   private applyEntries(entries: Entry[]): void {
+    if (this.restoring) {
+      if (entries.length > 0) this.heldEntries.push(entries);
+      return;
+    }
     for (const e of entries) {
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
@@ -695,15 +731,50 @@ export class ReplicatedLog<R = unknown> {
   }
 
   private takeSnapshot(index: number, term: number): void {
-    const data = encodeSnapshotData({ members: [...this.members], app: this.sm.snapshot() });
+    // The state machine's bytes stream into the file while later entries apply: it promised
+    // they describe the state of this moment.
+    const data = encodeSnapshotData([...this.members], snapshotChunks(this.sm.snapshot()));
     this.snapshotIndex = index;
     this.storage.compact(index, term, this.conf, data).catch((err: unknown) => this.fail(err));
   }
 
-  private restoreSnapshot(snap: Snapshot): void {
+  /**
+   * A snapshot from the leader replaces the state machine once its file is installed;
+   * until it is restored, committed entries (which follow it) wait.
+   */
+  private beginRestore(snap: Snapshot, installed: Promise<void>): void {
+    this.lastReadySnapshot = snap;
     this.snapshotFloor = snap.meta.index;
-    const d = decodeSnapshotData(snap.data);
-    this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+    this.snapshotIndex = snap.meta.index;
+    this.conf = snap.meta.conf;
+    this.restoring = true;
+    installed
+      .then(() => {
+        const held = this.storage.snapshot();
+        if (held.meta.index !== snap.meta.index || held.meta.term !== snap.meta.term) {
+          throw new Error(`the snapshot at ${snap.meta.index}/${snap.meta.term} was not installed (held: ${held.meta.index}/${held.meta.term})`);
+        }
+        return this.restoreFrom(held);
+      })
+      .then(() => {
+        if (this.closed) return;
+        this.restoring = false;
+        for (const entries of this.heldEntries.splice(0)) this.applyEntries(entries);
+        this.schedulePump();
+      })
+      .catch((err: unknown) => this.fail(err));
+  }
+
+  /** Streams a held snapshot into the state machine. */
+  private async restoreFrom(snap: Snapshot): Promise<void> {
+    const d = await decodeSnapshotData(this.deps.snapshots.read(snap));
+    try {
+      await this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+    } finally {
+      await d.app[Symbol.asyncIterator]().return?.(undefined); // closes the file if restore stopped early
+    }
+    if (this.closed) return;
+    this.snapshotFloor = snap.meta.index;
     this.conf = snap.meta.conf;
     if (d.members.length > 0) {
       // Only the difference: a redial would drop what is queued to a peer that stays.
@@ -716,6 +787,8 @@ export class ReplicatedLog<R = unknown> {
     }
     this.applied = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
+    this.wakeAppliedWaiters();
+    this.notifyChange();
   }
 
   private requestRead(key: string): void {

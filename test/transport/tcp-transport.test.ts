@@ -339,7 +339,7 @@ describe('TcpTransport', () => {
     ['a snapshot chunk out of sequence', (p) => [frame(encodeChunk(p, 1, 0, 20, new Uint8Array(10), snapHeader())), frame(encodeChunk(p, 1, 15, 20, new Uint8Array(5)))], 'TRANSPORT_MALFORMED_FRAME'],
     ['a snapshot continued without a start', (p) => [frame(encodeChunk(p, 1, 10, 20, new Uint8Array(10)))], 'TRANSPORT_MALFORMED_FRAME'],
     ['a snapshot chunk running past its total', (p) => [frame(encodeChunk(p, 1, 0, 5, new Uint8Array(10), snapHeader()))], 'TRANSPORT_MALFORMED_FRAME'],
-    ['a snapshot larger than maxSnapshotBytes', (p) => [frame(encodeChunk(p, 1, 0, 4096, new Uint8Array(10), snapHeader()))], 'TRANSPORT_FRAME_TOO_LARGE'],
+    ['a snapshot larger than maxSnapshotBytes', (p) => [frame(encodeChunk(p, 1, 0, 4096, new Uint8Array(10), snapHeader()))], 'TRANSPORT_SNAPSHOT_TOO_LARGE'],
   ];
   for (const [what, frames, code] of chunkCases) {
     it(`closes the connection on ${what}, and keeps working`, async () => {
