@@ -22,7 +22,7 @@ export interface InboundConfig {
   maxSnapshotBytes: number;
   /** Where arriving snapshots are written (never gathered in memory here). */
   snapshots: SnapshotStreams;
-  /** This connection starts a snapshot stream from `peer`: any other one from that peer is dropped. */
+  /** This connection starts a snapshot stream from `peer`: any other one from that peer is dropped. Throws for a peer that may not send one. */
   claimSnapshot(peer: number, c: Inbound): void;
   releaseSnapshot(peer: number, c: Inbound): void;
   handshakeTimeoutMs: number;

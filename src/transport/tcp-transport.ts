@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { Message } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
-import { BadOptionError, InsecureTransportError, ListenFailedError, SnapshotSupersededError, TooManyConnectionsError, TransportClosedError } from './errors.js';
+import { BadOptionError, InsecureTransportError, ListenFailedError, SnapshotRejectedError, SnapshotSupersededError, TooManyConnectionsError, TransportClosedError } from './errors.js';
 import { certNodeIds, normalizeSecrets } from './auth.js';
 import type { Secret } from './auth.js';
 import { Inbound } from './inbound.js';
@@ -35,8 +35,9 @@ export interface TcpTransportOptions {
   /** Largest snapshot accepted from a peer. Default 1 GiB. */
   maxSnapshotBytes?: number;
   /**
-   * Where the snapshots sent are read and those received are written, one stream
-   * at a time per peer. Default: in memory (`data` is the snapshot itself).
+   * Where the snapshots sent are read and those received are written: one stream at
+   * a time per peer, and only from peers this transport knows (given in `peers` or
+   * added). Default: in memory (`data` is the snapshot itself).
    */
   snapshots?: SnapshotStreams;
   /**
@@ -297,6 +298,8 @@ export class TcpTransport implements Transport {
       // One stream per peer: a peer (or someone holding the secret and claiming its id)
       // opening connections to start more only replaces its own.
       claimSnapshot: (peer, conn) => {
+        // Only a member the driver told us of may send one: spools on disk are bounded by the members.
+        if (!this.peerAddresses.has(peer) || this.removed.has(peer)) throw new SnapshotRejectedError(`node ${peer} is not a known peer`);
         const older = this.snapshotStreams.get(peer);
         this.snapshotStreams.set(peer, conn);
         if (older !== undefined && older !== conn) older.supersede(new SnapshotSupersededError(peer));

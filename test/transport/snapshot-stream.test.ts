@@ -57,7 +57,8 @@ async function receiver(dir: string, o: Partial<TcpTransportOptions> = {}) {
   const store = await FileSnapshotStore.open(dir);
   const rec = new Recorder();
   const log = new LogCapture();
-  const t = new TcpTransport({ id: 2, clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, snapshots: store, logger: log, ...o });
+  // Node 5 is the raw peers' id: snapshot streams come only from known peers (port 1 refuses dials).
+  const t = new TcpTransport({ id: 2, clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, snapshots: store, logger: log, peers: { 5: '127.0.0.1:1' }, ...o });
   open.push(t);
   await t.start(rec);
   return { t, rec, log, store };
@@ -84,6 +85,7 @@ describe('snapshot streams', () => {
     open.push(a);
     const aRec = new Recorder();
     await a.start(aRec);
+    b.t.addPeer(1, a.address);
     a.send([msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: held })]);
     await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot', 60_000);
     await until(() => aRec.snapshotStatus.length === 1, 'the snapshot status');
@@ -163,6 +165,18 @@ describe('snapshot streams', () => {
     await until(() => spools(dir).length === 0, 'the abandoned spool to be deleted');
     expect(readdirSync(dir)).not.toContain(kept);
     expect(b.rec.messages).toEqual([]);
+  });
+
+  it('refuses a snapshot stream from a node this transport does not know, before storing a byte', async () => {
+    const dir = tempDir();
+    const b = await receiver(dir);
+    const peer = await rawPeer(b.t.address, 'c1', 6, 2, SECRET);
+    await peer.send([encodeChunk(newPacker(), 1, 0, 2048, new Uint8Array(1024), snapHeader(6, { index: 9, term: 2, conf }))]);
+    await peer.closed;
+    expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+    expect(b.log.has(/node 6 is not a known peer/)).toBe(true);
+    expect(b.rec.messages).toEqual([]);
+    expect(spools(dir)).toEqual([]);
   });
 
   it('at open, removes spools and unfinished saves left by an earlier run (never installed), and keeps snapshots', async () => {
