@@ -149,9 +149,12 @@ export class ReplicatedLog<R = unknown> {
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. */
   private snapshotFloor = 0;
   private snapshotForNewMember = false;
-  /** A snapshot being streamed into the state machine: committed entries wait for it in `heldEntries`. */
+  /**
+   * While a received snapshot is installed and streamed into the state machine,
+   * committed entries (and any later snapshot) wait here, in order.
+   */
+  private readonly held: Array<{ entries: Entry[] } | { snap: Snapshot; installed: Promise<void> }> = [];
   private restoring = false;
-  private heldEntries: Entry[][] = [];
   /** The snapshot the last Ready handed over, to tell whether a received one was taken. */
   private lastReadySnapshot: Snapshot | undefined;
   private stopTicking: () => void = () => {};
@@ -678,7 +681,7 @@ export class ReplicatedLog<R = unknown> {
 
   private applyEntries(entries: Entry[]): void {
     if (this.restoring) {
-      if (entries.length > 0) this.heldEntries.push(entries);
+      if (entries.length > 0) this.held.push({ entries });
       return;
     }
     for (const e of entries) {
@@ -747,22 +750,42 @@ export class ReplicatedLog<R = unknown> {
     this.snapshotFloor = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
     this.conf = snap.meta.conf;
+    this.held.push({ snap, installed });
+    if (this.restoring) return; // the loop below is running and will reach it
     this.restoring = true;
-    installed
-      .then(() => {
-        const held = this.storage.snapshot();
-        if (held.meta.index !== snap.meta.index || held.meta.term !== snap.meta.term) {
-          throw new Error(`the snapshot at ${snap.meta.index}/${snap.meta.term} was not installed (held: ${held.meta.index}/${held.meta.term})`);
-        }
-        return this.restoreFrom(held);
-      })
-      .then(() => {
-        if (this.closed) return;
+    this.restoreHeld().then(
+      () => this.schedulePump(),
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  private async restoreHeld(): Promise<void> {
+    for (let item = this.held.shift(); item !== undefined && !this.closed; item = this.held.shift()) {
+      if ('entries' in item) {
         this.restoring = false;
-        for (const entries of this.heldEntries.splice(0)) this.applyEntries(entries);
-        this.schedulePump();
-      })
-      .catch((err: unknown) => this.fail(err));
+        try {
+          this.applyEntries(item.entries);
+        } finally {
+          this.restoring = true;
+        }
+        continue;
+      }
+      const { snap, installed } = item;
+      await installed;
+      const held = this.storage.snapshot();
+      if (held.meta.index > snap.meta.index && this.held.some((h) => 'snap' in h)) {
+        // A later snapshot is installed already (this one's file is gone): it covers this one
+        // and the entries waiting behind it, so restoring starts from it.
+        while (this.held.length > 0 && 'entries' in this.held[0]!) this.held.shift();
+        continue;
+      }
+      if (held.meta.index !== snap.meta.index || held.meta.term !== snap.meta.term) {
+        throw new Error(`the snapshot at ${snap.meta.index}/${snap.meta.term} was not installed (held: ${held.meta.index}/${held.meta.term})`);
+      }
+      await this.restoreFrom(held);
+    }
+    // In the same turn as the queue was found empty: whatever comes next applies directly.
+    this.restoring = false;
   }
 
   /** Streams a held snapshot into the state machine. */
