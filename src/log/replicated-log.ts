@@ -540,6 +540,12 @@ export class ReplicatedLog<R = unknown> {
     } catch (err) {
       this.deps.logger.debug({ from: m.from, err }, `dropped a snapshot from ${m.from}: ${(err as Error).message}`);
     }
+    if (this.pumping) {
+      // Delivered from inside the driver's own turn: raft's answer comes in a later Ready, so
+      // the spool stays (a leftover is removed at the next open) rather than risk deleting it.
+      this.schedulePump();
+      return;
+    }
     this.pump();
     if (this.lastReadySnapshot !== snap) this.discardSnapshot(snap);
   }
