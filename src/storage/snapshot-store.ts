@@ -130,38 +130,66 @@ export class FileSnapshotStore implements SnapshotStore {
     if (meta.length > MAX_META_BYTES) throw new RangeError(`snapshot meta of ${meta.length} bytes is over ${MAX_META_BYTES}`);
     const name = fileName(snapshot.meta.index, snapshot.meta.term);
     const tmp = join(this.dir, `${name}.tmp`);
+    const data = snapshot.data;
+    const it = (data instanceof Uint8Array ? (async function* () { yield data; })() : data)[Symbol.asyncIterator]();
+    // Up to a chunk is gathered first: a small snapshot (the usual case) is written in one go.
+    const first: Uint8Array[] = [];
+    let firstBytes = 0;
+    let ended = false;
+    while (firstBytes <= CHUNK_BYTES) {
+      const r = await it.next();
+      if (r.done === true) {
+        ended = true;
+        break;
+      }
+      first.push(r.value);
+      firstBytes += r.value.byteLength;
+    }
+    const head = Buffer.alloc(HEAD_BYTES);
+    MAGIC.copy(head, 0);
+    head.writeUInt32LE(meta.length, 8);
     const fh = await open(tmp, 'w+');
     try {
-      // The data length is in the header, and the checksum starts with the header, so
-      // a stream of unknown length is written first and checksummed by reading it back.
-      const head = Buffer.alloc(HEAD_BYTES);
-      let at = HEAD_BYTES + meta.length;
-      const data = snapshot.data instanceof Uint8Array ? [snapshot.data] : snapshot.data;
-      for await (const chunk of data) {
-        await writeAll(fh, chunk, at);
-        at += chunk.byteLength;
+      if (ended) {
+        head.writeBigUInt64LE(BigInt(firstBytes), 12);
+        const body = [head, meta, ...first];
+        let crc = 0;
+        for (const part of body) crc = crc32c(part, crc);
+        const tail = Buffer.alloc(4);
+        tail.writeUInt32LE(crc, 0);
+        await fh.writev([...body, tail]);
+      } else {
+        // The data length is in the header, and the checksum starts with the header, so a
+        // stream of unknown length is written first and checksummed by reading it back.
+        let at = HEAD_BYTES + meta.length;
+        for (const chunk of first) {
+          await writeAll(fh, chunk, at);
+          at += chunk.byteLength;
+        }
+        for (let r = await it.next(); r.done !== true; r = await it.next()) {
+          await writeAll(fh, r.value, at);
+          at += r.value.byteLength;
+        }
+        head.writeBigUInt64LE(BigInt(at - HEAD_BYTES - meta.length), 12);
+        await writeAll(fh, head, 0);
+        await writeAll(fh, meta, HEAD_BYTES);
+        let crc = 0;
+        const scratch = Buffer.alloc(CHUNK_BYTES);
+        for (let pos = 0; pos < at; ) {
+          const n = Math.min(scratch.length, at - pos);
+          await readFully(fh, scratch.subarray(0, n), pos, () => new SnapshotCorruptError(tmp, 'shorter than written'));
+          crc = crc32c(scratch.subarray(0, n), crc);
+          pos += n;
+        }
+        const tail = Buffer.alloc(4);
+        tail.writeUInt32LE(crc, 0);
+        await writeAll(fh, tail, at);
       }
-      const dataBytes = at - HEAD_BYTES - meta.length;
-      MAGIC.copy(head, 0);
-      head.writeUInt32LE(meta.length, 8);
-      head.writeBigUInt64LE(BigInt(dataBytes), 12);
-      await writeAll(fh, head, 0);
-      await writeAll(fh, meta, HEAD_BYTES);
-      let crc = 0;
-      const scratch = Buffer.alloc(Math.min(CHUNK_BYTES, at));
-      for (let pos = 0; pos < at; ) {
-        const n = Math.min(scratch.length, at - pos);
-        await readFully(fh, scratch.subarray(0, n), pos, () => new SnapshotCorruptError(tmp, 'shorter than written'));
-        crc = crc32c(scratch.subarray(0, n), crc);
-        pos += n;
-      }
-      const tail = Buffer.alloc(4);
-      tail.writeUInt32LE(crc, 0);
-      await writeAll(fh, tail, at);
       await fh.sync();
     } catch (err) {
       await fh.close();
       await unlink(tmp).catch(() => undefined);
+      await it.return?.();
       throw err;
     }
     await fh.close();
