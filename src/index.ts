@@ -1,7 +1,7 @@
 // The public face of raftlog: the replicated log, the write-ahead log under it,
 // their options, types and errors. The Raft core, the transports, the storage
-// layer and the key-value example have subpaths of their own: raftlog/raft,
-// raftlog/transport, raftlog/storage and raftlog/kv.
+// layer, the admin endpoint and the key-value example have subpaths of their own:
+// raftlog/raft, raftlog/transport, raftlog/storage, raftlog/admin and raftlog/kv.
 export * from './log/index.js';
 export * from './wal/index.js';
 export type { Logger, LogMethod } from './logger.js';

@@ -224,27 +224,7 @@ export class FileSnapshotStore implements SnapshotStore {
   async *read(snapshot: Snapshot): AsyncGenerator<Uint8Array> {
     if (snapshot.meta.index === 0) return; // a node that never took a snapshot: no state
     const file = join(this.dir, this.spoolName(snapshot) ?? fileName(snapshot.meta.index, snapshot.meta.term));
-    const fh = await open(file, 'r');
-    try {
-      const { head, metaBuf, dataBytes, size } = await readHeader(fh, file);
-      const meta = parseMeta(metaBuf);
-      if (typeof meta === 'string' || !sameMeta(meta, snapshot.meta)) throw new SnapshotCorruptError(file, 'not the snapshot asked for');
-      let crc = crc32c(metaBuf, crc32c(head));
-      const start = HEAD_BYTES + metaBuf.length;
-      for (let at = 0; at < dataBytes; ) {
-        // A fresh buffer per chunk: the reader may keep what it is given.
-        const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, dataBytes - at));
-        await readFully(fh, chunk, start + at, () => new SnapshotCorruptError(file, 'shorter than it says'));
-        crc = crc32c(chunk, crc);
-        at += chunk.length;
-        yield chunk;
-      }
-      const tail = Buffer.alloc(4);
-      await readFully(fh, tail, size - 4, () => new SnapshotCorruptError(file, 'shorter than it says'));
-      if (crc !== tail.readUInt32LE(0)) throw new SnapshotCorruptError(file, 'checksum mismatch');
-    } finally {
-      await fh.close();
-    }
+    yield* readSnapshotFileData(file, snapshot.meta);
   }
 
   async open(snapshot: Snapshot): Promise<SnapshotByteStream> {
@@ -378,6 +358,35 @@ async function readHeader(fh: FileHandle, file: string): Promise<{ head: Buffer;
   const metaBuf = Buffer.alloc(metaBytes);
   await readFully(fh, metaBuf, HEAD_BYTES, () => bad('shorter than it says'));
   return { head, metaBuf, dataBytes, size };
+}
+
+/**
+ * The data section of a snapshot file, in chunks of at most 1 MiB (fresh buffers: the
+ * reader may keep them). The lengths are checked first, the meta (against `expect`,
+ * if given) before any data, and the checksum at the end: a mismatch rejects there.
+ */
+export async function* readSnapshotFileData(file: string, expect?: SnapshotMeta): AsyncGenerator<Uint8Array> {
+  const fh = await open(file, 'r');
+  try {
+    const { head, metaBuf, dataBytes, size } = await readHeader(fh, file);
+    const meta = parseMeta(metaBuf);
+    if (typeof meta === 'string') throw new SnapshotCorruptError(file, meta);
+    if (expect !== undefined && !sameMeta(meta, expect)) throw new SnapshotCorruptError(file, 'not the snapshot asked for');
+    let crc = crc32c(metaBuf, crc32c(head));
+    const start = HEAD_BYTES + metaBuf.length;
+    for (let at = 0; at < dataBytes; ) {
+      const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, dataBytes - at));
+      await readFully(fh, chunk, start + at, () => new SnapshotCorruptError(file, 'shorter than it says'));
+      crc = crc32c(chunk, crc);
+      at += chunk.length;
+      yield chunk;
+    }
+    const tail = Buffer.alloc(4);
+    await readFully(fh, tail, size - 4, () => new SnapshotCorruptError(file, 'shorter than it says'));
+    if (crc !== tail.readUInt32LE(0)) throw new SnapshotCorruptError(file, 'checksum mismatch');
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
