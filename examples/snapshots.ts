@@ -1,7 +1,11 @@
 // A state machine of its own, with snapshots: a tiny key-value store. Every
 // `snapshotEvery` records the log asks it for a snapshot and releases the WAL
 // below it; a reopen restores the snapshot and replays only the rest.
+// Snapshots stream: this one is written one line per key and read back line by
+// line, so no state of any size has to exist as one buffer.
 // Run: npx tsx examples/snapshots.ts [data dir]
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
 import { ReplicatedLog, type LogEntry, type StateMachine } from 'raftlog';
 
 type Command = { set: string; value: string } | { del: string };
@@ -18,12 +22,20 @@ class KeyValue implements StateMachine<boolean> {
     }
     return this.map.delete(c.del);
   }
-  snapshot(): Uint8Array {
-    return new TextEncoder().encode(JSON.stringify([...this.map]));
+  // The entries are listed now; the lines are made as the log reads them.
+  snapshot(): AsyncIterable<Uint8Array> {
+    const entries = [...this.map];
+    return (async function* () {
+      for (const e of entries) yield new TextEncoder().encode(JSON.stringify(e) + '\n');
+    })();
   }
-  restore(bytes: Uint8Array, meta: { index: number }): void {
+  async restore(chunks: AsyncIterable<Uint8Array>, meta: { index: number }): Promise<void> {
     this.map.clear();
-    for (const [k, v] of JSON.parse(new TextDecoder().decode(bytes)) as Array<[string, string]>) this.map.set(k, v);
+    const lines = createInterface({ input: Readable.from(chunks), crlfDelay: Infinity });
+    for await (const line of lines) {
+      const [k, v] = JSON.parse(line) as [string, string];
+      this.map.set(k, v);
+    }
     this.restoredAt = meta.index;
   }
 }

@@ -1,7 +1,7 @@
 // A backup of the state machine at a linearizable point. Kept in this one function
 // so that the way the snapshot is produced can change without touching its callers.
 import type { ReplicatedLog } from '../log/replicated-log.js';
-import type { StateMachine } from '../log/state-machine.js';
+import { readAll, snapshotChunks, type StateMachine } from '../log/state-machine.js';
 
 export interface Backup {
   /** The last log index the state covers. */
@@ -18,5 +18,6 @@ export interface Backup {
 export async function takeBackup(log: ReplicatedLog<unknown>, sm: StateMachine<unknown>): Promise<Backup> {
   await log.barrier();
   const index = log.status().applied;
-  return { index, data: sm.snapshot() };
+  const data = sm.snapshot(); // taken in the same turn as the index; read after
+  return { index, data: await readAll(snapshotChunks(data)) };
 }

@@ -8,7 +8,7 @@ import { decodeConfChange } from '../raft/confchange.js';
 import { ConfChangeType, EntryType } from '../raft/types.js';
 import { decodeRecord } from '../log/record.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
-import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
+import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/state-machine.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
 import { Wal } from '../wal/index.js';
@@ -64,8 +64,8 @@ async function forceNewCluster(dataDir: string, id: number, listen: string | und
     const snap = storage.snapshot();
     const members = new Map<number, string>();
     if (snap.meta.index > 0) {
-      const d = decodeSnapshotData(snap.data);
-      sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+      const d = await decodeSnapshotData(snaps.read(snap));
+      await sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
       for (const [m, addr] of d.members) members.set(m, addr);
     }
     const last = storage.lastIndex();
@@ -87,7 +87,7 @@ async function forceNewCluster(dataDir: string, id: number, listen: string | und
     }
     const term = last === snap.meta.index ? snap.meta.term : storage.term(last);
     const address = listen ?? members.get(id);
-    const data = encodeSnapshotData({ members: address === undefined ? [] : [[id, address]], app: sm.snapshot() });
+    const data = encodeSnapshotData(address === undefined ? [] : [[id, address]], snapshotChunks(sm.snapshot()));
     await snaps.save({ meta: { index: last, term, conf: { voters: [id], learners: [] } }, data });
     await wal.saveSnapshot({ index: last, term }, { discardLog: true });
     const hs = wal.hardState;

@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { encodeSnapshotData } from '../log/snapshot-data.js';
-import { FileSnapshotStore, readSnapshotFile } from '../storage/snapshot-store.js';
+import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
 import { ADMIN_FLAGS, adminTarget, request } from './admin-client.js';
@@ -82,7 +82,7 @@ async function save(endpoint: string, token: string | undefined, file: string): 
  */
 async function restore(file: string, dataDir: string, id: number, peers: Record<number, string> | undefined): Promise<number> {
   if (existsSync(join(dataDir, 'wal')) && readdirSync(join(dataDir, 'wal')).length > 0) throw new CliError('DATA_EXISTS', `${dataDir} already holds a WAL`);
-  const read = await readSnapshotFile(file, true).catch((err: unknown) => {
+  const read = await readSnapshotFile(file).catch((err: unknown) => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`${file} does not exist`);
     throw err;
   });
@@ -92,7 +92,7 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   const wal = await Wal.open(join(dataDir, 'wal'));
   try {
     const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
-    await store.save({ meta: { index, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData({ members, app: read.data! }) });
+    await store.save({ meta: { index, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData(members, readSnapshotFileData(file, read.meta)) });
     await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
   } finally {
     await wal.close();

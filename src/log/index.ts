@@ -3,7 +3,7 @@ export { ReplicatedLog, type LogEvents, type LogStatus, type ReplicatedLogDeps }
 export type { HistogramData, LogMetrics } from './metrics.js';
 export { DEFAULTS, type ReplicatedLogOptions } from './options.js';
 export type { AppendResult } from './proposals.js';
-export { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
+export { NullStateMachine, readAll, type LogEntry, type SnapshotSource, type StateMachine } from './state-machine.js';
 export type { Clock } from './clock.js';
 export {
   ClosedError,

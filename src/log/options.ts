@@ -22,6 +22,7 @@ export const DEFAULTS = {
   maxRecordBytes: 4 * 1024 * 1024,
   maxPendingAppends: 100_000,
   maxPendingBytes: 256 * 1024 * 1024,
+  maxSnapshotBytes: 1024 * 1024 * 1024,
 } as const;
 
 export interface ReplicatedLogOptions<R = unknown> {
@@ -66,6 +67,13 @@ export interface ReplicatedLogOptions<R = unknown> {
   maxPendingAppends?: number;
   /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED. */
   maxPendingBytes?: number;
+  /**
+   * The largest snapshot accepted from a peer (bytes of its file). A snapshot arriving
+   * is written to the snapshot directory, never held in memory, and checked before it
+   * is installed; one larger than this is refused as soon as it is announced. Default
+   * `DEFAULTS.maxSnapshotBytes` (1 GiB).
+   */
+  maxSnapshotBytes?: number;
   /**
    * The secret peers prove to each other (at least 16 bytes; the same on every node).
    * A list accepts any of them and proves with the first: rotate by deploying
@@ -130,6 +138,7 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   maxRecordBytes: positiveInt,
   maxPendingAppends: positiveInt,
   maxPendingBytes: positiveInt,
+  maxSnapshotBytes: positiveInt,
   clusterSecret: (v) => (isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)) ? null : 'must be a string, a Buffer, or a non-empty list of them'),
   tls: object,
   insecure: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),

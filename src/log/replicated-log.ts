@@ -52,7 +52,7 @@ import { DEFAULTS, validateOptions, type ReplicatedLogOptions } from './options.
 import { Proposals, type AppendResult } from './proposals.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
-import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
+import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 
 
 /** The parts the driver runs on; the simulator supplies its own. */
@@ -156,6 +156,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. */
   private snapshotFloor = 0;
   private snapshotForNewMember = false;
+  /**
+   * While a received snapshot is installed and streamed into the state machine,
+   * committed entries (and any later snapshot) wait here, in order.
+   */
+  private readonly held: Array<{ entries: Entry[] } | { snap: Snapshot; installed: Promise<void> }> = [];
+  private restoring = false;
+  /** The snapshot the last Ready handed over, to tell whether a received one was taken. */
+  private lastReadySnapshot: Snapshot | undefined;
   private stopTicking: () => void = () => {};
 
   private constructor(
@@ -175,7 +183,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.applied = snap.meta.index;
     this.conf = confState;
     this.members = members;
-    if (snap.meta.index > 0) this.restoreSnapshot(snap);
     this.node = new RawNode({
       id,
       electionTick: opts.electionTicks,
@@ -233,6 +240,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
                 clusterId: o.clusterId ?? DEFAULTS.clusterId,
                 // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
                 maxFrameBytes: (o.maxRecordBytes ?? DEFAULTS.maxRecordBytes) + 2 * 1024 * 1024,
+                // Snapshots travel as their files: spooled to the snapshot directory, checked, then installed.
+                maxSnapshotBytes: o.maxSnapshotBytes ?? DEFAULTS.maxSnapshotBytes,
+                snapshots,
                 listen: listen ?? '127.0.0.1:0',
                 peers: Object.fromEntries(Object.entries(peers).filter(([k]) => Number(k) !== id)),
                 clusterSecret: o.clusterSecret,
@@ -283,6 +293,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   private async start(): Promise<void> {
+    const held = this.storage.snapshot();
+    if (held.meta.index > 0) await this.restoreFrom(held);
     const t = this.deps.transport;
     if (t !== null) {
       for (const [peer, addr] of this.members) if (peer !== this.id) t.addPeer(peer, addr);
@@ -555,7 +567,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   private onMessage(m: Message): void {
-    if (this.closed) return;
+    if (this.closed) {
+      if (m.snapshot !== undefined) this.discardSnapshot(m.snapshot);
+      return;
+    }
+    if (m.snapshot !== undefined) return this.onSnapshot(m, m.snapshot);
     try {
       this.node.step(m);
     } catch (err) {
@@ -568,6 +584,31 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       return;
     }
     this.schedulePump();
+  }
+
+  /**
+   * A received snapshot sits in a spool until raft takes it (its Ready installs it);
+   * one raft refuses (stale, from a non-leader) or leaves behind is deleted now.
+   */
+  private onSnapshot(m: Message, snap: Snapshot): void {
+    this.lastReadySnapshot = undefined;
+    try {
+      this.node.step(m);
+    } catch (err) {
+      this.deps.logger.debug({ from: m.from, err }, `dropped a snapshot from ${m.from}: ${(err as Error).message}`);
+    }
+    if (this.pumping) {
+      // Delivered from inside the driver's own turn: raft's answer comes in a later Ready, so
+      // the spool stays (a leftover is removed at the next open) rather than risk deleting it.
+      this.schedulePump();
+      return;
+    }
+    this.pump();
+    if (this.lastReadySnapshot !== snap) this.discardSnapshot(snap);
+  }
+
+  private discardSnapshot(snap: Snapshot): void {
+    this.deps.snapshots.discard(snap).catch((err: unknown) => this.deps.logger.warn({ err }, `deleting a received snapshot failed: ${(err as Error).message}`));
   }
 
   /** A transport report about a peer that has just left the configuration is stale, not an error. */
@@ -609,7 +650,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);
     const durable = this.storage.persist(rd);
     this.node.advance(rd);
-    if (rd.snapshot !== undefined) this.restoreSnapshot(rd.snapshot);
+    if (rd.snapshot !== undefined) this.beginRestore(rd.snapshot, durable);
     this.applyEntries(rd.committedEntries);
     for (const rs of rd.readStates) this.onReadState(rs);
     durable.then(
@@ -709,6 +750,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   private applyEntries(entries: Entry[]): void {
+    if (this.restoring) {
+      if (entries.length > 0) this.held.push({ entries });
+      return;
+    }
     for (const e of entries) {
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
@@ -763,25 +808,87 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   private takeSnapshot(index: number, term: number): void {
+    // The state machine's bytes stream into the file while later entries apply: it promised
+    // they describe the state of this moment.
     const started = performance.now();
-    const data = encodeSnapshotData({ members: [...this.members], app: this.sm.snapshot() });
+    let bytes = 0;
+    const counted = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+      for await (const c of chunks) {
+        bytes += c.byteLength;
+        yield c;
+      }
+    };
+    const data = counted(encodeSnapshotData([...this.members], snapshotChunks(this.sm.snapshot())));
     this.snapshotIndex = index;
     this.storage.compact(index, term, this.conf, data).then(
       () => {
         this.counters.snapshots++;
         const ms = performance.now() - started;
         this.counters.snapshotDuration.observe(ms / 1000);
-        this.deps.logger.info({ index, term, bytes: data.byteLength, ms: Math.round(ms) }, `snapshot taken at ${index}`);
+        this.deps.logger.info({ index, term, bytes, ms: Math.round(ms) }, `snapshot taken at ${index}`);
       },
       (err: unknown) => this.fail(err),
     );
   }
 
-  private restoreSnapshot(snap: Snapshot): void {
-    this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term, bytes: snap.data.byteLength }, `state machine restored from the snapshot at ${snap.meta.index}`);
+  /**
+   * A snapshot from the leader replaces the state machine once its file is installed;
+   * until it is restored, committed entries (which follow it) wait.
+   */
+  private beginRestore(snap: Snapshot, installed: Promise<void>): void {
+    this.lastReadySnapshot = snap;
     this.snapshotFloor = snap.meta.index;
-    const d = decodeSnapshotData(snap.data);
-    this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+    this.snapshotIndex = snap.meta.index;
+    this.conf = snap.meta.conf;
+    this.held.push({ snap, installed });
+    if (this.restoring) return; // the loop below is running and will reach it
+    this.restoring = true;
+    this.restoreHeld().then(
+      () => this.schedulePump(),
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  private async restoreHeld(): Promise<void> {
+    for (let item = this.held.shift(); item !== undefined && !this.closed; item = this.held.shift()) {
+      if ('entries' in item) {
+        this.restoring = false;
+        try {
+          this.applyEntries(item.entries);
+        } finally {
+          this.restoring = true;
+        }
+        continue;
+      }
+      const { snap, installed } = item;
+      await installed;
+      const held = this.storage.snapshot();
+      if (held.meta.index > snap.meta.index && this.held.some((h) => 'snap' in h)) {
+        // A later snapshot is installed already (this one's file is gone): it covers this one
+        // and the entries waiting behind it, so restoring starts from it.
+        while (this.held.length > 0 && 'entries' in this.held[0]!) this.held.shift();
+        continue;
+      }
+      if (held.meta.index !== snap.meta.index || held.meta.term !== snap.meta.term) {
+        throw new Error(`the snapshot at ${snap.meta.index}/${snap.meta.term} was not installed (held: ${held.meta.index}/${held.meta.term})`);
+      }
+      await this.restoreFrom(held);
+    }
+    // In the same turn as the queue was found empty: whatever comes next applies directly.
+    this.restoring = false;
+  }
+
+  /** Streams a held snapshot into the state machine. */
+  private async restoreFrom(snap: Snapshot): Promise<void> {
+    const d = await decodeSnapshotData(this.deps.snapshots.read(snap));
+    try {
+      await this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+    } finally {
+      await d.app[Symbol.asyncIterator]().return?.(undefined); // closes the file if restore stopped early
+    }
+    if (this.closed) return;
+    this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term }, `state machine restored from the snapshot at ${snap.meta.index}`);
+    this.snapshotFloor = snap.meta.index;
     this.conf = snap.meta.conf;
     if (d.members.length > 0) {
       // Only the difference: a redial would drop what is queued to a peer that stays.
@@ -794,6 +901,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
     this.applied = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
+    this.wakeAppliedWaiters();
+    this.notifyChange();
   }
 
   private requestRead(key: string): void {

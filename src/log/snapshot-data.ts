@@ -4,21 +4,95 @@ import { pack, unpack } from 'msgpackr';
  * What a raft snapshot of the log carries besides the application's bytes: the
  * members' addresses, so that a node restored from a snapshot can reach peers
  * that joined before it.
+ *
+ * Layout (format 2): "RLSM", u32 LE length of a msgpack list of [id, address]
+ * pairs, that list, then the application's bytes to the end. The members come
+ * first so the application's bytes can stream through without being gathered.
+ * Format 1 (a msgpack [1, members, app]) is still read.
  */
 export interface SnapshotData {
   members: Array<[number, string]>;
-  app: Uint8Array;
+  app: AsyncIterable<Uint8Array>;
 }
 
-export function encodeSnapshotData(d: SnapshotData): Uint8Array {
-  return pack([1, d.members, d.app]);
+const MAGIC = Buffer.from('RLSM');
+const MAX_MEMBERS_BYTES = 1024 * 1024;
+
+export async function* encodeSnapshotData(members: Array<[number, string]>, app: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const list = pack(members);
+  const head = Buffer.alloc(8);
+  MAGIC.copy(head, 0);
+  head.writeUInt32LE(list.length, 4);
+  yield Buffer.concat([head, list]);
+  yield* app;
 }
 
-export function decodeSnapshotData(bytes: Uint8Array): SnapshotData {
-  if (bytes.byteLength === 0) return { members: [], app: new Uint8Array(0) };
-  const v = unpack(bytes) as unknown;
-  if (!Array.isArray(v) || v[0] !== 1 || !Array.isArray(v[1]) || !(v[2] instanceof Uint8Array)) {
-    throw new TypeError('snapshot data is not in the raftlog snapshot format');
+function bad(why: string): TypeError {
+  return new TypeError(`snapshot data is not in the raftlog snapshot format: ${why}`);
+}
+
+function checkMembers(v: unknown): Array<[number, string]> {
+  if (!Array.isArray(v) || !v.every((p) => Array.isArray(p) && p.length === 2 && Number.isSafeInteger(p[0]) && p[0] > 0 && typeof p[1] === 'string')) {
+    throw bad('members are not [id, address] pairs');
   }
-  return { members: v[1] as Array<[number, string]>, app: v[2] };
+  return v as Array<[number, string]>;
+}
+
+/** Reads the members; `app` then yields the rest, and must be read to its end (the source checks its checksum there). */
+export async function decodeSnapshotData(data: AsyncIterable<Uint8Array>): Promise<SnapshotData> {
+  const it = data[Symbol.asyncIterator]();
+  try {
+    return await decodeFrom(it);
+  } catch (err) {
+    await it.return?.();
+    throw err;
+  }
+}
+
+async function decodeFrom(it: AsyncIterator<Uint8Array>): Promise<SnapshotData> {
+  let buf: Buffer = Buffer.alloc(0);
+  let done = false;
+  const fill = async (n: number): Promise<boolean> => {
+    while (buf.length < n && !done) {
+      const r = await it.next();
+      if (r.done === true) done = true;
+      else buf = buf.length === 0 ? Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength) : Buffer.concat([buf, r.value]);
+    }
+    return buf.length >= n;
+  };
+  const rest = async function* (): AsyncGenerator<Uint8Array> {
+    try {
+      if (buf.length > 0) yield buf;
+      for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
+    } finally {
+      await it.return?.(); // a reader that stops early releases the source (its file)
+    }
+  };
+  if (!(await fill(1))) return { members: [], app: rest() }; // the empty snapshot of a node that never took one
+  if (buf[0] === 0x93) {
+    // Format 1: one msgpack value, so it is read whole (it was written whole).
+    const parts: Uint8Array[] = [buf];
+    for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value);
+    let v: unknown;
+    try {
+      v = unpack(Buffer.concat(parts));
+    } catch {
+      throw bad('not msgpack');
+    }
+    if (!Array.isArray(v) || v[0] !== 1 || !(v[2] instanceof Uint8Array)) throw bad('bad format 1 value');
+    const app = v[2];
+    return { members: checkMembers(v[1]), app: (async function* () { yield app; })() };
+  }
+  if (!(await fill(8)) || !buf.subarray(0, 4).equals(MAGIC)) throw bad('bad header');
+  const len = buf.readUInt32LE(4);
+  if (len > MAX_MEMBERS_BYTES) throw bad(`member list of ${len} bytes`);
+  if (!(await fill(8 + len))) throw bad('truncated member list');
+  let members: unknown;
+  try {
+    members = unpack(buf.subarray(8, 8 + len));
+  } catch {
+    throw bad('member list is not msgpack');
+  }
+  buf = buf.subarray(8 + len);
+  return { members: checkMembers(members), app: rest() };
 }

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /** A committed record as the application sees it. */
 export interface LogEntry {
   index: number;
@@ -6,16 +8,31 @@ export interface LogEntry {
 }
 
 /**
+ * The bytes of a snapshot as a state machine hands them over: all at once, or as a
+ * stream (a Node Readable or any async iterable of chunks), so that a state larger
+ * than memory never has to exist as one buffer.
+ */
+export type SnapshotSource = Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+/**
  * The application's state, fed committed records in order. `apply` must be
  * deterministic: every node applies the same records and must reach the same state.
  */
 export interface StateMachine<R = unknown> {
   /** Called once per committed record, in index order. Its return value resolves the append on the node that made it. */
   apply(entry: LogEntry): R;
-  /** The whole state as of the last applied record. */
-  snapshot(): Uint8Array;
-  /** Replaces the whole state with a snapshot taken at `meta.index`. */
-  restore(data: Uint8Array, meta: { index: number; term: number }): void;
+  /**
+   * The whole state as of the last applied record. A stream is read after this call
+   * returns, while later records are applied: it must still describe the state at
+   * the moment of the call (iterate over a copy, or an immutable version).
+   */
+  snapshot(): SnapshotSource;
+  /**
+   * Replaces the whole state with a snapshot taken at `meta.index`, read from `data`
+   * in chunks (their sizes are arbitrary). No record is applied until the returned
+   * promise settles; a rejection stops the node.
+   */
+  restore(data: AsyncIterable<Uint8Array>, meta: { index: number; term: number }): void | Promise<void>;
 }
 
 /** The default: keeps no state, so a log without a state machine is a plain durable log. */
@@ -26,5 +43,37 @@ export class NullStateMachine implements StateMachine<undefined> {
   snapshot(): Uint8Array {
     return new Uint8Array(0);
   }
-  restore(): void {}
+  async restore(data: AsyncIterable<Uint8Array>): Promise<void> {
+    for await (const _ of data); // a snapshot is read to its end, so its checksum is checked
+  }
+}
+
+/** A snapshot source as chunks; a Readable in object mode must yield Uint8Arrays too. */
+export async function* snapshotChunks(source: SnapshotSource): AsyncGenerator<Uint8Array> {
+  if (source instanceof Uint8Array) {
+    yield source;
+    return;
+  }
+  if (source === null || typeof source !== 'object' || typeof (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== 'function') {
+    throw new TypeError('snapshot() must return a Uint8Array, a Readable or an AsyncIterable<Uint8Array>');
+  }
+  for await (const chunk of source as AsyncIterable<unknown>) {
+    if (!(chunk instanceof Uint8Array)) throw new TypeError('a snapshot stream yielded something other than a Uint8Array');
+    yield chunk;
+  }
+}
+
+/**
+ * Gathers a snapshot's chunks into one buffer: for state machines whose state is
+ * small enough to hold twice. Past `maxBytes` it throws instead of growing.
+ */
+export async function readAll(data: AsyncIterable<Uint8Array>, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of data) {
+    n += c.byteLength;
+    if (n > maxBytes) throw new RangeError(`snapshot is over ${maxBytes} bytes`);
+    parts.push(c);
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
 }

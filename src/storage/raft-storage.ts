@@ -73,6 +73,7 @@ export class RaftStorage implements Storage {
     return this.wal.entriesSync(lo, hi, maxSize);
   }
 
+  /** The held snapshot; its `data` is the store's reference (read it through the store). */
   snapshot(): Snapshot {
     return this.snap ?? { meta: { index: 0, term: 0, conf: this.bootstrap }, data: new Uint8Array(0) };
   }
@@ -94,7 +95,7 @@ export class RaftStorage implements Storage {
     if (snapshot !== undefined) {
       // A received snapshot replaces the log: nothing may reach the WAL until it is installed.
       this.blocked++;
-      p = p.then(() => this.serialSnapshot(() => this.install(snapshot, true))).finally(() => this.blocked--);
+      p = p.then(() => this.serialSnapshot(() => this.install(snapshot))).finally(() => this.blocked--);
     }
     if (write) {
       if (this.blocked > 0) {
@@ -116,9 +117,11 @@ export class RaftStorage implements Storage {
    * releases the log below it. Appends go on meanwhile: every entry up to `index`
    * was handed to the WAL before this call, and the WAL keeps its own order.
    */
-  compact(index: number, term: number, conf: ConfState, data: Uint8Array): Promise<void> {
-    const snapshot: Snapshot = { meta: { index, term, conf }, data };
-    return this.serialSnapshot(() => this.install(snapshot, false));
+  compact(index: number, term: number, conf: ConfState, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
+    return this.serialSnapshot(async () => {
+      if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
+      await this.record(await this.snapshots.save({ meta: { index, term, conf }, data }), false);
+    });
   }
 
   /** Every write and snapshot handed out so far is durable. */
@@ -133,10 +136,17 @@ export class RaftStorage implements Storage {
     return p;
   }
 
-  private async install(snapshot: Snapshot, received: boolean): Promise<void> {
+  /** A snapshot received from the leader: its spooled bytes become the held snapshot. */
+  private async install(snapshot: Snapshot): Promise<void> {
+    if (snapshot.meta.index <= this.snapIndex()) {
+      await this.snapshots.discard(snapshot); // an older snapshot than the one held: nothing to gain
+      return;
+    }
+    await this.record(await this.snapshots.install(snapshot), true);
+  }
+
+  private async record(snapshot: Snapshot, received: boolean): Promise<void> {
     const { index, term } = snapshot.meta;
-    if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
-    await this.snapshots.save(snapshot);
     // Raft may hand this snapshot out as soon as its file is durable, and must see it
     // before the WAL's marker moves its first index past the entries the snapshot covers.
     this.snap = snapshot;

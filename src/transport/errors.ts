@@ -16,11 +16,14 @@ export type TransportErrorCode =
   | 'TRANSPORT_AUTH_FAILED'
   | 'TRANSPORT_INSECURE'
   | 'TRANSPORT_IDLE_TIMEOUT'
-  | 'TRANSPORT_TOO_MANY_CONNECTIONS';
+  | 'TRANSPORT_TOO_MANY_CONNECTIONS'
+  | 'TRANSPORT_SNAPSHOT_TOO_LARGE'
+  | 'TRANSPORT_SNAPSHOT_REJECTED'
+  | 'TRANSPORT_SNAPSHOT_SUPERSEDED';
 
 export class TransportError extends CodedError<TransportErrorCode> {}
 
-/** A frame's length prefix exceeds maxFrameBytes (or a snapshot exceeds maxSnapshotBytes). */
+/** A frame's length prefix exceeds maxFrameBytes. */
 export class FrameTooLargeError extends TransportError {
   constructor(
     readonly size: number,
@@ -121,5 +124,30 @@ export class IdleTimeoutError extends TransportError {
 export class TooManyConnectionsError extends TransportError {
   constructor(what: string, limit: number) {
     super('TRANSPORT_TOO_MANY_CONNECTIONS', `${what} connections at the limit of ${limit}`);
+  }
+}
+
+/** A peer announced a snapshot larger than maxSnapshotBytes: refused before any byte of it is stored. */
+export class SnapshotTooLargeError extends TransportError {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super('TRANSPORT_SNAPSHOT_TOO_LARGE', `snapshot of ${size} bytes exceeds maxSnapshotBytes ${limit}`);
+  }
+}
+
+/** A received snapshot failed its check (size, format, checksum) or could not be stored: deleted, never delivered. */
+export class SnapshotRejectedError extends TransportError {
+  constructor(reason: string, options?: ErrorOptions) {
+    super('TRANSPORT_SNAPSHOT_REJECTED', `snapshot refused: ${reason}`);
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** The same peer started another snapshot stream (on another connection): the older one is dropped. */
+export class SnapshotSupersededError extends TransportError {
+  constructor(peer: number) {
+    super('TRANSPORT_SNAPSHOT_SUPERSEDED', `node ${peer} started a newer snapshot stream`);
   }
 }

@@ -6,19 +6,25 @@ import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
 import type { Message, SnapshotMeta } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
-import { AuthFailedError, ClusterMismatchError, FrameTooLargeError, HandshakeTimeoutError, IdleTimeoutError, MalformedFrameError, TransportError, WrongNodeError } from './errors.js';
+import { AuthFailedError, ClusterMismatchError, HandshakeTimeoutError, IdleTimeoutError, MalformedFrameError, SnapshotRejectedError, SnapshotTooLargeError, TransportError, WrongNodeError } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
 import { WIRE_VERSION, decodeFrame, encodeChallenge, encodePing, encodeRefuse, newUnpacker } from './wire.js';
 import type { ChunkFrame, Frame, HelloFrame } from './wire.js';
 import { NONCE_BYTES, nonce, proof, verify } from './auth.js';
 import type { HandshakeFacts } from './auth.js';
 import type { TransportLogger } from './transport.js';
+import type { IncomingSnapshot, SnapshotStreams } from './snapshot-streams.js';
 
 export interface InboundConfig {
   self: number;
   clusterId: string;
   maxFrameBytes: number;
   maxSnapshotBytes: number;
+  /** Where arriving snapshots are written (never gathered in memory here). */
+  snapshots: SnapshotStreams;
+  /** This connection starts a snapshot stream from `peer`: any other one from that peer is dropped. Throws for a peer that may not send one. */
+  claimSnapshot(peer: number, c: Inbound): void;
+  releaseSnapshot(peer: number, c: Inbound): void;
   handshakeTimeoutMs: number;
   /** A connection that carries no complete frame this long is closed. */
   idleTimeoutMs: number;
@@ -42,8 +48,12 @@ interface Assembly {
   streamId: number;
   message: Message;
   meta: SnapshotMeta;
-  data: Buffer;
+  total: number;
+  /** Bytes accepted in sequence (their write may still be under way). */
   received: number;
+  spool: IncomingSnapshot | undefined;
+  /** The stream was given up: whatever was spooled is deleted. */
+  abandoned: boolean;
 }
 
 export class Inbound {
@@ -56,6 +66,8 @@ export class Inbound {
   private readonly unpacker = newUnpacker();
   private assembly: Assembly | undefined;
   private closed = false;
+  /** A snapshot write is under way: frames wait in the decoder and the socket is paused. */
+  private writing = false;
   private readonly handshakeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Between the hello and the proof: what the proof must be computed over. */
@@ -77,14 +89,21 @@ export class Inbound {
     socket.on('close', () => {
       this.closed = true;
       this.stopTimers();
-      this.assembly = undefined;
+      this.abandon();
     });
   }
 
   destroy(): void {
     this.closed = true;
     this.stopTimers();
+    this.abandon();
     this.socket.destroy();
+  }
+
+  /** Another connection from the same peer started a snapshot stream: this one's is dropped, and the connection with it. */
+  supersede(err: TransportError): void {
+    this.abandon();
+    this.refuse(err);
   }
 
   private stopTimers(): void {
@@ -104,11 +123,23 @@ export class Inbound {
     this.bytesReceived += chunk.length;
     try {
       this.decoder.push(chunk);
-      for (let payload = this.decoder.next(); payload !== undefined; payload = this.decoder.next()) {
+    } catch (e) {
+      if (!(e instanceof TransportError)) throw e;
+      this.refuse(e);
+      return;
+    }
+    this.drain();
+  }
+
+  /** Handles the frames decoded so far, stopping at a snapshot write until it completes. */
+  private drain(): void {
+    try {
+      while (!this.closed && !this.writing) {
+        const payload = this.decoder.next();
+        if (payload === undefined) return;
         this.framesReceived++;
         if (this.peer !== 0) this.armIdle();
         this.onFrame(decodeFrame(this.unpacker, payload));
-        if (this.closed) return;
       }
     } catch (e) {
       // Only the peer's bytes are judged here; a throw from the driver's handler is a bug and propagates.
@@ -190,27 +221,80 @@ export class Inbound {
 
   private onChunk(f: ChunkFrame): void {
     let a = this.assembly;
-    if (f.offset === 0) {
+    const first = f.offset === 0;
+    if (first) {
       if (a !== undefined) throw new MalformedFrameError(`snapshot stream ${f.streamId} starts before stream ${a.streamId} ended`);
       if (f.header === undefined) throw new MalformedFrameError('first snapshot chunk has no header');
       this.check(f.header.message);
-      if (f.total > this.c.maxSnapshotBytes) throw new FrameTooLargeError(f.total, this.c.maxSnapshotBytes);
-      a = { streamId: f.streamId, message: f.header.message, meta: f.header.meta, data: Buffer.allocUnsafe(f.total), received: 0 };
+      if (f.total > this.c.maxSnapshotBytes) throw new SnapshotTooLargeError(f.total, this.c.maxSnapshotBytes);
+      a = { streamId: f.streamId, message: f.header.message, meta: f.header.meta, total: f.total, received: 0, spool: undefined, abandoned: false };
       this.assembly = a;
-    } else if (a === undefined || a.streamId !== f.streamId || a.received !== f.offset || a.data.length !== f.total || f.header !== undefined) {
+      this.c.claimSnapshot(this.peer, this);
+    } else if (a === undefined || a.streamId !== f.streamId || a.received !== f.offset || a.total !== f.total || f.header !== undefined) {
       throw new MalformedFrameError(`snapshot chunk at offset ${f.offset} of stream ${f.streamId} out of sequence`);
     }
-    a.data.set(f.data, a.received);
     a.received += f.data.length;
-    if (a.received < a.data.length) return;
+    const last = a.received === a.total;
+    this.write(a, f.data, first, last);
+  }
+
+  /**
+   * Writes one chunk to the spool while the connection waits: nothing more is read
+   * from this peer until it is stored, so memory holds at most a frame per connection.
+   */
+  private write(a: Assembly, data: Uint8Array, first: boolean, last: boolean): void {
+    this.writing = true;
+    this.socket.pause();
+    clearTimeout(this.idleTimer); // a slow disk is not a silent peer
+    const run = async (): Promise<void> => {
+      if (first) {
+        const spool = await this.c.snapshots.spool(a.meta, a.total);
+        a.spool = spool;
+        if (a.abandoned) return spool.abort();
+      }
+      if (a.abandoned) return;
+      await a.spool!.write(data);
+      if (!last || a.abandoned) return;
+      const ref = await a.spool!.finish();
+      if (a.abandoned) {
+        await a.spool!.abort();
+        return;
+      }
+      this.assembly = undefined;
+      this.c.releaseSnapshot(this.peer, this);
+      this.c.deliver({ ...a.message, snapshot: { meta: a.meta, data: ref } });
+    };
+    run().then(
+      () => {
+        this.writing = false;
+        if (this.closed) return;
+        this.armIdle();
+        this.socket.resume();
+        this.drain();
+      },
+      (err: unknown) => {
+        this.writing = false;
+        if (a.abandoned) return;
+        this.refuse(new SnapshotRejectedError((err as Error).message, { cause: err }));
+      },
+    );
+  }
+
+  /** Gives up the stream under way, if any: its spool is deleted. */
+  private abandon(): void {
+    const a = this.assembly;
+    if (a === undefined) return;
     this.assembly = undefined;
-    this.c.deliver({ ...a.message, snapshot: { meta: a.meta, data: a.data } });
+    a.abandoned = true;
+    this.c.releaseSnapshot(this.peer, this);
+    a.spool?.abort().catch((err: unknown) => this.c.logger.warn({}, `transport: deleting an abandoned snapshot from peer ${this.peer} failed: ${(err as Error).message}`));
   }
 
   private refuse(err: TransportError): void {
     if (this.closed) return;
     this.closed = true;
     this.stopTimers();
+    this.abandon();
     this.c.logger.warn({}, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));

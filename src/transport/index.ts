@@ -19,6 +19,10 @@ export {
   InsecureTransportError,
   IdleTimeoutError,
   TooManyConnectionsError,
+  SnapshotTooLargeError,
+  SnapshotRejectedError,
+  SnapshotSupersededError,
 } from './errors.js';
+export { inMemorySnapshots, type IncomingSnapshot, type OutgoingSnapshot, type SnapshotStreams } from './snapshot-streams.js';
 export type { Secret } from './auth.js';
 export type { TransportErrorCode } from './errors.js';

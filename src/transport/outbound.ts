@@ -16,6 +16,7 @@ import type { Frame } from './wire.js';
 import { certNodeIds, nonce, proof, verify } from './auth.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
 import type { TransportLogger } from './transport.js';
+import type { SnapshotStreams } from './snapshot-streams.js';
 
 export interface TlsOptions {
   key: string | Buffer;
@@ -42,6 +43,8 @@ export interface OutboundConfig {
   maxFrameBytes: number;
   maxQueueBytes: number;
   snapshotChunkBytes: number;
+  /** Where the bytes behind a MsgSnap's snapshot are read, a chunk ahead of the socket. */
+  snapshots: SnapshotStreams;
   connectTimeoutMs: number;
   backoff: BackoffOptions;
   random: () => number;
@@ -72,6 +75,13 @@ interface SnapshotJob {
   offset: number;
   started: boolean;
   reported: boolean;
+  /** Known once the source is open. */
+  size: number | undefined;
+  source: AsyncIterator<Uint8Array> | undefined;
+  /** Read from the source and not yet sent. */
+  pending: Uint8Array | undefined;
+  /** An open or a read is under way: flush runs again when it completes. */
+  reading: boolean;
 }
 
 type State = 'connecting' | 'handshake' | 'open' | 'backoff' | 'closed';
@@ -166,7 +176,7 @@ export class Outbound {
       return this.drop(1);
     }
     const { snapshot, ...message } = m;
-    this.jobs.push({ message, snapshot, streamId: this.nextStreamId++, offset: 0, started: false, reported: false });
+    this.jobs.push({ message, snapshot, streamId: this.nextStreamId++, offset: 0, started: false, reported: false, size: undefined, source: undefined, pending: undefined, reading: false });
     this.scheduleFlush();
   }
 
@@ -209,14 +219,55 @@ export class Outbound {
       this.clearQueue();
       this.write(s, encodeFrames(frames), frames.length);
     }
-    while (!this.blocked && this.jobs.length > 0) this.writeChunk(s, this.jobs[0]!);
+    while (!this.blocked && this.jobs.length > 0) {
+      const job = this.jobs[0]!;
+      if (!this.readAhead(job)) return;
+      this.writeChunk(s, job);
+    }
+  }
+
+  /** True when the job's next chunk is at hand; otherwise starts reading it, and flushes again once it is. */
+  private readAhead(job: SnapshotJob): boolean {
+    if (job.size !== undefined && (job.pending !== undefined || (job.size === 0 && !job.started))) return true;
+    if (job.reading) return false;
+    job.reading = true;
+    const next = async (): Promise<void> => {
+      if (job.source === undefined) {
+        const out = await this.c.snapshots.open(job.snapshot);
+        job.source = out.chunks[Symbol.asyncIterator]();
+        job.size = out.size;
+        if (out.size === 0) return;
+      }
+      const r = await job.source.next();
+      if (r.done === true || job.offset + r.value.byteLength > job.size!) throw new Error(`the snapshot source does not hold the ${job.size} bytes it announced`);
+      job.pending = r.value;
+    };
+    next().then(
+      () => {
+        job.reading = false;
+        if (job.reported) return closeSource(job);
+        this.scheduleFlush();
+      },
+      (err: unknown) => {
+        job.reading = false;
+        if (job.reported) return closeSource(job);
+        this.c.logger.warn({}, `transport: snapshot ${job.snapshot.meta.index}/${job.snapshot.meta.term} to peer ${this.peer} not sent: ${(err as Error).message}`);
+        this.jobs = this.jobs.filter((j) => j !== job);
+        this.report(job, false);
+        this.socket?.destroy(); // the peer holds half a stream: a new connection starts clean
+      },
+    );
+    return false;
   }
 
   private writeChunk(s: net.Socket, job: SnapshotJob): void {
-    const data = job.snapshot.data;
-    const end = Math.min(data.length, job.offset + this.c.snapshotChunkBytes);
+    const size = job.size!;
+    const pending = job.pending ?? new Uint8Array(0);
+    const data = pending.subarray(0, this.c.snapshotChunkBytes);
+    job.pending = data.byteLength < pending.byteLength ? pending.subarray(data.byteLength) : undefined;
+    const end = job.offset + data.byteLength;
     const header = job.started ? undefined : { message: job.message, meta: job.snapshot.meta };
-    const payload = encodeChunk(this.c.packer, job.streamId, job.offset, data.length, data.subarray(job.offset, end), header);
+    const payload = encodeChunk(this.c.packer, job.streamId, job.offset, size, data, header);
     if (payload.length > this.c.maxFrameBytes) {
       this.jobs.shift();
       this.c.logger.warn({}, `transport: snapshot chunk of ${payload.length} bytes to peer ${this.peer} exceeds maxFrameBytes ${this.c.maxFrameBytes}; snapshot not sent`);
@@ -225,11 +276,12 @@ export class Outbound {
     }
     job.started = true;
     job.offset = end;
-    if (end < data.length) {
+    if (end < size) {
       this.write(s, encodeFrames([payload]), 1);
       return;
     }
     this.jobs.shift();
+    void closeSource(job);
     this.finishing.add(job);
     this.write(s, encodeFrames([payload]), 1, (err) => {
       this.finishing.delete(job);
@@ -247,6 +299,7 @@ export class Outbound {
   private report(job: SnapshotJob, ok: boolean): void {
     if (job.reported) return;
     job.reported = true;
+    if (!job.reading) void closeSource(job);
     this.c.snapshotStatus(this.peer, ok);
   }
 
@@ -382,3 +435,10 @@ export class Outbound {
   }
 }
 
+/** Releases what the job's source holds open (a file); a failure there changes nothing for the peer. */
+async function closeSource(job: SnapshotJob): Promise<void> {
+  const src = job.source;
+  job.source = undefined;
+  job.pending = undefined;
+  await src?.return?.(undefined).catch(() => undefined);
+}

@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { Message } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
-import { BadOptionError, InsecureTransportError, ListenFailedError, TooManyConnectionsError, TransportClosedError } from './errors.js';
+import { BadOptionError, InsecureTransportError, ListenFailedError, SnapshotRejectedError, SnapshotSupersededError, TooManyConnectionsError, TransportClosedError } from './errors.js';
 import { certNodeIds, normalizeSecrets } from './auth.js';
 import type { Secret } from './auth.js';
 import { Inbound } from './inbound.js';
@@ -15,6 +15,7 @@ import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
 import { silentLogger } from '../logger.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
 import { newPacker } from './wire.js';
+import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
 
 export type { TlsOptions, OutboundStats };
 
@@ -33,6 +34,12 @@ export interface TcpTransportOptions {
   snapshotChunkBytes?: number;
   /** Largest snapshot accepted from a peer. Default 1 GiB. */
   maxSnapshotBytes?: number;
+  /**
+   * Where the snapshots sent are read and those received are written: one stream at
+   * a time per peer, and only from peers this transport knows (given in `peers` or
+   * added). Default: in memory (`data` is the snapshot itself).
+   */
+  snapshots?: SnapshotStreams;
   /**
    * Shared secret(s) every node of the cluster holds (at least 16 bytes each). Each connection runs a
    * mutual challenge-response over it; the secret never crosses the wire. Give a list to rotate: the
@@ -99,6 +106,8 @@ export class TcpTransport implements Transport {
   private readonly maxInbound: number;
   private readonly maxUnauthenticated: number;
   private unauthenticated = 0;
+  /** The connection each peer is sending a snapshot on. */
+  private readonly snapshotStreams = new Map<number, Inbound>();
 
   constructor(private readonly o: TcpTransportOptions) {
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
@@ -129,6 +138,7 @@ export class TcpTransport implements Transport {
       maxFrameBytes,
       maxQueueBytes: o.maxQueueBytes ?? 32 * MiB,
       snapshotChunkBytes: o.snapshotChunkBytes ?? Math.min(MiB, Math.floor(maxFrameBytes / 2)),
+      snapshots: o.snapshots ?? inMemorySnapshots,
       connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
       // After a long partition heals, a peer must be redialled within an election timeout,
       // or the node it leads catches up only when the grown backoff lets it.
@@ -291,6 +301,19 @@ export class TcpTransport implements Transport {
       clusterId: this.o.clusterId,
       maxFrameBytes: this.config.maxFrameBytes,
       maxSnapshotBytes: this.o.maxSnapshotBytes ?? 1024 * MiB,
+      snapshots: this.config.snapshots,
+      // One stream per peer: a peer (or someone holding the secret and claiming its id)
+      // opening connections to start more only replaces its own.
+      claimSnapshot: (peer, conn) => {
+        // Only a member the driver told us of may send one: spools on disk are bounded by the members.
+        if (!this.peerAddresses.has(peer) || this.removed.has(peer)) throw new SnapshotRejectedError(`node ${peer} is not a known peer`);
+        const older = this.snapshotStreams.get(peer);
+        this.snapshotStreams.set(peer, conn);
+        if (older !== undefined && older !== conn) older.supersede(new SnapshotSupersededError(peer));
+      },
+      releaseSnapshot: (peer, conn) => {
+        if (this.snapshotStreams.get(peer) === conn) this.snapshotStreams.delete(peer);
+      },
       handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 5_000,
       idleTimeoutMs: this.idleTimeoutMs,
       secrets: this.secrets,

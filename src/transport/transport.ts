@@ -4,7 +4,10 @@
 import type { Message } from '../raft/types.js';
 
 export interface TransportHandlers {
-  /** A raft message for this node. A MsgSnap arrives reassembled, whole. */
+  /**
+   * A raft message for this node. A MsgSnap arrives once its whole stream is stored and
+   * checked; its `snapshot.data` is what the transport's SnapshotStreams made of it.
+   */
   onMessage(m: Message): void;
   /**
    * Messages to this peer were dropped (not connected, queue overflow, connection lost). Called at most once

@@ -1,3 +1,4 @@
+import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { KvStateMachine, encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
 
@@ -34,13 +35,42 @@ describe('KvStateMachine', () => {
     expect(sm.apply({ index: 2, term: 1, data: encodeCommand(['SET', b('only-key')] as unknown as KvCommand) })).toEqual({ error: 'ERR malformed command in the log' });
   });
 
-  it('restores exactly what it snapshotted', () => {
+  it('restores exactly what it snapshotted', async () => {
     const sm = new KvStateMachine();
     for (let i = 0; i < 100; i++) apply(sm, ['SET', b(`k${i}`), b(`v${i}`)]);
     apply(sm, ['DEL', b('k7')]);
     const copy = new KvStateMachine();
-    copy.restore(sm.snapshot());
+    await copy.restore(sm.snapshot());
     expect(copy.size).toBe(99);
     for (let i = 0; i < 100; i++) expect(copy.get(b(`k${i}`))?.toString()).toBe(i === 7 ? undefined : `v${i}`);
+  });
+
+  it('snapshots the state of the call while later commands apply, and restores from chunks of any size', async () => {
+    const sm = new KvStateMachine();
+    const big = Buffer.alloc(700 * 1024, 3); // spans several encoded batches
+    for (let i = 0; i < 20; i++) apply(sm, ['SET', b(`k${i}`), i === 5 ? big : b(`v${i}`)]);
+    const snap = sm.snapshot();
+    apply(sm, ['SET', b('k1'), b('later')]);
+    apply(sm, ['DEL', b('k2')]);
+    const bytes: Uint8Array[] = [];
+    for await (const c of snap) bytes.push(c);
+    const all = Buffer.concat(bytes);
+    // Re-cut into 7-byte chunks: entries and their length fields straddle chunk ends.
+    const copy = new KvStateMachine();
+    await copy.restore((async function* () {
+      for (let at = 0; at < all.length; at += 7) yield all.subarray(at, at + 7);
+    })());
+    expect(copy.size).toBe(20);
+    expect(copy.get(b('k1'))?.toString()).toBe('v1');
+    expect(copy.get(b('k2'))?.toString()).toBe('v2');
+    expect(copy.get(b('k5'))?.equals(big)).toBe(true);
+    await expect(copy.restore((async function* () { yield all.subarray(0, all.length - 3); })())).rejects.toThrow(/ends inside an entry/);
+  });
+
+  it('restores a snapshot of the earlier format (one msgpack list)', async () => {
+    const copy = new KvStateMachine();
+    await copy.restore((async function* () { yield pack([[b('a'), b('1')], [b('b'), b('2')]]); })());
+    expect(copy.size).toBe(2);
+    expect(copy.get(b('b'))?.toString()).toBe('2');
   });
 });

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LogEntry, StateMachine } from '../../src/log/state-machine.js';
+import { readAll, type LogEntry, type StateMachine } from '../../src/log/state-machine.js';
 
 export function tempDir(prefix = 'raftlog-log-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -22,8 +22,8 @@ export class RecordingMachine implements StateMachine<number> {
     return Buffer.from(JSON.stringify(this.applied));
   }
 
-  restore(data: Uint8Array, meta: { index: number }): void {
-    this.applied = JSON.parse(Buffer.from(data).toString()) as RecordingMachine['applied'];
+  async restore(data: AsyncIterable<Uint8Array>, meta: { index: number }): Promise<void> {
+    this.applied = JSON.parse(Buffer.from(await readAll(data)).toString()) as RecordingMachine['applied'];
     this.restoredFrom = meta.index;
   }
 }

@@ -99,7 +99,7 @@ class Counter implements StateMachine<number> {
   total = 0;
   apply(e: LogEntry): number { return (this.total += e.data[0]!); }
   snapshot(): Uint8Array { return Uint8Array.of(this.total); }
-  restore(bytes: Uint8Array): void { this.total = bytes[0]!; }
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> { for await (const c of chunks) this.total = c[0] ?? this.total; }
 }
 export async function main(): Promise<number> {
   const log = await ReplicatedLog.open({ dataDir: 'd', stateMachine: new Counter() });

@@ -1,7 +1,7 @@
 // The simulation's state machine: the whole list of (index, record) it was
 // handed. Its snapshot is that list, so a node restored from a snapshot still
 // knows its full history, and the checker can compare histories at the end.
-import type { LogEntry, StateMachine } from '../../src/log/state-machine.js';
+import { readAll, type LogEntry, type StateMachine } from '../../src/log/state-machine.js';
 import type { Applied } from './log-checker.js';
 
 const enc = new TextEncoder();
@@ -28,8 +28,8 @@ export class RecordMachine implements StateMachine<string> {
     return enc.encode(JSON.stringify(this.records));
   }
 
-  restore(data: Uint8Array, meta: { index: number; term: number }): void {
-    this.records = JSON.parse(dec.decode(data)) as Applied[];
+  async restore(data: AsyncIterable<Uint8Array>, meta: { index: number; term: number }): Promise<void> {
+    this.records = JSON.parse(dec.decode(await readAll(data))) as Applied[];
     this.observer.restore(meta.index, this.records);
   }
 }

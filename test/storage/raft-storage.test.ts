@@ -120,8 +120,12 @@ describe('RaftStorage over the native WAL', () => {
     await wal.close();
 
     wal = await Wal.open(join(d, 'wal'), { sync: 'none' });
-    storage = await RaftStorage.open(wal, await FileSnapshotStore.open(join(d, 'snap')), conf);
-    expect(Buffer.from(storage.snapshot().data).toString()).toBe('sm@8');
+    const store = await FileSnapshotStore.open(join(d, 'snap'));
+    storage = await RaftStorage.open(wal, store, conf);
+    expect(storage.snapshot().meta.index).toBe(8);
+    const held: Uint8Array[] = [];
+    for await (const c of store.read(storage.snapshot())) held.push(c);
+    expect(Buffer.concat(held).toString()).toBe('sm@8');
     expect(storage.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 10 });
     expect(storage.entries(9, 13, Infinity).map((e) => e.index)).toEqual([9, 10, 11, 12]);
     expect(() => storage.entries(5, 9, Infinity)).toThrow(expect.objectContaining({ code: 'RAFT_COMPACTED' }));

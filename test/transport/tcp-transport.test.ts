@@ -339,11 +339,12 @@ describe('TcpTransport', () => {
     ['a snapshot chunk out of sequence', (p) => [frame(encodeChunk(p, 1, 0, 20, new Uint8Array(10), snapHeader())), frame(encodeChunk(p, 1, 15, 20, new Uint8Array(5)))], 'TRANSPORT_MALFORMED_FRAME'],
     ['a snapshot continued without a start', (p) => [frame(encodeChunk(p, 1, 10, 20, new Uint8Array(10)))], 'TRANSPORT_MALFORMED_FRAME'],
     ['a snapshot chunk running past its total', (p) => [frame(encodeChunk(p, 1, 0, 5, new Uint8Array(10), snapHeader()))], 'TRANSPORT_MALFORMED_FRAME'],
-    ['a snapshot larger than maxSnapshotBytes', (p) => [frame(encodeChunk(p, 1, 0, 4096, new Uint8Array(10), snapHeader()))], 'TRANSPORT_FRAME_TOO_LARGE'],
+    ['a snapshot larger than maxSnapshotBytes', (p) => [frame(encodeChunk(p, 1, 0, 4096, new Uint8Array(10), snapHeader()))], 'TRANSPORT_SNAPSHOT_TOO_LARGE'],
   ];
   for (const [what, frames, code] of chunkCases) {
     it(`closes the connection on ${what}, and keeps working`, async () => {
       const { a, b } = await pair({ maxSnapshotBytes: 1024 });
+      b.t.addPeer(5, '127.0.0.1:1'); // snapshot streams come only from known peers
       const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
       for (const f of frames(newPacker())) s.write(f);
       await closed(s);
@@ -355,6 +356,7 @@ describe('TcpTransport', () => {
 
   it('reassembles a well-formed raw snapshot stream (the chunk cases differ only in the fault)', async () => {
     const { b } = await pair({ maxSnapshotBytes: 1024 });
+    b.t.addPeer(5, '127.0.0.1:1'); // snapshot streams come only from known peers
     const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
     const p = newPacker();
     s.write(frame(encodeChunk(p, 1, 0, 20, new Uint8Array(10).fill(1), snapHeader())));

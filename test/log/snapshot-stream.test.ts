@@ -1,0 +1,90 @@
+// The log's snapshots end to end: a follower that needs the leader's snapshot
+// receives it as a file, several frames long, and the KV state machine restores
+// it from chunks; a received snapshot raft does not take is deleted.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KvStateMachine, encodeCommand } from '../../src/kv/kv-state-machine.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { MessageType, type Message } from '../../src/raft/types.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
+import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
+import { freePorts, tempDir, waitFor } from './helpers.js';
+
+const SECRET = 'a secret for the snapshot stream tests';
+const KiB = 1024;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const spools = (dir: string): string[] => readdirSync(join(dir, 'snapshots')).filter((n) => n.startsWith('spool-'));
+
+describe('snapshots through the log', () => {
+  it('a lagging follower installs a KV snapshot several frames long, streamed from the leader\'s file and restored from chunks', async () => {
+    const ports = await freePorts(3);
+    const peers = Object.fromEntries(ports.map((p, i) => [i + 1, `127.0.0.1:${p}`]));
+    const nodes = [1, 2, 3].map((id) => {
+      const t = tempDir();
+      cleanups.push(t.cleanup);
+      return { id, dir: t.dir, kv: new KvStateMachine(), log: null as ReplicatedLog<unknown> | null };
+    });
+    // 256 KiB records make frames of about 2.3 MiB: a snapshot of several MiB needs several.
+    const open = async (n: (typeof nodes)[number]): Promise<void> => {
+      n.kv = new KvStateMachine();
+      n.log = await ReplicatedLog.open({ dataDir: n.dir, id: n.id, peers, stateMachine: n.kv, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, snapshotEvery: 20, maxRecordBytes: 256 * KiB, maxSnapshotBytes: 64 * 1024 * KiB });
+    };
+    await Promise.all(nodes.map(open));
+    cleanups.push(async () => {
+      for (const n of nodes) await n.log?.close();
+    });
+    let leader: (typeof nodes)[number] | undefined;
+    await waitFor('a leader', () => (leader = nodes.find((n) => n.log?.status().role === 'leader')) !== undefined);
+    const lagging = nodes.find((n) => n !== leader)!;
+    await lagging.log!.close();
+    lagging.log = null;
+    const value = (i: number): Buffer => Buffer.alloc(200 * KiB, i % 256);
+    for (let i = 0; i < 60; i++) await leader!.log!.append(encodeCommand(['SET', Buffer.from(`k${i}`), value(i)]));
+    // A snapshot holding at least 40 values (8 MiB), and the WAL released below it.
+    await waitFor('the leader to snapshot and release its WAL', () => leader!.log!.status().snapshotIndex > 41 && leader!.log!.status().firstIndex > 41);
+    const snapFile = readdirSync(join(leader!.dir, 'snapshots')).filter((n) => n.endsWith('.snap')).sort().at(-1)!;
+    expect(readFileSync(join(leader!.dir, 'snapshots', snapFile)).length).toBeGreaterThan(6 * 1024 * KiB);
+    const last = leader!.log!.status().commit;
+    await open(lagging);
+    await waitFor('the lagging node to catch up', () => (lagging.log?.status().applied ?? 0) >= last, 60_000);
+    expect(lagging.log!.status().snapshotIndex).toBeGreaterThan(0);
+    expect(lagging.log!.status().firstIndex).toBeGreaterThan(1); // it started from the snapshot, not from the log
+    expect(lagging.kv.size).toBe(60);
+    for (let i = 0; i < 60; i++) expect(lagging.kv.get(Buffer.from(`k${i}`))?.equals(value(i)), `k${i}`).toBe(true);
+    expect(spools(lagging.dir)).toEqual([]);
+  }, 120_000);
+
+  it('deletes a received snapshot that raft refuses (here: from a node that is not a member)', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const snapshots = await FileSnapshotStore.open(join(t.dir, 'snapshots'));
+    let handlers: TransportHandlers | undefined;
+    const transport: Transport = {
+      start: async (h) => void (handlers = h),
+      send: () => undefined,
+      addPeer: () => undefined,
+      removePeer: () => undefined,
+      close: async () => undefined,
+    };
+    const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1 }, { transport, snapshots });
+    cleanups.push(() => log.close());
+    // A whole, checked spool, as the transport hands one over.
+    const other = await FileSnapshotStore.open(join(t.dir, 'elsewhere'));
+    const meta = { index: 500, term: 7, conf: { voters: [9], learners: [] } };
+    await other.save({ meta, data: Buffer.from('not for this node') });
+    const out = await other.open({ meta, data: new Uint8Array(0) });
+    const spool = await snapshots.spool(meta, out.size);
+    for await (const c of out.chunks) await spool.write(c);
+    const ref = await spool.finish();
+    expect(spools(t.dir)).toHaveLength(1);
+    const m: Message = { type: MessageType.MsgSnap, from: 9, to: 1, term: 7, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0, snapshot: { meta, data: ref } };
+    handlers!.onMessage(m);
+    await waitFor('the refused spool to be deleted', () => spools(t.dir).length === 0);
+    expect(log.status().snapshotIndex).toBe(0);
+  });
+});

@@ -1,0 +1,191 @@
+// Snapshots travel as files: read from the sender's store a chunk at a time,
+// spooled to the receiver's snapshot directory, checked whole before the driver
+// hears of them. What a peer sends is hostile: an oversized, corrupt, abandoned
+// or superseded stream leaves nothing behind and is never delivered.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MessageType, type SnapshotMeta } from '../../src/raft/types.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
+import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
+import { encodeChunk, newPacker } from '../../src/transport/wire.js';
+import { LogCapture, Recorder, msg, until } from './helpers.js';
+import { rawPeer, refusal } from './raw-peer.js';
+
+const SECRET = 'snapshot streams secret';
+const MiB = 1024 * 1024;
+const conf = { voters: [1, 2], learners: [] };
+const temps: string[] = [];
+const open: TcpTransport[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((t) => t.close()));
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'raftlog-snapstream-'));
+  temps.push(d);
+  return d;
+}
+
+const spools = (dir: string): string[] => readdirSync(dir).filter((n) => n.startsWith('spool-'));
+
+/** `n` MiB of bytes that differ per MiB, made as they are read. */
+async function* pattern(n: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < n; i++) {
+    const b = Buffer.alloc(MiB, i % 251);
+    b.writeUInt32LE(i, 0);
+    yield b;
+  }
+}
+
+async function digest(chunks: AsyncIterable<Uint8Array>): Promise<{ hash: string; bytes: number; largest: number }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  let largest = 0;
+  for await (const c of chunks) {
+    h.update(c);
+    bytes += c.byteLength;
+    largest = Math.max(largest, c.byteLength);
+  }
+  return { hash: h.digest('hex'), bytes, largest };
+}
+
+async function receiver(dir: string, o: Partial<TcpTransportOptions> = {}) {
+  const store = await FileSnapshotStore.open(dir);
+  const rec = new Recorder();
+  const log = new LogCapture();
+  // Node 5 is the raw peers' id: snapshot streams come only from known peers (port 1 refuses dials).
+  const t = new TcpTransport({ id: 2, clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, snapshots: store, logger: log, peers: { 5: '127.0.0.1:1' }, ...o });
+  open.push(t);
+  await t.start(rec);
+  return { t, rec, log, store };
+}
+
+const snapHeader = (from: number, meta: SnapshotMeta) => ({ message: msg(from, 2, { type: MessageType.MsgSnap, term: meta.term }), meta });
+
+describe('snapshot streams', () => {
+  it('a snapshot far larger than a frame streams from the sender\'s file to the receiver\'s spool in bounded chunks, checked, then installs', async () => {
+    const meta = { index: 500, term: 3, conf };
+    const sendDir = tempDir();
+    const sender = await FileSnapshotStore.open(sendDir);
+    const held = await sender.save({ meta, data: pattern(32) });
+    const recvDir = tempDir();
+    const b = await receiver(recvDir, { maxFrameBytes: MiB, snapshotChunkBytes: 256 * 1024, maxSnapshotBytes: 40 * MiB });
+    // Every write into the spool is at most one chunk: the receiver never holds more of it.
+    const writes: number[] = [];
+    const spool = b.store.spool.bind(b.store);
+    b.store.spool = async (m, size) => {
+      const s = await spool(m, size);
+      return { ...s, write: (c) => (writes.push(c.byteLength), s.write(c)) };
+    };
+    const a = new TcpTransport({ id: 1, clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, peers: { 2: b.t.address }, snapshots: sender, maxFrameBytes: MiB, snapshotChunkBytes: 256 * 1024, logger: new LogCapture() });
+    open.push(a);
+    const aRec = new Recorder();
+    await a.start(aRec);
+    b.t.addPeer(1, a.address);
+    a.send([msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: held })]);
+    await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot', 60_000);
+    await until(() => aRec.snapshotStatus.length === 1, 'the snapshot status');
+    expect(aRec.snapshotStatus).toEqual([[2, true]]);
+    const got = b.rec.messages.find((m) => m.type === MessageType.MsgSnap)!.snapshot!;
+    expect(got.meta).toEqual(meta);
+    expect(got.data.byteLength).toBeLessThan(64); // a reference to the spool, not the bytes
+    expect(Math.max(...writes)).toBeLessThanOrEqual(256 * 1024);
+    expect(writes.reduce((x, y) => x + y, 0)).toBeGreaterThan(32 * MiB);
+    expect(spools(recvDir)).toHaveLength(1);
+    const installed = await b.store.install(got);
+    const want = await digest(sender.read(held));
+    const have = await digest(b.store.read(installed));
+    expect(have).toEqual({ ...want, largest: have.largest });
+    expect(have.bytes).toBe(32 * MiB);
+    expect(have.largest).toBeLessThanOrEqual(MiB);
+  }, 120_000);
+
+  it('refuses a stream announced over maxSnapshotBytes with TRANSPORT_SNAPSHOT_TOO_LARGE before storing a byte', async () => {
+    const dir = tempDir();
+    const b = await receiver(dir, { maxSnapshotBytes: 4 * MiB });
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    const p = newPacker();
+    await peer.send([encodeChunk(p, 1, 0, 4 * MiB + 1, new Uint8Array(1024), snapHeader(5, { index: 9, term: 2, conf }))]);
+    await peer.closed;
+    expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_TOO_LARGE');
+    expect(b.log.has('TRANSPORT_SNAPSHOT_TOO_LARGE')).toBe(true);
+    expect(b.rec.messages).toEqual([]);
+    expect(spools(dir)).toEqual([]);
+  });
+
+  it('never delivers a stream that fails its checksum or is not the snapshot announced, and deletes its spool', async () => {
+    const meta = { index: 40, term: 2, conf };
+    const sendDir = tempDir();
+    const sender = await FileSnapshotStore.open(sendDir);
+    await sender.save({ meta, data: pattern(3) });
+    const file = readFileSync(join(sendDir, readdirSync(sendDir)[0]!));
+    const flipped = Buffer.from(file);
+    flipped[file.length - 1000]! ^= 0x01; // one bit of the data
+    const cases: Array<[string, Buffer, SnapshotMeta, RegExp]> = [
+      ['one bit flipped', flipped, meta, /checksum/],
+      ['a whole file announced as another snapshot', file, { ...meta, index: 41 }, /another snapshot/],
+      ['bytes that are no snapshot file', Buffer.alloc(file.length, 7), meta, /bad header/],
+    ];
+    for (const [what, bytes, announced, why] of cases) {
+      const dir = tempDir();
+      const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB });
+      const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+      const p = newPacker();
+      for (let at = 0; at < bytes.length; at += 256 * 1024) {
+        await peer.send([encodeChunk(p, 1, at, bytes.length, bytes.subarray(at, at + 256 * 1024), at === 0 ? snapHeader(5, announced) : undefined)]);
+      }
+      await peer.closed;
+      expect(refusal(peer), what).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+      expect(b.log.has(why), what).toBe(true);
+      expect(b.rec.messages, what).toEqual([]);
+      expect(spools(dir), what).toEqual([]);
+    }
+  });
+
+  it('deletes the spool of a stream whose connection closes half-way, and of one the same peer supersedes', async () => {
+    const dir = tempDir();
+    const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB });
+    const meta = { index: 9, term: 2, conf };
+    const p = newPacker();
+    const first = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await first.send([encodeChunk(p, 1, 0, 4 * MiB, new Uint8Array(MiB), snapHeader(5, meta))]);
+    await until(() => spools(dir).length === 1, 'the first spool');
+    // The same peer id on a second connection: one stream per peer, the newer wins.
+    const second = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await second.send([encodeChunk(p, 1, 0, 4 * MiB, new Uint8Array(MiB), snapHeader(5, meta))]);
+    await first.closed;
+    expect(refusal(first)).toBe('TRANSPORT_SNAPSHOT_SUPERSEDED');
+    await until(() => spools(dir).length === 1 && b.log.has('TRANSPORT_SNAPSHOT_SUPERSEDED'), 'one spool left');
+    const kept = spools(dir)[0]!;
+    second.socket.destroy();
+    await until(() => spools(dir).length === 0, 'the abandoned spool to be deleted');
+    expect(readdirSync(dir)).not.toContain(kept);
+    expect(b.rec.messages).toEqual([]);
+  });
+
+  it('refuses a snapshot stream from a node this transport does not know, before storing a byte', async () => {
+    const dir = tempDir();
+    const b = await receiver(dir);
+    const peer = await rawPeer(b.t.address, 'c1', 6, 2, SECRET);
+    await peer.send([encodeChunk(newPacker(), 1, 0, 2048, new Uint8Array(1024), snapHeader(6, { index: 9, term: 2, conf }))]);
+    await peer.closed;
+    expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+    expect(b.log.has(/node 6 is not a known peer/)).toBe(true);
+    expect(b.rec.messages).toEqual([]);
+    expect(spools(dir)).toEqual([]);
+  });
+
+  it('at open, removes spools and unfinished saves left by an earlier run (never installed), and keeps snapshots', async () => {
+    const dir = tempDir();
+    const store = await FileSnapshotStore.open(dir);
+    await store.save({ meta: { index: 3, term: 1, conf }, data: Buffer.from('held') });
+    writeFileSync(join(dir, 'spool-0123456789abcdef.part'), 'half a snapshot');
+    writeFileSync(join(dir, 'snap-0000000000000009-1.snap.tmp'), 'half a save');
+    await FileSnapshotStore.open(dir);
+    expect(readdirSync(dir)).toEqual(['snap-0000000000000003-1.snap']);
+  });
+});
