@@ -1,6 +1,6 @@
 // The embedded default: one node, no peers, a crash-safe local log.
 // Run: npx tsx examples/counter.ts [data dir]
-import { ReplicatedLog, type LogEntry, type StateMachine } from 'raftlog';
+import { ReplicatedLog, readAll, type LogEntry, type StateMachine } from 'raftlog';
 
 class Counter implements StateMachine<number> {
   total = 0;
@@ -10,8 +10,8 @@ class Counter implements StateMachine<number> {
   snapshot(): Uint8Array {
     return new Uint8Array(new Float64Array([this.total]).buffer);
   }
-  restore(bytes: Uint8Array): void {
-    this.total = new Float64Array(bytes.slice().buffer)[0]!;
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    this.total = new Float64Array((await readAll(chunks)).slice().buffer)[0] ?? 0;
   }
 }
 

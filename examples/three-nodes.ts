@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { LogError, ReplicatedLog, type AppendResult, type LogEntry, type StateMachine } from 'raftlog';
+import { LogError, ReplicatedLog, readAll, type AppendResult, type LogEntry, type StateMachine } from 'raftlog';
 
 class Journal implements StateMachine<number> {
   readonly lines: string[] = [];
@@ -16,8 +16,9 @@ class Journal implements StateMachine<number> {
   snapshot(): Uint8Array {
     return new TextEncoder().encode(JSON.stringify(this.lines));
   }
-  restore(bytes: Uint8Array): void {
-    this.lines.splice(0, this.lines.length, ...(JSON.parse(new TextDecoder().decode(bytes)) as string[]));
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const lines = JSON.parse(new TextDecoder().decode(await readAll(chunks))) as string[];
+    this.lines.splice(0, this.lines.length, ...lines);
   }
 }
 
