@@ -10,6 +10,7 @@ import {
   ProgressStateType,
   StateType,
   type ConfChange,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   type HardState,
@@ -22,9 +23,10 @@ import type { ResolvedConfig } from './config.js';
 import { RaftLog } from './log.js';
 import { ProgressTracker } from './tracker.js';
 import type { Progress } from './progress.js';
-import { VoteResult, majorityIndex } from './quorum.js';
+import { VoteResult } from './quorum.js';
 import { ReadOnly } from './read-only.js';
-import { applyToConfState, decodeConfChange } from './confchange.js';
+import { decodeConfChangeEntry, encodeConfChangeV2, isConfChangeV2 } from './confchange.js';
+import { applyConfChangeV2, members } from './changer.js';
 import { ENTRY_OVERHEAD, payloadSize } from './size.js';
 import {
   CorruptStateError,
@@ -95,7 +97,6 @@ export class Raft {
    * applied them, and a membership change must build on the applied configuration.
    */
   confChangesToApply = 0;
-  private readonly leaseScratch: number[] = [];
   /** This leader sent MsgTimeoutNow in its term: its lease is void. */
   private timeoutNowSent = false;
   /** Reads that arrived before this leader committed an entry of its term. */
@@ -513,8 +514,9 @@ export class Raft {
         throw new ProposalDroppedError('conf-change-pending', `conf change at ${this.pendingConfIndex} not applied yet (applied ${this.raftLog.applied})`);
       }
       if (!this.committedEntryInCurrentTerm()) throw new ProposalDroppedError('conf-change-pending', 'leader has not committed an entry of its term yet');
-      // Refuse a change that cannot apply (e.g. removing the last voter) before it enters the log.
-      applyToConfState(this.trk.confState(), decodeConfChange(m.entries[i]!.data));
+      // Refuse a change that cannot apply (removing every voter, entering a joint state while
+      // joint, leaving one when not joint, a node named twice) before it enters the log.
+      applyConfChangeV2(this.trk.confState(), decodeConfChangeEntry(m.entries[i]!.data));
       confAt = i;
     }
 
@@ -690,20 +692,13 @@ export class Raft {
    */
   private inLease(): boolean {
     if (this.timeoutNowSent) return false;
-    const voters = this.trk.voters;
-    const acks = this.leaseScratch;
-    for (let i = 0; i < voters.length; i++) {
-      const id = voters[i]!;
-      acks[i] = id === this.id ? this.ticks : this.trk.progress.get(id)!.leaseAckTick;
-    }
-    const since = majorityIndex(acks, voters.length);
+    // While joint, a majority of each half must have answered.
+    const since = this.trk.quorumValue((id) => (id === this.id ? this.ticks : this.trk.progress.get(id)!.leaseAckTick));
     return this.ticks - since < this.electionTimeout - 1;
   }
 
   private hasQuorum(acks: ReadonlySet<number>): boolean {
-    let n = 0;
-    for (const id of this.trk.voters) if (acks.has(id)) n++;
-    return n >= Math.floor(this.trk.voters.length / 2) + 1;
+    return this.trk.hasQuorum(acks);
   }
 
   private sendReadIndexResponse(m: Message): void {
@@ -866,7 +861,7 @@ export class Raft {
       return false;
     }
     const cs = s.meta.conf;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) return false;
+    if (!members(cs).has(this.id)) return false;
     if (this.raftLog.matchTerm(s.meta.index, s.meta.term)) {
       // We already hold that entry: just move commit forward.
       this.raftLog.commitTo(s.meta.index);
@@ -884,13 +879,13 @@ export class Raft {
     for (let i = 0; i < es.length; i++) {
       const e = es[i]!;
       if (e.type !== EntryConfChange) continue;
-      let cc: ConfChange;
+      let cc: ConfChangeV2;
       try {
-        cc = decodeConfChange(e.data);
+        cc = decodeConfChangeEntry(e.data);
       } catch {
         continue; // refused again, with its error, when applied
       }
-      if (cc.type !== ConfChangeType.RemoveNode) this.pendingPeers.add(cc.nodeId);
+      for (const c of cc.changes) if (c.type !== ConfChangeType.RemoveNode) this.pendingPeers.add(c.nodeId);
     }
   }
 
@@ -900,18 +895,23 @@ export class Raft {
     return this.trk.progress.size === 0 || this.trk.progress.has(id) || this.pendingPeers.has(id);
   }
 
-  applyConfChange(cc: ConfChange): ConfState {
-    this.pendingPeers.delete(cc.nodeId);
-    if (cc.type === ConfChangeType.RemoveNode) this.removedPeers.add(cc.nodeId);
-    else this.removedPeers.delete(cc.nodeId);
+  applyConfChange(change: ConfChange | ConfChangeV2): ConfState {
+    const cc: ConfChangeV2 = isConfChangeV2(change) ? change : { transition: 'auto', changes: [change] };
     // Counted even if the change is refused below: the entry has been dealt with.
     if (this.confChangesToApply > 0) this.confChangesToApply--;
-    const cs = applyToConfState(this.trk.confState(), cc);
+    for (const c of cc.changes) this.pendingPeers.delete(c.nodeId);
+    const before = members(this.trk.confState());
+    const cs = applyConfChangeV2(this.trk.confState(), cc);
+    // Only a node that left the configuration altogether is never heard again (an outgoing voter still votes).
+    const after = members(cs);
+    for (const id of before) if (!after.has(id)) this.removedPeers.add(id);
+    for (const id of after) this.removedPeers.delete(id);
     this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
-    this.isLearner = cs.learners.includes(this.id);
+    this.isLearner = this.trk.learners.includes(this.id);
     if (this.state !== StateLeader) return cs;
     if (!this.trk.progress.has(this.id) || this.isLearner) {
-      // Removed (or demoted): a leader outside the voters must not keep leading.
+      // Removed (or demoted): a leader outside the voters must not keep leading. While joint, a
+      // leader of the outgoing half only still leads: it takes the configuration out of the joint state.
       this.becomeFollower(this.term, None);
       return cs;
     }
@@ -922,6 +922,23 @@ export class Raft {
       for (const id of this.trk.peers) if (id !== this.id) this.maybeSendAppend(id, false);
     }
     if (this.leadTransferee !== None && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = None;
+    this.maybeAutoLeave();
     return cs;
+  }
+
+  /**
+   * A leader whose configuration is joint with autoLeave proposes the leave-joint entry
+   * itself, once every earlier change is applied (the joint one included). Called after a
+   * change is applied and after every advance (a new leader inherits a joint configuration).
+   */
+  maybeAutoLeave(): void {
+    if (this.state !== StateLeader || !this.trk.autoLeave || !this.trk.isJoint()) return;
+    if (this.confChangesToApply > 0 || this.pendingConfIndex > this.raftLog.applied) return;
+    if (!this.trk.progress.has(this.id)) return;
+    const leave: Entry = { index: 0, term: 0, type: EntryConfChange, data: encodeConfChangeV2({ transition: 'auto', changes: [] }) };
+    // Over the uncommitted budget: the next advance tries again, once entries have committed.
+    if (!this.appendEntry([leave])) return;
+    this.pendingConfIndex = this.raftLog.lastIndex();
+    this.bcastAppend();
   }
 }
