@@ -1,5 +1,5 @@
 // The product: the replicated log applications embed.
-export { ReplicatedLog, type LogStatus, type ReplicatedLogDeps } from './replicated-log.js';
+export { ReplicatedLog, type LogStatus, type MembershipChange, type ReplicatedLogDeps } from './replicated-log.js';
 export { DEFAULTS, type ReplicatedLogOptions } from './options.js';
 export type { AppendResult } from './proposals.js';
 export { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
@@ -12,6 +12,7 @@ export {
   LogCorruptError,
   LogError,
   NoLeaderError,
+  NotCaughtUpError,
   NotCommittedError,
   NotLeaderError,
   OpenFailedError,

@@ -3,6 +3,9 @@ import type { ConfState, Entry, HardState, Ready, Snapshot, Storage } from '../r
 import type { LogStore } from './log-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
+/** The catch-up window holds at most this much entry data, whatever its entry count. */
+const WINDOW_MAX_BYTES = 64 * 1024 * 1024;
+
 /**
  * Raft's stable storage over a write-ahead log and a snapshot store. The core reads
  * it synchronously; the driver writes it through persist(), which keeps writes in
@@ -21,6 +24,14 @@ export class RaftStorage implements Storage {
   private snapTail: Promise<void> = Promise.resolve();
   /** A commit-only HardState change waits for the next write: losing it in a crash only delays applying. */
   private deferredHardState: HardState | undefined;
+  /**
+   * The catch-up window: entries just below the latest local snapshot, kept readable after
+   * the WAL released them, so that a follower a little behind still catches up from the log.
+   * In memory only (as etcd keeps its own): after a restart the log starts at the snapshot.
+   */
+  private window: Entry[] = [];
+  /** Term of the entry just below the window (what term(firstIndex - 1) answers). */
+  private windowPrevTerm = 0;
 
   private constructor(
     readonly wal: LogStore,
@@ -44,6 +55,7 @@ export class RaftStorage implements Storage {
   }
 
   firstIndex(): number {
+    if (this.window.length > 0) return this.window[0]!.index;
     return Math.max(this.wal.firstIndex, this.snapIndex() + 1);
   }
 
@@ -53,6 +65,11 @@ export class RaftStorage implements Storage {
 
   term(i: number): number {
     if (i === this.snapIndex()) return this.snap?.meta.term ?? 0;
+    if (this.window.length > 0 && i < this.snapIndex()) {
+      const first = this.window[0]!.index;
+      if (i === first - 1) return this.windowPrevTerm;
+      if (i >= first) return this.window[i - first]!.term;
+    }
     if (i < this.firstIndex()) throw new CompactedError(i, this.firstIndex());
     if (i > this.lastIndex()) throw new UnavailableError(i, this.lastIndex());
     return this.wal.term(i);
@@ -62,6 +79,20 @@ export class RaftStorage implements Storage {
     if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
     if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
     if (lo >= hi) return [];
+    if (lo <= this.snapIndex() && this.window.length > 0) {
+      // From the window only; the caller asks again for what follows.
+      const first = this.window[0]!.index;
+      const end = Math.min(hi, this.snapIndex() + 1);
+      const out: Entry[] = [];
+      let bytes = 0;
+      for (let i = lo; i < end; i++) {
+        const e = this.window[i - first]!;
+        bytes += e.data.byteLength;
+        if (out.length > 0 && bytes > maxSize) break;
+        out.push(e);
+      }
+      return out;
+    }
     return this.wal.entriesSync(lo, hi, maxSize);
   }
 
@@ -108,9 +139,9 @@ export class RaftStorage implements Storage {
    * releases the log below it. Appends go on meanwhile: every entry up to `index`
    * was handed to the WAL before this call, and the WAL keeps its own order.
    */
-  compact(index: number, term: number, conf: ConfState, data: Uint8Array): Promise<void> {
+  compact(index: number, term: number, conf: ConfState, data: Uint8Array, keepEntries = 0): Promise<void> {
     const snapshot: Snapshot = { meta: { index, term, conf }, data };
-    return this.serialSnapshot(() => this.install(snapshot, false));
+    return this.serialSnapshot(() => this.install(snapshot, false, keepEntries));
   }
 
   /** Every write and snapshot handed out so far is durable. */
@@ -125,16 +156,42 @@ export class RaftStorage implements Storage {
     return p;
   }
 
-  private async install(snapshot: Snapshot, received: boolean): Promise<void> {
+  private async install(snapshot: Snapshot, received: boolean, keepEntries = 0): Promise<void> {
     const { index, term } = snapshot.meta;
     if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
     await this.snapshots.save(snapshot);
+    // Read before the marker makes them unreadable in the WAL; a received snapshot replaces the log.
+    const window = received ? { entries: [], prevTerm: 0 } : this.catchUpWindow(index, keepEntries);
     // Raft may hand this snapshot out as soon as its file is durable, and must see it
     // before the WAL's marker moves its first index past the entries the snapshot covers.
     this.snap = snapshot;
+    this.window = window.entries;
+    this.windowPrevTerm = window.prevTerm;
     await this.wal.saveSnapshot({ index, term }, { discardLog: received });
     await this.wal.releaseTo(index);
     await this.snapshots.prune(index);
+  }
+
+  /** Up to `keep` entries ending at `index` (at most WINDOW_MAX_BYTES of data), read now. */
+  private catchUpWindow(index: number, keep: number): { entries: Entry[]; prevTerm: number } {
+    const lo = Math.max(this.firstIndex(), index - keep + 1);
+    if (keep <= 0 || lo > index) return { entries: [], prevTerm: 0 };
+    const entries: Entry[] = [];
+    let bytes = 0;
+    for (let next = lo; next <= index; ) {
+      const batch = this.entries(next, index + 1, 4 * 1024 * 1024);
+      for (const e of batch) {
+        entries.push(e);
+        bytes += e.data.byteLength;
+      }
+      next += batch.length;
+    }
+    // Keep the newest entries within the byte budget: a few huge records must not pin memory.
+    let drop = 0;
+    while (bytes > WINDOW_MAX_BYTES && drop < entries.length) bytes -= entries[drop++]!.data.byteLength;
+    const kept = entries.slice(drop);
+    if (kept.length === 0) return { entries: [], prevTerm: 0 };
+    return { entries: kept, prevTerm: this.term(kept[0]!.index - 1) };
   }
 
   private snapIndex(): number {
