@@ -1,3 +1,4 @@
+#include "platform.h"
 #include "writer.h"
 
 #include <fcntl.h>

@@ -6,7 +6,7 @@ export * from './log/index.js';
 export * from './wal/index.js';
 export type { Logger, LogMethod } from './logger.js';
 export type { LogStore, SnapshotMarker, SnapshotStore } from './storage/index.js';
-export { SnapshotCorruptError, SnapshotMissingError, StorageError } from './storage/index.js';
+export { SnapshotCorruptError, SnapshotMissingError, StateCorruptError, StorageError } from './storage/index.js';
 export type { Secret, TlsOptions, Transport, TransportErrorCode, TransportHandlers } from './transport/index.js';
 export { TransportError } from './transport/index.js';
 export type { Entry, HardState, Message, Snapshot, SnapshotMeta, ConfState, Status } from './raft/types.js';

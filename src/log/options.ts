@@ -2,6 +2,7 @@
 // which the documentation below refers to) and their validation. Validation
 // runs before any file or socket is created, and names the offending key.
 import type { Logger } from '../logger.js';
+import { createSecureContext } from 'node:tls';
 import type { TlsOptions } from '../transport/tcp-transport.js';
 import { MIN_SECRET_BYTES, type Secret } from '../transport/auth.js';
 import { InvalidArgumentError } from './errors.js';
@@ -166,6 +167,14 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
   }
   for (const secret of o.clusterSecret === undefined ? [] : [o.clusterSecret].flat()) {
     if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) throw new InvalidArgumentError(`ReplicatedLog.open: every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
+  }
+  if (o.tls !== undefined) {
+    // Unreadable key or certificate material fails here, named, before any file or socket exists.
+    try {
+      createSecureContext({ key: o.tls.key, cert: o.tls.cert, ca: o.tls.ca });
+    } catch (err) {
+      throw new InvalidArgumentError(`ReplicatedLog.open: tls (key, cert, ca) cannot be used: ${(err as Error).message}`);
+    }
   }
   const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
   const election = o.electionTicks ?? DEFAULTS.electionTicks;
