@@ -44,7 +44,17 @@ describe('ReplicatedLog membership', () => {
     };
     const open = async (m: Member, p: Record<number, string> = peers): Promise<void> => {
       m.sm = new RecordingMachine();
-      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, ...extra });
+      m.log = await ReplicatedLog.open({
+        dataDir: m.dir,
+        id: m.id,
+        peers: p,
+        stateMachine: m.sm,
+        clusterSecret: SECRET,
+        tickMs: 10,
+        electionTicks: 10,
+        heartbeatTicks: 2,
+        ...extra,
+      });
     };
     for (let id = 1; id <= n; id++) member(id);
     await Promise.all([...members.values()].map((m) => open(m)));
@@ -70,12 +80,7 @@ describe('ReplicatedLog membership', () => {
     const all = { ...c.peers, 4: c.addr(4), 5: c.addr(5) };
     await Promise.all([4, 5].map((id) => c.open(c.member(id), all)));
     const writing = Promise.all(Array.from({ length: 200 }, (_, i) => leader.log!.append(enc(`j${i}`))));
-    await leader.log!.changeMembership([
-      { add: 4, address: c.addr(4) },
-      { add: 5, address: c.addr(5) },
-      { remove: others[0]!.id },
-      { remove: others[1]!.id },
-    ]);
+    await leader.log!.changeMembership([{ add: 4, address: c.addr(4) }, { add: 5, address: c.addr(5) }, { remove: others[0]!.id }, { remove: others[1]!.id }]);
     const conf = leader.log!.status().conf;
     expect(conf).toEqual({ voters: [leader.id, 4, 5].sort((a, b) => a - b), learners: [] });
     expect(leader.log!.status().members).toEqual({ [leader.id]: c.peers[leader.id], 4: c.addr(4), 5: c.addr(5) });

@@ -23,7 +23,10 @@ function cluster(opts = {}): Network {
 }
 
 function confChangesIn(net: Network, id: number): ConfChangeV2[] {
-  return net.peer(id).appliedEntries.filter((e) => e.type === EntryType.ConfChange).map((e) => decodeConfChangeEntry(e.data));
+  return net
+    .peer(id)
+    .appliedEntries.filter((e) => e.type === EntryType.ConfChange)
+    .map((e) => decodeConfChangeEntry(e.data));
 }
 
 function reads(net: Network, id: number): ReadState[] {

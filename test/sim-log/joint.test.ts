@@ -6,7 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { replayCommand, runSimulation } from './simulation.js';
 
 describe('ReplicatedLog in the simulator: joint membership changes', () => {
-  for (const [nodes, seeds] of [[3, 30], [5, 15]] as const) {
+  for (const [nodes, seeds] of [
+    [3, 30],
+    [5, 15],
+  ] as const) {
     it(`${nodes} nodes, seeds 1..${seeds}: add two and remove two at once under faults`, async () => {
       const failed: string[] = [];
       let completed = 0;
