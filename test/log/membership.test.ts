@@ -146,6 +146,15 @@ describe('ReplicatedLog membership', () => {
     expect(log.status().lastIndex).toBe(before);
   });
 
+  it('validates promoteMaxLag and snapshotCatchUpEntries before anything is created', async () => {
+    for (const bad of [{ promoteMaxLag: -1 }, { promoteMaxLag: 1.5 }, { snapshotCatchUpEntries: -5 }, { snapshotCatchUpEntries: '100' }]) {
+      await expect(ReplicatedLog.open({ dataDir: '/nonexistent/never-created', ...(bad as object) })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(Object.keys(bad)[0]!) as unknown,
+      });
+    }
+  });
+
   it('a follower a few hundred entries behind catches up from the log, not from a snapshot', async () => {
     const c = await cluster(3, 0, { snapshotEvery: 100 });
     const leader = await c.leader();

@@ -4,7 +4,7 @@
 // only once the joint state is left; refused changes append nothing.
 import { describe, expect, it } from 'vitest';
 import { Network, enc } from './network.js';
-import { ConfChangeType, EntryType, StateType, type ConfChange, type ConfChangeV2, type ReadState } from '../../src/raft/types.js';
+import { ConfChangeType, EntryType, MessageType, StateType, type ConfChange, type ConfChangeV2, type ReadState } from '../../src/raft/types.js';
 import { InvalidConfChangeError, MemoryStorage, decodeConfChangeEntry } from '../../src/raft/index.js';
 
 const add = (nodeId: number): ConfChange => ({ type: ConfChangeType.AddNode, nodeId });
@@ -238,5 +238,27 @@ describe('joint consensus in a cluster', () => {
     net.node(1).proposeConfChange(LEAVE);
     net.stabilize();
     expect(net.node(5).status().conf).toEqual({ voters: [1, 2, 3, 4, 5], learners: [] });
+  });
+
+  it('a snapshot message whose configuration breaks the joint invariants is refused and changes nothing', () => {
+    const net = cluster();
+    const n = net.node(2);
+    const before = n.status();
+    const bad = { voters: [1, 2], learners: [], votersOutgoing: [1, 2, 3], learnersNext: [9] };
+    const m = {
+      type: MessageType.MsgSnap,
+      to: 2,
+      from: 1,
+      term: before.term,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+      snapshot: { meta: { index: 50, term: before.term, conf: bad }, data: new Uint8Array(0) },
+    };
+    expect(() => n.step(m)).toThrow(expect.objectContaining({ code: 'RAFT_INVALID_MESSAGE' }));
+    expect(n.status()).toEqual(before);
   });
 });
