@@ -97,6 +97,14 @@ export class Raft {
    * applied them, and a membership change must build on the applied configuration.
    */
   confChangesToApply = 0;
+  /**
+   * A leader that applied its own removal (or demotion) appends one empty entry and keeps leading
+   * until that entry commits (or an election timeout passes): its followers may not know yet that
+   * the change committed, and under the configuration they still apply they may need this node's
+   * vote while its log is longer than theirs. A majority of the new voters that hold the entry got
+   * it in a message carrying a commit index past the change. 0: no hand-off under way.
+   */
+  handoffIndex = 0;
   /** This leader sent MsgTimeoutNow in its term: its lease is void. */
   private timeoutNowSent = false;
   /** Reads that arrived before this leader committed an entry of its term. */
@@ -272,6 +280,7 @@ export class Raft {
     this.readOnly.reset();
     this.pendingReadIndexMessages = [];
     this.timeoutNowSent = false;
+    this.handoffIndex = 0;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -398,6 +407,12 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTimeout) {
       this.electionElapsed = 0;
+      if (this.handoffIndex > 0) {
+        // The hand-off did not finish in an election timeout (its followers may already have
+        // applied the change and stopped listening): step down all the same.
+        this.becomeFollower(this.term, None);
+        return;
+      }
       if (this.checkQuorum && !this.trk.quorumActiveAndReset(this.id)) {
         this.becomeFollower(this.term, None);
         return;
@@ -503,7 +518,7 @@ export class Raft {
       return null;
     }
     if (this.state !== StateLeader) throw new ProposalDroppedError('no-leader', `node ${this.id} is campaigning in term ${this.term}`);
-    if (!this.trk.progress.has(this.id)) throw new ProposalDroppedError('not-member', `leader ${this.id} was removed from the configuration`);
+    if (!this.trk.progress.has(this.id) || this.handoffIndex > 0) throw new ProposalDroppedError('not-member', `leader ${this.id} was removed from the configuration`);
     if (this.leadTransferee !== None) throw new ProposalDroppedError('transfer-pending', `leadership is moving to ${this.leadTransferee}`);
 
     let confAt = -1;
@@ -666,6 +681,11 @@ export class Raft {
     if (this.maybeCommit()) {
       this.releasePendingReadIndexMessages();
       this.bcastAppend();
+      if (this.handoffIndex > 0 && this.raftLog.committed >= this.handoffIndex) {
+        // Handed off: a majority of the new voters know the change committed.
+        this.becomeFollower(this.term, None);
+        return;
+      }
     } else if (m.from !== this.id && oldPaused) {
       this.sendAppend(m.from);
     }
@@ -910,9 +930,14 @@ export class Raft {
     this.isLearner = this.trk.learners.includes(this.id);
     if (this.state !== StateLeader) return cs;
     if (!this.trk.progress.has(this.id) || this.isLearner) {
-      // Removed (or demoted): a leader outside the voters must not keep leading. While joint, a
-      // leader of the outgoing half only still leads: it takes the configuration out of the joint state.
-      this.becomeFollower(this.term, None);
+      // Removed (or demoted): a leader outside the voters must not keep leading, but it hands off
+      // first (see handoffIndex). While joint, a leader of the outgoing half only still leads: it
+      // takes the configuration out of the joint state.
+      if (this.handoffIndex === 0) {
+        this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }]);
+        this.handoffIndex = this.raftLog.lastIndex();
+        this.bcastAppend();
+      }
       return cs;
     }
     if (this.maybeCommit()) {

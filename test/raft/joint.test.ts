@@ -124,8 +124,10 @@ describe('joint consensus in a cluster', () => {
     const net = cluster();
     net.node(1).proposeConfChange({ transition: 'auto', changes: [remove(1), add(4)] });
     net.stabilize();
-    // It proposed the leave entry while joint (it is a voter of the outgoing half) and stepped down when it applied.
+    // It proposed the leave entry while joint (it is a voter of the outgoing half) and steps down after the hand-off.
     expect(confChangesIn(net, 1).map((c) => c.changes.length)).toEqual([2, 0]);
+    net.tick(1, 10);
+    net.stabilize();
     expect(net.node(1).status().state).toBe(StateType.StateFollower);
     for (const id of [2, 3, 4]) expect(net.node(id).status().conf).toEqual({ voters: [2, 3, 4], learners: [] });
     net.tickAll(30);

@@ -277,8 +277,13 @@ export class Simulation {
     // An operator shuts down the nodes the cluster removed: one that never learned of its removal would otherwise
     // keep deposing leaders with higher terms where neither PreVote nor CheckQuorum guards (Raft thesis 4.2.3).
     const latest = [...this.nodes.values()].reduce((a, b) => (b.applied > a.applied ? b : a));
-    // A voter of the outgoing half of a joint configuration is still a member.
-    const members = new Set([...latest.conf.voters, ...latest.conf.learners, ...(latest.conf.votersOutgoing ?? []), ...(latest.conf.learnersNext ?? [])]);
+    // A node stays while any node's configuration still counts it (a voter of a joint configuration's outgoing half
+    // included): a follower that has not yet learned that its leader's removal committed still needs its vote.
+    const members = new Set<number>();
+    for (const n of this.nodes.values()) {
+      const c = n.conf;
+      for (const id of [...c.voters, ...c.learners, ...(c.votersOutgoing ?? []), ...(c.learnersNext ?? [])]) members.add(id);
+    }
     for (const n of this.nodes.values()) {
       if (!members.has(n.id)) {
         if (n.up) this.crash(n);
