@@ -17,7 +17,7 @@ describe('seeded simulation with joint membership changes', () => {
       for (let seed = 1; seed <= SEEDS && failures.length < 5; seed++) {
         await nextTurn();
         try {
-          const r = new Simulation({ nodes, seed, steps: DEFAULT_STEPS }).run();
+          const r = new Simulation({ nodes, seed, steps: DEFAULT_STEPS, joint: true }).run();
           joint += r.jointChangesApplied ?? 0;
           changes += r.confChangesApplied;
         } catch (err) {

@@ -46,6 +46,11 @@ export interface SimOptions {
   mutation?: 'ack-before-persist' | 'lying-disk';
   /** Serve reads by lease (readOnlyOption 'lease') on seeds that run CheckQuorum, with perfect clocks. */
   lease?: boolean;
+  /**
+   * Also propose joint membership changes (add two/remove two, replace the leader, demote a voter). Off by
+   * default, so that the seeds of runs without it keep their random streams.
+   */
+  joint?: boolean;
 }
 
 export interface SimResult {
@@ -67,8 +72,8 @@ export interface SimResult {
   recoveryTicks: number;
 }
 
-export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease'>): string {
-  const extra = `${o.lease === true ? ' --lease' : ''}${o.mutation !== undefined ? ` --mutation ${o.mutation}` : ''}`;
+export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease' | 'joint'>): string {
+  const extra = `${o.lease === true ? ' --lease' : ''}${o.joint === true ? ' --joint' : ''}${o.mutation !== undefined ? ` --mutation ${o.mutation}` : ''}`;
   return `npm run sim -- --nodes ${o.nodes} --seed ${o.seed} --steps ${o.steps}${extra}`;
 }
 
@@ -76,7 +81,7 @@ export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | '
 export class SimFailure extends Error {
   readonly code = 'SIM_FAILURE';
   constructor(
-    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease'>,
+    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease' | 'joint'>,
     readonly step: number,
     readonly time: number,
     override readonly cause: unknown,
@@ -472,7 +477,7 @@ export class Simulation {
       if (leader.conf.autoLeave !== true) this.proposeJoint(leader, { transition: 'auto', changes: [] });
       return;
     }
-    if (this.rng.chance(0.5) && this.jointChange(leader)) return;
+    if (this.options.joint === true && this.rng.chance(0.5) && this.jointChange(leader)) return;
     const { voters, learners } = leader.conf;
     const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id));
     const removable = voters.length > Math.max(2, Math.ceil(this.options.nodes / 2)) ? voters.filter((id) => id !== leader.id) : [];
