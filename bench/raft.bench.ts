@@ -60,8 +60,7 @@ function drive(c: Cluster, i: number): void {
     if (rd.entries.length > 0) s.append(rd.entries);
     if (rd.hardState !== undefined) s.setHardState(rd.hardState);
     n.advance(rd);
-    for (const m of rd.messagesAfterPersist) c.inbox[m.to - 1]!.push(m);
-    n.persisted(rd);
+    for (const m of n.persisted(rd)) c.inbox[m.to - 1]!.push(m);
     if (i === c.leader) for (const e of rd.committedEntries) if (e.data.length === ENTRY_BYTES) c.committed++;
   }
 }

@@ -100,7 +100,7 @@ class ReadWorker : public Napi::AsyncWorker {
       error_ = std::make_unique<WalError>(e);
       SetError(e.what());
     } catch (const std::exception& e) {
-      error_ = std::make_unique<WalError>("WAL_IO", std::string("internal error reading ") + path_ + ": " + e.what());
+      error_ = std::make_unique<WalError>(WalCode::kIo, std::string("internal error reading ") + path_ + ": " + e.what());
       SetError(e.what());
     }
   }
@@ -131,7 +131,7 @@ class ScanWorker : public Napi::AsyncWorker {
       error_ = std::make_unique<WalError>(e);
       SetError(e.what());
     } catch (const std::exception& e) {
-      error_ = std::make_unique<WalError>("WAL_IO", std::string("internal error scanning ") + dir_ + ": " + e.what());
+      error_ = std::make_unique<WalError>(WalCode::kIo, std::string("internal error scanning ") + dir_ + ": " + e.what());
       SetError(e.what());
     }
   }
@@ -141,7 +141,7 @@ class ScanWorker : public Napi::AsyncWorker {
       scan = ScanToJs(Env(), result_);
     } catch (const std::exception& e) {
       // The open waiting for this scan must settle, so the failure goes to the callback.
-      Callback().Call({ToJs(Env(), WalError("WAL_IO", std::string("cannot hand over the scan: ") + e.what())).Value()});
+      Callback().Call({ToJs(Env(), WalError(WalCode::kIo, std::string("cannot hand over the scan: ") + e.what())).Value()});
       return;
     }
     Callback().Call({Env().Null(), scan});
@@ -292,7 +292,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     } catch (const WalError& e) {
       throw ToJs(env, e);
     } catch (const std::exception& e) {
-      throw ToJs(env, WalError("WAL_IO", std::string("cannot start the WAL writer: ") + e.what()));
+      throw ToJs(env, WalError(WalCode::kIo, std::string("cannot start the WAL writer: ") + e.what()));
     }
     return env.Undefined();
   }
@@ -424,6 +424,10 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     o.Set("groups", static_cast<double>(s.groups));
     o.Set("segmentsCreated", static_cast<double>(s.segmentsCreated));
     o.Set("segmentsRemoved", static_cast<double>(s.segmentsRemoved));
+    Napi::Array buckets = Napi::Array::New(env, kFsyncBuckets);
+    for (int i = 0; i < kFsyncBuckets; i++) buckets.Set(static_cast<uint32_t>(i), static_cast<double>(s.fsyncBuckets[i]));
+    o.Set("fsyncBuckets", buckets);
+    o.Set("fsyncSeconds", static_cast<double>(s.fsyncNanos) / 1e9);
     return o;
   }
 
@@ -466,7 +470,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("WalHandle", WalHandle::Define(env));
   exports.Set("scan", Napi::Function::New(env, ScanReadOnly));
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
-  exports.Set("crc32cHardware", Napi::Boolean::New(env, Crc32cHasHardware()));
   return exports;
 }
 

@@ -16,7 +16,7 @@ void ReadRecords(int fd, const std::string& path, uint64_t offset, size_t length
     ssize_t n = pread(fd, out + done, length - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw IoError("read", path, errno);
-    if (n == 0) throw WalError("WAL_CORRUPT", "unexpected end of " + path, path, static_cast<int64_t>(offset + done));
+    if (n == 0) throw WalError(WalCode::kCorrupt, "unexpected end of " + path, path, static_cast<int64_t>(offset + done));
     done += static_cast<size_t>(n);
   }
   for (size_t at = 0; at < length;) {
@@ -25,7 +25,7 @@ void ReadRecords(int fd, const std::string& path, uint64_t offset, size_t length
     uint32_t len = ok ? Load32(h + 4) : 0;
     ok = ok && len <= length - at - kHeaderBytes && Crc32c(h + 4, kHeaderBytes - 4 + len) == Load32(h);
     if (!ok)
-      throw WalError("WAL_CORRUPT",
+      throw WalError(WalCode::kCorrupt,
                      "corrupt WAL record in " + path + " at offset " + std::to_string(offset + at) + ": checksum mismatch on read",
                      path, static_cast<int64_t>(offset + at));
     at += Align8(kHeaderBytes + len);

@@ -109,7 +109,7 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     } else if (name != "." && name != ".." && name != kLockName) {
       // A segment renamed, a file copied in by hand: nothing here may be guessed at.
       closedir(d);
-      throw WalError("WAL_CORRUPT", "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK and " + kPreallocName + " belong there)",
+      throw WalError(WalCode::kCorrupt, "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK and " + kPreallocName + " belong there)",
                      JoinPath(dir, name), -1);
     }
   }
@@ -118,7 +118,7 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
   std::sort(segs.begin(), segs.end(), [](const ScannedSegment& x, const ScannedSegment& y) { return x.seq < y.seq; });
   for (size_t i = 1; i < segs.size(); i++)
     if (segs[i].seq != segs[i - 1].seq + 1)
-      throw WalError("WAL_CORRUPT", "segment sequence has a gap: " + segs[i - 1].name + " is followed by " + segs[i].name,
+      throw WalError(WalCode::kCorrupt, "segment sequence has a gap: " + segs[i - 1].name + " is followed by " + segs[i].name,
                      JoinPath(dir, segs[i].name), 0);
   return segs;
 }
@@ -174,7 +174,7 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
       }
       if (kind == kKindSegment) {
         if (Load64(body) == kSegmentMagicV1)
-          throw WalError("WAL_VERSION", path + " was written in WAL format 1, which this version does not read", path, 0);
+          throw WalError(WalCode::kVersion, path + " was written in WAL format 1, which this version does not read", path, 0);
         if (Load64(body) != kSegmentMagic || Load64(body + 8) != seg.seq || Load64(body + 16) != seg.firstIndex) {
           damage = "segment header does not match the file name";
           break;
@@ -226,7 +226,7 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
                                     : " (too many candidate records follow to tell whether this is a torn write)";
     }
     if (!torn)
-      throw WalError("WAL_CORRUPT",
+      throw WalError(WalCode::kCorrupt,
                      std::string("corrupt WAL record in ") + path + " at offset " + std::to_string(off) + ": " + damage + why, path,
                      static_cast<int64_t>(off));
     size_t end = m.size;

@@ -18,7 +18,7 @@
 namespace raftlog {
 
 WalError IoError(const std::string& what, const std::string& path, int err) {
-  return WalError("WAL_IO", what + " " + path + ": " + strerror(err));
+  return WalError(WalCode::kIo, what + " " + path + ": " + strerror(err));
 }
 
 std::string SegmentName(uint64_t seq, uint64_t firstIndex) {
@@ -76,12 +76,12 @@ std::string Base(const std::string& path) {
 }
 
 WalError Locked(const std::string& dir) {
-  return WalError("WAL_LOCKED", "WAL directory " + dir + " is already open (locked by " + JoinPath(dir, kLockName) +
+  return WalError(WalCode::kLocked, "WAL directory " + dir + " is already open (locked by " + JoinPath(dir, kLockName) +
                                     "); close the other instance or process first");
 }
 
 WalError Fenced(const std::string& dir) {
-  return WalError("WAL_IO", JoinPath(dir, kLockName) +
+  return WalError(WalCode::kIo, JoinPath(dir, kLockName) +
                                 " no longer names the file this instance locked: another instance may be writing " +
                                 dir + ", so this one stops writing");
 }
@@ -199,7 +199,7 @@ std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir) {
     bool created = false;
     if (fd < 0 && errno == ENOENT) {
       if (HasWalFiles(dir))
-        throw WalError("WAL_LOCK_MISSING",
+        throw WalError(WalCode::kLockMissing,
                        "WAL directory " + dir + " holds segments but no " + kLockName +
                            " file, so it may still be open in a process whose lock file was removed. Make sure no "
                            "process uses it, then create an empty file " +
@@ -219,7 +219,7 @@ std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir) {
     SyncDir(Parent(dir));
     return lock;
   }
-  throw WalError("WAL_LOCKED", "the lock file of WAL directory " + dir +
+  throw WalError(WalCode::kLocked, "the lock file of WAL directory " + dir +
                                    " keeps changing while opening it; another process is opening or removing it");
 }
 

@@ -39,7 +39,7 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
   } catch (const std::exception& e) {
     // No destructor runs for a half-built writer: join what started, close the fds.
     Stop();
-    throw WalError("WAL_IO", std::string("cannot start the WAL threads: ") + e.what());
+    throw WalError(WalCode::kIo, std::string("cannot start the WAL threads: ") + e.what());
   }
 }
 
@@ -75,8 +75,10 @@ void Writer::Stop() {
 }
 
 WriterStats Writer::Stats() const {
-  return {writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), segmentsCreated_.load(),
-          segmentsRemoved_.load()};
+  WriterStats s{writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), segmentsCreated_.load(),
+                segmentsRemoved_.load(), {}, fsyncNanos_.load()};
+  for (int i = 0; i < kFsyncBuckets; i++) s.fsyncBuckets[i] = fsyncBuckets_[i].load();
+  return s;
 }
 
 void Writer::Run() {
@@ -198,7 +200,13 @@ void Writer::FlushAndSync() {
   if (!iov_.empty()) Flush();
   if (!dirty_) return;
   if (options_.sync) {
+    auto t0 = std::chrono::steady_clock::now();
     if (fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
+    auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+    int b = 0;
+    for (uint64_t bound = 1000000; b < kFsyncBuckets - 1 && ns > bound; bound *= 2) b++;
+    fsyncBuckets_[b]++;
+    fsyncNanos_ += ns;
     fsyncs_++;
   }
   dirty_ = false;
@@ -208,7 +216,7 @@ void Writer::FlushAndSync() {
 
 void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
   if (seq != seq_ + 1)
-    throw WalError("WAL_IO", "internal error: asked to write segment " + std::to_string(seq) + " after " +
+    throw WalError(WalCode::kIo, "internal error: asked to write segment " + std::to_string(seq) + " after " +
                                  std::to_string(seq_));
   // Before adding a file, make sure no one else can be writing here.
   if (options_.lock != nullptr && options_.lock->Verify()) Notice("re-created the deleted lock file", 0, 0);
@@ -244,7 +252,7 @@ int Writer::TakePreallocated() {
   {
     std::unique_lock<std::mutex> lock(pmu_);
     pcv_.wait(lock, [this] { return preallocDone_ || stopping_; });
-    if (!preallocDone_) throw WalError("WAL_CLOSED", "WAL is closing");
+    if (!preallocDone_) throw WalError(WalCode::kClosed, "WAL is closing");
     preallocDone_ = false;
     if (preallocError_.empty()) {
       int fd = preallocFd_;
@@ -275,7 +283,7 @@ int Writer::OpenRetrying(const std::string& path, int flags) {
     Notice("create " + path + ": " + strerror(err) + "; retrying", attempt, delayMs);
     std::unique_lock<std::mutex> lock(pmu_);
     if (pcv_.wait_for(lock, std::chrono::milliseconds(delayMs), [this] { return stopping_.load(); }))
-      throw WalError("WAL_CLOSED", "WAL is closing");
+      throw WalError(WalCode::kClosed, "WAL is closing");
     delayMs = std::min(delayMs * 2, 1000);
   }
 }

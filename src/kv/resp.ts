@@ -5,6 +5,7 @@
 // a bulk string's bytes go straight into one buffer of its announced length,
 // and only an unfinished header line is kept back (in a growable buffer with a
 // read cursor). Every limit is checked before the memory it guards is taken.
+import { CodedError } from '../errors.js';
 
 export type RespErrorCode =
   | 'RESP_PROTOCOL' // malformed bytes
@@ -13,13 +14,9 @@ export type RespErrorCode =
   | 'RESP_COMMAND_TOO_LARGE'
   | 'RESP_INLINE_TOO_LONG';
 
-export class RespProtocolError extends Error {
-  constructor(
-    readonly code: RespErrorCode,
-    message: string,
-  ) {
-    super(`Protocol error: ${message}`);
-    this.name = 'RespProtocolError';
+export class RespProtocolError extends CodedError<RespErrorCode> {
+  constructor(code: RespErrorCode, message: string) {
+    super(code, `Protocol error: ${message}`);
   }
 }
 

@@ -9,7 +9,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { CodedError } from '../errors.js';
+import type { LogMetrics } from '../log/metrics.js';
 import { formatAddress, parseAddress } from '../transport/address.js';
+import { formatInfo } from './info.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
 import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, type Reply } from './resp.js';
 
@@ -18,21 +21,26 @@ export interface KvLog {
   append(data: Uint8Array): Promise<{ index: number; term: number; result: unknown }>;
   barrier(): Promise<void>;
   status(): object;
+  /** For INFO's # WAL section, when the log has them. */
+  metrics?(): LogMetrics;
 }
 
-class CommandError extends Error {}
+/** A command the server refuses; the message is the RESP error line the client gets. */
+type CommandErrorCode = 'KV_WRONG_ARITY' | 'KV_NO_SUCH_DB' | 'KV_UNKNOWN_COMMAND';
+
+class CommandError extends CodedError<CommandErrorCode> {}
 
 const WRITES: Record<string, (args: Buffer[]) => KvCommand> = {
   SET: (a) => {
-    if (a.length !== 2) throw new CommandError("ERR wrong number of arguments for 'set' command (options are not supported)");
+    if (a.length !== 2) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'set' command (options are not supported)");
     return ['SET', a[0]!, a[1]!];
   },
   DEL: (a) => {
-    if (a.length < 1) throw new CommandError("ERR wrong number of arguments for 'del' command");
+    if (a.length < 1) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'del' command");
     return ['DEL', ...a];
   },
   INCR: (a) => {
-    if (a.length !== 1) throw new CommandError("ERR wrong number of arguments for 'incr' command");
+    if (a.length !== 1) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'incr' command");
     return ['INCR', a[0]!];
   },
 };
@@ -41,16 +49,6 @@ function toReply(r: KvResult): Reply {
   if ('error' in r) return new Error(r.error);
   if ('int' in r) return r.int;
   return OK;
-}
-
-/** INFO: the node's raft status as `key:value` lines. */
-function info(status: object): string {
-  const lines = ['# Raft'];
-  for (const [k, v] of Object.entries(status)) {
-    if (v === undefined) continue;
-    lines.push(`${k}:${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
-  }
-  return lines.join('\r\n') + '\r\n';
 }
 
 /** RAFT.MEMBERS: one line per member: id, address, voter or learner. */
@@ -193,18 +191,18 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       case 'PING':
         return rest.length === 0 ? new RespSimple('PONG') : rest[0]!;
       case 'ECHO':
-        if (rest.length !== 1) throw new CommandError("ERR wrong number of arguments for 'echo' command");
+        if (rest.length !== 1) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'echo' command");
         return rest[0]!;
       case 'GET':
       case 'EXISTS': {
-        if (rest.length < 1 || (name === 'GET' && rest.length !== 1)) throw new CommandError(`ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+        if (rest.length < 1 || (name === 'GET' && rest.length !== 1)) throw new CommandError('KV_WRONG_ARITY', `ERR wrong number of arguments for '${name.toLowerCase()}' command`);
         // A read follows this connection's earlier writes and everything committed before it.
         await lastWrite.catch(() => undefined);
         await log.barrier();
         return name === 'GET' ? (kv.get(rest[0]!) ?? null) : rest.filter((k) => kv.has(k)).length;
       }
       case 'INFO':
-        return info(log.status());
+        return formatInfo(log.status(), log.metrics?.());
       case 'RAFT.MEMBERS':
         return members(log.status());
       case 'DBSIZE':
@@ -214,10 +212,10 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       case 'CONFIG':
         return []; // redis-cli and redis-benchmark ask at start; an empty answer is accepted
       case 'SELECT':
-        if (rest[0]?.toString() !== '0') throw new CommandError('ERR only database 0 exists');
+        if (rest[0]?.toString() !== '0') throw new CommandError('KV_NO_SUCH_DB', 'ERR only database 0 exists');
         return OK;
       default:
-        throw new CommandError(`ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}'`);
+        throw new CommandError('KV_UNKNOWN_COMMAND', `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}'`);
     }
   };
 

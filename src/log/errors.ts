@@ -1,11 +1,23 @@
-export class LogError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+// The replicated log's errors, each with a stable code.
+import { CodedError } from '../errors.js';
+
+export type LogErrorCode =
+  | 'APPEND_NOT_COMMITTED'
+  | 'APPEND_OUTCOME_UNKNOWN'
+  | 'LOG_CLOSED'
+  | 'NOT_LEADER'
+  | 'TIMEOUT'
+  | 'INVALID_ARGUMENT'
+  | 'LOG_FATAL'
+  | 'LOG_COMPACTED'
+  | 'LOG_CORRUPT'
+  | 'LOG_OPEN_FAILED'
+  | 'NO_LEADER'
+  | 'RECORD_TOO_LARGE'
+  | 'OVERLOADED'
+  | 'NOT_CAUGHT_UP';
+
+export class LogError extends CodedError<LogErrorCode> {}
 
 /** The record was certainly not committed: it is safe to append it again. */
 export class NotCommittedError extends LogError {

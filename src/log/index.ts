@@ -1,5 +1,6 @@
 // The product: the replicated log applications embed.
-export { ReplicatedLog, type LogStatus, type MembershipChange, type ReplicatedLogDeps } from './replicated-log.js';
+export { ReplicatedLog, type LogEvents, type LogStatus, type MembershipChange, type ReplicatedLogDeps } from './replicated-log.js';
+export type { HistogramData, LogMetrics } from './metrics.js';
 export { DEFAULTS, type ReplicatedLogOptions } from './options.js';
 export type { AppendResult } from './proposals.js';
 export { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
@@ -11,6 +12,7 @@ export {
   InvalidArgumentError,
   LogCorruptError,
   LogError,
+  type LogErrorCode,
   NoLeaderError,
   NotCaughtUpError,
   NotCommittedError,

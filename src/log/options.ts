@@ -96,6 +96,13 @@ export interface ReplicatedLogOptions<R = unknown> {
    */
   insecure?: boolean;
   /**
+   * Start as a member just added to a running cluster (`addMember`/`addLearner` on its
+   * leader first): the node does not bootstrap a configuration of its own from `peers`,
+   * it takes the cluster's from the leader. `peers` names the existing members (whose
+   * messages it accepts) and this node. Keep it on every restart of that node.
+   */
+  join?: boolean;
+  /**
    * Where the node reports what an operator needs to know (a pino logger fits:
    * `trace/debug/info/warn/error(fields, message)` and `child(bindings)`). Default: silent.
    */
@@ -144,6 +151,7 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   clusterSecret: (v) => (isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)) ? null : 'must be a string, a Buffer, or a non-empty list of them'),
   tls: object,
   insecure: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
+  join: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
   logger: hasMethods('trace', 'debug', 'info', 'warn', 'error', 'child'),
 };
 

@@ -1,14 +1,26 @@
 // Every error the core throws is a RaftError with a stable `code`, so callers
 // branch on the code and never on the message text.
+import { CodedError } from '../errors.js';
 
-export class RaftError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+export type RaftErrorCode =
+  | 'RAFT_PROPOSAL_DROPPED'
+  | 'RAFT_READ_INDEX_DROPPED'
+  | 'RAFT_COMPACTED'
+  | 'RAFT_UNAVAILABLE'
+  | 'RAFT_SNAPSHOT_TEMPORARILY_UNAVAILABLE'
+  | 'RAFT_SNAP_OUT_OF_DATE'
+  | 'RAFT_INVALID_MESSAGE'
+  | 'RAFT_STEP_LOCAL_MSG'
+  | 'RAFT_STEP_PEER_NOT_FOUND'
+  | 'RAFT_SNAPSHOT_REFUSED'
+  | 'RAFT_INVALID_CONFIG'
+  | 'RAFT_INVALID_CONF_CHANGE'
+  | 'RAFT_NO_LEADER'
+  | 'RAFT_LEADER_TRANSFER'
+  | 'RAFT_READY_PROTOCOL'
+  | 'RAFT_CORRUPT_STATE';
+
+export class RaftError extends CodedError<RaftErrorCode> {}
 
 export type ProposalDropReason =
   | 'no-leader'

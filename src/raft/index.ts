@@ -2,7 +2,7 @@
 export * from './types.js';
 export { RawNode } from './raw-node.js';
 export type { Config } from './config.js';
-export type { ReadOnlyOption } from './read-only.js';
+export { readContextKey, type ReadOnlyOption } from './read-only.js';
 export { MemoryStorage } from './storage.js';
 export { encodeConfChange, decodeConfChange, encodeConfChangeV2, decodeConfChangeEntry, MAX_CHANGES } from './confchange.js';
 export { applyConfChangeV2, leaveJoint, isJoint } from './changer.js';
@@ -10,6 +10,7 @@ export { entrySize, ENTRY_OVERHEAD } from './size.js';
 export { validateMessage } from './validate.js';
 export {
   RaftError,
+  type RaftErrorCode,
   ProposalDroppedError,
   type ProposalDropReason,
   ReadIndexDroppedError,

@@ -27,6 +27,13 @@ export function majorityIndex(scratch: number[], n: number): number {
   return scratch[n - (Math.floor(n / 2) + 1)]!;
 }
 
+/** Whether the nodes in `acks` hold a majority of `voters` (acks from non-voters do not count). */
+export function hasQuorum(voters: readonly number[], acks: ReadonlySet<number>): boolean {
+  let n = 0;
+  for (const id of voters) if (acks.has(id)) n++;
+  return n >= Math.floor(voters.length / 2) + 1;
+}
+
 /** The outcome of an election among `voters`, given the votes received so far. */
 export function voteResult(voters: readonly number[], votes: ReadonlyMap<number, boolean>): VoteResult {
   if (voters.length === 0) return VoteResult.VoteWon;

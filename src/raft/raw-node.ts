@@ -250,10 +250,6 @@ export class RawNode {
       if (m.to === r.id) {
         if (selfMessages === EMPTY) selfMessages = [];
         selfMessages.push(m);
-      } else if (m.type === MessageType.MsgAppResp && !m.reject && log.zeroTerm(m.index) !== m.logTerm) {
-        // A later append in this same batch of input truncated what this ack names: it would
-        // promise entries the log no longer holds. Dropping it is safe (as if it were lost).
-        continue;
       } else {
         if (messagesAfterPersist === EMPTY) messagesAfterPersist = [];
         messagesAfterPersist.push(m);
@@ -332,9 +328,12 @@ export class RawNode {
   /**
    * rd's snapshot, entries and hardState are durable (and so are those of
    * every Ready handed out before it): the leader may now count itself for
-   * them, and rd.messagesAfterPersist may be sent.
+   * them. Returns the messages to send now: the messagesAfterPersist of rd and
+   * of every earlier Ready it covers, less the acknowledgements that are no
+   * longer true (see stillTrue). Send exactly these, never
+   * rd.messagesAfterPersist itself.
    */
-  persisted(rd: Ready): void {
+  persisted(rd: Ready): Message[] {
     let at = -1;
     for (let i = 0; i < this.inFlight.length; i++) {
       if (this.inFlight[i]!.rd === rd) {
@@ -344,13 +343,40 @@ export class RawNode {
     }
     if (at < 0) throw new ReadyProtocolError('persisted() for a Ready that is unknown or already persisted');
     const r = this.raft;
+    let out: Message[] = EMPTY;
     for (let k = 0; k <= at; k++) {
       const f = this.inFlight.shift()!;
       if (f.snapshotIndex > 0) r.raftLog.unstable.stableSnapTo(f.snapshotIndex);
       if (f.lastIndex > 0) r.raftLog.unstable.stableTo(f.lastIndex, f.lastTerm);
       const self = f.selfMessages;
       for (let i = 0; i < self.length; i++) r.step(self[i]!);
+      const send = this.stillTrue(f.rd.messagesAfterPersist);
+      if (send.length > 0) out = out.length === 0 ? send : out.concat(send);
     }
+    return out;
+  }
+
+  /**
+   * An acknowledgement promises that the log holds the entry it names (index,
+   * logTerm). Between the ack's Ready and its persisted() a later input may
+   * overwrite that entry (a new leader truncated the log), and one group fsync
+   * can make both writes durable before the ack leaves: sent, it would promise
+   * an entry the log no longer holds, and an old leader could count it toward
+   * a commit. Such an ack is dropped, as if the network had lost it; the
+   * leader asks again. Checked against everything this node has accepted,
+   * durable or not, so an overwrite still in flight also counts. An entry
+   * compacted away has no known term, so an ack naming one is dropped too.
+   */
+  private stillTrue(msgs: Message[]): Message[] {
+    const log = this.raft.raftLog;
+    let out: Message[] | null = null;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      const stale = m.type === MsgAppResp && !m.reject && log.zeroTerm(m.index) !== m.logTerm;
+      if (stale && out === null) out = msgs.slice(0, i);
+      else if (!stale && out !== null) out.push(m);
+    }
+    return out ?? msgs;
   }
 
   /** Number of Readys handed out whose writes are not yet reported durable. */

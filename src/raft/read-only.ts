@@ -12,8 +12,12 @@ interface ReadIndexStatus {
   acks: Set<number>;
 }
 
-/** Contexts are bytes; the pending table is keyed by their latin1 spelling. */
-export function contextKey(ctx: Uint8Array): string {
+/**
+ * A ReadIndex context as a map key: contexts are bytes, and the core's pending
+ * table and the caller's table of waiting reads both key them by their latin1
+ * spelling (one byte, one char: distinct contexts never share a key).
+ */
+export function readContextKey(ctx: Uint8Array): string {
   let s = '';
   for (let i = 0; i < ctx.length; i++) s += String.fromCharCode(ctx[i]!);
   return s;
@@ -27,7 +31,7 @@ export class ReadOnly {
 
   /** Registers a request seen at commit index `index`; a duplicate context is ignored. */
   addRequest(index: number, req: Message): void {
-    const key = contextKey(req.context!);
+    const key = readContextKey(req.context!);
     if (this.pending.has(key)) return;
     this.pending.set(key, { req, index, acks: new Set() });
     this.queue.push(key);
@@ -35,7 +39,7 @@ export class ReadOnly {
 
   /** Records a heartbeat acknowledgement; returns the acks so far, or undefined for an unknown context. */
   recvAck(id: number, ctx: Uint8Array): ReadonlySet<number> | undefined {
-    const rs = this.pending.get(contextKey(ctx));
+    const rs = this.pending.get(readContextKey(ctx));
     if (rs === undefined) return undefined;
     rs.acks.add(id);
     return rs.acks;
@@ -46,7 +50,7 @@ export class ReadOnly {
    * before it (a later heartbeat round proves leadership for earlier ones too).
    */
   advance(ctx: Uint8Array): { req: Message; index: number }[] {
-    const key = contextKey(ctx);
+    const key = readContextKey(ctx);
     const at = this.queue.indexOf(key);
     if (at < 0) return [];
     const done = this.queue.slice(0, at + 1);

@@ -174,7 +174,8 @@ export interface ReadState {
  *  2. persist `snapshot`, `entries` and `hardState` (entries may overwrite a suffix);
  *  3. call `advance(rd)` as soon as the Ready is handed out (the next Ready may be taken
  *     while this one's write is still in flight);
- *  4. once step 2 is durable: send `messagesAfterPersist`, then call `persisted(rd)`;
+ *  4. once step 2 is durable: call `persisted(rd)` and send the messages it returns
+ *     (`messagesAfterPersist` less any acknowledgement a later Ready made untrue);
  *  5. apply `committedEntries` in order (after `snapshot`, if any).
  */
 export interface Ready {
@@ -190,7 +191,10 @@ export interface Ready {
   committedEntries: Entry[];
   /** Safe to send before anything in this Ready is durable. */
   messages: Message[];
-  /** Votes, MsgAppResps and the like: send only after this Ready's entries, hardState and snapshot are durable. */
+  /**
+   * Votes, MsgAppResps and the like, which promise durability. Never sent from here: `persisted(rd)` returns
+   * the ones still true once this Ready's entries, hardState and snapshot are durable.
+   */
   messagesAfterPersist: Message[];
   /** True when entries, hardState or snapshot must be fsynced. */
   mustSync: boolean;

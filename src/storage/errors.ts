@@ -1,11 +1,13 @@
-export class StorageError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+// The storage layer's own errors (the WAL's are WalErrors), each with a stable code.
+import { CodedError } from '../errors.js';
+
+export type StorageErrorCode =
+  | 'SNAPSHOT_CORRUPT'
+  | 'SNAPSHOT_MISSING'
+  | 'SNAPSHOT_VERSION'
+  | 'STATE_CORRUPT';
+
+export class StorageError extends CodedError<StorageErrorCode> {}
 
 /** A snapshot file failed its checksum or is malformed: never used. */
 export class SnapshotCorruptError extends StorageError {

@@ -1,5 +1,6 @@
 // Every way a peer connection can go wrong gets a class and a stable code, so the
 // logged reason for closing a connection is greppable and tests can assert on it.
+import { CodedError } from '../errors.js';
 
 export type TransportErrorCode =
   | 'TRANSPORT_FRAME_TOO_LARGE'
@@ -17,15 +18,7 @@ export type TransportErrorCode =
   | 'TRANSPORT_IDLE_TIMEOUT'
   | 'TRANSPORT_TOO_MANY_CONNECTIONS';
 
-export class TransportError extends Error {
-  constructor(
-    readonly code: TransportErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+export class TransportError extends CodedError<TransportErrorCode> {}
 
 /** A frame's length prefix exceeds maxFrameBytes (or a snapshot exceeds maxSnapshotBytes). */
 export class FrameTooLargeError extends TransportError {

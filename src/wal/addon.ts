@@ -33,6 +33,9 @@ export interface NativeStats {
   groups: number;
   segmentsCreated: number;
   segmentsRemoved: number;
+  /** Per-bucket counts of fdatasync durations, bounds FSYNC_BUCKETS then +Inf. */
+  fsyncBuckets: number[];
+  fsyncSeconds: number;
 }
 
 export interface NativeHandle {
@@ -67,7 +70,6 @@ export interface NativeAddon {
   scan(dir: string): NativeScan;
   /** CRC32C of data; with `previous`, of the bytes `previous` was computed over followed by data. */
   crc32c(data: Uint8Array, software?: boolean, previous?: number): number;
-  crc32cHardware: boolean;
 }
 
 function packageRoot(): string {

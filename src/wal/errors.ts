@@ -1,17 +1,24 @@
 // Every failure of the WAL is one of these classes, each with a stable `code`
 // string that callers may switch on.
+import { CodedError } from '../errors.js';
 
-export abstract class WalError extends Error {
-  abstract readonly code: string;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export type WalErrorCode =
+  | 'WAL_CORRUPT'
+  | 'WAL_LOCKED'
+  | 'WAL_LOCK_MISSING'
+  | 'WAL_IO'
+  | 'WAL_CLOSED'
+  | 'WAL_INVALID_ARGUMENT'
+  | 'WAL_GAP'
+  | 'WAL_COMPACTED'
+  | 'WAL_UNAVAILABLE'
+  | 'WAL_VERSION'
+  | 'WAL_NOT_BUILT';
+
+export abstract class WalError extends CodedError<WalErrorCode> {}
 
 /** A record failed its checksum or framing somewhere other than a torn tail. Nothing is skipped: open fails. */
 export class WalCorruptError extends WalError {
-  readonly code = 'WAL_CORRUPT';
   constructor(
     message: string,
     /** The damaged segment file. */
@@ -19,13 +26,15 @@ export class WalCorruptError extends WalError {
     /** Byte offset of the damaged record in `file`. */
     readonly offset: number,
   ) {
-    super(message);
+    super('WAL_CORRUPT', message);
   }
 }
 
 /** The directory is already open (in this process or another one). */
 export class WalLockedError extends WalError {
-  readonly code = 'WAL_LOCKED';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_LOCKED', message, options);
+  }
 }
 
 /**
@@ -35,53 +44,68 @@ export class WalLockedError extends WalError {
  * file in it, and open again.
  */
 export class WalLockMissingError extends WalError {
-  readonly code = 'WAL_LOCK_MISSING';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_LOCK_MISSING', message, options);
+  }
 }
 
 /** A write or fsync failed. The instance is failed for good: reopen it (never retry an fsync). */
 export class WalIoError extends WalError {
-  readonly code = 'WAL_IO';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_IO', message, options);
+  }
 }
 
 /** The WAL was closed (or is closing). */
 export class WalClosedError extends WalError {
-  readonly code = 'WAL_CLOSED';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_CLOSED', message, options);
+  }
 }
 
 /** A malformed argument: wrong type, negative or non-integer index, payload that is not a Uint8Array. */
 export class WalInvalidArgumentError extends WalError {
-  readonly code = 'WAL_INVALID_ARGUMENT';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_INVALID_ARGUMENT', message, options);
+  }
 }
 
 /** Entries that would leave a hole in the log (or rewrite entries below the first index). */
 export class WalGapError extends WalError {
-  readonly code = 'WAL_GAP';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_GAP', message, options);
+  }
 }
 
 /** A read below firstIndex - 1: those entries were compacted into the snapshot. */
 export class WalCompactedError extends WalError {
-  readonly code = 'WAL_COMPACTED';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_COMPACTED', message, options);
+  }
 }
 
 /** A read above lastIndex. */
 export class WalUnavailableError extends WalError {
-  readonly code = 'WAL_UNAVAILABLE';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_UNAVAILABLE', message, options);
+  }
 }
 
 /** A segment was written in a WAL format this version does not read. */
 export class WalVersionError extends WalError {
-  readonly code = 'WAL_VERSION';
   constructor(
     message: string,
     readonly file: string,
   ) {
-    super(message);
+    super('WAL_VERSION', message);
   }
 }
 
 /** The native addon is missing: it is compiled by `npm ci` / `npm run build:native`. */
 export class WalNotBuiltError extends WalError {
-  readonly code = 'WAL_NOT_BUILT';
+  constructor(message: string, options?: ErrorOptions) {
+    super('WAL_NOT_BUILT', message, options);
+  }
 }
 
 interface NativeErrorShape {

@@ -415,6 +415,8 @@ export class Wal {
       segments: this.#segments.length,
       segmentsCreated: s.segmentsCreated,
       segmentsRemoved: s.segmentsRemoved,
+      fsyncBuckets: s.fsyncBuckets,
+      fsyncSeconds: s.fsyncSeconds,
       cachedEntries: this.#cache.size,
       cachedBytes: this.#cache.bytes,
     };

@@ -1,6 +1,8 @@
 // The layer graph of docs/architecture.md, checked against every import in
-// src/: a layer imports only the layers below it, never one above, and the
-// leaf modules at the root of src/ (besides index.ts) import no layer at all.
+// src/: a layer imports only the layers below it, never one above. The leaf
+// modules at the root of src/ (besides index.ts: errors.ts, the CodedError base
+// of every error family, and logger.ts) import no layer at all, so every layer
+// may import them; the pure core imports nothing from Node, not even through a leaf.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +18,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   transport: ['raft'],
   log: ['raft', 'wal', 'storage', 'transport'],
   kv: ['log', 'raft', 'wal', 'storage', 'transport'],
-  cli: ['kv', 'log', 'raft', 'wal', 'storage', 'transport'],
+  admin: ['log', 'raft', 'wal', 'storage', 'transport'],
+  cli: ['admin', 'kv', 'log', 'raft', 'wal', 'storage', 'transport'],
 };
 
 function sources(dir: string): string[] {
@@ -27,16 +30,19 @@ function sources(dir: string): string[] {
   });
 }
 
-/** Relative import specifiers of a file (static imports, re-exports and dynamic imports). */
-function importsOf(file: string): string[] {
+/** Import specifiers of a file (static imports, re-exports and dynamic imports); relative ones only unless `all`. */
+function importsOf(file: string, all = false): string[] {
   const text = readFileSync(file, 'utf8');
   const out: string[] = [];
   for (const m of text.matchAll(/(?:^|[\s;])(?:import|export)\s[^'";]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm)) {
     const spec = m[1] ?? m[2]!;
-    if (spec.startsWith('.')) out.push(spec);
+    if (all || spec.startsWith('.')) out.push(spec);
   }
   return out;
 }
+
+/** The root leaf modules: every layer may import them. */
+const LEAVES = ['errors.ts', 'logger.ts'];
 
 /** The layer a path in src/ belongs to: its top folder, or null for a root module. */
 function layerOf(path: string): string | null {
@@ -62,6 +68,23 @@ describe('layering', () => {
   it('every import in src/ points down the layer graph', () => {
     const bad = sources(SRC).flatMap((file) => importsOf(file).map((spec) => verdict(file, spec)));
     expect(bad.filter((v) => v !== null)).toEqual([]);
+  });
+
+  it('the root leaf modules import nothing, and every layer may import them', () => {
+    const roots = readdirSync(SRC).filter((n) => n.endsWith('.ts') && n !== 'index.ts');
+    expect(roots.sort()).toEqual([...LEAVES].sort());
+    for (const leaf of LEAVES) expect(importsOf(join(SRC, leaf), true), leaf).toEqual([]);
+    for (const layer of Object.keys(ALLOWED)) expect(verdict(join(SRC, layer, 'x.ts'), '../errors.js'), layer).toBeNull();
+    // Every error family is built on the shared base.
+    for (const layer of ['raft', 'wal', 'storage', 'transport', 'log']) {
+      expect(importsOf(join(SRC, layer, 'errors.ts')), layer).toContain('../errors.js');
+    }
+  });
+
+  it('the consensus core imports nothing from Node or any package', () => {
+    const core = sources(join(SRC, 'raft')).flatMap((file) => importsOf(file, true).filter((s) => !s.startsWith('.')).map((s) => `${relative(SRC, file)}: ${s}`));
+    expect(core).toEqual([]);
+    expect(sources(join(SRC, 'raft')).length).toBeGreaterThan(5);
   });
 
   it('the check sees the imports it must judge', () => {

@@ -100,8 +100,7 @@ export class Network {
     if (rd.snapshot !== undefined) p.storage.applySnapshot(rd.snapshot);
     p.storage.append(rd.entries);
     if (rd.hardState !== undefined) p.storage.setHardState(rd.hardState);
-    this.queue.push(...rd.messagesAfterPersist);
-    p.node.persisted(rd);
+    this.queue.push(...p.node.persisted(rd));
     if (rd.snapshot !== undefined) {
       // The state machine restores from the snapshot: its data is the applied sequence so far.
       p.applied = JSON.parse(dec(rd.snapshot.data)) as string[];

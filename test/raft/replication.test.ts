@@ -371,18 +371,3 @@ describe('§5.3 replication through a cluster', () => {
     expect(net.peer(2).applied).toEqual(['a', 'b']);
   });
 });
-
-describe('§5.3 an acknowledgement never outlives the entries it names', () => {
-  it('drops the ack of an append that a later append, handled before the next Ready, truncated', () => {
-    // Node 1 holds 1@1 2@2 3@2, term 2. Leader 2 (term 2) confirms index 3; before node 1 takes a
-    // Ready, leader 3 (term 4) overwrites index 3 with 3@4. The ack to node 2 for 3@2 must not leave.
-    const storage = storageWithTerms([1, 2, 3], [1, 2, 2], 2);
-    const node = newNode(1, storage);
-    node.step(msg({ type: MessageType.MsgApp, from: 2, to: 1, term: 2, index: 3, logTerm: 2, commit: 1 }));
-    node.step(msg({ type: MessageType.MsgApp, from: 3, to: 1, term: 4, index: 2, logTerm: 2, commit: 1, entries: ents(3, [4]) }));
-    const rd = drain(node, storage);
-    const acks = rd.messagesAfterPersist.filter((m) => m.type === MessageType.MsgAppResp && !m.reject);
-    expect(acks.map((m) => [m.to, m.index])).toEqual([[3, 3]]);
-    expect(storage.term(3)).toBe(4);
-  });
-});

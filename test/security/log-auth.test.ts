@@ -73,12 +73,24 @@ describe('ReplicatedLog peer authentication', () => {
       await waitFor('a leader', () => logs.some((l) => l.status().role === 'leader'), 15_000);
       return logs.find((l) => l.status().role === 'leader')!;
     };
-    await (await leader()).append(enc('before'));
+    // On a loaded machine leadership may change under an append; what matters here is that
+    // the cluster commits, so an append whose outcome is lost is made again on the new leader.
+    const appendSurely = async (text: string): Promise<{ index: number }> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await (await leader()).append(enc(text));
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (attempt >= 10 || !['APPEND_OUTCOME_UNKNOWN', 'APPEND_NOT_COMMITTED', 'NO_LEADER', 'TIMEOUT'].includes(code ?? '')) throw err;
+        }
+      }
+    };
+    await appendSurely('before');
 
     // The rotation: every node accepts both, then proves with the new one, then forgets the old.
     for (const step of [[OLD, NEW], [NEW, OLD], [NEW]]) {
       for (const l of logs) l.reloadCredentials({ clusterSecret: step });
-      await (await leader()).append(enc(`during ${step.length}`));
+      await appendSurely(`during ${step.length}`);
     }
 
     // Node 3 comes back knowing only the new secret: its new connections are the test.
@@ -87,7 +99,7 @@ describe('ReplicatedLog peer authentication', () => {
     await follower.close();
     const back = await open(id, NEW);
     logs[id - 1] = back;
-    const last = await (await leader()).append(enc('after'));
+    const last = await appendSurely('after');
     await waitFor('the restarted node to apply the entry appended after it came back', () => back.status().applied >= last.index, 15_000);
 
     // And a node that kept only the old secret is refused.
@@ -96,7 +108,7 @@ describe('ReplicatedLog peer authentication', () => {
     const stale = await open(id, OLD, refusals);
     logs[id - 1] = stale;
     await waitFor('the node with the old secret to be refused', () => refusals.has(/TRANSPORT_AUTH_FAILED|not authenticated/), 15_000);
-    const after = await (await leader()).append(enc('still without it'));
+    const after = await appendSurely('still without it');
     expect(stale.status().applied).toBeLessThan(after.index);
   });
 });

@@ -680,7 +680,7 @@ class Simulation {
     ];
     this.note(`joint change ${JSON.stringify(changes)} (asked of leader ${leader.id})`);
     leader.log!.changeMembership(changes).then(done, (err: unknown) => {
-      const code = (err as LogError).code;
+      const code: string = (err as LogError).code;
       // RAFT_INVALID_CONF_CHANGE: an earlier attempt is still joint (its leave is on the way).
       if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER' && code !== 'RAFT_INVALID_CONF_CHANGE') {
         this.violation(`joint change on node ${leader.id} failed unexpectedly: ${describe(err)}`);

@@ -1,0 +1,139 @@
+// GET / of the admin endpoint: a page for the person on call who would rather
+// look than read. It polls this node's /status and /metrics once a second (with
+// the token from the address's fragment, #token=..., which never leaves the
+// browser except as that Authorization header) and shows
+// the members as this node sees them, the leader highlighted, and two charts
+// over the last five minutes. No build step and nothing fetched from elsewhere.
+export const STATUS_PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>raftlog status</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d2330; background: #f7f8fa; }
+  h1 { font-size: 1.3rem; margin: 0 0 .2rem; }
+  .sub { color: #5b6478; margin-bottom: 1rem; }
+  table { border-collapse: collapse; background: #fff; box-shadow: 0 1px 2px #0002; }
+  th, td { padding: .4rem .8rem; text-align: left; border-bottom: 1px solid #e3e6ec; }
+  th { background: #eef0f4; font-weight: 600; }
+  tr.leader { background: #e6f4ea; font-weight: 600; }
+  .ok { color: #137333; } .bad { color: #b3261e; font-weight: 600; }
+  .charts { display: flex; gap: 1.5rem; margin-top: 1.2rem; flex-wrap: wrap; }
+  .chart { background: #fff; box-shadow: 0 1px 2px #0002; padding: .6rem .8rem; }
+  .chart b { display: block; margin-bottom: .3rem; }
+  #error { color: #b3261e; margin-top: 1rem; }
+</style>
+</head>
+<body>
+<h1>raftlog <span id="node"></span></h1>
+<div class="sub" id="summary">loading...</div>
+<table>
+  <thead><tr><th>member</th><th>address</th><th>role</th><th>match</th><th>lag</th><th>health</th></tr></thead>
+  <tbody id="members"></tbody>
+</table>
+<div class="charts">
+  <div class="chart"><b>commits/s</b><svg id="commits" width="320" height="80"></svg><div id="commits-now"></div></div>
+  <div class="chart"><b>append p99 (ms)</b><svg id="p99" width="320" height="80"></svg><div id="p99-now"></div></div>
+</div>
+<div id="error"></div>
+<script>
+"use strict";
+const WINDOW = 300; // samples kept: five minutes at one a second
+const commits = [], p99s = [];
+let last = null;
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const opts = token ? { headers: { Authorization: "Bearer " + token } } : {};
+
+function metric(text, name) {
+  const out = [];
+  for (const line of text.split("\\n")) {
+    if (line.startsWith("#") || !line.startsWith(name)) continue;
+    const m = /^([a-z_]+)(\\{[^}]*\\})? ([^ ]+)/.exec(line);
+    if (m && m[1] === name) out.push({ labels: m[2] || "", value: Number(m[3]) });
+  }
+  return out;
+}
+
+// p99 of the appends finished since the previous sample, from the histogram's cumulative buckets.
+function p99Since(prev, now) {
+  const total = now.count - prev.count;
+  if (total <= 0) return null;
+  for (let i = 0; i < now.buckets.length; i++) {
+    const [le, c] = now.buckets[i];
+    if (c - (prev.buckets[i] ? prev.buckets[i][1] : 0) >= 0.99 * total) return le * 1000;
+  }
+  return null;
+}
+
+function spark(id, values) {
+  const svg = document.getElementById(id);
+  const w = 320, h = 80, pts = values.filter((v) => v !== null);
+  const max = Math.max(1e-9, ...pts);
+  const step = w / Math.max(1, WINDOW - 1);
+  const off = WINDOW - values.length;
+  let d = "";
+  values.forEach((v, i) => { if (v !== null) d += (d ? "L" : "M") + ((off + i) * step).toFixed(1) + "," + (h - 4 - (v / max) * (h - 8)).toFixed(1); });
+  svg.innerHTML = '<path d="' + d + '" fill="none" stroke="#1a73e8" stroke-width="1.5"/>';
+}
+
+function row(cells, cls) {
+  const tr = document.createElement("tr");
+  if (cls) tr.className = cls;
+  for (const c of cells) {
+    const td = document.createElement("td");
+    if (typeof c === "object") { td.textContent = c.text; td.className = c.cls; } else td.textContent = c;
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+async function poll() {
+  try {
+    const [s, text] = await Promise.all([
+      fetch("status", opts).then((r) => { if (!r.ok) throw new Error("status " + r.status); return r.json(); }),
+      fetch("metrics", opts).then((r) => { if (!r.ok) throw new Error("metrics " + r.status); return r.text(); }),
+    ]);
+    document.getElementById("node").textContent = "node " + s.id;
+    document.getElementById("summary").textContent =
+      "role " + s.role + " · term " + s.term + " · leader " + (s.lead || "none") + " · commit " + s.commit + " · applied " + s.applied;
+    const voters = new Set(s.conf.voters), learners = new Set(s.conf.learners);
+    const body = document.getElementById("members");
+    body.textContent = "";
+    const ids = Object.keys(s.members).map(Number).sort((a, b) => a - b);
+    for (const id of ids) {
+      const p = s.progress ? s.progress[id] : undefined;
+      const role = id === s.lead ? "leader" : learners.has(id) ? "learner" : voters.has(id) ? "follower" : "leaving";
+      const healthy = id === s.lead || id === s.id ? s.lead !== 0 : p ? p.recentActive : null;
+      body.appendChild(row([
+        String(id), s.members[id], role,
+        p ? String(p.match) : "", p ? String(p.lag) : "",
+        healthy === null ? { text: "seen from the leader", cls: "" } : healthy ? { text: "healthy", cls: "ok" } : { text: "unreachable", cls: "bad" },
+      ], id === s.lead ? "leader" : ""));
+    }
+    const commit = metric(text, "raftlog_commit_index")[0];
+    const count = metric(text, "raftlog_append_duration_seconds_count")[0];
+    const buckets = metric(text, "raftlog_append_duration_seconds_bucket")
+      .map((b) => [Number((/le="([^"]+)"/.exec(b.labels) || [])[1]), b.value]).filter((b) => isFinite(b[0]));
+    const now = { t: Date.now(), commit: commit ? commit.value : 0, count: count ? count.value : 0, buckets };
+    if (last) {
+      commits.push(Math.max(0, (now.commit - last.commit) / ((now.t - last.t) / 1000)));
+      p99s.push(p99Since(last, now));
+      if (commits.length > WINDOW) { commits.shift(); p99s.shift(); }
+      spark("commits", commits); spark("p99", p99s);
+      document.getElementById("commits-now").textContent = commits[commits.length - 1].toFixed(0) + " now";
+      const p = p99s[p99s.length - 1];
+      document.getElementById("p99-now").textContent = p === null ? "no appends" : p.toFixed(2) + " ms now";
+    }
+    last = now;
+    document.getElementById("error").textContent = "";
+  } catch (e) {
+    document.getElementById("error").textContent = "this node does not answer: " + e;
+  }
+}
+poll();
+setInterval(poll, 1000);
+</script>
+</body>
+</html>
+`;

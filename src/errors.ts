@@ -1,0 +1,13 @@
+// The one base of every error raftlog throws on purpose: a stable `code` a
+// caller branches on (never the message text, which may change). Each layer
+// narrows `code` to its own literal union. A leaf module: every layer may
+// import it, the pure core included, so it imports nothing, Node included.
+
+export class CodedError<C extends string = string> extends Error {
+  readonly code: C;
+  constructor(code: C, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}

@@ -1,0 +1,97 @@
+/// <reference lib="dom" />
+// The status page in a real browser (headless Chromium, the Debian package that
+// .ci/run installs): it renders the members of a 3-node cluster with the leader
+// highlighted, follows a leadership transfer, and asks for the token it was given.
+import { existsSync } from 'node:fs';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { serveAdmin, type AdminServer } from '../../src/admin/index.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+let browser: Browser;
+beforeAll(async () => {
+  // Not skipped when missing: the browser is part of the test set-up, and a missing one is a failure to see.
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: .ci/run installs it (Debian package chromium)`);
+  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+});
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** The rows the page shows: member id, role, and whether the row is highlighted as the leader. */
+async function rows(page: Page): Promise<Array<{ id: number; role: string; leader: boolean }>> {
+  return page.$$eval('#members tr', (trs) =>
+    trs.map((tr) => ({ id: Number(tr.children[0]!.textContent), role: tr.children[2]!.textContent ?? '', leader: tr.classList.contains('leader') })),
+  );
+}
+
+describe('the status page', () => {
+  it('shows the members with the leader highlighted, and follows a leadership transfer', async () => {
+    const ports = await freePorts(3);
+    const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+    const logs: ReplicatedLog[] = [];
+    const admins: AdminServer[] = [];
+    for (const id of [1, 2, 3]) {
+      const t = tempDir();
+      cleanups.push(t.cleanup);
+      const log = await ReplicatedLog.open({ dataDir: t.dir, id, peers, clusterSecret: 'the status page test secret', tickMs: 10, electionTicks: 20, heartbeatTicks: 2 });
+      cleanups.push(() => log.close());
+      logs.push(log);
+      const admin = await serveAdmin({ log, address: '127.0.0.1:0', ...(id === 1 ? { token: 'page-token' } : {}) });
+      cleanups.push(() => admin.close());
+      admins.push(admin);
+    }
+    await waitFor('a leader', () => logs.some((l) => l.status().role === 'leader'), 15_000);
+    const leader = logs.find((l) => l.status().role === 'leader')!;
+    for (let i = 0; i < 20; i++) await leader.append(enc(`r${i}`));
+
+    // The leader's own page: it knows every member's progress.
+    const page = await browser.newPage();
+    cleanups.push(() => page.close());
+    const at = admins[leader.status().id - 1]!;
+    await page.goto(`http://${at.address}/${leader.status().id === 1 ? '#token=page-token' : ''}`);
+    await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 3, { timeout: 15_000 });
+    const before = await rows(page);
+    expect(before.map((r) => r.id)).toEqual([1, 2, 3]);
+    expect(before.filter((r) => r.leader).map((r) => r.id)).toEqual([leader.status().id]);
+    expect(before.filter((r) => !r.leader).map((r) => r.role)).toEqual(['follower', 'follower']);
+    if (process.env.SCREENSHOT !== undefined) {
+      // For the picture in docs/: some seconds of writes, so the charts have a line to draw.
+      const until = Date.now() + 8_000;
+      while (Date.now() < until) await Promise.all(Array.from({ length: 50 }, (_, i) => leader.append(enc(`s${i}`))));
+      await page.screenshot({ path: process.env.SCREENSHOT });
+    }
+
+    const target = before.find((r) => !r.leader)!.id;
+    await leader.transferLeadership(target);
+    await page.waitForFunction((id) => document.querySelector('#members tr.leader td')?.textContent === String(id), { timeout: 15_000 }, target);
+    const after = await rows(page);
+    expect(after.filter((r) => r.leader).map((r) => r.id)).toEqual([target]);
+  });
+
+  it('a token-protected endpoint serves the page, and its data only with the token', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0', token: 'secret-token' });
+    cleanups.push(() => admin.close());
+    const page = await browser.newPage();
+    cleanups.push(() => page.close());
+    await page.goto(`http://${admin.address}/`);
+    await page.waitForFunction(() => /does not answer.*401/.test(document.getElementById('error')?.textContent ?? ''), { timeout: 15_000 });
+    expect(await rows(page)).toEqual([]);
+    await page.goto(`http://${admin.address}/#token=secret-token`);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 1, { timeout: 15_000 });
+    expect(await rows(page)).toEqual([{ id: 1, role: 'leader', leader: true }]);
+  });
+});
