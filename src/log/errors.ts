@@ -112,3 +112,18 @@ export class OverloadedError extends LogError {
     super('OVERLOADED', `too much in flight: ${detail}`);
   }
 }
+
+/**
+ * A learner was to become a voter while its log is still more than `promoteMaxLag`
+ * entries behind the leader's: as a voter it would hold up every commit until it
+ * caught up. Nothing was proposed; retry once it has caught up (see status().progress).
+ */
+export class NotCaughtUpError extends LogError {
+  readonly nodeId: number;
+  readonly lag: number;
+  constructor(nodeId: number, lag: number, limit: number) {
+    super('NOT_CAUGHT_UP', `node ${nodeId} is ${lag} entries behind the leader (promoteMaxLag ${limit}); promote it once it has caught up`);
+    this.nodeId = nodeId;
+    this.lag = lag;
+  }
+}

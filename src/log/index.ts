@@ -1,5 +1,5 @@
 // The product: the replicated log applications embed.
-export { ReplicatedLog, type LogEvents, type LogStatus, type ReplicatedLogDeps } from './replicated-log.js';
+export { ReplicatedLog, type LogEvents, type LogStatus, type MembershipChange, type ReplicatedLogDeps } from './replicated-log.js';
 export type { HistogramData, LogMetrics } from './metrics.js';
 export { DEFAULTS, type ReplicatedLogOptions } from './options.js';
 export type { AppendResult } from './proposals.js';
@@ -14,6 +14,7 @@ export {
   LogError,
   type LogErrorCode,
   NoLeaderError,
+  NotCaughtUpError,
   NotCommittedError,
   NotLeaderError,
   OpenFailedError,

@@ -23,6 +23,10 @@ export const DEFAULTS = {
   maxPendingAppends: 100_000,
   maxPendingBytes: 256 * 1024 * 1024,
   maxSnapshotBytes: 1024 * 1024 * 1024,
+  /** A learner is promoted only once within this many entries of the leader's last index. */
+  promoteMaxLag: 1_000,
+  /** Entries kept readable below a local snapshot so that slightly lagging followers catch up from the log (etcd's SnapshotCatchUpEntries). */
+  snapshotCatchUpEntries: 5_000,
 } as const;
 
 export interface ReplicatedLogOptions<R = unknown> {
@@ -39,6 +43,17 @@ export interface ReplicatedLogOptions<R = unknown> {
   stateMachine?: StateMachine<R>;
   /** Take a snapshot (and release the WAL below it) every this many applied entries. Default `DEFAULTS.snapshotEvery`. */
   snapshotEvery?: number;
+  /**
+   * After a local snapshot, keep this many entries below it readable (in memory) so that a
+   * follower a little behind catches up from the log rather than by a whole snapshot.
+   * 0 releases everything the snapshot covers. Default `DEFAULTS.snapshotCatchUpEntries`.
+   */
+  snapshotCatchUpEntries?: number;
+  /**
+   * promote() (and a promotion inside changeMembership) refuses with NOT_CAUGHT_UP while the
+   * learner is more than this many entries behind the leader's last index. Default `DEFAULTS.promoteMaxLag`.
+   */
+  promoteMaxLag?: number;
   /** Milliseconds per raft tick. Default `DEFAULTS.tickMs`. */
   tickMs?: number;
   /** Election timeout in ticks (randomized up to twice this). Default `DEFAULTS.electionTicks`. */
@@ -105,6 +120,7 @@ export interface ReplicatedLogOptions<R = unknown> {
 type Check = (v: unknown) => string | null;
 
 const positiveInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 ? null : 'must be a positive integer');
+const nonNegativeInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'must be a non-negative integer');
 const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? null : 'must be a non-empty string');
 const oneOf =
   (...allowed: string[]): Check =>
@@ -128,6 +144,8 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   clusterId: nonEmptyString,
   stateMachine: hasMethods('apply', 'snapshot', 'restore'),
   snapshotEvery: positiveInt,
+  snapshotCatchUpEntries: nonNegativeInt,
+  promoteMaxLag: nonNegativeInt,
   tickMs: positiveInt,
   electionTicks: positiveInt,
   heartbeatTicks: positiveInt,

@@ -1,7 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { decodeConfChange } from '../raft/confchange.js';
+import { decodeConfChangeEntry, encodeConfChange, encodeConfChangeV2 } from '../raft/confchange.js';
+import { isJoint, members as confMembers } from '../raft/changer.js';
 import { CompactedError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { RawNode } from '../raft/raw-node.js';
 import { readContextKey } from '../raft/read-only.js';
@@ -10,6 +11,7 @@ import {
   EntryType,
   StateType,
   type ConfChange,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   type Message,
@@ -40,6 +42,7 @@ import {
   LogError,
   NoLeaderError,
   InvalidArgumentError,
+  NotCaughtUpError,
   NotCommittedError,
   NotLeaderError,
   OpenFailedError,
@@ -103,10 +106,28 @@ interface ReadBatch {
 
 interface ConfPending {
   term: number;
-  type: ConfChangeType;
-  nodeId: number;
+  /** The entry data proposed: the change committed at its index is ours only if it is these bytes. */
+  data: Uint8Array;
   resolve(): void;
   reject(e: Error): void;
+}
+
+/**
+ * One step of `changeMembership`. `add` makes a voter (a learner named here is promoted, under
+ * the same catch-up rule as `promote`), `addLearner` a learner, `remove` takes a node out,
+ * `promote` turns a learner into a voter, `demote` a voter into a learner.
+ */
+export type MembershipChange =
+  | { add: number; address: string }
+  | { addLearner: number; address: string }
+  | { remove: number }
+  | { promote: number }
+  | { demote: number };
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** What a log announces, as an EventEmitter: `log.on('leader', ({ id, term }) => ...)`. */
@@ -146,6 +167,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** The batch this turn's barriers join. */
   private readBatch: ReadBatch | null = null;
   private readonly confPending = new Map<number, ConfPending>();
+  /** Membership changes applied as a joint configuration: they resolve once the joint state is left. */
+  private readonly confLeaving = new Set<() => void>();
   private readonly leaderWaiters: Array<() => void> = [];
   private readonly changeListeners = new Set<() => void>();
   private barrierSeq = 0;
@@ -172,7 +195,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     private readonly deps: ReplicatedLogDeps,
     private readonly sm: StateMachine<R>,
     private readonly opts: Required<
-      Pick<ReplicatedLogOptions, 'snapshotEvery' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'timeoutMs' | 'maxRecordBytes' | 'maxPendingAppends' | 'maxPendingBytes'>
+      Pick<ReplicatedLogOptions, 'snapshotEvery' | 'snapshotCatchUpEntries' | 'promoteMaxLag' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'timeoutMs' | 'maxRecordBytes' | 'maxPendingAppends' | 'maxPendingBytes'>
     >,
     members: Map<number, string>,
   ) {
@@ -264,6 +287,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         o.stateMachine ?? (new NullStateMachine() as unknown as StateMachine<R>),
         {
           snapshotEvery: o.snapshotEvery ?? DEFAULTS.snapshotEvery,
+          snapshotCatchUpEntries: o.snapshotCatchUpEntries ?? DEFAULTS.snapshotCatchUpEntries,
+          promoteMaxLag: o.promoteMaxLag ?? DEFAULTS.promoteMaxLag,
           tickMs: o.tickMs ?? DEFAULTS.tickMs,
           electionTicks: o.electionTicks ?? DEFAULTS.electionTicks,
           heartbeatTicks: o.heartbeatTicks ?? DEFAULTS.heartbeatTicks,
@@ -507,15 +532,108 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   addMember(id: number, address: string): Promise<void> {
-    return this.changeMembership({ type: ConfChangeType.AddNode, nodeId: id, context: new TextEncoder().encode(address) });
+    return this.proposeMembership({ type: ConfChangeType.AddNode, nodeId: id, context: new TextEncoder().encode(address) });
   }
 
   addLearner(id: number, address: string): Promise<void> {
-    return this.changeMembership({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: new TextEncoder().encode(address) });
+    return this.proposeMembership({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: new TextEncoder().encode(address) });
   }
 
   removeMember(id: number): Promise<void> {
-    return this.changeMembership({ type: ConfChangeType.RemoveNode, nodeId: id });
+    return this.proposeMembership({ type: ConfChangeType.RemoveNode, nodeId: id });
+  }
+
+  /**
+   * Turns learner `id` into a voter, once its log is within `promoteMaxLag` entries of the
+   * leader's last index (NOT_CAUGHT_UP otherwise: nothing is proposed). On the leader.
+   */
+  promote(id: number): Promise<void> {
+    return this.changeMembership([{ promote: id }]);
+  }
+
+  /**
+   * Applies several membership changes atomically. When more than one voter changes, the
+   * cluster passes through a joint configuration (the old and the new voters must both agree
+   * on every commit and election) and leaves it by itself; a single voter change applies
+   * directly. Resolves once the final configuration is applied on this node. On the leader.
+   */
+  changeMembership(changes: readonly MembershipChange[]): Promise<void> {
+    let ccs: ConfChange[];
+    let promoted: number[];
+    try {
+      ({ ccs, promoted } = this.toConfChanges(changes));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const cc: ConfChange | ConfChangeV2 = ccs.length === 1 ? ccs[0]! : { transition: 'auto', changes: ccs };
+    return this.proposeMembership(cc, () => this.notCaughtUp(promoted));
+  }
+
+  private toConfChanges(changes: readonly MembershipChange[]): { ccs: ConfChange[]; promoted: number[] } {
+    if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('changeMembership needs a non-empty array of changes');
+    const ccs: ConfChange[] = [];
+    const promoted: number[] = [];
+    const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+    const known = (id: number): Uint8Array | undefined => {
+      const addr = this.members.get(id);
+      return addr === undefined ? undefined : enc(addr);
+    };
+    for (const [i, change] of changes.entries()) {
+      const keys = typeof change === 'object' && change !== null ? Object.keys(change).filter((k) => k !== 'address') : [];
+      if (keys.length !== 1) throw new InvalidArgumentError(`changeMembership: change ${i} must have exactly one of add, addLearner, remove, promote, demote`);
+      const kind = keys[0]!;
+      const id = (change as Record<string, unknown>)[kind];
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs a positive integer node id, got ${String(id)}`);
+      const address = (change as { address?: unknown }).address;
+      const needsAddress = kind === 'add' || kind === 'addLearner';
+      if (needsAddress && (typeof address !== 'string' || address === '')) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs an address`);
+      if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} takes no address`);
+      const isLearner = this.conf.learners.includes(id);
+      const isVoter = this.conf.voters.includes(id);
+      switch (kind) {
+        case 'add':
+          if (isLearner) promoted.push(id);
+          ccs.push({ type: ConfChangeType.AddNode, nodeId: id, context: enc(address as string) });
+          break;
+        case 'addLearner':
+          ccs.push({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: enc(address as string) });
+          break;
+        case 'remove':
+          ccs.push({ type: ConfChangeType.RemoveNode, nodeId: id });
+          break;
+        case 'promote': {
+          if (!isLearner) throw new InvalidArgumentError(`changeMembership: node ${id} is not a learner`);
+          promoted.push(id);
+          const ctx = known(id);
+          ccs.push(ctx === undefined ? { type: ConfChangeType.AddNode, nodeId: id } : { type: ConfChangeType.AddNode, nodeId: id, context: ctx });
+          break;
+        }
+        case 'demote': {
+          if (!isVoter) throw new InvalidArgumentError(`changeMembership: node ${id} is not a voter`);
+          const ctx = known(id);
+          ccs.push(ctx === undefined ? { type: ConfChangeType.AddLearnerNode, nodeId: id } : { type: ConfChangeType.AddLearnerNode, nodeId: id, context: ctx });
+          break;
+        }
+        default:
+          throw new InvalidArgumentError(`changeMembership: change ${i} has an unknown kind '${kind}'`);
+      }
+    }
+    const ids = ccs.map((c) => c.nodeId);
+    if (new Set(ids).size !== ids.length) throw new InvalidArgumentError('changeMembership: a node is named more than once');
+    return { ccs, promoted };
+  }
+
+  /** NOT_CAUGHT_UP for the first learner to promote whose log is too far behind the leader's. */
+  private notCaughtUp(ids: readonly number[]): LogError | null {
+    if (ids.length === 0) return null;
+    const progress = this.node.status().progress;
+    if (progress === undefined) return null; // not leading: the proposal says so
+    const last = this.storage.lastIndex();
+    for (const id of ids) {
+      const lag = last - (progress[id]?.match ?? 0);
+      if (lag > this.opts.promoteMaxLag) return new NotCaughtUpError(id, lag, this.opts.promoteMaxLag);
+    }
+    return null;
   }
 
   /**
@@ -781,29 +899,42 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   private applyConfChange(e: Entry): void {
-    const cc = decodeConfChange(e.data);
+    const cc = decodeConfChangeEntry(e.data);
     this.conf = this.node.applyConfChange(cc);
     // A snapshot taken before a member joined does not name it, and the member refuses it;
     // if the leader must catch it up by snapshot, it needs one taken since.
-    if (cc.type !== ConfChangeType.RemoveNode && this.snapshotIndex > 0) this.snapshotForNewMember = true;
+    if (cc.changes.some((c) => c.type !== ConfChangeType.RemoveNode) && this.snapshotIndex > 0) this.snapshotForNewMember = true;
     const t = this.deps.transport;
-    if (cc.type === ConfChangeType.RemoveNode) {
-      this.members.delete(cc.nodeId);
-      if (cc.nodeId !== this.id) t?.removePeer(cc.nodeId);
-    } else if (cc.context !== undefined) {
-      const addr = new TextDecoder().decode(cc.context);
-      this.members.set(cc.nodeId, addr);
-      if (cc.nodeId !== this.id) t?.addPeer(cc.nodeId, addr);
+    for (const c of cc.changes) {
+      if (c.type === ConfChangeType.RemoveNode || c.context === undefined) continue;
+      const addr = new TextDecoder().decode(c.context);
+      if (this.members.get(c.nodeId) === addr) continue;
+      this.members.set(c.nodeId, addr);
+      if (c.nodeId !== this.id) t?.addPeer(c.nodeId, addr);
     }
+    // A removed voter keeps its link while it still votes in the outgoing half of a joint configuration.
+    const inConf = confMembers(this.conf);
+    for (const id of [...this.members.keys()]) {
+      if (inConf.has(id)) continue;
+      this.members.delete(id);
+      if (id !== this.id) t?.removePeer(id);
+    }
+    const what = cc.changes.map((c) => `${c.type === ConfChangeType.RemoveNode ? 'removed' : c.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${c.nodeId}`);
     this.deps.logger.info(
-      { index: e.index, type: ConfChangeType[cc.type], member: cc.nodeId, voters: this.conf.voters, learners: this.conf.learners },
-      `membership: ${cc.type === ConfChangeType.RemoveNode ? 'removed' : cc.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${cc.nodeId}`,
+      { index: e.index, changes: cc.changes.map((c) => ({ type: ConfChangeType[c.type], member: c.nodeId })), conf: this.conf },
+      `membership: ${what.length === 0 ? 'left the joint configuration' : what.join(', ')}${isJoint(this.conf) ? ' (joint)' : ''}`,
     );
     const p = this.confPending.get(e.index);
     if (p !== undefined) {
       this.confPending.delete(e.index);
-      if (p.term === e.term && p.type === cc.type && p.nodeId === cc.nodeId) p.resolve();
-      else p.reject(new NotCommittedError(`index ${e.index} was committed with another entry`));
+      if (p.term !== e.term || !sameBytes(p.data, e.data)) p.reject(new NotCommittedError(`index ${e.index} was committed with another entry`));
+      else if (isJoint(this.conf)) this.confLeaving.add(p.resolve);
+      else p.resolve();
+    }
+    if (!isJoint(this.conf) && this.confLeaving.size > 0) {
+      const done = [...this.confLeaving];
+      this.confLeaving.clear();
+      for (const resolve of done) resolve();
     }
   }
 
@@ -820,7 +951,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     };
     const data = counted(encodeSnapshotData([...this.members], snapshotChunks(this.sm.snapshot())));
     this.snapshotIndex = index;
-    this.storage.compact(index, term, this.conf, data).then(
+    this.storage.compact(index, term, this.conf, data, this.opts.snapshotCatchUpEntries).then(
       () => {
         this.counters.snapshots++;
         const ms = performance.now() - started;
@@ -947,15 +1078,29 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     for (const l of [...this.changeListeners]) l();
   }
 
-  private changeMembership(cc: ConfChange): Promise<void> {
+  /**
+   * Proposes a membership change on the leader, retrying while another change is pending;
+   * `check` runs before each attempt and refuses with its error (nothing proposed).
+   */
+  private proposeMembership(cc: ConfChange | ConfChangeV2, check: () => LogError | null = () => null): Promise<void> {
     if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
-    if (!Number.isSafeInteger(cc.nodeId) || cc.nodeId <= 0) return Promise.reject(new InvalidArgumentError(`node id must be a positive integer, got ${String(cc.nodeId)}`));
+    let data: Uint8Array;
+    try {
+      data = 'changes' in cc ? encodeConfChangeV2(cc) : encodeConfChange(cc);
+    } catch (err) {
+      return Promise.reject(err instanceof RaftError ? new InvalidArgumentError(err.message) : (err as Error));
+    }
     if (this.role !== StateType.StateLeader) return Promise.reject(new NotLeaderError(this.lead, 'membership changes'));
     return this.withTimeout('membership change', (resolve, reject) => {
       let index = 0;
       let gaveUp = false;
       const attempt = (): void => {
         if (gaveUp || this.closed) return;
+        const refused = check();
+        if (refused !== null) {
+          reject(refused);
+          return;
+        }
         let pos;
         try {
           pos = this.node.proposeConfChange(cc);
@@ -973,13 +1118,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
           return;
         }
         index = pos.index;
-        this.confPending.set(pos.index, { term: pos.term, type: cc.type, nodeId: cc.nodeId, resolve, reject });
+        this.confPending.set(pos.index, { term: pos.term, data, resolve, reject });
         this.pump();
       };
       attempt();
       return () => {
         gaveUp = true;
         this.confPending.delete(index);
+        this.confLeaving.delete(resolve);
       };
     });
   }
@@ -1062,6 +1208,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     for (const hook of [...this.closeHooks]) hook(err);
     this.reads.clear();
     this.confPending.clear();
+    this.confLeaving.clear();
     for (const w of this.leaderWaiters.splice(0)) w();
     this.notifyChange();
   }

@@ -4,7 +4,8 @@ export { RawNode } from './raw-node.js';
 export type { Config } from './config.js';
 export { readContextKey, type ReadOnlyOption } from './read-only.js';
 export { MemoryStorage } from './storage.js';
-export { encodeConfChange, decodeConfChange } from './confchange.js';
+export { encodeConfChange, decodeConfChange, encodeConfChangeV2, decodeConfChangeEntry, MAX_CHANGES } from './confchange.js';
+export { applyConfChangeV2, leaveJoint, isJoint } from './changer.js';
 export { entrySize, ENTRY_OVERHEAD } from './size.js';
 export { validateMessage } from './validate.js';
 export {

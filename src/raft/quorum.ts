@@ -1,4 +1,5 @@
-// Majority arithmetic over the voters. Learners never appear here.
+// Majority arithmetic over the voters (one half of a joint configuration at a
+// time, and their combination). Learners never appear here.
 
 export enum VoteResult {
   VotePending = 0,
@@ -47,4 +48,18 @@ export function voteResult(voters: readonly number[], votes: ReadonlyMap<number,
   if (granted >= q) return VoteResult.VoteWon;
   if (granted + missing >= q) return VoteResult.VotePending;
   return VoteResult.VoteLost;
+}
+
+/**
+ * The outcome of an election in a joint configuration: won only when won in
+ * both halves, lost as soon as it is lost in either. An empty outgoing half
+ * (not joint) leaves the incoming result as it is.
+ */
+export function jointVoteResult(incoming: readonly number[], outgoing: readonly number[], votes: ReadonlyMap<number, boolean>): VoteResult {
+  const a = voteResult(incoming, votes);
+  if (outgoing.length === 0) return a;
+  const b = voteResult(outgoing, votes);
+  if (a === b) return a;
+  if (a === VoteResult.VoteLost || b === VoteResult.VoteLost) return VoteResult.VoteLost;
+  return VoteResult.VotePending;
 }

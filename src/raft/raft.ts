@@ -10,6 +10,7 @@ import {
   ProgressStateType,
   StateType,
   type ConfChange,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   type HardState,
@@ -22,9 +23,10 @@ import type { ResolvedConfig } from './config.js';
 import { RaftLog } from './log.js';
 import { ProgressTracker } from './tracker.js';
 import type { Progress } from './progress.js';
-import { VoteResult, hasQuorum, majorityIndex } from './quorum.js';
+import { VoteResult } from './quorum.js';
 import { ReadOnly } from './read-only.js';
-import { applyToConfState, decodeConfChange } from './confchange.js';
+import { decodeConfChangeEntry, encodeConfChangeV2, isConfChangeV2 } from './confchange.js';
+import { applyConfChangeV2, members } from './changer.js';
 import { ENTRY_OVERHEAD, payloadSize } from './size.js';
 import {
   CorruptStateError,
@@ -95,7 +97,14 @@ export class Raft {
    * applied them, and a membership change must build on the applied configuration.
    */
   confChangesToApply = 0;
-  private readonly leaseScratch: number[] = [];
+  /**
+   * A leader that applied its own removal (or demotion) appends one empty entry and keeps leading
+   * until that entry commits (or an election timeout passes): its followers may not know yet that
+   * the change committed, and under the configuration they still apply they may need this node's
+   * vote while its log is longer than theirs. A majority of the new voters that hold the entry got
+   * it in a message carrying a commit index past the change. 0: no hand-off under way.
+   */
+  handoffIndex = 0;
   /** This leader sent MsgTimeoutNow in its term: its lease is void. */
   private timeoutNowSent = false;
   /** Reads that arrived before this leader committed an entry of its term. */
@@ -271,6 +280,7 @@ export class Raft {
     this.readOnly.reset();
     this.pendingReadIndexMessages = [];
     this.timeoutNowSent = false;
+    this.handoffIndex = 0;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -397,6 +407,12 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTimeout) {
       this.electionElapsed = 0;
+      if (this.handoffIndex > 0) {
+        // The hand-off did not finish in an election timeout (its followers may already have
+        // applied the change and stopped listening): step down all the same.
+        this.becomeFollower(this.term, None);
+        return;
+      }
       if (this.checkQuorum && !this.trk.quorumActiveAndReset(this.id)) {
         this.becomeFollower(this.term, None);
         return;
@@ -502,7 +518,7 @@ export class Raft {
       return null;
     }
     if (this.state !== StateLeader) throw new ProposalDroppedError('no-leader', `node ${this.id} is campaigning in term ${this.term}`);
-    if (!this.trk.progress.has(this.id)) throw new ProposalDroppedError('not-member', `leader ${this.id} was removed from the configuration`);
+    if (!this.trk.progress.has(this.id) || this.handoffIndex > 0) throw new ProposalDroppedError('not-member', `leader ${this.id} was removed from the configuration`);
     if (this.leadTransferee !== None) throw new ProposalDroppedError('transfer-pending', `leadership is moving to ${this.leadTransferee}`);
 
     let confAt = -1;
@@ -513,8 +529,9 @@ export class Raft {
         throw new ProposalDroppedError('conf-change-pending', `conf change at ${this.pendingConfIndex} not applied yet (applied ${this.raftLog.applied})`);
       }
       if (!this.committedEntryInCurrentTerm()) throw new ProposalDroppedError('conf-change-pending', 'leader has not committed an entry of its term yet');
-      // Refuse a change that cannot apply (e.g. removing the last voter) before it enters the log.
-      applyToConfState(this.trk.confState(), decodeConfChange(m.entries[i]!.data));
+      // Refuse a change that cannot apply (removing every voter, entering a joint state while
+      // joint, leaving one when not joint, a node named twice) before it enters the log.
+      applyConfChangeV2(this.trk.confState(), decodeConfChangeEntry(m.entries[i]!.data));
       confAt = i;
     }
 
@@ -598,7 +615,7 @@ export class Raft {
         if (pr.match < this.raftLog.lastIndex() || pr.sentCommit < this.raftLog.committed) this.sendAppend(m.from);
         if (m.context === undefined || m.context.length === 0) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
-        if (acks === undefined || !hasQuorum(this.trk.voters, acks)) return;
+        if (acks === undefined || !this.hasQuorum(acks)) return;
         for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
         return;
       }
@@ -664,6 +681,11 @@ export class Raft {
     if (this.maybeCommit()) {
       this.releasePendingReadIndexMessages();
       this.bcastAppend();
+      if (this.handoffIndex > 0 && this.raftLog.committed >= this.handoffIndex) {
+        // Handed off: a majority of the new voters know the change committed.
+        this.becomeFollower(this.term, None);
+        return;
+      }
     } else if (m.from !== this.id && oldPaused) {
       this.sendAppend(m.from);
     }
@@ -690,14 +712,13 @@ export class Raft {
    */
   private inLease(): boolean {
     if (this.timeoutNowSent) return false;
-    const voters = this.trk.voters;
-    const acks = this.leaseScratch;
-    for (let i = 0; i < voters.length; i++) {
-      const id = voters[i]!;
-      acks[i] = id === this.id ? this.ticks : this.trk.progress.get(id)!.leaseAckTick;
-    }
-    const since = majorityIndex(acks, voters.length);
+    // While joint, a majority of each half must have answered.
+    const since = this.trk.quorumValue((id) => (id === this.id ? this.ticks : this.trk.progress.get(id)!.leaseAckTick));
     return this.ticks - since < this.electionTimeout - 1;
+  }
+
+  private hasQuorum(acks: ReadonlySet<number>): boolean {
+    return this.trk.hasQuorum(acks);
   }
 
   private sendReadIndexResponse(m: Message): void {
@@ -860,7 +881,7 @@ export class Raft {
       return false;
     }
     const cs = s.meta.conf;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) return false;
+    if (!members(cs).has(this.id)) return false;
     if (this.raftLog.matchTerm(s.meta.index, s.meta.term)) {
       // We already hold that entry: just move commit forward.
       this.raftLog.commitTo(s.meta.index);
@@ -878,13 +899,13 @@ export class Raft {
     for (let i = 0; i < es.length; i++) {
       const e = es[i]!;
       if (e.type !== EntryConfChange) continue;
-      let cc: ConfChange;
+      let cc: ConfChangeV2;
       try {
-        cc = decodeConfChange(e.data);
+        cc = decodeConfChangeEntry(e.data);
       } catch {
         continue; // refused again, with its error, when applied
       }
-      if (cc.type !== ConfChangeType.RemoveNode) this.pendingPeers.add(cc.nodeId);
+      for (const c of cc.changes) if (c.type !== ConfChangeType.RemoveNode) this.pendingPeers.add(c.nodeId);
     }
   }
 
@@ -894,19 +915,29 @@ export class Raft {
     return this.trk.progress.size === 0 || this.trk.progress.has(id) || this.pendingPeers.has(id);
   }
 
-  applyConfChange(cc: ConfChange): ConfState {
-    this.pendingPeers.delete(cc.nodeId);
-    if (cc.type === ConfChangeType.RemoveNode) this.removedPeers.add(cc.nodeId);
-    else this.removedPeers.delete(cc.nodeId);
+  applyConfChange(change: ConfChange | ConfChangeV2): ConfState {
+    const cc: ConfChangeV2 = isConfChangeV2(change) ? change : { transition: 'auto', changes: [change] };
     // Counted even if the change is refused below: the entry has been dealt with.
     if (this.confChangesToApply > 0) this.confChangesToApply--;
-    const cs = applyToConfState(this.trk.confState(), cc);
+    for (const c of cc.changes) this.pendingPeers.delete(c.nodeId);
+    const before = members(this.trk.confState());
+    const cs = applyConfChangeV2(this.trk.confState(), cc);
+    // Only a node that left the configuration altogether is never heard again (an outgoing voter still votes).
+    const after = members(cs);
+    for (const id of before) if (!after.has(id)) this.removedPeers.add(id);
+    for (const id of after) this.removedPeers.delete(id);
     this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
-    this.isLearner = cs.learners.includes(this.id);
+    this.isLearner = this.trk.learners.includes(this.id);
     if (this.state !== StateLeader) return cs;
     if (!this.trk.progress.has(this.id) || this.isLearner) {
-      // Removed (or demoted): a leader outside the voters must not keep leading.
-      this.becomeFollower(this.term, None);
+      // Removed (or demoted): a leader outside the voters must not keep leading, but it hands off
+      // first (see handoffIndex). While joint, a leader of the outgoing half only still leads: it
+      // takes the configuration out of the joint state.
+      if (this.handoffIndex === 0) {
+        this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }]);
+        this.handoffIndex = this.raftLog.lastIndex();
+        this.bcastAppend();
+      }
       return cs;
     }
     if (this.maybeCommit()) {
@@ -916,6 +947,23 @@ export class Raft {
       for (const id of this.trk.peers) if (id !== this.id) this.maybeSendAppend(id, false);
     }
     if (this.leadTransferee !== None && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = None;
+    this.maybeAutoLeave();
     return cs;
+  }
+
+  /**
+   * A leader whose configuration is joint with autoLeave proposes the leave-joint entry
+   * itself, once every earlier change is applied (the joint one included). Called after a
+   * change is applied and after every advance (a new leader inherits a joint configuration).
+   */
+  maybeAutoLeave(): void {
+    if (this.state !== StateLeader || !this.trk.autoLeave || !this.trk.isJoint()) return;
+    if (this.confChangesToApply > 0 || this.pendingConfIndex > this.raftLog.applied) return;
+    if (!this.trk.progress.has(this.id)) return;
+    const leave: Entry = { index: 0, term: 0, type: EntryConfChange, data: encodeConfChangeV2({ transition: 'auto', changes: [] }) };
+    // Over the uncommitted budget: the next advance tries again, once entries have committed.
+    if (!this.appendEntry([leave])) return;
+    this.pendingConfIndex = this.raftLog.lastIndex();
+    this.bcastAppend();
   }
 }

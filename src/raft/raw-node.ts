@@ -9,6 +9,7 @@ import {
   None,
   StateType,
   type ConfChange,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   type HardState,
@@ -21,7 +22,7 @@ import {
 import { resolveConfig, type Config } from './config.js';
 import { Raft, newMessage } from './raft.js';
 import { validateMessage } from './validate.js';
-import { encodeConfChange } from './confchange.js';
+import { encodeAnyConfChange } from './confchange.js';
 import { getStatus } from './status.js';
 import {
   InvalidMessageError,
@@ -123,10 +124,16 @@ export class RawNode {
     return this.raft.propose(m, true);
   }
 
-  /** Proposes a membership change (one at a time; applied with applyConfChange once committed). */
-  proposeConfChange(cc: ConfChange): ProposalPosition | null {
+  /**
+   * Proposes a membership change: a single change, or a ConfChangeV2 (several changes
+   * at once, through a joint configuration when more than one voter changes; no changes
+   * leaves the joint configuration). One at a time; applied with applyConfChange once
+   * committed. A change the configuration cannot take throws InvalidConfChangeError
+   * (on the leader) and nothing is appended.
+   */
+  proposeConfChange(cc: ConfChange | ConfChangeV2): ProposalPosition | null {
     const m = newMessage(MsgProp, this.raft.id, this.raft.id, 0);
-    m.entries = [{ index: 0, term: 0, type: EntryConfChange, data: encodeConfChange(cc) }];
+    m.entries = [{ index: 0, term: 0, type: EntryConfChange, data: encodeAnyConfChange(cc) }];
     return this.raft.propose(m, true);
   }
 
@@ -210,7 +217,7 @@ export class RawNode {
    * come through here, in order: until it has, this node neither campaigns nor
    * accepts another membership proposal.
    */
-  applyConfChange(cc: ConfChange): ConfState {
+  applyConfChange(cc: ConfChange | ConfChangeV2): ConfState {
     return this.raft.applyConfChange(cc);
   }
 
@@ -315,6 +322,7 @@ export class RawNode {
       r.raftLog.appliedTo(ce[ce.length - 1]!.index);
       if (r.state === StateLeader) r.reduceUncommittedSize(payload);
     }
+    r.maybeAutoLeave();
   }
 
   /**

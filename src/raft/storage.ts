@@ -2,6 +2,7 @@
 // benchmark. ents[0] is a dummy entry at the snapshot's index carrying its
 // term, so term(firstIndex - 1) needs no special case.
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot, type Storage } from './types.js';
+import { cloneConfState } from './changer.js';
 import { CompactedError, SnapOutOfDateError, UnavailableError } from './errors.js';
 import { pushAll } from './log-unstable.js';
 import { countWithin } from './size.js';
@@ -25,7 +26,7 @@ export class MemoryStorage implements Storage {
 
   initialState(): { hardState: HardState; confState: ConfState } {
     const c = this.conf;
-    return { hardState: { ...this.hardState }, confState: { voters: c.voters.slice(), learners: c.learners.slice() } };
+    return { hardState: { ...this.hardState }, confState: cloneConfState(c) };
   }
 
   /**
@@ -34,7 +35,7 @@ export class MemoryStorage implements Storage {
    * The snapshot itself keeps the configuration of its own index.
    */
   setConfState(cs: ConfState): void {
-    this.conf = { voters: cs.voters.slice(), learners: cs.learners.slice() };
+    this.conf = cloneConfState(cs);
   }
 
   setHardState(hs: HardState): void {
@@ -96,7 +97,7 @@ export class MemoryStorage implements Storage {
     const cur = this.snap.meta.index;
     if (snap.meta.index < cur) throw new SnapOutOfDateError(snap.meta.index, cur);
     this.snap = snap;
-    this.conf = { voters: snap.meta.conf.voters.slice(), learners: snap.meta.conf.learners.slice() };
+    this.conf = cloneConfState(snap.meta.conf);
     this.ents = [{ index: snap.meta.index, term: snap.meta.term, type: EntryType.Normal, data: EMPTY }];
     if (this.hardState.commit < snap.meta.index) this.hardState = { ...this.hardState, commit: snap.meta.index };
   }
@@ -105,8 +106,8 @@ export class MemoryStorage implements Storage {
   createSnapshot(i: number, conf: ConfState, data: Uint8Array): Snapshot {
     if (i <= this.snap.meta.index) throw new SnapOutOfDateError(i, this.snap.meta.index);
     if (i > this.lastIndex()) throw new UnavailableError(i, this.lastIndex());
-    this.snap = { meta: { index: i, term: this.term(i), conf: { voters: conf.voters.slice(), learners: conf.learners.slice() } }, data };
-    this.conf = { voters: conf.voters.slice(), learners: conf.learners.slice() };
+    this.snap = { meta: { index: i, term: this.term(i), conf: cloneConfState(conf) }, data };
+    this.conf = cloneConfState(conf);
     return this.snap;
   }
 

@@ -33,9 +33,21 @@ export interface HardState {
   commit: number;
 }
 
+/**
+ * A configuration. Outside a joint change only `voters` and `learners` are set.
+ * During a joint change (etcd's joint consensus) `voters` is the incoming
+ * configuration, `votersOutgoing` the one being left (both must agree on every
+ * decision), `learnersNext` the voters of the outgoing configuration that turn
+ * learners when the joint state is left, and `autoLeave` says whether the leader
+ * leaves the joint state by itself. Absent parts are empty (false): a non-joint
+ * configuration compares equal to `{ voters, learners }`.
+ */
 export interface ConfState {
   voters: number[];
   learners: number[];
+  votersOutgoing?: number[];
+  learnersNext?: number[];
+  autoLeave?: boolean;
 }
 
 export interface SnapshotMeta {
@@ -60,6 +72,25 @@ export interface ConfChange {
   type: ConfChangeType;
   nodeId: number;
   context?: Uint8Array;
+}
+
+/**
+ * How a ConfChangeV2 moves through the joint configuration:
+ * - 'auto': when at most one voter changes, the change applies directly (as a single
+ *   change does); otherwise the configuration becomes joint and the leader proposes
+ *   the leave-joint entry itself once the joint configuration is applied.
+ * - 'explicit': the configuration always becomes joint, and stays so until the
+ *   caller proposes a ConfChangeV2 without changes (leave joint).
+ */
+export type ConfChangeTransition = 'auto' | 'explicit';
+
+/**
+ * Several membership changes applied atomically (etcd's ConfChangeV2). Each change
+ * carries its own opaque context. No changes at all means "leave the joint configuration".
+ */
+export interface ConfChangeV2 {
+  transition: ConfChangeTransition;
+  changes: ConfChange[];
 }
 
 export enum MessageType {

@@ -1,7 +1,8 @@
 // Messages come from the network: check every field before anything is
 // touched, so a malformed message is refused with an error and changes nothing.
-import { EntryType, MAX_INDEX, MAX_TERM, MessageType, type Entry, type Message, type Snapshot } from './types.js';
+import { EntryType, MAX_INDEX, MAX_TERM, MessageType, type ConfState, type Entry, type Message, type Snapshot } from './types.js';
 import { InvalidMessageError } from './errors.js';
+import { checkConfState } from './changer.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
 const { MsgApp, MsgBeat, MsgCheckQuorum, MsgHup, MsgPreVote, MsgPreVoteResp, MsgProp, MsgVote, MsgReadIndex, MsgReadIndexResp, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable } = MessageType;
@@ -43,6 +44,14 @@ export function validateSnapshot(s: unknown, where = 'snapshot'): asserts s is S
   if (typeof conf !== 'object' || conf === null) throw new InvalidMessageError(`${where}.meta.conf must be an object`);
   checkIds(conf.voters, `${where}.meta.conf.voters`);
   checkIds(conf.learners, `${where}.meta.conf.learners`);
+  if (conf.votersOutgoing !== undefined) checkIds(conf.votersOutgoing, `${where}.meta.conf.votersOutgoing`);
+  if (conf.learnersNext !== undefined) checkIds(conf.learnersNext, `${where}.meta.conf.learnersNext`);
+  if (conf.autoLeave !== undefined && typeof conf.autoLeave !== 'boolean') throw new InvalidMessageError(`${where}.meta.conf.autoLeave must be a boolean`);
+  try {
+    checkConfState(conf as unknown as ConfState);
+  } catch (e) {
+    throw new InvalidMessageError(`${where}.meta.conf: ${(e as Error).message}`);
+  }
 }
 
 /**

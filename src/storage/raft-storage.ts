@@ -4,6 +4,9 @@ import { StateCorruptError } from './errors.js';
 import type { LogStore } from './log-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
+/** The catch-up window holds at most this much entry data, whatever its entry count. */
+const WINDOW_MAX_BYTES = 64 * 1024 * 1024;
+
 /**
  * Raft's stable storage over a write-ahead log and a snapshot store. The core reads
  * it synchronously; the driver writes it through persist(), which keeps writes in
@@ -22,6 +25,14 @@ export class RaftStorage implements Storage {
   private snapTail: Promise<void> = Promise.resolve();
   /** A commit-only HardState change waits for the next write: losing it in a crash only delays applying. */
   private deferredHardState: HardState | undefined;
+  /**
+   * The catch-up window: entries just below the latest local snapshot, kept readable after
+   * the WAL released them, so that a follower a little behind still catches up from the log.
+   * In memory only (as etcd keeps its own): after a restart the log starts at the snapshot.
+   */
+  private window: Entry[] = [];
+  /** Term of the entry just below the window (what term(firstIndex - 1) answers). */
+  private windowPrevTerm = 0;
 
   private constructor(
     readonly wal: LogStore,
@@ -52,6 +63,7 @@ export class RaftStorage implements Storage {
   }
 
   firstIndex(): number {
+    if (this.window.length > 0) return this.window[0]!.index;
     return Math.max(this.wal.firstIndex, this.snapIndex() + 1);
   }
 
@@ -61,6 +73,11 @@ export class RaftStorage implements Storage {
 
   term(i: number): number {
     if (i === this.snapIndex()) return this.snap?.meta.term ?? 0;
+    if (this.window.length > 0 && i < this.snapIndex()) {
+      const first = this.window[0]!.index;
+      if (i === first - 1) return this.windowPrevTerm;
+      if (i >= first) return this.window[i - first]!.term;
+    }
     if (i < this.firstIndex()) throw new CompactedError(i, this.firstIndex());
     if (i > this.lastIndex()) throw new UnavailableError(i, this.lastIndex());
     return this.wal.term(i);
@@ -70,6 +87,20 @@ export class RaftStorage implements Storage {
     if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
     if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
     if (lo >= hi) return [];
+    if (lo <= this.snapIndex() && this.window.length > 0) {
+      // From the window only; the caller asks again for what follows.
+      const first = this.window[0]!.index;
+      const end = Math.min(hi, this.snapIndex() + 1);
+      const out: Entry[] = [];
+      let bytes = 0;
+      for (let i = lo; i < end; i++) {
+        const e = this.window[i - first]!;
+        bytes += e.data.byteLength;
+        if (out.length > 0 && bytes > maxSize) break;
+        out.push(e);
+      }
+      return out;
+    }
     return this.wal.entriesSync(lo, hi, maxSize);
   }
 
@@ -114,13 +145,16 @@ export class RaftStorage implements Storage {
 
   /**
    * Records a local snapshot of the state machine at `index` (already applied) and
-   * releases the log below it. Appends go on meanwhile: every entry up to `index`
-   * was handed to the WAL before this call, and the WAL keeps its own order.
+   * releases the log below it, keeping the last `keepEntries` entries up to `index`
+   * readable in memory (the catch-up window). Appends go on meanwhile: every entry up
+   * to `index` was handed to the WAL before this call, and the WAL keeps its own order.
    */
-  compact(index: number, term: number, conf: ConfState, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
+  compact(index: number, term: number, conf: ConfState, data: Uint8Array | AsyncIterable<Uint8Array>, keepEntries = 0): Promise<void> {
     return this.serialSnapshot(async () => {
       if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
-      await this.record(await this.snapshots.save({ meta: { index, term, conf }, data }), false);
+      // Read before the WAL's marker makes them unreadable there.
+      const window = this.catchUpWindow(index, keepEntries);
+      await this.record(await this.snapshots.save({ meta: { index, term, conf }, data }), false, window);
     });
   }
 
@@ -136,23 +170,47 @@ export class RaftStorage implements Storage {
     return p;
   }
 
-  /** A snapshot received from the leader: its spooled bytes become the held snapshot. */
+  /** A snapshot received from the leader: its spooled bytes become the held snapshot, and replace the log. */
   private async install(snapshot: Snapshot): Promise<void> {
     if (snapshot.meta.index <= this.snapIndex()) {
       await this.snapshots.discard(snapshot); // an older snapshot than the one held: nothing to gain
       return;
     }
-    await this.record(await this.snapshots.install(snapshot), true);
+    await this.record(await this.snapshots.install(snapshot), true, { entries: [], prevTerm: 0 });
   }
 
-  private async record(snapshot: Snapshot, received: boolean): Promise<void> {
+  private async record(snapshot: Snapshot, received: boolean, window: { entries: Entry[]; prevTerm: number }): Promise<void> {
     const { index, term } = snapshot.meta;
     // Raft may hand this snapshot out as soon as its file is durable, and must see it
     // before the WAL's marker moves its first index past the entries the snapshot covers.
     this.snap = snapshot;
+    this.window = window.entries;
+    this.windowPrevTerm = window.prevTerm;
     await this.wal.saveSnapshot({ index, term }, { discardLog: received });
     await this.wal.releaseTo(index);
     await this.snapshots.prune(index);
+  }
+
+  /** Up to `keep` entries ending at `index` (at most WINDOW_MAX_BYTES of data), read now. */
+  private catchUpWindow(index: number, keep: number): { entries: Entry[]; prevTerm: number } {
+    const lo = Math.max(this.firstIndex(), index - keep + 1);
+    if (keep <= 0 || lo > index) return { entries: [], prevTerm: 0 };
+    const entries: Entry[] = [];
+    let bytes = 0;
+    for (let next = lo; next <= index; ) {
+      const batch = this.entries(next, index + 1, 4 * 1024 * 1024);
+      for (const e of batch) {
+        entries.push(e);
+        bytes += e.data.byteLength;
+      }
+      next += batch.length;
+    }
+    // Keep the newest entries within the byte budget: a few huge records must not pin memory.
+    let drop = 0;
+    while (bytes > WINDOW_MAX_BYTES && drop < entries.length) bytes -= entries[drop++]!.data.byteLength;
+    const kept = entries.slice(drop);
+    if (kept.length === 0) return { entries: [], prevTerm: 0 };
+    return { entries: kept, prevTerm: this.term(kept[0]!.index - 1) };
   }
 
   private snapIndex(): number {

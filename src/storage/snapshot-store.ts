@@ -3,6 +3,7 @@ import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises
 import { join } from 'node:path';
 import { MAX_INDEX, MAX_TERM, type ConfState, type Snapshot, type SnapshotMeta } from '../raft/types.js';
 import { crc32c } from '../wal/index.js';
+import { checkConfState } from '../raft/changer.js';
 import { makeDurableDir, syncDir } from './durable-dir.js';
 import { SnapshotCorruptError, SnapshotMissingError, SnapshotVersionError } from './errors.js';
 
@@ -55,7 +56,9 @@ export interface SnapshotStore {
 //   0  8  magic "RLSNAP02"
 //   8  4  u32 meta length (at most MAX_META_BYTES)
 //  12  8  u64 data length
-//  20     meta: JSON { index, term, conf: { voters, learners } }
+//  20     meta: JSON { index, term, conf: { voters, learners } }; a snapshot taken while
+//         the configuration is joint adds votersOutgoing, learnersNext and autoLeave to conf
+//         (absent: not joint, as every file written before joint consensus)
 //         data
 //  end 4  u32 CRC32C of every byte before it
 //
@@ -90,9 +93,27 @@ function parseMeta(bytes: Buffer): SnapshotMeta | string {
   if (!isCount(index) || !isCount(term)) return 'meta index or term is not a non-negative integer';
   if (index > MAX_INDEX || term > MAX_TERM) return `meta index or term is above ${MAX_TERM}, beyond what any node can reach`;
   if (typeof conf !== 'object' || conf === null) return 'meta has no configuration';
-  const { voters, learners } = conf as Record<string, unknown>;
+  const { voters, learners, votersOutgoing, learnersNext, autoLeave } = conf as Record<string, unknown>;
   if (!isIds(voters) || !isIds(learners)) return 'meta configuration is not two lists of node ids';
-  return { index, term, conf: { voters: [...voters], learners: [...learners] } satisfies ConfState };
+  const cs: ConfState = { voters: [...voters], learners: [...learners] };
+  if (votersOutgoing !== undefined) {
+    if (!isIds(votersOutgoing)) return 'meta configuration votersOutgoing is not a list of node ids';
+    if (votersOutgoing.length > 0) cs.votersOutgoing = [...votersOutgoing];
+  }
+  if (learnersNext !== undefined) {
+    if (!isIds(learnersNext)) return 'meta configuration learnersNext is not a list of node ids';
+    if (learnersNext.length > 0) cs.learnersNext = [...learnersNext];
+  }
+  if (autoLeave !== undefined) {
+    if (typeof autoLeave !== 'boolean') return 'meta configuration autoLeave is not a boolean';
+    if (autoLeave) cs.autoLeave = true;
+  }
+  try {
+    checkConfState(cs);
+  } catch (e) {
+    return `meta configuration is inconsistent: ${(e as Error).message}`;
+  }
+  return { index, term, conf: cs };
 }
 
 const SPOOL = /^spool-[0-9a-f]{16}\.part$/;

@@ -225,7 +225,7 @@ function cloneMessage(m: Message): Message {
   if (m.context !== undefined) c.context = m.context.slice();
   if (m.snapshot !== undefined) {
     const conf = m.snapshot.meta.conf;
-    c.snapshot = { meta: { ...m.snapshot.meta, conf: { voters: [...conf.voters], learners: [...conf.learners] } }, data: m.snapshot.data.slice() };
+    c.snapshot = { meta: { ...m.snapshot.meta, conf: structuredClone(conf) }, data: m.snapshot.data.slice() };
   }
   return c;
 }

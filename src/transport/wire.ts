@@ -5,7 +5,7 @@
 // surface later as a corrupt log inside the raft core.
 import { Packr, Unpackr } from 'msgpackr';
 import { EntryType, MessageType } from '../raft/types.js';
-import type { Entry, Message, SnapshotMeta } from '../raft/types.js';
+import type { ConfState, Entry, Message, SnapshotMeta } from '../raft/types.js';
 import { MalformedFrameError } from './errors.js';
 
 /** 2: challenge-response handshake (hello, challenge, proof) and keep-alive pings. */
@@ -124,7 +124,7 @@ export function encodeChunk(
 ): Uint8Array {
   const h = header === undefined
     ? null
-    : [messageTuple(header.message), header.meta.index, header.meta.term, header.meta.conf.voters, header.meta.conf.learners];
+    : [messageTuple(header.message), header.meta.index, header.meta.term, header.meta.conf.voters, header.meta.conf.learners, ...jointTail(header.meta.conf)];
   return p.pack([Kind.SnapshotChunk, streamId, offset, total, data, h]);
 }
 
@@ -178,13 +178,20 @@ export function decodeFrame(u: Unpackr, payload: Buffer): Frame {
       if (v[5] !== null) {
         const h = v[5];
         if (!Array.isArray(h)) throw new MalformedFrameError('chunk.header is not a tuple');
-        expectLength(h, 5, 'chunk.header');
+        if (h.length !== 8) expectLength(h, 5, 'chunk.header');
         const message = decodeMessage(h[0]);
         if (message.type !== MessageType.MsgSnap) throw new MalformedFrameError('snapshot stream header is not a MsgSnap');
-        frame.header = {
-          message,
-          meta: { index: uint(h[1], 'meta.index'), term: uint(h[2], 'meta.term'), conf: { voters: ids(h[3], 'meta.voters'), learners: ids(h[4], 'meta.learners') } },
-        };
+        const conf: ConfState = { voters: ids(h[3], 'meta.voters'), learners: ids(h[4], 'meta.learners') };
+        if (h.length === 8) {
+          // A snapshot of a joint configuration: its outgoing voters, learnersNext and autoLeave.
+          const outgoing = ids(h[5], 'meta.votersOutgoing');
+          const next = ids(h[6], 'meta.learnersNext');
+          if (typeof h[7] !== 'boolean') throw new MalformedFrameError('meta.autoLeave is not a boolean');
+          if (outgoing.length > 0) conf.votersOutgoing = outgoing;
+          if (next.length > 0) conf.learnersNext = next;
+          if (h[7]) conf.autoLeave = true;
+        }
+        frame.header = { message, meta: { index: uint(h[1], 'meta.index'), term: uint(h[2], 'meta.term'), conf } };
       }
       if (frame.offset + frame.data.length > frame.total) throw new MalformedFrameError('chunk runs past the snapshot end');
       return frame;
@@ -249,4 +256,12 @@ function bytes(v: unknown, field: string): Uint8Array {
 function ids(v: unknown, field: string): number[] {
   if (!Array.isArray(v)) throw new MalformedFrameError(`${field} is not an array`);
   return v.map((x) => uint(x, field));
+}
+
+/** The joint parts of a configuration, on the wire only when there are any: a plain one keeps the 5-field header. */
+function jointTail(conf: ConfState): unknown[] {
+  const out = conf.votersOutgoing ?? [];
+  const next = conf.learnersNext ?? [];
+  if (out.length === 0 && next.length === 0 && conf.autoLeave !== true) return [];
+  return [out, next, conf.autoLeave === true];
 }

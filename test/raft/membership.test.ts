@@ -187,6 +187,12 @@ describe('§6 membership changes', () => {
     net.campaign(1);
     net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 1 });
     net.stabilize();
+    // It hands off first: its empty entry commits, or (as here, where 2 and 3 applied the change and stopped
+    // listening to it) an election timeout passes.
+    expect(net.node(1).status().state).toBe(StateType.StateLeader);
+    expect(() => net.node(1).propose(new Uint8Array([1]))).toThrow(expect.objectContaining({ reason: 'not-member' }));
+    net.tick(1, 10);
+    net.stabilize();
     expect(net.node(1).status().state).toBe(StateType.StateFollower);
     expect(net.node(2).status().conf.voters).toEqual([2, 3]);
     net.tickAll(30);

@@ -5,7 +5,7 @@
 import {
   RawNode,
   MemoryStorage,
-  decodeConfChange,
+  decodeConfChangeEntry,
   type Config,
 } from '../../src/raft/index.js';
 import { EntryType, MessageType, type Entry, type Message, type Ready } from '../../src/raft/types.js';
@@ -115,7 +115,7 @@ export class Network {
     for (const e of rd.committedEntries) {
       p.appliedEntries.push(e);
       if (e.type === EntryType.ConfChange) {
-        const cs = p.node.applyConfChange(decodeConfChange(e.data));
+        const cs = p.node.applyConfChange(decodeConfChangeEntry(e.data));
         p.storage.setConfState(cs);
       } else if (e.data.length > 0) {
         p.applied.push(dec(e.data));

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { replayCommand, runSimulation, type SimReport } from './simulation.js';
 
-const USAGE = `usage: npx tsx test/sim-log/cli.ts [--seed S | --seeds N [--from S]] [--nodes 3|5|mixed] [--membership]
+const USAGE = `usage: npx tsx test/sim-log/cli.ts [--seed S | --seeds N [--from S]] [--nodes 3|5|mixed] [--membership] [--joint]
                                     [--fault-ms MS] [--snapshot-every N] [--verbose]`;
 
 function parseCli(): ReturnType<typeof parse> {
@@ -29,6 +29,7 @@ const parse = () =>
     'snapshot-every': { type: 'string' },
     verbose: { type: 'boolean', default: false },
     membership: { type: 'boolean', default: false },
+    joint: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -60,6 +61,7 @@ function printFailure(r: SimReport): void {
   for (const l of r.tail.slice(-25)) console.log(`    ${l}`);
   const extra = [
     values.membership ? ' --membership' : '',
+    values.joint ? ' --joint' : '',
     values['fault-ms'] !== undefined ? ` --fault-ms ${values['fault-ms']}` : '',
     values['snapshot-every'] !== undefined ? ` --snapshot-every ${values['snapshot-every']}` : '',
   ].join('');
@@ -71,7 +73,7 @@ const snapshotEvery = values['snapshot-every'] === undefined ? undefined : int('
 
 if (values.seed !== undefined) {
   const seed = int('seed', values.seed);
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, trace: values.verbose ? (l) => console.log(l) : undefined });
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, jointMembership: values.joint, trace: values.verbose ? (l) => console.log(l) : undefined });
   console.log(JSON.stringify({ seed: r.seed, nodes: r.nodes, ok: r.ok, digest: r.digest, stats: r.stats }));
   if (!r.ok) printFailure(r);
   process.exit(r.ok ? 0 : 1);
@@ -83,7 +85,7 @@ const failed: number[] = [];
 const t0 = performance.now();
 let acked = 0;
 for (let seed = from; seed < from + count; seed++) {
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership });
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, jointMembership: values.joint });
   acked += r.stats.acked;
   if (!r.ok) {
     failed.push(seed);

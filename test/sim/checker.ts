@@ -234,9 +234,10 @@ export class InvariantChecker {
 
   /**
    * The node announced commit index `commit` while in `term`. When it leads, a
-   * majority of `voters` must durably hold every newly committed entry.
+   * majority of `voters` must durably hold every newly committed entry (and, while the
+   * configuration is joint, a majority of `votersOutgoing` too).
    */
-  commitObserved(node: number, commit: number, voters: readonly number[], durable: DurableProbe): void {
+  commitObserved(node: number, commit: number, voters: readonly number[], durable: DurableProbe, votersOutgoing: readonly number[] = []): void {
     const v = this.view(node);
     if (commit < v.commit) {
       throw new InvariantViolation('commit-monotonic', `node ${node} commit went from ${v.commit} back to ${commit}`);
@@ -261,13 +262,15 @@ export class InvariantChecker {
       if (!v.leader) {
         throw new InvariantViolation('commit-durable-on-majority', `node ${node}, not leading, commits ${i} which no leader had committed`);
       }
-      let have = 0;
-      for (const id of voters) if (durable(id, i, term)) have++;
-      if (have * 2 <= voters.length) {
-        throw new InvariantViolation(
-          'commit-durable-on-majority',
-          `leader ${node} committed entry ${i} (term ${term}) held durably by only ${have} of voters [${voters.join(',')}]`,
-        );
+      for (const half of votersOutgoing.length > 0 ? [voters, votersOutgoing] : [voters]) {
+        let have = 0;
+        for (const id of half) if (durable(id, i, term)) have++;
+        if (have * 2 <= half.length) {
+          throw new InvariantViolation(
+            'commit-durable-on-majority',
+            `leader ${node} committed entry ${i} (term ${term}) held durably by only ${have} of voters [${half.join(',')}]`,
+          );
+        }
       }
       this.committed.push(key);
       this.committedTerm.push(term);

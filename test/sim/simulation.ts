@@ -15,7 +15,8 @@ import {
   type Ready,
   type Snapshot,
 } from '../../src/raft/types.js';
-import { MemoryStorage, RawNode, decodeConfChange } from '../../src/raft/index.js';
+import { MemoryStorage, RawNode, decodeConfChangeEntry, isJoint } from '../../src/raft/index.js';
+import type { ConfChangeV2 } from '../../src/raft/types.js';
 import { EventQueue, type Timed, type Unnumbered } from './eventqueue.js';
 import { InvariantChecker, InvariantViolation, entryKey, mixHash } from './checker.js';
 import { Network, reliable, type LinkFaults } from './network.js';
@@ -46,6 +47,11 @@ export interface SimOptions {
   mutation?: 'ack-before-persist' | 'lying-disk';
   /** Serve reads by lease (readOnlyOption 'lease') on seeds that run CheckQuorum, with perfect clocks. */
   lease?: boolean;
+  /**
+   * Also propose joint membership changes (add two/remove two, replace the leader, demote a voter). Off by
+   * default, so that the seeds of runs without it keep their random streams.
+   */
+  joint?: boolean;
 }
 
 export interface SimResult {
@@ -58,6 +64,8 @@ export interface SimResult {
   snapshotsSent: number;
   /** Membership changes applied, counted on every node that applied one. */
   confChangesApplied: number;
+  /** Of those, the ones that entered a joint configuration (several changes at once, or explicit). */
+  jointChangesApplied?: number;
   partitions: number;
   /** Malformed messages the nodes refused, as they must. */
   malformedRefused: number;
@@ -65,8 +73,8 @@ export interface SimResult {
   recoveryTicks: number;
 }
 
-export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease'>): string {
-  const extra = `${o.lease === true ? ' --lease' : ''}${o.mutation !== undefined ? ` --mutation ${o.mutation}` : ''}`;
+export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease' | 'joint'>): string {
+  const extra = `${o.lease === true ? ' --lease' : ''}${o.joint === true ? ' --joint' : ''}${o.mutation !== undefined ? ` --mutation ${o.mutation}` : ''}`;
   return `npm run sim -- --nodes ${o.nodes} --seed ${o.seed} --steps ${o.steps}${extra}`;
 }
 
@@ -74,7 +82,7 @@ export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | '
 export class SimFailure extends Error {
   readonly code = 'SIM_FAILURE';
   constructor(
-    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease'>,
+    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease' | 'joint'>,
     readonly step: number,
     readonly time: number,
     override readonly cause: unknown,
@@ -114,7 +122,7 @@ export class Simulation {
   private step = 0;
   private faulting = true;
   private proposalSeq = 0;
-  private readonly stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0, confChangesApplied: 0, partitions: 0, malformedRefused: 0 };
+  private readonly stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0, confChangesApplied: 0, jointChangesApplied: 0, partitions: 0, malformedRefused: 0 };
   /** ReadIndex requests in flight: context -> commit index known anywhere when the read was issued. */
   private readonly reads = new Map<string, number>();
   private readonly trace: ((line: string) => void) | undefined;
@@ -275,7 +283,13 @@ export class Simulation {
     // An operator shuts down the nodes the cluster removed: one that never learned of its removal would otherwise
     // keep deposing leaders with higher terms where neither PreVote nor CheckQuorum guards (Raft thesis 4.2.3).
     const latest = [...this.nodes.values()].reduce((a, b) => (b.applied > a.applied ? b : a));
-    const members = new Set([...latest.conf.voters, ...latest.conf.learners]);
+    // A node stays while any node's configuration still counts it (a voter of a joint configuration's outgoing half
+    // included): a follower that has not yet learned that its leader's removal committed still needs its vote.
+    const members = new Set<number>();
+    for (const n of this.nodes.values()) {
+      const c = n.conf;
+      for (const id of [...c.voters, ...c.learners, ...(c.votersOutgoing ?? []), ...(c.learnersNext ?? [])]) members.add(id);
+    }
     for (const n of this.nodes.values()) {
       if (!members.has(n.id)) {
         if (n.up) this.crash(n);
@@ -459,6 +473,12 @@ export class Simulation {
 
   /** One membership change at the leader: add or promote an outsider, or remove or demote a follower. */
   private changeMembership(leader: SimNode): void {
+    // While joint only leaving is possible; with autoLeave the leader does it itself.
+    if (isJoint(leader.conf)) {
+      if (leader.conf.autoLeave !== true) this.proposeJoint(leader, { transition: 'auto', changes: [] });
+      return;
+    }
+    if (this.options.joint === true && this.rng.chance(0.5) && this.jointChange(leader)) return;
     const { voters, learners } = leader.conf;
     const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id));
     const removable = voters.length > Math.max(2, Math.ceil(this.options.nodes / 2)) ? voters.filter((id) => id !== leader.id) : [];
@@ -475,6 +495,54 @@ export class Simulation {
     } catch (err) {
       if (!isCode(err, 'RAFT_PROPOSAL_DROPPED')) throw err;
       this.log(`${leader.id} proposeConfChange ${ConfChangeType[cc.type]} ${cc.nodeId} dropped: ${(err as Error).message}`);
+    }
+    this.settle(leader);
+  }
+
+  /**
+   * Several changes at once through a joint configuration: add two and remove two, replace the
+   * leader, or demote a voter to learner. False when the configuration allows none of them.
+   */
+  private jointChange(leader: SimNode): boolean {
+    const { voters } = leader.conf;
+    const addable = [...this.nodes.keys()].filter((id) => !voters.includes(id));
+    const followers = voters.filter((id) => id !== leader.id);
+    const canShrink = voters.length > Math.max(2, Math.ceil(this.options.nodes / 2));
+    let transition: ConfChangeV2['transition'] = this.rng.chance(0.7) ? 'auto' : 'explicit';
+    const add = (nodeId: number): ConfChange => ({ type: ConfChangeType.AddNode, nodeId });
+    const remove = (nodeId: number): ConfChange => ({ type: ConfChangeType.RemoveNode, nodeId });
+    const kinds: Array<() => ConfChange[]> = [];
+    if (addable.length >= 2 && followers.length >= 2) {
+      kinds.push(() => [...this.pickTwo(addable).map(add), ...this.pickTwo(followers).map(remove)]);
+    }
+    if (addable.length >= 1) kinds.push(() => [remove(leader.id), add(this.rng.pick(addable))]);
+    if (followers.length >= 1 && (canShrink || addable.length >= 1)) {
+      kinds.push(() => {
+        const demoted: ConfChange = { type: ConfChangeType.AddLearnerNode, nodeId: this.rng.pick(followers) };
+        return canShrink && (addable.length === 0 || this.rng.chance(0.5)) ? [demoted] : [demoted, add(this.rng.pick(addable))];
+      });
+    }
+    if (kinds.length === 0) return false;
+    const changes = this.rng.pick(kinds)();
+    // A lone demotion applies directly under 'auto'; mostly take it through a joint state (learnersNext).
+    if (changes.length === 1 && this.rng.chance(0.6)) transition = 'explicit';
+    this.proposeJoint(leader, { transition, changes });
+    return true;
+  }
+
+  private pickTwo(ids: readonly number[]): number[] {
+    const a = this.rng.pick(ids);
+    return [a, this.rng.pick(ids.filter((id) => id !== a))];
+  }
+
+  private proposeJoint(leader: SimNode, cc: ConfChangeV2): void {
+    const what = cc.changes.length === 0 ? 'leave joint' : `${cc.transition} [${cc.changes.map((c) => `${ConfChangeType[c.type]} ${c.nodeId}`).join(', ')}]`;
+    try {
+      const pos = leader.raw.proposeConfChange(cc);
+      this.log(`${leader.id} proposeConfChange ${what} -> ${pos === null ? 'forwarded' : `${pos.index}@${pos.term}`}`);
+    } catch (err) {
+      if (!isCode(err, 'RAFT_PROPOSAL_DROPPED')) throw err;
+      this.log(`${leader.id} proposeConfChange ${what} dropped: ${(err as Error).message}`);
     }
     this.settle(leader);
   }
@@ -632,7 +700,7 @@ export class Simulation {
       // One Ready may carry a commit the node made as leader and its stepping down after it (several inputs
       // between two Readys): then the commit is judged as the leader's, before the change of role.
       const steppedDown = n.state === StateType.StateLeader && rd.softState !== undefined && rd.softState.state !== StateType.StateLeader;
-      if (steppedDown && rd.hardState !== undefined) this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, durable);
+      if (steppedDown && rd.hardState !== undefined) this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, durable, n.conf.votersOutgoing);
       if (rd.hardState !== undefined) n.term = rd.hardState.term;
       if (rd.softState !== undefined) {
         if (rd.softState.state === StateType.StateLeader && n.state !== StateType.StateLeader) {
@@ -642,7 +710,7 @@ export class Simulation {
         n.state = rd.softState.state;
       }
       this.checker.roleObserved(id, n.term, n.state === StateType.StateLeader);
-      if (!steppedDown && rd.hardState !== undefined) this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, durable);
+      if (!steppedDown && rd.hardState !== undefined) this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, durable, n.conf.votersOutgoing);
       for (const rs of rd.readStates) this.checkRead(n, rs.index, rs.context);
       this.checkReadyContract(n, rd);
       this.send(n, rd.messages);
@@ -756,12 +824,14 @@ export class Simulation {
     this.checker.applied(n.id, e, hash);
     n.hashes.push(hash);
     if (e.type === EntryType.ConfChange && e.data.length > 0) {
-      const cc: ConfChange = decodeConfChange(e.data);
+      const cc = decodeConfChangeEntry(e.data);
       n.conf = n.raw.applyConfChange(cc);
+      if (isJoint(n.conf)) this.stats.jointChangesApplied++;
       n.confHistory.push({ index: e.index, conf: n.conf });
       n.confSnapshotDue = e.index;
       this.stats.confChangesApplied++;
-      this.log(`${n.id} applied conf change ${ConfChangeType[cc.type]} ${cc.nodeId} at ${e.index} -> voters [${n.conf.voters}] learners [${n.conf.learners}]`);
+      const what = cc.changes.length === 0 ? 'leave joint' : cc.changes.map((c) => `${ConfChangeType[c.type]} ${c.nodeId}`).join(', ');
+      this.log(`${n.id} applied conf change ${what} at ${e.index} -> voters [${n.conf.voters}] outgoing [${n.conf.votersOutgoing ?? []}] learners [${n.conf.learners}] next [${n.conf.learnersNext ?? []}]`);
     }
     if (this.probes.size > 0 && e.type === EntryType.Normal && this.probes.has(new TextDecoder().decode(e.data))) {
       this.probeApplied.add(n.id);

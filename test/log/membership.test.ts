@@ -1,0 +1,177 @@
+// Membership of a running log: several changes at once through a joint
+// configuration, promotion of learners only once they caught up, and the
+// catch-up window that spares a slightly lagging follower a whole snapshot.
+import { afterEach, describe, expect, it } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RecordingMachine, enc, freePorts, tempDir, waitFor } from './helpers.js';
+
+const SECRET = 'a secret for the membership tests';
+
+interface Member {
+  id: number;
+  dir: string;
+  log: ReplicatedLog<number> | null;
+  sm: RecordingMachine;
+}
+
+interface Extra {
+  snapshotEvery?: number;
+  snapshotCatchUpEntries?: number;
+  promoteMaxLag?: number;
+}
+
+describe('ReplicatedLog membership', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function cluster(n: number, spare: number, extra: Extra = {}) {
+    const ports = await freePorts(n + spare);
+    const addr = (id: number): string => `127.0.0.1:${ports[id - 1]}`;
+    const peers: Record<number, string> = {};
+    for (let id = 1; id <= n; id++) peers[id] = addr(id);
+    const members = new Map<number, Member>();
+    const member = (id: number): Member => {
+      let m = members.get(id);
+      if (m === undefined) {
+        const t = tempDir();
+        cleanups.push(t.cleanup);
+        m = { id, dir: t.dir, log: null, sm: new RecordingMachine() };
+        members.set(id, m);
+      }
+      return m;
+    };
+    const open = async (m: Member, p: Record<number, string> = peers): Promise<void> => {
+      m.sm = new RecordingMachine();
+      m.log = await ReplicatedLog.open({
+        dataDir: m.dir,
+        id: m.id,
+        peers: p,
+        stateMachine: m.sm,
+        clusterSecret: SECRET,
+        tickMs: 10,
+        electionTicks: 10,
+        heartbeatTicks: 2,
+        ...extra,
+      });
+    };
+    for (let id = 1; id <= n; id++) member(id);
+    await Promise.all([...members.values()].map((m) => open(m)));
+    cleanups.push(async () => {
+      for (const m of members.values()) await m.log?.close();
+    });
+    const leader = async (among = [...members.values()]): Promise<Member> => {
+      let found: Member | undefined;
+      await waitFor('a leader', () => {
+        found = among.find((m) => m.log?.status().role === 'leader');
+        return found !== undefined;
+      });
+      return found!;
+    };
+    return { members, peers, addr, member, open, leader };
+  }
+
+  it('adds two and removes two at once while appends continue; every acknowledged append stays', async () => {
+    const c = await cluster(3, 2);
+    const leader = await c.leader();
+    const others = [...c.members.values()].filter((m) => m !== leader);
+    // The newcomers start knowing the current members and themselves; the log tells them the rest.
+    const all = { ...c.peers, 4: c.addr(4), 5: c.addr(5) };
+    await Promise.all([4, 5].map((id) => c.open(c.member(id), all)));
+    const writing = Promise.all(Array.from({ length: 200 }, (_, i) => leader.log!.append(enc(`j${i}`))));
+    await leader.log!.changeMembership([{ add: 4, address: c.addr(4) }, { add: 5, address: c.addr(5) }, { remove: others[0]!.id }, { remove: others[1]!.id }]);
+    const conf = leader.log!.status().conf;
+    expect(conf).toEqual({ voters: [leader.id, 4, 5].sort((a, b) => a - b), learners: [] });
+    expect(leader.log!.status().members).toEqual({ [leader.id]: c.peers[leader.id], 4: c.addr(4), 5: c.addr(5) });
+    const acks = await writing;
+    const after = await leader.log!.append(enc('after'));
+    for (const id of [4, 5]) {
+      const m = c.member(id);
+      await waitFor(`node ${id} to apply everything`, () => m.log!.status().applied >= after.index);
+      const seen = new Set(m.sm.applied.map((a) => a.index));
+      for (const a of acks) expect(seen.has(a.index)).toBe(true);
+    }
+  });
+
+  it('replaces the leader in one change: it steps down once the change is complete', async () => {
+    const c = await cluster(3, 1);
+    const leader = await c.leader();
+    await c.open(c.member(4), { ...c.peers, 4: c.addr(4) });
+    await leader.log!.changeMembership([{ remove: leader.id }, { add: 4, address: c.addr(4) }]);
+    expect(leader.log!.status().conf.voters).not.toContain(leader.id);
+    const rest = [...c.members.values()].filter((m) => m !== leader);
+    const next = await c.leader(rest);
+    const ack = await next.log!.append(enc('new leader'));
+    expect(ack.index).toBeGreaterThan(0);
+    expect(leader.log!.status().role).not.toBe('leader');
+  });
+
+  it('promote: refused with NOT_CAUGHT_UP while the learner lags, accepted once it caught up', async () => {
+    const c = await cluster(3, 1, { promoteMaxLag: 10 });
+    const leader = await c.leader();
+    await leader.log!.addLearner(4, c.addr(4));
+    // Node 4 is not running: its log stays empty while the leader's grows.
+    await Promise.all(Array.from({ length: 30 }, (_, i) => leader.log!.append(enc(`l${i}`))));
+    await expect(leader.log!.promote(4)).rejects.toMatchObject({ code: 'NOT_CAUGHT_UP', nodeId: 4 });
+    await expect(leader.log!.changeMembership([{ add: 4, address: c.addr(4) }])).rejects.toMatchObject({ code: 'NOT_CAUGHT_UP' });
+    expect(leader.log!.status().conf.learners).toEqual([4]);
+    await expect(leader.log!.promote(1 + 100)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await c.open(c.member(4), { ...c.peers, 4: c.addr(4) });
+    await waitFor('the learner to catch up', () => (leader.log!.status().progress?.[4]?.match ?? 0) >= leader.log!.status().lastIndex - 10);
+    await leader.log!.promote(4);
+    expect(leader.log!.status().conf).toEqual({ voters: [1, 2, 3, 4], learners: [] });
+  });
+
+  it('refuses malformed changes before proposing anything', async () => {
+    const c = await cluster(1, 0);
+    const log = c.member(1).log!;
+    await c.leader();
+    const before = log.status().lastIndex;
+    const bad: unknown[] = [
+      [],
+      [{ add: 2 }],
+      [{ add: 0, address: '127.0.0.1:1' }],
+      [{ add: 2, address: '127.0.0.1:1', remove: 3 }],
+      [{ add: 2, address: '127.0.0.1:1' }, { remove: 2 }],
+      [{ promote: 1 }],
+      [{ demote: 7 }],
+      [{ frobnicate: 2 }],
+    ];
+    for (const changes of bad) {
+      await expect(log.changeMembership(changes as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    // Removing the only voter: the core refuses it.
+    await expect(log.changeMembership([{ remove: 1 }])).rejects.toMatchObject({ code: 'RAFT_INVALID_CONF_CHANGE' });
+    expect(log.status().lastIndex).toBe(before);
+  });
+
+  it('validates promoteMaxLag and snapshotCatchUpEntries before anything is created', async () => {
+    for (const bad of [{ promoteMaxLag: -1 }, { promoteMaxLag: 1.5 }, { snapshotCatchUpEntries: -5 }, { snapshotCatchUpEntries: '100' }]) {
+      await expect(ReplicatedLog.open({ dataDir: '/nonexistent/never-created', ...(bad as object) })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(Object.keys(bad)[0]!) as unknown,
+      });
+    }
+  });
+
+  it('a follower a few hundred entries behind catches up from the log, not from a snapshot', async () => {
+    const c = await cluster(3, 0, { snapshotEvery: 100 });
+    const leader = await c.leader();
+    const lagging = [...c.members.values()].find((m) => m !== leader)!;
+    await leader.log!.append(enc('first'));
+    await waitFor('the follower to apply the first record', () => lagging.sm.applied.length === 1);
+    await lagging.log!.close();
+    lagging.log = null;
+    for (let round = 0; round < 6; round++) await Promise.all(Array.from({ length: 60 }, (_, i) => leader.log!.append(enc(`w${round}-${i}`))));
+    const s = leader.log!.status();
+    // The leader took snapshots well past the follower's position, and kept the entries below them.
+    expect(s.snapshotIndex).toBeGreaterThan(300);
+    expect(s.firstIndex).toBeLessThanOrEqual(3);
+    await c.open(lagging);
+    expect(lagging.sm.restoredFrom).toBeNull(); // it had no snapshot of its own either
+    await waitFor('the lagging node to catch up', () => (lagging.log?.status().applied ?? 0) >= s.commit, 20_000);
+    expect(lagging.sm.restoredFrom).toBeNull(); // no snapshot was received
+    expect(lagging.sm.applied.map((a) => a.data)).toEqual(leader.sm.applied.slice(0, lagging.sm.applied.length).map((a) => a.data));
+  });
+});
