@@ -30,9 +30,10 @@ describe('snapshots through the log', () => {
       return { id, dir: t.dir, kv: new KvStateMachine(), log: null as ReplicatedLog<unknown> | null };
     });
     // 256 KiB records make frames of about 2.3 MiB: a snapshot of several MiB needs several.
+    // No catch-up window: the lagging node must need the snapshot.
     const open = async (n: (typeof nodes)[number]): Promise<void> => {
       n.kv = new KvStateMachine();
-      n.log = await ReplicatedLog.open({ dataDir: n.dir, id: n.id, peers, stateMachine: n.kv, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, snapshotEvery: 20, maxRecordBytes: 256 * KiB, maxSnapshotBytes: 64 * 1024 * KiB });
+      n.log = await ReplicatedLog.open({ dataDir: n.dir, id: n.id, peers, stateMachine: n.kv, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, snapshotEvery: 20, snapshotCatchUpEntries: 0, maxRecordBytes: 256 * KiB, maxSnapshotBytes: 64 * 1024 * KiB });
     };
     await Promise.all(nodes.map(open));
     cleanups.push(async () => {
