@@ -20,7 +20,7 @@ export function isCoreMutation(m: string | undefined): m is CoreMutation {
 }
 
 /** The parts of the core's private shape the plants reach into. */
-interface RaftInternals {
+export interface RaftInternals {
   id: number;
   term: number;
   state: number;
@@ -39,7 +39,7 @@ const raftProto = Raft.prototype as unknown as RaftInternals;
 const logProto = RaftLog.prototype as unknown as { maybeCommit(maxIndex: number, term: number): boolean; committed: number; commitTo(i: number): void; isUpToDate(i: number, t: number): boolean };
 
 /** Replaces `proto[key]` until the returned undo runs. */
-function patch<T extends object, K extends keyof T>(proto: T, key: K, make: (original: T[K]) => T[K]): () => void {
+export function patch<T extends object, K extends keyof T>(proto: T, key: K, make: (original: T[K]) => T[K]): () => void {
   const original = proto[key];
   proto[key] = make(original);
   return () => {
@@ -110,32 +110,3 @@ export function plantCoreMutation(m: CoreMutation): () => void {
   }
 }
 
-/** What the checkers read of a node that is about to hand leadership over. */
-export interface TimeoutNowSeen {
-  from: number;
-  to: number;
-  term: number;
-  lastIndex: number;
-  lastTerm: number;
-}
-
-/**
- * Calls `fn` each time any core sends MsgTimeoutNow, with the sender's log as it is at that moment (the
- * message itself carries none of it); returns the undo.
- */
-export function observeTimeoutNow(fn: (seen: TimeoutNowSeen) => void): () => void {
-  return patch(raftProto, 'sendTimeoutNow', (original) =>
-    function (this: RaftInternals, to: number): void {
-      const last = this.raftLog.lastIndex();
-      fn({ from: this.id, to, term: this.term, lastIndex: last, lastTerm: this.raftLog.term(last) ?? 0 });
-      original.call(this, to);
-    },
-  );
-}
-
-/** A node's log position as its core holds it (unstable entries included), for judging a vote. */
-export function logPosition(raw: unknown): { lastIndex: number; lastTerm: number } {
-  const log = (raw as { raft: RaftInternals }).raft.raftLog;
-  const lastIndex = log.lastIndex();
-  return { lastIndex, lastTerm: log.term(lastIndex) ?? 0 };
-}

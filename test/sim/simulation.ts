@@ -22,7 +22,8 @@ import { Network, reliable, type LinkFaults } from './network.js';
 import { Prng } from './prng.js';
 import { corrupt } from './malformed.js';
 import { SimNode, TICK, copyStorage, decodeState, encodeState, forgetTail, type PendingWrite } from './sim-node.js';
-import { isCoreMutation, logPosition, observeTimeoutNow, plantCoreMutation, type SimMutation, type TimeoutNowSeen } from './mutations.js';
+import { isCoreMutation, plantCoreMutation, type SimMutation } from './mutations.js';
+import { logPosition, observeTimeoutNow, type TimeoutNowSeen } from './core-probes.js';
 import { FaultMix, type FaultKind } from './fault-mix.js';
 
 // TICK (sim-node.ts) is 10 time units; messages take 1-6 units (up to 300 when delayed), disk writes 1-15.
