@@ -46,6 +46,14 @@ export class FaultMix {
   readonly interval: [number, number];
   /** Probability that a leader sending a snapshot loses leadership (crash or isolation) while it is in flight. */
   readonly snapshotInterrupt: number;
+  /** Extra probability that a client turn is a membership change (adds and removals, so nodes join late). */
+  readonly membershipChurn: number;
+  /**
+   * Probability that a follower is cut off the moment its disk made new entries durable, before its
+   * acknowledgements leave: the leader commits and compacts without it, then catches it up by a snapshot
+   * whose last entry it already holds.
+   */
+  readonly cutAfterPersist: number;
 
   constructor(rng: Prng) {
     const w = {} as Record<FaultKind, number>;
@@ -56,6 +64,8 @@ export class FaultMix {
     const fast = rng.pick([20, 50, 100, 200]);
     this.interval = [fast, fast * rng.pick([2, 5, 10])];
     this.snapshotInterrupt = rng.pick([0, 0.1, 0.5]);
+    this.membershipChurn = rng.pick([0, 0.05, 0.15]);
+    this.cutAfterPersist = rng.pick([0, 0.02, 0.1]);
   }
 
   draw(rng: Prng): FaultKind {
@@ -71,6 +81,6 @@ export class FaultMix {
 
   describe(): string {
     const on = FAULT_KINDS.filter((k) => this.weights[k] > 0).map((k) => `${k}:${this.weights[k]}`);
-    return `${on.join(' ')} every ${this.interval[0]}-${this.interval[1]} snapshotInterrupt=${this.snapshotInterrupt}`;
+    return `${on.join(' ')} every ${this.interval[0]}-${this.interval[1]} snapshotInterrupt=${this.snapshotInterrupt} membershipChurn=${this.membershipChurn} cutAfterPersist=${this.cutAfterPersist}`;
   }
 }

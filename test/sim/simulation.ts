@@ -188,7 +188,7 @@ export class Simulation {
       if (options.lease === true) this.mix.weights.pause = 0;
       // Snapshots often and eagerly: a snapshot then often reaches a follower that already holds its last entry.
       const r2 = this.rng.fork();
-      this.compactEvery = r2.pick([1, 2, 5, 40]);
+      this.compactEvery = r2.pick([1, 2, 5, 40, 200]);
       this.compactChance = r2.pick([0.2, 1, 1]);
       this.log(`swarm: ${this.mix.describe()}`);
     }
@@ -479,7 +479,9 @@ export class Simulation {
     const leader = up.find((n) => n.state === StateType.StateLeader);
     const r = this.rng.next();
     const target = leader !== undefined && this.rng.chance(0.8) ? leader : this.rng.pick(up);
-    if (r < 0.85) {
+    if (this.mix !== undefined && leader !== undefined && this.faulting && this.rng.chance(this.mix.membershipChurn)) {
+      this.changeMembership(leader);
+    } else if (r < 0.85) {
       const count = this.rng.chance(0.3) ? this.rng.range(2, 6) : 1;
       const batch: Uint8Array[] = [];
       for (let i = 0; i < count; i++) batch.push(new TextEncoder().encode(`p${++this.proposalSeq}`));
@@ -931,6 +933,8 @@ export class Simulation {
       }
       if (this.options.mutation !== 'ack-before-persist') this.checkAcksDurable(n, rd.messagesAfterPersist);
     }
+    const cut = this.mix !== undefined && this.faulting && n.state !== StateType.StateLeader && group.some(({ rd }) => rd.entries.length > 0) && this.rng.chance(this.mix.cutAfterPersist);
+    if (cut) this.isolate(n);
     if (this.options.mutation !== 'ack-before-persist') for (const { rd } of group) this.send(n, rd.messagesAfterPersist);
     if (this.rng.chance(0.5)) n.raw.persisted(group[group.length - 1]!.rd);
     else for (const { rd } of group) n.raw.persisted(rd);
