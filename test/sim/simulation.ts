@@ -29,6 +29,8 @@ import { FaultMix, type FaultKind } from './fault-mix.js';
 // TICK (sim-node.ts) is 10 time units; messages take 1-6 units (up to 300 when delayed), disk writes 1-15.
 const ELECTION_TICK = 10;
 const HEARTBEAT_TICK = 1;
+/** How long a newly added member may be sent snapshots that predate it (a few disk writes and a compaction). */
+const STALE_SNAPSHOT_TICKS = 10;
 /** Events per run while faults are injected, unless told otherwise. */
 export const DEFAULT_STEPS = 5000;
 
@@ -133,6 +135,10 @@ export class Simulation {
   private readonly answeredReads = new Set<string>();
   /** Vote and pre-vote requests delivered: type/voter/candidate/term -> whether any copy found the candidate up to date. */
   private readonly voteAsks = new Map<string, boolean>();
+  /** A member sent snapshots that do not name it: since when. */
+  private readonly staleSnapshotSince = new Map<number, number>();
+  /** Nodes some node applied the removal of. */
+  private readonly removedEver = new Set<number>();
 
   /** Per-seed core configuration and driver behaviour, so flow control and batching paths all get exercised. */
   readonly knobs: {
@@ -509,7 +515,9 @@ export class Simulation {
   /** One membership change at the leader: add or promote an outsider, or remove or demote a follower. */
   private changeMembership(leader: SimNode): void {
     const { voters, learners } = leader.conf;
-    const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id));
+    // Swarm runs never add back a removed node: a follower that has not applied the re-addition refuses the node
+    // as removed, so once it leads it can never catch that follower up.
+    const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id) && !(this.mix !== undefined && this.removedEver.has(id)));
     const removable = voters.length > Math.max(2, Math.ceil(this.options.nodes / 2)) ? voters.filter((id) => id !== leader.id) : [];
     const options: ConfChange[] = [
       ...outsiders.map((nodeId) => ({ type: this.rng.chance(0.5) ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode, nodeId })),
@@ -746,6 +754,7 @@ export class Simulation {
     const snap = m.snapshot === undefined ? '' : ` snap ${m.snapshot.meta.index}@${m.snapshot.meta.term} voters [${m.snapshot.meta.conf.voters}] learners [${m.snapshot.meta.conf.learners}]`;
     this.log(`${m.from}->${m.to} ${MessageType[m.type]} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? ' reject' : ''}${snap}`);
     if (this.rng.chance(this.garbage)) this.stepGarbage(n, m);
+    if (m.type === MessageType.MsgSnap && m.snapshot !== undefined) this.checkSnapshotNamesMember(from, n, m.snapshot);
     if (m.type === MessageType.MsgVote || m.type === MessageType.MsgPreVote) this.noteVoteRequest(n, m);
     try {
       n.raw.step(m);
@@ -791,6 +800,28 @@ export class Simulation {
       throw new InvariantViolation(
         'transfer-caught-up',
         `leader ${seen.from} of term ${seen.term} hands leadership to ${seen.to} whose durable log (up to ${s.lastIndex()}) lacks its last entry ${seen.lastIndex}@${seen.lastTerm}`,
+      );
+    }
+  }
+
+  /**
+   * A node added after the sender's latest snapshot refuses that snapshot (it does not name it): the sender
+   * must take a fresh one soon after it applies the addition, or the newcomer can never catch up.
+   */
+  private checkSnapshotNamesMember(from: number, n: SimNode, snap: Snapshot): void {
+    const { voters, learners } = snap.meta.conf;
+    if (voters.includes(n.id) || learners.includes(n.id)) {
+      this.staleSnapshotSince.delete(n.id);
+      return;
+    }
+    const sender = this.nodes.get(from)!;
+    if (!sender.conf.voters.includes(n.id) && !sender.conf.learners.includes(n.id)) return;
+    const since = this.staleSnapshotSince.get(n.id);
+    if (since === undefined) this.staleSnapshotSince.set(n.id, this.now);
+    else if (this.now - since > STALE_SNAPSHOT_TICKS * TICK) {
+      throw new InvariantViolation(
+        'snapshot-for-new-member',
+        `node ${n.id}, a member for node ${from} since before t=${since}, is still sent snapshot ${snap.meta.index}, which does not name it`,
       );
     }
   }
@@ -973,6 +1004,7 @@ export class Simulation {
       n.confHistory.push({ index: e.index, conf: n.conf });
       if (this.options.mutation !== 'no-snapshot-for-new-member') n.confSnapshotDue = e.index;
       this.stats.confChangesApplied++;
+      if (cc.type === ConfChangeType.RemoveNode) this.removedEver.add(cc.nodeId);
       this.log(`${n.id} applied conf change ${ConfChangeType[cc.type]} ${cc.nodeId} at ${e.index} -> voters [${n.conf.voters}] learners [${n.conf.learners}]`);
     }
     if (this.probes.size > 0 && e.type === EntryType.Normal && this.probes.has(new TextDecoder().decode(e.data))) {
