@@ -102,17 +102,21 @@ async function main(): Promise<void> {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+    // Written after every mutant, so an interrupted run still leaves what it judged.
+    await report(outcomes, mutants.length);
   }
-  const judged = outcomes.filter((o) => o.status === 'killed' || o.status === 'survived');
+}
+
+async function report(outcomes: Outcome[], planned: number): Promise<void> {  const judged = outcomes.filter((o) => o.status === 'killed' || o.status === 'survived');
   const killed = judged.filter((o) => o.status === 'killed').length;
   const score = judged.length === 0 ? 0 : killed / judged.length;
-  const result = { date: new Date().toISOString(), subset: SUBSET, budgetS, score, killed, judged: judged.length, outcomes };
+  const result = { date: new Date().toISOString(), subset: SUBSET, budgetS, score, killed, judged: judged.length, planned, outcomes };
   await mkdir(join(root, 'bench/results'), { recursive: true });
   await writeFile(join(root, 'bench/results/mutation.json'), `${JSON.stringify(result, null, 2)}\n`);
   const md = [
     '# Mutation testing',
     '',
-    `Score: ${killed} of ${judged.length} mutants killed (${(score * 100).toFixed(0)}%), by the fast subset: ${SUBSET.join(', ')}.`,
+    `Score: ${killed} of ${judged.length} mutants killed (${(score * 100).toFixed(0)}%; ${planned} planned), by the fast subset: ${SUBSET.join(', ')}.`,
     '',
     '| mutant | file | outcome | killed by |',
     '| --- | --- | --- | --- |',
