@@ -5,6 +5,7 @@
 // fixed time, counted in 250 ms windows; the table shows the median window
 // (and the mean over the whole case). Event-loop delay comes from
 // perf_hooks.monitorEventLoopDelay while the case runs.
+import { spawnSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -194,10 +195,14 @@ function nodeAppender(dir: string): Appender {
   };
 }
 
-/** The raw disk: 4 MiB sequential writes, each followed by fdatasync, into a new file. */
+/**
+ * The raw disk: 1 MiB sequential writes, each followed by fdatasync, into a new
+ * file, the way fio measures it (`--rw=write --bs=1M --fdatasync=1`). Larger
+ * writes from one JS buffer measured well below fio on the same disk.
+ */
 function rawDisk(dir: string, ms: number): { MBps: number; windows: number[] } {
   const fd = openSync(join(dir, 'raw.bin'), 'w');
-  const chunk = Buffer.alloc(4 << 20, 0x5a);
+  const chunk = Buffer.alloc(1 << 20, 0x5a);
   const windows: number[] = [];
   const start = performance.now();
   let windowStart = start;
@@ -215,6 +220,24 @@ function rawDisk(dir: string, ms: number): { MBps: number; windows: number[] } {
   }
   closeSync(fd);
   return { MBps: median(windows), windows };
+}
+
+/** fio's figure for the same pattern on the same directory, when fio is installed (Debian: fio); null otherwise. */
+function fioMBps(dir: string, ms: number): number | null {
+  const r = spawnSync(
+    'fio',
+    ['--name=raw', `--directory=${dir}`, '--rw=write', '--bs=1M', '--size=4G', '--fdatasync=1', `--runtime=${Math.max(1, Math.round(ms / 1000))}`, '--time_based', '--output-format=json'],
+    { encoding: 'utf8' },
+  );
+  if (r.error !== undefined || r.status !== 0) return null;
+  try {
+    const job = (JSON.parse(r.stdout) as { jobs: Array<{ write: { bw_bytes: number } }> }).jobs[0];
+    return job === undefined ? null : job.write.bw_bytes / 1e6;
+  } catch {
+    return null;
+  } finally {
+    rmSync(join(dir, 'raw.0.0'), { force: true });
+  }
 }
 
 /**
@@ -304,9 +327,10 @@ export default async function walBench(args: string[]): Promise<void> {
   const total = cases.length + 2;
   const loadBefore = loadavg();
   console.log(`wal bench: ${total} cases of ${ms} ms in ${root} (${cpus().length} CPUs, ${cpus()[0]?.model ?? '?'})`);
-  process.stdout.write(`[${++n}/${total}] raw disk (4 MiB write + fdatasync) ... `);
+  process.stdout.write(`[${++n}/${total}] raw disk (1 MiB write + fdatasync) ... `);
   const raw = rawDisk(root, Math.max(ms, 1500));
-  console.log(`${fmt(raw.MBps, 1)} MB/s`);
+  const fio = fioMBps(root, Math.max(ms, 1500));
+  console.log(`${fmt(raw.MBps, 1)} MB/s${fio === null ? ' (fio not installed: no cross-check)' : `; fio, same pattern: ${fmt(fio, 1)} MB/s`}`);
   rmSync(join(root, 'raw.bin'), { force: true });
   for (const c of cases) {
     const dir = join(root, `case-${n}`);
@@ -336,7 +360,7 @@ export default async function walBench(args: string[]): Promise<void> {
       `| ${r.writer} | ${r.size} B | ${r.batch} | ${r.inflight} | ${fmt(r.recordsPerSec)} | ${fmt(r.payloadMBps, 1)} | ${node ? fmt(r.recordsPerSec / node.recordsPerSec, 2) + 'x' : ''} | ${fmt((100 * r.payloadMBps) / raw.MBps, 0)}% | ${fmt(r.recordsPerFsync, 1)} | ${fmt(r.appendP50us)} / ${fmt(r.appendP99us)} | ${fmt(r.loopP99ms, 2)} / ${fmt(r.loopMaxms, 1)} |`,
     );
   }
-  console.log(`\nraw disk: ${fmt(raw.MBps, 1)} MB/s (median of ${WINDOW_MS} ms windows, 4 MiB write + fdatasync)`);
+  console.log(`\nraw disk: ${fmt(raw.MBps, 1)} MB/s (median of ${WINDOW_MS} ms windows, 1 MiB write + fdatasync)${fio === null ? '' : `; fio: ${fmt(fio, 1)} MB/s`}`);
   console.log(`load average (1 min) before / after: ${fmt(loadBefore[0]!, 2)} / ${fmt(loadAfter[0]!, 2)} on ${cpus().length} CPUs\n`);
   console.log(lines.join('\n'));
 
@@ -367,7 +391,7 @@ export default async function walBench(args: string[]): Promise<void> {
   writeFileSync(
     join(here, 'results', 'wal.json'),
     JSON.stringify(
-      { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, loadBefore, loadAfter, caseMs: ms, windowMs: WINDOW_MS, rawDisk: raw, rows, paced: pace, targets },
+      { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, loadBefore, loadAfter, caseMs: ms, windowMs: WINDOW_MS, rawDisk: raw, fioMBps: fio, rows, paced: pace, targets },
       null,
       2,
     ) + '\n',

@@ -424,6 +424,10 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     o.Set("groups", static_cast<double>(s.groups));
     o.Set("segmentsCreated", static_cast<double>(s.segmentsCreated));
     o.Set("segmentsRemoved", static_cast<double>(s.segmentsRemoved));
+    Napi::Array buckets = Napi::Array::New(env, kFsyncBuckets);
+    for (int i = 0; i < kFsyncBuckets; i++) buckets.Set(static_cast<uint32_t>(i), static_cast<double>(s.fsyncBuckets[i]));
+    o.Set("fsyncBuckets", buckets);
+    o.Set("fsyncSeconds", static_cast<double>(s.fsyncNanos) / 1e9);
     return o;
   }
 

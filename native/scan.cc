@@ -1,3 +1,4 @@
+#include "platform.h"
 #include "scan.h"
 
 #include <dirent.h>

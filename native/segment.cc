@@ -1,3 +1,4 @@
+#include "platform.h"
 #include "segment.h"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+#include "platform.h"
 #include "writer.h"
 
 #include <fcntl.h>
@@ -74,8 +75,10 @@ void Writer::Stop() {
 }
 
 WriterStats Writer::Stats() const {
-  return {writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), segmentsCreated_.load(),
-          segmentsRemoved_.load()};
+  WriterStats s{writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), segmentsCreated_.load(),
+                segmentsRemoved_.load(), {}, fsyncNanos_.load()};
+  for (int i = 0; i < kFsyncBuckets; i++) s.fsyncBuckets[i] = fsyncBuckets_[i].load();
+  return s;
 }
 
 void Writer::Run() {
@@ -197,7 +200,13 @@ void Writer::FlushAndSync() {
   if (!iov_.empty()) Flush();
   if (!dirty_) return;
   if (options_.sync) {
+    auto t0 = std::chrono::steady_clock::now();
     if (fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
+    auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+    int b = 0;
+    for (uint64_t bound = 1000000; b < kFsyncBuckets - 1 && ns > bound; bound *= 2) b++;
+    fsyncBuckets_[b]++;
+    fsyncNanos_ += ns;
     fsyncs_++;
   }
   dirty_ = false;

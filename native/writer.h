@@ -58,8 +58,15 @@ struct Job {
   std::vector<std::string> unlink;  // kRelease: segment names to remove
 };
 
+// Upper bounds of the fsync duration buckets: 1 ms doubling to 8.192 s, then +Inf
+// (etcd's wal_fsync_duration_seconds buckets).
+constexpr int kFsyncBuckets = 15;
+
 struct WriterStats {
   uint64_t writes, fsyncs, bytes, groups, segmentsCreated, segmentsRemoved;
+  // Per-bucket (not cumulative) counts of hot-path fdatasyncs, and their total time.
+  uint64_t fsyncBuckets[kFsyncBuckets];
+  uint64_t fsyncNanos;
 };
 
 class Writer {
@@ -120,6 +127,8 @@ class Writer {
   std::string preallocError_;
 
   std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, segmentsCreated_{0}, segmentsRemoved_{0};
+  // Timed on this thread, read by Stats() at scrape time: the hot path pays two clock reads.
+  std::atomic<uint64_t> fsyncBuckets_[kFsyncBuckets] = {}, fsyncNanos_{0};
 
   std::thread thread_, preallocThread_;
 };

@@ -50,3 +50,28 @@ export function parsePeers(s: string): Record<number, string> {
   }
   return peers;
 }
+
+/** Like parseArgs, for commands that also take positional arguments (`member add 4 HOST:PORT`). */
+export function parseCommand(args: string[], known: Record<string, 'string' | 'boolean'>): { opts: Map<string, string | true>; positionals: string[] } {
+  const flags: string[] = [];
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) {
+      positionals.push(a);
+      continue;
+    }
+    flags.push(a);
+    const name = a.slice(2).split('=', 1)[0]!;
+    if (known[name] === 'string' && !a.includes('=') && i + 1 < args.length) flags.push(args[++i]!);
+  }
+  return { opts: parseArgs(flags, known), positionals };
+}
+
+/** A positive node id from a positional argument. */
+export function nodeIdArg(v: string | undefined, what = 'ID'): number {
+  if (v === undefined) throw new UsageError(`${what} is required`);
+  const n = Number(v);
+  if (!/^[1-9]\d*$/.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`${what} must be a positive integer, got '${v}'`);
+  return n;
+}

@@ -4,13 +4,17 @@ import { readFileSync } from 'node:fs';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
+import { serveAdmin, isLoopback } from '../admin/server.js';
 import { UsageError, intArg, parseArgs, parsePeers, strArg } from './args.js';
-import { consoleLogger } from './console-logger.js';
+import { runCommand } from './failure.js';
+import { cliLogger, parseLogOptions } from './logging.js';
 
 const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]
                      [--cluster-id ID] [--sync always|none] [--preallocate zeros|fallocate|none]
                      [--snapshot-every N] [--state-machine kv|none] [--requirepass-file FILE] [--max-clients N]
                      [--cluster-secret-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure]
+                     [--join] [--admin HOST:PORT [--admin-token-file FILE]]
+                     [--log-level trace|debug|info|warn|error|silent] [--log-format pretty|json] [--debug]
 Runs one node. Without --peers it is a single-node log. With --peers or --listen, peers
 authenticate with a shared secret (the first line of --cluster-secret-file, at least 16
 bytes, the same file on every node) or mutual TLS (certificates naming the node as SAN URI
@@ -20,35 +24,52 @@ example over the Redis protocol (redis-cli works); without a password (the first
 --requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
 leader it knows changes. SIGINT/SIGTERM stop it cleanly. If the node stops on a
 storage failure or a corrupt entry (LOG_FATAL, LOG_CORRUPT) it exits with status 1,
-so that a supervisor restarts it.`;
+so that a supervisor restarts it; any other failure to start is one line on stderr with
+its code, exit status 1 (2 for bad flags).
+--join starts a node that was added with \`raftlog member add\`: --peers names the
+existing members and this node; it takes the cluster's configuration from the leader
+and never bootstraps its own. Keep --join on its later restarts.
+--admin serves /health, /status, /metrics (Prometheus) and the operations of
+\`raftlog status|member|leader|snapshot\` over HTTP. Off loopback it requires the bearer
+token on the first line of --admin-token-file.
+Logs: pretty lines on stderr (default, level info), or with --log-format json every line
+this node prints is a JSON object on stdout.`;
 
 export async function main(args: string[]): Promise<number> {
-  let opts;
-  try {
-    opts = parseArgs(args, {
+  return runCommand('serve', USAGE, args, async (a) => {
+    const opts = parseArgs(a, {
       id: 'string', data: 'string', listen: 'string', peers: 'string', resp: 'string',
       'cluster-id': 'string', sync: 'string', preallocate: 'string', 'snapshot-every': 'string', 'state-machine': 'string', help: 'boolean',
       'requirepass-file': 'string', 'max-clients': 'string',
       'cluster-secret-file': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'tls-ca': 'string', insecure: 'boolean',
+      join: 'boolean', admin: 'string', 'admin-token-file': 'string', 'log-level': 'string', 'log-format': 'string',
     });
-    if (opts.has('help')) {
-      console.log(USAGE);
-      return 0;
-    }
-    return await serve(opts);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`raftlog serve: ${err.message}\n${USAGE}`);
-      return 2;
-    }
-    throw err;
-  }
+    return serve(opts);
+  });
 }
 
 async function serve(opts: Map<string, string | true>): Promise<number> {
   const id = intArg(opts, 'id');
   const dataDir = strArg(opts, 'data');
   const peers = opts.has('peers') ? parsePeers(strArg(opts, 'peers')) : undefined;
+  if (peers !== undefined && peers[id] === undefined) throw new UsageError(`--peers must include this node's id ${id}`);
+  if (opts.has('join') && (peers === undefined || Object.keys(peers).length < 2)) throw new UsageError('--join needs --peers naming the existing members and this node');
+  const logOpts = parseLogOptions(strArg(opts, 'log-level', 'info'), strArg(opts, 'log-format', 'pretty'));
+  const json = logOpts.format === 'json';
+  const root = cliLogger(logOpts.level, logOpts.format);
+  const logger = root.child({ node: id });
+  // In pretty mode the node's own announcements stay plain lines on stdout (scripts read them);
+  // in json mode they are records like every other line.
+  const say = (fields: Record<string, unknown>, message: string): void => {
+    if (json) logger.info(fields, message);
+    else console.log(message);
+  };
+  const adminAddress = opts.has('admin') ? strArg(opts, 'admin') : undefined;
+  const adminToken = adminToken_(opts);
+  if (adminAddress !== undefined) {
+    const host = adminAddress.slice(0, adminAddress.lastIndexOf(':'));
+    if (!isLoopback(host) && adminToken === undefined) throw new UsageError(`--admin ${adminAddress} is not loopback: give --admin-token-file`);
+  }
   const sync = strArg(opts, 'sync', 'always');
   if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
   const preallocate = strArg(opts, 'preallocate', 'zeros');
@@ -76,36 +97,47 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     preallocate,
     ...peerAuth,
     ...(opts.has('insecure') ? { insecure: true } : {}),
-    logger: consoleLogger('warn'),
+    ...(opts.has('join') ? { join: true } : {}),
+    logger: root,
   });
-  const resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp'), ...access }) : null;
-  console.log(`node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}`);
+  let resp: Awaited<ReturnType<typeof serveResp>> | null = null;
+  let admin: Awaited<ReturnType<typeof serveAdmin>> | null = null;
+  try {
+    resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp'), ...access }) : null;
+    admin = adminAddress !== undefined ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined }) : null;
+  } catch (err) {
+    await resp?.close();
+    await log.close();
+    throw err;
+  }
+  say({ dataDir, resp: resp?.address, admin: admin?.address }, `node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}${admin ? `, admin ${admin.address}` : ''}`);
 
-  let lead = -1;
   let fatal: { code: string; message: string } | undefined;
   let stop: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
-  const watch = setInterval(() => {
-    const s = log.status();
-    if (s.fatal !== undefined) {
-      // A dead node must not look alive (answering PING, holding its port): exit and be restarted.
-      fatal = s.fatal;
-      stop();
-      return;
-    }
-    if (s.lead !== lead) {
-      lead = s.lead;
-      console.log(`leader ${s.lead} term ${s.term}`);
-    }
-  }, 100);
+  const onLeader = (e: { id: number; term: number }): void => say({ leader: e.id, term: e.term }, `leader ${e.id} term ${e.term}`);
+  const onFatal = (f: { code: string; message: string }): void => {
+    // A dead node must not look alive (answering PING, holding its port): exit and be restarted.
+    fatal = f;
+    stop();
+  };
+  log.on('leader', onLeader);
+  log.on('fatal', onFatal);
+  // The log's timers do not hold the process open (an embedded log must not); a node
+  // serving nothing but its data directory must still run until it is stopped.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  // What happened before the listeners were attached (open() elects a single node itself).
+  const now = log.status();
+  if (now.fatal !== undefined) onFatal(now.fatal);
+  else if (now.lead !== 0) onLeader({ id: now.lead, term: now.term });
 
   // Rotation: the operator replaces the files, then signals every node.
   const reload = (): void => {
     try {
       log.reloadCredentials(credentials());
-      console.log('peer credentials reloaded');
+      logger.info({}, 'peer credentials reloaded');
     } catch (err) {
-      console.error(`raftlog serve: SIGHUP: credentials not reloaded, the old ones stay: ${(err as Error).message}`);
+      logger.error({ err }, `SIGHUP: credentials not reloaded, the old ones stay: ${(err as Error).message}`);
     }
   };
   if (peerAuth.clusterSecret !== undefined || peerAuth.tls !== undefined) process.on('SIGHUP', reload);
@@ -119,15 +151,33 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   process.off('SIGTERM', stop);
   process.off('disconnect', stop);
   process.off('SIGHUP', reload);
-  clearInterval(watch);
+  clearInterval(keepAlive);
+  log.off('leader', onLeader);
+  log.off('fatal', onFatal);
+  await admin?.close();
   await resp?.close();
   await log.close();
   if (fatal !== undefined) {
+    if (json) logger.fatal({ code: fatal.code }, `node ${id} stopped: ${fatal.code}: ${fatal.message}`);
     console.error(`raftlog serve: node ${id} stopped: ${fatal.code}: ${fatal.message}`);
     return 1;
   }
-  console.log(`node ${id} stopped`);
+  say({}, `node ${id} stopped`);
   return 0;
+}
+
+/** The first line of --admin-token-file. */
+function adminToken_(opts: Map<string, string | true>): string | undefined {
+  if (!opts.has('admin-token-file')) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(strArg(opts, 'admin-token-file'), 'utf8');
+  } catch (err) {
+    throw new UsageError(`--admin-token-file: ${(err as Error).message}`);
+  }
+  const token = text.split(/\r?\n/)[0]!.trim();
+  if (token === '') throw new UsageError('--admin-token-file: the first line (the token) is empty');
+  return token;
 }
 
 /** --requirepass-file (its first line, so the password stays out of `ps`) and --max-clients. */

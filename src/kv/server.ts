@@ -9,7 +9,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import type { LogMetrics } from '../log/metrics.js';
 import { formatAddress, parseAddress } from '../transport/address.js';
+import { formatInfo } from './info.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
 import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, type Reply } from './resp.js';
 
@@ -18,6 +20,8 @@ export interface KvLog {
   append(data: Uint8Array): Promise<{ index: number; term: number; result: unknown }>;
   barrier(): Promise<void>;
   status(): object;
+  /** For INFO's # WAL section, when the log has them. */
+  metrics?(): LogMetrics;
 }
 
 class CommandError extends Error {}
@@ -41,16 +45,6 @@ function toReply(r: KvResult): Reply {
   if ('error' in r) return new Error(r.error);
   if ('int' in r) return r.int;
   return OK;
-}
-
-/** INFO: the node's raft status as `key:value` lines. */
-function info(status: object): string {
-  const lines = ['# Raft'];
-  for (const [k, v] of Object.entries(status)) {
-    if (v === undefined) continue;
-    lines.push(`${k}:${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
-  }
-  return lines.join('\r\n') + '\r\n';
 }
 
 /** RAFT.MEMBERS: one line per member: id, address, voter or learner. */
@@ -204,7 +198,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         return name === 'GET' ? (kv.get(rest[0]!) ?? null) : rest.filter((k) => kv.has(k)).length;
       }
       case 'INFO':
-        return info(log.status());
+        return formatInfo(log.status(), log.metrics?.());
       case 'RAFT.MEMBERS':
         return members(log.status());
       case 'DBSIZE':

@@ -1,5 +1,6 @@
 // The product: the replicated log applications embed.
-export { ReplicatedLog, type LogStatus, type ReplicatedLogDeps } from './replicated-log.js';
+export { ReplicatedLog, type LogEvents, type LogStatus, type ReplicatedLogDeps } from './replicated-log.js';
+export type { HistogramData, LogMetrics } from './metrics.js';
 export { DEFAULTS, type ReplicatedLogOptions } from './options.js';
 export type { AppendResult } from './proposals.js';
 export { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';

@@ -2,6 +2,7 @@
 // which the documentation below refers to) and their validation. Validation
 // runs before any file or socket is created, and names the offending key.
 import type { Logger } from '../logger.js';
+import { createSecureContext } from 'node:tls';
 import type { TlsOptions } from '../transport/tcp-transport.js';
 import { MIN_SECRET_BYTES, type Secret } from '../transport/auth.js';
 import { InvalidArgumentError } from './errors.js';
@@ -80,6 +81,13 @@ export interface ReplicatedLogOptions<R = unknown> {
    */
   insecure?: boolean;
   /**
+   * Start as a member just added to a running cluster (`addMember`/`addLearner` on its
+   * leader first): the node does not bootstrap a configuration of its own from `peers`,
+   * it takes the cluster's from the leader. `peers` names the existing members (whose
+   * messages it accepts) and this node. Keep it on every restart of that node.
+   */
+  join?: boolean;
+  /**
    * Where the node reports what an operator needs to know (a pino logger fits:
    * `trace/debug/info/warn/error(fields, message)` and `child(bindings)`). Default: silent.
    */
@@ -125,6 +133,7 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   clusterSecret: (v) => (isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)) ? null : 'must be a string, a Buffer, or a non-empty list of them'),
   tls: object,
   insecure: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
+  join: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
   logger: hasMethods('trace', 'debug', 'info', 'warn', 'error', 'child'),
 };
 
@@ -148,6 +157,14 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
   }
   for (const secret of o.clusterSecret === undefined ? [] : [o.clusterSecret].flat()) {
     if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) throw new InvalidArgumentError(`ReplicatedLog.open: every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
+  }
+  if (o.tls !== undefined) {
+    // Unreadable key or certificate material fails here, named, before any file or socket exists.
+    try {
+      createSecureContext({ key: o.tls.key, cert: o.tls.cert, ca: o.tls.ca });
+    } catch (err) {
+      throw new InvalidArgumentError(`ReplicatedLog.open: tls (key, cert, ca) cannot be used: ${(err as Error).message}`);
+    }
   }
   const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
   const election = o.electionTicks ?? DEFAULTS.electionTicks;

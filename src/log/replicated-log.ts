@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { decodeConfChange } from '../raft/confchange.js';
 import { CompactedError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
@@ -25,7 +26,7 @@ import type { TlsOptions } from '../transport/tcp-transport.js';
 import type { Secret } from '../transport/auth.js';
 import type { Transport } from '../transport/transport.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { Wal, WalError } from '../wal/index.js';
+import { FSYNC_BUCKETS, Wal, WalError } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
 import { StorageError } from '../storage/errors.js';
 import { InsecureTransportError, TransportError } from '../transport/errors.js';
@@ -45,6 +46,7 @@ import {
   RecordTooLargeError,
   TimeoutError,
 } from './errors.js';
+import { MetricCounters, peerLag, turnNow, type LogMetrics } from './metrics.js';
 import { DEFAULTS, validateOptions, type ReplicatedLogOptions } from './options.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
@@ -107,6 +109,14 @@ interface ConfPending {
   reject(e: Error): void;
 }
 
+/** What a log announces, as an EventEmitter: `log.on('leader', ({ id, term }) => ...)`. */
+export interface LogEvents {
+  /** The leader this node knows changed: `id` 0 means none is known now. */
+  leader: [{ id: number; term: number }];
+  /** The node stopped after a storage failure or a corrupt entry (status().role is then 'fatal'). */
+  fatal: [{ code: string; message: string }];
+}
+
 function ctxKey(ctx: Uint8Array): string {
   return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('hex');
 }
@@ -116,8 +126,9 @@ function ctxKey(ctx: Uint8Array): string {
  * by a majority, made durable, and applied in order to the state machine of every
  * node. With no peers it is a crash-safe local log with the same API.
  */
-export class ReplicatedLog<R = unknown> {
+export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly node: RawNode;
+  private readonly counters = new MetricCounters();
   private readonly proposals: Proposals<R>;
   private queue: Queued[] = [];
   private flushScheduled = false;
@@ -161,6 +172,7 @@ export class ReplicatedLog<R = unknown> {
     >,
     members: Map<number, string>,
   ) {
+    super();
     const { confState } = storage.initialState();
     const snap = storage.snapshot();
     this.snapshotIndex = snap.meta.index;
@@ -198,6 +210,7 @@ export class ReplicatedLog<R = unknown> {
     const peers = o.peers ?? {};
     const memberIds = Object.keys(peers).map(Number);
     if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
+    if (o.join === true && memberIds.length < 2) throw new InvalidArgumentError('join: peers must name the members to join as well as this node');
     const listen = o.listen ?? peers[id];
     const tcp = deps?.transport === undefined && (memberIds.length > 1 || listen !== undefined);
     // Before any file or socket exists: a log reachable over TCP must say how peers prove who they are.
@@ -209,7 +222,10 @@ export class ReplicatedLog<R = unknown> {
     try {
       wal ??= await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? DEFAULTS.sync, preallocate: o.preallocate ?? DEFAULTS.preallocate, logger });
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
-      const bootstrap: ConfState = { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
+      // A joining node is not in the configuration it starts from: it never campaigns on its
+      // own, and learns its membership from the leader (the entry that added it, or a snapshot).
+      const bootstrap: ConfState =
+        o.join === true ? { voters: memberIds.filter((m) => m !== id), learners: [] } : { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap);
       const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
       transport =
@@ -307,7 +323,21 @@ export class ReplicatedLog<R = unknown> {
     if (this.proposals.bytes + data.byteLength > o.maxPendingBytes) return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
     if (this.leaderless()) return Promise.reject(this.noLeader('append'));
     return new Promise<AppendResult<R>>((resolve, reject) => {
-      const seq = this.proposals.add(resolve, reject, data.byteLength);
+      const started = turnNow();
+      const c = this.counters;
+      const seq = this.proposals.add(
+        (r) => {
+          c.proposalsCommitted++;
+          c.appendDuration.observe((turnNow() - started) / 1000);
+          resolve(r);
+        },
+        (e) => {
+          c.appendFailed((e as { code?: string }).code ?? 'UNKNOWN');
+          c.appendDuration.observe((turnNow() - started) / 1000);
+          reject(e);
+        },
+        data.byteLength,
+      );
       this.queue.push({ seq, payload: data });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -397,6 +427,37 @@ export class ReplicatedLog<R = unknown> {
       lastIndex: this.storage.lastIndex(),
       firstIndex: this.storage.firstIndex(),
       snapshotIndex: this.snapshotIndex,
+    };
+  }
+
+  /**
+   * The log's counters, histograms and gauges, as plain numbers (the admin layer's
+   * /metrics turns them into Prometheus text). Gauges are computed now.
+   */
+  metrics(): LogMetrics {
+    const s = this.node.status();
+    const c = this.counters;
+    const wal = this.deps.wal instanceof Wal ? this.deps.wal.stats() : null;
+    const t = this.deps.transport instanceof TcpTransport ? this.deps.transport.stats() : null;
+    const lastIndex = this.storage.lastIndex();
+    return {
+      term: s.term,
+      commitIndex: s.commit,
+      appliedIndex: this.applied,
+      isLeader: this.fatal === undefined && s.state === StateType.StateLeader,
+      hasLeader: this.fatal === undefined && s.lead !== 0,
+      leaderChanges: c.leaderChanges,
+      proposalsCommitted: c.proposalsCommitted,
+      proposalsFailed: Object.fromEntries(c.proposalsFailed),
+      appendDuration: c.appendDuration.data(),
+      walFsyncDuration: wal === null ? null : { bounds: FSYNC_BUCKETS, counts: wal.fsyncBuckets, sum: wal.fsyncSeconds, count: wal.fsyncBuckets.reduce((a, b) => a + b, 0) },
+      walBytesWritten: wal?.bytes ?? 0,
+      walSegments: wal?.segments ?? 0,
+      snapshots: c.snapshots,
+      snapshotDuration: c.snapshotDuration.data(),
+      peerLag: s.state === StateType.StateLeader ? peerLag(this.id, lastIndex, s.progress) : {},
+      transportBytesSent: t === null ? {} : Object.fromEntries(Object.entries(t.peers).map(([id, p]) => [Number(id), p.bytesSent])),
+      transportBytesReceived: t?.bytesReceived ?? {},
     };
   }
 
@@ -580,6 +641,13 @@ export class ReplicatedLog<R = unknown> {
         c.reject(new NotCommittedError('leadership changed before the membership change committed'));
       }
     }
+    if (ss.lead !== oldLead) {
+      const term = this.node.status().term;
+      if (ss.lead !== 0) this.counters.leaderChanges++;
+      this.deps.logger.info({ term, from: oldLead, to: ss.lead, role: ROLE[ss.state] }, ss.lead === 0 ? `leader ${oldLead} lost` : `leader is now ${ss.lead}`);
+      // After this turn: a listener that throws must not stop the node mid-Ready.
+      queueMicrotask(() => this.emit('leader', { id: ss.lead, term }));
+    }
     if (ss.lead !== 0 && ss.lead !== oldLead) {
       const waiters = this.leaderWaiters.splice(0);
       for (const w of waiters) w();
@@ -686,6 +754,10 @@ export class ReplicatedLog<R = unknown> {
       this.members.set(cc.nodeId, addr);
       if (cc.nodeId !== this.id) t?.addPeer(cc.nodeId, addr);
     }
+    this.deps.logger.info(
+      { index: e.index, type: ConfChangeType[cc.type], member: cc.nodeId, voters: this.conf.voters, learners: this.conf.learners },
+      `membership: ${cc.type === ConfChangeType.RemoveNode ? 'removed' : cc.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${cc.nodeId}`,
+    );
     const p = this.confPending.get(e.index);
     if (p !== undefined) {
       this.confPending.delete(e.index);
@@ -695,12 +767,22 @@ export class ReplicatedLog<R = unknown> {
   }
 
   private takeSnapshot(index: number, term: number): void {
+    const started = performance.now();
     const data = encodeSnapshotData({ members: [...this.members], app: this.sm.snapshot() });
     this.snapshotIndex = index;
-    this.storage.compact(index, term, this.conf, data).catch((err: unknown) => this.fail(err));
+    this.storage.compact(index, term, this.conf, data).then(
+      () => {
+        this.counters.snapshots++;
+        const ms = performance.now() - started;
+        this.counters.snapshotDuration.observe(ms / 1000);
+        this.deps.logger.info({ index, term, bytes: data.byteLength, ms: Math.round(ms) }, `snapshot taken at ${index}`);
+      },
+      (err: unknown) => this.fail(err),
+    );
   }
 
   private restoreSnapshot(snap: Snapshot): void {
+    this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term, bytes: snap.data.byteLength }, `state machine restored from the snapshot at ${snap.meta.index}`);
     this.snapshotFloor = snap.meta.index;
     const d = decodeSnapshotData(snap.data);
     this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
@@ -859,6 +941,8 @@ export class ReplicatedLog<R = unknown> {
     if (this.closed) return;
     this.fatal = err instanceof LogCorruptError ? err : new FatalError(err);
     this.deps.logger.error({ err: this.fatal, code: this.fatal.code }, `node stopped: ${this.fatal.message}`);
+    const f = { code: this.fatal.code, message: this.fatal.message };
+    queueMicrotask(() => this.emit('fatal', f));
     this.shutdown(this.fatal);
     void this.deps.transport?.close().catch(() => undefined);
   }

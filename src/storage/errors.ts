@@ -31,3 +31,10 @@ export class SnapshotVersionError extends StorageError {
     this.file = file;
   }
 }
+
+/** The WAL's hard state or last entry holds a term or index no node can reach (above MAX_TERM): damage. */
+export class StateCorruptError extends StorageError {
+  constructor(detail: string) {
+    super('STATE_CORRUPT', `the data directory's raft state is corrupt: ${detail}`);
+  }
+}

@@ -2,4 +2,4 @@
 export type { LogStore, SnapshotMarker } from './log-store.js';
 export { RaftStorage } from './raft-storage.js';
 export { FileSnapshotStore, MemorySnapshotStore, readSnapshotFile, type SnapshotStore } from './snapshot-store.js';
-export { SnapshotCorruptError, SnapshotMissingError, SnapshotVersionError, StorageError } from './errors.js';
+export { SnapshotCorruptError, SnapshotMissingError, SnapshotVersionError, StateCorruptError, StorageError } from './errors.js';

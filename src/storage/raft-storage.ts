@@ -1,5 +1,6 @@
 import { CompactedError, UnavailableError } from '../raft/errors.js';
-import type { ConfState, Entry, HardState, Ready, Snapshot, Storage } from '../raft/types.js';
+import { MAX_INDEX, MAX_TERM, type ConfState, type Entry, type HardState, type Ready, type Snapshot, type Storage } from '../raft/types.js';
+import { StateCorruptError } from './errors.js';
 import type { LogStore } from './log-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
@@ -33,7 +34,14 @@ export class RaftStorage implements Storage {
 
   /** `bootstrap` is the membership of a brand-new node (no snapshot yet). */
   static async open(wal: LogStore, snapshots: SnapshotStore, bootstrap: ConfState): Promise<RaftStorage> {
+    // A term no node can advance past (see MAX_TERM) was written by no raftlog node: damage, not state.
+    const hs = wal.hardState;
+    if (hs.term > MAX_TERM || hs.commit > MAX_INDEX) throw new StateCorruptError(`hard state term ${hs.term} commit ${hs.commit} is above ${MAX_TERM}`);
+    if (wal.lastIndex > MAX_INDEX || (wal.lastIndex > 0 && wal.lastIndex >= wal.firstIndex && wal.term(wal.lastIndex) > MAX_TERM)) {
+      throw new StateCorruptError(`the last entry (index ${wal.lastIndex}) has an index or term above ${MAX_TERM}`);
+    }
     const marker = wal.snapshot;
+    if (marker !== null && (marker.index > MAX_INDEX || marker.term > MAX_TERM)) throw new StateCorruptError(`snapshot marker ${marker.index}/${marker.term} is above ${MAX_TERM}`);
     const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
     return new RaftStorage(wal, snapshots, bootstrap, snap);
   }

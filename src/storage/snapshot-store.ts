@@ -1,6 +1,6 @@
 import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ConfState, Snapshot, SnapshotMeta } from '../raft/types.js';
+import { MAX_INDEX, MAX_TERM, type ConfState, type Snapshot, type SnapshotMeta } from '../raft/types.js';
 import { crc32c } from '../wal/index.js';
 import { makeDurableDir, syncDir } from './durable-dir.js';
 import { SnapshotCorruptError, SnapshotMissingError, SnapshotVersionError } from './errors.js';
@@ -52,6 +52,7 @@ function parseMeta(bytes: Buffer): SnapshotMeta | string {
   if (typeof v !== 'object' || v === null) return 'meta is not an object';
   const { index, term, conf } = v as Record<string, unknown>;
   if (!isCount(index) || !isCount(term)) return 'meta index or term is not a non-negative integer';
+  if (index > MAX_INDEX || term > MAX_TERM) return `meta index or term is above ${MAX_TERM}, beyond what any node can reach`;
   if (typeof conf !== 'object' || conf === null) return 'meta has no configuration';
   const { voters, learners } = conf as Record<string, unknown>;
   if (!isIds(voters) || !isIds(learners)) return 'meta configuration is not two lists of node ids';

@@ -50,6 +50,8 @@ export class Inbound {
   /** The peer's id, once its handshake is accepted. */
   peer = 0;
   framesReceived = 0;
+  /** Bytes read from the socket (framing included), for the per-peer traffic counters. */
+  bytesReceived = 0;
   private readonly decoder: FrameDecoder;
   private readonly unpacker = newUnpacker();
   private assembly: Assembly | undefined;
@@ -99,6 +101,7 @@ export class Inbound {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    this.bytesReceived += chunk.length;
     try {
       this.decoder.push(chunk);
       for (let payload = this.decoder.next(); payload !== undefined; payload = this.decoder.next()) {

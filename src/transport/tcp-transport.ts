@@ -52,7 +52,7 @@ export interface TcpTransportOptions {
   /** Accepted connections still in their handshake. Default 16. */
   maxUnauthenticatedConnections?: number;
   logger?: TransportLogger;
-  /** Reconnect delays. Default 50 ms doubling to 2 s. */
+  /** Reconnect delays. Default 50 ms doubling to the election timeout, at most 2 s. */
   backoff?: Partial<BackoffOptions>;
   /** Time for a dial, including the TLS handshake and ours. Default 5 s. */
   connectTimeoutMs?: number;
@@ -65,6 +65,8 @@ export interface TcpTransportOptions {
 export interface TcpTransportStats {
   peers: Record<number, OutboundStats>;
   framesReceived: number;
+  /** Bytes received from each authenticated peer, closed connections included. */
+  bytesReceived: Record<number, number>;
   messagesReceived: number;
   /** Inbound connections closed for a bad handshake, frame or message. */
   connectionsRefused: number;
@@ -86,6 +88,7 @@ export class TcpTransport implements Transport {
   private closed = false;
   private listenAddress: string;
   private framesFromClosed = 0;
+  private readonly bytesFromClosed = new Map<number, number>();
   private messagesReceived = 0;
   private connectionsRefused = 0;
   private pendingUnreachable = new Set<number>();
@@ -127,7 +130,9 @@ export class TcpTransport implements Transport {
       maxQueueBytes: o.maxQueueBytes ?? 32 * MiB,
       snapshotChunkBytes: o.snapshotChunkBytes ?? Math.min(MiB, Math.floor(maxFrameBytes / 2)),
       connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
-      backoff: { initialMs: o.backoff?.initialMs ?? 50, maxMs: o.backoff?.maxMs ?? 2_000 },
+      // After a long partition heals, a peer must be redialled within an election timeout,
+      // or the node it leads catches up only when the grown backoff lets it.
+      backoff: { initialMs: o.backoff?.initialMs ?? 50, maxMs: o.backoff?.maxMs ?? Math.min(2_000, electionTimeoutMs) },
       random: o.random ?? Math.random,
       logger: this.logger,
       packer: newPacker(),
@@ -219,7 +224,9 @@ export class TcpTransport implements Transport {
     for (const [id, p] of this.outbound) peers[id] = p.stats;
     let framesReceived = this.framesFromClosed;
     for (const c of this.inbound) framesReceived += c.framesReceived;
-    return { peers, framesReceived, messagesReceived: this.messagesReceived, connectionsRefused: this.connectionsRefused };
+    const bytesReceived: Record<number, number> = Object.fromEntries(this.bytesFromClosed);
+    for (const c of this.inbound) if (c.peer !== 0) bytesReceived[c.peer] = (bytesReceived[c.peer] ?? 0) + c.bytesReceived;
+    return { peers, framesReceived, bytesReceived, messagesReceived: this.messagesReceived, connectionsRefused: this.connectionsRefused };
   }
 
   async close(): Promise<void> {
@@ -310,6 +317,7 @@ export class TcpTransport implements Transport {
     socket.on('close', () => {
       authenticatedOrGone();
       this.framesFromClosed += c.framesReceived;
+      if (c.peer !== 0) this.bytesFromClosed.set(c.peer, (this.bytesFromClosed.get(c.peer) ?? 0) + c.bytesReceived);
       this.inbound.delete(c);
     });
   }

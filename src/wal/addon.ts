@@ -33,6 +33,9 @@ export interface NativeStats {
   groups: number;
   segmentsCreated: number;
   segmentsRemoved: number;
+  /** Per-bucket counts of fdatasync durations, bounds FSYNC_BUCKETS then +Inf. */
+  fsyncBuckets: number[];
+  fsyncSeconds: number;
 }
 
 export interface NativeHandle {

@@ -77,6 +77,16 @@ export interface WalStats {
   segments: number;
   segmentsCreated: number;
   segmentsRemoved: number;
+  /**
+   * fdatasync durations on the writer thread: counts per bucket (not cumulative), the
+   * bucket bounds being FSYNC_BUCKETS seconds and a last one for anything longer.
+   */
+  fsyncBuckets: number[];
+  /** Total seconds spent in those fdatasyncs. */
+  fsyncSeconds: number;
   cachedEntries: number;
   cachedBytes: number;
 }
+
+/** Upper bounds (seconds) of WalStats.fsyncBuckets, as the native writer counts them: 1 ms doubling to 8.192 s. */
+export const FSYNC_BUCKETS: readonly number[] = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);

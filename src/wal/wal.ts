@@ -117,29 +117,29 @@ const HARD_STATE_REF = -1;
 const SNAPSHOT_REF = -2;
 
 export class Wal {
-  private readonly handle: NativeHandle;
-  private readonly segmentBytes: number;
-  private readonly cacheBytes: number;
-  private readonly positions = new Positions();
-  private readonly cache = new EntryCache();
-  private readonly segments: Segment[] = [];
-  private readonly bySeq = new Map<number, Segment>();
+  readonly #handle: NativeHandle;
+  readonly #segmentBytes: number;
+  readonly #cacheBytes: number;
+  readonly #positions = new Positions();
+  readonly #cache = new EntryCache();
+  readonly #segments: Segment[] = [];
+  readonly #bySeq = new Map<number, Segment>();
   /** Write cursor in the last segment. */
-  private offset = 0;
+  #offset = 0;
   /** Where the last segment's own records begin: a record that does not fit rotates only if the segment holds more. */
-  private contentStart = 0;
-  private hs: WalHardState = Object.freeze({ term: 0, vote: 0, commit: 0 });
-  private snap: WalSnapshot | null = null;
-  private readonly pending: Pending[] = [];
-  private pendingHead = 0;
-  private failure: Error | null = null;
-  private closing: Promise<void> | null = null;
-  private batch: Batch | null = null;
-  private slab = new Uint8Array(0);
-  private slabUsed = 0;
-  private appends = 0;
-  private records = 0;
-  private logger: WalLogger = SILENT;
+  #contentStart = 0;
+  #hs: WalHardState = Object.freeze({ term: 0, vote: 0, commit: 0 });
+  #snap: WalSnapshot | null = null;
+  readonly #pending: Pending[] = [];
+  #pendingHead = 0;
+  #failure: Error | null = null;
+  #closing: Promise<void> | null = null;
+  #batch: Batch | null = null;
+  #slab = new Uint8Array(0);
+  #slabUsed = 0;
+  #appends = 0;
+  #records = 0;
+  #logger: WalLogger = SILENT;
 
   /** Set when open() cut off a torn record at the end of the last segment (never acknowledged). */
   readonly repair: WalRepair | null;
@@ -176,8 +176,8 @@ export class Wal {
     try {
       const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!))));
       const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan);
-      wal.logger = logger;
-      const last = wal.segments.at(-1);
+      wal.#logger = logger;
+      const last = wal.#segments.at(-1);
       const mark = scan.segments.at(-1)?.mark;
       handle.start(
         segmentBytes,
@@ -185,8 +185,8 @@ export class Wal {
         PREALLOC[prealloc],
         last?.seq ?? 0,
         last?.name ?? '',
-        wal.onReport,
-        wal.onNotice,
+        wal.#onReport,
+        wal.#onNotice,
         mark?.start ?? 0,
         mark?.records ?? 0,
         mark?.crc ?? 0,
@@ -205,28 +205,28 @@ export class Wal {
     cacheBytes: number,
     scan: NativeScan,
   ) {
-    this.handle = handle;
-    this.segmentBytes = segmentBytes;
-    this.cacheBytes = cacheBytes;
+    this.#handle = handle;
+    this.#segmentBytes = segmentBytes;
+    this.#cacheBytes = cacheBytes;
     this.repair = scan.torn;
-    this.replay(scan);
+    this.#replay(scan);
   }
 
   /** The latest hard state ({ term: 0, vote: 0, commit: 0 } in a new WAL). */
   get hardState(): Readonly<WalHardState> {
-    return this.hs;
+    return this.#hs;
   }
   /** The latest snapshot marker, or null. */
   get snapshot(): Readonly<WalSnapshot> | null {
-    return this.snap;
+    return this.#snap;
   }
   /** First readable entry; firstIndex - 1 is the snapshot's index (or 0). A new WAL has firstIndex 1, lastIndex 0. */
   get firstIndex(): number {
-    return this.positions.base + 1;
+    return this.#positions.base + 1;
   }
   /** Last entry; firstIndex - 1 when the log is empty. */
   get lastIndex(): number {
-    return this.positions.last;
+    return this.#positions.last;
   }
 
   /**
@@ -240,23 +240,23 @@ export class Wal {
    * entries (no copy): do not mutate an entry or its data after passing it.
    */
   append(entries: readonly WalEntry[], hardState?: WalHardState): Promise<void> {
-    const unusable = this.unusable();
+    const unusable = this.#unusable();
     if (unusable !== null) return Promise.reject(unusable);
     let hs: WalHardState | null = null;
     let bytes = 0;
     try {
       if (!Array.isArray(entries)) throw new WalInvalidArgumentError('entries must be an array');
       if (hardState !== undefined) hs = checkHardState(hardState);
-      bytes = this.checkEntries(entries);
+      bytes = this.#checkEntries(entries);
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    if (entries.length === 0 && hs === null) return this.barrier();
+    if (entries.length === 0 && hs === null) return this.#barrier();
     const n = entries.length;
     const refs: RecordRef[] = [];
     for (let k = 0; k < n; k++) refs.push(k);
     if (hs !== null) refs.push(HARD_STATE_REF);
-    return this.write(refs, bytes + (hs !== null ? HARD_STATE_RECORD_BYTES : 0), entries, hs, null, false);
+    return this.#write(refs, bytes + (hs !== null ? HARD_STATE_RECORD_BYTES : 0), entries, hs, null, false);
   }
 
   /**
@@ -270,7 +270,7 @@ export class Wal {
    * Visible to reads at once, like append().
    */
   saveSnapshot(snapshot: { index: number; term: number; meta?: Uint8Array }, options?: { discardLog?: boolean }): Promise<void> {
-    const unusable = this.unusable();
+    const unusable = this.#unusable();
     if (unusable !== null) return Promise.reject(unusable);
     let marker: WalSnapshot;
     try {
@@ -280,13 +280,13 @@ export class Wal {
       const meta = snapshot.meta ?? new Uint8Array(0);
       if (!(meta instanceof Uint8Array)) throw new WalInvalidArgumentError('snapshot.meta must be a Uint8Array');
       if (meta.length > MAX_PAYLOAD - 64) throw new WalInvalidArgumentError(`snapshot.meta is too large (${meta.length} bytes)`);
-      if (index < this.positions.base)
+      if (index < this.#positions.base)
         throw new WalInvalidArgumentError(`snapshot at ${index} is older than the log's start (firstIndex ${this.firstIndex})`);
       marker = { index, term, meta: meta.slice() };
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    return this.write([SNAPSHOT_REF], snapshotRecordBytes(marker.meta.length), [], null, marker, options?.discardLog === true);
+    return this.#write([SNAPSHOT_REF], snapshotRecordBytes(marker.meta.length), [], null, marker, options?.discardLog === true);
   }
 
   /**
@@ -295,21 +295,21 @@ export class Wal {
    * are gone and the directory is synced.
    */
   releaseTo(index: number): Promise<void> {
-    const unusable = this.unusable();
+    const unusable = this.#unusable();
     if (unusable !== null) return Promise.reject(unusable);
     if (!isIndex(index)) return Promise.reject(new WalInvalidArgumentError(`releaseTo index must be a non-negative safe integer, got ${String(index)}`));
-    if (this.snap === null || index > this.snap.index)
+    if (this.#snap === null || index > this.#snap.index)
       return Promise.reject(
-        new WalInvalidArgumentError(`releaseTo(${index}) needs a snapshot marker at or above ${index} (have ${this.snap?.index ?? 'none'})`),
+        new WalInvalidArgumentError(`releaseTo(${index}) needs a snapshot marker at or above ${index} (have ${this.#snap?.index ?? 'none'})`),
       );
     const names: string[] = [];
-    while (this.segments.length > 1 && this.segments[0]!.maxIndex <= index) {
-      const s = this.segments.shift()!;
-      this.bySeq.delete(s.seq);
+    while (this.#segments.length > 1 && this.#segments[0]!.maxIndex <= index) {
+      const s = this.#segments.shift()!;
+      this.#bySeq.delete(s.seq);
       names.push(s.name);
     }
-    this.flushBatch();
-    return this.enqueue(this.handle.release(names), Infinity, false);
+    this.#flushBatch();
+    return this.#enqueue(this.#handle.release(names), Infinity, false);
   }
 
   /**
@@ -318,24 +318,24 @@ export class Wal {
    * thread pool, every CRC checked; recent ones come from memory.
    */
   async entries(lo: number, hi: number, maxBytes = Infinity): Promise<WalEntry[]> {
-    this.checkRange(lo, hi, maxBytes);
+    this.#checkRange(lo, hi, maxBytes);
     const out: WalEntry[] = [];
     let bytes = 0;
     let i = lo;
-    const p = this.positions;
+    const p = this.#positions;
     for (;;) {
       // The log may change while a read is in flight: every round re-plans
       // from the current state, and an entry read from the file is used only
       // if the index still points at that very record.
-      this.checkRange(i, hi, maxBytes);
-      const cacheLo = this.cache.size > 0 ? this.cache.lo : this.lastIndex + 1;
+      this.#checkRange(i, hi, maxBytes);
+      const cacheLo = this.#cache.size > 0 ? this.#cache.lo : this.lastIndex + 1;
       if (i >= hi || i >= cacheLo) break;
-      const plan = this.planRun(i, Math.min(hi, cacheLo), maxBytes - bytes);
+      const plan = this.#planRun(i, Math.min(hi, cacheLo), maxBytes - bytes);
       const buf = await new Promise<Buffer>((resolve, reject) =>
-        this.handle.readAsync(plan.name, plan.begin, plan.end - plan.begin, (err, b) => (err ? reject(fromNative(err)) : resolve(b!))),
+        this.#handle.readAsync(plan.name, plan.begin, plan.end - plan.begin, (err, b) => (err ? reject(fromNative(err)) : resolve(b!))),
       );
-      this.checkReadable();
-      for (const e of this.parseRun(plan, buf)) {
+      this.#checkReadable();
+      for (const e of this.#parseRun(plan, buf)) {
         const k = e.index - plan.lo;
         if (e.index !== i || e.index < this.firstIndex || e.index > this.lastIndex || p.seq(i) !== plan.seq || p.offset(i) !== plan.offsets[k]) break;
         bytes += e.data.length;
@@ -344,7 +344,7 @@ export class Wal {
         i++;
       }
     }
-    return this.fromCache(out, bytes, i, hi, maxBytes);
+    return this.#fromCache(out, bytes, i, hi, maxBytes);
   }
 
   /**
@@ -353,14 +353,14 @@ export class Wal {
    * usually hit the page cache), every CRC checked.
    */
   entriesSync(lo: number, hi: number, maxBytes = Infinity): WalEntry[] {
-    this.checkRange(lo, hi, maxBytes);
+    this.#checkRange(lo, hi, maxBytes);
     const out: WalEntry[] = [];
     let bytes = 0;
-    const cacheLo = this.cache.size > 0 ? this.cache.lo : this.lastIndex + 1;
+    const cacheLo = this.#cache.size > 0 ? this.#cache.lo : this.lastIndex + 1;
     let i = lo;
     while (i < hi && i < cacheLo) {
       const stop = Math.min(hi, cacheLo);
-      const run = this.readRun(i, stop, maxBytes - bytes);
+      const run = this.#readRun(i, stop, maxBytes - bytes);
       for (const e of run) {
         bytes += e.data.length;
         if (out.length > 0 && bytes > maxBytes) return out;
@@ -368,13 +368,13 @@ export class Wal {
       }
       i += run.length;
     }
-    return this.fromCache(out, bytes, i, hi, maxBytes);
+    return this.#fromCache(out, bytes, i, hi, maxBytes);
   }
 
   /** Appends cached entries [i, hi) to `out` within maxBytes (data already counted: `bytes`). */
-  private fromCache(out: WalEntry[], bytes: number, i: number, hi: number, maxBytes: number): WalEntry[] {
+  #fromCache(out: WalEntry[], bytes: number, i: number, hi: number, maxBytes: number): WalEntry[] {
     for (; i < hi; i++) {
-      const e = this.cache.get(i);
+      const e = this.#cache.get(i);
       bytes += e.data.length;
       if (out.length > 0 && bytes > maxBytes) return out;
       out.push(e);
@@ -382,8 +382,8 @@ export class Wal {
     return out;
   }
 
-  private checkRange(lo: number, hi: number, maxBytes: number): void {
-    this.checkReadable();
+  #checkRange(lo: number, hi: number, maxBytes: number): void {
+    this.#checkReadable();
     requireIndex('lo', lo);
     requireIndex('hi', hi);
     if (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0)
@@ -395,37 +395,39 @@ export class Wal {
 
   /** Term of entry `index`, valid from firstIndex - 1 (the snapshot's term) to lastIndex. */
   term(index: number): number {
-    this.checkReadable();
+    this.#checkReadable();
     requireIndex('index', index);
-    if (index < this.positions.base)
+    if (index < this.#positions.base)
       throw new WalCompactedError(`term(${index}): compacted (firstIndex ${this.firstIndex})`);
-    if (index > this.positions.last) throw new WalUnavailableError(`term(${index}): lastIndex is ${this.positions.last}`);
-    return this.positions.term(index);
+    if (index > this.#positions.last) throw new WalUnavailableError(`term(${index}): lastIndex is ${this.#positions.last}`);
+    return this.#positions.term(index);
   }
 
   stats(): WalStats {
-    const s = this.handle.stats();
+    const s = this.#handle.stats();
     return {
-      appends: this.appends,
-      records: this.records,
+      appends: this.#appends,
+      records: this.#records,
       bytes: s.bytes,
       writes: s.writes,
       fsyncs: s.fsyncs,
       groups: s.groups,
-      segments: this.segments.length,
+      segments: this.#segments.length,
       segmentsCreated: s.segmentsCreated,
       segmentsRemoved: s.segmentsRemoved,
-      cachedEntries: this.cache.size,
-      cachedBytes: this.cache.bytes,
+      fsyncBuckets: s.fsyncBuckets,
+      fsyncSeconds: s.fsyncSeconds,
+      cachedEntries: this.#cache.size,
+      cachedBytes: this.#cache.bytes,
     };
   }
 
   /** Waits for every pending write, stops the native threads and releases the lock. Idempotent. */
   close(): Promise<void> {
-    if (this.closing !== null) return this.closing;
-    this.flushBatch();
-    this.closing = this.seal().then(() => this.enqueue(this.handle.close(), Infinity, true)).then(() => this.handle.dispose());
-    return this.closing;
+    if (this.#closing !== null) return this.#closing;
+    this.#flushBatch();
+    this.#closing = this.#seal().then(() => this.#enqueue(this.#handle.close(), Infinity, true)).then(() => this.#handle.dispose());
+    return this.#closing;
   }
 
   /**
@@ -433,34 +435,34 @@ export class Wal {
    * it shows the next open that the last group was synced, so damage to it is
    * corruption, not a write cut short by a crash (docs/wal-format.md).
    */
-  private async seal(): Promise<void> {
+  async #seal(): Promise<void> {
     try {
-      await this.barrier();
+      await this.#barrier();
     } catch {
       return; // a failed WAL: its appends already failed, and nothing more is written
     }
-    if (this.failure !== null || this.segments.length === 0) return;
-    this.openBatch();
-    const sealed = this.enqueue(UNASSIGNED, Infinity, false);
-    this.flushBatch();
+    if (this.#failure !== null || this.#segments.length === 0) return;
+    this.#openBatch();
+    const sealed = this.#enqueue(UNASSIGNED, Infinity, false);
+    this.#flushBatch();
     await sealed.catch(() => undefined); // a failure here is reported by the close itself
   }
 
 
   // ---- writing ----
 
-  private unusable(): Error | null {
-    if (this.closing !== null) return new WalClosedError(`WAL ${this.dir} is closed`);
-    return this.failure;
+  #unusable(): Error | null {
+    if (this.#closing !== null) return new WalClosedError(`WAL ${this.dir} is closed`);
+    return this.#failure;
   }
 
-  private checkReadable(): void {
-    const err = this.unusable();
+  #checkReadable(): void {
+    const err = this.#unusable();
     if (err !== null) throw err;
   }
 
   /** Validates entries; returns the bytes of their records. Throws before anything is changed. */
-  private checkEntries(entries: readonly WalEntry[]): number {
+  #checkEntries(entries: readonly WalEntry[]): number {
     const n = entries.length;
     if (n === 0) return 0;
     const first = entries[0]?.index;
@@ -486,11 +488,11 @@ export class Wal {
     return bytes;
   }
 
-  private preludeBytes(): number {
-    return SEGMENT_RECORD_BYTES + (this.snap !== null ? snapshotRecordBytes(this.snap.meta.length) : 0) + HARD_STATE_RECORD_BYTES;
+  #preludeBytes(): number {
+    return SEGMENT_RECORD_BYTES + (this.#snap !== null ? snapshotRecordBytes(this.#snap.meta.length) : 0) + HARD_STATE_RECORD_BYTES;
   }
 
-  private recordBytes(ref: RecordRef, entries: readonly WalEntry[], snap: WalSnapshot | null): number {
+  #recordBytes(ref: RecordRef, entries: readonly WalEntry[], snap: WalSnapshot | null): number {
     if (ref >= 0) return entryRecordBytes(entries[ref]!.data.length);
     if (ref === HARD_STATE_REF) return HARD_STATE_RECORD_BYTES;
     return snapshotRecordBytes(snap!.meta.length);
@@ -501,7 +503,7 @@ export class Wal {
    * full), packs them into one buffer, applies them to the in-memory state
    * and submits one job.
    */
-  private write(
+  #write(
     refs: RecordRef[],
     recordBytes: number,
     entries: readonly WalEntry[],
@@ -512,15 +514,15 @@ export class Wal {
     // Pass 1: where do segment rotations fall? A new segment starts with a
     // prelude (segment header, then the snapshot marker and hard state as of
     // that moment) so that releasing older segments never loses them.
-    const prelude = this.preludeBytes();
-    let seq = this.segments.at(-1)?.seq ?? 0;
-    let off = this.offset;
-    let start = this.contentStart;
+    const prelude = this.#preludeBytes();
+    let seq = this.#segments.at(-1)?.seq ?? 0;
+    let off = this.#offset;
+    let start = this.#contentStart;
     let total = recordBytes;
     let rotations: number[] | null = null;
     for (let r = 0; r < refs.length; r++) {
-      const size = this.recordBytes(refs[r]!, entries, snap);
-      if (seq === 0 || (off + size > this.segmentBytes && off > start)) {
+      const size = this.#recordBytes(refs[r]!, entries, snap);
+      if (seq === 0 || (off + size > this.#segmentBytes && off > start)) {
         (rotations ??= []).push(r);
         seq++;
         total += prelude;
@@ -530,24 +532,24 @@ export class Wal {
     }
 
     // Pass 2: pack, and apply to the in-memory state in the same order.
-    const u8 = this.allocate(total);
+    const u8 = this.#allocate(total);
     const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-    const batch = this.openBatch();
+    const batch = this.#openBatch();
     const buffer = batch.buffers.length;
     batch.buffers.push(u8);
     const plan = batch.plan;
     let chunkBegin = 0;
     let pos = 0;
-    let segment = this.segments.at(-1);
-    off = this.offset;
+    let segment = this.#segments.at(-1);
+    off = this.#offset;
     let rot = 0;
     let lowest = Infinity;
     if (entries.length > 0) {
       const first = entries[0]!.index;
       lowest = first;
       if (first <= this.lastIndex) {
-        this.positions.truncateAfter(first - 1);
-        this.cache.truncateAfter(first - 1);
+        this.#positions.truncateAfter(first - 1);
+        this.#cache.truncateAfter(first - 1);
       }
     }
     for (let r = 0; r < refs.length; r++) {
@@ -556,30 +558,30 @@ export class Wal {
         rot++;
         if (pos > chunkBegin || segment === undefined) {
           // Close the chunk that went to the previous segment (empty only for the very first segment).
-          if (segment !== undefined) plan.push(buffer, chunkBegin, pos, segment.seq, this.offset, segment.firstIndex);
+          if (segment !== undefined) plan.push(buffer, chunkBegin, pos, segment.seq, this.#offset, segment.firstIndex);
         }
         const first = ref >= 0 ? entries[ref]!.index : this.lastIndex + 1;
         const s: Segment = { seq: (segment?.seq ?? 0) + 1, firstIndex: first, name: segmentName((segment?.seq ?? 0) + 1, first), maxIndex: first - 1 };
-        this.segments.push(s);
-        this.bySeq.set(s.seq, s);
+        this.#segments.push(s);
+        this.#bySeq.set(s.seq, s);
         segment = s;
         chunkBegin = pos;
-        this.offset = 0;
+        this.#offset = 0;
         pos += writeSegmentHeader(u8, dv, pos, s.seq, s.firstIndex);
         // The carried marker never has the discard flag: replaying it must not
         // discard entries appended after the original.
-        if (this.snap !== null) pos += writeSnapshot(u8, dv, pos, this.snap.index, this.snap.term, this.snap.meta);
-        pos += writeHardState(u8, dv, pos, this.hs.term, this.hs.vote, this.hs.commit);
+        if (this.#snap !== null) pos += writeSnapshot(u8, dv, pos, this.#snap.index, this.#snap.term, this.#snap.meta);
+        pos += writeHardState(u8, dv, pos, this.#hs.term, this.#hs.vote, this.#hs.commit);
         off = pos - chunkBegin;
-        this.contentStart = off;
+        this.#contentStart = off;
       }
       const seg = segment!;
       if (ref >= 0) {
         const e = entries[ref]!;
         const len = e.data.length;
         const size = writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
-        this.positions.push(e.term, seg.seq, off, len);
-        this.cache.push(e);
+        this.#positions.push(e.term, seg.seq, off, len);
+        this.#cache.push(e);
         if (e.index > seg.maxIndex) seg.maxIndex = e.index;
         pos += size;
         off += size;
@@ -587,21 +589,21 @@ export class Wal {
         const h = hs!;
         pos += writeHardState(u8, dv, pos, h.term, h.vote, h.commit);
         off += HARD_STATE_RECORD_BYTES;
-        this.hs = h;
+        this.#hs = h;
       } else {
         const m = snap!;
         const size = writeSnapshot(u8, dv, pos, m.index, m.term, m.meta, discardLog ? SNAPSHOT_DISCARD_LOG : 0);
         pos += size;
         off += size;
-        this.applySnapshot(m, discardLog);
+        this.#applySnapshot(m, discardLog);
       }
     }
     const seg = segment!;
-    plan.push(buffer, chunkBegin, pos, seg.seq, this.offset, seg.firstIndex);
-    this.offset = off;
-    this.appends++;
-    this.records += entries.length;
-    return this.enqueue(UNASSIGNED, lowest, false);
+    plan.push(buffer, chunkBegin, pos, seg.seq, this.#offset, seg.firstIndex);
+    this.#offset = off;
+    this.#appends++;
+    this.#records += entries.length;
+    return this.#enqueue(UNASSIGNED, lowest, false);
   }
 
   /**
@@ -610,38 +612,38 @@ export class Wal {
    * sees a whole round of pipelined appends at once instead of catching the
    * first of them alone, and a tick costs one native call.
    */
-  private openBatch(): Batch {
-    if (this.batch === null) {
-      this.batch = { buffers: [], plan: [], first: this.pending.length };
-      queueMicrotask(this.flushBatch);
+  #openBatch(): Batch {
+    if (this.#batch === null) {
+      this.#batch = { buffers: [], plan: [], first: this.#pending.length };
+      queueMicrotask(this.#flushBatch);
     }
-    return this.batch;
+    return this.#batch;
   }
 
   /** Hands the collected job to the writer thread; runs before anything else is queued natively. */
-  private readonly flushBatch = (): void => {
-    const b = this.batch;
+  readonly #flushBatch = (): void => {
+    const b = this.#batch;
     if (b === null) return;
-    this.batch = null;
+    this.#batch = null;
     // Every job ends with a marker: replay tells a write cut short by a crash from
     // damaged data by whether an intact marker follows the damage.
-    const seg = this.segments.at(-1)!;
-    const marker = this.allocate(MARKER_RECORD_BYTES);
+    const seg = this.#segments.at(-1)!;
+    const marker = this.#allocate(MARKER_RECORD_BYTES);
     writeMarker(marker, new DataView(marker.buffer, marker.byteOffset, marker.byteLength), 0);
     b.buffers.push(marker);
-    b.plan.push(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, seg.seq, this.offset, seg.firstIndex);
-    this.offset += MARKER_RECORD_BYTES;
+    b.plan.push(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, seg.seq, this.#offset, seg.firstIndex);
+    this.#offset += MARKER_RECORD_BYTES;
     let id: number;
     try {
-      id = this.handle.submit(b.buffers, new Float64Array(b.plan), b.plan.length / 6);
+      id = this.#handle.submit(b.buffers, new Float64Array(b.plan), b.plan.length / 6);
     } catch (err) {
       // The in-memory state already moved: this instance can no longer be trusted.
-      this.failure = new WalIoError(`WAL ${this.dir} failed to queue a write; reopen it: ${(err as Error).message}`);
-      this.failAll();
+      this.#failure = new WalIoError(`WAL ${this.dir} failed to queue a write; reopen it: ${(err as Error).message}`);
+      this.#failAll();
       return;
     }
-    for (let k = b.first; k < this.pending.length; k++) {
-      const p = this.pending[k]!;
+    for (let k = b.first; k < this.#pending.length; k++) {
+      const p = this.#pending[k]!;
       if (p.id === UNASSIGNED) {
         p.id = id;
         p.buffers = b.buffers;
@@ -649,77 +651,77 @@ export class Wal {
     }
   };
 
-  private failAll(): void {
-    for (let k = this.pendingHead; k < this.pending.length; k++) this.pending[k]!.reject(this.failure!);
-    this.pending.length = 0;
-    this.pendingHead = 0;
-    this.handle.unref();
+  #failAll(): void {
+    for (let k = this.#pendingHead; k < this.#pending.length; k++) this.#pending[k]!.reject(this.#failure!);
+    this.#pending.length = 0;
+    this.#pendingHead = 0;
+    this.#handle.unref();
   }
 
   /** A zeroed slice of `n` bytes that no one else uses. */
-  private allocate(n: number): Uint8Array {
+  #allocate(n: number): Uint8Array {
     if (n > SLAB_BYTES / 4) return new Uint8Array(new ArrayBuffer(n));
-    if (this.slabUsed + n > this.slab.length) {
-      this.slab = new Uint8Array(new ArrayBuffer(SLAB_BYTES));
-      this.slabUsed = 0;
+    if (this.#slabUsed + n > this.#slab.length) {
+      this.#slab = new Uint8Array(new ArrayBuffer(SLAB_BYTES));
+      this.#slabUsed = 0;
     }
-    const out = this.slab.subarray(this.slabUsed, this.slabUsed + n);
-    this.slabUsed += n;
+    const out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + n);
+    this.#slabUsed += n;
     return out;
   }
 
   /** An append with nothing to write: resolves once everything before it is durable. */
-  private barrier(): Promise<void> {
-    this.flushBatch();
-    return this.enqueue(this.handle.release([]), Infinity, false);
+  #barrier(): Promise<void> {
+    this.#flushBatch();
+    return this.#enqueue(this.#handle.release([]), Infinity, false);
   }
 
-  private applySnapshot(m: WalSnapshot, discardLog: boolean): void {
-    const p = this.positions;
+  #applySnapshot(m: WalSnapshot, discardLog: boolean): void {
+    const p = this.#positions;
     if (discardLog || m.index > p.last || p.term(m.index) !== m.term) {
       p.reset(m.index, m.term);
-      this.cache.clear(m.index + 1);
+      this.#cache.clear(m.index + 1);
     } else {
       p.dropBefore(m.index);
-      this.cache.dropBefore(m.index + 1);
+      this.#cache.dropBefore(m.index + 1);
     }
-    this.snap = m;
+    this.#snap = m;
   }
 
-  private enqueue(id: number, lowest: number, close: boolean): Promise<void> {
+  #enqueue(id: number, lowest: number, close: boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (this.pendingHead === this.pending.length) this.handle.ref();
-      this.pending.push({ id, resolve, reject, buffers: null, lowest, close });
+      if (this.#pendingHead === this.#pending.length) this.#handle.ref();
+      this.#pending.push({ id, resolve, reject, buffers: null, lowest, close });
     });
   }
 
   /** The native writer worked around a failure (nothing was lost): tell the operator. */
-  private readonly onNotice = (message: string, attempt: number, delayMs: number): void => {
-    this.logger.warn({ dir: this.dir, attempt, delayMs, err: message }, 'WAL: worked around a failure that lost nothing');
+  readonly #onNotice = (message: string, attempt: number, delayMs: number): void => {
+    this.#logger.warn({ dir: this.dir, attempt, delayMs, err: message }, 'WAL: worked around a failure that lost nothing');
   };
 
   /** The native writer reports after each group commit: every job up to lastId is durable, or failed. */
-  private readonly onReport = (lastId: number, error?: string): void => {
-    if (error !== undefined && this.failure === null)
-      this.failure = new WalIoError(`WAL ${this.dir} failed and must be reopened: ${error}`);
-    const pending = this.pending;
-    while (this.pendingHead < pending.length && pending[this.pendingHead]!.id <= lastId) {
-      const p = pending[this.pendingHead]!;
-      pending[this.pendingHead++] = undefined as unknown as Pending;
-      if (this.failure !== null && !p.close) p.reject(this.failure);
+  readonly #onReport = (lastId: number, error?: string): void => {
+    if (error !== undefined && this.#failure === null)
+      this.#failure = new WalIoError(`WAL ${this.dir} failed and must be reopened: ${error}`);
+    const pending = this.#pending;
+    while (this.#pendingHead < pending.length && pending[this.#pendingHead]!.id <= lastId) {
+      const p = pending[this.#pendingHead]!;
+      pending[this.#pendingHead++] = undefined as unknown as Pending;
+      if (this.#failure !== null && !p.close) p.reject(this.#failure);
       else p.resolve();
     }
     let bound = this.lastIndex;
-    for (let k = this.pendingHead; k < pending.length; k++) bound = Math.min(bound, pending[k]!.lowest - 1);
-    if (this.pendingHead === pending.length) {
+    for (let k = this.#pendingHead; k < pending.length; k++) bound = Math.min(bound, pending[k]!.lowest - 1);
+    if (this.#pendingHead === pending.length) {
       pending.length = 0;
-      this.pendingHead = 0;
-      if (this.closing === null) this.handle.unref();
-    } else if (this.pendingHead > 1024) {
-      pending.splice(0, this.pendingHead);
-      this.pendingHead = 0;
+      this.#pendingHead = 0;
+      if (this.#closing === null) this.#handle.unref();
+    } else if (this.#pendingHead > 1024) {
+      pending.splice(0, this.#pendingHead);
+      this.#pendingHead = 0;
     }
-    this.cache.trim(this.cacheBytes, bound);
+    this.#cache.trim(this.#cacheBytes, bound);
   };
 
   // ---- reading ----
@@ -728,10 +730,10 @@ export class Wal {
    * Plans one pread: entries from lo (below stop) that lie in one segment in
    * increasing file order, up to READ_SPAN bytes and about `budget` data bytes.
    */
-  private planRun(lo: number, stop: number, budget: number): ReadPlan {
-    const p = this.positions;
+  #planRun(lo: number, stop: number, budget: number): ReadPlan {
+    const p = this.#positions;
     const seq = p.seq(lo);
-    const segment = this.bySeq.get(seq);
+    const segment = this.#bySeq.get(seq);
     if (segment === undefined) throw new WalCorruptError(`entry ${lo} points at segment ${seq}, which is gone`, '', -1);
     const begin = p.offset(lo);
     const plan: ReadPlan = { lo, seq, name: segment.name, begin, end: begin + entryRecordBytes(p.length(lo)), offsets: [begin], terms: [p.term(lo)], lengths: [p.length(lo)] };
@@ -749,7 +751,7 @@ export class Wal {
   }
 
   /** The entries of a planned read, each checked against what the position index expected. */
-  private parseRun(plan: ReadPlan, buf: Buffer): WalEntry[] {
+  #parseRun(plan: ReadPlan, buf: Buffer): WalEntry[] {
     const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const out: WalEntry[] = [];
     for (let k = 0; k < plan.offsets.length; k++) {
@@ -764,27 +766,27 @@ export class Wal {
     return out;
   }
 
-  private readRun(lo: number, stop: number, budget: number): WalEntry[] {
-    const plan = this.planRun(lo, stop, budget);
+  #readRun(lo: number, stop: number, budget: number): WalEntry[] {
+    const plan = this.#planRun(lo, stop, budget);
     let buf: Buffer;
     try {
-      buf = this.handle.read(plan.name, plan.begin, plan.end - plan.begin);
+      buf = this.#handle.read(plan.name, plan.begin, plan.end - plan.begin);
     } catch (err) {
       throw fromNative(err);
     }
-    return this.parseRun(plan, buf);
+    return this.#parseRun(plan, buf);
   }
 
   // ---- replay ----
 
-  private replay(scan: NativeScan): void {
+  #replay(scan: NativeScan): void {
     for (const s of scan.segments) {
       const seg = { seq: s.seq, firstIndex: s.firstIndex, name: s.name, maxIndex: s.firstIndex - 1 };
-      this.segments.push(seg);
-      this.bySeq.set(seg.seq, seg);
+      this.#segments.push(seg);
+      this.#bySeq.set(seg.seq, seg);
     }
-    const p = this.positions;
-    if (this.segments.length > 0) p.reset(this.segments[0]!.firstIndex - 1, 0);
+    const p = this.#positions;
+    if (this.#segments.length > 0) p.reset(this.#segments[0]!.firstIndex - 1, 0);
     // When older segments were released, the log before the first surviving
     // one is unknown: that segment may hold overwrites of entries that lived
     // in released segments (below its name's first index). Until a snapshot
@@ -793,7 +795,7 @@ export class Wal {
     // (releases need a marker at or above every released entry) and compacts
     // those entries away again. After the anchor, and in a log that still
     // has its first segment, every entry must extend or overwrite the log.
-    let anchored = this.segments.length === 0 || this.segments[0]!.seq === 1;
+    let anchored = this.#segments.length === 0 || this.#segments[0]!.seq === 1;
     // Whether the term of the entry at p.base (firstIndex - 1) is known. It is
     // not while the start is inferred from a segment name or an overwrite:
     // a marker exactly there then supplies the term; it must not be taken
@@ -802,7 +804,7 @@ export class Wal {
     const r = scan.records;
     for (let k = 0; k < r.length; k += 8) {
       const kind = r[k]!;
-      const seg = this.segments[r[k + 1]!]!;
+      const seg = this.#segments[r[k + 1]!]!;
       const offset = r[k + 2]!;
       const length = r[k + 3]!;
       const flags = r[k + 4]!;
@@ -822,7 +824,7 @@ export class Wal {
         p.push(b, seg.seq, offset, length - ENTRY_PREFIX);
         if (a > seg.maxIndex) seg.maxIndex = a;
       } else if (kind === Kind.HardState) {
-        this.hs = Object.freeze({ term: a, vote: b, commit: c });
+        this.#hs = Object.freeze({ term: a, vote: b, commit: c });
       } else if (kind === Kind.Snapshot) {
         // A marker below the start can only be the copy carried at the head of a
         // segment whose predecessors were released; a newer marker follows.
@@ -830,20 +832,20 @@ export class Wal {
         const discard = (flags & SNAPSHOT_DISCARD_LOG) !== 0;
         if (a === p.base && !baseTermKnown && !discard) {
           p.setBaseTerm(b);
-          this.snap = marker;
+          this.#snap = marker;
           anchored = baseTermKnown = true;
         } else if (a >= p.base) {
-          this.applySnapshot(marker, discard);
+          this.#applySnapshot(marker, discard);
           anchored = baseTermKnown = true;
         } else {
-          this.snap = marker;
+          this.#snap = marker;
         }
       }
     }
-    checkNothingMissing(this.dir, this.segments[0], this.snap?.index ?? null);
-    this.cache.clear(p.last + 1);
+    checkNothingMissing(this.dir, this.#segments[0], this.#snap?.index ?? null);
+    this.#cache.clear(p.last + 1);
     const last = scan.segments.at(-1);
-    this.offset = last?.end ?? 0;
-    this.contentStart = 0;
+    this.#offset = last?.end ?? 0;
+    this.#contentStart = 0;
   }
 }

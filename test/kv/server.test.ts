@@ -42,6 +42,11 @@ describe('the RESP server on an embedded log', () => {
     const info = (await c.call('INFO')) as string;
     expect(info).toMatch(/^# Raft/);
     expect(info).toMatch(/role:leader/);
+    // Words, not enum numbers; sections as Redis has them.
+    expect(info).toMatch(/\r\nstate:leader\r\n/);
+    expect(info).toMatch(/\r\n# Peers\r\npeer0:id=1,address=embedded,role=leader,match=\d+,next=\d+,lag=0,state=replicate,active=yes\r\n/);
+    expect(info).toMatch(/\r\n# WAL\r\n(.|\r\n)*last_index:\d+\r\n(.|\r\n)*fsyncs:\d+/);
+    expect(info).not.toMatch(/:\{/);
     expect(await c.call('RAFT.MEMBERS')).toEqual(['1 embedded voter leader']);
     expect(await c.call('NOPE')).toEqual(new Error("ERR unknown command 'NOPE'"));
     expect(await c.call('SET', 'only-key')).toEqual(expect.objectContaining({ message: expect.stringContaining('wrong number of arguments') }));

@@ -16,7 +16,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   transport: ['raft'],
   log: ['raft', 'wal', 'storage', 'transport'],
   kv: ['log', 'raft', 'wal', 'storage', 'transport'],
-  cli: ['kv', 'log', 'raft', 'wal', 'storage', 'transport'],
+  admin: ['log', 'raft', 'wal', 'storage', 'transport'],
+  cli: ['admin', 'kv', 'log', 'raft', 'wal', 'storage', 'transport'],
 };
 
 function sources(dir: string): string[] {

@@ -26,7 +26,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     const members = new Map<number, Member>();
     const open = async (m: Member, p = peers): Promise<void> => {
       m.sm = new RecordingMachine();
-      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, ...extra });
+      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, clusterSecret: SECRET, tickMs: 10, electionTicks: 20, heartbeatTicks: 2, ...extra });
     };
     for (let id = 1; id <= n; id++) {
       const t = tempDir();
@@ -127,6 +127,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     const c = await cluster(3);
     const leader = await c.leader();
     const writing = Promise.all(Array.from({ length: 300 }, (_, i) => leader.log!.append(enc(`m${i}`))));
+    writing.catch(() => undefined); // awaited below; if addMember fails first, its error is the one to report
     const t = tempDir();
     cleanups.push(t.cleanup);
     const addr = `127.0.0.1:${c.ports[3]}`;
@@ -178,6 +179,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
       dataDir: t.dir,
       id: 5,
       clusterId: 'another',
+      clusterSecret: SECRET, // the right secret does not make another cluster's node a member
       peers: { 5: `127.0.0.1:${c.ports[4]}`, [leader.id]: c.peers[leader.id]! },
       tickMs: 10,
       logger: warnings,

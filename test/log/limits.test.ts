@@ -29,6 +29,7 @@ describe('ReplicatedLog limits', () => {
       [{ stateMachine: {} }, /stateMachine must have the methods apply, snapshot, restore/],
       [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
       [{ peers: { 1: '127.0.0.1:1', x: 'a:1' } }, /bad peer x/],
+      [{ listen: '127.0.0.1:0', tls: { key: 'not a key', cert: 'not a certificate', ca: 'no CA' } }, /tls \(key, cert, ca\) cannot be used: .*PEM/],
     ];
     for (const [extra, why] of bad) {
       await expect(ReplicatedLog.open({ dataDir: dir, ...extra } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(why) });

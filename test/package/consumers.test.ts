@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +62,13 @@ console.log(JSON.stringify({
 `,
     );
     expect(JSON.parse(await run('main.mjs'))).toEqual({ product: true, internals: [], subpaths: true });
+  });
+
+  it("the product's declarations name no private members (they are #private, not part of the API)", () => {
+    for (const file of ['dist/wal/wal.d.ts']) {
+      const leaked = readFileSync(join(ROOT, file), 'utf8').split('\n').filter((l) => /^\s+private (?!constructor\b)/.test(l));
+      expect({ file, leaked }).toEqual({ file, leaked: [] });
+    }
   });
 
   for (const resolution of ['node16', 'bundler'] as const) {

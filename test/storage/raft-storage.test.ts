@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EntryType, type Entry, type Ready, type Snapshot } from '../../src/raft/types.js';
+import { EntryType, MAX_INDEX, MAX_TERM, type Entry, type Ready, type Snapshot } from '../../src/raft/types.js';
 import type { LogStore } from '../../src/storage/log-store.js';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
 import { FileSnapshotStore, MemorySnapshotStore } from '../../src/storage/snapshot-store.js';
@@ -158,5 +158,33 @@ describe('RaftStorage over the native WAL', () => {
     writeFileSync(file, bytes);
     await expect(store.load(5, 1)).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT' });
     await expect(store.load(6, 1)).rejects.toMatchObject({ code: 'SNAPSHOT_MISSING' });
+  });
+});
+
+describe('RaftStorage.open refuses raft state no node can reach', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('a hard state or last entry above MAX_TERM is STATE_CORRUPT; at MAX_TERM it opens', async () => {
+    const cases: Array<[string, (wal: Wal) => Promise<void>, boolean]> = [
+      ['a hard state at MAX_TERM', (wal) => wal.append([], { term: MAX_TERM, vote: 1, commit: 0 }), true],
+      ['a hard state above MAX_TERM', (wal) => wal.append([], { term: MAX_TERM + 1, vote: 1, commit: 0 }), false],
+      ['a commit above MAX_INDEX', (wal) => wal.append([], { term: 1, vote: 1, commit: MAX_INDEX + 1 }), false],
+      ['an entry above MAX_TERM', (wal) => wal.append([{ index: 1, term: MAX_TERM + 1, type: EntryType.Normal, data: Buffer.from('x') }]), false],
+    ];
+    for (const [what, write, opens] of cases) {
+      const dir = mkdtempSync(join(tmpdir(), 'raftlog-state-'));
+      dirs.push(dir);
+      const wal = await Wal.open(join(dir, 'wal'));
+      await write(wal);
+      await wal.close();
+      const again = await Wal.open(join(dir, 'wal'));
+      const opened = RaftStorage.open(again, new MemorySnapshotStore(), conf);
+      if (opens) await expect(opened, what).resolves.toBeInstanceOf(RaftStorage);
+      else await expect(opened, what).rejects.toMatchObject({ code: 'STATE_CORRUPT' });
+      await again.close();
+    }
   });
 });

@@ -58,6 +58,12 @@ describe('snapshot files', () => {
       rewrite(file, edit);
       await expect(store.load(7, 3), what).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT', message: expect.stringMatching(why) });
     }
+    // Well formed and checksummed, but at a term no node can reach: written by no raftlog node.
+    const highDir = mkdtempSync(join(tmpdir(), 'raftlog-snap-'));
+    temps.push(highDir);
+    const high = await FileSnapshotStore.open(highDir);
+    await high.save({ meta: { index: 7, term: 2 ** 53 - 1, conf }, data: Buffer.from('x') });
+    await expect(high.load(7, 2 ** 53 - 1)).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT', message: expect.stringMatching(/above/) });
     // Unchanged but for its checksum: the checksum alone refuses it.
     const { store, file } = await stored();
     const b = readFileSync(file);

@@ -105,7 +105,7 @@ describe('TcpTransport with TLS', () => {
     const liar = await node(1, creds('node3'), { 2: b.t.address });
     liar.t.send([msg(1, 2, { commit: 9 })]);
     await until(() => b.log.has('TRANSPORT_AUTH_FAILED'), 'the refusal in the log');
-    expect(b.log.lines.join('\n')).toMatch(/hello claims node 1, the certificate names node 3/);
+    expect(b.log.messages.join('\n')).toMatch(/hello claims node 1, the certificate names node 3/);
     expect(b.rec.messages).toEqual([]);
   });
 
@@ -114,7 +114,7 @@ describe('TcpTransport with TLS', () => {
     const a = await node(1, creds('node1'), { 2: other.t.address }); // the address of "node 2" is node 3's
     a.t.send([msg(1, 2)]);
     await until(() => a.log.has('connection to peer 2'), "the client's log");
-    expect(a.log.lines.join('\n')).toMatch(/does not name node 2/);
+    expect(a.log.messages.join('\n')).toMatch(/does not name node 2/);
     expect(other.rec.messages).toEqual([]);
   });
 

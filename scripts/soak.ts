@@ -1,0 +1,181 @@
+// `npm run soak`: a long steady load on a three-process cluster, sampling what
+// leaks show up in (memory, file descriptors, disk) rather than what is fast.
+// On demand, not in CI. Usage: npm run soak -- [--minutes 10] [--clients 16]
+//   [--value-bytes 100] [--sample-seconds 5] [--snapshot-every 10000]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePorts } from '../src/cli/ports.js';
+import { RespClient } from '../test/kv/resp-client.js';
+
+const USAGE = 'usage: npm run soak -- [--minutes 10] [--clients 16] [--value-bytes 100] [--sample-seconds 5] [--snapshot-every 10000]';
+
+interface Sample {
+  atSeconds: number;
+  opsPerSecond: number;
+  errors: number;
+  nodes: Array<{ id: number; rssMiB: number; fds: number; diskMiB: number }>;
+}
+
+function parse(): { minutes: number; clients: number; valueBytes: number; sampleSeconds: number; snapshotEvery: number } {
+  let v;
+  try {
+    v = parseArgs({
+      options: {
+        minutes: { type: 'string', default: '10' },
+        clients: { type: 'string', default: '16' },
+        'value-bytes': { type: 'string', default: '100' },
+        'sample-seconds': { type: 'string', default: '5' },
+        'snapshot-every': { type: 'string', default: '10000' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (v.help === true) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const num = (name: string, s: string): number => {
+    const n = Number(s);
+    if (!(n > 0)) {
+      console.error(`--${name} must be a positive number, got ${s}\n${USAGE}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  return {
+    minutes: num('minutes', v.minutes!),
+    clients: num('clients', v.clients!),
+    valueBytes: num('value-bytes', v['value-bytes']!),
+    sampleSeconds: num('sample-seconds', v['sample-seconds']!),
+    snapshotEvery: num('snapshot-every', v['snapshot-every']!),
+  };
+}
+
+const rssMiB = (pid: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+/** Allocated bytes, not apparent size: preallocated segments count as what they take. */
+function diskBytes(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    total += e.isDirectory() ? diskBytes(p) : statSync(p).blocks * 512;
+  }
+  return total;
+}
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;
+};
+
+async function main(): Promise<number> {
+  const o = parse();
+  const work = mkdtempSync(join(tmpdir(), 'raftlog-soak-'));
+  const ports = await freePorts(6);
+  const ids = [1, 2, 3];
+  const peers = ids.map((id) => `${id}=127.0.0.1:${ports[id - 1]}`).join(',');
+  const secret = join(work, 'cluster-secret');
+  writeFileSync(secret, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+  const main = new URL('../src/cli/main.ts', import.meta.url).pathname;
+  const procs: ChildProcess[] = ids.map((id) => {
+    mkdirSync(join(work, `node${id}`));
+    const p = spawn(
+      process.execPath,
+      ['--import', 'tsx', main, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--listen', `127.0.0.1:${ports[id - 1]}`, '--peers', peers,
+        '--cluster-secret-file', secret, '--resp', `127.0.0.1:${ports[id + 2]}`, '--snapshot-every', String(o.snapshotEvery)],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    return p;
+  });
+  let died: string | null = null;
+  let stopping = false;
+  procs.forEach((p, i) => p.on('exit', (code, sig) => (died ??= stopping ? null : `node ${i + 1} exited (${sig ?? code})`)));
+  console.log(`soak: 3 nodes in ${work}, ${o.clients} clients, ${o.valueBytes} B values, ${o.minutes} min, a sample every ${o.sampleSeconds} s`);
+
+  // Clients connect once the nodes listen; a write through a follower is forwarded to the leader.
+  const clients: RespClient[] = [];
+  const deadline = Date.now() + 30_000;
+  for (let i = 0; i < o.clients; i++) {
+    for (;;) {
+      try {
+        clients.push(await RespClient.connect(ports[3 + (i % 3)]!));
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`the nodes did not accept clients within 30 s: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+  let ops = 0;
+  let errors = 0;
+  let running = true;
+  const value = Buffer.alloc(o.valueBytes, 0x61);
+  const loops = clients.map(async (c, i) => {
+    let n = 0;
+    while (running) {
+      const reply = await c.call('SET', `k${i}:${n++ % 1000}`, value);
+      if (reply instanceof Error) errors++;
+      else ops++;
+    }
+  });
+
+  const samples: Sample[] = [];
+  const start = Date.now();
+  let lastOps = 0;
+  const end = start + o.minutes * 60_000;
+  console.log('   time   ops/s  errors  ' + ids.map((id) => `n${id} rss MiB  fds  disk MiB`).join('  '));
+  while (Date.now() < end && died === null) {
+    await new Promise((r) => setTimeout(r, o.sampleSeconds * 1000));
+    if (died !== null) break;
+    const s: Sample = {
+      atSeconds: Math.round((Date.now() - start) / 1000),
+      opsPerSecond: (ops - lastOps) / o.sampleSeconds,
+      errors,
+      nodes: procs.map((p, i) => ({ id: i + 1, rssMiB: rssMiB(p.pid!), fds: fds(p.pid!), diskMiB: diskBytes(join(work, `node${i + 1}`)) / 2 ** 20 })),
+    };
+    lastOps = ops;
+    samples.push(s);
+    console.log(
+      `${String(s.atSeconds).padStart(6)}s ${Math.round(s.opsPerSecond).toString().padStart(7)} ${String(s.errors).padStart(7)}  ` +
+        s.nodes.map((n) => `${n.rssMiB.toFixed(0).padStart(10)} ${String(n.fds).padStart(4)} ${n.diskMiB.toFixed(0).padStart(9)}`).join('  '),
+    );
+  }
+  running = false;
+  await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 5_000))]);
+  for (const c of clients) c.close();
+  stopping = true;
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
+  await Promise.all(procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => p.once('exit', r)))));
+
+  // Growth: the last quarter's median against the second quarter's (the first is warm-up).
+  const q = Math.max(1, Math.floor(samples.length / 4));
+  const growth = ids.map((id) => {
+    const of = (part: Sample[], k: 'rssMiB' | 'fds' | 'diskMiB'): number => median(part.map((s) => s.nodes[id - 1]![k]));
+    const early = samples.slice(q, 2 * q);
+    const late = samples.slice(-q);
+    return { id, rssMiB: of(late, 'rssMiB') - of(early, 'rssMiB'), fds: of(late, 'fds') - of(early, 'fds'), diskMiB: of(late, 'diskMiB') - of(early, 'diskMiB') };
+  });
+  const result = { date: new Date().toISOString(), options: o, died, totalOps: ops, errors, samples, growth };
+  const out = new URL('../bench/results/soak.json', import.meta.url).pathname;
+  writeFileSync(out, JSON.stringify(result, null, 2));
+  rmSync(work, { recursive: true, force: true });
+  console.log(`\n${ops} writes, ${errors} errors; growth from the second quarter to the last (per node):`);
+  for (const g of growth) console.log(`  node ${g.id}: rss ${g.rssMiB >= 0 ? '+' : ''}${g.rssMiB.toFixed(1)} MiB, fds ${g.fds >= 0 ? '+' : ''}${g.fds}, disk ${g.diskMiB >= 0 ? '+' : ''}${g.diskMiB.toFixed(0)} MiB`);
+  console.log(`written to ${out}`);
+  if (died !== null) {
+    console.error(`soak: ${died}`);
+    return 1;
+  }
+  return 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,207 @@
+// The admin endpoint's requests: health, status and metrics to read, membership,
+// leadership and backups to drive. A plain node:http request listener, so an
+// embedder can mount it on a server of its own; serveAdmin() adds the limits.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import { InvalidArgumentError } from '../log/errors.js';
+import type { LogStatus, ReplicatedLog } from '../log/replicated-log.js';
+import type { StateMachine } from '../log/state-machine.js';
+import { crc32c } from '../wal/index.js';
+import { ProgressStateType } from '../raft/types.js';
+import { takeBackup } from './backup.js';
+import { logRegistry } from './prometheus.js';
+import { promote } from './promote.js';
+
+export interface AdminHandlerOptions {
+  /** Requests must carry `Authorization: Bearer <token>`; without one, none is asked. */
+  token?: string;
+  /** The state machine whose backups GET /snapshot serves; without one, that route answers 404. */
+  stateMachine?: StateMachine<unknown>;
+  /** Largest request body accepted (bytes). Default 64 KiB: operations carry a few fields. */
+  maxBodyBytes?: number;
+}
+
+export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { registry: Registry };
+
+const PROGRESS: Record<ProgressStateType, string> = {
+  [ProgressStateType.ProgressStateProbe]: 'probe',
+  [ProgressStateType.ProgressStateReplicate]: 'replicate',
+  [ProgressStateType.ProgressStateSnapshot]: 'snapshot',
+};
+
+/** status() with words for every state; what GET /status answers. */
+export interface AdminStatus extends Omit<LogStatus, 'state' | 'progress'> {
+  progress?: Record<number, { match: number; next: number; lag: number; state: string; recentActive: boolean; isLearner: boolean; inflight: number; paused: boolean }>;
+}
+
+export function readableStatus(s: LogStatus): AdminStatus {
+  const { state: _state, progress, ...rest } = s;
+  const out: AdminStatus = rest;
+  if (progress !== undefined) {
+    out.progress = Object.fromEntries(
+      Object.entries(progress).map(([id, p]) => [
+        id,
+        { match: p.match, next: p.next, lag: Math.max(0, s.lastIndex - p.match), state: PROGRESS[p.state], recentActive: p.recentActive, isLearner: p.isLearner, inflight: p.inflight, paused: p.paused },
+      ]),
+    );
+  }
+  return out;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What an error from the log means to an HTTP client. */
+function statusOf(code: string): number {
+  switch (code) {
+    case 'INVALID_ARGUMENT':
+      return 400;
+    case 'NOT_LEADER':
+    case 'NOT_CAUGHT_UP':
+      return 409;
+    case 'NO_LEADER':
+    case 'LOG_CLOSED':
+    case 'LOG_FATAL':
+    case 'TIMEOUT':
+    case 'APPEND_NOT_COMMITTED':
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerOptions = {}): AdminHandler {
+  const registry = logRegistry(log);
+  const maxBody = options.maxBodyBytes ?? 64 * 1024;
+  const want = options.token === undefined ? null : digest(options.token);
+
+  const authorized = (req: IncomingMessage): boolean => {
+    if (want === null) return true;
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    // Compared as digests: equal lengths, constant time, whatever was sent.
+    return m !== null && timingSafeEqual(digest(m[1]!), want);
+  };
+
+  const body = (req: IncomingMessage): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > maxBody) return reject(new HttpError(413, 'TOO_LARGE', `the request body is over ${maxBody} bytes`));
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBody) {
+          reject(new HttpError(413, 'TOO_LARGE', `the request body is over ${maxBody} bytes`));
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('error', reject);
+      req.on('end', () => {
+        if (size === 0) return resolve({});
+        let v: unknown;
+        try {
+          v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          return reject(new HttpError(400, 'BAD_REQUEST', 'the body is not JSON'));
+        }
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) return reject(new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object'));
+        resolve(v as Record<string, unknown>);
+      });
+    });
+
+  const nodeId = (b: Record<string, unknown>): number => {
+    const id = b.id;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new InvalidArgumentError('id must be a positive integer');
+    return id;
+  };
+
+  const json = (res: ServerResponse, status: number, v: unknown): void => {
+    const text = JSON.stringify(v);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const op = `${req.method} ${path}`;
+    switch (op) {
+      case 'GET /health': {
+        const s = log.status();
+        if (s.role === 'fatal') return json(res, 503, { health: false, reason: s.fatal?.code ?? 'LOG_FATAL' });
+        if (s.lead === 0) return json(res, 503, { health: false, reason: 'NO_LEADER' });
+        return json(res, 200, { health: true, leader: s.lead, id: s.id });
+      }
+      case 'GET /status':
+        return json(res, 200, readableStatus(log.status()));
+      case 'GET /metrics': {
+        const text = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(text);
+        return;
+      }
+      case 'GET /snapshot': {
+        if (options.stateMachine === undefined) throw new HttpError(404, 'NOT_FOUND', 'this node serves no state machine backups');
+        const b = await takeBackup(log, options.stateMachine);
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': b.data.byteLength,
+          'x-raftlog-index': String(b.index),
+          'x-raftlog-crc32c': String(crc32c(b.data)),
+        });
+        res.end(b.data);
+        return;
+      }
+      case 'POST /members/add': {
+        const b = await body(req);
+        const id = nodeId(b);
+        if (typeof b.address !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(b.address)) throw new InvalidArgumentError("address must be 'host:port'");
+        if (b.learner === true) await log.addLearner(id, b.address);
+        else await log.addMember(id, b.address);
+        return json(res, 200, { ok: true });
+      }
+      case 'POST /members/remove':
+        await log.removeMember(nodeId(await body(req)));
+        return json(res, 200, { ok: true });
+      case 'POST /members/promote':
+        await promote(log, nodeId(await body(req)));
+        return json(res, 200, { ok: true });
+      case 'POST /leader/transfer':
+        await log.transferLeadership(nodeId(await body(req)));
+        return json(res, 200, { ok: true, leader: log.status().lead });
+      default:
+        throw new HttpError(404, 'NOT_FOUND', `no route ${op}`);
+    }
+  };
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!authorized(req)) {
+      // Nothing is read or done for an unauthenticated request.
+      res.setHeader('www-authenticate', 'Bearer');
+      json(res, 401, { code: 'UNAUTHORIZED', message: 'a bearer token is required (--admin-token-file)' });
+      req.resume();
+      return;
+    }
+    route(req, res).catch((err: unknown) => {
+      const code = err instanceof HttpError ? err.code : ((err as { code?: unknown }).code as string | undefined) ?? 'INTERNAL';
+      const status = err instanceof HttpError ? err.status : statusOf(code);
+      const extra = (err as { leader?: unknown }).leader !== undefined ? { leader: (err as { leader: number }).leader } : {};
+      if (res.headersSent) res.destroy();
+      else json(res, status, { code, message: (err as Error).message, ...extra });
+    });
+  };
+  return Object.assign(handler, { registry });
+}

@@ -1,0 +1,95 @@
+// The log's metrics() as Prometheus metrics, on a registry of the log's own (never the
+// process-global one: two logs in one process must not collide). Every value is read
+// when the registry is scraped, from one metrics() call per scrape.
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { HistogramData, LogMetrics } from '../log/metrics.js';
+
+export interface MetricsSource {
+  metrics(): LogMetrics;
+}
+
+/** A prom-client metric whose buckets were counted elsewhere (by the log, or the WAL's writer thread). */
+class CountedHistogram {
+  readonly type = 'histogram';
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly read: () => HistogramData | null,
+  ) {}
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> } {
+    const h = this.read();
+    const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
+    if (h !== null) {
+      let cumulative = 0;
+      h.bounds.forEach((le, i) => {
+        cumulative += h.counts[i] ?? 0;
+        values.push({ metricName: `${this.name}_bucket`, labels: { le }, value: cumulative });
+      });
+      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf' }, value: h.count });
+      values.push({ metricName: `${this.name}_sum`, labels: {}, value: h.sum });
+      values.push({ metricName: `${this.name}_count`, labels: {}, value: h.count });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values };
+  }
+}
+
+/** A registry whose metrics read `log` at each scrape. */
+export function logRegistry(log: MetricsSource): Registry {
+  const registry = new Registry();
+  // One metrics() per scrape, however many metrics read it: prom-client runs every
+  // collect of a scrape in one synchronous pass, so the figures are of one instant.
+  let cached: LogMetrics | null = null;
+  const m = (): LogMetrics => {
+    if (cached === null) {
+      cached = log.metrics();
+      queueMicrotask(() => (cached = null));
+    }
+    return cached;
+  };
+  const gauge = (name: string, help: string, read: (m: LogMetrics) => number): void => {
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read(m())); } });
+  };
+  // A counter kept by the log: prom-client's own is reset and set to the log's total.
+  const counter = (name: string, help: string, read: (m: LogMetrics) => number): void => {
+    new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read(m())); } });
+  };
+  const perPeer = (name: string, help: string, kind: 'gauge' | 'counter', read: (m: LogMetrics) => Record<number, number>): void => {
+    const collect = function (this: Gauge<'peer'> | Counter<'peer'>): void {
+      this.reset();
+      for (const [peer, v] of Object.entries(read(m()))) {
+        if (this instanceof Gauge) this.set({ peer }, v);
+        else this.inc({ peer }, v);
+      }
+    };
+    if (kind === 'gauge') new Gauge({ name, help, labelNames: ['peer'], registers: [registry], collect });
+    else new Counter({ name, help, labelNames: ['peer'], registers: [registry], collect });
+  };
+  gauge('raftlog_term', 'The current Raft term on this node.', (x) => x.term);
+  gauge('raftlog_commit_index', 'The highest log index this node knows to be committed.', (x) => x.commitIndex);
+  gauge('raftlog_applied_index', 'The highest log index applied to the state machine on this node.', (x) => x.appliedIndex);
+  gauge('raftlog_is_leader', '1 if this node is the leader, else 0.', (x) => (x.isLeader ? 1 : 0));
+  gauge('raftlog_has_leader', '1 if this node knows a leader, else 0.', (x) => (x.hasLeader ? 1 : 0));
+  counter('raftlog_leader_changes_total', 'Leader changes seen by this node.', (x) => x.leaderChanges);
+  counter('raftlog_proposals_committed_total', 'Appends on this node that committed.', (x) => x.proposalsCommitted);
+  new Counter({
+    name: 'raftlog_proposals_failed_total',
+    help: 'Appends on this node that failed, by error code.',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, v] of Object.entries(m().proposalsFailed)) this.inc({ reason }, v);
+    },
+  });
+  registry.registerMetric(new CountedHistogram('raftlog_append_duration_seconds', 'From append() to its result.', () => m().appendDuration) as never);
+  registry.registerMetric(new CountedHistogram('raftlog_wal_fsync_duration_seconds', 'fdatasync of the WAL, timed on its writer thread.', () => m().walFsyncDuration) as never);
+  counter('raftlog_wal_bytes_written_total', 'Bytes written to WAL segments.', (x) => x.walBytesWritten);
+  gauge('raftlog_wal_segments', 'WAL segment files on disk.', (x) => x.walSegments);
+  counter('raftlog_snapshots_total', 'Snapshots this node took of its state machine.', (x) => x.snapshots);
+  registry.registerMetric(new CountedHistogram('raftlog_snapshot_duration_seconds', 'From taking a snapshot to its file being durable.', () => m().snapshotDuration) as never);
+  perPeer('raftlog_peer_lag_entries', 'On the leader: entries each member is behind the leader.', 'gauge', (x) => x.peerLag);
+  perPeer('raftlog_transport_bytes_sent_total', 'Bytes sent to each peer.', 'counter', (x) => x.transportBytesSent);
+  perPeer('raftlog_transport_bytes_received_total', 'Bytes received from each peer.', 'counter', (x) => x.transportBytesReceived);
+  return registry;
+}

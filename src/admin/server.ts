@@ -1,0 +1,67 @@
+// The admin endpoint as a server of its own, with the limits every port has: a cap on
+// connections, bounded headers and bodies, and timeouts, so that a slow or hostile
+// client cannot hold it. Bound to loopback unless a token protects it.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { InvalidArgumentError } from '../log/errors.js';
+import type { ReplicatedLog } from '../log/replicated-log.js';
+import type { StateMachine } from '../log/state-machine.js';
+import { adminHandler } from './handler.js';
+
+export interface AdminServerOptions {
+  log: ReplicatedLog<unknown>;
+  /** 'host:port'; port 0 picks a free one. */
+  address: string;
+  /** Required unless the host is loopback: anyone who reaches the port could otherwise remove members. */
+  token?: string;
+  stateMachine?: StateMachine<unknown>;
+  /** Default 64. */
+  maxConnections?: number;
+  /** Default 64 KiB. */
+  maxBodyBytes?: number;
+  /** A request must arrive whole within this (ms). Default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+export interface AdminServer {
+  /** The bound 'host:port'. */
+  address: string;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$/;
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(o.address);
+  if (m === null) throw new InvalidArgumentError(`admin address must be 'host:port', got '${o.address}'`);
+  const host = m[1]!.replace(/^\[|\]$/g, '');
+  if (!isLoopback(m[1]!) && (o.token === undefined || o.token === '')) {
+    throw new InvalidArgumentError(`the admin endpoint on ${o.address} is not loopback: it needs a token`);
+  }
+  const handler = adminHandler(o.log, { token: o.token, stateMachine: o.stateMachine, maxBodyBytes: o.maxBodyBytes });
+  const timeout = o.requestTimeoutMs ?? 10_000;
+  const server: Server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 5_000 }, handler);
+  server.maxConnections = o.maxConnections ?? 64;
+  // An idle socket is dropped whatever state it is in.
+  server.setTimeout(timeout * 3, (socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(m[2]), host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address() as AddressInfo;
+  return {
+    address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

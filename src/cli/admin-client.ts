@@ -1,0 +1,111 @@
+// The operator commands' side of the admin endpoint: requests with a timeout and the
+// token, failures as coded CliErrors, and finding the leader among the endpoints given.
+import { readFileSync } from 'node:fs';
+import type { AdminStatus } from '../admin/handler.js';
+import { UsageError, strArg } from './args.js';
+import { CliError, EXIT } from './failure.js';
+
+export interface AdminTarget {
+  endpoints: string[];
+  token?: string;
+}
+
+export const ADMIN_FLAGS = { admin: 'string', 'admin-token-file': 'string', json: 'boolean' } as const;
+
+/** --admin A[,B,...] and --admin-token-file (its first line). */
+export function adminTarget(opts: Map<string, string | true>): AdminTarget {
+  const endpoints = strArg(opts, 'admin').split(',').filter((e) => e !== '');
+  if (endpoints.length === 0) throw new UsageError('--admin needs at least one HOST:PORT');
+  for (const e of endpoints) if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(e)) throw new UsageError(`--admin: '${e}' is not HOST:PORT`);
+  if (!opts.has('admin-token-file')) return { endpoints };
+  let text: string;
+  try {
+    text = readFileSync(strArg(opts, 'admin-token-file'), 'utf8');
+  } catch (err) {
+    throw new UsageError(`--admin-token-file: ${(err as Error).message}`);
+  }
+  const token = text.split(/\r?\n/)[0]!.trim();
+  if (token === '') throw new UsageError('--admin-token-file: the first line (the token) is empty');
+  return { endpoints, token };
+}
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  body: Buffer;
+}
+
+export async function request(endpoint: string, token: string | undefined, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 15_000): Promise<Reply> {
+  let res: Response;
+  try {
+    res = await fetch(`http://${endpoint}${path}`, {
+      method,
+      headers: { ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unreachable);
+  }
+  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+}
+
+/** The JSON answer of a request that must succeed; a refusal becomes the endpoint's coded error. */
+export async function call<T>(endpoint: string, token: string | undefined, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const r = await request(endpoint, token, method, path, body);
+  if (r.status === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
+  let v: unknown;
+  try {
+    v = JSON.parse(r.body.toString('utf8'));
+  } catch {
+    throw new CliError('ADMIN_BAD_REPLY', `${endpoint} answered ${r.status} with something that is not JSON`);
+  }
+  if (r.status !== 200) {
+    const e = v as { code?: unknown; message?: unknown };
+    throw new CliError(typeof e.code === 'string' ? e.code : `HTTP_${r.status}`, `${endpoint}: ${typeof e.message === 'string' ? e.message : `HTTP ${r.status}`}`);
+  }
+  return v as T;
+}
+
+export interface Seen {
+  endpoint: string;
+  status?: AdminStatus;
+  error?: CliError;
+}
+
+/** /status of every endpoint, unreachable ones included (with their error). */
+export async function statuses(t: AdminTarget): Promise<Seen[]> {
+  return Promise.all(
+    t.endpoints.map(async (endpoint) => {
+      try {
+        return { endpoint, status: await call<AdminStatus>(endpoint, t.token, 'GET', '/status') };
+      } catch (err) {
+        if (err instanceof CliError) return { endpoint, error: err };
+        throw err;
+      }
+    }),
+  );
+}
+
+/** The endpoint of the leader among those given; otherwise says which node leads. */
+export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string; status: AdminStatus }> {
+  const seen = await statuses(t);
+  const leader = seen.find((s) => s.status?.role === 'leader');
+  if (leader !== undefined) return { endpoint: leader.endpoint, status: leader.status! };
+  const reachable = seen.filter((s) => s.status !== undefined);
+  if (reachable.length === 0) {
+    const first = seen[0]!.error!;
+    throw first;
+  }
+  const lead = reachable.map((s) => s.status!.lead).find((l) => l !== 0) ?? 0;
+  if (lead === 0) throw new CliError('NO_LEADER', 'no endpoint given knows a leader');
+  throw new CliError('NOT_LEADER', `node ${lead} leads, and none of the endpoints given is its admin endpoint`);
+}
+
+/** Rows as aligned columns. */
+export function table(header: string[], rows: Array<Array<string | number>>): string {
+  const all = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}

@@ -1,0 +1,74 @@
+// How a CLI command ends on an expected failure: one line on stderr naming the
+// error's code and what to do, and a documented exit status. The stack only with --debug.
+//
+// Exit status: 0 success, 1 the operation failed (the line says why), 2 usage error
+// (bad or missing flags), 3 the admin endpoint could not be reached.
+import { UsageError } from './args.js';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
+
+const HINTS: Record<string, string> = {
+  WAL_LOCKED: 'another process has this data directory open: stop it, or give another --data',
+  WAL_IO: 'check that --data is a writable directory on a healthy disk with free space',
+  EADDRINUSE: 'the port is in use: stop what holds it, or pick another address',
+  EACCES: 'not allowed: check the permissions of the path, or use a port above 1023',
+  WAL_CORRUPT: 'run `raftlog inspect` on the data directory; restore the node from a backup or remove it from the cluster and re-add it empty',
+  WAL_NOT_BUILT: 'the native addon is missing: run `npm rebuild raftlog`',
+  LOG_OPEN_FAILED: 'check that the data directory is a writable directory and that the ports are free',
+  LOG_FATAL: 'the node stopped after a storage failure: check the disk, then restart it',
+  LOG_CORRUPT: 'run `raftlog inspect` on the data directory',
+  TRANSPORT_LISTEN_FAILED: 'the peer port is in use or not allowed: stop what holds it or pick another --listen',
+  TRANSPORT_INSECURE: 'give --cluster-secret-file, or --tls-cert/--tls-key/--tls-ca, or --insecure on a trusted network',
+  INVALID_ARGUMENT: 'check the flags (raftlog <command> -h)',
+  NOT_LEADER: 'run it against the leader\'s admin endpoint, or give every node\'s: --admin A,B,C',
+  NO_LEADER: 'the cluster has no leader: check that a majority of its members are running and reach each other',
+  NOT_CAUGHT_UP: 'the learner is still catching up: wait and retry',
+  TIMEOUT: 'the cluster did not answer in time: check `raftlog status`, then retry',
+  UNAUTHORIZED: 'give the admin token: --admin-token-file FILE',
+  ADMIN_UNREACHABLE: 'check --admin HOST:PORT and that the node runs with --admin',
+  SNAPSHOT_CORRUPT: 'the file is damaged: take another backup with `raftlog snapshot save`',
+  SNAPSHOT_VERSION: 'the file was written by another version of raftlog',
+  DATA_EXISTS: 'restore into an empty or new directory',
+  NO_WAL: 'give a node\'s data directory (it holds wal/)',
+  NOT_CONFIRMED: 'add --yes once you have read the risks (raftlog recover -h)',
+};
+
+/** An expected failure of a command, with its code. */
+export class CliError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly exitCode: number = EXIT.failed,
+  ) {
+    super(message);
+  }
+}
+
+/** Prints the failure and returns the exit status. */
+export function reportFailure(command: string, err: unknown, usage: string, debug: boolean): number {
+  if (err instanceof UsageError) {
+    console.error(`raftlog ${command}: ${err.message}\n${usage}`);
+    return EXIT.usage;
+  }
+  const c = (err as { code?: unknown } | null)?.code;
+  const code = typeof c === 'string' ? c : 'INTERNAL';
+  const message = err instanceof Error ? err.message : String(err);
+  if (debug && err instanceof Error && err.stack !== undefined) console.error(err.stack);
+  const hint = HINTS[code] ?? (code === 'INTERNAL' && !debug ? 'an unexpected error: run again with --debug for the stack and report it' : undefined);
+  console.error(`raftlog ${command}: ${code}: ${message}${hint !== undefined ? ` (${hint})` : ''}`);
+  return err instanceof CliError ? err.exitCode : EXIT.failed;
+}
+
+/** Runs a command's body with the shared conventions: -h/--help, --debug, coded failures. */
+export async function runCommand(command: string, usage: string, args: string[], body: (args: string[]) => Promise<number>): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(usage);
+    return EXIT.ok;
+  }
+  const debug = args.includes('--debug');
+  try {
+    return await body(args.filter((a) => a !== '--debug'));
+  } catch (err) {
+    return reportFailure(command, err, usage, debug);
+  }
+}

@@ -1,0 +1,99 @@
+// `raftlog recover --force-new-cluster`: when a majority of a cluster is lost for
+// good, one survivor's data becomes a new one-member cluster (etcd's
+// --force-new-cluster). Offline: the node must be stopped.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { KvStateMachine } from '../kv/index.js';
+import { decodeConfChange } from '../raft/confchange.js';
+import { ConfChangeType, EntryType } from '../raft/types.js';
+import { decodeRecord } from '../log/record.js';
+import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
+import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
+import { RaftStorage } from '../storage/raft-storage.js';
+import { FileSnapshotStore } from '../storage/snapshot-store.js';
+import { Wal } from '../wal/index.js';
+import { UsageError, intArg, parseArgs, strArg } from './args.js';
+import { CliError, EXIT, runCommand } from './failure.js';
+
+const USAGE = `usage: raftlog recover --force-new-cluster --data DIR --id N [--listen HOST:PORT] [--state-machine kv|none] --yes [--json]
+For a cluster that lost a majority of its members for good: turns the data of one
+surviving node (stopped) into a new cluster whose only member is that node. Then start
+it with \`raftlog serve --id N --data DIR\` (no --peers) and add new, empty members with
+\`raftlog member add\` + \`serve --join\`.
+RISKS, read before --yes:
+  - every entry in this node's log counts as committed, including ones the old cluster
+    never committed (their clients were told the outcome is unknown or failed);
+  - records the old cluster committed that never reached this node are lost: pick the
+    survivor with the highest last index (raftlog inspect DIR shows it);
+  - the other old members must never be started again with their old data: wipe them.`;
+
+export async function main(args: string[]): Promise<number> {
+  return runCommand('recover', USAGE, args, async (a) => {
+    const opts = parseArgs(a, { 'force-new-cluster': 'boolean', data: 'string', id: 'string', listen: 'string', 'state-machine': 'string', yes: 'boolean', json: 'boolean', help: 'boolean' });
+    if (!opts.has('force-new-cluster')) throw new UsageError('recover needs --force-new-cluster (the only recovery it knows)');
+    const dataDir = strArg(opts, 'data');
+    const id = intArg(opts, 'id');
+    if (id < 1) throw new UsageError('--id must be a positive integer');
+    const machine = strArg(opts, 'state-machine', 'kv');
+    if (machine !== 'kv' && machine !== 'none') throw new UsageError(`--state-machine must be 'kv' or 'none'`);
+    if (!opts.has('yes')) throw new CliError('NOT_CONFIRMED', 'this rewrites the node\'s data into a new one-member cluster and may commit or lose records', EXIT.failed);
+    const r = await forceNewCluster(dataDir, id, opts.has('listen') ? strArg(opts, 'listen') : undefined, machine === 'kv' ? new KvStateMachine() : new NullStateMachine());
+    console.log(
+      opts.has('json')
+        ? JSON.stringify({ ok: true, ...r })
+        : `node ${id} is now the only member of a new cluster, at index ${r.index} term ${r.term}; start it with raftlog serve --id ${id} --data ${dataDir}`,
+    );
+    return EXIT.ok;
+  });
+}
+
+/**
+ * Replays the node's snapshot and its whole log into the state machine, then writes
+ * a snapshot at the last index whose configuration is this node alone, and a hard
+ * state that commits it. The node's term stays: the new cluster's first leader
+ * campaigns above every entry it holds.
+ */
+async function forceNewCluster(dataDir: string, id: number, listen: string | undefined, sm: StateMachine<unknown>): Promise<{ index: number; term: number; replayed: number }> {
+  // Wal.open would create an empty WAL: a wrong path must fail, not recover nothing.
+  if (!existsSync(join(dataDir, 'wal'))) throw new CliError('NO_WAL', `${dataDir} has no wal/ directory`);
+  const wal = await Wal.open(join(dataDir, 'wal'));
+  try {
+    if (wal.lastIndex === 0 && wal.snapshot === null) throw new CliError('NO_WAL', `${dataDir} holds no log to recover`);
+    const snaps = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
+    const storage = await RaftStorage.open(wal, snaps, { voters: [id], learners: [] });
+    const snap = storage.snapshot();
+    const members = new Map<number, string>();
+    if (snap.meta.index > 0) {
+      const d = decodeSnapshotData(snap.data);
+      sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+      for (const [m, addr] of d.members) members.set(m, addr);
+    }
+    const last = storage.lastIndex();
+    let replayed = 0;
+    for (let lo = storage.firstIndex(); lo <= last; ) {
+      const batch = storage.entries(lo, Math.min(last + 1, lo + 1024), 4 * 1024 * 1024);
+      for (const e of batch) {
+        if (e.type === EntryType.Normal) {
+          const rec = decodeRecord(e.data, e.index);
+          if (rec !== null) sm.apply({ index: e.index, term: e.term, data: rec.payload });
+        } else {
+          const cc = decodeConfChange(e.data);
+          if (cc.type === ConfChangeType.RemoveNode) members.delete(cc.nodeId);
+          else if (cc.context !== undefined) members.set(cc.nodeId, new TextDecoder().decode(cc.context));
+        }
+        replayed++;
+        lo = e.index + 1;
+      }
+    }
+    const term = last === snap.meta.index ? snap.meta.term : storage.term(last);
+    const address = listen ?? members.get(id);
+    const data = encodeSnapshotData({ members: address === undefined ? [] : [[id, address]], app: sm.snapshot() });
+    await snaps.save({ meta: { index: last, term, conf: { voters: [id], learners: [] } }, data });
+    await wal.saveSnapshot({ index: last, term }, { discardLog: true });
+    const hs = wal.hardState;
+    await wal.append([], { term: Math.max(hs.term, term), vote: hs.vote, commit: last });
+    return { index: last, term, replayed };
+  } finally {
+    await wal.close();
+  }
+}

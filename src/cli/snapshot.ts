@@ -1,0 +1,101 @@
+// `raftlog snapshot save FILE` and `raftlog snapshot restore FILE`: backups of the
+// state machine, and new clusters seeded from them (etcdctl snapshot save/restore).
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { encodeSnapshotData } from '../log/snapshot-data.js';
+import { FileSnapshotStore, readSnapshotFile } from '../storage/snapshot-store.js';
+import { Wal, crc32c } from '../wal/index.js';
+import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
+import { ADMIN_FLAGS, adminTarget, request } from './admin-client.js';
+import { CliError, EXIT, runCommand } from './failure.js';
+
+const USAGE = `usage: raftlog snapshot save FILE --admin HOST:PORT [--admin-token-file FILE] [--json]
+       raftlog snapshot restore FILE --data DIR --id N [--peers 1=HOST:PORT,...] [--json]
+'save' asks the node behind --admin (any member; a follower spares the leader) for its
+state machine at a linearizable point (after a barrier) and writes it to FILE, checksummed.
+'restore' seeds a NEW node's data directory from such a file: run it once per member of
+the new cluster, with the same --peers on each, then start every node with raftlog serve
+(the same --id, --data and --peers). Without --peers the node is a single-node cluster.
+A damaged file is refused with SNAPSHOT_CORRUPT; a DIR that already holds a WAL with DATA_EXISTS.`;
+
+export async function main(args: string[]): Promise<number> {
+  return runCommand('snapshot', USAGE, args, async (a) => {
+    const { opts, positionals } = parseCommand(a, { ...ADMIN_FLAGS, data: 'string', id: 'string', peers: 'string' });
+    const [verb, file, ...rest] = positionals;
+    if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+    if (verb !== 'save' && verb !== 'restore') throw new UsageError(verb === undefined ? 'which action? save or restore' : `unknown action '${verb}'`);
+    if (file === undefined) throw new UsageError(`snapshot ${verb} needs FILE`);
+    if (verb === 'save') {
+      const target = adminTarget(opts);
+      const { index, bytes } = await save(target.endpoints[0]!, target.token, file);
+      console.log(opts.has('json') ? JSON.stringify({ ok: true, file, index, bytes }) : `saved the state at index ${index} (${bytes} bytes) to ${file}`);
+      return EXIT.ok;
+    }
+    const dataDir = strArg(opts, 'data');
+    const id = intArg(opts, 'id');
+    if (id < 1) throw new UsageError('--id must be a positive integer');
+    const peers = opts.has('peers') ? parsePeers(strArg(opts, 'peers')) : undefined;
+    if (peers !== undefined && peers[id] === undefined) throw new UsageError(`--peers must include this node's id ${id}`);
+    const index = await restore(file, dataDir, id, peers);
+    console.log(opts.has('json') ? JSON.stringify({ ok: true, dataDir, index }) : `restored the state at index ${index} into ${dataDir}; start the node with raftlog serve --id ${id} --data ${dataDir}${peers ? ' --peers ...' : ''}`);
+    return EXIT.ok;
+  });
+}
+
+/** Fetches the backup, checks it arrived whole, and writes it as a checksummed snapshot file. */
+async function save(endpoint: string, token: string | undefined, file: string): Promise<{ index: number; bytes: number }> {
+  const r = await request(endpoint, token, 'GET', '/snapshot', undefined, 120_000);
+  if (r.status === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
+  if (r.status !== 200) {
+    let e: { code?: string; message?: string } = {};
+    try {
+      e = JSON.parse(r.body.toString('utf8')) as typeof e;
+    } catch {
+      // not JSON: the status says enough
+    }
+    throw new CliError(e.code ?? `HTTP_${r.status}`, `${endpoint}: ${e.message ?? `HTTP ${r.status}`}`);
+  }
+  const index = Number(r.headers.get('x-raftlog-index'));
+  const crc = Number(r.headers.get('x-raftlog-crc32c'));
+  if (!Number.isSafeInteger(index) || index < 0) throw new CliError('SNAPSHOT_CORRUPT', `${endpoint} sent no valid index with the backup`);
+  if (crc32c(r.body) !== crc) throw new CliError('SNAPSHOT_CORRUPT', `the backup from ${endpoint} does not match its checksum (damaged in transit)`);
+  // The store writes, fsyncs and renames into place; the file then moves to FILE in one rename.
+  const tmp = await mkdtemp(join(dirname(file), `.${basename(file)}.`));
+  try {
+    const store = await FileSnapshotStore.open(tmp);
+    // A backup names no members: restore gives the new cluster's.
+    await store.save({ meta: { index, term: 0, conf: { voters: [], learners: [] } }, data: r.body });
+    const [name] = readdirSync(tmp);
+    await rename(join(tmp, name!), file);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return { index, bytes: r.body.length };
+}
+
+/**
+ * Seeds `dataDir` for node `id` of a new cluster: a snapshot at the backup's index
+ * whose configuration is `peers` (or this node alone), and a WAL that starts there.
+ * The snapshot's term is 1: a new cluster's terms start over, and every member
+ * restored from the same file agrees on it.
+ */
+async function restore(file: string, dataDir: string, id: number, peers: Record<number, string> | undefined): Promise<number> {
+  if (existsSync(join(dataDir, 'wal')) && readdirSync(join(dataDir, 'wal')).length > 0) throw new CliError('DATA_EXISTS', `${dataDir} already holds a WAL`);
+  const read = await readSnapshotFile(file, true).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`${file} does not exist`);
+    throw err;
+  });
+  const ids = peers === undefined ? [id] : Object.keys(peers).map(Number);
+  const members: Array<[number, string]> = peers === undefined ? [] : Object.entries(peers).map(([k, v]) => [Number(k), v]);
+  const index = read.meta.index;
+  const wal = await Wal.open(join(dataDir, 'wal'));
+  try {
+    const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
+    await store.save({ meta: { index, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData({ members, app: read.data! }) });
+    await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
+  } finally {
+    await wal.close();
+  }
+  return index;
+}

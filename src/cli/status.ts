@@ -1,0 +1,81 @@
+// `raftlog status`: every member as the leader sees it, and the health of every
+// admin endpoint given.
+import type { AdminStatus } from '../admin/handler.js';
+import { parseCommand } from './args.js';
+import { ADMIN_FLAGS, adminTarget, request, statuses, table } from './admin-client.js';
+import { EXIT, runCommand } from './failure.js';
+
+const USAGE = `usage: raftlog status --admin HOST:PORT[,HOST:PORT...] [--admin-token-file FILE] [--json]
+Shows every member as the leader sees it (id, address, role, match, lag behind the
+leader's last index, replication state, recently active) and the health of each admin
+endpoint given. Exit status 0 when every endpoint given is healthy, 1 otherwise, 3 when
+none could be reached.`;
+
+export interface Member {
+  id: number;
+  address: string;
+  role: string;
+  match: number | null;
+  lag: number | null;
+  state: string | null;
+  active: boolean | null;
+}
+
+export interface EndpointHealth {
+  endpoint: string;
+  healthy: boolean;
+  node: number | null;
+  role: string | null;
+  leader: number | null;
+  term: number | null;
+  commit: number | null;
+  applied: number | null;
+  error?: string;
+}
+
+/** The members as `s` (ideally the leader's status) knows them. */
+export function membersOf(s: AdminStatus): Member[] {
+  const ids = [...new Set([...s.conf.voters, ...s.conf.learners, ...Object.keys(s.members).map(Number)])].sort((a, b) => a - b);
+  return ids.map((id) => {
+    const p = s.progress?.[id];
+    const learner = s.conf.learners.includes(id);
+    const role = id === s.lead ? 'leader' : learner ? 'learner' : s.conf.voters.includes(id) ? 'follower' : 'leaving';
+    return { id, address: s.members[id] ?? '', role, match: p?.match ?? null, lag: p?.lag ?? null, state: p?.state ?? null, active: p === undefined ? null : id === s.id || p.recentActive };
+  });
+}
+
+export async function main(args: string[]): Promise<number> {
+  return runCommand('status', USAGE, args, async (a) => {
+    const { opts } = parseCommand(a, ADMIN_FLAGS);
+    const target = adminTarget(opts);
+    const seen = await statuses(target);
+    const health: EndpointHealth[] = await Promise.all(
+      seen.map(async (s) => {
+        if (s.status === undefined) return { endpoint: s.endpoint, healthy: false, node: null, role: null, leader: null, term: null, commit: null, applied: null, error: s.error?.code };
+        const h = await request(s.endpoint, target.token, 'GET', '/health').catch(() => null);
+        const st = s.status;
+        return { endpoint: s.endpoint, healthy: h?.status === 200, node: st.id, role: st.role, leader: st.lead || null, term: st.term, commit: st.commit, applied: st.applied };
+      }),
+    );
+    const leader = seen.find((s) => s.status?.role === 'leader')?.status ?? seen.find((s) => s.status !== undefined)?.status;
+    const members = leader === undefined ? [] : membersOf(leader);
+    if (opts.has('json')) {
+      console.log(JSON.stringify({ leader: leader?.lead ?? null, members, endpoints: health }));
+    } else {
+      if (leader !== undefined) {
+        console.log(`members (as node ${leader.id}, ${leader.role === 'leader' ? 'the leader' : `a ${leader.role}`}, sees them; term ${leader.term}, last index ${leader.lastIndex})`);
+        const dash = (v: unknown): string => (v === null ? '-' : String(v));
+        console.log(table(['ID', 'ADDRESS', 'ROLE', 'MATCH', 'LAG', 'STATE', 'ACTIVE'], members.map((m) => [m.id, m.address, m.role, dash(m.match), dash(m.lag), dash(m.state), dash(m.active)])));
+        console.log('');
+      }
+      console.log(
+        table(
+          ['ENDPOINT', 'HEALTH', 'NODE', 'ROLE', 'LEADER', 'TERM', 'COMMIT', 'APPLIED'],
+          health.map((h) => [h.endpoint, h.healthy ? 'healthy' : `unhealthy${h.error ? ` (${h.error})` : ''}`, h.node ?? '-', h.role ?? '-', h.leader ?? '-', h.term ?? '-', h.commit ?? '-', h.applied ?? '-']),
+        ),
+      );
+    }
+    if (health.every((h) => h.node === null)) return EXIT.unreachable;
+    return health.every((h) => h.healthy) ? EXIT.ok : EXIT.failed;
+  });
+}

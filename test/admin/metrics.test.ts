@@ -1,0 +1,184 @@
+// The log's metrics after known operations, its events, join, and the logger
+// contract: the library writes nothing to the console, whatever it goes through.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { promote } from '../../src/admin/promote.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RecordingLogger } from '../recording-logger.js';
+import { RecordingMachine, enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
+
+const SECRET = 'a secret for the admin metric tests';
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function single(extra: { snapshotEvery?: number } = {}): Promise<ReplicatedLog<number>> {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const log = await ReplicatedLog.open({ dataDir: t.dir, stateMachine: new RecordingMachine(), ...extra });
+  cleanups.push(() => log.close());
+  return log;
+}
+
+async function trio(logger?: RecordingLogger) {
+  const ports = await freePorts(4);
+  const peers: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+  const logs = new Map<number, ReplicatedLog<number>>();
+  const opts = { clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2 } as const;
+  await Promise.all(
+    [1, 2, 3].map(async (id) => {
+      const t = tempDir();
+      cleanups.push(t.cleanup);
+      logs.set(id, await ReplicatedLog.open({ dataDir: t.dir, id, peers, stateMachine: new RecordingMachine(), ...opts, ...(logger ? { logger } : {}) }));
+    }),
+  );
+  cleanups.push(async () => {
+    for (const l of logs.values()) await l.close();
+  });
+  const leader = async (): Promise<ReplicatedLog<number>> => {
+    let found: ReplicatedLog<number> | undefined;
+    await waitFor('a leader', () => (found = [...logs.values()].find((l) => l.status().role === 'leader')) !== undefined);
+    return found!;
+  };
+  return { logs, peers, ports, opts, leader };
+}
+
+describe('metrics()', () => {
+  it('counts appends, their durations, fsyncs, WAL bytes and snapshots', async () => {
+    const log = await single({ snapshotEvery: 10 });
+    const before = log.metrics();
+    expect(before.isLeader).toBe(true);
+    expect(before.hasLeader).toBe(true);
+    expect(before.leaderChanges).toBe(1);
+    for (let i = 0; i < 25; i++) await log.append(enc(`r${i}`));
+    await waitFor('two snapshots', () => log.metrics().snapshots >= 2);
+    const m = log.metrics();
+    expect(m.proposalsCommitted).toBe(25);
+    expect(m.appendDuration.count).toBe(25);
+    expect(m.appendDuration.counts.reduce((a, b) => a + b, 0)).toBe(25);
+    expect(m.appendDuration.sum).toBeGreaterThan(0);
+    expect(m.commitIndex).toBeGreaterThanOrEqual(25);
+    expect(m.appliedIndex).toBe(m.commitIndex);
+    expect(m.walBytesWritten).toBeGreaterThan(before.walBytesWritten);
+    expect(m.walSegments).toBeGreaterThanOrEqual(1);
+    // sync 'always': every append waited for at least one fdatasync, timed on the writer thread.
+    expect(m.walFsyncDuration!.count).toBeGreaterThan(before.walFsyncDuration!.count);
+    expect(m.walFsyncDuration!.counts).toHaveLength(m.walFsyncDuration!.bounds.length + 1);
+    expect(m.snapshotDuration.count).toBe(m.snapshots);
+    expect(m.peerLag).toEqual({});
+  });
+
+  it('counts failed appends by code', async () => {
+    // One member of three, alone: no leader can be elected, so the append fails.
+    const ports = await freePorts(3);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+    const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, timeoutMs: 2000 });
+    cleanups.push(() => log.close());
+    const err = (await log.append(enc('lost')).catch((e: unknown) => e)) as { code: string };
+    expect(['NO_LEADER', 'APPEND_NOT_COMMITTED']).toContain(err.code);
+    const m = log.metrics();
+    expect(m.proposalsFailed).toEqual({ [err.code]: 1 });
+    expect(m.proposalsCommitted).toBe(0);
+    expect(m.appendDuration.count).toBe(1);
+    expect(m.hasLeader).toBe(false);
+  });
+
+  it('on a three-node leader: peer lag, bytes per peer, leader events and changes', async () => {
+    const c = await trio();
+    const leader = await c.leader();
+    for (let i = 0; i < 20; i++) await leader.append(enc(`x${i}`));
+    const m = leader.metrics();
+    const others = [1, 2, 3].filter((id) => id !== leader.id);
+    expect(Object.keys(m.peerLag).map(Number).sort()).toEqual(others);
+    for (const id of others) {
+      expect(m.transportBytesSent[id]).toBeGreaterThan(0);
+      expect(m.transportBytesReceived[id]).toBeGreaterThan(0);
+    }
+    const target = others[0]!;
+    const seen: Array<{ id: number; term: number }> = [];
+    const follower = c.logs.get(others[1]!)!;
+    follower.on('leader', (e) => seen.push(e));
+    const changesBefore = follower.metrics().leaderChanges;
+    await leader.transferLeadership(target);
+    await waitFor('the follower to hear of the new leader', () => seen.some((e) => e.id === target));
+    expect(follower.metrics().leaderChanges).toBeGreaterThan(changesBefore);
+    expect(seen.at(-1)!.term).toBeGreaterThan(0);
+  });
+});
+
+describe('join', () => {
+  it('a node started with join takes the configuration from the cluster and catches up', async () => {
+    const logger = new RecordingLogger();
+    const c = await trio(logger);
+    const leader = await c.leader();
+    await leader.append(enc('before'));
+    const addr = `127.0.0.1:${c.ports[3]}`;
+    await leader.addMember(4, addr);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const sm = new RecordingMachine();
+    const joined = await ReplicatedLog.open({ dataDir: t.dir, id: 4, peers: { ...c.peers, 4: addr }, join: true, stateMachine: sm, ...c.opts });
+    cleanups.push(() => joined.close());
+    await leader.append(enc('after'));
+    await waitFor('the new node to apply both records', () => sm.applied.map((a) => a.data).join(',').includes('before,after'));
+    expect(joined.status().conf.voters.sort()).toEqual([1, 2, 3, 4]);
+    expect(joined.status().role).toBe('follower');
+    expect(logger.lines.some((l) => l.message === 'membership: added voter 4' && l.fields.member === 4)).toBe(true);
+  });
+
+  it('promote: a learner far behind is NOT_CAUGHT_UP; one caught up becomes a voter', async () => {
+    const c = await trio();
+    const leader = await c.leader();
+    await leader.addLearner(5, '127.0.0.1:1'); // never started: it stays at match 0
+    await Promise.all(Array.from({ length: 1100 }, (_, i) => leader.append(enc(`p${i}`))));
+    await expect(promote(leader as never, 5)).rejects.toMatchObject({ code: 'NOT_CAUGHT_UP' });
+    expect(leader.status().conf.learners).toContain(5);
+    await leader.removeMember(5);
+
+    const addr = `127.0.0.1:${c.ports[3]}`;
+    await leader.addLearner(4, addr);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const learner = await ReplicatedLog.open({ dataDir: t.dir, id: 4, peers: { ...c.peers, 4: addr }, join: true, ...c.opts });
+    cleanups.push(() => learner.close());
+    await waitFor('the learner to catch up', () => (leader.status().progress?.[4]?.match ?? 0) >= leader.status().lastIndex - 10, 30_000);
+    await promote(leader as never, 4);
+    expect(leader.status().conf.voters).toContain(4);
+    expect(leader.status().conf.learners).not.toContain(4);
+  });
+
+  it('join needs the existing members', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    await expect(ReplicatedLog.open({ dataDir: t.dir, join: true })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('the library and the console', () => {
+  it('appends, an election and a close write nothing to the console; the logger hears of them, per node', async () => {
+    const spies = [
+      vi.spyOn(console, 'log'),
+      vi.spyOn(console, 'info'),
+      vi.spyOn(console, 'warn'),
+      vi.spyOn(console, 'error'),
+      vi.spyOn(console, 'debug'),
+      vi.spyOn(process.stdout, 'write'),
+      vi.spyOn(process.stderr, 'write'),
+    ];
+    const logger = new RecordingLogger();
+    const c = await trio(logger);
+    const leader = await c.leader();
+    for (let i = 0; i < 10; i++) await leader.append(enc(`y${i}`));
+    const old = leader.id;
+    await leader.close();
+    c.logs.delete(old);
+    await waitFor('a new leader', () => [...c.logs.values()].some((l) => l.status().role === 'leader' && l.status().lead !== old), 20_000);
+    for (const s of spies) expect(s).not.toHaveBeenCalled();
+    vi.restoreAllMocks();
+    const lines = logger.lines ?? [];
+    expect(lines.some((l) => /leader is now/.test(l.message) && typeof l.fields.node === 'number')).toBe(true);
+  });
+});

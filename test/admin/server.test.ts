@@ -1,0 +1,140 @@
+// The admin endpoint over HTTP: health, status in words, Prometheus text, the token,
+// and the limits (body size, connection cap).
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { adminHandler, serveAdmin, type AdminServer } from '../../src/admin/index.js';
+import { KvStateMachine } from '../../src/kv/index.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { enc, freePorts, tempDir } from '../log/helpers.js';
+import { parsePrometheus } from './prometheus-text.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function node(opts: { token?: string; maxConnections?: number; address?: string } = {}): Promise<{ log: ReplicatedLog<unknown>; admin: AdminServer; url: string }> {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const kv = new KvStateMachine();
+  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: kv as never });
+  cleanups.push(() => log.close());
+  const admin = await serveAdmin({ log, address: opts.address ?? '127.0.0.1:0', token: opts.token, stateMachine: kv as never, maxConnections: opts.maxConnections, maxBodyBytes: 1024 });
+  cleanups.push(() => admin.close());
+  return { log, admin, url: `http://${admin.address}` };
+}
+
+describe('the admin endpoint', () => {
+  it('health, status with words, and metrics that parse and move with writes', async () => {
+    const { log, url } = await node();
+    const health = await fetch(`${url}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ health: true, leader: 1 });
+    const status = (await (await fetch(`${url}/status`)).json()) as Record<string, unknown>;
+    expect(status.role).toBe('leader');
+    expect(status).not.toHaveProperty('state');
+    const first = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
+    for (const name of ['raftlog_term', 'raftlog_is_leader', 'raftlog_has_leader', 'raftlog_wal_segments', 'raftlog_leader_changes_total', 'raftlog_append_duration_seconds_count'])
+      expect(first.has(name), name).toBe(true);
+    expect(first.get('raftlog_is_leader')).toBe(1);
+    for (let i = 0; i < 5; i++) await log.append(enc(`SET k${i} v`));
+    const second = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
+    expect(second.get('raftlog_commit_index')).toBe(first.get('raftlog_commit_index')! + 5);
+    expect(second.get('raftlog_proposals_committed_total')).toBe(5);
+    expect(second.get('raftlog_append_duration_seconds_count')).toBe(5);
+    expect(second.get('raftlog_append_duration_seconds_bucket{le="+Inf"}')).toBe(5);
+    expect(second.get('raftlog_wal_fsync_duration_seconds_count')).toBeGreaterThan(0);
+  });
+
+  it('a backup: the state machine after a barrier, with its index and checksum', async () => {
+    const { log, url } = await node();
+    await log.append(new TextEncoder().encode(JSON.stringify(['SET', 'a', '1'])));
+    const res = await fetch(`${url}/snapshot`);
+    expect(res.status).toBe(200);
+    expect(Number(res.headers.get('x-raftlog-index'))).toBe(log.status().applied);
+    expect(Number(res.headers.get('x-raftlog-crc32c'))).toBeGreaterThanOrEqual(0);
+    expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
+  });
+
+  it('with a token: 401 without it or with a wrong one, and nothing changes', async () => {
+    const { log, url } = await node({ token: 'the-admin-token' });
+    for (const auth of [undefined, 'Bearer wrong', 'the-admin-token']) {
+      const headers: Record<string, string> = auth === undefined ? {} : { authorization: auth };
+      expect((await fetch(`${url}/status`, { headers })).status).toBe(401);
+      const add = await fetch(`${url}/members/add`, { method: 'POST', headers, body: JSON.stringify({ id: 2, address: '127.0.0.1:9', learner: true }) });
+      expect(add.status).toBe(401);
+    }
+    expect(Object.keys(log.status().members)).toEqual(['1']);
+    const ok = await fetch(`${url}/status`, { headers: { authorization: 'Bearer the-admin-token' } });
+    expect(ok.status).toBe(200);
+  });
+
+  it('refuses to listen off loopback without a token', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    await expect(serveAdmin({ log, address: '0.0.0.0:0' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  it('bad requests: an oversized body, bad JSON, bad ids, unknown routes, a follower-only error', async () => {
+    const { url } = await node();
+    const big = await fetch(`${url}/members/add`, { method: 'POST', body: 'x'.repeat(5000) });
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ code: 'TOO_LARGE' });
+    expect((await fetch(`${url}/members/remove`, { method: 'POST', body: '{nope' })).status).toBe(400);
+    const badId = await fetch(`${url}/members/remove`, { method: 'POST', body: JSON.stringify({ id: -1 }) });
+    expect(badId.status).toBe(400);
+    expect(await badId.json()).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await fetch(`${url}/nothing`)).status).toBe(404);
+    const promote = await fetch(`${url}/members/promote`, { method: 'POST', body: JSON.stringify({ id: 7 }) });
+    expect(promote.status).toBe(400);
+  });
+
+  it('caps connections', async () => {
+    const { admin, url } = await node({ maxConnections: 2 });
+    const [host, port] = [admin.address.slice(0, admin.address.lastIndexOf(':')), Number(admin.address.slice(admin.address.lastIndexOf(':') + 1))];
+    const held: Socket[] = [];
+    cleanups.push(() => held.forEach((s) => s.destroy()));
+    for (let i = 0; i < 2; i++) {
+      const s = connect(port, host);
+      held.push(s);
+      await new Promise((r) => s.once('connect', r));
+    }
+    // The third is accepted by the kernel and closed by the server at once.
+    const third = connect(port, host);
+    held.push(third);
+    await new Promise<void>((resolve) => third.once('close', () => resolve()));
+    held.splice(0).forEach((s) => s.destroy());
+    // The server counts the freed connections when it sees them close.
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) status = await fetch(`${url}/health`).then((r) => r.status, () => new Promise<number>((r) => setTimeout(() => r(0), 50)));
+    expect(status).toBe(200);
+  });
+
+  it('503 from /health without a leader, and after LOG_FATAL', async () => {
+    const ports = await freePorts(3);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+    const alone = await ReplicatedLog.open<unknown>({ dataDir: t.dir, id: 1, peers, clusterSecret: 'a secret of sixteen bytes or more' });
+    cleanups.push(() => alone.close());
+    const admin = await serveAdmin({ log: alone, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    const res = await fetch(`http://${admin.address}/health`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ health: false, reason: 'NO_LEADER' });
+
+    // A node that stopped on a storage failure still knows its last leader: it is not healthy.
+    const dead = { status: () => ({ ...alone.status(), lead: 2, role: 'fatal', fatal: { code: 'LOG_FATAL', message: 'disk gone' } }), metrics: () => alone.metrics() };
+    const handler = adminHandler(dead as unknown as ReplicatedLog<unknown>);
+    const server = createServer(handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const fatal = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/health`);
+    expect(fatal.status).toBe(503);
+    expect(await fatal.json()).toMatchObject({ reason: 'LOG_FATAL' });
+  });
+});

@@ -1,0 +1,50 @@
+// `raftlog recover --force-new-cluster`: a survivor of a three-node cluster whose
+// other members are gone becomes a one-member cluster with every record it held.
+import { afterEach, expect, it, vi } from 'vitest';
+import { main as recover } from '../../src/cli/recover.js';
+import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { freePorts, tempDir, waitFor } from '../log/helpers.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const set = (k: string, v: string): Uint8Array => encodeCommand(['SET', Buffer.from(k), Buffer.from(v)]);
+
+it('turns one survivor into a one-member cluster that serves what it held and takes writes', async () => {
+  const ports = await freePorts(3);
+  const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+  const dirs = [1, 2, 3].map(() => tempDir());
+  for (const d of dirs) cleanups.push(d.cleanup);
+  const opts = { clusterSecret: 'a secret for the recover test', tickMs: 10, electionTicks: 10, heartbeatTicks: 2, snapshotEvery: 30 } as const;
+  const logs = await Promise.all([1, 2, 3].map((id) => ReplicatedLog.open<unknown>({ dataDir: dirs[id - 1]!.dir, id, peers, stateMachine: new KvStateMachine() as never, ...opts })));
+  let leader: ReplicatedLog<unknown> | undefined;
+  await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
+  // More than snapshotEvery: the survivor holds a snapshot and log entries after it.
+  for (let i = 0; i < 50; i++) await leader!.append(set(`k${i}`, `v${i}`));
+  const survivor = logs.find((l) => l !== leader)!;
+  await waitFor('the survivor to apply everything', () => survivor.status().applied >= leader!.status().commit);
+  const dir = dirs[survivor.id - 1]!.dir;
+  for (const l of logs) await l.close();
+
+  const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', dir, '--id', String(survivor.id)])).toBe(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/NOT_CONFIRMED/);
+  expect(await recover(['--force-new-cluster', '--data', dir, '--id', String(survivor.id), '--yes', '--json'])).toBe(0);
+  const report = JSON.parse(String(out.mock.calls.at(-1)?.[0])) as { index: number };
+  expect(report.index).toBeGreaterThanOrEqual(50);
+  vi.restoreAllMocks();
+
+  const kv = new KvStateMachine();
+  const alone = await ReplicatedLog.open<unknown>({ dataDir: dir, id: survivor.id, stateMachine: kv as never });
+  cleanups.push(() => alone.close());
+  expect(alone.status().role).toBe('leader');
+  expect(alone.status().conf.voters).toEqual([survivor.id]);
+  for (const i of [0, 25, 49]) expect(kv.get(Buffer.from(`k${i}`))?.toString()).toBe(`v${i}`);
+  await alone.append(set('after', 'recovery'));
+  expect(kv.get(Buffer.from('after'))?.toString()).toBe('recovery');
+});

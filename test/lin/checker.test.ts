@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { seeded, testSeed } from '../seeded.js';
+import { checkRegisters, linearizable, type RegisterOp } from './checker.js';
+
+const w = (value: string, invoke: number, complete: number | null, key = 'k'): RegisterOp => ({ key, kind: 'write', value, invoke, complete });
+const r = (value: string | null, invoke: number, complete: number | null, key = 'k'): RegisterOp => ({ key, kind: 'read', value, invoke, complete });
+
+describe('the register linearizability checker', () => {
+  it('accepts linearizable histories', () => {
+    expect(linearizable([], null)).toBe(true);
+    expect(linearizable([r(null, 0, 1)], null)).toBe(true);
+    expect(linearizable([w('a', 0, 1), r('a', 2, 3)], null)).toBe(true);
+    // A read concurrent with a write may see either value.
+    expect(linearizable([w('a', 0, 1), w('b', 2, 6), r('a', 3, 4)], null)).toBe(true);
+    expect(linearizable([w('a', 0, 1), w('b', 2, 6), r('b', 3, 4)], null)).toBe(true);
+    // Two concurrent writes, read after both: either order.
+    expect(linearizable([w('a', 0, 5), w('b', 1, 4), r('a', 6, 7)], null)).toBe(true);
+    expect(linearizable([w('a', 0, 5), w('b', 1, 4), r('b', 6, 7)], null)).toBe(true);
+    // A write of unknown outcome may have taken effect, late...
+    expect(linearizable([w('a', 0, 1), w('b', 2, null), r('a', 3, 4), r('b', 10, 11)], null)).toBe(true);
+    // ...or never.
+    expect(linearizable([w('a', 0, 1), w('b', 2, null), r('a', 10, 11)], null)).toBe(true);
+    // Needs backtracking: the first candidate order (a before b) fails later.
+    expect(linearizable([w('a', 0, 10), w('b', 0, 10), r('a', 1, 2), r('b', 3, 4), r('b', 11, 12)], null)).toBe(true);
+  });
+
+  it('rejects histories with no linearization', () => {
+    // A stale read: the write finished before the read began.
+    expect(linearizable([w('a', 0, 1), w('b', 2, 3), r('a', 4, 5)], null)).toBe(false);
+    // A value never written.
+    expect(linearizable([w('a', 0, 1), r('z', 2, 3)], null)).toBe(false);
+    // The initial value after a completed write.
+    expect(linearizable([w('a', 0, 1), r(null, 2, 3)], null)).toBe(false);
+    // A read sees a write that began after the read returned.
+    expect(linearizable([r('a', 0, 1), w('a', 2, 3)], null)).toBe(false);
+    // Non-monotonic reads during one write: new value, then (strictly later) old value.
+    expect(linearizable([w('a', 0, 1), w('b', 2, 20), r('b', 3, 4), r('a', 5, 6)], null)).toBe(false);
+    // An unknown write cannot explain a value seen before it was called.
+    expect(linearizable([r('b', 0, 1), w('b', 2, null)], null)).toBe(false);
+    // Two concurrent writes, then two later reads disagreeing about which came last.
+    expect(linearizable([w('a', 0, 5), w('b', 1, 4), r('a', 6, 7), r('b', 8, 9)], null)).toBe(false);
+  });
+
+  it('checks keys independently and names the one that fails', () => {
+    const ok = [w('1', 0, 1, 'x'), r('1', 2, 3, 'x')];
+    const bad = [w('1', 0, 1, 'y'), w('2', 2, 3, 'y'), r('1', 4, 5, 'y')];
+    expect(checkRegisters([...ok, ...bad])).toMatchObject({ ok: false, key: 'y', keys: 2 });
+    expect(checkRegisters(ok)).toMatchObject({ ok: true, keys: 1, ops: 2 });
+    // Reads of unknown outcome say nothing.
+    expect(checkRegisters([...ok, r('nonsense', 4, null, 'x')]).ok).toBe(true);
+  });
+
+  it('agrees with a brute-force search on random small histories', () => {
+    const seed = testSeed('checker brute force');
+    const rnd = seeded(seed);
+    let accepted = 0;
+    let rejected = 0;
+    for (let h = 0; h < 600; h++) {
+      const n = 2 + Math.floor(rnd() * 5);
+      const ops: RegisterOp[] = [];
+      for (let i = 0; i < n; i++) {
+        const invoke = Math.floor(rnd() * 10);
+        const complete = rnd() < 0.1 ? null : invoke + Math.floor(rnd() * 6);
+        const value = rnd() < 0.5 ? `v${i}` : (['v0', 'v1', 'v2', null] as const)[Math.floor(rnd() * 4)]!;
+        if (rnd() < 0.5) ops.push(w(`v${i}`, invoke, complete));
+        else ops.push(r(value, invoke, complete));
+      }
+      const kept = ops.filter((o) => !(o.kind === 'read' && o.complete === null));
+      const expected = bruteForce(kept);
+      expect(linearizable(kept, null), `history ${h} of seed ${seed}: ${JSON.stringify(kept)}`).toBe(expected);
+      if (expected) accepted++;
+      else rejected++;
+    }
+    // Both answers were exercised.
+    expect(accepted).toBeGreaterThan(50);
+    expect(rejected).toBeGreaterThan(50);
+  });
+});
+
+/** Every order of every subset that keeps all completed operations, by definition. */
+function bruteForce(ops: RegisterOp[]): boolean {
+  const n = ops.length;
+  const end = (o: RegisterOp): number => o.complete ?? Number.POSITIVE_INFINITY;
+  const used = new Array<boolean>(n).fill(false);
+  const order: number[] = [];
+  const search = (): boolean => {
+    // Done when every completed operation is placed; unknown ones may be left out.
+    if (ops.every((o, i) => used[i] || o.complete === null)) {
+      let state: string | null = null;
+      for (const i of order) {
+        const o = ops[i]!;
+        if (o.kind === 'write') state = o.value;
+        else if (o.value !== state) return false;
+      }
+      return true;
+    }
+    for (let i = 0; i < n; i++) {
+      if (used[i]) continue;
+      // i may come next only if no unplaced operation finished before i began.
+      if (ops.some((o, j) => !used[j] && j !== i && end(o) < ops[i]!.invoke)) continue;
+      used[i] = true;
+      order.push(i);
+      if (search()) return true;
+      order.pop();
+      used[i] = false;
+    }
+    return false;
+  };
+  return search();
+}
