@@ -75,6 +75,16 @@ describe('ReplicatedLog in the deterministic simulator', () => {
     expect(changes).toBeGreaterThan(40); // most runs both added and removed a node
   }, 120_000);
 
+  it('swarm fault mixes (each seed its own faults, pace, snapshot interval and membership), 3 and 5 nodes, 30 seeds', async () => {
+    const failed: string[] = [];
+    for (let seed = 1; seed <= 30; seed++) {
+      const nodes = seed % 4 === 0 ? 5 : 3;
+      const r = await runSimulation({ seed, nodes, swarm: true });
+      if (!r.ok) failed.push(`seed ${seed}: ${r.violations.slice(0, 2).join(' / ')} -- replay: ${replayCommand(seed, nodes, { swarm: true })}`);
+    }
+    expect(failed).toEqual([]);
+  }, 120_000);
+
   it('a seed replays exactly', async () => {
     const a = await runSimulation({ seed: 4242, nodes: 3 });
     const b = await runSimulation({ seed: 4242, nodes: 3 });
