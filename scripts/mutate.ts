@@ -60,7 +60,7 @@ function run(cwd: string, budgetMs: number): Promise<{ code: number | null; out:
 
 async function scratchCopy(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'raftlog-mutant-'));
-  for (const p of ['src', 'test', 'package.json', 'tsconfig.json', 'vitest.config.ts']) await cp(join(root, p), join(dir, p), { recursive: true });
+  for (const p of ['src', 'test', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts', 'binding.gyp']) await cp(join(root, p), join(dir, p), { recursive: true });
   await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
   // The native addon is not mutated: reuse a built one.
   for (const b of [join(root, 'build'), join(await realpath(join(root, 'node_modules')), '../build')]) {
@@ -84,6 +84,19 @@ interface Outcome {
 async function main(): Promise<void> {
   const mutants = MUTANTS.filter((m) => only === undefined || m.name.includes(only));
   const outcomes: Outcome[] = [];
+  // The subset must pass on the code as it is, in a scratch copy, or no mutant's failure means anything.
+  const base = await scratchCopy();
+  try {
+    const r = await run(base, budgetS * 1000);
+    if (r.code !== 0) {
+      console.error(`the test subset fails without any mutant (exit ${r.code}); fix that first:\n${r.out.slice(-3000)}`);
+      process.exitCode = 1;
+      return;
+    }
+    console.log(`baseline: the subset passes in ${(r.ms / 1000).toFixed(0)} s`);
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
   for (const m of mutants) {
     const text = await readFile(join(root, m.file), 'utf8');
     if (text.split(m.find).length !== 2) {
