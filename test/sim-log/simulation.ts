@@ -135,9 +135,16 @@ export async function runSimulation(options: SimOptions): Promise<SimReport> {
   const unplant = options.mutation === undefined ? () => {} : plantLogMutation(options.mutation);
   try {
     const sim = new Simulation(options);
-    const unobserve = [observeTimeoutNow((seen) => sim.timeoutNowSent(seen)), observeVoteGrants((bad) => sim.violation(
-      `${bad.type}-up-to-date: node ${bad.voter} granted its ${bad.type} for term ${bad.term} to ${bad.candidate} (log ends ${bad.candidateLast.join('@')}), its own log ends ${bad.voterLast.join('@')}`,
-    ))];
+    // The probes patch the core's prototype: they see every core in the process, and judge only this run's.
+    const unobserve = [
+      observeTimeoutNow((seen) => {
+        if (sim.owns(seen.raft)) sim.timeoutNowSent(seen);
+      }),
+      observeVoteGrants((bad) => {
+        if (!sim.owns(bad.raft)) return;
+        sim.violation(`${bad.type}-up-to-date: node ${bad.voter} granted its ${bad.type} for term ${bad.term} to ${bad.candidate} (log ends ${bad.candidateLast.join('@')}), its own log ends ${bad.voterLast.join('@')}`);
+      }),
+    ];
     const restore = captureConsole((line) => sim.note(line));
     const onRejection = (err: unknown): void => sim.unhandled(err);
     process.on('unhandledRejection', onRejection);
@@ -334,6 +341,11 @@ class Simulation {
 
   unhandled(err: unknown): void {
     this.violation(`unhandled promise rejection (it would kill the process): ${describe(err)}`);
+  }
+
+  /** Whether `raft` is the core of one of this run's nodes. */
+  owns(raft: object): boolean {
+    return this.everyone.some((n) => n.log !== null && (n.log as unknown as { node: { raft: object } }).node.raft === raft);
   }
 
   /** A leader hands leadership over only to a node whose disk holds its whole log (Raft thesis §3.10). */

@@ -10,6 +10,8 @@ const raftProto = Raft.prototype as unknown as RaftInternals & { msgs: Message[]
 
 /** What the checkers read of a node that is about to hand leadership over. */
 export interface TimeoutNowSeen {
+  /** The core instance that sent it (a process may run several simulations' nodes). */
+  raft: object;
   from: number;
   to: number;
   term: number;
@@ -25,7 +27,7 @@ export function observeTimeoutNow(fn: (seen: TimeoutNowSeen) => void): () => voi
   return patch(raftProto, 'sendTimeoutNow', (original) =>
     function (this: RaftInternals, to: number): void {
       const last = this.raftLog.lastIndex();
-      fn({ from: this.id, to, term: this.term, lastIndex: last, lastTerm: this.raftLog.term(last) ?? 0 });
+      fn({ raft: this, from: this.id, to, term: this.term, lastIndex: last, lastTerm: this.raftLog.term(last) ?? 0 });
       original.call(this, to);
     },
   );
@@ -40,6 +42,8 @@ export function logPosition(raw: unknown): { lastIndex: number; lastTerm: number
 
 /** A vote or pre-vote granted to a candidate whose log was less up to date than the voter's. */
 export interface BadGrant {
+  /** The voter's core instance. */
+  raft: object;
   voter: number;
   candidate: number;
   type: 'vote' | 'pre-vote';
@@ -65,7 +69,7 @@ export function observeVoteGrants(fn: (bad: BadGrant) => void): () => void {
       const want = m.type === MessageType.MsgVote ? MessageType.MsgVoteResp : MessageType.MsgPreVoteResp;
       const out = [...this.msgs.slice(before[0]), ...this.msgsAfterAppend.slice(before[1])];
       if (out.some((r) => r.type === want && r.to === m.from && !r.reject)) {
-        fn({ voter: this.id, candidate: m.from, type: m.type === MessageType.MsgVote ? 'vote' : 'pre-vote', term: m.term, candidateLast: [m.index, m.logTerm], voterLast: [last, lastTerm] });
+        fn({ raft: this, voter: this.id, candidate: m.from, type: m.type === MessageType.MsgVote ? 'vote' : 'pre-vote', term: m.term, candidateLast: [m.index, m.logTerm], voterLast: [last, lastTerm] });
       }
     },
   );
