@@ -2,7 +2,7 @@
 // and hostile bytes answered only with coded RespProtocolErrors.
 import { describe, expect, it } from 'vitest';
 import { RespParser, RespProtocolError, type RespLimits } from '../../src/kv/resp.js';
-import { seeded } from '../seeded.js';
+import { seeded, testSeed } from '../seeded.js';
 
 const wireOf = (cmds: string[][]): Buffer =>
   Buffer.concat(cmds.flatMap((c) => [Buffer.from(`*${c.length}\r\n`), ...c.flatMap((a) => [Buffer.from(`$${Buffer.byteLength(a, 'latin1')}\r\n`), Buffer.from(a, 'latin1'), Buffer.from('\r\n')])]));
@@ -68,8 +68,7 @@ describe('RESP parser limits and linearity', () => {
   });
 
   it('parses many commands the same fed byte by byte as fed whole', () => {
-    const seed = Number(process.env.RESP_SEED ?? Date.now() % 1_000_000);
-    console.log(`resp byte-by-byte seed ${seed} (replay: RESP_SEED=${seed})`);
+    const seed = testSeed('resp byte-by-byte');
     const random = seeded(seed);
     const word = (max: number): string => String.fromCharCode(...Array.from({ length: Math.floor(random() * max) }, () => Math.floor(random() * 256)));
     const cmds: string[][] = Array.from({ length: 300 }, () => ['SET', word(20), word(300)]);
@@ -86,8 +85,7 @@ describe('RESP parser limits and linearity', () => {
   });
 
   it('answers random bytes only with commands or a coded RespProtocolError, within its limits', () => {
-    const seed = Number(process.env.RESP_SEED ?? Date.now() % 1_000_000);
-    console.log(`resp random-bytes seed ${seed} (replay: RESP_SEED=${seed})`);
+    const seed = testSeed('resp random-bytes');
     const random = seeded(seed);
     const limits: RespLimits = { maxArgs: 8, maxBulkBytes: 64, maxCommandBytes: 200, maxInlineBytes: 100 };
     const alphabet = Buffer.from('*$\r\n-0123456789 abcSET\t\x00\xff');

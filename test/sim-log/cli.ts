@@ -4,9 +4,12 @@
 // --fault-ms and --snapshot-every change the run (a failure then replays only with the same values).
 import { parseArgs } from 'node:util';
 import { replayCommand, runSimulation, type SimReport } from './simulation.js';
+import { LOG_MUTATIONS, type LogMutation } from './mutations.js';
 
 const USAGE = `usage: npx tsx test/sim-log/cli.ts [--seed S | --seeds N [--from S]] [--nodes 3|5|mixed] [--membership] [--joint]
-                                    [--fault-ms MS] [--snapshot-every N] [--verbose]`;
+                                    [--fault-ms MS] [--snapshot-every N] [--swarm] [--mutation M] [--verbose]
+  --swarm       each seed draws its own mix and pace of faults (and membership changes, snapshot interval)
+  --mutation M  plant a bug on purpose to see the checkers fire: ${LOG_MUTATIONS.join(' | ')}`;
 
 function parseCli(): ReturnType<typeof parse> {
   try {
@@ -30,11 +33,18 @@ const parse = () =>
     verbose: { type: 'boolean', default: false },
     membership: { type: 'boolean', default: false },
     joint: { type: 'boolean', default: false },
+    swarm: { type: 'boolean', default: false },
+    mutation: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 
 const { values } = parseCli();
+if (values.mutation !== undefined && !(LOG_MUTATIONS as readonly string[]).includes(values.mutation)) {
+  console.error(`--mutation must be one of ${LOG_MUTATIONS.join(', ')}, got ${values.mutation}\n${USAGE}`);
+  process.exit(2);
+}
+const mutation = values.mutation as LogMutation | undefined;
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
@@ -60,12 +70,11 @@ function printFailure(r: SimReport): void {
   console.log('  last trace lines:');
   for (const l of r.tail.slice(-25)) console.log(`    ${l}`);
   const extra = [
-    values.membership ? ' --membership' : '',
     values.joint ? ' --joint' : '',
     values['fault-ms'] !== undefined ? ` --fault-ms ${values['fault-ms']}` : '',
     values['snapshot-every'] !== undefined ? ` --snapshot-every ${values['snapshot-every']}` : '',
   ].join('');
-  console.log(`  replay: ${replayCommand(r.seed, r.nodes)}${extra}`);
+  console.log(`  replay: ${replayCommand(r.seed, r.nodes, { membership: values.membership, swarm: values.swarm, mutation })}${extra}`);
 }
 
 const faultMs = values['fault-ms'] === undefined ? undefined : int('fault-ms', values['fault-ms']);
@@ -73,7 +82,7 @@ const snapshotEvery = values['snapshot-every'] === undefined ? undefined : int('
 
 if (values.seed !== undefined) {
   const seed = int('seed', values.seed);
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, jointMembership: values.joint, trace: values.verbose ? (l) => console.log(l) : undefined });
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, jointMembership: values.joint, swarm: values.swarm, mutation, trace: values.verbose ? (l) => console.log(l) : undefined });
   console.log(JSON.stringify({ seed: r.seed, nodes: r.nodes, ok: r.ok, digest: r.digest, stats: r.stats }));
   if (!r.ok) printFailure(r);
   process.exit(r.ok ? 0 : 1);
@@ -85,7 +94,7 @@ const failed: number[] = [];
 const t0 = performance.now();
 let acked = 0;
 for (let seed = from; seed < from + count; seed++) {
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, jointMembership: values.joint });
+  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, jointMembership: values.joint, swarm: values.swarm, mutation });
   acked += r.stats.acked;
   if (!r.ok) {
     failed.push(seed);

@@ -83,9 +83,18 @@ export class LogChecker {
     this.record(node, index, term, payload);
   }
 
-  /** A reader of log.entries() on `node` got `payload` at `index`; `prev` is the index it got before (0 at its start). */
+  /** A reader of log.entries() on `node` got `payload` at `index`; `prev` is the index it got before (from - 1 at its start). */
   streamed(node: number, index: number, prev: number, payload: string): void {
     if (index <= prev) this.fail(`entries() on node ${node} yielded index ${index} after ${prev}`);
+    // The stream is exactly the committed records, in order: one it passed over is lost to its reader.
+    // (It yields only what this node applied, so every record before `index` is known here by now.)
+    for (let i = prev + 1; i < index; i++) {
+      const skipped = this.committed.get(i);
+      if (skipped !== undefined) {
+        this.fail(`entries() on node ${node} skipped ${skipped.payload} at ${i} (yielded ${index} after ${prev})`);
+        break;
+      }
+    }
     const c = this.committed.get(index);
     if (c === undefined) this.fail(`entries() on node ${node} yielded ${payload} at ${index}, which no state machine has applied`);
     else if (c.payload !== payload) this.fail(`entries() on node ${node} yielded ${payload} at ${index}, but ${c.payload} is committed there`);

@@ -154,6 +154,18 @@ export class MemoryDisk {
     return { hardState: img.hardState, snapshot: img.snapshot, firstIndex: img.first, lastIndex: lastIndex(img), entries: img.entries };
   }
 
+  /** Whether the disk durably holds the entry at `index` with `term`, or a snapshot covering it. */
+  durablyHolds(index: number, term: number): boolean {
+    const img = this.durable;
+    if (img.snapshot !== null && index <= img.snapshot.index) return true;
+    return termAt(img, index) === term && index >= img.first;
+  }
+
+  /** The term of the durable hard state (what a restart would come back with). */
+  get durableTerm(): number {
+    return this.durable.hardState.term;
+  }
+
   /**
    * The process dies: the open handle stops dead (its promises never settle)
    * and a random prefix of its unacknowledged writes reaches the disk.

@@ -13,6 +13,8 @@ import { MemoryDisk, type DiskFaults, type MemoryWal } from './memory-wal.js';
 import { RecordMachine } from './record-machine.js';
 import { Lifetime, Scheduler } from './scheduler.js';
 import { SimNetwork, type NetFaults, type SimTransport } from './sim-network.js';
+import { plantLogMutation, type LogMutation } from './mutations.js';
+import { observeTimeoutNow, observeVoteGrants, type TimeoutNowSeen } from '../sim/core-probes.js';
 
 export interface SimOptions {
   seed: number;
@@ -35,6 +37,13 @@ export interface SimOptions {
   lyingDisks?: number;
   /** Every trace line as it happens (the CLI's --verbose). */
   trace?: (line: string) => void;
+  /** Plant a bug on purpose (test/sim-log/mutations.ts), to prove the checkers catch it. */
+  mutation?: LogMutation;
+  /**
+   * Swarm testing: the seed also draws which faults happen and how often, how often nodes snapshot, and
+   * whether membership changes (unless `membership` says), with leader isolation and transfers to a lagging node.
+   */
+  swarm?: boolean;
 }
 
 export interface SimStats {
@@ -81,8 +90,9 @@ export interface SimReport {
   tail: string[];
 }
 
-export function replayCommand(seed: number, nodes: number): string {
-  return `npx tsx test/sim-log/cli.ts --seed ${seed} --nodes ${nodes} --verbose`;
+export function replayCommand(seed: number, nodes: number, extra: Pick<SimOptions, 'membership' | 'mutation' | 'swarm'> = {}): string {
+  const flags = `${extra.membership === true ? ' --membership' : ''}${extra.swarm === true ? ' --swarm' : ''}${extra.mutation !== undefined ? ` --mutation ${extra.mutation}` : ''}`;
+  return `npx tsx test/sim-log/cli.ts --seed ${seed} --nodes ${nodes}${flags} --verbose`;
 }
 
 const TICK_MS = 10;
@@ -127,17 +137,43 @@ interface SimNode {
 }
 
 export async function runSimulation(options: SimOptions): Promise<SimReport> {
-  const sim = new Simulation(options);
-  const restore = captureConsole((line) => sim.note(line));
-  const onRejection = (err: unknown): void => sim.unhandled(err);
-  process.on('unhandledRejection', onRejection);
+  // A planted bug patches a prototype for this run only: runs in one process never overlap.
+  const unplant = options.mutation === undefined ? () => {} : plantLogMutation(options.mutation);
   try {
-    return await sim.run();
+    const sim = new Simulation(options);
+    // The probes patch the core's prototype: they see every core in the process, and judge only this run's.
+    const unobserve = [
+      observeTimeoutNow((seen) => {
+        if (sim.owns(seen.raft)) sim.timeoutNowSent(seen);
+      }),
+      observeVoteGrants((bad) => {
+        if (!sim.owns(bad.raft)) return;
+        sim.violation(`${bad.type}-up-to-date: node ${bad.voter} granted its ${bad.type} for term ${bad.term} to ${bad.candidate} (log ends ${bad.candidateLast.join('@')}), its own log ends ${bad.voterLast.join('@')}`);
+      }),
+    ];
+    const restore = captureConsole((line) => sim.note(line));
+    const onRejection = (err: unknown): void => sim.unhandled(err);
+    process.on('unhandledRejection', onRejection);
+    try {
+      return await sim.run();
+    } finally {
+      process.off('unhandledRejection', onRejection);
+      restore();
+      for (const u of unobserve.reverse()) u();
+    }
   } finally {
-    process.off('unhandledRejection', onRejection);
-    restore();
+    unplant();
   }
 }
+
+/** This seed's own blend of faults, in swarm runs: a weight per kind (0: never) and a pace. */
+interface SwarmMix {
+  weights: Record<NemesisKind, number>;
+  interval: [number, number];
+}
+
+const NEMESIS_KINDS = ['power-cut', 'crash', 'partition', 'heal', 'transfer', 'close', 'net-level', 'disk-level', 'isolate-leader', 'transfer-lagging'] as const;
+type NemesisKind = (typeof NEMESIS_KINDS)[number];
 
 class Simulation {
   private readonly sched = new Scheduler();
@@ -146,11 +182,18 @@ class Simulation {
   private readonly checker: LogChecker;
   private readonly nodes: SimNode[] = [];
   private readonly peers: Record<number, string> = {};
-  private readonly opts: Required<Omit<SimOptions, 'trace' | 'lyingDisks' | 'membership' | 'jointMembership'>>;
+  private readonly opts: Required<Omit<SimOptions, 'trace' | 'lyingDisks' | 'membership' | 'jointMembership' | 'mutation' | 'swarm'>>;
   /** The two nodes that join, and the two that leave, in a joint membership run. */
   private jointSpares: SimNode[] = [];
   private jointVictims: SimNode[] = [];
   private jointDone = false;
+  private readonly mix: SwarmMix | null = null;
+  /** Every node that ever ran, removed ones included: their disks still count for durability. */
+  private readonly everyone: SimNode[] = [];
+  /** Indexes already checked to be durable on a majority when first applied. */
+  private durableChecked = 0;
+  /** When the spare is added, in swarm runs (drawn with the mix). */
+  private readonly addAt: number | undefined;
   /** The node that joins in a membership run. */
   private spare: SimNode | null = null;
   private readonly tail: string[] = [];
@@ -193,6 +236,20 @@ class Simulation {
       clients: options.clients ?? 4,
     };
     this.rng = new Prng(options.seed);
+    let membership = options.membership === true;
+    if (options.swarm === true) {
+      // Drawn from a generator of its own, so the rest of the run draws as it would without the swarm.
+      const r = new Prng(options.seed ^ 0x5bd1e995);
+      const weights = {} as Record<NemesisKind, number>;
+      for (const k of NEMESIS_KINDS) weights[k] = r.chance(0.3) ? 0 : r.pick([1, 2, 4, 8]);
+      if (NEMESIS_KINDS.every((k) => weights[k] === 0)) weights.crash = 1;
+      const fast = r.pick([20, 50, 100]);
+      this.mix = { weights, interval: [fast, fast * r.pick([2, 4, 8])] };
+      this.opts.snapshotEvery = options.snapshotEvery ?? r.pick([3, 10, 50, 200]);
+      // A member added late has less traffic after it to bring a snapshot that names it.
+      this.addAt = r.range(200, this.opts.faultMs);
+      if (options.membership === undefined) membership = r.chance(0.5);
+    }
     this.net = new SimNetwork(this.sched, this.rng.fork());
     this.checker = new LogChecker(() => this.sched.now);
     this.sched.onError = (err, life) => {
@@ -208,10 +265,12 @@ class Simulation {
       if (options.trace !== undefined) disk.trace = (line) => this.note(`node ${id} ${line}`);
       this.nodes.push(this.newNode(id, disk, this.peers));
     }
-    if (options.membership === true) {
+    if (membership) {
       const id = this.opts.nodes + 1;
       this.spare = this.newNode(id, new MemoryDisk(this.rng.fork(), CALM_DISK), { ...this.peers, [id]: `sim:${id}` });
     }
+    this.everyone.push(...this.nodes, ...(this.spare === null ? [] : [this.spare]));
+    if (this.mix !== null) this.note(`swarm: ${NEMESIS_KINDS.filter((k) => this.mix!.weights[k] > 0).map((k) => `${k}:${this.mix!.weights[k]}`).join(' ')} every ${this.mix.interval[0]}-${this.mix.interval[1]} ms, snapshotEvery ${this.opts.snapshotEvery}, membership ${membership}`);
   }
 
   private newNode(id: number, disk: MemoryDisk, peers: Record<number, string>): SimNode {
@@ -230,7 +289,7 @@ class Simulation {
     for (const n of this.nodes) this.start(n);
     for (let c = 1; c <= this.opts.clients; c++) this.client(c, 0);
     this.sched.after(this.rng.range(100, 400), () => this.nemesis());
-    if (this.spare !== null) this.sched.after(this.rng.range(200, 1000), () => this.changeMembership('add'));
+    if (this.spare !== null) this.sched.after(this.addAt ?? this.rng.range(200, 1000), () => this.changeMembership('add'));
     if (this.options.jointMembership === true) this.sched.after(this.rng.range(200, 1000), () => this.jointChange());
     await this.sched.runUntil(faultMs);
 
@@ -277,11 +336,40 @@ class Simulation {
     };
   }
 
+  /**
+   * The first time any node applies an index, the entry is committed: it must then be durable, with its
+   * term, on a majority of the cluster's disks (or under a durable snapshot there). Counted over every disk
+   * that ever served, against a majority of the initial size, so membership changes cannot raise false alarms.
+   */
+  private checkDurable(index: number, term: number): void {
+    if (index <= this.durableChecked) return;
+    this.durableChecked = index;
+    let holders = 0;
+    for (const n of this.everyone) if (n.disk.durablyHolds(index, term)) holders++;
+    const need = Math.floor(this.opts.nodes / 2) + 1;
+    if (holders < need) this.violation(`index ${index} (term ${term}) was applied while durable on only ${holders} disks (a majority is ${need})`);
+  }
+
   unhandled(err: unknown): void {
     this.violation(`unhandled promise rejection (it would kill the process): ${describe(err)}`);
   }
 
-  private violation(what: string): void {
+  /** Whether `raft` is the core of one of this run's nodes. */
+  owns(raft: object): boolean {
+    return this.everyone.some((n) => n.log !== null && (n.log as unknown as { node: { raft: object } }).node.raft === raft);
+  }
+
+  /** A leader hands leadership over only to a node whose disk holds its whole log (Raft thesis §3.10). */
+  timeoutNowSent(seen: TimeoutNowSeen): void {
+    const t = this.everyone.find((n) => n.id === seen.to);
+    // A newer term on the transferee's disk: a newer leader may have rewritten its log since.
+    if (t === undefined || t.disk.durableTerm > seen.term) return;
+    if (!t.disk.durablyHolds(seen.lastIndex, seen.lastTerm)) {
+      this.violation(`transfer-caught-up: leader ${seen.from} of term ${seen.term} handed leadership to ${seen.to}, whose disk lacks its last entry ${seen.lastIndex}@${seen.lastTerm}`);
+    }
+  }
+
+  violation(what: string): void {
     // The checker keeps the list, so every failure is in one place.
     (this.checker.violations as string[]).push(`t=${this.sched.now}ms ${what}`);
     this.note(`VIOLATION ${what}`);
@@ -304,7 +392,10 @@ class Simulation {
     const transport = this.net.transport(n.id, () => this.sched.after(0, () => this.stopped(n, life)));
     n.transport = transport;
     const machine = new RecordMachine({
-      apply: (index, term, payload) => this.checker.apply(n.id, index, term, payload),
+      apply: (index, term, payload) => {
+        this.checkDurable(index, term);
+        this.checker.apply(n.id, index, term, payload);
+      },
       restore: (index, records) => {
         this.stats.snapshotRestores++;
         this.checker.restore(n.id, index, records);
@@ -427,7 +518,8 @@ class Simulation {
     const dec = new TextDecoder();
     let from = log.status().firstIndex;
     for (;;) {
-      let prev = 0;
+      // Each stream owes every committed record from `from` on: a gap is a lost record.
+      let prev = from - 1;
       try {
         for await (const e of log.entries({ from })) {
           if (life.ended) return;
@@ -499,6 +591,11 @@ class Simulation {
 
   private nemesis(): void {
     if (!this.faulting) return;
+    if (this.mix !== null) {
+      this.swarmNemesis(this.mix);
+      this.sched.after(this.rng.range(...this.mix.interval), () => this.nemesis());
+      return;
+    }
     const r = this.rng.next();
     const up = this.nodes.filter((n) => n.state === 'up');
     const down = this.nodes.length - up.length;
@@ -552,6 +649,92 @@ class Simulation {
       this.note(`node ${n.id} disk fault level ${level}`);
     }
     this.sched.after(this.rng.range(50, 400), () => this.nemesis());
+  }
+
+  private swarmNemesis(mix: SwarmMix): void {
+    let total = 0;
+    for (const k of NEMESIS_KINDS) total += mix.weights[k];
+    let pick = this.rng.next() * total;
+    const kind = NEMESIS_KINDS.find((k) => (pick -= mix.weights[k]) < 0) ?? 'crash';
+    const up = this.nodes.filter((n) => n.state === 'up');
+    const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
+    switch (kind) {
+      case 'power-cut':
+        this.stats.powerCuts++;
+        this.note('power cut: every node crashes');
+        for (const n of up) this.crash(n, 'power cut');
+        return;
+      case 'crash': {
+        const limit = this.rng.chance(0.1) ? this.nodes.length : Math.floor((this.nodes.length - 1) / 2);
+        if (this.nodes.length - up.length >= limit || up.length === 0) return;
+        this.stats.crashes++;
+        const busy = up.filter((n) => (n.wal?.pendingWrites ?? 0) > 0);
+        this.crash(this.rng.pick(busy.length > 0 && this.rng.chance(0.7) ? busy : up), 'nemesis');
+        return;
+      }
+      case 'partition': {
+        const ids = this.nodes.map((n) => n.id);
+        for (let i = ids.length - 1; i > 0; i--) {
+          const j = this.rng.int(i + 1);
+          [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+        }
+        this.partitionFor([ids.slice(0, this.rng.range(1, ids.length - 1))], this.rng.range(50, 1500));
+        return;
+      }
+      case 'isolate-leader':
+        // Term churn: the leader is cut off alone for a while; a new term starts and it comes back.
+        if (leader !== undefined) this.partitionFor([[leader.id]], this.rng.range(30, 400));
+        return;
+      case 'heal':
+        this.net.heal();
+        this.note('network healed');
+        return;
+      case 'transfer':
+        this.transfer();
+        return;
+      case 'transfer-lagging': {
+        // Hand leadership to the voter that has applied least: it must be caught up first.
+        if (leader === undefined) return;
+        const voters = leader.log!.status().conf.voters;
+        const others = this.nodes.filter((n) => n !== leader && n.log !== null && voters.includes(n.id));
+        if (others.length === 0) return;
+        const lagging = others.reduce((a, b) => (b.log!.status().applied < a.log!.status().applied ? b : a));
+        this.transfer(lagging.id);
+        return;
+      }
+      case 'close': {
+        const n = up.find((x) => x.log !== null && !x.closing);
+        if (n !== undefined) this.gracefulRestart(n);
+        return;
+      }
+      case 'net-level': {
+        const level = this.rng.int(NET_LEVELS.length);
+        this.net.faults = NET_LEVELS[level]!;
+        this.note(`network fault level ${level}`);
+        return;
+      }
+      case 'disk-level': {
+        const n = this.rng.pick(this.nodes);
+        const level = this.rng.int(DISK_LEVELS.length);
+        n.disk.faults = DISK_LEVELS[level]!;
+        this.note(`node ${n.id} disk fault level ${level}`);
+        return;
+      }
+    }
+  }
+
+  /** Cuts the given groups off from the rest for `ms`, then heals (if the faults still run). */
+  private partitionFor(groups: number[][], ms: number): void {
+    const inGroups = new Set(groups.flat());
+    this.net.partition([...groups, this.nodes.map((n) => n.id).filter((id) => !inGroups.has(id))]);
+    this.stats.partitions++;
+    this.note(`partition ${this.net.describe()}`);
+    this.sched.after(ms, () => {
+      if (this.faulting && this.net.partitioned) {
+        this.net.heal();
+        this.note('network healed');
+      }
+    });
   }
 
   /** close() must settle, leave everything acknowledged on the disk and release it for the next open. */
@@ -717,13 +900,13 @@ class Simulation {
     for (const n of [...this.nodes]) if (!voters.includes(n.id)) this.left(n);
   }
 
-  private transfer(): void {
+  private transfer(target?: number): void {
     const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
     if (leader === undefined) return;
     const voters = leader.log!.status().conf.voters;
     const others = this.nodes.filter((n) => n !== leader && voters.includes(n.id));
     if (others.length === 0) return;
-    const to = this.rng.pick(others).id;
+    const to = target ?? this.rng.pick(others).id;
     const life = leader.life;
     this.note(`transfer leadership ${leader.id} -> ${to}`);
     leader.log!.transferLeadership(to).then(

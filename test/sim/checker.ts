@@ -195,6 +195,14 @@ export class InvariantChecker {
     if (known !== undefined && index > 0 && known !== term) {
       throw new InvariantViolation('state-machine-safety', `node ${node} installed snapshot ${index}/${term}, committed term there is ${known}`);
     }
+    // A log that already holds the snapshot's last entry keeps what follows it (Figure 13, step 6): that
+    // suffix may be acknowledged, and counted toward a commit.
+    if (index > v.log.offset && this.termAt(node, index) === term && this.lastIndex(node) > index) {
+      throw new InvariantViolation(
+        'snapshot-keeps-suffix',
+        `node ${node} installed snapshot ${index}/${term}, which its log holds, and discarded entries ${index + 1}..${this.lastIndex(node)} after it`,
+      );
+    }
     v.log = { offset: index, offsetTerm: term, terms: [], keys: [] };
   }
 
@@ -244,6 +252,13 @@ export class InvariantChecker {
     }
     if (commit > this.lastIndex(node)) {
       throw new InvariantViolation('commit-in-log', `node ${node} commits ${commit} beyond its last index ${this.lastIndex(node)}`);
+    }
+    // A leader counts replicas only of an entry of its own term; older ones commit by being before it (§5.4.2).
+    if (v.leader && commit > v.commit && commit > v.log.offset && this.termAt(node, commit) !== v.term) {
+      throw new InvariantViolation(
+        'commit-current-term',
+        `leader ${node} of term ${v.term} advanced its commit to ${commit}, an entry of term ${this.termAt(node, commit)}, by counting replicas`,
+      );
     }
     for (let i = v.commit + 1; i <= commit; i++) {
       if (i <= v.log.offset) continue; // covered by a snapshot, checked on install

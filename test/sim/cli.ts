@@ -2,6 +2,7 @@
 // Replays one seed (with --seed; --trace prints every event) or runs many with
 // progress. Exits 1 on the first failing seed, after printing its replay command.
 import { DEFAULT_STEPS, SimFailure, Simulation, replayCommand, type SimOptions, type SimResult } from './simulation.js';
+import { SIM_MUTATIONS, type SimMutation } from './mutations.js';
 
 interface Args {
   nodes: number[];
@@ -14,15 +15,17 @@ interface Args {
   mutation: SimOptions['mutation'];
   lease: boolean;
   joint: boolean;
+  swarm: boolean;
 }
 
 function usage(): string {
   return [
-    'usage: npm run sim -- [--nodes 3|5] [--seed S | --seeds N [--from S] [--keep-going]] [--steps M] [--trace] [--lease] [--joint] [--mutation M]',
+    'usage: npm run sim -- [--nodes 3|5] [--seed S | --seeds N [--from S] [--keep-going]] [--steps M] [--trace] [--lease] [--joint] [--swarm] [--mutation M]',
     '  --seed S     replay one seed (with --trace: print every event)',
     '  --seeds N    run seeds from..from+N-1 for each cluster size (default 100)',
     '  --keep-going report every failing seed instead of stopping at the first',
-    '  --mutation M break the driver on purpose (ack-before-persist | lying-disk) to see the checkers fire',
+    `  --mutation M plant a bug on purpose to see the checkers fire: ${SIM_MUTATIONS.join(' | ')}`,
+    '  --swarm      each seed draws its own mix and pace of faults, with term churn and transfers to lagging nodes',
     "  --lease      serve reads by lease ('lease' readOnlyOption) where CheckQuorum is on, with perfect clocks",
     '  --joint      also propose joint membership changes (several changes at once)',
     `  --steps M    events per run while faults are injected (default ${DEFAULT_STEPS})`,
@@ -30,13 +33,14 @@ function usage(): string {
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { nodes: [3, 5], seed: undefined, seeds: 100, from: 1, steps: DEFAULT_STEPS, trace: false, keepGoing: false, mutation: undefined, lease: false, joint: false };
+  const a: Args = { nodes: [3, 5], seed: undefined, seeds: 100, from: 1, steps: DEFAULT_STEPS, trace: false, keepGoing: false, mutation: undefined, lease: false, joint: false, swarm: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
-    if (flag === '--trace' || flag === '--keep-going' || flag === '--lease' || flag === '--joint') {
+    if (flag === '--trace' || flag === '--keep-going' || flag === '--lease' || flag === '--joint' || flag === '--swarm') {
       if (flag === '--trace') a.trace = true;
       else if (flag === '--lease') a.lease = true;
       else if (flag === '--joint') a.joint = true;
+      else if (flag === '--swarm') a.swarm = true;
       else a.keepGoing = true;
       continue;
     }
@@ -46,8 +50,8 @@ function parse(argv: string[]): Args {
     }
     if (flag === '--mutation') {
       const m = argv[++i];
-      if (m !== 'ack-before-persist' && m !== 'lying-disk') throw new UsageError(`--mutation must be ack-before-persist or lying-disk, got ${m}`);
-      a.mutation = m;
+      if (!(SIM_MUTATIONS as readonly string[]).includes(m ?? '')) throw new UsageError(`--mutation must be one of ${SIM_MUTATIONS.join(', ')}, got ${m}`);
+      a.mutation = m as SimMutation;
       continue;
     }
     const raw = argv[++i];
@@ -101,7 +105,7 @@ function main(): number {
   if (args.seed !== undefined) {
     let failed = false;
     for (const nodes of args.nodes) {
-      const options = { nodes, seed: args.seed, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint, ...(args.trace ? { trace: (l: string) => console.log(l) } : {}) };
+      const options = { nodes, seed: args.seed, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint, swarm: args.swarm, ...(args.trace ? { trace: (l: string) => console.log(l) } : {}) };
       try {
         console.log(`seed ${args.seed}, ${nodes} nodes: ${summary(new Simulation(options).run())}`);
       } catch (err) {
@@ -123,7 +127,7 @@ function main(): number {
     for (let k = 0; k < args.seeds; k++) {
       const seed = args.from + k;
       try {
-        const r = new Simulation({ nodes, seed, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint }).run();
+        const r = new Simulation({ nodes, seed, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint, swarm: args.swarm }).run();
         totalCommits += r.commitIndex;
         if (r.recoveryTicks > worstRecovery.ticks) worstRecovery = { ticks: r.recoveryTicks, seed };
       } catch (err) {
@@ -145,7 +149,7 @@ function main(): number {
     console.error(`${totalFailures} seeds failed`);
     return 1;
   }
-  console.log(`all seeds passed; replay any with ${replayCommand({ nodes: args.nodes[0]!, seed: args.from, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint })}`);
+  console.log(`all seeds passed; replay any with ${replayCommand({ nodes: args.nodes[0]!, seed: args.from, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint, swarm: args.swarm })}`);
   return 0;
 }
 

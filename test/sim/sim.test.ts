@@ -12,7 +12,7 @@ const SEEDS = 500;
 async function runSeeds(
   nodes: number,
   seeds: number,
-  extra: Pick<SimOptions, 'mutation' | 'lease'> = {},
+  extra: Pick<SimOptions, 'mutation' | 'lease' | 'swarm'> = {},
 ): Promise<{ failures: SimFailure[]; commits: number; totals: Omit<SimResult, 'recoveryTicks'> }> {
   const failures: SimFailure[] = [];
   let commits = 0;
@@ -55,6 +55,15 @@ describe('seeded simulation', () => {
       for (const f of failures) console.error(f.message);
       expect(failures.map((f) => f.message)).toEqual([]);
     }, 120_000);
+  }
+
+  for (const nodes of [3, 5]) {
+    it(`${nodes} nodes under swarm fault mixes (term churn, leader loss during snapshots, transfers to lagging nodes) over 200 seeds`, async () => {
+      const { failures, commits } = await runSeeds(nodes, 200, { swarm: true });
+      for (const f of failures) console.error(f.message);
+      expect(failures.map((f) => f.message)).toEqual([]);
+      expect(commits / 200).toBeGreaterThan(20);
+    }, 170_000);
   }
 
   it('the same seed replays the same run', async () => {

@@ -24,10 +24,15 @@ import { Prng } from './prng.js';
 import { corrupt } from './malformed.js';
 import { checkAcksDurable } from './acks-durable.js';
 import { SimNode, TICK, copyStorage, decodeState, encodeState, forgetTail, type PendingWrite } from './sim-node.js';
+import { isCoreMutation, plantCoreMutation, type SimMutation } from './mutations.js';
+import { logPosition, observeTimeoutNow, type TimeoutNowSeen } from './core-probes.js';
+import { FaultMix, type FaultKind } from './fault-mix.js';
 
 // TICK (sim-node.ts) is 10 time units; messages take 1-6 units (up to 300 when delayed), disk writes 1-15.
 const ELECTION_TICK = 10;
 const HEARTBEAT_TICK = 1;
+/** How long a newly added member may be sent snapshots that predate it (a few disk writes and a compaction). */
+const STALE_SNAPSHOT_TICKS = 10;
 /** Events per run while faults are injected, unless told otherwise. */
 export const DEFAULT_STEPS = 5000;
 
@@ -41,10 +46,16 @@ export interface SimOptions {
   /** Receives one line per event when set. */
   trace?: (line: string) => void;
   /**
-   * Break the driver on purpose, to prove the checkers catch it: 'ack-before-persist' sends
-   * messagesAfterPersist before the write is durable; 'lying-disk' loses the newest durable entries on a crash.
+   * Break the core or the driver on purpose, to prove the checkers catch it (see mutations.ts): e.g.
+   * 'ack-before-persist' sends messagesAfterPersist before the write is durable; 'lying-disk' loses the
+   * newest durable entries on a crash; 'figure-8' lets a leader commit an older term's entry by counting.
    */
-  mutation?: 'ack-before-persist' | 'lying-disk';
+  mutation?: SimMutation;
+  /**
+   * Swarm testing: the seed also draws which kinds of fault happen and how often, and adds the schedules
+   * that build the classic traps (term churn, leader loss during a snapshot, transfers to a lagging node).
+   */
+  swarm?: boolean;
   /** Serve reads by lease (readOnlyOption 'lease') on seeds that run CheckQuorum, with perfect clocks. */
   lease?: boolean;
   /**
@@ -73,8 +84,8 @@ export interface SimResult {
   recoveryTicks: number;
 }
 
-export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease' | 'joint'>): string {
-  const extra = `${o.lease === true ? ' --lease' : ''}${o.joint === true ? ' --joint' : ''}${o.mutation !== undefined ? ` --mutation ${o.mutation}` : ''}`;
+export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease' | 'joint' | 'swarm'>): string {
+  const extra = `${o.lease === true ? ' --lease' : ''}${o.joint === true ? ' --joint' : ''}${o.swarm === true ? ' --swarm' : ''}${o.mutation !== undefined ? ` --mutation ${o.mutation}` : ''}`;
   return `npm run sim -- --nodes ${o.nodes} --seed ${o.seed} --steps ${o.steps}${extra}`;
 }
 
@@ -82,7 +93,7 @@ export function replayCommand(o: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | '
 export class SimFailure extends Error {
   readonly code = 'SIM_FAILURE';
   constructor(
-    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease' | 'joint'>,
+    readonly options: Pick<SimOptions, 'nodes' | 'seed' | 'steps' | 'mutation' | 'lease' | 'joint' | 'swarm'>,
     readonly step: number,
     readonly time: number,
     override readonly cause: unknown,
@@ -103,7 +114,8 @@ type SimEvent =
   | (Timed & { kind: 'heal' })
   | (Timed & { kind: 'restart'; node: number })
   | (Timed & { kind: 'ready'; node: number; incarnation: number })
-  | (Timed & { kind: 'unreachable'; node: number; incarnation: number; to: number });
+  | (Timed & { kind: 'unreachable'; node: number; incarnation: number; to: number })
+  | (Timed & { kind: 'interrupt'; node: number; incarnation: number });
 
 const stateNames: Record<StateType, string> = {
   [StateType.StateFollower]: 'follower',
@@ -130,6 +142,12 @@ export class Simulation {
   private readonly probes = new Set<string>();
   private readonly probeApplied = new Set<number>();
   private readonly answeredReads = new Set<string>();
+  /** Vote and pre-vote requests delivered: type/voter/candidate/term -> whether any copy found the candidate up to date. */
+  private readonly voteAsks = new Map<string, boolean>();
+  /** A member sent snapshots that do not name it: since when. */
+  private readonly staleSnapshotSince = new Map<number, number>();
+  /** Nodes some node applied the removal of. */
+  private readonly removedEver = new Set<number>();
 
   /** Per-seed core configuration and driver behaviour, so flow control and batching paths all get exercised. */
   readonly knobs: {
@@ -145,6 +163,8 @@ export class Simulation {
   private readonly garbage: number;
   /** Applied entries a node keeps in its log before it snapshots and compacts (few means many MsgSnap). */
   private readonly compactEvery: number;
+  /** Probability that a node due for compaction compacts now. */
+  private readonly compactChance: number = 0.2;
   /** Whether state machines persist their own applied state (restart with Config.applied beyond the snapshot). */
   private readonly persistentStateMachine: boolean;
   /** How far (in time units per tick) a node's clock may run fast or slow. */
@@ -153,6 +173,8 @@ export class Simulation {
   private readonly deferReady: number;
   /** Probability that a disk completion also completes the writes queued right behind it (group commit). */
   private readonly groupCommit: number;
+  /** This seed's own blend of faults, in swarm runs. */
+  private readonly mix: FaultMix | undefined;
 
   constructor(readonly options: SimOptions) {
     this.rng = new Prng(options.seed);
@@ -175,6 +197,16 @@ export class Simulation {
     this.clockSkew = r.pick([0, 0, 1]) * (options.lease === true ? 0 : 1);
     this.groupCommit = r.pick([0, 0.3, 0.8]);
     this.trace = options.trace;
+    if (options.swarm === true) {
+      this.mix = new FaultMix(this.rng.fork());
+      // A lease counted in ticks cannot see a stalled process: lease runs never pause one.
+      if (options.lease === true) this.mix.weights.pause = 0;
+      // Snapshots often and eagerly: a snapshot then often reaches a follower that already holds its last entry.
+      const r2 = this.rng.fork();
+      this.compactEvery = r2.pick([1, 2, 5, 40, 200]);
+      this.compactChance = r2.pick([0.2, 1, 1]);
+      this.log(`swarm: ${this.mix.describe()}`);
+    }
     this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} persistentStateMachine=${this.persistentStateMachine} compactEvery=${this.compactEvery} garbage=${this.garbage} clockSkew=${this.clockSkew}`);
     const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
     const conf: ConfState = { voters, learners: [] };
@@ -246,10 +278,15 @@ export class Simulation {
   }
 
   run(): SimResult {
+    // Planted bugs and probes patch the core's prototypes for this run only (runs are synchronous).
+    const undo = [observeTimeoutNow((seen) => this.timeoutNowSent(seen))];
+    if (isCoreMutation(this.options.mutation)) undo.push(plantCoreMutation(this.options.mutation));
     try {
       return this.runUnchecked();
     } catch (err) {
       throw new SimFailure(this.options, this.step, this.now, err);
+    } finally {
+      for (const u of undo.reverse()) u();
     }
   }
 
@@ -403,9 +440,26 @@ export class Simulation {
         return;
       case 'fault':
         if (!this.faulting) return;
+        if (this.mix !== undefined) {
+          this.swarmFault(this.mix.draw(this.rng));
+          this.queue.push({ kind: 'fault', at: this.now + this.rng.range(...this.mix.interval) });
+          return;
+        }
         this.fault();
         this.queue.push({ kind: 'fault', at: this.now + this.rng.range(50, 500) });
         return;
+      case 'interrupt': {
+        const n = this.nodes.get(e.node)!;
+        if (!this.faulting || !n.up || n.incarnation !== e.incarnation) return;
+        this.log(`${n.id} loses leadership while its snapshot is in flight`);
+        if (this.rng.chance(0.5)) {
+          this.crash(n);
+          this.queue.push({ kind: 'restart', at: this.now + this.rng.range(10, 300), node: n.id });
+        } else {
+          this.isolate(n);
+        }
+        return;
+      }
       case 'heal':
         if (!this.faulting) return;
         this.log(`heal ${this.net.describe()}`);
@@ -446,7 +500,9 @@ export class Simulation {
     const leader = up.find((n) => n.state === StateType.StateLeader);
     const r = this.rng.next();
     const target = leader !== undefined && this.rng.chance(0.8) ? leader : this.rng.pick(up);
-    if (r < 0.85) {
+    if (this.mix !== undefined && leader !== undefined && this.faulting && this.rng.chance(this.mix.membershipChurn)) {
+      this.changeMembership(leader);
+    } else if (r < 0.85) {
       const count = this.rng.chance(0.3) ? this.rng.range(2, 6) : 1;
       const batch: Uint8Array[] = [];
       for (let i = 0; i < count; i++) batch.push(new TextEncoder().encode(`p${++this.proposalSeq}`));
@@ -480,7 +536,9 @@ export class Simulation {
     }
     if (this.options.joint === true && this.rng.chance(0.5) && this.jointChange(leader)) return;
     const { voters, learners } = leader.conf;
-    const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id));
+    // Swarm runs never add back a removed node: a follower that has not applied the re-addition refuses the node
+    // as removed, so once it leads it can never catch that follower up.
+    const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id) && !(this.mix !== undefined && this.removedEver.has(id)));
     const removable = voters.length > Math.max(2, Math.ceil(this.options.nodes / 2)) ? voters.filter((id) => id !== leader.id) : [];
     const options: ConfChange[] = [
       ...outsiders.map((nodeId) => ({ type: this.rng.chance(0.5) ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode, nodeId })),
@@ -605,6 +663,107 @@ export class Simulation {
     }
   }
 
+  /** One fault of the kind this seed's mix drew. */
+  private swarmFault(kind: FaultKind): void {
+    const ids = [...this.nodes.keys()];
+    const up = this.up();
+    const leader = up.find((n) => n.state === StateType.StateLeader);
+    switch (kind) {
+      case 'cut': {
+        const [a, b] = [...ids].sort(() => this.rng.next() - 0.5);
+        this.net.cutOneWay(a!, b!);
+        this.stats.partitions++;
+        this.log(`one-way cut ${a}>${b}: ${this.net.describe()}`);
+        this.queue.push({ kind: 'heal', at: this.now + this.rng.range(50, 1500) });
+        return;
+      }
+      case 'partition': {
+        const shuffled = [...ids].sort(() => this.rng.next() - 0.5);
+        const cut = this.rng.range(1, ids.length - 1);
+        this.net.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+        this.stats.partitions++;
+        this.log(`partition ${this.net.describe()}`);
+        this.queue.push({ kind: 'heal', at: this.now + this.rng.range(50, 1500) });
+        return;
+      }
+      case 'crash':
+      case 'crash-leader': {
+        const n = kind === 'crash-leader' ? leader : up.length > 0 ? this.rng.pick(up) : undefined;
+        if (n === undefined) return;
+        this.crash(n);
+        this.queue.push({ kind: 'restart', at: this.now + this.rng.range(10, kind === 'crash' ? 1000 : 300), node: n.id });
+        return;
+      }
+      case 'pause': {
+        if (up.length === 0) return;
+        const n = this.rng.pick(up);
+        n.pausedUntil = this.now + this.rng.range(20, 400);
+        this.log(`${n.id} paused until ${n.pausedUntil}`);
+        return;
+      }
+      case 'links': {
+        const f: LinkFaults = {
+          drop: this.rng.chance(0.5) ? this.rng.next() * 0.2 : 0,
+          duplicate: this.rng.chance(0.5) ? this.rng.next() * 0.1 : 0,
+          delay: this.rng.chance(0.5) ? this.rng.next() * 0.1 : 0,
+        };
+        this.net.faults = f;
+        this.log(`link faults drop=${f.drop.toFixed(3)} dup=${f.duplicate.toFixed(3)} delay=${f.delay.toFixed(3)}`);
+        return;
+      }
+      case 'heal':
+        this.net.faults = reliable;
+        this.net.heal();
+        this.log('network healed');
+        return;
+      case 'isolate-leader':
+        if (leader !== undefined) this.isolate(leader);
+        return;
+      case 'isolate-follower': {
+        const followers = up.filter((n) => n !== leader);
+        if (followers.length > 0) this.isolate(this.rng.pick(followers));
+        return;
+      }
+      case 'campaign': {
+        if (up.length === 0) return;
+        const n = this.rng.pick(up);
+        this.log(`${n.id} campaign() (term churn)`);
+        n.raw.campaign();
+        this.settle(n);
+        return;
+      }
+      case 'false-unreachable': {
+        if (leader === undefined) return;
+        const others = leader.conf.voters.filter((id) => id !== leader.id);
+        if (others.length === 0) return;
+        this.queue.push({ kind: 'unreachable', at: this.now, node: leader.id, incarnation: leader.incarnation, to: this.rng.pick(others) });
+        return;
+      }
+      case 'transfer-lagging': {
+        if (leader === undefined) return;
+        const others = leader.conf.voters.filter((id) => id !== leader.id);
+        if (others.length === 0) return;
+        const to = others.reduce((a, b) => (this.checker.lastIndex(b) < this.checker.lastIndex(a) ? b : a));
+        this.log(`${leader.id} transferLeader(${to}), the voter that lags most (log ends at ${this.checker.lastIndex(to)})`);
+        try {
+          leader.raw.transferLeader(to);
+        } catch (err) {
+          if (!isCode(err, 'RAFT_LEADER_TRANSFER', 'RAFT_NO_LEADER')) throw err;
+        }
+        this.settle(leader);
+        return;
+      }
+    }
+  }
+
+  /** Cuts `n` off from everyone for a short while: a new term starts without it, and it comes back. */
+  private isolate(n: SimNode): void {
+    this.net.partition([[n.id], [...this.nodes.keys()].filter((id) => id !== n.id)]);
+    this.stats.partitions++;
+    this.log(`isolate ${n.id}: ${this.net.describe()}`);
+    this.queue.push({ kind: 'heal', at: this.now + this.rng.range(30, 400) });
+  }
+
   private crash(n: SimNode): void {
     this.log(`${n.id} crash (losing ${n.disk.length} unfinished writes)`);
     this.stats.crashes++;
@@ -631,9 +790,15 @@ export class Simulation {
 
   private send(from: SimNode, msgs: readonly Message[]): void {
     for (const m of msgs) {
-      if (m.type === MessageType.MsgSnap) this.stats.snapshotsSent++;
+      if (m.type === MessageType.MsgSnap) {
+        this.stats.snapshotsSent++;
+        if (this.mix !== undefined && this.faulting && this.rng.chance(this.mix.snapshotInterrupt)) {
+          this.queue.push({ kind: 'interrupt', at: this.now + this.rng.range(0, 8), node: from.id, incarnation: from.incarnation });
+        }
+      }
       // m.from may name another node: forwarded proposals keep their origin, MsgTransferLeader names the transferee.
       if (m.to === from.id) throw new Error(`node ${from.id} handed out a message to itself: ${MessageType[m.type]}`);
+      if ((m.type === MessageType.MsgVoteResp || m.type === MessageType.MsgPreVoteResp) && !m.reject) this.checkVoteGrant(from, m);
       const copies = this.net.route(from.id, m.to);
       if (copies.length === 0 && m.type === MessageType.MsgSnap) {
         this.queue.push({ kind: 'snapStatus', at: this.now + 1, node: from.id, incarnation: from.incarnation, to: m.to, ok: false });
@@ -658,6 +823,8 @@ export class Simulation {
     const snap = m.snapshot === undefined ? '' : ` snap ${m.snapshot.meta.index}@${m.snapshot.meta.term} voters [${m.snapshot.meta.conf.voters}] learners [${m.snapshot.meta.conf.learners}]`;
     this.log(`${m.from}->${m.to} ${MessageType[m.type]} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? ' reject' : ''}${snap}`);
     if (this.rng.chance(this.garbage)) this.stepGarbage(n, m);
+    if (m.type === MessageType.MsgSnap && m.snapshot !== undefined) this.checkSnapshotNamesMember(from, n, m.snapshot);
+    if (m.type === MessageType.MsgVote || m.type === MessageType.MsgPreVote) this.noteVoteRequest(n, m);
     try {
       n.raw.step(m);
     } catch (err) {
@@ -667,6 +834,65 @@ export class Simulation {
       if (!isCode(err, 'RAFT_STEP_PEER_NOT_FOUND', 'RAFT_PROPOSAL_DROPPED', 'RAFT_READ_INDEX_DROPPED', 'RAFT_SNAPSHOT_REFUSED')) throw err;
     }
     this.settle(n);
+  }
+
+  /**
+   * Whether the candidate's log is at least as up to date as the voter's, judged now, before the voter steps
+   * the request (§5.4.1); send() holds every granted vote and pre-vote to it. Duplicates of a request may meet
+   * different logs: a grant is wrong only if no copy found the candidate up to date.
+   */
+  private noteVoteRequest(n: SimNode, m: Message): void {
+    const own = logPosition(n.raw);
+    const ok = m.logTerm > own.lastTerm || (m.logTerm === own.lastTerm && m.index >= own.lastIndex);
+    const key = `${m.type}/${n.id}/${m.from}/${m.term}`;
+    this.voteAsks.set(key, (this.voteAsks.get(key) ?? false) || ok);
+  }
+
+  private checkVoteGrant(from: SimNode, m: Message): void {
+    const request = m.type === MessageType.MsgVoteResp ? MessageType.MsgVote : MessageType.MsgPreVote;
+    if (this.voteAsks.get(`${request}/${from.id}/${m.to}/${m.term}`) === false) {
+      throw new InvariantViolation(
+        request === MessageType.MsgVote ? 'vote-up-to-date' : 'prevote-up-to-date',
+        `node ${from.id} grants ${m.to} its ${request === MessageType.MsgVote ? 'vote' : 'pre-vote'} for term ${m.term}, but its own log is more up to date`,
+      );
+    }
+  }
+
+  /** A leader hands leadership over only to a node that durably holds its whole log (§3.10 of the Raft thesis). */
+  private timeoutNowSent(seen: TimeoutNowSeen): void {
+    const t = this.nodes.get(seen.to);
+    if (t === undefined) return;
+    // A newer leader may since have rewritten the transferee's log: the old leader's send no longer matters.
+    if (t.storage.initialState().hardState.term > seen.term) return;
+    if (!this.durablyHas(seen.to, seen.lastIndex, seen.lastTerm)) {
+      const s = t.storage;
+      throw new InvariantViolation(
+        'transfer-caught-up',
+        `leader ${seen.from} of term ${seen.term} hands leadership to ${seen.to} whose durable log (up to ${s.lastIndex()}) lacks its last entry ${seen.lastIndex}@${seen.lastTerm}`,
+      );
+    }
+  }
+
+  /**
+   * A node added after the sender's latest snapshot refuses that snapshot (it does not name it): the sender
+   * must take a fresh one soon after it applies the addition, or the newcomer can never catch up.
+   */
+  private checkSnapshotNamesMember(from: number, n: SimNode, snap: Snapshot): void {
+    const { voters, learners } = snap.meta.conf;
+    if (voters.includes(n.id) || learners.includes(n.id)) {
+      this.staleSnapshotSince.delete(n.id);
+      return;
+    }
+    const sender = this.nodes.get(from)!;
+    if (!sender.conf.voters.includes(n.id) && !sender.conf.learners.includes(n.id)) return;
+    const since = this.staleSnapshotSince.get(n.id);
+    if (since === undefined) this.staleSnapshotSince.set(n.id, this.now);
+    else if (this.now - since > STALE_SNAPSHOT_TICKS * TICK) {
+      throw new InvariantViolation(
+        'snapshot-for-new-member',
+        `node ${n.id}, a member for node ${from} since before t=${since}, is still sent snapshot ${snap.meta.index}, which does not name it`,
+      );
+    }
   }
 
   /** A malformed copy of `m` must be refused with RAFT_INVALID_MESSAGE and change nothing in the node. */
@@ -788,6 +1014,8 @@ export class Simulation {
         this.checker.durableHardStateObserved(n.id, rd.hardState);
       }
     }
+    const cut = this.mix !== undefined && this.faulting && n.state !== StateType.StateLeader && group.some(({ rd }) => rd.entries.length > 0) && this.rng.chance(this.mix.cutAfterPersist);
+    if (cut) this.isolate(n);
     // Acks are checked when they leave: after the whole group, whose later writes may have overwritten what they name.
     const out = this.rng.chance(0.5) ? n.raw.persisted(group[group.length - 1]!.rd) : group.flatMap(({ rd }) => n.raw.persisted(rd));
     if (this.options.mutation !== 'ack-before-persist') {
@@ -828,8 +1056,9 @@ export class Simulation {
       n.conf = n.raw.applyConfChange(cc);
       if (isJoint(n.conf)) this.stats.jointChangesApplied++;
       n.confHistory.push({ index: e.index, conf: n.conf });
-      n.confSnapshotDue = e.index;
+      if (this.options.mutation !== 'no-snapshot-for-new-member') n.confSnapshotDue = e.index;
       this.stats.confChangesApplied++;
+      for (const c of cc.changes) if (c.type === ConfChangeType.RemoveNode) this.removedEver.add(c.nodeId);
       const what = cc.changes.length === 0 ? 'leave joint' : cc.changes.map((c) => `${ConfChangeType[c.type]} ${c.nodeId}`).join(', ');
       this.log(`${n.id} applied conf change ${what} at ${e.index} -> voters [${n.conf.voters}] outgoing [${n.conf.votersOutgoing ?? []}] learners [${n.conf.learners}] next [${n.conf.learnersNext ?? []}]`);
     }
@@ -848,7 +1077,7 @@ export class Simulation {
     const hs = s.initialState().hardState;
     const upTo = Math.min(n.applied, hs.commit, s.lastIndex());
     const confDue = n.confSnapshotDue > 0 && upTo >= n.confSnapshotDue;
-    if (!confDue && (upTo - s.firstIndex() < this.compactEvery || !this.rng.chance(0.2))) return;
+    if (!confDue && (upTo - s.firstIndex() < this.compactEvery || !this.rng.chance(this.compactChance))) return;
     const at = confDue ? upTo : upTo - this.rng.int(10);
     // A received snapshot not yet durable leaves storage behind the state machine: wait for it.
     if (at < s.firstIndex() || at < n.base || n.disk.some((w) => w.rd.snapshot !== undefined)) return;
