@@ -1,0 +1,27 @@
+// docs/errors.md is the one table of every code: a code added to a family's union
+// (or thrown by the CLI or the admin endpoint) without a row there fails this test.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+function sources(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+}
+
+it('every error code the library, the CLI and the admin endpoint produce has a row in docs/errors.md', () => {
+  const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
+  const codes = new Set<string>();
+  for (const file of sources('src')) {
+    const text = readFileSync(join(ROOT, file), 'utf8');
+    // The families' literal unions ...
+    for (const union of text.matchAll(/type \w*ErrorCode =([^;]+);/g)) for (const m of union[1]!.matchAll(/'([A-Z][A-Z0-9_]+)'/g)) codes.add(m[1]!);
+    // ... and the codes the CLI and the admin endpoint raise.
+    for (const m of text.matchAll(/new (?:CliError|HttpError)\((?:\d+, )?'([A-Z][A-Z0-9_]+)'/g)) codes.add(m[1]!);
+  }
+  expect(codes.size).toBeGreaterThan(60);
+  const missing = [...codes].filter((c) => !doc.includes(`\`${c}\``));
+  expect(missing).toEqual([]);
+});
