@@ -42,7 +42,7 @@ function makeCluster(): Cluster {
         preVote: true,
         readOnlyOption: 'safe',
         // Deterministic, and no election ever fires during a run: nobody ticks.
-        random: () => ((seed = (Math.imul(seed, 48271) >>> 0) % 0x7fffffff) / 0x7fffffff),
+        random: () => (seed = (Math.imul(seed, 48271) >>> 0) % 0x7fffffff) / 0x7fffffff,
       }),
     );
   }

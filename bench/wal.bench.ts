@@ -226,7 +226,17 @@ function rawDisk(dir: string, ms: number): { MBps: number; windows: number[] } {
 function fioMBps(dir: string, ms: number): number | null {
   const r = spawnSync(
     'fio',
-    ['--name=raw', `--directory=${dir}`, '--rw=write', '--bs=1M', '--size=4G', '--fdatasync=1', `--runtime=${Math.max(1, Math.round(ms / 1000))}`, '--time_based', '--output-format=json'],
+    [
+      '--name=raw',
+      `--directory=${dir}`,
+      '--rw=write',
+      '--bs=1M',
+      '--size=4G',
+      '--fdatasync=1',
+      `--runtime=${Math.max(1, Math.round(ms / 1000))}`,
+      '--time_based',
+      '--output-format=json',
+    ],
     { encoding: 'utf8' },
   );
   if (r.error !== undefined || r.status !== 0) return null;
@@ -246,7 +256,10 @@ function fioMBps(dir: string, ms: number): number | null {
  * batch per tick), whatever the latency. Shows what the WAL costs the event
  * loop at that rate and the append latency under it.
  */
-async function paced(dir: string, ms: number): Promise<{ recordsPerSec: number; appendP50us: number; appendP99us: number; loopP99ms: number; loopMaxms: number; recordsPerFsync: number }> {
+async function paced(
+  dir: string,
+  ms: number,
+): Promise<{ recordsPerSec: number; appendP50us: number; appendP99us: number; loopP99ms: number; loopMaxms: number; recordsPerFsync: number }> {
   const wal = await Wal.open(dir, { sync: 'always' });
   const data = new Uint8Array(100).fill(0x5a);
   let next = 1;
@@ -319,8 +332,7 @@ export default async function walBench(args: string[]): Promise<void> {
     [1024, 1, 256],
     [100, 1, 1],
   ] as const)
-    for (const prealloc of ['zeros', 'none'] as const)
-      cases.push({ writer: `wal/${prealloc}`, size, batch, inflight, options: { preallocate: prealloc } });
+    for (const prealloc of ['zeros', 'none'] as const) cases.push({ writer: `wal/${prealloc}`, size, batch, inflight, options: { preallocate: prealloc } });
 
   const rows: Row[] = [];
   let n = 0;
@@ -352,7 +364,8 @@ export default async function walBench(args: string[]): Promise<void> {
   const loadAfter = loadavg();
 
   const nodeOf = (r: Row): Row | undefined => rows.find((x) => x.writer === 'node' && x.size === r.size && x.batch === r.batch && x.inflight === r.inflight);
-  const header = '| writer | record | batch | in flight | records/s (median) | MB/s payload | vs node | vs raw disk | records/fsync | append p50 / p99 µs | loop p99 / max ms |';
+  const header =
+    '| writer | record | batch | in flight | records/s (median) | MB/s payload | vs node | vs raw disk | records/fsync | append p50 / p99 µs | loop p99 / max ms |';
   const lines = [header, '|' + ' --- |'.repeat(11)];
   for (const r of rows) {
     const node = r.writer === 'node' ? undefined : nodeOf(r);
@@ -360,7 +373,9 @@ export default async function walBench(args: string[]): Promise<void> {
       `| ${r.writer} | ${r.size} B | ${r.batch} | ${r.inflight} | ${fmt(r.recordsPerSec)} | ${fmt(r.payloadMBps, 1)} | ${node ? fmt(r.recordsPerSec / node.recordsPerSec, 2) + 'x' : ''} | ${fmt((100 * r.payloadMBps) / raw.MBps, 0)}% | ${fmt(r.recordsPerFsync, 1)} | ${fmt(r.appendP50us)} / ${fmt(r.appendP99us)} | ${fmt(r.loopP99ms, 2)} / ${fmt(r.loopMaxms, 1)} |`,
     );
   }
-  console.log(`\nraw disk: ${fmt(raw.MBps, 1)} MB/s (median of ${WINDOW_MS} ms windows, 1 MiB write + fdatasync)${fio === null ? '' : `; fio: ${fmt(fio, 1)} MB/s`}`);
+  console.log(
+    `\nraw disk: ${fmt(raw.MBps, 1)} MB/s (median of ${WINDOW_MS} ms windows, 1 MiB write + fdatasync)${fio === null ? '' : `; fio: ${fmt(fio, 1)} MB/s`}`,
+  );
   console.log(`load average (1 min) before / after: ${fmt(loadBefore[0]!, 2)} / ${fmt(loadAfter[0]!, 2)} on ${cpus().length} CPUs\n`);
   console.log(lines.join('\n'));
 
@@ -382,7 +397,9 @@ export default async function walBench(args: string[]): Promise<void> {
   console.log('\ntargets:');
   console.log(`  1 KiB, 256 in flight: ${big.map((r) => `batch ${r.batch}: ${fmt((100 * r.payloadMBps) / raw.MBps, 0)}% of raw`).join(', ')} (target >= 80%)`);
   console.log(`  100 B vs plain Node: min ${fmt(targets.minSmallVsNode, 2)}x, median ${fmt(targets.medianSmallVsNode, 2)}x (target >= 3x)`);
-  console.log(`  event-loop delay p99, worst WAL case: ${fmt(worstLoop, 2)} ms, median over WAL cases ${fmt(median(walRows.map((r) => r.loopP99ms)), 2)} ms (target < 5 ms)`);
+  console.log(
+    `  event-loop delay p99, worst WAL case: ${fmt(worstLoop, 2)} ms, median over WAL cases ${fmt(median(walRows.map((r) => r.loopP99ms)), 2)} ms (target < 5 ms)`,
+  );
   console.log(
     `  paced 100 B at 100,000 rec/s: ${fmt(pace.recordsPerSec)} rec/s, ${fmt(pace.recordsPerFsync, 1)} records/fsync, append p50 ${fmt(pace.appendP50us)} / p99 ${fmt(pace.appendP99us)} µs, loop p99 ${fmt(pace.loopP99ms, 2)} / max ${fmt(pace.loopMaxms, 1)} ms`,
   );
@@ -391,7 +408,21 @@ export default async function walBench(args: string[]): Promise<void> {
   writeFileSync(
     join(here, 'results', 'wal.json'),
     JSON.stringify(
-      { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, loadBefore, loadAfter, caseMs: ms, windowMs: WINDOW_MS, rawDisk: raw, fioMBps: fio, rows, paced: pace, targets },
+      {
+        date: new Date().toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        cpu: cpus()[0]?.model,
+        loadBefore,
+        loadAfter,
+        caseMs: ms,
+        windowMs: WINDOW_MS,
+        rawDisk: raw,
+        fioMBps: fio,
+        rows,
+        paced: pace,
+        targets,
+      },
       null,
       2,
     ) + '\n',

@@ -24,7 +24,15 @@ class Journal implements StateMachine<number> {
 
 /** Three ports nobody listens on right now. */
 async function freePorts(): Promise<number[]> {
-  const servers = await Promise.all([0, 1, 2].map(() => new Promise<ReturnType<typeof createServer>>((r) => { const s = createServer(); s.listen(0, '127.0.0.1', () => r(s)); })));
+  const servers = await Promise.all(
+    [0, 1, 2].map(
+      () =>
+        new Promise<ReturnType<typeof createServer>>((r) => {
+          const s = createServer();
+          s.listen(0, '127.0.0.1', () => r(s));
+        }),
+    ),
+  );
   const ports = servers.map((s) => (s.address() as AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
@@ -63,5 +71,7 @@ const nodes = await Promise.all(
 await appendSurely(nodes[0]!, new TextEncoder().encode('hello from node 1'));
 await appendSurely(nodes[2]!, new TextEncoder().encode('hello from node 3')); // a follower forwards it to the leader
 for (const n of nodes) await n.barrier(); // each node has applied everything committed so far
-console.log(`leader ${nodes[0]!.status().lead}; every node applied: ${journals.every((j) => j.lines.join('|') === journals[0]!.lines.join('|'))}; ${journals[0]!.lines.join(', ')}`);
+console.log(
+  `leader ${nodes[0]!.status().lead}; every node applied: ${journals.every((j) => j.lines.join('|') === journals[0]!.lines.join('|'))}; ${journals[0]!.lines.join(', ')}`,
+);
 await Promise.all(nodes.map((n) => n.close()));

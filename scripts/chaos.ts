@@ -19,7 +19,6 @@ import { seeded } from '../test/random.js';
 
 const USAGE = 'usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N]';
 
-
 // A write refused with one of these certainly did not happen; anything else may have.
 const CERTAIN_FAILURES = /^ERR (APPEND_NOT_COMMITTED|NO_LEADER|OVERLOADED|RECORD_TOO_LARGE|LOG_CLOSED|NOT_LEADER)\b/;
 
@@ -64,14 +63,22 @@ async function call(c: RespClient, ms: number, ...args: string[]): Promise<RespV
   }
 }
 
-async function chaos(o: { minutes: number; clients: number; keys: number; seed: number }): Promise<{ history: RegisterOp[]; longestStallMs: number; events: string[] }> {
+async function chaos(o: {
+  minutes: number;
+  clients: number;
+  keys: number;
+  seed: number;
+}): Promise<{ history: RegisterOp[]; longestStallMs: number; events: string[] }> {
   const random = seeded(o.seed);
   const work = mkdtempSync(join(tmpdir(), 'raftlog-chaos-'));
   const ports = await freePorts(6);
   const ids = [1, 2, 3];
   const proxy = await FaultProxy.start({ nodes: Object.fromEntries(ids.map((id) => [id, `127.0.0.1:${ports[id - 1]}`])), random });
   // Each node reaches the others through the proxy's link from it to them.
-  const peersOf = (id: number): string => Object.entries(proxy.peersFor(id)).map(([k, a]) => `${k}=${a}`).join(',');
+  const peersOf = (id: number): string =>
+    Object.entries(proxy.peersFor(id))
+      .map(([k, a]) => `${k}=${a}`)
+      .join(',');
   const secret = join(work, 'cluster-secret');
   writeFileSync(secret, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
   const main = new URL('../src/cli/main.ts', import.meta.url).pathname;
@@ -80,8 +87,24 @@ async function chaos(o: { minutes: number; clients: number; keys: number; seed: 
     mkdirSync(join(work, `node${id}`), { recursive: true });
     const p = spawn(
       process.execPath,
-      ['--import', 'tsx', main, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--listen', `127.0.0.1:${ports[id - 1]}`, '--peers', peersOf(id),
-        '--cluster-secret-file', secret, '--resp', `127.0.0.1:${ports[id + 2]}`],
+      [
+        '--import',
+        'tsx',
+        main,
+        'serve',
+        '--id',
+        String(id),
+        '--data',
+        join(work, `node${id}`),
+        '--listen',
+        `127.0.0.1:${ports[id - 1]}`,
+        '--peers',
+        peersOf(id),
+        '--cluster-secret-file',
+        secret,
+        '--resp',
+        `127.0.0.1:${ports[id + 2]}`,
+      ],
       { stdio: ['ignore', 'ignore', 'ignore'] },
     );
     procs.set(id, p);
@@ -193,9 +216,18 @@ const { history, longestStallMs, events } = await chaos(o);
 for (const e of events) console.log(`  ${e}`);
 const verdict = checkRegisters(history);
 const succeeded = history.filter((h) => h.complete !== null).length;
-console.log(`${history.length} operations (${succeeded} completed, ${history.length - succeeded} with unknown outcome), longest stretch without a completed operation: ${longestStallMs} ms`);
+console.log(
+  `${history.length} operations (${succeeded} completed, ${history.length - succeeded} with unknown outcome), longest stretch without a completed operation: ${longestStallMs} ms`,
+);
 const out = new URL('../bench/results/chaos.json', import.meta.url).pathname;
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), options: o, operations: history.length, completed: succeeded, longestStallMs, linearizable: verdict.ok, events }, null, 2));
+writeFileSync(
+  out,
+  JSON.stringify(
+    { date: new Date().toISOString(), options: o, operations: history.length, completed: succeeded, longestStallMs, linearizable: verdict.ok, events },
+    null,
+    2,
+  ),
+);
 if (!verdict.ok) {
   console.error(`NOT LINEARIZABLE: key ${verdict.key} (seed ${o.seed})\n${describeHistory(verdict.history ?? [])}`);
   process.exitCode = 1;

@@ -19,26 +19,106 @@ interface Mutant {
 
 // Each `find` must occur exactly once in its file (checked before running).
 const MUTANTS: Mutant[] = [
-  { name: 'raft: commit an older term by counting (Figure 8)', file: 'src/raft/log.ts', find: 'if (maxIndex > this.committed && this.zeroTerm(maxIndex) === term) {', replace: 'if (maxIndex > this.committed) {' },
-  { name: 'raft: up-to-date check compares index first', file: 'src/raft/log.ts', find: 'return lastTerm > ourTerm || (lastTerm === ourTerm && lastIndex >= this.lastIndex());', replace: 'return lastIndex >= this.lastIndex();' },
+  {
+    name: 'raft: commit an older term by counting (Figure 8)',
+    file: 'src/raft/log.ts',
+    find: 'if (maxIndex > this.committed && this.zeroTerm(maxIndex) === term) {',
+    replace: 'if (maxIndex > this.committed) {',
+  },
+  {
+    name: 'raft: up-to-date check compares index first',
+    file: 'src/raft/log.ts',
+    find: 'return lastTerm > ourTerm || (lastTerm === ourTerm && lastIndex >= this.lastIndex());',
+    replace: 'return lastIndex >= this.lastIndex();',
+  },
   { name: 'raft: up-to-date check off by one', file: 'src/raft/log.ts', find: 'lastIndex >= this.lastIndex());', replace: 'lastIndex > this.lastIndex());' },
   { name: 'raft: vote granted to anyone (canVote always)', file: 'src/raft/raft.ts', find: '          this.vote === m.from ||', replace: '          true ||' },
   { name: 'raft: vote not recorded', file: 'src/raft/raft.ts', find: '            this.vote = m.from;', replace: '            void m.from;' },
-  { name: 'raft: snapshot restore drops a matching suffix', file: 'src/raft/raft.ts', find: '    if (this.raftLog.matchTerm(s.meta.index, s.meta.term)) {', replace: '    if (false) {' },
-  { name: 'raft: transfer before the transferee caught up', file: 'src/raft/raft.ts', find: '        if (pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(transferee);', replace: '        this.sendTimeoutNow(transferee);' },
-  { name: 'raft: stale append response accepted past the leader log', file: 'src/raft/raft.ts', find: 'if (!m.reject && m.index > this.raftLog.lastIndex()) {', replace: 'if (false) {' },
-  { name: 'raft: commitTo beyond the log allowed', file: 'src/raft/log.ts', find: '    if (tocommit > this.lastIndex()) throw', replace: '    if (false) throw' },
-  { name: 'raft: committed entries handed out before durable', file: 'src/raft/log.ts', find: '    const hi = Math.min(this.committed, this.stableLastIndex()) + 1;', replace: '    const hi = this.committed + 1;' },
-  { name: 'raft: findConflict ignores terms', file: 'src/raft/log.ts', find: '      if (!this.matchTerm(e.index, e.term)) return e.index;', replace: '      if (e.index > this.lastIndex()) return e.index;' },
+  {
+    name: 'raft: snapshot restore drops a matching suffix',
+    file: 'src/raft/raft.ts',
+    find: '    if (this.raftLog.matchTerm(s.meta.index, s.meta.term)) {',
+    replace: '    if (false) {',
+  },
+  {
+    name: 'raft: transfer before the transferee caught up',
+    file: 'src/raft/raft.ts',
+    find: '        if (pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(transferee);',
+    replace: '        this.sendTimeoutNow(transferee);',
+  },
+  {
+    name: 'raft: stale append response accepted past the leader log',
+    file: 'src/raft/raft.ts',
+    find: 'if (!m.reject && m.index > this.raftLog.lastIndex()) {',
+    replace: 'if (false) {',
+  },
+  {
+    name: 'raft: commitTo beyond the log allowed',
+    file: 'src/raft/log.ts',
+    find: '    if (tocommit > this.lastIndex()) throw',
+    replace: '    if (false) throw',
+  },
+  {
+    name: 'raft: committed entries handed out before durable',
+    file: 'src/raft/log.ts',
+    find: '    const hi = Math.min(this.committed, this.stableLastIndex()) + 1;',
+    replace: '    const hi = this.committed + 1;',
+  },
+  {
+    name: 'raft: findConflict ignores terms',
+    file: 'src/raft/log.ts',
+    find: '      if (!this.matchTerm(e.index, e.term)) return e.index;',
+    replace: '      if (e.index > this.lastIndex()) return e.index;',
+  },
   { name: 'raft: pre-vote skips the lease', file: 'src/raft/raft.ts', find: '        if (!force && inLease) return;', replace: '        if (false) return;' },
-  { name: 'log: acks sent before the write is durable', file: 'src/log/replicated-log.ts', find: '    if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);', replace: '    if (rd.messages.length > 0) this.deps.transport?.send([...rd.messages, ...rd.messagesAfterPersist]);' },
-  { name: 'log: no fresh snapshot for a new member', file: 'src/log/replicated-log.ts', find: 'if (cc.type !== ConfChangeType.RemoveNode && this.snapshotIndex > 0) this.snapshotForNewMember = true;', replace: 'void cc;' },
-  { name: 'log: entries() reads below a restored snapshot', file: 'src/log/replicated-log.ts', find: '      if (next <= this.snapshotFloor) throw new CompactedRangeError(next, this.snapshotFloor + 1);', replace: '      if (next <= this.snapshotFloor) next = this.snapshotFloor + 1;' },
-  { name: 'log: snapshot never taken', file: 'src/log/replicated-log.ts', find: '    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery || this.snapshotForNewMember) {', replace: '    if (false) {' },
-  { name: 'wal: truncateAfter keeps one entry too few', file: 'src/wal/positions.ts', find: '    this.count = index - this.base + 1;', replace: '    this.count = index - this.base;' },
-  { name: 'wal: entries() serves one compacted index', file: 'src/wal/wal.ts', find: '    if (lo < this.firstIndex) throw', replace: '    if (lo < this.firstIndex - 1) throw' },
-  { name: 'wal: entries() serves one index past the end', file: 'src/wal/wal.ts', find: '    if (hi > this.lastIndex + 1) throw', replace: '    if (hi > this.lastIndex + 2) throw' },
-  { name: 'wal: releaseTo past the snapshot allowed', file: 'src/wal/wal.ts', find: '    if (this.snap === null || index > this.snap.index)', replace: '    if (this.snap === null)' },
+  {
+    name: 'log: acks sent before the write is durable',
+    file: 'src/log/replicated-log.ts',
+    find: '    if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);',
+    replace: '    if (rd.messages.length > 0) this.deps.transport?.send([...rd.messages, ...rd.messagesAfterPersist]);',
+  },
+  {
+    name: 'log: no fresh snapshot for a new member',
+    file: 'src/log/replicated-log.ts',
+    find: 'if (cc.type !== ConfChangeType.RemoveNode && this.snapshotIndex > 0) this.snapshotForNewMember = true;',
+    replace: 'void cc;',
+  },
+  {
+    name: 'log: entries() reads below a restored snapshot',
+    file: 'src/log/replicated-log.ts',
+    find: '      if (next <= this.snapshotFloor) throw new CompactedRangeError(next, this.snapshotFloor + 1);',
+    replace: '      if (next <= this.snapshotFloor) next = this.snapshotFloor + 1;',
+  },
+  {
+    name: 'log: snapshot never taken',
+    file: 'src/log/replicated-log.ts',
+    find: '    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery || this.snapshotForNewMember) {',
+    replace: '    if (false) {',
+  },
+  {
+    name: 'wal: truncateAfter keeps one entry too few',
+    file: 'src/wal/positions.ts',
+    find: '    this.count = index - this.base + 1;',
+    replace: '    this.count = index - this.base;',
+  },
+  {
+    name: 'wal: entries() serves one compacted index',
+    file: 'src/wal/wal.ts',
+    find: '    if (lo < this.firstIndex) throw',
+    replace: '    if (lo < this.firstIndex - 1) throw',
+  },
+  {
+    name: 'wal: entries() serves one index past the end',
+    file: 'src/wal/wal.ts',
+    find: '    if (hi > this.lastIndex + 1) throw',
+    replace: '    if (hi > this.lastIndex + 2) throw',
+  },
+  {
+    name: 'wal: releaseTo past the snapshot allowed',
+    file: 'src/wal/wal.ts',
+    find: '    if (this.snap === null || index > this.snap.index)',
+    replace: '    if (this.snap === null)',
+  },
 ];
 
 const root = resolve(import.meta.dirname, '..');
@@ -46,21 +126,36 @@ const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 const budgetS = args.includes('--budget-s') ? Number(args[args.indexOf('--budget-s') + 1]) : 240;
 /** The fast subset: the core's scripted tests, the core simulator's checks and planted-bug test, the WAL's pure parts, the log on one node. */
-const SUBSET = ['test/raft', 'test/sim/checker.test.ts', 'test/sim/regressions.test.ts', 'test/sim/mutations.test.ts', 'test/wal/wal.test.ts', 'test/wal/positions.test.ts', 'test/log/single-node.test.ts', 'test/sim-log/log-checker.test.ts'];
+const SUBSET = [
+  'test/raft',
+  'test/sim/checker.test.ts',
+  'test/sim/regressions.test.ts',
+  'test/sim/mutations.test.ts',
+  'test/wal/wal.test.ts',
+  'test/wal/positions.test.ts',
+  'test/log/single-node.test.ts',
+  'test/sim-log/log-checker.test.ts',
+];
 
 function run(cwd: string, budgetMs: number): Promise<{ code: number | null; out: string; ms: number }> {
   const started = performance.now();
   return new Promise((done) => {
-    execFile(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--bail=1', ...SUBSET], { cwd, timeout: budgetMs, maxBuffer: 64 << 20, env: { ...process.env, CI: '1' } }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
-      done({ code, out: `${stdout}${stderr}`, ms: Math.round(performance.now() - started) });
-    });
+    execFile(
+      process.execPath,
+      [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--bail=1', ...SUBSET],
+      { cwd, timeout: budgetMs, maxBuffer: 64 << 20, env: { ...process.env, CI: '1' } },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+        done({ code, out: `${stdout}${stderr}`, ms: Math.round(performance.now() - started) });
+      },
+    );
   });
 }
 
 async function scratchCopy(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'raftlog-mutant-'));
-  for (const p of ['src', 'test', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts', 'binding.gyp']) await cp(join(root, p), join(dir, p), { recursive: true });
+  for (const p of ['src', 'test', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts', 'binding.gyp'])
+    await cp(join(root, p), join(dir, p), { recursive: true });
   await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
   // The native addon is not mutated: reuse a built one.
   for (const b of [join(root, 'build'), join(await realpath(join(root, 'node_modules')), '../build')]) {
@@ -120,7 +215,8 @@ async function main(): Promise<void> {
   }
 }
 
-async function report(outcomes: Outcome[], planned: number): Promise<void> {  const judged = outcomes.filter((o) => o.status === 'killed' || o.status === 'survived');
+async function report(outcomes: Outcome[], planned: number): Promise<void> {
+  const judged = outcomes.filter((o) => o.status === 'killed' || o.status === 'survived');
   const killed = judged.filter((o) => o.status === 'killed').length;
   const score = judged.length === 0 ? 0 : killed / judged.length;
   const result = { date: new Date().toISOString(), subset: SUBSET, budgetS, score, killed, judged: judged.length, planned, outcomes };

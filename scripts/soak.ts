@@ -90,8 +90,26 @@ async function main(): Promise<number> {
     mkdirSync(join(work, `node${id}`));
     const p = spawn(
       process.execPath,
-      ['--import', 'tsx', main, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--listen', `127.0.0.1:${ports[id - 1]}`, '--peers', peers,
-        '--cluster-secret-file', secret, '--resp', `127.0.0.1:${ports[id + 2]}`, '--snapshot-every', String(o.snapshotEvery)],
+      [
+        '--import',
+        'tsx',
+        main,
+        'serve',
+        '--id',
+        String(id),
+        '--data',
+        join(work, `node${id}`),
+        '--listen',
+        `127.0.0.1:${ports[id - 1]}`,
+        '--peers',
+        peers,
+        '--cluster-secret-file',
+        secret,
+        '--resp',
+        `127.0.0.1:${ports[id + 2]}`,
+        '--snapshot-every',
+        String(o.snapshotEvery),
+      ],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     return p;
@@ -162,14 +180,22 @@ async function main(): Promise<number> {
     const of = (part: Sample[], k: 'rssMiB' | 'fds' | 'diskMiB'): number => median(part.map((s) => s.nodes[id - 1]![k]));
     const early = samples.slice(q, 2 * q);
     const late = samples.slice(-q);
-    return { id, rssMiB: of(late, 'rssMiB') - of(early, 'rssMiB'), fds: of(late, 'fds') - of(early, 'fds'), diskMiB: of(late, 'diskMiB') - of(early, 'diskMiB') };
+    return {
+      id,
+      rssMiB: of(late, 'rssMiB') - of(early, 'rssMiB'),
+      fds: of(late, 'fds') - of(early, 'fds'),
+      diskMiB: of(late, 'diskMiB') - of(early, 'diskMiB'),
+    };
   });
   const result = { date: new Date().toISOString(), options: o, died, totalOps: ops, errors, samples, growth };
   const out = new URL('../bench/results/soak.json', import.meta.url).pathname;
   writeFileSync(out, JSON.stringify(result, null, 2));
   rmSync(work, { recursive: true, force: true });
   console.log(`\n${ops} writes, ${errors} errors; growth from the second quarter to the last (per node):`);
-  for (const g of growth) console.log(`  node ${g.id}: rss ${g.rssMiB >= 0 ? '+' : ''}${g.rssMiB.toFixed(1)} MiB, fds ${g.fds >= 0 ? '+' : ''}${g.fds}, disk ${g.diskMiB >= 0 ? '+' : ''}${g.diskMiB.toFixed(0)} MiB`);
+  for (const g of growth)
+    console.log(
+      `  node ${g.id}: rss ${g.rssMiB >= 0 ? '+' : ''}${g.rssMiB.toFixed(1)} MiB, fds ${g.fds >= 0 ? '+' : ''}${g.fds}, disk ${g.diskMiB >= 0 ? '+' : ''}${g.diskMiB.toFixed(0)} MiB`,
+    );
   console.log(`written to ${out}`);
   if (died !== null) {
     console.error(`soak: ${died}`);

@@ -34,7 +34,10 @@ const PROGRESS: Record<ProgressStateType, string> = {
 
 /** status() with words for every state; what GET /status answers. */
 export interface AdminStatus extends Omit<LogStatus, 'state' | 'progress'> {
-  progress?: Record<number, { match: number; next: number; lag: number; state: string; recentActive: boolean; isLearner: boolean; inflight: number; paused: boolean }>;
+  progress?: Record<
+    number,
+    { match: number; next: number; lag: number; state: string; recentActive: boolean; isLearner: boolean; inflight: number; paused: boolean }
+  >;
 }
 
 export function readableStatus(s: LogStatus): AdminStatus {
@@ -44,7 +47,16 @@ export function readableStatus(s: LogStatus): AdminStatus {
     out.progress = Object.fromEntries(
       Object.entries(progress).map(([id, p]) => [
         id,
-        { match: p.match, next: p.next, lag: Math.max(0, s.lastIndex - p.match), state: PROGRESS[p.state], recentActive: p.recentActive, isLearner: p.isLearner, inflight: p.inflight, paused: p.paused },
+        {
+          match: p.match,
+          next: p.next,
+          lag: Math.max(0, s.lastIndex - p.match),
+          state: PROGRESS[p.state],
+          recentActive: p.recentActive,
+          isLearner: p.isLearner,
+          inflight: p.inflight,
+          paused: p.paused,
+        },
       ]),
     );
   }
@@ -170,7 +182,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       case 'POST /members/add': {
         const b = await body(req);
         const id = nodeId(b);
-        if (typeof b.address !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(b.address)) throw new InvalidArgumentError("address must be 'host:port'");
+        if (typeof b.address !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(b.address))
+          throw new InvalidArgumentError("address must be 'host:port'");
         if (b.learner === true) await log.addLearner(id, b.address);
         else await log.addMember(id, b.address);
         return json(res, 200, { ok: true });
@@ -206,7 +219,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       return;
     }
     route(req, res).catch((err: unknown) => {
-      const code = err instanceof HttpError ? err.code : ((err as { code?: unknown }).code as string | undefined) ?? 'INTERNAL';
+      const code = err instanceof HttpError ? err.code : (((err as { code?: unknown }).code as string | undefined) ?? 'INTERNAL');
       const status = err instanceof HttpError ? err.status : statusOf(code);
       const extra = (err as { leader?: unknown }).leader !== undefined ? { leader: (err as { leader: number }).leader } : {};
       if (res.headersSent) res.destroy();

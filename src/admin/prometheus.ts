@@ -17,7 +17,13 @@ class CountedHistogram {
     private readonly read: () => HistogramData | null,
   ) {}
 
-  get(): { name: string; help: string; type: string; aggregator: string; values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> } {
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }>;
+  } {
     const h = this.read();
     const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
     if (h !== null) {
@@ -48,11 +54,26 @@ export function logRegistry(log: MetricsSource): Registry {
     return cached;
   };
   const gauge = (name: string, help: string, read: (m: LogMetrics) => number): void => {
-    new Gauge({ name, help, registers: [registry], collect() { this.set(read(m())); } });
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(m()));
+      },
+    });
   };
   // A counter kept by the log: prom-client's own is reset and set to the log's total.
   const counter = (name: string, help: string, read: (m: LogMetrics) => number): void => {
-    new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read(m())); } });
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read(m()));
+      },
+    });
   };
   const perPeer = (name: string, help: string, kind: 'gauge' | 'counter', read: (m: LogMetrics) => Record<number, number>): void => {
     const collect = function (this: Gauge<'peer'> | Counter<'peer'>): void {
@@ -83,11 +104,15 @@ export function logRegistry(log: MetricsSource): Registry {
     },
   });
   registry.registerMetric(new CountedHistogram('raftlog_append_duration_seconds', 'From append() to its result.', () => m().appendDuration) as never);
-  registry.registerMetric(new CountedHistogram('raftlog_wal_fsync_duration_seconds', 'fdatasync of the WAL, timed on its writer thread.', () => m().walFsyncDuration) as never);
+  registry.registerMetric(
+    new CountedHistogram('raftlog_wal_fsync_duration_seconds', 'fdatasync of the WAL, timed on its writer thread.', () => m().walFsyncDuration) as never,
+  );
   counter('raftlog_wal_bytes_written_total', 'Bytes written to WAL segments.', (x) => x.walBytesWritten);
   gauge('raftlog_wal_segments', 'WAL segment files on disk.', (x) => x.walSegments);
   counter('raftlog_snapshots_total', 'Snapshots this node took of its state machine.', (x) => x.snapshots);
-  registry.registerMetric(new CountedHistogram('raftlog_snapshot_duration_seconds', 'From taking a snapshot to its file being durable.', () => m().snapshotDuration) as never);
+  registry.registerMetric(
+    new CountedHistogram('raftlog_snapshot_duration_seconds', 'From taking a snapshot to its file being durable.', () => m().snapshotDuration) as never,
+  );
   perPeer('raftlog_peer_lag_entries', 'On the leader: entries each member is behind the leader.', 'gauge', (x) => x.peerLag);
   perPeer('raftlog_transport_bytes_sent_total', 'Bytes sent to each peer.', 'counter', (x) => x.transportBytesSent);
   perPeer('raftlog_transport_bytes_received_total', 'Bytes received from each peer.', 'counter', (x) => x.transportBytesReceived);

@@ -44,7 +44,10 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   }
   const handler = adminHandler(o.log, { token: o.token, stateMachine: o.stateMachine, maxBodyBytes: o.maxBodyBytes });
   const timeout = o.requestTimeoutMs ?? 10_000;
-  const server: Server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 5_000 }, handler);
+  const server: Server = createServer(
+    { maxHeaderSize: 16 * 1024, requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 5_000 },
+    handler,
+  );
   server.maxConnections = o.maxConnections ?? 64;
   // An idle socket is dropped whatever state it is in.
   server.setTimeout(timeout * 3, (socket) => socket.destroy());

@@ -14,7 +14,9 @@ export const ADMIN_FLAGS = { admin: 'string', 'admin-token-file': 'string', json
 
 /** --admin A[,B,...] and --admin-token-file (its first line). */
 export function adminTarget(opts: Map<string, string | true>): AdminTarget {
-  const endpoints = strArg(opts, 'admin').split(',').filter((e) => e !== '');
+  const endpoints = strArg(opts, 'admin')
+    .split(',')
+    .filter((e) => e !== '');
   if (endpoints.length === 0) throw new UsageError('--admin needs at least one HOST:PORT');
   for (const e of endpoints) if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(e)) throw new UsageError(`--admin: '${e}' is not HOST:PORT`);
   if (!opts.has('admin-token-file')) return { endpoints };
@@ -35,7 +37,14 @@ export interface Reply {
   body: Buffer;
 }
 
-export async function request(endpoint: string, token: string | undefined, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 15_000): Promise<Reply> {
+export async function request(
+  endpoint: string,
+  token: string | undefined,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  timeoutMs = 15_000,
+): Promise<Reply> {
   let res: Response;
   try {
     res = await fetch(`http://${endpoint}${path}`, {
@@ -63,7 +72,10 @@ export async function call<T>(endpoint: string, token: string | undefined, metho
   }
   if (r.status !== 200) {
     const e = v as { code?: unknown; message?: unknown };
-    throw new CliError(typeof e.code === 'string' ? e.code : `HTTP_${r.status}`, `${endpoint}: ${typeof e.message === 'string' ? e.message : `HTTP ${r.status}`}`);
+    throw new CliError(
+      typeof e.code === 'string' ? e.code : `HTTP_${r.status}`,
+      `${endpoint}: ${typeof e.message === 'string' ? e.message : `HTTP ${r.status}`}`,
+    );
   }
   return v as T;
 }

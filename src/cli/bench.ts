@@ -48,7 +48,16 @@ function list(s: string): number[] {
 export async function main(args: string[]): Promise<number> {
   let opts;
   try {
-    opts = parseArgs(args, { seconds: 'string', sizes: 'string', clients: 'string', systems: 'string', sync: 'string', preallocate: 'string', out: 'string', help: 'boolean' });
+    opts = parseArgs(args, {
+      seconds: 'string',
+      sizes: 'string',
+      clients: 'string',
+      systems: 'string',
+      sync: 'string',
+      preallocate: 'string',
+      out: 'string',
+      help: 'boolean',
+    });
     if (opts.has('help')) {
       console.log(USAGE);
       return 0;
@@ -109,7 +118,9 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
           process.stdout.write(`[${rows.length + 1}/${total}] ${name} ${size} B x ${clients} clients ... `);
           const row = await measure(system, size, clients, o.seconds);
           rows.push(row);
-          process.stdout.write(`${Math.round(row.recordsPerSec).toLocaleString('en-US')} rec/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms\n`);
+          process.stdout.write(
+            `${Math.round(row.recordsPerSec).toLocaleString('en-US')} rec/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms\n`,
+          );
         }
       }
     } finally {
@@ -180,20 +191,64 @@ async function open(name: string, work: string, sync: 'always' | 'none', preallo
 async function openCluster(work: string, sync: 'always' | 'none', preallocate: Preallocate): Promise<System> {
   const ports = await freePorts(3);
   const peers: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
-  const peerArg = Object.entries(peers).map(([id, a]) => `${id}=${a}`).join(',');
+  const peerArg = Object.entries(peers)
+    .map(([id, a]) => `${id}=${a}`)
+    .join(',');
   const here = fileURLToPath(import.meta.url);
   const entry = join(dirname(here), here.endsWith('.ts') ? 'main.ts' : 'main.js');
   const secret = randomBytes(32).toString('base64url');
   const secretFile = join(work, 'cluster-secret');
   writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
   const children: ChildProcess[] = [2, 3].map((id) =>
-    spawn(process.execPath, [...process.execArgv, entry, 'serve', '--id', String(id), '--data', join(work, `node${id}`), '--peers', peerArg, '--cluster-secret-file', secretFile, '--state-machine', 'none', '--cluster-id', 'bench', '--sync', sync, '--preallocate', preallocate], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    }),
+    spawn(
+      process.execPath,
+      [
+        ...process.execArgv,
+        entry,
+        'serve',
+        '--id',
+        String(id),
+        '--data',
+        join(work, `node${id}`),
+        '--peers',
+        peerArg,
+        '--cluster-secret-file',
+        secretFile,
+        '--state-machine',
+        'none',
+        '--cluster-id',
+        'bench',
+        '--sync',
+        sync,
+        '--preallocate',
+        preallocate,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    ),
   );
-  const log = await ReplicatedLog.open({ dataDir: join(work, 'node1'), id: 1, peers, clusterSecret: [secret], clusterId: 'bench', sync, preallocate, electionTicks: 6 });
+  const log = await ReplicatedLog.open({
+    dataDir: join(work, 'node1'),
+    id: 1,
+    peers,
+    clusterSecret: [secret],
+    clusterId: 'bench',
+    sync,
+    preallocate,
+    electionTicks: 6,
+  });
   const stopChildren = async (): Promise<void> => {
-    await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => { c.once('exit', r); c.kill('SIGTERM'); }))));
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode !== null
+          ? null
+          : new Promise((r) => {
+              c.once('exit', r);
+              c.kill('SIGTERM');
+            }),
+      ),
+    );
   };
   try {
     // The clients embed node 1, so node 1 should lead.
@@ -233,7 +288,9 @@ async function openSqlite(work: string, sync: 'always' | 'none'): Promise<System
   try {
     Database = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
   } catch (err) {
-    throw new UsageError(`the sqlite baseline needs better-sqlite3 (npm install better-sqlite3), or leave it out with --systems cluster,embedded: ${(err as Error).message.split('\n')[0]}`);
+    throw new UsageError(
+      `the sqlite baseline needs better-sqlite3 (npm install better-sqlite3), or leave it out with --systems cluster,embedded: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   mkdirSync(work, { recursive: true });
   const db = new Database(join(work, 'bench.db'));
@@ -286,7 +343,19 @@ function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string 
         return r ? pick(r) : null;
       }),
     }));
-  writeFileSync(join(o.out, 'cluster-throughput.svg'), barChartSvg({ title: 'Committed records per second (record size x clients)', yLabel: 'records/s', groups, series: series((r) => r.recordsPerSec), log: true }));
-  writeFileSync(join(o.out, 'cluster-latency.svg'), barChartSvg({ title: 'p99 append latency (record size x clients)', yLabel: 'ms', groups, series: series((r) => r.p99Ms), log: true }));
+  writeFileSync(
+    join(o.out, 'cluster-throughput.svg'),
+    barChartSvg({
+      title: 'Committed records per second (record size x clients)',
+      yLabel: 'records/s',
+      groups,
+      series: series((r) => r.recordsPerSec),
+      log: true,
+    }),
+  );
+  writeFileSync(
+    join(o.out, 'cluster-latency.svg'),
+    barChartSvg({ title: 'p99 append latency (record size x clients)', yLabel: 'ms', groups, series: series((r) => r.p99Ms), log: true }),
+  );
   console.log(`\nresults: ${join(o.out, 'cluster.json')}, charts: ${join(o.out, 'cluster-throughput.svg')}, ${join(o.out, 'cluster-latency.svg')}`);
 }

@@ -50,7 +50,9 @@ export function barChartSvg(c: BarChart, width = 720, height = 360): string {
       const v = s.values[gi];
       if (v === null || v === undefined || v <= 0) return;
       const x = gi * groupW + groupW * 0.1 + si * barW;
-      out.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(h - y(v)).toFixed(1)}" fill="${COLORS[si % COLORS.length]}"/>`);
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(h - y(v)).toFixed(1)}" fill="${COLORS[si % COLORS.length]}"/>`,
+      );
       out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9">${fmt(v)}</text>`);
     });
     out.push(`<text x="${(gi * groupW + groupW / 2).toFixed(1)}" y="${h + 16}" text-anchor="middle">${esc(g)}</text>`);

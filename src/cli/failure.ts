@@ -21,7 +21,7 @@ const HINTS: Record<string, string> = {
   TRANSPORT_LISTEN_FAILED: 'the peer port is in use or not allowed: stop what holds it or pick another --listen',
   TRANSPORT_INSECURE: 'give --cluster-secret-file, or --tls-cert/--tls-key/--tls-ca, or --insecure on a trusted network',
   INVALID_ARGUMENT: 'check the flags (raftlog <command> -h)',
-  NOT_LEADER: 'run it against the leader\'s admin endpoint, or give every node\'s: --admin A,B,C',
+  NOT_LEADER: "run it against the leader's admin endpoint, or give every node's: --admin A,B,C",
   NO_LEADER: 'the cluster has no leader: check that a majority of its members are running and reach each other',
   NOT_CAUGHT_UP: 'the learner is still catching up: wait and retry',
   TIMEOUT: 'the cluster did not answer in time: check `raftlog status`, then retry',
@@ -30,7 +30,7 @@ const HINTS: Record<string, string> = {
   SNAPSHOT_CORRUPT: 'the file is damaged: take another backup with `raftlog snapshot save`',
   SNAPSHOT_VERSION: 'the file was written by another version of raftlog',
   DATA_EXISTS: 'restore into an empty or new directory',
-  NO_WAL: 'give a node\'s data directory (it holds wal/)',
+  NO_WAL: "give a node's data directory (it holds wal/)",
   NOT_CONFIRMED: 'add --yes once you have read the risks (raftlog recover -h)',
 };
 

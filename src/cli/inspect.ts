@@ -83,7 +83,9 @@ function reportWal(dir: string, scan: NativeScan, records: boolean): { index: nu
   scan.segments.forEach((seg, i) => {
     const s = perSegment[i]!;
     const range = s.entries > 0 ? `entries ${s.lo}..${s.hi}` : 'no entries';
-    console.log(`  ${seg.name}  ${seg.end} of ${seg.size} bytes used, ${s.entries} entries (${range}), ${s.hardStates} hard states, ${s.snapshots} snapshot markers`);
+    console.log(
+      `  ${seg.name}  ${seg.end} of ${seg.size} bytes used, ${s.entries} entries (${range}), ${s.hardStates} hard states, ${s.snapshots} snapshot markers`,
+    );
   });
   console.log(`  latest hard state: ${hardState ?? 'none'}`);
   console.log(`  latest snapshot marker: ${marker?.text ?? 'none'}`);
@@ -96,7 +98,11 @@ function reportWal(dir: string, scan: NativeScan, records: boolean): { index: nu
 
 /** Verifies every snapshot file; the one the WAL's marker names must be there. Returns the exit code. */
 async function reportSnapshots(dir: string, marker: { index: number; term: number } | null): Promise<number> {
-  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.snap')).sort() : [];
+  const files = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.snap'))
+        .sort()
+    : [];
   console.log(`snapshots ${dir}: ${files.length} file(s)`);
   let bad = 0;
   for (const f of files) {

@@ -10,9 +10,12 @@ import { readFileSync } from 'node:fs';
 
 const commands: Record<string, { summary: string; load: () => Promise<{ main(args: string[]): Promise<number> }> }> = {
   // name: { summary: 'name <args>: what it does', load: () => import('./name.js') },
-  serve: { summary: 'serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT] [--admin HOST:PORT] [--join]: run one node', load: () => import('./serve.js') },
+  serve: {
+    summary: 'serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT] [--admin HOST:PORT] [--join]: run one node',
+    load: () => import('./serve.js'),
+  },
   cluster: { summary: 'cluster [--nodes 3]: a local cluster of processes on loopback; Ctrl-C stops it', load: () => import('./cluster.js') },
-  status: { summary: 'status --admin HOST:PORT[,...]: every member as the leader sees it, and each endpoint\'s health', load: () => import('./status.js') },
+  status: { summary: "status --admin HOST:PORT[,...]: every member as the leader sees it, and each endpoint's health", load: () => import('./status.js') },
   member: { summary: 'member list|add ID HOST:PORT [--learner]|remove ID|promote ID --admin ...: membership', load: () => import('./member.js') },
   leader: { summary: 'leader transfer ID --admin ...: hand leadership to another voter', load: () => import('./leader.js') },
   snapshot: { summary: 'snapshot save FILE --admin HOST:PORT | restore FILE --data DIR --id N [--peers ...]: backups', load: () => import('./snapshot.js') },

@@ -31,13 +31,20 @@ export async function main(args: string[]): Promise<number> {
         if (s === undefined) throw seen[0]!.error ?? new CliError('ADMIN_UNREACHABLE', 'no endpoint answered', EXIT.unreachable);
         const members = membersOf(s);
         if (json) console.log(JSON.stringify(members));
-        else console.log(table(['ID', 'ADDRESS', 'ROLE'], members.map((m) => [m.id, m.address, m.role])));
+        else
+          console.log(
+            table(
+              ['ID', 'ADDRESS', 'ROLE'],
+              members.map((m) => [m.id, m.address, m.role]),
+            ),
+          );
         return EXIT.ok;
       }
       case 'add': {
         const id = nodeIdArg(rest[0]);
         const address = rest[1];
-        if (address === undefined || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address)) throw new UsageError('member add needs ID HOST:PORT (the new node\'s peer address)');
+        if (address === undefined || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address))
+          throw new UsageError("member add needs ID HOST:PORT (the new node's peer address)");
         const { endpoint } = await leaderEndpoint(target);
         await call(endpoint, target.token, 'POST', '/members/add', { id, address, learner: opts.has('learner') });
         return done(`node ${id} (${address}) added as a ${opts.has('learner') ? 'learner' : 'voter'}; start it with raftlog serve --join`, { id, address });

@@ -29,15 +29,30 @@ RISKS, read before --yes:
 
 export async function main(args: string[]): Promise<number> {
   return runCommand('recover', USAGE, args, async (a) => {
-    const opts = parseArgs(a, { 'force-new-cluster': 'boolean', data: 'string', id: 'string', listen: 'string', 'state-machine': 'string', yes: 'boolean', json: 'boolean', help: 'boolean' });
+    const opts = parseArgs(a, {
+      'force-new-cluster': 'boolean',
+      data: 'string',
+      id: 'string',
+      listen: 'string',
+      'state-machine': 'string',
+      yes: 'boolean',
+      json: 'boolean',
+      help: 'boolean',
+    });
     if (!opts.has('force-new-cluster')) throw new UsageError('recover needs --force-new-cluster (the only recovery it knows)');
     const dataDir = strArg(opts, 'data');
     const id = intArg(opts, 'id');
     if (id < 1) throw new UsageError('--id must be a positive integer');
     const machine = strArg(opts, 'state-machine', 'kv');
     if (machine !== 'kv' && machine !== 'none') throw new UsageError(`--state-machine must be 'kv' or 'none'`);
-    if (!opts.has('yes')) throw new CliError('NOT_CONFIRMED', 'this rewrites the node\'s data into a new one-member cluster and may commit or lose records', EXIT.failed);
-    const r = await forceNewCluster(dataDir, id, opts.has('listen') ? strArg(opts, 'listen') : undefined, machine === 'kv' ? new KvStateMachine() : new NullStateMachine());
+    if (!opts.has('yes'))
+      throw new CliError('NOT_CONFIRMED', "this rewrites the node's data into a new one-member cluster and may commit or lose records", EXIT.failed);
+    const r = await forceNewCluster(
+      dataDir,
+      id,
+      opts.has('listen') ? strArg(opts, 'listen') : undefined,
+      machine === 'kv' ? new KvStateMachine() : new NullStateMachine(),
+    );
     console.log(
       opts.has('json')
         ? JSON.stringify({ ok: true, ...r })
@@ -53,7 +68,12 @@ export async function main(args: string[]): Promise<number> {
  * state that commits it. The node's term stays: the new cluster's first leader
  * campaigns above every entry it holds.
  */
-async function forceNewCluster(dataDir: string, id: number, listen: string | undefined, sm: StateMachine<unknown>): Promise<{ index: number; term: number; replayed: number }> {
+async function forceNewCluster(
+  dataDir: string,
+  id: number,
+  listen: string | undefined,
+  sm: StateMachine<unknown>,
+): Promise<{ index: number; term: number; replayed: number }> {
   // Wal.open would create an empty WAL: a wrong path must fail, not recover nothing.
   if (!existsSync(join(dataDir, 'wal'))) throw new CliError('NO_WAL', `${dataDir} has no wal/ directory`);
   const wal = await Wal.open(join(dataDir, 'wal'));
@@ -70,7 +90,7 @@ async function forceNewCluster(dataDir: string, id: number, listen: string | und
     }
     const last = storage.lastIndex();
     let replayed = 0;
-    for (let lo = storage.firstIndex(); lo <= last; ) {
+    for (let lo = storage.firstIndex(); lo <= last;) {
       const batch = storage.entries(lo, Math.min(last + 1, lo + 1024), 4 * 1024 * 1024);
       for (const e of batch) {
         if (e.type === EntryType.Normal) {

@@ -38,11 +38,29 @@ this node prints is a JSON object on stdout.`;
 export async function main(args: string[]): Promise<number> {
   return runCommand('serve', USAGE, args, async (a) => {
     const opts = parseArgs(a, {
-      id: 'string', data: 'string', listen: 'string', peers: 'string', resp: 'string',
-      'cluster-id': 'string', sync: 'string', preallocate: 'string', 'snapshot-every': 'string', 'state-machine': 'string', help: 'boolean',
-      'requirepass-file': 'string', 'max-clients': 'string',
-      'cluster-secret-file': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'tls-ca': 'string', insecure: 'boolean',
-      join: 'boolean', admin: 'string', 'admin-token-file': 'string', 'log-level': 'string', 'log-format': 'string',
+      id: 'string',
+      data: 'string',
+      listen: 'string',
+      peers: 'string',
+      resp: 'string',
+      'cluster-id': 'string',
+      sync: 'string',
+      preallocate: 'string',
+      'snapshot-every': 'string',
+      'state-machine': 'string',
+      help: 'boolean',
+      'requirepass-file': 'string',
+      'max-clients': 'string',
+      'cluster-secret-file': 'string',
+      'tls-cert': 'string',
+      'tls-key': 'string',
+      'tls-ca': 'string',
+      insecure: 'boolean',
+      join: 'boolean',
+      admin: 'string',
+      'admin-token-file': 'string',
+      'log-level': 'string',
+      'log-format': 'string',
     });
     return serve(opts);
   });
@@ -53,7 +71,8 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   const dataDir = strArg(opts, 'data');
   const peers = opts.has('peers') ? parsePeers(strArg(opts, 'peers')) : undefined;
   if (peers !== undefined && peers[id] === undefined) throw new UsageError(`--peers must include this node's id ${id}`);
-  if (opts.has('join') && (peers === undefined || Object.keys(peers).length < 2)) throw new UsageError('--join needs --peers naming the existing members and this node');
+  if (opts.has('join') && (peers === undefined || Object.keys(peers).length < 2))
+    throw new UsageError('--join needs --peers naming the existing members and this node');
   const logOpts = parseLogOptions(strArg(opts, 'log-level', 'info'), strArg(opts, 'log-format', 'pretty'));
   const json = logOpts.format === 'json';
   const root = cliLogger(logOpts.level, logOpts.format);
@@ -110,7 +129,10 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     await log.close();
     throw err;
   }
-  say({ dataDir, resp: resp?.address, admin: admin?.address }, `node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}${admin ? `, admin ${admin.address}` : ''}`);
+  say(
+    { dataDir, resp: resp?.address, admin: admin?.address },
+    `node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}${admin ? `, admin ${admin.address}` : ''}`,
+  );
 
   let fatal: { code: string; message: string } | undefined;
   let stop: () => void = () => undefined;
@@ -220,7 +242,11 @@ function peerCredentials(opts: Map<string, string | true>): PeerCredentials {
     }
   };
   if (opts.has('cluster-secret-file')) {
-    const secrets = read('cluster-secret-file').toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    const secrets = read('cluster-secret-file')
+      .toString('utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
     if (secrets.length === 0) throw new UsageError('--cluster-secret-file: the file holds no secret');
     for (const s of secrets) if (Buffer.byteLength(s) < 16) throw new UsageError('--cluster-secret-file: every secret must be at least 16 bytes');
     out.clusterSecret = secrets;

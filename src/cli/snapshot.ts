@@ -38,7 +38,11 @@ export async function main(args: string[]): Promise<number> {
     const peers = opts.has('peers') ? parsePeers(strArg(opts, 'peers')) : undefined;
     if (peers !== undefined && peers[id] === undefined) throw new UsageError(`--peers must include this node's id ${id}`);
     const index = await restore(file, dataDir, id, peers);
-    console.log(opts.has('json') ? JSON.stringify({ ok: true, dataDir, index }) : `restored the state at index ${index} into ${dataDir}; start the node with raftlog serve --id ${id} --data ${dataDir}${peers ? ' --peers ...' : ''}`);
+    console.log(
+      opts.has('json')
+        ? JSON.stringify({ ok: true, dataDir, index })
+        : `restored the state at index ${index} into ${dataDir}; start the node with raftlog serve --id ${id} --data ${dataDir}${peers ? ' --peers ...' : ''}`,
+    );
     return EXIT.ok;
   });
 }
@@ -92,7 +96,10 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   const wal = await Wal.open(join(dataDir, 'wal'));
   try {
     const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
-    await store.save({ meta: { index, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData(members, readSnapshotFileData(file, read.meta)) });
+    await store.save({
+      meta: { index, term: 1, conf: { voters: ids, learners: [] } },
+      data: encodeSnapshotData(members, readSnapshotFileData(file, read.meta)),
+    });
     await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
   } finally {
     await wal.close();

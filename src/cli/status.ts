@@ -40,7 +40,15 @@ export function membersOf(s: AdminStatus): Member[] {
     const p = s.progress?.[id];
     const learner = s.conf.learners.includes(id);
     const role = id === s.lead ? 'leader' : learner ? 'learner' : s.conf.voters.includes(id) ? 'follower' : 'leaving';
-    return { id, address: s.members[id] ?? '', role, match: p?.match ?? null, lag: p?.lag ?? null, state: p?.state ?? null, active: p === undefined ? null : id === s.id || p.recentActive };
+    return {
+      id,
+      address: s.members[id] ?? '',
+      role,
+      match: p?.match ?? null,
+      lag: p?.lag ?? null,
+      state: p?.state ?? null,
+      active: p === undefined ? null : id === s.id || p.recentActive,
+    };
   });
 }
 
@@ -51,10 +59,20 @@ export async function main(args: string[]): Promise<number> {
     const seen = await statuses(target);
     const health: EndpointHealth[] = await Promise.all(
       seen.map(async (s) => {
-        if (s.status === undefined) return { endpoint: s.endpoint, healthy: false, node: null, role: null, leader: null, term: null, commit: null, applied: null, error: s.error?.code };
+        if (s.status === undefined)
+          return { endpoint: s.endpoint, healthy: false, node: null, role: null, leader: null, term: null, commit: null, applied: null, error: s.error?.code };
         const h = await request(s.endpoint, target.token, 'GET', '/health').catch(() => null);
         const st = s.status;
-        return { endpoint: s.endpoint, healthy: h?.status === 200, node: st.id, role: st.role, leader: st.lead || null, term: st.term, commit: st.commit, applied: st.applied };
+        return {
+          endpoint: s.endpoint,
+          healthy: h?.status === 200,
+          node: st.id,
+          role: st.role,
+          leader: st.lead || null,
+          term: st.term,
+          commit: st.commit,
+          applied: st.applied,
+        };
       }),
     );
     const leader = seen.find((s) => s.status?.role === 'leader')?.status ?? seen.find((s) => s.status !== undefined)?.status;
@@ -63,15 +81,31 @@ export async function main(args: string[]): Promise<number> {
       console.log(JSON.stringify({ leader: leader?.lead ?? null, members, endpoints: health }));
     } else {
       if (leader !== undefined) {
-        console.log(`members (as node ${leader.id}, ${leader.role === 'leader' ? 'the leader' : `a ${leader.role}`}, sees them; term ${leader.term}, last index ${leader.lastIndex})`);
+        console.log(
+          `members (as node ${leader.id}, ${leader.role === 'leader' ? 'the leader' : `a ${leader.role}`}, sees them; term ${leader.term}, last index ${leader.lastIndex})`,
+        );
         const dash = (v: unknown): string => (v === null ? '-' : String(v));
-        console.log(table(['ID', 'ADDRESS', 'ROLE', 'MATCH', 'LAG', 'STATE', 'ACTIVE'], members.map((m) => [m.id, m.address, m.role, dash(m.match), dash(m.lag), dash(m.state), dash(m.active)])));
+        console.log(
+          table(
+            ['ID', 'ADDRESS', 'ROLE', 'MATCH', 'LAG', 'STATE', 'ACTIVE'],
+            members.map((m) => [m.id, m.address, m.role, dash(m.match), dash(m.lag), dash(m.state), dash(m.active)]),
+          ),
+        );
         console.log('');
       }
       console.log(
         table(
           ['ENDPOINT', 'HEALTH', 'NODE', 'ROLE', 'LEADER', 'TERM', 'COMMIT', 'APPLIED'],
-          health.map((h) => [h.endpoint, h.healthy ? 'healthy' : `unhealthy${h.error ? ` (${h.error})` : ''}`, h.node ?? '-', h.role ?? '-', h.leader ?? '-', h.term ?? '-', h.commit ?? '-', h.applied ?? '-']),
+          health.map((h) => [
+            h.endpoint,
+            h.healthy ? 'healthy' : `unhealthy${h.error ? ` (${h.error})` : ''}`,
+            h.node ?? '-',
+            h.role ?? '-',
+            h.leader ?? '-',
+            h.term ?? '-',
+            h.commit ?? '-',
+            h.applied ?? '-',
+          ]),
         ),
       );
     }

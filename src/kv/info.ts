@@ -38,12 +38,20 @@ export function formatInfo(status: object, metrics?: LogMetrics): string {
   }
   if (s.fatal !== undefined) put('fatal', `${s.fatal.code} ${s.fatal.message}`);
   lines.push('', '# Peers');
-  const ids = Object.keys(s.members ?? {}).map(Number).sort((a, b) => a - b);
+  const ids = Object.keys(s.members ?? {})
+    .map(Number)
+    .sort((a, b) => a - b);
   ids.forEach((id, i) => {
     const p = s.progress?.[id];
     const parts = [`id=${id}`, `address=${s.members![id]}`, `role=${id === s.lead ? 'leader' : s.conf?.learners.includes(id) ? 'learner' : 'voter'}`];
     if (p !== undefined) {
-      parts.push(`match=${p.match}`, `next=${p.next}`, `lag=${Math.max(0, (s.lastIndex ?? 0) - p.match)}`, `state=${PROGRESS[p.state] ?? 'unknown'}`, `active=${id === s.id || p.recentActive ? 'yes' : 'no'}`);
+      parts.push(
+        `match=${p.match}`,
+        `next=${p.next}`,
+        `lag=${Math.max(0, (s.lastIndex ?? 0) - p.match)}`,
+        `state=${PROGRESS[p.state] ?? 'unknown'}`,
+        `active=${id === s.id || p.recentActive ? 'yes' : 'no'}`,
+      );
     }
     lines.push(`peer${i}:${parts.join(',')}`);
   });

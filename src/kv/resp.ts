@@ -141,7 +141,8 @@ export class RespParser {
             if (lf === -1) return this.keep(view, pos, end);
             const n = this.int(view, pos + 1, this.crBefore(view, pos, lf), 'multibulk length', true);
             pos = lf + 1;
-            if (n > this.limits.maxArgs) throw new RespProtocolError('RESP_TOO_MANY_ARGS', `invalid multibulk length: more than ${this.limits.maxArgs} arguments`);
+            if (n > this.limits.maxArgs)
+              throw new RespProtocolError('RESP_TOO_MANY_ARGS', `invalid multibulk length: more than ${this.limits.maxArgs} arguments`);
             if (n <= 0) break; // an empty command, skipped as Redis does
             this.argsLeft = n;
             this.args = [];
@@ -162,9 +163,11 @@ export class RespParser {
           if (lf === -1) return this.keep(view, pos, end);
           const len = this.int(view, pos + 1, this.crBefore(view, pos, lf), 'bulk length', false);
           pos = lf + 1;
-          if (len > this.limits.maxBulkBytes) throw new RespProtocolError('RESP_BULK_TOO_LARGE', `invalid bulk length: more than ${this.limits.maxBulkBytes} bytes`);
+          if (len > this.limits.maxBulkBytes)
+            throw new RespProtocolError('RESP_BULK_TOO_LARGE', `invalid bulk length: more than ${this.limits.maxBulkBytes} bytes`);
           this.cmdBytes += len + ARG_OVERHEAD;
-          if (this.cmdBytes > this.limits.maxCommandBytes) throw new RespProtocolError('RESP_COMMAND_TOO_LARGE', `command larger than ${this.limits.maxCommandBytes} bytes`);
+          if (this.cmdBytes > this.limits.maxCommandBytes)
+            throw new RespProtocolError('RESP_COMMAND_TOO_LARGE', `command larger than ${this.limits.maxCommandBytes} bytes`);
           this.bulk = Buffer.allocUnsafe(len);
           this.bulkFilled = 0;
           this.state = State.BulkBody;

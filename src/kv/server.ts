@@ -165,7 +165,12 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const maxClients = o.maxClients ?? defaultMaxClients();
   const idleTimeoutMs = o.idleTimeoutMs ?? 300_000;
   const maxBulkBytes = o.maxBulkBytes ?? DEFAULT_RESP_LIMITS.maxBulkBytes;
-  const limits = { maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs, maxBulkBytes, maxCommandBytes: maxBulkBytes, maxInlineBytes: DEFAULT_RESP_LIMITS.maxInlineBytes };
+  const limits = {
+    maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs,
+    maxBulkBytes,
+    maxCommandBytes: maxBulkBytes,
+    maxInlineBytes: DEFAULT_RESP_LIMITS.maxInlineBytes,
+  };
   const hwCommands = o.highWaterMark?.commands ?? 1024;
   const hwBytes = o.highWaterMark?.bytes ?? 1024 * 1024;
   const password = o.requirepass !== undefined && o.requirepass !== '' ? digest(o.requirepass) : null;
@@ -195,7 +200,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         return rest[0]!;
       case 'GET':
       case 'EXISTS': {
-        if (rest.length < 1 || (name === 'GET' && rest.length !== 1)) throw new CommandError('KV_WRONG_ARITY', `ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+        if (rest.length < 1 || (name === 'GET' && rest.length !== 1))
+          throw new CommandError('KV_WRONG_ARITY', `ERR wrong number of arguments for '${name.toLowerCase()}' command`);
         // A read follows this connection's earlier writes and everything committed before it.
         await lastWrite.catch(() => undefined);
         await log.barrier();

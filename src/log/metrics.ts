@@ -100,7 +100,11 @@ export class MetricCounters {
 }
 
 /** Entries each member is behind `lastIndex`, from the leader's progress table (not counting the leader). */
-export function peerLag(self: number, lastIndex: number, progress: Record<number, { match: number; state: ProgressStateType }> | undefined): Record<number, number> {
+export function peerLag(
+  self: number,
+  lastIndex: number,
+  progress: Record<number, { match: number; state: ProgressStateType }> | undefined,
+): Record<number, number> {
   const out: Record<number, number> = {};
   if (progress === undefined) return out;
   for (const [id, p] of Object.entries(progress)) if (Number(id) !== self) out[Number(id)] = Math.max(0, lastIndex - p.match);

@@ -157,7 +157,8 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   maxPendingAppends: positiveInt,
   maxPendingBytes: positiveInt,
   maxSnapshotBytes: positiveInt,
-  clusterSecret: (v) => (isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)) ? null : 'must be a string, a Buffer, or a non-empty list of them'),
+  clusterSecret: (v) =>
+    isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)) ? null : 'must be a string, a Buffer, or a non-empty list of them',
   tls: object,
   insecure: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
   join: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
@@ -183,7 +184,8 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
     }
   }
   for (const secret of o.clusterSecret === undefined ? [] : [o.clusterSecret].flat()) {
-    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) throw new InvalidArgumentError(`ReplicatedLog.open: every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
+    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES)
+      throw new InvalidArgumentError(`ReplicatedLog.open: every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
   }
   if (o.tls !== undefined) {
     // Unreadable key or certificate material fails here, named, before any file or socket exists.

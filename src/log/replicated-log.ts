@@ -57,7 +57,6 @@ import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 
-
 /** The parts the driver runs on; the simulator supplies its own. */
 export interface ReplicatedLogDeps {
   wal: LogStore;
@@ -118,11 +117,7 @@ interface ConfPending {
  * `promote` turns a learner into a voter, `demote` a voter into a learner.
  */
 export type MembershipChange =
-  | { add: number; address: string }
-  | { addLearner: number; address: string }
-  | { remove: number }
-  | { promote: number }
-  | { demote: number };
+  { add: number; address: string } | { addLearner: number; address: string } | { remove: number } | { promote: number } | { demote: number };
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
@@ -195,7 +190,19 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     private readonly deps: ReplicatedLogDeps,
     private readonly sm: StateMachine<R>,
     private readonly opts: Required<
-      Pick<ReplicatedLogOptions, 'snapshotEvery' | 'snapshotCatchUpEntries' | 'promoteMaxLag' | 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'timeoutMs' | 'maxRecordBytes' | 'maxPendingAppends' | 'maxPendingBytes'>
+      Pick<
+        ReplicatedLogOptions,
+        | 'snapshotEvery'
+        | 'snapshotCatchUpEntries'
+        | 'promoteMaxLag'
+        | 'tickMs'
+        | 'electionTicks'
+        | 'heartbeatTicks'
+        | 'timeoutMs'
+        | 'maxRecordBytes'
+        | 'maxPendingAppends'
+        | 'maxPendingBytes'
+      >
     >,
     members: Map<number, string>,
   ) {
@@ -246,7 +253,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     let transport: Transport | null = null;
     let log: ReplicatedLog<R> | undefined;
     try {
-      wal ??= await Wal.open(join(o.dataDir, 'wal'), { segmentBytes: o.segmentBytes, sync: o.sync ?? DEFAULTS.sync, preallocate: o.preallocate ?? DEFAULTS.preallocate, logger });
+      wal ??= await Wal.open(join(o.dataDir, 'wal'), {
+        segmentBytes: o.segmentBytes,
+        sync: o.sync ?? DEFAULTS.sync,
+        preallocate: o.preallocate ?? DEFAULTS.preallocate,
+        logger,
+      });
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
       // A joining node is not in the configuration it starts from: it never campaigns on its
       // own, and learns its membership from the leader (the entry that added it, or a snapshot).
@@ -278,7 +290,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
               })
             : null;
       if (transport instanceof TcpTransport && o.insecure === true && o.clusterSecret === undefined && o.tls === undefined) {
-        logger.warn({}, 'insecure: peers are not authenticated; anyone who can reach this node\'s port can rewrite its log');
+        logger.warn({}, "insecure: peers are not authenticated; anyone who can reach this node's port can rewrite its log");
       }
       log = new ReplicatedLog<R>(
         id,
@@ -353,7 +365,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const o = this.opts;
     if (data.byteLength > o.maxRecordBytes) return Promise.reject(new RecordTooLargeError(data.byteLength, o.maxRecordBytes));
     if (this.proposals.size >= o.maxPendingAppends) return Promise.reject(new OverloadedError(`${this.proposals.size} appends pending (maxPendingAppends)`));
-    if (this.proposals.bytes + data.byteLength > o.maxPendingBytes) return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
+    if (this.proposals.bytes + data.byteLength > o.maxPendingBytes)
+      return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
     if (this.leaderless()) return Promise.reject(this.noLeader('append'));
     return new Promise<AppendResult<R>>((resolve, reject) => {
       const started = turnNow();
@@ -483,7 +496,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       proposalsCommitted: c.proposalsCommitted,
       proposalsFailed: Object.fromEntries(c.proposalsFailed),
       appendDuration: c.appendDuration.data(),
-      walFsyncDuration: wal === null ? null : { bounds: FSYNC_BUCKETS, counts: wal.fsyncBuckets, sum: wal.fsyncSeconds, count: wal.fsyncBuckets.reduce((a, b) => a + b, 0) },
+      walFsyncDuration:
+        wal === null ? null : { bounds: FSYNC_BUCKETS, counts: wal.fsyncBuckets, sum: wal.fsyncSeconds, count: wal.fsyncBuckets.reduce((a, b) => a + b, 0) },
       walBytesWritten: wal?.bytes ?? 0,
       walSegments: wal?.segments ?? 0,
       snapshots: c.snapshots,
@@ -583,10 +597,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       if (keys.length !== 1) throw new InvalidArgumentError(`changeMembership: change ${i} must have exactly one of add, addLearner, remove, promote, demote`);
       const kind = keys[0]!;
       const id = (change as Record<string, unknown>)[kind];
-      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs a positive integer node id, got ${String(id)}`);
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
+        throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs a positive integer node id, got ${String(id)}`);
       const address = (change as { address?: unknown }).address;
       const needsAddress = kind === 'add' || kind === 'addLearner';
-      if (needsAddress && (typeof address !== 'string' || address === '')) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs an address`);
+      if (needsAddress && (typeof address !== 'string' || address === ''))
+        throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs an address`);
       if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} takes no address`);
       const isLearner = this.conf.learners.includes(id);
       const isVoter = this.conf.voters.includes(id);
@@ -919,7 +935,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.members.delete(id);
       if (id !== this.id) t?.removePeer(id);
     }
-    const what = cc.changes.map((c) => `${c.type === ConfChangeType.RemoveNode ? 'removed' : c.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${c.nodeId}`);
+    const what = cc.changes.map(
+      (c) => `${c.type === ConfChangeType.RemoveNode ? 'removed' : c.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${c.nodeId}`,
+    );
     this.deps.logger.info(
       { index: e.index, changes: cc.changes.map((c) => ({ type: ConfChangeType[c.type], member: c.nodeId })), conf: this.conf },
       `membership: ${what.length === 0 ? 'left the joint configuration' : what.join(', ')}${isJoint(this.conf) ? ' (joint)' : ''}`,
@@ -1216,6 +1234,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
 /** Every failure of open() carries a raftlog code; a foreign one (a socket's EADDRINUSE, say) is wrapped. */
 function coded(err: unknown): Error {
-  if (err instanceof LogError || err instanceof WalError || err instanceof StorageError || err instanceof TransportError || err instanceof RaftError) return err;
+  if (err instanceof LogError || err instanceof WalError || err instanceof StorageError || err instanceof TransportError || err instanceof RaftError)
+    return err;
   return new OpenFailedError(err);
 }

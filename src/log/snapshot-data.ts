@@ -81,7 +81,12 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>): Promise<SnapshotData> 
     }
     if (!Array.isArray(v) || v[0] !== 1 || !(v[2] instanceof Uint8Array)) throw bad('bad format 1 value');
     const app = v[2];
-    return { members: checkMembers(v[1]), app: (async function* () { yield app; })() };
+    return {
+      members: checkMembers(v[1]),
+      app: (async function* () {
+        yield app;
+      })(),
+    };
   }
   if (!(await fill(8)) || !buf.subarray(0, 4).equals(MAGIC)) throw bad('bad header');
   const len = buf.readUInt32LE(4);

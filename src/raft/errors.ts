@@ -22,13 +22,7 @@ export type RaftErrorCode =
 
 export class RaftError extends CodedError<RaftErrorCode> {}
 
-export type ProposalDropReason =
-  | 'no-leader'
-  | 'transfer-pending'
-  | 'uncommitted-size'
-  | 'forwarding-disabled'
-  | 'not-member'
-  | 'conf-change-pending';
+export type ProposalDropReason = 'no-leader' | 'transfer-pending' | 'uncommitted-size' | 'forwarding-disabled' | 'not-member' | 'conf-change-pending';
 
 /** The proposal was not appended anywhere; the caller may retry later. */
 export class ProposalDroppedError extends RaftError {

@@ -10,7 +10,10 @@ export class Inflights {
   private readonly sizes: Float64Array;
 
   /** maxBytes 0 means unbounded in bytes. */
-  constructor(readonly capacity: number, readonly maxBytes: number) {
+  constructor(
+    readonly capacity: number,
+    readonly maxBytes: number,
+  ) {
     this.lastIndexes = new Float64Array(capacity);
     this.sizes = new Float64Array(capacity);
   }

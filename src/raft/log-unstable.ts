@@ -6,7 +6,6 @@
 import type { Entry, Snapshot } from './types.js';
 import { EMPTY } from './empty.js';
 
-
 export class Unstable {
   snapshot: Snapshot | undefined = undefined;
   entries: Entry[] = [];

@@ -6,7 +6,6 @@ import { CompactedError, CorruptStateError, UnavailableError } from './errors.js
 import { countWithin, entrySize } from './size.js';
 import { EMPTY } from './empty.js';
 
-
 export class RaftLog {
   readonly unstable: Unstable;
   /** Highest index known committed. */
@@ -16,7 +15,10 @@ export class RaftLog {
   /** Highest index the caller has applied (advance). */
   applied: number;
 
-  constructor(readonly storage: Storage, readonly maxApplyingSize: number) {
+  constructor(
+    readonly storage: Storage,
+    readonly maxApplyingSize: number,
+  ) {
     const first = storage.firstIndex();
     const last = storage.lastIndex();
     this.unstable = new Unstable(last + 1);

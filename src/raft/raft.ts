@@ -39,7 +39,27 @@ import {
 import { EMPTY } from './empty.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
-const { MsgApp, MsgAppResp, MsgBeat, MsgCheckQuorum, MsgHeartbeat, MsgHeartbeatResp, MsgHup, MsgPreVote, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgReadIndexResp, MsgSnap, MsgSnapStatus, MsgTimeoutNow, MsgTransferLeader, MsgUnreachable, MsgVote, MsgVoteResp } = MessageType;
+const {
+  MsgApp,
+  MsgAppResp,
+  MsgBeat,
+  MsgCheckQuorum,
+  MsgHeartbeat,
+  MsgHeartbeatResp,
+  MsgHup,
+  MsgPreVote,
+  MsgPreVoteResp,
+  MsgProp,
+  MsgReadIndex,
+  MsgReadIndexResp,
+  MsgSnap,
+  MsgSnapStatus,
+  MsgTimeoutNow,
+  MsgTransferLeader,
+  MsgUnreachable,
+  MsgVote,
+  MsgVoteResp,
+} = MessageType;
 const { StateCandidate, StateFollower, StateLeader, StatePreCandidate } = StateType;
 const { ProgressStateProbe, ProgressStateReplicate, ProgressStateSnapshot } = ProgressStateType;
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
@@ -466,10 +486,7 @@ export class Raft {
         return;
       case MsgVote:
       case MsgPreVote: {
-        const canVote =
-          this.vote === m.from ||
-          (this.vote === None && this.lead === None) ||
-          (m.type === MsgPreVote && m.term > this.term);
+        const canVote = this.vote === m.from || (this.vote === None && this.lead === None) || (m.type === MsgPreVote && m.term > this.term);
         const respType = m.type === MsgVote ? MsgVoteResp : MsgPreVoteResp;
         if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
           // The response carries the request's term: for a pre-vote that is the future term.
@@ -518,7 +535,8 @@ export class Raft {
       return null;
     }
     if (this.state !== StateLeader) throw new ProposalDroppedError('no-leader', `node ${this.id} is campaigning in term ${this.term}`);
-    if (!this.trk.progress.has(this.id) || this.handoffIndex > 0) throw new ProposalDroppedError('not-member', `leader ${this.id} was removed from the configuration`);
+    if (!this.trk.progress.has(this.id) || this.handoffIndex > 0)
+      throw new ProposalDroppedError('not-member', `leader ${this.id} was removed from the configuration`);
     if (this.leadTransferee !== None) throw new ProposalDroppedError('transfer-pending', `leadership is moving to ${this.leadTransferee}`);
 
     let confAt = -1;

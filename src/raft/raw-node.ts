@@ -36,10 +36,25 @@ import {
 import { EMPTY } from './empty.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
-const { MsgApp, MsgAppResp, MsgBeat, MsgHeartbeat, MsgCheckQuorum, MsgHeartbeatResp, MsgHup, MsgPreVoteResp, MsgProp, MsgReadIndex, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable, MsgVoteResp } = MessageType;
+const {
+  MsgApp,
+  MsgAppResp,
+  MsgBeat,
+  MsgHeartbeat,
+  MsgCheckQuorum,
+  MsgHeartbeatResp,
+  MsgHup,
+  MsgPreVoteResp,
+  MsgProp,
+  MsgReadIndex,
+  MsgSnap,
+  MsgSnapStatus,
+  MsgTransferLeader,
+  MsgUnreachable,
+  MsgVoteResp,
+} = MessageType;
 const { StateLeader } = StateType;
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
-
 
 /** A Ready handed out: what advance(rd) and persisted(rd) must do with it. */
 interface InFlight {
@@ -55,13 +70,11 @@ interface InFlight {
 }
 
 function isLocalOnly(t: MessageType): boolean {
-  return t === MsgHup || t === MsgBeat || t === MsgUnreachable ||
-    t === MsgSnapStatus || t === MsgCheckQuorum;
+  return t === MsgHup || t === MsgBeat || t === MsgUnreachable || t === MsgSnapStatus || t === MsgCheckQuorum;
 }
 
 function isResponse(t: MessageType): boolean {
-  return t === MsgAppResp || t === MsgVoteResp || t === MsgHeartbeatResp ||
-    t === MsgPreVoteResp;
+  return t === MsgAppResp || t === MsgVoteResp || t === MsgHeartbeatResp || t === MsgPreVoteResp;
 }
 
 function checkData(d: unknown, what: string): asserts d is Uint8Array {
@@ -69,7 +82,8 @@ function checkData(d: unknown, what: string): asserts d is Uint8Array {
 }
 
 function checkPeerId(id: unknown, what: string): asserts id is number {
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new InvalidMessageError(`${what} must be a positive integer node id, got ${String(id)}`);
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
+    throw new InvalidMessageError(`${what} must be a positive integer node id, got ${String(id)}`);
 }
 
 export class RawNode {

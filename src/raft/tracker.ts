@@ -25,7 +25,10 @@ export class ProgressTracker {
   readonly votes = new Map<number, boolean>();
   private scratch: number[] = [];
 
-  constructor(readonly maxInflightMsgs: number, readonly maxInflightBytes: number) {}
+  constructor(
+    readonly maxInflightMsgs: number,
+    readonly maxInflightBytes: number,
+  ) {}
 
   confState(): ConfState {
     const cs: ConfState = { voters: this.incoming.slice(), learners: this.learners.slice() };

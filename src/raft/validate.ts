@@ -5,7 +5,22 @@ import { InvalidMessageError } from './errors.js';
 import { checkConfState } from './changer.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
-const { MsgApp, MsgBeat, MsgCheckQuorum, MsgHup, MsgPreVote, MsgPreVoteResp, MsgProp, MsgVote, MsgReadIndex, MsgReadIndexResp, MsgSnap, MsgSnapStatus, MsgTransferLeader, MsgUnreachable } = MessageType;
+const {
+  MsgApp,
+  MsgBeat,
+  MsgCheckQuorum,
+  MsgHup,
+  MsgPreVote,
+  MsgPreVoteResp,
+  MsgProp,
+  MsgVote,
+  MsgReadIndex,
+  MsgReadIndexResp,
+  MsgSnap,
+  MsgSnapStatus,
+  MsgTransferLeader,
+  MsgUnreachable,
+} = MessageType;
 const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
 
 const MAX_TYPE = MsgPreVoteResp;
@@ -39,7 +54,8 @@ export function validateSnapshot(s: unknown, where = 'snapshot'): asserts s is S
   if (typeof meta !== 'object' || meta === null) throw new InvalidMessageError(`${where}.meta must be an object`);
   checkIndex(meta, 'index', `${where}.meta`);
   checkIndex(meta, 'term', `${where}.meta`);
-  if ((meta.index as number) > MAX_INDEX || (meta.term as number) > MAX_TERM) throw new InvalidMessageError(`${where}.meta index or term above the limit ${MAX_TERM}`);
+  if ((meta.index as number) > MAX_INDEX || (meta.term as number) > MAX_TERM)
+    throw new InvalidMessageError(`${where}.meta index or term above the limit ${MAX_TERM}`);
   const conf = meta.conf as Record<string, unknown> | undefined;
   if (typeof conf !== 'object' || conf === null) throw new InvalidMessageError(`${where}.meta.conf must be an object`);
   checkIds(conf.voters, `${where}.meta.conf.voters`);
@@ -89,8 +105,13 @@ export function validateMessage(m: unknown, self: number): asserts m is Message 
   }
   // Checked before anything else about the message matters: a term at the edge of the safe
   // integers would be adopted and persisted, and no node could ever move past it.
-  if ((o.term as number) > MAX_TERM || (o.logTerm as number) > MAX_TERM || (o.rejectHint as number) > MAX_INDEX ||
-      (o.index as number) > MAX_INDEX || (o.commit as number) > MAX_INDEX) {
+  if (
+    (o.term as number) > MAX_TERM ||
+    (o.logTerm as number) > MAX_TERM ||
+    (o.rejectHint as number) > MAX_INDEX ||
+    (o.index as number) > MAX_INDEX ||
+    (o.commit as number) > MAX_INDEX
+  ) {
     throw new InvalidMessageError(`term or index above the limit ${MAX_TERM}`);
   }
   if (o.rejectHintTerm !== undefined && (o.rejectHintTerm as number) > MAX_TERM) throw new InvalidMessageError(`rejectHintTerm above the limit ${MAX_TERM}`);
@@ -111,9 +132,15 @@ export function validateMessage(m: unknown, self: number): asserts m is Message 
     throw new InvalidMessageError('read index messages need a context');
   }
   // Everything but local messages and forwarded requests carries the sender's term.
-  const termless = type === MsgHup || type === MsgBeat || type === MsgProp ||
-    type === MsgUnreachable || type === MsgSnapStatus || type === MsgCheckQuorum ||
-    type === MsgTransferLeader || type === MsgReadIndex;
+  const termless =
+    type === MsgHup ||
+    type === MsgBeat ||
+    type === MsgProp ||
+    type === MsgUnreachable ||
+    type === MsgSnapStatus ||
+    type === MsgCheckQuorum ||
+    type === MsgTransferLeader ||
+    type === MsgReadIndex;
   if (!termless && o.term === 0) throw new InvalidMessageError(`message type ${type} needs a term`);
   if (o.from === 0 && type !== MsgHup && type !== MsgBeat && type !== MsgCheckQuorum) {
     throw new InvalidMessageError(`message type ${type} needs a sender`);

@@ -1,11 +1,7 @@
 // The storage layer's own errors (the WAL's are WalErrors), each with a stable code.
 import { CodedError } from '../errors.js';
 
-export type StorageErrorCode =
-  | 'SNAPSHOT_CORRUPT'
-  | 'SNAPSHOT_MISSING'
-  | 'SNAPSHOT_VERSION'
-  | 'STATE_CORRUPT';
+export type StorageErrorCode = 'SNAPSHOT_CORRUPT' | 'SNAPSHOT_MISSING' | 'SNAPSHOT_VERSION' | 'STATE_CORRUPT';
 
 export class StorageError extends CodedError<StorageErrorCode> {}
 

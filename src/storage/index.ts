@@ -1,5 +1,13 @@
 // Raft's stable storage over the WAL, and where snapshots live.
 export type { LogStore, SnapshotMarker } from './log-store.js';
 export { RaftStorage } from './raft-storage.js';
-export { FileSnapshotStore, MemorySnapshotStore, readSnapshotFile, readSnapshotFileData, type SnapshotByteStream, type SnapshotSpool, type SnapshotStore } from './snapshot-store.js';
+export {
+  FileSnapshotStore,
+  MemorySnapshotStore,
+  readSnapshotFile,
+  readSnapshotFileData,
+  type SnapshotByteStream,
+  type SnapshotSpool,
+  type SnapshotStore,
+} from './snapshot-store.js';
 export { SnapshotCorruptError, SnapshotMissingError, SnapshotVersionError, StateCorruptError, StorageError, type StorageErrorCode } from './errors.js';

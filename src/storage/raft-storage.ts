@@ -52,7 +52,8 @@ export class RaftStorage implements Storage {
       throw new StateCorruptError(`the last entry (index ${wal.lastIndex}) has an index or term above ${MAX_TERM}`);
     }
     const marker = wal.snapshot;
-    if (marker !== null && (marker.index > MAX_INDEX || marker.term > MAX_TERM)) throw new StateCorruptError(`snapshot marker ${marker.index}/${marker.term} is above ${MAX_TERM}`);
+    if (marker !== null && (marker.index > MAX_INDEX || marker.term > MAX_TERM))
+      throw new StateCorruptError(`snapshot marker ${marker.index}/${marker.term} is above ${MAX_TERM}`);
     const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
     return new RaftStorage(wal, snapshots, bootstrap, snap);
   }
@@ -197,7 +198,7 @@ export class RaftStorage implements Storage {
     if (keep <= 0 || lo > index) return { entries: [], prevTerm: 0 };
     const entries: Entry[] = [];
     let bytes = 0;
-    for (let next = lo; next <= index; ) {
+    for (let next = lo; next <= index;) {
       const batch = this.entries(next, index + 1, 4 * 1024 * 1024);
       for (const e of batch) {
         entries.push(e);

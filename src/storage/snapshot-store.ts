@@ -152,7 +152,13 @@ export class FileSnapshotStore implements SnapshotStore {
     const name = fileName(snapshot.meta.index, snapshot.meta.term);
     const tmp = join(this.dir, `${name}.tmp`);
     const data = snapshot.data;
-    const it = (data instanceof Uint8Array ? (async function* () { yield data; })() : data)[Symbol.asyncIterator]();
+    const it = (
+      data instanceof Uint8Array
+        ? (async function* () {
+            yield data;
+          })()
+        : data
+    )[Symbol.asyncIterator]();
     // Up to a chunk is gathered first: a small snapshot (the usual case) is written in one go.
     const first: Uint8Array[] = [];
     let firstBytes = 0;
@@ -196,7 +202,7 @@ export class FileSnapshotStore implements SnapshotStore {
         await writeAll(fh, meta, HEAD_BYTES);
         let crc = 0;
         const scratch = Buffer.alloc(CHUNK_BYTES);
-        for (let pos = 0; pos < at; ) {
+        for (let pos = 0; pos < at;) {
           const n = Math.min(scratch.length, at - pos);
           await readFully(fh, scratch.subarray(0, n), pos, () => new SnapshotCorruptError(tmp, 'shorter than written'));
           crc = crc32c(scratch.subarray(0, n), crc);
@@ -264,7 +270,7 @@ export class FileSnapshotStore implements SnapshotStore {
     }
     async function* chunks(): AsyncGenerator<Uint8Array> {
       try {
-        for (let at = 0; at < size; ) {
+        for (let at = 0; at < size;) {
           const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - at));
           await readFully(fh, chunk, at, () => new SnapshotCorruptError(file, 'shrank while being sent'));
           at += chunk.length;
@@ -348,14 +354,14 @@ export class FileSnapshotStore implements SnapshotStore {
 }
 
 async function writeAll(fh: FileHandle, buf: Uint8Array, at: number): Promise<void> {
-  for (let done = 0; done < buf.byteLength; ) {
+  for (let done = 0; done < buf.byteLength;) {
     const { bytesWritten } = await fh.write(buf, done, buf.byteLength - done, at + done);
     done += bytesWritten;
   }
 }
 
 async function readFully(fh: FileHandle, buf: Uint8Array, at: number, short: () => Error): Promise<void> {
-  for (let done = 0; done < buf.byteLength; ) {
+  for (let done = 0; done < buf.byteLength;) {
     const { bytesRead } = await fh.read(buf, done, buf.byteLength - done, at + done);
     if (bytesRead === 0) throw short();
     done += bytesRead;
@@ -395,7 +401,7 @@ export async function* readSnapshotFileData(file: string, expect?: SnapshotMeta)
     if (expect !== undefined && !sameMeta(meta, expect)) throw new SnapshotCorruptError(file, 'not the snapshot asked for');
     let crc = crc32c(metaBuf, crc32c(head));
     const start = HEAD_BYTES + metaBuf.length;
-    for (let at = 0; at < dataBytes; ) {
+    for (let at = 0; at < dataBytes;) {
       const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, dataBytes - at));
       await readFully(fh, chunk, start + at, () => new SnapshotCorruptError(file, 'shorter than it says'));
       crc = crc32c(chunk, crc);
@@ -422,7 +428,7 @@ export async function readSnapshotFile(file: string, _keep?: false): Promise<{ m
     let crc = crc32c(metaBuf, crc32c(head));
     const scratch = Buffer.alloc(Math.min(CHUNK_BYTES, dataBytes));
     const start = HEAD_BYTES + metaBuf.length;
-    for (let at = 0; at < dataBytes; ) {
+    for (let at = 0; at < dataBytes;) {
       const chunk = scratch.subarray(0, Math.min(CHUNK_BYTES, dataBytes - at));
       await readFully(fh, chunk, start + at, () => bad('shorter than it says'));
       crc = crc32c(chunk, crc);

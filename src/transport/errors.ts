@@ -110,7 +110,10 @@ export class AuthFailedError extends TransportError {
 /** Neither a cluster secret nor TLS was configured, and `insecure: true` was not given. */
 export class InsecureTransportError extends TransportError {
   constructor() {
-    super('TRANSPORT_INSECURE', 'the TCP transport needs clusterSecret or tls to authenticate peers; pass insecure: true to run without (anyone who can reach the port can then rewrite the log)');
+    super(
+      'TRANSPORT_INSECURE',
+      'the TCP transport needs clusterSecret or tls to authenticate peers; pass insecure: true to run without (anyone who can reach the port can then rewrite the log)',
+    );
   }
 }
 

@@ -6,7 +6,17 @@ import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
 import type { Message, SnapshotMeta } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
-import { AuthFailedError, ClusterMismatchError, HandshakeTimeoutError, IdleTimeoutError, MalformedFrameError, SnapshotRejectedError, SnapshotTooLargeError, TransportError, WrongNodeError } from './errors.js';
+import {
+  AuthFailedError,
+  ClusterMismatchError,
+  HandshakeTimeoutError,
+  IdleTimeoutError,
+  MalformedFrameError,
+  SnapshotRejectedError,
+  SnapshotTooLargeError,
+  TransportError,
+  WrongNodeError,
+} from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
 import { WIRE_VERSION, decodeFrame, encodeChallenge, encodePing, encodeRefuse, newUnpacker } from './wire.js';
 import type { ChunkFrame, Frame, HelloFrame } from './wire.js';
@@ -200,11 +210,20 @@ export class Inbound {
     if (f.to !== this.c.self) throw new WrongNodeError(`handshake addressed to node ${f.to}, this is node ${this.c.self}`);
     if (f.from === 0 || f.from === this.c.self) throw new WrongNodeError(`handshake from impossible node id ${f.from}`);
     if (this.c.certIds !== undefined && !this.c.certIds.includes(f.from)) {
-      throw new AuthFailedError(`hello claims node ${f.from}, the certificate names ${this.c.certIds.length === 0 ? 'no node' : `node ${this.c.certIds.join(', ')}`}`);
+      throw new AuthFailedError(
+        `hello claims node ${f.from}, the certificate names ${this.c.certIds.length === 0 ? 'no node' : `node ${this.c.certIds.join(', ')}`}`,
+      );
     }
     if (this.c.secrets.length > 0 && (f.nonce === undefined || f.nonce.length !== NONCE_BYTES)) throw new AuthFailedError('hello carries no challenge');
     const mine = nonce();
-    const facts: HandshakeFacts = { version: WIRE_VERSION, clusterId: this.c.clusterId, dialer: f.from, acceptor: this.c.self, dialerNonce: f.nonce ?? new Uint8Array(0), acceptorNonce: mine };
+    const facts: HandshakeFacts = {
+      version: WIRE_VERSION,
+      clusterId: this.c.clusterId,
+      dialer: f.from,
+      acceptor: this.c.self,
+      dialerNonce: f.nonce ?? new Uint8Array(0),
+      acceptorNonce: mine,
+    };
     const p = this.c.secrets.length > 0 ? proof(this.c.secrets[0]!, 'acceptor', facts) : new Uint8Array(0);
     this.pending = { hello: f, facts };
     this.socket.write(encodeFrames([encodeChallenge(this.c.packer, mine, p)]));
@@ -287,7 +306,9 @@ export class Inbound {
     this.assembly = undefined;
     a.abandoned = true;
     this.c.releaseSnapshot(this.peer, this);
-    a.spool?.abort().catch((err: unknown) => this.c.logger.warn({}, `transport: deleting an abandoned snapshot from peer ${this.peer} failed: ${(err as Error).message}`));
+    a.spool
+      ?.abort()
+      .catch((err: unknown) => this.c.logger.warn({}, `transport: deleting an abandoned snapshot from peer ${this.peer} failed: ${(err as Error).message}`));
   }
 
   private refuse(err: TransportError): void {

@@ -125,7 +125,10 @@ export class Outbound {
     if (this.state === 'backoff') return this.drop(1);
     const payload = encodeMessage(this.c.packer, m);
     if (payload.length > this.c.maxFrameBytes) {
-      this.c.logger.warn({}, `transport: dropping a ${MessageType[m.type]} of ${payload.length} bytes to peer ${this.peer}: over maxFrameBytes ${this.c.maxFrameBytes} (lower the raft max message size)`);
+      this.c.logger.warn(
+        {},
+        `transport: dropping a ${MessageType[m.type]} of ${payload.length} bytes to peer ${this.peer}: over maxFrameBytes ${this.c.maxFrameBytes} (lower the raft max message size)`,
+      );
       return this.drop(1);
     }
     this.queue.push(payload);
@@ -176,7 +179,18 @@ export class Outbound {
       return this.drop(1);
     }
     const { snapshot, ...message } = m;
-    this.jobs.push({ message, snapshot, streamId: this.nextStreamId++, offset: 0, started: false, reported: false, size: undefined, source: undefined, pending: undefined, reading: false });
+    this.jobs.push({
+      message,
+      snapshot,
+      streamId: this.nextStreamId++,
+      offset: 0,
+      started: false,
+      reported: false,
+      size: undefined,
+      source: undefined,
+      pending: undefined,
+      reading: false,
+    });
     this.scheduleFlush();
   }
 
@@ -239,7 +253,8 @@ export class Outbound {
         if (out.size === 0) return;
       }
       const r = await job.source.next();
-      if (r.done === true || job.offset + r.value.byteLength > job.size!) throw new Error(`the snapshot source does not hold the ${job.size} bytes it announced`);
+      if (r.done === true || job.offset + r.value.byteLength > job.size!)
+        throw new Error(`the snapshot source does not hold the ${job.size} bytes it announced`);
       job.pending = r.value;
     };
     next().then(
@@ -251,7 +266,10 @@ export class Outbound {
       (err: unknown) => {
         job.reading = false;
         if (job.reported) return closeSource(job);
-        this.c.logger.warn({}, `transport: snapshot ${job.snapshot.meta.index}/${job.snapshot.meta.term} to peer ${this.peer} not sent: ${(err as Error).message}`);
+        this.c.logger.warn(
+          {},
+          `transport: snapshot ${job.snapshot.meta.index}/${job.snapshot.meta.term} to peer ${this.peer} not sent: ${(err as Error).message}`,
+        );
         this.jobs = this.jobs.filter((j) => j !== job);
         this.report(job, false);
         this.socket?.destroy(); // the peer holds half a stream: a new connection starts clean
@@ -270,7 +288,10 @@ export class Outbound {
     const payload = encodeChunk(this.c.packer, job.streamId, job.offset, size, data, header);
     if (payload.length > this.c.maxFrameBytes) {
       this.jobs.shift();
-      this.c.logger.warn({}, `transport: snapshot chunk of ${payload.length} bytes to peer ${this.peer} exceeds maxFrameBytes ${this.c.maxFrameBytes}; snapshot not sent`);
+      this.c.logger.warn(
+        {},
+        `transport: snapshot chunk of ${payload.length} bytes to peer ${this.peer} exceeds maxFrameBytes ${this.c.maxFrameBytes}; snapshot not sent`,
+      );
       this.report(job, false);
       return;
     }
@@ -324,11 +345,19 @@ export class Outbound {
     }
     const t = this.c.tls;
     const peer = this.peer;
-    const s = t === undefined
-      ? net.connect({ host, port })
-      : tls.connect({ host, port, key: t.key, cert: t.cert, ca: t.ca,
-          // The peer's certificate must name the node we mean to reach; its host name proves nothing here.
-          checkServerIdentity: (_host, cert) => certNodeIds(cert).includes(peer) ? undefined : new AuthFailedError(`the certificate at ${this.address} does not name node ${peer}`) });
+    const s =
+      t === undefined
+        ? net.connect({ host, port })
+        : tls.connect({
+            host,
+            port,
+            key: t.key,
+            cert: t.cert,
+            ca: t.ca,
+            // The peer's certificate must name the node we mean to reach; its host name proves nothing here.
+            checkServerIdentity: (_host, cert) =>
+              certNodeIds(cert).includes(peer) ? undefined : new AuthFailedError(`the certificate at ${this.address} does not name node ${peer}`),
+          });
     this.socket = s;
     s.setNoDelay(true);
     s.setKeepAlive(true, 5_000);
@@ -348,7 +377,8 @@ export class Outbound {
       s.write(encodeFrames([encodeHello(this.c.packer, this.c.clusterId, this.c.self, peer, this.c.advertise(), myNonce)]));
     });
     const onChallenge = (f: Frame): void => {
-      if (f.kind !== 'challenge' || this.state !== 'handshake') throw new TransportError('TRANSPORT_MALFORMED_FRAME', `unexpected ${f.kind} frame from the accepting side`);
+      if (f.kind !== 'challenge' || this.state !== 'handshake')
+        throw new TransportError('TRANSPORT_MALFORMED_FRAME', `unexpected ${f.kind} frame from the accepting side`);
       const facts = { version: WIRE_VERSION, clusterId: this.c.clusterId, dialer: this.c.self, acceptor: peer, dialerNonce: myNonce, acceptorNonce: f.nonce };
       if (this.c.secrets.length > 0 && !verify(this.c.secrets, 'acceptor', facts, f.proof)) {
         throw new AuthFailedError(`node ${peer} at ${this.address} did not prove it holds the cluster secret`);

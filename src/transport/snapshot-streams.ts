@@ -33,7 +33,12 @@ export interface SnapshotStreams {
 export const inMemorySnapshots: SnapshotStreams = {
   async open(snapshot) {
     const data = snapshot.data;
-    return { size: data.byteLength, chunks: (async function* () { yield data; })() };
+    return {
+      size: data.byteLength,
+      chunks: (async function* () {
+        yield data;
+      })(),
+    };
   },
   async spool(_meta, size) {
     const parts: Uint8Array[] = [];

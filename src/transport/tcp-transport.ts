@@ -6,7 +6,15 @@ import tls from 'node:tls';
 import type { Message } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
-import { BadOptionError, InsecureTransportError, ListenFailedError, SnapshotRejectedError, SnapshotSupersededError, TooManyConnectionsError, TransportClosedError } from './errors.js';
+import {
+  BadOptionError,
+  InsecureTransportError,
+  ListenFailedError,
+  SnapshotRejectedError,
+  SnapshotSupersededError,
+  TooManyConnectionsError,
+  TransportClosedError,
+} from './errors.js';
 import { certNodeIds, normalizeSecrets } from './auth.js';
 import type { Secret } from './auth.js';
 import { Inbound } from './inbound.js';
@@ -161,17 +169,18 @@ export class TcpTransport implements Transport {
     if (this.closed) throw new TransportClosedError();
     this.handlers = handlers;
     const t = this.o.tls;
-    const server = t === undefined
-      ? net.createServer((s) => this.accept(s))
-      : // rejectUnauthorized stays false only so that we, not Node, close an unauthorized peer:
-        // Node would close it silently, and the reason (unknown CA, expired, no certificate) would be lost.
-        tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: false }, (s) => {
-          if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()));
-          this.connectionsRefused++;
-          const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
-          this.logger.warn({}, `transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
-          s.destroy();
-        });
+    const server =
+      t === undefined
+        ? net.createServer((s) => this.accept(s))
+        : // rejectUnauthorized stays false only so that we, not Node, close an unauthorized peer:
+          // Node would close it silently, and the reason (unknown CA, expired, no certificate) would be lost.
+          tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: false }, (s) => {
+            if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()));
+            this.connectionsRefused++;
+            const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
+            this.logger.warn({}, `transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
+            s.destroy();
+          });
     if (t !== undefined) {
       server.on('tlsClientError', (err, s) => {
         this.connectionsRefused++;

@@ -103,10 +103,7 @@ function messageTuple(m: Message): unknown[] {
     const e = m.entries[i]!;
     entries[i] = [e.index, e.term, e.type, e.data];
   }
-  return [
-    m.type, m.to, m.from, m.term, m.logTerm, m.index, m.commit, m.reject, m.rejectHint, entries,
-    m.rejectHintTerm ?? null, m.context ?? null,
-  ];
+  return [m.type, m.to, m.from, m.term, m.logTerm, m.index, m.commit, m.reject, m.rejectHint, entries, m.rejectHintTerm ?? null, m.context ?? null];
 }
 
 /** A message without its snapshot (snapshots travel as chunks). */
@@ -122,9 +119,10 @@ export function encodeChunk(
   data: Uint8Array,
   header?: { message: Message; meta: SnapshotMeta },
 ): Uint8Array {
-  const h = header === undefined
-    ? null
-    : [messageTuple(header.message), header.meta.index, header.meta.term, header.meta.conf.voters, header.meta.conf.learners, ...jointTail(header.meta.conf)];
+  const h =
+    header === undefined
+      ? null
+      : [messageTuple(header.message), header.meta.index, header.meta.term, header.meta.conf.voters, header.meta.conf.learners, ...jointTail(header.meta.conf)];
   return p.pack([Kind.SnapshotChunk, streamId, offset, total, data, h]);
 }
 

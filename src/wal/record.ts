@@ -54,15 +54,7 @@ function header(u8: Uint8Array, dv: DataView, at: number, length: number, kind: 
 }
 
 /** Writes an entry record at `at` (the buffer must be zeroed); returns its size. */
-export function writeEntry(
-  u8: Uint8Array,
-  dv: DataView,
-  at: number,
-  index: number,
-  term: number,
-  type: number,
-  data: Uint8Array,
-): number {
+export function writeEntry(u8: Uint8Array, dv: DataView, at: number, index: number, term: number, type: number, data: Uint8Array): number {
   header(u8, dv, at, ENTRY_PREFIX + data.length, Kind.Entry, type);
   putU64(dv, at + 16, index);
   putU64(dv, at + 24, term);

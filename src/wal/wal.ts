@@ -108,7 +108,11 @@ function requireIndex(what: string, n: unknown): number {
 function checkHardState(hs: unknown): WalHardState {
   if (hs === null || typeof hs !== 'object') throw new WalInvalidArgumentError('hardState must be { term, vote, commit }');
   const { term, vote, commit } = hs as WalHardState;
-  return Object.freeze({ term: requireIndex('hardState.term', term), vote: requireIndex('hardState.vote', vote), commit: requireIndex('hardState.commit', commit) });
+  return Object.freeze({
+    term: requireIndex('hardState.term', term),
+    vote: requireIndex('hardState.vote', vote),
+    commit: requireIndex('hardState.commit', commit),
+  });
 }
 
 /** One record to place: an entry (by position in the call), or the call's hard state / snapshot marker. */
@@ -280,8 +284,7 @@ export class Wal {
       const meta = snapshot.meta ?? new Uint8Array(0);
       if (!(meta instanceof Uint8Array)) throw new WalInvalidArgumentError('snapshot.meta must be a Uint8Array');
       if (meta.length > MAX_PAYLOAD - 64) throw new WalInvalidArgumentError(`snapshot.meta is too large (${meta.length} bytes)`);
-      if (index < this.#positions.base)
-        throw new WalInvalidArgumentError(`snapshot at ${index} is older than the log's start (firstIndex ${this.firstIndex})`);
+      if (index < this.#positions.base) throw new WalInvalidArgumentError(`snapshot at ${index} is older than the log's start (firstIndex ${this.firstIndex})`);
       marker = { index, term, meta: meta.slice() };
     } catch (err) {
       return Promise.reject(err as Error);
@@ -397,8 +400,7 @@ export class Wal {
   term(index: number): number {
     this.#checkReadable();
     requireIndex('index', index);
-    if (index < this.#positions.base)
-      throw new WalCompactedError(`term(${index}): compacted (firstIndex ${this.firstIndex})`);
+    if (index < this.#positions.base) throw new WalCompactedError(`term(${index}): compacted (firstIndex ${this.firstIndex})`);
     if (index > this.#positions.last) throw new WalUnavailableError(`term(${index}): lastIndex is ${this.#positions.last}`);
     return this.#positions.term(index);
   }
@@ -426,7 +428,9 @@ export class Wal {
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing;
     this.#flushBatch();
-    this.#closing = this.#seal().then(() => this.#enqueue(this.#handle.close(), Infinity, true)).then(() => this.#handle.dispose());
+    this.#closing = this.#seal()
+      .then(() => this.#enqueue(this.#handle.close(), Infinity, true))
+      .then(() => this.#handle.dispose());
     return this.#closing;
   }
 
@@ -448,7 +452,6 @@ export class Wal {
     await sealed.catch(() => undefined); // a failure here is reported by the close itself
   }
 
-
   // ---- writing ----
 
   #unusable(): Error | null {
@@ -467,8 +470,7 @@ export class Wal {
     if (n === 0) return 0;
     const first = entries[0]?.index;
     if (!isIndex(first) || first < 1) throw new WalInvalidArgumentError(`entry index must be a positive safe integer, got ${String(first)}`);
-    if (first < this.firstIndex)
-      throw new WalGapError(`entry ${first} is below firstIndex ${this.firstIndex}: compacted entries cannot be rewritten`);
+    if (first < this.firstIndex) throw new WalGapError(`entry ${first} is below firstIndex ${this.firstIndex}: compacted entries cannot be rewritten`);
     if (first > this.lastIndex + 1) throw new WalGapError(`entry ${first} would leave a gap after lastIndex ${this.lastIndex}`);
     let bytes = 0;
     for (let k = 0; k < n; k++) {
@@ -480,7 +482,8 @@ export class Wal {
         throw new WalGapError(`entries must be contiguous: entries[${k}].index is ${index}, expected ${first + k}`);
       }
       if (!isIndex(term)) throw new WalInvalidArgumentError(`entries[${k}].term must be a non-negative safe integer, got ${String(term)}`);
-      if (typeof type !== 'number' || (type & 255) !== type) throw new WalInvalidArgumentError(`entries[${k}].type must be an integer in 0..255, got ${String(type)}`);
+      if (typeof type !== 'number' || (type & 255) !== type)
+        throw new WalInvalidArgumentError(`entries[${k}].type must be an integer in 0..255, got ${String(type)}`);
       if (!(data instanceof Uint8Array)) throw new WalInvalidArgumentError(`entries[${k}].data must be a Uint8Array`);
       if (data.length > MAX_PAYLOAD - ENTRY_PREFIX) throw new WalInvalidArgumentError(`entries[${k}].data is too large (${data.length} bytes)`);
       bytes += entryRecordBytes(data.length);
@@ -702,8 +705,7 @@ export class Wal {
 
   /** The native writer reports after each group commit: every job up to lastId is durable, or failed. */
   readonly #onReport = (lastId: number, error?: string): void => {
-    if (error !== undefined && this.#failure === null)
-      this.#failure = new WalIoError(`WAL ${this.dir} failed and must be reopened: ${error}`);
+    if (error !== undefined && this.#failure === null) this.#failure = new WalIoError(`WAL ${this.dir} failed and must be reopened: ${error}`);
     const pending = this.#pending;
     while (this.#pendingHead < pending.length && pending[this.#pendingHead]!.id <= lastId) {
       const p = pending[this.#pendingHead]!;
@@ -736,7 +738,16 @@ export class Wal {
     const segment = this.#bySeq.get(seq);
     if (segment === undefined) throw new WalCorruptError(`entry ${lo} points at segment ${seq}, which is gone`, '', -1);
     const begin = p.offset(lo);
-    const plan: ReadPlan = { lo, seq, name: segment.name, begin, end: begin + entryRecordBytes(p.length(lo)), offsets: [begin], terms: [p.term(lo)], lengths: [p.length(lo)] };
+    const plan: ReadPlan = {
+      lo,
+      seq,
+      name: segment.name,
+      begin,
+      end: begin + entryRecordBytes(p.length(lo)),
+      offsets: [begin],
+      terms: [p.term(lo)],
+      lengths: [p.length(lo)],
+    };
     let data = p.length(lo);
     for (let j = lo + 1; j < stop && p.seq(j) === seq && p.offset(j) >= plan.end; j++) {
       const next = p.offset(j) + entryRecordBytes(p.length(j));
@@ -760,7 +771,11 @@ export class Wal {
       const index = getU64(dv, at + 16);
       const term = getU64(dv, at + 24);
       if (buf[at + 8] !== Kind.Entry || dv.getUint32(at + 4, true) !== ENTRY_PREFIX + len || index !== plan.lo + k || term !== plan.terms[k])
-        throw new WalCorruptError(`record at offset ${plan.offsets[k]} of ${plan.name} is not entry ${plan.lo + k}`, `${this.dir}/${plan.name}`, plan.offsets[k]!);
+        throw new WalCorruptError(
+          `record at offset ${plan.offsets[k]} of ${plan.name} is not entry ${plan.lo + k}`,
+          `${this.dir}/${plan.name}`,
+          plan.offsets[k]!,
+        );
       out.push({ index, term, type: buf[at + 9]!, data: buf.subarray(at + 32, at + 32 + len) });
     }
     return out;

@@ -75,7 +75,16 @@ describe('metrics()', () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
-    const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, timeoutMs: 2000 });
+    const log = await ReplicatedLog.open({
+      dataDir: t.dir,
+      id: 1,
+      peers,
+      clusterSecret: SECRET,
+      tickMs: 10,
+      electionTicks: 10,
+      heartbeatTicks: 2,
+      timeoutMs: 2000,
+    });
     cleanups.push(() => log.close());
     const err = (await log.append(enc('lost')).catch((e: unknown) => e)) as { code: string };
     expect(['NO_LEADER', 'APPEND_NOT_COMMITTED']).toContain(err.code);
@@ -123,7 +132,12 @@ describe('join', () => {
     const joined = await ReplicatedLog.open({ dataDir: t.dir, id: 4, peers: { ...c.peers, 4: addr }, join: true, stateMachine: sm, ...c.opts });
     cleanups.push(() => joined.close());
     await leader.append(enc('after'));
-    await waitFor('the new node to apply both records', () => sm.applied.map((a) => a.data).join(',').includes('before,after'));
+    await waitFor('the new node to apply both records', () =>
+      sm.applied
+        .map((a) => a.data)
+        .join(',')
+        .includes('before,after'),
+    );
     expect(joined.status().conf.voters.sort()).toEqual([1, 2, 3, 4]);
     expect(joined.status().role).toBe('follower');
     expect(logger.lines.some((l) => l.message === 'membership: added voter 4' && l.fields.member === 4)).toBe(true);

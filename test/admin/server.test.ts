@@ -15,13 +15,22 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function node(opts: { token?: string; maxConnections?: number; address?: string } = {}): Promise<{ log: ReplicatedLog<unknown>; admin: AdminServer; url: string }> {
+async function node(
+  opts: { token?: string; maxConnections?: number; address?: string } = {},
+): Promise<{ log: ReplicatedLog<unknown>; admin: AdminServer; url: string }> {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const kv = new KvStateMachine();
   const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: kv as never });
   cleanups.push(() => log.close());
-  const admin = await serveAdmin({ log, address: opts.address ?? '127.0.0.1:0', token: opts.token, stateMachine: kv as never, maxConnections: opts.maxConnections, maxBodyBytes: 1024 });
+  const admin = await serveAdmin({
+    log,
+    address: opts.address ?? '127.0.0.1:0',
+    token: opts.token,
+    stateMachine: kv as never,
+    maxConnections: opts.maxConnections,
+    maxBodyBytes: 1024,
+  });
   cleanups.push(() => admin.close());
   return { log, admin, url: `http://${admin.address}` };
 }
@@ -36,7 +45,14 @@ describe('the admin endpoint', () => {
     expect(status.role).toBe('leader');
     expect(status).not.toHaveProperty('state');
     const first = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
-    for (const name of ['raftlog_term', 'raftlog_is_leader', 'raftlog_has_leader', 'raftlog_wal_segments', 'raftlog_leader_changes_total', 'raftlog_append_duration_seconds_count'])
+    for (const name of [
+      'raftlog_term',
+      'raftlog_is_leader',
+      'raftlog_has_leader',
+      'raftlog_wal_segments',
+      'raftlog_leader_changes_total',
+      'raftlog_append_duration_seconds_count',
+    ])
       expect(first.has(name), name).toBe(true);
     expect(first.get('raftlog_is_leader')).toBe(1);
     for (let i = 0; i < 5; i++) await log.append(enc(`SET k${i} v`));
@@ -110,7 +126,11 @@ describe('the admin endpoint', () => {
     held.splice(0).forEach((s) => s.destroy());
     // The server counts the freed connections when it sees them close.
     let status = 0;
-    for (let i = 0; i < 100 && status !== 200; i++) status = await fetch(`${url}/health`).then((r) => r.status, () => new Promise<number>((r) => setTimeout(() => r(0), 50)));
+    for (let i = 0; i < 100 && status !== 200; i++)
+      status = await fetch(`${url}/health`).then(
+        (r) => r.status,
+        () => new Promise<number>((r) => setTimeout(() => r(0), 50)),
+      );
     expect(status).toBe(200);
   });
 
@@ -128,7 +148,10 @@ describe('the admin endpoint', () => {
     expect(await res.json()).toMatchObject({ health: false, reason: 'NO_LEADER' });
 
     // A node that stopped on a storage failure still knows its last leader: it is not healthy.
-    const dead = { status: () => ({ ...alone.status(), lead: 2, role: 'fatal', fatal: { code: 'LOG_FATAL', message: 'disk gone' } }), metrics: () => alone.metrics() };
+    const dead = {
+      status: () => ({ ...alone.status(), lead: 2, role: 'fatal', fatal: { code: 'LOG_FATAL', message: 'disk gone' } }),
+      metrics: () => alone.metrics(),
+    };
     const handler = adminHandler(dead as unknown as ReplicatedLog<unknown>);
     const server = createServer(handler);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -42,7 +42,15 @@ describe('the status page', () => {
     for (const id of [1, 2, 3]) {
       const t = tempDir();
       cleanups.push(t.cleanup);
-      const log = await ReplicatedLog.open({ dataDir: t.dir, id, peers, clusterSecret: 'the status page test secret', tickMs: 10, electionTicks: 20, heartbeatTicks: 2 });
+      const log = await ReplicatedLog.open({
+        dataDir: t.dir,
+        id,
+        peers,
+        clusterSecret: 'the status page test secret',
+        tickMs: 10,
+        electionTicks: 20,
+        heartbeatTicks: 2,
+      });
       cleanups.push(() => log.close());
       logs.push(log);
       const admin = await serveAdmin({ log, address: '127.0.0.1:0', ...(id === 1 ? { token: 'page-token' } : {}) });

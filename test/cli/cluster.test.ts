@@ -32,9 +32,13 @@ it('a SIGKILLed cluster leaves no node running', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const [raft, resp] = await freePorts(2);
-  const parent = spawn(process.execPath, ['--import', 'tsx', MAIN, 'cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(resp), '--sync', 'none'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const parent = spawn(
+    process.execPath,
+    ['--import', 'tsx', MAIN, 'cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(resp), '--sync', 'none'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   parent.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -6,7 +6,14 @@ import { cliLogger, parseLogOptions, prettyLine } from '../../src/cli/logging.js
 afterEach(() => vi.restoreAllMocks());
 
 it('pretty: one readable line per record, fields as key=value, errors by code and message', () => {
-  const line = JSON.stringify({ level: 40, time: '2026-01-01T00:00:00.000Z', node: 2, msg: 'peer lost', peer: 3, err: { code: 'TRANSPORT_IDLE_TIMEOUT', message: 'no frame' } });
+  const line = JSON.stringify({
+    level: 40,
+    time: '2026-01-01T00:00:00.000Z',
+    node: 2,
+    msg: 'peer lost',
+    peer: 3,
+    err: { code: 'TRANSPORT_IDLE_TIMEOUT', message: 'no frame' },
+  });
   expect(prettyLine(line)).toBe('2026-01-01T00:00:00.000Z WARN peer lost node=2 peer=3 err="TRANSPORT_IDLE_TIMEOUT: no frame"\n');
 });
 

@@ -38,7 +38,16 @@ describe('operating a cluster of processes', () => {
   const procs: ChildProcess[] = [];
   const cleanups: Array<() => void> = [];
   afterEach(async () => {
-    await Promise.all(procs.splice(0).map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => { p.once('exit', r); p.kill('SIGKILL'); }))));
+    await Promise.all(
+      procs.splice(0).map((p) =>
+        p.exitCode !== null || p.signalCode !== null
+          ? null
+          : new Promise((r) => {
+              p.once('exit', r);
+              p.kill('SIGKILL');
+            }),
+      ),
+    );
     for (const c of cleanups.splice(0)) c();
   });
 
@@ -50,10 +59,37 @@ describe('operating a cluster of processes', () => {
     const tokenFile = join(t.dir, 'token');
     writeFileSync(tokenFile, 'an admin token\n');
     const ports = await freePorts(15);
-    const nodes: Node[] = [1, 2, 3, 4].map((id) => ({ id, raft: ports[id - 1]!, resp: ports[4 + id - 1]!, admin: ports[8 + id - 1]!, proc: null, out: '', err: '' }));
+    const nodes: Node[] = [1, 2, 3, 4].map((id) => ({
+      id,
+      raft: ports[id - 1]!,
+      resp: ports[4 + id - 1]!,
+      admin: ports[8 + id - 1]!,
+      proc: null,
+      out: '',
+      err: '',
+    }));
     const peersOf = (ids: number[]): string => ids.map((id) => `${id}=127.0.0.1:${nodes[id - 1]!.raft}`).join(',');
     const start = (n: Node, extra: string[]): void => {
-      const args = ['serve', '--id', String(n.id), '--data', join(t.dir, `node${n.id}`), '--cluster-secret-file', secret, '--resp', `127.0.0.1:${n.resp}`, '--admin', `127.0.0.1:${n.admin}`, '--admin-token-file', tokenFile, '--sync', 'none', '--log-format', 'json', ...extra];
+      const args = [
+        'serve',
+        '--id',
+        String(n.id),
+        '--data',
+        join(t.dir, `node${n.id}`),
+        '--cluster-secret-file',
+        secret,
+        '--resp',
+        `127.0.0.1:${n.resp}`,
+        '--admin',
+        `127.0.0.1:${n.admin}`,
+        '--admin-token-file',
+        tokenFile,
+        '--sync',
+        'none',
+        '--log-format',
+        'json',
+        ...extra,
+      ];
       const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       p.stdout!.on('data', (d: Buffer) => (n.out += d.toString()));
       p.stderr!.on('data', (d: Buffer) => (n.err += d.toString()));
@@ -62,12 +98,16 @@ describe('operating a cluster of processes', () => {
     };
     const admins = (ids: number[]): string => ids.map((id) => `127.0.0.1:${nodes[id - 1]!.admin}`).join(',');
     const ctl = (args: string[]): Promise<Run> => raftlog([...args, '--admin-token-file', tokenFile]);
-    const ctlJson = async <T,>(args: string[]): Promise<T> => {
+    const ctlJson = async <T>(args: string[]): Promise<T> => {
       const r = await ctl([...args, '--json']);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       return JSON.parse(r.stdout) as T;
     };
-    type Status = { leader: number | null; members: Array<{ id: number; role: string; lag: number | null }>; endpoints: Array<{ healthy: boolean; node: number }> };
+    type Status = {
+      leader: number | null;
+      members: Array<{ id: number; role: string; lag: number | null }>;
+      endpoints: Array<{ healthy: boolean; node: number }>;
+    };
 
     for (const n of nodes.slice(0, 3)) start(n, ['--peers', peersOf([1, 2, 3])]);
     await waitFor('three nodes up', () => nodes.slice(0, 3).every((n) => n.out.includes('up: data')), 60_000);
@@ -108,7 +148,8 @@ describe('operating a cluster of processes', () => {
 
     // /metrics parses, and the commit index grows under writes.
     const leaderAdmin = `http://127.0.0.1:${nodes[status.leader! - 1]!.admin}`;
-    const scrape = async (): Promise<Map<string, number>> => parsePrometheus(await (await fetch(`${leaderAdmin}/metrics`, { headers: { authorization: 'Bearer an admin token' } })).text());
+    const scrape = async (): Promise<Map<string, number>> =>
+      parsePrometheus(await (await fetch(`${leaderAdmin}/metrics`, { headers: { authorization: 'Bearer an admin token' } })).text());
     const m1 = await scrape();
     const before = acked.length;
     await waitFor('more writes', () => acked.length >= before + 20, 30_000);
@@ -163,7 +204,11 @@ describe('operating a cluster of processes', () => {
     const restore = await raftlog(['snapshot', 'restore', file, '--data', restored, '--id', '1']);
     expect(restore.code, restore.stderr).toBe(0);
     const single: Node = { id: 1, raft: 0, resp: ports[12]!, admin: ports[13]!, proc: null, out: '', err: '' };
-    const p = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', '1', '--data', restored, '--resp', `127.0.0.1:${single.resp}`, '--sync', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'serve', '--id', '1', '--data', restored, '--resp', `127.0.0.1:${single.resp}`, '--sync', 'none'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     procs.push(p);
     p.stdout!.on('data', (d: Buffer) => (single.out += d.toString()));
     await waitFor('the restored node', () => single.out.includes('up: data'), 60_000);

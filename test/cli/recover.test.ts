@@ -20,7 +20,9 @@ it('turns one survivor into a one-member cluster that serves what it held and ta
   const dirs = [1, 2, 3].map(() => tempDir());
   for (const d of dirs) cleanups.push(d.cleanup);
   const opts = { clusterSecret: 'a secret for the recover test', tickMs: 10, electionTicks: 10, heartbeatTicks: 2, snapshotEvery: 30 } as const;
-  const logs = await Promise.all([1, 2, 3].map((id) => ReplicatedLog.open<unknown>({ dataDir: dirs[id - 1]!.dir, id, peers, stateMachine: new KvStateMachine() as never, ...opts })));
+  const logs = await Promise.all(
+    [1, 2, 3].map((id) => ReplicatedLog.open<unknown>({ dataDir: dirs[id - 1]!.dir, id, peers, stateMachine: new KvStateMachine() as never, ...opts })),
+  );
   let leader: ReplicatedLog<unknown> | undefined;
   await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
   // More than snapshotEvery: the survivor holds a snapshot and log entries after it.

@@ -17,9 +17,14 @@ afterEach(async () => {
 
 function serve(args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--log-level', 'silent', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, _out, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'serve', '--log-level', 'silent', ...args],
+      { encoding: 'utf8', timeout: 60_000 },
+      (err, _out, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stderr });
+      },
+    );
   });
 }
 
@@ -67,7 +72,9 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
 it('a single node with no ports runs until told to stop, then stops cleanly', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  const p = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', '1', '--data', t.dir, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const p = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', '1', '--data', t.dir, '--log-format', 'json'], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
   cleanups.push(() => void (p.exitCode === null && p.signalCode === null && p.kill('SIGKILL')));
   let out = '';
   p.stdout!.on('data', (d: Buffer) => (out += d.toString()));

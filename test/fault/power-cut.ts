@@ -62,10 +62,12 @@ export function crashImage(ops: readonly FaultOp[], data: Buffer, cut: number, r
         break;
       }
       case 'fallocate':
-        if (node !== undefined && node !== 'dir' && node.cur.length < op.off + op.len) node.cur = Buffer.concat([node.cur, Buffer.alloc(op.off + op.len - node.cur.length)]);
+        if (node !== undefined && node !== 'dir' && node.cur.length < op.off + op.len)
+          node.cur = Buffer.concat([node.cur, Buffer.alloc(op.off + op.len - node.cur.length)]);
         break;
       case 'ftruncate':
-        if (node !== undefined && node !== 'dir') node.cur = op.len <= node.cur.length ? Buffer.from(node.cur.subarray(0, op.len)) : Buffer.concat([node.cur, Buffer.alloc(op.len - node.cur.length)]);
+        if (node !== undefined && node !== 'dir')
+          node.cur = op.len <= node.cur.length ? Buffer.from(node.cur.subarray(0, op.len)) : Buffer.concat([node.cur, Buffer.alloc(op.len - node.cur.length)]);
         break;
       case 'fsync':
       case 'fdatasync':

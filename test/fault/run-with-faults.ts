@@ -69,7 +69,14 @@ export async function runWithFaults(
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     cwd: repo,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LD_PRELOAD: faultfsLibrary(), FAULTFS_ROOT: options.root, FAULTFS_LOG: options.log, FAULTFS_RULES: rules, ...(options.data !== undefined ? { FAULTFS_DATA: options.data } : {}) },
+    env: {
+      ...process.env,
+      LD_PRELOAD: faultfsLibrary(),
+      FAULTFS_ROOT: options.root,
+      FAULTFS_LOG: options.log,
+      FAULTFS_RULES: rules,
+      ...(options.data !== undefined ? { FAULTFS_DATA: options.data } : {}),
+    },
   });
   let stdout = '';
   let stderr = '';

@@ -14,7 +14,17 @@ import { FrameTooLargeError, TransportError } from '../../src/transport/errors.j
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { Inbound } from '../../src/transport/inbound.js';
-import { WIRE_VERSION, decodeFrame, encodeChunk, encodeHello, encodeMessage, encodeProof, newPacker, newUnpacker, type Frame } from '../../src/transport/wire.js';
+import {
+  WIRE_VERSION,
+  decodeFrame,
+  encodeChunk,
+  encodeHello,
+  encodeMessage,
+  encodeProof,
+  newPacker,
+  newUnpacker,
+  type Frame,
+} from '../../src/transport/wire.js';
 import { RespParser, RespProtocolError, type RespLimits } from '../../src/kv/resp.js';
 import { seeded, testSeed } from '../seeded.js';
 import { nextTurn } from '../setup/next-turn.js';
@@ -114,7 +124,10 @@ describe('peer wire decoder (seeded fuzz)', () => {
       encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7000', new Uint8Array(16)),
       encodeMessage(p, message({ entries: [{ index: 8, term: 3, type: EntryType.Normal, data: new Uint8Array([1, 2, 3]) }], context: new Uint8Array([9]) })),
       encodeMessage(p, message({ type: MessageType.MsgVote, entries: [] })),
-      encodeChunk(p, 4, 0, 10, new Uint8Array(6), { message: message({ type: MessageType.MsgSnap }), meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } } }),
+      encodeChunk(p, 4, 0, 10, new Uint8Array(6), {
+        message: message({ type: MessageType.MsgSnap }),
+        meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } },
+      }),
       encodeChunk(p, 4, 6, 10, new Uint8Array(4)),
       encodeProof(p, new Uint8Array(32)),
     ].map((b) => Buffer.from(b));
@@ -159,7 +172,7 @@ describe('peer wire decoder (seeded fuzz)', () => {
       if (r() < 0.3) stream = stream.subarray(0, int(r, stream.length));
       const got: Buffer[] = [];
       try {
-        for (let at = 0; at < stream.length; ) {
+        for (let at = 0; at < stream.length;) {
           const n = 1 + int(r, 64);
           d.push(stream.subarray(at, at + n));
           at += n;
@@ -256,7 +269,7 @@ describe('snapshot chunk reassembly (seeded fuzz)', () => {
       }
       const bytes = encodeFrames(frames);
       try {
-        for (let at = 0; at < bytes.length; ) {
+        for (let at = 0; at < bytes.length;) {
           const n = 1 + int(r, 50);
           socket.emit('data', bytes.subarray(at, at + n));
           at += n;
@@ -300,7 +313,7 @@ describe('RESP parser (seeded fuzz)', () => {
       const fed = r() < 0.3 ? Buffer.concat([input.subarray(0, int(r, input.length)), Buffer.from(`*${int(r, 2 ** 31)}\r\n$${int(r, 2 ** 40)}\r\n`)]) : input;
       const parser = new RespParser(limits);
       try {
-        for (let at = 0; at < fed.length; ) {
+        for (let at = 0; at < fed.length;) {
           const n = 1 + int(r, 30);
           for (const cmd of parser.push(fed.subarray(at, at + n))) {
             commands++;

@@ -32,7 +32,9 @@ describe('KvStateMachine', () => {
   it('answers a malformed log entry with an error result, identically on every node, without throwing', () => {
     const sm = new KvStateMachine();
     expect(sm.apply({ index: 1, term: 1, data: new Uint8Array([0xc1]) })).toEqual({ error: 'ERR malformed command in the log' });
-    expect(sm.apply({ index: 2, term: 1, data: encodeCommand(['SET', b('only-key')] as unknown as KvCommand) })).toEqual({ error: 'ERR malformed command in the log' });
+    expect(sm.apply({ index: 2, term: 1, data: encodeCommand(['SET', b('only-key')] as unknown as KvCommand) })).toEqual({
+      error: 'ERR malformed command in the log',
+    });
   });
 
   it('restores exactly what it snapshotted', async () => {
@@ -57,19 +59,34 @@ describe('KvStateMachine', () => {
     const all = Buffer.concat(bytes);
     // Re-cut into 7-byte chunks: entries and their length fields straddle chunk ends.
     const copy = new KvStateMachine();
-    await copy.restore((async function* () {
-      for (let at = 0; at < all.length; at += 7) yield all.subarray(at, at + 7);
-    })());
+    await copy.restore(
+      (async function* () {
+        for (let at = 0; at < all.length; at += 7) yield all.subarray(at, at + 7);
+      })(),
+    );
     expect(copy.size).toBe(20);
     expect(copy.get(b('k1'))?.toString()).toBe('v1');
     expect(copy.get(b('k2'))?.toString()).toBe('v2');
     expect(copy.get(b('k5'))?.equals(big)).toBe(true);
-    await expect(copy.restore((async function* () { yield all.subarray(0, all.length - 3); })())).rejects.toThrow(/ends inside an entry/);
+    await expect(
+      copy.restore(
+        (async function* () {
+          yield all.subarray(0, all.length - 3);
+        })(),
+      ),
+    ).rejects.toThrow(/ends inside an entry/);
   });
 
   it('restores a snapshot of the earlier format (one msgpack list)', async () => {
     const copy = new KvStateMachine();
-    await copy.restore((async function* () { yield pack([[b('a'), b('1')], [b('b'), b('2')]]); })());
+    await copy.restore(
+      (async function* () {
+        yield pack([
+          [b('a'), b('1')],
+          [b('b'), b('2')],
+        ]);
+      })(),
+    );
     expect(copy.size).toBe(2);
     expect(copy.get(b('b'))?.toString()).toBe('2');
   });

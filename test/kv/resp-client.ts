@@ -82,4 +82,3 @@ function parseReply(b: Buffer, pos: number): { value: RespValue; next: number } 
       throw new Error(`bad reply byte ${b[pos]}`);
   }
 }
-

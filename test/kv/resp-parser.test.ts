@@ -5,7 +5,12 @@ import { RespParser, RespProtocolError, type RespLimits } from '../../src/kv/res
 import { seeded, testSeed } from '../seeded.js';
 
 const wireOf = (cmds: string[][]): Buffer =>
-  Buffer.concat(cmds.flatMap((c) => [Buffer.from(`*${c.length}\r\n`), ...c.flatMap((a) => [Buffer.from(`$${Buffer.byteLength(a, 'latin1')}\r\n`), Buffer.from(a, 'latin1'), Buffer.from('\r\n')])]));
+  Buffer.concat(
+    cmds.flatMap((c) => [
+      Buffer.from(`*${c.length}\r\n`),
+      ...c.flatMap((a) => [Buffer.from(`$${Buffer.byteLength(a, 'latin1')}\r\n`), Buffer.from(a, 'latin1'), Buffer.from('\r\n')]),
+    ]),
+  );
 const str = (cmds: Buffer[][]): string[][] => cmds.map((c) => c.map((a) => a.toString('latin1')));
 
 describe('RESP parser limits and linearity', () => {

@@ -169,11 +169,15 @@ describe('RESP server limits', () => {
     // even to a command that arrived in the same write.
     const big = 'b'.repeat(100 * 1024);
     const e = await RespClient.connect(portOf(server));
-    expect(await e.call('SET', 'auth-big', big)).toEqual(expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }));
+    expect(await e.call('SET', 'auth-big', big)).toEqual(
+      expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }),
+    );
     await e.closed();
     const f = await RespClient.connect(portOf(server));
     const both = [f.next(), f.next()];
-    f.raw(Buffer.concat([Buffer.from('*2\r\n$4\r\nAUTH\r\n$6\r\ns3cret\r\n'), Buffer.from(`*3\r\n$3\r\nSET\r\n$8\r\nauth-big\r\n$${big.length}\r\n${big}\r\n`)]));
+    f.raw(
+      Buffer.concat([Buffer.from('*2\r\n$4\r\nAUTH\r\n$6\r\ns3cret\r\n'), Buffer.from(`*3\r\n$3\r\nSET\r\n$8\r\nauth-big\r\n$${big.length}\r\n${big}\r\n`)]),
+    );
     expect(await Promise.all(both)).toEqual(['OK', 'OK']);
     f.close();
     expect(kv.get(Buffer.from('auth-big'))?.length).toBe(big.length);
@@ -214,10 +218,14 @@ describe('RESP server limits', () => {
     const server = await start({ maxBulkBytes: 1024, maxArgs: 3 });
     const c = await RespClient.connect(portOf(server));
     expect(await c.call('SET', 'small', 'x'.repeat(900))).toBe('OK');
-    expect(await c.call('SET', 'large', 'x'.repeat(1025))).toEqual(expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }));
+    expect(await c.call('SET', 'large', 'x'.repeat(1025))).toEqual(
+      expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }),
+    );
     await c.closed();
     const d = await RespClient.connect(portOf(server));
-    expect(await d.call('DEL', 'a', 'b', 'c')).toEqual(expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid multibulk length/) }));
+    expect(await d.call('DEL', 'a', 'b', 'c')).toEqual(
+      expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid multibulk length/) }),
+    );
     await d.closed();
   });
 

@@ -82,7 +82,11 @@ describe('layering', () => {
   });
 
   it('the consensus core imports nothing from Node or any package', () => {
-    const core = sources(join(SRC, 'raft')).flatMap((file) => importsOf(file, true).filter((s) => !s.startsWith('.')).map((s) => `${relative(SRC, file)}: ${s}`));
+    const core = sources(join(SRC, 'raft')).flatMap((file) =>
+      importsOf(file, true)
+        .filter((s) => !s.startsWith('.'))
+        .map((s) => `${relative(SRC, file)}: ${s}`),
+    );
     expect(core).toEqual([]);
     expect(sources(join(SRC, 'raft')).length).toBeGreaterThan(5);
   });

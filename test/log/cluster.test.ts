@@ -12,7 +12,6 @@ interface Member {
   sm: RecordingMachine;
 }
 
-
 describe('ReplicatedLog, three nodes over TCP on loopback in one process', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
@@ -26,7 +25,17 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     const members = new Map<number, Member>();
     const open = async (m: Member, p = peers): Promise<void> => {
       m.sm = new RecordingMachine();
-      m.log = await ReplicatedLog.open({ dataDir: m.dir, id: m.id, peers: p, stateMachine: m.sm, clusterSecret: SECRET, tickMs: 10, electionTicks: 40, heartbeatTicks: 4, ...extra });
+      m.log = await ReplicatedLog.open({
+        dataDir: m.dir,
+        id: m.id,
+        peers: p,
+        stateMachine: m.sm,
+        clusterSecret: SECRET,
+        tickMs: 10,
+        electionTicks: 40,
+        heartbeatTicks: 4,
+        ...extra,
+      });
     };
     for (let id = 1; id <= n; id++) {
       const t = tempDir();

@@ -86,7 +86,9 @@ describe('ReplicatedLog failures', () => {
     const port = (probe.address() as { port: number }).port;
     await new Promise((r) => probe.close(r));
     const store = new FailingStore(await Wal.open(`${dir}/wal`), 0);
-    await expect(ReplicatedLog.open({ dataDir: dir, listen: `127.0.0.1:${port}`, insecure: true }, { wal: store })).rejects.toMatchObject({ code: 'LOG_FATAL' });
+    await expect(ReplicatedLog.open({ dataDir: dir, listen: `127.0.0.1:${port}`, insecure: true }, { wal: store })).rejects.toMatchObject({
+      code: 'LOG_FATAL',
+    });
     // Both are free again: the same port and directory serve a new node.
     const log = await ReplicatedLog.open({ dataDir: dir, listen: `127.0.0.1:${port}`, insecure: true });
     await log.append(enc('after'));

@@ -45,7 +45,11 @@ export async function waitFor(what: string, cond: () => boolean, ms = 10_000): P
  * Appends through whichever node leads, again if leadership changes under the append:
  * for tests that need the cluster to commit something, not a particular attempt to succeed.
  */
-export async function appendSurely<R>(logs: ReadonlyArray<{ status(): { role: string }; append(data: Uint8Array): Promise<{ index: number; result: R }> }>, data: Uint8Array, attempts = 10): Promise<{ index: number; result: R }> {
+export async function appendSurely<R>(
+  logs: ReadonlyArray<{ status(): { role: string }; append(data: Uint8Array): Promise<{ index: number; result: R }> }>,
+  data: Uint8Array,
+  attempts = 10,
+): Promise<{ index: number; result: R }> {
   for (let attempt = 1; ; attempt++) {
     await waitFor('a leader', () => logs.some((l) => l.status().role === 'leader'), 15_000);
     try {

@@ -32,7 +32,10 @@ describe('ReplicatedLog limits', () => {
       [{ listen: '127.0.0.1:0', tls: { key: 'not a key', cert: 'not a certificate', ca: 'no CA' } }, /tls \(key, cert, ca\) cannot be used: .*PEM/],
     ];
     for (const [extra, why] of bad) {
-      await expect(ReplicatedLog.open({ dataDir: dir, ...extra } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(why) });
+      await expect(ReplicatedLog.open({ dataDir: dir, ...extra } as never)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(why),
+      });
     }
     expect(existsSync(dir)).toBe(false);
   });
@@ -58,7 +61,16 @@ describe('ReplicatedLog limits', () => {
     const [mine, gone2, gone3] = await freePorts(3);
     const peers = { 1: `127.0.0.1:${mine}`, 2: `127.0.0.1:${gone2}`, 3: `127.0.0.1:${gone3}` };
     // timeoutMs far beyond the test's own timeout: only the fail-fast path can settle these.
-    const log = await ReplicatedLog.open({ dataDir: fresh(), id: 1, peers, clusterSecret: 'a secret for the limits tests', tickMs: 10, electionTicks: 5, heartbeatTicks: 1, timeoutMs: 3_600_000 });
+    const log = await ReplicatedLog.open({
+      dataDir: fresh(),
+      id: 1,
+      peers,
+      clusterSecret: 'a secret for the limits tests',
+      tickMs: 10,
+      electionTicks: 5,
+      heartbeatTicks: 1,
+      timeoutMs: 3_600_000,
+    });
     cleanups.push(() => log.close());
     // Made before the node gave up on finding a leader: held, then answered when it does.
     const early = log.append(enc('early'));

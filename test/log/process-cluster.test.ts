@@ -18,9 +18,32 @@ interface Node {
 }
 
 function start(node: Node, dataDir: string, peers: string, listen: string, secretFile: string): void {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', String(node.id), '--data', dataDir, '--listen', listen, '--peers', peers, '--cluster-secret-file', secretFile, '--resp', `127.0.0.1:${node.resp}`, '--cluster-id', 'proc-test'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      MAIN,
+      'serve',
+      '--id',
+      String(node.id),
+      '--data',
+      dataDir,
+      '--listen',
+      listen,
+      '--peers',
+      peers,
+      '--cluster-secret-file',
+      secretFile,
+      '--resp',
+      `127.0.0.1:${node.resp}`,
+      '--cluster-id',
+      'proc-test',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   proc.stdout!.on('data', (d: Buffer) => node.output.push(d.toString()));
   proc.stderr!.on('data', (d: Buffer) => node.output.push(d.toString()));
   node.proc = proc;
@@ -55,7 +78,16 @@ describe('a cluster of three processes', () => {
   const procs: ChildProcess[] = [];
   const cleanups: Array<() => void> = [];
   afterEach(async () => {
-    await Promise.all(procs.splice(0).map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => { p.once('exit', r); p.kill('SIGKILL'); }))));
+    await Promise.all(
+      procs.splice(0).map((p) =>
+        p.exitCode !== null || p.signalCode !== null
+          ? null
+          : new Promise((r) => {
+              p.once('exit', r);
+              p.kill('SIGKILL');
+            }),
+      ),
+    );
     for (const c of cleanups.splice(0)) c();
   });
 
@@ -140,9 +172,13 @@ describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
   it('sets on one node and reads on another, and INFO shows the raft status', async () => {
     const ports = await freePorts(6);
     const d = tempDir();
-    const cluster = spawn(process.execPath, ['--import', 'tsx', MAIN, 'cluster', '--nodes', '3', '--data', d.dir, '--raft-port', String(ports[0]), '--resp-port', String(ports[3])], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const cluster = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'cluster', '--nodes', '3', '--data', d.dir, '--raft-port', String(ports[0]), '--resp-port', String(ports[3])],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     cluster.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     try {

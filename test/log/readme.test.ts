@@ -15,7 +15,11 @@ it('the embedding example in README.md runs and prints what it says', async () =
     const src = new URL('../../src/index.ts', import.meta.url).pathname;
     const file = join(t.dir, 'example.mts');
     writeFileSync(file, block!.replace("from 'raftlog'", `from '${src}'`).replace("'./data'", `'${join(t.dir, 'data')}'`));
-    const { stdout: out } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', cwd: new URL('../..', import.meta.url).pathname, timeout: 60_000 });
+    const { stdout: out } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
+      encoding: 'utf8',
+      cwd: new URL('../..', import.meta.url).pathname,
+      timeout: 60_000,
+    });
     const promised = /console\.log\(result, index > 1\); \/\/ (\d+ \w+)/.exec(block!)?.[1];
     expect(out.trim()).toBe(promised);
   } finally {

@@ -96,7 +96,10 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
     const port = (squatter.address() as { port: number }).port;
     const dir = fresh();
-    await expect(ReplicatedLog.open({ dataDir: dir, id: 1, listen: `127.0.0.1:${port}`, insecure: true })).rejects.toMatchObject({ code: 'TRANSPORT_LISTEN_FAILED', message: expect.stringMatching(/EADDRINUSE/) });
+    await expect(ReplicatedLog.open({ dataDir: dir, id: 1, listen: `127.0.0.1:${port}`, insecure: true })).rejects.toMatchObject({
+      code: 'TRANSPORT_LISTEN_FAILED',
+      message: expect.stringMatching(/EADDRINUSE/),
+    });
     await new Promise((r) => squatter.close(r));
     const log = await ReplicatedLog.open({ dataDir: dir });
     await log.append(enc('fine'));

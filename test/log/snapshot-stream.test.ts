@@ -21,7 +21,7 @@ afterEach(async () => {
 const spools = (dir: string): string[] => readdirSync(join(dir, 'snapshots')).filter((n) => n.startsWith('spool-'));
 
 describe('snapshots through the log', () => {
-  it('a lagging follower installs a KV snapshot several frames long, streamed from the leader\'s file and restored from chunks', async () => {
+  it("a lagging follower installs a KV snapshot several frames long, streamed from the leader's file and restored from chunks", async () => {
     const ports = await freePorts(3);
     const peers = Object.fromEntries(ports.map((p, i) => [i + 1, `127.0.0.1:${p}`]));
     const nodes = [1, 2, 3].map((id) => {
@@ -33,7 +33,20 @@ describe('snapshots through the log', () => {
     // No catch-up window: the lagging node must need the snapshot.
     const open = async (n: (typeof nodes)[number]): Promise<void> => {
       n.kv = new KvStateMachine();
-      n.log = await ReplicatedLog.open({ dataDir: n.dir, id: n.id, peers, stateMachine: n.kv, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, snapshotEvery: 20, snapshotCatchUpEntries: 0, maxRecordBytes: 256 * KiB, maxSnapshotBytes: 64 * 1024 * KiB });
+      n.log = await ReplicatedLog.open({
+        dataDir: n.dir,
+        id: n.id,
+        peers,
+        stateMachine: n.kv,
+        clusterSecret: SECRET,
+        tickMs: 10,
+        electionTicks: 10,
+        heartbeatTicks: 2,
+        snapshotEvery: 20,
+        snapshotCatchUpEntries: 0,
+        maxRecordBytes: 256 * KiB,
+        maxSnapshotBytes: 64 * 1024 * KiB,
+      });
     };
     await Promise.all(nodes.map(open));
     cleanups.push(async () => {
@@ -48,7 +61,10 @@ describe('snapshots through the log', () => {
     for (let i = 0; i < 60; i++) await leader!.log!.append(encodeCommand(['SET', Buffer.from(`k${i}`), value(i)]));
     // A snapshot holding at least 40 values (8 MiB), and the WAL released below it.
     await waitFor('the leader to snapshot and release its WAL', () => leader!.log!.status().snapshotIndex > 41 && leader!.log!.status().firstIndex > 41);
-    const snapFile = readdirSync(join(leader!.dir, 'snapshots')).filter((n) => n.endsWith('.snap')).sort().at(-1)!;
+    const snapFile = readdirSync(join(leader!.dir, 'snapshots'))
+      .filter((n) => n.endsWith('.snap'))
+      .sort()
+      .at(-1)!;
     expect(readFileSync(join(leader!.dir, 'snapshots', snapFile)).length).toBeGreaterThan(6 * 1024 * KiB);
     const last = leader!.log!.status().commit;
     await open(lagging);
@@ -83,7 +99,19 @@ describe('snapshots through the log', () => {
     for await (const c of out.chunks) await spool.write(c);
     const ref = await spool.finish();
     expect(spools(t.dir)).toHaveLength(1);
-    const m: Message = { type: MessageType.MsgSnap, from: 9, to: 1, term: 7, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0, snapshot: { meta, data: ref } };
+    const m: Message = {
+      type: MessageType.MsgSnap,
+      from: 9,
+      to: 1,
+      term: 7,
+      logTerm: 0,
+      index: 0,
+      commit: 0,
+      entries: [],
+      reject: false,
+      rejectHint: 0,
+      snapshot: { meta, data: ref },
+    };
     handlers!.onMessage(m);
     await waitFor('the refused spool to be deleted', () => spools(t.dir).length === 0);
     expect(log.status().snapshotIndex).toBe(0);

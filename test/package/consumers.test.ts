@@ -66,7 +66,9 @@ console.log(JSON.stringify({
 
   it("the product's declarations name no private members (they are #private, not part of the API)", () => {
     for (const file of ['dist/wal/wal.d.ts']) {
-      const leaked = readFileSync(join(ROOT, file), 'utf8').split('\n').filter((l) => /^\s+private (?!constructor\b)/.test(l));
+      const leaked = readFileSync(join(ROOT, file), 'utf8')
+        .split('\n')
+        .filter((l) => /^\s+private (?!constructor\b)/.test(l));
       expect({ file, leaked }).toEqual({ file, leaked: [] });
     }
   });

@@ -42,7 +42,12 @@ it('npm pack, then install with no compiler, then embed', async () => {
   const example = /## Embedding\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
   expect(example).toBeDefined();
   // TypeScript's annotations aside, the example is plain JavaScript.
-  const js = example!.replace(/implements StateMachine<number> /, '').replace(/import \{ ReplicatedLog, readAll, type LogEntry, type StateMachine \}/, 'import { ReplicatedLog, readAll }').replace(/\(e: LogEntry\)/, '(e)').replace(/\(chunks: AsyncIterable<Uint8Array>\)/, '(chunks)').replace(/!/g, '');
+  const js = example!
+    .replace(/implements StateMachine<number> /, '')
+    .replace(/import \{ ReplicatedLog, readAll, type LogEntry, type StateMachine \}/, 'import { ReplicatedLog, readAll }')
+    .replace(/\(e: LogEntry\)/, '(e)')
+    .replace(/\(chunks: AsyncIterable<Uint8Array>\)/, '(chunks)')
+    .replace(/!/g, '');
   writeFileSync(join(project, 'example.mjs'), js);
   const { stdout: printed } = await exec(process.execPath, ['example.mjs'], { cwd: project, env, encoding: 'utf8', timeout: 60_000 });
   const promised = /console\.log\(result, index > 1\); \/\/ (\d+ \w+)/.exec(example!)?.[1];

@@ -49,7 +49,16 @@ describe('§8 proposals', () => {
     const pos = net.node(1).propose(['a', 'b', 'c'].map(enc));
     expect(pos).toEqual({ index: 2, term: 1 });
     net.stabilize();
-    expect(net.peer(3).appliedEntries.slice(1).map((e) => [e.index, dec(e.data)])).toEqual([[2, 'a'], [3, 'b'], [4, 'c']]);
+    expect(
+      net
+        .peer(3)
+        .appliedEntries.slice(1)
+        .map((e) => [e.index, dec(e.data)]),
+    ).toEqual([
+      [2, 'a'],
+      [3, 'b'],
+      [4, 'c'],
+    ]);
   });
 
   it('a follower forwards proposals to the leader and returns null', () => {

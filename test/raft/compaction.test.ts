@@ -3,13 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Network, drain, ents, enc, msg, newNode } from './network.js';
 import { MessageType, ProgressStateType, type Snapshot } from '../../src/raft/types.js';
-import {
-  CompactedError,
-  MemoryStorage,
-  SnapOutOfDateError,
-  SnapshotTemporarilyUnavailableError,
-  UnavailableError,
-} from '../../src/raft/index.js';
+import { CompactedError, MemoryStorage, SnapOutOfDateError, SnapshotTemporarilyUnavailableError, UnavailableError } from '../../src/raft/index.js';
 
 describe('MemoryStorage', () => {
   function filled(): MemoryStorage {
@@ -23,7 +17,12 @@ describe('MemoryStorage', () => {
     { name: 'entries from a compacted index', f: (s) => s.entries(2, 4, 100), err: CompactedError, code: 'RAFT_COMPACTED' },
     { name: 'entries beyond the end', f: (s) => s.entries(4, 7, 100), err: UnavailableError, code: 'RAFT_UNAVAILABLE' },
     { name: 'compact twice at the same index', f: (s) => s.compact(2), err: CompactedError, code: 'RAFT_COMPACTED' },
-    { name: 'an older snapshot', f: (s) => s.createSnapshot(2, { voters: [1], learners: [] }, enc('')), err: SnapOutOfDateError, code: 'RAFT_SNAP_OUT_OF_DATE' },
+    {
+      name: 'an older snapshot',
+      f: (s) => s.createSnapshot(2, { voters: [1], learners: [] }, enc('')),
+      err: SnapOutOfDateError,
+      code: 'RAFT_SNAP_OUT_OF_DATE',
+    },
   ];
   for (const e of errors) {
     it(`refuses ${e.name} with ${e.code}`, () => {

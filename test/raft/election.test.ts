@@ -122,7 +122,7 @@ describe('§5.2 leader election', () => {
     expect(rd.mustSync).toBe(true);
   });
 
-  it("a candidate counts its own vote only once its HardState is persisted", () => {
+  it('a candidate counts its own vote only once its HardState is persisted', () => {
     const s = MemoryStorage.withConf([1]);
     const n = newNode(1, s);
     n.campaign();

@@ -209,9 +209,9 @@ describe('§6 membership changes', () => {
     net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3 });
     net.stabilize();
     expect(net.node(1).status().conf.voters).toEqual([1, 2]);
-    expect(() =>
-      net.node(1).step({ type: 4, from: 3, to: 1, term: 1, logTerm: 0, index: 1, entries: [], commit: 0, reject: false, rejectHint: 0 }),
-    ).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
+    expect(() => net.node(1).step({ type: 4, from: 3, to: 1, term: 1, logTerm: 0, index: 1, entries: [], commit: 0, reject: false, rejectHint: 0 })).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
   });
 
   it('refuses a change that would leave no voter', () => {
@@ -231,7 +231,8 @@ describe('§6 membership changes', () => {
       { type: ConfChangeType.RemoveNode, nodeId: 2 ** 40 },
       { type: ConfChangeType.AddLearnerNode, nodeId: 3, context: enc('10.0.0.3:7000') },
     ];
-    for (const cc of cases) it(`round-trips ${JSON.stringify({ ...cc, context: cc.context?.length })}`, () => expect(decodeConfChange(encodeConfChange(cc))).toEqual(cc));
+    for (const cc of cases)
+      it(`round-trips ${JSON.stringify({ ...cc, context: cc.context?.length })}`, () => expect(decodeConfChange(encodeConfChange(cc))).toEqual(cc));
     const bad: [string, Uint8Array][] = [
       ['too short', new Uint8Array(3)],
       ['unknown format', new Uint8Array(10).fill(9)],

@@ -2,12 +2,7 @@
 // at once into MemoryStorage, and messages go through one FIFO queue that
 // tests can filter (drop a link, isolate a node). The fault-injecting
 // simulator lives in test/sim.
-import {
-  RawNode,
-  MemoryStorage,
-  decodeConfChangeEntry,
-  type Config,
-} from '../../src/raft/index.js';
+import { RawNode, MemoryStorage, decodeConfChangeEntry, type Config } from '../../src/raft/index.js';
 import { EntryType, MessageType, type Entry, type Message, type Ready } from '../../src/raft/types.js';
 
 import { seeded } from '../seeded.js';
@@ -42,7 +37,11 @@ export class Network {
   /** Every message that was delivered, for assertions. */
   log: Message[] = [];
 
-  constructor(ids: number[], private readonly opts: Partial<Config> = {}, readonly seed = 1) {
+  constructor(
+    ids: number[],
+    private readonly opts: Partial<Config> = {},
+    readonly seed = 1,
+  ) {
     for (const id of ids) this.addPeer(id, MemoryStorage.withConf(ids));
   }
 

@@ -33,13 +33,57 @@ describe('voteResult', () => {
     { voters: [1], votes: [], want: VoteResult.VotePending },
     { voters: [1], votes: [[1, true]], want: VoteResult.VoteWon },
     { voters: [1, 2, 3], votes: [[1, true]], want: VoteResult.VotePending },
-    { voters: [1, 2, 3], votes: [[1, true], [2, true]], want: VoteResult.VoteWon },
-    { voters: [1, 2, 3], votes: [[1, true], [2, false]], want: VoteResult.VotePending },
-    { voters: [1, 2, 3], votes: [[1, true], [2, false], [3, false]], want: VoteResult.VoteLost },
-    { voters: [1, 2, 3, 4], votes: [[1, true], [2, true]], want: VoteResult.VotePending },
-    { voters: [1, 2, 3, 4], votes: [[1, true], [2, false], [3, false]], want: VoteResult.VoteLost },
+    {
+      voters: [1, 2, 3],
+      votes: [
+        [1, true],
+        [2, true],
+      ],
+      want: VoteResult.VoteWon,
+    },
+    {
+      voters: [1, 2, 3],
+      votes: [
+        [1, true],
+        [2, false],
+      ],
+      want: VoteResult.VotePending,
+    },
+    {
+      voters: [1, 2, 3],
+      votes: [
+        [1, true],
+        [2, false],
+        [3, false],
+      ],
+      want: VoteResult.VoteLost,
+    },
+    {
+      voters: [1, 2, 3, 4],
+      votes: [
+        [1, true],
+        [2, true],
+      ],
+      want: VoteResult.VotePending,
+    },
+    {
+      voters: [1, 2, 3, 4],
+      votes: [
+        [1, true],
+        [2, false],
+        [3, false],
+      ],
+      want: VoteResult.VoteLost,
+    },
     // A vote from outside the voters (a learner) never counts.
-    { voters: [1, 2, 3], votes: [[1, true], [4, true]], want: VoteResult.VotePending },
+    {
+      voters: [1, 2, 3],
+      votes: [
+        [1, true],
+        [4, true],
+      ],
+      want: VoteResult.VotePending,
+    },
   ];
   for (const c of cases) {
     it(`${JSON.stringify(c.voters)} ${JSON.stringify(c.votes)} -> ${VoteResult[c.want]}`, () => {

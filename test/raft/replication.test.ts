@@ -51,7 +51,9 @@ describe('§5.3 follower log matching (MsgApp handling)', () => {
       const s = storageWithTerms([1, 2, 3], [1, 2, 2], 3);
       s.setHardState({ term: 3, vote: 0, commit: 1 });
       const n = newNode(2, s);
-      n.step(msg({ type: MessageType.MsgApp, from: 1, to: 2, term: 3, index: c.index, logTerm: c.logTerm, commit: c.commit, entries: ents(c.index + 1, c.entries) }));
+      n.step(
+        msg({ type: MessageType.MsgApp, from: 1, to: 2, term: 3, index: c.index, logTerm: c.logTerm, commit: c.commit, entries: ents(c.index + 1, c.entries) }),
+      );
       const rd = drain(n, s);
       const resp = allMessages(rd).find((m) => m.type === MessageType.MsgAppResp)!;
       expect(rd.messages.some((m) => m.type === MessageType.MsgAppResp)).toBe(false);

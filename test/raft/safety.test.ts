@@ -8,10 +8,34 @@ import { MessageType, StateType } from '../../src/raft/types.js';
 describe('§5.4.1 election restriction', () => {
   // Voters 2 and 3 have the given logs; candidate 1 has its own. Does 1 win?
   const cases: { name: string; candidate: number[]; others: number[][]; wins: boolean }[] = [
-    { name: 'equal logs', candidate: [1, 1], others: [[1, 1], [1, 1]], wins: true },
+    {
+      name: 'equal logs',
+      candidate: [1, 1],
+      others: [
+        [1, 1],
+        [1, 1],
+      ],
+      wins: true,
+    },
     { name: 'longer log, same term', candidate: [1, 1, 1], others: [[1, 1], [1]], wins: true },
-    { name: 'shorter log, same last term', candidate: [1], others: [[1, 1], [1, 1]], wins: false },
-    { name: 'shorter log, higher last term', candidate: [1, 3], others: [[1, 2, 2, 2], [1, 2, 2]], wins: true },
+    {
+      name: 'shorter log, same last term',
+      candidate: [1],
+      others: [
+        [1, 1],
+        [1, 1],
+      ],
+      wins: false,
+    },
+    {
+      name: 'shorter log, higher last term',
+      candidate: [1, 3],
+      others: [
+        [1, 2, 2, 2],
+        [1, 2, 2],
+      ],
+      wins: true,
+    },
     { name: 'one voter has a newer term', candidate: [1, 1, 1], others: [[1, 2], [1]], wins: true },
     { name: 'both voters have a newer term', candidate: [1, 1, 1], others: [[1, 2], [2]], wins: false },
   ];

@@ -11,7 +11,10 @@ const snap = (term: number) => ({ meta: { index: 50, term, conf: { voters: [STRA
 
 const fromStranger: { name: string; m: (term: number) => Message }[] = [
   { name: 'heartbeat', m: (t) => msg({ type: MessageType.MsgHeartbeat, from: STRANGER, to: 2, term: t + 1000, commit: 0 }) },
-  { name: 'MsgApp', m: (t) => msg({ type: MessageType.MsgApp, from: STRANGER, to: 2, term: t + 1000, index: 0, logTerm: 0, commit: 1, entries: ents(1, [t + 1000]) }) },
+  {
+    name: 'MsgApp',
+    m: (t) => msg({ type: MessageType.MsgApp, from: STRANGER, to: 2, term: t + 1000, index: 0, logTerm: 0, commit: 1, entries: ents(1, [t + 1000]) }),
+  },
   { name: 'MsgSnap', m: (t) => msg({ type: MessageType.MsgSnap, from: STRANGER, to: 2, term: t + 1000, snapshot: snap(t + 1000) }) },
   { name: 'MsgVote', m: (t) => msg({ type: MessageType.MsgVote, from: STRANGER, to: 2, term: t + 1000, index: 1000, logTerm: t + 1000 }) },
   { name: 'MsgPreVote', m: (t) => msg({ type: MessageType.MsgPreVote, from: STRANGER, to: 2, term: t + 1000, index: 1000, logTerm: t + 1000 }) },
@@ -64,7 +67,18 @@ describe('messages from non-members change nothing', () => {
     expect(probe).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
     // The leader's append logs the change on node 2 without committing it.
     const data = encodeConfChange({ type: ConfChangeType.AddNode, nodeId: 4, context: enc('addr') });
-    n.step(msg({ type: MessageType.MsgApp, from: 1, to: 2, term: t, index: last, logTerm: t, commit: last, entries: [{ index: last + 1, term: t, type: EntryType.ConfChange, data }] }));
+    n.step(
+      msg({
+        type: MessageType.MsgApp,
+        from: 1,
+        to: 2,
+        term: t,
+        index: last,
+        logTerm: t,
+        commit: last,
+        entries: [{ index: last + 1, term: t, type: EntryType.ConfChange, data }],
+      }),
+    );
     expect(n.status().conf.voters).not.toContain(4);
     expect(probe).not.toThrow();
   });
@@ -79,8 +93,12 @@ describe('a follower whose configuration predates the leader', () => {
     expect(n.status().lead).toBe(7);
     // Now it has a leader: another unknown id is refused, even at a higher term.
     const before = JSON.stringify(n.status());
-    expect(() => n.step(msg({ type: MessageType.MsgHeartbeat, from: 8, to: 2, term: t + 10, commit: 0 }))).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
-    expect(() => n.step(msg({ type: MessageType.MsgVote, from: 8, to: 2, term: t + 10, index: 99, logTerm: t }))).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
+    expect(() => n.step(msg({ type: MessageType.MsgHeartbeat, from: 8, to: 2, term: t + 10, commit: 0 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
+    expect(() => n.step(msg({ type: MessageType.MsgVote, from: 8, to: 2, term: t + 10, index: 99, logTerm: t }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
     expect(JSON.stringify(n.status())).toBe(before);
   });
 
@@ -93,7 +111,9 @@ describe('a follower whose configuration predates the leader', () => {
     net.campaign(2); // whatever the leader, refusals below must hold even with no leader
     const t = n.status().term;
     const before = JSON.stringify(n.status());
-    expect(() => n.step(msg({ type: MessageType.MsgHeartbeat, from: 3, to: 2, term: t + 5, commit: 0 }))).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
+    expect(() => n.step(msg({ type: MessageType.MsgHeartbeat, from: 3, to: 2, term: t + 5, commit: 0 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
     expect(JSON.stringify(n.status())).toBe(before);
   });
 });
@@ -105,7 +125,13 @@ describe('a snapshot comes only from the known leader of its term', () => {
     const t = n.status().term;
     for (const term of [t, t + 1000]) {
       const before = JSON.stringify(n.status());
-      const m = msg({ type: MessageType.MsgSnap, from: 3, to: 2, term, snapshot: { meta: { index: 50, term, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('x') } });
+      const m = msg({
+        type: MessageType.MsgSnap,
+        from: 3,
+        to: 2,
+        term,
+        snapshot: { meta: { index: 50, term, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('x') },
+      });
       expect(() => n.step(m)).toThrow(expect.objectContaining({ code: 'RAFT_SNAPSHOT_REFUSED' }));
       expect(JSON.stringify(n.status())).toBe(before);
       expect(n.hasReady()).toBe(false);
@@ -116,7 +142,15 @@ describe('a snapshot comes only from the known leader of its term', () => {
     const net = leaderCluster({});
     const n = net.node(2);
     const t = n.status().term;
-    n.step(msg({ type: MessageType.MsgSnap, from: 1, to: 2, term: t, snapshot: { meta: { index: 50, term: t, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('x') } }));
+    n.step(
+      msg({
+        type: MessageType.MsgSnap,
+        from: 1,
+        to: 2,
+        term: t,
+        snapshot: { meta: { index: 50, term: t, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('x') },
+      }),
+    );
     expect(n.ready().snapshot?.meta.index).toBe(50);
   });
 });
@@ -133,7 +167,17 @@ describe('terms and indexes are bounded by MAX_TERM', () => {
     { name: 'MsgApp index 2^53-1', m: () => msg({ type: MessageType.MsgApp, from: 1, to: 2, term: 1, index: huge, logTerm: 1 }) },
     { name: 'MsgApp commit 2^53-1', m: () => msg({ type: MessageType.MsgApp, from: 1, to: 2, term: 1, index: 1, logTerm: 1, commit: huge }) },
     { name: 'vote with logTerm above MAX_TERM', m: () => msg({ type: MessageType.MsgVote, from: 3, to: 2, term: huge, logTerm: huge, index: 1 }) },
-    { name: 'snapshot meta index above MAX_INDEX', m: () => msg({ type: MessageType.MsgSnap, from: 1, to: 2, term: 1, snapshot: { meta: { index: huge, term: 1, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('') } }) },
+    {
+      name: 'snapshot meta index above MAX_INDEX',
+      m: () =>
+        msg({
+          type: MessageType.MsgSnap,
+          from: 1,
+          to: 2,
+          term: 1,
+          snapshot: { meta: { index: huge, term: 1, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('') },
+        }),
+    },
   ];
   for (const mode of modes) {
     for (const c of cases) {

@@ -77,14 +77,29 @@ it(`${STREAMS} authenticated connections each streaming a ${STREAM_BYTES / MiB} 
   store.spool = async (meta, size) => {
     spoolsOpened++;
     const s = await spool(meta, size);
-    return { ...s, write: async (c) => { await s.write(c); spooled += c.byteLength; } };
+    return {
+      ...s,
+      write: async (c) => {
+        await s.write(c);
+        spooled += c.byteLength;
+      },
+    };
   };
   const rec = new Recorder();
   const log = new LogCapture();
   // The flooding ids are members (snapshot streams come only from known peers; port 1 refuses dials):
   // the worst case is an insider holding the secret.
   const members = Object.fromEntries(Array.from({ length: STREAMS }, (_, i) => [3 + i, '127.0.0.1:1']));
-  const t = new TcpTransport({ id: 2, clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, snapshots: store, maxSnapshotBytes: 64 * MiB, peers: members, logger: log });
+  const t = new TcpTransport({
+    id: 2,
+    clusterId: 'c1',
+    listen: '127.0.0.1:0',
+    clusterSecret: SECRET,
+    snapshots: store,
+    maxSnapshotBytes: 64 * MiB,
+    peers: members,
+    logger: log,
+  });
   open.push(t);
   await t.start(rec);
   const peers: RawPeer[] = [];
@@ -102,7 +117,9 @@ it(`${STREAMS} authenticated connections each streaming a ${STREAM_BYTES / MiB} 
   }
   const after = process.memoryUsage().rss;
   peak = Math.max(peak, after);
-  console.log(`snapshot flood: ${STREAMS} x ${STREAM_BYTES / MiB} MiB spooled; RSS before ${(before / MiB).toFixed(0)} MiB, peak +${((peak - before) / MiB).toFixed(1)} MiB, after +${((after - before) / MiB).toFixed(1)} MiB`);
+  console.log(
+    `snapshot flood: ${STREAMS} x ${STREAM_BYTES / MiB} MiB spooled; RSS before ${(before / MiB).toFixed(0)} MiB, peak +${((peak - before) / MiB).toFixed(1)} MiB, after +${((after - before) / MiB).toFixed(1)} MiB`,
+  );
 
   expect(spoolsOpened).toBe(STREAMS);
   expect(spooled).toBe(STREAMS * STREAM_BYTES); // every byte was received: none was skipped to save memory

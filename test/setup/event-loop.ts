@@ -100,6 +100,8 @@ afterAll(async () => {
   histogram.disable();
   if (timer !== undefined) realClearTimeout(timer);
   const flag = worst.wallMs >= REPORT_WALL_MS ? ' OVER 2 s' : '';
-  process.stderr.write(`[event-loop]${flag} ${file}: worst block ${ms(worst.wallMs)} wall, ${ms(worst.cpuMs)} CPU${worst.where === '' ? '' : ` in ${worst.where}`}\n`);
+  process.stderr.write(
+    `[event-loop]${flag} ${file}: worst block ${ms(worst.wallMs)} wall, ${ms(worst.cpuMs)} CPU${worst.where === '' ? '' : ` in ${worst.where}`}\n`,
+  );
   if (problem !== null) throw new Error(problem);
 });

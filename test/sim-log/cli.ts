@@ -23,21 +23,21 @@ function parseCli(): ReturnType<typeof parse> {
 
 const parse = () =>
   parseArgs({
-  options: {
-    seed: { type: 'string' },
-    seeds: { type: 'string', default: '100' },
-    from: { type: 'string', default: '1' },
-    nodes: { type: 'string', default: '3' },
-    'fault-ms': { type: 'string' },
-    'snapshot-every': { type: 'string' },
-    verbose: { type: 'boolean', default: false },
-    membership: { type: 'boolean', default: false },
-    joint: { type: 'boolean', default: false },
-    swarm: { type: 'boolean', default: false },
-    mutation: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-});
+    options: {
+      seed: { type: 'string' },
+      seeds: { type: 'string', default: '100' },
+      from: { type: 'string', default: '1' },
+      nodes: { type: 'string', default: '3' },
+      'fault-ms': { type: 'string' },
+      'snapshot-every': { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+      membership: { type: 'boolean', default: false },
+      joint: { type: 'boolean', default: false },
+      swarm: { type: 'boolean', default: false },
+      mutation: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
 
 const { values } = parseCli();
 if (values.mutation !== undefined && !(LOG_MUTATIONS as readonly string[]).includes(values.mutation)) {
@@ -82,7 +82,17 @@ const snapshotEvery = values['snapshot-every'] === undefined ? undefined : int('
 
 if (values.seed !== undefined) {
   const seed = int('seed', values.seed);
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, jointMembership: values.joint, swarm: values.swarm, mutation, trace: values.verbose ? (l) => console.log(l) : undefined });
+  const r = await runSimulation({
+    seed,
+    nodes: nodesFor(seed),
+    faultMs,
+    snapshotEvery,
+    membership: values.membership,
+    jointMembership: values.joint,
+    swarm: values.swarm,
+    mutation,
+    trace: values.verbose ? (l) => console.log(l) : undefined,
+  });
   console.log(JSON.stringify({ seed: r.seed, nodes: r.nodes, ok: r.ok, digest: r.digest, stats: r.stats }));
   if (!r.ok) printFailure(r);
   process.exit(r.ok ? 0 : 1);
@@ -94,7 +104,16 @@ const failed: number[] = [];
 const t0 = performance.now();
 let acked = 0;
 for (let seed = from; seed < from + count; seed++) {
-  const r = await runSimulation({ seed, nodes: nodesFor(seed), faultMs, snapshotEvery, membership: values.membership, jointMembership: values.joint, swarm: values.swarm, mutation });
+  const r = await runSimulation({
+    seed,
+    nodes: nodesFor(seed),
+    faultMs,
+    snapshotEvery,
+    membership: values.membership,
+    jointMembership: values.joint,
+    swarm: values.swarm,
+    mutation,
+  });
   acked += r.stats.acked;
   if (!r.ok) {
     failed.push(seed);

@@ -54,7 +54,8 @@ export class LogChecker {
   /** A barrier() on `node` resolved; every append acknowledged before it was called ended at or below `readPoint`. */
   barrier(node: number, readPoint: number): void {
     const applied = this.applied(node);
-    if (applied < readPoint) this.fail(`barrier on node ${node} resolved with ${applied} applied, but an append acknowledged before it began is at ${readPoint} (stale read)`);
+    if (applied < readPoint)
+      this.fail(`barrier on node ${node} resolved with ${applied} applied, but an append acknowledged before it began is at ${readPoint} (stale read)`);
   }
 
   /** Node `node` (re)started: a new lifetime that has applied nothing yet. */
@@ -135,7 +136,8 @@ export class LogChecker {
     for (const [node, h] of histories) {
       const at = new Map(h.filter(([i]) => i <= upTo).map(([i, p]) => [p, i]));
       for (const [payload, pos] of this.acked) {
-        if (pos.index <= upTo && at.get(payload) !== pos.index) this.fail(`acknowledged append ${payload} at ${pos.index} is missing from node ${node}'s final history`);
+        if (pos.index <= upTo && at.get(payload) !== pos.index)
+          this.fail(`acknowledged append ${payload} at ${pos.index} is missing from node ${node}'s final history`);
       }
       for (const payload of this.notCommitted) {
         if (at.has(payload)) this.fail(`append ${payload} was rejected as not committed but is in node ${node}'s final history`);
@@ -149,7 +151,8 @@ export class LogChecker {
       this.committed.set(index, { payload, term: term ?? -1, node });
     } else {
       if (c.payload !== payload) this.fail(`divergence at index ${index}: node ${node} has ${payload}, node ${c.node} had ${c.payload}`);
-      else if (term !== undefined && c.term >= 0 && c.term !== term) this.fail(`index ${index} applied with term ${term} on node ${node}, ${c.term} on node ${c.node}`);
+      else if (term !== undefined && c.term >= 0 && c.term !== term)
+        this.fail(`index ${index} applied with term ${term} on node ${node}, ${c.term} on node ${c.node}`);
       else if (c.term < 0 && term !== undefined) c.term = term;
     }
     const at = this.indexOf.get(payload);

@@ -39,41 +39,47 @@ export function plantLogMutation(m: LogMutation): () => void {
   switch (m) {
     case 'entries-gap':
       // A reader whose position was compacted away is moved on past the snapshot without being told.
-      return patch('entries', (original) =>
-        async function* (this: DriverInternals, options: { from?: number } = {}): AsyncGenerator<LogEntry> {
-          let from = options.from;
-          for (;;) {
-            try {
-              for await (const e of original.call(this, from === undefined ? {} : { from })) {
-                from = e.index + 1;
-                yield e;
+      return patch(
+        'entries',
+        (original) =>
+          async function* (this: DriverInternals, options: { from?: number } = {}): AsyncGenerator<LogEntry> {
+            let from = options.from;
+            for (;;) {
+              try {
+                for await (const e of original.call(this, from === undefined ? {} : { from })) {
+                  from = e.index + 1;
+                  yield e;
+                }
+                return;
+              } catch (err) {
+                if ((err as { code?: string }).code !== 'LOG_COMPACTED') throw err;
+                from = Math.max(this.storage.firstIndex(), this.snapshotFloor + 1);
               }
-              return;
-            } catch (err) {
-              if ((err as { code?: string }).code !== 'LOG_COMPACTED') throw err;
-              from = Math.max(this.storage.firstIndex(), this.snapshotFloor + 1);
             }
-          }
-        },
+          },
       );
     case 'leader-acks-before-durable':
       // The leader counts its own write toward the quorum as soon as it hands it to the disk.
-      return patch('handleReady', (original) =>
-        function (this: DriverInternals, rd: Ready): void {
-          original.call(this, rd);
-          if (this.role !== StateType.StateLeader || rd.entries.length === 0) return;
-          const f = this.node.inFlight.find((x) => x.rd === rd);
-          for (const self of f?.selfMessages ?? []) this.node.raft.step(self);
-          this.schedulePump();
-        },
+      return patch(
+        'handleReady',
+        (original) =>
+          function (this: DriverInternals, rd: Ready): void {
+            original.call(this, rd);
+            if (this.role !== StateType.StateLeader || rd.entries.length === 0) return;
+            const f = this.node.inFlight.find((x) => x.rd === rd);
+            for (const self of f?.selfMessages ?? []) this.node.raft.step(self);
+            this.schedulePump();
+          },
       );
     case 'no-snapshot-for-new-member':
       // A member added after the latest snapshot gets no fresh one naming it, and refuses the old one.
-      return patch('applyConfChange', (original) =>
-        function (this: DriverInternals, e: unknown): void {
-          original.call(this, e);
-          this.snapshotForNewMember = false;
-        },
+      return patch(
+        'applyConfChange',
+        (original) =>
+          function (this: DriverInternals, e: unknown): void {
+            original.call(this, e);
+            this.snapshotForNewMember = false;
+          },
       );
   }
 }

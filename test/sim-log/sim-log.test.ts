@@ -36,7 +36,9 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
       failures.push(`seed ${seed} (${nodes} nodes): ${r.violations.slice(0, 2).join(' / ')} -- replay: ${replayCommand(seed, nodes)}`);
     }
   }
-  console.log(`sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${powerCuts} power cuts, ${closes} clean restarts, ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${streamed} records streamed, ${transfers} leadership transfers, ${failures.length} failing seeds`);
+  console.log(
+    `sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${powerCuts} power cuts, ${closes} clean restarts, ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${streamed} records streamed, ${transfers} leadership transfers, ${failures.length} failing seeds`,
+  );
   // The sweep must have exercised what it claims to.
   expect(acked).toBeGreaterThan(count * 50);
   expect(crashes).toBeGreaterThan(count / 2);

@@ -148,7 +148,9 @@ export async function runSimulation(options: SimOptions): Promise<SimReport> {
       }),
       observeVoteGrants((bad) => {
         if (!sim.owns(bad.raft)) return;
-        sim.violation(`${bad.type}-up-to-date: node ${bad.voter} granted its ${bad.type} for term ${bad.term} to ${bad.candidate} (log ends ${bad.candidateLast.join('@')}), its own log ends ${bad.voterLast.join('@')}`);
+        sim.violation(
+          `${bad.type}-up-to-date: node ${bad.voter} granted its ${bad.type} for term ${bad.term} to ${bad.candidate} (log ends ${bad.candidateLast.join('@')}), its own log ends ${bad.voterLast.join('@')}`,
+        );
       }),
     ];
     const restore = captureConsole((line) => sim.note(line));
@@ -172,7 +174,18 @@ interface SwarmMix {
   interval: [number, number];
 }
 
-const NEMESIS_KINDS = ['power-cut', 'crash', 'partition', 'heal', 'transfer', 'close', 'net-level', 'disk-level', 'isolate-leader', 'transfer-lagging'] as const;
+const NEMESIS_KINDS = [
+  'power-cut',
+  'crash',
+  'partition',
+  'heal',
+  'transfer',
+  'close',
+  'net-level',
+  'disk-level',
+  'isolate-leader',
+  'transfer-lagging',
+] as const;
 type NemesisKind = (typeof NEMESIS_KINDS)[number];
 
 class Simulation {
@@ -270,11 +283,30 @@ class Simulation {
       this.spare = this.newNode(id, new MemoryDisk(this.rng.fork(), CALM_DISK), { ...this.peers, [id]: `sim:${id}` });
     }
     this.everyone.push(...this.nodes, ...(this.spare === null ? [] : [this.spare]));
-    if (this.mix !== null) this.note(`swarm: ${NEMESIS_KINDS.filter((k) => this.mix!.weights[k] > 0).map((k) => `${k}:${this.mix!.weights[k]}`).join(' ')} every ${this.mix.interval[0]}-${this.mix.interval[1]} ms, snapshotEvery ${this.opts.snapshotEvery}, membership ${membership}`);
+    if (this.mix !== null)
+      this.note(
+        `swarm: ${NEMESIS_KINDS.filter((k) => this.mix!.weights[k] > 0)
+          .map((k) => `${k}:${this.mix!.weights[k]}`)
+          .join(' ')} every ${this.mix.interval[0]}-${this.mix.interval[1]} ms, snapshotEvery ${this.opts.snapshotEvery}, membership ${membership}`,
+      );
   }
 
   private newNode(id: number, disk: MemoryDisk, peers: Record<number, string>): SimNode {
-    return { id, disk, rng: this.rng.fork(), state: 'down', life: null, wal: null, transport: null, log: null, machine: null, restartAt: 0, closing: false, peers, removed: false };
+    return {
+      id,
+      disk,
+      rng: this.rng.fork(),
+      state: 'down',
+      life: null,
+      wal: null,
+      transport: null,
+      log: null,
+      machine: null,
+      restartAt: 0,
+      closing: false,
+      peers,
+      removed: false,
+    };
   }
 
   note(line: string): void {
@@ -365,7 +397,9 @@ class Simulation {
     // A newer term on the transferee's disk: a newer leader may have rewritten its log since.
     if (t === undefined || t.disk.durableTerm > seen.term) return;
     if (!t.disk.durablyHolds(seen.lastIndex, seen.lastTerm)) {
-      this.violation(`transfer-caught-up: leader ${seen.from} of term ${seen.term} handed leadership to ${seen.to}, whose disk lacks its last entry ${seen.lastIndex}@${seen.lastTerm}`);
+      this.violation(
+        `transfer-caught-up: leader ${seen.from} of term ${seen.term} handed leadership to ${seen.to}, whose disk lacks its last entry ${seen.lastIndex}@${seen.lastTerm}`,
+      );
     }
   }
 
@@ -443,7 +477,9 @@ class Simulation {
     if (r.tornEntries >= 0) this.stats.tornWrites++;
     n.log = null;
     n.wal = null;
-    this.note(`node ${n.id} crashes (${why}); unacknowledged writes: ${r.survived} survive, ${r.tornEntries >= 0 ? `1 torn at ${r.tornEntries} entries, ` : ''}${r.lost} lost`);
+    this.note(
+      `node ${n.id} crashes (${why}); unacknowledged writes: ${r.survived} survive, ${r.tornEntries >= 0 ? `1 torn at ${r.tornEntries} entries, ` : ''}${r.lost} lost`,
+    );
     const at = this.sched.now + this.rng.range(20, 1500);
     n.restartAt = at;
     this.sched.after(at - this.sched.now, () => {
@@ -559,7 +595,8 @@ class Simulation {
       },
       (err: unknown) => {
         const code = (err as LogError).code;
-        if (code !== 'TIMEOUT' && code !== 'NO_LEADER' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL') this.violation(`barrier on node ${n.id} failed unexpectedly: ${describe(err)}`);
+        if (code !== 'TIMEOUT' && code !== 'NO_LEADER' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL')
+          this.violation(`barrier on node ${n.id} failed unexpectedly: ${describe(err)}`);
       },
     );
   }
@@ -917,7 +954,8 @@ class Simulation {
       },
       (err: unknown) => {
         const code = (err as LogError).code;
-        if (code !== 'TIMEOUT' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL') this.violation(`transferLeadership(${to}) on node ${leader.id} failed unexpectedly: ${describe(err)}`);
+        if (code !== 'TIMEOUT' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL')
+          this.violation(`transferLeadership(${to}) on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       },
     );
   }
@@ -959,5 +997,5 @@ function digest(s: string): string {
     h1 = Math.imul(h1 ^ c, 0x01000193);
     h2 = Math.imul(h2 ^ c, 0x5bd1e995);
   }
-  return ((h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0'));
+  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
 }

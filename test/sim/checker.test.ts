@@ -154,9 +154,7 @@ describe('InvariantChecker', () => {
     expect(violation(() => c.commitObserved(1, 1, [1, 2, 3], everyoneHasIt)).invariant).toBe('commit-monotonic');
     c.durableHardStateObserved(2, { term: 1, vote: 1, commit: 2 });
     expect(violation(() => c.durableHardStateObserved(2, { term: 1, vote: 1, commit: 1 })).invariant).toBe('commit-monotonic');
-    expect(violation(() => c.nodeStarted(2, { term: 1, commit: 1, snapIndex: 0, snapTerm: 0, entries: [] })).invariant).toBe(
-      'commit-monotonic',
-    );
+    expect(violation(() => c.nodeStarted(2, { term: 1, commit: 1, snapIndex: 0, snapTerm: 0, entries: [] })).invariant).toBe('commit-monotonic');
   });
 
   it('reports a second vote in the same term', () => {

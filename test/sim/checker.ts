@@ -103,10 +103,7 @@ export class InvariantChecker {
    * compacted prefix up to snapIndex plus `entries`. Its state machine starts
    * at snapIndex until stateRestored says where it really resumed.
    */
-  nodeStarted(
-    node: number,
-    durable: { term: number; commit: number; snapIndex: number; snapTerm: number; entries: readonly Entry[] },
-  ): void {
+  nodeStarted(node: number, durable: { term: number; commit: number; snapIndex: number; snapTerm: number; entries: readonly Entry[] }): void {
     const { term, commit: durableCommit, snapIndex, snapTerm, entries } = durable;
     const v = this.view(node);
     v.log = { offset: snapIndex, offsetTerm: snapTerm, terms: [], keys: [] };
@@ -178,10 +175,7 @@ export class InvariantChecker {
       throw new InvariantViolation('log-matching', `node ${node} holds a different entry at index ${index} term ${term}: ${key} vs ${seen.key}`);
     }
     if (seen.prevTerm !== prevTerm) {
-      throw new InvariantViolation(
-        'log-matching',
-        `node ${node} has entry ${index}/${term} after term ${prevTerm}, another log after term ${seen.prevTerm}`,
-      );
+      throw new InvariantViolation('log-matching', `node ${node} has entry ${index}/${term} after term ${prevTerm}, another log after term ${seen.prevTerm}`);
     }
   }
 

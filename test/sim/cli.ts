@@ -33,7 +33,19 @@ function usage(): string {
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { nodes: [3, 5], seed: undefined, seeds: 100, from: 1, steps: DEFAULT_STEPS, trace: false, keepGoing: false, mutation: undefined, lease: false, joint: false, swarm: false };
+  const a: Args = {
+    nodes: [3, 5],
+    seed: undefined,
+    seeds: 100,
+    from: 1,
+    steps: DEFAULT_STEPS,
+    trace: false,
+    keepGoing: false,
+    mutation: undefined,
+    lease: false,
+    joint: false,
+    swarm: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     if (flag === '--trace' || flag === '--keep-going' || flag === '--lease' || flag === '--joint' || flag === '--swarm') {
@@ -105,7 +117,16 @@ function main(): number {
   if (args.seed !== undefined) {
     let failed = false;
     for (const nodes of args.nodes) {
-      const options = { nodes, seed: args.seed, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint, swarm: args.swarm, ...(args.trace ? { trace: (l: string) => console.log(l) } : {}) };
+      const options = {
+        nodes,
+        seed: args.seed,
+        steps: args.steps,
+        mutation: args.mutation,
+        lease: args.lease,
+        joint: args.joint,
+        swarm: args.swarm,
+        ...(args.trace ? { trace: (l: string) => console.log(l) } : {}),
+      };
       try {
         console.log(`seed ${args.seed}, ${nodes} nodes: ${summary(new Simulation(options).run())}`);
       } catch (err) {
@@ -140,7 +161,9 @@ function main(): number {
       if (now - lastReport > 1000 || k === args.seeds - 1) {
         lastReport = now;
         const rate = ((k + 1) / (now - started)) * 1000;
-        console.log(`${nodes} nodes: ${k + 1}/${args.seeds} seeds, ${failures} failed (${rate.toFixed(1)} seeds/s, avg commit ${(totalCommits / (k + 1)).toFixed(0)}, slowest recovery ${worstRecovery.ticks} ticks at seed ${worstRecovery.seed})`);
+        console.log(
+          `${nodes} nodes: ${k + 1}/${args.seeds} seeds, ${failures} failed (${rate.toFixed(1)} seeds/s, avg commit ${(totalCommits / (k + 1)).toFixed(0)}, slowest recovery ${worstRecovery.ticks} ticks at seed ${worstRecovery.seed})`,
+        );
       }
     }
     totalFailures += failures;
@@ -149,7 +172,9 @@ function main(): number {
     console.error(`${totalFailures} seeds failed`);
     return 1;
   }
-  console.log(`all seeds passed; replay any with ${replayCommand({ nodes: args.nodes[0]!, seed: args.from, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint, swarm: args.swarm })}`);
+  console.log(
+    `all seeds passed; replay any with ${replayCommand({ nodes: args.nodes[0]!, seed: args.from, steps: args.steps, mutation: args.mutation, lease: args.lease, joint: args.joint, swarm: args.swarm })}`,
+  );
   return 0;
 }
 

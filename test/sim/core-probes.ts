@@ -24,12 +24,15 @@ export interface TimeoutNowSeen {
  * message itself carries none of it); returns the undo.
  */
 export function observeTimeoutNow(fn: (seen: TimeoutNowSeen) => void): () => void {
-  return patch(raftProto, 'sendTimeoutNow', (original) =>
-    function (this: RaftInternals, to: number): void {
-      const last = this.raftLog.lastIndex();
-      fn({ raft: this, from: this.id, to, term: this.term, lastIndex: last, lastTerm: this.raftLog.term(last) ?? 0 });
-      original.call(this, to);
-    },
+  return patch(
+    raftProto,
+    'sendTimeoutNow',
+    (original) =>
+      function (this: RaftInternals, to: number): void {
+        const last = this.raftLog.lastIndex();
+        fn({ raft: this, from: this.id, to, term: this.term, lastIndex: last, lastTerm: this.raftLog.term(last) ?? 0 });
+        original.call(this, to);
+      },
   );
 }
 
@@ -57,20 +60,31 @@ export interface BadGrant {
  * date as its own (§5.4.1), judged independently from the voter's log as it stood when the request arrived.
  */
 export function observeVoteGrants(fn: (bad: BadGrant) => void): () => void {
-  return patch(raftProto, 'step', (original) =>
-    function (this: typeof raftProto, m: Message): void {
-      if (m.type !== MessageType.MsgVote && m.type !== MessageType.MsgPreVote) return original.call(this, m);
-      const last = this.raftLog.lastIndex();
-      const lastTerm = this.raftLog.term(last) ?? 0;
-      const upToDate = m.logTerm > lastTerm || (m.logTerm === lastTerm && m.index >= last);
-      const before = [this.msgs.length, this.msgsAfterAppend.length];
-      original.call(this, m);
-      if (upToDate) return;
-      const want = m.type === MessageType.MsgVote ? MessageType.MsgVoteResp : MessageType.MsgPreVoteResp;
-      const out = [...this.msgs.slice(before[0]), ...this.msgsAfterAppend.slice(before[1])];
-      if (out.some((r) => r.type === want && r.to === m.from && !r.reject)) {
-        fn({ raft: this, voter: this.id, candidate: m.from, type: m.type === MessageType.MsgVote ? 'vote' : 'pre-vote', term: m.term, candidateLast: [m.index, m.logTerm], voterLast: [last, lastTerm] });
-      }
-    },
+  return patch(
+    raftProto,
+    'step',
+    (original) =>
+      function (this: typeof raftProto, m: Message): void {
+        if (m.type !== MessageType.MsgVote && m.type !== MessageType.MsgPreVote) return original.call(this, m);
+        const last = this.raftLog.lastIndex();
+        const lastTerm = this.raftLog.term(last) ?? 0;
+        const upToDate = m.logTerm > lastTerm || (m.logTerm === lastTerm && m.index >= last);
+        const before = [this.msgs.length, this.msgsAfterAppend.length];
+        original.call(this, m);
+        if (upToDate) return;
+        const want = m.type === MessageType.MsgVote ? MessageType.MsgVoteResp : MessageType.MsgPreVoteResp;
+        const out = [...this.msgs.slice(before[0]), ...this.msgsAfterAppend.slice(before[1])];
+        if (out.some((r) => r.type === want && r.to === m.from && !r.reject)) {
+          fn({
+            raft: this,
+            voter: this.id,
+            candidate: m.from,
+            type: m.type === MessageType.MsgVote ? 'vote' : 'pre-vote',
+            term: m.term,
+            candidateLast: [m.index, m.logTerm],
+            voterLast: [last, lastTerm],
+          });
+        }
+      },
   );
 }

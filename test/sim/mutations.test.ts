@@ -82,7 +82,10 @@ async function logCatch(mutation: LogMutation, limit: number): Promise<Catch | n
 }
 
 function row(mutation: string, simulator: string, c: Catch | null, limit: number): void {
-  const line = c === null ? `${mutation} | ${simulator} | not within ${limit} seeds` : `${mutation} | ${simulator} | seed ${c.seed} (${c.tried} seeds) | ${c.what.slice(0, 90)}`;
+  const line =
+    c === null
+      ? `${mutation} | ${simulator} | not within ${limit} seeds`
+      : `${mutation} | ${simulator} | seed ${c.seed} (${c.tried} seeds) | ${c.what.slice(0, 90)}`;
   table.push(line);
   if (c !== null) announceSeed(c.seed, `${mutation} on the ${simulator} simulator`);
 }

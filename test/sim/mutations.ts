@@ -7,7 +7,13 @@ import { Raft } from '../../src/raft/raft.js';
 import { RaftLog } from '../../src/raft/log.js';
 
 /** Bugs planted in the core (src/raft): both simulators run them. */
-export const CORE_MUTATIONS = ['figure-8', 'prevote-no-log-check', 'vote-no-uptodate-check', 'snapshot-install-drops-suffix', 'transfer-before-catch-up'] as const;
+export const CORE_MUTATIONS = [
+  'figure-8',
+  'prevote-no-log-check',
+  'vote-no-uptodate-check',
+  'snapshot-install-drops-suffix',
+  'transfer-before-catch-up',
+] as const;
 /** Bugs in the core simulator's own driver (it plays the part of the code that embeds the core). */
 export const CORE_DRIVER_MUTATIONS = ['ack-before-persist', 'lying-disk', 'no-snapshot-for-new-member'] as const;
 
@@ -36,7 +42,12 @@ export interface RaftInternals {
 }
 
 const raftProto = Raft.prototype as unknown as RaftInternals;
-const logProto = RaftLog.prototype as unknown as { maybeCommit(maxIndex: number, term: number): boolean; committed: number; commitTo(i: number): void; isUpToDate(i: number, t: number): boolean };
+const logProto = RaftLog.prototype as unknown as {
+  maybeCommit(maxIndex: number, term: number): boolean;
+  committed: number;
+  commitTo(i: number): void;
+  isUpToDate(i: number, t: number): boolean;
+};
 
 /** Replaces `proto[key]` until the returned undo runs. */
 export function patch<T extends object, K extends keyof T>(proto: T, key: K, make: (original: T[K]) => T[K]): () => void {
@@ -49,17 +60,20 @@ export function patch<T extends object, K extends keyof T>(proto: T, key: K, mak
 
 /** Runs `fn` with the vote's log check answering yes, when the message is of type `type`. */
 function skipLogCheckFor(type: MessageType): () => void {
-  return patch(raftProto, 'step', (original) =>
-    function (this: RaftInternals, m: Message): void {
-      if (m.type !== type) return original.call(this, m);
-      const log = this.raftLog as unknown as { isUpToDate(i: number, t: number): boolean };
-      log.isUpToDate = () => true; // an own property, shadowing the prototype's for this call only
-      try {
-        original.call(this, m);
-      } finally {
-        delete (log as { isUpToDate?: unknown }).isUpToDate;
-      }
-    },
+  return patch(
+    raftProto,
+    'step',
+    (original) =>
+      function (this: RaftInternals, m: Message): void {
+        if (m.type !== type) return original.call(this, m);
+        const log = this.raftLog as unknown as { isUpToDate(i: number, t: number): boolean };
+        log.isUpToDate = () => true; // an own property, shadowing the prototype's for this call only
+        try {
+          original.call(this, m);
+        } finally {
+          delete (log as { isUpToDate?: unknown }).isUpToDate;
+        }
+      },
   );
 }
 
@@ -68,12 +82,15 @@ export function plantCoreMutation(m: CoreMutation): () => void {
   switch (m) {
     case 'figure-8':
       // Commit whatever a quorum holds, whatever its term (Raft paper §5.4.2, Figure 8).
-      return patch(logProto, 'maybeCommit', () =>
-        function (this: typeof logProto, maxIndex: number): boolean {
-          if (maxIndex <= this.committed) return false;
-          this.commitTo(maxIndex);
-          return true;
-        },
+      return patch(
+        logProto,
+        'maybeCommit',
+        () =>
+          function (this: typeof logProto, maxIndex: number): boolean {
+            if (maxIndex <= this.committed) return false;
+            this.commitTo(maxIndex);
+            return true;
+          },
       );
     case 'prevote-no-log-check':
       return skipLogCheckFor(MessageType.MsgPreVote);
@@ -82,31 +99,36 @@ export function plantCoreMutation(m: CoreMutation): () => void {
     case 'snapshot-install-drops-suffix':
       // Install every newer snapshot, even one whose last entry the log already holds: the suffix after it,
       // which this follower may have acknowledged, is discarded.
-      return patch(raftProto, 'restore', () =>
-        function (this: RaftInternals, s: Snapshot): boolean {
-          if (s.meta.index <= this.raftLog.committed) return false;
-          if (this.state !== 0) {
-            this.becomeFollower(this.term + 1, 0);
-            return false;
-          }
-          const cs = s.meta.conf;
-          if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) return false;
-          this.raftLog.restore(s);
-          this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
-          this.isLearner = cs.learners.includes(this.id);
-          return true;
-        },
+      return patch(
+        raftProto,
+        'restore',
+        () =>
+          function (this: RaftInternals, s: Snapshot): boolean {
+            if (s.meta.index <= this.raftLog.committed) return false;
+            if (this.state !== 0) {
+              this.becomeFollower(this.term + 1, 0);
+              return false;
+            }
+            const cs = s.meta.conf;
+            if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) return false;
+            this.raftLog.restore(s);
+            this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
+            this.isLearner = cs.learners.includes(this.id);
+            return true;
+          },
       );
     case 'transfer-before-catch-up':
       // Hand leadership over at once, not once the transferee's log matches ours.
-      return patch(raftProto, 'stepLeader', (original) =>
-        function (this: RaftInternals, msg: Message): void {
-          original.call(this, msg);
-          if (msg.type === MessageType.MsgTransferLeader && this.leadTransferee === msg.from && this.leadTransferee !== this.id) {
-            this.sendTimeoutNow(msg.from);
-          }
-        },
+      return patch(
+        raftProto,
+        'stepLeader',
+        (original) =>
+          function (this: RaftInternals, msg: Message): void {
+            original.call(this, msg);
+            if (msg.type === MessageType.MsgTransferLeader && this.leadTransferee === msg.from && this.leadTransferee !== this.id) {
+              this.sendTimeoutNow(msg.from);
+            }
+          },
       );
   }
 }
-

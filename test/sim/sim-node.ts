@@ -64,7 +64,6 @@ export class SimNode {
   }
 }
 
-
 export function encodeState(index: number, hash: number): Uint8Array {
   const b = new Uint8Array(12);
   const v = new DataView(b.buffer);

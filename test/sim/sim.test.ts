@@ -16,7 +16,17 @@ async function runSeeds(
 ): Promise<{ failures: SimFailure[]; commits: number; totals: Omit<SimResult, 'recoveryTicks'> }> {
   const failures: SimFailure[] = [];
   let commits = 0;
-  const totals = { steps: 0, time: 0, commitIndex: 0, leaderChanges: 0, crashes: 0, snapshotsSent: 0, confChangesApplied: 0, partitions: 0, malformedRefused: 0 };
+  const totals = {
+    steps: 0,
+    time: 0,
+    commitIndex: 0,
+    leaderChanges: 0,
+    crashes: 0,
+    snapshotsSent: 0,
+    confChangesApplied: 0,
+    partitions: 0,
+    malformedRefused: 0,
+  };
   for (let seed = 1; seed <= seeds && failures.length < 5; seed++) {
     await nextTurn();
     try {

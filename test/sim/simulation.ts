@@ -134,7 +134,15 @@ export class Simulation {
   private step = 0;
   private faulting = true;
   private proposalSeq = 0;
-  private readonly stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0, confChangesApplied: 0, jointChangesApplied: 0, partitions: 0, malformedRefused: 0 };
+  private readonly stats = {
+    leaderChanges: 0,
+    crashes: 0,
+    snapshotsSent: 0,
+    confChangesApplied: 0,
+    jointChangesApplied: 0,
+    partitions: 0,
+    malformedRefused: 0,
+  };
   /** ReadIndex requests in flight: context -> commit index known anywhere when the read was issued. */
   private readonly reads = new Map<string, number>();
   private readonly trace: ((line: string) => void) | undefined;
@@ -207,7 +215,9 @@ export class Simulation {
       this.compactChance = r2.pick([0.2, 1, 1]);
       this.log(`swarm: ${this.mix.describe()}`);
     }
-    this.log(`knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} persistentStateMachine=${this.persistentStateMachine} compactEvery=${this.compactEvery} garbage=${this.garbage} clockSkew=${this.clockSkew}`);
+    this.log(
+      `knobs ${JSON.stringify(this.knobs)} deferReady=${this.deferReady} groupCommit=${this.groupCommit} persistentStateMachine=${this.persistentStateMachine} compactEvery=${this.compactEvery} garbage=${this.garbage} clockSkew=${this.clockSkew}`,
+    );
     const voters = Array.from({ length: options.nodes }, (_, i) => i + 1);
     const conf: ConfState = { voters, learners: [] };
     for (const id of voters) {
@@ -384,7 +394,11 @@ export class Simulation {
     }
     const roles = [...this.nodes.values()].map((n) => `${n.id}:${stateNames[n.state]}@${n.term} applied ${n.applied}`).join(', ');
     const what =
-      probe === undefined ? 'no leader accepted a proposal' : read === undefined ? 'the probe proposal is not applied everywhere' : `read ${read} is unanswered`;
+      probe === undefined
+        ? 'no leader accepted a proposal'
+        : read === undefined
+          ? 'the probe proposal is not applied everywhere'
+          : `read ${read} is unanswered`;
     throw new InvariantViolation('liveness', `${limit / TICK} ticks after faults stopped, ${what} (${roles})`);
   }
 
@@ -538,7 +552,9 @@ export class Simulation {
     const { voters, learners } = leader.conf;
     // Swarm runs never add back a removed node: a follower that has not applied the re-addition refuses the node
     // as removed, so once it leads it can never catch that follower up.
-    const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id) && !(this.mix !== undefined && this.removedEver.has(id)));
+    const outsiders = [...this.nodes.keys()].filter(
+      (id) => !voters.includes(id) && !learners.includes(id) && !(this.mix !== undefined && this.removedEver.has(id)),
+    );
     const removable = voters.length > Math.max(2, Math.ceil(this.options.nodes / 2)) ? voters.filter((id) => id !== leader.id) : [];
     const options: ConfChange[] = [
       ...outsiders.map((nodeId) => ({ type: this.rng.chance(0.5) ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode, nodeId })),
@@ -820,8 +836,13 @@ export class Simulation {
       }
     }
     if (!ok || n === undefined) return;
-    const snap = m.snapshot === undefined ? '' : ` snap ${m.snapshot.meta.index}@${m.snapshot.meta.term} voters [${m.snapshot.meta.conf.voters}] learners [${m.snapshot.meta.conf.learners}]`;
-    this.log(`${m.from}->${m.to} ${MessageType[m.type]} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? ' reject' : ''}${snap}`);
+    const snap =
+      m.snapshot === undefined
+        ? ''
+        : ` snap ${m.snapshot.meta.index}@${m.snapshot.meta.term} voters [${m.snapshot.meta.conf.voters}] learners [${m.snapshot.meta.conf.learners}]`;
+    this.log(
+      `${m.from}->${m.to} ${MessageType[m.type]} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? ' reject' : ''}${snap}`,
+    );
     if (this.rng.chance(this.garbage)) this.stepGarbage(n, m);
     if (m.type === MessageType.MsgSnap && m.snapshot !== undefined) this.checkSnapshotNamesMember(from, n, m.snapshot);
     if (m.type === MessageType.MsgVote || m.type === MessageType.MsgPreVote) this.noteVoteRequest(n, m);
@@ -1014,7 +1035,12 @@ export class Simulation {
         this.checker.durableHardStateObserved(n.id, rd.hardState);
       }
     }
-    const cut = this.mix !== undefined && this.faulting && n.state !== StateType.StateLeader && group.some(({ rd }) => rd.entries.length > 0) && this.rng.chance(this.mix.cutAfterPersist);
+    const cut =
+      this.mix !== undefined &&
+      this.faulting &&
+      n.state !== StateType.StateLeader &&
+      group.some(({ rd }) => rd.entries.length > 0) &&
+      this.rng.chance(this.mix.cutAfterPersist);
     if (cut) this.isolate(n);
     // Acks are checked when they leave: after the whole group, whose later writes may have overwritten what they name.
     const out = this.rng.chance(0.5) ? n.raw.persisted(group[group.length - 1]!.rd) : group.flatMap(({ rd }) => n.raw.persisted(rd));
@@ -1060,7 +1086,9 @@ export class Simulation {
       this.stats.confChangesApplied++;
       for (const c of cc.changes) if (c.type === ConfChangeType.RemoveNode) this.removedEver.add(c.nodeId);
       const what = cc.changes.length === 0 ? 'leave joint' : cc.changes.map((c) => `${ConfChangeType[c.type]} ${c.nodeId}`).join(', ');
-      this.log(`${n.id} applied conf change ${what} at ${e.index} -> voters [${n.conf.voters}] outgoing [${n.conf.votersOutgoing ?? []}] learners [${n.conf.learners}] next [${n.conf.learnersNext ?? []}]`);
+      this.log(
+        `${n.id} applied conf change ${what} at ${e.index} -> voters [${n.conf.voters}] outgoing [${n.conf.votersOutgoing ?? []}] learners [${n.conf.learners}] next [${n.conf.learnersNext ?? []}]`,
+      );
     }
     if (this.probes.size > 0 && e.type === EntryType.Normal && this.probes.has(new TextDecoder().decode(e.data))) {
       this.probeApplied.add(n.id);

@@ -91,7 +91,10 @@ describe('RaftStorage over the native WAL', () => {
     const storage = await RaftStorage.open(wal, new MemorySnapshotStore(), conf);
     await storage.persist(ready({ entries: entries(1, 5, 1), hardState: { term: 1, vote: 1, commit: 3 } }));
     const snap: Snapshot = { meta: { index: 20, term: 2, conf }, data: Buffer.from('state') };
-    const writes = [storage.persist(ready({ snapshot: snap, hardState: { term: 2, vote: 0, commit: 20 } })), storage.persist(ready({ entries: entries(21, 22, 2) }))];
+    const writes = [
+      storage.persist(ready({ snapshot: snap, hardState: { term: 2, vote: 0, commit: 20 } })),
+      storage.persist(ready({ entries: entries(21, 22, 2) })),
+    ];
     // More writes arrive on later microtasks, while the install is still running.
     let next = 23;
     for (let i = 0; i < 20; i++) {

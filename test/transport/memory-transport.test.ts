@@ -82,13 +82,20 @@ describe('MemoryNetwork', () => {
   it('reports a delivered snapshot as ok and a lost one as failed', async () => {
     const vt = new VirtualTime();
     const { net, rec } = await cluster([1, 2], { schedule: vt.schedule });
-    const snap = (): Message => msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 5, term: 1, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(100).fill(7) } });
+    const snap = (): Message =>
+      msg(1, 2, {
+        type: MessageType.MsgSnap,
+        snapshot: { meta: { index: 5, term: 1, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(100).fill(7) },
+      });
     net.endpoint(1).send([snap()]);
     vt.runAll();
     net.cut(1, 2);
     net.endpoint(1).send([snap()]);
     vt.runAll();
-    expect(rec(1).snapshotStatus).toEqual([[2, true], [2, false]]);
+    expect(rec(1).snapshotStatus).toEqual([
+      [2, true],
+      [2, false],
+    ]);
     expect(rec(2).messages[0]!.snapshot!.data).toEqual(new Uint8Array(100).fill(7));
   });
 

@@ -58,7 +58,16 @@ async function receiver(dir: string, o: Partial<TcpTransportOptions> = {}) {
   const rec = new Recorder();
   const log = new LogCapture();
   // Node 5 is the raw peers' id: snapshot streams come only from known peers (port 1 refuses dials).
-  const t = new TcpTransport({ id: 2, clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, snapshots: store, logger: log, peers: { 5: '127.0.0.1:1' }, ...o });
+  const t = new TcpTransport({
+    id: 2,
+    clusterId: 'c1',
+    listen: '127.0.0.1:0',
+    clusterSecret: SECRET,
+    snapshots: store,
+    logger: log,
+    peers: { 5: '127.0.0.1:1' },
+    ...o,
+  });
   open.push(t);
   await t.start(rec);
   return { t, rec, log, store };
@@ -67,7 +76,7 @@ async function receiver(dir: string, o: Partial<TcpTransportOptions> = {}) {
 const snapHeader = (from: number, meta: SnapshotMeta) => ({ message: msg(from, 2, { type: MessageType.MsgSnap, term: meta.term }), meta });
 
 describe('snapshot streams', () => {
-  it('a snapshot far larger than a frame streams from the sender\'s file to the receiver\'s spool in bounded chunks, checked, then installs', async () => {
+  it("a snapshot far larger than a frame streams from the sender's file to the receiver's spool in bounded chunks, checked, then installs", async () => {
     const meta = { index: 500, term: 3, conf };
     const sendDir = tempDir();
     const sender = await FileSnapshotStore.open(sendDir);
@@ -81,7 +90,17 @@ describe('snapshot streams', () => {
       const s = await spool(m, size);
       return { ...s, write: (c) => (writes.push(c.byteLength), s.write(c)) };
     };
-    const a = new TcpTransport({ id: 1, clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, peers: { 2: b.t.address }, snapshots: sender, maxFrameBytes: MiB, snapshotChunkBytes: 256 * 1024, logger: new LogCapture() });
+    const a = new TcpTransport({
+      id: 1,
+      clusterId: 'c1',
+      listen: '127.0.0.1:0',
+      clusterSecret: SECRET,
+      peers: { 2: b.t.address },
+      snapshots: sender,
+      maxFrameBytes: MiB,
+      snapshotChunkBytes: 256 * 1024,
+      logger: new LogCapture(),
+    });
     open.push(a);
     const aRec = new Recorder();
     await a.start(aRec);

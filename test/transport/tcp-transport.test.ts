@@ -195,7 +195,11 @@ describe('TcpTransport', () => {
       msg(1, 2, { type: MessageType.MsgTransferLeader, from: 3 }),
     ]);
     await until(() => b.rec.messages.length === 3, 'three forwarded requests');
-    expect(b.rec.messages.map((m) => [m.type, m.from])).toEqual([[MessageType.MsgProp, 3], [MessageType.MsgReadIndex, 2], [MessageType.MsgTransferLeader, 3]]);
+    expect(b.rec.messages.map((m) => [m.type, m.from])).toEqual([
+      [MessageType.MsgProp, 3],
+      [MessageType.MsgReadIndex, 2],
+      [MessageType.MsgTransferLeader, 3],
+    ]);
     expect(b.log.messages).toEqual([]);
   });
 
@@ -212,7 +216,11 @@ describe('TcpTransport', () => {
     await stillWorks(a.t, b.rec, 1);
     const data = randomBytes(1024 * 1024 + 123);
     const framesBefore = a.t.stats().peers[2]!.framesSent;
-    const snap = msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: { meta: { index: 99, term: 3, conf: { voters: [1, 2, 3], learners: [4] } }, data } });
+    const snap = msg(1, 2, {
+      type: MessageType.MsgSnap,
+      term: 3,
+      snapshot: { meta: { index: 99, term: 3, conf: { voters: [1, 2, 3], learners: [4] } }, data },
+    });
     a.t.send([snap, msg(1, 2, { commit: 77 })]);
     await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot');
     const got = b.rec.messages.find((m) => m.type === MessageType.MsgSnap)!;
@@ -230,7 +238,9 @@ describe('TcpTransport', () => {
     await stillWorks(a.t, b.rec, 1);
     await b.t.close();
     await until(() => a.rec.unreachable.includes(2), 'the peer to be seen down');
-    a.t.send([msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 1, term: 1, conf: { voters: [1], learners: [] } }, data: new Uint8Array(10) } })]);
+    a.t.send([
+      msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 1, term: 1, conf: { voters: [1], learners: [] } }, data: new Uint8Array(10) } }),
+    ]);
     await until(() => a.rec.snapshotStatus.length === 1, 'the snapshot status');
     expect(a.rec.snapshotStatus).toEqual([[2, false]]);
   });
@@ -249,7 +259,11 @@ describe('TcpTransport', () => {
     const big = new Uint8Array(16 * 1024);
     let maxQueued = 0;
     for (let turn = 0; turn < 400; turn++) {
-      t.send(Array.from({ length: 4 }, (_, i) => msg(1, 2, { type: MessageType.MsgApp, index: turn * 4 + i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] })));
+      t.send(
+        Array.from({ length: 4 }, (_, i) =>
+          msg(1, 2, { type: MessageType.MsgApp, index: turn * 4 + i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] }),
+        ),
+      );
       maxQueued = Math.max(maxQueued, t.stats().peers[2]!.queuedBytes);
       await new Promise((r) => setImmediate(r));
     }
@@ -299,7 +313,9 @@ describe('TcpTransport', () => {
   it('stops sending to a removed peer, reports unknown peers unreachable, never from inside send()', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
-    a.t.send([msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 1, term: 1, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(10) } })]);
+    a.t.send([
+      msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 1, term: 1, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(10) } }),
+    ]);
     a.t.removePeer(2); // the snapshot fails, but raft has forgotten peer 2: nothing may be reported about it
     a.t.send([msg(1, 2, { commit: 2 }), msg(1, 9)]);
     expect(a.rec.unreachable).toEqual([]);
@@ -325,7 +341,12 @@ describe('TcpTransport', () => {
     await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
     const port = (sink.address() as net.AddressInfo).port;
     const { t, rec } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxFrameBytes: 64 * 1024 });
-    t.send([msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data: randomBytes(8 * 1024 * 1024) } })]);
+    t.send([
+      msg(1, 2, {
+        type: MessageType.MsgSnap,
+        snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data: randomBytes(8 * 1024 * 1024) },
+      }),
+    ]);
     await until(() => rec.snapshotStatus.length === 1, 'the snapshot status');
     expect(rec.snapshotStatus).toEqual([[2, false]]);
     await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
@@ -336,7 +357,11 @@ describe('TcpTransport', () => {
     meta: { index: 3, term: 1, conf: { voters: [2, 5], learners: [] } },
   });
   const chunkCases: Array<[string, (p: ReturnType<typeof newPacker>) => Buffer[], string]> = [
-    ['a snapshot chunk out of sequence', (p) => [frame(encodeChunk(p, 1, 0, 20, new Uint8Array(10), snapHeader())), frame(encodeChunk(p, 1, 15, 20, new Uint8Array(5)))], 'TRANSPORT_MALFORMED_FRAME'],
+    [
+      'a snapshot chunk out of sequence',
+      (p) => [frame(encodeChunk(p, 1, 0, 20, new Uint8Array(10), snapHeader())), frame(encodeChunk(p, 1, 15, 20, new Uint8Array(5)))],
+      'TRANSPORT_MALFORMED_FRAME',
+    ],
     ['a snapshot continued without a start', (p) => [frame(encodeChunk(p, 1, 10, 20, new Uint8Array(10)))], 'TRANSPORT_MALFORMED_FRAME'],
     ['a snapshot chunk running past its total', (p) => [frame(encodeChunk(p, 1, 0, 5, new Uint8Array(10), snapHeader()))], 'TRANSPORT_MALFORMED_FRAME'],
     ['a snapshot larger than maxSnapshotBytes', (p) => [frame(encodeChunk(p, 1, 0, 4096, new Uint8Array(10), snapHeader()))], 'TRANSPORT_SNAPSHOT_TOO_LARGE'],

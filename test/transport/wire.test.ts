@@ -9,8 +9,19 @@ describe('wire', () => {
   const p = newPacker();
   const valid = [
     encodeHello(p, 'cluster', 1, 2),
-    encodeMessage(p, msg(1, 2, { type: MessageType.MsgApp, context: new Uint8Array([1]), rejectHintTerm: 4, entries: [{ index: 5, term: 2, type: EntryType.ConfChange, data: new Uint8Array([1, 2]) }] })),
-    encodeChunk(p, 3, 0, 10, new Uint8Array(4), { message: msg(1, 2, { type: MessageType.MsgSnap }), meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [3] } } }),
+    encodeMessage(
+      p,
+      msg(1, 2, {
+        type: MessageType.MsgApp,
+        context: new Uint8Array([1]),
+        rejectHintTerm: 4,
+        entries: [{ index: 5, term: 2, type: EntryType.ConfChange, data: new Uint8Array([1, 2]) }],
+      }),
+    ),
+    encodeChunk(p, 3, 0, 10, new Uint8Array(4), {
+      message: msg(1, 2, { type: MessageType.MsgSnap }),
+      meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [3] } },
+    }),
   ].map((b) => Buffer.from(b));
 
   it('decodes what it encodes', () => {
@@ -20,7 +31,14 @@ describe('wire', () => {
     expect(m.kind === 'message' && m.message.entries[0]).toEqual({ index: 5, term: 2, type: EntryType.ConfChange, data: Buffer.from([1, 2]) });
     const c = decodeFrame(u, valid[2]!);
     expect(c.kind === 'chunk' && c.header?.meta).toEqual({ index: 9, term: 2, conf: { voters: [1, 2], learners: [3] } });
-    expect(decodeFrame(u, Buffer.from(encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7101')))).toEqual({ kind: 'hello', version: 2, clusterId: 'cluster', from: 1, to: 2, address: '127.0.0.1:7101' });
+    expect(decodeFrame(u, Buffer.from(encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7101')))).toEqual({
+      kind: 'hello',
+      version: 2,
+      clusterId: 'cluster',
+      from: 1,
+      to: 2,
+      address: '127.0.0.1:7101',
+    });
   });
 
   it('throws only MalformedFrameError on random and mutated bytes (seeded fuzz)', async () => {

@@ -28,7 +28,7 @@ setTimeout(() => process.exit(3), 30_000).unref(); // never outlive a broken tes
 
 const wal = await Wal.open(dir, { segmentBytes: 64 * 1024 });
 let next = wal.lastIndex + 1;
-let term = Math.max(1, wal.lastIndex >= wal.firstIndex ? wal.term(wal.lastIndex) : wal.snapshot?.term ?? 1);
+let term = Math.max(1, wal.lastIndex >= wal.firstIndex ? wal.term(wal.lastIndex) : (wal.snapshot?.term ?? 1));
 let acked = 0;
 let call = 0;
 let inflight = 0;

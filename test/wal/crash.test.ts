@@ -132,7 +132,9 @@ function explain(before: LogShape, run: Run, after: LogShape): string {
     let diff = -1;
     for (let i = after.first; i <= Math.max(after.last, last) && diff < 0; i++) if (terms.get(i) !== after.terms.get(i)) diff = i;
     const c = run.calls[p - 1];
-    out.push(`  p=${p} call [${c?.first}, ${c?.last}] t${c?.term} -> last ${last}; first difference at ${diff}: expected t${terms.get(diff)} got t${after.terms.get(diff)}`);
+    out.push(
+      `  p=${p} call [${c?.first}, ${c?.last}] t${c?.term} -> last ${last}; first difference at ${diff}: expected t${terms.get(diff)} got t${after.terms.get(diff)}`,
+    );
   }
   return out.join('\n');
 }
@@ -169,7 +171,10 @@ describe('crash safety', () => {
         const matches = matchingPrefixes(before, run, after);
         if (matches.length === 0) console.log(explain(before, run, after));
         if (matches.length > 0 && matches.every((p) => p % 1 !== 0)) partial++;
-        expect(matches.length, `kill ${k}: the reopened log [${after.first}, ${after.last}] is no prefix of the ${run.calls.length} calls made (${run.acked} acknowledged)`).toBeGreaterThan(0);
+        expect(
+          matches.length,
+          `kill ${k}: the reopened log [${after.first}, ${after.last}] is no prefix of the ${run.calls.length} calls made (${run.acked} acknowledged)`,
+        ).toBeGreaterThan(0);
         expect(wal.hardState.commit).toBeGreaterThanOrEqual(run.commit);
         expect(wal.firstIndex - 1).toBe(wal.snapshot?.index ?? 0);
         const all = wal.entriesSync(wal.firstIndex, wal.lastIndex + 1);
@@ -183,7 +188,9 @@ describe('crash safety', () => {
         await wal.close();
       }
     }
-    console.log(`crash test: ${KILLS} kills, ${calls} appends made, ${acked} acknowledged, ${overwrites} overwrites, ${torn} torn tails repaired, ${partial} logs ending inside an unacknowledged append`);
+    console.log(
+      `crash test: ${KILLS} kills, ${calls} appends made, ${acked} acknowledged, ${overwrites} overwrites, ${torn} torn tails repaired, ${partial} logs ending inside an unacknowledged append`,
+    );
     expect(acked).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -14,7 +14,7 @@ describe('CRC32C in pieces', () => {
     const whole = reference.buf(data) >>> 0;
     for (const software of [false, true]) {
       let crc = 0;
-      for (let at = 0; at < data.length; ) {
+      for (let at = 0; at < data.length;) {
         const n = 1 + Math.floor(random() * 9000);
         crc = addon().crc32c(data.subarray(at, at + n), software, crc);
         at += n;

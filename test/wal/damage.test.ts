@@ -28,7 +28,7 @@ const MARKER = 5;
 function recordsOf(file: string): { offset: number; bytes: number; length: number; kind: number }[] {
   const buf = readFileSync(file);
   const out: { offset: number; bytes: number; length: number; kind: number }[] = [];
-  for (let off = 0; off + 16 <= buf.length && buf.readUInt32LE(off + 4) + buf[off + 8]! !== 0; ) {
+  for (let off = 0; off + 16 <= buf.length && buf.readUInt32LE(off + 4) + buf[off + 8]! !== 0;) {
     const length = buf.readUInt32LE(off + 4);
     const bytes = Math.ceil((16 + length) / 8) * 8;
     out.push({ offset: off, bytes, length, kind: buf[off + 8]! });
@@ -39,7 +39,9 @@ function recordsOf(file: string): { offset: number; bytes: number; length: numbe
 
 /** The last entry record of a segment (the job's marker follows it). */
 function lastEntryOf(file: string): { offset: number; bytes: number; length: number; kind: number } {
-  return recordsOf(file).filter((r) => r.kind === ENTRY).at(-1)!;
+  return recordsOf(file)
+    .filter((r) => r.kind === ENTRY)
+    .at(-1)!;
 }
 
 describe('CRC32C', () => {
@@ -47,7 +49,15 @@ describe('CRC32C', () => {
     const native = addon();
     const random = seeded(testSeed('CRC32C'));
     const data = Buffer.from(Uint8Array.from({ length: 70_000 }, () => Math.floor(random() * 256)));
-    for (const [start, len] of [[0, 0], [0, 1], [1, 7], [3, 8], [5, 63], [0, 4096], [7, 65_537]] as const) {
+    for (const [start, len] of [
+      [0, 0],
+      [0, 1],
+      [1, 7],
+      [3, 8],
+      [5, 63],
+      [0, 4096],
+      [7, 65_537],
+    ] as const) {
       const slice = data.subarray(start, start + len);
       const want = crc32c.buf(slice) >>> 0;
       expect(native.crc32c(slice)).toBe(want);
@@ -118,7 +128,10 @@ describe('torn tail', () => {
     const buf = readFileSync(file);
     const last = lastEntryOf(file);
     const random = seeded(testSeed('garbage tail'));
-    buf.set(Uint8Array.from({ length: last.bytes + 40 }, () => Math.floor(random() * 256)), last.offset + 5);
+    buf.set(
+      Uint8Array.from({ length: last.bytes + 40 }, () => Math.floor(random() * 256)),
+      last.offset + 5,
+    );
     writeFileSync(file, buf);
     wal = await Wal.open(dir, SMALL);
     expect(wal.lastIndex).toBe(9);

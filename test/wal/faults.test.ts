@@ -107,14 +107,17 @@ describe('WAL under disk faults', () => {
     ['fdatasync EIO', 'fallocate', { op: 'fdatasync', glob: '*/next.prealloc', times: 2, errno: 'EIO' }],
     ['fallocate ENOSPC', 'fallocate', { op: 'fallocate', glob: '*/next.prealloc', times: 2, errno: 'ENOSPC' }],
     ['zero-fill ENOSPC', 'zeros', { op: 'write', glob: '*/next.prealloc', times: 2, errno: 'ENOSPC' }],
-  ] as const)('rejects the first append with WAL_IO when preparing the first segment fails twice (%s), and close frees the lock', async (_name, preallocate, rule) => {
-    const { result } = await run(() => [rule], 5, preallocate);
-    expect(result.opens).toEqual([{ ok: true }]);
-    expect(result.acked).toBe(0);
-    expect(result.appendError).toMatchObject({ code: 'WAL_IO' });
-    expect(result.warnings.length).toBeGreaterThanOrEqual(1); // the first failure was retried once
-    expect(result.reopenedLast).toBe(0);
-  });
+  ] as const)(
+    'rejects the first append with WAL_IO when preparing the first segment fails twice (%s), and close frees the lock',
+    async (_name, preallocate, rule) => {
+      const { result } = await run(() => [rule], 5, preallocate);
+      expect(result.opens).toEqual([{ ok: true }]);
+      expect(result.acked).toBe(0);
+      expect(result.appendError).toMatchObject({ code: 'WAL_IO' });
+      expect(result.warnings.length).toBeGreaterThanOrEqual(1); // the first failure was retried once
+      expect(result.reopenedLast).toBe(0);
+    },
+  );
 
   it('retries preparing a segment once after a failure that passed, and loses nothing', async () => {
     const { result } = await run(() => [{ op: 'fallocate', glob: '*/next.prealloc', times: 1, errno: 'ENOSPC' }], 5);

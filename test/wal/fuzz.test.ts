@@ -35,7 +35,7 @@ function placements(dir: string): Placed[] {
   const out: Placed[] = [];
   for (const name of readdirSync(dir).filter((f) => f.endsWith('.wal'))) {
     const buf = readFileSync(join(dir, name));
-    for (let off = 0; off + 16 <= buf.length && buf.readUInt32LE(off + 4) + buf[off + 8]! !== 0; ) {
+    for (let off = 0; off + 16 <= buf.length && buf.readUInt32LE(off + 4) + buf[off + 8]! !== 0;) {
       const bytes = Math.ceil((16 + buf.readUInt32LE(off + 4)) / 8) * 8;
       if (buf[off + 8] === 2) out.push({ index: Number(buf.readBigUInt64LE(off + 16)), file: name, offset: off, bytes });
       off += bytes;
@@ -64,7 +64,9 @@ beforeAll(async () => {
   firstIndex = wal.firstIndex;
   await wal.close();
   placed = placements(base);
-  files = readdirSync(base).filter((f) => f.endsWith('.wal')).sort();
+  files = readdirSync(base)
+    .filter((f) => f.endsWith('.wal'))
+    .sort();
   expect(files.length).toBeGreaterThan(4);
   expect(firstIndex).toBeGreaterThan(1);
 });
@@ -170,38 +172,42 @@ function sampled(): Damage[] {
 }
 
 describe(`WAL fuzz${LONG ? ' (FUZZ=long)' : ''}`, () => {
-  it('every damaged copy opens as an intact prefix or fails with a coded error', async () => {
-    const work = tempDir();
-    const outcomes = { opened: 0, refused: new Map<string, number>() };
-    for (const d of sampled()) {
-      rmSync(work, { recursive: true, force: true });
-      cpSync(base, work, { recursive: true });
-      d.apply(work);
-      let wal: Wal | undefined;
-      try {
-        wal = await Wal.open(work, OPTIONS);
-      } catch (err) {
-        expect(err, d.what).toBeInstanceOf(WalError);
-        const code = (err as WalError).code;
-        outcomes.refused.set(code, (outcomes.refused.get(code) ?? 0) + 1);
-        continue;
+  it(
+    'every damaged copy opens as an intact prefix or fails with a coded error',
+    async () => {
+      const work = tempDir();
+      const outcomes = { opened: 0, refused: new Map<string, number>() };
+      for (const d of sampled()) {
+        rmSync(work, { recursive: true, force: true });
+        cpSync(base, work, { recursive: true });
+        d.apply(work);
+        let wal: Wal | undefined;
+        try {
+          wal = await Wal.open(work, OPTIONS);
+        } catch (err) {
+          expect(err, d.what).toBeInstanceOf(WalError);
+          const code = (err as WalError).code;
+          outcomes.refused.set(code, (outcomes.refused.get(code) ?? 0) + 1);
+          continue;
+        }
+        try {
+          outcomes.opened++;
+          expect(wal.firstIndex, d.what).toBe(firstIndex);
+          const last = wal.lastIndex;
+          // What it kept is exactly what was written...
+          const kept = last >= wal.firstIndex ? wal.entriesSync(wal.firstIndex, last + 1) : [];
+          expect(plain(kept), d.what).toEqual(plain([...Array(kept.length).keys()].map((k) => expected.get(wal!.firstIndex + k)!)));
+          // ...and it lost nothing the damage did not touch.
+          for (const p of placed) if (p.index >= firstIndex && !d.touches(p)) expect(p.index, `${d.what}: entry ${p.index} lost`).toBeLessThanOrEqual(last);
+        } finally {
+          await wal.close();
+        }
+        await new Promise<void>((r) => setImmediate(r));
       }
-      try {
-        outcomes.opened++;
-        expect(wal.firstIndex, d.what).toBe(firstIndex);
-        const last = wal.lastIndex;
-        // What it kept is exactly what was written...
-        const kept = last >= wal.firstIndex ? wal.entriesSync(wal.firstIndex, last + 1) : [];
-        expect(plain(kept), d.what).toEqual(plain([...Array(kept.length).keys()].map((k) => expected.get(wal!.firstIndex + k)!)));
-        // ...and it lost nothing the damage did not touch.
-        for (const p of placed) if (p.index >= firstIndex && !d.touches(p)) expect(p.index, `${d.what}: entry ${p.index} lost`).toBeLessThanOrEqual(last);
-      } finally {
-        await wal.close();
-      }
-      await new Promise<void>((r) => setImmediate(r));
-    }
-    // The sample must exercise both outcomes, or it proves little.
-    expect(outcomes.opened).toBeGreaterThan(10);
-    expect(outcomes.refused.get('WAL_CORRUPT') ?? 0).toBeGreaterThan(10);
-  }, LONG ? 3_600_000 : 120_000);
+      // The sample must exercise both outcomes, or it proves little.
+      expect(outcomes.opened).toBeGreaterThan(10);
+      expect(outcomes.refused.get('WAL_CORRUPT') ?? 0).toBeGreaterThan(10);
+    },
+    LONG ? 3_600_000 : 120_000,
+  );
 });

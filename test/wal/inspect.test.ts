@@ -42,7 +42,12 @@ describe('raftlog inspect', () => {
     const wal = await Wal.open(dir, { segmentBytes: 8192 });
     await wal.append(range(1, 201, 1));
     await wal.close();
-    const file = join(dir, readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()[0]!);
+    const file = join(
+      dir,
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.wal'))
+        .sort()[0]!,
+    );
     const buf = readFileSync(file);
     buf[40 + 20] ^= 0xff; // inside the first entry, just after the segment header record
     writeFileSync(file, buf);
@@ -64,7 +69,14 @@ describe('raftlog inspect', () => {
     const wal = await Wal.open(dir, { segmentBytes: 8192 });
     await wal.append(range(1, 201, 1));
     await wal.close();
-    unlinkSync(join(dir, readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()[0]!));
+    unlinkSync(
+      join(
+        dir,
+        readdirSync(dir)
+          .filter((f) => f.endsWith('.wal'))
+          .sort()[0]!,
+      ),
+    );
     const r = await run([dir]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/segments are missing/);

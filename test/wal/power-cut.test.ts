@@ -35,7 +35,15 @@ function ackedBefore(ops: readonly FaultOp[], data: Buffer, root: string, cut: n
   let acked = 0;
   for (const op of ops.slice(0, cut)) {
     if (op.path !== join(root, 'acks') || op.doff < 0) continue;
-    acked = Math.max(acked, Number(data.subarray(op.doff, op.doff + op.ret).toString().trim()));
+    acked = Math.max(
+      acked,
+      Number(
+        data
+          .subarray(op.doff, op.doff + op.ret)
+          .toString()
+          .trim(),
+      ),
+    );
   }
   return acked;
 }

@@ -26,7 +26,7 @@ function segments(dir: string): string[] {
 
 function records(buf: Buffer): Array<{ offset: number; bytes: number; kind: number }> {
   const out: Array<{ offset: number; bytes: number; kind: number }> = [];
-  for (let off = 0; off + 16 <= buf.length && buf.readUInt32LE(off + 4) + buf[off + 8]! !== 0; ) {
+  for (let off = 0; off + 16 <= buf.length && buf.readUInt32LE(off + 4) + buf[off + 8]! !== 0;) {
     const bytes = Math.ceil((16 + buf.readUInt32LE(off + 4)) / 8) * 8;
     out.push({ offset: off, bytes, kind: buf[off + 8]! });
     off += bytes;
@@ -82,7 +82,10 @@ describe('replay knows what must be there', () => {
     expect(wal.firstIndex).toBe(101);
     await wal.close();
     unlinkSync(files[0]!);
-    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', message: expect.stringMatching(/the log starts at 101 \(snapshot marker at 100\)/) });
+    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({
+      code: 'WAL_CORRUPT',
+      message: expect.stringMatching(/the log starts at 101 \(snapshot marker at 100\)/),
+    });
   });
 
   it('a segment of format 1 is refused with WAL_VERSION', async () => {

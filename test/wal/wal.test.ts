@@ -3,7 +3,17 @@ import { readdirSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Wal, WalClosedError, WalCompactedError, WalGapError, WalInvalidArgumentError, WalLockedError, WalLockMissingError, WalUnavailableError, type WalLogger } from '../../src/wal/index.js';
+import {
+  Wal,
+  WalClosedError,
+  WalCompactedError,
+  WalGapError,
+  WalInvalidArgumentError,
+  WalLockedError,
+  WalLockMissingError,
+  WalUnavailableError,
+  type WalLogger,
+} from '../../src/wal/index.js';
 import { cleanTempDirs, entry, plain, range, tempDir } from './helpers.js';
 
 const SMALL = { segmentBytes: 8192 };

@@ -24,9 +24,10 @@ function pump(): void {
 }
 function end(): void {
   if (mode === 'exit') process.exit(0);
-  if (mode === 'throw') setImmediate(() => {
-    throw new Error('worker ends with appends in flight');
-  });
+  if (mode === 'throw')
+    setImmediate(() => {
+      throw new Error('worker ends with appends in flight');
+    });
   if (mode === 'terminate') parentPort!.postMessage('busy');
 }
 pump();
