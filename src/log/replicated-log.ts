@@ -317,7 +317,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       // Release the directory lock and the port, and report the first error, not a
       // secondary one from the cleanup.
       const failure = coded(err);
-      logger.error({ err: failure }, `open of ${o.dataDir} failed: ${failure.message}`);
+      logger.debug({ err: failure }, `open of ${o.dataDir} failed: ${failure.message}`);
       if (log !== undefined) {
         log.shutdown(failure);
         await log.release();
