@@ -1,13 +1,13 @@
 // A backup of the state machine at a linearizable point. Kept in this one function
 // so that the way the snapshot is produced can change without touching its callers.
 import type { ReplicatedLog } from '../log/replicated-log.js';
-import { readAll, snapshotChunks, type StateMachine } from '../log/state-machine.js';
+import { snapshotChunks, type StateMachine } from '../log/state-machine.js';
 
 export interface Backup {
   /** The last log index the state covers. */
   index: number;
-  /** The state machine's snapshot bytes. */
-  data: Uint8Array;
+  /** The state machine's snapshot bytes, read as they are sent: never gathered whole. */
+  chunks: AsyncIterable<Uint8Array>;
 }
 
 /**
@@ -19,5 +19,5 @@ export async function takeBackup(log: ReplicatedLog<unknown>, sm: StateMachine<u
   await log.barrier();
   const index = log.status().applied;
   const data = sm.snapshot(); // taken in the same turn as the index; read after
-  return { index, data: await readAll(snapshotChunks(data)) };
+  return { index, chunks: snapshotChunks(data) };
 }

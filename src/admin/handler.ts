@@ -170,13 +170,19 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       case 'GET /snapshot': {
         if (options.stateMachine === undefined) throw new HttpError(404, 'NOT_FOUND', 'this node serves no state machine backups');
         const b = await takeBackup(log, options.stateMachine);
-        res.writeHead(200, {
-          'content-type': 'application/octet-stream',
-          'content-length': b.data.byteLength,
-          'x-raftlog-index': String(b.index),
-          'x-raftlog-crc32c': String(crc32c(b.data)),
-        });
-        res.end(b.data);
+        // Streamed as the state machine yields it; the checksum of what was sent follows as a trailer.
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': String(b.index), trailer: 'x-raftlog-crc32c' });
+        let crc = 0;
+        for await (const chunk of b.chunks) {
+          crc = crc32c(chunk, crc);
+          if (!res.write(chunk))
+            await new Promise<void>((resolve, reject) => {
+              res.once('drain', resolve);
+              res.once('close', () => reject(new Error('the client went away')));
+            });
+        }
+        res.addTrailers({ 'x-raftlog-crc32c': String(crc) });
+        res.end();
         return;
       }
       case 'POST /members/add': {

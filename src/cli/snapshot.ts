@@ -1,13 +1,14 @@
 // `raftlog snapshot save FILE` and `raftlog snapshot restore FILE`: backups of the
 // state machine, and new clusters seeded from them (etcdctl snapshot save/restore).
 import { existsSync, readdirSync } from 'node:fs';
+import { get as httpGet, type IncomingMessage } from 'node:http';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { encodeSnapshotData } from '../log/snapshot-data.js';
 import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
-import { ADMIN_FLAGS, adminTarget, request } from './admin-client.js';
+import { ADMIN_FLAGS, adminTarget } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog snapshot save FILE --admin HOST:PORT [--admin-token-file FILE] [--json]
@@ -47,35 +48,61 @@ export async function main(args: string[]): Promise<number> {
   });
 }
 
-/** Fetches the backup, checks it arrived whole, and writes it as a checksummed snapshot file. */
+/**
+ * Streams the backup into a checksummed snapshot file beside FILE, checks it against the
+ * checksum the endpoint sends after the data, and only then moves it to FILE.
+ */
 async function save(endpoint: string, token: string | undefined, file: string): Promise<{ index: number; bytes: number }> {
-  const r = await request(endpoint, token, 'GET', '/snapshot', undefined, 120_000);
-  if (r.status === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
-  if (r.status !== 200) {
+  const res = await getStream(endpoint, token, '/snapshot', 120_000);
+  if (res.statusCode === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
+  if (res.statusCode !== 200) {
+    const parts: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res as AsyncIterable<Buffer>) if ((size += chunk.length) <= 64 * 1024) parts.push(chunk); // an error answer is small
+    const body = Buffer.concat(parts);
     let e: { code?: string; message?: string } = {};
     try {
-      e = JSON.parse(r.body.toString('utf8')) as typeof e;
+      e = JSON.parse(body.toString('utf8')) as typeof e;
     } catch {
       // not JSON: the status says enough
     }
-    throw new CliError(e.code ?? `HTTP_${r.status}`, `${endpoint}: ${e.message ?? `HTTP ${r.status}`}`);
+    throw new CliError(e.code ?? `HTTP_${res.statusCode}`, `${endpoint}: ${e.message ?? `HTTP ${res.statusCode}`}`);
   }
-  const index = Number(r.headers.get('x-raftlog-index'));
-  const crc = Number(r.headers.get('x-raftlog-crc32c'));
+  const index = Number(res.headers['x-raftlog-index']);
   if (!Number.isSafeInteger(index) || index < 0) throw new CliError('SNAPSHOT_CORRUPT', `${endpoint} sent no valid index with the backup`);
-  if (crc32c(r.body) !== crc) throw new CliError('SNAPSHOT_CORRUPT', `the backup from ${endpoint} does not match its checksum (damaged in transit)`);
+  let crc = 0;
+  let bytes = 0;
+  const counted = async function* (): AsyncGenerator<Uint8Array> {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      crc = crc32c(chunk, crc);
+      bytes += chunk.length;
+      yield chunk;
+    }
+  };
   // The store writes, fsyncs and renames into place; the file then moves to FILE in one rename.
   const tmp = await mkdtemp(join(dirname(file), `.${basename(file)}.`));
   try {
     const store = await FileSnapshotStore.open(tmp);
     // A backup names no members: restore gives the new cluster's.
-    await store.save({ meta: { index, term: 0, conf: { voters: [], learners: [] } }, data: r.body });
-    const [name] = readdirSync(tmp);
-    await rename(join(tmp, name!), file);
+    await store.save({ meta: { index, term: 0, conf: { voters: [], learners: [] } }, data: counted() });
+    const sent = Number(res.trailers['x-raftlog-crc32c']);
+    if (res.trailers['x-raftlog-crc32c'] === undefined || sent !== crc)
+      throw new CliError('SNAPSHOT_CORRUPT', `the backup from ${endpoint} does not match its checksum (cut short or damaged in transit)`);
+    const name = readdirSync(tmp).find((n) => n.endsWith('.snap'))!;
+    await rename(join(tmp, name), file);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  return { index, bytes: r.body.length };
+  return { index, bytes };
+}
+
+/** A GET whose body is read as a stream (node:http: its trailers are readable after the body). */
+function getStream(endpoint: string, token: string | undefined, path: string, timeoutMs: number): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(`http://${endpoint}${path}`, { headers: token !== undefined ? { authorization: `Bearer ${token}` } : {}, timeout: timeoutMs }, resolve);
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on('error', (err: NodeJS.ErrnoException) => reject(new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${err.code ?? err.message}`, EXIT.unreachable)));
+  });
 }
 
 /**
