@@ -140,7 +140,8 @@ describe('join', () => {
     );
     expect(joined.status().conf.voters.sort()).toEqual([1, 2, 3, 4]);
     expect(joined.status().role).toBe('follower');
-    expect(logger.lines.some((l) => l.message === 'membership: added voter 4' && l.fields.member === 4)).toBe(true);
+    const changes = (l: { fields: Record<string, unknown> }): Array<{ member: number }> => (l.fields.changes as Array<{ member: number }> | undefined) ?? [];
+    expect(logger.lines.some((l) => l.message === 'membership: added voter 4' && changes(l).some((c) => c.member === 4))).toBe(true);
   });
 
   it('promote: a learner far behind is NOT_CAUGHT_UP; one caught up becomes a voter', async () => {

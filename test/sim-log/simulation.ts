@@ -873,6 +873,7 @@ class Simulation {
         const n = this.newNode(id, new MemoryDisk(this.rng.fork(), CALM_DISK), peers);
         this.jointSpares.push(n);
         this.nodes.push(n);
+        this.everyone.push(n); // their disks count toward durability like any member's
         this.start(n);
       }
     }
