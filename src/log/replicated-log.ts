@@ -139,57 +139,83 @@ export interface LogEvents {
  * node. With no peers it is a crash-safe local log with the same API.
  */
 export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
+  /** @internal */
   private readonly node: RawNode;
+  /** @internal */
   private readonly counters = new MetricCounters();
+  /** @internal */
   private readonly proposals: Proposals<R>;
+  /** @internal */
   private queue: Queued[] = [];
+  /** @internal */
   private proposeScheduled = false;
+  /** @internal */
   private pumpScheduled = false;
+  /** @internal */
   private pumping = false;
+  /** @internal */
   private closed = false;
-  /** close() was called: no new work is accepted. */
+  /** close() was called: no new work is accepted. @internal */
   private closing = false;
+  /** @internal */
   private fatal: LogError | undefined;
+  /** @internal */
   private lead = 0;
+  /** @internal */
   private role = StateType.StateFollower;
+  /** @internal */
   private applied: number;
+  /** @internal */
   private snapshotIndex: number;
+  /** @internal */
   private conf: ConfState;
+  /** @internal */
   private readonly members: Map<number, string>;
+  /** @internal */
   private readonly appliedWaiters: Waiter[] = [];
-  /** ReadIndex requests made and not yet answered, by context. */
+  /** ReadIndex requests made and not yet answered, by context. @internal */
   private readonly reads = new Map<string, ReadBatch>();
-  /** The batch this turn's barriers join. */
+  /** The batch this turn's barriers join. @internal */
   private readBatch: ReadBatch | null = null;
+  /** @internal */
   private readonly confPending = new Map<number, ConfPending>();
-  /** Membership changes applied as a joint configuration: they resolve once the joint state is left. */
+  /** Membership changes applied as a joint configuration: they resolve once the joint state is left. @internal */
   private readonly confLeaving = new Set<() => void>();
+  /** @internal */
   private readonly leaderWaiters: Array<() => void> = [];
+  /** @internal */
   private readonly changeListeners = new Set<() => void>();
+  /** @internal */
   private barrierSeq = 0;
+  /** @internal */
   private ticks = 0;
-  /** Ticks since this node last knew a leader (counted once it has known one, or campaigned). */
+  /** Ticks since this node last knew a leader (counted once it has known one, or campaigned). @internal */
   private leaderlessTicks = 0;
+  /** @internal */
   private hadLeader = false;
-  /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. */
+  /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. @internal */
   private snapshotFloor = 0;
+  /** @internal */
   private snapshotForNewMember = false;
   /**
    * While a received snapshot is installed and streamed into the state machine,
    * committed entries (and any later snapshot) wait here, in order.
+   * @internal
    */
   private readonly held: Array<{ entries: Entry[] } | { snap: Snapshot; installed: Promise<void> }> = [];
+  /** @internal */
   private restoring = false;
-  /** The snapshot the last Ready handed over, to tell whether a received one was taken. */
+  /** The snapshot the last Ready handed over, to tell whether a received one was taken. @internal */
   private lastReadySnapshot: Snapshot | undefined;
+  /** @internal */
   private stopTicking: () => void = () => {};
 
   private constructor(
     readonly id: number,
-    private readonly storage: RaftStorage,
-    private readonly deps: ReplicatedLogDeps,
-    private readonly sm: StateMachine<R>,
-    private readonly opts: Required<
+    /** @internal */ private readonly storage: RaftStorage,
+    /** @internal */ private readonly deps: ReplicatedLogDeps,
+    /** @internal */ private readonly sm: StateMachine<R>,
+    /** @internal */ private readonly opts: Required<
       Pick<
         ReplicatedLogOptions,
         | 'snapshotEvery'
@@ -329,6 +355,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
+  /** @internal */
   private async start(): Promise<void> {
     const held = this.storage.snapshot();
     if (held.meta.index > 0) await this.restoreFrom(held);
@@ -583,6 +610,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     return this.proposeMembership(cc, () => this.notCaughtUp(promoted));
   }
 
+  /** @internal */
   private toConfChanges(changes: readonly MembershipChange[]): { ccs: ConfChange[]; promoted: number[] } {
     if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('changeMembership needs a non-empty array of changes');
     const ccs: ConfChange[] = [];
@@ -639,7 +667,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     return { ccs, promoted };
   }
 
-  /** NOT_CAUGHT_UP for the first learner to promote whose log is too far behind the leader's. */
+  /** NOT_CAUGHT_UP for the first learner to promote whose log is too far behind the leader's. @internal */
   private notCaughtUp(ids: readonly number[]): LogError | null {
     if (ids.length === 0) return null;
     const progress = this.node.status().progress;
@@ -662,8 +690,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     return this.closePromise;
   }
 
+  /** @internal */
   private closePromise: Promise<void> | undefined;
 
+  /** @internal */
   private async stop(): Promise<void> {
     if (!this.closed) {
       this.closing = true;
@@ -678,7 +708,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     await this.release();
   }
 
-  /** Frees the port, the files and the directory lock, also after a fatal failure, so the directory can be reopened. */
+  /** Frees the port, the files and the directory lock, also after a fatal failure, so the directory can be reopened. @internal */
   private async release(): Promise<void> {
     await this.deps.transport?.close().catch((err: unknown) => this.deps.logger.warn({ err }, 'closing the transport failed'));
     await this.storage.flush().catch(() => undefined); // a failed write already failed its appends and stopped the node
@@ -687,6 +717,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   // ---- the driver loop ----
 
+  /** @internal */
   private tick(): void {
     if (this.closed) return;
     this.node.tick();
@@ -700,6 +731,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.stopTicking = this.deps.clock.setTimeout(() => this.tick(), this.opts.tickMs);
   }
 
+  /** @internal */
   private onMessage(m: Message): void {
     if (this.closed) {
       if (m.snapshot !== undefined) this.discardSnapshot(m.snapshot);
@@ -723,6 +755,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /**
    * A received snapshot sits in a spool until raft takes it (its Ready installs it);
    * one raft refuses (stale, from a non-leader) or leaves behind is deleted now.
+   * @internal
    */
   private onSnapshot(m: Message, snap: Snapshot): void {
     this.lastReadySnapshot = undefined;
@@ -741,11 +774,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.lastReadySnapshot !== snap) this.discardSnapshot(snap);
   }
 
+  /** @internal */
   private discardSnapshot(snap: Snapshot): void {
     this.deps.snapshots.discard(snap).catch((err: unknown) => this.deps.logger.warn({ err }, `deleting a received snapshot failed: ${(err as Error).message}`));
   }
 
-  /** A transport report about a peer that has just left the configuration is stale, not an error. */
+  /** A transport report about a peer that has just left the configuration is stale, not an error. @internal */
   private report(fn: () => void): void {
     if (this.closed) return;
     try {
@@ -757,6 +791,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.schedulePump();
   }
 
+  /** @internal */
   private schedulePump(): void {
     if (this.pumpScheduled || this.closed) return;
     this.pumpScheduled = true;
@@ -766,6 +801,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     });
   }
 
+  /** @internal */
   private pump(): void {
     if (this.pumping || this.closed) return;
     this.pumping = true;
@@ -778,6 +814,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
+  /** @internal */
   private handleReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
     // The leader's MsgApps leave now, while its own write runs (thesis §10.2.1).
@@ -799,6 +836,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     );
   }
 
+  /** @internal */
   private onSoftState(ss: SoftState): void {
     const wasLeader = this.role === StateType.StateLeader;
     const oldLead = this.lead;
@@ -827,7 +865,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
-  /** Turns every append queued this turn into one proposal. */
+  /** Turns every append queued this turn into one proposal. @internal */
   private proposeQueued(): void {
     this.proposeScheduled = false;
     if (this.closed || this.queue.length === 0) return;
@@ -864,8 +902,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.pump();
   }
 
+  /** @internal */
   private queueTimerArmed = false;
 
+  /** @internal */
   private armQueueTimeout(): void {
     if (this.queueTimerArmed) return;
     this.queueTimerArmed = true;
@@ -877,12 +917,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }, this.opts.timeoutMs);
   }
 
+  /** @internal */
   private armTimeout(seqs: number[]): void {
     this.deps.clock.setTimeout(() => {
       for (const seq of seqs) this.proposals.expire(seq, `not committed within ${this.opts.timeoutMs} ms`);
     }, this.opts.timeoutMs);
   }
 
+  /** @internal */
   private applyEntries(entries: Entry[]): void {
     if (this.restoring) {
       if (entries.length > 0) this.held.push({ entries });
@@ -914,6 +956,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
+  /** @internal */
   private applyConfChange(e: Entry): void {
     const cc = decodeConfChangeEntry(e.data);
     this.conf = this.node.applyConfChange(cc);
@@ -956,6 +999,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
+  /** @internal */
   private takeSnapshot(index: number, term: number): void {
     // The state machine's bytes stream into the file while later entries apply: it promised
     // they describe the state of this moment.
@@ -983,6 +1027,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /**
    * A snapshot from the leader replaces the state machine once its file is installed;
    * until it is restored, committed entries (which follow it) wait.
+   * @internal
    */
   private beginRestore(snap: Snapshot, installed: Promise<void>): void {
     this.lastReadySnapshot = snap;
@@ -998,6 +1043,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     );
   }
 
+  /** @internal */
   private async restoreHeld(): Promise<void> {
     for (let item = this.held.shift(); item !== undefined && !this.closed; item = this.held.shift()) {
       if ('entries' in item) {
@@ -1027,7 +1073,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.restoring = false;
   }
 
-  /** Streams a held snapshot into the state machine. */
+  /** Streams a held snapshot into the state machine. @internal */
   private async restoreFrom(snap: Snapshot): Promise<void> {
     const d = await decodeSnapshotData(this.deps.snapshots.read(snap));
     try {
@@ -1054,6 +1100,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.notifyChange();
   }
 
+  /** @internal */
   private requestRead(key: string): void {
     const b = this.reads.get(key);
     if (b === undefined || this.lead === 0 || this.closed) return; // asked again when a leader appears
@@ -1066,6 +1113,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.schedulePump();
   }
 
+  /** @internal */
   private onReadState(rs: ReadState): void {
     const key = readContextKey(rs.context);
     const b = this.reads.get(key);
@@ -1077,11 +1125,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     for (const resolve of b.waiters.keys()) this.whenApplied(rs.index, resolve);
   }
 
+  /** @internal */
   private whenApplied(index: number, resolve: () => void): void {
     if (this.applied >= index) resolve();
     else this.appliedWaiters.push({ index, resolve });
   }
 
+  /** @internal */
   private wakeAppliedWaiters(): void {
     for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
       const w = this.appliedWaiters[i]!;
@@ -1092,6 +1142,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
+  /** @internal */
   private notifyChange(): void {
     for (const l of [...this.changeListeners]) l();
   }
@@ -1099,6 +1150,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /**
    * Proposes a membership change on the leader, retrying while another change is pending;
    * `check` runs before each attempt and refuses with its error (nothing proposed).
+   * @internal
    */
   private proposeMembership(cc: ConfChange | ConfChangeV2, check: () => LogError | null = () => null): Promise<void> {
     if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
@@ -1152,16 +1204,18 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * Cut off from any leader for two base election timeouts (longer than an ordinary
    * election takes), a node stops holding requests for the full timeout: clients move
    * to a node that can serve them.
+   * @internal
    */
   private leaderless(): boolean {
     return this.lead === 0 && this.leaderlessTicks >= 2 * this.opts.electionTicks;
   }
 
+  /** @internal */
   private noLeader(what: string): NoLeaderError {
     return new NoLeaderError(what, 2 * this.opts.electionTicks * this.opts.tickMs);
   }
 
-  /** Answers everything waiting for a leader now: queued appends and barriers. */
+  /** Answers everything waiting for a leader now: queued appends and barriers. @internal */
   private failLeaderless(): void {
     const queued = this.queue;
     this.queue = [];
@@ -1172,7 +1226,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     for (const b of batches) for (const reject of b.waiters.values()) reject(this.noLeader('barrier'));
   }
 
-  /** Runs `start`, and rejects with a TimeoutError (after calling its cleanup) if it has not settled in time, or when the log closes. */
+  /** Runs `start`, and rejects with a TimeoutError (after calling its cleanup) if it has not settled in time, or when the log closes. @internal */
   private withTimeout(what: string, start: (resolve: () => void, reject: (e: Error) => void) => () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -1199,12 +1253,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     });
   }
 
+  /** @internal */
   private readonly closeHooks = new Set<(err: Error) => void>();
 
   /**
    * A storage failure is final for this node: the WAL may have lost what it was
    * writing. So is an entry that cannot be decoded. The node stops at once and says
    * so (status().role 'fatal'); close() then releases its files and port.
+   * @internal
    */
   private fail(err: unknown): void {
     if (this.closed) return;
@@ -1216,6 +1272,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     void this.deps.transport?.close().catch(() => undefined);
   }
 
+  /** @internal */
   private shutdown(err: Error): void {
     if (this.closed) return;
     this.closed = true;
