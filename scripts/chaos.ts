@@ -5,9 +5,8 @@
 // wait on a barrier), and the longest stretch without a successful operation
 // is reported. On demand, not in CI; exits 1 on a violation.
 // Usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N]
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,6 +15,7 @@ import { RespClient, type RespValue } from '../test/kv/resp-client.js';
 import { FaultProxy } from '../test/fault/proxy.js';
 import { checkRegisters, describeHistory, type RegisterOp } from '../test/lin/checker.js';
 import { seeded } from '../test/random.js';
+import { serveNode, writeClusterSecret } from './serve-node.js';
 
 const USAGE = 'usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N]';
 
@@ -79,34 +79,10 @@ async function chaos(o: {
     Object.entries(proxy.peersFor(id))
       .map(([k, a]) => `${k}=${a}`)
       .join(',');
-  const secret = join(work, 'cluster-secret');
-  writeFileSync(secret, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
-  const main = new URL('../src/cli/main.ts', import.meta.url).pathname;
+  const secretFile = writeClusterSecret(work);
   const procs = new Map<number, ChildProcess>();
   const start = (id: number): void => {
-    mkdirSync(join(work, `node${id}`), { recursive: true });
-    const p = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        main,
-        'serve',
-        '--id',
-        String(id),
-        '--data',
-        join(work, `node${id}`),
-        '--listen',
-        `127.0.0.1:${ports[id - 1]}`,
-        '--peers',
-        peersOf(id),
-        '--cluster-secret-file',
-        secret,
-        '--resp',
-        `127.0.0.1:${ports[id + 2]}`,
-      ],
-      { stdio: ['ignore', 'ignore', 'ignore'] },
-    );
+    const p = serveNode({ id, work, listen: `127.0.0.1:${ports[id - 1]}`, peers: peersOf(id), secretFile, resp: `127.0.0.1:${ports[id + 2]}` }, true);
     procs.set(id, p);
   };
   ids.forEach(start);

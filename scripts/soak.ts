@@ -2,14 +2,14 @@
 // leaks show up in (memory, file descriptors, disk) rather than what is fast.
 // On demand, not in CI. Usage: npm run soak -- [--minutes 10] [--clients 16]
 //   [--value-bytes 100] [--sample-seconds 5] [--snapshot-every 10000]
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePorts } from '../src/cli/ports.js';
 import { RespClient } from '../test/kv/resp-client.js';
+import { serveNode, writeClusterSecret } from './serve-node.js';
 
 const USAGE = 'usage: npm run soak -- [--minutes 10] [--clients 16] [--value-bytes 100] [--sample-seconds 5] [--snapshot-every 10000]';
 
@@ -83,35 +83,17 @@ async function main(): Promise<number> {
   const ports = await freePorts(6);
   const ids = [1, 2, 3];
   const peers = ids.map((id) => `${id}=127.0.0.1:${ports[id - 1]}`).join(',');
-  const secret = join(work, 'cluster-secret');
-  writeFileSync(secret, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
-  const main = new URL('../src/cli/main.ts', import.meta.url).pathname;
+  const secretFile = writeClusterSecret(work);
   const procs: ChildProcess[] = ids.map((id) => {
-    mkdirSync(join(work, `node${id}`));
-    const p = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        main,
-        'serve',
-        '--id',
-        String(id),
-        '--data',
-        join(work, `node${id}`),
-        '--listen',
-        `127.0.0.1:${ports[id - 1]}`,
-        '--peers',
-        peers,
-        '--cluster-secret-file',
-        secret,
-        '--resp',
-        `127.0.0.1:${ports[id + 2]}`,
-        '--snapshot-every',
-        String(o.snapshotEvery),
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    );
+    const p = serveNode({
+      id,
+      work,
+      listen: `127.0.0.1:${ports[id - 1]}`,
+      peers,
+      secretFile,
+      resp: `127.0.0.1:${ports[id + 2]}`,
+      extra: ['--snapshot-every', String(o.snapshotEvery)],
+    });
     return p;
   });
   let died: string | null = null;

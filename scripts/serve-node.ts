@@ -1,0 +1,50 @@
+// How the on-demand scripts run a cluster: `raftlog serve` processes from the sources,
+// peers authenticated with a secret made for the run.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
+
+/** A fresh cluster secret in `work`; returns the file's path. */
+export function writeClusterSecret(work: string): string {
+  const file = join(work, 'cluster-secret');
+  writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+  return file;
+}
+
+export interface ServeNode {
+  id: number;
+  /** Its data directory is `<work>/node<id>`. */
+  work: string;
+  listen: string;
+  /** `--peers`: `1=host:port,2=...`. */
+  peers: string;
+  secretFile: string;
+  resp: string;
+  /** More `serve` flags. */
+  extra?: string[];
+}
+
+/** Starts one node (its output discarded but for errors, or all of it with `quiet`). */
+export function serveNode(n: ServeNode, quiet = false): ChildProcess {
+  const dataDir = join(n.work, `node${n.id}`);
+  mkdirSync(dataDir, { recursive: true });
+  const args = [
+    'serve',
+    '--id',
+    String(n.id),
+    '--data',
+    dataDir,
+    '--listen',
+    n.listen,
+    '--peers',
+    n.peers,
+    '--cluster-secret-file',
+    n.secretFile,
+    '--resp',
+    n.resp,
+  ];
+  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'ignore', quiet ? 'ignore' : 'inherit'] });
+}
