@@ -1,8 +1,7 @@
 // The operator commands' side of the admin endpoint: requests with a timeout and the
 // token, failures as coded CliErrors, and finding the leader among the endpoints given.
-import { readFileSync } from 'node:fs';
 import type { AdminStatus } from '../admin/handler.js';
-import { UsageError, strArg } from './args.js';
+import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
 
 export interface AdminTarget {
@@ -19,15 +18,8 @@ export function adminTarget(opts: Map<string, string | true>): AdminTarget {
     .filter((e) => e !== '');
   if (endpoints.length === 0) throw new UsageError('--admin needs at least one HOST:PORT');
   for (const e of endpoints) if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(e)) throw new UsageError(`--admin: '${e}' is not HOST:PORT`);
-  if (!opts.has('admin-token-file')) return { endpoints };
-  let text: string;
-  try {
-    text = readFileSync(strArg(opts, 'admin-token-file'), 'utf8');
-  } catch (err) {
-    throw new UsageError(`--admin-token-file: ${(err as Error).message}`);
-  }
-  const token = text.split(/\r?\n/)[0]!.trim();
-  if (token === '') throw new UsageError('--admin-token-file: the first line (the token) is empty');
+  const token = firstLineOf(opts, 'admin-token-file', 'the token');
+  if (token === undefined) return { endpoints };
   return { endpoints, token };
 }
 

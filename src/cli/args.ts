@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { CodedError } from '../errors.js';
 
 /** `--name value` and `--flag` pairs; anything else is an error the command reports with its usage. */
@@ -78,4 +79,18 @@ export function nodeIdArg(v: string | undefined, what = 'ID'): number {
   const n = Number(v);
   if (!/^[1-9]\d*$/.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`${what} must be a positive integer, got '${v}'`);
   return n;
+}
+
+/** The first line of the file a flag names (a token or password, kept out of `ps`); undefined without the flag. */
+export function firstLineOf(opts: Map<string, string | true>, flag: string, what: string): string | undefined {
+  if (!opts.has(flag)) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(strArg(opts, flag), 'utf8');
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+  const line = text.split(/\r?\n/)[0]!.trim();
+  if (line === '') throw new UsageError(`--${flag}: the first line (${what}) is empty`);
+  return line;
 }

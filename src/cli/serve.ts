@@ -5,7 +5,7 @@ import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
-import { UsageError, intArg, parseArgs, parsePeers, strArg } from './args.js';
+import { UsageError, firstLineOf, intArg, parseArgs, parsePeers, strArg } from './args.js';
 import { runCommand } from './failure.js';
 import { cliLogger, parseLogOptions } from './logging.js';
 
@@ -84,7 +84,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     else console.log(message);
   };
   const adminAddress = opts.has('admin') ? strArg(opts, 'admin') : undefined;
-  const adminToken = adminToken_(opts);
+  const adminToken = firstLineOf(opts, 'admin-token-file', 'the token');
   if (adminAddress !== undefined) {
     const host = adminAddress.slice(0, adminAddress.lastIndexOf(':'));
     if (!isLoopback(host) && adminToken === undefined) throw new UsageError(`--admin ${adminAddress} is not loopback: give --admin-token-file`);
@@ -186,20 +186,6 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   }
   say({}, `node ${id} stopped`);
   return 0;
-}
-
-/** The first line of --admin-token-file. */
-function adminToken_(opts: Map<string, string | true>): string | undefined {
-  if (!opts.has('admin-token-file')) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(strArg(opts, 'admin-token-file'), 'utf8');
-  } catch (err) {
-    throw new UsageError(`--admin-token-file: ${(err as Error).message}`);
-  }
-  const token = text.split(/\r?\n/)[0]!.trim();
-  if (token === '') throw new UsageError('--admin-token-file: the first line (the token) is empty');
-  return token;
 }
 
 /** --requirepass-file (its first line, so the password stays out of `ps`) and --max-clients. */
