@@ -6,13 +6,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { CodedError } from '../errors.js';
 import { InvalidArgumentError } from '../log/errors.js';
-import type { LogStatus, ReplicatedLog } from '../log/replicated-log.js';
+import type { LogStatus, MembershipChange, ReplicatedLog } from '../log/index.js';
 import type { StateMachine } from '../log/state-machine.js';
 import { crc32c } from '../wal/index.js';
 import { ProgressStateType } from '../raft/types.js';
 import { takeBackup } from './backup.js';
 import { logRegistry } from './prometheus.js';
-import { promote } from './promote.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 
 export interface AdminHandlerOptions {
@@ -198,8 +197,16 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         await log.removeMember(nodeId(await body(req)));
         return json(res, 200, { ok: true });
       case 'POST /members/promote':
-        await promote(log, nodeId(await body(req)));
+        await log.promote(nodeId(await body(req)));
         return json(res, 200, { ok: true });
+      case 'POST /members/change': {
+        // Several changes at once, through a joint configuration when more than one voter
+        // changes; the log checks each change before anything is proposed.
+        const { changes } = await body(req);
+        if (!Array.isArray(changes)) throw new InvalidArgumentError('changes must be an array');
+        await log.changeMembership(changes as MembershipChange[]);
+        return json(res, 200, { ok: true, voters: log.status().conf.voters, learners: log.status().conf.learners });
+      }
       case 'POST /leader/transfer':
         await log.transferLeadership(nodeId(await body(req)));
         return json(res, 200, { ok: true, leader: log.status().lead });

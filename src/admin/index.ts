@@ -3,4 +3,3 @@ export { adminHandler, readableStatus, type AdminHandler, type AdminHandlerOptio
 export { serveAdmin, isLoopback, type AdminServer, type AdminServerOptions } from './server.js';
 export { logRegistry, type MetricsSource } from './prometheus.js';
 export { takeBackup, type Backup } from './backup.js';
-export { promote, NotCaughtUpError, PROMOTE_MAX_LAG } from './promote.js';

@@ -1,5 +1,6 @@
-// `raftlog member list|add|remove|promote`: membership, driven on the leader.
-import { UsageError, nodeIdArg, parseCommand } from './args.js';
+// `raftlog member list|add|remove|promote|replace|change`: membership, driven on the leader.
+import type { MembershipChange } from '../log/index.js';
+import { UsageError, nodeIdArg, parseCommand, parsePeers } from './args.js';
 import { ADMIN_FLAGS, adminTarget, call, leaderEndpoint, statuses, table } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 import { membersOf } from './status.js';
@@ -8,15 +9,60 @@ const USAGE = `usage: raftlog member list --admin HOST:PORT[,...] [--admin-token
        raftlog member add ID HOST:PORT [--learner] --admin ...
        raftlog member remove ID --admin ...
        raftlog member promote ID --admin ...
+       raftlog member replace OLD NEW HOST:PORT --admin ...
+       raftlog member change [--add ID=HOST:PORT,...] [--add-learner ID=HOST:PORT,...]
+                             [--remove ID,...] [--promote ID,...] [--demote ID,...] --admin ...
 Changes go to the leader: give its admin endpoint, or every node's (--admin A,B,C).
 'add' makes the node a member (with --learner, a non-voting learner); then start it with
 \`raftlog serve --join\`. 'promote' makes a learner a voter once it is within 1000 entries
-of the leader (NOT_CAUGHT_UP otherwise). One change at a time.`;
+of the leader (NOT_CAUGHT_UP otherwise). 'replace' adds NEW as a voter and removes OLD in
+one atomic change; 'change' applies all the changes it is given atomically. When more than
+one voter changes, the cluster passes through a joint configuration in which the old and
+the new voters must both agree, and leaves it by itself.`;
+
+const ID_LIST = /^[1-9]\d*(,[1-9]\d*)*$/;
+
+/** The changes `member change` names, in a fixed order: additions before removals. */
+export function changesOf(opts: Map<string, string | true>): MembershipChange[] {
+  const ids = (flag: string): number[] => {
+    const v = opts.get(flag);
+    if (v === undefined) return [];
+    if (typeof v !== 'string' || !ID_LIST.test(v)) throw new UsageError(`--${flag} needs node ids separated by commas, got '${String(v)}'`);
+    return v.split(',').map((x) => nodeIdArg(x));
+  };
+  const addresses = (flag: string): Array<[number, string]> => {
+    const v = opts.get(flag);
+    return typeof v === 'string' ? Object.entries(parsePeers(v)).map(([id, address]) => [Number(id), address]) : [];
+  };
+  const changes: MembershipChange[] = [
+    ...addresses('add').map(([id, address]) => ({ add: id, address })),
+    ...addresses('add-learner').map(([id, address]) => ({ addLearner: id, address })),
+    ...ids('promote').map((id) => ({ promote: id })),
+    ...ids('demote').map((id) => ({ demote: id })),
+    ...ids('remove').map((id) => ({ remove: id })),
+  ];
+  if (changes.length === 0) throw new UsageError('member change needs at least one of --add, --add-learner, --remove, --promote, --demote');
+  return changes;
+}
 
 export async function main(args: string[]): Promise<number> {
   return runCommand('member', USAGE, args, async (a) => {
-    const { opts, positionals } = parseCommand(a, { ...ADMIN_FLAGS, learner: 'boolean' });
+    const { opts, positionals } = parseCommand(a, {
+      ...ADMIN_FLAGS,
+      learner: 'boolean',
+      add: 'string',
+      'add-learner': 'string',
+      remove: 'string',
+      promote: 'string',
+      demote: 'string',
+    });
+    if (positionals[0] !== 'change' && ['add', 'add-learner', 'remove', 'promote', 'demote'].some((f) => opts.has(f)))
+      throw new UsageError('--add, --add-learner, --remove, --promote and --demote belong to member change');
     const [verb, ...rest] = positionals;
+    const changeOnLeader = async (changes: MembershipChange[]): Promise<{ voters: number[]; learners: number[] }> => {
+      const { endpoint } = await leaderEndpoint(target);
+      return call(endpoint, target.token, 'POST', '/members/change', { changes });
+    };
     const target = adminTarget(opts);
     const json = opts.has('json');
     const done = (what: string, extra: Record<string, unknown> = {}): number => {
@@ -42,9 +88,7 @@ export async function main(args: string[]): Promise<number> {
       }
       case 'add': {
         const id = nodeIdArg(rest[0]);
-        const address = rest[1];
-        if (address === undefined || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(address))
-          throw new UsageError("member add needs ID HOST:PORT (the new node's peer address)");
+        const address = peerAddress(rest[1], "member add needs ID HOST:PORT (the new node's peer address)");
         const { endpoint } = await leaderEndpoint(target);
         await call(endpoint, target.token, 'POST', '/members/add', { id, address, learner: opts.has('learner') });
         return done(`node ${id} (${address}) added as a ${opts.has('learner') ? 'learner' : 'voter'}; start it with raftlog serve --join`, { id, address });
@@ -56,8 +100,26 @@ export async function main(args: string[]): Promise<number> {
         await call(endpoint, target.token, 'POST', `/members/${verb}`, { id });
         return done(verb === 'remove' ? `node ${id} removed` : `node ${id} promoted to voter`, { id });
       }
+      case 'replace': {
+        const old = nodeIdArg(rest[0], 'OLD');
+        const id = nodeIdArg(rest[1], 'NEW');
+        const address = peerAddress(rest[2], "member replace needs OLD NEW HOST:PORT (the new node's peer address)");
+        if (old === id) throw new UsageError('member replace needs two different nodes');
+        const r = await changeOnLeader([{ add: id, address }, { remove: old }]);
+        return done(`node ${old} replaced by node ${id} (${address}); start it with raftlog serve --join`, r);
+      }
+      case 'change': {
+        if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+        const r = await changeOnLeader(changesOf(opts));
+        return done(`voters ${r.voters.join(',')}${r.learners.length > 0 ? `, learners ${r.learners.join(',')}` : ''}`, r);
+      }
       default:
-        throw new UsageError(verb === undefined ? 'which action? list, add, remove or promote' : `unknown action '${verb}'`);
+        throw new UsageError(verb === undefined ? 'which action? list, add, remove, promote, replace or change' : `unknown action '${verb}'`);
     }
   });
+}
+
+function peerAddress(v: string | undefined, usage: string): string {
+  if (v === undefined || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(v)) throw new UsageError(usage);
+  return v;
 }

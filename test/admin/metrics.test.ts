@@ -1,7 +1,6 @@
 // The log's metrics after known operations, its events, join, and the logger
 // contract: the library writes nothing to the console, whatever it goes through.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { promote } from '../../src/admin/promote.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RecordingMachine, enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
@@ -149,7 +148,7 @@ describe('join', () => {
     const leader = await c.leader();
     await leader.addLearner(5, '127.0.0.1:1'); // never started: it stays at match 0
     await Promise.all(Array.from({ length: 1100 }, (_, i) => leader.append(enc(`p${i}`))));
-    await expect(promote(leader as never, 5)).rejects.toMatchObject({ code: 'NOT_CAUGHT_UP' });
+    await expect(leader.promote(5)).rejects.toMatchObject({ code: 'NOT_CAUGHT_UP' });
     expect(leader.status().conf.learners).toContain(5);
     await leader.removeMember(5);
 
@@ -160,7 +159,7 @@ describe('join', () => {
     const learner = await ReplicatedLog.open({ dataDir: t.dir, id: 4, peers: { ...c.peers, 4: addr }, join: true, ...c.opts });
     cleanups.push(() => learner.close());
     await waitFor('the learner to catch up', () => (leader.status().progress?.[4]?.match ?? 0) >= leader.status().lastIndex - 10, 30_000);
-    await promote(leader as never, 4);
+    await leader.promote(4);
     expect(leader.status().conf.voters).toContain(4);
     expect(leader.status().conf.learners).not.toContain(4);
   });

@@ -112,6 +112,27 @@ describe('the admin endpoint', () => {
     expect((await fetch(`${url}/nothing`)).status).toBe(404);
     const promote = await fetch(`${url}/members/promote`, { method: 'POST', body: JSON.stringify({ id: 7 }) });
     expect(promote.status).toBe(400);
+    for (const changes of [undefined, {}, [], [{ add: 4 }], [{ remove: 1, promote: 2 }], [{ promote: 9 }]]) {
+      const res = await fetch(`${url}/members/change`, { method: 'POST', body: JSON.stringify({ changes }) });
+      expect(res.status, JSON.stringify(changes)).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+  });
+
+  it('several membership changes in one request', async () => {
+    const { log, url } = await node();
+    const res = await fetch(`${url}/members/change`, {
+      method: 'POST',
+      body: JSON.stringify({
+        changes: [
+          { addLearner: 2, address: '127.0.0.1:1' },
+          { addLearner: 3, address: '127.0.0.1:2' },
+        ],
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: true, voters: [1], learners: [2, 3] });
+    expect(log.status().members).toMatchObject({ 2: '127.0.0.1:1', 3: '127.0.0.1:2' });
   });
 
   it('caps connections', async () => {

@@ -51,14 +51,14 @@ describe('operating a cluster of processes', () => {
     for (const c of cleanups.splice(0)) c();
   });
 
-  it('status, member add + join under writes, member remove, leader transfer, metrics, snapshot save and restore', async () => {
+  it('status, member add + join under writes, member replace, member remove, leader transfer, metrics, snapshot save and restore', async () => {
     const t = tempDir('raftlog-operate-');
     cleanups.push(t.cleanup);
     const secret = join(t.dir, 'secret');
     writeFileSync(secret, 'a cluster secret for the operate test\n');
     const tokenFile = join(t.dir, 'token');
     writeFileSync(tokenFile, 'an admin token\n');
-    const ports = await freePorts(15);
+    const ports = await freePorts(18);
     const nodes: Node[] = [1, 2, 3, 4].map((id) => ({
       id,
       raft: ports[id - 1]!,
@@ -68,6 +68,7 @@ describe('operating a cluster of processes', () => {
       out: '',
       err: '',
     }));
+    nodes.push({ id: 5, raft: ports[15]!, resp: ports[16]!, admin: ports[17]!, proc: null, out: '', err: '' });
     const peersOf = (ids: number[]): string => ids.map((id) => `${id}=127.0.0.1:${nodes[id - 1]!.raft}`).join(',');
     const start = (n: Node, extra: string[]): void => {
       const args = [
@@ -95,6 +96,20 @@ describe('operating a cluster of processes', () => {
       p.stderr!.on('data', (d: Buffer) => (n.err += d.toString()));
       n.proc = p;
       procs.push(p);
+    };
+    // A node that joined serves a key written after it joined (reads there may lag: retried).
+    const readsBack = async (n: Node, key: string): Promise<void> => {
+      const c = await RespClient.connect(n.resp);
+      try {
+        let got: unknown = null;
+        for (let i = 0; i < 60 && got !== `v${key.slice(1)}`; i++) {
+          got = await c.call('GET', key).catch(() => null);
+          if (got !== `v${key.slice(1)}`) await new Promise((res) => setTimeout(res, 250));
+        }
+        expect(got, `node ${n.id} reading ${key}`).toBe(`v${key.slice(1)}`);
+      } finally {
+        c.close();
+      }
     };
     const admins = (ids: number[]): string => ids.map((id) => `127.0.0.1:${nodes[id - 1]!.admin}`).join(',');
     const ctl = (args: string[]): Promise<Run> => raftlog([...args, '--admin-token-file', tokenFile]);
@@ -165,23 +180,23 @@ describe('operating a cluster of processes', () => {
     await waitFor('the fourth node up', () => nodes[3]!.out.includes('up: data'), 60_000);
     const atJoin = acked.length;
     await waitFor('writes after the join', () => acked.length >= atJoin + 20, 30_000);
-    const four = await RespClient.connect(nodes[3]!.resp);
-    try {
-      const key = acked[atJoin + 10]!;
-      let got: unknown = null;
-      for (let i = 0; i < 60 && got !== `v${key.slice(1)}`; i++) {
-        got = await four.call('GET', key).catch(() => null);
-        if (got !== `v${key.slice(1)}`) await new Promise((res) => setTimeout(res, 250));
-      }
-      expect(got).toBe(`v${key.slice(1)}`);
-    } finally {
-      four.close();
-    }
+    await readsBack(nodes[3]!, acked[atJoin + 10]!);
     const withFour = await ctlJson<Array<{ id: number }>>(['member', 'list', '--admin', admins([1, 2, 3])]);
     expect(withFour.map((m) => m.id)).toEqual([1, 2, 3, 4]);
 
+    // member replace: node 5 takes node 4's place in one joint change, while writes continue.
+    const replace = await ctl(['member', 'replace', '4', '5', `127.0.0.1:${nodes[4]!.raft}`, '--admin', admins([1, 2, 3])]);
+    expect(replace.code, replace.stderr).toBe(0);
+    start(nodes[4]!, ['--peers', peersOf([1, 2, 3, 5]), '--join']);
+    await waitFor('the fifth node up', () => nodes[4]!.out.includes('up: data'), 60_000);
+    const withFive = await ctlJson<Array<{ id: number }>>(['member', 'list', '--admin', admins([1, 2, 3])]);
+    expect(withFive.map((m) => m.id)).toEqual([1, 2, 3, 5]);
+    const atReplace = acked.length;
+    await waitFor('writes after the replacement', () => acked.length >= atReplace + 20, 30_000);
+    await readsBack(nodes[4]!, acked[atReplace + 10]!);
+
     // member remove: back to three.
-    const remove = await ctl(['member', 'remove', '4', '--admin', admins([1, 2, 3])]);
+    const remove = await ctl(['member', 'remove', '5', '--admin', admins([1, 2, 3])]);
     expect(remove.code, remove.stderr).toBe(0);
     const afterRemove = await ctlJson<Array<{ id: number }>>(['member', 'list', '--admin', admins([1, 2, 3])]);
     expect(afterRemove.map((m) => m.id)).toEqual([1, 2, 3]);

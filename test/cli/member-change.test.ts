@@ -1,0 +1,27 @@
+// `raftlog member change`: the flags become one list of changes, additions first, and a
+// malformed list is a usage error before anything is sent.
+import { describe, expect, it } from 'vitest';
+import { parseCommand } from '../../src/cli/args.js';
+import { changesOf } from '../../src/cli/member.js';
+
+const FLAGS = { add: 'string', 'add-learner': 'string', remove: 'string', promote: 'string', demote: 'string' } as const;
+const changes = (args: string[]): unknown => changesOf(parseCommand(args, FLAGS).opts);
+
+describe('member change flags', () => {
+  it('name every change, additions before removals', () => {
+    expect(changes(['--remove', '2,3', '--add', '4=10.0.0.4:7000,5=[::1]:7000', '--add-learner', '6=h6:7000', '--promote', '7', '--demote', '8'])).toEqual([
+      { add: 4, address: '10.0.0.4:7000' },
+      { add: 5, address: '[::1]:7000' },
+      { addLearner: 6, address: 'h6:7000' },
+      { promote: 7 },
+      { demote: 8 },
+      { remove: 2 },
+      { remove: 3 },
+    ]);
+  });
+
+  it('refuse an empty change, bad ids and addresses without a port', () => {
+    for (const bad of [[], ['--remove', '0'], ['--remove', '2,,3'], ['--promote', 'x'], ['--add', '4'], ['--add', '4=host'], ['--add-learner', 'h:1']])
+      expect(() => changes(bad), bad.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
+  });
+});
