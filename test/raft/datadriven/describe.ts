@@ -6,26 +6,26 @@ import {
   MessageType,
   ProgressStateType,
   StateType,
+  type ConfState,
   type Entry,
   type Message,
   type Ready,
   type Snapshot,
 } from '../../../src/raft/types.js';
-import { decodeConfChange } from '../../../src/raft/index.js';
+import { decodeConfChangeEntry } from '../../../src/raft/index.js';
 
 const dec = new TextDecoder();
 
 export function describeEntry(e: Entry): string {
   if (e.type === EntryType.ConfChange) {
-    const cc = decodeConfChange(e.data);
-    return `${e.term}/${e.index} ${ConfChangeType[cc.type]} ${cc.nodeId}`;
+    const cc = decodeConfChangeEntry(e.data);
+    return `${e.term}/${e.index} ${cc.changes.length === 0 ? 'leave-joint' : cc.changes.map((x) => `${ConfChangeType[x.type]} ${x.nodeId}`).join(', ')}`;
   }
   return `${e.term}/${e.index} ${e.data.length === 0 ? '(empty)' : JSON.stringify(dec.decode(e.data))}`;
 }
 
 export function describeSnapshot(s: Snapshot): string {
-  const c = s.meta.conf;
-  return `Index:${s.meta.index} Term:${s.meta.term} Voters:[${c.voters.join(' ')}]${c.learners.length > 0 ? ` Learners:[${c.learners.join(' ')}]` : ''}`;
+  return `Index:${s.meta.index} Term:${s.meta.term} ${describeConf(s.meta.conf)}`;
 }
 
 /** `from->to Type Term:t ...`, with only the fields that type uses. */
@@ -74,4 +74,14 @@ export function describeReady(rd: Ready): string[] {
   if (rd.messagesAfterPersist.length > 0) out.push('MessagesAfterPersist:', ...rd.messagesAfterPersist.map((m) => `  ${describeMessage(m)}`));
   for (const rs of rd.readStates) out.push(`ReadState Index:${rs.index} Context:${JSON.stringify(dec.decode(rs.context))}`);
   return out;
+}
+
+/** `voters [1 2 3]`; joint: `voters [1 2 4]&&[1 2 3]`, with learners and the learners to be. */
+export function describeConf(c: ConfState): string {
+  const ids = (xs: readonly number[] | undefined): string => `[${(xs ?? []).join(' ')}]`;
+  const parts = [`voters ${ids(c.voters)}${(c.votersOutgoing?.length ?? 0) > 0 ? `&&${ids(c.votersOutgoing)}` : ''}`];
+  if (c.learners.length > 0) parts.push(`learners ${ids(c.learners)}`);
+  if ((c.learnersNext?.length ?? 0) > 0) parts.push(`learners-next ${ids(c.learnersNext)}`);
+  if (c.autoLeave === true) parts.push('auto-leave');
+  return parts.join(' ');
 }

@@ -2,10 +2,20 @@
 // node, a network that can be partitioned, and disks whose writes complete
 // only when the script says so (`persist`), several at once if it likes, as
 // one group fsync would. Every command returns the lines of its transcript.
-import { ConfChangeType, EntryType, MessageType, StateType, type ConfState, type Message, type Ready } from '../../../src/raft/types.js';
+import {
+  ConfChangeType,
+  EntryType,
+  MessageType,
+  StateType,
+  type ConfChange,
+  type ConfChangeV2,
+  type ConfState,
+  type Message,
+  type Ready,
+} from '../../../src/raft/types.js';
 import { CodedError } from '../../../src/errors.js';
-import { MemoryStorage, RawNode, decodeConfChange } from '../../../src/raft/index.js';
-import { describeEntry, describeMessage, describeReady, progressName, stateName } from './describe.js';
+import { MemoryStorage, RawNode, decodeConfChangeEntry } from '../../../src/raft/index.js';
+import { describeConf, describeEntry, describeMessage, describeReady, progressName, stateName } from './describe.js';
 import type { Command } from './script.js';
 
 type Level = 'none' | 'info' | 'debug';
@@ -121,21 +131,30 @@ export class Env {
       });
       this.mailbox.set(id, []);
       this.info(
-        `INFO ${id} created: term ${st.term}, voters [${st.conf.voters.join(' ')}]${st.conf.learners.length > 0 ? `, learners [${st.conf.learners.join(' ')}]` : ''}${voters.length === 0 ? ' (no configuration: it learns one from a leader)' : ''}`,
+        `INFO ${id} created: term ${st.term}, ${describeConf(st.conf)}${voters.length === 0 ? ' (no configuration: it learns one from a leader)' : ''}`,
       );
     }
   }
 
+  /**
+   * `propose-conf-change 1 add=4`: one change. Several ids, several kinds, `transition=` or
+   * `leave-joint` make a ConfChangeV2: `propose-conf-change 1 add=(4,5) remove=(2,3)`.
+   */
   private proposeConfChange(c: Command): void {
     const n = this.node(c.positional[0]);
     const kinds: [string, ConfChangeType][] = [
       ['add', ConfChangeType.AddNode],
-      ['remove', ConfChangeType.RemoveNode],
       ['add-learner', ConfChangeType.AddLearnerNode],
+      ['remove', ConfChangeType.RemoveNode],
     ];
-    const k = kinds.find(([name]) => c.named.has(name));
-    if (k === undefined) throw new Error('propose-conf-change needs add=, remove= or add-learner=');
-    this.act(n, () => n.raw.proposeConfChange({ type: k[1], nodeId: Number(one(c, k[0])) }));
+    const changes: ConfChange[] = kinds.flatMap(([name, type]) => (c.named.get(name) ?? []).map((id) => ({ type, nodeId: Number(id) })));
+    const leave = c.positional[1] === 'leave-joint';
+    if (changes.length === 0 && !leave) throw new Error('propose-conf-change needs add=, remove=, add-learner= or leave-joint');
+    const transition = c.named.get('transition')?.[0];
+    if (transition !== undefined && transition !== 'auto' && transition !== 'explicit') throw new Error('transition=auto|explicit');
+    const cc: ConfChange | ConfChangeV2 =
+      changes.length === 1 && transition === undefined && !leave ? changes[0]! : { transition: transition ?? 'auto', changes };
+    this.act(n, () => n.raw.proposeConfChange(cc));
   }
 
   private processReady(n: Node): boolean {
@@ -236,7 +255,7 @@ export class Env {
   private status(n: Node): void {
     const s = n.raw.status();
     this.out.push(
-      `${n.id}: ${stateName(s.state)} term:${s.term} vote:${s.vote} lead:${s.lead} commit:${s.commit} applied:${s.applied} voters:[${s.conf.voters.join(' ')}]${s.conf.learners.length > 0 ? ` learners:[${s.conf.learners.join(' ')}]` : ''}`,
+      `${n.id}: ${stateName(s.state)} term:${s.term} vote:${s.vote} lead:${s.lead} commit:${s.commit} applied:${s.applied} ${describeConf(s.conf).replaceAll(' [', ':[')}`,
     );
     if (s.progress !== undefined) {
       for (const [id, p] of Object.entries(s.progress)) {
@@ -294,11 +313,10 @@ export class Env {
 
   private apply(n: Node, e: { type: EntryType; data: Uint8Array; index: number; term: number }): void {
     if (e.type !== EntryType.ConfChange || e.data.length === 0) return;
-    const cc = decodeConfChange(e.data);
+    const cc = decodeConfChangeEntry(e.data);
     const cs: ConfState = n.raw.applyConfChange(cc);
-    this.info(
-      `INFO ${n.id} applied ${ConfChangeType[cc.type]} ${cc.nodeId} at ${e.index}: voters [${cs.voters.join(' ')}]${cs.learners.length > 0 ? ` learners [${cs.learners.join(' ')}]` : ''}`,
-    );
+    const what = cc.changes.length === 0 ? 'leave-joint' : cc.changes.map((x) => `${ConfChangeType[x.type]} ${x.nodeId}`).join(', ');
+    this.info(`INFO ${n.id} applied ${what} at ${e.index}: ${describeConf(cs)}`);
   }
 
   /** One line for each change of term, role or leader since the last look. */
