@@ -11,12 +11,19 @@ import { fileURLToPath } from 'node:url';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { UsageError, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
+import { machineAtStart, type Machine } from './machine.js';
 import { freePorts } from './ports.js';
+import { CpuProfiler, DEFAULT_PROFILE_DIR, analyzeProfile, formatProfileSummary, profileFileName, saveProfile, sourceMapLocate } from './profile.js';
 
 const USAGE = `usage: raftlog bench [--seconds 3] [--sizes 100,1024] [--clients 1,16,256] [--systems cluster,embedded,sqlite]
                      [--sync always|none] [--preallocate zeros|fallocate|none] [--out DIR]
+                     [--profile] [--profile-dir DIR]
 Each system runs every (record size, clients) pair for --seconds after a short warm-up,
-then prints a table; results go to DIR/cluster.json and charts to DIR/cluster-*.svg.`;
+then prints a table; results go to DIR/cluster.json and charts to DIR/cluster-*.svg.
+--profile records a CPU profile of this process per system while it is measured
+(in the cluster, node 1 and the clients: the other nodes are separate processes),
+writes it to --profile-dir (default ${DEFAULT_PROFILE_DIR}) as bench-<system>.cpuprofile
+and prints the functions with the most self time and the idle, GC and program shares.`;
 
 type Append = (data: Uint8Array) => Promise<unknown>;
 
@@ -56,6 +63,8 @@ export async function main(args: string[]): Promise<number> {
       sync: 'string',
       preallocate: 'string',
       out: 'string',
+      profile: 'boolean',
+      'profile-dir': 'string',
       help: 'boolean',
     });
     if (opts.has('help')) {
@@ -70,6 +79,7 @@ export async function main(args: string[]): Promise<number> {
       sync: strArg(opts, 'sync', 'always') === 'none' ? 'none' : 'always',
       preallocate: preallocateArg(strArg(opts, 'preallocate', 'zeros')),
       out: strArg(opts, 'out', 'bench/results'),
+      profileDir: opts.has('profile') || opts.has('profile-dir') ? strArg(opts, 'profile-dir', DEFAULT_PROFILE_DIR) : undefined,
     });
     return rows.length > 0 ? 0 : 1;
   } catch (err) {
@@ -96,11 +106,16 @@ export interface BenchOptions {
   sync: 'always' | 'none';
   preallocate?: Preallocate;
   out: string;
+  /** Set: profile each system while it is measured and write the profiles here. */
+  profileDir?: string | undefined;
 }
 
 export async function run(o: BenchOptions): Promise<BenchRow[]> {
   if (!(o.seconds > 0)) throw new UsageError('--seconds must be a positive number');
+  const machine = machineAtStart();
+  console.log(machine.header());
   const rows: BenchRow[] = [];
+  const profiles: string[] = [];
   const total = o.systems.length * o.sizes.length * o.clients.length;
   for (const name of o.systems) {
     const work = mkdtempSync(join(tmpdir(), `raftlog-bench-${name}-`));
@@ -112,6 +127,8 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
       rmSync(work, { recursive: true, force: true });
       throw err;
     }
+    // Started after the system is up, so that start-up is not in the profile.
+    const profiler = o.profileDir === undefined ? null : await CpuProfiler.start();
     try {
       for (const size of o.sizes) {
         for (const clients of o.clients) {
@@ -123,13 +140,22 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
           );
         }
       }
+      if (profiler !== null) {
+        const profile = await profiler.stop();
+        const path = saveProfile(o.profileDir!, profileFileName('bench', name), profile);
+        profiles.push(`${formatProfileSummary(`${system.name} (${path})`, analyzeProfile(profile, { locate: sourceMapLocate }))}`);
+      }
     } finally {
+      profiler?.dispose(); // after a failure: no profile, but the session ends
       await system.close();
       rmSync(work, { recursive: true, force: true });
     }
   }
+  machine.finish();
+  console.log(`\n${machine.header()}`);
   printTable(rows);
-  save(rows, o);
+  for (const p of profiles) console.log(`\n${p}`);
+  save(rows, o, machine.machine);
   return rows;
 }
 
@@ -330,9 +356,12 @@ function printTable(rows: BenchRow[]): void {
   }
 }
 
-function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string }): void {
+function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string }, machine: Machine): void {
   mkdirSync(o.out, { recursive: true });
-  writeFileSync(join(o.out, 'cluster.json'), JSON.stringify({ date: new Date().toISOString(), seconds: o.seconds, sync: o.sync, rows }, null, 2));
+  writeFileSync(
+    join(o.out, 'cluster.json'),
+    JSON.stringify({ date: new Date().toISOString(), machine, seconds: o.seconds, sync: o.sync, rows }, null, 2) + '\n',
+  );
   const systems = [...new Set(rows.map((r) => r.system))];
   const groups = [...new Set(rows.map((r) => `${r.recordBytes} B x ${r.clients}`))];
   const series = (pick: (r: BenchRow) => number) =>
