@@ -12,8 +12,8 @@ export interface Machine {
   platform: string;
   /** os.loadavg() (1, 5, 15 min) when the suite started. */
   loadStart: number[];
-  /** os.loadavg() when it finished; equal to loadStart until finish() is called. */
-  loadEnd: number[];
+  /** os.loadavg() when it finished; null until finish() is called. */
+  loadEnd: number[] | null;
 }
 
 export interface MachineRecorder {
@@ -35,7 +35,7 @@ export function machineAtStart(): MachineRecorder {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     loadStart: start,
-    loadEnd: start,
+    loadEnd: null,
   };
   return {
     machine,
@@ -49,5 +49,6 @@ export function machineAtStart(): MachineRecorder {
 
 export function describeMachine(m: Machine): string {
   const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
-  return `${m.cpu}, ${m.cores} cores, Node ${m.node}; load average (1/5/15 min) at start ${load(m.loadStart)}, at end ${load(m.loadEnd)}`;
+  const end = m.loadEnd === null ? '' : `, at end ${load(m.loadEnd)}`;
+  return `${m.cpu}, ${m.cores} cores, Node ${m.node}; load average (1/5/15 min) at start ${load(m.loadStart)}${end}`;
 }
