@@ -1,6 +1,10 @@
 // `npm run bench cluster`: the product benchmark (raftlog bench): a 3-process
 // cluster, one embedded node and better-sqlite3 under the same append workload.
 import { run } from '../src/cli/bench.js';
+import { profileDirOf } from './suite.js';
+
+/** --profile: one profile of this process per system (see raftlog bench --help). */
+export const profiles = true;
 
 export default async function cluster(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
@@ -11,5 +15,6 @@ export default async function cluster(args: string[]): Promise<void> {
     systems: ['cluster', 'embedded', 'sqlite'],
     sync: 'always',
     out: 'bench/results',
+    profileDir: profileDirOf(args) ?? undefined,
   });
 }

@@ -2,12 +2,11 @@
 // network and MemoryStorage, the leader proposing 100-byte entries in batches.
 // Measures committed entries per second (median of several runs) and bytes
 // allocated per committed entry (heap growth plus what every GC reclaimed).
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { GCProfiler } from 'node:v8';
+import { machineAtStart } from '../src/cli/machine.js';
 import { MemoryStorage, RawNode } from '../src/raft/index.js';
 import { StateType, type Message, type Ready } from '../src/raft/types.js';
+import { writeResults } from './suite.js';
 
 const ENTRY_BYTES = 100;
 const TARGET = 1_000_000;
@@ -162,6 +161,8 @@ export default async function raftBench(args: string[]): Promise<void> {
   const batches = only === undefined ? [1, 10, 100, 1000] : [Number(only.slice('--batch='.length))];
   if (batches.some((b) => !Number.isSafeInteger(b) || b < 1)) throw new RangeError(`--batch needs a positive integer, got ${only}`);
   const rows: { batch: number; runs: RunResult[]; medianEntriesPerSec: number; medianBytesPerEntry: number }[] = [];
+  const machine = machineAtStart();
+  console.log(machine.header());
   run(100, 0.3); // warm up the JIT before measuring anything
   for (const batch of batches) {
     const results: RunResult[] = [];
@@ -179,7 +180,8 @@ export default async function raftBench(args: string[]): Promise<void> {
       medianBytesPerEntry: median(results.map((x) => x.bytesPerEntry)),
     });
   }
-  console.log(`\nraft core, 3 nodes in one process, ${ENTRY_BYTES} B entries, median of ${runs} runs of ${seconds} s`);
+  machine.finish();
+  console.log(`\nraft core, 3 nodes in one process, ${ENTRY_BYTES} B entries, median of ${runs} runs of ${seconds} s\n${machine.header()}`);
   console.table(
     rows.map((r) => ({
       'batch (entries/proposal)': r.batch,
@@ -191,29 +193,17 @@ export default async function raftBench(args: string[]): Promise<void> {
   const best = Math.max(...rows.map((r) => r.medianEntriesPerSec));
   console.log(`best median: ${Math.round(best).toLocaleString('en-US')} entries/s (${best >= TARGET ? 'meets' : 'short of'} the 1,000,000/s target)`);
   if (only !== undefined) return;
-  const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'raft.json');
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    JSON.stringify(
-      {
-        suite: 'raft',
-        date: new Date().toISOString(),
-        node: process.version,
-        entryBytes: ENTRY_BYTES,
-        runsPerBatch: runs,
-        secondsPerRun: seconds,
-        target: TARGET,
-        results: rows.map((r) => ({
-          batch: r.batch,
-          medianEntriesPerSec: Math.round(r.medianEntriesPerSec),
-          medianBytesPerEntry: Math.round(r.medianBytesPerEntry),
-          runs: r.runs.map((x) => ({ entriesPerSec: Math.round(x.entriesPerSec), bytesPerEntry: Math.round(x.bytesPerEntry), committed: x.committed })),
-        })),
-      },
-      null,
-      2,
-    ) + '\n',
-  );
-  console.log(`wrote ${out}`);
+  writeResults('raft', {
+    machine: machine.machine,
+    entryBytes: ENTRY_BYTES,
+    runsPerBatch: runs,
+    secondsPerRun: seconds,
+    target: TARGET,
+    results: rows.map((r) => ({
+      batch: r.batch,
+      medianEntriesPerSec: Math.round(r.medianEntriesPerSec),
+      medianBytesPerEntry: Math.round(r.medianBytesPerEntry),
+      runs: r.runs.map((x) => ({ entriesPerSec: Math.round(x.entriesPerSec), bytesPerEntry: Math.round(x.bytesPerEntry), committed: x.committed })),
+    })),
+  });
 }

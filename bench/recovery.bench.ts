@@ -15,17 +15,17 @@
 //                            heal -> it has applied them all.
 //
 // The simulator asserts the same cases in ticks (test/sim-log/partition-bounds.test.ts).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { machineAtStart } from '../src/cli/machine.js';
 import { freePorts } from '../src/cli/ports.js';
 import type { LogError } from '../src/log/errors.js';
 import { DEFAULTS } from '../src/log/options.js';
 import { ReplicatedLog } from '../src/log/replicated-log.js';
 import { FaultProxy, type CutMode } from '../test/fault/proxy.js';
+import { writeResults } from './suite.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const ELECTION_MS = DEFAULTS.tickMs * DEFAULTS.electionTicks;
 const enc = new TextEncoder();
 
@@ -143,7 +143,8 @@ async function isolatedFollower(records: number): Promise<Sample> {
 
 export default async function recovery(args: string[]): Promise<void> {
   const runs = args.includes('--quick') ? 3 : 7;
-  const loadBefore = loadavg();
+  const machine = machineAtStart();
+  console.log(machine.header());
   const cases: Array<[string, () => Promise<Sample>]> = [
     ['isolated leader (hold)', () => isolatedLeader('hold')],
     ['isolated leader (reset)', () => isolatedLeader('reset')],
@@ -171,6 +172,8 @@ export default async function recovery(args: string[]): Promise<void> {
     });
   }
   process.stdout.write('\n');
+  machine.finish();
+  console.log(machine.header());
   const f = (ms: number | null): string => (ms === null ? '-' : `${ms.toFixed(0)} ms (${(ms / ELECTION_MS).toFixed(2)} ET)`);
   console.log(
     `base election timeout (ET) ${ELECTION_MS} ms (tickMs ${DEFAULTS.tickMs} x electionTicks ${DEFAULTS.electionTicks}); ${runs} runs per case, 3 nodes over loopback through the fault proxy`,
@@ -184,22 +187,5 @@ export default async function recovery(args: string[]): Promise<void> {
       '(worst) ': f(r.catchUpMaxMs),
     })),
   );
-  mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(
-    join(here, 'results', 'recovery.json'),
-    JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        node: process.version,
-        cpus: cpus().length,
-        loadBefore,
-        loadAfter: loadavg(),
-        electionTimeoutMs: ELECTION_MS,
-        rows,
-        samples,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  writeResults('recovery', { machine: machine.machine, electionTimeoutMs: ELECTION_MS, rows, samples });
 }

@@ -1,23 +1,23 @@
 // The native WAL against a plain Node group-commit writer and the raw disk,
-// all in one run on the same disk. `npm run bench -- wal [--quick]`.
+// all in one run on the same disk. `npm run bench -- wal [--quick] [--profile]`.
 //
 // Each case keeps `inflight` appends of `batch` records outstanding for a
 // fixed time, counted in 250 ms windows; the table shows the median window
 // (and the mean over the whole case). Event-loop delay comes from
 // perf_hooks.monitorEventLoopDelay while the case runs.
 import { spawnSync } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { machineAtStart } from '../src/cli/machine.js';
 import { Wal } from '../src/wal/index.js';
 import type { WalEntry, WalOptions } from '../src/wal/index.js';
 import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
+import { SuiteProfiles, profileDirOf, writeResults } from './suite.js';
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
-const here = dirname(fileURLToPath(import.meta.url));
 const WINDOW_MS = 250;
 const SLICE_RECORDS = 1024;
 
@@ -309,8 +309,12 @@ function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
+/** With --profile: one profile per case (the writer's main thread), summed per writer. */
+export const profiles = true;
+
 export default async function walBench(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
+  const profiler = new SuiteProfiles('wal', profileDirOf(args));
   const ms = quick ? 600 : 2000;
   const root = mkdtempSync(join(tmpdir(), 'raftlog-walbench-'));
   const sizes = [100, 1024];
@@ -337,8 +341,8 @@ export default async function walBench(args: string[]): Promise<void> {
   const rows: Row[] = [];
   let n = 0;
   const total = cases.length + 2;
-  const loadBefore = loadavg();
-  console.log(`wal bench: ${total} cases of ${ms} ms in ${root} (${cpus().length} CPUs, ${cpus()[0]?.model ?? '?'})`);
+  const machine = machineAtStart();
+  console.log(`wal bench: ${total} cases of ${ms} ms in ${root}\n${machine.header()}`);
   process.stdout.write(`[${++n}/${total}] raw disk (1 MiB write + fdatasync) ... `);
   const raw = rawDisk(root, Math.max(ms, 1500));
   const fio = fioMBps(root, Math.max(ms, 1500));
@@ -349,7 +353,7 @@ export default async function walBench(args: string[]): Promise<void> {
     mkdirSync(dir);
     process.stdout.write(`[${++n}/${total}] ${c.writer} ${c.size} B x ${c.batch} per append, ${c.inflight} in flight ... `);
     const w = c.writer === 'node' ? nodeAppender(dir) : await walAppender(dir, { sync: 'always', ...c.options });
-    const r = await drive(w, c.size, c.batch, c.inflight, ms);
+    const r = await profiler.around(c.writer, `${c.writer}-${c.size}b-x${c.batch}-${c.inflight}`, () => drive(w, c.size, c.batch, c.inflight, ms));
     await w.close();
     rmSync(dir, { recursive: true, force: true });
     rows.push({ writer: c.writer, size: c.size, batch: c.batch, inflight: c.inflight, ...r });
@@ -358,10 +362,10 @@ export default async function walBench(args: string[]): Promise<void> {
   process.stdout.write(`[${++n}/${total}] wal paced: 100 B at 100,000 records/s ... `);
   const pacedDir = join(root, 'paced');
   mkdirSync(pacedDir);
-  const pace = await paced(pacedDir, Math.max(ms, 2000));
+  const pace = await profiler.around('wal paced', 'wal-paced', () => paced(pacedDir, Math.max(ms, 2000)));
   console.log(`${fmt(pace.recordsPerSec)} rec/s, append p99 ${fmt(pace.appendP99us)} µs, loop p99 ${fmt(pace.loopP99ms, 2)} ms`);
   rmSync(root, { recursive: true, force: true });
-  const loadAfter = loadavg();
+  machine.finish();
 
   const nodeOf = (r: Row): Row | undefined => rows.find((x) => x.writer === 'node' && x.size === r.size && x.batch === r.batch && x.inflight === r.inflight);
   const header =
@@ -376,7 +380,7 @@ export default async function walBench(args: string[]): Promise<void> {
   console.log(
     `\nraw disk: ${fmt(raw.MBps, 1)} MB/s (median of ${WINDOW_MS} ms windows, 1 MiB write + fdatasync)${fio === null ? '' : `; fio: ${fmt(fio, 1)} MB/s`}`,
   );
-  console.log(`load average (1 min) before / after: ${fmt(loadBefore[0]!, 2)} / ${fmt(loadAfter[0]!, 2)} on ${cpus().length} CPUs\n`);
+  console.log(`${machine.header()}${profiler.enabled ? '; measured under the CPU profiler' : ''}\n`);
   console.log(lines.join('\n'));
 
   // The WAL's performance goals.
@@ -404,28 +408,17 @@ export default async function walBench(args: string[]): Promise<void> {
     `  paced 100 B at 100,000 rec/s: ${fmt(pace.recordsPerSec)} rec/s, ${fmt(pace.recordsPerFsync, 1)} records/fsync, append p50 ${fmt(pace.appendP50us)} / p99 ${fmt(pace.appendP99us)} µs, loop p99 ${fmt(pace.loopP99ms, 2)} / max ${fmt(pace.loopMaxms, 1)} ms`,
   );
 
-  mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(
-    join(here, 'results', 'wal.json'),
-    JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        node: process.version,
-        cpus: cpus().length,
-        cpu: cpus()[0]?.model,
-        loadBefore,
-        loadAfter,
-        caseMs: ms,
-        windowMs: WINDOW_MS,
-        rawDisk: raw,
-        fioMBps: fio,
-        rows,
-        paced: pace,
-        targets,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
-  console.log(`\nwrote bench/results/wal.json`);
+  profiler.print();
+  console.log('');
+  writeResults('wal', {
+    machine: machine.machine,
+    profiled: profiler.enabled,
+    caseMs: ms,
+    windowMs: WINDOW_MS,
+    rawDisk: raw,
+    fioMBps: fio,
+    rows,
+    paced: pace,
+    targets,
+  });
 }

@@ -3,7 +3,7 @@
 // under the same workload: C clients, each appending one record at a time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,12 +11,29 @@ import { fileURLToPath } from 'node:url';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { UsageError, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
+import { machineAtStart, type Machine } from './machine.js';
 import { freePorts } from './ports.js';
+import {
+  CpuProfiler,
+  DEFAULT_PROFILE_DIR,
+  analyzeProfile,
+  formatProfileSummary,
+  profileFileName,
+  saveProfile,
+  sourceMapLocate,
+  type CpuProfile,
+} from './profile.js';
 
 const USAGE = `usage: raftlog bench [--seconds 3] [--sizes 100,1024] [--clients 1,16,256] [--systems cluster,embedded,sqlite]
                      [--sync always|none] [--preallocate zeros|fallocate|none] [--out DIR]
+                     [--profile] [--profile-dir DIR]
 Each system runs every (record size, clients) pair for --seconds after a short warm-up,
-then prints a table; results go to DIR/cluster.json and charts to DIR/cluster-*.svg.`;
+then prints a table; results go to DIR/cluster.json and charts to DIR/cluster-*.svg.
+--profile records a CPU profile of this process per system while it is measured (in the
+cluster: node 1, the leader, and the clients), writes it to --profile-dir (default
+${DEFAULT_PROFILE_DIR}) as bench-<system>.cpuprofile, and prints the functions with the
+most self time and the idle, GC and program shares. The cluster's nodes 2 and 3 run
+under node --cpu-prof: their profiles cover their whole life.`;
 
 type Append = (data: Uint8Array) => Promise<unknown>;
 
@@ -24,6 +41,8 @@ interface System {
   name: string;
   append: Append;
   close(): Promise<void>;
+  /** Profiles the system's other processes write when they exit (node --cpu-prof), by title. */
+  childProfiles?: Array<{ title: string; path: string }>;
 }
 
 export interface BenchRow {
@@ -56,6 +75,8 @@ export async function main(args: string[]): Promise<number> {
       sync: 'string',
       preallocate: 'string',
       out: 'string',
+      profile: 'boolean',
+      'profile-dir': 'string',
       help: 'boolean',
     });
     if (opts.has('help')) {
@@ -70,6 +91,7 @@ export async function main(args: string[]): Promise<number> {
       sync: strArg(opts, 'sync', 'always') === 'none' ? 'none' : 'always',
       preallocate: preallocateArg(strArg(opts, 'preallocate', 'zeros')),
       out: strArg(opts, 'out', 'bench/results'),
+      profileDir: opts.has('profile') || opts.has('profile-dir') ? strArg(opts, 'profile-dir', DEFAULT_PROFILE_DIR) : undefined,
     });
     return rows.length > 0 ? 0 : 1;
   } catch (err) {
@@ -96,22 +118,29 @@ export interface BenchOptions {
   sync: 'always' | 'none';
   preallocate?: Preallocate;
   out: string;
+  /** Set: profile each system while it is measured and write the profiles here. */
+  profileDir?: string | undefined;
 }
 
 export async function run(o: BenchOptions): Promise<BenchRow[]> {
   if (!(o.seconds > 0)) throw new UsageError('--seconds must be a positive number');
+  const machine = machineAtStart();
+  console.log(machine.header());
   const rows: BenchRow[] = [];
+  const profiles: string[] = [];
   const total = o.systems.length * o.sizes.length * o.clients.length;
   for (const name of o.systems) {
     const work = mkdtempSync(join(tmpdir(), `raftlog-bench-${name}-`));
     let system: System;
     try {
       process.stdout.write(`[${name}] starting...\n`);
-      system = await open(name, work, o.sync, o.preallocate ?? 'zeros');
+      system = await open(name, work, o.sync, o.preallocate ?? 'zeros', o.profileDir);
     } catch (err) {
       rmSync(work, { recursive: true, force: true });
       throw err;
     }
+    // Started after the system is up, so that start-up is not in the profile.
+    const profiler = o.profileDir === undefined ? null : await CpuProfiler.start();
     try {
       for (const size of o.sizes) {
         for (const clients of o.clients) {
@@ -123,13 +152,31 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
           );
         }
       }
+      if (profiler !== null) {
+        const profile = await profiler.stop();
+        const path = saveProfile(o.profileDir!, profileFileName('bench', name), profile);
+        profiles.push(`${formatProfileSummary(`${system.name} (${path})`, analyzeProfile(profile, { locate: sourceMapLocate }))}`);
+      }
     } finally {
+      profiler?.dispose(); // after a failure: no profile, but the session ends
       await system.close();
       rmSync(work, { recursive: true, force: true });
     }
+    for (const child of system.childProfiles ?? []) {
+      if (!existsSync(child.path)) {
+        profiles.push(`${child.title}: no profile at ${child.path} (the process did not exit cleanly)`);
+        continue;
+      }
+      const profile = JSON.parse(readFileSync(child.path, 'utf8')) as CpuProfile;
+      // The children run the same code as this process, so its source maps place their positions too.
+      profiles.push(formatProfileSummary(`${child.title} (${child.path})`, analyzeProfile(profile, { locate: sourceMapLocate })));
+    }
   }
+  machine.finish();
+  console.log(`\n${machine.header()}`);
   printTable(rows);
-  save(rows, o);
+  for (const p of profiles) console.log(`\n${p}`);
+  save(rows, o, machine.machine);
   return rows;
 }
 
@@ -172,10 +219,10 @@ async function measure(system: System, size: number, clients: number, seconds: n
   };
 }
 
-async function open(name: string, work: string, sync: 'always' | 'none', preallocate: Preallocate): Promise<System> {
+async function open(name: string, work: string, sync: 'always' | 'none', preallocate: Preallocate, profileDir: string | undefined): Promise<System> {
   switch (name) {
     case 'cluster':
-      return openCluster(work, sync, preallocate);
+      return openCluster(work, sync, preallocate, profileDir);
     case 'embedded': {
       const log = await ReplicatedLog.open({ dataDir: join(work, 'node'), sync, preallocate });
       return { name: 'embedded (1 node)', append: (d) => log.append(d), close: () => log.close() };
@@ -187,8 +234,12 @@ async function open(name: string, work: string, sync: 'always' | 'none', preallo
   }
 }
 
-/** Node 1 runs in this process (the clients embed it); nodes 2 and 3 are `raftlog serve` processes. */
-async function openCluster(work: string, sync: 'always' | 'none', preallocate: Preallocate): Promise<System> {
+/**
+ * Node 1 runs in this process (the clients embed it); nodes 2 and 3 are `raftlog serve` processes.
+ * With a profile directory they run under node --cpu-prof, which covers their whole life (start-up
+ * and teardown included) and writes the profile when they exit.
+ */
+async function openCluster(work: string, sync: 'always' | 'none', preallocate: Preallocate, profileDir: string | undefined): Promise<System> {
   const ports = await freePorts(3);
   const peers: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
   const peerArg = Object.entries(peers)
@@ -204,6 +255,9 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
       process.execPath,
       [
         ...process.execArgv,
+        ...(profileDir === undefined
+          ? []
+          : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', childProfileName(id), '--cpu-prof-interval', '500']),
         entry,
         'serve',
         '--id',
@@ -266,6 +320,10 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
   }
   return {
     name: 'cluster (3 nodes)',
+    childProfiles:
+      profileDir === undefined
+        ? []
+        : [2, 3].map((id) => ({ title: `cluster node ${id} (raftlog serve, whole process life)`, path: join(profileDir, childProfileName(id)) })),
     append: (d) => log.append(d),
     close: async () => {
       await log.close();
@@ -273,6 +331,8 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
     },
   };
 }
+
+const childProfileName = (id: number): string => profileFileName('bench', `cluster-node${id}`);
 
 interface SqliteDb {
   pragma(s: string): unknown;
@@ -330,9 +390,12 @@ function printTable(rows: BenchRow[]): void {
   }
 }
 
-function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string }): void {
+function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string }, machine: Machine): void {
   mkdirSync(o.out, { recursive: true });
-  writeFileSync(join(o.out, 'cluster.json'), JSON.stringify({ date: new Date().toISOString(), seconds: o.seconds, sync: o.sync, rows }, null, 2));
+  writeFileSync(
+    join(o.out, 'cluster.json'),
+    JSON.stringify({ date: new Date().toISOString(), machine, seconds: o.seconds, sync: o.sync, rows }, null, 2) + '\n',
+  );
   const systems = [...new Set(rows.map((r) => r.system))];
   const groups = [...new Set(rows.map((r) => `${r.recordBytes} B x ${r.clients}`))];
   const series = (pick: (r: BenchRow) => number) =>

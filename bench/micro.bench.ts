@@ -1,0 +1,252 @@
+// The per-record functions of the append and apply paths, each on its own,
+// with tinybench: `npm run bench -- micro [--quick] [--profile]`.
+//
+// One operation handles a batch of BATCH records (or one checksum of the
+// stated size), because a single record takes tens of nanoseconds, about what
+// reading the clock twice costs: the ns/record column divides by the batch.
+import { createRequire } from 'node:module';
+import { Bench, hrtimeNow, type Task } from 'tinybench';
+import { Proposals } from '../src/log/proposals.js';
+import { decodeRecord, encodeRecords, recordOrigin, type RecordTag } from '../src/log/record.js';
+import type { LogEntry } from '../src/log/state-machine.js';
+import { EntryType, type Entry } from '../src/raft/types.js';
+import { addon } from '../src/wal/addon.js';
+import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
+import { machineAtStart } from '../src/cli/machine.js';
+import { SuiteProfiles, profileDirOf, writeResults } from './suite.js';
+
+const BATCH = 64;
+const crc32cJs = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
+
+interface Case {
+  name: string;
+  /** Records (or checksums) per operation. */
+  perOp: number;
+  fn: () => void;
+}
+
+/** What the cases compute goes here, so that no call is dead code to the JIT. */
+let sink = 0;
+
+function payloads(size: number): Uint8Array[] {
+  return Array.from({ length: BATCH }, (_, i) => new Uint8Array(size).fill(i));
+}
+
+/**
+ * Packing entries into one WAL frame buffer, as Wal's #write does for an append
+ * (sizes, one zeroed buffer, then the header, index, term and payload of each
+ * record; the CRC is the writer thread's job).
+ */
+function walPacking(size: number): Case {
+  const entries = payloads(size).map((data, i) => ({ index: i + 1, term: 3, type: 0, data }));
+  return {
+    name: `wal: pack ${BATCH} x ${size} B entries into a frame buffer`,
+    perOp: BATCH,
+    fn: () => {
+      let total = 0;
+      for (const e of entries) total += entryRecordBytes(e.data.length);
+      const u8 = new Uint8Array(total);
+      const dv = new DataView(u8.buffer);
+      let pos = 0;
+      for (const e of entries) pos += writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
+      sink += pos;
+    },
+  };
+}
+
+const origin = recordOrigin(1, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+const otherOrigin = recordOrigin(2, new Uint8Array([8, 7, 6, 5, 4, 3, 2, 1]));
+
+function recordEncode(size: number): Case {
+  const ps = payloads(size);
+  let seq = 1_000_000;
+  return {
+    name: `record: encodeRecords, ${BATCH} x ${size} B`,
+    perOp: BATCH,
+    fn: () => {
+      const seqs = new Array<number>(BATCH);
+      for (let i = 0; i < BATCH; i++) seqs[i] = seq++;
+      sink += encodeRecords(origin, seqs, ps).length;
+    },
+  };
+}
+
+function committed(size: number, from: Uint8Array, firstSeq: number): Entry[] {
+  const seqs = Array.from({ length: BATCH }, (_, i) => firstSeq + i);
+  return encodeRecords(from, seqs, payloads(size)).map((data, i) => ({ index: i + 1, term: 3, type: EntryType.Normal, data }));
+}
+
+function recordDecode(size: number): Case {
+  const entries = committed(size, origin, 1_000_000);
+  return {
+    name: `record: decodeRecord, ${BATCH} x ${size} B`,
+    perOp: BATCH,
+    fn: () => {
+      for (const e of entries) sink += decodeRecord(e.data, e.index)!.tag.seq;
+    },
+  };
+}
+
+/** One append's bookkeeping on the leader that made it: add, markProposed with its index, then applied. */
+function proposalCycle(): Case {
+  const proposals = new Proposals<undefined>(origin);
+  const resolve = (): void => void sink++;
+  const reject = (): void => void sink--;
+  const tags: RecordTag[] = [];
+  let index = 0;
+  let term = 1;
+  return {
+    name: `proposals: add, markProposed, applied x ${BATCH} (own records, as leader)`,
+    perOp: BATCH,
+    fn: () => {
+      tags.length = 0;
+      for (let i = 0; i < BATCH; i++) {
+        const seq = proposals.add(resolve, reject, 100);
+        proposals.markProposed(seq, ++index, term);
+        tags.push({ origin, seq });
+      }
+      const first = index - BATCH + 1;
+      for (let i = 0; i < BATCH; i++) proposals.applied(first + i, term, tags[i]!, undefined);
+      if (proposals.size !== 0) throw new Error(`${proposals.size} proposals left unsettled`);
+      if (index > 2 ** 40) term++;
+    },
+  };
+}
+
+/**
+ * Handing committed entries to the state machine, as ReplicatedLog's
+ * applyEntries does for each normal entry: decode the tag, build the LogEntry,
+ * call apply, and tell the proposals (here entries another node appended, so
+ * nothing is pending: the follower's path).
+ */
+function applyDispatch(size: number): Case {
+  const entries = committed(size, otherOrigin, 1);
+  const proposals = new Proposals<number>(origin);
+  const sm = { apply: (e: LogEntry): number => e.data.byteLength };
+  return {
+    name: `apply: entries -> LogEntry -> apply, ${BATCH} x ${size} B`,
+    perOp: BATCH,
+    fn: () => {
+      for (const e of entries) {
+        const rec = e.type === EntryType.Normal ? decodeRecord(e.data, e.index) : null;
+        const result = rec === null ? 0 : sm.apply({ index: e.index, term: e.term, data: rec.payload });
+        proposals.applied(e.index, e.term, rec?.tag ?? null, result);
+        sink += result;
+      }
+    },
+  };
+}
+
+function crcCases(size: number): Case[] {
+  const data = new Uint8Array(size).map((_, i) => i * 31);
+  // Small inputs are checksummed BATCH times per operation, like a batch of records.
+  const reps = size <= 4096 ? BATCH : 1;
+  const native = addon();
+  const loop =
+    (f: () => number): (() => void) =>
+    () => {
+      for (let i = 0; i < reps; i++) sink += f();
+    };
+  const label = size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
+  return [
+    { name: `crc32c native (hardware if the CPU has it), ${label}`, perOp: reps, fn: loop(() => native.crc32c(data, false, 0)) },
+    { name: `crc32c native, software table, ${label}`, perOp: reps, fn: loop(() => native.crc32c(data, true, 0)) },
+    { name: `crc32c crc-32 package (JS), ${label}`, perOp: reps, fn: loop(() => crc32cJs.buf(data)) },
+  ];
+}
+
+function cases(): Case[] {
+  // The three implementations must agree, or the comparison means nothing.
+  const probe = new Uint8Array(1000).map((_, i) => i * 7);
+  const want = addon().crc32c(probe, false, 0) >>> 0;
+  if (addon().crc32c(probe, true, 0) >>> 0 !== want || crc32cJs.buf(probe) >>> 0 !== want) throw new Error('the CRC32C implementations disagree');
+  return [
+    walPacking(100),
+    walPacking(1024),
+    recordEncode(100),
+    recordDecode(100),
+    proposalCycle(),
+    applyDispatch(100),
+    ...crcCases(128),
+    ...crcCases(64 * 1024),
+  ];
+}
+
+interface Row {
+  case: string;
+  perOp: number;
+  opsPerSec: number;
+  meanNs: number;
+  p99Ns: number;
+  samples: number;
+  nsPerRecord: number;
+}
+
+function rowOf(c: Case, t: Task): Row {
+  const r = t.result;
+  if (r === undefined) throw new Error(`${c.name}: no result`);
+  if (r.error !== undefined) throw r.error;
+  const meanNs = r.latency.mean * 1e6;
+  return {
+    case: c.name,
+    perOp: c.perOp,
+    // Operations over the time they took (tinybench's throughput.mean averages per-sample rates, which fast outliers inflate).
+    opsPerSec: 1e9 / meanNs,
+    meanNs,
+    p99Ns: (r.latency.p99 ?? NaN) * 1e6,
+    samples: r.latency.samples.length,
+    nsPerRecord: meanNs / c.perOp,
+  };
+}
+
+/** Profiled per case with --profile (summed per group: wal, record, proposals, apply, crc32c). */
+export const profiles = true;
+
+export default async function micro(args: string[]): Promise<void> {
+  const quick = args.includes('--quick');
+  const time = quick ? 150 : 1000;
+  const warmupTime = quick ? 50 : 250;
+  const machine = machineAtStart();
+  const profiler = new SuiteProfiles('micro', profileDirOf(args));
+  console.log(machine.header());
+  const rows: Row[] = [];
+  for (const c of cases()) {
+    const group = c.name.split(/[: ]/, 1)[0]!;
+    const row = await profiler.around(group, c.name, async () => {
+      const bench = new Bench({ time, warmupTime, throws: true, now: hrtimeNow });
+      bench.add(c.name, c.fn);
+      await bench.run();
+      return rowOf(c, bench.tasks[0]!);
+    });
+    rows.push(row);
+    console.log(`  ${c.name}: ${fmt(row.meanNs)} ns/op, ${fmt(row.nsPerRecord, 1)} ns/record`);
+  }
+  machine.finish();
+  console.log(`\n${machine.header()}`);
+  console.log(`tinybench: ${time} ms per case after ${warmupTime} ms of warm-up${profiler.enabled ? ', under the CPU profiler' : ''}`);
+  console.log('| case | ops/s | mean ns | p99 ns | samples | records/op | ns/record |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows)
+    console.log(`| ${r.case} | ${fmt(r.opsPerSec)} | ${fmt(r.meanNs)} | ${fmt(r.p99Ns)} | ${r.samples} | ${r.perOp} | ${fmt(r.nsPerRecord, 1)} |`);
+  profiler.print();
+  if (!Number.isFinite(sink)) throw new Error('the cases computed garbage'); // also keeps `sink` live
+  writeResults('micro', {
+    machine: machine.machine,
+    quick,
+    profiled: profiler.enabled,
+    timeMs: time,
+    warmupMs: warmupTime,
+    batch: BATCH,
+    rows: rows.map((r) => ({
+      ...r,
+      opsPerSec: Math.round(r.opsPerSec),
+      meanNs: Math.round(r.meanNs),
+      p99Ns: Math.round(r.p99Ns),
+      nsPerRecord: Math.round(r.nsPerRecord * 10) / 10,
+    })),
+  });
+}
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}

@@ -1,0 +1,170 @@
+// `npm run bench -- report`: docs/performance.md from the results in
+// bench/results/*.json, each suite's table with the date and the machine it
+// was measured on. It measures nothing and judges nothing: the figures are
+// whatever the last run of each suite wrote.
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeMachine, type Machine } from '../src/cli/machine.js';
+import { RESULTS_DIR } from './suite.js';
+
+type Json = Record<string, unknown>;
+type Cell = string | number | null | undefined;
+
+interface Section {
+  title: string;
+  about: string;
+  /** Figures outside the table. */
+  notes?(r: Json): string[];
+  table(r: Json): { head: string[]; rows: Cell[][] };
+}
+
+const num = (v: unknown, digits = 0): string =>
+  typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-';
+const rowsOf = (r: Json, key = 'rows'): Json[] => (Array.isArray(r[key]) ? (r[key] as Json[]) : []);
+
+/** The suites whose results are performance figures, in the order the page shows them. */
+const SECTIONS: Record<string, Section> = {
+  cluster: {
+    title: 'Product benchmark: cluster, embedded node, better-sqlite3',
+    about: '`raftlog bench`: C clients, each appending one record at a time and waiting for the commit.',
+    table: (r) => ({
+      head: ['system', 'record', 'clients', 'records/s', 'MB/s', 'p50 ms', 'p99 ms', 'p99.9 ms'],
+      rows: rowsOf(r).map((x) => [
+        String(x.system),
+        `${num(x.recordBytes)} B`,
+        num(x.clients),
+        num(x.recordsPerSec),
+        num(x.mbPerSec, 1),
+        num(x.p50Ms, 2),
+        num(x.p99Ms, 2),
+        num(x.p999Ms, 2),
+      ]),
+    }),
+  },
+  wal: {
+    title: 'Write-ahead log',
+    about:
+      '`npm run bench -- wal`: the native WAL and a plain Node group-commit writer, `inflight` appends of `batch` records outstanding, every append durable.',
+    notes: (r) => {
+      const raw = (r.rawDisk as Json | undefined)?.MBps;
+      const p = r.paced as Json | undefined;
+      return [
+        `Raw disk on the same directory (1 MiB write + fdatasync): ${num(raw, 1)} MB/s${typeof r.fioMBps === 'number' ? `; fio, same pattern: ${num(r.fioMBps, 1)} MB/s` : ''}.`,
+        ...(p === undefined
+          ? []
+          : [
+              `Paced, 100 B records at 100,000 records/s: ${num(p.recordsPerSec)} records/s, append p50 / p99 ${num(p.appendP50us)} / ${num(p.appendP99us)} µs, event-loop delay p99 ${num(p.loopP99ms, 2)} ms.`,
+            ]),
+      ];
+    },
+    table: (r) => ({
+      head: ['writer', 'record', 'batch', 'in flight', 'records/s (median)', 'MB/s payload', 'records/fsync', 'append p50 / p99 µs', 'loop p99 ms'],
+      rows: rowsOf(r).map((x) => [
+        String(x.writer),
+        `${num(x.size)} B`,
+        num(x.batch),
+        num(x.inflight),
+        num(x.recordsPerSec),
+        num(x.payloadMBps, 1),
+        num(x.recordsPerFsync, 1),
+        `${num(x.appendP50us)} / ${num(x.appendP99us)}`,
+        num(x.loopP99ms, 2),
+      ]),
+    }),
+  },
+  raft: {
+    title: 'Consensus core',
+    about: '`npm run bench -- raft`: three RawNodes in one process over an in-memory network, 100 B entries; median of several runs.',
+    table: (r) => ({
+      head: ['batch (entries/proposal)', 'committed entries/s', 'allocated B/entry'],
+      rows: rowsOf(r, 'results').map((x) => [num(x.batch), num(x.medianEntriesPerSec), num(x.medianBytesPerEntry)]),
+    }),
+  },
+  micro: {
+    title: 'Per-record functions',
+    about: '`npm run bench -- micro`: tinybench on the functions of the append and apply paths; one operation handles the stated number of records.',
+    table: (r) => ({
+      head: ['case', 'ops/s', 'mean ns', 'p99 ns', 'samples', 'records/op', 'ns/record'],
+      rows: rowsOf(r).map((x) => [String(x.case), num(x.opsPerSec), num(x.meanNs), num(x.p99Ns), num(x.samples), num(x.perOp), num(x.nsPerRecord, 1)]),
+    }),
+  },
+  recovery: {
+    title: 'Recovery from a partition',
+    about: '`npm run bench -- recovery`: three nodes over loopback through a fault proxy, default timing.',
+    table: (r) => ({
+      head: ['case', 'runs', 'cut -> new leader commits, median / worst ms', 'heal -> caught up, median / worst ms'],
+      rows: rowsOf(r).map((x) => [
+        String(x.case),
+        num(x.runs),
+        x.electMedianMs === null ? '-' : `${num(x.electMedianMs)} / ${num(x.electMaxMs)}`,
+        `${num(x.catchUpMedianMs)} / ${num(x.catchUpMaxMs)}`,
+      ]),
+    }),
+  },
+  'resp-parser': {
+    title: 'RESP command parser',
+    about: "`npm run bench -- resp-parser`: the KV server's command parser alone.",
+    table: (r) => ({
+      head: ['case', 'ms/op', 'samples'],
+      rows: rowsOf(r).map((x) => [String(x.case), num(x.msPerOp, 3), num(x.samples)]),
+    }),
+  },
+};
+
+/** The machine record of a result file; older files have only some of its fields at the top level. */
+function machineOf(r: Json): string {
+  const m = r.machine as Machine | undefined;
+  if (m !== undefined && typeof m === 'object') return describeMachine(m);
+  const parts: string[] = [];
+  if (typeof r.cpu === 'string') parts.push(r.cpu);
+  if (typeof r.cpus === 'number') parts.push(`${r.cpus} cores`);
+  if (typeof r.node === 'string') parts.push(`Node ${r.node}`);
+  const load = (k: string): string | null => (Array.isArray(r[k]) ? (r[k] as number[]).map((x) => x.toFixed(2)).join(' ') : null);
+  const before = load('loadBefore');
+  const after = load('loadAfter');
+  if (before !== null) parts.push(`load average (1/5/15 min) at start ${before}${after === null ? '' : `, at end ${after}`}`);
+  return parts.length === 0 ? 'not recorded' : `${parts.join(', ')} (partly recorded)`;
+}
+
+const cell = (c: Cell): string => (c === null || c === undefined ? '-' : String(c).replace(/\|/g, '\\|'));
+
+/** The page for the given results (suite name -> parsed JSON); suites without a section are left out. */
+export function renderReport(results: Record<string, Json>, generated: Date): string {
+  const out = [
+    '# Performance',
+    '',
+    `Generated by \`npm run bench -- report\` on ${generated.toISOString().slice(0, 10)} from the last run of each benchmark suite.`,
+    'Each table names the machine and the load it ran under: figures from a small or busy machine are noisy,',
+    'and tables measured on different machines do not compare. Run `npm run bench` to measure your own.',
+  ];
+  for (const [suite, section] of Object.entries(SECTIONS)) {
+    const r = results[suite];
+    if (r === undefined) continue;
+    const { head, rows } = section.table(r);
+    out.push('', `## ${section.title}`, '', section.about, '');
+    out.push(`Measured ${typeof r.date === 'string' ? r.date.slice(0, 16).replace('T', ' ') + ' UTC' : 'at an unrecorded date'} on: ${machineOf(r)}.`);
+    if (r.quick === true) out.push('', 'A `--quick` run: short cases, more noise.');
+    if (r.profiled === true) out.push('', 'Measured under the CPU profiler, which slows the code down.');
+    for (const note of section.notes?.(r) ?? []) out.push('', note);
+    out.push('', `| ${head.join(' | ')} |`, `|${head.map(() => ' --- |').join('')}`);
+    for (const row of rows) out.push(`| ${row.map(cell).join(' | ')} |`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export function writeReport(resultsDir = RESULTS_DIR, page = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'performance.md')): string {
+  const results: Record<string, Json> = {};
+  for (const f of readdirSync(resultsDir).filter((n) => n.endsWith('.json'))) {
+    results[f.slice(0, -'.json'.length)] = JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as Json;
+  }
+  writeFileSync(page, renderReport(results, new Date()));
+  console.log(
+    `wrote ${relative(process.cwd(), page)} from ${
+      Object.keys(results)
+        .filter((s) => s in SECTIONS)
+        .join(', ') || 'no results'
+    }`,
+  );
+  return page;
+}

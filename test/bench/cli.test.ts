@@ -1,0 +1,80 @@
+// The benchmark commands' flags: both list --profile in their help, reject what they
+// do not know, and `raftlog bench --profile` writes a profile of the system it measured.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { analyzeProfile, type CpuProfile } from '../../src/cli/profile.js';
+import { tempDir } from '../log/helpers.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const MAIN = join(ROOT, 'src/cli/main.ts');
+const RUN = join(ROOT, 'bench/run.ts');
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+function tsx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', ...args], { encoding: 'utf8', timeout: 120_000, cwd: ROOT }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
+    });
+  });
+}
+
+it('raftlog bench --help and npm run bench -- --help list --profile', async () => {
+  const cli = await tsx([MAIN, 'bench', '--help']);
+  expect(cli.code).toBe(0);
+  expect(cli.stdout).toContain('--profile');
+  expect(cli.stdout).toContain('--profile-dir DIR');
+  const suites = await tsx([RUN, '--help']);
+  expect(suites.code).toBe(0);
+  expect(suites.stdout).toContain('--profile');
+  expect(suites.stdout).toContain('micro');
+  expect(suites.stdout).toContain('report');
+});
+
+it('npm run bench refuses an unknown option or suite with its usage', async () => {
+  const option = await tsx([RUN, 'micro', '--profiel']);
+  expect(option.code).toBe(2);
+  expect(option.stderr).toContain('unknown option --profiel');
+  const suite = await tsx([RUN, 'nosuch']);
+  expect(suite.code).toBe(2);
+  expect(suite.stderr).toContain('unknown suite nosuch');
+});
+
+it('raftlog bench --profile writes one profile per system and prints its summary', async () => {
+  const t = tempDir('raftlog-bench-cli-');
+  cleanups.push(t.cleanup);
+  const profiles = join(t.dir, 'profiles');
+  const r = await tsx([
+    MAIN,
+    'bench',
+    '--seconds',
+    '0.2',
+    '--sizes',
+    '100',
+    '--clients',
+    '2',
+    '--systems',
+    'embedded',
+    '--out',
+    t.dir,
+    '--profile',
+    '--profile-dir',
+    profiles,
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  const file = join(profiles, 'bench-embedded.cpuprofile');
+  expect(existsSync(file)).toBe(true);
+  const summary = analyzeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+  expect(summary.samples).toBeGreaterThan(0);
+  expect(r.stdout).toMatch(/embedded \(1 node\) \(.*bench-embedded\.cpuprofile\): \d+ ms sampled .* idle [\d.]+%, GC [\d.]+%, program [\d.]+%/);
+  expect(r.stdout).toContain('| self ms | share | function | location |');
+  const results = JSON.parse(readFileSync(join(t.dir, 'cluster.json'), 'utf8')) as { machine: { cores: number; loadStart: number[]; loadEnd: number[] } };
+  expect(results.machine.cores).toBeGreaterThan(0);
+  expect(results.machine.loadStart).toHaveLength(3);
+  expect(results.machine.loadEnd).toHaveLength(3);
+});

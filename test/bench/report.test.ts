@@ -1,0 +1,35 @@
+import { expect, it } from 'vitest';
+import { describeMachine } from '../../src/cli/machine.js';
+import { renderReport } from '../../bench/report.js';
+
+const machine = { cpu: 'Test CPU', cores: 4, node: 'v20.0.0', platform: 'linux-x64', loadStart: [1, 2, 3], loadEnd: [0.5, 1.25, 2] };
+
+it('describes a machine with its load at start and, once finished, at end', () => {
+  expect(describeMachine(machine)).toBe('Test CPU, 4 cores, Node v20.0.0; load average (1/5/15 min) at start 1.00 2.00 3.00, at end 0.50 1.25 2.00');
+  expect(describeMachine({ ...machine, loadEnd: null })).toBe('Test CPU, 4 cores, Node v20.0.0; load average (1/5/15 min) at start 1.00 2.00 3.00');
+});
+
+it('renders each known suite as a table with its date and machine, and leaves the others out', () => {
+  const page = renderReport(
+    {
+      micro: {
+        suite: 'micro',
+        date: '2026-01-02T03:04:05.000Z',
+        machine,
+        quick: true,
+        rows: [{ case: 'record: decodeRecord, 64 x 100 B', opsPerSec: 50000, meanNs: 20000, p99Ns: 30000, samples: 99, perOp: 64, nsPerRecord: 312.5 }],
+      },
+      raft: { date: '2026-01-01T00:00:00.000Z', node: 'v20.1.0', results: [{ batch: 10, medianEntriesPerSec: 1234567, medianBytesPerEntry: 80 }] },
+      chaos: { date: '2026-01-01T00:00:00.000Z', linearizable: true },
+    },
+    new Date('2026-02-03T00:00:00Z'),
+  );
+  expect(page).toContain('on 2026-02-03 from the last run');
+  expect(page).toContain(`Measured 2026-01-02 03:04 UTC on: ${describeMachine(machine)}.`);
+  expect(page).toContain('| record: decodeRecord, 64 x 100 B | 50,000 | 20,000 | 30,000 | 99 | 64 | 312.5 |');
+  expect(page).toContain('A `--quick` run');
+  expect(page).toContain('on: Node v20.1.0 (partly recorded).');
+  expect(page).toContain('| 10 | 1,234,567 | 80 |');
+  expect(page).not.toContain('linearizable');
+  expect(page).not.toContain('## Write-ahead log');
+});
