@@ -280,7 +280,7 @@ export class Raft {
 
   // ---- roles ---------------------------------------------------------------
 
-  private reset(term: number): void {
+  private reset(term: number, retry = false): void {
     if (this.term !== term) {
       this.term = term;
       this.vote = None;
@@ -288,7 +288,7 @@ export class Raft {
     this.lead = None;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.resetRandomizedElectionTimeout();
+    this.resetRandomizedElectionTimeout(retry);
     this.leadTransferee = None;
     this.trk.resetVotes();
     const last = this.raftLog.lastIndex();
@@ -303,10 +303,27 @@ export class Raft {
     this.handoffIndex = 0;
   }
 
-  private resetRandomizedElectionTimeout(): void {
+  /**
+   * A follower waits [electionTimeout, 2 * electionTimeout) ticks for a leader. A `retry` is
+   * the wait of a candidate whose campaign a quorum's pre-votes (or the leader's MsgTimeoutNow)
+   * started: the leader is known to be gone, so waiting a whole timeout again before the next
+   * campaign only lengthens the outage. When its campaign ends without a winner (the vote
+   * split), it campaigns again after [2, max(3, electionTimeout / 2)] ticks: still randomized,
+   * so that rivals that tied draw apart; never 1, because the timer starts mid-tick and a retry
+   * at the next tick would abandon a campaign whose votes are still being written to the
+   * voters' disks. The pre-candidate it then becomes keeps that timer. A leader alive for a
+   * quorum is never at risk: only a quorum's pre-votes make a candidate, and a voter in the
+   * leader's lease refuses them.
+   */
+  private resetRandomizedElectionTimeout(retry: boolean): void {
     const r = this.random();
     if (!(r >= 0 && r < 1)) throw new InvalidConfigError(`random() must return a number in [0, 1), got ${String(r)}`);
-    this.randomizedElectionTimeout = this.electionTimeout + Math.min(this.electionTimeout - 1, Math.floor(r * this.electionTimeout));
+    if (retry) {
+      const span = Math.max(2, Math.floor(this.electionTimeout / 2) - 1);
+      this.randomizedElectionTimeout = 2 + Math.min(span - 1, Math.floor(r * span));
+    } else {
+      this.randomizedElectionTimeout = this.electionTimeout + Math.min(this.electionTimeout - 1, Math.floor(r * this.electionTimeout));
+    }
   }
 
   becomeFollower(term: number, lead: number): void {
@@ -315,9 +332,10 @@ export class Raft {
     this.state = StateFollower;
   }
 
-  private becomeCandidate(): void {
+  /** `retry`: see resetRandomizedElectionTimeout. */
+  private becomeCandidate(retry: boolean): void {
     if (this.state === StateLeader) throw new CorruptStateError('leader cannot become candidate');
-    this.reset(this.term + 1);
+    this.reset(this.term + 1, retry);
     this.vote = this.id;
     this.state = StateCandidate;
   }
@@ -379,7 +397,8 @@ export class Raft {
       voteType = MsgPreVote;
       term = this.term + 1; // the term we would campaign in
     } else {
-      this.becomeCandidate();
+      // Without PreVote nothing showed that the leader is gone: a failed campaign waits a whole timeout.
+      this.becomeCandidate(this.preVote || t === 'transfer');
       voteType = MsgVote;
       term = this.term;
     }

@@ -1,11 +1,11 @@
 // How long a partition costs, in ticks of the simulated clock: the real driver on
 // the simulated network and disks, the leader cut off at a chosen tick.
 //  - a new leader (in the majority) must commit a client's append within
-//    3 base election timeouts of the cut, unless the vote split: two followers
-//    that time out on the same tick both pass pre-vote and split the vote (with
-//    randomized timeouts in [electionTicks, 2 * electionTicks) that happens in
-//    about one election in ten at electionTicks 10), and each split costs
-//    another randomized timeout, at most 2 more election timeouts;
+//    3 base election timeouts of the cut, split votes included: the followers
+//    notice within [electionTicks, 2 * electionTicks) of the last heartbeat; two
+//    that time out on the same tick both pass pre-vote and split the vote (about
+//    one election in ten), and then campaign again after a short randomized
+//    retry ([2, electionTicks / 2] ticks), not a whole election timeout;
 //  - after the heal, the old leader must hold every record committed before the
 //    heal within 3 base election timeouts.
 // Both are promises the README makes; over real sockets bench/recovery.bench.ts
@@ -39,8 +39,21 @@ export interface PartitionTiming {
   splitVotes: number;
 }
 
-/** One scripted run: start, settle, cut the leader off at a tick, measure, heal, measure. */
-export async function partitionScenario(seed: number, n: number): Promise<PartitionTiming> {
+interface SimCluster {
+  sched: Scheduler;
+  rng: Prng;
+  net: SimNetwork;
+  nodes: Node[];
+  up: () => ReplicatedLog<string>[];
+  leaderOf: (ids: number[]) => Node | undefined;
+  /** Runs the simulation until `stop` holds; throws if that takes longer than `ms`. */
+  run: (what: string, ms: number, stop: () => boolean) => Promise<void>;
+  /** Ends the harness's own heartbeat. */
+  done: () => void;
+}
+
+/** n real logs on a simulated network (1-3 ms latency, nothing lost) and simulated disks, opening. */
+function simCluster(seed: number, n: number): SimCluster {
   const sched = new Scheduler();
   sched.onError = (err) => {
     throw err;
@@ -84,7 +97,12 @@ export async function partitionScenario(seed: number, n: number): Promise<Partit
     await sched.runUntil(sched.now + ms, stop);
     if (!stop()) throw new Error(`seed ${seed}: ${what} did not happen within ${ms} simulated ms`);
   };
+  return { sched, rng, net, nodes, up, leaderOf, run, done: () => (watching = false) };
+}
 
+/** One scripted run: start, settle, cut the leader off at a tick, measure, heal, measure. */
+export async function partitionScenario(seed: number, n: number): Promise<PartitionTiming> {
+  const { sched, rng, net, nodes, up, leaderOf, run, done } = simCluster(seed, n);
   await run('a first leader', 5_000, () => up().length === n && leaderOf(nodes.map((x) => x.id)) !== undefined);
   const old = leaderOf(nodes.map((x) => x.id))!;
   // Some history first, on every node.
@@ -145,16 +163,16 @@ export async function partitionScenario(seed: number, n: number): Promise<Partit
   net.heal();
   await run('the old leader to catch up', 20 * BOUND_TICKS * TICK_MS, () => old.log!.status().applied >= target);
   const catchUpTicks = (sched.now - healAt) / TICK_MS;
-  watching = false;
+  done();
   return { electTicks, catchUpTicks, splitVotes };
 }
 
 describe('partition timing in the simulator (ticks, not wall-clock)', () => {
   for (const [n, seeds] of [
-    [3, Array.from({ length: 30 }, (_, i) => i + 1)],
-    [5, Array.from({ length: 15 }, (_, i) => i + 1)],
+    [3, Array.from({ length: 150 }, (_, i) => i + 1)],
+    [5, Array.from({ length: 100 }, (_, i) => i + 1)],
   ] as const) {
-    it(`${n} nodes: a new leader commits within ${BOUND_TICKS} ticks (3 election timeouts, plus 2 per split vote) of the leader's cut; the old leader catches up within ${BOUND_TICKS} ticks of the heal`, async () => {
+    it(`${n} nodes: a new leader commits within ${BOUND_TICKS} ticks (3 election timeouts) of the leader's cut; the old leader catches up within ${BOUND_TICKS} ticks of the heal`, async () => {
       const elect: number[] = [];
       const catchUp: number[] = [];
       let splits = 0;
@@ -164,17 +182,58 @@ describe('partition timing in the simulator (ticks, not wall-clock)', () => {
         elect.push(t.electTicks);
         catchUp.push(t.catchUpTicks);
         splits += t.splitVotes > 0 ? 1 : 0;
-        expect(t.electTicks, `seed ${seed}: ticks from the cut to a new leader's commit (${t.splitVotes} split votes)`).toBeLessThanOrEqual(
-          BOUND_TICKS + t.splitVotes * 2 * ELECTION_TICKS,
-        );
+        expect(t.electTicks, `seed ${seed}: ticks from the cut to a new leader's commit (${t.splitVotes} split votes)`).toBeLessThanOrEqual(BOUND_TICKS);
         expect(t.catchUpTicks, `seed ${seed}: ticks from the heal to the old leader caught up`).toBeLessThanOrEqual(BOUND_TICKS);
       }
       const fmt = (xs: number[]): string => `min ${Math.min(...xs)}, median ${[...xs].sort((a, b) => a - b)[xs.length >> 1]}, max ${Math.max(...xs)}`;
       console.log(
         `${n} nodes, electionTicks ${ELECTION_TICKS}: cut -> new leader commits ${fmt(elect)} ticks (${splits} of ${elect.length} runs had a split vote); heal -> caught up ${fmt(catchUp)} ticks`,
       );
-      // Split votes are the exception: most elections must meet the plain bound.
+      // Randomized timeouts keep split votes the exception.
       expect(splits).toBeLessThanOrEqual(Math.ceil(elect.length / 4));
     }, 120_000);
+  }
+});
+
+describe('a healthy cluster in the simulator', () => {
+  // The short retry after a split vote must never fire while the leader is alive: no
+  // node ever leaves the follower role and the term never moves, however long it runs.
+  const TICKS = 1000;
+  for (const n of [3, 5]) {
+    it(`${n} nodes: nobody campaigns in ${TICKS} ticks under a live leader`, async () => {
+      for (const seed of testSeeds([1, 2])) {
+        announceSeed(seed, `healthy cluster ${n} nodes`);
+        const { sched, nodes, up, leaderOf, run, done } = simCluster(seed, n);
+        const ids = nodes.map((x) => x.id);
+        await run('a first leader', 5_000, () => up().length === n && leaderOf(ids) !== undefined);
+        // Let the election's followers hear the leader before watching.
+        await run('every node following', 5_000, () => up().every((l) => l.status().lead !== 0));
+        const leader = leaderOf(ids)!;
+        const term = leader.log!.status().term;
+        let appended = 0;
+        let acked = 0;
+        let campaigns = 0;
+        const end = sched.now + TICKS * TICK_MS;
+        let last = -1;
+        await sched.runUntil(end, () => {
+          if (sched.now === last) return false;
+          last = sched.now;
+          // Every simulated ms: every node's role and term (a pre-vote round takes at least a network
+          // round trip, 2 ms; a campaign raises the term), and now and then an append.
+          for (const l of up()) {
+            const st = l.status();
+            if (st.role === 'pre-candidate' || st.role === 'candidate' || st.term !== term) campaigns++;
+          }
+          if (sched.now % (7 * TICK_MS) === 0) void leader.log!.append(enc.encode(`steady-${appended++}`)).then(() => acked++);
+          return false;
+        });
+        expect(sched.now, `seed ${seed}: the run reached its end`).toBeGreaterThanOrEqual(end);
+        expect(campaigns, `seed ${seed}: moments some node was campaigning or in another term`).toBe(0);
+        expect(leader.log!.status().role, `seed ${seed}: the first leader still leads`).toBe('leader');
+        expect(appended, `seed ${seed}: appends made`).toBeGreaterThan(TICKS / 8);
+        expect(acked, `seed ${seed}: appends committed`).toBeGreaterThanOrEqual(appended - 1);
+        done();
+      }
+    }, 60_000);
   }
 });

@@ -111,7 +111,9 @@ export class Env {
       const electionTick = 10;
       const heartbeatTick = 1;
       // The core draws its timeout in [electionTick, 2*electionTick) from random(); a fixed draw gives every
-      // node a known timeout (electionTick unless told), so tick-election always fires.
+      // node a known timeout (electionTick unless told), so tick-election always fires. The same draw sets a
+      // candidate's retry after a split vote, in [2, electionTick/2]: 2 ticks for election-timeout 10 or 11,
+      // 3 for 12 to 14, 4 for 15 or 16, 5 for 17 to 19.
       const electionTimeout = c.named.has('election-timeout') ? Number(one(c, 'election-timeout')) : electionTick;
       if (!(electionTimeout >= electionTick && electionTimeout < 2 * electionTick))
         throw new Error(`election-timeout must be in [${electionTick}, ${2 * electionTick})`);
