@@ -198,7 +198,26 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
   const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
   const election = o.electionTicks ?? DEFAULTS.electionTicks;
   if (heartbeat >= election) throw new InvalidArgumentError(`ReplicatedLog.open: heartbeatTicks (${heartbeat}) must be below electionTicks (${election})`);
+  const id = o.id ?? DEFAULTS.id;
+  const memberIds = Object.keys(o.peers ?? {}).map(Number);
+  if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
+  if (o.join === true && memberIds.length < 2) throw new InvalidArgumentError('join: peers must name the members to join as well as this node');
   return o;
+}
+
+type Defaulted = keyof typeof DEFAULTS;
+
+/** The options with every default filled in from DEFAULTS. */
+export type ResolvedOptions<R = unknown> = Omit<ReplicatedLogOptions<R>, Defaulted | 'peers'> & {
+  [K in Defaulted]-?: NonNullable<ReplicatedLogOptions<R>[K]>;
+} & { peers: Record<number, string> };
+
+/** Validates the options (see validateOptions) and fills in the defaults. */
+export function resolveOptions<R>(options: ReplicatedLogOptions<R>): ResolvedOptions<R> {
+  const o = validateOptions(options);
+  const resolved: Record<string, unknown> = { ...o, peers: o.peers ?? {} };
+  for (const [key, value] of Object.entries(DEFAULTS)) resolved[key] ??= value;
+  return resolved as ResolvedOptions<R>;
 }
 
 function describe(v: unknown): string {
