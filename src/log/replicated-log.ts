@@ -12,10 +12,10 @@ import type { TlsOptions } from '../transport/tcp-transport.js';
 import type { Secret } from '../transport/auth.js';
 import type { Transport } from '../transport/transport.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { FSYNC_BUCKETS, Wal, WalError } from '../wal/index.js';
+import { Wal, WalError } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
 import { StorageError } from '../storage/errors.js';
-import { InsecureTransportError, TransportError } from '../transport/errors.js';
+import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
 import { Deadlines } from './deadlines.js';
 import {
@@ -31,11 +31,14 @@ import {
   RecordTooLargeError,
 } from './errors.js';
 import { Membership, type MembershipChange } from './membership.js';
-import { MetricCounters, peerLag, turnNow, type LogMetrics } from './metrics.js';
+import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
 import { NoLeaderTimer } from './no-leader.js';
 import { resolveOptions, type ReplicatedLogOptions, type ResolvedOptions } from './options.js';
+import { openPeerTransport, requirePeerAuthentication } from './peer-transport.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
+import { SnapshotRestore } from './snapshot-restore.js';
+import { logMetrics, logStatus, ROLE, type LogStatus, type NodeView } from './status.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
@@ -51,23 +54,7 @@ export interface ReplicatedLogDeps {
   logger: Logger;
 }
 
-export interface LogStatus extends Status {
-  /** 'fatal': the node stopped after a storage failure or a corrupt entry (see `fatal`); close and reopen it. */
-  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'fatal';
-  /** Why the node stopped, once it has. */
-  fatal?: { code: string; message: string };
-  members: Record<number, string>;
-  lastIndex: number;
-  firstIndex: number;
-  snapshotIndex: number;
-}
-
-const ROLE: Record<StateType, LogStatus['role']> = {
-  [StateType.StateFollower]: 'follower',
-  [StateType.StatePreCandidate]: 'pre-candidate',
-  [StateType.StateCandidate]: 'candidate',
-  [StateType.StateLeader]: 'leader',
-};
+export type { LogStatus } from './status.js';
 
 interface Queued {
   seq: number;
@@ -149,14 +136,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private snapshotFloor = 0;
   /** @internal */
   private snapshotForNewMember = false;
-  /**
-   * While a received snapshot is installed and streamed into the state machine,
-   * committed entries (and any later snapshot) wait here, in order.
-   * @internal
-   */
-  private readonly held: Array<{ entries: Entry[] } | { snap: Snapshot; installed: Promise<void> }> = [];
   /** @internal */
-  private restoring = false;
+  private readonly restore: SnapshotRestore;
   /** The snapshot the last Ready handed over, to tell whether a received one was taken. @internal */
   private lastReadySnapshot: Snapshot | undefined;
   /** @internal */
@@ -223,6 +204,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       pump: () => this.pump(),
     };
     this.membership = new Membership(id, membershipHost, members, storage.initialState().confState, opts.promoteMaxLag);
+    this.restore = new SnapshotRestore({
+      installedSnapshot: () => storage.snapshot(),
+      restore: (snap) => this.restoreFrom(snap),
+      applyEntries: (entries) => this.applyEntries(entries),
+      stopped: () => this.closed,
+      onDrained: () => this.schedulePump(),
+      fail: (err) => this.fail(err),
+    });
   }
 
   /**
@@ -236,8 +225,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const memberIds = Object.keys(peers).map(Number);
     const listen = o.listen ?? peers[id];
     const tcp = deps?.transport === undefined && (memberIds.length > 1 || listen !== undefined);
-    // Before any file or socket exists: a log reachable over TCP must say how peers prove who they are.
-    if (tcp && o.clusterSecret === undefined && o.tls === undefined && o.insecure !== true) throw new InsecureTransportError();
+    if (tcp) requirePeerAuthentication(o);
     const logger = (o.logger ?? deps?.logger ?? silentLogger).child({ node: id });
     let wal: LogStore | undefined = deps?.wal;
     let transport: Transport | null = null;
@@ -256,32 +244,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         o.join === true ? { voters: memberIds.filter((m) => m !== id), learners: [] } : { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap);
       const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
-      transport =
-        deps?.transport !== undefined
-          ? deps.transport
-          : tcp
-            ? new TcpTransport({
-                id,
-                clusterId: o.clusterId,
-                // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
-                maxFrameBytes: o.maxRecordBytes + 2 * 1024 * 1024,
-                // Snapshots travel as their files: spooled to the snapshot directory, checked, then installed.
-                maxSnapshotBytes: o.maxSnapshotBytes,
-                snapshots,
-                listen: listen ?? '127.0.0.1:0',
-                peers: Object.fromEntries(Object.entries(peers).filter(([k]) => Number(k) !== id)),
-                clusterSecret: o.clusterSecret,
-                tls: o.tls,
-                insecure: o.insecure,
-                // The transport's dead-peer detection runs on the same clock as elections.
-                electionTimeoutMs: o.tickMs * o.electionTicks,
-                heartbeatIntervalMs: o.tickMs * o.heartbeatTicks,
-                logger,
-              })
-            : null;
-      if (transport instanceof TcpTransport && o.insecure === true && o.clusterSecret === undefined && o.tls === undefined) {
-        logger.warn({}, "insecure: peers are not authenticated; anyone who can reach this node's port can rewrite its log");
-      }
+      transport = deps?.transport !== undefined ? deps.transport : tcp ? openPeerTransport(o, listen, snapshots, logger) : null;
       log = new ReplicatedLog<R>(
         id,
         storage,
@@ -423,18 +386,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   status(): LogStatus {
-    const s = this.node.status();
-    const f = this.fatal;
-    return {
-      ...s,
-      applied: this.applied,
-      role: f !== undefined ? 'fatal' : ROLE[s.state],
-      ...(f !== undefined ? { fatal: { code: f.code, message: f.message } } : {}),
-      members: Object.fromEntries(this.membership.members),
-      lastIndex: this.storage.lastIndex(),
-      firstIndex: this.storage.firstIndex(),
-      snapshotIndex: this.snapshotIndex,
-    };
+    return logStatus(this.view());
   }
 
   /**
@@ -442,30 +394,21 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * /metrics turns them into Prometheus text). Gauges are computed now.
    */
   metrics(): LogMetrics {
-    const s = this.node.status();
-    const c = this.counters;
-    const wal = this.deps.wal instanceof Wal ? this.deps.wal.stats() : null;
-    const t = this.deps.transport instanceof TcpTransport ? this.deps.transport.stats() : null;
-    const lastIndex = this.storage.lastIndex();
+    return logMetrics(this.view(), this.counters, this.deps.wal, this.deps.transport);
+  }
+
+  /** @internal */
+  private view(): NodeView {
+    const { storage } = this;
     return {
-      term: s.term,
-      commitIndex: s.commit,
-      appliedIndex: this.applied,
-      isLeader: this.fatal === undefined && s.state === StateType.StateLeader,
-      hasLeader: this.fatal === undefined && s.lead !== 0,
-      leaderChanges: c.leaderChanges,
-      proposalsCommitted: c.proposalsCommitted,
-      proposalsFailed: Object.fromEntries(c.proposalsFailed),
-      appendDuration: c.appendDuration.data(),
-      walFsyncDuration:
-        wal === null ? null : { bounds: FSYNC_BUCKETS, counts: wal.fsyncBuckets, sum: wal.fsyncSeconds, count: wal.fsyncBuckets.reduce((a, b) => a + b, 0) },
-      walBytesWritten: wal?.bytes ?? 0,
-      walSegments: wal?.segments ?? 0,
-      snapshots: c.snapshots,
-      snapshotDuration: c.snapshotDuration.data(),
-      peerLag: s.state === StateType.StateLeader ? peerLag(this.id, lastIndex, s.progress) : {},
-      transportBytesSent: t === null ? {} : Object.fromEntries(Object.entries(t.peers).map(([id, p]) => [Number(id), p.bytesSent])),
-      transportBytesReceived: t?.bytesReceived ?? {},
+      id: this.id,
+      status: this.node.status(),
+      applied: this.applied,
+      fatal: this.fatal,
+      members: this.membership.members,
+      lastIndex: storage.lastIndex(),
+      firstIndex: storage.firstIndex(),
+      snapshotIndex: this.snapshotIndex,
     };
   }
 
@@ -770,10 +713,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** @internal */
   private applyEntries(entries: Entry[]): void {
-    if (this.restoring) {
-      if (entries.length > 0) this.held.push({ entries });
-      return;
-    }
+    if (this.restore.holds(entries)) return;
     for (const e of entries) {
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
@@ -829,8 +769,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   /**
-   * A snapshot from the leader replaces the state machine once its file is installed;
-   * until it is restored, committed entries (which follow it) wait.
+   * From the Ready that hands over a received snapshot, the log answers from it:
+   * nothing below it is served, and its configuration is the one in force.
    * @internal
    */
   private beginRestore(snap: Snapshot, installed: Promise<void>): void {
@@ -838,43 +778,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.snapshotFloor = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
     this.membership.conf = snap.meta.conf;
-    this.held.push({ snap, installed });
-    if (this.restoring) return; // the loop below is running and will reach it
-    this.restoring = true;
-    this.restoreHeld().then(
-      () => this.schedulePump(),
-      (err: unknown) => this.fail(err),
-    );
-  }
-
-  /** @internal */
-  private async restoreHeld(): Promise<void> {
-    for (let item = this.held.shift(); item !== undefined && !this.closed; item = this.held.shift()) {
-      if ('entries' in item) {
-        this.restoring = false;
-        try {
-          this.applyEntries(item.entries);
-        } finally {
-          this.restoring = true;
-        }
-        continue;
-      }
-      const { snap, installed } = item;
-      await installed;
-      const held = this.storage.snapshot();
-      if (held.meta.index > snap.meta.index && this.held.some((h) => 'snap' in h)) {
-        // A later snapshot is installed already (this one's file is gone): it covers this one
-        // and the entries waiting behind it, so restoring starts from it.
-        while (this.held.length > 0 && 'entries' in this.held[0]!) this.held.shift();
-        continue;
-      }
-      if (held.meta.index !== snap.meta.index || held.meta.term !== snap.meta.term) {
-        throw new Error(`the snapshot at ${snap.meta.index}/${snap.meta.term} was not installed (held: ${held.meta.index}/${held.meta.term})`);
-      }
-      await this.restoreFrom(held);
-    }
-    // In the same turn as the queue was found empty: whatever comes next applies directly.
-    this.restoring = false;
+    this.restore.add(snap, installed);
   }
 
   /** Streams a held snapshot into the state machine. @internal */
