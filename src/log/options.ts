@@ -64,29 +64,29 @@ export interface ReplicatedLogOptions<R = unknown> {
   timeoutMs?: number;
   /** WAL segment size. Default the WAL's. */
   segmentBytes?: number;
-  /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. */
+  /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. Default `DEFAULTS.sync`. */
   sync?: 'always' | 'none';
   /**
-   * How the WAL prepares its next segment. Default 'zeros': writing into blocks already
-   * written keeps each commit's fdatasync from journaling an extent change (measured here:
-   * 1-client commit p95 0.37 ms vs 2.0 ms with 'fallocate'), at the cost of writing every
-   * byte twice. 'fallocate' favours raw MB/s.
+   * How the WAL prepares its next segment. Default `DEFAULTS.preallocate`. 'zeros': writing
+   * into blocks already written keeps each commit's fdatasync from journaling an extent change
+   * (measured here: 1-client commit p95 0.37 ms vs 2.0 ms with 'fallocate'), at the cost of
+   * writing every byte twice. 'fallocate' favours raw MB/s.
    */
   preallocate?: 'zeros' | 'fallocate' | 'none';
   /**
    * The largest record append() accepts (bytes). The peer frame limit derives from it,
-   * so every record accepted can replicate. Default `DEFAULTS.maxRecordBytes` (4 MiB).
+   * so every record accepted can replicate. Default `DEFAULTS.maxRecordBytes`.
    */
   maxRecordBytes?: number;
-  /** Appends in flight on this node beyond which append() rejects at once with OVERLOADED. */
+  /** Appends in flight on this node beyond which append() rejects at once with OVERLOADED. Default `DEFAULTS.maxPendingAppends`. */
   maxPendingAppends?: number;
-  /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED. */
+  /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED. Default `DEFAULTS.maxPendingBytes`. */
   maxPendingBytes?: number;
   /**
    * The largest snapshot accepted from a peer (bytes of its file). A snapshot arriving
    * is written to the snapshot directory, never held in memory, and checked before it
    * is installed; one larger than this is refused as soon as it is announced. Default
-   * `DEFAULTS.maxSnapshotBytes` (1 GiB).
+   * `DEFAULTS.maxSnapshotBytes`.
    */
   maxSnapshotBytes?: number;
   /**

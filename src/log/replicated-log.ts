@@ -1,9 +1,9 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { CompactedError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
+import { ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { RawNode } from '../raft/raw-node.js';
-import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState, type Status } from '../raft/types.js';
+import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
@@ -17,10 +17,10 @@ import { RaftError } from '../raft/errors.js';
 import { StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
+import { CommittedEntries } from './committed-entries.js';
 import { Deadlines } from './deadlines.js';
 import {
   ClosedError,
-  CompactedRangeError,
   FatalError,
   LogCorruptError,
   LogError,
@@ -62,21 +62,6 @@ interface Queued {
 }
 
 export type { MembershipChange } from './membership.js';
-
-/** The options the driver reads while it runs. */
-type DriverOptions = Pick<
-  ResolvedOptions,
-  | 'snapshotEvery'
-  | 'snapshotCatchUpEntries'
-  | 'promoteMaxLag'
-  | 'tickMs'
-  | 'electionTicks'
-  | 'heartbeatTicks'
-  | 'timeoutMs'
-  | 'maxRecordBytes'
-  | 'maxPendingAppends'
-  | 'maxPendingBytes'
->;
 
 /** What a log announces, as an EventEmitter: `log.on('leader', ({ id, term }) => ...)`. */
 export interface LogEvents {
@@ -131,7 +116,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private readonly leaderWaiters: Array<() => void> = [];
   /** @internal */
-  private readonly changeListeners = new Set<() => void>();
+  private readonly committed: CommittedEntries;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. @internal */
   private snapshotFloor = 0;
   /** @internal */
@@ -152,7 +137,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     /** @internal */ private readonly storage: RaftStorage,
     /** @internal */ private readonly deps: ReplicatedLogDeps,
     /** @internal */ private readonly sm: StateMachine<R>,
-    /** @internal */ private readonly opts: DriverOptions,
+    /** @internal */ private readonly opts: Readonly<ResolvedOptions<R>>,
     members: Map<number, string>,
   ) {
     super();
@@ -204,6 +189,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       pump: () => this.pump(),
     };
     this.membership = new Membership(id, membershipHost, members, storage.initialState().confState, opts.promoteMaxLag);
+    this.committed = new CommittedEntries({
+      storage,
+      snapshotFloor: () => this.snapshotFloor,
+      applied: () => this.applied,
+      stopped: () => this.closed,
+      fail: (err) => this.fail(err),
+    });
     this.restore = new SnapshotRestore({
       installedSnapshot: () => storage.snapshot(),
       restore: (snap) => this.restoreFrom(snap),
@@ -345,44 +337,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   /** Committed records from `from` on, in order, then new ones as they are applied, until the log closes. */
-  async *entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
-    let next = options.from ?? Math.max(this.storage.firstIndex(), this.snapshotFloor + 1);
-    if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
-    while (!this.closed) {
-      // Below a snapshot the log is gone, even while the storage still holds the old
-      // (possibly never committed) suffix that a received snapshot is about to discard.
-      if (next <= this.snapshotFloor) throw new CompactedRangeError(next, this.snapshotFloor + 1);
-      const upTo = Math.min(this.applied, this.storage.lastIndex());
-      if (next <= upTo) {
-        let batch: Entry[];
-        try {
-          batch = this.storage.entries(next, Math.min(upTo + 1, next + 1024), 4 * 1024 * 1024);
-        } catch (err) {
-          if (err instanceof CompactedError) throw new CompactedRangeError(next, this.storage.firstIndex());
-          throw err;
-        }
-        for (const e of batch) {
-          next = e.index + 1;
-          if (e.type !== EntryType.Normal) continue;
-          let rec;
-          try {
-            rec = decodeRecord(e.data, e.index);
-          } catch (err) {
-            this.fail(err);
-            throw err;
-          }
-          if (rec !== null) yield { index: e.index, term: e.term, data: rec.payload };
-        }
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.changeListeners.delete(done);
-          resolve();
-        };
-        this.changeListeners.add(done);
-      });
-    }
+  entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
+    return this.committed.read(options);
   }
 
   status(): LogStatus {
@@ -622,7 +578,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         if (this.closed) return;
         const acks = this.node.persisted(rd);
         if (acks.length > 0) this.deps.transport?.send(acks);
-        this.notifyChange();
+        this.committed.notify();
         this.schedulePump();
       },
       (err: unknown) => this.fail(err),
@@ -728,7 +684,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
     if (entries.length === 0) return;
     this.barriers.onApplied(this.applied);
-    this.notifyChange();
+    this.committed.notify();
     const last = entries[entries.length - 1]!;
     if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery || this.snapshotForNewMember) {
       this.snapshotForNewMember = false;
@@ -796,12 +752,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.applied = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
     this.barriers.onApplied(this.applied);
-    this.notifyChange();
-  }
-
-  /** @internal */
-  private notifyChange(): void {
-    for (const l of [...this.changeListeners]) l();
+    this.committed.notify();
   }
 
   /** The error a new request gets once close() was called or the node stopped; null while it runs. @internal */
@@ -845,7 +796,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.barriers.clear();
     this.membership.clear();
     for (const w of this.leaderWaiters.splice(0)) w();
-    this.notifyChange();
+    this.committed.notify();
   }
 }
 
