@@ -1,5 +1,7 @@
 // The product: the replicated log applications embed.
-export { ReplicatedLog, type LogEvents, type LogStatus, type MembershipChange, type ReplicatedLogDeps } from './replicated-log.js';
+export { ReplicatedLog, type LogEvents, type ReplicatedLogDeps } from './replicated-log.js';
+export type { MembershipChange } from './membership.js';
+export type { LogStatus } from './status.js';
 export type { HistogramData, LogMetrics } from './metrics.js';
 export { DEFAULTS, type ReplicatedLogOptions } from './options.js';
 export type { AppendResult } from './proposals.js';

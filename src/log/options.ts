@@ -64,29 +64,29 @@ export interface ReplicatedLogOptions<R = unknown> {
   timeoutMs?: number;
   /** WAL segment size. Default the WAL's. */
   segmentBytes?: number;
-  /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. */
+  /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. Default `DEFAULTS.sync`. */
   sync?: 'always' | 'none';
   /**
-   * How the WAL prepares its next segment. Default 'zeros': writing into blocks already
-   * written keeps each commit's fdatasync from journaling an extent change (measured here:
-   * 1-client commit p95 0.37 ms vs 2.0 ms with 'fallocate'), at the cost of writing every
-   * byte twice. 'fallocate' favours raw MB/s.
+   * How the WAL prepares its next segment. Default `DEFAULTS.preallocate`. 'zeros': writing
+   * into blocks already written keeps each commit's fdatasync from journaling an extent change
+   * (measured here: 1-client commit p95 0.37 ms vs 2.0 ms with 'fallocate'), at the cost of
+   * writing every byte twice. 'fallocate' favours raw MB/s.
    */
   preallocate?: 'zeros' | 'fallocate' | 'none';
   /**
    * The largest record append() accepts (bytes). The peer frame limit derives from it,
-   * so every record accepted can replicate. Default `DEFAULTS.maxRecordBytes` (4 MiB).
+   * so every record accepted can replicate. Default `DEFAULTS.maxRecordBytes`.
    */
   maxRecordBytes?: number;
-  /** Appends in flight on this node beyond which append() rejects at once with OVERLOADED. */
+  /** Appends in flight on this node beyond which append() rejects at once with OVERLOADED. Default `DEFAULTS.maxPendingAppends`. */
   maxPendingAppends?: number;
-  /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED. */
+  /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED. Default `DEFAULTS.maxPendingBytes`. */
   maxPendingBytes?: number;
   /**
    * The largest snapshot accepted from a peer (bytes of its file). A snapshot arriving
    * is written to the snapshot directory, never held in memory, and checked before it
    * is installed; one larger than this is refused as soon as it is announced. Default
-   * `DEFAULTS.maxSnapshotBytes` (1 GiB).
+   * `DEFAULTS.maxSnapshotBytes`.
    */
   maxSnapshotBytes?: number;
   /**
@@ -198,7 +198,26 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
   const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
   const election = o.electionTicks ?? DEFAULTS.electionTicks;
   if (heartbeat >= election) throw new InvalidArgumentError(`ReplicatedLog.open: heartbeatTicks (${heartbeat}) must be below electionTicks (${election})`);
+  const id = o.id ?? DEFAULTS.id;
+  const memberIds = Object.keys(o.peers ?? {}).map(Number);
+  if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
+  if (o.join === true && memberIds.length < 2) throw new InvalidArgumentError('join: peers must name the members to join as well as this node');
   return o;
+}
+
+type Defaulted = keyof typeof DEFAULTS;
+
+/** The options with every default filled in from DEFAULTS. */
+export type ResolvedOptions<R = unknown> = Omit<ReplicatedLogOptions<R>, Defaulted | 'peers'> & {
+  [K in Defaulted]-?: NonNullable<ReplicatedLogOptions<R>[K]>;
+} & { peers: Record<number, string> };
+
+/** Validates the options (see validateOptions) and fills in the defaults. */
+export function resolveOptions<R>(options: ReplicatedLogOptions<R>): ResolvedOptions<R> {
+  const o = validateOptions(options);
+  const resolved: Record<string, unknown> = { ...o, peers: o.peers ?? {} };
+  for (const [key, value] of Object.entries(DEFAULTS)) resolved[key] ??= value;
+  return resolved as ResolvedOptions<R>;
 }
 
 function describe(v: unknown): string {

@@ -1,26 +1,9 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { decodeConfChangeEntry, encodeConfChange, encodeConfChangeV2 } from '../raft/confchange.js';
-import { isJoint, members as confMembers } from '../raft/changer.js';
-import { CompactedError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
+import { ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { RawNode } from '../raft/raw-node.js';
-import { readContextKey } from '../raft/read-only.js';
-import {
-  ConfChangeType,
-  EntryType,
-  StateType,
-  type ConfChange,
-  type ConfChangeV2,
-  type ConfState,
-  type Entry,
-  type Message,
-  type ReadState,
-  type Ready,
-  type Snapshot,
-  type SoftState,
-  type Status,
-} from '../raft/types.js';
+import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
@@ -29,30 +12,33 @@ import type { TlsOptions } from '../transport/tcp-transport.js';
 import type { Secret } from '../transport/auth.js';
 import type { Transport } from '../transport/transport.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { FSYNC_BUCKETS, Wal, WalError } from '../wal/index.js';
+import { Wal, WalError } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
 import { StorageError } from '../storage/errors.js';
-import { InsecureTransportError, TransportError } from '../transport/errors.js';
+import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
+import { CommittedEntries } from './committed-entries.js';
+import { Deadlines } from './deadlines.js';
 import {
   ClosedError,
-  CompactedRangeError,
   FatalError,
   LogCorruptError,
   LogError,
-  NoLeaderError,
   InvalidArgumentError,
-  NotCaughtUpError,
   NotCommittedError,
-  NotLeaderError,
   OpenFailedError,
   OverloadedError,
   RecordTooLargeError,
-  TimeoutError,
 } from './errors.js';
-import { MetricCounters, peerLag, turnNow, type LogMetrics } from './metrics.js';
-import { DEFAULTS, validateOptions, type ReplicatedLogOptions } from './options.js';
+import { Membership, type MembershipChange } from './membership.js';
+import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
+import { NoLeaderTimer } from './no-leader.js';
+import { resolveOptions, type ReplicatedLogOptions, type ResolvedOptions } from './options.js';
+import { openPeerTransport, requirePeerAuthentication } from './peer-transport.js';
 import { Proposals, type AppendResult } from './proposals.js';
+import { ReadBarriers } from './read-barriers.js';
+import { SnapshotRestore } from './snapshot-restore.js';
+import { logMetrics, logStatus, ROLE, type LogStatus, type NodeView } from './status.js';
 import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
@@ -68,62 +54,14 @@ export interface ReplicatedLogDeps {
   logger: Logger;
 }
 
-export interface LogStatus extends Status {
-  /** 'fatal': the node stopped after a storage failure or a corrupt entry (see `fatal`); close and reopen it. */
-  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'fatal';
-  /** Why the node stopped, once it has. */
-  fatal?: { code: string; message: string };
-  members: Record<number, string>;
-  lastIndex: number;
-  firstIndex: number;
-  snapshotIndex: number;
-}
-
-const ROLE: Record<StateType, LogStatus['role']> = {
-  [StateType.StateFollower]: 'follower',
-  [StateType.StatePreCandidate]: 'pre-candidate',
-  [StateType.StateCandidate]: 'candidate',
-  [StateType.StateLeader]: 'leader',
-};
+export type { LogStatus } from './status.js';
 
 interface Queued {
   seq: number;
   payload: Uint8Array;
 }
 
-interface Waiter {
-  index: number;
-  resolve(): void;
-}
-
-/** The barriers of one turn share one ReadIndex request. */
-interface ReadBatch {
-  ctx: Uint8Array;
-  /** resolve -> reject of each barrier waiting on this request. */
-  waiters: Map<() => void, (e: Error) => void>;
-}
-
-interface ConfPending {
-  term: number;
-  /** The entry data proposed: the change committed at its index is ours only if it is these bytes. */
-  data: Uint8Array;
-  resolve(): void;
-  reject(e: Error): void;
-}
-
-/**
- * One step of `changeMembership`. `add` makes a voter (a learner named here is promoted, under
- * the same catch-up rule as `promote`), `addLearner` a learner, `remove` takes a node out,
- * `promote` turns a learner into a voter, `demote` a voter into a learner.
- */
-export type MembershipChange =
-  { add: number; address: string } | { addLearner: number; address: string } | { remove: number } | { promote: number } | { demote: number };
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+export type { MembershipChange } from './membership.js';
 
 /** What a log announces, as an EventEmitter: `log.on('leader', ({ id, term }) => ...)`. */
 export interface LogEvents {
@@ -168,77 +106,44 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private snapshotIndex: number;
   /** @internal */
-  private conf: ConfState;
+  private readonly membership: Membership;
   /** @internal */
-  private readonly members: Map<number, string>;
+  private readonly barriers: ReadBarriers;
   /** @internal */
-  private readonly appliedWaiters: Waiter[] = [];
-  /** ReadIndex requests made and not yet answered, by context. @internal */
-  private readonly reads = new Map<string, ReadBatch>();
-  /** The batch this turn's barriers join. @internal */
-  private readBatch: ReadBatch | null = null;
-  /** @internal */
-  private readonly confPending = new Map<number, ConfPending>();
-  /** Membership changes applied as a joint configuration: they resolve once the joint state is left. @internal */
-  private readonly confLeaving = new Set<() => void>();
+  private readonly noLeader: NoLeaderTimer;
+  /** Barriers, membership changes and leadership transfers: settled in time, or when the log stops. @internal */
+  private readonly deadlines: Deadlines;
   /** @internal */
   private readonly leaderWaiters: Array<() => void> = [];
   /** @internal */
-  private readonly changeListeners = new Set<() => void>();
-  /** @internal */
-  private barrierSeq = 0;
-  /** @internal */
-  private ticks = 0;
-  /** Ticks since this node last knew a leader (counted once it has known one, or campaigned). @internal */
-  private leaderlessTicks = 0;
-  /** @internal */
-  private hadLeader = false;
+  private readonly committed: CommittedEntries;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. @internal */
   private snapshotFloor = 0;
   /** @internal */
   private snapshotForNewMember = false;
-  /**
-   * While a received snapshot is installed and streamed into the state machine,
-   * committed entries (and any later snapshot) wait here, in order.
-   * @internal
-   */
-  private readonly held: Array<{ entries: Entry[] } | { snap: Snapshot; installed: Promise<void> }> = [];
   /** @internal */
-  private restoring = false;
+  private readonly restore: SnapshotRestore;
   /** The snapshot the last Ready handed over, to tell whether a received one was taken. @internal */
   private lastReadySnapshot: Snapshot | undefined;
   /** @internal */
   private stopTicking: () => void = () => {};
+  /** @internal */
+  private queueTimerArmed = false;
+  /** @internal */
+  private closePromise: Promise<void> | undefined;
 
   private constructor(
     readonly id: number,
     /** @internal */ private readonly storage: RaftStorage,
     /** @internal */ private readonly deps: ReplicatedLogDeps,
     /** @internal */ private readonly sm: StateMachine<R>,
-    /** @internal */ private readonly opts: Required<
-      Pick<
-        ReplicatedLogOptions,
-        | 'snapshotEvery'
-        | 'snapshotCatchUpEntries'
-        | 'promoteMaxLag'
-        | 'tickMs'
-        | 'electionTicks'
-        | 'heartbeatTicks'
-        | 'timeoutMs'
-        | 'maxRecordBytes'
-        | 'maxPendingAppends'
-        | 'maxPendingBytes'
-      >
-    >,
+    /** @internal */ private readonly opts: Readonly<ResolvedOptions<R>>,
     members: Map<number, string>,
   ) {
     super();
-    const { confState } = storage.initialState();
     const snap = storage.snapshot();
     this.snapshotIndex = snap.meta.index;
     this.applied = snap.meta.index;
-    this.conf = confState;
-    this.members = members;
     this.node = new RawNode({
       id,
       electionTick: opts.electionTicks,
@@ -256,6 +161,49 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     view.setUint32(0, Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
     view.setUint32(4, Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
     this.proposals = new Proposals<R>(recordOrigin(id, session));
+    this.deadlines = new Deadlines(deps.clock, opts.timeoutMs);
+    this.noLeader = new NoLeaderTimer(opts.electionTicks, opts.tickMs);
+    this.barriers = new ReadBarriers(
+      {
+        readIndex: (ctx) => this.node.readIndex(ctx),
+        leader: () => this.lead,
+        applied: () => this.applied,
+        stopped: () => this.closed,
+        schedulePump: () => this.schedulePump(),
+      },
+      this.proposals.origin,
+      deps.clock,
+      opts.electionTicks,
+    );
+    const membershipHost = {
+      node: this.node,
+      peers: deps.transport,
+      deadlines: this.deadlines,
+      logger: deps.logger,
+      refusal: () => this.refusal(),
+      stopped: () => this.closed,
+      leader: () => this.lead,
+      isLeader: () => this.role === StateType.StateLeader,
+      lastIndex: () => storage.lastIndex(),
+      retryLater: (fn: () => void) => void deps.clock.setTimeout(fn, opts.tickMs),
+      pump: () => this.pump(),
+    };
+    this.membership = new Membership(id, membershipHost, members, storage.initialState().confState, opts.promoteMaxLag);
+    this.committed = new CommittedEntries({
+      storage,
+      snapshotFloor: () => this.snapshotFloor,
+      applied: () => this.applied,
+      stopped: () => this.closed,
+      fail: (err) => this.fail(err),
+    });
+    this.restore = new SnapshotRestore({
+      installedSnapshot: () => storage.snapshot(),
+      restore: (snap) => this.restoreFrom(snap),
+      applyEntries: (entries) => this.applyEntries(entries),
+      stopped: () => this.closed,
+      onDrained: () => this.schedulePump(),
+      fail: (err) => this.fail(err),
+    });
   }
 
   /**
@@ -264,16 +212,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * and ports taken so far are released.
    */
   static async open<R = unknown>(options: ReplicatedLogOptions<R>, deps?: Partial<ReplicatedLogDeps>): Promise<ReplicatedLog<R>> {
-    const o = validateOptions(options);
-    const id = o.id ?? DEFAULTS.id;
-    const peers = o.peers ?? {};
+    const o = resolveOptions(options);
+    const { id, peers } = o;
     const memberIds = Object.keys(peers).map(Number);
-    if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
-    if (o.join === true && memberIds.length < 2) throw new InvalidArgumentError('join: peers must name the members to join as well as this node');
     const listen = o.listen ?? peers[id];
     const tcp = deps?.transport === undefined && (memberIds.length > 1 || listen !== undefined);
-    // Before any file or socket exists: a log reachable over TCP must say how peers prove who they are.
-    if (tcp && o.clusterSecret === undefined && o.tls === undefined && o.insecure !== true) throw new InsecureTransportError();
+    if (tcp) requirePeerAuthentication(o);
     const logger = (o.logger ?? deps?.logger ?? silentLogger).child({ node: id });
     let wal: LogStore | undefined = deps?.wal;
     let transport: Transport | null = null;
@@ -281,8 +225,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     try {
       wal ??= await Wal.open(join(o.dataDir, 'wal'), {
         segmentBytes: o.segmentBytes,
-        sync: o.sync ?? DEFAULTS.sync,
-        preallocate: o.preallocate ?? DEFAULTS.preallocate,
+        sync: o.sync,
+        preallocate: o.preallocate,
         logger,
       });
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
@@ -292,49 +236,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         o.join === true ? { voters: memberIds.filter((m) => m !== id), learners: [] } : { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap);
       const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
-      transport =
-        deps?.transport !== undefined
-          ? deps.transport
-          : tcp
-            ? new TcpTransport({
-                id,
-                clusterId: o.clusterId ?? DEFAULTS.clusterId,
-                // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
-                maxFrameBytes: (o.maxRecordBytes ?? DEFAULTS.maxRecordBytes) + 2 * 1024 * 1024,
-                // Snapshots travel as their files: spooled to the snapshot directory, checked, then installed.
-                maxSnapshotBytes: o.maxSnapshotBytes ?? DEFAULTS.maxSnapshotBytes,
-                snapshots,
-                listen: listen ?? '127.0.0.1:0',
-                peers: Object.fromEntries(Object.entries(peers).filter(([k]) => Number(k) !== id)),
-                clusterSecret: o.clusterSecret,
-                tls: o.tls,
-                insecure: o.insecure,
-                // The transport's dead-peer detection runs on the same clock as elections.
-                electionTimeoutMs: (o.tickMs ?? DEFAULTS.tickMs) * (o.electionTicks ?? DEFAULTS.electionTicks),
-                heartbeatIntervalMs: (o.tickMs ?? DEFAULTS.tickMs) * (o.heartbeatTicks ?? DEFAULTS.heartbeatTicks),
-                logger,
-              })
-            : null;
-      if (transport instanceof TcpTransport && o.insecure === true && o.clusterSecret === undefined && o.tls === undefined) {
-        logger.warn({}, "insecure: peers are not authenticated; anyone who can reach this node's port can rewrite its log");
-      }
+      transport = deps?.transport !== undefined ? deps.transport : tcp ? openPeerTransport(o, listen, snapshots, logger) : null;
       log = new ReplicatedLog<R>(
         id,
         storage,
         { wal, snapshots, transport, clock: deps?.clock ?? realClock, random, logger },
         o.stateMachine ?? (new NullStateMachine() as unknown as StateMachine<R>),
-        {
-          snapshotEvery: o.snapshotEvery ?? DEFAULTS.snapshotEvery,
-          snapshotCatchUpEntries: o.snapshotCatchUpEntries ?? DEFAULTS.snapshotCatchUpEntries,
-          promoteMaxLag: o.promoteMaxLag ?? DEFAULTS.promoteMaxLag,
-          tickMs: o.tickMs ?? DEFAULTS.tickMs,
-          electionTicks: o.electionTicks ?? DEFAULTS.electionTicks,
-          heartbeatTicks: o.heartbeatTicks ?? DEFAULTS.heartbeatTicks,
-          timeoutMs: o.timeoutMs ?? DEFAULTS.timeoutMs,
-          maxRecordBytes: o.maxRecordBytes ?? DEFAULTS.maxRecordBytes,
-          maxPendingAppends: o.maxPendingAppends ?? DEFAULTS.maxPendingAppends,
-          maxPendingBytes: o.maxPendingBytes ?? DEFAULTS.maxPendingBytes,
-        },
+        o,
         new Map(memberIds.length > 0 ? Object.entries(peers).map(([k, v]) => [Number(k), v]) : [[id, listen ?? 'embedded']]),
       );
       await log.start();
@@ -361,7 +269,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (held.meta.index > 0) await this.restoreFrom(held);
     const t = this.deps.transport;
     if (t !== null) {
-      for (const [peer, addr] of this.members) if (peer !== this.id) t.addPeer(peer, addr);
+      this.membership.linkPeers();
       await t.start({
         onMessage: (m) => this.onMessage(m),
         onUnreachable: (peer) => this.report(() => this.node.reportUnreachable(peer)),
@@ -371,7 +279,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.tick();
     // Alone in its configuration, a node need not wait an election timeout: it
     // leads as soon as its vote is durable, and open() returns a log ready to append.
-    if (this.conf.voters.length === 1 && this.conf.voters[0] === this.id) {
+    const { voters } = this.membership.conf;
+    if (voters.length === 1 && voters[0] === this.id) {
       this.node.campaign();
       this.pump();
       await new Promise<void>((resolve) => {
@@ -394,7 +303,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.proposals.size >= o.maxPendingAppends) return Promise.reject(new OverloadedError(`${this.proposals.size} appends pending (maxPendingAppends)`));
     if (this.proposals.bytes + data.byteLength > o.maxPendingBytes)
       return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
-    if (this.leaderless()) return Promise.reject(this.noLeader('append'));
+    if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('append'));
     return new Promise<AppendResult<R>>((resolve, reject) => {
       const started = turnNow();
       const c = this.counters;
@@ -421,86 +330,19 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** Resolves once this node has applied everything committed before the call: a linearizable read point. */
   barrier(): Promise<void> {
-    if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
-    if (this.leaderless()) return Promise.reject(this.noLeader('barrier'));
-    return this.withTimeout('barrier', (resolve, reject) => {
-      let batch = this.readBatch;
-      if (batch === null) {
-        const origin = this.proposals.origin;
-        const ctx = new Uint8Array(origin.byteLength + 8);
-        ctx.set(origin);
-        new DataView(ctx.buffer).setFloat64(origin.byteLength, ++this.barrierSeq);
-        const key = readContextKey(ctx);
-        batch = this.readBatch = { ctx, waiters: new Map() };
-        this.reads.set(key, batch);
-        this.deps.clock.defer(() => {
-          this.readBatch = null;
-          this.requestRead(key);
-        });
-      }
-      const mine = batch;
-      mine.waiters.set(resolve, reject);
-      return () => {
-        mine.waiters.delete(resolve);
-        if (mine.waiters.size === 0) this.reads.delete(readContextKey(mine.ctx));
-      };
-    });
+    const refused = this.refusal();
+    if (refused !== null) return Promise.reject(refused);
+    if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('barrier'));
+    return this.deadlines.run('barrier', (resolve, reject) => this.barriers.wait(resolve, reject));
   }
 
   /** Committed records from `from` on, in order, then new ones as they are applied, until the log closes. */
-  async *entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
-    let next = options.from ?? Math.max(this.storage.firstIndex(), this.snapshotFloor + 1);
-    if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
-    while (!this.closed) {
-      // Below a snapshot the log is gone, even while the storage still holds the old
-      // (possibly never committed) suffix that a received snapshot is about to discard.
-      if (next <= this.snapshotFloor) throw new CompactedRangeError(next, this.snapshotFloor + 1);
-      const upTo = Math.min(this.applied, this.storage.lastIndex());
-      if (next <= upTo) {
-        let batch: Entry[];
-        try {
-          batch = this.storage.entries(next, Math.min(upTo + 1, next + 1024), 4 * 1024 * 1024);
-        } catch (err) {
-          if (err instanceof CompactedError) throw new CompactedRangeError(next, this.storage.firstIndex());
-          throw err;
-        }
-        for (const e of batch) {
-          next = e.index + 1;
-          if (e.type !== EntryType.Normal) continue;
-          let rec;
-          try {
-            rec = decodeRecord(e.data, e.index);
-          } catch (err) {
-            this.fail(err);
-            throw err;
-          }
-          if (rec !== null) yield { index: e.index, term: e.term, data: rec.payload };
-        }
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.changeListeners.delete(done);
-          resolve();
-        };
-        this.changeListeners.add(done);
-      });
-    }
+  entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
+    return this.committed.read(options);
   }
 
   status(): LogStatus {
-    const s = this.node.status();
-    const f = this.fatal;
-    return {
-      ...s,
-      applied: this.applied,
-      role: f !== undefined ? 'fatal' : ROLE[s.state],
-      ...(f !== undefined ? { fatal: { code: f.code, message: f.message } } : {}),
-      members: Object.fromEntries(this.members),
-      lastIndex: this.storage.lastIndex(),
-      firstIndex: this.storage.firstIndex(),
-      snapshotIndex: this.snapshotIndex,
-    };
+    return logStatus(this.view());
   }
 
   /**
@@ -508,30 +350,21 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * /metrics turns them into Prometheus text). Gauges are computed now.
    */
   metrics(): LogMetrics {
-    const s = this.node.status();
-    const c = this.counters;
-    const wal = this.deps.wal instanceof Wal ? this.deps.wal.stats() : null;
-    const t = this.deps.transport instanceof TcpTransport ? this.deps.transport.stats() : null;
-    const lastIndex = this.storage.lastIndex();
+    return logMetrics(this.view(), this.counters, this.deps.wal, this.deps.transport);
+  }
+
+  /** @internal */
+  private view(): NodeView {
+    const { storage } = this;
     return {
-      term: s.term,
-      commitIndex: s.commit,
-      appliedIndex: this.applied,
-      isLeader: this.fatal === undefined && s.state === StateType.StateLeader,
-      hasLeader: this.fatal === undefined && s.lead !== 0,
-      leaderChanges: c.leaderChanges,
-      proposalsCommitted: c.proposalsCommitted,
-      proposalsFailed: Object.fromEntries(c.proposalsFailed),
-      appendDuration: c.appendDuration.data(),
-      walFsyncDuration:
-        wal === null ? null : { bounds: FSYNC_BUCKETS, counts: wal.fsyncBuckets, sum: wal.fsyncSeconds, count: wal.fsyncBuckets.reduce((a, b) => a + b, 0) },
-      walBytesWritten: wal?.bytes ?? 0,
-      walSegments: wal?.segments ?? 0,
-      snapshots: c.snapshots,
-      snapshotDuration: c.snapshotDuration.data(),
-      peerLag: s.state === StateType.StateLeader ? peerLag(this.id, lastIndex, s.progress) : {},
-      transportBytesSent: t === null ? {} : Object.fromEntries(Object.entries(t.peers).map(([id, p]) => [Number(id), p.bytesSent])),
-      transportBytesReceived: t?.bytesReceived ?? {},
+      id: this.id,
+      status: this.node.status(),
+      applied: this.applied,
+      fatal: this.fatal,
+      members: this.membership.members,
+      lastIndex: storage.lastIndex(),
+      firstIndex: storage.firstIndex(),
+      snapshotIndex: this.snapshotIndex,
     };
   }
 
@@ -553,9 +386,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** Hands leadership to `id`; resolves once it leads. */
   transferLeadership(id: number): Promise<void> {
-    if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
-    if (!this.conf.voters.includes(id)) return Promise.reject(new InvalidArgumentError(`node ${id} is not a voter`));
-    return this.withTimeout('leadership transfer', (resolve, reject) => {
+    const refused = this.refusal();
+    if (refused !== null) return Promise.reject(refused);
+    if (!this.membership.conf.voters.includes(id)) return Promise.reject(new InvalidArgumentError(`node ${id} is not a voter`));
+    return this.deadlines.run('leadership transfer', (resolve, reject) => {
       const check = (): void => {
         if (this.lead === id) resolve();
         else this.leaderWaiters.push(check);
@@ -573,15 +407,15 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   addMember(id: number, address: string): Promise<void> {
-    return this.proposeMembership({ type: ConfChangeType.AddNode, nodeId: id, context: new TextEncoder().encode(address) });
+    return this.membership.addMember(id, address);
   }
 
   addLearner(id: number, address: string): Promise<void> {
-    return this.proposeMembership({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: new TextEncoder().encode(address) });
+    return this.membership.addLearner(id, address);
   }
 
   removeMember(id: number): Promise<void> {
-    return this.proposeMembership({ type: ConfChangeType.RemoveNode, nodeId: id });
+    return this.membership.removeMember(id);
   }
 
   /**
@@ -599,85 +433,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * directly. Resolves once the final configuration is applied on this node. On the leader.
    */
   changeMembership(changes: readonly MembershipChange[]): Promise<void> {
-    let ccs: ConfChange[];
-    let promoted: number[];
-    try {
-      ({ ccs, promoted } = this.toConfChanges(changes));
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    const cc: ConfChange | ConfChangeV2 = ccs.length === 1 ? ccs[0]! : { transition: 'auto', changes: ccs };
-    return this.proposeMembership(cc, () => this.notCaughtUp(promoted));
-  }
-
-  /** @internal */
-  private toConfChanges(changes: readonly MembershipChange[]): { ccs: ConfChange[]; promoted: number[] } {
-    if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('changeMembership needs a non-empty array of changes');
-    const ccs: ConfChange[] = [];
-    const promoted: number[] = [];
-    const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-    const known = (id: number): Uint8Array | undefined => {
-      const addr = this.members.get(id);
-      return addr === undefined ? undefined : enc(addr);
-    };
-    for (const [i, change] of changes.entries()) {
-      const keys = typeof change === 'object' && change !== null ? Object.keys(change).filter((k) => k !== 'address') : [];
-      if (keys.length !== 1) throw new InvalidArgumentError(`changeMembership: change ${i} must have exactly one of add, addLearner, remove, promote, demote`);
-      const kind = keys[0]!;
-      const id = (change as Record<string, unknown>)[kind];
-      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
-        throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs a positive integer node id, got ${String(id)}`);
-      const address = (change as { address?: unknown }).address;
-      const needsAddress = kind === 'add' || kind === 'addLearner';
-      if (needsAddress && (typeof address !== 'string' || address === ''))
-        throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs an address`);
-      if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} takes no address`);
-      const isLearner = this.conf.learners.includes(id);
-      const isVoter = this.conf.voters.includes(id);
-      switch (kind) {
-        case 'add':
-          if (isLearner) promoted.push(id);
-          ccs.push({ type: ConfChangeType.AddNode, nodeId: id, context: enc(address as string) });
-          break;
-        case 'addLearner':
-          ccs.push({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: enc(address as string) });
-          break;
-        case 'remove':
-          ccs.push({ type: ConfChangeType.RemoveNode, nodeId: id });
-          break;
-        case 'promote': {
-          if (!isLearner) throw new InvalidArgumentError(`changeMembership: node ${id} is not a learner`);
-          promoted.push(id);
-          const ctx = known(id);
-          ccs.push(ctx === undefined ? { type: ConfChangeType.AddNode, nodeId: id } : { type: ConfChangeType.AddNode, nodeId: id, context: ctx });
-          break;
-        }
-        case 'demote': {
-          if (!isVoter) throw new InvalidArgumentError(`changeMembership: node ${id} is not a voter`);
-          const ctx = known(id);
-          ccs.push(ctx === undefined ? { type: ConfChangeType.AddLearnerNode, nodeId: id } : { type: ConfChangeType.AddLearnerNode, nodeId: id, context: ctx });
-          break;
-        }
-        default:
-          throw new InvalidArgumentError(`changeMembership: change ${i} has an unknown kind '${kind}'`);
-      }
-    }
-    const ids = ccs.map((c) => c.nodeId);
-    if (new Set(ids).size !== ids.length) throw new InvalidArgumentError('changeMembership: a node is named more than once');
-    return { ccs, promoted };
-  }
-
-  /** NOT_CAUGHT_UP for the first learner to promote whose log is too far behind the leader's. @internal */
-  private notCaughtUp(ids: readonly number[]): LogError | null {
-    if (ids.length === 0) return null;
-    const progress = this.node.status().progress;
-    if (progress === undefined) return null; // not leading: the proposal says so
-    const last = this.storage.lastIndex();
-    for (const id of ids) {
-      const lag = last - (progress[id]?.match ?? 0);
-      if (lag > this.opts.promoteMaxLag) return new NotCaughtUpError(id, lag, this.opts.promoteMaxLag);
-    }
-    return null;
+    return this.membership.change(changes);
   }
 
   /**
@@ -689,9 +445,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.closePromise ??= this.stop();
     return this.closePromise;
   }
-
-  /** @internal */
-  private closePromise: Promise<void> | undefined;
 
   /** @internal */
   private async stop(): Promise<void> {
@@ -721,12 +474,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private tick(): void {
     if (this.closed) return;
     this.node.tick();
-    // The clock starts once this node has known a leader or has campaigned itself: a
-    // cluster that is starting up is holding an ordinary election, not cut off.
-    if (this.lead !== 0) this.leaderlessTicks = 0;
-    else if ((this.hadLeader || this.role !== StateType.StateFollower) && ++this.leaderlessTicks === 2 * this.opts.electionTicks) this.failLeaderless();
-    // A ReadIndex request or its answer may have been lost: ask again now and then.
-    if (++this.ticks % this.opts.electionTicks === 0) for (const key of this.reads.keys()) this.requestRead(key);
+    if (this.noLeader.onTick(this.lead, this.role)) this.failLeaderless();
+    this.barriers.onTick();
     this.pump();
     this.stopTicking = this.deps.clock.setTimeout(() => this.tick(), this.opts.tickMs);
   }
@@ -823,13 +572,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.node.advance(rd);
     if (rd.snapshot !== undefined) this.beginRestore(rd.snapshot, durable);
     this.applyEntries(rd.committedEntries);
-    for (const rs of rd.readStates) this.onReadState(rs);
+    this.barriers.onReadStates(rd.readStates);
     durable.then(
       () => {
         if (this.closed) return;
         const acks = this.node.persisted(rd);
         if (acks.length > 0) this.deps.transport?.send(acks);
-        this.notifyChange();
+        this.committed.notify();
         this.schedulePump();
       },
       (err: unknown) => this.fail(err),
@@ -842,13 +591,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const oldLead = this.lead;
     this.role = ss.state;
     this.lead = ss.lead;
-    if (ss.lead !== 0) this.hadLeader = true;
+    this.noLeader.onLeader(ss.lead);
     if ((wasLeader && ss.state !== StateType.StateLeader) || (oldLead !== 0 && ss.lead !== oldLead)) {
       this.proposals.leaderLost(`leader ${oldLead} was lost before the record was known to commit`);
-      for (const [index, c] of this.confPending) {
-        this.confPending.delete(index);
-        c.reject(new NotCommittedError('leadership changed before the membership change committed'));
-      }
+      this.membership.onLeaderLost();
     }
     if (ss.lead !== oldLead) {
       const term = this.node.status().term;
@@ -861,7 +607,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       const waiters = this.leaderWaiters.splice(0);
       for (const w of waiters) w();
       if (this.queue.length > 0) this.proposeQueued();
-      for (const key of this.reads.keys()) this.requestRead(key);
+      this.barriers.onNewLeader();
     }
   }
 
@@ -903,9 +649,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   /** @internal */
-  private queueTimerArmed = false;
-
-  /** @internal */
   private armQueueTimeout(): void {
     if (this.queueTimerArmed) return;
     this.queueTimerArmed = true;
@@ -926,10 +669,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** @internal */
   private applyEntries(entries: Entry[]): void {
-    if (this.restoring) {
-      if (entries.length > 0) this.held.push({ entries });
-      return;
-    }
+    if (this.restore.holds(entries)) return;
     for (const e of entries) {
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
@@ -938,17 +678,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         const rec = decodeRecord(e.data, e.index); // throws LOG_CORRUPT: the pump stops the node
         const result = rec === null ? (undefined as R) : this.sm.apply({ index: e.index, term: e.term, data: rec.payload });
         this.proposals.applied(e.index, e.term, rec?.tag ?? null, result);
-        const conf = this.confPending.get(e.index);
-        if (conf !== undefined) {
-          this.confPending.delete(e.index);
-          conf.reject(new NotCommittedError(`index ${e.index} was committed with another entry`));
-        }
+        this.membership.recordApplied(e.index);
       }
       this.applied = e.index;
     }
     if (entries.length === 0) return;
-    this.wakeAppliedWaiters();
-    this.notifyChange();
+    this.barriers.onApplied(this.applied);
+    this.committed.notify();
     const last = entries[entries.length - 1]!;
     if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery || this.snapshotForNewMember) {
       this.snapshotForNewMember = false;
@@ -958,45 +694,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** @internal */
   private applyConfChange(e: Entry): void {
-    const cc = decodeConfChangeEntry(e.data);
-    this.conf = this.node.applyConfChange(cc);
     // A snapshot taken before a member joined does not name it, and the member refuses it;
     // if the leader must catch it up by snapshot, it needs one taken since.
-    if (cc.changes.some((c) => c.type !== ConfChangeType.RemoveNode) && this.snapshotIndex > 0) this.snapshotForNewMember = true;
-    const t = this.deps.transport;
-    for (const c of cc.changes) {
-      if (c.type === ConfChangeType.RemoveNode || c.context === undefined) continue;
-      const addr = new TextDecoder().decode(c.context);
-      if (this.members.get(c.nodeId) === addr) continue;
-      this.members.set(c.nodeId, addr);
-      if (c.nodeId !== this.id) t?.addPeer(c.nodeId, addr);
-    }
-    // A removed voter keeps its link while it still votes in the outgoing half of a joint configuration.
-    const inConf = confMembers(this.conf);
-    for (const id of [...this.members.keys()]) {
-      if (inConf.has(id)) continue;
-      this.members.delete(id);
-      if (id !== this.id) t?.removePeer(id);
-    }
-    const what = cc.changes.map(
-      (c) => `${c.type === ConfChangeType.RemoveNode ? 'removed' : c.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${c.nodeId}`,
-    );
-    this.deps.logger.info(
-      { index: e.index, changes: cc.changes.map((c) => ({ type: ConfChangeType[c.type], member: c.nodeId })), conf: this.conf },
-      `membership: ${what.length === 0 ? 'left the joint configuration' : what.join(', ')}${isJoint(this.conf) ? ' (joint)' : ''}`,
-    );
-    const p = this.confPending.get(e.index);
-    if (p !== undefined) {
-      this.confPending.delete(e.index);
-      if (p.term !== e.term || !sameBytes(p.data, e.data)) p.reject(new NotCommittedError(`index ${e.index} was committed with another entry`));
-      else if (isJoint(this.conf)) this.confLeaving.add(p.resolve);
-      else p.resolve();
-    }
-    if (!isJoint(this.conf) && this.confLeaving.size > 0) {
-      const done = [...this.confLeaving];
-      this.confLeaving.clear();
-      for (const resolve of done) resolve();
-    }
+    if (this.membership.apply(e) && this.snapshotIndex > 0) this.snapshotForNewMember = true;
   }
 
   /** @internal */
@@ -1011,9 +711,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         yield c;
       }
     };
-    const data = counted(encodeSnapshotData([...this.members], snapshotChunks(this.sm.snapshot())));
+    const data = counted(encodeSnapshotData([...this.membership.members], snapshotChunks(this.sm.snapshot())));
     this.snapshotIndex = index;
-    this.storage.compact(index, term, this.conf, data, this.opts.snapshotCatchUpEntries).then(
+    this.storage.compact(index, term, this.membership.conf, data, this.opts.snapshotCatchUpEntries).then(
       () => {
         this.counters.snapshots++;
         const ms = performance.now() - started;
@@ -1025,52 +725,16 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   /**
-   * A snapshot from the leader replaces the state machine once its file is installed;
-   * until it is restored, committed entries (which follow it) wait.
+   * From the Ready that hands over a received snapshot, the log answers from it:
+   * nothing below it is served, and its configuration is the one in force.
    * @internal
    */
   private beginRestore(snap: Snapshot, installed: Promise<void>): void {
     this.lastReadySnapshot = snap;
     this.snapshotFloor = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
-    this.conf = snap.meta.conf;
-    this.held.push({ snap, installed });
-    if (this.restoring) return; // the loop below is running and will reach it
-    this.restoring = true;
-    this.restoreHeld().then(
-      () => this.schedulePump(),
-      (err: unknown) => this.fail(err),
-    );
-  }
-
-  /** @internal */
-  private async restoreHeld(): Promise<void> {
-    for (let item = this.held.shift(); item !== undefined && !this.closed; item = this.held.shift()) {
-      if ('entries' in item) {
-        this.restoring = false;
-        try {
-          this.applyEntries(item.entries);
-        } finally {
-          this.restoring = true;
-        }
-        continue;
-      }
-      const { snap, installed } = item;
-      await installed;
-      const held = this.storage.snapshot();
-      if (held.meta.index > snap.meta.index && this.held.some((h) => 'snap' in h)) {
-        // A later snapshot is installed already (this one's file is gone): it covers this one
-        // and the entries waiting behind it, so restoring starts from it.
-        while (this.held.length > 0 && 'entries' in this.held[0]!) this.held.shift();
-        continue;
-      }
-      if (held.meta.index !== snap.meta.index || held.meta.term !== snap.meta.term) {
-        throw new Error(`the snapshot at ${snap.meta.index}/${snap.meta.term} was not installed (held: ${held.meta.index}/${held.meta.term})`);
-      }
-      await this.restoreFrom(held);
-    }
-    // In the same turn as the queue was found empty: whatever comes next applies directly.
-    this.restoring = false;
+    this.membership.conf = snap.meta.conf;
+    this.restore.add(snap, installed);
   }
 
   /** Streams a held snapshot into the state machine. @internal */
@@ -1084,177 +748,25 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.closed) return;
     this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term }, `state machine restored from the snapshot at ${snap.meta.index}`);
     this.snapshotFloor = snap.meta.index;
-    this.conf = snap.meta.conf;
-    if (d.members.length > 0) {
-      // Only the difference: a redial would drop what is queued to a peer that stays.
-      const t = this.deps.transport;
-      const next = new Map(d.members);
-      for (const id of this.members.keys()) if (!next.has(id) && id !== this.id) t?.removePeer(id);
-      for (const [id, addr] of next) if (id !== this.id && this.members.get(id) !== addr) t?.addPeer(id, addr);
-      this.members.clear();
-      for (const [id, addr] of next) this.members.set(id, addr);
-    }
+    this.membership.restore(snap.meta.conf, d.members);
     this.applied = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
-    this.wakeAppliedWaiters();
-    this.notifyChange();
+    this.barriers.onApplied(this.applied);
+    this.committed.notify();
   }
 
-  /** @internal */
-  private requestRead(key: string): void {
-    const b = this.reads.get(key);
-    if (b === undefined || this.lead === 0 || this.closed) return; // asked again when a leader appears
-    try {
-      this.node.readIndex(b.ctx);
-    } catch (err) {
-      if (!(err instanceof ReadIndexDroppedError)) throw err;
-      return;
-    }
-    this.schedulePump();
-  }
-
-  /** @internal */
-  private onReadState(rs: ReadState): void {
-    const key = readContextKey(rs.context);
-    const b = this.reads.get(key);
-    if (b === undefined) return;
-    this.reads.delete(key);
-    // The periodic re-ask can get this turn's batch answered before its own request goes out;
-    // a barrier joining it after this would wait for an answer that already came.
-    if (this.readBatch === b) this.readBatch = null;
-    for (const resolve of b.waiters.keys()) this.whenApplied(rs.index, resolve);
-  }
-
-  /** @internal */
-  private whenApplied(index: number, resolve: () => void): void {
-    if (this.applied >= index) resolve();
-    else this.appliedWaiters.push({ index, resolve });
-  }
-
-  /** @internal */
-  private wakeAppliedWaiters(): void {
-    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
-      const w = this.appliedWaiters[i]!;
-      if (w.index <= this.applied) {
-        this.appliedWaiters.splice(i, 1);
-        w.resolve();
-      }
-    }
-  }
-
-  /** @internal */
-  private notifyChange(): void {
-    for (const l of [...this.changeListeners]) l();
-  }
-
-  /**
-   * Proposes a membership change on the leader, retrying while another change is pending;
-   * `check` runs before each attempt and refuses with its error (nothing proposed).
-   * @internal
-   */
-  private proposeMembership(cc: ConfChange | ConfChangeV2, check: () => LogError | null = () => null): Promise<void> {
-    if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
-    let data: Uint8Array;
-    try {
-      data = 'changes' in cc ? encodeConfChangeV2(cc) : encodeConfChange(cc);
-    } catch (err) {
-      return Promise.reject(err instanceof RaftError ? new InvalidArgumentError(err.message) : (err as Error));
-    }
-    if (this.role !== StateType.StateLeader) return Promise.reject(new NotLeaderError(this.lead, 'membership changes'));
-    return this.withTimeout('membership change', (resolve, reject) => {
-      let index = 0;
-      let gaveUp = false;
-      const attempt = (): void => {
-        if (gaveUp || this.closed) return;
-        const refused = check();
-        if (refused !== null) {
-          reject(refused);
-          return;
-        }
-        let pos;
-        try {
-          pos = this.node.proposeConfChange(cc);
-        } catch (err) {
-          // One change at a time, and only once the leader committed an entry of its term: wait for that.
-          if (err instanceof ProposalDroppedError && err.reason === 'conf-change-pending') {
-            this.deps.clock.setTimeout(attempt, this.opts.tickMs);
-            return;
-          }
-          reject(err instanceof ProposalDroppedError ? new NotCommittedError(err.message, { cause: err }) : (err as Error));
-          return;
-        }
-        if (pos === null) {
-          reject(new NotLeaderError(this.lead, 'membership changes'));
-          return;
-        }
-        index = pos.index;
-        this.confPending.set(pos.index, { term: pos.term, data, resolve, reject });
-        this.pump();
-      };
-      attempt();
-      return () => {
-        gaveUp = true;
-        this.confPending.delete(index);
-        this.confLeaving.delete(resolve);
-      };
-    });
-  }
-
-  /**
-   * Cut off from any leader for two base election timeouts (longer than an ordinary
-   * election takes), a node stops holding requests for the full timeout: clients move
-   * to a node that can serve them.
-   * @internal
-   */
-  private leaderless(): boolean {
-    return this.lead === 0 && this.leaderlessTicks >= 2 * this.opts.electionTicks;
-  }
-
-  /** @internal */
-  private noLeader(what: string): NoLeaderError {
-    return new NoLeaderError(what, 2 * this.opts.electionTicks * this.opts.tickMs);
+  /** The error a new request gets once close() was called or the node stopped; null while it runs. @internal */
+  private refusal(): Error | null {
+    return this.closed || this.closing ? (this.fatal ?? new ClosedError()) : null;
   }
 
   /** Answers everything waiting for a leader now: queued appends and barriers. @internal */
   private failLeaderless(): void {
     const queued = this.queue;
     this.queue = [];
-    for (const q of queued) this.proposals.fail(q.seq, this.noLeader('append'));
-    const batches = [...this.reads.values()];
-    this.reads.clear();
-    this.readBatch = null;
-    for (const b of batches) for (const reject of b.waiters.values()) reject(this.noLeader('barrier'));
+    for (const q of queued) this.proposals.fail(q.seq, this.noLeader.error('append'));
+    this.barriers.rejectUnanswered(() => this.noLeader.error('barrier'));
   }
-
-  /** Runs `start`, and rejects with a TimeoutError (after calling its cleanup) if it has not settled in time, or when the log closes. @internal */
-  private withTimeout(what: string, start: (resolve: () => void, reject: (e: Error) => void) => () => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let cancelTimer: () => void = () => undefined;
-      let cleanup: () => void = () => undefined;
-      const settle = (fn: () => void): void => {
-        if (settled) return;
-        settled = true;
-        cancelTimer();
-        this.closeHooks.delete(onClose);
-        fn();
-      };
-      const onClose = (err: Error): void => settle(() => reject(err));
-      this.closeHooks.add(onClose);
-      cleanup = start(
-        () => settle(resolve),
-        (e) => settle(() => reject(e)),
-      );
-      if (settled) return;
-      cancelTimer = this.deps.clock.setTimeout(() => {
-        cleanup();
-        settle(() => reject(new TimeoutError(what, this.opts.timeoutMs)));
-      }, this.opts.timeoutMs);
-    });
-  }
-
-  /** @internal */
-  private readonly closeHooks = new Set<(err: Error) => void>();
 
   /**
    * A storage failure is final for this node: the WAL may have lost what it was
@@ -1280,12 +792,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.proposals.failAll(err);
     for (const q of this.queue) this.proposals.fail(q.seq, err);
     this.queue = [];
-    for (const hook of [...this.closeHooks]) hook(err);
-    this.reads.clear();
-    this.confPending.clear();
-    this.confLeaving.clear();
+    this.deadlines.closeAll(err);
+    this.barriers.clear();
+    this.membership.clear();
     for (const w of this.leaderWaiters.splice(0)) w();
-    this.notifyChange();
+    this.committed.notify();
   }
 }
 

@@ -1,0 +1,72 @@
+// entries(): a reader of the committed records, in order, that then follows the log
+// as new ones apply. Each reader wakes when the log changes and reads on from its
+// position, so a slow reader holds nothing but its own place.
+import { CompactedError } from '../raft/errors.js';
+import { EntryType, type Entry } from '../raft/types.js';
+import { CompactedRangeError, InvalidArgumentError } from './errors.js';
+import { decodeRecord } from './record.js';
+import type { LogEntry } from './state-machine.js';
+
+/** What a reader needs from the driver. */
+export interface CommittedSource {
+  storage: { firstIndex(): number; lastIndex(): number; entries(lo: number, hi: number, maxBytes: number): Entry[] };
+  /** The index of the last snapshot restored into the state machine: nothing at or below it is served. */
+  snapshotFloor(): number;
+  applied(): number;
+  stopped(): boolean;
+  /** An entry that cannot be decoded stops the node. */
+  fail(err: unknown): void;
+}
+
+export class CommittedEntries {
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly source: CommittedSource) {}
+
+  /** Something readers wait for changed: an apply, a durable write, a restore, or the log stopping. */
+  notify(): void {
+    for (const l of [...this.listeners]) l();
+  }
+
+  async *read(options: { from?: number }): AsyncGenerator<LogEntry> {
+    const { storage } = this.source;
+    let next = options.from ?? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1);
+    if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
+    while (!this.source.stopped()) {
+      // Below a snapshot the log is gone, even while the storage still holds the old
+      // (possibly never committed) suffix that a received snapshot is about to discard.
+      const floor = this.source.snapshotFloor();
+      if (next <= floor) throw new CompactedRangeError(next, floor + 1);
+      const upTo = Math.min(this.source.applied(), storage.lastIndex());
+      if (next <= upTo) {
+        let batch: Entry[];
+        try {
+          batch = storage.entries(next, Math.min(upTo + 1, next + 1024), 4 * 1024 * 1024);
+        } catch (err) {
+          if (err instanceof CompactedError) throw new CompactedRangeError(next, storage.firstIndex());
+          throw err;
+        }
+        for (const e of batch) {
+          next = e.index + 1;
+          if (e.type !== EntryType.Normal) continue;
+          let rec;
+          try {
+            rec = decodeRecord(e.data, e.index);
+          } catch (err) {
+            this.source.fail(err);
+            throw err;
+          }
+          if (rec !== null) yield { index: e.index, term: e.term, data: rec.payload };
+        }
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.listeners.delete(done);
+          resolve();
+        };
+        this.listeners.add(done);
+      });
+    }
+  }
+}

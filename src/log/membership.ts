@@ -1,0 +1,298 @@
+// Who is in the cluster and where to reach them: the address book the transport
+// dials, the membership changes this node proposed and is waiting on, and the
+// changes the log applies (one at a time, or several through a joint configuration).
+import { decodeConfChangeEntry, encodeConfChange, encodeConfChangeV2 } from '../raft/confchange.js';
+import { isJoint, members as confMembers } from '../raft/changer.js';
+import { ProposalDroppedError, RaftError } from '../raft/errors.js';
+import type { RawNode } from '../raft/raw-node.js';
+import { ConfChangeType, type ConfChange, type ConfChangeV2, type ConfState, type Entry } from '../raft/types.js';
+import type { Transport } from '../transport/transport.js';
+import type { Logger } from '../logger.js';
+import type { Deadlines } from './deadlines.js';
+import { InvalidArgumentError, NotCaughtUpError, NotCommittedError, NotLeaderError, type LogError } from './errors.js';
+
+/**
+ * One step of `changeMembership`. `add` makes a voter (a learner named here is promoted, under
+ * the same catch-up rule as `promote`), `addLearner` a learner, `remove` takes a node out,
+ * `promote` turns a learner into a voter, `demote` a voter into a learner.
+ */
+export type MembershipChange =
+  { add: number; address: string } | { addLearner: number; address: string } | { remove: number } | { promote: number } | { demote: number };
+
+/** What membership needs from the driver. */
+export interface MembershipHost {
+  node: Pick<RawNode, 'proposeConfChange' | 'applyConfChange' | 'status'>;
+  /** The peer links to keep in step with the address book; null for a log without peers. */
+  peers: Pick<Transport, 'addPeer' | 'removePeer'> | null;
+  deadlines: Pick<Deadlines, 'run'>;
+  logger: Logger;
+  /** The error a new request gets now (the log is closing or stopped), or null. */
+  refusal(): Error | null;
+  stopped(): boolean;
+  leader(): number;
+  isLeader(): boolean;
+  lastIndex(): number;
+  /** Calls fn again a tick later. */
+  retryLater(fn: () => void): void;
+  /** A proposal was handed to the node: run the driver loop. */
+  pump(): void;
+}
+
+interface ConfPending {
+  term: number;
+  /** The entry data proposed: the change committed at its index is ours only if it is these bytes. */
+  data: Uint8Array;
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export class Membership {
+  private readonly confPending = new Map<number, ConfPending>();
+  /** Membership changes applied as a joint configuration: they resolve once the joint state is left. */
+  private readonly confLeaving = new Set<() => void>();
+
+  /** `members`: the address book, id -> 'host:port', this node included. */
+  constructor(
+    private readonly id: number,
+    private readonly host: MembershipHost,
+    readonly members: Map<number, string>,
+    public conf: ConfState,
+    private readonly promoteMaxLag: number,
+  ) {}
+
+  /** Links every other member at start. */
+  linkPeers(): void {
+    for (const [peer, addr] of this.members) if (peer !== this.id) this.host.peers?.addPeer(peer, addr);
+  }
+
+  addMember(id: number, address: string): Promise<void> {
+    return this.propose({ type: ConfChangeType.AddNode, nodeId: id, context: new TextEncoder().encode(address) });
+  }
+
+  addLearner(id: number, address: string): Promise<void> {
+    return this.propose({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: new TextEncoder().encode(address) });
+  }
+
+  removeMember(id: number): Promise<void> {
+    return this.propose({ type: ConfChangeType.RemoveNode, nodeId: id });
+  }
+
+  change(changes: readonly MembershipChange[]): Promise<void> {
+    let ccs: ConfChange[];
+    let promoted: number[];
+    try {
+      ({ ccs, promoted } = this.toConfChanges(changes));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const cc: ConfChange | ConfChangeV2 = ccs.length === 1 ? ccs[0]! : { transition: 'auto', changes: ccs };
+    return this.propose(cc, () => this.notCaughtUp(promoted));
+  }
+
+  /**
+   * Applies a committed membership change; true if it adds or re-adds a member (which a
+   * snapshot taken before it does not name).
+   */
+  apply(e: Entry): boolean {
+    const cc = decodeConfChangeEntry(e.data);
+    this.conf = this.host.node.applyConfChange(cc);
+    const t = this.host.peers;
+    for (const c of cc.changes) {
+      if (c.type === ConfChangeType.RemoveNode || c.context === undefined) continue;
+      const addr = new TextDecoder().decode(c.context);
+      if (this.members.get(c.nodeId) === addr) continue;
+      this.members.set(c.nodeId, addr);
+      if (c.nodeId !== this.id) t?.addPeer(c.nodeId, addr);
+    }
+    // A removed voter keeps its link while it still votes in the outgoing half of a joint configuration.
+    const inConf = confMembers(this.conf);
+    for (const id of [...this.members.keys()]) {
+      if (inConf.has(id)) continue;
+      this.members.delete(id);
+      if (id !== this.id) t?.removePeer(id);
+    }
+    const what = cc.changes.map(
+      (c) => `${c.type === ConfChangeType.RemoveNode ? 'removed' : c.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${c.nodeId}`,
+    );
+    this.host.logger.info(
+      { index: e.index, changes: cc.changes.map((c) => ({ type: ConfChangeType[c.type], member: c.nodeId })), conf: this.conf },
+      `membership: ${what.length === 0 ? 'left the joint configuration' : what.join(', ')}${isJoint(this.conf) ? ' (joint)' : ''}`,
+    );
+    const p = this.confPending.get(e.index);
+    if (p !== undefined) {
+      this.confPending.delete(e.index);
+      if (p.term !== e.term || !sameBytes(p.data, e.data)) p.reject(new NotCommittedError(`index ${e.index} was committed with another entry`));
+      else if (isJoint(this.conf)) this.confLeaving.add(p.resolve);
+      else p.resolve();
+    }
+    if (!isJoint(this.conf) && this.confLeaving.size > 0) {
+      const done = [...this.confLeaving];
+      this.confLeaving.clear();
+      for (const resolve of done) resolve();
+    }
+    return cc.changes.some((c) => c.type !== ConfChangeType.RemoveNode);
+  }
+
+  /** A record was applied at `index`: a change this node proposed there lost its slot. */
+  recordApplied(index: number): void {
+    const conf = this.confPending.get(index);
+    if (conf === undefined) return;
+    this.confPending.delete(index);
+    conf.reject(new NotCommittedError(`index ${index} was committed with another entry`));
+  }
+
+  /** A snapshot replaced the state: its configuration and, if it names them, its members' addresses. */
+  restore(conf: ConfState, members: ReadonlyArray<readonly [number, string]>): void {
+    this.conf = conf;
+    if (members.length === 0) return;
+    // Only the difference: a redial would drop what is queued to a peer that stays.
+    const t = this.host.peers;
+    const next = new Map(members);
+    for (const id of this.members.keys()) if (!next.has(id) && id !== this.id) t?.removePeer(id);
+    for (const [id, addr] of next) if (id !== this.id && this.members.get(id) !== addr) t?.addPeer(id, addr);
+    this.members.clear();
+    for (const [id, addr] of next) this.members.set(id, addr);
+  }
+
+  /** The leader this node proposed through is gone: its changes may or may not commit, and no longer can be told apart here. */
+  onLeaderLost(): void {
+    for (const [index, c] of this.confPending) {
+      this.confPending.delete(index);
+      c.reject(new NotCommittedError('leadership changed before the membership change committed'));
+    }
+  }
+
+  /** The log stopped: its deadlines settle the waiting changes. */
+  clear(): void {
+    this.confPending.clear();
+    this.confLeaving.clear();
+  }
+
+  /**
+   * Proposes a membership change on the leader, retrying while another change is pending;
+   * `check` runs before each attempt and refuses with its error (nothing proposed).
+   */
+  private propose(cc: ConfChange | ConfChangeV2, check: () => LogError | null = () => null): Promise<void> {
+    const refused = this.host.refusal();
+    if (refused !== null) return Promise.reject(refused);
+    let data: Uint8Array;
+    try {
+      data = 'changes' in cc ? encodeConfChangeV2(cc) : encodeConfChange(cc);
+    } catch (err) {
+      return Promise.reject(err instanceof RaftError ? new InvalidArgumentError(err.message) : (err as Error));
+    }
+    if (!this.host.isLeader()) return Promise.reject(new NotLeaderError(this.host.leader(), 'membership changes'));
+    return this.host.deadlines.run('membership change', (resolve, reject) => {
+      let index = 0;
+      let gaveUp = false;
+      const attempt = (): void => {
+        if (gaveUp || this.host.stopped()) return;
+        const refused = check();
+        if (refused !== null) {
+          reject(refused);
+          return;
+        }
+        let pos;
+        try {
+          pos = this.host.node.proposeConfChange(cc);
+        } catch (err) {
+          // One change at a time, and only once the leader committed an entry of its term: wait for that.
+          if (err instanceof ProposalDroppedError && err.reason === 'conf-change-pending') {
+            this.host.retryLater(attempt);
+            return;
+          }
+          reject(err instanceof ProposalDroppedError ? new NotCommittedError(err.message, { cause: err }) : (err as Error));
+          return;
+        }
+        if (pos === null) {
+          reject(new NotLeaderError(this.host.leader(), 'membership changes'));
+          return;
+        }
+        index = pos.index;
+        this.confPending.set(pos.index, { term: pos.term, data, resolve, reject });
+        this.host.pump();
+      };
+      attempt();
+      return () => {
+        gaveUp = true;
+        this.confPending.delete(index);
+        this.confLeaving.delete(resolve);
+      };
+    });
+  }
+
+  private toConfChanges(changes: readonly MembershipChange[]): { ccs: ConfChange[]; promoted: number[] } {
+    if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('changeMembership needs a non-empty array of changes');
+    const ccs: ConfChange[] = [];
+    const promoted: number[] = [];
+    const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+    const known = (id: number): Uint8Array | undefined => {
+      const addr = this.members.get(id);
+      return addr === undefined ? undefined : enc(addr);
+    };
+    for (const [i, change] of changes.entries()) {
+      const keys = typeof change === 'object' && change !== null ? Object.keys(change).filter((k) => k !== 'address') : [];
+      if (keys.length !== 1) throw new InvalidArgumentError(`changeMembership: change ${i} must have exactly one of add, addLearner, remove, promote, demote`);
+      const kind = keys[0]!;
+      const id = (change as Record<string, unknown>)[kind];
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
+        throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs a positive integer node id, got ${String(id)}`);
+      const address = (change as { address?: unknown }).address;
+      const needsAddress = kind === 'add' || kind === 'addLearner';
+      if (needsAddress && (typeof address !== 'string' || address === ''))
+        throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs an address`);
+      if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} takes no address`);
+      const isLearner = this.conf.learners.includes(id);
+      const isVoter = this.conf.voters.includes(id);
+      switch (kind) {
+        case 'add':
+          if (isLearner) promoted.push(id);
+          ccs.push({ type: ConfChangeType.AddNode, nodeId: id, context: enc(address as string) });
+          break;
+        case 'addLearner':
+          ccs.push({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: enc(address as string) });
+          break;
+        case 'remove':
+          ccs.push({ type: ConfChangeType.RemoveNode, nodeId: id });
+          break;
+        case 'promote': {
+          if (!isLearner) throw new InvalidArgumentError(`changeMembership: node ${id} is not a learner`);
+          promoted.push(id);
+          const ctx = known(id);
+          ccs.push(ctx === undefined ? { type: ConfChangeType.AddNode, nodeId: id } : { type: ConfChangeType.AddNode, nodeId: id, context: ctx });
+          break;
+        }
+        case 'demote': {
+          if (!isVoter) throw new InvalidArgumentError(`changeMembership: node ${id} is not a voter`);
+          const ctx = known(id);
+          ccs.push(ctx === undefined ? { type: ConfChangeType.AddLearnerNode, nodeId: id } : { type: ConfChangeType.AddLearnerNode, nodeId: id, context: ctx });
+          break;
+        }
+        default:
+          throw new InvalidArgumentError(`changeMembership: change ${i} has an unknown kind '${kind}'`);
+      }
+    }
+    const ids = ccs.map((c) => c.nodeId);
+    if (new Set(ids).size !== ids.length) throw new InvalidArgumentError('changeMembership: a node is named more than once');
+    return { ccs, promoted };
+  }
+
+  /** NOT_CAUGHT_UP for the first learner to promote whose log is too far behind the leader's. */
+  private notCaughtUp(ids: readonly number[]): LogError | null {
+    if (ids.length === 0) return null;
+    const progress = this.host.node.status().progress;
+    if (progress === undefined) return null; // not leading: the proposal says so
+    const last = this.host.lastIndex();
+    for (const id of ids) {
+      const lag = last - (progress[id]?.match ?? 0);
+      if (lag > this.promoteMaxLag) return new NotCaughtUpError(id, lag, this.promoteMaxLag);
+    }
+    return null;
+  }
+}

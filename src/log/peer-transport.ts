@@ -1,0 +1,37 @@
+// The TCP transport a log opens to reach its peers, sized, timed and secured from
+// the log's options.
+import type { Logger } from '../logger.js';
+import type { SnapshotStore } from '../storage/snapshot-store.js';
+import { InsecureTransportError } from '../transport/errors.js';
+import { TcpTransport } from '../transport/tcp-transport.js';
+import type { ResolvedOptions } from './options.js';
+
+/** Before any file or socket exists: a log reachable over TCP must say how peers prove who they are. */
+export function requirePeerAuthentication(o: ResolvedOptions): void {
+  if (o.clusterSecret === undefined && o.tls === undefined && o.insecure !== true) throw new InsecureTransportError();
+}
+
+export function openPeerTransport(o: ResolvedOptions, listen: string | undefined, snapshots: SnapshotStore, logger: Logger): TcpTransport {
+  const transport = new TcpTransport({
+    id: o.id,
+    clusterId: o.clusterId,
+    // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
+    maxFrameBytes: o.maxRecordBytes + 2 * 1024 * 1024,
+    // Snapshots travel as their files: spooled to the snapshot directory, checked, then installed.
+    maxSnapshotBytes: o.maxSnapshotBytes,
+    snapshots,
+    listen: listen ?? '127.0.0.1:0',
+    peers: Object.fromEntries(Object.entries(o.peers).filter(([k]) => Number(k) !== o.id)),
+    clusterSecret: o.clusterSecret,
+    tls: o.tls,
+    insecure: o.insecure,
+    // The transport's dead-peer detection runs on the same clock as elections.
+    electionTimeoutMs: o.tickMs * o.electionTicks,
+    heartbeatIntervalMs: o.tickMs * o.heartbeatTicks,
+    logger,
+  });
+  if (o.insecure === true && o.clusterSecret === undefined && o.tls === undefined) {
+    logger.warn({}, "insecure: peers are not authenticated; anyone who can reach this node's port can rewrite its log");
+  }
+  return transport;
+}

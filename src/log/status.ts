@@ -1,0 +1,81 @@
+// What an operator reads of a node: the answers of status() and metrics(), computed
+// when asked so that a log nobody watches pays nothing for them.
+import { StateType, type Status } from '../raft/types.js';
+import type { LogStore } from '../storage/log-store.js';
+import { TcpTransport } from '../transport/tcp-transport.js';
+import type { Transport } from '../transport/transport.js';
+import { FSYNC_BUCKETS, Wal } from '../wal/index.js';
+import type { LogError } from './errors.js';
+import { peerLag, type LogMetrics, type MetricCounters } from './metrics.js';
+
+export interface LogStatus extends Status {
+  /** 'fatal': the node stopped after a storage failure or a corrupt entry (see `fatal`); close and reopen it. */
+  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'fatal';
+  /** Why the node stopped, once it has. */
+  fatal?: { code: string; message: string };
+  members: Record<number, string>;
+  lastIndex: number;
+  firstIndex: number;
+  snapshotIndex: number;
+}
+
+export const ROLE: Record<StateType, LogStatus['role']> = {
+  [StateType.StateFollower]: 'follower',
+  [StateType.StatePreCandidate]: 'pre-candidate',
+  [StateType.StateCandidate]: 'candidate',
+  [StateType.StateLeader]: 'leader',
+};
+
+/** The driver's state at the moment of asking. */
+export interface NodeView {
+  id: number;
+  status: Status;
+  applied: number;
+  /** Why the node stopped, if it has. */
+  fatal: LogError | undefined;
+  members: ReadonlyMap<number, string>;
+  lastIndex: number;
+  firstIndex: number;
+  snapshotIndex: number;
+}
+
+export function logStatus(v: NodeView): LogStatus {
+  const f = v.fatal;
+  return {
+    ...v.status,
+    applied: v.applied,
+    role: f !== undefined ? 'fatal' : ROLE[v.status.state],
+    ...(f !== undefined ? { fatal: { code: f.code, message: f.message } } : {}),
+    members: Object.fromEntries(v.members),
+    lastIndex: v.lastIndex,
+    firstIndex: v.firstIndex,
+    snapshotIndex: v.snapshotIndex,
+  };
+}
+
+/** The WAL's and the TCP transport's figures are there only when the log runs on them (not in the simulator). */
+export function logMetrics(v: NodeView, c: MetricCounters, store: LogStore, transport: Transport | null): LogMetrics {
+  const s = v.status;
+  const wal = store instanceof Wal ? store.stats() : null;
+  const t = transport instanceof TcpTransport ? transport.stats() : null;
+  return {
+    term: s.term,
+    commitIndex: s.commit,
+    appliedIndex: v.applied,
+    isLeader: v.fatal === undefined && s.state === StateType.StateLeader,
+    hasLeader: v.fatal === undefined && s.lead !== 0,
+    leaderChanges: c.leaderChanges,
+    proposalsCommitted: c.proposalsCommitted,
+    proposalsFailed: Object.fromEntries(c.proposalsFailed),
+    appendDuration: c.appendDuration.data(),
+    walFsyncDuration:
+      wal === null ? null : { bounds: FSYNC_BUCKETS, counts: wal.fsyncBuckets, sum: wal.fsyncSeconds, count: wal.fsyncBuckets.reduce((a, b) => a + b, 0) },
+    walBytesWritten: wal?.bytes ?? 0,
+    walSegments: wal?.segments ?? 0,
+    snapshots: c.snapshots,
+    snapshotDuration: c.snapshotDuration.data(),
+    peerLag: s.state === StateType.StateLeader ? peerLag(v.id, v.lastIndex, s.progress) : {},
+    transportBytesSent: t === null ? {} : Object.fromEntries(Object.entries(t.peers).map(([id, p]) => [Number(id), p.bytesSent])),
+    transportBytesReceived: t?.bytesReceived ?? {},
+  };
+}

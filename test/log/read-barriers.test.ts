@@ -1,0 +1,192 @@
+import { describe, expect, it } from 'vitest';
+import { ReadIndexDroppedError } from '../../src/raft/errors.js';
+import { ReadBarriers, type ReadBarrierHost } from '../../src/log/read-barriers.js';
+
+/** A raft node and driver reduced to what barriers see: requests are recorded, turns end when the test says so. */
+class FakeHost implements ReadBarrierHost {
+  lead = 1;
+  appliedIndex = 0;
+  closed = false;
+  dropNext = false;
+  pumps = 0;
+  readonly requests: Uint8Array[] = [];
+  readonly deferred: Array<() => void> = [];
+
+  readIndex(ctx: Uint8Array): void {
+    if (this.dropNext) {
+      this.dropNext = false;
+      throw new ReadIndexDroppedError('no leader');
+    }
+    this.requests.push(ctx);
+  }
+  leader(): number {
+    return this.lead;
+  }
+  applied(): number {
+    return this.appliedIndex;
+  }
+  stopped(): boolean {
+    return this.closed;
+  }
+  schedulePump(): void {
+    this.pumps++;
+  }
+  endTurn(): void {
+    for (const fn of this.deferred.splice(0)) fn();
+  }
+}
+
+const ELECTION_TICKS = 10;
+
+function setup(): { host: FakeHost; barriers: ReadBarriers } {
+  const host = new FakeHost();
+  const origin = Uint8Array.from([9, 9, 9]);
+  const barriers = new ReadBarriers(host, origin, { defer: (fn) => void host.deferred.push(fn) }, ELECTION_TICKS);
+  return { host, barriers };
+}
+
+interface Probe {
+  state: 'waiting' | 'resolved' | 'rejected';
+  error?: Error;
+  cancel: () => void;
+}
+
+function enrol(barriers: ReadBarriers): Probe {
+  const p: Probe = { state: 'waiting', cancel: () => undefined };
+  p.cancel = barriers.wait(
+    () => {
+      p.state = 'resolved';
+    },
+    (e) => {
+      p.state = 'rejected';
+      p.error = e;
+    },
+  );
+  return p;
+}
+
+const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
+
+describe('read barriers', () => {
+  it('share one ReadIndex request per turn, and a new turn makes a new one', () => {
+    const { host, barriers } = setup();
+    const a = enrol(barriers);
+    const b = enrol(barriers);
+    const c = enrol(barriers);
+    expect(host.requests).toHaveLength(0); // asked once the turn ends, for all of them
+    host.endTurn();
+    expect(host.requests).toHaveLength(1);
+    expect(host.pumps).toBe(1);
+    enrol(barriers);
+    host.endTurn();
+    expect(host.requests).toHaveLength(2);
+    expect(same(host.requests[0]!, host.requests[1]!)).toBe(false);
+    barriers.onReadStates([{ index: 0, context: host.requests[0]! }]);
+    expect([a.state, b.state, c.state]).toEqual(['resolved', 'resolved', 'resolved']);
+  });
+
+  it('release only once this node has applied the read index', () => {
+    const { host, barriers } = setup();
+    const a = enrol(barriers);
+    host.endTurn();
+    host.appliedIndex = 4;
+    barriers.onReadStates([{ index: 7, context: host.requests[0]! }]);
+    expect(a.state).toBe('waiting');
+    barriers.onApplied(6);
+    expect(a.state).toBe('waiting');
+    barriers.onApplied(7);
+    expect(a.state).toBe('resolved');
+  });
+
+  it('ignore an answer to a context they did not ask', () => {
+    const { host, barriers } = setup();
+    const a = enrol(barriers);
+    host.endTurn();
+    const other = Uint8Array.from(host.requests[0]!);
+    other[other.length - 1]! ^= 0xff;
+    barriers.onReadStates([{ index: 0, context: other }]);
+    expect(a.state).toBe('waiting');
+  });
+
+  it('wait for a leader, then ask the new one', () => {
+    const { host, barriers } = setup();
+    host.lead = 0;
+    const a = enrol(barriers);
+    host.endTurn();
+    expect(host.requests).toHaveLength(0);
+    host.lead = 2;
+    barriers.onNewLeader();
+    expect(host.requests).toHaveLength(1);
+    barriers.onReadStates([{ index: 0, context: host.requests[0]! }]);
+    expect(a.state).toBe('resolved');
+  });
+
+  it('ask again after a leader change, and every election timeout while unanswered', () => {
+    const { host, barriers } = setup();
+    const a = enrol(barriers);
+    host.dropNext = true; // the request is lost with the old leader
+    host.endTurn();
+    expect(host.requests).toHaveLength(0);
+    host.lead = 3;
+    barriers.onNewLeader();
+    expect(host.requests).toHaveLength(1);
+    for (let i = 1; i < ELECTION_TICKS; i++) barriers.onTick();
+    expect(host.requests).toHaveLength(1);
+    barriers.onTick();
+    expect(host.requests).toHaveLength(2);
+    expect(same(host.requests[0]!, host.requests[1]!)).toBe(true);
+    barriers.onReadStates([{ index: 0, context: host.requests[1]! }]);
+    expect(a.state).toBe('resolved');
+    for (let i = 0; i < ELECTION_TICKS; i++) barriers.onTick();
+    expect(host.requests).toHaveLength(2); // answered: nothing left to ask
+  });
+
+  it('a barrier that gives up is not asked for again', () => {
+    const { host, barriers } = setup();
+    const a = enrol(barriers);
+    a.cancel();
+    host.endTurn();
+    expect(host.requests).toHaveLength(0);
+  });
+
+  it('a batch answered by a re-ask before its turn ends takes no further barriers', () => {
+    const { host, barriers } = setup();
+    enrol(barriers);
+    host.endTurn();
+    const late = enrol(barriers); // a new turn's batch, not yet asked
+    for (let i = 0; i < ELECTION_TICKS; i++) barriers.onTick(); // the periodic re-ask sends it early
+    const ctx = host.requests[host.requests.length - 1]!;
+    barriers.onReadStates([{ index: 0, context: ctx }]);
+    expect(late.state).toBe('resolved');
+    const after = enrol(barriers);
+    host.endTurn();
+    const last = host.requests[host.requests.length - 1]!;
+    expect(same(last, ctx)).toBe(false);
+    barriers.onReadStates([{ index: 0, context: last }]);
+    expect(after.state).toBe('resolved');
+  });
+
+  it('reject every unanswered barrier with an error of its own when told to', () => {
+    const { host, barriers } = setup();
+    const a = enrol(barriers);
+    const b = enrol(barriers);
+    host.endTurn();
+    const c = enrol(barriers);
+    let made = 0;
+    barriers.rejectUnanswered(() => new Error(`no leader ${++made}`));
+    expect([a.state, b.state, c.state]).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(new Set([a.error, b.error, c.error]).size).toBe(3);
+    host.endTurn(); // the rejected batch is not asked for
+    barriers.onNewLeader();
+    expect(host.requests).toHaveLength(1);
+  });
+
+  it('ask nothing once the log stopped', () => {
+    const { host, barriers } = setup();
+    enrol(barriers);
+    host.closed = true;
+    host.endTurn();
+    barriers.onNewLeader();
+    expect(host.requests).toHaveLength(0);
+  });
+});
