@@ -191,7 +191,11 @@ export class RawNode {
     // then commits and steps down.
     const removedAt = r.removedPeers.get(m.from);
     if (removedAt !== undefined && m.term <= removedAt) return false;
-    return r.lead === None ? m.term >= r.term : r.lead === m.from && m.term === r.term;
+    if (r.lead === None) return m.term >= r.term;
+    if (r.lead === m.from && m.term === r.term) return true;
+    // A node outside its own configuration never campaigns, so it never forgets the leader it had: a leader of a
+    // later term is heard, or a node removed and then added back could never learn its return.
+    return !r.trk.progress.has(r.id) && m.term > r.term;
   }
 
   /** Requests a linearizable read point; it shows up in Ready.readStates tagged with `ctx`. */

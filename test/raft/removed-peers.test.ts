@@ -45,4 +45,31 @@ describe('leader traffic from a removed id', () => {
     );
     expect(net.node(2).status().term).toBe(1);
   });
+
+  it('a node outside its own configuration hears a leader of a later term, though it still knows its old leader', () => {
+    // Node 3 applies its own removal: it never campaigns again, so it would never forget leader 1. When the
+    // cluster adds it back under a new leader, that leader's traffic is its only way to learn of its return.
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3 });
+    net.stabilize();
+    expect(net.node(3).status().conf.voters).toEqual([1, 2]);
+    expect(net.node(3).status().lead).toBe(1);
+    // An unknown id at the same term (a second leader of term 1 cannot exist) is still refused.
+    expect(() => net.node(3).step(msg({ type: MessageType.MsgHeartbeat, from: 4, to: 3, term: 1 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
+    net.node(3).step(msg({ type: MessageType.MsgHeartbeat, from: 4, to: 3, term: 3 }));
+    const s = net.node(3).status();
+    expect([s.term, s.lead]).toEqual([3, 4]);
+  });
+
+  it('a member that knows its leader still refuses an unknown id at a later term', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    expect(() => net.node(2).step(msg({ type: MessageType.MsgApp, from: 4, to: 2, term: 5, index: 1, logTerm: 1 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
+    expect(net.node(2).status().term).toBe(1);
+  });
 });
