@@ -124,7 +124,7 @@ describe('regressions: seeds that once broke the log', () => {
   //     snapshot install' (a write issued while a snapshot installs queues behind it).
   //   seed 152: none. The driver now restores a received snapshot only once the storage has installed it (the WAL
   //     has then discarded the old suffix), so entries() can no longer reach that suffix and the floor it keeps is
-  //     a second guard: with it removed, seed 152 and the rest of this file still pass.
+  //     a second guard: with it removed, seed 152 still passes.
   // A change to how the simulator draws random numbers remaps seeds: re-check these against those commits
   // (extract `git archive <commit>^ src` into a scratch directory, copy test/sim-log and test/sim next to it,
   // and run `npx tsx test/sim-log/cli.ts --seed <seed> --nodes 3` there).
