@@ -15,6 +15,8 @@ interface Mutant {
   file: string;
   find: string;
   replace: string;
+  /** Why a mutant the tests cannot kill is fine (an equivalent mutant), shown with its outcome. */
+  survives?: string;
 }
 
 // Each `find` must occur exactly once in its file (checked before running).
@@ -135,6 +137,7 @@ const MUTANTS: Mutant[] = [
     file: 'src/wal/cache.ts',
     find: '    if (index < this.lo) {',
     replace: '    if (index < this.lo - 1) {',
+    survives: 'equivalent: at index = lo - 1 the general path also empties the cache and keeps lo, as clear(lo) does',
   },
   {
     name: 'wal: positions dropBefore miscounts',
@@ -218,10 +221,11 @@ const MUTANTS: Mutant[] = [
 
 const root = resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
-const USAGE = `usage: npm run mutate -- [--only NAME] [--files PREFIX,...] [--budget-s N]
-  --only NAME        only the mutants whose name contains NAME
+const USAGE = `usage: npm run mutate -- [--only NAME] [--files PREFIX,...] [--budget-s N] [--report-only]
+  --only NAME        only the mutants whose name contains NAME (their rows in the last results are updated)
   --files PREFIX,..  only the mutants in files starting with one of these (e.g. src/wal,src/log)
   --budget-s N       seconds each test run may take before the mutant counts as a timeout (default 240)
+  --report-only      rewrite the report from the last results (for example after noting why a mutant survives)
 Mutants in src/wal are judged by the WAL's tests alone; the rest by the fast subset (SUBSET in scripts/mutate.ts).
 Writes bench/results/mutation.json and mutation.md; a run restricted by --files writes mutation-<areas>.json and .md.`;
 if (args.includes('--help') || args.includes('-h')) {
@@ -288,9 +292,35 @@ interface Outcome {
   ms: number;
   /** The first failing test, for a killed mutant. */
   killedBy?: string;
+  survives?: string;
+}
+
+const resultsName = (): string => (files === undefined ? 'mutation' : `mutation-${files.map((f) => f.replace(/^src\//, '').replace(/\W+/g, '-')).join('-')}`);
+
+/** A run with --only updates the rows of the mutants it ran in the last results, and keeps the others. */
+async function mergedWithLast(outcomes: Outcome[]): Promise<Outcome[]> {
+  const path = join(root, `bench/results/${resultsName()}.json`);
+  if (!existsSync(path)) return outcomes;
+  const last = JSON.parse(await readFile(path, 'utf8')) as { outcomes: Outcome[] };
+  const fresh = new Map(outcomes.map((o) => [o.name, o]));
+  const merged = last.outcomes.map((o) => fresh.get(o.name) ?? o);
+  for (const o of outcomes) if (!last.outcomes.some((l) => l.name === o.name)) merged.push(o);
+  return merged;
+}
+
+/** --report-only: rewrites the report from the last results (after the reasons of known survivors changed). */
+async function reportOnly(): Promise<void> {
+  const name = resultsName();
+  const last = JSON.parse(await readFile(join(root, `bench/results/${name}.json`), 'utf8')) as { outcomes: Outcome[]; planned: number };
+  const outcomes = last.outcomes.map(({ survives: _, ...o }) => {
+    const why = MUTANTS.find((m) => m.name === o.name)?.survives;
+    return o.status === 'survived' && why !== undefined ? { ...o, survives: why } : o;
+  });
+  await report(outcomes, last.planned);
 }
 
 async function main(): Promise<void> {
+  if (args.includes('--report-only')) return reportOnly();
   const mutants = MUTANTS.filter((m) => (only === undefined || m.name.includes(only)) && (files === undefined || files.some((f) => m.file.startsWith(f))));
   const subsets = [...new Set(mutants.map((m) => subsetFor(m).join(' ')))].map((s) => s.split(' '));
   const outcomes: Outcome[] = [];
@@ -322,33 +352,41 @@ async function main(): Promise<void> {
       const r = await run(dir, budgetS * 1000, subsetFor(m));
       const failing = /(?:FAIL|×)\s+(\S+\.test\.ts[^\n]*)/.exec(r.out)?.[1]?.slice(0, 160);
       const status: Outcome['status'] = r.code === 0 ? 'survived' : r.code === null ? 'timeout' : 'killed';
-      outcomes.push({ name: m.name, file: m.file, status, ms: r.ms, ...(failing !== undefined ? { killedBy: failing } : {}) });
+      outcomes.push({
+        name: m.name,
+        file: m.file,
+        status,
+        ms: r.ms,
+        ...(failing !== undefined ? { killedBy: failing } : {}),
+        ...(status === 'survived' && m.survives !== undefined ? { survives: m.survives } : {}),
+      });
       console.log(`${status.toUpperCase().padEnd(8)} ${m.name} (${(r.ms / 1000).toFixed(0)} s)${failing !== undefined ? ` <- ${failing}` : ''}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
     // Written after every mutant, so an interrupted run still leaves what it judged.
-    await report(outcomes, mutants.length);
+    await report(only === undefined ? outcomes : await mergedWithLast(outcomes), only === undefined ? mutants.length : undefined);
   }
 }
 
-async function report(outcomes: Outcome[], planned: number): Promise<void> {
+async function report(outcomes: Outcome[], planned = outcomes.length): Promise<void> {
   const judged = outcomes.filter((o) => o.status === 'killed' || o.status === 'survived');
   const killed = judged.filter((o) => o.status === 'killed').length;
   const score = judged.length === 0 ? 0 : killed / judged.length;
+  const equivalent = outcomes.filter((o) => o.status === 'survived' && o.survives !== undefined).length;
   const subsets = [...new Set(outcomes.map((o) => (o.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET).join(', ')))];
   const result = { date: new Date().toISOString(), subsets, budgetS, score, killed, judged: judged.length, planned, outcomes };
-  const name = files === undefined ? 'mutation' : `mutation-${files.map((f) => f.replace(/^src\//, '').replace(/\W+/g, '-')).join('-')}`;
+  const name = resultsName();
   await mkdir(join(root, 'bench/results'), { recursive: true });
   await writeFile(join(root, `bench/results/${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   const md = [
     '# Mutation testing',
     '',
-    `Score: ${killed} of ${judged.length} mutants killed (${(score * 100).toFixed(0)}%; ${planned} planned), judged by: ${subsets.join(' (src/wal) / ')}.`,
+    `Score: ${killed} of ${judged.length} mutants killed (${(score * 100).toFixed(0)}%; ${planned} planned)${equivalent > 0 ? `; ${equivalent} of the survivors are equivalent mutants (no test can kill them)` : ''}. Judged by: ${subsets.join(' / ')}.`,
     '',
-    '| mutant | file | outcome | killed by |',
+    '| mutant | file | outcome | killed by (or why it may survive) |',
     '| --- | --- | --- | --- |',
-    ...outcomes.map((o) => `| ${o.name} | ${o.file} | ${o.status} | ${o.killedBy ?? ''} |`),
+    ...outcomes.map((o) => `| ${o.name} | ${o.file} | ${o.status} | ${o.killedBy ?? o.survives ?? ''} |`),
     '',
   ].join('\n');
   await writeFile(join(root, `bench/results/${name}.md`), md);
