@@ -1,4 +1,4 @@
-// `npm run mutate [-- --only NAME] [--budget-s N]`: mutation testing on demand (not in CI).
+// `npm run mutate [-- --only NAME] [--files PREFIX,...] [--budget-s N]`: mutation testing on demand (not in CI).
 // Each mutant is one small textual change to src/raft, src/log or src/wal, the
 // kind of slip a person makes. For each, the repository is copied to a scratch
 // directory, the change applied, and a fast test subset run there under a time
@@ -15,6 +15,8 @@ interface Mutant {
   file: string;
   find: string;
   replace: string;
+  /** Why a mutant the tests cannot kill is fine (an equivalent mutant), shown with its outcome. */
+  survives?: string;
 }
 
 // Each `find` must occur exactly once in its file (checked before running).
@@ -32,7 +34,12 @@ const MUTANTS: Mutant[] = [
     replace: 'return lastIndex >= this.lastIndex();',
   },
   { name: 'raft: up-to-date check off by one', file: 'src/raft/log.ts', find: 'lastIndex >= this.lastIndex());', replace: 'lastIndex > this.lastIndex());' },
-  { name: 'raft: vote granted to anyone (canVote always)', file: 'src/raft/raft.ts', find: '          this.vote === m.from ||', replace: '          true ||' },
+  {
+    name: 'raft: vote granted to anyone (canVote always)',
+    file: 'src/raft/raft.ts',
+    find: 'const canVote = this.vote === m.from ||',
+    replace: 'const canVote = true ||',
+  },
   { name: 'raft: vote not recorded', file: 'src/raft/raft.ts', find: '            this.vote = m.from;', replace: '            void m.from;' },
   {
     name: 'raft: snapshot restore drops a matching suffix',
@@ -76,12 +83,15 @@ const MUTANTS: Mutant[] = [
     file: 'src/log/replicated-log.ts',
     find: '    if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);',
     replace: '    if (rd.messages.length > 0) this.deps.transport?.send([...rd.messages, ...rd.messagesAfterPersist]);',
+    survives:
+      'not killed by the fast subset: it needs a follower Ready that carries both immediate messages and acknowledgements (test/sim-log/follower-ack-durable.test.ts covers the common path)',
   },
   {
     name: 'log: no fresh snapshot for a new member',
     file: 'src/log/replicated-log.ts',
-    find: 'if (cc.type !== ConfChangeType.RemoveNode && this.snapshotIndex > 0) this.snapshotForNewMember = true;',
+    find: 'if (cc.changes.some((c) => c.type !== ConfChangeType.RemoveNode) && this.snapshotIndex > 0) this.snapshotForNewMember = true;',
     replace: 'void cc;',
+    survives: "not killed by the fast subset: the log simulator's membership runs catch it (test/sim/mutations.test.ts, no-snapshot-for-new-member)",
   },
   {
     name: 'log: entries() reads below a restored snapshot',
@@ -116,15 +126,127 @@ const MUTANTS: Mutant[] = [
   {
     name: 'wal: releaseTo past the snapshot allowed',
     file: 'src/wal/wal.ts',
-    find: '    if (this.snap === null || index > this.snap.index)',
-    replace: '    if (this.snap === null)',
+    find: '    if (this.#snap === null || index > this.#snap.index)',
+    replace: '    if (this.#snap === null)',
+  },
+  {
+    name: 'wal: cache truncateAfter keeps one stale entry',
+    file: 'src/wal/cache.ts',
+    find: '    const keep = this.head + index - this.lo + 1;',
+    replace: '    const keep = this.head + index - this.lo + 2;',
+  },
+  {
+    name: 'wal: cache truncateAfter below the cache keeps it',
+    file: 'src/wal/cache.ts',
+    find: '    if (index < this.lo) {',
+    replace: '    if (index < this.lo - 1) {',
+    survives: 'equivalent: at index = lo - 1 the general path also empties the cache and keeps lo, as clear(lo) does',
+  },
+  {
+    name: 'wal: positions dropBefore miscounts',
+    file: 'src/wal/positions.ts',
+    find: '    this.count -= k;',
+    replace: '    this.count -= k - 1;',
+  },
+  {
+    name: 'wal: getU64 drops the high word',
+    file: 'src/wal/record.ts',
+    find: '  return dv.getUint32(at, true) + dv.getUint32(at + 4, true) * TWO32;',
+    replace: '  return dv.getUint32(at, true);',
+  },
+  {
+    name: 'wal: append below firstIndex allowed',
+    file: 'src/wal/wal.ts',
+    find: '    if (first < this.firstIndex) throw new WalGapError(',
+    replace: '    if (false) throw new WalGapError(',
+  },
+  {
+    name: 'wal: append leaving a gap allowed',
+    file: 'src/wal/wal.ts',
+    find: '    if (first > this.lastIndex + 1) throw new WalGapError(',
+    replace: '    if (false) throw new WalGapError(',
+  },
+  {
+    name: 'wal: term() serves a compacted index',
+    file: 'src/wal/wal.ts',
+    find: '    if (index < this.#positions.base) throw new WalCompactedError(`term(',
+    replace: '    if (index < this.#positions.base - 1) throw new WalCompactedError(`term(',
+  },
+  {
+    name: 'wal: snapshot older than the log start accepted',
+    file: 'src/wal/wal.ts',
+    find: '      if (index < this.#positions.base) throw new WalInvalidArgumentError(`snapshot at',
+    replace: '      if (false) throw new WalInvalidArgumentError(`snapshot at',
+  },
+  {
+    name: 'wal: snapshot keeps a suffix whose term differs',
+    file: 'src/wal/wal.ts',
+    find: '    if (discardLog || m.index > p.last || p.term(m.index) !== m.term) {',
+    replace: '    if (discardLog || m.index > p.last) {',
+  },
+  {
+    name: 'wal: received snapshot keeps the old log',
+    file: 'src/wal/wal.ts',
+    find: '    if (discardLog || m.index > p.last || p.term(m.index) !== m.term) {',
+    replace: '    if (m.index > p.last || p.term(m.index) !== m.term) {',
+  },
+  {
+    name: 'wal: replay accepts an entry at or below the start',
+    file: 'src/wal/wal.ts',
+    find: '        if (a <= p.base) throw corrupt(',
+    replace: '        if (false) throw corrupt(',
+    survives:
+      'not killed: needs a well-framed record (valid CRC) below the log start in an anchored segment; the damage tests flip bytes, which the CRC check catches first',
+  },
+  {
+    name: 'wal: replay accepts a gap',
+    file: 'src/wal/wal.ts',
+    find: '        if (a > p.last + 1) throw corrupt(',
+    replace: '        if (false) throw corrupt(',
+    survives: 'not killed: needs a well-framed record (valid CRC) whose index leaves a gap; the damage tests flip bytes, which the CRC check catches first',
+  },
+  {
+    name: 'wal: replay keeps an overwritten suffix',
+    file: 'src/wal/wal.ts',
+    find: '        if (a <= p.last) p.truncateAfter(a - 1);',
+    replace: '        if (a < p.last) p.truncateAfter(a - 1);',
+  },
+  {
+    name: 'wal: read ignores a term mismatch on disk',
+    file: 'src/wal/wal.ts',
+    find: ' || index !== plan.lo + k || term !== plan.terms[k])',
+    replace: ' || index !== plan.lo + k)',
+    survives: 'not killed: a second guard; the term on disk can only differ from the one replayed if the segment changes under an open WAL',
+  },
+  {
+    name: 'wal: releaseTo frees the segment holding the snapshot index',
+    file: 'src/wal/wal.ts',
+    find: '    while (this.#segments.length > 1 && this.#segments[0]!.maxIndex <= index) {',
+    replace: '    while (this.#segments.length > 1 && this.#segments[0]!.maxIndex <= index + 1) {',
   },
 ];
 
 const root = resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
-const budgetS = args.includes('--budget-s') ? Number(args[args.indexOf('--budget-s') + 1]) : 240;
+const USAGE = `usage: npm run mutate -- [--only NAME] [--files PREFIX,...] [--budget-s N] [--report-only]
+  --only NAME,...    only the mutants whose name contains one of these (their rows in the last results are updated)
+  --files PREFIX,..  only the mutants in files starting with one of these (e.g. src/wal,src/log)
+  --budget-s N       seconds each test run may take before the mutant counts as a timeout (default 240)
+  --report-only      rewrite the report from the last results (for example after noting why a mutant survives)
+Mutants in src/wal are judged by the WAL's tests alone; the rest by the fast subset (SUBSET in scripts/mutate.ts).
+Writes bench/results/mutation.json and mutation.md; a run restricted by --files writes mutation-<areas>.json and .md.`;
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const flag = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const only = flag('--only');
+const files = flag('--files')?.split(',');
+const budgetS = Number(flag('--budget-s') ?? 240);
+if (!Number.isFinite(budgetS) || budgetS <= 0) {
+  console.error(USAGE);
+  process.exit(2);
+}
 /** The fast subset: the core's scripted tests, the core simulator's checks and planted-bug test, the WAL's pure parts, the log on one node. */
 const SUBSET = [
   'test/raft',
@@ -136,13 +258,16 @@ const SUBSET = [
   'test/log/single-node.test.ts',
   'test/sim-log/log-checker.test.ts',
 ];
+/** The WAL is a layer of its own: its tests (recovery, damage and power cuts included) judge its mutants. */
+const WAL_SUBSET = ['test/wal'];
+const subsetFor = (m: Mutant): string[] => (m.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET);
 
-function run(cwd: string, budgetMs: number): Promise<{ code: number | null; out: string; ms: number }> {
+function run(cwd: string, budgetMs: number, subset: string[]): Promise<{ code: number | null; out: string; ms: number }> {
   const started = performance.now();
   return new Promise((done) => {
     execFile(
       process.execPath,
-      [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--bail=1', ...SUBSET],
+      [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--bail=1', ...subset],
       { cwd, timeout: budgetMs, maxBuffer: 64 << 20, env: { ...process.env, CI: '1' } },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
@@ -154,7 +279,7 @@ function run(cwd: string, budgetMs: number): Promise<{ code: number | null; out:
 
 async function scratchCopy(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'raftlog-mutant-'));
-  for (const p of ['src', 'test', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts', 'binding.gyp'])
+  for (const p of ['src', 'test', 'native', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts', 'binding.gyp'])
     await cp(join(root, p), join(dir, p), { recursive: true });
   await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
   // The native addon is not mutated: reuse a built one.
@@ -174,21 +299,52 @@ interface Outcome {
   ms: number;
   /** The first failing test, for a killed mutant. */
   killedBy?: string;
+  survives?: string;
+}
+
+const resultsName = (): string => (files === undefined ? 'mutation' : `mutation-${files.map((f) => f.replace(/^src\//, '').replace(/\W+/g, '-')).join('-')}`);
+
+/** A run with --only updates the rows of the mutants it ran in the last results, and keeps the others. */
+async function mergedWithLast(outcomes: Outcome[]): Promise<Outcome[]> {
+  const path = join(root, `bench/results/${resultsName()}.json`);
+  if (!existsSync(path)) return outcomes;
+  const last = JSON.parse(await readFile(path, 'utf8')) as { outcomes: Outcome[] };
+  const fresh = new Map(outcomes.map((o) => [o.name, o]));
+  const merged = last.outcomes.map((o) => fresh.get(o.name) ?? o);
+  for (const o of outcomes) if (!last.outcomes.some((l) => l.name === o.name)) merged.push(o);
+  return merged;
+}
+
+/** --report-only: rewrites the report from the last results (after the reasons of known survivors changed). */
+async function reportOnly(): Promise<void> {
+  const name = resultsName();
+  const last = JSON.parse(await readFile(join(root, `bench/results/${name}.json`), 'utf8')) as { outcomes: Outcome[]; planned: number };
+  const outcomes = last.outcomes.map(({ survives: _, ...o }) => {
+    const why = MUTANTS.find((m) => m.name === o.name)?.survives;
+    return o.status === 'survived' && why !== undefined ? { ...o, survives: why } : o;
+  });
+  await report(outcomes, last.planned);
 }
 
 async function main(): Promise<void> {
-  const mutants = MUTANTS.filter((m) => only === undefined || m.name.includes(only));
+  if (args.includes('--report-only')) return reportOnly();
+  const mutants = MUTANTS.filter(
+    (m) => (only === undefined || only.split(',').some((o) => m.name.includes(o))) && (files === undefined || files.some((f) => m.file.startsWith(f))),
+  );
+  const subsets = [...new Set(mutants.map((m) => subsetFor(m).join(' ')))].map((s) => s.split(' '));
   const outcomes: Outcome[] = [];
   // The subset must pass on the code as it is, in a scratch copy, or no mutant's failure means anything.
   const base = await scratchCopy();
   try {
-    const r = await run(base, budgetS * 1000);
-    if (r.code !== 0) {
-      console.error(`the test subset fails without any mutant (exit ${r.code}); fix that first:\n${r.out.slice(-3000)}`);
-      process.exitCode = 1;
-      return;
+    for (const subset of subsets) {
+      const r = await run(base, budgetS * 1000, subset);
+      if (r.code !== 0) {
+        console.error(`the test subset ${subset.join(' ')} fails without any mutant (exit ${r.code}); fix that first:\n${r.out.slice(-3000)}`);
+        process.exitCode = 1;
+        return;
+      }
+      console.log(`baseline: ${subset.join(' ')} passes in ${(r.ms / 1000).toFixed(0)} s`);
     }
-    console.log(`baseline: the subset passes in ${(r.ms / 1000).toFixed(0)} s`);
   } finally {
     await rm(base, { recursive: true, force: true });
   }
@@ -202,38 +358,48 @@ async function main(): Promise<void> {
     const dir = await scratchCopy();
     try {
       await writeFile(join(dir, m.file), text.replace(m.find, m.replace));
-      const r = await run(dir, budgetS * 1000);
+      const r = await run(dir, budgetS * 1000, subsetFor(m));
       const failing = /(?:FAIL|×)\s+(\S+\.test\.ts[^\n]*)/.exec(r.out)?.[1]?.slice(0, 160);
       const status: Outcome['status'] = r.code === 0 ? 'survived' : r.code === null ? 'timeout' : 'killed';
-      outcomes.push({ name: m.name, file: m.file, status, ms: r.ms, ...(failing !== undefined ? { killedBy: failing } : {}) });
+      outcomes.push({
+        name: m.name,
+        file: m.file,
+        status,
+        ms: r.ms,
+        ...(failing !== undefined ? { killedBy: failing } : {}),
+        ...(status === 'survived' && m.survives !== undefined ? { survives: m.survives } : {}),
+      });
       console.log(`${status.toUpperCase().padEnd(8)} ${m.name} (${(r.ms / 1000).toFixed(0)} s)${failing !== undefined ? ` <- ${failing}` : ''}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
     // Written after every mutant, so an interrupted run still leaves what it judged.
-    await report(outcomes, mutants.length);
+    await report(only === undefined ? outcomes : await mergedWithLast(outcomes), only === undefined ? mutants.length : undefined);
   }
 }
 
-async function report(outcomes: Outcome[], planned: number): Promise<void> {
+async function report(outcomes: Outcome[], planned = outcomes.length): Promise<void> {
   const judged = outcomes.filter((o) => o.status === 'killed' || o.status === 'survived');
   const killed = judged.filter((o) => o.status === 'killed').length;
   const score = judged.length === 0 ? 0 : killed / judged.length;
-  const result = { date: new Date().toISOString(), subset: SUBSET, budgetS, score, killed, judged: judged.length, planned, outcomes };
+  const equivalent = outcomes.filter((o) => o.status === 'survived' && o.survives?.startsWith('equivalent') === true).length;
+  const subsets = [...new Set(outcomes.map((o) => (o.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET).join(', ')))];
+  const result = { date: new Date().toISOString(), subsets, budgetS, score, killed, judged: judged.length, planned, outcomes };
+  const name = resultsName();
   await mkdir(join(root, 'bench/results'), { recursive: true });
-  await writeFile(join(root, 'bench/results/mutation.json'), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(join(root, `bench/results/${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
   const md = [
     '# Mutation testing',
     '',
-    `Score: ${killed} of ${judged.length} mutants killed (${(score * 100).toFixed(0)}%; ${planned} planned), by the fast subset: ${SUBSET.join(', ')}.`,
+    `Score: ${killed} of ${judged.length} mutants killed (${(score * 100).toFixed(0)}%; ${planned} planned)${equivalent > 0 ? `; ${equivalent} of the survivors are equivalent mutants (no test can kill them)` : ''}. Judged by: ${subsets.join(' / ')}.`,
     '',
-    '| mutant | file | outcome | killed by |',
+    '| mutant | file | outcome | killed by (or why it may survive) |',
     '| --- | --- | --- | --- |',
-    ...outcomes.map((o) => `| ${o.name} | ${o.file} | ${o.status} | ${o.killedBy ?? ''} |`),
+    ...outcomes.map((o) => `| ${o.name} | ${o.file} | ${o.status} | ${o.killedBy ?? o.survives ?? ''} |`),
     '',
   ].join('\n');
-  await writeFile(join(root, 'bench/results/mutation.md'), md);
-  console.log(`score ${killed}/${judged.length}; written to bench/results/mutation.json and mutation.md`);
+  await writeFile(join(root, `bench/results/${name}.md`), md);
+  console.log(`score ${killed}/${judged.length}; written to bench/results/${name}.json and .md`);
 }
 
 await main();

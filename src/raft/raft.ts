@@ -92,8 +92,11 @@ export class Raft {
    * voter) before a lagging follower applies that change.
    */
   readonly pendingPeers = new Set<number>();
-  /** Nodes a change applied since this node started removed: never heard again unless added back. */
-  readonly removedPeers = new Set<number>();
+  /**
+   * Nodes a change applied since this node started removed, with this node's term when it applied the change.
+   * Such a node does not lead this one again in that term or an earlier one (see RawNode.mayLeadUnknown).
+   */
+  readonly removedPeers = new Map<number, number>();
   state: StateType = StateFollower;
   isLearner = false;
   readonly raftLog: RaftLog;
@@ -961,7 +964,7 @@ export class Raft {
     const cs = applyConfChangeV2(this.trk.confState(), cc);
     // Only a node that left the configuration altogether is never heard again (an outgoing voter still votes).
     const after = members(cs);
-    for (const id of before) if (!after.has(id)) this.removedPeers.add(id);
+    for (const id of before) if (!after.has(id)) this.removedPeers.set(id, this.term);
     for (const id of after) this.removedPeers.delete(id);
     this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
     this.isLearner = this.trk.learners.includes(this.id);

@@ -183,8 +183,19 @@ export class RawNode {
   private mayLeadUnknown(m: Message): boolean {
     const r = this.raft;
     if (m.type !== MsgApp && m.type !== MsgHeartbeat && m.type !== MsgSnap) return false;
-    if (r.removedPeers.has(m.from) || r.state === StateLeader) return false;
-    return r.lead === None ? m.term >= r.term : r.lead === m.from && m.term === r.term;
+    if (r.state === StateLeader) return false;
+    // A removed node that never learned of its removal may still think it leads the term it led in: it must not
+    // take this node over. A leader of a later term won an election after this node applied the removal, which
+    // a removed node can only do if a configuration added it back (this node's log may not hold that change
+    // yet: refusing the new leader would leave it behind for good) or if it holds the removal itself, which it
+    // then commits and steps down.
+    const removedAt = r.removedPeers.get(m.from);
+    if (removedAt !== undefined && m.term <= removedAt) return false;
+    if (r.lead === None) return m.term >= r.term;
+    if (r.lead === m.from && m.term === r.term) return true;
+    // A node outside its own configuration never campaigns, so it never forgets the leader it had: a leader of a
+    // later term is heard, or a node removed and then added back could never learn its return.
+    return !r.trk.progress.has(r.id) && m.term > r.term;
   }
 
   /** Requests a linearizable read point; it shows up in Ready.readStates tagged with `ctx`. */

@@ -34,8 +34,8 @@ interface Catch {
 const table: string[] = [];
 
 /**
- * Swarm seeds, except for a member added without a fresh snapshot: swarm runs never add a removed node back,
- * so nodes join only in the ordinary runs.
+ * Swarm seeds, except for a member added without a fresh snapshot: that needs a brand-new node, and only the
+ * ordinary runs add one (swarm runs add removed nodes back, which keep their own log and configuration).
  */
 const swarmFor = (mutation: SimMutation): boolean => mutation !== 'no-snapshot-for-new-member';
 

@@ -3,7 +3,18 @@
 // invariant. A seed names a trajectory of THIS simulator: when the simulator's
 // use of randomness changes, re-derive them (`git archive <pre-fix commit>` into
 // a scratch tree, copy test/sim over it, `npm run sim -- --seeds N --keep-going`
-// there). Every bug also has a scripted test next to the core (test/raft).
+// there). Every bug also has a scripted test next to the core that does not depend on the simulator's draws,
+// and fails when its fix is reverted:
+//   bug 1: test/raft/client.test.ts 'a stale forward that names the receiving leader as transferee is accepted
+//          as a no-op' (step() refused a MsgTransferLeader from the node itself, which a follower forwards when
+//          it asks to transfer to the leader; the rule: forwarded requests keep their origin as sender).
+//   bug 2: test/raft/client.test.ts 'a forwarded proposal that bounces back to its origin, now leader, is
+//          appended' (same rule, for MsgProp).
+//   bug 3: test/raft/client.test.ts 'lease: a stale leader cut off by a partition serves no stale read' (the
+//          lease counts only heartbeats answered within electionTimeout - 1 ticks) and
+//          test/raft/lease-timeout-now.test.ts (no lease read after MsgTimeoutNow went out in the term).
+//   bug 7: test/raft/stale-acks.test.ts 'drops the ack of an append that a later append in the same Ready
+//          truncated' (an ack carries the acked entry's term and is dropped when the log no longer holds it).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 

@@ -154,8 +154,6 @@ export class Simulation {
   private readonly voteAsks = new Map<string, boolean>();
   /** A member sent snapshots that do not name it: since when. */
   private readonly staleSnapshotSince = new Map<number, number>();
-  /** Nodes some node applied the removal of. */
-  private readonly removedEver = new Set<number>();
 
   /** Per-seed core configuration and driver behaviour, so flow control and batching paths all get exercised. */
   readonly knobs: {
@@ -550,11 +548,8 @@ export class Simulation {
     }
     if (this.options.joint === true && this.rng.chance(0.5) && this.jointChange(leader)) return;
     const { voters, learners } = leader.conf;
-    // Swarm runs never add back a removed node: a follower that has not applied the re-addition refuses the node
-    // as removed, so once it leads it can never catch that follower up.
-    const outsiders = [...this.nodes.keys()].filter(
-      (id) => !voters.includes(id) && !learners.includes(id) && !(this.mix !== undefined && this.removedEver.has(id)),
-    );
+    // Removed nodes come back too: once one leads, it must catch up a follower that has not applied its return.
+    const outsiders = [...this.nodes.keys()].filter((id) => !voters.includes(id) && !learners.includes(id));
     const removable = voters.length > Math.max(2, Math.ceil(this.options.nodes / 2)) ? voters.filter((id) => id !== leader.id) : [];
     const options: ConfChange[] = [
       ...outsiders.map((nodeId) => ({ type: this.rng.chance(0.5) ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode, nodeId })),
@@ -945,8 +940,13 @@ export class Simulation {
       this.checker.logAppended(id, rd.entries);
       const durable = (node: number, index: number, term: number): boolean => this.durablyHas(node, index, term);
       // One Ready may carry a commit the node made as leader and its stepping down after it (several inputs
-      // between two Readys): then the commit is judged as the leader's, before the change of role.
-      const steppedDown = n.state === StateType.StateLeader && rd.softState !== undefined && rd.softState.state !== StateType.StateLeader;
+      // between two Readys): then the commit is judged as the leader's, before the change of role. Not when the
+      // term moved on and the commit is one a later leader had already decided: that leader's append brought it.
+      const steppedDown =
+        n.state === StateType.StateLeader &&
+        rd.softState !== undefined &&
+        rd.softState.state !== StateType.StateLeader &&
+        (rd.hardState === undefined || rd.hardState.term === n.term || rd.hardState.commit > this.checker.commitIndex);
       if (steppedDown && rd.hardState !== undefined) this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, durable, n.conf.votersOutgoing);
       if (rd.hardState !== undefined) n.term = rd.hardState.term;
       if (rd.softState !== undefined) {
@@ -1084,7 +1084,6 @@ export class Simulation {
       n.confHistory.push({ index: e.index, conf: n.conf });
       if (this.options.mutation !== 'no-snapshot-for-new-member') n.confSnapshotDue = e.index;
       this.stats.confChangesApplied++;
-      for (const c of cc.changes) if (c.type === ConfChangeType.RemoveNode) this.removedEver.add(c.nodeId);
       const what = cc.changes.length === 0 ? 'leave joint' : cc.changes.map((c) => `${ConfChangeType[c.type]} ${c.nodeId}`).join(', ');
       this.log(
         `${n.id} applied conf change ${what} at ${e.index} -> voters [${n.conf.voters}] outgoing [${n.conf.votersOutgoing ?? []}] learners [${n.conf.learners}] next [${n.conf.learnersNext ?? []}]`,

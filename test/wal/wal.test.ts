@@ -226,6 +226,22 @@ describe('Wal snapshots and release', () => {
     await wal.close();
   });
 
+  it('keeps the segment holding the entry just after the snapshot', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    for (let i = 1; i <= 400; i += 20) await wal.append(range(i, i + 20, 1));
+    const files = segmentFiles(dir);
+    const first = parseInt(files[2]!.slice(17, 33), 16); // the third segment starts here: the second ends at first - 1
+    await wal.saveSnapshot({ index: first - 2, term: 1 });
+    await wal.releaseTo(first - 2);
+    expect(segmentFiles(dir)[0]).toBe(files[1]);
+    await wal.close();
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect([wal.firstIndex, wal.lastIndex]).toEqual([first - 1, 400]);
+    expect(plain(wal.entriesSync(first - 1, 401))).toEqual(plain(range(first - 1, 401, 1)));
+    await wal.close();
+  });
+
   it('replays an overwrite of entries whose segment was released later', async () => {
     const dir = tempDir();
     let wal = await Wal.open(dir, SMALL);

@@ -1,0 +1,75 @@
+// A node that applied a removal keeps the removed id from leading it again in the term it saw the removal
+// (a removed leader that never learned of it must not take it over), but hears that id at a later term: the id
+// was added back (the scenario testdata/readded-leader-catches-up.txt tells the whole story).
+import { describe, expect, it } from 'vitest';
+import { Network, msg } from './network.js';
+import { ConfChangeType, MessageType, StateType } from '../../src/raft/types.js';
+
+/** Nodes 1..3 with PreVote; 1 leads term 1 and removes 3; node 2 then loses its leader without a new term. */
+function removedThenLeaderless(): Network {
+  const net = new Network([1, 2, 3], { preVote: true });
+  net.campaign(1);
+  net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3 });
+  net.stabilize();
+  expect(net.node(2).status().conf.voters).toEqual([1, 2]);
+  net.isolate(2);
+  net.tick(2, 20); // a pre-candidate knows no leader and keeps its term
+  const s = net.node(2).status();
+  expect([s.term, s.lead, s.state]).toEqual([1, 0, StateType.StatePreCandidate]);
+  return net;
+}
+
+describe('leader traffic from a removed id', () => {
+  for (const type of [MessageType.MsgHeartbeat, MessageType.MsgApp]) {
+    it(`${MessageType[type]} at the term of the removal is refused and changes nothing`, () => {
+      const net = removedThenLeaderless();
+      const before = net.node(2).status();
+      expect(() => net.node(2).step(msg({ type, from: 3, to: 2, term: 1, index: 2, logTerm: 1, commit: 2 }))).toThrow(
+        expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+      );
+      expect(net.node(2).status()).toEqual(before);
+    });
+
+    it(`${MessageType[type]} at a later term is heard: the id was added back`, () => {
+      const net = removedThenLeaderless();
+      net.node(2).step(msg({ type, from: 3, to: 2, term: 2, index: 2, logTerm: 1, commit: 2 }));
+      const s = net.node(2).status();
+      expect([s.term, s.lead, s.state]).toEqual([2, 3, StateType.StateFollower]);
+    });
+  }
+
+  it('a vote request from a removed id is refused at any term', () => {
+    const net = removedThenLeaderless();
+    expect(() => net.node(2).step(msg({ type: MessageType.MsgVote, from: 3, to: 2, term: 5, index: 9, logTerm: 4 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
+    expect(net.node(2).status().term).toBe(1);
+  });
+
+  it('a node outside its own configuration hears a leader of a later term, though it still knows its old leader', () => {
+    // Node 3 applies its own removal: it never campaigns again, so it would never forget leader 1. When the
+    // cluster adds it back under a new leader, that leader's traffic is its only way to learn of its return.
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3 });
+    net.stabilize();
+    expect(net.node(3).status().conf.voters).toEqual([1, 2]);
+    expect(net.node(3).status().lead).toBe(1);
+    // An unknown id at the same term (a second leader of term 1 cannot exist) is still refused.
+    expect(() => net.node(3).step(msg({ type: MessageType.MsgHeartbeat, from: 4, to: 3, term: 1 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
+    net.node(3).step(msg({ type: MessageType.MsgHeartbeat, from: 4, to: 3, term: 3 }));
+    const s = net.node(3).status();
+    expect([s.term, s.lead]).toEqual([3, 4]);
+  });
+
+  it('a member that knows its leader still refuses an unknown id at a later term', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    expect(() => net.node(2).step(msg({ type: MessageType.MsgApp, from: 4, to: 2, term: 5, index: 1, logTerm: 1 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
+    expect(net.node(2).status().term).toBe(1);
+  });
+});
