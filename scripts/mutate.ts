@@ -89,15 +89,15 @@ const MUTANTS: Mutant[] = [
   {
     name: 'log: no fresh snapshot for a new member',
     file: 'src/log/replicated-log.ts',
-    find: 'if (cc.changes.some((c) => c.type !== ConfChangeType.RemoveNode) && this.snapshotIndex > 0) this.snapshotForNewMember = true;',
-    replace: 'void cc;',
+    find: 'if (this.membership.apply(e) && this.snapshotIndex > 0) this.snapshotForNewMember = true;',
+    replace: 'this.membership.apply(e);',
     survives: "not killed by the fast subset: the log simulator's membership runs catch it (test/sim/mutations.test.ts, no-snapshot-for-new-member)",
   },
   {
     name: 'log: entries() reads below a restored snapshot',
-    file: 'src/log/replicated-log.ts',
-    find: '      if (next <= this.snapshotFloor) throw new CompactedRangeError(next, this.snapshotFloor + 1);',
-    replace: '      if (next <= this.snapshotFloor) next = this.snapshotFloor + 1;',
+    file: 'src/log/committed-entries.ts',
+    find: '      if (next <= floor) throw new CompactedRangeError(next, floor + 1);',
+    replace: '      if (next <= floor) next = floor + 1;',
   },
   {
     name: 'log: snapshot never taken',
