@@ -17,19 +17,10 @@ import { RaftError } from '../raft/errors.js';
 import { StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
+import { AppendQueue } from './append-queue.js';
 import { CommittedEntries } from './committed-entries.js';
 import { Deadlines } from './deadlines.js';
-import {
-  ClosedError,
-  FatalError,
-  LogCorruptError,
-  LogError,
-  InvalidArgumentError,
-  NotCommittedError,
-  OpenFailedError,
-  OverloadedError,
-  RecordTooLargeError,
-} from './errors.js';
+import { ClosedError, FatalError, LogCorruptError, LogError, InvalidArgumentError, OpenFailedError, OverloadedError, RecordTooLargeError } from './errors.js';
 import { Membership, type MembershipChange } from './membership.js';
 import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
 import { NoLeaderTimer } from './no-leader.js';
@@ -39,7 +30,7 @@ import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
 import { SnapshotRestore } from './snapshot-restore.js';
 import { logMetrics, logStatus, ROLE, type LogStatus, type NodeView } from './status.js';
-import { decodeRecord, encodeRecords, recordOrigin } from './record.js';
+import { decodeRecord, recordOrigin } from './record.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -55,11 +46,6 @@ export interface ReplicatedLogDeps {
 }
 
 export type { LogStatus } from './status.js';
-
-interface Queued {
-  seq: number;
-  payload: Uint8Array;
-}
 
 export type { MembershipChange } from './membership.js';
 
@@ -84,9 +70,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private readonly proposals: Proposals<R>;
   /** @internal */
-  private queue: Queued[] = [];
-  /** @internal */
-  private proposeScheduled = false;
+  private readonly appends: AppendQueue;
   /** @internal */
   private pumpScheduled = false;
   /** @internal */
@@ -128,8 +112,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private stopTicking: () => void = () => {};
   /** @internal */
-  private queueTimerArmed = false;
-  /** @internal */
   private closePromise: Promise<void> | undefined;
 
   private constructor(
@@ -161,6 +143,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     view.setUint32(0, Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
     view.setUint32(4, Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
     this.proposals = new Proposals<R>(recordOrigin(id, session));
+    this.appends = new AppendQueue(this.proposals as Proposals<unknown>, deps.clock, opts.timeoutMs, {
+      lead: () => this.lead,
+      node: this.node,
+      fail: (err) => this.fail(err),
+      pump: () => this.pump(),
+    });
     this.deadlines = new Deadlines(deps.clock, opts.timeoutMs);
     this.noLeader = new NoLeaderTimer(opts.electionTicks, opts.tickMs);
     this.barriers = new ReadBarriers(
@@ -320,11 +308,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         },
         data.byteLength,
       );
-      this.queue.push({ seq, payload: data });
-      if (!this.proposeScheduled) {
-        this.proposeScheduled = true;
-        this.deps.clock.defer(() => this.proposeQueued());
-      }
+      this.appends.push(seq, data);
     });
   }
 
@@ -450,7 +434,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private async stop(): Promise<void> {
     if (!this.closed) {
       this.closing = true;
-      if (this.queue.length > 0 && this.lead !== 0) this.proposeQueued();
+      if (this.lead !== 0) this.appends.propose();
       const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
       for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
         await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));
@@ -606,65 +590,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (ss.lead !== 0 && ss.lead !== oldLead) {
       const waiters = this.leaderWaiters.splice(0);
       for (const w of waiters) w();
-      if (this.queue.length > 0) this.proposeQueued();
+      this.appends.propose();
       this.barriers.onNewLeader();
     }
-  }
-
-  /** Turns every append queued this turn into one proposal. @internal */
-  private proposeQueued(): void {
-    this.proposeScheduled = false;
-    if (this.closed || this.queue.length === 0) return;
-    if (this.lead === 0) {
-      // No leader to take them yet: they wait for one (onSoftState), bounded by the timeout.
-      this.armQueueTimeout();
-      return;
-    }
-    const batch = this.queue;
-    this.queue = [];
-    const datas = encodeRecords(
-      this.proposals.origin,
-      batch.map((q) => q.seq),
-      batch.map((q) => q.payload),
-    );
-    let pos;
-    try {
-      pos = this.node.propose(datas);
-    } catch (err) {
-      if (!(err instanceof ProposalDroppedError)) {
-        // Runs from a deferred callback: an unexpected core error must stop the node, not the process.
-        this.fail(err);
-        return;
-      }
-      for (const q of batch) this.proposals.fail(q.seq, new NotCommittedError(err.message, { cause: err }));
-      return;
-    }
-    for (let i = 0; i < batch.length; i++) {
-      const seq = batch[i]!.seq;
-      if (pos === null) this.proposals.markProposed(seq);
-      else this.proposals.markProposed(seq, pos.index + i, pos.term);
-    }
-    this.armTimeout(batch.map((q) => q.seq));
-    this.pump();
-  }
-
-  /** @internal */
-  private armQueueTimeout(): void {
-    if (this.queueTimerArmed) return;
-    this.queueTimerArmed = true;
-    this.deps.clock.setTimeout(() => {
-      this.queueTimerArmed = false;
-      const stale = this.queue;
-      this.queue = [];
-      for (const q of stale) this.proposals.fail(q.seq, new NotCommittedError(`no leader was elected within ${this.opts.timeoutMs} ms`));
-    }, this.opts.timeoutMs);
-  }
-
-  /** @internal */
-  private armTimeout(seqs: number[]): void {
-    this.deps.clock.setTimeout(() => {
-      for (const seq of seqs) this.proposals.expire(seq, `not committed within ${this.opts.timeoutMs} ms`);
-    }, this.opts.timeoutMs);
   }
 
   /** @internal */
@@ -762,9 +690,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** Answers everything waiting for a leader now: queued appends and barriers. @internal */
   private failLeaderless(): void {
-    const queued = this.queue;
-    this.queue = [];
-    for (const q of queued) this.proposals.fail(q.seq, this.noLeader.error('append'));
+    this.appends.failAll(() => this.noLeader.error('append'));
     this.barriers.rejectUnanswered(() => this.noLeader.error('barrier'));
   }
 
@@ -790,8 +716,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.closed = true;
     this.stopTicking();
     this.proposals.failAll(err);
-    for (const q of this.queue) this.proposals.fail(q.seq, err);
-    this.queue = [];
+    this.appends.failAll(() => err);
     this.deadlines.closeAll(err);
     this.barriers.clear();
     this.membership.clear();

@@ -1,0 +1,105 @@
+// Appends wait here from the call to the end of the event-loop turn, when all of them
+// become one proposal: one batch of Raft entries, one WAL write, one fdatasync. With
+// no leader to take them they wait for one, for at most the append timeout.
+import { ProposalDroppedError } from '../raft/errors.js';
+import type { RawNode } from '../raft/raw-node.js';
+import type { Clock } from './clock.js';
+import { NotCommittedError } from './errors.js';
+import type { Proposals } from './proposals.js';
+import { encodeRecords } from './record.js';
+
+/** What the queue needs from the node that owns it. */
+export interface AppendQueueHost {
+  lead(): number;
+  node: Pick<RawNode, 'propose'>;
+  /** An unexpected core error: the node must stop. */
+  fail(err: unknown): void;
+  /** Hands what the proposal produced to the driver loop. */
+  pump(): void;
+}
+
+interface Queued {
+  seq: number;
+  payload: Uint8Array;
+}
+
+export class AppendQueue {
+  private queue: Queued[] = [];
+  private scheduled = false;
+  private leaderTimerArmed = false;
+
+  constructor(
+    private readonly proposals: Proposals<unknown>,
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+    private readonly host: AppendQueueHost,
+  ) {}
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /** Queues an append the proposals already track as `seq`; it is proposed at the end of this turn. */
+  push(seq: number, payload: Uint8Array): void {
+    this.queue.push({ seq, payload });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.clock.defer(() => this.propose());
+    }
+  }
+
+  /** Turns every queued append into one proposal, or keeps them until a leader is known. */
+  propose(): void {
+    this.scheduled = false;
+    if (this.queue.length === 0) return;
+    if (this.host.lead() === 0) {
+      this.armLeaderTimeout();
+      return;
+    }
+    const batch = this.queue;
+    this.queue = [];
+    const datas = encodeRecords(
+      this.proposals.origin,
+      batch.map((q) => q.seq),
+      batch.map((q) => q.payload),
+    );
+    let pos;
+    try {
+      pos = this.host.node.propose(datas);
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) {
+        // Runs from a deferred callback: an unexpected core error must stop the node, not the process.
+        this.host.fail(err);
+        return;
+      }
+      for (const q of batch) this.proposals.fail(q.seq, new NotCommittedError(err.message, { cause: err }));
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const seq = batch[i]!.seq;
+      if (pos === null) this.proposals.markProposed(seq);
+      else this.proposals.markProposed(seq, pos.index + i, pos.term);
+    }
+    const seqs = batch.map((q) => q.seq);
+    this.clock.setTimeout(() => {
+      for (const seq of seqs) this.proposals.expire(seq, `not committed within ${this.timeoutMs} ms`);
+    }, this.timeoutMs);
+    this.host.pump();
+  }
+
+  /** Rejects every append still queued. */
+  failAll(err: () => Error): void {
+    const queued = this.queue;
+    this.queue = [];
+    for (const q of queued) this.proposals.fail(q.seq, err());
+  }
+
+  private armLeaderTimeout(): void {
+    if (this.leaderTimerArmed) return;
+    this.leaderTimerArmed = true;
+    this.clock.setTimeout(() => {
+      this.leaderTimerArmed = false;
+      this.failAll(() => new NotCommittedError(`no leader was elected within ${this.timeoutMs} ms`));
+    }, this.timeoutMs);
+  }
+}
