@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { Bench, hrtimeNow, type Task } from 'tinybench';
 import { Proposals } from '../src/log/proposals.js';
-import { decodeRecord, encodeRecords, recordOrigin, type RecordTag } from '../src/log/record.js';
+import { decodeRecord, encodeRecords, recordOrigin, type RecordTag } from '../src/log/record-tag.js';
 import type { LogEntry } from '../src/log/state-machine.js';
 import { EntryType, type Entry } from '../src/raft/types.js';
 import { addon } from '../src/wal/addon.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { KvStateMachine } from '../kv/index.js';
 import { decodeConfChange } from '../raft/confchange.js';
 import { ConfChangeType, EntryType } from '../raft/types.js';
-import { decodeRecord } from '../log/record.js';
+import { decodeRecord } from '../log/record-tag.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/state-machine.js';
 import { RaftStorage } from '../storage/raft-storage.js';

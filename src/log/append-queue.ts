@@ -6,7 +6,7 @@ import type { RawNode } from '../raft/raw-node.js';
 import type { Clock } from './clock.js';
 import { NotCommittedError } from './errors.js';
 import type { Proposals } from './proposals.js';
-import { encodeRecords } from './record.js';
+import { encodeRecords } from './record-tag.js';
 
 /** What the queue needs from the node that owns it. */
 export interface AppendQueueHost {

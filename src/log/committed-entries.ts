@@ -4,7 +4,7 @@
 import { CompactedError } from '../raft/errors.js';
 import { EntryType, type Entry } from '../raft/types.js';
 import { CompactedRangeError, InvalidArgumentError } from './errors.js';
-import { decodeRecord } from './record.js';
+import { decodeRecord } from './record-tag.js';
 import type { LogEntry } from './state-machine.js';
 
 /** What a reader needs from the driver. */

@@ -1,5 +1,5 @@
 import { NotCommittedError, OutcomeUnknownError } from './errors.js';
-import { sameOrigin, type RecordTag } from './record.js';
+import { sameOrigin, type RecordTag } from './record-tag.js';
 
 export interface AppendResult<R> {
   index: number;
@@ -29,7 +29,7 @@ export class Proposals<R> {
   /** Payload bytes of the appends not settled yet. */
   bytes = 0;
 
-  /** `origin`: this session's record prefix (see record.ts). */
+  /** `origin`: this session's record prefix (see record-tag.ts). */
   constructor(readonly origin: Uint8Array) {}
 
   get size(): number {

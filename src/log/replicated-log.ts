@@ -30,7 +30,7 @@ import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
 import { SnapshotRestore } from './snapshot-restore.js';
 import { logMetrics, logStatus, ROLE, type LogStatus, type NodeView } from './status.js';
-import { decodeRecord, recordOrigin } from './record.js';
+import { decodeRecord, recordOrigin } from './record-tag.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { analyzeProfile, formatProfileSummary, profileFileName, type CpuProfile, type CpuProfileNode } from '../../src/cli/profile.js';
 
-const FILE = 'file:///app/src/log/record.ts';
+const FILE = 'file:///app/src/log/record-tag.ts';
 
 function node(id: number, functionName: string, url = '', lineNumber = -1, children: number[] = []): CpuProfileNode {
   return { id, callFrame: { functionName, url, lineNumber, columnNumber: 0 }, children };
@@ -44,8 +44,8 @@ describe('analyzeProfile', () => {
   it('ranks functions by self time, one row per function however many call-tree nodes it has', () => {
     const s = analyzeProfile(profile);
     expect(s.top.map((f) => [f.name, f.location])).toEqual([
-      ['decode', '/app/src/log/record.ts:95'],
-      ['(anonymous)', '/app/src/log/record.ts:77'],
+      ['decode', '/app/src/log/record-tag.ts:95'],
+      ['(anonymous)', '/app/src/log/record-tag.ts:77'],
     ]);
     expect(s.top[0]!.selfMs).toBeCloseTo(0.7, 9);
     expect(s.top[0]!.share).toBeCloseTo(0.7 / 1.3, 9);
@@ -81,9 +81,9 @@ describe('analyzeProfile', () => {
   });
 
   it('maps positions through the locate function', () => {
-    const s = analyzeProfile(profile, { locate: (url, line) => (line === 94 ? { url: 'file:///app/src/log/record.ts', line: 9, column: 0 } : null) });
-    expect(s.top[0]!.location).toBe('/app/src/log/record.ts:10');
-    expect(s.top[1]!.location).toBe('/app/src/log/record.ts:77');
+    const s = analyzeProfile(profile, { locate: (url, line) => (line === 94 ? { url: 'file:///app/src/log/record-tag.ts', line: 9, column: 0 } : null) });
+    expect(s.top[0]!.location).toBe('/app/src/log/record-tag.ts:10');
+    expect(s.top[1]!.location).toBe('/app/src/log/record-tag.ts:77');
   });
 });
 
@@ -91,7 +91,7 @@ describe('formatProfileSummary', () => {
   it('prints the shares and one table row per function', () => {
     const text = formatProfileSummary('embedded', analyzeProfile(profile));
     expect(text).toContain('idle 23.1%, GC 11.5%, program 7.7%, JS and native calls 57.7%');
-    expect(text).toContain('| 0.7 | 53.8% | decode | /app/src/log/record.ts:95 |');
+    expect(text).toContain('| 0.7 | 53.8% | decode | /app/src/log/record-tag.ts:95 |');
     expect(text.split('\n')).toHaveLength(5);
   });
 });

@@ -4,7 +4,7 @@
 // an entry that cannot be decoded stops the node instead of being skipped.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { RECORD_VERSION } from '../../src/log/record.js';
+import { RECORD_VERSION } from '../../src/log/record-tag.js';
 import type { LogStore, SnapshotMarker } from '../../src/storage/log-store.js';
 import type { Entry, HardState } from '../../src/raft/types.js';
 import { Wal, WalIoError } from '../../src/wal/index.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LogCorruptError } from '../../src/log/errors.js';
-import { decodeRecord, encodeRecords, recordOrigin, sameOrigin } from '../../src/log/record.js';
+import { decodeRecord, encodeRecords, recordOrigin, sameOrigin } from '../../src/log/record-tag.js';
 
 const session = (n: number): Uint8Array => Uint8Array.from({ length: 8 }, (_, i) => (n >> i) & 0xff);
 
