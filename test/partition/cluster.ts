@@ -8,8 +8,8 @@ import { seeded } from '../seeded.js';
 
 export const SECRET = 'a secret for the partition tests';
 
-/** Slow enough for a shared 2-core machine: an election timeout of 200-400 ms. */
-export const TIMING = { tickMs: 10, electionTicks: 20, heartbeatTicks: 2 } as const;
+/** Slow enough for a shared, loaded 2-core machine (a stalled event loop must not look like a dead leader): an election timeout of 400-800 ms. */
+export const TIMING = { tickMs: 10, electionTicks: 40, heartbeatTicks: 2 } as const;
 
 export interface Member {
   id: number;
