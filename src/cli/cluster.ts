@@ -50,6 +50,7 @@ export async function main(args: string[]): Promise<number> {
   const children = new Map<number, ChildProcess>();
   let stopping = false;
   let leader = 0;
+  const up = new Set<number>();
   const exited = ids.map(
     (id) =>
       new Promise<number>((done) => {
@@ -90,6 +91,11 @@ export async function main(args: string[]): Promise<number> {
             return;
           }
           console.log(`[node ${id}] ${line}`);
+          // A leader can be elected before the last node listens for clients: say when all of them do.
+          if (line.startsWith(`node ${id} up:`) && !up.has(id)) {
+            up.add(id);
+            if (up.size === n) console.log(`all ${n} nodes up`);
+          }
         };
         createInterface({ input: child.stdout! }).on('line', relay);
         createInterface({ input: child.stderr! }).on('line', (l) => console.error(`[node ${id}] ${l}`));

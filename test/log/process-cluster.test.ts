@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RespClient } from '../kv/resp-client.js';
+import { freePortRun } from '../../src/cli/ports.js';
 import { freePorts, tempDir, waitFor } from './helpers.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
@@ -170,11 +171,13 @@ function hasRedisCli(): boolean {
 // .ci/run installs redis-tools, so CI always runs this; elsewhere it needs redis-cli on PATH.
 describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
   it('sets on one node and reads on another, and INFO shows the raft status', async () => {
-    const ports = await freePorts(6);
+    // `raftlog cluster` takes a port per node counting up from each base: find runs of three free ones.
+    const raftPort = await freePortRun(3);
+    const respPort = await freePortRun(3);
     const d = tempDir();
     const cluster = spawn(
       process.execPath,
-      ['--import', 'tsx', MAIN, 'cluster', '--nodes', '3', '--data', d.dir, '--raft-port', String(ports[0]), '--resp-port', String(ports[3])],
+      ['--import', 'tsx', MAIN, 'cluster', '--nodes', '3', '--data', d.dir, '--raft-port', String(raftPort), '--resp-port', String(respPort)],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -182,18 +185,18 @@ describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
     let out = '';
     cluster.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     try {
-      await waitFor('the cluster to elect a leader', () => /leader: node \d/.test(out), 30_000);
-      // `raftlog cluster` serves RESP on --resp-port, +1 and +2 (free in practice next to a port the OS just handed out)
+      // A leader can be elected by two nodes while the third still starts: wait for both.
+      await waitFor('the cluster to elect a leader with every node up', () => /leader: node \d/.test(out) && out.includes('all 3 nodes up'), 30_000);
       // Asynchronous and bounded: a synchronous call would block the worker's event loop for as long as redis-cli waits.
       const cli = async (port: number, ...args: string[]): Promise<string> =>
         (await execFileAsync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 15_000 })).stdout.trim();
-      expect(await cli(ports[3]!, 'set', 'greeting', 'hello')).toBe('OK');
-      expect(await cli(ports[3]!, 'get', 'greeting')).toBe('hello');
-      expect(await cli(ports[3]!, 'incr', 'counter')).toBe('1');
-      expect(await cli(ports[3]! + 1, 'get', 'greeting')).toBe('hello');
-      expect(await cli(ports[3]! + 2, 'incr', 'counter')).toBe('2');
-      expect(await cli(ports[3]!, 'info')).toMatch(/role:(leader|follower)/);
-      expect((await cli(ports[3]!, 'raft.members')).split('\n')).toHaveLength(3);
+      expect(await cli(respPort, 'set', 'greeting', 'hello')).toBe('OK');
+      expect(await cli(respPort, 'get', 'greeting')).toBe('hello');
+      expect(await cli(respPort, 'incr', 'counter')).toBe('1');
+      expect(await cli(respPort + 1, 'get', 'greeting')).toBe('hello');
+      expect(await cli(respPort + 2, 'incr', 'counter')).toBe('2');
+      expect(await cli(respPort, 'info')).toMatch(/role:(leader|follower)/);
+      expect((await cli(respPort, 'raft.members')).split('\n')).toHaveLength(3);
     } finally {
       const exited = new Promise((r) => cluster.once('exit', r));
       cluster.kill('SIGINT');
