@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { Bench, hrtimeNow, type Task } from 'tinybench';
 import { Proposals } from '../src/log/proposals.js';
-import { decodeRecord, encodeRecords, recordOrigin, type RecordTag } from '../src/log/record-tag.js';
+import { encodeRecords, hasOrigin, readRecord, recordOrigin, type RecordLayout } from '../src/log/record-tag.js';
 import type { LogEntry } from '../src/log/state-machine.js';
 import { EntryType, type Entry } from '../src/raft/types.js';
 import { addon } from '../src/wal/addon.js';
@@ -78,11 +78,12 @@ function committed(size: number, from: Uint8Array, firstSeq: number): Entry[] {
 
 function recordDecode(size: number): Case {
   const entries = committed(size, origin, 1_000_000);
+  const layout: RecordLayout = { originEnd: 0, seq: 0, payloadAt: 0 };
   return {
-    name: `record: decodeRecord, ${BATCH} x ${size} B`,
+    name: `record: readRecord, ${BATCH} x ${size} B`,
     perOp: BATCH,
     fn: () => {
-      for (const e of entries) sink += decodeRecord(e.data, e.index)!.tag.seq;
+      for (const e of entries) if (readRecord(e.data, e.index, layout)) sink += layout.seq;
     },
   };
 }
@@ -92,21 +93,21 @@ function proposalCycle(): Case {
   const proposals = new Proposals<undefined>(origin);
   const resolve = (): void => void sink++;
   const reject = (): void => void sink--;
-  const tags: RecordTag[] = [];
+  const seqs: number[] = [];
   let index = 0;
   let term = 1;
   return {
     name: `proposals: add, markProposed, applied x ${BATCH} (own records, as leader)`,
     perOp: BATCH,
     fn: () => {
-      tags.length = 0;
+      seqs.length = 0;
       for (let i = 0; i < BATCH; i++) {
         const seq = proposals.add(resolve, reject, 100);
         proposals.markProposed(seq, ++index, term);
-        tags.push({ origin, seq });
+        seqs.push(seq);
       }
       const first = index - BATCH + 1;
-      for (let i = 0; i < BATCH; i++) proposals.applied(first + i, term, tags[i]!, undefined);
+      for (let i = 0; i < BATCH; i++) proposals.applied(first + i, term, seqs[i]!, undefined);
       if (proposals.size !== 0) throw new Error(`${proposals.size} proposals left unsettled`);
       if (index > 2 ** 40) term++;
     },
@@ -123,14 +124,15 @@ function applyDispatch(size: number): Case {
   const entries = committed(size, otherOrigin, 1);
   const proposals = new Proposals<number>(origin);
   const sm = { apply: (e: LogEntry): number => e.data.byteLength };
+  const layout: RecordLayout = { originEnd: 0, seq: 0, payloadAt: 0 };
   return {
     name: `apply: entries -> LogEntry -> apply, ${BATCH} x ${size} B`,
     perOp: BATCH,
     fn: () => {
       for (const e of entries) {
-        const rec = e.type === EntryType.Normal ? decodeRecord(e.data, e.index) : null;
-        const result = rec === null ? 0 : sm.apply({ index: e.index, term: e.term, data: rec.payload });
-        proposals.applied(e.index, e.term, rec?.tag ?? null, result);
+        if (e.type !== EntryType.Normal || !readRecord(e.data, e.index, layout)) continue;
+        const result = sm.apply({ index: e.index, term: e.term, data: e.data.subarray(layout.payloadAt) });
+        proposals.applied(e.index, e.term, hasOrigin(e.data, layout, origin) ? layout.seq : -1, result);
         sink += result;
       }
     },

@@ -18,13 +18,10 @@ export interface AppendQueueHost {
   pump(): void;
 }
 
-interface Queued {
-  seq: number;
-  payload: Uint8Array;
-}
-
 export class AppendQueue {
-  private queue: Queued[] = [];
+  // Two arrays, not an object per append: they are exactly what encodeRecords takes.
+  private seqs: number[] = [];
+  private payloads: Uint8Array[] = [];
   private scheduled = false;
   private leaderTimerArmed = false;
 
@@ -36,12 +33,13 @@ export class AppendQueue {
   ) {}
 
   get length(): number {
-    return this.queue.length;
+    return this.seqs.length;
   }
 
   /** Queues an append the proposals already track as `seq`; it is proposed at the end of this turn. */
   push(seq: number, payload: Uint8Array): void {
-    this.queue.push({ seq, payload });
+    this.seqs.push(seq);
+    this.payloads.push(payload);
     if (!this.scheduled) {
       this.scheduled = true;
       this.clock.defer(() => this.propose());
@@ -51,18 +49,15 @@ export class AppendQueue {
   /** Turns every queued append into one proposal, or keeps them until a leader is known. */
   propose(): void {
     this.scheduled = false;
-    if (this.queue.length === 0) return;
+    if (this.seqs.length === 0) return;
     if (this.host.lead() === 0) {
       this.armLeaderTimeout();
       return;
     }
-    const batch = this.queue;
-    this.queue = [];
-    const datas = encodeRecords(
-      this.proposals.origin,
-      batch.map((q) => q.seq),
-      batch.map((q) => q.payload),
-    );
+    const seqs = this.seqs;
+    const datas = encodeRecords(this.proposals.origin, seqs, this.payloads);
+    this.seqs = [];
+    this.payloads = [];
     let pos;
     try {
       pos = this.host.node.propose(datas);
@@ -72,15 +67,13 @@ export class AppendQueue {
         this.host.fail(err);
         return;
       }
-      for (const q of batch) this.proposals.fail(q.seq, new NotCommittedError(err.message, { cause: err }));
+      for (const seq of seqs) this.proposals.fail(seq, new NotCommittedError(err.message, { cause: err }));
       return;
     }
-    for (let i = 0; i < batch.length; i++) {
-      const seq = batch[i]!.seq;
-      if (pos === null) this.proposals.markProposed(seq);
-      else this.proposals.markProposed(seq, pos.index + i, pos.term);
+    for (let i = 0; i < seqs.length; i++) {
+      if (pos === null) this.proposals.markProposed(seqs[i]!);
+      else this.proposals.markProposed(seqs[i]!, pos.index + i, pos.term);
     }
-    const seqs = batch.map((q) => q.seq);
     this.clock.setTimeout(() => {
       for (const seq of seqs) this.proposals.expire(seq, `not committed within ${this.timeoutMs} ms`);
     }, this.timeoutMs);
@@ -89,9 +82,10 @@ export class AppendQueue {
 
   /** Rejects every append still queued. */
   failAll(err: () => Error): void {
-    const queued = this.queue;
-    this.queue = [];
-    for (const q of queued) this.proposals.fail(q.seq, err());
+    const seqs = this.seqs;
+    this.seqs = [];
+    this.payloads = [];
+    for (const seq of seqs) this.proposals.fail(seq, err());
   }
 
   private armLeaderTimeout(): void {

@@ -73,32 +73,65 @@ export function encodeRecords(origin: Uint8Array, seqs: readonly number[], paylo
   return out;
 }
 
-/** Reads a varint at `at`; returns [value, next] or null if it is cut short or beyond 2^53. */
-function readVarint(data: Uint8Array, at: number): [number, number] | null {
+/** Where the parts of a record lie in an entry's data, as readRecord finds them. */
+export interface RecordLayout {
+  /** End of the origin prefix (version, node id, session). */
+  originEnd: number;
+  seq: number;
+  /** Start of the application's payload. */
+  payloadAt: number;
+}
+
+/**
+ * Reads a varint at `at` into `out.seq` and returns where it ends, or -1 if it is cut
+ * short or beyond 2^53. Writes into the caller's object: the apply loop reads a tag
+ * per record and must not allocate for it.
+ */
+function readVarintInto(data: Uint8Array, at: number, out: RecordLayout): number {
   let value = 0;
   let mul = 1;
   for (let i = at; i < data.byteLength && i < at + 8; i++) {
     const b = data[i]!;
     value += (b & 0x7f) * mul;
-    if (b < 0x80) return Number.isSafeInteger(value) ? [value, i + 1] : null;
+    if (b < 0x80) {
+      if (!Number.isSafeInteger(value)) return -1;
+      out.seq = value;
+      return i + 1;
+    }
     mul *= 128;
   }
-  return null;
+  return -1;
 }
 
 /**
- * The tag and payload of a normal entry's data, or null for an entry that carries no
- * record (a new leader's empty entry). Anything else that does not decode is damage
- * that got past every checksum, or a writer of another format: it must stop the node,
- * never be skipped, so it throws LogCorruptError.
+ * Fills `out` with the layout of a normal entry's data and returns true, or returns
+ * false for an entry that carries no record (a new leader's empty entry). Anything
+ * else that does not decode is damage that got past every checksum, or a writer of
+ * another format: it must stop the node, never be skipped, so it throws LogCorruptError.
  */
-export function decodeRecord(data: Uint8Array, index: number): { tag: RecordTag; payload: Uint8Array } | null {
-  if (data.byteLength === 0) return null;
+export function readRecord(data: Uint8Array, index: number, out: RecordLayout): boolean {
+  if (data.byteLength === 0) return false;
   if (data[0] !== RECORD_VERSION) throw new LogCorruptError(index, `unknown record version ${data[0]}`);
-  const node = readVarint(data, 1);
-  if (node === null || node[0] < 1) throw new LogCorruptError(index, 'bad node id in the record tag');
-  const seqAt = node[1] + SESSION_BYTES;
-  const seq = readVarint(data, seqAt);
-  if (seq === null) throw new LogCorruptError(index, 'record tag cut short');
-  return { tag: { origin: data.subarray(0, seqAt), seq: seq[0] }, payload: data.subarray(seq[1]) };
+  const nodeEnd = readVarintInto(data, 1, out); // the node id passes through out.seq
+  if (nodeEnd < 0 || out.seq < 1) throw new LogCorruptError(index, 'bad node id in the record tag');
+  const originEnd = nodeEnd + SESSION_BYTES;
+  const payloadAt = readVarintInto(data, originEnd, out);
+  if (payloadAt < 0) throw new LogCorruptError(index, 'record tag cut short');
+  out.originEnd = originEnd;
+  out.payloadAt = payloadAt;
+  return true;
+}
+
+/** True when the record laid out in `data` was appended by the session whose prefix is `origin`. */
+export function hasOrigin(data: Uint8Array, layout: RecordLayout, origin: Uint8Array): boolean {
+  if (layout.originEnd !== origin.byteLength) return false;
+  for (let i = 0; i < origin.byteLength; i++) if (data[i] !== origin[i]) return false;
+  return true;
+}
+
+/** The tag and payload of a normal entry's data, or null for an entry that carries no record; see readRecord. */
+export function decodeRecord(data: Uint8Array, index: number): { tag: RecordTag; payload: Uint8Array } | null {
+  const l: RecordLayout = { originEnd: 0, seq: 0, payloadAt: 0 };
+  if (!readRecord(data, index, l)) return null;
+  return { tag: { origin: data.subarray(0, l.originEnd), seq: l.seq }, payload: data.subarray(l.payloadAt) };
 }

@@ -30,7 +30,7 @@ import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
 import { SnapshotRestore } from './snapshot-restore.js';
 import { logMetrics, logStatus, ROLE, type LogStatus, type NodeView } from './status.js';
-import { decodeRecord, recordOrigin } from './record-tag.js';
+import { hasOrigin, readRecord, recordOrigin, type RecordLayout } from './record-tag.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -58,6 +58,16 @@ export interface LogEvents {
 }
 
 /**
+ * The executor of every append's promise. A module-level function hands out the
+ * promise's resolvers with no closure allocated per append; `add` takes them at once.
+ */
+const captured: { resolve: (r: never) => void; reject: (e: Error) => void } = { resolve: () => undefined, reject: () => undefined };
+function capture(resolve: (r: never) => void, reject: (e: Error) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
+/**
  * A durable, replicated, ordered log. Records appended on any node are committed
  * by a majority, made durable, and applied in order to the state machine of every
  * node. With no peers it is a crash-safe local log with the same API.
@@ -67,6 +77,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly node: RawNode;
   /** @internal */
   private readonly counters = new MetricCounters();
+  /** Scratch for the apply loop, which reads every record's tag without allocating. @internal */
+  private readonly layout: RecordLayout = { originEnd: 0, seq: 0, payloadAt: 0 };
   /** @internal */
   private readonly proposals: Proposals<R>;
   /** @internal */
@@ -142,7 +154,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const view = new DataView(session.buffer);
     view.setUint32(0, Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
     view.setUint32(4, Math.floor(deps.random() * 0x1_0000_0000) >>> 0);
-    this.proposals = new Proposals<R>(recordOrigin(id, session));
+    const c = this.counters;
+    this.proposals = new Proposals<R>(recordOrigin(id, session), (err, started) => {
+      if (err === null) c.proposalsCommitted++;
+      else c.appendFailed((err as { code?: string }).code ?? 'UNKNOWN');
+      c.appendDuration.observe((turnNow() - started) / 1000);
+    });
     this.appends = new AppendQueue(this.proposals as Proposals<unknown>, deps.clock, opts.timeoutMs, {
       lead: () => this.lead,
       node: this.node,
@@ -292,24 +309,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.proposals.bytes + data.byteLength > o.maxPendingBytes)
       return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('append'));
-    return new Promise<AppendResult<R>>((resolve, reject) => {
-      const started = turnNow();
-      const c = this.counters;
-      const seq = this.proposals.add(
-        (r) => {
-          c.proposalsCommitted++;
-          c.appendDuration.observe((turnNow() - started) / 1000);
-          resolve(r);
-        },
-        (e) => {
-          c.appendFailed((e as { code?: string }).code ?? 'UNKNOWN');
-          c.appendDuration.observe((turnNow() - started) / 1000);
-          reject(e);
-        },
-        data.byteLength,
-      );
-      this.appends.push(seq, data);
-    });
+    const p = new Promise<AppendResult<R>>(capture);
+    this.appends.push(this.proposals.add(captured.resolve as (r: AppendResult<R>) => void, captured.reject, data.byteLength, turnNow()), data);
+    return p;
   }
 
   /** Resolves once this node has applied everything committed before the call: a linearizable read point. */
@@ -598,14 +600,18 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private applyEntries(entries: Entry[]): void {
     if (this.restore.holds(entries)) return;
+    const layout = this.layout;
     for (const e of entries) {
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
-        this.proposals.applied(e.index, e.term, null, undefined as R);
+        this.proposals.applied(e.index, e.term, -1, undefined as R);
+      } else if (!readRecord(e.data, e.index, layout)) {
+        // (readRecord throws LOG_CORRUPT on damage: the pump stops the node.) An entry with no record:
+        this.proposals.applied(e.index, e.term, -1, undefined as R);
+        this.membership.recordApplied(e.index);
       } else {
-        const rec = decodeRecord(e.data, e.index); // throws LOG_CORRUPT: the pump stops the node
-        const result = rec === null ? (undefined as R) : this.sm.apply({ index: e.index, term: e.term, data: rec.payload });
-        this.proposals.applied(e.index, e.term, rec?.tag ?? null, result);
+        const result = this.sm.apply({ index: e.index, term: e.term, data: e.data.subarray(layout.payloadAt) });
+        this.proposals.applied(e.index, e.term, hasOrigin(e.data, layout, this.proposals.origin) ? layout.seq : -1, result);
         this.membership.recordApplied(e.index);
       }
       this.applied = e.index;

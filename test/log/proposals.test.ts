@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { Proposals, type AppendResult } from '../../src/log/proposals.js';
+import { testSeed } from '../seeded.js';
+
+const origin = Uint8Array.of(2, 1, 0, 0, 0, 0, 0, 0, 0, 9);
+
+/** An append as a test sees it: how it settled, once it has. */
+interface Outcome {
+  seq: number;
+  value?: AppendResult<string>;
+  code?: string;
+}
+
+function track(proposals: Proposals<string>, bytes = 10): Outcome {
+  const o: Outcome = { seq: 0 };
+  o.seq = proposals.add(
+    (r) => (o.value = r),
+    (e) => (o.code = (e as { code?: string }).code ?? 'NO_CODE'),
+    bytes,
+  );
+  return o;
+}
+
+describe('Proposals', () => {
+  it('settles every append exactly once, in any order, across ring growth, with size and bytes kept', () => {
+    const seed = testSeed('proposals test');
+    let x = seed || 1;
+    const rand = (n: number): number => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return x % n;
+    };
+    const settled: Array<{ err: Error | null; started: number }> = [];
+    const p = new Proposals<string>(origin, (err, started) => settled.push({ err, started }));
+    const live = new Map<number, Outcome>();
+    const done: Outcome[] = [];
+    let index = 0;
+    for (let step = 0; step < 20_000; step++) {
+      const op = rand(100);
+      if (op < 55 || live.size === 0) {
+        const o = track(p, 1 + rand(50));
+        live.set(o.seq, o);
+        if (rand(2) === 0) p.markProposed(o.seq);
+      } else {
+        // Settle one: the oldest most of the time (as commits do), any other now and then,
+        // so that an old append holds the ring's head while thousands pass it.
+        const keys = [...live.keys()];
+        const seq = rand(10) < 7 ? keys[0]! : keys[rand(keys.length)]!;
+        const o = live.get(seq)!;
+        live.delete(seq);
+        done.push(o);
+        if (rand(4) === 0) p.expire(seq, 'timed out');
+        else p.applied(++index, 1, seq, `r${seq}`);
+      }
+      expect(p.size).toBe(live.size);
+    }
+    expect(p.bytes).toBeGreaterThan(0);
+    for (const o of done) {
+      expect(p.isPending(o.seq)).toBe(false);
+      expect((o.value === undefined) !== (o.code === undefined)).toBe(true);
+      if (o.value !== undefined) expect(o.value.result).toBe(`r${o.seq}`);
+      else expect(['APPEND_NOT_COMMITTED', 'APPEND_OUTCOME_UNKNOWN']).toContain(o.code);
+    }
+    for (const o of live.values()) {
+      expect(p.isPending(o.seq)).toBe(true);
+      expect(o.value ?? o.code).toBeUndefined();
+    }
+    expect(settled).toHaveLength(done.length);
+    p.failAll(new Error('closed'));
+    expect(p.size).toBe(0);
+    expect(p.bytes).toBe(0);
+    for (const o of live.values()) expect(o.code).toBe('NO_CODE');
+  });
+
+  it('fails an append whose place as leader was committed with another entry, or in another term', () => {
+    const p = new Proposals<string>(origin);
+    const [a, b, c] = [track(p), track(p), track(p)];
+    p.markProposed(a.seq, 5, 2);
+    p.markProposed(b.seq, 6, 2);
+    p.markProposed(c.seq, 7, 2);
+    p.applied(5, 2, a.seq, 'ok'); // its own record at its place
+    p.applied(6, 3, -1, 'other'); // someone else's record at b's place
+    p.applied(7, 3, c.seq, 'late'); // c's own record, but at its place in a later term
+    expect(a.value).toEqual({ index: 5, term: 2, result: 'ok' });
+    expect(b.code).toBe('APPEND_NOT_COMMITTED');
+    expect(c.code).toBe('APPEND_NOT_COMMITTED');
+  });
+
+  it('leaves pending an append whose place the applied stream passed over, until its record or its timeout', () => {
+    const p = new Proposals<string>(origin);
+    const [a, b] = [track(p), track(p)];
+    p.markProposed(a.seq, 3, 1);
+    p.markProposed(b.seq, 4, 1);
+    p.applied(9, 1, -1, 'after a snapshot'); // a snapshot covered 3 and 4: committed or not, unknown
+    expect(p.size).toBe(2);
+    p.applied(10, 2, a.seq, 'found'); // a's record, re-proposed elsewhere, came through after all
+    expect(a.value).toEqual({ index: 10, term: 2, result: 'found' });
+    p.expire(b.seq, 'timed out');
+    expect(b.code).toBe('APPEND_OUTCOME_UNKNOWN');
+  });
+
+  it('on a lost leader fails the proposed appends as unknown and keeps the ones raft has not taken', () => {
+    const p = new Proposals<string>(origin);
+    const [a, b] = [track(p), track(p)];
+    p.markProposed(a.seq, 1, 1);
+    p.leaderLost('gone');
+    expect(a.code).toBe('APPEND_OUTCOME_UNKNOWN');
+    expect(b.code).toBeUndefined();
+    expect(p.isPending(b.seq)).toBe(true);
+    p.expire(b.seq, 'timed out');
+    expect(b.code).toBe('APPEND_NOT_COMMITTED');
+  });
+});
