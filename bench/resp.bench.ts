@@ -468,6 +468,8 @@ export default async function resp(rawArgs: string[]): Promise<void> {
   );
   if (leaderProfile !== null) {
     if (existsSync(leaderProfile)) {
+      // The nodes' modules, loaded here too, register their source maps: positions then name .ts lines.
+      await import('../src/cli/serve.js');
       const profile = JSON.parse(readFileSync(leaderProfile, 'utf8')) as CpuProfile;
       console.log(
         `\n${formatProfileSummary(`the leader, node ${cluster!.leaderId} (${leaderProfile}, whole process life)`, analyzeProfile(profile, { locate: sourceMapLocate }))}`,
