@@ -42,6 +42,53 @@ const SECTIONS: Record<string, Section> = {
       ]),
     }),
   },
+  resp: {
+    title: 'The KV example over RESP: 3-node cluster beside Redis',
+    about:
+      "`npm run bench -- resp`: three `raftlog serve --resp --sync always` processes (the KV state machine, default snapshots) on loopback, and redis-server with `appendonly yes`, `appendfsync always` (one node, durable), driven in turns by the same closed-loop client over real sockets: C connections, each sending `SET key:<random in 0..99999> <100 B>` and waiting for the reply (the shape of `redis-benchmark -t set -d 100 -r 100000 -c C`). Medians of the runs; CPU is the user + system time of the system's processes (the cluster: all three nodes) per million SETs.",
+    notes: (r) => [
+      `${num(r.seconds, 1)} s measured per case after a ${num(r.warmupSeconds, 1)} s warm-up, ${num(r.runs)} run${r.runs === 1 ? '' : 's'} each; ${
+        typeof r.redisVersion === 'string' ? `Redis ${r.redisVersion}` : 'no Redis installed: the cluster alone'
+      }. The last column is redis-benchmark's own figure for the cluster and for Redis, when it was installed.`,
+    ],
+    table: (r) => {
+      const lat = (s: unknown): string => {
+        const x = s as Json | null;
+        return x === null || x === undefined ? '-' : `${num(x.p50Ms, 2)} / ${num(x.p99Ms, 2)} / ${num(x.p999Ms, 2)}`;
+      };
+      const of = (x: Json, k: string): Json | null => (x[k] === null || typeof x[k] !== 'object' ? null : (x[k] as Json));
+      return {
+        head: [
+          'clients',
+          'cluster SET/s',
+          'Redis SET/s',
+          'cluster / Redis',
+          'cluster p50 / p99 / p99.9 ms',
+          'Redis p50 / p99 / p99.9 ms',
+          'cluster CPU s per M SETs',
+          'Redis CPU s per M SETs',
+          'redis-benchmark SET/s, cluster / Redis',
+        ],
+        rows: rowsOf(r).map((x) => {
+          const c = of(x, 'cluster');
+          const redis = of(x, 'redis');
+          const rb = of(x, 'redisBenchmark');
+          const rbRedis = rb === null ? null : of(rb, 'redis');
+          return [
+            num(x.clients),
+            num(c?.setsPerSec),
+            num(redis?.setsPerSec),
+            num(x.ratio, 2),
+            lat(c),
+            lat(redis),
+            num(c?.cpuSecPerMillion),
+            num(redis?.cpuSecPerMillion),
+            rb === null ? '-' : `${num(of(rb, 'cluster')?.setsPerSec)} / ${num(rbRedis?.setsPerSec)}`,
+          ];
+        }),
+      };
+    },
+  },
   wal: {
     title: 'Write-ahead log',
     about:

@@ -77,3 +77,50 @@ export class SuiteProfiles {
     }
   }
 }
+
+/** An option of one suite that takes a value: `--name V` or `--name=V`. */
+export interface SuiteOption {
+  /** The value's placeholder and what the option does, for the usage text. */
+  help: string;
+  /** Why `value` is refused, or null when it is good. */
+  check(value: string): string | null;
+}
+
+/** A bad option or value; bench/run.ts answers it with the usage and exit status 2. */
+export class SuiteUsageError extends Error {}
+
+/** Flags every suite accepts (bench/run.ts handles --profile-dir=DIR too). */
+export const COMMON_FLAGS = ['--quick', '--profile'];
+
+/**
+ * The arguments as `--name=value` strings and bare flags, every valued option's
+ * value checked; throws SuiteUsageError on anything else.
+ */
+export function normalizeArgs(args: readonly string[], options: Record<string, SuiteOption>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf('=');
+    const name = eq === -1 ? a : a.slice(0, eq);
+    const option = options[name];
+    if (option === undefined) {
+      if (COMMON_FLAGS.includes(a) || (name === '--profile-dir' && eq > 0 && a.length > eq + 1)) {
+        out.push(a);
+        continue;
+      }
+      throw new SuiteUsageError(`unknown option ${a}`);
+    }
+    const value = eq === -1 ? args[++i] : a.slice(eq + 1);
+    if (value === undefined) throw new SuiteUsageError(`${name} needs a value`);
+    const why = option.check(value);
+    if (why !== null) throw new SuiteUsageError(`${name} ${value}: ${why}`);
+    out.push(`${name}=${value}`);
+  }
+  return out;
+}
+
+/** The value of `--name=value` in normalized arguments, or undefined. */
+export function optionValue(args: readonly string[], name: string): string | undefined {
+  const a = args.findLast((x) => x.startsWith(`${name}=`));
+  return a?.slice(name.length + 1);
+}

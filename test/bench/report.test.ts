@@ -33,3 +33,34 @@ it('renders each known suite as a table with its date and machine, and leaves th
   expect(page).not.toContain('linearizable');
   expect(page).not.toContain('## Write-ahead log');
 });
+
+it('renders the resp suite as one row per concurrency, with the ratio, and the cluster alone without Redis', () => {
+  const summary = (setsPerSec: number) => ({ setsPerSec, p50Ms: 1.5, p99Ms: 4, p999Ms: 9.25, cpuSecPerMillion: 321 });
+  const page = renderReport(
+    {
+      resp: {
+        date: '2026-01-02T03:04:05.000Z',
+        machine,
+        seconds: 5,
+        warmupSeconds: 1,
+        runs: 3,
+        redisVersion: '7.0.15',
+        rows: [
+          {
+            clients: 16,
+            cluster: summary(5000),
+            redis: summary(20000),
+            ratio: 0.25,
+            redisBenchmark: { cluster: { setsPerSec: 4900 }, redis: { setsPerSec: 21000 } },
+          },
+          { clients: 1, cluster: summary(200), redis: null, ratio: null, redisBenchmark: null },
+        ],
+      },
+    },
+    new Date('2026-02-03T00:00:00Z'),
+  );
+  expect(page).toContain('## The KV example over RESP: 3-node cluster beside Redis');
+  expect(page).toContain('5.0 s measured per case after a 1.0 s warm-up, 3 runs each; Redis 7.0.15.');
+  expect(page).toContain('| 16 | 5,000 | 20,000 | 0.25 | 1.50 / 4.00 / 9.25 | 1.50 / 4.00 / 9.25 | 321 | 321 | 4,900 / 21,000 |');
+  expect(page).toContain('| 1 | 200 | - | - | 1.50 / 4.00 / 9.25 | - | 321 | - | - |');
+});
