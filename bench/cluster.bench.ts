@@ -10,6 +10,7 @@ export default async function cluster(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
   await run({
     seconds: quick ? 1 : 3,
+    runs: quick ? 1 : 3,
     sizes: [100, 1024],
     clients: [1, 16, 256],
     systems: ['cluster', 'embedded', 'sqlite'],

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { UsageError, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
@@ -24,12 +25,15 @@ import {
   type CpuProfile,
 } from './profile.js';
 
-const USAGE = `usage: raftlog bench [--seconds 3] [--sizes 100,1024] [--clients 1,16,256] [--systems cluster,embedded,sqlite]
+const USAGE = `usage: raftlog bench [--seconds 3] [--runs 1] [--sizes 100,1024] [--clients 1,16,256] [--systems cluster,embedded,sqlite]
                      [--sync always|none] [--preallocate zeros|fallocate|none] [--out DIR]
                      [--profile] [--profile-dir DIR]
 Each system runs every (record size, clients) pair for --seconds after a short warm-up,
-then prints a table; results go to DIR/cluster.json and charts to DIR/cluster-*.svg.
---profile records a CPU profile of this process per system while it is measured (in the
+--runs times, the systems taking turns within each pair; the table shows medians, the
+ratio to better-sqlite3, and this process's CPU time per record and GC share. Results
+go to DIR/cluster.json and charts to DIR/cluster-*.svg.
+--profile measures one system at a time (no turns) and records a CPU profile of this
+process per system while it is measured (in the
 cluster: node 1, the leader, and the clients), writes it to --profile-dir (default
 ${DEFAULT_PROFILE_DIR}) as bench-<system>.cpuprofile, and prints the functions with the
 most self time and the idle, GC and program shares. The cluster's nodes 2 and 3 run
@@ -56,6 +60,16 @@ export interface BenchRow {
   p50Ms: number;
   p99Ms: number;
   p999Ms: number;
+  /**
+   * CPU time (user + system, every thread) of this process per record: the clients and,
+   * but for the cluster's other two nodes, the whole system. Steadier than records/s on
+   * a shared machine.
+   */
+  cpuUsPerRecord: number;
+  /** Share of the measured time this process spent in garbage collection. */
+  gcShare: number;
+  /** Runs the figures are medians of. */
+  runs: number;
 }
 
 function list(s: string): number[] {
@@ -69,6 +83,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     opts = parseArgs(args, {
       seconds: 'string',
+      runs: 'string',
       sizes: 'string',
       clients: 'string',
       systems: 'string',
@@ -85,6 +100,7 @@ export async function main(args: string[]): Promise<number> {
     }
     const rows = await run({
       seconds: Number(strArg(opts, 'seconds', '3')),
+      runs: list(strArg(opts, 'runs', '1'))[0],
       sizes: list(strArg(opts, 'sizes', '100,1024')),
       clients: list(strArg(opts, 'clients', '1,16,256')),
       systems: strArg(opts, 'systems', 'cluster,embedded,sqlite').split(','),
@@ -118,51 +134,69 @@ export interface BenchOptions {
   sync: 'always' | 'none';
   preallocate?: Preallocate;
   out: string;
+  /** Runs of every case per system, taken in turns; the figures are medians. Default 1. */
+  runs?: number;
   /** Set: profile each system while it is measured and write the profiles here. */
   profileDir?: string | undefined;
 }
 
 export async function run(o: BenchOptions): Promise<BenchRow[]> {
   if (!(o.seconds > 0)) throw new UsageError('--seconds must be a positive number');
+  const runs = o.runs ?? 1;
   const machine = machineAtStart();
   console.log(machine.header());
   const rows: BenchRow[] = [];
   const profiles: string[] = [];
+  // Systems that run side by side take turns within each case, so a change in the
+  // machine's load falls on all of them; a profile needs a system measured alone.
+  const groups = o.profileDir === undefined ? [o.systems] : o.systems.map((name) => [name]);
   const total = o.systems.length * o.sizes.length * o.clients.length;
-  for (const name of o.systems) {
-    const work = mkdtempSync(join(tmpdir(), `raftlog-bench-${name}-`));
-    let system: System;
+  for (const group of groups) {
+    const opened: Array<{ system: System; work: string }> = [];
+    let profiler: CpuProfiler | null = null;
     try {
-      process.stdout.write(`[${name}] starting...\n`);
-      system = await open(name, work, o.sync, o.preallocate ?? 'zeros', o.profileDir);
-    } catch (err) {
-      rmSync(work, { recursive: true, force: true });
-      throw err;
-    }
-    // Started after the system is up, so that start-up is not in the profile.
-    const profiler = o.profileDir === undefined ? null : await CpuProfiler.start();
-    try {
+      for (const name of group) {
+        const work = mkdtempSync(join(tmpdir(), `raftlog-bench-${name}-`));
+        process.stdout.write(`[${name}] starting...\n`);
+        try {
+          opened.push({ system: await open(name, work, o.sync, o.preallocate ?? 'zeros', o.profileDir), work });
+        } catch (err) {
+          rmSync(work, { recursive: true, force: true });
+          throw err;
+        }
+      }
+      // Started after the system is up, so that start-up is not in the profile.
+      profiler = o.profileDir === undefined ? null : await CpuProfiler.start();
       for (const size of o.sizes) {
         for (const clients of o.clients) {
-          process.stdout.write(`[${rows.length + 1}/${total}] ${name} ${size} B x ${clients} clients ... `);
-          const row = await measure(system, size, clients, o.seconds);
-          rows.push(row);
-          process.stdout.write(
-            `${Math.round(row.recordsPerSec).toLocaleString('en-US')} rec/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms\n`,
-          );
+          const samples = opened.map((): BenchRow[] => []);
+          for (let r = 0; r < runs; r++) {
+            for (const [k, { system }] of opened.entries()) {
+              const label = runs > 1 ? ` run ${r + 1}/${runs}` : '';
+              process.stdout.write(`[${rows.length + k + 1}/${total}] ${system.name} ${size} B x ${clients} clients${label} ... `);
+              const row = await measure(system, size, clients, o.seconds);
+              samples[k]!.push(row);
+              process.stdout.write(
+                `${Math.round(row.recordsPerSec).toLocaleString('en-US')} rec/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, ${row.cpuUsPerRecord.toFixed(1)} CPU us/record, GC ${(100 * row.gcShare).toFixed(0)}%\n`,
+              );
+            }
+          }
+          rows.push(...samples.map(medianRow));
         }
       }
       if (profiler !== null) {
         const profile = await profiler.stop();
-        const path = saveProfile(o.profileDir!, profileFileName('bench', name), profile);
-        profiles.push(`${formatProfileSummary(`${system.name} (${path})`, analyzeProfile(profile, { locate: sourceMapLocate }))}`);
+        const path = saveProfile(o.profileDir!, profileFileName('bench', group[0]!), profile);
+        profiles.push(`${formatProfileSummary(`${opened[0]!.system.name} (${path})`, analyzeProfile(profile, { locate: sourceMapLocate }))}`);
       }
     } finally {
       profiler?.dispose(); // after a failure: no profile, but the session ends
-      await system.close();
-      rmSync(work, { recursive: true, force: true });
+      for (const { system, work } of opened) {
+        await system.close();
+        rmSync(work, { recursive: true, force: true });
+      }
     }
-    for (const child of system.childProfiles ?? []) {
+    for (const child of opened.flatMap(({ system }) => system.childProfiles ?? [])) {
       if (!existsSync(child.path)) {
         profiles.push(`${child.title}: no profile at ${child.path} (the process did not exit cleanly)`);
         continue;
@@ -172,12 +206,40 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
       profiles.push(formatProfileSummary(`${child.title} (${child.path})`, analyzeProfile(profile, { locate: sourceMapLocate })));
     }
   }
+  // Printed and saved system by system (in the order named), whatever order they ran in.
+  const order = [...new Set(rows.map((r) => r.system))];
+  rows.sort((a, b) => order.indexOf(a.system) - order.indexOf(b.system));
   machine.finish();
   console.log(`\n${machine.header()}`);
-  printTable(rows);
+  printTable(rows, runs);
   for (const p of profiles) console.log(`\n${p}`);
-  save(rows, o, machine.machine);
+  save(rows, { ...o, runs }, machine.machine);
   return rows;
+}
+
+/** Each figure is its own median over the runs (the runs of one case, one system). */
+export function medianRow(runs: BenchRow[]): BenchRow {
+  const med = (pick: (r: BenchRow) => number): number => {
+    const v = runs.map(pick).sort((a, b) => a - b);
+    const m = v.length >> 1;
+    return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+  };
+  const first = runs[0]!;
+  return {
+    system: first.system,
+    recordBytes: first.recordBytes,
+    clients: first.clients,
+    records: med((r) => r.records),
+    seconds: med((r) => r.seconds),
+    recordsPerSec: med((r) => r.recordsPerSec),
+    mbPerSec: med((r) => r.mbPerSec),
+    p50Ms: med((r) => r.p50Ms),
+    p99Ms: med((r) => r.p99Ms),
+    p999Ms: med((r) => r.p999Ms),
+    cpuUsPerRecord: med((r) => r.cpuUsPerRecord),
+    gcShare: med((r) => r.gcShare),
+    runs: runs.length,
+  };
 }
 
 async function measure(system: System, size: number, clients: number, seconds: number): Promise<BenchRow> {
@@ -202,7 +264,15 @@ async function measure(system: System, size: number, clients: number, seconds: n
   };
   await drive(Math.min(500, seconds * 250), null);
   const lat: number[] = [];
+  let gcMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcMs += e.duration;
+  });
+  gc.observe({ entryTypes: ['gc'] });
+  const cpu = process.cpuUsage();
   const { count, elapsed } = await drive(seconds * 1000, lat);
+  const used = process.cpuUsage(cpu);
+  gc.disconnect();
   lat.sort((a, b) => a - b);
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? 0;
   return {
@@ -216,6 +286,9 @@ async function measure(system: System, size: number, clients: number, seconds: n
     p50Ms: q(0.5),
     p99Ms: q(0.99),
     p999Ms: q(0.999),
+    cpuUsPerRecord: count === 0 ? 0 : (used.user + used.system) / count,
+    gcShare: gcMs / (elapsed * 1000),
+    runs: 1,
   };
 }
 
@@ -380,21 +453,24 @@ async function openSqlite(work: string, sync: 'always' | 'none'): Promise<System
   };
 }
 
-function printTable(rows: BenchRow[]): void {
-  console.log('\n| system | record | clients | records/s | MB/s | p50 ms | p99 ms | p99.9 ms |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+function printTable(rows: BenchRow[], runs: number): void {
+  if (runs > 1) console.log(`\nmedians of ${runs} runs per case, the systems taking turns`);
+  console.log('\n| system | record | clients | records/s | vs sqlite | MB/s | p50 ms | p99 ms | p99.9 ms | CPU us/record | GC |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
+    const sqlite = rows.find((x) => x.system === 'better-sqlite3' && x.recordBytes === r.recordBytes && x.clients === r.clients);
+    const ratio = sqlite === undefined || sqlite === r ? '' : `${(r.recordsPerSec / sqlite.recordsPerSec).toFixed(2)}x`;
     console.log(
-      `| ${r.system} | ${r.recordBytes} B | ${r.clients} | ${Math.round(r.recordsPerSec).toLocaleString('en-US')} | ${r.mbPerSec.toFixed(1)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} |`,
+      `| ${r.system} | ${r.recordBytes} B | ${r.clients} | ${Math.round(r.recordsPerSec).toLocaleString('en-US')} | ${ratio} | ${r.mbPerSec.toFixed(1)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} | ${r.cpuUsPerRecord.toFixed(1)} | ${(100 * r.gcShare).toFixed(0)}% |`,
     );
   }
 }
 
-function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string }, machine: Machine): void {
+function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string; runs: number }, machine: Machine): void {
   mkdirSync(o.out, { recursive: true });
   writeFileSync(
     join(o.out, 'cluster.json'),
-    JSON.stringify({ date: new Date().toISOString(), machine, seconds: o.seconds, sync: o.sync, rows }, null, 2) + '\n',
+    JSON.stringify({ date: new Date().toISOString(), machine, seconds: o.seconds, runs: o.runs, sync: o.sync, rows }, null, 2) + '\n',
   );
   const systems = [...new Set(rows.map((r) => r.system))];
   const groups = [...new Set(rows.map((r) => `${r.recordBytes} B x ${r.clients}`))];

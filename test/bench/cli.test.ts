@@ -78,3 +78,33 @@ it('raftlog bench --profile writes one profile per system and prints its summary
   expect(results.machine.loadStart).toHaveLength(3);
   expect(results.machine.loadEnd).toHaveLength(3);
 });
+
+it('raftlog bench --runs takes turns between the systems within each case and reports medians with CPU and GC', async () => {
+  const t = tempDir('raftlog-bench-runs-');
+  cleanups.push(t.cleanup);
+  const r = await tsx([MAIN, 'bench', '--seconds', '0.2', '--runs', '3', '--sizes', '100', '--clients', '2', '--systems', 'embedded,sqlite', '--out', t.dir]);
+  expect(r.code, r.stderr).toBe(0);
+  // The progress lines show the order the runs took: embedded, sqlite, embedded, ...
+  const order = [...r.stdout.matchAll(/\] (embedded \(1 node\)|better-sqlite3) 100 B x 2 clients run (\d)\/3/g)].map((m) => `${m[1]} ${m[2]}`);
+  expect(order).toEqual(['embedded (1 node) 1', 'better-sqlite3 1', 'embedded (1 node) 2', 'better-sqlite3 2', 'embedded (1 node) 3', 'better-sqlite3 3']);
+  const measured = [...r.stdout.matchAll(/\] (embedded \(1 node\)|better-sqlite3) 100 B x 2 clients run \d\/3 \.\.\. ([\d,]+) rec\/s/g)].map((m) => ({
+    system: m[1]!,
+    rate: Number(m[2]!.replace(/,/g, '')),
+  }));
+  const results = JSON.parse(readFileSync(join(t.dir, 'cluster.json'), 'utf8')) as {
+    runs: number;
+    rows: Array<{ system: string; runs: number; recordsPerSec: number; cpuUsPerRecord: number; gcShare: number }>;
+  };
+  expect(results.runs).toBe(3);
+  expect(results.rows.map((x) => x.system)).toEqual(['embedded (1 node)', 'better-sqlite3']);
+  for (const row of results.rows) {
+    const rates = measured.filter((m) => m.system === row.system).map((m) => m.rate);
+    const median = [...rates].sort((a, b) => a - b)[1]!;
+    expect(row.runs).toBe(3);
+    expect(Math.abs(Math.round(row.recordsPerSec) - median)).toBeLessThanOrEqual(1); // printed rounded
+    expect(row.cpuUsPerRecord).toBeGreaterThan(0);
+    expect(row.gcShare).toBeGreaterThanOrEqual(0);
+    expect(row.gcShare).toBeLessThan(1);
+  }
+  expect(r.stdout).toMatch(/\| embedded \(1 node\) \| 100 B \| 2 \| [\d,]+ \| [\d.]+x \|/);
+});
