@@ -3,6 +3,8 @@
 // even from a command that fails (INCR of a non-number fails the same way everywhere).
 import { pack, unpack } from 'msgpackr';
 import type { LogEntry, StateMachine } from '../log/state-machine.js';
+import { decodeKvSnapshot } from './kv-snapshot-format.js';
+import { SnapshotMap } from './snapshot-map.js';
 
 export type KvCommand = ['SET', Buffer, Buffer] | ['DEL', ...Buffer[]] | ['INCR', Buffer];
 
@@ -16,8 +18,9 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
 const key = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
 export class KvStateMachine implements StateMachine<KvResult> {
-  private map = new Map<string, Buffer>();
+  private map = new SnapshotMap();
 
+  /** The stored value itself: it must not be changed. */
   get(k: Buffer): Buffer | undefined {
     return this.map.get(key(k));
   }
@@ -64,106 +67,16 @@ export class KvStateMachine implements StateMachine<KvResult> {
   }
 
   /**
-   * The map as it is now, as a stream: the entries are listed at the call (values are
-   * never changed in place, only replaced) and encoded a batch at a time as they are read.
+   * The map as it is now, as a stream: nothing is copied at the call, and the chunks are
+   * produced as they are read, while later commands apply (see SnapshotMap).
    */
   snapshot(): AsyncIterable<Uint8Array> {
-    return encodeKvSnapshot([...this.map]);
+    return this.map.snapshot();
   }
 
   /** Builds the new map pair by pair as the chunks arrive; the old one is replaced at the end. */
   async restore(data: AsyncIterable<Uint8Array>): Promise<void> {
-    const map = new Map<string, Buffer>();
-    const r = new ChunkReader(data[Symbol.asyncIterator]());
-    const magic = await r.take(SNAPSHOT_MAGIC.length);
-    if (magic === undefined) {
-      this.map = map; // an empty snapshot: an empty map
-      return;
-    }
-    if (!magic.equals(SNAPSHOT_MAGIC)) {
-      // The earlier format: one msgpack list of [key, value], read whole.
-      const rest = await r.rest();
-      const pairs = unpack(Buffer.concat([magic, rest])) as Array<[Uint8Array, Uint8Array]>;
-      this.map = new Map(pairs.map(([k, v]) => [key(k), Buffer.from(v)]));
-      return;
-    }
-    for (;;) {
-      const kl = await r.take(4);
-      if (kl === undefined) break;
-      const k = await r.take(kl.readUInt32LE(0));
-      const vl = await r.take(4);
-      const v = vl === undefined ? undefined : await r.take(vl.readUInt32LE(0));
-      if (k === undefined || v === undefined) throw new Error('KV snapshot ends inside an entry');
-      map.set(key(k), Buffer.from(v)); // a copy: the chunk it came from is not kept alive
-    }
-    this.map = map;
-  }
-}
-
-// Snapshot layout: "RLKV1\n", then per entry u32 LE key length, key, u32 LE value length, value.
-const SNAPSHOT_MAGIC = Buffer.from('RLKV1\n');
-const BATCH_BYTES = 256 * 1024;
-
-async function* encodeKvSnapshot(pairs: Array<[string, Buffer]>): AsyncGenerator<Uint8Array> {
-  yield SNAPSHOT_MAGIC;
-  let batch: Buffer[] = [];
-  let bytes = 0;
-  for (const [k, v] of pairs) {
-    const kb = Buffer.from(k, 'latin1');
-    const kl = Buffer.alloc(4);
-    kl.writeUInt32LE(kb.length, 0);
-    const vl = Buffer.alloc(4);
-    vl.writeUInt32LE(v.length, 0);
-    batch.push(kl, kb, vl, v);
-    bytes += 8 + kb.length + v.length;
-    if (bytes >= BATCH_BYTES) {
-      yield Buffer.concat(batch, bytes);
-      batch = [];
-      bytes = 0;
-    }
-  }
-  if (bytes > 0) yield Buffer.concat(batch, bytes);
-}
-
-/** Exact-size reads over chunks of any size; a read spanning chunks joins only the bytes it needs. */
-class ChunkReader {
-  private parts: Buffer[] = [];
-  private have = 0;
-  private done = false;
-
-  constructor(private readonly it: AsyncIterator<Uint8Array>) {}
-
-  /** `n` bytes, or undefined at a clean end (no byte of them arrived). */
-  async take(n: number): Promise<Buffer | undefined> {
-    while (this.have < n && !this.done) {
-      const r = await this.it.next();
-      if (r.done === true) this.done = true;
-      else if (r.value.byteLength > 0) {
-        this.parts.push(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
-        this.have += r.value.byteLength;
-      }
-    }
-    if (this.have < n) {
-      if (this.have === 0) return undefined;
-      throw new Error('KV snapshot ends inside an entry');
-    }
-    const first = this.parts[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.parts.shift();
-      else this.parts[0] = first.subarray(n);
-    } else {
-      const joined = Buffer.concat(this.parts, this.have);
-      out = joined.subarray(0, n);
-      this.parts = joined.length > n ? [joined.subarray(n)] : [];
-    }
-    this.have -= n;
-    return out;
-  }
-
-  async rest(): Promise<Buffer> {
-    for (let r = await this.it.next(); r.done !== true; r = await this.it.next()) this.parts.push(Buffer.from(r.value));
-    return Buffer.concat(this.parts);
+    // Snapshots still being read keep the old map, which nothing changes any more.
+    this.map = new SnapshotMap(await decodeKvSnapshot(data, key));
   }
 }

@@ -1,0 +1,173 @@
+// The KV's snapshot bytes, format RLKV1: "RLKV1\n", then per entry u32 LE key length,
+// the key (latin1, one byte per character), u32 LE value length, the value. The entries
+// are in no particular order and a key may appear more than once; the last one wins.
+// An older format (one msgpack list of [key, value] pairs, no magic) is still read.
+import { unpack } from 'msgpackr';
+
+export const SNAPSHOT_MAGIC = Buffer.from('RLKV1\n');
+
+/** The size of the chunks a snapshot is written in (the last one, and one cut short by a large entry, are smaller). */
+export const CHUNK_BYTES = 256 * 1024;
+
+/** Keys shorter than this are copied byte by byte: cheaper than a call into the string encoder. */
+const SHORT_KEY = 64;
+
+/**
+ * Encodes entries into chunks with no allocation per entry: lengths, keys and values are
+ * written into one chunk buffer, handed out whole once full (as a subarray), and a fresh
+ * buffer takes its place, since the reader may keep what it was given. An entry larger than
+ * a chunk is cut across chunks; a value of a chunk or more is handed out as it is (values
+ * are never changed in place, so a view of one is safe to keep).
+ */
+export class ChunkWriter {
+  private buf: Buffer;
+  private pos = 0;
+  private readonly out: Buffer[] = [];
+
+  constructor(private readonly chunkBytes = CHUNK_BYTES) {
+    this.buf = Buffer.allocUnsafe(chunkBytes);
+  }
+
+  /** Chunks that are complete and wait to be taken. */
+  get ready(): boolean {
+    return this.out.length > 0;
+  }
+
+  take(): Buffer | undefined {
+    return this.out.shift();
+  }
+
+  /** Everything written so far becomes a chunk (the end of the stream). */
+  flush(): void {
+    if (this.pos === 0) return;
+    this.out.push(this.buf.subarray(0, this.pos));
+    // Only the unwritten rest of the old buffer is free: it must not be written again.
+    this.buf = Buffer.allocUnsafe(this.chunkBytes);
+    this.pos = 0;
+  }
+
+  raw(b: Buffer): void {
+    this.bytes(b);
+  }
+
+  entry(k: string, v: Buffer): void {
+    const kl = k.length;
+    if (8 + kl + v.length <= this.buf.length - this.pos) {
+      const buf = this.buf;
+      let p = buf.writeUInt32LE(kl, this.pos);
+      if (kl < SHORT_KEY) {
+        for (let i = 0; i < kl; i++) buf[p + i] = k.charCodeAt(i);
+        p += kl;
+      } else {
+        p += buf.write(k, p, kl, 'latin1');
+      }
+      p = buf.writeUInt32LE(v.length, p);
+      buf.set(v, p);
+      this.pos = p + v.length;
+      return;
+    }
+    this.u32(kl);
+    this.key(k);
+    this.u32(v.length);
+    this.bytes(v);
+  }
+
+  private u32(n: number): void {
+    if (this.buf.length - this.pos < 4) this.flush();
+    this.pos = this.buf.writeUInt32LE(n, this.pos);
+  }
+
+  private key(k: string): void {
+    if (k.length > this.buf.length - this.pos) {
+      this.flush();
+      if (k.length > this.buf.length) {
+        this.out.push(Buffer.from(k, 'latin1'));
+        return;
+      }
+    }
+    this.pos += this.buf.write(k, this.pos, k.length, 'latin1');
+  }
+
+  private bytes(b: Buffer): void {
+    if (b.length > this.buf.length - this.pos) {
+      this.flush();
+      if (b.length >= this.buf.length) {
+        this.out.push(b);
+        return;
+      }
+    }
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+}
+
+/** Reads a snapshot in either format into a new map; a key seen twice keeps its last value. */
+export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (b: Uint8Array) => string): Promise<Map<string, Buffer>> {
+  const map = new Map<string, Buffer>();
+  const r = new ChunkReader(data[Symbol.asyncIterator]());
+  const magic = await r.take(SNAPSHOT_MAGIC.length);
+  if (magic === undefined) return map; // an empty snapshot: an empty map
+  if (!magic.equals(SNAPSHOT_MAGIC)) {
+    // The earlier format: one msgpack list of [key, value], read whole.
+    const rest = await r.rest();
+    const pairs = unpack(Buffer.concat([magic, rest])) as Array<[Uint8Array, Uint8Array]>;
+    for (const [k, v] of pairs) map.set(keyOf(k), Buffer.from(v));
+    return map;
+  }
+  for (;;) {
+    const kl = await r.take(4);
+    if (kl === undefined) break;
+    const k = await r.take(kl.readUInt32LE(0));
+    const vl = await r.take(4);
+    const v = vl === undefined ? undefined : await r.take(vl.readUInt32LE(0));
+    if (k === undefined || v === undefined) throw new Error('KV snapshot ends inside an entry');
+    map.set(keyOf(k), Buffer.from(v)); // a copy: the chunk it came from is not kept alive
+  }
+  return map;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Exact-size reads over chunks of any size; a read spanning chunks joins only the bytes it needs. */
+class ChunkReader {
+  private parts: Buffer[] = [];
+  private have = 0;
+  private done = false;
+
+  constructor(private readonly it: AsyncIterator<Uint8Array>) {}
+
+  /** `n` bytes, or undefined at a clean end (no byte of them arrived). */
+  async take(n: number): Promise<Buffer | undefined> {
+    if (n === 0) return EMPTY; // an empty key or value, possibly at the very end of a chunk
+    while (this.have < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done === true) this.done = true;
+      else if (r.value.byteLength > 0) {
+        this.parts.push(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
+        this.have += r.value.byteLength;
+      }
+    }
+    if (this.have < n) {
+      if (this.have === 0) return undefined;
+      throw new Error('KV snapshot ends inside an entry');
+    }
+    const first = this.parts[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.parts.shift();
+      else this.parts[0] = first.subarray(n);
+    } else {
+      const joined = Buffer.concat(this.parts, this.have);
+      out = joined.subarray(0, n);
+      this.parts = joined.length > n ? [joined.subarray(n)] : [];
+    }
+    this.have -= n;
+    return out;
+  }
+
+  async rest(): Promise<Buffer> {
+    for (let r = await this.it.next(); r.done !== true; r = await this.it.next()) this.parts.push(Buffer.from(r.value));
+    return Buffer.concat(this.parts);
+  }
+}
