@@ -117,6 +117,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private snapshotFloor = 0;
   /** @internal */
   private snapshotForNewMember = false;
+  /**
+   * A local snapshot is being written. The next waits for it: a state machine that takes
+   * longer to write than snapshotEvery entries take to apply would otherwise queue one
+   * snapshot after another, each superseded before it is on disk. @internal
+   */
+  private snapshotting = false;
   /** @internal */
   private readonly restore: SnapshotRestore;
   /** The snapshot the last Ready handed over, to tell whether a received one was taken. @internal */
@@ -601,7 +607,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private applyEntries(entries: Entry[]): void {
     if (this.restore.holds(entries)) return;
     const layout = this.layout;
-    for (const e of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
         this.proposals.applied(e.index, e.term, -1, undefined as R);
@@ -619,11 +626,15 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (entries.length === 0) return;
     this.barriers.onApplied(this.applied);
     this.committed.notify();
-    const last = entries[entries.length - 1]!;
-    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery || this.snapshotForNewMember) {
-      this.snapshotForNewMember = false;
-      this.takeSnapshot(last.index, last.term);
-    }
+    this.maybeSnapshot(entries[entries.length - 1]!.term);
+  }
+
+  /** Snapshots the state machine if snapshotEvery entries (or a new member) call for it. `term`: the applied entry's. @internal */
+  private maybeSnapshot(term: number): void {
+    if (this.snapshotting || this.closed || this.restore.active) return;
+    if (this.applied - this.snapshotIndex < this.opts.snapshotEvery && !this.snapshotForNewMember) return;
+    this.snapshotForNewMember = false;
+    this.takeSnapshot(this.applied, term);
   }
 
   /** @internal */
@@ -647,15 +658,19 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     };
     const data = counted(encodeSnapshotData([...this.membership.members], snapshotChunks(this.sm.snapshot())));
     this.snapshotIndex = index;
-    this.storage.compact(index, term, this.membership.conf, data, this.opts.snapshotCatchUpEntries).then(
-      () => {
+    this.snapshotting = true;
+    this.storage
+      .compact(index, term, this.membership.conf, data, this.opts.snapshotCatchUpEntries)
+      .then(() => {
+        this.snapshotting = false;
         this.counters.snapshots++;
         const ms = performance.now() - started;
         this.counters.snapshotDuration.observe(ms / 1000);
         this.deps.logger.info({ index, term, bytes, ms: Math.round(ms) }, `snapshot taken at ${index}`);
-      },
-      (err: unknown) => this.fail(err),
-    );
+        // Entries applied while it was written may already call for the next one.
+        if (!this.closed && this.applied > index) this.maybeSnapshot(this.storage.term(this.applied));
+      })
+      .catch((err: unknown) => this.fail(err));
   }
 
   /**

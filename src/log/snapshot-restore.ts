@@ -25,6 +25,11 @@ export class SnapshotRestore {
 
   constructor(private readonly host: SnapshotRestoreHost) {}
 
+  /** A snapshot is being restored into the state machine, or entries wait behind one. */
+  get active(): boolean {
+    return this.restoring;
+  }
+
   /** True if committed entries must wait behind a snapshot being restored (they are queued then). */
   holds(entries: Entry[]): boolean {
     if (!this.restoring) return false;
