@@ -155,6 +155,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       case 'GET /health': {
         const s = log.status();
         if (s.role === 'fatal') return json(res, 503, { health: false, reason: s.fatal?.code ?? 'LOG_FATAL' });
+        if (s.role === 'closed') return json(res, 503, { health: false, reason: 'LOG_CLOSED' });
         if (s.lead === 0) return json(res, 503, { health: false, reason: 'NO_LEADER' });
         return json(res, 200, { health: true, leader: s.lead, id: s.id });
       }

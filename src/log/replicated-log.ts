@@ -353,6 +353,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       status: this.node.status(),
       applied: this.applied,
       fatal: this.fatal,
+      closed: this.closed || this.closing,
       members: this.membership.members,
       lastIndex: storage.lastIndex(),
       firstIndex: storage.firstIndex(),

@@ -9,8 +9,11 @@ import type { LogError } from './errors.js';
 import { peerLag, type LogMetrics, type MetricCounters } from './metrics.js';
 
 export interface LogStatus extends Status {
-  /** 'fatal': the node stopped after a storage failure or a corrupt entry (see `fatal`); close and reopen it. */
-  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'fatal';
+  /**
+   * 'fatal': the node stopped after a storage failure or a corrupt entry (see `fatal`); close and reopen it.
+   * 'closed': close() was called; the figures are those of the moment it stopped.
+   */
+  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'fatal' | 'closed';
   /** Why the node stopped, once it has. */
   fatal?: { code: string; message: string };
   members: Record<number, string>;
@@ -33,6 +36,8 @@ export interface NodeView {
   applied: number;
   /** Why the node stopped, if it has. */
   fatal: LogError | undefined;
+  /** close() was called. */
+  closed: boolean;
   members: ReadonlyMap<number, string>;
   lastIndex: number;
   firstIndex: number;
@@ -44,7 +49,7 @@ export function logStatus(v: NodeView): LogStatus {
   return {
     ...v.status,
     applied: v.applied,
-    role: f !== undefined ? 'fatal' : ROLE[v.status.state],
+    role: f !== undefined ? 'fatal' : v.closed ? 'closed' : ROLE[v.status.state],
     ...(f !== undefined ? { fatal: { code: f.code, message: f.message } } : {}),
     members: Object.fromEntries(v.members),
     lastIndex: v.lastIndex,
@@ -62,8 +67,8 @@ export function logMetrics(v: NodeView, c: MetricCounters, store: LogStore, tran
     term: s.term,
     commitIndex: s.commit,
     appliedIndex: v.applied,
-    isLeader: v.fatal === undefined && s.state === StateType.StateLeader,
-    hasLeader: v.fatal === undefined && s.lead !== 0,
+    isLeader: v.fatal === undefined && !v.closed && s.state === StateType.StateLeader,
+    hasLeader: v.fatal === undefined && !v.closed && s.lead !== 0,
     leaderChanges: c.leaderChanges,
     proposalsCommitted: c.proposalsCommitted,
     proposalsFailed: Object.fromEntries(c.proposalsFailed),

@@ -186,4 +186,19 @@ describe('the admin endpoint', () => {
     expect(fatal.status).toBe(503);
     expect(await fatal.json()).toMatchObject({ reason: 'LOG_FATAL' });
   });
+
+  it('503 from /health once the log is closed, though it was the leader', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    expect((await fetch(`http://${admin.address}/health`)).status).toBe(200);
+    await log.close();
+    expect(log.status().role).toBe('closed');
+    expect(log.metrics()).toMatchObject({ isLeader: false, hasLeader: false });
+    const res = await fetch(`http://${admin.address}/health`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ health: false, reason: 'LOG_CLOSED' });
+  });
 });
