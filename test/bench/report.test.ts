@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import { describeMachine } from '../../src/cli/machine.js';
+import { verdicts } from '../../bench/goals.js';
 import { renderReport } from '../../bench/report.js';
 
 const machine = { cpu: 'Test CPU', cores: 4, node: 'v20.0.0', platform: 'linux-x64', loadStart: [1, 2, 3], loadEnd: [0.5, 1.25, 2] };
@@ -63,4 +64,47 @@ it('renders the resp suite as one row per concurrency, with the ratio, and the c
   expect(page).toContain('5.0 s measured per case after a 1.0 s warm-up, 3 runs each; Redis 7.0.15.');
   expect(page).toContain('| 16 | 5,000 | 20,000 | 0.25 | 1.50 / 4.00 / 9.25 | 1.50 / 4.00 / 9.25 | 321 | 321 | 4,900 / 21,000 |');
   expect(page).toContain('| 1 | 200 | - | - | 1.50 / 4.00 / 9.25 | - | 321 | - | - |');
+});
+
+it('judges each goal from the results: met, missed, or not measured when its suite has not run', () => {
+  const row = (system: string, recordBytes: number, clients: number, recordsPerSec: number, extra = {}) => ({
+    system,
+    recordBytes,
+    clients,
+    recordsPerSec,
+    p99Ms: 1,
+    p999Ms: 1,
+    gcShare: 0.05,
+    ...extra,
+  });
+  const results = {
+    cluster: {
+      rows: [
+        row('embedded (1 node)', 100, 256, 300_000),
+        row('better-sqlite3', 100, 256, 150_000),
+        row('embedded (1 node)', 100, 16, 50_000),
+        row('better-sqlite3', 100, 16, 100_000),
+        row('embedded (1 node)', 100, 1, 7_000, { p99Ms: 0.3, p999Ms: 3 }),
+        row('better-sqlite3', 100, 1, 6_000, { p99Ms: 0.25, p999Ms: 1 }),
+        row('cluster (3 nodes)', 100, 256, 60_000),
+      ],
+    },
+  };
+  const v = Object.fromEntries(verdicts(results).map((g) => [g.goal, g]));
+  expect(v['embedded log, 100 B x 256 clients: records/s >= 1.5x better-sqlite3']).toEqual({
+    goal: 'embedded log, 100 B x 256 clients: records/s >= 1.5x better-sqlite3',
+    measured: '2.00x',
+    met: true,
+  });
+  expect(v['embedded log, 100 B x 16 clients: records/s >= 1.2x better-sqlite3']).toMatchObject({ measured: '0.50x', met: false });
+  expect(v['embedded log, 100 B x 1 clients: records/s >= 1x better-sqlite3']).toMatchObject({ met: true });
+  expect(v['embedded log, 1 client: p99 <= 1.5x better-sqlite3']).toMatchObject({ measured: '1.20x', met: true });
+  expect(v['embedded log, 1 client: p99.9 <= 2x better-sqlite3']).toMatchObject({ measured: '3.00x', met: false });
+  expect(v['embedded log, 100 B x 256 clients: GC < 8% of the time']).toMatchObject({ measured: '5.0%', met: true });
+  expect(v['3-node cluster, 100 B x 256 clients: records/s >= 0.7x the embedded log']).toMatchObject({ measured: '0.20x', met: false });
+  expect(v['embedded log, 100 B x 1024 clients: records/s >= 1.5x better-sqlite3']).toMatchObject({ measured: '-', met: null });
+  expect(v['KV over RESP, 3-node cluster, 256 connections: SET/s >= 1x Redis (appendfsync always)']).toMatchObject({ met: null });
+  const page = renderReport(results, new Date('2026-02-03T00:00:00Z'));
+  expect(page).toContain('| embedded log, 100 B x 16 clients: records/s >= 1.2x better-sqlite3 | 0.50x | no |');
+  expect(page).toContain('| WAL alone: event-loop p99 < 5 ms in every case (worst case) | - | not measured |');
 });

@@ -1,0 +1,105 @@
+// The product's performance goals, judged against the last results of the suites
+// that measure them. Each goal is a ratio within one run (raftlog against a
+// baseline measured beside it), so that the verdict holds on the machine the run
+// was made on; a goal whose suite has not run says so instead of guessing.
+
+type Json = Record<string, unknown>;
+
+export interface Verdict {
+  goal: string;
+  /** The measured figure, in words; '-' when its suite has not run. */
+  measured: string;
+  /** null: not measured. */
+  met: boolean | null;
+}
+
+const rowsOf = (r: Json | undefined, key = 'rows'): Json[] => (r !== undefined && Array.isArray(r[key]) ? (r[key] as Json[]) : []);
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
+const x = (v: number): string => `${v.toFixed(2)}x`;
+
+function judge(goal: string, value: number, target: number, atLeast: boolean, show: (v: number) => string): Verdict {
+  if (Number.isNaN(value)) return { goal, measured: '-', met: null };
+  return { goal, measured: show(value), met: atLeast ? value >= target : value < target };
+}
+
+/** The row of the product bench for a system and case. */
+function product(results: Record<string, Json>, system: string, bytes: number, clients: number): Json | undefined {
+  return rowsOf(results.cluster).find((r) => r.system === system && r.recordBytes === bytes && r.clients === clients);
+}
+
+function vsSqlite(results: Record<string, Json>, bytes: number, clients: number, field = 'recordsPerSec'): number {
+  const e = product(results, 'embedded (1 node)', bytes, clients);
+  const s = product(results, 'better-sqlite3', bytes, clients);
+  return e === undefined || s === undefined ? NaN : num(e[field]) / num(s[field]);
+}
+
+export function verdicts(results: Record<string, Json>): Verdict[] {
+  const out: Verdict[] = [];
+  for (const [bytes, clients, target] of [
+    [100, 256, 1.5],
+    [100, 1024, 1.5],
+    [1024, 256, 1.5],
+    [100, 16, 1.2],
+    [100, 1, 1.0],
+  ] as const) {
+    out.push(
+      judge(`embedded log, ${bytes} B x ${clients} clients: records/s >= ${target}x better-sqlite3`, vsSqlite(results, bytes, clients), target, true, x),
+    );
+  }
+  out.push(judge('embedded log, 1 client: p99 <= 1.5x better-sqlite3', vsSqlite(results, 100, 1, 'p99Ms'), 1.5 + 1e-9, false, x));
+  out.push(judge('embedded log, 1 client: p99.9 <= 2x better-sqlite3', vsSqlite(results, 100, 1, 'p999Ms'), 2 + 1e-9, false, x));
+  const gc = product(results, 'embedded (1 node)', 100, 256);
+  out.push(judge('embedded log, 100 B x 256 clients: GC < 8% of the time', num(gc?.gcShare), 0.08, false, (v) => `${(100 * v).toFixed(1)}%`));
+  const cluster = product(results, 'cluster (3 nodes)', 100, 256);
+  const embedded = product(results, 'embedded (1 node)', 100, 256);
+  out.push(
+    judge('3-node cluster, 100 B x 256 clients: records/s >= 0.7x the embedded log', num(cluster?.recordsPerSec) / num(embedded?.recordsPerSec), 0.7, true, x),
+  );
+
+  const wal = rowsOf(results.wal);
+  const walRow = (writer: string, size: number, batch: number, inflight: number): Json | undefined =>
+    wal.find((r) => r.writer === writer && r.size === size && r.batch === batch && r.inflight === inflight);
+  const raw = num((results.wal?.rawDisk as Json | undefined)?.MBps);
+  out.push(
+    judge('WAL alone, 1 KiB x 64 per append x 256 in flight: >= 0.9 of raw disk MB/s', num(walRow('wal', 1024, 64, 256)?.payloadMBps) / raw, 0.9, true, x),
+  );
+  const small = [1, 16, 256].map(
+    (inflight) => num(walRow('wal', 100, 1024, inflight)?.recordsPerSec) / num(walRow('node', 100, 1024, inflight)?.recordsPerSec),
+  );
+  out.push(judge('WAL alone, 100 B x 1024 per append: >= 1.5x a plain Node group-commit writer (worst in-flight case)', Math.min(...small), 1.5, true, x));
+  const loop = Math.max(...wal.filter((r) => r.writer === 'wal').map((r) => num(r.loopP99ms)));
+  out.push(judge('WAL alone: event-loop p99 < 5 ms in every case (worst case)', wal.length === 0 ? NaN : loop, 5, false, (v) => `${v.toFixed(2)} ms`));
+
+  const resp = rowsOf(results.resp);
+  for (const [clients, target] of [
+    [256, 1.0],
+    [16, 0.5],
+  ] as const) {
+    const r = resp.find((row) => row.clients === clients);
+    const c = r?.cluster as Json | undefined;
+    const redis = r?.redis as Json | undefined;
+    out.push(
+      judge(
+        `KV over RESP, 3-node cluster, ${clients} connections: SET/s >= ${target}x Redis (appendfsync always)`,
+        num(c?.setsPerSec) / num(redis?.setsPerSec),
+        target,
+        true,
+        x,
+      ),
+    );
+  }
+  return out;
+}
+
+export function goalsSection(results: Record<string, Json>): string[] {
+  const rows = verdicts(results);
+  return [
+    '## Goals',
+    '',
+    "The product's performance goals, each a ratio measured within one run, judged from the tables below (their machines and dates are given there).",
+    '',
+    '| goal | measured | met |',
+    '| --- | --- | --- |',
+    ...rows.map((v) => `| ${v.goal} | ${v.measured} | ${v.met === null ? 'not measured' : v.met ? 'yes' : 'no'} |`),
+  ];
+}
