@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULTS } from '../log/options.js';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { UsageError, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
@@ -89,7 +90,7 @@ export async function main(args: string[]): Promise<number> {
       clients: list(strArg(opts, 'clients', '1,16,256')),
       systems: strArg(opts, 'systems', 'cluster,embedded,sqlite').split(','),
       sync: strArg(opts, 'sync', 'always') === 'none' ? 'none' : 'always',
-      preallocate: preallocateArg(strArg(opts, 'preallocate', 'zeros')),
+      preallocate: preallocateArg(strArg(opts, 'preallocate', DEFAULTS.preallocate)),
       out: strArg(opts, 'out', 'bench/results'),
       profileDir: opts.has('profile') || opts.has('profile-dir') ? strArg(opts, 'profile-dir', DEFAULT_PROFILE_DIR) : undefined,
     });
@@ -134,7 +135,7 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
     let system: System;
     try {
       process.stdout.write(`[${name}] starting...\n`);
-      system = await open(name, work, o.sync, o.preallocate ?? 'zeros', o.profileDir);
+      system = await open(name, work, o.sync, o.preallocate ?? DEFAULTS.preallocate, o.profileDir);
     } catch (err) {
       rmSync(work, { recursive: true, force: true });
       throw err;
