@@ -30,7 +30,7 @@ export const options: Record<string, SuiteOption> = {
 };
 
 /** The strategies compared, in the order each round runs them. */
-const PREALLOCS = ['zeros', 'zeros-full', 'fallocate', 'none'] as const;
+const PREALLOCS = ['none', 'zeros', 'fallocate'] as const;
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 const WINDOW_MS = 250;
@@ -421,7 +421,9 @@ export default async function walBench(args: string[]): Promise<void> {
   rows.push(...measured.slice(0, firstStrategyCase));
   for (const [size, batch, inflight] of strategyCases)
     for (const prealloc of PREALLOCS) {
-      const runs = measured.slice(firstStrategyCase).filter((r) => r.writer === `wal/${prealloc}` && r.size === size && r.batch === batch && r.inflight === inflight);
+      const runs = measured
+        .slice(firstStrategyCase)
+        .filter((r) => r.writer === `wal/${prealloc}` && r.size === size && r.batch === batch && r.inflight === inflight);
       const med = (key: keyof Row): number => median(runs.map((r) => r[key] as number));
       rows.push({
         writer: `wal/${prealloc}`,
@@ -470,7 +472,9 @@ export default async function walBench(args: string[]): Promise<void> {
     const big = of(1024, 64, 256);
     console.log(
       `  ${prealloc}: ${fmt(footprints[prealloc]! / 2 ** 20, 1)} MiB; 1 KiB x 64 x 256: ${fmt(big?.payloadMBps ?? 0, 1)} MB/s (${fmt((100 * (big?.payloadMBps ?? 0)) / (fio ?? raw.MBps), 0)}% of ${fio === null ? 'raw' : 'fio'}); ` +
-        strategyCases.map(([s, b, i]) => `${s} B x ${b} x ${i}: ${fmt(of(s, b, i)?.recordsPerSec ?? 0)} rec/s, loop p99 ${fmt(of(s, b, i)?.loopP99ms ?? 0, 2)} ms`).join('; '),
+        strategyCases
+          .map(([s, b, i]) => `${s} B x ${b} x ${i}: ${fmt(of(s, b, i)?.recordsPerSec ?? 0)} rec/s, loop p99 ${fmt(of(s, b, i)?.loopP99ms ?? 0, 2)} ms`)
+          .join('; '),
     );
   }
 

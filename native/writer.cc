@@ -142,6 +142,14 @@ bool Writer::Idle() {
   return queue_.empty() && !stopping_;
 }
 
+// Idle for a while, not just between a report and the next job: with many
+// appends in flight the queue is often empty for the moment the event loop
+// takes to answer a report, and zeroing then would write every byte twice.
+bool Writer::Quiet() {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !cv_.wait_for(lock, std::chrono::milliseconds(kQuietMs), [this] { return !queue_.empty() || stopping_.load(); });
+}
+
 // Zeroes the current segment ahead of the write position while no job waits,
 // so that the coming fdatasyncs write into blocks that are allocated and
 // initialized: no extent or size change for the journal. Only in idle time:
@@ -154,7 +162,7 @@ void Writer::PrepareAhead() {
   if (fd_ < 0) return;
   if (prepared_ < end_) prepared_ = end_;
   std::vector<uint8_t> zeros;
-  while (prepared_ < options_.segmentBytes && prepared_ - end_ < step_ / 2 && Idle()) {
+  while (prepared_ < options_.segmentBytes && prepared_ - end_ < step_ / 2 && Quiet()) {
     uint64_t stop = std::min(prepared_ + step_, options_.segmentBytes);
     if (zeros.empty()) zeros.assign(std::min<uint64_t>(kFirstStep, stop - prepared_), 0);
     // In pieces, so that a job arriving meanwhile waits for one piece, not a step.
@@ -407,28 +415,18 @@ int Writer::CreatePreallocated(uint64_t* prepared) {
     return IoError(what, path, err);
   };
   uint64_t bytes = 0;
-  if (options_.prealloc == Prealloc::kZeros || options_.prealloc == Prealloc::kZerosFull) {
-    bytes = options_.prealloc == Prealloc::kZeros ? std::min(kFirstStep, options_.segmentBytes) : options_.segmentBytes;
-    // Writing the zeros (not just reserving blocks) is what makes later
-    // fdatasyncs cheap: the blocks are allocated and initialized, so a data
-    // sync has no extent or size change to journal.
-    // Synced every few MiB: a large backlog of dirty zeros would be flushed
-    // by the hot path's next fdatasync (ext4 commits the whole journal
-    // transaction), stalling appends behind the preallocation.
-    std::vector<uint8_t> zeros(1 << 20, 0);
-    uint64_t unsynced = 0;
+  if (options_.prealloc == Prealloc::kZeros) {
+    bytes = std::min(kFirstStep, options_.segmentBytes);
+    // Only the first step: the writer thread zeroes the rest while idle
+    // (PrepareAhead). Writing zeros, not just reserving blocks, is what makes
+    // later fdatasyncs cheap: the blocks are allocated and initialized.
+    std::vector<uint8_t> zeros(static_cast<size_t>(bytes), 0);
     for (uint64_t off = 0; off < bytes;) {
       if (stopping_) break;
-      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - off));
-      ssize_t w = pwrite(fd, zeros.data(), n, static_cast<off_t>(off));
+      ssize_t w = pwrite(fd, zeros.data() + off, static_cast<size_t>(bytes - off), static_cast<off_t>(off));
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) throw fail("preallocate");
       off += static_cast<uint64_t>(w);
-      unsynced += static_cast<uint64_t>(w);
-      if (options_.sync && unsynced >= (4u << 20)) {
-        if (fdatasync(fd) != 0) throw fail("fdatasync");
-        unsynced = 0;
-      }
     }
   } else if (options_.prealloc == Prealloc::kFallocate) {
     bytes = options_.segmentBytes;

@@ -28,7 +28,7 @@ namespace raftlog {
 
 class DirLock;
 
-enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2, kZerosFull = 3 };
+enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2 };
 
 // kZeros: a new segment starts with kFirstStep bytes of zeros, and the writer
 // thread, whenever its queue is empty, zeroes a step further ahead of the
@@ -36,6 +36,8 @@ enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2, kZerosFull = 3 };
 // last, up to kMaxStep.
 constexpr uint64_t kFirstStep = 1ull << 20;
 constexpr uint64_t kMaxStep = 8ull << 20;
+// How long the queue must stay empty before the writer zeroes ahead.
+constexpr int kQuietMs = 2;
 
 struct WriterOptions {
   std::string dir;
@@ -100,6 +102,7 @@ class Writer {
   void Rotate(uint64_t seq, uint64_t firstIndex);
   void PrepareAhead();
   bool Idle();
+  bool Quiet();
   void PreallocLoop();
   int CreatePreallocated(uint64_t* prepared);
   int OpenRetrying(const std::string& path, int flags);

@@ -69,12 +69,10 @@ export interface ReplicatedLogOptions<R = unknown> {
   /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. Default `DEFAULTS.sync`. */
   sync?: 'always' | 'none';
   /**
-   * How the WAL prepares segments. Default `DEFAULTS.preallocate` (the WAL's). 'zeros': each
-   * segment is zeroed a few MiB ahead of the write position while the writer is idle, so that
-   * commits at low rates write into blocks already initialized (no extent change to journal at
-   * fdatasync), and under load the file grows with the data; a fresh log takes about 2 MiB.
-   * 'fallocate' reserves whole segments (two on disk from the first append); 'none' lets
-   * every file grow with the appends.
+   * How the WAL prepares segments. Default `DEFAULTS.preallocate` (the WAL's, 'none': files
+   * grow with the appends, so a fresh log takes a few KiB). 'zeros' zeroes a segment a few MiB
+   * ahead of the write position while the writer is idle (about 2 MiB for a fresh log);
+   * 'fallocate' reserves whole segments (128 MiB from the first append).
    */
   preallocate?: 'zeros' | 'fallocate' | 'none';
   /**

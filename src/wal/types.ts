@@ -34,7 +34,7 @@ export interface WalOptions {
   /**
    * Target size of a segment file in bytes (default `WAL_DEFAULTS.segmentBytes`, 64 MiB). A
    * single larger record gets a segment of its own. It bounds what a snapshot can release at
-   * once; with 'zeros' a small log takes far less than a segment.
+   * once; a small log takes far less than a segment (see `preallocate`).
    */
   segmentBytes?: number;
   /**
@@ -44,15 +44,15 @@ export interface WalOptions {
    */
   sync?: 'always' | 'none';
   /**
-   * How segments are prepared ahead of need. 'zeros' (default, `WAL_DEFAULTS.preallocate`): a
-   * new segment starts with 1 MiB of zeros, and the writer thread, whenever it is idle, zeroes
-   * further ahead of the write position in steps doubling up to 8 MiB, so that commits at low
-   * rates fdatasync into blocks already initialized (no extent or size change to journal);
-   * under a steady load the file grows with the data and nothing is written twice. A fresh
-   * WAL takes about 2 MiB. 'fallocate' reserves each whole segment (two on disk from the first
-   * append); 'none' lets every file grow with the appends. README.md has the measurements.
+   * How segments are prepared ahead of need. 'none' (default, `WAL_DEFAULTS.preallocate`):
+   * every file grows with the appends, so the WAL takes what it holds. 'zeros': a new segment
+   * starts with 1 MiB of zeros, and the writer thread, once idle for 2 ms, zeroes further ahead
+   * of the write position in steps doubling up to 8 MiB, so that commits at low rates
+   * fdatasync into blocks already initialized (a fresh WAL takes about 2 MiB). 'fallocate'
+   * reserves each whole segment (two on disk from the first append). README.md has the
+   * measurements behind the default.
    */
-  preallocate?: 'zeros' | 'fallocate' | 'none' | 'zeros-full';
+  preallocate?: 'zeros' | 'fallocate' | 'none';
   /** Byte budget of the cache of recent entries (default `WAL_DEFAULTS.cacheBytes`, 8 MiB). */
   cacheBytes?: number;
   /** Receives warnings about conditions the WAL retried or repaired (default: none). */

@@ -41,7 +41,7 @@ import {
 import type { WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 
 const SILENT: WalLogger = { warn: () => undefined };
-const PREALLOC = { zeros: 0, fallocate: 1, none: 2, 'zeros-full': 3 } as const;
+const PREALLOC = { zeros: 0, fallocate: 1, none: 2 } as const;
 /** Largest single pread when serving old entries. */
 const READ_SPAN = 4 * 1024 * 1024;
 /**
