@@ -1,12 +1,13 @@
 // The native WAL against a plain Node group-commit writer and the raw disk,
-// all in one run on the same disk. `npm run bench -- wal [--quick] [--profile]`.
+// all in one run on the same disk. `npm run bench -- wal [--quick] [--profile]
+// [--cases all|prealloc] [--rounds N]`.
 //
 // Each case keeps `inflight` appends of `batch` records outstanding for a
 // fixed time, counted in 250 ms windows; the table shows the median window
 // (and the mean over the whole case). Event-loop delay comes from
 // perf_hooks.monitorEventLoopDelay while the case runs.
 import { spawnSync } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,21 @@ import { machineAtStart } from '../src/cli/machine.js';
 import { Wal } from '../src/wal/index.js';
 import type { WalEntry, WalOptions } from '../src/wal/index.js';
 import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
-import { SuiteProfiles, profileDirOf, writeResults } from './suite.js';
+import { SuiteProfiles, optionValue, profileDirOf, writeResults, type SuiteOption } from './suite.js';
+
+export const options: Record<string, SuiteOption> = {
+  '--cases': {
+    help: 'all|prealloc  every case, or only the comparison of preallocation strategies (default all)',
+    check: (v) => (v === 'all' || v === 'prealloc' ? null : "must be 'all' or 'prealloc'"),
+  },
+  '--rounds': {
+    help: 'N  rounds of the preallocation comparison, strategies interleaved; medians reported (default 3, --quick 1)',
+    check: (v) => (/^[1-9][0-9]*$/.test(v) ? null : 'must be a positive integer'),
+  },
+};
+
+/** The strategies compared, in the order each round runs them. */
+const PREALLOCS = ['none', 'zeros', 'fallocate'] as const;
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 const WINDOW_MS = 250;
@@ -305,6 +320,34 @@ async function paced(
   };
 }
 
+/** Bytes a directory tree takes on disk, as du counts them (allocated blocks, not file sizes). */
+function diskBytes(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    total += e.isDirectory() ? diskBytes(path) : statSync(path).blocks * 512;
+  }
+  return total;
+}
+
+/**
+ * What a fresh WAL takes on disk after one 1 KiB append, once the background
+ * preparation of the next segment has settled (two readings 300 ms apart agree).
+ */
+async function footprint(dir: string, options: WalOptions): Promise<number> {
+  const wal = await Wal.open(dir, { sync: 'always', ...options });
+  await wal.append([{ index: 1, term: 1, type: 0, data: new Uint8Array(1024).fill(0x5a) }]);
+  let last = -1;
+  for (let i = 0; i < 50; i++) {
+    const now = diskBytes(dir);
+    if (now === last) break;
+    last = now;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  await wal.close();
+  return last;
+}
+
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
@@ -314,6 +357,8 @@ export const profiles = true;
 
 export default async function walBench(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
+  const only = optionValue(args, '--cases') === 'prealloc';
+  const rounds = Number(optionValue(args, '--rounds') ?? (quick ? 1 : 3));
   const profiler = new SuiteProfiles('wal', profileDirOf(args));
   const ms = quick ? 600 : 2000;
   const root = mkdtempSync(join(tmpdir(), 'raftlog-walbench-'));
@@ -323,24 +368,29 @@ export default async function walBench(args: string[]): Promise<void> {
   // 1 KiB x 1024 records x 256 in flight would hold 256 MiB in flight and adds nothing the 16-in-flight case does not show.
   const skip = (size: number, batch: number, inflight: number): boolean => size * batch * inflight > 64 * 1024 * 1024;
   const cases: { writer: string; size: number; batch: number; inflight: number; options?: WalOptions }[] = [];
-  for (const size of sizes)
+  for (const size of only ? [] : sizes)
     for (const batch of batches)
       for (const inflight of inflights) {
         if (skip(size, batch, inflight)) continue;
         cases.push({ writer: 'wal', size, batch, inflight });
         cases.push({ writer: 'node', size, batch, inflight });
       }
-  // How the next segment is prepared, on the cases the targets name.
-  for (const [size, batch, inflight] of [
+  // How segments are prepared, on the cases the targets name: every strategy
+  // in turn, `rounds` times over, so that a change in the machine's load
+  // falls on all of them alike; each row is the median of its rounds.
+  const strategyCases = [
     [1024, 64, 256],
     [1024, 1, 256],
     [100, 1, 1],
-  ] as const)
-    for (const prealloc of ['zeros', 'none'] as const) cases.push({ writer: `wal/${prealloc}`, size, batch, inflight, options: { preallocate: prealloc } });
+  ] as const;
+  const firstStrategyCase = cases.length;
+  for (let round = 0; round < rounds; round++)
+    for (const [size, batch, inflight] of strategyCases)
+      for (const prealloc of PREALLOCS) cases.push({ writer: `wal/${prealloc}`, size, batch, inflight, options: { preallocate: prealloc } });
 
   const rows: Row[] = [];
   let n = 0;
-  const total = cases.length + 2;
+  const total = cases.length + 2 + PREALLOCS.length;
   const machine = machineAtStart();
   console.log(`wal bench: ${total} cases of ${ms} ms in ${root}\n${machine.header()}`);
   process.stdout.write(`[${++n}/${total}] raw disk (1 MiB write + fdatasync) ... `);
@@ -348,6 +398,15 @@ export default async function walBench(args: string[]): Promise<void> {
   const fio = fioMBps(root, Math.max(ms, 1500));
   console.log(`${fmt(raw.MBps, 1)} MB/s${fio === null ? ' (fio not installed: no cross-check)' : `; fio, same pattern: ${fmt(fio, 1)} MB/s`}`);
   rmSync(join(root, 'raw.bin'), { force: true });
+  const footprints: Record<string, number> = {};
+  for (const prealloc of PREALLOCS) {
+    process.stdout.write(`[${++n}/${total}] footprint of a fresh WAL after one append, preallocate '${prealloc}' ... `);
+    const dir = join(root, `footprint-${prealloc}`);
+    footprints[prealloc] = await footprint(dir, { preallocate: prealloc });
+    rmSync(dir, { recursive: true, force: true });
+    console.log(`${fmt(footprints[prealloc] / 2 ** 20, 1)} MiB`);
+  }
+  const measured: Row[] = [];
   for (const c of cases) {
     const dir = join(root, `case-${n}`);
     mkdirSync(dir);
@@ -356,9 +415,33 @@ export default async function walBench(args: string[]): Promise<void> {
     const r = await profiler.around(c.writer, `${c.writer}-${c.size}b-x${c.batch}-${c.inflight}`, () => drive(w, c.size, c.batch, c.inflight, ms));
     await w.close();
     rmSync(dir, { recursive: true, force: true });
-    rows.push({ writer: c.writer, size: c.size, batch: c.batch, inflight: c.inflight, ...r });
+    measured.push({ writer: c.writer, size: c.size, batch: c.batch, inflight: c.inflight, ...r });
     console.log(`${fmt(r.recordsPerSec)} rec/s, ${fmt(r.payloadMBps, 1)} MB/s, loop p99 ${fmt(r.loopP99ms, 2)} ms`);
   }
+  rows.push(...measured.slice(0, firstStrategyCase));
+  for (const [size, batch, inflight] of strategyCases)
+    for (const prealloc of PREALLOCS) {
+      const runs = measured
+        .slice(firstStrategyCase)
+        .filter((r) => r.writer === `wal/${prealloc}` && r.size === size && r.batch === batch && r.inflight === inflight);
+      const med = (key: keyof Row): number => median(runs.map((r) => r[key] as number));
+      rows.push({
+        writer: `wal/${prealloc}`,
+        size,
+        batch,
+        inflight,
+        recordsPerSec: med('recordsPerSec'),
+        meanRecordsPerSec: med('meanRecordsPerSec'),
+        payloadMBps: med('payloadMBps'),
+        fileMBps: med('fileMBps'),
+        fsyncs: med('fsyncs'),
+        recordsPerFsync: med('recordsPerFsync'),
+        appendP50us: med('appendP50us'),
+        appendP99us: med('appendP99us'),
+        loopP99ms: med('loopP99ms'),
+        loopMaxms: Math.max(...runs.map((r) => r.loopMaxms)),
+      });
+    }
   process.stdout.write(`[${++n}/${total}] wal paced: 100 B at 100,000 records/s ... `);
   const pacedDir = join(root, 'paced');
   mkdirSync(pacedDir);
@@ -382,6 +465,18 @@ export default async function walBench(args: string[]): Promise<void> {
   );
   console.log(`${machine.header()}${profiler.enabled ? '; measured under the CPU profiler' : ''}\n`);
   console.log(lines.join('\n'));
+  console.log(`\npreallocation strategies: median of ${rounds} round(s); footprint of a fresh WAL after one 1 KiB append (allocated blocks):`);
+  for (const prealloc of PREALLOCS) {
+    const of = (size: number, batch: number, inflight: number): Row | undefined =>
+      rows.find((r) => r.writer === `wal/${prealloc}` && r.size === size && r.batch === batch && r.inflight === inflight);
+    const big = of(1024, 64, 256);
+    console.log(
+      `  ${prealloc}: ${fmt(footprints[prealloc]! / 2 ** 20, 1)} MiB; 1 KiB x 64 x 256: ${fmt(big?.payloadMBps ?? 0, 1)} MB/s (${fmt((100 * (big?.payloadMBps ?? 0)) / (fio ?? raw.MBps), 0)}% of ${fio === null ? 'raw' : 'fio'}); ` +
+        strategyCases
+          .map(([s, b, i]) => `${s} B x ${b} x ${i}: ${fmt(of(s, b, i)?.recordsPerSec ?? 0)} rec/s, loop p99 ${fmt(of(s, b, i)?.loopP99ms ?? 0, 2)} ms`)
+          .join('; '),
+    );
+  }
 
   // The WAL's performance goals.
   const walRows = rows.filter((r) => r.writer === 'wal');
@@ -418,6 +513,8 @@ export default async function walBench(args: string[]): Promise<void> {
     rawDisk: raw,
     fioMBps: fio,
     rows,
+    preallocRounds: rounds,
+    footprintBytes: footprints,
     paced: pace,
     targets,
   });

@@ -11,8 +11,9 @@
 //  10  u16  zero
 //  12  u32  zero
 //
-// An all-zero header is the end of the records in a segment: segments are
-// preallocated full of zeros, so the first unwritten byte reads as "end".
+// An all-zero header is the end of the records in a segment: past them a
+// segment holds zeros written ahead of need, or ends, so the first unwritten
+// byte reads as "end".
 //
 // Every write job ends with a marker record naming its group: where the writer
 // last synced, and the count and CRC32C of the CRC fields of the records since.

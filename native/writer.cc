@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +30,14 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
       close(dirFd_);
       throw IoError("open", path, err);
     }
+    struct stat st;
+    if (fstat(fd_, &st) != 0) {
+      int err = errno;
+      close(fd_);
+      close(dirFd_);
+      throw IoError("stat", path, err);
+    }
+    prepared_ = static_cast<uint64_t>(st.st_size);
     seq_ = lastSeq;
     name_ = lastName;
   }
@@ -114,6 +123,70 @@ void Writer::Run() {
     }
     group.clear();
     if (closing) return;
+    if (!failed_ && options_.prealloc == Prealloc::kZeros) {
+      try {
+        PrepareAhead();
+      } catch (const WalError& e) {
+        failed_ = true;
+        error_ = e.what();
+      } catch (const std::exception& e) {
+        failed_ = true;
+        error_ = std::string("internal error on the WAL writer thread: ") + e.what();
+      }
+    }
+  }
+}
+
+bool Writer::Idle() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.empty() && !stopping_;
+}
+
+// Idle for a while, not just between a report and the next job: with many
+// appends in flight the queue is often empty for the moment the event loop
+// takes to answer a report, and zeroing then would write every byte twice.
+bool Writer::Quiet() {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !cv_.wait_for(lock, std::chrono::milliseconds(kQuietMs), [this] { return !queue_.empty() || stopping_.load(); });
+}
+
+// Zeroes the current segment ahead of the write position while no job waits,
+// so that the coming fdatasyncs write into blocks that are allocated and
+// initialized: no extent or size change for the journal. Only in idle time:
+// under a steady load the file grows with the data instead (one size change
+// per group commit, amortized over a large group), and no byte is written
+// twice. The zeros lie past every record, where replay reads the end of the
+// log, and are synced before the writer relies on them: an unsynced zero
+// page would otherwise be flushed by the next data sync.
+void Writer::PrepareAhead() {
+  if (fd_ < 0) return;
+  if (prepared_ < end_) prepared_ = end_;
+  std::vector<uint8_t> zeros;
+  while (prepared_ < options_.segmentBytes && prepared_ - end_ < step_ / 2 && Quiet()) {
+    uint64_t stop = std::min(prepared_ + step_, options_.segmentBytes);
+    if (zeros.empty()) zeros.assign(std::min<uint64_t>(kFirstStep, stop - prepared_), 0);
+    // In pieces, so that a job arriving meanwhile waits for one piece, not a step.
+    bool whole = true;
+    while (prepared_ < stop) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), stop - prepared_));
+      ssize_t w = pwrite(fd_, zeros.data(), n, static_cast<off_t>(prepared_));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        // Nothing is lost (no record lies here): a full disk fails the next
+        // data write, not the preparation.
+        Notice("could not zero " + JoinPath(options_.dir, name_) + " ahead of the write position: " + strerror(errno), 0, 0);
+        prepared_ = options_.segmentBytes;
+        return;
+      }
+      prepared_ += static_cast<uint64_t>(w);
+      if (prepared_ < stop && !Idle()) {
+        whole = false;  // the next data sync flushes the zeros written so far
+        break;
+      }
+    }
+    if (!whole) return;
+    if (options_.sync && fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
+    step_ = std::min(step_ * 2, kMaxStep);
   }
 }
 
@@ -220,7 +293,8 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
                                  std::to_string(seq_));
   // Before adding a file, make sure no one else can be writing here.
   if (options_.lock != nullptr && options_.lock->Verify()) Notice("re-created the deleted lock file", 0, 0);
-  int fd = TakePreallocated();
+  uint64_t prepared = 0;
+  int fd = TakePreallocated(&prepared);
   std::string name = SegmentName(seq, firstIndex);
   std::string from = JoinPath(options_.dir, kPreallocName), to = JoinPath(options_.dir, name);
   if (rename(from.c_str(), to.c_str()) != 0) {
@@ -235,6 +309,7 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
   name_ = name;
   mark_ = MarkState{};
   end_ = 0;
+  prepared_ = prepared;
   segmentsCreated_++;
   RequestPrealloc();
 }
@@ -247,7 +322,7 @@ void Writer::RequestPrealloc() {
   pcv_.notify_all();
 }
 
-int Writer::TakePreallocated() {
+int Writer::TakePreallocated(uint64_t* prepared) {
   std::string error;
   {
     std::unique_lock<std::mutex> lock(pmu_);
@@ -257,6 +332,7 @@ int Writer::TakePreallocated() {
     if (preallocError_.empty()) {
       int fd = preallocFd_;
       preallocFd_ = -1;
+      *prepared = preallocBytes_;
       return fd;
     }
     error = preallocError_;
@@ -265,7 +341,7 @@ int Writer::TakePreallocated() {
   // full since cleaned up). Nothing is lost yet: try once more, here, and
   // fail the WAL only if that fails too.
   Notice("could not prepare the next segment (" + error + "); trying again", 1, 0);
-  return CreatePreallocated();
+  return CreatePreallocated(prepared);
 }
 
 // Running out of fds is a passing condition: wait for some to free up rather
@@ -306,9 +382,10 @@ void Writer::PreallocLoop() {
       preallocWanted_ = false;
     }
     int fd = -1;
+    uint64_t prepared = 0;
     std::string error;
     try {
-      fd = CreatePreallocated();
+      fd = CreatePreallocated(&prepared);
     } catch (const WalError& e) {
       error = e.what();
     } catch (const std::exception& e) {
@@ -321,6 +398,7 @@ void Writer::PreallocLoop() {
         return;
       }
       preallocFd_ = fd;
+      preallocBytes_ = prepared;
       preallocError_ = error;
       preallocDone_ = true;
     }
@@ -328,7 +406,7 @@ void Writer::PreallocLoop() {
   }
 }
 
-int Writer::CreatePreallocated() {
+int Writer::CreatePreallocated(uint64_t* prepared) {
   std::string path = JoinPath(options_.dir, kPreallocName);
   int fd = OpenRetrying(path, O_RDWR | O_CREAT | O_TRUNC);
   auto fail = [&](const char* what) {
@@ -336,29 +414,22 @@ int Writer::CreatePreallocated() {
     close(fd);
     return IoError(what, path, err);
   };
+  uint64_t bytes = 0;
   if (options_.prealloc == Prealloc::kZeros) {
-    // Writing the zeros (not just reserving blocks) is what makes later
-    // fdatasyncs cheap: the blocks are allocated and initialized, so a data
-    // sync has no extent or size change to journal.
-    // Synced every few MiB: a large backlog of dirty zeros would be flushed
-    // by the hot path's next fdatasync (ext4 commits the whole journal
-    // transaction), stalling appends behind the preallocation.
-    std::vector<uint8_t> zeros(1 << 20, 0);
-    uint64_t unsynced = 0;
-    for (uint64_t off = 0; off < options_.segmentBytes;) {
+    bytes = std::min(kFirstStep, options_.segmentBytes);
+    // Only the first step: the writer thread zeroes the rest while idle
+    // (PrepareAhead). Writing zeros, not just reserving blocks, is what makes
+    // later fdatasyncs cheap: the blocks are allocated and initialized.
+    std::vector<uint8_t> zeros(static_cast<size_t>(bytes), 0);
+    for (uint64_t off = 0; off < bytes;) {
       if (stopping_) break;
-      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), options_.segmentBytes - off));
-      ssize_t w = pwrite(fd, zeros.data(), n, static_cast<off_t>(off));
+      ssize_t w = pwrite(fd, zeros.data() + off, static_cast<size_t>(bytes - off), static_cast<off_t>(off));
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) throw fail("preallocate");
       off += static_cast<uint64_t>(w);
-      unsynced += static_cast<uint64_t>(w);
-      if (options_.sync && unsynced >= (4u << 20)) {
-        if (fdatasync(fd) != 0) throw fail("fdatasync");
-        unsynced = 0;
-      }
     }
   } else if (options_.prealloc == Prealloc::kFallocate) {
+    bytes = options_.segmentBytes;
     int err = posix_fallocate(fd, 0, static_cast<off_t>(options_.segmentBytes));
     if (err != 0) {
       errno = err;
@@ -366,6 +437,7 @@ int Writer::CreatePreallocated() {
     }
   }
   if (options_.sync && fdatasync(fd) != 0) throw fail("fdatasync");
+  *prepared = bytes;
   return fd;
 }
 

@@ -1,6 +1,6 @@
 // The group-commit writer: one native thread that takes every job queued while
 // it was busy, writes them with as few pwritev calls as the layout allows,
-// and makes them durable with one fdatasync. A second thread preallocates the
+// and makes them durable with one fdatasync. A second thread prepares the
 // next segment so that rotation does not wait for it.
 //
 // The TypeScript face decides where every record goes (segment and offset);
@@ -29,6 +29,15 @@ namespace raftlog {
 class DirLock;
 
 enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2 };
+
+// kZeros: a new segment starts with kFirstStep bytes of zeros, and the writer
+// thread, whenever its queue is empty, zeroes a step further ahead of the
+// write position once less than half a step is left, each step twice the
+// last, up to kMaxStep.
+constexpr uint64_t kFirstStep = 1ull << 20;
+constexpr uint64_t kMaxStep = 8ull << 20;
+// How long the queue must stay empty before the writer zeroes ahead.
+constexpr int kQuietMs = 2;
 
 struct WriterOptions {
   std::string dir;
@@ -91,11 +100,14 @@ class Writer {
   void Flush();
   void FlushAndSync();
   void Rotate(uint64_t seq, uint64_t firstIndex);
+  void PrepareAhead();
+  bool Idle();
+  bool Quiet();
   void PreallocLoop();
-  int CreatePreallocated();
+  int CreatePreallocated(uint64_t* prepared);
   int OpenRetrying(const std::string& path, int flags);
   void Notice(const std::string& message, int attempt, int delayMs);
-  int TakePreallocated();
+  int TakePreallocated(uint64_t* prepared);
   void RequestPrealloc();
 
   const WriterOptions options_;
@@ -119,11 +131,14 @@ class Writer {
   uint64_t iovOffset_ = 0, iovBytes_ = 0;
   MarkState mark_;    // the records of the current segment since its last sync (the open group)
   uint64_t end_ = 0;  // where the last chunk written to the current segment ends
+  uint64_t prepared_ = 0;  // the current segment's bytes that exist on disk (written or preallocated)
+  uint64_t step_ = kFirstStep;
 
   std::mutex pmu_;
   std::condition_variable pcv_;
   bool preallocWanted_ = false, preallocDone_ = false;
   int preallocFd_ = -1;
+  uint64_t preallocBytes_ = 0;
   std::string preallocError_;
 
   std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, segmentsCreated_{0}, segmentsRemoved_{0};

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { DEFAULTS } from '../log/options.js';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { UsageError, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
@@ -105,7 +106,7 @@ export async function main(args: string[]): Promise<number> {
       clients: list(strArg(opts, 'clients', '1,16,256')),
       systems: strArg(opts, 'systems', 'cluster,embedded,sqlite').split(','),
       sync: strArg(opts, 'sync', 'always') === 'none' ? 'none' : 'always',
-      preallocate: preallocateArg(strArg(opts, 'preallocate', 'zeros')),
+      preallocate: preallocateArg(strArg(opts, 'preallocate', DEFAULTS.preallocate)),
       out: strArg(opts, 'out', 'bench/results'),
       profileDir: opts.has('profile') || opts.has('profile-dir') ? strArg(opts, 'profile-dir', DEFAULT_PROFILE_DIR) : undefined,
     });
@@ -159,7 +160,7 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
         const work = mkdtempSync(join(tmpdir(), `raftlog-bench-${name}-`));
         process.stdout.write(`[${name}] starting...\n`);
         try {
-          opened.push({ system: await open(name, work, o.sync, o.preallocate ?? 'zeros', o.profileDir), work });
+          opened.push({ system: await open(name, work, o.sync, o.preallocate ?? DEFAULTS.preallocate, o.profileDir), work });
         } catch (err) {
           rmSync(work, { recursive: true, force: true });
           throw err;

@@ -1,6 +1,7 @@
 // `raftlog serve`: one node of a cluster, with the example key-value store
 // served over the Redis protocol.
 import { readFileSync } from 'node:fs';
+import { DEFAULTS } from '../log/options.js';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
@@ -91,7 +92,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   }
   const sync = strArg(opts, 'sync', 'always');
   if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
-  const preallocate = strArg(opts, 'preallocate', 'zeros');
+  const preallocate = strArg(opts, 'preallocate', DEFAULTS.preallocate);
   if (preallocate !== 'zeros' && preallocate !== 'fallocate' && preallocate !== 'none') throw new UsageError(`--preallocate must be zeros, fallocate or none`);
   const machine = strArg(opts, 'state-machine', 'kv');
   if (machine !== 'kv' && machine !== 'none') throw new UsageError(`--state-machine must be 'kv' or 'none'`);

@@ -1,5 +1,6 @@
 // The WAL layer: the native write-ahead log's TypeScript face.
 export { Wal } from './wal.js';
+export { WAL_DEFAULTS } from './defaults.js';
 export { crc32c } from './crc32c.js';
 export type { WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 export { FSYNC_BUCKETS } from './types.js';

@@ -31,7 +31,11 @@ export interface WalSnapshot {
 export type WalLogger = Pick<Logger, 'warn'>;
 
 export interface WalOptions {
-  /** Target size of a segment file in bytes (default 64 MiB). A single larger record gets a segment of its own. */
+  /**
+   * Target size of a segment file in bytes (default `WAL_DEFAULTS.segmentBytes`, 64 MiB). A
+   * single larger record gets a segment of its own. It bounds what a snapshot can release at
+   * once; a small log takes far less than a segment (see `preallocate`).
+   */
   segmentBytes?: number;
   /**
    * 'always' (default): an append resolves only after write + fdatasync.
@@ -40,14 +44,16 @@ export interface WalOptions {
    */
   sync?: 'always' | 'none';
   /**
-   * How the next segment is prepared ahead of need, on a background thread.
-   * 'fallocate' (default) reserves its blocks; 'zeros' writes it full of zeros
-   * and syncs it, so that a later fdatasync has no extent change to journal,
-   * at the price of writing every byte twice; 'none' lets the file grow with
-   * the appends. README.md has the measurements behind the default.
+   * How segments are prepared ahead of need. 'none' (default, `WAL_DEFAULTS.preallocate`):
+   * every file grows with the appends, so the WAL takes what it holds. 'zeros': a new segment
+   * starts with 1 MiB of zeros, and the writer thread, once idle for 2 ms, zeroes further ahead
+   * of the write position in steps doubling up to 8 MiB, so that commits at low rates
+   * fdatasync into blocks already initialized (a fresh WAL takes about 2 MiB). 'fallocate'
+   * reserves each whole segment (two on disk from the first append). README.md has the
+   * measurements behind the default.
    */
   preallocate?: 'zeros' | 'fallocate' | 'none';
-  /** Byte budget of the cache of recent entries (default 8 MiB). */
+  /** Byte budget of the cache of recent entries (default `WAL_DEFAULTS.cacheBytes`, 8 MiB). */
   cacheBytes?: number;
   /** Receives warnings about conditions the WAL retried or repaired (default: none). */
   logger?: WalLogger;

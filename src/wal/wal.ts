@@ -7,6 +7,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { addon, type NativeHandle, type NativeScan } from './addon.js';
 import { EntryCache } from './cache.js';
+import { WAL_DEFAULTS } from './defaults.js';
 import {
   fromNative,
   WalClosedError,
@@ -39,8 +40,6 @@ import {
 } from './record.js';
 import type { WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 
-const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
-const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
 const SILENT: WalLogger = { warn: () => undefined };
 const PREALLOC = { zeros: 0, fallocate: 1, none: 2 } as const;
 /** Largest single pread when serving old entries. */
@@ -157,14 +156,14 @@ export class Wal {
    * and fsync mean nothing reliable on network file systems.
    */
   static async open(dir: string, options: WalOptions = {}): Promise<Wal> {
-    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    const segmentBytes = options.segmentBytes ?? WAL_DEFAULTS.segmentBytes;
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 4096 || segmentBytes > 2 ** 30)
       throw new WalInvalidArgumentError(`segmentBytes must be an integer in [4096, 2^30], got ${String(segmentBytes)}`);
     const sync = options.sync ?? 'always';
     if (sync !== 'always' && sync !== 'none') throw new WalInvalidArgumentError(`sync must be 'always' or 'none', got ${String(sync)}`);
-    const prealloc = options.preallocate ?? 'fallocate';
+    const prealloc = options.preallocate ?? WAL_DEFAULTS.preallocate;
     if (!(prealloc in PREALLOC)) throw new WalInvalidArgumentError(`preallocate must be 'zeros', 'fallocate' or 'none', got ${String(prealloc)}`);
-    const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    const cacheBytes = options.cacheBytes ?? WAL_DEFAULTS.cacheBytes;
     if (!isIndex(cacheBytes)) throw new WalInvalidArgumentError(`cacheBytes must be a non-negative integer, got ${String(cacheBytes)}`);
     const logger = options.logger ?? SILENT;
     if (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function')

@@ -12,7 +12,8 @@ import { Wal, WalError, type WalEntry } from '../../src/wal/index.js';
 import { seeded, testSeed } from '../seeded.js';
 import { cleanTempDirs, entry, plain, tempDir } from './helpers.js';
 
-const OPTIONS = { segmentBytes: 16 * 1024 };
+// Preallocated whole, as the damage below reaches into the unwritten tail of a segment.
+const OPTIONS = { segmentBytes: 16 * 1024, preallocate: 'fallocate' } as const;
 const LONG = process.env['FUZZ'] === 'long';
 const CASES = 300;
 
