@@ -12,7 +12,7 @@ export default async function cluster(args: string[]): Promise<void> {
     seconds: quick ? 1 : 3,
     runs: quick ? 1 : 3,
     sizes: [100, 1024],
-    clients: [1, 16, 256],
+    clients: [1, 16, 256, 1024],
     systems: ['cluster', 'embedded', 'sqlite'],
     sync: 'always',
     out: 'bench/results',

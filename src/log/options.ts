@@ -69,10 +69,10 @@ export interface ReplicatedLogOptions<R = unknown> {
   /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. Default `DEFAULTS.sync`. */
   sync?: 'always' | 'none';
   /**
-   * How the WAL prepares segments. Default `DEFAULTS.preallocate` (the WAL's, 'none': files
-   * grow with the appends, so a fresh log takes a few KiB). 'zeros' zeroes a segment a few MiB
-   * ahead of the write position while the writer is idle (about 2 MiB for a fresh log);
-   * 'fallocate' reserves whole segments (128 MiB from the first append).
+   * How the WAL prepares segments. Default `DEFAULTS.preallocate` (the WAL's, 'zeros': a
+   * segment is zeroed a few MiB ahead of the records, about 2 MiB for a fresh log). 'none':
+   * files grow with the appends (a few KiB for a fresh log); 'fallocate' reserves whole
+   * segments (128 MiB from the first append).
    */
   preallocate?: 'zeros' | 'fallocate' | 'none';
   /**

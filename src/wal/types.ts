@@ -44,8 +44,8 @@ export interface WalOptions {
    */
   sync?: 'always' | 'none';
   /**
-   * How segments are prepared ahead of need. 'none' (default, `WAL_DEFAULTS.preallocate`):
-   * every file grows with the appends, so the WAL takes what it holds. 'zeros': a new segment
+   * How segments are prepared ahead of need. 'none': every file grows with the appends, so
+   * the WAL takes what it holds. 'zeros' (default, `WAL_DEFAULTS.preallocate`): a new segment
    * starts with 1 MiB of zeros, and the writer thread, once idle for 2 ms, zeroes further ahead
    * of the write position in steps doubling up to 8 MiB, so that commits at low rates
    * fdatasync into blocks already initialized (a fresh WAL takes about 2 MiB). 'fallocate'
