@@ -7,7 +7,7 @@
 // (and the mean over the whole case). Event-loop delay comes from
 // perf_hooks.monitorEventLoopDelay while the case runs.
 import { spawnSync } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { Wal } from '../src/wal/index.js';
 import type { WalEntry, WalOptions } from '../src/wal/index.js';
 import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
 import { SuiteProfiles, optionValue, profileDirOf, writeResults, type SuiteOption } from './suite.js';
+import { diskBytes } from './disk-bytes.js';
 
 export const options: Record<string, SuiteOption> = {
   '--cases': {
@@ -318,16 +319,6 @@ async function paced(
     loopMaxms: loop.max / 1e6,
     recordsPerFsync: fsyncs > 0 ? done / fsyncs : 0,
   };
-}
-
-/** Bytes a directory tree takes on disk, as du counts them (allocated blocks, not file sizes). */
-function diskBytes(dir: string): number {
-  let total = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, e.name);
-    total += e.isDirectory() ? diskBytes(path) : statSync(path).blocks * 512;
-  }
-  return total;
 }
 
 /**

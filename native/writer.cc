@@ -90,6 +90,22 @@ WriterStats Writer::Stats() const {
   return s;
 }
 
+// Runs work on the writer thread; a failure fails the WAL. Anything besides a
+// WalError (bad_alloc, system_error) fails it the same way: escaping this
+// thread would terminate the process.
+template <typename F>
+void Writer::Guarded(F&& work) {
+  try {
+    work();
+  } catch (const WalError& e) {
+    failed_ = true;
+    error_ = e.what();
+  } catch (const std::exception& e) {
+    failed_ = true;
+    error_ = std::string("internal error on the WAL writer thread: ") + e.what();
+  }
+}
+
 void Writer::Run() {
   std::deque<Job> group;
   for (;;) {
@@ -102,18 +118,10 @@ void Writer::Run() {
     bool closing = false;
     for (Job& job : group) closing = closing || job.type == Job::kClose;
     if (!failed_) {
-      try {
+      Guarded([&] {
         for (Job& job : group) Execute(job);
         FlushAndSync();
-      } catch (const WalError& e) {
-        failed_ = true;
-        error_ = e.what();
-      } catch (const std::exception& e) {
-        // Anything else (bad_alloc, system_error) fails the WAL the same way:
-        // escaping this thread would terminate the process.
-        failed_ = true;
-        error_ = std::string("internal error on the WAL writer thread: ") + e.what();
-      }
+      });
     }
     groups_++;
     try {
@@ -123,17 +131,7 @@ void Writer::Run() {
     }
     group.clear();
     if (closing) return;
-    if (!failed_ && options_.prealloc == Prealloc::kZeros) {
-      try {
-        PrepareAhead();
-      } catch (const WalError& e) {
-        failed_ = true;
-        error_ = e.what();
-      } catch (const std::exception& e) {
-        failed_ = true;
-        error_ = std::string("internal error on the WAL writer thread: ") + e.what();
-      }
-    }
+    if (!failed_ && options_.prealloc == Prealloc::kZeros) Guarded([this] { PrepareAhead(); });
   }
 }
 

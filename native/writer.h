@@ -95,6 +95,8 @@ class Writer {
 
  private:
   void Run();
+  template <typename F>
+  void Guarded(F&& work);
   void Execute(Job& job);
   void Write(Job& job, const Chunk& c);
   void Flush();

@@ -3,13 +3,14 @@
 // On demand, not in CI. Usage: npm run soak -- [--minutes 10] [--clients 16]
 //   [--value-bytes 100] [--sample-seconds 5] [--snapshot-every 10000]
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePorts } from '../src/cli/ports.js';
 import { RespClient } from '../test/kv/resp-client.js';
 import { serveNode, writeClusterSecret } from './serve-node.js';
+import { diskBytes } from '../bench/disk-bytes.js';
 
 const USAGE = 'usage: npm run soak -- [--minutes 10] [--clients 16] [--value-bytes 100] [--sample-seconds 5] [--snapshot-every 10000]';
 
@@ -63,15 +64,6 @@ const rssMiB = (pid: number): number => {
   return m ? Number(m[1]) / 1024 : NaN;
 };
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
-/** Allocated bytes, not apparent size: preallocated segments count as what they take. */
-function diskBytes(dir: string): number {
-  let total = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    total += e.isDirectory() ? diskBytes(p) : statSync(p).blocks * 512;
-  }
-  return total;
-}
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]!;

@@ -9,18 +9,9 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Wal, WAL_DEFAULTS } from '../../src/wal/index.js';
 import { RecordingMachine, enc } from '../log/helpers.js';
 import { cleanTempDirs, range, tempDir } from './helpers.js';
+import { diskBytes } from '../../bench/disk-bytes.js';
 
 afterEach(cleanTempDirs);
-
-/** Bytes a directory tree takes on disk as du counts them: allocated blocks, not file sizes. */
-function diskBytes(dir: string): number {
-  let total = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, e.name);
-    total += e.isDirectory() ? diskBytes(path) : statSync(path).blocks * 512;
-  }
-  return total;
-}
 
 /** The footprint once the WAL's background preparation has settled: two readings 300 ms apart agree. */
 async function settledDiskBytes(dir: string): Promise<number> {
