@@ -613,13 +613,15 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
         this.proposals.applied(e.index, e.term, -1, undefined as R);
-      } else if (!readRecord(e.data, e.index, layout)) {
-        // (readRecord throws LOG_CORRUPT on damage: the pump stops the node.) An entry with no record:
-        this.proposals.applied(e.index, e.term, -1, undefined as R);
-        this.membership.recordApplied(e.index);
       } else {
-        const result = this.sm.apply({ index: e.index, term: e.term, data: e.data.subarray(layout.payloadAt) });
-        this.proposals.applied(e.index, e.term, hasOrigin(e.data, layout, this.proposals.origin) ? layout.seq : -1, result);
+        // readRecord throws LOG_CORRUPT on damage (the pump stops the node); false: an entry with no record.
+        let own = -1;
+        let result = undefined as R;
+        if (readRecord(e.data, e.index, layout)) {
+          own = hasOrigin(e.data, layout, this.proposals.origin) ? layout.seq : -1; // read before apply() runs the application's code
+          result = this.sm.apply({ index: e.index, term: e.term, data: e.data.subarray(layout.payloadAt) });
+        }
+        this.proposals.applied(e.index, e.term, own, result);
         this.membership.recordApplied(e.index);
       }
       this.applied = e.index;
