@@ -25,7 +25,8 @@ function usage(suites: Record<string, BenchSuite>): string {
   const own = Object.entries(suites).flatMap(([name, s]) => Object.entries(s.options ?? {}).map(([flag, o]) => `  ${name}: ${flag} ${o.help}`));
   return `usage: npm run bench [-- [${all.join('|')} ...] [report] [--quick] [--profile] [--profile-dir=DIR] [suite options]]
 Runs every benchmark suite (or the named ones) in turn; each prints a table with the
-machine it ran on and writes bench/results/<suite>.json. --quick runs a short pass.
+machine it ran on and writes bench/results/<suite>.json; a run of every suite then
+rebuilds docs/performance.md. --quick runs a short pass.
 --profile (cluster, micro, resp, wal): records a CPU profile of each system measured into DIR
 (default bench/results/profiles/) and prints, per system, the functions with the most
 self time and the shares of idle, GC and program time.
@@ -48,6 +49,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
 const report = argv.includes('report');
 const named = argv.filter((a) => all.includes(a));
 const toRun = report && named.length === 0 ? [] : named.length > 0 ? named : all;
+// A run of every suite leaves the page in step with its results.
+const rebuildPage = report || named.length === 0;
 const suites: Record<string, BenchSuite> = {};
 for (const name of toRun) suites[name] = await load(name);
 const options: Record<string, SuiteOption> = {};
@@ -76,7 +79,7 @@ for (const name of toRun) {
     fail(`${name}: ${err.message}`, suites);
   }
 }
-if (report) {
+if (rebuildPage) {
   const { writeReport } = await import('./report.js');
   writeReport();
 }
