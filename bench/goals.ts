@@ -17,9 +17,12 @@ const rowsOf = (r: Json | undefined, key = 'rows'): Json[] => (r !== undefined &
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
 const x = (v: number): string => `${v.toFixed(2)}x`;
 
-function judge(goal: string, value: number, target: number, atLeast: boolean, show: (v: number) => string): Verdict {
+type Bound = '>=' | '<=' | '<';
+
+function judge(goal: string, value: number, bound: Bound, target: number, show: (v: number) => string): Verdict {
   if (Number.isNaN(value)) return { goal, measured: '-', met: null };
-  return { goal, measured: show(value), met: atLeast ? value >= target : value < target };
+  const met = bound === '>=' ? value >= target : bound === '<=' ? value <= target : value < target;
+  return { goal, measured: show(value), met };
 }
 
 /** The row of the product bench for a system and case. */
@@ -43,17 +46,17 @@ export function verdicts(results: Record<string, Json>): Verdict[] {
     [100, 1, 1.0],
   ] as const) {
     out.push(
-      judge(`embedded log, ${bytes} B x ${clients} clients: records/s >= ${target}x better-sqlite3`, vsSqlite(results, bytes, clients), target, true, x),
+      judge(`embedded log, ${bytes} B x ${clients} clients: records/s >= ${target}x better-sqlite3`, vsSqlite(results, bytes, clients), '>=', target, x),
     );
   }
-  out.push(judge('embedded log, 1 client: p99 <= 1.5x better-sqlite3', vsSqlite(results, 100, 1, 'p99Ms'), 1.5 + 1e-9, false, x));
-  out.push(judge('embedded log, 1 client: p99.9 <= 2x better-sqlite3', vsSqlite(results, 100, 1, 'p999Ms'), 2 + 1e-9, false, x));
+  out.push(judge('embedded log, 1 client: p99 <= 1.5x better-sqlite3', vsSqlite(results, 100, 1, 'p99Ms'), '<=', 1.5, x));
+  out.push(judge('embedded log, 1 client: p99.9 <= 2x better-sqlite3', vsSqlite(results, 100, 1, 'p999Ms'), '<=', 2, x));
   const gc = product(results, 'embedded (1 node)', 100, 256);
-  out.push(judge('embedded log, 100 B x 256 clients: GC < 8% of the time', num(gc?.gcShare), 0.08, false, (v) => `${(100 * v).toFixed(1)}%`));
+  out.push(judge('embedded log, 100 B x 256 clients: GC < 8% of the time', num(gc?.gcShare), '<', 0.08, (v) => `${(100 * v).toFixed(1)}%`));
   const cluster = product(results, 'cluster (3 nodes)', 100, 256);
   const embedded = product(results, 'embedded (1 node)', 100, 256);
   out.push(
-    judge('3-node cluster, 100 B x 256 clients: records/s >= 0.7x the embedded log', num(cluster?.recordsPerSec) / num(embedded?.recordsPerSec), 0.7, true, x),
+    judge('3-node cluster, 100 B x 256 clients: records/s >= 0.7x the embedded log', num(cluster?.recordsPerSec) / num(embedded?.recordsPerSec), '>=', 0.7, x),
   );
 
   const wal = rowsOf(results.wal);
@@ -61,14 +64,14 @@ export function verdicts(results: Record<string, Json>): Verdict[] {
     wal.find((r) => r.writer === writer && r.size === size && r.batch === batch && r.inflight === inflight);
   const raw = num((results.wal?.rawDisk as Json | undefined)?.MBps);
   out.push(
-    judge('WAL alone, 1 KiB x 64 per append x 256 in flight: >= 0.9 of raw disk MB/s', num(walRow('wal', 1024, 64, 256)?.payloadMBps) / raw, 0.9, true, x),
+    judge('WAL alone, 1 KiB x 64 per append x 256 in flight: >= 0.9 of raw disk MB/s', num(walRow('wal', 1024, 64, 256)?.payloadMBps) / raw, '>=', 0.9, x),
   );
   const small = [1, 16, 256].map(
     (inflight) => num(walRow('wal', 100, 1024, inflight)?.recordsPerSec) / num(walRow('node', 100, 1024, inflight)?.recordsPerSec),
   );
-  out.push(judge('WAL alone, 100 B x 1024 per append: >= 1.5x a plain Node group-commit writer (worst in-flight case)', Math.min(...small), 1.5, true, x));
+  out.push(judge('WAL alone, 100 B x 1024 per append: >= 1.5x a plain Node group-commit writer (worst in-flight case)', Math.min(...small), '>=', 1.5, x));
   const loop = Math.max(...wal.filter((r) => r.writer === 'wal').map((r) => num(r.loopP99ms)));
-  out.push(judge('WAL alone: event-loop p99 < 5 ms in every case (worst case)', wal.length === 0 ? NaN : loop, 5, false, (v) => `${v.toFixed(2)} ms`));
+  out.push(judge('WAL alone: event-loop p99 < 5 ms in every case (worst case)', wal.length === 0 ? NaN : loop, '<', 5, (v) => `${v.toFixed(2)} ms`));
 
   const resp = rowsOf(results.resp);
   for (const [clients, target] of [
@@ -82,8 +85,8 @@ export function verdicts(results: Record<string, Json>): Verdict[] {
       judge(
         `KV over RESP, 3-node cluster, ${clients} connections: SET/s >= ${target}x Redis (appendfsync always)`,
         num(c?.setsPerSec) / num(redis?.setsPerSec),
+        '>=',
         target,
-        true,
         x,
       ),
     );

@@ -131,8 +131,9 @@ function applyDispatch(size: number): Case {
     fn: () => {
       for (const e of entries) {
         if (e.type !== EntryType.Normal || !readRecord(e.data, e.index, layout)) continue;
+        const own = hasOrigin(e.data, layout, origin) ? layout.seq : -1;
         const result = sm.apply({ index: e.index, term: e.term, data: e.data.subarray(layout.payloadAt) });
-        proposals.applied(e.index, e.term, hasOrigin(e.data, layout, origin) ? layout.seq : -1, result);
+        proposals.applied(e.index, e.term, own, result);
         sink += result;
       }
     },

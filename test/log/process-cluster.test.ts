@@ -6,8 +6,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RespClient } from '../kv/resp-client.js';
-import { freePortRun } from '../../src/cli/ports.js';
-import { freePorts, tempDir, waitFor } from './helpers.js';
+import { freePortRun, freePorts, tempDir, waitFor } from './helpers.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
