@@ -20,6 +20,7 @@ import {
 } from './errors.js';
 import { checkNothingMissing } from './missing.js';
 import { Positions } from './positions.js';
+import { SlabPool } from './slab-pool.js';
 import {
   ENTRY_PREFIX,
   entryRecordBytes,
@@ -44,14 +45,6 @@ const SILENT: WalLogger = { warn: () => undefined };
 const PREALLOC = { zeros: 0, fallocate: 1, none: 2 } as const;
 /** Largest single pread when serving old entries. */
 const READ_SPAN = 4 * 1024 * 1024;
-/**
- * Appends are packed into slices of shared slabs: one ArrayBuffer per append
- * costs more than the packing itself for small batches. A slab is never
- * reused, so its bytes start zeroed (padding and reserved header bytes rely
- * on that) and the garbage collector frees it once no job or cached entry
- * holds a slice of it.
- */
-const SLAB_BYTES = 1024 * 1024;
 
 interface Segment {
   seq: number;
@@ -138,8 +131,7 @@ export class Wal {
   #failure: Error | null = null;
   #closing: Promise<void> | null = null;
   #batch: Batch | null = null;
-  #slab = new Uint8Array(0);
-  #slabUsed = 0;
+  readonly #slabs = new SlabPool();
   #appends = 0;
   #records = 0;
   #logger: WalLogger = SILENT;
@@ -534,7 +526,7 @@ export class Wal {
     }
 
     // Pass 2: pack, and apply to the in-memory state in the same order.
-    const u8 = this.#allocate(total);
+    const u8 = this.#slabs.allocate(total);
     const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
     const batch = this.#openBatch();
     const buffer = batch.buffers.length;
@@ -630,7 +622,7 @@ export class Wal {
     // Every job ends with a marker: replay tells a write cut short by a crash from
     // damaged data by whether an intact marker follows the damage.
     const seg = this.#segments.at(-1)!;
-    const marker = this.#allocate(MARKER_RECORD_BYTES);
+    const marker = this.#slabs.allocate(MARKER_RECORD_BYTES);
     writeMarker(marker, new DataView(marker.buffer, marker.byteOffset, marker.byteLength), 0);
     b.buffers.push(marker);
     b.plan.push(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, seg.seq, this.#offset, seg.firstIndex);
@@ -638,6 +630,7 @@ export class Wal {
     let id: number;
     try {
       id = this.#handle.submit(b.buffers, new Float64Array(b.plan), b.plan.length / 6);
+      this.#slabs.seal(id);
     } catch (err) {
       // The in-memory state already moved: this instance can no longer be trusted.
       this.#failure = new WalIoError(`WAL ${this.dir} failed to queue a write; reopen it: ${(err as Error).message}`);
@@ -658,18 +651,6 @@ export class Wal {
     this.#pending.length = 0;
     this.#pendingHead = 0;
     this.#handle.unref();
-  }
-
-  /** A zeroed slice of `n` bytes that no one else uses. */
-  #allocate(n: number): Uint8Array {
-    if (n > SLAB_BYTES / 4) return new Uint8Array(new ArrayBuffer(n));
-    if (this.#slabUsed + n > this.#slab.length) {
-      this.#slab = new Uint8Array(new ArrayBuffer(SLAB_BYTES));
-      this.#slabUsed = 0;
-    }
-    const out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + n);
-    this.#slabUsed += n;
-    return out;
   }
 
   /** An append with nothing to write: resolves once everything before it is durable. */
@@ -712,6 +693,7 @@ export class Wal {
       if (this.#failure !== null && !p.close) p.reject(this.#failure);
       else p.resolve();
     }
+    if (this.#failure === null) this.#slabs.done(lastId);
     let bound = this.lastIndex;
     for (let k = this.#pendingHead; k < pending.length; k++) bound = Math.min(bound, pending[k]!.lowest - 1);
     if (this.#pendingHead === pending.length) {

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { SLAB_BYTES, SlabPool } from '../../src/wal/slab-pool.js';
+import { seeded, testSeed } from '../seeded.js';
+
+/** Whether every byte of `s` is `v` (a native compare: the slices are up to half a megabyte). */
+const allAre = (s: Uint8Array, v: number): boolean => Buffer.from(s.buffer, s.byteOffset, s.length).equals(Buffer.alloc(s.length, v));
+
+describe('SlabPool', () => {
+  it('never hands out bytes of a job that is not yet durable, and hands out zeroed slices', () => {
+    const rand = seeded(testSeed('slab pool model'));
+    const pool = new SlabPool();
+    // Each live slice is filled with its job's id; the writer thread reads it until the job is durable.
+    const live: Array<{ job: number; slice: Uint8Array }> = [];
+    let collecting: Uint8Array[] = [];
+    let nextJob = 1;
+    let durable = 0;
+    let corrupted = 0;
+    let dirty = 0;
+    for (let step = 0; step < 5000; step++) {
+      const r = rand();
+      if (r < 0.6) {
+        const n = rand() < 0.05 ? SLAB_BYTES / 2 : 1 + Math.floor(rand() * (rand() < 0.5 ? 4096 : SLAB_BYTES / 4));
+        const s = pool.allocate(n);
+        if (s.length !== n || !allAre(s, 0)) dirty++;
+        // The invariant itself: no byte handed out belongs to a job the writer may still read.
+        for (const l of live) {
+          if (l.slice.buffer === s.buffer && s.byteOffset < l.slice.byteOffset + l.slice.length && l.slice.byteOffset < s.byteOffset + s.length) corrupted++;
+        }
+        collecting.push(s);
+      } else if (r < 0.85 && collecting.length > 0) {
+        const job = nextJob++;
+        pool.seal(job);
+        for (const slice of collecting) {
+          slice.fill(job & 0xff || 1);
+          live.push({ job, slice });
+        }
+        collecting = [];
+      } else if (durable < nextJob - 1) {
+        // Mostly one job at a time, as a writer finishing group commits in order.
+        durable += rand() < 0.7 ? 1 : 1 + Math.floor(rand() * (nextJob - 1 - durable));
+        // The writer is done with these jobs: their bytes must still be as written when it finished.
+        for (const l of live) if (l.job <= durable && !allAre(l.slice, l.job & 0xff || 1)) corrupted++;
+        pool.done(durable);
+        for (let i = live.length - 1; i >= 0; i--) if (live[i]!.job <= durable) live.splice(i, 1);
+      }
+    }
+    for (const l of live) if (!allAre(l.slice, l.job & 0xff || 1)) corrupted++;
+    expect(dirty).toBe(0);
+    expect(corrupted).toBe(0);
+  });
+
+  it('reuses slabs once their jobs are durable instead of allocating new ones', () => {
+    const pool = new SlabPool();
+    const first = pool.allocate(SLAB_BYTES / 4);
+    for (let job = 1; job <= 100; job++) {
+      pool.allocate(SLAB_BYTES / 4);
+      pool.seal(job);
+      pool.done(job);
+    }
+    // A slab in use, one waiting or free: not one per 1 MiB written.
+    expect(pool.held).toBeLessThanOrEqual(3);
+    expect(first.buffer.byteLength).toBe(SLAB_BYTES);
+  });
+
+  it('keeps a retired slab while a job packed into it is still in flight', () => {
+    const pool = new SlabPool();
+    const quarter = SLAB_BYTES / 4;
+    const a = [pool.allocate(quarter), pool.allocate(quarter), pool.allocate(quarter)];
+    pool.seal(1);
+    const last = pool.allocate(quarter); // fills slab A: job 2 is the last in it
+    last.fill(7);
+    pool.seal(2);
+    pool.allocate(quarter); // retires A, starts B
+    pool.seal(3);
+    pool.done(1); // job 2 is still being written
+    const fresh: Uint8Array[] = [];
+    for (let i = 0; i < 12; i++) fresh.push(pool.allocate(quarter));
+    expect(fresh.every((f) => f.buffer !== a[0]!.buffer)).toBe(true);
+    expect(allAre(last, 7)).toBe(true);
+    pool.seal(4);
+    pool.done(4);
+    // Now A is free: the pool takes it again rather than a new slab.
+    const again: Uint8Array[] = [];
+    for (let i = 0; i < 24; i++) again.push(pool.allocate(quarter));
+    expect(again.some((f) => f.buffer === a[0]!.buffer)).toBe(true);
+  });
+
+  it('gives writes larger than a quarter slab a buffer of their own', () => {
+    const pool = new SlabPool();
+    const big = pool.allocate(SLAB_BYTES / 4 + 1);
+    expect(big.byteOffset).toBe(0);
+    expect(big.buffer.byteLength).toBe(SLAB_BYTES / 4 + 1);
+  });
+});
