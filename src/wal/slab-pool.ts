@@ -1,17 +1,18 @@
 // Where the WAL packs records before the writer thread writes them: slices of
 // shared slabs, since one ArrayBuffer per append costs more than the packing
 // itself for small batches. Slices are handed out zeroed (padding and reserved
-// header bytes rely on that). Slabs are
-// reused once every job packed into them is durable: a fresh ArrayBuffer per
-// slab counts as external memory to V8, and at disk speed (hundreds of MB/s)
-// that growth alone triggers a full mark-compact every few hundred
+// header bytes rely on that).
+//
+// Slabs are reused once every job packed into them is durable. A fresh
+// ArrayBuffer counts as external memory to V8, and at disk speed (hundreds of
+// MB/s) that growth alone triggers a full mark-compact every few hundred
 // milliseconds, each a pause of the event loop.
 
-/** Bytes per slab: a write larger than a quarter of it gets a buffer of its own. */
+/** Bytes per shared slab: a write larger than a quarter of it gets a slab of its own, a power of two in size. */
 export const SLAB_BYTES = 1024 * 1024;
 
-/** Free slabs kept for reuse (beyond them, freed slabs go to the garbage collector). */
-const MAX_FREE = 8;
+/** Bytes of free slabs kept for reuse; beyond them, freed slabs go to the garbage collector. */
+const MAX_FREE_BYTES = 16 * 1024 * 1024;
 
 interface Slab {
   u8: Uint8Array;
@@ -29,27 +30,30 @@ export class SlabPool {
   /** Slabs no longer packed into, oldest first, waiting for their last job to be durable. */
   readonly #retired: Slab[] = [];
   #retiredHead = 0;
-  readonly #free: Slab[] = [];
+  /** Free slabs by size. */
+  readonly #free = new Map<number, Slab[]>();
+  #freeBytes = 0;
   /** Slabs used since the last seal(): the job being collected. */
   readonly #unsealed: Slab[] = [];
 
   /** A zeroed slice of `n` bytes, part of the job being collected until seal(). */
   allocate(n: number): Uint8Array {
-    if (n > SLAB_BYTES / 4) return new Uint8Array(new ArrayBuffer(n));
+    if (n > SLAB_BYTES / 4) {
+      // Its own slab, retired at once: nothing else is packed into it.
+      const s = this.#take(2 ** Math.ceil(Math.log2(n)));
+      this.#use(s);
+      this.#retired.push(s);
+      return this.#slice(s, 0, n);
+    }
     let s = this.#current;
     if (s === null || this.#used + n > SLAB_BYTES) {
       if (s !== null) this.#retired.push(s);
-      s = this.#free.pop() ?? { u8: new Uint8Array(new ArrayBuffer(SLAB_BYTES)), job: 0, unsealed: false, dirty: false };
+      s = this.#take(SLAB_BYTES);
       this.#current = s;
       this.#used = 0;
     }
-    if (!s.unsealed) {
-      s.unsealed = true;
-      s.job = Infinity;
-      this.#unsealed.push(s);
-    }
-    const out = s.u8.subarray(this.#used, this.#used + n);
-    if (s.dirty) out.fill(0);
+    this.#use(s);
+    const out = this.#slice(s, this.#used, n);
     this.#used += n;
     return out;
   }
@@ -69,9 +73,13 @@ export class SlabPool {
     while (this.#retiredHead < r.length && r[this.#retiredHead]!.job <= lastId) {
       const s = r[this.#retiredHead]!;
       r[this.#retiredHead++] = undefined as unknown as Slab;
-      if (this.#free.length < MAX_FREE) {
+      const size = s.u8.length;
+      if (this.#freeBytes + size <= MAX_FREE_BYTES) {
         s.dirty = true;
-        this.#free.push(s);
+        this.#freeBytes += size;
+        const list = this.#free.get(size);
+        if (list === undefined) this.#free.set(size, [s]);
+        else list.push(s);
       }
     }
     if (this.#retiredHead === r.length) {
@@ -85,6 +93,29 @@ export class SlabPool {
 
   /** Slabs allocated and not yet given back to the garbage collector (for tests). */
   get held(): number {
-    return (this.#current === null ? 0 : 1) + (this.#retired.length - this.#retiredHead) + this.#free.length;
+    let free = 0;
+    for (const list of this.#free.values()) free += list.length;
+    return (this.#current === null ? 0 : 1) + (this.#retired.length - this.#retiredHead) + free;
+  }
+
+  #take(size: number): Slab {
+    const s = this.#free.get(size)?.pop();
+    if (s === undefined) return { u8: new Uint8Array(new ArrayBuffer(size)), job: 0, unsealed: false, dirty: false };
+    this.#freeBytes -= size;
+    return s;
+  }
+
+  /** Marks the slab as used by the job being collected. */
+  #use(s: Slab): void {
+    if (s.unsealed) return;
+    s.unsealed = true;
+    s.job = Infinity;
+    this.#unsealed.push(s);
+  }
+
+  #slice(s: Slab, at: number, n: number): Uint8Array {
+    const out = s.u8.subarray(at, at + n);
+    if (s.dirty) out.fill(0);
+    return out;
   }
 }

@@ -85,10 +85,19 @@ describe('SlabPool', () => {
     expect(again.some((f) => f.buffer === a[0]!.buffer)).toBe(true);
   });
 
-  it('gives writes larger than a quarter slab a buffer of their own', () => {
+  it('gives a write larger than a quarter slab a slab of its own, reused once durable', () => {
     const pool = new SlabPool();
     const big = pool.allocate(SLAB_BYTES / 4 + 1);
     expect(big.byteOffset).toBe(0);
-    expect(big.buffer.byteLength).toBe(SLAB_BYTES / 4 + 1);
+    expect(big.buffer.byteLength).toBe(SLAB_BYTES / 2);
+    big.fill(9);
+    pool.seal(1);
+    const second = pool.allocate(SLAB_BYTES / 2);
+    expect(second.buffer).not.toBe(big.buffer);
+    pool.seal(2);
+    pool.done(1);
+    const third = pool.allocate(SLAB_BYTES / 3);
+    expect(third.buffer).toBe(big.buffer);
+    expect(allAre(third, 0)).toBe(true);
   });
 });
