@@ -15,6 +15,10 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
   return pack(cmd);
 }
 
+// Shared results: apply runs for every command on every node.
+const SET_OK: KvResult = Object.freeze({ ok: 'OK' });
+const MALFORMED: KvResult = Object.freeze({ error: 'ERR malformed command in the log' });
+
 const key = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
 export class KvStateMachine implements StateMachine<KvResult> {
@@ -38,23 +42,24 @@ export class KvStateMachine implements StateMachine<KvResult> {
     try {
       cmd = unpack(entry.data);
     } catch {
-      return { error: 'ERR malformed command in the log' };
+      return MALFORMED;
     }
-    if (!Array.isArray(cmd) || !cmd.slice(1).every((a) => a instanceof Uint8Array)) return { error: 'ERR malformed command in the log' };
-    const args = cmd.slice(1) as Uint8Array[];
+    if (!Array.isArray(cmd)) return MALFORMED;
+    for (let i = 1; i < cmd.length; i++) if (!(cmd[i] instanceof Uint8Array)) return MALFORMED;
+    const args = cmd as Uint8Array[]; // from 1 on, as just checked
     switch (cmd[0]) {
       case 'SET':
-        if (args.length !== 2) break;
-        this.map.set(key(args[0]!), Buffer.from(args[1]!));
-        return { ok: 'OK' };
+        if (args.length !== 3) break;
+        this.map.set(key(args[1]!), Buffer.from(args[2]!));
+        return SET_OK;
       case 'DEL': {
         let n = 0;
-        for (const k of args) if (this.map.delete(key(k))) n++;
+        for (let i = 1; i < args.length; i++) if (this.map.delete(key(args[i]!))) n++;
         return { int: n };
       }
       case 'INCR': {
-        if (args.length !== 1) break;
-        const k = key(args[0]!);
+        if (args.length !== 2) break;
+        const k = key(args[1]!);
         const cur = this.map.get(k);
         const s = cur === undefined ? '0' : cur.toString('latin1');
         if (!/^-?(0|[1-9]\d{0,18})$/.test(s) || !Number.isSafeInteger(Number(s) + 1)) return { error: 'ERR value is not an integer or out of range' };
@@ -63,7 +68,7 @@ export class KvStateMachine implements StateMachine<KvResult> {
         return { int: v };
       }
     }
-    return { error: `ERR malformed command in the log` };
+    return MALFORMED;
   }
 
   /**

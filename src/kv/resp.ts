@@ -297,14 +297,20 @@ const printable = (c: number): string => (c >= 0x20 && c < 0x7f ? String.fromCha
 
 export type Reply = string | number | bigint | Buffer | null | Error | RespSimple | Reply[];
 
-/** A status reply (+OK), as opposed to a bulk string. */
+/** A status reply (+OK), as opposed to a bulk string; encoded once, since a server sends the same few over and over. */
 export class RespSimple {
-  constructor(readonly text: string) {}
+  readonly bytes: Buffer;
+  constructor(readonly text: string) {
+    if (/[\r\n]/.test(text)) throw new RangeError('a status reply is one line');
+    this.bytes = Buffer.from(`+${text}\r\n`);
+  }
 }
 
 export const OK = new RespSimple('OK');
 
+/** The reply's bytes; they may be shared with other replies, so they must not be changed. */
 export function encode(r: Reply): Buffer {
+  if (r instanceof RespSimple) return r.bytes;
   const parts: Buffer[] = [];
   write(r, parts);
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
@@ -312,7 +318,7 @@ export function encode(r: Reply): Buffer {
 
 function write(r: Reply, out: Buffer[]): void {
   if (r === null) out.push(Buffer.from('$-1\r\n'));
-  else if (r instanceof RespSimple) out.push(Buffer.from(`+${r.text}\r\n`));
+  else if (r instanceof RespSimple) out.push(r.bytes);
   else if (r instanceof Error) out.push(Buffer.from(`-${r.message.replace(/[\r\n]+/g, ' ')}\r\n`));
   else if (typeof r === 'number' || typeof r === 'bigint') out.push(Buffer.from(`:${r}\r\n`));
   else if (typeof r === 'string' || Buffer.isBuffer(r)) {

@@ -159,6 +159,7 @@ const PROTECTED_MODE_ERROR = new Error(
 /** Before AUTH a client can send little: AUTH default <password> needs three short arguments. */
 const UNAUTHENTICATED_LIMITS = { maxArgs: 8, maxBulkBytes: 16 * 1024, maxCommandBytes: 64 * 1024, maxInlineBytes: 16 * 1024 };
 const EMPTY = Buffer.alloc(0);
+const PONG = new RespSimple('PONG');
 
 export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const { log, kv } = o;
@@ -194,7 +195,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     }
     switch (name) {
       case 'PING':
-        return rest.length === 0 ? new RespSimple('PONG') : rest[0]!;
+        return rest.length === 0 ? PONG : rest[0]!;
       case 'ECHO':
         if (rest.length !== 1) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'echo' command");
         return rest[0]!;
@@ -298,14 +299,16 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           socket.end(encode(reply!));
           continue;
         }
-        socket.write(encode(reply!), written);
+        socket.write(encode(reply!));
       }
     };
 
-    // Reply bytes reaching the kernel may let waiting commands start, or reading resume.
-    const written = (): void => {
+    // Reply bytes reaching the kernel may let waiting commands start, or reading resume. Only a
+    // write that found the buffer above its high-water mark is followed by 'drain'; a callback
+    // per reply would cost a tick for every reply instead.
+    socket.on('drain', () => {
       if (paused || waitingCount() > 0) dispatch();
-    };
+    });
 
     const settle = (slot: { reply: Reply | undefined }, reply: Reply): void => {
       slot.reply = reply;
