@@ -20,6 +20,15 @@ interface Section {
   table(r: Json): { head: string[]; rows: Cell[][] };
 }
 
+/** The raw disk's measurements beside the rounds of the preallocation strategies, when the run took them. */
+const rawRounds = (r: Json): string => {
+  const d = r.rawDisk as Json | undefined;
+  const rounds = Array.isArray(d?.rounds) ? (d.rounds as unknown[]) : [];
+  return rounds.length === 0
+    ? ''
+    : ` (the median of ${num(d?.first, 1)} at the start and ${rounds.map((v) => num(v, 1)).join(', ')} before each round of the strategies)`;
+};
+
 const num = (v: unknown, digits = 0): string =>
   typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-';
 const rowsOf = (r: Json, key = 'rows'): Json[] => (Array.isArray(r[key]) ? (r[key] as Json[]) : []);
@@ -110,7 +119,7 @@ const SECTIONS: Record<string, Section> = {
       const raw = (r.rawDisk as Json | undefined)?.MBps;
       const p = r.paced as Json | undefined;
       return [
-        `Raw disk on the same directory (1 MiB write + fdatasync): ${num(raw, 1)} MB/s${typeof r.fioMBps === 'number' ? `; fio, same pattern: ${num(r.fioMBps, 1)} MB/s` : ''}.`,
+        `Raw disk on the same directory (1 MiB write + fdatasync): ${num(raw, 1)} MB/s${rawRounds(r)}${typeof r.fioMBps === 'number' ? `; fio, same pattern: ${num(r.fioMBps, 1)} MB/s` : ''}.`,
         ...(p === undefined
           ? []
           : [
