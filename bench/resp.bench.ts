@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { machineAtStart } from '../src/cli/machine.js';
 import { freePorts } from '../src/cli/ports.js';
+import { clockTicksPerSecond, cpuSeconds } from '../src/cli/process-cpu.js';
 import { analyzeProfile, formatProfileSummary, profileFileName, sourceMapLocate, type CpuProfile } from '../src/cli/profile.js';
 import { RespLoad, call, quantile, type WindowResult } from './resp-load.js';
 import { normalizeArgs, optionValue, profileDirOf, writeResults, type SuiteOption } from './suite.js';
@@ -35,23 +36,6 @@ export const options: Record<string, SuiteOption> = {
 const VALUE_BYTES = 100;
 const KEYSPACE = 100_000;
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.ts');
-const CLK_TCK = ((): number => {
-  try {
-    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    return Number.isSafeInteger(n) && n > 0 ? n : 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime: fields 14 and 15
-}
-
 const onPath = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -486,7 +470,7 @@ export default async function resp(rawArgs: string[]): Promise<void> {
     valueBytes: VALUE_BYTES,
     keyspace: KEYSPACE,
     redisVersion: redis?.version ?? null,
-    clockTicksPerSecond: CLK_TCK,
+    clockTicksPerSecond,
     leaders,
     snapshotsWhileMeasured: snapshots,
     rows,

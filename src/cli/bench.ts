@@ -15,6 +15,7 @@ import { UsageError, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
 import { machineAtStart, type Machine } from './machine.js';
 import { freePorts } from './ports.js';
+import { cpuSeconds } from './process-cpu.js';
 import {
   CpuProfiler,
   DEFAULT_PROFILE_DIR,
@@ -48,6 +49,8 @@ interface System {
   close(): Promise<void>;
   /** Profiles the system's other processes write when they exit (node --cpu-prof), by title. */
   childProfiles?: Array<{ title: string; path: string }>;
+  /** The system's processes besides this one (the cluster's nodes 2 and 3). */
+  otherPids?: number[];
 }
 
 export interface BenchRow {
@@ -67,6 +70,11 @@ export interface BenchRow {
    * a shared machine.
    */
   cpuUsPerRecord: number;
+  /**
+   * CPU time of every process of the system per record: this process and, for the
+   * cluster, nodes 2 and 3 (from /proc, at its clock-tick resolution).
+   */
+  systemCpuUsPerRecord: number;
   /** Share of the measured time this process spent in garbage collection. */
   gcShare: number;
   /** Runs the figures are medians of. */
@@ -238,6 +246,7 @@ export function medianRow(runs: BenchRow[]): BenchRow {
     p99Ms: med((r) => r.p99Ms),
     p999Ms: med((r) => r.p999Ms),
     cpuUsPerRecord: med((r) => r.cpuUsPerRecord),
+    systemCpuUsPerRecord: med((r) => r.systemCpuUsPerRecord),
     gcShare: med((r) => r.gcShare),
     runs: runs.length,
   };
@@ -270,9 +279,12 @@ async function measure(system: System, size: number, clients: number, seconds: n
     for (const e of list.getEntries()) gcMs += e.duration;
   });
   gc.observe({ entryTypes: ['gc'] });
+  const others = system.otherPids ?? [];
+  const othersBefore = others.map(cpuSeconds);
   const cpu = process.cpuUsage();
   const { count, elapsed } = await drive(seconds * 1000, lat);
   const used = process.cpuUsage(cpu);
+  const othersUs = others.reduce((sum, pid, i) => sum + (cpuSeconds(pid) - othersBefore[i]!) * 1e6, 0);
   gc.disconnect();
   lat.sort((a, b) => a - b);
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? 0;
@@ -288,6 +300,7 @@ async function measure(system: System, size: number, clients: number, seconds: n
     p99Ms: q(0.99),
     p999Ms: q(0.999),
     cpuUsPerRecord: count === 0 ? 0 : (used.user + used.system) / count,
+    systemCpuUsPerRecord: count === 0 ? 0 : (used.user + used.system + othersUs) / count,
     gcShare: gcMs / (elapsed * 1000),
     runs: 1,
   };
@@ -398,6 +411,7 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
       profileDir === undefined
         ? []
         : [2, 3].map((id) => ({ title: `cluster node ${id} (raftlog serve, whole process life)`, path: join(profileDir, childProfileName(id)) })),
+    otherPids: children.map((c) => c.pid).filter((pid): pid is number => pid !== undefined),
     append: (d) => log.append(d),
     close: async () => {
       await log.close();
@@ -456,13 +470,13 @@ async function openSqlite(work: string, sync: 'always' | 'none'): Promise<System
 
 function printTable(rows: BenchRow[], runs: number): void {
   if (runs > 1) console.log(`\nmedians of ${runs} runs per case, the systems taking turns`);
-  console.log('\n| system | record | clients | records/s | vs sqlite | MB/s | p50 ms | p99 ms | p99.9 ms | CPU us/record | GC |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('\n| system | record | clients | records/s | vs sqlite | MB/s | p50 ms | p99 ms | p99.9 ms | CPU us/record | all processes | GC |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const sqlite = rows.find((x) => x.system === 'better-sqlite3' && x.recordBytes === r.recordBytes && x.clients === r.clients);
     const ratio = sqlite === undefined || sqlite === r ? '' : `${(r.recordsPerSec / sqlite.recordsPerSec).toFixed(2)}x`;
     console.log(
-      `| ${r.system} | ${r.recordBytes} B | ${r.clients} | ${Math.round(r.recordsPerSec).toLocaleString('en-US')} | ${ratio} | ${r.mbPerSec.toFixed(1)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} | ${r.cpuUsPerRecord.toFixed(1)} | ${(100 * r.gcShare).toFixed(0)}% |`,
+      `| ${r.system} | ${r.recordBytes} B | ${r.clients} | ${Math.round(r.recordsPerSec).toLocaleString('en-US')} | ${ratio} | ${r.mbPerSec.toFixed(1)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} | ${r.cpuUsPerRecord.toFixed(1)} | ${r.systemCpuUsPerRecord.toFixed(1)} | ${(100 * r.gcShare).toFixed(0)}% |`,
     );
   }
 }

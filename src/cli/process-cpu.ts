@@ -1,0 +1,24 @@
+// CPU time of other processes (a benchmark's cluster nodes, a Redis server), from
+// /proc: what process.cpuUsage() tells of this one. Linux only, as is the WAL.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const CLK_TCK = ((): number => {
+  try {
+    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** Clock ticks per second of /proc's CPU counters: their resolution. */
+export const clockTicksPerSecond = CLK_TCK;
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime: fields 14 and 15
+}
