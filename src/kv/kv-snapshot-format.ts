@@ -3,6 +3,18 @@
 // are in no particular order and a key may appear more than once; the last one wins.
 // An older format (one msgpack list of [key, value] pairs, no magic) is still read.
 import { unpack } from 'msgpackr';
+import { CodedError } from '../errors.js';
+
+/**
+ * Snapshot bytes that are not a KV snapshot. They reach the decoder only after the
+ * snapshot file's own checks (size, CRC32C), so this means the writer wrote them wrong,
+ * or another state machine's snapshot was restored into a KV: nothing is replaced.
+ */
+export class KvSnapshotCorruptError extends CodedError<'KV_SNAPSHOT_CORRUPT'> {
+  constructor(message: string) {
+    super('KV_SNAPSHOT_CORRUPT', `KV snapshot: ${message}`);
+  }
+}
 
 export const SNAPSHOT_MAGIC = Buffer.from('RLKV1\n');
 
@@ -110,8 +122,18 @@ export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (
   if (!magic.equals(SNAPSHOT_MAGIC)) {
     // The earlier format: one msgpack list of [key, value], read whole.
     const rest = await r.rest();
-    const pairs = unpack(Buffer.concat([magic, rest])) as Array<[Uint8Array, Uint8Array]>;
-    for (const [k, v] of pairs) map.set(keyOf(k), Buffer.from(v));
+    let pairs: unknown;
+    try {
+      pairs = unpack(Buffer.concat([magic, rest]));
+    } catch (err) {
+      throw new KvSnapshotCorruptError(`neither format: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(pairs)) throw new KvSnapshotCorruptError('neither format: not a list of pairs');
+    for (const pair of pairs as unknown[]) {
+      if (!Array.isArray(pair) || pair.length !== 2 || !(pair[0] instanceof Uint8Array) || !(pair[1] instanceof Uint8Array))
+        throw new KvSnapshotCorruptError('neither format: a pair that is not [key, value]');
+      map.set(keyOf(pair[0]), Buffer.from(pair[1]));
+    }
     return map;
   }
   for (;;) {
@@ -120,7 +142,7 @@ export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (
     const k = await r.take(kl.readUInt32LE(0));
     const vl = await r.take(4);
     const v = vl === undefined ? undefined : await r.take(vl.readUInt32LE(0));
-    if (k === undefined || v === undefined) throw new Error('KV snapshot ends inside an entry');
+    if (k === undefined || v === undefined) throw new KvSnapshotCorruptError('it ends inside an entry');
     map.set(keyOf(k), Buffer.from(v)); // a copy: the chunk it came from is not kept alive
   }
   return map;
@@ -149,7 +171,7 @@ class ChunkReader {
     }
     if (this.have < n) {
       if (this.have === 0) return undefined;
-      throw new Error('KV snapshot ends inside an entry');
+      throw new KvSnapshotCorruptError('it ends inside an entry');
     }
     const first = this.parts[0]!;
     let out: Buffer;

@@ -1,5 +1,6 @@
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
+import { KvSnapshotCorruptError } from '../../src/kv/index.js';
 import { KvStateMachine, encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -74,7 +75,24 @@ describe('KvStateMachine', () => {
           yield all.subarray(0, all.length - 3);
         })(),
       ),
-    ).rejects.toThrow(/ends inside an entry/);
+    ).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT', message: expect.stringMatching(/ends inside an entry/) });
+    // Nothing was replaced by the refused restore.
+    expect(copy.size).toBe(20);
+  });
+
+  it('refuses bytes of neither format with KV_SNAPSHOT_CORRUPT, keeping the map it had', async () => {
+    const copy = new KvStateMachine();
+    apply(copy, ['SET', b('kept'), b('1')]);
+    const once = (bytes: Uint8Array) =>
+      (async function* () {
+        yield bytes;
+      })();
+    for (const bytes of [pack({ not: 'pairs' }), pack([[b('k')]]), pack([['k', 1]]), Buffer.from([0xc1])]) {
+      await expect(copy.restore(once(bytes))).rejects.toBeInstanceOf(KvSnapshotCorruptError);
+      await expect(copy.restore(once(bytes))).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT' });
+    }
+    expect(copy.size).toBe(1);
+    expect(copy.get(b('kept'))?.toString()).toBe('1');
   });
 
   it('restores a snapshot of the earlier format (one msgpack list)', async () => {
