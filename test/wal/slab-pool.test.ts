@@ -6,7 +6,7 @@ import { seeded, testSeed } from '../seeded.js';
 const allAre = (s: Uint8Array, v: number): boolean => Buffer.from(s.buffer, s.byteOffset, s.length).equals(Buffer.alloc(s.length, v));
 
 describe('SlabPool', () => {
-  it('never hands out bytes of a job that is not yet durable, and hands out zeroed slices', () => {
+  it('never hands out bytes of a job that is not yet durable, and hands out zeroed slices', async () => {
     const rand = seeded(testSeed('slab pool model'));
     const pool = new SlabPool();
     // Each live slice is filled with its job's id; the writer thread reads it until the job is durable.
@@ -17,6 +17,7 @@ describe('SlabPool', () => {
     let corrupted = 0;
     let dirty = 0;
     for (let step = 0; step < 5000; step++) {
+      if (step % 500 === 0) await new Promise(setImmediate); // a few hundred ms of work in all: let the loop turn
       const r = rand();
       if (r < 0.6) {
         const n = rand() < 0.05 ? SLAB_BYTES / 2 : 1 + Math.floor(rand() * (rand() < 0.5 ? 4096 : SLAB_BYTES / 4));
