@@ -106,9 +106,46 @@ function messageTuple(m: Message): unknown[] {
   return [m.type, m.to, m.from, m.term, m.logTerm, m.index, m.commit, m.reject, m.rejectHint, entries, m.rejectHintTerm ?? null, m.context ?? null];
 }
 
-/** A message without its snapshot (snapshots travel as chunks). */
+/** Below this many entries a message is packed whole: the splice below costs more than it saves. */
+const SPLICE_ENTRIES = 8;
+
+/** The last entries packed by a packer: a leader sends the same entries to every follower. */
+interface PackedEntries {
+  entries: readonly Entry[];
+  bytes: Buffer;
+}
+const lastPacked = new WeakMap<Packr, PackedEntries>();
+
+function packedEntries(p: Packr, entries: readonly Entry[]): Buffer {
+  const last = lastPacked.get(p);
+  // The same Entry objects in the same order are the same bytes: entries are never changed in place.
+  if (last !== undefined && last.entries.length === entries.length && last.entries.every((e, i) => e === entries[i])) return last.bytes;
+  const tuples = new Array<unknown[]>(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    tuples[i] = [e.index, e.term, e.type, e.data];
+  }
+  const bytes = Buffer.from(p.pack(tuples)); // a copy: it outlives the packer's next calls
+  lastPacked.set(p, { entries: entries.slice(), bytes });
+  return bytes;
+}
+
+/** fixarray(2), Kind.Message, fixarray(12): the start of every message frame. */
+const MESSAGE_HEAD = Buffer.from([0x92, Kind.Message, 0x9c]);
+
+/**
+ * A message without its snapshot (snapshots travel as chunks). A message with
+ * many entries is packed in three parts, the entries' part shared with the
+ * other followers' copies; the bytes are exactly those of packing it whole (a
+ * msgpack array is its header followed by its elements).
+ */
 export function encodeMessage(p: Packr, m: Message): Uint8Array {
-  return p.pack([Kind.Message, messageTuple(m)]);
+  if (m.entries.length < SPLICE_ENTRIES) return p.pack([Kind.Message, messageTuple(m)]);
+  // Each part packed as an array, less its one-byte fixarray header.
+  const before = p.pack([m.type, m.to, m.from, m.term, m.logTerm, m.index, m.commit, m.reject, m.rejectHint]);
+  const after = p.pack([m.rejectHintTerm ?? null, m.context ?? null]);
+  const entries = packedEntries(p, m.entries);
+  return Buffer.concat([MESSAGE_HEAD, before.subarray(1), entries, after.subarray(1)]);
 }
 
 export function encodeChunk(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EntryType, MessageType } from '../../src/raft/types.js';
+import { EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
 import { MalformedFrameError } from '../../src/transport/errors.js';
 import { decodeFrame, encodeChunk, encodeHello, encodeMessage, newPacker, newUnpacker } from '../../src/transport/wire.js';
 import { msg, seeded, testSeed } from './helpers.js';
@@ -64,5 +64,77 @@ describe('wire', () => {
       }
     }
     expect(rejected).toBeGreaterThan(2_500);
+  });
+});
+
+describe('a message with many entries', () => {
+  /** The wire format of a message, packed whole: what every encoding must produce. */
+  const reference = (m: Message): Buffer =>
+    Buffer.from(
+      newPacker().pack([
+        1,
+        [
+          m.type,
+          m.to,
+          m.from,
+          m.term,
+          m.logTerm,
+          m.index,
+          m.commit,
+          m.reject,
+          m.rejectHint,
+          m.entries.map((e) => [e.index, e.term, e.type, e.data]),
+          m.rejectHintTerm ?? null,
+          m.context ?? null,
+        ],
+      ]),
+    );
+
+  it('encodes to the bytes of the message packed whole, its entries packed once for every follower', () => {
+    const rand = seeded(testSeed('wire spliced entries'));
+    const int = (n: number): number => Math.floor(rand() * n);
+    const p = newPacker();
+    const u = newUnpacker();
+    let log: Entry[] = [];
+    let mismatches = 0;
+    for (let round = 0; round < 300; round++) {
+      // A log that grows and is sometimes cut back and rewritten, as a leader's is.
+      if (log.length > 0 && int(5) === 0) log = log.slice(0, int(log.length));
+      for (let n = int(40); n > 0; n--) {
+        const index = (log.at(-1)?.index ?? 0) + 1;
+        log.push({ index, term: 1 + int(3) * 2 ** 33, type: int(2), data: Uint8Array.from({ length: int(300) }, () => int(256)) });
+      }
+      const from = int(Math.max(1, log.length));
+      const entries = log.slice(from, from + int(60));
+      // The same entries to two followers (another slice of the same objects), with their own fields.
+      for (const to of [2, 3]) {
+        const m = msg(1, to, {
+          type: MessageType.MsgApp,
+          term: 5,
+          logTerm: int(10),
+          index: from,
+          commit: int(1000) * 2 ** 20,
+          entries: to === 2 ? entries : entries.slice(),
+          ...(int(2) === 0 ? { context: Uint8Array.of(int(256)) } : {}),
+          ...(int(3) === 0 ? { rejectHintTerm: int(9) } : {}),
+        });
+        const bytes = Buffer.from(encodeMessage(p, m));
+        if (!bytes.equals(reference(m))) mismatches++;
+        const back = decodeFrame(u, bytes);
+        if (back.kind !== 'message' || back.message.entries.length !== m.entries.length || back.message.to !== to) mismatches++;
+      }
+    }
+    expect(mismatches).toBe(0);
+  });
+
+  it('does not reuse packed entries when one in the middle is another object', () => {
+    const p = newPacker();
+    const entries: Entry[] = Array.from({ length: 20 }, (_, i) => ({ index: i + 1, term: 1, type: EntryType.Normal, data: Uint8Array.of(i) }));
+    const first = msg(1, 2, { type: MessageType.MsgApp, entries });
+    expect(Buffer.from(encodeMessage(p, first)).equals(reference(first))).toBe(true);
+    const changed = entries.slice();
+    changed[10] = { index: 11, term: 2, type: EntryType.Normal, data: Uint8Array.of(99) };
+    const second = msg(1, 3, { type: MessageType.MsgApp, entries: changed });
+    expect(Buffer.from(encodeMessage(p, second)).equals(reference(second))).toBe(true);
   });
 });
