@@ -20,6 +20,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** A load client of `options` against a fake server answering with `answer`; both are closed after the test. */
+async function loadAgainst(answer: Parameters<typeof fakeServer>[0], options: Omit<Parameters<typeof RespLoad.connect>[0], 'host' | 'port'>) {
+  const server = await fakeServer(answer);
+  const load = await RespLoad.connect({ host: '127.0.0.1', port: server.port, ...options });
+  cleanups.push(() => load.close());
+  return { server, load };
+}
+
 /** A fake server: `answer` gets each SET's number (0-based, over all connections) and returns the reply bytes, or 'close' or 'silent'. */
 async function fakeServer(answer: (n: number) => string | 'close' | 'silent'): Promise<{ port: number; received: () => number }> {
   let n = 0;
@@ -110,9 +118,7 @@ describe('the load client', () => {
   }, 60_000);
 
   it('fails the window on an error reply, after counting every reply outstanding', async () => {
-    const server = await fakeServer((n) => (n < 20 ? '+OK\r\n' : '-ERR not today\r\n'));
-    const load = await RespLoad.connect({ host: '127.0.0.1', port: server.port, clients: 3 });
-    cleanups.push(() => load.close());
+    const { server, load } = await loadAgainst((n) => (n < 20 ? '+OK\r\n' : '-ERR not today\r\n'), { clients: 3 });
     const err = await failure(load.run(10_000));
     expect(err.code).toBe('LOAD_ERROR_REPLY');
     expect(err.message).toContain('-ERR not today');
@@ -124,18 +130,14 @@ describe('the load client', () => {
   });
 
   it('fails the window on a reply other than +OK', async () => {
-    const server = await fakeServer(() => ':1\r\n');
-    const load = await RespLoad.connect({ host: '127.0.0.1', port: server.port, clients: 1 });
-    cleanups.push(() => load.close());
+    const { server, load } = await loadAgainst(() => ':1\r\n', { clients: 1 });
     const err = await failure(load.run(10_000));
     expect(err.code).toBe('LOAD_ERROR_REPLY');
     expect(err.counts).toEqual({ sets: 0, errors: 1, firstError: 'SET answered 1, not +OK' });
   });
 
   it('fails the window when the server closes a connection, and refuses the next window', async () => {
-    const server = await fakeServer((n) => (n === 10 ? 'close' : '+OK\r\n'));
-    const load = await RespLoad.connect({ host: '127.0.0.1', port: server.port, clients: 2 });
-    cleanups.push(() => load.close());
+    const { server, load } = await loadAgainst((n) => (n === 10 ? 'close' : '+OK\r\n'), { clients: 2 });
     const err = await failure(load.run(10_000));
     expect(err.code).toBe('LOAD_CONNECTION_LOST');
     expect(err.counts.sets).toBe(server.received() - 1);
@@ -145,18 +147,14 @@ describe('the load client', () => {
   });
 
   it('fails the window on bytes that are no reply', async () => {
-    const server = await fakeServer(() => '?what\r\n');
-    const load = await RespLoad.connect({ host: '127.0.0.1', port: server.port, clients: 1 });
-    cleanups.push(() => load.close());
+    const { server, load } = await loadAgainst(() => '?what\r\n', { clients: 1 });
     const err = await failure(load.run(10_000));
     expect(err.code).toBe('LOAD_PROTOCOL');
     expect(err.message).toContain('unexpected reply type byte 0x3f');
   });
 
   it('fails the window when replies stop coming', async () => {
-    const server = await fakeServer((n) => (n < 5 ? '+OK\r\n' : 'silent'));
-    const load = await RespLoad.connect({ host: '127.0.0.1', port: server.port, clients: 1, drainTimeoutMs: 200 });
-    cleanups.push(() => load.close());
+    const { server, load } = await loadAgainst((n) => (n < 5 ? '+OK\r\n' : 'silent'), { clients: 1, drainTimeoutMs: 200 });
     const err = await failure(load.run(100));
     expect(err.code).toBe('LOAD_TIMEOUT');
     expect(err.counts.sets).toBe(5);

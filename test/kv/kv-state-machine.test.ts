@@ -4,6 +4,11 @@ import { KvSnapshotCorruptError } from '../../src/kv/index.js';
 import { KvStateMachine, encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
+/** `bytes` as a snapshot stream of `size`-byte chunks (one chunk by default). */
+const inChunks = (bytes: Uint8Array, size = bytes.length) =>
+  (async function* () {
+    for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+  })();
 let index = 0;
 const apply = (sm: KvStateMachine, cmd: KvCommand) => sm.apply({ index: ++index, term: 1, data: encodeCommand(cmd) });
 
@@ -60,22 +65,15 @@ describe('KvStateMachine', () => {
     const all = Buffer.concat(bytes);
     // Re-cut into 7-byte chunks: entries and their length fields straddle chunk ends.
     const copy = new KvStateMachine();
-    await copy.restore(
-      (async function* () {
-        for (let at = 0; at < all.length; at += 7) yield all.subarray(at, at + 7);
-      })(),
-    );
+    await copy.restore(inChunks(all, 7));
     expect(copy.size).toBe(20);
     expect(copy.get(b('k1'))?.toString()).toBe('v1');
     expect(copy.get(b('k2'))?.toString()).toBe('v2');
     expect(copy.get(b('k5'))?.equals(big)).toBe(true);
-    await expect(
-      copy.restore(
-        (async function* () {
-          yield all.subarray(0, all.length - 3);
-        })(),
-      ),
-    ).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT', message: expect.stringMatching(/ends inside an entry/) });
+    await expect(copy.restore(inChunks(all.subarray(0, all.length - 3)))).rejects.toMatchObject({
+      code: 'KV_SNAPSHOT_CORRUPT',
+      message: expect.stringMatching(/ends inside an entry/),
+    });
     // Nothing was replaced by the refused restore.
     expect(copy.size).toBe(20);
   });
@@ -83,13 +81,9 @@ describe('KvStateMachine', () => {
   it('refuses bytes of neither format with KV_SNAPSHOT_CORRUPT, keeping the map it had', async () => {
     const copy = new KvStateMachine();
     apply(copy, ['SET', b('kept'), b('1')]);
-    const once = (bytes: Uint8Array) =>
-      (async function* () {
-        yield bytes;
-      })();
     for (const bytes of [pack({ not: 'pairs' }), pack([[b('k')]]), pack([['k', 1]]), Buffer.from([0xc1])]) {
-      await expect(copy.restore(once(bytes))).rejects.toBeInstanceOf(KvSnapshotCorruptError);
-      await expect(copy.restore(once(bytes))).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT' });
+      await expect(copy.restore(inChunks(bytes))).rejects.toBeInstanceOf(KvSnapshotCorruptError);
+      await expect(copy.restore(inChunks(bytes))).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT' });
     }
     expect(copy.size).toBe(1);
     expect(copy.get(b('kept'))?.toString()).toBe('1');
@@ -98,12 +92,12 @@ describe('KvStateMachine', () => {
   it('restores a snapshot of the earlier format (one msgpack list)', async () => {
     const copy = new KvStateMachine();
     await copy.restore(
-      (async function* () {
-        yield pack([
+      inChunks(
+        pack([
           [b('a'), b('1')],
           [b('b'), b('2')],
-        ]);
-      })(),
+        ]),
+      ),
     );
     expect(copy.size).toBe(2);
     expect(copy.get(b('b'))?.toString()).toBe('2');
@@ -151,11 +145,7 @@ describe('KvStateMachine snapshot format (RLKV1)', () => {
       [b('b'), b('again')],
     ]);
     const copy = new KvStateMachine();
-    await copy.restore(
-      (async function* () {
-        for (let at = 0; at < bytes.length; at += 5) yield bytes.subarray(at, at + 5);
-      })(),
-    );
+    await copy.restore(inChunks(bytes, 5));
     expect(copy.size).toBe(3);
     expect(copy.get(b('a'))?.toString()).toBe('second');
     expect(copy.get(b('b'))?.toString()).toBe('again');

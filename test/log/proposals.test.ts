@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Proposals, type AppendResult } from '../../src/log/proposals.js';
-import { testSeed } from '../seeded.js';
+import { seeded, testSeed } from '../seeded.js';
 
 const origin = Uint8Array.of(2, 1, 0, 0, 0, 0, 0, 0, 0, 9);
 
@@ -23,12 +23,8 @@ function track(proposals: Proposals<string>, bytes = 10): Outcome {
 
 describe('Proposals', () => {
   it('settles every append exactly once, in any order, across ring growth, with size and bytes kept', () => {
-    const seed = testSeed('proposals test');
-    let x = seed || 1;
-    const rand = (n: number): number => {
-      x = (x * 1103515245 + 12345) % 2147483648;
-      return x % n;
-    };
+    const random = seeded(testSeed('proposals test'));
+    const rand = (n: number): number => Math.floor(random() * n);
     const settled: Array<{ err: Error | null; started: number }> = [];
     const p = new Proposals<string>(origin, (err, started) => settled.push({ err, started }));
     const live = new Map<number, Outcome>();
