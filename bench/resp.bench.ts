@@ -470,7 +470,7 @@ export default async function resp(rawArgs: string[]): Promise<void> {
     valueBytes: VALUE_BYTES,
     keyspace: KEYSPACE,
     redisVersion: redis?.version ?? null,
-    clockTicksPerSecond,
+    clockTicksPerSecond: clockTicksPerSecond(),
     leaders,
     snapshotsWhileMeasured: snapshots,
     rows,

@@ -3,22 +3,25 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
-const CLK_TCK = ((): number => {
-  try {
-    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    return Number.isSafeInteger(n) && n > 0 ? n : 100;
-  } catch {
-    return 100;
-  }
-})();
+let ticks = 0;
 
-/** Clock ticks per second of /proc's CPU counters: their resolution. */
-export const clockTicksPerSecond = CLK_TCK;
+/** Clock ticks per second of /proc's CPU counters (their resolution), asked of getconf once. */
+export function clockTicksPerSecond(): number {
+  if (ticks === 0) {
+    try {
+      const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+      ticks = Number.isSafeInteger(n) && n > 0 ? n : 100;
+    } catch {
+      ticks = 100;
+    }
+  }
+  return ticks;
+}
 
 /** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat. */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime: fields 14 and 15
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond(); // utime, stime: fields 14 and 15
 }
