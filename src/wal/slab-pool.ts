@@ -39,8 +39,11 @@ export class SlabPool {
   /** A zeroed slice of `n` bytes, part of the job being collected until seal(). */
   allocate(n: number): Uint8Array {
     if (n > SLAB_BYTES / 4) {
-      // Its own slab, retired at once: nothing else is packed into it.
-      const s = this.#take(2 ** Math.ceil(Math.log2(n)));
+      // Its own slab, retired at once: nothing else is packed into it. Rounded up to a power
+      // of two so that it can serve the next write of about its size, unless it is too large
+      // to be kept anyway.
+      const pooled = 2 ** Math.ceil(Math.log2(n));
+      const s = this.#take(pooled <= MAX_FREE_BYTES ? pooled : n);
       this.#use(s);
       this.#retired.push(s);
       return this.#slice(s, 0, n);

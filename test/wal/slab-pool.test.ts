@@ -100,5 +100,8 @@ describe('SlabPool', () => {
     const third = pool.allocate(SLAB_BYTES / 3);
     expect(third.buffer).toBe(big.buffer);
     expect(allAre(third, 0)).toBe(true);
+    // A write too large to be kept free gets exactly its size, not the next power of two.
+    const huge = pool.allocate(20 * 1024 * 1024 + 1);
+    expect(huge.buffer.byteLength).toBe(20 * 1024 * 1024 + 1);
   });
 });
