@@ -301,7 +301,8 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     if (!writer_) throw Napi::Error::New(env, "WAL handle is not started or already disposed");
   }
 
-  // submit(buffers: Uint8Array[], plan: Float64Array, chunks: number) -> job id.
+  // submit(buffers: Uint8Array[], plan: Float64Array, chunks: number, mayInline: boolean)
+  // -> job id, negated if the job already ran on this thread and is durable (Writer::Submit).
   // The plan holds six numbers per chunk: buffer, begin, end, seq, offset,
   // firstIndex. All appends made in one JS tick arrive as one job.
   Napi::Value Submit(const Napi::CallbackInfo& info) {
@@ -328,7 +329,8 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
       if (c.begin > c.end || c.end > bufs[b].second) throw Napi::RangeError::New(env, "plan outside the buffer");
       job.chunks.push_back(c);
     }
-    return Napi::Number::New(env, static_cast<double>(writer_->Submit(std::move(job))));
+    bool mayInline = info[3].As<Napi::Boolean>().Value();
+    return Napi::Number::New(env, static_cast<double>(writer_->Submit(std::move(job), mayInline)));
   }
 
   // release(names: string[]) -> job id
@@ -422,6 +424,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     o.Set("fsyncs", static_cast<double>(s.fsyncs));
     o.Set("bytes", static_cast<double>(s.bytes));
     o.Set("groups", static_cast<double>(s.groups));
+    o.Set("inlineGroups", static_cast<double>(s.inlineGroups));
     o.Set("segmentsCreated", static_cast<double>(s.segmentsCreated));
     o.Set("segmentsRemoved", static_cast<double>(s.segmentsRemoved));
     Napi::Array buckets = Napi::Array::New(env, kFsyncBuckets);

@@ -54,13 +54,69 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
 
 Writer::~Writer() { Stop(); }
 
-uint64_t Writer::Submit(Job job) {
-  std::lock_guard<std::mutex> lock(mu_);
+int64_t Writer::Submit(Job job, bool mayInline) {
+  std::unique_lock<std::mutex> lock(mu_);
   job.id = nextId_++;
-  uint64_t id = job.id;
+  const auto id = static_cast<int64_t>(job.id);
+  const bool idle = !busy_ && queue_.empty() && !stopping_;
+  idleStreak_ = idle ? std::min(idleStreak_ + 1, kInlineIdleStreak + 1) : 0;
+  if (mayInline && idle && job.type == Job::kWrite && idleStreak_ > kInlineIdleStreak && ++inlineRun_ < kInlineProbe &&
+      fsyncAvgNs_.load() <= kInlineMaxFsyncNs) {
+    size_t bytes = 0;
+    for (const Chunk& c : job.chunks) bytes += c.end - c.begin;
+    if (bytes <= kInlineMaxBytes) {
+      busy_ = true;
+      lock.unlock();
+      switch (Inline(job)) {
+        case InlineResult::kDurable:
+          return -id;
+        case InlineResult::kFailed:
+          return id;  // reported like a queued job
+        case InlineResult::kNotRun:
+          break;
+      }
+      lock.lock();
+      busy_ = false;
+    }
+  }
+  inlineRun_ = 0;
   queue_.push_back(std::move(job));
   cv_.notify_one();
   return id;
+}
+
+// Called busy_ with the writer thread idle: runs the job here unless it needs
+// what only the writer thread does (a rotation) or the writer has failed.
+// Clears busy_ unless it returns kNotRun.
+Writer::InlineResult Writer::Inline(Job& job) {
+  if (failed_ || fd_ < 0) return InlineResult::kNotRun;
+  for (const Chunk& c : job.chunks)
+    if (c.seq != seq_) return InlineResult::kNotRun;
+  Guarded([&] {
+    Execute(job);
+    FlushAndSync();
+  });
+  groups_++;
+  inlineGroups_++;
+  const bool failed = failed_;
+  const std::string error = failed ? error_ : std::string();
+  const bool zero = !failed && NeedsZeros();
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_ = false;
+    // Once: the writer thread clears it when it starts zeroing.
+    wake = zero && !prepareWanted_ && !preparing_;
+    if (wake) prepareWanted_ = true;
+  }
+  if (wake) cv_.notify_one();
+  if (!failed) return InlineResult::kDurable;
+  try {
+    report_(job.id, &error);
+  } catch (...) {
+    // Only an allocation can fail here; the next group reports this failure too.
+  }
+  return InlineResult::kFailed;
 }
 
 void Writer::Stop() {
@@ -84,8 +140,8 @@ void Writer::Stop() {
 }
 
 WriterStats Writer::Stats() const {
-  WriterStats s{writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), segmentsCreated_.load(),
-                segmentsRemoved_.load(), {}, fsyncNanos_.load()};
+  WriterStats s{writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), inlineGroups_.load(),
+                segmentsCreated_.load(), segmentsRemoved_.load(), {}, fsyncNanos_.load()};
   for (int i = 0; i < kFsyncBuckets; i++) s.fsyncBuckets[i] = fsyncBuckets_[i].load();
   return s;
 }
@@ -111,9 +167,16 @@ void Writer::Run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      cv_.wait(lock, [this] { return stopping_ || (!busy_ && (!queue_.empty() || prepareWanted_)); });
       if (stopping_) return;
+      prepareWanted_ = false;
+      if (queue_.empty()) {
+        lock.unlock();
+        PrepareAhead();
+        continue;
+      }
       group.swap(queue_);
+      busy_ = true;
     }
     bool closing = false;
     for (Job& job : group) closing = closing || job.type == Job::kClose;
@@ -124,14 +187,21 @@ void Writer::Run() {
       });
     }
     groups_++;
+    const bool failed = failed_;
+    const std::string error = failed ? error_ : std::string();
+    const bool zero = !failed && NeedsZeros();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_ = false;
+    }
     try {
-      report_(group.back().id, failed_ ? &error_ : nullptr);
+      report_(group.back().id, failed ? &error : nullptr);
     } catch (...) {
       // Only an allocation can fail here; the next group reports these ids too.
     }
     group.clear();
     if (closing) return;
-    if (!failed_ && options_.prealloc == Prealloc::kZeros) Guarded([this] { PrepareAhead(); });
+    if (zero) PrepareAhead();
   }
 }
 
@@ -143,9 +213,22 @@ bool Writer::Idle() {
 // Idle for a while, not just between a report and the next job: with many
 // appends in flight the queue is often empty for the moment the event loop
 // takes to answer a report, and zeroing then would write every byte twice.
+// A job run inline counts too, though it does not wake this wait.
+// True: quiet, and now busy_ (the caller clears it).
 bool Writer::Quiet() {
   std::unique_lock<std::mutex> lock(mu_);
-  return !cv_.wait_for(lock, std::chrono::milliseconds(kQuietMs), [this] { return !queue_.empty() || stopping_.load(); });
+  const uint64_t seen = nextId_;
+  if (cv_.wait_for(lock, std::chrono::milliseconds(kQuietMs), [this] { return !queue_.empty() || stopping_.load(); })) return false;
+  if (busy_ || nextId_ != seen) return false;
+  busy_ = true;
+  return true;
+}
+
+// Under busy_.
+bool Writer::NeedsZeros() const {
+  if (options_.prealloc != Prealloc::kZeros || fd_ < 0) return false;
+  uint64_t prepared = std::max(prepared_, end_);
+  return prepared < options_.segmentBytes && prepared - end_ < step_ / 2;
 }
 
 // Zeroes the current segment ahead of the write position while no job waits,
@@ -157,35 +240,48 @@ bool Writer::Quiet() {
 // log, and are synced before the writer relies on them: an unsynced zero
 // page would otherwise be flushed by the next data sync.
 void Writer::PrepareAhead() {
-  if (fd_ < 0) return;
-  if (prepared_ < end_) prepared_ = end_;
+  SetPreparing(true);
   std::vector<uint8_t> zeros;
-  while (prepared_ < options_.segmentBytes && prepared_ - end_ < step_ / 2 && Quiet()) {
-    uint64_t stop = std::min(prepared_ + step_, options_.segmentBytes);
-    if (zeros.empty()) zeros.assign(std::min<uint64_t>(kFirstStep, stop - prepared_), 0);
-    // In pieces, so that a job arriving meanwhile waits for one piece, not a step.
-    bool whole = true;
-    while (prepared_ < stop) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), stop - prepared_));
-      ssize_t w = pwrite(fd_, zeros.data(), n, static_cast<off_t>(prepared_));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        // Nothing is lost (no record lies here): a full disk fails the next
-        // data write, not the preparation.
-        Notice("could not zero " + JoinPath(options_.dir, name_) + " ahead of the write position: " + strerror(errno), 0, 0);
-        prepared_ = options_.segmentBytes;
-        return;
-      }
-      prepared_ += static_cast<uint64_t>(w);
-      if (prepared_ < stop && !Idle()) {
-        whole = false;  // the next data sync flushes the zeros written so far
-        break;
-      }
+  while (Quiet()) {
+    bool more = false;
+    if (!failed_ && NeedsZeros()) Guarded([&] { more = ZeroStep(zeros); });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_ = false;
     }
-    if (!whole) return;
-    if (options_.sync && fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
-    step_ = std::min(step_ * 2, kMaxStep);
+    if (!more) break;
   }
+  SetPreparing(false);
+}
+
+void Writer::SetPreparing(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  preparing_ = on;
+}
+
+// One step of PrepareAhead, under busy_. True: the step is zeroed and synced.
+bool Writer::ZeroStep(std::vector<uint8_t>& zeros) {
+  if (prepared_ < end_) prepared_ = end_;
+  uint64_t stop = std::min(prepared_ + step_, options_.segmentBytes);
+  if (zeros.empty()) zeros.assign(std::min<uint64_t>(kFirstStep, stop - prepared_), 0);
+  // In pieces, so that a job arriving meanwhile waits for one piece, not a step.
+  while (prepared_ < stop) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), stop - prepared_));
+    ssize_t w = pwrite(fd_, zeros.data(), n, static_cast<off_t>(prepared_));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      // Nothing is lost (no record lies here): a full disk fails the next
+      // data write, not the preparation.
+      Notice("could not zero " + JoinPath(options_.dir, name_) + " ahead of the write position: " + strerror(errno), 0, 0);
+      prepared_ = options_.segmentBytes;
+      return false;
+    }
+    prepared_ += static_cast<uint64_t>(w);
+    if (prepared_ < stop && !Idle()) return false;  // the next data sync flushes the zeros written so far
+  }
+  if (options_.sync && fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
+  step_ = std::min(step_ * 2, kMaxStep);
+  return true;
 }
 
 void Writer::Execute(Job& job) {
@@ -279,6 +375,8 @@ void Writer::FlushAndSync() {
     fsyncBuckets_[b]++;
     fsyncNanos_ += ns;
     fsyncs_++;
+    uint64_t avg = fsyncAvgNs_.load();
+    fsyncAvgNs_.store(avg - avg / 8 + ns / 8);
   }
   dirty_ = false;
   // Everything up to here is durable: the next group starts, and its markers cover it alone.

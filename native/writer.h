@@ -5,7 +5,9 @@
 //
 // The TypeScript face decides where every record goes (segment and offset);
 // this thread fills in the CRCs, writes, syncs and reports the id of the last
-// job that is durable. After any write or sync error it fails that job and
+// job that is durable. A small job submitted while the thread is idle runs on
+// the submitting thread instead (Submit): a lone commit then costs one
+// fdatasync, not that plus a wake-up of each thread. After any write or sync error it fails that job and
 // every later one: a failed fsync may have dropped dirty pages, so retrying
 // could report data durable that is not.
 #pragma once
@@ -38,6 +40,20 @@ constexpr uint64_t kFirstStep = 1ull << 20;
 constexpr uint64_t kMaxStep = 8ull << 20;
 // How long the queue must stay empty before the writer zeroes ahead.
 constexpr int kQuietMs = 2;
+// A job submitted while the writer is idle runs on the submitting thread
+// (see Submit) when it is at most this large and recent fdatasyncs averaged
+// at most this long: the event loop then waits about one small fdatasync,
+// as with SQLite, instead of paying two thread wake-ups per commit.
+constexpr size_t kInlineMaxBytes = 64 << 10;
+constexpr uint64_t kInlineMaxFsyncNs = 1000000;
+// Only for a caller that waits for each commit before the next, though: one that
+// keeps submitting while an fdatasync runs gains more from the thread, which
+// overlaps its work with the sync and groups its jobs. That shows as jobs that
+// find the writer busy; inline jobs hide it (the writer is never busy), so every
+// kInlineProbe-th job goes to the thread to look, and inline resumes only after
+// kInlineIdleStreak jobs in a row found the writer idle.
+constexpr int kInlineProbe = 16;
+constexpr int kInlineIdleStreak = 4;
 
 struct WriterOptions {
   std::string dir;
@@ -72,7 +88,7 @@ struct Job {
 constexpr int kFsyncBuckets = 15;
 
 struct WriterStats {
-  uint64_t writes, fsyncs, bytes, groups, segmentsCreated, segmentsRemoved;
+  uint64_t writes, fsyncs, bytes, groups, inlineGroups, segmentsCreated, segmentsRemoved;
   // Per-bucket (not cumulative) counts of hot-path fdatasyncs, and their total time.
   uint64_t fsyncBuckets[kFsyncBuckets];
   uint64_t fsyncNanos;
@@ -89,7 +105,11 @@ class Writer {
   Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, Report report);
   ~Writer();
 
-  uint64_t Submit(Job job);  // returns the job's id
+  // Returns the job's id. Negative: the writer was idle, so the job ran on
+  // this thread and is durable; it is not reported. A failure is reported
+  // as for a queued job.
+  // `mayInline` false: always queue (the caller has other work to do meanwhile).
+  int64_t Submit(Job job, bool mayInline = false);
   void Stop();                // joins the threads; pending jobs are dropped unreported
   WriterStats Stats() const;
 
@@ -105,6 +125,11 @@ class Writer {
   void PrepareAhead();
   bool Idle();
   bool Quiet();
+  enum class InlineResult { kDurable, kFailed, kNotRun };
+  InlineResult Inline(Job& job);
+  bool NeedsZeros() const;
+  bool ZeroStep(std::vector<uint8_t>& zeros);
+  void SetPreparing(bool on);
   void PreallocLoop();
   int CreatePreallocated(uint64_t* prepared);
   int OpenRetrying(const std::string& path, int flags);
@@ -120,8 +145,17 @@ class Writer {
   std::deque<Job> queue_;
   uint64_t nextId_ = 1;
   std::atomic<bool> stopping_{false};
+  // Someone is executing (a group, a zeroing step or an inline job): the
+  // state below belongs to whoever set it, under mu_, until they clear it.
+  bool busy_ = false;
+  // An inline job left the segment short of zeroed space: the writer thread
+  // should zero ahead once quiet.
+  bool prepareWanted_ = false;
+  int idleStreak_ = 0;   // jobs in a row that found the writer idle
+  int inlineRun_ = 0;    // inline jobs since the last one that went to the thread
+  bool preparing_ = false;  // the writer thread is in PrepareAhead
 
-  // Writer thread only.
+  // Whoever is busy_ (the writer thread, or the submitting thread inline).
   int fd_ = -1;
   int dirFd_ = -1;  // held open so that a directory sync never needs a new fd
   uint64_t seq_ = 0;
@@ -143,9 +177,11 @@ class Writer {
   uint64_t preallocBytes_ = 0;
   std::string preallocError_;
 
-  std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, segmentsCreated_{0}, segmentsRemoved_{0};
+  std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, inlineGroups_{0}, segmentsCreated_{0}, segmentsRemoved_{0};
   // Timed on this thread, read by Stats() at scrape time: the hot path pays two clock reads.
   std::atomic<uint64_t> fsyncBuckets_[kFsyncBuckets] = {}, fsyncNanos_{0};
+  // Moving average of recent fdatasyncs (1/8 weight to the newest), for Inline.
+  std::atomic<uint64_t> fsyncAvgNs_{0};
 
   std::thread thread_, preallocThread_;
 };

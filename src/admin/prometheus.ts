@@ -105,7 +105,11 @@ export function logRegistry(log: MetricsSource): Registry {
   });
   registry.registerMetric(new CountedHistogram('raftlog_append_duration_seconds', 'From append() to its result.', () => m().appendDuration) as never);
   registry.registerMetric(
-    new CountedHistogram('raftlog_wal_fsync_duration_seconds', 'fdatasync of the WAL, timed on its writer thread.', () => m().walFsyncDuration) as never,
+    new CountedHistogram(
+      'raftlog_wal_fsync_duration_seconds',
+      'fdatasync of the WAL, timed where it runs (the writer thread, or inline).',
+      () => m().walFsyncDuration,
+    ) as never,
   );
   counter('raftlog_wal_bytes_written_total', 'Bytes written to WAL segments.', (x) => x.walBytesWritten);
   gauge('raftlog_wal_segments', 'WAL segment files on disk.', (x) => x.walSegments);

@@ -561,6 +561,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
     // The leader's MsgApps leave now, while its own write runs (thesis §10.2.1).
     if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);
+    // Alone, a node has nothing to do while its write syncs; with peers it has their
+    // messages to take in, and the sync must leave the event loop free.
+    this.deps.wal.inlineWrites = this.membership.members.size <= 1;
     const durable = this.storage.persist(rd);
     this.node.advance(rd);
     if (rd.snapshot !== undefined) this.beginRestore(rd.snapshot, durable);

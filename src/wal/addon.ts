@@ -31,6 +31,7 @@ export interface NativeStats {
   fsyncs: number;
   bytes: number;
   groups: number;
+  inlineGroups: number;
   segmentsCreated: number;
   segmentsRemoved: number;
   /** Per-bucket counts of fdatasync durations, bounds FSYNC_BUCKETS then +Inf. */
@@ -53,8 +54,11 @@ export interface NativeHandle {
     markRecords: number,
     markCrc: number,
   ): void;
-  /** Six numbers per chunk in plan: buffer position, begin, end, seq, offset, firstIndex. Returns the job id. */
-  submit(buffers: Uint8Array[], plan: Float64Array, chunks: number): number;
+  /**
+   * Six numbers per chunk in plan: buffer position, begin, end, seq, offset, firstIndex. Returns the
+   * job id, negated when the writer was idle and the job already ran (durable) on this thread.
+   */
+  submit(buffers: Uint8Array[], plan: Float64Array, chunks: number, mayInline: boolean): number;
   release(names: string[]): number;
   close(): number;
   dispose(): void;

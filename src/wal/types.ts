@@ -79,12 +79,17 @@ export interface WalStats {
   fsyncs: number;
   /** Group commits: each is one batch of jobs made durable together. */
   groups: number;
+  /**
+   * Of those, the ones made durable on the appending thread: a small write (up to 64 KiB)
+   * submitted while the writer thread was idle and recent fdatasyncs averaged at most 1 ms.
+   */
+  inlineGroups: number;
   /** Segment files that exist now. */
   segments: number;
   segmentsCreated: number;
   segmentsRemoved: number;
   /**
-   * fdatasync durations on the writer thread: counts per bucket (not cumulative), the
+   * fdatasync durations (on the writer thread, or inline): counts per bucket (not cumulative), the
    * bucket bounds being FSYNC_BUCKETS seconds and a last one for anything longer.
    */
   fsyncBuckets: number[];

@@ -1,0 +1,92 @@
+// A small write submitted while the writer thread is idle runs on the appending
+// thread. It must be exactly as durable, and resolve in the same order, as one
+// the writer thread runs; the two kinds interleave whenever a rotation or a
+// large write keeps the writer thread busy.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Wal, type WalEntry } from '../../src/wal/index.js';
+import { seeded, testSeed } from '../seeded.js';
+import { cleanTempDirs, range, tempDir } from './helpers.js';
+
+afterEach(cleanTempDirs);
+
+// No fdatasync, so no slow disk can push the average over the inline limit, and no
+// zeroing ahead, which keeps the writer thread busy while idle: whether a job runs
+// inline then depends only on the writer thread's queue and the job's size.
+const ONLY_BY_QUEUE = { sync: 'none', preallocate: 'none' } as const;
+const LARGE = 100 * 1024; // over the 64 KiB a job may have to run inline
+
+const large = (index: number): WalEntry => ({ index, term: 1, type: 0, data: new Uint8Array(LARGE).fill(index & 0xff) });
+
+describe('WAL: writes run on the appending thread while the writer thread is idle', () => {
+  it('runs lone small appends inline once a few in a row found the writer idle, sending one in 16 to the thread', async () => {
+    const wal = await Wal.open(tempDir(), ONLY_BY_QUEUE);
+    for (let i = 1; i <= 37; i++) await wal.append(range(i, i + 1));
+    // 1-4 go to the thread (the first creates the segment; then 4 jobs in a row must have
+    // found the writer idle), 5-19 run inline, 20 goes to the thread to look for overlap,
+    // 21-35 run inline, 36 goes to the thread, 37 runs inline.
+    expect(wal.stats()).toMatchObject({ groups: 37, inlineGroups: 31 });
+    await wal.append([large(38)]);
+    expect(wal.stats()).toMatchObject({ groups: 38, inlineGroups: 31 });
+    await wal.close();
+  });
+
+  it('goes back to grouping on the writer thread when appends keep coming while it syncs', async () => {
+    // With fdatasync: without one, the writer is done before the next turn submits, and
+    // running inline is then the right choice. (On a disk too slow for inline, every job
+    // goes to the thread and only the grouping is checked.)
+    const wal = await Wal.open(tempDir(), { preallocate: 'none' });
+    for (let i = 1; i <= 10; i++) await wal.append(range(i, i + 1));
+    const before = wal.stats();
+    // One append per event-loop turn, none awaited: inline, each would be a group of its own.
+    const calls: Promise<void>[] = [];
+    for (let i = 11; i <= 410; i++) {
+      calls.push(wal.append(range(i, i + 1)));
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(calls);
+    const after = wal.stats();
+    expect(after.inlineGroups - before.inlineGroups).toBeLessThan(16);
+    expect(after.groups - before.groups).toBeLessThan(200);
+    await wal.close();
+  });
+
+  it('resolves mixed inline and queued appends in call order, and reopens with every one of them', async () => {
+    const rand = seeded(testSeed('inline and queued appends'));
+    const dir = tempDir();
+    const options = { ...ONLY_BY_QUEUE, segmentBytes: 256 * 1024 };
+    const wal = await Wal.open(dir, options);
+    const written: WalEntry[] = [];
+    const resolved: number[] = [];
+    const inFlight: Promise<void>[] = [];
+    let next = 1;
+    for (let step = 0; step < 600; step++) {
+      // Mostly small appends, some large ones (queued, and rotating often): one per
+      // turn, so that each is its own job, submitted while earlier ones may be running.
+      const es = rand() < 0.1 ? [large(next)] : range(next, next + 1 + Math.floor(rand() * 4), 1, step);
+      next += es.length;
+      written.push(...es);
+      const last = es.at(-1)!.index;
+      inFlight.push(wal.append(es).then(() => void resolved.push(last)));
+      if (rand() < 0.3) await Promise.all(inFlight.splice(0));
+      else await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(inFlight);
+    const sorted = [...resolved].sort((a, b) => a - b);
+    expect(resolved).toEqual(sorted);
+    const s = wal.stats();
+    expect(s.inlineGroups).toBeGreaterThan(50);
+    expect(s.groups - s.inlineGroups).toBeGreaterThan(20);
+    await wal.close();
+
+    const again = await Wal.open(dir, options);
+    expect(again.lastIndex).toBe(next - 1);
+    const read = await again.entries(1, next);
+    expect(read.length).toBe(written.length);
+    const differ = read.filter((e, k) => {
+      const w = written[k]!;
+      return e.index !== w.index || e.term !== w.term || e.type !== w.type || Buffer.compare(e.data, w.data) !== 0;
+    });
+    expect(differ.map((e) => e.index)).toEqual([]);
+    await again.close();
+  });
+});
