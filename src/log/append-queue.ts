@@ -1,6 +1,11 @@
 // Appends wait here from the call to the end of the event-loop turn, when all of them
 // become one proposal: one batch of Raft entries, one WAL write, one fdatasync. With
 // no leader to take them they wait for one, for at most the append timeout.
+//
+// A proposed batch that has not settled within the timeout fails as unknown. The
+// deadlines are checked at each of the log's ticks, not by a timer per batch: a timer
+// and the seqs it holds would live for the whole timeout, long enough to be promoted,
+// and at thousands of batches a second the old generation would fill with them.
 import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
 import type { Clock } from './clock.js';
@@ -24,13 +29,22 @@ export class AppendQueue {
   private payloads: Uint8Array[] = [];
   private scheduled = false;
   private leaderTimerArmed = false;
+  /** Proposed batches by age, three numbers each: first seq, last seq, the tick it expires at. */
+  private batches: number[] = [];
+  private batchesHead = 0;
+  private ticks = 0;
+  private readonly expired: string;
 
+  /** `timeoutTicks`: the append timeout in the log's ticks, rounded up. */
   constructor(
     private readonly proposals: Proposals<unknown>,
     private readonly clock: Clock,
     private readonly timeoutMs: number,
+    private readonly timeoutTicks: number,
     private readonly host: AppendQueueHost,
-  ) {}
+  ) {
+    this.expired = `not committed within ${timeoutMs} ms`;
+  }
 
   get length(): number {
     return this.seqs.length;
@@ -74,10 +88,32 @@ export class AppendQueue {
       if (pos === null) this.proposals.markProposed(seqs[i]!);
       else this.proposals.markProposed(seqs[i]!, pos.index + i, pos.term);
     }
-    this.clock.setTimeout(() => {
-      for (const seq of seqs) this.proposals.expire(seq, `not committed within ${this.timeoutMs} ms`);
-    }, this.timeoutMs);
+    // One tick more than the timeout: the next tick may come at once.
+    this.batches.push(seqs[0]!, seqs[seqs.length - 1]!, this.ticks + this.timeoutTicks + 1);
     this.host.pump();
+  }
+
+  /**
+   * One of the log's ticks passed: fails the proposed appends whose batch is past its
+   * deadline and still unsettled. A batch's seqs are a contiguous range (every queued
+   * append goes into the next proposal), so its first and last seq name it.
+   */
+  onTick(): void {
+    this.ticks++;
+    const b = this.batches;
+    let h = this.batchesHead;
+    while (h < b.length && b[h + 2]! <= this.ticks) {
+      for (let seq = b[h]!; seq <= b[h + 1]!; seq++) this.proposals.expire(seq, this.expired);
+      h += 3;
+    }
+    if (h === b.length) {
+      b.length = 0;
+      h = 0;
+    } else if (h > 3072 && h * 2 > b.length) {
+      b.splice(0, h);
+      h = 0;
+    }
+    this.batchesHead = h;
   }
 
   /** Rejects every append still queued. */

@@ -49,6 +49,9 @@ export const APPEND_BUCKETS: readonly number[] = Array.from({ length: 16 }, (_, 
 export const SNAPSHOT_BUCKETS: readonly number[] = Array.from({ length: 17 }, (_, i) => 0.001 * 2 ** i);
 
 let turnTime = -1;
+const endTurn = (): void => {
+  turnTime = -1;
+};
 
 /**
  * performance.now(), read once per synchronous turn: the appends of one turn (and the
@@ -58,7 +61,7 @@ let turnTime = -1;
 export function turnNow(): number {
   if (turnTime < 0) {
     turnTime = performance.now();
-    queueMicrotask(() => (turnTime = -1));
+    queueMicrotask(endTurn);
   }
   return turnTime;
 }

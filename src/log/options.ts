@@ -62,7 +62,10 @@ export interface ReplicatedLogOptions<R = unknown> {
   electionTicks?: number;
   /** Heartbeat interval in ticks, below electionTicks. Default `DEFAULTS.heartbeatTicks`. */
   heartbeatTicks?: number;
-  /** An append, barrier or membership change not settled by then is rejected. Default `DEFAULTS.timeoutMs`. */
+  /**
+   * An append, barrier or membership change not settled by then is rejected (an append
+   * already proposed, at the first tick after it: within `tickMs`). Default `DEFAULTS.timeoutMs`.
+   */
   timeoutMs?: number;
   /** WAL segment size. Default the WAL's (64 MiB; a small log takes far less: see `preallocate`). */
   segmentBytes?: number;

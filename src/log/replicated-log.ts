@@ -166,7 +166,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       else c.appendFailed((err as { code?: string }).code ?? 'UNKNOWN');
       c.appendDuration.observe((turnNow() - started) / 1000);
     });
-    this.appends = new AppendQueue(this.proposals as Proposals<unknown>, deps.clock, opts.timeoutMs, {
+    this.appends = new AppendQueue(this.proposals as Proposals<unknown>, deps.clock, opts.timeoutMs, Math.ceil(opts.timeoutMs / opts.tickMs), {
       lead: () => this.lead,
       node: this.node,
       fail: (err) => this.fail(err),
@@ -467,6 +467,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private tick(): void {
     if (this.closed) return;
     this.node.tick();
+    this.appends.onTick();
     if (this.noLeader.onTick(this.lead, this.role)) this.failLeaderless();
     this.barriers.onTick();
     this.pump();

@@ -1,0 +1,90 @@
+// The append queue's timeout for proposed batches, checked at the log's ticks: no
+// batch expires before the timeout, every unsettled one expires within a tick after
+// it, and a batch's expiry touches only its own appends.
+import { describe, expect, it } from 'vitest';
+import { AppendQueue } from '../../src/log/append-queue.js';
+import type { Clock } from '../../src/log/clock.js';
+import { Proposals } from '../../src/log/proposals.js';
+
+const origin = Uint8Array.of(2, 1, 0, 0, 0, 0, 0, 0, 0, 9);
+
+/** A queue over a leader whose core accepts everything, with deferred work run by hand. */
+function setUp(timeoutTicks: number) {
+  const proposals = new Proposals<unknown>(origin);
+  const outcomes = new Map<number, string>();
+  const clock: Clock = { setTimeout: () => () => undefined, defer: () => undefined };
+  let index = 0;
+  const queue = new AppendQueue(proposals, clock, timeoutTicks * 10, timeoutTicks, {
+    lead: () => 1,
+    node: {
+      propose: (datas: Uint8Array[]) => {
+        const at = { index: index + 1, term: 1 };
+        index += datas.length;
+        return at;
+      },
+    },
+    fail: (err) => {
+      throw err;
+    },
+    pump: () => undefined,
+  });
+  const append = (): number => {
+    const seq = proposals.add(
+      () => outcomes.set(seq, 'ok'),
+      (e) => outcomes.set(seq, (e as { code?: string }).code ?? 'NO_CODE'),
+      1,
+    );
+    queue.push(seq, Uint8Array.of(seq & 0xff));
+    return seq;
+  };
+  return { proposals, outcomes, queue, append };
+}
+
+describe('AppendQueue timeouts', () => {
+  it('fails a proposed batch as unknown after its timeout in ticks, never before, and only its own appends', () => {
+    const { proposals, outcomes, queue, append } = setUp(5);
+    const first = [append(), append(), append()];
+    queue.propose();
+    queue.onTick();
+    queue.onTick();
+    const second = [append(), append()];
+    queue.propose();
+    proposals.applied(2, 1, first[1]!, 'x'); // settles one append of the first batch
+    for (let t = 0; t < 3; t++) queue.onTick(); // 5 ticks since the first batch: maybe not 5 full ones yet
+    expect([...outcomes.entries()]).toEqual([[first[1], 'ok']]);
+    queue.onTick(); // its 6th tick: the timeout (5 ticks) has surely passed
+    expect(outcomes.get(first[0]!)).toBe('APPEND_OUTCOME_UNKNOWN');
+    expect(outcomes.get(first[2]!)).toBe('APPEND_OUTCOME_UNKNOWN');
+    expect(outcomes.get(first[1]!)).toBe('ok');
+    expect(second.map((s) => outcomes.get(s))).toEqual([undefined, undefined]);
+    queue.onTick();
+    expect(second.map((s) => outcomes.get(s))).toEqual([undefined, undefined]);
+    queue.onTick();
+    expect(second.map((s) => outcomes.get(s))).toEqual(['APPEND_OUTCOME_UNKNOWN', 'APPEND_OUTCOME_UNKNOWN']);
+    expect(proposals.size).toBe(0);
+  });
+
+  it('expires every batch of a long run exactly once, one tick after its timeout, across compactions', () => {
+    const { proposals, outcomes, queue, append } = setUp(3);
+    const proposedAt = new Map<number, number>();
+    const expiredAt = new Map<number, number>();
+    let tick = 0;
+    const onTick = (): void => {
+      queue.onTick();
+      tick++;
+      for (const seq of outcomes.keys()) if (!expiredAt.has(seq)) expiredAt.set(seq, tick);
+    };
+    for (let b = 0; b < 3000; b++) {
+      const n = 1 + (b % 4);
+      for (let k = 0; k < n; k++) proposedAt.set(append(), tick);
+      queue.propose();
+      if (b % 3 === 0) onTick();
+    }
+    for (let t = 0; t < 5; t++) onTick();
+    expect(proposals.size).toBe(0);
+    expect([...outcomes.values()].every((o) => o === 'APPEND_OUTCOME_UNKNOWN')).toBe(true);
+    // Proposed after tick t, a batch expires at tick t + 3 + 1: the next tick may come at once.
+    const late = [...proposedAt].filter(([seq, at]) => expiredAt.get(seq) !== at + 4);
+    expect(late).toEqual([]);
+  });
+});
