@@ -98,25 +98,30 @@ Writer::InlineResult Writer::Inline(Job& job) {
   });
   groups_++;
   inlineGroups_++;
-  const bool failed = failed_;
-  const std::string error = failed ? error_ : std::string();
-  const bool zero = !failed && NeedsZeros();
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    busy_ = false;
-    // Once: the writer thread clears it when it starts zeroing.
-    wake = zero && !prepareWanted_ && !preparing_;
-    if (wake) prepareWanted_ = true;
-  }
-  if (wake) cv_.notify_one();
-  if (!failed) return InlineResult::kDurable;
+  const Ended end = EndBusy(true);
+  if (!end.failed) return InlineResult::kDurable;
   try {
-    report_(job.id, &error);
+    report_(job.id, &end.error);
   } catch (...) {
     // Only an allocation can fail here; the next group reports this failure too.
   }
   return InlineResult::kFailed;
+}
+
+// Ends a turn of busy_, reading first what its caller needs of the state it owned.
+// `wakeToZero`: the writer thread is elsewhere; ask it, once, to zero ahead if needed
+// (it clears the request when it starts).
+Writer::Ended Writer::EndBusy(bool wakeToZero) {
+  Ended end{failed_, failed_ ? error_ : std::string(), !failed_ && NeedsZeros()};
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_ = false;
+    wake = wakeToZero && end.zero && !prepareWanted_ && !preparing_;
+    if (wake) prepareWanted_ = true;
+  }
+  if (wake) cv_.notify_one();
+  return end;
 }
 
 void Writer::Stop() {
@@ -187,21 +192,15 @@ void Writer::Run() {
       });
     }
     groups_++;
-    const bool failed = failed_;
-    const std::string error = failed ? error_ : std::string();
-    const bool zero = !failed && NeedsZeros();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      busy_ = false;
-    }
+    const Ended end = EndBusy(false);
     try {
-      report_(group.back().id, failed ? &error : nullptr);
+      report_(group.back().id, end.failed ? &end.error : nullptr);
     } catch (...) {
       // Only an allocation can fail here; the next group reports these ids too.
     }
     group.clear();
     if (closing) return;
-    if (zero) PrepareAhead();
+    if (end.zero) PrepareAhead();
   }
 }
 
@@ -245,10 +244,7 @@ void Writer::PrepareAhead() {
   while (Quiet()) {
     bool more = false;
     if (!failed_ && NeedsZeros()) Guarded([&] { more = ZeroStep(zeros); });
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      busy_ = false;
-    }
+    EndBusy(false);
     if (!more) break;
   }
   SetPreparing(false);

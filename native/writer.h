@@ -7,9 +7,9 @@
 // this thread fills in the CRCs, writes, syncs and reports the id of the last
 // job that is durable. A small job submitted while the thread is idle runs on
 // the submitting thread instead (Submit): a lone commit then costs one
-// fdatasync, not that plus a wake-up of each thread. After any write or sync error it fails that job and
-// every later one: a failed fsync may have dropped dirty pages, so retrying
-// could report data durable that is not.
+// fdatasync, not that plus a wake-up of each thread. After any write or sync
+// error it fails that job and every later one: a failed fsync may have
+// dropped dirty pages, so retrying could report data durable that is not.
 #pragma once
 
 #include <sys/uio.h>
@@ -127,6 +127,12 @@ class Writer {
   bool Quiet();
   enum class InlineResult { kDurable, kFailed, kNotRun };
   InlineResult Inline(Job& job);
+  struct Ended {
+    bool failed;
+    std::string error;
+    bool zero;  // the segment is short of zeroed space
+  };
+  Ended EndBusy(bool wakeToZero);
   bool NeedsZeros() const;
   bool ZeroStep(std::vector<uint8_t>& zeros);
   void SetPreparing(bool on);

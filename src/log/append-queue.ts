@@ -35,14 +35,17 @@ export class AppendQueue {
   private ticks = 0;
   private readonly expired: string;
 
-  /** `timeoutTicks`: the append timeout in the log's ticks, rounded up. */
+  /** The append timeout in the log's ticks, rounded up. */
+  private readonly timeoutTicks: number;
+
   constructor(
     private readonly proposals: Proposals<unknown>,
     private readonly clock: Clock,
     private readonly timeoutMs: number,
-    private readonly timeoutTicks: number,
+    tickMs: number,
     private readonly host: AppendQueueHost,
   ) {
+    this.timeoutTicks = Math.ceil(timeoutMs / tickMs);
     this.expired = `not committed within ${timeoutMs} ms`;
   }
 

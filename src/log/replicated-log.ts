@@ -166,7 +166,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       else c.appendFailed((err as { code?: string }).code ?? 'UNKNOWN');
       c.appendDuration.observe((turnNow() - started) / 1000);
     });
-    this.appends = new AppendQueue(this.proposals as Proposals<unknown>, deps.clock, opts.timeoutMs, Math.ceil(opts.timeoutMs / opts.tickMs), {
+    this.appends = new AppendQueue(this.proposals as Proposals<unknown>, deps.clock, opts.timeoutMs, opts.tickMs, {
       lead: () => this.lead,
       node: this.node,
       fail: (err) => this.fail(err),

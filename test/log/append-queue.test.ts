@@ -14,7 +14,7 @@ function setUp(timeoutTicks: number) {
   const outcomes = new Map<number, string>();
   const clock: Clock = { setTimeout: () => () => undefined, defer: () => undefined };
   let index = 0;
-  const queue = new AppendQueue(proposals, clock, timeoutTicks * 10, timeoutTicks, {
+  const queue = new AppendQueue(proposals, clock, timeoutTicks * 10, 10, {
     lead: () => 1,
     node: {
       propose: (datas: Uint8Array[]) => {
