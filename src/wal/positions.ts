@@ -89,6 +89,20 @@ export class Positions {
     this.chunks[0]!.terms[this.head] = term;
   }
 
+  /**
+   * A snapshot marker at (index, term). If the log holds that entry with that term,
+   * the entries above it stay (a local snapshot); otherwise, or with `discardLog`,
+   * the log restarts after it. Returns whether the entries were discarded.
+   */
+  applySnapshot(index: number, term: number, discardLog: boolean): boolean {
+    if (discardLog || index > this.last || this.term(index) !== term) {
+      this.reset(index, term);
+      return true;
+    }
+    this.dropBefore(index);
+    return false;
+  }
+
   /** Drops entries below `index`; `index` (which must exist) becomes the sentinel. */
   dropBefore(index: number): void {
     const k = index - this.base;

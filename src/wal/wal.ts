@@ -18,8 +18,9 @@ import {
   WalIoError,
   WalUnavailableError,
 } from './errors.js';
-import { checkNothingMissing } from './missing.js';
-import { Positions } from './positions.js';
+import type { Positions } from './positions.js';
+import { replay } from './replay.js';
+import { type Segment, Segments } from './segments.js';
 import { SlabPool } from './slab-pool.js';
 import {
   ENTRY_PREFIX,
@@ -45,14 +46,6 @@ const SILENT: WalLogger = { warn: () => undefined };
 const PREALLOC = { zeros: 0, fallocate: 1, none: 2 } as const;
 /** Largest single pread when serving old entries. */
 const READ_SPAN = 4 * 1024 * 1024;
-
-interface Segment {
-  seq: number;
-  firstIndex: number;
-  name: string;
-  /** Highest entry index written to it (firstIndex - 1 if none). */
-  maxIndex: number;
-}
 
 interface ReadPlan {
   lo: number;
@@ -125,16 +118,15 @@ export class Wal {
   readonly #handle: NativeHandle;
   readonly #segmentBytes: number;
   readonly #cacheBytes: number;
-  readonly #positions = new Positions();
+  readonly #positions: Positions;
   readonly #cache = new EntryCache();
-  readonly #segments: Segment[] = [];
-  readonly #bySeq = new Map<number, Segment>();
+  readonly #segments: Segments;
   /** Write cursor in the last segment. */
   #offset = 0;
   /** Where the last segment's own records begin: a record that does not fit rotates only if the segment holds more. */
   #contentStart = 0;
-  #hs: WalHardState = Object.freeze({ term: 0, vote: 0, commit: 0 });
-  #snap: WalSnapshot | null = null;
+  #hs: WalHardState;
+  #snap: WalSnapshot | null;
   readonly #pending: Pending[] = [];
   #pendingHead = 0;
   #failure: Error | null = null;
@@ -181,7 +173,7 @@ export class Wal {
       const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!))));
       const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan);
       wal.#logger = logger;
-      const last = wal.#segments.at(-1);
+      const last = wal.#segments.last;
       const mark = scan.segments.at(-1)?.mark;
       handle.start(
         segmentBytes,
@@ -213,7 +205,13 @@ export class Wal {
     this.#segmentBytes = segmentBytes;
     this.#cacheBytes = cacheBytes;
     this.repair = scan.torn;
-    this.#replay(scan);
+    const log = replay(dir, scan);
+    this.#segments = log.segments;
+    this.#positions = log.positions;
+    this.#hs = log.hardState;
+    this.#snap = log.snapshot;
+    this.#offset = log.offset;
+    this.#cache.clear(this.#positions.last + 1);
   }
 
   /** The latest hard state ({ term: 0, vote: 0, commit: 0 } in a new WAL). */
@@ -305,12 +303,7 @@ export class Wal {
       return Promise.reject(
         new WalInvalidArgumentError(`releaseTo(${index}) needs a snapshot marker at or above ${index} (have ${this.#snap?.index ?? 'none'})`),
       );
-    const names: string[] = [];
-    while (this.#segments.length > 1 && this.#segments[0]!.maxIndex <= index) {
-      const s = this.#segments.shift()!;
-      this.#bySeq.delete(s.seq);
-      names.push(s.name);
-    }
+    const names = this.#segments.releaseTo(index);
     this.#flushBatch();
     return this.#enqueue(this.#handle.release(names), Infinity, false);
   }
@@ -519,7 +512,7 @@ export class Wal {
     // prelude (segment header, then the snapshot marker and hard state as of
     // that moment) so that releasing older segments never loses them.
     const prelude = this.#preludeBytes();
-    let seq = this.#segments.at(-1)?.seq ?? 0;
+    let seq = this.#segments.last?.seq ?? 0;
     let off = this.#offset;
     let start = this.#contentStart;
     let total = recordBytes;
@@ -544,7 +537,7 @@ export class Wal {
     const plan = batch.plan;
     let chunkBegin = 0;
     let pos = 0;
-    let segment = this.#segments.at(-1);
+    let segment = this.#segments.last;
     off = this.#offset;
     let rot = 0;
     let lowest = Infinity;
@@ -567,7 +560,6 @@ export class Wal {
         const first = ref >= 0 ? entries[ref]!.index : this.lastIndex + 1;
         const s: Segment = { seq: (segment?.seq ?? 0) + 1, firstIndex: first, name: segmentName((segment?.seq ?? 0) + 1, first), maxIndex: first - 1 };
         this.#segments.push(s);
-        this.#bySeq.set(s.seq, s);
         segment = s;
         chunkBegin = pos;
         this.#offset = 0;
@@ -631,7 +623,7 @@ export class Wal {
     this.#batch = null;
     // Every job ends with a marker: replay tells a write cut short by a crash from
     // damaged data by whether an intact marker follows the damage.
-    const seg = this.#segments.at(-1)!;
+    const seg = this.#segments.last!;
     const marker = this.#slabs.allocate(MARKER_RECORD_BYTES);
     writeMarker(marker, new DataView(marker.buffer, marker.byteOffset, marker.byteLength), 0);
     b.buffers.push(marker);
@@ -673,14 +665,8 @@ export class Wal {
   }
 
   #applySnapshot(m: WalSnapshot, discardLog: boolean): void {
-    const p = this.#positions;
-    if (discardLog || m.index > p.last || p.term(m.index) !== m.term) {
-      p.reset(m.index, m.term);
-      this.#cache.clear(m.index + 1);
-    } else {
-      p.dropBefore(m.index);
-      this.#cache.dropBefore(m.index + 1);
-    }
+    if (this.#positions.applySnapshot(m.index, m.term, discardLog)) this.#cache.clear(m.index + 1);
+    else this.#cache.dropBefore(m.index + 1);
     this.#snap = m;
   }
 
@@ -729,7 +715,7 @@ export class Wal {
   #planRun(lo: number, stop: number, budget: number): ReadPlan {
     const p = this.#positions;
     const seq = p.seq(lo);
-    const segment = this.#bySeq.get(seq);
+    const segment = this.#segments.bySeq(seq);
     if (segment === undefined) throw new WalCorruptError(`entry ${lo} points at segment ${seq}, which is gone`, '', -1);
     const begin = p.offset(lo);
     const plan: ReadPlan = {
@@ -784,77 +770,5 @@ export class Wal {
       throw fromNative(err);
     }
     return this.#parseRun(plan, buf);
-  }
-
-  // ---- replay ----
-
-  #replay(scan: NativeScan): void {
-    for (const s of scan.segments) {
-      const seg = { seq: s.seq, firstIndex: s.firstIndex, name: s.name, maxIndex: s.firstIndex - 1 };
-      this.#segments.push(seg);
-      this.#bySeq.set(seg.seq, seg);
-    }
-    const p = this.#positions;
-    if (this.#segments.length > 0) p.reset(this.#segments[0]!.firstIndex - 1, 0);
-    // When older segments were released, the log before the first surviving
-    // one is unknown: that segment may hold overwrites of entries that lived
-    // in released segments (below its name's first index). Until a snapshot
-    // marker at or above the start anchors the log, such an entry restarts
-    // the log at itself; the marker that allowed the release always follows
-    // (releases need a marker at or above every released entry) and compacts
-    // those entries away again. After the anchor, and in a log that still
-    // has its first segment, every entry must extend or overwrite the log.
-    let anchored = this.#segments.length === 0 || this.#segments[0]!.seq === 1;
-    // Whether the term of the entry at p.base (firstIndex - 1) is known. It is
-    // not while the start is inferred from a segment name or an overwrite:
-    // a marker exactly there then supplies the term; it must not be taken
-    // for a disagreeing snapshot, which would discard the entries after it.
-    let baseTermKnown = anchored;
-    const r = scan.records;
-    for (let k = 0; k < r.length; k += 8) {
-      const kind = r[k]!;
-      const seg = this.#segments[r[k + 1]!]!;
-      const offset = r[k + 2]!;
-      const length = r[k + 3]!;
-      const flags = r[k + 4]!;
-      const a = r[k + 5]!;
-      const b = r[k + 6]!;
-      const c = r[k + 7]!;
-      const corrupt = (why: string): WalCorruptError =>
-        new WalCorruptError(`corrupt WAL record in ${this.dir}/${seg.name} at offset ${offset}: ${why}`, `${this.dir}/${seg.name}`, offset);
-      if (kind === Kind.Entry) {
-        if (!anchored && (a <= p.base || a > p.last + 1)) {
-          p.reset(a - 1, 0);
-          baseTermKnown = false;
-        }
-        if (a <= p.base) throw corrupt(`entry ${a} is at or below the log's start ${p.base}`);
-        if (a > p.last + 1) throw corrupt(`entry ${a} leaves a gap after ${p.last}`);
-        if (a <= p.last) p.truncateAfter(a - 1);
-        p.push(b, seg.seq, offset, length - ENTRY_PREFIX);
-        if (a > seg.maxIndex) seg.maxIndex = a;
-      } else if (kind === Kind.HardState) {
-        this.#hs = Object.freeze({ term: a, vote: b, commit: c });
-      } else if (kind === Kind.Snapshot) {
-        // A marker below the start can only be the copy carried at the head of a
-        // segment whose predecessors were released; a newer marker follows.
-        const marker = { index: a, term: b, meta: scan.metas[c]! };
-        const discard = (flags & SNAPSHOT_DISCARD_LOG) !== 0;
-        if (a === p.base && !baseTermKnown && !discard) {
-          p.setBaseTerm(b);
-          this.#snap = marker;
-          anchored = baseTermKnown = true;
-        } else if (a >= p.base) {
-          this.#applySnapshot(marker, discard);
-          anchored = baseTermKnown = true;
-        } else {
-          this.#snap = marker;
-        }
-      }
-    }
-    checkNothingMissing(this.dir, this.#segments[0], this.#snap?.index ?? null);
-    this.#cache.clear(p.last + 1);
-    const last = scan.segments.at(-1);
-    this.#offset = last?.end ?? 0;
-    this.#contentStart = 0;
   }
 }

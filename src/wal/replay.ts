@@ -1,0 +1,88 @@
+// Rebuilds the log's shape from what the native scan read: which index lives
+// where, the latest hard state and snapshot marker, and where the next write
+// goes. Pure: the scan has already checked every CRC and cut off a torn tail, so
+// what is left here is whether the records, each intact, make one consistent log.
+import type { NativeScan } from './addon.js';
+import { WalCorruptError } from './errors.js';
+import { checkNothingMissing } from './missing.js';
+import { Positions } from './positions.js';
+import { ENTRY_PREFIX, Kind, SNAPSHOT_DISCARD_LOG } from './record.js';
+import { Segments } from './segments.js';
+import type { WalHardState, WalSnapshot } from './types.js';
+
+export interface Replayed {
+  segments: Segments;
+  positions: Positions;
+  hardState: WalHardState;
+  snapshot: WalSnapshot | null;
+  /** Write cursor in the last segment (0 with none). */
+  offset: number;
+}
+
+/** The scan's fields replay reads. */
+export type ScanRecords = Pick<NativeScan, 'segments' | 'records' | 'metas'>;
+
+/** Throws WAL_CORRUPT when the records do not form one log, or segments it needs are missing. `dir` names it in errors. */
+export function replay(dir: string, scan: ScanRecords): Replayed {
+  const segments = new Segments();
+  for (const s of scan.segments) segments.push({ seq: s.seq, firstIndex: s.firstIndex, name: s.name, maxIndex: s.firstIndex - 1 });
+  const p = new Positions();
+  const first = segments.first;
+  if (first !== undefined) p.reset(first.firstIndex - 1, 0);
+  let hardState: WalHardState = Object.freeze({ term: 0, vote: 0, commit: 0 });
+  let snapshot: WalSnapshot | null = null;
+  // When older segments were released, the log before the first surviving
+  // one is unknown: that segment may hold overwrites of entries that lived
+  // in released segments (below its name's first index). Until a snapshot
+  // marker at or above the start anchors the log, such an entry restarts
+  // the log at itself; the marker that allowed the release always follows
+  // (releases need a marker at or above every released entry) and compacts
+  // those entries away again. After the anchor, and in a log that still
+  // has its first segment, every entry must extend or overwrite the log.
+  let anchored = first === undefined || first.seq === 1;
+  // Whether the term of the entry at p.base (firstIndex - 1) is known. It is
+  // not while the start is inferred from a segment name or an overwrite:
+  // a marker exactly there then supplies the term; it must not be taken
+  // for a disagreeing snapshot, which would discard the entries after it.
+  let baseTermKnown = anchored;
+  const r = scan.records;
+  for (let k = 0; k < r.length; k += 8) {
+    const kind = r[k]!;
+    const seg = segments.at(r[k + 1]!)!;
+    const offset = r[k + 2]!;
+    const length = r[k + 3]!;
+    const flags = r[k + 4]!;
+    const a = r[k + 5]!;
+    const b = r[k + 6]!;
+    const c = r[k + 7]!;
+    const corrupt = (why: string): WalCorruptError =>
+      new WalCorruptError(`corrupt WAL record in ${dir}/${seg.name} at offset ${offset}: ${why}`, `${dir}/${seg.name}`, offset);
+    if (kind === Kind.Entry) {
+      if (!anchored && (a <= p.base || a > p.last + 1)) {
+        p.reset(a - 1, 0);
+        baseTermKnown = false;
+      }
+      if (a <= p.base) throw corrupt(`entry ${a} is at or below the log's start ${p.base}`);
+      if (a > p.last + 1) throw corrupt(`entry ${a} leaves a gap after ${p.last}`);
+      if (a <= p.last) p.truncateAfter(a - 1);
+      p.push(b, seg.seq, offset, length - ENTRY_PREFIX);
+      if (a > seg.maxIndex) seg.maxIndex = a;
+    } else if (kind === Kind.HardState) {
+      hardState = Object.freeze({ term: a, vote: b, commit: c });
+    } else if (kind === Kind.Snapshot) {
+      // A marker below the start can only be the copy carried at the head of a
+      // segment whose predecessors were released; a newer marker follows.
+      snapshot = { index: a, term: b, meta: scan.metas[c]! };
+      const discard = (flags & SNAPSHOT_DISCARD_LOG) !== 0;
+      if (a === p.base && !baseTermKnown && !discard) {
+        p.setBaseTerm(b);
+        anchored = baseTermKnown = true;
+      } else if (a >= p.base) {
+        p.applySnapshot(a, b, discard);
+        anchored = baseTermKnown = true;
+      }
+    }
+  }
+  checkNothingMissing(dir, segments.first, snapshot?.index ?? null);
+  return { segments, positions: p, hardState, snapshot, offset: scan.segments.at(-1)?.end ?? 0 };
+}
