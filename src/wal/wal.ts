@@ -7,21 +7,12 @@
 import { resolve as resolvePath } from 'node:path';
 import { addon, type NativeHandle, type NativeScan } from './addon.js';
 import { EntryCache } from './cache.js';
+import { JobQueue } from './job-queue.js';
 import { WAL_DEFAULTS } from './defaults.js';
-import {
-  fromNative,
-  WalClosedError,
-  WalCompactedError,
-  WalCorruptError,
-  WalGapError,
-  WalInvalidArgumentError,
-  WalIoError,
-  WalUnavailableError,
-} from './errors.js';
+import { fromNative, WalClosedError, WalCompactedError, WalCorruptError, WalGapError, WalInvalidArgumentError, WalUnavailableError } from './errors.js';
 import type { Positions } from './positions.js';
 import { replay } from './replay.js';
 import { type Segment, Segments } from './segments.js';
-import { SlabPool } from './slab-pool.js';
 import {
   ENTRY_PREFIX,
   entryRecordBytes,
@@ -36,7 +27,6 @@ import {
   snapshotRecordBytes,
   writeEntry,
   writeHardState,
-  writeMarker,
   writeSegmentHeader,
   writeSnapshot,
 } from './record.js';
@@ -56,29 +46,6 @@ interface ReadPlan {
   offsets: number[];
   terms: number[];
   lengths: number[];
-}
-
-/** The id of a write whose job is still being collected in this tick. */
-const UNASSIGNED = Infinity;
-
-interface Batch {
-  buffers: Uint8Array[];
-  /** Six numbers per chunk: buffer, begin, end, seq, offset, firstIndex. */
-  plan: number[];
-  /** Position in `pending` of the batch's first write. */
-  first: number;
-}
-
-interface Pending {
-  id: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  /** Keeps the job's buffers alive until the native thread is done with them. */
-  buffers: Uint8Array[] | null;
-  /** Lowest entry index the job writes (Infinity if none): the cache keeps it until durable. */
-  lowest: number;
-  /** The close job: it resolves even on a failed WAL. */
-  close: boolean;
 }
 
 function isIndex(n: unknown): n is number {
@@ -114,8 +81,14 @@ export class Wal {
    * while a write syncs that the WAL cannot see, such as the leader of a replicated log
    * taking in its followers' acknowledgements.
    */
-  inlineWrites = true;
+  get inlineWrites(): boolean {
+    return this.#jobs.inline;
+  }
+  set inlineWrites(on: boolean) {
+    this.#jobs.inline = on;
+  }
   readonly #handle: NativeHandle;
+  readonly #jobs: JobQueue;
   readonly #segmentBytes: number;
   readonly #cacheBytes: number;
   readonly #positions: Positions;
@@ -127,12 +100,7 @@ export class Wal {
   #contentStart = 0;
   #hs: WalHardState;
   #snap: WalSnapshot | null;
-  readonly #pending: Pending[] = [];
-  #pendingHead = 0;
-  #failure: Error | null = null;
   #closing: Promise<void> | null = null;
-  #batch: Batch | null = null;
-  readonly #slabs = new SlabPool();
   #appends = 0;
   #records = 0;
   #logger: WalLogger = SILENT;
@@ -181,7 +149,7 @@ export class Wal {
         PREALLOC[prealloc],
         last?.seq ?? 0,
         last?.name ?? '',
-        wal.#onReport,
+        wal.#jobs.onReport,
         wal.#onNotice,
         mark?.start ?? 0,
         mark?.records ?? 0,
@@ -202,6 +170,15 @@ export class Wal {
     scan: NativeScan,
   ) {
     this.#handle = handle;
+    this.#jobs = new JobQueue(handle, dir, {
+      placeMarker: () => {
+        const seg = this.#segments.last!;
+        const at = { seq: seg.seq, offset: this.#offset, firstIndex: seg.firstIndex };
+        this.#offset += MARKER_RECORD_BYTES;
+        return at;
+      },
+      durable: (lowest) => this.#cache.trim(this.#cacheBytes, Math.min(this.lastIndex, lowest - 1)),
+    });
     this.#segmentBytes = segmentBytes;
     this.#cacheBytes = cacheBytes;
     this.repair = scan.torn;
@@ -253,7 +230,7 @@ export class Wal {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    if (entries.length === 0 && hs === null) return this.#barrier();
+    if (entries.length === 0 && hs === null) return this.#jobs.release([]);
     const n = entries.length;
     const refs: RecordRef[] = [];
     for (let k = 0; k < n; k++) refs.push(k);
@@ -303,9 +280,7 @@ export class Wal {
       return Promise.reject(
         new WalInvalidArgumentError(`releaseTo(${index}) needs a snapshot marker at or above ${index} (have ${this.#snap?.index ?? 'none'})`),
       );
-    const names = this.#segments.releaseTo(index);
-    this.#flushBatch();
-    return this.#enqueue(this.#handle.release(names), Infinity, false);
+    return this.#jobs.release(this.#segments.releaseTo(index));
   }
 
   /**
@@ -420,37 +395,15 @@ export class Wal {
 
   /** Waits for every pending write, stops the native threads and releases the lock. Idempotent. */
   close(): Promise<void> {
-    if (this.#closing !== null) return this.#closing;
-    this.#flushBatch();
-    this.#closing = this.#seal()
-      .then(() => this.#enqueue(this.#handle.close(), Infinity, true))
-      .then(() => this.#handle.dispose());
+    this.#closing ??= this.#jobs.close(this.#segments.length > 0);
     return this.#closing;
-  }
-
-  /**
-   * After everything written is durable, one more marker, in a group of its own:
-   * it shows the next open that the last group was synced, so damage to it is
-   * corruption, not a write cut short by a crash (docs/wal-format.md).
-   */
-  async #seal(): Promise<void> {
-    try {
-      await this.#barrier();
-    } catch {
-      return; // a failed WAL: its appends already failed, and nothing more is written
-    }
-    if (this.#failure !== null || this.#segments.length === 0) return;
-    this.#openBatch();
-    const sealed = this.#enqueue(UNASSIGNED, Infinity, false);
-    this.#flushBatch();
-    await sealed.catch(() => undefined); // a failure here is reported by the close itself
   }
 
   // ---- writing ----
 
   #unusable(): Error | null {
     if (this.#closing !== null) return new WalClosedError(`WAL ${this.dir} is closed`);
-    return this.#failure;
+    return this.#jobs.failure;
   }
 
   #checkReadable(): void {
@@ -529,12 +482,9 @@ export class Wal {
     }
 
     // Pass 2: pack, and apply to the in-memory state in the same order.
-    const u8 = this.#slabs.allocate(total);
+    const jobs = this.#jobs;
+    const u8 = jobs.allocate(total);
     const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-    const batch = this.#openBatch();
-    const buffer = batch.buffers.length;
-    batch.buffers.push(u8);
-    const plan = batch.plan;
     let chunkBegin = 0;
     let pos = 0;
     let segment = this.#segments.last;
@@ -555,7 +505,7 @@ export class Wal {
         rot++;
         if (pos > chunkBegin || segment === undefined) {
           // Close the chunk that went to the previous segment (empty only for the very first segment).
-          if (segment !== undefined) plan.push(buffer, chunkBegin, pos, segment.seq, this.#offset, segment.firstIndex);
+          if (segment !== undefined) jobs.chunk(chunkBegin, pos, segment.seq, this.#offset, segment.firstIndex);
         }
         const first = ref >= 0 ? entries[ref]!.index : this.lastIndex + 1;
         const s: Segment = { seq: (segment?.seq ?? 0) + 1, firstIndex: first, name: segmentName((segment?.seq ?? 0) + 1, first), maxIndex: first - 1 };
@@ -595,73 +545,11 @@ export class Wal {
       }
     }
     const seg = segment!;
-    plan.push(buffer, chunkBegin, pos, seg.seq, this.#offset, seg.firstIndex);
+    jobs.chunk(chunkBegin, pos, seg.seq, this.#offset, seg.firstIndex);
     this.#offset = off;
     this.#appends++;
     this.#records += entries.length;
-    return this.#enqueue(UNASSIGNED, lowest, false);
-  }
-
-  /**
-   * The job being collected in this tick. Every write made before the
-   * current microtasks run out goes into one native job: the writer then
-   * sees a whole round of pipelined appends at once instead of catching the
-   * first of them alone, and a tick costs one native call.
-   */
-  #openBatch(): Batch {
-    if (this.#batch === null) {
-      this.#batch = { buffers: [], plan: [], first: this.#pending.length };
-      queueMicrotask(this.#flushBatch);
-    }
-    return this.#batch;
-  }
-
-  /** Hands the collected job to the writer thread; runs before anything else is queued natively. */
-  readonly #flushBatch = (): void => {
-    const b = this.#batch;
-    if (b === null) return;
-    this.#batch = null;
-    // Every job ends with a marker: replay tells a write cut short by a crash from
-    // damaged data by whether an intact marker follows the damage.
-    const seg = this.#segments.last!;
-    const marker = this.#slabs.allocate(MARKER_RECORD_BYTES);
-    writeMarker(marker, new DataView(marker.buffer, marker.byteOffset, marker.byteLength), 0);
-    b.buffers.push(marker);
-    b.plan.push(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, seg.seq, this.#offset, seg.firstIndex);
-    this.#offset += MARKER_RECORD_BYTES;
-    let id: number;
-    try {
-      id = this.#handle.submit(b.buffers, new Float64Array(b.plan), b.plan.length / 6, this.inlineWrites);
-      this.#slabs.seal(Math.abs(id));
-    } catch (err) {
-      // The in-memory state already moved: this instance can no longer be trusted.
-      this.#failure = new WalIoError(`WAL ${this.dir} failed to queue a write; reopen it: ${(err as Error).message}`);
-      this.#failAll();
-      return;
-    }
-    const job = Math.abs(id);
-    for (let k = b.first; k < this.#pending.length; k++) {
-      const p = this.#pending[k]!;
-      if (p.id === UNASSIGNED) {
-        p.id = job;
-        p.buffers = b.buffers;
-      }
-    }
-    // Negative: the writer was idle and the job ran during submit; it is durable already.
-    if (id < 0) this.#onReport(job);
-  };
-
-  #failAll(): void {
-    for (let k = this.#pendingHead; k < this.#pending.length; k++) this.#pending[k]!.reject(this.#failure!);
-    this.#pending.length = 0;
-    this.#pendingHead = 0;
-    this.#handle.unref();
-  }
-
-  /** An append with nothing to write: resolves once everything before it is durable. */
-  #barrier(): Promise<void> {
-    this.#flushBatch();
-    return this.#enqueue(this.#handle.release([]), Infinity, false);
+    return jobs.write(lowest);
   }
 
   #applySnapshot(m: WalSnapshot, discardLog: boolean): void {
@@ -670,40 +558,9 @@ export class Wal {
     this.#snap = m;
   }
 
-  #enqueue(id: number, lowest: number, close: boolean): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (this.#pendingHead === this.#pending.length) this.#handle.ref();
-      this.#pending.push({ id, resolve, reject, buffers: null, lowest, close });
-    });
-  }
-
   /** The native writer worked around a failure (nothing was lost): tell the operator. */
   readonly #onNotice = (message: string, attempt: number, delayMs: number): void => {
     this.#logger.warn({ dir: this.dir, attempt, delayMs, err: message }, 'WAL: worked around a failure that lost nothing');
-  };
-
-  /** The native writer reports after each group commit: every job up to lastId is durable, or failed. */
-  readonly #onReport = (lastId: number, error?: string): void => {
-    if (error !== undefined && this.#failure === null) this.#failure = new WalIoError(`WAL ${this.dir} failed and must be reopened: ${error}`);
-    const pending = this.#pending;
-    while (this.#pendingHead < pending.length && pending[this.#pendingHead]!.id <= lastId) {
-      const p = pending[this.#pendingHead]!;
-      pending[this.#pendingHead++] = undefined as unknown as Pending;
-      if (this.#failure !== null && !p.close) p.reject(this.#failure);
-      else p.resolve();
-    }
-    if (this.#failure === null) this.#slabs.done(lastId);
-    let bound = this.lastIndex;
-    for (let k = this.#pendingHead; k < pending.length; k++) bound = Math.min(bound, pending[k]!.lowest - 1);
-    if (this.#pendingHead === pending.length) {
-      pending.length = 0;
-      this.#pendingHead = 0;
-      if (this.#closing === null) this.#handle.unref();
-    } else if (this.#pendingHead > 1024) {
-      pending.splice(0, this.#pendingHead);
-      this.#pendingHead = 0;
-    }
-    this.#cache.trim(this.#cacheBytes, bound);
   };
 
   // ---- reading ----

@@ -1,0 +1,200 @@
+// The jobs between the event loop and the native writer thread. Every write made
+// before the current microtasks run out goes into one job: the writer then sees a
+// whole round of pipelined appends at once instead of catching the first of them
+// alone, and a turn costs one native call. Jobs become durable, and their promises
+// settle, in the order they were submitted; after a failure every later one fails.
+import type { NativeHandle } from './addon.js';
+import { WalIoError } from './errors.js';
+import { MARKER_RECORD_BYTES, writeMarker } from './record.js';
+import { SlabPool } from './slab-pool.js';
+
+/** Where the marker that ends a job goes. */
+export interface MarkerPlace {
+  seq: number;
+  offset: number;
+  firstIndex: number;
+}
+
+/** What the queue needs from the log that owns it. */
+export interface JobQueueHost {
+  /** Places the marker that ends the job being submitted and moves the write cursor past it. */
+  placeMarker(): MarkerPlace;
+  /** Jobs were reported done: the entries from `lowest` on (the lowest a job still pending writes) must stay cached. */
+  durable(lowest: number): void;
+}
+
+/** The id of a write whose job is still being collected in this turn. */
+const UNASSIGNED = Infinity;
+
+interface Batch {
+  buffers: Uint8Array[];
+  /** Six numbers per chunk: buffer, begin, end, seq, offset, firstIndex. */
+  plan: number[];
+  /** Position in `pending` of the batch's first write. */
+  first: number;
+}
+
+interface Pending {
+  id: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  /** Keeps the job's buffers alive until the native thread is done with them. */
+  buffers: Uint8Array[] | null;
+  /** Lowest entry index the job writes (Infinity if none): the cache keeps it until durable. */
+  lowest: number;
+  /** The close job: it resolves even on a failed WAL. */
+  close: boolean;
+}
+
+export class JobQueue {
+  /** Lets a small job that finds the writer idle run at once on the calling thread (see Wal.inlineWrites). */
+  inline = true;
+  /** Set once a job failed: the WAL must be reopened. */
+  failure: Error | null = null;
+  readonly #pending: Pending[] = [];
+  #pendingHead = 0;
+  #batch: Batch | null = null;
+  readonly #slabs = new SlabPool();
+  #closing = false;
+
+  constructor(
+    private readonly handle: NativeHandle,
+    private readonly dir: string,
+    private readonly host: JobQueueHost,
+  ) {}
+
+  /**
+   * A zeroed buffer of `n` bytes in the job being collected. Fill it, say with chunk()
+   * where its parts go, and take the write's promise with write().
+   */
+  allocate(n: number): Uint8Array {
+    const b = this.#open();
+    const u8 = this.#slabs.allocate(n);
+    b.buffers.push(u8);
+    return u8;
+  }
+
+  /** Bytes [begin, end) of the buffer allocated last go to segment `seq` at `offset`. */
+  chunk(begin: number, end: number, seq: number, offset: number, firstIndex: number): void {
+    const b = this.#batch!;
+    b.plan.push(b.buffers.length - 1, begin, end, seq, offset, firstIndex);
+  }
+
+  /** Resolves when the job being collected is durable. `lowest`: the lowest entry index the write holds (Infinity if none). */
+  write(lowest: number): Promise<void> {
+    return this.#enqueue(UNASSIGNED, lowest, false);
+  }
+
+  /** Deletes `names` once everything before is durable (none: a barrier); resolves when they are gone and the directory synced. */
+  release(names: string[]): Promise<void> {
+    this.flush();
+    return this.#enqueue(this.handle.release(names), Infinity, false);
+  }
+
+  /** Waits for every job, seals the log if `sealable`, stops the native threads and releases the lock. */
+  async close(sealable: boolean): Promise<void> {
+    this.#closing = true;
+    this.flush();
+    await this.#seal(sealable);
+    await this.#enqueue(this.handle.close(), Infinity, true);
+    this.handle.dispose();
+  }
+
+  /**
+   * After everything written is durable, one more marker, in a group of its own:
+   * it shows the next open that the last group was synced, so damage to it is
+   * corruption, not a write cut short by a crash (docs/wal-format.md).
+   */
+  async #seal(sealable: boolean): Promise<void> {
+    try {
+      await this.release([]);
+    } catch {
+      return; // a failed WAL: its appends already failed, and nothing more is written
+    }
+    if (this.failure !== null || !sealable) return;
+    this.#open();
+    const sealed = this.#enqueue(UNASSIGNED, Infinity, false);
+    this.flush();
+    await sealed.catch(() => undefined); // a failure here is reported by the close itself
+  }
+
+  #open(): Batch {
+    if (this.#batch === null) {
+      this.#batch = { buffers: [], plan: [], first: this.#pending.length };
+      queueMicrotask(this.flush);
+    }
+    return this.#batch;
+  }
+
+  /** Hands the collected job to the writer thread; runs before anything else is queued natively. */
+  readonly flush = (): void => {
+    const b = this.#batch;
+    if (b === null) return;
+    this.#batch = null;
+    // Every job ends with a marker: replay tells a write cut short by a crash from
+    // damaged data by whether an intact marker follows the damage.
+    const at = this.host.placeMarker();
+    const marker = this.#slabs.allocate(MARKER_RECORD_BYTES);
+    writeMarker(marker, new DataView(marker.buffer, marker.byteOffset, marker.byteLength), 0);
+    b.buffers.push(marker);
+    b.plan.push(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, at.seq, at.offset, at.firstIndex);
+    let id: number;
+    try {
+      id = this.handle.submit(b.buffers, new Float64Array(b.plan), b.plan.length / 6, this.inline);
+      this.#slabs.seal(Math.abs(id));
+    } catch (err) {
+      // The in-memory state already moved: this instance can no longer be trusted.
+      this.failure = new WalIoError(`WAL ${this.dir} failed to queue a write; reopen it: ${(err as Error).message}`);
+      this.#failAll();
+      return;
+    }
+    const job = Math.abs(id);
+    for (let k = b.first; k < this.#pending.length; k++) {
+      const p = this.#pending[k]!;
+      if (p.id === UNASSIGNED) {
+        p.id = job;
+        p.buffers = b.buffers;
+      }
+    }
+    // Negative: the writer was idle and the job ran during submit; it is durable already.
+    if (id < 0) this.onReport(job);
+  };
+
+  /** The native writer reports after each group commit: every job up to lastId is durable, or failed. */
+  readonly onReport = (lastId: number, error?: string): void => {
+    if (error !== undefined && this.failure === null) this.failure = new WalIoError(`WAL ${this.dir} failed and must be reopened: ${error}`);
+    const pending = this.#pending;
+    while (this.#pendingHead < pending.length && pending[this.#pendingHead]!.id <= lastId) {
+      const p = pending[this.#pendingHead]!;
+      pending[this.#pendingHead++] = undefined as unknown as Pending;
+      if (this.failure !== null && !p.close) p.reject(this.failure);
+      else p.resolve();
+    }
+    if (this.failure === null) this.#slabs.done(lastId);
+    let lowest = Infinity;
+    for (let k = this.#pendingHead; k < pending.length; k++) lowest = Math.min(lowest, pending[k]!.lowest);
+    if (this.#pendingHead === pending.length) {
+      pending.length = 0;
+      this.#pendingHead = 0;
+      if (!this.#closing) this.handle.unref();
+    } else if (this.#pendingHead > 1024) {
+      pending.splice(0, this.#pendingHead);
+      this.#pendingHead = 0;
+    }
+    this.host.durable(lowest);
+  };
+
+  #failAll(): void {
+    for (let k = this.#pendingHead; k < this.#pending.length; k++) this.#pending[k]!.reject(this.failure!);
+    this.#pending.length = 0;
+    this.#pendingHead = 0;
+    this.handle.unref();
+  }
+
+  #enqueue(id: number, lowest: number, close: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.#pendingHead === this.#pending.length) this.handle.ref();
+      this.#pending.push({ id, resolve, reject, buffers: null, lowest, close });
+    });
+  }
+}

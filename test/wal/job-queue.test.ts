@@ -1,0 +1,187 @@
+// The job queue against a scripted writer thread: which writes share a job, the
+// order promises settle in, what a failure does to the jobs after it, and what
+// the cache is told it may drop. The real writer is covered by wal.test.ts,
+// inline.test.ts and faults.test.ts.
+import { describe, expect, it } from 'vitest';
+import type { NativeHandle } from '../../src/wal/addon.js';
+import { JobQueue, type MarkerPlace } from '../../src/wal/job-queue.js';
+import { MARKER_RECORD_BYTES as M } from '../../src/wal/record.js';
+
+interface Submitted {
+  buffers: number;
+  chunks: number[][];
+}
+
+/** A writer that records what it is handed; jobs, releases and close share one id sequence, like the native one. */
+function fakeWriter(inlineIds: Set<number> = new Set()) {
+  const submitted: Submitted[] = [];
+  const released: string[][] = [];
+  let nextId = 1;
+  let refs = 0;
+  let disposed = false;
+  const handle = {
+    submit(buffers: Uint8Array[], plan: Float64Array, chunks: number): number {
+      const rows: number[][] = [];
+      for (let k = 0; k < chunks; k++) rows.push(Array.from(plan.subarray(6 * k, 6 * k + 6)));
+      submitted.push({ buffers: buffers.length, chunks: rows });
+      const id = nextId++;
+      return inlineIds.has(id) ? -id : id;
+    },
+    release(names: string[]): number {
+      released.push(names);
+      return nextId++;
+    },
+    close: (): number => nextId++,
+    dispose: (): void => void (disposed = true),
+    ref: (): void => void refs++,
+    unref: (): void => void refs--,
+  } as unknown as NativeHandle;
+  return { handle, submitted, released, refs: () => refs, disposed: () => disposed };
+}
+
+function queue(inlineIds?: Set<number>) {
+  const w = fakeWriter(inlineIds);
+  const lowest: number[] = [];
+  let offset = 100;
+  const jobs = new JobQueue(w.handle, '/wal', {
+    placeMarker: (): MarkerPlace => {
+      const at = { seq: 1, offset, firstIndex: 1 };
+      offset += M;
+      return at;
+    },
+    durable: (l) => void lowest.push(l),
+  });
+  return { jobs, w, lowest };
+}
+
+/** A write of `n` bytes placed at `offset`, as the WAL makes one. */
+function write(jobs: JobQueue, n: number, offset: number, lowest: number): Promise<void> {
+  const u8 = jobs.allocate(n);
+  u8[0] = 1;
+  jobs.chunk(0, n, 1, offset, 1);
+  return jobs.write(lowest);
+}
+
+/** Settled state of each promise, after pending callbacks have run. */
+async function states(ps: Promise<void>[]): Promise<string[]> {
+  const out = ps.map(() => 'pending');
+  ps.forEach((p, k) =>
+    p.then(
+      () => (out[k] = 'resolved'),
+      (e: Error) => (out[k] = `rejected: ${e.message}`),
+    ),
+  );
+  await new Promise((r) => setImmediate(r));
+  return out;
+}
+
+describe('JobQueue', () => {
+  it('joins the writes of one turn into one job that ends with a marker, and settles them in order as reports come', async () => {
+    const { jobs, w, lowest } = queue();
+    const a = [write(jobs, 40, 0, 1), write(jobs, 24, 40, 3)];
+    expect(w.submitted).toEqual([]); // nothing is submitted before the turn's microtasks run out
+    await Promise.resolve();
+    const b = [write(jobs, 8, 64, 5)];
+    await Promise.resolve();
+    expect(w.submitted).toEqual([
+      {
+        buffers: 3,
+        chunks: [
+          [0, 0, 40, 1, 0, 1],
+          [1, 0, 24, 1, 40, 1],
+          [2, 0, M, 1, 100, 1],
+        ],
+      },
+      {
+        buffers: 2,
+        chunks: [
+          [0, 0, 8, 1, 64, 1],
+          [1, 0, M, 1, 100 + M, 1],
+        ],
+      },
+    ]);
+    expect(w.refs()).toBe(1);
+    jobs.onReport(1);
+    expect(await states([...a, ...b])).toEqual(['resolved', 'resolved', 'pending']);
+    expect(lowest).toEqual([5]); // entry 5 is not durable yet: the cache must keep it
+    jobs.onReport(2);
+    expect(await states(b)).toEqual(['resolved']);
+    expect(lowest).toEqual([5, Infinity]);
+    expect(w.refs()).toBe(0); // nothing pending: the process may exit
+  });
+
+  it('a job the writer ran at once (a negative id) is durable when submit returns', async () => {
+    const { jobs, w } = queue(new Set([2]));
+    const first = write(jobs, 8, 0, 1);
+    await Promise.resolve();
+    const second = write(jobs, 8, 8, 2);
+    await Promise.resolve();
+    // Job 2 ran inline but job 1 is still queued: reports are cumulative, so 2 settles both.
+    expect(await states([first, second])).toEqual(['resolved', 'resolved']);
+    expect(w.submitted.length).toBe(2);
+  });
+
+  it('a failed job fails every job after it, and close still ends cleanly without sealing', async () => {
+    const { jobs, w } = queue();
+    const ok = write(jobs, 8, 0, 1);
+    await Promise.resolve();
+    const failed = write(jobs, 8, 8, 2);
+    await Promise.resolve();
+    const later = write(jobs, 8, 16, 3);
+    await Promise.resolve();
+    jobs.onReport(1);
+    jobs.onReport(2, 'EIO: fdatasync');
+    const after = write(jobs, 8, 24, 4); // made after the failure was known: fails with it
+    await Promise.resolve();
+    jobs.onReport(4);
+    expect(await states([ok, failed, later, after])).toEqual([
+      'resolved',
+      'rejected: WAL /wal failed and must be reopened: EIO: fdatasync',
+      'rejected: WAL /wal failed and must be reopened: EIO: fdatasync',
+      'rejected: WAL /wal failed and must be reopened: EIO: fdatasync',
+    ]);
+    const closed = jobs.close(true);
+    await new Promise((r) => setImmediate(r));
+    jobs.onReport(5); // the barrier before the seal
+    await new Promise((r) => setImmediate(r));
+    jobs.onReport(6); // the close job
+    await closed;
+    expect(w.submitted.length).toBe(4); // no sealing marker after a failure
+    expect(w.disposed()).toBe(true);
+  });
+
+  it('close waits for the writes, then seals with a job of only a marker', async () => {
+    const { jobs, w } = queue();
+    const pending = write(jobs, 8, 0, 1);
+    const closed = jobs.close(true);
+    expect(w.submitted.length).toBe(1); // close submits the turn's job at once
+    expect(w.released).toEqual([[]]); // and a barrier behind it
+    jobs.onReport(2);
+    await pending;
+    await new Promise((r) => setImmediate(r));
+    expect(w.submitted.at(-1)).toEqual({ buffers: 1, chunks: [[0, 0, M, 1, 100 + M, 1]] });
+    jobs.onReport(3); // the seal
+    await new Promise((r) => setImmediate(r));
+    expect(w.disposed()).toBe(false);
+    jobs.onReport(4); // the close job
+    await closed;
+    expect(w.disposed()).toBe(true);
+  });
+
+  it('a submit that throws fails the job and every pending one, and the queue stays failed', async () => {
+    const { jobs, w } = queue();
+    const before = write(jobs, 8, 0, 1);
+    await Promise.resolve();
+    (w.handle as { submit: unknown }).submit = (): number => {
+      throw new Error('ENOMEM');
+    };
+    const thrown = write(jobs, 8, 8, 2);
+    await Promise.resolve();
+    expect(await states([before, thrown])).toEqual([
+      'rejected: WAL /wal failed to queue a write; reopen it: ENOMEM',
+      'rejected: WAL /wal failed to queue a write; reopen it: ENOMEM',
+    ]);
+    expect(jobs.failure?.message).toMatch(/failed to queue a write/);
+    expect(w.refs()).toBe(0);
+  });
+});
