@@ -3,6 +3,7 @@
 // gauges (term, indexes, lag, WAL and transport figures) are read when asked for,
 // so an unscraped log pays nothing for them. No dependency: the admin layer turns
 // this into Prometheus text.
+import { defer } from '../defer.js';
 import { ProgressStateType } from '../raft/types.js';
 
 /** A histogram as Prometheus models it: per-bucket counts (the last bucket is +Inf), their sum and count. */
@@ -61,7 +62,7 @@ const endTurn = (): void => {
 export function turnNow(): number {
   if (turnTime < 0) {
     turnTime = performance.now();
-    queueMicrotask(endTurn);
+    defer(endTurn);
   }
   return turnTime;
 }

@@ -11,6 +11,7 @@ import { TcpTransport } from '../transport/tcp-transport.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
 import type { Secret } from '../transport/auth.js';
 import type { Transport } from '../transport/transport.js';
+import { defer } from '../defer.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
@@ -535,13 +536,16 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   /** @internal */
+  private readonly scheduledPump = (): void => {
+    this.pumpScheduled = false;
+    this.pump();
+  };
+
+  /** @internal */
   private schedulePump(): void {
     if (this.pumpScheduled || this.closed) return;
     this.pumpScheduled = true;
-    queueMicrotask(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
+    defer(this.scheduledPump);
   }
 
   /** @internal */

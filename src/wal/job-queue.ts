@@ -3,6 +3,7 @@
 // whole round of pipelined appends at once instead of catching the first of them
 // alone, and a turn costs one native call. Jobs become durable, and their promises
 // settle, in the order they were submitted; after a failure every later one fails.
+import { defer } from '../defer.js';
 import type { NativeHandle } from './addon.js';
 import { WalIoError } from './errors.js';
 import { MARKER_RECORD_BYTES, writeMarker } from './record.js';
@@ -28,8 +29,6 @@ const UNASSIGNED = Infinity;
 
 interface Batch {
   buffers: Uint8Array[];
-  /** Six numbers per chunk: buffer, begin, end, seq, offset, firstIndex. */
-  plan: number[];
   /** Position in `pending` of the batch's first write. */
   first: number;
 }
@@ -54,6 +53,13 @@ export class JobQueue {
   readonly #pending: Pending[] = [];
   #pendingHead = 0;
   #batch: Batch | null = null;
+  /**
+   * The open batch's plan, six numbers per chunk: buffer, begin, end, seq, offset,
+   * firstIndex. Reused: the native side copies it during submit, and a fresh typed
+   * array per job would be an ArrayBuffer per commit for the collector to track.
+   */
+  #plan = new Float64Array(6 * 16);
+  #chunks = 0;
   readonly #slabs = new SlabPool();
   #closing = false;
 
@@ -76,8 +82,24 @@ export class JobQueue {
 
   /** Bytes [begin, end) of the buffer allocated last go to segment `seq` at `offset`. */
   chunk(begin: number, end: number, seq: number, offset: number, firstIndex: number): void {
-    const b = this.#batch!;
-    b.plan.push(b.buffers.length - 1, begin, end, seq, offset, firstIndex);
+    this.#chunk(this.#batch!.buffers.length - 1, begin, end, seq, offset, firstIndex);
+  }
+
+  #chunk(buffer: number, begin: number, end: number, seq: number, offset: number, firstIndex: number): void {
+    const k = this.#chunks * 6;
+    if (k + 6 > this.#plan.length) {
+      const grown = new Float64Array(this.#plan.length * 2);
+      grown.set(this.#plan);
+      this.#plan = grown;
+    }
+    const p = this.#plan;
+    p[k] = buffer;
+    p[k + 1] = begin;
+    p[k + 2] = end;
+    p[k + 3] = seq;
+    p[k + 4] = offset;
+    p[k + 5] = firstIndex;
+    this.#chunks++;
   }
 
   /** Resolves when the job being collected is durable. `lowest`: the lowest entry index the write holds (Infinity if none). */
@@ -120,8 +142,8 @@ export class JobQueue {
 
   #open(): Batch {
     if (this.#batch === null) {
-      this.#batch = { buffers: [], plan: [], first: this.#pending.length };
-      queueMicrotask(this.flush);
+      this.#batch = { buffers: [], first: this.#pending.length };
+      defer(this.flush);
     }
     return this.#batch;
   }
@@ -137,10 +159,12 @@ export class JobQueue {
     const marker = this.#slabs.allocate(MARKER_RECORD_BYTES);
     writeMarker(marker, new DataView(marker.buffer, marker.byteOffset, marker.byteLength), 0);
     b.buffers.push(marker);
-    b.plan.push(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, at.seq, at.offset, at.firstIndex);
+    this.#chunk(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, at.seq, at.offset, at.firstIndex);
+    const chunks = this.#chunks;
+    this.#chunks = 0;
     let id: number;
     try {
-      id = this.handle.submit(b.buffers, new Float64Array(b.plan), b.plan.length / 6, this.inline);
+      id = this.handle.submit(b.buffers, this.#plan, chunks, this.inline);
       this.#slabs.seal(Math.abs(id));
     } catch (err) {
       // The in-memory state already moved: this instance can no longer be trusted.

@@ -110,6 +110,17 @@ describe('JobQueue', () => {
     expect(w.refs()).toBe(0); // nothing pending: the process may exit
   });
 
+  it('a turn of many writes is one job with every chunk in order', async () => {
+    const { jobs, w } = queue();
+    const ps = Array.from({ length: 40 }, (_, k) => write(jobs, 8, 8 * k, k + 1));
+    await Promise.resolve();
+    const job = w.submitted[0]!;
+    expect(job.buffers).toBe(41);
+    expect(job.chunks).toEqual([...Array.from({ length: 40 }, (_, k) => [k, 0, 8, 1, 8 * k, 1]), [40, 0, M, 1, 100, 1]]);
+    jobs.onReport(1);
+    expect(new Set(await states(ps))).toEqual(new Set(['resolved']));
+  });
+
   it('a job the writer ran at once (a negative id) is durable when submit returns', async () => {
     const { jobs, w } = queue(new Set([2]));
     const first = write(jobs, 8, 0, 1);
