@@ -10,9 +10,9 @@ export interface AppendResult<R> {
 export type SettleObserver = (err: Error | null, started: number) => void;
 
 /**
- * An append's resolve function. Declared as a method, whose parameter TypeScript
- * checks bivariantly: a log of a narrower result type must stay assignable to a
- * ReplicatedLog<unknown>, as it was while this lived in an object per append.
+ * An append's resolve function, declared as a method: TypeScript checks a method's
+ * parameter bivariantly, so a log of a narrower result type stays assignable to a
+ * ReplicatedLog<unknown>.
  */
 type Resolve<R> = { settle(r: AppendResult<R>): void }['settle'];
 
