@@ -11,6 +11,7 @@ import type { RawNode } from '../raft/raw-node.js';
 import type { Clock } from './clock.js';
 import { NotCommittedError } from './errors.js';
 import type { Proposals } from './proposals.js';
+import { compactQueue } from './flat-queue.js';
 import { encodeRecords } from './record-tag.js';
 
 /** What the queue needs from the node that owns it. */
@@ -109,14 +110,7 @@ export class AppendQueue {
       for (let seq = b[h]!; seq <= b[h + 1]!; seq++) this.proposals.expire(seq, this.expired);
       h += 3;
     }
-    if (h === b.length) {
-      b.length = 0;
-      h = 0;
-    } else if (h > 3072 && h * 2 > b.length) {
-      b.splice(0, h);
-      h = 0;
-    }
-    this.batchesHead = h;
+    this.batchesHead = compactQueue(b, h);
   }
 
   /** Rejects every append still queued. */

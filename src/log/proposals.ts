@@ -1,4 +1,5 @@
 import { NotCommittedError, OutcomeUnknownError } from './errors.js';
+import { compactQueue } from './flat-queue.js';
 
 export interface AppendResult<R> {
   index: number;
@@ -157,14 +158,7 @@ export class Proposals<R> {
       h += 3;
       if (seq !== ownSeq || placedTerm !== term) this.fail(seq, new NotCommittedError(`index ${index} was committed with another entry`));
     }
-    if (h === placed.length) {
-      placed.length = 0;
-      h = 0;
-    } else if (h > 3072 && h * 2 > placed.length) {
-      placed.splice(0, h);
-      h = 0;
-    }
-    this.placedHead = h;
+    this.placedHead = compactQueue(placed, h);
   }
 
   private remove(seq: number): void {
