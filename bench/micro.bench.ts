@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { Bench, hrtimeNow, type Task } from 'tinybench';
 import { Proposals } from '../src/log/proposals.js';
-import { encodeRecords, hasOrigin, readRecord, recordOrigin, type RecordLayout } from '../src/log/record-tag.js';
+import { BatchReader, encodeBatches, recordOrigin } from '../src/log/record-batch.js';
 import type { LogEntry } from '../src/log/state-machine.js';
 import { EntryType, type Entry } from '../src/raft/types.js';
 import { addon } from '../src/wal/addon.js';
@@ -59,55 +59,55 @@ const otherOrigin = recordOrigin(2, new Uint8Array([8, 7, 6, 5, 4, 3, 2, 1]));
 
 function recordEncode(size: number): Case {
   const ps = payloads(size);
+  const ends: number[] = [];
   let seq = 1_000_000;
   return {
-    name: `record: encodeRecords, ${BATCH} x ${size} B`,
+    name: `record: encodeBatches, ${BATCH} x ${size} B`,
     perOp: BATCH,
     fn: () => {
       const seqs = new Array<number>(BATCH);
       for (let i = 0; i < BATCH; i++) seqs[i] = seq++;
-      sink += encodeRecords(origin, seqs, ps).length;
+      sink += encodeBatches(origin, seqs, ps, 1 << 20, ends).length;
     },
   };
 }
 
-function committed(size: number, from: Uint8Array, firstSeq: number): Entry[] {
+/** A committed entry carrying one batch of BATCH records, as a turn's appends become. */
+function committed(size: number, from: Uint8Array, firstSeq: number): Entry {
   const seqs = Array.from({ length: BATCH }, (_, i) => firstSeq + i);
-  return encodeRecords(from, seqs, payloads(size)).map((data, i) => ({ index: i + 1, term: 3, type: EntryType.Normal, data }));
+  const [data] = encodeBatches(from, seqs, payloads(size), 1 << 20, []);
+  return { index: 1, term: 3, type: EntryType.Normal, data: data! };
 }
 
 function recordDecode(size: number): Case {
-  const entries = committed(size, origin, 1_000_000);
-  const layout: RecordLayout = { originEnd: 0, seq: 0, payloadAt: 0 };
+  const entry = committed(size, origin, 1_000_000);
+  const reader = new BatchReader();
   return {
-    name: `record: readRecord, ${BATCH} x ${size} B`,
+    name: `record: BatchReader open + next, ${BATCH} x ${size} B`,
     perOp: BATCH,
     fn: () => {
-      for (const e of entries) if (readRecord(e.data, e.index, layout)) sink += layout.seq;
+      if (!reader.open(entry.data, entry.index)) return;
+      for (let k = 0; k < reader.count; k++) sink += reader.next().byteLength;
     },
   };
 }
 
-/** One append's bookkeeping on the leader that made it: add, markProposed with its index, then applied. */
+/** A batch's bookkeeping on the leader that made it: add each append, markProposed, then entryApplied and applied for each. */
 function proposalCycle(): Case {
   const proposals = new Proposals<undefined>(origin);
   const resolve = (): void => void sink++;
   const reject = (): void => void sink--;
-  const seqs: number[] = [];
   let index = 0;
   let term = 1;
   return {
     name: `proposals: add, markProposed, applied x ${BATCH} (own records, as leader)`,
     perOp: BATCH,
     fn: () => {
-      seqs.length = 0;
-      for (let i = 0; i < BATCH; i++) {
-        const seq = proposals.add(resolve, reject, 100);
-        proposals.markProposed(seq, ++index, term);
-        seqs.push(seq);
-      }
-      const first = index - BATCH + 1;
-      for (let i = 0; i < BATCH; i++) proposals.applied(first + i, term, seqs[i]!, undefined);
+      const first = proposals.add(resolve, reject, 100);
+      for (let i = 1; i < BATCH; i++) proposals.add(resolve, reject, 100);
+      proposals.markProposed(first, first + BATCH - 1, ++index, term);
+      proposals.entryApplied(index, term, first);
+      for (let i = 0; i < BATCH; i++) proposals.applied(first + i, index, term, i, undefined);
       if (proposals.size !== 0) throw new Error(`${proposals.size} proposals left unsettled`);
       if (index > 2 ** 40) term++;
     },
@@ -115,25 +115,27 @@ function proposalCycle(): Case {
 }
 
 /**
- * Handing committed entries to the state machine, as ReplicatedLog's
- * applyEntries does for each normal entry: decode the tag, build the LogEntry,
- * call apply, and tell the proposals (here entries another node appended, so
- * nothing is pending: the follower's path).
+ * Handing a committed batch to the state machine, as ReplicatedLog's
+ * applyEntries does: open the batch, build each LogEntry, call apply, and tell
+ * the proposals (here a batch another node appended, so nothing is pending: the
+ * follower's path).
  */
 function applyDispatch(size: number): Case {
-  const entries = committed(size, otherOrigin, 1);
+  const entry = committed(size, otherOrigin, 1);
   const proposals = new Proposals<number>(origin);
   const sm = { apply: (e: LogEntry): number => e.data.byteLength };
-  const layout: RecordLayout = { originEnd: 0, seq: 0, payloadAt: 0 };
+  const reader = new BatchReader();
   return {
-    name: `apply: entries -> LogEntry -> apply, ${BATCH} x ${size} B`,
+    name: `apply: batch -> LogEntry -> apply, ${BATCH} x ${size} B`,
     perOp: BATCH,
     fn: () => {
-      for (const e of entries) {
-        if (e.type !== EntryType.Normal || !readRecord(e.data, e.index, layout)) continue;
-        const own = hasOrigin(e.data, layout, origin) ? layout.seq : -1;
-        const result = sm.apply({ index: e.index, term: e.term, data: e.data.subarray(layout.payloadAt) });
-        proposals.applied(e.index, e.term, own, result);
+      if (!reader.open(entry.data, entry.index)) return;
+      const own = reader.hasOrigin(origin);
+      const first = reader.firstSeq;
+      proposals.entryApplied(entry.index, entry.term, own ? first : -1);
+      for (let k = 0; k < reader.count; k++) {
+        const result = sm.apply({ index: entry.index, term: entry.term, offset: k, data: reader.next() });
+        if (own) proposals.applied(first + k, entry.index, entry.term, k, result);
         sink += result;
       }
     },

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { KvStateMachine } from '../kv/index.js';
 import { decodeConfChange } from '../raft/confchange.js';
 import { ConfChangeType, EntryType } from '../raft/types.js';
-import { decodeRecord } from '../log/record-tag.js';
+import { decodeBatch } from '../log/record-batch.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/state-machine.js';
 import { RaftStorage } from '../storage/raft-storage.js';
@@ -94,8 +94,8 @@ async function forceNewCluster(
       const batch = storage.entries(lo, Math.min(last + 1, lo + 1024), 4 * 1024 * 1024);
       for (const e of batch) {
         if (e.type === EntryType.Normal) {
-          const rec = decodeRecord(e.data, e.index);
-          if (rec !== null) sm.apply({ index: e.index, term: e.term, data: rec.payload });
+          const batch = decodeBatch(e.data, e.index);
+          batch?.payloads.forEach((data, offset) => sm.apply({ index: e.index, term: e.term, offset, data }));
         } else {
           const cc = decodeConfChange(e.data);
           if (cc.type === ConfChangeType.RemoveNode) members.delete(cc.nodeId);

@@ -60,6 +60,7 @@ export function formatInfo(status: object, metrics?: LogMetrics): string {
   put('last_index', s.lastIndex);
   put('snapshot_index', s.snapshotIndex);
   if (metrics !== undefined) {
+    put('appends_committed', metrics.proposalsCommitted);
     put('bytes_written', metrics.walBytesWritten);
     put('segments', metrics.walSegments);
     put('fsyncs', metrics.walFsyncDuration?.count);

@@ -1,5 +1,6 @@
 // Appends wait here from the call to the end of the event-loop turn, when all of them
-// become one proposal: one batch of Raft entries, one WAL write, one fdatasync. With
+// become one proposal: a Raft entry per MAX_BATCH_BYTES of records, one WAL write,
+// one fdatasync. With
 // no leader to take them they wait for one, for at most the append timeout.
 //
 // A proposed batch that has not settled within the timeout fails as unknown. The
@@ -12,7 +13,14 @@ import type { Clock } from './clock.js';
 import { NotCommittedError } from './errors.js';
 import type { Proposals } from './proposals.js';
 import { compactQueue } from './flat-queue.js';
-import { encodeRecords } from './record-tag.js';
+import { encodeBatches } from './record-batch.js';
+
+/**
+ * The records packed into one entry, at most (a larger record goes alone). Past a few
+ * hundred small records an entry's own cost is lost in theirs, and a bound keeps one
+ * turn's burst from becoming one huge message to every follower.
+ */
+export const MAX_BATCH_BYTES = 64 * 1024;
 
 /** What the queue needs from the node that owns it. */
 export interface AppendQueueHost {
@@ -25,13 +33,15 @@ export interface AppendQueueHost {
 }
 
 export class AppendQueue {
-  // Two arrays, not an object per append: they are exactly what encodeRecords takes.
+  // Two arrays, not an object per append: they are exactly what encodeBatches takes.
   private seqs: number[] = [];
   private payloads: Uint8Array[] = [];
   private scheduled = false;
   private leaderTimerArmed = false;
   /** Proposed batches by age, three numbers each: first seq, last seq, the tick it expires at. */
   private batches: number[] = [];
+  /** Where each proposed entry's records end in the queue, reused from turn to turn. */
+  private readonly ends: number[] = [];
   private batchesHead = 0;
   private ticks = 0;
   private readonly expired: string;
@@ -73,7 +83,8 @@ export class AppendQueue {
       return;
     }
     const seqs = this.seqs;
-    const datas = encodeRecords(this.proposals.origin, seqs, this.payloads);
+    const ends = this.ends;
+    const datas = encodeBatches(this.proposals.origin, seqs, this.payloads, MAX_BATCH_BYTES, ends);
     this.seqs = [];
     this.payloads = [];
     let pos;
@@ -88,9 +99,11 @@ export class AppendQueue {
       for (const seq of seqs) this.proposals.fail(seq, new NotCommittedError(err.message, { cause: err }));
       return;
     }
-    for (let i = 0; i < seqs.length; i++) {
-      if (pos === null) this.proposals.markProposed(seqs[i]!);
-      else this.proposals.markProposed(seqs[i]!, pos.index + i, pos.term);
+    for (let j = 0, from = 0; j < ends.length; from = ends[j]!, j++) {
+      const first = seqs[from]!;
+      const last = seqs[ends[j]! - 1]!;
+      if (pos === null) this.proposals.markProposed(first, last);
+      else this.proposals.markProposed(first, last, pos.index + j, pos.term);
     }
     // One tick more than the timeout: the next tick may come at once.
     this.batches.push(seqs[0]!, seqs[seqs.length - 1]!, this.ticks + this.timeoutTicks + 1);

@@ -43,7 +43,7 @@ export interface ReplicatedLogOptions<R = unknown> {
   /** Nodes of different clusters refuse each other. Default `DEFAULTS.clusterId`. */
   clusterId?: string;
   stateMachine?: StateMachine<R>;
-  /** Take a snapshot (and release the WAL below it) every this many applied entries. Default `DEFAULTS.snapshotEvery`. */
+  /** Take a snapshot (and release the WAL below it) every this many applied records. Default `DEFAULTS.snapshotEvery`. */
   snapshotEvery?: number;
   /**
    * After a local snapshot, keep this many entries below it readable (in memory) so that a

@@ -2,8 +2,11 @@ import { NotCommittedError, OutcomeUnknownError } from './errors.js';
 import { compactQueue } from './flat-queue.js';
 
 export interface AppendResult<R> {
+  /** The Raft index of the entry that carries the record: the records of one turn share it. */
   index: number;
   term: number;
+  /** The record's place among its entry's records, from 0: with `index`, its position in the log. */
+  offset: number;
   result: R;
 }
 
@@ -53,13 +56,13 @@ export class Proposals<R> {
   private head = 1;
   private nextSeq = 1;
   private count = 0;
-  /** Appends this node placed as leader, three numbers each (seq, index, term), by ascending index; those before `placedHead` are done. */
+  /** Batches this node placed as leader, four numbers each (first seq, last seq, index, term), by ascending index; those before `placedHead` are done. */
   private placed: number[] = [];
   private placedHead = 0;
   /** Payload bytes of the appends not settled yet. */
   bytes = 0;
 
-  /** `origin`: this session's record prefix (see record-tag.ts). */
+  /** `origin`: this session's batch prefix (see record-batch.ts). */
   constructor(
     readonly origin: Uint8Array,
     private readonly observe: SettleObserver = () => undefined,
@@ -84,11 +87,13 @@ export class Proposals<R> {
     return seq;
   }
 
-  /** Raft took the append; `index` and `term` say where, when this node placed it as leader. */
-  markProposed(seq: number, index?: number, term?: number): void {
-    if (!this.isPending(seq)) return;
-    this.state[seq & this.mask] = State.Proposed;
-    if (index !== undefined && term !== undefined) this.placed.push(seq, index, term);
+  /**
+   * Raft took a batch, the appends `first` to `last`; `index` and `term` say where,
+   * when this node placed it as leader.
+   */
+  markProposed(first: number, last: number, index?: number, term?: number): void {
+    for (let seq = first; seq <= last; seq++) if (this.isPending(seq)) this.state[seq & this.mask] = State.Proposed;
+    if (index !== undefined && term !== undefined) this.placed.push(first, last, index, term);
   }
 
   isPending(seq: number): boolean {
@@ -96,18 +101,38 @@ export class Proposals<R> {
   }
 
   /**
-   * An entry was applied at `index`. `ownSeq` is the seq of the record it carried if
-   * this session appended it, else -1.
+   * An entry is about to be applied at `index`, before its records are. `ownFirst` is
+   * the first seq of the batch it carries if this session appended it, else -1.
+   *
+   * Applied entries arrive in index order, and this node placed its batches in index
+   * order, so the place to check is always at the front of the queue. A place the
+   * applied stream passed over (a snapshot installed past it) proves nothing either
+   * way: its appends stay pending until their batch is applied or their timeout.
    */
-  applied(index: number, term: number, ownSeq: number, result: R): void {
-    this.checkPlaced(index, term, ownSeq);
-    if (ownSeq < 0 || !this.isPending(ownSeq)) return; // not ours, or already settled (e.g. given up as unknown, then committed after all)
-    const k = ownSeq & this.mask;
+  entryApplied(index: number, term: number, ownFirst: number): void {
+    const placed = this.placed;
+    let h = this.placedHead;
+    while (h < placed.length && placed[h + 2]! < index) h += 4;
+    if (h < placed.length && placed[h + 2]! === index) {
+      const first = placed[h]!;
+      const last = placed[h + 1]!;
+      const placedTerm = placed[h + 3]!;
+      h += 4;
+      if (first !== ownFirst || placedTerm !== term)
+        for (let seq = first; seq <= last; seq++) this.fail(seq, new NotCommittedError(`index ${index} was committed with another entry`));
+    }
+    this.placedHead = compactQueue(placed, h);
+  }
+
+  /** This session's record `seq` was applied at (`index`, `offset`) with `result`. */
+  applied(seq: number, index: number, term: number, offset: number, result: R): void {
+    if (!this.isPending(seq)) return; // already settled (e.g. given up as unknown, then committed after all)
+    const k = seq & this.mask;
     const resolve = this.resolves[k]!;
     const started = this.started[k]!;
-    this.remove(ownSeq);
+    this.remove(seq);
     this.observe(null, started);
-    resolve({ index, term, result });
+    resolve({ index, term, offset, result });
   }
 
   fail(seq: number, err: Error): void {
@@ -140,25 +165,6 @@ export class Proposals<R> {
     for (let seq = this.head; seq < end; seq++) this.fail(seq, err);
     this.placed = [];
     this.placedHead = 0;
-  }
-
-  /**
-   * Applied entries arrive in index order, and this node placed its appends in index
-   * order, so the place to check is always at the front of the queue. A place the
-   * applied stream passed over (a snapshot installed past it) proves nothing either
-   * way: the append stays pending until its tag is applied or its timeout.
-   */
-  private checkPlaced(index: number, term: number, ownSeq: number): void {
-    const placed = this.placed;
-    let h = this.placedHead;
-    while (h < placed.length && placed[h + 1]! < index) h += 3;
-    if (h < placed.length && placed[h + 1]! === index) {
-      const seq = placed[h]!;
-      const placedTerm = placed[h + 2]!;
-      h += 3;
-      if (seq !== ownSeq || placedTerm !== term) this.fail(seq, new NotCommittedError(`index ${index} was committed with another entry`));
-    }
-    this.placedHead = compactQueue(placed, h);
   }
 
   private remove(seq: number): void {

@@ -31,7 +31,7 @@ import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
 import { SnapshotRestore } from './snapshot-restore.js';
 import { logMetrics, logStatus, ROLE, type LogStatus, type NodeView } from './status.js';
-import { hasOrigin, readRecord, recordOrigin, type RecordLayout } from './record-tag.js';
+import { BatchReader, recordOrigin } from './record-batch.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -78,8 +78,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly node: RawNode;
   /** @internal */
   private readonly counters = new MetricCounters();
-  /** Scratch for the apply loop, which reads every record's tag without allocating. @internal */
-  private readonly layout: RecordLayout = { originEnd: 0, seq: 0, payloadAt: 0 };
+  /** Scratch for the apply loop, which reads every batch without allocating. @internal */
+  private readonly batch = new BatchReader();
   /** @internal */
   private readonly proposals: Proposals<R>;
   /** @internal */
@@ -102,6 +102,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private applied: number;
   /** @internal */
   private snapshotIndex: number;
+  /** Records (and membership changes) applied since snapshotIndex: what snapshotEvery counts. @internal */
+  private sinceSnapshot = 0;
   /** @internal */
   private readonly membership: Membership;
   /** @internal */
@@ -615,21 +617,28 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private applyEntries(entries: Entry[]): void {
     if (this.restore.holds(entries)) return;
-    const layout = this.layout;
+    const batch = this.batch;
+    const origin = this.proposals.origin;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
-        this.proposals.applied(e.index, e.term, -1, undefined as R);
-      } else {
-        // readRecord throws LOG_CORRUPT on damage (the pump stops the node); false: an entry with no record.
-        let own = -1;
-        let result = undefined as R;
-        if (readRecord(e.data, e.index, layout)) {
-          own = hasOrigin(e.data, layout, this.proposals.origin) ? layout.seq : -1; // read before apply() runs the application's code
-          result = this.sm.apply({ index: e.index, term: e.term, data: e.data.subarray(layout.payloadAt) });
+        this.proposals.entryApplied(e.index, e.term, -1);
+        this.sinceSnapshot++;
+      } else if (batch.open(e.data, e.index)) {
+        // open() throws LOG_CORRUPT on damage (the pump stops the node) before any record is applied.
+        const own = batch.hasOrigin(origin); // read before apply() runs the application's code
+        const first = batch.firstSeq;
+        const count = batch.count;
+        this.proposals.entryApplied(e.index, e.term, own ? first : -1);
+        for (let k = 0; k < count; k++) {
+          const result = this.sm.apply({ index: e.index, term: e.term, offset: k, data: batch.next() });
+          if (own) this.proposals.applied(first + k, e.index, e.term, k, result);
         }
-        this.proposals.applied(e.index, e.term, own, result);
+        this.sinceSnapshot += count;
+        this.membership.recordApplied(e.index);
+      } else {
+        this.proposals.entryApplied(e.index, e.term, -1); // an empty entry: a new leader's first
         this.membership.recordApplied(e.index);
       }
       this.applied = e.index;
@@ -640,10 +649,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.maybeSnapshot(entries[entries.length - 1]!.term);
   }
 
-  /** Snapshots the state machine if snapshotEvery entries (or a new member) call for it. `term`: the applied entry's. @internal */
+  /** Snapshots the state machine if snapshotEvery records (or a new member) call for it. `term`: the applied entry's. @internal */
   private maybeSnapshot(term: number): void {
     if (this.snapshotting || this.closed || this.restore.active) return;
-    if (this.applied - this.snapshotIndex < this.opts.snapshotEvery && !this.snapshotForNewMember) return;
+    if (this.sinceSnapshot < this.opts.snapshotEvery && !this.snapshotForNewMember) return;
     this.snapshotForNewMember = false;
     this.takeSnapshot(this.applied, term);
   }
@@ -669,6 +678,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     };
     const data = counted(encodeSnapshotData([...this.membership.members], snapshotChunks(this.sm.snapshot())));
     this.snapshotIndex = index;
+    this.sinceSnapshot = 0;
     this.snapshotting = true;
     this.storage
       .compact(index, term, this.membership.conf, data, this.opts.snapshotCatchUpEntries)
@@ -711,6 +721,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.membership.restore(snap.meta.conf, d.members);
     this.applied = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
+    this.sinceSnapshot = 0;
     this.barriers.onApplied(this.applied);
     this.committed.notify();
   }

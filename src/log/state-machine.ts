@@ -1,9 +1,16 @@
 import type { Readable } from 'node:stream';
 
-/** A committed record as the application sees it. */
+/**
+ * A committed record as the application sees it. The records a node appended in one
+ * event-loop turn share one Raft entry, so several records may share an `index`;
+ * (`index`, `offset`) is a record's position, the same on every node.
+ */
 export interface LogEntry {
+  /** The Raft index of the entry that carries the record. */
   index: number;
   term: number;
+  /** The record's place among its entry's records, from 0. */
+  offset: number;
   data: Uint8Array;
 }
 
@@ -19,7 +26,7 @@ export type SnapshotSource = Uint8Array | Readable | AsyncIterable<Uint8Array>;
  * deterministic: every node applies the same records and must reach the same state.
  */
 export interface StateMachine<R = unknown> {
-  /** Called once per committed record, in index order. Its return value resolves the append on the node that made it. */
+  /** Called once per committed record, in log order. Its return value resolves the append on the node that made it. */
   apply(entry: LogEntry): R;
   /**
    * The whole state as of the last applied record. A stream is read after this call

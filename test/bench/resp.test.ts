@@ -91,23 +91,23 @@ describe('the load client', () => {
     node.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     await waitFor('the node to serve RESP', () => /resp 127\.0\.0\.1:\d+/.test(out), 30_000);
     const port = Number(/resp 127\.0\.0\.1:(\d+)/.exec(out)![1]);
-    const applied = async (): Promise<number> => {
+    const committed = async (): Promise<number> => {
       const info = await call('127.0.0.1', port, ['INFO']);
       expect(info).toBeInstanceOf(Buffer);
-      return Number(/^applied:(\d+)/m.exec((info as Buffer).toString())![1]);
+      return Number(/^appends_committed:(\d+)/m.exec((info as Buffer).toString())![1]);
     };
 
-    const before = await applied();
+    const before = await committed();
     const load = await RespLoad.connect({ host: '127.0.0.1', port, clients: 4, keyspace: 50 });
     cleanups.push(() => load.close());
     const warm = await load.run(150, false);
     const w = await load.run(300);
     load.close();
-    // Every SET is one entry of the log: what the client counted is what the node applied.
+    // Every SET is one append: what the client counted is what the node committed.
     expect(warm.sets).toBeGreaterThan(0);
     expect(w.sets).toBeGreaterThan(0);
     expect(w.errors).toBe(0);
-    expect((await applied()) - before).toBe(warm.sets + w.sets);
+    expect((await committed()) - before).toBe(warm.sets + w.sets);
     expect(warm.latenciesMs.length).toBe(0);
     expect(w.latenciesMs.length).toBe(w.sets);
     expect(quantile(w.latenciesMs, 0.5)).toBeLessThanOrEqual(quantile(w.latenciesMs, 0.99));

@@ -10,7 +10,7 @@ const inChunks = (bytes: Uint8Array, size = bytes.length) =>
     for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
   })();
 let index = 0;
-const apply = (sm: KvStateMachine, cmd: KvCommand) => sm.apply({ index: ++index, term: 1, data: encodeCommand(cmd) });
+const apply = (sm: KvStateMachine, cmd: KvCommand) => sm.apply({ index: ++index, term: 1, offset: 0, data: encodeCommand(cmd) });
 
 describe('KvStateMachine', () => {
   it('applies SET, DEL and INCR with Redis results', () => {
@@ -37,8 +37,8 @@ describe('KvStateMachine', () => {
 
   it('answers a malformed log entry with an error result, identically on every node, without throwing', () => {
     const sm = new KvStateMachine();
-    expect(sm.apply({ index: 1, term: 1, data: new Uint8Array([0xc1]) })).toEqual({ error: 'ERR malformed command in the log' });
-    expect(sm.apply({ index: 2, term: 1, data: encodeCommand(['SET', b('only-key')] as unknown as KvCommand) })).toEqual({
+    expect(sm.apply({ index: 1, term: 1, offset: 0, data: new Uint8Array([0xc1]) })).toEqual({ error: 'ERR malformed command in the log' });
+    expect(sm.apply({ index: 2, term: 1, offset: 0, data: encodeCommand(['SET', b('only-key')] as unknown as KvCommand) })).toEqual({
       error: 'ERR malformed command in the log',
     });
   });

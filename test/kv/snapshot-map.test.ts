@@ -76,7 +76,7 @@ describe('SnapshotMap', () => {
     };
     let index = 0;
     let sm = new KvStateMachine();
-    const apply = (cmd: KvCommand): void => void sm.apply({ index: ++index, term: 1, data: encodeCommand(cmd) });
+    const apply = (cmd: KvCommand): void => void sm.apply({ index: ++index, term: 1, offset: 0, data: encodeCommand(cmd) });
     const now = (): Map<string, Buffer> => new Map(keys.filter((k) => sm.has(k)).map((k) => [k.toString('latin1'), Buffer.from(sm.get(k)!)]));
     for (const k of keys) if (rnd() < 0.7) apply(['SET', k, value()]);
 

@@ -49,7 +49,7 @@ describe('AppendQueue timeouts', () => {
     queue.onTick();
     const second = [append(), append()];
     queue.propose();
-    proposals.applied(2, 1, first[1]!, 'x'); // settles one append of the first batch
+    proposals.applied(first[1]!, 1, 1, 1, 'x'); // settles one append of the first batch
     for (let t = 0; t < 3; t++) queue.onTick(); // 5 ticks since the first batch: maybe not 5 full ones yet
     expect([...outcomes.entries()]).toEqual([[first[1], 'ok']]);
     queue.onTick(); // its 6th tick: the timeout (5 ticks) has surely passed

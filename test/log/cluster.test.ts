@@ -1,7 +1,7 @@
 import { RecordingLogger } from '../recording-logger.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { RecordingMachine, enc, freePorts, tempDir, waitFor } from './helpers.js';
+import { RecordingMachine, enc, freePorts, pos, tempDir, waitFor } from './helpers.js';
 
 const SECRET = 'a secret for the in-process cluster tests';
 
@@ -59,7 +59,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
   }
 
   function sameSequences(members: Iterable<Member>): void {
-    const seqs = [...members].map((m) => m.sm.applied.map((a) => `${a.index}:${a.data}`));
+    const seqs = [...members].map((m) => m.sm.applied.map((a) => `${pos(a)}:${a.data}`));
     const longest = seqs.reduce((a, b) => (a.length >= b.length ? a : b));
     for (const s of seqs) expect(s).toEqual(longest.slice(0, s.length));
   }
@@ -75,8 +75,8 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     const last = Math.max(...acks.map((a) => a.index));
     await waitFor('all nodes to apply', () => [...c.members.values()].every((m) => m.log!.status().applied >= last));
     sameSequences(c.members.values());
-    const applied = new Map(leader.sm.applied.map((a) => [a.index, a.data]));
-    acks.forEach((a, i) => expect(applied.get(a.index)).toBe(i < 200 ? `L${i}` : `F${i - 200}`));
+    const applied = new Map(leader.sm.applied.map((a) => [pos(a), a.data]));
+    acks.forEach((a, i) => expect(applied.get(pos(a))).toBe(i < 200 ? `L${i}` : `F${i - 200}`));
     // a barrier on a follower sees everything committed before it
     await follower.log!.barrier();
     expect(follower.log!.status().applied).toBeGreaterThanOrEqual(last);
@@ -91,9 +91,9 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     const next = await c.leader();
     expect(next.id).not.toBe(old.id);
     const more = await next.log!.append(enc('after'));
-    const applied = new Map(next.sm.applied.map((a) => [a.index, a.data]));
-    acks.forEach((a, i) => expect(applied.get(a.index)).toBe(`a${i}`));
-    expect(applied.get(more.index)).toBe('after');
+    const applied = new Map(next.sm.applied.map((a) => [pos(a), a.data]));
+    acks.forEach((a, i) => expect(applied.get(pos(a))).toBe(`a${i}`));
+    expect(applied.get(pos(more))).toBe('after');
     // the old leader comes back from its WAL and catches up
     await c.open(old);
     await waitFor('the old leader to catch up', () => old.log!.status().applied >= more.index);

@@ -4,7 +4,7 @@
 // an entry that cannot be decoded stops the node instead of being skipped.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { RECORD_VERSION } from '../../src/log/record-tag.js';
+import { RECORD_VERSION } from '../../src/log/record-batch.js';
 import type { LogStore, SnapshotMarker } from '../../src/storage/log-store.js';
 import type { Entry, HardState } from '../../src/raft/types.js';
 import { Wal, WalIoError } from '../../src/wal/index.js';
@@ -129,12 +129,12 @@ describe('ReplicatedLog failures', () => {
     await again.close();
   });
 
-  it('a committed entry whose record tag cannot be decoded stops the node with LOG_CORRUPT; it is never applied or skipped', async () => {
+  it('a committed entry whose record batch cannot be decoded stops the node with LOG_CORRUPT; it is never applied or skipped', async () => {
     const dir = fresh();
     const first = await ReplicatedLog.open({ dataDir: dir });
     const { index, term } = await first.append(enc('good'));
     await first.close();
-    // An entry of another tag format, committed: the data passed every checksum but
+    // An entry of another batch format, committed: the data passed every checksum but
     // this node cannot tell whose record it is.
     const wal = await Wal.open(`${dir}/wal`);
     const hs = wal.hardState;

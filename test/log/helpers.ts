@@ -11,11 +11,11 @@ export function tempDir(prefix = 'raftlog-log-'): { dir: string; cleanup(): void
 
 /** Remembers every record it applies, so tests can compare what each node saw. */
 export class RecordingMachine implements StateMachine<number> {
-  applied: Array<{ index: number; data: string }> = [];
+  applied: Array<{ index: number; offset: number; data: string }> = [];
   restoredFrom: number | null = null;
 
   apply(e: LogEntry): number {
-    this.applied.push({ index: e.index, data: Buffer.from(e.data).toString() });
+    this.applied.push({ index: e.index, offset: e.offset, data: Buffer.from(e.data).toString() });
     return this.applied.length;
   }
 
@@ -30,6 +30,22 @@ export class RecordingMachine implements StateMachine<number> {
 }
 
 export const enc = (s: string): Uint8Array => Buffer.from(s);
+
+/**
+ * Appends `n` records one event-loop turn apart, so that each becomes an entry of its
+ * own (the appends of one turn share one), and waits for them all.
+ */
+export async function appendInTurns<T>(log: { append(data: Uint8Array): Promise<T> }, prefix: string, n: number): Promise<T[]> {
+  const acks: Array<Promise<T>> = [];
+  for (let i = 0; i < n; i++) {
+    acks.push(log.append(enc(`${prefix}${i}`)));
+    await new Promise((r) => setImmediate(r));
+  }
+  return Promise.all(acks);
+}
+
+/** A record's position (index, offset) as a map key. */
+export const pos = (r: { index: number; offset: number }): string => `${r.index}.${r.offset}`;
 
 import { freePorts } from '../../src/cli/ports.js';
 export { freePorts };

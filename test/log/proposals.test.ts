@@ -38,7 +38,7 @@ describe('Proposals', () => {
         const o = track(p, 1 + rand(50));
         live.set(o.seq, o);
         order.push(o.seq);
-        if (rand(2) === 0) p.markProposed(o.seq);
+        if (rand(2) === 0) p.markProposed(o.seq, o.seq);
       } else {
         // Settle one: the oldest most of the time (as commits do), any other now and then,
         // so that an old append holds the ring's head while thousands pass it.
@@ -49,7 +49,7 @@ describe('Proposals', () => {
         live.delete(seq);
         done.push(o);
         if (rand(4) === 0) p.expire(seq, 'timed out');
-        else p.applied(++index, 1, seq, `r${seq}`);
+        else p.applied(seq, ++index, 1, 0, `r${seq}`);
       }
       // A plain comparison per step (an expect per step costs more than the model itself).
       if (p.size !== live.size && sizeWrongAt === undefined) sizeWrongAt = `step ${step}: size ${p.size}, model ${live.size}`;
@@ -77,29 +77,42 @@ describe('Proposals', () => {
     for (const o of live.values()) expect(o.code).toBe('NO_CODE');
   });
 
-  it('fails an append whose place as leader was committed with another entry, or in another term', () => {
+  it('fails the appends of a batch whose place as leader was committed with another entry, or in another term', () => {
     const p = new Proposals<string>(origin);
-    const [a, b, c] = [track(p), track(p), track(p)];
-    p.markProposed(a.seq, 5, 2);
-    p.markProposed(b.seq, 6, 2);
-    p.markProposed(c.seq, 7, 2);
-    p.applied(5, 2, a.seq, 'ok'); // its own record at its place
-    p.applied(6, 3, -1, 'other'); // someone else's record at b's place
-    p.applied(7, 3, c.seq, 'late'); // c's own record, but at its place in a later term
-    expect(a.value).toEqual({ index: 5, term: 2, result: 'ok' });
+    const [a1, a2, b, c] = [track(p), track(p), track(p), track(p)];
+    p.markProposed(a1.seq, a2.seq, 5, 2);
+    p.markProposed(b.seq, b.seq, 6, 2);
+    p.markProposed(c.seq, c.seq, 7, 2);
+    p.entryApplied(5, 2, a1.seq); // its own batch at its place
+    p.applied(a1.seq, 5, 2, 0, 'ok');
+    p.applied(a2.seq, 5, 2, 1, 'ok too');
+    p.entryApplied(6, 3, -1); // someone else's batch at b's place
+    p.entryApplied(7, 3, c.seq); // c's own batch, but at its place in a later term
+    expect(a1.value).toEqual({ index: 5, term: 2, offset: 0, result: 'ok' });
+    expect(a2.value).toEqual({ index: 5, term: 2, offset: 1, result: 'ok too' });
     expect(b.code).toBe('APPEND_NOT_COMMITTED');
     expect(c.code).toBe('APPEND_NOT_COMMITTED');
+    expect(p.size).toBe(0);
+  });
+
+  it('fails every append of a batch whose place holds a batch that starts at another seq', () => {
+    const p = new Proposals<string>(origin);
+    const [a, b, c] = [track(p), track(p), track(p)];
+    p.markProposed(a.seq, c.seq, 4, 1);
+    p.entryApplied(4, 1, b.seq);
+    expect([a.code, b.code, c.code]).toEqual(['APPEND_NOT_COMMITTED', 'APPEND_NOT_COMMITTED', 'APPEND_NOT_COMMITTED']);
   });
 
   it('leaves pending an append whose place the applied stream passed over, until its record or its timeout', () => {
     const p = new Proposals<string>(origin);
     const [a, b] = [track(p), track(p)];
-    p.markProposed(a.seq, 3, 1);
-    p.markProposed(b.seq, 4, 1);
-    p.applied(9, 1, -1, 'after a snapshot'); // a snapshot covered 3 and 4: committed or not, unknown
+    p.markProposed(a.seq, a.seq, 3, 1);
+    p.markProposed(b.seq, b.seq, 4, 1);
+    p.entryApplied(9, 1, -1); // a snapshot covered 3 and 4: committed or not, unknown
     expect(p.size).toBe(2);
-    p.applied(10, 2, a.seq, 'found'); // a's record, re-proposed elsewhere, came through after all
-    expect(a.value).toEqual({ index: 10, term: 2, result: 'found' });
+    p.entryApplied(10, 2, a.seq);
+    p.applied(a.seq, 10, 2, 0, 'found'); // a's record, re-proposed elsewhere, came through after all
+    expect(a.value).toEqual({ index: 10, term: 2, offset: 0, result: 'found' });
     p.expire(b.seq, 'timed out');
     expect(b.code).toBe('APPEND_OUTCOME_UNKNOWN');
   });
@@ -107,7 +120,7 @@ describe('Proposals', () => {
   it('on a lost leader fails the proposed appends as unknown and keeps the ones raft has not taken', () => {
     const p = new Proposals<string>(origin);
     const [a, b] = [track(p), track(p)];
-    p.markProposed(a.seq, 1, 1);
+    p.markProposed(a.seq, a.seq, 1, 1);
     p.leaderLost('gone');
     expect(a.code).toBe('APPEND_OUTCOME_UNKNOWN');
     expect(b.code).toBeUndefined();

@@ -20,7 +20,7 @@ it('the embedding example in README.md runs and prints what it says', async () =
       cwd: new URL('../..', import.meta.url).pathname,
       timeout: 60_000,
     });
-    const promised = /console\.log\(result, index > 1\); \/\/ (\d+ \w+)/.exec(block!)?.[1];
+    const promised = /console\.log\(result, index > 1, offset\); \/\/ (\d+ \w+ \d+)/.exec(block!)?.[1];
     expect(out.trim()).toBe(promised);
   } finally {
     t.cleanup();

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { RecordingMachine, enc, tempDir } from './helpers.js';
+import { RecordingMachine, enc, pos, tempDir } from './helpers.js';
 
 describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
   const dirs: Array<{ cleanup(): void }> = [];
@@ -18,7 +18,9 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     const log = await ReplicatedLog.open({ dataDir: fresh(), stateMachine: sm });
     const results = await Promise.all(['a', 'b', 'c'].map((s) => log.append(enc(s))));
     expect(results.map((r) => r.result)).toEqual([1, 2, 3]);
-    expect(results.map((r) => r.index)).toEqual([results[0]!.index, results[0]!.index + 1, results[0]!.index + 2]);
+    // One turn's appends: one entry, the records in call order.
+    expect(results.map((r) => [r.index, r.offset])).toEqual([0, 1, 2].map((k) => [results[0]!.index, k]));
+    expect(sm.applied.map(pos)).toEqual(results.map(pos));
     expect(sm.applied.map((a) => a.data)).toEqual(['a', 'b', 'c']);
     expect(log.status().role).toBe('leader');
     await log.close();
@@ -34,19 +36,26 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     const sm = new RecordingMachine();
     log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm });
     await log.barrier();
-    const byIndex = new Map(sm.applied.map((a) => [a.index, a.data]));
-    for (let i = 0; i < n; i++) expect(byIndex.get(acks[i]!.index)).toBe(`r${i}`);
-    // every index exactly once in this lifetime
-    expect(new Set(sm.applied.map((a) => a.index)).size).toBe(sm.applied.length);
+    const byPosition = new Map(sm.applied.map((a) => [pos(a), a.data]));
+    for (let i = 0; i < n; i++) expect(byPosition.get(pos(acks[i]!))).toBe(`r${i}`);
+    // every position exactly once in this lifetime
+    expect(new Set(sm.applied.map(pos)).size).toBe(sm.applied.length);
+    // 2,000 records of a few bytes: one entry
+    expect(new Set(acks.map((a) => a.index)).size).toBe(1);
     await log.close();
   });
 
-  it('snapshots every snapshotEvery entries and restores from the snapshot plus the rest of the log', async () => {
+  it('snapshots every snapshotEvery records and restores from the snapshot plus the rest of the log', async () => {
     const dir = fresh();
     let log = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine(), snapshotEvery: 100 });
-    for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 70 }, (_, i) => log.append(enc(`${round}-${i}`))));
+    const turns: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const acks = await Promise.all(Array.from({ length: 70 }, (_, i) => log.append(enc(`${round}-${i}`))));
+      turns.push(acks[0]!.index);
+    }
     const before = log.status();
-    expect(before.snapshotIndex).toBeGreaterThanOrEqual(100);
+    // 140 records by the second turn's entry: the snapshot is at that entry or a later one.
+    expect(before.snapshotIndex).toBeGreaterThanOrEqual(turns[1]!);
     await log.close();
 
     const sm = new RecordingMachine();

@@ -50,7 +50,7 @@ it('npm pack, then install with no compiler, then embed', async () => {
     .replace(/!/g, '');
   writeFileSync(join(project, 'example.mjs'), js);
   const { stdout: printed } = await exec(process.execPath, ['example.mjs'], { cwd: project, env, encoding: 'utf8', timeout: 60_000 });
-  const promised = /console\.log\(result, index > 1\); \/\/ (\d+ \w+)/.exec(example!)?.[1];
+  const promised = /console\.log\(result, index > 1, offset\); \/\/ (\d+ \w+ \d+)/.exec(example!)?.[1];
   expect(printed.trim()).toBe(promised);
   // It loaded the prebuilt binary, not a compiled one: there is nothing to have compiled it with.
   expect(readdirSync(join(project, 'node_modules/raftlog')).includes('build')).toBe(false);

@@ -105,6 +105,7 @@ async function startCluster(n: number, seed: number, o: ClusterOptions): Promise
 
 export interface Ack {
   index: number;
+  offset: number;
   data: string;
 }
 
@@ -113,24 +114,39 @@ export type Outcome = { ok: true; ack: Ack } | { ok: false; code: string; data: 
 /** Appends and reports how it ended, never rejecting. */
 export function attempt(m: Member, data: string): Promise<Outcome> {
   return m.log.append(enc(data)).then(
-    (r) => ({ ok: true as const, ack: { index: r.index, data } }),
+    (r) => ({ ok: true as const, ack: { index: r.index, offset: r.offset, data } }),
     (err: unknown) => ({ ok: false as const, code: (err as LogError).code ?? String(err), data }),
   );
 }
 
 /** Appends that must all succeed. */
 export async function appendAll(m: Member, prefix: string, count: number): Promise<Ack[]> {
-  return Promise.all(Array.from({ length: count }, (_, i) => m.log.append(enc(`${prefix}${i}`)).then((r) => ({ index: r.index, data: `${prefix}${i}` }))));
+  return Promise.all(
+    Array.from({ length: count }, (_, i) => m.log.append(enc(`${prefix}${i}`)).then((r) => ({ index: r.index, offset: r.offset, data: `${prefix}${i}` }))),
+  );
 }
 
-/** The node's committed records from index 1 through `upTo`, read through entries(). */
+/**
+ * The node's committed records from index 1 through every record of the entry at
+ * `upTo` (applied already), read through entries(). Past `upTo` the reader takes
+ * only what it yields at once: the rest of an applied entry comes within the same
+ * microtasks, while the next entry may never come.
+ */
 export async function committed(m: Member, upTo: number): Promise<Ack[]> {
   const out: Ack[] = [];
   if (upTo < 1) return out;
-  for await (const e of m.log.entries({ from: 1 })) {
-    out.push({ index: e.index, data: Buffer.from(e.data).toString() });
-    if (e.index >= upTo) break;
+  const it = m.log.entries({ from: 1 });
+  for (;;) {
+    const next = it.next();
+    const r =
+      out.length > 0 && out[out.length - 1]!.index >= upTo
+        ? await Promise.race([next, new Promise<null>((done) => setImmediate(() => done(null)))])
+        : await next;
+    if (r === null || r.done === true || r.value.index > upTo) break;
+    out.push({ index: r.value.index, offset: r.value.offset, data: Buffer.from(r.value.data).toString() });
   }
+  // Not awaited: a next() still waiting for an entry past `upTo` holds the generator until the log closes.
+  void it.return(undefined);
   return out;
 }
 
@@ -140,7 +156,7 @@ export async function allApplied(c: Cluster, index: number, what = 'every node t
 }
 
 /**
- * Every acknowledged record is at its acknowledged index in every node's committed
+ * Every acknowledged record is at its acknowledged position in every node's committed
  * stream, the streams agree, and none of `never` (records whose appends failed in a
  * way that promises they were not committed) is anywhere.
  */
@@ -153,10 +169,10 @@ export async function assertNoLoss(c: Cluster, acked: Ack[], never: string[] = [
     if (JSON.stringify(s) !== JSON.stringify(first))
       throw new Error(`node ${[...c.members.keys()][i]}'s committed stream differs from node ${[...c.members.keys()][0]}'s`);
   }
-  const at = new Map(first.map((e) => [e.index, e.data]));
+  const at = new Map(first.map((e) => [`${e.index}.${e.offset}`, e.data]));
   for (const a of acked) {
-    if (at.get(a.index) !== a.data)
-      throw new Error(`acknowledged record ${a.data} at index ${a.index} is missing: the stream has ${String(at.get(a.index))} there`);
+    const pos = `${a.index}.${a.offset}`;
+    if (at.get(pos) !== a.data) throw new Error(`acknowledged record ${a.data} at ${pos} is missing: the stream has ${String(at.get(pos))} there`);
   }
   const seen = new Set(first.map((e) => e.data));
   if (seen.size !== first.length) throw new Error('a record was committed twice');

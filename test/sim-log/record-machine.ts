@@ -1,14 +1,14 @@
-// The simulation's state machine: the whole list of (index, record) it was
+// The simulation's state machine: the whole list of (position, record) it was
 // handed. Its snapshot is that list, so a node restored from a snapshot still
 // knows its full history, and the checker can compare histories at the end.
 import { readAll, type LogEntry, type StateMachine } from '../../src/log/state-machine.js';
-import type { Applied } from './log-checker.js';
+import { position, type Applied } from './log-checker.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export interface MachineObserver {
-  apply(index: number, term: number, payload: string): void;
+  apply(index: number, offset: number, term: number, payload: string): void;
   restore(index: number, records: Applied[]): void;
 }
 
@@ -19,9 +19,9 @@ export class RecordMachine implements StateMachine<string> {
 
   apply(e: LogEntry): string {
     const payload = dec.decode(e.data);
-    this.observer.apply(e.index, e.term, payload);
-    this.records.push([e.index, payload]);
-    return `${e.index}:${payload}`;
+    this.observer.apply(e.index, e.offset, e.term, payload);
+    this.records.push([position(e.index, e.offset), payload]);
+    return `${e.index}.${e.offset}:${payload}`;
   }
 
   snapshot(): Uint8Array {

@@ -8,7 +8,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import type { LogError } from '../../src/log/errors.js';
 import type { MembershipChange } from '../../src/log/replicated-log.js';
 import { Prng } from '../sim/prng.js';
-import { LogChecker, type Applied } from './log-checker.js';
+import { LogChecker, position, type Applied } from './log-checker.js';
 import { MemoryDisk, type DiskFaults, type MemoryWal } from './memory-wal.js';
 import { RecordMachine } from './record-machine.js';
 import { Lifetime, Scheduler } from './scheduler.js';
@@ -426,9 +426,9 @@ class Simulation {
     const transport = this.net.transport(n.id, () => this.sched.after(0, () => this.stopped(n, life)));
     n.transport = transport;
     const machine = new RecordMachine({
-      apply: (index, term, payload) => {
+      apply: (index, offset, term, payload) => {
         this.checkDurable(index, term);
-        this.checker.apply(n.id, index, term, payload);
+        this.checker.apply(n.id, position(index, offset), term, payload);
       },
       restore: (index, records) => {
         this.stats.snapshotRestores++;
@@ -530,9 +530,10 @@ class Simulation {
       (r) => {
         this.inFlight.delete(payload);
         this.stats.acked++;
-        this.maxAcked = Math.max(this.maxAcked, r.index);
-        this.checker.ack(payload, r.index, r.term);
-        if (r.result !== `${r.index}:${payload}`) this.violation(`append ${payload} resolved with the result ${String(r.result)}, not its own`);
+        const pos = position(r.index, r.offset);
+        this.maxAcked = Math.max(this.maxAcked, pos);
+        this.checker.ack(payload, pos, r.term);
+        if (r.result !== `${r.index}.${r.offset}:${payload}`) this.violation(`append ${payload} resolved with the result ${String(r.result)}, not its own`);
         return { index: r.index };
       },
       (err: unknown) => {
@@ -555,13 +556,13 @@ class Simulation {
     let from = log.status().firstIndex;
     for (;;) {
       // Each stream owes every committed record from `from` on: a gap is a lost record.
-      let prev = from - 1;
+      let prev = position(from, 0) - 1;
       try {
         for await (const e of log.entries({ from })) {
           if (life.ended) return;
           this.stats.streamed++;
-          this.checker.streamed(n.id, e.index, prev, dec.decode(e.data));
-          prev = e.index;
+          this.checker.streamed(n.id, position(e.index, e.offset), prev, dec.decode(e.data));
+          prev = position(e.index, e.offset);
           from = e.index + 1;
         }
         return; // the log closed
