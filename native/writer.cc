@@ -92,10 +92,12 @@ Writer::InlineResult Writer::Inline(Job& job) {
   if (failed_ || fd_ < 0) return InlineResult::kNotRun;
   for (const Chunk& c : job.chunks)
     if (c.seq != seq_) return InlineResult::kNotRun;
+  const uint64_t before = bytes_.load();
   Guarded([&] {
     Execute(job);
     FlushAndSync();
   });
+  NoteGroup(bytes_.load() - before);
   groups_++;
   inlineGroups_++;
   const Ended end = EndBusy(true);
@@ -185,12 +187,14 @@ void Writer::Run() {
     }
     bool closing = false;
     for (Job& job : group) closing = closing || job.type == Job::kClose;
+    const uint64_t before = bytes_.load();
     if (!failed_) {
       Guarded([&] {
         for (Job& job : group) Execute(job);
         FlushAndSync();
       });
     }
+    NoteGroup(bytes_.load() - before);
     groups_++;
     const Ended end = EndBusy(false);
     try {
@@ -209,16 +213,26 @@ bool Writer::Idle() {
   return queue_.empty() && !stopping_;
 }
 
-// Idle for a while, not just between a report and the next job: with many
-// appends in flight the queue is often empty for the moment the event loop
-// takes to answer a report, and zeroing then would write every byte twice.
-// A job run inline counts too, though it does not wake this wait.
+void Writer::NoteGroup(uint64_t bytes) {
+  const uint64_t avg = groupBytesAvg_.load();
+  groupBytesAvg_ = avg - avg / 8 + bytes / 8;
+}
+
+bool Writer::SmallGroups() const { return groupBytesAvg_.load() <= kEagerZeroMaxGroupBytes; }
+
+// With small groups, idle now. With large ones, idle for a while, not just
+// between a report and the next job: with many appends in flight the queue is
+// often empty for the moment the event loop takes to answer a report, and
+// zeroing then would write every byte twice. A job run inline counts too,
+// though it does not wake this wait.
 // True: quiet, and now busy_ (the caller clears it).
 bool Writer::Quiet() {
   std::unique_lock<std::mutex> lock(mu_);
   const uint64_t seen = nextId_;
-  if (cv_.wait_for(lock, std::chrono::milliseconds(kQuietMs), [this] { return !queue_.empty() || stopping_.load(); })) return false;
-  if (busy_ || nextId_ != seen) return false;
+  if (!SmallGroups() &&
+      cv_.wait_for(lock, std::chrono::milliseconds(kQuietMs), [this] { return !queue_.empty() || stopping_.load(); }))
+    return false;
+  if (busy_ || !queue_.empty() || stopping_ || nextId_ != seen) return false;
   busy_ = true;
   return true;
 }
@@ -276,7 +290,9 @@ bool Writer::ZeroStep(std::vector<uint8_t>& zeros) {
     if (prepared_ < stop && !Idle()) return false;  // the next data sync flushes the zeros written so far
   }
   if (options_.sync && fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
-  step_ = std::min(step_ * 2, kMaxStep);
+  // Steps grow while the writer has time for them; with small groups a long step
+  // would hold up a commit that arrives during its sync.
+  step_ = SmallGroups() ? kFirstStep : std::min(step_ * 2, kMaxStep);
   return true;
 }
 

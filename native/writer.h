@@ -38,8 +38,16 @@ enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2 };
 // last, up to kMaxStep.
 constexpr uint64_t kFirstStep = 1ull << 20;
 constexpr uint64_t kMaxStep = 8ull << 20;
-// How long the queue must stay empty before the writer zeroes ahead.
+// How long the queue must stay empty before the writer zeroes ahead, when its
+// groups are large.
 constexpr int kQuietMs = 2;
+// Groups at most this large on average (a moving average, 1/8 weight to the
+// newest) make the writer zero ahead as soon as it is idle, in steps of
+// kFirstStep. Their fdatasyncs cost about a fixed amount each, which a file
+// that grows with every group raises by half or more (the size change is a
+// journal commit); zeroing costs a second write of each byte, which larger
+// groups, whose syncs are dominated by their bytes, do not pay back.
+constexpr uint64_t kEagerZeroMaxGroupBytes = 128 << 10;
 // A job submitted while the writer is idle runs on the submitting thread
 // (see Submit) when it is at most this large and recent fdatasyncs averaged
 // at most this long: the event loop then waits about one small fdatasync,
@@ -125,6 +133,8 @@ class Writer {
   void PrepareAhead();
   bool Idle();
   bool Quiet();
+  void NoteGroup(uint64_t bytes);
+  bool SmallGroups() const;
   enum class InlineResult { kDurable, kFailed, kNotRun };
   InlineResult Inline(Job& job);
   struct Ended {
@@ -188,6 +198,8 @@ class Writer {
   std::atomic<uint64_t> fsyncBuckets_[kFsyncBuckets] = {}, fsyncNanos_{0};
   // Moving average of recent fdatasyncs (1/8 weight to the newest), for Inline.
   std::atomic<uint64_t> fsyncAvgNs_{0};
+  // Moving average of the bytes of recent groups (1/8 weight), for Quiet.
+  std::atomic<uint64_t> groupBytesAvg_{0};
 
   std::thread thread_, preallocThread_;
 };

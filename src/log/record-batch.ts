@@ -75,22 +75,28 @@ export function encodeBatches(
 ): Uint8Array[] {
   const out: Uint8Array[] = [];
   ends.length = 0;
-  for (let i = 0; i < payloads.length;) {
+  for (let i = 0; i < payloads.length; ) {
+    // Each record's length is read once (byteLength is a call into the engine), and
+    // a length under 128 takes one byte: the usual case, written without a loop.
     let bytes = 0;
     let j = i;
     do {
       const n = payloads[j]!.byteLength;
-      bytes += varintLength(n) + n;
+      const size = (n < 0x80 ? 1 : varintLength(n)) + n;
+      if (j > i && (bytes + size > maxEntryBytes || seqs[j] !== seqs[j - 1]! + 1)) break;
+      bytes += size;
       j++;
-    } while (j < payloads.length && seqs[j] === seqs[j - 1]! + 1 && bytes + varintLength(payloads[j]!.byteLength) + payloads[j]!.byteLength <= maxEntryBytes);
+    } while (j < payloads.length);
     const buf = new Uint8Array(origin.byteLength + varintLength(seqs[i]!) + varintLength(j - i) + bytes);
     buf.set(origin, 0);
     let at = writeVarint(buf, writeVarint(buf, origin.byteLength, seqs[i]!), j - i);
     for (let k = i; k < j; k++) {
       const p = payloads[k]!;
-      at = writeVarint(buf, at, p.byteLength);
+      const n = p.byteLength;
+      if (n < 0x80) buf[at++] = n;
+      else at = writeVarint(buf, at, n);
       buf.set(p, at);
-      at += p.byteLength;
+      at += n;
     }
     out.push(buf);
     ends.push(j);

@@ -1,6 +1,6 @@
 // What the default preparation of segments costs on disk, and that segments
 // zeroed ahead in steps still rotate, replay and take appends correctly.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -39,6 +39,18 @@ function dataEnd(path: string): number {
   return end;
 }
 
+/** The file's last 4 KiB are zeros: the writer zeroed at least that far past the records (read quickly, so the check itself never leaves the writer idle for long). */
+function zeroTail(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const tail = Buffer.alloc(4096);
+    const n = readSync(fd, tail, 0, tail.length, Math.max(0, fstatSync(fd).size - tail.length));
+    return n === tail.length && tail.every((b) => b === 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 describe('disk footprint with the default options', () => {
   it('ReplicatedLog takes its preallocation default from the WAL', () => {
     expect(DEFAULTS.preallocate).toBe(WAL_DEFAULTS.preallocate);
@@ -56,6 +68,27 @@ describe('disk footprint with the default options', () => {
 });
 
 describe("segments zeroed ahead in steps (preallocate 'zeros')", () => {
+  it('keeps zeroing ahead while small appends keep coming, with no idle pause', async () => {
+    // Small groups: each sync is cheaper into zeroed blocks than past the end of the file
+    // (no size change to journal), so the writer zeroes ahead whenever it is idle at all.
+    const dir = tempDir();
+    const wal = await Wal.open(dir, { segmentBytes: 16 * 1024 * 1024, preallocate: 'zeros', sync: 'none', cacheBytes: 0 });
+    const size = 8 * 1024;
+    let samples = 0;
+    let ahead = 0;
+    for (let i = 1; i <= 512; i++) {
+      // One at a time, never idle for long: 4 MiB, four times the first zeroed step.
+      await wal.append([{ index: i, term: 1, type: 0, data: new Uint8Array(size).fill(0xab) }]);
+      if (i > 192 && i % 16 === 0) {
+        samples++;
+        if (zeroTail(join(dir, segmentFiles(dir).at(-1)!))) ahead++;
+      }
+    }
+    await wal.close();
+    expect(samples).toBe(20);
+    expect(ahead).toBeGreaterThanOrEqual(16);
+  });
+
   it('rotates under sustained appends, zeroes ahead when idle, and replays the zeroed tail as the end of the log', async () => {
     const dir = tempDir();
     const segmentBytes = 4 * 1024 * 1024;
