@@ -1,7 +1,7 @@
 // Appends wait here from the call to the end of the event-loop turn, when all of them
 // become one proposal: a Raft entry per MAX_BATCH_BYTES of records, one WAL write,
-// one fdatasync. With
-// no leader to take them they wait for one, for at most the append timeout.
+// one fdatasync. With no leader to take them they wait for one, for at most the
+// append timeout.
 //
 // A proposed batch that has not settled within the timeout fails as unknown. The
 // deadlines are checked at each of the log's ticks, not by a timer per batch: a timer
