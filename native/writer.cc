@@ -214,6 +214,7 @@ bool Writer::Idle() {
 }
 
 void Writer::NoteGroup(uint64_t bytes) {
+  if (bytes == 0) return;  // a release or a close: nothing about the appends' size
   const uint64_t avg = groupBytesAvg_.load();
   groupBytesAvg_ = avg - avg / 8 + bytes / 8;
 }

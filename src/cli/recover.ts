@@ -94,8 +94,8 @@ async function forceNewCluster(
       const batch = storage.entries(lo, Math.min(last + 1, lo + 1024), 4 * 1024 * 1024);
       for (const e of batch) {
         if (e.type === EntryType.Normal) {
-          const batch = decodeBatch(e.data, e.index);
-          batch?.payloads.forEach((data, offset) => sm.apply({ index: e.index, term: e.term, offset, data }));
+          const records = decodeBatch(e.data, e.index);
+          records?.payloads.forEach((data, offset) => sm.apply({ index: e.index, term: e.term, offset, data }));
         } else {
           const cc = decodeConfChange(e.data);
           if (cc.type === ConfChangeType.RemoveNode) members.delete(cc.nodeId);

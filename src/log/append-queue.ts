@@ -20,7 +20,7 @@ import { encodeBatches } from './record-batch.js';
  * hundred small records an entry's own cost is lost in theirs, and a bound keeps one
  * turn's burst from becoming one huge message to every follower.
  */
-export const MAX_BATCH_BYTES = 64 * 1024;
+const MAX_BATCH_BYTES = 64 * 1024;
 
 /** What the queue needs from the node that owns it. */
 export interface AppendQueueHost {

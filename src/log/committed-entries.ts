@@ -4,7 +4,7 @@
 import { CompactedError } from '../raft/errors.js';
 import { EntryType, type Entry } from '../raft/types.js';
 import { CompactedRangeError, InvalidArgumentError } from './errors.js';
-import { BatchReader } from './record-batch.js';
+import { decodeBatch, type DecodedBatch } from './record-batch.js';
 import type { LogEntry } from './state-machine.js';
 
 /** What a reader needs from the driver. */
@@ -30,7 +30,6 @@ export class CommittedEntries {
 
   async *read(options: { from?: number }): AsyncGenerator<LogEntry> {
     const { storage } = this.source;
-    const reader = new BatchReader();
     let next = options.from ?? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1);
     if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
     while (!this.source.stopped()) {
@@ -50,16 +49,15 @@ export class CommittedEntries {
         for (const e of batch) {
           next = e.index + 1;
           if (e.type !== EntryType.Normal) continue;
-          let records;
+          let records: DecodedBatch | null;
           try {
-            records = reader.open(e.data, e.index) ? reader.count : 0;
+            records = decodeBatch(e.data, e.index);
           } catch (err) {
             this.source.fail(err);
             throw err;
           }
-          // Views taken before the first yield: the reader is not touched while the consumer runs.
-          const payloads = Array.from({ length: records }, () => reader.next());
-          for (let k = 0; k < records; k++) yield { index: e.index, term: e.term, offset: k, data: payloads[k]! };
+          const payloads = records?.payloads ?? [];
+          for (let k = 0; k < payloads.length; k++) yield { index: e.index, term: e.term, offset: k, data: payloads[k]! };
         }
         continue;
       }

@@ -54,12 +54,6 @@ export function recordOrigin(nodeId: number, session: Uint8Array): Uint8Array {
   return out;
 }
 
-export function sameOrigin(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /**
  * Packs queued records into batches of at most `maxEntryBytes` of records each (a
  * larger record goes alone), one batch per run of consecutive seqs. Returns each

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { LogCorruptError } from '../../src/log/errors.js';
-import { BatchReader, decodeBatch, encodeBatches, recordOrigin, sameOrigin } from '../../src/log/record-batch.js';
+import { BatchReader, decodeBatch, encodeBatches, recordOrigin } from '../../src/log/record-batch.js';
+
+const sameOrigin = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
 
 const session = (n: number): Uint8Array => Uint8Array.from({ length: 8 }, (_, i) => (n >> i) & 0xff);
 const text = (b: Uint8Array): string => Buffer.from(b).toString();
