@@ -168,10 +168,10 @@ describe('ReplicatedLog membership', () => {
     await lagging.log!.close();
     lagging.log = null;
     for (let round = 0; round < 6; round++) await Promise.all(Array.from({ length: 60 }, (_, i) => leader.log!.append(enc(`w${round}-${i}`))));
+    // The leader takes snapshots past the follower's position (one at least every second
+    // round of 60, once the one being written is done), and keeps the entries below them.
+    await waitFor('the leader to snapshot past the follower', () => leader.log!.status().snapshotIndex >= first.index + 4);
     const s = leader.log!.status();
-    // The leader took snapshots past the follower's position (a snapshot at least every
-    // second round of 60), and kept the entries below them.
-    expect(s.snapshotIndex).toBeGreaterThanOrEqual(first.index + 4);
     expect(s.firstIndex).toBeLessThanOrEqual(first.index);
     await c.open(lagging);
     expect(lagging.sm.restoredFrom).toBeNull(); // it had no snapshot of its own either
