@@ -448,7 +448,7 @@ export default async function resp(rawArgs: string[]): Promise<void> {
   }
   const moved = new Set(leaders).size > 1;
   console.log(
-    `\nleader: node ${[...new Set(leaders)].join(', then node ')}${moved ? ' (leadership moved between cases)' : ''}; ${snapshots} snapshots taken by the leader while measured (the KV default: one every 10,000 entries)`,
+    `\nleader: node ${[...new Set(leaders)].join(', then node ')}${moved ? ' (leadership moved between cases)' : ''}; ${snapshots} snapshots taken by the leader while measured (the default: one every 100,000 records)`,
   );
   if (leaderProfile !== null) {
     if (existsSync(leaderProfile)) {
