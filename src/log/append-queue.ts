@@ -64,6 +64,11 @@ export class AppendQueue {
     return this.seqs.length;
   }
 
+  /** Appends wait for the end of this turn to be proposed. */
+  get proposing(): boolean {
+    return this.scheduled;
+  }
+
   /** Queues an append the proposals already track as `seq`; it is proposed at the end of this turn. */
   push(seq: number, payload: Uint8Array): void {
     this.seqs.push(seq);

@@ -288,6 +288,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         onMessage: (m) => this.onMessage(m),
         onUnreachable: (peer) => this.report(() => this.node.reportUnreachable(peer)),
         onSnapshotStatus: (peer, ok) => this.report(() => this.node.reportSnapshot(peer, ok)),
+        // The appends of this turn are proposed at its end: a leader's MsgApps for them then
+        // share a write with what it sent earlier in the turn (a commit index, say).
+        sendingLater: () => this.appends.proposing,
       });
     }
     this.tick();

@@ -132,6 +132,8 @@ export class Raft {
   private timeoutNowSent = false;
   /** Reads that arrived before this leader committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = [];
+  /** A commit index some followers have not been sent: it waits for this leader's own write (see bcastCommit). */
+  private commitHeld = false;
 
   electionElapsed = 0;
   heartbeatElapsed = 0;
@@ -265,6 +267,47 @@ export class Raft {
     if (commit > pr.sentCommit) pr.sentCommit = commit;
   }
 
+  /**
+   * The commit index advanced: tell the followers. While the leader's own write of the
+   * newly committed entries is still syncing (its followers answered first), a follower in
+   * replicate state with no entries to receive is not sent a message carrying only the
+   * commit index: it is sent when the leader's own write is durable, which is also when the
+   * leader applies those entries and its clients propose again, so that the commit travels
+   * with the next entries instead of in a message and a wake-up of its own. A follower
+   * learns it no later than the leader's clients do, and a heartbeat carries it too.
+   */
+  private bcastCommit(): void {
+    const self = this.trk.progress.get(this.id);
+    // A leader handing off steps down at once: its followers must hear the commit now.
+    if (self === undefined || self.match >= this.raftLog.committed || this.handoffIndex > 0) {
+      this.commitHeld = false;
+      this.bcastAppend();
+      return;
+    }
+    this.commitHeld = true;
+    const peers = this.trk.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const id = peers[i]!;
+      if (id === this.id) continue;
+      if (this.trk.progress.get(id)!.state !== ProgressStateReplicate) this.sendAppend(id);
+      else
+        while (this.maybeSendAppend(id, false)) {
+          /* entries carry the commit index */
+        }
+    }
+  }
+
+  /** This leader's own write caught up with the commit index it held back from its followers. */
+  private releaseHeldCommit(): void {
+    this.commitHeld = false;
+    const committed = this.raftLog.committed;
+    const peers = this.trk.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const id = peers[i]!;
+      if (id !== this.id && this.trk.progress.get(id)!.sentCommit < committed) this.sendAppend(id);
+    }
+  }
+
   bcastAppend(): void {
     const peers = this.trk.peers;
     for (let i = 0; i < peers.length; i++) {
@@ -304,6 +347,7 @@ export class Raft {
     this.pendingReadIndexMessages = [];
     this.timeoutNowSent = false;
     this.handoffIndex = 0;
+    this.commitHeld = false;
   }
 
   /**
@@ -720,7 +764,7 @@ export class Raft {
     }
     if (this.maybeCommit()) {
       this.releasePendingReadIndexMessages();
-      this.bcastAppend();
+      this.bcastCommit();
       if (this.handoffIndex > 0 && this.raftLog.committed >= this.handoffIndex) {
         // Handed off: a majority of the new voters know the change committed.
         this.becomeFollower(this.term, None);
@@ -728,6 +772,8 @@ export class Raft {
       }
     } else if (m.from !== this.id && oldPaused) {
       this.sendAppend(m.from);
+    } else if (m.from === this.id && this.commitHeld && pr.match >= this.raftLog.committed) {
+      this.releaseHeldCommit();
     }
     if (m.from === this.id) return;
     // The window may have opened: stream as much as it allows.

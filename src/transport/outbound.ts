@@ -52,6 +52,8 @@ export interface OutboundConfig {
   packer: Packr;
   /** Deferred by the owner: never re-entrant into the caller of send(). */
   unreachable(peer: number): void;
+  /** The driver will send more in this turn (TransportHandlers.sendingLater). */
+  sendingLater(): boolean;
   snapshotStatus(peer: number, ok: boolean): void;
 }
 
@@ -221,8 +223,13 @@ export class Outbound {
     this.flushScheduled = true;
     // setImmediate, not a microtask: everything the driver sends in this turn,
     // across several awaits, joins the same write.
-    setImmediate(() => this.flush());
+    setImmediate(this.flushAtTurnEnd);
   }
+
+  private readonly flushAtTurnEnd = (): void => {
+    if (this.c.sendingLater()) setImmediate(() => this.flush());
+    else this.flush();
+  };
 
   private flush(): void {
     this.flushScheduled = false;

@@ -156,6 +156,7 @@ export class TcpTransport implements Transport {
       packer: newPacker(),
       advertise: () => this.listenAddress,
       unreachable: (peer) => this.notify(() => this.pendingUnreachable.add(peer)),
+      sendingLater: () => this.handlers?.sendingLater?.() === true,
       snapshotStatus: (peer, ok) => this.notify(() => this.pendingSnapshotStatus.push([peer, ok])),
     };
   }

@@ -114,6 +114,30 @@ describe('TcpTransport', () => {
     expect(a.t.stats().peers[2]!.writes - before).toBe(3);
   });
 
+  it("holds a turn's messages one turn longer while the driver will send more in it, and no longer", async () => {
+    const rec = Object.assign(new Recorder(), { later: false, sendingLater: (): boolean => rec.later });
+    const b = await node({ id: 2 });
+    const a = await node({ id: 1, peers: { 2: b.t.address } }, rec);
+    await stillWorks(a.t, b.rec, 1);
+    const writes = (): number => a.t.stats().peers[2]!.writes;
+    const before = writes();
+    rec.later = true;
+    a.t.send([msg(1, 2, { index: 1 })]);
+    // The driver's end of the turn, queued after the transport's flush: it sends again.
+    setImmediate(() => {
+      rec.later = false;
+      a.t.send([msg(1, 2, { index: 2 })]);
+    });
+    await until(() => b.rec.messages.length === 3, 'both messages');
+    expect(writes() - before).toBe(1);
+    // A driver that always has more to send holds nothing back for more than a turn.
+    rec.later = true;
+    a.t.send([msg(1, 2, { index: 3 })]);
+    await until(() => b.rec.messages.length === 4, 'the third message');
+    expect(writes() - before).toBe(2);
+    expect(b.rec.messages.slice(1).map((m) => m.index)).toEqual([1, 2, 3]);
+  });
+
   it('reports an unreachable peer and reconnects once it is back on the same port', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
