@@ -53,8 +53,9 @@ export interface ReplicatedLogOptions<R = unknown> {
   /** Take a snapshot (and release the WAL below it) every this many applied records. Default `DEFAULTS.snapshotEvery`. */
   snapshotEvery?: number;
   /**
-   * After a local snapshot, keep this many entries below it readable (in memory) so that a
-   * follower a little behind catches up from the log rather than by a whole snapshot.
+   * After a local snapshot, keep this many entries below it readable (in memory, at most
+   * 8 MiB of them: they are read when the snapshot is taken) so that a follower a little
+   * behind catches up from the log rather than by a whole snapshot.
    * 0 releases everything the snapshot covers. Default `DEFAULTS.snapshotCatchUpEntries`.
    */
   snapshotCatchUpEntries?: number;

@@ -21,6 +21,8 @@ export interface LogStore {
   append(entries: Entry[], hardState?: HardState): Promise<void>;
   entriesSync(lo: number, hi: number, maxBytes?: number): Entry[];
   term(index: number): number;
+  /** Data length of entry `index` (firstIndex to lastIndex), without reading it. */
+  dataLength(index: number): number;
   /** `discardLog`: a snapshot received from the leader replaces the whole log (Raft's InstallSnapshot). */
   saveSnapshot(marker: SnapshotMarker, options?: { discardLog?: boolean }): Promise<void>;
   releaseTo(index: number): Promise<void>;

@@ -4,8 +4,13 @@ import { StateCorruptError } from './errors.js';
 import type { LogStore } from './log-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
-/** The catch-up window holds at most this much entry data, whatever its entry count. */
-const WINDOW_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * The catch-up window holds at most this much entry data, whatever its entry count. It is
+ * read on the event loop, before the snapshot's marker makes those entries unreadable in
+ * the WAL: at most the WAL's default cache, which usually holds it, so that taking a
+ * snapshot never stalls the node on disk reads. A follower further behind gets a snapshot.
+ */
+const WINDOW_MAX_BYTES = 8 * 1024 * 1024;
 
 /**
  * Raft's stable storage over a write-ahead log and a snapshot store. The core reads
@@ -192,26 +197,29 @@ export class RaftStorage implements Storage {
     await this.snapshots.prune(index);
   }
 
-  /** Up to `keep` entries ending at `index` (at most WINDOW_MAX_BYTES of data), read now. */
+  /** Up to `keep` entries ending at `index`, at most WINDOW_MAX_BYTES of data, read now. */
   private catchUpWindow(index: number, keep: number): { entries: Entry[]; prevTerm: number } {
-    const lo = Math.max(this.firstIndex(), index - keep + 1);
-    if (keep <= 0 || lo > index) return { entries: [], prevTerm: 0 };
+    // The newest entries that fit, sized from the WAL's index before anything is read.
+    const floor = Math.max(this.firstIndex(), index - keep + 1);
+    let lo = index + 1;
+    for (let bytes = 0; lo > floor; lo--) {
+      bytes += this.dataLength(lo - 1);
+      if (bytes > WINDOW_MAX_BYTES) break;
+    }
+    if (lo > index) return { entries: [], prevTerm: 0 };
     const entries: Entry[] = [];
-    let bytes = 0;
     for (let next = lo; next <= index;) {
-      const batch = this.entries(next, index + 1, 4 * 1024 * 1024);
-      for (const e of batch) {
-        entries.push(e);
-        bytes += e.data.byteLength;
-      }
+      const batch = this.entries(next, index + 1, WINDOW_MAX_BYTES);
+      for (const e of batch) entries.push(e);
       next += batch.length;
     }
-    // Keep the newest entries within the byte budget: a few huge records must not pin memory.
-    let drop = 0;
-    while (bytes > WINDOW_MAX_BYTES && drop < entries.length) bytes -= entries[drop++]!.data.byteLength;
-    const kept = entries.slice(drop);
-    if (kept.length === 0) return { entries: [], prevTerm: 0 };
-    return { entries: kept, prevTerm: this.term(kept[0]!.index - 1) };
+    return { entries, prevTerm: this.term(lo - 1) };
+  }
+
+  /** Data length of a readable entry: from the window below the snapshot, else from the WAL's index. */
+  private dataLength(i: number): number {
+    if (this.window.length > 0 && i <= this.snapIndex()) return this.window[i - this.window[0]!.index]!.data.byteLength;
+    return this.wal.dataLength(i);
   }
 
   private snapIndex(): number {

@@ -373,6 +373,15 @@ export class Wal {
     return this.#positions.term(index);
   }
 
+  /** Data length of entry `index` (firstIndex to lastIndex), from the position index: nothing is read. */
+  dataLength(index: number): number {
+    this.#checkReadable();
+    requireIndex('index', index);
+    if (index <= this.#positions.base) throw new WalCompactedError(`dataLength(${index}): compacted (firstIndex ${this.firstIndex})`);
+    if (index > this.#positions.last) throw new WalUnavailableError(`dataLength(${index}): lastIndex is ${this.#positions.last}`);
+    return this.#positions.length(index);
+  }
+
   stats(): WalStats {
     const s = this.#handle.stats();
     return {

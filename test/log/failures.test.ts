@@ -38,6 +38,9 @@ class FailingStore implements LogStore {
   entriesSync(lo: number, hi: number, maxBytes?: number): Entry[] {
     return this.wal.entriesSync(lo, hi, maxBytes);
   }
+  dataLength(index: number): number {
+    return this.wal.dataLength(index);
+  }
   term(index: number): number {
     return this.wal.term(index);
   }

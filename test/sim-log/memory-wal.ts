@@ -279,6 +279,10 @@ export class MemoryWal implements LogStore {
     return out;
   }
 
+  dataLength(index: number): number {
+    return this.entriesSync(index, index + 1)[0]!.data.length;
+  }
+
   term(index: number): number {
     const err = this.unusable();
     if (err !== null) throw err;

@@ -124,6 +124,27 @@ describe('the catch-up window', () => {
     await wal.close();
   });
 
+  it('holds the newest entries within 8 MiB, and reads no older one to find them', async () => {
+    const d = dir();
+    const wal = await Wal.open(join(d, 'wal'), { sync: 'none' });
+    const storage = await RaftStorage.open(wal, new MemorySnapshotStore(), { voters: [1], learners: [] });
+    const MiB = 1024 * 1024;
+    const big = Array.from({ length: 20 }, (_, i) => ({ index: i + 1, term: 1, type: EntryType.Normal, data: Buffer.alloc(MiB, i + 1) }));
+    await storage.persist(ready({ entries: big, hardState: { term: 1, vote: 1, commit: 20 } }));
+    const read: number[] = [];
+    const entriesSync = wal.entriesSync.bind(wal);
+    wal.entriesSync = (lo, hi, maxBytes) => {
+      read.push(lo);
+      return entriesSync(lo, hi, maxBytes);
+    };
+    await storage.compact(20, 1, { voters: [1], learners: [] }, Buffer.from('state'), 15);
+    expect(storage.firstIndex()).toBe(13); // 13..20: 8 MiB; 15 entries would be 15 MiB
+    expect(Math.min(...read)).toBe(13);
+    expect(storage.entries(13, 21, Infinity).map((e) => e.data[0])).toEqual([13, 14, 15, 16, 17, 18, 19, 20]);
+    expect(storage.term(12)).toBe(1);
+    await wal.close();
+  });
+
   it('0 keeps nothing: the log starts right after the snapshot', async () => {
     const { storage, wal } = await withSnapshot(0);
     expect(storage.firstIndex()).toBe(31);

@@ -38,6 +38,7 @@ function strictMemoryLog(): LogStore & { order: number[] } {
       }
     },
     entriesSync: () => [],
+    dataLength: () => 0,
     term: () => 0,
     async saveSnapshot(m, o) {
       if (o?.discardLog) last = m.index;

@@ -55,6 +55,23 @@ describe('Wal round trip', () => {
     await wal.close();
   });
 
+  it("answers an entry's data length from its index, also after reopen, and refuses what it does not hold", async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir);
+    const es = [entry(1, 1, 0, 0), entry(2, 1, 0, 5), entry(3, 1, 0, 3000), entry(4, 1, 0, 77)];
+    await wal.append(es);
+    await wal.saveSnapshot({ index: 1, term: 1 });
+    const lengths = (w: Wal): number[] => [2, 3, 4].map((i) => w.dataLength(i));
+    expect(lengths(wal)).toEqual([5, 3000, 77]);
+    await wal.close();
+    wal = await Wal.open(dir);
+    expect(lengths(wal)).toEqual([5, 3000, 77]);
+    expect(() => wal.dataLength(1)).toThrow(WalCompactedError);
+    expect(() => wal.dataLength(5)).toThrow(WalUnavailableError);
+    expect(() => wal.dataLength(2.5)).toThrow(WalInvalidArgumentError);
+    await wal.close();
+  });
+
   it('makes a hard-state-only append durable', async () => {
     const dir = tempDir();
     let wal = await Wal.open(dir);
