@@ -15,7 +15,7 @@ export const DEFAULTS = {
   /**
    * etcd's SnapshotCount. A snapshot costs a file, its fsync, a rename, a directory sync
    * and a WAL marker, whatever the state's size, and its journal commits slow the WAL's
-   * own fdatasyncs: every 10,000 small records it cost a fifth of the embedded log's
+   * own fdatasyncs: every 10,000 small records it cost a sixth of the embedded log's
    * throughput at 256 clients. Compaction frees whole WAL segments only, so snapshotting
    * more often than a segment fills frees nothing sooner.
    */
