@@ -45,6 +45,10 @@ if (values.mutation !== undefined && !(LOG_MUTATIONS as readonly string[]).inclu
   process.exit(2);
 }
 const mutation = values.mutation as LogMutation | undefined;
+if (values.membership && values.joint) {
+  console.error(`--membership and --joint cannot be combined: each adds its own spare nodes after the original ones\n${USAGE}`);
+  process.exit(2);
+}
 if (values.help) {
   console.log(USAGE);
   process.exit(0);

@@ -263,6 +263,13 @@ class Simulation {
       this.addAt = r.range(200, this.opts.faultMs);
       if (options.membership === undefined) membership = r.chance(0.5);
     }
+    if (options.jointMembership === true) {
+      // One membership scenario per run: the joint change's spares take the ids after the
+      // original nodes, as the single change's spare does, and two nodes with one id would
+      // each answer for the other.
+      if (options.membership === true) throw new Error('membership and jointMembership cannot be combined in one run');
+      membership = false;
+    }
     this.net = new SimNetwork(this.sched, this.rng.fork());
     this.checker = new LogChecker(() => this.sched.now);
     this.sched.onError = (err, life) => {
