@@ -56,6 +56,8 @@ export class Membership {
   private readonly confPending = new Map<number, ConfPending>();
   /** Membership changes applied as a joint configuration: they resolve once the joint state is left. */
   private readonly confLeaving = new Set<() => void>();
+  /** Changes that removed this node while it leads: they resolve once it has handed off (see settle). */
+  private readonly confHandoff = new Set<() => void>();
 
   /** `members`: the address book, id -> 'host:port', this node included. */
   constructor(
@@ -129,12 +131,12 @@ export class Membership {
       this.confPending.delete(e.index);
       if (p.term !== e.term || !sameBytes(p.data, e.data)) p.reject(new NotCommittedError(`index ${e.index} was committed with another entry`));
       else if (isJoint(this.conf)) this.confLeaving.add(p.resolve);
-      else p.resolve();
+      else this.settle(p.resolve);
     }
     if (!isJoint(this.conf) && this.confLeaving.size > 0) {
       const done = [...this.confLeaving];
       this.confLeaving.clear();
-      for (const resolve of done) resolve();
+      for (const resolve of done) this.settle(resolve);
     }
     return cc.changes.some((c) => c.type !== ConfChangeType.RemoveNode);
   }
@@ -160,18 +162,39 @@ export class Membership {
     for (const [id, addr] of next) this.members.set(id, addr);
   }
 
-  /** The leader this node proposed through is gone: its changes may or may not commit, and no longer can be told apart here. */
+  /**
+   * The leader this node proposed through is gone: its changes may or may not commit, and no
+   * longer can be told apart here. A change that removed this leader is done: it stepped down
+   * because it handed off.
+   */
   onLeaderLost(): void {
     for (const [index, c] of this.confPending) {
       this.confPending.delete(index);
       c.reject(new NotCommittedError('leadership changed before the membership change committed'));
     }
+    const done = [...this.confHandoff];
+    this.confHandoff.clear();
+    for (const resolve of done) resolve();
   }
 
   /** The log stopped: its deadlines settle the waiting changes. */
   clear(): void {
     this.confPending.clear();
     this.confLeaving.clear();
+    this.confHandoff.clear();
+  }
+
+  /**
+   * A change is done once applied, unless it removed this node while it leads. The new voters
+   * may then not know yet that it committed, and a node told it is done may be stopped: were
+   * it joint, voters still in the joint configuration could not form the old half's quorum
+   * without the nodes it removed, ever. Such a leader keeps leading until an entry it appends
+   * after the change commits in the new configuration, which tells a majority of the new
+   * voters, and then steps down: the change is done then.
+   */
+  private settle(resolve: () => void): void {
+    if (this.host.isLeader() && !this.conf.voters.includes(this.id)) this.confHandoff.add(resolve);
+    else resolve();
   }
 
   /**
@@ -223,6 +246,7 @@ export class Membership {
         gaveUp = true;
         this.confPending.delete(index);
         this.confLeaving.delete(resolve);
+        this.confHandoff.delete(resolve);
       };
     });
   }

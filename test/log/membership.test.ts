@@ -111,6 +111,31 @@ describe('ReplicatedLog membership', () => {
     expect(leader.log!.status().role).not.toBe('leader');
   });
 
+  it('a change that removes the leader and another original resolves only once the new voters know it committed: both may stop at once', async () => {
+    const c = await cluster(3, 2);
+    const leader = await c.leader();
+    const other = [...c.members.values()].find((m) => m !== leader)!;
+    for (const id of [4, 5]) await c.open(c.member(id), { ...c.peers, 4: c.addr(4), 5: c.addr(5) });
+    await leader.log!.changeMembership([{ add: 4, address: c.addr(4) }, { add: 5, address: c.addr(5) }, { remove: leader.id }, { remove: other.id }]);
+    // Handed off: it no longer leads, and a majority of the new voters hold a commit index past the change.
+    expect(leader.log!.status().role).not.toBe('leader');
+    const changeIndex = leader.log!.status().applied;
+    const rest = [...c.members.values()].filter((m) => m !== leader && m !== other);
+    expect(rest.filter((m) => m.log!.status().commit >= changeIndex).length).toBeGreaterThanOrEqual(2);
+    // Stopped as soon as the change said it was done: the old half has no quorum left, so only a
+    // new configuration the rest know committed lets them elect a leader and commit.
+    await leader.log!.close();
+    await other.log!.close();
+    leader.log = null;
+    other.log = null;
+    await c.leader(rest);
+    const ack = await appendSurely(
+      rest.map((m) => m.log!),
+      enc('after both left'),
+    );
+    expect(ack.index).toBeGreaterThan(changeIndex);
+  });
+
   it('promote: refused with NOT_CAUGHT_UP while the learner lags, accepted once it caught up', async () => {
     const c = await cluster(3, 1, { promoteMaxLag: 10 });
     const leader = await c.leader();
