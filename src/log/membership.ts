@@ -164,8 +164,9 @@ export class Membership {
 
   /**
    * The leader this node proposed through is gone: its changes may or may not commit, and no
-   * longer can be told apart here. A change that removed this leader is done: it stepped down
-   * because it handed off.
+   * longer can be told apart here. A change that removed this leader is done: the leader steps
+   * down once it has handed off, or earlier if it loses its leadership otherwise, after which it
+   * can do no more for the change.
    */
   onLeaderLost(): void {
     for (const [index, c] of this.confPending) {
