@@ -100,6 +100,28 @@ export function verdicts(results: Record<string, Json>): Verdict[] {
       ),
     );
   }
+  const resp256 = resp.find((row) => row.clients === 256)?.cluster as Json | undefined;
+  const inProcess = num(cluster?.recordsPerSec);
+  const overResp = num(resp256?.setsPerSec);
+  out.push(
+    judge(
+      '3-node cluster, 256 clients: in-process records/s (100 B) and KV-over-RESP SET/s within 1.5x of each other',
+      Math.max(inProcess / overResp, overResp / inProcess),
+      '<=',
+      1.5,
+      (v) => `${x(v)} (${Math.round(inProcess).toLocaleString('en-US')} against ${Math.round(overResp).toLocaleString('en-US')})`,
+    ),
+  );
+  const cost = results.resp?.snapshotCost as Json | null | undefined;
+  out.push(
+    judge(
+      'KV over RESP, 3-node cluster: state-machine snapshots at the default snapshotEvery cost < 10% of SET/s',
+      1 - num(cost?.ratio),
+      '<',
+      0.1,
+      (v) => `${(100 * v).toFixed(1)}% (${num(cost?.clients)} connections, ${num(cost?.snapshotsTaken)} snapshots taken while measured)`,
+    ),
+  );
   return out;
 }
 

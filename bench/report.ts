@@ -73,6 +73,7 @@ const SECTIONS: Record<string, Section> = {
       `${num(r.seconds, 1)} s measured per case after a ${num(r.warmupSeconds, 1)} s warm-up, ${num(r.runs)} run${r.runs === 1 ? '' : 's'} each; ${
         typeof r.redisVersion === 'string' ? `Redis ${r.redisVersion}` : 'no Redis installed: the cluster alone'
       }. The last column is redis-benchmark's own figure for the cluster and for Redis, when it was installed.`,
+      ...snapshotCostNote(r),
     ],
     table: (r) => {
       const lat = (s: unknown): string => {
@@ -239,4 +240,14 @@ export function writeReport(resultsDir = RESULTS_DIR, page = join(dirname(fileUR
     }`,
   );
   return page;
+}
+
+/** What the KV's snapshots cost: the cluster in turns with one that never snapshots. */
+function snapshotCostNote(r: Json): string[] {
+  const c = r.snapshotCost as Json | null | undefined;
+  if (c === null || c === undefined) return [];
+  const sets = (k: string): string => num((c[k] as Json | undefined)?.setsPerSec);
+  return [
+    `What snapshots cost: at ${num(c.clients)} connections the cluster above, with the default snapshots (${num(c.snapshotsTaken)} taken while measured), made ${sets('withSnapshots')} SET/s, and the same cluster with \`--snapshot-every ${num(c.snapshotEvery)}\` (none) ${sets('withoutSnapshots')}, in turns: a median ratio of ${num(c.ratio, 2)}.`,
+  ];
 }

@@ -34,6 +34,8 @@ export const options: Record<string, SuiteOption> = {
 };
 
 const VALUE_BYTES = 100;
+/** --snapshot-every for the cluster that measures what snapshots cost: never, in a bench. */
+const NO_SNAPSHOTS = 1_000_000_000;
 const KEYSPACE = 100_000;
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.ts');
 const onPath = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -98,7 +100,8 @@ interface Cluster extends Target {
   profileFiles: string[];
 }
 
-async function startCluster(work: string, profileDir: string | null): Promise<Cluster> {
+/** `snapshotEvery`: passed to every node (default: the product's default). */
+async function startCluster(work: string, profileDir: string | null, snapshotEvery?: number): Promise<Cluster> {
   const ports = await freePorts(3);
   const peers = ports.map((p, i) => `${i + 1}=127.0.0.1:${p}`).join(',');
   mkdirSync(work, { recursive: true });
@@ -135,6 +138,7 @@ async function startCluster(work: string, profileDir: string | null): Promise<Cl
         secretFile,
         '--log-level',
         'warn',
+        ...(snapshotEvery === undefined ? [] : ['--snapshot-every', String(snapshotEvery)]),
       ],
       // The IPC channel makes a node stop when this process dies, however it dies.
       { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
@@ -148,7 +152,7 @@ async function startCluster(work: string, profileDir: string | null): Promise<Cl
     });
   });
   const cluster: Cluster = {
-    name: 'raftlog cluster (3 nodes)',
+    name: snapshotEvery === undefined ? 'raftlog cluster (3 nodes)' : `raftlog cluster (3 nodes, snapshot every ${snapshotEvery})`,
     host: '127.0.0.1',
     nodes,
     respPorts,
@@ -364,6 +368,15 @@ export default async function resp(rawArgs: string[]): Promise<void> {
   }> = [];
   const leaders: number[] = [];
   let snapshots = 0;
+  let snapshotCost: {
+    clients: number;
+    snapshotEvery: number;
+    withSnapshots: Summary;
+    withoutSnapshots: Summary;
+    snapshotsTaken: number;
+    /** Median of the runs' SET/s with default snapshots over SET/s without. */
+    ratio: number;
+  } | null = null;
   let leaderProfile: string | null = null;
   try {
     console.log('[cluster] starting 3 raftlog serve processes...');
@@ -422,6 +435,46 @@ export default async function resp(rawArgs: string[]): Promise<void> {
       }
       rows.push({ clients, cluster: c, redis: r, ratio: r === null ? null : c.setsPerSec / r.setsPerSec, redisBenchmark: rb });
     }
+    // What the state machine's snapshots cost: the cluster as measured (default
+    // snapshotEvery, holding the keys of every case so far) in turns with one that never
+    // snapshots, at the largest concurrency.
+    {
+      const clients = Math.max(...concurrency);
+      console.log(`[snapshot cost] starting 3 more raftlog serve processes with --snapshot-every ${NO_SNAPSHOTS}...`);
+      const without = await startCluster(join(work, 'cluster-no-snapshots'), null, NO_SNAPSHOTS);
+      children.push(...without.nodes);
+      const withSamples: Sample[] = [];
+      const withoutSamples: Sample[] = [];
+      let taken = 0;
+      try {
+        // Its processes are fresh: one unmeasured case first, as the other cluster had its cases.
+        await measure(without, clients, seconds, warmupSeconds);
+        for (let run = 1; run <= runs; run++) {
+          const label = `[snapshot cost c=${clients} run ${run}/${runs}]`;
+          process.stdout.write(`${label} default snapshots ... `);
+          const leader = await findLeader(cluster);
+          const before = await snapshotsTaken();
+          const s = await measure(cluster, clients, seconds, warmupSeconds);
+          if ((await findLeader(cluster)) === leader) taken += (await snapshotsTaken()) - before;
+          withSamples.push(s);
+          process.stdout.write(`${fmt(s.setsPerSec)} SET/s; none ... `);
+          const n = await measure(without, clients, seconds, warmupSeconds);
+          withoutSamples.push(n);
+          process.stdout.write(`${fmt(n.setsPerSec)} SET/s\n`);
+        }
+      } finally {
+        await Promise.all(without.nodes.map((c) => c.stop()));
+      }
+      const ratios = withSamples.map((w, i) => w.setsPerSec / withoutSamples[i]!.setsPerSec);
+      snapshotCost = {
+        clients,
+        snapshotEvery: NO_SNAPSHOTS,
+        withSnapshots: summarize(cluster.name, withSamples),
+        withoutSnapshots: summarize(without.name, withoutSamples),
+        snapshotsTaken: taken,
+        ratio: median(ratios),
+      };
+    }
     // The node checked last, in a profile that covers its whole life.
     if (profileDir !== null) leaderProfile = cluster.profileFiles[cluster.leaderId - 1]!;
   } finally {
@@ -450,6 +503,12 @@ export default async function resp(rawArgs: string[]): Promise<void> {
   console.log(
     `\nleader: node ${[...new Set(leaders)].join(', then node ')}${moved ? ' (leadership moved between cases)' : ''}; ${snapshots} snapshots taken by the leader while measured (the default: one every 100,000 records)`,
   );
+  if (snapshotCost !== null) {
+    const c = snapshotCost;
+    console.log(
+      `snapshot cost at ${c.clients} connections, ${runs} run(s) in turns: ${fmt(c.withSnapshots.setsPerSec)} SET/s with the default snapshots (${c.snapshotsTaken} taken while measured), ${fmt(c.withoutSnapshots.setsPerSec)} without; median ratio ${fmt(c.ratio, 2)} (goal: >= 0.90)`,
+    );
+  }
   if (leaderProfile !== null) {
     if (existsSync(leaderProfile)) {
       // The nodes' modules, loaded here too, register their source maps: positions then name .ts lines.
@@ -474,5 +533,6 @@ export default async function resp(rawArgs: string[]): Promise<void> {
     leaders,
     snapshotsWhileMeasured: snapshots,
     rows,
+    snapshotCost,
   });
 }

@@ -108,3 +108,44 @@ it('judges each goal from the results: met, missed, or not measured when its sui
   expect(page).toContain('| embedded log, 100 B x 16 clients: records/s >= 1.2x better-sqlite3 | 0.50x | no |');
   expect(page).toContain('| WAL alone: event-loop p99 < 5 ms in every case (worst case) | - | not measured |');
 });
+
+it('judges the real-client goals: in-process against RESP at 256, and what snapshots cost, shown under the RESP table', () => {
+  const results = {
+    cluster: { rows: [{ system: 'cluster (3 nodes)', recordBytes: 100, clients: 256, recordsPerSec: 30_000 }] },
+    resp: {
+      date: '2026-01-02T03:04:05.000Z',
+      machine,
+      seconds: 5,
+      warmupSeconds: 1,
+      runs: 3,
+      rows: [{ clients: 256, cluster: { setsPerSec: 24_000 }, redis: null, ratio: null, redisBenchmark: null }],
+      snapshotCost: {
+        clients: 256,
+        snapshotEvery: 1_000_000_000,
+        withSnapshots: { setsPerSec: 22_000 },
+        withoutSnapshots: { setsPerSec: 25_000 },
+        snapshotsTaken: 4,
+        ratio: 0.88,
+      },
+    },
+  };
+  const v = Object.fromEntries(verdicts(results).map((g) => [g.goal, g]));
+  expect(v['3-node cluster, 256 clients: in-process records/s (100 B) and KV-over-RESP SET/s within 1.5x of each other']).toEqual({
+    goal: '3-node cluster, 256 clients: in-process records/s (100 B) and KV-over-RESP SET/s within 1.5x of each other',
+    measured: '1.25x (30,000 against 24,000)',
+    met: true,
+  });
+  expect(v['KV over RESP, 3-node cluster: state-machine snapshots at the default snapshotEvery cost < 10% of SET/s']).toEqual({
+    goal: 'KV over RESP, 3-node cluster: state-machine snapshots at the default snapshotEvery cost < 10% of SET/s',
+    measured: '12.0% (256 connections, 4 snapshots taken while measured)',
+    met: false,
+  });
+  const page = renderReport(results, new Date('2026-02-03T00:00:00Z'));
+  expect(page).toContain(
+    'What snapshots cost: at 256 connections the cluster above, with the default snapshots (4 taken while measured), made 22,000 SET/s, and the same cluster with `--snapshot-every 1,000,000,000` (none) 25,000, in turns: a median ratio of 0.88.',
+  );
+  // Without the suites that measure them, neither goal guesses.
+  const none = Object.fromEntries(verdicts({}).map((g) => [g.goal, g]));
+  expect(none['KV over RESP, 3-node cluster: state-machine snapshots at the default snapshotEvery cost < 10% of SET/s']).toMatchObject({ met: null });
+  expect(none['3-node cluster, 256 clients: in-process records/s (100 B) and KV-over-RESP SET/s within 1.5x of each other']).toMatchObject({ met: null });
+});
