@@ -890,9 +890,14 @@ class Simulation {
     };
     const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
     if (leader === undefined) return retry();
+    // As an operator would judge it after a lost answer: the leader's configuration shows the
+    // change, and no removed node still leads. A removed leader applies the change before the
+    // new voters know it committed, and hands off only once they do; stopping it sooner could
+    // leave them joint, without a quorum of the old half.
     const finished = (): boolean => {
       const conf = leader.log?.status().conf;
       if (conf === undefined || (conf.votersOutgoing?.length ?? 0) > 0) return false;
+      if (this.jointVictims.some((n) => n.log?.status().role === 'leader')) return false;
       return this.jointSpares.every((n) => conf.voters.includes(n.id)) && this.jointVictims.every((n) => !conf.voters.includes(n.id));
     };
     const done = (): void => {
@@ -935,7 +940,12 @@ class Simulation {
       if (conf === undefined) return;
       // A voter of the outgoing half is still a member: the joint state may not be left yet.
       const members = new Set([...conf.voters, ...(conf.votersOutgoing ?? [])]);
-      for (const n of [...this.nodes]) if (!members.has(n.id)) this.left(n);
+      // A removed leader stops once it has handed off (see jointChange).
+      const leaveAfterHandOff = (n: SimNode): void => {
+        if (n.log?.status().role === 'leader') this.sched.after(50, () => leaveAfterHandOff(n));
+        else this.left(n);
+      };
+      for (const n of [...this.nodes]) if (!members.has(n.id)) leaveAfterHandOff(n);
       return;
     }
     if (this.spare === null) return;
