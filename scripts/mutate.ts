@@ -17,6 +17,8 @@ interface Mutant {
   replace: string;
   /** Why a mutant the tests cannot kill is fine (an equivalent mutant), shown with its outcome. */
   survives?: string;
+  /** The tests that judge it, where the default subset for its layer does not reach its code. */
+  tests?: string[];
 }
 
 // Each `find` must occur exactly once in its file (checked before running).
@@ -102,8 +104,8 @@ const MUTANTS: Mutant[] = [
   {
     name: 'log: snapshot never taken',
     file: 'src/log/replicated-log.ts',
-    find: '    if (this.applied - this.snapshotIndex >= this.opts.snapshotEvery || this.snapshotForNewMember) {',
-    replace: '    if (false) {',
+    find: '    if (this.sinceSnapshot < this.opts.snapshotEvery && !this.snapshotForNewMember) return;',
+    replace: '    if (this.sinceSnapshot >= 0) return;',
   },
   {
     name: 'wal: truncateAfter keeps one entry too few',
@@ -132,8 +134,8 @@ const MUTANTS: Mutant[] = [
   {
     name: 'wal: cache truncateAfter keeps one stale entry',
     file: 'src/wal/cache.ts',
-    find: '    const keep = this.head + index - this.lo + 1;',
-    replace: '    const keep = this.head + index - this.lo + 2;',
+    find: '    const keep = index - this.lo + 1;',
+    replace: '    const keep = index - this.lo + 2;',
   },
   {
     name: 'wal: cache truncateAfter below the cache keeps it',
@@ -180,36 +182,36 @@ const MUTANTS: Mutant[] = [
   },
   {
     name: 'wal: snapshot keeps a suffix whose term differs',
-    file: 'src/wal/wal.ts',
-    find: '    if (discardLog || m.index > p.last || p.term(m.index) !== m.term) {',
-    replace: '    if (discardLog || m.index > p.last) {',
+    file: 'src/wal/positions.ts',
+    find: '    if (discardLog || index > this.last || this.term(index) !== term) {',
+    replace: '    if (discardLog || index > this.last) {',
   },
   {
     name: 'wal: received snapshot keeps the old log',
-    file: 'src/wal/wal.ts',
-    find: '    if (discardLog || m.index > p.last || p.term(m.index) !== m.term) {',
-    replace: '    if (m.index > p.last || p.term(m.index) !== m.term) {',
+    file: 'src/wal/positions.ts',
+    find: '    if (discardLog || index > this.last || this.term(index) !== term) {',
+    replace: '    if (index > this.last || this.term(index) !== term) {',
   },
   {
     name: 'wal: replay accepts an entry at or below the start',
-    file: 'src/wal/wal.ts',
-    find: '        if (a <= p.base) throw corrupt(',
-    replace: '        if (false) throw corrupt(',
+    file: 'src/wal/replay.ts',
+    find: '      if (a <= p.base) throw corrupt(',
+    replace: '      if (false) throw corrupt(',
     survives:
       'not killed: needs a well-framed record (valid CRC) below the log start in an anchored segment; the damage tests flip bytes, which the CRC check catches first',
   },
   {
     name: 'wal: replay accepts a gap',
-    file: 'src/wal/wal.ts',
-    find: '        if (a > p.last + 1) throw corrupt(',
-    replace: '        if (false) throw corrupt(',
+    file: 'src/wal/replay.ts',
+    find: '      if (a > p.last + 1) throw corrupt(',
+    replace: '      if (false) throw corrupt(',
     survives: 'not killed: needs a well-framed record (valid CRC) whose index leaves a gap; the damage tests flip bytes, which the CRC check catches first',
   },
   {
     name: 'wal: replay keeps an overwritten suffix',
-    file: 'src/wal/wal.ts',
-    find: '        if (a <= p.last) p.truncateAfter(a - 1);',
-    replace: '        if (a < p.last) p.truncateAfter(a - 1);',
+    file: 'src/wal/replay.ts',
+    find: '      if (a <= p.last) p.truncateAfter(a - 1);',
+    replace: '      if (a < p.last) p.truncateAfter(a - 1);',
   },
   {
     name: 'wal: read ignores a term mismatch on disk',
@@ -220,9 +222,49 @@ const MUTANTS: Mutant[] = [
   },
   {
     name: 'wal: releaseTo frees the segment holding the snapshot index',
+    file: 'src/wal/segments.ts',
+    find: '    while (this.#list.length > 1 && this.#list[0]!.maxIndex <= index) {',
+    replace: '    while (this.#list.length > 1 && this.#list[0]!.maxIndex <= index + 1) {',
+  },
+  {
+    name: 'wal: dataLength serves the compacted index at the log start',
     file: 'src/wal/wal.ts',
-    find: '    while (this.#segments.length > 1 && this.#segments[0]!.maxIndex <= index) {',
-    replace: '    while (this.#segments.length > 1 && this.#segments[0]!.maxIndex <= index + 1) {',
+    find: '    if (index <= this.#positions.base) throw new WalCompactedError(`dataLength(',
+    replace: '    if (index < this.#positions.base) throw new WalCompactedError(`dataLength(',
+  },
+  {
+    name: "raft: a held commit is not released at the leader's own acknowledgement",
+    file: 'src/raft/raft.ts',
+    find: '    } else if (m.from === this.id && this.commitHeld && pr.match >= this.raftLog.committed) {',
+    replace: '    } else if (false) {',
+  },
+  {
+    name: 'raft: a leader handing off holds its commit back',
+    file: 'src/raft/raft.ts',
+    find: '    if (self === undefined || self.match >= this.raftLog.committed || this.handoffIndex > 0) {',
+    replace: '    if (self === undefined || self.match >= this.raftLog.committed) {',
+    tests: ['test/raft', 'test/log/membership.test.ts'],
+  },
+  {
+    name: 'log: a change that removed the leader resolves before it hands off',
+    file: 'src/log/membership.ts',
+    find: '    if (this.host.isLeader() && !this.conf.voters.includes(this.id)) this.confHandoff.add(resolve);',
+    replace: '    if (false) this.confHandoff.add(resolve);',
+    tests: ['test/log/membership.test.ts'],
+  },
+  {
+    name: 'storage: the catch-up window ignores its byte bound',
+    file: 'src/storage/raft-storage.ts',
+    find: '      if (bytes > WINDOW_MAX_BYTES) break;',
+    replace: '      if (bytes < 0) break;',
+    tests: ['test/storage'],
+  },
+  {
+    name: 'transport: a turn is held for as long as the driver says it sends later',
+    file: 'src/transport/outbound.ts',
+    find: '    if (this.c.sendingLater()) setImmediate(() => this.flush());',
+    replace: '    if (this.c.sendingLater()) setImmediate(this.flushAtTurnEnd);',
+    tests: ['test/transport/tcp-transport.test.ts'],
   },
 ];
 
@@ -233,7 +275,7 @@ const USAGE = `usage: npm run mutate -- [--only NAME] [--files PREFIX,...] [--bu
   --files PREFIX,..  only the mutants in files starting with one of these (e.g. src/wal,src/log)
   --budget-s N       seconds each test run may take before the mutant counts as a timeout (default 240)
   --report-only      rewrite the report from the last results (for example after noting why a mutant survives)
-Mutants in src/wal are judged by the WAL's tests alone; the rest by the fast subset (SUBSET in scripts/mutate.ts).
+Mutants in src/wal are judged by the WAL's tests alone, a mutant that names its tests by those, the rest by the fast subset (SUBSET in scripts/mutate.ts).
 Writes bench/results/mutation.json and mutation.md; a run restricted by --files writes mutation-<areas>.json and .md.`;
 if (args.includes('--help') || args.includes('-h')) {
   console.log(USAGE);
@@ -260,7 +302,7 @@ const SUBSET = [
 ];
 /** The WAL is a layer of its own: its tests (recovery, damage and power cuts included) judge its mutants. */
 const WAL_SUBSET = ['test/wal'];
-const subsetFor = (m: Mutant): string[] => (m.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET);
+const subsetFor = (m: Mutant): string[] => m.tests ?? (m.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET);
 
 function run(cwd: string, budgetMs: number, subset: string[]): Promise<{ code: number | null; out: string; ms: number }> {
   const started = performance.now();
@@ -383,7 +425,11 @@ async function report(outcomes: Outcome[], planned = outcomes.length): Promise<v
   const killed = judged.filter((o) => o.status === 'killed').length;
   const score = judged.length === 0 ? 0 : killed / judged.length;
   const equivalent = outcomes.filter((o) => o.status === 'survived' && o.survives?.startsWith('equivalent') === true).length;
-  const subsets = [...new Set(outcomes.map((o) => (o.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET).join(', ')))];
+  const subsetOf = (o: Outcome): string[] => {
+    const m = MUTANTS.find((x) => x.name === o.name);
+    return m !== undefined ? subsetFor(m) : o.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET;
+  };
+  const subsets = [...new Set(outcomes.map((o) => subsetOf(o).join(', ')))];
   const result = { date: new Date().toISOString(), subsets, budgetS, score, killed, judged: judged.length, planned, outcomes };
   const name = resultsName();
   await mkdir(join(root, 'bench/results'), { recursive: true });
