@@ -321,7 +321,7 @@ function run(cwd: string, budgetMs: number, subset: string[]): Promise<{ code: n
 
 async function scratchCopy(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'raftlog-mutant-'));
-  for (const p of ['src', 'test', 'native', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts', 'binding.gyp'])
+  for (const p of ['src', 'test', 'bench', 'native', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts', 'binding.gyp'])
     await cp(join(root, p), join(dir, p), { recursive: true });
   await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
   // The native addon is not mutated: reuse a built one.
