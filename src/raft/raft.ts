@@ -1022,6 +1022,8 @@ export class Raft {
       if (this.handoffIndex === 0) {
         this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }]);
         this.handoffIndex = this.raftLog.lastIndex();
+        // A whole election timeout for it, not what is left of the check-quorum round.
+        this.electionElapsed = 0;
         this.bcastAppend();
       }
       return cs;

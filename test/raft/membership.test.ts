@@ -203,6 +203,24 @@ describe('§6 membership changes', () => {
     expect(net.peer(2).applied).toEqual(['after']);
   });
 
+  it('a removed leader gets a whole election timeout to hand off, not what was left of its check-quorum round', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    // Eight of the ten ticks of the leader's round pass (its heartbeats answered) before it applies its removal.
+    net.tick(1, 8);
+    net.stabilize();
+    net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 1 });
+    net.stabilize();
+    expect(() => net.node(1).propose(new Uint8Array([1]))).toThrow(expect.objectContaining({ reason: 'not-member' }));
+    // 2 and 3 applied the change and no longer answer it: only the timeout ends the hand-off.
+    net.tick(1, 9);
+    net.stabilize();
+    expect(net.node(1).status().state).toBe(StateType.StateLeader);
+    net.tick(1, 1);
+    net.stabilize();
+    expect(net.node(1).status().state).toBe(StateType.StateFollower);
+  });
+
   it('a removed node cannot campaign and its answers are refused with a code', () => {
     const net = new Network([1, 2, 3]);
     net.campaign(1);

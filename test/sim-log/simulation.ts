@@ -890,14 +890,15 @@ class Simulation {
     };
     const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
     if (leader === undefined) return retry();
-    // As an operator would judge it after a lost answer: the leader's configuration shows the
-    // change, and no removed node still leads. A removed leader applies the change before the
-    // new voters know it committed, and hands off only once they do; stopping it sooner could
-    // leave them joint, without a quorum of the old half.
+    // As an operator judges it (README, Membership): a leader that is a voter of the new
+    // configuration reports it, joint state left. A removed leader applies the change before the
+    // new voters know it committed; stopping the removed nodes before they do could leave them
+    // joint, without a quorum of the old half.
     const finished = (): boolean => {
-      const conf = leader.log?.status().conf;
-      if (conf === undefined || (conf.votersOutgoing?.length ?? 0) > 0) return false;
-      if (this.jointVictims.some((n) => n.log?.status().role === 'leader')) return false;
+      const now = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
+      if (now === undefined || this.jointVictims.includes(now)) return false;
+      const conf = now.log!.status().conf;
+      if ((conf.votersOutgoing?.length ?? 0) > 0) return false;
       return this.jointSpares.every((n) => conf.voters.includes(n.id)) && this.jointVictims.every((n) => !conf.voters.includes(n.id));
     };
     const done = (): void => {
@@ -913,13 +914,21 @@ class Simulation {
       ...this.jointVictims.map((n) => ({ remove: n.id })),
     ];
     this.note(`joint change ${JSON.stringify(changes)} (asked of leader ${leader.id})`);
-    leader.log!.changeMembership(changes).then(done, (err: unknown) => {
+    // Resolved, the change is applied on the leader; the removed nodes stop once the operator's
+    // check passes (a removed leader whose new voters did not answer within an election timeout
+    // steps down and resolves before they may know the change committed).
+    const whenFinished = (): void => {
+      if (this.jointDone) return;
+      if (finished()) done();
+      else this.sched.after(50, whenFinished);
+    };
+    leader.log!.changeMembership(changes).then(whenFinished, (err: unknown) => {
       const code: string = (err as LogError).code;
       // RAFT_INVALID_CONF_CHANGE: an earlier attempt is still joint (its leave is on the way).
       if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER' && code !== 'RAFT_INVALID_CONF_CHANGE') {
         this.violation(`joint change on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       }
-      if (leader.log !== null && finished()) done();
+      if (finished()) done();
       else retry();
     });
   }
@@ -935,17 +944,14 @@ class Simulation {
   /** After the faults: the members are what the leader's configuration says, whatever answers the harness got. */
   private reconcileMembers(): void {
     if (this.jointSpares.length > 0) {
+      // Only a leader that the change keeps, out of the joint state, says who may stop (see jointChange).
       const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
       const conf = leader?.log?.status().conf;
-      if (conf === undefined) return;
-      // A voter of the outgoing half is still a member: the joint state may not be left yet.
-      const members = new Set([...conf.voters, ...(conf.votersOutgoing ?? [])]);
-      // A removed leader stops once it has handed off (see jointChange).
-      const leaveAfterHandOff = (n: SimNode): void => {
-        if (n.log?.status().role === 'leader') this.sched.after(50, () => leaveAfterHandOff(n));
-        else this.left(n);
-      };
-      for (const n of [...this.nodes]) if (!members.has(n.id)) leaveAfterHandOff(n);
+      if (conf === undefined || this.jointVictims.includes(leader!) || (conf.votersOutgoing?.length ?? 0) > 0) {
+        this.sched.after(50, () => this.reconcileMembers());
+        return;
+      }
+      for (const n of [...this.nodes]) if (!conf.voters.includes(n.id)) this.left(n);
       return;
     }
     if (this.spare === null) return;
