@@ -5,8 +5,8 @@
 // a message of its own the moment the commit moves.
 import { describe, expect, it } from 'vitest';
 import { enc, msg, newNode } from './network.js';
-import { MessageType, type Message, type Ready } from '../../src/raft/types.js';
-import { MemoryStorage, type RawNode } from '../../src/raft/index.js';
+import { ConfChangeType, EntryType, MessageType, StateType, type Message, type Ready } from '../../src/raft/types.js';
+import { MemoryStorage, decodeConfChange, type RawNode } from '../../src/raft/index.js';
 
 const { MsgApp, MsgAppResp, MsgVoteResp, MsgHeartbeatResp } = MessageType;
 
@@ -119,5 +119,28 @@ describe('a commit the leader cannot apply yet', () => {
     const out: Message[] = [];
     while (n.hasReady()) out.push(...take(n).messages);
     expect(apps(out).map((m) => [m.to, m.commit])).toEqual([[2, 2]]);
+  });
+
+  it('is sent at once by a leader handing off, which steps down in the same step', () => {
+    const { n, s } = leader();
+    // Demoted to a learner, it keeps its own progress: only the hand-off tells it not to hold the commit.
+    n.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 1 });
+    drainAll(n, s);
+    for (const from of [2, 3]) n.step(msg({ type: MsgAppResp, from, to: 1, term: 1, index: 2 }));
+    // Applying its own removal starts the hand-off: an empty entry (index 3), written while the followers take it.
+    const rd = take(n);
+    written(n, s, rd);
+    const cc = rd.committedEntries.find((e) => e.type === EntryType.ConfChange)!;
+    n.applyConfChange(decodeConfChange(cc.data));
+    const inFlight = take(n);
+    expect(inFlight.entries.map((e) => e.index)).toEqual([3]);
+    for (const from of [2, 3]) n.step(msg({ type: MsgAppResp, from, to: 1, term: 1, index: 3 }));
+    expect(n.status().state).toBe(StateType.StateFollower);
+    const out: Message[] = [];
+    while (n.hasReady()) out.push(...take(n).messages);
+    expect(apps(out).map((m) => [m.to, m.commit])).toEqual([
+      [2, 3],
+      [3, 3],
+    ]);
   });
 });
