@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
-import { freePorts, tempDir, waitFor } from '../log/helpers.js';
+import { freePortRun, tempDir, waitFor } from '../log/helpers.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -31,7 +31,9 @@ afterEach(() => {
 it('a SIGKILLed cluster leaves no node running', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  const [raft, resp] = await freePorts(2);
+  // Node i listens on raft + i - 1 and resp + i - 1: one run of four free ports, so the two ranges cannot meet.
+  const raft = await freePortRun(4);
+  const resp = raft + 2;
   const parent = spawn(
     process.execPath,
     ['--import', 'tsx', MAIN, 'cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(resp), '--sync', 'none'],

@@ -18,6 +18,7 @@ interface Extra {
   snapshotEvery?: number;
   snapshotCatchUpEntries?: number;
   promoteMaxLag?: number;
+  electionTicks?: number;
 }
 
 describe('ReplicatedLog membership', () => {
@@ -137,7 +138,8 @@ describe('ReplicatedLog membership', () => {
   });
 
   it('promote: refused with NOT_CAUGHT_UP while the learner lags, accepted once it caught up', async () => {
-    const c = await cluster(3, 1, { promoteMaxLag: 10 });
+    // A longer election timeout: on a loaded machine a 100 ms one can move the leader mid-test.
+    const c = await cluster(3, 1, { promoteMaxLag: 10, electionTicks: 50 });
     const leader = await c.leader();
     await leader.log!.addLearner(4, c.addr(4));
     // Node 4 is not running: its log stays empty while the leader's grows.
