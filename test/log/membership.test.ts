@@ -112,7 +112,7 @@ describe('ReplicatedLog membership', () => {
     expect(leader.log!.status().role).not.toBe('leader');
   });
 
-  it('a change that removes the leader and another original resolves only once the new voters know it committed: both may stop at once', async () => {
+  it('a change that removes the leader and another original resolves once the leader has stepped down; with the new voters in reach they know it committed, and both may stop at once', async () => {
     const c = await cluster(3, 2);
     const leader = await c.leader();
     const other = [...c.members.values()].find((m) => m !== leader)!;
