@@ -944,10 +944,11 @@ class Simulation {
   /** After the faults: the members are what the leader's configuration says, whatever answers the harness got. */
   private reconcileMembers(): void {
     if (this.jointSpares.length > 0) {
-      // Only a leader that the change keeps, out of the joint state, says who may stop (see jointChange).
+      // Only a leader that is a voter of its own configuration, out of the joint state, says who may
+      // stop (see jointChange): not one the change removed, still handing off.
       const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
       const conf = leader?.log?.status().conf;
-      if (conf === undefined || this.jointVictims.includes(leader!) || (conf.votersOutgoing?.length ?? 0) > 0) {
+      if (conf === undefined || !conf.voters.includes(leader!.id) || (conf.votersOutgoing?.length ?? 0) > 0) {
         this.sched.after(50, () => this.reconcileMembers());
         return;
       }
