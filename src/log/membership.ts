@@ -164,9 +164,8 @@ export class Membership {
 
   /**
    * The leader this node proposed through is gone: its changes may or may not commit, and no
-   * longer can be told apart here. A change that removed this leader is done: the leader steps
-   * down once it has handed off, or earlier if it loses its leadership otherwise, after which it
-   * can do no more for the change.
+   * longer can be told apart here. A change that removed this leader resolves now: the leader
+   * stepped down after its hand-off (or lost its leadership otherwise) and can do no more for it.
    */
   onLeaderLost(): void {
     for (const [index, c] of this.confPending) {
@@ -187,11 +186,12 @@ export class Membership {
 
   /**
    * A change is done once applied, unless it removed this node while it leads. The new voters
-   * may then not know yet that it committed, and a node told it is done may be stopped: were
-   * it joint, voters still in the joint configuration could not form the old half's quorum
-   * without the nodes it removed, ever. Such a leader keeps leading until an entry it appends
-   * after the change commits in the new configuration, which tells a majority of the new
-   * voters, and then steps down: the change is done then.
+   * may then not know yet that it committed, and were it joint, without the nodes it removed
+   * they could never form the old half's quorum. Such a leader keeps leading until an entry it
+   * appends after the change commits in the new configuration, or for an election timeout
+   * (voters that applied the change no longer hear it), and then steps down: the change
+   * resolves then. Only a leader of the new configuration can confirm the voters know, which
+   * is why the README has operators check it before stopping removed nodes.
    */
   private settle(resolve: () => void): void {
     if (this.host.isLeader() && !this.conf.voters.includes(this.id)) this.confHandoff.add(resolve);

@@ -4,6 +4,8 @@ import { verdicts } from '../../bench/goals.js';
 import { renderReport } from '../../bench/report.js';
 
 const machine = { cpu: 'Test CPU', cores: 4, node: 'v20.0.0', platform: 'linux-x64', loadStart: [1, 2, 3], loadEnd: [0.5, 1.25, 2] };
+/** What every resp result records about its run. */
+const respRun = { date: '2026-01-02T03:04:05.000Z', machine, seconds: 5, warmupSeconds: 1, runs: 3 };
 
 it('describes a machine with its load at start and, once finished, at end', () => {
   expect(describeMachine(machine)).toBe('Test CPU, 4 cores, Node v20.0.0; load average (1/5/15 min) at start 1.00 2.00 3.00, at end 0.50 1.25 2.00');
@@ -40,11 +42,7 @@ it('renders the resp suite as one row per concurrency, with the ratio, and the c
   const page = renderReport(
     {
       resp: {
-        date: '2026-01-02T03:04:05.000Z',
-        machine,
-        seconds: 5,
-        warmupSeconds: 1,
-        runs: 3,
+        ...respRun,
         redisVersion: '7.0.15',
         rows: [
           {
@@ -113,11 +111,7 @@ it('judges the real-client goals: in-process against RESP at 256, and what snaps
   const results = {
     cluster: { rows: [{ system: 'cluster (3 nodes)', recordBytes: 100, clients: 256, recordsPerSec: 30_000 }] },
     resp: {
-      date: '2026-01-02T03:04:05.000Z',
-      machine,
-      seconds: 5,
-      warmupSeconds: 1,
-      runs: 3,
+      ...respRun,
       rows: [{ clients: 256, cluster: { setsPerSec: 24_000 }, redis: null, ratio: null, redisBenchmark: null }],
       snapshotCost: {
         clients: 256,
