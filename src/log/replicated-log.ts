@@ -5,7 +5,7 @@ import { ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } fr
 import { RawNode } from '../raft/raw-node.js';
 import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
-import { RaftStorage } from '../storage/raft-storage.js';
+import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
 import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
@@ -88,6 +88,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private pumpScheduled = false;
   /** @internal */
   private pumping = false;
+  /** A Ready that applies a membership change waits for its commit to be durable; no other Ready runs meanwhile. @internal */
+  private applyHeld = false;
   /** @internal */
   private closed = false;
   /** close() was called: no new work is accepted. @internal */
@@ -558,7 +560,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.pumping || this.closed) return;
     this.pumping = true;
     try {
-      while (!this.closed && this.node.hasReady()) this.handleReady(this.node.ready());
+      while (!this.closed && !this.applyHeld && this.node.hasReady()) this.handleReady(this.node.ready());
     } catch (err) {
       this.fail(err);
     } finally {
@@ -575,13 +577,24 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // messages to take in, and the sync must leave the event loop free.
     this.deps.wal.inlineWrites = this.membership.members.size <= 1;
     const durable = this.storage.persist(rd);
-    this.node.advance(rd);
-    if (rd.snapshot !== undefined) this.beginRestore(rd.snapshot, durable);
-    this.applyEntries(rd.committedEntries);
-    this.barriers.onReadStates(rd.readStates);
+    // A configuration this node reports applied must survive a crash of every node: operators stop
+    // removed members on that report. So a Ready that applies a membership change waits until its
+    // commit is durable (the storage writes it at once), and the Readies after it wait for it.
+    const held = commitsConfChange(rd);
+    if (held) this.applyHeld = true;
+    else this.advanceAndApply(rd, durable);
     durable.then(
       () => {
         if (this.closed) return;
+        if (held) {
+          this.applyHeld = false;
+          try {
+            this.advanceAndApply(rd, durable);
+          } catch (err) {
+            this.fail(err); // as pump() does: damage found while applying stops the node
+            return;
+          }
+        }
         const acks = this.node.persisted(rd);
         if (acks.length > 0) this.deps.transport?.send(acks);
         this.committed.notify();
@@ -589,6 +602,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       },
       (err: unknown) => this.fail(err),
     );
+  }
+
+  /** @internal */
+  private advanceAndApply(rd: Ready, durable: Promise<void>): void {
+    this.node.advance(rd);
+    if (rd.snapshot !== undefined) this.beginRestore(rd.snapshot, durable);
+    this.applyEntries(rd.committedEntries);
+    this.barriers.onReadStates(rd.readStates);
   }
 
   /** @internal */

@@ -44,6 +44,7 @@ const {
   MsgCheckQuorum,
   MsgHeartbeatResp,
   MsgHup,
+  MsgPreVote,
   MsgPreVoteResp,
   MsgProp,
   MsgReadIndex,
@@ -51,6 +52,7 @@ const {
   MsgSnapStatus,
   MsgTransferLeader,
   MsgUnreachable,
+  MsgVote,
   MsgVoteResp,
 } = MessageType;
 const { StateLeader } = StateType;
@@ -164,10 +166,13 @@ export class RawNode {
     if (isLocalOnly(m.type)) throw new StepLocalMsgError(m.type);
     const r = this.raft;
     // Only members (and nodes a logged change is adding) are heard: a stranger's heartbeat, append,
-    // vote or snapshot must not move this node's term, leader or log. One exception keeps a lagging
-    // follower live: its configuration may predate the current leader's addition, so while it knows no
-    // leader it hears leader traffic from an id it never saw removed, and then only from that leader.
-    if (isResponse(m.type) ? !r.trk.progress.has(m.from) : !r.knows(m.from) && !this.mayLeadUnknown(m)) throw new StepPeerNotFoundError(m.from);
+    // vote or snapshot must not move this node's term, leader or log. Two exceptions keep a lagging
+    // node live, since its configuration may predate a newer member's addition: while it knows no
+    // leader it hears leader traffic from an id it never saw removed (and then only from that leader),
+    // and the vote requests of such an id (a candidate joint with an outgoing half that names this
+    // node may need its vote; the vote rules still require the candidate's log to be as up to date).
+    if (isResponse(m.type) ? !r.trk.progress.has(m.from) : !r.knows(m.from) && !this.mayLeadUnknown(m) && !this.mayCampaignUnknown(m))
+      throw new StepPeerNotFoundError(m.from);
     // A snapshot replaces the whole state, so it is taken only from the node known to lead the
     // message's term. A follower that has not heard of that leader yet refuses it: the leader's
     // heartbeat or append (sent before any snapshot) makes it known, and the snapshot is retried.
@@ -196,6 +201,12 @@ export class RawNode {
     // A node outside its own configuration never campaigns, so it never forgets the leader it had: a leader of a
     // later term is heard, or a node removed and then added back could never learn its return.
     return !r.trk.progress.has(r.id) && m.term > r.term;
+  }
+
+  private mayCampaignUnknown(m: Message): boolean {
+    const r = this.raft;
+    if (m.type !== MsgVote && m.type !== MsgPreVote) return false;
+    return r.lead === None && r.state !== StateLeader && !r.removedPeers.has(m.from);
   }
 
   /** Requests a linearizable read point; it shows up in Ready.readStates tagged with `ctx`. */

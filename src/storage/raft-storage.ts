@@ -1,5 +1,5 @@
 import { CompactedError, UnavailableError } from '../raft/errors.js';
-import { MAX_INDEX, MAX_TERM, type ConfState, type Entry, type HardState, type Ready, type Snapshot, type Storage } from '../raft/types.js';
+import { EntryType, MAX_INDEX, MAX_TERM, type ConfState, type Entry, type HardState, type Ready, type Snapshot, type Storage } from '../raft/types.js';
 import { StateCorruptError } from './errors.js';
 import type { LogStore } from './log-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
@@ -118,8 +118,12 @@ export class RaftStorage implements Storage {
   /** Makes a Ready's snapshot, entries and hard state durable; resolves after every earlier persist. */
   persist(rd: Ready): Promise<void> {
     const { snapshot, entries } = rd;
-    let hardState = rd.hardState;
-    if (hardState !== undefined && entries.length === 0 && snapshot === undefined && !rd.mustSync) {
+    // Losing the commit of a membership change would take a node back to the configuration
+    // before it, which may need members already stopped because they were reported removed:
+    // that commit is written now (the driver applies the change once it is durable).
+    const commitsConf = commitsConfChange(rd);
+    let hardState = rd.hardState ?? (commitsConf ? this.deferredHardState : undefined);
+    if (hardState !== undefined && entries.length === 0 && snapshot === undefined && !rd.mustSync && !commitsConf) {
       this.deferredHardState = hardState;
       hardState = undefined;
     } else if (hardState === undefined && this.deferredHardState !== undefined && entries.length > 0) {
@@ -225,4 +229,10 @@ export class RaftStorage implements Storage {
   private snapIndex(): number {
     return this.snap?.meta.index ?? 0;
   }
+}
+
+/** Whether the Ready hands a membership change to be applied. */
+export function commitsConfChange(rd: Ready): boolean {
+  for (const e of rd.committedEntries) if (e.type === EntryType.ConfChange) return true;
+  return false;
 }

@@ -18,7 +18,7 @@ import {
   WrongNodeError,
 } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
-import { WIRE_VERSION, decodeFrame, encodeChallenge, encodePing, encodeRefuse, newUnpacker } from './wire.js';
+import { WIRE_VERSION, decodeFrame, encodeChallenge, encodeMessage, encodePing, encodeRefuse, newUnpacker } from './wire.js';
 import type { ChunkFrame, Frame, HelloFrame } from './wire.js';
 import { NONCE_BYTES, nonce, proof, verify } from './auth.js';
 import type { HandshakeFacts } from './auth.js';
@@ -108,6 +108,13 @@ export class Inbound {
     this.stopTimers();
     this.abandon();
     this.socket.destroy();
+  }
+
+  /** Writes `m` back to the dialer when it is the authenticated peer of this open connection. */
+  answer(m: Message): boolean {
+    if (this.closed || this.peer === 0 || m.to !== this.peer) return false;
+    this.socket.write(encodeFrames([encodeMessage(this.c.packer, m)]));
+    return true;
   }
 
   /** Another connection from the same peer started a snapshot stream: this one's is dropped, and the connection with it. */

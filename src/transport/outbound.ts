@@ -55,6 +55,8 @@ export interface OutboundConfig {
   /** The driver will send more in this turn (TransportHandlers.sendingLater). */
   sendingLater(): boolean;
   snapshotStatus(peer: number, ok: boolean): void;
+  /** A message the peer answered on this connection (it has no address for this node). */
+  deliver(m: Message): void;
 }
 
 export interface OutboundStats {
@@ -406,14 +408,21 @@ export class Outbound {
     const decoder = new FrameDecoder(this.c.maxFrameBytes);
     const unpacker = newUnpacker();
     s.on('data', (chunk: Buffer) => {
-      // The accepting side writes its challenge, answers pings, and says why it is closing on us.
+      // The accepting side writes its challenge, answers pings, says why it is closing on us, and
+      // answers messages here when it has no address for this node.
       try {
         decoder.push(chunk);
         for (let payload = decoder.next(); payload !== undefined; payload = decoder.next()) {
           const f = decodeFrame(unpacker, payload);
           if (f.kind === 'refuse') this.lastError = new PeerRefusedError(peer, f.code, f.reason);
           else if (f.kind === 'pong' && this.state === 'open') heard();
-          else onChallenge(f);
+          else if (f.kind === 'message' && this.state === 'open') {
+            const m = f.message;
+            if (m.from !== peer || m.to !== this.c.self || m.type === MessageType.MsgSnap)
+              throw new TransportError('TRANSPORT_MALFORMED_FRAME', `message ${m.from}->${m.to} answered on the connection to node ${peer}`);
+            heard();
+            this.c.deliver(m);
+          } else onChallenge(f);
         }
       } catch (e) {
         if (!(e instanceof TransportError)) throw e;

@@ -3,7 +3,7 @@
 // a bounded queue under back-pressure, reconnects with jittered backoff.
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Message } from '../raft/types.js';
+import { MessageType, type Message } from '../raft/types.js';
 import { formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import {
@@ -158,6 +158,10 @@ export class TcpTransport implements Transport {
       unreachable: (peer) => this.notify(() => this.pendingUnreachable.add(peer)),
       sendingLater: () => this.handlers?.sendingLater?.() === true,
       snapshotStatus: (peer, ok) => this.notify(() => this.pendingSnapshotStatus.push([peer, ok])),
+      deliver: (m) => {
+        this.messagesReceived++;
+        this.handlers?.onMessage(m);
+      },
     };
   }
 
@@ -217,8 +221,19 @@ export class TcpTransport implements Transport {
     for (const m of messages) {
       const peer = this.outbound.get(m.to);
       if (peer !== undefined) peer.send(m);
-      else this.config.unreachable(m.to);
+      else if (!this.answer(m)) this.config.unreachable(m.to);
     }
+  }
+
+  /**
+   * A message to a peer this node has no address for goes back on a connection that peer dialed,
+   * if one is open: a node whose configuration predates a candidate's addition can still answer
+   * its vote request, without dialing an address the driver never gave.
+   */
+  private answer(m: Message): boolean {
+    if (m.type === MessageType.MsgSnap || this.removed.has(m.to)) return false;
+    for (const c of this.inbound) if (c.answer(m)) return true;
+    return false;
   }
 
   addPeer(id: number, address: string): void {
@@ -331,10 +346,7 @@ export class TcpTransport implements Transport {
       authenticated: authenticatedOrGone,
       logger: this.logger,
       packer: this.config.packer,
-      deliver: (m) => {
-        this.messagesReceived++;
-        this.handlers?.onMessage(m);
-      },
+      deliver: this.config.deliver,
       // Only the driver decides whom this node dials: an announced address is used solely for a
       // peer the driver added without a dialable one (never for a stranger, never to move a peer).
       learned: (peer, address) => {

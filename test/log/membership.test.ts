@@ -2,7 +2,9 @@
 // configuration, promotion of learners only once they caught up, and the
 // catch-up window that spares a slightly lagging follower a whole snapshot.
 import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { Wal } from '../../src/wal/index.js';
 import { RecordingMachine, appendInTurns, appendSurely, enc, freePorts, tempDir, waitFor } from './helpers.js';
 
 const SECRET = 'a secret for the membership tests';
@@ -205,5 +207,36 @@ describe('ReplicatedLog membership', () => {
     await waitFor('the lagging node to catch up', () => (lagging.log?.status().applied ?? 0) >= s.commit, 20_000);
     expect(lagging.sm.restoredFrom).toBeNull(); // no snapshot was received
     expect(lagging.sm.applied.map((a) => a.data)).toEqual(leader.sm.applied.slice(0, lagging.sm.applied.length).map((a) => a.data));
+  });
+
+  it('a change is applied, and reported, only once its commit is durable on this node', async () => {
+    // Operators stop removed nodes when a leader reports the new configuration: a crash of every
+    // node must not take that leader back to a configuration that still needs them.
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const wal = await Wal.open(join(t.dir, 'wal'));
+    const log = await ReplicatedLog.open({ dataDir: t.dir }, { wal });
+    cleanups.push(() => log.close());
+    await log.append(enc('a'));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    cleanups.push(() => release()); // before the close: a failed check must not leave the write held
+    let held = 0;
+    const write = wal.append.bind(wal);
+    wal.append = (entries, hardState) => {
+      // A hard state alone, after the change's own entry: the write of its commit.
+      if (entries.length === 0 && hardState !== undefined) {
+        held++;
+        return gate.then(() => write(entries, hardState));
+      }
+      return write(entries, hardState);
+    };
+    const added = log.addLearner(2, '127.0.0.1:1');
+    await waitFor('the commit to be written', () => held > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(log.status().conf.learners).toEqual([]);
+    release();
+    await added;
+    expect(log.status().conf.learners).toEqual([2]);
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EntryType, MAX_INDEX, MAX_TERM, type Entry, type Ready, type Snapshot } from '../../src/raft/types.js';
+import { EntryType, MAX_INDEX, MAX_TERM, type Entry, type HardState, type Ready, type Snapshot } from '../../src/raft/types.js';
 import type { LogStore } from '../../src/storage/log-store.js';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
 import { FileSnapshotStore, MemorySnapshotStore } from '../../src/storage/snapshot-store.js';
@@ -47,6 +47,46 @@ function strictMemoryLog(): LogStore & { order: number[] } {
     async close() {},
   };
 }
+
+describe('RaftStorage hard state', () => {
+  /** The hard states handed to the log, in order. */
+  function recordingLog(): LogStore & { written: HardState[] } {
+    const log = strictMemoryLog();
+    const written: HardState[] = [];
+    const append = log.append.bind(log);
+    return Object.assign(log, {
+      written,
+      append: (es: Entry[], hs?: HardState) => {
+        if (hs !== undefined) written.push(hs);
+        return append(es, hs);
+      },
+    });
+  }
+  const confEntry: Entry = { index: 5, term: 1, type: EntryType.ConfChange, data: Buffer.from([1]) };
+
+  it('a commit-only hard state waits for the next write: losing it only delays applying', async () => {
+    const log = recordingLog();
+    const storage = await RaftStorage.open(log, new MemorySnapshotStore(), conf);
+    await storage.persist(ready({ hardState: { term: 1, vote: 1, commit: 4 }, mustSync: false }));
+    expect(log.written).toEqual([]);
+    await storage.persist(ready({ entries: entries(1, 1, 1), mustSync: true }));
+    expect(log.written).toEqual([{ term: 1, vote: 1, commit: 4 }]);
+  });
+
+  it('the commit of a membership change is written before it is applied, deferred or not', async () => {
+    const log = recordingLog();
+    const storage = await RaftStorage.open(log, new MemorySnapshotStore(), conf);
+    await storage.persist(ready({ hardState: { term: 1, vote: 1, commit: 5 }, committedEntries: [confEntry], mustSync: false }));
+    expect(log.written).toEqual([{ term: 1, vote: 1, commit: 5 }]);
+    // The commit moved in one Ready, the change is handed out in a later one: the deferred state goes with it.
+    await storage.persist(ready({ hardState: { term: 1, vote: 1, commit: 6 }, mustSync: false }));
+    await storage.persist(ready({ committedEntries: [{ ...confEntry, index: 6 }], mustSync: false }));
+    expect(log.written).toEqual([
+      { term: 1, vote: 1, commit: 5 },
+      { term: 1, vote: 1, commit: 6 },
+    ]);
+  });
+});
 
 describe('RaftStorage write ordering', () => {
   // A write that arrives just as a received snapshot finishes installing must still

@@ -7,7 +7,7 @@ import type { Message } from '../../src/raft/types.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
-import { decodeFrame, encodeChallenge, encodeChunk, encodeHello, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import { decodeFrame, encodeChallenge, encodeChunk, encodeHello, encodeMessage, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 
 const open: TcpTransport[] = [];
@@ -307,14 +307,37 @@ describe('TcpTransport', () => {
     await stillWorks(a.t, b.rec, 5);
   });
 
-  it('never dials an address announced by a peer the driver did not add', async () => {
+  it('never dials a peer the driver did not add, but answers it on the connection it dialed', async () => {
     const b = await node({ id: 2 });
     const a = await node({ id: 1, peers: { 2: b.t.address } }); // b has never heard of a
     await stillWorks(a.t, b.rec, 1);
-    b.t.send([msg(2, 1, { commit: 7 })]);
-    await until(() => b.rec.unreachable.includes(1), 'node 1 reported unreachable');
+    // A vote answer to a candidate whose addition b's log does not hold yet.
+    b.t.send([msg(2, 1, { type: MessageType.MsgPreVoteResp, term: 3 })]);
+    await until(() => a.rec.messages.some((m) => m.type === MessageType.MsgPreVoteResp && m.term === 3), 'the answer on the dialed connection');
     expect(b.t.stats().peers[1]).toBeUndefined();
-    expect(a.rec.messages.some((m) => m.commit === 7)).toBe(false);
+    expect(b.rec.unreachable).toEqual([]);
+    // Without a connection from it, the stranger is unreachable.
+    await a.t.close();
+    await until(() => {
+      b.t.send([msg(2, 1, { commit: 7 })]);
+      return b.rec.unreachable.includes(1);
+    }, 'node 1 reported unreachable once its connection closed');
+    expect(b.t.stats().peers[1]).toBeUndefined();
+  });
+
+  it('drops a connection on which the accepting side answers in the name of another node', async () => {
+    const sink = net.createServer((s) => {
+      s.write(acceptHandshake());
+      s.write(frame(encodeMessage(newPacker(), msg(3, 1, { type: MessageType.MsgVoteResp, term: 2 }))));
+      s.resume();
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const port = (sink.address() as net.AddressInfo).port;
+    const { t, rec, log } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` } });
+    await until(() => log.has(/connection to peer 2 .* lost: message 3->1 answered on the connection to node 2/), 'the connection to be dropped');
+    expect(rec.messages).toEqual([]);
+    await t.close();
+    await within('the sink to close', new Promise((r) => sink.close(r)));
   });
 
   it('uses an announced address only for a peer the driver added without a dialable one', async () => {
