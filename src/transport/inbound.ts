@@ -53,6 +53,7 @@ export interface InboundConfig {
 }
 
 const HANDSHAKE_MAX_BYTES = 1024;
+const ANSWER_MAX_BUFFERED = 1024 * 1024;
 
 interface Assembly {
   streamId: number;
@@ -110,9 +111,12 @@ export class Inbound {
     this.socket.destroy();
   }
 
-  /** Writes `m` back to the dialer when it is the authenticated peer of this open connection. */
+  /**
+   * Writes `m` back to the dialer when it is the authenticated peer of this open connection and
+   * reads what it is sent (a dialer that does not is not answered: unsent bytes stay bounded).
+   */
   answer(m: Message): boolean {
-    if (this.closed || this.peer === 0 || m.to !== this.peer) return false;
+    if (this.closed || this.peer === 0 || m.to !== this.peer || this.socket.writableLength > ANSWER_MAX_BUFFERED) return false;
     this.socket.write(encodeFrames([encodeMessage(this.c.packer, m)]));
     return true;
   }

@@ -325,6 +325,25 @@ describe('TcpTransport', () => {
     expect(b.t.stats().peers[1]).toBeUndefined();
   });
 
+  it('stops answering on a connection whose dialer does not read: the unsent bytes stay bounded', async () => {
+    const b = await node({ id: 2 });
+    const s = await raw(b.t.address, { from: 7, to: 2, clusterId: 'c1' });
+    s.pause();
+    await until(() => b.t.stats().messagesReceived === 0 && b.t.stats().framesReceived >= 2, 'the handshake');
+    const big = { type: MessageType.MsgApp, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(512 * 1024) }] };
+    let sent = 0;
+    await until(() => {
+      if (sent < 200) b.t.send([msg(2, 7, big)]);
+      sent++;
+      return b.rec.unreachable.includes(7) || sent > 200;
+    }, 'node 7 reported unreachable once its connection backed up');
+    // What the kernel's socket buffers take, and 1 MiB more: nowhere near the 512 KiB x 200 tried.
+    expect(b.rec.unreachable).toContain(7);
+    expect(sent).toBeLessThan(200);
+    expect(sent).toBeGreaterThan(1); // answered, until the buffer filled
+    s.destroy();
+  });
+
   it('drops a connection on which the accepting side answers in the name of another node', async () => {
     const sink = net.createServer((s) => {
       s.write(acceptHandshake());
