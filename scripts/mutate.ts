@@ -266,6 +266,27 @@ const MUTANTS: Mutant[] = [
     replace: '    if (this.c.sendingLater()) setImmediate(this.flushAtTurnEnd);',
     tests: ['test/transport/tcp-transport.test.ts'],
   },
+  {
+    name: 'raft: a vote request from an id the configuration does not name is refused',
+    file: 'src/raft/raw-node.ts',
+    find: '    return r.lead === None && r.state !== StateLeader && !r.removedPeers.has(m.from);',
+    replace: '    return false;',
+    tests: ['test/raft'],
+  },
+  {
+    name: 'log: a membership change is applied before its commit is durable',
+    file: 'src/log/replicated-log.ts',
+    find: '    const held = commitsConfChange(rd);',
+    replace: '    const held = false;',
+    tests: ['test/log/membership.test.ts'],
+  },
+  {
+    name: 'transport: a peer with no address is not answered on its connection',
+    file: 'src/transport/tcp-transport.ts',
+    find: '      else if (!this.answer(m)) this.config.unreachable(m.to);',
+    replace: '      else this.config.unreachable(m.to);',
+    tests: ['test/transport/tcp-transport.test.ts'],
+  },
 ];
 
 const root = resolve(import.meta.dirname, '..');
