@@ -117,7 +117,9 @@ export class Inbound {
    */
   answer(m: Message): boolean {
     if (this.closed || this.peer === 0 || m.to !== this.peer || this.socket.writableLength > ANSWER_MAX_BUFFERED) return false;
-    this.socket.write(encodeFrames([encodeMessage(this.c.packer, m)]));
+    const payload = encodeMessage(this.c.packer, m);
+    if (payload.length > this.c.maxFrameBytes) return false; // the dialer, with the same limit, would drop its connection
+    this.socket.write(encodeFrames([payload]));
     return true;
   }
 

@@ -344,6 +344,18 @@ describe('TcpTransport', () => {
     s.destroy();
   });
 
+  it('does not answer on a dialed connection with a message over maxFrameBytes', async () => {
+    const b = await node({ id: 2, maxFrameBytes: 64 * 1024 });
+    const a = await node({ id: 1, peers: { 2: b.t.address } }); // b has never heard of a
+    await stillWorks(a.t, b.rec, 1);
+    const big = { type: MessageType.MsgApp, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(128 * 1024) }] };
+    b.t.send([msg(2, 1, big)]);
+    await until(() => b.rec.unreachable.includes(1), 'node 1 reported unreachable');
+    b.t.send([msg(2, 1, { commit: 9 })]);
+    await until(() => a.rec.messages.some((m) => m.commit === 9), 'a small answer on the same connection');
+    expect(a.rec.messages.some((m) => m.type === MessageType.MsgApp)).toBe(false);
+  });
+
   it('drops a connection on which the accepting side answers in the name of another node', async () => {
     const sink = net.createServer((s) => {
       s.write(acceptHandshake());
