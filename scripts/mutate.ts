@@ -274,6 +274,13 @@ const MUTANTS: Mutant[] = [
     tests: ['test/raft'],
   },
   {
+    name: "raft: a follower that applied its leader's removal refuses that leader's hand-off",
+    file: 'src/raft/raw-node.ts',
+    find: '    if (r.lead === m.from && m.term === r.term) return true;\n    const removedAt',
+    replace: '    const removedAt',
+    tests: ['test/raft'],
+  },
+  {
     name: 'log: a membership change is applied before its commit is durable',
     file: 'src/log/replicated-log.ts',
     find: '    const held = commitsConfChange(rd);',

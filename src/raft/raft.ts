@@ -494,8 +494,8 @@ export class Raft {
     if (this.electionElapsed >= this.electionTimeout) {
       this.electionElapsed = 0;
       if (this.handoffIndex > 0) {
-        // The hand-off did not finish in an election timeout (its followers may already have
-        // applied the change and stopped listening): step down all the same.
+        // The hand-off did not finish in an election timeout (the new voters are out of reach):
+        // step down all the same.
         this.becomeFollower(this.term, None);
         return;
       }

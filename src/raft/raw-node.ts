@@ -194,10 +194,12 @@ export class RawNode {
     // a removed node can only do if a configuration added it back (this node's log may not hold that change
     // yet: refusing the new leader would leave it behind for good) or if it holds the removal itself, which it
     // then commits and steps down.
+    // The leader this node follows in this term is that term's only leader; removed, it knows it (this
+    // node learned the removal committed from it) and is handing off: its entry must reach the new voters.
+    if (r.lead === m.from && m.term === r.term) return true;
     const removedAt = r.removedPeers.get(m.from);
     if (removedAt !== undefined && m.term <= removedAt) return false;
     if (r.lead === None) return m.term >= r.term;
-    if (r.lead === m.from && m.term === r.term) return true;
     // A node outside its own configuration never campaigns, so it never forgets the leader it had: a leader of a
     // later term is heard, or a node removed and then added back could never learn its return.
     return !r.trk.progress.has(r.id) && m.term > r.term;

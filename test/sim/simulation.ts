@@ -546,6 +546,9 @@ export class Simulation {
       if (leader.conf.autoLeave !== true) this.proposeJoint(leader, { transition: 'auto', changes: [] });
       return;
     }
+    // A leader outside its own configuration is handing off: it proposes nothing (and a change
+    // drawn from its voters could name it twice, removed and added).
+    if (!leader.conf.voters.includes(leader.id)) return;
     if (this.options.joint === true && this.rng.chance(0.5) && this.jointChange(leader)) return;
     const { voters, learners } = leader.conf;
     // Removed nodes come back too: once one leads, it must catch up a follower that has not applied its return.
