@@ -189,14 +189,14 @@ export class RawNode {
     const r = this.raft;
     if (m.type !== MsgApp && m.type !== MsgHeartbeat && m.type !== MsgSnap) return false;
     if (r.state === StateLeader) return false;
-    // A removed node that never learned of its removal may still think it leads the term it led in: it must not
-    // take this node over. A leader of a later term won an election after this node applied the removal, which
-    // a removed node can only do if a configuration added it back (this node's log may not hold that change
-    // yet: refusing the new leader would leave it behind for good) or if it holds the removal itself, which it
-    // then commits and steps down.
     // The leader this node follows in this term is that term's only leader; removed, it knows it (this
     // node learned the removal committed from it) and is handing off: its entry must reach the new voters.
     if (r.lead === m.from && m.term === r.term) return true;
+    // Any other removed node that never learned of its removal may still think it leads the term it led in: it
+    // must not take this node over. A leader of a later term won an election after this node applied the removal,
+    // which a removed node can only do if a configuration added it back (this node's log may not hold that change
+    // yet: refusing the new leader would leave it behind for good) or if it holds the removal itself, which it
+    // then commits and steps down.
     const removedAt = r.removedPeers.get(m.from);
     if (removedAt !== undefined && m.term <= removedAt) return false;
     if (r.lead === None) return m.term >= r.term;
