@@ -189,7 +189,7 @@ export class Membership {
    * may then not know yet that it committed, and were it joint, without the nodes it removed
    * they could never form the old half's quorum. Such a leader keeps leading until an entry it
    * appends after the change commits in the new configuration, or for an election timeout
-   * (voters that applied the change no longer hear it), and then steps down: the change
+   * (the new voters out of its reach), and then steps down: the change
    * resolves then. Only a leader of the new configuration can confirm the voters know, which
    * is why the README has operators check it before stopping removed nodes.
    */

@@ -208,7 +208,7 @@ export class RawNode {
   private mayCampaignUnknown(m: Message): boolean {
     const r = this.raft;
     if (m.type !== MsgVote && m.type !== MsgPreVote) return false;
-    return r.lead === None && r.state !== StateLeader && !r.removedPeers.has(m.from);
+    return r.lead === None && !r.removedPeers.has(m.from); // a leader knows one: itself
   }
 
   /** Requests a linearizable read point; it shows up in Ready.readStates tagged with `ctx`. */

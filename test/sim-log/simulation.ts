@@ -132,8 +132,6 @@ interface SimNode {
   closing: boolean;
   /** What the node is opened with: the cluster as it was when the node joined. */
   peers: Record<number, string>;
-  /** Added after the start: opened as `raftlog serve --join` opens it, never bootstrapping its own configuration. */
-  join: boolean;
   /** Removed from the cluster: never started again. */
   removed: boolean;
 }
@@ -289,7 +287,7 @@ class Simulation {
     }
     if (membership) {
       const id = this.opts.nodes + 1;
-      this.spare = this.newNode(id, new MemoryDisk(this.rng.fork(), CALM_DISK), { ...this.peers, [id]: `sim:${id}` }, true);
+      this.spare = this.newNode(id, new MemoryDisk(this.rng.fork(), CALM_DISK), { ...this.peers, [id]: `sim:${id}` });
     }
     this.everyone.push(...this.nodes, ...(this.spare === null ? [] : [this.spare]));
     if (this.mix !== null)
@@ -300,7 +298,7 @@ class Simulation {
       );
   }
 
-  private newNode(id: number, disk: MemoryDisk, peers: Record<number, string>, join = false): SimNode {
+  private newNode(id: number, disk: MemoryDisk, peers: Record<number, string>): SimNode {
     return {
       id,
       disk,
@@ -314,7 +312,6 @@ class Simulation {
       restartAt: 0,
       closing: false,
       peers,
-      join,
       removed: false,
     };
   }
@@ -453,7 +450,8 @@ class Simulation {
         dataDir: `sim://node${n.id}`,
         id: n.id,
         peers: n.peers,
-        join: n.join,
+        // A node added after the start opens as `raftlog serve --join` does: it never bootstraps its own configuration.
+        join: n.id > this.opts.nodes,
         stateMachine: machine,
         snapshotEvery: this.opts.snapshotEvery,
         // Lying-disk runs keep the catch-up path they were written against (a follower past the
@@ -882,7 +880,7 @@ class Simulation {
       const peers = { ...this.peers, [base + 1]: `sim:${base + 1}`, [base + 2]: `sim:${base + 2}` };
       this.jointVictims = this.pickVictims();
       for (const id of [base + 1, base + 2]) {
-        const n = this.newNode(id, new MemoryDisk(this.rng.fork(), CALM_DISK), peers, true);
+        const n = this.newNode(id, new MemoryDisk(this.rng.fork(), CALM_DISK), peers);
         this.jointSpares.push(n);
         this.nodes.push(n);
         this.everyone.push(n); // their disks count toward durability like any member's
