@@ -116,7 +116,7 @@ const SECTIONS: Record<string, Section> = {
   wal: {
     title: 'Write-ahead log',
     about:
-      '`npm run bench -- wal`: the native WAL and a plain Node group-commit writer, `inflight` appends of `batch` records outstanding, every append durable.',
+      '`npm run bench -- wal`: the native WAL and a plain Node group-commit writer, `inflight` appends of `batch` records outstanding, every append durable; each case is measured after a warm-up under the same load (a quarter of the measured time, at most 0.5 s).',
     notes: (r) => {
       const raw = (r.rawDisk as Json | undefined)?.MBps;
       const p = r.paced as Json | undefined;

@@ -3,9 +3,10 @@
 // [--cases all|prealloc] [--rounds N]`.
 //
 // Each case keeps `inflight` appends of `batch` records outstanding for a
-// fixed time, counted in 250 ms windows; the table shows the median window
-// (and the mean over the whole case). Event-loop delay comes from
-// perf_hooks.monitorEventLoopDelay while the case runs.
+// fixed time after a warm-up under the same load, counted in 250 ms windows;
+// the table shows the median window (and the mean over the whole case).
+// Event-loop delay comes from perf_hooks.monitorEventLoopDelay while the case
+// is measured.
 import { spawnSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -37,6 +38,8 @@ const PREALLOCS = ['none', 'zeros', 'fallocate'] as const;
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 const WINDOW_MS = 250;
 const SLICE_RECORDS = 1024;
+/** Longest warm-up of a case, under its own load. */
+const WARM_UP_MS = 500;
 
 interface Row {
   writer: string;
@@ -83,19 +86,19 @@ async function drive(w: Appender, size: number, batch: number, inflight: number,
     for (let i = 0; i < batch; i++) es[i] = { index: next++, term: 1, type: 0, data };
     return es;
   };
-  // Warm up: the first segment exists and the code is compiled.
-  for (let i = 0; i < 3; i++) await w.append(makeBatch());
-  const fsyncs0 = w.fsyncs();
-  const bytes0 = w.fileBytes();
+  // Warm up under the case's own load (the code is compiled, the writer's buffers and
+  // caches have grown to what this many appends in flight need), then measure.
   const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
   const latencies: number[] = [];
   const windows: number[] = [];
   let windowRecords = 0;
   let total = 0;
-  const start = performance.now();
-  let windowStart = start;
+  let fsyncs0 = 0;
+  let bytes0 = 0;
+  let start = Infinity;
+  let windowStart = 0;
   let stop = false;
+  const warmUntil = performance.now() + Math.min(ms / 4, WARM_UP_MS);
   await new Promise<void>((resolve, reject) => {
     let outstanding = 0;
     let scheduled = false;
@@ -110,6 +113,16 @@ async function drive(w: Appender, size: number, batch: number, inflight: number,
     const done = (t: number): void => {
       const now = performance.now();
       outstanding--;
+      if (start === Infinity) {
+        if (now >= warmUntil) {
+          start = windowStart = now;
+          fsyncs0 = w.fsyncs();
+          bytes0 = w.fileBytes();
+          loop.enable();
+        }
+        if (!stop) schedule();
+        return;
+      }
       if (latencies.length < 200_000) latencies.push((now - t) * 1000);
       windowRecords += batch;
       total += batch;

@@ -200,6 +200,7 @@ export class JobQueue {
     if (this.#pendingHead === pending.length) {
       pending.length = 0;
       this.#pendingHead = 0;
+      this.#slabs.shrink();
       if (!this.#closing) this.handle.unref();
     } else if (this.#pendingHead > 1024) {
       pending.splice(0, this.#pendingHead);

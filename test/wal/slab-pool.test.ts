@@ -63,6 +63,30 @@ describe('SlabPool', () => {
     expect(first.buffer.byteLength).toBe(SLAB_BYTES);
   });
 
+  it('keeps the slabs a heavy writer cycles through while jobs are in flight, and gives most back once idle', () => {
+    const pool = new SlabPool();
+    // 20 MiB in flight, a slab of 512 KiB per job, then all of it durable at once.
+    const slabs = 40;
+    for (let job = 1; job <= slabs; job++) {
+      pool.allocate(SLAB_BYTES / 4 + 1);
+      pool.seal(job);
+    }
+    pool.done(slabs);
+    expect(pool.held).toBe(slabs);
+    // The next 40 jobs reuse them: no fresh slab, whose pages would fault in as they are written.
+    const seen = new Set<ArrayBufferLike>();
+    for (let job = slabs + 1; job <= 2 * slabs; job++) {
+      seen.add(pool.allocate(SLAB_BYTES / 4 + 1).buffer);
+      pool.seal(job);
+    }
+    pool.done(2 * slabs);
+    expect(pool.held).toBe(slabs);
+    expect(seen.size).toBe(slabs);
+    pool.shrink();
+    // 16 MiB of free slabs of 512 KiB stay for the next burst.
+    expect(pool.held).toBe(32);
+  });
+
   it('keeps a retired slab while a job packed into it is still in flight', () => {
     const pool = new SlabPool();
     const quarter = SLAB_BYTES / 4;
