@@ -88,7 +88,7 @@ export class SlabPool {
       const s = r[this.#retiredHead]!;
       r[this.#retiredHead++] = undefined as unknown as Slab;
       const size = s.u8.length;
-      if (this.#freeBytes + size <= MAX_FREE_BYTES) {
+      if (size <= IDLE_FREE_BYTES && this.#freeBytes + size <= MAX_FREE_BYTES) {
         s.dirty = true;
         this.#freeBytes += size;
         const list = this.#free.get(size);

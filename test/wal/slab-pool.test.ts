@@ -127,5 +127,10 @@ describe('SlabPool', () => {
     // A write too large to be kept free gets exactly its size, not the next power of two.
     const huge = pool.allocate(20 * 1024 * 1024 + 1);
     expect(huge.buffer.byteLength).toBe(20 * 1024 * 1024 + 1);
+    // Nor is it kept once durable: no later write would have its size.
+    const before = pool.held;
+    pool.seal(3);
+    pool.done(3);
+    expect(pool.held).toBe(before - 1);
   });
 });
