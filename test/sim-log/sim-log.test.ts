@@ -64,10 +64,12 @@ describe('ReplicatedLog in the deterministic simulator', () => {
 
   it('membership changes (add a node, remove one) under faults, 3 and 5 nodes: safe and live', async () => {
     // Seeds 17, 48 and 81 (3 nodes) and 40032, 40196 (5 nodes) once stalled: a newcomer refused the leader's
-    // pre-addition snapshot, and a lagging follower had no address for a leader that joined after it.
+    // pre-addition snapshot, and a lagging follower had no address for a leader that joined after it. In seed
+    // 600074 (3 nodes) a leader removed itself and crashed before it learned the removal committed: the harness
+    // kept waiting for it, as an operator who never looked at the new leader's configuration would.
     const failed: string[] = [];
     let changes = 0;
-    const runs: Array<[number, 3 | 5]> = [...Array.from({ length: 40 }, (_, i) => [i + 1, 3] as [number, 3]), [81, 3], [40032, 5], [40196, 5]];
+    const runs: Array<[number, 3 | 5]> = [...Array.from({ length: 40 }, (_, i) => [i + 1, 3] as [number, 3]), [81, 3], [600074, 3], [40032, 5], [40196, 5]];
     for (const [seed, nodes] of runs) {
       const r = await runSimulation({ seed, nodes, membership: true });
       changes += r.stats.membershipChanges;

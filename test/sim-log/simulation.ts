@@ -959,10 +959,16 @@ class Simulation {
     }
     if (this.spare === null) return;
     const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
-    if (leader === undefined) return;
-    const voters = leader.log!.status().conf.voters;
-    if (voters.includes(this.spare.id)) this.joined(this.spare);
-    for (const n of [...this.nodes]) if (!voters.includes(n.id)) this.left(n);
+    const voters = leader?.log?.status().conf.voters;
+    // Only a leader that is a voter of its own configuration says who may stop: not one the change
+    // removed, still handing off.
+    if (voters !== undefined && voters.includes(leader!.id)) {
+      if (voters.includes(this.spare.id)) this.joined(this.spare);
+      for (const n of [...this.nodes]) if (!voters.includes(n.id)) this.left(n);
+    }
+    // A change asked for before the faults stopped may commit after this look (its leader crashed
+    // with the answer, say): look again until the run ends, as an operator would.
+    this.sched.after(50, () => this.reconcileMembers());
   }
 
   private transfer(target?: number): void {
