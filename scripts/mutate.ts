@@ -276,8 +276,22 @@ const MUTANTS: Mutant[] = [
   {
     name: "raft: a follower that applied its leader's removal refuses that leader's hand-off",
     file: 'src/raft/raw-node.ts',
-    find: '    if (r.lead === m.from && m.term === r.term) return true;\n    // Any other removed node',
-    replace: '    // Any other removed node',
+    find: '    if (r.lead === m.from && m.term === r.term) return true;\n    if (m.type === MsgTimeoutNow) return false;',
+    replace: '    if (m.type === MsgTimeoutNow) return false;',
+    tests: ['test/raft'],
+  },
+  {
+    name: 'raft: a refused vote request restarts the election timer',
+    file: 'src/raft/raft.ts',
+    find: '            [this.electionElapsed, this.randomizedElectionTimeout] = timer;',
+    replace: '',
+    tests: ['test/raft'],
+  },
+  {
+    name: 'raft: a removed leader steps down without naming a new voter to campaign',
+    file: 'src/raft/raft.ts',
+    find: '        if (successor !== None) this.sendTimeoutNow(successor);',
+    replace: '',
     tests: ['test/raft'],
   },
   {

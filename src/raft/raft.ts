@@ -516,6 +516,8 @@ export class Raft {
 
   /** Steps a validated message. Proposals go through propose(). */
   step(m: Message): void {
+    /** The election timer before a vote request of a later term reset it: kept if the vote is refused. */
+    let timer: [elapsed: number, timeout: number] | null = null;
     if (m.term === 0) {
       // local message
     } else if (m.term > this.term) {
@@ -532,6 +534,7 @@ export class Raft {
       } else if (m.type === MsgApp || m.type === MsgHeartbeat || m.type === MsgSnap) {
         this.becomeFollower(m.term, m.from);
       } else {
+        if (m.type === MsgVote && this.state !== StateLeader) timer = [this.electionElapsed, this.randomizedElectionTimeout];
         this.becomeFollower(m.term, None);
       }
     } else if (m.term < this.term) {
@@ -565,6 +568,14 @@ export class Raft {
           const r = this.msg(respType, m.from);
           r.reject = true;
           this.send(r);
+          if (timer !== null) {
+            // Raft restarts the election timer when a vote is granted, not when one is refused: a
+            // candidate that cannot win (its log behind) must not hold back the node that can. Without
+            // PreVote such candidates keep raising the term, and when every request restarted every
+            // timer, a joint configuration whose only electable node was outnumbered by them stayed
+            // leaderless for fifteen election timeouts and more.
+            [this.electionElapsed, this.randomizedElectionTimeout] = timer;
+          }
         }
         return;
       }
@@ -766,7 +777,10 @@ export class Raft {
       this.releasePendingReadIndexMessages();
       this.bcastCommit();
       if (this.handoffIndex > 0 && this.raftLog.committed >= this.handoffIndex) {
-        // Handed off: a majority of the new voters know the change committed.
+        // Handed off: a majority of the new voters know the change committed. One of them that
+        // holds this whole log campaigns at once, instead of after an election timeout.
+        const successor = this.handoffSuccessor();
+        if (successor !== None) this.sendTimeoutNow(successor);
         this.becomeFollower(this.term, None);
         return;
       }
@@ -781,6 +795,13 @@ export class Raft {
       /* keep sending */
     }
     if (m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  /** The lowest voter, other than this node, that holds this leader's whole log; None if there is none. */
+  private handoffSuccessor(): number {
+    const last = this.raftLog.lastIndex();
+    for (const id of this.trk.voters) if (id !== this.id && this.trk.progress.get(id)?.match === last) return id;
+    return None;
   }
 
   private sendTimeoutNow(to: number): void {

@@ -50,6 +50,7 @@ const {
   MsgReadIndex,
   MsgSnap,
   MsgSnapStatus,
+  MsgTimeoutNow,
   MsgTransferLeader,
   MsgUnreachable,
   MsgVote,
@@ -187,11 +188,13 @@ export class RawNode {
 
   private mayLeadUnknown(m: Message): boolean {
     const r = this.raft;
-    if (m.type !== MsgApp && m.type !== MsgHeartbeat && m.type !== MsgSnap) return false;
+    if (m.type !== MsgApp && m.type !== MsgHeartbeat && m.type !== MsgSnap && m.type !== MsgTimeoutNow) return false;
     if (r.state === StateLeader) return false;
     // The leader this node follows in this term is that term's only leader; removed, it knows it (this
-    // node learned the removal committed from it) and is handing off: its entry must reach the new voters.
+    // node learned the removal committed from it) and is handing off: its entry must reach the new voters,
+    // and once it has, the one it names campaigns at once.
     if (r.lead === m.from && m.term === r.term) return true;
+    if (m.type === MsgTimeoutNow) return false;
     // Any other removed node that never learned of its removal may still think it leads the term it led in: it
     // must not take this node over. A leader of a later term won an election after this node applied the removal,
     // which a removed node can only do if a configuration added it back (this node's log may not hold that change

@@ -145,6 +145,38 @@ describe('§5.2 leader election', () => {
     expect(n.status()).toMatchObject({ state: StateFollower, lead: 2, term: 1 });
   });
 
+  it('a refused vote request of a later term leaves the election timer running; a granted one restarts it', () => {
+    // Raft's rule (Figure 2): a follower campaigns when its election timeout passes without hearing the
+    // leader or granting a vote. A candidate that cannot win must not hold back the nodes that can.
+    const ticksToCampaign = (seed: number, vote: 'none' | 'stale' | 'current'): number => {
+      const net = new Network([1, 2, 3], {}, seed);
+      net.campaign(1);
+      net.propose(1, 'x');
+      const n = net.node(2);
+      const { term } = n.status();
+      const last = net.peer(2).storage.lastIndex();
+      for (let i = 0; i < 9; i++) n.tick();
+      if (vote !== 'none') {
+        const index = vote === 'stale' ? last - 1 : last;
+        n.step(msg({ type: MessageType.MsgVote, from: 3, to: 2, term: term + 1, index, logTerm: net.peer(2).storage.term(index) }));
+        expect(n.status().term).toBe(term + 1);
+        net.handleReady(2);
+        expect(net.queue.filter((m) => m.to === 3).map((m) => m.reject)).toEqual([vote === 'stale']);
+      }
+      let ticks = 9;
+      while (n.status().state === StateFollower) {
+        n.tick();
+        if (++ticks > 100) throw new Error(`seed ${seed}: no election after 100 ticks`);
+      }
+      return ticks;
+    };
+    for (let seed = 1; seed <= 12; seed++) {
+      const alone = ticksToCampaign(seed, 'none');
+      expect(ticksToCampaign(seed, 'stale')).toBe(alone);
+      expect(ticksToCampaign(seed, 'current')).toBeGreaterThanOrEqual(9 + 10);
+    }
+  });
+
   it('a candidate that is rejected by a majority returns to follower', () => {
     const s = MemoryStorage.withConf([1, 2, 3]);
     const n = newNode(1, s);

@@ -189,19 +189,47 @@ describe('§6 membership changes', () => {
     net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 1 });
     net.stabilize();
     // It hands off first: its empty entry commits in [2 3] (they still hear the leader of the term, though
-    // they applied its removal), and 2 and 3 learn that it did.
+    // they applied its removal), and 2 and 3 learn that it did. Then it tells 2, the lowest voter holding its
+    // whole log, to campaign at once: a new leader without waiting out an election timeout.
     expect(net.node(1).status().state).toBe(StateType.StateFollower);
     expect(() => net.node(1).propose(new Uint8Array([1]))).toThrow(expect.objectContaining({ reason: 'no-leader' }));
     for (const id of [2, 3]) {
       expect(net.node(id).status().conf.voters).toEqual([2, 3]);
-      expect(net.node(id).status().commit).toBe(removal + 1);
+      expect(net.node(id).status().commit).toBeGreaterThan(removal);
     }
-    net.tickAll(30);
-    const leaders = net.leaders();
-    expect(leaders.length).toBe(1);
-    expect(leaders[0]).not.toBe(1);
-    net.propose(leaders[0]!, 'after');
-    expect(net.peer(2).applied).toEqual(['after']);
+    expect(net.leaders()).toEqual([2]);
+    expect(net.node(2).status().term).toBe(net.node(1).status().term + 1);
+    net.propose(2, 'after');
+    expect(net.peer(3).applied).toEqual(['after']);
+  });
+
+  it("a removed leader's MsgTimeoutNow is heard from the leader a node follows, in that leader's term only", () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.addFilter((m) => m.type === MessageType.MsgTimeoutNow);
+    net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 1 });
+    net.stabilize();
+    expect(net.leaders()).toEqual([]);
+    const { term } = net.node(3).status();
+    const timeoutNow = (t: number) => ({
+      type: MessageType.MsgTimeoutNow,
+      from: 1,
+      to: 3,
+      term: t,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    });
+    // Not in a later term: node 1 is no longer a member, and 3 does not follow it there.
+    expect(() => net.node(3).step(timeoutNow(term + 1))).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
+    expect(net.node(3).status().term).toBe(term);
+    net.heal();
+    net.node(3).step(timeoutNow(term));
+    net.stabilize();
+    expect(net.leaders()).toEqual([3]);
   });
 
   it('a removed leader gets a whole election timeout to hand off, not what was left of its check-quorum round', () => {

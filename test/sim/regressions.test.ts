@@ -15,10 +15,12 @@
 //          test/raft/lease-timeout-now.test.ts (no lease read after MsgTimeoutNow went out in the term).
 //   bug 7: test/raft/stale-acks.test.ts 'drops the ack of an append that a later append in the same Ready
 //          truncated' (an ack carries the acked entry's term and is dropped when the log no longer holds it).
+//   bug 8: test/raft/election.test.ts 'a refused vote request of a later term leaves the election timer
+//          running; a granted one restarts it' (Raft restarts the timer on a granted vote, not a refused one).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
-const cases: { nodes: number; seed: number; steps: number; lease?: boolean; bug: string }[] = [
+const cases: { nodes: number; seed: number; steps: number; lease?: boolean; joint?: boolean; bug: string }[] = [
   // Bug 1: fail against the core before 0990782.
   { nodes: 3, seed: 25, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
   { nodes: 5, seed: 29, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
@@ -30,6 +32,14 @@ const cases: { nodes: number; seed: number; steps: number; lease?: boolean; bug:
   { nodes: 5, seed: 61, steps: 5000, lease: true, bug: 'a partitioned leader served a stale lease read' },
   // Bug 7: fails against the core before 8e6c60f.
   { nodes: 5, seed: 300039, steps: 6000, bug: 'a follower acknowledged entries that a later append in the same Ready truncated' },
+  // Bug 8: fails against the core before the refused vote kept the election timer.
+  {
+    nodes: 3,
+    seed: 500880,
+    steps: 5000,
+    joint: true,
+    bug: 'candidates that could not win (logs behind) restarted the timer of the only node that could, in a joint configuration without PreVote',
+  },
 ];
 
 describe('simulator regressions', () => {
