@@ -1,7 +1,7 @@
 // Raft paper §6: cluster membership changes, one server at a time, applied
 // when committed; learners replicate but never vote or count.
 import { describe, expect, it } from 'vitest';
-import { Network, drain, enc, newNode } from './network.js';
+import { Network, drain, enc, msg, newNode } from './network.js';
 import { ConfChangeType, EntryType, MessageType, StateType } from '../../src/raft/types.js';
 import { InvalidConfChangeError, MemoryStorage, ProposalDroppedError, decodeConfChange, encodeConfChange } from '../../src/raft/index.js';
 
@@ -211,18 +211,7 @@ describe('§6 membership changes', () => {
     net.stabilize();
     expect(net.leaders()).toEqual([]);
     const { term } = net.node(3).status();
-    const timeoutNow = (t: number) => ({
-      type: MessageType.MsgTimeoutNow,
-      from: 1,
-      to: 3,
-      term: t,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-    });
+    const timeoutNow = (t: number) => msg({ type: MessageType.MsgTimeoutNow, from: 1, to: 3, term: t });
     // Not in a later term: node 1 is no longer a member, and 3 does not follow it there.
     expect(() => net.node(3).step(timeoutNow(term + 1))).toThrow(expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }));
     expect(net.node(3).status().term).toBe(term);
