@@ -363,7 +363,11 @@ export class Simulation {
       this.dispatch(e);
       if (this.now < nextCheck) continue;
       nextCheck = this.now + TICK;
-      const leader = [...this.nodes.values()].find((n) => n.up && n.state === StateType.StateLeader);
+      // The leader of the latest term: a leader of an older term may still think it leads, cut off from
+      // the cluster (without CheckQuorum nothing makes it step down) or removed without knowing it.
+      const leader = [...this.nodes.values()]
+        .filter((n) => n.up && n.state === StateType.StateLeader)
+        .reduce<SimNode | undefined>((a, b) => (a === undefined || b.term > a.term ? b : a), undefined);
       if (leader === undefined) continue;
       // A committed change still being applied when faults stopped may have added a node back.
       for (const id of [...leader.conf.voters, ...leader.conf.learners]) {
