@@ -281,6 +281,13 @@ const MUTANTS: Mutant[] = [
     tests: ['test/raft'],
   },
   {
+    name: 'raft: a removed leader whose hand-off ended unfinished never campaigns to finish it',
+    file: 'src/raft/raft.ts',
+    find: '    return ((pr !== undefined && !pr.isLearner) || this.handoffUnfinished) && !this.raftLog.hasNextOrInProgressSnapshot();',
+    replace: '    return pr !== undefined && !pr.isLearner && !this.raftLog.hasNextOrInProgressSnapshot();',
+    tests: ['test/raft'],
+  },
+  {
     name: 'raft: a refused vote request restarts the election timer',
     file: 'src/raft/raft.ts',
     find: '            [this.electionElapsed, this.randomizedElectionTimeout] = timer;',

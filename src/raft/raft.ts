@@ -128,6 +128,13 @@ export class Raft {
    * it in a message carrying a commit index past the change. 0: no hand-off under way.
    */
   handoffIndex = 0;
+  /**
+   * A leader outside its configuration whose hand-off timed out. The new voters may not know that the
+   * change committed, and if they are still joint they may need this node's vote, which it refuses
+   * (its log holds the entry they missed). So it may campaign, though not a voter, to lead once more
+   * and finish the hand-off. Cleared when a hand-off completes or the node is a voter again.
+   */
+  handoffUnfinished = false;
   /** This leader sent MsgTimeoutNow in its term: its lease is void. */
   private timeoutNowSent = false;
   /** Reads that arrived before this leader committed an entry of its term. */
@@ -346,6 +353,8 @@ export class Raft {
     this.readOnly.reset();
     this.pendingReadIndexMessages = [];
     this.timeoutNowSent = false;
+    // A hand-off under way ends here unfinished (a timeout, a higher term), unless its caller saw it through.
+    if (this.handoffIndex > 0) this.handoffUnfinished = true;
     this.handoffIndex = 0;
     this.commitHeld = false;
   }
@@ -400,19 +409,23 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.state = StateLeader;
-    const self = this.trk.progress.get(this.id)!;
-    self.becomeReplicate();
-    self.recentActive = true;
+    const self = this.trk.progress.get(this.id);
+    if (self !== undefined) {
+      self.becomeReplicate();
+      self.recentActive = true;
+    }
     // Conf changes already in the log must be applied before this leader proposes another.
     this.pendingConfIndex = this.raftLog.lastIndex();
     // The empty entry of the term: once it commits, everything before it is committed too (Figure 8).
     this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }]);
+    // Not a voter: elected only to finish a hand-off (handoffUnfinished), and this entry is it.
+    if (self === undefined || self.isLearner) this.handoffIndex = this.raftLog.lastIndex();
   }
 
   /** Whether this node may campaign. */
   promotable(): boolean {
     const pr = this.trk.progress.get(this.id);
-    return pr !== undefined && !pr.isLearner && !this.raftLog.hasNextOrInProgressSnapshot();
+    return ((pr !== undefined && !pr.isLearner) || this.handoffUnfinished) && !this.raftLog.hasNextOrInProgressSnapshot();
   }
 
   private hasUnappliedConfChanges(): boolean {
@@ -495,7 +508,7 @@ export class Raft {
       this.electionElapsed = 0;
       if (this.handoffIndex > 0) {
         // The hand-off did not finish in an election timeout (the new voters are out of reach):
-        // step down all the same.
+        // step down all the same, and campaign later to finish it (see handoffUnfinished).
         this.becomeFollower(this.term, None);
         return;
       }
@@ -782,6 +795,7 @@ export class Raft {
         const successor = this.handoffSuccessor();
         if (successor !== None) this.sendTimeoutNow(successor);
         this.becomeFollower(this.term, None);
+        this.handoffUnfinished = false;
         return;
       }
     } else if (m.from !== this.id && oldPaused) {
@@ -1035,6 +1049,7 @@ export class Raft {
     for (const id of after) this.removedPeers.delete(id);
     this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
     this.isLearner = this.trk.learners.includes(this.id);
+    if (this.trk.isVoter(this.id)) this.handoffUnfinished = false;
     if (this.state !== StateLeader) return cs;
     if (!this.trk.progress.has(this.id) || this.isLearner) {
       // Removed (or demoted): a leader outside the voters must not keep leading, but it hands off

@@ -46,6 +46,41 @@ function reads(net: Network, id: number): ReadState[] {
 }
 
 describe('joint consensus in a cluster', () => {
+  it('a removed leader whose hand-off was cut off campaigns to finish it when the new voters still need its vote', () => {
+    // Voters 2 and 3, learner 1; leader 2 swaps itself for 1: joint [1 3]&&[2 3]. Then 1 and 3 never hear that
+    // the leave-joint entry committed: they stay joint, and their outgoing half needs 2's vote, which 2 refuses
+    // (its log holds its hand-off entry, which they lack).
+    const net = new Network([2, 3]);
+    net.campaign(2);
+    net.addPeer(1, MemoryStorage.withConf([2, 3]));
+    net.node(2).proposeConfChange(learner(1));
+    net.stabilize();
+    net.propose(2, 'a');
+    const joint = net.peer(2).storage.lastIndex() + 1;
+    const leave = joint + 1;
+    net.addFilter((m) => m.from === 2 && (m.commit >= leave || m.entries.some((e) => e.index > leave)));
+    net.node(2).proposeConfChange({ transition: 'auto', changes: [add(1), remove(2)] });
+    net.stabilize();
+    expect(net.node(2).status().conf).toEqual({ voters: [1, 3], learners: [] });
+    for (const id of [1, 3]) expect(net.node(id).status().conf).toMatchObject({ voters: [1, 3], votersOutgoing: [2, 3] });
+    // The hand-off times out; then the partition heals.
+    net.tick(2, 20);
+    net.stabilize();
+    expect(net.node(2).status().state).toBe(StateType.StateFollower);
+    net.heal();
+    for (let i = 0; i < 60 && net.leaders().filter((id) => id !== 2).length === 0; i++) {
+      net.tickAll(1);
+      net.stabilize();
+    }
+    const leaders = net.leaders();
+    expect(leaders.length).toBe(1);
+    expect([1, 3]).toContain(leaders[0]);
+    for (const id of [1, 3]) expect(net.node(id).status().conf).toEqual({ voters: [1, 3], learners: [] });
+    net.propose(leaders[0]!, 'after');
+    expect(net.peer(1).applied.at(-1)).toBe('after');
+    expect(net.peer(3).applied.at(-1)).toBe('after');
+  });
+
   it('adds two and removes two at once; the leader leaves the joint state itself', () => {
     const net = cluster();
     net.node(1).proposeConfChange({ transition: 'auto', changes: [add(4), add(5), remove(2), remove(3)] });

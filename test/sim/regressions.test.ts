@@ -17,6 +17,8 @@
 //          truncated' (an ack carries the acked entry's term and is dropped when the log no longer holds it).
 //   bug 8: test/raft/election.test.ts 'a refused vote request of a later term leaves the election timer
 //          running; a granted one restarts it' (Raft restarts the timer on a granted vote, not a refused one).
+//   bug 9: test/raft/joint.test.ts 'a removed leader whose hand-off was cut off campaigns to finish it when
+//          the new voters still need its vote' (a node outside its configuration never campaigned).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
@@ -39,6 +41,14 @@ const cases: { nodes: number; seed: number; steps: number; lease?: boolean; join
     steps: 5000,
     joint: true,
     bug: 'candidates that could not win (logs behind) restarted the timer of the only node that could, in a joint configuration without PreVote',
+  },
+  // Bug 9: fails against the core before a removed leader could campaign to finish its hand-off.
+  {
+    nodes: 3,
+    seed: 510794,
+    steps: 5000,
+    joint: true,
+    bug: "a removed leader's hand-off ended unfinished; the new voters, still joint, needed its vote, and it never campaigned",
   },
 ];
 
