@@ -129,7 +129,8 @@ export class Raft {
    */
   handoffIndex = 0;
   /**
-   * A leader outside its configuration whose hand-off timed out. The new voters may not know that the
+   * A leader outside its configuration whose hand-off ended unfinished (it timed out, or a higher term
+   * deposed the leader). The new voters may not know that the
    * change committed, and if they are still joint they may need this node's vote, which it refuses
    * (its log holds the entry they missed). So it may campaign, though not a voter, to lead once more
    * and finish the hand-off. Cleared when a hand-off completes or the node is a voter again.
