@@ -190,7 +190,8 @@ export class Membership {
    * they could never form the old half's quorum. Such a leader keeps leading until an entry it
    * appends after the change commits in the new configuration, or for an election timeout
    * (the new voters out of its reach), and then steps down: the change
-   * resolves then. Only a leader of the new configuration can confirm the voters know, which
+   * resolves then. A hand-off that ended unfinished lets the node campaign, though not a
+   * voter, to finish it. Only a leader of the new configuration can confirm the voters know, which
    * is why the README has operators check it before stopping removed nodes.
    */
   private settle(resolve: () => void): void {

@@ -203,8 +203,9 @@ export class RawNode {
     const removedAt = r.removedPeers.get(m.from);
     if (removedAt !== undefined && m.term <= removedAt) return false;
     if (r.lead === None) return m.term >= r.term;
-    // A node outside its own configuration never campaigns, so it never forgets the leader it had: a leader of a
-    // later term is heard, or a node removed and then added back could never learn its return.
+    // A node outside its own configuration does not campaign (but to finish a hand-off, which forgets its leader
+    // anyway), so it may never forget the leader it had: a leader of a later term is heard, or a node removed and
+    // then added back could never learn its return.
     return !r.trk.progress.has(r.id) && m.term > r.term;
   }
 
