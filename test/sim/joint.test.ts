@@ -32,4 +32,11 @@ describe('seeded simulation with joint membership changes', () => {
       expect(joint * 10).toBeGreaterThan(changes);
     }, 170_000);
   }
+
+  it('judges the snapshot a node is sent when it is sent, not when a held-back copy arrives (seed 800339)', () => {
+    // The leader sent a duplicated MsgSnap just before its new member was named in a snapshot;
+    // the member then paused, and the copy reached it 289 ticks later, long after the leader
+    // had sent it a snapshot naming it. Judged on arrival, the leader looked stuck.
+    expect(new Simulation({ nodes: 5, seed: 800339, steps: DEFAULT_STEPS, joint: true }).run().confChangesApplied).toBeGreaterThan(0);
+  });
 });

@@ -810,6 +810,7 @@ export class Simulation {
     for (const m of msgs) {
       if (m.type === MessageType.MsgSnap) {
         this.stats.snapshotsSent++;
+        if (m.snapshot !== undefined) this.checkSnapshotNamesMember(from, m.to, m.snapshot);
         if (this.mix !== undefined && this.faulting && this.rng.chance(this.mix.snapshotInterrupt)) {
           this.queue.push({ kind: 'interrupt', at: this.now + this.rng.range(0, 8), node: from.id, incarnation: from.incarnation });
         }
@@ -846,7 +847,6 @@ export class Simulation {
       `${m.from}->${m.to} ${MessageType[m.type]} t${m.term} i${m.index} lt${m.logTerm} c${m.commit} n${m.entries.length}${m.reject ? ' reject' : ''}${snap}`,
     );
     if (this.rng.chance(this.garbage)) this.stepGarbage(n, m);
-    if (m.type === MessageType.MsgSnap && m.snapshot !== undefined) this.checkSnapshotNamesMember(from, n, m.snapshot);
     if (m.type === MessageType.MsgVote || m.type === MessageType.MsgPreVote) this.noteVoteRequest(n, m);
     try {
       n.raw.step(m);
@@ -898,22 +898,23 @@ export class Simulation {
 
   /**
    * A node added after the sender's latest snapshot refuses that snapshot (it does not name it): the sender
-   * must take a fresh one soon after it applies the addition, or the newcomer can never catch up.
+   * must take a fresh one soon after it applies the addition, or the newcomer can never catch up. Judged when
+   * the snapshot is sent, against the sender's configuration then: a copy the network holds back (for a
+   * paused receiver, say) may arrive long after the sender moved on.
    */
-  private checkSnapshotNamesMember(from: number, n: SimNode, snap: Snapshot): void {
+  private checkSnapshotNamesMember(from: SimNode, to: number, snap: Snapshot): void {
     const { voters, learners } = snap.meta.conf;
-    if (voters.includes(n.id) || learners.includes(n.id)) {
-      this.staleSnapshotSince.delete(n.id);
+    if (voters.includes(to) || learners.includes(to)) {
+      this.staleSnapshotSince.delete(to);
       return;
     }
-    const sender = this.nodes.get(from)!;
-    if (!sender.conf.voters.includes(n.id) && !sender.conf.learners.includes(n.id)) return;
-    const since = this.staleSnapshotSince.get(n.id);
-    if (since === undefined) this.staleSnapshotSince.set(n.id, this.now);
+    if (!from.conf.voters.includes(to) && !from.conf.learners.includes(to)) return;
+    const since = this.staleSnapshotSince.get(to);
+    if (since === undefined) this.staleSnapshotSince.set(to, this.now);
     else if (this.now - since > STALE_SNAPSHOT_TICKS * TICK) {
       throw new InvariantViolation(
         'snapshot-for-new-member',
-        `node ${n.id}, a member for node ${from} since before t=${since}, is still sent snapshot ${snap.meta.index}, which does not name it`,
+        `node ${to}, a member for node ${from.id} since before t=${since}, is still sent snapshot ${snap.meta.index}, which does not name it`,
       );
     }
   }
