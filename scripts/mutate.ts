@@ -281,6 +281,20 @@ const MUTANTS: Mutant[] = [
     tests: ['test/raft'],
   },
   {
+    name: 'raft: a learner that knows a leader refuses an unknown leader of a later term',
+    file: 'src/raft/raw-node.ts',
+    find: '    return (!r.trk.progress.has(r.id) || r.isLearner) && m.term > r.term;',
+    replace: '    return !r.trk.progress.has(r.id) && m.term > r.term;',
+    tests: ['test/raft'],
+  },
+  {
+    name: 'raft: leader traffic of an earlier term from an unknown id is refused, not answered',
+    file: 'src/raft/raw-node.ts',
+    find: '    return (m.type === MsgApp || m.type === MsgHeartbeat) && m.term < this.raft.term;',
+    replace: '    return false;',
+    tests: ['test/raft'],
+  },
+  {
     name: 'raft: a removed leader whose hand-off ended unfinished never campaigns to finish it',
     file: 'src/raft/raft.ts',
     find: '    return ((pr !== undefined && !pr.isLearner) || this.handoffUnfinished) && !this.raftLog.hasNextOrInProgressSnapshot();',

@@ -172,7 +172,12 @@ export class RawNode {
     // leader it hears leader traffic from an id it never saw removed (and then only from that leader),
     // and the vote requests of such an id (a candidate joint with an outgoing half that names this
     // node may need its vote; the vote rules still require the candidate's log to be as up to date).
-    if (isResponse(m.type) ? !r.trk.progress.has(m.from) : !r.knows(m.from) && !this.mayLeadUnknown(m) && !this.mayCampaignUnknown(m))
+    // And leader traffic of an earlier term is answered, never followed (see isStaleLeaderTraffic).
+    if (
+      isResponse(m.type)
+        ? !r.trk.progress.has(m.from)
+        : !r.knows(m.from) && !this.mayLeadUnknown(m) && !this.mayCampaignUnknown(m) && !this.isStaleLeaderTraffic(m)
+    )
       throw new StepPeerNotFoundError(m.from);
     // A snapshot replaces the whole state, so it is taken only from the node known to lead the
     // message's term. A follower that has not heard of that leader yet refuses it: the leader's
@@ -203,10 +208,21 @@ export class RawNode {
     const removedAt = r.removedPeers.get(m.from);
     if (removedAt !== undefined && m.term <= removedAt) return false;
     if (r.lead === None) return m.term >= r.term;
-    // A node outside its own configuration does not campaign (but to finish a hand-off, which forgets its leader
-    // anyway), so it may never forget the leader it had: a leader of a later term is heard, or a node removed and
-    // then added back could never learn its return.
-    return !r.trk.progress.has(r.id) && m.term > r.term;
+    // A node outside its own configuration (but to finish a hand-off, which forgets its leader anyway) or a learner
+    // does not campaign, so it may never forget the leader it had: a leader of a later term is heard, or a node
+    // removed and then added back could never learn its return, nor a learner a leader elected since it last applied.
+    return (!r.trk.progress.has(r.id) || r.isLearner) && m.term > r.term;
+  }
+
+  /**
+   * An append or heartbeat of a term earlier than this node's, from a leader this node does not know (its
+   * configuration may predate the leader's addition). Raft answers it with this node's term (with CheckQuorum or
+   * PreVote) and changes nothing. Refusing it instead can wedge a node whose term ran ahead while it was cut off:
+   * the voters it knows ignore its vote requests while they hear their leader, and that leader, never told the
+   * later term, keeps a leadership this node cannot follow.
+   */
+  private isStaleLeaderTraffic(m: Message): boolean {
+    return (m.type === MsgApp || m.type === MsgHeartbeat) && m.term < this.raft.term;
   }
 
   private mayCampaignUnknown(m: Message): boolean {

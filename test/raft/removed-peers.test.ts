@@ -1,6 +1,8 @@
 // A node that applied a removal keeps the removed id from leading it again in the term it saw the removal
 // (a removed leader that never learned of it must not take it over), but hears that id at a later term: the id
-// was added back (the scenario testdata/readded-leader-catches-up.txt tells the whole story).
+// was added back (the scenario testdata/readded-leader-catches-up.txt tells the whole story). A node that does
+// not campaign (removed, or a learner) hears any unknown leader of a later term; every node answers an unknown
+// leader of an earlier term with its own term, as Raft answers any stale leader.
 import { describe, expect, it } from 'vitest';
 import { Network, msg } from './network.js';
 import { ConfChangeType, MessageType, StateType } from '../../src/raft/types.js';
@@ -62,6 +64,41 @@ describe('leader traffic from a removed id', () => {
     net.node(3).step(msg({ type: MessageType.MsgHeartbeat, from: 4, to: 3, term: 3 }));
     const s = net.node(3).status();
     expect([s.term, s.lead]).toEqual([3, 4]);
+  });
+
+  it('a learner hears a leader of a later term that it does not know, though it still knows its old leader', () => {
+    // A learner never campaigns either, so it never forgets leader 1; a leader elected since it last applied
+    // (added after the learner's configuration) is its only way forward.
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.node(1).proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 3 });
+    net.stabilize();
+    expect(net.node(3).status().conf.learners).toEqual([3]);
+    expect(net.node(3).status().lead).toBe(1);
+    net.node(3).step(msg({ type: MessageType.MsgHeartbeat, from: 4, to: 3, term: 3 }));
+    const s = net.node(3).status();
+    expect([s.term, s.lead]).toEqual([3, 4]);
+  });
+
+  it("leader traffic of an earlier term from an unknown id is answered with this node's term and changes nothing", () => {
+    // Node 2's term ran ahead while it was cut off; the leader it cannot win against was added after node 2's
+    // configuration. With CheckQuorum its vote requests go unanswered while the voters hear their leader, so
+    // telling that leader the later term is what ends the standoff (it steps down; an election follows).
+    const net = new Network([1, 2, 3], { checkQuorum: true });
+    net.campaign(1);
+    net.isolate(2);
+    net.tick(2, 30);
+    const before = net.node(2).status();
+    expect(before.state).toBe(StateType.StateCandidate);
+    expect(before.term).toBeGreaterThan(1);
+    for (const type of [MessageType.MsgHeartbeat, MessageType.MsgApp]) {
+      net.queue = [];
+      net.node(2).step(msg({ type, from: 4, to: 2, term: 1, index: 1, logTerm: 1, commit: 1 }));
+      net.handleReady(2);
+      const answer = net.queue.filter((m) => m.to === 4);
+      expect(answer.map((m) => [MessageType[m.type], m.term])).toEqual([['MsgAppResp', before.term]]);
+      expect(net.node(2).status()).toEqual(before);
+    }
   });
 
   it('a member that knows its leader still refuses an unknown id at a later term', () => {

@@ -19,10 +19,15 @@
 //          running; a granted one restarts it' (Raft restarts the timer on a granted vote, not a refused one).
 //   bug 9: test/raft/joint.test.ts 'a removed leader whose hand-off was cut off campaigns to finish it when
 //          the new voters still need its vote' (a node outside its configuration never campaigned).
+//   bug 10: test/raft/removed-peers.test.ts 'leader traffic of an earlier term from an unknown id is answered
+//          with this node's term and changes nothing' (it was refused, so a node whose term ran ahead never told
+//          a leader added after its configuration, and with CheckQuorum nobody answered its vote requests).
+//   bug 11: test/raft/removed-peers.test.ts 'a learner hears a leader of a later term that it does not know,
+//          though it still knows its old leader' (a learner never campaigns, so it never forgot its old leader).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
-const cases: { nodes: number; seed: number; steps: number; lease?: boolean; joint?: boolean; bug: string }[] = [
+const cases: { nodes: number; seed: number; steps: number; lease?: boolean; joint?: boolean; swarm?: boolean; bug: string }[] = [
   // Bug 1: fail against the core before 0990782.
   { nodes: 3, seed: 25, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
   { nodes: 5, seed: 29, steps: 5000, bug: 'forwarded MsgTransferLeader naming the leader itself was rejected by step()' },
@@ -50,6 +55,16 @@ const cases: { nodes: number; seed: number; steps: number; lease?: boolean; join
     joint: true,
     bug: "a removed leader's hand-off ended unfinished; the new voters, still joint, needed its vote, and it never campaigned",
   },
+  // Bug 10: fails against the core before unknown leaders of an earlier term were answered.
+  {
+    nodes: 5,
+    seed: 810916,
+    steps: 5000,
+    swarm: true,
+    bug: 'a candidate whose term ran ahead refused the heartbeats of a leader its configuration predated, and was never answered',
+  },
+  // Bug 11: fails against the core before a learner heard an unknown leader of a later term.
+  { nodes: 5, seed: 811129, steps: 5000, swarm: true, bug: 'a learner kept the leader it knew and refused the one elected since' },
 ];
 
 describe('simulator regressions', () => {
