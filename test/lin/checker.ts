@@ -14,6 +14,11 @@
 // after everything else is the same as "never" for the register, so it is given
 // a return at +infinity. A read whose outcome is unknown tells nothing and is
 // dropped.
+//
+// Left open to the end, every unknown write doubles the states the search may
+// have to remember, and a long run under kills has hundreds. When its value is
+// written by no other operation of the key, the reads settle it first (see
+// settleUnknownWrites), which leaves the same linearizations.
 
 export interface RegisterOp {
   /** Who issued it (for messages only). */
@@ -45,6 +50,9 @@ export interface CheckOptions {
   maxSteps?: number;
 }
 
+/** What the search may remember, in characters of memo keys, before it gives up with an error rather than exhaust the heap. */
+const MAX_MEMO_CHARS = 200_000_000;
+
 interface Entry {
   op: number;
   call: boolean;
@@ -74,7 +82,11 @@ export function checkRegisters(history: readonly RegisterOp[], o: CheckOptions =
 }
 
 /** One register's history. */
-export function linearizable(ops: readonly RegisterOp[], initial: string | null, maxSteps = 2_000_000): boolean {
+export function linearizable(history: readonly RegisterOp[], initial: string | null, maxSteps = 2_000_000): boolean {
+  const settled = settleUnknownWrites(history, initial);
+  if (settled === null) return false;
+  // In call order, so that the operations linearized so far are mostly a prefix (see LinearizedSet).
+  const ops = settled.sort((a, b) => a.invoke - b.invoke);
   const n = ops.length;
   if (n === 0) return true;
   // Build the event list: calls before returns at the same instant (two such operations
@@ -110,14 +122,10 @@ export function linearizable(ops: readonly RegisterOp[], initial: string | null,
     if (call.next !== null) call.next.prev = call;
   };
 
-  const words = Math.ceil(n / 32);
-  const linearized = new Uint32Array(words);
+  const linearized = new LinearizedSet(ops);
   const seen = new Set<string>();
-  const memoKey = (state: string | null): string => {
-    let k = '';
-    for (let w = 0; w < words; w++) k += linearized[w]!.toString(36) + ',';
-    return `${k}|${state === null ? '\u0000' : `=${state}`}`;
-  };
+  let memoChars = 0;
+  const memoKey = (state: string | null): string => `${linearized.key()}|${state === null ? '\u0000' : `=${state}`}`;
   const stack: Array<{ call: Entry; state: string | null }> = [];
   let state = initial;
   let entry = head.next;
@@ -130,17 +138,20 @@ export function linearizable(ops: readonly RegisterOp[], initial: string | null,
       const allowed = op.kind === 'write' || op.value === state;
       if (allowed) {
         const next = op.kind === 'write' ? op.value : state;
-        linearized[e.op >> 5]! |= 1 << (e.op & 31);
+        linearized.add(e.op);
         const k = memoKey(next);
         if (!seen.has(k)) {
           seen.add(k);
+          memoChars += k.length;
+          if (memoChars > MAX_MEMO_CHARS)
+            throw new Error(`linearizability search gave up: its memo outgrew ${MAX_MEMO_CHARS} characters on a history of ${n} operations`);
           stack.push({ call: e, state });
           state = next;
           lift(e);
           entry = head.next;
           continue;
         }
-        linearized[e.op >> 5]! &= ~(1 << (e.op & 31));
+        linearized.delete(e.op);
       }
       entry = e.next;
     } else {
@@ -148,12 +159,94 @@ export function linearizable(ops: readonly RegisterOp[], initial: string | null,
       const top = stack.pop();
       if (top === undefined) return false;
       state = top.state;
-      linearized[top.call.op >> 5]! &= ~(1 << (top.call.op & 31));
+      linearized.delete(top.call.op);
       unlift(top.call);
       entry = top.call.next;
     }
   }
   return true;
+}
+
+/**
+ * The operations linearized so far, and a short memo key for them. Every completed operation
+ * called before `prefix` is in the set, so the key is that index and the members past it (a
+ * few: those called while it was pending) plus the open operations (no return) in the set.
+ * A bitset of all operations made every key as long as the history, and a history of tens of
+ * thousands of operations then filled the heap with keys.
+ */
+class LinearizedSet {
+  private readonly member: Uint8Array;
+  private readonly open: boolean[];
+  /** Every completed operation below it is a member. */
+  private prefix = 0;
+  /** Members at or past the prefix: completed ones, and open ones anywhere. */
+  private readonly beyond = new Set<number>();
+
+  constructor(ops: readonly RegisterOp[]) {
+    this.member = new Uint8Array(ops.length);
+    this.open = ops.map((o) => o.complete === null);
+    this.advance();
+  }
+
+  add(i: number): void {
+    this.member[i] = 1;
+    this.beyond.add(i);
+    if (i === this.prefix) this.advance();
+  }
+
+  delete(i: number): void {
+    this.member[i] = 0;
+    if (this.beyond.delete(i) || this.open[i]) return;
+    // A completed member below the prefix: the prefix falls back to it, and the members it passed since rejoin the rest.
+    for (let j = i + 1; j < this.prefix; j++) if (this.member[j] === 1) this.beyond.add(j);
+    this.prefix = i;
+  }
+
+  key(): string {
+    return `${this.prefix}:${[...this.beyond].sort((a, b) => a - b).join(',')}`;
+  }
+
+  private advance(): void {
+    const n = this.member.length;
+    while (this.prefix < n && (this.member[this.prefix] === 1 || this.open[this.prefix])) {
+      if (!this.open[this.prefix]) this.beyond.delete(this.prefix);
+      this.prefix++;
+    }
+  }
+}
+
+/**
+ * Unknown writes whose value no other write of the key writes (and the initial value is not),
+ * settled by the reads: one whose value no read returned changed nothing a read saw, and may go
+ * last, which is the same as never, so it is dropped; one whose value a completed read returned
+ * took effect before that read did, so it returns when the earliest such read does. Null when a
+ * read returned the value before the write was called: no linearization.
+ */
+function settleUnknownWrites(ops: readonly RegisterOp[], initial: string | null): RegisterOp[] | null {
+  if (!ops.some((o) => o.kind === 'write' && o.complete === null)) return [...ops];
+  const writers = new Map<string | null, number>();
+  for (const o of ops) if (o.kind === 'write') writers.set(o.value, (writers.get(o.value) ?? 0) + 1);
+  // Per value: whether any read returned it, and the earliest completion of one that did.
+  const reads = new Map<string | null, number>();
+  for (const o of ops) {
+    if (o.kind !== 'read') continue;
+    const t = o.complete ?? Number.POSITIVE_INFINITY;
+    reads.set(o.value, Math.min(reads.get(o.value) ?? Number.POSITIVE_INFINITY, t));
+  }
+  const out: RegisterOp[] = [];
+  for (const o of ops) {
+    if (o.kind !== 'write' || o.complete !== null || writers.get(o.value) !== 1 || o.value === initial) {
+      out.push(o);
+      continue;
+    }
+    const seenBy = reads.get(o.value);
+    if (seenBy === undefined) continue; // never read: dropped
+    if (seenBy === Number.POSITIVE_INFINITY)
+      out.push(o); // read only by reads of unknown outcome: left open
+    else if (seenBy < o.invoke) return null;
+    else out.push({ ...o, complete: seenBy });
+  }
+  return out;
 }
 
 /** A short, readable rendering of a failing key's history, for an assertion message. */
