@@ -46,7 +46,7 @@ export interface CheckResult {
 export interface CheckOptions {
   /** The value of every key before the history. Default null (absent). */
   initial?: string | null;
-  /** Search steps per key before giving up with an error (the problem is NP-complete). Default 2,000,000. */
+  /** Search steps per key before giving up with an error (the problem is NP-complete). Default: 200 per operation, at least 2,000,000. */
   maxSteps?: number;
 }
 
@@ -76,17 +76,15 @@ export function checkRegisters(history: readonly RegisterOp[], o: CheckOptions =
   let ops = 0;
   for (const [key, list] of byKey) {
     ops += list.length;
-    if (!linearizable(list, o.initial ?? null, o.maxSteps ?? 2_000_000)) return { ok: false, keys: byKey.size, ops, key, history: list };
+    if (!linearizable(list, o.initial ?? null, o.maxSteps)) return { ok: false, keys: byKey.size, ops, key, history: list };
   }
   return { ok: true, keys: byKey.size, ops };
 }
 
 /** One register's history. */
-export function linearizable(history: readonly RegisterOp[], initial: string | null, maxSteps = 2_000_000): boolean {
-  const settled = settleUnknownWrites(history, initial);
-  if (settled === null) return false;
-  // In call order, so that the operations linearized so far are mostly a prefix (see LinearizedSet).
-  const ops = settled.sort((a, b) => a.invoke - b.invoke);
+export function linearizable(history: readonly RegisterOp[], initial: string | null, maxSteps = Math.max(2_000_000, 200 * history.length)): boolean {
+  const ops = settleUnknownWrites(history, initial);
+  if (ops === null) return false;
   const n = ops.length;
   if (n === 0) return true;
   // Build the event list: calls before returns at the same instant (two such operations
@@ -122,7 +120,7 @@ export function linearizable(history: readonly RegisterOp[], initial: string | n
     if (call.next !== null) call.next.prev = call;
   };
 
-  const linearized = new LinearizedSet(ops);
+  const linearized = new LinearizedSet(n);
   const seen = new Set<string>();
   let memoChars = 0;
   const memoKey = (state: string | null): string => `${linearized.key()}|${state === null ? '\u0000' : `=${state}`}`;
@@ -138,7 +136,7 @@ export function linearizable(history: readonly RegisterOp[], initial: string | n
       const allowed = op.kind === 'write' || op.value === state;
       if (allowed) {
         const next = op.kind === 'write' ? op.value : state;
-        linearized.add(e.op);
+        linearized.toggle(e.op);
         const k = memoKey(next);
         if (!seen.has(k)) {
           seen.add(k);
@@ -151,7 +149,7 @@ export function linearizable(history: readonly RegisterOp[], initial: string | n
           entry = head.next;
           continue;
         }
-        linearized.delete(e.op);
+        linearized.toggle(e.op);
       }
       entry = e.next;
     } else {
@@ -159,7 +157,7 @@ export function linearizable(history: readonly RegisterOp[], initial: string | n
       const top = stack.pop();
       if (top === undefined) return false;
       state = top.state;
-      linearized.delete(top.call.op);
+      linearized.toggle(top.call.op);
       unlift(top.call);
       entry = top.call.next;
     }
@@ -168,50 +166,40 @@ export function linearizable(history: readonly RegisterOp[], initial: string | n
 }
 
 /**
- * The operations linearized so far, and a short memo key for them. Every completed operation
- * called before `prefix` is in the set, so the key is that index and the members past it (a
- * few: those called while it was pending) plus the open operations (no return) in the set.
- * A bitset of all operations made every key as long as the history, and a history of tens of
- * thousands of operations then filled the heap with keys.
+ * The operations linearized so far, as a short memo key: a 96-bit Zobrist hash (each operation
+ * has three random words, XORed in when it joins the set and out when it leaves). A key of the
+ * set itself is as long as the operations in it that are not a settled prefix, and one slow
+ * operation during a partition leaves thousands of them: a chaos run's keys then filled the heap.
+ * Two sets of one search sharing a hash (odds about 1 in 10^20 per pair) could only make the
+ * search skip a state it had not explored: hide a linearization, never invent one.
  */
 class LinearizedSet {
-  private readonly member: Uint8Array;
-  private readonly open: boolean[];
-  /** Every completed operation below it is a member. */
-  private prefix = 0;
-  /** Members at or past the prefix: completed ones, and open ones anywhere. */
-  private readonly beyond = new Set<number>();
+  private readonly words: Uint32Array;
+  private h0 = 0;
+  private h1 = 0;
+  private h2 = 0;
 
-  constructor(ops: readonly RegisterOp[]) {
-    this.member = new Uint8Array(ops.length);
-    this.open = ops.map((o) => o.complete === null);
-    this.advance();
+  constructor(n: number) {
+    this.words = new Uint32Array(3 * n);
+    // A fixed xorshift32 stream: the same history always searches the same way.
+    let x = 0x9e3779b9;
+    for (let i = 0; i < this.words.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.words[i] = x >>> 0;
+    }
   }
 
-  add(i: number): void {
-    this.member[i] = 1;
-    this.beyond.add(i);
-    if (i === this.prefix) this.advance();
-  }
-
-  delete(i: number): void {
-    this.member[i] = 0;
-    if (this.beyond.delete(i) || this.open[i]) return;
-    // A completed member below the prefix: the prefix falls back to it, and the members it passed since rejoin the rest.
-    for (let j = i + 1; j < this.prefix; j++) if (this.member[j] === 1) this.beyond.add(j);
-    this.prefix = i;
+  /** Adds operation i if absent, removes it if present. */
+  toggle(i: number): void {
+    this.h0 = (this.h0 ^ this.words[3 * i]!) >>> 0;
+    this.h1 = (this.h1 ^ this.words[3 * i + 1]!) >>> 0;
+    this.h2 = (this.h2 ^ this.words[3 * i + 2]!) >>> 0;
   }
 
   key(): string {
-    return `${this.prefix}:${[...this.beyond].sort((a, b) => a - b).join(',')}`;
-  }
-
-  private advance(): void {
-    const n = this.member.length;
-    while (this.prefix < n && (this.member[this.prefix] === 1 || this.open[this.prefix])) {
-      if (!this.open[this.prefix]) this.beyond.delete(this.prefix);
-      this.prefix++;
-    }
+    return `${this.h0.toString(36)},${this.h1.toString(36)},${this.h2.toString(36)}`;
   }
 }
 
