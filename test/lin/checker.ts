@@ -167,11 +167,11 @@ export function linearizable(history: readonly RegisterOp[], initial: string | n
 
 /**
  * The operations linearized so far, as a short memo key: a 96-bit Zobrist hash (each operation
- * has three random words, XORed in when it joins the set and out when it leaves). A key of the
- * set itself is as long as the operations in it that are not a settled prefix, and one slow
- * operation during a partition leaves thousands of them: a chaos run's keys then filled the heap.
- * Two sets of one search sharing a hash (odds about 1 in 10^20 per pair) could only make the
- * search skip a state it had not explored: hide a linearization, never invent one.
+ * has three random words, XORed in when it joins the set and out when it leaves). An exact key
+ * grows with the operations placed while an earlier one is still pending, even one that names
+ * only those, and one slow call during a partition overlaps thousands: a chaos run's keys then
+ * filled the heap. Two sets of one search sharing a hash (odds about 1 in 10^28 per pair) could
+ * only make the search skip a state it had not explored: hide a linearization, never invent one.
  */
 class LinearizedSet {
   private readonly words: Uint32Array;
