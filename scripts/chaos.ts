@@ -69,11 +69,14 @@ async function chaos(o: {
   keys: number;
   seed: number;
 }): Promise<{ history: RegisterOp[]; longestStallMs: number; longestStallFromMs: number; events: string[] }> {
+  // One stream each for the nemesis, the proxy and every client: the clients' draws interleave as
+  // their replies happen to arrive, and must not change the nemesis's schedule for the same seed.
   const random = seeded(o.seed);
+  const stream = (n: number): (() => number) => seeded((o.seed + 7919 * n) % 2 ** 31);
   const work = mkdtempSync(join(tmpdir(), 'raftlog-chaos-'));
   const ports = await freePorts(6);
   const ids = [1, 2, 3];
-  const proxy = await FaultProxy.start({ nodes: Object.fromEntries(ids.map((id) => [id, `127.0.0.1:${ports[id - 1]}`])), random });
+  const proxy = await FaultProxy.start({ nodes: Object.fromEntries(ids.map((id) => [id, `127.0.0.1:${ports[id - 1]}`])), random: stream(1) });
   // Each node reaches the others through the proxy's link from it to them.
   const peersOf = (id: number): string =>
     Object.entries(proxy.peersFor(id))
@@ -97,6 +100,7 @@ async function chaos(o: {
   const client = async (n: number): Promise<void> => {
     let c: RespClient | null = null;
     let seq = 0;
+    const random = stream(2 + n);
     while (running) {
       if (c === null) {
         try {
