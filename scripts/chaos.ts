@@ -120,7 +120,13 @@ async function chaos(o: {
         c.close();
         c = null; // a new connection, perhaps to another node
       } else if (reply instanceof Error) {
-        continue; // certainly not done: not part of the history
+        // Certainly not done: not part of the history. A node that knows no leader says to try
+        // another, as a client should; without that, one cut off from the rest kept its clients.
+        if (/^ERR (NO_LEADER|NOT_LEADER)\b/.test(reply.message)) {
+          c.close();
+          c = null;
+        }
+        continue;
       } else {
         op.complete = now();
         if (!write) op.value = reply === null ? null : String(reply);
