@@ -210,11 +210,11 @@ class LinearizedSet {
  * took effect before that read did, so it returns when the earliest such read does. Null when a
  * read returned the value before the write was called: no linearization.
  */
-function settleUnknownWrites(ops: readonly RegisterOp[], initial: string | null): RegisterOp[] | null {
-  if (!ops.some((o) => o.kind === 'write' && o.complete === null)) return [...ops];
+function settleUnknownWrites(ops: readonly RegisterOp[], initial: string | null): readonly RegisterOp[] | null {
+  if (!ops.some((o) => o.kind === 'write' && o.complete === null)) return ops;
   const writers = new Map<string | null, number>();
   for (const o of ops) if (o.kind === 'write') writers.set(o.value, (writers.get(o.value) ?? 0) + 1);
-  // Per value: whether any read returned it, and the earliest completion of one that did.
+  // Per value a read returned: the earliest completion among those reads (+infinity if none completed).
   const reads = new Map<string | null, number>();
   for (const o of ops) {
     if (o.kind !== 'read') continue;
