@@ -51,6 +51,11 @@ interface System {
   childProfiles?: Array<{ title: string; path: string }>;
   /** The system's processes besides this one (the cluster's nodes 2 and 3). */
   otherPids?: number[];
+  /**
+   * Resolves once the work the appends left behind is done (the cluster: a follower catching
+   * up, its snapshot), so that it is counted to this system and falls on no other system's turn.
+   */
+  settle?(): Promise<void>;
 }
 
 export interface BenchRow {
@@ -180,7 +185,11 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
         for (const clients of o.clients) {
           const samples = opened.map((): BenchRow[] => []);
           for (let r = 0; r < runs; r++) {
-            for (const [k, { system }] of opened.entries()) {
+            // Every other run in reverse order, so that no system always follows the same one
+            // (what a system leaves behind, the disk's writeback, its caches, falls on others in turn).
+            for (let i = 0; i < opened.length; i++) {
+              const k = r % 2 === 0 ? i : opened.length - 1 - i;
+              const { system } = opened[k]!;
               const label = runs > 1 ? ` run ${r + 1}/${runs}` : '';
               process.stdout.write(`[${rows.length + k + 1}/${total}] ${system.name} ${size} B x ${clients} clients${label} ... `);
               const row = await measure(system, size, clients, o.seconds);
@@ -273,6 +282,7 @@ async function measure(system: System, size: number, clients: number, seconds: n
     return { count, elapsed: (performance.now() - start) / 1000 };
   };
   await drive(Math.min(500, seconds * 250), null);
+  await system.settle?.();
   // A histogram (3 significant digits), not the samples: sorting a million of them held this
   // process's event loop, and with it the cluster's leader, for longer than an election timeout.
   const lat = createHistogram({ lowest: 1, highest: 3_600e9, figures: 3 });
@@ -285,6 +295,7 @@ async function measure(system: System, size: number, clients: number, seconds: n
   const othersBefore = others.map(cpuSeconds);
   const cpu = process.cpuUsage();
   const { count, elapsed } = await drive(seconds * 1000, lat);
+  await system.settle?.();
   const used = process.cpuUsage(cpu);
   const othersUs = others.reduce((sum, pid, i) => sum + (cpuSeconds(pid) - othersBefore[i]!) * 1e6, 0);
   gc.disconnect();
@@ -406,19 +417,40 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
     await stopChildren();
     throw err;
   }
+  const otherPids = children.map((c) => c.pid).filter((pid): pid is number => pid !== undefined);
   return {
     name: 'cluster (3 nodes)',
     childProfiles:
       profileDir === undefined
         ? []
         : [2, 3].map((id) => ({ title: `cluster node ${id} (raftlog serve, whole process life)`, path: join(profileDir, childProfileName(id)) })),
-    otherPids: children.map((c) => c.pid).filter((pid): pid is number => pid !== undefined),
+    otherPids,
+    settle: () => settled(log, otherPids),
     append: (d) => log.append(d),
     close: async () => {
       await log.close();
       await stopChildren();
     },
   };
+}
+
+/**
+ * The leader's followers hold every entry and their processes are idle (under 10% of a core over
+ * 200 ms: applying, snapshotting and compacting are done). The leader commits with one follower; the
+ * other may trail by seconds of work at 1,024 clients, which would otherwise run during the next
+ * system's turn. Gives up after 30 s: a figure then is still a figure, its tail uncounted.
+ */
+export async function settled(log: Pick<ReplicatedLog, 'status'>, pids: number[]): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let before = pids.map(cpuSeconds);
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    const s = log.status();
+    const now = pids.map(cpuSeconds);
+    const idle = now.every((c, i) => c - before[i]! < 0.02);
+    before = now;
+    if (idle && Object.values(s.progress ?? {}).every((p) => p.match >= s.lastIndex)) return;
+  }
 }
 
 const childProfileName = (id: number): string => profileFileName('bench', `cluster-node${id}`);

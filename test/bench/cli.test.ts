@@ -1,10 +1,13 @@
 // The benchmark commands' flags: both list --profile in their help, reject what they
-// do not know, and `raftlog bench --profile` writes a profile of the system it measured.
-import { execFile } from 'node:child_process';
+// do not know, and `raftlog bench --profile` writes a profile of the system it measured;
+// how `raftlog bench` takes turns between systems.
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { settled } from '../../src/cli/bench.js';
 import { analyzeProfile, type CpuProfile } from '../../src/cli/profile.js';
+import type { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { tempDir } from '../log/helpers.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -84,9 +87,9 @@ it('raftlog bench --runs takes turns between the systems within each case and re
   cleanups.push(t.cleanup);
   const r = await tsx([MAIN, 'bench', '--seconds', '0.2', '--runs', '3', '--sizes', '100', '--clients', '2', '--systems', 'embedded,sqlite', '--out', t.dir]);
   expect(r.code, r.stderr).toBe(0);
-  // The progress lines show the order the runs took: embedded, sqlite, embedded, ...
+  // The progress lines show the order the runs took: every other run reversed, so that neither always goes first.
   const order = [...r.stdout.matchAll(/\] (embedded \(1 node\)|better-sqlite3) 100 B x 2 clients run (\d)\/3/g)].map((m) => `${m[1]} ${m[2]}`);
-  expect(order).toEqual(['embedded (1 node) 1', 'better-sqlite3 1', 'embedded (1 node) 2', 'better-sqlite3 2', 'embedded (1 node) 3', 'better-sqlite3 3']);
+  expect(order).toEqual(['embedded (1 node) 1', 'better-sqlite3 1', 'better-sqlite3 2', 'embedded (1 node) 2', 'embedded (1 node) 3', 'better-sqlite3 3']);
   const measured = [...r.stdout.matchAll(/\] (embedded \(1 node\)|better-sqlite3) 100 B x 2 clients run \d\/3 \.\.\. ([\d,]+) rec\/s/g)].map((m) => ({
     system: m[1]!,
     rate: Number(m[2]!.replace(/,/g, '')),
@@ -107,4 +110,22 @@ it('raftlog bench --runs takes turns between the systems within each case and re
     expect(row.gcShare).toBeLessThan(1);
   }
   expect(r.stdout).toMatch(/\| embedded \(1 node\) \| 100 B \| 2 \| [\d,]+ \| [\d.]+x \|/);
+});
+
+it("a cluster's turn ends once every follower holds every entry and their processes are idle", async () => {
+  let match = 5;
+  const log = { status: () => ({ lastIndex: 10, progress: { 1: { match: 10 }, 2: { match: 10 }, 3: { match } } }) } as unknown as Pick<ReplicatedLog, 'status'>;
+  let caughtUp = false;
+  const waiting = settled(log, []).then(() => (caughtUp = true));
+  await new Promise((r) => setTimeout(r, 600));
+  expect(caughtUp).toBe(false); // node 3 trails
+  match = 10;
+  await waiting;
+
+  // A follower busy for 1.5 s (say, catching up) holds the turn until it is done.
+  const busy = spawn(process.execPath, ['-e', 'const t = Date.now(); while (Date.now() - t < 1500); setTimeout(() => {}, 20000);']);
+  cleanups.push(() => busy.kill());
+  const started = Date.now();
+  await settled(log, [busy.pid!]);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(1200);
 });

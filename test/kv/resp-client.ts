@@ -2,6 +2,9 @@ import net from 'node:net';
 
 export type RespValue = string | number | null | Error | RespValue[];
 
+/** The reply to a call whose connection closed first: the command's outcome is unknown. */
+export const CONNECTION_CLOSED = 'connection closed before the reply';
+
 /** A minimal RESP2 client for tests: sends commands, reads typed replies in order. */
 export class RespClient {
   private buf = Buffer.alloc(0);
@@ -15,6 +18,10 @@ export class RespClient {
         this.buf = this.buf.subarray(r.next);
         this.waiters.shift()?.(r.value);
       }
+    });
+    // A reply can no longer come: say so, as a real client does, rather than leave the call waiting.
+    socket.on('close', () => {
+      for (const w of this.waiters.splice(0)) w(new Error(CONNECTION_CLOSED));
     });
   }
 
@@ -31,6 +38,7 @@ export class RespClient {
   }
 
   next(): Promise<RespValue> {
+    if (this.socket.destroyed) return Promise.resolve(new Error(CONNECTION_CLOSED));
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
