@@ -316,6 +316,13 @@ const MUTANTS: Mutant[] = [
     tests: ['test/raft'],
   },
   {
+    name: 'raft: every heartbeat answer resumes a paused probe',
+    file: 'src/raft/raft.ts',
+    find: '        if (pr.state !== ProgressStateProbe || pr.probeDue) pr.msgAppFlowPaused = false;',
+    replace: '        pr.msgAppFlowPaused = false;',
+    tests: ['test/raft'],
+  },
+  {
     name: 'log: a membership change is applied before its commit is durable',
     file: 'src/log/replicated-log.ts',
     find: '    const held = commitsConfChange(rd);',

@@ -19,6 +19,8 @@ export class Progress {
   recentActive = false;
   /** Probe: a message is out, wait for an answer or a heartbeat response. Replicate: window full. */
   msgAppFlowPaused = false;
+  /** Probe: a periodic heartbeat went out since the last probe, so that its answer may resume probing. */
+  probeDue = false;
   /** Highest commit index sent to the follower. */
   sentCommit = 0;
   /** Leader tick at which the latest heartbeat this follower answered was sent (the lease). */
@@ -82,6 +84,7 @@ export class Progress {
       this.msgAppFlowPaused = this.inflights.full();
     } else if (this.state === ProgressStateProbe) {
       this.msgAppFlowPaused = true;
+      this.probeDue = false;
     }
   }
 

@@ -324,6 +324,12 @@ export class Raft {
     }
   }
 
+  /** The periodic heartbeat: its answers may also resume a paused probe. */
+  private beat(): void {
+    for (const pr of this.trk.progress.values()) pr.probeDue = true;
+    this.bcastHeartbeat();
+  }
+
   private bcastHeartbeat(ctx: Uint8Array | undefined = this.readOnly.lastPendingContext()): void {
     const peers = this.trk.peers;
     for (let i = 0; i < peers.length; i++) {
@@ -522,7 +528,7 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat();
+      this.beat();
     }
   }
 
@@ -696,7 +702,7 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.type) {
       case MsgBeat:
-        this.bcastHeartbeat();
+        this.beat();
         return;
       case MsgCheckQuorum:
         if (!this.trk.quorumActiveAndReset(this.id)) this.becomeFollower(this.term, None);
@@ -719,7 +725,10 @@ export class Raft {
         return;
       case MsgHeartbeatResp: {
         pr.recentActive = true;
-        pr.msgAppFlowPaused = false;
+        // A probe carries the same entries every time: it is retried once per heartbeat interval, not at every
+        // answer. The heartbeats of many ReadIndex rounds, held by a network and delivered at once, otherwise
+        // each brought back a probe of up to maxSizePerMsg, a gigabyte to encode in one turn.
+        if (pr.state !== ProgressStateProbe || pr.probeDue) pr.msgAppFlowPaused = false;
         if (m.index <= this.ticks && m.index > pr.leaseAckTick) pr.leaseAckTick = m.index;
         if (pr.match < this.raftLog.lastIndex() || pr.sentCommit < this.raftLog.committed) this.sendAppend(m.from);
         if (m.context === undefined || m.context.length === 0) return;

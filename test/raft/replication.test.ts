@@ -165,6 +165,26 @@ describe('progress: probe, replicate, flow control', () => {
     expect(n.status().progress![2]!.state).toBe(ProgressStateType.ProgressStateProbe);
   });
 
+  it('a paused probe is retried once per heartbeat interval, however many heartbeat answers arrive', () => {
+    const { n, s } = leaderOf([], 1, { maxSizePerMsg: 1 });
+    n.propose(enc('a'));
+    drain(n, s);
+    const probes = (): number => drain(n, s).messages.filter((m) => m.type === MessageType.MsgApp && m.to === 2).length;
+    // The answers to 50 ReadIndex heartbeats, held by the network and delivered together: none is due a probe.
+    for (let i = 0; i < 50; i++) n.step(msg({ type: MessageType.MsgHeartbeatResp, from: 2, to: 1, term: 1, context: enc(`read-${i}`) }));
+    expect(probes()).toBe(0);
+    // A periodic heartbeat went out: the first answer after it resumes probing, once.
+    n.tick(); // heartbeatTick 1
+    expect(drain(n, s).messages.filter((m) => m.type === MessageType.MsgHeartbeat && m.to === 2).length).toBe(1);
+    for (let i = 0; i < 50; i++) n.step(msg({ type: MessageType.MsgHeartbeatResp, from: 2, to: 1, term: 1 }));
+    expect(probes()).toBe(1);
+    expect(n.status().progress![2]!.state).toBe(ProgressStateType.ProgressStateProbe);
+    // The follower's answer to the probe itself resumes at once, as before.
+    n.step(msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: 1, index: 1 }));
+    expect(n.status().progress![2]!.state).toBe(ProgressStateType.ProgressStateReplicate);
+    expect(probes()).toBe(1);
+  });
+
   it('reportUnreachable moves a replicating follower to probe', () => {
     const { n } = leaderOf([], 1);
     n.step(msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: 1, index: 1 }));
