@@ -4,9 +4,9 @@
 // the end every key's history must be linearizable (reads are `GET`s, which
 // wait on a barrier), and the longest stretch without a successful operation
 // is reported. On demand, not in CI; exits 1 on a violation.
-// Usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N]
+// Usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N] [--logs DIR]
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,12 +17,21 @@ import { checkRegisters, describeHistory, type RegisterOp } from '../test/lin/ch
 import { seeded } from '../test/random.js';
 import { serveNode, writeClusterSecret } from './serve-node.js';
 
-const USAGE = 'usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N]';
+const USAGE = `usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N] [--logs DIR]
+--logs DIR: each node's log goes to DIR/node<id>.log (appended across restarts), to read beside the events`;
 
 // A write refused with one of these certainly did not happen; anything else may have.
 const CERTAIN_FAILURES = /^ERR (APPEND_NOT_COMMITTED|NO_LEADER|OVERLOADED|RECORD_TOO_LARGE|LOG_CLOSED|NOT_LEADER)\b/;
 
-function options(): { minutes: number; clients: number; keys: number; seed: number } {
+interface Options {
+  minutes: number;
+  clients: number;
+  keys: number;
+  seed: number;
+  logs: string | undefined;
+}
+
+function options(): Options {
   let v;
   try {
     v = parseArgs({
@@ -31,6 +40,7 @@ function options(): { minutes: number; clients: number; keys: number; seed: numb
         clients: { type: 'string', default: '12' },
         keys: { type: 'string', default: '4' },
         seed: { type: 'string', default: String(process.env.TEST_SEED ?? Math.floor(Math.random() * 2 ** 31)) },
+        logs: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -49,7 +59,8 @@ function options(): { minutes: number; clients: number; keys: number; seed: numb
       process.exit(2);
     }
   }
-  return out;
+  if (v.logs !== undefined) mkdirSync(v.logs, { recursive: true });
+  return { ...out, logs: v.logs };
 }
 
 /** A call that gives up after `ms`: a paused or killed node must not stall a client forever. */
@@ -63,12 +74,7 @@ async function call(c: RespClient, ms: number, ...args: string[]): Promise<RespV
   }
 }
 
-async function chaos(o: {
-  minutes: number;
-  clients: number;
-  keys: number;
-  seed: number;
-}): Promise<{ history: RegisterOp[]; longestStallMs: number; longestStallFromMs: number; events: string[] }> {
+async function chaos(o: Options): Promise<{ history: RegisterOp[]; longestStallMs: number; longestStallFromMs: number; events: string[] }> {
   // One stream each for the nemesis, the proxy and every client: the clients' draws interleave as
   // their replies happen to arrive, and must not change the nemesis's schedule for the same seed.
   const random = seeded(o.seed);
@@ -85,7 +91,8 @@ async function chaos(o: {
   const secretFile = writeClusterSecret(work);
   const procs = new Map<number, ChildProcess>();
   const start = (id: number): void => {
-    const p = serveNode({ id, work, listen: `127.0.0.1:${ports[id - 1]}`, peers: peersOf(id), secretFile, resp: `127.0.0.1:${ports[id + 2]}` }, true);
+    const logFile = o.logs === undefined ? undefined : join(o.logs, `node${id}.log`);
+    const p = serveNode({ id, work, listen: `127.0.0.1:${ports[id - 1]}`, peers: peersOf(id), secretFile, resp: `127.0.0.1:${ports[id + 2]}`, logFile }, true);
     procs.set(id, p);
   };
   ids.forEach(start);
@@ -93,7 +100,8 @@ async function chaos(o: {
   const t0 = Date.now();
   const now = (): number => Date.now() - t0;
   const history: RegisterOp[] = [];
-  const events: string[] = [];
+  // The events' clock starts here; node logs (--logs) carry wall-clock times.
+  const events: string[] = [`0 clock zero at ${new Date(t0).toISOString()}`];
   const end = t0 + o.minutes * 60_000;
   let running = true;
 

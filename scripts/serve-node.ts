@@ -2,7 +2,7 @@
 // peers authenticated with a secret made for the run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
@@ -25,9 +25,11 @@ export interface ServeNode {
   resp: string;
   /** More `serve` flags. */
   extra?: string[];
+  /** A file that all the node's output (its log included) is appended to. */
+  logFile?: string;
 }
 
-/** Starts one node (its output discarded but for errors, or all of it with `quiet`). */
+/** Starts one node: its output goes to `logFile`, or is discarded but for errors (all of it with `quiet`). */
 export function serveNode(n: ServeNode, quiet = false): ChildProcess {
   const dataDir = join(n.work, `node${n.id}`);
   mkdirSync(dataDir, { recursive: true });
@@ -45,6 +47,14 @@ export function serveNode(n: ServeNode, quiet = false): ChildProcess {
     n.secretFile,
     '--resp',
     n.resp,
+    ...(n.extra ?? []),
   ];
-  return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'ignore', quiet ? 'ignore' : 'inherit'] });
+  if (n.logFile === undefined)
+    return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'ignore', quiet ? 'ignore' : 'inherit'] });
+  const out = openSync(n.logFile, 'a');
+  try {
+    return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', out, out] });
+  } finally {
+    closeSync(out); // the child holds its own copy
+  }
 }
