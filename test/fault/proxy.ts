@@ -23,8 +23,10 @@
 //
 // A two-way partition between A and B is cut(a, b) and cut(b, a); `isolate` and
 // `partition` do that for groups. Node addresses learned from snapshots or
-// membership changes bypass the proxy: tests that use it keep one configuration
-// and take no snapshots (the snapshot names the members by the leader's view).
+// membership changes do not follow the proxy's links: a snapshot names the members
+// at the addresses its leader dials, the leader's own links, so a node that installs
+// one sends through links named after another node. Tests that need every cut to
+// land where it is named keep one configuration and take no snapshots.
 import net from 'node:net';
 
 export type CutMode = 'hold' | 'reset';
