@@ -2,6 +2,8 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { seeded, testSeed } from '../seeded.js';
 import { waitFor } from '../log/helpers.js';
+import { encodeFrames } from '../../src/transport/frame.js';
+import { encodeHello, newPacker } from '../../src/transport/wire.js';
 import { FaultProxy } from './proxy.js';
 
 /** A listener that records what each connection sent and answers every chunk with 'ack'. */
@@ -108,6 +110,34 @@ describe('FaultProxy', () => {
     e.socket.write('y');
     await waitFor('bytes after heal', () => b.received() === 'xy');
     expect(proxy.stats(1, 2).resets).toBeGreaterThanOrEqual(2);
+    e.socket.destroy();
+  });
+
+  it('a raftlog connection belongs to the link its hello names, whatever port it came in on', async () => {
+    const [a, b, c] = [await sink(), await sink(), await sink()];
+    cleanups.push(a.close, b.close, c.close);
+    const proxy = await FaultProxy.start({ nodes: { 1: a.address, 2: b.address, 3: c.address }, random: seeded(testSeed('proxy')) });
+    cleanups.push(() => proxy.close());
+    // Node 1 dials node 2 at node 3's port for it, as it would after installing node 3's snapshot.
+    const hello = Buffer.from(encodeFrames([encodeHello(newPacker(), 'cluster', 1, 2)]));
+    const d = await dial(proxy.peersFor(3)[2]!);
+    d.socket.write(hello);
+    await waitFor('the hello to arrive', () => b.received().length === hello.length);
+    expect(proxy.stats(1, 2)).toMatchObject({ connections: 1, bytesForward: hello.length });
+    expect(proxy.stats(3, 2).connections).toBe(0);
+    // Cutting node 3 from node 2 leaves it alone; cutting node 1 from node 2 holds it.
+    proxy.cut(3, 2);
+    d.socket.write('a;');
+    await waitFor('bytes on an uncut link', () => b.received().endsWith('a;'));
+    proxy.cut(1, 2);
+    d.socket.write('b;');
+    const e = await dial(proxy.peersFor(1)[2]!);
+    e.socket.write('fresh;');
+    await waitFor('the second connection to be accepted', () => proxy.stats(1, 2).connections === 2);
+    expect(b.received().endsWith('a;')).toBe(true);
+    proxy.heal();
+    await waitFor('the held bytes', () => b.received().includes('b;') && b.received().includes('fresh;'));
+    d.socket.destroy();
     e.socket.destroy();
   });
 

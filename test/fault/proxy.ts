@@ -22,12 +22,16 @@
 //   heal(a, b)           back to a plain forwarder (delay included).
 //
 // A two-way partition between A and B is cut(a, b) and cut(b, a); `isolate` and
-// `partition` do that for groups. Node addresses learned from snapshots or
-// membership changes do not follow the proxy's links: a snapshot names the members
-// at the addresses its leader dials, the leader's own links, so a node that installs
-// one sends through links named after another node. Tests that need every cut to
-// land where it is named keep one configuration and take no snapshots.
+// `partition` do that for groups.
+//
+// A connection belongs to the link its dialer's hello names (from -> to), whatever
+// port it came in on: a node that installs its leader's snapshot dials its peers at
+// the addresses the snapshot names, which are the leader's ports here, and its
+// traffic must still be cut as its own. Bytes that are not a raftlog hello (TLS, a
+// test's raw socket) belong to the port's link.
 import net from 'node:net';
+import { FrameDecoder } from '../../src/transport/frame.js';
+import { decodeFrame, newUnpacker } from '../../src/transport/wire.js';
 
 export type CutMode = 'hold' | 'reset';
 
@@ -51,6 +55,10 @@ export interface FaultProxyOptions {
   host?: string;
 }
 
+/** A hello is small; anything longer, or nothing within SNIFF_MS, is not one. */
+const HELLO_MAX_BYTES = 4096;
+const SNIFF_MS = 100;
+
 /** Bytes waiting in one pipe's delay queue beyond which the dialer is no longer read. */
 const MAX_DELAYED_BYTES = 4 * 1024 * 1024;
 
@@ -73,12 +81,18 @@ class Pipe {
   private blockedUp = false;
   private blockedDown = false;
 
+  /** Until the dialer's hello names the link: what it sent so far, and the decoder reading it. */
+  private sniffed: Buffer[] | null = [];
+  private readonly hello = new FrameDecoder(HELLO_MAX_BYTES);
+  private sniffTimer: NodeJS.Timeout | undefined;
+
+  /** `route(from, to)`: the link between two nodes, if the proxy has one. */
   constructor(
-    readonly link: Link,
+    public link: Link,
     readonly client: net.Socket,
+    private readonly route: (from: number, to: number) => Link | undefined,
   ) {
-    client.pause();
-    client.on('data', (chunk: Buffer) => this.forward(chunk));
+    client.on('data', (chunk: Buffer) => (this.sniffed === null ? this.forward(chunk) : this.sniff(chunk)));
     client.on('end', () => {
       this.clientEnded = true;
       this.maybeEndUpstream();
@@ -89,12 +103,44 @@ class Pipe {
       this.blockedDown = false;
       this.update();
     });
-    this.update();
+    link.pipes.add(this); // closed with the proxy even before its link is known
+    // Not a raftlog dialer (or one that says nothing): the port's link.
+    this.sniffTimer = setTimeout(() => this.settle(this.link), SNIFF_MS);
+  }
+
+  /** Reads the dialer's hello, which says which link this connection belongs to, whatever port it came in on. */
+  private sniff(chunk: Buffer): void {
+    this.sniffed!.push(chunk);
+    this.hello.push(chunk);
+    let to = this.link;
+    try {
+      const payload = this.hello.next();
+      if (payload === undefined) return;
+      const f = decodeFrame(newUnpacker(), payload);
+      if (f.kind === 'hello') to = this.route(f.from, f.to) ?? this.link;
+    } catch {
+      // not a frame: the port's link
+    }
+    this.settle(to);
+  }
+
+  private settle(link: Link): void {
+    if (this.sniffed === null || this.closed) return;
+    clearTimeout(this.sniffTimer);
+    const bytes = Buffer.concat(this.sniffed);
+    this.sniffed = null;
+    this.link.pipes.delete(this);
+    this.link = link;
+    link.pipes.add(this);
+    link.stats.connections++;
+    this.client.pause();
+    if (bytes.length > 0) this.forward(bytes);
+    else this.update();
   }
 
   /** Brings reading, connecting and delivery in line with the link's state. */
   update(): void {
-    if (this.closed) return;
+    if (this.closed || this.sniffed !== null) return;
     const s = this.link.state;
     if (s.cut === 'reset') return this.reset();
     if (s.cut === 'hold') {
@@ -175,6 +221,7 @@ class Pipe {
     this.link.stats.resets++;
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.sniffTimer);
     this.client.resetAndDestroy();
     if (this.upstream !== null && !this.upstream.destroyed) this.upstream.resetAndDestroy();
     this.link.pipes.delete(this);
@@ -184,6 +231,7 @@ class Pipe {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.sniffTimer);
     this.client.destroy();
     this.upstream?.destroy();
     this.link.pipes.delete(this);
@@ -201,17 +249,12 @@ class Link {
     readonly to: number,
     readonly target: { host: string; port: number },
     readonly random: () => number,
+    route: (from: number, to: number) => Link | undefined,
   ) {
+    // Counted, cut and forwarded on the link the dialer's hello names (see Pipe).
     this.server = net.createServer((socket) => {
-      this.stats.connections++;
       socket.setNoDelay(true);
-      if (this.state.cut === 'reset') {
-        this.stats.resets++;
-        socket.on('error', () => undefined);
-        socket.resetAndDestroy();
-        return;
-      }
-      this.pipes.add(new Pipe(this, socket));
+      new Pipe(this, socket, route);
     });
   }
 
@@ -244,7 +287,7 @@ export class FaultProxy {
       for (const from of ids) {
         for (const to of ids) {
           if (from === to) continue;
-          const link = new Link(from, to, parse(o.nodes[to]!), o.random);
+          const link = new Link(from, to, parse(o.nodes[to]!), o.random, (f, t) => proxy.links.get(`${f}>${t}`));
           proxy.links.set(`${from}>${to}`, link);
           await new Promise<void>((resolve, reject) => {
             link.server.once('error', reject);
