@@ -205,11 +205,12 @@ async function chaos(
   await proxy.close();
   rmSync(work, { recursive: true, force: true });
 
-  // The longest stretch in which no operation succeeded, and when it began (to read against the events).
+  // The longest stretch in which no operation succeeded, and when it began (to read against the
+  // events), from the first success on: the cluster's start-up is not a stall.
   const done = history.flatMap((h) => (h.complete === null ? [] : [h.complete])).sort((a, b) => a - b);
   let longestStallMs = 0;
   let longestStallFromMs = 0;
-  let prev = 0;
+  let prev = done[0] ?? 0;
   for (const t of done) {
     if (t - prev > longestStallMs) [longestStallMs, longestStallFromMs] = [t - prev, prev];
     prev = t;
