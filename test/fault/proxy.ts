@@ -95,6 +95,7 @@ class Pipe {
     client.on('data', (chunk: Buffer) => (this.sniffed === null ? this.forward(chunk) : this.sniff(chunk)));
     client.on('end', () => {
       this.clientEnded = true;
+      this.settle(this.link); // a dialer that ends before a hello: its bytes still go on the port's link
       this.maybeEndUpstream();
     });
     client.on('error', () => this.destroy());
