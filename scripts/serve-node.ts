@@ -49,12 +49,10 @@ export function serveNode(n: ServeNode, quiet = false): ChildProcess {
     n.resp,
     ...(n.extra ?? []),
   ];
-  if (n.logFile === undefined)
-    return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'ignore', quiet ? 'ignore' : 'inherit'] });
-  const out = openSync(n.logFile, 'a');
+  const log = n.logFile === undefined ? undefined : openSync(n.logFile, 'a');
   try {
-    return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', out, out] });
+    return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', log ?? 'ignore', log ?? (quiet ? 'ignore' : 'inherit')] });
   } finally {
-    closeSync(out); // the child holds its own copy
+    if (log !== undefined) closeSync(log); // the child holds its own copy
   }
 }
