@@ -15,6 +15,7 @@ import { UsageError, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
 import { machineAtStart, type Machine } from './machine.js';
 import { freePorts } from './ports.js';
+import { CliError } from './failure.js';
 import { cpuSeconds } from './process-cpu.js';
 import {
   CpuProfiler,
@@ -292,12 +293,12 @@ async function measure(system: System, size: number, clients: number, seconds: n
   });
   gc.observe({ entryTypes: ['gc'] });
   const others = system.otherPids ?? [];
-  const othersBefore = others.map(cpuSeconds);
+  const othersBefore = others.map(nodeCpuSeconds);
   const cpu = process.cpuUsage();
   const { count, elapsed } = await drive(seconds * 1000, lat);
   await system.settle?.();
   const used = process.cpuUsage(cpu);
-  const othersUs = others.reduce((sum, pid, i) => sum + (cpuSeconds(pid) - othersBefore[i]!) * 1e6, 0);
+  const othersUs = others.reduce((sum, pid, i) => sum + (nodeCpuSeconds(pid) - othersBefore[i]!) * 1e6, 0);
   gc.disconnect();
   const q = (p: number): number => (lat.count === 0 ? 0 : lat.percentile(p * 100) / 1e6);
   return {
@@ -442,14 +443,24 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
  */
 export async function settled(log: Pick<ReplicatedLog, 'status'>, pids: number[]): Promise<void> {
   const deadline = Date.now() + 30_000;
-  let before = pids.map(cpuSeconds);
+  let before = pids.map(nodeCpuSeconds);
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
     const s = log.status();
-    const now = pids.map(cpuSeconds);
+    const now = pids.map(nodeCpuSeconds);
     const idle = now.every((c, i) => c - before[i]! < 0.02);
     before = now;
     if (idle && Object.values(s.progress ?? {}).every((p) => p.match >= s.lastIndex)) return;
+  }
+}
+
+/** A cluster node's CPU seconds so far; a node that is gone ends the bench, which would otherwise measure two nodes. */
+export function nodeCpuSeconds(pid: number): number {
+  try {
+    return cpuSeconds(pid);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw new CliError('BENCH_NODE_EXITED', `a cluster node (pid ${pid}) exited during the run; its error output, if any, is above`);
   }
 }
 

@@ -129,3 +129,10 @@ it("a cluster's turn ends once every follower holds every entry and their proces
   await settled(log, [busy.pid!]);
   expect(Date.now() - started).toBeGreaterThanOrEqual(1200);
 });
+
+it('a cluster node that exits during a run ends the bench with a coded error naming it', async () => {
+  const gone = spawn(process.execPath, ['-e', '']);
+  await new Promise((r) => gone.once('exit', r));
+  const log = { status: () => ({ lastIndex: 1, progress: {} }) } as unknown as Pick<ReplicatedLog, 'status'>;
+  await expect(settled(log, [gone.pid!])).rejects.toMatchObject({ code: 'BENCH_NODE_EXITED', message: expect.stringContaining(`pid ${gone.pid}`) });
+});
