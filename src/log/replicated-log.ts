@@ -63,8 +63,8 @@ export interface LogEvents {
  * read from the WAL and encoded in one turn of the event loop, at about 15 ms per MiB on
  * a small machine: a follower far behind, coming back, made a 64 MiB window hold the
  * leader's loop for 1.3-1.7 s, long enough to lose its leadership. A 4 MiB window holds
- * it 55-120 ms, and still caught a follower 200 MB behind up in 3-4 s on loopback: after the
- * first window, each acknowledgement frees room for about one more message.
+ * it about a tenth of that, and still caught a follower 200 MB behind up in 3-4 s on
+ * loopback: after the first window, each acknowledgement frees room for about one more message.
  */
 const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
 

@@ -20,6 +20,54 @@ export function encodeFrames(payloads: readonly Uint8Array[]): Buffer {
   return out;
 }
 
+/** A part at least this long is written from where it is; shorter ones are gathered into one buffer. */
+const GATHER_BELOW = 16 * 1024;
+
+/**
+ * Frames whose payloads come in parts, as buffers for one vectored write: the
+ * headers and short parts copied together, long parts as they are, in order.
+ */
+export function frameChunks(payloads: ReadonlyArray<readonly Uint8Array[]>): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  // What the next gathered buffer holds: parts, and the numbers that go in as frame headers.
+  let short: Array<Uint8Array | number> = [];
+  let shortBytes = 0;
+  const gather = (): void => {
+    if (shortBytes === 0) return;
+    const buf = Buffer.allocUnsafe(shortBytes);
+    let at = 0;
+    for (const b of short) {
+      if (typeof b === 'number') {
+        buf.writeUInt32BE(b, at);
+        at += FRAME_HEADER_BYTES;
+      } else {
+        buf.set(b, at);
+        at += b.length;
+      }
+    }
+    out.push(buf);
+    short = [];
+    shortBytes = 0;
+  };
+  for (const parts of payloads) {
+    let length = 0;
+    for (const part of parts) length += part.length;
+    short.push(length);
+    shortBytes += FRAME_HEADER_BYTES;
+    for (const part of parts) {
+      if (part.length < GATHER_BELOW) {
+        short.push(part);
+        shortBytes += part.length;
+      } else {
+        gather();
+        out.push(part);
+      }
+    }
+  }
+  gather();
+  return out;
+}
+
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;

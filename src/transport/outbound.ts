@@ -11,10 +11,10 @@ import { parseAddress } from './address.js';
 import { backoffDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import { AuthFailedError, IdleTimeoutError, PeerRefusedError, TransportError } from './errors.js';
-import { WIRE_VERSION, encodeChunk, encodeHello, encodeMessage, encodePing, encodeProof, decodeFrame, newUnpacker } from './wire.js';
+import { WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame, newUnpacker } from './wire.js';
 import type { Frame } from './wire.js';
 import { certNodeIds, nonce, proof, verify } from './auth.js';
-import { FrameDecoder, encodeFrames } from './frame.js';
+import { FrameDecoder, encodeFrames, frameChunks } from './frame.js';
 import type { TransportLogger } from './transport.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
 
@@ -90,13 +90,16 @@ interface SnapshotJob {
 
 type State = 'connecting' | 'handshake' | 'open' | 'backoff' | 'closed';
 
-const SHED = new Uint8Array(0);
+const SHED: Uint8Array[] = [];
+
+const bytesOf = (parts: readonly Uint8Array[]): number => parts.reduce((n, p) => n + p.length, 0);
 
 export class Outbound {
   private readonly counters = { writes: 0, framesSent: 0, bytesSent: 0, dropped: 0, connects: 0 };
   private state: State = 'backoff';
   private socket: net.Socket | undefined;
-  private queue: Uint8Array[] = [];
+  /** Each message's payload, in the parts it was packed in. */
+  private queue: Uint8Array[][] = [];
   /** Messages before this index in `queue` were shed; kept as an offset so shedding stays O(1). */
   private head = 0;
   private queueBytes = 0;
@@ -127,16 +130,17 @@ export class Outbound {
     if (this.state === 'closed') return;
     if (m.type === MessageType.MsgSnap) return this.sendSnapshot(m);
     if (this.state === 'backoff') return this.drop(1);
-    const payload = encodeMessage(this.c.packer, m);
-    if (payload.length > this.c.maxFrameBytes) {
+    const payload = encodeMessageParts(this.c.packer, m);
+    const bytes = bytesOf(payload);
+    if (bytes > this.c.maxFrameBytes) {
       this.c.logger.warn(
         {},
-        `transport: dropping a ${MessageType[m.type]} of ${payload.length} bytes to peer ${this.peer}: over maxFrameBytes ${this.c.maxFrameBytes} (lower the raft max message size)`,
+        `transport: dropping a ${MessageType[m.type]} of ${bytes} bytes to peer ${this.peer}: over maxFrameBytes ${this.c.maxFrameBytes} (lower the raft max message size)`,
       );
       return this.drop(1);
     }
     this.queue.push(payload);
-    this.queueBytes += payload.length;
+    this.queueBytes += bytes;
     if (this.queueBytes > this.c.maxQueueBytes) this.shed();
     this.scheduleFlush();
   }
@@ -202,7 +206,7 @@ export class Outbound {
   private shed(): void {
     let n = 0;
     while (this.queueBytes > this.c.maxQueueBytes && this.head < this.queue.length) {
-      this.queueBytes -= this.queue[this.head]!.length;
+      this.queueBytes -= bytesOf(this.queue[this.head]!);
       this.queue[this.head++] = SHED; // let the payload be collected
       n++;
     }
@@ -240,7 +244,7 @@ export class Outbound {
     if (this.head < this.queue.length) {
       const frames = this.head === 0 ? this.queue : this.queue.slice(this.head);
       this.clearQueue();
-      this.write(s, encodeFrames(frames), frames.length);
+      this.write(s, frameChunks(frames), frames.length);
     }
     while (!this.blocked && this.jobs.length > 0) {
       const job = this.jobs[0]!;
@@ -307,23 +311,30 @@ export class Outbound {
     job.started = true;
     job.offset = end;
     if (end < size) {
-      this.write(s, encodeFrames([payload]), 1);
+      this.write(s, [encodeFrames([payload])], 1);
       return;
     }
     this.jobs.shift();
     void closeSource(job);
     this.finishing.add(job);
-    this.write(s, encodeFrames([payload]), 1, (err) => {
+    this.write(s, [encodeFrames([payload])], 1, (err) => {
       this.finishing.delete(job);
       this.report(job, err == null);
     });
   }
 
-  private write(s: net.Socket, buf: Buffer, frames: number, cb?: (err?: Error | null) => void): void {
+  /** One write of `chunks`: corked, several still leave in one vectored write. `cb` runs after the last. */
+  private write(s: net.Socket, chunks: readonly Uint8Array[], frames: number, cb?: (err?: Error | null) => void): void {
     this.counters.writes++;
     this.counters.framesSent += frames;
-    this.counters.bytesSent += buf.length;
-    if (!s.write(buf, cb)) this.blocked = true;
+    const corked = chunks.length > 1;
+    if (corked) s.cork();
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!;
+      this.counters.bytesSent += c.length;
+      if (!s.write(c, i === chunks.length - 1 ? cb : undefined)) this.blocked = true;
+    }
+    if (corked) s.uncork();
   }
 
   private report(job: SnapshotJob, ok: boolean): void {

@@ -125,7 +125,8 @@ function packedEntries(p: Packr, entries: readonly Entry[]): Buffer {
     const e = entries[i]!;
     tuples[i] = [e.index, e.term, e.type, e.data];
   }
-  const bytes = Buffer.from(p.pack(tuples)); // a copy: it outlives the packer's next calls
+  // No copy: a packer never writes over what it returned (the next pack starts after it, or in a new buffer).
+  const bytes = p.pack(tuples);
   lastPacked.set(p, { entries: entries.slice(), bytes });
   return bytes;
 }
@@ -134,18 +135,26 @@ function packedEntries(p: Packr, entries: readonly Entry[]): Buffer {
 const MESSAGE_HEAD = Buffer.from([0x92, Kind.Message, 0x9c]);
 
 /**
- * A message without its snapshot (snapshots travel as chunks). A message with
- * many entries is packed in three parts, the entries' part shared with the
- * other followers' copies; the bytes are exactly those of packing it whole (a
- * msgpack array is its header followed by its elements).
+ * A message without its snapshot (snapshots travel as chunks), as the pieces of
+ * one frame's payload. A message with many entries is packed in parts, the
+ * entries' part shared with the other followers' copies and written as it is
+ * (a catch-up message is a megabyte: copying it into one buffer, and again
+ * into the frame, cost as much as packing it); the bytes are exactly those of
+ * packing it whole (a msgpack array is its header followed by its elements).
  */
-export function encodeMessage(p: Packr, m: Message): Uint8Array {
-  if (m.entries.length < SPLICE_ENTRIES) return p.pack([Kind.Message, messageTuple(m)]);
+export function encodeMessageParts(p: Packr, m: Message): Uint8Array[] {
+  if (m.entries.length < SPLICE_ENTRIES) return [p.pack([Kind.Message, messageTuple(m)])];
   // Each part packed as an array, less its one-byte fixarray header.
   const before = p.pack([m.type, m.to, m.from, m.term, m.logTerm, m.index, m.commit, m.reject, m.rejectHint]);
   const after = p.pack([m.rejectHintTerm ?? null, m.context ?? null]);
   const entries = packedEntries(p, m.entries);
-  return Buffer.concat([MESSAGE_HEAD, before.subarray(1), entries, after.subarray(1)]);
+  return [MESSAGE_HEAD, before.subarray(1), entries, after.subarray(1)];
+}
+
+/** A message without its snapshot, as one payload. */
+export function encodeMessage(p: Packr, m: Message): Uint8Array {
+  const parts = encodeMessageParts(p, m);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 export function encodeChunk(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
+import { FrameDecoder, encodeFrames, frameChunks } from '../../src/transport/frame.js';
 import { FrameTooLargeError } from '../../src/transport/errors.js';
 import { backoffDelay } from '../../src/transport/backoff.js';
 import { seeded, testSeed } from './helpers.js';
@@ -10,6 +10,30 @@ function drain(d: FrameDecoder): Buffer[] {
   for (let f = d.next(); f !== undefined; f = d.next()) out.push(f);
   return out;
 }
+
+describe('frameChunks', () => {
+  it('lays out the frames of payloads in parts as encodeFrames does, long parts as they are', () => {
+    const big = Buffer.alloc(100_000, 3);
+    const bigger = Buffer.alloc(70_000, 4);
+    const payloads = [[Buffer.from('ab'), big, Buffer.from('c')], [Buffer.from('hello')], [bigger], [], [Buffer.from('x'), Buffer.from('yz')]];
+    const chunks = frameChunks(payloads);
+    expect(Buffer.concat(chunks).equals(encodeFrames(payloads.map((p) => Buffer.concat(p))))).toBe(true);
+    // Not copied: the long parts are the very buffers given, between gathered headers and short parts.
+    expect(chunks[1]).toBe(big);
+    expect(chunks[3]).toBe(bigger);
+    expect(chunks).toHaveLength(5);
+    const d = new FrameDecoder(1 << 20);
+    for (const c of chunks) d.push(Buffer.from(c));
+    expect(drain(d).map((f) => f.length)).toEqual([100_003, 5, 70_000, 0, 3]);
+  });
+
+  it('gathers short payloads into one buffer', () => {
+    const payloads = [[Buffer.from('a')], [Buffer.from('bc'), Buffer.from('d')]];
+    const chunks = frameChunks(payloads);
+    expect(chunks).toHaveLength(1);
+    expect(Buffer.from(chunks[0]!).equals(encodeFrames([Buffer.from('a'), Buffer.from('bcd')]))).toBe(true);
+  });
+});
 
 describe('FrameDecoder', () => {
   const payloads = [Buffer.from('a'), Buffer.alloc(0), Buffer.from('hello world'), Buffer.alloc(3000, 7)];

@@ -114,6 +114,33 @@ describe('TcpTransport', () => {
     expect(a.t.stats().peers[2]!.writes - before).toBe(3);
   });
 
+  it('writes large and small messages of one turn in one write, in order and intact', async () => {
+    const { a, b } = await pair();
+    await stillWorks(a.t, b.rec, 1);
+    const before = a.t.stats().peers[2]!;
+    // Ten entries of 40 KiB each: a message packed in parts, its entries written from where they were packed.
+    const entries = Array.from({ length: 10 }, (_, i) => ({ index: 10 + i, term: 2, type: EntryType.Normal, data: randomBytes(40 * 1024) }));
+    const sent = [
+      msg(1, 2, { index: 1 }),
+      msg(1, 2, { type: MessageType.MsgApp, index: 9, entries }),
+      msg(1, 2, { index: 2 }),
+      msg(1, 2, { type: MessageType.MsgApp, index: 9, entries: entries.slice(0, 9) }),
+    ];
+    a.t.send(sent);
+    await until(() => b.rec.messages.length === 5, 'four messages');
+    const after = a.t.stats().peers[2]!;
+    expect(after.writes - before.writes).toBe(1);
+    expect(after.framesSent - before.framesSent).toBe(4);
+    const got = b.rec.messages.slice(1);
+    expect(got.map((m) => [m.index, m.entries.length])).toEqual([
+      [1, 0],
+      [9, 10],
+      [2, 0],
+      [9, 9],
+    ]);
+    for (const m of [got[1]!, got[3]!]) m.entries.forEach((e, i) => expect(Buffer.from(e.data).equals(entries[i]!.data), `entry ${e.index}`).toBe(true));
+  });
+
   it("holds a turn's messages one turn longer while the driver will send more in it, and no longer", async () => {
     const rec = Object.assign(new Recorder(), { later: false, sendingLater: (): boolean => rec.later });
     const b = await node({ id: 2 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
 import { MalformedFrameError } from '../../src/transport/errors.js';
-import { decodeFrame, encodeChunk, encodeHello, encodeMessage, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import { decodeFrame, encodeChunk, encodeHello, encodeMessage, encodeMessageParts, newPacker, newUnpacker } from '../../src/transport/wire.js';
 import { msg, seeded, testSeed } from './helpers.js';
 import { nextTurn } from '../setup/next-turn.js';
 
@@ -125,6 +125,27 @@ describe('a message with many entries', () => {
       }
     }
     expect(mismatches).toBe(0);
+  });
+
+  it("keeps a message's parts intact while the packer packs others, the entries written as packed", () => {
+    const p = newPacker();
+    const kept: Array<{ m: Message; parts: Uint8Array[] }> = [];
+    for (let i = 0; i < 40; i++) {
+      // From 9 bytes to 90 KiB of entries: the packer outgrows its buffer and starts new ones meanwhile.
+      const entries: Entry[] = Array.from({ length: 9 }, (_, k) => ({
+        index: i * 9 + k + 1,
+        term: 1,
+        type: EntryType.Normal,
+        data: new Uint8Array(1 + i * 256).fill(i),
+      }));
+      const m = msg(1, 2 + (i % 2), { type: MessageType.MsgApp, entries, commit: i });
+      kept.push({ m, parts: encodeMessageParts(p, m) });
+      p.pack(['filler', new Uint8Array(i * 100)]);
+    }
+    for (const { m, parts } of kept) {
+      expect(parts.length).toBeGreaterThan(1); // spliced, not copied into one buffer
+      expect(Buffer.concat(parts).equals(reference(m)), `commit ${m.commit}`).toBe(true);
+    }
   });
 
   it('does not reuse packed entries when one in the middle is another object', () => {
