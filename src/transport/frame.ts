@@ -6,20 +6,6 @@ import { FrameTooLargeError } from './errors.js';
 export const FRAME_HEADER_BYTES = 4;
 const EMPTY = Buffer.alloc(0);
 
-/** Concatenates payloads into one buffer of frames, ready for a single socket write. */
-export function encodeFrames(payloads: readonly Uint8Array[]): Buffer {
-  let total = 0;
-  for (const p of payloads) total += FRAME_HEADER_BYTES + p.length;
-  const out = Buffer.allocUnsafe(total);
-  let at = 0;
-  for (const p of payloads) {
-    out.writeUInt32BE(p.length, at);
-    out.set(p, at + FRAME_HEADER_BYTES);
-    at += FRAME_HEADER_BYTES + p.length;
-  }
-  return out;
-}
-
 /** A part at least this long is written from where it is; shorter ones are gathered into one buffer. */
 const GATHER_BELOW = 16 * 1024;
 
@@ -66,6 +52,13 @@ export function frameChunks(payloads: ReadonlyArray<readonly Uint8Array[]>): Uin
   }
   gather();
   return out;
+}
+
+/** Payloads as one buffer of frames, for a socket write of their own. */
+export function encodeFrames(payloads: readonly Uint8Array[]): Buffer {
+  const chunks = frameChunks(payloads.map((p) => [p]));
+  // One chunk when every payload was gathered: it is the buffer frameChunks made.
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
 export class FrameDecoder {

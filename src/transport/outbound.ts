@@ -311,13 +311,13 @@ export class Outbound {
     job.started = true;
     job.offset = end;
     if (end < size) {
-      this.write(s, [encodeFrames([payload])], 1);
+      this.write(s, frameChunks([[payload]]), 1);
       return;
     }
     this.jobs.shift();
     void closeSource(job);
     this.finishing.add(job);
-    this.write(s, [encodeFrames([payload])], 1, (err) => {
+    this.write(s, frameChunks([[payload]]), 1, (err) => {
       this.finishing.delete(job);
       this.report(job, err == null);
     });

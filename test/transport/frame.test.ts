@@ -11,13 +11,22 @@ function drain(d: FrameDecoder): Buffer[] {
   return out;
 }
 
+/** A frame built by hand, to check the encoders against. */
+function framed(payload: Buffer): Buffer {
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(payload.length);
+  return Buffer.concat([header, payload]);
+}
+
 describe('frameChunks', () => {
   it('lays out the frames of payloads in parts as encodeFrames does, long parts as they are', () => {
     const big = Buffer.alloc(100_000, 3);
     const bigger = Buffer.alloc(70_000, 4);
     const payloads = [[Buffer.from('ab'), big, Buffer.from('c')], [Buffer.from('hello')], [bigger], [], [Buffer.from('x'), Buffer.from('yz')]];
     const chunks = frameChunks(payloads);
-    expect(Buffer.concat(chunks).equals(encodeFrames(payloads.map((p) => Buffer.concat(p))))).toBe(true);
+    const expected = Buffer.concat(payloads.map((p) => framed(Buffer.concat(p))));
+    expect(Buffer.concat(chunks).equals(expected)).toBe(true);
+    expect(encodeFrames(payloads.map((p) => Buffer.concat(p))).equals(expected)).toBe(true);
     // Not copied: the long parts are the very buffers given, between gathered headers and short parts.
     expect(chunks[1]).toBe(big);
     expect(chunks[3]).toBe(bigger);
@@ -31,7 +40,8 @@ describe('frameChunks', () => {
     const payloads = [[Buffer.from('a')], [Buffer.from('bc'), Buffer.from('d')]];
     const chunks = frameChunks(payloads);
     expect(chunks).toHaveLength(1);
-    expect(Buffer.from(chunks[0]!).equals(encodeFrames([Buffer.from('a'), Buffer.from('bcd')]))).toBe(true);
+    expect(Buffer.from(chunks[0]!).equals(Buffer.concat([framed(Buffer.from('a')), framed(Buffer.from('bcd'))]))).toBe(true);
+    expect(encodeFrames([])).toHaveLength(0);
   });
 });
 
