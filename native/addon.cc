@@ -473,6 +473,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("WalHandle", WalHandle::Define(env));
   exports.Set("scan", Napi::Function::New(env, ScanReadOnly));
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
+  exports.Set("inlineMaxBytes", Napi::Number::New(env, static_cast<double>(kInlineMaxBytes)));
   return exports;
 }
 

@@ -156,6 +156,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     members: Map<number, string>,
   ) {
     super();
+    // The WAL syncs a short write inline when its disk is fast, holding the event loop but
+    // saving the thread hand-off per batch. Before it does, what this turn sent goes out:
+    // a leader's followers then write the same entries while its own write syncs, instead
+    // of waiting for the end of the turn.
+    const { transport } = deps;
+    if (transport?.flush !== undefined) deps.wal.beforeInlineWrite = () => transport.flush!();
     const snap = storage.snapshot();
     this.snapshotIndex = snap.meta.index;
     this.applied = snap.meta.index;
@@ -584,12 +590,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
     // The leader's MsgApps leave now, while its own write runs (thesis §10.2.1).
     if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);
-    // A leader takes in its followers' acknowledgements while its own write syncs, so the
-    // sync must leave its event loop free. A follower's next MsgApp can wait for the sync
-    // in the socket: it then joins the write after. So everyone but a leader of peers lets
-    // a short write with fast fdatasyncs run inline, saving a follower the thread hand-off
-    // per batch.
-    this.deps.wal.inlineWrites = this.membership.members.size <= 1 || this.role !== StateType.StateLeader;
     const durable = this.storage.persist(rd);
     // A configuration this node reports applied must survive a crash of every node: operators stop
     // removed members on that report. So a Ready that applies a membership change waits until its

@@ -27,6 +27,6 @@ export interface LogStore {
   saveSnapshot(marker: SnapshotMarker, options?: { discardLog?: boolean }): Promise<void>;
   releaseTo(index: number): Promise<void>;
   close(): Promise<void>;
-  /** May a small write be synced on the calling thread when the store's own thread is idle? (See `Wal`.) */
-  inlineWrites?: boolean;
+  /** Called before a write that may hold the calling thread while it syncs (see `Wal`). */
+  beforeInlineWrite?: (() => void) | null;
 }

@@ -232,6 +232,11 @@ export class Outbound {
     setImmediate(this.flushAtTurnEnd);
   }
 
+  /** Writes the queue now if a flush is pending (the one scheduled then finds it empty). */
+  flushNow(): void {
+    if (this.flushScheduled) this.flush();
+  }
+
   private readonly flushAtTurnEnd = (): void => {
     if (this.c.sendingLater()) setImmediate(() => this.flush());
     else this.flush();

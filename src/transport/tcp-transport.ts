@@ -216,6 +216,10 @@ export class TcpTransport implements Transport {
     for (const [id, address] of this.peerAddresses) this.connectPeer(id, address);
   }
 
+  flush(): void {
+    for (const peer of this.outbound.values()) peer.flushNow();
+  }
+
   send(messages: Message[]): void {
     if (this.handlers === undefined || this.closed) return;
     for (const m of messages) {

@@ -32,6 +32,13 @@ export interface Transport {
   start(handlers: TransportHandlers): Promise<void>;
   /** Never blocks, never throws for an unreachable or unknown peer. */
   send(messages: Message[]): void;
+  /**
+   * Writes what send() queued now, instead of once the turn is over. The driver calls it
+   * before it may hold its event loop (a short write synced inline), so that a leader's
+   * entries travel to its followers while its own write syncs. Optional: a transport that
+   * delivers on its own schedule need not have it.
+   */
+  flush?(): void;
   /** address: 'host:port' ('[::1]:port' for IPv6). Replaces the address of a known peer. */
   addPeer(id: number, address: string): void;
   removePeer(id: number): void;

@@ -74,6 +74,8 @@ export interface NativeAddon {
   scan(dir: string): NativeScan;
   /** CRC32C of data; with `previous`, of the bytes `previous` was computed over followed by data. */
   crc32c(data: Uint8Array, software?: boolean, previous?: number): number;
+  /** The largest job that may run on the submitting thread (submit's mayInline). */
+  inlineMaxBytes: number;
 }
 
 function packageRoot(): string {

@@ -4,7 +4,7 @@
 // alone, and a turn costs one native call. Jobs become durable, and their promises
 // settle, in the order they were submitted; after a failure every later one fails.
 import { defer } from '../defer.js';
-import type { NativeHandle } from './addon.js';
+import { addon, type NativeHandle } from './addon.js';
 import { WalIoError } from './errors.js';
 import { MARKER_RECORD_BYTES, writeMarker } from './record.js';
 import { SlabPool } from './slab-pool.js';
@@ -24,6 +24,9 @@ export interface JobQueueHost {
   durable(lowest: number): void;
 }
 
+/** The largest job the native writer runs on the submitting thread. */
+const INLINE_MAX_BYTES = addon().inlineMaxBytes;
+
 /** The id of a write whose job is still being collected in this turn. */
 const UNASSIGNED = Infinity;
 
@@ -31,6 +34,8 @@ interface Batch {
   buffers: Uint8Array[];
   /** Position in `pending` of the batch's first write. */
   first: number;
+  /** Bytes the batch's chunks write. */
+  bytes: number;
 }
 
 interface Pending {
@@ -48,6 +53,8 @@ interface Pending {
 export class JobQueue {
   /** Lets a small job that finds the writer idle run at once on the calling thread (see Wal.inlineWrites). */
   inline = true;
+  /** Called before a job that may run on the calling thread is submitted (see Wal.beforeInlineWrite). */
+  beforeInline: (() => void) | null = null;
   /** Set once a job failed: the WAL must be reopened. */
   failure: Error | null = null;
   readonly #pending: Pending[] = [];
@@ -82,7 +89,9 @@ export class JobQueue {
 
   /** Bytes [begin, end) of the buffer allocated last go to segment `seq` at `offset`. */
   chunk(begin: number, end: number, seq: number, offset: number, firstIndex: number): void {
-    this.#chunk(this.#batch!.buffers.length - 1, begin, end, seq, offset, firstIndex);
+    const b = this.#batch!;
+    b.bytes += end - begin;
+    this.#chunk(b.buffers.length - 1, begin, end, seq, offset, firstIndex);
   }
 
   #chunk(buffer: number, begin: number, end: number, seq: number, offset: number, firstIndex: number): void {
@@ -142,7 +151,7 @@ export class JobQueue {
 
   #open(): Batch {
     if (this.#batch === null) {
-      this.#batch = { buffers: [], first: this.#pending.length };
+      this.#batch = { buffers: [], first: this.#pending.length, bytes: 0 };
       defer(this.flush);
     }
     return this.#batch;
@@ -150,8 +159,10 @@ export class JobQueue {
 
   /** Hands the collected job to the writer thread; runs before anything else is queued natively. */
   readonly flush = (): void => {
+    if (this.#batch === null) return;
+    // Before the batch is taken: whatever the hook writes joins it.
+    if (this.inline && this.#batch.bytes + MARKER_RECORD_BYTES <= INLINE_MAX_BYTES) this.beforeInline?.();
     const b = this.#batch;
-    if (b === null) return;
     this.#batch = null;
     // Every job ends with a marker: replay tells a write cut short by a crash from
     // damaged data by whether an intact marker follows the damage.

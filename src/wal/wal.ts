@@ -78,14 +78,24 @@ export class Wal {
    * at once on the event loop, when recent fdatasyncs averaged at most 1 ms and the last
    * few writes found the thread idle too: a caller that waits for each write then pays one
    * fdatasync and no thread hand-off. Set false when the event loop has other work to do
-   * while a write syncs that the WAL cannot see, such as the leader of a replicated log
-   * taking in its followers' acknowledgements.
+   * while a write syncs that the WAL cannot see.
    */
   get inlineWrites(): boolean {
     return this.#jobs.inline;
   }
   set inlineWrites(on: boolean) {
     this.#jobs.inline = on;
+  }
+  /**
+   * Called just before a write that may be synced inline is handed over: the last chance
+   * to start what should run while it syncs, such as a leader writing the same entries
+   * to its followers' sockets. Anything it appends joins that write. It must not throw.
+   */
+  get beforeInlineWrite(): (() => void) | null {
+    return this.#jobs.beforeInline;
+  }
+  set beforeInlineWrite(hook: (() => void) | null) {
+    this.#jobs.beforeInline = hook;
   }
   readonly #handle: NativeHandle;
   readonly #jobs: JobQueue;

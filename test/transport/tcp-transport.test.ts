@@ -141,6 +141,25 @@ describe('TcpTransport', () => {
     for (const m of [got[1]!, got[3]!]) m.entries.forEach((e, i) => expect(Buffer.from(e.data).equals(entries[i]!.data), `entry ${e.index}`).toBe(true));
   });
 
+  it('flush() writes what is queued at once, even while the driver will send more in the turn', async () => {
+    const rec = Object.assign(new Recorder(), { sendingLater: (): boolean => true });
+    const b = await node({ id: 2 });
+    const a = await node({ id: 1, peers: { 2: b.t.address } }, rec);
+    await stillWorks(a.t, b.rec, 1);
+    const writes = (): number => a.t.stats().peers[2]!.writes;
+    const before = writes();
+    a.t.send([msg(1, 2, { index: 1 }), msg(1, 2, { index: 2 })]);
+    a.t.flush();
+    // Synchronously: the frames are in the socket before the caller goes on to block its loop.
+    expect(writes() - before).toBe(1);
+    expect(a.t.stats().peers[2]!.queuedBytes).toBe(0);
+    a.t.flush(); // nothing queued: no write
+    a.t.send([msg(1, 2, { index: 3 })]);
+    await until(() => b.rec.messages.length === 4, 'three messages');
+    expect(writes() - before).toBe(2);
+    expect(b.rec.messages.slice(1).map((m) => m.index)).toEqual([1, 2, 3]);
+  });
+
   it("holds a turn's messages one turn longer while the driver will send more in it, and no longer", async () => {
     const rec = Object.assign(new Recorder(), { later: false, sendingLater: (): boolean => rec.later });
     const b = await node({ id: 2 });

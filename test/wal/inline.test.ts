@@ -30,6 +30,37 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     await wal.close();
   });
 
+  it('calls beforeInlineWrite before every write small enough to run inline, before it is durable, and never for a large one', async () => {
+    const wal = await Wal.open(tempDir(), ONLY_BY_QUEUE);
+    const calls: number[] = [];
+    wal.beforeInlineWrite = () => calls.push(wal.stats().groups);
+    for (let i = 1; i <= 20; i++) {
+      const p = wal.append(range(i, i + 1));
+      expect(calls.length, `append ${i}: the hook runs when the job is handed over, not at once`).toBe(i - 1);
+      await p;
+      // Called once per job, before the job's group was counted done.
+      expect(calls).toEqual(Array.from({ length: i }, (_, k) => k));
+    }
+    await wal.append([large(21)]);
+    expect(calls).toHaveLength(20);
+    wal.inlineWrites = false;
+    await wal.append(range(22, 23));
+    expect(calls).toHaveLength(20);
+    wal.inlineWrites = true;
+    // What the hook appends joins the write it precedes: one job, one group.
+    let joined: Promise<void> | undefined;
+    wal.beforeInlineWrite = () => {
+      wal.beforeInlineWrite = null;
+      joined = wal.append(range(24, 25));
+    };
+    const groups = wal.stats().groups;
+    await wal.append(range(23, 24));
+    await joined;
+    expect(wal.stats().groups - groups).toBe(1);
+    expect(wal.lastIndex).toBe(24);
+    await wal.close();
+  });
+
   it('goes back to grouping on the writer thread when appends keep coming while it syncs', async () => {
     // With fdatasync: without one, the writer is done before the next turn submits, and
     // running inline is then the right choice. (On a disk too slow for inline, every job
