@@ -24,9 +24,6 @@ export interface JobQueueHost {
   durable(lowest: number): void;
 }
 
-/** The largest job the native writer runs on the submitting thread. */
-const INLINE_MAX_BYTES = addon().inlineMaxBytes;
-
 /** The id of a write whose job is still being collected in this turn. */
 const UNASSIGNED = Infinity;
 
@@ -68,6 +65,8 @@ export class JobQueue {
   #plan = new Float64Array(6 * 16);
   #chunks = 0;
   readonly #slabs = new SlabPool();
+  /** The largest job the native writer runs on the submitting thread (read here: the addon loads on first use). */
+  readonly #inlineMaxBytes = addon().inlineMaxBytes;
   #closing = false;
 
   constructor(
@@ -161,7 +160,7 @@ export class JobQueue {
   readonly flush = (): void => {
     if (this.#batch === null) return;
     // Before the batch is taken: whatever the hook writes joins it.
-    if (this.inline && this.#batch.bytes + MARKER_RECORD_BYTES <= INLINE_MAX_BYTES) this.beforeInline?.();
+    if (this.inline && this.#batch.bytes + MARKER_RECORD_BYTES <= this.#inlineMaxBytes) this.beforeInline?.();
     const b = this.#batch;
     this.#batch = null;
     // Every job ends with a marker: replay tells a write cut short by a crash from
