@@ -161,7 +161,16 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // a leader's followers then write the same entries while its own write syncs, instead
     // of waiting for the end of the turn.
     const { transport } = deps;
-    if (transport?.flush !== undefined) deps.wal.beforeInlineWrite = () => transport.flush!();
+    if (transport?.flush !== undefined) {
+      // The WAL calls this from the end of a turn, where a throw would leave its job unsent.
+      deps.wal.beforeInlineWrite = () => {
+        try {
+          transport.flush!();
+        } catch (err) {
+          this.fail(err);
+        }
+      };
+    }
     const snap = storage.snapshot();
     this.snapshotIndex = snap.meta.index;
     this.applied = snap.meta.index;

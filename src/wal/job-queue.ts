@@ -161,7 +161,8 @@ export class JobQueue {
     if (this.#batch === null) return;
     // Before the batch is taken: whatever the hook writes joins it.
     if (this.inline && this.#batch.bytes + MARKER_RECORD_BYTES <= this.#inlineMaxBytes) this.beforeInline?.();
-    const b = this.#batch;
+    const b = this.#batch as Batch | null;
+    if (b === null) return; // the hook flushed it (a close, say)
     this.#batch = null;
     // Every job ends with a marker: replay tells a write cut short by a crash from
     // damaged data by whether an intact marker follows the damage.

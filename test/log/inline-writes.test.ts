@@ -18,22 +18,26 @@ afterEach(async () => {
 
 type Event = string;
 
-/** The transport, with what the driver asks of it recorded in `events`. */
-function recording(inner: Transport, events: Event[]): Transport {
+/** The transport, with what the driver asks of it recorded in `events`; its flush throws once `broken()`. */
+function recording(inner: Transport, events: Event[], broken: () => boolean): Transport {
   return {
     start: (h) => inner.start(h),
     send: (ms: Message[]) => {
       events.push(ms.some((m) => m.type === MessageType.MsgApp && m.entries.length > 0) ? 'send entries' : 'send');
       inner.send(ms);
     },
-    flush: () => events.push('flush'),
+    flush: () => {
+      events.push('flush');
+      if (broken()) throw new Error('the transport broke');
+    },
     addPeer: (id, address) => inner.addPeer(id, address),
     removePeer: (id) => inner.removePeer(id),
     close: () => inner.close(),
   };
 }
 
-it('every node writes small batches inline; a leader flushes its entries to the transport before its own write', async () => {
+/** Three nodes on an in-memory network, each WAL's appends and each transport's calls recorded. */
+async function threeNodes(broken: Set<number>) {
   const net = new MemoryNetwork();
   const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' }; // never dialled: the network is in memory
   const wals = new Map<number, Wal>();
@@ -55,7 +59,7 @@ it('every node writes small batches inline; a leader flushes its entries to the 
     };
     wals.set(id, wal);
     events.set(id, seen);
-    const transport = recording(net.endpoint(id), seen);
+    const transport = recording(net.endpoint(id), seen, () => broken.has(id));
     logs.push(await ReplicatedLog.open({ dataDir: t.dir, id, peers, sync: 'none', preallocate: 'none' }, { transport, wal }));
   }
   cleanups.push(async () => {
@@ -63,11 +67,16 @@ it('every node writes small batches inline; a leader flushes its entries to the 
   });
   let leader: ReplicatedLog | undefined;
   await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
-  const lead = leader!.status().id;
+  return { wals, events, logs, leader: leader! };
+}
+
+it('every node writes small batches inline; a leader flushes its entries to the transport before its own write', async () => {
+  const { wals, events, logs, leader } = await threeNodes(new Set());
+  const lead = leader.status().id;
   const before = new Map([...wals].map(([id, w]) => [id, w.stats()]));
   const from = events.get(lead)!.length;
-  for (let i = 0; i < 60; i++) await leader!.append(enc(`r${i}`));
-  await waitFor('the followers to apply every record', () => logs.every((l) => l.status().applied === leader!.status().applied));
+  for (let i = 0; i < 60; i++) await leader.append(enc(`r${i}`));
+  await waitFor('the followers to apply every record', () => logs.every((l) => l.status().applied === leader.status().applied));
   for (const [id, w] of wals) {
     const inline = w.stats().inlineGroups - before.get(id)!.inlineGroups;
     const groups = w.stats().groups - before.get(id)!.groups;
@@ -87,4 +96,17 @@ it('every node writes small batches inline; a leader flushes its entries to the 
     expect(durable, `write ${n} durable`).toBeGreaterThan(i);
     expect(seen.slice(i, durable), `write ${n}`).toContain('flush');
   }
+});
+
+it('a transport that throws in that flush stops the node with LOG_FATAL; its appends settle', async () => {
+  const broken = new Set<number>();
+  const { leader } = await threeNodes(broken);
+  await leader.append(enc('before'));
+  const fatal = new Promise<{ code: string }>((resolve) => leader.once('fatal', resolve));
+  broken.add(leader.status().id);
+  const appends = Array.from({ length: 5 }, (_, i) => leader.append(enc(`after${i}`)));
+  const settled = await Promise.allSettled(appends);
+  expect(settled.every((r) => r.status === 'rejected')).toBe(true);
+  expect((await fatal).code).toBe('LOG_FATAL');
+  expect(leader.status().role).toBe('fatal');
 });
