@@ -160,12 +160,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // saving the thread hand-off per batch. Before it does, what this turn sent goes out:
     // a leader's followers then write the same entries while its own write syncs, instead
     // of waiting for the end of the turn.
-    const { transport } = deps;
-    if (transport?.flush !== undefined) {
+    const flush = deps.transport?.flush?.bind(deps.transport);
+    if (flush !== undefined) {
       // The WAL calls this from the end of a turn, where a throw would leave its job unsent.
       deps.wal.beforeInlineWrite = () => {
         try {
-          transport.flush!();
+          flush();
         } catch (err) {
           this.fail(err);
         }
