@@ -16,7 +16,7 @@ const HINTS: Record<string, string> = {
   WAL_CORRUPT: 'run `raftlog inspect` on the data directory; restore the node from a backup or remove it from the cluster and re-add it empty',
   WAL_NOT_BUILT: 'the native addon is missing: run `npm rebuild raftlog`',
   LOG_OPEN_FAILED: 'check that the data directory is a writable directory and that the ports are free',
-  LOG_FATAL: 'the node stopped after a storage failure: check the disk, then restart it',
+  LOG_FATAL: 'check the disk (the network, after a transport failure), then restart the node',
   LOG_CORRUPT: 'run `raftlog inspect` on the data directory',
   TRANSPORT_LISTEN_FAILED: 'the peer port is in use or not allowed: stop what holds it or pick another --listen',
   TRANSPORT_INSECURE: 'give --cluster-secret-file, or --tls-cert/--tls-key/--tls-ca, or --insecure on a trusted network',

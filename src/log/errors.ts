@@ -61,8 +61,9 @@ export class InvalidArgumentError extends LogError {
 
 /** The node stopped because its storage failed; reopen it. */
 export class FatalError extends LogError {
-  constructor(cause: unknown) {
-    super('LOG_FATAL', `the node stopped after a storage failure: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  /** `after` names what failed, for operators: a storage failure unless said. */
+  constructor(cause: unknown, after = 'a storage failure') {
+    super('LOG_FATAL', `the node stopped after ${after}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
 

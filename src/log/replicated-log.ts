@@ -54,7 +54,7 @@ export type { MembershipChange } from './membership.js';
 export interface LogEvents {
   /** The leader this node knows changed: `id` 0 means none is known now. */
   leader: [{ id: number; term: number }];
-  /** The node stopped after a storage failure or a corrupt entry (status().role is then 'fatal'). */
+  /** The node stopped after a storage or transport failure, or on a corrupt entry (status().role is then 'fatal'). */
   fatal: [{ code: string; message: string }];
 }
 
@@ -167,7 +167,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         try {
           flush();
         } catch (err) {
-          this.fail(err);
+          this.fail(err, 'a transport failure');
         }
       };
     }
@@ -790,9 +790,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * so (status().role 'fatal'); close() then releases its files and port.
    * @internal
    */
-  private fail(err: unknown): void {
+  private fail(err: unknown, after?: string): void {
     if (this.closed) return;
-    this.fatal = err instanceof LogCorruptError ? err : new FatalError(err);
+    this.fatal = err instanceof LogCorruptError ? err : new FatalError(err, after);
     this.deps.logger.error({ err: this.fatal, code: this.fatal.code }, `node stopped: ${this.fatal.message}`);
     const f = { code: this.fatal.code, message: this.fatal.message };
     queueMicrotask(() => this.emit('fatal', f));

@@ -103,11 +103,13 @@ it('a transport that throws in that flush stops the node with LOG_FATAL; its app
   const broken = new Set<number>();
   const { leader } = await threeNodes(broken);
   await leader.append(enc('before'));
-  const fatal = new Promise<{ code: string }>((resolve) => leader.once('fatal', resolve));
+  const fatal = new Promise<{ code: string; message: string }>((resolve) => leader.once('fatal', resolve));
   broken.add(leader.status().id);
   const appends = Array.from({ length: 5 }, (_, i) => leader.append(enc(`after${i}`)));
   const settled = await Promise.allSettled(appends);
   expect(settled.every((r) => r.status === 'rejected')).toBe(true);
-  expect((await fatal).code).toBe('LOG_FATAL');
+  const { code, message } = await fatal;
+  expect(code).toBe('LOG_FATAL');
+  expect(message).toMatch(/^the node stopped after a transport failure: /);
   expect(leader.status().role).toBe('fatal');
 });
