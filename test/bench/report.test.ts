@@ -143,3 +143,24 @@ it('judges the real-client goals: in-process against RESP at 256, and what snaps
   expect(none['KV over RESP, 3-node cluster: state-machine snapshots at the default snapshotEvery cost < 10% of SET/s']).toMatchObject({ met: null });
   expect(none['3-node cluster, 256 clients: in-process records/s (100 B) and KV-over-RESP SET/s within 1.5x of each other']).toMatchObject({ met: null });
 });
+
+it('states the raw disk in both patterns, with fio beside each, and which one the disk goal uses', () => {
+  const page = renderReport(
+    {
+      wal: {
+        suite: 'wal',
+        date: '2026-01-02T03:04:05.000Z',
+        machine,
+        rawDisk: { mibPerSync: 1, overwrite: false, MBps: 250.5, windows: [250.5], fio: 260.25 },
+        rawDiskOverwrite: { mibPerSync: 8, overwrite: true, MBps: 700, first: 690, rounds: [700, 710], fio: null },
+        rows: [],
+      },
+    },
+    new Date('2026-02-03T00:00:00Z'),
+  );
+  expect(page).toContain(
+    '1 MiB writes: 250.5 MB/s into a new file with an fdatasync after each (fio, same pattern: 260.3); 700.0 MB/s over a written file with one every 8 MiB,',
+  );
+  expect(page).toContain('the median of 690.0 at the start and 700.0, 710.0 before each round of the strategies');
+  expect(page).toContain('The disk goal is judged against the second');
+});
