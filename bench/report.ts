@@ -127,6 +127,9 @@ const SECTIONS: Record<string, Section> = {
     notes: (r) => {
       const p = r.paced as Json | undefined;
       return [
+        ...(typeof r.rounds === 'number'
+          ? [`Every row is the median of ${num(r.rounds)} round(s), each round running every case in turn (loop max: the largest).`]
+          : []),
         rawDiskNote(r),
         ...(p === undefined
           ? []

@@ -4,7 +4,8 @@
 //
 // Each case keeps `inflight` appends of `batch` records outstanding for a
 // fixed time after a warm-up under the same load, counted in 250 ms windows;
-// the table shows the median window (and the mean over the whole case).
+// a case's figure is its median window, and the table shows the median of
+// the rounds, each round running every case in turn.
 // Event-loop delay comes from perf_hooks.monitorEventLoopDelay while the case
 // is measured.
 import { spawnSync } from 'node:child_process';
@@ -27,7 +28,7 @@ export const options: Record<string, SuiteOption> = {
     check: (v) => (v === 'all' || v === 'prealloc' ? null : "must be 'all' or 'prealloc'"),
   },
   '--rounds': {
-    help: 'N  rounds of the preallocation comparison, strategies interleaved; medians reported (default 3, --quick 1)',
+    help: 'N  rounds of every case, each round running them in turn; medians reported (default 3, --quick 1)',
     check: (v) => (/^[1-9][0-9]*$/.test(v) ? null : 'must be a positive integer'),
   },
 };
@@ -399,26 +400,30 @@ export default async function walBench(args: string[]): Promise<void> {
   const inflights = [1, 16, 256];
   // 1 KiB x 1024 records x 256 in flight would hold 256 MiB in flight and adds nothing the 16-in-flight case does not show.
   const skip = (size: number, batch: number, inflight: number): boolean => size * batch * inflight > 64 * 1024 * 1024;
-  const cases: { writer: string; size: number; batch: number; inflight: number; options?: WalOptions; rawBefore?: boolean }[] = [];
+  type Case = { writer: string; size: number; batch: number; inflight: number; options?: WalOptions; rawBefore?: boolean };
+  const mainCases: Case[] = [];
   for (const size of only ? [] : sizes)
     for (const batch of batches)
       for (const inflight of inflights) {
         if (skip(size, batch, inflight)) continue;
-        cases.push({ writer: 'wal', size, batch, inflight });
-        cases.push({ writer: 'node', size, batch, inflight });
+        mainCases.push({ writer: 'wal', size, batch, inflight });
+        mainCases.push({ writer: 'node', size, batch, inflight });
       }
-  // How segments are prepared, on the cases the targets name: every strategy
-  // in turn, `rounds` times over, so that a change in the machine's load
-  // falls on all of them alike; each row is the median of its rounds. Each
-  // round starts with the raw disk, so that the disk-speed goal compares
-  // figures taken minutes apart at most (a shared disk's speed drifts by 2x).
+  // Every case runs `rounds` times, a round running each in turn, so that a
+  // change in the machine's load falls on all of them alike; each row is the
+  // median of its rounds (a single 2 s case swings by a third here, its loop
+  // p99 by 2x). Each round also compares how segments are prepared, every
+  // strategy in turn on the cases the targets name, after the raw disk, so
+  // that the disk-speed goal compares figures taken minutes apart at most (a
+  // shared disk's speed drifts by 2x).
   const strategyCases = [
     [1024, 64, 256],
     [1024, 1, 256],
     [100, 1, 1],
   ] as const;
-  const firstStrategyCase = cases.length;
-  for (let round = 0; round < rounds; round++)
+  const cases: Case[] = [];
+  for (let round = 0; round < rounds; round++) {
+    cases.push(...mainCases);
     for (const [size, batch, inflight] of strategyCases)
       for (const prealloc of PREALLOCS)
         cases.push({
@@ -429,6 +434,7 @@ export default async function walBench(args: string[]): Promise<void> {
           options: { preallocate: prealloc },
           rawBefore: size === strategyCases[0][0] && batch === strategyCases[0][1] && prealloc === PREALLOCS[0],
         });
+  }
 
   const rows: Row[] = [];
   let n = 0;
@@ -474,30 +480,30 @@ export default async function walBench(args: string[]): Promise<void> {
     measured.push({ writer: c.writer, size: c.size, batch: c.batch, inflight: c.inflight, ...r });
     console.log(`${fmt(r.recordsPerSec)} rec/s, ${fmt(r.payloadMBps, 1)} MB/s, loop p99 ${fmt(r.loopP99ms, 2)} ms`);
   }
-  rows.push(...measured.slice(0, firstStrategyCase));
-  for (const [size, batch, inflight] of strategyCases)
-    for (const prealloc of PREALLOCS) {
-      const runs = measured
-        .slice(firstStrategyCase)
-        .filter((r) => r.writer === `wal/${prealloc}` && r.size === size && r.batch === batch && r.inflight === inflight);
-      const med = (key: keyof Row): number => median(runs.map((r) => r[key] as number));
-      rows.push({
-        writer: `wal/${prealloc}`,
-        size,
-        batch,
-        inflight,
-        recordsPerSec: med('recordsPerSec'),
-        meanRecordsPerSec: med('meanRecordsPerSec'),
-        payloadMBps: med('payloadMBps'),
-        fileMBps: med('fileMBps'),
-        fsyncs: med('fsyncs'),
-        recordsPerFsync: med('recordsPerFsync'),
-        appendP50us: med('appendP50us'),
-        appendP99us: med('appendP99us'),
-        loopP99ms: med('loopP99ms'),
-        loopMaxms: Math.max(...runs.map((r) => r.loopMaxms)),
-      });
-    }
+  // One row per case, in the order the cases first ran: the median of its rounds.
+  const runsOf = new Map<string, Row[]>();
+  for (const r of measured) {
+    const key = `${r.writer} ${r.size} ${r.batch} ${r.inflight}`;
+    const runs = runsOf.get(key);
+    if (runs === undefined) runsOf.set(key, [r]);
+    else runs.push(r);
+  }
+  for (const runs of runsOf.values()) {
+    const med = (key: keyof Row): number => median(runs.map((r) => r[key] as number));
+    rows.push({
+      ...runs[0]!,
+      recordsPerSec: med('recordsPerSec'),
+      meanRecordsPerSec: med('meanRecordsPerSec'),
+      payloadMBps: med('payloadMBps'),
+      fileMBps: med('fileMBps'),
+      fsyncs: med('fsyncs'),
+      recordsPerFsync: med('recordsPerFsync'),
+      appendP50us: med('appendP50us'),
+      appendP99us: med('appendP99us'),
+      loopP99ms: med('loopP99ms'),
+      loopMaxms: Math.max(...runs.map((r) => r.loopMaxms)),
+    });
+  }
   process.stdout.write(`[${++n}/${total}] wal paced: 100 B at 100,000 records/s ... `);
   const pacedDir = join(root, 'paced');
   mkdirSync(pacedDir);
@@ -532,8 +538,9 @@ export default async function walBench(args: string[]): Promise<void> {
       `the median of the first measurement, ${fmt(overwrite.first, 1)}, and one per strategy round: ${rawRounds.map((v) => fmt(v, 1)).join(', ')}`,
   );
   console.log(`${machine.header()}${profiler.enabled ? '; measured under the CPU profiler' : ''}\n`);
+  console.log(`every row: the median of ${rounds} round(s) (loop max: the largest)`);
   console.log(lines.join('\n'));
-  console.log(`\npreallocation strategies: median of ${rounds} round(s); footprint of a fresh WAL after one 1 KiB append (allocated blocks):`);
+  console.log(`\npreallocation strategies; footprint of a fresh WAL after one 1 KiB append (allocated blocks):`);
   for (const prealloc of PREALLOCS) {
     const of = (size: number, batch: number, inflight: number): Row | undefined =>
       rows.find((r) => r.writer === `wal/${prealloc}` && r.size === size && r.batch === batch && r.inflight === inflight);
@@ -593,7 +600,7 @@ export default async function walBench(args: string[]): Promise<void> {
     rawDisk: raw,
     rawDiskOverwrite: overwrite,
     rows,
-    preallocRounds: rounds,
+    rounds,
     footprintBytes: footprints,
     paced: pace,
     targets,

@@ -161,6 +161,7 @@ it('states the raw disk in both patterns, with fio beside each, and which one th
         date: '2026-01-02T03:04:05.000Z',
         machine,
         rawDisk: { mibPerSync: 1, overwrite: false, MBps: 250.5, windows: [250.5], fio: 260.25 },
+        rounds: 3,
         rawDiskOverwrite: { mibPerSync: 8, overwrite: true, MBps: 700, first: 690, rounds: [700, 710], fio: null },
         rows: [],
       },
@@ -172,4 +173,5 @@ it('states the raw disk in both patterns, with fio beside each, and which one th
   );
   expect(page).toContain('the median of 690.0 at the start and 700.0, 710.0 before each round of the strategies');
   expect(page).toContain('The disk goal is judged against the second');
+  expect(page).toContain('Every row is the median of 3 round(s), each round running every case in turn');
 });
