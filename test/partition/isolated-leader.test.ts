@@ -6,6 +6,11 @@ import { waitFor } from '../log/helpers.js';
 import { testSeed } from '../seeded.js';
 import { allApplied, appendAll, assertNoLoss, attempt, proxiedCluster, type Ack, type Cluster } from './cluster.js';
 
+/** Waits until each of `ids` names `leader` as its leader. */
+function everyoneFollows(c: Cluster, ids: number[], leader: number): Promise<void> {
+  return waitFor(`nodes ${ids.join(',')} to follow ${leader}`, () => ids.every((id) => c.node(id).log.status().lead === leader), 20_000);
+}
+
 describe('an isolated leader', () => {
   let c: Cluster | undefined;
   afterEach(async () => {
@@ -18,6 +23,8 @@ describe('an isolated leader', () => {
       it(`${n} nodes, ${mode} cut: the majority elects and commits; the old leader's appends fail; after the heal it has everything`, async () => {
         c = await proxiedCluster(n, testSeed(`isolated leader ${n} ${mode}`));
         const old = await c.leader();
+        // Appends made before every node follows it may meet a second election of the start.
+        await everyoneFollows(c, [...c.members.keys()], old.id);
         const acked: Ack[] = [...(await appendAll(old, 'before-', 20))];
         const oldTerm = old.log.status().term;
 
@@ -26,6 +33,7 @@ describe('an isolated leader', () => {
         const orphans = Array.from({ length: 5 }, (_, i) => attempt(old, `orphan-${i}`));
         const rest = [...c.members.keys()].filter((id) => id !== old.id);
         const next = await c.leader({ among: rest, minTerm: oldTerm + 1 });
+        await everyoneFollows(c, rest, next.id);
         acked.push(...(await appendAll(next, 'majority-', 30)));
         const follower = c.node(rest.find((id) => id !== next.id)!);
         acked.push(...(await appendAll(follower, 'via-follower-', 10)));
