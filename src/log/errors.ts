@@ -59,7 +59,7 @@ export class InvalidArgumentError extends LogError {
   }
 }
 
-/** The node stopped because its storage failed; reopen it. */
+/** The node stopped because its storage (or, rarely, its transport) failed; reopen it. */
 export class FatalError extends LogError {
   /** `after` names what failed, for operators: a storage failure unless said. */
   constructor(cause: unknown, after = 'a storage failure') {
