@@ -32,7 +32,7 @@ const rawDiskNote = (r: Json): string => {
     (rounds.length === 0
       ? ''
       : `, the median of ${num(over?.first, 1)} at the start and ${rounds.map((v) => num(v, 1)).join(', ')} before each round of the strategies`) +
-    `. The disk goal is judged against the second, the WAL's own pattern in its case (1 KiB x 64 x 256 in flight): about 7 MiB per fdatasync into blocks zeroed ahead.`
+    `. The disk goal is judged against the second, the disk's best durable pattern, with about as much per fdatasync as the WAL commits in the goal's case (1 KiB x 64 x 256 in flight: about 7 MiB).`
   );
 };
 

@@ -42,10 +42,11 @@ const WINDOW_MS = 250;
  * The raw disk's two patterns. 'new': 1 MiB writes, an fdatasync after each,
  * into a new file: fio's usual figure, for the cross-check. 'overwrite': 1 MiB
  * writes over a file written before, an fdatasync every 8 MiB: the disk goal's
- * baseline. With 16 MiB in flight (1 KiB x 64 x 256) the WAL commits about
- * 7 MiB per fdatasync, into blocks it zeroed ahead, so no sync carries a size
- * or extent change; on a virtual disk that pattern ran 2-4x the first (fio:
- * 455 against 1,014-1,121 MB/s), so only the second is a ceiling for it.
+ * baseline: the disk's best durable pattern, with as much per sync as the WAL
+ * commits at 16 MiB in flight (1 KiB x 64 x 256: about 7 MiB per fdatasync).
+ * On a virtual disk it ran 2-4x the first (fio: 455 against 1,014-1,121
+ * MB/s), so only the second is a ceiling. The WAL reaches it only where its
+ * syncs carry no size or extent change, that is, into blocks written before.
  */
 const RAW = {
   new: { mibPerSync: 1, overwrite: false },
@@ -524,7 +525,8 @@ export default async function walBench(args: string[]): Promise<void> {
   const defaultBig = rows.find((r) => r.writer === `wal/${WAL_DEFAULTS.preallocate}` && r.size === 1024 && r.batch === 64 && r.inflight === 256);
 
   const nodeOf = (r: Row): Row | undefined => rows.find((x) => x.writer === 'node' && x.size === r.size && x.batch === r.batch && x.inflight === r.inflight);
-  const header = `| writer | record | batch | in flight | records/s (median) | MB/s payload | vs node | vs raw disk (overwrite) | records/fsync | append p50 / p99 µs | loop p99 / max ms |`;
+  const header =
+    '| writer | record | batch | in flight | records/s (median) | MB/s payload | vs node | vs raw disk (overwrite) | records/fsync | append p50 / p99 µs | loop p99 / max ms |';
   const lines = [header, '|' + ' --- |'.repeat(11)];
   for (const r of rows) {
     const node = r.writer === 'node' ? undefined : nodeOf(r);
@@ -540,7 +542,7 @@ export default async function walBench(args: string[]): Promise<void> {
   console.log(`${machine.header()}${profiler.enabled ? '; measured under the CPU profiler' : ''}\n`);
   console.log(`every row: the median of ${rounds} round(s) (loop max: the largest)`);
   console.log(lines.join('\n'));
-  console.log(`\npreallocation strategies; footprint of a fresh WAL after one 1 KiB append (allocated blocks):`);
+  console.log('\npreallocation strategies; footprint of a fresh WAL after one 1 KiB append (allocated blocks):');
   for (const prealloc of PREALLOCS) {
     const of = (size: number, batch: number, inflight: number): Row | undefined =>
       rows.find((r) => r.writer === `wal/${prealloc}` && r.size === size && r.batch === batch && r.inflight === inflight);
