@@ -53,6 +53,10 @@ const enum State {
   BulkEnd, // expecting the `\r\n` after a bulk string
 }
 
+// No bulk string in progress. Shared: it has no bytes to change, and a fresh
+// Buffer.alloc(0) after every argument showed in a server's profile.
+const NO_BULK = Buffer.alloc(0);
+
 /** Feeds bytes in as they arrive; takes out whole commands, each an array of arguments. */
 export class RespParser {
   /** Bytes copied or moved inside the parser: a linear parser keeps this near the bytes fed. */
@@ -69,7 +73,7 @@ export class RespParser {
   private argsLeft = 0;
   private args: Buffer[] = [];
   private cmdBytes = 0;
-  private bulk: Buffer = Buffer.alloc(0);
+  private bulk: Buffer = NO_BULK;
   private bulkFilled = 0;
   private endSeen = 0; // bytes of a bulk string's trailing \r\n seen
   private failure: RespProtocolError | null = null;
@@ -112,7 +116,7 @@ export class RespParser {
       if (!(err instanceof RespProtocolError)) throw err;
       this.failure = err;
       this.args = [];
-      this.bulk = Buffer.alloc(0);
+      this.bulk = NO_BULK;
       this.pending = Buffer.alloc(0);
       this.pStart = this.pEnd = 0;
       if (out.length === 0) throw err;
@@ -190,7 +194,7 @@ export class RespParser {
           pos++;
           if (++this.endSeen < 2) break;
           this.args.push(this.bulk);
-          this.bulk = Buffer.alloc(0);
+          this.bulk = NO_BULK;
           if (--this.argsLeft === 0) {
             out.push(this.args);
             this.args = [];
