@@ -45,6 +45,13 @@ const WRITES: Record<string, (args: Buffer[]) => KvCommand> = {
   },
 };
 
+/** A failed command's reply: its own message, or the library error's code and message. */
+function errorReply(err: unknown): Reply {
+  if (err instanceof CommandError) return new Error(err.message);
+  const e = err as { code?: string; message?: string };
+  return new Error(`ERR ${e.code ?? 'INTERNAL'} ${e.message ?? String(err)}`);
+}
+
 function toReply(r: KvResult): Reply {
   if ('error' in r) return new Error(r.error);
   if ('int' in r) return r.int;
@@ -186,13 +193,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const refusing = new Set<net.Socket>();
   const counters = { refused: 0, idleClosed: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
 
+  /** A command that does not change the map. */
   const execute = async (name: string, args: Buffer[], lastWrite: Promise<unknown>): Promise<Reply> => {
     const rest = args.slice(1);
-    const write = WRITES[name];
-    if (write !== undefined) {
-      const { result } = await log.append(encodeCommand(write(rest)));
-      return toReply(result as KvResult);
-    }
     switch (name) {
       case 'PING':
         return rest.length === 0 ? PONG : rest[0]!;
@@ -352,13 +355,28 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         flush();
         return;
       }
-      const p = execute(name, args, lastWrite).catch((err: unknown): Reply => {
-        if (err instanceof CommandError) return new Error(err.message);
-        const e = err as { code?: string; message?: string };
-        return new Error(`ERR ${e.code ?? 'INTERNAL'} ${e.message ?? String(err)}`);
-      });
-      if (WRITES[name] !== undefined) lastWrite = p;
-      void p.then((r) => settle(slot, r));
+      const write = WRITES[name];
+      if (write === undefined) {
+        void execute(name, args, lastWrite).then(
+          (r) => settle(slot, r),
+          (err: unknown) => settle(slot, errorReply(err)),
+        );
+        return;
+      }
+      // A write goes straight to the log, with no promise of its own on the way: these
+      // few lines run for every SET a server takes.
+      let command: Uint8Array;
+      try {
+        command = encodeCommand(write(args.slice(1)));
+      } catch (err) {
+        slot.reply = errorReply(err);
+        flush();
+        return;
+      }
+      lastWrite = log.append(command).then(
+        ({ result }) => settle(slot, toReply(result as KvResult)),
+        (err: unknown) => settle(slot, errorReply(err)),
+      );
     };
 
     /** Parses a chunk; before AUTH one command at a time, so the limits rise right after it. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
-import { serveResp, type RespServer } from '../../src/kv/server.js';
+import { serveResp, type KvLog, type RespServer } from '../../src/kv/server.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { RespClient } from './resp-client.js';
 
@@ -82,5 +82,31 @@ describe('the RESP server on an embedded log', () => {
     const c = await RespClient.connect(port);
     expect(await c.call('QUIT')).toBe('OK');
     await c.closed();
+  });
+});
+
+describe('the RESP server when the log refuses a write', () => {
+  it('answers ERR with the error code, in command order, and goes on serving', async () => {
+    const kv = new KvStateMachine();
+    // A log that refuses every write carrying 'refused', and answers the others late, so that
+    // a refusal settles before the writes sent ahead of it.
+    const log: KvLog = {
+      append: (data) =>
+        Buffer.from(data).includes('refused')
+          ? Promise.reject(Object.assign(new Error('this node is not the leader'), { code: 'LOG_NOT_LEADER' }))
+          : new Promise((resolve) => setTimeout(() => resolve({ index: 1, term: 1, result: kv.apply({ index: 1, term: 1, offset: 0, data }) }), 20)),
+      barrier: () => Promise.resolve(),
+      status: () => ({}),
+    };
+    const server = await serveResp({ log, kv, address: '127.0.0.1:0' });
+    const c = await RespClient.connect(Number(server.address.split(':').pop()));
+    try {
+      const got = await Promise.all([c.call('SET', 'a', '1'), c.call('SET', 'refused', 'x'), c.call('SET', 'b', '2'), c.call('GET', 'b')]);
+      expect(got).toEqual(['OK', new Error('ERR LOG_NOT_LEADER this node is not the leader'), 'OK', '2']);
+      expect(await c.call('GET', 'refused')).toBeNull();
+    } finally {
+      c.close();
+      await server.close();
+    }
   });
 });
