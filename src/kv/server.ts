@@ -365,15 +365,16 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       }
       // A write goes straight to the log, with no promise of its own on the way: these
       // few lines run for every SET a server takes.
-      let command: Uint8Array;
+      let appended: ReturnType<KvLog['append']>;
       try {
-        command = encodeCommand(write(args.slice(1)));
+        appended = log.append(encodeCommand(write(args.slice(1))));
       } catch (err) {
+        // A wrong arity, or a log that throws rather than rejects: an error reply, never a crash.
         slot.reply = errorReply(err);
         flush();
         return;
       }
-      lastWrite = log.append(command).then(
+      lastWrite = appended.then(
         ({ result }) => settle(slot, toReply(result as KvResult)),
         (err: unknown) => settle(slot, errorReply(err)),
       );

@@ -90,11 +90,14 @@ describe('the RESP server when the log refuses a write', () => {
     const kv = new KvStateMachine();
     // A log that refuses every write carrying 'refused', and answers the others late, so that
     // a refusal settles before the writes sent ahead of it.
+    // One that throws instead of rejecting must not take the server down either.
     const log: KvLog = {
-      append: (data) =>
-        Buffer.from(data).includes('refused')
+      append: (data) => {
+        if (Buffer.from(data).includes('thrown')) throw Object.assign(new Error('closed'), { code: 'LOG_CLOSED' });
+        return Buffer.from(data).includes('refused')
           ? Promise.reject(Object.assign(new Error('this node is not the leader'), { code: 'LOG_NOT_LEADER' }))
-          : new Promise((resolve) => setTimeout(() => resolve({ index: 1, term: 1, result: kv.apply({ index: 1, term: 1, offset: 0, data }) }), 20)),
+          : new Promise((resolve) => setTimeout(() => resolve({ index: 1, term: 1, result: kv.apply({ index: 1, term: 1, offset: 0, data }) }), 20));
+      },
       barrier: () => Promise.resolve(),
       status: () => ({}),
     };
@@ -104,6 +107,7 @@ describe('the RESP server when the log refuses a write', () => {
       const got = await Promise.all([c.call('SET', 'a', '1'), c.call('SET', 'refused', 'x'), c.call('SET', 'b', '2'), c.call('GET', 'b')]);
       expect(got).toEqual(['OK', new Error('ERR LOG_NOT_LEADER this node is not the leader'), 'OK', '2']);
       expect(await c.call('GET', 'refused')).toBeNull();
+      expect(await Promise.all([c.call('SET', 'thrown', 'x'), c.call('SET', 'c', '3')])).toEqual([new Error('ERR LOG_CLOSED closed'), 'OK']);
     } finally {
       c.close();
       await server.close();
