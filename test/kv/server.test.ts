@@ -88,9 +88,9 @@ describe('the RESP server on an embedded log', () => {
 describe('the RESP server when the log refuses a write', () => {
   it('answers ERR with the error code, in command order, and goes on serving', async () => {
     const kv = new KvStateMachine();
-    // A log that refuses every write carrying 'refused', and answers the others late, so that
-    // a refusal settles before the writes sent ahead of it.
-    // One that throws instead of rejecting must not take the server down either.
+    // A log that refuses every write carrying 'refused', throws on one carrying 'thrown' (a
+    // log may throw instead of rejecting: it must not take the server down), and answers the
+    // others late, so that a refusal settles before the writes sent ahead of it.
     const log: KvLog = {
       append: (data) => {
         if (Buffer.from(data).includes('thrown')) throw Object.assign(new Error('closed'), { code: 'LOG_CLOSED' });
