@@ -77,8 +77,14 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     }
     await Promise.all(calls);
     const after = wal.stats();
-    expect(after.inlineGroups - before.inlineGroups).toBeLessThan(16);
-    expect(after.groups - before.groups).toBeLessThan(200);
+    const inline = after.inlineGroups - before.inlineGroups;
+    const groups = after.groups - before.groups;
+    // Stuck inline, nearly all 400 would be groups of one (15 of every 16 inline). A loaded
+    // machine that descheduled this thread while the writer finished lets a run of them find
+    // it idle again (83 inline seen under a parallel test run), so the bounds leave room.
+    const seen = `${inline} inline of ${groups} groups`;
+    expect(inline, seen).toBeLessThan(200);
+    expect(groups, seen).toBeLessThan(200);
     await wal.close();
   });
 
