@@ -252,11 +252,11 @@ function layOut(dir: string): void {
   closeSync(fd);
 }
 
-/** The raw disk: 1 MiB sequential writes from one buffer, the way fio's `--rw=write --bs=1M --fdatasync=N` writes. */
 /**
- * `MBps` is the median of 250 ms windows, as the WAL's rows are; `meanMBps` covers the whole
- * run, as fio's figure does. They part where the disk is bimodal (a virtual disk that absorbs
- * bursts in the host's cache, then drains at the device's speed).
+ * The raw disk: 1 MiB sequential writes from one buffer, the way fio's `--rw=write --bs=1M
+ * --fdatasync=N` writes. `MBps` is the median of 250 ms windows, as the WAL's rows are;
+ * `meanMBps` covers the whole run, as fio's figure does. They part where the disk is bimodal
+ * (a virtual disk that absorbs bursts in the host's cache, then drains at the device's speed).
  */
 function rawDisk(dir: string, ms: number, pattern: RawPattern): { MBps: number; meanMBps: number; windows: number[] } {
   const path = join(dir, pattern.overwrite ? 'overwrite.bin' : 'raw.bin');
