@@ -27,10 +27,7 @@ const rawDiskNote = (r: Json): string => {
   // The figures are medians of 250 ms windows, as the WAL's rows are; fio reports a mean over
   // its run, so the first measurement's own mean stands beside it.
   const fio = (mean: unknown, v: unknown): string => {
-    const parts = [
-      ...(typeof mean === 'number' ? [`first run's mean: ${num(mean, 1)}`] : []),
-      ...(typeof v === 'number' ? [`fio, same pattern, a mean: ${num(v, 1)}`] : []),
-    ];
+    const parts = [...(typeof mean === 'number' ? [`first run's mean: ${num(mean, 1)}`] : []), ...(typeof v === 'number' ? [`fio, a mean: ${num(v, 1)}`] : [])];
     return parts.length === 0 ? '' : ` (${parts.join('; ')})`;
   };
   const rounds = Array.isArray(over?.rounds) ? (over.rounds as unknown[]) : [];

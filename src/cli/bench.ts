@@ -14,6 +14,7 @@ import { ReplicatedLog } from '../log/replicated-log.js';
 import { UsageError, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
 import { machineAtStart, type Machine } from './machine.js';
+import { Payloads } from './payloads.js';
 import { freePorts } from './ports.js';
 import { CliError } from './failure.js';
 import { cpuSeconds } from './process-cpu.js';
@@ -263,7 +264,7 @@ export function medianRow(runs: BenchRow[]): BenchRow {
 }
 
 async function measure(system: System, size: number, clients: number, seconds: number): Promise<BenchRow> {
-  const payload = randomBytes(size);
+  const payloads = new Payloads(size);
   const drive = async (ms: number, latencies: RecordableHistogram | null): Promise<{ count: number; elapsed: number }> => {
     let stop = false;
     let count = 0;
@@ -273,7 +274,7 @@ async function measure(system: System, size: number, clients: number, seconds: n
       Array.from({ length: clients }, async () => {
         while (!stop) {
           const t = performance.now();
-          await system.append(payload);
+          await system.append(payloads.next());
           latencies?.record(Math.max(1, Math.round((performance.now() - t) * 1e6)));
           count++;
         }

@@ -169,7 +169,7 @@ it('states the raw disk in both patterns, with fio beside each, and which one th
     new Date('2026-02-03T00:00:00Z'),
   );
   expect(page).toContain(
-    "1 MiB writes, medians of 250 ms windows: 250.5 MB/s into a new file with an fdatasync after each (first run's mean: 240.0; fio, same pattern, a mean: 260.3); 700.0 MB/s over a written file with one every 8 MiB (first run's mean: 640.0),",
+    "1 MiB writes, medians of 250 ms windows: 250.5 MB/s into a new file with an fdatasync after each (first run's mean: 240.0; fio, a mean: 260.3); 700.0 MB/s over a written file with one every 8 MiB (first run's mean: 640.0),",
   );
   expect(page).toContain('the median of 690.0 at the start and 700.0, 710.0 before each round of the strategies');
   expect(page).toContain('The disk goal is judged against the second');
