@@ -20,8 +20,8 @@ interface Section {
   table(r: Json): { head: string[]; rows: Cell[][] };
 }
 
-/** The raw disk in both patterns, with fio's figures where fio ran. */
-const rawDiskNote = (r: Json): string => {
+/** The raw disk in both patterns, with fio's figures where fio ran (also the WAL bench's own summary). */
+export const rawDiskNote = (r: Json): string => {
   const fresh = r.rawDisk as Json | undefined;
   const over = r.rawDiskOverwrite as Json | undefined;
   // The figures are medians of 250 ms windows, as the WAL's rows are; fio reports a mean over

@@ -22,6 +22,7 @@ import type { WalEntry, WalOptions } from '../src/wal/index.js';
 import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
 import { SuiteProfiles, optionValue, profileDirOf, writeResults, type SuiteOption } from './suite.js';
 import { diskBytes } from './disk-bytes.js';
+import { rawDiskNote } from './report.js';
 
 export const options: Record<string, SuiteOption> = {
   '--cases': {
@@ -555,11 +556,7 @@ export default async function walBench(args: string[]): Promise<void> {
       `| ${r.writer} | ${r.size} B | ${r.batch} | ${r.inflight} | ${fmt(r.recordsPerSec)} | ${fmt(r.payloadMBps, 1)} | ${node ? fmt(r.recordsPerSec / node.recordsPerSec, 2) + 'x' : ''} | ${fmt((100 * r.payloadMBps) / overwrite.MBps, 0)}% | ${fmt(r.recordsPerFsync, 1)} | ${fmt(r.appendP50us)} / ${fmt(r.appendP99us)} | ${fmt(r.loopP99ms, 2)} / ${fmt(r.loopMaxms, 1)} |`,
     );
   }
-  console.log(
-    `\nraw disk, 1 MiB writes, medians of 250 ms windows: ${fmt(raw.MBps, 1)} MB/s into a new file with an fdatasync after each (mean ${fmt(raw.meanMBps, 1)}${raw.fio === null ? '' : `; fio, a mean: ${fmt(raw.fio, 1)}`}); ` +
-      `${fmt(overwrite.MBps, 1)} MB/s over a written file with one every ${overwrite.mibPerSync} MiB (first run's mean ${fmt(overwrite.firstMean, 1)}${overwrite.fio === null ? '' : `; fio, a mean: ${fmt(overwrite.fio, 1)}`}), ` +
-      `the median of the first measurement, ${fmt(overwrite.first, 1)}, and one per strategy round: ${rawRounds.map((v) => fmt(v, 1)).join(', ')}`,
-  );
+  console.log(`\n${rawDiskNote({ rawDisk: raw, rawDiskOverwrite: overwrite })}`);
   console.log(`${machine.header()}${profiler.enabled ? '; measured under the CPU profiler' : ''}\n`);
   console.log(`every row: the median of ${rounds} round(s) (loop max: the largest)`);
   console.log(lines.join('\n'));
