@@ -80,7 +80,7 @@ const SECTIONS: Record<string, Section> = {
   resp: {
     title: 'The KV example over RESP: 3-node cluster beside Redis',
     about:
-      "`npm run bench -- resp`: three `raftlog serve --resp --sync always` processes (the KV state machine, default snapshots) on loopback, and redis-server with `appendonly yes`, `appendfsync always` (one node, durable), driven in turns by the same closed-loop client over real sockets: C connections, each sending `SET key:<random in 0..99999> <100 B>` and waiting for the reply (the shape of `redis-benchmark -t set -d 100 -r 100000 -c C`). Medians of the runs; CPU is the user + system time of the system's processes (the cluster: all three nodes) per million SETs.",
+      "`npm run bench -- resp`: three `raftlog serve --resp --sync always` processes (the KV state machine, default snapshots) on loopback, and redis-server with `appendonly yes`, `appendfsync always` (one node, durable), driven in turns by the same closed-loop client over real sockets: C connections, each sending `SET key:<random in 0..99999> <100 random bytes>` and waiting for the reply (the shape of `redis-benchmark -t set -d 100 -r 100000 -c C`, which sends a constant value). Medians of the runs; CPU is the user + system time of the system's processes (the cluster: all three nodes) per million SETs.",
     notes: (r) => [
       `${num(r.seconds, 1)} s measured per case after a ${num(r.warmupSeconds, 1)} s warm-up, ${num(r.runs)} run${r.runs === 1 ? '' : 's'} each; ${
         typeof r.redisVersion === 'string' ? `Redis ${r.redisVersion}` : 'no Redis installed: the cluster alone'

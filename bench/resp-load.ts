@@ -6,6 +6,7 @@
 // lost connection ends the window and fails it, with the counts: a benchmark
 // that quietly drops failures would report the speed of failing.
 import net from 'node:net';
+import { Payloads } from '../src/cli/payloads.js';
 import { CodedError } from '../src/errors.js';
 
 export type LoadErrorCode = 'LOAD_ERROR_REPLY' | 'LOAD_CONNECTION_LOST' | 'LOAD_PROTOCOL' | 'LOAD_TIMEOUT';
@@ -84,8 +85,8 @@ export class ReplyParser {
 }
 
 /** One command as RESP bytes. */
-export function encodeCommand(args: ReadonlyArray<string | Buffer>): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+export function encodeCommand(args: ReadonlyArray<string | Uint8Array>): Buffer {
+  const parts: Uint8Array[] = [Buffer.from(`*${args.length}\r\n`)];
   for (const a of args) {
     const b = typeof a === 'string' ? Buffer.from(a) : a;
     parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
@@ -174,14 +175,16 @@ interface Conn {
 /** C open connections driving SETs in windows; connections stay open between windows. */
 export class RespLoad {
   private readonly conns: Conn[] = [];
-  private readonly value: Buffer;
+  private readonly values: Payloads;
   private readonly keyspace: number;
   private readonly drainTimeoutMs: number;
   private window: Window | null = null;
   private closed = false;
 
   private constructor(private readonly o: LoadOptions) {
-    this.value = Buffer.alloc(o.valueBytes ?? 100, 'x');
+    // Random values, a different one each SET (redis-benchmark sends 'xxx...'): both systems
+    // write what they are sent, and a constant compresses on a disk that compresses.
+    this.values = new Payloads(o.valueBytes ?? 100);
     this.keyspace = o.keyspace ?? 100_000;
     this.drainTimeoutMs = o.drainTimeoutMs ?? 30_000;
     if (!Number.isSafeInteger(o.clients) || o.clients < 1) throw new RangeError('RespLoad: clients must be a positive integer');
@@ -221,7 +224,7 @@ export class RespLoad {
 
   private command(): Buffer {
     const key = String(Math.floor(Math.random() * this.keyspace));
-    return encodeCommand(['SET', `key:${PAD.slice(key.length)}${key}`, this.value]);
+    return encodeCommand(['SET', `key:${PAD.slice(key.length)}${key}`, this.values.next()]);
   }
 
   private send(conn: Conn): void {

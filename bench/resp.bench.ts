@@ -487,7 +487,7 @@ export default async function resp(rawArgs: string[]): Promise<void> {
   machine.finish();
   console.log(`\n${machine.header()}`);
   console.log(
-    `${seconds} s per case after a ${warmupSeconds} s warm-up, median of ${runs} run${runs > 1 ? 's' : ''}; SET of ${VALUE_BYTES} B values to key:<random in 0..${KEYSPACE - 1}>; CPU: utime+stime of the system's processes (the cluster: all three nodes) per million SETs`,
+    `${seconds} s per case after a ${warmupSeconds} s warm-up, median of ${runs} run${runs > 1 ? 's' : ''}; SET of ${VALUE_BYTES} random bytes to key:<random in 0..${KEYSPACE - 1}>; CPU: utime+stime of the system's processes (the cluster: all three nodes) per million SETs`,
   );
   console.log(
     '\n| clients | cluster SET/s | redis SET/s | cluster / redis | cluster p50 / p99 / p99.9 ms | redis p50 / p99 / p99.9 ms | cluster CPU s per M SETs | redis CPU s per M SETs | redis-benchmark SET/s cluster / redis |',
