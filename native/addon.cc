@@ -392,7 +392,9 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
 
   // readAsync(name, offset, length, cb(err, buffer)): the same read on the
   // libuv thread pool. It reads through a dup of the cached fd, so a release
-  // that unlinks the segment meanwhile cannot pull the file away.
+  // that unlinks the segment meanwhile cannot pull the file away; one that
+  // recycles it may zero and rewrite it, which the CRCs and the caller's check
+  // of each entry's index and position catch (the range is compacted by then).
   Napi::Value ReadAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::string name = info[0].As<Napi::String>().Utf8Value();
@@ -427,6 +429,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     o.Set("inlineGroups", static_cast<double>(s.inlineGroups));
     o.Set("segmentsCreated", static_cast<double>(s.segmentsCreated));
     o.Set("segmentsRemoved", static_cast<double>(s.segmentsRemoved));
+    o.Set("segmentsRecycled", static_cast<double>(s.segmentsRecycled));
     Napi::Array buckets = Napi::Array::New(env, kFsyncBuckets);
     for (int i = 0; i < kFsyncBuckets; i++) buckets.Set(static_cast<uint32_t>(i), static_cast<double>(s.fsyncBuckets[i]));
     o.Set("fsyncBuckets", buckets);

@@ -100,8 +100,8 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     uint64_t seq, first;
     if (ParseSegmentName(name, &seq, &first)) {
       segs.push_back({seq, first, name, 0, 0, {}});
-    } else if (name == kPreallocName) {
-      // An unused preallocated file from an earlier run: never part of the log.
+    } else if (name == kPreallocName || name == kRecycledName) {
+      // An unused preallocated or recycled file from an earlier run: never part of the log.
       if (repair) {
         unlink(JoinPath(dir, name).c_str());
         removedPrealloc = true;
@@ -109,7 +109,7 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     } else if (name != "." && name != ".." && name != kLockName) {
       // A segment renamed, a file copied in by hand: nothing here may be guessed at.
       closedir(d);
-      throw WalError(WalCode::kCorrupt, "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK and " + kPreallocName + " belong there)",
+      throw WalError(WalCode::kCorrupt, "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK, " + kPreallocName + " and " + kRecycledName + " belong there)",
                      JoinPath(dir, name), -1);
     }
   }

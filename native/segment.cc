@@ -94,7 +94,7 @@ bool HasWalFiles(const std::string& dir) {
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     uint64_t seq, first;
-    if (name == kPreallocName || ParseSegmentName(name, &seq, &first)) {
+    if (name == kPreallocName || name == kRecycledName || ParseSegmentName(name, &seq, &first)) {
       found = true;
       break;
     }

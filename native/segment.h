@@ -14,6 +14,8 @@
 namespace raftlog {
 
 constexpr const char* kPreallocName = "next.prealloc";
+// A released segment kept for reuse as the next prepared segment (see Writer::Recycle).
+constexpr const char* kRecycledName = "recycled.prealloc";
 constexpr const char* kLockName = "LOCK";
 
 std::string SegmentName(uint64_t seq, uint64_t firstIndex);

@@ -148,7 +148,7 @@ void Writer::Stop() {
 
 WriterStats Writer::Stats() const {
   WriterStats s{writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), inlineGroups_.load(),
-                segmentsCreated_.load(), segmentsRemoved_.load(), {}, fsyncNanos_.load()};
+                segmentsCreated_.load(), segmentsRemoved_.load(), segmentsRecycled_.load(), {}, fsyncNanos_.load()};
   for (int i = 0; i < kFsyncBuckets; i++) s.fsyncBuckets[i] = fsyncBuckets_[i].load();
   return s;
 }
@@ -308,7 +308,7 @@ void Writer::Execute(Job& job) {
       FlushAndSync();
       for (const std::string& name : job.unlink) {
         std::string path = JoinPath(options_.dir, name);
-        if (unlink(path.c_str()) != 0 && errno != ENOENT) throw IoError("unlink", path, errno);
+        if (!Recycle(path) && unlink(path.c_str()) != 0 && errno != ENOENT) throw IoError("unlink", path, errno);
         segmentsRemoved_++;
       }
       if (!job.unlink.empty() && options_.sync) SyncDirFd(dirFd_, options_.dir);
@@ -515,7 +515,67 @@ void Writer::PreallocLoop() {
   }
 }
 
+// Keeps a released segment (at `path`, no longer part of the log) for the next
+// prepared segment, unless one is kept already or segments are not prepared
+// ('none'). Its blocks are allocated and written: the next segment's fdatasyncs
+// then carry no extent or size change, as a disk's overwrite does. Under the
+// directory sync that follows the release, as an unlink would be.
+bool Writer::Recycle(const std::string& path) {
+  if (options_.prealloc == Prealloc::kNone) return false;
+  std::lock_guard<std::mutex> lock(pmu_);
+  if (recycled_) return false;
+  if (rename(path.c_str(), JoinPath(options_.dir, kRecycledName).c_str()) != 0) return false;  // unlinked instead
+  recycled_ = true;
+  segmentsRecycled_++;
+  return true;
+}
+
+// The recycled segment as the next prepared one, every byte zeroed and synced
+// before it is handed over: its old records must never be read as part of the
+// new segment, and replay reads zeros as the end of the records. -1 if there is
+// none (or it is gone); throws if it cannot be prepared.
+int Writer::ReuseRecycled(uint64_t* prepared) {
+  std::string from = JoinPath(options_.dir, kRecycledName), path = JoinPath(options_.dir, kPreallocName);
+  int renameError = 0;
+  {
+    std::lock_guard<std::mutex> lock(pmu_);
+    if (!recycled_) return -1;
+    recycled_ = false;
+    // Renamed first, and under the lock Recycle renames under: a crash while it is being
+    // zeroed leaves an unused prepared segment, which open removes.
+    if (rename(from.c_str(), path.c_str()) != 0) renameError = errno;
+  }
+  if (renameError != 0) {
+    Notice("could not reuse " + from + ": " + strerror(renameError) + "; preparing a new segment instead", 0, 0);
+    return -1;
+  }
+  int fd = OpenRetrying(path, O_RDWR);
+  auto fail = [&](const char* what) {
+    int err = errno;
+    close(fd);
+    return IoError(what, path, err);
+  };
+  const uint64_t bytes = options_.segmentBytes;
+  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) throw fail("truncate");
+  std::vector<uint8_t> zeros(static_cast<size_t>(std::min<uint64_t>(kFirstStep, bytes)), 0);
+  for (uint64_t off = 0; off < bytes;) {
+    if (stopping_) {
+      close(fd);
+      throw WalError(WalCode::kClosed, "WAL is closing");
+    }
+    ssize_t w = pwrite(fd, zeros.data(), static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - off)), static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) throw fail("zero recycled segment");
+    off += static_cast<uint64_t>(w);
+  }
+  if (options_.sync && fdatasync(fd) != 0) throw fail("fdatasync");
+  *prepared = bytes;
+  return fd;
+}
+
 int Writer::CreatePreallocated(uint64_t* prepared) {
+  int reused = ReuseRecycled(prepared);
+  if (reused >= 0) return reused;
   std::string path = JoinPath(options_.dir, kPreallocName);
   int fd = OpenRetrying(path, O_RDWR | O_CREAT | O_TRUNC);
   auto fail = [&](const char* what) {

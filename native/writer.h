@@ -96,7 +96,7 @@ struct Job {
 constexpr int kFsyncBuckets = 15;
 
 struct WriterStats {
-  uint64_t writes, fsyncs, bytes, groups, inlineGroups, segmentsCreated, segmentsRemoved;
+  uint64_t writes, fsyncs, bytes, groups, inlineGroups, segmentsCreated, segmentsRemoved, segmentsRecycled;
   // Per-bucket (not cumulative) counts of hot-path fdatasyncs, and their total time.
   uint64_t fsyncBuckets[kFsyncBuckets];
   uint64_t fsyncNanos;
@@ -148,6 +148,8 @@ class Writer {
   void SetPreparing(bool on);
   void PreallocLoop();
   int CreatePreallocated(uint64_t* prepared);
+  bool Recycle(const std::string& path);
+  int ReuseRecycled(uint64_t* prepared);
   int OpenRetrying(const std::string& path, int flags);
   void Notice(const std::string& message, int attempt, int delayMs);
   int TakePreallocated(uint64_t* prepared);
@@ -192,8 +194,11 @@ class Writer {
   int preallocFd_ = -1;
   uint64_t preallocBytes_ = 0;
   std::string preallocError_;
+  // A released segment waits under kRecycledName to become the next prepared one.
+  bool recycled_ = false;
 
-  std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, inlineGroups_{0}, segmentsCreated_{0}, segmentsRemoved_{0};
+  std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, inlineGroups_{0}, segmentsCreated_{0}, segmentsRemoved_{0},
+      segmentsRecycled_{0};
   // Timed on this thread, read by Stats() at scrape time: the hot path pays two clock reads.
   std::atomic<uint64_t> fsyncBuckets_[kFsyncBuckets] = {}, fsyncNanos_{0};
   // Moving average of recent fdatasyncs (1/8 weight to the newest), for Inline.

@@ -34,6 +34,7 @@ export interface NativeStats {
   inlineGroups: number;
   segmentsCreated: number;
   segmentsRemoved: number;
+  segmentsRecycled: number;
   /** Per-bucket counts of fdatasync durations, bounds FSYNC_BUCKETS then +Inf. */
   fsyncBuckets: number[];
   fsyncSeconds: number;

@@ -87,7 +87,13 @@ export interface WalStats {
   /** Segment files that exist now. */
   segments: number;
   segmentsCreated: number;
+  /** Segments released, recycled ones included. */
   segmentsRemoved: number;
+  /**
+   * Released segments kept, zeroed, as the next segment instead of deleted (not with
+   * `preallocate: 'none'`): the WAL then writes into blocks the disk has already written.
+   */
+  segmentsRecycled: number;
   /**
    * fdatasync durations (on the writer thread, or inline): counts per bucket (not cumulative), the
    * bucket bounds being FSYNC_BUCKETS seconds and a last one for anything longer.

@@ -314,7 +314,12 @@ export class Wal {
       const plan = this.#planRun(i, Math.min(hi, cacheLo), maxBytes - bytes);
       const buf = await new Promise<Buffer>((resolve, reject) =>
         this.#handle.readAsync(plan.name, plan.begin, plan.end - plan.begin, (err, b) => (err ? reject(fromNative(err)) : resolve(b!))),
-      );
+      ).catch((err: unknown) => {
+        // Released while the read was in flight, its segment may be gone or already being
+        // recycled (zeroed, then rewritten): what failed is compacted data, so say that.
+        this.#checkRange(i, hi, maxBytes);
+        throw err;
+      });
       this.#checkReadable();
       for (const e of this.#parseRun(plan, buf)) {
         const k = e.index - plan.lo;
@@ -405,6 +410,7 @@ export class Wal {
       segments: this.#segments.length,
       segmentsCreated: s.segmentsCreated,
       segmentsRemoved: s.segmentsRemoved,
+      segmentsRecycled: s.segmentsRecycled,
       fsyncBuckets: s.fsyncBuckets,
       fsyncSeconds: s.fsyncSeconds,
       cachedEntries: this.#cache.size,
