@@ -197,18 +197,26 @@ async function walAppender(dir: string, options: WalOptions, compact = false): P
   let durable = 0;
   let snapshotAt = 0;
   let compacting: Promise<void> | null = null;
+  const compactAfter = async (last: number, recordBytes: number): Promise<void> => {
+    durable = Math.max(durable, last);
+    if (compacting !== null || (durable - snapshotAt) * recordBytes < segmentBytes) return;
+    snapshotAt = durable;
+    compacting = wal
+      .saveSnapshot({ index: snapshotAt, term: 1 })
+      .then(() => wal.releaseTo(snapshotAt))
+      .finally(() => (compacting = null));
+    await compacting;
+  };
   return {
-    append: async (es) => {
-      await wal.append(es);
-      if (!compact) return;
-      durable = Math.max(durable, es.at(-1)!.index);
-      if (compacting !== null || (durable - snapshotAt) * entryRecordBytes(es[0]!.data.length) < segmentBytes) return;
-      snapshotAt = durable;
-      compacting = wal
-        .saveSnapshot({ index: snapshotAt, term: 1 })
-        .then(() => wal.releaseTo(snapshotAt))
-        .finally(() => (compacting = null));
-      await compacting;
+    // The entries are not held while the append is in flight: kept alive until it is durable,
+    // they outlive the young generation and the collector's old-generation work shows in the
+    // event loop's delay (p99 2-3x in the 262,144-record case).
+    append: (es) => {
+      const written = wal.append(es);
+      if (!compact) return written;
+      const last = es.at(-1)!.index;
+      const recordBytes = entryRecordBytes(es[0]!.data.length);
+      return written.then(() => compactAfter(last, recordBytes));
     },
     fsyncs: () => wal.stats().fsyncs,
     fileBytes: () => wal.stats().bytes,
