@@ -1,7 +1,7 @@
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Wal, type WalOptions } from '../../src/wal/index.js';
+import { Wal, WalCompactedError, WalCorruptError, type WalOptions } from '../../src/wal/index.js';
 import { cleanTempDirs, plain, range, tempDir } from './helpers.js';
 
 afterEach(cleanTempDirs);
@@ -78,6 +78,37 @@ describe('recycled segments', () => {
     wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     expect(existsSync(join(dir, 'recycled.prealloc'))).toBe(false);
     expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
+    await wal.close();
+  });
+
+  it('leave a read in flight over a range compacted meanwhile reporting the compaction, even when its bytes changed under it', async () => {
+    // What a recycled segment can do to a read in flight: its bytes change under it. Here the
+    // file is damaged after open (replay checked it), so the read fails its CRC check.
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 301));
+    await wal.close();
+    const damage = (): void => {
+      const fd = openSync(
+        join(
+          dir,
+          readdirSync(dir)
+            .filter((f) => f.endsWith('.wal'))
+            .sort()[0]!,
+        ),
+        'r+',
+      );
+      writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, 1024);
+      closeSync(fd);
+    };
+    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    damage();
+    // Not released: the damage is reported as such.
+    await expect(wal.entries(1, 50)).rejects.toThrow(WalCorruptError);
+    const reading = wal.entries(1, 50);
+    const snap = wal.saveSnapshot({ index: 200, term: 1 });
+    await expect(reading).rejects.toThrow(WalCompactedError);
+    await snap;
     await wal.close();
   });
 });
