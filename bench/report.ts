@@ -50,7 +50,7 @@ const SECTIONS: Record<string, Section> = {
   cluster: {
     title: 'Product benchmark: cluster, embedded node, better-sqlite3',
     about:
-      "`raftlog bench`: C clients, each appending one record at a time and waiting for the commit; the systems take turns within each case, and each figure is the median of the runs. A cluster's turn ends when both followers hold every entry and their processes are idle, so that a trailing follower's catch-up falls on no other system's turn. CPU is this process's user + system time per record (for the cluster: node 1, the leader, and the clients; nodes 2 and 3 run apart), counted until then, and 'all processes' adds nodes 2 and 3 (from /proc); GC is the share of the measured time spent collecting garbage.",
+      "`raftlog bench`: C clients, each appending one record at a time (a different slice of random bytes each time) and waiting for the commit; the systems take turns within each case, and each figure is the median of the runs. A cluster's turn ends when both followers hold every entry and their processes are idle, so that a trailing follower's catch-up falls on no other system's turn. CPU is this process's user + system time per record (for the cluster: node 1, the leader, and the clients; nodes 2 and 3 run apart), counted until then, and 'all processes' adds nodes 2 and 3 (from /proc); GC is the share of the measured time spent collecting garbage.",
     table: (r) => {
       const rows = rowsOf(r);
       const sqlite = (x: Json): Json | undefined =>
