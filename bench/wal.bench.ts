@@ -578,6 +578,8 @@ export default async function walBench(args: string[]): Promise<void> {
   };
   const defaultBig = rows.find((r) => r.writer === `wal/${WAL_DEFAULTS.preallocate}` && r.size === 1024 && r.batch === 64 && r.inflight === 256);
   const steady = rows.find((r) => r.writer === 'wal/steady');
+  // The raw disk of the strategy rounds, which the rows judged against it ran beside.
+  const roundsRaw = median(rawRounds.length > 0 ? rawRounds : [overwrite.first]);
 
   const nodeOf = (r: Row): Row | undefined => rows.find((x) => x.writer === 'node' && x.size === r.size && x.batch === r.batch && x.inflight === r.inflight);
   const header =
@@ -618,11 +620,11 @@ export default async function walBench(args: string[]): Promise<void> {
     kib256: big.map((r) => ({ batch: r.batch, MBps: r.payloadMBps, ofRaw: r.payloadMBps / overwrite.MBps })),
     bestKib256OfRaw: bestBig ? bestBig.payloadMBps / overwrite.MBps : 0,
     /** The default strategy in the rounds beside the raw disk of the same rounds, at the WAL's sync size. */
-    defaultKib64x256OfRaw: defaultBig ? defaultBig.payloadMBps / median(rawRounds.length > 0 ? rawRounds : [overwrite.first]) : 0,
+    defaultKib64x256OfRaw: defaultBig ? defaultBig.payloadMBps / roundsRaw : 0,
     /** Payload bytes the WAL synced per fdatasync in that case, to set beside the baseline's. */
     defaultKib64x256MiBPerSync: defaultBig ? (defaultBig.recordsPerFsync * defaultBig.size) / 2 ** 20 : 0,
     /** The same case compacted as it goes (segments recycled), against the same rounds' raw disk. */
-    steadyKib64x256OfRaw: steady ? steady.payloadMBps / median(rawRounds.length > 0 ? rawRounds : [overwrite.first]) : 0,
+    steadyKib64x256OfRaw: steady ? steady.payloadMBps / roundsRaw : 0,
     smallVsNode: small.map(({ r, ratio }) => ({ batch: r.batch, inflight: r.inflight, ratio })),
     minSmallVsNode: Math.min(...small.map((s) => s.ratio)),
     medianSmallVsNode: median(small.map((s) => s.ratio)),

@@ -534,6 +534,20 @@ bool Writer::Recycle(const std::string& path) {
 // before it is handed over: its old records must never be read as part of the
 // new segment, and replay reads zeros as the end of the records. -1 if there is
 // none (or it is gone); throws if it cannot be prepared.
+// Zeroes bytes [0, n) of a prepared segment in pieces of at most kFirstStep. Returns
+// 0, the errno of a failed write, or -1 if the WAL started closing meanwhile.
+int Writer::WriteZeros(int fd, uint64_t n) {
+  std::vector<uint8_t> zeros(static_cast<size_t>(std::min<uint64_t>(kFirstStep, n)), 0);
+  for (uint64_t off = 0; off < n;) {
+    if (stopping_) return -1;
+    ssize_t w = pwrite(fd, zeros.data(), static_cast<size_t>(std::min<uint64_t>(zeros.size(), n - off)), static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return errno;
+    off += static_cast<uint64_t>(w);
+  }
+  return 0;
+}
+
 int Writer::ReuseRecycled(uint64_t* prepared) {
   std::string from = JoinPath(options_.dir, kRecycledName), path = JoinPath(options_.dir, kPreallocName);
   int renameError = 0;
@@ -557,17 +571,13 @@ int Writer::ReuseRecycled(uint64_t* prepared) {
   };
   const uint64_t bytes = options_.segmentBytes;
   if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) throw fail("truncate");
-  std::vector<uint8_t> zeros(static_cast<size_t>(std::min<uint64_t>(kFirstStep, bytes)), 0);
-  for (uint64_t off = 0; off < bytes;) {
-    if (stopping_) {
-      close(fd);
-      throw WalError(WalCode::kClosed, "WAL is closing");
-    }
-    ssize_t w = pwrite(fd, zeros.data(), static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - off)), static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) throw fail("zero recycled segment");
-    off += static_cast<uint64_t>(w);
+  int zeroed = WriteZeros(fd, bytes);
+  if (zeroed < 0) {
+    close(fd);
+    throw WalError(WalCode::kClosed, "WAL is closing");
   }
+  errno = zeroed;
+  if (zeroed > 0) throw fail("zero recycled segment");
   if (options_.sync && fdatasync(fd) != 0) throw fail("fdatasync");
   *prepared = bytes;
   return fd;
@@ -589,14 +599,10 @@ int Writer::CreatePreallocated(uint64_t* prepared) {
     // Only the first step: the writer thread zeroes the rest while idle
     // (PrepareAhead). Writing zeros, not just reserving blocks, is what makes
     // later fdatasyncs cheap: the blocks are allocated and initialized.
-    std::vector<uint8_t> zeros(static_cast<size_t>(bytes), 0);
-    for (uint64_t off = 0; off < bytes;) {
-      if (stopping_) break;
-      ssize_t w = pwrite(fd, zeros.data() + off, static_cast<size_t>(bytes - off), static_cast<off_t>(off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) throw fail("preallocate");
-      off += static_cast<uint64_t>(w);
-    }
+    // A close may cut it short: the file is then discarded.
+    int zeroed = WriteZeros(fd, bytes);
+    errno = zeroed;
+    if (zeroed > 0) throw fail("preallocate");
   } else if (options_.prealloc == Prealloc::kFallocate) {
     bytes = options_.segmentBytes;
     int err = posix_fallocate(fd, 0, static_cast<off_t>(options_.segmentBytes));

@@ -150,6 +150,7 @@ class Writer {
   int CreatePreallocated(uint64_t* prepared);
   bool Recycle(const std::string& path);
   int ReuseRecycled(uint64_t* prepared);
+  int WriteZeros(int fd, uint64_t n);
   int OpenRetrying(const std::string& path, int flags);
   void Notice(const std::string& message, int attempt, int delayMs);
   int TakePreallocated(uint64_t* prepared);

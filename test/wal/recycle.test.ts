@@ -8,6 +8,20 @@ afterEach(cleanTempDirs);
 
 const SMALL = { segmentBytes: 8192 };
 
+/** The oldest segment file of `dir`. */
+function oldestSegment(dir: string): string {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.wal'))
+    .sort()[0]!;
+}
+
+/** A closed WAL in `dir` holding entries 1..n-1. */
+async function closedLog(dir: string, n: number): Promise<void> {
+  const wal = await Wal.open(dir, SMALL);
+  await wal.append(range(1, n));
+  await wal.close();
+}
+
 /** The files of `dir` by inode. */
 function inodes(dir: string): Map<number, string> {
   return new Map(readdirSync(dir).map((f) => [statSync(join(dir, f)).ino, f]));
@@ -21,9 +35,7 @@ function inodes(dir: string): Map<number, string> {
 async function recycleOnce(dir: string, options: WalOptions): Promise<{ wal: Wal; reused: boolean; last: number }> {
   const wal = await Wal.open(dir, options);
   await wal.append(range(1, 301));
-  const oldest = readdirSync(dir)
-    .filter((f) => f.endsWith('.wal'))
-    .sort()[0]!;
+  const oldest = oldestSegment(dir);
   const ino = statSync(join(dir, oldest)).ino;
   await wal.saveSnapshot({ index: 200, term: 1 });
   await wal.releaseTo(200);
@@ -68,14 +80,10 @@ describe('recycled segments', () => {
 
   it('left unused by an earlier run are removed on open, never read', async () => {
     const dir = tempDir();
-    let wal = await Wal.open(dir, SMALL);
-    await wal.append(range(1, 11));
-    await wal.close();
-    // A segment's worth of valid-looking bytes under the recycled name: not part of the log.
-    const first = readdirSync(dir).find((f) => f.endsWith('.wal'))!;
+    await closedLog(dir, 11);
+    // A segment's worth of nonzero bytes under the recycled name: not part of the log.
     writeFileSync(join(dir, 'recycled.prealloc'), Buffer.alloc(8192, 1));
-    expect(first).toBeDefined();
-    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     expect(existsSync(join(dir, 'recycled.prealloc'))).toBe(false);
     expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
     await wal.close();
@@ -85,25 +93,12 @@ describe('recycled segments', () => {
     // What a recycled segment can do to a read in flight: its bytes change under it. Here the
     // file is damaged after open (replay checked it), so the read fails its CRC check.
     const dir = tempDir();
-    let wal = await Wal.open(dir, SMALL);
-    await wal.append(range(1, 301));
-    await wal.close();
-    const damage = (): void => {
-      const fd = openSync(
-        join(
-          dir,
-          readdirSync(dir)
-            .filter((f) => f.endsWith('.wal'))
-            .sort()[0]!,
-        ),
-        'r+',
-      );
-      writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, 1024);
-      closeSync(fd);
-    };
-    wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
-    damage();
-    // Not released: the damage is reported as such.
+    await closedLog(dir, 301);
+    const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    const fd = openSync(join(dir, oldestSegment(dir)), 'r+');
+    writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, 1024);
+    closeSync(fd);
+    // While the range is not compacted, the damage is reported as such.
     await expect(wal.entries(1, 50)).rejects.toThrow(WalCorruptError);
     const reading = wal.entries(1, 50);
     const snap = wal.saveSnapshot({ index: 200, term: 1 });
