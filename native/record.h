@@ -8,12 +8,12 @@
 //   4  u32  length of the payload
 //   8  u8   kind
 //   9  u8   entry type (entries), flags (snapshot markers: 1 = discard the log)
-//  10  u16  zero
-//  12  u32  zero
+//  10  u48  the segment's stamp, drawn at random for each segment (zero in format 2)
 //
-// An all-zero header is the end of the records in a segment: past them a
-// segment holds zeros written ahead of need, or ends, so the first unwritten
-// byte reads as "end".
+// An all-zero header is the end of the records in a segment: the writer puts
+// one after every group it writes. Past it a segment holds zeros, nothing (the
+// file ends), or records of the file's earlier life as another segment, which
+// carry another stamp: a segment file is reused without being cleared.
 //
 // Every write job ends with a marker record naming its group: where the writer
 // last synced, and the count and CRC32C of the CRC fields of the records since.
@@ -43,7 +43,8 @@ enum Kind : uint8_t {
 };
 
 constexpr uint8_t kSnapshotDiscardLog = 1;
-constexpr uint64_t kSegmentMagic = 0x326c617774666172ull;    // "raftwal2"
+constexpr uint64_t kSegmentMagic = 0x336c617774666172ull;    // "raftwal3"
+constexpr uint64_t kSegmentMagicV2 = 0x326c617774666172ull;  // "raftwal2": no stamps; read, appended to as such
 constexpr uint64_t kSegmentMagicV1 = 0x316c617774666172ull;  // "raftwal1": no markers; refused
 constexpr uint32_t kSegmentPayload = 24;
 constexpr uint32_t kHardStatePayload = 24;
@@ -66,5 +67,11 @@ inline uint64_t Load64(const uint8_t* p) {
 }
 inline void Store32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }
 inline void Store64(uint8_t* p, uint64_t v) { memcpy(p, &v, 8); }
+
+constexpr uint64_t kStampMask = (uint64_t(1) << 48) - 1;
+inline uint64_t LoadStamp(const uint8_t* header) { return Load64(header + 8) >> 16; }
+inline void StoreStamp(uint8_t* header, uint64_t stamp) {
+  Store64(header + 8, (Load64(header + 8) & 0xffff) | (stamp << 16));
+}
 
 }  // namespace raftlog

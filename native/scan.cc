@@ -25,14 +25,15 @@ bool AllZero(const uint8_t* p, size_t n) {
   return true;
 }
 
-// Why the record at `off` cannot be used, or nullptr if it is a valid record.
-const char* CheckRecord(const uint8_t* p, size_t size, size_t off) {
+// Why the record at `off` cannot be used, or nullptr if it is a valid record of
+// the segment whose records carry `stamp`.
+const char* CheckRecord(const uint8_t* p, size_t size, size_t off, uint64_t stamp) {
   if (size - off < kHeaderBytes) return "truncated header";
   const uint8_t* h = p + off;
   uint32_t length = Load32(h + 4);
   uint8_t kind = h[8];
   if (kind < kKindSegment || kind > kKindMarker) return "unknown record kind";
-  if (h[10] != 0 || h[11] != 0 || Load32(h + 12) != 0) return "nonzero reserved header bytes";
+  if (LoadStamp(h) != stamp) return stamp == 0 ? "nonzero reserved header bytes" : "record of an earlier use of this file (another stamp)";
   // The padding counts: a record is whole only if the writer's next record could start after it.
   if (length > kMaxPayload || Align8(kHeaderBytes + length) > size - off) return "record runs past the end of the file";
   switch (kind) {
@@ -58,26 +59,31 @@ const char* CheckRecord(const uint8_t* p, size_t size, size_t off) {
 
 enum class Search { kNone, kFound, kTooCostly };
 
+// Looks for an intact marker of this segment (`stamp`) at an 8-aligned offset
+// past `from` whose group began at `minStart` or later. Only markers are looked
+// for: their header is exact, so a candidate costs one 28-byte checksum, at most
+// one per 16 bytes, and the checksummed bytes come out of `budget`, so crafted
+// bytes cannot make this slow; past it the answer is kTooCostly, which callers
+// treat as corruption.
+Search FindMarker(const uint8_t* p, size_t size, size_t from, uint64_t stamp, uint64_t minStart, uint64_t* budget) {
+  for (size_t off = Align8(from + 1); off + kMarkerBytes <= size; off += 8) {
+    const uint8_t* h = p + off;
+    if (h[8] != kKindMarker || Load32(h + 4) != kMarkerPayload || h[9] != 0 || LoadStamp(h) != stamp) continue;
+    if (*budget < kMarkerBytes - 4) return Search::kTooCostly;
+    *budget -= kMarkerBytes - 4;
+    if (Crc32c(h + 4, kMarkerBytes - 4) == Load32(h) && Load64(h + kHeaderBytes) >= minStart) return Search::kFound;
+  }
+  return Search::kNone;
+}
+
 // Was the data at `damage` synced before something else was written? A marker
 // names where its group began: the offset of the writer's last sync. The writer
 // writes a group only after the group before it was synced, so an intact marker
 // after the damage whose group began after the damage proves the damaged bytes
 // were synced (and acknowledged): corruption. A marker of the damaged group
 // itself proves nothing: an unsynced group's pages reach the disk in any order.
-// Only markers are looked for (their header is exact and a candidate costs a
-// 28-byte checksum, at most one per 16 bytes), and the checksummed bytes are
-// capped at twice the file size, so crafted bytes cannot make this slow; past
-// the cap the answer is kTooCostly, which the caller treats as corruption.
-Search SyncedAfter(const uint8_t* p, size_t size, size_t damage, uint64_t* budget) {
-  for (size_t off = Align8(damage + 1); off + kMarkerBytes <= size; off += 8) {
-    const uint8_t* h = p + off;
-    if (h[8] != kKindMarker || Load32(h + 4) != kMarkerPayload || h[9] != 0 || h[10] != 0 || h[11] != 0 || Load32(h + 12) != 0)
-      continue;
-    if (*budget < kMarkerBytes - 4) return Search::kTooCostly;
-    *budget -= kMarkerBytes - 4;
-    if (Crc32c(h + 4, kMarkerBytes - 4) == Load32(h) && Load64(h + kHeaderBytes) > damage) return Search::kFound;
-  }
-  return Search::kNone;
+Search SyncedAfter(const uint8_t* p, size_t size, size_t damage, uint64_t stamp, uint64_t* budget) {
+  return FindMarker(p, size, damage, stamp, damage + 1, budget);
 }
 
 struct Mapped {
@@ -97,9 +103,9 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
   bool removedPrealloc = false;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    uint64_t seq, first;
-    if (ParseSegmentName(name, &seq, &first)) {
-      segs.push_back({seq, first, name, 0, 0, {}});
+    uint64_t seq, first, stamp;
+    if (ParseSegmentName(name, &seq, &first, &stamp)) {
+      segs.push_back({seq, first, stamp, name, 0, 0, {}});
     } else if (name == kPreallocName || name == kRecycledName) {
       // An unused preallocated or recycled file from an earlier run: never part of the log.
       if (repair) {
@@ -153,16 +159,26 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     // segment's start or just after a marker) and the records since the last marker,
     // where the next group starts if the writer synced there.
     MarkState group, sinceMarker;
+    const uint64_t stamp = seg.stamp;
+    // Bytes checksummed in the search for markers past the end or past damage.
+    const uint64_t searchLimit = 2 * static_cast<uint64_t>(m.size);
+    uint64_t budget = searchLimit;
     while (off < m.size) {
       if (AllZero(p + off, std::min<size_t>(kHeaderBytes, m.size - off))) {
         if (off == 0) {
           damage = "missing segment header";
-        } else if (!AllZero(p + off, m.size - off)) {
-          damage = "zero header followed by nonzero bytes";
+        } else if (stamp == 0) {
+          // Format 2: a segment is all zeros past its records.
+          if (!AllZero(p + off, m.size - off)) damage = "zero header followed by nonzero bytes";
+        } else {
+          // Format 3: past the end lie zeros or an earlier life's records, but no marker of this one.
+          Search found = FindMarker(p, m.size, off, stamp, 0, &budget);
+          if (found == Search::kFound) damage = "zero header followed by a marker of this segment";
+          if (found == Search::kTooCostly) damage = "zero header followed by too many candidate records to check";
         }
         break;
       }
-      damage = CheckRecord(p, m.size, off);
+      damage = CheckRecord(p, m.size, off, stamp);
       if (damage != nullptr) break;
       const uint8_t* h = p + off;
       uint32_t length = Load32(h + 4);
@@ -175,7 +191,8 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
       if (kind == kKindSegment) {
         if (Load64(body) == kSegmentMagicV1)
           throw WalError(WalCode::kVersion, path + " was written in WAL format 1, which this version does not read", path, 0);
-        if (Load64(body) != kSegmentMagic || Load64(body + 8) != seg.seq || Load64(body + 16) != seg.firstIndex) {
+        if (Load64(body) != (stamp != 0 ? kSegmentMagic : kSegmentMagicV2) || Load64(body + 8) != seg.seq ||
+            Load64(body + 16) != seg.firstIndex) {
           damage = "segment header does not match the file name";
           break;
         }
@@ -210,7 +227,10 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     if (off == 0 && damage == nullptr) damage = "missing segment header";
     seg.end = off;
     seg.mark = group;
-    if (damage == nullptr) continue;
+    if (damage == nullptr) {
+      out.searchBytes += searchLimit - budget;
+      continue;
+    }
     // Damage in the last segment that no later group's marker shows to have been
     // synced can be a write the process or the machine died in the middle of (the
     // pages of a write that was never synced may reach the disk in any order): it
@@ -218,10 +238,9 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     bool torn = false;
     const char* why = "";
     if (last) {
-      uint64_t budget = 2 * static_cast<uint64_t>(m.size);
-      Search found = SyncedAfter(p, m.size, off, &budget);
-      out.searchBytes += 2 * static_cast<uint64_t>(m.size) - budget;
+      Search found = SyncedAfter(p, m.size, off, stamp, &budget);
       torn = found == Search::kNone;
+      out.searchBytes += searchLimit - budget;
       why = found == Search::kFound ? " (an intact marker of a later group follows, so these bytes had been synced)"
                                     : " (too many candidate records follow to tell whether this is a torn write)";
     }

@@ -19,6 +19,7 @@ struct MarkState {
 struct ScannedSegment {
   uint64_t seq;
   uint64_t firstIndex;
+  uint64_t stamp;  // what every record carries (from the name); 0 in format 2
   std::string name;
   uint64_t size;  // file size
   uint64_t end;   // offset just past the last valid record

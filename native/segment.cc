@@ -21,17 +21,22 @@ WalError IoError(const std::string& what, const std::string& path, int err) {
   return WalError(WalCode::kIo, what + " " + path + ": " + strerror(err));
 }
 
-std::string SegmentName(uint64_t seq, uint64_t firstIndex) {
+std::string SegmentName(uint64_t seq, uint64_t firstIndex, uint64_t stamp) {
   char buf[64];
-  snprintf(buf, sizeof buf, "%016" PRIx64 "-%016" PRIx64 ".wal", seq, firstIndex);
+  if (stamp == 0)
+    snprintf(buf, sizeof buf, "%016" PRIx64 "-%016" PRIx64 ".wal", seq, firstIndex);
+  else
+    snprintf(buf, sizeof buf, "%016" PRIx64 "-%016" PRIx64 "-%012" PRIx64 ".wal", seq, firstIndex, stamp);
   return buf;
 }
 
-bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstIndex) {
-  if (name.size() != 16 + 1 + 16 + 4 || name[16] != '-' || name.compare(33, 4, ".wal") != 0) return false;
-  auto hex = [](const std::string& s, size_t at, uint64_t* out) {
+bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstIndex, uint64_t* stamp) {
+  constexpr size_t kFormat2 = 16 + 1 + 16 + 4, kFormat3 = kFormat2 + 1 + 12;
+  if ((name.size() != kFormat2 && name.size() != kFormat3) || name[16] != '-' || name.compare(name.size() - 4, 4, ".wal") != 0)
+    return false;
+  auto hex = [](const std::string& s, size_t at, size_t digits, uint64_t* out) {
     uint64_t v = 0;
-    for (size_t i = at; i < at + 16; i++) {
+    for (size_t i = at; i < at + digits; i++) {
       char c = s[i];
       int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
       if (d < 0) return false;
@@ -40,7 +45,10 @@ bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstInd
     *out = v;
     return true;
   };
-  return hex(name, 0, seq) && hex(name, 17, firstIndex);
+  *stamp = 0;
+  if (!hex(name, 0, 16, seq) || !hex(name, 17, 16, firstIndex)) return false;
+  if (name.size() == kFormat2) return true;
+  return name[33] == '-' && hex(name, 34, 12, stamp) && *stamp != 0;
 }
 
 std::string JoinPath(const std::string& dir, const std::string& name) { return dir + "/" + name; }
@@ -93,8 +101,8 @@ bool HasWalFiles(const std::string& dir) {
   bool found = false;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    uint64_t seq, first;
-    if (name == kPreallocName || name == kRecycledName || ParseSegmentName(name, &seq, &first)) {
+    uint64_t seq, first, stamp;
+    if (name == kPreallocName || name == kRecycledName || ParseSegmentName(name, &seq, &first, &stamp)) {
       found = true;
       break;
     }

@@ -1,7 +1,10 @@
 // Segment files: naming, the directory lock, and directory fsync.
 //
-// A segment is named <seq>-<first index>.wal, both as 16 hex digits, so that a
-// directory listing sorts in log order and a human can read where each starts.
+// A segment is named <seq>-<first index>-<stamp>.wal, as 16, 16 and 12 hex
+// digits, so that a directory listing sorts in log order and a human can read
+// where each starts. The stamp, which every record of the segment carries, is
+// in the name so that it is known even where the segment's header is damaged.
+// Format 2 segments have no stamp: <seq>-<first index>.wal.
 #pragma once
 
 #include <sys/types.h>
@@ -18,8 +21,9 @@ constexpr const char* kPreallocName = "next.prealloc";
 constexpr const char* kRecycledName = "recycled.prealloc";
 constexpr const char* kLockName = "LOCK";
 
-std::string SegmentName(uint64_t seq, uint64_t firstIndex);
-bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstIndex);
+std::string SegmentName(uint64_t seq, uint64_t firstIndex, uint64_t stamp);
+// A stamp of 0: a format 2 segment.
+bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstIndex, uint64_t* stamp);
 std::string JoinPath(const std::string& dir, const std::string& name);
 
 // fsync the directory so that a created, renamed or removed entry survives a crash.

@@ -38,6 +38,8 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
       throw IoError("stat", path, err);
     }
     prepared_ = static_cast<uint64_t>(st.st_size);
+    uint64_t seq = 0, first = 0;
+    ParseSegmentName(lastName, &seq, &first, &stamp_);  // a format 2 segment goes on without stamps
     seq_ = lastSeq;
     name_ = lastName;
   }
@@ -322,7 +324,11 @@ void Writer::Execute(Job& job) {
 void Writer::Write(Job& job, const Chunk& c) {
   if (c.seq != seq_) {
     FlushAndSync();
-    Rotate(c.seq, c.firstIndex);
+    // A new segment's first record is its header, stamped by the caller.
+    const uint8_t* h = c.data + c.begin;
+    if (c.end - c.begin < kHeaderBytes || h[8] != kKindSegment || LoadStamp(h) == 0)
+      throw WalError(WalCode::kIo, "internal error: segment " + std::to_string(c.seq) + " does not start with a stamped header");
+    Rotate(c.seq, c.firstIndex, LoadStamp(h));
   }
   uint8_t* begin = c.data + c.begin;
   uint8_t* end = c.data + c.end;
@@ -337,6 +343,7 @@ void Writer::Write(Job& job, const Chunk& c) {
       Store32(p + kHeaderBytes + 8, mark_.records);
       Store32(p + kHeaderBytes + 12, mark_.crc);
     }
+    StoreStamp(p, stamp_);
     Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));
     if (!marker) {
       mark_.records++;
@@ -376,8 +383,22 @@ void Writer::Flush() {
   iovBytes_ = 0;
 }
 
+// Ends what is about to be written with a zero header (or as much of one as the
+// segment has room for), in the same pwritev: the end of the records, in a file
+// whose bytes past it may be an earlier life's. Not part of end_: the next group
+// overwrites it.
+void Writer::Terminate() {
+  static const uint8_t kZeroHeader[kHeaderBytes] = {};
+  const uint64_t limit = std::max(options_.segmentBytes, prepared_);
+  if (iovOffset_ + iovBytes_ != end_ || end_ >= limit) return;
+  iov_.push_back({const_cast<uint8_t*>(kZeroHeader), static_cast<size_t>(std::min<uint64_t>(kHeaderBytes, limit - end_))});
+}
+
 void Writer::FlushAndSync() {
-  if (!iov_.empty()) Flush();
+  if (!iov_.empty()) {
+    Terminate();
+    Flush();
+  }
   if (!dirty_) return;
   if (options_.sync) {
     auto t0 = std::chrono::steady_clock::now();
@@ -396,7 +417,7 @@ void Writer::FlushAndSync() {
   mark_ = MarkState{end_, 0, 0};
 }
 
-void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
+void Writer::Rotate(uint64_t seq, uint64_t firstIndex, uint64_t stamp) {
   if (seq != seq_ + 1)
     throw WalError(WalCode::kIo, "internal error: asked to write segment " + std::to_string(seq) + " after " +
                                  std::to_string(seq_));
@@ -404,7 +425,7 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
   if (options_.lock != nullptr && options_.lock->Verify()) Notice("re-created the deleted lock file", 0, 0);
   uint64_t prepared = 0;
   int fd = TakePreallocated(&prepared);
-  std::string name = SegmentName(seq, firstIndex);
+  std::string name = SegmentName(seq, firstIndex, stamp);
   std::string from = JoinPath(options_.dir, kPreallocName), to = JoinPath(options_.dir, name);
   if (rename(from.c_str(), to.c_str()) != 0) {
     int err = errno;
@@ -417,6 +438,7 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex) {
   seq_ = seq;
   name_ = name;
   mark_ = MarkState{};
+  stamp_ = stamp;
   end_ = 0;
   prepared_ = prepared;
   segmentsCreated_++;
@@ -530,10 +552,6 @@ bool Writer::Recycle(const std::string& path) {
   return true;
 }
 
-// The recycled segment as the next prepared one, every byte zeroed and synced
-// before it is handed over: its old records must never be read as part of the
-// new segment, and replay reads zeros as the end of the records. -1 if there is
-// none (or it is gone); throws if it cannot be prepared.
 // Zeroes bytes [0, n) of a prepared segment in pieces of at most kFirstStep. Returns
 // 0, the errno of a failed write, or -1 if the WAL started closing meanwhile.
 int Writer::WriteZeros(int fd, uint64_t n) {
@@ -548,6 +566,10 @@ int Writer::WriteZeros(int fd, uint64_t n) {
   return 0;
 }
 
+// The recycled segment as the next prepared one, as it is: its old records stay
+// until overwritten, but they carry another stamp and lie past the zero header
+// that ends every group, so replay never reads them as this life's. -1 if there
+// is none (or it is gone); throws if it cannot be prepared.
 int Writer::ReuseRecycled(uint64_t* prepared) {
   std::string from = JoinPath(options_.dir, kRecycledName), path = JoinPath(options_.dir, kPreallocName);
   int renameError = 0;
@@ -555,8 +577,8 @@ int Writer::ReuseRecycled(uint64_t* prepared) {
     std::lock_guard<std::mutex> lock(pmu_);
     if (!recycled_) return -1;
     recycled_ = false;
-    // Renamed first, and under the lock Recycle renames under: a crash while it is being
-    // zeroed leaves an unused prepared segment, which open removes.
+    // Under the lock Recycle renames under: a crash before the rotation leaves an
+    // unused prepared segment, which open removes.
     if (rename(from.c_str(), path.c_str()) != 0) renameError = errno;
   }
   if (renameError != 0) {
@@ -569,15 +591,9 @@ int Writer::ReuseRecycled(uint64_t* prepared) {
     close(fd);
     return IoError(what, path, err);
   };
+  // Usually its size already: a segment that outgrew it for a large record shrinks back.
   const uint64_t bytes = options_.segmentBytes;
   if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) throw fail("truncate");
-  int zeroed = WriteZeros(fd, bytes);
-  if (zeroed < 0) {
-    close(fd);
-    throw WalError(WalCode::kClosed, "WAL is closing");
-  }
-  errno = zeroed;
-  if (zeroed > 0) throw fail("zero recycled segment");
   if (options_.sync && fdatasync(fd) != 0) throw fail("fdatasync");
   *prepared = bytes;
   return fd;

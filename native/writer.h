@@ -129,7 +129,8 @@ class Writer {
   void Write(Job& job, const Chunk& c);
   void Flush();
   void FlushAndSync();
-  void Rotate(uint64_t seq, uint64_t firstIndex);
+  void Terminate();
+  void Rotate(uint64_t seq, uint64_t firstIndex, uint64_t stamp);
   void PrepareAhead();
   bool Idle();
   bool Quiet();
@@ -185,6 +186,7 @@ class Writer {
   std::vector<iovec> iov_;
   uint64_t iovOffset_ = 0, iovBytes_ = 0;
   MarkState mark_;    // the records of the current segment since its last sync (the open group)
+  uint64_t stamp_ = 0;  // what every record of the current segment carries (see record.h)
   uint64_t end_ = 0;  // where the last chunk written to the current segment ends
   uint64_t prepared_ = 0;  // the current segment's bytes that exist on disk (written or preallocated)
   uint64_t step_ = kFirstStep;

@@ -3,7 +3,8 @@
 // fills in the CRC32C (and each job's closing marker) on its own thread. The
 // format is described in docs/wal-format.md. Layout (see native/record.h):
 //
-//   0 u32 crc32c of [4, 16 + length) | 4 u32 length | 8 u8 kind | 9 u8 entry type or flags | 10..16 zero
+//   0 u32 crc32c of [4, 16 + length) | 4 u32 length | 8 u8 kind | 9 u8 entry type or flags
+//   10 u48 the segment's stamp (filled in by the writer)
 //   payload, then zero padding to a multiple of 8.
 
 export const HEADER_BYTES = 16;
@@ -81,10 +82,23 @@ export function writeSnapshot(u8: Uint8Array, dv: DataView, at: number, index: n
   return snapshotRecordBytes(meta.length);
 }
 
-export function writeSegmentHeader(u8: Uint8Array, dv: DataView, at: number, seq: number, firstIndex: number): number {
+/**
+ * A new segment's stamp, which every record of it carries (48 bits, never 0).
+ * Random, so that no record of a file's earlier life as another segment, nor
+ * bytes crafted inside a payload, can pass for one of this segment's.
+ */
+export function newStamp(): number {
+  const r = crypto.getRandomValues(new Uint16Array(3));
+  return r[0]! + r[1]! * 0x10000 + r[2]! * TWO32 || 1;
+}
+
+/** The header of segment `seq`: the writer reads `stamp` from it and stamps every record after it. */
+export function writeSegmentHeader(u8: Uint8Array, dv: DataView, at: number, seq: number, firstIndex: number, stamp: number): number {
   header(u8, dv, at, 24, Kind.Segment, 0);
-  dv.setUint32(at + 16, 0x74666172, true); // "raftwal2", little-endian
-  dv.setUint32(at + 20, 0x326c6177, true);
+  dv.setUint16(at + 10, stamp % 0x10000, true);
+  dv.setUint32(at + 12, Math.floor(stamp / 0x10000), true);
+  dv.setUint32(at + 16, 0x74666172, true); // "raftwal3", little-endian
+  dv.setUint32(at + 20, 0x336c6177, true);
   putU64(dv, at + 24, seq);
   putU64(dv, at + 32, firstIndex);
   return SEGMENT_RECORD_BYTES;
@@ -96,7 +110,10 @@ export function writeMarker(u8: Uint8Array, dv: DataView, at: number): number {
   return MARKER_RECORD_BYTES;
 }
 
-/** <seq>-<first index>.wal, both as 16 hex digits, so that names sort in log order. */
-export function segmentName(seq: number, firstIndex: number): string {
-  return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
+/**
+ * <seq>-<first index>-<stamp>.wal, as 16, 16 and 12 hex digits, so that names
+ * sort in log order and the stamp is known where the header is damaged.
+ */
+export function segmentName(seq: number, firstIndex: number, stamp: number): string {
+  return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}-${stamp.toString(16).padStart(12, '0')}.wal`;
 }

@@ -22,6 +22,7 @@ import {
   MARKER_RECORD_BYTES,
   MAX_PAYLOAD,
   SEGMENT_RECORD_BYTES,
+  newStamp,
   segmentName,
   SNAPSHOT_DISCARD_LOG,
   snapshotRecordBytes,
@@ -533,12 +534,14 @@ export class Wal {
           if (segment !== undefined) jobs.chunk(chunkBegin, pos, segment.seq, this.#offset, segment.firstIndex);
         }
         const first = ref >= 0 ? entries[ref]!.index : this.lastIndex + 1;
-        const s: Segment = { seq: (segment?.seq ?? 0) + 1, firstIndex: first, name: segmentName((segment?.seq ?? 0) + 1, first), maxIndex: first - 1 };
+        const seq = (segment?.seq ?? 0) + 1;
+        const stamp = newStamp();
+        const s: Segment = { seq, firstIndex: first, name: segmentName(seq, first, stamp), maxIndex: first - 1 };
         this.#segments.push(s);
         segment = s;
         chunkBegin = pos;
         this.#offset = 0;
-        pos += writeSegmentHeader(u8, dv, pos, s.seq, s.firstIndex);
+        pos += writeSegmentHeader(u8, dv, pos, s.seq, s.firstIndex, stamp);
         // The carried marker never has the discard flag: replaying it must not
         // discard entries appended after the original.
         if (this.#snap !== null) pos += writeSnapshot(u8, dv, pos, this.#snap.index, this.#snap.term, this.#snap.meta);

@@ -31,7 +31,7 @@ describe('raftlog inspect', () => {
     const r = await run([dir, '--records']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/segment\(s\), every checksum verified/);
-    expect(r.out).toContain('0000000000000001-0000000000000001.wal');
+    expect(r.out).toMatch(/0000000000000001-0000000000000001-[0-9a-f]{12}\.wal/);
     expect(r.out).toContain('latest hard state: term 2, vote 1, commit 150');
     expect(r.out).toContain('latest snapshot marker: index 100, term 2');
     expect(r.out).toMatch(/entry {2}index 200 term 2/);

@@ -1,8 +1,12 @@
-import { closeSync, existsSync, openSync, readdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { addon } from '../../src/wal/addon.js';
 import { Wal, WalCompactedError, WalCorruptError, type WalOptions } from '../../src/wal/index.js';
-import { cleanTempDirs, plain, range, tempDir } from './helpers.js';
+import { cleanTempDirs, payload, plain, range, tempDir } from './helpers.js';
+
+const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 
 afterEach(cleanTempDirs);
 
@@ -20,6 +24,26 @@ async function closedLog(dir: string, n: number): Promise<void> {
   const wal = await Wal.open(dir, SMALL);
   await wal.append(range(1, n));
   await wal.close();
+}
+
+/** Where the records of the last segment of `dir` end, and its file. */
+function lastSegment(dir: string): { file: string; end: number } {
+  const s = addon().scan(dir).segments.at(-1)!;
+  return { file: join(dir, s.name), end: s.end };
+}
+
+/** A whole entry record (index, term 1) carrying `stamp`, with a valid checksum. */
+function entryRecord(index: number, stamp: number): Buffer {
+  const data = payload(index, 1, 7);
+  const rec = Buffer.alloc(Math.ceil((32 + data.length) / 8) * 8);
+  rec.writeUInt32LE(16 + data.length, 4);
+  rec[8] = 2;
+  rec.writeUIntLE(stamp, 10, 6);
+  rec.writeBigUInt64LE(BigInt(index), 16);
+  rec.writeBigUInt64LE(1n, 24);
+  rec.set(data, 32);
+  rec.writeUInt32LE(crc32c.buf(rec.subarray(4, 32 + data.length)) >>> 0, 0);
+  return rec;
 }
 
 /** The files of `dir` by inode. */
@@ -51,12 +75,17 @@ async function recycleOnce(dir: string, options: WalOptions): Promise<{ wal: Wal
 }
 
 describe('recycled segments', () => {
-  it('reuse a released segment, zeroed, as a later one: replay reads only what was written to it since', async () => {
+  it('reuse a released segment as it is, as a later one: replay reads only what was written to it since', async () => {
     const dir = tempDir();
     const { wal, reused, last } = await recycleOnce(dir, SMALL);
     expect(reused).toBe(true);
     expect(wal.stats().segmentsRecycled).toBe(1);
     await wal.close();
+    // Not cleared: past the zero header that ends the records lie the earlier life's.
+    const { file, end } = lastSegment(dir);
+    const tail = readFileSync(file).subarray(end);
+    expect(tail.subarray(0, 16).every((b) => b === 0)).toBe(true);
+    expect(tail.some((b) => b !== 0)).toBe(true);
     const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     expect([again.firstIndex, again.lastIndex]).toEqual([201, last]);
     expect(plain(again.entriesSync(201, last + 1))).toEqual(plain(range(201, last + 1)));
@@ -67,6 +96,52 @@ describe('recycled segments', () => {
     const third = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     expect(plain(third.entriesSync(201, last + 101))).toEqual(plain(range(201, last + 101)));
     await third.close();
+  });
+
+  it('end where a record of another stamp begins, even a whole one: a torn write, repaired, never read', async () => {
+    // What a crash leaves if the zero header after the last group never reached the disk and an
+    // earlier life's record happens to start right there (or bytes crafted to look like one).
+    const dir = tempDir();
+    const { wal, last } = await recycleOnce(dir, SMALL);
+    await wal.close();
+    const { file, end } = lastSegment(dir);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, entryRecord(last + 1, 0x123456789a), 0, undefined, end);
+    closeSync(fd);
+    const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect(again.lastIndex).toBe(last);
+    expect(again.repair).toMatchObject({ file, offset: end });
+    expect(plain(again.entriesSync(201, last + 1))).toEqual(plain(range(201, last + 1)));
+    await again.close();
+  });
+
+  it('tell a zeroed header inside the records from their end: a marker of the same segment follows', async () => {
+    const dir = tempDir();
+    const { wal, last } = await recycleOnce(dir, SMALL);
+    const { file } = lastSegment(dir);
+    // Fill the recycled segment and start another, so that it is synced and whole.
+    let next = last + 1;
+    while (lastSegment(dir).file === file) {
+      await wal.append(range(next, next + 5));
+      next += 5;
+    }
+    await wal.close();
+    // A record past the first 2 KiB of it (eight numbers per record: kind, segment, offset, ...).
+    const scan = addon().scan(dir);
+    const seg = scan.segments.findIndex((s) => join(dir, s.name) === file);
+    let offset = -1;
+    for (let k = 0; k < scan.records.length && offset < 0; k += 8)
+      if (scan.records[k + 1] === seg && scan.records[k + 2]! > 2048) offset = scan.records[k + 2]!;
+    expect(offset).toBeGreaterThan(0);
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(16), 0, 16, offset);
+    closeSync(fd);
+    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({
+      code: 'WAL_CORRUPT',
+      file,
+      offset,
+      message: expect.stringMatching(/zero header followed by a marker of this segment/),
+    });
   });
 
   it("are not kept with preallocate: 'none', which asks for no disk space ahead of need", async () => {

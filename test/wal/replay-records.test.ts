@@ -30,7 +30,7 @@ function scanOf(segments: Array<[number, number]>, recs: Rec[]): ScanRecords {
     segments: segments.map(([seq, firstIndex], k) => ({
       seq,
       firstIndex,
-      name: segmentName(seq, firstIndex),
+      name: segmentName(seq, firstIndex, 1),
       size: 1 << 20,
       end: ends[k]!,
       mark: { start: 0, records: 0, crc: 0 },

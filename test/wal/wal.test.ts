@@ -91,8 +91,8 @@ describe('Wal round trip', () => {
     for (let i = 0; i < es.length; i += 37) await wal.append(es.slice(i, i + 37));
     const files = segmentFiles(dir);
     expect(files.length).toBeGreaterThan(20);
-    // Names carry sequence and first index.
-    expect(files[0]).toBe('0000000000000001-0000000000000001.wal');
+    // Names carry sequence, first index and a stamp.
+    expect(files[0]).toMatch(/^0000000000000001-0000000000000001-[0-9a-f]{12}\.wal$/);
     await wal.close();
     wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     expect(wal.lastIndex).toBe(2000);
