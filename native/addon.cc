@@ -330,7 +330,11 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
       job.chunks.push_back(c);
     }
     bool mayInline = info[3].As<Napi::Boolean>().Value();
-    return Napi::Number::New(env, static_cast<double>(writer_->Submit(std::move(job), mayInline)));
+    try {
+      return Napi::Number::New(env, static_cast<double>(writer_->Submit(std::move(job), mayInline)));
+    } catch (const WalError& e) {
+      throw ToJs(env, e);
+    }
   }
 
   // release(names: string[]) -> job id

@@ -38,8 +38,8 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
       throw IoError("stat", path, err);
     }
     prepared_ = static_cast<uint64_t>(st.st_size);
-    uint64_t seq = 0, first = 0;
-    ParseSegmentName(lastName, &seq, &first, &stamp_);  // a format 2 segment goes on without stamps
+    uint64_t first = 0;
+    ParseSegmentName(lastName, &submitSeq_, &first, &submitStamp_);  // a format 2 segment goes on without stamps
     seq_ = lastSeq;
     name_ = lastName;
   }
@@ -56,7 +56,31 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
 
 Writer::~Writer() { Stop(); }
 
+// Stamps every record of the job with its segment's stamp and checksums all but
+// the markers, whose payload the writer fills in. Here, on the submitting thread,
+// so that the writer thread's turn between two fdatasyncs is only the write.
+void Writer::Seal(Job& job) {
+  for (const Chunk& c : job.chunks) {
+    uint8_t* p = c.data + c.begin;
+    uint8_t* end = c.data + c.end;
+    if (c.seq != submitSeq_) {
+      // A new segment: its first record is its header, stamped by the caller.
+      if (c.seq != submitSeq_ + 1 || end - p < kHeaderBytes || p[8] != kKindSegment || LoadStamp(p) == 0)
+        throw WalError(WalCode::kIo, "internal error: segment " + std::to_string(c.seq) + " does not start with a stamped header");
+      submitSeq_ = c.seq;
+      submitStamp_ = LoadStamp(p);
+    }
+    while (p < end) {
+      uint32_t length = Load32(p + 4);
+      StoreStamp(p, submitStamp_);
+      if (p[8] != kKindMarker) Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));
+      p += Align8(kHeaderBytes + length);
+    }
+  }
+}
+
 int64_t Writer::Submit(Job job, bool mayInline) {
+  if (job.type == Job::kWrite) Seal(job);
   std::unique_lock<std::mutex> lock(mu_);
   job.id = nextId_++;
   const auto id = static_cast<int64_t>(job.id);
@@ -324,11 +348,7 @@ void Writer::Execute(Job& job) {
 void Writer::Write(Job& job, const Chunk& c) {
   if (c.seq != seq_) {
     FlushAndSync();
-    // A new segment's first record is its header, stamped by the caller.
-    const uint8_t* h = c.data + c.begin;
-    if (c.end - c.begin < kHeaderBytes || h[8] != kKindSegment || LoadStamp(h) == 0)
-      throw WalError(WalCode::kIo, "internal error: segment " + std::to_string(c.seq) + " does not start with a stamped header");
-    Rotate(c.seq, c.firstIndex, LoadStamp(h));
+    Rotate(c.seq, c.firstIndex, LoadStamp(c.data + c.begin));  // its header, checked by Seal
   }
   uint8_t* begin = c.data + c.begin;
   uint8_t* end = c.data + c.end;
@@ -342,10 +362,8 @@ void Writer::Write(Job& job, const Chunk& c) {
       Store64(p + kHeaderBytes, mark_.start);
       Store32(p + kHeaderBytes + 8, mark_.records);
       Store32(p + kHeaderBytes + 12, mark_.crc);
-    }
-    StoreStamp(p, stamp_);
-    Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));
-    if (!marker) {
+      Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));
+    } else {
       mark_.records++;
       mark_.crc = Crc32cExtend(mark_.crc, p, 4);
     }
@@ -438,7 +456,6 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex, uint64_t stamp) {
   seq_ = seq;
   name_ = name;
   mark_ = MarkState{};
-  stamp_ = stamp;
   end_ = 0;
   prepared_ = prepared;
   segmentsCreated_++;

@@ -4,8 +4,10 @@
 // next segment so that rotation does not wait for it.
 //
 // The TypeScript face decides where every record goes (segment and offset);
-// this thread fills in the CRCs, writes, syncs and reports the id of the last
-// job that is durable. A small job submitted while the thread is idle runs on
+// Submit stamps and checksums its records on the submitting thread (while the
+// writer thread may be in an fdatasync), and this thread fills in each job's
+// closing marker, writes, syncs and reports the id of the last job that is
+// durable. A small job submitted while the thread is idle runs on
 // the submitting thread instead (Submit): a lone commit then costs one
 // fdatasync, not that plus a wake-up of each thread. After any write or sync
 // error it fails that job and every later one: a failed fsync may have
@@ -122,6 +124,7 @@ class Writer {
   WriterStats Stats() const;
 
  private:
+  void Seal(Job& job);
   void Run();
   template <typename F>
   void Guarded(F&& work);
@@ -160,6 +163,9 @@ class Writer {
   const WriterOptions options_;
   const Report report_;
 
+  // The submitting thread's: the segment Submit last saw a chunk for, and its stamp.
+  uint64_t submitSeq_ = 0, submitStamp_ = 0;
+
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
@@ -186,7 +192,6 @@ class Writer {
   std::vector<iovec> iov_;
   uint64_t iovOffset_ = 0, iovBytes_ = 0;
   MarkState mark_;    // the records of the current segment since its last sync (the open group)
-  uint64_t stamp_ = 0;  // what every record of the current segment carries (see record.h)
   uint64_t end_ = 0;  // where the last chunk written to the current segment ends
   uint64_t prepared_ = 0;  // the current segment's bytes that exist on disk (written or preallocated)
   uint64_t step_ = kFirstStep;
