@@ -1,10 +1,11 @@
 // The record framing, written from JS so that one append costs one buffer and
-// one native call no matter how many entries it holds. The native writer
-// fills in the CRC32C (and each job's closing marker) on its own thread. The
-// format is described in docs/wal-format.md. Layout (see native/record.h):
+// one native call no matter how many entries it holds. The native side stamps
+// and checksums the records as the job is submitted, and fills in each job's
+// closing marker on its writer thread. The format is described in
+// docs/wal-format.md. Layout (see native/record.h):
 //
 //   0 u32 crc32c of [4, 16 + length) | 4 u32 length | 8 u8 kind | 9 u8 entry type or flags
-//   10 u48 the segment's stamp (filled in by the writer)
+//   10 u48 the segment's stamp (filled in natively, from the segment header's)
 //   payload, then zero padding to a multiple of 8.
 
 export const HEADER_BYTES = 16;
