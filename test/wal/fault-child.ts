@@ -1,11 +1,13 @@
 // Drives one WAL under injected faults (see test/fault/run-with-faults.ts) and
 // prints what happened as one JSON line: the outcome of each open, how many
 // appends were acknowledged before the first failure, and what a reopen in
-// this same process finds. Usage: fault-child.ts <dir> <appends> <preallocate>
+// this same process finds. Usage: fault-child.ts <dir> <appends> <preallocate> [compact]
+// With `compact`, a snapshot marker and a release of the segments below it every
+// 20 appends, so that released segments are recycled.
 import { Wal, type WalOptions } from '../../src/wal/index.js';
 import { range } from './helpers.js';
 
-const [dir, countArg, preallocate] = process.argv.slice(2);
+const [dir, countArg, preallocate, compact] = process.argv.slice(2);
 if (dir === undefined || countArg === undefined || preallocate === undefined) process.exit(2);
 setTimeout(() => process.exit(3), 45_000).unref(); // a hang shows up as exit code 3
 
@@ -43,6 +45,10 @@ for (let i = 1; i <= count; i++) {
   try {
     await wal.append(range(i, i + 1, 1, 0, 300));
     acked = i;
+    if (compact === 'compact' && i % 20 === 0) {
+      await wal.saveSnapshot({ index: i - 5, term: 1 });
+      await wal.releaseTo(i - 5);
+    }
   } catch (e) {
     appendError = outcome(e);
     break;
@@ -51,7 +57,7 @@ for (let i = 1; i <= count; i++) {
 await wal.close();
 const again = await Wal.open(dir, { segmentBytes: 4096 });
 let intact = true;
-for (let i = 1; i <= acked; i++) {
+for (let i = again.firstIndex; i <= acked; i++) {
   const [e] = again.entriesSync(i, i + 1);
   const want = range(i, i + 1, 1, 0, 300)[0]!;
   if (e === undefined || e.term !== want.term || Buffer.compare(Buffer.from(e.data), Buffer.from(want.data)) !== 0) intact = false;

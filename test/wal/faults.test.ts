@@ -25,11 +25,11 @@ interface Result {
   warnings: string[];
 }
 
-async function run(rules: (base: string) => FaultRule[], appends = 20, preallocate = 'fallocate') {
+async function run(rules: (base: string) => FaultRule[], appends = 20, preallocate = 'fallocate', compact = false) {
   const base = tempDir();
   const dir = join(base, 'x', 'wal');
   const log = join(tempDir(), 'ops.log');
-  const r = await runWithFaults(join('test', 'wal', 'fault-child.ts'), [dir, String(appends), preallocate], { root: base, rules: rules(base), log });
+  const r = await runWithFaults(join('test', 'wal', 'fault-child.ts'), [dir, String(appends), preallocate, ...(compact ? ['compact'] : [])], { root: base, rules: rules(base), log });
   expect(r.code, r.stderr).toBe(0);
   const lines = r.stdout.trim().split('\n');
   return { base, dir, ops: r.ops, result: JSON.parse(lines.at(-1)!) as Result };
@@ -124,6 +124,17 @@ describe('WAL under disk faults', () => {
     expect(result.appendError).toBeNull();
     expect(result.acked).toBe(5);
     expect(result.warnings.some((w) => /No space left/.test(w))).toBe(true);
+  });
+
+  it('prepares a new segment, says so, and loses nothing when a released segment cannot be reused', async () => {
+    const { ops, result } = await run(() => [{ op: 'rename', glob: '*/recycled.prealloc', times: 1, errno: 'EIO' }], 120, 'fallocate', true);
+    expect(result.appendError).toBeNull();
+    expect(result.acked).toBe(120);
+    expect(result.intact).toBe(true);
+    expect(ops.filter((o) => o.fault && o.op === 'rename')).toHaveLength(1);
+    expect(result.warnings.filter((w) => /could not reuse .*recycled\.prealloc.*preparing a new segment instead/.test(w))).toHaveLength(1);
+    // Later releases are reused as before.
+    expect(ops.filter((o) => !o.fault && o.op === 'rename' && o.path.endsWith('/recycled.prealloc')).length).toBeGreaterThan(0);
   });
 
   it('retries with backoff, logs, and does not fail when fds run out while preparing the next segment', async () => {

@@ -1,7 +1,8 @@
 // Damaged copies of a real WAL (16 KiB segments, a snapshot marker, released
 // segments, everything acknowledged by a clean close), for each way of preparing
 // segments: preallocated whole ('fallocate'), zeroed ahead in steps ('zeros', the
-// default) and ending at the data ('none'). Each copy either opens as
+// default) and ending at the data ('none'); but for 'none', one released segment
+// is reused, its earlier records left past the new ones. Each copy either opens as
 // a prefix of what was written that keeps every entry the damage did not touch,
 // or fails with a coded WalError; nothing else is thrown, nothing crashes or
 // hangs. The seed comes from test/seeded.ts (printed; TEST_SEED=N replays it);
@@ -71,6 +72,8 @@ async function build(preallocate: (typeof STRATEGIES)[number]): Promise<Built> {
     }
   }
   const firstIndex = wal.firstIndex;
+  // Released segments are reused as they are (not with 'none'): the damage falls on their old bytes too.
+  expect(wal.stats().segmentsRecycled).toBe(preallocate === 'none' ? 0 : 1);
   await wal.close();
   const files = readdirSync(base)
     .filter((f) => f.endsWith('.wal'))
