@@ -29,7 +29,11 @@ async function run(rules: (base: string) => FaultRule[], appends = 20, prealloca
   const base = tempDir();
   const dir = join(base, 'x', 'wal');
   const log = join(tempDir(), 'ops.log');
-  const r = await runWithFaults(join('test', 'wal', 'fault-child.ts'), [dir, String(appends), preallocate, ...(compact ? ['compact'] : [])], { root: base, rules: rules(base), log });
+  const r = await runWithFaults(join('test', 'wal', 'fault-child.ts'), [dir, String(appends), preallocate, ...(compact ? ['compact'] : [])], {
+    root: base,
+    rules: rules(base),
+    log,
+  });
   expect(r.code, r.stderr).toBe(0);
   const lines = r.stdout.trim().split('\n');
   return { base, dir, ops: r.ops, result: JSON.parse(lines.at(-1)!) as Result };
