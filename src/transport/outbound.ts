@@ -100,6 +100,12 @@ export class Outbound {
   private socket: net.Socket | undefined;
   /** Each message's payload, in the parts it was packed in. */
   private queue: Uint8Array[][] = [];
+  /**
+   * Messages other than MsgApp sent while the connection cannot take them (blocked, or not
+   * open yet): written ahead of the queue, so that a heartbeat, a vote or an acknowledgement
+   * never waits behind up to maxQueueBytes of entries to a slow peer. Raft allows any order.
+   */
+  private control: Uint8Array[][] = [];
   /** Messages before this index in `queue` were shed; kept as an offset so shedding stays O(1). */
   private head = 0;
   private queueBytes = 0;
@@ -139,7 +145,7 @@ export class Outbound {
       );
       return this.drop(1);
     }
-    this.queue.push(payload);
+    (m.type !== MessageType.MsgApp && (this.blocked || this.state !== 'open') ? this.control : this.queue).push(payload);
     this.queueBytes += bytes;
     if (this.queueBytes > this.c.maxQueueBytes) this.shed();
     this.scheduleFlush();
@@ -172,6 +178,7 @@ export class Outbound {
 
   private clearQueue(): void {
     this.queue = [];
+    this.control = [];
     this.head = 0;
     this.queueBytes = 0;
   }
@@ -210,6 +217,11 @@ export class Outbound {
       this.queue[this.head++] = SHED; // let the payload be collected
       n++;
     }
+    // Control messages only once no entries are left to shed.
+    while (this.queueBytes > this.c.maxQueueBytes && this.control.length > 0) {
+      this.queueBytes -= bytesOf(this.control.shift()!);
+      n++;
+    }
     // Compact now and then, so a peer that stays blocked cannot grow the array of slots either.
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
@@ -246,8 +258,9 @@ export class Outbound {
     this.flushScheduled = false;
     const s = this.socket;
     if (this.state !== 'open' || s === undefined || this.blocked) return;
-    if (this.head < this.queue.length) {
-      const frames = this.head === 0 ? this.queue : this.queue.slice(this.head);
+    if (this.head < this.queue.length || this.control.length > 0) {
+      const queued = this.head === 0 ? this.queue : this.queue.slice(this.head);
+      const frames = this.control.length === 0 ? queued : this.control.concat(queued);
       this.clearQueue();
       this.write(s, frameChunks(frames), frames.length);
     }

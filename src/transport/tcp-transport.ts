@@ -36,7 +36,11 @@ export interface TcpTransportOptions {
   peers?: Record<number, string>;
   /** Largest frame accepted or sent. Default 16 MiB. Keep raft's max message size below it. */
   maxFrameBytes?: number;
-  /** Queued bytes per peer beyond which the oldest messages are dropped. Default 32 MiB. */
+  /**
+   * Queued bytes per peer beyond which the oldest messages are dropped (entries first).
+   * Default 32 MiB. Messages other than entries sent while the peer is not keeping up
+   * (heartbeats, votes, acknowledgements) are written ahead of the queued entries.
+   */
   maxQueueBytes?: number;
   /** Snapshot data per frame. Default min(1 MiB, maxFrameBytes / 2). */
   snapshotChunkBytes?: number;

@@ -551,4 +551,46 @@ describe('TcpTransport', () => {
     reader!.destroy();
     await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
   });
+
+  it('writes a heartbeat sent while a slow peer holds up entries ahead of the entries still queued', async () => {
+    const received: { type: MessageType; index: number }[] = [];
+    let reader: net.Socket | undefined;
+    const sink = net.createServer((s) => {
+      reader = s;
+      s.write(acceptHandshake());
+      s.pause();
+      const d = new FrameDecoder(1 << 24);
+      const u = newUnpacker();
+      s.on('data', (c: Buffer) => {
+        d.push(c);
+        for (let f = d.next(); f !== undefined; f = d.next()) {
+          const fr = decodeFrame(u, f);
+          if (fr.kind === 'message') received.push({ type: fr.message.type, index: fr.message.index });
+        }
+      });
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const port = (sink.address() as net.AddressInfo).port;
+    const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` } });
+    await until(() => reader !== undefined, 'the connection');
+    const big = new Uint8Array(16 * 1024);
+    const total = 1000; // 16 MB: more than the socket buffers take, less than maxQueueBytes
+    for (let i = 0; i < total; i++) {
+      t.send([msg(1, 2, { type: MessageType.MsgApp, index: i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] })]);
+      if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+    }
+    await until(() => t.stats().peers[2]!.queuedBytes > 0, 'entries queued behind the blocked socket');
+    t.send([msg(1, 2, { index: 123456 })]);
+    reader!.resume();
+    await until(() => received.length === total + 1, 'every message');
+    expect(t.stats().peers[2]!.dropped).toBe(0);
+    const heartbeat = received.findIndex((m) => m.type === MessageType.MsgHeartbeat);
+    // It overtook the entries that were still queued when it was sent; those kept their order.
+    expect(heartbeat).toBeGreaterThan(0);
+    expect(heartbeat).toBeLessThan(total);
+    const entries = received.filter((m) => m.type === MessageType.MsgApp).map((m) => m.index);
+    expect(entries).toEqual(Array.from({ length: total }, (_, i) => i));
+    reader!.destroy();
+    await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
+  });
 });
