@@ -70,6 +70,29 @@ async function stillWorks3(a: TcpTransport, c: Recorder, tag: number): Promise<v
   await until(() => c.messages.some((m) => m.commit === tag), `message ${tag}`);
 }
 
+/**
+ * A peer that accepts a connection and then reads nothing until the test resumes it
+ * (`reader()`, once connected), decoding every message it then reads.
+ */
+async function stalledPeer(onMessage: (m: Message) => void): Promise<{ sink: net.Server; port: number; reader: () => net.Socket | undefined }> {
+  let reader: net.Socket | undefined;
+  const sink = net.createServer((s) => {
+    reader = s;
+    s.write(acceptHandshake());
+    s.pause();
+    const d = new FrameDecoder(1 << 24);
+    const u = newUnpacker();
+    s.on('data', (c: Buffer) => {
+      d.push(c);
+      for (let f = d.next(); f !== undefined; f = d.next()) {
+        const fr = decodeFrame(u, f);
+        if (fr.kind === 'message') onMessage(fr.message);
+      }
+    });
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  return { sink, port: (sink.address() as net.AddressInfo).port, reader: () => reader };
+}
 describe('TcpTransport', () => {
   it('round-trips messages with entries and binary fields, both ways', async () => {
     const { a, b } = await pair();
@@ -517,23 +540,7 @@ describe('TcpTransport', () => {
 
   it('resumes after back-pressure: a slow reader gets the newest messages, in order, without the shed ones', async () => {
     const indexes: number[] = [];
-    let reader: net.Socket | undefined;
-    const sink = net.createServer((s) => {
-      reader = s;
-      s.write(acceptHandshake());
-      s.pause();
-      const d = new FrameDecoder(1 << 24);
-      const u = newUnpacker();
-      s.on('data', (c: Buffer) => {
-        d.push(c);
-        for (let f = d.next(); f !== undefined; f = d.next()) {
-          const fr = decodeFrame(u, f);
-          if (fr.kind === 'message') indexes.push(fr.message.index);
-        }
-      });
-    });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const port = (sink.address() as net.AddressInfo).port;
+    const { sink, port, reader } = await stalledPeer((m) => indexes.push(m.index));
     const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxQueueBytes: 256 * 1024 });
     const big = new Uint8Array(16 * 1024);
     const total = 1200;
@@ -541,38 +548,22 @@ describe('TcpTransport', () => {
       t.send([msg(1, 2, { type: MessageType.MsgApp, index: i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] })]);
       if (i % 4 === 3) await new Promise((r) => setImmediate(r));
     }
-    await until(() => reader !== undefined, 'the connection');
-    reader!.resume();
+    await until(() => reader() !== undefined, 'the connection');
+    reader()!.resume();
     await until(() => indexes.at(-1) === total - 1, 'the newest message');
     const s = t.stats().peers[2]!;
     expect(s.dropped).toBeGreaterThan(0);
     expect(indexes.length + s.dropped).toBe(total);
     expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
-    reader!.destroy();
+    reader()!.destroy();
     await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
   });
 
   it('writes a heartbeat sent while a slow peer holds up entries ahead of the entries still queued', async () => {
     const received: { type: MessageType; index: number }[] = [];
-    let reader: net.Socket | undefined;
-    const sink = net.createServer((s) => {
-      reader = s;
-      s.write(acceptHandshake());
-      s.pause();
-      const d = new FrameDecoder(1 << 24);
-      const u = newUnpacker();
-      s.on('data', (c: Buffer) => {
-        d.push(c);
-        for (let f = d.next(); f !== undefined; f = d.next()) {
-          const fr = decodeFrame(u, f);
-          if (fr.kind === 'message') received.push({ type: fr.message.type, index: fr.message.index });
-        }
-      });
-    });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const port = (sink.address() as net.AddressInfo).port;
+    const { sink, port, reader } = await stalledPeer((m) => received.push({ type: m.type, index: m.index }));
     const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` } });
-    await until(() => reader !== undefined, 'the connection');
+    await until(() => reader() !== undefined, 'the connection');
     const big = new Uint8Array(16 * 1024);
     const total = 1000; // 16 MB: more than the socket buffers take, less than maxQueueBytes
     for (let i = 0; i < total; i++) {
@@ -581,7 +572,7 @@ describe('TcpTransport', () => {
     }
     await until(() => t.stats().peers[2]!.queuedBytes > 0, 'entries queued behind the blocked socket');
     t.send([msg(1, 2, { index: 123456 })]);
-    reader!.resume();
+    reader()!.resume();
     await until(() => received.length === total + 1, 'every message');
     expect(t.stats().peers[2]!.dropped).toBe(0);
     const heartbeat = received.findIndex((m) => m.type === MessageType.MsgHeartbeat);
@@ -590,7 +581,7 @@ describe('TcpTransport', () => {
     expect(heartbeat).toBeLessThan(total);
     const entries = received.filter((m) => m.type === MessageType.MsgApp).map((m) => m.index);
     expect(entries).toEqual(Array.from({ length: total }, (_, i) => i));
-    reader!.destroy();
+    reader()!.destroy();
     await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
   });
 });
