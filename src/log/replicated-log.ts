@@ -59,16 +59,6 @@ export interface LogEvents {
 }
 
 /**
- * The entry bytes a leader keeps in flight to one follower. Everything in a new window is
- * read from the WAL and encoded in one turn of the event loop, at about 15 ms per MiB on
- * a small machine: a follower far behind, coming back, made a 64 MiB window hold the
- * leader's loop for 1.3-1.7 s, long enough to lose its leadership. A 4 MiB window holds
- * it about a tenth of that, and still caught a follower 200 MB behind up in 3-4 s on
- * loopback: after the first window, each acknowledgement frees room for about one more message.
- */
-const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
-
-/**
  * The executor of every append's promise. A module-level function hands out the
  * promise's resolvers with no closure allocated per append; `add` takes them at once.
  */
@@ -183,7 +173,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       checkQuorum: true,
       preVote: true,
       readOnlyOption: 'safe',
-      maxInflightBytes: MAX_INFLIGHT_BYTES,
+      maxInflightBytes: opts.maxInflightBytes,
       random: deps.random,
     });
     // 64 random bits per open, beside the node id: no two live sessions share an origin.

@@ -25,6 +25,7 @@ describe('ReplicatedLog limits', () => {
       [{ sync: 'sometimes' }, /sync must be one of 'always', 'none'/],
       [{ listen: 'nowhere' }, /listen must be 'host:port'/],
       [{ maxRecordBytes: 0 }, /maxRecordBytes must be a positive integer/],
+      [{ maxInflightBytes: 1.5 }, /maxInflightBytes must be a positive integer/],
       [{ logger: { warn() {} } }, /logger must have the methods/],
       [{ stateMachine: {} }, /stateMachine must have the methods apply, snapshot, restore/],
       [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
