@@ -68,7 +68,6 @@ inline uint64_t Load64(const uint8_t* p) {
 inline void Store32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }
 inline void Store64(uint8_t* p, uint64_t v) { memcpy(p, &v, 8); }
 
-constexpr uint64_t kStampMask = (uint64_t(1) << 48) - 1;
 inline uint64_t LoadStamp(const uint8_t* header) { return Load64(header + 8) >> 16; }
 inline void StoreStamp(uint8_t* header, uint64_t stamp) {
   Store64(header + 8, (Load64(header + 8) & 0xffff) | (stamp << 16));
