@@ -397,8 +397,9 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
   // readAsync(name, offset, length, cb(err, buffer)): the same read on the
   // libuv thread pool. It reads through a dup of the cached fd, so a release
   // that unlinks the segment meanwhile cannot pull the file away; one that
-  // recycles it may zero and rewrite it, which the CRCs and the caller's check
-  // of each entry's index and position catch (the range is compacted by then).
+  // recycles it may rewrite it as another segment, whose whole records pass
+  // their CRCs but fail the caller's check of each entry's index and position
+  // (torn ones fail the CRCs), and the range is compacted by then.
   Napi::Value ReadAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::string name = info[0].As<Napi::String>().Utf8Value();
