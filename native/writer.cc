@@ -561,12 +561,22 @@ void Writer::PreallocLoop() {
 // directory sync that follows the release, as an unlink would be.
 bool Writer::Recycle(const std::string& path) {
   if (options_.prealloc == Prealloc::kNone) return false;
-  std::lock_guard<std::mutex> lock(pmu_);
-  if (recycled_) return false;
-  if (rename(path.c_str(), JoinPath(options_.dir, kRecycledName).c_str()) != 0) return false;  // unlinked instead
-  recycled_ = true;
-  segmentsRecycled_++;
-  return true;
+  const std::string to = JoinPath(options_.dir, kRecycledName);
+  int renameError = 0;
+  {
+    std::lock_guard<std::mutex> lock(pmu_);
+    if (recycled_) return false;
+    if (rename(path.c_str(), to.c_str()) == 0) {
+      recycled_ = true;
+      segmentsRecycled_++;
+      return true;
+    }
+    renameError = errno;
+  }
+  // Not an error (the segment is released either way), but if it keeps happening an
+  // operator should know why every segment is prepared afresh.
+  Notice("could not keep " + path + " for reuse as " + to + ": " + strerror(renameError) + "; removing it instead", 0, 0);
+  return false;  // the caller unlinks it
 }
 
 // Zeroes bytes [0, n) of a prepared segment in pieces of at most kFirstStep. Returns

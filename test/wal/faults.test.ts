@@ -141,6 +141,22 @@ describe('WAL under disk faults', () => {
     expect(ops.filter((o) => !o.fault && o.op === 'rename' && o.path.endsWith('/recycled.prealloc')).length).toBeGreaterThan(0);
   });
 
+  it('removes a released segment it cannot keep for reuse, says so, and loses nothing', async () => {
+    // A rename whose source is a segment is only ever the release keeping it for reuse.
+    const { ops, result } = await run(() => [{ op: 'rename', glob: '*.wal', times: 1, errno: 'EIO' }], 120, 'fallocate', true);
+    expect(result.appendError).toBeNull();
+    expect(result.acked).toBe(120);
+    expect(result.intact).toBe(true);
+    const failed = ops.filter((o) => o.fault && o.op === 'rename');
+    expect(failed).toHaveLength(1);
+    expect(ops.some((o) => !o.fault && o.op === 'unlink' && o.path === failed[0]!.path)).toBe(true);
+    expect(result.warnings.filter((w) => /could not keep .*\.wal for reuse as .*recycled\.prealloc.*removing it instead/.test(w))).toHaveLength(1);
+    // Later releases are kept for reuse as before.
+    expect(ops.filter((o) => !o.fault && o.op === 'rename' && o.path.endsWith('.wal') && (o.to ?? '').endsWith('/recycled.prealloc')).length).toBeGreaterThan(
+      0,
+    );
+  });
+
   it('retries with backoff, logs, and does not fail when fds run out while preparing the next segment', async () => {
     const { ops, result } = await run(() => [{ op: 'open', glob: '*/next.prealloc', after: 1, times: 3, errno: 'EMFILE' }], 60);
     expect(result.appendError).toBeNull();
