@@ -86,6 +86,7 @@ const SECTIONS: Record<string, Section> = {
         typeof r.redisVersion === 'string' ? `Redis ${r.redisVersion}` : 'no Redis installed: the cluster alone'
       }. The last column is redis-benchmark's own figure for the cluster and for Redis, when it was installed.`,
       ...snapshotCostNote(r),
+      ...cpuBoundNote(r),
     ],
     table: (r) => {
       const lat = (s: unknown): string => {
@@ -257,6 +258,29 @@ export function writeReport(resultsDir = RESULTS_DIR, page = join(dirname(fileUR
 }
 
 /** What the KV's snapshots cost: the cluster in turns with one that never snapshots. */
+/**
+ * What the machine's cores allow, at the most connections: the client shares them, so a
+ * system that spends S CPU seconds per million SETs beside a client that spends C can make at
+ * most cores * 1e6 / (S + C) SET/s, however well it batches.
+ */
+function cpuBoundNote(r: Json): string[] {
+  const cores = (r.machine as Json | undefined)?.cores;
+  const last = rowsOf(r).at(-1);
+  const cluster = last?.cluster as Json | null | undefined;
+  const redis = last?.redis as Json | null | undefined;
+  if (typeof cores !== 'number' || cluster == null || redis == null) return [];
+  const cpu = (x: Json): [number, number] => [Number(x.cpuSecPerMillion), Number(x.clientCpuSecPerMillion)];
+  const [cs, cc] = cpu(cluster);
+  const [rs, rc] = cpu(redis);
+  if (![cs, cc, rs, rc].every((v) => Number.isFinite(v) && v > 0)) return [];
+  const bound = (s: number, c: number): number => (cores * 1e6) / (s + c);
+  const share = (x: Json, s: number, c: number): string => `${num((100 * Number(x.setsPerSec)) / bound(s, c))}%`;
+  const lean = bound(3 * rs, cc);
+  return [
+    `Where the CPU goes, at ${num(last!.clients)} connections: the client itself spends ${num(cc)} CPU s per million SETs in the cluster's turns and ${num(rc)} in Redis's. On these ${num(cores)} cores, client and system together allow at most ${num(bound(cs, cc))} SET/s for the cluster and ${num(bound(rs, rc))} for Redis; they made ${share(cluster, cs, cc)} and ${share(redis, rs, rc)} of that. A three-node cluster whose every node spent as little as Redis (${num(3 * rs)} s per million) would be bound at ${num(lean)}, ${num(lean / bound(rs, rc), 2)}x Redis's bound: where the cores are shared, the cluster's CPU per SET, not its batching, sets the ratio.`,
+  ];
+}
+
 function snapshotCostNote(r: Json): string[] {
   const c = r.snapshotCost as Json | null | undefined;
   if (c === null || c === undefined) return [];

@@ -64,6 +64,27 @@ it('renders the resp suite as one row per concurrency, with the ratio, and the c
   expect(page).toContain('| 1 | 200 | - | - | 1.50 / 4.00 / 9.25 | - | 321 | - | - |');
 });
 
+it("says what the cores allow each system at the most connections, from its CPU and the client's", () => {
+  const sys = (setsPerSec: number, cpuSecPerMillion: number, clientCpuSecPerMillion: number) => ({
+    setsPerSec,
+    p50Ms: 1,
+    p99Ms: 2,
+    p999Ms: 3,
+    cpuSecPerMillion,
+    clientCpuSecPerMillion,
+  });
+  const resp = (last: object) => ({
+    resp: { ...respRun, redisVersion: '7.0.15', rows: [{ clients: 16, cluster: sys(100, 1, 1), redis: sys(100, 1, 1), ratio: 1 }, last] },
+  });
+  // 4 cores: the cluster 4e6 / (60 + 20) = 50,000, Redis 4e6 / (15 + 25) = 100,000; three Redis-cost nodes 4e6 / (45 + 20).
+  const page = renderReport(resp({ clients: 256, cluster: sys(40000, 60, 20), redis: sys(90000, 15, 25), ratio: 0.44 }), new Date('2026-02-03T00:00:00Z'));
+  expect(page).toContain(
+    "Where the CPU goes, at 256 connections: the client itself spends 20 CPU s per million SETs in the cluster's turns and 25 in Redis's. On these 4 cores, client and system together allow at most 50,000 SET/s for the cluster and 100,000 for Redis; they made 80% and 90% of that. A three-node cluster whose every node spent as little as Redis (45 s per million) would be bound at 61,538, 0.62x Redis's bound",
+  );
+  const noRedis = renderReport(resp({ clients: 256, cluster: sys(40000, 60, 20), redis: null, ratio: null }), new Date('2026-02-03T00:00:00Z'));
+  expect(noRedis).not.toContain('Where the CPU goes');
+});
+
 it('judges each goal from the results: met, missed, or not measured when its suite has not run', () => {
   const row = (system: string, recordBytes: number, clients: number, recordsPerSec: number, extra = {}) => ({
     system,
