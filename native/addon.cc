@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "crc32c.h"
+#include "direct_io.h"
 #include "reader.h"
 #include "record.h"
 #include "scan.h"
@@ -374,6 +375,8 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     std::string path = JoinPath(dir_, name);
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw IoError("open", path, errno);
+    // Never a cached copy of a block the writer has since rewritten directly (direct_io.h).
+    TryDirect(fd);
     readFds_[name] = fd;
     return fd;
   }

@@ -11,7 +11,8 @@
 //  10  u48  the segment's stamp, drawn at random for each segment (zero in format 2)
 //
 // An all-zero header is the end of the records in a segment: the writer puts
-// one after every group it writes. Past it a segment holds zeros, nothing (the
+// one after every group it writes (with direct I/O, in the zeros that pad the
+// group's last block). Past it a segment holds zeros, nothing (the
 // file ends), or records of the file's earlier life as another segment, which
 // carry another stamp: a segment file is reused without being cleared.
 //

@@ -38,6 +38,7 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
       throw IoError("stat", path, err);
     }
     prepared_ = static_cast<uint64_t>(st.st_size);
+    direct_ = TryDirect(fd_);
     uint64_t first = 0;
     ParseSegmentName(lastName, &submitSeq_, &first, &submitStamp_);  // a format 2 segment goes on without stamps
     seq_ = lastSeq;
@@ -281,10 +282,9 @@ bool Writer::NeedsZeros() const {
 // page would otherwise be flushed by the next data sync.
 void Writer::PrepareAhead() {
   SetPreparing(true);
-  std::vector<uint8_t> zeros;
   while (Quiet()) {
     bool more = false;
-    if (!failed_ && NeedsZeros()) Guarded([&] { more = ZeroStep(zeros); });
+    if (!failed_ && NeedsZeros()) Guarded([&] { more = ZeroStep(); });
     EndBusy(false);
     if (!more) break;
   }
@@ -297,14 +297,19 @@ void Writer::SetPreparing(bool on) {
 }
 
 // One step of PrepareAhead, under busy_. True: the step is zeroed and synced.
-bool Writer::ZeroStep(std::vector<uint8_t>& zeros) {
+bool Writer::ZeroStep() {
   if (prepared_ < end_) prepared_ = end_;
   uint64_t stop = std::min(prepared_ + step_, options_.segmentBytes);
-  if (zeros.empty()) zeros.assign(std::min<uint64_t>(kFirstStep, stop - prepared_), 0);
+  if (direct_) {
+    // Whole blocks: the rest of the block holding end_ was zeroed by the last data write.
+    prepared_ = BlockCeil(prepared_);
+    stop = BlockCeil(stop);
+  }
+  if (zeros_.data() == nullptr) memset(zeros_.Reserve(kFirstStep), 0, kFirstStep);
   // In pieces, so that a job arriving meanwhile waits for one piece, not a step.
   while (prepared_ < stop) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), stop - prepared_));
-    ssize_t w = pwrite(fd_, zeros.data(), n, static_cast<off_t>(prepared_));
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kFirstStep, stop - prepared_));
+    ssize_t w = pwrite(fd_, zeros_.data(), n, static_cast<off_t>(prepared_));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) {
       // Nothing is lost (no record lies here): a full disk fails the next
@@ -378,6 +383,7 @@ void Writer::Write(Job& job, const Chunk& c) {
 }
 
 void Writer::Flush() {
+  if (direct_) return DirectFlush();
   size_t first = 0;
   uint64_t offset = iovOffset_;
   while (first < iov_.size()) {
@@ -399,6 +405,76 @@ void Writer::Flush() {
   }
   iov_.clear();
   iovBytes_ = 0;
+}
+
+// The pending iovecs as whole blocks: the start of the first block as this
+// segment holds it, the iovecs, and zeros to the end of the last block. One
+// write, from one staging copy: a direct write wants every piece aligned.
+void Writer::DirectFlush() {
+  uint64_t length = 0;  // iovBytes_ and the zero header Terminate may have added
+  for (const iovec& v : iov_) length += v.iov_len;
+  const uint64_t begin = BlockFloor(iovOffset_);
+  const uint64_t stop = BlockCeil(iovOffset_ + length);
+  const uint64_t total = stop - begin;
+  uint8_t* buf = stage_.Reserve(total);
+  if (iovOffset_ > begin) LoadBlock(begin, buf);
+  uint8_t* p = buf + (iovOffset_ - begin);
+  for (const iovec& v : iov_) {
+    memcpy(p, v.iov_base, v.iov_len);
+    p += v.iov_len;
+  }
+  memset(p, 0, static_cast<size_t>(buf + total - p));
+  for (uint64_t done = 0; done < total;) {
+    ssize_t n = pwrite(fd_, buf + done, static_cast<size_t>(total - done), static_cast<off_t>(begin + done));
+    if (n < 0 && errno == EINTR) continue;
+    if ((n < 0 && errno == EINVAL) || (n >= 0 && BlockFloor(done + static_cast<uint64_t>(n)) == done)) {
+      // The device wants a larger alignment, or made no whole block of progress:
+      // write the rest through the page cache, as on a file system without direct I/O.
+      Notice("direct writes to " + JoinPath(options_.dir, name_) + " failed (" + (n < 0 ? strerror(errno) : "short write") +
+                 "); writing through the page cache from now on",
+             0, 0);
+      DropDirect(fd_);
+      direct_ = false;
+      tailStart_ = kNoTail;
+      for (uint64_t at = done; at < total;) {
+        ssize_t m = pwrite(fd_, buf + at, static_cast<size_t>(total - at), static_cast<off_t>(begin + at));
+        if (m < 0 && errno == EINTR) continue;
+        if (m < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
+        at += static_cast<uint64_t>(m);
+      }
+      break;
+    }
+    if (n < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
+    writes_++;
+    done = BlockFloor(done + static_cast<uint64_t>(n));  // a short write resumes at its last whole block
+  }
+  bytes_ += length;
+  dirty_ = true;
+  if (direct_) {
+    tailStart_ = stop - kDirectBlock;
+    memcpy(tail_.Reserve(kDirectBlock), buf + (tailStart_ - begin), kDirectBlock);
+  }
+  iov_.clear();
+  iovBytes_ = 0;
+}
+
+// The block at `at` as this segment holds it: from the copy of the last block
+// written, else from the file (a segment reopened for appending). Past the
+// file's end, zeros.
+void Writer::LoadBlock(uint64_t at, uint8_t* out) {
+  if (at == tailStart_) {
+    memcpy(out, tail_.data(), kDirectBlock);
+    return;
+  }
+  uint64_t done = 0;
+  while (done < kDirectBlock) {
+    ssize_t n = pread(fd_, out + done, static_cast<size_t>(kDirectBlock - done), static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw IoError("read", JoinPath(options_.dir, name_), errno);
+    if (n == 0) break;
+    done += static_cast<uint64_t>(n);
+  }
+  memset(out + done, 0, static_cast<size_t>(kDirectBlock - done));
 }
 
 // Ends what is about to be written with a zero header (or as much of one as the
@@ -458,6 +534,8 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex, uint64_t stamp) {
   mark_ = MarkState{};
   end_ = 0;
   prepared_ = prepared;
+  direct_ = IsDirect(fd_);
+  tailStart_ = kNoTail;
   segmentsCreated_++;
   RequestPrealloc();
 }
@@ -582,10 +660,13 @@ bool Writer::Recycle(const std::string& path) {
 // Zeroes bytes [0, n) of a prepared segment in pieces of at most kFirstStep. Returns
 // 0, the errno of a failed write, or -1 if the WAL started closing meanwhile.
 int Writer::WriteZeros(int fd, uint64_t n) {
-  std::vector<uint8_t> zeros(static_cast<size_t>(std::min<uint64_t>(kFirstStep, n)), 0);
+  if (IsDirect(fd)) n = BlockCeil(n);
+  const uint64_t piece = std::min(kFirstStep, BlockCeil(n));
+  AlignedBuffer zeros;
+  memset(zeros.Reserve(piece), 0, static_cast<size_t>(piece));
   for (uint64_t off = 0; off < n;) {
     if (stopping_) return -1;
-    ssize_t w = pwrite(fd, zeros.data(), static_cast<size_t>(std::min<uint64_t>(zeros.size(), n - off)), static_cast<off_t>(off));
+    ssize_t w = pwrite(fd, zeros.data(), static_cast<size_t>(std::min<uint64_t>(piece, n - off)), static_cast<off_t>(off));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) return errno;
     off += static_cast<uint64_t>(w);
@@ -613,6 +694,7 @@ int Writer::ReuseRecycled(uint64_t* prepared) {
     return -1;
   }
   int fd = OpenRetrying(path, O_RDWR);
+  TryDirect(fd);
   auto fail = [&](const char* what) {
     int err = errno;
     close(fd);
@@ -631,6 +713,7 @@ int Writer::CreatePreallocated(uint64_t* prepared) {
   if (reused >= 0) return reused;
   std::string path = JoinPath(options_.dir, kPreallocName);
   int fd = OpenRetrying(path, O_RDWR | O_CREAT | O_TRUNC);
+  TryDirect(fd);
   auto fail = [&](const char* what) {
     int err = errno;
     close(fd);

@@ -1,6 +1,7 @@
 // The group-commit writer: one native thread that takes every job queued while
-// it was busy, writes them with as few pwritev calls as the layout allows,
-// and makes them durable with one fdatasync. A second thread prepares the
+// it was busy, writes them with as few calls as the layout allows (whole
+// blocks past the page cache where it can: direct_io.h), and makes them
+// durable with one fdatasync. A second thread prepares the
 // next segment so that rotation does not wait for it.
 //
 // The TypeScript face decides where every record goes (segment and offset);
@@ -26,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "direct_io.h"
 #include "scan.h"
 
 namespace raftlog {
@@ -131,6 +133,8 @@ class Writer {
   void Execute(Job& job);
   void Write(Job& job, const Chunk& c);
   void Flush();
+  void DirectFlush();
+  void LoadBlock(uint64_t at, uint8_t* out);
   void FlushAndSync();
   void Terminate();
   void Rotate(uint64_t seq, uint64_t firstIndex, uint64_t stamp);
@@ -148,7 +152,7 @@ class Writer {
   };
   Ended EndBusy(bool wakeToZero);
   bool NeedsZeros() const;
-  bool ZeroStep(std::vector<uint8_t>& zeros);
+  bool ZeroStep();
   void SetPreparing(bool on);
   void PreallocLoop();
   int CreatePreallocated(uint64_t* prepared);
@@ -195,6 +199,15 @@ class Writer {
   uint64_t end_ = 0;  // where the last chunk written to the current segment ends
   uint64_t prepared_ = 0;  // the current segment's bytes that exist on disk (written or preallocated)
   uint64_t step_ = kFirstStep;
+  // fd_ bypasses the page cache (direct_io.h): every write is whole blocks, staged in stage_.
+  bool direct_ = false;
+  AlignedBuffer stage_;
+  // The block at tailStart_ as last written (kNoTail: none kept), the start of the next direct write.
+  static constexpr uint64_t kNoTail = ~uint64_t(0);
+  AlignedBuffer tail_;
+  uint64_t tailStart_ = kNoTail;
+  // kFirstStep zero bytes, block-aligned, for zeroing ahead.
+  AlignedBuffer zeros_;
 
   std::mutex pmu_;
   std::condition_variable pcv_;

@@ -11,11 +11,12 @@
  *                  a power cut can be replayed from the log
  *   FAULTFS_RULES  rules separated by ';', each op:glob:after:times:ERRNO
  *                  op     open | write | fsync | fdatasync | sync (both) |
- *                         fallocate | rename | unlink | mkdir
+ *                         fallocate | rename | unlink | mkdir |
+ *                         direct (turning on O_DIRECT with fcntl)
  *                  glob   fnmatch pattern on the full path (rename: source)
  *                  after  let this many matching calls pass first
  *                  times  then fail this many (0: every later one)
- *                  ERRNO  EIO, ENOSPC, EMFILE, ENFILE, EDQUOT, EROFS, ENOENT,
+ *                  ERRNO  EIO, ENOSPC, EMFILE, ENFILE, EDQUOT, EROFS, ENOENT, EINVAL,
  *                         or LIE: a sync that reports success without syncing
  *                         (logged as op "lie": a disk that lies)
  *
@@ -75,13 +76,14 @@ static int (*real_unlink)(const char *);
 static int (*real_mkdir)(const char *, mode_t);
 static int (*real_rmdir)(const char *);
 static int (*real_ftruncate)(int, off_t);
+static int (*real_fcntl)(int, int, ...);
 
 static const struct {
   const char *name;
   int value;
 } errnos[] = {{"EIO", EIO},       {"ENOSPC", ENOSPC}, {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
               {"EDQUOT", EDQUOT}, {"EROFS", EROFS},   {"ENOENT", ENOENT}, {"EINTR", EINTR},
-              {"EEXIST", EEXIST}, {"ENOTEMPTY", ENOTEMPTY}, {"EBADF", EBADF}, {"EAGAIN", EAGAIN},
+              {"EEXIST", EEXIST}, {"ENOTEMPTY", ENOTEMPTY}, {"EBADF", EBADF}, {"EAGAIN", EAGAIN}, {"EINVAL", EINVAL},
               {"LIE", ERR_LIE}};
 
 static const char *errno_name(int e) {
@@ -106,6 +108,7 @@ static void load(void) {
   real_mkdir = dlsym(RTLD_NEXT, "mkdir");
   real_rmdir = dlsym(RTLD_NEXT, "rmdir");
   real_ftruncate = dlsym(RTLD_NEXT, "ftruncate");
+  real_fcntl = dlsym(RTLD_NEXT, "fcntl");
 }
 
 __attribute__((constructor)) static void init(void) {
@@ -422,6 +425,38 @@ static int ftruncate_call(int fd, off_t len) {
   errno = err;
   return ret;
 }
+/* fcntl: only turning on O_DIRECT is recorded (op "direct") or failed; the rest passes through. */
+static int fcntl_call(int fd, int cmd, va_list ap) {
+  if (real_fcntl == NULL) load();
+  void *arg = va_arg(ap, void *); /* an int or a pointer, as glibc's own wrapper reads it */
+  char p[4096];
+  if (cmd != F_SETFL || ((long)arg & O_DIRECT) == 0 || !scoped(fd, p, sizeof p)) return real_fcntl(fd, cmd, arg);
+  pthread_mutex_lock(&mu);
+  int err = fault("direct", p), ret = -1, injected = err != 0;
+  if (!injected) {
+    ret = real_fcntl(fd, cmd, arg);
+    err = ret < 0 ? errno : 0;
+  }
+  record("direct", p, NULL, fd, -1, -1, ret, err, injected);
+  pthread_mutex_unlock(&mu);
+  errno = err;
+  return ret;
+}
+int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  int r = fcntl_call(fd, cmd, ap);
+  va_end(ap);
+  return r;
+}
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  int r = fcntl_call(fd, cmd, ap);
+  va_end(ap);
+  return r;
+}
+
 int ftruncate(int fd, off_t len) { return ftruncate_call(fd, len); }
 int ftruncate64(int fd, off_t len) { return ftruncate_call(fd, len); }
 

@@ -10,7 +10,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const source = join(repo, 'test', 'fault', 'faultfs.c');
 const library = join(repo, 'build', 'faultfs', 'faultfs.so');
 
-export type FaultOpName = 'open' | 'write' | 'fsync' | 'fdatasync' | 'sync' | 'fallocate' | 'rename' | 'unlink' | 'mkdir';
+export type FaultOpName = 'open' | 'write' | 'fsync' | 'fdatasync' | 'sync' | 'fallocate' | 'rename' | 'unlink' | 'mkdir' | 'direct';
 
 export interface FaultRule {
   op: FaultOpName;
@@ -21,7 +21,7 @@ export interface FaultRule {
   /** Matching calls failed after that (default 1; 0 means every later one). */
   times?: number;
   /** LIE: the sync reports success without syncing (a lying disk; logged as op 'lie'). */
-  errno: 'EIO' | 'ENOSPC' | 'EMFILE' | 'ENFILE' | 'EDQUOT' | 'EROFS' | 'LIE';
+  errno: 'EIO' | 'ENOSPC' | 'EMFILE' | 'ENFILE' | 'EDQUOT' | 'EROFS' | 'EINVAL' | 'LIE';
 }
 
 /** One logged call. off/len are set for writes and fallocate, -1 otherwise. */

@@ -3,7 +3,7 @@
 // failure is a coded error, open and append always settle, close releases
 // everything so that the same process reopens, and nothing acknowledged is
 // lost. A child that hangs exits with code 3.
-import { readdirSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runWithFaults, type FaultOp, type FaultRule } from '../fault/run-with-faults.js';
@@ -40,6 +40,23 @@ async function run(rules: (base: string) => FaultRule[], appends = 20, prealloca
 }
 
 const at = (ops: FaultOp[], pred: (o: FaultOp, k: number) => boolean): number => ops.findIndex(pred);
+
+/** Whether the file system under the temporary directories takes O_DIRECT (the WAL then writes whole blocks). */
+function directIo(): boolean {
+  const probe = join(tempDir(), 'probe');
+  try {
+    closeSync(openSync(probe, constants.O_CREAT | constants.O_RDWR | constants.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+/** Successful writes of segment data. */
+const segmentWrites = (ops: FaultOp[]): FaultOp[] => ops.filter((o) => o.path.endsWith('.wal') && /^(pwrite|pwritev|write)$/.test(o.op) && !o.fault);
+const blockAligned = (o: FaultOp): boolean => o.off % 4096 === 0 && o.len % 4096 === 0;
 
 describe('WAL under disk faults', () => {
   it('makes a new directory and its parent durable before the first append is acknowledged', async () => {
@@ -155,6 +172,45 @@ describe('WAL under disk faults', () => {
     expect(ops.filter((o) => !o.fault && o.op === 'rename' && o.path.endsWith('.wal') && (o.to ?? '').endsWith('/recycled.prealloc')).length).toBeGreaterThan(
       0,
     );
+  });
+
+  it('writes segments in whole blocks, past the page cache, where the file system allows it', async () => {
+    const { ops, result } = await run(() => [], 60, 'zeros', true);
+    expect(result.acked).toBe(60);
+    expect(result.intact).toBe(true);
+    const writes = segmentWrites(ops);
+    expect(writes.length).toBeGreaterThan(0);
+    // With direct I/O every write is whole blocks (a group's last block padded with zeros);
+    // without it, records land where they end.
+    expect(writes.every(blockAligned)).toBe(directIo());
+  });
+
+  it('writes through the page cache, and loses nothing, where direct I/O is refused', async () => {
+    const { ops, result } = await run(() => [{ op: 'direct', glob: '*', times: 0, errno: 'EINVAL' }], 60, 'zeros', true);
+    expect(result.appendError).toBeNull();
+    expect(result.acked).toBe(60);
+    expect(result.intact).toBe(true);
+    expect(ops.filter((o) => o.op === 'direct' && o.fault).length).toBeGreaterThan(0);
+    expect(ops.filter((o) => o.op === 'direct' && !o.fault)).toHaveLength(0);
+    expect(segmentWrites(ops).some((o) => !blockAligned(o))).toBe(true);
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('goes on through the page cache, says so, and loses nothing when a direct write is refused', async () => {
+    const { ops, result } = await run(() => [{ op: 'write', glob: '*.wal', times: 1, errno: 'EINVAL' }], 60);
+    expect(ops.filter((o) => o.fault && o.op !== 'direct')).toHaveLength(1);
+    if (directIo()) {
+      expect(result.appendError).toBeNull();
+      expect(result.acked).toBe(60);
+      expect(result.intact).toBe(true);
+      expect(result.warnings.filter((w) => /direct writes to .*\.wal failed \(Invalid argument\); writing through the page cache/.test(w))).toHaveLength(1);
+      // The segment's later writes are no longer whole blocks.
+      const refused = ops.findIndex((o) => o.fault);
+      expect(segmentWrites(ops.slice(refused)).some((o) => !blockAligned(o))).toBe(true);
+    } else {
+      // Written through the page cache all along: the refusal is a failed write.
+      expect(result.appendError).toMatchObject({ code: 'WAL_IO' });
+    }
   });
 
   it('retries with backoff, logs, and does not fail when fds run out while preparing the next segment', async () => {
