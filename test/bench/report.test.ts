@@ -196,3 +196,31 @@ it('states the raw disk in both patterns, with fio beside each, and which one th
   expect(page).toContain('The disk goal is judged against the second');
   expect(page).toContain('Every row is the median of 3 round(s), each round running every case in turn');
 });
+
+it('sets the raw disk through the page cache beside the same pattern past it, where fio measured both', () => {
+  const overwrite = { mibPerSync: 8, overwrite: true, MBps: 900, first: 900, firstMean: 640, fio: null };
+  const page = renderReport(
+    {
+      wal: {
+        suite: 'wal',
+        date: '2026-01-02T03:04:05.000Z',
+        machine,
+        rawDisk: { mibPerSync: 1, overwrite: false, MBps: 250.5, meanMBps: 240, windows: [250.5], fio: null },
+        rounds: 2,
+        rawDiskOverwrite: {
+          ...overwrite,
+          firstBuffered: 690,
+          firstDirect: 900,
+          rounds: [950, 710],
+          roundsBuffered: [700, 710],
+          roundsDirect: [950, null],
+        },
+        rows: [],
+      },
+    },
+    new Date('2026-02-03T00:00:00Z'),
+  );
+  expect(page).toContain(
+    'the median of the start and each round of the strategies, each the better of the page cache and past it (fio --direct=1), MB/s: 690.0 / 900.0, 700.0 / 950.0, 710.0.',
+  );
+});
