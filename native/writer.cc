@@ -440,6 +440,7 @@ void Writer::DirectFlush() {
         ssize_t m = pwrite(fd_, buf + at, static_cast<size_t>(total - at), static_cast<off_t>(begin + at));
         if (m < 0 && errno == EINTR) continue;
         if (m < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
+        writes_++;
         at += static_cast<uint64_t>(m);
       }
       break;
