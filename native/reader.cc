@@ -30,6 +30,7 @@ size_t ReadBuffered(int fd, const std::string& path, uint64_t offset, size_t len
 
 // The same through a direct descriptor: the whole blocks around the range, then a copy.
 size_t ReadDirect(int fd, const std::string& path, uint64_t offset, size_t length, uint8_t* out) {
+  if (length == 0) return 0;
   const uint64_t begin = BlockFloor(offset);
   const uint64_t total = BlockCeil(offset + length) - begin;
   AlignedBuffer buf;
