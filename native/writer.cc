@@ -311,6 +311,12 @@ bool Writer::ZeroStep() {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kFirstStep, stop - prepared_));
     ssize_t w = pwrite(fd_, zeros_.data(), n, static_cast<off_t>(prepared_));
     if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINVAL && direct_) {
+      RefuseDirect(fd_, strerror(errno));
+      direct_ = false;
+      tailStart_ = kNoTail;
+      continue;  // the same zeros through the page cache
+    }
     if (w < 0) {
       // Nothing is lost (no record lies here): a full disk fails the next
       // data write, not the preparation.
@@ -430,10 +436,7 @@ void Writer::DirectFlush() {
     if ((n < 0 && errno == EINVAL) || (n >= 0 && BlockFloor(done + static_cast<uint64_t>(n)) == done)) {
       // The device wants a larger alignment, or made no whole block of progress:
       // write the rest through the page cache, as on a file system without direct I/O.
-      Notice("direct writes to " + JoinPath(options_.dir, name_) + " failed (" + (n < 0 ? strerror(errno) : "short write") +
-                 "); writing through the page cache from now on",
-             0, 0);
-      DropDirect(fd_);
+      RefuseDirect(fd_, n < 0 ? strerror(errno) : "short write");
       direct_ = false;
       tailStart_ = kNoTail;
       for (uint64_t at = done; at < total;) {
@@ -477,6 +480,17 @@ void Writer::LoadBlock(uint64_t at, uint8_t* out) {
   }
   memset(out + done, 0, static_cast<size_t>(kDirectBlock - done));
 }
+
+// A direct write failed where a write through the page cache may not (a device
+// that wants a larger alignment): says so once, and writes this WAL's segments
+// through the page cache from now on.
+void Writer::RefuseDirect(int fd, const char* why) {
+  DropDirect(fd);
+  if (!directRefused_.exchange(true))
+    Notice(std::string("direct writes to ") + options_.dir + " failed (" + why + "); writing through the page cache from now on", 0, 0);
+}
+
+bool Writer::TryDirectUnlessRefused(int fd) { return !directRefused_ && TryDirect(fd); }
 
 // Ends what is about to be written with a zero header (or as much of one as the
 // segment has room for), in the same pwritev: the end of the records, in a file
@@ -535,6 +549,7 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex, uint64_t stamp) {
   mark_ = MarkState{};
   end_ = 0;
   prepared_ = prepared;
+  if (directRefused_) DropDirect(fd_);  // prepared before the refusal
   direct_ = IsDirect(fd_);
   tailStart_ = kNoTail;
   segmentsCreated_++;
@@ -669,6 +684,10 @@ int Writer::WriteZeros(int fd, uint64_t n) {
     if (stopping_) return -1;
     ssize_t w = pwrite(fd, zeros.data(), static_cast<size_t>(std::min<uint64_t>(piece, n - off)), static_cast<off_t>(off));
     if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINVAL && IsDirect(fd)) {
+      RefuseDirect(fd, strerror(errno));
+      continue;  // the same zeros through the page cache
+    }
     if (w < 0) return errno;
     off += static_cast<uint64_t>(w);
   }
@@ -695,7 +714,7 @@ int Writer::ReuseRecycled(uint64_t* prepared) {
     return -1;
   }
   int fd = OpenRetrying(path, O_RDWR);
-  TryDirect(fd);
+  TryDirectUnlessRefused(fd);
   auto fail = [&](const char* what) {
     int err = errno;
     close(fd);
@@ -714,7 +733,7 @@ int Writer::CreatePreallocated(uint64_t* prepared) {
   if (reused >= 0) return reused;
   std::string path = JoinPath(options_.dir, kPreallocName);
   int fd = OpenRetrying(path, O_RDWR | O_CREAT | O_TRUNC);
-  TryDirect(fd);
+  TryDirectUnlessRefused(fd);
   auto fail = [&](const char* what) {
     int err = errno;
     close(fd);

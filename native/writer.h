@@ -134,6 +134,8 @@ class Writer {
   void Write(Job& job, const Chunk& c);
   void Flush();
   void DirectFlush();
+  void RefuseDirect(int fd, const char* why);
+  bool TryDirectUnlessRefused(int fd);
   void LoadBlock(uint64_t at, uint8_t* out);
   void FlushAndSync();
   void Terminate();
@@ -201,6 +203,8 @@ class Writer {
   uint64_t step_ = kFirstStep;
   // fd_ bypasses the page cache (direct_io.h): every write is whole blocks, staged in stage_.
   bool direct_ = false;
+  // A direct write was refused: every segment of this WAL goes through the page cache from then on.
+  std::atomic<bool> directRefused_{false};
   AlignedBuffer stage_;
   // The block at tailStart_ as last written (kNoTail: none kept), the start of the next direct write.
   static constexpr uint64_t kNoTail = ~uint64_t(0);

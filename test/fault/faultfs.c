@@ -12,7 +12,9 @@
  *   FAULTFS_RULES  rules separated by ';', each op:glob:after:times:ERRNO
  *                  op     open | write | fsync | fdatasync | sync (both) |
  *                         fallocate | rename | unlink | mkdir |
- *                         direct (turning on O_DIRECT with fcntl)
+ *                         direct (turning on O_DIRECT with fcntl) |
+ *                         dwrite (a write on an O_DIRECT descriptor; "write"
+ *                         rules match those too)
  *                  glob   fnmatch pattern on the full path (rename: source)
  *                  after  let this many matching calls pass first
  *                  times  then fail this many (0: every later one)
@@ -155,7 +157,8 @@ static int fault(const char *op, const char *path) {
   for (int i = 0; i < nrules; i++) {
     struct rule *x = &rules[i];
     int match = strcmp(x->op, op) == 0 ||
-                (strcmp(x->op, "sync") == 0 && (strcmp(op, "fsync") == 0 || strcmp(op, "fdatasync") == 0));
+                (strcmp(x->op, "sync") == 0 && (strcmp(op, "fsync") == 0 || strcmp(op, "fdatasync") == 0)) ||
+                (strcmp(x->op, "write") == 0 && strcmp(op, "dwrite") == 0);
     if (!match || fnmatch(x->glob, path, 0) != 0) continue;
     long k = x->seen++;
     if (k >= x->after && (x->times == 0 || k < x->after + x->times)) return x->err;
@@ -317,7 +320,7 @@ static long long dump(const struct iovec *iov, int cnt, ssize_t n) {
     if (!scoped(fd, p_, sizeof p_)) return call;                 \
     pthread_mutex_lock(&mu);                                     \
     long long at_ = (off) >= 0 ? (long long)(off) : (long long)lseek(fd, 0, SEEK_CUR); \
-    int err_ = fault("write", p_);                               \
+    int err_ = fault((real_fcntl(fd, F_GETFL) & O_DIRECT) ? "dwrite" : "write", p_); \
     ssize_t ret_ = -1;                                           \
     if (err_ == 0) {                                             \
       ret_ = call;                                               \

@@ -10,7 +10,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const source = join(repo, 'test', 'fault', 'faultfs.c');
 const library = join(repo, 'build', 'faultfs', 'faultfs.so');
 
-export type FaultOpName = 'open' | 'write' | 'fsync' | 'fdatasync' | 'sync' | 'fallocate' | 'rename' | 'unlink' | 'mkdir' | 'direct';
+export type FaultOpName = 'open' | 'write' | 'fsync' | 'fdatasync' | 'sync' | 'fallocate' | 'rename' | 'unlink' | 'mkdir' | 'direct' | 'dwrite';
 
 export interface FaultRule {
   op: FaultOpName;
