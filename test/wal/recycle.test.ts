@@ -46,9 +46,14 @@ function entryRecord(index: number, stamp: number): Buffer {
   return rec;
 }
 
-/** The files of `dir` by inode. */
+/** The files of `dir` by inode; one renamed meanwhile by the WAL's background thread is left out. */
 function inodes(dir: string): Map<number, string> {
-  return new Map(readdirSync(dir).map((f) => [statSync(join(dir, f)).ino, f]));
+  const out = new Map<number, string>();
+  for (const f of readdirSync(dir)) {
+    const st = statSync(join(dir, f), { throwIfNoEntry: false });
+    if (st !== undefined) out.set(st.ino, f);
+  }
+  return out;
 }
 
 /**
