@@ -493,7 +493,7 @@ void Writer::RefuseDirect(int fd, const char* why) {
 bool Writer::TryDirectUnlessRefused(int fd) { return !directRefused_ && TryDirect(fd); }
 
 // Ends what is about to be written with a zero header (or as much of one as the
-// segment has room for), in the same pwritev: the end of the records, in a file
+// segment has room for), in the same write: the end of the records, in a file
 // whose bytes past it may be an earlier life's. Not part of end_: the next group
 // overwrites it.
 void Writer::Terminate() {
