@@ -438,6 +438,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     o.Set("segmentsCreated", static_cast<double>(s.segmentsCreated));
     o.Set("segmentsRemoved", static_cast<double>(s.segmentsRemoved));
     o.Set("segmentsRecycled", static_cast<double>(s.segmentsRecycled));
+    o.Set("stagingBytes", static_cast<double>(s.stagingBytes));
     Napi::Array buckets = Napi::Array::New(env, kFsyncBuckets);
     for (int i = 0; i < kFsyncBuckets; i++) buckets.Set(static_cast<uint32_t>(i), static_cast<double>(s.fsyncBuckets[i]));
     o.Set("fsyncBuckets", buckets);

@@ -175,7 +175,7 @@ void Writer::Stop() {
 
 WriterStats Writer::Stats() const {
   WriterStats s{writes_.load(), fsyncs_.load(), bytes_.load(), groups_.load(), inlineGroups_.load(),
-                segmentsCreated_.load(), segmentsRemoved_.load(), segmentsRecycled_.load(), {}, fsyncNanos_.load()};
+                segmentsCreated_.load(), segmentsRemoved_.load(), segmentsRecycled_.load(), stagingBytes_.load(), {}, fsyncNanos_.load()};
   for (int i = 0; i < kFsyncBuckets; i++) s.fsyncBuckets[i] = fsyncBuckets_[i].load();
   return s;
 }
@@ -458,6 +458,8 @@ void Writer::DirectFlush() {
     tailStart_ = stop - kDirectBlock;
     memcpy(tail_.Reserve(kDirectBlock), buf + (tailStart_ - begin), kDirectBlock);
   }
+  if (stage_.size() > kKeepStageBytes && total * 8 < stage_.size()) stage_.Release();
+  stagingBytes_ = stage_.size();
   iov_.clear();
   iovBytes_ = 0;
 }

@@ -66,6 +66,10 @@ constexpr uint64_t kInlineMaxFsyncNs = 1000000;
 // kInlineIdleStreak jobs in a row found the writer idle.
 constexpr int kInlineProbe = 16;
 constexpr int kInlineIdleStreak = 4;
+// The staging buffer of direct writes grows to the largest group written; past
+// this size it is given back after a group an eighth of its size, so that one
+// large batch does not hold its memory for the WAL's life.
+constexpr uint64_t kKeepStageBytes = 8ull << 20;
 
 struct WriterOptions {
   std::string dir;
@@ -100,7 +104,7 @@ struct Job {
 constexpr int kFsyncBuckets = 15;
 
 struct WriterStats {
-  uint64_t writes, fsyncs, bytes, groups, inlineGroups, segmentsCreated, segmentsRemoved, segmentsRecycled;
+  uint64_t writes, fsyncs, bytes, groups, inlineGroups, segmentsCreated, segmentsRemoved, segmentsRecycled, stagingBytes;
   // Per-bucket (not cumulative) counts of hot-path fdatasyncs, and their total time.
   uint64_t fsyncBuckets[kFsyncBuckets];
   uint64_t fsyncNanos;
@@ -223,7 +227,7 @@ class Writer {
   bool recycled_ = false;
 
   std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, inlineGroups_{0}, segmentsCreated_{0}, segmentsRemoved_{0},
-      segmentsRecycled_{0};
+      segmentsRecycled_{0}, stagingBytes_{0};
   // Timed on this thread, read by Stats() at scrape time: the hot path pays two clock reads.
   std::atomic<uint64_t> fsyncBuckets_[kFsyncBuckets] = {}, fsyncNanos_{0};
   // Moving average of recent fdatasyncs (1/8 weight to the newest), for Inline.

@@ -35,6 +35,7 @@ export interface NativeStats {
   segmentsCreated: number;
   segmentsRemoved: number;
   segmentsRecycled: number;
+  stagingBytes: number;
   /** Per-bucket counts of fdatasync durations, bounds FSYNC_BUCKETS then +Inf. */
   fsyncBuckets: number[];
   fsyncSeconds: number;

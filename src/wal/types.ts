@@ -90,10 +90,16 @@ export interface WalStats {
   /** Segments released, recycled ones included. */
   segmentsRemoved: number;
   /**
-   * Released segments kept, zeroed, as the next segment instead of deleted (not with
+   * Released segments kept as the next segment instead of deleted (not with
    * `preallocate: 'none'`): the WAL then writes into blocks the disk has already written.
    */
   segmentsRecycled: number;
+  /**
+   * Bytes of the buffer the writer copies each group into to write it past the page cache
+   * (0 where segments go through the page cache): the largest recent group's size, given back
+   * above 8 MiB after a group an eighth its size.
+   */
+  stagingBytes: number;
   /**
    * fdatasync durations (on the writer thread, or inline): counts per bucket (not cumulative), the
    * bucket bounds being FSYNC_BUCKETS seconds and a last one for anything longer.

@@ -412,6 +412,7 @@ export class Wal {
       segmentsCreated: s.segmentsCreated,
       segmentsRemoved: s.segmentsRemoved,
       segmentsRecycled: s.segmentsRecycled,
+      stagingBytes: s.stagingBytes,
       fsyncBuckets: s.fsyncBuckets,
       fsyncSeconds: s.fsyncSeconds,
       cachedEntries: this.#cache.size,

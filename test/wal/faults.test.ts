@@ -3,11 +3,11 @@
 // failure is a coded error, open and append always settle, close releases
 // everything so that the same process reopens, and nothing acknowledged is
 // lost. A child that hangs exits with code 3.
-import { closeSync, constants, openSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runWithFaults, type FaultOp, type FaultRule } from '../fault/run-with-faults.js';
-import { cleanTempDirs, tempDir } from './helpers.js';
+import { cleanTempDirs, directIo, tempDir } from './helpers.js';
 
 afterEach(cleanTempDirs);
 
@@ -40,19 +40,6 @@ async function run(rules: (base: string) => FaultRule[], appends = 20, prealloca
 }
 
 const at = (ops: FaultOp[], pred: (o: FaultOp, k: number) => boolean): number => ops.findIndex(pred);
-
-/** Whether the file system under the temporary directories takes O_DIRECT (the WAL then writes whole blocks). */
-function directIo(): boolean {
-  const probe = join(tempDir(), 'probe');
-  try {
-    closeSync(openSync(probe, constants.O_CREAT | constants.O_RDWR | constants.O_DIRECT));
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(probe, { force: true });
-  }
-}
 
 /** Successful writes of segment data. */
 const segmentWrites = (ops: FaultOp[]): FaultOp[] => ops.filter((o) => o.path.endsWith('.wal') && /^(pwrite|pwritev|write)$/.test(o.op) && !o.fault);

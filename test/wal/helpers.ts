@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WalEntry } from '../../src/wal/index.js';
@@ -9,6 +9,19 @@ export function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'raftlog-wal-'));
   made.push(d);
   return d;
+}
+
+/** Whether the file system under the temporary directories takes O_DIRECT (the WAL then writes past the page cache). */
+export function directIo(): boolean {
+  const probe = join(tempDir(), 'probe');
+  try {
+    closeSync(openSync(probe, constants.O_CREAT | constants.O_RDWR | constants.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { force: true });
+  }
 }
 
 export function cleanTempDirs(): void {

@@ -14,7 +14,7 @@ import {
   WalUnavailableError,
   type WalLogger,
 } from '../../src/wal/index.js';
-import { cleanTempDirs, entry, plain, range, tempDir } from './helpers.js';
+import { cleanTempDirs, directIo, entry, plain, range, tempDir } from './helpers.js';
 
 const SMALL = { segmentBytes: 8192 };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -110,6 +110,22 @@ describe('Wal round trip', () => {
     wal = await Wal.open(dir, SMALL);
     expect(plain(wal.entriesSync(1, 4))).toEqual(plain([entry(1), big, entry(3)]));
     await wal.close();
+  });
+
+  it('gives back the staging memory of a large group once a small one follows (writing past the page cache)', async () => {
+    const wal = await Wal.open(tempDir(), {});
+    await wal.append(Array.from({ length: 24 }, (_, i) => ({ index: i + 1, term: 1, type: 0, data: new Uint8Array(1 << 20).fill(i) })));
+    const afterLarge = wal.stats().stagingBytes;
+    await wal.append([entry(25)]);
+    const afterSmall = wal.stats().stagingBytes;
+    expect(plain(wal.entriesSync(24, 26))).toEqual(plain([{ index: 24, term: 1, type: 0, data: new Uint8Array(1 << 20).fill(23) }, entry(25)]));
+    await wal.close();
+    if (directIo()) {
+      expect(afterLarge).toBeGreaterThanOrEqual(24 << 20);
+      expect(afterSmall).toBeLessThanOrEqual(8 << 20);
+    } else {
+      expect([afterLarge, afterSmall]).toEqual([0, 0]);
+    }
   });
 
   it('honours the byte limit but always returns at least one entry', async () => {
