@@ -71,12 +71,6 @@ class AlignedBuffer {
   uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
 
-  void Release() {
-    std::free(data_);
-    data_ = nullptr;
-    size_ = 0;
-  }
-
  private:
   uint8_t* data_ = nullptr;
   uint64_t size_ = 0;

@@ -414,54 +414,68 @@ void Writer::Flush() {
 }
 
 // The pending iovecs as whole blocks: the start of the first block as this
-// segment holds it, the iovecs, and zeros to the end of the last block. One
-// write, from one staging copy: a direct write wants every piece aligned.
+// segment holds it, the iovecs, and zeros to the end of the last block. Copied
+// into an aligned staging buffer (a direct write wants every piece aligned)
+// and written from it, kStageBytes at a time.
 void Writer::DirectFlush() {
   uint64_t length = 0;  // iovBytes_ and the zero header Terminate may have added
   for (const iovec& v : iov_) length += v.iov_len;
   const uint64_t begin = BlockFloor(iovOffset_);
   const uint64_t stop = BlockCeil(iovOffset_ + length);
-  const uint64_t total = stop - begin;
-  uint8_t* buf = stage_.Reserve(total);
-  if (iovOffset_ > begin) LoadBlock(begin, buf);
-  uint8_t* p = buf + (iovOffset_ - begin);
-  for (const iovec& v : iov_) {
-    memcpy(p, v.iov_base, v.iov_len);
-    p += v.iov_len;
-  }
-  memset(p, 0, static_cast<size_t>(buf + total - p));
-  for (uint64_t done = 0; done < total;) {
-    ssize_t n = pwrite(fd_, buf + done, static_cast<size_t>(total - done), static_cast<off_t>(begin + done));
-    if (n < 0 && errno == EINTR) continue;
-    if ((n < 0 && errno == EINVAL) || (n >= 0 && BlockFloor(done + static_cast<uint64_t>(n)) == done)) {
-      // The device wants a larger alignment, or made no whole block of progress:
-      // write the rest through the page cache, as on a file system without direct I/O.
-      RefuseDirect(fd_, n < 0 ? strerror(errno) : "short write");
-      direct_ = false;
-      tailStart_ = kNoTail;
-      for (uint64_t at = done; at < total;) {
-        ssize_t m = pwrite(fd_, buf + at, static_cast<size_t>(total - at), static_cast<off_t>(begin + at));
-        if (m < 0 && errno == EINTR) continue;
-        if (m < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
-        writes_++;
-        at += static_cast<uint64_t>(m);
-      }
-      break;
+  uint8_t* buf = stage_.Reserve(std::min(stop - begin, kStageBytes));
+  size_t vi = 0;  // the next iovec to copy, and how much of it is copied
+  uint64_t vo = 0;
+  uint64_t piece = 0;
+  for (uint64_t at = begin; at < stop; at += piece) {
+    piece = std::min(stop - at, kStageBytes);
+    uint64_t fill = 0;
+    if (at < iovOffset_) {  // the first piece only: the start of its first block
+      LoadBlock(at, buf);
+      fill = iovOffset_ - at;
     }
-    if (n < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
-    writes_++;
-    done = BlockFloor(done + static_cast<uint64_t>(n));  // a short write resumes at its last whole block
+    while (fill < piece && vi < iov_.size()) {
+      const uint64_t n = std::min<uint64_t>(iov_[vi].iov_len - vo, piece - fill);
+      memcpy(buf + fill, static_cast<const uint8_t*>(iov_[vi].iov_base) + vo, static_cast<size_t>(n));
+      fill += n;
+      vo += n;
+      if (vo == iov_[vi].iov_len) {
+        vi++;
+        vo = 0;
+      }
+    }
+    memset(buf + fill, 0, static_cast<size_t>(piece - fill));
+    WriteBlocks(buf, at, piece);
   }
   bytes_ += length;
   dirty_ = true;
   if (direct_) {
     tailStart_ = stop - kDirectBlock;
-    memcpy(tail_.Reserve(kDirectBlock), buf + (tailStart_ - begin), kDirectBlock);
+    memcpy(tail_.Reserve(kDirectBlock), buf + (piece - kDirectBlock), kDirectBlock);
   }
-  if (stage_.size() > kKeepStageBytes && total * 8 < stage_.size()) stage_.Release();
   stagingBytes_ = stage_.size();
   iov_.clear();
   iovBytes_ = 0;
+}
+
+// Writes n bytes of whole blocks at `at`: directly, or through the page cache
+// once a direct write was refused (then from this call on).
+void Writer::WriteBlocks(const uint8_t* buf, uint64_t at, uint64_t n) {
+  for (uint64_t done = 0; done < n;) {
+    ssize_t w = pwrite(fd_, buf + done, static_cast<size_t>(n - done), static_cast<off_t>(at + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (direct_ && ((w < 0 && errno == EINVAL) || (w >= 0 && BlockFloor(done + static_cast<uint64_t>(w)) == done))) {
+      // The device wants a larger alignment, or made no whole block of progress:
+      // the rest through the page cache, as on a file system without direct I/O.
+      RefuseDirect(fd_, w < 0 ? strerror(errno) : "short write");
+      direct_ = false;
+      tailStart_ = kNoTail;
+      continue;
+    }
+    if (w < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
+    writes_++;
+    // A short direct write resumes at its last whole block.
+    done = direct_ ? BlockFloor(done + static_cast<uint64_t>(w)) : done + static_cast<uint64_t>(w);
+  }
 }
 
 // The block at `at` as this segment holds it: from the copy of the last block

@@ -66,10 +66,10 @@ constexpr uint64_t kInlineMaxFsyncNs = 1000000;
 // kInlineIdleStreak jobs in a row found the writer idle.
 constexpr int kInlineProbe = 16;
 constexpr int kInlineIdleStreak = 4;
-// The staging buffer of direct writes grows to the largest group written; past
-// this size it is given back after a group an eighth of its size, so that one
-// large batch does not hold its memory for the WAL's life.
-constexpr uint64_t kKeepStageBytes = 8ull << 20;
+// The most a direct write stages and writes at once (a multiple of
+// kDirectBlock): a larger group goes out in pieces, so that one large batch
+// does not leave a buffer of its size behind.
+constexpr uint64_t kStageBytes = 8ull << 20;
 
 struct WriterOptions {
   std::string dir;
@@ -138,6 +138,7 @@ class Writer {
   void Write(Job& job, const Chunk& c);
   void Flush();
   void DirectFlush();
+  void WriteBlocks(const uint8_t* buf, uint64_t at, uint64_t n);
   void RefuseDirect(int fd, const char* why);
   bool TryDirectUnlessRefused(int fd);
   void LoadBlock(uint64_t at, uint8_t* out);

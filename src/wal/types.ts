@@ -96,8 +96,8 @@ export interface WalStats {
   segmentsRecycled: number;
   /**
    * Bytes of the buffer the writer copies each group into to write it past the page cache
-   * (0 where segments go through the page cache): the largest recent group's size, given back
-   * above 8 MiB after a group an eighth its size.
+   * (0 where segments go through the page cache): at most 8 MiB, a larger group being written
+   * in pieces.
    */
   stagingBytes: number;
   /**
