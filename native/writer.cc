@@ -312,9 +312,7 @@ bool Writer::ZeroStep() {
     ssize_t w = pwrite(fd_, zeros_.data(), n, static_cast<off_t>(prepared_));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && errno == EINVAL && direct_) {
-      RefuseDirect(fd_, strerror(errno));
-      direct_ = false;
-      tailStart_ = kNoTail;
+      SegmentThroughPageCache(strerror(errno));
       continue;  // the same zeros through the page cache
     }
     if (w < 0) {
@@ -466,9 +464,7 @@ void Writer::WriteBlocks(const uint8_t* buf, uint64_t at, uint64_t n) {
     if (direct_ && ((w < 0 && errno == EINVAL) || (w >= 0 && BlockFloor(done + static_cast<uint64_t>(w)) == done))) {
       // The device wants a larger alignment, or made no whole block of progress:
       // the rest through the page cache, as on a file system without direct I/O.
-      RefuseDirect(fd_, w < 0 ? strerror(errno) : "short write");
-      direct_ = false;
-      tailStart_ = kNoTail;
+      SegmentThroughPageCache(w < 0 ? strerror(errno) : "short write");
       continue;
     }
     if (w < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
@@ -504,6 +500,13 @@ void Writer::RefuseDirect(int fd, const char* why) {
   DropDirect(fd);
   if (!directRefused_.exchange(true))
     Notice(std::string("direct writes to ") + options_.dir + " failed (" + why + "); writing through the page cache from now on", 0, 0);
+}
+
+// The current segment, from now on.
+void Writer::SegmentThroughPageCache(const char* why) {
+  RefuseDirect(fd_, why);
+  direct_ = false;
+  tailStart_ = kNoTail;
 }
 
 bool Writer::TryDirectUnlessRefused(int fd) { return !directRefused_ && TryDirect(fd); }

@@ -140,6 +140,7 @@ class Writer {
   void DirectFlush();
   void WriteBlocks(const uint8_t* buf, uint64_t at, uint64_t n);
   void RefuseDirect(int fd, const char* why);
+  void SegmentThroughPageCache(const char* why);
   bool TryDirectUnlessRefused(int fd);
   void LoadBlock(uint64_t at, uint8_t* out);
   void FlushAndSync();
