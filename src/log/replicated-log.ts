@@ -161,6 +161,18 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         }
       };
     }
+    // A follower far behind is sent entries read off the event loop: raft sends them once read.
+    storage.onEntriesFetched = (err) => {
+      if (this.closed) return;
+      try {
+        if (err !== undefined) throw err;
+        this.node.entriesFetched();
+      } catch (e) {
+        this.fail(e); // as pump() does: a read that finds damage stops the node
+        return;
+      }
+      this.schedulePump();
+    };
     const snap = storage.snapshot();
     this.snapshotIndex = snap.meta.index;
     this.applied = snap.meta.index;

@@ -8,6 +8,7 @@ export type RaftErrorCode =
   | 'RAFT_COMPACTED'
   | 'RAFT_UNAVAILABLE'
   | 'RAFT_SNAPSHOT_TEMPORARILY_UNAVAILABLE'
+  | 'RAFT_ENTRIES_PENDING'
   | 'RAFT_SNAP_OUT_OF_DATE'
   | 'RAFT_INVALID_MESSAGE'
   | 'RAFT_STEP_LOCAL_MSG'
@@ -58,6 +59,17 @@ export class UnavailableError extends RaftError {
 export class SnapshotTemporarilyUnavailableError extends RaftError {
   constructor() {
     super('RAFT_SNAPSHOT_TEMPORARILY_UNAVAILABLE', 'snapshot is temporarily unavailable');
+  }
+}
+
+/**
+ * Storage: the entries a message to a follower needs are being read off the caller's thread.
+ * The leader sends nothing to that follower now; the application calls
+ * RawNode.entriesFetched() once they can be served.
+ */
+export class EntriesPendingError extends RaftError {
+  constructor(index: number) {
+    super('RAFT_ENTRIES_PENDING', `entries from index ${index} are being read`);
   }
 }
 

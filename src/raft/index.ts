@@ -17,6 +17,7 @@ export {
   CompactedError,
   UnavailableError,
   SnapshotTemporarilyUnavailableError,
+  EntriesPendingError,
   SnapOutOfDateError,
   InvalidMessageError,
   StepLocalMsgError,

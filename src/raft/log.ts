@@ -125,8 +125,8 @@ export class RaftLog {
     return { index: lo, term: this.term(lo)! };
   }
 
-  /** Entries [lo, hi) within maxSize bytes (at least one). */
-  slice(lo: number, hi: number, maxSize: number): Entry[] {
+  /** Entries [lo, hi) within maxSize bytes (at least one). `toSend`: for a follower (see Storage.entriesToSend). */
+  slice(lo: number, hi: number, maxSize: number, toSend = false): Entry[] {
     if (lo >= hi) return EMPTY;
     const first = this.firstIndex();
     if (lo < first) throw new CompactedError(lo, first);
@@ -139,7 +139,8 @@ export class RaftLog {
       return u.slice(lo - off, lo - off + n);
     }
     const storedHi = Math.min(hi, off);
-    const stored = this.storage.entries(lo, storedHi, maxSize);
+    const stored =
+      toSend && this.storage.entriesToSend !== undefined ? this.storage.entriesToSend(lo, storedHi, maxSize) : this.storage.entries(lo, storedHi, maxSize);
     if (stored.length < storedHi - lo || hi <= off) return stored;
     let size = 0;
     for (let i = 0; i < stored.length; i++) size += entrySize(stored[i]!);
@@ -152,11 +153,11 @@ export class RaftLog {
     return take === 0 ? stored : stored.concat(u.slice(0, take));
   }
 
-  /** Entries from i to the end, within maxSize bytes. */
-  entriesFrom(i: number, maxSize: number): Entry[] {
+  /** Entries from i to the end, within maxSize bytes, for a message to a follower (may throw EntriesPendingError). */
+  entriesToSend(i: number, maxSize: number): Entry[] {
     const last = this.lastIndex();
     if (i > last) return EMPTY;
-    return this.slice(i, last + 1, maxSize);
+    return this.slice(i, last + 1, maxSize, true);
   }
 
   commitTo(tocommit: number): void {

@@ -35,6 +35,7 @@ import {
   ProposalDroppedError,
   ReadIndexDroppedError,
   SnapshotTemporarilyUnavailableError,
+  EntriesPendingError,
 } from './errors.js';
 import { EMPTY } from './empty.js';
 
@@ -220,7 +221,13 @@ export class Raft {
     let ents: Entry[] = EMPTY;
     // A full window sends only empty MsgApps: they still get answers, which free the window if messages were lost.
     if (pr.state !== ProgressStateReplicate || !pr.inflights.full()) {
-      ents = this.raftLog.entriesFrom(pr.next, this.maxMsgSize);
+      try {
+        ents = this.raftLog.entriesToSend(pr.next, this.maxMsgSize);
+      } catch (e) {
+        // Storage is reading them; entriesFetched() sends them.
+        if (e instanceof EntriesPendingError) return false;
+        throw e;
+      }
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
     const bytes = payloadSize(ents) + ENTRY_OVERHEAD * ents.length;
@@ -313,6 +320,19 @@ export class Raft {
     for (let i = 0; i < peers.length; i++) {
       const id = peers[i]!;
       if (id !== this.id && this.trk.progress.get(id)!.sentCommit < committed) this.sendAppend(id);
+    }
+  }
+
+  /** Storage has read entries it was asked for (EntriesPendingError): send what the followers wait for. */
+  entriesFetched(): void {
+    if (this.state !== StateLeader) return;
+    const peers = this.trk.peers;
+    for (let i = 0; i < peers.length; i++) {
+      const id = peers[i]!;
+      if (id === this.id) continue;
+      while (this.maybeSendAppend(id, false)) {
+        /* as sendAppend streams, but never an empty message */
+      }
     }
   }
 

@@ -253,6 +253,11 @@ export class RawNode {
     r.step(newMessage(MsgTransferLeader, r.id, to, 0));
   }
 
+  /** Storage has read the entries it answered EntriesPendingError for: a leader sends them now. */
+  entriesFetched(): void {
+    this.raft.entriesFetched();
+  }
+
   /** The leader could not reach `id`: stop streaming to it and probe. */
   reportUnreachable(id: number): void {
     checkPeerId(id, 'peer');

@@ -238,6 +238,12 @@ export interface Storage {
   initialState(): { hardState: HardState; confState: ConfState };
   /** Entries in [lo, hi), at most maxSize bytes but always at least one if any. Throws CompactedError below firstIndex. */
   entries(lo: number, hi: number, maxSize: number): Entry[];
+  /**
+   * As entries(), for a message to a follower. Optional: a storage that must read older
+   * entries from disk may instead throw EntriesPendingError while it reads them off the
+   * caller's thread, and call RawNode.entriesFetched() once they are ready.
+   */
+  entriesToSend?(lo: number, hi: number, maxSize: number): Entry[];
   /** Term of entry i; valid for firstIndex()-1 (the snapshot's term) .. lastIndex(). Throws CompactedError below. */
   term(i: number): number;
   firstIndex(): number;

@@ -19,7 +19,12 @@ export interface LogStore {
   readonly lastIndex: number;
   /** Resolves once the entries and the hard state are durable; calls complete in order. */
   append(entries: Entry[], hardState?: HardState): Promise<void>;
+  /** Entries in [lo, hi), at most maxBytes of data but at least one; below cachedFrom read from disk on the calling thread. */
   entriesSync(lo: number, hi: number, maxBytes?: number): Entry[];
+  /** As entriesSync, reading the disk off the calling thread. */
+  entries(lo: number, hi: number, maxBytes?: number): Promise<Entry[]>;
+  /** The first entry held in memory (lastIndex + 1 if none). */
+  readonly cachedFrom: number;
   term(index: number): number;
   /** Data length of entry `index` (firstIndex to lastIndex), without reading it. */
   dataLength(index: number): number;

@@ -1,5 +1,6 @@
-import { CompactedError, UnavailableError } from '../raft/errors.js';
+import { CompactedError, EntriesPendingError, UnavailableError } from '../raft/errors.js';
 import { EntryType, MAX_INDEX, MAX_TERM, type ConfState, type Entry, type HardState, type Ready, type Snapshot, type Storage } from '../raft/types.js';
+import { CatchUpReads } from './catch-up-reads.js';
 import { StateCorruptError } from './errors.js';
 import type { LogStore } from './log-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
@@ -38,6 +39,16 @@ export class RaftStorage implements Storage {
   private window: Entry[] = [];
   /** Term of the entry just below the window (what term(firstIndex - 1) answers). */
   private windowPrevTerm = 0;
+  /**
+   * Called when entries raft was told to wait for (EntriesPendingError) have been read, or
+   * the read failed (`err`; not for a range compacted meanwhile, which raft then finds).
+   * Until it is set, every read is made at once on the calling thread.
+   */
+  onEntriesFetched: ((err?: unknown) => void) | null = null;
+  private readonly reads = new CatchUpReads(
+    (lo, hi, maxBytes) => this.wal.entries(lo, hi, maxBytes),
+    (lo, err) => this.onEntriesFetched?.(err !== undefined && lo >= this.firstIndex() ? err : undefined),
+  );
 
   private constructor(
     readonly wal: LogStore,
@@ -108,6 +119,49 @@ export class RaftStorage implements Storage {
       return out;
     }
     return this.wal.entriesSync(lo, hi, maxSize);
+  }
+
+  /**
+   * As entries(), for raft's messages to followers: what the WAL must read from disk is
+   * read off the calling thread (EntriesPendingError until then), and the next message's
+   * entries are read ahead, so that a follower far behind is caught up at the disk's pace
+   * without holding the event loop.
+   */
+  entriesToSend(lo: number, hi: number, maxSize: number): Entry[] {
+    if (this.onEntriesFetched === null || lo >= hi || lo <= this.snapIndex() || lo >= this.wal.cachedFrom) return this.entries(lo, hi, maxSize);
+    if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
+    if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
+    const out = this.stillHeld(lo, this.reads.take(lo, hi, maxSize), hi, maxSize);
+    if (out.length === 0) {
+      // The log changed under the read (compacted, or replaced after a lost leadership).
+      this.reads.start(lo, hi, maxSize);
+      throw new EntriesPendingError(lo);
+    }
+    const next = lo + out.length;
+    if (next < hi && next < this.wal.cachedFrom) this.reads.start(next, hi, maxSize);
+    return out;
+  }
+
+  /** The leading entries of a finished read that the log still holds, from `lo`, below `hi`, within maxSize. */
+  private stillHeld(lo: number, read: Entry[], hi: number, maxSize: number): Entry[] {
+    const first = this.firstIndex();
+    const last = Math.min(hi - 1, this.lastIndex());
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let k = 0; k < read.length; k++) {
+      const e = read[k]!;
+      // Same index and term: the same entry (Raft's Log Matching property).
+      if (e.index !== lo + k || e.index < first || e.index > last || this.term(e.index) !== e.term) break;
+      bytes += e.data.byteLength;
+      if (out.length > 0 && bytes > maxSize) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Catch-up reads in flight or waiting to be sent. */
+  get catchUpReads(): number {
+    return this.reads.size;
   }
 
   /** The held snapshot; its `data` is the store's reference (read it through the store). */

@@ -218,6 +218,10 @@ export class Wal {
   get lastIndex(): number {
     return this.#positions.last;
   }
+  /** The first entry kept in memory (lastIndex + 1 if none): reads of older ones go to disk. */
+  get cachedFrom(): number {
+    return this.#cache.size > 0 ? this.#cache.lo : this.lastIndex + 1;
+  }
 
   /**
    * Appends entries (contiguous; the first at most lastIndex + 1, at least
@@ -310,7 +314,7 @@ export class Wal {
       // from the current state, and an entry read from the file is used only
       // if the index still points at that very record.
       this.#checkRange(i, hi, maxBytes);
-      const cacheLo = this.#cache.size > 0 ? this.#cache.lo : this.lastIndex + 1;
+      const cacheLo = this.cachedFrom;
       if (i >= hi || i >= cacheLo) break;
       const plan = this.#planRun(i, Math.min(hi, cacheLo), maxBytes - bytes);
       const buf = await new Promise<Buffer>((resolve, reject) =>
@@ -343,7 +347,7 @@ export class Wal {
     this.#checkRange(lo, hi, maxBytes);
     const out: WalEntry[] = [];
     let bytes = 0;
-    const cacheLo = this.#cache.size > 0 ? this.#cache.lo : this.lastIndex + 1;
+    const cacheLo = this.cachedFrom;
     let i = lo;
     while (i < hi && i < cacheLo) {
       const stop = Math.min(hi, cacheLo);

@@ -1,11 +1,13 @@
 // A follower far behind is caught up a bounded window at a time. Everything a leader
-// sends in one turn of its event loop is read and encoded in that turn: a window of
-// tens of megabytes, sent the moment such a follower answered, held the leader's loop
-// for more than an election timeout.
+// sends in one turn of its event loop is encoded in that turn: a window of tens of
+// megabytes, sent the moment such a follower answered, held the leader's loop for more
+// than an election timeout. Entries older than the WAL keeps in memory are read off the loop.
+import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { MessageType, type Message } from '../../src/raft/types.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
+import { Wal } from '../../src/wal/index.js';
 import { RecordingMachine, tempDir, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -28,6 +30,7 @@ it.each([
     const turn = new Map<string, number>();
     const most = new Map<string, number>();
     let resetting = false;
+    const diskReadsOnLoop = new Map<number, number>();
     const logs: ReplicatedLog<number>[] = [];
     const machines: RecordingMachine[] = [];
     for (let id = 1; id <= 3; id++) {
@@ -54,10 +57,17 @@ it.each([
       };
       const sm = new RecordingMachine();
       machines.push(sm);
+      // Reads of entries the WAL no longer holds in memory, made on the event loop.
+      const wal = await Wal.open(join(t.dir, 'wal'), { sync: 'none', preallocate: 'none' });
+      const entriesSync = wal.entriesSync.bind(wal);
+      wal.entriesSync = (lo, hi, maxBytes) => {
+        if (lo < wal.cachedFrom) diskReadsOnLoop.set(id, (diskReadsOnLoop.get(id) ?? 0) + 1);
+        return entriesSync(lo, hi, maxBytes);
+      };
       // No snapshots: the follower must be caught up from the log, a window at a time.
       const log = await ReplicatedLog.open(
         { dataDir: t.dir, id, peers, stateMachine: sm, sync: 'none', preallocate: 'none', snapshotEvery: 1_000_000, maxInflightBytes },
-        { transport },
+        { transport, wal },
       );
       logs.push(log);
     }
@@ -87,6 +97,8 @@ it.each([
     expect(sent, `the most entry bytes sent in one turn, ${(sent / MiB).toFixed(1)} MiB`).toBeGreaterThan(window / 4);
     expect(sent).toBeLessThanOrEqual(window + MiB);
     expect(machines[behind - 1]!.applied.length).toBe(machines[lead - 1]!.applied.length);
+    // The 22 MiB came from disk (the WAL keeps 8 MiB in memory), read off the leader's event loop.
+    expect(diskReadsOnLoop.get(lead) ?? 0).toBe(0);
   },
   120_000,
 );

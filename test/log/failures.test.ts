@@ -38,6 +38,12 @@ class FailingStore implements LogStore {
   entriesSync(lo: number, hi: number, maxBytes?: number): Entry[] {
     return this.wal.entriesSync(lo, hi, maxBytes);
   }
+  entries(lo: number, hi: number, maxBytes?: number): Promise<Entry[]> {
+    return this.wal.entries(lo, hi, maxBytes);
+  }
+  get cachedFrom(): number {
+    return this.wal.cachedFrom;
+  }
   dataLength(index: number): number {
     return this.wal.dataLength(index);
   }

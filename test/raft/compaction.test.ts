@@ -2,8 +2,15 @@
 // follower whose next entry was compacted away, restore, reportSnapshot.
 import { describe, expect, it } from 'vitest';
 import { Network, drain, ents, enc, msg, newNode } from './network.js';
-import { MessageType, ProgressStateType, type Snapshot } from '../../src/raft/types.js';
-import { CompactedError, MemoryStorage, SnapOutOfDateError, SnapshotTemporarilyUnavailableError, UnavailableError } from '../../src/raft/index.js';
+import { MessageType, ProgressStateType, type Entry, type Snapshot } from '../../src/raft/types.js';
+import {
+  CompactedError,
+  EntriesPendingError,
+  MemoryStorage,
+  SnapOutOfDateError,
+  SnapshotTemporarilyUnavailableError,
+  UnavailableError,
+} from '../../src/raft/index.js';
 
 describe('MemoryStorage', () => {
   function filled(): MemoryStorage {
@@ -180,6 +187,40 @@ describe('§7 snapshots', () => {
     busy = false;
     net.tickAll(3);
     expect(net.countDelivered(MessageType.MsgSnap)).toBe(1);
+    expect(net.peer(3).applied).toEqual(['v0', 'v1', 'v2', 'v3', 'v4']);
+  });
+
+  it('entries storage is still reading (EntriesPendingError) go to the follower when RawNode.entriesFetched() says they are read, and not before', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.isolate(3);
+    for (let i = 0; i < 5; i++) net.propose(1, `v${i}`);
+    const storage: MemoryStorage & { entriesToSend?: (lo: number, hi: number, max: number) => Entry[] } = net.peer(1).storage;
+    const asked: number[] = [];
+    let reading = true;
+    storage.entriesToSend = (lo, hi, max) => {
+      asked.push(lo);
+      if (reading) throw new EntriesPendingError(lo);
+      return storage.entries(lo, hi, max);
+    };
+    const before = net.log.length;
+    net.heal();
+    net.tickAll(3); // heartbeats, their answers, and probes of node 3
+    expect(asked.length).toBeGreaterThan(0);
+    expect(net.log.slice(before).filter((m) => m.type === MessageType.MsgApp && m.entries.length > 0)).toEqual([]);
+    expect(net.peer(3).applied).toEqual([]);
+
+    // Only a leader sends: a follower told the same does nothing.
+    net.node(2).entriesFetched();
+    expect(net.node(2).hasReady()).toBe(false);
+
+    reading = false;
+    net.node(1).entriesFetched();
+    const sent = net.handleReady(1)!.messages;
+    // Entries for the follower that waited for them, and no empty message to the one that did not.
+    expect(sent.map((m) => [m.type, m.to])).toEqual([[MessageType.MsgApp, 3]]);
+    expect(sent[0]!.entries.length).toBeGreaterThan(0);
+    net.stabilize();
     expect(net.peer(3).applied).toEqual(['v0', 'v1', 'v2', 'v3', 'v4']);
   });
 

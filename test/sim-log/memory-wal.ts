@@ -121,6 +121,13 @@ export class MemoryDisk {
   /** Snapshot files: saved durably at once (the store renames a synced file into place). */
   readonly snapshots = new MemorySnapshotStore();
   faults: DiskFaults;
+  /**
+   * Like the native Wal, a handle keeps only its newest entries "in memory": older ones
+   * are read through `entries()`, which answers after a simulated disk delay.
+   */
+  cacheEntries = 16;
+  /** Reads of older entries through `entries()`, across this disk's handles. */
+  diskReads = 0;
   /** Writes made durable so far (acknowledged). */
   durableWrites = 0;
   /**
@@ -277,6 +284,34 @@ export class MemoryWal implements LogStore {
       out.push(e);
     }
     return out;
+  }
+
+  /**
+   * As entriesSync, answered after a simulated read delay. What it returns was read at the
+   * call: a log compacted or rewritten meanwhile shows as stale entries, as a real read racing
+   * such a change could return.
+   */
+  entries(lo: number, hi: number, maxBytes = Infinity): Promise<Entry[]> {
+    let read: Entry[];
+    try {
+      read = this.entriesSync(lo, hi, maxBytes);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    if (lo < this.cachedFrom) this.disk.diskReads++;
+    const [min, max] = this.disk.faults.syncMs;
+    return new Promise<Entry[]>((resolve) => {
+      this.clock.hardwareTimeout(
+        () => {
+          if (!this.dead) resolve(read);
+        },
+        this.rng.range(min, max),
+      );
+    });
+  }
+
+  get cachedFrom(): number {
+    return Math.max(this.view.first, this.lastIndex + 1 - this.disk.cacheEntries);
   }
 
   dataLength(index: number): number {

@@ -18,6 +18,7 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
   let barriers = 0;
   let streamed = 0;
   let transfers = 0;
+  let catchUpReads = 0;
   let powerCuts = 0;
   let closes = 0;
   for (let seed = from; seed < from + count; seed++) {
@@ -30,6 +31,7 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
     barriers += r.stats.barriers;
     streamed += r.stats.streamed;
     transfers += r.stats.transfers;
+    catchUpReads += r.stats.catchUpReads;
     powerCuts += r.stats.powerCuts;
     closes += r.stats.closes;
     if (!r.ok) {
@@ -37,7 +39,7 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
     }
   }
   console.log(
-    `sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${powerCuts} power cuts, ${closes} clean restarts, ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${streamed} records streamed, ${transfers} leadership transfers, ${failures.length} failing seeds`,
+    `sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${powerCuts} power cuts, ${closes} clean restarts, ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${streamed} records streamed, ${transfers} leadership transfers, ${catchUpReads} catch-up reads, ${failures.length} failing seeds`,
   );
   // The sweep must have exercised what it claims to.
   expect(acked).toBeGreaterThan(count * 50);
@@ -48,6 +50,7 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
   expect(barriers).toBeGreaterThan(count);
   expect(streamed).toBeGreaterThan(acked);
   expect(transfers).toBeGreaterThan(0);
+  expect(catchUpReads).toBeGreaterThan(0);
   expect(powerCuts).toBeGreaterThan(0);
   expect(closes).toBeGreaterThan(0);
   return failures;

@@ -61,6 +61,8 @@ export interface SimStats {
   streamed: number;
   /** Leadership transfers that completed. */
   transfers: number;
+  /** Entries read off the event loop (older than a disk keeps in memory), to catch a follower up. */
+  catchUpReads: number;
   crashes: number;
   /** Nodes added to or removed from the cluster. */
   membershipChanges: number;
@@ -226,6 +228,7 @@ class Simulation {
     barriers: 0,
     streamed: 0,
     transfers: 0,
+    catchUpReads: 0,
     crashes: 0,
     closes: 0,
     membershipChanges: 0,
@@ -363,6 +366,7 @@ class Simulation {
     this.stats.commitIndex = this.checker.commitIndex;
     this.stats.unsettled = this.inFlight.size;
     this.stats.messages = this.net.stats.sent;
+    for (const n of this.everyone) this.stats.catchUpReads += n.disk.diskReads;
     const violations = this.checker.violations;
     return {
       seed: this.opts.seed,

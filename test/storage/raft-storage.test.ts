@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MAX_INDEX, MAX_TERM, type Entry, type HardState, type Ready, type Snapshot } from '../../src/raft/types.js';
 import type { LogStore } from '../../src/storage/log-store.js';
+import { CompactedError, EntriesPendingError } from '../../src/raft/errors.js';
+import { MAX_CATCH_UP_READS } from '../../src/storage/catch-up-reads.js';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
 import { FileSnapshotStore, MemorySnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
@@ -38,6 +40,10 @@ function strictMemoryLog(): LogStore & { order: number[] } {
       }
     },
     entriesSync: () => [],
+    entries: async () => [],
+    get cachedFrom() {
+      return last + 1;
+    },
     dataLength: () => 0,
     term: () => 0,
     async saveSnapshot(m, o) {
@@ -234,5 +240,154 @@ describe('RaftStorage.open refuses raft state no node can reach', () => {
       else await expect(opened, what).rejects.toMatchObject({ code: 'STATE_CORRUPT' });
       await again.close();
     }
+  });
+});
+
+describe('RaftStorage catch-up reads (entries for followers, off the event loop)', () => {
+  /**
+   * Entries 1..100 of term 1, the newest from `cachedFrom` "in memory"; every read of older
+   * ones through entries() waits until the test settles it.
+   */
+  function diskLog() {
+    const held = new Map<number, Entry>(entries(1, 100, 1).map((e) => [e.index, e]));
+    const reads: Array<{ lo: number; hi: number; maxBytes: number; resolve(): void; reject(err: Error): void }> = [];
+    let syncDiskReads = 0;
+    const state = { first: 1, cachedFrom: 90 };
+    const slice = (lo: number, hi: number, maxBytes = Infinity): Entry[] => {
+      const out: Entry[] = [];
+      let bytes = 0;
+      for (let i = lo; i < hi; i++) {
+        const e = held.get(i)!;
+        bytes += e.data.byteLength;
+        if (out.length > 0 && bytes > maxBytes) break;
+        out.push(e);
+      }
+      return out;
+    };
+    const log: LogStore = {
+      hardState: { term: 1, vote: 1, commit: 100 },
+      snapshot: null,
+      get firstIndex() {
+        return state.first;
+      },
+      lastIndex: 100,
+      get cachedFrom() {
+        return state.cachedFrom;
+      },
+      async append() {},
+      entriesSync(lo, hi, maxBytes) {
+        if (lo < state.cachedFrom) syncDiskReads++;
+        return slice(lo, hi, maxBytes);
+      },
+      entries(lo, hi, maxBytes = Infinity) {
+        const read = slice(lo, hi, maxBytes); // what the disk held when the read began
+        return new Promise<Entry[]>((resolve, reject) => reads.push({ lo, hi, maxBytes, resolve: () => resolve(read), reject }));
+      },
+      dataLength: (i) => held.get(i)!.data.byteLength,
+      term: (i) => (i === 0 ? 0 : held.get(i)!.term),
+      async saveSnapshot() {},
+      async releaseTo() {},
+      async close() {},
+    };
+    return { log, held, reads, state, syncDiskReads: () => syncDiskReads };
+  }
+
+  async function opened() {
+    const d = diskLog();
+    const storage = await RaftStorage.open(d.log, new MemorySnapshotStore(), conf);
+    const fetched: Array<unknown> = [];
+    storage.onEntriesFetched = (err) => fetched.push(err);
+    return { ...d, storage, fetched };
+  }
+  const settle = () => new Promise<void>((r) => setImmediate(r));
+  const indexes = (es: Entry[]): number[] => es.map((e) => e.index);
+  const pending = (f: () => unknown): void => {
+    expect(f).toThrow(EntriesPendingError);
+  };
+
+  it('entries older than the WAL keeps in memory are read off the calling thread, then handed out, and the next ones read ahead', async () => {
+    const { storage, reads, fetched, syncDiskReads } = await opened();
+    pending(() => storage.entriesToSend(10, 101, 20)); // each entry holds 3 bytes: 6 fit in 20 bytes
+    expect(reads.map((r) => [r.lo, r.hi, r.maxBytes])).toEqual([[10, 101, 20]]);
+    pending(() => storage.entriesToSend(10, 101, 20)); // asked again while it reads: no second read
+    expect(reads.length).toBe(1);
+    expect(fetched).toEqual([]);
+
+    reads[0]!.resolve();
+    await settle();
+    expect(fetched).toEqual([undefined]);
+    expect(indexes(storage.entriesToSend(10, 101, 20))).toEqual([10, 11, 12, 13, 14, 15]);
+    // The next message's entries are already on their way.
+    expect(reads.map((r) => r.lo)).toEqual([10, 16]);
+    reads[1]!.resolve();
+    await settle();
+    expect(indexes(storage.entriesToSend(16, 101, 20))).toEqual([16, 17, 18, 19, 20, 21]);
+    expect(storage.catchUpReads).toBe(1); // the read ahead from 22
+    expect(syncDiskReads()).toBe(0);
+  });
+
+  it('entries in memory, and every read before a driver listens, are served at once', async () => {
+    const { storage, reads, syncDiskReads } = await opened();
+    expect(indexes(storage.entriesToSend(95, 101, 100))).toEqual([95, 96, 97, 98, 99, 100]);
+    expect(reads).toEqual([]);
+    storage.onEntriesFetched = null;
+    expect(indexes(storage.entriesToSend(10, 13, 100))).toEqual([10, 11, 12]);
+    expect(syncDiskReads()).toBe(1);
+    expect(reads).toEqual([]);
+  });
+
+  it('a read the log changed under is not handed out: entries replaced since are read again', async () => {
+    const { storage, reads, held } = await opened();
+    pending(() => storage.entriesToSend(10, 101, 1000));
+    // Entries from 13 on are replaced by a newer leader's while the read runs.
+    for (let i = 13; i <= 100; i++) held.set(i, { ...held.get(i)!, term: 2 });
+    reads[0]!.resolve();
+    await settle();
+    expect(indexes(storage.entriesToSend(10, 101, 1000))).toEqual([10, 11, 12]);
+    pending(() => storage.entriesToSend(13, 101, 1000)); // the read ahead from 13 was started after the change
+    reads[1]!.resolve();
+    await settle();
+    const again = storage.entriesToSend(13, 101, 1000);
+    expect(again[0]).toMatchObject({ index: 13, term: 2 });
+  });
+
+  it('a read that finds nothing still held starts over', async () => {
+    const { storage, reads, held } = await opened();
+    pending(() => storage.entriesToSend(10, 101, 1000));
+    for (let i = 10; i <= 100; i++) held.set(i, { ...held.get(i)!, term: 2 });
+    reads[0]!.resolve();
+    await settle();
+    pending(() => storage.entriesToSend(10, 101, 1000));
+    expect(reads.map((r) => r.lo)).toEqual([10, 10]);
+  });
+
+  it('a failed read is reported, unless the log was compacted past it meanwhile (raft then sends a snapshot)', async () => {
+    const { storage, reads, fetched, state } = await opened();
+    pending(() => storage.entriesToSend(10, 101, 1000));
+    pending(() => storage.entriesToSend(40, 101, 1000));
+    const damage = new Error('checksum mismatch');
+    reads[0]!.reject(damage);
+    await settle();
+    expect(fetched).toEqual([damage]);
+    state.first = 50;
+    reads[1]!.reject(new Error('compacted'));
+    await settle();
+    expect(fetched).toEqual([damage, undefined]);
+    expect(storage.catchUpReads).toBe(0);
+    expect(() => storage.entriesToSend(40, 101, 1000)).toThrow(CompactedError);
+  });
+
+  it(`holds at most ${MAX_CATCH_UP_READS} reads: a finished one nobody took gives way, and while all run the next waits for one to end`, async () => {
+    const { storage, reads, fetched } = await opened();
+    for (let k = 0; k < MAX_CATCH_UP_READS; k++) pending(() => storage.entriesToSend(10 + k, 101, 3));
+    expect(reads.length).toBe(MAX_CATCH_UP_READS);
+    pending(() => storage.entriesToSend(50, 101, 3));
+    expect(reads.length).toBe(MAX_CATCH_UP_READS); // not started: every slot runs
+    reads[0]!.resolve();
+    await settle();
+    expect(fetched).toEqual([undefined]); // the caller asks again now
+    pending(() => storage.entriesToSend(50, 101, 3));
+    expect(reads.map((r) => r.lo).at(-1)).toBe(50); // the finished read from 10 gave way
+    expect(storage.catchUpReads).toBe(MAX_CATCH_UP_READS);
   });
 });
