@@ -9,7 +9,8 @@ import type { LogEntry } from './state-machine.js';
 
 /** What a reader needs from the driver. */
 export interface CommittedSource {
-  storage: { firstIndex(): number; lastIndex(): number; entries(lo: number, hi: number, maxBytes: number): Entry[] };
+  /** `read` takes what is only on disk off the event loop. */
+  storage: { firstIndex(): number; lastIndex(): number; read(lo: number, hi: number, maxBytes: number): Promise<Entry[]> };
   /** The index of the last snapshot restored into the state machine: nothing at or below it is served. */
   snapshotFloor(): number;
   applied(): number;
@@ -41,9 +42,11 @@ export class CommittedEntries {
       if (next <= upTo) {
         let batch: Entry[];
         try {
-          batch = storage.entries(next, Math.min(upTo + 1, next + 1024), 4 * 1024 * 1024);
+          // Committed entries: whatever changes in the log while this reads, they stay what they are.
+          batch = await storage.read(next, Math.min(upTo + 1, next + 1024), 4 * 1024 * 1024);
         } catch (err) {
           if (err instanceof CompactedError) throw new CompactedRangeError(next, storage.firstIndex());
+          if (this.source.stopped()) return; // the log closed under the read: the reader ends, as it would have
           throw err;
         }
         for (const e of batch) {

@@ -364,7 +364,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     return this.deadlines.run('barrier', (resolve, reject) => this.barriers.wait(resolve, reject));
   }
 
-  /** Committed records from `from` on, in order, then new ones as they are applied, until the log closes. */
+  /**
+   * Committed records from `from` on, in order, then new ones as they are applied, until the
+   * log closes. Records older than the WAL keeps in memory are read off the event loop.
+   */
   entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
     return this.committed.read(options);
   }

@@ -159,6 +159,19 @@ export class RaftStorage implements Storage {
     return out;
   }
 
+  /** As entries(), reading what the WAL holds only on disk off the calling thread. */
+  async read(lo: number, hi: number, maxSize: number): Promise<Entry[]> {
+    if (lo >= hi || lo <= this.snapIndex() || lo >= this.wal.cachedFrom) return this.entries(lo, hi, maxSize);
+    if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
+    if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
+    try {
+      return await this.wal.entries(lo, hi, maxSize);
+    } catch (err) {
+      if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
+      throw err;
+    }
+  }
+
   /** Catch-up reads in flight or waiting to be sent. */
   get catchUpReads(): number {
     return this.reads.size;

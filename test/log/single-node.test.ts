@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { Wal } from '../../src/wal/index.js';
 import { RecordingMachine, enc, pos, tempDir } from './helpers.js';
 
 describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
@@ -83,6 +85,35 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await reader;
     expect(seen).toEqual(['x0', 'x1', 'x2', 'x3']);
     await log.close();
+  });
+
+  it('entries() reads records older than the WAL keeps in memory off the event loop; a reader whose log closes under a read ends', async () => {
+    const dir = fresh();
+    const wal = await Wal.open(join(dir, 'wal'));
+    let readsOnLoop = 0;
+    const entriesSync = wal.entriesSync.bind(wal);
+    wal.entriesSync = (lo, hi, maxBytes) => {
+      if (lo < wal.cachedFrom) readsOnLoop++;
+      return entriesSync(lo, hi, maxBytes);
+    };
+    const log = await ReplicatedLog.open({ dataDir: dir }, { wal });
+    // 12 MiB in 64 KiB records, one a turn: the WAL keeps the newest 8 MiB in memory.
+    const record = (k: number): Buffer => Buffer.alloc(64 * 1024, k % 251);
+    for (let k = 0; k < 192; k++) await log.append(record(k));
+    expect(wal.cachedFrom).toBeGreaterThan(wal.firstIndex + 16);
+    let k = 0;
+    for await (const e of log.entries()) {
+      expect(Buffer.compare(Buffer.from(e.data), record(k))).toBe(0);
+      if (++k === 192) break;
+    }
+    expect(readsOnLoop).toBe(0);
+
+    const reader = log.entries({ from: 1 })[Symbol.asyncIterator]();
+    const first = reader.next(); // a read from disk in flight
+    await log.close();
+    const got = await first;
+    if (!got.done) expect(Buffer.compare(Buffer.from(got.value.data), record(0))).toBe(0);
+    await expect(reader.next()).resolves.toMatchObject({ done: true });
   });
 
   it('rejects bad input and calls after close with coded errors', async () => {
