@@ -6,10 +6,9 @@ import type { LogStore } from './log-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
 /**
- * The catch-up window holds at most this much entry data, whatever its entry count. It is
- * read on the event loop, before the snapshot's marker makes those entries unreadable in
- * the WAL: at most the WAL's default cache, which usually holds it, so that taking a
- * snapshot never stalls the node on disk reads. A follower further behind gets a snapshot.
+ * The catch-up window holds at most this much entry data, whatever its entry count: it is
+ * read before the snapshot's marker makes those entries unreadable in the WAL, and kept in
+ * memory. A follower further behind gets a snapshot.
  */
 const WINDOW_MAX_BYTES = 8 * 1024 * 1024;
 
@@ -230,7 +229,7 @@ export class RaftStorage implements Storage {
     return this.serialSnapshot(async () => {
       if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
       // Read before the WAL's marker makes them unreadable there.
-      const window = this.catchUpWindow(index, keepEntries);
+      const window = await this.catchUpWindow(index, keepEntries);
       await this.record(await this.snapshots.save({ meta: { index, term, conf }, data }), false, window);
     });
   }
@@ -268,8 +267,8 @@ export class RaftStorage implements Storage {
     await this.snapshots.prune(index);
   }
 
-  /** Up to `keep` entries ending at `index`, at most WINDOW_MAX_BYTES of data, read now. */
-  private catchUpWindow(index: number, keep: number): { entries: Entry[]; prevTerm: number } {
+  /** Up to `keep` entries ending at `index`, at most WINDOW_MAX_BYTES of data, read now (from disk off the event loop). */
+  private async catchUpWindow(index: number, keep: number): Promise<{ entries: Entry[]; prevTerm: number }> {
     // The newest entries that fit, sized from the WAL's index before anything is read.
     const floor = Math.max(this.firstIndex(), index - keep + 1);
     let lo = index + 1;
@@ -280,7 +279,7 @@ export class RaftStorage implements Storage {
     if (lo > index) return { entries: [], prevTerm: 0 };
     const entries: Entry[] = [];
     for (let next = lo; next <= index;) {
-      const batch = this.entries(next, index + 1, WINDOW_MAX_BYTES);
+      const batch = await this.read(next, index + 1, WINDOW_MAX_BYTES);
       for (const e of batch) entries.push(e);
       next += batch.length;
     }

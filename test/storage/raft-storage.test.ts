@@ -201,6 +201,27 @@ describe('RaftStorage over the native WAL', () => {
     await wal.close();
   });
 
+  it('a local compaction reads the catch-up window the WAL keeps only on disk off the calling thread', async () => {
+    const wal = await Wal.open(join(dir(), 'wal'), { sync: 'none', cacheBytes: 64 * 1024 });
+    let readsOnCaller = 0;
+    const entriesSync = wal.entriesSync.bind(wal);
+    wal.entriesSync = (lo, hi, maxBytes) => {
+      if (lo < wal.cachedFrom) readsOnCaller++;
+      return entriesSync(lo, hi, maxBytes);
+    };
+    const storage = await RaftStorage.open(wal, new MemorySnapshotStore(), conf);
+    const big = (lo: number, hi: number): Entry[] => entries(lo, hi, 1).map((e) => ({ ...e, data: Buffer.alloc(4096, e.index) }));
+    await storage.persist(ready({ entries: big(1, 100), hardState: { term: 1, vote: 1, commit: 100 } }));
+    expect(wal.cachedFrom).toBeGreaterThan(60); // 64 KiB of 4 KiB entries
+    await storage.compact(90, 1, conf, Buffer.from('sm@90'), 50);
+    expect(readsOnCaller).toBe(0);
+    expect(storage.firstIndex()).toBe(41);
+    const window = storage.entries(41, 91, Infinity);
+    expect(window.map((e) => e.index)).toEqual(Array.from({ length: 50 }, (_, i) => 41 + i));
+    expect(window.every((e) => e.data.length === 4096 && e.data[0] === (e.index & 0xff))).toBe(true);
+    await wal.close();
+  });
+
   it('refuses a snapshot file that fails its checksum', async () => {
     const d = dir();
     const store = await FileSnapshotStore.open(d);
