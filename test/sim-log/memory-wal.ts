@@ -288,8 +288,8 @@ export class MemoryWal implements LogStore {
 
   /**
    * As entriesSync, answered after a simulated read delay. What it returns was read at the
-   * call: a log compacted or rewritten meanwhile shows as stale entries, as a real read racing
-   * such a change could return.
+   * call: a log compacted or rewritten meanwhile shows as stale entries, which the caller must
+   * notice, as it must after a real read that completed just before such a change.
    */
   entries(lo: number, hi: number, maxBytes = Infinity): Promise<Entry[]> {
     let read: Entry[];
