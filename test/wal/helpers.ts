@@ -1,7 +1,7 @@
 import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WalEntry } from '../../src/wal/index.js';
+import type { Wal, WalEntry } from '../../src/wal/index.js';
 
 const made: string[] = [];
 
@@ -52,4 +52,15 @@ export function range(lo: number, hi: number, term = 1, salt = 0, length?: numbe
 /** Plain objects with plain Uint8Arrays, so that toEqual compares content, not Buffer vs Uint8Array. */
 export function plain(es: WalEntry[]): { index: number; term: number; type: number; data: number[] }[] {
   return es.map((e) => ({ index: e.index, term: e.term, type: e.type, data: Array.from(e.data) }));
+}
+
+/** Counts the reads `wal` makes from disk on the calling thread (entriesSync below its cache) from now on. */
+export function countReadsOnCaller(wal: Wal): () => number {
+  let reads = 0;
+  const entriesSync = wal.entriesSync.bind(wal);
+  wal.entriesSync = (lo, hi, maxBytes) => {
+    if (lo < wal.cachedFrom) reads++;
+    return entriesSync(lo, hi, maxBytes);
+  };
+  return () => reads;
 }
