@@ -127,9 +127,7 @@ export class RaftStorage implements Storage {
    * without holding the event loop.
    */
   entriesToSend(lo: number, hi: number, maxSize: number): Entry[] {
-    if (this.onEntriesFetched === null || lo >= hi || lo <= this.snapIndex() || lo >= this.wal.cachedFrom) return this.entries(lo, hi, maxSize);
-    if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
-    if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
+    if (this.onEntriesFetched === null || !this.onDisk(lo, hi)) return this.entries(lo, hi, maxSize);
     const out = this.stillHeld(lo, this.reads.take(lo, hi, maxSize), hi, maxSize);
     if (out.length === 0) {
       // The log changed under the read (compacted, or replaced after a lost leadership).
@@ -139,6 +137,11 @@ export class RaftStorage implements Storage {
     const next = lo + out.length;
     if (next < hi && next < this.wal.cachedFrom) this.reads.start(next, hi, maxSize);
     return out;
+  }
+
+  /** [lo, hi) is a readable range that starts where the WAL holds entries only on disk; entries() serves, or refuses, any other. */
+  private onDisk(lo: number, hi: number): boolean {
+    return lo < hi && lo < this.wal.cachedFrom && lo > this.snapIndex() && lo >= this.firstIndex() && hi <= this.lastIndex() + 1;
   }
 
   /** The leading entries of a finished read that the log still holds, from `lo`, below `hi`, within maxSize. */
@@ -160,9 +163,7 @@ export class RaftStorage implements Storage {
 
   /** As entries(), reading what the WAL holds only on disk off the calling thread. */
   async read(lo: number, hi: number, maxSize: number): Promise<Entry[]> {
-    if (lo >= hi || lo <= this.snapIndex() || lo >= this.wal.cachedFrom) return this.entries(lo, hi, maxSize);
-    if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
-    if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
+    if (!this.onDisk(lo, hi)) return this.entries(lo, hi, maxSize);
     try {
       return await this.wal.entries(lo, hi, maxSize);
     } catch (err) {
