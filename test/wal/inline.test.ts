@@ -66,25 +66,36 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     // running inline is then the right choice. (On a disk too slow for inline, every job
     // goes to the thread and only the grouping is checked.)
     const wal = await Wal.open(tempDir(), { preallocate: 'none' });
-    for (let i = 1; i <= 10; i++) await wal.append(range(i, i + 1));
-    const before = wal.stats();
-    // Each append its own job (the WAL collects a job until the microtasks run out), none
-    // awaited, submitted microseconds apart: inline, each would be a group of its own.
-    const calls: Promise<void>[] = [];
-    for (let i = 11; i <= 410; i++) {
-      calls.push(wal.append(range(i, i + 1)));
-      await Promise.resolve();
+    let next = 1;
+    const burst = async (): Promise<string | null> => {
+      // Appends awaited one by one: inline, as a lone caller's should be.
+      for (const end = next + 10; next < end; next++) await wal.append(range(next, next + 1));
+      const before = wal.stats();
+      // Each append its own job (the WAL collects a job until the microtasks run out), none
+      // awaited, submitted microseconds apart: inline, each would be a group of its own.
+      const calls: Promise<void>[] = [];
+      for (const end = next + 400; next < end; next++) {
+        calls.push(wal.append(range(next, next + 1)));
+        await Promise.resolve();
+      }
+      await Promise.all(calls);
+      const after = wal.stats();
+      const inline = after.inlineGroups - before.inlineGroups;
+      const groups = after.groups - before.groups;
+      // Stuck inline, nearly all 400 would be groups of one (15 of every 16 inline).
+      return inline < 200 && groups < 200 ? null : `${inline} inline of ${groups} groups`;
+    };
+    // A loaded machine that deschedules this thread while the writer syncs makes the
+    // appends truly slower than the disk, and inline then rightly resumes (219 of 239
+    // seen once under a parallel test run). A burst that does so is measured again: stuck
+    // inline, every burst fails.
+    const failed: string[] = [];
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const seen = await burst();
+      if (seen === null) break;
+      failed.push(seen);
     }
-    await Promise.all(calls);
-    const after = wal.stats();
-    const inline = after.inlineGroups - before.inlineGroups;
-    const groups = after.groups - before.groups;
-    // Stuck inline, nearly all 400 would be groups of one (15 of every 16 inline). A loaded
-    // machine that descheduled this thread while the writer finished lets a run of them find
-    // it idle again (83 inline seen under a parallel test run), so the bounds leave room.
-    const seen = `${inline} inline of ${groups} groups`;
-    expect(inline, seen).toBeLessThan(200);
-    expect(groups, seen).toBeLessThan(200);
+    expect(failed.length, failed.join('; ')).toBeLessThan(4);
     await wal.close();
   });
 
