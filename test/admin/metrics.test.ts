@@ -24,7 +24,7 @@ async function trio(logger?: RecordingLogger) {
   const ports = await freePorts(4);
   const peers: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
   const logs = new Map<number, ReplicatedLog<number>>();
-  const opts = { clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2 } as const;
+  const opts = { clusterSecret: SECRET, tickMs: 10, electionTicks: 40, heartbeatTicks: 2 } as const;
   await Promise.all(
     [1, 2, 3].map(async (id) => {
       const t = tempDir();

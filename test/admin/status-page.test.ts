@@ -48,7 +48,7 @@ describe('the status page', () => {
         peers,
         clusterSecret: 'the status page test secret',
         tickMs: 10,
-        electionTicks: 20,
+        electionTicks: 40,
         heartbeatTicks: 2,
       });
       cleanups.push(() => log.close());

@@ -162,8 +162,10 @@ describe('operating a cluster of processes', () => {
     })();
     await waitFor('writes', () => acked.length >= 20, 30_000);
 
-    // /metrics parses, and the commit index grows under writes.
-    const leaderAdmin = `http://127.0.0.1:${nodes[status.leader! - 1]!.admin}`;
+    // /metrics parses, and the commit index grows under writes. (The leader asked again: on a
+    // loaded machine it may have changed since the first status.)
+    const { leader } = await ctlJson<Status>(['status', '--admin', admins([1, 2, 3])]);
+    const leaderAdmin = `http://127.0.0.1:${nodes[leader! - 1]!.admin}`;
     const scrape = async (): Promise<Map<string, number>> =>
       parsePrometheus(await (await fetch(`${leaderAdmin}/metrics`, { headers: { authorization: 'Bearer an admin token' } })).text());
     const m1 = await scrape();
@@ -203,7 +205,8 @@ describe('operating a cluster of processes', () => {
     expect(afterRemove.map((m) => m.id)).toEqual([1, 2, 3]);
 
     // leader transfer to a follower.
-    const target = [1, 2, 3].find((id) => id !== status.leader)!;
+    const current = await ctlJson<Status>(['status', '--admin', admins([1, 2, 3])]);
+    const target = [1, 2, 3].find((id) => id !== current.leader)!;
     const transfer = await ctl(['leader', 'transfer', String(target), '--admin', admins([1, 2, 3])]);
     expect(transfer.code, transfer.stderr).toBe(0);
     const moved = await ctlJson<Status>(['status', '--admin', admins([1, 2, 3])]);

@@ -19,7 +19,7 @@ it('turns one survivor into a one-member cluster that serves what it held and ta
   const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
   const dirs = [1, 2, 3].map(() => tempDir());
   for (const d of dirs) cleanups.push(d.cleanup);
-  const opts = { clusterSecret: 'a secret for the recover test', tickMs: 10, electionTicks: 10, heartbeatTicks: 2, snapshotEvery: 30 } as const;
+  const opts = { clusterSecret: 'a secret for the recover test', tickMs: 10, electionTicks: 40, heartbeatTicks: 2, snapshotEvery: 30 } as const;
   const logs = await Promise.all(
     [1, 2, 3].map((id) => ReplicatedLog.open<unknown>({ dataDir: dirs[id - 1]!.dir, id, peers, stateMachine: new KvStateMachine() as never, ...opts })),
   );

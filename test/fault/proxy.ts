@@ -57,7 +57,9 @@ export interface FaultProxyOptions {
 
 /** A hello is small; anything longer, or nothing within SNIFF_MS, is not one. */
 const HELLO_MAX_BYTES = 4096;
-const SNIFF_MS = 100;
+// Long enough for a loaded machine: a raftlog dialer sends its hello at once, and routing it by
+// the port instead would put it on the wrong link.
+const SNIFF_MS = 1_000;
 
 /** Bytes waiting in one pipe's delay queue beyond which the dialer is no longer read. */
 const MAX_DELAYED_BYTES = 4 * 1024 * 1024;

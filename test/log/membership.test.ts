@@ -54,7 +54,7 @@ describe('ReplicatedLog membership', () => {
         stateMachine: m.sm,
         clusterSecret: SECRET,
         tickMs: 10,
-        electionTicks: 10,
+        electionTicks: 40,
         heartbeatTicks: 2,
         ...extra,
       });

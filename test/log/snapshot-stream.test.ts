@@ -40,7 +40,7 @@ describe('snapshots through the log', () => {
         stateMachine: n.kv,
         clusterSecret: SECRET,
         tickMs: 10,
-        electionTicks: 10,
+        electionTicks: 40,
         heartbeatTicks: 2,
         snapshotEvery: 20,
         snapshotCatchUpEntries: 0,

@@ -541,7 +541,8 @@ describe('TcpTransport', () => {
   it('resumes after back-pressure: a slow reader gets the newest messages, in order, without the shed ones', async () => {
     const indexes: number[] = [];
     const { sink, port, reader } = await stalledPeer((m) => indexes.push(m.index));
-    const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxQueueBytes: 256 * 1024 });
+    // The fake peer never pings back: a long idle limit keeps the test about back-pressure, not liveness.
+    const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxQueueBytes: 256 * 1024, electionTimeoutMs: 60_000 });
     const big = new Uint8Array(16 * 1024);
     const total = 1200;
     for (let i = 0; i < total; i++) {
@@ -562,7 +563,7 @@ describe('TcpTransport', () => {
   it('writes a heartbeat sent while a slow peer holds up entries ahead of the entries still queued', async () => {
     const received: { type: MessageType; index: number }[] = [];
     const { sink, port, reader } = await stalledPeer((m) => received.push({ type: m.type, index: m.index }));
-    const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` } });
+    const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, electionTimeoutMs: 60_000 }); // as above
     await until(() => reader() !== undefined, 'the connection');
     const big = new Uint8Array(16 * 1024);
     const total = 1000; // 16 MB: more than the socket buffers take, less than maxQueueBytes
