@@ -17,7 +17,7 @@ import { machineAtStart, type Machine } from './machine.js';
 import { Payloads } from './payloads.js';
 import { freePorts } from './ports.js';
 import { CliError } from './failure.js';
-import { cpuSeconds } from './process-cpu.js';
+import { processStat } from './process-cpu.js';
 import {
   CpuProfiler,
   DEFAULT_PROFILE_DIR,
@@ -444,12 +444,14 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
  */
 export async function settled(log: Pick<ReplicatedLog, 'status'>, pids: number[]): Promise<void> {
   const deadline = Date.now() + 30_000;
-  let before = pids.map(nodeCpuSeconds);
+  let before = pids.map(nodeStat);
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
     const s = log.status();
-    const now = pids.map(nodeCpuSeconds);
-    const idle = now.every((c, i) => c - before[i]! < 0.02);
+    const now = pids.map(nodeStat);
+    // One waiting for a core (state R) is busy however little CPU it got: on a loaded machine,
+    // a node with work to do can be starved below the threshold.
+    const idle = now.every((n, i) => n.cpuSeconds - before[i]!.cpuSeconds < 0.02 && n.state !== 'R');
     before = now;
     if (idle && Object.values(s.progress ?? {}).every((p) => p.match >= s.lastIndex)) return;
   }
@@ -457,8 +459,12 @@ export async function settled(log: Pick<ReplicatedLog, 'status'>, pids: number[]
 
 /** A cluster node's CPU seconds so far; a node that is gone ends the bench, which would otherwise measure two nodes. */
 export function nodeCpuSeconds(pid: number): number {
+  return nodeStat(pid).cpuSeconds;
+}
+
+function nodeStat(pid: number): { cpuSeconds: number; state: string } {
   try {
-    return cpuSeconds(pid);
+    return processStat(pid);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     throw new CliError('BENCH_NODE_EXITED', `a cluster node (pid ${pid}) exited during the run; its error output, if any, is above`);

@@ -20,8 +20,17 @@ export function clockTicksPerSecond(): number {
 
 /** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat. */
 export function cpuSeconds(pid: number): number {
+  return processStat(pid).cpuSeconds;
+}
+
+/**
+ * A process's CPU seconds so far and its state letter (R running or waiting for a core, S
+ * sleeping, D in uninterruptible I/O, ...), from /proc/<pid>/stat.
+ */
+export function processStat(pid: number): { cpuSeconds: number; state: string } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond(); // utime, stime: fields 14 and 15
+  // state, utime, stime: fields 3, 14 and 15
+  return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond(), state: fields[0]! };
 }

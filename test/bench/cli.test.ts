@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { settled } from '../../src/cli/bench.js';
+import { processStat } from '../../src/cli/process-cpu.js';
 import { analyzeProfile, type CpuProfile } from '../../src/cli/profile.js';
 import type { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { tempDir } from '../log/helpers.js';
@@ -128,6 +129,25 @@ it("a cluster's turn ends once every follower holds every entry and their proces
   const started = Date.now();
   await settled(log, [busy.pid!]);
   expect(Date.now() - started).toBeGreaterThanOrEqual(1200);
+});
+
+it("reads another process's CPU time and state: a spinning one runs (R), a waiting one sleeps (S)", async () => {
+  const spin = spawn(process.execPath, ['-e', 'for (;;);']);
+  const sleep = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)']);
+  cleanups.push(
+    () => spin.kill(),
+    () => sleep.kill(),
+  );
+  // Once started (a loaded machine may take seconds), the waiting one sleeps for good.
+  let waiting = '';
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline && waiting !== 'S';) {
+    await new Promise((r) => setTimeout(r, 100));
+    waiting = processStat(sleep.pid!).state;
+  }
+  expect(waiting).toBe('S');
+  const s = processStat(spin.pid!);
+  expect(s.state).toBe('R');
+  expect(s.cpuSeconds).toBeGreaterThan(0);
 });
 
 it('a cluster node that exits during a run ends the bench with a coded error naming it', async () => {
