@@ -76,6 +76,26 @@ async function states(ps: Promise<void>[]): Promise<string[]> {
 }
 
 describe('JobQueue', () => {
+  it('hands a turn over in jobs of about a megabyte as it packs them, so the writer starts on the first while the rest is packed', async () => {
+    const { jobs, w } = queue();
+    const KIB = 1024;
+    const ps: Promise<void>[] = [];
+    let offset = 0;
+    const add = (n: number): void => {
+      ps.push(write(jobs, n, offset, 1));
+      offset += n;
+    };
+    for (let k = 0; k < 3; k++) add(400 * KIB);
+    expect(w.submitted.map((j) => j.buffers)).toEqual([4]); // 1,200 KiB reached: three writes and their marker, at once
+    for (let k = 0; k < 2; k++) add(400 * KIB);
+    add(100);
+    expect(w.submitted).toHaveLength(1); // 800 KiB: collected until the turn ends
+    await Promise.resolve();
+    expect(w.submitted.map((j) => j.buffers)).toEqual([4, 4]);
+    jobs.onReport(2);
+    expect(await states(ps)).toEqual(ps.map(() => 'resolved'));
+  });
+
   it('joins the writes of one turn into one job that ends with a marker, and settles them in order as reports come', async () => {
     const { jobs, w, lowest } = queue();
     const a = [write(jobs, 40, 0, 1), write(jobs, 24, 40, 3)];
