@@ -1,8 +1,9 @@
 // The jobs between the event loop and the native writer thread. Every write made
 // before the current microtasks run out goes into one job (up to about a megabyte):
 // the writer then sees a whole round of pipelined appends at once instead of
-// catching the first of them alone, and a turn costs one native call. Jobs become durable, and their promises
-// settle, in the order they were submitted; after a failure every later one fails.
+// catching the first of them alone, and a turn costs one native call. Jobs become
+// durable, and their promises settle, in the order they were submitted; after a
+// failure every later one fails.
 import { defer } from '../defer.js';
 import { addon, type NativeHandle } from './addon.js';
 import { WalIoError } from './errors.js';
