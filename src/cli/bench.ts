@@ -449,9 +449,9 @@ export async function settled(log: Pick<ReplicatedLog, 'status'>, pids: number[]
     await new Promise((r) => setTimeout(r, 200));
     const s = log.status();
     const now = pids.map(nodeStat);
-    // One waiting for a core (state R) is busy however little CPU it got: on a loaded machine,
-    // a node with work to do can be starved below the threshold.
-    const idle = now.every((n, i) => n.cpuSeconds - before[i]!.cpuSeconds < 0.02 && n.state !== 'R');
+    // One waiting for a core (state R) or for the disk (D) is busy however little CPU it got:
+    // on a loaded machine, a node with work to do can be starved below the threshold.
+    const idle = now.every((n, i) => n.cpuSeconds - before[i]!.cpuSeconds < 0.02 && n.state !== 'R' && n.state !== 'D');
     before = now;
     if (idle && Object.values(s.progress ?? {}).every((p) => p.match >= s.lastIndex)) return;
   }
