@@ -136,7 +136,7 @@ const SECTIONS: Record<string, Section> = {
   wal: {
     title: 'Write-ahead log',
     about:
-      '`npm run bench -- wal`: the native WAL and a plain Node group-commit writer, `inflight` appends of `batch` records outstanding, every append durable, every record a different slice of random bytes; each case is measured after a warm-up under the same load (a quarter of the measured time, at most 0.5 s). Every case writes new segments only, except wal/steady: the 1 KiB x 64 x 256 case as a log that compacts as it goes (a snapshot marker and a release per segment written), whose released segments are recycled.',
+      '`npm run bench -- wal`: the native WAL and a plain Node group-commit writer, `inflight` appends of `batch` records outstanding, every append durable, every record a different slice of random bytes; each case is measured after a warm-up under the same load (a quarter of the measured time, at most 0.5 s). Every case writes new segments only, except wal/steady: the 1 KiB x 64 x 256 case as a log that compacts as it goes (a snapshot marker and a release per segment written), whose released segments are recycled, and wal/steady-one-turn: the same with every append issued in the turn its slot frees (the others issue at most 1,024 records a turn).',
     notes: (r) => {
       const p = r.paced as Json | undefined;
       return [

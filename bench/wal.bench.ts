@@ -101,7 +101,14 @@ interface Appender {
 }
 
 /** Drives `inflight` outstanding appends of `batch` records for `ms`; measures windows, latency and loop delay. */
-async function drive(w: Appender, size: number, batch: number, inflight: number, ms: number): Promise<Omit<Row, 'writer' | 'size' | 'batch' | 'inflight'>> {
+async function drive(
+  w: Appender,
+  size: number,
+  batch: number,
+  inflight: number,
+  ms: number,
+  slice = SLICE_RECORDS,
+): Promise<Omit<Row, 'writer' | 'size' | 'batch' | 'inflight'>> {
   const payloads = new Payloads(size);
   let next = 1;
   const makeBatch = (): WalEntry[] => {
@@ -160,7 +167,7 @@ async function drive(w: Appender, size: number, batch: number, inflight: number,
     };
     const issue = (): void => {
       scheduled = false;
-      let budget = SLICE_RECORDS;
+      let budget = slice;
       while (!stop && outstanding < inflight && budget > 0) {
         outstanding++;
         budget -= batch;
@@ -454,7 +461,7 @@ export default async function walBench(args: string[]): Promise<void> {
   const inflights = [1, 16, 256];
   // 1 KiB x 1024 records x 256 in flight would hold 256 MiB in flight and adds nothing the 16-in-flight case does not show.
   const skip = (size: number, batch: number, inflight: number): boolean => size * batch * inflight > 64 * 1024 * 1024;
-  type Case = { writer: string; size: number; batch: number; inflight: number; options?: WalOptions; compact?: boolean; rawBefore?: boolean };
+  type Case = { writer: string; size: number; batch: number; inflight: number; options?: WalOptions; compact?: boolean; rawBefore?: boolean; slice?: number };
   const mainCases: Case[] = [];
   for (const size of only ? [] : sizes)
     for (const batch of batches)
@@ -492,6 +499,9 @@ export default async function walBench(args: string[]): Promise<void> {
     // released segments are recycled and it writes into blocks written before, as the raw
     // overwrite pattern does (the cases above only ever write new files).
     cases.push({ writer: 'wal/steady', size: 1024, batch: 64, inflight: 256, compact: true });
+    // The same, every append issued in the turn that frees its slot (16 MiB in one turn at
+    // the start): the WAL hands such a turn over in pieces as it packs them.
+    cases.push({ writer: 'wal/steady-one-turn', size: 1024, batch: 64, inflight: 256, compact: true, slice: Infinity });
   }
 
   const rows: Row[] = [];
@@ -542,7 +552,7 @@ export default async function walBench(args: string[]): Promise<void> {
     mkdirSync(dir);
     process.stdout.write(`[${++n}/${total}] ${c.writer} ${c.size} B x ${c.batch} per append, ${c.inflight} in flight ... `);
     const w = c.writer === 'node' ? nodeAppender(dir) : await walAppender(dir, { sync: 'always', ...c.options }, c.compact);
-    const r = await profiler.around(c.writer, `${c.writer}-${c.size}b-x${c.batch}-${c.inflight}`, () => drive(w, c.size, c.batch, c.inflight, ms));
+    const r = await profiler.around(c.writer, `${c.writer}-${c.size}b-x${c.batch}-${c.inflight}`, () => drive(w, c.size, c.batch, c.inflight, ms, c.slice));
     await w.close();
     rmSync(dir, { recursive: true, force: true });
     measured.push({ writer: c.writer, size: c.size, batch: c.batch, inflight: c.inflight, ...r });
