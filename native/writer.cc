@@ -108,6 +108,8 @@ int64_t Writer::Submit(Job job, bool mayInline) {
   }
   inlineRun_ = 0;
   queue_.push_back(std::move(job));
+  // Woken while this thread still held the lock, the writer would only block on it again.
+  lock.unlock();
   cv_.notify_one();
   return id;
 }
