@@ -86,12 +86,22 @@ int64_t Writer::Submit(Job job, bool mayInline) {
   job.id = nextId_++;
   const auto id = static_cast<int64_t>(job.id);
   const bool idle = !busy_ && queue_.empty() && !stopping_;
-  idleStreak_ = idle ? std::min(idleStreak_ + 1, kInlineIdleStreak + 1) : 0;
-  if (mayInline && idle && job.type == Job::kWrite && idleStreak_ > kInlineIdleStreak && ++inlineRun_ < kInlineProbe &&
-      fsyncAvgNs_.load() <= kInlineMaxFsyncNs) {
+  // Busy only zeroing ahead, which an inline job starts: that says nothing about the caller.
+  const bool zeroing = !idle && preparing_ && queue_.empty();
+  if (idle) {
+    idleStreak_ = std::min(idleStreak_ + 1, kInlineIdleStreak + 1);
+    if (probed_) probeEvery_ = std::min(probeEvery_ * 2, kInlineProbeMax);  // the caller waited for the look
+  } else if (!zeroing) {
+    idleStreak_ = 0;
+    probeEvery_ = kInlineProbe;
+  }
+  probed_ = false;
+  if (mayInline && idle && job.type == Job::kWrite && idleStreak_ > kInlineIdleStreak && fsyncAvgNs_.load() <= kInlineMaxFsyncNs) {
     size_t bytes = 0;
     for (const Chunk& c : job.chunks) bytes += c.end - c.begin;
-    if (bytes <= kInlineMaxBytes) {
+    if (bytes <= kInlineMaxBytes && ++inlineRun_ >= probeEvery_) {
+      probed_ = true;  // to the thread, to look
+    } else if (bytes <= kInlineMaxBytes) {
       busy_ = true;
       lock.unlock();
       switch (Inline(job)) {

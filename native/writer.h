@@ -61,10 +61,16 @@ constexpr uint64_t kInlineMaxFsyncNs = 1000000;
 // Only for a caller that waits for each commit before the next, though: one that
 // keeps submitting while an fdatasync runs gains more from the thread, which
 // overlaps its work with the sync and groups its jobs. That shows as jobs that
-// find the writer busy; inline jobs hide it (the writer is never busy), so every
-// kInlineProbe-th job goes to the thread to look, and inline resumes only after
-// kInlineIdleStreak jobs in a row found the writer idle.
+// find the writer busy; inline jobs hide it (the writer is never busy), so now
+// and then a job goes to the thread to look, and inline resumes only after
+// kInlineIdleStreak jobs in a row found the writer idle. A look costs the
+// lone caller two thread wake-ups: the first comes after kInlineProbe inline
+// jobs, and each look that finds the caller waiting doubles the interval to
+// the next, up to kInlineProbeMax, until a job finds the writer busy with
+// another. (With every 16th job looking, a lone caller made 3-11% fewer
+// commits per second.)
 constexpr int kInlineProbe = 16;
+constexpr int kInlineProbeMax = 256;
 constexpr int kInlineIdleStreak = 4;
 // The most a direct write stages and writes at once (a multiple of
 // kDirectBlock): a larger group goes out in pieces, so that one large batch
@@ -191,6 +197,8 @@ class Writer {
   bool prepareWanted_ = false;
   int idleStreak_ = 0;   // jobs in a row that found the writer idle
   int inlineRun_ = 0;    // inline jobs since the last one that went to the thread
+  int probeEvery_ = kInlineProbe;  // the job after this many inline ones goes to the thread to look
+  bool probed_ = false;  // the last job went to the thread to look
   bool preparing_ = false;  // the writer thread is in PrepareAhead
 
   // Whoever is busy_ (the writer thread, or the submitting thread inline).
