@@ -197,7 +197,7 @@ class Writer {
   bool prepareWanted_ = false;
   int idleStreak_ = 0;   // jobs in a row that found the writer idle
   int inlineRun_ = 0;    // inline jobs since the last one that went to the thread
-  int probeEvery_ = kInlineProbe;  // the job after this many inline ones goes to the thread to look
+  int probeEvery_ = kInlineProbe;  // every probeEvery_-th job that could run inline goes to the thread to look
   bool probed_ = false;  // the last job went to the thread to look
   bool preparing_ = false;  // the writer thread is in PrepareAhead
 
