@@ -4,6 +4,7 @@
 // catching the first of them alone, and a turn costs one native call. Jobs become
 // durable, and their promises settle, in the order they were submitted; after a
 // failure every later one fails.
+import { performance } from 'node:perf_hooks';
 import { defer } from '../defer.js';
 import { addon, type NativeHandle } from './addon.js';
 import { WalIoError } from './errors.js';
@@ -31,6 +32,14 @@ export interface JobQueueHost {
  * whole turn would leave each waiting for the other (16 MiB in one turn: 0.6x the MB/s).
  */
 const JOB_BYTES_AT_ONCE = 1024 * 1024;
+
+/**
+ * An inline job holds the event loop for its write and sync, and a caller that awaits
+ * each append in a loop submits the next from a microtask: the loop would not turn
+ * until a job went to the writer thread. After this long of inline jobs with no turn
+ * of the loop, the next inline job is reported in the loop's next turn instead.
+ */
+const INLINE_RUN_MS = 1;
 
 /** The id of a write whose job is still being collected in this turn. */
 const UNASSIGNED = Infinity;
@@ -75,6 +84,8 @@ export class JobQueue {
   readonly #slabs = new SlabPool();
   /** The largest job the native writer runs on the submitting thread (read here: the addon loads on first use). */
   readonly #inlineMaxBytes = addon().inlineMaxBytes;
+  /** When the first inline job since the event loop last turned was done (-1: none since). */
+  #inlineRunStart = -1;
   #closing = false;
 
   constructor(
@@ -202,7 +213,23 @@ export class JobQueue {
       }
     }
     // Negative: the writer was idle and the job ran during submit; it is durable already.
-    if (id < 0) this.onReport(job);
+    if (id < 0) this.#inlineDone(job);
+  };
+
+  #inlineDone(job: number): void {
+    if (this.#inlineRunStart < 0) {
+      this.#inlineRunStart = performance.now();
+      setImmediate(this.#loopTurned);
+    } else if (performance.now() - this.#inlineRunStart >= INLINE_RUN_MS) {
+      // A later job reported first reports this one too, in order.
+      setImmediate(() => this.onReport(job));
+      return;
+    }
+    this.onReport(job);
+  }
+
+  readonly #loopTurned = (): void => {
+    this.#inlineRunStart = -1;
   };
 
   /** The native writer reports after each group commit: every job up to lastId is durable, or failed. */
