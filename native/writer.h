@@ -64,10 +64,10 @@ constexpr uint64_t kInlineMaxFsyncNs = 1000000;
 // find the writer busy; inline jobs hide it (the writer is never busy), so now
 // and then a job goes to the thread to look, and inline resumes only after
 // kInlineIdleStreak jobs in a row found the writer idle. A look costs the
-// lone caller two thread wake-ups: the first comes after kInlineProbe inline
-// jobs, and each look that finds the caller waiting doubles the interval to
-// the next, up to kInlineProbeMax, until a job finds the writer busy with
-// another. (With every 16th job looking, a lone caller made 3-11% fewer
+// lone caller two thread wake-ups: the kInlineProbe-th job that could run
+// inline looks, and each look that finds the caller waiting doubles the
+// interval to the next, up to kInlineProbeMax, until a job finds the writer
+// busy with another. (With every 16th job looking, a lone caller made 3-11% fewer
 // commits per second.)
 constexpr int kInlineProbe = 16;
 constexpr int kInlineProbeMax = 256;
