@@ -99,21 +99,23 @@ int64_t Writer::Submit(Job job, bool mayInline) {
   if (mayInline && idle && job.type == Job::kWrite && idleStreak_ > kInlineIdleStreak && fsyncAvgNs_.load() <= kInlineMaxFsyncNs) {
     size_t bytes = 0;
     for (const Chunk& c : job.chunks) bytes += c.end - c.begin;
-    if (bytes <= kInlineMaxBytes && ++inlineRun_ >= probeEvery_) {
-      probed_ = true;  // to the thread, to look
-    } else if (bytes <= kInlineMaxBytes) {
-      busy_ = true;
-      lock.unlock();
-      switch (Inline(job)) {
-        case InlineResult::kDurable:
-          return -id;
-        case InlineResult::kFailed:
-          return id;  // reported like a queued job
-        case InlineResult::kNotRun:
-          break;
+    if (bytes <= kInlineMaxBytes) {
+      if (++inlineRun_ >= probeEvery_) {
+        probed_ = true;  // to the thread, to look
+      } else {
+        busy_ = true;
+        lock.unlock();
+        switch (Inline(job)) {
+          case InlineResult::kDurable:
+            return -id;
+          case InlineResult::kFailed:
+            return id;  // reported like a queued job
+          case InlineResult::kNotRun:
+            break;
+        }
+        lock.lock();
+        busy_ = false;
       }
-      lock.lock();
-      busy_ = false;
     }
   }
   inlineRun_ = 0;

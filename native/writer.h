@@ -67,8 +67,8 @@ constexpr uint64_t kInlineMaxFsyncNs = 1000000;
 // lone caller two thread wake-ups: the kInlineProbe-th job that could run
 // inline looks, and each look that finds the caller waiting doubles the
 // interval to the next, up to kInlineProbeMax, until a job finds the writer
-// busy with another. (With every 16th job looking, a lone caller made 3-11% fewer
-// commits per second.)
+// busy with another. (With every 16th job looking, a lone caller made 3-11%
+// fewer commits per second.)
 constexpr int kInlineProbe = 16;
 constexpr int kInlineProbeMax = 256;
 constexpr int kInlineIdleStreak = 4;

@@ -37,7 +37,7 @@ const JOB_BYTES_AT_ONCE = 1024 * 1024;
  * An inline job holds the event loop for its write and sync, and a caller that awaits
  * each append in a loop submits the next from a microtask: the loop would not turn
  * until a job went to the writer thread. After this long of inline jobs with no turn
- * of the loop, the next inline job is reported in the loop's next turn instead.
+ * of the loop, the next job is handed over in the loop's next turn instead.
  */
 const INLINE_RUN_MS = 1;
 
@@ -172,7 +172,8 @@ export class JobQueue {
   #open(): Batch {
     if (this.#batch === null) {
       this.#batch = { buffers: [], first: this.#pending.length, bytes: 0 };
-      defer(this.flush);
+      if (this.#inlineRunStart >= 0 && performance.now() - this.#inlineRunStart >= INLINE_RUN_MS) setImmediate(this.flush);
+      else defer(this.flush);
     }
     return this.#batch;
   }
@@ -213,20 +214,14 @@ export class JobQueue {
       }
     }
     // Negative: the writer was idle and the job ran during submit; it is durable already.
-    if (id < 0) this.#inlineDone(job);
-  };
-
-  #inlineDone(job: number): void {
-    if (this.#inlineRunStart < 0) {
-      this.#inlineRunStart = performance.now();
-      setImmediate(this.#loopTurned);
-    } else if (performance.now() - this.#inlineRunStart >= INLINE_RUN_MS) {
-      // A later job reported first reports this one too, in order.
-      setImmediate(() => this.onReport(job));
-      return;
+    if (id < 0) {
+      if (this.#inlineRunStart < 0) {
+        this.#inlineRunStart = performance.now();
+        setImmediate(this.#loopTurned);
+      }
+      this.onReport(job);
     }
-    this.onReport(job);
-  }
+  };
 
   readonly #loopTurned = (): void => {
     this.#inlineRunStart = -1;
