@@ -351,7 +351,7 @@ export class RawNode {
     let payload = 0;
     for (let i = 0; i < committedEntries.length; i++) {
       const e = committedEntries[i]!;
-      payload += e.data.byteLength;
+      payload += e.data.length;
       if (e.type === EntryConfChange) r.confChangesToApply++;
     }
     const last = entries.length > 0 ? entries[entries.length - 1]! : undefined;

@@ -111,7 +111,7 @@ export class RaftStorage implements Storage {
       let bytes = 0;
       for (let i = lo; i < end; i++) {
         const e = this.window[i - first]!;
-        bytes += e.data.byteLength;
+        bytes += e.data.length;
         if (out.length > 0 && bytes > maxSize) break;
         out.push(e);
       }
@@ -154,7 +154,7 @@ export class RaftStorage implements Storage {
       const e = read[k]!;
       // Same index and term: the same entry (Raft's Log Matching property).
       if (e.index !== lo + k || e.index < first || e.index > last || this.term(e.index) !== e.term) break;
-      bytes += e.data.byteLength;
+      bytes += e.data.length;
       if (out.length > 0 && bytes > maxSize) break;
       out.push(e);
     }
@@ -289,7 +289,7 @@ export class RaftStorage implements Storage {
 
   /** Data length of a readable entry: from the window below the snapshot, else from the WAL's index. */
   private dataLength(i: number): number {
-    if (this.window.length > 0 && i <= this.snapIndex()) return this.window[i - this.window[0]!.index]!.data.byteLength;
+    if (this.window.length > 0 && i <= this.snapIndex()) return this.window[i - this.window[0]!.index]!.data.length;
     return this.wal.dataLength(i);
   }
 
