@@ -116,6 +116,9 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     const dir = fresh();
     const log = await ReplicatedLog.open({ dataDir: dir });
     await expect(log.append('text' as unknown as Uint8Array)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // Sizes are counted in elements (`.length`), which are bytes only in a Uint8Array: any other view is refused.
+    await expect(log.append(new Uint16Array(4) as unknown as Uint8Array)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(log.append(new DataView(new ArrayBuffer(4)) as unknown as Uint8Array)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     const inflight = log.append(enc('late')); // made before close: close lets it commit
     await log.close();
     await expect(inflight).resolves.toMatchObject({ index: expect.any(Number) });
