@@ -346,7 +346,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (!(data instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('append(data): data must be a Uint8Array'));
     if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
     const o = this.opts;
-    const size = data.length; // a Uint8Array's byteLength, which the optimizer does not inline
+    const size = data.length; // equals byteLength on a Uint8Array, and unlike it is inlined by the optimizer
     if (size > o.maxRecordBytes) return Promise.reject(new RecordTooLargeError(size, o.maxRecordBytes));
     if (this.proposals.size >= o.maxPendingAppends) return Promise.reject(new OverloadedError(`${this.proposals.size} appends pending (maxPendingAppends)`));
     if (this.proposals.bytes + size > o.maxPendingBytes) return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
