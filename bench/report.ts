@@ -182,6 +182,22 @@ const SECTIONS: Record<string, Section> = {
       rows: rowsOf(r).map((x) => [String(x.case), num(x.opsPerSec), num(x.meanNs), num(x.p99Ns), num(x.samples), num(x.perOp), num(x.nsPerRecord, 1)]),
     }),
   },
+  instructions: {
+    title: 'Instructions per record',
+    about:
+      "`npm run bench -- instructions` (where valgrind is installed): the embedded log under callgrind, a warm-up and then a short and a long stretch of appends in two runs; their difference in instructions over the records that differ, so that start-up and warm-up cancel. User-space instructions of every thread: the kernel's work (writes, fdatasync) is not counted. A count, not a timing: it moves by a few percent between runs where timings here swing by a fifth, and it compares builds on one machine.",
+    table: (r) => ({
+      head: ['system', 'record', 'clients', 'records counted', 'instructions/record (median)', 'rounds'],
+      rows: rowsOf(r).map((x) => [
+        String(x.system),
+        `${num(x.recordBytes)} B`,
+        num(x.clients),
+        num(x.records),
+        num(x.instructionsPerRecord),
+        Array.isArray(x.rounds) ? (x.rounds as unknown[]).map((v) => num(v)).join(', ') : '-',
+      ]),
+    }),
+  },
   recovery: {
     title: 'Recovery from a partition',
     about: '`npm run bench -- recovery`: three nodes over loopback through a fault proxy, default timing.',

@@ -24,6 +24,13 @@ it('renders each known suite as a table with its date and machine, and leaves th
       },
       raft: { date: '2026-01-01T00:00:00.000Z', node: 'v20.1.0', results: [{ batch: 10, medianEntriesPerSec: 1234567, medianBytesPerEntry: 80 }] },
       chaos: { date: '2026-01-01T00:00:00.000Z', linearizable: true },
+      instructions: {
+        suite: 'instructions',
+        date: '2026-01-02T03:04:05.000Z',
+        machine,
+        quick: false,
+        rows: [{ system: 'embedded (1 node)', recordBytes: 100, clients: 256, records: 50000, rounds: [6100, 6012], instructionsPerRecord: 6056 }],
+      },
     },
     new Date('2026-02-03T00:00:00Z'),
   );
@@ -33,6 +40,8 @@ it('renders each known suite as a table with its date and machine, and leaves th
   expect(page).toContain('A `--quick` run');
   expect(page).toContain('on: Node v20.1.0 (partly recorded).');
   expect(page).toContain('| 10 | 1,234,567 | 80 |');
+  expect(page).toContain('## Instructions per record');
+  expect(page).toContain('| embedded (1 node) | 100 B | 256 | 50,000 | 6,056 | 6,100, 6,012 |');
   expect(page).not.toContain('linearizable');
   expect(page).not.toContain('## Write-ahead log');
 });
