@@ -185,7 +185,7 @@ const SECTIONS: Record<string, Section> = {
   instructions: {
     title: 'Instructions per record',
     about:
-      "`npm run bench -- instructions` (where valgrind is installed): the embedded log under callgrind, a warm-up and then a short and a long stretch of appends in two runs; their difference in instructions over the records that differ, so that start-up and warm-up cancel. User-space instructions of every thread: the kernel's work (writes, fdatasync) is not counted. A count, not a timing: it moves by a few percent between runs where timings here swing by a fifth, and it compares builds on one machine.",
+      "`npm run bench -- instructions` (where valgrind is installed): the embedded log under callgrind, a warm-up and then a short and a long stretch of appends in two runs; their difference in instructions over the records that differ, so that start-up and warm-up cancel. User-space instructions of every thread: the kernel's work (writes, fdatasync) is not counted. A count, not a timing: on an otherwise idle machine it moves by a few percent between rounds where timings here swing by a fifth (valgrind runs one thread at a time, so load still shifts batch sizes and the count with them), and it compares builds on one machine.",
     table: (r) => ({
       head: ['system', 'record', 'clients', 'records counted', 'instructions/record (median)', 'rounds'],
       rows: rowsOf(r).map((x) => [
