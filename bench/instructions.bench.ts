@@ -1,9 +1,11 @@
 // Instructions per record, counted by callgrind: a measure of the CPU the log spends
-// that a shared, noisy machine does not blur (timings there swing by a fifth from one
-// minute to the next; these counts by a few percent). Each case runs an embedded log
-// twice under valgrind, a warm-up and then a short or a long measured stretch
-// (instructions-driver.ts); the difference between the two runs over the records
-// that differ is the steady-state cost per record, start-up and warm-up cancelled.
+// that timing noise does not blur (timings on a shared machine swing by a fifth from
+// one minute to the next; on an otherwise idle one these counts move by a few
+// percent, as valgrind runs one thread at a time and load still shifts batch sizes).
+// Each case runs an embedded log twice under valgrind, a warm-up and then a short or
+// a long measured stretch (instructions-driver.ts); the difference between the two
+// runs over the records that differ is the steady-state cost per record, start-up and
+// warm-up cancelled.
 // It counts user-space instructions of every thread, not the kernel's work (the
 // writes and fdatasyncs), so it compares builds on one machine, not machines.
 // `npm run bench -- instructions [--quick]`; skipped where valgrind is not installed.
