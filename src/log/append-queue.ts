@@ -40,8 +40,6 @@ export class AppendQueue {
   private leaderTimerArmed = false;
   /** Proposed batches by age, three numbers each: first seq, last seq, the tick it expires at. */
   private batches: number[] = [];
-  /** Where each proposed entry's records end in the queue, reused from turn to turn. */
-  private readonly ends: number[] = [];
   private batchesHead = 0;
   private ticks = 0;
   private readonly expired: string;
@@ -88,7 +86,7 @@ export class AppendQueue {
       return;
     }
     const seqs = this.seqs;
-    const ends = this.ends;
+    const ends: number[] = [];
     const datas = encodeBatches(this.proposals.origin, seqs, this.payloads, MAX_BATCH_BYTES, ends);
     this.seqs = [];
     this.payloads = [];

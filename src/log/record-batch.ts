@@ -61,8 +61,8 @@ export function recordOrigin(nodeId: number, session: Uint8Array): Uint8Array {
 /**
  * Packs queued records into batches of at most `maxEntryBytes` of records each (a
  * larger record goes alone), one batch per run of consecutive seqs. Returns each
- * batch's data; `ends` receives, per batch, the position in `seqs` one past its last
- * record.
+ * batch's data; `ends` (empty: a fresh array is cheaper than truncating one) receives,
+ * per batch, the position in `seqs` one past its last record.
  */
 export function encodeBatches(
   origin: Uint8Array,
@@ -72,7 +72,6 @@ export function encodeBatches(
   ends: number[],
 ): Uint8Array[] {
   const out: Uint8Array[] = [];
-  ends.length = 0;
   for (let i = 0; i < payloads.length;) {
     // A length under 128 takes one byte: the usual case, written without a loop.
     let bytes = 0;

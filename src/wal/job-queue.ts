@@ -71,7 +71,7 @@ export class JobQueue {
   beforeInline: (() => void) | null = null;
   /** Set once a job failed: the WAL must be reopened. */
   failure: Error | null = null;
-  readonly #pending: Pending[] = [];
+  #pending: Pending[] = [];
   #pendingHead = 0;
   #batch: Batch | null = null;
   /**
@@ -95,21 +95,36 @@ export class JobQueue {
   ) {}
 
   /**
-   * A zeroed buffer of `n` bytes in the job being collected. Fill it, say with chunk()
-   * where its parts go, and take the write's promise with write().
+   * Reserves `n` zeroed bytes in the job being collected and returns where they start
+   * in `u8`. Fill them, say with chunk() where their parts go, and take the write's
+   * promise with write().
    */
-  allocate(n: number): Uint8Array {
+  allocate(n: number): number {
     const b = this.#open();
-    const u8 = this.#slabs.allocate(n);
-    b.buffers.push(u8);
-    return u8;
+    return this.#take(b, n);
   }
 
-  /** Bytes [begin, end) of the buffer allocated last go to segment `seq` at `offset`. */
+  /** The slab of the last allocate(), and a view of it: read them after each allocate(). */
+  get u8(): Uint8Array {
+    return this.#slabs.u8;
+  }
+  get dv(): DataView {
+    return this.#slabs.dv;
+  }
+
+  /** Bytes [begin, end) of `u8` as of the last allocate() go to segment `seq` at `offset`. */
   chunk(begin: number, end: number, seq: number, offset: number, firstIndex: number): void {
     const b = this.#batch!;
     b.bytes += end - begin;
     this.#chunk(b.buffers.length - 1, begin, end, seq, offset, firstIndex);
+  }
+
+  /** Allocates from the pool; the job lists each slab it packs into once. */
+  #take(b: Batch, n: number): number {
+    const at = this.#slabs.allocate(n);
+    const u8 = this.#slabs.u8;
+    if (b.buffers.length === 0 || b.buffers[b.buffers.length - 1] !== u8) b.buffers.push(u8);
+    return at;
   }
 
   #chunk(buffer: number, begin: number, end: number, seq: number, offset: number, firstIndex: number): void {
@@ -189,10 +204,9 @@ export class JobQueue {
     // Every job ends with a marker: replay tells a write cut short by a crash from
     // damaged data by whether an intact marker follows the damage.
     const at = this.host.placeMarker();
-    const marker = this.#slabs.allocate(MARKER_RECORD_BYTES);
-    writeMarker(marker, new DataView(marker.buffer, marker.byteOffset, marker.byteLength), 0);
-    b.buffers.push(marker);
-    this.#chunk(b.buffers.length - 1, 0, MARKER_RECORD_BYTES, at.seq, at.offset, at.firstIndex);
+    const m = this.#take(b, MARKER_RECORD_BYTES);
+    writeMarker(this.#slabs.u8, this.#slabs.dv, m);
+    this.#chunk(b.buffers.length - 1, m, m + MARKER_RECORD_BYTES, at.seq, at.offset, at.firstIndex);
     const chunks = this.#chunks;
     this.#chunks = 0;
     let id: number;
@@ -241,7 +255,7 @@ export class JobQueue {
     let lowest = Infinity;
     for (let k = this.#pendingHead; k < pending.length; k++) lowest = Math.min(lowest, pending[k]!.lowest);
     if (this.#pendingHead === pending.length) {
-      pending.length = 0;
+      this.#pending = []; // not length = 0: truncating through length is a call into the engine
       this.#pendingHead = 0;
       this.#slabs.shrink();
       if (!this.#closing) this.handle.unref();
@@ -254,7 +268,7 @@ export class JobQueue {
 
   #failAll(): void {
     for (let k = this.#pendingHead; k < this.#pending.length; k++) this.#pending[k]!.reject(this.failure!);
-    this.#pending.length = 0;
+    this.#pending = [];
     this.#pendingHead = 0;
     this.handle.unref();
   }

@@ -27,6 +27,8 @@ const IDLE_FREE_BYTES = 16 * 1024 * 1024;
 
 interface Slab {
   u8: Uint8Array;
+  /** Over the whole slab, made once: a DataView per append costs a call into the engine. */
+  dv: DataView;
   /** The last job packed into it; Infinity while a job being collected still uses it. */
   job: number;
   /** Listed in `unsealed`: used by the job being collected. */
@@ -36,19 +38,27 @@ interface Slab {
 }
 
 export class SlabPool {
+  /** The slab of the last allocate(): its bytes, and a view of them for the multi-byte fields. */
+  u8: Uint8Array = new Uint8Array(0);
+  dv: DataView = new DataView(this.u8.buffer);
   #current: Slab | null = null;
   #used = 0;
   /** Slabs no longer packed into, oldest first, waiting for their last job to be durable. */
-  readonly #retired: Slab[] = [];
+  #retired: Slab[] = [];
   #retiredHead = 0;
   /** Free slabs by size. */
   readonly #free = new Map<number, Slab[]>();
   #freeBytes = 0;
   /** Slabs used since the last seal(): the job being collected. */
-  readonly #unsealed: Slab[] = [];
+  #unsealed: Slab[] = [];
 
-  /** A zeroed slice of `n` bytes, part of the job being collected until seal(). */
-  allocate(n: number): Uint8Array {
+  /**
+   * Reserves `n` zeroed bytes for the job being collected (until seal()) and returns
+   * where they start in `u8`, the slab they were taken from. Offsets into the slab,
+   * not a view per append: a fresh subarray and DataView cost more than packing a
+   * small append.
+   */
+  allocate(n: number): number {
     if (n > SLAB_BYTES / 4) {
       // Its own slab, retired at once: nothing else is packed into it. Rounded up to a power
       // of two so that it can serve the next write of about its size, unless it is too large
@@ -67,9 +77,9 @@ export class SlabPool {
       this.#used = 0;
     }
     this.#use(s);
-    const out = this.#slice(s, this.#used, n);
+    const at = this.#slice(s, this.#used, n);
     this.#used += n;
-    return out;
+    return at;
   }
 
   /** The job being collected was submitted as `id`: its slabs are free once `id` is durable. */
@@ -78,7 +88,7 @@ export class SlabPool {
       s.job = id;
       s.unsealed = false;
     }
-    this.#unsealed.length = 0;
+    if (this.#unsealed.length > 0) this.#unsealed = []; // not length = 0, a call into the engine
   }
 
   /** Every job up to `lastId` is durable: the native writer no longer reads their slabs. */
@@ -96,8 +106,8 @@ export class SlabPool {
         else list.push(s);
       }
     }
-    if (this.#retiredHead === r.length) {
-      r.length = 0;
+    if (this.#retiredHead > 0 && this.#retiredHead === r.length) {
+      this.#retired = []; // not r.length = 0: truncating through length is a call into the engine
       this.#retiredHead = 0;
     } else if (this.#retiredHead > 64) {
       r.splice(0, this.#retiredHead);
@@ -125,7 +135,10 @@ export class SlabPool {
 
   #take(size: number): Slab {
     const s = this.#free.get(size)?.pop();
-    if (s === undefined) return { u8: new Uint8Array(new ArrayBuffer(size)), job: 0, unsealed: false, dirty: false };
+    if (s === undefined) {
+      const u8 = new Uint8Array(new ArrayBuffer(size));
+      return { u8, dv: new DataView(u8.buffer), job: 0, unsealed: false, dirty: false };
+    }
     this.#freeBytes -= size;
     return s;
   }
@@ -138,9 +151,10 @@ export class SlabPool {
     this.#unsealed.push(s);
   }
 
-  #slice(s: Slab, at: number, n: number): Uint8Array {
-    const out = s.u8.subarray(at, at + n);
-    if (s.dirty) out.fill(0);
-    return out;
+  #slice(s: Slab, at: number, n: number): number {
+    if (s.dirty) s.u8.fill(0, at, at + n);
+    this.u8 = s.u8;
+    this.dv = s.dv;
+    return at;
   }
 }

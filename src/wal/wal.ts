@@ -514,10 +514,11 @@ export class Wal {
 
     // Pass 2: pack, and apply to the in-memory state in the same order.
     const jobs = this.#jobs;
-    const u8 = jobs.allocate(total);
-    const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
-    let chunkBegin = 0;
-    let pos = 0;
+    const base = jobs.allocate(total);
+    const u8 = jobs.u8;
+    const dv = jobs.dv;
+    let pos = base;
+    let chunkBegin = pos;
     let segment = this.#segments.last;
     off = this.#offset;
     let rot = 0;
@@ -577,6 +578,8 @@ export class Wal {
         this.#applySnapshot(m, discardLog);
       }
     }
+    // The views span the whole slab: a pass that disagreed would write into the next append's bytes.
+    if (pos - base !== total) throw new Error(`internal error: ${total} bytes planned for a write, ${pos - base} packed`);
     const seg = segment!;
     jobs.chunk(chunkBegin, pos, seg.seq, this.#offset, seg.firstIndex);
     this.#offset = off;

@@ -2,10 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { compactQueue } from '../../src/log/flat-queue.js';
 
 describe('compactQueue', () => {
-  it('empties a fully consumed queue, keeps a short consumed front, and drops a long one', () => {
+  it('keeps a short consumed front, even all of a short queue, and drops a long one', () => {
     const done = [1, 2, 3];
-    expect(compactQueue(done, 3)).toBe(0);
-    expect(done).toEqual([]);
+    expect(compactQueue(done, 3)).toBe(3);
+    expect(done).toEqual([1, 2, 3]);
+
+    const consumed = Array.from({ length: 4000 }, (_, i) => i);
+    expect(compactQueue(consumed, 4000)).toBe(0);
+    expect(consumed).toEqual([]);
 
     const short = [1, 2, 3, 4, 5, 6];
     expect(compactQueue(short, 3)).toBe(3);

@@ -15,6 +15,8 @@ interface Submitted {
 /** A writer that records what it is handed; jobs, releases and close share one id sequence, like the native one. */
 function fakeWriter(inlineIds: Set<number> = new Set()) {
   const submitted: Submitted[] = [];
+  /** Each submitted chunk's bytes, copied as the native side reads them at submit. */
+  const bytes: Uint8Array[][] = [];
   const released: string[][] = [];
   let nextId = 1;
   let refs = 0;
@@ -24,6 +26,7 @@ function fakeWriter(inlineIds: Set<number> = new Set()) {
       const rows: number[][] = [];
       for (let k = 0; k < chunks; k++) rows.push(Array.from(plan.subarray(6 * k, 6 * k + 6)));
       submitted.push({ buffers: buffers.length, chunks: rows });
+      bytes.push(rows.map(([b, begin, end]) => buffers[b!]!.slice(begin, end)));
       const id = nextId++;
       return inlineIds.has(id) ? -id : id;
     },
@@ -36,7 +39,7 @@ function fakeWriter(inlineIds: Set<number> = new Set()) {
     ref: (): void => void refs++,
     unref: (): void => void refs--,
   } as unknown as NativeHandle;
-  return { handle, submitted, released, refs: () => refs, disposed: () => disposed };
+  return { handle, submitted, bytes, released, refs: () => refs, disposed: () => disposed };
 }
 
 function queue(inlineIds?: Set<number>) {
@@ -56,9 +59,9 @@ function queue(inlineIds?: Set<number>) {
 
 /** A write of `n` bytes placed at `offset`, as the WAL makes one. */
 function write(jobs: JobQueue, n: number, offset: number, lowest: number): Promise<void> {
-  const u8 = jobs.allocate(n);
-  u8[0] = 1;
-  jobs.chunk(0, n, 1, offset, 1);
+  const at = jobs.allocate(n);
+  jobs.u8[at] = 1;
+  jobs.chunk(at, at + n, 1, offset, 1);
   return jobs.write(lowest);
 }
 
@@ -86,12 +89,14 @@ describe('JobQueue', () => {
       offset += n;
     };
     for (let k = 0; k < 3; k++) add(400 * KIB);
-    expect(w.submitted.map((j) => j.buffers)).toEqual([4]); // 1,200 KiB reached: three writes and their marker, at once
+    // 1,200 KiB reached: three writes and their marker, at once. A write above a quarter of a
+    // slab has a slab of its own; the marker comes from the shared one.
+    expect(w.submitted.map((j) => j.buffers)).toEqual([4]);
     for (let k = 0; k < 2; k++) add(400 * KIB);
     add(100);
     expect(w.submitted).toHaveLength(1); // 800 KiB: collected until the turn ends
     await Promise.resolve();
-    expect(w.submitted.map((j) => j.buffers)).toEqual([4, 4]);
+    expect(w.submitted.map((j) => j.buffers)).toEqual([4, 3]); // the 100 B write and the marker share a slab
     jobs.onReport(2);
     expect(await states(ps)).toEqual(ps.map(() => 'resolved'));
   });
@@ -103,20 +108,21 @@ describe('JobQueue', () => {
     await Promise.resolve();
     const b = [write(jobs, 8, 64, 5)];
     await Promise.resolve();
+    // Small writes are packed one after another into a shared slab, listed once per job.
     expect(w.submitted).toEqual([
       {
-        buffers: 3,
+        buffers: 1,
         chunks: [
           [0, 0, 40, 1, 0, 1],
-          [1, 0, 24, 1, 40, 1],
-          [2, 0, M, 1, 100, 1],
+          [0, 40, 64, 1, 40, 1],
+          [0, 64, 64 + M, 1, 100, 1],
         ],
       },
       {
-        buffers: 2,
+        buffers: 1,
         chunks: [
-          [0, 0, 8, 1, 64, 1],
-          [1, 0, M, 1, 100 + M, 1],
+          [0, 64 + M, 72 + M, 1, 64, 1],
+          [0, 72 + M, 72 + 2 * M, 1, 100 + M, 1],
         ],
       },
     ]);
@@ -130,13 +136,33 @@ describe('JobQueue', () => {
     expect(w.refs()).toBe(0); // nothing pending: the process may exit
   });
 
+  it("points every chunk at its own write's bytes and the job's marker, small writes and large ones mixed", async () => {
+    const { jobs, w } = queue();
+    const sizes = [40, 300 * 1024, 24, 8];
+    const ps = sizes.map((n, k) => {
+      const at = jobs.allocate(n);
+      jobs.u8.fill(k + 1, at, at + n);
+      jobs.chunk(at, at + n, 1, 1000 * k, 1);
+      return jobs.write(k + 1);
+    });
+    await Promise.resolve();
+    const [chunks] = w.bytes;
+    expect(chunks!.map((c) => c.length)).toEqual([...sizes, M]);
+    sizes.forEach((n, k) => expect(chunks![k]!.every((x) => x === k + 1)).toBe(true));
+    const marker = chunks![sizes.length]!;
+    expect(Buffer.from(marker).readUInt32LE(4)).toBe(M - 16); // a marker record's header, written into the slab
+    expect(marker[8]).toBe(5);
+    jobs.onReport(1);
+    expect(new Set(await states(ps))).toEqual(new Set(['resolved']));
+  });
+
   it('a turn of many writes is one job with every chunk in order', async () => {
     const { jobs, w } = queue();
     const ps = Array.from({ length: 40 }, (_, k) => write(jobs, 8, 8 * k, k + 1));
     await Promise.resolve();
     const job = w.submitted[0]!;
-    expect(job.buffers).toBe(41);
-    expect(job.chunks).toEqual([...Array.from({ length: 40 }, (_, k) => [k, 0, 8, 1, 8 * k, 1]), [40, 0, M, 1, 100, 1]]);
+    expect(job.buffers).toBe(1);
+    expect(job.chunks).toEqual([...Array.from({ length: 40 }, (_, k) => [0, 8 * k, 8 * k + 8, 1, 8 * k, 1]), [0, 320, 320 + M, 1, 100, 1]]);
     jobs.onReport(1);
     expect(new Set(await states(ps))).toEqual(new Set(['resolved']));
   });
@@ -190,7 +216,7 @@ describe('JobQueue', () => {
     jobs.onReport(2);
     await pending;
     await new Promise((r) => setImmediate(r));
-    expect(w.submitted.at(-1)).toEqual({ buffers: 1, chunks: [[0, 0, M, 1, 100 + M, 1]] });
+    expect(w.submitted.at(-1)).toEqual({ buffers: 1, chunks: [[0, 8 + M, 8 + 2 * M, 1, 100 + M, 1]] });
     jobs.onReport(3); // the seal
     await new Promise((r) => setImmediate(r));
     expect(w.disposed()).toBe(false);

@@ -5,6 +5,12 @@ import { seeded, testSeed } from '../seeded.js';
 /** Whether every byte of `s` is `v` (a native compare: the slices are up to half a megabyte). */
 const allAre = (s: Uint8Array, v: number): boolean => Buffer.from(s.buffer, s.byteOffset, s.length).equals(Buffer.alloc(s.length, v));
 
+/** The `n` bytes allocate() reserved, as a view of their slab. */
+const take = (pool: SlabPool, n: number): Uint8Array => {
+  const at = pool.allocate(n);
+  return pool.u8.subarray(at, at + n);
+};
+
 describe('SlabPool', () => {
   it('never hands out bytes of a job that is not yet durable, and hands out zeroed slices', async () => {
     const rand = seeded(testSeed('slab pool model'));
@@ -21,7 +27,7 @@ describe('SlabPool', () => {
       const r = rand();
       if (r < 0.6) {
         const n = rand() < 0.05 ? SLAB_BYTES / 2 : 1 + Math.floor(rand() * (rand() < 0.5 ? 4096 : SLAB_BYTES / 4));
-        const s = pool.allocate(n);
+        const s = take(pool, n);
         if (s.length !== n || !allAre(s, 0)) dirty++;
         // The invariant itself: no byte handed out belongs to a job the writer may still read.
         for (const l of live) {
@@ -52,9 +58,9 @@ describe('SlabPool', () => {
 
   it('reuses slabs once their jobs are durable instead of allocating new ones', () => {
     const pool = new SlabPool();
-    const first = pool.allocate(SLAB_BYTES / 4);
+    const first = take(pool, SLAB_BYTES / 4);
     for (let job = 1; job <= 100; job++) {
-      pool.allocate(SLAB_BYTES / 4);
+      take(pool, SLAB_BYTES / 4);
       pool.seal(job);
       pool.done(job);
     }
@@ -68,7 +74,7 @@ describe('SlabPool', () => {
     // 20 MiB in flight, a slab of 512 KiB per job, then all of it durable at once.
     const slabs = 40;
     for (let job = 1; job <= slabs; job++) {
-      pool.allocate(SLAB_BYTES / 4 + 1);
+      take(pool, SLAB_BYTES / 4 + 1);
       pool.seal(job);
     }
     pool.done(slabs);
@@ -76,7 +82,7 @@ describe('SlabPool', () => {
     // The next 40 jobs reuse them: no fresh slab, whose pages would fault in as they are written.
     const seen = new Set<ArrayBufferLike>();
     for (let job = slabs + 1; job <= 2 * slabs; job++) {
-      seen.add(pool.allocate(SLAB_BYTES / 4 + 1).buffer);
+      seen.add(take(pool, SLAB_BYTES / 4 + 1).buffer);
       pool.seal(job);
     }
     pool.done(2 * slabs);
@@ -90,42 +96,42 @@ describe('SlabPool', () => {
   it('keeps a retired slab while a job packed into it is still in flight', () => {
     const pool = new SlabPool();
     const quarter = SLAB_BYTES / 4;
-    const a = [pool.allocate(quarter), pool.allocate(quarter), pool.allocate(quarter)];
+    const a = [take(pool, quarter), take(pool, quarter), take(pool, quarter)];
     pool.seal(1);
-    const last = pool.allocate(quarter); // fills slab A: job 2 is the last in it
+    const last = take(pool, quarter); // fills slab A: job 2 is the last in it
     last.fill(7);
     pool.seal(2);
-    pool.allocate(quarter); // retires A, starts B
+    take(pool, quarter); // retires A, starts B
     pool.seal(3);
     pool.done(1); // job 2 is still being written
     const fresh: Uint8Array[] = [];
-    for (let i = 0; i < 12; i++) fresh.push(pool.allocate(quarter));
+    for (let i = 0; i < 12; i++) fresh.push(take(pool, quarter));
     expect(fresh.every((f) => f.buffer !== a[0]!.buffer)).toBe(true);
     expect(allAre(last, 7)).toBe(true);
     pool.seal(4);
     pool.done(4);
     // Now A is free: the pool takes it again rather than a new slab.
     const again: Uint8Array[] = [];
-    for (let i = 0; i < 24; i++) again.push(pool.allocate(quarter));
+    for (let i = 0; i < 24; i++) again.push(take(pool, quarter));
     expect(again.some((f) => f.buffer === a[0]!.buffer)).toBe(true);
   });
 
   it('gives a write larger than a quarter slab a slab of its own, reused once durable', () => {
     const pool = new SlabPool();
-    const big = pool.allocate(SLAB_BYTES / 4 + 1);
+    const big = take(pool, SLAB_BYTES / 4 + 1);
     expect(big.byteOffset).toBe(0);
     expect(big.buffer.byteLength).toBe(SLAB_BYTES / 2);
     big.fill(9);
     pool.seal(1);
-    const second = pool.allocate(SLAB_BYTES / 2);
+    const second = take(pool, SLAB_BYTES / 2);
     expect(second.buffer).not.toBe(big.buffer);
     pool.seal(2);
     pool.done(1);
-    const third = pool.allocate(SLAB_BYTES / 3);
+    const third = take(pool, SLAB_BYTES / 3);
     expect(third.buffer).toBe(big.buffer);
     expect(allAre(third, 0)).toBe(true);
     // A write too large to be kept free gets exactly its size, not the next power of two.
-    const huge = pool.allocate(20 * 1024 * 1024 + 1);
+    const huge = take(pool, 20 * 1024 * 1024 + 1);
     expect(huge.buffer.byteLength).toBe(20 * 1024 * 1024 + 1);
     // Nor is it kept once durable: no later write would have its size.
     const before = pool.held;
