@@ -300,6 +300,8 @@ export class RaftStorage implements Storage {
 
 /** Whether the Ready hands a membership change to be applied. */
 export function commitsConfChange(rd: Ready): boolean {
-  for (const e of rd.committedEntries) if (e.type === EntryType.ConfChange) return true;
+  // Indexed: an empty Ready array is a frozen constant, which for-of is not inlined over.
+  const es = rd.committedEntries;
+  for (let i = 0; i < es.length; i++) if (es[i]!.type === EntryType.ConfChange) return true;
   return false;
 }
