@@ -46,8 +46,6 @@ const UNASSIGNED = Infinity;
 
 interface Batch {
   buffers: Uint8Array[];
-  /** Position in `pending` of the batch's first write. */
-  first: number;
   /** Bytes the batch's chunks write. */
   bytes: number;
 }
@@ -186,7 +184,7 @@ export class JobQueue {
 
   #open(): Batch {
     if (this.#batch === null) {
-      this.#batch = { buffers: [], first: this.#pending.length, bytes: 0 };
+      this.#batch = { buffers: [], bytes: 0 };
       if (this.#inlineRunStart >= 0 && performance.now() - this.#inlineRunStart >= INLINE_RUN_MS) setImmediate(this.flush);
       else defer(this.flush);
     }
@@ -219,13 +217,14 @@ export class JobQueue {
       this.#failAll();
       return;
     }
+    // The batch's writes are the queue's tail: a release or close hands the batch over
+    // before it queues. Found from the end, not by a position taken when the batch opened:
+    // a report in between may have dropped the settled front of the queue.
     const job = Math.abs(id);
-    for (let k = b.first; k < this.#pending.length; k++) {
+    for (let k = this.#pending.length - 1; k >= this.#pendingHead && this.#pending[k]!.id === UNASSIGNED; k--) {
       const p = this.#pending[k]!;
-      if (p.id === UNASSIGNED) {
-        p.id = job;
-        p.buffers = b.buffers;
-      }
+      p.id = job;
+      p.buffers = b.buffers;
     }
     // Negative: the writer was idle and the job ran during submit; it is durable already.
     if (id < 0) {

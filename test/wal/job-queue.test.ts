@@ -167,6 +167,23 @@ describe('JobQueue', () => {
     expect(new Set(await states(ps))).toEqual(new Set(['resolved']));
   });
 
+  it('settles a write whose job waits for the next turn while a report drops over a thousand settled jobs from the queue', async () => {
+    const { jobs } = queue(new Set([1]));
+    await write(jobs, 8, 0, 1).then(
+      () => undefined,
+      () => undefined,
+    ); // job 1 runs inline: the loop has not turned since
+    const released = Array.from({ length: 1100 }, () => jobs.release([])); // jobs 2..1101, settled by one report
+    const start = performance.now();
+    while (performance.now() - start < 2); // inline work for over a millisecond: the next job waits for the loop to turn
+    const late = write(jobs, 8, 8, 2);
+    jobs.onReport(1101);
+    await new Promise((r) => setImmediate(r)); // the late write's job is submitted as 1102
+    jobs.onReport(1102);
+    expect(await states([late])).toEqual(['resolved']);
+    expect(new Set(await states(released))).toEqual(new Set(['resolved']));
+  });
+
   it('a job the writer ran at once (a negative id) is durable when submit returns', async () => {
     const { jobs, w } = queue(new Set([2]));
     const first = write(jobs, 8, 0, 1);
