@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineAtStart } from '../src/cli/machine.js';
-import { writeResults } from './suite.js';
+import { median, writeResults } from './suite.js';
 
 const DRIVER = join(dirname(fileURLToPath(import.meta.url)), 'instructions-driver.ts');
 
@@ -59,12 +59,6 @@ function runOnce(c: Case, measured: number): Promise<number> {
     });
   });
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 export default async function instructions(args: string[]): Promise<void> {
   if (spawnSync('valgrind', ['--version'], { stdio: 'ignore' }).status !== 0) {

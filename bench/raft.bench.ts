@@ -6,7 +6,7 @@ import { GCProfiler } from 'node:v8';
 import { machineAtStart } from '../src/cli/machine.js';
 import { MemoryStorage, RawNode } from '../src/raft/index.js';
 import { StateType, type Message, type Ready } from '../src/raft/types.js';
-import { writeResults } from './suite.js';
+import { median, writeResults } from './suite.js';
 
 const ENTRY_BYTES = 100;
 const TARGET = 1_000_000;
@@ -144,12 +144,6 @@ function run(batch: number, seconds: number): RunResult {
   for (const s of profile?.statistics ?? []) reclaimed += Math.max(0, s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize);
   const allocated = heapAfter - heapBefore + reclaimed;
   return { entriesPerSec: (c.committed / elapsed) * 1000, bytesPerEntry: allocated / c.committed, committed: c.committed };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 export default async function raftBench(args: string[]): Promise<void> {

@@ -24,7 +24,7 @@ import type { LogError } from '../src/log/errors.js';
 import { DEFAULTS } from '../src/log/options.js';
 import { ReplicatedLog } from '../src/log/replicated-log.js';
 import { FaultProxy, type CutMode } from '../test/fault/proxy.js';
-import { writeResults } from './suite.js';
+import { median, writeResults } from './suite.js';
 
 const ELECTION_MS = DEFAULTS.tickMs * DEFAULTS.electionTicks;
 const enc = new TextEncoder();
@@ -43,12 +43,6 @@ interface Row {
   electMaxMs: number | null;
   catchUpMedianMs: number;
   catchUpMaxMs: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {

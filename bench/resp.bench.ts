@@ -18,7 +18,7 @@ import { freePorts } from '../src/cli/ports.js';
 import { clockTicksPerSecond, cpuSeconds } from '../src/cli/process-cpu.js';
 import { analyzeProfile, formatProfileSummary, profileFileName, sourceMapLocate, type CpuProfile } from '../src/cli/profile.js';
 import { RespLoad, call, quantile, type WindowResult } from './resp-load.js';
-import { normalizeArgs, optionValue, profileDirOf, writeResults, type SuiteOption } from './suite.js';
+import { normalizeArgs, optionValue, profileDirOf, median, writeResults, type SuiteOption } from './suite.js';
 
 /** --profile: every node runs under node --cpu-prof; the leader's profile is summarized. */
 export const profiles = true;
@@ -253,12 +253,6 @@ async function measure(t: Target, clients: number, seconds: number, warmupSecond
     load.close();
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 interface Summary extends Omit<Sample, 'sets' | 'seconds'> {
   system: string;

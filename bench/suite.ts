@@ -17,6 +17,13 @@ import {
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
+/** The median of `xs` (0 for none): every suite reports the median of its runs. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? 0 : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 /** Writes bench/results/<suite>.json with the suite name and date first; returns the path. */
 export function writeResults(suite: string, data: object): string {
   mkdirSync(RESULTS_DIR, { recursive: true });

@@ -20,7 +20,7 @@ import { WAL_DEFAULTS } from '../src/wal/defaults.js';
 import { Wal } from '../src/wal/index.js';
 import type { WalEntry, WalOptions } from '../src/wal/index.js';
 import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
-import { SuiteProfiles, optionValue, profileDirOf, writeResults, type SuiteOption } from './suite.js';
+import { SuiteProfiles, optionValue, profileDirOf, median, writeResults, type SuiteOption } from './suite.js';
 import { diskBytes } from './disk-bytes.js';
 import { rawDiskNote } from './report.js';
 
@@ -79,12 +79,6 @@ interface Row {
   appendP99us: number;
   loopP99ms: number;
   loopMaxms: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? 0 : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function percentile(xs: number[], p: number): number {
