@@ -5,7 +5,7 @@
 import type { NativeScan } from './addon.js';
 import { WalCorruptError } from './errors.js';
 import { checkNothingMissing } from './missing.js';
-import { Positions } from './positions.js';
+import { MAX_OFFSET, Positions } from './positions.js';
 import { ENTRY_PREFIX, Kind, SNAPSHOT_DISCARD_LOG } from './record.js';
 import { Segments } from './segments.js';
 import type { WalHardState, WalSnapshot } from './types.js';
@@ -64,6 +64,7 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
       }
       if (a <= p.base) throw corrupt(`entry ${a} is at or below the log's start ${p.base}`);
       if (a > p.last + 1) throw corrupt(`entry ${a} leaves a gap after ${p.last}`);
+      if (offset > MAX_OFFSET) throw corrupt(`entry ${a} starts past any offset the WAL writes at`);
       if (a <= p.last) p.truncateAfter(a - 1);
       p.push(b, seg.seq, offset, length - ENTRY_PREFIX);
       if (a > seg.maxIndex) seg.maxIndex = a;

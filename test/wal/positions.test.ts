@@ -1,15 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { Positions } from '../../src/wal/positions.js';
-import { testSeed } from '../seeded.js';
+import { seeded, testSeed } from '../seeded.js';
 
 describe('Positions', () => {
   it('matches a plain array model under random pushes, truncations, resets and drops across chunks', () => {
     const seed = testSeed('positions test');
-    let x = seed || 1;
-    const rand = (n: number): number => {
-      x = (x * 1103515245 + 12345) % 2147483648;
-      return x % n;
-    };
+    const next = seeded(seed);
+    const rand = (n: number): number => Math.floor(next() * n);
     const p = new Positions();
     let base = 0;
     let model: number[][] = [[0, 0, 0, 0]]; // [term, seq, offset, length] from base

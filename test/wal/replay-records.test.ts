@@ -215,4 +215,12 @@ describe('replay refuses records that do not make one log', () => {
       }
       expect(err).toMatchObject({ code: 'WAL_CORRUPT', message: expect.stringMatching(c.error) });
     });
+
+  it('an entry past the offsets the position index holds (a segment no WAL writes, over 4 GiB)', () => {
+    const scan = scanOf([[1, 1]], entries(1, 2, 1));
+    scan.records[8 + 2] = 2 ** 32;
+    expect(() => replay('/wal', scan)).toThrow(
+      expect.objectContaining({ code: 'WAL_CORRUPT', message: expect.stringMatching(/entry 2 starts past any offset/) }),
+    );
+  });
 });
