@@ -93,7 +93,7 @@ export class JobQueue {
   ) {}
 
   /**
-   * Reserves `n` zeroed bytes in the job being collected and returns where they start
+   * Reserves `n` bytes (not zeroed) in the job being collected and returns where they start
    * in `u8`. Fill them, say with chunk() where their parts go, and take the write's
    * promise with write().
    */

@@ -49,19 +49,31 @@ export function getU64(dv: DataView, at: number): number {
   return dv.getUint32(at, true) + dv.getUint32(at + 4, true) * TWO32;
 }
 
+/** Bytes 0-3 (checksum) and 10-15 (stamp) are left to the native side, which writes them at submit. */
 function header(u8: Uint8Array, dv: DataView, at: number, length: number, kind: Kind, type: number): void {
   dv.setUint32(at + 4, length, true);
   u8[at + 8] = kind;
   u8[at + 9] = type;
 }
 
-/** Writes an entry record at `at` (the buffer must be zeroed); returns its size. */
+/**
+ * Zeroes the last 8 bytes of a record of `size` bytes at `at`, before its fields and
+ * payload are written over them: what is left is its padding. The buffers records are
+ * packed into are reused unzeroed: zeroing a slice first wrote every byte twice.
+ */
+function zeroPadding(dv: DataView, at: number, size: number): void {
+  dv.setFloat64(at + size - 8, 0);
+}
+
+/** Writes an entry record at `at`; returns its size. Every byte of it is written: the native side fills in its checksum and stamp. */
 export function writeEntry(u8: Uint8Array, dv: DataView, at: number, index: number, term: number, type: number, data: Uint8Array): number {
+  const size = entryRecordBytes(data.length);
+  zeroPadding(dv, at, size);
   header(u8, dv, at, ENTRY_PREFIX + data.length, Kind.Entry, type);
   putU64(dv, at + 16, index);
   putU64(dv, at + 24, term);
   u8.set(data, at + 32);
-  return entryRecordBytes(data.length);
+  return size;
 }
 
 export function writeHardState(u8: Uint8Array, dv: DataView, at: number, term: number, vote: number, commit: number): number {
@@ -76,11 +88,13 @@ export function writeHardState(u8: Uint8Array, dv: DataView, at: number, term: n
 export const SNAPSHOT_DISCARD_LOG = 1;
 
 export function writeSnapshot(u8: Uint8Array, dv: DataView, at: number, index: number, term: number, meta: Uint8Array, flags = 0): number {
+  const size = snapshotRecordBytes(meta.length);
+  zeroPadding(dv, at, size);
   header(u8, dv, at, SNAPSHOT_PREFIX + meta.length, Kind.Snapshot, flags);
   putU64(dv, at + 16, index);
   putU64(dv, at + 24, term);
   u8.set(meta, at + 32);
-  return snapshotRecordBytes(meta.length);
+  return size;
 }
 
 /**

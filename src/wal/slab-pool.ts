@@ -1,7 +1,7 @@
 // Where the WAL packs records before the writer thread writes them: slices of
 // shared slabs, since one ArrayBuffer per append costs more than the packing
-// itself for small batches. Slices are handed out zeroed (padding and reserved
-// header bytes rely on that).
+// itself for small batches. Slices are not zeroed: the record writers write
+// every byte of a record, its padding included.
 //
 // Slabs are reused once every job packed into them is durable. A fresh
 // ArrayBuffer counts as external memory to V8, and at disk speed (hundreds of
@@ -33,8 +33,6 @@ interface Slab {
   job: number;
   /** Listed in `unsealed`: used by the job being collected. */
   unsealed: boolean;
-  /** Holds bytes a previous user wrote: slices are zeroed before they are handed out. */
-  dirty: boolean;
 }
 
 export class SlabPool {
@@ -53,7 +51,7 @@ export class SlabPool {
   #unsealed: Slab[] = [];
 
   /**
-   * Reserves `n` zeroed bytes for the job being collected (until seal()) and returns
+   * Reserves `n` bytes (not zeroed) for the job being collected (until seal()) and returns
    * where they start in `u8`, the slab they were taken from. Offsets into the slab,
    * not a view per append: a fresh subarray and DataView cost more than packing a
    * small append.
@@ -67,7 +65,7 @@ export class SlabPool {
       const s = this.#take(pooled <= IDLE_FREE_BYTES ? pooled : n);
       this.#use(s);
       this.#retired.push(s);
-      return this.#slice(s, 0, n);
+      return this.#slice(s, 0);
     }
     let s = this.#current;
     if (s === null || this.#used + n > SLAB_BYTES) {
@@ -77,7 +75,7 @@ export class SlabPool {
       this.#used = 0;
     }
     this.#use(s);
-    const at = this.#slice(s, this.#used, n);
+    const at = this.#slice(s, this.#used);
     this.#used += n;
     return at;
   }
@@ -99,7 +97,6 @@ export class SlabPool {
       r[this.#retiredHead++] = undefined as unknown as Slab;
       const size = s.u8.length;
       if (size <= IDLE_FREE_BYTES && this.#freeBytes + size <= MAX_FREE_BYTES) {
-        s.dirty = true;
         this.#freeBytes += size;
         const list = this.#free.get(size);
         if (list === undefined) this.#free.set(size, [s]);
@@ -137,7 +134,7 @@ export class SlabPool {
     const s = this.#free.get(size)?.pop();
     if (s === undefined) {
       const u8 = new Uint8Array(new ArrayBuffer(size));
-      return { u8, dv: new DataView(u8.buffer), job: 0, unsealed: false, dirty: false };
+      return { u8, dv: new DataView(u8.buffer), job: 0, unsealed: false };
     }
     this.#freeBytes -= size;
     return s;
@@ -151,8 +148,7 @@ export class SlabPool {
     this.#unsealed.push(s);
   }
 
-  #slice(s: Slab, at: number, n: number): number {
-    if (s.dirty) s.u8.fill(0, at, at + n);
+  #slice(s: Slab, at: number): number {
     this.u8 = s.u8;
     this.dv = s.dv;
     return at;
