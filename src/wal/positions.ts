@@ -10,9 +10,9 @@
 // entry: a fresh chunk is zeroed and its pages fault in, at about 15 us a
 // page on a small virtual machine. With a column per field (24 bytes an
 // entry), a log never compacted spent a fifth of its CPU per 100-byte record
-// on them, appending 1,024 records at a time. A freed
-// chunk is kept for the next one needed. Its two columns share one
-// ArrayBuffer: one allocation, not one per column.
+// on them, appending 1,024 records at a time. A freed chunk is kept for the
+// next one needed. Its two columns share one ArrayBuffer: one allocation, not
+// one per column.
 //
 // Slot 0 (at `head`) is a sentinel for index `base` = firstIndex - 1 so that
 // term(firstIndex - 1) answers the snapshot's term, as Raft needs.

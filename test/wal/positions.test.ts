@@ -43,4 +43,15 @@ describe('Positions', () => {
     }
     for (let i = base + 1; i <= p.last; i++) expect(p.term(i)).toBe(model[i - base]![0]);
   });
+
+  it('keeps a run per term and per segment, not a column entry per entry', () => {
+    const p = new Positions();
+    // 100,000 entries in two terms across three segments, the last two starting mid-term.
+    for (let i = 1; i <= 100_000; i++) p.push(i <= 60_000 ? 1 : 2, i <= 30_000 ? 1 : i <= 90_000 ? 2 : 3, (i % 30_000) * 48, 20);
+    expect(p.runs).toBe(1 + 2 + 3); // the sentinel's term (0), terms 1 and 2; segments 1, 2 and 3
+    expect([p.term(60_000), p.term(60_001), p.seq(30_000), p.seq(30_001), p.seq(90_001), p.offset(45_000)]).toEqual([1, 2, 1, 2, 3, 15_000 * 48]);
+    p.dropBefore(70_000);
+    expect(p.runs).toBe(1 + 2);
+    expect([p.term(70_000), p.seq(70_000), p.seq(100_000)]).toEqual([2, 2, 3]);
+  });
 });
