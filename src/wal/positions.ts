@@ -39,7 +39,7 @@ class Chunk {
  */
 const MAX_SPARE = 8;
 
-/** Offsets are kept in 32 bits: the WAL starts no record past 2^31 in a segment (segments are at most 2^30 bytes). */
+/** Offsets are kept in 32 bits: the WAL starts no record past 2^30 in a segment (segments are at most 2^30 bytes). */
 export const MAX_OFFSET = 2 ** 32 - 1;
 
 export class Positions {
@@ -106,7 +106,7 @@ export class Positions {
     this.count = 1;
     this.base = index;
     this.terms.reset(index, term);
-    this.seqs.reset(index);
+    this.seqs.clear(); // the sentinel is in no segment
   }
 
   /** Sets the term of the sentinel (the entry at `base`) without touching the entries. */

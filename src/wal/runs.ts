@@ -61,10 +61,16 @@ export class Runs {
     }
   }
 
-  /** Only `index` holds a value, `value`; or, with no value, nothing does. */
-  reset(index: number, value?: number): void {
-    this.firsts = value === undefined ? [] : [index];
-    this.values = value === undefined ? [] : [value];
+  /** Only `index` holds a value: `value`. */
+  reset(index: number, value: number): void {
+    this.firsts = [index];
+    this.values = [value];
+  }
+
+  /** No index holds a value. */
+  clear(): void {
+    this.firsts = [];
+    this.values = [];
   }
 
   /**

@@ -17,6 +17,10 @@ describe('Runs', () => {
     r.dropBefore(550);
     expect(r.size).toBe(2);
     expect([r.at(550), r.at(601), r.at(602)]).toEqual([2, 2, 5]);
+    r.clear();
+    expect(r.size).toBe(0);
+    r.push(5, 9);
+    expect([r.size, r.at(5)]).toEqual([1, 9]);
   });
 
   it('sets the first value alone, splitting the run it starts', () => {
