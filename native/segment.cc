@@ -51,6 +51,13 @@ bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstInd
   return name[33] == '-' && hex(name, 34, 12, stamp) && *stamp != 0;
 }
 
+bool IsReleasedName(const std::string& name) {
+  const size_t n = strlen(kReleasedSuffix);
+  uint64_t seq, first, stamp;
+  return name.size() > n && name.compare(name.size() - n, n, kReleasedSuffix) == 0 &&
+         ParseSegmentName(name.substr(0, name.size() - n), &seq, &first, &stamp);
+}
+
 std::string JoinPath(const std::string& dir, const std::string& name) { return dir + "/" + name; }
 
 void SyncDirFd(int fd, const std::string& dir) {
@@ -102,7 +109,7 @@ bool HasWalFiles(const std::string& dir) {
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     uint64_t seq, first, stamp;
-    if (name == kPreallocName || name == kRecycledName || ParseSegmentName(name, &seq, &first, &stamp)) {
+    if (name == kPreallocName || name == kRecycledName || ParseSegmentName(name, &seq, &first, &stamp) || IsReleasedName(name)) {
       found = true;
       break;
     }

@@ -20,10 +20,15 @@ constexpr const char* kPreallocName = "next.prealloc";
 // A released segment kept for reuse as the next prepared segment (see Writer::Recycle).
 constexpr const char* kRecycledName = "recycled.prealloc";
 constexpr const char* kLockName = "LOCK";
+// Appended to a released segment's name, which takes it out of the log at once;
+// the file itself is removed later, off the write path (see Writer::Execute).
+constexpr const char* kReleasedSuffix = ".released";
 
 std::string SegmentName(uint64_t seq, uint64_t firstIndex, uint64_t stamp);
 // A stamp of 0: a format 2 segment.
 bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstIndex, uint64_t* stamp);
+// A segment's name with kReleasedSuffix: never part of the log.
+bool IsReleasedName(const std::string& name);
 std::string JoinPath(const std::string& dir, const std::string& name);
 
 // fsync the directory so that a created, renamed or removed entry survives a crash.

@@ -2,7 +2,8 @@
 // it was busy, writes them with as few calls as the layout allows (whole
 // blocks past the page cache where it can: direct_io.h), and makes them
 // durable with one fdatasync. A second thread prepares the
-// next segment so that rotation does not wait for it.
+// next segment so that rotation does not wait for it, and removes released
+// segments so that appends do not wait for that.
 //
 // The TypeScript face decides where every record goes (segment and offset);
 // Submit stamps and checksums its records on the submitting thread (while the
@@ -76,6 +77,8 @@ constexpr int kInlineIdleStreak = 4;
 // kDirectBlock): a larger group goes out in pieces, so that one large batch
 // does not leave a buffer of its size behind.
 constexpr uint64_t kStageBytes = 8ull << 20;
+// A released segment is shrunk this much at a time before it is removed (RemoveReleased).
+constexpr uint64_t kReleaseStepBytes = 4ull << 20;
 
 struct WriterOptions {
   std::string dir;
@@ -171,6 +174,7 @@ class Writer {
   void PreallocLoop();
   int CreatePreallocated(uint64_t* prepared);
   bool Recycle(const std::string& path);
+  void RemoveReleased(const std::string& path);
   int ReuseRecycled(uint64_t* prepared);
   int WriteZeros(int fd, uint64_t n);
   int OpenRetrying(const std::string& path, int flags);
@@ -235,6 +239,8 @@ class Writer {
   std::string preallocError_;
   // A released segment waits under kRecycledName to become the next prepared one.
   bool recycled_ = false;
+  // Released segments, renamed with kReleasedSuffix, for the preparing thread to remove.
+  std::deque<std::string> released_;
 
   std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, inlineGroups_{0}, segmentsCreated_{0}, segmentsRemoved_{0},
       segmentsRecycled_{0}, stagingBytes_{0};

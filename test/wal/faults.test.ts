@@ -153,12 +153,50 @@ describe('WAL under disk faults', () => {
     expect(result.intact).toBe(true);
     const failed = ops.filter((o) => o.fault && o.op === 'rename');
     expect(failed).toHaveLength(1);
-    expect(ops.some((o) => !o.fault && o.op === 'unlink' && o.path === failed[0]!.path)).toBe(true);
+    // Renamed out of the log, then removed in the background.
+    const released = `${failed[0]!.path}.released`;
+    expect(ops.some((o) => !o.fault && o.op === 'rename' && o.path === failed[0]!.path && o.to === released)).toBe(true);
+    expect(ops.some((o) => !o.fault && o.op === 'unlink' && o.path === released)).toBe(true);
     expect(result.warnings.filter((w) => /could not keep .*\.wal for reuse as .*recycled\.prealloc.*removing it instead/.test(w))).toHaveLength(1);
     // Later releases are kept for reuse as before.
     expect(ops.filter((o) => !o.fault && o.op === 'rename' && o.path.endsWith('.wal') && (o.to ?? '').endsWith('/recycled.prealloc')).length).toBeGreaterThan(
       0,
     );
+  });
+
+  it('renames a released segment out of the log and syncs the directory, then empties and removes the file off the write path', async () => {
+    // 'none': no segment is kept for reuse, so every released one is removed.
+    const { dir, ops, result } = await run(() => [], 120, 'none', true);
+    expect(result.acked).toBe(120);
+    expect(result.intact).toBe(true);
+    const renames = ops.filter((o) => o.op === 'rename' && o.path.endsWith('.wal') && o.to === `${o.path}.released`);
+    expect(renames.length).toBeGreaterThan(3);
+    for (const r of renames) {
+      const k = ops.indexOf(r);
+      const released = r.to!;
+      const synced = at(ops, (o, j) => j > k && o.op === 'fsync' && o.path === dir);
+      const emptied = at(ops, (o, j) => j > k && o.op === 'ftruncate' && o.path === released && o.len === 0);
+      const removed = at(ops, (o, j) => j > k && o.op === 'unlink' && o.path === released);
+      // Out of the log durably before its blocks are freed, emptied before it is removed.
+      expect(synced).toBeGreaterThan(k);
+      expect(emptied).toBeGreaterThan(synced);
+      expect(removed).toBeGreaterThan(emptied);
+    }
+    // Nothing released is left once the log is closed.
+    expect(readdirSync(dir).filter((f) => f.endsWith('.released'))).toEqual([]);
+  });
+
+  it('keeps going, says so, and removes it at the next open when a released segment cannot be removed', async () => {
+    const { dir, ops, result } = await run(() => [{ op: 'unlink', glob: '*.wal.released', times: 1, errno: 'EIO' }], 120, 'none', true);
+    expect(result.appendError).toBeNull();
+    expect(result.acked).toBe(120);
+    expect(result.intact).toBe(true);
+    const failed = ops.find((o) => o.fault && o.op === 'unlink');
+    expect(failed).toBeDefined();
+    expect(result.warnings.filter((w) => /could not remove the released segment .*\.wal\.released.*the next open removes it/.test(w))).toHaveLength(1);
+    // The reopen in the child removed it.
+    expect(ops.some((o, k) => k > ops.indexOf(failed!) && !o.fault && o.op === 'unlink' && o.path === failed!.path)).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.released'))).toEqual([]);
   });
 
   it('writes segments in whole blocks, past the page cache, where the file system allows it', async () => {

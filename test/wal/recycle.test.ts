@@ -187,3 +187,46 @@ describe('recycled segments', () => {
     await wal.close();
   });
 });
+
+describe('released segments', () => {
+  it('are renamed out of the log at once, and the files are gone once the log closes', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, { ...SMALL, preallocate: 'none' });
+    await wal.append(range(1, 301));
+    const before = readdirSync(dir).filter((f) => f.endsWith('.wal'));
+    await wal.saveSnapshot({ index: 200, term: 1 });
+    await wal.releaseTo(200);
+    const after = readdirSync(dir).filter((f) => f.endsWith('.wal'));
+    const released = before.filter((f) => !after.includes(f));
+    expect(released.length).toBeGreaterThan(1);
+    expect(wal.stats().segmentsRemoved).toBe(released.length);
+    await wal.close();
+    expect(readdirSync(dir).filter((f) => f.endsWith('.released'))).toEqual([]);
+  });
+
+  it('left behind by a crash are removed on open, never read', async () => {
+    const dir = tempDir();
+    await closedLog(dir, 301);
+    // As a crash between the rename and the removal leaves it: a whole segment's bytes under the name.
+    const name = oldestSegment(dir);
+    const leftover = join(dir, `${name}.released`);
+    writeFileSync(leftover, readFileSync(join(dir, name)));
+    const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect(existsSync(leftover)).toBe(false);
+    expect([wal.firstIndex, wal.lastIndex]).toEqual([1, 300]);
+    expect(plain(wal.entriesSync(1, 301))).toEqual(plain(range(1, 301)));
+    await wal.close();
+  });
+
+  it('are left alone by a read-only scan, and a file that only ends like one is refused', async () => {
+    const dir = tempDir();
+    await closedLog(dir, 11);
+    const leftover = join(dir, `${oldestSegment(dir)}.released`);
+    writeFileSync(leftover, Buffer.alloc(4096, 1));
+    expect(addon().scan(dir).segments.length).toBeGreaterThan(0);
+    expect(existsSync(leftover)).toBe(true);
+    const stray = join(dir, 'notes.wal.released');
+    writeFileSync(stray, 'x');
+    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: stray, message: expect.stringMatching(/unexpected file/) });
+  });
+});
