@@ -720,12 +720,22 @@ void Writer::PreallocLoop() {
 // (an unlink) stalls the file system for as long as it takes, and on one mounted with
 // `discard` that is about 20 ms per 64 MiB, during which the writer's next write and
 // fdatasync wait; a few MiB at a time, each waits a millisecond or two at most.
+// A rotation asking for the next segment meanwhile comes first: the file goes back to
+// the front of the queue, to be shrunk further from where it was left.
 void Writer::RemoveReleased(const std::string& path) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd >= 0) {
     struct stat st;
     if (fstat(fd, &st) == 0) {
       for (off_t size = st.st_size; size > 0;) {
+        {
+          std::lock_guard<std::mutex> lock(pmu_);
+          if (preallocWanted_ && !stopping_) {
+            released_.push_front(path);
+            close(fd);
+            return;
+          }
+        }
         size = size > static_cast<off_t>(kReleaseStepBytes) ? size - static_cast<off_t>(kReleaseStepBytes) : 0;
         if (ftruncate(fd, size) != 0) break;  // the unlink frees the rest
       }
