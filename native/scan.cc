@@ -106,7 +106,7 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     uint64_t seq, first, stamp;
     if (ParseSegmentName(name, &seq, &first, &stamp)) {
       segs.push_back({seq, first, stamp, name, 0, 0, {}});
-    } else if (name == kPreallocName || name == kRecycledName || IsReleasedName(name)) {
+    } else if (name == kPreallocName || IsRecycledName(name) || IsReleasedName(name)) {
       // An unused preallocated or recycled file, or a released segment not yet removed,
       // from an earlier run: never part of the log.
       if (repair) {
@@ -116,7 +116,7 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     } else if (name != "." && name != ".." && name != kLockName) {
       // A segment renamed, a file copied in by hand: nothing here may be guessed at.
       closedir(d);
-      throw WalError(WalCode::kCorrupt, "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK, " + kPreallocName + ", " + kRecycledName + " and released segments belong there)",
+      throw WalError(WalCode::kCorrupt, "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK, " + kPreallocName + ", recycled and released segments belong there)",
                      JoinPath(dir, name), -1);
     }
   }

@@ -58,6 +58,14 @@ bool IsReleasedName(const std::string& name) {
          ParseSegmentName(name.substr(0, name.size() - n), &seq, &first, &stamp);
 }
 
+std::string RecycledName(int slot) { return slot == 0 ? kRecycledName : "recycled." + std::to_string(slot) + ".prealloc"; }
+
+bool IsRecycledName(const std::string& name) {
+  for (int slot = 0; slot < kMaxRecycled; slot++)
+    if (name == RecycledName(slot)) return true;
+  return false;
+}
+
 std::string JoinPath(const std::string& dir, const std::string& name) { return dir + "/" + name; }
 
 void SyncDirFd(int fd, const std::string& dir) {
@@ -109,7 +117,7 @@ bool HasWalFiles(const std::string& dir) {
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     uint64_t seq, first, stamp;
-    if (name == kPreallocName || name == kRecycledName || ParseSegmentName(name, &seq, &first, &stamp) || IsReleasedName(name)) {
+    if (name == kPreallocName || IsRecycledName(name) || ParseSegmentName(name, &seq, &first, &stamp) || IsReleasedName(name)) {
       found = true;
       break;
     }

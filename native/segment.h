@@ -17,8 +17,10 @@
 namespace raftlog {
 
 constexpr const char* kPreallocName = "next.prealloc";
-// A released segment kept for reuse as the next prepared segment (see Writer::Recycle).
+// Released segments kept for reuse as the next prepared segments (see Writer::Recycle):
+// the first under this name, the others as recycled.<n>.prealloc (RecycledName).
 constexpr const char* kRecycledName = "recycled.prealloc";
+constexpr int kMaxRecycled = 4;
 constexpr const char* kLockName = "LOCK";
 // Appended to a released segment's name, which takes it out of the log at once;
 // the file itself is removed later, off the write path (see Writer::Execute).
@@ -29,6 +31,9 @@ std::string SegmentName(uint64_t seq, uint64_t firstIndex, uint64_t stamp);
 bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstIndex, uint64_t* stamp);
 // A segment's name with kReleasedSuffix: never part of the log.
 bool IsReleasedName(const std::string& name);
+// The name of recycled segment `slot` (0 to kMaxRecycled - 1), and whether a name is one.
+std::string RecycledName(int slot);
+bool IsRecycledName(const std::string& name);
 std::string JoinPath(const std::string& dir, const std::string& name);
 
 // fsync the directory so that a created, renamed or removed entry survives a crash.

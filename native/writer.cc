@@ -747,20 +747,24 @@ void Writer::RemoveReleased(const std::string& path) {
   Notice("could not remove the released segment " + path + ": " + strerror(errno) + "; the next open removes it", 0, 0);
 }
 
-// Keeps a released segment (at `path`, no longer part of the log) for the next
-// prepared segment, unless one is kept already or segments are not prepared
-// ('none'). Its blocks are allocated and written: the next segment's fdatasyncs
-// then carry no extent or size change, as a disk's overwrite does. Under the
-// directory sync that follows the release, as an unlink would be.
+// Keeps a released segment (at `path`, no longer part of the log) for a later
+// prepared segment, unless kMaxRecycled are kept already or segments are not
+// prepared ('none'). Its blocks are allocated and written: the next segment's
+// fdatasyncs then carry no extent or size change, as a disk's overwrite does,
+// and nothing is freed or zeroed. A log that compacts a few segments at a time
+// then never creates or removes one in steady state; its disk holds at most
+// kMaxRecycled segments more than the log. Under the directory sync that
+// follows the release, as an unlink would be.
 bool Writer::Recycle(const std::string& path) {
   if (options_.prealloc == Prealloc::kNone) return false;
-  const std::string to = JoinPath(options_.dir, kRecycledName);
+  std::string to;
   int renameError = 0;
   {
     std::lock_guard<std::mutex> lock(pmu_);
-    if (recycled_) return false;
+    if (recycled_ >= kMaxRecycled) return false;
+    to = JoinPath(options_.dir, RecycledName(recycled_));
     if (rename(path.c_str(), to.c_str()) == 0) {
-      recycled_ = true;
+      recycled_++;
       segmentsRecycled_++;
       return true;
     }
@@ -793,17 +797,17 @@ int Writer::WriteZeros(int fd, uint64_t n) {
   return 0;
 }
 
-// The recycled segment as the next prepared one, as it is: its old records stay
+// The last recycled segment as the next prepared one, as it is: its old records stay
 // until overwritten, but they carry another stamp and lie past the zero header
 // that ends every group, so replay never reads them as this life's. -1 if there
 // is none (or it is gone); throws if it cannot be prepared.
 int Writer::ReuseRecycled(uint64_t* prepared) {
-  std::string from = JoinPath(options_.dir, kRecycledName), path = JoinPath(options_.dir, kPreallocName);
+  std::string from, path = JoinPath(options_.dir, kPreallocName);
   int renameError = 0;
   {
     std::lock_guard<std::mutex> lock(pmu_);
-    if (!recycled_) return -1;
-    recycled_ = false;
+    if (recycled_ == 0) return -1;
+    from = JoinPath(options_.dir, RecycledName(--recycled_));
     // Under the lock Recycle renames under: a crash before the rotation leaves an
     // unused prepared segment, which open removes.
     if (rename(from.c_str(), path.c_str()) != 0) renameError = errno;

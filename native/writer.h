@@ -237,8 +237,8 @@ class Writer {
   int preallocFd_ = -1;
   uint64_t preallocBytes_ = 0;
   std::string preallocError_;
-  // A released segment waits under kRecycledName to become the next prepared one.
-  bool recycled_ = false;
+  // Released segments kept to become prepared ones, under RecycledName(0 .. recycled_ - 1).
+  int recycled_ = 0;
   // Released segments, renamed with kReleasedSuffix, for the preparing thread to remove.
   std::deque<std::string> released_;
 

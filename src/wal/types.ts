@@ -90,7 +90,7 @@ export interface WalStats {
   /** Segments released, recycled ones included. */
   segmentsRemoved: number;
   /**
-   * Released segments kept as the next segment instead of deleted (not with
+   * Released segments kept for later segments instead of deleted (up to four at a time; not with
    * `preallocate: 'none'`): the WAL then writes into blocks the disk has already written.
    */
   segmentsRecycled: number;

@@ -73,7 +73,8 @@ async function build(preallocate: (typeof STRATEGIES)[number]): Promise<Built> {
   }
   const firstIndex = wal.firstIndex;
   // Released segments are reused as they are (not with 'none'): the damage falls on their old bytes too.
-  expect(wal.stats().segmentsRecycled).toBe(preallocate === 'none' ? 0 : 1);
+  if (preallocate === 'none') expect(wal.stats().segmentsRecycled).toBe(0);
+  else expect(wal.stats().segmentsRecycled).toBeGreaterThanOrEqual(1);
   await wal.close();
   const files = readdirSync(base)
     .filter((f) => f.endsWith('.wal'))

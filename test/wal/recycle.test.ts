@@ -84,7 +84,10 @@ describe('recycled segments', () => {
     const dir = tempDir();
     const { wal, reused, last } = await recycleOnce(dir, SMALL);
     expect(reused).toBe(true);
-    expect(wal.stats().segmentsRecycled).toBe(1);
+    // Every released segment is kept, up to four.
+    const { segmentsRecycled, segmentsRemoved } = wal.stats();
+    expect(segmentsRemoved).toBeGreaterThan(1);
+    expect(segmentsRecycled).toBe(Math.min(segmentsRemoved, 4));
     await wal.close();
     // Not cleared: past the zero header that ends the records lie the earlier life's.
     const { file, end } = lastSegment(dir);
@@ -158,13 +161,50 @@ describe('recycled segments', () => {
     await wal.close();
   });
 
+  it('are kept up to four, and become the next segments without a file created or removed', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 601));
+    const segments = readdirSync(dir).filter((f) => f.endsWith('.wal')).length;
+    expect(segments).toBeGreaterThan(6);
+    await wal.saveSnapshot({ index: 500, term: 1 });
+    await wal.releaseTo(500);
+    const kept = ['recycled.prealloc', 'recycled.1.prealloc', 'recycled.2.prealloc', 'recycled.3.prealloc'];
+    const { segmentsRemoved } = wal.stats();
+    expect(segmentsRemoved).toBeGreaterThan(4);
+    expect(wal.stats().segmentsRecycled).toBe(4);
+    // The fifth and later were removed; the prepared segment may already have taken the last kept.
+    const held = readdirSync(dir).filter((f) => f.includes('recycled'));
+    expect(held.every((f) => kept.includes(f))).toBe(true);
+    expect(held.length).toBeGreaterThanOrEqual(3);
+    // The next rotations take them: no file is created until all four are used.
+    const inodes = new Set(readdirSync(dir).map((f) => statSync(join(dir, f)).ino));
+    const created = wal.stats().segmentsCreated;
+    let last = 600;
+    while (wal.stats().segmentsCreated < created + 3) {
+      await wal.append(range(last + 1, last + 11));
+      last += 10;
+    }
+    const newest = readdirSync(dir)
+      .filter((f) => f.endsWith('.wal'))
+      .sort()
+      .slice(-3);
+    for (const f of newest) expect(inodes.has(statSync(join(dir, f)).ino)).toBe(true);
+    await wal.close();
+    const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect(plain(again.entriesSync(501, last + 1))).toEqual(plain(range(501, last + 1)));
+    await again.close();
+  });
+
   it('left unused by an earlier run are removed on open, never read', async () => {
     const dir = tempDir();
     await closedLog(dir, 11);
     // A segment's worth of nonzero bytes under the recycled name: not part of the log.
     writeFileSync(join(dir, 'recycled.prealloc'), Buffer.alloc(8192, 1));
+    writeFileSync(join(dir, 'recycled.3.prealloc'), Buffer.alloc(8192, 1));
     const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     expect(existsSync(join(dir, 'recycled.prealloc'))).toBe(false);
+    expect(existsSync(join(dir, 'recycled.3.prealloc'))).toBe(false);
     expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
     await wal.close();
   });
