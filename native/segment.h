@@ -21,6 +21,8 @@ constexpr const char* kPreallocName = "next.prealloc";
 // the first under this name, the others as recycled.<n>.prealloc (RecycledName).
 constexpr const char* kRecycledName = "recycled.prealloc";
 constexpr int kMaxRecycled = 4;
+// Kept segments hold at most this much disk beyond the log (but one is always kept).
+constexpr uint64_t kMaxRecycledBytes = 256ull << 20;
 constexpr const char* kLockName = "LOCK";
 // Appended to a released segment's name, which takes it out of the log at once;
 // the file itself is removed later, off the write path (see Writer::Execute).

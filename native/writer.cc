@@ -748,12 +748,11 @@ void Writer::RemoveReleased(const std::string& path) {
 }
 
 // Keeps a released segment (at `path`, no longer part of the log) for a later
-// prepared segment, unless kMaxRecycled are kept already or segments are not
-// prepared ('none'). Its blocks are allocated and written: the next segment's
+// prepared segment, unless kMaxRecycled are kept already (fewer where that would
+// hold more than kMaxRecycledBytes) or segments are not prepared ('none'). Its blocks are allocated and written: the next segment's
 // fdatasyncs then carry no extent or size change, as a disk's overwrite does,
 // and nothing is freed or zeroed. A log that compacts a few segments at a time
-// then never creates or removes one in steady state; its disk holds at most
-// kMaxRecycled segments more than the log. Under the directory sync that
+// then never creates or removes one in steady state. Under the directory sync that
 // follows the release, as an unlink would be.
 bool Writer::Recycle(const std::string& path) {
   if (options_.prealloc == Prealloc::kNone) return false;
@@ -761,7 +760,8 @@ bool Writer::Recycle(const std::string& path) {
   int renameError = 0;
   {
     std::lock_guard<std::mutex> lock(pmu_);
-    if (recycled_ >= kMaxRecycled) return false;
+    const uint64_t limit = std::clamp<uint64_t>(kMaxRecycledBytes / std::max<uint64_t>(options_.segmentBytes, 1), 1, kMaxRecycled);
+    if (static_cast<uint64_t>(recycled_) >= limit) return false;
     to = JoinPath(options_.dir, RecycledName(recycled_));
     if (rename(path.c_str(), to.c_str()) == 0) {
       recycled_++;
