@@ -72,7 +72,7 @@ describe("segments zeroed ahead in steps (preallocate 'zeros')", () => {
     // Small groups: each sync is cheaper into zeroed blocks than past the end of the file
     // (no size change to journal), so the writer zeroes ahead whenever it is idle at all.
     const dir = tempDir();
-    const wal = await Wal.open(dir, { segmentBytes: 16 * 1024 * 1024, preallocate: 'zeros', sync: 'none', cacheBytes: 0 });
+    const wal = await Wal.open(dir, { segmentBytes: 32 * 1024 * 1024, preallocate: 'zeros', sync: 'none', cacheBytes: 0 });
     const size = 8 * 1024;
     let next = 1;
     // One at a time, never idle for long: 4 MiB, four times the first zeroed step. Of 20
@@ -86,12 +86,13 @@ describe("segments zeroed ahead in steps (preallocate 'zeros')", () => {
       return ahead;
     };
     // A loaded machine may keep the writer thread from running between appends, which then
-    // write past the zeroed part: a burst that saw too few is measured again (three fit in
-    // the segment). A writer that never zeroes ahead fails every one.
+    // write past the zeroed part (8 to 11 of 20 with three CPU hogs on two cores): a burst
+    // that saw fewer than half is measured again (six fit in the segment). A writer that
+    // never zeroes ahead, or only after a pause, fails every one.
     const seen: number[] = [];
-    while (seen.length < 3 && (seen.at(-1) ?? 0) < 16) seen.push(await burst());
+    while (seen.length < 6 && (seen.at(-1) ?? 0) < 10) seen.push(await burst());
     await wal.close();
-    expect(seen.at(-1), `zeros ahead in ${seen.join(', ')} of 20 samples`).toBeGreaterThanOrEqual(16);
+    expect(seen.at(-1), `zeros ahead in ${seen.join(', ')} of 20 samples`).toBeGreaterThanOrEqual(10);
   });
 
   it('rotates under sustained appends, zeroes ahead when idle, and replays the zeroed tail as the end of the log', async () => {
