@@ -106,9 +106,11 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     uint64_t seq, first, stamp;
     if (ParseSegmentName(name, &seq, &first, &stamp)) {
       segs.push_back({seq, first, stamp, name, 0, 0, {}});
-    } else if (name == kPreallocName || IsRecycledName(name) || IsReleasedName(name)) {
-      // An unused preallocated or recycled file, or a released segment not yet removed,
-      // from an earlier run: never part of the log.
+    } else if (IsRecycledName(name)) {
+      // Kept for reuse; the writer takes it over (Writer::AdoptRecycled). Never part of the log.
+    } else if (name == kPreallocName || IsReleasedName(name)) {
+      // An unused prepared file, or a released segment not yet removed, from an
+      // earlier run: never part of the log.
       if (repair) {
         unlink(JoinPath(dir, name).c_str());
         removedPrealloc = true;

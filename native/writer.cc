@@ -44,6 +44,13 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
     seq_ = lastSeq;
     name_ = lastName;
   }
+  try {
+    AdoptRecycled();
+  } catch (...) {
+    if (fd_ >= 0) close(fd_);
+    close(dirFd_);
+    throw;
+  }
   preallocWanted_ = true;
   try {
     preallocThread_ = std::thread([this] { PreallocLoop(); });
@@ -760,8 +767,7 @@ bool Writer::Recycle(const std::string& path) {
   int renameError = 0;
   {
     std::lock_guard<std::mutex> lock(pmu_);
-    const uint64_t limit = std::clamp<uint64_t>(kMaxRecycledBytes / std::max<uint64_t>(options_.segmentBytes, 1), 1, kMaxRecycled);
-    if (static_cast<uint64_t>(recycled_) >= limit) return false;
+    if (recycled_ >= RecycleLimit()) return false;
     to = JoinPath(options_.dir, RecycledName(recycled_));
     if (rename(path.c_str(), to.c_str()) == 0) {
       recycled_++;
@@ -774,6 +780,41 @@ bool Writer::Recycle(const std::string& path) {
   // operator should know why every segment is prepared afresh.
   Notice("could not keep " + path + " for reuse as " + to + ": " + strerror(renameError) + "; removing it instead", 0, 0);
   return false;  // the caller unlinks it
+}
+
+// How many released segments are kept: kMaxRecycled, fewer where that would hold
+// more than kMaxRecycledBytes, at least one.
+int Writer::RecycleLimit() const {
+  return static_cast<int>(std::clamp<uint64_t>(kMaxRecycledBytes / std::max<uint64_t>(options_.segmentBytes, 1), 1, kMaxRecycled));
+}
+
+// Takes over the segments an earlier run kept for reuse, so that a restart neither
+// waits for their removal (20 ms or more per segment where the file system discards
+// freed blocks) nor prepares its next segments afresh. They move down to slots
+// 0 .. n-1 (a crash in ReuseRecycled may leave a gap); what the current options
+// would not keep is removed. A lost rename or removal only leaves a file the next
+// open takes over or removes again: nothing here needs a directory sync. Never
+// read: a recycled file is only ever the next prepared segment, its old contents
+// behind the zero header that ends every group. Before the threads start.
+void Writer::AdoptRecycled() {
+  const int limit = options_.prealloc == Prealloc::kNone ? 0 : RecycleLimit();
+  for (int slot = 0; slot < kMaxRecycled; slot++) {
+    const std::string path = JoinPath(options_.dir, RecycledName(slot));
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;
+      throw IoError("stat", path, errno);
+    }
+    if (!S_ISREG(st.st_mode))
+      throw WalError(WalCode::kCorrupt, "unexpected file " + path + " in WAL directory " + options_.dir + " (a recycled segment is a regular file)", path, -1);
+    if (recycled_ < limit) {
+      const std::string to = JoinPath(options_.dir, RecycledName(recycled_));
+      if (to != path && rename(path.c_str(), to.c_str()) != 0) throw IoError("rename " + path + " to", to, errno);
+      recycled_++;
+    } else if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      throw IoError("unlink", path, errno);
+    }
+  }
 }
 
 // Zeroes bytes [0, n) of a prepared segment in pieces of at most kFirstStep. Returns

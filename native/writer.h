@@ -174,6 +174,8 @@ class Writer {
   void PreallocLoop();
   int CreatePreallocated(uint64_t* prepared);
   bool Recycle(const std::string& path);
+  int RecycleLimit() const;
+  void AdoptRecycled();
   void RemoveReleased(const std::string& path);
   int ReuseRecycled(uint64_t* prepared);
   int WriteZeros(int fd, uint64_t n);

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -196,15 +196,58 @@ describe('recycled segments', () => {
     await again.close();
   });
 
-  it('left unused by an earlier run are removed on open, never read', async () => {
+  it('kept by an earlier run are taken over on open, a gap closed, and become the next segments, never read', async () => {
     const dir = tempDir();
     await closedLog(dir, 11);
-    // A segment's worth of nonzero bytes under the recycled name: not part of the log.
+    // A segment's worth of nonzero bytes in slots 0 and 3 (a crash can leave a gap): not part of the log.
     writeFileSync(join(dir, 'recycled.prealloc'), Buffer.alloc(8192, 1));
     writeFileSync(join(dir, 'recycled.3.prealloc'), Buffer.alloc(8192, 1));
+    const inodes = new Set(['recycled.prealloc', 'recycled.3.prealloc'].map((f) => statSync(join(dir, f)).ino));
     const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
-    expect(existsSync(join(dir, 'recycled.prealloc'))).toBe(false);
-    expect(existsSync(join(dir, 'recycled.3.prealloc'))).toBe(false);
+    expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
+    // The two rotations that follow take them: their inodes, no new file.
+    const segments = (): string[] => readdirSync(dir).filter((f) => f.endsWith('.wal'));
+    const before = segments().length;
+    let last = 10;
+    while (segments().length < before + 2) {
+      await wal.append(range(last + 1, last + 11));
+      last += 10;
+    }
+    for (const f of segments().sort().slice(-2)) expect(inodes.has(statSync(join(dir, f)).ino)).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.startsWith('recycled'))).toEqual([]);
+    await wal.close();
+    const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect(plain(again.entriesSync(1, last + 1))).toEqual(plain(range(1, last + 1)));
+    await again.close();
+  });
+
+  it('kept by an earlier run are removed on open beyond what the options keep: 256 MiB of them, or none without preallocation', async () => {
+    const dir = tempDir();
+    await closedLog(dir, 11);
+    const slots = ['recycled.prealloc', 'recycled.1.prealloc', 'recycled.2.prealloc', 'recycled.3.prealloc'];
+    for (const f of slots) writeFileSync(join(dir, f), Buffer.alloc(8192, 1));
+    const inodes = new Set(slots.map((f) => statSync(join(dir, f)).ino));
+    // 128 MiB segments: two are kept (one soon prepared as the next segment), two removed.
+    const big = await Wal.open(dir, { segmentBytes: 128 * 1024 * 1024, cacheBytes: 0 });
+    expect(plain(big.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
+    const held = readdirSync(dir).filter((f) => inodes.has(statSync(join(dir, f)).ino));
+    expect(held).toHaveLength(2);
+    expect(held).toContain('recycled.prealloc');
+    await big.close();
+    const none = await Wal.open(dir, { ...SMALL, preallocate: 'none', cacheBytes: 0 });
+    expect(readdirSync(dir).filter((f) => f.startsWith('recycled'))).toEqual([]);
+    expect(plain(none.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
+    await none.close();
+  });
+
+  it('refuse to open a directory where something other than a file holds a recycled name', async () => {
+    const dir = tempDir();
+    await closedLog(dir, 11);
+    mkdirSync(join(dir, 'recycled.2.prealloc'));
+    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', message: expect.stringMatching(/recycled\.2\.prealloc/) });
+    // Refused cleanly: the lock is free again.
+    rmdirSync(join(dir, 'recycled.2.prealloc'));
+    const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
     await wal.close();
   });
