@@ -755,12 +755,12 @@ void Writer::RemoveReleased(const std::string& path) {
 }
 
 // Keeps a released segment (at `path`, no longer part of the log) for a later
-// prepared segment, unless kMaxRecycled are kept already (fewer where that would
-// hold more than kMaxRecycledBytes) or segments are not prepared ('none'). Its blocks are allocated and written: the next segment's
+// prepared segment, unless RecycleLimit() are kept already or segments are not
+// prepared ('none'). Its blocks are allocated and written: the next segment's
 // fdatasyncs then carry no extent or size change, as a disk's overwrite does,
 // and nothing is freed or zeroed. A log that compacts a few segments at a time
-// then never creates or removes one in steady state. Under the directory sync that
-// follows the release, as an unlink would be.
+// then never creates or removes one in steady state. Under the directory sync
+// that follows the release, as an unlink would be.
 bool Writer::Recycle(const std::string& path) {
   if (options_.prealloc == Prealloc::kNone) return false;
   std::string to;
@@ -807,7 +807,9 @@ void Writer::AdoptRecycled() {
     }
     if (!S_ISREG(st.st_mode))
       throw WalError(WalCode::kCorrupt, "unexpected file " + path + " in WAL directory " + options_.dir + " (a recycled segment is a regular file)", path, -1);
-    if (recycled_ < limit) {
+    // A file with another name as well (a hard link, to a segment perhaps) is only
+    // unlinked: writing into it would write into the other.
+    if (recycled_ < limit && st.st_nlink == 1) {
       const std::string to = JoinPath(options_.dir, RecycledName(recycled_));
       if (to != path && rename(path.c_str(), to.c_str()) != 0) throw IoError("rename " + path + " to", to, errno);
       recycled_++;

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,6 +17,14 @@ function oldestSegment(dir: string): string {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.wal'))
     .sort()[0]!;
+}
+
+/** Resolves once the WAL in `dir` holds its next segment prepared, so that no file is renamed until a rotation. */
+async function prepared(dir: string): Promise<void> {
+  for (let waited = 0; !existsSync(join(dir, 'next.prealloc')); waited += 5) {
+    expect(waited).toBeLessThan(10_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 /** A closed WAL in `dir` holding entries 1..n-1. */
@@ -167,6 +175,9 @@ describe('recycled segments', () => {
     await wal.append(range(1, 601));
     const segments = readdirSync(dir).filter((f) => f.endsWith('.wal')).length;
     expect(segments).toBeGreaterThan(6);
+    // The last rotation asked for a prepared segment: once it is there, no kept one is
+    // taken while the release runs (on a loaded machine it could be, and a fifth kept).
+    await prepared(dir);
     await wal.saveSnapshot({ index: 500, term: 1 });
     await wal.releaseTo(500);
     const kept = ['recycled.prealloc', 'recycled.1.prealloc', 'recycled.2.prealloc', 'recycled.3.prealloc'];
@@ -178,7 +189,12 @@ describe('recycled segments', () => {
     expect(held.every((f) => kept.includes(f))).toBe(true);
     expect(held.length).toBeGreaterThanOrEqual(3);
     // The next rotations take them: no file is created until all four are used.
-    const inodes = new Set(readdirSync(dir).map((f) => statSync(join(dir, f)).ino));
+    // (Released files are left out: they are being removed meanwhile.)
+    const inodes = new Set(
+      readdirSync(dir)
+        .filter((f) => !f.endsWith('.released'))
+        .map((f) => statSync(join(dir, f)).ino),
+    );
     const created = wal.stats().segmentsCreated;
     let last = 600;
     while (wal.stats().segmentsCreated < created + 3) {
@@ -227,9 +243,10 @@ describe('recycled segments', () => {
     const slots = ['recycled.prealloc', 'recycled.1.prealloc', 'recycled.2.prealloc', 'recycled.3.prealloc'];
     for (const f of slots) writeFileSync(join(dir, f), Buffer.alloc(8192, 1));
     const inodes = new Set(slots.map((f) => statSync(join(dir, f)).ino));
-    // 128 MiB segments: two are kept (one soon prepared as the next segment), two removed.
+    // 128 MiB segments: two are kept (one prepared as the next segment), two removed.
     const big = await Wal.open(dir, { segmentBytes: 128 * 1024 * 1024, cacheBytes: 0 });
     expect(plain(big.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
+    await prepared(dir);
     const held = readdirSync(dir).filter((f) => inodes.has(statSync(join(dir, f)).ino));
     expect(held).toHaveLength(2);
     expect(held).toContain('recycled.prealloc');
@@ -238,6 +255,29 @@ describe('recycled segments', () => {
     expect(readdirSync(dir).filter((f) => f.startsWith('recycled'))).toEqual([]);
     expect(plain(none.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
     await none.close();
+  });
+
+  it('are not taken over where the file has another name too: a segment linked under a recycled name stays whole', async () => {
+    const dir = tempDir();
+    await closedLog(dir, 301);
+    const victim = join(dir, oldestSegment(dir));
+    const before = readFileSync(victim);
+    linkSync(victim, join(dir, 'recycled.prealloc'));
+    const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    // Enough rotations to take every kept segment, had the link been kept.
+    const segments = (): number => readdirSync(dir).filter((f) => f.endsWith('.wal')).length;
+    const target = segments() + 3;
+    let last = 300;
+    while (segments() < target) {
+      await wal.append(range(last + 1, last + 11));
+      last += 10;
+    }
+    expect(existsSync(join(dir, 'recycled.prealloc'))).toBe(false);
+    expect(readFileSync(victim).equals(before)).toBe(true);
+    await wal.close();
+    const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+    expect(plain(again.entriesSync(1, last + 1))).toEqual(plain(range(1, last + 1)));
+    await again.close();
   });
 
   it('refuse to open a directory where something other than a file holds a recycled name', async () => {
