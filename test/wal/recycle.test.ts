@@ -12,11 +12,11 @@ afterEach(cleanTempDirs);
 
 const SMALL = { segmentBytes: 8192 };
 
-/** The oldest segment file of `dir`. */
-function oldestSegment(dir: string): string {
+/** The segment files of `dir`, in log order. */
+function segmentFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.wal'))
-    .sort()[0]!;
+    .sort();
 }
 
 /** Resolves once the WAL in `dir` holds its next segment prepared, so that no file is renamed until a rotation. */
@@ -25,6 +25,23 @@ async function prepared(dir: string): Promise<void> {
     expect(waited).toBeLessThan(10_000);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** Appends ten entries at a time after `last` until `rotations` more segments exist; the new last index. */
+async function appendUntilRotated(wal: Wal, dir: string, last: number, rotations: number): Promise<number> {
+  const target = segmentFiles(dir).length + rotations;
+  while (segmentFiles(dir).length < target) {
+    await wal.append(range(last + 1, last + 11));
+    last += 10;
+  }
+  return last;
+}
+
+/** Reopens the closed WAL in `dir` and expects entries from..last to read back whole. */
+async function expectReadsBack(dir: string, from: number, last: number): Promise<void> {
+  const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
+  expect(plain(again.entriesSync(from, last + 1))).toEqual(plain(range(from, last + 1)));
+  await again.close();
 }
 
 /** A closed WAL in `dir` holding entries 1..n-1. */
@@ -72,7 +89,7 @@ function inodes(dir: string): Map<number, string> {
 async function recycleOnce(dir: string, options: WalOptions): Promise<{ wal: Wal; reused: boolean; last: number }> {
   const wal = await Wal.open(dir, options);
   await wal.append(range(1, 301));
-  const oldest = oldestSegment(dir);
+  const oldest = segmentFiles(dir)[0]!;
   const ino = statSync(join(dir, oldest)).ino;
   await wal.saveSnapshot({ index: 200, term: 1 });
   await wal.releaseTo(200);
@@ -173,8 +190,7 @@ describe('recycled segments', () => {
     const dir = tempDir();
     const wal = await Wal.open(dir, SMALL);
     await wal.append(range(1, 601));
-    const segments = readdirSync(dir).filter((f) => f.endsWith('.wal')).length;
-    expect(segments).toBeGreaterThan(6);
+    expect(segmentFiles(dir).length).toBeGreaterThan(6);
     // The last rotation asked for a prepared segment: once it is there, no kept one is
     // taken while the release runs (on a loaded machine it could be, and a fifth kept).
     await prepared(dir);
@@ -195,21 +211,10 @@ describe('recycled segments', () => {
         .filter((f) => !f.endsWith('.released'))
         .map((f) => statSync(join(dir, f)).ino),
     );
-    const created = wal.stats().segmentsCreated;
-    let last = 600;
-    while (wal.stats().segmentsCreated < created + 3) {
-      await wal.append(range(last + 1, last + 11));
-      last += 10;
-    }
-    const newest = readdirSync(dir)
-      .filter((f) => f.endsWith('.wal'))
-      .sort()
-      .slice(-3);
-    for (const f of newest) expect(inodes.has(statSync(join(dir, f)).ino)).toBe(true);
+    const last = await appendUntilRotated(wal, dir, 600, 3);
+    for (const f of segmentFiles(dir).slice(-3)) expect(inodes.has(statSync(join(dir, f)).ino)).toBe(true);
     await wal.close();
-    const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
-    expect(plain(again.entriesSync(501, last + 1))).toEqual(plain(range(501, last + 1)));
-    await again.close();
+    await expectReadsBack(dir, 501, last);
   });
 
   it('kept by an earlier run are taken over on open, a gap closed, and become the next segments, never read', async () => {
@@ -222,19 +227,11 @@ describe('recycled segments', () => {
     const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     expect(plain(wal.entriesSync(1, 11))).toEqual(plain(range(1, 11)));
     // The two rotations that follow take them: their inodes, no new file.
-    const segments = (): string[] => readdirSync(dir).filter((f) => f.endsWith('.wal'));
-    const before = segments().length;
-    let last = 10;
-    while (segments().length < before + 2) {
-      await wal.append(range(last + 1, last + 11));
-      last += 10;
-    }
-    for (const f of segments().sort().slice(-2)) expect(inodes.has(statSync(join(dir, f)).ino)).toBe(true);
+    const last = await appendUntilRotated(wal, dir, 10, 2);
+    for (const f of segmentFiles(dir).slice(-2)) expect(inodes.has(statSync(join(dir, f)).ino)).toBe(true);
     expect(readdirSync(dir).filter((f) => f.startsWith('recycled'))).toEqual([]);
     await wal.close();
-    const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
-    expect(plain(again.entriesSync(1, last + 1))).toEqual(plain(range(1, last + 1)));
-    await again.close();
+    await expectReadsBack(dir, 1, last);
   });
 
   it('kept by an earlier run are removed on open beyond what the options keep: 256 MiB of them, or none without preallocation', async () => {
@@ -260,24 +257,16 @@ describe('recycled segments', () => {
   it('are not taken over where the file has another name too: a segment linked under a recycled name stays whole', async () => {
     const dir = tempDir();
     await closedLog(dir, 301);
-    const victim = join(dir, oldestSegment(dir));
+    const victim = join(dir, segmentFiles(dir)[0]!);
     const before = readFileSync(victim);
     linkSync(victim, join(dir, 'recycled.prealloc'));
     const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
     // Enough rotations to take every kept segment, had the link been kept.
-    const segments = (): number => readdirSync(dir).filter((f) => f.endsWith('.wal')).length;
-    const target = segments() + 3;
-    let last = 300;
-    while (segments() < target) {
-      await wal.append(range(last + 1, last + 11));
-      last += 10;
-    }
+    const last = await appendUntilRotated(wal, dir, 300, 3);
     expect(existsSync(join(dir, 'recycled.prealloc'))).toBe(false);
     expect(readFileSync(victim).equals(before)).toBe(true);
     await wal.close();
-    const again = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
-    expect(plain(again.entriesSync(1, last + 1))).toEqual(plain(range(1, last + 1)));
-    await again.close();
+    await expectReadsBack(dir, 1, last);
   });
 
   it('refuse to open a directory where something other than a file holds a recycled name', async () => {
@@ -298,7 +287,7 @@ describe('recycled segments', () => {
     const dir = tempDir();
     await closedLog(dir, 301);
     const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
-    const fd = openSync(join(dir, oldestSegment(dir)), 'r+');
+    const fd = openSync(join(dir, segmentFiles(dir)[0]!), 'r+');
     writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, 1024);
     closeSync(fd);
     // While the range is not compacted, the damage is reported as such.
@@ -331,7 +320,7 @@ describe('released segments', () => {
     const dir = tempDir();
     await closedLog(dir, 301);
     // As a crash between the rename and the removal leaves it: a whole segment's bytes under the name.
-    const name = oldestSegment(dir);
+    const name = segmentFiles(dir)[0]!;
     const leftover = join(dir, `${name}.released`);
     writeFileSync(leftover, readFileSync(join(dir, name)));
     const wal = await Wal.open(dir, { ...SMALL, cacheBytes: 0 });
@@ -344,7 +333,7 @@ describe('released segments', () => {
   it('are left alone by a read-only scan, and a file that only ends like one is refused', async () => {
     const dir = tempDir();
     await closedLog(dir, 11);
-    const leftover = join(dir, `${oldestSegment(dir)}.released`);
+    const leftover = join(dir, `${segmentFiles(dir)[0]!}.released`);
     writeFileSync(leftover, Buffer.alloc(4096, 1));
     expect(addon().scan(dir).segments.length).toBeGreaterThan(0);
     expect(existsSync(leftover)).toBe(true);
