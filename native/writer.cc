@@ -853,7 +853,12 @@ int Writer::ReuseRecycled(uint64_t* prepared) {
     from = JoinPath(options_.dir, RecycledName(--recycled_));
     // Under the lock Recycle renames under: a crash before the rotation leaves an
     // unused prepared segment, which open removes.
-    if (rename(from.c_str(), path.c_str()) != 0) renameError = errno;
+    if (rename(from.c_str(), path.c_str()) != 0) {
+      renameError = errno;
+      // Still in its slot: counted, or the next release would be renamed over it,
+      // freeing its blocks on that thread. Unless it is gone.
+      if (renameError != ENOENT) recycled_++;
+    }
   }
   if (renameError != 0) {
     Notice("could not reuse " + from + ": " + strerror(renameError) + "; preparing a new segment instead", 0, 0);

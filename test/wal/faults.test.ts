@@ -143,6 +143,17 @@ describe('WAL under disk faults', () => {
     expect(result.warnings.filter((w) => /could not reuse .*recycled\.prealloc.*preparing a new segment instead/.test(w))).toHaveLength(1);
     // Later releases are reused as before.
     expect(ops.filter((o) => !o.fault && o.op === 'rename' && o.path.endsWith('/recycled.prealloc')).length).toBeGreaterThan(0);
+    // The file left in its slot still counts: no release is renamed over it, which would
+    // free its blocks on the releasing thread.
+    const kept = new Set<string>();
+    const recycled = /\/recycled(\.\d+)?\.prealloc$/;
+    for (const o of ops.filter((x) => x.op === 'rename' && !x.fault)) {
+      if (recycled.test(o.to ?? '')) {
+        expect(kept.has(o.to!), `${o.path} renamed over ${o.to}`).toBe(false);
+        kept.add(o.to!);
+      }
+      if (recycled.test(o.path)) kept.delete(o.path);
+    }
   });
 
   it('removes a released segment it cannot keep for reuse, says so, and loses nothing', async () => {
