@@ -4,6 +4,7 @@
 // An older format (one msgpack list of [key, value] pairs, no magic) is still read.
 import { unpack } from 'msgpackr';
 import { CodedError } from '../errors.js';
+import { storeValue, type StoredValue } from './stored-value.js';
 
 /**
  * Snapshot bytes that are not a KV snapshot. They reach the decoder only after the
@@ -21,8 +22,8 @@ export const SNAPSHOT_MAGIC = Buffer.from('RLKV1\n');
 /** The size of the chunks a snapshot is written in (the last one, and one cut short by a large entry, are smaller). */
 export const CHUNK_BYTES = 256 * 1024;
 
-/** Keys shorter than this are copied byte by byte: cheaper than a call into the string encoder. */
-const SHORT_KEY = 64;
+/** Strings shorter than this are copied byte by byte: cheaper than a call into the string encoder. */
+const SHORT_CHARS = 64;
 
 /**
  * Encodes entries into chunks with no allocation per entry: lengths, keys and values are
@@ -62,26 +63,35 @@ export class ChunkWriter {
     this.bytes(b);
   }
 
-  entry(k: string, v: Buffer): void {
+  entry(k: string, v: StoredValue): void {
     const kl = k.length;
     if (8 + kl + v.length <= this.buf.length - this.pos) {
       const buf = this.buf;
       let p = buf.writeUInt32LE(kl, this.pos);
-      if (kl < SHORT_KEY) {
-        for (let i = 0; i < kl; i++) buf[p + i] = k.charCodeAt(i);
-        p += kl;
-      } else {
-        p += buf.write(k, p, kl, 'latin1');
-      }
+      p = this.latin1(k, p);
       p = buf.writeUInt32LE(v.length, p);
-      buf.set(v, p);
-      this.pos = p + v.length;
+      if (typeof v === 'string') {
+        this.pos = this.latin1(v, p);
+      } else {
+        buf.set(v, p);
+        this.pos = p + v.length;
+      }
       return;
     }
     this.u32(kl);
-    this.key(k);
+    this.chars(k);
     this.u32(v.length);
-    this.bytes(v);
+    if (typeof v === 'string') this.chars(v);
+    else this.bytes(v);
+  }
+
+  /** Writes `s` (one byte per character) at `p`, where there is room; returns the end. */
+  private latin1(s: string, p: number): number {
+    const n = s.length;
+    if (n >= SHORT_CHARS) return p + this.buf.write(s, p, n, 'latin1');
+    const buf = this.buf;
+    for (let i = 0; i < n; i++) buf[p + i] = s.charCodeAt(i);
+    return p + n;
   }
 
   private u32(n: number): void {
@@ -89,15 +99,16 @@ export class ChunkWriter {
     this.pos = this.buf.writeUInt32LE(n, this.pos);
   }
 
-  private key(k: string): void {
-    if (k.length > this.buf.length - this.pos) {
+  /** A string of one byte per character. */
+  private chars(s: string): void {
+    if (s.length > this.buf.length - this.pos) {
       this.flush();
-      if (k.length > this.buf.length) {
-        this.out.push(Buffer.from(k, 'latin1'));
+      if (s.length > this.buf.length) {
+        this.out.push(Buffer.from(s, 'latin1'));
         return;
       }
     }
-    this.pos += this.buf.write(k, this.pos, k.length, 'latin1');
+    this.pos += this.buf.write(s, this.pos, s.length, 'latin1');
   }
 
   private bytes(b: Buffer): void {
@@ -114,8 +125,8 @@ export class ChunkWriter {
 }
 
 /** Reads a snapshot in either format into a new map; a key seen twice keeps its last value. */
-export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (b: Uint8Array) => string): Promise<Map<string, Buffer>> {
-  const map = new Map<string, Buffer>();
+export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (b: Uint8Array) => string): Promise<Map<string, StoredValue>> {
+  const map = new Map<string, StoredValue>();
   const r = new ChunkReader(data[Symbol.asyncIterator]());
   const magic = await r.take(SNAPSHOT_MAGIC.length);
   if (magic === undefined) return map; // an empty snapshot: an empty map
@@ -132,7 +143,7 @@ export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (
     for (const pair of pairs as unknown[]) {
       if (!Array.isArray(pair) || pair.length !== 2 || !(pair[0] instanceof Uint8Array) || !(pair[1] instanceof Uint8Array))
         throw new KvSnapshotCorruptError('neither format: a pair that is not [key, value]');
-      map.set(keyOf(pair[0]), Buffer.from(pair[1]));
+      map.set(keyOf(pair[0]), storeValue(pair[1]));
     }
     return map;
   }
@@ -143,7 +154,7 @@ export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (
     const vl = await r.take(4);
     const v = vl === undefined ? undefined : await r.take(vl.readUInt32LE(0));
     if (k === undefined || v === undefined) throw new KvSnapshotCorruptError('it ends inside an entry');
-    map.set(keyOf(k), Buffer.from(v)); // a copy: the chunk it came from is not kept alive
+    map.set(keyOf(k), storeValue(v)); // a copy: the chunk it came from is not kept alive
   }
   return map;
 }

@@ -5,6 +5,7 @@ import { pack, unpack } from 'msgpackr';
 import type { LogEntry, StateMachine } from '../log/state-machine.js';
 import { decodeKvSnapshot } from './kv-snapshot-format.js';
 import { SnapshotMap } from './snapshot-map.js';
+import { storeValue, valueBytes } from './stored-value.js';
 
 export type KvCommand = ['SET', Buffer, Buffer] | ['DEL', ...Buffer[]] | ['INCR', Buffer];
 
@@ -24,9 +25,10 @@ const key = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
 export class KvStateMachine implements StateMachine<KvResult> {
   private map = new SnapshotMap();
 
-  /** The stored value itself: it must not be changed. */
+  /** The value's bytes: a copy of a small one, a large one as it is stored (it must not be changed). */
   get(k: Buffer): Buffer | undefined {
-    return this.map.get(key(k));
+    const v = this.map.get(key(k));
+    return v === undefined ? undefined : valueBytes(v);
   }
 
   has(k: Buffer): boolean {
@@ -50,7 +52,7 @@ export class KvStateMachine implements StateMachine<KvResult> {
     switch (cmd[0]) {
       case 'SET':
         if (args.length !== 3) break;
-        this.map.set(key(args[1]!), Buffer.from(args[2]!));
+        this.map.set(key(args[1]!), storeValue(args[2]!));
         return SET_OK;
       case 'DEL': {
         let n = 0;
@@ -61,10 +63,10 @@ export class KvStateMachine implements StateMachine<KvResult> {
         if (args.length !== 2) break;
         const k = key(args[1]!);
         const cur = this.map.get(k);
-        const s = cur === undefined ? '0' : cur.toString('latin1');
+        const s = cur === undefined ? '0' : typeof cur === 'string' ? cur : cur.toString('latin1');
         if (!/^-?(0|[1-9]\d{0,18})$/.test(s) || !Number.isSafeInteger(Number(s) + 1)) return { error: 'ERR value is not an integer or out of range' };
         const v = Number(s) + 1;
-        this.map.set(k, Buffer.from(String(v)));
+        this.map.set(k, String(v));
         return { int: v };
       }
     }

@@ -20,8 +20,8 @@
 // Once the walk is over, writes need no more undo entries: a key without one was either
 // emitted by the walk or absent at the call.
 //
-// Values are never changed in place (a write stores a new Buffer), so an undo entry is the
-// old Buffer itself, and a chunk may hand out a view of a large one.
+// Values are never changed in place (a write stores a new value), so an undo entry is the
+// old value itself, and a chunk may hand out a view of a large one.
 //
 // Snapshots may overlap (one is still being read when the next is taken): each has its own
 // undo map, filled from its own call on. A snapshot stops recording when the walk ends, when
@@ -31,6 +31,7 @@
 // little time per write only until the garbage collector takes it.
 import { setImmediate as turn } from 'node:timers/promises';
 import { ChunkWriter, SNAPSHOT_MAGIC } from './kv-snapshot-format.js';
+import type { StoredValue } from './stored-value.js';
 
 /** Entries walked between two turns of the event loop when few of them are written (the others were skipped). */
 const WALK_PER_TURN = 8192;
@@ -38,16 +39,16 @@ const WALK_PER_TURN = 8192;
 /** The state of one snapshot while its stream is open. */
 class Undo {
   /** The value of each key changed since the call, as it was at the call; null: absent then. */
-  readonly before = new Map<string, Buffer | null>();
+  readonly before = new Map<string, StoredValue | null>();
 }
 
 export class SnapshotMap {
   /** Snapshots still walking, whose undo maps writes must fill. */
   private recording: Array<WeakRef<Undo>> = [];
 
-  constructor(private readonly map = new Map<string, Buffer>()) {}
+  constructor(private readonly map = new Map<string, StoredValue>()) {}
 
-  get(k: string): Buffer | undefined {
+  get(k: string): StoredValue | undefined {
     return this.map.get(k);
   }
 
@@ -60,7 +61,7 @@ export class SnapshotMap {
   }
 
   /** `v` is stored as it is and must not be changed afterwards. */
-  set(k: string, v: Buffer): void {
+  set(k: string, v: StoredValue): void {
     this.beforeWrite(k);
     this.map.set(k, v);
   }
@@ -104,7 +105,7 @@ export class SnapshotMap {
   }
 }
 
-async function* encode(map: Map<string, Buffer>, undo: Undo, stopRecording: () => void): AsyncGenerator<Uint8Array, void, undefined> {
+async function* encode(map: Map<string, StoredValue>, undo: Undo, stopRecording: () => void): AsyncGenerator<Uint8Array, void, undefined> {
   try {
     const w = new ChunkWriter();
     w.raw(SNAPSHOT_MAGIC);

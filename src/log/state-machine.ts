@@ -11,6 +11,11 @@ export interface LogEntry {
   term: number;
   /** The record's place among its entry's records, from 0. */
   offset: number;
+  /**
+   * A view into a buffer the record shares with others: a view kept in the state keeps
+   * all of it alive. Keep a copy, and not a small `Buffer.from` copy either, which is a
+   * view into a shared 8 KiB pool (the KV example keeps small values as strings).
+   */
   data: Uint8Array;
 }
 
