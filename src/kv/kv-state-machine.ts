@@ -5,7 +5,7 @@ import { pack, unpack } from 'msgpackr';
 import type { LogEntry, StateMachine } from '../log/state-machine.js';
 import { decodeKvSnapshot } from './kv-snapshot-format.js';
 import { SnapshotMap } from './snapshot-map.js';
-import { storeValue, valueBytes } from './stored-value.js';
+import { latin1 as key, storeValue, valueBytes } from './stored-value.js';
 
 export type KvCommand = ['SET', Buffer, Buffer] | ['DEL', ...Buffer[]] | ['INCR', Buffer];
 
@@ -19,8 +19,6 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
 // Shared results: apply runs for every command on every node.
 const SET_OK: KvResult = Object.freeze({ ok: 'OK' });
 const MALFORMED: KvResult = Object.freeze({ error: 'ERR malformed command in the log' });
-
-const key = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
 export class KvStateMachine implements StateMachine<KvResult> {
   private map = new SnapshotMap();

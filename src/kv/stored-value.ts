@@ -13,8 +13,15 @@ const OWN_MEMORY_BYTES = Buffer.poolSize >>> 1;
 
 /** A copy of `bytes` to keep: `bytes` may be a view into a larger buffer that must not be kept alive. */
 export function storeValue(bytes: Uint8Array): StoredValue {
-  if (bytes.length >= OWN_MEMORY_BYTES) return Buffer.from(bytes);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return bytes.length >= OWN_MEMORY_BYTES ? Buffer.from(bytes) : latin1(bytes);
+}
+
+/** The bytes as a string of one character per byte. */
+export function latin1(bytes: Uint8Array): string {
+  // A Buffer view of a Uint8Array costs about as much as the string itself (440 and 450 ns
+  // for 100 bytes, measured): made only where the bytes are not a Buffer already.
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return b.toString('latin1');
 }
 
 /** The value's bytes: a new Buffer for a small value, the stored one (not to be changed) for a large one. */

@@ -9,6 +9,10 @@ describe('stored values', () => {
       const bytes = Buffer.alloc(n);
       for (let i = 0; i < n; i++) bytes[i] = every[(i * 7) % 256]!;
       expect(valueBytes(storeValue(bytes)).equals(bytes), `${n} bytes`).toBe(true);
+      // A plain Uint8Array too, at an offset into its memory, as a log entry's record is.
+      const plain = new Uint8Array(n + 3).subarray(3);
+      plain.set(bytes);
+      expect(valueBytes(storeValue(plain)).equals(bytes), `${n} bytes in a Uint8Array`).toBe(true);
     }
   });
 
