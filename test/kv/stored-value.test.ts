@@ -33,7 +33,7 @@ describe('stored values', () => {
   });
 
   it('holds a large value in memory of its own, not shared with anything', () => {
-    const v = storeValue(Buffer.alloc(Buffer.poolSize, 3));
+    const v = storeValue(Buffer.alloc(4096, 3));
     expect(Buffer.isBuffer(v)).toBe(true);
     const b = v as Buffer;
     expect(b.byteOffset).toBe(0);
