@@ -66,6 +66,8 @@ export interface OutboundStats {
   bytesSent: number;
   /** Messages dropped: not connected, queue over maxQueueBytes, connection lost, too large. */
   dropped: number;
+  /** MsgApps with no entries left unsent because a MsgApp with entries queued after them said the same and more. */
+  coalesced: number;
   /** Successful connections (the first one included). */
   connects: number;
   /** Bytes queued now, waiting for a connection or for the socket to drain. */
@@ -95,7 +97,9 @@ const SHED: Uint8Array[] = [];
 const bytesOf = (parts: readonly Uint8Array[]): number => parts.reduce((n, p) => n + p.length, 0);
 
 export class Outbound {
-  private readonly counters = { writes: 0, framesSent: 0, bytesSent: 0, dropped: 0, connects: 0 };
+  private readonly counters = { writes: 0, framesSent: 0, bytesSent: 0, dropped: 0, connects: 0, coalesced: 0 };
+  /** The last MsgApp queued, if it carries no entries: a MsgApp with entries may make it redundant (coalesce). */
+  private lastEmptyApp: { m: Message; payload: Uint8Array[]; bytes: number } | null = null;
   private state: State = 'backoff';
   private socket: net.Socket | undefined;
   /** Each message's payload, in the parts it was packed in. */
@@ -145,10 +149,29 @@ export class Outbound {
       );
       return this.drop(1);
     }
+    if (m.type === MessageType.MsgApp) this.coalesce(m, payload, bytes);
     (m.type !== MessageType.MsgApp && (this.blocked || this.state !== 'open') ? this.control : this.queue).push(payload);
     this.queueBytes += bytes;
     if (this.queueBytes > this.c.maxQueueBytes) this.shed();
     this.scheduleFlush();
+  }
+
+  /**
+   * A leader tells its followers of a new commit index as soon as it moves, in a MsgApp with
+   * no entries, and its clients' next appends follow in the same turn, in a MsgApp from the
+   * same place with entries and that commit index or a later one. That one says all the first
+   * does: the first, still the last message waiting, is not sent, which spares the follower a
+   * message and an answer, and the leader the answer.
+   */
+  private coalesce(m: Message, payload: Uint8Array[], bytes: number): void {
+    const last = this.lastEmptyApp;
+    this.lastEmptyApp = m.entries.length === 0 && m.context === undefined ? { m, payload, bytes } : null;
+    if (last === null || m.entries.length === 0 || this.queue.length <= this.head || this.queue[this.queue.length - 1] !== last.payload) return;
+    const e = last.m;
+    if (m.term !== e.term || m.from !== e.from || m.index !== e.index || m.logTerm !== e.logTerm || m.commit < e.commit || m.context !== undefined) return;
+    this.queue.pop();
+    this.queueBytes -= last.bytes;
+    this.counters.coalesced++;
   }
 
   /** Points this peer at a new address; reconnects at once if it changed. */

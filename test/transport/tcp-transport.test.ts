@@ -164,6 +164,38 @@ describe('TcpTransport', () => {
     for (const m of [got[1]!, got[3]!]) m.entries.forEach((e, i) => expect(Buffer.from(e.data).equals(entries[i]!.data), `entry ${e.index}`).toBe(true));
   });
 
+  it('leaves out a queued MsgApp with no entries that the next MsgApp of the turn says the same and more as, and nothing else', async () => {
+    const { a, b } = await pair();
+    await stillWorks(a.t, b.rec, 1);
+    const before = a.t.stats().peers[2]!;
+    const app = (over: Partial<Message>): Message => msg(1, 2, { type: MessageType.MsgApp, term: 3, logTerm: 3, index: 9, commit: 8, ...over });
+    const e10 = [{ index: 10, term: 3, type: EntryType.Normal, data: new Uint8Array([1]) }];
+    const sent = [
+      app({ commit: 9 }), // a commit index, then the next entries from the same place: left out
+      app({ commit: 9, entries: e10 }),
+      app({ index: 10, commit: 9 }), // then entries from elsewhere: both sent
+      app({ index: 11, commit: 10, entries: [{ ...e10[0]!, index: 12 }] }),
+      app({ index: 12, commit: 11 }), // a later commit index than the entries carry: both sent
+      app({ index: 12, commit: 10, entries: [{ ...e10[0]!, index: 13 }] }),
+      app({ index: 13, commit: 12 }), // another message between them: all three sent
+      msg(1, 2, { index: 99 }),
+      app({ index: 13, commit: 12, entries: [{ ...e10[0]!, index: 14 }] }),
+      app({ index: 14, term: 4, logTerm: 4, commit: 13 }), // another term: both sent
+      app({ index: 14, term: 5, logTerm: 4, commit: 13, entries: [{ ...e10[0]!, index: 15 }] }),
+    ];
+    a.t.send(sent);
+    await until(() => b.rec.messages.length === 1 + sent.length - 1, 'the messages');
+    const got = b.rec.messages.slice(1);
+    expect(got.map((m) => [m.type, m.index, m.commit, m.entries.length])).toEqual(sent.slice(1).map((m) => [m.type, m.index, m.commit, m.entries.length]));
+    expect(a.t.stats().peers[2]!.coalesced - before.coalesced).toBe(1);
+    // Not across writes: a commit index already written is not taken back.
+    a.t.send([app({ index: 20, commit: 19 })]);
+    await until(() => b.rec.messages.length === sent.length + 1, 'the commit index alone');
+    a.t.send([app({ index: 20, commit: 19, entries: [{ ...e10[0]!, index: 21 }] })]);
+    await until(() => b.rec.messages.length === sent.length + 2, 'the entries');
+    expect(a.t.stats().peers[2]!.coalesced - before.coalesced).toBe(1);
+  });
+
   it('flush() writes what is queued at once, even while the driver will send more in the turn', async () => {
     const rec = Object.assign(new Recorder(), { sendingLater: (): boolean => true });
     const b = await node({ id: 2 });
