@@ -762,7 +762,6 @@ void Writer::RemoveReleased(const std::string& path) {
 // then never creates or removes one in steady state. Under the directory sync
 // that follows the release, as an unlink would be.
 bool Writer::Recycle(const std::string& path) {
-  if (options_.prealloc == Prealloc::kNone) return false;
   std::string to;
   int renameError = 0;
   {
@@ -783,8 +782,9 @@ bool Writer::Recycle(const std::string& path) {
 }
 
 // How many released segments are kept: kMaxRecycled, fewer where that would hold
-// more than kMaxRecycledBytes, at least one.
+// more than kMaxRecycledBytes, at least one; none where segments are not prepared.
 int Writer::RecycleLimit() const {
+  if (options_.prealloc == Prealloc::kNone) return 0;
   return static_cast<int>(std::clamp<uint64_t>(kMaxRecycledBytes / std::max<uint64_t>(options_.segmentBytes, 1), 1, kMaxRecycled));
 }
 
@@ -797,7 +797,7 @@ int Writer::RecycleLimit() const {
 // read: a recycled file is only ever the next prepared segment, its old contents
 // behind the zero header that ends every group. Before the threads start.
 void Writer::AdoptRecycled() {
-  const int limit = options_.prealloc == Prealloc::kNone ? 0 : RecycleLimit();
+  const int limit = RecycleLimit();
   for (int slot = 0; slot < kMaxRecycled; slot++) {
     const std::string path = JoinPath(options_.dir, RecycledName(slot));
     struct stat st;

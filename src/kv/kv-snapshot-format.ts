@@ -108,7 +108,7 @@ export class ChunkWriter {
         return;
       }
     }
-    this.pos += this.buf.write(s, this.pos, s.length, 'latin1');
+    this.pos = this.latin1(s, this.pos);
   }
 
   private bytes(b: Buffer): void {
