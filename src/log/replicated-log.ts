@@ -150,17 +150,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // saving the thread hand-off per batch. Before it does, what this turn sent goes out:
     // a leader's followers then write the same entries while its own write syncs, instead
     // of waiting for the end of the turn.
-    const flush = deps.transport?.flush?.bind(deps.transport);
-    if (flush !== undefined) {
-      // The WAL calls this from the end of a turn, where a throw would leave its job unsent.
-      deps.wal.beforeInlineWrite = () => {
-        try {
-          flush();
-        } catch (err) {
-          this.fail(err, 'a transport failure');
-        }
-      };
-    }
+    if (deps.transport?.flush !== undefined) deps.wal.beforeInlineWrite = this.flushSends;
     // A follower far behind is sent entries read off the event loop: raft sends them once read.
     storage.onEntriesFetched = (err) => {
       if (this.closed) return;
@@ -203,7 +193,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       lead: () => this.lead,
       node: this.node,
       fail: (err) => this.fail(err),
-      pump: () => this.pump(),
+      // What the proposal sends goes out now, with what waited for it (sendingLater), and before
+      // the leader's own write of it is handed to the WAL.
+      pump: () => {
+        this.pump();
+        this.flushSends();
+      },
     });
     this.deadlines = new Deadlines(deps.clock, opts.timeoutMs);
     this.noLeader = new NoLeaderTimer(opts.electionTicks, opts.tickMs);
@@ -572,6 +567,19 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
     this.schedulePump();
   }
+
+  /**
+   * Writes what this turn sent now. Called where nothing may throw: from the end of a turn
+   * (the proposal), and by the WAL before a write that holds the event loop.
+   * @internal
+   */
+  private readonly flushSends = (): void => {
+    try {
+      this.deps.transport?.flush?.();
+    } catch (err) {
+      this.fail(err, 'a transport failure');
+    }
+  };
 
   /** @internal */
   private readonly scheduledPump = (): void => {

@@ -94,6 +94,9 @@ type State = 'connecting' | 'handshake' | 'open' | 'backoff' | 'closed';
 
 const SHED: Uint8Array[] = [];
 
+/** How often a flush is put off for a driver that says it will send more (flushAtTurnEnd). */
+const MAX_FLUSH_DEFERRALS = 4;
+
 const bytesOf = (parts: readonly Uint8Array[]): number => parts.reduce((n, p) => n + p.length, 0);
 
 export class Outbound {
@@ -115,6 +118,8 @@ export class Outbound {
   private queueBytes = 0;
   private blocked = false;
   private flushScheduled = false;
+  /** Times the scheduled flush was put off because the driver will send more (sendingLater). */
+  private flushDeferrals = 0;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
   private jobs: SnapshotJob[] = [];
@@ -262,6 +267,7 @@ export class Outbound {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
+    this.flushDeferrals = 0;
     // setImmediate, not a microtask: everything the driver sends in this turn,
     // across several awaits, joins the same write.
     setImmediate(this.flushAtTurnEnd);
@@ -272,8 +278,14 @@ export class Outbound {
     if (this.flushScheduled) this.flush();
   }
 
+  /**
+   * Put off while the driver will send more: it flushes once it has (the proposal at the end
+   * of its turn), so this finds the queue written, or written and filled again by a later turn
+   * (then it looks again). A driver that never flushes waits a few turns at most.
+   */
   private readonly flushAtTurnEnd = (): void => {
-    if (this.c.sendingLater()) setImmediate(() => this.flush());
+    if (!this.flushScheduled) return;
+    if (this.c.sendingLater() && this.flushDeferrals++ < MAX_FLUSH_DEFERRALS) setImmediate(this.flushAtTurnEnd);
     else this.flush();
   };
 

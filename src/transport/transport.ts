@@ -21,9 +21,9 @@ export interface TransportHandlers {
   onSnapshotStatus?(peer: number, ok: boolean): void;
   /**
    * The driver will send more before this turn of the event loop is over (say, the proposal it
-   * makes at the end of every turn). The messages of a turn go out once it is over; while this
-   * says so, they wait for the rest, once, so that what goes to a peer moments apart shares one
-   * write and one wake-up of the peer.
+   * makes at the end of every turn), and then calls flush(). The messages of a turn go out once
+   * it is over; while this says so, they wait for that flush (a few turns at most), so that
+   * what goes to a peer moments apart shares one write and one wake-up of the peer.
    */
   sendingLater?(): boolean;
 }

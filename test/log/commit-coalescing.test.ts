@@ -5,9 +5,12 @@
 // the commit index, so the message that carried it alone is left out: each round costs
 // every follower one message and one answer. Without the waiting, each round costs every
 // follower two writes, two wake-ups and two answers; without the leaving out, two answers.
+import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
+import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
+import { Wal } from '../../src/wal/wal.js';
 import { enc, freePorts, tempDir, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -49,4 +52,33 @@ it("16 clients: the leader's commit index travels to each follower with the next
   // About one commit index left out per write; none if it went out in a write of its own.
   console.log(`commit coalescing: ${frames} frames in ${writes} writes, ${coalesced} commit indexes carried by the entries after them`);
   expect(coalesced / writes).toBeGreaterThan(0.5);
+});
+
+it("keeps what sendingLater says: once a turn's appends are proposed, what the proposal sent is flushed", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const wal = await Wal.open(join(t.dir, 'wal'));
+  wal.inlineWrites = false; // no flush before an inline write: only the one after the proposal
+  let handlers: TransportHandlers | undefined;
+  const flushes: boolean[] = []; // sendingLater() at each flush
+  const transport: Transport = {
+    start: async (h) => {
+      handlers = h;
+    },
+    send: () => undefined,
+    flush: () => flushes.push(handlers!.sendingLater!()),
+    addPeer: () => undefined,
+    removePeer: () => undefined,
+    close: async () => undefined,
+  };
+  const log = await ReplicatedLog.open({ dataDir: t.dir }, { transport, wal });
+  cleanups.push(() => log.close());
+  for (let turn = 0; turn < 5; turn++) {
+    const acks = [log.append(enc(`${turn}a`)), log.append(enc(`${turn}b`))];
+    expect(handlers!.sendingLater!()).toBe(true);
+    const before = flushes.length;
+    await Promise.all(acks);
+    expect(flushes.length, `flushes after turn ${turn}`).toBeGreaterThan(before);
+  }
+  expect(flushes.every((later) => !later)).toBe(true);
 });
