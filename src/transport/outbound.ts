@@ -118,6 +118,8 @@ export class Outbound {
   private queueBytes = 0;
   private blocked = false;
   private flushScheduled = false;
+  /** flushAtTurnEnd is queued (setImmediate): one at a time, whoever scheduled it. */
+  private flushQueued = false;
   /** Times the scheduled flush was put off because the driver will send more (sendingLater). */
   private flushDeferrals = 0;
   private attempt = 0;
@@ -270,6 +272,8 @@ export class Outbound {
     this.flushDeferrals = 0;
     // setImmediate, not a microtask: everything the driver sends in this turn,
     // across several awaits, joins the same write.
+    if (this.flushQueued) return;
+    this.flushQueued = true;
     setImmediate(this.flushAtTurnEnd);
   }
 
@@ -284,9 +288,14 @@ export class Outbound {
    * (then it looks again). A driver that never flushes waits a few turns at most.
    */
   private readonly flushAtTurnEnd = (): void => {
+    this.flushQueued = false;
     if (!this.flushScheduled) return;
-    if (this.c.sendingLater() && this.flushDeferrals++ < MAX_FLUSH_DEFERRALS) setImmediate(this.flushAtTurnEnd);
-    else this.flush();
+    if (this.c.sendingLater() && this.flushDeferrals++ < MAX_FLUSH_DEFERRALS) {
+      this.flushQueued = true;
+      setImmediate(this.flushAtTurnEnd);
+    } else {
+      this.flush();
+    }
   };
 
   private flush(): void {

@@ -196,46 +196,45 @@ describe('TcpTransport', () => {
     expect(a.t.stats().peers[2]!.coalesced - before.coalesced).toBe(1);
   });
 
-  it("a commit index sent in the turn after the driver's flush waits for that turn's entries, and they go out as one", async () => {
+  it("round after round, each turn's commit index waits for that turn's entries, and they go out as one", async () => {
     const rec = Object.assign(new Recorder(), { later: false, sendingLater: (): boolean => rec.later });
     const b = await node({ id: 2 });
     const a = await node({ id: 1, peers: { 2: b.t.address } }, rec);
     await stillWorks(a.t, b.rec, 1);
     const before = a.t.stats().peers[2]!;
-    const app = (over: Partial<Message>): Message => msg(1, 2, { type: MessageType.MsgApp, term: 3, logTerm: 3, index: 9, commit: 8, ...over });
-    const e10 = [{ index: 10, term: 3, type: EntryType.Normal, data: new Uint8Array([1]) }];
-    await new Promise<void>((done) => {
-      // A turn whose flush the transport puts off, and the driver's proposal at its end, which flushes.
-      rec.later = true;
-      a.t.send([msg(1, 2, { index: 5 })]);
-      setImmediate(() => {
-        rec.later = false;
-        a.t.send([app({ index: 8, commit: 8, entries: [{ ...e10[0]!, index: 9 }] })]);
-        a.t.flush();
-        // The next turn starts with a timer, ahead of the put-off flush still queued: an
-        // answer moved the commit index, and the clients it freed append again.
-        setTimeout(() => {
-          rec.later = true;
-          a.t.send([app({ commit: 9 })]);
-          setImmediate(() => {
-            rec.later = false;
-            a.t.send([app({ commit: 9, entries: e10 })]);
-            a.t.flush();
-            done();
-          });
-        }, 0);
-        const due = performance.now() + 5;
-        while (performance.now() < due); // the timer is due when the next turn starts
+    const app = (index: number, entries: number): Message =>
+      msg(1, 2, {
+        type: MessageType.MsgApp,
+        term: 3,
+        logTerm: 3,
+        index,
+        commit: index,
+        entries: Array.from({ length: entries }, (_, k) => ({ index: index + 1 + k, term: 3, type: EntryType.Normal, data: new Uint8Array([k]) })),
       });
+    const rounds = 8;
+    await new Promise<void>((done) => {
+      // A leader's round: an answer moves the commit index (sent at once), the clients it
+      // freed append, and the driver proposes at the end of the turn and flushes. Each round
+      // starts with a timer, ahead of a flush the transport put off in the turn before.
+      const round = (r: number): void => {
+        rec.later = true;
+        a.t.send([app(10 + r, 0)]);
+        setImmediate(() => {
+          rec.later = false;
+          a.t.send([app(10 + r, 1)]);
+          a.t.flush();
+          if (r + 1 === rounds) return done();
+          setTimeout(() => round(r + 1), 0);
+          const due = performance.now() + 3;
+          while (performance.now() < due); // the timer is due when the next turn starts
+        });
+      };
+      round(0);
     });
-    await until(() => b.rec.messages.some((m) => m.index === 9 && m.entries.length === 1), 'the entries');
-    expect(b.rec.messages.slice(1).map((m) => [m.index, m.commit, m.entries.length])).toEqual([
-      [5, 0, 0],
-      [8, 8, 1],
-      [9, 9, 1],
-    ]);
-    expect(a.t.stats().peers[2]!.coalesced - before.coalesced).toBe(1);
-    expect(a.t.stats().peers[2]!.writes - before.writes).toBe(2);
+    await until(() => b.rec.messages.some((m) => m.index === 10 + rounds - 1), 'the last round');
+    expect(b.rec.messages.slice(1).map((m) => [m.index, m.entries.length])).toEqual(Array.from({ length: rounds }, (_, r) => [10 + r, 1]));
+    expect(a.t.stats().peers[2]!.coalesced - before.coalesced).toBe(rounds);
+    expect(a.t.stats().peers[2]!.writes - before.writes).toBe(rounds);
   });
 
   it('flush() writes what is queued at once, even while the driver will send more in the turn', async () => {
