@@ -481,10 +481,19 @@ Napi::Value Crc32cJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Crc32cExtend(previous, buf.Data(), buf.ByteLength(), software));
 }
 
+// blockPhase(data): where data's first byte lies within a block of memory (its address
+// modulo kDirectBlock). The WAL packs a write where its memory lies as its place in the
+// file does, so that the writer writes its whole blocks straight from there.
+Napi::Value BlockPhase(const Napi::CallbackInfo& info) {
+  Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(buf.Data()) % kDirectBlock));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("WalHandle", WalHandle::Define(env));
   exports.Set("scan", Napi::Function::New(env, ScanReadOnly));
   exports.Set("crc32c", Napi::Function::New(env, Crc32cJs));
+  exports.Set("blockPhase", Napi::Function::New(env, BlockPhase));
   exports.Set("inlineMaxBytes", Napi::Number::New(env, static_cast<double>(kInlineMaxBytes)));
   return exports;
 }

@@ -9,6 +9,9 @@
 // offsets. The writer therefore rewrites the last partial block of each group
 // (from its own copy) and pads the group with zeros to the end of a block, which
 // the format allows: zeros past the last record read as the end of the records.
+// The TypeScript side packs records where their memory lies within a block as
+// their place in the file does, so that the blocks between are written from
+// there with no copy.
 // While the WAL is open, segments are read through direct descriptors too, so
 // that a cached copy of a block can never be read after a direct write changed
 // it (the kernel drops cached copies on a direct write, but a read racing the

@@ -422,8 +422,15 @@ void Writer::Write(Job& job, const Chunk& c) {
   size_t n = c.end - c.begin;
   if (!iov_.empty() && (iovOffset_ + iovBytes_ != c.offset || iov_.size() >= IOV_MAX)) Flush();
   if (iov_.empty()) iovOffset_ = c.offset;
-  iov_.push_back({begin, n});
   iovBytes_ += n;
+  // Appends packed one after another in a slab are one piece of memory: one iovec, whose
+  // blocks a direct write takes from there, not a block to stage wherever two meet.
+  iovec& last = iov_.empty() ? iov_.emplace_back(iovec{begin, 0}) : iov_.back();
+  if (static_cast<uint8_t*>(last.iov_base) + last.iov_len == begin) {
+    last.iov_len += n;
+    return;
+  }
+  iov_.push_back({begin, n});
 }
 
 void Writer::Flush() {
@@ -452,56 +459,104 @@ void Writer::Flush() {
 }
 
 // The pending iovecs as whole blocks: the start of the first block as this
-// segment holds it, the iovecs, and zeros to the end of the last block. Copied
-// into an aligned staging buffer (a direct write wants every piece aligned)
-// and written from it, kStageBytes at a time.
+// segment holds it, the iovecs, and zeros to the end of the last block (a direct
+// write wants every piece of memory, offset and length aligned). A block that
+// lies inside one iovec whose memory is aligned as the file is (the TypeScript
+// side packs its slabs so) is written from there; the others (where the group
+// starts and ends, where two iovecs meet, an iovec out of phase) are assembled
+// in the aligned staging buffer, kStageBytes at a time.
 void Writer::DirectFlush() {
   uint64_t length = 0;  // iovBytes_ and the zero header Terminate may have added
   for (const iovec& v : iov_) length += v.iov_len;
   const uint64_t begin = BlockFloor(iovOffset_);
   const uint64_t stop = BlockCeil(iovOffset_ + length);
-  uint8_t* buf = stage_.Reserve(std::min(stop - begin, kStageBytes));
-  size_t vi = 0;  // the next iovec to copy, and how much of it is copied
-  uint64_t vo = 0;
-  uint64_t piece = 0;
-  for (uint64_t at = begin; at < stop; at += piece) {
-    piece = std::min(stop - at, kStageBytes);
-    uint64_t fill = 0;
-    if (at < iovOffset_) {  // the first piece only: the start of its first block
-      LoadBlock(at, buf);
-      fill = iovOffset_ - at;
+  pieces_.clear();
+  uint64_t staged = 0, cursor = begin, at = iovOffset_;
+  for (const iovec& v : iov_) {
+    const uint64_t first = BlockCeil(at), last = BlockFloor(at + v.iov_len);
+    const uint8_t* from = static_cast<const uint8_t*>(v.iov_base) + (first - at);
+    if (last > first && reinterpret_cast<uintptr_t>(from) % kDirectBlock == 0) {
+      if (first > cursor) pieces_.push_back({cursor, first - cursor, nullptr});
+      staged += first - cursor;
+      pieces_.push_back({first, last - first, from});
+      cursor = last;
     }
-    while (fill < piece && vi < iov_.size()) {
-      const uint64_t n = std::min<uint64_t>(iov_[vi].iov_len - vo, piece - fill);
-      memcpy(buf + fill, static_cast<const uint8_t*>(iov_[vi].iov_base) + vo, static_cast<size_t>(n));
-      fill += n;
-      vo += n;
-      if (vo == iov_[vi].iov_len) {
-        vi++;
-        vo = 0;
-      }
-    }
-    memset(buf + fill, 0, static_cast<size_t>(piece - fill));
-    WriteBlocks(buf, at, piece);
+    at += v.iov_len;
   }
+  if (stop > cursor) pieces_.push_back({cursor, stop - cursor, nullptr});
+  staged += stop - cursor;
+
+  const uint64_t room = std::min(staged, kStageBytes);
+  uint8_t* buf = stage_.Reserve(room);
+  uint64_t used = 0, written = begin, planned = 0;
+  gatherIov_ = 0;
+  gatherAt_ = iovOffset_;
+  blocks_.clear();
+  for (const Piece& p : pieces_) {
+    if (p.from != nullptr) {
+      blocks_.push_back({const_cast<uint8_t*>(p.from), static_cast<size_t>(p.n)});
+      planned += p.n;
+      continue;
+    }
+    for (uint64_t done = 0; done < p.n;) {
+      if (used == room) {  // the staging buffer is full: write what it holds, then reuse it
+        WriteBlocks(written, planned);
+        written += planned;
+        planned = used = 0;
+      }
+      const uint64_t n = std::min(p.n - done, room - used);
+      Gather(p.at + done, n, buf + used);
+      blocks_.push_back({buf + used, static_cast<size_t>(n)});
+      used += n;
+      planned += n;
+      done += n;
+    }
+  }
+  // The next group rewrites the last block: keep it (LoadBlock), before the write can drop to the page cache.
+  const iovec& end = blocks_.back();
+  memcpy(tail_.Reserve(kDirectBlock), static_cast<uint8_t*>(end.iov_base) + end.iov_len - kDirectBlock, kDirectBlock);
+  WriteBlocks(written, planned);
   bytes_ += length;
   dirty_ = true;
-  if (direct_) {
-    tailStart_ = stop - kDirectBlock;
-    memcpy(tail_.Reserve(kDirectBlock), buf + (piece - kDirectBlock), kDirectBlock);
-  }
+  tailStart_ = direct_ ? stop - kDirectBlock : kNoTail;
   stagingBytes_ = stage_.size();
   iov_.clear();
   iovBytes_ = 0;
 }
 
-// Writes n bytes of whole blocks at `at`: directly, or through the page cache
-// once a direct write was refused (then from this call on).
-void Writer::WriteBlocks(const uint8_t* buf, uint64_t at, uint64_t n) {
+// Bytes [at, at + n) of the segment as the pending write leaves them, into `out`:
+// the first block's start as the segment holds it, the iovecs, zeros past them.
+// Called in order of `at`: it reads iov_ from where the last call left off.
+void Writer::Gather(uint64_t at, uint64_t n, uint8_t* out) {
+  uint64_t pos = at;
+  const uint64_t stop = at + n;
+  if (pos < iovOffset_) {  // the group's first block only
+    LoadBlock(pos, out);
+    pos = iovOffset_;
+  }
+  while (pos < stop && gatherIov_ < iov_.size()) {
+    const iovec& v = iov_[gatherIov_];
+    if (gatherAt_ + v.iov_len <= pos) {
+      gatherAt_ += v.iov_len;
+      gatherIov_++;
+      continue;
+    }
+    const uint64_t k = std::min<uint64_t>(gatherAt_ + v.iov_len, stop) - pos;
+    memcpy(out + (pos - at), static_cast<const uint8_t*>(v.iov_base) + (pos - gatherAt_), static_cast<size_t>(k));
+    pos += k;
+  }
+  memset(out + (pos - at), 0, static_cast<size_t>(stop - pos));
+}
+
+// Writes blocks_, n bytes of whole blocks, at `at`: directly, or through the page
+// cache once a direct write was refused (then from this call on).
+void Writer::WriteBlocks(uint64_t at, uint64_t n) {
+  size_t first = 0;
   for (uint64_t done = 0; done < n;) {
-    ssize_t w = pwrite(fd_, buf + done, static_cast<size_t>(n - done), static_cast<off_t>(at + done));
+    const int count = static_cast<int>(std::min<size_t>(blocks_.size() - first, IOV_MAX));
+    ssize_t w = pwritev(fd_, &blocks_[first], count, static_cast<off_t>(at + done));
     if (w < 0 && errno == EINTR) continue;
-    if (direct_ && ((w < 0 && errno == EINVAL) || (w >= 0 && BlockFloor(done + static_cast<uint64_t>(w)) == done))) {
+    if (direct_ && ((w < 0 && errno == EINVAL) || (w >= 0 && BlockFloor(static_cast<uint64_t>(w)) == 0))) {
       // The device wants a larger alignment, or made no whole block of progress:
       // the rest through the page cache, as on a file system without direct I/O.
       SegmentThroughPageCache(w < 0 ? strerror(errno) : "short write");
@@ -510,8 +565,15 @@ void Writer::WriteBlocks(const uint8_t* buf, uint64_t at, uint64_t n) {
     if (w < 0) throw IoError("write", JoinPath(options_.dir, name_), errno);
     writes_++;
     // A short direct write resumes at its last whole block.
-    done = direct_ ? BlockFloor(done + static_cast<uint64_t>(w)) : done + static_cast<uint64_t>(w);
+    size_t left = static_cast<size_t>(direct_ ? BlockFloor(static_cast<uint64_t>(w)) : static_cast<uint64_t>(w));
+    done += left;
+    while (first < blocks_.size() && left >= blocks_[first].iov_len) left -= blocks_[first++].iov_len;
+    if (left > 0) {
+      blocks_[first].iov_base = static_cast<uint8_t*>(blocks_[first].iov_base) + left;
+      blocks_[first].iov_len -= left;
+    }
   }
+  blocks_.clear();
 }
 
 // The block at `at` as this segment holds it: from the copy of the last block

@@ -147,7 +147,8 @@ class Writer {
   void Write(Job& job, const Chunk& c);
   void Flush();
   void DirectFlush();
-  void WriteBlocks(const uint8_t* buf, uint64_t at, uint64_t n);
+  void Gather(uint64_t at, uint64_t n, uint8_t* out);
+  void WriteBlocks(uint64_t at, uint64_t n);
   void RefuseDirect(int fd, const char* why);
   void SegmentThroughPageCache(const char* why);
   bool TryDirectUnlessRefused(int fd);
@@ -216,12 +217,22 @@ class Writer {
   bool failed_ = false;
   std::string error_;
   std::vector<iovec> iov_;
+  // DirectFlush's plan: [at, at + n) of the segment from `from`, or from stage_ where it is null.
+  struct Piece {
+    uint64_t at, n;
+    const uint8_t* from;
+  };
+  std::vector<Piece> pieces_;
+  std::vector<iovec> blocks_;  // what WriteBlocks writes
+  size_t gatherIov_ = 0;       // Gather's place in iov_: the iovec it reads, and where that starts
+  uint64_t gatherAt_ = 0;
   uint64_t iovOffset_ = 0, iovBytes_ = 0;
   MarkState mark_;    // the records of the current segment since its last sync (the open group)
   uint64_t end_ = 0;  // where the last chunk written to the current segment ends
   uint64_t prepared_ = 0;  // the current segment's bytes that exist on disk (written or preallocated)
   uint64_t step_ = kFirstStep;
-  // fd_ bypasses the page cache (direct_io.h): every write is whole blocks, staged in stage_.
+  // fd_ bypasses the page cache (direct_io.h): every write is whole blocks, from the caller's
+  // memory where it is aligned as the file is, else staged in stage_.
   bool direct_ = false;
   // A direct write was refused: every segment of this WAL goes through the page cache from then on.
   std::atomic<bool> directRefused_{false};

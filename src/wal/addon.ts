@@ -78,6 +78,8 @@ export interface NativeAddon {
   crc32c(data: Uint8Array, software?: boolean, previous?: number): number;
   /** The largest job that may run on the submitting thread (submit's mayInline). */
   inlineMaxBytes: number;
+  /** Where data's first byte lies within a block of memory: its address modulo BLOCK_BYTES. */
+  blockPhase(data: Uint8Array): number;
 }
 
 function packageRoot(): string {

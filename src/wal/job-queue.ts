@@ -79,7 +79,6 @@ export class JobQueue {
    */
   #plan = new Float64Array(6 * 16);
   #chunks = 0;
-  readonly #slabs = new SlabPool();
   /** The largest job the native writer runs on the submitting thread (read here: the addon loads on first use). */
   readonly #inlineMaxBytes = addon().inlineMaxBytes;
   /** When the first inline job since the event loop last turned was done (-1: none since). */
@@ -90,24 +89,25 @@ export class JobQueue {
     private readonly handle: NativeHandle,
     private readonly dir: string,
     private readonly host: JobQueueHost,
+    private readonly slabs = new SlabPool(addon().blockPhase),
   ) {}
 
   /**
-   * Reserves `n` bytes (not zeroed) in the job being collected and returns where they start
-   * in `u8`. Fill them, say with chunk() where their parts go, and take the write's
-   * promise with write().
+   * Reserves `n` bytes (not zeroed) in the job being collected, bound for `fileOffset` in a
+   * segment, and returns where they start in `u8`. Fill them, say with chunk() where their
+   * parts go, and take the write's promise with write().
    */
-  allocate(n: number): number {
+  allocate(n: number, fileOffset: number): number {
     const b = this.#open();
-    return this.#take(b, n);
+    return this.#take(b, n, fileOffset);
   }
 
   /** The slab of the last allocate(), and a view of it: read them after each allocate(). */
   get u8(): Uint8Array {
-    return this.#slabs.u8;
+    return this.slabs.u8;
   }
   get dv(): DataView {
-    return this.#slabs.dv;
+    return this.slabs.dv;
   }
 
   /** Bytes [begin, end) of `u8` as of the last allocate() go to segment `seq` at `offset`. */
@@ -118,9 +118,9 @@ export class JobQueue {
   }
 
   /** Allocates from the pool; the job lists each slab it packs into once. */
-  #take(b: Batch, n: number): number {
-    const at = this.#slabs.allocate(n);
-    const u8 = this.#slabs.u8;
+  #take(b: Batch, n: number, fileOffset: number): number {
+    const at = this.slabs.allocate(n, fileOffset);
+    const u8 = this.slabs.u8;
     if (b.buffers.length === 0 || b.buffers[b.buffers.length - 1] !== u8) b.buffers.push(u8);
     return at;
   }
@@ -202,15 +202,15 @@ export class JobQueue {
     // Every job ends with a marker: replay tells a write cut short by a crash from
     // damaged data by whether an intact marker follows the damage.
     const at = this.host.placeMarker();
-    const m = this.#take(b, MARKER_RECORD_BYTES);
-    writeMarker(this.#slabs.u8, this.#slabs.dv, m);
+    const m = this.#take(b, MARKER_RECORD_BYTES, at.offset);
+    writeMarker(this.slabs.u8, this.slabs.dv, m);
     this.#chunk(b.buffers.length - 1, m, m + MARKER_RECORD_BYTES, at.seq, at.offset, at.firstIndex);
     const chunks = this.#chunks;
     this.#chunks = 0;
     let id: number;
     try {
       id = this.handle.submit(b.buffers, this.#plan, chunks, this.inline);
-      this.#slabs.seal(Math.abs(id));
+      this.slabs.seal(Math.abs(id));
     } catch (err) {
       // The in-memory state already moved: this instance can no longer be trusted.
       this.failure = new WalIoError(`WAL ${this.dir} failed to queue a write; reopen it: ${(err as Error).message}`);
@@ -250,13 +250,13 @@ export class JobQueue {
       if (this.failure !== null && !p.close) p.reject(this.failure);
       else p.resolve();
     }
-    if (this.failure === null) this.#slabs.done(lastId);
+    if (this.failure === null) this.slabs.done(lastId);
     let lowest = Infinity;
     for (let k = this.#pendingHead; k < pending.length; k++) lowest = Math.min(lowest, pending[k]!.lowest);
     if (this.#pendingHead === pending.length) {
       this.#pending = []; // not length = 0: truncating through length is a call into the engine
       this.#pendingHead = 0;
-      this.#slabs.shrink();
+      this.slabs.shrink();
       if (!this.#closing) this.handle.unref();
     } else if (this.#pendingHead > 1024) {
       pending.splice(0, this.#pendingHead);

@@ -11,6 +11,12 @@
 // a MiB, taken in the middle of an append. So while jobs are in flight the
 // pool keeps as many free slabs as a heavy writer cycles through, and gives
 // the excess back once the WAL is idle.
+//
+// Where segments are written past the page cache, the writer moves whole blocks
+// between block-aligned memory and block-aligned places in the file. A write is
+// therefore packed where its memory lies within a block as its place in the file
+// does: the writer writes its whole blocks straight from the slab, and copies
+// only the blocks where a write starts and ends.
 
 /** Bytes per shared slab: a write larger than a quarter of it gets a slab of its own, a power of two in size. */
 export const SLAB_BYTES = 1024 * 1024;
@@ -25,8 +31,18 @@ const MAX_FREE_BYTES = 64 * 1024 * 1024;
 /** Bytes of free slabs kept once nothing is in flight (shrink()); also the largest write whose slab is kept. */
 const IDLE_FREE_BYTES = 16 * 1024 * 1024;
 
+/** The block of direct I/O (native/direct_io.h): a slab has this much more room, for placing writes in phase. */
+export const BLOCK_BYTES = 4096;
+
+/** Where a slab's first byte lies within a block of memory (the addon's blockPhase). */
+export type PhaseOf = (u8: Uint8Array) => number;
+
 interface Slab {
+  /** BLOCK_BYTES more than `size`. */
   u8: Uint8Array;
+  /** Its size class: what it was asked for. */
+  size: number;
+  phase: number;
   /** Over the whole slab, made once: a DataView per append costs a call into the engine. */
   dv: DataView;
   /** The last job packed into it; Infinity while a job being collected still uses it. */
@@ -50,13 +66,15 @@ export class SlabPool {
   /** Slabs used since the last seal(): the job being collected. */
   #unsealed: Slab[] = [];
 
+  constructor(private readonly phaseOf: PhaseOf) {}
+
   /**
-   * Reserves `n` bytes (not zeroed) for the job being collected (until seal()) and returns
-   * where they start in `u8`, the slab they were taken from. Offsets into the slab,
-   * not a view per append: a fresh subarray and DataView cost more than packing a
-   * small append.
+   * Reserves `n` bytes (not zeroed) for the job being collected (until seal()), bound for
+   * `fileOffset` in a segment, and returns where they start in `u8`, the slab they were
+   * taken from. Offsets into the slab, not a view per append: a fresh subarray and
+   * DataView cost more than packing a small append.
    */
-  allocate(n: number): number {
+  allocate(n: number, fileOffset: number): number {
     if (n > SLAB_BYTES / 4) {
       // Its own slab, retired at once: nothing else is packed into it. Rounded up to a power
       // of two so that it can serve the next write of about its size, unless it is too large
@@ -65,19 +83,20 @@ export class SlabPool {
       const s = this.#take(pooled <= IDLE_FREE_BYTES ? pooled : n);
       this.#use(s);
       this.#retired.push(s);
-      return this.#slice(s, 0);
+      return this.#slice(s, inPhase(s, 0, fileOffset));
     }
     let s = this.#current;
-    if (s === null || this.#used + n > SLAB_BYTES) {
+    // Writes that follow each other in the file and in the slab stay in phase with no gap.
+    let at = s === null ? 0 : inPhase(s, this.#used, fileOffset);
+    if (s === null || at + n > s.u8.length) {
       if (s !== null) this.#retired.push(s);
       s = this.#take(SLAB_BYTES);
       this.#current = s;
-      this.#used = 0;
+      at = inPhase(s, 0, fileOffset);
     }
     this.#use(s);
-    const at = this.#slice(s, this.#used);
-    this.#used += n;
-    return at;
+    this.#used = at + n;
+    return this.#slice(s, at);
   }
 
   /** The job being collected was submitted as `id`: its slabs are free once `id` is durable. */
@@ -95,7 +114,7 @@ export class SlabPool {
     while (this.#retiredHead < r.length && r[this.#retiredHead]!.job <= lastId) {
       const s = r[this.#retiredHead]!;
       r[this.#retiredHead++] = undefined as unknown as Slab;
-      const size = s.u8.length;
+      const size = s.size;
       if (size <= IDLE_FREE_BYTES && this.#freeBytes + size <= MAX_FREE_BYTES) {
         this.#freeBytes += size;
         const list = this.#free.get(size);
@@ -133,8 +152,8 @@ export class SlabPool {
   #take(size: number): Slab {
     const s = this.#free.get(size)?.pop();
     if (s === undefined) {
-      const u8 = new Uint8Array(new ArrayBuffer(size));
-      return { u8, dv: new DataView(u8.buffer), job: 0, unsealed: false };
+      const u8 = new Uint8Array(new ArrayBuffer(size + BLOCK_BYTES));
+      return { u8, size, phase: this.phaseOf(u8), dv: new DataView(u8.buffer), job: 0, unsealed: false };
     }
     this.#freeBytes -= size;
     return s;
@@ -153,4 +172,9 @@ export class SlabPool {
     this.dv = s.dv;
     return at;
   }
+}
+
+/** The first place in `s` from `at` on whose memory lies within a block as `fileOffset` does in the file. */
+function inPhase(s: Slab, at: number, fileOffset: number): number {
+  return at + ((((fileOffset - s.phase - at) % BLOCK_BYTES) + BLOCK_BYTES) % BLOCK_BYTES);
 }

@@ -95,9 +95,10 @@ export interface WalStats {
    */
   segmentsRecycled: number;
   /**
-   * Bytes of the buffer the writer copies each group into to write it past the page cache
-   * (0 where segments go through the page cache): at most 8 MiB, a larger group being written
-   * in pieces.
+   * Bytes of the buffer the writer assembles blocks in to write them past the page cache (0
+   * where segments go through the page cache): the blocks where a group and the slabs it was
+   * packed in start and end, its other blocks being written from the slabs. At most 8 MiB, a
+   * write out of phase with its slab (past a rotation) being written in pieces.
    */
   stagingBytes: number;
   /**

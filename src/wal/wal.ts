@@ -514,7 +514,7 @@ export class Wal {
 
     // Pass 2: pack, and apply to the in-memory state in the same order.
     const jobs = this.#jobs;
-    const base = jobs.allocate(total);
+    const base = jobs.allocate(total, rotations?.[0] === 0 ? 0 : this.#offset);
     const u8 = jobs.u8;
     const dv = jobs.dv;
     let pos = base;

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { NativeHandle } from '../../src/wal/addon.js';
 import { JobQueue, type MarkerPlace } from '../../src/wal/job-queue.js';
 import { MARKER_RECORD_BYTES as M } from '../../src/wal/record.js';
+import { SlabPool } from '../../src/wal/slab-pool.js';
 
 interface Submitted {
   buffers: number;
@@ -45,24 +46,29 @@ function fakeWriter(inlineIds: Set<number> = new Set()) {
 function queue(inlineIds?: Set<number>) {
   const w = fakeWriter(inlineIds);
   const lowest: number[] = [];
-  let offset = 100;
-  const jobs = new JobQueue(w.handle, '/wal', {
-    placeMarker: (): MarkerPlace => {
-      const at = { seq: 1, offset, firstIndex: 1 };
-      offset += M;
-      return at;
+  let offset = 0; // where the next write or marker goes in the segment
+  const jobs = new JobQueue(
+    w.handle,
+    '/wal',
+    {
+      placeMarker: (): MarkerPlace => {
+        const at = { seq: 1, offset, firstIndex: 1 };
+        offset += M;
+        return at;
+      },
+      durable: (l) => void lowest.push(l),
     },
-    durable: (l) => void lowest.push(l),
-  });
-  return { jobs, w, lowest };
-}
-
-/** A write of `n` bytes placed at `offset`, as the WAL makes one. */
-function write(jobs: JobQueue, n: number, offset: number, lowest: number): Promise<void> {
-  const at = jobs.allocate(n);
-  jobs.u8[at] = 1;
-  jobs.chunk(at, at + n, 1, offset, 1);
-  return jobs.write(lowest);
+    new SlabPool(() => 0),
+  );
+  /** A write of `n` bytes after the last, as the WAL makes one. */
+  const write = (n: number, lowestIndex: number): Promise<void> => {
+    const at = jobs.allocate(n, offset);
+    jobs.u8[at] = 1;
+    jobs.chunk(at, at + n, 1, offset, 1);
+    offset += n;
+    return jobs.write(lowestIndex);
+  };
+  return { jobs, w, lowest, write };
 }
 
 /** Settled state of each promise, after pending callbacks have run. */
@@ -80,12 +86,12 @@ async function states(ps: Promise<void>[]): Promise<string[]> {
 
 describe('JobQueue', () => {
   it('hands a turn over in jobs of about a megabyte as it packs them, so the writer starts on the first while the rest is packed', async () => {
-    const { jobs, w } = queue();
+    const { jobs, w, write } = queue();
     const KIB = 1024;
     const ps: Promise<void>[] = [];
     let offset = 0;
     const add = (n: number): void => {
-      ps.push(write(jobs, n, offset, 1));
+      ps.push(write(n, 1));
       offset += n;
     };
     for (let k = 0; k < 3; k++) add(400 * KIB);
@@ -102,11 +108,11 @@ describe('JobQueue', () => {
   });
 
   it('joins the writes of one turn into one job that ends with a marker, and settles them in order as reports come', async () => {
-    const { jobs, w, lowest } = queue();
-    const a = [write(jobs, 40, 0, 1), write(jobs, 24, 40, 3)];
+    const { jobs, w, lowest, write } = queue();
+    const a = [write(40, 1), write(24, 3)];
     expect(w.submitted).toEqual([]); // nothing is submitted before the turn's microtasks run out
     await Promise.resolve();
-    const b = [write(jobs, 8, 64, 5)];
+    const b = [write(8, 5)];
     await Promise.resolve();
     // Small writes are packed one after another into a shared slab, listed once per job.
     expect(w.submitted).toEqual([
@@ -115,14 +121,14 @@ describe('JobQueue', () => {
         chunks: [
           [0, 0, 40, 1, 0, 1],
           [0, 40, 64, 1, 40, 1],
-          [0, 64, 64 + M, 1, 100, 1],
+          [0, 64, 64 + M, 1, 64, 1],
         ],
       },
       {
         buffers: 1,
         chunks: [
-          [0, 64 + M, 72 + M, 1, 64, 1],
-          [0, 72 + M, 72 + 2 * M, 1, 100 + M, 1],
+          [0, 64 + M, 72 + M, 1, 64 + M, 1],
+          [0, 72 + M, 72 + 2 * M, 1, 72 + M, 1],
         ],
       },
     ]);
@@ -137,10 +143,10 @@ describe('JobQueue', () => {
   });
 
   it("points every chunk at its own write's bytes and the job's marker, small writes and large ones mixed", async () => {
-    const { jobs, w } = queue();
+    const { jobs, w, write } = queue();
     const sizes = [40, 300 * 1024, 24, 8];
     const ps = sizes.map((n, k) => {
-      const at = jobs.allocate(n);
+      const at = jobs.allocate(n, 1000 * k);
       jobs.u8.fill(k + 1, at, at + n);
       jobs.chunk(at, at + n, 1, 1000 * k, 1);
       return jobs.write(k + 1);
@@ -157,26 +163,26 @@ describe('JobQueue', () => {
   });
 
   it('a turn of many writes is one job with every chunk in order', async () => {
-    const { jobs, w } = queue();
-    const ps = Array.from({ length: 40 }, (_, k) => write(jobs, 8, 8 * k, k + 1));
+    const { jobs, w, write } = queue();
+    const ps = Array.from({ length: 40 }, (_, k) => write(8, k + 1));
     await Promise.resolve();
     const job = w.submitted[0]!;
     expect(job.buffers).toBe(1);
-    expect(job.chunks).toEqual([...Array.from({ length: 40 }, (_, k) => [0, 8 * k, 8 * k + 8, 1, 8 * k, 1]), [0, 320, 320 + M, 1, 100, 1]]);
+    expect(job.chunks).toEqual([...Array.from({ length: 40 }, (_, k) => [0, 8 * k, 8 * k + 8, 1, 8 * k, 1]), [0, 320, 320 + M, 1, 320, 1]]);
     jobs.onReport(1);
     expect(new Set(await states(ps))).toEqual(new Set(['resolved']));
   });
 
   it('settles a write whose job waits for the next turn while a report drops over a thousand settled jobs from the queue', async () => {
-    const { jobs } = queue(new Set([1]));
-    await write(jobs, 8, 0, 1).then(
+    const { jobs, write } = queue(new Set([1]));
+    await write(8, 1).then(
       () => undefined,
       () => undefined,
     ); // job 1 runs inline: the loop has not turned since
     const released = Array.from({ length: 1100 }, () => jobs.release([])); // jobs 2..1101, settled by one report
     const start = performance.now();
     while (performance.now() - start < 2); // inline work for over a millisecond: the next job waits for the loop to turn
-    const late = write(jobs, 8, 8, 2);
+    const late = write(8, 2);
     jobs.onReport(1101);
     await new Promise((r) => setImmediate(r)); // the late write's job is submitted as 1102
     jobs.onReport(1102);
@@ -185,10 +191,10 @@ describe('JobQueue', () => {
   });
 
   it('a job the writer ran at once (a negative id) is durable when submit returns', async () => {
-    const { jobs, w } = queue(new Set([2]));
-    const first = write(jobs, 8, 0, 1);
+    const { jobs, w, write } = queue(new Set([2]));
+    const first = write(8, 1);
     await Promise.resolve();
-    const second = write(jobs, 8, 8, 2);
+    const second = write(8, 2);
     await Promise.resolve();
     // Job 2 ran inline but job 1 is still queued: reports are cumulative, so 2 settles both.
     expect(await states([first, second])).toEqual(['resolved', 'resolved']);
@@ -196,16 +202,16 @@ describe('JobQueue', () => {
   });
 
   it('a failed job fails every job after it, and close still ends cleanly without sealing', async () => {
-    const { jobs, w } = queue();
-    const ok = write(jobs, 8, 0, 1);
+    const { jobs, w, write } = queue();
+    const ok = write(8, 1);
     await Promise.resolve();
-    const failed = write(jobs, 8, 8, 2);
+    const failed = write(8, 2);
     await Promise.resolve();
-    const later = write(jobs, 8, 16, 3);
+    const later = write(8, 3);
     await Promise.resolve();
     jobs.onReport(1);
     jobs.onReport(2, 'EIO: fdatasync');
-    const after = write(jobs, 8, 24, 4); // made after the failure was known: fails with it
+    const after = write(8, 4); // made after the failure was known: fails with it
     await Promise.resolve();
     jobs.onReport(4);
     expect(await states([ok, failed, later, after])).toEqual([
@@ -225,15 +231,15 @@ describe('JobQueue', () => {
   });
 
   it('close waits for the writes, then seals with a job of only a marker', async () => {
-    const { jobs, w } = queue();
-    const pending = write(jobs, 8, 0, 1);
+    const { jobs, w, write } = queue();
+    const pending = write(8, 1);
     const closed = jobs.close(true);
     expect(w.submitted.length).toBe(1); // close submits the turn's job at once
     expect(w.released).toEqual([[]]); // and a barrier behind it
     jobs.onReport(2);
     await pending;
     await new Promise((r) => setImmediate(r));
-    expect(w.submitted.at(-1)).toEqual({ buffers: 1, chunks: [[0, 8 + M, 8 + 2 * M, 1, 100 + M, 1]] });
+    expect(w.submitted.at(-1)).toEqual({ buffers: 1, chunks: [[0, 8 + M, 8 + 2 * M, 1, 8 + M, 1]] });
     jobs.onReport(3); // the seal
     await new Promise((r) => setImmediate(r));
     expect(w.disposed()).toBe(false);
@@ -243,13 +249,13 @@ describe('JobQueue', () => {
   });
 
   it('a submit that throws fails the job and every pending one, and the queue stays failed', async () => {
-    const { jobs, w } = queue();
-    const before = write(jobs, 8, 0, 1);
+    const { jobs, w, write } = queue();
+    const before = write(8, 1);
     await Promise.resolve();
     (w.handle as { submit: unknown }).submit = (): number => {
       throw new Error('ENOMEM');
     };
-    const thrown = write(jobs, 8, 8, 2);
+    const thrown = write(8, 2);
     await Promise.resolve();
     expect(await states([before, thrown])).toEqual([
       'rejected: WAL /wal failed to queue a write; reopen it: ENOMEM',

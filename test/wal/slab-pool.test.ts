@@ -1,20 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { SLAB_BYTES, SlabPool } from '../../src/wal/slab-pool.js';
+import { BLOCK_BYTES, SLAB_BYTES, SlabPool } from '../../src/wal/slab-pool.js';
 import { seeded, testSeed } from '../seeded.js';
 
 /** Whether every byte of `s` is `v` (a native compare: the slices are up to half a megabyte). */
 const allAre = (s: Uint8Array, v: number): boolean => Buffer.from(s.buffer, s.byteOffset, s.length).equals(Buffer.alloc(s.length, v));
 
-/** The `n` bytes allocate() reserved, as a view of their slab. */
-const take = (pool: SlabPool, n: number): Uint8Array => {
-  const at = pool.allocate(n);
+/** The `n` bytes allocate() reserved for `fileOffset`, as a view of their slab. */
+const take = (pool: SlabPool, n: number, fileOffset = 0): Uint8Array => {
+  const at = pool.allocate(n, fileOffset);
   return pool.u8.subarray(at, at + n);
 };
+
+/** Slabs as malloc places them: 16 bytes into a block. */
+const phaseOf = (): number => 16;
 
 describe('SlabPool', () => {
   it('never hands out bytes of a job that is not yet durable', async () => {
     const rand = seeded(testSeed('slab pool model'));
-    const pool = new SlabPool();
+    const pool = new SlabPool(phaseOf);
     // Each live slice is filled with its job's id; the writer thread reads it until the job is durable.
     const live: Array<{ job: number; slice: Uint8Array }> = [];
     let collecting: Uint8Array[] = [];
@@ -26,7 +29,7 @@ describe('SlabPool', () => {
       const r = rand();
       if (r < 0.6) {
         const n = rand() < 0.05 ? SLAB_BYTES / 2 : 1 + Math.floor(rand() * (rand() < 0.5 ? 4096 : SLAB_BYTES / 4));
-        const s = take(pool, n);
+        const s = take(pool, n, Math.floor(rand() * 2 ** 26));
         expect(s.length).toBe(n);
         // The invariant itself: no byte handed out belongs to a job the writer may still read.
         for (const l of live) {
@@ -54,8 +57,43 @@ describe('SlabPool', () => {
     expect(corrupted).toBe(0);
   });
 
+  it('packs a write where its memory lies within a block as its place in the file does, and the writes that follow it in the file right after it', () => {
+    const phases = new Map<ArrayBufferLike, number>();
+    const pool = new SlabPool((u8) => {
+      phases.set(u8.buffer, [16, 4080, 0][phases.size % 3]!);
+      return phases.get(u8.buffer)!;
+    });
+    /** Where the write's first byte lies within a block of memory. */
+    const phase = (s: Uint8Array): number => (phases.get(s.buffer)! + s.byteOffset) % BLOCK_BYTES;
+    let last: Uint8Array | undefined;
+    let offset = 12_345;
+    for (const [n, gap] of [
+      [100, 0],
+      [5000, 0], // follows in the file: right after the last in the slab
+      [70_000, 0],
+      [32, 777], // a jump in the file: a gap of less than a block in the slab
+      [SLAB_BYTES / 2, 0], // a slab of its own
+      [SLAB_BYTES / 4, 0],
+      [SLAB_BYTES / 4, 0],
+      [SLAB_BYTES / 4, 0],
+      [SLAB_BYTES / 4, 0], // no room left: the next slab
+      [40, 0],
+    ] as const) {
+      offset += gap;
+      const s = take(pool, n, offset);
+      expect(phase(s), `${n} bytes at ${offset}`).toBe(offset % BLOCK_BYTES);
+      if (last !== undefined && s.buffer === last.buffer) {
+        const slack = s.byteOffset - (last.byteOffset + last.length);
+        expect(slack, `${n} bytes at ${offset}`).toBe(gap % BLOCK_BYTES);
+      }
+      last = s;
+      offset += n;
+    }
+    expect(phases.size).toBe(3);
+  });
+
   it('reuses slabs once their jobs are durable instead of allocating new ones', () => {
-    const pool = new SlabPool();
+    const pool = new SlabPool(phaseOf);
     const first = take(pool, SLAB_BYTES / 4);
     for (let job = 1; job <= 100; job++) {
       take(pool, SLAB_BYTES / 4);
@@ -64,11 +102,11 @@ describe('SlabPool', () => {
     }
     // A slab in use, one waiting or free: not one per 1 MiB written.
     expect(pool.held).toBeLessThanOrEqual(3);
-    expect(first.buffer.byteLength).toBe(SLAB_BYTES);
+    expect(first.buffer.byteLength).toBe(SLAB_BYTES + BLOCK_BYTES);
   });
 
   it('keeps the slabs a heavy writer cycles through while jobs are in flight, and gives most back once idle', () => {
-    const pool = new SlabPool();
+    const pool = new SlabPool(phaseOf);
     // 20 MiB in flight, a slab of 512 KiB per job, then all of it durable at once.
     const slabs = 40;
     for (let job = 1; job <= slabs; job++) {
@@ -92,7 +130,7 @@ describe('SlabPool', () => {
   });
 
   it('keeps a retired slab while a job packed into it is still in flight', () => {
-    const pool = new SlabPool();
+    const pool = new SlabPool(phaseOf);
     const quarter = SLAB_BYTES / 4;
     const a = [take(pool, quarter), take(pool, quarter), take(pool, quarter)];
     pool.seal(1);
@@ -115,10 +153,10 @@ describe('SlabPool', () => {
   });
 
   it('gives a write larger than a quarter slab a slab of its own, reused once durable', () => {
-    const pool = new SlabPool();
+    const pool = new SlabPool(phaseOf);
     const big = take(pool, SLAB_BYTES / 4 + 1);
-    expect(big.byteOffset).toBe(0);
-    expect(big.buffer.byteLength).toBe(SLAB_BYTES / 2);
+    expect((16 + big.byteOffset) % BLOCK_BYTES).toBe(0); // bound for offset 0 of a segment
+    expect(big.buffer.byteLength).toBe(SLAB_BYTES / 2 + BLOCK_BYTES);
     big.fill(9);
     pool.seal(1);
     const second = take(pool, SLAB_BYTES / 2);
@@ -129,7 +167,7 @@ describe('SlabPool', () => {
     expect(third.buffer).toBe(big.buffer);
     // A write too large to be kept free gets exactly its size, not the next power of two.
     const huge = take(pool, 20 * 1024 * 1024 + 1);
-    expect(huge.buffer.byteLength).toBe(20 * 1024 * 1024 + 1);
+    expect(huge.buffer.byteLength).toBe(20 * 1024 * 1024 + 1 + BLOCK_BYTES);
     // Nor is it kept once durable: no later write would have its size.
     const before = pool.held;
     pool.seal(3);
