@@ -42,6 +42,7 @@ interface Slab {
   u8: Uint8Array;
   /** Its size class: what it was asked for. */
   size: number;
+  /** Where u8's first byte lies within a block of memory. */
   phase: number;
   /** Over the whole slab, made once: a DataView per append costs a call into the engine. */
   dv: DataView;
