@@ -474,8 +474,8 @@ void Writer::DirectFlush() {
   uint64_t staged = 0, cursor = begin, at = iovOffset_;
   for (const iovec& v : iov_) {
     const uint64_t first = BlockCeil(at), last = BlockFloor(at + v.iov_len);
-    const uint8_t* from = static_cast<const uint8_t*>(v.iov_base) + (first - at);
-    if (last > first && reinterpret_cast<uintptr_t>(from) % kDirectBlock == 0) {
+    const uint8_t* from = last > first ? static_cast<const uint8_t*>(v.iov_base) + (first - at) : nullptr;
+    if (from != nullptr && reinterpret_cast<uintptr_t>(from) % kDirectBlock == 0) {
       if (first > cursor) pieces_.push_back({cursor, first - cursor, nullptr});
       staged += first - cursor;
       pieces_.push_back({first, last - first, from});
