@@ -425,9 +425,8 @@ void Writer::Write(Job& job, const Chunk& c) {
   iovBytes_ += n;
   // Appends packed one after another in a slab are one piece of memory: one iovec, whose
   // blocks a direct write takes from there, not a block to stage wherever two meet.
-  iovec& last = iov_.empty() ? iov_.emplace_back(iovec{begin, 0}) : iov_.back();
-  if (static_cast<uint8_t*>(last.iov_base) + last.iov_len == begin) {
-    last.iov_len += n;
+  if (!iov_.empty() && static_cast<uint8_t*>(iov_.back().iov_base) + iov_.back().iov_len == begin) {
+    iov_.back().iov_len += n;
     return;
   }
   iov_.push_back({begin, n});
