@@ -78,14 +78,21 @@ function committed(size: number, from: Uint8Array, firstSeq: number): Entry {
   return { index: 1, term: 3, type: EntryType.Normal, data: data! };
 }
 
-function recordDecode(size: number): Case {
+/** `asRead`: the entry's bytes as a follower gets them, a Buffer view into a larger socket read. */
+function recordDecode(size: number, asRead = false): Case {
   const entry = committed(size, origin, 1_000_000);
+  let data = entry.data;
+  if (asRead) {
+    const read = Buffer.alloc(data.length + 64);
+    read.set(data, 32);
+    data = read.subarray(32, 32 + data.length);
+  }
   const reader = new BatchReader();
   return {
-    name: `record: BatchReader open + next, ${BATCH} x ${size} B`,
+    name: `record: BatchReader open + next, ${BATCH} x ${size} B${asRead ? ', from a Buffer (as a follower reads it)' : ''}`,
     perOp: BATCH,
     fn: () => {
-      if (!reader.open(entry.data, entry.index)) return;
+      if (!reader.open(data, entry.index)) return;
       for (let k = 0; k < reader.count; k++) sink += reader.next().byteLength;
     },
   };
@@ -169,6 +176,7 @@ function cases(): Case[] {
     walPacking(1024),
     recordEncode(100),
     recordDecode(100),
+    recordDecode(100, true),
     proposalCycle(),
     applyDispatch(100),
     ...crcCases(128),

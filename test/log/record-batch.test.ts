@@ -36,6 +36,25 @@ describe('record batches', () => {
     expect(b.payloads.map(text)).toEqual(payloads.map(text));
   });
 
+  it('hands out plain Uint8Array views whatever the entry came as, so that slice() copies on every node', () => {
+    const origin = recordOrigin(2, session(2));
+    const [data] = encodeBatches(origin, [1, 2], [Buffer.from('first'), Buffer.from('second')], 1 << 20, []);
+    // As a follower gets it: a Buffer view into a larger read, at an offset.
+    const read = Buffer.alloc(data!.length + 32, 0xee);
+    read.set(data!, 16);
+    for (const entry of [data!, read.subarray(16, 16 + data!.length)]) {
+      const b = decodeBatch(entry, 3)!;
+      expect(b.payloads.map(text)).toEqual(['first', 'second']);
+      for (const p of b.payloads) {
+        expect(Object.getPrototypeOf(p)).toBe(Uint8Array.prototype);
+        const copy = p.slice();
+        copy[0] = 0;
+        expect(p[0]).not.toBe(0);
+      }
+      expect(Object.getPrototypeOf(b.origin)).toBe(Uint8Array.prototype);
+    }
+  });
+
   it('start a new batch past the size bound, for a record too large to share one, and at a gap in the seqs', () => {
     const origin = recordOrigin(1, session(1));
     const p = (n: number): Uint8Array => new Uint8Array(n);
