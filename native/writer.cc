@@ -95,13 +95,18 @@ int64_t Writer::Submit(Job job, bool mayInline) {
   const bool idle = !busy_ && queue_.empty() && !stopping_;
   // Busy only zeroing ahead, which an inline job starts: that says nothing about the caller.
   const bool zeroing = !idle && preparing_ && queue_.empty();
+  // Nor does the job right after one that found it so, submitted before that one is
+  // durable (a follower sent its next entries once the other follower answered), as long
+  // as nothing else waits: otherwise every step of zeroing would start the streak over.
+  const bool behindZeroing = !idle && job.id == queuedWhileZeroing_ + 1 && queue_.size() <= 1;
   if (idle) {
     idleStreak_ = std::min(idleStreak_ + 1, kInlineIdleStreak + 1);
     if (probed_) probeEvery_ = std::min(probeEvery_ * 2, kInlineProbeMax);  // the caller waited for the look
-  } else if (!zeroing) {
+  } else if (!zeroing && !behindZeroing) {
     idleStreak_ = 0;
     probeEvery_ = kInlineProbe;
   }
+  if (zeroing) queuedWhileZeroing_ = job.id;
   probed_ = false;
   if (mayInline && idle && job.type == Job::kWrite && idleStreak_ > kInlineIdleStreak && fsyncAvgNs_.load() <= kInlineMaxFsyncNs) {
     size_t bytes = 0;

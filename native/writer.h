@@ -207,6 +207,7 @@ class Writer {
   int probeEvery_ = kInlineProbe;  // every probeEvery_-th job that could run inline goes to the thread to look
   bool probed_ = false;  // the last job went to the thread to look
   bool preparing_ = false;  // the writer thread is in PrepareAhead
+  uint64_t queuedWhileZeroing_ = 0;  // the last job that found the writer only zeroing ahead
 
   // Whoever is busy_ (the writer thread, or the submitting thread inline).
   int fd_ = -1;

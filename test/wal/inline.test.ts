@@ -92,6 +92,71 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     await wal.close();
   });
 
+  it('resumes inline after a job that found the writer zeroing ahead and the one submitted right behind it', async () => {
+    // A follower may get its next entries before its last write is durable (the leader heard
+    // from the other follower). If that write found the writer thread zeroing ahead, the next
+    // job finds the thread busy with it, which says no more about the caller than the
+    // zeroing did: starting the streak of four over would send the four after it there too.
+    const wal = await Wal.open(tempDir(), { preallocate: 'zeros', sync: 'none' });
+    const kib8 = (index: number): WalEntry => ({ index, term: 1, type: 0, data: new Uint8Array(8192).fill(index & 0xff) });
+    let next = 1;
+    /** Appends one entry and hands its job over; `inline`: it ran on this thread. */
+    const submit = async (): Promise<{ durable: Promise<void>; inline: boolean }> => {
+      const before = wal.stats().inlineGroups;
+      const durable = wal.append([kib8(next++)]);
+      await Promise.resolve(); // the job is handed over, or has run inline
+      return { durable, inline: wal.stats().inlineGroups > before };
+    };
+    // A turn of the event loop before each append: after a millisecond of inline jobs with
+    // none, the next is handed over in the next turn, not in the append's own.
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    // Of the four appends after each such pair, how many went to the thread.
+    const after: number[] = [];
+    let sinceThreaded = 0; // inline jobs since the last that went to the thread
+    // Ten pairs, within the first segment (8,000 appends).
+    while (next <= 7000 && after.length < 10) {
+      await turn();
+      const job = await submit();
+      if (job.inline) {
+        await job.durable;
+        sinceThreaded++;
+        continue;
+      }
+      // A look at the thread (a probe) goes after 15, 31, 63, 127 or 255 inline jobs; after
+      // any other number but none, only zeroing ahead keeps a lone small job from running
+      // inline (a rotation would too, but the first comes after 8,000 of these).
+      const zeroing = sinceThreaded >= 1 && ![15, 31, 63, 127, 255].includes(sinceThreaded);
+      sinceThreaded = 0;
+      if (!zeroing) {
+        await job.durable;
+        continue;
+      }
+      // The next job comes while that one waits for the zeroing or runs.
+      const behind = await submit();
+      await Promise.all([job.durable, behind.durable]);
+      if (behind.inline) sinceThreaded++;
+      let threaded = 0;
+      for (let k = 0; k < 4; k++) {
+        await turn();
+        const j = await submit();
+        await j.durable;
+        if (j.inline) sinceThreaded++;
+        else {
+          threaded++;
+          sinceThreaded = 0;
+        }
+      }
+      after.push(threaded);
+    }
+    expect(after.length).toBeGreaterThan(0);
+    // One more may find the writer zeroing again; four means the streak started over.
+    expect(
+      after.filter((n) => n > 1),
+      `threaded after each pair: ${after.join(' ')}`,
+    ).toEqual([]);
+    await wal.close();
+  });
+
   it('lets the event loop turn every millisecond or so under a caller that awaits each append in a loop', async () => {
     // Each append is submitted from the microtask that resolved the one before: run
     // inline, none would ever yield to the loop. A timer that reschedules itself fires
