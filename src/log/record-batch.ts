@@ -115,8 +115,9 @@ function uninitialized(n: number): Uint8Array {
 
 /**
  * Reads batches without allocating beyond a view per entry and the payload views it
- * hands out: the apply loop reads one per entry. `open` checks a whole batch before any of its records is
- * used, so damage in the middle of one never lets its first records through.
+ * hands out: the apply loop reads one per entry. `open` checks a whole batch before any
+ * of its records is used, so damage in the middle of one never lets its first records
+ * through.
  */
 export class BatchReader {
   /** End of the origin prefix (version, node id, session) in the open batch. */
