@@ -16,6 +16,7 @@ const ONLY_BY_QUEUE = { sync: 'none', preallocate: 'none' } as const;
 const LARGE = 100 * 1024; // over the 64 KiB a job may have to run inline
 
 const large = (index: number): WalEntry => ({ index, term: 1, type: 0, data: new Uint8Array(LARGE).fill(index & 0xff) });
+const kib8 = (index: number): WalEntry => ({ index, term: 1, type: 0, data: new Uint8Array(8192).fill(index & 0xff) });
 
 describe('WAL: writes run on the appending thread while the writer thread is idle', () => {
   it('runs lone small appends inline once a few in a row found the writer idle, sending one to the thread to look ever more rarely', async () => {
@@ -69,7 +70,6 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     // says nothing about the caller: the next job runs inline again, where one that found
     // the writer busy with another job starts a streak of four over.
     const wal = await Wal.open(tempDir(), { preallocate: 'zeros', sync: 'none' });
-    const kib8 = (index: number): WalEntry => ({ index, term: 1, type: 0, data: new Uint8Array(8192).fill(index & 0xff) });
     const threaded: number[] = [];
     for (let i = 1; i <= 1500; i++) {
       const before = wal.stats().inlineGroups;
@@ -98,7 +98,6 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     // job finds the thread busy with it, which says no more about the caller than the
     // zeroing did: starting the streak of four over would send the four after it there too.
     const wal = await Wal.open(tempDir(), { preallocate: 'zeros', sync: 'none' });
-    const kib8 = (index: number): WalEntry => ({ index, term: 1, type: 0, data: new Uint8Array(8192).fill(index & 0xff) });
     let next = 1;
     /** Appends one entry and hands its job over; `inline`: it ran on this thread. */
     const submit = async (): Promise<{ durable: Promise<void>; inline: boolean }> => {
