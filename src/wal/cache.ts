@@ -3,25 +3,52 @@
 // ends at lastIndex; the front is trimmed to a byte budget, but never past an
 // entry whose write is still in flight (its bytes may not be in the file yet).
 //
-// Columns in a ring that doubles when full: a term, a type and the caller's
-// data per entry, not the entry objects. Pushing and trimming copy nothing in
-// steady state, and the cache keeps no object of its own per entry alive: at a
-// million entries a second, objects that outlive a few young-generation
-// collections are promoted, and the old generation then fills and is
-// collected in pauses of the event loop. A read builds its entries afresh;
-// they die young.
+// Columns in a ring that doubles when full: a term, a type and where the data
+// lies per entry, not the entry objects. The cache keeps no object of its own
+// per entry alive: at a million entries a second, objects that outlive a few
+// young-generation collections are promoted, and the old generation then fills
+// and is collected in pauses of the event loop. A read builds its entries
+// afresh; they die young.
+//
+// The caller's data objects would be such objects too where entries are small
+// (a lone writer commits an entry of a hundred bytes at a time, and 8 MiB of
+// them is 45,000 objects held until trimmed). So a small entry's data is copied
+// into a shared slab, and a read hands out a view of it. A slab is never
+// written again once its bytes are cached: views handed out stay valid, and a
+// slab goes to the garbage collector with the last entry and view that use it.
+// Larger entries are kept as given, where an object per entry costs little
+// against its bytes and a copy would cost more than the object.
 import type { WalEntry } from './types.js';
 
 const INITIAL = 1024;
 
+/** Entries smaller than this are copied into slabs; larger ones are kept as given. */
+export const PACK_BELOW = 4096;
+
+/**
+ * Bytes per slab of packed entries: small enough that a view an application keeps
+ * (against the advice to copy) keeps little else alive, large enough for 16 entries
+ * of the largest size packed.
+ */
+const SLAB_BYTES = 64 * 1024;
+
+/** The `offsets` of an entry kept as given. */
+const OWN = -1;
+
 export class EntryCache {
   private terms = new Float64Array(INITIAL);
   private types = new Uint8Array(INITIAL);
+  /** The entry's own data (offset OWN), or the slab that holds it. */
   private datas: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(INITIAL);
+  private offsets = new Int32Array(INITIAL);
+  private lengths = new Int32Array(INITIAL);
   private mask = INITIAL - 1;
   /** Ring slot of the entry at `lo`. */
   private head = 0;
   private count = 0;
+  /** Where small entries are being packed, and its first free byte. */
+  private slab: Uint8Array | null = null;
+  private slabUsed = 0;
   /** Index of the first cached entry (lastIndex + 1 when empty). */
   lo = 1;
   bytes = 0;
@@ -33,7 +60,10 @@ export class EntryCache {
   /** A new entry object for a cached index. */
   get(index: number): WalEntry {
     const slot = (this.head + index - this.lo) & this.mask;
-    return { index, term: this.terms[slot]!, type: this.types[slot]!, data: this.datas[slot]! };
+    const off = this.offsets[slot]!;
+    const held = this.datas[slot]!;
+    const data = off === OWN ? held : held.subarray(off, off + this.lengths[slot]!);
+    return { index, term: this.terms[slot]!, type: this.types[slot]!, data };
   }
 
   /** Appends the entry after the last cached one (or starts the cache at it). */
@@ -41,11 +71,25 @@ export class EntryCache {
     if (this.count === 0) this.lo = e.index;
     if (this.count === this.datas.length) this.grow();
     const slot = (this.head + this.count) & this.mask;
+    const len = e.data.length;
     this.terms[slot] = e.term;
     this.types[slot] = e.type;
-    this.datas[slot] = e.data;
+    this.lengths[slot] = len;
+    if (len < PACK_BELOW) {
+      if (this.slab === null || this.slabUsed + len > SLAB_BYTES) {
+        this.slab = new Uint8Array(SLAB_BYTES);
+        this.slabUsed = 0;
+      }
+      this.slab.set(e.data, this.slabUsed);
+      this.datas[slot] = this.slab;
+      this.offsets[slot] = this.slabUsed;
+      this.slabUsed += len;
+    } else {
+      this.datas[slot] = e.data;
+      this.offsets[slot] = OWN;
+    }
     this.count++;
-    this.bytes += e.data.length;
+    this.bytes += len;
   }
 
   truncateAfter(index: number): void {
@@ -56,7 +100,7 @@ export class EntryCache {
     const keep = index - this.lo + 1;
     for (let i = keep; i < this.count; i++) {
       const slot = (this.head + i) & this.mask;
-      this.bytes -= this.datas[slot]!.length;
+      this.bytes -= this.lengths[slot]!;
       this.datas[slot] = undefined;
     }
     if (keep < this.count) this.count = keep;
@@ -71,9 +115,12 @@ export class EntryCache {
     this.terms = new Float64Array(INITIAL);
     this.types = new Uint8Array(INITIAL);
     this.datas = new Array<Uint8Array | undefined>(INITIAL);
+    this.offsets = new Int32Array(INITIAL);
+    this.lengths = new Int32Array(INITIAL);
     this.mask = INITIAL - 1;
     this.head = 0;
     this.count = 0;
+    this.slab = null;
     this.bytes = 0;
     this.lo = lo;
   }
@@ -84,7 +131,7 @@ export class EntryCache {
   }
 
   private shift(): void {
-    this.bytes -= this.datas[this.head]!.length;
+    this.bytes -= this.lengths[this.head]!;
     this.datas[this.head] = undefined;
     this.head = (this.head + 1) & this.mask;
     this.count--;
@@ -96,15 +143,21 @@ export class EntryCache {
     const terms = new Float64Array(n);
     const types = new Uint8Array(n);
     const datas = new Array<Uint8Array | undefined>(n);
+    const offsets = new Int32Array(n);
+    const lengths = new Int32Array(n);
     for (let i = 0; i < this.count; i++) {
       const slot = (this.head + i) & this.mask;
       terms[i] = this.terms[slot]!;
       types[i] = this.types[slot]!;
       datas[i] = this.datas[slot];
+      offsets[i] = this.offsets[slot]!;
+      lengths[i] = this.lengths[slot]!;
     }
     this.terms = terms;
     this.types = types;
     this.datas = datas;
+    this.offsets = offsets;
+    this.lengths = lengths;
     this.mask = n - 1;
     this.head = 0;
   }
