@@ -230,9 +230,9 @@ export class Wal {
    * they become durable and resolve in call order. The new entries are
    * visible to reads at once (served from memory until they are on disk).
    *
-   * The WAL's cache of recent entries keeps the data of an entry of 4 KiB or
-   * more as given (no copy), and copies smaller ones: do not mutate an entry's
-   * data after passing it.
+   * The WAL's cache of recent entries keeps the data of an entry of 512 bytes
+   * or more as given (no copy), and copies smaller ones: do not mutate an
+   * entry's data after passing it.
    */
   append(entries: readonly WalEntry[], hardState?: WalHardState): Promise<void> {
     const unusable = this.#unusable();
