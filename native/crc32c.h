@@ -1,5 +1,6 @@
 // CRC32C (Castagnoli): the SSE4.2 instruction (x86-64) or the ARMv8 CRC32
-// instructions (arm64) where the CPU has them, a slicing-by-8 table otherwise.
+// instructions (arm64) where the CPU has them, in three streams over inputs of
+// 192 bytes or more; a slicing-by-8 table otherwise.
 #pragma once
 
 #include <cstddef>
