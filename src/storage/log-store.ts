@@ -25,6 +25,12 @@ export interface LogStore {
   entries(lo: number, hi: number, maxBytes?: number): Promise<Entry[]>;
   /** The first entry held in memory (lastIndex + 1 if none). */
   readonly cachedFrom: number;
+  /**
+   * Where a store has it: entries from `lo` below `hi`, all held in memory, passed to
+   * `copy` with data valid only during the call; returns the index after the last one
+   * passed (`lo` if the first is not in memory).
+   */
+  copyCached?(lo: number, hi: number, copy: (e: Entry) => void): number;
   term(index: number): number;
   /** Data length of entry `index` (firstIndex to lastIndex), without reading it. */
   dataLength(index: number): number;

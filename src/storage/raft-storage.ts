@@ -1,6 +1,7 @@
 import { CompactedError, EntriesPendingError, UnavailableError } from '../raft/errors.js';
 import { EntryType, MAX_INDEX, MAX_TERM, type ConfState, type Entry, type HardState, type Ready, type Snapshot, type Storage } from '../raft/types.js';
 import { CatchUpReads } from './catch-up-reads.js';
+import { CatchUpWindow } from './catch-up-window.js';
 import { StateCorruptError } from './errors.js';
 import type { LogStore } from './log-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
@@ -11,6 +12,9 @@ import type { SnapshotStore } from './snapshot-store.js';
  * memory. A follower further behind gets a snapshot.
  */
 const WINDOW_MAX_BYTES = 8 * 1024 * 1024;
+
+/** The catch-up window is read and copied this much at a time, one slice a turn. */
+const WINDOW_SLICE_BYTES = 1024 * 1024;
 
 /**
  * Raft's stable storage over a write-ahead log and a snapshot store. The core reads
@@ -35,9 +39,9 @@ export class RaftStorage implements Storage {
    * the WAL released them, so that a follower a little behind still catches up from the log.
    * In memory only (as etcd keeps its own): after a restart the log starts at the snapshot.
    */
-  private window: Entry[] = [];
-  /** Term of the entry just below the window (what term(firstIndex - 1) answers). */
-  private windowPrevTerm = 0;
+  private window = new CatchUpWindow();
+  /** The next snapshot's window, filled while it is taken; the two swap when it is recorded. */
+  private spare = new CatchUpWindow();
   /**
    * Called when entries raft was told to wait for (EntriesPendingError) have been read, or
    * the read failed (`err`; not for a range compacted meanwhile, which raft then finds).
@@ -79,7 +83,7 @@ export class RaftStorage implements Storage {
   }
 
   firstIndex(): number {
-    if (this.window.length > 0) return this.window[0]!.index;
+    if (this.window.size > 0) return this.window.first;
     return Math.max(this.wal.firstIndex, this.snapIndex() + 1);
   }
 
@@ -89,10 +93,9 @@ export class RaftStorage implements Storage {
 
   term(i: number): number {
     if (i === this.snapIndex()) return this.snap?.meta.term ?? 0;
-    if (this.window.length > 0 && i < this.snapIndex()) {
-      const first = this.window[0]!.index;
-      if (i === first - 1) return this.windowPrevTerm;
-      if (i >= first) return this.window[i - first]!.term;
+    if (this.window.size > 0 && i < this.snapIndex()) {
+      if (i === this.window.first - 1) return this.window.prevTerm;
+      if (this.window.has(i)) return this.window.term(i);
     }
     if (i < this.firstIndex()) throw new CompactedError(i, this.firstIndex());
     if (i > this.lastIndex()) throw new UnavailableError(i, this.lastIndex());
@@ -103,17 +106,15 @@ export class RaftStorage implements Storage {
     if (lo < this.firstIndex()) throw new CompactedError(lo, this.firstIndex());
     if (hi > this.lastIndex() + 1) throw new UnavailableError(hi - 1, this.lastIndex());
     if (lo >= hi) return [];
-    if (lo <= this.snapIndex() && this.window.length > 0) {
+    if (lo <= this.snapIndex() && this.window.size > 0) {
       // From the window only; the caller asks again for what follows.
-      const first = this.window[0]!.index;
       const end = Math.min(hi, this.snapIndex() + 1);
       const out: Entry[] = [];
       let bytes = 0;
       for (let i = lo; i < end; i++) {
-        const e = this.window[i - first]!;
-        bytes += e.data.length;
+        bytes += this.window.dataLength(i);
         if (out.length > 0 && bytes > maxSize) break;
-        out.push(e);
+        out.push(this.window.entry(i));
       }
       return out;
     }
@@ -230,8 +231,8 @@ export class RaftStorage implements Storage {
     return this.serialSnapshot(async () => {
       if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
       // Read before the WAL's marker makes them unreadable there.
-      const window = await this.catchUpWindow(index, keepEntries);
-      await this.record(await this.snapshots.save({ meta: { index, term, conf }, data }), false, window);
+      await this.catchUpWindow(index, keepEntries);
+      await this.record(await this.snapshots.save({ meta: { index, term, conf }, data }), false);
     });
   }
 
@@ -253,23 +254,30 @@ export class RaftStorage implements Storage {
       await this.snapshots.discard(snapshot); // an older snapshot than the one held: nothing to gain
       return;
     }
-    await this.record(await this.snapshots.install(snapshot), true, { entries: [], prevTerm: 0 });
+    this.spare.clear();
+    await this.record(await this.snapshots.install(snapshot), true);
   }
 
-  private async record(snapshot: Snapshot, received: boolean, window: { entries: Entry[]; prevTerm: number }): Promise<void> {
+  /** Makes `snapshot` the held one, with the spare window (filled for it, or empty) as its catch-up window. */
+  private async record(snapshot: Snapshot, received: boolean): Promise<void> {
     const { index, term } = snapshot.meta;
     // Raft may hand this snapshot out as soon as its file is durable, and must see it
     // before the WAL's marker moves its first index past the entries the snapshot covers.
     this.snap = snapshot;
-    this.window = window.entries;
-    this.windowPrevTerm = window.prevTerm;
+    [this.window, this.spare] = [this.spare, this.window];
+    this.spare.clear();
     await this.wal.saveSnapshot({ index, term }, { discardLog: received });
     await this.wal.releaseTo(index);
     await this.snapshots.prune(index);
   }
 
-  /** Up to `keep` entries ending at `index`, at most WINDOW_MAX_BYTES of data, read now (from disk off the event loop). */
-  private async catchUpWindow(index: number, keep: number): Promise<{ entries: Entry[]; prevTerm: number }> {
+  /**
+   * Fills the spare window with up to `keep` entries ending at `index`, at most
+   * WINDOW_MAX_BYTES of data, read now (from disk off the event loop).
+   */
+  private async catchUpWindow(index: number, keep: number): Promise<void> {
+    const spare = this.spare;
+    spare.clear();
     // The newest entries that fit, sized from the WAL's index before anything is read.
     const floor = Math.max(this.firstIndex(), index - keep + 1);
     let lo = index + 1;
@@ -277,19 +285,32 @@ export class RaftStorage implements Storage {
       bytes += this.dataLength(lo - 1);
       if (bytes > WINDOW_MAX_BYTES) break;
     }
-    if (lo > index) return { entries: [], prevTerm: 0 };
-    const entries: Entry[] = [];
-    for (let next = lo; next <= index;) {
-      const batch = await this.read(next, index + 1, WINDOW_MAX_BYTES);
-      for (const e of batch) entries.push(e);
+    if (lo > index) return;
+    // Copied in as read, a slice a turn so that the event loop is not held for the whole
+    // window. What the WAL holds in memory it passes without a copy of its own: the recent
+    // entries are most of a window, and copies of them, made in one go, are megabytes of
+    // buffers at once that V8 counts against its heap's limit.
+    const push = (e: Entry): void => spare.push(e);
+    for (let next = lo; next <= index; await new Promise(setImmediate)) {
+      let end = next;
+      for (let bytes = 0; end <= index && bytes < WINDOW_SLICE_BYTES; end++) bytes += this.dataLength(end);
+      if (this.wal.copyCached !== undefined && next > this.snapIndex() && next >= this.wal.cachedFrom) {
+        const after = this.wal.copyCached(next, end, push);
+        if (after > next) {
+          next = after;
+          continue;
+        }
+      }
+      const batch = await this.read(next, end, WINDOW_SLICE_BYTES);
+      for (const e of batch) spare.push(e);
       next += batch.length;
     }
-    return { entries, prevTerm: this.term(lo - 1) };
+    spare.prevTerm = this.term(lo - 1);
   }
 
   /** Data length of a readable entry: from the window below the snapshot, else from the WAL's index. */
   private dataLength(i: number): number {
-    if (this.window.length > 0 && i <= this.snapIndex()) return this.window[i - this.window[0]!.index]!.data.length;
+    if (this.window.size > 0 && i <= this.snapIndex()) return this.window.dataLength(i);
     return this.wal.dataLength(i);
   }
 

@@ -230,9 +230,9 @@ export class Wal {
    * they become durable and resolve in call order. The new entries are
    * visible to reads at once (served from memory until they are on disk).
    *
-   * The WAL's cache of recent entries keeps the data of an entry of 512 bytes
-   * or more as given (no copy), and copies smaller ones: do not mutate an
-   * entry's data after passing it.
+   * The WAL's cache of recent entries holds the data of the newest entries, of
+   * entries over 64 KiB and of views into larger buffers as given (no copy):
+   * do not mutate an entry's data after passing it.
    */
   append(entries: readonly WalEntry[], hardState?: WalHardState): Promise<void> {
     const unusable = this.#unusable();
@@ -361,6 +361,20 @@ export class Wal {
       i += run.length;
     }
     return this.#fromCache(out, bytes, i, hi, maxBytes);
+  }
+
+  /**
+   * Copies the entries from `lo` below `hi` that are held in memory, in order, through
+   * `copy`: each entry's `data` is a view valid only during the call, so this reads them
+   * without making a copy of its own. Stops at the first entry not in memory; returns
+   * the index after the last one copied (`lo` if none was).
+   */
+  copyCached(lo: number, hi: number, copy: (e: WalEntry) => void): number {
+    this.#checkRange(lo, hi, 0);
+    const from = Math.max(lo, this.cachedFrom);
+    if (from > lo || lo >= hi) return lo;
+    this.#cache.visit(lo, hi, (index, term, type, data) => copy({ index, term, type, data }));
+    return hi;
   }
 
   /** Appends cached entries [i, hi) to `out` within maxBytes (data already counted: `bytes`). */

@@ -137,6 +137,12 @@ describe('the catch-up window', () => {
       read.push(lo);
       return entriesSync(lo, hi, maxBytes);
     };
+    // The window copies what the WAL holds in memory through copyCached.
+    const copyCached = wal.copyCached.bind(wal);
+    wal.copyCached = (lo, hi, copy) => {
+      read.push(lo);
+      return copyCached(lo, hi, copy);
+    };
     await storage.compact(20, 1, { voters: [1], learners: [] }, Buffer.from('state'), 15);
     expect(storage.firstIndex()).toBe(13); // 13..20: 8 MiB; 15 entries would be 15 MiB
     expect(Math.min(...read)).toBe(13);

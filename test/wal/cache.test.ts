@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EntryCache, PACK_BELOW } from '../../src/wal/cache.js';
+import { EntryCache, KEEP_ABOVE } from '../../src/wal/cache.js';
 import type { WalEntry } from '../../src/wal/types.js';
 import { seeded, testSeed } from '../seeded.js';
 
@@ -15,9 +15,12 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.leng
 /** The length and the bytes at both ends: enough to tell these entries apart, and cheap. */
 const sameEnds = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a[0] === b[0] && a[a.length - 1] === b[b.length - 1];
 
-/** The distinct buffers the cache's ring still references. */
+/** The callers' data objects the cache still references. */
 const held = (cache: EntryCache): Set<Uint8Array> =>
   new Set((cache as unknown as { datas: (Uint8Array | undefined)[] }).datas.filter((d): d is Uint8Array => d !== undefined));
+
+/** The bytes of the buffer the cache keeps the entries' bytes in. */
+const ringBytes = (cache: EntryCache): number => (cache as unknown as { ring: Uint8Array }).ring.length;
 
 describe('EntryCache', () => {
   it('matches a plain array model under random pushes, truncations, drops, trims and clears, across ring growth', () => {
@@ -34,8 +37,11 @@ describe('EntryCache', () => {
         // Bursts big enough to grow the ring past its first size several times.
         const n = 1 + int(op < 5 ? 3000 : 100);
         for (let i = 0; i < n; i++) {
-          // Mostly small entries (packed), now and then one kept as given.
-          const e = entry(last + 1 + i, int(50) === 0 ? PACK_BELOW + int(3 * PACK_BELOW) : int(300));
+          // Mostly small entries, now and then a larger one (the ring wraps and grows at
+          // other places), rarely one kept as given, and empty ones.
+          const r = int(2000);
+          const len = r === 0 ? KEEP_ABOVE + 1 + int(100) : r < 40 ? 1000 + int(4000) : r < 60 ? 0 : int(300);
+          const e = entry(last + 1 + i, len);
           cache.push(e);
           model.push(e);
         }
@@ -66,8 +72,8 @@ describe('EntryCache', () => {
       if (model.length > 0) lo = model[0]!.index;
       const bytes = model.reduce((s, e) => s + e.data.length, 0);
       if (cache.size !== model.length || cache.bytes !== bytes || (model.length > 0 && cache.lo !== expectLo)) mismatches++;
-      // Every entry's ends each step, and a few entries' every byte.
-      for (const e of model) {
+      // Every entry's ends every fourth step, and a few entries' every byte each step.
+      for (const e of step % 4 === 0 ? model : []) {
         const got = cache.get(e.index);
         if (got.index !== e.index || got.term !== e.term || got.type !== e.type || !sameEnds(got.data, e.data)) mismatches++;
       }
@@ -79,33 +85,82 @@ describe('EntryCache', () => {
     expect(mismatches).toBe(0);
   });
 
-  it('lets go of the entries it drops, so the garbage collector can free them', () => {
+  it('lets go of the data objects it drops, so the garbage collector can free them', () => {
     const cache = new EntryCache();
-    for (let i = 1; i <= 5000; i++) cache.push(entry(i, i % 100 === 50 ? PACK_BELOW : 300));
-    cache.trim(3000, 5000);
+    const pushed = new Map<number, WalEntry>();
+    for (let i = 1; i <= 5000; i++) {
+      const e = entry(i, i === 100 || i === 4993 ? KEEP_ABOVE + 1 : 300);
+      pushed.set(i, e);
+      cache.push(e);
+    }
+    // Entry 100 is kept as given; of the small ones, only the newest are held.
+    expect(held(cache).has(pushed.get(100)!.data)).toBe(true);
+    expect(held(cache).has(pushed.get(4000)!.data)).toBe(false);
+    cache.trim(KEEP_ABOVE + 1 + 9 * 300, 5000); // keeps 4991-5000
     cache.truncateAfter(4995);
-    expect(cache.size).toBe(5);
     expect(cache.lo).toBe(4991);
-    // The five kept entries are small and were packed together (1.5 MB of entries before them):
-    // the ring references their slab alone.
-    expect(held(cache).size).toBe(1);
-    for (let i = 4991; i <= 4995; i++) expect(sameBytes(cache.get(i).data, entry(i, 300).data)).toBe(true);
+    expect(cache.size).toBe(5);
+    const kept = new Set([4991, 4992, 4993, 4994, 4995].map((i) => pushed.get(i)!.data));
+    for (const d of held(cache)) expect(kept.has(d)).toBe(true);
+    expect(held(cache).has(pushed.get(4993)!.data)).toBe(true);
+    for (let i = 4991; i <= 4995; i++) expect(sameBytes(cache.get(i).data, pushed.get(i)!.data)).toBe(true);
   });
 
-  it('keeps no object per small entry, and a large entry as given (no copy)', () => {
+  it('holds the data of its newest entries and of larger ones as given, and hands out copies of the rest', () => {
     const cache = new EntryCache();
-    const large = entry(1, PACK_BELOW);
+    const large = entry(1, KEEP_ABOVE + 1);
     cache.push(large);
-    for (let i = 2; i <= 10_001; i++) cache.push(entry(i, 100));
-    // 10,000 entries of 100 B in slabs of 64 KiB, and the large entry's own data.
-    expect(held(cache).size).toBeLessThanOrEqual(1 + Math.ceil((10_000 * 100) / (64 * 1024)) + 1);
+    const pushed: WalEntry[] = [large];
+    for (let i = 2; i <= 10_001; i++) {
+      const e = entry(i, i % 10 === 0 ? 5000 : 100);
+      pushed.push(e);
+      cache.push(e);
+    }
+    // The large entry and at most 64 recent ones: no object per entry.
+    const objects = held(cache);
+    expect(objects.has(large.data)).toBe(true);
+    expect(objects.size).toBeLessThanOrEqual(1 + 64);
     expect(cache.get(1).data).toBe(large.data);
-    const small = cache.get(5000).data;
-    expect(small.constructor).toBe(Uint8Array);
-    expect(sameBytes(small, entry(5000, 100).data)).toBe(true);
+    expect(cache.get(10_001).data).toBe(pushed[10_000]!.data);
+    const read = cache.get(5000).data;
+    expect(read).not.toBe(pushed[4999]!.data);
+    expect(sameBytes(read, entry(5000, 5000).data)).toBe(true);
+    // A copy: changing it changes nothing cached.
+    read.fill(0xee);
+    expect(sameBytes(cache.get(5000).data, entry(5000, 5000).data)).toBe(true);
   });
 
-  it('never writes over a view it handed out: its bytes stay as read after drops, truncations and more pushes', () => {
+  it('keeps a view into a larger buffer as given (it allocated nothing per entry), and copies a small one', () => {
+    const cache = new EntryCache();
+    const pool = new Uint8Array(1 << 20).map((_, i) => i & 0xff);
+    const view = pool.subarray(1000, 1000 + 600);
+    const small = pool.subarray(5000, 5000 + 100);
+    cache.push({ index: 1, term: 1, type: 0, data: view });
+    cache.push({ index: 2, term: 1, type: 0, data: small });
+    for (let i = 3; i <= 200; i++) cache.push(entry(i, 100)); // past the recent ones
+    expect(cache.get(1).data).toBe(view);
+    const got = cache.get(2).data;
+    expect(got).not.toBe(small);
+    expect(sameBytes(got, small)).toBe(true);
+  });
+
+  it('reuses its memory: trimmed to a budget, the ring stops growing however much passes through', () => {
+    const cache = new EntryCache();
+    const budget = 256 * 1024;
+    let size = 0;
+    for (let i = 1; i <= 200_000; i++) {
+      cache.push(entry(i, 100 + (i % 7) * 300));
+      cache.trim(budget, i);
+      if (i === 20_000) size = ringBytes(cache);
+    }
+    // 180 MB went through after the first 20,000 entries, without a new buffer.
+    expect(size).toBeGreaterThan(budget);
+    expect(ringBytes(cache)).toBe(size);
+    expect(size).toBeLessThanOrEqual(4 * budget);
+    for (let i = 200_000 - 10; i <= 200_000; i++) expect(sameBytes(cache.get(i).data, entry(i, 100 + (i % 7) * 300).data)).toBe(true);
+  });
+
+  it('never changes an entry it handed out: its bytes stay as read after drops, truncations and more pushes', () => {
     const cache = new EntryCache();
     for (let i = 1; i <= 100; i++) cache.push(entry(i, 200));
     // Entry 100 is read before the truncation drops it, and other bytes take its index.
@@ -113,7 +168,6 @@ describe('EntryCache', () => {
     cache.truncateAfter(60);
     cache.dropBefore(55);
     for (let i = 61; i <= 2000; i++) cache.push(entry(i + 7, 200));
-    // The last entry before a clear lies in the slab being packed.
     views.push({ want: entry(2007, 200).data, data: cache.get(2000).data });
     cache.clear(3000);
     for (let i = 3000; i <= 4000; i++) cache.push(entry(i, 200));

@@ -159,6 +159,21 @@ describe('Wal round trip', () => {
     expect(wal.entriesSync(5, 5)).toEqual([]);
     await wal.close();
   });
+
+  it('copies out what it holds in memory without a copy of its own, and stops where memory ends', async () => {
+    // A budget of 2,000 bytes keeps about the last 20 of 100 durable entries of 100 B.
+    const wal = await Wal.open(tempDir(), { ...SMALL, cacheBytes: 2000 });
+    await wal.append(range(1, 101, 1, 0, 100));
+    const from = wal.cachedFrom;
+    expect(from).toBeGreaterThan(70);
+    const copied: WalEntry[] = [];
+    expect(wal.copyCached(from, 101, (e) => copied.push({ ...e, data: e.data.slice() }))).toBe(101);
+    expect(plain(copied)).toEqual(plain(wal.entriesSync(from, 101)));
+    // Below memory it copies nothing and says so; the range is checked as entries() checks it.
+    expect(wal.copyCached(from - 1, 101, () => expect.fail('an entry not held in memory was passed'))).toBe(from - 1);
+    expect(() => wal.copyCached(from, 102, () => undefined)).toThrow(WalUnavailableError);
+    await wal.close();
+  });
 });
 
 describe('Wal overwrite', () => {
