@@ -230,9 +230,9 @@ export class Wal {
    * they become durable and resolve in call order. The new entries are
    * visible to reads at once (served from memory until they are on disk).
    *
-   * The WAL's cache of recent entries holds the data of the newest entries, of
-   * entries over 64 KiB and of views into larger buffers as given (no copy):
-   * do not mutate an entry's data after passing it.
+   * The WAL's cache of recent entries holds the data of the newest entries and
+   * of entries over 64 KiB as given (no copy): do not mutate an entry's data
+   * after passing it.
    */
   append(entries: readonly WalEntry[], hardState?: WalHardState): Promise<void> {
     const unusable = this.#unusable();
