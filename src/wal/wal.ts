@@ -364,15 +364,14 @@ export class Wal {
   }
 
   /**
-   * Copies the entries from `lo` below `hi` that are held in memory, in order, through
-   * `copy`: each entry's `data` is a view valid only during the call, so this reads them
-   * without making a copy of its own. Stops at the first entry not in memory; returns
-   * the index after the last one copied (`lo` if none was).
+   * Passes the entries from `lo` below `hi` to `copy`, in order, if they are held in
+   * memory: each entry's `data` is a view valid only during the call, so this reads them
+   * without making a copy of its own. Returns `hi`, or `lo` if entry `lo` is only on
+   * disk (the cache holds every entry from `cachedFrom` on).
    */
   copyCached(lo: number, hi: number, copy: (e: WalEntry) => void): number {
     this.#checkRange(lo, hi, 0);
-    const from = Math.max(lo, this.cachedFrom);
-    if (from > lo || lo >= hi) return lo;
+    if (lo < this.cachedFrom || lo >= hi) return lo;
     this.#cache.visit(lo, hi, (index, term, type, data) => copy({ index, term, type, data }));
     return hi;
   }
