@@ -3,8 +3,8 @@
 // ends at lastIndex; the front is trimmed to a byte budget, but never past an
 // entry whose write is still in flight (its bytes may not be in the file yet).
 //
-// Columns in a ring that doubles when full: a term, a type and where the data
-// lies per entry, not the entry objects. The cache keeps no object of its own
+// Columns, a circular array that doubles when full: a term, a type and where the
+// data lies per entry, not the entry objects. The cache keeps no object of its own
 // per entry alive: at a million entries a second, objects that outlive a few
 // young-generation collections are promoted, and the old generation then fills
 // and is collected in pauses of the event loop. A read builds its entries
