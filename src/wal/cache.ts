@@ -177,9 +177,14 @@ export class EntryCache {
     this.lo = lo;
   }
 
-  /** Drops from the front while over budget, but only entries at or below `bound`. */
+  /**
+   * Drops from the front while over budget, but only entries at or below `bound`. A ring
+   * that a burst of writes in flight made large is packed into a smaller one once it is
+   * mostly empty, so that the burst does not hold its memory for good.
+   */
   trim(budget: number, bound: number): void {
     while (this.bytes > budget && this.count > 0 && this.lo <= bound) this.shift();
+    if (this.ring.length > RETAIN_BYTES && this.ring.length > 4 * this.ringBytes) this.repack(this.ringBytes * 1.5);
   }
 
   private shift(): void {
@@ -231,13 +236,14 @@ export class EntryCache {
     return this.ringTail;
   }
 
-  /**
-   * A larger ring, with the entries' bytes packed from its start in index order: half as
-   * large again as what it must hold, or as the ring before, whichever is larger.
-   */
+  /** A larger ring: half as large again as what it must hold, or as the ring before, whichever is larger. */
   private resize(len: number): void {
-    const size = Math.max(this.ringBytes + len, this.ring.length, RING_UNIT / 2) * 1.5;
-    const ring = new Uint8Array(Math.ceil(size / RING_UNIT) * RING_UNIT);
+    this.repack(Math.max(this.ringBytes + len, this.ring.length, RING_UNIT / 2) * 1.5);
+  }
+
+  /** A new ring of about `size` bytes, with the entries' bytes packed from its start in index order. */
+  private repack(size: number): void {
+    const ring = new Uint8Array(Math.max(1, Math.ceil(size / RING_UNIT)) * RING_UNIT);
     let at = 0;
     for (let i = 0; i < this.count; i++) {
       const slot = (this.head + i) & this.mask;

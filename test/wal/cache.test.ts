@@ -159,6 +159,19 @@ describe('EntryCache', () => {
     for (let i = 200_000 - 10; i <= 200_000; i++) expect(sameBytes(cache.get(i).data, entry(i, 100 + (i % 7) * 300).data)).toBe(true);
   });
 
+  it('gives back the memory of a burst once it is trimmed away', () => {
+    const cache = new EntryCache();
+    // 40 MB in flight (nothing may be trimmed), then durable and trimmed to 256 KiB.
+    for (let i = 1; i <= 10_000; i++) cache.push(entry(i, 4000));
+    cache.trim(256 * 1024, 0);
+    expect(ringBytes(cache)).toBeGreaterThan(40_000_000);
+    cache.trim(256 * 1024, 10_000);
+    expect(ringBytes(cache)).toBeLessThan(1024 * 1024);
+    for (let i = 10_000 - 60; i <= 10_000; i++) expect(sameBytes(cache.get(i).data, entry(i, 4000).data)).toBe(true);
+    for (let i = 10_001; i <= 12_000; i++) cache.push(entry(i, 4000));
+    expect(sameBytes(cache.get(11_000).data, entry(11_000, 4000).data)).toBe(true);
+  });
+
   it('never changes an entry it handed out: its bytes stay as read after drops, truncations and more pushes', () => {
     const cache = new EntryCache();
     for (let i = 1; i <= 100; i++) cache.push(entry(i, 200));
