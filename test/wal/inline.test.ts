@@ -97,7 +97,10 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     // from the other follower). If that write found the writer thread zeroing ahead, the next
     // job finds the thread busy with it, which says no more about the caller than the
     // zeroing did: starting the streak of four over would send the four after it there too.
-    const wal = await Wal.open(tempDir(), { preallocate: 'zeros', sync: 'none' });
+    // One segment large enough for every append below: a rotation would send a job to the
+    // thread too. On a loaded machine the writer thread is often found zeroing only every
+    // few thousand appends, so the test goes on until it has seen ten pairs, or 30,000 appends.
+    const wal = await Wal.open(tempDir(), { preallocate: 'zeros', sync: 'none', segmentBytes: 256 * 1024 * 1024 });
     let next = 1;
     /** Appends one entry and hands its job over; `inline`: it ran on this thread. */
     const submit = async (): Promise<{ durable: Promise<void>; inline: boolean }> => {
@@ -112,8 +115,7 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     // Of the four appends after each such pair, how many went to the thread.
     const after: number[] = [];
     let sinceThreaded = 0; // inline jobs since the last that went to the thread
-    // Ten pairs, within the first segment (8,000 appends).
-    while (next <= 7000 && after.length < 10) {
+    while (next <= 30_000 && after.length < 10) {
       await turn();
       const job = await submit();
       if (job.inline) {
@@ -123,7 +125,7 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
       }
       // A look at the thread (a probe) goes after 15, 31, 63, 127 or 255 inline jobs; after
       // any other number but none, only zeroing ahead keeps a lone small job from running
-      // inline (a rotation would too, but the first comes after 8,000 of these).
+      // inline (a rotation would too, but the first comes after 32,000 of these).
       const zeroing = sinceThreaded >= 1 && ![15, 31, 63, 127, 255].includes(sinceThreaded);
       sinceThreaded = 0;
       if (!zeroing) {
@@ -147,7 +149,7 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
       }
       after.push(threaded);
     }
-    expect(after.length).toBeGreaterThan(0);
+    expect(after.length, `the writer thread was found zeroing ahead after none of ${next - 1} appends`).toBeGreaterThan(0);
     // One more may find the writer zeroing again; four means the streak started over.
     expect(
       after.filter((n) => n > 1),
