@@ -9,7 +9,7 @@ import { defer } from '../defer.js';
 import { addon, type NativeHandle } from './addon.js';
 import { WalIoError } from './errors.js';
 import { MARKER_RECORD_BYTES, writeMarker } from './record.js';
-import { SlabPool } from './slab-pool.js';
+import { type Slab, SlabPool } from './slab-pool.js';
 
 /** Where the marker that ends a job goes. */
 export interface MarkerPlace {
@@ -108,6 +108,10 @@ export class JobQueue {
   }
   get dv(): DataView {
     return this.slabs.dv;
+  }
+  /** The slab of the last allocate(), which a cache holding entries packed there must count in its `refs`. */
+  get slab(): Slab {
+    return this.slabs.slab!;
   }
 
   /** Bytes [begin, end) of `u8` as of the last allocate() go to segment `seq` at `offset`. */

@@ -10,6 +10,8 @@
 
 export const HEADER_BYTES = 16;
 export const ENTRY_PREFIX = 16; // index u64, term u64
+/** Where an entry record's data starts. */
+export const ENTRY_DATA_AT = HEADER_BYTES + ENTRY_PREFIX;
 export const SNAPSHOT_PREFIX = 16; // index u64, term u64
 export const SEGMENT_RECORD_BYTES = 40; // header + magic, seq, first index
 export const HARD_STATE_RECORD_BYTES = 40; // header + term, vote, commit
@@ -72,7 +74,7 @@ export function writeEntry(u8: Uint8Array, dv: DataView, at: number, index: numb
   header(u8, dv, at, ENTRY_PREFIX + data.length, Kind.Entry, type);
   putU64(dv, at + 16, index);
   putU64(dv, at + 24, term);
-  u8.set(data, at + 32);
+  u8.set(data, at + ENTRY_DATA_AT);
   return size;
 }
 

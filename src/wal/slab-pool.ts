@@ -3,7 +3,9 @@
 // itself for small batches. Slices are not zeroed: the record writers write
 // every byte of a record, its padding included.
 //
-// Slabs are reused once every job packed into them is durable. A fresh
+// Slabs are reused once every job packed into them is durable and the WAL's
+// cache, which reads the entries it holds where they were packed, holds none of
+// them (it counts them in a slab's `refs`). A fresh
 // ArrayBuffer counts as external memory to V8, and at disk speed (hundreds of
 // MB/s) that growth alone triggers a full mark-compact every few hundred
 // milliseconds, each a pause of the event loop. Its pages also fault in as
@@ -37,7 +39,7 @@ export const BLOCK_BYTES = 4096;
 /** Where a slab's first byte lies within a block of memory (the addon's blockPhase). */
 export type PhaseOf = (u8: Uint8Array) => number;
 
-interface Slab {
+export interface Slab {
   /** BLOCK_BYTES more than `size`. */
   u8: Uint8Array;
   /** Its size class: what it was asked for. */
@@ -50,13 +52,19 @@ interface Slab {
   job: number;
   /** Listed in `unsealed`: used by the job being collected. */
   unsealed: boolean;
+  /** Cached entries whose bytes lie here: the slab is not reused while there are any. */
+  refs: number;
 }
 
 export class SlabPool {
   /** The slab of the last allocate(): its bytes, and a view of them for the multi-byte fields. */
   u8: Uint8Array = new Uint8Array(0);
   dv: DataView = new DataView(this.u8.buffer);
+  /** The slab of the last allocate(), for a cache to count its references in. */
+  slab: Slab | null = null;
   #current: Slab | null = null;
+  /** Every job up to this one is durable. */
+  #durable = 0;
   #used = 0;
   /** Slabs no longer packed into, oldest first, waiting for their last job to be durable. */
   #retired: Slab[] = [];
@@ -111,8 +119,18 @@ export class SlabPool {
 
   /** Every job up to `lastId` is durable: the native writer no longer reads their slabs. */
   done(lastId: number): void {
+    this.#durable = lastId;
+    this.#reclaim();
+  }
+
+  /**
+   * Frees the retired slabs, oldest first, that no job in flight and no cached entry
+   * uses. A slab the cache still reads stops the rest until it is freed too: the cache
+   * lets go of entries oldest first, so they seldom wait for long.
+   */
+  #reclaim(): void {
     const r = this.#retired;
-    while (this.#retiredHead < r.length && r[this.#retiredHead]!.job <= lastId) {
+    while (this.#retiredHead < r.length && r[this.#retiredHead]!.job <= this.#durable && r[this.#retiredHead]!.refs === 0) {
       const s = r[this.#retiredHead]!;
       r[this.#retiredHead++] = undefined as unknown as Slab;
       const size = s.size;
@@ -151,10 +169,15 @@ export class SlabPool {
   }
 
   #take(size: number): Slab {
-    const s = this.#free.get(size)?.pop();
+    let s = this.#free.get(size)?.pop();
+    if (s === undefined) {
+      // The cache may have let go of entries since the last job was done.
+      this.#reclaim();
+      s = this.#free.get(size)?.pop();
+    }
     if (s === undefined) {
       const u8 = new Uint8Array(new ArrayBuffer(size + BLOCK_BYTES));
-      return { u8, size, phase: this.phaseOf(u8), dv: new DataView(u8.buffer), job: 0, unsealed: false };
+      return { u8, size, phase: this.phaseOf(u8), dv: new DataView(u8.buffer), job: 0, unsealed: false, refs: 0 };
     }
     this.#freeBytes -= size;
     return s;
@@ -169,6 +192,7 @@ export class SlabPool {
   }
 
   #slice(s: Slab, at: number): number {
+    this.slab = s;
     this.u8 = s.u8;
     this.dv = s.dv;
     return at;

@@ -15,6 +15,7 @@ import { replay } from './replay.js';
 import { type Segment, Segments } from './segments.js';
 import {
   ENTRY_PREFIX,
+  ENTRY_DATA_AT,
   entryRecordBytes,
   getU64,
   HARD_STATE_RECORD_BYTES,
@@ -575,7 +576,7 @@ export class Wal {
         const len = e.data.length;
         const size = writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
         this.#positions.push(e.term, seg.seq, off, len);
-        this.#cache.push(e);
+        this.#cache.push(e, jobs.slab, pos + ENTRY_DATA_AT);
         if (e.index > seg.maxIndex) seg.maxIndex = e.index;
         pos += size;
         off += size;
@@ -663,7 +664,7 @@ export class Wal {
           `${this.dir}/${plan.name}`,
           plan.offsets[k]!,
         );
-      out.push({ index, term, type: buf[at + 9]!, data: buf.subarray(at + 32, at + 32 + len) });
+      out.push({ index, term, type: buf[at + 9]!, data: buf.subarray(at + ENTRY_DATA_AT, at + ENTRY_DATA_AT + len) });
     }
     return out;
   }

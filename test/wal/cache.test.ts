@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EntryCache, KEEP_ABOVE } from '../../src/wal/cache.js';
+import { EntryCache, KEEP_ABOVE, type PackedBytes } from '../../src/wal/cache.js';
 import type { WalEntry } from '../../src/wal/types.js';
 import { seeded, testSeed } from '../seeded.js';
 
@@ -19,14 +19,59 @@ const sameEnds = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.lengt
 const held = (cache: EntryCache): Set<Uint8Array> =>
   new Set((cache as unknown as { datas: (Uint8Array | undefined)[] }).datas.filter((d): d is Uint8Array => d !== undefined));
 
-/** The bytes of the buffer the cache keeps the entries' bytes in. */
-const ringBytes = (cache: EntryCache): number => (cache as unknown as { ring: Uint8Array }).ring.length;
+/**
+ * Packs entries' bytes as the WAL does, into small slabs, and pushes them. A slab is
+ * reused once the cache counts no entry in it (the WAL waits for its job to be durable
+ * too), and is filled with 0xdd first: a read of bytes the cache let go of shows.
+ */
+class Packer {
+  readonly slabs: PackedBytes[] = [];
+  #current: PackedBytes | null = null;
+  #used = 0;
+
+  constructor(
+    private readonly cache: EntryCache,
+    private readonly slabBytes = 16 * 1024,
+  ) {}
+
+  push(e: WalEntry): void {
+    const n = e.data.length;
+    if (n > this.slabBytes) {
+      this.cache.push(e, { u8: e.data.slice(), refs: 0 }, 0); // a slab of its own
+      return;
+    }
+    if (this.#current === null || this.#used + n > this.slabBytes) {
+      const current = this.#current;
+      let s = this.slabs.find((x) => x.refs === 0 && x !== current);
+      if (s === undefined) {
+        s = { u8: new Uint8Array(this.slabBytes), refs: 0 };
+        this.slabs.push(s);
+      } else s.u8.fill(0xdd);
+      this.#current = s;
+      this.#used = 0;
+    }
+    this.#current.u8.set(e.data, this.#used);
+    this.cache.push(e, this.#current, this.#used);
+    this.#used += n;
+  }
+
+  /** Slabs the cache counts entries in. */
+  get held(): number {
+    return this.slabs.filter((x) => x.refs > 0).length;
+  }
+
+  /** The sum of every slab's count: the entries the cache holds in slabs. */
+  get refs(): number {
+    return this.slabs.reduce((sum, x) => sum + x.refs, 0);
+  }
+}
 
 describe('EntryCache', () => {
-  it('matches a plain array model under random pushes, truncations, drops, trims and clears, across ring growth', () => {
+  it('matches a plain array model under random pushes, truncations, drops, trims and clears, its slabs reused as soon as it lets go', () => {
     const rand = seeded(testSeed('entry cache model'));
     const int = (n: number): number => Math.floor(rand() * n);
     const cache = new EntryCache();
+    const packer = new Packer(cache);
     let model: WalEntry[] = [];
     let lo = 1; // the model's first index (lastIndex + 1 when empty)
     let mismatches = 0;
@@ -34,15 +79,14 @@ describe('EntryCache', () => {
       const op = int(100);
       const last = lo + model.length - 1;
       if (op < 60) {
-        // Bursts big enough to grow the ring past its first size several times.
+        // Bursts that grow the cache's columns past their first size several times.
         const n = 1 + int(op < 5 ? 3000 : 100);
         for (let i = 0; i < n; i++) {
-          // Mostly small entries, now and then a larger one (the ring wraps and grows at
-          // other places), rarely one kept as given, and empty ones.
+          // Mostly small entries, now and then a larger one, rarely one kept as given, and empty ones.
           const r = int(2000);
           const len = r === 0 ? KEEP_ABOVE + 1 + int(100) : r < 40 ? 1000 + int(4000) : r < 60 ? 0 : int(300);
           const e = entry(last + 1 + i, len);
-          cache.push(e);
+          packer.push(e);
           model.push(e);
         }
       } else if (op < 70 && model.length > 0) {
@@ -72,6 +116,8 @@ describe('EntryCache', () => {
       if (model.length > 0) lo = model[0]!.index;
       const bytes = model.reduce((s, e) => s + e.data.length, 0);
       if (cache.size !== model.length || cache.bytes !== bytes || (model.length > 0 && cache.lo !== expectLo)) mismatches++;
+      // Every cached entry packed, and nothing else, is counted in its slab.
+      if (packer.refs !== model.filter((e) => e.data.length > 0 && e.data.length <= KEEP_ABOVE).length) mismatches++;
       // Every entry's ends every fourth step, and a few entries' every byte each step.
       for (const e of step % 4 === 0 ? model : []) {
         const got = cache.get(e.index);
@@ -83,15 +129,18 @@ describe('EntryCache', () => {
       }
     }
     expect(mismatches).toBe(0);
+    cache.clear(1);
+    expect(packer.refs).toBe(0);
   });
 
   it('lets go of the data objects it drops, so the garbage collector can free them', () => {
     const cache = new EntryCache();
+    const packer = new Packer(cache, 128 * 1024);
     const pushed = new Map<number, WalEntry>();
     for (let i = 1; i <= 5000; i++) {
       const e = entry(i, i === 100 || i === 4993 ? KEEP_ABOVE + 1 : 300);
       pushed.set(i, e);
-      cache.push(e);
+      packer.push(e);
     }
     // Entry 100 is kept as given; of the small ones, only the newest are held.
     expect(held(cache).has(pushed.get(100)!.data)).toBe(true);
@@ -104,17 +153,21 @@ describe('EntryCache', () => {
     for (const d of held(cache)) expect(kept.has(d)).toBe(true);
     expect(held(cache).has(pushed.get(4993)!.data)).toBe(true);
     for (let i = 4991; i <= 4995; i++) expect(sameBytes(cache.get(i).data, pushed.get(i)!.data)).toBe(true);
+    // The four small entries left lie in the last slab or two.
+    expect(packer.held).toBeLessThanOrEqual(2);
+    expect(packer.refs).toBe(4);
   });
 
   it('holds the data of its newest entries and of larger ones as given, and hands out copies of the rest', () => {
     const cache = new EntryCache();
+    const packer = new Packer(cache);
     const large = entry(1, KEEP_ABOVE + 1);
-    cache.push(large);
+    cache.push(large, { u8: new Uint8Array(0), refs: 0 }, 0);
     const pushed: WalEntry[] = [large];
     for (let i = 2; i <= 10_001; i++) {
       const e = entry(i, i % 10 === 0 ? 5000 : 100);
       pushed.push(e);
-      cache.push(e);
+      packer.push(e);
     }
     // The large entry and at most 64 recent ones: no object per entry.
     const objects = held(cache);
@@ -132,10 +185,11 @@ describe('EntryCache', () => {
 
   it('copies a view into a larger buffer too: holding it would hold the whole buffer', () => {
     const cache = new EntryCache();
+    const packer = new Packer(cache);
     const frame = new Uint8Array(1 << 16).map((_, i) => i & 0xff);
     const view = frame.subarray(1000, 1000 + 600);
-    cache.push({ index: 1, term: 1, type: 0, data: view });
-    for (let i = 2; i <= 200; i++) cache.push(entry(i, 100)); // past the recent ones
+    packer.push({ index: 1, term: 1, type: 0, data: view });
+    for (let i = 2; i <= 200; i++) packer.push(entry(i, 100)); // past the recent ones
     expect(held(cache).has(view)).toBe(false);
     const got = cache.get(1).data;
     expect(got).not.toBe(view);
@@ -143,46 +197,48 @@ describe('EntryCache', () => {
     expect(sameBytes(got, view)).toBe(true);
   });
 
-  it('reuses its memory: trimmed to a budget, the ring stops growing however much passes through', () => {
+  it('holds only the slabs its entries lie in: trimmed to a budget, as few as the budget needs however much passes through', () => {
     const cache = new EntryCache();
+    const packer = new Packer(cache, 64 * 1024);
     const budget = 256 * 1024;
-    let size = 0;
+    let most = 0;
     for (let i = 1; i <= 200_000; i++) {
-      cache.push(entry(i, 100 + (i % 7) * 300));
+      packer.push(entry(i, 100 + (i % 7) * 300));
       cache.trim(budget, i);
-      if (i === 20_000) size = ringBytes(cache);
+      most = Math.max(most, packer.held);
     }
-    // 180 MB went through after the first 20,000 entries, without a new buffer.
-    expect(size).toBeGreaterThan(budget);
-    expect(ringBytes(cache)).toBe(size);
-    expect(size).toBeLessThanOrEqual(4 * budget);
-    for (let i = 200_000 - 10; i <= 200_000; i++) expect(sameBytes(cache.get(i).data, entry(i, 100 + (i % 7) * 300).data)).toBe(true);
+    // 200 MB went through 64 KiB slabs, four of which hold the budget.
+    expect(most).toBeLessThanOrEqual(6);
+    expect(packer.slabs.length).toBeLessThanOrEqual(7);
+    for (let i = 200_000 - 200; i <= 200_000; i++) expect(sameBytes(cache.get(i).data, entry(i, 100 + (i % 7) * 300).data)).toBe(true);
   });
 
-  it('gives back the memory of a burst once it is trimmed away', () => {
+  it('lets go of the slabs of a burst once it is trimmed away', () => {
     const cache = new EntryCache();
+    const packer = new Packer(cache, 64 * 1024);
     // 40 MB in flight (nothing may be trimmed), then durable and trimmed to 256 KiB.
-    for (let i = 1; i <= 10_000; i++) cache.push(entry(i, 4000));
+    for (let i = 1; i <= 10_000; i++) packer.push(entry(i, 4000));
     cache.trim(256 * 1024, 0);
-    expect(ringBytes(cache)).toBeGreaterThan(40_000_000);
+    expect(packer.held).toBeGreaterThan(600);
     cache.trim(256 * 1024, 10_000);
-    expect(ringBytes(cache)).toBeLessThan(1024 * 1024);
+    expect(packer.held).toBeLessThanOrEqual(5);
     for (let i = 10_000 - 60; i <= 10_000; i++) expect(sameBytes(cache.get(i).data, entry(i, 4000).data)).toBe(true);
-    for (let i = 10_001; i <= 12_000; i++) cache.push(entry(i, 4000));
+    for (let i = 10_001; i <= 12_000; i++) packer.push(entry(i, 4000));
     expect(sameBytes(cache.get(11_000).data, entry(11_000, 4000).data)).toBe(true);
   });
 
   it('never changes an entry it handed out: its bytes stay as read after drops, truncations and more pushes', () => {
     const cache = new EntryCache();
-    for (let i = 1; i <= 100; i++) cache.push(entry(i, 200));
+    const packer = new Packer(cache);
+    for (let i = 1; i <= 100; i++) packer.push(entry(i, 200));
     // Entry 100 is read before the truncation drops it, and other bytes take its index.
     const views = [10, 50, 100].map((i) => ({ want: entry(i, 200).data, data: cache.get(i).data }));
     cache.truncateAfter(60);
     cache.dropBefore(55);
-    for (let i = 61; i <= 2000; i++) cache.push(entry(i + 7, 200));
+    for (let i = 61; i <= 2000; i++) packer.push(entry(i + 7, 200));
     views.push({ want: entry(2007, 200).data, data: cache.get(2000).data });
     cache.clear(3000);
-    for (let i = 3000; i <= 4000; i++) cache.push(entry(i, 200));
+    for (let i = 3000; i <= 4000; i++) packer.push(entry(i, 200));
     for (const v of views) expect(sameBytes(v.data, v.want)).toBe(true);
   });
 });

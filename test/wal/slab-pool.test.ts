@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BLOCK_BYTES, SLAB_BYTES, SlabPool } from '../../src/wal/slab-pool.js';
+import { BLOCK_BYTES, type Slab, SLAB_BYTES, SlabPool } from '../../src/wal/slab-pool.js';
 import { seeded, testSeed } from '../seeded.js';
 
 /** Whether every byte of `s` is `v` (a native compare: the slices are up to half a megabyte). */
@@ -15,42 +15,65 @@ const take = (pool: SlabPool, n: number, fileOffset = 0): Uint8Array => {
 const phaseOf = (): number => 16;
 
 describe('SlabPool', () => {
-  it('never hands out bytes of a job that is not yet durable', async () => {
+  it('never hands out bytes of a job that is not yet durable, nor of a slab the cache counts entries in', async () => {
     const rand = seeded(testSeed('slab pool model'));
     const pool = new SlabPool(phaseOf);
-    // Each live slice is filled with its job's id; the writer thread reads it until the job is durable.
-    const live: Array<{ job: number; slice: Uint8Array }> = [];
-    let collecting: Uint8Array[] = [];
+    // Each live slice is filled with its job's id; the writer thread reads it until the job is
+    // durable, and the cache, while it counts the slice as an entry in its slab, until it lets go.
+    interface Live {
+      job: number;
+      slice: Uint8Array;
+      cachedIn: Slab | null;
+    }
+    const live: Live[] = [];
+    let collecting: Live[] = [];
     let nextJob = 1;
     let durable = 0;
     let corrupted = 0;
+    const settle = (): void => {
+      for (let i = live.length - 1; i >= 0; i--) if (live[i]!.job <= durable && live[i]!.cachedIn === null) live.splice(i, 1);
+    };
     for (let step = 0; step < 5000; step++) {
       if (step % 500 === 0) await new Promise(setImmediate); // a few hundred ms of work in all: let the loop turn
       const r = rand();
-      if (r < 0.6) {
+      if (r < 0.5) {
         const n = rand() < 0.05 ? SLAB_BYTES / 2 : 1 + Math.floor(rand() * (rand() < 0.5 ? 4096 : SLAB_BYTES / 4));
         const s = take(pool, n, Math.floor(rand() * 2 ** 26));
         expect(s.length).toBe(n);
-        // The invariant itself: no byte handed out belongs to a job the writer may still read.
+        // The invariant itself: no byte handed out belongs to a job the writer may still read, or to a cached entry.
         for (const l of live) {
           if (l.slice.buffer === s.buffer && s.byteOffset < l.slice.byteOffset + l.slice.length && l.slice.byteOffset < s.byteOffset + s.length) corrupted++;
         }
-        collecting.push(s);
-      } else if (r < 0.85 && collecting.length > 0) {
+        // A third of the writes are entries the cache holds.
+        const cachedIn = rand() < 0.33 ? pool.slab : null;
+        if (cachedIn !== null) cachedIn.refs++;
+        collecting.push({ job: Infinity, slice: s, cachedIn });
+      } else if (r < 0.7 && collecting.length > 0) {
         const job = nextJob++;
         pool.seal(job);
-        for (const slice of collecting) {
-          slice.fill(job & 0xff || 1);
-          live.push({ job, slice });
+        for (const l of collecting) {
+          l.slice.fill(job & 0xff || 1);
+          l.job = job;
+          live.push(l);
         }
         collecting = [];
+      } else if (r < 0.85) {
+        // The cache lets go of an entry, mostly its oldest.
+        const cached = live.filter((l) => l.cachedIn !== null);
+        if (cached.length > 0) {
+          const l = cached[rand() < 0.8 ? 0 : Math.floor(rand() * cached.length)]!;
+          if (!allAre(l.slice, l.job & 0xff || 1)) corrupted++;
+          l.cachedIn!.refs--;
+          l.cachedIn = null;
+          settle();
+        }
       } else if (durable < nextJob - 1) {
         // Mostly one job at a time, as a writer finishing group commits in order.
         durable += rand() < 0.7 ? 1 : 1 + Math.floor(rand() * (nextJob - 1 - durable));
         // The writer is done with these jobs: their bytes must still be as written when it finished.
         for (const l of live) if (l.job <= durable && !allAre(l.slice, l.job & 0xff || 1)) corrupted++;
         pool.done(durable);
-        for (let i = live.length - 1; i >= 0; i--) if (live[i]!.job <= durable) live.splice(i, 1);
+        settle();
       }
     }
     for (const l of live) if (!allAre(l.slice, l.job & 0xff || 1)) corrupted++;
