@@ -22,16 +22,13 @@
 // common read, applying what was just written, then costs no copy, and those entries
 // are let go young. Only an entry larger than KEEP_ABOVE, or an empty one, is kept as
 // given.
+import { RecentData } from './recent-data.js';
 import type { WalEntry } from './types.js';
 
 const INITIAL = 1024;
 
 /** Entries larger than this are kept as given: they are few, and copying them costs many passes over bytes. */
 export const KEEP_ABOVE = 64 * 1024;
-
-/** The newest entries whose data is also held as given: at most this many, of at most RECENT_BYTES. */
-const RECENT_ENTRIES = 64;
-const RECENT_BYTES = 1024 * 1024;
 
 /** Memory that entries' bytes were packed into: its owner reuses it only while `refs`, the cached entries in it, is 0. */
 export interface PackedBytes {
@@ -42,16 +39,14 @@ export interface PackedBytes {
 export class EntryCache {
   private terms = new Float64Array(INITIAL);
   private types = new Uint8Array(INITIAL);
-  /** The data of an entry kept as given (no `packs`), or of a recent one; else undefined. */
+  /** The data of an entry kept as given (no `packs`); else undefined. */
   private datas: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(INITIAL);
+  /** The data of the newest entries, also held as given. */
+  private readonly recent = new RecentData();
   /** Where an entry's bytes were packed (undefined: kept as given), and their offset there. */
   private packs: (PackedBytes | undefined)[] = new Array<PackedBytes | undefined>(INITIAL);
   private offsets = new Int32Array(INITIAL);
   private lengths = new Int32Array(INITIAL);
-  /** No packed entry below this index still has its data held as given. */
-  private recentLo = 1;
-  private recentEntries = 0;
-  private recentBytes = 0;
   private mask = INITIAL - 1;
   /** Ring slot of the entry at `lo`. */
   private head = 0;
@@ -67,8 +62,12 @@ export class EntryCache {
   /** A new entry object for a cached index, with a copy of its bytes (or its own data, if held as given). */
   get(index: number): WalEntry {
     const slot = (this.head + index - this.lo) & this.mask;
-    const off = this.offsets[slot]!;
-    const data = this.datas[slot] ?? this.packs[slot]!.u8.slice(off, off + this.lengths[slot]!);
+    const packed = this.packs[slot];
+    let data = packed === undefined ? this.datas[slot]! : this.recent.get(index);
+    if (data === undefined) {
+      const off = this.offsets[slot]!;
+      data = packed!.u8.slice(off, off + this.lengths[slot]!);
+    }
     return { index, term: this.terms[slot]!, type: this.types[slot]!, data };
   }
 
@@ -80,8 +79,13 @@ export class EntryCache {
   visit(lo: number, hi: number, fn: (index: number, term: number, type: number, data: Uint8Array) => void): void {
     for (let index = lo; index < hi; index++) {
       const slot = (this.head + index - this.lo) & this.mask;
-      const off = this.offsets[slot]!;
-      fn(index, this.terms[slot]!, this.types[slot]!, this.datas[slot] ?? this.packs[slot]!.u8.subarray(off, off + this.lengths[slot]!));
+      const packed = this.packs[slot];
+      let data = packed === undefined ? this.datas[slot]! : this.recent.get(index);
+      if (data === undefined) {
+        const off = this.offsets[slot]!;
+        data = packed!.u8.subarray(off, off + this.lengths[slot]!);
+      }
+      fn(index, this.terms[slot]!, this.types[slot]!, data);
     }
   }
 
@@ -98,29 +102,17 @@ export class EntryCache {
     this.terms[slot] = e.term;
     this.types[slot] = e.type;
     this.lengths[slot] = len;
-    this.datas[slot] = e.data;
     if (len === 0 || len > KEEP_ABOVE) {
+      this.datas[slot] = e.data;
       this.packs[slot] = undefined;
     } else {
       packed.refs++;
       this.packs[slot] = packed;
       this.offsets[slot] = at;
-      this.recentEntries++;
-      this.recentBytes += len;
     }
+    this.recent.push(this.lo + this.count, e.data);
     this.count++;
     this.bytes += len;
-    // Let go of the oldest recent data (still packed) beyond the bounds.
-    while ((this.recentEntries > RECENT_ENTRIES || this.recentBytes > RECENT_BYTES) && this.recentLo < this.lo + this.count) {
-      const i = Math.max(this.recentLo, this.lo);
-      const old = (this.head + i - this.lo) & this.mask;
-      if (this.packs[old] !== undefined && this.datas[old] !== undefined) {
-        this.datas[old] = undefined;
-        this.recentEntries--;
-        this.recentBytes -= this.lengths[old]!;
-      }
-      this.recentLo = i + 1;
-    }
   }
 
   truncateAfter(index: number): void {
@@ -130,8 +122,7 @@ export class EntryCache {
     }
     const keep = index - this.lo + 1;
     if (keep >= this.count) return;
-    // The entries pushed after the truncation are recent; none below it became so.
-    this.recentLo = Math.min(this.recentLo, index + 1);
+    this.recent.truncateAfter(index);
     for (let i = keep; i < this.count; i++) this.forget((this.head + i) & this.mask);
     this.count = keep;
   }
@@ -152,7 +143,7 @@ export class EntryCache {
     this.mask = INITIAL - 1;
     this.head = 0;
     this.count = 0;
-    this.recentLo = lo;
+    this.recent.clear();
     this.bytes = 0;
     this.lo = lo;
   }
@@ -164,6 +155,7 @@ export class EntryCache {
 
   private shift(): void {
     this.forget(this.head);
+    this.recent.drop(this.lo);
     this.head = (this.head + 1) & this.mask;
     this.count--;
     this.lo++;
@@ -177,12 +169,7 @@ export class EntryCache {
     if (packed !== undefined) {
       packed.refs--;
       this.packs[slot] = undefined;
-      if (this.datas[slot] !== undefined) {
-        this.recentEntries--;
-        this.recentBytes -= len;
-      }
-    }
-    this.datas[slot] = undefined;
+    } else this.datas[slot] = undefined;
   }
 
   private grow(): void {
