@@ -66,9 +66,8 @@ export class SlabPool {
   /** Every job up to this one is durable. */
   #durable = 0;
   #used = 0;
-  /** Slabs no longer packed into, oldest first, waiting for their last job to be durable. */
+  /** Slabs no longer packed into, oldest first, waiting for their last job to be durable and the cache to let go of their entries. */
   #retired: Slab[] = [];
-  #retiredHead = 0;
   /** Free slabs by size. */
   readonly #free = new Map<number, Slab[]>();
   #freeBytes = 0;
@@ -120,19 +119,28 @@ export class SlabPool {
   /** Every job up to `lastId` is durable: the native writer no longer reads their slabs. */
   done(lastId: number): void {
     this.#durable = lastId;
-    this.#reclaim();
+    this.#reclaim(false);
   }
 
   /**
-   * Frees the retired slabs, oldest first, that no job in flight and no cached entry
-   * uses. A slab the cache still reads stops the rest until it is freed too: the cache
-   * lets go of entries oldest first, so they seldom wait for long.
+   * Frees the retired slabs that no job in flight and no cached entry uses. Jobs become
+   * durable in order, so those slabs lie in the list's durable front, and so do the
+   * cache's, oldest first. Usually this stops at the first slab the cache holds; with
+   * `passOver` (before a fresh slab is allocated) it goes past those too, so that one
+   * holding an old entry does not keep the slabs after it, which may hold no entry at
+   * all (hard states), from ever being reused.
    */
-  #reclaim(): void {
+  #reclaim(passOver: boolean): void {
     const r = this.#retired;
-    while (this.#retiredHead < r.length && r[this.#retiredHead]!.job <= this.#durable && r[this.#retiredHead]!.refs === 0) {
-      const s = r[this.#retiredHead]!;
-      r[this.#retiredHead++] = undefined as unknown as Slab;
+    let kept = 0;
+    let i = 0;
+    for (; i < r.length && r[i]!.job <= this.#durable; i++) {
+      const s = r[i]!;
+      if (s.refs > 0) {
+        if (!passOver) break;
+        r[kept++] = s;
+        continue;
+      }
       const size = s.size;
       if (size <= IDLE_FREE_BYTES && this.#freeBytes + size <= MAX_FREE_BYTES) {
         this.#freeBytes += size;
@@ -141,13 +149,7 @@ export class SlabPool {
         else list.push(s);
       }
     }
-    if (this.#retiredHead > 0 && this.#retiredHead === r.length) {
-      this.#retired = []; // not r.length = 0: truncating through length is a call into the engine
-      this.#retiredHead = 0;
-    } else if (this.#retiredHead > 64) {
-      r.splice(0, this.#retiredHead);
-      this.#retiredHead = 0;
-    }
+    if (kept < i) r.splice(kept, i - kept);
   }
 
   /** Nothing is in flight: keeps at most IDLE_FREE_BYTES of free slabs, the rest goes to the garbage collector. */
@@ -165,14 +167,14 @@ export class SlabPool {
   get held(): number {
     let free = 0;
     for (const list of this.#free.values()) free += list.length;
-    return (this.#current === null ? 0 : 1) + (this.#retired.length - this.#retiredHead) + free;
+    return (this.#current === null ? 0 : 1) + this.#retired.length + free;
   }
 
   #take(size: number): Slab {
     let s = this.#free.get(size)?.pop();
     if (s === undefined) {
       // The cache may have let go of entries since the last job was done.
-      this.#reclaim();
+      this.#reclaim(true);
       s = this.#free.get(size)?.pop();
     }
     if (s === undefined) {

@@ -175,6 +175,22 @@ describe('SlabPool', () => {
     expect(again.some((f) => f.buffer === a[0]!.buffer)).toBe(true);
   });
 
+  it('reuses the slabs after one the cache still holds, so that an entry held for long does not make the pool grow', () => {
+    const pool = new SlabPool(phaseOf);
+    let job = 0;
+    take(pool, 100);
+    pool.slab!.refs++; // an entry the cache holds throughout
+    pool.seal(++job);
+    pool.done(job);
+    // 200 MB of writes that hold no cached entry (hard states, say), each durable at once.
+    for (let i = 0; i < 2000; i++) {
+      take(pool, 100 * 1024);
+      pool.seal(++job);
+      pool.done(job);
+    }
+    expect(pool.held).toBeLessThanOrEqual(4);
+  });
+
   it('gives a write larger than a quarter slab a slab of its own, reused once durable', () => {
     const pool = new SlabPool(phaseOf);
     const big = take(pool, SLAB_BYTES / 4 + 1);
