@@ -68,7 +68,8 @@ function runAndKill(dir: string, seed: number, delayMs: number): Promise<Run> {
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': the calls the child printed last may still be in the pipe when it exits.
+    child.on('close', (code, signal) => {
       if (signal !== 'SIGKILL') reject(new Error(`crash child exited with ${code}: ${stderr}`));
       else if (misnumbered !== '') reject(new Error(`the child's calls are out of order: ${misnumbered}`));
       else resolve(run);
