@@ -30,7 +30,7 @@ const INITIAL = 1024;
 /** Entries larger than this are kept as given: they are few, and copying them costs many passes over bytes. */
 export const KEEP_ABOVE = 64 * 1024;
 
-/** Memory that entries' bytes were packed into: its owner reuses it only while `refs`, the cached entries in it, is 0. */
+/** Memory that entries' bytes were packed into: its owner reuses it only once `refs`, the cached entries in it, is back to 0. */
 export interface PackedBytes {
   readonly u8: Uint8Array;
   refs: number;
