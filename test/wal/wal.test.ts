@@ -175,6 +175,7 @@ describe('Wal round trip', () => {
     expect(() => wal.copyCached(from, 102, () => undefined)).toThrow(WalUnavailableError);
     await wal.close();
   });
+
   it('serves what it holds in memory from the slabs it packed it into, reusing a slab only once it holds nothing there', async () => {
     // About 3 MiB held, across four 1 MiB slabs; 30 MB through them, so that each is
     // reused many times over. Overwrites drop held entries from the middle of a slab.
