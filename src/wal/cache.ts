@@ -62,12 +62,8 @@ export class EntryCache {
   /** A new entry object for a cached index, with a copy of its bytes (or its own data, if held as given). */
   get(index: number): WalEntry {
     const slot = (this.head + index - this.lo) & this.mask;
-    const packed = this.packs[slot];
-    let data = packed === undefined ? this.datas[slot]! : this.recent.get(index);
-    if (data === undefined) {
-      const off = this.offsets[slot]!;
-      data = packed!.u8.slice(off, off + this.lengths[slot]!);
-    }
+    const off = this.offsets[slot]!;
+    const data = this.given(index, slot) ?? this.packs[slot]!.u8.slice(off, off + this.lengths[slot]!);
     return { index, term: this.terms[slot]!, type: this.types[slot]!, data };
   }
 
@@ -79,13 +75,8 @@ export class EntryCache {
   visit(lo: number, hi: number, fn: (index: number, term: number, type: number, data: Uint8Array) => void): void {
     for (let index = lo; index < hi; index++) {
       const slot = (this.head + index - this.lo) & this.mask;
-      const packed = this.packs[slot];
-      let data = packed === undefined ? this.datas[slot]! : this.recent.get(index);
-      if (data === undefined) {
-        const off = this.offsets[slot]!;
-        data = packed!.u8.subarray(off, off + this.lengths[slot]!);
-      }
-      fn(index, this.terms[slot]!, this.types[slot]!, data);
+      const off = this.offsets[slot]!;
+      fn(index, this.terms[slot]!, this.types[slot]!, this.given(index, slot) ?? this.packs[slot]!.u8.subarray(off, off + this.lengths[slot]!));
     }
   }
 
@@ -146,6 +137,11 @@ export class EntryCache {
     this.recent.clear();
     this.bytes = 0;
     this.lo = lo;
+  }
+
+  /** The data the cache holds as given for the entry at `index` in `slot`, if it does. */
+  private given(index: number, slot: number): Uint8Array | undefined {
+    return this.packs[slot] === undefined ? this.datas[slot] : this.recent.get(index);
   }
 
   /** Drops from the front while over budget, but only entries at or below `bound`. */
