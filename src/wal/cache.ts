@@ -22,6 +22,12 @@
 // common read, applying what was just written, then costs no copy, and those entries
 // are let go young. Only an entry larger than KEEP_ABOVE, or an empty one, is kept as
 // given.
+//
+// The budget is memory, not data: holding an entry holds the slab bytes up to its
+// record's end from the entry before it in that slab (its header and padding, and the
+// hard states and markers written in between), and a slot in each column. With tiny
+// entries written one at a time that is a hundred times their data, and a budget of
+// data alone let an 8 MiB cache hold a gigabyte.
 import { RecentData } from './recent-data.js';
 import type { WalEntry } from './types.js';
 
@@ -30,10 +36,15 @@ const INITIAL = 1024;
 /** Entries larger than this are kept as given: they are few, and copying them costs many passes over bytes. */
 export const KEEP_ABOVE = 64 * 1024;
 
+/** What the cache counts for an entry besides its bytes: its slot in each column (about 37 bytes), and room for the columns to double. */
+export const ENTRY_OVERHEAD = 48;
+
 /** Memory that entries' bytes were packed into: its owner reuses it only once `refs`, the cached entries in it, is back to 0. */
 export interface PackedBytes {
   readonly u8: Uint8Array;
   refs: number;
+  /** Where the last entry the cache counted here ends (its owner sets it to 0 when it reuses the memory). */
+  counted: number;
 }
 
 export class EntryCache {
@@ -47,12 +58,15 @@ export class EntryCache {
   private packs: (PackedBytes | undefined)[] = new Array<PackedBytes | undefined>(INITIAL);
   private offsets = new Int32Array(INITIAL);
   private lengths = new Int32Array(INITIAL);
+  /** The memory each entry counts against the budget. */
+  private charges = new Int32Array(INITIAL);
   private mask = INITIAL - 1;
   /** Ring slot of the entry at `lo`. */
   private head = 0;
   private count = 0;
   /** Index of the first cached entry (lastIndex + 1 when empty). */
   lo = 1;
+  /** The memory the cached entries hold (see the budget above). */
   bytes = 0;
 
   get size(): number {
@@ -82,10 +96,11 @@ export class EntryCache {
 
   /**
    * Appends the entry after the last cached one (or starts the cache at it). Its bytes
-   * are also at `at` in `packed`, which the cache holds (counts in `refs`) while it
-   * holds the entry, unless it keeps the entry's data as given.
+   * are also at `at` in `packed`, in a record that ends at `end`; the cache holds
+   * `packed` (counts in `refs`) while it holds the entry, unless it keeps the entry's
+   * data as given. Entries are pushed in the order they were packed.
    */
-  push(e: WalEntry, packed: PackedBytes, at: number): void {
+  push(e: WalEntry, packed: PackedBytes, at: number, end: number): void {
     if (this.count === 0) this.lo = e.index;
     if (this.count === this.datas.length) this.grow();
     const slot = (this.head + this.count) & this.mask;
@@ -93,17 +108,22 @@ export class EntryCache {
     this.terms[slot] = e.term;
     this.types[slot] = e.type;
     this.lengths[slot] = len;
+    let charge = ENTRY_OVERHEAD;
     if (len === 0 || len > KEEP_ABOVE) {
       this.datas[slot] = e.data;
       this.packs[slot] = undefined;
+      charge += len;
     } else {
       packed.refs++;
       this.packs[slot] = packed;
       this.offsets[slot] = at;
+      charge += end - packed.counted;
+      packed.counted = end;
     }
+    this.charges[slot] = charge;
     this.recent.push(this.lo + this.count, e.data);
     this.count++;
-    this.bytes += len;
+    this.bytes += charge;
   }
 
   truncateAfter(index: number): void {
@@ -131,6 +151,7 @@ export class EntryCache {
     this.packs = new Array<PackedBytes | undefined>(INITIAL);
     this.offsets = new Int32Array(INITIAL);
     this.lengths = new Int32Array(INITIAL);
+    this.charges = new Int32Array(INITIAL);
     this.mask = INITIAL - 1;
     this.head = 0;
     this.count = 0;
@@ -159,8 +180,7 @@ export class EntryCache {
 
   /** Accounts for the entry in `slot` leaving the cache, and lets go of what it held. */
   private forget(slot: number): void {
-    const len = this.lengths[slot]!;
-    this.bytes -= len;
+    this.bytes -= this.charges[slot]!;
     const packed = this.packs[slot];
     if (packed !== undefined) {
       packed.refs--;
@@ -176,6 +196,7 @@ export class EntryCache {
     const packs = new Array<PackedBytes | undefined>(n);
     const offsets = new Int32Array(n);
     const lengths = new Int32Array(n);
+    const charges = new Int32Array(n);
     for (let i = 0; i < this.count; i++) {
       const slot = (this.head + i) & this.mask;
       terms[i] = this.terms[slot]!;
@@ -184,6 +205,7 @@ export class EntryCache {
       packs[i] = this.packs[slot];
       offsets[i] = this.offsets[slot]!;
       lengths[i] = this.lengths[slot]!;
+      charges[i] = this.charges[slot]!;
     }
     this.terms = terms;
     this.types = types;
@@ -191,6 +213,7 @@ export class EntryCache {
     this.packs = packs;
     this.offsets = offsets;
     this.lengths = lengths;
+    this.charges = charges;
     this.mask = n - 1;
     this.head = 0;
   }

@@ -54,6 +54,8 @@ export interface Slab {
   unsealed: boolean;
   /** Cached entries whose bytes lie here: the slab is not reused while there are any. */
   refs: number;
+  /** Where the last entry the cache counted here ends (the cache's PackedBytes). */
+  counted: number;
 }
 
 export class SlabPool {
@@ -179,9 +181,10 @@ export class SlabPool {
     }
     if (s === undefined) {
       const u8 = new Uint8Array(new ArrayBuffer(size + BLOCK_BYTES));
-      return { u8, size, phase: this.phaseOf(u8), dv: new DataView(u8.buffer), job: 0, unsealed: false, refs: 0 };
+      return { u8, size, phase: this.phaseOf(u8), dv: new DataView(u8.buffer), job: 0, unsealed: false, refs: 0, counted: 0 };
     }
     this.#freeBytes -= size;
+    s.counted = 0;
     return s;
   }
 

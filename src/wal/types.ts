@@ -53,7 +53,11 @@ export interface WalOptions {
    * measurements behind the default.
    */
   preallocate?: 'zeros' | 'fallocate' | 'none';
-  /** Byte budget of the cache of recent entries (default `WAL_DEFAULTS.cacheBytes`, 8 MiB). */
+  /**
+   * Memory budget of the cache of recent entries (default `WAL_DEFAULTS.cacheBytes`, 8 MiB):
+   * each entry counts its record as written (header, data, padding, and the hard states and
+   * markers written since the entry before it) and 48 bytes for its place in the cache.
+   */
   cacheBytes?: number;
   /** Receives warnings about conditions the WAL retried or repaired (default: none). */
   logger?: WalLogger;
@@ -109,6 +113,7 @@ export interface WalStats {
   /** Total seconds spent in those fdatasyncs. */
   fsyncSeconds: number;
   cachedEntries: number;
+  /** The memory the cached entries hold, as counted against `cacheBytes`. */
   cachedBytes: number;
 }
 

@@ -576,7 +576,7 @@ export class Wal {
         const len = e.data.length;
         const size = writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
         this.#positions.push(e.term, seg.seq, off, len);
-        this.#cache.push(e, jobs.slab, pos + ENTRY_DATA_AT);
+        this.#cache.push(e, jobs.slab, pos + ENTRY_DATA_AT, pos + size);
         if (e.index > seg.maxIndex) seg.maxIndex = e.index;
         pos += size;
         off += size;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EntryCache, KEEP_ABOVE, type PackedBytes } from '../../src/wal/cache.js';
+import { ENTRY_OVERHEAD, EntryCache, KEEP_ABOVE, type PackedBytes } from '../../src/wal/cache.js';
 import type { WalEntry } from '../../src/wal/types.js';
 import { seeded, testSeed } from '../seeded.js';
 
@@ -26,6 +26,8 @@ const held = (cache: EntryCache): Set<Uint8Array> => {
  * Packs entries' bytes as the WAL does, into small slabs, and pushes them. A slab is
  * reused once the cache counts no entry in it (the WAL waits for its job to be durable
  * too), and is filled with 0xdd first: a read of bytes the cache let go of shows.
+ * `gap` bytes go before each entry, as a record's header and the hard states and
+ * markers between entries do.
  */
 class Packer {
   readonly slabs: PackedBytes[] = [];
@@ -35,27 +37,37 @@ class Packer {
   constructor(
     private readonly cache: EntryCache,
     private readonly slabBytes = 16 * 1024,
+    private readonly gap: () => number = () => 0,
   ) {}
 
-  push(e: WalEntry): void {
+  /** Returns what the entry should count against the cache's budget. */
+  push(e: WalEntry): number {
     const n = e.data.length;
     if (n > this.slabBytes) {
-      this.cache.push(e, { u8: e.data.slice(), refs: 0 }, 0); // a slab of its own
-      return;
+      this.cache.push(e, { u8: e.data.slice(), refs: 0, counted: 0 }, 0, n); // a slab of its own
+      return ENTRY_OVERHEAD + n; // kept as given: KEEP_ABOVE is below any such slab size
     }
-    if (this.#current === null || this.#used + n > this.slabBytes) {
+    const gap = this.gap();
+    if (this.#current === null || this.#used + gap + n > this.slabBytes) {
       const current = this.#current;
       let s = this.slabs.find((x) => x.refs === 0 && x !== current);
       if (s === undefined) {
-        s = { u8: new Uint8Array(this.slabBytes), refs: 0 };
+        s = { u8: new Uint8Array(this.slabBytes), refs: 0, counted: 0 };
         this.slabs.push(s);
-      } else s.u8.fill(0xdd);
+      } else {
+        s.u8.fill(0xdd);
+        s.counted = 0;
+      }
       this.#current = s;
       this.#used = 0;
     }
-    this.#current.u8.set(e.data, this.#used);
-    this.cache.push(e, this.#current, this.#used);
-    this.#used += n;
+    const s = this.#current;
+    const at = this.#used + gap;
+    const from = s.counted;
+    s.u8.set(e.data, at);
+    this.cache.push(e, s, at, at + n);
+    this.#used = at + n;
+    return ENTRY_OVERHEAD + (n === 0 || n > KEEP_ABOVE ? n : at + n - from);
   }
 
   /** Slabs the cache counts entries in. */
@@ -74,8 +86,10 @@ describe('EntryCache', () => {
     const rand = seeded(testSeed('entry cache model'));
     const int = (n: number): number => Math.floor(rand() * n);
     const cache = new EntryCache();
-    const packer = new Packer(cache);
+    const packer = new Packer(cache, 16 * 1024, () => int(3) * 40);
     let model: WalEntry[] = [];
+    const charges = new Map<number, number>(); // what each entry in the model counts
+    const charged = (): number => model.reduce((sum, e) => sum + charges.get(e.index)!, 0);
     let lo = 1; // the model's first index (lastIndex + 1 when empty)
     let mismatches = 0;
     for (let step = 0; step < 2000; step++) {
@@ -89,7 +103,7 @@ describe('EntryCache', () => {
           const r = int(2000);
           const len = r === 0 ? KEEP_ABOVE + 1 + int(100) : r < 40 ? 1000 + int(4000) : r < 60 ? 0 : int(300);
           const e = entry(last + 1 + i, len);
-          packer.push(e);
+          charges.set(e.index, packer.push(e));
           model.push(e);
         }
       } else if (op < 70 && model.length > 0) {
@@ -100,9 +114,9 @@ describe('EntryCache', () => {
         const budget = int(20_000);
         const bound = lo + int(model.length);
         cache.trim(budget, bound);
-        let bytes = model.reduce((s, e) => s + e.data.length, 0);
+        let bytes = charged();
         while (bytes > budget && model.length > 0 && lo <= bound) {
-          bytes -= model.shift()!.data.length;
+          bytes -= charges.get(model.shift()!.index)!;
           lo++;
         }
       } else if (op < 95 && model.length > 0) {
@@ -117,8 +131,7 @@ describe('EntryCache', () => {
       }
       const expectLo = model.length > 0 ? model[0]!.index : lo;
       if (model.length > 0) lo = model[0]!.index;
-      const bytes = model.reduce((s, e) => s + e.data.length, 0);
-      if (cache.size !== model.length || cache.bytes !== bytes || (model.length > 0 && cache.lo !== expectLo)) mismatches++;
+      if (cache.size !== model.length || cache.bytes !== charged() || (model.length > 0 && cache.lo !== expectLo)) mismatches++;
       // Every cached entry packed, and nothing else, is counted in its slab.
       if (packer.refs !== model.filter((e) => e.data.length > 0 && e.data.length <= KEEP_ABOVE).length) mismatches++;
       // Every entry's ends every fourth step, and a few entries' every byte each step.
@@ -140,15 +153,17 @@ describe('EntryCache', () => {
     const cache = new EntryCache();
     const packer = new Packer(cache, 128 * 1024);
     const pushed = new Map<number, WalEntry>();
+    let last10 = 0; // what the last ten entries count against the budget
     for (let i = 1; i <= 5000; i++) {
       const e = entry(i, i === 100 || i === 4993 ? KEEP_ABOVE + 1 : 300);
       pushed.set(i, e);
-      packer.push(e);
+      const charge = packer.push(e);
+      if (i > 4990) last10 += charge;
     }
     // Entry 100 is kept as given; of the small ones, only the newest are held.
     expect(held(cache).has(pushed.get(100)!.data)).toBe(true);
     expect(held(cache).has(pushed.get(4000)!.data)).toBe(false);
-    cache.trim(KEEP_ABOVE + 1 + 9 * 300, 5000); // keeps 4991-5000
+    cache.trim(last10, 5000); // keeps 4991-5000
     cache.truncateAfter(4995);
     expect(cache.lo).toBe(4991);
     expect(cache.size).toBe(5);
@@ -165,7 +180,7 @@ describe('EntryCache', () => {
     const cache = new EntryCache();
     const packer = new Packer(cache);
     const large = entry(1, KEEP_ABOVE + 1);
-    cache.push(large, { u8: new Uint8Array(0), refs: 0 }, 0);
+    cache.push(large, { u8: new Uint8Array(0), refs: 0, counted: 0 }, 0, 0);
     const pushed: WalEntry[] = [large];
     for (let i = 2; i <= 10_001; i++) {
       const e = entry(i, i % 10 === 0 ? 5000 : 100);
@@ -214,6 +229,26 @@ describe('EntryCache', () => {
     expect(most).toBeLessThanOrEqual(6);
     expect(packer.slabs.length).toBeLessThanOrEqual(7);
     for (let i = 200_000 - 200; i <= 200_000; i++) expect(sameBytes(cache.get(i).data, entry(i, 100 + (i % 7) * 300).data)).toBe(true);
+  });
+
+  it('counts the memory its entries hold against the budget: with tiny entries, the slab bytes around them, not their data', () => {
+    // One-byte entries, each after 80 bytes of headers, hard states and markers (as when
+    // each is written alone), through 64 KiB slabs, trimmed to 256 KiB: held by their data,
+    // the cache would keep 256 Ki entries and every slab they lie in, 20 MiB.
+    const cache = new EntryCache();
+    const packer = new Packer(cache, 64 * 1024, () => 80);
+    const budget = 256 * 1024;
+    let most = 0;
+    for (let i = 1; i <= 300_000; i++) {
+      packer.push(entry(i, 1));
+      cache.trim(budget, i);
+      most = Math.max(most, packer.held);
+    }
+    expect(cache.bytes).toBeLessThanOrEqual(budget);
+    expect(cache.size).toBe(Math.floor(budget / (ENTRY_OVERHEAD + 81)));
+    // The budget's worth of slabs (2.1 of them, at 81 of every 129 bytes counted), and the ends' slabs.
+    expect(most).toBeLessThanOrEqual(4);
+    expect(sameBytes(cache.get(300_000).data, entry(300_000, 1).data)).toBe(true);
   });
 
   it('lets go of the slabs of a burst once it is trimmed away', () => {

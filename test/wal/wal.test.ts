@@ -15,6 +15,7 @@ import {
   type WalEntry,
   type WalLogger,
 } from '../../src/wal/index.js';
+import { ENTRY_OVERHEAD } from '../../src/wal/cache.js';
 import { seeded, testSeed } from '../seeded.js';
 import { cleanTempDirs, directIo, entry, plain, range, tempDir } from './helpers.js';
 
@@ -208,6 +209,27 @@ describe('Wal round trip', () => {
     }
     await Promise.all(inFlight);
     expect(wrong).toBe(0);
+    await wal.close();
+  });
+
+  it('counts against cacheBytes the memory its entries hold, not their data: one-byte entries, each with a hard state', async () => {
+    // Each entry holds its 40-byte record, the hard state written after the entry before
+    // it, a share of the markers and its place in the cache: at most 512 of them fit in
+    // 64 KiB. Counted by their data, all 4,000 were held.
+    const budget = 64 * 1024;
+    const wal = await Wal.open(tempDir(), { sync: 'none', cacheBytes: budget });
+    const data = new Uint8Array([7]);
+    for (let i = 1; i <= 4000; i += 8) {
+      const appends = [];
+      for (let k = i; k < i + 8; k++) appends.push(wal.append([{ index: k, term: 1, type: 0, data }], { term: 1, vote: 0, commit: k - 1 }));
+      await Promise.all(appends);
+    }
+    const { cachedBytes, cachedEntries } = wal.stats();
+    expect(cachedBytes).toBeLessThanOrEqual(budget);
+    expect(cachedEntries).toBeLessThanOrEqual(budget / (40 + 40 + ENTRY_OVERHEAD));
+    expect(cachedEntries).toBeGreaterThan(budget / (40 + 40 + 32 + ENTRY_OVERHEAD));
+    expect(wal.cachedFrom).toBe(4001 - cachedEntries);
+    for (const e of wal.entriesSync(wal.cachedFrom, 4001)) expect([...e.data]).toEqual([7]);
     await wal.close();
   });
 });
