@@ -1,6 +1,6 @@
 // The recent tail of the log, kept in memory so that the common read (a
 // leader sending what it just appended) never touches the disk. It always
-// ends at lastIndex; the front is trimmed to a byte budget, but never past an
+// ends at lastIndex; the front is trimmed to a memory budget, but never past an
 // entry whose write is still in flight (its bytes may not be in the file yet).
 //
 // Columns, a circular array that doubles when full: a term, a type and where the

@@ -19,6 +19,6 @@ export const WAL_DEFAULTS = {
    * writers of large batches.
    */
   preallocate: 'zeros',
-  /** Byte budget of the cache of recent entries. */
+  /** Memory budget of the cache of recent entries (WalOptions.cacheBytes says what counts). */
   cacheBytes: 8 * 1024 * 1024,
 } as const;
