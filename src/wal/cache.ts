@@ -23,11 +23,12 @@
 // are let go young. Only an entry larger than KEEP_ABOVE, or an empty one, is kept as
 // given.
 //
-// The budget is memory, not data: holding an entry holds the slab bytes up to its
-// record's end from the entry before it in that slab (its header and padding, and the
-// hard states and markers written in between), and a slot in each column. With tiny
-// entries written one at a time that is a hundred times their data, and a budget of
-// data alone let an 8 MiB cache hold a gigabyte.
+// The budget is memory, not data: an entry read from a slab keeps the whole slab
+// from reuse, so a slab counts whole while any cached entry lies in it, and every
+// entry counts its slot in each column. With tiny entries written one at a time a
+// slab holds a hundred times their data (headers, hard states, markers), and a
+// budget of data alone let an 8 MiB cache hold a gigabyte; one entry left of a large
+// write held a slab of the write's size.
 import { RecentData } from './recent-data.js';
 import type { WalEntry } from './types.js';
 
@@ -36,15 +37,13 @@ const INITIAL = 1024;
 /** Entries larger than this are kept as given: they are few, and copying them costs many passes over bytes. */
 export const KEEP_ABOVE = 64 * 1024;
 
-/** What the cache counts for an entry besides its bytes: its slot in each column (about 37 bytes), and room for the columns to double. */
+/** What the cache counts for an entry besides the memory its bytes lie in: its slot in each column (about 37 bytes), and room for the columns to double. */
 export const ENTRY_OVERHEAD = 48;
 
 /** Memory that entries' bytes were packed into: its owner reuses it only once `refs`, the cached entries in it, is back to 0. */
 export interface PackedBytes {
   readonly u8: Uint8Array;
   refs: number;
-  /** Where the last entry the cache counted here ends (its owner sets it to 0 when it reuses the memory). */
-  counted: number;
 }
 
 export class EntryCache {
@@ -56,17 +55,16 @@ export class EntryCache {
   private readonly recent = new RecentData();
   /** Where an entry's bytes were packed (undefined: kept as given), and their offset there. */
   private packs: (PackedBytes | undefined)[] = new Array<PackedBytes | undefined>(INITIAL);
-  private offsets = new Int32Array(INITIAL);
+  /** Not 32-bit: one write may pack more than 2 GiB into a slab of its own. */
+  private offsets = new Float64Array(INITIAL);
   private lengths = new Int32Array(INITIAL);
-  /** The memory each entry counts against the budget. */
-  private charges = new Int32Array(INITIAL);
   private mask = INITIAL - 1;
   /** Ring slot of the entry at `lo`. */
   private head = 0;
   private count = 0;
   /** Index of the first cached entry (lastIndex + 1 when empty). */
   lo = 1;
-  /** The memory the cached entries hold (see the budget above). */
+  /** The memory the cached entries hold: their slabs, the data kept as given, their slots (see the budget above). */
   bytes = 0;
 
   get size(): number {
@@ -96,34 +94,30 @@ export class EntryCache {
 
   /**
    * Appends the entry after the last cached one (or starts the cache at it). Its bytes
-   * are also at `at` in `packed`, in a record that ends at `end`; the cache holds
-   * `packed` (counts in `refs`) while it holds the entry, unless it keeps the entry's
-   * data as given. Entries are pushed in the order they were packed.
+   * are also at `at` in `packed`, which the cache holds (counts in `refs`, and in its
+   * `bytes` while the count is above 0) while it holds the entry, unless it keeps the
+   * entry's data as given.
    */
-  push(e: WalEntry, packed: PackedBytes, at: number, end: number): void {
+  push(e: WalEntry, packed: PackedBytes, at: number): void {
     if (this.count === 0) this.lo = e.index;
-    if (this.count === this.datas.length) this.grow();
+    if (this.count === this.datas.length) this.resize(this.datas.length * 2);
     const slot = (this.head + this.count) & this.mask;
     const len = e.data.length;
     this.terms[slot] = e.term;
     this.types[slot] = e.type;
     this.lengths[slot] = len;
-    let charge = ENTRY_OVERHEAD;
     if (len === 0 || len > KEEP_ABOVE) {
       this.datas[slot] = e.data;
       this.packs[slot] = undefined;
-      charge += len;
+      this.bytes += len;
     } else {
-      packed.refs++;
+      if (packed.refs++ === 0) this.bytes += packed.u8.length;
       this.packs[slot] = packed;
       this.offsets[slot] = at;
-      charge += end - packed.counted;
-      packed.counted = end;
     }
-    this.charges[slot] = charge;
     this.recent.push(this.lo + this.count, e.data);
     this.count++;
-    this.bytes += charge;
+    this.bytes += ENTRY_OVERHEAD;
   }
 
   truncateAfter(index: number): void {
@@ -136,25 +130,19 @@ export class EntryCache {
     this.recent.truncateAfter(index);
     for (let i = keep; i < this.count; i++) this.forget((this.head + i) & this.mask);
     this.count = keep;
+    this.fit();
   }
 
   dropBefore(index: number): void {
     while (this.count > 0 && this.lo < index) this.shift();
     if (this.count === 0) this.lo = Math.max(this.lo, index);
+    this.fit();
   }
 
   clear(lo: number): void {
     for (let i = 0; i < this.count; i++) this.forget((this.head + i) & this.mask);
-    this.terms = new Float64Array(INITIAL);
-    this.types = new Uint8Array(INITIAL);
-    this.datas = new Array<Uint8Array | undefined>(INITIAL);
-    this.packs = new Array<PackedBytes | undefined>(INITIAL);
-    this.offsets = new Int32Array(INITIAL);
-    this.lengths = new Int32Array(INITIAL);
-    this.charges = new Int32Array(INITIAL);
-    this.mask = INITIAL - 1;
-    this.head = 0;
     this.count = 0;
+    this.resize(INITIAL);
     this.recent.clear();
     this.bytes = 0;
     this.lo = lo;
@@ -168,6 +156,7 @@ export class EntryCache {
   /** Drops from the front while over budget, but only entries at or below `bound`. */
   trim(budget: number, bound: number): void {
     while (this.bytes > budget && this.count > 0 && this.lo <= bound) this.shift();
+    this.fit();
   }
 
   private shift(): void {
@@ -180,23 +169,33 @@ export class EntryCache {
 
   /** Accounts for the entry in `slot` leaving the cache, and lets go of what it held. */
   private forget(slot: number): void {
-    this.bytes -= this.charges[slot]!;
     const packed = this.packs[slot];
     if (packed !== undefined) {
-      packed.refs--;
+      if (--packed.refs === 0) this.bytes -= packed.u8.length;
       this.packs[slot] = undefined;
-    } else this.datas[slot] = undefined;
+    } else {
+      this.bytes -= this.lengths[slot]!;
+      this.datas[slot] = undefined;
+    }
+    this.bytes -= ENTRY_OVERHEAD;
   }
 
-  private grow(): void {
-    const n = this.datas.length * 2;
+  /** Shrinks the columns to less than four times the entries: a burst that grew them does not keep them at its size. */
+  private fit(): void {
+    const n = this.datas.length;
+    let m = n;
+    while (m > INITIAL && this.count <= m >>> 2) m >>>= 1;
+    if (m < n) this.resize(m);
+  }
+
+  /** Moves the entries into columns of `n` slots (a power of two, at least `count`), the oldest in slot 0. */
+  private resize(n: number): void {
     const terms = new Float64Array(n);
     const types = new Uint8Array(n);
     const datas = new Array<Uint8Array | undefined>(n);
     const packs = new Array<PackedBytes | undefined>(n);
-    const offsets = new Int32Array(n);
+    const offsets = new Float64Array(n);
     const lengths = new Int32Array(n);
-    const charges = new Int32Array(n);
     for (let i = 0; i < this.count; i++) {
       const slot = (this.head + i) & this.mask;
       terms[i] = this.terms[slot]!;
@@ -205,7 +204,6 @@ export class EntryCache {
       packs[i] = this.packs[slot];
       offsets[i] = this.offsets[slot]!;
       lengths[i] = this.lengths[slot]!;
-      charges[i] = this.charges[slot]!;
     }
     this.terms = terms;
     this.types = types;
@@ -213,7 +211,6 @@ export class EntryCache {
     this.packs = packs;
     this.offsets = offsets;
     this.lengths = lengths;
-    this.charges = charges;
     this.mask = n - 1;
     this.head = 0;
   }

@@ -109,6 +109,10 @@ export class JobQueue {
   get dv(): DataView {
     return this.slabs.dv;
   }
+  /** Memory of the slabs this queue holds (WalStats.slabBytes). */
+  get slabBytes(): number {
+    return this.slabs.heldBytes;
+  }
   /** The slab of the last allocate(), which a cache holding entries packed there must count in its `refs`. */
   get slab(): Slab {
     return this.slabs.slab!;

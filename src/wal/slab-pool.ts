@@ -54,8 +54,6 @@ export interface Slab {
   unsealed: boolean;
   /** Cached entries whose bytes lie here: the slab is not reused while there are any. */
   refs: number;
-  /** Where the last entry the cache counted here ends (the cache's PackedBytes). */
-  counted: number;
 }
 
 export class SlabPool {
@@ -172,6 +170,14 @@ export class SlabPool {
     return (this.#current === null ? 0 : 1) + this.#retired.length + free;
   }
 
+  /** Their memory. */
+  get heldBytes(): number {
+    let bytes = this.#current?.u8.length ?? 0;
+    for (const s of this.#retired) bytes += s.u8.length;
+    for (const list of this.#free.values()) for (const s of list) bytes += s.u8.length;
+    return bytes;
+  }
+
   #take(size: number): Slab {
     let s = this.#free.get(size)?.pop();
     if (s === undefined) {
@@ -181,10 +187,9 @@ export class SlabPool {
     }
     if (s === undefined) {
       const u8 = new Uint8Array(new ArrayBuffer(size + BLOCK_BYTES));
-      return { u8, size, phase: this.phaseOf(u8), dv: new DataView(u8.buffer), job: 0, unsealed: false, refs: 0, counted: 0 };
+      return { u8, size, phase: this.phaseOf(u8), dv: new DataView(u8.buffer), job: 0, unsealed: false, refs: 0 };
     }
     this.#freeBytes -= size;
-    s.counted = 0;
     return s;
   }
 

@@ -54,9 +54,11 @@ export interface WalOptions {
    */
   preallocate?: 'zeros' | 'fallocate' | 'none';
   /**
-   * Memory budget of the cache of recent entries (default `WAL_DEFAULTS.cacheBytes`, 8 MiB):
-   * each entry counts its record as written (header, data, padding, and the hard states and
-   * markers written since the entry before it) and 48 bytes for its place in the cache.
+   * Memory budget of the cache of recent entries (default `WAL_DEFAULTS.cacheBytes`, 16 MiB).
+   * The cache reads entries where the WAL packed them for the writer, so each slab an entry
+   * lies in counts whole while the cache holds an entry there (1 MiB, shared by writes of up
+   * to 256 KiB; a larger write's own, its size rounded up to a power of two); an entry kept as
+   * given (empty, or over 64 KiB) counts its data; and every entry 48 bytes for its place.
    */
   cacheBytes?: number;
   /** Receives warnings about conditions the WAL retried or repaired (default: none). */
@@ -105,6 +107,12 @@ export interface WalStats {
    * write out of phase with its slab (past a rotation) being written in pieces.
    */
   stagingBytes: number;
+  /**
+   * Memory of the slabs writes are packed into, held now: by writes not yet durable, by the
+   * cache (see cacheBytes), or kept free for reuse (at most 64 MiB while writes are in
+   * flight, 16 MiB once idle).
+   */
+  slabBytes: number;
   /**
    * fdatasync durations (on the writer thread, or inline): counts per bucket (not cumulative), the
    * bucket bounds being FSYNC_BUCKETS seconds and a last one for anything longer.

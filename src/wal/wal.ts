@@ -432,6 +432,7 @@ export class Wal {
       segmentsRemoved: s.segmentsRemoved,
       segmentsRecycled: s.segmentsRecycled,
       stagingBytes: s.stagingBytes,
+      slabBytes: this.#jobs.slabBytes,
       fsyncBuckets: s.fsyncBuckets,
       fsyncSeconds: s.fsyncSeconds,
       cachedEntries: this.#cache.size,
@@ -576,7 +577,7 @@ export class Wal {
         const len = e.data.length;
         const size = writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
         this.#positions.push(e.term, seg.seq, off, len);
-        this.#cache.push(e, jobs.slab, pos + ENTRY_DATA_AT, pos + size);
+        this.#cache.push(e, jobs.slab, pos + ENTRY_DATA_AT);
         if (e.index > seg.maxIndex) seg.maxIndex = e.index;
         pos += size;
         off += size;

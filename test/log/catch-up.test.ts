@@ -94,7 +94,7 @@ it.each([
     expect(sent, `the most entry bytes sent in one turn, ${(sent / MiB).toFixed(1)} MiB`).toBeGreaterThan(window / 4);
     expect(sent).toBeLessThanOrEqual(window + MiB);
     expect(machines[behind - 1]!.applied.length).toBe(machines[lead - 1]!.applied.length);
-    // The 22 MiB came from disk (the WAL keeps 8 MiB in memory), read off the leader's event loop.
+    // What the WAL no longer kept in memory (it keeps 16 MiB of the 22 MiB) came from disk, read off the leader's event loop.
     expect(diskReadsOnLoop.get(lead)!()).toBe(0);
   },
   120_000,

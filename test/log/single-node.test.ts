@@ -93,14 +93,14 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     const wal = await Wal.open(join(dir, 'wal'));
     const readsOnLoop = countReadsOnCaller(wal);
     const log = await ReplicatedLog.open({ dataDir: dir }, { wal });
-    // 12 MiB in 64 KiB records, one a turn: the WAL keeps the newest 8 MiB in memory.
+    // 24 MiB in 64 KiB records, one a turn: the WAL keeps the newest 16 MiB in memory.
     const record = (k: number): Buffer => Buffer.alloc(64 * 1024, k % 251);
-    for (let k = 0; k < 192; k++) await log.append(record(k));
-    expect(wal.cachedFrom).toBeGreaterThan(wal.firstIndex + 16);
+    for (let k = 0; k < 384; k++) await log.append(record(k));
+    expect(wal.cachedFrom).toBeGreaterThan(wal.firstIndex + 100);
     let k = 0;
     for await (const e of log.entries()) {
       expect(Buffer.compare(Buffer.from(e.data), record(k))).toBe(0);
-      if (++k === 192) break;
+      if (++k === 384) break;
     }
     expect(readsOnLoop()).toBe(0);
 

@@ -137,7 +137,7 @@ describe('the catch-up window', () => {
       read.push(lo);
       return entriesSync(lo, hi, maxBytes);
     };
-    // Off the event loop, what the WAL's cache no longer holds (8 MiB of memory holds seven of these entries).
+    // Off the event loop, whatever the WAL's cache no longer holds.
     const entries = wal.entries.bind(wal);
     wal.entries = (lo, hi, maxBytes) => {
       read.push(lo);

@@ -16,6 +16,7 @@ import {
   type WalLogger,
 } from '../../src/wal/index.js';
 import { ENTRY_OVERHEAD } from '../../src/wal/cache.js';
+import { BLOCK_BYTES, SLAB_BYTES } from '../../src/wal/slab-pool.js';
 import { seeded, testSeed } from '../seeded.js';
 import { cleanTempDirs, directIo, entry, plain, range, tempDir } from './helpers.js';
 
@@ -163,13 +164,14 @@ describe('Wal round trip', () => {
   });
 
   it('copies out what it holds in memory without a copy of its own, and stops where memory ends', async () => {
-    // A budget of 2,000 bytes keeps about the last 20 of 100 durable entries of 100 B.
-    const wal = await Wal.open(tempDir(), { ...SMALL, cacheBytes: 2000 });
+    // 100 durable entries of 100 B in one slab, and a budget of that slab and 20 entries' places.
+    const wal = await Wal.open(tempDir(), { ...SMALL, cacheBytes: SLAB_BYTES + BLOCK_BYTES + 20 * ENTRY_OVERHEAD });
     await wal.append(range(1, 101, 1, 0, 100));
     const from = wal.cachedFrom;
-    expect(from).toBeGreaterThan(70);
+    expect(from).toBe(81);
     const copied: WalEntry[] = [];
     expect(wal.copyCached(from, 101, (e) => copied.push({ ...e, data: e.data.slice() }))).toBe(101);
+    expect(copied).toHaveLength(20);
     expect(plain(copied)).toEqual(plain(wal.entriesSync(from, 101)));
     // Below memory it copies nothing and says so; the range is checked as entries() checks it.
     expect(wal.copyCached(from - 1, 101, () => expect.fail('an entry not held in memory was passed'))).toBe(from - 1);
@@ -178,8 +180,8 @@ describe('Wal round trip', () => {
   });
 
   it('serves what it holds in memory from the slabs it packed it into, reusing a slab only once it holds nothing there', async () => {
-    // About 3 MiB held, across four 1 MiB slabs; 30 MB through them, so that each is
-    // reused many times over. Overwrites drop held entries from the middle of a slab.
+    // A budget of two or three 1 MiB slabs; 30 MB through them, so that each is reused
+    // many times over. Overwrites drop held entries from the middle of a slab.
     const rand = seeded(testSeed('wal cache reads'));
     const wal = await Wal.open(tempDir(), { sync: 'none', cacheBytes: 3 * 1024 * 1024 });
     const model = new Map<number, WalEntry>();
@@ -213,23 +215,46 @@ describe('Wal round trip', () => {
   });
 
   it('counts against cacheBytes the memory its entries hold, not their data: one-byte entries, each with a hard state', async () => {
-    // Each entry holds its 40-byte record, the hard state written after the entry before
-    // it, a share of the markers and its place in the cache: at most 512 of them fit in
-    // 64 KiB. Counted by their data, all 4,000 were held.
-    const budget = 64 * 1024;
+    // Each entry lies in a slab beside its 40-byte record and the hard state after it:
+    // at 80 bytes of slab an entry, at most 39,321 of them fit in 3 MiB. Counted by
+    // their data, all 60,000 were held.
+    const budget = 3 * 1024 * 1024;
     const wal = await Wal.open(tempDir(), { sync: 'none', cacheBytes: budget });
     const data = new Uint8Array([7]);
-    for (let i = 1; i <= 4000; i += 8) {
+    for (let i = 1; i <= 60_000; i += 8) {
       const appends = [];
       for (let k = i; k < i + 8; k++) appends.push(wal.append([{ index: k, term: 1, type: 0, data }], { term: 1, vote: 0, commit: k - 1 }));
       await Promise.all(appends);
     }
     const { cachedBytes, cachedEntries } = wal.stats();
     expect(cachedBytes).toBeLessThanOrEqual(budget);
-    expect(cachedEntries).toBeLessThanOrEqual(budget / (40 + 40 + ENTRY_OVERHEAD));
-    expect(cachedEntries).toBeGreaterThan(budget / (40 + 40 + 32 + ENTRY_OVERHEAD));
-    expect(wal.cachedFrom).toBe(4001 - cachedEntries);
-    for (const e of wal.entriesSync(wal.cachedFrom, 4001)) expect([...e.data]).toEqual([7]);
+    expect(cachedEntries).toBeLessThan(budget / 80);
+    expect(cachedEntries).toBeGreaterThan(5000);
+    expect(wal.cachedFrom).toBe(60_001 - cachedEntries);
+    for (const e of wal.entriesSync(wal.cachedFrom, 60_001)) expect(e.data[0]).toBe(7);
+    await wal.close();
+  });
+
+  it('counts a slab whole while it holds an entry there: one entry left of each large write does not hold them all', async () => {
+    // Each round writes 310 KiB (a slab of its own, 512 KiB), then overwrites all of it
+    // but its first entry, as a follower does under a new leader. Counted by their data,
+    // the entries left held all 200 slabs (100 MiB) within a budget of 16 MiB.
+    const wal = await Wal.open(tempDir(), { sync: 'none' });
+    const tiny = new Uint8Array([7]);
+    const kib = new Uint8Array(1024).fill(1);
+    let next = 1;
+    for (let round = 0; round < 200; round++) {
+      const batch: WalEntry[] = [{ index: next, term: round + 1, type: 0, data: tiny }];
+      for (let k = 1; k <= 300; k++) batch.push({ index: next + k, term: round + 1, type: 0, data: kib });
+      await wal.append(batch);
+      await wal.append([{ index: next + 1, term: round + 2, type: 0, data: tiny }]);
+      next += 2;
+    }
+    const { cachedBytes, slabBytes } = wal.stats();
+    expect(cachedBytes).toBeLessThanOrEqual(16 * 1024 * 1024);
+    // The cache's 16 MiB, the 16 MiB of free slabs an idle WAL keeps, the slab being packed.
+    expect(slabBytes).toBeLessThanOrEqual(34 * 1024 * 1024);
+    for (const e of wal.entriesSync(1, next)) expect([...e.data]).toEqual([7]);
     await wal.close();
   });
 });
