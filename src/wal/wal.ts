@@ -368,7 +368,8 @@ export class Wal {
    * Passes the entries from `lo` below `hi` to `copy`, in order, if they are held in
    * memory: each entry's `data` is a view valid only during the call, so this reads them
    * without making a copy of its own. Returns `hi`, or `lo` if entry `lo` is only on
-   * disk (the cache holds every entry from `cachedFrom` on).
+   * disk (the cache holds every entry from `cachedFrom` on). `copy` must not call into
+   * the WAL: a write or release during the walk would change what it walks.
    */
   copyCached(lo: number, hi: number, copy: (e: WalEntry) => void): number {
     this.#checkRange(lo, hi, 0);
