@@ -57,8 +57,8 @@ export interface WalOptions {
    * Memory budget of the cache of recent entries (default `WAL_DEFAULTS.cacheBytes`, 16 MiB).
    * The cache reads entries where the WAL packed them for the writer, so each slab an entry
    * lies in counts whole while the cache holds an entry there (1 MiB, shared by writes of up
-   * to 256 KiB; a larger write's own, its size rounded up to a power of two); an entry kept as
-   * given (empty, or over 64 KiB) counts its data; and every entry 48 bytes for its place.
+   * to 256 KiB, or a larger write's own, up to twice its size); an entry kept as given (empty,
+   * or over 64 KiB) counts its data; and every entry 48 bytes for its place.
    */
   cacheBytes?: number;
   /** Receives warnings about conditions the WAL retried or repaired (default: none). */
