@@ -113,6 +113,8 @@ export function logRegistry(log: MetricsSource): Registry {
   );
   counter('raftlog_wal_bytes_written_total', 'Bytes written to WAL segments.', (x) => x.walBytesWritten);
   gauge('raftlog_wal_segments', 'WAL segment files on disk.', (x) => x.walSegments);
+  gauge('raftlog_wal_cached_bytes', "Memory the WAL's cache of recent entries holds, as counted against its budget.", (x) => x.walCachedBytes);
+  gauge('raftlog_wal_slab_bytes', 'Memory of the buffers the WAL packs writes into: in flight, cached, or kept for reuse.', (x) => x.walSlabBytes);
   counter('raftlog_snapshots_total', 'Snapshots this node took of its state machine.', (x) => x.snapshots);
   registry.registerMetric(
     new CountedHistogram('raftlog_snapshot_duration_seconds', 'From taking a snapshot to its file being durable.', () => m().snapshotDuration) as never,

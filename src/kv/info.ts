@@ -63,6 +63,8 @@ export function formatInfo(status: object, metrics?: LogMetrics): string {
     put('appends_committed', metrics.proposalsCommitted);
     put('bytes_written', metrics.walBytesWritten);
     put('segments', metrics.walSegments);
+    put('cached_bytes', metrics.walCachedBytes);
+    put('slab_bytes', metrics.walSlabBytes);
     put('fsyncs', metrics.walFsyncDuration?.count);
     put('snapshots_taken', metrics.snapshots);
   }

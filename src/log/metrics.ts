@@ -34,6 +34,10 @@ export interface LogMetrics {
   walFsyncDuration: HistogramData | null;
   walBytesWritten: number;
   walSegments: number;
+  /** Memory the WAL's cache of recent entries holds, as counted against its budget (WalStats.cachedBytes). */
+  walCachedBytes: number;
+  /** Memory of the slabs the WAL packs writes into: in flight, cached, or kept for reuse (WalStats.slabBytes). */
+  walSlabBytes: number;
   /** Snapshots this node took of its state machine. */
   snapshots: number;
   /** From asking the state machine for a snapshot to the snapshot file being durable. */

@@ -77,6 +77,8 @@ export function logMetrics(v: NodeView, c: MetricCounters, store: LogStore, tran
       wal === null ? null : { bounds: FSYNC_BUCKETS, counts: wal.fsyncBuckets, sum: wal.fsyncSeconds, count: wal.fsyncBuckets.reduce((a, b) => a + b, 0) },
     walBytesWritten: wal?.bytes ?? 0,
     walSegments: wal?.segments ?? 0,
+    walCachedBytes: wal?.cachedBytes ?? 0,
+    walSlabBytes: wal?.slabBytes ?? 0,
     snapshots: c.snapshots,
     snapshotDuration: c.snapshotDuration.data(),
     peerLag: s.state === StateType.StateLeader ? peerLag(v.id, v.lastIndex, s.progress) : {},

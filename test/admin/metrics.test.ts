@@ -61,6 +61,10 @@ describe('metrics()', () => {
     expect(m.appliedIndex).toBe(m.commitIndex);
     expect(m.walBytesWritten).toBeGreaterThan(before.walBytesWritten);
     expect(m.walSegments).toBeGreaterThanOrEqual(1);
+    // The entries since the last snapshot stay in the cache, which counts the 1 MiB slab they were packed into.
+    expect(m.walCachedBytes).toBeGreaterThan(1024 * 1024);
+    expect(m.walCachedBytes).toBeLessThanOrEqual(16 * 1024 * 1024);
+    expect(m.walSlabBytes).toBeGreaterThanOrEqual(1024 * 1024);
     // sync 'always': every append waited for at least one fdatasync, timed on the writer thread.
     expect(m.walFsyncDuration!.count).toBeGreaterThan(before.walFsyncDuration!.count);
     expect(m.walFsyncDuration!.counts).toHaveLength(m.walFsyncDuration!.bounds.length + 1);

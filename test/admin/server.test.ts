@@ -51,6 +51,8 @@ describe('the admin endpoint', () => {
       'raftlog_is_leader',
       'raftlog_has_leader',
       'raftlog_wal_segments',
+      'raftlog_wal_cached_bytes',
+      'raftlog_wal_slab_bytes',
       'raftlog_leader_changes_total',
       'raftlog_append_duration_seconds_count',
     ])
@@ -63,6 +65,8 @@ describe('the admin endpoint', () => {
     expect(second.get('raftlog_append_duration_seconds_count')).toBe(5);
     expect(second.get('raftlog_append_duration_seconds_bucket{le="+Inf"}')).toBe(5);
     expect(second.get('raftlog_wal_fsync_duration_seconds_count')).toBeGreaterThan(0);
+    expect(second.get('raftlog_wal_cached_bytes')).toBeGreaterThan(0);
+    expect(second.get('raftlog_wal_slab_bytes')).toBeGreaterThanOrEqual(1024 * 1024); // the slab the appends were packed into
   });
 
   it('a backup: the state machine after a barrier, with its index and checksum', async () => {
