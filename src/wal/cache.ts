@@ -26,9 +26,9 @@
 // The budget is memory, not data: an entry read from a slab keeps the whole slab
 // from reuse, so a slab counts whole while any cached entry lies in it, and every
 // entry counts its slot in each column. With tiny entries written one at a time a
-// slab holds a hundred times their data (headers, hard states, markers), and a
-// budget of data alone let an 8 MiB cache hold a gigabyte; one entry left of a large
-// write held a slab of the write's size.
+// slab holds a hundred times their data (headers, hard states, markers), so a
+// budget of data alone would let an 8 MiB cache hold a gigabyte, and one entry left
+// of a large write holds a slab of the write's size.
 import { RecentData } from './recent-data.js';
 import type { WalEntry } from './types.js';
 

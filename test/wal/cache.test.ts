@@ -12,6 +12,9 @@ const entry = (index: number, len: number): WalEntry => {
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
+/** Entries the cache keeps as given rather than reading them from their slab. */
+const keptAsGiven = (n: number): boolean => n === 0 || n > KEEP_ABOVE;
+
 /** The length and the bytes at both ends: enough to tell these entries apart, and cheap. */
 const sameEnds = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a[0] === b[0] && a[a.length - 1] === b[b.length - 1];
 
@@ -75,7 +78,7 @@ class Packer {
     for (const e of entries) {
       const n = e.data.length;
       bytes += ENTRY_OVERHEAD;
-      if (n === 0 || n > KEEP_ABOVE) bytes += n;
+      if (keptAsGiven(n)) bytes += n;
       else slabs.add(this.slabOf.get(e)!);
     }
     for (const s of slabs) bytes += s.u8.length;
@@ -129,8 +132,8 @@ describe('EntryCache', () => {
         let bytes = 0;
         for (const e of model) {
           const n = e.data.length;
-          bytes += ENTRY_OVERHEAD + (n === 0 || n > KEEP_ABOVE ? n : 0);
-          if (n === 0 || n > KEEP_ABOVE) continue;
+          bytes += ENTRY_OVERHEAD + (keptAsGiven(n) ? n : 0);
+          if (keptAsGiven(n)) continue;
           const slab = packer.slabOf.get(e)!;
           const k = inSlab.get(slab) ?? 0;
           if (k === 0) bytes += slab.u8.length;
@@ -139,8 +142,8 @@ describe('EntryCache', () => {
         while (bytes > budget && model.length > 0 && lo <= bound) {
           const e = model.shift()!;
           const n = e.data.length;
-          bytes -= ENTRY_OVERHEAD + (n === 0 || n > KEEP_ABOVE ? n : 0);
-          if (!(n === 0 || n > KEEP_ABOVE)) {
+          bytes -= ENTRY_OVERHEAD + (keptAsGiven(n) ? n : 0);
+          if (!keptAsGiven(n)) {
             const slab = packer.slabOf.get(e)!;
             const k = inSlab.get(slab)! - 1;
             inSlab.set(slab, k);
@@ -162,7 +165,7 @@ describe('EntryCache', () => {
       if (model.length > 0) lo = model[0]!.index;
       if (cache.size !== model.length || cache.bytes !== packer.charge(model) || (model.length > 0 && cache.lo !== expectLo)) mismatches++;
       // Every cached entry packed, and nothing else, is counted in its slab.
-      if (packer.refs !== model.filter((e) => e.data.length > 0 && e.data.length <= KEEP_ABOVE).length) mismatches++;
+      if (packer.refs !== model.filter((e) => !keptAsGiven(e.data.length)).length) mismatches++;
       // Every entry's ends every fourth step, and a few entries' every byte each step.
       for (const e of step % 4 === 0 ? model : []) {
         const got = cache.get(e.index);
