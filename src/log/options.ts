@@ -25,8 +25,9 @@ export const DEFAULTS = {
   heartbeatTicks: 2,
   timeoutMs: 10_000,
   sync: 'always',
-  /** The WAL's own default (src/wal/defaults.ts), so that a bare Wal and a ReplicatedLog agree. */
+  /** The WAL's own defaults (src/wal/defaults.ts), so that a bare Wal and a ReplicatedLog agree. */
   preallocate: WAL_DEFAULTS.preallocate,
+  cacheBytes: WAL_DEFAULTS.cacheBytes,
   /** etcd takes 1.5 MiB requests by default; a record here may be a little larger. */
   maxRecordBytes: 4 * 1024 * 1024,
   maxPendingAppends: 100_000,
@@ -95,6 +96,13 @@ export interface ReplicatedLogOptions<R = unknown> {
    * segments (128 MiB from the first append).
    */
   preallocate?: 'zeros' | 'fallocate' | 'none';
+  /**
+   * Memory the WAL's cache of recent entries may hold (bytes). Reads of recent entries,
+   * a follower's catch-up and a snapshot's catch-up window come from it; what it no
+   * longer holds is read from disk. Lower it where one process embeds many logs.
+   * 0 caches nothing. Default `DEFAULTS.cacheBytes` (the WAL's, 16 MiB).
+   */
+  cacheBytes?: number;
   /**
    * The largest record append() accepts (bytes). The peer frame limit derives from it,
    * so every record accepted can replicate. Default `DEFAULTS.maxRecordBytes`.
@@ -182,6 +190,7 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   segmentBytes: positiveInt,
   sync: oneOf('always', 'none'),
   preallocate: oneOf('zeros', 'fallocate', 'none'),
+  cacheBytes: nonNegativeInt,
   maxRecordBytes: positiveInt,
   maxPendingAppends: positiveInt,
   maxPendingBytes: positiveInt,

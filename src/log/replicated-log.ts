@@ -266,6 +266,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         segmentBytes: o.segmentBytes,
         sync: o.sync,
         preallocate: o.preallocate,
+        cacheBytes: o.cacheBytes,
         logger,
       });
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));

@@ -26,6 +26,7 @@ describe('ReplicatedLog limits', () => {
       [{ listen: 'nowhere' }, /listen must be 'host:port'/],
       [{ maxRecordBytes: 0 }, /maxRecordBytes must be a positive integer/],
       [{ maxInflightBytes: 1.5 }, /maxInflightBytes must be a positive integer/],
+      [{ cacheBytes: -1 }, /cacheBytes must be a non-negative integer/],
       [{ logger: { warn() {} } }, /logger must have the methods/],
       [{ stateMachine: {} }, /stateMachine must have the methods apply, snapshot, restore/],
       [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
@@ -56,6 +57,18 @@ describe('ReplicatedLog limits', () => {
     expect((bytes[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'OVERLOADED' });
     // Settled appends free their room.
     await log.append(new Uint8Array(16));
+  });
+
+  it("cacheBytes is the WAL's cache budget", async () => {
+    const cached = async (cacheBytes: number | undefined): Promise<number> => {
+      const log = await ReplicatedLog.open({ dataDir: fresh(), cacheBytes });
+      cleanups.push(() => log.close());
+      for (let i = 0; i < 50; i++) await log.append(new Uint8Array(1000));
+      return log.metrics().walCachedBytes;
+    };
+    // The default holds the 1 MiB slab the entries were packed into; 0 holds nothing once they are durable.
+    expect(await cached(undefined)).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(await cached(0)).toBe(0);
   });
 
   it('a node that knows no leader for two election timeouts answers appends and barriers with NO_LEADER at once', async () => {
