@@ -108,7 +108,7 @@ int64_t Writer::Submit(Job job, bool mayInline) {
   }
   if (zeroing) queuedWhileZeroing_ = job.id;
   probed_ = false;
-  if (mayInline && idle && job.type == Job::kWrite && idleStreak_ > kInlineIdleStreak && fsyncAvgNs_.load() <= kInlineMaxFsyncNs) {
+  if (mayInline && idle && job.type == Job::kWrite && idleStreak_ > kInlineIdleStreak && commitAvgNs_.load() <= kInlineMaxCommitNs) {
     size_t bytes = 0;
     for (const Chunk& c : job.chunks) bytes += c.end - c.begin;
     if (bytes <= kInlineMaxBytes) {
@@ -629,22 +629,25 @@ void Writer::Terminate() {
 }
 
 void Writer::FlushAndSync() {
+  const auto start = std::chrono::steady_clock::now();
   if (!iov_.empty()) {
     Terminate();
     Flush();
   }
   if (!dirty_) return;
   if (options_.sync) {
-    auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = std::chrono::steady_clock::now();
     if (fdatasync(fd_) != 0) throw IoError("fdatasync", JoinPath(options_.dir, name_), errno);
-    auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+    const auto t1 = std::chrono::steady_clock::now();
+    auto ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
     int b = 0;
     for (uint64_t bound = 1000000; b < kFsyncBuckets - 1 && ns > bound; bound *= 2) b++;
     fsyncBuckets_[b]++;
     fsyncNanos_ += ns;
     fsyncs_++;
-    uint64_t avg = fsyncAvgNs_.load();
-    fsyncAvgNs_.store(avg - avg / 8 + ns / 8);
+    const auto commit = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - start).count());
+    const uint64_t avg = commitAvgNs_.load();
+    commitAvgNs_.store(avg - avg / 8 + commit / 8);
   }
   dirty_ = false;
   // Everything up to here is durable: the next group starts, and its markers cover it alone.

@@ -54,11 +54,16 @@ constexpr int kQuietMs = 2;
 // groups, whose syncs are dominated by their bytes, do not pay back.
 constexpr uint64_t kEagerZeroMaxGroupBytes = 128 << 10;
 // A job submitted while the writer is idle runs on the submitting thread
-// (see Submit) when it is at most this large and recent fdatasyncs averaged
-// at most this long: the event loop then waits about one small fdatasync,
-// as with SQLite, instead of paying two thread wake-ups per commit.
-constexpr size_t kInlineMaxBytes = 64 << 10;
-constexpr uint64_t kInlineMaxFsyncNs = 1000000;
+// (see Submit) when it is at most this large and recent commits (a group's
+// write and its fdatasync) averaged at most this long: the event loop then
+// waits about one commit, as with SQLite, instead of paying two thread
+// wake-ups per commit. Up to 256 KiB rather than 64: a lone writer of 1,024
+// records of 100 B (143 KB a job) made 1.07x the appends/s (median of five
+// interleaved pairs), and an embedded log at 100 B x 1,024 clients 1.14x with
+// a lower p99 (four). The time bound, the write included, keeps a slow disk's
+// larger writes on the thread.
+constexpr size_t kInlineMaxBytes = 256 << 10;
+constexpr uint64_t kInlineMaxCommitNs = 1000000;
 // Only for a caller that waits for each commit before the next, though: one that
 // keeps submitting while an fdatasync runs gains more from the thread, which
 // overlaps its work with the sync and groups its jobs. That shows as jobs that
@@ -260,8 +265,8 @@ class Writer {
       segmentsRecycled_{0}, stagingBytes_{0};
   // Timed on this thread, read by Stats() at scrape time: the hot path pays two clock reads.
   std::atomic<uint64_t> fsyncBuckets_[kFsyncBuckets] = {}, fsyncNanos_{0};
-  // Moving average of recent fdatasyncs (1/8 weight to the newest), for Inline.
-  std::atomic<uint64_t> fsyncAvgNs_{0};
+  // Moving average of recent groups' last write and its fdatasync (1/8 weight to the newest), for Submit.
+  std::atomic<uint64_t> commitAvgNs_{0};
   // Moving average of the bytes of recent groups (1/8 weight), for Quiet.
   std::atomic<uint64_t> groupBytesAvg_{0};
 

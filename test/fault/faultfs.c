@@ -19,8 +19,9 @@
  *                  after  let this many matching calls pass first
  *                  times  then fail this many (0: every later one)
  *                  ERRNO  EIO, ENOSPC, EMFILE, ENFILE, EDQUOT, EROFS, ENOENT, EINVAL,
- *                         or LIE: a sync that reports success without syncing
- *                         (logged as op "lie": a disk that lies)
+ *                         LIE: a sync that reports success without syncing
+ *                         (logged as op "lie": a disk that lies), or SLOW: a
+ *                         write or sync that succeeds 2 ms late (a slow disk)
  *
  * Log fields: op, path (and to for rename), fd, off and len for writes (what
  * a power-cut replay needs), ret, err (errno name or ""), fault (injected).
@@ -61,6 +62,8 @@ static int data_fd = -1;
 static long long data_off;
 static long long last_doff = -1; /* set by a write just before record() */
 #define ERR_LIE 100000
+#define ERR_SLOW 100001
+#define SLOW_US 2000
 static long op_seq;
 
 static int (*real_open)(const char *, int, ...);
@@ -86,7 +89,7 @@ static const struct {
 } errnos[] = {{"EIO", EIO},       {"ENOSPC", ENOSPC}, {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
               {"EDQUOT", EDQUOT}, {"EROFS", EROFS},   {"ENOENT", ENOENT}, {"EINTR", EINTR},
               {"EEXIST", EEXIST}, {"ENOTEMPTY", ENOTEMPTY}, {"EBADF", EBADF}, {"EAGAIN", EAGAIN}, {"EINVAL", EINVAL},
-              {"LIE", ERR_LIE}};
+              {"LIE", ERR_LIE},   {"SLOW", ERR_SLOW}};
 
 static const char *errno_name(int e) {
   for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++)
@@ -322,6 +325,10 @@ static long long dump(const struct iovec *iov, int cnt, ssize_t n) {
     long long at_ = (off) >= 0 ? (long long)(off) : (long long)lseek(fd, 0, SEEK_CUR); \
     int err_ = fault((real_fcntl(fd, F_GETFL) & O_DIRECT) ? "dwrite" : "write", p_); \
     ssize_t ret_ = -1;                                           \
+    if (err_ == ERR_SLOW) {                                      \
+      usleep(SLOW_US);                                           \
+      err_ = 0;                                                  \
+    }                                                            \
     if (err_ == 0) {                                             \
       ret_ = call;                                               \
       err_ = ret_ < 0 ? errno : 0;                               \
@@ -364,6 +371,10 @@ static int sync_call(const char *op, int fd, int (*real)(int)) {
   if (!scoped(fd, p, sizeof p)) return real(fd);
   pthread_mutex_lock(&mu);
   int err = fault(op, p), ret = -1, injected = err != 0;
+  if (err == ERR_SLOW) {
+    usleep(SLOW_US);
+    err = injected = 0;
+  }
   if (err == ERR_LIE) {
     record("lie", p, NULL, fd, -1, -1, 0, 0, 1);
     pthread_mutex_unlock(&mu);

@@ -2,8 +2,11 @@
 // thread. It must be exactly as durable, and resolve in the same order, as one
 // the writer thread runs; the two kinds interleave whenever a rotation or a
 // large write keeps the writer thread busy.
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { addon } from '../../src/wal/addon.js';
 import { Wal, type WalEntry } from '../../src/wal/index.js';
+import { runWithFaults } from '../fault/run-with-faults.js';
 import { seeded, testSeed } from '../seeded.js';
 import { cleanTempDirs, range, tempDir } from './helpers.js';
 
@@ -13,7 +16,7 @@ afterEach(cleanTempDirs);
 // zeroing ahead, which keeps the writer thread busy while idle: whether a job runs
 // inline then depends only on the writer thread's queue and the job's size.
 const ONLY_BY_QUEUE = { sync: 'none', preallocate: 'none' } as const;
-const LARGE = 100 * 1024; // over the 64 KiB a job may have to run inline
+const LARGE = addon().inlineMaxBytes + 4096; // over the most a job may have to run inline
 
 const large = (index: number): WalEntry => ({ index, term: 1, type: 0, data: new Uint8Array(LARGE).fill(index & 0xff) });
 const kib8 = (index: number): WalEntry => ({ index, term: 1, type: 0, data: new Uint8Array(8192).fill(index & 0xff) });
@@ -57,7 +60,7 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     expect(await threaded(next, next + 27)).toEqual([0, 1, 2, 3, 19].map((k) => next + k));
     next += 28;
 
-    // Never inline: a write over 64 KiB.
+    // Never inline: a write over the limit.
     const inline = wal.stats().inlineGroups;
     await wal.append([large(next)]);
     expect(wal.stats().inlineGroups).toBe(inline);
@@ -212,6 +215,21 @@ describe('WAL: writes run on the appending thread while the writer thread is idl
     expect(wal.stats().groups - groups).toBe(1);
     expect(wal.lastIndex).toBe(24);
     await wal.close();
+  });
+
+  it('keeps writes on the writer thread while recent commits, their writes included, took over a millisecond', async () => {
+    // Each write 2 ms late, each sync not: the average of the syncs alone would let every
+    // append run inline, holding the event loop for the slow write.
+    const root = tempDir();
+    const r = await runWithFaults(join('test', 'wal', 'inline-child.ts'), [join(root, 'wal'), '40'], {
+      root,
+      rules: [{ op: 'write', glob: '*.wal', times: 0, errno: 'SLOW' }],
+      log: join(root, 'ops.log'),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const { groups, inlineGroups } = JSON.parse(r.stdout) as { groups: number; inlineGroups: number };
+    expect(groups).toBeGreaterThanOrEqual(40);
+    expect(inlineGroups).toBe(0);
   });
 
   it('goes back to grouping on the writer thread when appends keep coming while it syncs', async () => {
