@@ -78,9 +78,9 @@ export class Wal {
   /**
    * A write of at most 256 KiB that finds the writer thread idle may be written and synced
    * at once on the event loop, when recent commits (write and fdatasync) averaged at most
-   * 1 ms and the last few writes found the thread idle too: a caller that waits for each write then pays one
-   * fdatasync and no thread hand-off. Set false when the event loop has other work to do
-   * while a write syncs that the WAL cannot see.
+   * 1 ms and the last few writes found the thread idle too: a caller that waits for each
+   * write then pays one fdatasync and no thread hand-off. Set false when the event loop has
+   * other work to do while a write syncs that the WAL cannot see.
    */
   get inlineWrites(): boolean {
     return this.#jobs.inline;
