@@ -90,6 +90,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private pumping = false;
   /** A Ready that applies a membership change waits for its commit to be durable; no other Ready runs meanwhile. @internal */
   private applyHeld = false;
+  /** Readies handed to the storage, oldest first, and whether each is durable yet. @internal */
+  private readonly persisting: Array<{ rd: Ready; durable: boolean }> = [];
   /** @internal */
   private closed = false;
   /** close() was called: no new work is accepted. @internal */
@@ -608,6 +610,21 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
+  /**
+   * Tells raft which Readies are durable in the order it handed them out (persisted() covers
+   * every Ready before the one it names). Their writes' promises may settle out of that order
+   * by a microtask or two: a write queued behind a snapshot being installed settles through
+   * the chain, a tick after a later write handed to the WAL directly.
+   * @internal
+   */
+  private persistedInOrder(): void {
+    const q = this.persisting;
+    while (q.length > 0 && q[0]!.durable) {
+      const acks = this.node.persisted(q.shift()!.rd);
+      if (acks.length > 0) this.deps.transport?.send(acks);
+    }
+  }
+
   /** @internal */
   private handleReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
@@ -620,20 +637,22 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const held = commitsConfChange(rd);
     if (held) this.applyHeld = true;
     else this.advanceAndApply(rd, durable);
+    const persisting = { rd, durable: false };
+    this.persisting.push(persisting);
     durable.then(
       () => {
         if (this.closed) return;
-        if (held) {
-          this.applyHeld = false;
-          try {
+        try {
+          if (held) {
+            this.applyHeld = false;
             this.advanceAndApply(rd, durable);
-          } catch (err) {
-            this.fail(err); // as pump() does: damage found while applying stops the node
-            return;
           }
+          persisting.durable = true;
+          this.persistedInOrder();
+        } catch (err) {
+          this.fail(err); // as pump() does: damage found while applying stops the node
+          return;
         }
-        const acks = this.node.persisted(rd);
-        if (acks.length > 0) this.deps.transport?.send(acks);
         this.committed.notify();
         this.schedulePump();
       },
