@@ -183,7 +183,12 @@ export class RaftStorage implements Storage {
     return this.snap ?? { meta: { index: 0, term: 0, conf: this.bootstrap }, data: new Uint8Array(0) };
   }
 
-  /** Makes a Ready's snapshot, entries and hard state durable; resolves after every earlier persist. */
+  /**
+   * Makes a Ready's snapshot, entries and hard state durable, after every earlier persist's
+   * (writes reach the WAL in Ready order). The promises may settle a few microtasks out of
+   * that order (one chained behind a snapshot being installed settles through the chain, a
+   * later one straight from the WAL), so a driver that must act in Ready order orders them.
+   */
   persist(rd: Ready): Promise<void> {
     const { snapshot, entries } = rd;
     // Losing the commit of a membership change would take a node back to the configuration
