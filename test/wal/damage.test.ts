@@ -102,10 +102,16 @@ describe('torn tail', () => {
       truncateSync(file, cut);
       wal = await Wal.open(dir, SMALL);
       expect(wal.lastIndex, `cut at ${cut}`).toBe(19);
-      expect(wal.repair?.file).toBe(file);
-      expect(wal.repair?.offset).toBe(last.offset);
-      expect(wal.repair!.droppedBytes).toBeGreaterThan(0);
-      expect(wal.repair!.droppedBytes).toBeLessThanOrEqual(cut - last.offset);
+      if (original.subarray(last.offset, cut).every((b) => b === 0)) {
+        // The checksum's first bytes can be zero (one segment in 256 for one byte): what
+        // is left reads as the zeros past the end of the log, and nothing is torn.
+        expect(wal.repair, `cut at ${cut}`).toBeNull();
+      } else {
+        expect(wal.repair?.file, `cut at ${cut}`).toBe(file);
+        expect(wal.repair?.offset).toBe(last.offset);
+        expect(wal.repair!.droppedBytes).toBeGreaterThan(0);
+        expect(wal.repair!.droppedBytes).toBeLessThanOrEqual(cut - last.offset);
+      }
       expect(plain(wal.entriesSync(1, 20))).toEqual(plain(range(1, 20, 1)));
       await wal.close();
     }
@@ -116,6 +122,28 @@ describe('torn tail', () => {
     wal = await Wal.open(dir, SMALL);
     expect(wal.repair).toBeNull();
     expect(plain(wal.entriesSync(1, 22))).toEqual(plain([...range(1, 20, 1), entry(20, 2, 7), entry(21, 2, 7)]));
+    await wal.close();
+  });
+
+  it('reads a tail of zero bytes where a header began as the end of the log, and writes over it', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 21, 1));
+    await wal.close();
+    const file = segments(dir).at(-1)!;
+    const buf = readFileSync(file);
+    const last = lastEntryOf(file);
+    // Three bytes of the last entry's header reached the disk, and they were zeros.
+    buf.fill(0, last.offset, last.offset + 3);
+    writeFileSync(file, buf.subarray(0, last.offset + 3));
+    wal = await Wal.open(dir, SMALL);
+    expect(wal.lastIndex).toBe(19);
+    expect(wal.repair).toBeNull();
+    await wal.append([entry(20, 2, 7)]);
+    await wal.close();
+    wal = await Wal.open(dir, SMALL);
+    expect(wal.repair).toBeNull();
+    expect(plain(wal.entriesSync(1, 21))).toEqual(plain([...range(1, 20, 1), entry(20, 2, 7)]));
     await wal.close();
   });
 
