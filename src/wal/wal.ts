@@ -76,7 +76,7 @@ const SNAPSHOT_REF = -2;
 
 export class Wal {
   /**
-   * A write of at most 256 KiB that finds the writer thread idle may be written and synced
+   * A write of at most 512 KiB that finds the writer thread idle may be written and synced
    * at once on the event loop, when recent commits (write and fdatasync) averaged at most
    * 1 ms and the last few writes found the thread idle too: a caller that waits for each
    * write then pays one fdatasync and no thread hand-off. Set false when the event loop has
