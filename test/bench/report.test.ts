@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { describeMachine } from '../../src/cli/machine.js';
 import { verdicts } from '../../bench/goals.js';
@@ -44,6 +45,10 @@ it('renders each known suite as a table with its date and machine, and leaves th
   expect(page).toContain('| embedded (1 node) | 100 B | 256 | 50,000 | 6,056 | 6,100, 6,012 |');
   expect(page).not.toContain('linearizable');
   expect(page).not.toContain('## Write-ahead log');
+  // The page lives in docs/: every file it links to is there.
+  const links = [...page.matchAll(/\]\(([^)#]+)[^)]*\)/g)].map((m) => m[1]!);
+  expect(links).toContain('where-the-time-goes.md');
+  for (const link of links) expect(existsSync(new URL(`../../docs/${link}`, import.meta.url)), link).toBe(true);
 });
 
 it('renders the resp suite as one row per concurrency, with the ratio, and the cluster alone without Redis', () => {
