@@ -1,12 +1,14 @@
 // Appends wait here from the call to the end of the event-loop turn, when all of them
 // become one proposal: a Raft entry per MAX_BATCH_BYTES of records, one WAL write,
 // one fdatasync. With no leader to take them they wait for one, for at most the
-// append timeout.
+// append timeout. On a node that commits alone, appends made by callers continuing
+// from a commit are proposed as soon as those callers have run (afterSettle).
 //
 // A proposed batch that has not settled within the timeout fails as unknown. The
 // deadlines are checked at each of the log's ticks, not by a timer per batch: a timer
 // and the seqs it holds would live for the whole timeout, long enough to be promoted,
 // and at thousands of batches a second the old generation would fill with them.
+import { defer } from '../defer.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
 import type { Clock } from './clock.js';
@@ -38,6 +40,9 @@ export class AppendQueue {
   private payloads: Uint8Array[] = [];
   private scheduled = false;
   private leaderTimerArmed = false;
+  private earlyArmed = false;
+  /** Appends queued when committed ones were last settled. */
+  private queuedAtSettle = 0;
   /** Proposed batches by age, three numbers each: first seq, last seq, the tick it expires at. */
   private batches: number[] = [];
   private batchesHead = 0;
@@ -76,6 +81,26 @@ export class AppendQueue {
       this.clock.defer(() => this.propose());
     }
   }
+
+  /**
+   * Committed appends were just settled. Their callers continue in the microtasks that
+   * follow (an `await log.append()` loop resumes in the next one), and what they append
+   * then is proposed once they have run, in this same pass, instead of after a turn of
+   * the event loop: a caller that waits for each commit saves a turn per commit. Not if
+   * other appends already waited: they belong to this turn's proposal, and proposing part
+   * of it now would cost a second write.
+   */
+  afterSettle(): void {
+    if (this.earlyArmed) return;
+    this.earlyArmed = true;
+    this.queuedAtSettle = this.seqs.length;
+    defer(this.proposeEarly);
+  }
+
+  private readonly proposeEarly = (): void => {
+    this.earlyArmed = false;
+    if (this.queuedAtSettle === 0 && this.seqs.length > 0) this.propose();
+  };
 
   /** Turns every queued append into one proposal, or keeps them until a leader is known. */
   propose(): void {

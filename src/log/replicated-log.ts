@@ -324,8 +324,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.tick();
     // Alone in its configuration, a node need not wait an election timeout: it
     // leads as soon as its vote is durable, and open() returns a log ready to append.
-    const { voters } = this.membership.conf;
-    if (voters.length === 1 && voters[0] === this.id) {
+    if (this.commitsAlone()) {
       this.node.campaign();
       this.pump();
       await new Promise<void>((resolve) => {
@@ -694,6 +693,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
+  /** The only voter of its configuration. @internal */
+  private commitsAlone(): boolean {
+    const { voters } = this.membership.conf;
+    return voters.length === 1 && voters[0] === this.id;
+  }
+
   /** @internal */
   private applyEntries(entries: Entry[]): void {
     if (this.restore.holds(entries)) return;
@@ -715,6 +720,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
           const result = this.sm.apply({ index: e.index, term: e.term, offset: k, data: batch.next() });
           if (own) this.proposals.applied(first + k, e.index, e.term, k, result);
         }
+        // Alone, a node commits by its own write, and no peer's answer is on its way to join
+        // the next proposal. With peers, commits come with their answers, and proposing before
+        // the rest of them are read measured slower.
+        if (own && this.commitsAlone()) this.appends.afterSettle();
         this.sinceSnapshot += count;
         this.membership.recordApplied(e.index);
       } else {

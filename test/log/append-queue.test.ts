@@ -1,6 +1,8 @@
 // The append queue's timeout for proposed batches, checked at the log's ticks: no
 // batch expires before the timeout, every unsettled one expires within a tick after
-// it, and a batch's expiry touches only its own appends.
+// it, and a batch's expiry touches only its own appends. And when appends are
+// proposed: at the end of the turn, or, made by callers continuing from a commit,
+// once those callers have run.
 import { describe, expect, it } from 'vitest';
 import { AppendQueue } from '../../src/log/append-queue.js';
 import type { Clock } from '../../src/log/clock.js';
@@ -86,5 +88,84 @@ describe('AppendQueue timeouts', () => {
     // Proposed after tick t, a batch expires at tick t + 3 + 1: the next tick may come at once.
     const late = [...proposedAt].filter(([seq, at]) => expiredAt.get(seq) !== at + 4);
     expect(late).toEqual([]);
+  });
+});
+
+/** A queue whose turns end only when the test says so; appends settle as promises do. */
+function turns() {
+  const proposals = new Proposals<unknown>(origin);
+  const turnEnds: (() => void)[] = [];
+  const clock: Clock = { setTimeout: () => () => undefined, defer: (fn) => void turnEnds.push(fn) };
+  /** Queued, not yet proposed. */
+  const waiting: number[] = [];
+  const proposed: number[][] = [];
+  const queue = new AppendQueue(proposals, clock, 1000, 10, {
+    lead: () => 1,
+    node: {
+      propose: () => {
+        proposed.push(waiting.splice(0));
+        return { index: proposed.length, term: 1 };
+      },
+    },
+    fail: (err) => {
+      throw err;
+    },
+    pump: () => undefined,
+  });
+  const append = (): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const seq = proposals.add(resolve, reject, 1);
+      waiting.push(seq);
+      queue.push(seq, Uint8Array.of(seq & 0xff));
+    });
+  /** Settles every proposed append, as the log does once they are applied. */
+  const commit = (): void => {
+    for (const seq of proposed.flat()) proposals.applied(seq, 1, 1, 0, null);
+    proposed.length = 0;
+    queue.afterSettle();
+  };
+  const endTurn = (): void => {
+    for (const fn of turnEnds.splice(0)) fn();
+  };
+  return { proposed, append, commit, endTurn };
+}
+
+describe('AppendQueue proposals', () => {
+  it("proposes what callers append as they continue from a commit once they have run, in one proposal, without the turn's end", async () => {
+    const { proposed, append, commit, endTurn } = turns();
+    let done = 0;
+    const client = async (): Promise<void> => {
+      for (let r = 0; r < 5; r++) await append();
+      done++;
+    };
+    const clients = [client(), client(), client()];
+    expect(proposed).toEqual([]);
+    endTurn(); // the first appends wait for the end of their turn
+    expect(proposed.map((p) => p.length)).toEqual([3]);
+    for (let r = 1; r < 5; r++) {
+      commit();
+      await new Promise(setImmediate); // every microtask has run; no turn of the queue's has ended
+      expect(
+        proposed.map((p) => p.length),
+        `round ${r}`,
+      ).toEqual([3]);
+    }
+    commit();
+    await Promise.all(clients);
+    expect(done).toBe(3);
+    expect(proposed).toEqual([]);
+  });
+
+  it("leaves the appends of a commit's callers for the end of the turn when others already waited for it", async () => {
+    const { proposed, append, commit, endTurn } = turns();
+    const first = append();
+    endTurn();
+    void append(); // from elsewhere (a socket, say), before the commit
+    void first.then(() => append());
+    commit();
+    await new Promise(setImmediate);
+    expect(proposed).toEqual([]);
+    endTurn();
+    expect(proposed.map((p) => p.length)).toEqual([2]);
   });
 });

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { realClock } from '../../src/log/clock.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Wal } from '../../src/wal/index.js';
 import { countReadsOnCaller } from '../wal/helpers.js';
@@ -14,6 +15,25 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
   };
   afterEach(() => {
     for (const d of dirs.splice(0)) d.cleanup();
+  });
+
+  it("proposes what a caller appends as it continues from a commit at once, not at the turn's end", async () => {
+    // The end of a turn comes only when the test says so.
+    const turnEnds: (() => void)[] = [];
+    const clock = { setTimeout: realClock.setTimeout, defer: (fn: () => void) => void turnEnds.push(fn) };
+    const log = await ReplicatedLog.open({ dataDir: fresh(), sync: 'none' }, { clock });
+    const first = log.append(enc('0'));
+    for (const end of turnEnds.splice(0)) end();
+    await first;
+    // This continuation is a caller that waits for each commit: every append after the first
+    // is made as it continues from the one before, and commits with no turn's end.
+    const caller = (async () => {
+      for (let i = 1; i < 10; i++) await log.append(enc(String(i)));
+    })();
+    const done = await Promise.race([caller.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000))]);
+    expect(done).toBe(true);
+    expect(turnEnds.length).toBeGreaterThan(0); // each append still asked for one
+    await log.close();
   });
 
   it('commits, applies in order and returns the state machine result', async () => {
