@@ -721,8 +721,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
           if (own) this.proposals.applied(first + k, e.index, e.term, k, result);
         }
         // Alone, a node commits by its own write, and no peer's answer is on its way to join
-        // the next proposal. With peers, commits come with their answers, and proposing before
-        // the rest of them are read measured slower.
+        // the next proposal. With peers, commits come with their answers, and a leader that
+        // proposed before it had read the rest of them committed fewer records a second.
         if (own && this.commitsAlone()) this.appends.afterSettle();
         this.sinceSnapshot += count;
         this.membership.recordApplied(e.index);
