@@ -86,14 +86,19 @@ describe('CRC32C', () => {
 });
 
 describe('torn tail', () => {
-  it('cuts off a record truncated at every offset inside it, keeps every whole record, and appends cleanly after', async () => {
+  /** A closed WAL of entries 1 to n-1 in small segments: its last segment, its bytes and its last entry. */
+  async function written(n: number) {
     const dir = tempDir();
-    let wal = await Wal.open(dir, SMALL);
-    await wal.append(range(1, 21, 1));
+    const wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, n, 1));
     await wal.close();
     const file = segments(dir).at(-1)!;
-    const original = readFileSync(file);
-    const last = lastEntryOf(file);
+    return { dir, file, bytes: readFileSync(file), last: lastEntryOf(file) };
+  }
+
+  it('cuts off a record truncated at every offset inside it, keeps every whole record, and appends cleanly after', async () => {
+    const { dir, file, bytes: original, last } = await written(21);
+    let wal: Wal;
     expect(recordsOf(file).at(-1)!.kind).toBe(MARKER);
     // Every cut inside the record, its zero padding included (a file whose size is not a
     // multiple of 8 is not one the writer left): the record is torn, cut at its start.
@@ -126,17 +131,11 @@ describe('torn tail', () => {
   });
 
   it('reads a tail of zero bytes where a header began as the end of the log, and writes over it', async () => {
-    const dir = tempDir();
-    let wal = await Wal.open(dir, SMALL);
-    await wal.append(range(1, 21, 1));
-    await wal.close();
-    const file = segments(dir).at(-1)!;
-    const buf = readFileSync(file);
-    const last = lastEntryOf(file);
+    const { dir, file, bytes: buf, last } = await written(21);
     // Three bytes of the last entry's header reached the disk, and they were zeros.
     buf.fill(0, last.offset, last.offset + 3);
     writeFileSync(file, buf.subarray(0, last.offset + 3));
-    wal = await Wal.open(dir, SMALL);
+    let wal = await Wal.open(dir, SMALL);
     expect(wal.lastIndex).toBe(19);
     expect(wal.repair).toBeNull();
     await wal.append([entry(20, 2, 7)]);
@@ -148,20 +147,14 @@ describe('torn tail', () => {
   });
 
   it('cuts off a tail of garbage (a write torn in place) and zeroes it so that later records are clean', async () => {
-    const dir = tempDir();
-    let wal = await Wal.open(dir, SMALL);
-    await wal.append(range(1, 11, 1));
-    await wal.close();
-    const file = segments(dir).at(-1)!;
-    const buf = readFileSync(file);
-    const last = lastEntryOf(file);
+    const { dir, file, bytes: buf, last } = await written(11);
     const random = seeded(testSeed('garbage tail'));
     buf.set(
       Uint8Array.from({ length: last.bytes + 40 }, () => Math.floor(random() * 256)),
       last.offset + 5,
     );
     writeFileSync(file, buf);
-    wal = await Wal.open(dir, SMALL);
+    let wal = await Wal.open(dir, SMALL);
     expect(wal.lastIndex).toBe(9);
     expect(wal.repair?.offset).toBe(last.offset);
     await wal.append(range(10, 13, 3));
