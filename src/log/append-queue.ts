@@ -24,6 +24,15 @@ import { encodeBatches } from './record-batch.js';
  */
 const MAX_BATCH_BYTES = 64 * 1024;
 
+/**
+ * Proposals made early, as callers continue from a commit, before the event loop must
+ * turn. A store that settles writes at once (an in-memory one) commits within the same
+ * pass of microtasks, so a caller's loop would otherwise never let timers, sockets or
+ * the log's own ticks run; 64 such commits take well under a millisecond. The native
+ * WAL yields first, after a millisecond of writes on the event loop.
+ */
+export const EARLY_PROPOSALS_PER_TURN = 64;
+
 /** What the queue needs from the node that owns it. */
 export interface AppendQueueHost {
   lead(): number;
@@ -43,6 +52,8 @@ export class AppendQueue {
   private earlyArmed = false;
   /** Appends queued when committed ones were last settled. */
   private queuedAtSettle = 0;
+  /** Early proposals since a turn's end last proposed. */
+  private earlyRun = 0;
   /** Proposed batches by age, three numbers each: first seq, last seq, the tick it expires at. */
   private batches: number[] = [];
   private batchesHead = 0;
@@ -69,7 +80,7 @@ export class AppendQueue {
 
   /** Appends wait for the end of this turn to be proposed. */
   get proposing(): boolean {
-    return this.scheduled;
+    return this.scheduled && this.seqs.length > 0;
   }
 
   /** Queues an append the proposals already track as `seq`; it is proposed at the end of this turn. */
@@ -78,9 +89,16 @@ export class AppendQueue {
     this.payloads.push(payload);
     if (!this.scheduled) {
       this.scheduled = true;
-      this.clock.defer(() => this.propose());
+      this.clock.defer(this.proposeAtTurnEnd);
     }
   }
+
+  /** The one callback armed for a turn's end: early proposals leave it armed, so that they arm no more. */
+  private readonly proposeAtTurnEnd = (): void => {
+    this.scheduled = false;
+    this.earlyRun = 0;
+    this.propose();
+  };
 
   /**
    * Committed appends were just settled. Their callers continue in the microtasks that
@@ -88,7 +106,8 @@ export class AppendQueue {
    * then is proposed once they have run, in this same pass, instead of after a turn of
    * the event loop: a caller that waits for each commit saves a turn per commit. Not if
    * other appends already waited: they belong to this turn's proposal, and proposing part
-   * of it now would cost a second write.
+   * of it now would cost a second write. Nor past EARLY_PROPOSALS_PER_TURN in a row: the
+   * event loop must turn.
    */
   afterSettle(): void {
     if (this.earlyArmed) return;
@@ -99,12 +118,13 @@ export class AppendQueue {
 
   private readonly proposeEarly = (): void => {
     this.earlyArmed = false;
-    if (this.queuedAtSettle === 0 && this.seqs.length > 0) this.propose();
+    if (this.queuedAtSettle > 0 || this.seqs.length === 0 || this.earlyRun >= EARLY_PROPOSALS_PER_TURN) return;
+    this.earlyRun++;
+    this.propose();
   };
 
   /** Turns every queued append into one proposal, or keeps them until a leader is known. */
   propose(): void {
-    this.scheduled = false;
     if (this.seqs.length === 0) return;
     if (this.host.lead() === 0) {
       this.armLeaderTimeout();

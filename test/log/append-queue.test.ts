@@ -2,9 +2,9 @@
 // batch expires before the timeout, every unsettled one expires within a tick after
 // it, and a batch's expiry touches only its own appends. And when appends are
 // proposed: at the end of the turn, or, made by callers continuing from a commit,
-// once those callers have run.
+// once those callers have run, a bounded number of times before a turn must end.
 import { describe, expect, it } from 'vitest';
-import { AppendQueue } from '../../src/log/append-queue.js';
+import { AppendQueue, EARLY_PROPOSALS_PER_TURN } from '../../src/log/append-queue.js';
 import type { Clock } from '../../src/log/clock.js';
 import { Proposals } from '../../src/log/proposals.js';
 
@@ -154,6 +154,32 @@ describe('AppendQueue proposals', () => {
     await Promise.all(clients);
     expect(done).toBe(3);
     expect(proposed).toEqual([]);
+  });
+
+  it('proposes early at most EARLY_PROPOSALS_PER_TURN times in a row, then leaves the appends for the end of the turn', async () => {
+    // A store that settles writes at once commits within one pass of microtasks: without
+    // a bound, a caller's loop would hold the event loop for as long as it runs.
+    const { proposed, append, commit, endTurn } = turns();
+    let stop = false;
+    const client = (async () => {
+      while (!stop) await append();
+    })();
+    endTurn();
+    let early = 0;
+    for (; early < 1000; early++) {
+      commit();
+      await new Promise(setImmediate); // every microtask has run; no turn of the queue's has ended
+      if (proposed.length === 0) break;
+    }
+    expect(early).toBe(EARLY_PROPOSALS_PER_TURN);
+    endTurn(); // the waiting append goes with the turn's end, and early proposals resume
+    expect(proposed.map((p) => p.length)).toEqual([1]);
+    commit();
+    await new Promise(setImmediate);
+    expect(proposed.map((p) => p.length)).toEqual([1]);
+    stop = true;
+    commit();
+    await client;
   });
 
   it("leaves the appends of a commit's callers for the end of the turn when others already waited for it", async () => {

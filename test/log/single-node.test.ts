@@ -36,6 +36,25 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await log.close();
   });
 
+  it('lets the event loop turn while a caller appends in a loop over a store that settles writes at once', async () => {
+    const dir = fresh();
+    const wal = await Wal.open(join(dir, 'wal'), { sync: 'none' });
+    const write = wal.append.bind(wal);
+    // An in-memory store's writes are durable when the call returns: every commit then
+    // comes within one pass of microtasks.
+    wal.append = (entries, hardState) => {
+      write(entries, hardState).catch(() => undefined);
+      return Promise.resolve();
+    };
+    const log = await ReplicatedLog.open({ dataDir: dir, sync: 'none' }, { wal });
+    let n = 0;
+    let timerAt = -1;
+    setTimeout(() => (timerAt = n), 0);
+    for (; n < 5000; n++) await log.append(enc(String(n)));
+    expect(timerAt).toBeGreaterThanOrEqual(0); // it ran while the caller was still appending
+    await log.close();
+  });
+
   it('commits, applies in order and returns the state machine result', async () => {
     const sm = new RecordingMachine();
     const log = await ReplicatedLog.open({ dataDir: fresh(), stateMachine: sm });
