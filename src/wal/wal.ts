@@ -105,6 +105,8 @@ export class Wal {
   readonly #cacheBytes: number;
   readonly #positions: Positions;
   readonly #cache = new EntryCache();
+  /** entries() calls awaiting a read, each with the lowest index replaced since it last looked. */
+  readonly #reads = new Set<{ replaced: number }>();
   readonly #segments: Segments;
   /** Write cursor in the last segment. */
   #offset = 0;
@@ -311,33 +313,51 @@ export class Wal {
     let bytes = 0;
     let i = lo;
     const p = this.#positions;
-    for (;;) {
-      // The log may change while a read is in flight: every round re-plans
-      // from the current state, and an entry read from the file is used only
-      // if the index still points at that very record.
-      this.#checkRange(i, hi, maxBytes);
-      const cacheLo = this.cachedFrom;
-      if (i >= hi || i >= cacheLo) break;
-      const plan = this.#planRun(i, Math.min(hi, cacheLo), maxBytes - bytes);
-      const buf = await new Promise<Buffer>((resolve, reject) =>
-        this.#handle.readAsync(plan.name, plan.begin, plan.end - plan.begin, (err, b) => (err ? reject(fromNative(err)) : resolve(b!))),
-      ).catch((err: unknown) => {
-        // Released while the read was in flight, its segment may be gone or already being
-        // recycled (zeroed, then rewritten): what failed is compacted data, so say that.
+    const read = { replaced: Infinity };
+    this.#reads.add(read);
+    try {
+      for (;;) {
+        // The log may change while a read is in flight: every round re-plans
+        // from the current state, and an entry read from the file is used only
+        // if the index still points at that very record.
         this.#checkRange(i, hi, maxBytes);
-        throw err;
-      });
-      this.#checkReadable();
-      for (const e of this.#parseRun(plan, buf)) {
-        const k = e.index - plan.lo;
-        if (e.index !== i || e.index < this.firstIndex || e.index > this.lastIndex || p.seq(i) !== plan.seq || p.offset(i) !== plan.offsets[k]) break;
-        bytes += e.data.length;
-        if (out.length > 0 && bytes > maxBytes) return out;
-        out.push(e);
-        i++;
+        const cacheLo = this.cachedFrom;
+        if (i >= hi || i >= cacheLo) break;
+        const plan = this.#planRun(i, Math.min(hi, cacheLo), maxBytes - bytes);
+        const buf = await new Promise<Buffer>((resolve, reject) =>
+          this.#handle.readAsync(plan.name, plan.begin, plan.end - plan.begin, (err, b) => (err ? reject(fromNative(err)) : resolve(b!))),
+        ).catch((err: unknown) => {
+          // Released while the read was in flight, its segment may be gone or already being
+          // recycled (zeroed, then rewritten): what failed is compacted data, so say that.
+          this.#checkRange(i, hi, maxBytes);
+          throw err;
+        });
+        this.#checkReadable();
+        if (read.replaced < i) {
+          // Entries collected in earlier rounds were replaced meanwhile (an append that
+          // truncated the log, a snapshot that discarded it): keep those below and read
+          // the rest again, so that the result is a slice of one log.
+          out.length = Math.max(0, read.replaced - lo);
+          bytes = 0;
+          for (const e of out) bytes += e.data.length;
+          i = lo + out.length;
+          read.replaced = Infinity;
+          continue;
+        }
+        read.replaced = Infinity; // this round's entries are checked against the positions below
+        for (const e of this.#parseRun(plan, buf)) {
+          const k = e.index - plan.lo;
+          if (e.index !== i || e.index < this.firstIndex || e.index > this.lastIndex || p.seq(i) !== plan.seq || p.offset(i) !== plan.offsets[k]) break;
+          bytes += e.data.length;
+          if (out.length > 0 && bytes > maxBytes) return out;
+          out.push(e);
+          i++;
+        }
       }
+      return this.#fromCache(out, bytes, i, hi, maxBytes);
+    } finally {
+      this.#reads.delete(read);
     }
-    return this.#fromCache(out, bytes, i, hi, maxBytes);
   }
 
   /**
@@ -546,6 +566,7 @@ export class Wal {
       if (first <= this.lastIndex) {
         this.#positions.truncateAfter(first - 1);
         this.#cache.truncateAfter(first - 1);
+        this.#replaced(first);
       }
     }
     for (let r = 0; r < refs.length; r++) {
@@ -606,9 +627,16 @@ export class Wal {
   }
 
   #applySnapshot(m: WalSnapshot, discardLog: boolean): void {
-    if (this.#positions.applySnapshot(m.index, m.term, discardLog)) this.#cache.clear(m.index + 1);
-    else this.#cache.dropBefore(m.index + 1);
+    if (this.#positions.applySnapshot(m.index, m.term, discardLog)) {
+      this.#cache.clear(m.index + 1);
+      this.#replaced(0);
+    } else this.#cache.dropBefore(m.index + 1);
     this.#snap = m;
+  }
+
+  /** Entries from `index` on are no longer the ones a read in flight may have collected. */
+  #replaced(index: number): void {
+    for (const r of this.#reads) r.replaced = Math.min(r.replaced, index);
   }
 
   /** The native writer worked around a failure (nothing was lost): tell the operator. */

@@ -1,7 +1,8 @@
 import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Wal, WalEntry } from '../../src/wal/index.js';
+import { addon } from '../../src/wal/addon.js';
+import { Wal, type WalEntry, type WalOptions } from '../../src/wal/index.js';
 
 const made: string[] = [];
 
@@ -63,4 +64,26 @@ export function countReadsOnCaller(wal: Wal): () => number {
     return entriesSync(lo, hi, maxBytes);
   };
   return () => reads;
+}
+
+/**
+ * Opens a WAL whose native handle calls `onRead(n)` just after it starts its n-th read off
+ * the event loop (entries() below the cache), while that read is in flight.
+ */
+export async function openWatchingReads(dir: string, options: WalOptions, onRead: (n: number) => void): Promise<Wal> {
+  type Handle = { readAsync(...args: unknown[]): void };
+  const native = addon() as unknown as { WalHandle: new (dir: string) => Handle };
+  const Native = native.WalHandle;
+  let reads = 0;
+  native.WalHandle = class extends Native {
+    override readAsync(...args: unknown[]): void {
+      super.readAsync(...args);
+      onRead(++reads);
+    }
+  };
+  try {
+    return await Wal.open(dir, options);
+  } finally {
+    native.WalHandle = Native;
+  }
 }

@@ -18,7 +18,7 @@ import {
 import { ENTRY_OVERHEAD } from '../../src/wal/cache.js';
 import { BLOCK_BYTES, SLAB_BYTES } from '../../src/wal/slab-pool.js';
 import { seeded, testSeed } from '../seeded.js';
-import { cleanTempDirs, directIo, entry, plain, range, tempDir } from './helpers.js';
+import { cleanTempDirs, directIo, entry, openWatchingReads, plain, range, tempDir } from './helpers.js';
 
 const SMALL = { segmentBytes: 8192 };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -313,6 +313,37 @@ describe('Wal async reads', () => {
     const got = await reading;
     await overwrite;
     expect(plain(got)).toEqual(plain([...range(1, 500, 1), ...range(500, 801, 2, 3)]));
+    await wal.close();
+  });
+
+  /** 300 entries over several segments (a read each), reopened with no cache and its reads watched. */
+  async function watched(onRead: (n: number) => void): Promise<Wal> {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 301, 1));
+    await wal.close();
+    return openWatchingReads(dir, { ...SMALL, cacheBytes: 0 }, onRead);
+  }
+
+  it('returns a slice of one log when an append replaces entries an earlier round of the read collected', async () => {
+    let overwrite: Promise<void> | undefined;
+    const wal: Wal = await watched((n) => {
+      if (n === 2) overwrite = wal.append(range(5, 301, 2, 7)); // the first round's entries 5.. are replaced
+    });
+    const got = await wal.entries(1, 301);
+    await overwrite;
+    expect(plain(got)).toEqual(plain([...range(1, 5, 1), ...range(5, 301, 2, 7)]));
+    await wal.close();
+  });
+
+  it('fails a read whose collected entries a snapshot from the leader discarded while it was in flight', async () => {
+    let snap: Promise<void> | undefined;
+    const wal: Wal = await watched((n) => {
+      if (n === 2) snap = wal.saveSnapshot({ index: 3, term: 2 }, { discardLog: true });
+    });
+    await expect(wal.entries(1, 301)).rejects.toThrow(WalCompactedError);
+    await snap;
+    expect([wal.firstIndex, wal.lastIndex]).toEqual([4, 3]);
     await wal.close();
   });
 
