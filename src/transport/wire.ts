@@ -177,8 +177,20 @@ export function decodeFrame(u: Unpackr, payload: Buffer): Frame {
   try {
     v = u.unpack(payload);
   } catch (e) {
-    throw new MalformedFrameError(`not msgpack (${(e as Error).message})`);
+    throw new MalformedFrameError(`not msgpack (${e instanceof Error ? e.message : typeof e})`);
   }
+  try {
+    return frameOf(v);
+  } catch (e) {
+    // The value is the peer's: whatever it makes a check throw (a map decoded into an object
+    // whose own toString is not a function defeats String(), say) is a malformed frame, never
+    // an exception that escapes the socket's handler and ends the process.
+    if (e instanceof MalformedFrameError) throw e;
+    throw new MalformedFrameError(`undecodable (${e instanceof Error ? e.message : typeof e})`);
+  }
+}
+
+function frameOf(v: unknown): Frame {
   if (!Array.isArray(v) || v.length === 0) throw new MalformedFrameError('not a tuple');
   switch (v[0]) {
     case Kind.Hello: {
@@ -244,7 +256,7 @@ export function decodeFrame(u: Unpackr, payload: Buffer): Frame {
       expectLength(v, 3, 'refuse');
       return { kind: 'refuse', code: str(v[1], 'refuse.code'), reason: str(v[2], 'refuse.reason') };
     default:
-      throw new MalformedFrameError(`unknown frame kind ${String(v[0])}`);
+      throw new MalformedFrameError(`unknown frame kind ${typeof v[0] === 'number' ? v[0] : typeof v[0]}`);
   }
 }
 

@@ -340,6 +340,8 @@ describe('TcpTransport', () => {
     ['a negative index', frame(pack([1, [8, 2, 5, 1, 0, -4, 0, false, 0, [], null, null]])), true],
     ['a MsgSnap outside a snapshot stream', frame(pack([1, [7, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), true],
     ['a message frame instead of the handshake', frame(pack([1, [8, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), false],
+    // [{ toString: 1 }]: decoded, a frame kind whose own toString is not a function
+    ['a frame kind that cannot be made a string, instead of the handshake', frame(Buffer.from('9181a8746f537472696e6701', 'hex')), false],
   ];
   for (const [what, bytes, hello, code] of malformed) {
     it(`closes the connection on ${what}, and keeps working`, async () => {

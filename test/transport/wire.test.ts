@@ -41,6 +41,13 @@ describe('wire', () => {
     });
   });
 
+  it('throws only MalformedFrameError on values whose own properties defeat String() and friends', () => {
+    const u = newUnpacker();
+    // [{ toString: 1 }], [{ valueOf: 1, toString: 1 }] and [[{ toString: 1 }]]: maps decode into objects
+    for (const hex of ['9181a8746f537472696e6701', '9182a776616c75654f6601a8746f537472696e6701', '919181a8746f537472696e6701'])
+      expect(() => decodeFrame(u, Buffer.from(hex, 'hex')), hex).toThrow(MalformedFrameError);
+  });
+
   it('throws only MalformedFrameError on random and mutated bytes (seeded fuzz)', async () => {
     const seed = testSeed('wire fuzz');
     const random = seeded(seed);
