@@ -163,31 +163,41 @@ export class JobQueue {
     return this.#enqueue(this.handle.release(names), Infinity, false);
   }
 
-  /** Waits for every job, seals the log if `sealable`, stops the native threads and releases the lock. */
+  /**
+   * Waits for every job, seals the log if `sealable`, stops the native threads and releases
+   * the lock; then rejects if the seal failed (WAL_IO), which nothing else would report.
+   */
   async close(sealable: boolean): Promise<void> {
     this.#closing = true;
     this.flush();
-    await this.#seal(sealable);
+    const sealFailure = await this.#seal(sealable);
     await this.#enqueue(this.handle.close(), Infinity, true);
     this.handle.dispose();
+    if (sealFailure !== null)
+      throw new WalIoError(`WAL ${this.dir} could not be sealed at close (every append it acknowledged was durable before): ${sealFailure.message}`, {
+        cause: sealFailure,
+      });
   }
 
   /**
    * After everything written is durable, one more marker, in a group of its own:
    * it shows the next open that the last group was synced, so damage to it is
-   * corruption, not a write cut short by a crash (docs/wal-format.md).
+   * corruption, not a write cut short by a crash (docs/wal-format.md). Returns its failure.
    */
-  async #seal(sealable: boolean): Promise<void> {
+  async #seal(sealable: boolean): Promise<Error | null> {
     try {
       await this.release([]);
     } catch {
-      return; // a failed WAL: its appends already failed, and nothing more is written
+      return null; // a failed WAL: its appends already failed, and nothing more is written
     }
-    if (this.failure !== null || !sealable) return;
+    if (this.failure !== null || !sealable) return null;
     this.#open();
     const sealed = this.#enqueue(UNASSIGNED, Infinity, false);
     this.flush();
-    await sealed.catch(() => undefined); // a failure here is reported by the close itself
+    return sealed.then(
+      () => null,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
   }
 
   #open(): Batch {

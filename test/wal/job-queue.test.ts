@@ -248,6 +248,21 @@ describe('JobQueue', () => {
     expect(w.disposed()).toBe(true);
   });
 
+  it('close rejects with WAL_IO when the seal fails, after releasing everything', async () => {
+    const { jobs, w, write } = queue();
+    const pending = write(8, 1);
+    const closed = jobs.close(true);
+    closed.catch(() => undefined); // judged below, once the reports have come
+    jobs.onReport(2); // the write and the barrier before the seal
+    await pending;
+    await new Promise((r) => setImmediate(r));
+    jobs.onReport(3, 'EIO: fdatasync'); // the seal
+    await new Promise((r) => setImmediate(r));
+    jobs.onReport(4, 'EIO: fdatasync'); // the close job, reported with the failure
+    await expect(closed).rejects.toMatchObject({ code: 'WAL_IO', message: expect.stringContaining('WAL /wal could not be sealed at close') });
+    expect(w.disposed()).toBe(true);
+  });
+
   it('a submit that throws fails the job and every pending one, and the queue stays failed', async () => {
     const { jobs, w, write } = queue();
     const before = write(8, 1);
