@@ -18,7 +18,7 @@ import {
   WrongNodeError,
 } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
-import { WIRE_VERSION, decodeFrame, encodeChallenge, encodeMessage, encodePing, encodeRefuse, newUnpacker } from './wire.js';
+import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, decodeFrame, encodeChallenge, encodeMessage, encodePing, encodeRefuse, newUnpacker } from './wire.js';
 import type { ChunkFrame, Frame, HelloFrame } from './wire.js';
 import { NONCE_BYTES, nonce, proof, verify } from './auth.js';
 import type { HandshakeFacts } from './auth.js';
@@ -52,7 +52,6 @@ export interface InboundConfig {
   authenticated(): void;
 }
 
-const HANDSHAKE_MAX_BYTES = 1024;
 const ANSWER_MAX_BUFFERED = 1024 * 1024;
 
 interface Assembly {

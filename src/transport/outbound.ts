@@ -11,7 +11,7 @@ import { parseAddress } from './address.js';
 import { backoffDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import { AuthFailedError, IdleTimeoutError, PeerRefusedError, TransportError } from './errors.js';
-import { WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame, newUnpacker } from './wire.js';
+import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame, newUnpacker } from './wire.js';
 import type { Frame } from './wire.js';
 import { certNodeIds, nonce, proof, verify } from './auth.js';
 import { FrameDecoder, encodeFrames, frameChunks } from './frame.js';
@@ -468,6 +468,7 @@ export class Outbound {
       clearTimeout(connectTimer);
       const p = this.c.secrets.length > 0 ? proof(this.c.secrets[0]!, 'dialer', facts) : new Uint8Array(0);
       s.write(encodeFrames([encodeProof(this.c.packer, p)]));
+      decoder.limit = this.c.maxFrameBytes; // the acceptor proved itself: it may answer messages
       this.state = 'open';
       this.openedAt = Date.now();
       this.counters.connects++;
@@ -478,7 +479,9 @@ export class Outbound {
       pingTimer.unref();
       this.flush();
     };
-    const decoder = new FrameDecoder(this.c.maxFrameBytes);
+    // Until the acceptor has proved it holds the secret, whoever answers at the address may
+    // make this node buffer no more than a handshake frame.
+    const decoder = new FrameDecoder(Math.min(HANDSHAKE_MAX_BYTES, this.c.maxFrameBytes));
     const unpacker = newUnpacker();
     s.on('data', (chunk: Buffer) => {
       // The accepting side writes its challenge, answers pings, says why it is closing on us, and

@@ -93,8 +93,15 @@ export function encodePing(p: Packr, pong: boolean): Uint8Array {
   return p.pack([pong ? Kind.Pong : Kind.Ping]);
 }
 
+/**
+ * The largest frame either side reads before the other has proved itself: a hello, a
+ * challenge, a proof or a refusal. A stranger makes a node buffer no more than this.
+ */
+export const HANDSHAKE_MAX_BYTES = 1024;
+
+/** Its reason cut to fit HANDSHAKE_MAX_BYTES, the most a dialer that has not finished its handshake reads. */
 export function encodeRefuse(p: Packr, code: string, reason: string): Uint8Array {
-  return p.pack([Kind.Refuse, code, reason]);
+  return p.pack([Kind.Refuse, code.slice(0, 64), reason.slice(0, 512)]);
 }
 
 function messageTuple(m: Message): unknown[] {

@@ -413,6 +413,26 @@ describe('TcpTransport', () => {
     expect(a.rec.snapshotStatus).toEqual([[2, false]]);
   });
 
+  it('reads no more than a handshake frame from whoever answers at a peer address before it proves itself', async () => {
+    // An impostor at the address announces a 64 KiB frame and sends it slowly: the dialer
+    // refuses it at the header, instead of buffering it until its connect timeout.
+    const sockets: net.Socket[] = [];
+    const sink = net.createServer((s) => {
+      sockets.push(s.on('error', () => undefined));
+      const header = Buffer.alloc(4);
+      header.writeUInt32BE(64 * 1024);
+      s.write(header);
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const port = (sink.address() as net.AddressInfo).port;
+    const { t, log } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, connectTimeoutMs: 30_000 });
+    t.send([msg(1, 2, { type: MessageType.MsgHeartbeat })]);
+    await until(() => log.has('exceeds the limit of 1024 bytes'), 'the dialer to refuse the oversized frame');
+    await t.close();
+    for (const c of sockets) c.destroy();
+    await within('the sink to close', new Promise((r) => sink.close(r)));
+  });
+
   it('bounds the queue to a peer that stops reading, dropping the oldest and reporting it', async () => {
     // A peer that accepts and then never reads: the kernel buffers fill, write() returns false.
     const sockets: net.Socket[] = [];

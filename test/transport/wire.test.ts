@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
 import { MalformedFrameError } from '../../src/transport/errors.js';
-import { decodeFrame, encodeChunk, encodeHello, encodeMessage, encodeMessageParts, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import {
+  HANDSHAKE_MAX_BYTES,
+  decodeFrame,
+  encodeChunk,
+  encodeHello,
+  encodeMessage,
+  encodeMessageParts,
+  encodeRefuse,
+  newPacker,
+  newUnpacker,
+} from '../../src/transport/wire.js';
 import { msg, seeded, testSeed } from './helpers.js';
 import { nextTurn } from '../setup/next-turn.js';
 
@@ -39,6 +49,12 @@ describe('wire', () => {
       to: 2,
       address: '127.0.0.1:7101',
     });
+  });
+
+  it('cuts a refusal to fit the handshake frames a dialer reads before the acceptor has proved itself', () => {
+    const f = encodeRefuse(newPacker(), 'TRANSPORT_' + 'X'.repeat(200), 'why '.repeat(1000));
+    expect(f.length).toBeLessThanOrEqual(HANDSHAKE_MAX_BYTES);
+    expect(decodeFrame(newUnpacker(), Buffer.from(f))).toMatchObject({ kind: 'refuse', reason: expect.stringMatching(/^why why /) });
   });
 
   it('throws only MalformedFrameError on values whose own properties defeat String() and friends', () => {
