@@ -8,12 +8,14 @@ import { formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import {
   BadOptionError,
+  HandshakeTimeoutError,
   InsecureTransportError,
   ListenFailedError,
   SnapshotRejectedError,
   SnapshotSupersededError,
   TooManyConnectionsError,
   TransportClosedError,
+  type TransportError,
 } from './errors.js';
 import { certNodeIds, normalizeSecrets } from './auth.js';
 import type { Secret } from './auth.js';
@@ -68,14 +70,14 @@ export interface TcpTransportOptions {
   heartbeatIntervalMs?: number;
   /** Accepted connections at once, authenticated or not. Default 256. */
   maxInboundConnections?: number;
-  /** Accepted connections still in their handshake. Default 16. */
+  /** Accepted connections still in their handshake (with TLS, counted from the TCP accept on). Default 16. */
   maxUnauthenticatedConnections?: number;
   logger?: TransportLogger;
   /** Reconnect delays. Default 50 ms doubling to the election timeout, at most 2 s. */
   backoff?: Partial<BackoffOptions>;
   /** Time for a dial, including the TLS handshake and ours. Default 5 s. */
   connectTimeoutMs?: number;
-  /** Time an accepted connection has to complete the handshake. Default 5 s. */
+  /** Time an accepted connection has to complete the handshake (with TLS, the TLS handshake included). Default 5 s. */
   handshakeTimeoutMs?: number;
   /** Jitter source for the backoff. Default Math.random. */
   random?: () => number;
@@ -118,6 +120,9 @@ export class TcpTransport implements Transport {
   private readonly maxInbound: number;
   private readonly maxUnauthenticated: number;
   private unauthenticated = 0;
+  private readonly handshakeTimeoutMs: number;
+  /** TLS connections accepted and not yet handed to accept(), by `endpoints`: what releases each one's handshake slot. */
+  private readonly admitted = new Map<string, () => void>();
   /** The connection each peer is sending a snapshot on. */
   private readonly snapshotStreams = new Map<number, Inbound>();
 
@@ -136,6 +141,7 @@ export class TcpTransport implements Transport {
     this.idleTimeoutMs = 3 * electionTimeoutMs;
     this.maxInbound = o.maxInboundConnections ?? 256;
     this.maxUnauthenticated = o.maxUnauthenticatedConnections ?? 16;
+    this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? 5_000;
     this.secrets = secrets;
     this.logger = o.logger ?? silentLogger;
     this.listenAddress = o.listen;
@@ -184,7 +190,15 @@ export class TcpTransport implements Transport {
         : // rejectUnauthorized stays false only so that we, not Node, close an unauthorized peer:
           // Node would close it silently, and the reason (unknown CA, expired, no certificate) would be lost.
           tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: false }, (s) => {
-            if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()));
+            const key = endpoints(s);
+            const release = key === undefined ? undefined : this.admitted.get(key);
+            if (key !== undefined) this.admitted.delete(key);
+            if (release === undefined) {
+              // Its TCP connection is gone, and its slot with it.
+              s.destroy();
+              return;
+            }
+            if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()), release);
             this.connectionsRefused++;
             const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
             this.logger.warn({}, `transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
@@ -194,6 +208,8 @@ export class TcpTransport implements Transport {
       server.on('tlsClientError', (err, s) => {
         this.connectionsRefused++;
         this.logger.warn({}, `transport: TLS handshake from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.message}`);
+        // Once this event has a listener, Node no longer closes the socket on its own handshake timeout.
+        s.destroy();
       });
     }
     // Every accepted socket, including TLS ones still in their handshake, so close() never waits on them.
@@ -204,6 +220,7 @@ export class TcpTransport implements Transport {
       }
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
+      if (t !== undefined) this.admitTls(s);
     });
     this.server = server;
     const { host, port } = parseAddress(this.o.listen);
@@ -304,7 +321,7 @@ export class TcpTransport implements Transport {
     this.config.secrets = secrets;
   }
 
-  private refuseConnection(s: net.Socket, err: TooManyConnectionsError): void {
+  private refuseConnection(s: net.Socket, err: TransportError): void {
     this.connectionsRefused++;
     this.logger.warn({}, `transport: connection from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.code}: ${err.message}`);
     s.destroy();
@@ -314,21 +331,60 @@ export class TcpTransport implements Transport {
     this.outbound.set(id, new Outbound(id, address, this.config));
   }
 
-  private accept(socket: net.Socket, certIds?: number[]): void {
+  /** One of the handshake slots, and what gives it back (once, however often it is called); undefined when none is free. */
+  private takeSlot(): (() => void) | undefined {
+    if (this.unauthenticated >= this.maxUnauthenticated) return undefined;
+    this.unauthenticated++;
+    let held = true;
+    return () => {
+      if (held) this.unauthenticated--;
+      held = false;
+    };
+  }
+
+  /**
+   * A TCP connection that is to start TLS. Node runs the TLS handshake before accept() sees the
+   * connection, so the slot and the deadline start here: otherwise a peer that never starts TLS
+   * holds an inbound connection for Node's 120 s, and enough of them lock every peer out.
+   */
+  private admitTls(raw: net.Socket): void {
+    const key = endpoints(raw);
+    if (this.closed || key === undefined) {
+      // Without its addresses the connection is already reset.
+      raw.destroy();
+      return;
+    }
+    const release = this.takeSlot();
+    if (release === undefined) {
+      this.refuseConnection(raw, new TooManyConnectionsError('unauthenticated', this.maxUnauthenticated));
+      return;
+    }
+    // One deadline from the TCP accept to an authenticated peer, for both handshakes: accept()'s
+    // own timer, which starts later, never fires first.
+    const timer = setTimeout(() => this.refuseConnection(raw, new HandshakeTimeoutError(this.handshakeTimeoutMs)), this.handshakeTimeoutMs);
+    timer.unref();
+    const settle = (): void => {
+      clearTimeout(timer);
+      release();
+    };
+    this.admitted.set(key, settle);
+    raw.on('close', () => {
+      settle();
+      if (this.admitted.get(key) === settle) this.admitted.delete(key);
+    });
+  }
+
+  /** `release`: the handshake slot admitTls took for this connection; without it, one is taken here. */
+  private accept(socket: net.Socket, certIds?: number[], release?: () => void): void {
     if (this.closed) {
       socket.destroy();
       return;
     }
-    if (this.unauthenticated >= this.maxUnauthenticated) {
+    const authenticatedOrGone = release ?? this.takeSlot();
+    if (authenticatedOrGone === undefined) {
       this.refuseConnection(socket, new TooManyConnectionsError('unauthenticated', this.maxUnauthenticated));
       return;
     }
-    this.unauthenticated++;
-    let counted = true;
-    const authenticatedOrGone = (): void => {
-      if (counted) this.unauthenticated--;
-      counted = false;
-    };
     const c = new Inbound(socket, {
       self: this.o.id,
       clusterId: this.o.clusterId,
@@ -347,7 +403,7 @@ export class TcpTransport implements Transport {
       releaseSnapshot: (peer, conn) => {
         if (this.snapshotStreams.get(peer) === conn) this.snapshotStreams.delete(peer);
       },
-      handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 5_000,
+      handshakeTimeoutMs: this.handshakeTimeoutMs,
       idleTimeoutMs: this.idleTimeoutMs,
       secrets: this.secrets,
       ...(certIds !== undefined ? { certIds } : {}),
@@ -392,6 +448,16 @@ export class TcpTransport implements Transport {
       for (const [peer, ok] of statuses) if (!this.removed.has(peer)) this.handlers?.onSnapshotStatus?.(peer, ok);
     });
   }
+}
+
+/**
+ * What identifies a live TCP connection: its addresses and ports. A TLS socket reports those of the
+ * connection it wraps, so this finds the TLS socket's TCP connection without Node's private fields.
+ */
+function endpoints(s: net.Socket): string | undefined {
+  const { localAddress, localPort, remoteAddress, remotePort } = s;
+  if (localAddress === undefined || localPort === undefined || remoteAddress === undefined || remotePort === undefined) return undefined;
+  return `${localAddress}|${localPort}|${remoteAddress}|${remotePort}`;
 }
 
 function dialable(address: string): boolean {

@@ -6,8 +6,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
-import type { TlsOptions } from '../../src/transport/tcp-transport.js';
-import { LogCapture, Recorder, msg, until } from './helpers.js';
+import type { TcpTransportOptions, TlsOptions } from '../../src/transport/tcp-transport.js';
+import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 
 // Throwaway certificates made with the openssl command line for each run:
 // a cluster CA, a node certificate it signs (SAN 127.0.0.1, server+client use),
@@ -92,10 +92,10 @@ afterEach(async () => {
 
 const creds = (name: string, ca = 'ca'): TlsOptions => ({ key: pem(`${name}.key`), cert: pem(`${name}.crt`), ca: pem(`${ca}.crt`) });
 
-async function node(id: number, t: TlsOptions, peers: Record<number, string> = {}) {
+async function node(id: number, t: TlsOptions, peers: Record<number, string> = {}, more: Partial<TcpTransportOptions> = {}) {
   const rec = new Recorder();
   const log = new LogCapture();
-  const tr = new TcpTransport({ id, clusterId: 'c1', listen: '127.0.0.1:0', peers, tls: t, logger: log, backoff: { initialMs: 10, maxMs: 100 } });
+  const tr = new TcpTransport({ id, clusterId: 'c1', listen: '127.0.0.1:0', peers, tls: t, logger: log, backoff: { initialMs: 10, maxMs: 100 }, ...more });
   open.push(tr);
   await tr.start(rec);
   return { t: tr, rec, log };
@@ -186,5 +186,97 @@ describe('TcpTransport with TLS', () => {
     s.resume();
     await b.t.close(); // would wait for Node's 120 s TLS handshake timeout if the socket were not tracked
     await gone;
+  });
+});
+
+// A TCP connection to a TLS node that never starts TLS, or stops between the handshakes, must
+// count against the handshake slots and the handshake timeout from the moment it is accepted:
+// otherwise Node holds it for 120 s, and enough of them fill the inbound cap and shut out peers.
+describe('TcpTransport with TLS: handshake limits from the TCP accept', () => {
+  const raws: net.Socket[] = [];
+  afterEach(() => {
+    for (const s of raws.splice(0)) s.destroy();
+  });
+  /** A TCP connection that sends nothing; resolves once connected, with when it closes. */
+  async function silent(address: string): Promise<{ s: net.Socket; closed: Promise<number> }> {
+    const [host, port] = address.split(':');
+    const s = net.connect({ host: host!, port: Number(port) });
+    raws.push(s);
+    s.on('error', () => undefined);
+    s.resume();
+    const closed = new Promise<number>((r) => s.once('close', () => r(Date.now())));
+    await new Promise((r) => s.once('connect', r));
+    return { s, closed };
+  }
+
+  it(
+    'closes connections that never start TLS within the handshake timeout; a peer still gets through while they keep coming',
+    { timeout: 20_000 },
+    async () => {
+      const b = await node(2, creds('node2'), {}, { maxInboundConnections: 6, maxUnauthenticatedConnections: 4, handshakeTimeoutMs: 300 });
+      // Enough at once to fill the inbound cap, as many as an attacker holds without the fix.
+      const opened = Date.now();
+      const first = await Promise.all(Array.from({ length: 6 }, () => silent(b.t.address)));
+      const closedAt = await within('the first silent connections to close', Promise.all(first.map((c) => c.closed)), 3_000);
+      expect(Math.max(...closedAt) - opened).toBeLessThan(300 + 1_000);
+      expect(b.log.has('TRANSPORT_HANDSHAKE_TIMEOUT')).toBe(true);
+      // More keep arriving, one every 100 ms, while a real peer dials.
+      const more = setInterval(() => void silent(b.t.address).catch(() => undefined), 100);
+      try {
+        await new Promise((r) => setTimeout(r, 350));
+        const a = await node(1, creds('node1'), { 2: b.t.address });
+        await until(
+          () => {
+            a.t.send([msg(1, 2, { commit: 3 })]);
+            return b.rec.messages.length > 0;
+          },
+          "the real peer's message",
+          5_000,
+        );
+      } finally {
+        clearInterval(more);
+      }
+      expect(b.rec.messages[0]!.commit).toBe(3);
+    },
+  );
+
+  it('counts connections still in their TLS handshake against the handshake-slot cap, and frees a slot when one closes', { timeout: 20_000 }, async () => {
+    const b = await node(2, creds('node2'), {}, { maxUnauthenticatedConnections: 2, handshakeTimeoutMs: 10_000 });
+    // An authenticated peer leaves its slot behind.
+    const a = await node(1, creds('node1'), { 2: b.t.address });
+    a.t.send([msg(1, 2, { commit: 1 })]);
+    await until(() => b.rec.messages.length === 1, 'the peer authenticated');
+    const held = [await silent(b.t.address), await silent(b.t.address)];
+    const third = await silent(b.t.address);
+    await within('the connection over the cap to be closed at once', third.closed, 2_000);
+    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
+    expect(held.every((c) => !c.s.destroyed)).toBe(true);
+    // A connection that goes gives its slot back: the next one takes it, and the one after is refused.
+    held[0]!.s.destroy();
+    await held[0]!.closed;
+    await new Promise((r) => setTimeout(r, 100)); // the server sees the close
+    const fourth = await silent(b.t.address);
+    const fifth = await silent(b.t.address);
+    await within('the fifth connection to be closed at once', fifth.closed, 2_000);
+    expect(fourth.s.destroyed).toBe(false);
+    expect(held[1]!.s.destroyed).toBe(false);
+  });
+
+  it('bounds the time from the TCP accept to an authenticated peer, the TLS handshake included', { timeout: 20_000 }, async () => {
+    const b = await node(2, creds('node2'), {}, { handshakeTimeoutMs: 600 });
+    const { s } = await silent(b.t.address);
+    const connected = Date.now();
+    await new Promise((r) => setTimeout(r, 450));
+    // A genuine certificate, TLS completed late, then not a byte of our handshake.
+    const c = tls.connect({ socket: s, ...creds('node1'), rejectUnauthorized: false });
+    c.on('error', () => undefined);
+    c.resume(); // reads the refusal, if one comes, so that the close is seen
+    raws.push(c);
+    const closed = new Promise<number>((r) => c.once('close', () => r(Date.now())));
+    await within('the TLS handshake', new Promise((r) => c.once('secureConnect', r)), 2_000);
+    const at = await within('the connection to be closed', closed, 3_000);
+    // Timed from the end of TLS, it would close at 450 + 600 ms or later.
+    expect(at - connected).toBeLessThan(600 + 300);
+    expect(b.log.has('TRANSPORT_HANDSHAKE_TIMEOUT')).toBe(true);
   });
 });
