@@ -3,6 +3,7 @@
 // embedder can mount it on a server of its own; serveAdmin() adds the limits.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { Registry } from 'prom-client';
 import { CodedError } from '../errors.js';
 import { InvalidArgumentError } from '../log/errors.js';
@@ -21,6 +22,11 @@ export interface AdminHandlerOptions {
   stateMachine?: StateMachine<unknown>;
   /** Largest request body accepted (bytes). Default 64 KiB: operations carry a few fields. */
   maxBodyBytes?: number;
+  /**
+   * Without a token, the `Host` names served besides `localhost` and IP addresses (serveAdmin
+   * passes its listen host). Any other Host is refused with 403 HOST_NOT_ALLOWED.
+   */
+  allowedHosts?: string[];
 }
 
 export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { registry: Registry };
@@ -95,10 +101,52 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
+/** The name or address in a Host header, without the port and brackets; null if it is not one. */
+function hostName(host: string): string | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+))(?::\d{1,5})?$/.exec(host);
+  if (m === null) return null;
+  if (m[1] !== undefined) return isIP(m[1]) === 6 ? m[1] : null;
+  return m[2]!.toLowerCase();
+}
+
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
+
 export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerOptions = {}): AdminHandler {
   const registry = logRegistry(log);
   const maxBody = options.maxBodyBytes ?? 64 * 1024;
   const want = options.token === undefined ? null : digest(options.token);
+  const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
+
+  /**
+   * Refuses what a web page in a browser on this machine could send: without a token, loopback
+   * is the only guard, and any page the browser opens is on loopback too. The endpoint's clients
+   * are operators' tools (curl, the CLI, Prometheus), which send neither Origin nor a foreign Host.
+   */
+  const crossSite = (req: IncomingMessage): HttpError | null => {
+    // Browsers send Origin on every cross-origin fetch and on every POST; curl and the CLI never do.
+    if (req.headers.origin !== undefined)
+      return new HttpError(403, 'CROSS_ORIGIN', 'a request with an Origin header (from a web page) is refused: use curl or the raftlog CLI');
+    // DNS rebinding: a page whose name now resolves to 127.0.0.1 becomes same-origin with this
+    // port, but its requests still carry its own name. A page cannot send the token, so with one
+    // the name is not checked, and operators may reach a token-protected endpoint by any name.
+    const host = req.headers.host;
+    if (want === null && host !== undefined) {
+      const name = hostName(host);
+      if (name === null || !(name === 'localhost' || isIP(name) !== 0 || allowedHosts.has(name)))
+        return new HttpError(
+          403,
+          'HOST_NOT_ALLOWED',
+          `Host '${host.slice(0, 100)}' is refused: without a token only localhost, an IP address or the listen host is served`,
+        );
+    }
+    return null;
+  };
+
+  /** A form or text/plain POST needs no CORS preflight; a JSON one does, and a page gets none. */
+  const bodyTypeOk = (req: IncomingMessage): boolean => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    return !hasBody || JSON_TYPE.test(req.headers['content-type'] ?? '');
+  };
 
   const authorized = (req: IncomingMessage): boolean => {
     if (want === null) return true;
@@ -216,7 +264,15 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     }
   };
 
+  const fail = (res: ServerResponse, err: HttpError): void => json(res, err.status, { code: err.code, message: err.message });
+
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const refused = crossSite(req);
+    if (refused !== null) {
+      fail(res, refused);
+      req.resume();
+      return;
+    }
     // The status page holds no data (it asks for it, with the token, like any client), so it
     // loads without one: open http://host:port/#token=<token> when the endpoint has a token.
     if (req.method === 'GET' && (req.url ?? '/').split('?')[0] === '/') {
@@ -229,6 +285,11 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       // Nothing is read or done for an unauthenticated request.
       res.setHeader('www-authenticate', 'Bearer');
       json(res, 401, { code: 'UNAUTHORIZED', message: 'a bearer token is required (--admin-token-file)' });
+      req.resume();
+      return;
+    }
+    if (!bodyTypeOk(req)) {
+      fail(res, new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'a request body must be sent as Content-Type: application/json'));
       req.resume();
       return;
     }

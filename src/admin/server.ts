@@ -42,7 +42,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   if (!isLoopback(m[1]!) && (o.token === undefined || o.token === '')) {
     throw new InvalidArgumentError(`the admin endpoint on ${o.address} is not loopback: it needs a token`);
   }
-  const handler = adminHandler(o.log, { token: o.token, stateMachine: o.stateMachine, maxBodyBytes: o.maxBodyBytes });
+  const handler = adminHandler(o.log, { token: o.token, stateMachine: o.stateMachine, maxBodyBytes: o.maxBodyBytes, allowedHosts: [host] });
   const timeout = o.requestTimeoutMs ?? 10_000;
   const server: Server = createServer(
     { maxHeaderSize: 16 * 1024, requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 5_000 },

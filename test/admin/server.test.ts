@@ -2,7 +2,7 @@
 // and the limits (body size, connection cap).
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer, get, type IncomingMessage } from 'node:http';
+import { createServer, get, request, type IncomingMessage } from 'node:http';
 import { crc32c } from '../../src/wal/index.js';
 import type { AddressInfo } from 'node:net';
 import { adminHandler, serveAdmin, type AdminServer } from '../../src/admin/index.js';
@@ -34,6 +34,40 @@ async function node(
   });
   cleanups.push(() => admin.close());
   return { log, admin, url: `http://${admin.address}` };
+}
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+/** A request with exactly these headers (fetch() may not set Host), bounded in time. */
+function send(
+  address: string,
+  method: 'GET' | 'POST',
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; json: Record<string, unknown> | null }> {
+  const at = address.lastIndexOf(':');
+  const [host, port] = [address.slice(0, at).replace(/^\[|\]$/g, ''), Number(address.slice(at + 1))];
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, method, path, headers, timeout: 10_000 }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(parts).toString('utf8');
+        let json: Record<string, unknown> | null = null;
+        try {
+          json = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          // a snapshot or the status page: only the status matters then
+        }
+        resolve({ status: res.statusCode!, json });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 describe('the admin endpoint', () => {
@@ -106,18 +140,18 @@ describe('the admin endpoint', () => {
 
   it('bad requests: an oversized body, bad JSON, bad ids, unknown routes, a follower-only error', async () => {
     const { url } = await node();
-    const big = await fetch(`${url}/members/add`, { method: 'POST', body: 'x'.repeat(5000) });
+    const big = await fetch(`${url}/members/add`, { method: 'POST', headers: JSON_TYPE, body: 'x'.repeat(5000) });
     expect(big.status).toBe(413);
     expect(await big.json()).toMatchObject({ code: 'TOO_LARGE' });
-    expect((await fetch(`${url}/members/remove`, { method: 'POST', body: '{nope' })).status).toBe(400);
-    const badId = await fetch(`${url}/members/remove`, { method: 'POST', body: JSON.stringify({ id: -1 }) });
+    expect((await fetch(`${url}/members/remove`, { method: 'POST', headers: JSON_TYPE, body: '{nope' })).status).toBe(400);
+    const badId = await fetch(`${url}/members/remove`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: -1 }) });
     expect(badId.status).toBe(400);
     expect(await badId.json()).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((await fetch(`${url}/nothing`)).status).toBe(404);
-    const promote = await fetch(`${url}/members/promote`, { method: 'POST', body: JSON.stringify({ id: 7 }) });
+    const promote = await fetch(`${url}/members/promote`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 7 }) });
     expect(promote.status).toBe(400);
     for (const changes of [undefined, {}, [], [{ add: 4 }], [{ remove: 1, promote: 2 }], [{ promote: 9 }]]) {
-      const res = await fetch(`${url}/members/change`, { method: 'POST', body: JSON.stringify({ changes }) });
+      const res = await fetch(`${url}/members/change`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ changes }) });
       expect(res.status, JSON.stringify(changes)).toBe(400);
       expect(await res.json()).toMatchObject({ code: 'INVALID_ARGUMENT' });
     }
@@ -127,6 +161,7 @@ describe('the admin endpoint', () => {
     const { log, url } = await node();
     const res = await fetch(`${url}/members/change`, {
       method: 'POST',
+      headers: JSON_TYPE,
       body: JSON.stringify({
         changes: [
           { addLearner: 2, address: '127.0.0.1:1' },
@@ -137,6 +172,81 @@ describe('the admin endpoint', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ ok: true, voters: [1], learners: [2, 3] });
     expect(log.status().members).toMatchObject({ 2: '127.0.0.1:1', 3: '127.0.0.1:2' });
+  });
+
+  // A web page in a browser on the node's host reaches a loopback endpoint without a token.
+  describe('refuses what a web page could send', () => {
+    const add = JSON.stringify({ id: 2, address: '127.0.0.1:9', learner: true });
+
+    it('any request with an Origin header: 403 CROSS_ORIGIN, and nothing changes', async () => {
+      const { log, admin } = await node();
+      const host = { host: admin.address };
+      // A cross-site form or fetch POST as text/plain needs no CORS preflight; a JSON one is refused too.
+      for (const type of ['text/plain;charset=UTF-8', 'application/json']) {
+        const r = await send(admin.address, 'POST', '/members/add', { ...host, origin: 'http://attacker.example', 'content-type': type }, add);
+        expect(r.status, type).toBe(403);
+        expect(r.json).toMatchObject({ code: 'CROSS_ORIGIN' });
+      }
+      for (const path of ['/status', '/snapshot']) {
+        const r = await send(admin.address, 'GET', path, { ...host, origin: 'null' });
+        expect(r.status, path).toBe(403);
+        expect(r.json).toMatchObject({ code: 'CROSS_ORIGIN' });
+      }
+      expect(Object.keys(log.status().members)).toEqual(['1']);
+    });
+
+    it('a Host that is not loopback, an IP address or the listen host (DNS rebinding): 403 HOST_NOT_ALLOWED', async () => {
+      const { log, admin } = await node();
+      for (const host of ['rebind.attacker.example', `rebind.attacker.example:${admin.address.split(':').pop()}`, 'localhost.attacker.example']) {
+        for (const [method, path] of [
+          ['GET', '/status'],
+          ['GET', '/snapshot'],
+          ['GET', '/'],
+        ] as const) {
+          const r = await send(admin.address, method, path, { host });
+          expect(r.status, `${host} ${path}`).toBe(403);
+          expect(r.json).toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+        }
+        const r = await send(admin.address, 'POST', '/members/add', { host, ...JSON_TYPE }, add);
+        expect(r.status, host).toBe(403);
+        expect(r.json).toMatchObject({ code: 'HOST_NOT_ALLOWED' });
+      }
+      expect(Object.keys(log.status().members)).toEqual(['1']);
+    });
+
+    it('a body that is not Content-Type: application/json: 415 UNSUPPORTED_MEDIA_TYPE', async () => {
+      const { log, admin } = await node();
+      for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
+        const headers: Record<string, string> = { host: admin.address, ...(type === undefined ? {} : { 'content-type': type }) };
+        const r = await send(admin.address, 'POST', '/members/add', headers, add);
+        expect(r.status, type).toBe(415);
+        expect(r.json).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
+      }
+      expect(Object.keys(log.status().members)).toEqual(['1']);
+    });
+
+    it("an operator's request (no Origin, Host 127.0.0.1:port or localhost, JSON) is served", async () => {
+      const { log, admin } = await node();
+      const port = admin.address.split(':').pop()!;
+      const r = await send(admin.address, 'POST', '/members/add', { host: `127.0.0.1:${port}`, 'content-type': 'application/json; charset=utf-8' }, add);
+      expect(r.status).toBe(200);
+      expect(r.json).toEqual({ ok: true });
+      expect(log.status().members).toMatchObject({ 2: '127.0.0.1:9' });
+      for (const host of [`localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, '10.0.0.7:80'])
+        expect((await send(admin.address, 'GET', '/status', { host })).status, host).toBe(200);
+      // A POST without a body needs no content type: it is refused for its missing id, not its type.
+      expect((await send(admin.address, 'POST', '/members/remove', { host: `127.0.0.1:${port}` })).json).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    });
+
+    it('the listen host is served by name; with a token any name is (a page cannot send the token)', async () => {
+      const named = await node({ address: 'localhost:0' });
+      expect((await send(named.admin.address, 'GET', '/status', { host: `LocalHost:${named.admin.address.split(':').pop()}` })).status).toBe(200);
+      const { admin } = await node({ token: 'the-admin-token' });
+      const auth = { authorization: 'Bearer the-admin-token' };
+      expect((await send(admin.address, 'GET', '/status', { host: 'node1.example.internal:7481', ...auth })).status).toBe(200);
+      // An Origin is refused even with the token.
+      expect((await send(admin.address, 'GET', '/status', { host: admin.address, origin: 'http://attacker.example', ...auth })).status).toBe(403);
+    });
   });
 
   it('caps connections', async () => {
