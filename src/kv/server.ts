@@ -5,12 +5,14 @@
 // Every connection is bounded: a client that sends faster than the log answers,
 // or that stops reading its replies, is paused (its socket is not read) until
 // its replies drain; the number of clients, their idle time and the size of a
-// command are capped, and a node without a password serves only loopback.
+// command are capped, and a node without a password serves only loopback. An
+// HTTP request (a web page's, sent to this port) closes its connection.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { CodedError } from '../errors.js';
 import type { LogMetrics } from '../log/metrics.js';
+import { silentLogger, type Logger } from '../logger.js';
 import { formatAddress, parseAddress } from '../transport/address.js';
 import { formatInfo } from './info.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
@@ -102,13 +104,15 @@ export interface RespServerOptions {
   highWaterMark?: { commands?: number; bytes?: number };
   /** Whether a remote address counts as loopback for protected mode (replaceable for tests). */
   isLoopback?: (remoteAddress: string | undefined) => boolean;
+  /** Hears of refused cross-protocol (HTTP) requests. Default: silent. */
+  logger?: Logger;
 }
 
 /** Counters for operators and tests. */
 export interface RespServerStats {
   clients: number;
   maxClients: number;
-  /** Connections refused: too many clients, or protected mode. */
+  /** Connections refused: too many clients, protected mode, or a cross-protocol (HTTP) request. */
   refused: number;
   /** Connections closed for idleness. */
   idleClosed: number;
@@ -184,6 +188,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const password = o.requirepass !== undefined && o.requirepass !== '' ? digest(o.requirepass) : null;
   const protectedMode = password === null && (o.protectedMode ?? true);
   const isLoopback = o.isLoopback ?? isLoopbackAddress;
+  const logger = o.logger ?? silentLogger;
   for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, hwCommands, hwBytes })) {
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`serveResp: ${k} must be a positive integer`);
   }
@@ -327,8 +332,28 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       regulate();
     };
 
+    /**
+     * A web page on this host may POST to this port: protected mode serves it as a loopback
+     * client, each line of the HTTP head fails as an unknown command, and a command in the body
+     * would run. As Redis does, the first 'POST' or 'Host:' closes the connection, before AUTH
+     * too, and nothing after it runs.
+     */
+    const refuseCrossProtocol = (): void => {
+      ending = true;
+      waiting = [];
+      waitingHead = 0;
+      counters.refused++;
+      const from = socket.remoteAddress === undefined ? 'an unknown address' : formatAddress(socket.remoteAddress, socket.remotePort ?? 0);
+      logger.warn(
+        { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
+        `RESP server refused a cross-protocol request from ${from}: a 'POST' or 'Host:' command, as an HTTP request (a web page's) sends; connection closed, nothing after it runs`,
+      );
+      socket.destroy();
+    };
+
     const start = (args: Buffer[]): void => {
       const name = args[0]!.toString('latin1').toUpperCase();
+      if (name === 'POST' || name === 'HOST:') return refuseCrossProtocol();
       const slot: { reply: Reply | undefined; last: boolean } = { reply: undefined, last: false };
       slots.push(slot);
       inflight++;

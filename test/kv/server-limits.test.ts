@@ -1,5 +1,6 @@
 // The RESP server's bounds: backpressure on a client that does not read, the client
-// limit, the idle timeout, AUTH, protected mode, protocol limits, and close().
+// limit, the idle timeout, AUTH, protected mode, cross-protocol (HTTP) requests, protocol
+// limits, and close().
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { isLoopbackAddress, serveResp, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RecordingLogger } from '../recording-logger.js';
 import { RespClient } from './resp-client.js';
 
 /** Polls a condition every few milliseconds; fails after `ms` rather than hanging until the test timeout. */
@@ -29,6 +31,26 @@ function rawConnect(port: number): Promise<net.Socket> {
     s.once('error', reject);
   });
 }
+
+/** Sends bytes on a new connection; what came back, and whether the server closed it within `ms`. */
+function sendAndWatch(port: number, bytes: string, ms = 3_000): Promise<{ closed: boolean; received: string }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
+    let received = '';
+    s.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    s.once('error', reject);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ closed: false, received });
+    }, ms);
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve({ closed: true, received });
+    });
+  });
+}
+
+const multibulk = (...args: string[]): string => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
 
 describe('RESP server limits', () => {
   let dir: string;
@@ -214,6 +236,59 @@ describe('RESP server limits', () => {
     const e = await RespClient.connect(portOf(open));
     expect(await e.call('PING')).toBe('PONG');
     e.close();
+  });
+
+  it('closes a connection that sends an HTTP POST (a web page on this host), running nothing in its body', async () => {
+    const logger = new RecordingLogger();
+    const server = await start({ logger }); // protected mode, no password: loopback clients are served
+    const port = portOf(server);
+    const body = multibulk('SET', 'smuggled-by-web', 'yes');
+    // What a browser sends for fetch('http://127.0.0.1:port/', { method: 'POST', mode: 'no-cors', body }).
+    const request = [
+      'POST / HTTP/1.1',
+      `Host: 127.0.0.1:${port}`,
+      'Connection: keep-alive',
+      `Content-Length: ${body.length}`,
+      'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
+      'Content-Type: text/plain;charset=UTF-8',
+      'Accept: */*',
+      'Origin: http://attacker.example',
+      'Sec-Fetch-Site: cross-site',
+      'Sec-Fetch-Mode: no-cors',
+      'Referer: http://attacker.example/',
+      'Accept-Encoding: gzip, deflate, br',
+      'Accept-Language: en-US,en;q=0.9',
+      '',
+      body,
+    ].join('\r\n');
+    const r = await sendAndWatch(port, request);
+    const c = await RespClient.connect(port);
+    expect(await c.call('GET', 'smuggled-by-web')).toBeNull(); // a read after a barrier: a SET run would show
+    c.close();
+    expect(kv.has(Buffer.from('smuggled-by-web'))).toBe(false);
+    expect(r.closed).toBe(true);
+    expect(r.received).toBe(''); // closed at the request line: not even an unknown-command error
+    const warning = logger.lines.find((l) => l.level === 'warn');
+    expect(warning?.message).toMatch(/cross-protocol request from 127\.0\.0\.1:\d+/);
+    expect(warning?.fields).toMatchObject({ remoteAddress: '127.0.0.1' });
+  });
+
+  it("closes on a 'Host:' line in any case, and before AUTH; 'post' as an argument is only data", async () => {
+    const server = await start();
+    const port = portOf(server);
+    const r = await sendAndWatch(port, `GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n${multibulk('SET', 'smuggled-by-host', 'yes')}`);
+    const c = await RespClient.connect(port);
+    expect(await c.call('GET', 'smuggled-by-host')).toBeNull();
+    expect(r.closed).toBe(true);
+    expect(await c.call('SET', 'post', 'Host:')).toBe('OK');
+    expect(await c.call('GET', 'post')).toBe('Host:');
+    c.close();
+
+    const withPass = await start({ requirepass: 'pw' });
+    const p = await sendAndWatch(portOf(withPass), 'post /x HTTP/1.1\r\n\r\nAUTH pw\r\nSET smuggled-with-auth yes\r\n');
+    expect(kv.has(Buffer.from('smuggled-with-auth'))).toBe(false);
+    expect(p.closed).toBe(true);
+    expect(p.received).toBe('');
   });
 
   it('knows loopback addresses', () => {
