@@ -84,6 +84,11 @@ export interface RespServerOptions {
   maxClients?: number;
   /** A connection with no traffic for this long is closed; 0 never closes. Default 300000 (5 min). */
   idleTimeoutMs?: number;
+  /**
+   * With requirepass, a connection that has not authenticated this long after it was accepted
+   * is closed, however much it sends: a stranger holds a client slot for no longer. Default 10000.
+   */
+  authTimeoutMs?: number;
   /** Arguments in one command, the name included. Default 1024. */
   maxArgs?: number;
   /**
@@ -114,7 +119,7 @@ export interface RespServerStats {
   maxClients: number;
   /** Connections refused: too many clients, protected mode, or a cross-protocol (HTTP) request. */
   refused: number;
-  /** Connections closed for idleness. */
+  /** Connections closed for idleness, or for not authenticating in time. */
   idleClosed: number;
   /** Times a connection stopped being read for backpressure. */
   pauses: number;
@@ -176,6 +181,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const { log, kv } = o;
   const maxClients = o.maxClients ?? defaultMaxClients();
   const idleTimeoutMs = o.idleTimeoutMs ?? 300_000;
+  const authTimeoutMs = o.authTimeoutMs ?? 10_000;
   const maxBulkBytes = o.maxBulkBytes ?? DEFAULT_RESP_LIMITS.maxBulkBytes;
   const limits = {
     maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs,
@@ -189,7 +195,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const protectedMode = password === null && (o.protectedMode ?? true);
   const isLoopback = o.isLoopback ?? isLoopbackAddress;
   const logger = o.logger ?? silentLogger;
-  for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, hwCommands, hwBytes })) {
+  for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, hwCommands, hwBytes, authTimeoutMs })) {
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`serveResp: ${k} must be a positive integer`);
   }
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw new RangeError('serveResp: idleTimeoutMs must be 0 or a positive integer');
@@ -256,6 +262,14 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     socket.setNoDelay(true);
     let authed = password === null;
     const parser = new RespParser(authed ? limits : UNAUTHENTICATED_LIMITS);
+    // The idle timeout restarts with every byte: a client that trickles a command never
+    // reaches it, so before AUTH a deadline counts from the accept.
+    const authDeadline = authed
+      ? undefined
+      : setTimeout(() => {
+          counters.idleClosed++;
+          socket.destroy();
+        }, authTimeoutMs);
     let lastWrite: Promise<unknown> = Promise.resolve();
     // Parsed commands not yet started: at most one chunk's worth, since reading stops first.
     let waiting: Buffer[][] = [];
@@ -369,6 +383,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         const r = auth(args);
         if (r.ok && !authed) {
           authed = true;
+          clearTimeout(authDeadline);
           parser.setLimits(limits);
         }
         slot.reply = r.reply;
@@ -453,6 +468,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     }
     socket.on('error', () => socket.destroy()); // the client went away; its pending replies have nowhere to go
     socket.on('close', () => {
+      clearTimeout(authDeadline);
       clients.delete(socket);
       if (paused) counters.paused--;
     });

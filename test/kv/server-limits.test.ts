@@ -176,6 +176,27 @@ describe('RESP server limits', () => {
     expect(server.stats().idleClosed).toBe(1);
   });
 
+  it('closes a connection that has not authenticated within authTimeoutMs, however it trickles', async () => {
+    const server = await start({ requirepass: 'pw', authTimeoutMs: 300, idleTimeoutMs: 60_000 });
+    const s = await rawConnect(portOf(server));
+    s.on('error', () => undefined);
+    const closed = new Promise<number>((resolve) => s.once('close', () => resolve(Date.now())));
+    const opened = Date.now();
+    // A byte of an unfinished command every 50 ms: the idle timeout never comes.
+    const trickle = setInterval(() => s.write('*'), 50);
+    const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 5_000))]);
+    clearInterval(trickle);
+    expect(at, 'closed within the deadline').toBeGreaterThan(0);
+    expect(at - opened).toBeLessThan(3_000);
+    expect(server.stats().idleClosed).toBe(1);
+    // An authenticated client stays past it.
+    const c = await RespClient.connect(portOf(server));
+    expect(await c.call('AUTH', 'pw')).toBe('OK');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await c.call('PING')).toBe('PONG');
+    c.close();
+  });
+
   it('requires AUTH when requirepass is set', async () => {
     const server = await start({ requirepass: 's3cret' });
     const c = await RespClient.connect(portOf(server));
