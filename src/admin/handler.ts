@@ -101,6 +101,18 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
+/**
+ * Resolves when `res` takes more; rejects once its client has gone, even before the call:
+ * a client that left while a chunk was being made closed `res` before write() said to wait.
+ */
+function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.reject(new Error('the client went away'));
+  return new Promise<void>((resolve, reject) => {
+    res.once('drain', resolve);
+    res.once('close', () => reject(new Error('the client went away')));
+  });
+}
+
 /** The name or address in a Host header, without the port and brackets; null if it is not one. */
 function hostName(host: string): string | null {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+))(?::\d{1,5})?$/.exec(host);
@@ -223,11 +235,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         let crc = 0;
         for await (const chunk of b.chunks) {
           crc = crc32c(chunk, crc);
-          if (!res.write(chunk))
-            await new Promise<void>((resolve, reject) => {
-              res.once('drain', resolve);
-              res.once('close', () => reject(new Error('the client went away')));
-            });
+          if (!res.write(chunk)) await drained(res);
         }
         res.addTrailers({ 'x-raftlog-crc32c': String(crc) });
         res.end();

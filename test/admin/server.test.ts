@@ -10,6 +10,7 @@ import { KvStateMachine } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { enc, freePorts, tempDir } from '../log/helpers.js';
 import { parsePrometheus } from './prometheus-text.js';
+import { until } from '../transport/helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -115,6 +116,40 @@ describe('the admin endpoint', () => {
     const body = Buffer.concat(parts);
     expect(body.byteLength).toBeGreaterThan(0);
     expect(Number(res.trailers['x-raftlog-crc32c'])).toBe(crc32c(body));
+  });
+
+  it('a backup whose client leaves while a chunk is being made ends, and lets its state machine stream go', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    let leave!: () => void;
+    const left = new Promise<void>((r) => (leave = r));
+    let released = false;
+    const stateMachine = {
+      apply: () => undefined,
+      restore: async () => undefined,
+      snapshot: () =>
+        (async function* () {
+          try {
+            yield new Uint8Array(16); // the head of the response goes out with it
+            await left;
+            yield new Uint8Array(8 << 20); // more than the socket takes: write() says to wait
+          } finally {
+            released = true;
+          }
+        })(),
+    };
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0', stateMachine: stateMachine as never });
+    cleanups.push(() => admin.close());
+    const req = get(`http://${admin.address}/snapshot`);
+    req.on('error', () => undefined);
+    const res = await new Promise<IncomingMessage>((resolve) => req.once('response', resolve));
+    expect(res.statusCode).toBe(200);
+    req.destroy();
+    await new Promise((r) => setTimeout(r, 200)); // the server has seen the client go
+    leave();
+    await until(() => released, 'the backup to end and release its stream');
   });
 
   it('with a token: 401 without it or with a wrong one, and nothing changes', async () => {
