@@ -45,9 +45,26 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
   // a marker exactly there then supplies the term; it must not be taken
   // for a disagreeing snapshot, which would discard the entries after it.
   let baseTermKnown = anchored;
+  // A segment is begun only once the one before it is synced whole, at the index the log
+  // had reached or below it (an overwrite): one that starts further on says the segment
+  // before it lost its end, which a scan of that segment alone cannot see (cut, or zeroed,
+  // at a record boundary it reads as a clean end).
+  let entered = 0;
+  const enter = (upTo: number): void => {
+    for (; entered < upTo;) {
+      const s = segments.at(++entered)!;
+      if (s.firstIndex > p.last + 1)
+        throw new WalCorruptError(
+          `segment ${dir}/${s.name} starts at entry ${s.firstIndex}, but the segments before it end at entry ${p.last}: entries are missing`,
+          `${dir}/${segments.at(entered - 1)!.name}`,
+          -1,
+        );
+    }
+  };
   const r = scan.records;
   for (let k = 0; k < r.length; k += 8) {
     const kind = r[k]!;
+    enter(r[k + 1]!);
     const seg = segments.at(r[k + 1]!)!;
     const offset = r[k + 2]!;
     const length = r[k + 3]!;
@@ -84,6 +101,7 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
       }
     }
   }
+  enter(scan.segments.length - 1);
   checkNothingMissing(dir, segments.first, snapshot?.index ?? null);
   return { segments, positions: p, hardState, snapshot, offset: scan.segments.at(-1)?.end ?? 0 };
 }

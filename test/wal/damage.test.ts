@@ -215,4 +215,22 @@ describe('corruption', () => {
     unlinkSync(files[2]!);
     await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: files[3], offset: 0 });
   });
+
+  for (const damage of ['cut', 'zeroed'] as const)
+    it(`reports a segment before the last ${damage} at a record boundary, which reads as a clean end, as corruption`, async () => {
+      const dir = tempDir();
+      const wal = await Wal.open(dir, SMALL);
+      await wal.append(range(1, 21, 1));
+      // Hard states until the WAL begins a segment: the next one starts with no entry.
+      for (let t = 1; segments(dir).length < 2; t++) await wal.append([], { term: t, vote: 1, commit: 0 });
+      await wal.close();
+      const first = segments(dir)[0]!;
+      const at = recordsOf(first).find((r) => r.kind === ENTRY)!.offset; // all 20 entries go
+      if (damage === 'cut') truncateSync(first, at);
+      else {
+        const buf = readFileSync(first);
+        writeFileSync(first, buf.fill(0, at));
+      }
+      await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: first, message: expect.stringContaining('starts at entry 21') });
+    });
 });
