@@ -142,10 +142,14 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     bool last = si + 1 == out.segments.size();
     std::string path = JoinPath(dir, seg.name);
     Mapped m;
-    m.fd = open(path.c_str(), (repair && last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    // Not through a link (appends would go to a file elsewhere), and without blocking on a
+    // FIFO put in a segment's place: only a regular file can be a segment.
+    m.fd = open(path.c_str(), (repair && last ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (m.fd < 0 && errno == ELOOP) throw WalError(WalCode::kCorrupt, path + " is a symbolic link, not a segment file", path, -1);
     if (m.fd < 0) throw IoError("open", path, errno);
     struct stat st;
     if (fstat(m.fd, &st) != 0) throw IoError("stat", path, errno);
+    if (!S_ISREG(st.st_mode)) throw WalError(WalCode::kCorrupt, path + " is not a regular file, so not a segment file", path, -1);
     m.size = static_cast<size_t>(st.st_size);
     seg.size = m.size;
     if (m.size > 0) {

@@ -1,8 +1,9 @@
 // What the WAL does with damaged files: a torn tail is cut off (it was never
 // acknowledged), anything else is corruption that names the file and offset.
-import { readdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync, readdirSync, readFileSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addon } from '../../src/wal/addon.js';
 import { Wal, WalCorruptError } from '../../src/wal/index.js';
@@ -214,6 +215,39 @@ describe('corruption', () => {
     await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: files[2], offset: 0 });
     unlinkSync(files[2]!);
     await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: files[3], offset: 0 });
+  });
+
+  it('refuses a segment that is a symbolic link, and writes nothing through it', async () => {
+    const dir = join(tempDir(), 'wal');
+    const wal = await Wal.open(dir);
+    await wal.append(range(1, 3));
+    await wal.close();
+    const seg = segments(dir)[0]!;
+    const outside = join(dirname(dir), 'outside.bin');
+    renameSync(seg, outside);
+    symlinkSync(outside, seg);
+    const before = readFileSync(outside);
+    await expect(Wal.open(dir)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: seg, message: expect.stringContaining('symbolic link') });
+    expect(readFileSync(outside).equals(before)).toBe(true);
+  });
+
+  it("refuses a FIFO in a segment's place at once, instead of waiting on it", async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, SMALL);
+    for (let i = 1; i <= 200; i += 20) await wal.append(range(i, i + 20, 1));
+    await wal.close();
+    const middle = segments(dir)[1]!;
+    unlinkSync(middle);
+    execFileSync('mkfifo', [middle]);
+    try {
+      await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: middle, message: expect.stringContaining('not a regular file') });
+    } finally {
+      try {
+        closeSync(openSync(middle, constants.O_WRONLY | constants.O_NONBLOCK)); // frees a reader blocked on it, if any
+      } catch {
+        // no reader: nothing is blocked
+      }
+    }
   });
 
   for (const damage of ['cut', 'zeroed'] as const)
