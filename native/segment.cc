@@ -47,6 +47,9 @@ bool ParseSegmentName(const std::string& name, uint64_t* seq, uint64_t* firstInd
   };
   *stamp = 0;
   if (!hex(name, 0, 16, seq) || !hex(name, 17, 16, firstIndex)) return false;
+  // Numbers JavaScript holds exactly, as every one the WAL writes is: a larger one was never written by it.
+  constexpr uint64_t kMaxSafe = (1ull << 53) - 1;
+  if (*seq > kMaxSafe || *firstIndex > kMaxSafe) return false;
   if (name.size() == kFormat2) return true;
   return name[33] == '-' && hex(name, 34, 12, stamp) && *stamp != 0;
 }

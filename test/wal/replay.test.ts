@@ -56,6 +56,36 @@ describe('replay knows what must be there', () => {
     await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', message: expect.stringMatching(/segments are missing/) });
   });
 
+  it('a segment name with a number no WAL writes (above 2^53) is refused by name', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir);
+    await wal.append(range(1, 6, 1));
+    await wal.saveSnapshot({ index: 5, term: 1 }); // so that a first segment numbered above 1 may be whole
+    await wal.close();
+    const [first] = segments(dir); // the only one
+    const name = first!.split('/').at(-1)!;
+    const huge = join(dir, '0020000000000001' + name.slice(16)); // sequence 2^53 + 1, the stamp and content kept
+    // Its header says so too, its checksum and its group's marker made anew: only the number is wrong.
+    const bytes = readFileSync(first!);
+    const crc = (at: number): void => {
+      bytes.writeUInt32LE(addon().crc32c(bytes.subarray(at + 4, at + 16 + bytes.readUInt32LE(at + 4))), at);
+    };
+    bytes.writeBigUInt64LE(2n ** 53n + 1n, 24);
+    crc(0);
+    let chain = 0;
+    for (let at = 0; ; at += Math.ceil((16 + bytes.readUInt32LE(at + 4)) / 8) * 8) {
+      if (bytes[at + 8] === 5) {
+        bytes.writeUInt32LE(chain, at + 16 + 12); // the marker of the first group checks its records' checksums
+        crc(at);
+        break;
+      }
+      chain = addon().crc32c(bytes.subarray(at, at + 4), false, chain);
+    }
+    writeFileSync(huge, bytes);
+    unlinkSync(first!);
+    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: huge, message: expect.stringMatching(/unexpected file/) });
+  });
+
   it('a segment renamed (upper-case hex) or any stray file is refused by name', async () => {
     const dir = await written(5);
     const [first] = segments(dir);
