@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/inspect.js';
@@ -105,5 +105,17 @@ describe('raftlog inspect', () => {
     const missing = await run([dataDir]);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/snapshot marker .* which is missing/);
+  });
+
+  it('reports a snapshot file it cannot read at all (here a directory) and exits 1, looking at the rest', async () => {
+    const dataDir = tempDir();
+    const log = await ReplicatedLog.open({ dataDir, snapshotEvery: 50 });
+    for (let i = 0; i < 60; i++) await log.append(Uint8Array.of(i));
+    await log.close();
+    mkdirSync(join(dataDir, 'snapshots', 'snap-0000000000000001-1.snap'));
+    const r = await run([dataDir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/snap-0000000000000001-1\.snap: .*EISDIR/);
+    expect(r.out).toMatch(/index \d+, term \d+, \d+ bytes, voters 1, checksum verified/); // the other one still checked
   });
 });
