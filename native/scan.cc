@@ -216,8 +216,10 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
         ScannedRecord r{kind, static_cast<uint32_t>(si), off, length, h[9], Load64(body), Load64(body + 8), 0};
         if (kind == kKindHardState) r.c = Load64(body + 16);
         if (kind == kKindSnapshot) {
-          r.c = out.metas.size();
-          out.metas.emplace_back(body + kSnapshotPrefix, body + length);
+          // Only the last marker's meta is kept: replay needs no other, and a copy of each
+          // would let a segment of markers cost many times its size.
+          if (out.metas.empty()) out.metas.emplace_back();
+          out.metas[0].assign(body + kSnapshotPrefix, body + length);
         }
         out.records.push_back(r);
       }

@@ -28,7 +28,7 @@ struct ScannedSegment {
 
 // One record (segment headers are checked, not reported). For entries a, b, c
 // are index, term, entry type; for hard states term, vote, commit; for
-// snapshot markers index, term and the position of its meta in `metas`.
+// snapshot markers index, term and 0: `metas` holds the last marker's meta alone.
 struct ScannedRecord {
   uint8_t kind;
   uint32_t segment;  // position in `segments`

@@ -70,7 +70,7 @@ function reportWal(dir: string, scan: NativeScan, records: boolean): { index: nu
       hardState = `term ${a}, vote ${b}, commit ${c}`;
     } else if (kind === 4) {
       s.snapshots++;
-      marker = { index: a, term: b, text: `index ${a}, term ${b}, ${scan.metas[c]!.length} bytes of meta${(type & 1) !== 0 ? ', discarded the log' : ''}` };
+      marker = { index: a, term: b, text: `index ${a}, term ${b}, ${length - 16} bytes of meta${(type & 1) !== 0 ? ', discarded the log' : ''}` };
     }
     if (records) {
       const name = scan.segments[seg]!.name;

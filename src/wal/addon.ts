@@ -20,6 +20,7 @@ export interface NativeScan {
   segments: NativeSegment[];
   /** Eight numbers per record: kind, segment position, offset, payload length, type/flags, a, b, c. */
   records: Float64Array;
+  /** The last snapshot marker's meta, alone (every marker's c is 0): replay needs no other. */
   metas: Uint8Array[];
   torn: { file: string; offset: number; droppedBytes: number } | null;
   /** Bytes checksummed while looking for an intact marker after damage (at most twice the damaged file's size). */

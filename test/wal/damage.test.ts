@@ -1,6 +1,6 @@
 // What the WAL does with damaged files: a torn tail is cut off (it was never
 // acknowledged), anything else is corruption that names the file and offset.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, constants, openSync, readdirSync, readFileSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -248,6 +248,39 @@ describe('corruption', () => {
         // no reader: nothing is blocked
       }
     }
+  });
+
+  it("opens a segment of 200,000 snapshot markers in a small heap: only the last marker's meta is kept", async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir);
+    await wal.saveSnapshot({ index: 0, term: 0 });
+    await wal.close();
+    // The snapshot marker repeated: every copy is intact (its checksum covers only itself),
+    // and with no job marker after them they are the segment's last group, read as written.
+    const seg = segments(dir)[0]!;
+    const records = recordsOf(seg);
+    const snap = records.find((r) => r.kind === 4)!;
+    const bytes = readFileSync(seg);
+    const copy = bytes.subarray(snap.offset, snap.offset + snap.bytes);
+    writeFileSync(seg, Buffer.concat([bytes.subarray(0, snap.offset), Buffer.concat(Array.from({ length: 200_000 }, () => copy)), Buffer.alloc(16)]));
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--max-old-space-size=24',
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const { Wal } = await import(${JSON.stringify(join(process.cwd(), 'src/wal/index.ts'))}); const w = await Wal.open(${JSON.stringify(dir)}); console.log(w.snapshot.index); await w.close();`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect({ status: r.status, signal: r.signal, out: r.stdout.trim(), fatal: /FATAL|heap/i.test(r.stderr) }, r.stderr.slice(-500)).toEqual({
+      status: 0,
+      signal: null,
+      out: '0',
+      fatal: false,
+    });
   });
 
   for (const damage of ['cut', 'zeroed'] as const)
