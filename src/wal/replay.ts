@@ -51,7 +51,7 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
   // at a record boundary it reads as a clean end).
   let entered = 0;
   const enter = (upTo: number): void => {
-    for (; entered < upTo;) {
+    while (entered < upTo) {
       const s = segments.at(++entered)!;
       if (s.firstIndex > p.last + 1)
         throw new WalCorruptError(
