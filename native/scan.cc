@@ -196,13 +196,16 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
         break;
       }
       if (kind == kKindSegment) {
-        if (Load64(body) == kSegmentMagicV1)
-          throw WalError(WalCode::kVersion, path + " was written in WAL format 1, which this version does not read", path, 0);
-        if (Load64(body) != (stamp != 0 ? kSegmentMagic : kSegmentMagicV2) || Load64(body + 8) != seg.seq ||
-            Load64(body + 16) != seg.firstIndex) {
-          damage = "segment header does not match the file name";
-          break;
-        }
+        // This header is whole (its checksum holds, with the stamp of the segment's name): what
+        // it says was written so, never torn. Cut off as a torn write, a segment of a newer
+        // format would be destroyed by the version that cannot read it.
+        const uint64_t magic = Load64(body);
+        constexpr uint64_t kFamily = 0x00ffffffffffffffull;  // "raftwal", whatever the digit
+        if (magic != kSegmentMagic && magic != kSegmentMagicV2 && (magic & kFamily) == (kSegmentMagic & kFamily))
+          throw WalError(WalCode::kVersion,
+                         path + " was written in WAL format " + std::string(1, static_cast<char>(magic >> 56)) + ", which this version does not read", path, 0);
+        if (magic != (stamp != 0 ? kSegmentMagic : kSegmentMagicV2) || Load64(body + 8) != seg.seq || Load64(body + 16) != seg.firstIndex)
+          throw WalError(WalCode::kCorrupt, "corrupt WAL record in " + path + " at offset 0: segment header does not match the file name", path, 0);
       } else if (kind == kKindMarker) {
         MarkState said{Load64(body), Load32(body + 8), Load32(body + 12)};
         auto same = [&](const MarkState& x) { return said.start == x.start && said.records == x.records && said.crc == x.crc; };

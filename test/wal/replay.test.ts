@@ -13,6 +13,28 @@ import { cleanTempDirs, plain, range, tempDir } from './helpers.js';
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 // Preallocated whole: several tests craft damage in the unwritten tail of a segment.
+
+/**
+ * The segment `bytes` with its header record edited, its checksum and the first group's
+ * marker (which checks its records' checksums) made anew: a header written whole.
+ */
+function reheader(bytes: Buffer, edit: (b: Buffer) => void): Buffer {
+  const crc = (at: number): void => {
+    bytes.writeUInt32LE(addon().crc32c(bytes.subarray(at + 4, at + 16 + bytes.readUInt32LE(at + 4))), at);
+  };
+  edit(bytes);
+  crc(0);
+  let chain = 0;
+  for (let at = 0; ; at += Math.ceil((16 + bytes.readUInt32LE(at + 4)) / 8) * 8) {
+    if (bytes[at + 8] === 5) {
+      bytes.writeUInt32LE(chain, at + 16 + 12);
+      crc(at);
+      return bytes;
+    }
+    chain = addon().crc32c(bytes.subarray(at, at + 4), false, chain);
+  }
+}
+
 const SMALL: WalOptions = { segmentBytes: 16 * 1024, preallocate: 'fallocate' };
 const MARKER = 5;
 
@@ -65,23 +87,11 @@ describe('replay knows what must be there', () => {
     const [first] = segments(dir); // the only one
     const name = first!.split('/').at(-1)!;
     const huge = join(dir, '0020000000000001' + name.slice(16)); // sequence 2^53 + 1, the stamp and content kept
-    // Its header says so too, its checksum and its group's marker made anew: only the number is wrong.
-    const bytes = readFileSync(first!);
-    const crc = (at: number): void => {
-      bytes.writeUInt32LE(addon().crc32c(bytes.subarray(at + 4, at + 16 + bytes.readUInt32LE(at + 4))), at);
-    };
-    bytes.writeBigUInt64LE(2n ** 53n + 1n, 24);
-    crc(0);
-    let chain = 0;
-    for (let at = 0; ; at += Math.ceil((16 + bytes.readUInt32LE(at + 4)) / 8) * 8) {
-      if (bytes[at + 8] === 5) {
-        bytes.writeUInt32LE(chain, at + 16 + 12); // the marker of the first group checks its records' checksums
-        crc(at);
-        break;
-      }
-      chain = addon().crc32c(bytes.subarray(at, at + 4), false, chain);
-    }
-    writeFileSync(huge, bytes);
+    // Its header says so too, whole: only the number is wrong.
+    writeFileSync(
+      huge,
+      reheader(readFileSync(first!), (b) => b.writeBigUInt64LE(2n ** 53n + 1n, 24)),
+    );
     unlinkSync(first!);
     await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: huge, message: expect.stringMatching(/unexpected file/) });
   });
@@ -117,6 +127,25 @@ describe('replay knows what must be there', () => {
       code: 'WAL_CORRUPT',
       message: expect.stringMatching(/the log starts at 101 \(snapshot marker at 100\)/),
     });
+  });
+
+  it('a last segment of a newer format, left by a crash, is refused with WAL_VERSION and left as it is', async () => {
+    // Copied while its WAL is open: one group, no seal, as a crash leaves it.
+    const from = tempDir();
+    const wal = await Wal.open(from);
+    await wal.append(range(1, 4, 1));
+    const name = readdirSync(from).find((f) => f.endsWith('.wal'))!;
+    const dir = tempDir();
+    const file = join(dir, name);
+    writeFileSync(join(dir, 'LOCK'), '');
+    writeFileSync(
+      file,
+      reheader(readFileSync(join(from, name)), (b) => b.write('raftwal4', 16, 'latin1')),
+    );
+    await wal.close();
+    const before = readFileSync(file);
+    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_VERSION', file, message: expect.stringContaining('format 4') });
+    expect(readFileSync(file).equals(before)).toBe(true); // not cut off as a torn write
   });
 
   it('a segment of format 1 is refused with WAL_VERSION', async () => {
