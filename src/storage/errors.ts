@@ -30,7 +30,7 @@ export class SnapshotVersionError extends StorageError {
   }
 }
 
-/** The WAL's hard state or last entry holds a term or index no node can reach (above MAX_TERM): damage. */
+/** The WAL holds raft state no node can reach (a term or index above MAX_TERM, terms that fall along the log): damage. */
 export class StateCorruptError extends StorageError {
   constructor(detail: string) {
     super('STATE_CORRUPT', `the data directory's raft state is corrupt: ${detail}`);

@@ -17,6 +17,23 @@ const WINDOW_MAX_BYTES = 8 * 1024 * 1024;
 const WINDOW_SLICE_BYTES = 1024 * 1024;
 
 /**
+ * Raft appends an entry only in a term at least its predecessor's, from the snapshot's on,
+ * so a log whose terms fall somewhere was damaged (its checksums recomputed, or written by
+ * something else): read as state, the lower term could make this node match a leader's log
+ * it does not hold. Only the last term is checked against MAX_TERM, which this bounds the
+ * rest by. A walk over memory: replay has already read every one of these entries from disk.
+ */
+function checkTermsAscend(wal: LogStore): void {
+  if (wal.lastIndex < wal.firstIndex) return;
+  let prev = wal.term(wal.firstIndex - 1);
+  for (let i = wal.firstIndex; i <= wal.lastIndex; i++) {
+    const t = wal.term(i);
+    if (t < prev) throw new StateCorruptError(`entry ${i} has term ${t}, below the term ${prev} of the entry before it`);
+    prev = t;
+  }
+}
+
+/**
  * Raft's stable storage over a write-ahead log and a snapshot store. The core reads
  * it synchronously; the driver writes it through persist(), which keeps writes in
  * Ready order while letting WAL appends pipeline (the WAL completes them in order).
@@ -73,6 +90,7 @@ export class RaftStorage implements Storage {
     const marker = wal.snapshot;
     if (marker !== null && (marker.index > MAX_INDEX || marker.term > MAX_TERM))
       throw new StateCorruptError(`snapshot marker ${marker.index}/${marker.term} is above ${MAX_TERM}`);
+    checkTermsAscend(wal);
     const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
     return new RaftStorage(wal, snapshots, bootstrap, snap);
   }

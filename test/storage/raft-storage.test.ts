@@ -238,12 +238,26 @@ describe('RaftStorage.open refuses raft state no node can reach', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  it('a hard state or last entry above MAX_TERM is STATE_CORRUPT; at MAX_TERM it opens', async () => {
+  const termed = (first: number, terms: number[]): Entry[] =>
+    terms.map((term, k) => ({ index: first + k, term, type: EntryType.Normal, data: Buffer.from('x') }));
+
+  it('a term above MAX_TERM or falling along the log is STATE_CORRUPT; at MAX_TERM, and rising, it opens', async () => {
     const cases: Array<[string, (wal: Wal) => Promise<void>, boolean]> = [
       ['a hard state at MAX_TERM', (wal) => wal.append([], { term: MAX_TERM, vote: 1, commit: 0 }), true],
       ['a hard state above MAX_TERM', (wal) => wal.append([], { term: MAX_TERM + 1, vote: 1, commit: 0 }), false],
       ['a commit above MAX_INDEX', (wal) => wal.append([], { term: 1, vote: 1, commit: MAX_INDEX + 1 }), false],
       ['an entry above MAX_TERM', (wal) => wal.append([{ index: 1, term: MAX_TERM + 1, type: EntryType.Normal, data: Buffer.from('x') }]), false],
+      ['terms that rise along the log', (wal) => wal.append(termed(1, [1, 1, 2, 5])), true],
+      ['a term that falls in the middle of the log', (wal) => wal.append(termed(1, [1, 3, 2, 3])), false],
+      ['a middle term above MAX_TERM, the last below it', (wal) => wal.append(termed(1, [1, MAX_TERM + 1, 2])), false],
+      [
+        "a first entry below the snapshot marker's term",
+        async (wal) => {
+          await wal.saveSnapshot({ index: 5, term: 4 }, { discardLog: true });
+          await wal.append(termed(6, [3]));
+        },
+        false,
+      ],
     ];
     for (const [what, write, opens] of cases) {
       const dir = mkdtempSync(join(tmpdir(), 'raftlog-state-'));
