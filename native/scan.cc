@@ -273,10 +273,11 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
       out.segments.pop_back();
       continue;
     }
-    std::vector<uint8_t> zeros(end - off, 0);
-    size_t done = 0;
-    while (done < zeros.size()) {
-      ssize_t n = pwrite(m.fd, zeros.data() + done, zeros.size() - done, static_cast<off_t>(off + done));
+    // A chunk at a time: the span can reach the file's end (a reused segment's earlier life,
+    // or a file grown by damage), and its size is no bound on what open may allocate.
+    const std::vector<uint8_t> zeros(std::min<size_t>(end - off, 1 << 20), 0);
+    for (size_t done = 0; done < end - off;) {
+      ssize_t n = pwrite(m.fd, zeros.data(), std::min(zeros.size(), end - off - done), static_cast<off_t>(off + done));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw IoError("zero torn tail of", path, errno);
       done += static_cast<size_t>(n);

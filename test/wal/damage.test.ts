@@ -1,7 +1,19 @@
 // What the WAL does with damaged files: a torn tail is cut off (it was never
 // acknowledged), anything else is corruption that names the file and offset.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, constants, openSync, readdirSync, readFileSync, renameSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -164,6 +176,56 @@ describe('torn tail', () => {
     expect(wal.repair).toBeNull();
     expect(plain(wal.entriesSync(1, 13))).toEqual(plain([...range(1, 10, 1), ...range(10, 13, 3)]));
     await wal.close();
+  });
+});
+
+describe('torn tail of a large file', () => {
+  it('zeroes a torn span to the end of a 128 MiB segment without allocating its size', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 11, 1));
+    await wal.close();
+    const file = segments(dir).at(-1)!;
+    const last = lastEntryOf(file);
+    // The last entry and the seal torn, then a hole up to one byte at the end: the torn
+    // span reaches the end of the file, as in a reused segment of the default size.
+    const span = 128 * 1024 * 1024;
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(readFileSync(file).length - last.offset - 5, 0xee), 0, undefined, last.offset + 5);
+    writeSync(fd, Buffer.from([0xee]), 0, 1, last.offset + span - 1);
+    closeSync(fd);
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const { Wal } = await import(${JSON.stringify(join(process.cwd(), 'src/wal/index.ts'))});
+         const before = process.resourceUsage().maxRSS;
+         const w = await Wal.open(${JSON.stringify(dir)}, { segmentBytes: 8192 });
+         console.log(JSON.stringify({ grew: (process.resourceUsage().maxRSS - before) * 1024, last: w.lastIndex, dropped: w.repair?.droppedBytes }));
+         await w.close();`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr.slice(-500)).toBe(0);
+    const out = JSON.parse(r.stdout) as { grew: number; last: number; dropped: number };
+    expect(out.last).toBe(9);
+    expect(out.dropped).toBe(span);
+    // The mapped file's pages read in the search for markers count once; a buffer of the
+    // span's size, zeroed, would count them twice.
+    expect(out.grew, `peak RSS grew ${(out.grew / 2 ** 20).toFixed(0)} MiB`).toBeLessThan(1.5 * span);
+    wal = await Wal.open(dir, SMALL);
+    expect(wal.repair).toBeNull();
+    expect(plain(wal.entriesSync(1, 10))).toEqual(plain(range(1, 10, 1)));
+    await wal.close();
+    // Zeroed to the end: only the seals of the two closes were written there since.
+    expect(
+      readFileSync(file)
+        .subarray(last.offset + 4096)
+        .every((b) => b === 0),
+    ).toBe(true);
   });
 });
 
