@@ -693,10 +693,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
-  /** The only voter of its configuration. @internal */
+  /** The only voter of its configuration, of both halves of a joint one. @internal */
   private commitsAlone(): boolean {
-    const { voters } = this.membership.conf;
-    return voters.length === 1 && voters[0] === this.id;
+    const { voters, votersOutgoing = [] } = this.membership.conf;
+    const alone = (ids: number[]): boolean => ids.length === 1 && ids[0] === this.id;
+    return alone(voters) && (votersOutgoing.length === 0 || alone(votersOutgoing));
   }
 
   /** @internal */

@@ -4,6 +4,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
 import { RecordingMachine, appendInTurns, appendSurely, enc, freePorts, tempDir, waitFor } from './helpers.js';
 
@@ -207,6 +209,36 @@ describe('ReplicatedLog membership', () => {
     await waitFor('the lagging node to catch up', () => (lagging.log?.status().applied ?? 0) >= s.commit, 20_000);
     expect(lagging.sm.restoredFrom).toBeNull(); // no snapshot was received
     expect(lagging.sm.applied.map((a) => a.data)).toEqual(leader.sm.applied.slice(0, lagging.sm.applied.length).map((a) => a.data));
+  });
+
+  it('a node restarted in a joint configuration whose new half is itself alone opens without leading', async () => {
+    // The outgoing half still needs a majority of 1, 2 and 3, so node 1 cannot commit (or lead)
+    // by itself; open() must not wait for it to lead, as it does for a node that can.
+    const [p1, p2, p3] = await freePorts(3);
+    const peers = { 1: `127.0.0.1:${p1}`, 2: `127.0.0.1:${p2}`, 3: `127.0.0.1:${p3}` };
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const snapshots = await FileSnapshotStore.open(join(t.dir, 'snapshots'));
+    const app = (async function* () {})();
+    await snapshots.save({
+      meta: { index: 5, term: 2, conf: { voters: [1], votersOutgoing: [1, 2, 3], learners: [], autoLeave: true } },
+      data: encodeSnapshotData(
+        Object.entries(peers).map(([id, a]) => [Number(id), a]),
+        app,
+      ),
+    });
+    const wal = await Wal.open(join(t.dir, 'wal'));
+    await wal.saveSnapshot({ index: 5, term: 2 }, { discardLog: true });
+    await wal.append([], { term: 2, vote: 1, commit: 5 });
+    await wal.close();
+    const opening = ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 10 });
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<'still opening'>((resolve) => (timer = setTimeout(() => resolve('still opening'), 5_000)));
+    const log = await Promise.race([opening, waited]);
+    clearTimeout(timer);
+    if (log === 'still opening') expect.fail('open() was still waiting for node 1 to lead after 5 s');
+    cleanups.push(() => log.close());
+    expect(log.status().role).not.toBe('leader');
   });
 
   it('a change is applied, and reported, only once its commit is durable on this node', async () => {
