@@ -695,9 +695,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** The only voter of its configuration, of both halves of a joint one. @internal */
   private commitsAlone(): boolean {
-    const { voters, votersOutgoing = [] } = this.membership.conf;
-    const alone = (ids: number[]): boolean => ids.length === 1 && ids[0] === this.id;
-    return alone(voters) && (votersOutgoing.length === 0 || alone(votersOutgoing));
+    const { voters, votersOutgoing } = this.membership.conf;
+    if (voters.length !== 1 || voters[0] !== this.id) return false;
+    return votersOutgoing === undefined || votersOutgoing.length === 0 || (votersOutgoing.length === 1 && votersOutgoing[0] === this.id);
   }
 
   /** @internal */
