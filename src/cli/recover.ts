@@ -84,7 +84,7 @@ async function forceNewCluster(
     const snap = storage.snapshot();
     const members = new Map<number, string>();
     if (snap.meta.index > 0) {
-      const d = await decodeSnapshotData(snaps.read(snap));
+      const d = await decodeSnapshotData(snaps.read(snap), `at index ${snap.meta.index}, term ${snap.meta.term}`);
       await sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
       for (const [m, addr] of d.members) members.set(m, addr);
     }

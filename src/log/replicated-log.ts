@@ -799,7 +799,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** Streams a held snapshot into the state machine. @internal */
   private async restoreFrom(snap: Snapshot): Promise<void> {
-    const d = await decodeSnapshotData(this.deps.snapshots.read(snap));
+    const d = await decodeSnapshotData(this.deps.snapshots.read(snap), `at index ${snap.meta.index}, term ${snap.meta.term}`);
     try {
       await this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
     } finally {

@@ -1,4 +1,5 @@
 import { pack, unpack } from 'msgpackr';
+import { SnapshotCorruptError } from '../storage/errors.js';
 
 /**
  * What a raft snapshot of the log carries besides the application's bytes: the
@@ -9,6 +10,10 @@ import { pack, unpack } from 'msgpackr';
  * pairs, that list, then the application's bytes to the end. The members come
  * first so the application's bytes can stream through without being gathered.
  * Format 1 (a msgpack [1, members, app]) is still read.
+ *
+ * These bytes passed the snapshot file's checksum, which a file that was never a
+ * raftlog snapshot can carry as well as a good one: whatever they hold is refused
+ * with SNAPSHOT_CORRUPT.
  */
 export interface SnapshotData {
   members: Array<[number, string]>;
@@ -27,29 +32,32 @@ export async function* encodeSnapshotData(members: Array<[number, string]>, app:
   yield* app;
 }
 
-function bad(why: string): TypeError {
-  return new TypeError(`snapshot data is not in the raftlog snapshot format: ${why}`);
-}
+type Bad = (why: string) => SnapshotCorruptError;
 
-function checkMembers(v: unknown): Array<[number, string]> {
+function checkMembers(v: unknown, bad: Bad): Array<[number, string]> {
   if (!Array.isArray(v) || !v.every((p) => Array.isArray(p) && p.length === 2 && Number.isSafeInteger(p[0]) && p[0] > 0 && typeof p[1] === 'string')) {
     throw bad('members are not [id, address] pairs');
   }
   return v as Array<[number, string]>;
 }
 
-/** Reads the members; `app` then yields the rest, and must be read to its end (the source checks its checksum there). */
-export async function decodeSnapshotData(data: AsyncIterable<Uint8Array>): Promise<SnapshotData> {
+/**
+ * Reads the members; `app` then yields the rest, and must be read to its end (the source
+ * checks its checksum there). Malformed data rejects with SNAPSHOT_CORRUPT naming
+ * `source` (which snapshot it is).
+ */
+export async function decodeSnapshotData(data: AsyncIterable<Uint8Array>, source: string): Promise<SnapshotData> {
   const it = data[Symbol.asyncIterator]();
+  const bad: Bad = (why) => new SnapshotCorruptError(source, `its data is not in the raftlog snapshot format: ${why}`);
   try {
-    return await decodeFrom(it);
+    return await decodeFrom(it, bad);
   } catch (err) {
     await it.return?.();
     throw err;
   }
 }
 
-async function decodeFrom(it: AsyncIterator<Uint8Array>): Promise<SnapshotData> {
+async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad): Promise<SnapshotData> {
   let buf: Buffer = Buffer.alloc(0);
   let done = false;
   const fill = async (n: number): Promise<boolean> => {
@@ -82,7 +90,7 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>): Promise<SnapshotData> 
     if (!Array.isArray(v) || v[0] !== 1 || !(v[2] instanceof Uint8Array)) throw bad('bad format 1 value');
     const app = v[2];
     return {
-      members: checkMembers(v[1]),
+      members: checkMembers(v[1], bad),
       app: (async function* () {
         yield app;
       })(),
@@ -99,5 +107,5 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>): Promise<SnapshotData> 
     throw bad('member list is not msgpack');
   }
   buf = buf.subarray(8 + len);
-  return { members: checkMembers(members), app: rest() };
+  return { members: checkMembers(members, bad), app: rest() };
 }

@@ -1,0 +1,122 @@
+// The log's snapshot data (members, then the application's bytes) is read from a file
+// whose checksum holds, which says nothing about who wrote it: anything malformed is
+// refused with SNAPSHOT_CORRUPT, as a damaged snapshot file is, and never a bare TypeError.
+import { createRequire } from 'node:module';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pack } from 'msgpackr';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main as recover } from '../../src/cli/recover.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { decodeSnapshotData, encodeSnapshotData } from '../../src/log/snapshot-data.js';
+import { SnapshotCorruptError } from '../../src/storage/errors.js';
+import { tempDir } from './helpers.js';
+
+const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  vi.restoreAllMocks();
+  for (const c of cleanups.splice(0)) c();
+});
+
+/** `chunks` as a source, and whether the reader released them (return() was called). */
+function source(...chunks: Uint8Array[]): { chunks: AsyncIterable<Uint8Array>; released: () => boolean } {
+  let released = false;
+  async function* gen(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* chunks;
+    } finally {
+      released = true;
+    }
+  }
+  return { chunks: gen(), released: () => released };
+}
+
+async function gather(data: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of data) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+/** Format 2's header for a member list of `len` bytes. */
+const head = (len: number): Buffer => {
+  const b = Buffer.from('RLSM\0\0\0\0', 'latin1');
+  b.writeUInt32LE(len, 4);
+  return b;
+};
+
+describe('decodeSnapshotData', () => {
+  it('reads both formats back', async () => {
+    const members: Array<[number, string]> = [
+      [1, '10.0.0.1:7000'],
+      [2, '10.0.0.2:7000'],
+    ];
+    const encoded = await gather(encodeSnapshotData(members, source(Buffer.from('the '), Buffer.from('state')).chunks));
+    const d = await decodeSnapshotData(source(encoded.subarray(0, 5), encoded.subarray(5)).chunks, 'at index 7, term 3');
+    expect(d.members).toEqual(members);
+    expect((await gather(d.app)).toString()).toBe('the state');
+    const v1 = await decodeSnapshotData(source(pack([1, members, Buffer.from('old')])).chunks, 'at index 7, term 3');
+    expect(v1.members).toEqual(members);
+    expect((await gather(v1.app)).toString()).toBe('old');
+  });
+
+  it('refuses malformed data with SNAPSHOT_CORRUPT naming the snapshot, and releases its source', async () => {
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ['bytes of no format', Buffer.from('XXXXXXXXXXXX'), /bad header/],
+      ['a header cut short', Buffer.from('RLS'), /bad header/],
+      ['a member list over 1 MiB', head(1024 * 1024 + 1), /member list of \d+ bytes/],
+      ['a member list cut short', Buffer.concat([head(10), Buffer.from([0x92])]), /truncated member list/],
+      ['a member list that is not msgpack', Buffer.concat([head(2), Buffer.from([0xd9, 5])]), /not msgpack/],
+      ['members that are not pairs', Buffer.concat([head(pack([[0, 'x']]).length), pack([[0, 'x']])]), /not \[id, address\] pairs/],
+      ['a format 1 value that is not msgpack', Buffer.from([0x93, 0x01, 0xd9, 5]), /not msgpack/],
+      ['a format 1 value of another shape', pack([2, [], Buffer.from('x')]), /bad format 1 value/],
+      ['format 1 members that are not pairs', pack([1, [['1', 'x']], Buffer.from('x')]), /not \[id, address\] pairs/],
+    ];
+    for (const [what, bytes, why] of cases) {
+      const src = source(bytes);
+      const err = await decodeSnapshotData(src.chunks, 'at index 7, term 3').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, what).toBeInstanceOf(SnapshotCorruptError);
+      expect(err, what).toMatchObject({ code: 'SNAPSHOT_CORRUPT', message: expect.stringMatching(why) });
+      expect((err as Error).message, what).toMatch(/snapshot file at index 7, term 3 is corrupt: its data is not in the raftlog snapshot format/);
+      expect(src.released(), what).toBe(true);
+    }
+  });
+});
+
+describe('a snapshot whose data is malformed, its checksum whole', () => {
+  async function damaged(): Promise<string> {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const log = await ReplicatedLog.open({ dataDir: dir, snapshotEvery: 10 });
+    for (let i = 0; i < 20; i++) await log.append(Uint8Array.of(i));
+    await log.close();
+    const snaps = join(dir, 'snapshots');
+    const files = readdirSync(snaps);
+    expect(files).toHaveLength(1);
+    const file = join(snaps, files[0]!);
+    const b = readFileSync(file);
+    b.write('XXXX', 20 + b.readUInt32LE(8), 'latin1'); // the data's magic, after the file's header and meta
+    b.writeUInt32LE(crc32c.buf(b.subarray(0, b.length - 4)) >>> 0, b.length - 4);
+    writeFileSync(file, b);
+    return dir;
+  }
+
+  it('fails open with SNAPSHOT_CORRUPT', async () => {
+    const dir = await damaged();
+    await expect(ReplicatedLog.open({ dataDir: dir })).rejects.toMatchObject({
+      code: 'SNAPSHOT_CORRUPT',
+      message: expect.stringMatching(/snapshot file at index \d+, term 1 is corrupt: .*bad header/),
+    });
+  });
+
+  it('fails raftlog recover with SNAPSHOT_CORRUPT, not as an internal error', async () => {
+    const dir = await damaged();
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    expect(await recover(['--force-new-cluster', '--data', dir, '--id', '1', '--yes'])).toBe(1);
+    expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog recover: SNAPSHOT_CORRUPT: .*bad header/);
+  });
+});
