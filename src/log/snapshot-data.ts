@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { pack, unpack } from 'msgpackr';
 import { SnapshotCorruptError } from '../storage/errors.js';
 
@@ -13,7 +14,7 @@ import { SnapshotCorruptError } from '../storage/errors.js';
  *
  * These bytes passed the snapshot file's checksum, which a file that was never a
  * raftlog snapshot can carry as well as a good one: whatever they hold is refused
- * with SNAPSHOT_CORRUPT.
+ * with SNAPSHOT_CORRUPT, and nothing is allocated for them beyond the bounds below.
  */
 export interface SnapshotData {
   members: Array<[number, string]>;
@@ -22,6 +23,15 @@ export interface SnapshotData {
 
 const MAGIC = Buffer.from('RLSM');
 const MAX_MEMBERS_BYTES = 1024 * 1024;
+/**
+ * Format 1 is one msgpack value, gathered whole before it is parsed, so its size is
+ * bounded here: without a bound, a file whose data starts like format 1 (one byte,
+ * 0x93) is gathered until the process runs out of memory. The bound is the most a
+ * raftlog node could have written: its application bytes are one msgpack bin32 (at
+ * most 2^32 - 1 bytes), its members at most what format 2 allows, and the whole one
+ * Buffer of this Node (2^32 bytes on Node 20).
+ */
+const MAX_FORMAT1_BYTES = Math.min(2 ** 32 + MAX_MEMBERS_BYTES, constants.MAX_LENGTH);
 
 export async function* encodeSnapshotData(members: Array<[number, string]>, app: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const list = pack(members);
@@ -80,10 +90,15 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad): Promise<Snap
   if (buf[0] === 0x93) {
     // Format 1: one msgpack value, so it is read whole (it was written whole).
     const parts: Uint8Array[] = [buf];
-    for (let r = await it.next(); r.done !== true; r = await it.next()) parts.push(r.value);
+    let total = buf.length;
+    for (let r = await it.next(); r.done !== true; r = await it.next()) {
+      total += r.value.byteLength;
+      if (total > MAX_FORMAT1_BYTES) throw bad(`a format 1 value of more than ${MAX_FORMAT1_BYTES} bytes`);
+      parts.push(r.value);
+    }
     let v: unknown;
     try {
-      v = unpack(Buffer.concat(parts));
+      v = unpack(Buffer.concat(parts, total));
     } catch {
       throw bad('not msgpack');
     }

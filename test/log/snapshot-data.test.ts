@@ -84,6 +84,26 @@ describe('decodeSnapshotData', () => {
       expect(src.released(), what).toBe(true);
     }
   });
+
+  it('gathers a format 1 value only up to the most a node could have written (4 GiB), then refuses it', async () => {
+    // The same MiB again and again: a file of 6 GiB whose data starts like format 1, without allocating it.
+    const chunk = Buffer.alloc(1024 * 1024, 0x93);
+    let pulled = 0;
+    let released = false;
+    async function* huge(): AsyncGenerator<Uint8Array> {
+      try {
+        for (; pulled < 6 * 1024; pulled++) yield chunk;
+      } finally {
+        released = true;
+      }
+    }
+    await expect(decodeSnapshotData(huge(), 'at index 7, term 3')).rejects.toMatchObject({
+      code: 'SNAPSHOT_CORRUPT',
+      message: expect.stringMatching(/a format 1 value of more than 4294967296 bytes/),
+    });
+    expect(pulled).toBeLessThanOrEqual(4 * 1024 + 1);
+    expect(released).toBe(true);
+  });
 });
 
 describe('a snapshot whose data is malformed, its checksum whole', () => {
