@@ -110,8 +110,8 @@ async function reportSnapshots(dir: string, marker: { index: number; term: numbe
       const s = await readSnapshotFile(join(dir, f), false);
       console.log(`  ${f}  index ${s.meta.index}, term ${s.meta.term}, ${s.dataBytes} bytes, voters ${s.meta.conf.voters.join(',')}, checksum verified`);
     } catch (err) {
-      // A damaged file, or one that cannot be read at all (a directory, no permission): reported,
-      // and the next one looked at. Anything else is a bug of this command's.
+      // A damaged file, one that is no file at all (a directory, a FIFO, a link), or one that cannot
+      // be read (no permission): reported, and the next one looked at. Anything else is a bug of this command's.
       const unreadable =
         err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).syscall !== undefined;
       if (!(err instanceof StorageError) && !unreadable) throw err;

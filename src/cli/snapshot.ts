@@ -113,7 +113,8 @@ function getStream(endpoint: string, token: string | undefined, path: string, ti
  */
 async function restore(file: string, dataDir: string, id: number, peers: Record<number, string> | undefined): Promise<number> {
   if (existsSync(join(dataDir, 'wal')) && readdirSync(join(dataDir, 'wal')).length > 0) throw new CliError('DATA_EXISTS', `${dataDir} already holds a WAL`);
-  const read = await readSnapshotFile(file).catch((err: unknown) => {
+  // The operator names the backup: a link to it is theirs to make.
+  const read = await readSnapshotFile(file, false, { followLinks: true }).catch((err: unknown) => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`${file} does not exist`);
     throw err;
   });
@@ -125,7 +126,7 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
     const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
     await store.save({
       meta: { index, term: 1, conf: { voters: ids, learners: [] } },
-      data: encodeSnapshotData(members, readSnapshotFileData(file, read.meta)),
+      data: encodeSnapshotData(members, readSnapshotFileData(file, read.meta, { followLinks: true })),
     });
     await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
   } finally {

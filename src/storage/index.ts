@@ -7,6 +7,7 @@ export {
   readSnapshotFile,
   readSnapshotFileData,
   type SnapshotByteStream,
+  type SnapshotFileOptions,
   type SnapshotSpool,
   type SnapshotStore,
 } from './snapshot-store.js';

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_INDEX, MAX_TERM, type ConfState, type Snapshot, type SnapshotMeta } from '../raft/types.js';
@@ -257,17 +258,10 @@ export class FileSnapshotStore implements SnapshotStore {
   async open(snapshot: Snapshot): Promise<SnapshotByteStream> {
     if (this.spoolName(snapshot) !== undefined) throw new TypeError('a received snapshot is sent on only once installed');
     const file = join(this.dir, fileName(snapshot.meta.index, snapshot.meta.term));
-    const fh = await open(file, 'r').catch((err: unknown) => {
+    const { fh, size } = await openSnapshotFile(file, false).catch((err: unknown) => {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SnapshotMissingError(snapshot.meta.index, snapshot.meta.term, this.dir);
       throw err;
     });
-    let size: number;
-    try {
-      size = (await fh.stat()).size;
-    } catch (err) {
-      await fh.close();
-      throw err;
-    }
     async function* chunks(): AsyncGenerator<Uint8Array> {
       try {
         for (let at = 0; at < size;) {
@@ -368,9 +362,40 @@ async function readFully(fh: FileHandle, buf: Uint8Array, at: number, short: () 
   }
 }
 
+/** How a snapshot file outside the store (a backup named by an operator) may be opened. */
+export interface SnapshotFileOptions {
+  /**
+   * Follow a symbolic link in the file's place. A snapshot directory holds none (the store
+   * never writes one), so by default a link is refused there, as the WAL refuses one in a
+   * segment's place: the node would otherwise use a file elsewhere as its own.
+   */
+  followLinks?: boolean;
+}
+
+/**
+ * Opens a snapshot file for reading, refusing anything but a regular file. A FIFO in a
+ * snapshot's place would block open() (and a thread of libuv's pool) until a writer came,
+ * hanging the node's open and `raftlog inspect`; O_NONBLOCK returns at once, and fstat
+ * then tells it from a file (O_NONBLOCK does not change reads of a regular file).
+ */
+async function openSnapshotFile(file: string, followLinks: boolean): Promise<{ fh: FileHandle; size: number }> {
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | (followLinks ? 0 : constants.O_NOFOLLOW);
+  const fh = await open(file, flags).catch((err: unknown) => {
+    if (!followLinks && (err as NodeJS.ErrnoException).code === 'ELOOP') throw new SnapshotCorruptError(file, 'it is a symbolic link, not a snapshot file');
+    throw err;
+  });
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new SnapshotCorruptError(file, 'it is not a regular file, so not a snapshot file');
+    return { fh, size: st.size };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
 /** The header and meta of a snapshot file, once its lengths agree with its size (meta not yet checksummed). */
-async function readHeader(fh: FileHandle, file: string): Promise<{ head: Buffer; metaBuf: Buffer; dataBytes: number; size: number }> {
-  const size = (await fh.stat()).size;
+async function readHeader(fh: FileHandle, file: string, size: number): Promise<{ head: Buffer; metaBuf: Buffer; dataBytes: number }> {
   const bad = (why: string): SnapshotCorruptError => new SnapshotCorruptError(file, why);
   if (size < HEAD_BYTES + 4) throw bad('too short for a header');
   const head = Buffer.alloc(HEAD_BYTES);
@@ -384,7 +409,7 @@ async function readHeader(fh: FileHandle, file: string): Promise<{ head: Buffer;
     throw bad(`lengths (meta ${metaBytes}, data ${dataBytes}) do not add up to the file's ${size} bytes`);
   const metaBuf = Buffer.alloc(metaBytes);
   await readFully(fh, metaBuf, HEAD_BYTES, () => bad('shorter than it says'));
-  return { head, metaBuf, dataBytes, size };
+  return { head, metaBuf, dataBytes };
 }
 
 /**
@@ -392,10 +417,10 @@ async function readHeader(fh: FileHandle, file: string): Promise<{ head: Buffer;
  * reader may keep them). The lengths are checked first, the meta (against `expect`,
  * if given) before any data, and the checksum at the end: a mismatch rejects there.
  */
-export async function* readSnapshotFileData(file: string, expect?: SnapshotMeta): AsyncGenerator<Uint8Array> {
-  const fh = await open(file, 'r');
+export async function* readSnapshotFileData(file: string, expect?: SnapshotMeta, options: SnapshotFileOptions = {}): AsyncGenerator<Uint8Array> {
+  const { fh, size } = await openSnapshotFile(file, options.followLinks === true);
   try {
-    const { head, metaBuf, dataBytes, size } = await readHeader(fh, file);
+    const { head, metaBuf, dataBytes } = await readHeader(fh, file, size);
     const meta = parseMeta(metaBuf);
     if (typeof meta === 'string') throw new SnapshotCorruptError(file, meta);
     if (expect !== undefined && !sameMeta(meta, expect)) throw new SnapshotCorruptError(file, 'not the snapshot asked for');
@@ -420,10 +445,10 @@ export async function* readSnapshotFileData(file: string, expect?: SnapshotMeta)
  * Reads and checks a snapshot file in bounded chunks, holding none of its data
  * (`raftlog inspect` verifies a snapshot of any size this way).
  */
-export async function readSnapshotFile(file: string, _keep?: false): Promise<{ meta: SnapshotMeta; dataBytes: number }> {
-  const fh = await open(file, 'r');
+export async function readSnapshotFile(file: string, _keep?: false, options: SnapshotFileOptions = {}): Promise<{ meta: SnapshotMeta; dataBytes: number }> {
+  const { fh, size } = await openSnapshotFile(file, options.followLinks === true);
   try {
-    const { head, metaBuf, dataBytes, size } = await readHeader(fh, file);
+    const { head, metaBuf, dataBytes } = await readHeader(fh, file, size);
     const bad = (why: string): SnapshotCorruptError => new SnapshotCorruptError(file, why);
     let crc = crc32c(metaBuf, crc32c(head));
     const scratch = Buffer.alloc(Math.min(CHUNK_BYTES, dataBytes));

@@ -1,7 +1,8 @@
 // A snapshot file is disk input like any other: nothing in it is used before its
 // lengths, its meta and its checksum say it is whole and is the snapshot asked for.
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,32 @@ async function stored(data: Uint8Array = Buffer.from('the state machine')): Prom
   await store.save({ meta: { index: 7, term: 3, conf }, data });
   const d = join(dir, 'a', 'b');
   return { store, file: join(d, readdirSync(d)[0]!), dir: d };
+}
+
+/** Settles as `p` does, or rejects if it is still waiting after a while (a read blocked on a FIFO, say). */
+async function promptly<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still waiting after 3 s`)), 3000)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Frees a reader blocked opening the FIFO at `file`, if any: opening it to write lets every waiting reader through. */
+function unblock(file: string): void {
+  try {
+    closeSync(openSync(file, constants.O_WRONLY | constants.O_NONBLOCK));
+  } catch {
+    // ENXIO: no reader is waiting
+  }
+}
+
+async function drain(data: AsyncIterable<Uint8Array>): Promise<number> {
+  let n = 0;
+  for await (const c of data) n += c.byteLength;
+  return n;
 }
 
 /** Rewrites a file's bytes and fixes its checksum, so only the check under test can refuse it. */
@@ -101,6 +128,39 @@ describe('snapshot files', () => {
     }
     expect(total).toBe(data.length);
     expect(largest).toBeLessThanOrEqual(1024 * 1024);
+  });
+
+  it("refuses a FIFO in a held snapshot's place at once with SNAPSHOT_CORRUPT, instead of waiting on it", async () => {
+    const { store, file, dir } = await stored();
+    unlinkSync(file);
+    execFileSync('mkfifo', [file]);
+    const snap = { meta: { index: 7, term: 3, conf }, data: new Uint8Array(0) };
+    const refused = { code: 'SNAPSHOT_CORRUPT', file, message: expect.stringMatching(/not a regular file/) };
+    try {
+      await promptly(FileSnapshotStore.open(dir), 'open'); // not a name the store cleans up: left for load to refuse
+      expect(existsSync(file)).toBe(true);
+      await expect(promptly(store.load(7, 3), 'load')).rejects.toMatchObject(refused);
+      await expect(promptly(drain(store.read(snap)), 'read')).rejects.toMatchObject(refused);
+      await expect(promptly(store.open(snap), 'open to send')).rejects.toMatchObject(refused);
+      await expect(promptly(readSnapshotFile(file), 'readSnapshotFile')).rejects.toMatchObject(refused);
+    } finally {
+      unblock(file);
+    }
+  });
+
+  it("refuses a symbolic link in a held snapshot's place with SNAPSHOT_CORRUPT, even to a good snapshot file", async () => {
+    const { store, file, dir } = await stored();
+    const outside = join(dir, '..', 'outside.snap');
+    renameSync(file, outside);
+    symlinkSync(outside, file);
+    const snap = { meta: { index: 7, term: 3, conf }, data: new Uint8Array(0) };
+    const refused = { code: 'SNAPSHOT_CORRUPT', file, message: expect.stringMatching(/symbolic link/) };
+    await expect(store.load(7, 3)).rejects.toMatchObject(refused);
+    await expect(drain(store.read(snap))).rejects.toMatchObject(refused);
+    await expect(store.open(snap)).rejects.toMatchObject(refused);
+    await expect(readSnapshotFile(file)).rejects.toMatchObject(refused);
+    // A backup an operator names through a link (raftlog snapshot restore) is theirs to make.
+    expect((await readSnapshotFile(file, false, { followLinks: true })).meta).toEqual({ index: 7, term: 3, conf });
   });
 
   it('a save that never finished is removed on open; the directory exists after open', async () => {

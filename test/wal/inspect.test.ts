@@ -1,4 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/inspect.js';
@@ -107,15 +108,30 @@ describe('raftlog inspect', () => {
     expect(missing.err).toMatch(/snapshot marker .* which is missing/);
   });
 
-  it('reports a snapshot file it cannot read at all (here a directory) and exits 1, looking at the rest', async () => {
+  it('reports what is named like a snapshot file but is no file (a directory, a FIFO) and exits 1, looking at the rest', async () => {
     const dataDir = tempDir();
     const log = await ReplicatedLog.open({ dataDir, snapshotEvery: 50 });
     for (let i = 0; i < 60; i++) await log.append(Uint8Array.of(i));
     await log.close();
     mkdirSync(join(dataDir, 'snapshots', 'snap-0000000000000001-1.snap'));
-    const r = await run([dataDir]);
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/snap-0000000000000001-1\.snap: .*EISDIR/);
-    expect(r.out).toMatch(/index \d+, term \d+, \d+ bytes, voters 1, checksum verified/); // the other one still checked
+    const fifo = join(dataDir, 'snapshots', 'snap-0000000000000002-1.snap');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      // A FIFO once held inspect in open() until a writer came: it must answer by itself.
+      const r = await Promise.race([
+        run([dataDir]),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('inspect still waiting after 3 s')), 3000)),
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/snap-0000000000000001-1\.snap: .*not a regular file/);
+      expect(r.err).toMatch(/snap-0000000000000002-1\.snap: .*not a regular file/);
+      expect(r.out).toMatch(/index \d+, term \d+, \d+ bytes, voters 1, checksum verified/); // the other one still checked
+    } finally {
+      try {
+        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK)); // frees a reader blocked on it, if any
+      } catch {
+        // no reader: nothing is blocked
+      }
+    }
   });
 });
