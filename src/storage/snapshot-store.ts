@@ -120,13 +120,21 @@ function parseMeta(bytes: Buffer): SnapshotMeta | string {
 const SPOOL = /^spool-[0-9a-f]{16}\.part$/;
 const EMPTY = new Uint8Array(0);
 
+const sameIds = (a: readonly number[] | undefined, b: readonly number[] | undefined): boolean =>
+  (a?.length ?? 0) === (b?.length ?? 0) && (a ?? []).every((v, i) => v === b?.[i]);
+
+// The joint parts count too: a received file whose configuration differs from the one
+// announced would be installed under it, and the node would come back from a restart
+// (which reads the file's) in another configuration than it ran in. Absent and empty
+// are the same: a file leaves out what is empty.
 const sameMeta = (a: SnapshotMeta, b: SnapshotMeta): boolean =>
   a.index === b.index &&
   a.term === b.term &&
-  a.conf.voters.length === b.conf.voters.length &&
-  a.conf.voters.every((v, i) => v === b.conf.voters[i]) &&
-  a.conf.learners.length === b.conf.learners.length &&
-  a.conf.learners.every((v, i) => v === b.conf.learners[i]);
+  sameIds(a.conf.voters, b.conf.voters) &&
+  sameIds(a.conf.learners, b.conf.learners) &&
+  sameIds(a.conf.votersOutgoing, b.conf.votersOutgoing) &&
+  sameIds(a.conf.learnersNext, b.conf.learnersNext) &&
+  (a.conf.autoLeave === true) === (b.conf.autoLeave === true);
 
 /**
  * Snapshot files in one directory. A held snapshot is `snap-<index>-<term>.snap`

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FileSnapshotStore, readSnapshotFile } from '../../src/storage/snapshot-store.js';
+import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../../src/storage/snapshot-store.js';
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 const conf = { voters: [1, 2, 3], learners: [4] };
@@ -161,6 +161,41 @@ describe('snapshot files', () => {
     await expect(readSnapshotFile(file)).rejects.toMatchObject(refused);
     // A backup an operator names through a link (raftlog snapshot restore) is theirs to make.
     expect((await readSnapshotFile(file, false, { followLinks: true })).meta).toEqual({ index: 7, term: 3, conf });
+  });
+
+  it('a received snapshot must be the one announced in every part of its configuration, the joint parts included', async () => {
+    const plain = { voters: [1, 2, 3], learners: [] };
+    const joint = { voters: [1, 2, 3], learners: [], votersOutgoing: [1, 2, 4], learnersNext: [4], autoLeave: true };
+    const variants = [plain, joint, { ...joint, learnersNext: undefined }, { ...joint, autoLeave: undefined }, { ...joint, votersOutgoing: [1, 2, 4, 5] }];
+    const receiver = await stored();
+    for (const [i, sent] of variants.entries()) {
+      for (const [j, announced] of variants.entries()) {
+        const sender = await stored();
+        const meta = { index: 7, term: 3, conf: sent };
+        await sender.store.save({ meta, data: Buffer.from('the state machine') });
+        const out = await sender.store.open({ meta, data: new Uint8Array(0) });
+        const spool = await receiver.store.spool({ index: 7, term: 3, conf: announced }, out.size);
+        for await (const c of out.chunks) await spool.write(c);
+        const what = `file ${i}, announced ${j}`;
+        if (i === j) {
+          const ref = await spool.finish();
+          await receiver.store.discard({ meta, data: ref });
+        } else {
+          await expect(spool.finish(), what).rejects.toMatchObject({
+            code: 'SNAPSHOT_CORRUPT',
+            message: expect.stringMatching(/another snapshot than the one announced/),
+          });
+          await expect(drain(readSnapshotFileData(sender.file, { index: 7, term: 3, conf: announced })), what).rejects.toMatchObject({
+            code: 'SNAPSHOT_CORRUPT',
+            message: expect.stringMatching(/not the snapshot asked for/),
+          });
+        }
+        expect(
+          readdirSync(receiver.dir).filter((n) => n.startsWith('spool-')),
+          what,
+        ).toEqual([]);
+      }
+    }
   });
 
   it('a save that never finished is removed on open; the directory exists after open', async () => {
