@@ -118,6 +118,7 @@ function parseMeta(bytes: Buffer): SnapshotMeta | string {
 }
 
 const SPOOL = /^spool-[0-9a-f]{16}\.part$/;
+const HELD = /^snap-(\d+)-\d+\.snap$/;
 const EMPTY = new Uint8Array(0);
 
 const sameIds = (a: readonly number[] | undefined, b: readonly number[] | undefined): boolean =>
@@ -148,9 +149,15 @@ export class FileSnapshotStore implements SnapshotStore {
 
   static async open(dir: string): Promise<FileSnapshotStore> {
     await makeDurableDir(dir);
-    for (const name of await readdir(dir)) {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const temporary = e.name.endsWith('.tmp') || SPOOL.test(e.name);
+      // The store writes only regular files under its names. Anything else (a directory, a
+      // FIFO, a link) was put there: refused now, with its name, rather than when a read or a
+      // prune of old snapshots stumbles on it in a running node.
+      if ((temporary || HELD.test(e.name)) && !e.isFile())
+        throw new SnapshotCorruptError(join(dir, e.name), 'it is not a regular file, so not a snapshot file');
       // A save that never finished, or a received snapshot that was never installed.
-      if (name.endsWith('.tmp') || SPOOL.test(name)) await unlink(join(dir, name));
+      if (temporary) await unlink(join(dir, e.name));
     }
     return new FileSnapshotStore(dir);
   }
@@ -337,7 +344,7 @@ export class FileSnapshotStore implements SnapshotStore {
   async prune(index: number): Promise<void> {
     let removed = false;
     for (const name of await readdir(this.dir)) {
-      const m = /^snap-(\d+)-\d+\.snap$/.exec(name);
+      const m = HELD.exec(name);
       if (m && Number(m[1]) !== index) {
         await unlink(join(this.dir, name));
         removed = true;

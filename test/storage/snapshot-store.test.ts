@@ -2,7 +2,20 @@
 // lengths, its meta and its checksum say it is whole and is the snapshot asked for.
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,7 +150,8 @@ describe('snapshot files', () => {
     const snap = { meta: { index: 7, term: 3, conf }, data: new Uint8Array(0) };
     const refused = { code: 'SNAPSHOT_CORRUPT', file, message: expect.stringMatching(/not a regular file/) };
     try {
-      await promptly(FileSnapshotStore.open(dir), 'open'); // not a name the store cleans up: left for load to refuse
+      // Refused when the store opens, and by every read of a store already open.
+      await expect(promptly(FileSnapshotStore.open(dir), 'store open')).rejects.toMatchObject(refused);
       expect(existsSync(file)).toBe(true);
       await expect(promptly(store.load(7, 3), 'load')).rejects.toMatchObject(refused);
       await expect(promptly(drain(store.read(snap)), 'read')).rejects.toMatchObject(refused);
@@ -155,12 +169,22 @@ describe('snapshot files', () => {
     symlinkSync(outside, file);
     const snap = { meta: { index: 7, term: 3, conf }, data: new Uint8Array(0) };
     const refused = { code: 'SNAPSHOT_CORRUPT', file, message: expect.stringMatching(/symbolic link/) };
+    await expect(FileSnapshotStore.open(dir)).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT', file, message: expect.stringMatching(/not a regular file/) });
     await expect(store.load(7, 3)).rejects.toMatchObject(refused);
     await expect(drain(store.read(snap))).rejects.toMatchObject(refused);
     await expect(store.open(snap)).rejects.toMatchObject(refused);
     await expect(readSnapshotFile(file)).rejects.toMatchObject(refused);
     // A backup an operator names through a link (raftlog snapshot restore) is theirs to make.
     expect((await readSnapshotFile(file, false, { followLinks: true })).meta).toEqual({ index: 7, term: 3, conf });
+  });
+
+  it('refuses to open over a directory named like a snapshot or a temporary file, which a prune could not remove', async () => {
+    for (const name of ['snap-0000000000000002-1.snap', 'snap-0000000000000009-3.snap.tmp', 'spool-00112233445566ff.part']) {
+      const { dir } = await stored();
+      mkdirSync(join(dir, name));
+      await expect(FileSnapshotStore.open(dir), name).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT', file: join(dir, name) });
+      expect(statSync(join(dir, name)).isDirectory()).toBe(true);
+    }
   });
 
   it('a received snapshot must be the one announced in every part of its configuration, the joint parts included', async () => {
