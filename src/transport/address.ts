@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { BadAddressError } from './errors.js';
 
 /** Parses 'host:port' or '[v6]:port'. */
@@ -14,4 +15,13 @@ export function parseAddress(address: string): { host: string; port: number } {
 
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * One key per client host, for limits counted per address. A listener on '::' sees an IPv4
+ * client as '::ffff:a.b.c.d'; it is the same host as 'a.b.c.d', and counts as it.
+ */
+export function hostKey(remoteAddress: string): string {
+  const a = remoteAddress.toLowerCase();
+  return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
 }

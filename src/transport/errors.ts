@@ -125,8 +125,9 @@ export class IdleTimeoutError extends TransportError {
 }
 
 export class TooManyConnectionsError extends TransportError {
-  constructor(what: string, limit: number) {
-    super('TRANSPORT_TOO_MANY_CONNECTIONS', `${what} connections at the limit of ${limit}`);
+  /** `from`: the address, when the cap is the one per address. */
+  constructor(what: string, limit: number, from?: string) {
+    super('TRANSPORT_TOO_MANY_CONNECTIONS', `${what} connections${from === undefined ? '' : ` from ${from}`} at the limit of ${limit}`);
   }
 }
 

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { MessageType, type Message } from '../raft/types.js';
-import { formatAddress, parseAddress } from './address.js';
+import { formatAddress, hostKey, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import {
   BadOptionError,
@@ -72,6 +72,16 @@ export interface TcpTransportOptions {
   maxInboundConnections?: number;
   /** Accepted connections still in their handshake (with TLS, counted from the TCP accept on). Default 16. */
   maxUnauthenticatedConnections?: number;
+  /**
+   * Of those, the most from one address (an IPv4-mapped IPv6 address counts as its IPv4 form); one
+   * more is refused at once, without taking a slot. Default 4: a node dials each peer over one
+   * connection and redials only once the last attempt is over, so one address has as many
+   * handshakes at once as nodes share it (a cluster on one machine, nodes behind one NAT), and 4
+   * lets up to four of them dial this node at the same moment (a fifth is refused once and redials
+   * after its backoff), while one address reconnecting fast holds at most a quarter of the
+   * default 16 slots and leaves the rest to the other peers.
+   */
+  maxHandshakesPerAddress?: number;
   logger?: TransportLogger;
   /** Reconnect delays. Default 50 ms doubling to the election timeout, at most 2 s. */
   backoff?: Partial<BackoffOptions>;
@@ -120,6 +130,9 @@ export class TcpTransport implements Transport {
   private readonly maxInbound: number;
   private readonly maxUnauthenticated: number;
   private unauthenticated = 0;
+  private readonly maxPerAddress: number;
+  /** Handshakes in progress per client address (hostKey); an address with none has no entry. */
+  private readonly handshakesFrom = new Map<string, number>();
   private readonly handshakeTimeoutMs: number;
   /** TLS connections accepted and not yet handed to accept(), by `endpoints`: what releases each one's handshake slot. */
   private readonly admitted = new Map<string, () => void>();
@@ -141,6 +154,10 @@ export class TcpTransport implements Transport {
     this.idleTimeoutMs = 3 * electionTimeoutMs;
     this.maxInbound = o.maxInboundConnections ?? 256;
     this.maxUnauthenticated = o.maxUnauthenticatedConnections ?? 16;
+    this.maxPerAddress = o.maxHandshakesPerAddress ?? 4;
+    if (!Number.isSafeInteger(this.maxPerAddress) || this.maxPerAddress < 1) {
+      throw new BadOptionError(`maxHandshakesPerAddress must be a positive integer, got ${this.maxPerAddress}`);
+    }
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? 5_000;
     this.secrets = secrets;
     this.logger = o.logger ?? silentLogger;
@@ -331,14 +348,26 @@ export class TcpTransport implements Transport {
     this.outbound.set(id, new Outbound(id, address, this.config));
   }
 
-  /** One of the handshake slots, and what gives it back (once, however often it is called); undefined when none is free. */
-  private takeSlot(): (() => void) | undefined {
-    if (this.unauthenticated >= this.maxUnauthenticated) return undefined;
+  /**
+   * One of the handshake slots for a connection from `remoteAddress`, and what gives it back (once,
+   * however often it is called); otherwise the error to refuse the connection with, taking nothing.
+   * The cap per address is checked first: when both are reached, the log names the address.
+   */
+  private takeSlot(remoteAddress: string): (() => void) | TooManyConnectionsError {
+    const key = hostKey(remoteAddress);
+    const fromHere = this.handshakesFrom.get(key) ?? 0;
+    if (fromHere >= this.maxPerAddress) return new TooManyConnectionsError('unauthenticated', this.maxPerAddress, key);
+    if (this.unauthenticated >= this.maxUnauthenticated) return new TooManyConnectionsError('unauthenticated', this.maxUnauthenticated);
     this.unauthenticated++;
+    this.handshakesFrom.set(key, fromHere + 1);
     let held = true;
     return () => {
-      if (held) this.unauthenticated--;
+      if (!held) return;
       held = false;
+      this.unauthenticated--;
+      const left = this.handshakesFrom.get(key)! - 1;
+      if (left === 0) this.handshakesFrom.delete(key);
+      else this.handshakesFrom.set(key, left);
     };
   }
 
@@ -354,9 +383,9 @@ export class TcpTransport implements Transport {
       raw.destroy();
       return;
     }
-    const release = this.takeSlot();
-    if (release === undefined) {
-      this.refuseConnection(raw, new TooManyConnectionsError('unauthenticated', this.maxUnauthenticated));
+    const release = this.takeSlot(raw.remoteAddress!);
+    if (release instanceof TooManyConnectionsError) {
+      this.refuseConnection(raw, release);
       return;
     }
     // One deadline from the TCP accept to an authenticated peer, for both handshakes: accept()'s
@@ -380,9 +409,14 @@ export class TcpTransport implements Transport {
       socket.destroy();
       return;
     }
-    const authenticatedOrGone = release ?? this.takeSlot();
-    if (authenticatedOrGone === undefined) {
-      this.refuseConnection(socket, new TooManyConnectionsError('unauthenticated', this.maxUnauthenticated));
+    if (release === undefined && socket.remoteAddress === undefined) {
+      // Without its address the connection is already reset.
+      socket.destroy();
+      return;
+    }
+    const authenticatedOrGone = release ?? this.takeSlot(socket.remoteAddress!);
+    if (authenticatedOrGone instanceof TooManyConnectionsError) {
+      this.refuseConnection(socket, authenticatedOrGone);
       return;
     }
     const c = new Inbound(socket, {

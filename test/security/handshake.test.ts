@@ -8,6 +8,7 @@ import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { WIRE_VERSION, decodeFrame, encodeHello, encodeMessage, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
 import { nonce, proof } from '../../src/transport/auth.js';
+import { hostKey } from '../../src/transport/address.js';
 import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
 
 const SECRET = 'correct horse battery staple';
@@ -27,9 +28,10 @@ async function node(o: Partial<TcpTransportOptions> & { id: number }) {
   return { t, rec, log };
 }
 
-function connect(address: string): Promise<net.Socket> {
+/** `from`: the local address to connect from (any of 127.0.0.0/8 is this host's, so tests have several). */
+function connect(address: string, from?: string): Promise<net.Socket> {
   const [host, port] = address.split(':');
-  const s = net.connect({ host: host!, port: Number(port) });
+  const s = net.connect({ host: host!, port: Number(port), ...(from !== undefined ? { localAddress: from } : {}) });
   sockets.push(s);
   s.resume(); // consume what the acceptor writes, so its closing is seen
   return new Promise((resolve, reject) => s.once('connect', () => resolve(s)).once('error', reject));
@@ -206,6 +208,39 @@ describe('liveness and limits', () => {
     await until(() => b.t.stats().connectionsRefused === 1, 'the third connection refused');
     expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
     expect(held.every((s) => !s.destroyed)).toBe(true);
+  });
+
+  it('caps handshakes per address: one address holding its share cannot keep a peer at another out', async () => {
+    const b = await node({ id: 2, maxUnauthenticatedConnections: 8, handshakeTimeoutMs: 30_000 });
+    // Enough from one address to take every slot, as one client reconnecting fast does without the cap.
+    const strangers = await Promise.all(Array.from({ length: 8 }, () => connect(b.t.address, '127.0.0.2')));
+    await new Promise((r) => setTimeout(r, 100)); // the server accepts them
+    const a = await node({ id: 1, peers: { 2: b.t.address } });
+    a.t.send([msg(1, 2, { commit: 7 })]);
+    await until(() => b.rec.messages.length === 1, "the real peer's message", 3_000);
+    expect(b.rec.messages[0]!.commit).toBe(7);
+    expect(strangers.filter((s) => !s.destroyed)).toHaveLength(4);
+    expect(b.t.stats().connectionsRefused).toBe(4);
+    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS: unauthenticated connections from 127.0.0.2 at the limit of 4')).toBe(true);
+    // The address's own slots come back as its connections close.
+    strangers.find((s) => !s.destroyed)!.destroy();
+    await new Promise((r) => setTimeout(r, 100)); // the server sees the close
+    const next = await connect(b.t.address, '127.0.0.2');
+    const over = await connect(b.t.address, '127.0.0.2');
+    await closed(over);
+    expect(next.destroyed).toBe(false);
+  });
+
+  it('counts an IPv4-mapped IPv6 address as its IPv4 form for the per-address cap, and checks the cap', () => {
+    expect(hostKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(hostKey('::FFFF:10.1.2.3')).toBe('10.1.2.3');
+    expect(hostKey('10.1.2.3')).toBe('10.1.2.3');
+    expect(hostKey('FE80::1')).toBe('fe80::1');
+    expect(hostKey('::ffff:fe80::1')).toBe('::ffff:fe80::1');
+    const base = { id: 1, clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET };
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      expect(() => new TcpTransport({ ...base, maxHandshakesPerAddress: bad })).toThrow(expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION' }));
+    }
   });
 
   it('caps inbound connections overall', async () => {
