@@ -6,6 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Registry } from 'prom-client';
 import { CodedError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
+import { formatAddress } from '../transport/address.js';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { LogStatus, MembershipChange, ReplicatedLog } from '../log/index.js';
 import type { StateMachine } from '../log/state-machine.js';
@@ -27,6 +30,13 @@ export interface AdminHandlerOptions {
    * passes its listen host). Any other Host is refused with 403 HOST_NOT_ALLOWED.
    */
   allowedHosts?: string[];
+  /**
+   * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 415), at most 10
+   * every 10 s, then one line with the count of the rest. Default: silent.
+   */
+  logger?: Logger;
+  /** The timer of that rate limit. Default: real timers. */
+  refusalLogClock?: RefusalLogClock;
 }
 
 export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { registry: Registry };
@@ -128,6 +138,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   const maxBody = options.maxBodyBytes ?? 64 * 1024;
   const want = options.token === undefined ? null : digest(options.token);
   const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
+  // Anyone who reaches the port can be refused as often as they send, so the lines are rationed.
+  const refusals = new RefusalLog(options.logger ?? silentLogger, 'admin: refused requests', options.refusalLogClock);
 
   /**
    * Refuses what a web page in a browser on this machine could send: without a token, loopback
@@ -274,13 +286,22 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
 
   const fail = (res: ServerResponse, err: HttpError): void => json(res, err.status, { code: err.code, message: err.message });
 
+  /** Answers a request refused before anything is read or done for it, and logs why. */
+  const refuse = (req: IncomingMessage, res: ServerResponse, err: HttpError): void => {
+    const { remoteAddress, remotePort } = req.socket;
+    const from = remoteAddress === undefined ? 'an unknown address' : formatAddress(remoteAddress, remotePort ?? 0);
+    refusals.warn(
+      { remoteAddress, remotePort, status: err.status, code: err.code },
+      `admin: refused ${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]!.slice(0, 100)} from ${from}: ${err.status} ${err.code}: ${err.message}`,
+    );
+    if (err.status === 401) res.setHeader('www-authenticate', 'Bearer');
+    fail(res, err);
+    req.resume();
+  };
+
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const refused = crossSite(req);
-    if (refused !== null) {
-      fail(res, refused);
-      req.resume();
-      return;
-    }
+    if (refused !== null) return refuse(req, res, refused);
     // The status page holds no data (it asks for it, with the token, like any client), so it
     // loads without one: open http://host:port/#token=<token> when the endpoint has a token.
     if (req.method === 'GET' && (req.url ?? '/').split('?')[0] === '/') {
@@ -289,18 +310,10 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       req.resume();
       return;
     }
-    if (!authorized(req)) {
-      // Nothing is read or done for an unauthenticated request.
-      res.setHeader('www-authenticate', 'Bearer');
-      json(res, 401, { code: 'UNAUTHORIZED', message: 'a bearer token is required (--admin-token-file)' });
-      req.resume();
-      return;
-    }
-    if (!bodyTypeOk(req)) {
-      fail(res, new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'a request body must be sent as Content-Type: application/json'));
-      req.resume();
-      return;
-    }
+    // Nothing is read or done for an unauthenticated request.
+    if (!authorized(req)) return refuse(req, res, new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required (--admin-token-file)'));
+    if (!bodyTypeOk(req))
+      return refuse(req, res, new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'a request body must be sent as Content-Type: application/json'));
     route(req, res).catch((err: unknown) => {
       const code = err instanceof HttpError ? err.code : (((err as { code?: unknown }).code as string | undefined) ?? 'INTERNAL');
       const status = err instanceof HttpError ? err.status : statusOf(code);

@@ -5,6 +5,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { ReplicatedLog } from '../log/replicated-log.js';
+import type { Logger } from '../logger.js';
+import type { RefusalLogClock } from '../refusal-log.js';
 import type { StateMachine } from '../log/state-machine.js';
 import { adminHandler } from './handler.js';
 
@@ -21,6 +23,10 @@ export interface AdminServerOptions {
   maxBodyBytes?: number;
   /** A request must arrive whole within this (ms). Default 10 s. */
   requestTimeoutMs?: number;
+  /** Hears of refused requests, at a bounded rate (see AdminHandlerOptions). Default: silent. */
+  logger?: Logger;
+  /** The timer of that rate limit. Default: real timers. */
+  refusalLogClock?: RefusalLogClock;
 }
 
 export interface AdminServer {
@@ -42,7 +48,14 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   if (!isLoopback(m[1]!) && (o.token === undefined || o.token === '')) {
     throw new InvalidArgumentError(`the admin endpoint on ${o.address} is not loopback: it needs a token`);
   }
-  const handler = adminHandler(o.log, { token: o.token, stateMachine: o.stateMachine, maxBodyBytes: o.maxBodyBytes, allowedHosts: [host] });
+  const handler = adminHandler(o.log, {
+    token: o.token,
+    stateMachine: o.stateMachine,
+    maxBodyBytes: o.maxBodyBytes,
+    allowedHosts: [host],
+    logger: o.logger,
+    refusalLogClock: o.refusalLogClock,
+  });
   const timeout = o.requestTimeoutMs ?? 10_000;
   const server: Server = createServer(
     { maxHeaderSize: 16 * 1024, requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 5_000 },

@@ -124,7 +124,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   let admin: Awaited<ReturnType<typeof serveAdmin>> | null = null;
   try {
     resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp'), ...access, logger }) : null;
-    admin = adminAddress !== undefined ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined }) : null;
+    admin = adminAddress !== undefined ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined, logger }) : null;
   } catch (err) {
     await resp?.close();
     await log.close();

@@ -13,6 +13,7 @@ import net from 'node:net';
 import { CodedError } from '../errors.js';
 import type { LogMetrics } from '../log/metrics.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
 import { formatAddress, parseAddress } from '../transport/address.js';
 import { formatInfo } from './info.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
@@ -109,8 +110,13 @@ export interface RespServerOptions {
   highWaterMark?: { commands?: number; bytes?: number };
   /** Whether a remote address counts as loopback for protected mode (replaceable for tests). */
   isLoopback?: (remoteAddress: string | undefined) => boolean;
-  /** Hears of refused cross-protocol (HTTP) requests. Default: silent. */
+  /**
+   * Hears of refused connections (too many clients, protected mode, a cross-protocol (HTTP)
+   * request), at most 10 every 10 s, then one line with the count of the rest. Default: silent.
+   */
   logger?: Logger;
+  /** The timer of that rate limit. Default: real timers. */
+  refusalLogClock?: RefusalLogClock;
 }
 
 /** Counters for operators and tests. */
@@ -160,6 +166,10 @@ function defaultMaxClients(): number {
   return soft === undefined ? 10_000 : Math.max(1, Math.min(10_000, Number(soft) - 256));
 }
 
+function clientAddress(socket: net.Socket): string {
+  return socket.remoteAddress === undefined ? 'an unknown address' : formatAddress(socket.remoteAddress, socket.remotePort ?? 0);
+}
+
 const digest = (s: Buffer | string): Buffer => createHash('sha256').update(s).digest();
 
 /** Equal-length digests, so the comparison takes the same time whatever the guess. */
@@ -194,7 +204,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const password = o.requirepass !== undefined && o.requirepass !== '' ? digest(o.requirepass) : null;
   const protectedMode = password === null && (o.protectedMode ?? true);
   const isLoopback = o.isLoopback ?? isLoopbackAddress;
-  const logger = o.logger ?? silentLogger;
+  // A refusal costs the client one connection, so a line for each would let anyone flood the log.
+  const refusals = new RefusalLog(o.logger ?? silentLogger, 'RESP server: refused connections', o.refusalLogClock);
   for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, hwCommands, hwBytes, authTimeoutMs })) {
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`serveResp: ${k} must be a positive integer`);
   }
@@ -249,8 +260,13 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     return userOk && matches ? { reply: OK, ok: true } : { reply: new Error('WRONGPASS invalid username-password pair or user is disabled.'), ok: false };
   };
 
-  const refuse = (socket: net.Socket, why: Error): void => {
+  /** `why` goes to the client, `reason` to the log. */
+  const refuse = (socket: net.Socket, why: Error, reason: string): void => {
     counters.refused++;
+    refusals.warn(
+      { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
+      `RESP server refused a connection from ${clientAddress(socket)}: ${reason}`,
+    );
     refusing.add(socket);
     socket.on('error', () => socket.destroy());
     socket.on('close', () => refusing.delete(socket));
@@ -357,10 +373,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       waiting = [];
       waitingHead = 0;
       counters.refused++;
-      const from = socket.remoteAddress === undefined ? 'an unknown address' : formatAddress(socket.remoteAddress, socket.remotePort ?? 0);
-      logger.warn(
+      refusals.warn(
         { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
-        `RESP server refused a cross-protocol request from ${from}: a 'POST' or 'Host:' command, as an HTTP request (a web page's) sends; connection closed, nothing after it runs`,
+        `RESP server refused a cross-protocol request from ${clientAddress(socket)}: a 'POST' or 'Host:' command, as an HTTP request (a web page's) sends; connection closed, nothing after it runs`,
       );
       socket.destroy();
     };
@@ -475,8 +490,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   };
 
   const server = net.createServer((socket) => {
-    if (protectedMode && !isLoopback(socket.remoteAddress)) return refuse(socket, PROTECTED_MODE_ERROR);
-    if (clients.size >= maxClients) return refuse(socket, new Error('ERR max number of clients reached'));
+    if (protectedMode && !isLoopback(socket.remoteAddress))
+      return refuse(socket, PROTECTED_MODE_ERROR, 'protected mode (no password is set, and only loopback clients are served)');
+    if (clients.size >= maxClients) return refuse(socket, new Error('ERR max number of clients reached'), `${maxClients} clients, the limit, are connected`);
     serve(socket);
   });
 
@@ -501,6 +517,6 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       (closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of [...clients, ...refusing]) s.destroy();
-      })),
+      }).then(() => refusals.flush())),
   };
 }

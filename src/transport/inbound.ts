@@ -43,6 +43,8 @@ export interface InboundConfig {
   /** With mutual TLS: the node ids the peer's certificate names; the hello must claim one of them. */
   certIds?: number[];
   logger: TransportLogger;
+  /** Where what happens to a connection before its peer is authenticated is logged (a stranger's, at a rationed rate). */
+  refusals: Pick<TransportLogger, 'warn'>;
   packer: Packr;
   deliver(m: Message): void;
   refused(err: TransportError): void;
@@ -94,7 +96,7 @@ export class Inbound {
     this.handshakeTimer.unref();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
-      if (!this.closed) this.c.logger.warn({}, `transport: connection from ${this.describe()} failed: ${err.message}`);
+      if (!this.closed) this.log().warn({}, `transport: connection from ${this.describe()} failed: ${err.message}`);
     });
     socket.on('close', () => {
       this.closed = true;
@@ -328,11 +330,16 @@ export class Inbound {
     this.closed = true;
     this.stopTimers();
     this.abandon();
-    this.c.logger.warn({}, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
+    this.log().warn({}, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));
     // Do not wait on a peer that stops reading.
     setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
+  /** A member's connection is logged in full; a stranger can open them faster than anyone reads. */
+  private log(): Pick<TransportLogger, 'warn'> {
+    return this.peer === 0 ? this.c.refusals : this.c.logger;
   }
 
   private describe(): string {

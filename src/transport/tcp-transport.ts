@@ -23,6 +23,7 @@ import { Inbound } from './inbound.js';
 import { Outbound } from './outbound.js';
 import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
 import { silentLogger } from '../logger.js';
+import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
 import { newPacker } from './wire.js';
 import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
@@ -83,6 +84,11 @@ export interface TcpTransportOptions {
    */
   maxHandshakesPerAddress?: number;
   logger?: TransportLogger;
+  /**
+   * The timer of the rate limit on warnings about refused connections (those not yet authenticated):
+   * at most 10 every 10 s, then one line with the count of the rest. Default: real timers.
+   */
+  refusalLogClock?: RefusalLogClock;
   /** Reconnect delays. Default 50 ms doubling to the election timeout, at most 2 s. */
   backoff?: Partial<BackoffOptions>;
   /** Time for a dial, including the TLS handshake and ours. Default 5 s. */
@@ -114,6 +120,8 @@ export class TcpTransport implements Transport {
   private readonly config: OutboundConfig;
   private readonly peerAddresses: Map<number, string>;
   private readonly logger: TransportLogger;
+  /** Where what strangers cause is logged: their connections cost them little, so the lines are rationed. */
+  private readonly refusals: RefusalLog;
   private server: net.Server | undefined;
   private handlers: TransportHandlers | undefined;
   private closed = false;
@@ -161,6 +169,7 @@ export class TcpTransport implements Transport {
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? 5_000;
     this.secrets = secrets;
     this.logger = o.logger ?? silentLogger;
+    this.refusals = new RefusalLog(this.logger, 'transport: refused connections', o.refusalLogClock);
     this.listenAddress = o.listen;
     this.peerAddresses = new Map(Object.entries(o.peers ?? {}).map(([id, a]) => [Number(id), a]));
     this.config = {
@@ -218,13 +227,13 @@ export class TcpTransport implements Transport {
             if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()), release);
             this.connectionsRefused++;
             const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
-            this.logger.warn({}, `transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
+            this.refusals.warn({}, `transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
             s.destroy();
           });
     if (t !== undefined) {
       server.on('tlsClientError', (err, s) => {
         this.connectionsRefused++;
-        this.logger.warn({}, `transport: TLS handshake from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.message}`);
+        this.refusals.warn({}, `transport: TLS handshake from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.message}`);
         // Once this event has a listener, Node no longer closes the socket on its own handshake timeout.
         s.destroy();
       });
@@ -315,6 +324,7 @@ export class TcpTransport implements Transport {
     for (const s of this.sockets) s.destroy();
     const server = this.server;
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.refusals.flush();
   }
 
   /**
@@ -340,7 +350,7 @@ export class TcpTransport implements Transport {
 
   private refuseConnection(s: net.Socket, err: TransportError): void {
     this.connectionsRefused++;
-    this.logger.warn({}, `transport: connection from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.code}: ${err.message}`);
+    this.refusals.warn({}, `transport: connection from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.code}: ${err.message}`);
     s.destroy();
   }
 
@@ -443,6 +453,7 @@ export class TcpTransport implements Transport {
       ...(certIds !== undefined ? { certIds } : {}),
       authenticated: authenticatedOrGone,
       logger: this.logger,
+      refusals: this.refusals,
       packer: this.config.packer,
       deliver: this.config.deliver,
       // Only the driver decides whom this node dials: an announced address is used solely for a

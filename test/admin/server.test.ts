@@ -11,6 +11,8 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { enc, freePorts, tempDir } from '../log/helpers.js';
 import { parsePrometheus } from './prometheus-text.js';
 import { until } from '../transport/helpers.js';
+import { ManualClock } from '../manual-clock.js';
+import { RecordingLogger } from '../recording-logger.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -18,7 +20,7 @@ afterEach(async () => {
 });
 
 async function node(
-  opts: { token?: string; maxConnections?: number; address?: string } = {},
+  opts: { token?: string; maxConnections?: number; address?: string; logger?: RecordingLogger; refusalLogClock?: ManualClock } = {},
 ): Promise<{ log: ReplicatedLog<unknown>; admin: AdminServer; url: string }> {
   const t = tempDir();
   cleanups.push(t.cleanup);
@@ -32,6 +34,8 @@ async function node(
     stateMachine: kv as never,
     maxConnections: opts.maxConnections,
     maxBodyBytes: 1024,
+    logger: opts.logger,
+    refusalLogClock: opts.refusalLogClock,
   });
   cleanups.push(() => admin.close());
   return { log, admin, url: `http://${admin.address}` };
@@ -163,6 +167,38 @@ describe('the admin endpoint', () => {
     expect(Object.keys(log.status().members)).toEqual(['1']);
     const ok = await fetch(`${url}/status`, { headers: { authorization: 'Bearer the-admin-token' } });
     expect(ok.status).toBe(200);
+  });
+
+  it('logs refused requests with the address and code, at most 10 every 10 s and then their count; served ones not at all', async () => {
+    const logger = new RecordingLogger();
+    const clock = new ManualClock();
+    const { admin } = await node({ logger, refusalLogClock: clock });
+    const port = admin.address.split(':').pop()!;
+    expect((await send(admin.address, 'GET', '/status', { host: `127.0.0.1:${port}` })).status).toBe(200);
+    expect(logger.lines).toEqual([]);
+    expect((await send(admin.address, 'GET', '/status', { host: `127.0.0.1:${port}`, origin: 'http://attacker.example' })).status).toBe(403);
+    expect((await send(admin.address, 'GET', '/status', { host: 'rebind.attacker.example' })).status).toBe(403);
+    expect((await send(admin.address, 'POST', '/leader/transfer', { host: `127.0.0.1:${port}`, 'content-type': 'text/plain' }, '{"id":2}')).status).toBe(415);
+    expect(logger.lines.map((l) => [l.level, l.fields.code, l.fields.status])).toEqual([
+      ['warn', 'CROSS_ORIGIN', 403],
+      ['warn', 'HOST_NOT_ALLOWED', 403],
+      ['warn', 'UNSUPPORTED_MEDIA_TYPE', 415],
+    ]);
+    expect(logger.lines[1]!.message).toMatch(
+      /^admin: refused GET \/status from 127\.0\.0\.1:\d+: 403 HOST_NOT_ALLOWED: Host 'rebind\.attacker\.example' is refused/,
+    );
+    expect(logger.lines[2]!.fields).toMatchObject({ remoteAddress: '127.0.0.1' });
+    for (let i = 0; i < 12; i++) {
+      expect((await send(admin.address, 'GET', '/health', { host: `127.0.0.1:${port}`, origin: 'http://attacker.example' })).status).toBe(403);
+    }
+    expect(logger.lines).toHaveLength(10);
+    clock.fire();
+    expect(logger.lines.at(-1)!.fields).toEqual({ suppressed: 5 });
+    expect(logger.lines.at(-1)!.message).toMatch(/^admin: refused requests: 5 more not logged/);
+
+    const withToken = await node({ token: 'the-admin-token', logger, refusalLogClock: clock });
+    expect((await send(withToken.admin.address, 'GET', '/status', { authorization: 'Bearer wrong' })).status).toBe(401);
+    expect(logger.lines.at(-1)!.message).toMatch(/^admin: refused GET \/status from 127\.0\.0\.1:\d+: 401 UNAUTHORIZED/);
   });
 
   it('refuses to listen off loopback without a token', async () => {

@@ -126,6 +126,9 @@ describe('operating a cluster of processes', () => {
 
     for (const n of nodes.slice(0, 3)) start(n, ['--peers', peersOf([1, 2, 3])]);
     await waitFor('three nodes up', () => nodes.slice(0, 3).every((n) => n.out.includes('up: data')), 60_000);
+    // serve hands its logger to the admin endpoint: a refused request is logged, with its reason.
+    expect((await fetch(`http://127.0.0.1:${nodes[0]!.admin}/status`)).status).toBe(401);
+    await waitFor('the refused admin request logged', () => /"msg":"admin: refused GET \/status from 127\.0\.0\.1:\d+: 401 UNAUTHORIZED/.test(nodes[0]!.out));
 
     // raftlog status: three members, every endpoint healthy, a leader (the nodes may still be electing one).
     let status!: Status;

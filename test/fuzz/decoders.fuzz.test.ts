@@ -243,6 +243,7 @@ describe('snapshot chunk reassembly (seeded fuzz)', () => {
         idleTimeoutMs: 60_000,
         secrets: [],
         logger: { warn: () => {}, info: () => {}, error: () => {}, debug: () => {}, child: () => ({}) } as never,
+        refusals: { warn: () => {} },
         packer: p,
         deliver: (m) => got.push(m),
         refused: (e) => {

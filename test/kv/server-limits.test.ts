@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { isLoopbackAddress, serveResp, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { ManualClock } from '../manual-clock.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RespClient } from './resp-client.js';
 
@@ -292,6 +293,27 @@ describe('RESP server limits', () => {
     const warning = logger.lines.find((l) => l.level === 'warn');
     expect(warning?.message).toMatch(/cross-protocol request from 127\.0\.0\.1:\d+/);
     expect(warning?.fields).toMatchObject({ remoteAddress: '127.0.0.1' });
+  });
+
+  it('logs refused connections at a bounded rate: 10, then the count of the rest when the interval ends or the server closes', async () => {
+    const logger = new RecordingLogger();
+    const clock = new ManualClock();
+    const server = await start({ logger, refusalLogClock: clock, isLoopback: () => false }); // protected mode: every client is refused
+    for (let i = 0; i < 12; i++) expect((await sendAndWatch(portOf(server), '')).closed).toBe(true);
+    for (let i = 0; i < 3; i++) await sendAndWatch(portOf(server), 'POST / HTTP/1.1\r\n'); // refused as protected mode too
+    await until(() => server.stats().refused === 15);
+    expect(logger.lines).toHaveLength(10);
+    expect(logger.lines[0]!.message).toMatch(/^RESP server refused a connection from 127\.0\.0\.1:\d+: protected mode/);
+    expect(logger.lines[0]!.fields).toMatchObject({ remoteAddress: '127.0.0.1' });
+    clock.fire();
+    expect(logger.lines.at(-1)!.fields).toEqual({ suppressed: 5 });
+    expect(logger.lines.at(-1)!.message).toMatch(/^RESP server: refused connections: 5 more not logged/);
+    // Cross-protocol requests go through the same limit, and close() logs what is still counted.
+    const loopback = await start({ logger, refusalLogClock: clock });
+    for (let i = 0; i < 12; i++) expect((await sendAndWatch(portOf(loopback), 'POST / HTTP/1.1\r\n')).closed).toBe(true);
+    expect(logger.lines.filter((l) => /cross-protocol/.test(l.message))).toHaveLength(10);
+    await loopback.close();
+    expect(logger.lines.at(-1)!.fields).toEqual({ suppressed: 2 });
   });
 
   it("closes on a 'Host:' line in any case, and before AUTH; 'post' as an argument is only data", async () => {

@@ -10,6 +10,7 @@ import { WIRE_VERSION, decodeFrame, encodeHello, encodeMessage, encodeProof, new
 import { nonce, proof } from '../../src/transport/auth.js';
 import { hostKey } from '../../src/transport/address.js';
 import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
+import { ManualClock } from '../manual-clock.js';
 
 const SECRET = 'correct horse battery staple';
 const open: TcpTransport[] = [];
@@ -241,6 +242,39 @@ describe('liveness and limits', () => {
     for (const bad of [0, -1, 1.5, Number.NaN]) {
       expect(() => new TcpTransport({ ...base, maxHandshakesPerAddress: bad })).toThrow(expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION' }));
     }
+  });
+
+  it("logs strangers' refused connections at a bounded rate, and a member's closed connection in full", async () => {
+    const clock = new ManualClock();
+    const b = await node({ id: 2, refusalLogClock: clock });
+    const warnings = (): string[] => b.log.lines.filter((l) => l.level === 'warn').map((l) => l.message);
+    for (let i = 0; i < 15; i++) {
+      const s = await connect(b.t.address);
+      s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+      await closed(s);
+    }
+    await until(() => b.t.stats().connectionsRefused === 15, 'every stranger refused');
+    expect(warnings()).toHaveLength(10);
+    expect(warnings().every((m) => /^transport: closing connection from unidentified peer at 127\.0\.0\.1:\d+: TRANSPORT_FRAME_TOO_LARGE/.test(m))).toBe(true);
+    clock.fire();
+    expect(b.log.lines.at(-1)!.fields).toEqual({ suppressed: 5 });
+    expect(warnings().at(-1)).toMatch(/^transport: refused connections: 5 more not logged/);
+    // A new interval: a stranger is logged again, and close() logs what is still counted.
+    for (let i = 0; i < 11; i++) {
+      const s = await connect(b.t.address);
+      s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+      await closed(s);
+    }
+    await until(() => b.t.stats().connectionsRefused === 26, 'the next strangers refused');
+    expect(warnings()).toHaveLength(21);
+    // A member's connection closed for what it sent is logged whatever strangers used up.
+    const member = await handshake(b.t.address, 1, 2, SECRET);
+    await until(() => b.t.stats().framesReceived === 2, 'the member authenticated (its hello and proof)');
+    member.write(encodeFrames([encodeMessage(newPacker(), msg(3, 2))]));
+    await closed(member);
+    expect(warnings().at(-1)).toMatch(/^transport: closing connection from peer 1 at .*TRANSPORT_WRONG_NODE/);
+    await b.t.close();
+    expect(b.log.lines.at(-1)!.fields).toEqual({ suppressed: 1 });
   });
 
   it('caps inbound connections overall', async () => {

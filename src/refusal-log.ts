@@ -1,0 +1,72 @@
+// Warnings about refused strangers, at a bounded rate. A refusal costs whoever causes it one
+// connection or request, so a line for each lets a flood of them flood the operator's logs.
+// The first few of an interval are logged as they come, since the reason a misconfigured peer
+// is refused is what an operator needs to see; the rest are counted, and the count is logged
+// once when the interval ends. A leaf module, so that the transport, the RESP server and the
+// admin endpoint share it: it imports nothing, taking the logger's `warn` and a clock's
+// `setTimeout` by their shapes (src/logger.ts's Logger and src/log/clock.ts's Clock have them).
+
+/** The timer it needs, shaped as Clock's: a real one in production, one the test fires by hand. */
+export interface RefusalLogClock {
+  /** Calls fn once after ms; returns a function that cancels it. */
+  setTimeout(fn: () => void, ms: number): () => void;
+}
+
+const realTimers: RefusalLogClock = {
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref(); // a pending count must not keep the process alive
+    return () => clearTimeout(t);
+  },
+};
+
+/**
+ * 10 lines per 10 s: a flood costs at most 11 lines per 10 s (about one a second), while a peer
+ * refused for its configuration (another cluster's id or secret, a certificate for another node),
+ * which redials at most once per election timeout (1 s by default), has nearly every refusal logged.
+ */
+export const REFUSAL_LOG_LINES = 10;
+export const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+export class RefusalLog {
+  private logged = 0;
+  private suppressed = 0;
+  /** Cancels the end of the interval under way; undefined between intervals. */
+  private cancel: (() => void) | undefined;
+
+  /** `subject` starts the line with the count: 'transport: refused connections', say. */
+  constructor(
+    private readonly logger: { warn(fields: Record<string, unknown>, message: string): void },
+    private readonly subject: string,
+    private readonly clock: RefusalLogClock = realTimers,
+  ) {}
+
+  /** One refusal: logged, or counted when the interval has had its lines. */
+  warn(fields: Record<string, unknown>, message: string): void {
+    // The interval starts at the first refusal, so a quiet port holds no timer.
+    this.cancel ??= this.clock.setTimeout(() => this.endInterval(), REFUSAL_LOG_INTERVAL_MS);
+    if (this.logged < REFUSAL_LOG_LINES) {
+      this.logged++;
+      this.logger.warn(fields, message);
+    } else this.suppressed++;
+  }
+
+  /** Logs the count of refusals not logged now, not at the interval's end: for a server's close. */
+  flush(): void {
+    this.cancel?.();
+    this.endInterval();
+  }
+
+  private endInterval(): void {
+    this.cancel = undefined;
+    const n = this.suppressed;
+    this.logged = 0;
+    this.suppressed = 0;
+    if (n > 0) {
+      this.logger.warn(
+        { suppressed: n },
+        `${this.subject}: ${n} more not logged (at most ${REFUSAL_LOG_LINES} are logged every ${REFUSAL_LOG_INTERVAL_MS / 1000} s, then their count)`,
+      );
+    }
+  }
+}
