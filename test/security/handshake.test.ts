@@ -248,24 +248,24 @@ describe('liveness and limits', () => {
     const clock = new ManualClock();
     const b = await node({ id: 2, refusalLogClock: clock });
     const warnings = (): string[] => b.log.lines.filter((l) => l.level === 'warn').map((l) => l.message);
-    for (let i = 0; i < 15; i++) {
-      const s = await connect(b.t.address);
-      s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
-      await closed(s);
-    }
-    await until(() => b.t.stats().connectionsRefused === 15, 'every stranger refused');
+    /** `n` strangers, one after another, each refused for what it sends. */
+    const strangers = async (n: number, what: string): Promise<void> => {
+      const before = b.t.stats().connectionsRefused;
+      for (let i = 0; i < n; i++) {
+        const s = await connect(b.t.address);
+        s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+        await closed(s);
+      }
+      await until(() => b.t.stats().connectionsRefused === before + n, what);
+    };
+    await strangers(15, 'every stranger refused');
     expect(warnings()).toHaveLength(10);
     expect(warnings().every((m) => /^transport: closing connection from unidentified peer at 127\.0\.0\.1:\d+: TRANSPORT_FRAME_TOO_LARGE/.test(m))).toBe(true);
     clock.fire();
     expect(b.log.lines.at(-1)!.fields).toEqual({ suppressed: 5 });
     expect(warnings().at(-1)).toMatch(/^transport: refused connections: 5 more not logged/);
     // A new interval: a stranger is logged again, and close() logs what is still counted.
-    for (let i = 0; i < 11; i++) {
-      const s = await connect(b.t.address);
-      s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
-      await closed(s);
-    }
-    await until(() => b.t.stats().connectionsRefused === 26, 'the next strangers refused');
+    await strangers(11, 'the next strangers refused');
     expect(warnings()).toHaveLength(21);
     // A member's connection closed for what it sent is logged whatever strangers used up.
     const member = await handshake(b.t.address, 1, 2, SECRET);
