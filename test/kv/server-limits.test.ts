@@ -143,6 +143,26 @@ describe('RESP server limits', () => {
     sock.destroy();
   }, 120_000);
 
+  it('holds one copy of a large value however many unread GETs of it are in flight', async () => {
+    // A client that pipelines GETs of one large value and reads nothing: each GET started while the
+    // buffer was under its mark adds a reply, and a reply that copied the value cost its size each.
+    const server = await start({ highWaterMark: { commands: 256 } });
+    const value = Buffer.alloc(1024 * 1024, 'v');
+    const setter = await RespClient.connect(portOf(server));
+    expect(await setter.call('SET', 'huge', value.toString())).toBe('OK');
+    setter.close();
+
+    const before = process.memoryUsage().arrayBuffers;
+    const sock = await rawConnect(portOf(server));
+    const gets = 256;
+    sock.write(Buffer.from('*2\r\n$3\r\nGET\r\n$4\r\nhuge\r\n'.repeat(gets)));
+    // Most replies wait in the socket's buffer; the kernel takes a few MiB of them.
+    await until(() => server.stats().paused > 0 && server.stats().writeBuffered >= (gets / 2) * value.length);
+    const grown = process.memoryUsage().arrayBuffers - before;
+    sock.destroy();
+    expect(grown).toBeLessThan(64 * 1024 * 1024); // 256 copies were 256 MiB
+  });
+
   it('refuses clients past maxClients with a Redis error, and serves again when one leaves', async () => {
     const server = await start({ maxClients: 2 });
     const a = await RespClient.connect(portOf(server));
