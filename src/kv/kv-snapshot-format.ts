@@ -128,7 +128,8 @@ export class ChunkWriter {
 export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (b: Uint8Array) => string): Promise<Map<string, StoredValue>> {
   const map = new Map<string, StoredValue>();
   const r = new ChunkReader(data[Symbol.asyncIterator]());
-  const magic = await r.take(SNAPSHOT_MAGIC.length);
+  // All there is, if shorter: the earlier format's snapshot of an empty map is one byte.
+  const magic = await r.take(SNAPSHOT_MAGIC.length, true);
   if (magic === undefined) return map; // an empty snapshot: an empty map
   if (!magic.equals(SNAPSHOT_MAGIC)) {
     // The earlier format: one msgpack list of [key, value], read whole.
@@ -169,8 +170,8 @@ class ChunkReader {
 
   constructor(private readonly it: AsyncIterator<Uint8Array>) {}
 
-  /** `n` bytes, or undefined at a clean end (no byte of them arrived). */
-  async take(n: number): Promise<Buffer | undefined> {
+  /** `n` bytes, or undefined at a clean end (no byte of them arrived); with `orFewer`, the fewer that came before the end. */
+  async take(n: number, orFewer = false): Promise<Buffer | undefined> {
     if (n === 0) return EMPTY; // an empty key or value, possibly at the very end of a chunk
     while (this.have < n && !this.done) {
       const r = await this.it.next();
@@ -182,7 +183,8 @@ class ChunkReader {
     }
     if (this.have < n) {
       if (this.have === 0) return undefined;
-      throw new KvSnapshotCorruptError('it ends inside an entry');
+      if (!orFewer) throw new KvSnapshotCorruptError('it ends inside an entry');
+      n = this.have;
     }
     const first = this.parts[0]!;
     let out: Buffer;

@@ -102,6 +102,16 @@ describe('KvStateMachine', () => {
     expect(copy.size).toBe(2);
     expect(copy.get(b('b'))?.toString()).toBe('2');
   });
+
+  it('restores an empty map snapshotted in the earlier format, shorter than the magic', async () => {
+    // The earlier snapshot() was pack([...map]): one byte, 0x90, for an empty map.
+    const copy = new KvStateMachine();
+    apply(copy, ['SET', b('gone'), b('1')]);
+    await copy.restore(inChunks(pack([])));
+    expect(copy.size).toBe(0);
+    // Still refused: the first bytes of a current snapshot, cut short inside the magic.
+    await expect(copy.restore(inChunks(Buffer.from('RLKV')))).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT' });
+  });
 });
 
 describe('KvStateMachine snapshot format (RLKV1)', () => {
