@@ -2,6 +2,7 @@
 // the key (latin1, one byte per character), u32 LE value length, the value. The entries
 // are in no particular order and a key may appear more than once; the last one wins.
 // An older format (one msgpack list of [key, value] pairs, no magic) is still read.
+import { constants } from 'node:buffer';
 import { unpack } from 'msgpackr';
 import { CodedError } from '../errors.js';
 import { storeValue, type StoredValue } from './stored-value.js';
@@ -151,7 +152,10 @@ export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (
   for (;;) {
     const kl = await r.take(4);
     if (kl === undefined) break;
-    const k = await r.take(kl.readUInt32LE(0));
+    // A key is kept as a string, which cannot be this long: refused before its bytes are gathered.
+    const keyBytes = kl.readUInt32LE(0);
+    if (keyBytes > constants.MAX_STRING_LENGTH) throw new KvSnapshotCorruptError(`a key of ${keyBytes} bytes, longer than a string can be`);
+    const k = await r.take(keyBytes);
     const vl = await r.take(4);
     const v = vl === undefined ? undefined : await r.take(vl.readUInt32LE(0));
     if (k === undefined || v === undefined) throw new KvSnapshotCorruptError('it ends inside an entry');

@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { KvSnapshotCorruptError } from '../../src/kv/index.js';
@@ -171,6 +172,27 @@ describe('KvStateMachine snapshot format (RLKV1)', () => {
     await sm.restore((async function* () {})());
     expect(sm.size).toBe(0);
   });
+});
+
+it('refuses a key longer than a string can be from its length, before gathering its bytes', async () => {
+  const head = Buffer.alloc(10);
+  Buffer.from('RLKV1\n').copy(head);
+  head.writeUInt32LE(constants.MAX_STRING_LENGTH + 1, 6);
+  const chunk = Buffer.alloc(64 * 1024 * 1024); // the key's bytes, as views of one buffer
+  let pulled = 0;
+  const stream = (async function* () {
+    yield head;
+    for (let left = constants.MAX_STRING_LENGTH + 1; left > 0; left -= chunk.length) {
+      pulled++;
+      yield chunk.subarray(0, Math.min(chunk.length, left));
+    }
+    yield Buffer.alloc(4); // an empty value
+  })();
+  const sm = new KvStateMachine();
+  apply(sm, ['SET', b('kept'), b('1')]);
+  await expect(sm.restore(stream)).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT' });
+  expect(pulled).toBe(0);
+  expect(sm.get(b('kept'))?.toString()).toBe('1');
 });
 
 it('restores empty keys and values wherever the chunks are cut', async () => {
