@@ -10,6 +10,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { getDefaultHighWaterMark } from 'node:stream';
 import { CodedError } from '../errors.js';
 import type { LogMetrics } from '../log/metrics.js';
 import { silentLogger, type Logger } from '../logger.js';
@@ -511,7 +512,10 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     });
   };
 
-  const server = net.createServer((socket) => {
+  // Waiting commands start again at 'drain', which follows only a write that left the socket's
+  // buffer at its own high-water mark (16 KiB by default): with a lower byte mark, a client that
+  // read nothing was paused with its buffer between the two and never served again.
+  const server = net.createServer({ highWaterMark: Math.min(hwBytes, getDefaultHighWaterMark(false)) }, (socket) => {
     if (protectedMode && !isLoopback(socket.remoteAddress))
       return refuse(socket, PROTECTED_MODE_ERROR, 'protected mode (no password is set, and only loopback clients are served)');
     if (clients.size >= maxClients) return refuse(socket, new Error('ERR max number of clients reached'), `${maxClients} clients, the limit, are connected`);

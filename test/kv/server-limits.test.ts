@@ -163,6 +163,26 @@ describe('RESP server limits', () => {
     expect(grown).toBeLessThan(64 * 1024 * 1024); // 256 copies were 256 MiB
   });
 
+  it('serves a paused client again once it reads, with a byte mark below the socket buffer mark of 16 KiB', async () => {
+    // Waiting commands start again at 'drain', which Node emits only after a write that reached
+    // the socket's own mark: the replies must reach it before this server's mark pauses reading.
+    const server = await start({ highWaterMark: { commands: 4, bytes: 1024 } });
+    const value = 'v'.repeat(2000);
+    const setter = await RespClient.connect(portOf(server));
+    expect(await setter.call('SET', 'small-mark', value)).toBe('OK');
+    setter.close();
+
+    const sock = await rawConnect(portOf(server));
+    const gets = 20_000; // 40 MB of replies: past what the kernel holds for a client that does not read
+    sock.write(Buffer.from('*2\r\n$3\r\nGET\r\n$10\r\nsmall-mark\r\n'.repeat(gets)));
+    await until(() => server.stats().paused > 0 && server.stats().writeBuffered >= 1024);
+    let received = 0;
+    sock.on('data', (d: Buffer) => (received += d.length));
+    sock.resume();
+    await until(() => received === gets * (value.length + 9), 20_000);
+    sock.destroy();
+  });
+
   it('refuses clients past maxClients with a Redis error, and serves again when one leaves', async () => {
     const server = await start({ maxClients: 2 });
     const a = await RespClient.connect(portOf(server));
