@@ -12,10 +12,10 @@ import { defer } from '../defer.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
 import type { Clock } from './clock.js';
-import { NotCommittedError } from './errors.js';
+import { InvalidArgumentError, NotCommittedError } from './errors.js';
 import type { Proposals } from './proposals.js';
 import { compactQueue } from './flat-queue.js';
-import { encodeBatches } from './record-batch.js';
+import { encodeBatches, unreadable } from './record-batch.js';
 
 /**
  * The records packed into one entry, at most (a larger record goes alone). Past a few
@@ -132,7 +132,16 @@ export class AppendQueue {
     }
     const seqs = this.seqs;
     const ends: number[] = [];
-    const datas = encodeBatches(this.proposals.origin, seqs, this.payloads, MAX_BATCH_BYTES, ends);
+    let datas;
+    try {
+      datas = encodeBatches(this.proposals.origin, seqs, this.payloads, MAX_BATCH_BYTES, ends);
+    } catch (err) {
+      // Runs from a deferred callback, where a throw would end the process and leave the
+      // turn's appends queued to throw again at every later turn.
+      if (this.dropUnreadable()) this.propose();
+      else this.host.fail(err);
+      return;
+    }
     this.seqs = [];
     this.payloads = [];
     let pos;
@@ -172,6 +181,35 @@ export class AppendQueue {
       h += 3;
     }
     this.batchesHead = compactQueue(b, h);
+  }
+
+  /**
+   * A record is read at the end of its turn, not copied by append(): a caller that
+   * transferred its buffer since (to a worker, say) took its bytes away. That append
+   * fails; the others of the turn are proposed without it. False if none was.
+   */
+  private dropUnreadable(): boolean {
+    const seqs: number[] = [];
+    const payloads: Uint8Array[] = [];
+    const gone: number[] = [];
+    for (let i = 0; i < this.seqs.length; i++) {
+      const p = this.payloads[i]!;
+      if (unreadable(p)) gone.push(this.seqs[i]!);
+      else {
+        seqs.push(this.seqs[i]!);
+        payloads.push(p);
+      }
+    }
+    if (gone.length === 0) return false;
+    this.seqs = seqs;
+    this.payloads = payloads;
+    for (const seq of gone) {
+      this.proposals.fail(
+        seq,
+        new InvalidArgumentError('append(data): the buffer of data was detached (transferred) before the end of the turn, when the record is read'),
+      );
+    }
+    return true;
   }
 
   /** Rejects every append still queued. */

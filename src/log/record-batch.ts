@@ -48,6 +48,22 @@ function writeVarint(out: Uint8Array, at: number, n: number): number {
   return i;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
+/**
+ * A view whose bytes are gone: its buffer was transferred (detached) or shrunk below it.
+ * Its length reads 0, and copying from it throws.
+ */
+export function unreadable(data: Uint8Array): boolean {
+  if (data.length !== 0) return false;
+  try {
+    NO_BYTES.set(data);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** The fixed prefix of every batch a session appends. `session` is 8 random bytes. */
 export function recordOrigin(nodeId: number, session: Uint8Array): Uint8Array {
   if (session.length !== SESSION_BYTES) throw new RangeError(`a session is ${SESSION_BYTES} bytes`);

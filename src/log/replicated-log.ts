@@ -31,7 +31,7 @@ import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
 import { SnapshotRestore } from './snapshot-restore.js';
 import { logMetrics, logStatus, ROLE, type LogStatus, type NodeView } from './status.js';
-import { BatchReader, recordOrigin } from './record-batch.js';
+import { BatchReader, recordOrigin, unreadable } from './record-batch.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -338,13 +338,19 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   // ---- the public API ----
 
-  /** Appends a record; resolves once it is committed, durable and applied on this node. */
+  /**
+   * Appends a record; resolves once it is committed, durable and applied on this node.
+   * `data` is read at the end of this event-loop turn, not copied now: a change made to
+   * it before then is in the record, and a buffer transferred before then fails the
+   * append with INVALID_ARGUMENT.
+   */
   append(data: Uint8Array): Promise<AppendResult<R>> {
     if (!(data instanceof Uint8Array)) return Promise.reject(new InvalidArgumentError('append(data): data must be a Uint8Array'));
     if (this.closed || this.closing) return Promise.reject(this.fatal ?? new ClosedError());
     const o = this.opts;
     const size = data.length; // equals byteLength on a Uint8Array, and unlike it is inlined by the optimizer
     if (size > o.maxRecordBytes) return Promise.reject(new RecordTooLargeError(size, o.maxRecordBytes));
+    if (size === 0 && unreadable(data)) return Promise.reject(new InvalidArgumentError('append(data): the buffer of data is detached (transferred)'));
     if (this.proposals.size >= o.maxPendingAppends) return Promise.reject(new OverloadedError(`${this.proposals.size} appends pending (maxPendingAppends)`));
     if (this.proposals.bytes + size > o.maxPendingBytes) return Promise.reject(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('append'));

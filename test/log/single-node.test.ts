@@ -168,6 +168,31 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await expect(ReplicatedLog.open({ dataDir: dir, id: 2, peers: { 1: '127.0.0.1:1' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it('an append whose buffer is detached fails with INVALID_ARGUMENT; the appends of its turn commit and the node runs on', async () => {
+    const dir = fresh();
+    const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine() });
+    const detached = (u: Uint8Array): void => void structuredClone(u.buffer, { transfer: [u.buffer as ArrayBuffer] });
+    const before = new Uint8Array(8);
+    detached(before);
+    await expect(log.append(before)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // Transferred after the call, before the end of the turn, when the record is read.
+    const first = log.append(enc('first'));
+    const late = new Uint8Array(8).fill(7);
+    const lost = log.append(late);
+    const last = log.append(enc('last'));
+    detached(late);
+    await expect(lost).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await Promise.all([first, last]);
+    await log.append(enc('next turn'));
+    expect(log.status().role).toBe('leader');
+    await log.close();
+    const sm = new RecordingMachine();
+    const again = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm });
+    await again.barrier();
+    expect(sm.applied.map((r) => r.data)).toEqual(['first', 'last', 'next turn']);
+    await again.close();
+  });
+
   it('an open that fails (its port is taken) releases the directory for the next one', async () => {
     const { createServer } = await import('node:net');
     const squatter = createServer();
