@@ -157,6 +157,12 @@ export interface ReplicatedLogOptions<R = unknown> {
 type Check = (v: unknown) => string | null;
 
 const positiveInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 ? null : 'must be a positive integer');
+/**
+ * Node's timers take at most 2^31 - 1 ms; a longer one fires after 1 ms (with a warning),
+ * so a timeout meant to be long would expire at once.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const timerMs: Check = (v) => (positiveInt(v) === null && (v as number) <= MAX_TIMER_MS ? null : `must be a positive integer of at most ${MAX_TIMER_MS} ms`);
 const nonNegativeInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'must be a non-negative integer');
 const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? null : 'must be a non-empty string');
 const oneOf =
@@ -183,10 +189,10 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   snapshotEvery: positiveInt,
   snapshotCatchUpEntries: nonNegativeInt,
   promoteMaxLag: nonNegativeInt,
-  tickMs: positiveInt,
+  tickMs: timerMs,
   electionTicks: positiveInt,
   heartbeatTicks: positiveInt,
-  timeoutMs: positiveInt,
+  timeoutMs: timerMs,
   segmentBytes: positiveInt,
   sync: oneOf('always', 'none'),
   preallocate: oneOf('zeros', 'fallocate', 'none'),

@@ -168,6 +168,22 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await expect(ReplicatedLog.open({ dataDir: dir, id: 2, peers: { 1: '127.0.0.1:1' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it('refuses a tickMs or timeoutMs longer than a Node timer can wait', async () => {
+    const dir = fresh();
+    // Node fires a longer timer after 1 ms: an append waiting for a leader failed at once, "not committed within 2147483648 ms".
+    await expect(ReplicatedLog.open({ dataDir: dir, timeoutMs: 2 ** 31 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/timeoutMs/),
+    });
+    await expect(ReplicatedLog.open({ dataDir: dir, tickMs: 2 ** 31 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/tickMs/),
+    });
+    const log = await ReplicatedLog.open({ dataDir: dir, timeoutMs: 2 ** 31 - 1 });
+    await log.append(enc('fine'));
+    await log.close();
+  });
+
   it('an append whose buffer is detached fails with INVALID_ARGUMENT; the appends of its turn commit and the node runs on', async () => {
     const dir = fresh();
     const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine() });
