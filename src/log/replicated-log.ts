@@ -54,7 +54,7 @@ export type { MembershipChange } from './membership.js';
 export interface LogEvents {
   /** The leader this node knows changed: `id` 0 means none is known now. */
   leader: [{ id: number; term: number }];
-  /** The node stopped after a storage or transport failure, or on a corrupt entry (status().role is then 'fatal'). */
+  /** The node stopped after a storage or transport failure, a state machine's error, or on a corrupt entry (status().role is then 'fatal'). */
   fatal: [{ code: string; message: string }];
 }
 
@@ -66,6 +66,24 @@ const captured: { resolve: (r: never) => void; reject: (e: Error) => void } = { 
 function capture(resolve: (r: never) => void, reject: (e: Error) => void): void {
   captured.resolve = resolve;
   captured.reject = reject;
+}
+
+/**
+ * What the application's state machine threw, so that the node, stopping for it, names
+ * the state machine rather than a storage failure (the operator's first suspect).
+ */
+class StateMachineFailure extends Error {
+  constructor(
+    readonly method: 'apply' | 'snapshot' | 'restore',
+    readonly error: unknown,
+  ) {
+    super(`the state machine's ${method}() failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+/** The application's error marked as its own; raftlog's coded errors (a snapshot's damage read through restore()) pass as they are. */
+function stateMachineFailure(method: StateMachineFailure['method'], err: unknown): unknown {
+  return err instanceof LogError || err instanceof StorageError || err instanceof WalError ? err : new StateMachineFailure(method, err);
 }
 
 /**
@@ -724,7 +742,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         const count = batch.count;
         this.proposals.entryApplied(e.index, e.term, own ? first : -1);
         for (let k = 0; k < count; k++) {
-          const result = this.sm.apply({ index: e.index, term: e.term, offset: k, data: batch.next() });
+          let result: R;
+          try {
+            result = this.sm.apply({ index: e.index, term: e.term, offset: k, data: batch.next() });
+          } catch (err) {
+            throw new StateMachineFailure('apply', err);
+          }
           if (own) this.proposals.applied(first + k, e.index, e.term, k, result);
         }
         // Alone, a node commits by its own write, and no peer's answer is on its way to join
@@ -767,12 +790,35 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const started = performance.now();
     let bytes = 0;
     const counted = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-      for await (const c of chunks) {
-        bytes += c.byteLength;
-        yield c;
+      const it = chunks[Symbol.asyncIterator]();
+      let ended = false;
+      try {
+        for (;;) {
+          let r: IteratorResult<Uint8Array>;
+          try {
+            r = await it.next(); // the state machine's stream: what fails here is the application's
+          } catch (err) {
+            ended = true;
+            throw stateMachineFailure('snapshot', err);
+          }
+          if (r.done === true) {
+            ended = true;
+            return;
+          }
+          bytes += r.value.byteLength;
+          yield r.value;
+        }
+      } finally {
+        if (!ended) await it.return?.(); // as for-await would: a write that failed closes the stream
       }
     };
-    const data = counted(encodeSnapshotData([...this.membership.members], snapshotChunks(this.sm.snapshot())));
+    let source;
+    try {
+      source = this.sm.snapshot();
+    } catch (err) {
+      throw new StateMachineFailure('snapshot', err);
+    }
+    const data = counted(encodeSnapshotData([...this.membership.members], snapshotChunks(source)));
     this.snapshotIndex = index;
     this.sinceSnapshot = 0;
     this.snapshotting = true;
@@ -808,6 +854,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const d = await decodeSnapshotData(this.deps.snapshots.read(snap), `at index ${snap.meta.index}, term ${snap.meta.term}`);
     try {
       await this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+    } catch (err) {
+      throw stateMachineFailure('restore', err);
     } finally {
       await d.app[Symbol.asyncIterator]().return?.(undefined); // closes the file if restore stopped early
     }
@@ -841,7 +889,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    */
   private fail(err: unknown, after?: string): void {
     if (this.closed) return;
-    this.fatal = err instanceof LogCorruptError ? err : new FatalError(err, after);
+    this.fatal =
+      err instanceof LogCorruptError
+        ? err
+        : err instanceof StateMachineFailure
+          ? new FatalError(err.error, `the state machine's ${err.method}() failed`)
+          : new FatalError(err, after);
     this.deps.logger.error({ err: this.fatal, code: this.fatal.code }, `node stopped: ${this.fatal.message}`);
     const f = { code: this.fatal.code, message: this.fatal.message };
     queueMicrotask(() => this.emit('fatal', f));

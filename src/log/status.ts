@@ -10,7 +10,7 @@ import { peerLag, type LogMetrics, type MetricCounters } from './metrics.js';
 
 export interface LogStatus extends Status {
   /**
-   * 'fatal': the node stopped after a storage or transport failure, or on a corrupt entry (see `fatal`); close and reopen it.
+   * 'fatal': the node stopped after a storage or transport failure, a state machine's error, or on a corrupt entry (see `fatal`); close and reopen it.
    * 'closed': close() was called; the figures are those of the moment it stopped.
    */
   role: 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'fatal' | 'closed';

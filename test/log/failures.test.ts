@@ -165,6 +165,52 @@ describe('ReplicatedLog failures', () => {
     await log?.close();
   });
 
+  it('a state machine that throws stops the node, which names the state machine, not its storage; close frees the directory', async () => {
+    const dir = fresh();
+    const cases: Array<[string, (sm: RecordingMachine) => void, RegExp]> = [
+      [
+        'apply',
+        (sm) => {
+          sm.apply = () => {
+            throw new Error('apply refused');
+          };
+        },
+        /state machine's apply\(\) failed: apply refused/,
+      ],
+      [
+        'snapshot',
+        (sm) => {
+          sm.snapshot = () => {
+            throw new Error('snapshot refused');
+          };
+        },
+        /state machine's snapshot\(\) failed: snapshot refused/,
+      ],
+      [
+        'a snapshot stream',
+        (sm) => {
+          sm.snapshot = (() =>
+            (async function* () {
+              yield enc('part');
+              throw new Error('stream broke');
+            })()) as unknown as RecordingMachine['snapshot'];
+        },
+        /state machine's snapshot\(\) failed: stream broke/,
+      ],
+    ];
+    for (const [what, breakIt, message] of cases) {
+      const sm = new RecordingMachine();
+      const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, snapshotEvery: 1 });
+      breakIt(sm);
+      const fatal = new Promise((resolve) => log.once('fatal', resolve));
+      await log.append(enc(what)).catch(() => undefined);
+      await expect(fatal, what).resolves.toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(message) });
+      expect(log.status().fatal, what).toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(message) });
+      await expect(log.append(enc('after'))).rejects.toMatchObject({ code: 'LOG_FATAL' });
+      await log.close(); // the next round opens the same directory
+    }
+  });
+
   it('the library writes nothing to the console', async () => {
     const spies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => vi.spyOn(console, m));
     const dir = fresh();
