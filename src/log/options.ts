@@ -6,6 +6,7 @@ import { createSecureContext } from 'node:tls';
 import type { TlsOptions } from '../transport/tcp-transport.js';
 import { MIN_SECRET_BYTES, type Secret } from '../transport/auth.js';
 import { WAL_DEFAULTS } from '../wal/index.js';
+import { MAX_PAYLOAD } from '../wal/record.js';
 import { InvalidArgumentError } from './errors.js';
 import type { StateMachine } from './state-machine.js';
 
@@ -105,7 +106,8 @@ export interface ReplicatedLogOptions<R = unknown> {
   cacheBytes?: number;
   /**
    * The largest record append() accepts (bytes). The peer frame limit derives from it,
-   * so every record accepted can replicate. Default `DEFAULTS.maxRecordBytes`.
+   * so every record accepted can replicate. At most 1 GiB less 1 MiB (the WAL's largest entry,
+   * less room for a batch's header). Default `DEFAULTS.maxRecordBytes`.
    */
   maxRecordBytes?: number;
   /** Appends in flight on this node beyond which append() rejects at once with OVERLOADED. Default `DEFAULTS.maxPendingAppends`. */
@@ -163,6 +165,16 @@ const positiveInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger
  */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const timerMs: Check = (v) => (positiveInt(v) === null && (v as number) <= MAX_TIMER_MS ? null : `must be a positive integer of at most ${MAX_TIMER_MS} ms`);
+/**
+ * A record goes into the WAL as one entry (with its batch's few header bytes), and the WAL
+ * takes an entry of at most MAX_PAYLOAD: a larger record would be accepted by append() and
+ * then stop the node when written. A MiB is left for the header, with room to spare.
+ */
+const MAX_RECORD_BYTES = MAX_PAYLOAD - 1024 * 1024;
+const recordBytes: Check = (v) =>
+  positiveInt(v) === null && (v as number) <= MAX_RECORD_BYTES
+    ? null
+    : `must be a positive integer of at most ${MAX_RECORD_BYTES} (the WAL's largest entry, less a MiB)`;
 const nonNegativeInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'must be a non-negative integer');
 const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? null : 'must be a non-empty string');
 const oneOf =
@@ -197,7 +209,7 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   sync: oneOf('always', 'none'),
   preallocate: oneOf('zeros', 'fallocate', 'none'),
   cacheBytes: nonNegativeInt,
-  maxRecordBytes: positiveInt,
+  maxRecordBytes: recordBytes,
   maxPendingAppends: positiveInt,
   maxPendingBytes: positiveInt,
   maxSnapshotBytes: positiveInt,

@@ -184,6 +184,17 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await log.close();
   });
 
+  it("refuses a maxRecordBytes over the WAL's largest entry, which would stop the node when such a record was written", async () => {
+    const dir = fresh();
+    await expect(ReplicatedLog.open({ dataDir: dir, maxRecordBytes: 2 ** 30 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/maxRecordBytes/),
+    });
+    const log = await ReplicatedLog.open({ dataDir: dir, maxRecordBytes: 2 ** 30 - 2 ** 20 });
+    await log.append(enc('fine'));
+    await log.close();
+  });
+
   it('an append whose buffer is detached fails with INVALID_ARGUMENT; the appends of its turn commit and the node runs on', async () => {
     const dir = fresh();
     const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine() });
