@@ -66,6 +66,13 @@ export async function* snapshotChunks(source: SnapshotSource): AsyncGenerator<Ui
     yield source;
     return;
   }
+  if (typeof (source as Partial<PromiseLike<unknown>> | null)?.then === 'function') {
+    // The state must be captured at the index being snapshotted, before the next apply, so a
+    // promise of it cannot be waited for. Its rejection is this error's, and is not left to
+    // reject unhandled, which would end the process.
+    (source as unknown as PromiseLike<unknown>).then(undefined, () => undefined);
+    throw new TypeError('snapshot() returned a promise: it must return its state synchronously (a Uint8Array, or a stream of it)');
+  }
   if (source === null || typeof source !== 'object' || typeof (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== 'function') {
     throw new TypeError('snapshot() must return a Uint8Array, a Readable or an AsyncIterable<Uint8Array>');
   }

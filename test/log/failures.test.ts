@@ -2,7 +2,7 @@
 // storage failure stops the node where everyone can see it (status, pending
 // appends), and close() then frees everything so the same process can reopen;
 // an entry that cannot be decoded stops the node instead of being skipped.
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { RECORD_VERSION } from '../../src/log/record-batch.js';
 import type { LogStore, SnapshotMarker } from '../../src/storage/log-store.js';
@@ -197,7 +197,22 @@ describe('ReplicatedLog failures', () => {
         },
         /state machine's snapshot\(\) failed: stream broke/,
       ],
+      [
+        'an async snapshot() that rejects',
+        (sm) => {
+          sm.snapshot = (async () => {
+            await new Promise((r) => setTimeout(r, 10));
+            throw new Error('too late');
+          }) as unknown as RecordingMachine['snapshot'];
+        },
+        /state machine's snapshot\(\) failed: snapshot\(\) returned a promise/,
+      ],
     ];
+    // The application's own promise must not be left to reject unhandled: that ends a process.
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    onTestFinished(() => void process.off('unhandledRejection', onUnhandled));
     for (const [what, breakIt, message] of cases) {
       const sm = new RecordingMachine();
       const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, snapshotEvery: 1 });
@@ -209,6 +224,8 @@ describe('ReplicatedLog failures', () => {
       await expect(log.append(enc('after'))).rejects.toMatchObject({ code: 'LOG_FATAL' });
       await log.close(); // the next round opens the same directory
     }
+    await new Promise((r) => setTimeout(r, 50)); // the async snapshot() has rejected by now
+    expect(unhandled).toEqual([]);
   });
 
   it('the library writes nothing to the console', async () => {
