@@ -888,7 +888,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * @internal
    */
   private fail(err: unknown, after?: string): void {
-    if (this.closed) return;
+    if (this.closed) {
+      // A closed node stops nothing, but what failed while it closed (a snapshot being written,
+      // say) is still said, at debug: closing cuts short what was under way, and that is expected.
+      this.deps.logger.debug({ err }, `after close: ${after ?? 'a failure'}: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
     this.fatal =
       err instanceof LogCorruptError
         ? err

@@ -228,6 +228,25 @@ describe('ReplicatedLog failures', () => {
     expect(unhandled).toEqual([]);
   });
 
+  it('a snapshot that fails once close() has begun is logged, not silently dropped', async () => {
+    const dir = fresh();
+    const sm = new RecordingMachine();
+    const logger = new RecordingLogger();
+    let fail: (err: Error) => void = () => undefined;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    sm.snapshot = (() =>
+      (async function* () {
+        yield enc('part');
+        await failed;
+      })()) as unknown as RecordingMachine['snapshot'];
+    const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, snapshotEvery: 1, logger });
+    await log.append(enc('a'));
+    const closing = log.close();
+    fail(new Error('stream broke while closing'));
+    await closing;
+    await waitFor('the failure to be logged', () => logger.has(/stream broke while closing/));
+  });
+
   it('the library writes nothing to the console', async () => {
     const spies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((m) => vi.spyOn(console, m));
     const dir = fresh();
