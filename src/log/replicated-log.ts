@@ -68,22 +68,19 @@ function capture(resolve: (r: never) => void, reject: (e: Error) => void): void 
   captured.reject = reject;
 }
 
+type StateMachineMethod = 'apply' | 'snapshot' | 'restore';
+
 /**
- * What the application's state machine threw, so that the node, stopping for it, names
- * the state machine rather than a storage failure (the operator's first suspect).
+ * What the application's state machine threw, as what stops the node: named as the state
+ * machine's, not as a storage failure (the operator's first suspect).
  */
-class StateMachineFailure extends Error {
-  constructor(
-    readonly method: 'apply' | 'snapshot' | 'restore',
-    readonly error: unknown,
-  ) {
-    super(`the state machine's ${method}() failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
+function stateMachineFailed(method: StateMachineMethod, err: unknown): FatalError {
+  return new FatalError(err, `the state machine's ${method}() failed`);
 }
 
-/** The application's error marked as its own; raftlog's coded errors (a snapshot's damage read through restore()) pass as they are. */
-function stateMachineFailure(method: StateMachineFailure['method'], err: unknown): unknown {
-  return err instanceof LogError || err instanceof StorageError || err instanceof WalError ? err : new StateMachineFailure(method, err);
+/** As stateMachineFailed, but raftlog's own coded errors (damage to a snapshot it reads) pass as they are. */
+function stateMachineFailure(method: StateMachineMethod, err: unknown): unknown {
+  return err instanceof LogError || err instanceof StorageError || err instanceof WalError ? err : stateMachineFailed(method, err);
 }
 
 /**
@@ -746,7 +743,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
           try {
             result = this.sm.apply({ index: e.index, term: e.term, offset: k, data: batch.next() });
           } catch (err) {
-            throw new StateMachineFailure('apply', err);
+            throw stateMachineFailed('apply', err);
           }
           if (own) this.proposals.applied(first + k, e.index, e.term, k, result);
         }
@@ -816,7 +813,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     try {
       source = this.sm.snapshot();
     } catch (err) {
-      throw new StateMachineFailure('snapshot', err);
+      throw stateMachineFailed('snapshot', err);
     }
     const data = counted(encodeSnapshotData([...this.membership.members], snapshotChunks(source)));
     this.snapshotIndex = index;
@@ -894,12 +891,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.deps.logger.debug({ err }, `after close: ${after ?? 'a failure'}: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    this.fatal =
-      err instanceof LogCorruptError
-        ? err
-        : err instanceof StateMachineFailure
-          ? new FatalError(err.error, `the state machine's ${err.method}() failed`)
-          : new FatalError(err, after);
+    this.fatal = err instanceof LogCorruptError || err instanceof FatalError ? err : new FatalError(err, after);
     this.deps.logger.error({ err: this.fatal, code: this.fatal.code }, `node stopped: ${this.fatal.message}`);
     const f = { code: this.fatal.code, message: this.fatal.message };
     queueMicrotask(() => this.emit('fatal', f));

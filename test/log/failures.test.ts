@@ -228,6 +228,24 @@ describe('ReplicatedLog failures', () => {
     expect(unhandled).toEqual([]);
   });
 
+  it("a state machine's restore() that throws at open fails the open with LOG_FATAL naming restore(), and frees the directory", async () => {
+    const dir = fresh();
+    const first = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine(), snapshotEvery: 1 });
+    await first.append(enc('a'));
+    await waitFor('a snapshot', () => first.status().snapshotIndex > 0);
+    await first.close();
+    const sm = new RecordingMachine();
+    sm.restore = async () => {
+      throw new Error('restore refused');
+    };
+    await expect(ReplicatedLog.open({ dataDir: dir, stateMachine: sm })).rejects.toMatchObject({
+      code: 'LOG_FATAL',
+      message: expect.stringMatching(/state machine's restore\(\) failed: restore refused/),
+    });
+    const again = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine() });
+    await again.close();
+  });
+
   it('a snapshot that fails once close() has begun is logged, not silently dropped', async () => {
     const dir = fresh();
     const sm = new RecordingMachine();
