@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvStateMachine } from '../kv/index.js';
-import { decodeConfChange } from '../raft/confchange.js';
+import { decodeConfChangeEntry } from '../raft/confchange.js';
 import { ConfChangeType, EntryType } from '../raft/types.js';
 import { decodeBatch } from '../log/record-batch.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
@@ -97,9 +97,11 @@ async function forceNewCluster(
           const records = decodeBatch(e.data, e.index);
           records?.payloads.forEach((data, offset) => sm.apply({ index: e.index, term: e.term, offset, data }));
         } else {
-          const cc = decodeConfChange(e.data);
-          if (cc.type === ConfChangeType.RemoveNode) members.delete(cc.nodeId);
-          else if (cc.context !== undefined) members.set(cc.nodeId, new TextDecoder().decode(cc.context));
+          // Either format: a `member replace` or a multi-change request writes format 2.
+          for (const cc of decodeConfChangeEntry(e.data).changes) {
+            if (cc.type === ConfChangeType.RemoveNode) members.delete(cc.nodeId);
+            else if (cc.context !== undefined) members.set(cc.nodeId, new TextDecoder().decode(cc.context));
+          }
         }
         replayed++;
         lo = e.index + 1;

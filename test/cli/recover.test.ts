@@ -50,3 +50,28 @@ it('turns one survivor into a one-member cluster that serves what it held and ta
   await alone.append(set('after', 'recovery'));
   expect(kv.get(Buffer.from('after'))?.toString()).toBe('recovery');
 });
+
+it('recovers a log that holds a change of several members at once (a conf change of format 2)', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never });
+  await log.append(set('before', '1'));
+  await log.changeMembership([
+    { addLearner: 2, address: '127.0.0.1:1' },
+    { addLearner: 3, address: '127.0.0.1:2' },
+  ]);
+  await log.append(set('after', '2'));
+  await log.close();
+
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes']), String(err.mock.calls[0]?.[0])).toBe(0);
+  vi.restoreAllMocks();
+
+  const kv = new KvStateMachine();
+  const alone = await ReplicatedLog.open<unknown>({ dataDir: t.dir, id: 1, stateMachine: kv as never });
+  cleanups.push(() => alone.close());
+  expect(alone.status().conf).toMatchObject({ voters: [1], learners: [] });
+  expect(kv.get(Buffer.from('before'))?.toString()).toBe('1');
+  expect(kv.get(Buffer.from('after'))?.toString()).toBe('2');
+});
