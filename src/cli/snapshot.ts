@@ -121,16 +121,24 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   const ids = peers === undefined ? [id] : Object.keys(peers).map(Number);
   const members: Array<[number, string]> = peers === undefined ? [] : Object.entries(peers).map(([k, v]) => [Number(k), v]);
   const index = read.meta.index;
-  const wal = await Wal.open(join(dataDir, 'wal'));
+  // A restore that fails halfway (a full disk, a file changed since it was checked) takes back
+  // what it made: a WAL it left would refuse the retry with DATA_EXISTS, and start as an empty node.
+  const made = [dataDir, join(dataDir, 'wal'), join(dataDir, 'snapshots')].filter((d) => !existsSync(d));
   try {
-    const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
-    await store.save({
-      meta: { index, term: 1, conf: { voters: ids, learners: [] } },
-      data: encodeSnapshotData(members, readSnapshotFileData(file, read.meta, { followLinks: true })),
-    });
-    await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
-  } finally {
-    await wal.close();
+    const wal = await Wal.open(join(dataDir, 'wal'));
+    try {
+      const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
+      await store.save({
+        meta: { index, term: 1, conf: { voters: ids, learners: [] } },
+        data: encodeSnapshotData(members, readSnapshotFileData(file, read.meta, { followLinks: true })),
+      });
+      await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
+    } finally {
+      await wal.close();
+    }
+  } catch (err) {
+    for (const d of made) await rm(d, { recursive: true, force: true });
+    throw err;
   }
   return index;
 }

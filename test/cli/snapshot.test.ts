@@ -1,0 +1,46 @@
+// `raftlog snapshot restore` in-process: what it leaves when it fails, and what it takes.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it, vi } from 'vitest';
+import { main as snapshot } from '../../src/cli/snapshot.js';
+import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { snapshotChunks } from '../../src/log/state-machine.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
+import { tempDir } from '../log/helpers.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A backup as `snapshot save` writes it: term 0, no members, the state machine's bytes. */
+async function backup(dir: string): Promise<string> {
+  const kv = new KvStateMachine();
+  kv.apply({ index: 1, term: 1, offset: 0, data: encodeCommand(['SET', Buffer.from('k'), Buffer.from('v')]) });
+  const store = await FileSnapshotStore.open(join(dir, 'backup'));
+  await store.save({ meta: { index: 7, term: 0, conf: { voters: [], learners: [] } }, data: snapshotChunks(kv.snapshot()) });
+  return join(dir, 'backup', 'snap-0000000000000007-0.snap');
+}
+
+it('a restore that fails halfway takes back what it made, so the retry succeeds', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const data = join(t.dir, 'data');
+  mkdirSync(data);
+  writeFileSync(join(data, 'snapshots'), 'in the way'); // fails the restore after its WAL is made
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+  expect(existsSync(join(data, 'wal'))).toBe(false);
+
+  rmSync(join(data, 'snapshots'));
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1']), String(err.mock.calls.at(-1)?.[0])).toBe(0);
+  vi.restoreAllMocks();
+  const kv = new KvStateMachine();
+  const log = await ReplicatedLog.open<unknown>({ dataDir: data, stateMachine: kv as never });
+  cleanups.push(() => log.close());
+  expect(kv.get(Buffer.from('k'))?.toString()).toBe('v');
+});
