@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { encodeSnapshotData } from '../log/snapshot-data.js';
+import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
@@ -18,6 +18,7 @@ state machine at a linearizable point (after a barrier) and writes it to FILE, c
 'restore' seeds a NEW node's data directory from such a file: run it once per member of
 the new cluster, with the same --peers on each, then start every node with raftlog serve
 (the same --id, --data and --peers). Without --peers the node is a single-node cluster.
+A snapshot file from a node's DIR/snapshots/ is taken as a backup too.
 A damaged file is refused with SNAPSHOT_CORRUPT; a DIR that already holds a WAL with DATA_EXISTS.`;
 
 export async function main(args: string[]): Promise<number> {
@@ -128,10 +129,12 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
     const wal = await Wal.open(join(dataDir, 'wal'));
     try {
       const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
-      await store.save({
-        meta: { index, term: 1, conf: { voters: ids, learners: [] } },
-        data: encodeSnapshotData(members, readSnapshotFileData(file, read.meta, { followLinks: true })),
-      });
+      const source = readSnapshotFileData(file, read.meta, { followLinks: true });
+      // save writes term 0 and the state machine's bytes alone. A node's own snapshot file (from
+      // its snapshots/, term 1 or more) wraps them with its members: unwrapped, or the new node
+      // would hand its state machine the members' bytes and fail to open.
+      const app = read.meta.term === 0 ? source : (await decodeSnapshotData(source, file)).app;
+      await store.save({ meta: { index, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData(members, app) });
       await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
     } finally {
       await wal.close();

@@ -1,5 +1,5 @@
 // `raftlog snapshot restore` in-process: what it leaves when it fails, and what it takes.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as snapshot } from '../../src/cli/snapshot.js';
@@ -43,4 +43,24 @@ it('a restore that fails halfway takes back what it made, so the retry succeeds'
   const log = await ReplicatedLog.open<unknown>({ dataDir: data, stateMachine: kv as never });
   cleanups.push(() => log.close());
   expect(kv.get(Buffer.from('k'))?.toString()).toBe('v');
+});
+
+it("restores from a node's own snapshot file as from a backup", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const old = await ReplicatedLog.open<unknown>({ dataDir: join(t.dir, 'old'), stateMachine: new KvStateMachine() as never, snapshotEvery: 5 });
+  for (let i = 0; i < 12; i++) await old.append(encodeCommand(['SET', Buffer.from(`k${i}`), Buffer.from(`v${i}`)]));
+  await old.close();
+  const held = readdirSync(join(t.dir, 'old', 'snapshots')).filter((n) => n.endsWith('.snap'));
+  expect(held).toHaveLength(1);
+
+  const data = join(t.dir, 'data');
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', join(t.dir, 'old', 'snapshots', held[0]!), '--data', data, '--id', '1']), String(err.mock.calls[0]?.[0])).toBe(0);
+  vi.restoreAllMocks();
+  const kv = new KvStateMachine();
+  const log = await ReplicatedLog.open<unknown>({ dataDir: data, stateMachine: kv as never });
+  cleanups.push(() => log.close());
+  expect(kv.get(Buffer.from('k0'))?.toString()).toBe('v0');
 });
