@@ -96,6 +96,8 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   if (preallocate !== 'zeros' && preallocate !== 'fallocate' && preallocate !== 'none') throw new UsageError(`--preallocate must be zeros, fallocate or none`);
   const machine = strArg(opts, 'state-machine', 'kv');
   if (machine !== 'kv' && machine !== 'none') throw new UsageError(`--state-machine must be 'kv' or 'none'`);
+  // Without the store there is nothing to serve: the node came up without the port, and its clients were refused.
+  if (machine !== 'kv' && opts.has('resp')) throw new UsageError('--resp serves the key-value store: it needs --state-machine kv');
   const kv = machine === 'kv' ? new KvStateMachine() : null;
   const snapshotEvery = opts.has('snapshot-every') ? intArg(opts, 'snapshot-every') : undefined;
 

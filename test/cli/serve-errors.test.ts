@@ -1,7 +1,7 @@
 // `raftlog serve` failing to start ends with one coded line on stderr and exit 1
 // (2 for bad flags), never a stack trace; and a node with no ports runs until stopped.
 import { execFile, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -88,3 +88,13 @@ it('a single node with no ports runs until told to stop, then stops cleanly', as
   expect(await exited).toBe(0);
   expect(out).toMatch(/"msg":"node 1 stopped"/);
 }, 240_000);
+
+it('--resp with --state-machine none is a usage error, not a node without the port', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const [port] = await freePorts(1);
+  const r = await serve(['--id', '1', '--data', join(t.dir, 'a'), '--state-machine', 'none', '--resp', `127.0.0.1:${port}`]);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/--resp serves the key-value store: it needs --state-machine kv/);
+  expect(existsSync(join(t.dir, 'a'))).toBe(false);
+}, 120_000);
