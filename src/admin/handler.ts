@@ -186,10 +186,13 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
+        if (size > maxBody) return;
         size += c.length;
         if (size > maxBody) {
+          // Not destroyed here: that reset the connection before the 413 went out. The answer
+          // closes the connection instead (see the handler), so the rest is never waited for.
           reject(new HttpError(413, 'TOO_LARGE', `the request body is over ${maxBody} bytes`));
-          req.destroy();
+          chunks.length = 0;
           return;
         }
         chunks.push(c);
@@ -319,7 +322,11 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       const status = err instanceof HttpError ? err.status : statusOf(code);
       const extra = (err as { leader?: unknown }).leader !== undefined ? { leader: (err as { leader: number }).leader } : {};
       if (res.headersSent) res.destroy();
-      else json(res, status, { code, message: (err as Error).message, ...extra });
+      else {
+        // A body too large is not read to its end: the connection closes once the answer is sent.
+        if (code === 'TOO_LARGE') res.setHeader('connection', 'close');
+        json(res, status, { code, message: (err as Error).message, ...extra });
+      }
     });
   };
   return Object.assign(handler, { registry });

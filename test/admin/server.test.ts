@@ -228,6 +228,13 @@ describe('the admin endpoint', () => {
     }
   });
 
+  it('an oversized body sent without a length (chunked) is answered 413, not cut off', async () => {
+    const { admin } = await node();
+    const big = await send(admin.address, 'POST', '/members/add', { ...JSON_TYPE, 'transfer-encoding': 'chunked' }, 'x'.repeat(5000));
+    expect(big.status).toBe(413);
+    expect(big.json).toMatchObject({ code: 'TOO_LARGE' });
+  });
+
   it('several membership changes in one request', async () => {
     const { log, url } = await node();
     const res = await fetch(`${url}/members/change`, {
