@@ -92,6 +92,8 @@ class HttpError extends CodedError {
 function statusOf(code: string): number {
   switch (code) {
     case 'INVALID_ARGUMENT':
+    // A change the configuration cannot take (removing the last voter): the request's fault, and nothing changed.
+    case 'RAFT_INVALID_CONF_CHANGE':
       return 400;
     case 'NOT_LEADER':
     case 'NOT_CAUGHT_UP':

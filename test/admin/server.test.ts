@@ -219,6 +219,9 @@ describe('the admin endpoint', () => {
     expect(badId.status).toBe(400);
     expect(await badId.json()).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((await fetch(`${url}/nothing`)).status).toBe(404);
+    const last = await fetch(`${url}/members/remove`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 1 }) });
+    expect(last.status).toBe(400);
+    expect(await last.json()).toMatchObject({ code: 'RAFT_INVALID_CONF_CHANGE' });
     const promote = await fetch(`${url}/members/promote`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 7 }) });
     expect(promote.status).toBe(400);
     for (const changes of [undefined, {}, [], [{ add: 4 }], [{ remove: 1, promote: 2 }], [{ promote: 9 }]]) {
