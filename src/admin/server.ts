@@ -58,7 +58,15 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   });
   const timeout = o.requestTimeoutMs ?? 10_000;
   const server: Server = createServer(
-    { maxHeaderSize: 16 * 1024, requestTimeout: timeout, headersTimeout: Math.min(timeout, 10_000), keepAliveTimeout: 5_000 },
+    {
+      maxHeaderSize: 16 * 1024,
+      requestTimeout: timeout,
+      headersTimeout: Math.min(timeout, 10_000),
+      keepAliveTimeout: 5_000,
+      // Node looks for requests over their time only this often (30 s by default), so a body
+      // trickled without end was answered 408 up to 30 s late, not at the timeout.
+      connectionsCheckingInterval: Math.min(1_000, timeout),
+    },
     handler,
   );
   server.maxConnections = o.maxConnections ?? 64;

@@ -330,6 +330,29 @@ describe('the admin endpoint', () => {
     });
   });
 
+  it('answers a body trickled without end with 408 once the request timeout has passed, not up to 30 s later', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0', requestTimeoutMs: 1_000 });
+    cleanups.push(() => admin.close());
+    const i = admin.address.lastIndexOf(':');
+    const s = connect(Number(admin.address.slice(i + 1)), admin.address.slice(0, i));
+    cleanups.push(() => void s.destroy());
+    let answer = '';
+    s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    await new Promise((r) => s.once('connect', r));
+    s.write('POST /members/add HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n');
+    const drip = setInterval(() => s.writable && s.write('{'), 100);
+    cleanups.push(() => clearInterval(drip));
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))]);
+    clearInterval(drip);
+    // Answered within 10 s: Node's first check at its default interval comes 30 s after listen.
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
   it('caps connections', async () => {
     const { admin, url } = await node({ maxConnections: 2 });
     const [host, port] = [admin.address.slice(0, admin.address.lastIndexOf(':')), Number(admin.address.slice(admin.address.lastIndexOf(':') + 1))];
