@@ -25,7 +25,9 @@ RISKS, read before --yes:
     never committed (their clients were told the outcome is unknown or failed);
   - records the old cluster committed that never reached this node are lost: pick the
     survivor with the highest last index (raftlog inspect DIR shows it);
-  - the other old members must never be started again with their old data: wipe them.`;
+  - the other old members must never be started again with their old data: wipe them;
+  - --state-machine must be the one the node served with: the log is compacted into a
+    snapshot of it, so with 'none' the records are gone, as at any snapshot of such a node.`;
 
 export async function main(args: string[]): Promise<number> {
   return runCommand('recover', USAGE, args, async (a) => {
