@@ -74,11 +74,33 @@ export class Membership {
   }
 
   addMember(id: number, address: string): Promise<void> {
-    return this.propose({ type: ConfChangeType.AddNode, nodeId: id, context: new TextEncoder().encode(address) });
+    return this.proposeAdd(true, id, address);
   }
 
   addLearner(id: number, address: string): Promise<void> {
-    return this.propose({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: new TextEncoder().encode(address) });
+    return this.proposeAdd(false, id, address);
+  }
+
+  private proposeAdd(voter: boolean, id: number, address: string): Promise<void> {
+    try {
+      this.refuseMove(voter, id, address, voter ? 'addMember' : 'addLearner');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const type = voter ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode;
+    return this.propose({ type, nodeId: id, context: new TextEncoder().encode(address) });
+  }
+
+  /**
+   * Adding a member as what it already is, at another address, would move it there: a
+   * mistyped id would cut a live member off from its peers. A retry at the same address
+   * (of a request whose answer was lost) goes through.
+   */
+  private refuseMove(voter: boolean, id: number, address: string, where: string): void {
+    const at = this.members.get(id);
+    const already = voter ? this.conf.voters.includes(id) : this.conf.learners.includes(id);
+    if (already && at !== undefined && at !== address)
+      throw new InvalidArgumentError(`${where}: node ${id} is already a ${voter ? 'voter' : 'learner'}, at ${at}; to move it, replace it with a new id`);
   }
 
   removeMember(id: number): Promise<void> {
@@ -276,6 +298,7 @@ export class Membership {
       if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} takes no address`);
       const isLearner = this.conf.learners.includes(id);
       const isVoter = this.conf.voters.includes(id);
+      if (kind === 'add' || kind === 'addLearner') this.refuseMove(kind === 'add', id, address as string, `changeMembership: change ${i}`);
       switch (kind) {
         case 'add':
           if (isLearner) promoted.push(id);

@@ -184,6 +184,16 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await log.close();
   });
 
+  it('refuses to add a member as what it already is at another address, which would move it; a retry at its address goes through', async () => {
+    const dir = fresh();
+    const log = await ReplicatedLog.open({ dataDir: dir });
+    await expect(log.addMember(1, '10.0.0.9:7100')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/already a voter/) });
+    await expect(log.changeMembership([{ add: 1, address: '10.0.0.9:7100' }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await log.addMember(1, 'embedded');
+    expect(log.status().members).toEqual({ 1: 'embedded' });
+    await log.close();
+  });
+
   it("refuses a maxRecordBytes over the WAL's largest entry, which would stop the node when such a record was written", async () => {
     const dir = fresh();
     await expect(ReplicatedLog.open({ dataDir: dir, maxRecordBytes: 2 ** 30 })).rejects.toMatchObject({
