@@ -252,13 +252,17 @@ describe('ReplicatedLog failures', () => {
     const logger = new RecordingLogger();
     let fail: (err: Error) => void = () => undefined;
     const failed = new Promise<never>((_, reject) => (fail = reject));
+    failed.catch(() => undefined); // the stream's await handles it; this one only keeps it from counting as unhandled meanwhile
+    let underway = false;
     sm.snapshot = (() =>
       (async function* () {
         yield enc('part');
+        underway = true; // its first chunk was taken: the snapshot is being written
         await failed;
       })()) as unknown as RecordingMachine['snapshot'];
     const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, snapshotEvery: 1, logger });
     await log.append(enc('a'));
+    await waitFor('the snapshot under way', () => underway);
     const closing = log.close();
     fail(new Error('stream broke while closing'));
     await closing;
