@@ -78,8 +78,12 @@ function stateMachineFailed(method: StateMachineMethod, err: unknown): FatalErro
   return new FatalError(err, `the state machine's ${method}() failed`);
 }
 
-/** As stateMachineFailed, but raftlog's own coded errors (damage to a snapshot it reads) pass as they are. */
-function stateMachineFailure(method: StateMachineMethod, err: unknown): unknown {
+/**
+ * Whose failure `err` is, where raftlog's code runs inside the state machine's call (reading
+ * the snapshot it restores) or around its stream: raftlog's own coded errors pass as they
+ * are, anything else is the state machine's.
+ */
+function attribute(method: StateMachineMethod, err: unknown): unknown {
   return err instanceof LogError || err instanceof StorageError || err instanceof WalError ? err : stateMachineFailed(method, err);
 }
 
@@ -796,7 +800,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
             r = await it.next(); // the state machine's stream: what fails here is the application's
           } catch (err) {
             ended = true;
-            throw stateMachineFailure('snapshot', err);
+            throw attribute('snapshot', err);
           }
           if (r.done === true) {
             ended = true;
@@ -852,7 +856,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     try {
       await this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
     } catch (err) {
-      throw stateMachineFailure('restore', err);
+      throw attribute('restore', err);
     } finally {
       await d.app[Symbol.asyncIterator]().return?.(undefined); // closes the file if restore stopped early
     }
