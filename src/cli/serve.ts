@@ -84,6 +84,15 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     if (json) logger.info(fields, message);
     else console.log(message);
   };
+  // A flag that only qualifies another does nothing alone: refused, or the operator would
+  // believe a password or a token guards a port the node never opens.
+  for (const [flag, needs] of [
+    ['admin-token-file', 'admin'],
+    ['requirepass-file', 'resp'],
+    ['max-clients', 'resp'],
+  ] as const) {
+    if (opts.has(flag) && !opts.has(needs)) throw new UsageError(`--${flag} applies to --${needs}, which is not given`);
+  }
   const adminAddress = opts.has('admin') ? strArg(opts, 'admin') : undefined;
   const adminToken = firstLineOf(opts, 'admin-token-file', 'the token');
   if (adminAddress !== undefined) {

@@ -89,7 +89,7 @@ it('a single node with no ports runs until told to stop, then stops cleanly', as
   expect(out).toMatch(/"msg":"node 1 stopped"/);
 }, 240_000);
 
-it('--resp with --state-machine none is a usage error, not a node without the port', async () => {
+it('--resp with --state-machine none, and a flag for a port not given, are usage errors, not a node without the port', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const [port] = await freePorts(1);
@@ -97,4 +97,15 @@ it('--resp with --state-machine none is a usage error, not a node without the po
   expect(r.code).toBe(2);
   expect(r.stderr).toMatch(/--resp serves the key-value store: it needs --state-machine kv/);
   expect(existsSync(join(t.dir, 'a'))).toBe(false);
+  // A flag that qualifies a port not given is refused too, before anything is created.
+  for (const [flag, value, needs] of [
+    ['--admin-token-file', join(t.dir, 'token'), '--admin'],
+    ['--requirepass-file', join(t.dir, 'pass'), '--resp'],
+    ['--max-clients', '10', '--resp'],
+  ]) {
+    const alone = await serve(['--id', '1', '--data', join(t.dir, 'a'), flag!, value!]);
+    expect(alone.code, flag).toBe(2);
+    expect(alone.stderr).toContain(`${flag} applies to ${needs}, which is not given`);
+    expect(existsSync(join(t.dir, 'a'))).toBe(false);
+  }
 }, 120_000);
