@@ -1,6 +1,6 @@
 // `raftlog serve`: one node of a cluster, with the example key-value store
 // served over the Redis protocol.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { DEFAULTS } from '../log/options.js';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
@@ -9,6 +9,7 @@ import { serveAdmin, isLoopback } from '../admin/server.js';
 import { UsageError, firstLineOf, intArg, parseArgs, parsePeers, strArg } from './args.js';
 import { runCommand } from './failure.js';
 import { cliLogger, parseLogOptions } from './logging.js';
+import type { Logger } from '../logger.js';
 
 const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]
                      [--cluster-id ID] [--sync always|none] [--preallocate zeros|fallocate|none]
@@ -93,6 +94,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   ] as const) {
     if (opts.has(flag) && !opts.has(needs)) throw new UsageError(`--${flag} applies to --${needs}, which is not given`);
   }
+  warnIfOthersMayRead(opts, logger);
   const adminAddress = opts.has('admin') ? strArg(opts, 'admin') : undefined;
   const adminToken = firstLineOf(opts, 'admin-token-file', 'the token');
   if (adminAddress !== undefined) {
@@ -224,6 +226,28 @@ function respAccess(opts: Map<string, string | true>): { requirepass?: string; m
 interface PeerCredentials {
   clusterSecret?: string[];
   tls?: { key: Buffer; cert: Buffer; ca: Buffer };
+}
+
+/**
+ * A secret in a file other users may read is theirs too. Only a warning: a secret mounted by
+ * an orchestrator is often mode 0644 inside a container no other user shares, and refusing
+ * it would stop such a node from starting after an upgrade.
+ */
+function warnIfOthersMayRead(opts: Map<string, string | true>, logger: Logger): void {
+  for (const flag of ['cluster-secret-file', 'tls-key', 'requirepass-file', 'admin-token-file']) {
+    if (!opts.has(flag)) continue;
+    const file = strArg(opts, flag);
+    let mode: number;
+    try {
+      mode = statSync(file).mode;
+    } catch {
+      continue; // reading it reports what is wrong, as a usage error
+    }
+    if ((mode & 0o077) !== 0) {
+      const octal = (mode & 0o777).toString(8).padStart(4, '0');
+      logger.warn({ flag, file, mode: octal }, `--${flag} ${file} may be read by other users (mode ${octal}): chmod 600 it`);
+    }
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 // `raftlog serve` failing to start ends with one coded line on stderr and exit 1
 // (2 for bad flags), never a stack trace; and a node with no ports runs until stopped.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -15,17 +15,26 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function serve(args: string[]): Promise<{ code: number; stderr: string }> {
+function serve(args: string[], level = 'silent'): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', MAIN, 'serve', '--log-level', 'silent', ...args],
+      ['--import', 'tsx', MAIN, 'serve', '--log-level', level, ...args],
       { encoding: 'utf8', timeout: 60_000 },
       (err, _out, stderr) => {
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stderr });
       },
     );
   });
+}
+
+/** A loopback port something else listens on, until the test ends. */
+async function takenPort(): Promise<number> {
+  const [port] = await freePorts(1);
+  const busy: Server = createServer();
+  await new Promise<void>((r) => busy.listen(port, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => busy.close(() => r())));
+  return port!;
 }
 
 function oneLine(stderr: string, pattern: RegExp): void {
@@ -37,10 +46,7 @@ function oneLine(stderr: string, pattern: RegExp): void {
 it('bad flags, a data directory that is a file or is locked, ports in use: one line each', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  const [busyPort] = await freePorts(1);
-  const busy: Server = createServer();
-  await new Promise<void>((r) => busy.listen(busyPort, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => busy.close(() => r())));
+  const busyPort = await takenPort();
 
   const notMember = await serve(['--id', '5', '--data', join(t.dir, 'a'), '--peers', '1=127.0.0.1:1,2=127.0.0.1:2', '--insecure']);
   expect(notMember.code).toBe(2);
@@ -108,4 +114,22 @@ it('--resp with --state-machine none, and a flag for a port not given, are usage
     expect(alone.stderr).toContain(`${flag} applies to ${needs}, which is not given`);
     expect(existsSync(join(t.dir, 'a'))).toBe(false);
   }
+}, 120_000);
+
+it('warns of a secret file other users may read, and starts as before', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const busyPort = await takenPort();
+  const pass = join(t.dir, 'pass');
+  writeFileSync(pass, 'a password\n');
+  // The RESP port is taken, so the node stops once it has read its flags: exit 1 either way.
+  const args = ['--id', '1', '--data', join(t.dir, 'a'), '--resp', `127.0.0.1:${busyPort}`, '--requirepass-file', pass];
+  chmodSync(pass, 0o644);
+  const shared = await serve(args, 'warn');
+  expect(shared.code).toBe(1);
+  expect(shared.stderr).toMatch(/--requirepass-file .*pass may be read by other users \(mode 0644\): chmod 600 it/);
+  chmodSync(pass, 0o600);
+  const own = await serve(args, 'warn');
+  expect(own.code).toBe(1);
+  expect(own.stderr).not.toMatch(/may be read by other users/);
 }, 120_000);
