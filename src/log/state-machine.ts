@@ -61,16 +61,23 @@ export class NullStateMachine implements StateMachine<undefined> {
 }
 
 /** A snapshot source as chunks; a Readable in object mode must yield Uint8Arrays too. */
-export async function* snapshotChunks(source: SnapshotSource): AsyncGenerator<Uint8Array> {
+export function snapshotChunks(source: SnapshotSource): AsyncGenerator<Uint8Array> {
+  // A promise is refused when the chunks are first read, which can be turns later (the
+  // store opens its file first): its rejection is handled now, or an async snapshot() that
+  // rejects at once would reject unhandled before then, which ends the process.
+  if (typeof (source as Partial<PromiseLike<unknown>> | null)?.then === 'function')
+    (source as unknown as PromiseLike<unknown>).then(undefined, () => undefined);
+  return chunksOf(source);
+}
+
+async function* chunksOf(source: SnapshotSource): AsyncGenerator<Uint8Array> {
   if (source instanceof Uint8Array) {
     yield source;
     return;
   }
   if (typeof (source as Partial<PromiseLike<unknown>> | null)?.then === 'function') {
     // The state must be captured at the index being snapshotted, before the next apply, so a
-    // promise of it cannot be waited for. Its rejection is this error's, and is not left to
-    // reject unhandled, which would end the process.
-    (source as unknown as PromiseLike<unknown>).then(undefined, () => undefined);
+    // promise of it cannot be waited for.
     throw new TypeError('snapshot() returned a promise: it must return its state synchronously (a Uint8Array, or a stream of it)');
   }
   if (source === null || typeof source !== 'object' || typeof (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== 'function') {

@@ -207,6 +207,16 @@ describe('ReplicatedLog failures', () => {
         },
         /state machine's snapshot\(\) failed: snapshot\(\) returned a promise/,
       ],
+      [
+        // The usual shape, `async snapshot() { ... throw }`: rejected before the store reads a chunk.
+        'an async snapshot() that rejects at once',
+        (sm) => {
+          sm.snapshot = (async () => {
+            throw new Error('at once');
+          }) as unknown as RecordingMachine['snapshot'];
+        },
+        /state machine's snapshot\(\) failed: snapshot\(\) returned a promise/,
+      ],
     ];
     // The application's own promise must not be left to reject unhandled: that ends a process.
     const unhandled: unknown[] = [];
