@@ -39,7 +39,11 @@ export interface AdminHandlerOptions {
   refusalLogClock?: RefusalLogClock;
 }
 
-export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { registry: Registry };
+export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
+  registry: Registry;
+  /** Logs the count of refusals not logged yet, now rather than at the interval's end: for the server's close. */
+  flushRefusals(): void;
+};
 
 const PROGRESS: Record<ProgressStateType, string> = {
   [ProgressStateType.ProgressStateProbe]: 'probe',
@@ -331,5 +335,5 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       }
     });
   };
-  return Object.assign(handler, { registry });
+  return Object.assign(handler, { registry, flushRefusals: () => refusals.flush() });
 }

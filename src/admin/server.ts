@@ -86,6 +86,6 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      }).then(() => handler.flushRefusals()), // a process that exits next would never hear the count
   };
 }
