@@ -107,6 +107,8 @@ export interface TcpTransportStats {
   messagesReceived: number;
   /** Inbound connections closed for a bad handshake, frame or message. */
   connectionsRefused: number;
+  /** Inbound connections in their handshake now, each holding one of the slots. */
+  handshakesInProgress: number;
 }
 
 const MiB = 1024 * 1024;
@@ -312,7 +314,14 @@ export class TcpTransport implements Transport {
     for (const c of this.inbound) framesReceived += c.framesReceived;
     const bytesReceived: Record<number, number> = Object.fromEntries(this.bytesFromClosed);
     for (const c of this.inbound) if (c.peer !== 0) bytesReceived[c.peer] = (bytesReceived[c.peer] ?? 0) + c.bytesReceived;
-    return { peers, framesReceived, bytesReceived, messagesReceived: this.messagesReceived, connectionsRefused: this.connectionsRefused };
+    return {
+      peers,
+      framesReceived,
+      bytesReceived,
+      messagesReceived: this.messagesReceived,
+      connectionsRefused: this.connectionsRefused,
+      handshakesInProgress: this.unauthenticated,
+    };
   }
 
   async close(): Promise<void> {

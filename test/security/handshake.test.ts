@@ -215,17 +215,18 @@ describe('liveness and limits', () => {
     const b = await node({ id: 2, maxUnauthenticatedConnections: 8, handshakeTimeoutMs: 30_000 });
     // Enough from one address to take every slot, as one client reconnecting fast does without the cap.
     const strangers = await Promise.all(Array.from({ length: 8 }, () => connect(b.t.address, '127.0.0.2')));
-    await new Promise((r) => setTimeout(r, 100)); // the server accepts them
+    await until(() => b.t.stats().connectionsRefused === 4, 'the server to refuse four of them');
+    await until(() => strangers.filter((s) => !s.destroyed).length === 4, 'the refused four to see their close');
+    expect(b.t.stats().handshakesInProgress).toBe(4);
     const a = await node({ id: 1, peers: { 2: b.t.address } });
     a.t.send([msg(1, 2, { commit: 7 })]);
-    await until(() => b.rec.messages.length === 1, "the real peer's message", 3_000);
+    await until(() => b.rec.messages.length === 1, "the real peer's message");
     expect(b.rec.messages[0]!.commit).toBe(7);
-    expect(strangers.filter((s) => !s.destroyed)).toHaveLength(4);
     expect(b.t.stats().connectionsRefused).toBe(4);
     expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS: unauthenticated connections from 127.0.0.2 at the limit of 4')).toBe(true);
     // The address's own slots come back as its connections close.
     strangers.find((s) => !s.destroyed)!.destroy();
-    await new Promise((r) => setTimeout(r, 100)); // the server sees the close
+    await until(() => b.t.stats().handshakesInProgress === 3, 'the server to see the close');
     const next = await connect(b.t.address, '127.0.0.2');
     const over = await connect(b.t.address, '127.0.0.2');
     await closed(over);
