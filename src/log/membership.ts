@@ -83,7 +83,7 @@ export class Membership {
 
   private proposeAdd(voter: boolean, id: number, address: string): Promise<void> {
     try {
-      this.refuseMove(voter, id, address, voter ? 'addMember' : 'addLearner');
+      this.refuseMove(id, address, voter ? 'addMember' : 'addLearner');
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -92,15 +92,15 @@ export class Membership {
   }
 
   /**
-   * Adding a member as what it already is, at another address, would move it there: a
-   * mistyped id would cut a live member off from its peers. A retry at the same address
-   * (of a request whose answer was lost) goes through.
+   * Adding a member, as a voter or a learner, at another address than its own would move it
+   * there: a mistyped id would cut a live member off from its peers. A retry at the same
+   * address (of a request whose answer was lost), a promotion or a demotion goes through.
    */
-  private refuseMove(voter: boolean, id: number, address: string, where: string): void {
+  private refuseMove(id: number, address: string, where: string): void {
     const at = this.members.get(id);
-    const already = voter ? this.conf.voters.includes(id) : this.conf.learners.includes(id);
-    if (already && at !== undefined && at !== address)
-      throw new InvalidArgumentError(`${where}: node ${id} is already a ${voter ? 'voter' : 'learner'}, at ${at}; to move it, replace it with a new id`);
+    const role = this.conf.voters.includes(id) ? 'voter' : this.conf.learners.includes(id) ? 'learner' : undefined;
+    if (role !== undefined && at !== undefined && at !== address)
+      throw new InvalidArgumentError(`${where}: node ${id} is already a ${role}, at ${at}; to move it, replace it with a new id`);
   }
 
   removeMember(id: number): Promise<void> {
@@ -298,7 +298,7 @@ export class Membership {
       if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} takes no address`);
       const isLearner = this.conf.learners.includes(id);
       const isVoter = this.conf.voters.includes(id);
-      if (kind === 'add' || kind === 'addLearner') this.refuseMove(kind === 'add', id, address as string, `changeMembership: change ${i}`);
+      if (kind === 'add' || kind === 'addLearner') this.refuseMove(id, address as string, `changeMembership: change ${i}`);
       switch (kind) {
         case 'add':
           if (isLearner) promoted.push(id);

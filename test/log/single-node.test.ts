@@ -189,6 +189,7 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     const log = await ReplicatedLog.open({ dataDir: dir });
     await expect(log.addMember(1, '10.0.0.9:7100')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/already a voter/) });
     await expect(log.changeMembership([{ add: 1, address: '10.0.0.9:7100' }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(log.addLearner(1, '10.0.0.9:7100')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/already a voter/) });
     await log.addMember(1, 'embedded');
     expect(log.status().members).toEqual({ 1: 'embedded' });
     await log.close();
