@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { CodedError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
-import { formatAddress } from '../transport/address.js';
+import { clientAddress } from '../transport/address.js';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { LogStatus, MembershipChange, ReplicatedLog } from '../log/index.js';
 import type { StateMachine } from '../log/state-machine.js';
@@ -298,10 +298,9 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   /** Answers a request refused before anything is read or done for it, and logs why. */
   const refuse = (req: IncomingMessage, res: ServerResponse, err: HttpError): void => {
     const { remoteAddress, remotePort } = req.socket;
-    const from = remoteAddress === undefined ? 'an unknown address' : formatAddress(remoteAddress, remotePort ?? 0);
     refusals.warn(
       { remoteAddress, remotePort, status: err.status, code: err.code },
-      `admin: refused ${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]!.slice(0, 100)} from ${from}: ${err.status} ${err.code}: ${err.message}`,
+      `admin: refused ${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]!.slice(0, 100)} from ${clientAddress(req.socket)}: ${err.status} ${err.code}: ${err.message}`,
     );
     if (err.status === 401) res.setHeader('www-authenticate', 'Bearer');
     fail(res, err);

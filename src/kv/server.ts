@@ -15,7 +15,7 @@ import { CodedError } from '../errors.js';
 import type { LogMetrics } from '../log/metrics.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
-import { formatAddress, parseAddress } from '../transport/address.js';
+import { clientAddress, formatAddress, parseAddress } from '../transport/address.js';
 import { formatInfo } from './info.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
 import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, type Reply } from './resp.js';
@@ -165,10 +165,6 @@ function defaultMaxClients(): number {
   }
   const soft = /^Max open files\s+(\d+)/m.exec(limits)?.[1];
   return soft === undefined ? 10_000 : Math.max(1, Math.min(10_000, Number(soft) - 256));
-}
-
-function clientAddress(socket: net.Socket): string {
-  return socket.remoteAddress === undefined ? 'an unknown address' : formatAddress(socket.remoteAddress, socket.remotePort ?? 0);
 }
 
 const digest = (s: Buffer | string): Buffer => createHash('sha256').update(s).digest();

@@ -17,6 +17,11 @@ export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** Where a connection comes from, for a log line; a socket already reset has no address. */
+export function clientAddress(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
+  return socket.remoteAddress === undefined ? 'an unknown address' : formatAddress(socket.remoteAddress, socket.remotePort ?? 0);
+}
+
 /**
  * One key per client host, for limits counted per address. A listener on '::' sees an IPv4
  * client as '::ffff:a.b.c.d'; it is the same host as 'a.b.c.d', and counts as it.
