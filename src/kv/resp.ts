@@ -2,9 +2,12 @@
 // strings, and the inline form a human types into telnet) and reply encoders.
 //
 // The parser keeps its state between chunks, so every byte is looked at once:
-// a bulk string's bytes go straight into one buffer of its announced length,
-// and only an unfinished header line is kept back (in a growable buffer with a
-// read cursor). Every limit is checked before the memory it guards is taken.
+// a bulk string's bytes go straight into one buffer, and only an unfinished
+// header line is kept back (in a growable buffer with a read cursor). Every
+// limit is checked before the memory it guards is taken, and a bulk string's
+// buffer grows with the bytes that arrive, not with the length its header
+// announces: a header costs the sender a few bytes, and the server would hold
+// megabytes for each one it believed.
 import { CodedError } from '../errors.js';
 
 export type RespErrorCode =
@@ -43,6 +46,8 @@ export const ARG_OVERHEAD = 16;
 /** '*' and '$' header lines: a sign, 15 digits would already be past every limit. */
 const MAX_HEADER_LINE = 32;
 const RETAIN_PENDING = 16 * 1024;
+/** A bulk string's first buffer, unless its bytes already arrived; it grows fourfold from there. */
+const BULK_START = 64 * 1024;
 const CR = 13;
 const LF = 10;
 
@@ -74,6 +79,7 @@ export class RespParser {
   private args: Buffer[] = [];
   private cmdBytes = 0;
   private bulk: Buffer = NO_BULK;
+  private bulkLength = 0; // announced; bulk.length reaches it as the bytes arrive
   private bulkFilled = 0;
   private endSeen = 0; // bytes of a bulk string's trailing \r\n seen
   private failure: RespProtocolError | null = null;
@@ -172,18 +178,20 @@ export class RespParser {
           this.cmdBytes += len + ARG_OVERHEAD;
           if (this.cmdBytes > this.limits.maxCommandBytes)
             throw new RespProtocolError('RESP_COMMAND_TOO_LARGE', `command larger than ${this.limits.maxCommandBytes} bytes`);
-          this.bulk = Buffer.allocUnsafe(len);
+          this.bulk = Buffer.allocUnsafe(Math.min(len, Math.max(BULK_START, end - pos)));
+          this.bulkLength = len;
           this.bulkFilled = 0;
           this.state = State.BulkBody;
           break;
         }
         case State.BulkBody: {
+          if (this.bulkFilled === this.bulk.length) this.growBulk(end - pos);
           const n = Math.min(this.bulk.length - this.bulkFilled, end - pos);
           view.copy(this.bulk, this.bulkFilled, pos, pos + n);
           this.bytesCopied += n;
           this.bulkFilled += n;
           pos += n;
-          if (this.bulkFilled === this.bulk.length) {
+          if (this.bulkFilled === this.bulkLength) {
             this.endSeen = 0;
             this.state = State.BulkEnd;
           }
@@ -208,6 +216,14 @@ export class RespParser {
     this.pStart = this.pEnd = 0;
     this.scanned = 0;
     if (this.pending.length > RETAIN_PENDING) this.pending = Buffer.alloc(0);
+  }
+
+  /** Room for `arriving` more bytes of the bulk string, or four times the room, up to its length: each byte moves at most once more on average. */
+  private growBulk(arriving: number): void {
+    const next = Buffer.allocUnsafe(Math.min(this.bulkLength, Math.max(4 * this.bulk.length, this.bulkFilled + arriving)));
+    this.bulk.copy(next, 0, 0, this.bulkFilled);
+    this.bytesCopied += this.bulkFilled;
+    this.bulk = next;
   }
 
   /** Index of the LF ending the line at `start`, or -1 when it has not arrived (within `max`). */

@@ -4,8 +4,9 @@
 //
 // Every connection is bounded: a client that sends faster than the log answers,
 // or that stops reading its replies, is paused (its socket is not read) until
-// its replies drain; the number of clients, their idle time and the size of a
-// command are capped, and a node without a password serves only loopback. An
+// its replies drain; the number of clients, their idle time, the size of a
+// command and the bytes of unfinished commands over all clients are capped, and
+// a node without a password serves only loopback. An
 // HTTP request (a web page's, sent to this port) closes its connection.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -99,6 +100,13 @@ export interface RespServerOptions {
    * Default 4 MiB - 64 KiB.
    */
   maxBulkBytes?: number;
+  /**
+   * Bytes of unfinished commands that all clients together may hold (read, not yet whole).
+   * Past it, the client holding the most is closed, those that have not authenticated first:
+   * a stranger's bytes never push out a client's that has. Default 256 MiB, or 2 x maxBulkBytes
+   * when that is larger; no less than maxBulkBytes.
+   */
+  maxBufferedBytes?: number;
   /** When set, clients must `AUTH` with it before any other command. */
   requirepass?: string;
   /** With no requirepass, refuse clients from non-loopback addresses. Default true. */
@@ -128,6 +136,10 @@ export interface RespServerStats {
   refused: number;
   /** Connections closed for idleness, or for not authenticating in time. */
   idleClosed: number;
+  /** Connections closed because clients together held more than maxBufferedBytes. */
+  evicted: number;
+  /** Bytes of unfinished commands held now, over all connections. */
+  buffered: number;
   /** Times a connection stopped being read for backpressure. */
   pauses: number;
   /** Connections not being read right now. */
@@ -212,6 +224,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const idleTimeoutMs = o.idleTimeoutMs ?? 300_000;
   const authTimeoutMs = o.authTimeoutMs ?? 10_000;
   const maxBulkBytes = o.maxBulkBytes ?? DEFAULT_RESP_LIMITS.maxBulkBytes;
+  const maxBufferedBytes = o.maxBufferedBytes ?? Math.max(256 * 1024 * 1024, 2 * maxBulkBytes);
   const limits = {
     maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs,
     maxBulkBytes,
@@ -225,14 +238,50 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const isLoopback = o.isLoopback ?? isLoopbackAddress;
   // A refusal costs the client one connection, so a line for each would let anyone flood the log.
   const refusals = new RefusalLog(o.logger ?? silentLogger, 'RESP server: refused connections', o.refusalLogClock);
-  for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, hwCommands, hwBytes, authTimeoutMs })) {
+  for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, maxBufferedBytes, hwCommands, hwBytes, authTimeoutMs })) {
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`serveResp: ${k} must be a positive integer`);
   }
+  if (maxBufferedBytes < maxBulkBytes)
+    throw new RangeError('serveResp: maxBufferedBytes must be at least maxBulkBytes, or no client could send the largest value');
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw new RangeError('serveResp: idleTimeoutMs must be 0 or a positive integer');
 
-  const clients = new Set<net.Socket>();
+  /** What the memory budget needs of each client: its unfinished command bytes, and whether it authenticated. */
+  interface Held {
+    bytes: number;
+    authed: boolean;
+  }
+  const clients = new Map<net.Socket, Held>();
   const refusing = new Set<net.Socket>();
-  const counters = { refused: 0, idleClosed: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
+  const counters = { refused: 0, idleClosed: 0, evicted: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
+  let buffered = 0;
+
+  /**
+   * Closes clients until all hold no more than maxBufferedBytes together: those that have not
+   * authenticated first, then the one holding the most. A scan of every client, but only when
+   * the total passes the budget, and each closes at least one.
+   */
+  const evict = (): void => {
+    while (buffered > maxBufferedBytes) {
+      let victim: net.Socket | undefined;
+      let most: Held | undefined;
+      for (const [s, h] of clients) {
+        if (h.bytes === 0) continue;
+        if (most === undefined || (most.authed && !h.authed) || (most.authed === h.authed && h.bytes > most.bytes)) {
+          victim = s;
+          most = h;
+        }
+      }
+      if (victim === undefined || most === undefined) return; // cannot happen: the total is the sum of these
+      counters.evicted++;
+      refusals.warn(
+        { remoteAddress: victim.remoteAddress, remotePort: victim.remotePort },
+        `RESP server closed the connection from ${clientAddress(victim)}: clients held ${buffered} bytes of unfinished commands, more than maxBufferedBytes (${maxBufferedBytes}), and it held ${most.bytes}${most.authed ? '' : ' before authenticating'}`,
+      );
+      buffered -= most.bytes;
+      most.bytes = 0;
+      victim.destroy();
+    }
+  };
 
   /** A command that does not change the map. */
   const execute = async (name: string, args: Buffer[], lastWrite: Promise<unknown>): Promise<Reply> => {
@@ -293,13 +342,13 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   };
 
   const serve = (socket: net.Socket): void => {
-    clients.add(socket);
+    const held: Held = { bytes: 0, authed: password === null };
+    clients.set(socket, held);
     socket.setNoDelay(true);
-    let authed = password === null;
-    const parser = new RespParser(authed ? limits : UNAUTHENTICATED_LIMITS);
+    const parser = new RespParser(held.authed ? limits : UNAUTHENTICATED_LIMITS);
     // The idle timeout restarts with every byte: a client that trickles a command never
     // reaches it, so before AUTH a deadline counts from the accept.
-    const authDeadline = authed
+    const authDeadline = held.authed
       ? undefined
       : setTimeout(() => {
           counters.idleClosed++;
@@ -415,8 +464,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       }
       if (name === 'AUTH') {
         const r = auth(args);
-        if (r.ok && !authed) {
-          authed = true;
+        if (r.ok && !held.authed) {
+          held.authed = true;
           clearTimeout(authDeadline);
           parser.setLimits(limits);
         }
@@ -424,7 +473,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         flush();
         return;
       }
-      if (!authed) {
+      if (!held.authed) {
         slot.reply = new Error('NOAUTH Authentication required.');
         flush();
         return;
@@ -458,7 +507,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const parse = (chunk: Buffer): void => {
       for (let input = chunk; ; input = EMPTY) {
         let cmds: Buffer[][] = [];
-        const one = !authed;
+        const one = !held.authed;
         try {
           cmds = parser.push(input, one ? 1 : Infinity);
         } catch (err) {
@@ -473,6 +522,13 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     socket.on('data', (chunk: Buffer) => {
       if (ending) return;
       parse(chunk);
+      const bytes = parser.retainedBytes;
+      if (bytes !== held.bytes) {
+        buffered += bytes - held.bytes;
+        held.bytes = bytes;
+        if (buffered > maxBufferedBytes) evict();
+        if (socket.destroyed) return;
+      }
       const err = parser.error;
       if (err !== null && !ending) {
         // The stream can no longer be trusted: answer what came before, then this error, and close.
@@ -503,6 +559,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     socket.on('error', () => socket.destroy()); // the client went away; its pending replies have nowhere to go
     socket.on('close', () => {
       clearTimeout(authDeadline);
+      buffered -= held.bytes;
+      held.bytes = 0;
       clients.delete(socket);
       if (paused) counters.paused--;
     });
@@ -532,13 +590,13 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     address: formatAddress(host, bound.port),
     stats: () => {
       let writeBuffered = 0;
-      for (const s of clients) writeBuffered += s.writableLength;
-      return { clients: clients.size, maxClients, ...counters, writeBuffered };
+      for (const s of clients.keys()) writeBuffered += s.writableLength;
+      return { clients: clients.size, maxClients, ...counters, buffered, writeBuffered };
     },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const s of [...clients, ...refusing]) s.destroy();
+        for (const s of [...clients.keys(), ...refusing]) s.destroy();
       }).then(() => refusals.flush())),
   };
 }

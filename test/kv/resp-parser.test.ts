@@ -30,6 +30,27 @@ describe('RESP parser limits and linearity', () => {
     expect(p.bytesCopied).toBeLessThanOrEqual(2 * size);
   });
 
+  it('holds a bulk string in proportion to the bytes that arrived, not the length its header announces', () => {
+    const size = 4_000_000;
+    const value = Buffer.alloc(size, 7);
+    const p = new RespParser();
+    expect(p.push(Buffer.from(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${size}\r\nab`))).toEqual([]);
+    expect(p.retainedBytes).toBeLessThanOrEqual(64 * 1024 + 16);
+    value.write('ab');
+    const got: Buffer[][] = [];
+    for (let at = 2, chunk = 1000; at < size; at += chunk, chunk *= 2) {
+      got.push(...p.push(value.subarray(at, Math.min(size, at + chunk))));
+      const arrived = Math.min(size, at + chunk);
+      expect(p.retainedBytes).toBeLessThanOrEqual(Math.max(64 * 1024, 4 * arrived) + 16);
+    }
+    expect(got).toEqual([]);
+    const [cmd, ...rest] = p.push(Buffer.from('\r\n'));
+    expect(rest).toEqual([]);
+    expect(str([cmd!.slice(0, 2)])).toEqual([['SET', 'k']]);
+    expect(cmd![2]!.equals(value)).toBe(true);
+    expect(p.retainedBytes).toBe(0);
+  });
+
   it('refuses a 200k-argument command from its header, before reading any argument', () => {
     const n = 200_000;
     const wire = Buffer.concat([Buffer.from(`*${n}\r\n`), Buffer.from('$1\r\na\r\n'.repeat(n))]);

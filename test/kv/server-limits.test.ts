@@ -394,6 +394,53 @@ describe('RESP server limits', () => {
     await d.closed();
   });
 
+  it('holds no more than maxBufferedBytes of unfinished commands over all clients, closing strangers first, then the client holding the most', async () => {
+    const logger = new RecordingLogger();
+    const server = await start({ requirepass: 'pw', maxBulkBytes: 128 * 1024, maxBufferedBytes: 128 * 1024, logger });
+    const a = await RespClient.connect(portOf(server));
+    expect(await a.call('AUTH', 'pw')).toBe('OK');
+    const value = 'v'.repeat(100 * 1024);
+    const setHead = (v: string): string => `*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${v.length}\r\n`;
+    a.raw(setHead(value) + value.slice(0, 90_000));
+    await until(() => server.stats().buffered >= 90_000);
+
+    // Strangers each send most of a 16,000-byte password: past the budget, they are closed, not the client that authenticated.
+    const strangers = await Promise.all(Array.from({ length: 12 }, () => rawConnect(portOf(server))));
+    const strangersClosed = strangers.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
+    for (const s of strangers) {
+      s.on('error', () => undefined);
+      s.write(`*2\r\n$4\r\nAUTH\r\n$16000\r\n${'p'.repeat(15_000)}`);
+    }
+    await until(() => server.stats().evicted >= 4);
+    expect(server.stats().buffered).toBeLessThanOrEqual(128 * 1024);
+    expect(
+      logger.messages.some((m) =>
+        /held \d+ bytes of unfinished commands, more than maxBufferedBytes \(131072\), and it held \d+ before authenticating$/.test(m),
+      ),
+    ).toBe(true);
+    for (const s of strangers) s.destroy();
+    await Promise.all(strangersClosed);
+    const evictedStrangers = server.stats().evicted;
+
+    // Among clients that authenticated, the one holding the most goes: a, not b with its smaller value.
+    const b = await RespClient.connect(portOf(server));
+    expect(await b.call('AUTH', 'pw')).toBe('OK');
+    const small = 'w'.repeat(80_000);
+    b.raw(setHead(small) + small.slice(0, 70_000));
+    await until(() => server.stats().evicted === evictedStrangers + 1);
+    await a.closed();
+    b.raw(small.slice(70_000) + '\r\n');
+    expect(await b.next()).toBe('OK');
+    expect(server.stats().buffered).toBe(0);
+    b.close();
+  });
+
+  it('refuses a maxBufferedBytes below maxBulkBytes', async () => {
+    await expect(serveResp({ log, kv, address: '127.0.0.1:0', maxBulkBytes: 1024, maxBufferedBytes: 1023 })).rejects.toThrow(
+      /maxBufferedBytes must be at least maxBulkBytes/,
+    );
+  });
+
   it('close() closes every client connection and settles', async () => {
     const server = await serveResp({ log, kv, address: '127.0.0.1:0' });
     const a = await RespClient.connect(portOf(server));
