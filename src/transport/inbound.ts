@@ -52,6 +52,8 @@ export interface InboundConfig {
   learned(peer: number, address: string): void;
   /** The handshake completed: the connection now counts as authenticated. */
   authenticated(): void;
+  /** The deletion of an abandoned stream's spool, under way (it never rejects: a failure is logged). */
+  discarding(deleted: Promise<void>): void;
 }
 
 const ANSWER_MAX_BUFFERED = 1024 * 1024;
@@ -63,7 +65,8 @@ interface Assembly {
   total: number;
   /** Bytes accepted in sequence (their write may still be under way). */
   received: number;
-  spool: IncomingSnapshot | undefined;
+  /** Set at the first chunk: the spool being opened, then open. */
+  spool: Promise<IncomingSnapshot> | undefined;
   /** The stream was given up: whatever was spooled is deleted. */
   abandoned: boolean;
 }
@@ -280,19 +283,14 @@ export class Inbound {
     this.socket.pause();
     clearTimeout(this.idleTimer); // a slow disk is not a silent peer
     const run = async (): Promise<void> => {
-      if (first) {
-        const spool = await this.c.snapshots.spool(a.meta, a.total);
-        a.spool = spool;
-        if (a.abandoned) return spool.abort();
-      }
+      if (first) a.spool = this.c.snapshots.spool(a.meta, a.total);
+      // Once abandoned, abandon() deletes the spool.
+      const spool = await a.spool!;
       if (a.abandoned) return;
-      await a.spool!.write(data);
+      await spool.write(data);
       if (!last || a.abandoned) return;
-      const ref = await a.spool!.finish();
-      if (a.abandoned) {
-        await a.spool!.abort();
-        return;
-      }
+      const ref = await spool.finish();
+      if (a.abandoned) return;
       this.assembly = undefined;
       this.c.releaseSnapshot(this.peer, this);
       this.c.deliver({ ...a.message, snapshot: { meta: a.meta, data: ref } });
@@ -313,16 +311,24 @@ export class Inbound {
     );
   }
 
-  /** Gives up the stream under way, if any: its spool is deleted. */
+  /** Gives up the stream under way, if any: its spool is deleted, once open if it is still being opened. */
   private abandon(): void {
     const a = this.assembly;
     if (a === undefined) return;
     this.assembly = undefined;
     a.abandoned = true;
     this.c.releaseSnapshot(this.peer, this);
-    a.spool
-      ?.abort()
-      .catch((err: unknown) => this.c.logger.warn({}, `transport: deleting an abandoned snapshot from peer ${this.peer} failed: ${(err as Error).message}`));
+    const opening = a.spool;
+    if (opening === undefined) return;
+    const discard = async (): Promise<void> => {
+      const spool = await opening.catch(() => undefined); // a spool that failed to open holds nothing
+      await spool?.abort();
+    };
+    this.c.discarding(
+      discard().catch((err: unknown) =>
+        this.c.logger.warn({}, `transport: deleting an abandoned snapshot from peer ${this.peer} failed: ${(err as Error).message}`),
+      ),
+    );
   }
 
   private refuse(err: TransportError): void {

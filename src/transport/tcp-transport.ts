@@ -148,6 +148,8 @@ export class TcpTransport implements Transport {
   private readonly admitted = new Map<string, () => void>();
   /** The connection each peer is sending a snapshot on. */
   private readonly snapshotStreams = new Map<number, Inbound>();
+  /** Deletions of abandoned spools under way: close() waits for them, so the directory is left as it will stay. */
+  private readonly discards = new Set<Promise<void>>();
 
   constructor(private readonly o: TcpTransportOptions) {
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
@@ -333,6 +335,7 @@ export class TcpTransport implements Transport {
     for (const s of this.sockets) s.destroy();
     const server = this.server;
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all(this.discards);
     this.refusals.flush();
   }
 
@@ -474,6 +477,10 @@ export class TcpTransport implements Transport {
       },
       refused: () => {
         this.connectionsRefused++;
+      },
+      discarding: (deleted) => {
+        this.discards.add(deleted);
+        void deleted.then(() => this.discards.delete(deleted));
       },
     });
     this.inbound.add(c);

@@ -254,6 +254,7 @@ describe('snapshot chunk reassembly (seeded fuzz)', () => {
         snapshots: inMemorySnapshots,
         claimSnapshot: () => {},
         releaseSnapshot: () => {},
+        discarding: () => {},
       });
       // An honest handshake, then a stream of chunks: a well-formed one, mutated now and then.
       const frames: Uint8Array[] = [encodeHello(p, 'c', 1, 2), encodeProof(p, new Uint8Array(0))];

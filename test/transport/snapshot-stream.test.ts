@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MessageType, type SnapshotMeta } from '../../src/raft/types.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
+import type { IncomingSnapshot } from '../../src/transport/snapshot-streams.js';
 import { encodeChunk, newPacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until } from './helpers.js';
 import { rawPeer, refusal } from './raw-peer.js';
@@ -184,6 +185,51 @@ describe('snapshot streams', () => {
     await until(() => spools(dir).length === 0, 'the abandoned spool to be deleted');
     expect(readdirSync(dir)).not.toContain(kept);
     expect(b.rec.messages).toEqual([]);
+  });
+
+  it('close() resolves only once the spool of a stream it cut off is deleted', async () => {
+    const dir = tempDir();
+    const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB });
+    // A deletion that takes a while, as on a busy disk.
+    const spool = b.store.spool.bind(b.store);
+    b.store.spool = async (m, size) => {
+      const s = await spool(m, size);
+      return { ...s, abort: () => new Promise<void>((r) => setTimeout(r, 100)).then(() => s.abort()) };
+    };
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await peer.send([encodeChunk(newPacker(), 1, 0, 4 * MiB, new Uint8Array(MiB), snapHeader(5, { index: 9, term: 2, conf }))]);
+    await until(() => spools(dir).length === 1, 'the spool');
+    await b.t.close();
+    expect(spools(dir)).toEqual([]);
+  });
+
+  it('close() waits for a spool still being opened to be deleted once open, and logs a deletion that failed', async () => {
+    const dir = tempDir();
+    let opened: (() => void) | undefined;
+    const snapshots = {
+      open: () => Promise.reject(new Error('not sending')),
+      spool: () =>
+        new Promise<IncomingSnapshot>((resolve) => {
+          opened = () =>
+            resolve({
+              write: async () => undefined,
+              finish: async () => new Uint8Array(0),
+              abort: async () => {
+                throw new Error('disk gone');
+              },
+            });
+        }),
+    };
+    const b = await receiver(dir, { snapshots });
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await peer.send([encodeChunk(newPacker(), 1, 0, 4096, new Uint8Array(1024), snapHeader(5, { index: 9, term: 2, conf }))]);
+    await until(() => opened !== undefined, 'the spool to be asked for');
+    const closing = b.t.close();
+    opened!();
+    await closing;
+    expect(b.log.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
+      'transport: deleting an abandoned snapshot from peer 5 failed: disk gone',
+    );
   });
 
   it('refuses a snapshot stream from a node this transport does not know, before storing a byte', async () => {
