@@ -5,7 +5,7 @@ import type net from 'node:net';
 import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
 import type { Message, SnapshotMeta } from '../raft/types.js';
-import { formatAddress, parseAddress } from './address.js';
+import { clientAddress, formatAddress, parseAddress } from './address.js';
 import {
   AuthFailedError,
   ClusterMismatchError,
@@ -350,6 +350,6 @@ export class Inbound {
 
   private describe(): string {
     const who = this.peer === 0 ? 'unidentified peer' : `peer ${this.peer}`;
-    return `${who} at ${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
+    return `${who} at ${clientAddress(this.socket)}`;
   }
 }

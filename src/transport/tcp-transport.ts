@@ -4,7 +4,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { MessageType, type Message } from '../raft/types.js';
-import { formatAddress, hostKey, parseAddress } from './address.js';
+import { clientAddress, formatAddress, hostKey, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import {
   BadOptionError,
@@ -231,13 +231,13 @@ export class TcpTransport implements Transport {
             if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()), release);
             this.connectionsRefused++;
             const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
-            this.refusals.warn({}, `transport: TLS peer at ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${why}`);
+            this.refusals.warn({}, `transport: TLS peer at ${clientAddress(s)} refused: ${why}`);
             s.destroy();
           });
     if (t !== undefined) {
       server.on('tlsClientError', (err, s) => {
         this.connectionsRefused++;
-        this.refusals.warn({}, `transport: TLS handshake from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.message}`);
+        this.refusals.warn({}, `transport: TLS handshake from ${clientAddress(s)} refused: ${err.message}`);
         // Once this event has a listener, Node no longer closes the socket on its own handshake timeout.
         s.destroy();
       });
@@ -362,7 +362,7 @@ export class TcpTransport implements Transport {
 
   private refuseConnection(s: net.Socket, err: TransportError): void {
     this.connectionsRefused++;
-    this.refusals.warn({}, `transport: connection from ${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'} refused: ${err.code}: ${err.message}`);
+    this.refusals.warn({}, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
     s.destroy();
   }
 

@@ -8,7 +8,7 @@ import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { WIRE_VERSION, decodeFrame, encodeHello, encodeMessage, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
 import { nonce, proof } from '../../src/transport/auth.js';
-import { hostKey } from '../../src/transport/address.js';
+import { hostKey, parseAddress } from '../../src/transport/address.js';
 import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
 import { ManualClock } from '../manual-clock.js';
 
@@ -31,8 +31,8 @@ async function node(o: Partial<TcpTransportOptions> & { id: number }) {
 
 /** `from`: the local address to connect from (any of 127.0.0.0/8 is this host's, so tests have several). */
 function connect(address: string, from?: string): Promise<net.Socket> {
-  const [host, port] = address.split(':');
-  const s = net.connect({ host: host!, port: Number(port), ...(from !== undefined ? { localAddress: from } : {}) });
+  const { host, port } = parseAddress(address);
+  const s = net.connect({ host, port, ...(from !== undefined ? { localAddress: from } : {}) });
   sockets.push(s);
   s.resume(); // consume what the acceptor writes, so its closing is seen
   return new Promise((resolve, reject) => s.once('connect', () => resolve(s)).once('error', reject));
@@ -276,6 +276,20 @@ describe('liveness and limits', () => {
     expect(warnings().at(-1)).toMatch(/^transport: closing connection from peer 1 at .*TRANSPORT_WRONG_NODE/);
     await b.t.close();
     expect(b.log.lines.at(-1)!.fields).toEqual({ suppressed: 1 });
+  });
+
+  it('names an IPv6 client in its refusal lines as [address]:port', async () => {
+    const b = await node({ id: 2, listen: '[::1]:0', maxInboundConnections: 1 });
+    const first = await connect(b.t.address);
+    const second = await connect(b.t.address);
+    await closed(second);
+    first.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    await closed(first);
+    const warnings = b.log.lines.filter((l) => l.level === 'warn').map((l) => l.message);
+    expect(warnings).toEqual([
+      expect.stringMatching(/^transport: connection from \[::1\]:\d+ refused: TRANSPORT_TOO_MANY_CONNECTIONS/),
+      expect.stringMatching(/^transport: closing connection from unidentified peer at \[::1\]:\d+: TRANSPORT_FRAME_TOO_LARGE/),
+    ]);
   });
 
   it('caps inbound connections overall', async () => {
