@@ -255,9 +255,14 @@ export class TcpTransport implements Transport {
     this.server = server;
     const { host, port } = parseAddress(this.o.listen);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new ListenFailedError(this.o.listen, err)));
+      const failed = (err: Error): void => reject(new ListenFailedError(this.o.listen, err));
+      // close() while the address is being bound: the server never listens, nor says so.
+      const closed = (): void => reject(new TransportClosedError());
+      server.once('error', failed);
+      server.once('close', closed);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
+        server.off('close', closed);
         resolve();
       });
     });

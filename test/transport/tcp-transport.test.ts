@@ -681,3 +681,13 @@ describe('TcpTransport', () => {
     await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
   });
 });
+
+describe('TcpTransport.close()', () => {
+  it('makes a start() still binding its port reject with TRANSPORT_CLOSED, dialing no peer', async () => {
+    const t = new TcpTransport({ id: 1, clusterId: 'c1', listen: '127.0.0.1:0', insecure: true, peers: { 2: '127.0.0.1:1' } });
+    const starting = t.start(new Recorder());
+    await t.close();
+    await expect(within('start() to settle', starting)).rejects.toMatchObject({ code: 'TRANSPORT_CLOSED' });
+    expect(t.stats().peers).toEqual({});
+  });
+});
