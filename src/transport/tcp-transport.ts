@@ -127,6 +127,7 @@ export class TcpTransport implements Transport {
   private server: net.Server | undefined;
   private handlers: TransportHandlers | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private listenAddress: string;
   private framesFromClosed = 0;
   private readonly bytesFromClosed = new Map<number, number>();
@@ -331,8 +332,13 @@ export class TcpTransport implements Transport {
     };
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Resolves once every connection is closed and what they left behind deleted: a second call waits as long as the first. */
+  close(): Promise<void> {
+    this.closing ??= this.shut();
+    return this.closing;
+  }
+
+  private async shut(): Promise<void> {
     this.closed = true;
     for (const p of this.outbound.values()) p.close();
     this.outbound.clear();
