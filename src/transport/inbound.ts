@@ -65,8 +65,9 @@ interface Assembly {
   total: number;
   /** Bytes accepted in sequence (their write may still be under way). */
   received: number;
-  /** Set at the first chunk: the spool being opened, then open. */
-  spool: Promise<IncomingSnapshot> | undefined;
+  spool: IncomingSnapshot | undefined;
+  /** The last write of a chunk (with the spool's open before the first, its finish after the last). */
+  writing: Promise<void> | undefined;
   /** The stream was given up: whatever was spooled is deleted. */
   abandoned: boolean;
 }
@@ -263,7 +264,16 @@ export class Inbound {
       if (f.header === undefined) throw new MalformedFrameError('first snapshot chunk has no header');
       this.check(f.header.message);
       if (f.total > this.c.maxSnapshotBytes) throw new SnapshotTooLargeError(f.total, this.c.maxSnapshotBytes);
-      a = { streamId: f.streamId, message: f.header.message, meta: f.header.meta, total: f.total, received: 0, spool: undefined, abandoned: false };
+      a = {
+        streamId: f.streamId,
+        message: f.header.message,
+        meta: f.header.meta,
+        total: f.total,
+        received: 0,
+        spool: undefined,
+        abandoned: false,
+        writing: undefined,
+      };
       this.assembly = a;
       this.c.claimSnapshot(this.peer, this);
     } else if (a === undefined || a.streamId !== f.streamId || a.received !== f.offset || a.total !== f.total || f.header !== undefined) {
@@ -282,20 +292,20 @@ export class Inbound {
     this.writing = true;
     this.socket.pause();
     clearTimeout(this.idleTimer); // a slow disk is not a silent peer
+    // Once abandoned, abandon() deletes the spool.
     const run = async (): Promise<void> => {
-      if (first) a.spool = this.c.snapshots.spool(a.meta, a.total);
-      // Once abandoned, abandon() deletes the spool.
-      const spool = await a.spool!;
+      if (first) a.spool = await this.c.snapshots.spool(a.meta, a.total);
       if (a.abandoned) return;
-      await spool.write(data);
+      await a.spool!.write(data);
       if (!last || a.abandoned) return;
-      const ref = await spool.finish();
+      const ref = await a.spool!.finish();
       if (a.abandoned) return;
       this.assembly = undefined;
       this.c.releaseSnapshot(this.peer, this);
       this.c.deliver({ ...a.message, snapshot: { meta: a.meta, data: ref } });
     };
-    run().then(
+    a.writing = run();
+    a.writing.then(
       () => {
         this.writing = false;
         if (this.closed) return;
@@ -311,18 +321,17 @@ export class Inbound {
     );
   }
 
-  /** Gives up the stream under way, if any: its spool is deleted, once open if it is still being opened. */
+  /** Gives up the stream under way, if any: its spool is deleted once the write under way is over. */
   private abandon(): void {
     const a = this.assembly;
     if (a === undefined) return;
     this.assembly = undefined;
     a.abandoned = true;
     this.c.releaseSnapshot(this.peer, this);
-    const opening = a.spool;
-    if (opening === undefined) return;
     const discard = async (): Promise<void> => {
-      const spool = await opening.catch(() => undefined); // a spool that failed to open holds nothing
-      await spool?.abort();
+      // Never beside a write or a finish: one that ended later could store again what abort() deleted.
+      await a.writing?.catch(() => undefined);
+      await a.spool?.abort();
     };
     this.c.discarding(
       discard().catch((err: unknown) =>

@@ -15,7 +15,7 @@ export interface IncomingSnapshot {
   write(chunk: Uint8Array): Promise<void>;
   /** Checks what arrived; resolves to the `data` the delivered MsgSnap carries. Rejects (having deleted it) on a failed check. */
   finish(): Promise<Uint8Array>;
-  /** Deletes what arrived: the stream was abandoned. */
+  /** Deletes what arrived: the stream was abandoned. Called once no write() or finish() is under way. */
   abort(): Promise<void>;
 }
 

@@ -4,6 +4,7 @@
 // or superseded stream leaves nothing behind and is never delivered.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -233,6 +234,42 @@ describe('snapshot streams', () => {
     expect(b.log.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
       'transport: deleting an abandoned snapshot from peer 5 failed: disk gone',
     );
+  });
+
+  it('deletes a spool cut off mid-write after the write, never beside it', async () => {
+    const dir = tempDir();
+    // A spool that appends each chunk to its file as it comes: a write that outlived the deletion would make the file again.
+    const events: string[] = [];
+    let release: (() => void) | undefined;
+    const snapshots = {
+      open: () => Promise.reject(new Error('not sending')),
+      spool: async (): Promise<IncomingSnapshot> => {
+        const file = join(dir, 'spool-appended.part');
+        return {
+          write: async (chunk) => {
+            events.push('write');
+            await new Promise<void>((r) => (release = r));
+            await appendFile(file, chunk);
+            events.push('written');
+          },
+          finish: async () => Buffer.from(file),
+          abort: async () => {
+            events.push('abort');
+            await rm(file, { force: true });
+          },
+        };
+      },
+    };
+    const b = await receiver(dir, { snapshots });
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await peer.send([encodeChunk(newPacker(), 1, 0, 4096, new Uint8Array(1024), snapHeader(5, { index: 9, term: 2, conf }))]);
+    await until(() => release !== undefined, 'the write to start');
+    const closing = b.t.close();
+    await new Promise((r) => setImmediate(r)); // time for an abort that does not wait to start
+    release!();
+    await closing;
+    expect(events).toEqual(['write', 'written', 'abort']);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('refuses a snapshot stream from a node this transport does not know, before storing a byte', async () => {
