@@ -237,8 +237,11 @@ export class TcpTransport implements Transport {
           });
     if (t !== undefined) {
       server.on('tlsClientError', (err, s) => {
-        this.connectionsRefused++;
-        this.refusals.warn({}, `transport: TLS handshake from ${clientAddress(s)} refused: ${err.message}`);
+        // A handshake close() cut off fails too, once close() has resolved: it was not refused.
+        if (!this.closed) {
+          this.connectionsRefused++;
+          this.refusals.warn({}, `transport: TLS handshake from ${clientAddress(s)} refused: ${err.message}`);
+        }
         // Once this event has a listener, Node no longer closes the socket on its own handshake timeout.
         s.destroy();
       });

@@ -156,6 +156,19 @@ describe('TcpTransport with TLS', () => {
     ]);
   });
 
+  it('neither logs nor counts as refused a connection still in its TLS handshake that close() cuts off', async () => {
+    const b = await node(2, creds('node2'));
+    const [host, port] = b.t.address.split(':');
+    const s = net.connect({ host: host!, port: Number(port) });
+    s.on('error', () => undefined);
+    await until(() => b.t.stats().handshakesInProgress === 1, 'the connection to be admitted');
+    await b.t.close();
+    await until(() => b.t.stats().handshakesInProgress === 0, 'its handshake slot to be given back');
+    expect(b.log.messages).toEqual([]);
+    expect(b.t.stats().connectionsRefused).toBe(0);
+    s.destroy();
+  });
+
   it('does not connect to a server whose certificate another CA signed', async () => {
     const rogue = await node(2, { ...creds('impostor', 'rogue-ca') });
     const a = await node(1, creds('node1'), { 2: rogue.t.address });
