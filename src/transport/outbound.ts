@@ -128,6 +128,8 @@ export class Outbound {
   /** Jobs whose last chunk is written but whose write callback has not run. */
   private finishing = new Set<SnapshotJob>();
   private nextStreamId = 1;
+  /** Snapshot reads under way and sources being closed: close() resolves once they are over, and every source released. */
+  private readonly releasing = new Set<Promise<void>>();
   private lastError: Error | undefined;
   private openedAt = 0;
 
@@ -196,14 +198,21 @@ export class Outbound {
     this.connect();
   }
 
-  close(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    clearTimeout(this.timer);
-    this.socket?.destroy();
-    this.socket = undefined;
-    this.clearQueue();
-    this.failSnapshots();
+  close(): Promise<void> {
+    if (this.state !== 'closed') {
+      this.state = 'closed';
+      clearTimeout(this.timer);
+      this.socket?.destroy();
+      this.socket = undefined;
+      this.clearQueue();
+      this.failSnapshots();
+    }
+    return Promise.all(this.releasing).then(() => undefined);
+  }
+
+  private track(p: Promise<void>): void {
+    this.releasing.add(p);
+    void p.then(() => this.releasing.delete(p));
   }
 
   private clearQueue(): void {
@@ -332,23 +341,25 @@ export class Outbound {
         throw new Error(`the snapshot source does not hold the ${job.size} bytes it announced`);
       job.pending = r.value;
     };
-    next().then(
-      () => {
-        job.reading = false;
-        if (job.reported) return closeSource(job);
-        this.scheduleFlush();
-      },
-      (err: unknown) => {
-        job.reading = false;
-        if (job.reported) return closeSource(job);
-        this.c.logger.warn(
-          {},
-          `transport: snapshot ${job.snapshot.meta.index}/${job.snapshot.meta.term} to peer ${this.peer} not sent: ${(err as Error).message}`,
-        );
-        this.jobs = this.jobs.filter((j) => j !== job);
-        this.report(job, false);
-        this.socket?.destroy(); // the peer holds half a stream: a new connection starts clean
-      },
+    this.track(
+      next().then(
+        () => {
+          job.reading = false;
+          if (job.reported) return closeSource(job);
+          this.scheduleFlush();
+        },
+        (err: unknown) => {
+          job.reading = false;
+          if (job.reported) return closeSource(job);
+          this.c.logger.warn(
+            {},
+            `transport: snapshot ${job.snapshot.meta.index}/${job.snapshot.meta.term} to peer ${this.peer} not sent: ${(err as Error).message}`,
+          );
+          this.jobs = this.jobs.filter((j) => j !== job);
+          this.report(job, false);
+          this.socket?.destroy(); // the peer holds half a stream: a new connection starts clean
+        },
+      ),
     );
     return false;
   }
@@ -377,7 +388,7 @@ export class Outbound {
       return;
     }
     this.jobs.shift();
-    void closeSource(job);
+    this.track(closeSource(job));
     this.finishing.add(job);
     this.write(s, frameChunks([[payload]]), 1, (err) => {
       this.finishing.delete(job);
@@ -402,7 +413,7 @@ export class Outbound {
   private report(job: SnapshotJob, ok: boolean): void {
     if (job.reported) return;
     job.reported = true;
-    if (!job.reading) void closeSource(job);
+    if (!job.reading) this.track(closeSource(job));
     this.c.snapshotStatus(this.peer, ok);
   }
 

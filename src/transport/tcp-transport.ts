@@ -149,8 +149,11 @@ export class TcpTransport implements Transport {
   private readonly admitted = new Map<string, () => void>();
   /** The connection each peer is sending a snapshot on. */
   private readonly snapshotStreams = new Map<number, Inbound>();
-  /** Deletions of abandoned spools under way: close() waits for them, so the directory is left as it will stay. */
-  private readonly discards = new Set<Promise<void>>();
+  /**
+   * Deletions of abandoned spools and releases of the sources of snapshots cut off, under way:
+   * close() waits for them, so the directory is left as it will stay, with no file of it open.
+   */
+  private readonly cleanups = new Set<Promise<void>>();
 
   constructor(private readonly o: TcpTransportOptions) {
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
@@ -314,7 +317,8 @@ export class TcpTransport implements Transport {
   removePeer(id: number): void {
     this.removed.add(id);
     this.peerAddresses.delete(id);
-    this.outbound.get(id)?.close();
+    const peer = this.outbound.get(id);
+    if (peer !== undefined) this.cleanup(peer.close());
     this.outbound.delete(id);
   }
 
@@ -343,13 +347,13 @@ export class TcpTransport implements Transport {
 
   private async shut(): Promise<void> {
     this.closed = true;
-    for (const p of this.outbound.values()) p.close();
+    for (const p of this.outbound.values()) this.cleanup(p.close());
     this.outbound.clear();
     for (const c of this.inbound) c.destroy();
     for (const s of this.sockets) s.destroy();
     const server = this.server;
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
-    await Promise.all(this.discards);
+    await Promise.all(this.cleanups);
     this.refusals.flush();
   }
 
@@ -378,6 +382,11 @@ export class TcpTransport implements Transport {
     this.connectionsRefused++;
     this.refusals.warn({}, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
     s.destroy();
+  }
+
+  private cleanup(p: Promise<void>): void {
+    this.cleanups.add(p);
+    void p.then(() => this.cleanups.delete(p));
   }
 
   private connectPeer(id: number, address: string): void {
@@ -492,10 +501,7 @@ export class TcpTransport implements Transport {
       refused: () => {
         this.connectionsRefused++;
       },
-      discarding: (deleted) => {
-        this.discards.add(deleted);
-        void deleted.then(() => this.discards.delete(deleted));
-      },
+      discarding: (deleted) => this.cleanup(deleted),
     });
     this.inbound.add(c);
     socket.on('close', () => {

@@ -9,6 +9,7 @@ import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { decodeFrame, encodeChallenge, encodeChunk, encodeHello, encodeMessage, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
+import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 
 const open: TcpTransport[] = [];
 afterEach(async () => {
@@ -689,5 +690,43 @@ describe('TcpTransport.close()', () => {
     await t.close();
     await expect(within('start() to settle', starting)).rejects.toMatchObject({ code: 'TRANSPORT_CLOSED' });
     expect(t.stats().peers).toEqual({});
+  });
+
+  it('resolves once the source of a snapshot it cut off is released: mid-stream, mid-read, and for a peer removed before', async () => {
+    for (const what of ['mid-stream', 'mid-read', 'removed']) {
+      const { sink, port, reader } = await stalledPeer(() => undefined);
+      let released = false;
+      let read = 0;
+      let readable: (() => void) | undefined;
+      const snapshots = {
+        ...inMemorySnapshots,
+        // 64 MiB read a MiB at a time, from something that takes a while to let go of (a file, say).
+        open: async () => ({
+          size: 64 * 1024 * 1024,
+          chunks: (async function* () {
+            try {
+              if (what === 'mid-read') await new Promise<void>((r) => (readable = r));
+              for (let i = 0; i < 64; i++, read++) yield new Uint8Array(1024 * 1024);
+            } finally {
+              await new Promise((r) => setTimeout(r, 50));
+              released = true;
+            }
+          })(),
+        }),
+      };
+      const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, snapshots });
+      await until(() => reader() !== undefined, 'the connection');
+      t.send([
+        msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(0) } }),
+      ]);
+      await until(() => read > 0 || readable !== undefined, 'the stream to start');
+      if (what === 'removed') t.removePeer(2);
+      const closing = t.close();
+      readable?.();
+      await closing;
+      expect(released, what).toBe(true);
+      reader()!.destroy();
+      await within('the sink to close', new Promise((r) => sink.close(r)));
+    }
   });
 });
