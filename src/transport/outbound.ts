@@ -210,9 +210,13 @@ export class Outbound {
     return Promise.all(this.releasing).then(() => undefined);
   }
 
+  /** A failure is logged, so close() still resolves and no rejection goes unhandled. */
   private track(p: Promise<void>): void {
-    this.releasing.add(p);
-    void p.then(() => this.releasing.delete(p));
+    const settled = p.catch((err: unknown) =>
+      this.c.logger.warn({}, `transport: releasing a snapshot being sent to peer ${this.peer} failed: ${(err as Error).message}`),
+    );
+    this.releasing.add(settled);
+    void settled.then(() => this.releasing.delete(settled));
   }
 
   private clearQueue(): void {
@@ -573,5 +577,5 @@ async function closeSource(job: SnapshotJob): Promise<void> {
   const src = job.source;
   job.source = undefined;
   job.pending = undefined;
-  await src?.return?.(undefined).catch(() => undefined);
+  await src?.return?.(undefined);
 }

@@ -278,20 +278,6 @@ describe('liveness and limits', () => {
     expect(b.log.lines.at(-1)!.fields).toEqual({ suppressed: 1 });
   });
 
-  it('names an IPv6 client in its refusal lines as [address]:port', async () => {
-    const b = await node({ id: 2, listen: '[::1]:0', maxInboundConnections: 1 });
-    const first = await connect(b.t.address);
-    const second = await connect(b.t.address);
-    await closed(second);
-    first.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
-    await closed(first);
-    const warnings = b.log.lines.filter((l) => l.level === 'warn').map((l) => l.message);
-    expect(warnings).toEqual([
-      expect.stringMatching(/^transport: connection from \[::1\]:\d+ refused: TRANSPORT_TOO_MANY_CONNECTIONS/),
-      expect.stringMatching(/^transport: closing connection from unidentified peer at \[::1\]:\d+: TRANSPORT_FRAME_TOO_LARGE/),
-    ]);
-  });
-
   it('caps inbound connections overall', async () => {
     const b = await node({ id: 2, maxInboundConnections: 1 });
     const first = await connect(b.t.address);

@@ -729,4 +729,34 @@ describe('TcpTransport.close()', () => {
       await within('the sink to close', new Promise((r) => sink.close(r)));
     }
   });
+
+  it('logs a snapshot source that fails to close, and still resolves', async () => {
+    const { sink, port, reader } = await stalledPeer(() => undefined);
+    let read = 0;
+    const snapshots = {
+      ...inMemorySnapshots,
+      open: async () => ({
+        size: 64 * 1024 * 1024,
+        chunks: (async function* () {
+          try {
+            for (let i = 0; i < 64; i++, read++) yield new Uint8Array(1024 * 1024);
+          } finally {
+            throw new Error('EIO: the snapshot file would not close');
+          }
+        })(),
+      }),
+    };
+    const { t, log } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, snapshots });
+    await until(() => reader() !== undefined, 'the connection');
+    t.send([
+      msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(0) } }),
+    ]);
+    await until(() => read > 0, 'the stream to start');
+    await within('close()', t.close());
+    expect(log.messages).toContainEqual(
+      expect.stringMatching(/^transport: releasing a snapshot being sent to peer 2 failed: EIO: the snapshot file would not close/),
+    );
+    reader()!.destroy();
+    await within('the sink to close', new Promise((r) => sink.close(r)));
+  });
 });

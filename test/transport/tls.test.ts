@@ -135,27 +135,6 @@ describe('TcpTransport with TLS', () => {
     s.destroy();
   });
 
-  it('names an IPv6 client in its refusal lines as [address]:port', async () => {
-    const b = await node(2, creds('node2'), {}, { listen: '[::1]:0' });
-    const port = Number(b.t.address.slice(b.t.address.lastIndexOf(':') + 1));
-    // The node's certificate names 127.0.0.1, not ::1: the client takes it as it is, and sends none of its own.
-    const s = tls.connect({ host: '::1', port, rejectUnauthorized: false });
-    s.on('error', () => undefined);
-    s.resume();
-    await until(() => b.log.has('TLS peer at'), 'the first refusal in the log');
-    s.destroy();
-    const plain = net.connect({ host: '::1', port });
-    plain.on('error', () => undefined);
-    plain.resume();
-    plain.write('GET / HTTP/1.1\r\n\r\n');
-    await until(() => b.log.has('TLS handshake from'), 'the second refusal in the log');
-    plain.destroy();
-    expect(b.log.messages).toEqual([
-      expect.stringMatching(/^transport: TLS peer at \[::1\]:\d+ refused: no client certificate/),
-      expect.stringMatching(/^transport: TLS handshake from \[::1\]:\d+ refused: /),
-    ]);
-  });
-
   it('neither logs nor counts as refused a connection still in its TLS handshake that close() cuts off', async () => {
     const b = await node(2, creds('node2'));
     const [host, port] = b.t.address.split(':');

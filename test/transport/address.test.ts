@@ -1,0 +1,32 @@
+// Peer and client addresses as written in options and in log lines: IPv6 hosts in brackets,
+// so the port can be told from the address.
+import { describe, expect, it } from 'vitest';
+import { BadAddressError } from '../../src/transport/errors.js';
+import { clientAddress, formatAddress, hostKey, parseAddress } from '../../src/transport/address.js';
+
+describe('addresses', () => {
+  it.each([
+    ['127.0.0.1:7000', '127.0.0.1', 7000],
+    ['[::1]:7000', '::1', 7000],
+    ['node-2.example:0', 'node-2.example', 0],
+  ])('parses %s and formats it back', (address, host, port) => {
+    expect(parseAddress(address)).toEqual({ host, port });
+    expect(formatAddress(host, port)).toBe(address);
+  });
+
+  it.each(['7000', ':7000', 'host:', 'host:70000', 'host:7a', '[::1]'])('refuses %j', (address) => {
+    expect(() => parseAddress(address)).toThrow(BadAddressError);
+  });
+
+  it('names a client for a log line, an IPv6 one in brackets, one already reset as unknown', () => {
+    expect(clientAddress({ remoteAddress: '10.0.0.7', remotePort: 51234 })).toBe('10.0.0.7:51234');
+    expect(clientAddress({ remoteAddress: '::1', remotePort: 51234 })).toBe('[::1]:51234');
+    expect(clientAddress({ remoteAddress: '::ffff:10.0.0.7', remotePort: 51234 })).toBe('[::ffff:10.0.0.7]:51234');
+    expect(clientAddress({ remoteAddress: undefined, remotePort: undefined })).toBe('an unknown address');
+  });
+
+  it('counts an IPv4-mapped client as its IPv4 host', () => {
+    expect(hostKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(hostKey('::1')).toBe('::1');
+  });
+});
