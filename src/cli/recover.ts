@@ -1,7 +1,7 @@
 // `raftlog recover --force-new-cluster`: when a majority of a cluster is lost for
 // good, one survivor's data becomes a new one-member cluster (etcd's
 // --force-new-cluster). Offline: the node must be stopped.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvStateMachine } from '../kv/index.js';
 import { decodeConfChangeEntry } from '../raft/confchange.js';
@@ -76,9 +76,12 @@ async function forceNewCluster(
   listen: string | undefined,
   sm: StateMachine<unknown>,
 ): Promise<{ index: number; term: number; replayed: number }> {
-  // Wal.open would create an empty WAL: a wrong path must fail, not recover nothing.
-  if (!existsSync(join(dataDir, 'wal'))) throw new CliError('NO_WAL', `${dataDir} has no wal/ directory`);
-  const wal = await Wal.open(join(dataDir, 'wal'));
+  // Wal.open would create a WAL (its LOCK, a preallocated segment) where there is none: a
+  // wrong path, or an empty wal/, is refused before it, so the refusal leaves the directory as it was.
+  const walDir = join(dataDir, 'wal');
+  if (!existsSync(walDir) || !statSync(walDir).isDirectory()) throw new CliError('NO_WAL', `${dataDir} has no wal/ directory`);
+  if (!readdirSync(walDir).some((n) => n.endsWith('.wal'))) throw new CliError('NO_WAL', `${dataDir} holds no log to recover`);
+  const wal = await Wal.open(walDir);
   try {
     if (wal.lastIndex === 0 && wal.snapshot === null) throw new CliError('NO_WAL', `${dataDir} holds no log to recover`);
     const snaps = await FileSnapshotStore.open(join(dataDir, 'snapshots'));

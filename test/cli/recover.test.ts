@@ -1,5 +1,7 @@
 // `raftlog recover --force-new-cluster`: a survivor of a three-node cluster whose
 // other members are gone becomes a one-member cluster with every record it held.
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
 import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
@@ -74,4 +76,16 @@ it('recovers a log that holds a change of several members at once (a conf change
   expect(alone.status().conf).toMatchObject({ voters: [1], learners: [] });
   expect(kv.get(Buffer.from('before'))?.toString()).toBe('1');
   expect(kv.get(Buffer.from('after'))?.toString()).toBe('2');
+});
+
+it('refuses a data directory whose wal/ holds no segments, and leaves it as it found it', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  mkdirSync(join(t.dir, 'wal'));
+  const before = readdirSync(t.dir, { recursive: true }).sort();
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes'])).toBe(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/NO_WAL: .* holds no log to recover/);
+  expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
 });
