@@ -1,6 +1,6 @@
 // `raftlog snapshot save FILE` and `raftlog snapshot restore FILE`: backups of the
 // state machine, and new clusters seeded from them (etcdctl snapshot save/restore).
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -124,7 +124,9 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   const index = read.meta.index;
   // A restore that fails halfway (a full disk, a file changed since it was checked) takes back
   // what it made: a WAL it left would refuse the retry with DATA_EXISTS, and start as an empty node.
-  const made = [dataDir, join(dataDir, 'wal'), join(dataDir, 'snapshots')].filter((d) => !existsSync(d));
+  // What each directory held before is kept: undefined, it did not exist; null, it is not a directory.
+  const dirs = [dataDir, join(dataDir, 'wal'), join(dataDir, 'snapshots')];
+  const held = dirs.map((d) => (!existsSync(d) ? undefined : statSync(d).isDirectory() ? new Set(readdirSync(d)) : null));
   try {
     const wal = await Wal.open(join(dataDir, 'wal'));
     try {
@@ -140,7 +142,11 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
       await wal.close();
     }
   } catch (err) {
-    for (const d of made) await rm(d, { recursive: true, force: true });
+    for (const [k, d] of dirs.entries()) {
+      const had = held[k];
+      if (had === undefined) await rm(d, { recursive: true, force: true });
+      else if (had !== null) for (const n of readdirSync(d)) if (!had.has(n)) await rm(join(d, n), { recursive: true, force: true });
+    }
     throw err;
   }
   return index;

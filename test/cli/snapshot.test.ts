@@ -45,6 +45,24 @@ it('a restore that fails halfway takes back what it made, so the retry succeeds'
   expect(kv.get(Buffer.from('k'))?.toString()).toBe('v');
 });
 
+it('a restore that fails halfway into an empty wal/ that was there empties it again, and removes nothing that was there', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const data = join(t.dir, 'data');
+  mkdirSync(join(data, 'wal'), { recursive: true });
+  writeFileSync(join(data, 'notes'), 'the operator keeps this');
+  writeFileSync(join(data, 'snapshots'), 'in the way'); // fails the restore after its WAL is made
+  const before = readdirSync(data, { recursive: true }).sort();
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+  expect(readdirSync(data, { recursive: true }).sort()).toEqual(before);
+
+  rmSync(join(data, 'snapshots'));
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1']), String(err.mock.calls.at(-1)?.[0])).toBe(0);
+});
+
 it("restores from a node's own snapshot file as from a backup", async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
