@@ -49,7 +49,18 @@ export async function request(
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unreachable);
   }
-  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+  try {
+    return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+  } catch (err) {
+    throw connectionLost(endpoint, err);
+  }
+}
+
+/** The endpoint began to answer and its connection broke (or the time ran out) before the answer was whole. */
+export function connectionLost(endpoint: string, err: unknown): CliError {
+  const e = err as { code?: unknown; message?: string; cause?: { message?: string } };
+  const why = e.cause?.message ?? (typeof e.code === 'string' ? e.code : e.message);
+  return new CliError('ADMIN_CONNECTION_LOST', `${endpoint}: the connection closed before the answer was complete (${why})`);
 }
 
 /** The JSON answer of a request that must succeed; a refusal becomes the endpoint's coded error. */

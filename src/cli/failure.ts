@@ -27,6 +27,7 @@ const HINTS: Record<string, string> = {
   TIMEOUT: 'the cluster did not answer in time: check `raftlog status`, then retry',
   UNAUTHORIZED: 'give the admin token: --admin-token-file FILE',
   ADMIN_UNREACHABLE: 'check --admin HOST:PORT and that the node runs with --admin',
+  ADMIN_CONNECTION_LOST: 'the node may have stopped or restarted: check `raftlog status`, then retry',
   SNAPSHOT_CORRUPT: 'the file is damaged: take another backup with `raftlog snapshot save`',
   SNAPSHOT_VERSION: 'the file was written by another version of raftlog',
   DATA_EXISTS: 'restore into an empty or new directory',

@@ -8,7 +8,7 @@ import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js'
 import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
-import { ADMIN_FLAGS, adminTarget } from './admin-client.js';
+import { ADMIN_FLAGS, adminTarget, connectionLost } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog snapshot save FILE --admin HOST:PORT [--admin-token-file FILE] [--json]
@@ -59,7 +59,11 @@ async function save(endpoint: string, token: string | undefined, file: string): 
   if (res.statusCode !== 200) {
     const parts: Buffer[] = [];
     let size = 0;
-    for await (const chunk of res as AsyncIterable<Buffer>) if ((size += chunk.length) <= 64 * 1024) parts.push(chunk); // an error answer is small
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) if ((size += chunk.length) <= 64 * 1024) parts.push(chunk); // an error answer is small
+    } catch (err) {
+      throw connectionLost(endpoint, err);
+    }
     const body = Buffer.concat(parts);
     let e: { code?: string; message?: string } = {};
     try {
@@ -74,10 +78,14 @@ async function save(endpoint: string, token: string | undefined, file: string): 
   let crc = 0;
   let bytes = 0;
   const counted = async function* (): AsyncGenerator<Uint8Array> {
-    for await (const chunk of res as AsyncIterable<Buffer>) {
-      crc = crc32c(chunk, crc);
-      bytes += chunk.length;
-      yield chunk;
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        crc = crc32c(chunk, crc);
+        bytes += chunk.length;
+        yield chunk;
+      }
+    } catch (err) {
+      throw connectionLost(endpoint, err);
     }
   };
   // The store writes, fsyncs and renames into place; the file then moves to FILE in one rename.

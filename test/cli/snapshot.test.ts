@@ -1,5 +1,7 @@
-// `raftlog snapshot restore` in-process: what it leaves when it fails, and what it takes.
+// `raftlog snapshot save` and `restore` in-process: what they leave when they fail, and what restore takes.
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as snapshot } from '../../src/cli/snapshot.js';
@@ -81,4 +83,28 @@ it("restores from a node's own snapshot file as from a backup", async () => {
   const log = await ReplicatedLog.open<unknown>({ dataDir: data, stateMachine: kv as never });
   cleanups.push(() => log.close());
   expect(kv.get(Buffer.from('k0'))?.toString()).toBe('v0');
+});
+
+it.each([
+  ['the backup', 200],
+  ['an error answer', 503],
+])('a save whose connection drops mid-transfer (%s) fails with ADMIN_CONNECTION_LOST on one line and leaves no file', async (_what, status) => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  // An endpoint that sends its headers and part of its body, then drops the connection.
+  const server = createServer((_req, res) => {
+    res.writeHead(status, { 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
+    res.write(Buffer.alloc(64 * 1024, 1), () => res.socket?.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
+  expect(err.mock.calls).toHaveLength(1);
+  const line = String(err.mock.calls[0]?.[0]);
+  expect(line).toMatch(new RegExp(`^raftlog snapshot: ADMIN_CONNECTION_LOST: ${endpoint}: `));
+  expect(line).not.toContain('\n');
+  expect(readdirSync(t.dir)).toEqual([]);
 });

@@ -1,0 +1,40 @@
+// The admin client's failures: an answer cut short is a coded error, never a raw socket error.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, expect, it, vi } from 'vitest';
+import { call } from '../../src/cli/admin-client.js';
+import { main as leader } from '../../src/cli/leader.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** An endpoint that promises a JSON body, sends part of it, then drops the connection. */
+async function cutShort(): Promise<string> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+    res.write('{"id":1,"role":"lea', () => res.socket?.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+it('an answer whose connection drops mid-body is ADMIN_CONNECTION_LOST', async () => {
+  const endpoint = await cutShort();
+  await expect(call(endpoint, undefined, 'GET', '/status')).rejects.toMatchObject({
+    code: 'ADMIN_CONNECTION_LOST',
+    message: expect.stringContaining(endpoint),
+  });
+});
+
+it('a command whose endpoint drops the connection mid-answer prints one coded line and exits 1', async () => {
+  const endpoint = await cutShort();
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await leader(['transfer', '2', '--admin', endpoint])).toBe(1);
+  expect(err.mock.calls).toHaveLength(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog leader: ADMIN_CONNECTION_LOST: ${endpoint}: [^\\n]+$`));
+});
