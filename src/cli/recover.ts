@@ -12,7 +12,7 @@ import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/stat
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
 import { Wal } from '../wal/index.js';
-import { UsageError, intArg, parseArgs, strArg } from './args.js';
+import { UsageError, addressArg, intArg, parseArgs, strArg } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog recover --force-new-cluster --data DIR --id N [--listen HOST:PORT] [--state-machine kv|none] --yes [--json]
@@ -52,7 +52,7 @@ export async function main(args: string[]): Promise<number> {
     const r = await forceNewCluster(
       dataDir,
       id,
-      opts.has('listen') ? strArg(opts, 'listen') : undefined,
+      opts.has('listen') ? addressArg(opts, 'listen') : undefined,
       machine === 'kv' ? new KvStateMachine() : new NullStateMachine(),
     );
     console.log(

@@ -6,7 +6,7 @@ import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
-import { UsageError, firstLineOf, intArg, parseArgs, parsePeers, strArg } from './args.js';
+import { UsageError, addressArg, firstLineOf, intArg, parseArgs, parsePeers, strArg } from './args.js';
 import { runCommand } from './failure.js';
 import { cliLogger, parseLogOptions } from './logging.js';
 import type { Logger } from '../logger.js';
@@ -95,7 +95,9 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     if (opts.has(flag) && !opts.has(needs)) throw new UsageError(`--${flag} applies to --${needs}, which is not given`);
   }
   warnIfOthersMayRead(opts, logger);
-  const adminAddress = opts.has('admin') ? strArg(opts, 'admin') : undefined;
+  const adminAddress = opts.has('admin') ? addressArg(opts, 'admin') : undefined;
+  const respAddress = opts.has('resp') ? addressArg(opts, 'resp') : undefined;
+  const listen = opts.has('listen') ? addressArg(opts, 'listen') : undefined;
   const adminToken = firstLineOf(opts, 'admin-token-file', 'the token');
   if (adminAddress !== undefined) {
     const host = adminAddress.slice(0, adminAddress.lastIndexOf(':'));
@@ -122,7 +124,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     dataDir,
     id,
     peers,
-    listen: opts.has('listen') ? strArg(opts, 'listen') : undefined,
+    listen,
     clusterId: opts.has('cluster-id') ? strArg(opts, 'cluster-id') : undefined,
     stateMachine: (kv ?? new NullStateMachine()) as StateMachine<unknown>,
     snapshotEvery,
@@ -136,7 +138,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   let resp: Awaited<ReturnType<typeof serveResp>> | null = null;
   let admin: Awaited<ReturnType<typeof serveAdmin>> | null = null;
   try {
-    resp = opts.has('resp') && kv !== null ? await serveResp({ log, kv, address: strArg(opts, 'resp'), ...access, logger }) : null;
+    resp = respAddress !== undefined && kv !== null ? await serveResp({ log, kv, address: respAddress, ...access, logger }) : null;
     admin = adminAddress !== undefined ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined, logger }) : null;
   } catch (err) {
     await resp?.close();

@@ -1,8 +1,8 @@
 // `raftlog member change`: the flags become one list of changes, additions first, and a
 // malformed list is a usage error before anything is sent.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseCommand } from '../../src/cli/args.js';
-import { changesOf } from '../../src/cli/member.js';
+import { changesOf, main as member } from '../../src/cli/member.js';
 
 const FLAGS = { add: 'string', 'add-learner': 'string', remove: 'string', promote: 'string', demote: 'string' } as const;
 const changes = (args: string[]): unknown => changesOf(parseCommand(args, FLAGS).opts);
@@ -21,7 +21,31 @@ describe('member change flags', () => {
   });
 
   it('refuse an empty change, bad ids and addresses without a port', () => {
-    for (const bad of [[], ['--remove', '0'], ['--remove', '2,,3'], ['--promote', 'x'], ['--add', '4'], ['--add', '4=host'], ['--add-learner', 'h:1']])
+    for (const bad of [
+      [],
+      ['--remove', '0'],
+      ['--remove', '2,,3'],
+      ['--promote', 'x'],
+      ['--add', '4'],
+      ['--add', '4=host'],
+      ['--add-learner', 'h:1'],
+      ['--add', '4=h:65536'],
+    ])
       expect(() => changes(bad), bad.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
   });
+});
+
+it('member add and replace refuse a port above 65535 before sending anything', async () => {
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  try {
+    // Nothing listens on port 1: a request sent would fail as ADMIN_UNREACHABLE (exit 3).
+    expect(await member(['add', '4', '10.0.0.4:70000', '--admin', '127.0.0.1:1'])).toBe(2);
+    expect(await member(['replace', '3', '4', '10.0.0.4:70000', '--admin', '127.0.0.1:1'])).toBe(2);
+    expect(err.mock.calls.map((c) => String(c[0]).split('\n')[0])).toEqual([
+      "raftlog member: member add needs ID HOST:PORT (the new node's peer address)",
+      "raftlog member: member replace needs OLD NEW HOST:PORT (the new node's peer address)",
+    ]);
+  } finally {
+    vi.restoreAllMocks();
+  }
 });

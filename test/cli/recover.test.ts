@@ -89,3 +89,17 @@ it('refuses a data directory whose wal/ holds no segments, and leaves it as it f
   expect(String(err.mock.calls[0]?.[0])).toMatch(/NO_WAL: .* holds no log to recover/);
   expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
 });
+
+it('refuses a --listen that is not HOST:PORT before it rewrites anything', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never });
+  await log.append(set('k', 'v'));
+  await log.close();
+  const before = readdirSync(t.dir, { recursive: true }).sort();
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--listen', '127.0.0.1:99999', '--yes'])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/--listen: '127.0.0.1:99999' is not HOST:PORT/);
+  expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
+});

@@ -116,6 +116,25 @@ it('--resp with --state-machine none, and a flag for a port not given, are usage
   }
 }, 120_000);
 
+it('an address that is not HOST:PORT (--listen, --peers, --resp, --admin) is a usage error, and nothing is created', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const data = join(t.dir, 'a');
+  for (const args of [
+    ['--listen', '127.0.0.1:99999', '--insecure'],
+    ['--peers', '1=127.0.0.1:7101,2=127.0.0.1:65536', '--insecure'],
+    ['--resp', '127.0.0.1:99999'],
+    ['--admin', '127.0.0.1:99999'],
+  ]) {
+    const r = await serve(['--id', '1', '--data', data, ...args]);
+    expect(r.code, args[0]).toBe(2);
+    expect(r.stderr.split('\n')[0]).toMatch(
+      args[0] === '--peers' ? /bad peer '2=127.0.0.1:65536'/ : new RegExp(`${args[0]}: '127.0.0.1:99999' is not HOST:PORT`),
+    );
+    expect(existsSync(data), args[0]).toBe(false);
+  }
+}, 300_000);
+
 it('warns of a secret file other users may read, and starts as before', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);

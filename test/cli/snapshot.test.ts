@@ -65,6 +65,18 @@ it('a restore that fails halfway into an empty wal/ that was there empties it ag
   expect(await snapshot(['restore', file, '--data', data, '--id', '1']), String(err.mock.calls.at(-1)?.[0])).toBe(0);
 });
 
+it('refuses --peers with an address that is not HOST:PORT before creating anything', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const data = join(t.dir, 'data');
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1', '--peers', '1=127.0.0.1:7101,2=127.0.0.1:70000'])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/bad peer '2=127.0.0.1:70000'/);
+  expect(existsSync(data)).toBe(false);
+});
+
 it("restores from a node's own snapshot file as from a backup", async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
