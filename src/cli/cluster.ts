@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { UsageError, intArg, parseArgs, strArg } from './args.js';
+import { runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--sync always|none]
 Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1 and
@@ -14,17 +15,11 @@ on first start (DIR/cluster-secret). Ctrl-C stops them all; if this process dies
 other way, the nodes stop too.`;
 
 export async function main(args: string[]): Promise<number> {
-  let opts;
-  try {
-    opts = parseArgs(args, { nodes: 'string', data: 'string', host: 'string', 'raft-port': 'string', 'resp-port': 'string', sync: 'string', help: 'boolean' });
-  } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (opts.has('help')) {
-    console.log(USAGE);
-    return 0;
-  }
+  return runCommand('cluster', USAGE, args, run);
+}
+
+async function run(args: string[]): Promise<number> {
+  const opts = parseArgs(args, { nodes: 'string', data: 'string', host: 'string', 'raft-port': 'string', 'resp-port': 'string', sync: 'string' });
   const n = intArg(opts, 'nodes', 3);
   if (n < 1 || n > 9) throw new UsageError('--nodes must be between 1 and 9');
   const dataDir = resolve(strArg(opts, 'data', 'raftlog-cluster'));

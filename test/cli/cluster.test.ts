@@ -1,6 +1,7 @@
-// `raftlog cluster` owns its nodes: they stop when it dies, however it dies.
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+// `raftlog cluster` owns its nodes: they stop when it dies, however it dies; bad flags are refused before anything starts.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { freePortRun, tempDir, waitFor } from '../log/helpers.js';
 
@@ -55,3 +56,28 @@ it('a SIGKILLed cluster leaves no node running', async () => {
   parent.kill('SIGKILL');
   await waitFor('every node to stop', () => nodes.every((pid) => !alive(pid)), 20_000);
 });
+
+function cluster(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', MAIN, 'cluster', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, _out, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stderr });
+    });
+  });
+}
+
+it('a bad flag is one line with the usage and exit 2, not a stack trace', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const data = join(t.dir, 'c');
+  for (const [args, message] of [
+    [['--nodes', '0'], '--nodes must be between 1 and 9'],
+    [['--nodes', 'x'], "--nodes must be a non-negative integer, got 'x'"],
+  ] as const) {
+    const r = await cluster([...args, '--data', data]);
+    expect(r.code, args.join(' ')).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe(`raftlog cluster: ${message}`);
+    expect(r.stderr).toMatch(/^usage: raftlog cluster /m);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(existsSync(data)).toBe(false);
+  }
+}, 120_000);
