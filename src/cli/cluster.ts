@@ -27,6 +27,16 @@ async function run(args: string[]): Promise<number> {
   const raftPort = intArg(opts, 'raft-port', 7101);
   const respPort = intArg(opts, 'resp-port', 7381);
   const sync = strArg(opts, 'sync', 'always');
+  // Refused here, before the secret and the data directory are made: each node would refuse them
+  // only once started, and leave both behind.
+  if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
+  for (const [flag, first] of [
+    ['raft-port', raftPort],
+    ['resp-port', respPort],
+  ] as const) {
+    if (first < 1 || first + n - 1 > 65535) throw new UsageError(`--${flag}: the ${n} ports from ${first} must lie in 1..65535`);
+  }
+  if (Math.abs(raftPort - respPort) < n) throw new UsageError(`--raft-port and --resp-port: their ranges of ${n} ports overlap`);
   const ids = Array.from({ length: n }, (_, i) => i + 1);
   const peers = ids.map((id) => `${id}=${host}:${raftPort + id - 1}`).join(',');
   // One secret for this cluster's nodes, kept beside their data so a restart reuses it.

@@ -81,3 +81,20 @@ it('a bad flag is one line with the usage and exit 2, not a stack trace', async 
     expect(existsSync(data)).toBe(false);
   }
 }, 120_000);
+
+it('a flag its nodes would refuse is refused before the data directory and the secret are made', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const data = join(t.dir, 'c');
+  for (const [args, message] of [
+    [['--sync', 'sometimes'], "--sync must be 'always' or 'none'"],
+    [['--raft-port', '65534'], '--raft-port: the 3 ports from 65534 must lie in 1..65535'],
+    [['--resp-port', '0'], '--resp-port: the 3 ports from 0 must lie in 1..65535'],
+    [['--raft-port', '7101', '--resp-port', '7103'], '--raft-port and --resp-port: their ranges of 3 ports overlap'],
+  ] as const) {
+    const r = await cluster([...args, '--data', data]);
+    expect(r.code, args.join(' ')).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe(`raftlog cluster: ${message}`);
+    expect(existsSync(data), args.join(' ')).toBe(false);
+  }
+}, 300_000);
