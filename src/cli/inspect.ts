@@ -32,10 +32,10 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   // A node's data directory holds wal/ and snapshots/; a WAL directory holds segments or LOCK.
-  const isDataDir = existsSync(join(dir, 'wal'));
+  const isDataDir = existsSync(join(dir, 'wal')) && statSync(join(dir, 'wal')).isDirectory();
   const walDir = isDataDir ? join(dir, 'wal') : dir;
   if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK')) {
-    console.error(`raftlog inspect: there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
+    console.error(`raftlog inspect: NO_WAL: there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
     return 1;
   }
   let scan: NativeScan;

@@ -62,7 +62,13 @@ describe('raftlog inspect', () => {
     expect((await run([join(tempDir(), 'missing')])).code).toBe(2);
     const empty = await run([tempDir()]);
     expect(empty.code).toBe(1);
-    expect(empty.err).toMatch(/there is no WAL in/);
+    expect(empty.err).toMatch(/^raftlog inspect: NO_WAL: there is no WAL in/);
+    // A wal/ that is no directory holds no WAL either: the same line, not a stack trace.
+    const walFile = tempDir();
+    writeFileSync(join(walFile, 'wal'), 'not a directory');
+    const onFile = await run([walFile]);
+    expect(onFile.code).toBe(1);
+    expect(onFile.err).toMatch(/^raftlog inspect: NO_WAL: there is no WAL in [^\n]+$/);
   });
 
   it('reports a missing first segment, which every checksum alone would not show', async () => {
