@@ -3,7 +3,7 @@
 // under the same workload: C clients, each appending one record at a time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -42,6 +42,8 @@ cluster: node 1, the leader, and the clients), writes it to --profile-dir (defau
 ${DEFAULT_PROFILE_DIR}) as bench-<system>.cpuprofile, and prints the functions with the
 most self time and the idle, GC and program shares. The cluster's nodes 2 and 3 run
 under node --cpu-prof: their profiles cover their whole life.`;
+
+const SYSTEMS = ['cluster', 'embedded', 'sqlite'];
 
 type Append = (data: Uint8Array) => Promise<unknown>;
 
@@ -120,7 +122,7 @@ export async function main(args: string[]): Promise<number> {
       sizes: list(strArg(opts, 'sizes', '100,1024')),
       clients: list(strArg(opts, 'clients', '1,16,256')),
       systems: strArg(opts, 'systems', 'cluster,embedded,sqlite').split(','),
-      sync: strArg(opts, 'sync', 'always') === 'none' ? 'none' : 'always',
+      sync: syncArg(strArg(opts, 'sync', 'always')),
       preallocate: preallocateArg(strArg(opts, 'preallocate', DEFAULTS.preallocate)),
       out: strArg(opts, 'out', 'bench/results'),
       profileDir: opts.has('profile') || opts.has('profile-dir') ? strArg(opts, 'profile-dir', DEFAULT_PROFILE_DIR) : undefined,
@@ -136,6 +138,11 @@ export async function main(args: string[]): Promise<number> {
 }
 
 type Preallocate = 'zeros' | 'fallocate' | 'none';
+
+function syncArg(s: string): 'always' | 'none' {
+  if (s !== 'always' && s !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
+  return s;
+}
 
 function preallocateArg(s: string): Preallocate {
   if (s !== 'zeros' && s !== 'fallocate' && s !== 'none') throw new UsageError(`--preallocate must be zeros, fallocate or none`);
@@ -158,6 +165,14 @@ export interface BenchOptions {
 
 export async function run(o: BenchOptions): Promise<BenchRow[]> {
   if (!(o.seconds > 0)) throw new UsageError('--seconds must be a positive number');
+  // Checked before anything is measured: found at its turn, or at the end, it cost the runs before it.
+  for (const name of o.systems) if (!SYSTEMS.includes(name)) throw new UsageError(`unknown system '${name}' (${SYSTEMS.join(', ')})`);
+  for (const [flag, dir] of [
+    ['out', o.out],
+    ['profile-dir', o.profileDir],
+  ] as const) {
+    if (dir !== undefined && existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`--${flag}: ${dir} is not a directory`);
+  }
   const runs = o.runs ?? 1;
   const machine = machineAtStart();
   console.log(machine.header());
@@ -331,7 +346,7 @@ async function open(name: string, work: string, sync: 'always' | 'none', preallo
     case 'sqlite':
       return openSqlite(work, sync);
     default:
-      throw new UsageError(`unknown system '${name}' (cluster, embedded, sqlite)`);
+      throw new UsageError(`unknown system '${name}' (${SYSTEMS.join(', ')})`);
   }
 }
 

@@ -2,7 +2,7 @@
 // do not know, and `raftlog bench --profile` writes a profile of the system it measured;
 // how `raftlog bench` takes turns between systems.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { settled } from '../../src/cli/bench.js';
@@ -47,6 +47,29 @@ it('npm run bench refuses an unknown option or suite with its usage', async () =
   const suite = await tsx([RUN, 'nosuch']);
   expect(suite.code).toBe(2);
   expect(suite.stderr).toContain('unknown suite nosuch');
+});
+
+it('raftlog bench refuses a bad --sync, an unknown system and an --out or --profile-dir that is a file before it measures anything', async () => {
+  const t = tempDir('raftlog-bench-flags-');
+  cleanups.push(t.cleanup);
+  const file = join(t.dir, 'file');
+  writeFileSync(file, '');
+  const profiles = join(t.dir, 'profiles');
+  const quick = ['--seconds', '0.1', '--sizes', '100', '--clients', '1'];
+  for (const [args, message] of [
+    [['--sync', 'sometimes', '--systems', 'embedded', '--out', t.dir], "--sync must be 'always' or 'none'"],
+    // Profiled, the systems run one after the other: embedded would be measured and its profile written first.
+    [['--systems', 'embedded,nosuch', '--out', t.dir, '--profile', '--profile-dir', profiles], "unknown system 'nosuch' (cluster, embedded, sqlite)"],
+    [['--systems', 'embedded', '--out', file], `--out: ${file} is not a directory`],
+    [['--systems', 'embedded', '--out', t.dir, '--profile-dir', file], `--profile-dir: ${file} is not a directory`],
+  ] as const) {
+    const r = await tsx([MAIN, 'bench', ...quick, ...args]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe(`raftlog bench: ${message}`);
+    expect(r.stdout, args.join(' ')).toBe('');
+    expect(existsSync(profiles)).toBe(false);
+    expect(existsSync(join(t.dir, 'cluster.json'))).toBe(false);
+  }
 });
 
 it('raftlog bench --profile writes one profile per system and prints its summary', async () => {
