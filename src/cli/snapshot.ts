@@ -54,6 +54,10 @@ export async function main(args: string[]): Promise<number> {
  * checksum the endpoint sends after the data, and only then moves it to FILE.
  */
 async function save(endpoint: string, token: string | undefined, file: string): Promise<{ index: number; bytes: number }> {
+  // Checked before the node is asked: it takes a barrier and streams its whole state first.
+  const dir = dirname(file);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
+  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${file} is a directory: give the backup's file name`);
   const res = await getStream(endpoint, token, '/snapshot', 120_000);
   if (res.statusCode === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
   if (res.statusCode !== 200) {

@@ -120,3 +120,25 @@ it.each([
   expect(line).not.toContain('\n');
   expect(readdirSync(t.dir)).toEqual([]);
 });
+
+it('a save to a FILE whose directory is missing, or that is a directory, is refused before the node is asked', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  let asked = 0;
+  const server = createServer((_req, res) => {
+    asked++;
+    res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"NO_LEADER","message":"no leader"}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const missing = join(t.dir, 'missing', 'backup.snap');
+  expect(await snapshot(['save', missing, '--admin', endpoint])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${join(t.dir, 'missing')} is not a directory`));
+  expect(await snapshot(['save', t.dir, '--admin', endpoint])).toBe(2);
+  expect(String(err.mock.calls[1]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${t.dir} is a directory`));
+  expect(asked).toBe(0);
+  expect(readdirSync(t.dir)).toEqual([]);
+});
