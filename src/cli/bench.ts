@@ -16,7 +16,7 @@ import { barChartSvg } from './chart.js';
 import { machineAtStart, type Machine } from './machine.js';
 import { Payloads } from './payloads.js';
 import { freePorts } from './ports.js';
-import { CliError } from './failure.js';
+import { CliError, runCommand } from './failure.js';
 import { processStat } from './process-cpu.js';
 import {
   CpuProfiler,
@@ -97,9 +97,8 @@ function list(s: string): number[] {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let opts;
-  try {
-    opts = parseArgs(args, {
+  return runCommand('bench', USAGE, args, async (a) => {
+    const opts = parseArgs(a, {
       seconds: 'string',
       runs: 'string',
       sizes: 'string',
@@ -110,12 +109,7 @@ export async function main(args: string[]): Promise<number> {
       out: 'string',
       profile: 'boolean',
       'profile-dir': 'string',
-      help: 'boolean',
     });
-    if (opts.has('help')) {
-      console.log(USAGE);
-      return 0;
-    }
     const rows = await run({
       seconds: Number(strArg(opts, 'seconds', '3')),
       runs: list(strArg(opts, 'runs', '1'))[0],
@@ -128,13 +122,7 @@ export async function main(args: string[]): Promise<number> {
       profileDir: opts.has('profile') || opts.has('profile-dir') ? strArg(opts, 'profile-dir', DEFAULT_PROFILE_DIR) : undefined,
     });
     return rows.length > 0 ? 0 : 1;
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`raftlog bench: ${err.message}\n${USAGE}`);
-      return 2;
-    }
-    throw err;
-  }
+  });
 }
 
 type Preallocate = 'zeros' | 'fallocate' | 'none';

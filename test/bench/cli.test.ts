@@ -4,8 +4,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import { settled } from '../../src/cli/bench.js';
+import { afterEach, expect, it, vi } from 'vitest';
+import { main as bench, settled } from '../../src/cli/bench.js';
 import { processStat } from '../../src/cli/process-cpu.js';
 import { analyzeProfile, type CpuProfile } from '../../src/cli/profile.js';
 import type { ReplicatedLog } from '../../src/log/replicated-log.js';
@@ -69,6 +69,25 @@ it('raftlog bench refuses a bad --sync, an unknown system and an --out or --prof
     expect(r.stdout, args.join(' ')).toBe('');
     expect(existsSync(profiles)).toBe(false);
     expect(existsSync(join(t.dir, 'cluster.json'))).toBe(false);
+  }
+});
+
+it('raftlog bench ends a failure after it has started with one coded line and exit 1, not a stack trace', async () => {
+  const t = tempDir('raftlog-bench-fails-');
+  cleanups.push(t.cleanup);
+  // Each system's work directory is made under the temporary directory: a missing one fails the first.
+  const before = process.env.TMPDIR;
+  process.env.TMPDIR = join(t.dir, 'missing');
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  try {
+    expect(await bench(['--systems', 'embedded', '--seconds', '0.1', '--sizes', '100', '--clients', '1', '--out', t.dir])).toBe(1);
+    expect(err.mock.calls).toHaveLength(1);
+    expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog bench: ENOENT: [^\n]*mkdtemp/);
+  } finally {
+    vi.restoreAllMocks();
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
   }
 });
 
