@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { CodedError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
-import { clientAddress } from '../transport/address.js';
+import { clientAddress, isHostPort } from '../transport/address.js';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { LogStatus, MembershipChange, ReplicatedLog } from '../log/index.js';
 import type { StateMachine } from '../log/state-machine.js';
@@ -265,8 +265,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       case 'POST /members/add': {
         const b = await body(req);
         const id = nodeId(b);
-        if (typeof b.address !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(b.address))
-          throw new InvalidArgumentError("address must be 'host:port'");
+        if (typeof b.address !== 'string' || !isHostPort(b.address)) throw new InvalidArgumentError("address must be 'host:port', with a port up to 65535");
         if (b.learner === true) await log.addLearner(id, b.address);
         else await log.addMember(id, b.address);
         return json(res, 200, { ok: true });

@@ -8,6 +8,7 @@ import type { ReplicatedLog } from '../log/replicated-log.js';
 import type { Logger } from '../logger.js';
 import type { RefusalLogClock } from '../refusal-log.js';
 import type { StateMachine } from '../log/state-machine.js';
+import { isHostPort, parseAddress } from '../transport/address.js';
 import { adminHandler } from './handler.js';
 
 export interface AdminServerOptions {
@@ -42,10 +43,9 @@ export function isLoopback(host: string): boolean {
 }
 
 export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(o.address);
-  if (m === null) throw new InvalidArgumentError(`admin address must be 'host:port', got '${o.address}'`);
-  const host = m[1]!.replace(/^\[|\]$/g, '');
-  if (!isLoopback(m[1]!) && (o.token === undefined || o.token === '')) {
+  if (!isHostPort(o.address)) throw new InvalidArgumentError(`admin address must be 'host:port', with a port up to 65535, got '${o.address}'`);
+  const { host, port } = parseAddress(o.address);
+  if (!isLoopback(host) && (o.token === undefined || o.token === '')) {
     throw new InvalidArgumentError(`the admin endpoint on ${o.address} is not loopback: it needs a token`);
   }
   const handler = adminHandler(o.log, {
@@ -74,7 +74,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   server.setTimeout(timeout * 3, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(m[2]), host, () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });

@@ -3,6 +3,7 @@
 import type { AdminStatus } from '../admin/handler.js';
 import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
+import { isHostPort } from '../transport/address.js';
 
 export interface AdminTarget {
   endpoints: string[];
@@ -17,7 +18,7 @@ export function adminTarget(opts: Map<string, string | true>): AdminTarget {
     .split(',')
     .filter((e) => e !== '');
   if (endpoints.length === 0) throw new UsageError('--admin needs at least one HOST:PORT');
-  for (const e of endpoints) if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(e)) throw new UsageError(`--admin: '${e}' is not HOST:PORT`);
+  for (const e of endpoints) if (!isHostPort(e)) throw new UsageError(`--admin: '${e}' is not HOST:PORT (a port up to 65535)`);
   const token = firstLineOf(opts, 'admin-token-file', 'the token');
   if (token === undefined) return { endpoints };
   return { endpoints, token };

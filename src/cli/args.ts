@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { CodedError } from '../errors.js';
-import { parseAddress } from '../transport/address.js';
+import { isHostPort } from '../transport/address.js';
 
 /** `--name value` and `--flag` pairs; anything else is an error the command reports with its usage. */
 export class UsageError extends CodedError<'USAGE'> {
@@ -46,23 +46,13 @@ export function strArg(opts: Map<string, string | true>, name: string, fallback?
   return fallback;
 }
 
-/** HOST:PORT or [V6]:PORT, with a port up to 65535. */
-export function isAddress(s: string): boolean {
-  try {
-    parseAddress(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * A HOST:PORT flag, checked before the command creates anything: found bad later, it
  * failed a node after its data directory was made, or was written into the membership.
  */
 export function addressArg(opts: Map<string, string | true>, name: string): string {
   const v = strArg(opts, name);
-  if (!isAddress(v)) throw new UsageError(`--${name}: '${v}' is not HOST:PORT (a port up to 65535)`);
+  if (!isHostPort(v)) throw new UsageError(`--${name}: '${v}' is not HOST:PORT (a port up to 65535)`);
   return v;
 }
 
@@ -71,7 +61,7 @@ export function parsePeers(s: string): Record<number, string> {
   const peers: Record<number, string> = {};
   for (const part of s.split(',').filter((p) => p !== '')) {
     const m = /^([1-9]\d*)=(.+:\d+)$/.exec(part);
-    if (m === null || !isAddress(m[2]!)) throw new UsageError(`bad peer '${part}' (want ID=HOST:PORT, a port up to 65535)`);
+    if (m === null || !isHostPort(m[2]!)) throw new UsageError(`bad peer '${part}' (want ID=HOST:PORT, a port up to 65535)`);
     peers[Number(m[1])] = m[2]!;
   }
   return peers;

@@ -1,9 +1,10 @@
 // `raftlog member list|add|remove|promote|replace|change`: membership, driven on the leader.
 import type { MembershipChange } from '../log/index.js';
-import { UsageError, isAddress, nodeIdArg, parseCommand, parsePeers } from './args.js';
+import { UsageError, nodeIdArg, parseCommand, parsePeers } from './args.js';
 import { ADMIN_FLAGS, adminTarget, call, leaderEndpoint, statuses, table } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 import { membersOf } from './status.js';
+import { isHostPort } from '../transport/address.js';
 
 const USAGE = `usage: raftlog member list --admin HOST:PORT[,...] [--admin-token-file FILE] [--json]
        raftlog member add ID HOST:PORT [--learner] --admin ...
@@ -120,6 +121,6 @@ export async function main(args: string[]): Promise<number> {
 }
 
 function peerAddress(v: string | undefined, usage: string): string {
-  if (v === undefined || !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(v) || !isAddress(v)) throw new UsageError(usage);
+  if (v === undefined || !isHostPort(v)) throw new UsageError(usage);
   return v;
 }

@@ -9,6 +9,7 @@ import { WAL_DEFAULTS } from '../wal/index.js';
 import { MAX_PAYLOAD } from '../wal/record.js';
 import { InvalidArgumentError } from './errors.js';
 import type { StateMachine } from './state-machine.js';
+import { isHostPort } from '../transport/address.js';
 
 export const DEFAULTS = {
   id: 1,
@@ -183,7 +184,7 @@ const oneOf =
     typeof v === 'string' && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`;
 const isSecret = (v: unknown): boolean => typeof v === 'string' || Buffer.isBuffer(v);
 const object: Check = (v) => (typeof v === 'object' && v !== null ? null : 'must be an object');
-const address: Check = (v) => (typeof v === 'string' && /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(v) ? null : "must be 'host:port'");
+const address: Check = (v) => (typeof v === 'string' && isHostPort(v) ? null : "must be 'host:port', with a port up to 65535");
 const hasMethods =
   (...names: string[]): Check =>
   (v) =>

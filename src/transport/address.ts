@@ -13,6 +13,15 @@ export function parseAddress(address: string): { host: string; port: number } {
   return { host, port };
 }
 
+/**
+ * Whether `s` is 'host:port' or '[v6]:port' with a port up to 65535: how options, flags and
+ * requests name a member. A port past it was taken as valid, and refused only when dialed.
+ */
+export function isHostPort(s: string): boolean {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]/]+):(\d{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) <= 65535;
+}
+
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

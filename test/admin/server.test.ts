@@ -213,6 +213,7 @@ describe('the admin endpoint', () => {
     const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
     cleanups.push(() => log.close());
     await expect(serveAdmin({ log, address: '0.0.0.0:0' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(serveAdmin({ log, address: '127.0.0.1:65536' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
   it('bad requests: an oversized body, bad JSON, bad ids, unknown routes, a follower-only error', async () => {
@@ -224,6 +225,9 @@ describe('the admin endpoint', () => {
     const badId = await fetch(`${url}/members/remove`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: -1 }) });
     expect(badId.status).toBe(400);
     expect(await badId.json()).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const badPort = await fetch(`${url}/members/add`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 2, address: '127.0.0.1:99999' }) });
+    expect(badPort.status).toBe(400);
+    expect(await badPort.json()).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/a port up to 65535/) });
     expect((await fetch(`${url}/nothing`)).status).toBe(404);
     const last = await fetch(`${url}/members/remove`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 1 }) });
     expect(last.status).toBe(400);

@@ -31,6 +31,8 @@ describe('ReplicatedLog limits', () => {
       [{ stateMachine: {} }, /stateMachine must have the methods apply, snapshot, restore/],
       [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
       [{ peers: { 1: '127.0.0.1:1', x: 'a:1' } }, /bad peer x/],
+      [{ peers: { 1: '127.0.0.1:1', 2: '127.0.0.1:99999' } }, /bad peer 2=.127\.0\.0\.1:99999/],
+      [{ listen: '127.0.0.1:65536' }, /listen must be 'host:port', with a port up to 65535/],
       [{ listen: '127.0.0.1:0', tls: { key: 'not a key', cert: 'not a certificate', ca: 'no CA' } }, /tls \(key, cert, ca\) cannot be used: .*PEM/],
     ];
     for (const [extra, why] of bad) {

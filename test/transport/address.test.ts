@@ -2,7 +2,7 @@
 // so the port can be told from the address.
 import { describe, expect, it } from 'vitest';
 import { BadAddressError } from '../../src/transport/errors.js';
-import { clientAddress, formatAddress, hostKey, parseAddress } from '../../src/transport/address.js';
+import { clientAddress, formatAddress, hostKey, isHostPort, parseAddress } from '../../src/transport/address.js';
 
 describe('addresses', () => {
   it.each([
@@ -16,6 +16,21 @@ describe('addresses', () => {
 
   it.each(['7000', ':7000', 'host:', 'host:70000', 'host:7a', '[::1]'])('refuses %j', (address) => {
     expect(() => parseAddress(address)).toThrow(BadAddressError);
+  });
+
+  it.each([
+    ['127.0.0.1:65535', true],
+    ['[::1]:0', true],
+    ['node-2.example:7000', true],
+    ['127.0.0.1:65536', false],
+    ['127.0.0.1:99999', false],
+    ['10.0.0.4', false],
+    ['::1:7000', false],
+    ['a b:7000', false],
+    ['http://a:7000', false],
+    ['', false],
+  ])('takes %j as a member address: %s', (address, ok) => {
+    expect(isHostPort(address)).toBe(ok);
   });
 
   it('names a client for a log line, an IPv6 one in brackets, one already reset as unknown', () => {
