@@ -70,6 +70,7 @@ export async function main(args: string[]): Promise<number> {
 
 async function serve(opts: Map<string, string | true>): Promise<number> {
   const id = intArg(opts, 'id');
+  if (id < 1) throw new UsageError('--id must be a positive integer');
   const dataDir = strArg(opts, 'data');
   const peers = opts.has('peers') ? parsePeers(strArg(opts, 'peers')) : undefined;
   if (peers !== undefined && peers[id] === undefined) throw new UsageError(`--peers must include this node's id ${id}`);
@@ -113,6 +114,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   if (machine !== 'kv' && opts.has('resp')) throw new UsageError('--resp serves the key-value store: it needs --state-machine kv');
   const kv = machine === 'kv' ? new KvStateMachine() : null;
   const snapshotEvery = opts.has('snapshot-every') ? intArg(opts, 'snapshot-every') : undefined;
+  if (snapshotEvery === 0) throw new UsageError('--snapshot-every must be a positive integer');
 
   const access = respAccess(opts); // checked before the log opens, so a bad flag leaves nothing open
   const credentials = (): PeerCredentials => peerCredentials(opts);

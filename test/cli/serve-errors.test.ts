@@ -152,3 +152,22 @@ it('warns of a secret file other users may read, and starts as before', async ()
   expect(own.code).toBe(1);
   expect(own.stderr).not.toMatch(/may be read by other users/);
 }, 120_000);
+
+it('a bad id, address or number flag is a usage error before anything is created, not a failure after the log opened', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const data = join(t.dir, 'a');
+  for (const [flags, message] of [
+    [['--id', '0'], '--id must be a positive integer'],
+    [['--id', '1', '--snapshot-every', '0'], '--snapshot-every must be a positive integer'],
+    [['--id', '1', '--resp', 'nope'], "--resp: 'nope' is not HOST:PORT (a port up to 65535)"],
+    [['--id', '1', '--admin', '127.0.0.1:99999'], "--admin: '127.0.0.1:99999' is not HOST:PORT (a port up to 65535)"],
+    [['--id', '1', '--listen', '127.0.0.1:x', '--insecure'], "--listen: '127.0.0.1:x' is not HOST:PORT (a port up to 65535)"],
+    [['--id', '1', '--peers', '1=127.0.0.1:70000', '--insecure'], "bad peer '1=127.0.0.1:70000' (want ID=HOST:PORT, a port up to 65535)"],
+  ] as const) {
+    const r = await serve(['--data', data, ...flags]);
+    expect(r.code, `${flags.join(' ')}: ${r.stderr}`).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe(`raftlog serve: ${message}`);
+    expect(existsSync(data), flags.join(' ')).toBe(false);
+  }
+}, 180_000);
