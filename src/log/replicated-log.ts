@@ -438,23 +438,31 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     }
   }
 
-  /** Hands leadership to `id`; resolves once it leads. */
+  /**
+   * Hands leadership to voter `id`, on any node (a follower asks its leader); resolves once `id`
+   * leads. Asked while no leader is known, it waits for one, as a barrier does.
+   */
   transferLeadership(id: number): Promise<void> {
     const refused = this.refusal();
     if (refused !== null) return Promise.reject(refused);
     if (!this.membership.conf.voters.includes(id)) return Promise.reject(new InvalidArgumentError(`node ${id} is not a voter`));
+    if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('leadership transfer'));
     return this.deadlines.run('leadership transfer', (resolve, reject) => {
+      let asked = false;
       const check = (): void => {
+        if (this.lead !== id && !asked && this.lead !== 0) {
+          asked = true;
+          try {
+            this.node.transferLeader(id);
+          } catch (err) {
+            reject(err as Error);
+            return;
+          }
+          this.pump();
+        }
         if (this.lead === id) resolve();
         else this.leaderWaiters.push(check);
       };
-      try {
-        this.node.transferLeader(id);
-      } catch (err) {
-        reject(err as Error);
-        return () => undefined;
-      }
-      this.pump();
       check();
       return () => undefined;
     });

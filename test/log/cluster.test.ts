@@ -180,6 +180,26 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     expect(leader.log!.status().role).toBe('leader');
   });
 
+  it('a leadership transfer asked before any leader is known waits for one, then hands over', async () => {
+    const ports = await freePorts(3);
+    const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+    const open = async (id: number): Promise<ReplicatedLog> => {
+      const t = tempDir();
+      cleanups.push(t.cleanup);
+      const log = await ReplicatedLog.open({ dataDir: t.dir, id, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 40, heartbeatTicks: 4 });
+      cleanups.push(() => log.close());
+      return log;
+    };
+    // Alone, node 1 can know no leader: the transfer is asked of the one the cluster elects.
+    const first = await open(1);
+    expect(first.status().lead).toBe(0);
+    const transfer = first.transferLeadership(2);
+    transfer.catch(() => undefined); // awaited below; handled now in case an open fails first
+    await Promise.all([open(2), open(3)]);
+    await transfer;
+    expect(first.status().lead).toBe(2);
+  });
+
   it('refuses a node of another cluster', async () => {
     const c = await cluster(3);
     const leader = await c.leader();

@@ -96,6 +96,8 @@ describe('ReplicatedLog limits', () => {
     // From then on, at once.
     await expect(log.append(enc('late'))).rejects.toMatchObject({ code: 'NO_LEADER' });
     await expect(log.barrier()).rejects.toMatchObject({ code: 'NO_LEADER' });
+    // A leadership transfer too: no leader this node knows could hand over.
+    await expect(log.transferLeadership(2)).rejects.toMatchObject({ code: 'NO_LEADER' });
     expect(log.status().lead).toBe(0);
   });
 });
