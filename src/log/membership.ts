@@ -10,6 +10,7 @@ import type { Transport } from '../transport/transport.js';
 import type { Logger } from '../logger.js';
 import type { Deadlines } from './deadlines.js';
 import { InvalidArgumentError, NotCaughtUpError, NotCommittedError, NotLeaderError, type LogError } from './errors.js';
+import { isHostPort } from '../transport/address.js';
 
 /**
  * One step of `changeMembership`. `add` makes a voter (a learner named here is promoted, under
@@ -83,7 +84,7 @@ export class Membership {
 
   private proposeAdd(voter: boolean, id: number, address: string): Promise<void> {
     try {
-      this.refuseMove(id, address, voter ? 'addMember' : 'addLearner');
+      this.checkAdd(id, address, voter ? 'addMember' : 'addLearner');
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -95,12 +96,16 @@ export class Membership {
    * Adding a member, as a voter or a learner, at another address than its own would move it
    * there: a mistyped id would cut a live member off from its peers. A retry at the same
    * address (of a request whose answer was lost), a promotion or a demotion goes through.
+   * A new address must be one a peer can be dialled at, or the member would hold a vote
+   * that never comes.
    */
-  private refuseMove(id: number, address: string, where: string): void {
+  private checkAdd(id: number, address: string, where: string): void {
     const at = this.members.get(id);
+    if (at === address) return;
     const role = this.conf.voters.includes(id) ? 'voter' : this.conf.learners.includes(id) ? 'learner' : undefined;
-    if (role !== undefined && at !== undefined && at !== address)
+    if (role !== undefined && at !== undefined)
       throw new InvalidArgumentError(`${where}: node ${id} is already a ${role}, at ${at}; to move it, replace it with a new id`);
+    if (!isHostPort(address)) throw new InvalidArgumentError(`${where}: address must be 'host:port', with a port up to 65535, got ${JSON.stringify(address)}`);
   }
 
   removeMember(id: number): Promise<void> {
@@ -298,7 +303,7 @@ export class Membership {
       if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} takes no address`);
       const isLearner = this.conf.learners.includes(id);
       const isVoter = this.conf.voters.includes(id);
-      if (kind === 'add' || kind === 'addLearner') this.refuseMove(id, address as string, `changeMembership: change ${i}`);
+      if (kind === 'add' || kind === 'addLearner') this.checkAdd(id, address as string, `changeMembership: change ${i}`);
       switch (kind) {
         case 'add':
           if (isLearner) promoted.push(id);

@@ -176,6 +176,15 @@ describe('ReplicatedLog membership', () => {
     for (const changes of bad) {
       await expect(log.changeMembership(changes as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     }
+    // An address no peer can be dialled at, as the peers option and the admin endpoint refuse it:
+    // the member would hold a vote that never comes.
+    for (const address of ['10.0.0.4', 'nope', '', 'host:port', 7100]) {
+      const named = { message: expect.stringMatching(/address must be 'host:port'/) as unknown };
+      await expect(log.addMember(2, address as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', ...named });
+      await expect(log.addLearner(2, address as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', ...named });
+      await expect(log.changeMembership([{ add: 2, address: address as never }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(log.changeMembership([{ addLearner: 2, address: address as never }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
     // Removing the only voter: the core refuses it.
     await expect(log.changeMembership([{ remove: 1 }])).rejects.toMatchObject({ code: 'RAFT_INVALID_CONF_CHANGE' });
     expect(log.status().lastIndex).toBe(before);
