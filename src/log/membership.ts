@@ -97,7 +97,7 @@ export class Membership {
    * there: a mistyped id would cut a live member off from its peers. A retry at the same
    * address (of a request whose answer was lost), a promotion or a demotion goes through.
    * A new address must be one a peer can be dialled at, or the member would hold a vote
-   * that never comes.
+   * that never comes; so must this log have a peer port, for the same reason.
    */
   private checkAdd(id: number, address: string, where: string): void {
     const at = this.members.get(id);
@@ -105,6 +105,7 @@ export class Membership {
     const role = this.conf.voters.includes(id) ? 'voter' : this.conf.learners.includes(id) ? 'learner' : undefined;
     if (role !== undefined && at !== undefined)
       throw new InvalidArgumentError(`${where}: node ${id} is already a ${role}, at ${at}; to move it, replace it with a new id`);
+    if (this.host.peers === null) throw new InvalidArgumentError(`${where}: this log has no peer port to reach node ${id} on (open it with listen, or peers)`);
     if (!isHostPort(address)) throw new InvalidArgumentError(`${where}: address must be 'host:port', with a port up to 65535, got ${JSON.stringify(address)}`);
   }
 

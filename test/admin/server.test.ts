@@ -25,7 +25,8 @@ async function node(
   const t = tempDir();
   cleanups.push(t.cleanup);
   const kv = new KvStateMachine();
-  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: kv as never });
+  // A peer port, so that members can be added (they are never there: learners need no answer).
+  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: kv as never, listen: '127.0.0.1:0', insecure: true });
   cleanups.push(() => log.close());
   const admin = await serveAdmin({
     log,

@@ -56,7 +56,8 @@ it('turns one survivor into a one-member cluster that serves what it held and ta
 it('recovers a log that holds a change of several members at once (a conf change of format 2)', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never });
+  // A peer port, so that members can be added (they are never there: learners need no answer).
+  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, listen: '127.0.0.1:0', insecure: true });
   await log.append(set('before', '1'));
   await log.changeMembership([
     { addLearner: 2, address: '127.0.0.1:1' },

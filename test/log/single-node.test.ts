@@ -195,6 +195,18 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await log.close();
   });
 
+  it('refuses to add another member to a log without a peer port, which could never reach it', async () => {
+    const log = await ReplicatedLog.open({ dataDir: fresh() });
+    const noPort = { code: 'INVALID_ARGUMENT', message: expect.stringMatching(/no peer port/) as unknown };
+    await expect(log.addMember(2, '127.0.0.1:7102')).rejects.toMatchObject(noPort);
+    await expect(log.addLearner(2, '127.0.0.1:7102')).rejects.toMatchObject(noPort);
+    await expect(log.changeMembership([{ add: 2, address: '127.0.0.1:7102' }])).rejects.toMatchObject(noPort);
+    // Still a voter alone, committing by itself.
+    expect(log.status().conf).toEqual({ voters: [1], learners: [] });
+    await log.append(enc('still alone'));
+    await log.close();
+  });
+
   it("refuses a maxRecordBytes over the WAL's largest entry, which would stop the node when such a record was written", async () => {
     const dir = fresh();
     await expect(ReplicatedLog.open({ dataDir: dir, maxRecordBytes: 2 ** 30 })).rejects.toMatchObject({
