@@ -18,8 +18,9 @@ import { CliError, EXIT, runCommand } from './failure.js';
 const USAGE = `usage: raftlog recover --force-new-cluster --data DIR --id N [--listen HOST:PORT] [--state-machine kv|none] --yes [--json]
 For a cluster that lost a majority of its members for good: turns the data of one
 surviving node (stopped) into a new cluster whose only member is that node. Then start
-it with \`raftlog serve --id N --data DIR\` (no --peers) and add new, empty members with
-\`raftlog member add\` + \`serve --join\`.
+it with \`raftlog serve --id N --data DIR --listen HOST:PORT\` (its peer address, with its
+secret or certificates; no --peers) and add new, empty members with \`raftlog member add\`
++ \`serve --join\`. Without --listen the node has no peer port and can add no member.
 RISKS, read before --yes:
   - every entry in this node's log counts as committed, including ones the old cluster
     never committed (their clients were told the outcome is unknown or failed);
@@ -58,7 +59,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(
       opts.has('json')
         ? JSON.stringify({ ok: true, ...r })
-        : `node ${id} is now the only member of a new cluster, at index ${r.index} term ${r.term}; start it with raftlog serve --id ${id} --data ${dataDir}`,
+        : `node ${id} is now the only member of a new cluster, at index ${r.index} term ${r.term}; start it with raftlog serve --id ${id} --data ${dataDir} --listen HOST:PORT (its peer address, to add members)`,
     );
     return EXIT.ok;
   });
