@@ -165,18 +165,21 @@ export class JobQueue {
 
   /**
    * Waits for every job, seals the log if `sealable`, stops the native threads and releases
-   * the lock; then rejects if the seal failed (WAL_IO), which nothing else would report.
+   * the lock; then rejects if the seal failed (WAL_IO), or if the close's check of the lock
+   * found LOCK naming another file, which nothing else would report.
    */
   async close(sealable: boolean): Promise<void> {
     this.#closing = true;
     this.flush();
     const sealFailure = await this.#seal(sealable);
+    const failedBefore = this.failure;
     await this.#enqueue(this.handle.close(), Infinity, true);
     this.handle.dispose();
     if (sealFailure !== null)
       throw new WalIoError(`WAL ${this.dir} could not be sealed at close (every append it acknowledged was durable before): ${sealFailure.message}`, {
         cause: sealFailure,
       });
+    if (failedBefore === null && this.failure !== null) throw this.failure;
   }
 
   /**

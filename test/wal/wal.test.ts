@@ -624,6 +624,19 @@ describe('Wal errors', () => {
     await a.close();
   });
 
+  it('close() rejects with WAL_IO when LOCK names another file, as a write that finds it does', async () => {
+    const dir = tempDir();
+    let a = await Wal.open(dir);
+    await a.append(range(1, 6, 1));
+    unlinkSync(join(dir, 'LOCK'));
+    writeFileSync(join(dir, 'LOCK'), ''); // as another opener would have
+    await expect(a.close()).rejects.toMatchObject({ code: 'WAL_IO', message: expect.stringMatching(/LOCK/) });
+    // Closed all the same: the lock and the fds are released, and the directory opens again.
+    a = await Wal.open(dir);
+    expect(plain(a.entriesSync(1, 6))).toEqual(plain(range(1, 6, 1)));
+    await a.close();
+  });
+
   it('creates a missing directory and its parents, leaving nothing half made', async () => {
     const base = tempDir();
     const dir = join(base, 'a', 'b', 'wal');
