@@ -16,12 +16,18 @@ const commands: Record<string, { summary: string; load: () => Promise<{ main(arg
   },
   cluster: { summary: 'cluster [--nodes 3]: a local cluster of processes on loopback; Ctrl-C stops it', load: () => import('./cluster.js') },
   status: { summary: "status --admin HOST:PORT[,...]: every member as the leader sees it, and each endpoint's health", load: () => import('./status.js') },
-  member: { summary: 'member list|add ID HOST:PORT [--learner]|remove ID|promote ID --admin ...: membership', load: () => import('./member.js') },
+  member: {
+    summary: 'member list|add ID HOST:PORT [--learner]|remove ID|promote ID|replace OLD NEW HOST:PORT|change ... --admin ...: membership',
+    load: () => import('./member.js'),
+  },
   leader: { summary: 'leader transfer ID --admin ...: hand leadership to another voter', load: () => import('./leader.js') },
   snapshot: { summary: 'snapshot save FILE --admin HOST:PORT | restore FILE --data DIR --id N [--peers ...]: backups', load: () => import('./snapshot.js') },
-  recover: { summary: 'recover --force-new-cluster --data DIR --yes: make one surviving node a one-member cluster', load: () => import('./recover.js') },
+  recover: { summary: 'recover --force-new-cluster --data DIR --id N --yes: make one surviving node a one-member cluster', load: () => import('./recover.js') },
   bench: { summary: 'bench [--seconds 3]: cluster, embedded and better-sqlite3 throughput and latency', load: () => import('./bench.js') },
-  inspect: { summary: 'inspect <wal dir> [--records]: list segments and records, verify every CRC; exit 1 on corruption', load: () => import('./inspect.js') },
+  inspect: {
+    summary: 'inspect <data dir | wal dir> [--records]: list segments and records, verify every CRC and snapshot; exit 1 on damage',
+    load: () => import('./inspect.js'),
+  },
 };
 
 function version(): string {

@@ -16,7 +16,7 @@ const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--pe
                      [--snapshot-every N] [--state-machine kv|none] [--requirepass-file FILE] [--max-clients N]
                      [--cluster-secret-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure]
                      [--join] [--admin HOST:PORT [--admin-token-file FILE]]
-                     [--log-level trace|debug|info|warn|error|silent] [--log-format pretty|json] [--debug]
+                     [--log-level trace|debug|info|warn|error|fatal|silent] [--log-format pretty|json] [--debug]
 Runs one node. Without --peers it is a single-node log. With --peers or --listen, peers
 authenticate with a shared secret (the first line of --cluster-secret-file, at least 16
 bytes, the same file on every node) or mutual TLS (certificates naming the node as SAN URI

@@ -51,7 +51,7 @@ export const DEFAULTS = {
 } as const;
 
 export interface ReplicatedLogOptions<R = unknown> {
-  /** Where the WAL and the snapshots live. Required unless `deps` supplies storage. */
+  /** Where the WAL and the snapshots live (`wal/`, `snapshots/`). Required, even when `deps` supplies the storage. */
   dataDir: string;
   /** This node's id (positive integer). Default `DEFAULTS.id`. */
   id?: number;

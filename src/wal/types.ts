@@ -86,8 +86,8 @@ export interface WalStats {
   /** Group commits: each is one batch of jobs made durable together. */
   groups: number;
   /**
-   * Of those, the ones made durable on the appending thread: a small write (up to 64 KiB)
-   * submitted while the writer thread was idle and recent fdatasyncs averaged at most 1 ms.
+   * Of those, the ones made durable on the appending thread: a write of up to 512 KiB
+   * submitted while the writer thread was idle and recent commits averaged at most 1 ms.
    */
   inlineGroups: number;
   /** Segment files that exist now. */
