@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { CodedError } from '../errors.js';
+import { InvalidArgumentError } from '../log/errors.js';
 import type { LogMetrics } from '../log/metrics.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
@@ -239,11 +240,11 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   // A refusal costs the client one connection, so a line for each would let anyone flood the log.
   const refusals = new RefusalLog(o.logger ?? silentLogger, 'RESP server: refused connections', o.refusalLogClock);
   for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, maxBufferedBytes, hwCommands, hwBytes, authTimeoutMs })) {
-    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`serveResp: ${k} must be a positive integer`);
+    if (!Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`serveResp: ${k} must be a positive integer`);
   }
   if (maxBufferedBytes < maxBulkBytes)
-    throw new RangeError('serveResp: maxBufferedBytes must be at least maxBulkBytes, or no client could send the largest value');
-  if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw new RangeError('serveResp: idleTimeoutMs must be 0 or a positive integer');
+    throw new InvalidArgumentError('serveResp: maxBufferedBytes must be at least maxBulkBytes, or no client could send the largest value');
+  if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw new InvalidArgumentError('serveResp: idleTimeoutMs must be 0 or a positive integer');
 
   /** What the memory budget needs of each client: its unfinished command bytes, and whether it authenticated. */
   interface Held {

@@ -374,6 +374,12 @@ describe('RESP server limits', () => {
     expect(p.received).toBe('');
   });
 
+  it('refuses a bad option with INVALID_ARGUMENT, as every bad argument of the library is refused', async () => {
+    for (const bad of [{ maxClients: 0 }, { maxArgs: 1.5 }, { highWaterMark: { bytes: -1 } }, { idleTimeoutMs: -1 }]) {
+      await expect(start(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^serveResp: /) });
+    }
+  });
+
   it('knows loopback addresses', () => {
     for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) expect(isLoopbackAddress(a), a).toBe(true);
     for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '::', '0.0.0.0', '128.0.0.1', 'fe80::1', undefined]) expect(isLoopbackAddress(a), String(a)).toBe(false);
