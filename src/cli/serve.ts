@@ -18,10 +18,11 @@ const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--pe
                      [--join] [--admin HOST:PORT [--admin-token-file FILE]]
                      [--log-level trace|debug|info|warn|error|fatal|silent] [--log-format pretty|json] [--debug]
 Runs one node. Without --peers it is a single-node log. With --peers or --listen, peers
-authenticate with a shared secret (the first line of --cluster-secret-file, at least 16
-bytes, the same file on every node) or mutual TLS (certificates naming the node as SAN URI
-raftlog://node/<id>); --insecure runs without, for a trusted network only. SIGHUP re-reads
-the secret and certificate files (rotation without a restart). --resp serves the key-value
+authenticate with a shared secret (--cluster-secret-file, the same file on every node: each
+line a secret of at least 16 bytes that is accepted, the first the one this node proves) or
+mutual TLS (certificates naming the node as SAN URI raftlog://node/<id>); --insecure runs
+without, for a trusted network only. SIGHUP re-reads the secret and certificate files
+(rotation without a restart: lines old+new, then new+old, then new). --resp serves the key-value
 example over the Redis protocol (redis-cli works); without a password (the first line of
 --requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
 leader it knows changes. SIGINT/SIGTERM stop it cleanly. If the node stops on a
