@@ -14,11 +14,11 @@ import { fromNative, WalError } from '../wal/errors.js';
 import { checkNothingMissing } from '../wal/missing.js';
 
 const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot' };
-const USAGE = 'usage: raftlog inspect <data dir | wal dir> [--records]';
+const USAGE = 'usage: raftlog inspect <data dir | wal dir> [--records] [--debug]';
 
 export async function main(args: string[]): Promise<number> {
   const dir = args.find((a) => !a.startsWith('-'));
-  const unknown = args.filter((a) => a.startsWith('-') && a !== '--records' && a !== '--help' && a !== '-h');
+  const unknown = args.filter((a) => a.startsWith('-') && !['--records', '--debug', '--help', '-h'].includes(a));
   if (args.includes('--help') || args.includes('-h')) {
     console.log(USAGE);
     return 0;
@@ -46,6 +46,7 @@ export async function main(args: string[]): Promise<number> {
     checkNothingMissing(walDir, scan.segments[0], marker?.index ?? null);
   } catch (err) {
     const e = fromNative(err);
+    if (args.includes('--debug') && e.stack !== undefined) console.error(e.stack);
     console.error(`raftlog inspect: ${e.message}`);
     return e instanceof WalError && (e.code === 'WAL_CORRUPT' || e.code === 'WAL_VERSION') ? 1 : 2;
   }

@@ -69,6 +69,10 @@ describe('raftlog inspect', () => {
     const onFile = await run([walFile]);
     expect(onFile.code).toBe(1);
     expect(onFile.err).toMatch(/^raftlog inspect: NO_WAL: there is no WAL in [^\n]+$/);
+    // --debug, which every command takes, is no unknown option here either.
+    const debug = await run([tempDir(), '--debug']);
+    expect(debug.code).toBe(1);
+    expect(debug.err).toMatch(/there is no WAL in/);
   });
 
   it('reports a missing first segment, which every checksum alone would not show', async () => {
