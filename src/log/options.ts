@@ -87,7 +87,7 @@ export interface ReplicatedLogOptions<R = unknown> {
    * already proposed, at the first tick after it: within `tickMs`). Default `DEFAULTS.timeoutMs`.
    */
   timeoutMs?: number;
-  /** WAL segment size. Default the WAL's (64 MiB; a small log takes far less: see `preallocate`). */
+  /** WAL segment size, 4 KiB to 1 GiB. Default the WAL's (64 MiB; a small log takes far less: see `preallocate`). */
   segmentBytes?: number;
   /** 'none' skips fdatasync: for tests and benchmarks only, it loses acknowledged records on power loss. Default `DEFAULTS.sync`. */
   sync?: 'always' | 'none';

@@ -32,8 +32,8 @@ export type WalLogger = Pick<Logger, 'warn'>;
 
 export interface WalOptions {
   /**
-   * Target size of a segment file in bytes (default `WAL_DEFAULTS.segmentBytes`, 64 MiB). A
-   * single larger record gets a segment of its own. It bounds what a snapshot can release at
+   * Target size of a segment file in bytes, 4 KiB to 1 GiB (default `WAL_DEFAULTS.segmentBytes`,
+   * 64 MiB). A single larger record gets a segment of its own. It bounds what a snapshot can release at
    * once; a small log takes far less than a segment (see `preallocate`).
    */
   segmentBytes?: number;
