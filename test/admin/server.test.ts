@@ -28,6 +28,9 @@ async function node(
   // A peer port, so that members can be added (they are never there: learners need no answer).
   const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: kv as never, listen: '127.0.0.1:0', insecure: true });
   cleanups.push(() => log.close());
+  // With a peer port, open() may return before the leader's first entry commits: wait for it,
+  // so what the tests count starts from a settled log.
+  await log.barrier();
   const admin = await serveAdmin({
     log,
     address: opts.address ?? '127.0.0.1:0',
