@@ -5,13 +5,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
+import { isLoopback } from '../admin/server.js';
+import { formatAddress } from '../transport/address.js';
 import { UsageError, intArg, parseArgs, strArg } from './args.js';
 import { runCommand } from './failure.js';
 
-const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--sync always|none]
-Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1 and
-for Redis clients on resp-port+i-1. The nodes authenticate each other with a secret made
-on first start (DIR/cluster-secret). Ctrl-C stops them all; if this process dies any
+const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--admin-port 7481] [--sync always|none]
+Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1,
+for Redis clients on resp-port+i-1 and for raftlog status, member, leader and snapshot
+(its admin endpoint) on admin-port+i-1. The nodes authenticate each other with a secret
+made on first start (DIR/cluster-secret); off loopback, the admin endpoints take a token
+made the same way (DIR/admin-token). Ctrl-C stops them all; if this process dies any
 other way, the nodes stop too.`;
 
 export async function main(args: string[]): Promise<number> {
@@ -19,37 +23,57 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function run(args: string[]): Promise<number> {
-  const opts = parseArgs(args, { nodes: 'string', data: 'string', host: 'string', 'raft-port': 'string', 'resp-port': 'string', sync: 'string' });
+  const opts = parseArgs(args, {
+    nodes: 'string',
+    data: 'string',
+    host: 'string',
+    'raft-port': 'string',
+    'resp-port': 'string',
+    'admin-port': 'string',
+    sync: 'string',
+  });
   const n = intArg(opts, 'nodes', 3);
   if (n < 1 || n > 9) throw new UsageError('--nodes must be between 1 and 9');
   const dataDir = resolve(strArg(opts, 'data', 'raftlog-cluster'));
-  const host = strArg(opts, 'host', '127.0.0.1');
+  const host = strArg(opts, 'host', '127.0.0.1').replace(/^\[(.*)\]$/, '$1'); // [::1] as ::1: addresses are formatted below
   const raftPort = intArg(opts, 'raft-port', 7101);
   const respPort = intArg(opts, 'resp-port', 7381);
+  const adminPort = intArg(opts, 'admin-port', 7481);
   const sync = strArg(opts, 'sync', 'always');
   // Refused here, before the secret and the data directory are made: each node would refuse them
   // only once started, and leave both behind.
   if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
-  for (const [flag, first] of [
+  const bases = [
     ['raft-port', raftPort],
     ['resp-port', respPort],
-  ] as const) {
+    ['admin-port', adminPort],
+  ] as const;
+  for (const [flag, first] of bases) {
     if (first < 1 || first + n - 1 > 65535) throw new UsageError(`--${flag}: the ${n} ports from ${first} must lie in 1..65535`);
   }
-  if (Math.abs(raftPort - respPort) < n) throw new UsageError(`--raft-port and --resp-port: their ranges of ${n} ports overlap`);
+  for (const [i, [a, first]] of bases.entries())
+    for (const [b, other] of bases.slice(i + 1)) if (Math.abs(first - other) < n) throw new UsageError(`--${a} and --${b}: their ranges of ${n} ports overlap`);
   const ids = Array.from({ length: n }, (_, i) => i + 1);
-  const peers = ids.map((id) => `${id}=${host}:${raftPort + id - 1}`).join(',');
+  const at = (base: number, id: number): string => formatAddress(host, base + id - 1);
+  const peers = ids.map((id) => `${id}=${at(raftPort, id)}`).join(',');
   // One secret for this cluster's nodes, kept beside their data so a restart reuses it.
   const secretFile = `${dataDir}/cluster-secret`;
-  if (!existsSync(secretFile)) {
+  const secret = (file: string): void => {
+    if (existsSync(file)) return;
     mkdirSync(dataDir, { recursive: true });
-    writeFileSync(secretFile, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
-  }
+    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  };
+  secret(secretFile);
+  // Off loopback anyone who reaches an admin endpoint could remove members: it takes a token there.
+  const tokenFile = isLoopback(host) ? undefined : `${dataDir}/admin-token`;
+  if (tokenFile !== undefined) secret(tokenFile);
 
   console.log(`raftlog cluster: ${n} node${n > 1 ? 's' : ''}, data in ${dataDir}`);
   for (const id of ids) {
-    console.log(`  node ${id}  raft ${host}:${raftPort + id - 1}  resp ${host}:${respPort + id - 1}   (redis-cli -p ${respPort + id - 1})`);
+    console.log(`  node ${id}  raft ${at(raftPort, id)}  resp ${at(respPort, id)}  admin ${at(adminPort, id)}   (redis-cli -p ${respPort + id - 1})`);
   }
+  const token = tokenFile === undefined ? '' : ` --admin-token-file ${tokenFile}`;
+  console.log(`Operate it with: raftlog status --admin ${ids.map((id) => at(adminPort, id)).join(',')}${token}`);
   console.log(`Ctrl-C stops the cluster; the data stays in ${dataDir} (remove it with: rm -rf ${dataDir}).`);
 
   const children = new Map<number, ChildProcess>();
@@ -70,11 +94,14 @@ async function run(args: string[]): Promise<number> {
             '--data',
             `${dataDir}/node${id}`,
             '--listen',
-            `${host}:${raftPort + id - 1}`,
+            at(raftPort, id),
             '--peers',
             peers,
             '--resp',
-            `${host}:${respPort + id - 1}`,
+            at(respPort, id),
+            '--admin',
+            at(adminPort, id),
+            ...(tokenFile === undefined ? [] : ['--admin-token-file', tokenFile]),
             '--sync',
             sync,
             '--cluster-secret-file',

@@ -32,12 +32,30 @@ afterEach(() => {
 it('a SIGKILLed cluster leaves no node running', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  // Node i listens on raft + i - 1 and resp + i - 1: one run of four free ports, so the two ranges cannot meet.
-  const raft = await freePortRun(4);
+  // Node i listens on raft + i - 1, resp + i - 1 and admin + i - 1: one run of six free ports, so the ranges cannot meet.
+  const raft = await freePortRun(6);
   const resp = raft + 2;
+  const admin = raft + 4;
   const parent = spawn(
     process.execPath,
-    ['--import', 'tsx', MAIN, 'cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(resp), '--sync', 'none'],
+    [
+      '--import',
+      'tsx',
+      MAIN,
+      'cluster',
+      '--nodes',
+      '2',
+      '--data',
+      t.dir,
+      '--raft-port',
+      String(raft),
+      '--resp-port',
+      String(resp),
+      '--admin-port',
+      String(admin),
+      '--sync',
+      'none',
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -91,6 +109,7 @@ it('a flag its nodes would refuse is refused before the data directory and the s
     [['--raft-port', '65534'], '--raft-port: the 3 ports from 65534 must lie in 1..65535'],
     [['--resp-port', '0'], '--resp-port: the 3 ports from 0 must lie in 1..65535'],
     [['--raft-port', '7101', '--resp-port', '7103'], '--raft-port and --resp-port: their ranges of 3 ports overlap'],
+    [['--resp-port', '7381', '--admin-port', '7379'], '--resp-port and --admin-port: their ranges of 3 ports overlap'],
   ] as const) {
     const r = await cluster([...args, '--data', data]);
     expect(r.code, args.join(' ')).toBe(2);

@@ -171,14 +171,30 @@ function hasRedisCli(): boolean {
 
 // .ci/run installs redis-tools, so CI always runs this; elsewhere it needs redis-cli on PATH.
 describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
-  it('sets on one node and reads on another, and INFO shows the raft status', async () => {
+  it('sets on one node and reads on another, INFO shows the raft status, and raftlog status reads every admin endpoint', async () => {
     // `raftlog cluster` takes a port per node counting up from each base: find runs of three free ones.
     const raftPort = await freePortRun(3);
     const respPort = await freePortRun(3);
+    const adminPort = await freePortRun(3);
     const d = tempDir();
     const cluster = spawn(
       process.execPath,
-      ['--import', 'tsx', MAIN, 'cluster', '--nodes', '3', '--data', d.dir, '--raft-port', String(raftPort), '--resp-port', String(respPort)],
+      [
+        '--import',
+        'tsx',
+        MAIN,
+        'cluster',
+        '--nodes',
+        '3',
+        '--data',
+        d.dir,
+        '--raft-port',
+        String(raftPort),
+        '--resp-port',
+        String(respPort),
+        '--admin-port',
+        String(adminPort),
+      ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -198,6 +214,15 @@ describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
       expect(await cli(respPort + 2, 'incr', 'counter')).toBe('2');
       expect(await cli(respPort, 'info')).toMatch(/role:(leader|follower)/);
       expect((await cli(respPort, 'raft.members')).split('\n')).toHaveLength(3);
+      // The command the cluster prints to operate it works as printed.
+      const admins = [0, 1, 2].map((i) => `127.0.0.1:${adminPort + i}`).join(',');
+      expect(out).toContain(`Operate it with: raftlog status --admin ${admins}\n`);
+      const status = JSON.parse(
+        (await execFileAsync(process.execPath, ['--import', 'tsx', MAIN, 'status', '--admin', admins, '--json'], { encoding: 'utf8', timeout: 30_000 })).stdout,
+      ) as { leader: number | null; members: unknown[]; endpoints: Array<{ healthy: boolean }> };
+      expect(status.leader).not.toBeNull();
+      expect(status.members).toHaveLength(3);
+      expect(status.endpoints.map((e) => e.healthy)).toEqual([true, true, true]);
     } finally {
       const exited = new Promise((r) => cluster.once('exit', r));
       cluster.kill('SIGINT');
