@@ -134,7 +134,8 @@ export class Raft {
    * deposed the leader). The new voters may not know that the
    * change committed, and if they are still joint they may need this node's vote, which it refuses
    * (its log holds the entry they missed). So it may campaign, though not a voter, to lead once more
-   * and finish the hand-off. Cleared when a hand-off completes or the node is a voter again.
+   * and finish the hand-off. Cleared when a hand-off completes or the node is a voter again. Not kept across a
+   * restart: then the commit index its refusals carry (refuseVote) tells the new voters the change committed.
    */
   handoffUnfinished = false;
   /** This leader sent MsgTimeoutNow in its term: its lease is void. */
@@ -458,11 +459,14 @@ export class Raft {
   private hasUnappliedConfChanges(): boolean {
     if (this.confChangesToApply > 0) return true;
     const log = this.raftLog;
-    if (log.applied >= log.committed) return false;
-    const lo = Math.max(log.applied + 1, log.firstIndex());
+    return this.hasConfChangeIn(Math.max(log.applied + 1, log.firstIndex()), log.committed);
+  }
+
+  /** Whether the log holds a ConfChange entry from `lo` to `hi`, both included. */
+  private hasConfChangeIn(lo: number, hi: number): boolean {
     let i = lo;
-    while (i <= log.committed) {
-      const ents = log.slice(i, log.committed + 1, 16 * 1024 * 1024);
+    while (i <= hi) {
+      const ents = this.raftLog.slice(i, hi + 1, 16 * 1024 * 1024);
       for (const e of ents) if (e.type === EntryConfChange) return true;
       i += ents.length;
     }
@@ -556,6 +560,7 @@ export class Raft {
 
   /** Steps a validated message. Proposals go through propose(). */
   step(m: Message): void {
+    if ((m.type === MsgVoteResp || m.type === MsgPreVoteResp) && m.reject) this.learnCommit(m);
     /** The election timer before a vote request of a later term reset it: kept if the vote is refused. */
     let timer: [elapsed: number, timeout: number] | null = null;
     if (m.term === 0) {
@@ -582,9 +587,7 @@ export class Raft {
         // A stale leader, perhaps cut off and unable to win again: tell it our term so it steps down.
         this.send(this.msg(MsgAppResp, m.from));
       } else if (m.type === MsgPreVote) {
-        const r = this.msg(MsgPreVoteResp, m.from);
-        r.reject = true;
-        this.send(r);
+        this.refuseVote(m);
       }
       return;
     }
@@ -605,9 +608,7 @@ export class Raft {
             this.vote = m.from;
           }
         } else {
-          const r = this.msg(respType, m.from);
-          r.reject = true;
-          this.send(r);
+          this.refuseVote(m);
           if (timer !== null) {
             // Raft restarts the election timer when a vote is granted, not when one is refused: a
             // candidate that cannot win (its log behind) must not hold back the node that can. Without
@@ -635,6 +636,42 @@ export class Raft {
       default:
         this.stepFollower(m);
     }
+  }
+
+  /**
+   * Refuses a vote or pre-vote, telling the candidate how far its log is committed as far as this node
+   * knows: the commit index, or the candidate's last index if lower, with the term of that entry here.
+   * A candidate that applies its membership changes only once it knows them committed may still be
+   * in a configuration that needs this node's vote, which a node whose log is longer never gives: a
+   * removed leader whose hand-off was cut off is one, and it may no longer know it led one (a
+   * restart). Told that the change committed, the candidate applies it and campaigns without this node.
+   */
+  private refuseVote(m: Message): void {
+    const r = this.msg(m.type === MsgVote ? MsgVoteResp : MsgPreVoteResp, m.from);
+    r.reject = true;
+    const commit = Math.min(this.raftLog.committed, m.index);
+    const term = this.raftLog.term(commit);
+    if (commit > 0 && term !== undefined) {
+      r.commit = commit;
+      r.logTerm = term;
+    }
+    this.send(r);
+  }
+
+  /**
+   * A refused vote's commit index (see refuseVote). An entry a log shares with a log committed up to it
+   * is committed, and with it everything before it (Log Matching), whichever node and term say so. Only
+   * a node that knows no leader listens (a leader's followers learn the commit index from it), and only
+   * to a commit index that brings a membership change, the one thing a candidate cannot do without: any
+   * other commit its next leader's entry commits. As in hup(), a node campaigns only once every
+   * committed change is applied: a candidate stops, and campaigns again in the configuration it makes.
+   */
+  private learnCommit(m: Message): void {
+    const log = this.raftLog;
+    if (this.lead !== None || m.commit <= log.committed || !log.matchTerm(m.commit, m.logTerm)) return;
+    if (!this.hasConfChangeIn(log.committed + 1, m.commit)) return;
+    log.commitTo(m.commit);
+    if (this.state !== StateFollower) this.becomeFollower(this.term, None);
   }
 
   /**

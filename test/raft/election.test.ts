@@ -1,8 +1,8 @@
 // Raft paper §5.2: leader election. Plus PreVote and CheckQuorum edge cases.
 import { describe, expect, it } from 'vitest';
 import { Network, allMessages, drain, msg, newNode, storageWithTerms } from './network.js';
-import { MessageType, StateType } from '../../src/raft/types.js';
-import { MemoryStorage } from '../../src/raft/index.js';
+import { ConfChangeType, EntryType, MessageType, StateType } from '../../src/raft/types.js';
+import { MemoryStorage, encodeConfChangeV2 } from '../../src/raft/index.js';
 
 const { StateFollower, StateCandidate, StateLeader, StatePreCandidate } = StateType;
 
@@ -175,6 +175,45 @@ describe('§5.2 leader election', () => {
       expect(ticksToCampaign(seed, 'stale')).toBe(alone);
       expect(ticksToCampaign(seed, 'current')).toBeGreaterThanOrEqual(9 + 10);
     }
+  });
+
+  it("a refused vote names how far the candidate's log is committed; the candidate takes it when its log holds that entry and it brings a membership change", () => {
+    // Voter 2 holds terms [1 1 2 2] with 3 committed: its log is longer than the candidates'.
+    const s2 = storageWithTerms([1, 2, 3], [1, 1, 2, 2]);
+    s2.setHardState({ term: 2, vote: 0, commit: 3 });
+    const voter = newNode(2, s2);
+    const refusal = (type: MessageType, index: number, logTerm: number): [number, number, boolean] => {
+      voter.step(msg({ type, from: 1, to: 2, term: 3, index, logTerm }));
+      const r = allMessages(drain(voter, s2)).find((m) => m.to === 1)!;
+      return [r.commit, r.logTerm, r.reject];
+    };
+    expect(refusal(MessageType.MsgPreVote, 3, 2)).toEqual([3, 2, true]);
+    // No further than the candidate's log goes.
+    expect(refusal(MessageType.MsgPreVote, 2, 1)).toEqual([2, 1, true]);
+    expect(refusal(MessageType.MsgVote, 3, 2)).toEqual([3, 2, true]);
+
+    const afterRefusal = (terms: number[], conf = false): { commit: number; state: StateType; term: number } => {
+      // With `conf`, entry 3 adds a learner.
+      const s = storageWithTerms([1, 2, 3], conf ? terms.slice(0, 2) : terms);
+      if (conf) {
+        const cc = encodeConfChangeV2({ transition: 'auto', changes: [{ type: ConfChangeType.AddLearnerNode, nodeId: 4 }] });
+        s.append([{ index: 3, term: terms[2]!, type: EntryType.ConfChange, data: cc }]);
+      }
+      s.setHardState({ term: 2, vote: 0, commit: 1 });
+      const n = newNode(1, s);
+      n.campaign();
+      drain(n, s);
+      expect(n.status()).toMatchObject({ state: StateCandidate, term: 3 });
+      n.step(msg({ type: MessageType.MsgVoteResp, from: 2, to: 1, term: 3, reject: true, commit: 3, logTerm: 2 }));
+      const { commit, state, term } = n.status();
+      return { commit, state, term };
+    };
+    // A membership change committed: it stops campaigning, to apply it first.
+    expect(afterRefusal([1, 1, 2], true)).toEqual({ commit: 3, state: StateFollower, term: 3 });
+    // Its entry 3 is of another term: nothing is known of it.
+    expect(afterRefusal([1, 1, 1], true)).toEqual({ commit: 1, state: StateCandidate, term: 3 });
+    // No membership change: the entry of its term commits the rest if it wins.
+    expect(afterRefusal([1, 1, 2])).toEqual({ commit: 1, state: StateCandidate, term: 3 });
   });
 
   it('a candidate that is rejected by a majority returns to follower', () => {

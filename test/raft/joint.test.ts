@@ -81,6 +81,39 @@ describe('joint consensus in a cluster', () => {
     expect(net.peer(3).applied.at(-1)).toBe('after');
   });
 
+  it('a removed leader restarted after its hand-off was cut off tells the new voters, as it refuses their votes, that the change committed', () => {
+    // As above, but 2 restarts once its hand-off has timed out: it no longer knows it led one, and outside its
+    // configuration it never campaigns. 1 and 3, still joint, need its vote and it refuses them (its log is longer).
+    const net = new Network([2, 3]);
+    net.campaign(2);
+    net.addPeer(1, MemoryStorage.withConf([2, 3]));
+    net.node(2).proposeConfChange(learner(1));
+    net.stabilize();
+    net.propose(2, 'a');
+    const leave = net.peer(2).storage.lastIndex() + 2;
+    net.addFilter((m) => m.from === 2 && (m.commit >= leave || m.entries.some((e) => e.index > leave)));
+    net.node(2).proposeConfChange({ transition: 'auto', changes: [add(1), remove(2)] });
+    net.stabilize();
+    net.tick(2, 20);
+    net.stabilize();
+    expect(net.node(2).status().state).toBe(StateType.StateFollower);
+    const before = net.node(2).status();
+    expect(before.commit).toBeGreaterThanOrEqual(leave);
+    expect(net.peer(2).storage.lastIndex()).toBeGreaterThan(leave);
+    net.addPeer(2, net.peer(2).storage, { applied: before.applied });
+    net.heal();
+    for (let i = 0; i < 100 && net.leaders().length === 0; i++) net.tickAll(1);
+    const leaders = net.leaders();
+    expect(leaders.length).toBe(1);
+    expect([1, 3]).toContain(leaders[0]);
+    for (const id of [1, 3]) expect(net.node(id).status().conf).toEqual({ voters: [1, 3], learners: [] });
+    // 2 learned the commit index from nobody: it never campaigned, nor was anyone's leader.
+    expect(net.node(2).status()).toMatchObject({ state: StateType.StateFollower, commit: before.commit });
+    net.propose(leaders[0]!, 'after');
+    expect(net.peer(1).applied.at(-1)).toBe('after');
+    expect(net.peer(3).applied.at(-1)).toBe('after');
+  });
+
   it('adds two and removes two at once; the leader leaves the joint state itself', () => {
     const net = cluster();
     net.node(1).proposeConfChange({ transition: 'auto', changes: [add(4), add(5), remove(2), remove(3)] });

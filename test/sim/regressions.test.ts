@@ -24,6 +24,9 @@
 //          a leader added after its configuration, and with CheckQuorum nobody answered its vote requests).
 //   bug 11: test/raft/removed-peers.test.ts 'a learner hears a leader of a later term that it does not know,
 //          though it still knows its old leader' (a learner never campaigns, so it never forgot its old leader).
+//   bug 12: test/raft/joint.test.ts 'a removed leader restarted after its hand-off was cut off tells the new
+//          voters, as it refuses their votes, that the change committed' (a restart forgot the hand-off, and the
+//          node, outside its configuration, never campaigned; now a refused vote carries the commit index).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
@@ -65,6 +68,23 @@ const cases: { nodes: number; seed: number; steps: number; lease?: boolean; join
   },
   // Bug 11: fails against the core before a learner heard an unknown leader of a later term.
   { nodes: 5, seed: 811129, steps: 5000, swarm: true, bug: 'a learner kept the leader it knew and refused the one elected since' },
+  // Bug 12: fail against the core before a refused vote told the candidate how far its log is committed.
+  {
+    nodes: 3,
+    seed: 8102493,
+    steps: 5000,
+    joint: true,
+    swarm: true,
+    bug: 'a removed leader restarted after its transferee cut its hand-off off; the new voters, still joint, needed its vote, and it never campaigned',
+  },
+  {
+    nodes: 3,
+    seed: 8102527,
+    steps: 5000,
+    joint: true,
+    swarm: true,
+    bug: 'a removed leader restarted after its transferee cut its hand-off off; the new voters, still joint, needed its vote, and it never campaigned',
+  },
 ];
 
 describe('simulator regressions', () => {
