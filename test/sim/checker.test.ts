@@ -169,4 +169,23 @@ describe('InvariantChecker', () => {
     c.roleObserved(1, 1, true);
     expect(violation(() => c.commitObserved(1, 2, [1, 2, 3], everyoneHasIt)).invariant).toBe('commit-in-log');
   });
+
+  it('reports a member still sent, past the allowance, a snapshot that does not name it', () => {
+    const c = fresh();
+    const old = { index: 40, term: 2, conf: { voters: [1, 2, 3], learners: [] } };
+    const withFour = { voters: [1, 2, 3], learners: [4] };
+    c.snapshotSent(1, withFour, 4, old, 1000, 100);
+    c.snapshotSent(1, withFour, 4, old, 1100, 100);
+    const v = violation(() => c.snapshotSent(1, withFour, 4, old, 1101, 100));
+    expect(v.invariant).toBe('snapshot-for-new-member');
+    expect(v.message).toContain('snapshot 40');
+  });
+
+  it('accepts a snapshot taken in a joint configuration that names the member only as an outgoing voter', () => {
+    const c = fresh();
+    // Node 1 is being demoted: the snapshot at 128 was taken while joint, and the sender has since left.
+    const joint = { index: 128, term: 8, conf: { voters: [2, 3], votersOutgoing: [1, 2, 3], learners: [], learnersNext: [1] } };
+    const after = { voters: [2, 3], learners: [1] };
+    for (const now of [4723, 4912, 8000]) expect(() => c.snapshotSent(2, after, 1, joint, now, 100)).not.toThrow();
+  });
 });

@@ -1,8 +1,9 @@
 // The safety invariants of Raft, checked incrementally as the simulator (or a
 // test feeding a made-up history) reports what each node did. The checker keeps
 // its own shadow of every node's log, built only from what the node handed out,
-// so it never trusts the core's view of itself.
-import type { Entry, HardState } from '../../src/raft/types.js';
+// so it never trusts the core's view of itself. It also holds the driver to one
+// duty the core relies on for progress: a fresh snapshot for a new member.
+import type { ConfState, Entry, HardState, SnapshotMeta } from '../../src/raft/types.js';
 
 export class InvariantViolation extends Error {
   readonly code = 'SIM_INVARIANT';
@@ -49,6 +50,15 @@ interface NodeView {
 /** Whether `node` has durably stored the entry at `index` with `term` (or a durable snapshot covering it). */
 export type DurableProbe = (node: number, index: number, term: number) => boolean;
 
+/**
+ * Whether the configuration names `id` in any of its sets, as the core asks of a snapshot before installing it.
+ * While joint, a voter being demoted is named only as an outgoing voter and a learner-to-be: a snapshot taken
+ * then serves it, and a leader that left the joint state may send it until its next compaction.
+ */
+function names(conf: ConfState, id: number): boolean {
+  return [conf.voters, conf.learners, conf.votersOutgoing ?? [], conf.learnersNext ?? []].some((set) => set.includes(id));
+}
+
 export class InvariantChecker {
   private readonly nodes = new Map<number, NodeView>();
   /** Who led each term. */
@@ -65,6 +75,8 @@ export class InvariantChecker {
   private readonly durableVote = new Map<number, number>();
   /** index/term -> the entry's key and the term before it, as first seen in any log (Log Matching). */
   private readonly byIndexTerm = new Map<string, { key: string; prevTerm: number }>();
+  /** A member sent snapshots that do not name it: since when. */
+  private readonly staleSnapshotSince = new Map<number, number>();
 
   /** Highest index known committed anywhere. */
   get commitIndex(): number {
@@ -359,5 +371,28 @@ export class InvariantChecker {
   /** Entries of the normal type applied so far on `node` (for liveness checks). */
   appliedIndex(node: number): number {
     return this.view(node).applied;
+  }
+
+  /**
+   * A node added after the sender's latest snapshot refuses that snapshot (it does not name it): the sender
+   * must take a fresh one soon after it applies the addition, or the newcomer can never catch up. Judged when
+   * the snapshot is sent, at time `now`, against the sender's configuration then: a copy the network holds
+   * back (for a paused receiver, say) may arrive long after the sender moved on. Such snapshots may be sent
+   * for `allowance` (a few disk writes and a compaction) before it counts as stuck.
+   */
+  snapshotSent(from: number, senderConf: ConfState, to: number, snap: SnapshotMeta, now: number, allowance: number): void {
+    if (names(snap.conf, to)) {
+      this.staleSnapshotSince.delete(to);
+      return;
+    }
+    if (!names(senderConf, to)) return;
+    const since = this.staleSnapshotSince.get(to);
+    if (since === undefined) this.staleSnapshotSince.set(to, now);
+    else if (now - since > allowance) {
+      throw new InvariantViolation(
+        'snapshot-for-new-member',
+        `node ${to}, a member for node ${from} since before t=${since}, is still sent snapshot ${snap.index}, which does not name it`,
+      );
+    }
   }
 }
