@@ -34,6 +34,8 @@ import {
 } from './record.js';
 import type { WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 
+const WAL_OPTIONS = new Set<string>(['segmentBytes', 'sync', 'preallocate', 'cacheBytes', 'logger'] satisfies Array<keyof WalOptions>);
+
 const SILENT: WalLogger = { warn: () => undefined };
 const PREALLOC = { zeros: 0, fallocate: 1, none: 2 } as const;
 /** Largest single pread when serving old entries. */
@@ -131,6 +133,9 @@ export class Wal {
    * and fsync mean nothing reliable on network file systems.
    */
   static async open(dir: string, options: WalOptions = {}): Promise<Wal> {
+    // '' would resolve to the working directory, and a misspelt option would silently take its default.
+    if (typeof dir !== 'string' || dir === '') throw new WalInvalidArgumentError(`dir must be a directory's path, got ${JSON.stringify(dir)}`);
+    for (const k of Object.keys(options)) if (!WAL_OPTIONS.has(k)) throw new WalInvalidArgumentError(`unknown option '${k}'`);
     const segmentBytes = options.segmentBytes ?? WAL_DEFAULTS.segmentBytes;
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 4096 || segmentBytes > 2 ** 30)
       throw new WalInvalidArgumentError(`segmentBytes must be an integer in [4096, 2^30], got ${String(segmentBytes)}`);

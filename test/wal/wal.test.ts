@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -74,6 +74,16 @@ describe('Wal round trip', () => {
     expect(() => wal.dataLength(5)).toThrow(WalUnavailableError);
     expect(() => wal.dataLength(2.5)).toThrow(WalInvalidArgumentError);
     await wal.close();
+  });
+
+  it('refuses an empty path and an unknown option, creating nothing', async () => {
+    await expect(Wal.open('')).rejects.toMatchObject({ code: 'WAL_INVALID_ARGUMENT' });
+    const dir = join(tempDir(), 'never');
+    await expect(Wal.open(dir, { segmentbytes: 8192 } as never)).rejects.toMatchObject({
+      code: 'WAL_INVALID_ARGUMENT',
+      message: expect.stringMatching(/unknown option 'segmentbytes'/),
+    });
+    expect(existsSync(dir)).toBe(false);
   });
 
   it('makes a hard-state-only append durable', async () => {
