@@ -15,7 +15,8 @@ export type LogErrorCode =
   | 'NO_LEADER'
   | 'RECORD_TOO_LARGE'
   | 'OVERLOADED'
-  | 'NOT_CAUGHT_UP';
+  | 'NOT_CAUGHT_UP'
+  | 'SNAPSHOT_TOO_LARGE';
 
 export class LogError extends CodedError<LogErrorCode> {}
 
@@ -104,6 +105,13 @@ export class NoLeaderError extends LogError {
 export class RecordTooLargeError extends LogError {
   constructor(size: number, limit: number) {
     super('RECORD_TOO_LARGE', `the record is ${size} bytes, over maxRecordBytes ${limit}`);
+  }
+}
+
+/** readAll() met a snapshot over the `maxBytes` its caller gave. */
+export class SnapshotLimitError extends LogError {
+  constructor(limit: number) {
+    super('SNAPSHOT_TOO_LARGE', `the snapshot is over ${limit} bytes, the most readAll() was told to gather`);
   }
 }
 

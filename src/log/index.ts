@@ -23,5 +23,6 @@ export {
   OutcomeUnknownError,
   OverloadedError,
   RecordTooLargeError,
+  SnapshotLimitError,
   TimeoutError,
 } from './errors.js';

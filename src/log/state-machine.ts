@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { SnapshotLimitError } from './errors.js';
 
 /**
  * A committed record as the application sees it. The records a node appended in one
@@ -98,7 +99,7 @@ export async function readAll(data: AsyncIterable<Uint8Array>, maxBytes = Number
   let n = 0;
   for await (const c of data) {
     n += c.byteLength;
-    if (n > maxBytes) throw new RangeError(`snapshot is over ${maxBytes} bytes`);
+    if (n > maxBytes) throw new SnapshotLimitError(maxBytes);
     parts.push(c);
   }
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
