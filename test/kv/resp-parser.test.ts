@@ -111,6 +111,53 @@ describe('RESP parser limits and linearity', () => {
     expect(byByte.bytesCopied).toBeLessThanOrEqual(4 * wire.length);
   });
 
+  it('parses values of every size up to 300 KiB the same in random chunks as whole, holding at most 4x what arrived of each', async () => {
+    const seed = testSeed('resp bulk growth');
+    const random = seeded(seed);
+    const maxValue = 300 * 1024;
+    const limits = { maxBulkBytes: maxValue, maxCommandBytes: 4 * (maxValue + 64) };
+    for (let round = 0; round < 40; round++) {
+      await nextTurn(); // each round parses a few MiB: the worker must keep answering
+      // Small sizes around the buffer's first size and its growth steps too, not only large ones.
+      const size = (): number => {
+        const r = random();
+        if (r < 0.2) return Math.floor(random() * 8);
+        if (r < 0.4) return 64 * 1024 + Math.floor(random() * 9) - 4;
+        return Math.floor(random() * (maxValue + 1));
+      };
+      const cmds: Buffer[][] = Array.from({ length: 1 + Math.floor(random() * 6) }, () => [
+        Buffer.from('SET'),
+        ...Array.from({ length: 1 + Math.floor(random() * 3) }, () => {
+          const v = Buffer.allocUnsafe(size());
+          for (let i = 0; i < v.length; i++) v[i] = Math.floor(random() * 256);
+          return v;
+        }),
+      ]);
+      const encoded = cmds.map((c) =>
+        Buffer.concat([Buffer.from(`*${c.length}\r\n`), ...c.flatMap((a) => [Buffer.from(`$${a.length}\r\n`), a, Buffer.from('\r\n')])]),
+      );
+      const wire = Buffer.concat(encoded);
+      // Where each command starts in the wire.
+      const starts = encoded.map((_, i) => encoded.slice(0, i).reduce((n, e) => n + e.length, 0));
+      const whole = new RespParser(limits).push(wire);
+      const p = new RespParser(limits);
+      const got: Buffer[][] = [];
+      for (let at = 0; at < wire.length;) {
+        // Chunk sizes from 1 byte to 256 KiB, spread evenly over their orders of magnitude.
+        const n = Math.max(1, Math.floor(Math.exp(random() * Math.log(256 * 1024))));
+        got.push(...p.push(wire.subarray(at, at + n)));
+        at += n;
+        // The command under way is held in at most 4x its bytes that arrived, or 64 KiB, beside a kept-back header line.
+        const arrived = got.length < cmds.length ? Math.min(at, wire.length) - starts[got.length]! : 0;
+        expect(p.retainedBytes, `round ${round} (seed ${seed})`).toBeLessThanOrEqual(4 * arrived + 64 * 1024 + 16 * 1024);
+      }
+      const same = (a: Buffer[][]): boolean =>
+        a.length === cmds.length && a.every((c, i) => c.length === cmds[i]!.length && c.every((x, j) => x.equals(cmds[i]![j]!)));
+      expect(same(whole), `round ${round} (seed ${seed}): whole`).toBe(true);
+      expect(same(got), `round ${round} (seed ${seed}): in chunks`).toBe(true);
+    }
+  });
+
   it('answers random bytes only with commands or a coded RespProtocolError, within its limits', async () => {
     const seed = testSeed('resp random-bytes');
     const random = seeded(seed);
