@@ -13,36 +13,30 @@ import { runCommand } from './failure.js';
 const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--admin-port 7481] [--sync always|none]
 Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1,
 for Redis clients on resp-port+i-1 and for raftlog status, member, leader and snapshot
-(its admin endpoint) on admin-port+i-1. The nodes authenticate each other with a secret
-made on first start (DIR/cluster-secret); off loopback, the admin endpoints take a token
-made the same way (DIR/admin-token). Ctrl-C stops them all; if this process dies any
-other way, the nodes stop too.`;
+(its admin endpoint) on admin-port+i-1 (by default 7481, or past the other two ranges
+when they reach it). The nodes authenticate each other with a secret made on first start
+(DIR/cluster-secret); off loopback, the admin endpoints take a token made the same way
+(DIR/admin-token). Ctrl-C stops them all; if this process dies any other way, the nodes
+stop too.`;
 
-export async function main(args: string[]): Promise<number> {
-  return runCommand('cluster', USAGE, args, run);
-}
+export const CLUSTER_FLAGS = {
+  nodes: 'string',
+  data: 'string',
+  host: 'string',
+  'raft-port': 'string',
+  'resp-port': 'string',
+  'admin-port': 'string',
+  sync: 'string',
+} as const;
 
-async function run(args: string[]): Promise<number> {
-  const opts = parseArgs(args, {
-    nodes: 'string',
-    data: 'string',
-    host: 'string',
-    'raft-port': 'string',
-    'resp-port': 'string',
-    'admin-port': 'string',
-    sync: 'string',
-  });
-  const n = intArg(opts, 'nodes', 3);
-  if (n < 1 || n > 9) throw new UsageError('--nodes must be between 1 and 9');
-  const dataDir = resolve(strArg(opts, 'data', 'raftlog-cluster'));
-  const host = strArg(opts, 'host', '127.0.0.1').replace(/^\[(.*)\]$/, '$1'); // [::1] as ::1: addresses are formatted below
+/** The first port of each of the three ranges of `n` ports; a range that cannot be bound is a usage error. */
+export function clusterPorts(opts: Map<string, string | true>, n: number): { raft: number; resp: number; admin: number } {
   const raftPort = intArg(opts, 'raft-port', 7101);
   const respPort = intArg(opts, 'resp-port', 7381);
-  const adminPort = intArg(opts, 'admin-port', 7481);
-  const sync = strArg(opts, 'sync', 'always');
-  // Refused here, before the secret and the data directory are made: each node would refuse them
-  // only once started, and leave both behind.
-  if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
+  // Unless given, the admin range moves past a peer or client range that reaches it: those flags
+  // predate the admin endpoints, and a value that worked then still does.
+  let adminPort = intArg(opts, 'admin-port', 7481);
+  if (!opts.has('admin-port')) for (const p of [raftPort, respPort].sort((a, b) => a - b)) if (Math.abs(p - adminPort) < n) adminPort = p + n;
   const bases = [
     ['raft-port', raftPort],
     ['resp-port', respPort],
@@ -53,6 +47,24 @@ async function run(args: string[]): Promise<number> {
   }
   for (const [i, [a, first]] of bases.entries())
     for (const [b, other] of bases.slice(i + 1)) if (Math.abs(first - other) < n) throw new UsageError(`--${a} and --${b}: their ranges of ${n} ports overlap`);
+  return { raft: raftPort, resp: respPort, admin: adminPort };
+}
+
+export async function main(args: string[]): Promise<number> {
+  return runCommand('cluster', USAGE, args, run);
+}
+
+async function run(args: string[]): Promise<number> {
+  const opts = parseArgs(args, CLUSTER_FLAGS);
+  const n = intArg(opts, 'nodes', 3);
+  if (n < 1 || n > 9) throw new UsageError('--nodes must be between 1 and 9');
+  const dataDir = resolve(strArg(opts, 'data', 'raftlog-cluster'));
+  const host = strArg(opts, 'host', '127.0.0.1').replace(/^\[(.*)\]$/, '$1'); // [::1] as ::1: addresses are formatted below
+  const sync = strArg(opts, 'sync', 'always');
+  // Refused here, before the secret and the data directory are made: each node would refuse them
+  // only once started, and leave both behind.
+  if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
+  const { raft: raftPort, resp: respPort, admin: adminPort } = clusterPorts(opts, n);
   const ids = Array.from({ length: n }, (_, i) => i + 1);
   const at = (base: number, id: number): string => formatAddress(host, base + id - 1);
   const peers = ids.map((id) => `${id}=${at(raftPort, id)}`).join(',');

@@ -4,6 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { freePortRun, tempDir, waitFor } from '../log/helpers.js';
+import { parseArgs } from '../../src/cli/args.js';
+import { CLUSTER_FLAGS, clusterPorts } from '../../src/cli/cluster.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -117,3 +119,14 @@ it('a flag its nodes would refuse is refused before the data directory and the s
     expect(existsSync(data), args.join(' ')).toBe(false);
   }
 }, 300_000);
+
+it("the default admin range moves past a --raft-port or --resp-port range that reaches it, which worked before the cluster's nodes had admin endpoints", () => {
+  const ports = (...args: string[]): ReturnType<typeof clusterPorts> => clusterPorts(parseArgs(args, CLUSTER_FLAGS), 3);
+  expect(ports()).toEqual({ raft: 7101, resp: 7381, admin: 7481 });
+  expect(ports('--raft-port', '7481')).toEqual({ raft: 7481, resp: 7381, admin: 7484 });
+  expect(ports('--resp-port', '7480')).toEqual({ raft: 7101, resp: 7480, admin: 7483 });
+  // Past both, when moving past the first reaches the second.
+  expect(ports('--raft-port', '7479', '--resp-port', '7482')).toEqual({ raft: 7479, resp: 7482, admin: 7485 });
+  // One that is given is the operator's choice: an overlap is theirs to fix.
+  expect(() => ports('--raft-port', '7481', '--admin-port', '7481')).toThrow('--raft-port and --admin-port: their ranges of 3 ports overlap');
+});
