@@ -45,7 +45,6 @@ export const DEFAULT_RESP_LIMITS: RespLimits = {
 export const ARG_OVERHEAD = 16;
 /** '*' and '$' header lines: a sign, 15 digits would already be past every limit. */
 const MAX_HEADER_LINE = 32;
-const RETAIN_PENDING = 16 * 1024;
 /** A bulk string's first buffer, unless its bytes already arrived; it grows fourfold from there. */
 const BULK_START = 64 * 1024;
 const CR = 13;
@@ -58,8 +57,8 @@ const enum State {
   BulkEnd, // expecting the `\r\n` after a bulk string
 }
 
-// No bulk string in progress. Shared: it has no bytes to change, and a fresh
-// Buffer.alloc(0) after every argument showed in a server's profile.
+// No bulk string in progress, and no kept-back bytes. Shared: it has no bytes to change, and a
+// fresh Buffer.alloc(0) after every argument showed in a server's profile.
 const NO_BULK = Buffer.alloc(0);
 
 /** Feeds bytes in as they arrive; takes out whole commands, each an array of arguments. */
@@ -69,7 +68,7 @@ export class RespParser {
   private limits: RespLimits;
   private state = State.Start;
   // The kept-back bytes: pending[pStart, pEnd). Only ever an unfinished line.
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = NO_BULK;
   private pStart = 0;
   private pEnd = 0;
   // Bytes at the start of the unfinished line already known to hold no LF.
@@ -123,7 +122,7 @@ export class RespParser {
       this.failure = err;
       this.args = [];
       this.bulk = NO_BULK;
-      this.pending = Buffer.alloc(0);
+      this.pending = NO_BULK;
       this.pStart = this.pEnd = 0;
       if (out.length === 0) throw err;
     }
@@ -212,10 +211,11 @@ export class RespParser {
         }
       }
     }
-    // Everything was consumed; a buffer grown for one long line is not kept for an idle connection.
+    // Everything was consumed. The buffer is not kept: what a server's clients hold between
+    // commands counts against its budget of unfinished commands, and an idle one holds none.
     this.pStart = this.pEnd = 0;
     this.scanned = 0;
-    if (this.pending.length > RETAIN_PENDING) this.pending = Buffer.alloc(0);
+    this.pending = NO_BULK;
   }
 
   /** Room for `arriving` more bytes of the bulk string, or four times the room, up to its length: each byte moves at most once more on average. */
@@ -283,6 +283,16 @@ export class RespParser {
   private keep(view: Buffer, pos: number, end: number): void {
     if (view === this.pending) {
       this.pStart = pos;
+      // The whole chunk was appended to finish a line; kept, it would count as an unfinished
+      // command's bytes. Moved only when 4x larger than the line, so each byte moves O(1) times.
+      if (this.pending.length > Math.max(256, 4 * (end - pos))) {
+        const next = Buffer.allocUnsafe(Math.max(256, 2 * (end - pos)));
+        this.pending.copy(next, 0, pos, end);
+        this.bytesCopied += end - pos;
+        this.pending = next;
+        this.pStart = 0;
+        this.pEnd = end - pos;
+      }
       return;
     }
     this.pStart = this.pEnd = 0;

@@ -51,6 +51,27 @@ describe('RESP parser limits and linearity', () => {
     expect(p.retainedBytes).toBe(0);
   });
 
+  it('holds no more than the unfinished line between commands: a chunk that completes a line is not kept whole', () => {
+    // Pipelined commands whose chunks end inside a header: the next chunk completes the line, and ends inside another.
+    const one = wireOf([['SET', 'key', 'v'.repeat(100)]]);
+    const wire = Buffer.concat(Array.from({ length: 2000 }, () => one));
+    const p = new RespParser();
+    const got: Buffer[][] = [];
+    let at = 0;
+    for (const end of [5, 5 + 64 * 1024, 5 + 128 * 1024]) {
+      // Each cut lands on a line: the '*3' of a command (a multiple of its length, plus 2) or within it.
+      const cut = end - (end % one.length) + 2;
+      got.push(...p.push(wire.subarray(at, cut)));
+      at = cut;
+      // What is held is the two bytes of the line cut short, in a buffer of at most 256 bytes.
+      expect(p.retainedBytes).toBeLessThanOrEqual(256);
+    }
+    got.push(...p.push(wire.subarray(at)));
+    expect(got.length).toBe(2000);
+    // And between commands, nothing: an idle client holds no buffer.
+    expect(p.retainedBytes).toBe(0);
+  });
+
   it('refuses a 200k-argument command from its header, before reading any argument', () => {
     const n = 200_000;
     const wire = Buffer.concat([Buffer.from(`*${n}\r\n`), Buffer.from('$1\r\na\r\n'.repeat(n))]);

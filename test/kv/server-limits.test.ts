@@ -441,6 +441,24 @@ describe('RESP server limits', () => {
     b.close();
   });
 
+  it('lets a lone client send the largest value within a maxBufferedBytes of maxBulkBytes, after a command cut inside a line', async () => {
+    const server = await start({ maxBulkBytes: 128 * 1024, maxBufferedBytes: 128 * 1024 });
+    const c = await RespClient.connect(portOf(server));
+    // A PING whose header arrives in two parts: the parser keeps the first for the second.
+    c.raw('*1\r\n$');
+    await until(() => server.stats().buffered > 0);
+    c.raw('4\r\nPING\r\n');
+    expect(await c.next()).toBe('PONG');
+    // The largest SET: its three arguments and their 48 bytes of framing fill maxBulkBytes.
+    const value = 'v'.repeat(128 * 1024 - 52);
+    c.raw(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${value.length}\r\n${value}`);
+    await until(() => server.stats().buffered >= value.length || server.stats().evicted > 0);
+    c.raw('\r\n');
+    expect(await c.next()).toBe('OK');
+    expect(server.stats().evicted).toBe(0);
+    c.close();
+  });
+
   it('refuses a maxBufferedBytes below maxBulkBytes', async () => {
     await expect(serveResp({ log, kv, address: '127.0.0.1:0', maxBulkBytes: 1024, maxBufferedBytes: 1023 })).rejects.toThrow(
       /maxBufferedBytes must be at least maxBulkBytes/,
