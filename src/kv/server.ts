@@ -389,7 +389,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
 
     /** Stops reading above a high-water mark, reads again below the low-water marks. */
     const regulate = (): void => {
-      if (socket.destroyed) return;
+      if (socket.destroyed || socket.writableEnded) return;
       const buffered = socket.writableLength;
       if (!paused && (inflight >= hwCommands || buffered >= hwBytes || ending)) {
         counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
@@ -404,6 +404,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         if (socket.destroyed) continue;
         if (last) {
           socket.end(encode(reply!));
+          // Nothing after it runs, but the socket is read again (what comes is dropped) so that
+          // it sees the client close: paused with bytes unread, it stayed open until its idle timeout.
+          setPaused(false);
           continue;
         }
         writeReply(socket, reply!);

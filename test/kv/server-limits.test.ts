@@ -459,6 +459,30 @@ describe('RESP server limits', () => {
     c.close();
   });
 
+  it('closes the connection of a client that sent more after QUIT or a protocol error once it closes, not at the idle timeout', async () => {
+    const server = await start();
+    for (const [first, reply] of [
+      ['QUIT\r\n', '+OK\r\n'],
+      ['*1\r\n$x\r\n', '-ERR Protocol error'],
+    ] as const) {
+      // Half-open: the client may still send once the server has ended its side, as bytes in flight do.
+      const s = net.connect({ port: portOf(server), host: '127.0.0.1', allowHalfOpen: true });
+      s.on('error', () => undefined);
+      const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+      let received = '';
+      let ended = false;
+      s.on('data', (d: Buffer) => (received += d.toString('latin1')));
+      s.on('end', () => (ended = true));
+      s.write(first);
+      await until(() => ended);
+      expect(received.startsWith(reply), received).toBe(true);
+      // Bytes the client sent before it read the answer, as a pipelining client does; then it closes.
+      s.end('PING\r\n');
+      await closed;
+      await until(() => server.stats().clients === 0, 10_000);
+    }
+  });
+
   it('refuses a maxBufferedBytes below maxBulkBytes', async () => {
     await expect(serveResp({ log, kv, address: '127.0.0.1:0', maxBulkBytes: 1024, maxBufferedBytes: 1023 })).rejects.toThrow(
       /maxBufferedBytes must be at least maxBulkBytes/,
