@@ -184,6 +184,13 @@ export class Membership {
     // Only the difference: a redial would drop what is queued to a peer that stays.
     const t = this.host.peers;
     const next = new Map(members);
+    // A log opened without a peer port names itself 'embedded', which is no address. Opened again
+    // with one, it and the members it adds know where it listens: a snapshot taken before must not
+    // put that placeholder back, or the members could never answer it.
+    for (const [id, addr] of next) {
+      const known = this.members.get(id);
+      if (known !== undefined && !isHostPort(addr)) next.set(id, known);
+    }
     for (const id of this.members.keys()) if (!next.has(id) && id !== this.id) t?.removePeer(id);
     for (const [id, addr] of next) if (id !== this.id && this.members.get(id) !== addr) t?.addPeer(id, addr);
     this.members.clear();

@@ -281,4 +281,31 @@ describe('ReplicatedLog membership', () => {
     await added;
     expect(log.status().conf.learners).toEqual([2]);
   });
+
+  it('an embedded log that took a snapshot, opened again with a peer port, is reached at that port by the member it adds', async () => {
+    const [p1, p2] = await freePorts(2);
+    const a1 = `127.0.0.1:${p1}`;
+    const a2 = `127.0.0.1:${p2}`;
+    const d1 = tempDir();
+    const d2 = tempDir();
+    cleanups.push(d1.cleanup, d2.cleanup);
+    const timing = { tickMs: 10, electionTicks: 40, sync: 'none' } as const;
+    // Embedded (no peer port), it has no address: its snapshot names it at 'embedded'.
+    const alone = await ReplicatedLog.open({ dataDir: d1.dir, snapshotEvery: 2, ...timing });
+    for (let i = 0; i < 5; i++) await alone.append(enc(`r${i}`));
+    await alone.close();
+
+    const n1 = await ReplicatedLog.open({ dataDir: d1.dir, listen: a1, clusterSecret: SECRET, ...timing });
+    cleanups.push(() => n1.close());
+    expect(n1.status().members).toEqual({ 1: a1 });
+    await n1.addLearner(2, a2);
+    const n2 = await ReplicatedLog.open({ dataDir: d2.dir, id: 2, join: true, peers: { 1: a1, 2: a2 }, clusterSecret: SECRET, ...timing });
+    cleanups.push(() => n2.close());
+    // Node 2 catches up from that snapshot, and still knows where node 1 listens.
+    await waitFor('node 2 to catch up', () => n2.status().applied >= n1.status().commit);
+    expect(n2.status().members).toEqual({ 1: a1, 2: a2 });
+    await n1.promote(2);
+    // Two voters: a commit needs node 2's answer, which reaches node 1 only at its address.
+    await n1.append(enc('with two voters'));
+  });
 });
