@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
+import { NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { RawNode } from '../raft/raw-node.js';
 import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
@@ -451,14 +451,17 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       let asked = false;
       const check = (): void => {
         if (this.lead !== id && !asked && this.lead !== 0) {
-          asked = true;
           try {
             this.node.transferLeader(id);
+            asked = true;
           } catch (err) {
-            reject(err as Error);
-            return;
+            // The core may have lost the leader the log names until its next turn: ask the next one.
+            if (!(err instanceof NoLeaderError)) {
+              reject(err as Error);
+              return;
+            }
           }
-          this.pump();
+          if (asked) this.pump();
         }
         if (this.lead === id) resolve();
         else this.leaderWaiters.push(check);

@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { enc, freePorts, tempDir } from './helpers.js';
+import { MessageType, type Message } from '../../src/raft/types.js';
+import type { TransportHandlers } from '../../src/transport/transport.js';
+import { enc, freePorts, tempDir, waitFor } from './helpers.js';
 
 describe('ReplicatedLog limits', () => {
   const cleanups: Array<() => unknown> = [];
@@ -99,5 +101,44 @@ describe('ReplicatedLog limits', () => {
     // A leadership transfer too: no leader this node knows could hand over.
     await expect(log.transferLeadership(2)).rejects.toMatchObject({ code: 'NO_LEADER' });
     expect(log.status().lead).toBe(0);
+  });
+
+  it("answers a leadership transfer asked while the core has just lost the leader the log still names with the log's codes", async () => {
+    let handlers: TransportHandlers | undefined;
+    const transport = {
+      start: async (h: TransportHandlers) => {
+        handlers = h;
+      },
+      send: () => undefined,
+      addPeer: () => undefined,
+      removePeer: () => undefined,
+      close: async () => undefined,
+    };
+    const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
+    const log = await ReplicatedLog.open({ dataDir: fresh(), peers, tickMs: 10, electionTicks: 40, timeoutMs: 300 }, { transport });
+    cleanups.push(() => log.close());
+    const from2 = (type: MessageType): Message => ({
+      type,
+      to: 1,
+      from: 2,
+      term: 1,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    });
+    handlers!.onMessage(from2(MessageType.MsgHeartbeat));
+    await waitFor('node 2 to be known as leader', () => log.status().lead === 2);
+    // Leader 2 hands leadership to node 1, which campaigns at once: the core knows no leader, and the
+    // log learns so at its next turn. A transfer asked in between waits for a leader, as one asked later does.
+    handlers!.onMessage(from2(MessageType.MsgTimeoutNow));
+    const transfer = log.transferLeadership(3);
+    const err = await transfer.then(
+      () => null,
+      (e: unknown) => e as { code?: string },
+    );
+    expect(err?.code).toBe('TIMEOUT');
   });
 });
