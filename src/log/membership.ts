@@ -10,7 +10,7 @@ import type { Transport } from '../transport/transport.js';
 import type { Logger } from '../logger.js';
 import type { Deadlines } from './deadlines.js';
 import { InvalidArgumentError, NotCaughtUpError, NotCommittedError, NotLeaderError, type LogError } from './errors.js';
-import { isHostPort } from '../transport/address.js';
+import { isPeerAddress } from '../transport/address.js';
 
 /**
  * One step of `changeMembership`. `add` makes a voter (a learner named here is promoted, under
@@ -106,7 +106,8 @@ export class Membership {
     if (role !== undefined && at !== undefined)
       throw new InvalidArgumentError(`${where}: node ${id} is already a ${role}, at ${at}; to move it, replace it with a new id`);
     if (this.host.peers === null) throw new InvalidArgumentError(`${where}: this log has no peer port to reach node ${id} on (open it with listen, or peers)`);
-    if (!isHostPort(address)) throw new InvalidArgumentError(`${where}: address must be 'host:port', with a port up to 65535, got ${JSON.stringify(address)}`);
+    if (!isPeerAddress(address))
+      throw new InvalidArgumentError(`${where}: address must be 'host:port', with a port from 1 to 65535, got ${JSON.stringify(address)}`);
   }
 
   removeMember(id: number): Promise<void> {
@@ -189,7 +190,7 @@ export class Membership {
     // put that placeholder back, or the members could never answer it.
     for (const [id, addr] of next) {
       const known = this.members.get(id);
-      if (known !== undefined && !isHostPort(addr)) next.set(id, known);
+      if (known !== undefined && !isPeerAddress(addr)) next.set(id, known);
     }
     for (const id of this.members.keys()) if (!next.has(id) && id !== this.id) t?.removePeer(id);
     for (const [id, addr] of next) if (id !== this.id && this.members.get(id) !== addr) t?.addPeer(id, addr);

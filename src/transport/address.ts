@@ -22,6 +22,11 @@ export function isHostPort(s: string): boolean {
   return m !== null && Number(m[2]) <= 65535;
 }
 
+/** Whether a peer can be dialled at `s`: 'host:port' with a port from 1, as 0 (any port) is only a listener's. */
+export function isPeerAddress(s: string): boolean {
+  return isHostPort(s) && Number(s.slice(s.lastIndexOf(':') + 1)) > 0;
+}
+
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

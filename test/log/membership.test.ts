@@ -178,7 +178,8 @@ describe('ReplicatedLog membership', () => {
     }
     // An address no peer can be dialled at, as the peers option and the admin endpoint refuse it:
     // the member would hold a vote that never comes.
-    for (const address of ['10.0.0.4', 'nope', '', 'host:port', 7100]) {
+    // Port 0 too: a listener may take it (the OS picks a port), but nobody can dial it.
+    for (const address of ['10.0.0.4', 'nope', '', 'host:port', 7100, '10.0.0.4:0', '[::1]:00']) {
       const named = { message: expect.stringMatching(/address must be 'host:port'/) as unknown };
       await expect(log.addMember(2, address as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', ...named });
       await expect(log.addLearner(2, address as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', ...named });

@@ -2,7 +2,7 @@
 // so the port can be told from the address.
 import { describe, expect, it } from 'vitest';
 import { BadAddressError } from '../../src/transport/errors.js';
-import { clientAddress, formatAddress, hostKey, isHostPort, parseAddress } from '../../src/transport/address.js';
+import { clientAddress, formatAddress, hostKey, isHostPort, isPeerAddress, parseAddress } from '../../src/transport/address.js';
 
 describe('addresses', () => {
   it.each([
@@ -31,6 +31,12 @@ describe('addresses', () => {
     ['', false],
   ])('takes %j as a member address: %s', (address, ok) => {
     expect(isHostPort(address)).toBe(ok);
+  });
+
+  it('dials no peer at port 0, which only a listener may take', () => {
+    expect(isPeerAddress('127.0.0.1:1')).toBe(true);
+    expect(isPeerAddress('[::1]:65535')).toBe(true);
+    for (const a of ['127.0.0.1:0', '[::1]:00', 'node-2.example:0', '127.0.0.1:65536', 'embedded']) expect(isPeerAddress(a), a).toBe(false);
   });
 
   it('names a client for a log line, an IPv6 one in brackets, one already reset as unknown', () => {
