@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { isLoopback } from '../admin/server.js';
-import { formatAddress } from '../transport/address.js';
+import { formatAddress, isHostPort } from '../transport/address.js';
 import { UsageError, intArg, parseArgs, strArg } from './args.js';
 import { runCommand } from './failure.js';
 
@@ -65,6 +65,7 @@ async function run(args: string[]): Promise<number> {
   // only once started, and leave both behind.
   if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);
   const { raft: raftPort, resp: respPort, admin: adminPort } = clusterPorts(opts, n);
+  if (!isHostPort(formatAddress(host, raftPort))) throw new UsageError(`--host: '${host}' is not a host name or an IP address`);
   const ids = Array.from({ length: n }, (_, i) => i + 1);
   const at = (base: number, id: number): string => formatAddress(host, base + id - 1);
   const peers = ids.map((id) => `${id}=${at(raftPort, id)}`).join(',');

@@ -112,6 +112,8 @@ it('a flag its nodes would refuse is refused before the data directory and the s
     [['--resp-port', '0'], '--resp-port: the 3 ports from 0 must lie in 1..65535'],
     [['--raft-port', '7101', '--resp-port', '7103'], '--raft-port and --resp-port: their ranges of 3 ports overlap'],
     [['--resp-port', '7381', '--admin-port', '7379'], '--resp-port and --admin-port: their ranges of 3 ports overlap'],
+    [['--host', 'bad host'], "--host: 'bad host' is not a host name or an IP address"],
+    [['--host', 'h:7000'], "--host: 'h:7000' is not a host name or an IP address"],
   ] as const) {
     const r = await cluster([...args, '--data', data]);
     expect(r.code, args.join(' ')).toBe(2);
