@@ -1,19 +1,24 @@
 // Appends to a WAL as fast as it can, several appends in flight, and now and
 // then overwrites its own recent suffix with a higher term (as a new Raft
 // leader would) or compacts (snapshot + release, as the storage layer does).
-// Before each append it prints `call <k> <first> <last> <term>`, and once the
-// append resolves (is durable) `ack <k> <commit>`. stdout to a pipe is
-// synchronous on Linux, so a call is printed before it can reach the disk.
+// Before each append it writes `call <k> <first> <last> <term>` to a journal
+// file, and once the append resolves (is durable) `ack <k> <commit>`. Each line
+// is a write(2) of its own, in the kernel before the append is even submitted,
+// so a SIGKILL loses none; stdout is no place for them: once the reader falls
+// behind and the pipe fills, Node queues what is written to it, and a SIGKILL
+// drops the queue while the appends it announced reach the disk.
 // The crash test SIGKILLs it at a random moment and checks the reopened log.
-// Usage: crash-child.ts <dir> <seed>
+// Usage: crash-child.ts <dir> <seed> <journal>
+import { openSync, writeSync } from 'node:fs';
 import { Wal } from '../../src/wal/index.js';
 import { payload } from './helpers.js';
 
-const [dir, seedArg] = process.argv.slice(2);
-if (dir === undefined || seedArg === undefined) {
-  console.error('usage: crash-child.ts <dir> <seed>');
+const [dir, seedArg, journalPath] = process.argv.slice(2);
+if (dir === undefined || seedArg === undefined || journalPath === undefined) {
+  console.error('usage: crash-child.ts <dir> <seed> <journal>');
   process.exit(2);
 }
+const journal = openSync(journalPath, 'w');
 let x = Number(seedArg) >>> 0 || 1;
 const rand = (n: number): number => {
   x ^= x << 13;
@@ -49,12 +54,12 @@ function pump(): void {
     next = first + n;
     const k = ++call;
     const commit = Math.max(0, acked - 5);
-    process.stdout.write(`call ${k} ${first} ${next - 1} ${term}\n`);
+    writeSync(journal, `call ${k} ${first} ${next - 1} ${term}\n`);
     inflight++;
     void wal.append(entries, { term, vote: 1, commit }).then(() => {
       inflight--;
       acked = Math.max(acked, next - 1 - 200);
-      process.stdout.write(`ack ${k} ${commit}\n`);
+      writeSync(journal, `ack ${k} ${commit}\n`);
       // Now and then compact well below the tip, as the storage layer does.
       if (rand(100) === 0 && acked > wal.firstIndex + 600) {
         const at = acked - 500;

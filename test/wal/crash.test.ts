@@ -7,7 +7,7 @@
 // data survives, byte-identical, overwrites included, and the log is
 // contiguous.
 import { spawn } from 'node:child_process';
-import { cpSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,45 +34,49 @@ interface Run {
   commit: number;
 }
 
+/** The calls and acknowledgements the child wrote to its journal, line by line, before it died. */
+function readJournal(path: string): Run {
+  const run: Run = { calls: [], acked: 0, commit: 0 };
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const [what, a, b, c, d] = line.split(' ');
+    if (what === 'call') {
+      if (Number(a) !== run.calls.length + 1) throw new Error(`the child's calls are out of order: call ${a} is line number ${run.calls.length + 1}`);
+      run.calls.push({ first: Number(b), last: Number(c), term: Number(d) });
+    } else if (what === 'ack') {
+      run.acked = Math.max(run.acked, Number(a));
+      run.commit = Math.max(run.commit, Number(b));
+    }
+  }
+  return run;
+}
+
 /** Runs the child until `delayMs` after it is ready, then SIGKILLs it. */
-function runAndKill(dir: string, seed: number, delayMs: number): Promise<Run> {
+function runAndKill(dir: string, journal: string, seed: number, delayMs: number): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'wal', 'crash-child.ts'), dir, String(seed)], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'wal', 'crash-child.ts'), dir, String(seed), journal], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const run: Run = { calls: [], acked: 0, commit: 0 };
-    let buffered = '';
     let stderr = '';
     let killed = false;
-    let misnumbered = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const [what, a, b, c, d] = buffered.slice(0, nl).split(' ');
-        buffered = buffered.slice(nl + 1);
-        if (what === 'ready' && !killed) {
-          killed = true;
-          setTimeout(() => child.kill('SIGKILL'), delayMs);
-        } else if (what === 'call') {
-          // Checked once the child is gone: a failed expect here would be thrown from a stream handler.
-          if (Number(a) !== run.calls.length + 1 && misnumbered === '') misnumbered = `call ${a} arrived as number ${run.calls.length + 1}`;
-          run.calls.push({ first: Number(b), last: Number(c), term: Number(d) });
-        } else if (what === 'ack') {
-          run.acked = Math.max(run.acked, Number(a));
-          run.commit = Math.max(run.commit, Number(b));
-        }
+      if (!killed && chunk.includes('ready')) {
+        killed = true;
+        setTimeout(() => child.kill('SIGKILL'), delayMs);
       }
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    // 'close', not 'exit': the calls the child printed last may still be in the pipe when it exits.
     child.on('close', (code, signal) => {
       if (signal !== 'SIGKILL') reject(new Error(`crash child exited with ${code}: ${stderr}`));
-      else if (misnumbered !== '') reject(new Error(`the child's calls are out of order: ${misnumbered}`));
-      else resolve(run);
+      else {
+        try {
+          resolve(readJournal(journal));
+        } catch (err) {
+          reject(err as Error);
+        }
+      }
     });
   });
 }
@@ -152,6 +156,7 @@ describe('crash safety', () => {
       return x % n;
     };
     const dir = tempDir();
+    const journals = tempDir();
     let before: LogShape = { first: 1, last: 0, terms: new Map() };
     let calls = 0;
     let acked = 0;
@@ -159,7 +164,7 @@ describe('crash safety', () => {
     let partial = 0;
     let overwrites = 0;
     for (let k = 0; k < KILLS; k++) {
-      const run = await runAndKill(dir, seed * 1000 + k, 30 + rand(400));
+      const run = await runAndKill(dir, join(journals, `run-${k}`), seed * 1000 + k, 30 + rand(400));
       calls += run.calls.length;
       acked += run.acked;
       overwrites += run.calls.filter((c, i) => i > 0 && c.first <= run.calls[i - 1]!.last).length;
