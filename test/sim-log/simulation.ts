@@ -877,7 +877,9 @@ class Simulation {
    * The spares run before the change (the incoming majority needs them); retried until the change took.
    */
   private jointChange(): void {
-    if (this.jointDone) return;
+    // Once the faults stopped, reconcileMembers may have stopped the spares for good: a retry
+    // still scheduled must not bring them back into a configuration they can never answer for.
+    if (this.jointDone || this.jointSpares.some((n) => n.removed)) return;
     if (this.jointSpares.length === 0) {
       const base = this.opts.nodes;
       // The spares' own view of the cluster (the originals' stays as it was: it is their bootstrap configuration).
