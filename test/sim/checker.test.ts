@@ -119,6 +119,18 @@ describe('InvariantChecker', () => {
     expect(v.message).toContain('truncated committed entry 2');
   });
 
+  it('lets a leader of a term before the commit overwrite a copy outside the majority that committed it', () => {
+    const c = fresh();
+    for (const id of [1, 2, 3]) c.logAppended(id, [ent(1, 1), ent(2, 1)]);
+    for (const id of [1, 2]) c.logAppended(id, [ent(3, 3)]);
+    c.roleObserved(2, 3, true);
+    c.commitObserved(2, 3, [1, 2, 3], everyoneHasIt);
+    // Node 3 hears from the cut-off leader of term 2 only now.
+    c.logAppended(3, [ent(2, 2)]);
+    // The leader of the committing term never may.
+    expect(violation(() => c.logAppended(1, [ent(2, 3, 'x')])).message).toContain('truncated committed entry 2');
+  });
+
   it('reports a later leader that lacks a committed entry', () => {
     const c = fresh();
     for (const id of [1, 2]) c.logAppended(id, [ent(1, 1), ent(2, 1)]);

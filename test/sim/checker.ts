@@ -143,9 +143,13 @@ export class InvariantChecker {
     }
     const keep = first - log.offset - 1;
     if (keep < log.terms.length) {
-      // A node that holds a committed entry must never lose it or see it replaced.
+      // A node that holds a committed entry must never lose it or see it replaced by a leader of the term that
+      // committed it or a later one (those hold it: Leader Completeness). A leader of an earlier term may still
+      // reach a node it was cut off from and overwrite a copy the committing majority did not need: the entries'
+      // last term is a floor for that leader's term.
+      const by = entries[entries.length - 1]!.term;
       for (let i = first; i <= Math.min(this.commitIndex, log.offset + log.terms.length); i++) {
-        if (this.keyAt(log, i) !== this.committed[i]) continue;
+        if (this.keyAt(log, i) !== this.committed[i] || by < this.commitTerm[i]!) continue;
         const e = entries[i - first];
         if (e === undefined || entryKey(e) !== this.committed[i]) {
           throw new InvariantViolation('log-matching', `node ${node} truncated committed entry ${i} (${this.committed[i]})`);
