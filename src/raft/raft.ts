@@ -583,8 +583,10 @@ export class Raft {
         this.becomeFollower(m.term, None);
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === MsgHeartbeat || m.type === MsgApp)) {
-        // A stale leader, perhaps cut off and unable to win again: tell it our term so it steps down.
+      if ((this.checkQuorum || this.preVote || !this.promotable()) && (m.type === MsgHeartbeat || m.type === MsgApp)) {
+        // A stale leader, perhaps cut off and unable to win again: tell it our term so it steps down. Without
+        // CheckQuorum or PreVote a voter need not (its campaign carries its term to the cluster), but a learner
+        // never campaigns: its term, raised by a vote request, would otherwise keep the leader out for good.
         this.send(this.msg(MsgAppResp, m.from));
       } else if (m.type === MsgPreVote) {
         this.refuseVote(m);

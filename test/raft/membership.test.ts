@@ -100,6 +100,26 @@ describe('§6 membership changes', () => {
     expect(net.node(4).hasReady()).toBe(false);
   });
 
+  it('a learner whose term ran ahead tells the leader of an earlier term, having no campaign to do it', () => {
+    // Without CheckQuorum or PreVote, a voter whose term ran ahead ignores the stale leader and campaigns, which
+    // brings the cluster to its term. A learner never campaigns: unless it answers, the leader never reaches it.
+    const net = new Network([1, 2, 3], { checkQuorum: false, preVote: false });
+    net.campaign(1);
+    net.addPeer(4, MemoryStorage.withConf([1, 2, 3]));
+    net.node(1).proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 4 });
+    net.stabilize();
+    // A vote request of term 5 that reached only the learner (a voter cut off since, say, then removed).
+    net.node(4).step(msg({ type: MessageType.MsgVote, from: 2, to: 4, term: 5, index: 0, logTerm: 0 }));
+    net.handleReady(4);
+    net.queue = net.queue.filter((m) => m.from !== 4);
+    expect(net.node(4).status().term).toBe(5);
+    net.node(1).propose([enc('a')]);
+    net.tickAll(30);
+    const leader = net.leaders()[0]!;
+    expect(net.node(leader).status().term).toBeGreaterThan(5);
+    expect(net.peer(4).applied).toEqual(['a']);
+  });
+
   it("a learner's vote does not count toward winning an election", () => {
     const net = new Network([1, 2, 3]);
     net.campaign(1);
