@@ -27,6 +27,8 @@
 //   bug 12: test/raft/joint.test.ts 'a removed leader restarted after its hand-off was cut off tells the new
 //          voters, as it refuses their votes, that the change committed' (a restart forgot the hand-off, and the
 //          node, outside its configuration, never campaigned; now a refused vote carries the commit index).
+//   bug 13: test/raft/membership.test.ts 'a learner whose term ran ahead tells the leader of an earlier term,
+//          having no campaign to do it' (without CheckQuorum or PreVote it ignored that leader for good).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
@@ -84,6 +86,15 @@ const cases: { nodes: number; seed: number; steps: number; lease?: boolean; join
     joint: true,
     swarm: true,
     bug: 'a removed leader restarted after its transferee cut its hand-off off; the new voters, still joint, needed its vote, and it never campaigned',
+  },
+  // Bug 13: fails against the core before a learner answered a leader of an earlier term without CheckQuorum.
+  {
+    nodes: 5,
+    seed: 9401961,
+    steps: 5000,
+    joint: true,
+    swarm: true,
+    bug: "a removed voter's vote requests raised a learner's term above the leader's, and the learner ignored that leader for good",
   },
 ];
 
