@@ -588,7 +588,10 @@ export class Raft {
         // CheckQuorum or PreVote a voter need not (its campaign carries its term to the cluster), but a learner
         // never campaigns: its term, raised by a vote request, would otherwise keep the leader out for good.
         this.send(this.msg(MsgAppResp, m.from));
-      } else if (m.type === MsgPreVote) {
+      } else if (m.type === MsgPreVote || m.type === MsgVote) {
+        // Raft answers a stale request with the later term. A candidate whose configuration names this node,
+        // where this node's (behind it) names the candidate a learner, hears of the later term no other way:
+        // this node never asks it for a vote.
         this.refuseVote(m);
       }
       return;

@@ -425,3 +425,19 @@ describe('etcd edge cases around elections', () => {
     expect(resp.reject).toBe(true);
   });
 });
+
+describe('a vote request of an earlier term', () => {
+  it("is refused with this node's term, so a candidate that nobody else asks for votes learns it", () => {
+    // Node 3's log stops before the change that made node 1 a voter: it sees 1 as a learner and asks only node 2
+    // (removed since, gone) for votes. Node 1, the one node that can win (its log is longer), asks node 3. Each
+    // campaign raises each term by one; unless node 3 answers node 1's stale requests, node 1 never catches
+    // up with node 3's term, and neither ever leads.
+    const net = new Network([], { checkQuorum: true });
+    net.addPeer(1, storageWithTerms([1, 3], [1, 1, 2], 2));
+    const s3 = storageWithTerms([2, 3], [1, 1], 6);
+    s3.setConfState({ voters: [2, 3], learners: [1] });
+    net.addPeer(3, s3);
+    net.tickAll(300);
+    expect(net.leaders()).toEqual([1]);
+  });
+});

@@ -29,6 +29,8 @@
 //          node, outside its configuration, never campaigned; now a refused vote carries the commit index).
 //   bug 13: test/raft/membership.test.ts 'a learner whose term ran ahead tells the leader of an earlier term,
 //          having no campaign to do it' (without CheckQuorum or PreVote it ignored that leader for good).
+//   bug 14: test/raft/election.test.ts 'a vote request of an earlier term is refused with this node's term, so a
+//          candidate that nobody else asks for votes learns it' (a stale vote request went unanswered).
 import { describe, expect, it } from 'vitest';
 import { SimFailure, Simulation, replayCommand } from './simulation.js';
 
@@ -95,6 +97,15 @@ const cases: { nodes: number; seed: number; steps: number; lease?: boolean; join
     joint: true,
     swarm: true,
     bug: "a removed voter's vote requests raised a learner's term above the leader's, and the learner ignored that leader for good",
+  },
+  // Bug 14: fails against the core before a vote request of an earlier term was answered.
+  {
+    nodes: 3,
+    seed: 9407033,
+    steps: 5000,
+    joint: true,
+    swarm: true,
+    bug: 'a node that saw the one electable candidate as a learner never asked it for votes nor answered its stale ones, and no term reached both',
   },
 ];
 
