@@ -24,6 +24,7 @@ import { NONCE_BYTES, nonce, proof, verify } from './auth.js';
 import type { HandshakeFacts } from './auth.js';
 import type { TransportLogger } from './transport.js';
 import type { IncomingSnapshot, SnapshotStreams } from './snapshot-streams.js';
+import type { PendingReleases } from './pending-releases.js';
 
 export interface InboundConfig {
   self: number;
@@ -52,8 +53,8 @@ export interface InboundConfig {
   learned(peer: number, address: string): void;
   /** The handshake completed: the connection now counts as authenticated. */
   authenticated(): void;
-  /** The deletion of an abandoned stream's spool, under way (it never rejects: a failure is logged). */
-  discarding(deleted: Promise<void>): void;
+  /** Where the deletion of an abandoned stream's spool is tracked while under way: the owner's close() waits for it. */
+  releases: PendingReleases;
 }
 
 const ANSWER_MAX_BUFFERED = 1024 * 1024;
@@ -333,11 +334,7 @@ export class Inbound {
       await a.writing?.catch(() => undefined);
       await a.spool?.abort();
     };
-    this.c.discarding(
-      discard().catch((err: unknown) =>
-        this.c.logger.warn({}, `transport: deleting an abandoned snapshot from peer ${this.peer} failed: ${(err as Error).message}`),
-      ),
-    );
+    this.c.releases.add(`deleting an abandoned snapshot from peer ${this.peer}`, discard());
   }
 
   private refuse(err: TransportError): void {

@@ -17,6 +17,7 @@ import { certNodeIds, nonce, proof, verify } from './auth.js';
 import { FrameDecoder, encodeFrames, frameChunks } from './frame.js';
 import type { TransportLogger } from './transport.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
+import type { PendingReleases } from './pending-releases.js';
 
 export interface TlsOptions {
   key: string | Buffer;
@@ -45,6 +46,8 @@ export interface OutboundConfig {
   snapshotChunkBytes: number;
   /** Where the bytes behind a MsgSnap's snapshot are read, a chunk ahead of the socket. */
   snapshots: SnapshotStreams;
+  /** Where snapshot reads under way and sources being closed are tracked: the owner's close() waits for them. */
+  releases: PendingReleases;
   connectTimeoutMs: number;
   backoff: BackoffOptions;
   random: () => number;
@@ -128,8 +131,6 @@ export class Outbound {
   /** Jobs whose last chunk is written but whose write callback has not run. */
   private finishing = new Set<SnapshotJob>();
   private nextStreamId = 1;
-  /** Snapshot reads under way and sources being closed: close() resolves once they are over, and every source released. */
-  private readonly releasing = new Set<Promise<void>>();
   private lastError: Error | undefined;
   private openedAt = 0;
 
@@ -198,25 +199,19 @@ export class Outbound {
     this.connect();
   }
 
-  close(): Promise<void> {
-    if (this.state !== 'closed') {
-      this.state = 'closed';
-      clearTimeout(this.timer);
-      this.socket?.destroy();
-      this.socket = undefined;
-      this.clearQueue();
-      this.failSnapshots();
-    }
-    return Promise.all(this.releasing).then(() => undefined);
+  /** The sources of snapshots cut off are released in the background, tracked in `releases`. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.timer);
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.clearQueue();
+    this.failSnapshots();
   }
 
-  /** A failure is logged, so close() still resolves and no rejection goes unhandled. */
   private track(p: Promise<void>): void {
-    const settled = p.catch((err: unknown) =>
-      this.c.logger.warn({}, `transport: releasing a snapshot being sent to peer ${this.peer} failed: ${(err as Error).message}`),
-    );
-    this.releasing.add(settled);
-    void settled.then(() => this.releasing.delete(settled));
+    this.c.releases.add(`releasing a snapshot being sent to peer ${this.peer}`, p);
   }
 
   private clearQueue(): void {

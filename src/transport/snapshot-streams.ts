@@ -19,6 +19,10 @@ export interface IncomingSnapshot {
   abort(): Promise<void>;
 }
 
+/**
+ * The transport's close() waits for a source being closed (its `return()`) and a spool being
+ * deleted (`abort()`), but no longer than its idle timeout: one still under way then is logged and left.
+ */
 export interface SnapshotStreams {
   /** The bytes a MsgSnap's snapshot stands for. */
   open(snapshot: Snapshot): Promise<OutgoingSnapshot>;

@@ -27,6 +27,7 @@ import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
 import { newPacker } from './wire.js';
 import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
+import { PendingReleases } from './pending-releases.js';
 
 export type { TlsOptions, OutboundStats };
 
@@ -65,7 +66,10 @@ export interface TcpTransportOptions {
   tls?: TlsOptions;
   /** Run without clusterSecret or tls: anyone who reaches the port can act as any node. */
   insecure?: boolean;
-  /** The raft election timeout in ms; a connection silent for 3 of them is closed. Default 1000. */
+  /**
+   * The raft election timeout in ms; a connection silent for 3 of them is closed, and close() waits
+   * no longer than that for snapshot sources and spools to be closed or deleted. Default 1000.
+   */
   electionTimeoutMs?: number;
   /** A ping goes out on every open connection this often. Default electionTimeoutMs / 5. */
   heartbeatIntervalMs?: number;
@@ -153,7 +157,7 @@ export class TcpTransport implements Transport {
    * Deletions of abandoned spools and releases of the sources of snapshots cut off, under way:
    * close() waits for them, so the directory is left as it will stay, with no file of it open.
    */
-  private readonly cleanups = new Set<Promise<void>>();
+  private readonly releases: PendingReleases;
 
   constructor(private readonly o: TcpTransportOptions) {
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
@@ -178,6 +182,7 @@ export class TcpTransport implements Transport {
     this.secrets = secrets;
     this.logger = o.logger ?? silentLogger;
     this.refusals = new RefusalLog(this.logger, 'transport: refused connections', o.refusalLogClock);
+    this.releases = new PendingReleases(this.logger);
     this.listenAddress = o.listen;
     this.peerAddresses = new Map(Object.entries(o.peers ?? {}).map(([id, a]) => [Number(id), a]));
     this.config = {
@@ -191,6 +196,7 @@ export class TcpTransport implements Transport {
       maxQueueBytes: o.maxQueueBytes ?? 32 * MiB,
       snapshotChunkBytes: o.snapshotChunkBytes ?? Math.min(MiB, Math.floor(maxFrameBytes / 2)),
       snapshots: o.snapshots ?? inMemorySnapshots,
+      releases: this.releases,
       connectTimeoutMs: o.connectTimeoutMs ?? 5_000,
       // After a long partition heals, a peer must be redialled within an election timeout,
       // or the node it leads catches up only when the grown backoff lets it.
@@ -317,8 +323,7 @@ export class TcpTransport implements Transport {
   removePeer(id: number): void {
     this.removed.add(id);
     this.peerAddresses.delete(id);
-    const peer = this.outbound.get(id);
-    if (peer !== undefined) this.cleanup(peer.close());
+    this.outbound.get(id)?.close();
     this.outbound.delete(id);
   }
 
@@ -339,7 +344,10 @@ export class TcpTransport implements Transport {
     };
   }
 
-  /** Resolves once every connection is closed and what they left behind deleted: a second call waits as long as the first. */
+  /**
+   * Resolves once every connection is closed and what they left behind deleted: a second call waits as long as the first.
+   * A snapshot source or spool that has not let go within the idle timeout (3 election timeouts) is logged and left.
+   */
   close(): Promise<void> {
     this.closing ??= this.shut();
     return this.closing;
@@ -347,13 +355,14 @@ export class TcpTransport implements Transport {
 
   private async shut(): Promise<void> {
     this.closed = true;
-    for (const p of this.outbound.values()) this.cleanup(p.close());
+    for (const p of this.outbound.values()) p.close();
     this.outbound.clear();
     for (const c of this.inbound) c.destroy();
     for (const s of this.sockets) s.destroy();
     const server = this.server;
     if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
-    await Promise.all(this.cleanups);
+    // The owner's streams: one that never settles must not keep close() from ending.
+    await this.releases.settled(this.idleTimeoutMs);
     this.refusals.flush();
   }
 
@@ -382,11 +391,6 @@ export class TcpTransport implements Transport {
     this.connectionsRefused++;
     this.refusals.warn({}, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
     s.destroy();
-  }
-
-  private cleanup(p: Promise<void>): void {
-    this.cleanups.add(p);
-    void p.then(() => this.cleanups.delete(p));
   }
 
   private connectPeer(id: number, address: string): void {
@@ -501,7 +505,7 @@ export class TcpTransport implements Transport {
       refused: () => {
         this.connectionsRefused++;
       },
-      discarding: (deleted) => this.cleanup(deleted),
+      releases: this.releases,
     });
     this.inbound.add(c);
     socket.on('close', () => {

@@ -14,6 +14,7 @@ import { FrameTooLargeError, TransportError } from '../../src/transport/errors.j
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { Inbound } from '../../src/transport/inbound.js';
+import { PendingReleases } from '../../src/transport/pending-releases.js';
 import {
   WIRE_VERSION,
   decodeFrame,
@@ -254,7 +255,7 @@ describe('snapshot chunk reassembly (seeded fuzz)', () => {
         snapshots: inMemorySnapshots,
         claimSnapshot: () => {},
         releaseSnapshot: () => {},
-        discarding: () => {},
+        releases: new PendingReleases({ warn: () => {} }),
       });
       // An honest handshake, then a stream of chunks: a well-formed one, mutated now and then.
       const frames: Uint8Array[] = [encodeHello(p, 'c', 1, 2), encodeProof(p, new Uint8Array(0))];

@@ -13,7 +13,7 @@ import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import type { IncomingSnapshot } from '../../src/transport/snapshot-streams.js';
 import { encodeChunk, newPacker } from '../../src/transport/wire.js';
-import { LogCapture, Recorder, msg, until } from './helpers.js';
+import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { rawPeer, refusal } from './raw-peer.js';
 
 const SECRET = 'snapshot streams secret';
@@ -233,6 +233,31 @@ describe('snapshot streams', () => {
     await closing;
     expect(b.log.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
       'transport: deleting an abandoned snapshot from peer 5 failed: disk gone',
+    );
+  });
+
+  it('close() stops waiting for a spool whose deletion never settles after the idle timeout, says so, and resolves', async () => {
+    const dir = tempDir();
+    let written = false;
+    const snapshots = {
+      open: () => Promise.reject(new Error('not sending')),
+      spool: async (): Promise<IncomingSnapshot> => ({
+        write: async () => {
+          written = true;
+        },
+        finish: async () => new Uint8Array(0),
+        abort: () => new Promise<never>(() => undefined), // a disk that never answers
+      }),
+    };
+    const b = await receiver(dir, { snapshots, electionTimeoutMs: 100 }); // an idle timeout of 300 ms
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await peer.send([encodeChunk(newPacker(), 1, 0, 4096, new Uint8Array(1024), snapHeader(5, { index: 9, term: 2, conf }))]);
+    await until(() => written, 'the first chunk to be spooled');
+    const started = performance.now();
+    await within('close()', b.t.close());
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(b.log.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
+      'transport: closed without waiting longer for deleting an abandoned snapshot from peer 5: not settled after 300 ms',
     );
   });
 

@@ -31,6 +31,20 @@ async function pair(o: Partial<TcpTransportOptions> = {}) {
   return { a, b };
 }
 
+/**
+ * Node 1 dialing node 2, which has no address for it (node 1 is told what `rec` records, node 2 is
+ * given `acceptor`), once a first message (commit 1) has gone through.
+ */
+async function oneWay(o: { rec?: Recorder; acceptor?: Partial<TcpTransportOptions> } = {}) {
+  const b = await node({ id: 2, ...o.acceptor });
+  const a = await node({ id: 1, peers: { 2: b.t.address } }, o.rec);
+  await stillWorks(a.t, b.rec, 1);
+  return { a, b };
+}
+
+/** The hello of node 5 to node 2, for a raw connection. */
+const FROM_5 = { clusterId: 'c1', from: 5, to: 2 };
+
 /** Opens a raw socket to a transport, optionally sending a valid handshake first. */
 async function raw(address: string, hello?: { from: number; to: number; clusterId: string }): Promise<net.Socket> {
   const [host, port] = address.split(':');
@@ -66,18 +80,25 @@ async function stillWorks(a: TcpTransport, b: Recorder, tag: number): Promise<vo
   await until(() => b.messages.some((m) => m.commit === tag), `message ${tag}`);
 }
 
-async function stillWorks3(a: TcpTransport, c: Recorder, tag: number): Promise<void> {
-  a.send([msg(1, 3, { commit: tag })]);
-  await until(() => c.messages.some((m) => m.commit === tag), `message ${tag}`);
+/** A fake peer listening on a free port, `onConnection` taking each connection, and its address. */
+async function fakePeer(onConnection: (s: net.Socket) => void): Promise<{ sink: net.Server; address: string }> {
+  const sink = net.createServer(onConnection);
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  return { sink, address: `127.0.0.1:${(sink.address() as net.AddressInfo).port}` };
+}
+
+function sinkClosed(sink: net.Server, what = 'the sink to close'): Promise<unknown> {
+  return within(what, new Promise((r) => sink.close(r)));
 }
 
 /**
  * A peer that accepts a connection and then reads nothing until the test resumes it
- * (`reader()`, once connected), decoding every message it then reads.
+ * (`reader()`, once connected), decoding every message it then reads. `close()` drops the
+ * connection and closes the sink.
  */
-async function stalledPeer(onMessage: (m: Message) => void): Promise<{ sink: net.Server; port: number; reader: () => net.Socket | undefined }> {
+async function stalledPeer(onMessage: (m: Message) => void = () => undefined) {
   let reader: net.Socket | undefined;
-  const sink = net.createServer((s) => {
+  const { sink, address } = await fakePeer((s) => {
     reader = s;
     s.write(acceptHandshake());
     s.pause();
@@ -91,9 +112,66 @@ async function stalledPeer(onMessage: (m: Message) => void): Promise<{ sink: net
       }
     });
   });
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-  return { sink, port: (sink.address() as net.AddressInfo).port, reader: () => reader };
+  return {
+    address,
+    /** The connection, once the transport has dialed. */
+    async reader(): Promise<net.Socket> {
+      await until(() => reader !== undefined, 'the connection');
+      return reader!;
+    },
+    async close(what?: string): Promise<void> {
+      reader!.destroy();
+      await sinkClosed(sink, what);
+    },
+  };
 }
+
+/** A MsgSnap 1 -> 2 of a snapshot at index 9, term 2 whose data is `data`. */
+function snap(data: Uint8Array = new Uint8Array(0)): Message {
+  return msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data } });
+}
+
+const ENTRY_16K = new Uint8Array(16 * 1024);
+
+/** A MsgApp 1 -> 2 at `index` with one entry of 16 KiB. */
+function app16k(index: number): Message {
+  return msg(1, 2, { type: MessageType.MsgApp, index, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: ENTRY_16K }] });
+}
+
+/** Sends `total` of app16k, from index 0, four a turn. */
+async function sendApps(t: TcpTransport, total: number): Promise<void> {
+  for (let i = 0; i < total; i++) {
+    t.send([app16k(i)]);
+    if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+  }
+}
+
+/**
+ * Node 1 (given `options`) sending a stalled node 2 a MsgSnap whose 64 MiB are read a MiB at a
+ * time, once `ready` resolves; closing the source runs `release`. Resolves once the first MiB is
+ * sent (`midStream: false`: once the source is asked for it).
+ */
+async function sendingSnapshot(o: { release: () => Promise<void>; ready?: Promise<void>; midStream?: boolean; options?: Partial<TcpTransportOptions> }) {
+  let read = 0;
+  let entered = false;
+  const chunks = (async function* () {
+    try {
+      entered = true;
+      if (o.ready !== undefined) await o.ready;
+      for (let i = 0; i < 64; i++, read++) yield new Uint8Array(1024 * 1024);
+    } finally {
+      await o.release();
+    }
+  })();
+  const peer = await stalledPeer();
+  const snapshots = { ...inMemorySnapshots, open: async () => ({ size: 64 * 1024 * 1024, chunks }) };
+  const { t, log } = await node({ id: 1, peers: { 2: peer.address }, snapshots, ...o.options });
+  await peer.reader();
+  t.send([snap()]);
+  await until(() => (o.midStream === false ? entered : read > 0), 'the stream to start');
+  return { t, log, peer };
+}
+
 describe('TcpTransport', () => {
   it('round-trips messages with entries and binary fields, both ways', async () => {
     const { a, b } = await pair();
@@ -199,9 +277,7 @@ describe('TcpTransport', () => {
 
   it("round after round, each turn's commit index waits for that turn's entries, and they go out as one", async () => {
     const rec = Object.assign(new Recorder(), { later: false, sendingLater: (): boolean => rec.later });
-    const b = await node({ id: 2 });
-    const a = await node({ id: 1, peers: { 2: b.t.address } }, rec);
-    await stillWorks(a.t, b.rec, 1);
+    const { a, b } = await oneWay({ rec });
     const before = a.t.stats().peers[2]!;
     const app = (index: number, entries: number): Message =>
       msg(1, 2, {
@@ -240,9 +316,7 @@ describe('TcpTransport', () => {
 
   it('flush() writes what is queued at once, even while the driver will send more in the turn', async () => {
     const rec = Object.assign(new Recorder(), { sendingLater: (): boolean => true });
-    const b = await node({ id: 2 });
-    const a = await node({ id: 1, peers: { 2: b.t.address } }, rec);
-    await stillWorks(a.t, b.rec, 1);
+    const { a, b } = await oneWay({ rec });
     const writes = (): number => a.t.stats().peers[2]!.writes;
     const before = writes();
     a.t.send([msg(1, 2, { index: 1 }), msg(1, 2, { index: 2 })]);
@@ -259,9 +333,7 @@ describe('TcpTransport', () => {
 
   it("holds a turn's messages while the driver will send more in it, a few turns at most", async () => {
     const rec = Object.assign(new Recorder(), { later: false, sendingLater: (): boolean => rec.later });
-    const b = await node({ id: 2 });
-    const a = await node({ id: 1, peers: { 2: b.t.address } }, rec);
-    await stillWorks(a.t, b.rec, 1);
+    const { a, b } = await oneWay({ rec });
     const writes = (): number => a.t.stats().peers[2]!.writes;
     const before = writes();
     rec.later = true;
@@ -310,7 +382,7 @@ describe('TcpTransport', () => {
 
   it('closes a connection whose frame is over maxFrameBytes, and keeps working', async () => {
     const { a, b } = await pair({ maxFrameBytes: 1024 });
-    const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
+    const s = await raw(b.t.address, FROM_5);
     const header = Buffer.alloc(4);
     header.writeUInt32BE(1025);
     s.write(header);
@@ -347,7 +419,7 @@ describe('TcpTransport', () => {
   for (const [what, bytes, hello, code] of malformed) {
     it(`closes the connection on ${what}, and keeps working`, async () => {
       const { a, b } = await pair();
-      const s = await raw(b.t.address, hello ? { clusterId: 'c1', from: 5, to: 2 } : undefined);
+      const s = await raw(b.t.address, hello ? FROM_5 : undefined);
       s.write(bytes);
       await closed(s);
       expect(b.log.messages.join('\n')).toMatch(code ?? /TRANSPORT_(MALFORMED_FRAME|WRONG_NODE)/);
@@ -374,7 +446,7 @@ describe('TcpTransport', () => {
 
   it('accepts a well-formed message from a raw socket (the malformed cases differ only in the fault)', async () => {
     const { b } = await pair();
-    const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
+    const s = await raw(b.t.address, FROM_5);
     s.write(frame(pack([1, [8, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])));
     await until(() => b.rec.messages.some((m) => m.from === 5), 'the raw message');
     s.destroy();
@@ -407,9 +479,7 @@ describe('TcpTransport', () => {
     await stillWorks(a.t, b.rec, 1);
     await b.t.close();
     await until(() => a.rec.unreachable.includes(2), 'the peer to be seen down');
-    a.t.send([
-      msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 1, term: 1, conf: { voters: [1], learners: [] } }, data: new Uint8Array(10) } }),
-    ]);
+    a.t.send([snap(new Uint8Array(10))]);
     await until(() => a.rec.snapshotStatus.length === 1, 'the snapshot status');
     expect(a.rec.snapshotStatus).toEqual([[2, false]]);
   });
@@ -418,41 +488,32 @@ describe('TcpTransport', () => {
     // An impostor at the address announces a 64 KiB frame and sends it slowly: the dialer
     // refuses it at the header, instead of buffering it until its connect timeout.
     const sockets: net.Socket[] = [];
-    const sink = net.createServer((s) => {
+    const { sink, address } = await fakePeer((s) => {
       sockets.push(s.on('error', () => undefined));
       const header = Buffer.alloc(4);
       header.writeUInt32BE(64 * 1024);
       s.write(header);
     });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const port = (sink.address() as net.AddressInfo).port;
-    const { t, log } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, connectTimeoutMs: 30_000 });
+    const { t, log } = await node({ id: 1, peers: { 2: address }, connectTimeoutMs: 30_000 });
     t.send([msg(1, 2, { type: MessageType.MsgHeartbeat })]);
     await until(() => log.has('exceeds the limit of 1024 bytes'), 'the dialer to refuse the oversized frame');
     await t.close();
     for (const c of sockets) c.destroy();
-    await within('the sink to close', new Promise((r) => sink.close(r)));
+    await sinkClosed(sink);
   });
 
   it('bounds the queue to a peer that stops reading, dropping the oldest and reporting it', async () => {
     // A peer that accepts and then never reads: the kernel buffers fill, write() returns false.
     const sockets: net.Socket[] = [];
-    const sink = net.createServer((s) => {
+    const { sink, address } = await fakePeer((s) => {
       s.pause();
       sockets.push(s);
     });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const port = (sink.address() as net.AddressInfo).port;
     const limit = 256 * 1024;
-    const { t, rec } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxQueueBytes: limit });
-    const big = new Uint8Array(16 * 1024);
+    const { t, rec } = await node({ id: 1, peers: { 2: address }, maxQueueBytes: limit });
     let maxQueued = 0;
     for (let turn = 0; turn < 400; turn++) {
-      t.send(
-        Array.from({ length: 4 }, (_, i) =>
-          msg(1, 2, { type: MessageType.MsgApp, index: turn * 4 + i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] }),
-        ),
-      );
+      t.send(Array.from({ length: 4 }, (_, i) => app16k(turn * 4 + i)));
       maxQueued = Math.max(maxQueued, t.stats().peers[2]!.queuedBytes);
       await new Promise((r) => setImmediate(r));
     }
@@ -461,7 +522,7 @@ describe('TcpTransport', () => {
     expect(maxQueued).toBeLessThanOrEqual(limit);
     expect(rec.unreachable).toContain(2);
     for (const c of sockets) c.destroy();
-    await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
+    await sinkClosed(sink, 'the sink to close (the transport still holds a connection to it)');
   });
 
   it('closes a connection that sends no handshake in time', async () => {
@@ -473,9 +534,7 @@ describe('TcpTransport', () => {
   });
 
   it('never dials a peer the driver did not add, but answers it on the connection it dialed', async () => {
-    const b = await node({ id: 2 });
-    const a = await node({ id: 1, peers: { 2: b.t.address } }); // b has never heard of a
-    await stillWorks(a.t, b.rec, 1);
+    const { a, b } = await oneWay(); // b has never heard of a
     // A vote answer to a candidate whose addition b's log does not hold yet.
     b.t.send([msg(2, 1, { type: MessageType.MsgPreVoteResp, term: 3 })]);
     await until(() => a.rec.messages.some((m) => m.type === MessageType.MsgPreVoteResp && m.term === 3), 'the answer on the dialed connection');
@@ -510,9 +569,7 @@ describe('TcpTransport', () => {
   });
 
   it('does not answer on a dialed connection with a message over maxFrameBytes', async () => {
-    const b = await node({ id: 2, maxFrameBytes: 64 * 1024 });
-    const a = await node({ id: 1, peers: { 2: b.t.address } }); // b has never heard of a
-    await stillWorks(a.t, b.rec, 1);
+    const { a, b } = await oneWay({ acceptor: { maxFrameBytes: 64 * 1024 } }); // b has never heard of a
     const big = { type: MessageType.MsgApp, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(128 * 1024) }] };
     b.t.send([msg(2, 1, big)]);
     await until(() => b.rec.unreachable.includes(1), 'node 1 reported unreachable');
@@ -522,24 +579,20 @@ describe('TcpTransport', () => {
   });
 
   it('drops a connection on which the accepting side answers in the name of another node', async () => {
-    const sink = net.createServer((s) => {
+    const { sink, address } = await fakePeer((s) => {
       s.write(acceptHandshake());
       s.write(frame(encodeMessage(newPacker(), msg(3, 1, { type: MessageType.MsgVoteResp, term: 2 }))));
       s.resume();
     });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const port = (sink.address() as net.AddressInfo).port;
-    const { t, rec, log } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` } });
+    const { t, rec, log } = await node({ id: 1, peers: { 2: address } });
     await until(() => log.has(/connection to peer 2 .* lost: message 3->1 answered on the connection to node 2/), 'the connection to be dropped');
     expect(rec.messages).toEqual([]);
     await t.close();
-    await within('the sink to close', new Promise((r) => sink.close(r)));
+    await sinkClosed(sink);
   });
 
   it('uses an announced address only for a peer the driver added without a dialable one', async () => {
-    const b = await node({ id: 2, peers: { 1: 'embedded' } });
-    const a = await node({ id: 1, peers: { 2: b.t.address } });
-    await stillWorks(a.t, b.rec, 1);
+    const { a, b } = await oneWay({ acceptor: { peers: { 1: 'embedded' } } });
     b.t.send([msg(2, 1, { commit: 7 })]);
     await until(() => a.rec.messages.some((m) => m.commit === 7), 'an answer from the node that was dialed');
   });
@@ -556,9 +609,7 @@ describe('TcpTransport', () => {
   it('stops sending to a removed peer, reports unknown peers unreachable, never from inside send()', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
-    a.t.send([
-      msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 1, term: 1, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(10) } }),
-    ]);
+    a.t.send([snap(new Uint8Array(10))]);
     a.t.removePeer(2); // the snapshot fails, but raft has forgotten peer 2: nothing may be reported about it
     a.t.send([msg(1, 2, { commit: 2 }), msg(1, 9)]);
     expect(a.rec.unreachable).toEqual([]);
@@ -573,7 +624,7 @@ describe('TcpTransport', () => {
 
   it('reports a snapshot as failed when the connection dies mid-stream', async () => {
     // A peer that reads a little of the stream and then drops the connection.
-    const sink = net.createServer((s) => {
+    const { sink, address } = await fakePeer((s) => {
       s.write(acceptHandshake());
       let seen = 0;
       s.on('data', (c: Buffer) => {
@@ -581,20 +632,19 @@ describe('TcpTransport', () => {
         if (seen > 100_000) s.destroy();
       });
     });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const port = (sink.address() as net.AddressInfo).port;
-    const { t, rec } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxFrameBytes: 64 * 1024 });
-    t.send([
-      msg(1, 2, {
-        type: MessageType.MsgSnap,
-        snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data: randomBytes(8 * 1024 * 1024) },
-      }),
-    ]);
+    const { t, rec } = await node({ id: 1, peers: { 2: address }, maxFrameBytes: 64 * 1024 });
+    t.send([snap(randomBytes(8 * 1024 * 1024))]);
     await until(() => rec.snapshotStatus.length === 1, 'the snapshot status');
     expect(rec.snapshotStatus).toEqual([[2, false]]);
-    await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
+    await sinkClosed(sink, 'the sink to close (the transport still holds a connection to it)');
   });
 
+  /** Two connected nodes taking snapshots of 1 KiB at most, and a raw connection to node 2 from node 5, a peer it knows. */
+  async function snapshotsFrom5() {
+    const { a, b } = await pair({ maxSnapshotBytes: 1024 });
+    b.t.addPeer(5, '127.0.0.1:1'); // snapshot streams come only from known peers
+    return { a, b, s: await raw(b.t.address, FROM_5) };
+  }
   const snapHeader = () => ({
     message: msg(5, 2, { type: MessageType.MsgSnap }),
     meta: { index: 3, term: 1, conf: { voters: [2, 5], learners: [] } },
@@ -611,9 +661,7 @@ describe('TcpTransport', () => {
   ];
   for (const [what, frames, code] of chunkCases) {
     it(`closes the connection on ${what}, and keeps working`, async () => {
-      const { a, b } = await pair({ maxSnapshotBytes: 1024 });
-      b.t.addPeer(5, '127.0.0.1:1'); // snapshot streams come only from known peers
-      const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
+      const { a, b, s } = await snapshotsFrom5();
       for (const f of frames(newPacker())) s.write(f);
       await closed(s);
       expect(b.log.has(code)).toBe(true);
@@ -623,9 +671,7 @@ describe('TcpTransport', () => {
   }
 
   it('reassembles a well-formed raw snapshot stream (the chunk cases differ only in the fault)', async () => {
-    const { b } = await pair({ maxSnapshotBytes: 1024 });
-    b.t.addPeer(5, '127.0.0.1:1'); // snapshot streams come only from known peers
-    const s = await raw(b.t.address, { clusterId: 'c1', from: 5, to: 2 });
+    const { b, s } = await snapshotsFrom5();
     const p = newPacker();
     s.write(frame(encodeChunk(p, 1, 0, 20, new Uint8Array(10).fill(1), snapHeader())));
     s.write(frame(encodeChunk(p, 1, 10, 20, new Uint8Array(10).fill(2))));
@@ -636,40 +682,30 @@ describe('TcpTransport', () => {
 
   it('resumes after back-pressure: a slow reader gets the newest messages, in order, without the shed ones', async () => {
     const indexes: number[] = [];
-    const { sink, port, reader } = await stalledPeer((m) => indexes.push(m.index));
+    const peer = await stalledPeer((m) => indexes.push(m.index));
     // The fake peer never pings back: a long idle limit keeps the test about back-pressure, not liveness.
-    const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, maxQueueBytes: 256 * 1024, electionTimeoutMs: 60_000 });
-    const big = new Uint8Array(16 * 1024);
+    const { t } = await node({ id: 1, peers: { 2: peer.address }, maxQueueBytes: 256 * 1024, electionTimeoutMs: 60_000 });
     const total = 1200;
-    for (let i = 0; i < total; i++) {
-      t.send([msg(1, 2, { type: MessageType.MsgApp, index: i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] })]);
-      if (i % 4 === 3) await new Promise((r) => setImmediate(r));
-    }
-    await until(() => reader() !== undefined, 'the connection');
-    reader()!.resume();
+    await sendApps(t, total);
+    (await peer.reader()).resume();
     await until(() => indexes.at(-1) === total - 1, 'the newest message');
     const s = t.stats().peers[2]!;
     expect(s.dropped).toBeGreaterThan(0);
     expect(indexes.length + s.dropped).toBe(total);
     expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
-    reader()!.destroy();
-    await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
+    await peer.close('the sink to close (the transport still holds a connection to it)');
   });
 
   it('writes a heartbeat sent while a slow peer holds up entries ahead of the entries still queued', async () => {
     const received: { type: MessageType; index: number }[] = [];
-    const { sink, port, reader } = await stalledPeer((m) => received.push({ type: m.type, index: m.index }));
-    const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, electionTimeoutMs: 60_000 }); // as above
-    await until(() => reader() !== undefined, 'the connection');
-    const big = new Uint8Array(16 * 1024);
+    const peer = await stalledPeer((m) => received.push({ type: m.type, index: m.index }));
+    const { t } = await node({ id: 1, peers: { 2: peer.address }, electionTimeoutMs: 60_000 }); // as above
+    const reader = await peer.reader();
     const total = 1000; // 16 MB: more than the socket buffers take, less than maxQueueBytes
-    for (let i = 0; i < total; i++) {
-      t.send([msg(1, 2, { type: MessageType.MsgApp, index: i, entries: [{ index: 1, term: 1, type: EntryType.Normal, data: big }] })]);
-      if (i % 4 === 3) await new Promise((r) => setImmediate(r));
-    }
+    await sendApps(t, total);
     await until(() => t.stats().peers[2]!.queuedBytes > 0, 'entries queued behind the blocked socket');
     t.send([msg(1, 2, { index: 123456 })]);
-    reader()!.resume();
+    reader.resume();
     await until(() => received.length === total + 1, 'every message');
     expect(t.stats().peers[2]!.dropped).toBe(0);
     const heartbeat = received.findIndex((m) => m.type === MessageType.MsgHeartbeat);
@@ -678,8 +714,7 @@ describe('TcpTransport', () => {
     expect(heartbeat).toBeLessThan(total);
     const entries = received.filter((m) => m.type === MessageType.MsgApp).map((m) => m.index);
     expect(entries).toEqual(Array.from({ length: total }, (_, i) => i));
-    reader()!.destroy();
-    await within('the sink to close (the transport still holds a connection to it)', new Promise((r) => sink.close(r)));
+    await peer.close('the sink to close (the transport still holds a connection to it)');
   });
 });
 
@@ -694,69 +729,53 @@ describe('TcpTransport.close()', () => {
 
   it('resolves once the source of a snapshot it cut off is released: mid-stream, mid-read, and for a peer removed before', async () => {
     for (const what of ['mid-stream', 'mid-read', 'removed']) {
-      const { sink, port, reader } = await stalledPeer(() => undefined);
       let released = false;
-      let read = 0;
       let readable: (() => void) | undefined;
-      const snapshots = {
-        ...inMemorySnapshots,
-        // 64 MiB read a MiB at a time, from something that takes a while to let go of (a file, say).
-        open: async () => ({
-          size: 64 * 1024 * 1024,
-          chunks: (async function* () {
-            try {
-              if (what === 'mid-read') await new Promise<void>((r) => (readable = r));
-              for (let i = 0; i < 64; i++, read++) yield new Uint8Array(1024 * 1024);
-            } finally {
-              await new Promise((r) => setTimeout(r, 50));
-              released = true;
-            }
-          })(),
-        }),
-      };
-      const { t } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, snapshots });
-      await until(() => reader() !== undefined, 'the connection');
-      t.send([
-        msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(0) } }),
-      ]);
-      await until(() => read > 0 || readable !== undefined, 'the stream to start');
+      const { t, peer } = await sendingSnapshot({
+        ready: what === 'mid-read' ? new Promise<void>((r) => (readable = r)) : undefined,
+        midStream: what !== 'mid-read',
+        // Something that takes a while to let go of (a file, say).
+        release: async () => {
+          await new Promise((r) => setTimeout(r, 50));
+          released = true;
+        },
+      });
       if (what === 'removed') t.removePeer(2);
       const closing = t.close();
       readable?.();
       await closing;
       expect(released, what).toBe(true);
-      reader()!.destroy();
-      await within('the sink to close', new Promise((r) => sink.close(r)));
+      await peer.close();
     }
   });
 
   it('logs a snapshot source that fails to close, and still resolves', async () => {
-    const { sink, port, reader } = await stalledPeer(() => undefined);
-    let read = 0;
-    const snapshots = {
-      ...inMemorySnapshots,
-      open: async () => ({
-        size: 64 * 1024 * 1024,
-        chunks: (async function* () {
-          try {
-            for (let i = 0; i < 64; i++, read++) yield new Uint8Array(1024 * 1024);
-          } finally {
-            throw new Error('EIO: the snapshot file would not close');
-          }
-        })(),
-      }),
-    };
-    const { t, log } = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, snapshots });
-    await until(() => reader() !== undefined, 'the connection');
-    t.send([
-      msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 9, term: 2, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(0) } }),
-    ]);
-    await until(() => read > 0, 'the stream to start');
+    const { t, log, peer } = await sendingSnapshot({
+      release: async () => {
+        throw new Error('EIO: the snapshot file would not close');
+      },
+    });
     await within('close()', t.close());
     expect(log.messages).toContainEqual(
       expect.stringMatching(/^transport: releasing a snapshot being sent to peer 2 failed: EIO: the snapshot file would not close/),
     );
-    reader()!.destroy();
-    await within('the sink to close', new Promise((r) => sink.close(r)));
+    await peer.close();
+  });
+
+  it('stops waiting for a snapshot source that never lets go after the idle timeout, says so, and resolves', async () => {
+    const { t, log, peer } = await sendingSnapshot({
+      release: () => new Promise<never>(() => undefined), // a file whose close never returns
+      // An idle timeout of 300 ms, which may drop the connection to the silent peer before the
+      // first MiB is through: then the source is being closed before close() is called.
+      options: { electionTimeoutMs: 100 },
+      midStream: false,
+    });
+    const started = performance.now();
+    await within('close()', t.close());
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(log.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
+      'transport: closed without waiting longer for releasing a snapshot being sent to peer 2: not settled after 300 ms',
+    );
+    await peer.close();
   });
 });
