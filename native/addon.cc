@@ -198,6 +198,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
                            InstanceMethod<&WalHandle::Start>("start"),
                            InstanceMethod<&WalHandle::Submit>("submit"),
                            InstanceMethod<&WalHandle::Release>("release"),
+                           InstanceMethod<&WalHandle::Fence>("fence"),
                            InstanceMethod<&WalHandle::Close>("close"),
                            InstanceMethod<&WalHandle::Dispose>("dispose"),
                            InstanceMethod<&WalHandle::Read>("read"),
@@ -355,6 +356,15 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
       job.unlink.push_back(name);
     }
     return Napi::Number::New(env, static_cast<double>(writer_->Submit(std::move(job))));
+  }
+
+  // fence() -> job id: done once everything before it is durable, and failed (WAL_IO, the
+  // writer failed for good, nothing of its group written) if LOCK names another file.
+  Napi::Value Fence(const Napi::CallbackInfo& info) {
+    RequireWriter(info.Env());
+    Job job;
+    job.type = Job::kFence;
+    return Napi::Number::New(info.Env(), static_cast<double>(writer_->Submit(std::move(job))));
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -393,6 +393,7 @@ void Writer::Execute(Job& job) {
         }
       }
       break;
+    case Job::kFence:
     case Job::kClose:
       if (options_.lock != nullptr && options_.lock->Verify()) Notice("re-created the deleted lock file", 0, 0);
       break;

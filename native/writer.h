@@ -108,7 +108,9 @@ struct Chunk {
 };
 
 struct Job {
-  enum Type { kWrite, kRelease, kClose } type = kWrite;
+  // kFence: checks that LOCK still names the file this instance locked, and fails the
+  // writer for good if not (nothing of its group, nor anything after it, is written).
+  enum Type { kWrite, kRelease, kFence, kClose } type = kWrite;
   uint64_t id = 0;
   std::vector<Chunk> chunks;
   std::vector<std::string> unlink;  // kRelease: segment names to remove

@@ -63,6 +63,8 @@ export interface NativeHandle {
    */
   submit(buffers: Uint8Array[], plan: Float64Array, chunks: number, mayInline: boolean): number;
   release(names: string[]): number;
+  /** A job that checks LOCK still names the locked file, once everything before it is durable; if not, the writer fails for good (WAL_IO) and writes nothing of its group. */
+  fence(): number;
   close(): number;
   dispose(): void;
   read(name: string, offset: number, length: number): Buffer;

@@ -164,15 +164,18 @@ export class JobQueue {
   }
 
   /**
-   * Waits for every job, seals the log if `sealable`, stops the native threads and releases
-   * the lock; then rejects if the seal failed (WAL_IO), or if the close's check of the lock
-   * found LOCK naming another file, which nothing else would report.
+   * Waits for every job, then checks that LOCK still names the file this instance locked,
+   * seals the log if `sealable` and the check passed, stops the native threads and releases
+   * the lock. Rejects with a failure that arose while it closed: the seal's (WAL_IO), the
+   * check's (LOCK names another file: nothing was sealed, nothing of the check's group was
+   * written), or one of a write still in flight. A failure known before it was called was
+   * reported already; it resolves then.
    */
   async close(sealable: boolean): Promise<void> {
+    const failedBefore = this.failure;
     this.#closing = true;
     this.flush();
     const sealFailure = await this.#seal(sealable);
-    const failedBefore = this.failure;
     await this.#enqueue(this.handle.close(), Infinity, true);
     this.handle.dispose();
     if (sealFailure !== null)
@@ -183,15 +186,18 @@ export class JobQueue {
   }
 
   /**
-   * After everything written is durable, one more marker, in a group of its own:
-   * it shows the next open that the last group was synced, so damage to it is
-   * corruption, not a write cut short by a crash (docs/wal-format.md). Returns its failure.
+   * After everything written is durable, and only if LOCK still names the file this
+   * instance locked (the fence: a directory taken over must not be written into), one
+   * more marker, in a group of its own: it shows the next open that the last group was
+   * synced, so damage to it is corruption, not a write cut short by a crash
+   * (docs/wal-format.md). Returns its failure.
    */
   async #seal(sealable: boolean): Promise<Error | null> {
+    this.flush();
     try {
-      await this.release([]);
+      await this.#enqueue(this.handle.fence(), Infinity, false);
     } catch {
-      return null; // a failed WAL: its appends already failed, and nothing more is written
+      return null; // a failed WAL (before, or at the fence): close() reports a failure it did not know, and nothing more is written
     }
     if (this.failure !== null || !sealable) return null;
     this.#open();

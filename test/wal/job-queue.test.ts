@@ -13,12 +13,13 @@ interface Submitted {
   chunks: number[][];
 }
 
-/** A writer that records what it is handed; jobs, releases and close share one id sequence, like the native one. */
+/** A writer that records what it is handed; jobs, releases, fences and close share one id sequence, like the native one. */
 function fakeWriter(inlineIds: Set<number> = new Set()) {
   const submitted: Submitted[] = [];
   /** Each submitted chunk's bytes, copied as the native side reads them at submit. */
   const bytes: Uint8Array[][] = [];
   const released: string[][] = [];
+  let fences = 0;
   let nextId = 1;
   let refs = 0;
   let disposed = false;
@@ -35,12 +36,16 @@ function fakeWriter(inlineIds: Set<number> = new Set()) {
       released.push(names);
       return nextId++;
     },
+    fence: (): number => {
+      fences++;
+      return nextId++;
+    },
     close: (): number => nextId++,
     dispose: (): void => void (disposed = true),
     ref: (): void => void refs++,
     unref: (): void => void refs--,
   } as unknown as NativeHandle;
-  return { handle, submitted, bytes, released, refs: () => refs, disposed: () => disposed };
+  return { handle, submitted, bytes, released, fences: () => fences, refs: () => refs, disposed: () => disposed };
 }
 
 function queue(inlineIds?: Set<number>) {
@@ -222,7 +227,7 @@ describe('JobQueue', () => {
     ]);
     const closed = jobs.close(true);
     await new Promise((r) => setImmediate(r));
-    jobs.onReport(5); // the barrier before the seal
+    jobs.onReport(5); // the fence before the seal
     await new Promise((r) => setImmediate(r));
     jobs.onReport(6); // the close job
     await closed;
@@ -235,7 +240,7 @@ describe('JobQueue', () => {
     const pending = write(8, 1);
     const closed = jobs.close(true);
     expect(w.submitted.length).toBe(1); // close submits the turn's job at once
-    expect(w.released).toEqual([[]]); // and a barrier behind it
+    expect(w.fences()).toBe(1); // and a fence behind it, which checks the lock once it is durable
     jobs.onReport(2);
     await pending;
     await new Promise((r) => setImmediate(r));
@@ -253,13 +258,26 @@ describe('JobQueue', () => {
     const pending = write(8, 1);
     const closed = jobs.close(true);
     closed.catch(() => undefined); // judged below, once the reports have come
-    jobs.onReport(2); // the write and the barrier before the seal
+    jobs.onReport(2); // the write and the fence before the seal
     await pending;
     await new Promise((r) => setImmediate(r));
     jobs.onReport(3, 'EIO: fdatasync'); // the seal
     await new Promise((r) => setImmediate(r));
     jobs.onReport(4, 'EIO: fdatasync'); // the close job, reported with the failure
     await expect(closed).rejects.toMatchObject({ code: 'WAL_IO', message: expect.stringContaining('WAL /wal could not be sealed at close') });
+    expect(w.disposed()).toBe(true);
+  });
+
+  it('close seals nothing when the fence finds LOCK naming another file, and rejects with that failure', async () => {
+    const { jobs, w } = queue();
+    const closed = jobs.close(true);
+    closed.catch(() => undefined); // judged below, once the reports have come
+    expect(w.fences()).toBe(1);
+    jobs.onReport(1, '/wal/LOCK no longer names the file this instance locked'); // the fence
+    await new Promise((r) => setImmediate(r));
+    expect(w.submitted.length).toBe(0); // no seal
+    jobs.onReport(2, '/wal/LOCK no longer names the file this instance locked'); // the close job
+    await expect(closed).rejects.toMatchObject({ code: 'WAL_IO', message: expect.stringContaining('LOCK no longer names') });
     expect(w.disposed()).toBe(true);
   });
 

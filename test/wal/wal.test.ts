@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -646,6 +646,24 @@ describe('Wal errors', () => {
     expect(plain(a.entriesSync(1, 6))).toEqual(plain(range(1, 6, 1)));
     await a.close();
   });
+
+  for (const preallocate of ['zeros', 'none'] as const) {
+    it(`close() writes nothing into the segments when LOCK names another file: it checks the lock before it seals (preallocate '${preallocate}')`, async () => {
+      const dir = tempDir();
+      let a = await Wal.open(dir, { preallocate });
+      await a.append(range(1, 6, 1));
+      unlinkSync(join(dir, 'LOCK'));
+      writeFileSync(join(dir, 'LOCK'), ''); // the directory was taken over: another opener made its own LOCK
+      const before = new Map(segmentFiles(dir).map((f) => [f, readFileSync(join(dir, f))]));
+      await expect(a.close()).rejects.toMatchObject({ code: 'WAL_IO', message: expect.stringMatching(/LOCK/) });
+      expect(segmentFiles(dir)).toEqual([...before.keys()]);
+      for (const [f, bytes] of before) expect(readFileSync(join(dir, f)).equals(bytes), f).toBe(true);
+      // The fds and the lock are released all the same.
+      a = await Wal.open(dir);
+      expect(plain(a.entriesSync(1, 6))).toEqual(plain(range(1, 6, 1)));
+      await a.close();
+    });
+  }
 
   it('creates a missing directory and its parents, leaving nothing half made', async () => {
     const base = tempDir();
