@@ -31,6 +31,7 @@ export class CommittedEntries {
 
   async *read(options: { from?: number }): AsyncGenerator<LogEntry> {
     const { storage } = this.source;
+    if (this.source.stopped()) return; // its storage may be closed already: nothing more to read
     let next = options.from ?? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1);
     if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
     while (!this.source.stopped()) {

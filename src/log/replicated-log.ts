@@ -13,7 +13,7 @@ import type { Secret } from '../transport/auth.js';
 import type { Transport } from '../transport/transport.js';
 import { defer } from '../defer.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { Wal, WalError } from '../wal/index.js';
+import { Wal, WalError, type WalStats } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
 import { StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
@@ -30,7 +30,7 @@ import { openPeerTransport, requirePeerAuthentication } from './peer-transport.j
 import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
 import { SnapshotRestore } from './snapshot-restore.js';
-import { logMetrics, logStatus, ROLE, type LogStatus, type NodeView } from './status.js';
+import { logMetrics, logStatus, ROLE, walStats, type LogStatus, type NodeView } from './status.js';
 import { BatchReader, recordOrigin, unreadable } from './record-batch.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
@@ -115,6 +115,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private closed = false;
   /** close() was called: no new work is accepted. @internal */
   private closing = false;
+  /** The storage's figures as the WAL was closed, which status() and metrics() report from then on. @internal */
+  private final: { lastIndex: number; firstIndex: number; walStats: WalStats | null } | null = null;
   /** @internal */
   private fatal: LogError | undefined;
   /** @internal */
@@ -403,7 +405,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * /metrics turns them into Prometheus text). Gauges are computed now.
    */
   metrics(): LogMetrics {
-    return logMetrics(this.view(), this.counters, this.deps.wal, this.deps.transport);
+    return logMetrics(this.view(), this.counters, this.final?.walStats ?? walStats(this.deps.wal), this.deps.transport);
   }
 
   /** @internal */
@@ -416,8 +418,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       fatal: this.fatal,
       closed: this.closed || this.closing,
       members: this.membership.members,
-      lastIndex: storage.lastIndex(),
-      firstIndex: storage.firstIndex(),
+      lastIndex: this.final?.lastIndex ?? storage.lastIndex(),
+      firstIndex: this.final?.firstIndex ?? storage.firstIndex(),
       snapshotIndex: this.snapshotIndex,
     };
   }
@@ -530,6 +532,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private async release(): Promise<void> {
     await this.deps.transport?.close().catch((err: unknown) => this.deps.logger.warn({ err }, 'closing the transport failed'));
     await this.storage.flush().catch(() => undefined); // a failed write already failed its appends and stopped the node
+    // A closed WAL answers no reads: status() and metrics() report the figures of this moment from now on.
+    try {
+      this.final ??= { lastIndex: this.storage.lastIndex(), firstIndex: this.storage.firstIndex(), walStats: walStats(this.deps.wal) };
+    } catch {
+      // The WAL was closed under the log (a store passed in deps and closed by its owner): no figures to keep.
+    }
     await this.deps.wal.close().catch((err: unknown) => this.deps.logger.warn({ err }, 'closing the WAL failed'));
   }
 

@@ -4,7 +4,7 @@ import { StateType, type Status } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { Transport } from '../transport/transport.js';
-import { FSYNC_BUCKETS, Wal } from '../wal/index.js';
+import { FSYNC_BUCKETS, Wal, type WalStats } from '../wal/index.js';
 import type { LogError } from './errors.js';
 import { peerLag, type LogMetrics, type MetricCounters } from './metrics.js';
 
@@ -58,10 +58,14 @@ export function logStatus(v: NodeView): LogStatus {
   };
 }
 
-/** The WAL's and the TCP transport's figures are there only when the log runs on them (not in the simulator). */
-export function logMetrics(v: NodeView, c: MetricCounters, store: LogStore, transport: Transport | null): LogMetrics {
+/** The WAL's figures, when the log runs on a Wal (not in the simulator). */
+export function walStats(store: LogStore): WalStats | null {
+  return store instanceof Wal ? store.stats() : null;
+}
+
+/** The WAL's (`wal`, see walStats) and the TCP transport's figures are there only when the log runs on them. */
+export function logMetrics(v: NodeView, c: MetricCounters, wal: WalStats | null, transport: Transport | null): LogMetrics {
   const s = v.status;
-  const wal = store instanceof Wal ? store.stats() : null;
   const t = transport instanceof TcpTransport ? transport.stats() : null;
   return {
     term: s.term,

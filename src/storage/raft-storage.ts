@@ -33,6 +33,10 @@ function checkTermsAscend(wal: LogStore): void {
   }
 }
 
+function isWalClosed(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'WAL_CLOSED';
+}
+
 /**
  * Raft's stable storage over a write-ahead log and a snapshot store. The core reads
  * it synchronously; the driver writes it through persist(), which keeps writes in
@@ -67,7 +71,9 @@ export class RaftStorage implements Storage {
   onEntriesFetched: ((err?: unknown) => void) | null = null;
   private readonly reads = new CatchUpReads(
     (lo, hi, maxBytes) => this.wal.entries(lo, hi, maxBytes),
-    (lo, err) => this.onEntriesFetched?.(err !== undefined && lo >= this.firstIndex() ? err : undefined),
+    // A read that failed because the WAL closed (the log stopped) is passed on as it is: the
+    // closed WAL would refuse firstIndex too, and this runs in the read's promise handler.
+    (lo, err) => this.onEntriesFetched?.(err !== undefined && (isWalClosed(err) || lo >= this.firstIndex()) ? err : undefined),
   );
 
   private constructor(

@@ -196,7 +196,7 @@ export class Wal {
         this.#offset += MARKER_RECORD_BYTES;
         return at;
       },
-      durable: (lowest) => this.#cache.trim(this.#cacheBytes, Math.min(this.lastIndex, lowest - 1)),
+      durable: (lowest) => this.#cache.trim(this.#cacheBytes, Math.min(this.#last, lowest - 1)),
     });
     this.#segmentBytes = segmentBytes;
     this.#cacheBytes = cacheBytes;
@@ -210,25 +210,48 @@ export class Wal {
     this.#cache.clear(this.#positions.last + 1);
   }
 
+  /**
+   * True once close() was called (also while it is still closing): from then on every
+   * read of the log (the getters below, entries*, term, dataLength, copyCached, stats)
+   * throws WAL_CLOSED and every write rejects with it. Readable at any time, as are
+   * `dir` and `repair`.
+   */
+  get closed(): boolean {
+    return this.#closing !== null;
+  }
   /** The latest hard state ({ term: 0, vote: 0, commit: 0 } in a new WAL). */
   get hardState(): Readonly<WalHardState> {
+    this.#checkOpen();
     return this.#hs;
   }
   /** The latest snapshot marker, or null. */
   get snapshot(): Readonly<WalSnapshot> | null {
+    this.#checkOpen();
     return this.#snap;
   }
   /** First readable entry; firstIndex - 1 is the snapshot's index (or 0). A new WAL has firstIndex 1, lastIndex 0. */
   get firstIndex(): number {
-    return this.#positions.base + 1;
+    this.#checkOpen();
+    return this.#first;
   }
   /** Last entry; firstIndex - 1 when the log is empty. */
   get lastIndex(): number {
-    return this.#positions.last;
+    this.#checkOpen();
+    return this.#last;
   }
   /** The first entry kept in memory (lastIndex + 1 if none): reads of older ones go to disk. */
   get cachedFrom(): number {
-    return this.#cache.size > 0 ? this.#cache.lo : this.lastIndex + 1;
+    this.#checkOpen();
+    return this.#cachedFrom;
+  }
+  get #first(): number {
+    return this.#positions.base + 1;
+  }
+  get #last(): number {
+    return this.#positions.last;
+  }
+  get #cachedFrom(): number {
+    return this.#cache.size > 0 ? this.#cache.lo : this.#last + 1;
   }
 
   /**
@@ -283,7 +306,7 @@ export class Wal {
       const meta = snapshot.meta ?? new Uint8Array(0);
       if (!(meta instanceof Uint8Array)) throw new WalInvalidArgumentError('snapshot.meta must be a Uint8Array');
       if (meta.length > MAX_PAYLOAD - 64) throw new WalInvalidArgumentError(`snapshot.meta is too large (${meta.length} bytes)`);
-      if (index < this.#positions.base) throw new WalInvalidArgumentError(`snapshot at ${index} is older than the log's start (firstIndex ${this.firstIndex})`);
+      if (index < this.#positions.base) throw new WalInvalidArgumentError(`snapshot at ${index} is older than the log's start (firstIndex ${this.#first})`);
       marker = { index, term, meta: meta.slice() };
     } catch (err) {
       return Promise.reject(err as Error);
@@ -326,7 +349,7 @@ export class Wal {
         // from the current state, and an entry read from the file is used only
         // if the index still points at that very record.
         this.#checkRange(i, hi, maxBytes);
-        const cacheLo = this.cachedFrom;
+        const cacheLo = this.#cachedFrom;
         if (i >= hi || i >= cacheLo) break;
         const plan = this.#planRun(i, Math.min(hi, cacheLo), maxBytes - bytes);
         const buf = await new Promise<Buffer>((resolve, reject) =>
@@ -352,7 +375,7 @@ export class Wal {
         read.replaced = Infinity; // this round's entries are checked against the positions below
         for (const e of this.#parseRun(plan, buf)) {
           const k = e.index - plan.lo;
-          if (e.index !== i || e.index < this.firstIndex || e.index > this.lastIndex || p.seq(i) !== plan.seq || p.offset(i) !== plan.offsets[k]) break;
+          if (e.index !== i || e.index < this.#first || e.index > this.#last || p.seq(i) !== plan.seq || p.offset(i) !== plan.offsets[k]) break;
           bytes += e.data.length;
           if (out.length > 0 && bytes > maxBytes) return out;
           out.push(e);
@@ -374,7 +397,7 @@ export class Wal {
     this.#checkRange(lo, hi, maxBytes);
     const out: WalEntry[] = [];
     let bytes = 0;
-    const cacheLo = this.cachedFrom;
+    const cacheLo = this.#cachedFrom;
     let i = lo;
     while (i < hi && i < cacheLo) {
       const stop = Math.min(hi, cacheLo);
@@ -398,7 +421,7 @@ export class Wal {
    */
   copyCached(lo: number, hi: number, copy: (e: WalEntry) => void): number {
     this.#checkRange(lo, hi, 0);
-    if (lo < this.cachedFrom || lo >= hi) return lo;
+    if (lo < this.#cachedFrom || lo >= hi) return lo;
     this.#cache.visit(lo, hi, (index, term, type, data) => copy({ index, term, type, data }));
     return hi;
   }
@@ -421,15 +444,15 @@ export class Wal {
     if (typeof maxBytes !== 'number' || Number.isNaN(maxBytes) || maxBytes < 0)
       throw new WalInvalidArgumentError(`maxBytes must be a non-negative number, got ${String(maxBytes)}`);
     if (lo > hi) throw new WalInvalidArgumentError(`entries(${lo}, ${hi}): lo is above hi`);
-    if (lo < this.firstIndex) throw new WalCompactedError(`entries(${lo}, ${hi}): index ${lo} is compacted (firstIndex ${this.firstIndex})`);
-    if (hi > this.lastIndex + 1) throw new WalUnavailableError(`entries(${lo}, ${hi}): lastIndex is ${this.lastIndex}`);
+    if (lo < this.#first) throw new WalCompactedError(`entries(${lo}, ${hi}): index ${lo} is compacted (firstIndex ${this.#first})`);
+    if (hi > this.#last + 1) throw new WalUnavailableError(`entries(${lo}, ${hi}): lastIndex is ${this.#last}`);
   }
 
   /** Term of entry `index`, valid from firstIndex - 1 (the snapshot's term) to lastIndex. */
   term(index: number): number {
     this.#checkReadable();
     requireIndex('index', index);
-    if (index < this.#positions.base) throw new WalCompactedError(`term(${index}): compacted (firstIndex ${this.firstIndex})`);
+    if (index < this.#positions.base) throw new WalCompactedError(`term(${index}): compacted (firstIndex ${this.#first})`);
     if (index > this.#positions.last) throw new WalUnavailableError(`term(${index}): lastIndex is ${this.#positions.last}`);
     return this.#positions.term(index);
   }
@@ -438,12 +461,13 @@ export class Wal {
   dataLength(index: number): number {
     this.#checkReadable();
     requireIndex('index', index);
-    if (index <= this.#positions.base) throw new WalCompactedError(`dataLength(${index}): compacted (firstIndex ${this.firstIndex})`);
+    if (index <= this.#positions.base) throw new WalCompactedError(`dataLength(${index}): compacted (firstIndex ${this.#first})`);
     if (index > this.#positions.last) throw new WalUnavailableError(`dataLength(${index}): lastIndex is ${this.#positions.last}`);
     return this.#positions.length(index);
   }
 
   stats(): WalStats {
+    this.#checkOpen();
     const s = this.#handle.stats();
     return {
       appends: this.#appends,
@@ -466,7 +490,14 @@ export class Wal {
     };
   }
 
-  /** Waits for every pending write, stops the native threads and releases the lock. Idempotent. */
+  /**
+   * Waits for every pending write, checks that LOCK still names the file this instance
+   * locked, seals the log (unless LOCK names another file: then nothing more is written),
+   * stops the native threads and releases the fds and the lock. Rejects (WAL_IO), once all
+   * of that is done, with a failure that arose while it closed (see JobQueue.close). From
+   * the call on, `closed` is true and every read and write fails with WAL_CLOSED.
+   * Idempotent: a second call returns the same promise.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#jobs.close(this.#segments.length > 0);
     return this.#closing;
@@ -484,14 +515,19 @@ export class Wal {
     if (err !== null) throw err;
   }
 
+  /** For what a failed WAL still answers (its in-memory state and counters): refused only once closed. */
+  #checkOpen(): void {
+    if (this.#closing !== null) throw new WalClosedError(`WAL ${this.dir} is closed`);
+  }
+
   /** Validates entries; returns the bytes of their records. Throws before anything is changed. */
   #checkEntries(entries: readonly WalEntry[]): number {
     const n = entries.length;
     if (n === 0) return 0;
     const first = entries[0]?.index;
     if (!isIndex(first) || first < 1) throw new WalInvalidArgumentError(`entry index must be a positive safe integer, got ${String(first)}`);
-    if (first < this.firstIndex) throw new WalGapError(`entry ${first} is below firstIndex ${this.firstIndex}: compacted entries cannot be rewritten`);
-    if (first > this.lastIndex + 1) throw new WalGapError(`entry ${first} would leave a gap after lastIndex ${this.lastIndex}`);
+    if (first < this.#first) throw new WalGapError(`entry ${first} is below firstIndex ${this.#first}: compacted entries cannot be rewritten`);
+    if (first > this.#last + 1) throw new WalGapError(`entry ${first} would leave a gap after lastIndex ${this.#last}`);
     let bytes = 0;
     for (let k = 0; k < n; k++) {
       const e = entries[k];
@@ -568,7 +604,7 @@ export class Wal {
     if (entries.length > 0) {
       const first = entries[0]!.index;
       lowest = first;
-      if (first <= this.lastIndex) {
+      if (first <= this.#last) {
         this.#positions.truncateAfter(first - 1);
         this.#cache.truncateAfter(first - 1);
         this.#replaced(first);
@@ -582,7 +618,7 @@ export class Wal {
           // Close the chunk that went to the previous segment (empty only for the very first segment).
           if (segment !== undefined) jobs.chunk(chunkBegin, pos, segment.seq, this.#offset, segment.firstIndex);
         }
-        const first = ref >= 0 ? entries[ref]!.index : this.lastIndex + 1;
+        const first = ref >= 0 ? entries[ref]!.index : this.#last + 1;
         const seq = (segment?.seq ?? 0) + 1;
         const stamp = newStamp();
         const s: Segment = { seq, firstIndex: first, name: segmentName(seq, first, stamp), maxIndex: first - 1 };

@@ -168,6 +168,25 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await expect(ReplicatedLog.open({ dataDir: dir, id: 2, peers: { 1: '127.0.0.1:1' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it('answers status(), metrics() and entries() after close, though its WAL then answers no reads: the figures of the moment it closed', async () => {
+    const dir = fresh();
+    const wal = await Wal.open(join(dir, 'wal'));
+    const log = await ReplicatedLog.open({ dataDir: dir }, { wal });
+    for (let k = 0; k < 5; k++) await log.append(enc(String(k)));
+    const before = log.status();
+    await log.close();
+    expect(wal.closed).toBe(true);
+    expect(() => wal.lastIndex).toThrow(expect.objectContaining({ code: 'WAL_CLOSED' }));
+    const after = log.status();
+    expect(after.role).toBe('closed');
+    expect(after.lastIndex).toBe(before.lastIndex);
+    expect(after.firstIndex).toBe(before.firstIndex);
+    const m = log.metrics();
+    expect(m.walBytesWritten).toBeGreaterThan(0);
+    expect(m.walSegments).toBeGreaterThan(0);
+    await expect(log.entries()[Symbol.asyncIterator]().next()).resolves.toMatchObject({ done: true });
+  });
+
   it('refuses a tickMs or timeoutMs longer than a Node timer can wait', async () => {
     const dir = fresh();
     // Node fires a longer timer after 1 ms: an append waiting for a leader failed at once, "not committed within 2147483648 ms".

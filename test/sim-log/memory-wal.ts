@@ -239,19 +239,28 @@ export class MemoryWal implements LogStore {
     return this.unacked.length;
   }
 
+  /** As the native Wal's: close() was called, and every read of the log throws WAL_CLOSED. */
+  get closed(): boolean {
+    return this.closing;
+  }
+
   get hardState(): HardState {
+    this.checkOpen();
     return { ...this.view.hardState };
   }
 
   get snapshot(): SnapshotMarker | null {
+    this.checkOpen();
     return this.view.snapshot === null ? null : { ...this.view.snapshot };
   }
 
   get firstIndex(): number {
+    this.checkOpen();
     return this.view.first;
   }
 
   get lastIndex(): number {
+    this.checkOpen();
     return lastIndex(this.view);
   }
 
@@ -311,6 +320,7 @@ export class MemoryWal implements LogStore {
   }
 
   get cachedFrom(): number {
+    this.checkOpen();
     return Math.max(this.view.first, this.lastIndex + 1 - this.disk.cacheEntries);
   }
 
@@ -414,6 +424,11 @@ export class MemoryWal implements LogStore {
     this.disk.persist(p.write);
     this.disk.trace?.(`wal durable: ${describeWrite(p.write)}`);
     p.resolve();
+  }
+
+  /** The native Wal's getters refuse a closed WAL, not a failed one (a failed one still answers its in-memory state). */
+  private checkOpen(): void {
+    if (this.closing) throw new WalClosedError('WAL (simulated) is closed');
   }
 
   private unusable(): Error | null {

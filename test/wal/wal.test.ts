@@ -747,4 +747,64 @@ describe('Wal errors', () => {
     expect(() => wal.term(0)).toThrow(WalClosedError);
     await wal.close(); // idempotent
   });
+
+  /** Every read of the log a Wal offers, by name: each must throw WAL_CLOSED once close() was called. */
+  const READS: [string, (wal: Wal) => unknown][] = [
+    ['hardState', (w) => w.hardState],
+    ['snapshot', (w) => w.snapshot],
+    ['firstIndex', (w) => w.firstIndex],
+    ['lastIndex', (w) => w.lastIndex],
+    ['cachedFrom', (w) => w.cachedFrom],
+    ['term', (w) => w.term(5)],
+    ['dataLength', (w) => w.dataLength(5)],
+    ['entriesSync from disk', (w) => w.entriesSync(3, 5)],
+    ['entriesSync from memory', (w) => w.entriesSync(199, 200)],
+    ['copyCached', (w) => w.copyCached(199, 200, () => undefined)],
+    ['stats', (w) => w.stats()],
+  ];
+
+  it('throws WAL_CLOSED from every read once close() was called, closing or closed, and keeps `closed`, `dir` and `repair` readable', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, { segmentBytes: 4096, cacheBytes: 4096 });
+    await wal.append(range(1, 200, 1), { term: 1, vote: 1, commit: 3 });
+    await wal.saveSnapshot({ index: 2, term: 1 });
+    expect(wal.cachedFrom).toBeGreaterThan(3); // entry 3 is read from disk, 199 from memory
+    for (const [name, read] of READS) expect(() => read(wal), name).not.toThrow();
+    expect(wal.closed).toBe(false);
+    const closing = wal.close();
+    expect(wal.closed).toBe(true);
+    const check = (when: string): void => {
+      for (const [name, read] of READS) {
+        let thrown: unknown;
+        try {
+          read(wal);
+        } catch (err) {
+          thrown = err;
+        }
+        expect(thrown, `${name} ${when}`).toBeInstanceOf(WalClosedError);
+        expect((thrown as WalClosedError).code).toBe('WAL_CLOSED');
+      }
+    };
+    check('while closing');
+    await expect(wal.entries(3, 5)).rejects.toMatchObject({ code: 'WAL_CLOSED' });
+    await closing;
+    check('once closed');
+    await expect(wal.entries(3, 5)).rejects.toMatchObject({ code: 'WAL_CLOSED' });
+    await expect(wal.releaseTo(2)).rejects.toMatchObject({ code: 'WAL_CLOSED' });
+    expect(wal.closed).toBe(true);
+    expect(wal.dir).toBe(dir);
+    expect(wal.repair).toBeNull();
+  });
+
+  it('fails a read in flight when close() is called before it completes', async () => {
+    const dir = tempDir();
+    let inFlight: Promise<unknown> | null = null;
+    let wal: Wal | null = null;
+    wal = await openWatchingReads(dir, { segmentBytes: 4096, cacheBytes: 0 }, () => {
+      inFlight ??= wal!.close();
+    });
+    await wal.append(range(1, 100, 1));
+    await expect(wal.entries(1, 50)).rejects.toMatchObject({ code: 'WAL_CLOSED' });
+    await inFlight;
+  });
 });
