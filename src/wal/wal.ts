@@ -499,7 +499,14 @@ export class Wal {
    * Idempotent: a second call returns the same promise.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#jobs.close(this.#segments.length > 0);
+    if (this.#closing === null) {
+      // Closed before the queue starts closing: the queue hands over the turn's writes at
+      // once, which calls beforeInlineWrite, and a hook that calls close() (or reads
+      // `closed`) must find this close under way, not start another one inside it.
+      let adopt!: (closed: Promise<void>) => void;
+      this.#closing = new Promise<void>((resolve) => (adopt = resolve));
+      adopt(this.#jobs.close(this.#segments.length > 0));
+    }
     return this.#closing;
   }
 

@@ -796,6 +796,27 @@ describe('Wal errors', () => {
     expect(wal.repair).toBeNull();
   });
 
+  it('closes once when beforeInlineWrite calls close(): the close it starts hands the turn over, which calls the hook again', async () => {
+    const dir = tempDir();
+    let wal = await Wal.open(dir);
+    await wal.append(range(1, 3, 1));
+    let closing: Promise<void> | null = null;
+    let hooked = 0;
+    wal.beforeInlineWrite = () => {
+      hooked++;
+      closing ??= wal.close(); // a node that shuts down on its turn; `closing` is set only once close() returns
+    };
+    const appended = wal.append(range(3, 4, 1)); // packed before the close: handed over by it
+    await appended;
+    expect(closing).not.toBeNull();
+    await closing;
+    expect(hooked).toBeGreaterThanOrEqual(2); // the turn's flush, the close's flush of the same turn inside it (and the seal's)
+    expect(wal.closed).toBe(true);
+    wal = await Wal.open(dir);
+    expect(plain(wal.entriesSync(1, 4))).toEqual(plain(range(1, 4, 1)));
+    await wal.close();
+  });
+
   it('fails a read in flight when close() is called before it completes', async () => {
     const dir = tempDir();
     let inFlight: Promise<unknown> | null = null;
