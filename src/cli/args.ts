@@ -92,16 +92,42 @@ export function nodeIdArg(v: string | undefined, what = 'ID'): number {
   return n;
 }
 
-/** The first line of the file a flag names (a token or password, kept out of `ps`); undefined without the flag. */
-export function firstLineOf(opts: Map<string, string | true>, flag: string, what: string): string | undefined {
-  if (!opts.has(flag)) return undefined;
+/**
+ * The secrets a file holds, one a line (a token, a password, peer secrets: kept out of `ps`).
+ * Every secret file is read one way: a line ends at LF or CRLF, and the rest of it is the
+ * secret's bytes exactly. An empty line, or one that begins or ends with whitespace (a space,
+ * a tab, a lone CR, a byte-order mark), is refused rather than trimmed or kept: trimmed, a
+ * password that ends in a space would silently be another; kept, an editor's stray space would
+ * be part of a secret nobody typed, and a bearer token cannot carry it at all (HTTP trims header
+ * values), so every request would get 401.
+ */
+function secretLines(opts: Map<string, string | true>, flag: string): string[] {
   let text: string;
   try {
     text = readFileSync(strArg(opts, flag), 'utf8');
   } catch (err) {
     throw new UsageError(`--${flag}: ${(err as Error).message}`);
   }
-  const line = text.split(/\r?\n/)[0]!.trim();
-  if (line === '') throw new UsageError(`--${flag}: the first line (${what}) is empty`);
-  return line;
+  const lines = text.split(/\r?\n/);
+  if (lines.length > 1 && lines.at(-1) === '') lines.pop(); // what follows the last line's end is no line
+  return lines;
+}
+
+function checkSecret(flag: string, what: string, secret: string, line: number): string {
+  if (secret === '') throw new UsageError(`--${flag}: line ${line} (${what}) is empty`);
+  if (/^\s|\s$/u.test(secret))
+    throw new UsageError(`--${flag}: line ${line} (${what}) begins or ends with whitespace (a space, a tab, a CR): remove it, a secret is taken as written`);
+  return secret;
+}
+
+/** The first line of the file a flag names (a token or a password; see secretLines); undefined without the flag. */
+export function firstLineOf(opts: Map<string, string | true>, flag: string, what: string): string | undefined {
+  if (!opts.has(flag)) return undefined;
+  return checkSecret(flag, what, secretLines(opts, flag)[0]!, 1);
+}
+
+/** Every line of the file a flag names, each a secret (see secretLines); undefined without the flag. */
+export function linesOf(opts: Map<string, string | true>, flag: string, what: string): string[] | undefined {
+  if (!opts.has(flag)) return undefined;
+  return secretLines(opts, flag).map((l, i) => checkSecret(flag, what, l, i + 1));
 }

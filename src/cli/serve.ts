@@ -6,7 +6,7 @@ import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
-import { UsageError, addressArg, firstLineOf, intArg, parseArgs, parsePeers, strArg } from './args.js';
+import { UsageError, addressArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
 import { runCommand } from './failure.js';
 import { cliLogger, parseLogOptions } from './logging.js';
 import type { Logger } from '../logger.js';
@@ -21,7 +21,9 @@ Runs one node. Without --peers it is a single-node log. With --peers or --listen
 authenticate with a shared secret (--cluster-secret-file, the same file on every node: each
 line a secret of at least 16 bytes that is accepted, the first the one this node proves) or
 mutual TLS (certificates naming the node as SAN URI raftlog://node/<id>); --insecure runs
-without, for a trusted network only. SIGHUP re-reads the secret and certificate files
+without, for a trusted network only. A secret file's line ends at LF or CRLF and the rest
+of it is the secret, byte for byte: a line that is empty or begins or ends with whitespace
+is refused, not trimmed. SIGHUP re-reads the secret and certificate files
 (rotation without a restart: lines old+new, then new+old, then new). --resp serves the key-value
 example over the Redis protocol (redis-cli works); without a password (the first line of
 --requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
@@ -210,17 +212,8 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
 /** --requirepass-file (its first line, so the password stays out of `ps`) and --max-clients. */
 function respAccess(opts: Map<string, string | true>): { requirepass?: string; maxClients?: number } {
   const out: { requirepass?: string; maxClients?: number } = {};
-  if (opts.has('requirepass-file')) {
-    let text: string;
-    try {
-      text = readFileSync(strArg(opts, 'requirepass-file'), 'utf8');
-    } catch (err) {
-      throw new UsageError(`--requirepass-file: ${(err as Error).message}`);
-    }
-    const pass = text.split(/\r?\n/)[0]!;
-    if (pass === '') throw new UsageError('--requirepass-file: the first line (the password) is empty');
-    out.requirepass = pass;
-  }
+  const pass = firstLineOf(opts, 'requirepass-file', 'the password');
+  if (pass !== undefined) out.requirepass = pass;
   if (opts.has('max-clients')) {
     out.maxClients = intArg(opts, 'max-clients');
     if (out.maxClients < 1) throw new UsageError('--max-clients must be at least 1');
@@ -268,13 +261,8 @@ function peerCredentials(opts: Map<string, string | true>): PeerCredentials {
       throw new UsageError(`--${flag}: ${(err as Error).message}`);
     }
   };
-  if (opts.has('cluster-secret-file')) {
-    const secrets = read('cluster-secret-file')
-      .toString('utf8')
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l !== '');
-    if (secrets.length === 0) throw new UsageError('--cluster-secret-file: the file holds no secret');
+  const secrets = linesOf(opts, 'cluster-secret-file', 'a secret');
+  if (secrets !== undefined) {
     for (const s of secrets) if (Buffer.byteLength(s) < 16) throw new UsageError('--cluster-secret-file: every secret must be at least 16 bytes');
     out.clusterSecret = secrets;
   }

@@ -171,3 +171,34 @@ it('a bad id, address or number flag is a usage error before anything is created
     expect(existsSync(data), flags.join(' ')).toBe(false);
   }
 }, 180_000);
+
+it('reads --requirepass-file, --admin-token-file and --cluster-secret-file one way: a line with whitespace at an end is refused, a CRLF ending is not part of it', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const busy = `127.0.0.1:${await takenPort()}`;
+  const file = (name: string, text: string): string => {
+    const path = join(t.dir, name);
+    writeFileSync(path, text, { mode: 0o600 });
+    return path;
+  };
+  const data = join(t.dir, 'a');
+  for (const [args, message] of [
+    // The password kept its trailing space, while the token lost its own.
+    [['--resp', busy, '--requirepass-file', file('pass', 'a password \n')], '--requirepass-file: line 1 (the password) begins or ends with whitespace'],
+    [['--resp', busy, '--requirepass-file', file('pass-cr', 'a password\r')], '--requirepass-file: line 1 (the password) begins or ends with whitespace'],
+    [['--admin', busy, '--admin-token-file', file('token', 'an admin token \n')], '--admin-token-file: line 1 (the token) begins or ends with whitespace'],
+    [
+      ['--listen', busy, '--cluster-secret-file', file('secret', 'a cluster secret of the test\n \n')],
+      '--cluster-secret-file: line 2 (a secret) begins or ends with whitespace',
+    ],
+  ] as const) {
+    const r = await serve(['--id', '1', '--data', data, ...args]);
+    expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+    expect(r.stderr.split('\n')[0]!.startsWith(`raftlog serve: ${message} (a space, a tab, a CR)`), r.stderr).toBe(true);
+    expect(existsSync(data)).toBe(false);
+  }
+  // A CRLF file is taken: the node goes on to its port, which is taken.
+  const crlf = await serve(['--id', '1', '--data', data, '--resp', busy, '--requirepass-file', file('pass-crlf', 'a password\r\n')]);
+  expect(crlf.code, crlf.stderr).toBe(1);
+  oneLine(crlf.stderr, /^raftlog serve: EADDRINUSE: /);
+}, 180_000);
