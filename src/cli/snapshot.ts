@@ -1,9 +1,9 @@
 // `raftlog snapshot save FILE` and `raftlog snapshot restore FILE`: backups of the
 // state machine, and new clusters seeded from them (etcdctl snapshot save/restore).
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
@@ -139,6 +139,8 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   // What each directory held before is kept: undefined, it did not exist; null, it is not a directory.
   const dirs = [dataDir, join(dataDir, 'wal'), join(dataDir, 'snapshots')];
   const held = dirs.map((d) => (!existsSync(d) ? undefined : statSync(d).isDirectory() ? new Set(readdirSync(d)) : null));
+  // A missing DIR is made with its missing parents, which go too: the outermost of them goes with all it holds.
+  const made = outermostMissing(dataDir);
   try {
     const wal = await Wal.open(join(dataDir, 'wal'));
     try {
@@ -156,10 +158,30 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   } catch (err) {
     for (const [k, d] of dirs.entries()) {
       const had = held[k];
-      if (had === undefined) await rm(d, { recursive: true, force: true });
-      else if (had !== null) for (const n of readdirSync(d)) if (!had.has(n)) await rm(join(d, n), { recursive: true, force: true });
+      const gone = k === 0 ? made : d;
+      if (had === undefined) {
+        if (gone !== undefined) await rm(gone, { recursive: true, force: true });
+      } else if (had !== null) for (const n of readdirSync(d)) if (!had.has(n)) await rm(join(d, n), { recursive: true, force: true });
     }
     throw err;
   }
   return index;
+}
+
+/** The outermost directory on the way to `dir` that is missing (a link there, dangling or not, is not); undefined if none is. */
+function outermostMissing(dir: string): string | undefined {
+  const missing = (d: string): boolean => {
+    try {
+      lstatSync(d);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENOENT'; // ENOTDIR: under a file, where nothing can be made
+    }
+  };
+  let outermost: string | undefined;
+  for (let d = resolve(dir); missing(d); d = dirname(d)) {
+    outermost = d;
+    if (dirname(d) === d) break;
+  }
+  return outermost;
 }

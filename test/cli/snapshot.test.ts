@@ -65,6 +65,24 @@ it('a restore that fails halfway into an empty wal/ that was there empties it ag
   expect(await snapshot(['restore', file, '--data', data, '--id', '1']), String(err.mock.calls.at(-1)?.[0])).toBe(0);
 });
 
+it('a restore into a missing nested directory that fails halfway removes every directory it made, not only the last', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const before = readdirSync(t.dir, { recursive: true }).sort();
+  const data = join(t.dir, 'x', 'a', 'b', 'c');
+  // The disk fills once the WAL is made: the snapshot store cannot be opened.
+  vi.spyOn(FileSnapshotStore, 'open').mockRejectedValueOnce(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog snapshot: ENOSPC: /);
+  expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
+
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1']), String(err.mock.calls.at(-1)?.[0])).toBe(0);
+  expect(existsSync(join(data, 'wal'))).toBe(true);
+});
+
 it('refuses --peers with an address that is not HOST:PORT before creating anything', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
