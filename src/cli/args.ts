@@ -28,14 +28,45 @@ export function parseArgs(args: string[], known: Record<string, 'string' | 'bool
   return out;
 }
 
-export function intArg(opts: Map<string, string | true>, name: string, fallback?: number): number {
+/**
+ * The one reader of the CLI's whole-number flags and list items: decimal digits alone. Number()
+ * took more, and read it as some other number: '1e3' as 1000, '0x10' as 16, '1.0' as 1, ' 5'
+ * as 5, '' as 0.
+ */
+function wholeNumber(text: string, min: number): number | undefined {
+  const n = Number(text);
+  return /^\d+$/.test(text) && Number.isSafeInteger(n) && n >= min ? n : undefined;
+}
+
+const kind = (min: number): string => (min > 0 ? 'positive' : 'non-negative');
+
+/** A whole-number flag of at least `min` (0 or 1); `fallback` when it is not given. */
+export function intArg(opts: Map<string, string | true>, name: string, fallback?: number, min = 0): number {
   const v = opts.get(name);
   if (v === undefined) {
     if (fallback === undefined) throw new UsageError(`--${name} is required`);
     return fallback;
   }
+  const n = typeof v === 'string' ? wholeNumber(v, min) : undefined;
+  if (n === undefined) throw new UsageError(`--${name} must be a ${kind(min)} integer, got '${String(v)}'`);
+  return n;
+}
+
+/** A flag that is a list of positive whole numbers separated by commas ('1,16,256'). */
+export function intListArg(opts: Map<string, string | true>, name: string, fallback: string): number[] {
+  const v = strArg(opts, name, fallback);
+  const list = v.split(',').map((x) => wholeNumber(x, 1));
+  if (list.some((n) => n === undefined)) throw new UsageError(`--${name} must be positive integers separated by commas, got '${v}'`);
+  return list as number[];
+}
+
+/** A positive decimal flag ('3', '0.5'): digits and at most one point, no sign, exponent, list or unit. */
+export function decimalArg(opts: Map<string, string | true>, name: string, fallback: number): number {
+  const v = opts.get(name);
+  if (v === undefined) return fallback;
   const n = Number(v);
-  if (typeof v !== 'string' || !Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got '${String(v)}'`);
+  if (typeof v !== 'string' || !/^(\d+(\.\d*)?|\.\d+)$/.test(v) || !(n > 0) || !Number.isFinite(n))
+    throw new UsageError(`--${name} must be a positive number (like 3 or 0.5), got '${String(v)}'`);
   return n;
 }
 
@@ -61,7 +92,8 @@ export function parsePeers(s: string): Record<number, string> {
   const peers: Record<number, string> = {};
   for (const part of s.split(',').filter((p) => p !== '')) {
     const m = /^([1-9]\d*)=(.+:\d+)$/.exec(part);
-    if (m === null || !isHostPort(m[2]!)) throw new UsageError(`bad peer '${part}' (want ID=HOST:PORT, a port up to 65535)`);
+    if (m === null || wholeNumber(m[1]!, 1) === undefined || !isHostPort(m[2]!))
+      throw new UsageError(`bad peer '${part}' (want ID=HOST:PORT, a port up to 65535)`);
     peers[Number(m[1])] = m[2]!;
   }
   return peers;

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { PerformanceObserver, createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { DEFAULTS } from '../log/options.js';
 import { ReplicatedLog } from '../log/replicated-log.js';
-import { UsageError, parseArgs, strArg } from './args.js';
+import { UsageError, decimalArg, intArg, intListArg, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
 import { machineAtStart, type Machine } from './machine.js';
 import { Payloads } from './payloads.js';
@@ -90,12 +90,6 @@ export interface BenchRow {
   runs: number;
 }
 
-function list(s: string): number[] {
-  const v = s.split(',').map(Number);
-  if (v.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new UsageError(`'${s}' is not a list of positive integers`);
-  return v;
-}
-
 export async function main(args: string[]): Promise<number> {
   return runCommand('bench', USAGE, args, async (a) => {
     const opts = parseArgs(a, {
@@ -111,10 +105,10 @@ export async function main(args: string[]): Promise<number> {
       'profile-dir': 'string',
     });
     const rows = await run({
-      seconds: Number(strArg(opts, 'seconds', '3')),
-      runs: list(strArg(opts, 'runs', '1'))[0],
-      sizes: list(strArg(opts, 'sizes', '100,1024')),
-      clients: list(strArg(opts, 'clients', '1,16,256')),
+      seconds: decimalArg(opts, 'seconds', 3),
+      runs: intArg(opts, 'runs', 1, 1),
+      sizes: intListArg(opts, 'sizes', '100,1024'),
+      clients: intListArg(opts, 'clients', '1,16,256'),
       systems: strArg(opts, 'systems', 'cluster,embedded,sqlite').split(','),
       sync: syncArg(strArg(opts, 'sync', 'always')),
       preallocate: preallocateArg(strArg(opts, 'preallocate', DEFAULTS.preallocate)),

@@ -44,8 +44,7 @@ export async function main(args: string[]): Promise<number> {
     });
     if (!opts.has('force-new-cluster')) throw new UsageError('recover needs --force-new-cluster (the only recovery it knows)');
     const dataDir = strArg(opts, 'data');
-    const id = intArg(opts, 'id');
-    if (id < 1) throw new UsageError('--id must be a positive integer');
+    const id = intArg(opts, 'id', undefined, 1);
     const machine = strArg(opts, 'state-machine', 'kv');
     if (machine !== 'kv' && machine !== 'none') throw new UsageError(`--state-machine must be 'kv' or 'none'`);
     if (!opts.has('yes'))

@@ -72,8 +72,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function serve(opts: Map<string, string | true>): Promise<number> {
-  const id = intArg(opts, 'id');
-  if (id < 1) throw new UsageError('--id must be a positive integer');
+  const id = intArg(opts, 'id', undefined, 1);
   const dataDir = strArg(opts, 'data');
   const peers = opts.has('peers') ? parsePeers(strArg(opts, 'peers')) : undefined;
   if (peers !== undefined && peers[id] === undefined) throw new UsageError(`--peers must include this node's id ${id}`);
@@ -116,8 +115,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   // Without the store there is nothing to serve: the node came up without the port, and its clients were refused.
   if (machine !== 'kv' && opts.has('resp')) throw new UsageError('--resp serves the key-value store: it needs --state-machine kv');
   const kv = machine === 'kv' ? new KvStateMachine() : null;
-  const snapshotEvery = opts.has('snapshot-every') ? intArg(opts, 'snapshot-every') : undefined;
-  if (snapshotEvery === 0) throw new UsageError('--snapshot-every must be a positive integer');
+  const snapshotEvery = opts.has('snapshot-every') ? intArg(opts, 'snapshot-every', undefined, 1) : undefined;
 
   const access = respAccess(opts); // checked before the log opens, so a bad flag leaves nothing open
   const credentials = (): PeerCredentials => peerCredentials(opts);
@@ -214,10 +212,7 @@ function respAccess(opts: Map<string, string | true>): { requirepass?: string; m
   const out: { requirepass?: string; maxClients?: number } = {};
   const pass = firstLineOf(opts, 'requirepass-file', 'the password');
   if (pass !== undefined) out.requirepass = pass;
-  if (opts.has('max-clients')) {
-    out.maxClients = intArg(opts, 'max-clients');
-    if (out.maxClients < 1) throw new UsageError('--max-clients must be at least 1');
-  }
+  if (opts.has('max-clients')) out.maxClients = intArg(opts, 'max-clients', undefined, 1);
   return out;
 }
 

@@ -35,8 +35,7 @@ export async function main(args: string[]): Promise<number> {
       return EXIT.ok;
     }
     const dataDir = strArg(opts, 'data');
-    const id = intArg(opts, 'id');
-    if (id < 1) throw new UsageError('--id must be a positive integer');
+    const id = intArg(opts, 'id', undefined, 1);
     const peers = opts.has('peers') ? parsePeers(strArg(opts, 'peers')) : undefined;
     if (peers !== undefined && peers[id] === undefined) throw new UsageError(`--peers must include this node's id ${id}`);
     const index = await restore(file, dataDir, id, peers);

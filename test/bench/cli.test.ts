@@ -72,6 +72,37 @@ it('raftlog bench refuses a bad --sync, an unknown system and an --out or --prof
   }
 });
 
+it('raftlog bench refuses a number flag given a list, a fraction, an exponent or junk before it measures anything', async () => {
+  const t = tempDir('raftlog-bench-numbers-');
+  cleanups.push(t.cleanup);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const defaults: Record<string, string> = { '--seconds': '0.1', '--runs': '1', '--sizes': '100', '--clients': '1' };
+  try {
+    for (const [flag, value, message] of [
+      ['--runs', '2,3', "--runs must be a positive integer, got '2,3'"],
+      ['--runs', '1.5', "--runs must be a positive integer, got '1.5'"],
+      ['--runs', '-1', "--runs must be a positive integer, got '-1'"],
+      ['--runs', '0', "--runs must be a positive integer, got '0'"],
+      ['--clients', '1,x', "--clients must be positive integers separated by commas, got '1,x'"],
+      ['--sizes', '1e3', "--sizes must be positive integers separated by commas, got '1e3'"],
+      ['--sizes', '0x10', "--sizes must be positive integers separated by commas, got '0x10'"],
+      ['--seconds', '1e3', "--seconds must be a positive number (like 3 or 0.5), got '1e3'"],
+      ['--seconds', 'Infinity', "--seconds must be a positive number (like 3 or 0.5), got 'Infinity'"],
+      ['--seconds', '1,2', "--seconds must be a positive number (like 3 or 0.5), got '1,2'"],
+    ] as const) {
+      const args = Object.entries({ ...defaults, [flag]: value }).flat();
+      err.mockClear();
+      expect(await bench([...args, '--systems', 'embedded', '--out', t.dir]), `${flag} ${value}`).toBe(2);
+      expect(String(err.mock.calls[0]?.[0]).split('\n')[0]).toBe(`raftlog bench: ${message}`);
+      expect(log).not.toHaveBeenCalled(); // the machine's header, the first thing a run prints
+      expect(existsSync(join(t.dir, 'cluster.json'))).toBe(false);
+    }
+  } finally {
+    vi.restoreAllMocks();
+  }
+});
+
 it('raftlog bench ends a failure after it has started with one coded line and exit 1, not a stack trace', async () => {
   const t = tempDir('raftlog-bench-fails-');
   cleanups.push(t.cleanup);

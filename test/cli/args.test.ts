@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { firstLineOf, linesOf } from '../../src/cli/args.js';
+import { decimalArg, firstLineOf, intArg, intListArg, linesOf } from '../../src/cli/args.js';
 import { tempDir } from '../log/helpers.js';
 
 const cleanups: Array<() => void> = [];
@@ -54,4 +54,32 @@ it('a secret file that cannot be read is a usage error naming the flag', () => {
   expect(() => firstLineOf(new Map([['secret-file', '/nonexistent/secret']]), 'secret-file', 'the secret')).toThrow(
     expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(/^--secret-file: ENOENT/) }),
   );
+});
+
+it('a number flag is decimal digits alone: a list, a sign, a fraction, an exponent, hex or junk is refused, not read as another number', () => {
+  const opts = (v: string): Map<string, string | true> => new Map([['n', v]]);
+  expect(intArg(opts('0'), 'n')).toBe(0);
+  expect(intArg(opts('12'), 'n', undefined, 1)).toBe(12);
+  expect(intArg(new Map(), 'n', 7)).toBe(7);
+  for (const v of ['', ' 5', '5 ', '1,2', '2,3', '1e3', '0x10', '0b1', '+5', '-1', '1.0', '1.5', '12abc', 'Infinity', '99999999999999999999'])
+    expect(() => intArg(opts(v), 'n'), JSON.stringify(v)).toThrow(
+      expect.objectContaining({ code: 'USAGE', message: `--n must be a non-negative integer, got '${v}'` }),
+    );
+  expect(() => intArg(opts('0'), 'n', undefined, 1)).toThrow("--n must be a positive integer, got '0'");
+
+  expect(intListArg(opts('1,16,256'), 'n', '1')).toEqual([1, 16, 256]);
+  expect(intListArg(new Map(), 'n', '100,1024')).toEqual([100, 1024]);
+  for (const v of ['1,x', '1,,2', '1,', '0', '1e3', '1,-2', '1.5', '1, 2'])
+    expect(() => intListArg(opts(v), 'n', '1'), JSON.stringify(v)).toThrow(`--n must be positive integers separated by commas, got '${v}'`);
+
+  for (const [v, n] of [
+    ['3', 3],
+    ['0.5', 0.5],
+    ['.5', 0.5],
+    ['2.', 2],
+  ] as const)
+    expect(decimalArg(opts(v), 'n', 1)).toBe(n);
+  expect(decimalArg(new Map(), 'n', 3)).toBe(3);
+  for (const v of ['', '0', '0.0', '-1', '1e3', '0x10', 'Infinity', '1,2', '3s', ' 3', '.'])
+    expect(() => decimalArg(opts(v), 'n', 1), JSON.stringify(v)).toThrow(`--n must be a positive number (like 3 or 0.5), got '${v}'`);
 });

@@ -129,6 +129,9 @@ it("the default admin range moves past a --raft-port or --resp-port range that r
   expect(ports('--resp-port', '7480')).toEqual({ raft: 7101, resp: 7480, admin: 7483 });
   // Past both, when moving past the first reaches the second.
   expect(ports('--raft-port', '7479', '--resp-port', '7482')).toEqual({ raft: 7479, resp: 7482, admin: 7485 });
+  // A port is decimal digits: hex or a fraction was read as some other port.
+  for (const v of ['0x1d', '7101.0', '7e3', ' 7101'])
+    expect(() => ports('--raft-port', v), v).toThrow(`--raft-port must be a non-negative integer, got '${v}'`);
   // One that is given is the operator's choice: an overlap is theirs to fix.
   expect(() => ports('--raft-port', '7481', '--admin-port', '7481')).toThrow('--raft-port and --admin-port: their ranges of 3 ports overlap');
 });

@@ -158,8 +158,8 @@ it('a bad id, address or number flag is a usage error before anything is created
   cleanups.push(t.cleanup);
   const data = join(t.dir, 'a');
   for (const [flags, message] of [
-    [['--id', '0'], '--id must be a positive integer'],
-    [['--id', '1', '--snapshot-every', '0'], '--snapshot-every must be a positive integer'],
+    [['--id', '0'], "--id must be a positive integer, got '0'"],
+    [['--id', '1', '--snapshot-every', '0'], "--snapshot-every must be a positive integer, got '0'"],
     [['--id', '1', '--resp', 'nope'], "--resp: 'nope' is not HOST:PORT (a port up to 65535)"],
     [['--id', '1', '--admin', '127.0.0.1:99999'], "--admin: '127.0.0.1:99999' is not HOST:PORT (a port up to 65535)"],
     [['--id', '1', '--listen', '127.0.0.1:x', '--insecure'], "--listen: '127.0.0.1:x' is not HOST:PORT (a port up to 65535)"],
@@ -201,4 +201,22 @@ it('reads --requirepass-file, --admin-token-file and --cluster-secret-file one w
   const crlf = await serve(['--id', '1', '--data', data, '--resp', busy, '--requirepass-file', file('pass-crlf', 'a password\r\n')]);
   expect(crlf.code, crlf.stderr).toBe(1);
   oneLine(crlf.stderr, /^raftlog serve: EADDRINUSE: /);
+}, 180_000);
+
+it('a number flag written any way but decimal digits is a usage error, not read as another number', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  // With the RESP port taken, a flag that was taken shows as exit 1 once the log opened.
+  const busy = `127.0.0.1:${await takenPort()}`;
+  const data = join(t.dir, 'a');
+  for (const [flags, message] of [
+    [['--id', '1e0'], "--id must be a positive integer, got '1e0'"],
+    [['--id', '1', '--snapshot-every', '0x10'], "--snapshot-every must be a positive integer, got '0x10'"],
+    [['--id', '1', '--max-clients', '10.0'], "--max-clients must be a positive integer, got '10.0'"],
+  ] as const) {
+    const r = await serve(['--data', data, '--resp', busy, ...flags]);
+    expect(r.code, `${flags.join(' ')}: ${r.stderr}`).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe(`raftlog serve: ${message}`);
+    expect(existsSync(data), flags.join(' ')).toBe(false);
+  }
 }, 180_000);

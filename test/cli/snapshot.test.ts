@@ -95,6 +95,18 @@ it('refuses --peers with an address that is not HOST:PORT before creating anythi
   expect(existsSync(data)).toBe(false);
 });
 
+it('refuses an --id that is not decimal digits before creating anything', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const data = join(t.dir, 'data');
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1.0'])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog snapshot: --id must be a positive integer, got '1\.0'/);
+  expect(existsSync(data)).toBe(false);
+});
+
 it("restores from a node's own snapshot file as from a backup", async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
