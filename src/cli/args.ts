@@ -18,6 +18,8 @@ export function parseArgs(args: string[], known: Record<string, 'string' | 'bool
     const kind = known[name];
     if (kind === undefined) throw new UsageError(`unknown option --${name}`);
     if (kind === 'boolean') {
+      // Taken as the switch, `--insecure=false` or `--yes=no` would do what it says not to.
+      if (inline !== undefined) throw new UsageError(`--${name} takes no value, got '${a}'`);
       out.set(name, true);
       continue;
     }

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { decimalArg, firstLineOf, intArg, intListArg, linesOf } from '../../src/cli/args.js';
+import { decimalArg, firstLineOf, intArg, intListArg, linesOf, parseArgs, parseCommand } from '../../src/cli/args.js';
 import { tempDir } from '../log/helpers.js';
 
 const cleanups: Array<() => void> = [];
@@ -82,4 +82,19 @@ it('a number flag is decimal digits alone: a list, a sign, a fraction, an expone
   expect(decimalArg(new Map(), 'n', 3)).toBe(3);
   for (const v of ['', '0', '0.0', '-1', '1e3', '0x10', 'Infinity', '1,2', '3s', ' 3', '.'])
     expect(() => decimalArg(opts(v), 'n', 1), JSON.stringify(v)).toThrow(`--n must be a positive number (like 3 or 0.5), got '${v}'`);
+});
+
+it('a switch given a value (--insecure=false, --yes=no) is refused, not taken as the switch', () => {
+  const known = { yes: 'boolean', json: 'boolean', admin: 'string' } as const;
+  expect(parseArgs(['--yes', '--json'], known)).toEqual(
+    new Map([
+      ['yes', true],
+      ['json', true],
+    ]),
+  );
+  for (const a of ['--yes=no', '--yes=', '--json=false', '--json=true'])
+    expect(() => parseArgs([a], known), a).toThrow(
+      expect.objectContaining({ code: 'USAGE', message: `--${a.slice(2, a.indexOf('='))} takes no value, got '${a}'` }),
+    );
+  expect(() => parseCommand(['list', '--json=false', '--admin', 'h:1'], known)).toThrow("--json takes no value, got '--json=false'");
 });

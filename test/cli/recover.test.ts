@@ -104,3 +104,17 @@ it('refuses a --listen that is not HOST:PORT before it rewrites anything', async
   expect(String(err.mock.calls[0]?.[0])).toMatch(/--listen: '127.0.0.1:99999' is not HOST:PORT/);
   expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
 });
+
+it('refuses --yes=no (a switch given a value) rather than taking it for --yes, and rewrites nothing', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never });
+  await log.append(set('k', 'v'));
+  await log.close();
+  const before = readdirSync(t.dir, { recursive: true }).sort();
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes=no'])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog recover: --yes takes no value, got '--yes=no'/);
+  expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
+});
