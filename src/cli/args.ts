@@ -14,7 +14,9 @@ export function parseArgs(args: string[], known: Record<string, 'string' | 'bool
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}'`);
-    const [name, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    const inline = eq < 0 ? undefined : a.slice(eq + 1); // whole: `--data=/a=b` is /a=b
     const kind = known[name];
     if (kind === undefined) throw new UsageError(`unknown option --${name}`);
     if (kind === 'boolean') {
@@ -24,7 +26,12 @@ export function parseArgs(args: string[], known: Record<string, 'string' | 'bool
       continue;
     }
     const value = inline ?? args[++i];
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    // An empty value (`--data=`) named the current directory; a flag after a flag (`--data --join`)
+    // became the first one's value, and the second was never given.
+    if (value === undefined || value === '' || (inline === undefined && value.startsWith('--')))
+      throw new UsageError(`--${name} needs a value${value ? `, got the flag '${value}' (give --${name}=${value} if that is the value)` : ''}`);
+    // The last of two would win and the first be ignored without a word.
+    if (out.has(name)) throw new UsageError(`--${name} is given twice ('${String(out.get(name))}' and '${value}')`);
     out.set(name, value);
   }
   return out;

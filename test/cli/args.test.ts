@@ -98,3 +98,32 @@ it('a switch given a value (--insecure=false, --yes=no) is refused, not taken as
     );
   expect(() => parseCommand(['list', '--json=false', '--admin', 'h:1'], known)).toThrow("--json takes no value, got '--json=false'");
 });
+
+it("a flag's value is taken whole and once: an empty one, a flag in its place, or a second value is refused", () => {
+  const known = { data: 'string', join: 'boolean', 'cluster-id': 'string' } as const;
+  expect(parseArgs(['--data=/tmp/a=b', '--cluster-id', 'x=y'], known)).toEqual(
+    new Map([
+      ['data', '/tmp/a=b'],
+      ['cluster-id', 'x=y'],
+    ]),
+  );
+  expect(parseArgs(['--data=--odd', '--join', '--join'], known)).toEqual(
+    new Map<string, string | true>([
+      ['data', '--odd'],
+      ['join', true],
+    ]),
+  );
+  for (const [args, message] of [
+    [['--data='], '--data needs a value'],
+    [['--data', ''], '--data needs a value'],
+    [['--data'], '--data needs a value'],
+    [['--data', '--join'], "--data needs a value, got the flag '--join' (give --data=--join if that is the value)"],
+    [['--data', 'a', '--data', 'b'], "--data is given twice ('a' and 'b')"],
+    [['--data=a', '--join', '--data=a'], "--data is given twice ('a' and 'a')"],
+  ] as const) {
+    expect(() => parseArgs([...args], known), args.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE', message }));
+  }
+  expect(() => parseCommand(['add', '4', 'h:1', '--admin', '--json'], { admin: 'string', json: 'boolean' })).toThrow(
+    "--admin needs a value, got the flag '--json'",
+  );
+});

@@ -51,7 +51,7 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
   const notMember = await serve(['--id', '5', '--data', join(t.dir, 'a'), '--peers', '1=127.0.0.1:1,2=127.0.0.1:2', '--insecure']);
   expect(notMember.code).toBe(2);
   expect(notMember.stderr).toMatch(/--peers must include this node's id 5/);
-  const badLevel = await serve(['--id', '1', '--data', join(t.dir, 'a'), '--log-level', 'loud']);
+  const badLevel = await serve(['--id', '1', '--data', join(t.dir, 'a')], 'loud');
   expect(badLevel.code).toBe(2);
 
   const file = join(t.dir, 'file');

@@ -107,6 +107,22 @@ it('refuses an --id that is not decimal digits before creating anything', async 
   expect(existsSync(data)).toBe(false);
 });
 
+it('refuses an empty --data rather than restoring into the current directory', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const cwd = process.cwd();
+  process.chdir(t.dir);
+  cleanups.push(() => process.chdir(cwd));
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  for (const data of [['--data='], ['--data', '']]) {
+    expect(await snapshot(['restore', file, ...data, '--id', '1'])).toBe(2);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog snapshot: --data needs a value\n/);
+    expect(readdirSync(t.dir)).toEqual(['backup']);
+  }
+});
+
 it("restores from a node's own snapshot file as from a backup", async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
