@@ -17,14 +17,21 @@ const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot
 const USAGE = 'usage: raftlog inspect <data dir | wal dir> [--records] [--debug]';
 
 export async function main(args: string[]): Promise<number> {
-  const dir = args.find((a) => !a.startsWith('-'));
+  const dirs = args.filter((a) => !a.startsWith('-'));
+  const dir = dirs[0];
   const unknown = args.filter((a) => a.startsWith('-') && !['--records', '--debug', '--help', '-h'].includes(a));
   if (args.includes('--help') || args.includes('-h')) {
     console.log(USAGE);
     return 0;
   }
-  if (dir === undefined || unknown.length > 0) {
-    console.error(`raftlog inspect: ${unknown.length > 0 ? `unknown option ${unknown[0]}` : 'which directory?'}\n${USAGE}`);
+  if (dir === undefined || dirs.length > 1 || unknown.length > 0) {
+    const why =
+      unknown.length > 0
+        ? `unknown option ${unknown[0]}`
+        : dir === undefined
+          ? 'which directory?'
+          : `unexpected argument '${dirs[1]}' (one directory at a time)`;
+    console.error(`raftlog inspect: ${why}\n${USAGE}`);
     return 2;
   }
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {

@@ -12,6 +12,7 @@ export async function main(args: string[]): Promise<number> {
     const { opts, positionals } = parseCommand(a, ADMIN_FLAGS);
     if (positionals[0] !== 'transfer') throw new UsageError(positionals[0] === undefined ? 'which action? transfer' : `unknown action '${positionals[0]}'`);
     const id = nodeIdArg(positionals[1]);
+    if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
     const target = adminTarget(opts);
     const { endpoint, status } = await leaderEndpoint(target);
     if (status.id === id) {

@@ -59,7 +59,11 @@ export async function main(args: string[]): Promise<number> {
     });
     if (positionals[0] !== 'change' && ['add', 'add-learner', 'remove', 'promote', 'demote'].some((f) => opts.has(f)))
       throw new UsageError('--add, --add-learner, --remove, --promote and --demote belong to member change');
+    if (positionals[0] !== 'add' && opts.has('learner')) throw new UsageError('--learner belongs to member add');
     const [verb, ...rest] = positionals;
+    // One more would be ignored: `member remove 3 4` removed 3 alone.
+    const arity: Record<string, number> = { list: 0, add: 2, remove: 1, promote: 1, replace: 3, change: 0 };
+    if (verb !== undefined && rest.length > (arity[verb] ?? Infinity)) throw new UsageError(`unexpected argument '${rest[arity[verb]!]}'`);
     const changeOnLeader = async (changes: MembershipChange[]): Promise<{ voters: number[]; learners: number[] }> => {
       const { endpoint } = await leaderEndpoint(target);
       return call(endpoint, target.token, 'POST', '/members/change', { changes });
@@ -72,7 +76,6 @@ export async function main(args: string[]): Promise<number> {
     };
     switch (verb) {
       case 'list': {
-        if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
         const seen = await statuses(target);
         const s = seen.find((x) => x.status?.role === 'leader')?.status ?? seen.find((x) => x.status !== undefined)?.status;
         if (s === undefined) throw seen[0]!.error ?? new CliError('ADMIN_UNREACHABLE', 'no endpoint answered', EXIT.unreachable);
@@ -110,7 +113,6 @@ export async function main(args: string[]): Promise<number> {
         return done(`node ${old} replaced by node ${id} (${address}); start it with raftlog serve --join`, r);
       }
       case 'change': {
-        if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
         const r = await changeOnLeader(changesOf(opts));
         return done(`voters ${r.voters.join(',')}${r.learners.length > 0 ? `, learners ${r.learners.join(',')}` : ''}`, r);
       }

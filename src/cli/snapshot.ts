@@ -28,6 +28,10 @@ export async function main(args: string[]): Promise<number> {
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
     if (verb !== 'save' && verb !== 'restore') throw new UsageError(verb === undefined ? 'which action? save or restore' : `unknown action '${verb}'`);
     if (file === undefined) throw new UsageError(`snapshot ${verb} needs FILE`);
+    // The other action's flags would be ignored: a save told --data wrote no node's directory.
+    const theirs = verb === 'save' ? ['data', 'id', 'peers'] : ['admin', 'admin-token-file'];
+    const given = theirs.filter((f) => opts.has(f));
+    if (given.length > 0) throw new UsageError(`--${given[0]} belongs to snapshot ${verb === 'save' ? 'restore' : 'save'}`);
     if (verb === 'save') {
       const target = adminTarget(opts);
       const { index, bytes } = await save(target.endpoints[0]!, target.token, file);

@@ -1,7 +1,7 @@
 // `raftlog status`: every member as the leader sees it, and the health of every
 // admin endpoint given.
 import type { AdminStatus } from '../admin/handler.js';
-import { parseCommand } from './args.js';
+import { UsageError, parseCommand } from './args.js';
 import { ADMIN_FLAGS, adminTarget, request, statuses, table } from './admin-client.js';
 import { EXIT, runCommand } from './failure.js';
 
@@ -54,7 +54,8 @@ export function membersOf(s: AdminStatus): Member[] {
 
 export async function main(args: string[]): Promise<number> {
   return runCommand('status', USAGE, args, async (a) => {
-    const { opts } = parseCommand(a, ADMIN_FLAGS);
+    const { opts, positionals } = parseCommand(a, ADMIN_FLAGS);
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     const target = adminTarget(opts);
     const seen = await statuses(target);
     const health: EndpointHealth[] = await Promise.all(
