@@ -97,6 +97,11 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   ] as const) {
     if (opts.has(flag) && !opts.has(needs)) throw new UsageError(`--${flag} applies to --${needs}, which is not given`);
   }
+  // Without a peer port the node talks to no peer: its secret, certificates or cluster id would go unused.
+  for (const flag of ['cluster-secret-file', 'tls-cert', 'tls-key', 'tls-ca', 'insecure', 'cluster-id']) {
+    if (opts.has(flag) && !opts.has('peers') && !opts.has('listen'))
+      throw new UsageError(`--${flag} applies to --peers or --listen, neither of which is given`);
+  }
   warnIfOthersMayRead(opts, logger);
   const adminAddress = opts.has('admin') ? addressArg(opts, 'admin') : undefined;
   const respAddress = opts.has('resp') ? addressArg(opts, 'resp') : undefined;

@@ -114,6 +114,22 @@ it('--resp with --state-machine none, and a flag for a port not given, are usage
     expect(alone.stderr).toContain(`${flag} applies to ${needs}, which is not given`);
     expect(existsSync(join(t.dir, 'a'))).toBe(false);
   }
+  // So are peer credentials and a cluster id for a node with no peer port. With the RESP port
+  // taken, one that is taken shows as exit 1 once the log opened.
+  const secret = join(t.dir, 'secret');
+  writeFileSync(secret, 'a cluster secret of the test\n', { mode: 0o600 });
+  const busy = `127.0.0.1:${await takenPort()}`;
+  for (const flags of [
+    ['--cluster-secret-file', secret],
+    ['--insecure'],
+    ['--cluster-id', 'c1'],
+    ['--tls-cert', secret, '--tls-key', secret, '--tls-ca', secret],
+  ]) {
+    const alone = await serve(['--id', '1', '--data', join(t.dir, 'a'), '--resp', busy, ...flags]);
+    expect(alone.code, flags[0]).toBe(2);
+    expect(alone.stderr.split('\n')[0]).toBe(`raftlog serve: ${flags[0]} applies to --peers or --listen, neither of which is given`);
+    expect(existsSync(join(t.dir, 'a'))).toBe(false);
+  }
 }, 120_000);
 
 it('an address that is not HOST:PORT (--listen, --peers, --resp, --admin) is a usage error, and nothing is created', async () => {
