@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PerformanceObserver, createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { DEFAULTS } from '../log/options.js';
@@ -153,7 +153,11 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
     ['out', o.out],
     ['profile-dir', o.profileDir],
   ] as const) {
-    if (dir !== undefined && existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`--${flag}: ${dir} is not a directory`);
+    if (dir === undefined) continue;
+    // Made only once the runs are done: under a file, it failed after all of them.
+    let d = resolve(dir);
+    while (!existsSync(d)) d = dirname(d);
+    if (!statSync(d).isDirectory()) throw new UsageError(`--${flag}: ${d === resolve(dir) ? dir : d} is not a directory`);
   }
   const runs = o.runs ?? 1;
   const machine = machineAtStart();

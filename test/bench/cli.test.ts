@@ -49,7 +49,7 @@ it('npm run bench refuses an unknown option or suite with its usage', async () =
   expect(suite.stderr).toContain('unknown suite nosuch');
 });
 
-it('raftlog bench refuses a bad --sync, an unknown system and an --out or --profile-dir that is a file before it measures anything', async () => {
+it('raftlog bench refuses a bad --sync, an unknown system and an --out or --profile-dir that is a file or lies under one before it measures anything', async () => {
   const t = tempDir('raftlog-bench-flags-');
   cleanups.push(t.cleanup);
   const file = join(t.dir, 'file');
@@ -62,6 +62,8 @@ it('raftlog bench refuses a bad --sync, an unknown system and an --out or --prof
     [['--systems', 'embedded,nosuch', '--out', t.dir, '--profile', '--profile-dir', profiles], "unknown system 'nosuch' (cluster, embedded, sqlite)"],
     [['--systems', 'embedded', '--out', file], `--out: ${file} is not a directory`],
     [['--systems', 'embedded', '--out', t.dir, '--profile-dir', file], `--profile-dir: ${file} is not a directory`],
+    [['--systems', 'embedded', '--out', join(file, 'results')], `--out: ${file} is not a directory`],
+    [['--systems', 'embedded', '--out', t.dir, '--profile-dir', join(file, 'a', 'b')], `--profile-dir: ${file} is not a directory`],
   ] as const) {
     const r = await tsx([MAIN, 'bench', ...quick, ...args]);
     expect(r.code, r.stderr).toBe(2);
