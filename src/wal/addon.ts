@@ -107,8 +107,9 @@ export function addon(): NativeAddon {
     loaded = load(root) as NativeAddon;
   } catch (err) {
     throw new WalNotBuiltError(
-      `the native WAL addon is not built in ${root} (run \`npm ci\` or \`npm run build:native\`; ` +
-        `it needs python3, make and a C++ compiler): ${(err as Error).message}`,
+      `the native WAL addon is not built in ${root} (where raftlog is installed as a dependency, run ` +
+        `\`npm rebuild raftlog\`; in a clone of raftlog, \`npm run build:native\`; either needs python3, make and a C++ compiler): ` +
+        (err as Error).message,
       { cause: err },
     );
   }

@@ -101,7 +101,7 @@ export class WalVersionError extends WalError {
   }
 }
 
-/** The native addon is missing: it is compiled by `npm ci` / `npm run build:native`. */
+/** The native addon is missing: `npm rebuild raftlog` compiles it where raftlog is a dependency, `npm run build:native` in a clone. */
 export class WalNotBuiltError extends WalError {
   constructor(message: string, options?: ErrorOptions) {
     super('WAL_NOT_BUILT', message, options);

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +62,23 @@ console.log(JSON.stringify({
 `,
     );
     expect(JSON.parse(await run('main.mjs'))).toEqual({ product: true, internals: [], subpaths: true });
+  });
+
+  it('an installed package whose addon was never built names the fix its users can run', async () => {
+    // The package as npm installs it where neither a prebuild for the platform nor a compiler was at hand.
+    const installed = join(project, 'unbuilt', 'node_modules', 'raftlog');
+    mkdirSync(installed, { recursive: true });
+    for (const f of ['package.json', 'binding.gyp', 'dist']) cpSync(join(ROOT, f), join(installed, f), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(installed, 'node_modules'), 'dir');
+    writeFileSync(
+      join(project, 'unbuilt', 'main.mjs'),
+      `import { Wal } from 'raftlog';
+try { await Wal.open('wal'); } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }
+`,
+    );
+    const failed = JSON.parse(await run(join('unbuilt', 'main.mjs'))) as { code: string; message: string };
+    expect(failed.code).toBe('WAL_NOT_BUILT');
+    expect(failed.message).toContain('npm rebuild raftlog');
   });
 
   it("the product's declarations name no private members (they are #private, not part of the API)", () => {
