@@ -1,14 +1,15 @@
 // The packed tarball installs into a fresh project on a machine without a C++
 // compiler (CC and CXX fail), because it carries a prebuilt N-API binary for
-// this platform, and the README's embedding example runs from it.
+// this platform, and the README's programs run from it.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const exec = promisify(execFile);
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { afterAll, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -17,7 +18,7 @@ afterAll(() => {
   for (const t of temps) rmSync(t, { recursive: true, force: true });
 });
 
-it('npm pack, then install with no compiler, then embed', async () => {
+it('npm pack, then install with no compiler, then run the README', async () => {
   const out = mkdtempSync(join(tmpdir(), 'raftlog-pack-'));
   const project = mkdtempSync(join(tmpdir(), 'raftlog-install-'));
   // Packed from a copy: prepack rebuilds the addon, and other tests load this checkout's build/ meanwhile.
@@ -38,20 +39,21 @@ it('npm pack, then install with no compiler, then embed', async () => {
   const env = { ...process.env, CC: 'false', CXX: 'false' };
   await exec('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(out, tarball!)], { cwd: project, env, timeout: 240_000 });
 
+  // Every program of the README (a block that starts by importing raftlog) runs as written, in a
+  // directory of its own, and prints what its last comment promises. Its types are only stripped.
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const example = /## Embedding\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-  expect(example).toBeDefined();
-  // TypeScript's annotations aside, the example is plain JavaScript.
-  const js = example!
-    .replace(/implements StateMachine<number> /, '')
-    .replace(/import \{ ReplicatedLog, readAll, type LogEntry, type StateMachine \}/, 'import { ReplicatedLog, readAll }')
-    .replace(/\(e: LogEntry\)/, '(e)')
-    .replace(/\(chunks: AsyncIterable<Uint8Array>\)/, '(chunks)')
-    .replace(/!/g, '');
-  writeFileSync(join(project, 'example.mjs'), js);
-  const { stdout: printed } = await exec(process.execPath, ['example.mjs'], { cwd: project, env, encoding: 'utf8', timeout: 60_000 });
-  const promised = /console\.log\(result, index > 1, offset\); \/\/ (\d+ \w+ \d+)/.exec(example!)?.[1];
-  expect(printed.trim()).toBe(promised);
+  const programs = [...readme.matchAll(/```ts\n(import [^\n]* from 'raftlog';\n[\s\S]*?)```/g)].map((m) => m[1]!);
+  expect(programs.length).toBeGreaterThanOrEqual(2); // the embedding example and the WAL's
+  for (const [i, program] of programs.entries()) {
+    const promised = /console\.log\(.*\); \/\/ (.*)$/m.exec(program)?.[1]?.split(' (')[0];
+    expect({ program, promised }).toEqual({ program, promised: expect.any(String) });
+    const dir = join(project, `readme-${i}`);
+    mkdirSync(dir);
+    const js = ts.transpileModule(program, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+    writeFileSync(join(dir, 'example.mjs'), js);
+    const { stdout: printed } = await exec(process.execPath, ['example.mjs'], { cwd: dir, env, encoding: 'utf8', timeout: 60_000 });
+    expect({ program, printed: printed.trim() }).toEqual({ program, printed: promised });
+  }
   // It loaded the prebuilt binary, not a compiled one: there is nothing to have compiled it with.
   expect(readdirSync(join(project, 'node_modules/raftlog')).includes('build')).toBe(false);
 }, 300_000);
