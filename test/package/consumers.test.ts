@@ -12,6 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+// Every subpath package.json exports, as a consumer names it: 'raftlog/raft', ...
+const SUBPATHS = Object.keys((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, unknown> }).exports)
+  .filter((k) => k !== '.' && k !== './package.json')
+  .map((k) => `raftlog${k.slice(1)}`);
 let project: string;
 
 async function run(file: string, args: string[] = []): Promise<string> {
@@ -41,10 +45,11 @@ const { RawNode } = require('raftlog/raft');
   const r = await log.append(Uint8Array.of(1));
   await log.close();
   console.log(typeof WalCorruptError, typeof RawNode, r.index > 0);
+  console.log(JSON.stringify(${JSON.stringify(SUBPATHS)}.filter((p) => Object.keys(require(p)).length === 0)));
 })();
 `,
     );
-    expect((await run('main.js')).trim()).toBe('function function true');
+    expect((await run('main.js')).trim().split('\n')).toEqual(['function function true', '[]']);
   });
 
   it('an ES module imports it and its subpaths; the root exports the product, not the internals', async () => {
@@ -58,10 +63,12 @@ console.log(JSON.stringify({
   product: ['ReplicatedLog', 'Wal', 'LogError', 'WalCorruptError', 'SnapshotCorruptError'].every((n) => typeof root[n] === 'function'),
   internals: ['RawNode', 'MemoryNetwork', 'RespParser', 'validateMessage', 'TcpTransport'].filter((n) => n in root),
   subpaths: [RawNode, TcpTransport, KvStateMachine].every((f) => typeof f === 'function'),
+  empty: (await Promise.all(${JSON.stringify(SUBPATHS)}.map(async (p) => [p, Object.keys(await import(p)).length]))).filter(([, n]) => n === 0),
 }));
 `,
     );
-    expect(JSON.parse(await run('main.mjs'))).toEqual({ product: true, internals: [], subpaths: true });
+    expect(SUBPATHS).toEqual(expect.arrayContaining(['raftlog/raft', 'raftlog/admin']));
+    expect(JSON.parse(await run('main.mjs'))).toEqual({ product: true, internals: [], subpaths: true, empty: [] });
   });
 
   it('an installed package whose addon was never built names the fix its users can run', async () => {
@@ -90,11 +97,16 @@ try { await Wal.open('wal'); } catch (err) { console.log(JSON.stringify({ code: 
     }
   });
 
-  for (const resolution of ['node16', 'bundler'] as const) {
-    it(`TypeScript type-checks a consumer with moduleResolution ${resolution}`, async () => {
+  // A CommonJS project's imports become require() calls, which TypeScript allows of an ES module from 5.8 under nodenext.
+  for (const [resolution, type] of [
+    ['node16', 'module'],
+    ['nodenext', 'commonjs'],
+    ['bundler', 'module'],
+  ] as const) {
+    it(`TypeScript type-checks ${type === 'module' ? 'an ES module' : 'a CommonJS'} consumer with moduleResolution ${resolution}`, async () => {
       const dir = join(project, `ts-${resolution}`);
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ type }));
       writeFileSync(
         join(dir, 'tsconfig.json'),
         JSON.stringify({
@@ -102,12 +114,12 @@ try { await Wal.open('wal'); } catch (err) { console.log(JSON.stringify({ code: 
             strict: true,
             noEmit: true,
             target: 'ES2022',
-            module: resolution === 'node16' ? 'node16' : 'esnext',
+            module: resolution === 'bundler' ? 'esnext' : resolution,
             moduleResolution: resolution,
             types: ['node'],
             typeRoots: [join(ROOT, 'node_modules/@types')],
           },
-          files: ['main.ts'],
+          files: ['main.ts', 'subpaths.ts'],
         }),
       );
       writeFileSync(
@@ -130,6 +142,11 @@ export async function main(): Promise<number> {
   return result;
 }
 `,
+      );
+      // Each subpath's declarations resolve and check (skipLibCheck is off).
+      writeFileSync(
+        join(dir, 'subpaths.ts'),
+        SUBPATHS.map((p, i) => `import * as m${i} from '${p}';\nexport const keys${i}: string[] = Object.keys(m${i});\n`).join(''),
       );
       await exec(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], { encoding: 'utf8', timeout: 60_000 });
     }, 60_000);
