@@ -28,12 +28,17 @@ it('npm pack, then install with no compiler, then run the README', async () => {
     if (existsSync(join(ROOT, f))) cpSync(join(ROOT, f), join(copy, f), { recursive: true });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
+  // What an earlier build left of a source since deleted: tsc overwrites dist/ but removes nothing.
+  mkdirSync(join(copy, 'dist'));
+  writeFileSync(join(copy, 'dist', 'removed-module.js'), 'export {};\n');
   // prepack compiles dist/ and the prebuild for this platform.
   await exec('npm', ['pack', '--pack-destination', out], { cwd: copy, timeout: 240_000 });
   const tarball = readdirSync(out).find((f) => f.endsWith('.tgz'));
   expect(tarball).toBeDefined();
   const { stdout: listing } = await exec('tar', ['-tzf', join(out, tarball!)], { encoding: 'utf8' });
   expect(listing).toMatch(new RegExp(`package/prebuilds/${process.platform}-${process.arch}/raftlog\\.node`));
+  expect(listing).toContain('package/dist/index.js');
+  expect(listing).not.toContain('removed-module');
 
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
   const env = { ...process.env, CC: 'false', CXX: 'false' };
