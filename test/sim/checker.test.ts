@@ -193,6 +193,18 @@ describe('InvariantChecker', () => {
     expect(v.message).toContain('snapshot 40');
   });
 
+  it('starts the allowance again for a member removed and added back', () => {
+    const c = fresh();
+    const old = { index: 40, term: 2, conf: { voters: [1, 2, 3], learners: [] } };
+    const withFour = { voters: [1, 2, 3], learners: [4] };
+    c.snapshotSent(1, withFour, 4, old, 1000, 100);
+    c.confApplied(1, { voters: [1, 2, 3], learners: [] });
+    // Added back at t=1500: a snapshot taken before then may be sent for another allowance.
+    c.snapshotSent(1, withFour, 4, old, 1550, 100);
+    c.snapshotSent(1, withFour, 4, old, 1650, 100);
+    expect(violation(() => c.snapshotSent(1, withFour, 4, old, 1651, 100)).invariant).toBe('snapshot-for-new-member');
+  });
+
   it('accepts a snapshot taken in a joint configuration that names the member only as an outgoing voter', () => {
     const c = fresh();
     // Node 1 is being demoted: the snapshot at 128 was taken while joint, and the sender has since left.

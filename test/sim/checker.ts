@@ -75,8 +75,8 @@ export class InvariantChecker {
   private readonly durableVote = new Map<number, number>();
   /** index/term -> the entry's key and the term before it, as first seen in any log (Log Matching). */
   private readonly byIndexTerm = new Map<string, { key: string; prevTerm: number }>();
-  /** A member sent snapshots that do not name it: since when. */
-  private readonly staleSnapshotSince = new Map<number, number>();
+  /** A member sent snapshots that do not name it: since when, and by whom first. */
+  private readonly staleSnapshotSince = new Map<number, { since: number; from: number }>();
 
   /** Highest index known committed anywhere. */
   get commitIndex(): number {
@@ -356,6 +356,14 @@ export class InvariantChecker {
     v.applied = i;
   }
 
+  /**
+   * The node applied a membership change that leaves it `conf`. A member it removes is no longer owed a
+   * snapshot that names it: if it is added back, the sender's allowance starts again (see snapshotSent).
+   */
+  confApplied(node: number, conf: ConfState): void {
+    for (const [to, stale] of this.staleSnapshotSince) if (stale.from === node && !names(conf, to)) this.staleSnapshotSince.delete(to);
+  }
+
   /** The node restored its state machine from a snapshot at `index` whose state hashes to `hash`. */
   stateRestored(node: number, index: number, hash: number): void {
     const v = this.view(node);
@@ -390,8 +398,8 @@ export class InvariantChecker {
       return;
     }
     if (!names(senderConf, to)) return;
-    const since = this.staleSnapshotSince.get(to);
-    if (since === undefined) this.staleSnapshotSince.set(to, now);
+    const since = this.staleSnapshotSince.get(to)?.since;
+    if (since === undefined) this.staleSnapshotSince.set(to, { since: now, from });
     else if (now - since > allowance) {
       throw new InvariantViolation(
         'snapshot-for-new-member',

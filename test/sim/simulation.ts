@@ -1062,6 +1062,7 @@ export class Simulation {
       n.conf = n.raw.applyConfChange(cc);
       if (isJoint(n.conf)) this.stats.jointChangesApplied++;
       n.confHistory.push({ index: e.index, conf: n.conf });
+      this.checker.confApplied(n.id, n.conf);
       if (this.options.mutation !== 'no-snapshot-for-new-member') n.confSnapshotDue = e.index;
       this.stats.confChangesApplied++;
       const what = cc.changes.length === 0 ? 'leave joint' : cc.changes.map((c) => `${ConfChangeType[c.type]} ${c.nodeId}`).join(', ');
