@@ -139,6 +139,11 @@ export interface RespServerStats {
   idleClosed: number;
   /** Connections closed because clients together held more than maxBufferedBytes. */
   evicted: number;
+  /**
+   * Commands read whole that never started: their connection was closed first (evicted, timed
+   * out, closed by the client) or had ended (after QUIT). None of them was proposed to the log.
+   */
+  dropped: number;
   /** Bytes of unfinished commands held now, over all connections. */
   buffered: number;
   /** Times a connection stopped being read for backpressure. */
@@ -253,7 +258,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   }
   const clients = new Map<net.Socket, Held>();
   const refusing = new Set<net.Socket>();
-  const counters = { refused: 0, idleClosed: 0, evicted: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
+  const counters = { refused: 0, idleClosed: 0, evicted: 0, dropped: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
   let buffered = 0;
 
   /**
@@ -360,6 +365,16 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     let waiting: Buffer[][] = [];
     let waitingHead = 0; // an index, not shift(): one chunk can hold thousands of commands
     const waitingCount = (): number => waiting.length - waitingHead;
+    /**
+     * Forgets the commands not started. A connection that is gone (evicted, timed out, closed by
+     * the client) has nobody to answer: as Redis frees a client with its unprocessed commands,
+     * those not yet proposed to the log never are. Those already proposed cannot be taken back.
+     */
+    const drop = (): void => {
+      counters.dropped += waitingCount();
+      waiting = [];
+      waitingHead = 0;
+    };
     const nextWaiting = (): Buffer[] => {
       const cmd = waiting[waitingHead++]!;
       if (waitingHead === waiting.length) {
@@ -373,6 +388,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     let inflight = 0;
     let paused = false;
     let ending = false; // QUIT or a protocol error: nothing after it runs
+    // A protocol error, answered once the commands read before it have started.
+    let failure: Error | null = null;
 
     const setPaused = (p: boolean): void => {
       if (p === paused) return;
@@ -391,10 +408,10 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const regulate = (): void => {
       if (socket.destroyed || socket.writableEnded) return;
       const buffered = socket.writableLength;
-      if (!paused && (inflight >= hwCommands || buffered >= hwBytes || ending)) {
+      if (!paused && (inflight >= hwCommands || buffered >= hwBytes || ending || failure !== null)) {
         counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
         setPaused(true);
-      } else if (paused && !ending && waitingCount() === 0 && inflight <= hwCommands >>> 1 && buffered <= hwBytes >>> 1) setPaused(false);
+      } else if (paused && !ending && failure === null && waitingCount() === 0 && inflight <= hwCommands >>> 1 && buffered <= hwBytes >>> 1) setPaused(false);
     };
 
     const flush = (): void => {
@@ -426,10 +443,18 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       dispatch();
     };
 
-    /** Starts waiting commands while under the high-water mark. */
+    /** Starts waiting commands while under the high-water mark; then a protocol error's reply, if one is due. */
     const dispatch = (): void => {
+      if (socket.destroyed) return drop();
       while (waitingCount() > 0 && inflight < hwCommands && socket.writableLength < hwBytes && !ending) {
         start(nextWaiting());
+      }
+      if (failure !== null && !ending && waitingCount() === 0) {
+        // The stream can no longer be trusted: the commands before it were answered, then this error, and close.
+        ending = true;
+        slots.push({ reply: failure, last: true });
+        inflight++;
+        flush();
       }
       regulate();
     };
@@ -442,8 +467,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
      */
     const refuseCrossProtocol = (): void => {
       ending = true;
-      waiting = [];
-      waitingHead = 0;
+      drop();
       counters.refused++;
       refusals.warn(
         { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
@@ -507,7 +531,11 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       );
     };
 
-    /** Parses a chunk; before AUTH one command at a time, so the limits rise right after it. */
+    /**
+     * Parses a chunk into waiting commands. Before AUTH one command at a time, each started at
+     * once, so the limits rise right after an AUTH (a stranger's commands propose nothing).
+     * After it, the chunk's commands start only once its bytes are counted against the budget.
+     */
     const parse = (chunk: Buffer): void => {
       for (let input = chunk; ; input = EMPTY) {
         let cmds: Buffer[][] = [];
@@ -518,35 +546,25 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           if (!(err instanceof RespProtocolError)) throw err;
         }
         for (const c of cmds) waiting.push(c);
-        dispatch();
         if (!one || cmds.length === 0 || ending || parser.error !== null) return;
+        dispatch();
       }
     };
 
     socket.on('data', (chunk: Buffer) => {
-      if (ending) return;
+      if (ending || failure !== null) return;
       parse(chunk);
       const bytes = parser.retainedBytes;
       if (bytes !== held.bytes) {
         buffered += bytes - held.bytes;
         held.bytes = bytes;
+        // Before any command of this chunk starts: a client closed for it proposes none of them.
         if (buffered > maxBufferedBytes) evict();
-        if (socket.destroyed) return;
+        if (socket.destroyed) return drop();
       }
       const err = parser.error;
-      if (err !== null && !ending) {
-        // The stream can no longer be trusted: answer what came before, then this error, and close.
-        while (waitingCount() > 0 && !ending) start(nextWaiting());
-        if (!ending) {
-          ending = true;
-          slots.push({ reply: new Error(`ERR ${err.message}`), last: true });
-          inflight++;
-        }
-        waiting = [];
-        waitingHead = 0;
-        flush();
-        regulate();
-      }
+      if (err !== null && !ending) failure = new Error(`ERR ${err.message}`);
+      dispatch();
     });
     if (idleTimeoutMs > 0) {
       socket.setTimeout(idleTimeoutMs);
@@ -562,6 +580,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     }
     socket.on('error', () => socket.destroy()); // the client went away; its pending replies have nowhere to go
     socket.on('close', () => {
+      drop();
       clearTimeout(authDeadline);
       buffered -= held.bytes;
       held.bytes = 0;

@@ -1,0 +1,150 @@
+// The RESP server against clients that misbehave, on a log the test holds: it sees every
+// write proposed, and answers none until told to, so what the server proposes on behalf of
+// a client is counted exactly.
+import { setImmediate as turn } from 'node:timers/promises';
+import { unpack } from 'msgpackr';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
+import { serveResp, type KvLog, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
+import { RespClient } from './resp-client.js';
+
+/** Polls a condition every few milliseconds; fails after `ms` rather than hanging until the test timeout. */
+async function until(cond: () => boolean, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${cond.toString()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A log that records each write proposed to it (its key) and answers it only when released. */
+class HeldLog implements KvLog {
+  /** The key of every write proposed, in order. */
+  readonly proposed: string[] = [];
+  private held: Array<() => void> = [];
+  private holding = true;
+
+  append(data: Uint8Array): Promise<{ index: number; term: number; result: unknown }> {
+    const cmd = unpack(data) as [string, Buffer];
+    this.proposed.push(cmd[1].toString());
+    const index = this.proposed.length;
+    return new Promise((resolve) => {
+      const answer = (): void => resolve({ index, term: 1, result: { ok: 'OK' } });
+      if (this.holding) this.held.push(answer);
+      else answer();
+    });
+  }
+
+  barrier(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  status(): object {
+    return {};
+  }
+
+  /** Answers every write held, and from now on answers at once. */
+  release(): void {
+    this.holding = false;
+    for (const answer of this.held.splice(0)) answer();
+  }
+}
+
+const portOf = (s: RespServer): number => Number(s.address.split(':').pop());
+const set = (k: string, v = '1'): string => `*3\r\n$3\r\nSET\r\n$${k.length}\r\n${k}\r\n$${v.length}\r\n${v}\r\n`;
+/** A SET whose value is announced as `announced` bytes and cut after `sent` of them. */
+const unfinishedSet = (k: string, announced: number, sent: number): string => `*3\r\n$3\r\nSET\r\n$${k.length}\r\n${k}\r\n$${announced}\r\n${'v'.repeat(sent)}`;
+const sets = (prefix: string, n: number): string => Array.from({ length: n }, (_, i) => set(`${prefix}${i}`)).join('');
+
+describe('the RESP server on a held log', () => {
+  let log: HeldLog;
+  const servers: RespServer[] = [];
+  const start = async (o: Partial<RespServerOptions> = {}): Promise<RespServer> => {
+    log = new HeldLog();
+    const s = await serveResp({ log, kv: new KvStateMachine(), address: '127.0.0.1:0', ...o });
+    servers.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close();
+  });
+  // Two commands at a time, and a budget of unfinished commands that two clients pass together.
+  const limited = { highWaterMark: { commands: 2 }, maxBulkBytes: 4096, maxBufferedBytes: 4096 };
+
+  it('proposes none of the commands an evicted client sent that had not started, even once its started ones are answered', async () => {
+    const server = await start(limited);
+    const a = await RespClient.connect(portOf(server));
+    // Ten SETs and most of an eleventh, in one write: two start, eight wait for their replies.
+    a.raw(sets('a', 10) + unfinishedSet('a-unfinished', 3500, 3000));
+    await until(() => log.proposed.length === 2 && server.stats().buffered >= 3000);
+    // Another client's unfinished command passes the budget: a holds the most and is closed.
+    const b = await RespClient.connect(portOf(server));
+    b.raw(unfinishedSet('b-unfinished', 2000, 1000));
+    await a.closed();
+    expect(server.stats().evicted).toBe(1);
+    // Its two writes were proposed and cannot be taken back; they commit, and nothing follows them.
+    log.release();
+    await turn();
+    expect(log.proposed).toEqual(['a0', 'a1']);
+    const c = await RespClient.connect(portOf(server));
+    expect(await c.call('SET', 'c', '1')).toBe('OK');
+    expect(log.proposed).toEqual(['a0', 'a1', 'c']);
+    expect(server.stats().dropped).toBe(8);
+    b.close();
+    c.close();
+  });
+
+  it('proposes none of the commands in the read that got their client evicted', async () => {
+    const server = await start(limited);
+    const b = await RespClient.connect(portOf(server));
+    b.raw(unfinishedSet('b-unfinished', 2000, 1000));
+    await until(() => server.stats().buffered >= 1000);
+    // Whole commands, then an unfinished one that passes the budget: this client holds the most.
+    const a = await RespClient.connect(portOf(server));
+    a.raw(sets('a', 10) + unfinishedSet('a-unfinished', 3500, 3000));
+    await a.closed();
+    expect(server.stats().evicted).toBe(1);
+    log.release();
+    await turn();
+    expect(log.proposed).toEqual([]);
+    expect(server.stats().dropped).toBe(10);
+    // b was not evicted: it finishes its command, which is proposed and answered.
+    const reply = b.next();
+    b.raw(`${'v'.repeat(1000)}\r\n`);
+    expect(await reply).toBe('OK');
+    expect(log.proposed).toEqual(['b-unfinished']);
+    b.close();
+  });
+
+  it('proposes none of the commands waiting when their client closed its connection', async () => {
+    const server = await start({ highWaterMark: { commands: 2 } });
+    const a = await RespClient.connect(portOf(server));
+    a.raw(sets('a', 10));
+    await until(() => log.proposed.length === 2);
+    a.close();
+    await until(() => server.stats().clients === 0);
+    log.release();
+    await turn();
+    expect(log.proposed).toEqual(['a0', 'a1']);
+    expect(server.stats().dropped).toBe(8);
+  });
+
+  it('starts the commands before a protocol error within the high-water mark, answers them, then the error, and closes', async () => {
+    const server = await start({ highWaterMark: { commands: 2 } });
+    const a = await RespClient.connect(portOf(server));
+    const replies = Array.from({ length: 11 }, () => a.next());
+    a.raw(sets('a', 10) + '*1\r\n$x\r\n');
+    await until(() => log.proposed.length >= 2);
+    await turn();
+    // Not all ten at once: a chunk of tiny commands ending in garbage would bypass the mark.
+    expect(log.proposed).toEqual(['a0', 'a1']);
+    expect(server.stats().maxInflight).toBeLessThanOrEqual(2);
+    log.release();
+    const got = await Promise.all(replies);
+    expect(got.slice(0, 10)).toEqual(Array.from({ length: 10 }, () => 'OK'));
+    expect(got[10]).toEqual(expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error/) }));
+    await a.closed();
+    expect(log.proposed).toEqual(Array.from({ length: 10 }, (_, i) => `a${i}`));
+    expect(server.stats().maxInflight).toBeLessThanOrEqual(2);
+  });
+});
