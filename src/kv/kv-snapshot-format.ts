@@ -1,9 +1,9 @@
 // The KV's snapshot bytes, format RLKV1: "RLKV1\n", then per entry u32 LE key length,
 // the key (latin1, one byte per character), u32 LE value length, the value. The entries
 // are in no particular order and a key may appear more than once; the last one wins.
-// An older format (one msgpack list of [key, value] pairs, no magic) is still read.
+// An older format (one msgpack list of [key, value] pairs, no magic) is still read, and
+// streamed as this one is: both are read a field at a time as the chunks arrive.
 import { constants } from 'node:buffer';
-import { unpack } from 'msgpackr';
 import { CodedError } from '../errors.js';
 import { storeValue, type StoredValue } from './stored-value.js';
 
@@ -133,50 +133,96 @@ export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (
   const magic = await r.take(SNAPSHOT_MAGIC.length, true);
   if (magic === undefined) return map; // an empty snapshot: an empty map
   if (!magic.equals(SNAPSHOT_MAGIC)) {
-    // The earlier format: one msgpack list of [key, value], read whole.
-    const rest = await r.rest();
-    let pairs: unknown;
-    try {
-      pairs = unpack(Buffer.concat([magic, rest]));
-    } catch (err) {
-      throw new KvSnapshotCorruptError(`neither format: ${(err as Error).message}`);
-    }
-    if (!Array.isArray(pairs)) throw new KvSnapshotCorruptError('neither format: not a list of pairs');
-    for (const pair of pairs as unknown[]) {
-      if (!Array.isArray(pair) || pair.length !== 2 || !(pair[0] instanceof Uint8Array) || !(pair[1] instanceof Uint8Array))
-        throw new KvSnapshotCorruptError('neither format: a pair that is not [key, value]');
-      map.set(keyOf(pair[0]), storeValue(pair[1]));
-    }
+    r.unread(magic);
+    await decodeEarlierFormat(r, map, keyOf);
     return map;
   }
   for (;;) {
-    const kl = await r.take(4);
-    if (kl === undefined) break;
+    let kl = r.uintNow(4, true);
+    if (kl < 0) {
+      const b = await r.take(4);
+      if (b === undefined) break; // a clean end: between two entries
+      kl = b.readUInt32LE(0);
+    }
     // A key is kept as a string, which cannot be this long: refused before its bytes are gathered.
-    const keyBytes = kl.readUInt32LE(0);
-    if (keyBytes > constants.MAX_STRING_LENGTH) throw new KvSnapshotCorruptError(`a key of ${keyBytes} bytes, longer than a string can be`);
-    const k = await r.take(keyBytes);
-    const vl = await r.take(4);
-    const v = vl === undefined ? undefined : await r.take(vl.readUInt32LE(0));
-    if (k === undefined || v === undefined) throw new KvSnapshotCorruptError('it ends inside an entry');
+    const kn = keyLength(kl);
+    const k = r.now(kn) ?? (await need(r, kn));
+    let vn = r.uintNow(4, true);
+    if (vn < 0) vn = (await need(r, 4)).readUInt32LE(0);
+    const v = r.now(vn) ?? (await need(r, vn));
     map.set(keyOf(k), storeValue(v)); // a copy: the chunk it came from is not kept alive
   }
   return map;
 }
 
+function keyLength(n: number): number {
+  if (n > constants.MAX_STRING_LENGTH) throw new KvSnapshotCorruptError(`a key of ${n} bytes, longer than a string can be`);
+  return n;
+}
+
+/**
+ * The earlier format, exactly as its encoder (msgpackr's pack of [...map]) wrote it: a msgpack
+ * array (fixarray, array 16 or array 32) of pairs, each a fixarray of two bin 8/16/32, the key
+ * and the value. Read a pair at a time as the chunks arrive, not unpacked whole: no nesting to
+ * recurse into, no other msgpack type (an extension builds objects), and no length or count
+ * that makes it hold more than the bytes that came; then nothing may follow the last pair.
+ */
+async function decodeEarlierFormat(r: ChunkReader, map: Map<string, StoredValue>, keyOf: (b: Uint8Array) => string): Promise<void> {
+  const t = r.uintNow(1, false); // the magic had at least one byte, and was put back
+  const countBytes = t === 0xdc ? 2 : t === 0xdd ? 4 : 0;
+  if (countBytes === 0 && (t < 0x90 || t > 0x9f))
+    throw new KvSnapshotCorruptError(`neither format: it starts with 0x${t.toString(16).padStart(2, '0')}, not a list of pairs`);
+  const count = countBytes === 0 ? t & 0x0f : await uint(r, countBytes);
+  const field: Buffer[] = [EMPTY, EMPTY];
+  for (let i = 0; i < count; i++) {
+    let head = r.uintNow(1, false);
+    if (head < 0) head = await uint(r, 1);
+    if (head !== 0x92) throw new KvSnapshotCorruptError(`neither format: pair ${i} is not [key, value]`);
+    for (let f = 0; f < 2; f++) {
+      let bin = r.uintNow(1, false);
+      if (bin < 0) bin = await uint(r, 1);
+      const lengthBytes = bin === 0xc4 ? 1 : bin === 0xc5 ? 2 : bin === 0xc6 ? 4 : 0;
+      if (lengthBytes === 0) throw new KvSnapshotCorruptError(`neither format: pair ${i} is not [key, value] of bytes`);
+      let n = r.uintNow(lengthBytes, false);
+      if (n < 0) n = await uint(r, lengthBytes);
+      // A key is kept as a string, which cannot be this long: refused before its bytes are gathered.
+      if (f === 0) n = keyLength(n);
+      field[f] = r.now(n) ?? (await need(r, n));
+    }
+    map.set(keyOf(field[0]!), storeValue(field[1]!));
+  }
+  if ((r.now(1) ?? (await r.take(1))) !== undefined) throw new KvSnapshotCorruptError(`neither format: bytes after the ${count} pairs of its list`);
+}
+
+/** `n` bytes, which must come: the snapshot ends inside an entry otherwise. */
+async function need(r: ChunkReader, n: number): Promise<Buffer> {
+  const b = await r.take(n);
+  if (b === undefined) throw new KvSnapshotCorruptError('it ends inside an entry');
+  return b;
+}
+
+/** A big-endian unsigned integer of `n` bytes, which must come. */
+async function uint(r: ChunkReader, n: number): Promise<number> {
+  return (await need(r, n)).readUIntBE(0, n);
+}
+
 const EMPTY = Buffer.alloc(0);
 
-/** Exact-size reads over chunks of any size; a read spanning chunks joins only the bytes it needs. */
+/**
+ * Exact-size reads over chunks of any size; a read spanning chunks joins only the bytes it needs.
+ * It holds no more than the bytes that arrived: a length read from the stream is only a count
+ * of bytes to wait for.
+ */
 class ChunkReader {
   private parts: Buffer[] = [];
-  private have = 0;
+  private off = 0; // bytes of parts[0] already taken
+  private have = 0; // bytes not yet taken, over all parts
   private done = false;
 
   constructor(private readonly it: AsyncIterator<Uint8Array>) {}
 
   /** `n` bytes, or undefined at a clean end (no byte of them arrived); with `orFewer`, the fewer that came before the end. */
   async take(n: number, orFewer = false): Promise<Buffer | undefined> {
-    if (n === 0) return EMPTY; // an empty key or value, possibly at the very end of a chunk
     while (this.have < n && !this.done) {
       const r = await this.it.next();
       if (r.done === true) this.done = true;
@@ -190,23 +236,60 @@ class ChunkReader {
       if (!orFewer) throw new KvSnapshotCorruptError('it ends inside an entry');
       n = this.have;
     }
+    return this.now(n);
+  }
+
+  /**
+   * `n` bytes if they have arrived, else undefined (and nothing is taken). No await: one costs
+   * a turn of the microtask queue even for bytes already there, several per entry.
+   */
+  now(n: number): Buffer | undefined {
+    if (n === 0) return EMPTY; // an empty key or value, possibly at the very end of a chunk
+    if (this.have < n) return undefined;
     const first = this.parts[0]!;
     let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.parts.shift();
-      else this.parts[0] = first.subarray(n);
+    if (first.length - this.off >= n) {
+      out = first.subarray(this.off, this.off + n);
+      this.advance(n);
     } else {
-      const joined = Buffer.concat(this.parts, this.have);
+      const joined = Buffer.concat([first.subarray(this.off), ...this.parts.slice(1)], this.have);
       out = joined.subarray(0, n);
-      this.parts = joined.length > n ? [joined.subarray(n)] : [];
+      this.parts = joined.length > n ? [joined] : [];
+      this.off = joined.length > n ? n : 0;
     }
     this.have -= n;
     return out;
   }
 
-  async rest(): Promise<Buffer> {
-    for (let r = await this.it.next(); r.done !== true; r = await this.it.next()) this.parts.push(Buffer.from(r.value));
-    return Buffer.concat(this.parts);
+  /** An unsigned integer of `n` (1 to 4) bytes if they have arrived, else -1 (and nothing is taken). */
+  uintNow(n: number, littleEndian: boolean): number {
+    if (this.have < n) return -1;
+    const first = this.parts[0]!;
+    if (first.length - this.off < n) {
+      const b = this.now(n)!;
+      return littleEndian ? b.readUIntLE(0, n) : b.readUIntBE(0, n);
+    }
+    const v = littleEndian ? first.readUIntLE(this.off, n) : first.readUIntBE(this.off, n);
+    this.advance(n);
+    this.have -= n;
+    return v;
+  }
+
+  /** Puts bytes just taken back in front, to be taken again. */
+  unread(b: Buffer): void {
+    if (b.length === 0) return;
+    if (this.off > 0) this.parts[0] = this.parts[0]!.subarray(this.off);
+    this.off = 0;
+    this.parts.unshift(b);
+    this.have += b.length;
+  }
+
+  /** Past `n` bytes of the first part, which has them. */
+  private advance(n: number): void {
+    this.off += n;
+    if (this.off === this.parts[0]!.length) {
+      this.parts.shift();
+      this.off = 0;
+    }
   }
 }

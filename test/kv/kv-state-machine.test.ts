@@ -1,4 +1,6 @@
 import { constants } from 'node:buffer';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { KvSnapshotCorruptError } from '../../src/kv/index.js';
@@ -221,4 +223,138 @@ it('restores empty keys and values wherever the chunks are cut', async () => {
     expect(copy.get(b(''))?.length).toBe(0);
     expect(copy.get(b('k'))?.length).toBe(0);
   }
+});
+
+describe('KvStateMachine restoring the earlier format (one msgpack list) from hostile bytes', () => {
+  const bin = (bytes: Buffer): Buffer => {
+    if (bytes.length < 0x100) return Buffer.concat([Buffer.from([0xc4, bytes.length]), bytes]);
+    const head = Buffer.alloc(bytes.length < 0x10000 ? 3 : 5);
+    head[0] = bytes.length < 0x10000 ? 0xc5 : 0xc6;
+    if (bytes.length < 0x10000) head.writeUInt16BE(bytes.length, 1);
+    else head.writeUInt32BE(bytes.length, 1);
+    return Buffer.concat([head, bytes]);
+  };
+  const list32 = (count: number): Buffer => {
+    const head = Buffer.alloc(5);
+    head[0] = 0xdd;
+    head.writeUInt32BE(count, 1);
+    return head;
+  };
+  const pair = (k: Buffer, v: Buffer): Buffer => Buffer.concat([Buffer.from([0x92]), bin(k), bin(v)]);
+
+  /** A map holding one key, to show that a refused restore replaced nothing. */
+  const kept = (): KvStateMachine => {
+    const sm = new KvStateMachine();
+    apply(sm, ['SET', b('kept'), b('1')]);
+    return sm;
+  };
+  const expectKept = (sm: KvStateMachine): void => {
+    expect(sm.size).toBe(1);
+    expect(sm.get(b('kept'))?.toString()).toBe('1');
+  };
+
+  it('restores what the earlier encoder wrote, with every list and bin size, from chunks of any size', async () => {
+    const big = Buffer.alloc(70_000, 5); // bin32
+    const mid = Buffer.alloc(5_000, 6); // bin16, kept as a Buffer
+    for (const n of [3, 20, 70_000]) {
+      const pairs: Array<[Buffer, Buffer]> = [
+        [b('big'), big],
+        [b('mid'), mid],
+        [Buffer.alloc(300, 0xe9), b('')], // a bin16 key
+        ...Array.from({ length: n - 3 }, (_, i): [Buffer, Buffer] => [b(`k${i}`), b(`v${i}`)]),
+      ];
+      const bytes = pack(pairs); // fixarray, array16, array32
+      for (const size of n === 70_000 ? [64 * 1024] : [1, 7, bytes.length]) {
+        const copy = kept();
+        await copy.restore(inChunks(bytes, size));
+        expect(copy.size).toBe(n);
+        expect(copy.get(b('big'))?.equals(big)).toBe(true);
+        expect(copy.get(b('mid'))?.equals(mid)).toBe(true);
+        expect(copy.get(Buffer.alloc(300, 0xe9))?.length).toBe(0);
+        if (n > 3) expect(copy.get(b(`k${n - 4}`))?.toString()).toBe(`v${n - 4}`);
+        expect(copy.has(b('kept'))).toBe(false);
+      }
+    }
+  });
+
+  it('refuses crafted bytes with KV_SNAPSHOT_CORRUPT, keeping the map it had', async () => {
+    const ok = pair(b('k'), b('v'));
+    const cases: Record<string, Buffer> = {
+      'fewer pairs than the list says': Buffer.concat([Buffer.from([0x93]), ok, ok]),
+      'a list of 2^32 - 1 pairs holding one': Buffer.concat([list32(0xffffffff), ok]),
+      'bytes after the list': Buffer.concat([Buffer.from([0x91]), ok, Buffer.from([0xc0])]),
+      'a pair of three': Buffer.concat([Buffer.from([0x91, 0x93]), bin(b('k')), bin(b('v')), bin(b('w'))]),
+      'a string key': Buffer.concat([Buffer.from([0x91, 0x92, 0xa1, 0x6b]), bin(b('v'))]),
+      'a typed-array extension as the value': Buffer.concat([Buffer.from([0x91, 0x92]), bin(b('k')), Buffer.from([0xd4, 0x74, 0x01])]),
+      'an error extension as the key': Buffer.concat([Buffer.from([0x91]), Buffer.from(pack([new Error('x'), b('v')]))]),
+      'a value of 2^32 - 1 bytes holding three': Buffer.concat([Buffer.from([0x91, 0x92]), bin(b('k')), Buffer.from([0xc6, 0xff, 0xff, 0xff, 0xff, 1, 2, 3])]),
+      'a key of 65535 bytes holding one': Buffer.from([0x91, 0x92, 0xc5, 0xff, 0xff, 0x6b]),
+      'lists nested 100,000 deep': Buffer.concat([Buffer.alloc(100_000, 0x91), Buffer.from([0x90])]),
+      'a map whose key is __proto__': Buffer.concat([Buffer.from([0x81, 0xa9]), b('__proto__'), Buffer.from([0x91]), ok]),
+      'nothing but a list header': Buffer.from([0xdc, 0x00]),
+    };
+    for (const [what, bytes] of Object.entries(cases)) {
+      const sm = kept();
+      for (const size of [1, 5, bytes.length]) {
+        const err = await sm.restore(inChunks(bytes, size)).then(
+          () => new Error(`${what}: restored`),
+          (e: unknown) => e,
+        );
+        expect(err, what).toBeInstanceOf(KvSnapshotCorruptError);
+        expect(err, what).toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT' });
+      }
+      expectKept(sm);
+    }
+  });
+
+  it('stops reading at the first bad pair, and at a length longer than a string can be, before gathering what follows', async () => {
+    for (const head of [
+      Buffer.concat([list32(1000), pair(b('a'), b('1')), Buffer.from([0x92, 0xa1, 0x6b])]), // a string key
+      Buffer.concat([list32(1), Buffer.from([0x92, 0xc6]), Buffer.from(new Uint32Array([0]).buffer)]).fill(0xff, 7), // a key of 2^32 - 1 bytes
+    ]) {
+      let pulled = 0;
+      const stream = (async function* () {
+        yield head;
+        for (let i = 0; i < 1000; i++) {
+          pulled++;
+          yield Buffer.alloc(1024, 0xc4);
+        }
+      })();
+      const sm = kept();
+      await expect(sm.restore(stream)).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT' });
+      expect(pulled).toBe(0);
+      expectKept(sm);
+    }
+  });
+
+  it('restores 4 million pairs of 5 bytes in a 64 MiB heap: the pairs are not all held at once', async () => {
+    // 20 MB of [empty key, empty value] pairs: one key in the end. Unpacked whole, they were
+    // 4 million arrays and 8 million buffers before the first went into the map.
+    const script = `
+      const { KvStateMachine } = await import(${JSON.stringify(join(process.cwd(), 'src/kv/kv-state-machine.ts'))});
+      const n = 4_000_000;
+      const bytes = Buffer.alloc(5 + 5 * n, Buffer.from([0x92, 0xc4, 0, 0xc4, 0]));
+      bytes[0] = 0xdd;
+      bytes.writeUInt32BE(n, 1);
+      const sm = new KvStateMachine();
+      await sm.restore((async function* () { for (let at = 0; at < bytes.length; at += 256 * 1024) yield bytes.subarray(at, at + 256 * 1024); })());
+      console.log(sm.size);
+    `;
+    const r = await new Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--max-old-space-size=64', '--import', 'tsx', '--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+    });
+    expect({ status: r.status, signal: r.signal, out: r.stdout.trim(), fatal: /FATAL|heap/i.test(r.stderr) }, r.stderr.slice(-500)).toEqual({
+      status: 0,
+      signal: null,
+      out: '1',
+      fatal: false,
+    });
+  });
 });
