@@ -108,14 +108,17 @@ export interface RespServerOptions {
    * when that is larger; no less than maxBulkBytes.
    */
   maxBufferedBytes?: number;
-  /** When set, clients must `AUTH` with it before any other command. */
+  /**
+   * When set, clients must `AUTH` with it before any other command. A connection is closed at
+   * its third wrong password, so guesses cannot be pipelined by the thousand on one.
+   */
   requirepass?: string;
   /** With no requirepass, refuse clients from non-loopback addresses. Default true. */
   protectedMode?: boolean;
   /**
    * A connection stops being read while it has this many commands awaiting replies, or
    * this many reply bytes not yet taken by the client; it is read again below half of both.
-   * Default { commands: 1024, bytes: 1 MiB }.
+   * Default { commands: 1024, bytes: 1 MiB }. Before AUTH, the byte mark is 16 KiB (or `bytes`, if lower).
    */
   highWaterMark?: { commands?: number; bytes?: number };
   /** Whether a remote address counts as loopback for protected mode (replaceable for tests). */
@@ -144,6 +147,8 @@ export interface RespServerStats {
    * out, closed by the client) or had ended (after QUIT). None of them was proposed to the log.
    */
   dropped: number;
+  /** AUTHs with a wrong password (or user); a connection is closed at its third. */
+  authFailures: number;
   /** Bytes of unfinished commands held now, over all connections. */
   buffered: number;
   /** Times a connection stopped being read for backpressure. */
@@ -201,6 +206,9 @@ const PROTECTED_MODE_ERROR = new Error(
 const UNAUTHENTICATED_LIMITS = { maxArgs: 8, maxBulkBytes: 16 * 1024, maxCommandBytes: 64 * 1024, maxInlineBytes: 16 * 1024 };
 const EMPTY = Buffer.alloc(0);
 const PONG = new RespSimple('PONG');
+const WRONGPASS = new Error('WRONGPASS invalid username-password pair or user is disabled.');
+/** A connection is closed at its third wrong password (answered, like the others, with -WRONGPASS). */
+const AUTH_FAILURES_PER_CONNECTION = 3;
 
 /** A bulk reply of at least this many bytes is written as the value itself (values this size are stored as Buffers). */
 const UNCOPIED_REPLY_BYTES = 4096;
@@ -239,6 +247,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   };
   const hwCommands = o.highWaterMark?.commands ?? 1024;
   const hwBytes = o.highWaterMark?.bytes ?? 1024 * 1024;
+  // The sockets' own mark, after which a write is followed by 'drain' (see createServer below).
+  const socketHwBytes = Math.min(hwBytes, getDefaultHighWaterMark(false));
   const password = o.requirepass !== undefined && o.requirepass !== '' ? digest(o.requirepass) : null;
   const protectedMode = password === null && (o.protectedMode ?? true);
   const isLoopback = o.isLoopback ?? isLoopbackAddress;
@@ -258,7 +268,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   }
   const clients = new Map<net.Socket, Held>();
   const refusing = new Set<net.Socket>();
-  const counters = { refused: 0, idleClosed: 0, evicted: 0, dropped: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
+  const counters = { refused: 0, idleClosed: 0, evicted: 0, dropped: 0, authFailures: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
   let buffered = 0;
 
   /**
@@ -326,12 +336,14 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   };
 
   /** AUTH password, or AUTH default password (the Redis 6 form with the one user there is). */
-  const auth = (args: Buffer[]): { reply: Reply; ok: boolean } => {
+  const auth = (args: Buffer[]): { reply: Reply; ok: boolean; wrongPassword?: boolean } => {
     if (args.length !== 2 && args.length !== 3) return { reply: new Error("ERR wrong number of arguments for 'auth' command"), ok: false };
     if (password === null) return { reply: new Error('ERR AUTH called without any password configured for the default user'), ok: false };
     const userOk = args.length === 2 || args[1]!.toString('latin1') === 'default';
     const matches = passwordMatches(args[args.length - 1]!, password);
-    return userOk && matches ? { reply: OK, ok: true } : { reply: new Error('WRONGPASS invalid username-password pair or user is disabled.'), ok: false };
+    if (userOk && matches) return { reply: OK, ok: true };
+    counters.authFailures++;
+    return { reply: WRONGPASS, ok: false, wrongPassword: true };
   };
 
   /** `why` goes to the client, `reason` to the log. */
@@ -388,6 +400,13 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     let inflight = 0;
     let paused = false;
     let ending = false; // QUIT or a protocol error: nothing after it runs
+    let authFailures = 0;
+    /**
+     * Unsent reply bytes past which this connection is not read. A stranger's replies are
+     * -NOAUTH and -WRONGPASS, 33 bytes for a 6-byte PING: under an authenticated client's mark
+     * (1 MiB), 10,000 strangers that read nothing held 10 GB until their AUTH deadline.
+     */
+    const replyMark = (): number => (held.authed ? hwBytes : socketHwBytes);
     // A protocol error, answered once the commands read before it have started.
     let failure: Error | null = null;
 
@@ -408,6 +427,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const regulate = (): void => {
       if (socket.destroyed || socket.writableEnded) return;
       const buffered = socket.writableLength;
+      const hwBytes = replyMark();
       if (!paused && (inflight >= hwCommands || buffered >= hwBytes || ending || failure !== null)) {
         counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
         setPaused(true);
@@ -446,7 +466,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     /** Starts waiting commands while under the high-water mark; then a protocol error's reply, if one is due. */
     const dispatch = (): void => {
       if (socket.destroyed) return drop();
-      while (waitingCount() > 0 && inflight < hwCommands && socket.writableLength < hwBytes && !ending) {
+      while (waitingCount() > 0 && inflight < hwCommands && socket.writableLength < replyMark() && !ending) {
         start(nextWaiting());
       }
       if (failure !== null && !ending && waitingCount() === 0) {
@@ -498,6 +518,16 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           parser.setLimits(limits);
         }
         slot.reply = r.reply;
+        if (r.wrongPassword && ++authFailures >= AUTH_FAILURES_PER_CONNECTION) {
+          // A password is guessed a connection at a time, not thousands of guesses pipelined on one.
+          ending = true;
+          slot.last = true;
+          drop();
+          refusals.warn(
+            { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
+            `RESP server closed the connection from ${clientAddress(socket)}: ${authFailures} failed AUTH attempts`,
+          );
+        }
         flush();
         return;
       }
@@ -592,7 +622,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   // Waiting commands start again at 'drain', which follows only a write that left the socket's
   // buffer at its own high-water mark (16 KiB by default): with a lower byte mark, a client that
   // read nothing was paused with its buffer between the two and never served again.
-  const server = net.createServer({ highWaterMark: Math.min(hwBytes, getDefaultHighWaterMark(false)) }, (socket) => {
+  const server = net.createServer({ highWaterMark: socketHwBytes }, (socket) => {
     if (protectedMode && !isLoopback(socket.remoteAddress))
       return refuse(socket, PROTECTED_MODE_ERROR, 'protected mode (no password is set, and only loopback clients are served)');
     if (clients.size >= maxClients) return refuse(socket, new Error('ERR max number of clients reached'), `${maxClients} clients, the limit, are connected`);

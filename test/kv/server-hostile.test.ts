@@ -1,12 +1,13 @@
 // The RESP server against clients that misbehave, on a log the test holds: it sees every
 // write proposed, and answers none until told to, so what the server proposes on behalf of
 // a client is counted exactly.
+import net from 'node:net';
 import { setImmediate as turn } from 'node:timers/promises';
 import { unpack } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { serveResp, type KvLog, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
-import { RespClient } from './resp-client.js';
+import { CONNECTION_CLOSED, RespClient } from './resp-client.js';
 
 /** Polls a condition every few milliseconds; fails after `ms` rather than hanging until the test timeout. */
 async function until(cond: () => boolean, ms = 30_000): Promise<void> {
@@ -146,5 +147,61 @@ describe('the RESP server on a held log', () => {
     await a.closed();
     expect(log.proposed).toEqual(Array.from({ length: 10 }, (_, i) => `a${i}`));
     expect(server.stats().maxInflight).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('the RESP server against strangers (clients that have not authenticated)', () => {
+  const servers: RespServer[] = [];
+  const start = async (o: Partial<RespServerOptions> = {}): Promise<RespServer> => {
+    const s = await serveResp({ log: new HeldLog(), kv: new KvStateMachine(), address: '127.0.0.1:0', requirepass: 'pw', ...o });
+    servers.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close();
+  });
+
+  /** A socket that reads nothing. */
+  const rawConnect = (port: number): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.pause();
+      s.once('error', reject);
+    });
+
+  it('holds no more than 16 KiB of unread replies for a stranger that pipelines commands and reads nothing', async () => {
+    // Each 6-byte PING gets a 33-byte -NOAUTH: with an authenticated client's 1 MiB mark, 10,000
+    // strangers held 10 GB until their AUTH deadline.
+    const server = await start();
+    const s = await rawConnect(portOf(server));
+    s.on('error', () => undefined);
+    s.write(Buffer.alloc(6 * 1_000_000, 'PING\r\n'));
+    // Past what the kernel's buffers take for a client that does not read.
+    await until(() => server.stats().paused === 1 && server.stats().writeBuffered > 0);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.stats().writeBuffered).toBeLessThanOrEqual(16 * 1024 + 64);
+    expect(server.stats().maxWriteBuffered).toBeLessThanOrEqual(16 * 1024 + 64);
+    s.destroy();
+  });
+
+  it('closes a connection at its third failed AUTH: no guess after it is tried', async () => {
+    const server = await start();
+    const c = await RespClient.connect(portOf(server));
+    const replies = Array.from({ length: 12 }, () => c.next());
+    const auth = (pw: string): string => `*2\r\n$4\r\nAUTH\r\n$${pw.length}\r\n${pw}\r\n`;
+    c.raw(Array.from({ length: 10 }, (_, i) => auth(`guess${i}`)).join('') + auth('pw') + '*1\r\n$4\r\nPING\r\n');
+    const got = await Promise.all(replies);
+    const wrongpass = new Error('WRONGPASS invalid username-password pair or user is disabled.');
+    expect(got.slice(0, 3)).toEqual([wrongpass, wrongpass, wrongpass]);
+    expect(got.slice(3)).toEqual(Array.from({ length: 9 }, () => new Error(CONNECTION_CLOSED)));
+    await c.closed();
+    expect(server.stats().authFailures).toBe(3);
+    // Two failures leave the connection open, and the right password still opens it.
+    const d = await RespClient.connect(portOf(server));
+    expect(await d.call('AUTH', 'x')).toEqual(wrongpass);
+    expect(await d.call('AUTH', 'default', 'y')).toEqual(wrongpass);
+    expect(await d.call('AUTH', 'pw')).toBe('OK');
+    expect(await d.call('PING')).toBe('PONG');
+    d.close();
   });
 });
