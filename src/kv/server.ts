@@ -117,8 +117,10 @@ export interface RespServerOptions {
   protectedMode?: boolean;
   /**
    * A connection stops being read while it has this many commands awaiting replies, or
-   * this many reply bytes not yet taken by the client; it is read again below half of both.
-   * Default { commands: 1024, bytes: 1 MiB }. Before AUTH, the byte mark is 16 KiB (or `bytes`, if lower).
+   * this many reply bytes not yet taken by the client, or its reads waiting for a barrier
+   * hold this many bytes of arguments (each counted 128 bytes more than its length, what its
+   * Buffer costs); it is read again below half of each. Default { commands: 1024, bytes: 1 MiB }.
+   * Before AUTH, the mark of reply bytes is 16 KiB (or `bytes`, if lower).
    */
   highWaterMark?: { commands?: number; bytes?: number };
   /** Whether a remote address counts as loopback for protected mode (replaceable for tests). */
@@ -207,6 +209,11 @@ const UNAUTHENTICATED_LIMITS = { maxArgs: 8, maxBulkBytes: 16 * 1024, maxCommand
 const EMPTY = Buffer.alloc(0);
 const PONG = new RespSimple('PONG');
 const WRONGPASS = new Error('WRONGPASS invalid username-password pair or user is disabled.');
+/**
+ * What an argument of a command awaiting its reply counts beyond its bytes: the Buffer that
+ * holds it, about 110 bytes of heap, so that 1000 one-byte keys count as what they cost.
+ */
+const ARG_HELD_BYTES = 128;
 /** A connection is closed at its third wrong password (answered, like the others, with -WRONGPASS). */
 const AUTH_FAILURES_PER_CONNECTION = 3;
 
@@ -398,6 +405,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     // Replies in command order; a slot is filled when its command finishes.
     const slots: Array<{ reply: Reply | undefined; last: boolean }> = [];
     let inflight = 0;
+    // Bytes the commands awaiting replies hold (the arguments of reads waiting for a barrier).
+    let heldBytes = 0;
     let paused = false;
     let ending = false; // QUIT or a protocol error: nothing after it runs
     let authFailures = 0;
@@ -428,10 +437,19 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       if (socket.destroyed || socket.writableEnded) return;
       const buffered = socket.writableLength;
       const hwBytes = replyMark();
-      if (!paused && (inflight >= hwCommands || buffered >= hwBytes || ending || failure !== null)) {
+      if (!paused && (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= hwBytes || ending || failure !== null)) {
         counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
         setPaused(true);
-      } else if (paused && !ending && failure === null && waitingCount() === 0 && inflight <= hwCommands >>> 1 && buffered <= hwBytes >>> 1) setPaused(false);
+      } else if (
+        paused &&
+        !ending &&
+        failure === null &&
+        waitingCount() === 0 &&
+        inflight <= hwCommands >>> 1 &&
+        heldBytes <= hwBytes >>> 1 &&
+        buffered <= hwBytes >>> 1
+      )
+        setPaused(false);
     };
 
     const flush = (): void => {
@@ -466,7 +484,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     /** Starts waiting commands while under the high-water mark; then a protocol error's reply, if one is due. */
     const dispatch = (): void => {
       if (socket.destroyed) return drop();
-      while (waitingCount() > 0 && inflight < hwCommands && socket.writableLength < replyMark() && !ending) {
+      while (waitingCount() > 0 && inflight < hwCommands && heldBytes < hwBytes && socket.writableLength < replyMark() && !ending) {
         start(nextWaiting());
       }
       if (failure !== null && !ending && waitingCount() === 0) {
@@ -538,9 +556,19 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       }
       const write = WRITES[name];
       if (write === undefined) {
+        // A read holds its arguments until the barrier it waits for: counted until it is answered.
+        let holds = 0;
+        for (const a of args) holds += a.length + ARG_HELD_BYTES;
+        heldBytes += holds;
         void execute(name, args, lastWrite).then(
-          (r) => settle(slot, r),
-          (err: unknown) => settle(slot, errorReply(err)),
+          (r) => {
+            heldBytes -= holds;
+            settle(slot, r);
+          },
+          (err: unknown) => {
+            heldBytes -= holds;
+            settle(slot, errorReply(err));
+          },
         );
         return;
       }

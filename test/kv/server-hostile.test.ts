@@ -18,7 +18,7 @@ async function until(cond: () => boolean, ms = 30_000): Promise<void> {
   }
 }
 
-/** A log that records each write proposed to it (its key) and answers it only when released. */
+/** A log that records each write proposed to it (its key), and answers writes and barriers only when released. */
 class HeldLog implements KvLog {
   /** The key of every write proposed, in order. */
   readonly proposed: string[] = [];
@@ -36,8 +36,15 @@ class HeldLog implements KvLog {
     });
   }
 
+  /** Barriers asked for, answered or not. */
+  barriers = 0;
+
   barrier(): Promise<void> {
-    return Promise.resolve();
+    this.barriers++;
+    return new Promise((resolve) => {
+      if (this.holding) this.held.push(resolve);
+      else resolve();
+    });
   }
 
   status(): object {
@@ -148,6 +155,40 @@ describe('the RESP server on a held log', () => {
     expect(log.proposed).toEqual(Array.from({ length: 10 }, (_, i) => `a${i}`));
     expect(server.stats().maxInflight).toBeLessThanOrEqual(2);
   });
+});
+
+describe('the RESP server on a log whose barriers wait', () => {
+  let log: HeldLog;
+  let server: RespServer;
+  afterEach(async () => {
+    await server.close();
+  });
+
+  const get = (k: string): string => `*2\r\n$3\r\nGET\r\n$${k.length}\r\n${k}\r\n`;
+  const exists = (keys: string[]): string => `*${keys.length + 1}\r\n$6\r\nEXISTS\r\n${keys.map((k) => `$${k.length}\r\n${k}\r\n`).join('')}`;
+
+  for (const [what, commands, each] of [
+    ['100 GETs of 16 KiB keys', Array.from({ length: 100 }, (_, i) => get(String(i).padStart(16 * 1024, 'k'))), 16 * 1024],
+    // Arguments of one byte each cost a Buffer of about 110 bytes on the heap: counted as 129.
+    ['50 EXISTS of 1000 one-byte keys', Array.from({ length: 50 }, () => exists(Array.from({ length: 1000 }, () => 'k'))), 1000 * 129],
+  ] as const) {
+    it(`holds no more than its byte mark of arguments in reads awaiting a barrier: ${what}`, async () => {
+      log = new HeldLog();
+      const mark = 256 * 1024;
+      server = await serveResp({ log, kv: new KvStateMachine(), address: '127.0.0.1:0', highWaterMark: { bytes: mark } });
+      const c = await RespClient.connect(portOf(server));
+      const replies = commands.map(() => c.next());
+      c.raw(commands.join(''));
+      await until(() => server.stats().paused === 1 || log.barriers === commands.length);
+      await new Promise((r) => setTimeout(r, 50));
+      // Reading stops once the reads waiting hold the mark: one command may pass it.
+      expect(log.barriers).toBeLessThanOrEqual(Math.ceil(mark / each) + 1);
+      log.release();
+      const got = await Promise.all(replies);
+      expect(got).toEqual(commands.map((cmd) => (cmd.includes('GET') ? null : 0)));
+      c.close();
+    });
+  }
 });
 
 describe('the RESP server against strangers (clients that have not authenticated)', () => {
