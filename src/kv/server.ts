@@ -436,8 +436,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const regulate = (): void => {
       if (socket.destroyed || socket.writableEnded) return;
       const buffered = socket.writableLength;
-      const hwBytes = replyMark();
-      if (!paused && (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= hwBytes || ending || failure !== null)) {
+      const replyBytes = replyMark();
+      if (!paused && (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= replyBytes || ending || failure !== null)) {
         counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
         setPaused(true);
       } else if (
@@ -447,7 +447,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         waitingCount() === 0 &&
         inflight <= hwCommands >>> 1 &&
         heldBytes <= hwBytes >>> 1 &&
-        buffered <= hwBytes >>> 1
+        buffered <= replyBytes >>> 1
       )
         setPaused(false);
     };

@@ -1,6 +1,7 @@
-// The RESP server against clients that misbehave, on a log the test holds: it sees every
-// write proposed, and answers none until told to, so what the server proposes on behalf of
-// a client is counted exactly.
+// The RESP server against clients that misbehave (evicted or gone with commands waiting,
+// garbage after a pipeline, reads held by a slow barrier, strangers that read nothing or guess
+// passwords), on a log the test holds: it sees every write proposed and every barrier asked,
+// and answers none until told to, so what the server does on behalf of a client is counted exactly.
 import net from 'node:net';
 import { setImmediate as turn } from 'node:timers/promises';
 import { unpack } from 'msgpackr';
