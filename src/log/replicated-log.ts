@@ -78,6 +78,20 @@ function stateMachineFailed(method: StateMachineMethod, err: unknown): FatalErro
   return new FatalError(err, `the state machine's ${method}() failed`);
 }
 
+function isPromise(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as Partial<PromiseLike<unknown>>).then === 'function';
+}
+
+/**
+ * An apply() that returns a promise (an `async apply`) has not applied the record when it
+ * returns: the next record and a snapshot would see the state without it, and the append
+ * would resolve with a promise. Its rejection is handled here, or it would end the process.
+ */
+function applyReturnedPromise(result: PromiseLike<unknown>): FatalError {
+  result.then(undefined, () => undefined);
+  return stateMachineFailed('apply', new TypeError('apply() returned a promise: it must apply the record before it returns'));
+}
+
 /**
  * Whose failure `err` is, where raftlog's code runs inside the state machine's call (reading
  * the snapshot it restores) or around its stream: raftlog's own coded errors pass as they
@@ -768,6 +782,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
           } catch (err) {
             throw stateMachineFailed('apply', err);
           }
+          if (isPromise(result)) throw applyReturnedPromise(result);
           if (own) this.proposals.applied(first + k, e.index, e.term, k, result);
         }
         // Alone, a node commits by its own write, and no peer's answer is on its way to join

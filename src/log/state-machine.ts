@@ -32,7 +32,11 @@ export type SnapshotSource = Uint8Array | Readable | AsyncIterable<Uint8Array>;
  * deterministic: every node applies the same records and must reach the same state.
  */
 export interface StateMachine<R = unknown> {
-  /** Called once per committed record, in log order. Its return value resolves the append on the node that made it. */
+  /**
+   * Called once per committed record, in log order. Its return value resolves the append on
+   * the node that made it. It applies the record before it returns: a promise returned (an
+   * `async apply`) stops the node with LOG_FATAL.
+   */
   apply(entry: LogEntry): R;
   /**
    * The whole state as of the last applied record. A stream is read after this call

@@ -238,6 +238,33 @@ describe('ReplicatedLog failures', () => {
     expect(unhandled).toEqual([]);
   });
 
+  it('an apply() that returns a promise stops the node with LOG_FATAL naming apply(); its rejection is never left unhandled', async () => {
+    const dir = fresh();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    onTestFinished(() => void process.off('unhandledRejection', onUnhandled));
+    const sm = new RecordingMachine();
+    const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm });
+    await log.append(enc('sync'));
+    // The usual mistake: `async apply()`, which has not applied the record when it returns.
+    sm.apply = (async () => {
+      throw new Error('applied later, and failed');
+    }) as unknown as RecordingMachine['apply'];
+    const fatal = new Promise((resolve) => log.once('fatal', resolve));
+    const message = /state machine's apply\(\) failed: apply\(\) returned a promise/;
+    await expect(log.append(enc('async'))).rejects.toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(message) });
+    await expect(fatal).resolves.toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(message) });
+    expect(log.status().role).toBe('fatal');
+    await log.close();
+    await new Promise((r) => setTimeout(r, 50)); // a rejection left unhandled is reported by now
+    expect(unhandled).toEqual([]);
+    const again = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine() });
+    await again.barrier();
+    expect(again.status().applied).toBeGreaterThanOrEqual(3); // both records are committed: one was acknowledged
+    await again.close();
+  });
+
   it("a state machine's restore() that throws at open fails the open with LOG_FATAL naming restore(), and frees the directory", async () => {
     const dir = fresh();
     const first = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine(), snapshotEvery: 1 });
