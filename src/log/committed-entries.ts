@@ -15,6 +15,10 @@ export interface CommittedSource {
   snapshotFloor(): number;
   applied(): number;
   stopped(): boolean;
+  /** The error a new request gets (the log is closing or stopped), null while it runs. */
+  refusal(): Error | null;
+  /** What stopped the node, if a failure did. */
+  fatal(): Error | undefined;
   /** An entry that cannot be decoded stops the node. */
   fail(err: unknown): void;
 }
@@ -34,6 +38,8 @@ export class CommittedEntries {
     if (this.source.stopped()) return; // its storage may be closed already: nothing more to read
     let next = options.from ?? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1);
     if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
+    const refused = this.source.refusal();
+    if (refused !== null) throw refused; // a closed log is not an empty one
     while (!this.source.stopped()) {
       // Below a snapshot the log is gone, even while the storage still holds the old
       // (possibly never committed) suffix that a received snapshot is about to discard.
@@ -47,7 +53,7 @@ export class CommittedEntries {
           batch = await storage.read(next, Math.min(upTo + 1, next + 1024), 4 * 1024 * 1024);
         } catch (err) {
           if (err instanceof CompactedError) throw new CompactedRangeError(next, storage.firstIndex());
-          if (this.source.stopped()) return; // the log closed under the read: the reader ends, as it would have
+          if (this.source.stopped()) break; // the log stopped under the read: as if it had stopped before
           throw err;
         }
         for (const e of batch) {
@@ -73,5 +79,9 @@ export class CommittedEntries {
         this.listeners.add(done);
       });
     }
+    // A reader of a log that closes ends; of one that failed, it says why: ending would look
+    // like the end of the log.
+    const fatal = this.source.fatal();
+    if (fatal !== undefined) throw fatal;
   }
 }

@@ -270,6 +270,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       snapshotFloor: () => this.snapshotFloor,
       applied: () => this.applied,
       stopped: () => this.closed,
+      refusal: () => this.refusal(),
+      fatal: () => this.fatal,
       fail: (err) => this.fail(err),
     });
     this.restore = new SnapshotRestore({
@@ -404,7 +406,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /**
    * Committed records from `from` on, in order, then new ones as they are applied, until the
-   * log closes. Records older than the WAL keeps in memory are read off the event loop.
+   * log closes. Records older than the WAL keeps in memory are read off the event loop. A
+   * reader of a log that stops on a failure throws its error (LOG_FATAL, LOG_CORRUPT); one
+   * started on a closed log throws LOG_CLOSED.
    */
   entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
     return this.committed.read(options);

@@ -4,7 +4,7 @@ import { realClock } from '../../src/log/clock.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Wal } from '../../src/wal/index.js';
 import { countReadsOnCaller } from '../wal/helpers.js';
-import { RecordingMachine, enc, pos, tempDir } from './helpers.js';
+import { RecordingMachine, enc, pos, tempDir, waitFor } from './helpers.js';
 
 describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
   const dirs: Array<{ cleanup(): void }> = [];
@@ -149,6 +149,31 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     const got = await first;
     if (!got.done) expect(Buffer.compare(Buffer.from(got.value.data), record(0))).toBe(0);
     await expect(reader.next()).resolves.toMatchObject({ done: true });
+  });
+
+  it('a reader of a log that stops on a failure throws its error; entries() of a closed log throws LOG_CLOSED', async () => {
+    const sm = new RecordingMachine();
+    const log = await ReplicatedLog.open({ dataDir: fresh(), stateMachine: sm });
+    await log.append(enc('a'));
+    const seen: number[] = [];
+    const following = (async () => {
+      for await (const e of log.entries({ from: 1 })) seen.push(e.index);
+    })();
+    await waitFor('the reader to catch up', () => seen.length === 1);
+    sm.apply = () => {
+      throw new Error('broken');
+    };
+    await expect(log.append(enc('b'))).rejects.toMatchObject({ code: 'LOG_FATAL' });
+    // Ending as at a close would look like the end of the log to whoever follows it.
+    await expect(following).rejects.toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(/broken/) });
+    await expect(log.entries().next()).rejects.toMatchObject({ code: 'LOG_FATAL' });
+    await log.close();
+
+    const closed = await ReplicatedLog.open({ dataDir: fresh() });
+    await closed.append(enc('a'));
+    await closed.close();
+    // Not an empty log: a closed one.
+    await expect(closed.entries({ from: 1 }).next()).rejects.toMatchObject({ code: 'LOG_CLOSED' });
   });
 
   it('rejects bad input and calls after close with coded errors', async () => {

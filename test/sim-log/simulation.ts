@@ -581,7 +581,10 @@ class Simulation {
         return; // the log closed
       } catch (err) {
         if (life.ended) return;
-        if ((err as LogError).code !== 'LOG_COMPACTED') {
+        const code = (err as LogError).code;
+        // The node stopped, or is closing: stopped() and gracefulRestart() check that it should have.
+        if (code === 'LOG_FATAL' || code === 'LOG_CLOSED') return;
+        if (code !== 'LOG_COMPACTED') {
           this.violation(`entries() on node ${n.id} failed: ${describe(err)}`);
           return;
         }
