@@ -184,6 +184,9 @@ const oneOf =
     typeof v === 'string' && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`;
 const isSecret = (v: unknown): boolean => typeof v === 'string' || Buffer.isBuffer(v);
 const object: Check = (v) => (typeof v === 'object' && v !== null ? null : 'must be an object');
+const isPlainObject = (v: unknown): boolean => typeof v === 'object' && v !== null && [Object.prototype, null].includes(Object.getPrototypeOf(v));
+/** A Map or an array has no own entries to read peers from: the node would open alone. */
+const peerTable: Check = (v) => (isPlainObject(v) ? null : "must be an object of id: 'host:port'");
 const address: Check = (v) => (typeof v === 'string' && isHostPort(v) ? null : "must be 'host:port', with a port up to 65535");
 const hasMethods =
   (...names: string[]): Check =>
@@ -195,7 +198,7 @@ const hasMethods =
 const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   dataDir: nonEmptyString,
   id: positiveInt,
-  peers: object,
+  peers: peerTable,
   listen: address,
   clusterId: nonEmptyString,
   stateMachine: hasMethods('apply', 'snapshot', 'restore'),
@@ -279,5 +282,9 @@ export function resolveOptions<R>(options: ReplicatedLogOptions<R>): ResolvedOpt
 }
 
 function describe(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? (Array.isArray(v) ? 'an array' : 'an object') : String(v);
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v !== 'object' || v === null) return String(v);
+  if (Array.isArray(v)) return 'an array';
+  const name = isPlainObject(v) ? undefined : (v as { constructor?: { name?: unknown } }).constructor?.name;
+  return typeof name === 'string' && name !== '' ? `a ${name}` : 'an object';
 }

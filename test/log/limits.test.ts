@@ -34,6 +34,18 @@ describe('ReplicatedLog limits', () => {
       [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
       [{ peers: { 1: '127.0.0.1:1', x: 'a:1' } }, /bad peer x/],
       [{ peers: { 1: '127.0.0.1:1', 2: '127.0.0.1:99999' } }, /bad peer 2=.127\.0\.0\.1:99999/],
+      // A Map or an array has no entries of its own: read as an object, it named no peers, and the
+      // node opened as a single-node log of its own.
+      [
+        {
+          peers: new Map([
+            [1, '127.0.0.1:1'],
+            [2, '127.0.0.1:2'],
+          ]),
+        },
+        /peers must be an object of id: 'host:port', got a Map/,
+      ],
+      [{ peers: [] }, /peers must be an object of id: 'host:port', got an array/],
       [{ listen: '127.0.0.1:65536' }, /listen must be 'host:port', with a port up to 65535/],
       [{ listen: '127.0.0.1:0', tls: { key: 'not a key', cert: 'not a certificate', ca: 'no CA' } }, /tls \(key, cert, ca\) cannot be used: .*PEM/],
     ];
