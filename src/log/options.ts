@@ -183,8 +183,19 @@ const oneOf =
   (v) =>
     typeof v === 'string' && allowed.includes(v) ? null : `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`;
 const isSecret = (v: unknown): boolean => typeof v === 'string' || Buffer.isBuffer(v);
-const object: Check = (v) => (typeof v === 'object' && v !== null ? null : 'must be an object');
 const isPlainObject = (v: unknown): boolean => typeof v === 'object' && v !== null && [Object.prototype, null].includes(Object.getPrototypeOf(v));
+const isPem = (v: unknown): boolean => typeof v === 'string' || Buffer.isBuffer(v);
+/** Without its key, certificate or CA a TLS listener opens, and no peer can ever complete a handshake with it. */
+const tlsMaterial: Check = (v) => {
+  const t = v as Record<string, unknown>;
+  const ok =
+    isPlainObject(v) &&
+    Object.keys(t).every((k) => k === 'key' || k === 'cert' || k === 'ca') &&
+    isPem(t.key) &&
+    isPem(t.cert) &&
+    (isPem(t.ca) || (Array.isArray(t.ca) && t.ca.length > 0 && t.ca.every(isPem)));
+  return ok ? null : 'must have key, cert and ca (each a string or a Buffer; ca may be a list of them), and nothing else';
+};
 /** A Map or an array has no own entries to read peers from: the node would open alone. */
 const peerTable: Check = (v) => (isPlainObject(v) ? null : "must be an object of id: 'host:port'");
 const address: Check = (v) => (typeof v === 'string' && isHostPort(v) ? null : "must be 'host:port', with a port up to 65535");
@@ -220,7 +231,7 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   maxInflightBytes: positiveInt,
   clusterSecret: (v) =>
     isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)) ? null : 'must be a string, a Buffer, or a non-empty list of them',
-  tls: object,
+  tls: tlsMaterial,
   insecure: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
   join: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
   logger: hasMethods('trace', 'debug', 'info', 'warn', 'error', 'child'),

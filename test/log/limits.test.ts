@@ -48,6 +48,9 @@ describe('ReplicatedLog limits', () => {
       [{ peers: [] }, /peers must be an object of id: 'host:port', got an array/],
       [{ listen: '127.0.0.1:65536' }, /listen must be 'host:port', with a port up to 65535/],
       [{ listen: '127.0.0.1:0', tls: { key: 'not a key', cert: 'not a certificate', ca: 'no CA' } }, /tls \(key, cert, ca\) cannot be used: .*PEM/],
+      // Without its material a TLS listener opened, and no peer could ever complete a handshake with it.
+      [{ listen: '127.0.0.1:0', tls: {} }, /tls must have key, cert and ca/],
+      [{ listen: '127.0.0.1:0', tls: { key: 'k', cert: 'c', CA: 'a' } }, /tls must have key, cert and ca/],
     ];
     for (const [extra, why] of bad) {
       await expect(ReplicatedLog.open({ dataDir: dir, ...extra } as never)).rejects.toMatchObject({
