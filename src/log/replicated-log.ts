@@ -21,7 +21,17 @@ import { realClock, type Clock } from './clock.js';
 import { AppendQueue } from './append-queue.js';
 import { CommittedEntries } from './committed-entries.js';
 import { Deadlines } from './deadlines.js';
-import { ClosedError, FatalError, LogCorruptError, LogError, InvalidArgumentError, OpenFailedError, OverloadedError, RecordTooLargeError } from './errors.js';
+import {
+  ClosedError,
+  FatalError,
+  LogCorruptError,
+  LogError,
+  InvalidArgumentError,
+  OpenFailedError,
+  OverloadedError,
+  RecordTooLargeError,
+  SnapshotLimitError,
+} from './errors.js';
 import { Membership, type MembershipChange } from './membership.js';
 import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
 import { NoLeaderTimer } from './no-leader.js';
@@ -95,9 +105,11 @@ function applyReturnedPromise(result: PromiseLike<unknown>): FatalError {
 /**
  * Whose failure `err` is, where raftlog's code runs inside the state machine's call (reading
  * the snapshot it restores) or around its stream: raftlog's own coded errors pass as they
- * are, anything else is the state machine's.
+ * are, anything else is the state machine's. So is readAll()'s limit, which the state machine
+ * chose: it stops the node as LOG_FATAL naming restore(), not as a storage failure.
  */
 function attribute(method: StateMachineMethod, err: unknown): unknown {
+  if (err instanceof SnapshotLimitError) return stateMachineFailed(method, err);
   return err instanceof LogError || err instanceof StorageError || err instanceof WalError ? err : stateMachineFailed(method, err);
 }
 

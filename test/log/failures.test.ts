@@ -4,6 +4,7 @@
 // an entry that cannot be decoded stops the node instead of being skipped.
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { readAll } from '../../src/log/state-machine.js';
 import { RECORD_VERSION } from '../../src/log/record-batch.js';
 import type { LogStore, SnapshotMarker } from '../../src/storage/log-store.js';
 import type { Entry, HardState } from '../../src/raft/types.js';
@@ -281,6 +282,20 @@ describe('ReplicatedLog failures', () => {
     });
     const again = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine() });
     await again.close();
+  });
+
+  it('a restore() whose readAll() meets a snapshot over its maxBytes fails the open with LOG_FATAL naming restore() and the limit', async () => {
+    const dir = fresh();
+    const first = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine(), snapshotEvery: 1 });
+    await first.append(enc('more than four bytes'));
+    await waitFor('a snapshot', () => first.status().snapshotIndex > 0);
+    await first.close();
+    const sm = new RecordingMachine();
+    sm.restore = async (data) => void (await readAll(data, 4));
+    await expect(ReplicatedLog.open({ dataDir: dir, stateMachine: sm })).rejects.toMatchObject({
+      code: 'LOG_FATAL',
+      message: expect.stringMatching(/state machine's restore\(\) failed: the snapshot is over 4 bytes/),
+    });
   });
 
   it('a snapshot that fails once close() has begun is logged, not silently dropped', async () => {
