@@ -34,6 +34,9 @@ export class CommittedEntries {
   }
 
   async *read(options: { from?: number }): AsyncGenerator<LogEntry> {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('entries(options): options must be an object');
+    // A misspelt key would read from the start of the log, as if no option were given.
+    for (const key of Object.keys(options)) if (key !== 'from') throw new InvalidArgumentError(`entries: unknown option '${key}'`);
     const { storage } = this.source;
     if (this.source.stopped()) return; // its storage may be closed already: nothing more to read
     let next = options.from ?? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1);

@@ -183,6 +183,14 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     // Sizes are counted in elements (`.length`), which are bytes only in a Uint8Array: any other view is refused.
     await expect(log.append(new Uint16Array(4) as unknown as Uint8Array)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(log.append(new DataView(new ArrayBuffer(4)) as unknown as Uint8Array)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // A misspelt option read from the start of the log, as if none were given; null threw a TypeError.
+    await log.append(enc('first'));
+    const second = await log.append(enc('second'));
+    await expect(log.entries({ form: second.index } as never).next()).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/unknown option 'form'/),
+    });
+    await expect(log.entries(null as never).next()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     const inflight = log.append(enc('late')); // made before close: close lets it commit
     await log.close();
     await expect(inflight).resolves.toMatchObject({ index: expect.any(Number) });
