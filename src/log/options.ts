@@ -255,18 +255,7 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
       }
     }
   }
-  for (const secret of o.clusterSecret === undefined ? [] : [o.clusterSecret].flat()) {
-    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES)
-      throw new InvalidArgumentError(`ReplicatedLog.open: every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
-  }
-  if (o.tls !== undefined) {
-    // Unreadable key or certificate material fails here, named, before any file or socket exists.
-    try {
-      createSecureContext({ key: o.tls.key, cert: o.tls.cert, ca: o.tls.ca });
-    } catch (err) {
-      throw new InvalidArgumentError(`ReplicatedLog.open: tls (key, cert, ca) cannot be used: ${(err as Error).message}`);
-    }
-  }
+  checkCredentials(o, 'ReplicatedLog.open');
   const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
   const election = o.electionTicks ?? DEFAULTS.electionTicks;
   if (heartbeat >= election) throw new InvalidArgumentError(`ReplicatedLog.open: heartbeatTicks (${heartbeat}) must be below electionTicks (${election})`);
@@ -275,6 +264,43 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
   if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);
   if (o.join === true && memberIds.length < 2) throw new InvalidArgumentError('join: peers must name the members to join as well as this node');
   return o;
+}
+
+export interface Credentials {
+  clusterSecret?: Secret | Secret[];
+  tls?: TlsOptions;
+}
+
+/**
+ * What reloadCredentials() takes, checked as open() checks it: a misspelt key or nothing to
+ * reload would leave the old credentials in force and say nothing.
+ */
+export function validateCredentials(c: Credentials): void {
+  const where = 'reloadCredentials';
+  if (!isPlainObject(c)) throw new InvalidArgumentError(`${where}(credentials): credentials must be an object, got ${describe(c)}`);
+  for (const [key, value] of Object.entries(c)) {
+    if (key !== 'clusterSecret' && key !== 'tls') throw new InvalidArgumentError(`${where}: unknown option '${key}'`);
+    const why = value === undefined ? null : CHECKS[key](value);
+    if (why !== null) throw new InvalidArgumentError(`${where}: ${key} ${why}, got ${describe(value)}`);
+  }
+  if (c.clusterSecret === undefined && c.tls === undefined) throw new InvalidArgumentError(`${where} needs clusterSecret or tls`);
+  checkCredentials(c, where);
+}
+
+/** The values of clusterSecret and tls, once their types are checked. */
+function checkCredentials(c: Credentials, where: string): void {
+  for (const secret of c.clusterSecret === undefined ? [] : [c.clusterSecret].flat()) {
+    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES)
+      throw new InvalidArgumentError(`${where}: every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
+  }
+  if (c.tls !== undefined) {
+    // Unreadable key or certificate material fails here, named, before any file or socket exists.
+    try {
+      createSecureContext({ key: c.tls.key, cert: c.tls.cert, ca: c.tls.ca });
+    } catch (err) {
+      throw new InvalidArgumentError(`${where}: tls (key, cert, ca) cannot be used: ${(err as Error).message}`);
+    }
+  }
 }
 
 type Defaulted = keyof typeof DEFAULTS;

@@ -35,7 +35,7 @@ import {
 import { Membership, type MembershipChange } from './membership.js';
 import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
 import { NoLeaderTimer } from './no-leader.js';
-import { resolveOptions, type ReplicatedLogOptions, type ResolvedOptions } from './options.js';
+import { resolveOptions, validateCredentials, type ReplicatedLogOptions, type ResolvedOptions } from './options.js';
 import { openPeerTransport, requirePeerAuthentication } from './peer-transport.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
@@ -462,6 +462,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   reloadCredentials(c: { clusterSecret?: Secret | Secret[]; tls?: TlsOptions }): void {
     const t = this.deps.transport;
     if (!(t instanceof TcpTransport)) throw new InvalidArgumentError('reloadCredentials: this log has no TCP transport');
+    validateCredentials(c);
     try {
       if (c.clusterSecret !== undefined) t.reloadSecrets(c.clusterSecret);
       if (c.tls !== undefined) t.reloadTls(c.tls);

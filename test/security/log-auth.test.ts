@@ -51,6 +51,21 @@ describe('ReplicatedLog peer authentication', () => {
     expect(() => log.reloadCredentials({ clusterSecret: NEW })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
+  it('reloadCredentials refuses what it would not use: a misspelt key, nothing to reload, a tls without its material', async () => {
+    const [port] = await freePorts(1);
+    const log = await ReplicatedLog.open({ dataDir: fresh(), listen: `127.0.0.1:${port}`, clusterSecret: OLD });
+    cleanups.push(() => log.close());
+    const refused = (c: unknown, why: RegExp): void =>
+      expect(() => log.reloadCredentials(c as never)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(why) }));
+    // Each of these did nothing, and said nothing: the old secret stayed in force.
+    refused({ clusterSecert: NEW }, /unknown option 'clusterSecert'/);
+    refused({}, /needs clusterSecret or tls/);
+    refused({ clusterSecret: undefined }, /needs clusterSecret or tls/);
+    refused(null, /must be an object/);
+    refused({ tls: {} }, /tls must have key, cert and ca/);
+    log.reloadCredentials({ clusterSecret: [OLD, NEW] });
+  });
+
   it('rotates the cluster secret without a restart; afterwards only the new secret is heard', async () => {
     const ports = await freePorts(3);
     const peers: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
