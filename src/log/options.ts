@@ -176,6 +176,9 @@ const recordBytes: Check = (v) =>
   positiveInt(v) === null && (v as number) <= MAX_RECORD_BYTES
     ? null
     : `must be a positive integer of at most ${MAX_RECORD_BYTES} (the WAL's largest entry, less a MiB)`;
+/** The WAL's bounds: it would refuse another size too, but as WAL_INVALID_ARGUMENT. */
+const segmentBytes: Check = (v) =>
+  positiveInt(v) === null && (v as number) >= 4096 && (v as number) <= 2 ** 30 ? null : 'must be an integer from 4096 to 2^30';
 const nonNegativeInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'must be a non-negative integer');
 const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? null : 'must be a non-empty string');
 const oneOf =
@@ -220,7 +223,7 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   electionTicks: positiveInt,
   heartbeatTicks: positiveInt,
   timeoutMs: timerMs,
-  segmentBytes: positiveInt,
+  segmentBytes,
   sync: oneOf('always', 'none'),
   preallocate: oneOf('zeros', 'fallocate', 'none'),
   cacheBytes: nonNegativeInt,

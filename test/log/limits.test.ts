@@ -29,6 +29,8 @@ describe('ReplicatedLog limits', () => {
       [{ maxRecordBytes: 0 }, /maxRecordBytes must be a positive integer/],
       [{ maxInflightBytes: 1.5 }, /maxInflightBytes must be a positive integer/],
       [{ cacheBytes: -1 }, /cacheBytes must be a non-negative integer/],
+      // Refused by the WAL, as WAL_INVALID_ARGUMENT: an option of open(), INVALID_ARGUMENT like the others.
+      [{ segmentBytes: 100 }, /segmentBytes must be an integer from 4096 to 2\^30, got 100/],
       [{ logger: { warn() {} } }, /logger must have the methods/],
       [{ stateMachine: {} }, /stateMachine must have the methods apply, snapshot, restore/],
       [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
