@@ -113,7 +113,7 @@ export interface ReplicatedLogOptions<R = unknown> {
   maxRecordBytes?: number;
   /** Appends in flight on this node beyond which append() rejects at once with OVERLOADED. Default `DEFAULTS.maxPendingAppends`. */
   maxPendingAppends?: number;
-  /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED. Default `DEFAULTS.maxPendingBytes`. */
+  /** Bytes of appends in flight on this node beyond which append() rejects at once with OVERLOADED; at least `maxRecordBytes`. Default `DEFAULTS.maxPendingBytes`. */
   maxPendingBytes?: number;
   /**
    * The largest snapshot accepted from a peer (bytes of its file). A snapshot arriving
@@ -259,6 +259,10 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
     }
   }
   checkCredentials(o, 'ReplicatedLog.open');
+  const record = o.maxRecordBytes ?? DEFAULTS.maxRecordBytes;
+  const pending = o.maxPendingBytes ?? DEFAULTS.maxPendingBytes;
+  // A record over maxPendingBytes would be refused as OVERLOADED ('retry later') even on an idle log.
+  if (pending < record) throw new InvalidArgumentError(`ReplicatedLog.open: maxPendingBytes (${pending}) must be at least maxRecordBytes (${record})`);
   const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
   const election = o.electionTicks ?? DEFAULTS.electionTicks;
   if (heartbeat >= election) throw new InvalidArgumentError(`ReplicatedLog.open: heartbeatTicks (${heartbeat}) must be below electionTicks (${election})`);

@@ -265,7 +265,7 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
       code: 'INVALID_ARGUMENT',
       message: expect.stringMatching(/maxRecordBytes/),
     });
-    const log = await ReplicatedLog.open({ dataDir: dir, maxRecordBytes: 2 ** 30 - 2 ** 20 });
+    const log = await ReplicatedLog.open({ dataDir: dir, maxRecordBytes: 2 ** 30 - 2 ** 20, maxPendingBytes: 2 ** 30 });
     await log.append(enc('fine'));
     await log.close();
   });
