@@ -179,6 +179,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private snapshotting = false;
   /** @internal */
   private readonly restore: SnapshotRestore;
+  /** Bounds the wait for the state machine's snapshot stream once the log stops (see snapshotChunk). @internal */
+  private armSnapshotDeadline: (() => void) | undefined;
   /** The snapshot the last Ready handed over, to tell whether a received one was taken. @internal */
   private lastReadySnapshot: Snapshot | undefined;
   /** @internal */
@@ -538,6 +540,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * Stops the node. Appends already handed to raft get a short grace (two election
    * timeouts) to commit; what is still unsettled then rejects with APPEND_OUTCOME_UNKNOWN,
    * and appends not yet proposed with LOG_CLOSED. Everything acknowledged is already durable.
+   * A snapshot being written is finished first, unless the state machine's stream yields
+   * nothing for `timeoutMs`: that write is then abandoned (the log holds what it covers).
    */
   close(): Promise<void> {
     this.closePromise ??= this.stop();
@@ -841,6 +845,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // they describe the state of this moment.
     const started = performance.now();
     let bytes = 0;
+    const log = this;
     const counted = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
       const it = chunks[Symbol.asyncIterator]();
       let ended = false;
@@ -848,9 +853,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         for (;;) {
           let r: IteratorResult<Uint8Array>;
           try {
-            r = await it.next(); // the state machine's stream: what fails here is the application's
+            r = await log.snapshotChunk(it.next()); // the state machine's stream: what fails here is the application's
           } catch (err) {
             ended = true;
+            // Abandoned after the log stopped: the stream closes once its pending chunk settles, if ever.
+            if (log.closed) Promise.resolve(it.return?.()).catch(() => undefined);
             throw attribute('snapshot', err);
           }
           if (r.done === true) {
@@ -886,6 +893,46 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         if (!this.closed && this.applied > index) this.maybeSnapshot(this.storage.term(this.applied));
       })
       .catch((err: unknown) => this.fail(err));
+  }
+
+  /**
+   * The next chunk of the state machine's snapshot stream. close() waits for the snapshot
+   * being written, and a stream that never yielded again held it, the WAL's lock and the
+   * snapshot's file for good: once the log has stopped, a chunk not come within timeoutMs
+   * abandons the write (the store deletes its file). A failure of the stream after that is
+   * still logged.
+   * @internal
+   */
+  private snapshotChunk(next: Promise<IteratorResult<Uint8Array>>): Promise<IteratorResult<Uint8Array>> {
+    return new Promise((resolve, reject) => {
+      let abandoned = false;
+      let cancel = (): void => undefined;
+      const arm = (): void => {
+        const ms = this.opts.timeoutMs;
+        cancel = this.deps.clock.setTimeout(() => {
+          abandoned = true;
+          this.deps.logger.warn({}, `closed without waiting longer for the snapshot being written: the state machine's stream yielded nothing for ${ms} ms`);
+          reject(stateMachineFailed('snapshot', new Error(`its stream yielded nothing for ${ms} ms after the log stopped`)));
+        }, ms);
+      };
+      if (this.closed) arm();
+      else this.armSnapshotDeadline = arm;
+      const settled = (): void => {
+        cancel();
+        if (this.armSnapshotDeadline === arm) this.armSnapshotDeadline = undefined;
+      };
+      next.then(
+        (r) => {
+          settled();
+          resolve(r);
+        },
+        (err: unknown) => {
+          settled();
+          if (abandoned) this.fail(attribute('snapshot', err)); // the log is closed: said at debug
+          reject(err);
+        },
+      );
+    });
   }
 
   /**
@@ -959,6 +1006,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.closed) return;
     this.closed = true;
     this.stopTicking();
+    this.armSnapshotDeadline?.();
+    this.armSnapshotDeadline = undefined;
     this.proposals.failAll(err);
     this.appends.failAll(() => err);
     this.deadlines.closeAll(err);

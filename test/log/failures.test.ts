@@ -2,6 +2,8 @@
 // storage failure stops the node where everyone can see it (status, pending
 // appends), and close() then frees everything so the same process can reopen;
 // an entry that cannot be decoded stops the node instead of being skipped.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { readAll } from '../../src/log/state-machine.js';
@@ -319,6 +321,29 @@ describe('ReplicatedLog failures', () => {
     fail(new Error('stream broke while closing'));
     await closing;
     await waitFor('the failure to be logged', () => logger.has(/stream broke while closing/));
+  });
+
+  it("close() waits for a state machine's snapshot stream that stalls at most timeoutMs, then abandons the write and frees the directory", async () => {
+    const dir = fresh();
+    const logger = new RecordingLogger();
+    const sm = new RecordingMachine();
+    let underway = false;
+    sm.snapshot = (() =>
+      (async function* () {
+        yield Buffer.alloc(2 * 1024 * 1024, 1); // more than the store gathers before it opens the file
+        underway = true;
+        await new Promise(() => undefined); // a stream that stalls for good
+      })()) as unknown as RecordingMachine['snapshot'];
+    const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, snapshotEvery: 1, timeoutMs: 200, logger });
+    await log.append(enc('a'));
+    await waitFor('the snapshot under way', () => underway);
+    await log.close(); // it never settled: the WAL's lock and the snapshot's file stayed held
+    expect(logger.has(/the state machine's stream yielded nothing for 200 ms/)).toBe(true);
+    expect(readdirSync(join(dir, 'snapshots')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    const again = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine() });
+    await again.barrier();
+    expect(again.status().applied).toBeGreaterThanOrEqual(2);
+    await again.close();
   });
 
   it('the library writes nothing to the console', async () => {
