@@ -47,6 +47,12 @@ interface ConfPending {
   reject(e: Error): void;
 }
 
+/** A node id as the membership calls and transferLeadership take it; `where` names the call. */
+export function checkNodeId(id: unknown, where: string): void {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
+    throw new InvalidArgumentError(`${where}: id must be a positive integer, got ${typeof id === 'string' ? JSON.stringify(id) : String(id)}`);
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
@@ -84,6 +90,7 @@ export class Membership {
 
   private proposeAdd(voter: boolean, id: number, address: string): Promise<void> {
     try {
+      checkNodeId(id, voter ? 'addMember' : 'addLearner');
       this.checkAdd(id, address, voter ? 'addMember' : 'addLearner');
     } catch (err) {
       return Promise.reject(err as Error);
@@ -111,6 +118,11 @@ export class Membership {
   }
 
   removeMember(id: number): Promise<void> {
+    try {
+      checkNodeId(id, 'removeMember');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     return this.propose({ type: ConfChangeType.RemoveNode, nodeId: id });
   }
 

@@ -32,7 +32,7 @@ import {
   RecordTooLargeError,
   SnapshotLimitError,
 } from './errors.js';
-import { Membership, type MembershipChange } from './membership.js';
+import { Membership, checkNodeId, type MembershipChange } from './membership.js';
 import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
 import { NoLeaderTimer } from './no-leader.js';
 import { resolveOptions, validateCredentials, type ReplicatedLogOptions, type ResolvedOptions } from './options.js';
@@ -480,6 +480,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   transferLeadership(id: number): Promise<void> {
     const refused = this.refusal();
     if (refused !== null) return Promise.reject(refused);
+    try {
+      checkNodeId(id, 'transferLeadership');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     if (!this.membership.conf.voters.includes(id)) return Promise.reject(new InvalidArgumentError(`node ${id} is not a voter`));
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('leadership transfer'));
     return this.deadlines.run('leadership transfer', (resolve, reject) => {

@@ -247,6 +247,21 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await log.close();
   });
 
+  it('refuses a node id that is not a positive integer by what is wrong with it, in every membership call and a transfer', async () => {
+    const log = await ReplicatedLog.open({ dataDir: fresh() });
+    const badId = (got: string): object => ({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(new RegExp(`id must be a positive integer, got ${got}$`)),
+    });
+    // These said the log had no peer port to reach node NaN, or that node 1 (the string) was not a voter.
+    await expect(log.addMember(NaN, '127.0.0.1:7102')).rejects.toMatchObject(badId('NaN'));
+    await expect(log.addLearner('2' as never, '127.0.0.1:7102')).rejects.toMatchObject(badId('"2"'));
+    await expect(log.removeMember(1.5)).rejects.toMatchObject(badId('1.5'));
+    await expect(log.transferLeadership('1' as never)).rejects.toMatchObject(badId('"1"'));
+    await log.transferLeadership(1);
+    await log.close();
+  });
+
   it('refuses to add another member to a log without a peer port, which could never reach it', async () => {
     const log = await ReplicatedLog.open({ dataDir: fresh() });
     const noPort = { code: 'INVALID_ARGUMENT', message: expect.stringMatching(/no peer port/) as unknown };
