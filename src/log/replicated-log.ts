@@ -489,7 +489,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('leadership transfer'));
     return this.deadlines.run('leadership transfer', (resolve, reject) => {
       let asked = false;
+      let gaveUp = false;
       const check = (): void => {
+        if (gaveUp) return; // timed out: a leader that appears later is not asked, and nothing waits on it
         if (this.lead !== id && !asked && this.lead !== 0) {
           try {
             this.node.transferLeader(id);
@@ -507,7 +509,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         else this.leaderWaiters.push(check);
       };
       check();
-      return () => undefined;
+      return () => {
+        gaveUp = true;
+      };
     });
   }
 

@@ -123,6 +123,42 @@ describe('ReplicatedLog limits', () => {
     expect(log.status().lead).toBe(0);
   });
 
+  it('a leadership transfer that timed out waiting for a leader is not asked for when one appears later', async () => {
+    let handlers: TransportHandlers | undefined;
+    const sent: Message[] = [];
+    const transport = {
+      start: async (h: TransportHandlers) => {
+        handlers = h;
+      },
+      send: (ms: Message[]) => void sent.push(...ms),
+      addPeer: () => undefined,
+      removePeer: () => undefined,
+      close: async () => undefined,
+    };
+    const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
+    // An election timeout far beyond the test's: node 1 waits for a leader rather than campaigning.
+    const log = await ReplicatedLog.open({ dataDir: fresh(), peers, tickMs: 10, electionTicks: 10_000, timeoutMs: 100 }, { transport });
+    cleanups.push(() => log.close());
+    await expect(log.transferLeadership(3)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const heartbeat: Message = {
+      type: MessageType.MsgHeartbeat,
+      to: 1,
+      from: 2,
+      term: 1,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    };
+    handlers!.onMessage(heartbeat);
+    await waitFor('node 2 to be known as leader', () => log.status().lead === 2);
+    await log.barrier().catch(() => undefined); // a turn of the driver or more, and a message of its own to node 2
+    // The caller was told TIMEOUT: leadership must not move to node 3 behind its back.
+    expect(sent.filter((m) => m.type === MessageType.MsgTransferLeader)).toEqual([]);
+  });
+
   it("answers a leadership transfer asked while the core has just lost the leader the log still names with the log's codes", async () => {
     let handlers: TransportHandlers | undefined;
     const transport = {
