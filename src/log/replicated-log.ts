@@ -105,11 +105,12 @@ function applyReturnedPromise(result: PromiseLike<unknown>): FatalError {
 /**
  * Whose failure `err` is, where raftlog's code runs inside the state machine's call (reading
  * the snapshot it restores) or around its stream: raftlog's own coded errors pass as they
- * are, anything else is the state machine's. So is readAll()'s limit, which the state machine
- * chose: it stops the node as LOG_FATAL naming restore(), not as a storage failure.
+ * are, anything else is the state machine's. So are readAll()'s refusals, of the limit the
+ * state machine chose or of a bad one: they stop the node as LOG_FATAL naming restore(), not as
+ * a storage failure.
  */
 function attribute(method: StateMachineMethod, err: unknown): unknown {
-  if (err instanceof SnapshotLimitError) return stateMachineFailed(method, err);
+  if (err instanceof SnapshotLimitError || err instanceof InvalidArgumentError) return stateMachineFailed(method, err);
   return err instanceof LogError || err instanceof StorageError || err instanceof WalError ? err : stateMachineFailed(method, err);
 }
 

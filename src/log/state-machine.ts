@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { SnapshotLimitError } from './errors.js';
+import { InvalidArgumentError, SnapshotLimitError } from './errors.js';
 
 /**
  * A committed record as the application sees it. The records a node appended in one
@@ -99,6 +99,9 @@ async function* chunksOf(source: SnapshotSource): AsyncGenerator<Uint8Array> {
  * small enough to hold twice. Past `maxBytes` it throws instead of growing.
  */
 export async function readAll(data: AsyncIterable<Uint8Array>, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Uint8Array> {
+  // NaN or a string compares false with every size: it would set no limit at all.
+  if (maxBytes !== Infinity && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0))
+    throw new InvalidArgumentError(`readAll(data, maxBytes): maxBytes must be a non-negative integer, got ${String(maxBytes)}`);
   const parts: Uint8Array[] = [];
   let n = 0;
   for await (const c of data) {

@@ -298,6 +298,11 @@ describe('ReplicatedLog failures', () => {
       code: 'LOG_FATAL',
       message: expect.stringMatching(/state machine's restore\(\) failed: the snapshot is over 4 bytes/),
     });
+    sm.restore = async (data) => void (await readAll(data, NaN));
+    await expect(ReplicatedLog.open({ dataDir: dir, stateMachine: sm })).rejects.toMatchObject({
+      code: 'LOG_FATAL',
+      message: expect.stringMatching(/state machine's restore\(\) failed: readAll\(data, maxBytes\): maxBytes must be/),
+    });
   });
 
   it('a snapshot that fails once close() has begun is logged, not silently dropped', async () => {

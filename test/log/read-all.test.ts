@@ -23,4 +23,15 @@ describe('readAll', () => {
     await expect(readAll(counted(), 7)).rejects.toMatchObject({ code: 'SNAPSHOT_TOO_LARGE', message: expect.stringMatching(/over 7 bytes/) });
     expect(read).toBe(2);
   });
+
+  it('refuses a maxBytes that is not a non-negative integer, which set no limit at all', async () => {
+    for (const maxBytes of [NaN, '8', -1, 1.5]) {
+      // NaN and '8' compared false with every size: the whole snapshot was gathered, however large.
+      await expect(readAll(chunks(4, 4, 4), maxBytes as number)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/readAll\(data, maxBytes\): maxBytes must be a non-negative integer/),
+      });
+    }
+    expect((await readAll(chunks(4), Infinity)).byteLength).toBe(4); // no limit, said so
+  });
 });
