@@ -1,12 +1,13 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { RawNode } from '../raft/raw-node.js';
 import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
-import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
+import { FileSnapshotStore, heldSnapshots, type SnapshotStore } from '../storage/snapshot-store.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
 import type { Secret } from '../transport/auth.js';
@@ -15,7 +16,7 @@ import { defer } from '../defer.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError, type WalStats } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
-import { StorageError } from '../storage/errors.js';
+import { StateCorruptError, StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
 import { AppendQueue } from './append-queue.js';
@@ -316,6 +317,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     let transport: Transport | null = null;
     let log: ReplicatedLog<R> | undefined;
     try {
+      // Wal.open would make a new WAL where wal/ is missing: beside snapshots that is a lost log
+      // (see RaftStorage.open), refused before anything is created, so that wal/ can be put back.
+      if (wal === undefined && deps?.snapshots === undefined) await refuseLostWal(o.dataDir);
       wal ??= await Wal.open(join(o.dataDir, 'wal'), {
         segmentBytes: o.segmentBytes,
         sync: o.sync,
@@ -1026,6 +1030,24 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     for (const w of this.leaderWaiters.splice(0)) w();
     this.committed.notify();
   }
+}
+
+/** STATE_CORRUPT if `dataDir` has no wal/ but holds snapshot files. */
+async function refuseLostWal(dataDir: string): Promise<void> {
+  const walDir = join(dataDir, 'wal');
+  try {
+    await lstat(walDir);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return; // Wal.open reports it
+  }
+  const held = await heldSnapshots(join(dataDir, 'snapshots')).catch(() => []);
+  const newest = held.at(-1);
+  if (newest !== undefined)
+    throw new StateCorruptError(
+      `there is no wal/ directory in ${dataDir}, but it holds the snapshot ${join(dataDir, 'snapshots', newest.name)}: ` +
+        'the log and the term and vote that led to it were lost (put wal/ back, or restore the node from its peers)',
+    );
 }
 
 /** Every failure of open() carries a raftlog code; a foreign one (a socket's EADDRINUSE, say) is wrapped. */

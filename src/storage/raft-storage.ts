@@ -97,6 +97,18 @@ export class RaftStorage implements Storage {
     if (marker !== null && (marker.index > MAX_INDEX || marker.term > MAX_TERM))
       throw new StateCorruptError(`snapshot marker ${marker.index}/${marker.term} is above ${MAX_TERM}`);
     checkTermsAscend(wal);
+    // A WAL with nothing in it (no entry, no marker, not even a term) beside a snapshot lost the
+    // log that led there, and the term and vote: its segments were deleted or emptied. Opened as
+    // a new node, it would hold nothing it had acknowledged, and could vote again in a term it
+    // had voted in. (A node writes its term before it can receive or take any snapshot.)
+    if (marker === null && wal.lastIndex === 0 && hs.term === 0 && hs.vote === 0 && hs.commit === 0) {
+      const newest = ((await snapshots.held?.()) ?? []).at(-1);
+      if (newest !== undefined)
+        throw new StateCorruptError(
+          `the WAL holds no log and no hard state, but the snapshot at index ${newest.index} term ${newest.term} is held: ` +
+            'the log and the term and vote that led to it were lost',
+        );
+    }
     const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
     return new RaftStorage(wal, snapshots, bootstrap, snap);
   }

@@ -50,6 +50,11 @@ export interface SnapshotStore {
   discard(snapshot: Snapshot): Promise<void>;
   /** Removes every snapshot but the one at `index`. */
   prune(index: number): Promise<void>;
+  /**
+   * Every snapshot held (by index, oldest first), the one the WAL records and any other.
+   * Optional: where it is missing, an open cannot tell a lost WAL beside snapshots from a new node.
+   */
+  held?(): Promise<Array<{ index: number; term: number }>>;
 }
 
 // A snapshot file (format 2):
@@ -118,7 +123,7 @@ function parseMeta(bytes: Buffer): SnapshotMeta | string {
 }
 
 const SPOOL = /^spool-[0-9a-f]{16}\.part$/;
-const HELD = /^snap-(\d+)-\d+\.snap$/;
+const HELD = /^snap-(\d+)-(\d+)\.snap$/;
 const EMPTY = new Uint8Array(0);
 
 const sameIds = (a: readonly number[] | undefined, b: readonly number[] | undefined): boolean =>
@@ -353,6 +358,10 @@ export class FileSnapshotStore implements SnapshotStore {
     if (removed) await syncDir(this.dir);
   }
 
+  async held(): Promise<Array<{ index: number; term: number }>> {
+    return (await heldSnapshots(this.dir)).map(({ index, term }) => ({ index, term }));
+  }
+
   /** The spool a reference names, or undefined for a held snapshot. */
   private spoolName(snapshot: Snapshot): string | undefined {
     if (snapshot.data.byteLength === 0) return undefined;
@@ -360,6 +369,23 @@ export class FileSnapshotStore implements SnapshotStore {
     if (!SPOOL.test(name)) throw new TypeError('snapshot data is not a reference this store made');
     return name;
   }
+}
+
+/** The snapshot files in `dir` by their names, oldest first; none if `dir` does not exist. */
+export async function heldSnapshots(dir: string): Promise<Array<{ index: number; term: number; name: string }>> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: Array<{ index: number; term: number; name: string }> = [];
+  for (const name of names) {
+    const m = HELD.exec(name);
+    if (m) out.push({ index: Number(m[1]), term: Number(m[2]), name });
+  }
+  return out.sort((a, b) => a.index - b.index || a.term - b.term);
 }
 
 async function writeAll(fh: FileHandle, buf: Uint8Array, at: number): Promise<void> {
@@ -542,6 +568,10 @@ export class MemorySnapshotStore implements SnapshotStore {
 
   async prune(index: number): Promise<void> {
     for (const [key, s] of this.snaps) if (s.meta.index !== index) this.snaps.delete(key);
+  }
+
+  async held(): Promise<Array<{ index: number; term: number }>> {
+    return [...this.snaps.values()].map((s) => ({ index: s.meta.index, term: s.meta.term })).sort((a, b) => a.index - b.index || a.term - b.term);
   }
 }
 

@@ -422,3 +422,29 @@ describe('RaftStorage catch-up reads (entries for followers, off the event loop)
     expect(storage.catchUpReads).toBe(MAX_CATCH_UP_READS);
   });
 });
+
+describe('RaftStorage.open refuses a lost log beside its snapshots', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('a WAL with no entry, marker or term beside a held snapshot is STATE_CORRUPT; a store that cannot list its snapshots opens as before', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raftlog-state-'));
+    dirs.push(dir);
+    const store = new MemorySnapshotStore();
+    await store.save({ meta: { index: 9, term: 2, conf }, data: Buffer.from('state') });
+    const wal = await Wal.open(join(dir, 'wal'));
+    try {
+      await expect(RaftStorage.open(wal, store, conf)).rejects.toMatchObject({ code: 'STATE_CORRUPT', message: expect.stringMatching(/index 9 term 2/) });
+      await expect(RaftStorage.open(wal, new MemorySnapshotStore(), conf)).resolves.toBeInstanceOf(RaftStorage);
+      const unlisted: MemorySnapshotStore = Object.assign(Object.create(store) as MemorySnapshotStore, { held: undefined });
+      await expect(RaftStorage.open(wal, unlisted, conf)).resolves.toBeInstanceOf(RaftStorage);
+      // Once the WAL holds a term, a snapshot beside it that no marker names is a crash's leftover (a received one).
+      await wal.append([], { term: 1, vote: 0, commit: 0 });
+      await expect(RaftStorage.open(wal, store, conf)).resolves.toBeInstanceOf(RaftStorage);
+    } finally {
+      await wal.close();
+    }
+  });
+});

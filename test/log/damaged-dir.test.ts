@@ -1,0 +1,203 @@
+// A data directory is disk input like any other. Each test takes a real log written by
+// ReplicatedLog (a snapshot, entries after it, a clean close), damages it as a disk, a crash
+// or an operator might, and opens it again: the open either keeps every acknowledged record
+// or refuses with a code, and a refusal leaves no file descriptor and no lock behind, so
+// that the same process opens the directory once it is repaired.
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { Wal } from '../../src/wal/index.js';
+import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+
+const RECORDS = 25;
+const OPTIONS = { id: 1, snapshotEvery: 10, snapshotCatchUpEntries: 0, segmentBytes: 64 * 1024 };
+
+/** The descriptors this process holds on files under `dir` (Linux; [] elsewhere). */
+function fdsUnder(dir: string): string[] {
+  if (!existsSync('/proc/self/fd')) return [];
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir)) out.push(target);
+    } catch {
+      // closed while listed (the listing's own descriptor)
+    }
+  }
+  return out;
+}
+
+let pristine: { dir: string; cleanup(): void };
+const dirs: Array<{ cleanup(): void }> = [];
+
+beforeAll(async () => {
+  pristine = tempDir('raftlog-damage-');
+  const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: pristine.dir, stateMachine: new RecordingMachine() });
+  for (let i = 0; i < RECORDS; i++) {
+    await log.append(enc(`r${i}`));
+    await new Promise((r) => setImmediate(r));
+  }
+  await waitFor('a snapshot', () => log.status().snapshotIndex >= 20);
+  await log.close();
+});
+afterAll(() => pristine.cleanup());
+afterEach(() => {
+  for (const d of dirs.splice(0)) d.cleanup();
+});
+
+/** A copy of the written log to damage. */
+function copy(): string {
+  const d = tempDir('raftlog-damage-');
+  dirs.push(d);
+  cpSync(pristine.dir, d.dir, { recursive: true });
+  return d.dir;
+}
+
+const snapDir = (dir: string): string => join(dir, 'snapshots');
+const snapFile = (dir: string): string => {
+  const names = readdirSync(snapDir(dir)).filter((n) => n.endsWith('.snap'));
+  expect(names).toHaveLength(1);
+  return join(snapDir(dir), names[0]!);
+};
+
+/** Opens `dir` and checks that every acknowledged record is there, in order. */
+async function opensWhole(dir: string): Promise<void> {
+  const machine = new RecordingMachine();
+  const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: machine });
+  try {
+    await log.barrier();
+    expect(machine.applied.map((a) => a.data)).toEqual(Array.from({ length: RECORDS }, (_, i) => `r${i}`));
+  } finally {
+    await log.close();
+  }
+}
+
+/** Opens `dir`, expects the refusal `code` (and `message`), and checks nothing under `dir` is left open. */
+async function refused(dir: string, code: string, message?: RegExp): Promise<Error> {
+  const err = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: new RecordingMachine() }).then(
+    async (log) => {
+      const applied = log.status().applied;
+      await log.close();
+      throw new Error(`opened (applied ${applied}), expected ${code}`);
+    },
+    (e: unknown) => e as Error,
+  );
+  expect(err).toMatchObject({ code });
+  if (message !== undefined) expect(err.message).toMatch(message);
+  expect(fdsUnder(dir)).toEqual([]);
+  return err;
+}
+
+describe('a damaged snapshot file is refused at open, and the directory opens once it is repaired', () => {
+  it('truncated anywhere, or emptied', async () => {
+    const size = readFileSync(snapFile(pristine.dir)).length;
+    for (const n of [0, 10, 20, 24, size - 5, size - 1]) {
+      const dir = copy();
+      const file = snapFile(dir);
+      const good = readFileSync(file);
+      truncateSync(file, n);
+      await refused(dir, 'SNAPSHOT_CORRUPT', /snap-\d+-1\.snap is corrupt/);
+      writeFileSync(file, good);
+      await opensWhole(dir);
+    }
+  });
+
+  it('a bit flipped in the header, the meta, the data or the checksum', async () => {
+    const size = readFileSync(snapFile(pristine.dir)).length;
+    for (const at of [0, 7, 8, 11, 12, 19, 25, 60, size - 20, size - 1]) {
+      const dir = copy();
+      const file = snapFile(dir);
+      const good = readFileSync(file);
+      const bad = Buffer.from(good);
+      bad[at]! ^= 0x10;
+      writeFileSync(file, bad);
+      await refused(dir, 'SNAPSHOT_CORRUPT');
+      writeFileSync(file, good);
+      await opensWhole(dir);
+    }
+  });
+
+  it('renamed to another term, or gone: SNAPSHOT_MISSING names the snapshot the WAL records', async () => {
+    const dir = copy();
+    const file = snapFile(dir);
+    renameSync(file, file.replace(/-1\.snap$/, '-2.snap'));
+    await refused(dir, 'SNAPSHOT_MISSING', /records a snapshot at index \d+ term 1/);
+    renameSync(file.replace(/-1\.snap$/, '-2.snap'), file);
+    await opensWhole(dir);
+  });
+
+  it('replaced by a directory', async () => {
+    const dir = copy();
+    const file = snapFile(dir);
+    const good = readFileSync(file);
+    rmSync(file);
+    mkdirSync(file);
+    await refused(dir, 'SNAPSHOT_CORRUPT', /not a regular file/);
+    rmSync(file, { recursive: true });
+    writeFileSync(file, good);
+    await opensWhole(dir);
+  });
+});
+
+describe('what a crash or an operator leaves beside the snapshot', () => {
+  it('a temporary file of a save that never finished is removed, and the log opens whole', async () => {
+    const dir = copy();
+    const file = snapFile(dir);
+    writeFileSync(join(snapDir(dir), 'snap-0000000000000030-1.snap.tmp'), readFileSync(file).subarray(0, 40));
+    await opensWhole(dir);
+    expect(readdirSync(snapDir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('older and newer snapshot files than the one the WAL records are not used', async () => {
+    const dir = copy();
+    const file = snapFile(dir);
+    cpSync(file, join(snapDir(dir), 'snap-0000000000000005-1.snap'));
+    cpSync(file, join(snapDir(dir), 'snap-0000000000000099-1.snap'));
+    await opensWhole(dir);
+  });
+});
+
+describe('the hard state against the log', () => {
+  const rewriteHardState = async (dir: string, hs: (old: { term: number; vote: number; commit: number }) => { term: number; vote: number; commit: number }) => {
+    const wal = await Wal.open(join(dir, 'wal'));
+    try {
+      await wal.append([], hs(wal.hardState));
+    } finally {
+      await wal.close();
+    }
+  };
+
+  it('a commit index below the snapshot is raised to it: the snapshot is committed state', async () => {
+    const dir = copy();
+    await rewriteHardState(dir, (hs) => ({ ...hs, commit: 1 }));
+    await opensWhole(dir);
+  });
+});
+
+describe('the WAL and the snapshots without each other', () => {
+  it('a missing wal/ beside the snapshots is STATE_CORRUPT, and nothing is created: a new node there could vote twice in a term', async () => {
+    const dir = copy();
+    renameSync(join(dir, 'wal'), join(dir, 'wal.saved'));
+    await refused(dir, 'STATE_CORRUPT', /no wal\/ directory.*snap-\d+-1\.snap/);
+    expect(existsSync(join(dir, 'wal'))).toBe(false);
+    renameSync(join(dir, 'wal.saved'), join(dir, 'wal'));
+    await opensWhole(dir);
+  });
+
+  it("a WAL emptied of its segments, or of its only segment's bytes, beside the snapshots is STATE_CORRUPT", async () => {
+    const segments = (dir: string): string[] => readdirSync(join(dir, 'wal')).filter((n) => n.endsWith('.wal'));
+    expect(segments(pristine.dir)).toHaveLength(1);
+    const emptied = copy();
+    const saved = readFileSync(join(emptied, 'wal', segments(emptied)[0]!));
+    rmSync(join(emptied, 'wal', segments(emptied)[0]!));
+    await refused(emptied, 'STATE_CORRUPT', /WAL holds no log and no hard state/);
+    for (const n of segments(emptied)) rmSync(join(emptied, 'wal', n)); // the one the failed open made
+    writeFileSync(join(emptied, 'wal', segments(pristine.dir)[0]!), saved);
+    await opensWhole(emptied);
+
+    const zeroed = copy();
+    truncateSync(join(zeroed, 'wal', segments(zeroed)[0]!), 0);
+    await refused(zeroed, 'STATE_CORRUPT', /WAL holds no log and no hard state/);
+  });
+});
