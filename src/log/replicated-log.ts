@@ -16,7 +16,7 @@ import { defer } from '../defer.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError, type WalStats } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
-import { StateCorruptError, StorageError } from '../storage/errors.js';
+import { SnapshotMissingError, StateCorruptError, StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
 import { AppendQueue } from './append-queue.js';
@@ -327,6 +327,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         cacheBytes: o.cacheBytes,
         logger,
       });
+      // FileSnapshotStore.open makes a missing snapshots/: not where the WAL records a snapshot,
+      // whose file is then missing (an empty snapshots/ left there would be in the way of the one put back).
+      const marker = wal.snapshot;
+      if (deps?.snapshots === undefined && marker !== null && !(await exists(join(o.dataDir, 'snapshots'))))
+        throw new SnapshotMissingError(marker.index, marker.term, `${join(o.dataDir, 'snapshots')}, which does not exist,`);
       const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
       // A joining node is not in the configuration it starts from: it never campaigns on its
       // own, and learns its membership from the leader (the entry that added it, or a snapshot).
@@ -1032,15 +1037,19 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 }
 
+/** Whether anything is at `path` (a dangling link counts); false only for ENOENT. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT'; // another failure: the open that follows reports it
+  }
+}
+
 /** STATE_CORRUPT if `dataDir` has no wal/ but holds snapshot files. */
 async function refuseLostWal(dataDir: string): Promise<void> {
-  const walDir = join(dataDir, 'wal');
-  try {
-    await lstat(walDir);
-    return;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return; // Wal.open reports it
-  }
+  if (await exists(join(dataDir, 'wal'))) return;
   const held = await heldSnapshots(join(dataDir, 'snapshots')).catch(() => []);
   const newest = held.at(-1);
   if (newest !== undefined)

@@ -200,4 +200,13 @@ describe('the WAL and the snapshots without each other', () => {
     truncateSync(join(zeroed, 'wal', segments(zeroed)[0]!), 0);
     await refused(zeroed, 'STATE_CORRUPT', /WAL holds no log and no hard state/);
   });
+
+  it('a missing snapshots/ is SNAPSHOT_MISSING, and nothing is created', async () => {
+    const dir = copy();
+    renameSync(snapDir(dir), `${snapDir(dir)}.saved`);
+    await refused(dir, 'SNAPSHOT_MISSING', /snapshots, which does not exist, has no such file/);
+    expect(existsSync(snapDir(dir))).toBe(false);
+    renameSync(`${snapDir(dir)}.saved`, snapDir(dir));
+    await opensWhole(dir);
+  });
 });
