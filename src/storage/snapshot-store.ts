@@ -442,7 +442,13 @@ async function readHeader(fh: FileHandle, file: string, size: number): Promise<{
   const head = Buffer.alloc(HEAD_BYTES);
   await readFully(fh, head, 0, () => bad('shorter than it says'));
   if (head.subarray(0, 8).equals(MAGIC_V1)) throw new SnapshotVersionError(file, 1);
-  if (!head.subarray(0, 8).equals(MAGIC)) throw bad('bad header');
+  if (!head.subarray(0, 8).equals(MAGIC)) {
+    // A later release's file (after a downgrade, say) is not damage: refused as a version, so
+    // that it is not wiped as corrupt. Its layout past the magic is that release's to say.
+    const later = /^RLSNAP(\d\d)$/.exec(head.toString('latin1', 0, 8));
+    if (later !== null && Number(later[1]) > 2) throw new SnapshotVersionError(file, Number(later[1]));
+    throw bad('bad header');
+  }
   const metaBytes = head.readUInt32LE(8);
   const dataBytes = Number(head.readBigUInt64LE(12));
   if (metaBytes > MAX_META_BYTES) throw bad(`meta of ${metaBytes} bytes is over ${MAX_META_BYTES}`);

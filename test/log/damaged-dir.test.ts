@@ -118,6 +118,18 @@ describe('a damaged snapshot file is refused at open, and the directory opens on
     }
   });
 
+  it('of a later format: SNAPSHOT_VERSION (opened with the release that wrote it), not SNAPSHOT_CORRUPT', async () => {
+    const dir = copy();
+    const file = snapFile(dir);
+    const good = readFileSync(file);
+    const later = Buffer.from(good);
+    later.write('RLSNAP03', 0, 'latin1');
+    writeFileSync(file, later);
+    await refused(dir, 'SNAPSHOT_VERSION', /in format 3,/);
+    writeFileSync(file, good);
+    await opensWhole(dir);
+  });
+
   it('renamed to another term, or gone: SNAPSHOT_MISSING names the snapshot the WAL records', async () => {
     const dir = copy();
     const file = snapFile(dir);

@@ -115,10 +115,23 @@ describe('snapshot files', () => {
     await expect(store.load(8, 3)).rejects.toMatchObject({ code: 'SNAPSHOT_MISSING' });
   });
 
-  it('a file of the earlier format is refused with SNAPSHOT_VERSION', async () => {
+  it('a file of the earlier format, or of a later one, is refused with SNAPSHOT_VERSION naming it; another magic is SNAPSHOT_CORRUPT', async () => {
     const { store, file } = await stored();
-    rewrite(file, (b) => (b.write('RLSNAP01', 0, 'latin1'), b));
-    await expect(store.load(7, 3)).rejects.toMatchObject({ code: 'SNAPSHOT_VERSION' });
+    const good = readFileSync(file);
+    for (const [magic, code, says] of [
+      ['RLSNAP01', 'SNAPSHOT_VERSION', /in format 1,/],
+      ['RLSNAP03', 'SNAPSHOT_VERSION', /in format 3,/],
+      ['RLSNAP10', 'SNAPSHOT_VERSION', /in format 10,/],
+      ['RLSNAP00', 'SNAPSHOT_CORRUPT', /bad header/],
+      ['RLSNAP2x', 'SNAPSHOT_CORRUPT', /bad header/],
+      ['XLSNAP02', 'SNAPSHOT_CORRUPT', /bad header/],
+    ] as const) {
+      writeFileSync(file, good);
+      rewrite(file, (b) => (b.write(magic, 0, 'latin1'), b));
+      const err = await store.load(7, 3).catch((e: unknown) => e as Error);
+      expect(err, magic).toMatchObject({ code, message: expect.stringMatching(says) });
+      await expect(readSnapshotFile(file), magic).rejects.toMatchObject({ code });
+    }
   });
 
   it('is read in bounded chunks: loading checks it without holding its data, reading streams it', async () => {
