@@ -90,6 +90,9 @@ export class RaftStorage implements Storage {
     // A term no node can advance past (see MAX_TERM) was written by no raftlog node: damage, not state.
     const hs = wal.hardState;
     if (hs.term > MAX_TERM || hs.commit > MAX_INDEX) throw new StateCorruptError(`hard state term ${hs.term} commit ${hs.commit} is above ${MAX_TERM}`);
+    // A vote is a node id, a safe integer: one past 2^53 (a u64 on disk) names no node, and the
+    // WAL refuses to write it back, so the node would stop at its first hard state write.
+    if (!Number.isSafeInteger(hs.vote)) throw new StateCorruptError(`hard state vote ${hs.vote} is no node id (above 2^53 - 1)`);
     if (wal.lastIndex > MAX_INDEX || (wal.lastIndex > 0 && wal.lastIndex >= wal.firstIndex && wal.term(wal.lastIndex) > MAX_TERM)) {
       throw new StateCorruptError(`the last entry (index ${wal.lastIndex}) has an index or term above ${MAX_TERM}`);
     }

@@ -4,11 +4,14 @@
 // or refuses with a code, and a refusal leaves no file descriptor and no lock behind, so
 // that the same process opens the directory once it is repaired.
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Wal } from '../../src/wal/index.js';
 import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+
+const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 
 const RECORDS = 25;
 const OPTIONS = { id: 1, snapshotEvery: 10, snapshotCatchUpEntries: 0, segmentBytes: 64 * 1024 };
@@ -179,6 +182,46 @@ describe('the hard state against the log', () => {
       await wal.close();
     }
   };
+
+  /**
+   * Rewrites the latest hard state record of a WAL's only segment as `patch` says, with its checksum and
+   * those of the job markers after it recomputed (docs/wal-format.md): what a disk cannot do, and a
+   * program that writes the format can, so only the checks above the WAL's framing can refuse it.
+   */
+  function forgeHardState(dir: string, patch: (b: Buffer, payload: number) => unknown): void {
+    const names = readdirSync(join(dir, 'wal')).filter((n) => n.endsWith('.wal'));
+    expect(names).toHaveLength(1);
+    const file = join(dir, 'wal', names[0]!);
+    const b = readFileSync(file);
+    const records: Array<{ at: number; length: number; kind: number }> = [];
+    for (let at = 0; at + 16 <= b.length;) {
+      const length = b.readUInt32LE(at + 4);
+      if (length === 0 && b[at + 8] === 0) break; // the zero header after the last group
+      records.push({ at, length, kind: b[at + 8]! });
+      at += Math.ceil((16 + length) / 8) * 8;
+    }
+    const crc = (r: { at: number; length: number }): number => b.writeUInt32LE(crc32c.buf(b.subarray(r.at + 4, r.at + 16 + r.length)) >>> 0, r.at);
+    const hs = records.filter((r) => r.kind === 3).at(-1)!;
+    patch(b, hs.at + 16);
+    crc(hs);
+    for (const m of records.filter((r) => r.kind === 5)) {
+      // A job marker: the CRC32C of the CRC fields of the records from its start offset up to it.
+      const start = Number(b.readBigUInt64LE(m.at + 16));
+      const group = records.filter((r) => r.kind !== 5 && r.at >= start && r.at < m.at);
+      b.writeUInt32LE(crc32c.buf(Buffer.concat(group.map((r) => b.subarray(r.at, r.at + 4)))) >>> 0, m.at + 28);
+      crc(m);
+    }
+    writeFileSync(file, b);
+  }
+
+  it('a vote past 2^53, no node id, is STATE_CORRUPT: the WAL would refuse the next hard state that carries it, stopping the node', async () => {
+    const dir = copy();
+    forgeHardState(dir, (b, at) => b.writeBigUInt64LE(2n ** 60n, at + 8));
+    await refused(dir, 'STATE_CORRUPT', /vote/);
+    const same = copy();
+    forgeHardState(same, () => {}); // the forging alone is no damage
+    await opensWhole(same);
+  });
 
   it('a commit index below the snapshot is raised to it: the snapshot is committed state', async () => {
     const dir = copy();
