@@ -100,6 +100,10 @@ export class RaftStorage implements Storage {
     if (marker !== null && (marker.index > MAX_INDEX || marker.term > MAX_TERM))
       throw new StateCorruptError(`snapshot marker ${marker.index}/${marker.term} is above ${MAX_TERM}`);
     checkTermsAscend(wal);
+    // The hard state is written with (after) the entries it commits: one committing past the log
+    // is damage, refused here with the rest rather than by the core (RAFT_CORRUPT_STATE).
+    const last = Math.max(wal.lastIndex, marker?.index ?? 0);
+    if (hs.commit > last) throw new StateCorruptError(`hard state commit ${hs.commit} is beyond the last entry ${last}`);
     // A WAL with nothing in it (no entry, no marker, not even a term) beside a snapshot lost the
     // log that led there, and the term and vote: its segments were deleted or emptied. Opened as
     // a new node, it would hold nothing it had acknowledged, and could vote again in a term it

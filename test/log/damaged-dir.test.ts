@@ -223,6 +223,12 @@ describe('the hard state against the log', () => {
     await opensWhole(same);
   });
 
+  it('a commit index beyond the last entry is STATE_CORRUPT, a damaged directory as the README lists them', async () => {
+    const dir = copy();
+    await rewriteHardState(dir, (hs) => ({ ...hs, commit: 1000 }));
+    await refused(dir, 'STATE_CORRUPT', /commit 1000 is beyond the last entry \d+/);
+  });
+
   it('a commit index below the snapshot is raised to it: the snapshot is committed state', async () => {
     const dir = copy();
     await rewriteHardState(dir, (hs) => ({ ...hs, commit: 1 }));
