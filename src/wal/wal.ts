@@ -160,6 +160,14 @@ export class Wal {
       const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!))));
       const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan);
       wal.#logger = logger;
+      // Cut off as a crash's torn write, which was never acknowledged; damage there (a segment cut
+      // short) reads the same, and this line is all that says the log is shorter than it was.
+      const torn = wal.repair;
+      if (torn !== null)
+        logger.warn(
+          { dir: path, ...torn },
+          `WAL: cut off a torn write at the end of the log, in ${torn.file} at offset ${torn.offset} (${torn.droppedBytes} bytes dropped)`,
+        );
       const last = wal.#segments.last;
       const mark = scan.segments.at(-1)?.mark;
       handle.start(

@@ -143,6 +143,24 @@ describe('torn tail', () => {
     await wal.close();
   });
 
+  it('tells its logger what it cut off: a warning naming the file, the offset and the bytes dropped', async () => {
+    const { dir, file, bytes, last } = await written(21);
+    truncateSync(file, last.offset + 9);
+    const warnings: Array<{ fields: Record<string, unknown>; message: string }> = [];
+    const wal = await Wal.open(dir, { ...SMALL, logger: { warn: (fields, message) => warnings.push({ fields, message }) } });
+    try {
+      expect(wal.repair).toMatchObject({ file, offset: last.offset });
+      expect(warnings).toEqual([{ fields: { dir, ...wal.repair }, message: expect.stringContaining(`${file} at offset ${last.offset}`) }]);
+      expect(warnings[0]!.message).toContain(`${wal.repair!.droppedBytes} bytes`);
+    } finally {
+      await wal.close();
+    }
+    writeFileSync(file, bytes); // whole again: nothing cut, nothing said
+    warnings.length = 0;
+    await (await Wal.open(dir, { ...SMALL, logger: { warn: (fields, message) => warnings.push({ fields, message }) } })).close();
+    expect(warnings).toEqual([]);
+  });
+
   it('reads a tail of zero bytes where a header began as the end of the log, and writes over it', async () => {
     const { dir, file, bytes: buf, last } = await written(21);
     // Three bytes of the last entry's header reached the disk, and they were zeros.
