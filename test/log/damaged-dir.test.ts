@@ -173,6 +173,50 @@ describe('what a crash or an operator leaves beside the snapshot', () => {
   });
 });
 
+describe('a damaged WAL is refused at open, and the directory opens once it is repaired', () => {
+  const segment = (dir: string): string => {
+    const names = readdirSync(join(dir, 'wal')).filter((n) => n.endsWith('.wal'));
+    expect(names).toHaveLength(1);
+    return join(dir, 'wal', names[0]!);
+  };
+
+  it('a bit flipped in a record that later groups follow: WAL_CORRUPT naming the file', async () => {
+    const dir = copy();
+    const file = segment(dir);
+    const good = readFileSync(file);
+    for (const at of [0, 20, 60, 200]) {
+      const bad = Buffer.from(good);
+      bad[at]! ^= 0x01;
+      writeFileSync(file, bad);
+      const err = await refused(dir, 'WAL_CORRUPT', / at offset \d+/);
+      expect(err.message).toContain(file);
+    }
+    writeFileSync(file, good);
+    await opensWhole(dir);
+  });
+
+  it('a segment header of a later format, whole: WAL_VERSION', async () => {
+    const dir = copy();
+    const file = segment(dir);
+    const good = readFileSync(file);
+    const later = Buffer.from(good);
+    later.write('raftwal9', 16, 'latin1');
+    later.writeUInt32LE(crc32c.buf(later.subarray(4, 40)) >>> 0, 0);
+    writeFileSync(file, later);
+    await refused(dir, 'WAL_VERSION', /format 9/);
+    writeFileSync(file, good);
+    await opensWhole(dir);
+  });
+
+  it('a LOCK file deleted under it: WAL_LOCK_MISSING, until an empty one is made', async () => {
+    const dir = copy();
+    rmSync(join(dir, 'wal', 'LOCK'));
+    await refused(dir, 'WAL_LOCK_MISSING');
+    writeFileSync(join(dir, 'wal', 'LOCK'), '');
+    await opensWhole(dir);
+  });
+});
+
 describe('the hard state against the log', () => {
   const rewriteHardState = async (dir: string, hs: (old: { term: number; vote: number; commit: number }) => { term: number; vote: number; commit: number }) => {
     const wal = await Wal.open(join(dir, 'wal'));
