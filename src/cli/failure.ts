@@ -28,8 +28,13 @@ const HINTS: Record<string, string> = {
   UNAUTHORIZED: 'give the admin token: --admin-token-file FILE',
   ADMIN_UNREACHABLE: 'check --admin HOST:PORT and that the node runs with --admin',
   ADMIN_CONNECTION_LOST: 'the node may have stopped or restarted: check `raftlog status`, then retry',
-  SNAPSHOT_CORRUPT: 'the file is damaged: take another backup with `raftlog snapshot save`',
+  // A node's own snapshot (serve, recover) and a backup (snapshot restore) fail alike.
+  SNAPSHOT_CORRUPT:
+    "the file is damaged: if it is in a node's data directory, restore the node from its peers (remove it from the cluster, wipe its data directory, add it back); if it is a backup, take another with `raftlog snapshot save`",
+  SNAPSHOT_MISSING: 'put the snapshot file back, or restore the node from its peers (remove it from the cluster, wipe its data directory, add it back)',
+  STATE_CORRUPT: 'the data directory is damaged: restore the node from its peers (remove it from the cluster, wipe its data directory, add it back)',
   SNAPSHOT_VERSION: 'the file was written by another version of raftlog',
+  WAL_VERSION: 'the WAL was written by another version of raftlog: run that version',
   DATA_EXISTS: 'restore into an empty or new directory',
   NO_WAL: "give a node's data directory (it holds wal/)",
   NOT_CONFIRMED: 'add --yes once you have read the risks (raftlog recover -h)',

@@ -1,7 +1,7 @@
 // `raftlog serve` failing to start ends with one coded line on stderr and exit 1
 // (2 for bad flags), never a stack trace; and a node with no ports runs until stopped.
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -73,6 +73,33 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
   const admin = await serve(['--id', '1', '--data', join(t.dir, 'd'), '--admin', `127.0.0.1:${busyPort}`]);
   expect(admin.code).toBe(1);
   oneLine(admin.stderr, /^raftlog serve: EADDRINUSE: /);
+}, 180_000);
+
+it("a node's own damaged snapshot, or its lost WAL or snapshot, says to restore the node from its peers, not to take another backup", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  // The WAL records a snapshot at 5: with no file for it, with a damaged one, and the file without the WAL.
+  const missing = join(t.dir, 'missing');
+  const wal = await Wal.open(join(missing, 'wal'));
+  await wal.saveSnapshot({ index: 5, term: 1 });
+  await wal.close();
+  mkdirSync(join(missing, 'snapshots'));
+  const damaged = join(t.dir, 'damaged');
+  cpSync(missing, damaged, { recursive: true });
+  writeFileSync(join(damaged, 'snapshots', 'snap-0000000000000005-1.snap'), Buffer.alloc(64, 7));
+  const lost = join(t.dir, 'lost');
+  mkdirSync(lost);
+  cpSync(join(damaged, 'snapshots'), join(lost, 'snapshots'), { recursive: true });
+  for (const [dir, code] of [
+    [missing, 'SNAPSHOT_MISSING'],
+    [damaged, 'SNAPSHOT_CORRUPT'],
+    [lost, 'STATE_CORRUPT'],
+  ]) {
+    const r = await serve(['--id', '1', '--data', dir!]);
+    expect(r.code, code).toBe(1);
+    oneLine(r.stderr, new RegExp(`^raftlog serve: ${code}: .*\\(.*restore the node from its peers`));
+    expect(r.stderr, code).not.toMatch(/take another backup/);
+  }
 }, 180_000);
 
 it('a single node with no ports runs until told to stop, then stops cleanly', async () => {
