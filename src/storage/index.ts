@@ -6,6 +6,7 @@ export {
   MemorySnapshotStore,
   readSnapshotFile,
   readSnapshotFileData,
+  type HeldSnapshot,
   type SnapshotByteStream,
   type SnapshotFileOptions,
   type SnapshotSpool,

@@ -104,17 +104,25 @@ export class RaftStorage implements Storage {
     // is damage, refused here with the rest rather than by the core (RAFT_CORRUPT_STATE).
     const last = Math.max(wal.lastIndex, marker?.index ?? 0);
     if (hs.commit > last) throw new StateCorruptError(`hard state commit ${hs.commit} is beyond the last entry ${last}`);
-    // A WAL with nothing in it (no entry, no marker, not even a term) beside a snapshot lost the
-    // log that led there, and the term and vote: its segments were deleted or emptied. Opened as
-    // a new node, it would hold nothing it had acknowledged, and could vote again in a term it
-    // had voted in. (A node writes its term before it can receive or take any snapshot.)
-    if (marker === null && wal.lastIndex === 0 && hs.term === 0 && hs.vote === 0 && hs.commit === 0) {
-      const newest = ((await snapshots.held?.()) ?? []).at(-1);
-      if (newest !== undefined)
+    // A snapshot this node took covers entries it had made durable, and the WAL records it before
+    // any of them is released: one past the log's end that the WAL does not record says the WAL
+    // lost its end (a segment cut short at a record boundary reads as whole), and the records
+    // acknowledged there with it. Opened as it is, the node would serve the older log, and its
+    // next snapshot would prune the newer one. Only a snapshot received from a peer, whose install
+    // a crash interrupted before the WAL's marker, may lie there; the store says which (held()).
+    const beyond = ((await snapshots.held?.()) ?? []).filter((h) => h.index > last && h.received !== true).at(-1);
+    if (beyond !== undefined) {
+      // A WAL with nothing in it at all (no entry, marker or term) lost the term and vote too:
+      // a new node there could vote again in a term it had voted in.
+      if (last === 0 && hs.term === 0 && hs.vote === 0)
         throw new StateCorruptError(
-          `the WAL holds no log and no hard state, but the snapshot at index ${newest.index} term ${newest.term} is held: ` +
+          `the WAL holds no log and no hard state, but the snapshot at index ${beyond.index} term ${beyond.term} is held: ` +
             'the log and the term and vote that led to it were lost',
         );
+      throw new StateCorruptError(
+        `the snapshot at index ${beyond.index} term ${beyond.term} is beyond the log's last entry ${last}, and the WAL does not record it: ` +
+          'the WAL lost its end, and the records acknowledged there',
+      );
     }
     const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
     return new RaftStorage(wal, snapshots, bootstrap, snap);

@@ -52,9 +52,19 @@ export interface SnapshotStore {
   prune(index: number): Promise<void>;
   /**
    * Every snapshot held (by index, oldest first), the one the WAL records and any other.
-   * Optional: where it is missing, an open cannot tell a lost WAL beside snapshots from a new node.
+   * `received`: installed from a peer, and no prune since, so the WAL may not record it yet
+   * (a crash between the install and the WAL's marker leaves one past the log's end). Any
+   * other past the log's end says the WAL lost its end. Optional: where it is missing, an
+   * open cannot tell a WAL that lost its end, or was lost, from a crash.
    */
-  held?(): Promise<Array<{ index: number; term: number }>>;
+  held?(): Promise<HeldSnapshot[]>;
+}
+
+/** A snapshot file the store holds, by its name. */
+export interface HeldSnapshot {
+  index: number;
+  term: number;
+  received?: boolean;
 }
 
 // A snapshot file (format 2):
@@ -124,6 +134,8 @@ function parseMeta(bytes: Buffer): SnapshotMeta | string {
 
 const SPOOL = /^spool-[0-9a-f]{16}\.part$/;
 const HELD = /^snap-(\d+)-(\d+)\.snap$/;
+/** Beside a held snapshot's name: it was received, and the WAL's marker for it may not be durable yet (see install). */
+const RECEIVED = '.recv';
 const EMPTY = new Uint8Array(0);
 
 const sameIds = (a: readonly number[] | undefined, b: readonly number[] | undefined): boolean =>
@@ -159,7 +171,7 @@ export class FileSnapshotStore implements SnapshotStore {
       // The store writes only regular files under its names. Anything else (a directory, a
       // FIFO, a link) was put there: refused now, with its name, rather than when a read or a
       // prune of old snapshots stumbles on it in a running node.
-      if ((temporary || HELD.test(e.name)) && !e.isFile())
+      if ((temporary || HELD.test(e.name) || e.name.endsWith(`.snap${RECEIVED}`)) && !e.isFile())
         throw new SnapshotCorruptError(join(dir, e.name), 'it is not a regular file, so not a snapshot file');
       // A save that never finished, or a received snapshot that was never installed.
       if (temporary) await unlink(join(dir, e.name));
@@ -254,7 +266,14 @@ export class FileSnapshotStore implements SnapshotStore {
       await this.load(index, term);
       return { meta: snapshot.meta, data: EMPTY };
     }
-    await rename(join(this.dir, spool), join(this.dir, fileName(index, term)));
+    // The WAL records this snapshot only after it is in place: a crash between leaves a held
+    // snapshot the WAL does not know, past the log's end, as a WAL that lost its end would.
+    // The empty file beside it, durable first, tells the two apart at open; prune removes it
+    // once the marker is durable.
+    const name = fileName(index, term);
+    await (await open(join(this.dir, name + RECEIVED), 'w')).close();
+    await syncDir(this.dir);
+    await rename(join(this.dir, spool), join(this.dir, name));
     await syncDir(this.dir);
     return { meta: snapshot.meta, data: EMPTY };
   }
@@ -350,7 +369,8 @@ export class FileSnapshotStore implements SnapshotStore {
     let removed = false;
     for (const name of await readdir(this.dir)) {
       const m = HELD.exec(name);
-      if (m && Number(m[1]) !== index) {
+      // The caller's marker is durable: no received snapshot waits for one any more.
+      if ((m && Number(m[1]) !== index) || name.endsWith(`.snap${RECEIVED}`)) {
         await unlink(join(this.dir, name));
         removed = true;
       }
@@ -358,8 +378,8 @@ export class FileSnapshotStore implements SnapshotStore {
     if (removed) await syncDir(this.dir);
   }
 
-  async held(): Promise<Array<{ index: number; term: number }>> {
-    return (await heldSnapshots(this.dir)).map(({ index, term }) => ({ index, term }));
+  async held(): Promise<HeldSnapshot[]> {
+    return (await heldSnapshots(this.dir)).map(({ index, term, received }) => (received ? { index, term, received } : { index, term }));
   }
 
   /** The spool a reference names, or undefined for a held snapshot. */
@@ -372,7 +392,7 @@ export class FileSnapshotStore implements SnapshotStore {
 }
 
 /** The snapshot files in `dir` by their names, oldest first; none if `dir` does not exist. */
-export async function heldSnapshots(dir: string): Promise<Array<{ index: number; term: number; name: string }>> {
+export async function heldSnapshots(dir: string): Promise<Array<HeldSnapshot & { name: string }>> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -380,10 +400,11 @@ export async function heldSnapshots(dir: string): Promise<Array<{ index: number;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const out: Array<{ index: number; term: number; name: string }> = [];
+  const all = new Set(names);
+  const out: Array<HeldSnapshot & { name: string }> = [];
   for (const name of names) {
     const m = HELD.exec(name);
-    if (m) out.push({ index: Number(m[1]), term: Number(m[2]), name });
+    if (m) out.push({ index: Number(m[1]), term: Number(m[2]), name, received: all.has(name + RECEIVED) });
   }
   return out.sort((a, b) => a.index - b.index || a.term - b.term);
 }
@@ -525,6 +546,8 @@ export async function readSnapshotFile(file: string, _keep?: false, options: Sna
  */
 export class MemorySnapshotStore implements SnapshotStore {
   private readonly snaps = new Map<string, Snapshot>();
+  /** Installed from a peer, no prune since (see FileSnapshotStore.install). */
+  private readonly received = new Set<string>();
 
   async save(snapshot: { meta: SnapshotMeta; data: Uint8Array | AsyncIterable<Uint8Array> }): Promise<Snapshot> {
     const data = snapshot.data instanceof Uint8Array ? snapshot.data.slice() : await gather(snapshot.data);
@@ -534,6 +557,7 @@ export class MemorySnapshotStore implements SnapshotStore {
   }
 
   async install(snapshot: Snapshot): Promise<Snapshot> {
+    this.received.add(`${snapshot.meta.index}/${snapshot.meta.term}`);
     return this.save(snapshot);
   }
 
@@ -574,10 +598,15 @@ export class MemorySnapshotStore implements SnapshotStore {
 
   async prune(index: number): Promise<void> {
     for (const [key, s] of this.snaps) if (s.meta.index !== index) this.snaps.delete(key);
+    this.received.clear();
   }
 
-  async held(): Promise<Array<{ index: number; term: number }>> {
-    return [...this.snaps.values()].map((s) => ({ index: s.meta.index, term: s.meta.term })).sort((a, b) => a.index - b.index || a.term - b.term);
+  async held(): Promise<HeldSnapshot[]> {
+    return [...this.snaps.entries()]
+      .map(([key, s]): HeldSnapshot =>
+        this.received.has(key) ? { index: s.meta.index, term: s.meta.term, received: true } : { index: s.meta.index, term: s.meta.term },
+      )
+      .sort((a, b) => a.index - b.index || a.term - b.term);
   }
 }
 

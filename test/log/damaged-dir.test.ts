@@ -5,9 +5,10 @@
 // that the same process opens the directory once it is repaired.
 import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
 import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
 
@@ -164,21 +165,62 @@ describe('what a crash or an operator leaves beside the snapshot', () => {
     expect(readdirSync(snapDir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
-  it('older and newer snapshot files than the one the WAL records are not used', async () => {
+  it('an older snapshot file than the one the WAL records is not used', async () => {
     const dir = copy();
-    const file = snapFile(dir);
-    cpSync(file, join(snapDir(dir), 'snap-0000000000000005-1.snap'));
-    cpSync(file, join(snapDir(dir), 'snap-0000000000000099-1.snap'));
+    cpSync(snapFile(dir), join(snapDir(dir), 'snap-0000000000000005-1.snap'));
     await opensWhole(dir);
+  });
+
+  it('a snapshot received past the end of the log, whose install a crash cut short before the WAL recorded it, is not used, and goes at the next snapshot', async () => {
+    const dir = copy();
+    // A whole snapshot file at index 99, as a leader would send it, spooled and installed as the node does.
+    const elsewhere = tempDir('raftlog-damage-');
+    dirs.push(elsewhere);
+    const meta = { index: 99, term: 1, conf: { voters: [1], learners: [] } };
+    await (await FileSnapshotStore.open(elsewhere.dir)).save({ meta, data: Buffer.from('state at 99') });
+    const bytes = readFileSync(join(elsewhere.dir, readdirSync(elsewhere.dir)[0]!));
+    const store = await FileSnapshotStore.open(snapDir(dir));
+    const spool = await store.spool(meta, bytes.length);
+    await spool.write(bytes);
+    await store.install({ meta, data: await spool.finish() });
+    expect(readdirSync(snapDir(dir)).sort()).toEqual([basename(snapFile(pristine.dir)), 'snap-0000000000000099-1.snap', 'snap-0000000000000099-1.snap.recv']);
+    await opensWhole(dir);
+    // Without the mark of a received snapshot, the same file says the WAL lost its end.
+    const marked = copy();
+    cpSync(snapDir(dir), snapDir(marked), { recursive: true });
+    rmSync(join(snapDir(marked), 'snap-0000000000000099-1.snap.recv'));
+    await refused(marked, 'STATE_CORRUPT', /snapshot at index 99 term 1 is beyond the log's last entry/);
+    // The node's next snapshot prunes it, with its mark.
+    const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: new RecordingMachine() });
+    const before = log.status().snapshotIndex;
+    for (let i = 0; i < 10; i++) await log.append(enc(`more${i}`));
+    await waitFor('the next snapshot', () => log.status().snapshotIndex > before);
+    await log.close();
+    expect(readdirSync(snapDir(dir))).toEqual([expect.stringMatching(/^snap-\d+-\d+\.snap$/)]);
   });
 });
 
+/** The WAL's only segment (the written log fits in one). */
+function onlySegment(dir: string): string {
+  const names = readdirSync(join(dir, 'wal')).filter((n) => n.endsWith('.wal'));
+  expect(names).toHaveLength(1);
+  return join(dir, 'wal', names[0]!);
+}
+
+/** A segment's records (docs/wal-format.md): offset, payload length and kind of each, up to the zero header after the last group. */
+function walRecords(b: Buffer): Array<{ at: number; length: number; kind: number }> {
+  const records: Array<{ at: number; length: number; kind: number }> = [];
+  for (let at = 0; at + 16 <= b.length;) {
+    const length = b.readUInt32LE(at + 4);
+    if (length === 0 && b[at + 8] === 0) break;
+    records.push({ at, length, kind: b[at + 8]! });
+    at += Math.ceil((16 + length) / 8) * 8;
+  }
+  return records;
+}
+
 describe('a damaged WAL is refused at open, and the directory opens once it is repaired', () => {
-  const segment = (dir: string): string => {
-    const names = readdirSync(join(dir, 'wal')).filter((n) => n.endsWith('.wal'));
-    expect(names).toHaveLength(1);
-    return join(dir, 'wal', names[0]!);
-  };
+  const segment = onlySegment;
 
   it('a bit flipped in a record that later groups follow: WAL_CORRUPT naming the file', async () => {
     const dir = copy();
@@ -217,6 +259,22 @@ describe('a damaged WAL is refused at open, and the directory opens once it is r
   });
 });
 
+describe('a snapshot beyond the end of the log', () => {
+  it('with no marker for it, from a WAL cut short at a record boundary (no torn write to see), is STATE_CORRUPT, not a node that forgot it and then pruned it', async () => {
+    const dir = copy();
+    const file = onlySegment(dir);
+    const good = readFileSync(file);
+    const records = walRecords(good);
+    // The end of the last group before the first snapshot marker: there the log reads as whole, with no marker.
+    const firstMarker = records.find((r) => r.kind === 4)!;
+    const end = records.filter((r) => r.kind === 5 && r.at < firstMarker.at).at(-1)!;
+    truncateSync(file, end.at + 32);
+    await refused(dir, 'STATE_CORRUPT', /snapshot at index \d+ term 1 is beyond the log's last entry \d+/);
+    writeFileSync(file, good);
+    await opensWhole(dir);
+  });
+});
+
 describe('the hard state against the log', () => {
   const rewriteHardState = async (dir: string, hs: (old: { term: number; vote: number; commit: number }) => { term: number; vote: number; commit: number }) => {
     const wal = await Wal.open(join(dir, 'wal'));
@@ -233,17 +291,9 @@ describe('the hard state against the log', () => {
    * program that writes the format can, so only the checks above the WAL's framing can refuse it.
    */
   function forgeHardState(dir: string, patch: (b: Buffer, payload: number) => unknown): void {
-    const names = readdirSync(join(dir, 'wal')).filter((n) => n.endsWith('.wal'));
-    expect(names).toHaveLength(1);
-    const file = join(dir, 'wal', names[0]!);
+    const file = onlySegment(dir);
     const b = readFileSync(file);
-    const records: Array<{ at: number; length: number; kind: number }> = [];
-    for (let at = 0; at + 16 <= b.length;) {
-      const length = b.readUInt32LE(at + 4);
-      if (length === 0 && b[at + 8] === 0) break; // the zero header after the last group
-      records.push({ at, length, kind: b[at + 8]! });
-      at += Math.ceil((16 + length) / 8) * 8;
-    }
+    const records = walRecords(b);
     const crc = (r: { at: number; length: number }): number => b.writeUInt32LE(crc32c.buf(b.subarray(r.at + 4, r.at + 16 + r.length)) >>> 0, r.at);
     const hs = records.filter((r) => r.kind === 3).at(-1)!;
     patch(b, hs.at + 16);

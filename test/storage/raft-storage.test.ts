@@ -440,9 +440,37 @@ describe('RaftStorage.open refuses a lost log beside its snapshots', () => {
       await expect(RaftStorage.open(wal, new MemorySnapshotStore(), conf)).resolves.toBeInstanceOf(RaftStorage);
       const unlisted: MemorySnapshotStore = Object.assign(Object.create(store) as MemorySnapshotStore, { held: undefined });
       await expect(RaftStorage.open(wal, unlisted, conf)).resolves.toBeInstanceOf(RaftStorage);
-      // Once the WAL holds a term, a snapshot beside it that no marker names is a crash's leftover (a received one).
-      await wal.append([], { term: 1, vote: 0, commit: 0 });
-      await expect(RaftStorage.open(wal, store, conf)).resolves.toBeInstanceOf(RaftStorage);
+    } finally {
+      await wal.close();
+    }
+  });
+
+  it('a snapshot past the end of the log that the WAL does not record is STATE_CORRUPT, unless it was received and its install cut short', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raftlog-state-'));
+    dirs.push(dir);
+    const wal = await Wal.open(join(dir, 'wal'));
+    try {
+      await wal.append(entries(1, 5, 1), { term: 1, vote: 1, commit: 5 });
+      const snap = { meta: { index: 9, term: 2, conf }, data: Buffer.from('state') };
+      // Taken here: the node had made 1..9 durable, so the WAL lost its end.
+      const taken = new MemorySnapshotStore();
+      await taken.save(snap);
+      await expect(RaftStorage.open(wal, taken, conf)).rejects.toMatchObject({
+        code: 'STATE_CORRUPT',
+        message: expect.stringMatching(/snapshot at index 9 term 2 is beyond the log's last entry 5/),
+      });
+      // Received from a leader, the crash came before the WAL's marker: not used, not refused.
+      const received = new MemorySnapshotStore();
+      await received.install(snap);
+      const storage = await RaftStorage.open(wal, received, conf);
+      expect([storage.snapshot().meta.index, storage.lastIndex()]).toEqual([0, 5]);
+      // Within the log, a snapshot the WAL does not record is a crash's leftover too (a save before its marker).
+      const within = new MemorySnapshotStore();
+      await within.save({ ...snap, meta: { ...snap.meta, index: 4, term: 1 } });
+      await expect(RaftStorage.open(wal, within, conf)).resolves.toBeInstanceOf(RaftStorage);
+      // Once a marker is durable, prune forgets what was received.
+      await received.prune(9);
+      await expect(RaftStorage.open(wal, received, conf)).rejects.toMatchObject({ code: 'STATE_CORRUPT' });
     } finally {
       await wal.close();
     }

@@ -192,7 +192,12 @@ describe('snapshot files', () => {
   });
 
   it('refuses to open over a directory named like a snapshot or a temporary file, which a prune could not remove', async () => {
-    for (const name of ['snap-0000000000000002-1.snap', 'snap-0000000000000009-3.snap.tmp', 'spool-00112233445566ff.part']) {
+    for (const name of [
+      'snap-0000000000000002-1.snap',
+      'snap-0000000000000009-3.snap.tmp',
+      'spool-00112233445566ff.part',
+      'snap-0000000000000002-1.snap.recv',
+    ]) {
       const { dir } = await stored();
       mkdirSync(join(dir, name));
       await expect(FileSnapshotStore.open(dir), name).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT', file: join(dir, name) });
@@ -233,6 +238,26 @@ describe('snapshot files', () => {
         ).toEqual([]);
       }
     }
+  });
+
+  it('a received snapshot is held with a mark beside it until the next prune: held() tells it from one the node took', async () => {
+    const sender = await stored();
+    const receiver = await stored();
+    const meta = { index: 12, term: 4, conf };
+    await sender.store.save({ meta, data: Buffer.from('the state at 12') });
+    const out = await sender.store.open({ meta, data: new Uint8Array(0) });
+    const spool = await receiver.store.spool(meta, out.size);
+    for await (const c of out.chunks) await spool.write(c);
+    await receiver.store.install({ meta, data: await spool.finish() });
+    expect(readdirSync(receiver.dir).sort()).toEqual(['snap-0000000000000007-3.snap', 'snap-0000000000000012-4.snap', 'snap-0000000000000012-4.snap.recv']);
+    expect(await receiver.store.held()).toEqual([
+      { index: 7, term: 3 },
+      { index: 12, term: 4, received: true },
+    ]);
+    expect(await (await FileSnapshotStore.open(receiver.dir)).held()).toEqual(await receiver.store.held()); // a reopen keeps the mark
+    await receiver.store.prune(12);
+    expect(readdirSync(receiver.dir)).toEqual(['snap-0000000000000012-4.snap']);
+    expect(await receiver.store.held()).toEqual([{ index: 12, term: 4 }]);
   });
 
   it('a save that never finished is removed on open; the directory exists after open', async () => {
