@@ -2,7 +2,7 @@
 // and the limits (body size, connection cap).
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer, get, request, type IncomingMessage } from 'node:http';
+import { Agent, createServer, get, request, type IncomingMessage } from 'node:http';
 import { crc32c } from '../../src/wal/index.js';
 import type { AddressInfo } from 'node:net';
 import { adminHandler, serveAdmin, type AdminServer } from '../../src/admin/index.js';
@@ -365,6 +365,42 @@ describe('the admin endpoint', () => {
     clearInterval(drip);
     // Answered within 10 s: Node's first check at its default interval comes 30 s after listen.
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('closes a connection that sends requests without reading the answers, and serves only a few of them', async () => {
+    // Node parses every request a connection sends (HTTP pipelining) and queues each answer until
+    // the client reads the one before: 8 unread connections of 1 MiB of GET /metrics held 350 MB.
+    const { log, admin } = await node();
+    let served = 0;
+    const status = log.status.bind(log);
+    log.status = () => {
+      served++;
+      return status();
+    };
+    const i = admin.address.lastIndexOf(':');
+    const s = connect(Number(admin.address.slice(i + 1)), admin.address.slice(0, i));
+    cleanups.push(() => void s.destroy());
+    s.on('error', () => undefined); // the server resets it
+    await new Promise((r) => s.once('connect', r));
+    s.pause();
+    const one = 'GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+    s.write(one.repeat(20_000));
+    await new Promise((r) => setTimeout(r, 1_000)); // the server reads what it will
+    let answers = 0;
+    s.on('data', (d: Buffer) => (answers += d.toString('latin1').split('HTTP/1.1 200').length - 1));
+    const closed = new Promise<boolean>((resolve) => s.once('close', () => resolve(true)));
+    s.resume();
+    expect(await Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))])).toBe(true);
+    expect(served).toBeLessThanOrEqual(8);
+    expect(answers).toBeLessThanOrEqual(8);
+    // An operator's requests, one after another on one connection, are all served.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => agent.destroy());
+    for (let k = 0; k < 20; k++) {
+      const res = await new Promise<IncomingMessage>((resolve, reject) => get(`http://${admin.address}/health`, { agent }, resolve).on('error', reject));
+      res.resume();
+      expect(res.statusCode).toBe(200);
+    }
   });
 
   it('caps connections', async () => {
