@@ -120,12 +120,21 @@ function digest(s: string): Buffer {
 /**
  * Resolves when `res` takes more; rejects once its client has gone, even before the call:
  * a client that left while a chunk was being made closed `res` before write() said to wait.
+ * Whichever comes first takes the other's listener away: a backup waits once per chunk.
  */
 function drained(res: ServerResponse): Promise<void> {
   if (res.destroyed) return Promise.reject(new Error('the client went away'));
   return new Promise<void>((resolve, reject) => {
-    res.once('drain', resolve);
-    res.once('close', () => reject(new Error('the client went away')));
+    const onDrain = (): void => {
+      res.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      res.off('drain', onDrain);
+      reject(new Error('the client went away'));
+    };
+    res.once('drain', onDrain);
+    res.once('close', onClose);
   });
 }
 

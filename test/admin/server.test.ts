@@ -160,6 +160,33 @@ describe('the admin endpoint', () => {
     await until(() => released, 'the backup to end and release its stream');
   });
 
+  it('a backup of many chunks adds no listener to its response per chunk', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const stateMachine = {
+      apply: () => undefined,
+      restore: async () => undefined,
+      snapshot: () =>
+        (async function* () {
+          for (let i = 0; i < 16; i++) yield new Uint8Array(1 << 20); // each more than the response takes: write() says to wait
+        })(),
+    };
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0', stateMachine: stateMachine as never });
+    cleanups.push(() => admin.close());
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): number => warnings.push(w);
+    process.on('warning', onWarning);
+    cleanups.push(() => void process.off('warning', onWarning));
+    const res = await new Promise<IncomingMessage>((resolve, reject) => get(`http://${admin.address}/snapshot`, resolve).on('error', reject));
+    let bytes = 0;
+    for await (const c of res as AsyncIterable<Buffer>) bytes += c.length;
+    expect(bytes).toBe(16 << 20);
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    expect(warnings.map((w) => w.message)).toEqual([]);
+  });
+
   it('with a token: 401 without it or with a wrong one, and nothing changes', async () => {
     const { log, url } = await node({ token: 'the-admin-token' });
     for (const auth of [undefined, 'Bearer wrong', 'the-admin-token']) {
