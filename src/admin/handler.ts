@@ -37,6 +37,11 @@ export interface AdminHandlerOptions {
   logger?: Logger;
   /** The timer of that rate limit. Default: real timers. */
   refusalLogClock?: RefusalLogClock;
+  /**
+   * Backups (GET /snapshot) sent at once; one more is answered 503 BACKUP_IN_PROGRESS. Each
+   * holds a snapshot of the state machine until its client has read it. Default 1.
+   */
+  maxBackups?: number;
 }
 
 export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
@@ -151,6 +156,8 @@ const JSON_TYPE = /^application\/json\s*(;|$)/i;
 export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerOptions = {}): AdminHandler {
   const registry = logRegistry(log);
   const maxBody = options.maxBodyBytes ?? 64 * 1024;
+  const maxBackups = options.maxBackups ?? 1;
+  let backups = 0;
   const want = options.token === undefined ? null : digest(options.token);
   const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
   // Anyone who reaches the port can be refused as often as they send, so the lines are rationed.
@@ -259,16 +266,25 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       }
       case 'GET /snapshot': {
         if (options.stateMachine === undefined) throw new HttpError(404, 'NOT_FOUND', 'this node serves no state machine backups');
-        const b = await takeBackup(log, options.stateMachine);
-        // Streamed as the state machine yields it; the checksum of what was sent follows as a trailer.
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': String(b.index), trailer: 'x-raftlog-crc32c' });
-        let crc = 0;
-        for await (const chunk of b.chunks) {
-          crc = crc32c(chunk, crc);
-          if (!res.write(chunk)) await drained(res);
+        // Each backup holds a snapshot of the state machine (a copy of its state, for many) until
+        // its client has read it: clients that never read held one each, up to the connection cap.
+        if (backups >= maxBackups)
+          throw new HttpError(503, 'BACKUP_IN_PROGRESS', `${backups} backup${backups === 1 ? ' is' : 's are'} being sent already: retry once done`);
+        backups++;
+        try {
+          const b = await takeBackup(log, options.stateMachine);
+          // Streamed as the state machine yields it; the checksum of what was sent follows as a trailer.
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': String(b.index), trailer: 'x-raftlog-crc32c' });
+          let crc = 0;
+          for await (const chunk of b.chunks) {
+            crc = crc32c(chunk, crc);
+            if (!res.write(chunk)) await drained(res);
+          }
+          res.addTrailers({ 'x-raftlog-crc32c': String(crc) });
+          res.end();
+        } finally {
+          backups--;
         }
-        res.addTrailers({ 'x-raftlog-crc32c': String(crc) });
-        res.end();
         return;
       }
       case 'POST /members/add': {

@@ -28,6 +28,8 @@ export interface AdminServerOptions {
   logger?: Logger;
   /** The timer of that rate limit. Default: real timers. */
   refusalLogClock?: RefusalLogClock;
+  /** Backups sent at once (see AdminHandlerOptions). Default 1. */
+  maxBackups?: number;
 }
 
 export interface AdminServer {
@@ -58,6 +60,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     allowedHosts: [host],
     logger: o.logger,
     refusalLogClock: o.refusalLogClock,
+    maxBackups: o.maxBackups,
   });
   const timeout = o.requestTimeoutMs ?? 10_000;
   // Requests of a connection not answered yet. A client may send requests without reading the

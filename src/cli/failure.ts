@@ -28,6 +28,7 @@ const HINTS: Record<string, string> = {
   UNAUTHORIZED: 'give the admin token: --admin-token-file FILE',
   ADMIN_UNREACHABLE: 'check --admin HOST:PORT and that the node runs with --admin',
   ADMIN_CONNECTION_LOST: 'the node may have stopped or restarted: check `raftlog status`, then retry',
+  BACKUP_IN_PROGRESS: 'another backup of this node is being sent: retry once it is done, or save from another member',
   // A node's own snapshot (serve, recover) and a backup (snapshot restore) fail alike.
   SNAPSHOT_CORRUPT:
     "the file is damaged: if it is in a node's data directory, restore the node from its peers (remove it from the cluster, wipe its data directory, add it back); if it is a backup, take another with `raftlog snapshot save`",

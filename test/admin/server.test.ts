@@ -187,6 +187,62 @@ describe('the admin endpoint', () => {
     expect(warnings.map((w) => w.message)).toEqual([]);
   });
 
+  it('one backup at a time: the others are answered 503 BACKUP_IN_PROGRESS and hold no snapshot', async () => {
+    // Each backup holds a snapshot of the state machine (a copy of the state, for many) until
+    // its client has read it; clients that never read held one each, up to the connection cap.
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    let live = 0;
+    let most = 0;
+    const stateMachine = {
+      apply: () => undefined,
+      restore: async () => undefined,
+      snapshot: () => {
+        most = Math.max(most, ++live);
+        return (async function* () {
+          try {
+            for (let i = 0; i < 64; i++) yield new Uint8Array(1 << 20);
+          } finally {
+            live--;
+          }
+        })();
+      },
+    };
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0', stateMachine: stateMachine as never });
+    cleanups.push(() => admin.close());
+    const i = admin.address.lastIndexOf(':');
+    const [host, port] = [admin.address.slice(0, i), Number(admin.address.slice(i + 1))];
+    const readers: Array<{ socket: Socket; head: () => string }> = [];
+    for (let k = 0; k < 5; k++) {
+      const socket = connect(port, host);
+      cleanups.push(() => void socket.destroy());
+      socket.on('error', () => undefined);
+      let text = '';
+      socket.on('data', (d: Buffer) => {
+        if (text.length < 200) text += d.toString('latin1');
+        socket.pause(); // reads the head and no more
+      });
+      await new Promise((r) => socket.once('connect', r));
+      socket.write('GET /snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      readers.push({ socket, head: () => text });
+      await until(() => text !== '', 'an answer');
+    }
+    expect(most).toBe(1);
+    expect(readers[0]!.head()).toMatch(/^HTTP\/1\.1 200/);
+    for (const r of readers.slice(1)) {
+      expect(r.head()).toMatch(/^HTTP\/1\.1 503/);
+      expect(r.head()).toContain('BACKUP_IN_PROGRESS');
+    }
+    // The first one's client leaves: the next backup is served.
+    readers[0]!.socket.destroy();
+    await until(() => live === 0, 'the backup to end');
+    const res = await new Promise<IncomingMessage>((resolve, reject) => get(`http://${admin.address}/snapshot`, resolve).on('error', reject));
+    expect(res.statusCode).toBe(200);
+    res.destroy();
+  });
+
   it('with a token: 401 without it or with a wrong one, and nothing changes', async () => {
     const { log, url } = await node({ token: 'the-admin-token' });
     for (const auth of [undefined, 'Bearer wrong', 'the-admin-token']) {
