@@ -291,6 +291,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         const b = await body(req);
         const id = nodeId(b);
         if (typeof b.address !== 'string' || !isHostPort(b.address)) throw new InvalidArgumentError("address must be 'host:port', with a port up to 65535");
+        // Anything but true made a voter: "learner": "true" added one, which a single node then waited for.
+        if (b.learner !== undefined && typeof b.learner !== 'boolean') throw new InvalidArgumentError('learner must be true or false');
         if (b.learner === true) await log.addLearner(id, b.address);
         else await log.addMember(id, b.address);
         return json(res, 200, { ok: true });

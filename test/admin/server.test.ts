@@ -328,6 +328,23 @@ describe('the admin endpoint', () => {
     }
   });
 
+  it('members/add with a learner flag that is not a boolean is refused, not taken as a voter', async () => {
+    const { log, url } = await node();
+    for (const learner of ['true', 1, 'yes', null, {}]) {
+      const res = await fetch(`${url}/members/add`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 2, address: '127.0.0.1:9', learner }) });
+      expect(res.status, JSON.stringify(learner)).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/learner/) });
+    }
+    expect(log.status().conf).toEqual({ voters: [1], learners: [] });
+    const res = await fetch(`${url}/members/add`, {
+      method: 'POST',
+      headers: JSON_TYPE,
+      body: JSON.stringify({ id: 2, address: '127.0.0.1:9', learner: true }),
+    });
+    expect(res.status).toBe(200);
+    expect(log.status().conf).toEqual({ voters: [1], learners: [2] });
+  });
+
   it('an oversized body sent without a length (chunked) is answered 413, not cut off', async () => {
     const { admin } = await node();
     const big = await send(admin.address, 'POST', '/members/add', { ...JSON_TYPE, 'transfer-encoding': 'chunked' }, 'x'.repeat(5000));
