@@ -151,6 +151,20 @@ function hostName(host: string): string | null {
   return m[2]!.toLowerCase();
 }
 
+/** The method each route takes: another one is answered 405 with it in Allow. */
+const METHODS = new Map<string, string>([
+  ['/', 'GET'],
+  ['/health', 'GET'],
+  ['/status', 'GET'],
+  ['/metrics', 'GET'],
+  ['/snapshot', 'GET'],
+  ['/members/add', 'POST'],
+  ['/members/remove', 'POST'],
+  ['/members/promote', 'POST'],
+  ['/members/change', 'POST'],
+  ['/leader/transfer', 'POST'],
+]);
+
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
 export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerOptions = {}): AdminHandler {
@@ -314,8 +328,12 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       case 'POST /leader/transfer':
         await log.transferLeadership(nodeId(await body(req)));
         return json(res, 200, { ok: true, leader: log.status().lead });
-      default:
-        throw new HttpError(404, 'NOT_FOUND', `no route ${op}`);
+      default: {
+        const allow = METHODS.get(path);
+        if (allow === undefined) throw new HttpError(404, 'NOT_FOUND', `no route ${op}`);
+        res.setHeader('allow', allow);
+        throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${path} takes ${allow}, not ${req.method}`);
+      }
     }
   };
 

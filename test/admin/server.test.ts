@@ -345,6 +345,45 @@ describe('the admin endpoint', () => {
     expect(log.status().conf).toEqual({ voters: [1], learners: [2] });
   });
 
+  it('a route asked with another method: 405 METHOD_NOT_ALLOWED with the method it takes, not 404', async () => {
+    const { log, admin } = await node();
+    const host = { host: admin.address };
+    for (const [method, path, allow] of [
+      ['GET', '/members/add', 'POST'],
+      ['GET', '/leader/transfer', 'POST'],
+      ['POST', '/status', 'GET'],
+      ['HEAD', '/health', 'GET'],
+      ['DELETE', '/snapshot', 'GET'],
+      ['OPTIONS', '/metrics', 'GET'],
+      ['POST', '/', 'GET'],
+      ['PUT', '/members/remove?id=1', 'POST'],
+    ] as const) {
+      const r = await new Promise<IncomingMessage>((resolve, reject) => {
+        const i = admin.address.lastIndexOf(':');
+        request({ host: admin.address.slice(0, i), port: Number(admin.address.slice(i + 1)), method, path, headers: host }, resolve)
+          .on('error', reject)
+          .end();
+      });
+      const text = await new Promise<string>((resolve) => {
+        let t = '';
+        r.on('data', (c: Buffer) => (t += c.toString()));
+        r.on('end', () => resolve(t));
+      });
+      expect(r.statusCode, `${method} ${path}`).toBe(405);
+      expect(r.headers.allow, `${method} ${path}`).toBe(allow);
+      if (method !== 'HEAD') expect(JSON.parse(text)).toMatchObject({ code: 'METHOD_NOT_ALLOWED', message: expect.stringContaining(allow) });
+    }
+    // A path that is no route stays 404, whatever the method.
+    for (const [method, path] of [
+      ['GET', '/status/'],
+      ['GET', '//status'],
+      ['GET', '/%73tatus'],
+      ['POST', '/members'],
+    ] as const)
+      expect((await send(admin.address, method as 'GET' | 'POST', path, host)).json, `${method} ${path}`).toMatchObject({ code: 'NOT_FOUND' });
+    expect(Object.keys(log.status().members)).toEqual(['1']);
+  });
+
   it('an oversized body sent without a length (chunked) is answered 413, not cut off', async () => {
     const { admin } = await node();
     const big = await send(admin.address, 'POST', '/members/add', { ...JSON_TYPE, 'transfer-encoding': 'chunked' }, 'x'.repeat(5000));
