@@ -210,7 +210,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
 
   const authorized = (req: IncomingMessage): boolean => {
     if (want === null) return true;
-    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    // The scheme is case-insensitive (RFC 9110 11.1): 'bearer <token>' was refused 401.
+    const m = /^Bearer +(.+)$/i.exec(req.headers.authorization ?? '');
     // Compared as digests: equal lengths, constant time, whatever was sent.
     return m !== null && timingSafeEqual(digest(m[1]!), want);
   };

@@ -254,6 +254,11 @@ describe('the admin endpoint', () => {
     expect(Object.keys(log.status().members)).toEqual(['1']);
     const ok = await fetch(`${url}/status`, { headers: { authorization: 'Bearer the-admin-token' } });
     expect(ok.status).toBe(200);
+    // The scheme is case-insensitive (RFC 9110 11.1), and one or more spaces follow it (RFC 6750).
+    for (const auth of ['bearer the-admin-token', 'BEARER the-admin-token', 'Bearer  the-admin-token'])
+      expect((await fetch(`${url}/status`, { headers: { authorization: auth } })).status, auth).toBe(200);
+    for (const auth of ['Bearer the-admin-token2', 'Bearer the-admin-toke', 'Basic the-admin-token', 'Bearerthe-admin-token'])
+      expect((await fetch(`${url}/status`, { headers: { authorization: auth } })).status, auth).toBe(401);
   });
 
   it('logs refused requests with the address and code, at most 10 every 10 s and then their count; served ones not at all', async () => {
