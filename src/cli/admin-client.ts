@@ -50,11 +50,40 @@ export async function request(
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unreachable);
   }
+  return { status: res.status, headers: res.headers, body: await readAnswer(endpoint, res) };
+}
+
+/**
+ * The most of an answer read. The admin API's are small (a status of 1,000 members is about
+ * 250 KB); a broken or hostile endpoint's could be without end, and read whole it filled the
+ * memory for as long as the timeout let it (2 GB in 15 s on loopback).
+ */
+export const MAX_ANSWER_BYTES = 4 << 20;
+
+async function readAnswer(endpoint: string, res: Response): Promise<Buffer> {
+  const tooLarge = (): CliError => new CliError('ADMIN_BAD_REPLY', `${endpoint} answered more than ${MAX_ANSWER_BYTES} bytes: that is not the admin API`);
+  if (Number(res.headers.get('content-length')) > MAX_ANSWER_BYTES) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  if (res.body === null) return Buffer.alloc(0);
+  const reader = res.body.getReader();
   try {
-    return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+    for (let r = await reader.read(); r.done !== true; r = await reader.read()) {
+      size += r.value.byteLength;
+      if (size > MAX_ANSWER_BYTES) {
+        await reader.cancel().catch(() => undefined); // closes the connection
+        throw tooLarge();
+      }
+      parts.push(r.value);
+    }
   } catch (err) {
+    if (err instanceof CliError) throw err;
     throw connectionLost(endpoint, err);
   }
+  return Buffer.concat(parts, size);
 }
 
 /** The endpoint began to answer and its connection broke (or the time ran out) before the answer was whole. */
