@@ -97,20 +97,34 @@ export function connectionLost(endpoint: string, err: unknown): CliError {
 export async function call<T>(endpoint: string, token: string | undefined, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   const r = await request(endpoint, token, method, path, body);
   if (r.status === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
+  if (r.status !== 200) throw refusal(endpoint, r.status, r.body);
   let v: unknown;
   try {
     v = JSON.parse(r.body.toString('utf8'));
   } catch {
     throw new CliError('ADMIN_BAD_REPLY', `${endpoint} answered ${r.status} with something that is not JSON`);
   }
-  if (r.status !== 200) {
-    const e = v as { code?: unknown; message?: unknown };
-    throw new CliError(
-      typeof e.code === 'string' ? e.code : `HTTP_${r.status}`,
-      `${endpoint}: ${typeof e.message === 'string' ? e.message : `HTTP ${r.status}`}`,
-    );
-  }
   return v as T;
+}
+
+/** A code as the admin endpoint sends it (its own, the log's, the core's). */
+const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/**
+ * The error an answer other than 200 means: the endpoint's code, or HTTP_<status> when it
+ * carries none (a proxy's page, JSON that is not an object; both made a TypeError or
+ * ADMIN_BAD_REPLY before, where the docs promise HTTP_<status>).
+ */
+export function refusal(endpoint: string, status: number, body: Buffer): CliError {
+  let e: { code?: unknown; message?: unknown } = {};
+  try {
+    const v: unknown = JSON.parse(body.toString('utf8'));
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) e = v;
+  } catch {
+    // not JSON: the status says enough
+  }
+  const code = typeof e.code === 'string' && CODE.test(e.code) ? e.code : `HTTP_${status}`;
+  return new CliError(code, `${endpoint}: ${code === e.code && typeof e.message === 'string' ? e.message : `HTTP ${status}`}`);
 }
 
 export interface Seen {

@@ -8,7 +8,7 @@ import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js'
 import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
-import { ADMIN_FLAGS, adminTarget, connectionLost } from './admin-client.js';
+import { ADMIN_FLAGS, adminTarget, connectionLost, refusal } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog snapshot save FILE --admin HOST:PORT [--admin-token-file FILE] [--json]
@@ -71,14 +71,7 @@ async function save(endpoint: string, token: string | undefined, file: string): 
     } catch (err) {
       throw connectionLost(endpoint, err);
     }
-    const body = Buffer.concat(parts);
-    let e: { code?: string; message?: string } = {};
-    try {
-      e = JSON.parse(body.toString('utf8')) as typeof e;
-    } catch {
-      // not JSON: the status says enough
-    }
-    throw new CliError(e.code ?? `HTTP_${res.statusCode}`, `${endpoint}: ${e.message ?? `HTTP ${res.statusCode}`}`);
+    throw refusal(endpoint, res.statusCode ?? 0, Buffer.concat(parts));
   }
   const index = Number(res.headers['x-raftlog-index']);
   if (!Number.isSafeInteger(index) || index < 0) throw new CliError('SNAPSHOT_CORRUPT', `${endpoint} sent no valid index with the backup`);

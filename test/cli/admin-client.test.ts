@@ -5,6 +5,7 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { call } from '../../src/cli/admin-client.js';
 import { main as leader } from '../../src/cli/leader.js';
 import { until } from '../transport/helpers.js';
+import { CliError } from '../../src/cli/failure.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -80,4 +81,25 @@ it('an answer that declares a length over the limit is ADMIN_BAD_REPLY before it
     res.write('{');
   });
   await expect(call(ep, undefined, 'GET', '/status')).rejects.toMatchObject({ code: 'ADMIN_BAD_REPLY' });
+});
+
+it('an error answer that carries no code is HTTP_<status>, whatever its body (a proxy page, JSON that is not an object)', async () => {
+  const answers: Array<[number, string, string, string]> = [
+    [502, 'text/html', '<html><body>Bad Gateway</body></html>', 'HTTP_502'],
+    [500, 'application/json', 'null', 'HTTP_500'],
+    [503, 'application/json', '[1,2]', 'HTTP_503'],
+    [500, 'application/json', '"oops"', 'HTTP_500'],
+    [503, 'application/json', '{"code":5,"message":"x"}', 'HTTP_503'],
+    [500, 'application/json', '{"code":"not a code"}', 'HTTP_500'],
+    [504, 'text/plain', '', 'HTTP_504'],
+    [404, 'application/json', '{"code":"NOT_FOUND","message":"no route GET /nothing"}', 'NOT_FOUND'],
+  ];
+  for (const [status, type, body, code] of answers) {
+    const ep = await endpoint((_req, res) => {
+      res.writeHead(status, { 'content-type': type });
+      res.end(body);
+    });
+    await expect(call(ep, undefined, 'GET', '/status'), `${status} ${body}`).rejects.toMatchObject({ code, message: expect.stringContaining(ep) });
+    await expect(call(ep, undefined, 'GET', '/status')).rejects.toBeInstanceOf(CliError);
+  }
 });

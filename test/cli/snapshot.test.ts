@@ -188,3 +188,23 @@ it('a save to a FILE whose directory is missing, or that is a directory, is refu
   expect(asked).toBe(0);
   expect(readdirSync(t.dir)).toEqual([]);
 });
+
+it('a save answered an error that carries no code fails with HTTP_<status> on one line, whatever the body', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  for (const [status, type, body] of [
+    [500, 'application/json', 'null'],
+    [502, 'text/html', '<html>Bad Gateway</html>'],
+    [503, 'application/json', '{"code":["NO_LEADER"]}'],
+  ] as const) {
+    const server = createServer((_req, res) => res.writeHead(status, { 'content-type': type }).end(body));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint]), body).toBe(1);
+    expect(String(err.mock.calls.at(-1)?.[0])).toBe(`raftlog snapshot: HTTP_${status}: ${endpoint}: HTTP ${status}`);
+    expect(readdirSync(t.dir)).toEqual([]);
+  }
+});
