@@ -61,7 +61,7 @@ export async function request(
 export const MAX_ANSWER_BYTES = 4 << 20;
 
 async function readAnswer(endpoint: string, res: Response): Promise<Buffer> {
-  const tooLarge = (): CliError => new CliError('ADMIN_BAD_REPLY', `${endpoint} answered more than ${MAX_ANSWER_BYTES} bytes: that is not the admin API`);
+  const tooLarge = (): CliError => badReply(endpoint, `answered more than ${MAX_ANSWER_BYTES} bytes`);
   if (Number(res.headers.get('content-length')) > MAX_ANSWER_BYTES) {
     await res.body?.cancel().catch(() => undefined);
     throw tooLarge();
@@ -98,13 +98,60 @@ export async function call<T>(endpoint: string, token: string | undefined, metho
   const r = await request(endpoint, token, method, path, body);
   if (r.status === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
   if (r.status !== 200) throw refusal(endpoint, r.status, r.body);
+  // Every answer of the admin API is a JSON object: anything else (a captive portal, another
+  // service on the port) reached the commands as it was, and failed them with a TypeError.
+  if (!JSON_TYPE.test(r.headers.get('content-type') ?? '')) throw badReply(endpoint, `answered ${r.status} with something that is not JSON`);
   let v: unknown;
   try {
     v = JSON.parse(r.body.toString('utf8'));
   } catch {
-    throw new CliError('ADMIN_BAD_REPLY', `${endpoint} answered ${r.status} with something that is not JSON`);
+    throw badReply(endpoint, `answered ${r.status} with something that is not JSON`);
   }
+  if (!isObject(v)) throw badReply(endpoint, `answered ${r.status} with JSON that is not an object`);
   return v as T;
+}
+
+const JSON_TYPE = /^application\/json\s*(;|$)/i;
+
+export function badReply(endpoint: string, what: string): CliError {
+  return new CliError('ADMIN_BAD_REPLY', `${endpoint} ${what}: that is not the admin API`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => Number.isSafeInteger(x) && x > 0);
+const ROLES = new Set(['follower', 'pre-candidate', 'candidate', 'leader', 'fatal', 'closed']);
+const PROGRESS_STATES = new Set(['probe', 'replicate', 'snapshot']);
+
+/** A configuration as /status and POST /members/change name it. */
+export function isConf(v: unknown): v is { voters: number[]; learners: number[] } {
+  return isObject(v) && isIds(v.voters) && isIds(v.learners);
+}
+
+/** What the commands read of GET /status, checked before they read it. */
+export function isAdminStatus(v: unknown): v is AdminStatus {
+  if (!isObject(v)) return false;
+  for (const k of ['id', 'term', 'commit', 'applied', 'lead', 'lastIndex'] as const) if (!isIndex(v[k])) return false;
+  if (typeof v.role !== 'string' || !ROLES.has(v.role) || !isConf(v.conf)) return false;
+  const { members, progress } = v;
+  if (!isObject(members) || !Object.entries(members).every(([id, a]) => /^[1-9]\d*$/.test(id) && typeof a === 'string')) return false;
+  if (progress === undefined) return true;
+  return (
+    isObject(progress) &&
+    Object.entries(progress).every(
+      ([id, p]) =>
+        /^[1-9]\d*$/.test(id) &&
+        isObject(p) &&
+        isIndex(p.match) &&
+        isIndex(p.lag) &&
+        typeof p.state === 'string' &&
+        PROGRESS_STATES.has(p.state) &&
+        typeof p.recentActive === 'boolean',
+    )
+  );
 }
 
 /** A code as the admin endpoint sends it (its own, the log's, the core's). */
@@ -138,7 +185,9 @@ export async function statuses(t: AdminTarget): Promise<Seen[]> {
   return Promise.all(
     t.endpoints.map(async (endpoint) => {
       try {
-        return { endpoint, status: await call<AdminStatus>(endpoint, t.token, 'GET', '/status') };
+        const status = await call<unknown>(endpoint, t.token, 'GET', '/status');
+        if (!isAdminStatus(status)) throw badReply(endpoint, 'answered GET /status with something that is not a status');
+        return { endpoint, status };
       } catch (err) {
         if (err instanceof CliError) return { endpoint, error: err };
         throw err;

@@ -1,7 +1,7 @@
 // `raftlog member list|add|remove|promote|replace|change`: membership, driven on the leader.
 import type { MembershipChange } from '../log/index.js';
 import { UsageError, nodeIdArg, parseCommand, parsePeers } from './args.js';
-import { ADMIN_FLAGS, adminTarget, call, leaderEndpoint, statuses, table } from './admin-client.js';
+import { ADMIN_FLAGS, adminTarget, badReply, call, isConf, leaderEndpoint, statuses, table } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 import { membersOf } from './status.js';
 import { isHostPort } from '../transport/address.js';
@@ -66,7 +66,9 @@ export async function main(args: string[]): Promise<number> {
     if (verb !== undefined && rest.length > (arity[verb] ?? Infinity)) throw new UsageError(`unexpected argument '${rest[arity[verb]!]}'`);
     const changeOnLeader = async (changes: MembershipChange[]): Promise<{ voters: number[]; learners: number[] }> => {
       const { endpoint } = await leaderEndpoint(target);
-      return call(endpoint, target.token, 'POST', '/members/change', { changes });
+      const r = await call<{ voters?: unknown; learners?: unknown }>(endpoint, target.token, 'POST', '/members/change', { changes });
+      if (!isConf(r)) throw badReply(endpoint, 'answered POST /members/change without the voters and learners');
+      return r;
     };
     const target = adminTarget(opts);
     const json = opts.has('json');

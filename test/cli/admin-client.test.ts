@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it, vi } from 'vitest';
 import { call } from '../../src/cli/admin-client.js';
 import { main as leader } from '../../src/cli/leader.js';
+import { main as member } from '../../src/cli/member.js';
+import { main as status } from '../../src/cli/status.js';
 import { until } from '../transport/helpers.js';
 import { CliError } from '../../src/cli/failure.js';
 
@@ -102,4 +104,82 @@ it('an error answer that carries no code is HTTP_<status>, whatever its body (a 
     await expect(call(ep, undefined, 'GET', '/status'), `${status} ${body}`).rejects.toMatchObject({ code, message: expect.stringContaining(ep) });
     await expect(call(ep, undefined, 'GET', '/status')).rejects.toBeInstanceOf(CliError);
   }
+});
+
+/** What a real node answers to GET /status, as a template for broken ones. */
+const STATUS = {
+  id: 1,
+  term: 2,
+  vote: 1,
+  commit: 9,
+  applied: 9,
+  lead: 1,
+  leadTransferee: 0,
+  conf: { voters: [1, 2], learners: [3] },
+  role: 'leader',
+  members: { 1: '127.0.0.1:7101', 2: '127.0.0.1:7102', 3: '127.0.0.1:7103' },
+  lastIndex: 9,
+  firstIndex: 1,
+  snapshotIndex: 0,
+  progress: {
+    1: { match: 9, next: 10, lag: 0, state: 'replicate', recentActive: true, isLearner: false, inflight: 0, paused: false },
+    2: { match: 9, next: 10, lag: 0, state: 'replicate', recentActive: true, isLearner: false, inflight: 0, paused: false },
+    3: { match: 8, next: 9, lag: 1, state: 'probe', recentActive: false, isLearner: true, inflight: 0, paused: true },
+  },
+};
+
+it('a 200 answer that is not a JSON object, or not sent as JSON, is ADMIN_BAD_REPLY', async () => {
+  for (const [type, body] of [
+    ['application/json', 'null'],
+    ['application/json', '[]'],
+    ['application/json', '7'],
+    ['text/plain', JSON.stringify(STATUS)],
+    ['text/html', '<html>a captive portal</html>'],
+  ]) {
+    const ep = await endpoint((_req, res) => res.writeHead(200, { 'content-type': type }).end(body));
+    await expect(call(ep, undefined, 'GET', '/status'), `${type} ${body.slice(0, 20)}`).rejects.toMatchObject({ code: 'ADMIN_BAD_REPLY' });
+  }
+  const ok = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(STATUS)));
+  await expect(call(ok, undefined, 'GET', '/status')).resolves.toMatchObject({ role: 'leader' });
+});
+
+it('a status that is not the admin API makes member list and status fail with ADMIN_BAD_REPLY, not a TypeError', async () => {
+  const broken: unknown[] = [
+    {},
+    { role: 'leader' },
+    { ...STATUS, conf: { voters: '1,2', learners: [] } },
+    { ...STATUS, conf: null },
+    { ...STATUS, members: null },
+    { ...STATUS, members: { 1: 7101 } },
+    { ...STATUS, lead: '1' },
+    { ...STATUS, role: 'boss' },
+    { ...STATUS, progress: { 2: null } },
+    { ...STATUS, progress: { 2: { match: 'all' } } },
+  ];
+  for (const answer of broken) {
+    const ep = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)));
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    expect(await member(['list', '--admin', ep]), JSON.stringify(answer)).toBe(1);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog member: ADMIN_BAD_REPLY: ${ep}`));
+    expect(await status(['--admin', ep]), JSON.stringify(answer)).toBe(3);
+    expect(String(out.mock.calls.at(-1)?.[0])).toMatch(/unhealthy \(ADMIN_BAD_REPLY\)/);
+    vi.restoreAllMocks();
+  }
+  // The template itself is a status.
+  const ep = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(STATUS)));
+  const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await member(['list', '--admin', ep])).toBe(0);
+  expect(String(out.mock.calls[0]?.[0])).toMatch(/^ID +ADDRESS +ROLE\n1 +127\.0\.0\.1:7101 +leader\n2 .*follower\n3 .*learner$/);
+});
+
+it('member change fails with ADMIN_BAD_REPLY when the answer names no voters', async () => {
+  const ep = await endpoint((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(req.url === '/status' ? JSON.stringify(STATUS) : JSON.stringify({ ok: true }));
+  });
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await member(['change', '--remove', '3', '--admin', ep])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog member: ADMIN_BAD_REPLY: ${ep}`));
 });
