@@ -171,7 +171,23 @@ export function refusal(endpoint: string, status: number, body: Buffer): CliErro
     // not JSON: the status says enough
   }
   const code = typeof e.code === 'string' && CODE.test(e.code) ? e.code : `HTTP_${status}`;
-  return new CliError(code, `${endpoint}: ${code === e.code && typeof e.message === 'string' ? e.message : `HTTP ${status}`}`);
+  return new CliError(code, `${endpoint}: ${code === e.code && typeof e.message === 'string' ? printable(e.message, 500) : `HTTP ${status}`}`);
+}
+
+// C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional overrides.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from an endpoint as it may reach the terminal: its control characters written out
+ * (\x1b), so that an answer cannot move the cursor, retitle the window or clear the screen,
+ * and at most `max` characters of it.
+ */
+export function printable(text: string, max = Infinity): string {
+  const cut = text.length > max ? `${text.slice(0, max)}... (${text.length - max} more characters)` : text;
+  return cut.replace(UNPRINTABLE, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  });
 }
 
 export interface Seen {
@@ -211,9 +227,9 @@ export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string
   throw new CliError('NOT_LEADER', `node ${lead} leads, and none of the endpoints given is its admin endpoint`);
 }
 
-/** Rows as aligned columns. */
+/** Rows as aligned columns; the cells are made printable (they are endpoints' text). */
 export function table(header: string[], rows: Array<Array<string | number>>): string {
-  const all = [header, ...rows.map((r) => r.map(String))];
+  const all = [header, ...rows.map((r) => r.map((c) => printable(String(c))))];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }

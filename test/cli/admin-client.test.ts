@@ -183,3 +183,25 @@ it('member change fails with ADMIN_BAD_REPLY when the answer names no voters', a
   expect(await member(['change', '--remove', '3', '--admin', ep])).toBe(1);
   expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog member: ADMIN_BAD_REPLY: ${ep}`));
 });
+
+it("an endpoint's text reaches the terminal without control characters, and its message cut to a line", async () => {
+  const evil = '\x1b[2J\x1b]0;owned\x07\r\u202enoitca\u2028';
+  const refusing = await endpoint((_req, res) =>
+    res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'NO_LEADER', message: `${evil}${'x'.repeat(10_000)}` })),
+  );
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await leader(['transfer', '2', '--admin', refusing])).toBe(1);
+  const line = String(err.mock.calls.at(-1)?.[0]);
+  expect(line).toMatch(new RegExp(`^raftlog leader: NO_LEADER: ${refusing}: \\\\x1b\\[2J`));
+  expect(line).not.toMatch(/[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+  expect(line.length).toBeLessThan(1_000);
+
+  const lying = await endpoint((_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...STATUS, members: { ...STATUS.members, 2: `127.0.0.1:7102${evil}` } })),
+  );
+  expect(await member(['list', '--admin', lying])).toBe(0);
+  expect(await status(['--admin', lying])).toBe(0);
+  for (const call of out.mock.calls) expect(String(call[0])).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+  expect(String(out.mock.calls[0]?.[0])).toContain('127.0.0.1:7102\\x1b[2J');
+});
