@@ -52,6 +52,10 @@ export async function main(args: string[]): Promise<number> {
   });
 }
 
+/** What is read of an error answer to a backup, at most. */
+const ERROR_ANSWER_BYTES = 64 * 1024;
+const ERROR_ANSWER_MS = 15_000;
+
 /**
  * Streams the backup into a checksummed snapshot file beside FILE, checks it against the
  * checksum the endpoint sends after the data, and only then moves it to FILE.
@@ -64,14 +68,26 @@ async function save(endpoint: string, token: string | undefined, file: string): 
   const res = await getStream(endpoint, token, '/snapshot', 120_000);
   if (res.statusCode === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
   if (res.statusCode !== 200) {
+    // An error answer is small: the first 64 KiB of it, or what came in 15 s, say what it is.
+    // Read to its end, one without end held the command for as long as it was sent.
     const parts: Buffer[] = [];
     let size = 0;
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      res.destroy();
+    }, ERROR_ANSWER_MS);
     try {
-      for await (const chunk of res as AsyncIterable<Buffer>) if ((size += chunk.length) <= 64 * 1024) parts.push(chunk); // an error answer is small
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        parts.push(chunk);
+        if ((size += chunk.length) > ERROR_ANSWER_BYTES) break; // which closes the connection
+      }
     } catch (err) {
-      throw connectionLost(endpoint, err);
+      if (!late) throw connectionLost(endpoint, err);
+    } finally {
+      clearTimeout(timer);
     }
-    throw refusal(endpoint, res.statusCode ?? 0, Buffer.concat(parts));
+    throw refusal(endpoint, res.statusCode ?? 0, Buffer.concat(parts).subarray(0, ERROR_ANSWER_BYTES));
   }
   const index = Number(res.headers['x-raftlog-index']);
   if (!Number.isSafeInteger(index) || index < 0) throw new CliError('SNAPSHOT_CORRUPT', `${endpoint} sent no valid index with the backup`);

@@ -9,7 +9,7 @@ import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
-import { tempDir } from '../log/helpers.js';
+import { tempDir, waitFor } from '../log/helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -208,3 +208,53 @@ it('a save answered an error that carries no code fails with HTTP_<status> on on
     expect(readdirSync(t.dir)).toEqual([]);
   }
 });
+
+it.each([
+  ['sent as fast as it goes', 0],
+  ['trickled', 100],
+])(
+  'a save answered an error whose body never ends (%s) fails with its code in bounded time and memory',
+  async (_what, every) => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    let sent = 0;
+    let closed = false;
+    const server = createServer((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.write('{"code":"NO_LEADER","message":"no leader"}');
+      res.on('close', () => (closed = true));
+      const chunk = Buffer.alloc(every === 0 ? 1 << 20 : 16, 0x20);
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk) && every === 0) sent += chunk.length;
+      };
+      res.on('drain', pump);
+      const drip = every === 0 ? undefined : setInterval(pump, every);
+      res.on('close', () => clearInterval(drip));
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+    const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const started = Date.now();
+    const code = await Promise.race([
+      snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint]),
+      new Promise((r) => setTimeout(() => r('hung'), 25_000)),
+    ]);
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    // What came is JSON followed by spaces, which JSON takes: the endpoint's own code, on one line.
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog snapshot: NO_LEADER: ${endpoint}: no leader [^\\n]+$`));
+    await waitFor('the connection to close', () => closed);
+    expect(sent).toBeLessThan(64 << 20);
+    expect(readdirSync(t.dir)).toEqual([]);
+  },
+  40_000,
+);
