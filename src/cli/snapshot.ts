@@ -8,7 +8,7 @@ import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js'
 import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
-import { ADMIN_FLAGS, adminTarget, connectionLost, refusal } from './admin-client.js';
+import { ADMIN_FLAGS, adminTarget, badReply, connectionLost, refusal } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog snapshot save FILE --admin HOST:PORT [--admin-token-file FILE] [--json]
@@ -90,7 +90,11 @@ async function save(endpoint: string, token: string | undefined, file: string): 
     throw refusal(endpoint, res.statusCode ?? 0, Buffer.concat(parts).subarray(0, ERROR_ANSWER_BYTES));
   }
   const index = Number(res.headers['x-raftlog-index']);
-  if (!Number.isSafeInteger(index) || index < 0) throw new CliError('SNAPSHOT_CORRUPT', `${endpoint} sent no valid index with the backup`);
+  // Without one it is not a backup (a captive portal, another service on the port): nothing is damaged.
+  if (!Number.isSafeInteger(index) || index < 0) {
+    res.destroy();
+    throw badReply(endpoint, 'answered 200 without a valid x-raftlog-index');
+  }
   let crc = 0;
   let bytes = 0;
   const counted = async function* (): AsyncGenerator<Uint8Array> {

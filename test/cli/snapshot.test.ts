@@ -258,3 +258,21 @@ it.each([
   },
   40_000,
 );
+
+it('a save answered 200 by something that is not the admin API (no index) fails with ADMIN_BAD_REPLY, not SNAPSHOT_CORRUPT', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  for (const headers of [{ 'content-type': 'text/html' }, { 'content-type': 'application/octet-stream', 'x-raftlog-index': 'seven' }]) {
+    const server = createServer((_req, res) => res.writeHead(200, headers).end('<html>a captive portal</html>'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(
+      new RegExp(`^raftlog snapshot: ADMIN_BAD_REPLY: ${endpoint} answered 200 without a valid x-raftlog-index`),
+    );
+    expect(readdirSync(t.dir)).toEqual([]);
+  }
+});
