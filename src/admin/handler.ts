@@ -167,7 +167,20 @@ const METHODS = new Map<string, string>([
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
+/**
+ * Whether `Authorization: Bearer <token>` can carry the token: printable ASCII, without spaces
+ * at its ends. A header is read as Latin-1, so a token with other characters never matched
+ * what curl sends (its UTF-8), and one with control characters or spaces at its ends could not
+ * be sent at all: the endpoint answered every request 401.
+ */
+export function isSendableToken(token: string): boolean {
+  return /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(token);
+}
+
 export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerOptions = {}): AdminHandler {
+  // The token is never quoted: the message may reach a log.
+  if (options.token !== undefined && !isSendableToken(options.token))
+    throw new InvalidArgumentError('the admin token holds a character a request cannot carry: use printable ASCII, without spaces at its ends');
   const registry = logRegistry(log);
   const maxBody = options.maxBodyBytes ?? 64 * 1024;
   const maxBackups = options.maxBackups ?? 1;

@@ -1,6 +1,6 @@
 // The operator commands' side of the admin endpoint: requests with a timeout and the
 // token, failures as coded CliErrors, and finding the leader among the endpoints given.
-import type { AdminStatus } from '../admin/handler.js';
+import { isSendableToken, type AdminStatus } from '../admin/handler.js';
 import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
 import { isHostPort } from '../transport/address.js';
@@ -19,9 +19,17 @@ export function adminTarget(opts: Map<string, string | true>): AdminTarget {
     .filter((e) => e !== '');
   if (endpoints.length === 0) throw new UsageError('--admin needs at least one HOST:PORT');
   for (const e of endpoints) if (!isHostPort(e)) throw new UsageError(`--admin: '${e}' is not HOST:PORT (a port up to 65535)`);
-  const token = firstLineOf(opts, 'admin-token-file', 'the token');
+  const token = adminTokenOf(opts);
   if (token === undefined) return { endpoints };
   return { endpoints, token };
+}
+
+/** The first line of --admin-token-file, refused when a request cannot carry it (see isSendableToken). */
+export function adminTokenOf(opts: Map<string, string | true>): string | undefined {
+  const token = firstLineOf(opts, 'admin-token-file', 'the token');
+  if (token !== undefined && !isSendableToken(token))
+    throw new UsageError('--admin-token-file: the token holds a character a request cannot carry: use printable ASCII');
+  return token;
 }
 
 export interface Reply {

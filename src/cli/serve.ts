@@ -7,6 +7,7 @@ import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
 import { UsageError, addressArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
+import { adminTokenOf } from './admin-client.js';
 import { runCommand } from './failure.js';
 import { cliLogger, parseLogOptions } from './logging.js';
 import type { Logger } from '../logger.js';
@@ -106,7 +107,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   const adminAddress = opts.has('admin') ? addressArg(opts, 'admin') : undefined;
   const respAddress = opts.has('resp') ? addressArg(opts, 'resp') : undefined;
   const listen = opts.has('listen') ? addressArg(opts, 'listen') : undefined;
-  const adminToken = firstLineOf(opts, 'admin-token-file', 'the token');
+  const adminToken = adminTokenOf(opts);
   if (adminAddress !== undefined) {
     const host = adminAddress.slice(0, adminAddress.lastIndexOf(':'));
     if (!isLoopback(host) && adminToken === undefined) throw new UsageError(`--admin ${adminAddress} is not loopback: give --admin-token-file`);

@@ -299,6 +299,24 @@ describe('the admin endpoint', () => {
     expect(logger.lines.at(-1)!.fields).toEqual({ suppressed: 2 });
   });
 
+  it('refuses a token that a request cannot carry, which no client could then send', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    // A header is read as Latin-1: a token with other characters never matched what curl sends
+    // (its UTF-8), and one with control characters or spaces at its ends could not be sent at all.
+    for (const token of ['caf\u00e9-token', 'euro-\u20ac', 'tab\there', 'nul\u0000', ' spaced', 'spaced ', '\u007f'])
+      await expect(serveAdmin({ log, address: '127.0.0.1:0', token }), JSON.stringify(token)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.not.stringContaining(token),
+      });
+    expect(() => adminHandler(log, { token: 'caf\u00e9' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0', token: 'a token with spaces ~!@#$%^&*()' });
+    cleanups.push(() => admin.close());
+    expect((await send(admin.address, 'GET', '/status', { authorization: 'Bearer a token with spaces ~!@#$%^&*()' })).status).toBe(200);
+  });
+
   it('refuses to listen off loopback without a token', async () => {
     const t = tempDir();
     cleanups.push(t.cleanup);

@@ -1,12 +1,15 @@
 // The admin client's failures: an answer cut short is a coded error, never a raw socket error.
 import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { call } from '../../src/cli/admin-client.js';
 import { main as leader } from '../../src/cli/leader.js';
 import { main as member } from '../../src/cli/member.js';
 import { main as status } from '../../src/cli/status.js';
 import { until } from '../transport/helpers.js';
+import { tempDir } from '../log/helpers.js';
 import { CliError } from '../../src/cli/failure.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -204,4 +207,25 @@ it("an endpoint's text reaches the terminal without control characters, and its 
   expect(await status(['--admin', lying])).toBe(0);
   for (const call of out.mock.calls) expect(String(call[0])).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
   expect(String(out.mock.calls[0]?.[0])).toContain('127.0.0.1:7102\\x1b[2J');
+});
+
+it('a token file whose token a request cannot carry is a usage error, not ADMIN_UNREACHABLE', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  let asked = 0;
+  const ep = await endpoint((_req, res) => {
+    asked++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(STATUS));
+  });
+  for (const token of ['euro-\u20ac', 'nul\u0001x', 'caf\u00e9']) {
+    const file = join(t.dir, 'token');
+    writeFileSync(file, `${token}\n`);
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    expect(await member(['list', '--admin', ep, '--admin-token-file', file]), JSON.stringify(token)).toBe(2);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog member: --admin-token-file: the token holds a character a request cannot carry/);
+    expect(String(err.mock.calls.at(-1)?.[0])).not.toContain(token);
+    vi.restoreAllMocks();
+  }
+  expect(asked).toBe(0);
 });

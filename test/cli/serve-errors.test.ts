@@ -53,6 +53,12 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
   expect(notMember.stderr).toMatch(/--peers must include this node's id 5/);
   const badLevel = await serve(['--id', '1', '--data', join(t.dir, 'a')], 'loud');
   expect(badLevel.code).toBe(2);
+  const tokenFile = join(t.dir, 'token');
+  writeFileSync(tokenFile, 'euro-\u20ac\n');
+  const badToken = await serve(['--id', '1', '--data', join(t.dir, 'a'), '--admin', '127.0.0.1:0', '--admin-token-file', tokenFile]);
+  expect(badToken.code).toBe(2);
+  expect(badToken.stderr).toMatch(/--admin-token-file: the token holds a character a request cannot carry/);
+  expect(existsSync(join(t.dir, 'a'))).toBe(false);
 
   const file = join(t.dir, 'file');
   writeFileSync(file, 'not a directory');
