@@ -181,9 +181,11 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   // The token is never quoted: the message may reach a log.
   if (options.token !== undefined && !isSendableToken(options.token))
     throw new InvalidArgumentError('the admin token holds a character a request cannot carry: use printable ASCII, without spaces at its ends');
-  const registry = logRegistry(log);
   const maxBody = options.maxBodyBytes ?? 64 * 1024;
   const maxBackups = options.maxBackups ?? 1;
+  if (!Number.isSafeInteger(maxBody) || maxBody < 0) throw new InvalidArgumentError(`maxBodyBytes must be a whole number of bytes, got ${maxBody}`);
+  if (!Number.isSafeInteger(maxBackups) || maxBackups < 1) throw new InvalidArgumentError(`maxBackups must be a positive integer, got ${maxBackups}`);
+  const registry = logRegistry(log);
   let backups = 0;
   const want = options.token === undefined ? null : digest(options.token);
   const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));

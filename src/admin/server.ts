@@ -22,7 +22,7 @@ export interface AdminServerOptions {
   maxConnections?: number;
   /** Default 64 KiB. */
   maxBodyBytes?: number;
-  /** A request must arrive whole within this (ms). Default 10 s. */
+  /** A request must arrive whole within this (ms), more than 0 and at most a day. Default 10 s. */
   requestTimeoutMs?: number;
   /** Hears of refused requests, at a bounded rate (see AdminHandlerOptions). Default: silent. */
   logger?: Logger;
@@ -49,6 +49,13 @@ export function isLoopback(host: string): boolean {
 
 export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   if (!isHostPort(o.address)) throw new InvalidArgumentError(`admin address must be 'host:port', with a port up to 65535, got '${o.address}'`);
+  // Node takes 0 as no limit: requestTimeoutMs 0 left a silent connection open for ever, and
+  // maxConnections 0 took any number. Past a day, the idle timeout (3 times it) overflows a timer.
+  const timeout = o.requestTimeoutMs ?? 10_000;
+  if (!(timeout > 0 && timeout <= 86_400_000)) throw new InvalidArgumentError(`requestTimeoutMs must be more than 0 and at most a day, got ${timeout}`);
+  const maxConnections = o.maxConnections ?? 64;
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1)
+    throw new InvalidArgumentError(`maxConnections must be a positive integer, got ${maxConnections}`);
   const { host, port } = parseAddress(o.address);
   if (!isLoopback(host) && (o.token === undefined || o.token === '')) {
     throw new InvalidArgumentError(`the admin endpoint on ${o.address} is not loopback: it needs a token`);
@@ -62,7 +69,6 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     refusalLogClock: o.refusalLogClock,
     maxBackups: o.maxBackups,
   });
-  const timeout = o.requestTimeoutMs ?? 10_000;
   // Requests of a connection not answered yet. A client may send requests without reading the
   // answers (HTTP pipelining): Node parses every one it receives and queues each answer behind the
   // unread one before it, so 8 such connections sending 1 MiB of GET /metrics held 350 MB. The
@@ -93,7 +99,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     },
     limited,
   );
-  server.maxConnections = o.maxConnections ?? 64;
+  server.maxConnections = maxConnections;
   // An idle socket is dropped whatever state it is in.
   server.setTimeout(timeout * 3, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {

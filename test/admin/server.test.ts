@@ -317,6 +317,30 @@ describe('the admin endpoint', () => {
     expect((await send(admin.address, 'GET', '/status', { authorization: 'Bearer a token with spaces ~!@#$%^&*()' })).status).toBe(200);
   });
 
+  it('refuses limits that would turn themselves off', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    // Node takes 0 as no limit: requestTimeoutMs 0 left a silent connection open for ever, and
+    // maxConnections 0 took any number.
+    for (const [option, value] of [
+      ['requestTimeoutMs', 0],
+      ['requestTimeoutMs', -1],
+      ['requestTimeoutMs', Number.NaN],
+      ['requestTimeoutMs', Infinity],
+      ['maxConnections', 0],
+      ['maxConnections', 2.5],
+      ['maxBodyBytes', -1],
+      ['maxBodyBytes', Number.NaN],
+      ['maxBackups', 0],
+    ] as const)
+      await expect(serveAdmin({ log, address: '127.0.0.1:0', [option]: value }), `${option} ${value}`).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringContaining(option),
+      });
+  });
+
   it('refuses to listen off loopback without a token', async () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
