@@ -382,8 +382,12 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     if (!authorized(req)) return refuse(req, res, new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required (--admin-token-file)'));
     if (!bodyTypeOk(req))
       return refuse(req, res, new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'a request body must be sent as Content-Type: application/json'));
-    route(req, res).catch((err: unknown) => {
-      const code = err instanceof HttpError ? err.code : (((err as { code?: unknown }).code as string | undefined) ?? 'INTERNAL');
+    route(req, res).catch((thrown: unknown) => {
+      // A state machine may throw anything: null, read for its code, threw again here, where
+      // nothing catches it, and the request was never answered.
+      const err = typeof thrown === 'object' && thrown !== null ? thrown : new Error(`${String(thrown)} was thrown, not an Error`);
+      const own = (err as { code?: unknown }).code;
+      const code = err instanceof HttpError ? err.code : typeof own === 'string' ? own : 'INTERNAL';
       const status = err instanceof HttpError ? err.status : statusOf(code);
       const extra = (err as { leader?: unknown }).leader !== undefined ? { leader: (err as { leader: number }).leader } : {};
       if (res.headersSent) res.destroy();

@@ -243,6 +243,33 @@ describe('the admin endpoint', () => {
     res.destroy();
   });
 
+  it('a state machine that throws something other than an Error is answered 500 INTERNAL, and the process lives on', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const rejections: unknown[] = [];
+    const onRejection = (r: unknown): number => rejections.push(r);
+    process.on('unhandledRejection', onRejection);
+    cleanups.push(() => void process.off('unhandledRejection', onRejection));
+    for (const thrown of [null, undefined, 'a string', 42]) {
+      const stateMachine = {
+        apply: () => undefined,
+        restore: async () => undefined,
+        snapshot: () => {
+          throw thrown;
+        },
+      };
+      const admin = await serveAdmin({ log, address: '127.0.0.1:0', stateMachine: stateMachine as never });
+      cleanups.push(() => admin.close());
+      const r = await send(admin.address, 'GET', '/snapshot', {});
+      expect(r.status, String(thrown)).toBe(500);
+      expect(r.json).toMatchObject({ code: 'INTERNAL', message: expect.any(String) });
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(rejections).toEqual([]);
+  });
+
   it('with a token: 401 without it or with a wrong one, and nothing changes', async () => {
     const { log, url } = await node({ token: 'the-admin-token' });
     for (const auth of [undefined, 'Bearer wrong', 'the-admin-token']) {
