@@ -56,7 +56,9 @@ export async function request(
     });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unreachable);
+    throw (
+      notHttp(endpoint, err) ?? new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unreachable)
+    );
   }
   return { status: res.status, headers: res.headers, body: await readAnswer(endpoint, res) };
 }
@@ -89,9 +91,20 @@ async function readAnswer(endpoint: string, res: Response): Promise<Buffer> {
     }
   } catch (err) {
     if (err instanceof CliError) throw err;
-    throw connectionLost(endpoint, err);
+    throw notHttp(endpoint, err) ?? connectionLost(endpoint, err);
   }
   return Buffer.concat(parts, size);
+}
+
+/**
+ * The failure of an endpoint that answered, with something the HTTP parser refused (the RESP
+ * port given by mistake, a head over 16 KiB, a broken chunk): it was reached, and it is not the
+ * admin API. It was ADMIN_UNREACHABLE, exit 3, which sent the operator to check the node runs.
+ */
+function notHttp(endpoint: string, err: unknown): CliError | null {
+  const code = (err as { cause?: { code?: unknown } }).cause?.code;
+  if (typeof code !== 'string' || !(code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW')) return null;
+  return badReply(endpoint, `answered something that is not HTTP (${code})`);
 }
 
 /** The endpoint began to answer and its connection broke (or the time ran out) before the answer was whole. */

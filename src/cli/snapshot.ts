@@ -130,7 +130,14 @@ function getStream(endpoint: string, token: string | undefined, path: string, ti
   return new Promise((resolve, reject) => {
     const req = httpGet(`http://${endpoint}${path}`, { headers: token !== undefined ? { authorization: `Bearer ${token}` } : {}, timeout: timeoutMs }, resolve);
     req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
-    req.on('error', (err: NodeJS.ErrnoException) => reject(new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${err.code ?? err.message}`, EXIT.unreachable)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        // The parser refused the answer: the endpoint was reached, and it is not the admin API.
+        err.code?.startsWith('HPE_') === true
+          ? badReply(endpoint, `answered something that is not HTTP (${err.code})`)
+          : new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${err.code ?? err.message}`, EXIT.unreachable),
+      ),
+    );
   });
 }
 

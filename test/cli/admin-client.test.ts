@@ -1,6 +1,6 @@
 // The admin client's failures: an answer cut short is a coded error, never a raw socket error.
 import { createServer, type RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
@@ -228,4 +228,21 @@ it('a token file whose token a request cannot carry is a usage error, not ADMIN_
     vi.restoreAllMocks();
   }
   expect(asked).toBe(0);
+});
+
+it('an endpoint that answers something that is not HTTP (the RESP port, an oversized head) is ADMIN_BAD_REPLY, exit 1, not unreachable', async () => {
+  for (const answer of ["-ERR unknown command 'GET'\r\n", 'SSH-2.0-OpenSSH_9.6\r\n', `HTTP/1.1 200 OK\r\nX-A: ${'a'.repeat(100_000)}\r\n\r\n`]) {
+    const server = createNetServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.end(answer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const ep = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await expect(call(ep, undefined, 'GET', '/status'), answer.slice(0, 20)).rejects.toMatchObject({ code: 'ADMIN_BAD_REPLY', exitCode: 1 });
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    expect(await leader(['transfer', '2', '--admin', ep])).toBe(1);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog leader: ADMIN_BAD_REPLY: ${ep} answered something that is not HTTP`));
+    vi.restoreAllMocks();
+  }
 });

@@ -1,7 +1,7 @@
 // `raftlog snapshot save` and `restore` in-process: what they leave when they fail, and what restore takes.
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as snapshot } from '../../src/cli/snapshot.js';
@@ -275,4 +275,21 @@ it('a save answered 200 by something that is not the admin API (no index) fails 
     );
     expect(readdirSync(t.dir)).toEqual([]);
   }
+});
+
+it('a save whose endpoint answers something that is not HTTP (the RESP port) fails with ADMIN_BAD_REPLY, exit 1', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const server = createNetServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.end("-ERR unknown command 'GET'\r\n"));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog snapshot: ADMIN_BAD_REPLY: ${endpoint} answered something that is not HTTP`));
+  expect(readdirSync(t.dir)).toEqual([]);
 });
