@@ -201,6 +201,13 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     // Browsers send Origin on every cross-origin fetch and on every POST; curl and the CLI never do.
     if (req.headers.origin !== undefined)
       return new HttpError(403, 'CROSS_ORIGIN', 'a request with an Origin header (from a web page) is refused: use curl or the raftlog CLI');
+    // A GET in no-cors mode (<img src>, a no-cors fetch) carries no Origin, and GET /snapshot
+    // takes a barrier and a snapshot. Browsers name the requesting site to loopback, a trustworthy
+    // origin, in Sec-Fetch-Site: another site, or another port of localhost ('same-site'), is
+    // refused; the status page's own requests are 'same-origin', an address typed in, 'none'.
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && !/^(same-origin|none)$/i.test(site))
+      return new HttpError(403, 'CROSS_ORIGIN', `a request from another site (Sec-Fetch-Site: ${site.slice(0, 20)}) is refused: use curl or the raftlog CLI`);
     // DNS rebinding: a page whose name now resolves to 127.0.0.1 becomes same-origin with this
     // port, but its requests still carry its own name. A page cannot send the token, so with one
     // the name is not checked, and operators may reach a token-protected endpoint by any name.

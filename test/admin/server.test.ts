@@ -503,6 +503,36 @@ describe('the admin endpoint', () => {
       expect(Object.keys(log.status().members)).toEqual(['1']);
     });
 
+    it('a GET a page makes without Origin (<img src>, a no-cors fetch) from another site: 403 CROSS_ORIGIN, and no backup is taken', async () => {
+      // Browsers send Origin with a GET only in CORS mode; an <img src> or a no-cors fetch of
+      // /snapshot took a barrier and a snapshot. They send Sec-Fetch-Site to loopback (a
+      // trustworthy origin): 'cross-site', or 'same-site' from another port of localhost.
+      const t = tempDir();
+      cleanups.push(t.cleanup);
+      const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+      cleanups.push(() => log.close());
+      let snapshots = 0;
+      const stateMachine = {
+        apply: () => undefined,
+        restore: async () => undefined,
+        snapshot: () => (snapshots++, new Uint8Array(4)),
+      };
+      const admin = await serveAdmin({ log, address: '127.0.0.1:0', stateMachine: stateMachine as never });
+      cleanups.push(() => admin.close());
+      const page = { host: admin.address, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image', referer: 'http://attacker.example/' };
+      for (const site of ['cross-site', 'same-site', 'CROSS-SITE'])
+        for (const path of ['/snapshot', '/status', '/metrics']) {
+          const r = await send(admin.address, 'GET', path, { ...page, 'sec-fetch-site': site });
+          expect(r.status, `${site} ${path}`).toBe(403);
+          expect(r.json).toMatchObject({ code: 'CROSS_ORIGIN' });
+        }
+      expect(snapshots).toBe(0);
+      // The status page's own requests (same-origin), and an address typed in the bar (none), are served.
+      for (const site of ['same-origin', 'none'])
+        expect((await send(admin.address, 'GET', '/snapshot', { host: admin.address, 'sec-fetch-site': site })).status, site).toBe(200);
+      expect(snapshots).toBe(2);
+    });
+
     it('a Host that is not loopback, an IP address or the listen host (DNS rebinding): 403 HOST_NOT_ALLOWED', async () => {
       const { log, admin } = await node();
       for (const host of ['rebind.attacker.example', `rebind.attacker.example:${admin.address.split(':').pop()}`, 'localhost.attacker.example']) {
