@@ -1,6 +1,6 @@
 // `raftlog snapshot save FILE` and `raftlog snapshot restore FILE`: backups of the
 // state machine, and new clusters seeded from them (etcdctl snapshot save/restore).
-import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -110,6 +110,14 @@ async function save(endpoint: string, token: string | undefined, file: string): 
   };
   // The store writes, fsyncs and renames into place; the file then moves to FILE in one rename.
   const tmp = await mkdtemp(join(dirname(file), `.${basename(file)}.`));
+  // Stopped midway (Ctrl-C), the process ended without reaching the finally below, and left the
+  // partial backup beside FILE. It is removed, and the signal raised again to end the process.
+  const abandon = (signal: NodeJS.Signals): void => {
+    rmSync(tmp, { recursive: true, force: true });
+    process.off('SIGINT', abandon).off('SIGTERM', abandon);
+    process.kill(process.pid, signal);
+  };
+  process.once('SIGINT', abandon).once('SIGTERM', abandon);
   try {
     const store = await FileSnapshotStore.open(tmp);
     // A backup names no members: restore gives the new cluster's.
@@ -120,6 +128,7 @@ async function save(endpoint: string, token: string | undefined, file: string): 
     const name = readdirSync(tmp).find((n) => n.endsWith('.snap'))!;
     await rename(join(tmp, name), file);
   } finally {
+    process.off('SIGINT', abandon).off('SIGTERM', abandon);
     await rm(tmp, { recursive: true, force: true });
   }
   return { index, bytes };

@@ -1,4 +1,5 @@
 // `raftlog snapshot save` and `restore` in-process: what they leave when they fail, and what restore takes.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -10,6 +11,8 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { tempDir, waitFor } from '../log/helpers.js';
+
+const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -293,3 +296,33 @@ it('a save whose endpoint answers something that is not HTTP (the RESP port) fai
   expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog snapshot: ADMIN_BAD_REPLY: ${endpoint} answered something that is not HTTP`));
   expect(readdirSync(t.dir)).toEqual([]);
 });
+
+it('a save stopped midway (Ctrl-C) leaves nothing beside FILE', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  // An endpoint that sends 2 MiB of a backup (past the first chunk the store gathers) and stalls.
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
+    res.write(Buffer.alloc(2 << 20, 1));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const dir = join(t.dir, 'backups');
+  mkdirSync(dir);
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'snapshot', 'save', join(dir, 'backup.snap'), '--admin', endpoint], { stdio: 'ignore' });
+  cleanups.push(() => void child.kill('SIGKILL'));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+  // The partial file is being written beside FILE.
+  await waitFor('the partial backup', () => readdirSync(dir, { recursive: true }).some((n) => String(n).endsWith('.tmp')), 30_000);
+  child.kill('SIGINT');
+  const [code, signal] = await exited;
+  expect(code === 130 || signal === 'SIGINT', `exit ${code} ${signal}`).toBe(true);
+  expect(readdirSync(dir)).toEqual([]);
+}, 60_000);
