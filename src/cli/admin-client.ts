@@ -52,6 +52,9 @@ export async function request(
       method,
       headers: { ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
+      // The admin API never redirects. Followed, a 307 sent a membership change (and, to the same
+      // origin, the token) where it pointed, and the answer from there was taken as the node's.
+      redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
@@ -192,7 +195,8 @@ export function refusal(endpoint: string, status: number, body: Buffer): CliErro
     // not JSON: the status says enough
   }
   const code = typeof e.code === 'string' && CODE.test(e.code) ? e.code : `HTTP_${status}`;
-  return new CliError(code, `${endpoint}: ${code === e.code && typeof e.message === 'string' ? printable(e.message, 500) : `HTTP ${status}`}`);
+  const what = status >= 300 && status < 400 ? `HTTP ${status}: a redirect, not followed` : `HTTP ${status}`;
+  return new CliError(code, `${endpoint}: ${code === e.code && typeof e.message === 'string' ? printable(e.message, 500) : what}`);
 }
 
 // C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional overrides.

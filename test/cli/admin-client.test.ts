@@ -246,3 +246,30 @@ it('an endpoint that answers something that is not HTTP (the RESP port, an overs
     vi.restoreAllMocks();
   }
 });
+
+it('a redirect is not followed: HTTP_<status>, and the request goes nowhere else', async () => {
+  let elsewhere = 0;
+  const other = await endpoint((_req, res) => {
+    elsewhere++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+  });
+  for (const [status, location] of [
+    [307, `http://${other}/members/add`],
+    [308, `http://${other}/members/add`],
+    [302, `http://${other}/members/add`],
+    [307, '/members/add-again'],
+  ] as const) {
+    let asked = 0;
+    const ep = await endpoint((req, res) => {
+      asked++;
+      if (req.url === '/members/add') res.writeHead(status, { location }).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    await expect(call(ep, 'the-token', 'POST', '/members/add', { id: 2, address: '127.0.0.1:9' }), `${status} ${location}`).rejects.toMatchObject({
+      code: `HTTP_${status}`,
+      message: expect.stringMatching(/redirect.*not followed/),
+    });
+    expect(asked, `${status} ${location}`).toBe(1);
+  }
+  expect(elsewhere).toBe(0);
+});
