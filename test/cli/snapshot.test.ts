@@ -1,8 +1,8 @@
 // `raftlog snapshot save` and `restore` in-process: what they leave when they fail, and what restore takes.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as snapshot } from '../../src/cli/snapshot.js';
@@ -21,6 +21,19 @@ afterEach(async () => {
 });
 
 /** A backup as `snapshot save` writes it: term 0, no members, the state machine's bytes. */
+/** Listens on a free loopback port until the test ends; returns its HOST:PORT. */
+async function listening(server: HttpServer | NetServer): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        if ('closeAllConnections' in server) server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 async function backup(dir: string): Promise<string> {
   const kv = new KvStateMachine();
   kv.apply({ index: 1, term: 1, offset: 0, data: encodeCommand(['SET', Buffer.from('k'), Buffer.from('v')]) });
@@ -157,9 +170,7 @@ it.each([
     res.writeHead(status, { 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
     res.write(Buffer.alloc(64 * 1024, 1), () => res.socket?.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const endpoint = await listening(server);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
@@ -178,9 +189,7 @@ it('a save to a FILE whose directory is missing, or that is a directory, is refu
     asked++;
     res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"NO_LEADER","message":"no leader"}');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const endpoint = await listening(server);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const missing = join(t.dir, 'missing', 'backup.snap');
@@ -201,9 +210,7 @@ it('a save answered an error that carries no code fails with HTTP_<status> on on
     [503, 'application/json', '{"code":["NO_LEADER"]}'],
   ] as const) {
     const server = createServer((_req, res) => res.writeHead(status, { 'content-type': type }).end(body));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const endpoint = await listening(server);
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     vi.spyOn(console, 'log').mockImplementation(() => undefined);
     expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint]), body).toBe(1);
@@ -235,15 +242,7 @@ it.each([
       res.on('close', () => clearInterval(drip));
       pump();
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    );
-    const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const endpoint = await listening(server);
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     vi.spyOn(console, 'log').mockImplementation(() => undefined);
     const started = Date.now();
@@ -267,9 +266,7 @@ it('a save answered 200 by something that is not the admin API (no index) fails 
   cleanups.push(t.cleanup);
   for (const headers of [{ 'content-type': 'text/html' }, { 'content-type': 'application/octet-stream', 'x-raftlog-index': 'seven' }]) {
     const server = createServer((_req, res) => res.writeHead(200, headers).end('<html>a captive portal</html>'));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const endpoint = await listening(server);
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     vi.spyOn(console, 'log').mockImplementation(() => undefined);
     expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
@@ -287,9 +284,7 @@ it('a save whose endpoint answers something that is not HTTP (the RESP port) fai
     socket.on('error', () => undefined);
     socket.once('data', () => socket.end("-ERR unknown command 'GET'\r\n"));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const endpoint = await listening(server);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
@@ -305,15 +300,7 @@ it('a save stopped midway (Ctrl-C) leaves nothing beside FILE', async () => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
     res.write(Buffer.alloc(2 << 20, 1));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const endpoint = await listening(server);
   const dir = join(t.dir, 'backups');
   mkdirSync(dir);
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'snapshot', 'save', join(dir, 'backup.snap'), '--admin', endpoint], { stdio: 'ignore' });
