@@ -37,12 +37,12 @@ export class CommittedEntries {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('entries(options): options must be an object');
     // A misspelt key would read from the start of the log, as if no option were given.
     for (const key of Object.keys(options)) if (key !== 'from') throw new InvalidArgumentError(`entries: unknown option '${key}'`);
+    // A closed log is not an empty one, and its storage may be closed already: refused before any read.
+    const refused = this.source.refusal();
+    if (refused !== null) throw refused;
     const { storage } = this.source;
-    if (this.source.stopped()) return; // its storage may be closed already: nothing more to read
     let next = options.from ?? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1);
     if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
-    const refused = this.source.refusal();
-    if (refused !== null) throw refused; // a closed log is not an empty one
     while (!this.source.stopped()) {
       // Below a snapshot the log is gone, even while the storage still holds the old
       // (possibly never committed) suffix that a received snapshot is about to discard.
