@@ -205,8 +205,10 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     // takes a barrier and a snapshot. Browsers name the requesting site to loopback, a trustworthy
     // origin, in Sec-Fetch-Site: another site, or another port of localhost ('same-site'), is
     // refused; the status page's own requests are 'same-origin', an address typed in, 'none'.
+    // A link to the status page from elsewhere (a wiki, a dashboard) is followed: it holds no data.
     const site = req.headers['sec-fetch-site'];
-    if (site !== undefined && !/^(same-origin|none)$/i.test(site))
+    const toStatusPage = req.method === 'GET' && /^navigate$/i.test(req.headers['sec-fetch-mode'] ?? '') && (req.url ?? '/').split('?')[0] === '/';
+    if (site !== undefined && !/^(same-origin|none)$/i.test(site) && !toStatusPage)
       return new HttpError(403, 'CROSS_ORIGIN', `a request from another site (Sec-Fetch-Site: ${site.slice(0, 20)}) is refused: use curl or the raftlog CLI`);
     // DNS rebinding: a page whose name now resolves to 127.0.0.1 becomes same-origin with this
     // port, but its requests still carry its own name. A page cannot send the token, so with one

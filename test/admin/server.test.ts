@@ -527,6 +527,13 @@ describe('the admin endpoint', () => {
           expect(r.json).toMatchObject({ code: 'CROSS_ORIGIN' });
         }
       expect(snapshots).toBe(0);
+      // A page cannot navigate to a backup either ...
+      const navigate = { host: admin.address, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
+      expect((await send(admin.address, 'GET', '/snapshot', navigate)).status).toBe(403);
+      expect(snapshots).toBe(0);
+      // ... but a link to the status page (which holds no data) from elsewhere is followed.
+      expect((await send(admin.address, 'GET', '/', navigate)).status).toBe(200);
+      expect((await send(admin.address, 'GET', '/', { ...navigate, 'sec-fetch-mode': 'no-cors' })).status).toBe(403);
       // The status page's own requests (same-origin), and an address typed in the bar (none), are served.
       for (const site of ['same-origin', 'none'])
         expect((await send(admin.address, 'GET', '/snapshot', { host: admin.address, 'sec-fetch-site': site })).status, site).toBe(200);
