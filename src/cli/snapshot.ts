@@ -66,7 +66,11 @@ async function save(endpoint: string, token: string | undefined, file: string): 
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${file} is a directory: give the backup's file name`);
   const res = await getStream(endpoint, token, '/snapshot', 120_000);
-  if (res.statusCode === 401) throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
+  if (res.statusCode === 401) {
+    // Unread, its body kept the connection, and so the process, alive for as long as it went on.
+    res.destroy();
+    throw new CliError('UNAUTHORIZED', `${endpoint} refused the request without a valid token`);
+  }
   if (res.statusCode !== 200) {
     // An error answer is small: the first 64 KiB of it, or what came in 15 s, say what it is.
     // Read to its end, one without end held the command for as long as it was sent.

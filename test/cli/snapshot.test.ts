@@ -313,3 +313,31 @@ it('a save stopped midway (Ctrl-C) leaves nothing beside FILE', async () => {
   expect(code === 130 || signal === 'SIGINT', `exit ${code} ${signal}`).toBe(true);
   expect(readdirSync(dir)).toEqual([]);
 }, 60_000);
+
+it('a save refused 401 closes the connection, whatever the body that follows', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  let closed = false;
+  // A 401 whose body goes on: unread, it kept the connection, and so the command's process, alive.
+  const server = createServer((_req, res) => {
+    res.writeHead(401, { 'content-type': 'application/json' });
+    res.write('{"code":"UNAUTHORIZED"');
+    res.on('close', () => (closed = true));
+    const drip = setInterval(() => res.write(' '), 100);
+    res.on('close', () => clearInterval(drip));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog snapshot: UNAUTHORIZED: /);
+  await waitFor('the connection to close', () => closed, 3_000);
+});
