@@ -288,6 +288,42 @@ describe('the admin endpoint', () => {
       expect((await fetch(`${url}/status`, { headers: { authorization: auth } })).status, auth).toBe(401);
   });
 
+  it('with a token, no spelling of a route is served without it: methods, slashes, encodings, queries, absolute forms', async () => {
+    const { log, admin } = await node({ token: 'the-admin-token' });
+    const paths = ['/status', '/snapshot', '/metrics', '/health', '/members/add', '/members/change', '/leader/transfer'];
+    const spellings = paths.flatMap((p) => [
+      p,
+      `${p}/`,
+      `/${p}`,
+      `${p}?token=the-admin-token`,
+      `${p}%2f`,
+      p.replace(/[a-z]$/, (c) => `%${c.charCodeAt(0).toString(16)}`),
+      p.toUpperCase(),
+      `/.${p}`,
+      `http://127.0.0.1${p}`,
+    ]);
+    const at = admin.address.lastIndexOf(':');
+    const add = JSON.stringify({ id: 2, address: '127.0.0.1:9', learner: true });
+    for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'])
+      for (const path of [...spellings, '*', '//', '/./']) {
+        const body = method === 'GET' || method === 'HEAD' ? '' : add;
+        // The length is given: Node's client frames no body of a DELETE or an OPTIONS without it.
+        const headers = { ...JSON_TYPE, authorization: 'Bearer wrong', 'content-length': String(body.length) };
+        const status = await new Promise<number>((resolve, reject) =>
+          request({ host: admin.address.slice(0, at), port: Number(admin.address.slice(at + 1)), method, path, headers }, (res) => {
+            res.resume();
+            resolve(res.statusCode!);
+          })
+            .on('error', (e) => reject(new Error(`${method} ${path}: ${e.message}`)))
+            .end(body),
+        );
+        expect(status, `${method} ${path}`).toBe(401);
+      }
+    expect(Object.keys(log.status().members)).toEqual(['1']);
+    // The status page alone (it holds no data) is served without the token.
+    for (const path of ['/', '/?x=1']) expect((await send(admin.address, 'GET', path, {})).status, path).toBe(200);
+  });
+
   it('logs refused requests with the address and code, at most 10 every 10 s and then their count; served ones not at all', async () => {
     const logger = new RecordingLogger();
     const clock = new ManualClock();
