@@ -3,7 +3,7 @@
 // or an operator might, and opens it again: the open either keeps every acknowledged record
 // or refuses with a code, and a refusal leaves no file descriptor and no lock behind, so
 // that the same process opens the directory once it is repaired.
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -363,28 +363,5 @@ describe('the WAL and the snapshots without each other', () => {
     expect(existsSync(snapDir(dir))).toBe(false);
     renameSync(`${snapDir(dir)}.saved`, snapDir(dir));
     await opensWhole(dir);
-  });
-});
-
-// Root reads and writes whatever the modes say, so these run only as another user (CI's).
-const asRoot = process.getuid?.() === 0;
-describe.skipIf(asRoot)('what this user may not read (skipped as root)', () => {
-  it('a snapshot file, the snapshots/ or the wal/ it may not read fails the open with a code naming the path, and opens once it may', async () => {
-    for (const [what, path, code] of [
-      ['the snapshot file', (d: string) => snapFile(d), 'LOG_OPEN_FAILED'],
-      ['snapshots/', (d: string) => snapDir(d), 'LOG_OPEN_FAILED'],
-      ['wal/', (d: string) => join(d, 'wal'), 'WAL_IO'],
-    ] as const) {
-      const dir = copy();
-      const p = path(dir);
-      chmodSync(p, 0);
-      try {
-        const err = await refused(dir, code);
-        expect(`${err.message} ${String((err.cause as Error | undefined)?.message)}`, what).toMatch(/EACCES|[Pp]ermission denied/);
-      } finally {
-        chmodSync(p, what === 'the snapshot file' ? 0o644 : 0o755);
-      }
-      await opensWhole(dir);
-    }
   });
 });
