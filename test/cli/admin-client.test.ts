@@ -1,6 +1,6 @@
 // The admin client's failures: an answer cut short is a coded error, never a raw socket error.
 import { createServer, type RequestListener } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
@@ -11,6 +11,7 @@ import { main as status } from '../../src/cli/status.js';
 import { until } from '../transport/helpers.js';
 import { tempDir } from '../log/helpers.js';
 import { CliError } from '../../src/cli/failure.js';
+import { listening } from './listening.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -24,9 +25,7 @@ async function cutShort(): Promise<string> {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
     res.write('{"id":1,"role":"lea', () => res.socket?.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return await listening(server, cleanups);
 }
 
 it('an answer whose connection drops mid-body is ADMIN_CONNECTION_LOST', async () => {
@@ -49,15 +48,7 @@ it('a command whose endpoint drops the connection mid-answer prints one coded li
 /** An endpoint that answers every request with `answer`. */
 async function endpoint(answer: RequestListener): Promise<string> {
   const server = createServer(answer);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return await listening(server, cleanups);
 }
 
 it('an answer without end is ADMIN_BAD_REPLY once past the limit, not read into memory for the whole timeout', async () => {
@@ -236,9 +227,7 @@ it('an endpoint that answers something that is not HTTP (the RESP port, an overs
       socket.on('error', () => undefined);
       socket.once('data', () => socket.end(answer));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const ep = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const ep = await listening(server, cleanups);
     await expect(call(ep, undefined, 'GET', '/status'), answer.slice(0, 20)).rejects.toMatchObject({ code: 'ADMIN_BAD_REPLY', exitCode: 1 });
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     expect(await leader(['transfer', '2', '--admin', ep])).toBe(1);

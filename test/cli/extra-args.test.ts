@@ -1,7 +1,6 @@
 // An argument or a flag the action does not use is refused before the node is asked, not ignored.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
@@ -10,6 +9,7 @@ import { main as leader } from '../../src/cli/leader.js';
 import { main as member } from '../../src/cli/member.js';
 import { main as snapshot } from '../../src/cli/snapshot.js';
 import { main as status } from '../../src/cli/status.js';
+import { listening } from './listening.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -23,9 +23,7 @@ it('member, leader, status and snapshot refuse what the action would ignore, bef
     asked++;
     res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"NO_LEADER","message":"no leader"}');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const admin = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const admin = await listening(server, cleanups);
   const dir = mkdtempSync(join(tmpdir(), 'raftlog-extra-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);

@@ -91,7 +91,8 @@ it('refuses a data directory whose wal/ holds no segments, and leaves it as it f
   expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
 });
 
-it('refuses a --listen that is not HOST:PORT before it rewrites anything', async () => {
+/** A node's directory given to `recover` with `args`: exit 2, the first line of stderr matching `said`, and nothing rewritten. */
+async function refusesWithoutRewriting(args: string[], said: RegExp): Promise<void> {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never });
@@ -100,21 +101,15 @@ it('refuses a --listen that is not HOST:PORT before it rewrites anything', async
   const before = readdirSync(t.dir, { recursive: true }).sort();
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--listen', '127.0.0.1:99999', '--yes'])).toBe(2);
-  expect(String(err.mock.calls[0]?.[0])).toMatch(/--listen: '127.0.0.1:99999' is not HOST:PORT/);
+  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', ...args])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(said);
   expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
+}
+
+it('refuses a --listen that is not HOST:PORT before it rewrites anything', async () => {
+  await refusesWithoutRewriting(['--listen', '127.0.0.1:99999', '--yes'], /--listen: '127.0.0.1:99999' is not HOST:PORT/);
 });
 
 it('refuses --yes=no (a switch given a value) rather than taking it for --yes, and rewrites nothing', async () => {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never });
-  await log.append(set('k', 'v'));
-  await log.close();
-  const before = readdirSync(t.dir, { recursive: true }).sort();
-  vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes=no'])).toBe(2);
-  expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog recover: --yes takes no value, got '--yes=no'/);
-  expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
+  await refusesWithoutRewriting(['--yes=no'], /^raftlog recover: --yes takes no value, got '--yes=no'/);
 });

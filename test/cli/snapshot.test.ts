@@ -1,8 +1,8 @@
 // `raftlog snapshot save` and `restore` in-process: what they leave when they fail, and what restore takes.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server as HttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as snapshot } from '../../src/cli/snapshot.js';
@@ -11,6 +11,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { tempDir, waitFor } from '../log/helpers.js';
+import { listening } from './listening.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -21,19 +22,6 @@ afterEach(async () => {
 });
 
 /** A backup as `snapshot save` writes it: term 0, no members, the state machine's bytes. */
-/** Listens on a free loopback port until the test ends; returns its HOST:PORT. */
-async function listening(server: HttpServer | NetServer): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        if ('closeAllConnections' in server) server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
 async function backup(dir: string): Promise<string> {
   const kv = new KvStateMachine();
   kv.apply({ index: 1, term: 1, offset: 0, data: encodeCommand(['SET', Buffer.from('k'), Buffer.from('v')]) });
@@ -99,28 +87,25 @@ it('a restore into a missing nested directory that fails halfway removes every d
   expect(existsSync(join(data, 'wal'))).toBe(true);
 });
 
-it('refuses --peers with an address that is not HOST:PORT before creating anything', async () => {
+/** A restore of a backup into a new data directory with `args` (after FILE --data DIR): exit 2, `said` on stderr, nothing created. */
+async function restoreRefuses(args: string[], said: RegExp): Promise<void> {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const file = await backup(t.dir);
   const data = join(t.dir, 'data');
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  expect(await snapshot(['restore', file, '--data', data, '--id', '1', '--peers', '1=127.0.0.1:7101,2=127.0.0.1:70000'])).toBe(2);
-  expect(String(err.mock.calls[0]?.[0])).toMatch(/bad peer '2=127.0.0.1:70000'/);
+  expect(await snapshot(['restore', file, '--data', data, ...args])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(said);
   expect(existsSync(data)).toBe(false);
+}
+
+it('refuses --peers with an address that is not HOST:PORT before creating anything', async () => {
+  await restoreRefuses(['--id', '1', '--peers', '1=127.0.0.1:7101,2=127.0.0.1:70000'], /bad peer '2=127.0.0.1:70000'/);
 });
 
 it('refuses an --id that is not decimal digits before creating anything', async () => {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  const file = await backup(t.dir);
-  const data = join(t.dir, 'data');
-  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-  vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  expect(await snapshot(['restore', file, '--data', data, '--id', '1.0'])).toBe(2);
-  expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog snapshot: --id must be a positive integer, got '1\.0'/);
-  expect(existsSync(data)).toBe(false);
+  await restoreRefuses(['--id', '1.0'], /^raftlog snapshot: --id must be a positive integer, got '1\.0'/);
 });
 
 it('refuses an empty --data rather than restoring into the current directory', async () => {
@@ -170,7 +155,7 @@ it.each([
     res.writeHead(status, { 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
     res.write(Buffer.alloc(64 * 1024, 1), () => res.socket?.destroy());
   });
-  const endpoint = await listening(server);
+  const endpoint = await listening(server, cleanups);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
@@ -189,7 +174,7 @@ it('a save to a FILE whose directory is missing, or that is a directory, is refu
     asked++;
     res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"NO_LEADER","message":"no leader"}');
   });
-  const endpoint = await listening(server);
+  const endpoint = await listening(server, cleanups);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const missing = join(t.dir, 'missing', 'backup.snap');
@@ -210,7 +195,7 @@ it('a save answered an error that carries no code fails with HTTP_<status> on on
     [503, 'application/json', '{"code":["NO_LEADER"]}'],
   ] as const) {
     const server = createServer((_req, res) => res.writeHead(status, { 'content-type': type }).end(body));
-    const endpoint = await listening(server);
+    const endpoint = await listening(server, cleanups);
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     vi.spyOn(console, 'log').mockImplementation(() => undefined);
     expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint]), body).toBe(1);
@@ -242,7 +227,7 @@ it.each([
       res.on('close', () => clearInterval(drip));
       pump();
     });
-    const endpoint = await listening(server);
+    const endpoint = await listening(server, cleanups);
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     vi.spyOn(console, 'log').mockImplementation(() => undefined);
     const started = Date.now();
@@ -266,7 +251,7 @@ it('a save answered 200 by something that is not the admin API (no index) fails 
   cleanups.push(t.cleanup);
   for (const headers of [{ 'content-type': 'text/html' }, { 'content-type': 'application/octet-stream', 'x-raftlog-index': 'seven' }]) {
     const server = createServer((_req, res) => res.writeHead(200, headers).end('<html>a captive portal</html>'));
-    const endpoint = await listening(server);
+    const endpoint = await listening(server, cleanups);
     const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     vi.spyOn(console, 'log').mockImplementation(() => undefined);
     expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
@@ -284,7 +269,7 @@ it('a save whose endpoint answers something that is not HTTP (the RESP port) fai
     socket.on('error', () => undefined);
     socket.once('data', () => socket.end("-ERR unknown command 'GET'\r\n"));
   });
-  const endpoint = await listening(server);
+  const endpoint = await listening(server, cleanups);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
@@ -300,7 +285,7 @@ it('a save stopped midway (Ctrl-C) leaves nothing beside FILE', async () => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
     res.write(Buffer.alloc(2 << 20, 1));
   });
-  const endpoint = await listening(server);
+  const endpoint = await listening(server, cleanups);
   const dir = join(t.dir, 'backups');
   mkdirSync(dir);
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'snapshot', 'save', join(dir, 'backup.snap'), '--admin', endpoint], { stdio: 'ignore' });
@@ -326,15 +311,7 @@ it('a save refused 401 closes the connection, whatever the body that follows', a
     const drip = setInterval(() => res.write(' '), 100);
     res.on('close', () => clearInterval(drip));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const endpoint = await listening(server, cleanups);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);

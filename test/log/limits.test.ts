@@ -8,6 +8,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { MessageType, type Message } from '../../src/raft/types.js';
 import type { TransportHandlers } from '../../src/transport/transport.js';
 import { enc, freePorts, tempDir, waitFor } from './helpers.js';
+import { msg } from '../raft/network.js';
 
 describe('ReplicatedLog limits', () => {
   const cleanups: Array<() => unknown> = [];
@@ -19,6 +20,24 @@ describe('ReplicatedLog limits', () => {
     cleanups.push(t.cleanup);
     return t.dir;
   };
+  /** A transport the test drives: what the node sends is kept, and `deliver` hands it a message. */
+  const scriptedTransport = () => {
+    let handlers: TransportHandlers | undefined;
+    const sent: Message[] = [];
+    const transport = {
+      start: async (h: TransportHandlers) => {
+        handlers = h;
+      },
+      send: (ms: Message[]) => void sent.push(...ms),
+      addPeer: () => undefined,
+      removePeer: () => undefined,
+      close: async () => undefined,
+    };
+    return { transport, sent, deliver: (m: Message) => handlers!.onMessage(m) };
+  };
+  const threePeers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
+  /** A message of node 2, leader of term 1, to node 1. */
+  const from2 = (type: MessageType): Message => msg({ type, from: 2, to: 1, term: 1 });
 
   it('refuses unknown and ill-typed options by name, before creating any file', async () => {
     const dir = join(fresh(), 'never');
@@ -124,35 +143,12 @@ describe('ReplicatedLog limits', () => {
   });
 
   it('a leadership transfer that timed out waiting for a leader is not asked for when one appears later', async () => {
-    let handlers: TransportHandlers | undefined;
-    const sent: Message[] = [];
-    const transport = {
-      start: async (h: TransportHandlers) => {
-        handlers = h;
-      },
-      send: (ms: Message[]) => void sent.push(...ms),
-      addPeer: () => undefined,
-      removePeer: () => undefined,
-      close: async () => undefined,
-    };
-    const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
+    const { transport, sent, deliver } = scriptedTransport();
     // An election timeout far beyond the test's: node 1 waits for a leader rather than campaigning.
-    const log = await ReplicatedLog.open({ dataDir: fresh(), peers, tickMs: 10, electionTicks: 10_000, timeoutMs: 100 }, { transport });
+    const log = await ReplicatedLog.open({ dataDir: fresh(), peers: threePeers, tickMs: 10, electionTicks: 10_000, timeoutMs: 100 }, { transport });
     cleanups.push(() => log.close());
     await expect(log.transferLeadership(3)).rejects.toMatchObject({ code: 'TIMEOUT' });
-    const heartbeat: Message = {
-      type: MessageType.MsgHeartbeat,
-      to: 1,
-      from: 2,
-      term: 1,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-    };
-    handlers!.onMessage(heartbeat);
+    deliver(from2(MessageType.MsgHeartbeat));
     await waitFor('node 2 to be known as leader', () => log.status().lead === 2);
     await log.barrier().catch(() => undefined); // a turn of the driver or more, and a message of its own to node 2
     // The caller was told TIMEOUT: leadership must not move to node 3 behind its back.
@@ -160,36 +156,14 @@ describe('ReplicatedLog limits', () => {
   });
 
   it("answers a leadership transfer asked while the core has just lost the leader the log still names with the log's codes", async () => {
-    let handlers: TransportHandlers | undefined;
-    const transport = {
-      start: async (h: TransportHandlers) => {
-        handlers = h;
-      },
-      send: () => undefined,
-      addPeer: () => undefined,
-      removePeer: () => undefined,
-      close: async () => undefined,
-    };
-    const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
-    const log = await ReplicatedLog.open({ dataDir: fresh(), peers, tickMs: 10, electionTicks: 40, timeoutMs: 300 }, { transport });
+    const { transport, deliver } = scriptedTransport();
+    const log = await ReplicatedLog.open({ dataDir: fresh(), peers: threePeers, tickMs: 10, electionTicks: 40, timeoutMs: 300 }, { transport });
     cleanups.push(() => log.close());
-    const from2 = (type: MessageType): Message => ({
-      type,
-      to: 1,
-      from: 2,
-      term: 1,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-    });
-    handlers!.onMessage(from2(MessageType.MsgHeartbeat));
+    deliver(from2(MessageType.MsgHeartbeat));
     await waitFor('node 2 to be known as leader', () => log.status().lead === 2);
     // Leader 2 hands leadership to node 1, which campaigns at once: the core knows no leader, and the
     // log learns so at its next turn. A transfer asked in between waits for a leader, as one asked later does.
-    handlers!.onMessage(from2(MessageType.MsgTimeoutNow));
+    deliver(from2(MessageType.MsgTimeoutNow));
     const transfer = log.transferLeadership(3);
     const err = await transfer.then(
       () => null,
