@@ -174,8 +174,7 @@ export class JobQueue {
   async close(sealable: boolean): Promise<void> {
     const failedBefore = this.failure;
     this.#closing = true;
-    this.flush();
-    const sealFailure = await this.#seal(sealable);
+    const sealFailure = await this.#seal(sealable); // it flushes first
     await this.#enqueue(this.handle.close(), Infinity, true);
     this.handle.dispose();
     if (sealFailure !== null)
