@@ -1,0 +1,69 @@
+// What a process holds that outlives the work that took it: live async resources (timers,
+// immediates, sockets, file handles, unref'd ones included), open file descriptors, and
+// listeners. Churn tests take a census after a few cycles and again after many: whatever
+// grows with the cycles is held by something that never lets go.
+import { createHook } from 'node:async_hooks';
+import { readdirSync } from 'node:fs';
+
+/**
+ * Async resource types not counted: promises come and go by the thousand, and the requests of
+ * synchronous crypto calls are destroyed only when collected, whenever that is.
+ */
+const IGNORED = new Set(['PROMISE', 'RANDOMBYTESREQUEST']);
+
+export class Census {
+  private readonly live = new Map<number, string>();
+  /** Resources made since start(), by type, destroyed or not. */
+  private readonly made = new Map<string, number>();
+  private readonly hook = createHook({
+    init: (id, type) => {
+      if (IGNORED.has(type)) return;
+      this.live.set(id, type);
+      this.made.set(type, (this.made.get(type) ?? 0) + 1);
+    },
+    destroy: (id) => {
+      this.live.delete(id);
+    },
+  });
+
+  start(): this {
+    this.hook.enable();
+    return this;
+  }
+
+  stop(): void {
+    this.hook.disable();
+    this.live.clear();
+    this.made.clear();
+  }
+
+  /** How many resources of `type` were made since start(): TCPCONNECTWRAP counts dials. */
+  inits(type: string): number {
+    return this.made.get(type) ?? 0;
+  }
+
+  /** Live resources by type, and open file descriptors. */
+  take(): Record<string, number> {
+    const out: Record<string, number> = { fds: openFds() };
+    for (const type of this.live.values()) out[type] = (out[type] ?? 0) + 1;
+    return out;
+  }
+}
+
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** The counts of `after` that exceed those of `before` by more than `slack`. */
+export function grown(before: Record<string, number>, after: Record<string, number>, slack = 2): Record<string, [number, number]> {
+  const out: Record<string, [number, number]> = {};
+  for (const [k, v] of Object.entries(after)) if (v > (before[k] ?? 0) + slack) out[k] = [before[k] ?? 0, v];
+  return out;
+}
+
+/** A few turns of the event loop and a short sleep: closes, unlinks and callbacks under way land. */
+export async function quiesce(ms = 50): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setTimeout(r, ms));
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+}
