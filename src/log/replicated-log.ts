@@ -166,7 +166,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** Barriers, membership changes and leadership transfers: settled in time, or when the log stops. @internal */
   private readonly deadlines: Deadlines;
   /** @internal */
-  private readonly leaderWaiters: Array<() => void> = [];
+  /** Called once at the next change of leader (and when the log stops); one that gives up first takes itself out. @internal */
+  private readonly leaderWaiters = new Set<() => void>();
   /** @internal */
   private readonly committed: CommittedEntries;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. @internal */
@@ -389,7 +390,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.node.campaign();
       this.pump();
       await new Promise<void>((resolve) => {
-        const check = (): void => (this.lead === this.id || this.closed ? resolve() : void this.leaderWaiters.push(check));
+        const check = (): void => (this.lead === this.id || this.closed ? resolve() : void this.leaderWaiters.add(check));
         check();
       });
     }
@@ -499,9 +500,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('leadership transfer'));
     return this.deadlines.run('leadership transfer', (resolve, reject) => {
       let asked = false;
-      let gaveUp = false;
       const check = (): void => {
-        if (gaveUp) return; // timed out: a leader that appears later is not asked, and nothing waits on it
         if (this.lead !== id && !asked && this.lead !== 0) {
           try {
             this.node.transferLeader(id);
@@ -516,12 +515,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
           if (asked) this.pump();
         }
         if (this.lead === id) resolve();
-        else this.leaderWaiters.push(check);
+        else this.leaderWaiters.add(check);
       };
       check();
-      return () => {
-        gaveUp = true;
-      };
+      // Timed out: a leader that appears later is not asked. Without a change of leader (a
+      // transfer to a voter that is down) nothing else takes the waiter, nor what it holds.
+      return () => void this.leaderWaiters.delete(check);
     });
   }
 
@@ -784,7 +783,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       queueMicrotask(() => this.emit('leader', { id: ss.lead, term }));
     }
     if (ss.lead !== 0 && ss.lead !== oldLead) {
-      const waiters = this.leaderWaiters.splice(0);
+      const waiters = [...this.leaderWaiters];
+      this.leaderWaiters.clear();
       for (const w of waiters) w();
       this.appends.propose();
       this.barriers.onNewLeader();
@@ -1032,7 +1032,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.deadlines.closeAll(err);
     this.barriers.clear();
     this.membership.clear();
-    for (const w of this.leaderWaiters.splice(0)) w();
+    const waiters = [...this.leaderWaiters];
+    this.leaderWaiters.clear();
+    for (const w of waiters) w();
     this.committed.notify();
   }
 }
