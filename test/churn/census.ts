@@ -7,9 +7,10 @@ import { readdirSync } from 'node:fs';
 
 /**
  * Async resource types not counted: promises come and go by the thousand, and the requests of
- * synchronous crypto calls are destroyed only when collected, whenever that is.
+ * synchronous crypto calls and file handles are destroyed only when collected, whenever that
+ * is (a file handle left open shows in the count of descriptors).
  */
-const IGNORED = new Set(['PROMISE', 'RANDOMBYTESREQUEST']);
+const IGNORED = new Set(['PROMISE', 'RANDOMBYTESREQUEST', 'FILEHANDLE']);
 
 export class Census {
   private readonly live = new Map<number, string>();
