@@ -106,7 +106,7 @@ export interface TcpTransportOptions {
 export interface TcpTransportStats {
   peers: Record<number, OutboundStats>;
   framesReceived: number;
-  /** Bytes received from each authenticated peer, closed connections included. */
+  /** Bytes received from each authenticated peer, closed connections included; a peer removed is forgotten. */
   bytesReceived: Record<number, number>;
   messagesReceived: number;
   /** Inbound connections closed for a bad handshake, frame or message. */
@@ -134,6 +134,7 @@ export class TcpTransport implements Transport {
   private closing: Promise<void> | undefined;
   private listenAddress: string;
   private framesFromClosed = 0;
+  /** By peer, until it is removed: members replaced by new ids would otherwise each leave an entry for good. */
   private readonly bytesFromClosed = new Map<number, number>();
   private messagesReceived = 0;
   private connectionsRefused = 0;
@@ -323,6 +324,7 @@ export class TcpTransport implements Transport {
   removePeer(id: number): void {
     this.removed.add(id);
     this.peerAddresses.delete(id);
+    this.bytesFromClosed.delete(id);
     this.outbound.get(id)?.close();
     this.outbound.delete(id);
   }
@@ -333,7 +335,7 @@ export class TcpTransport implements Transport {
     let framesReceived = this.framesFromClosed;
     for (const c of this.inbound) framesReceived += c.framesReceived;
     const bytesReceived: Record<number, number> = Object.fromEntries(this.bytesFromClosed);
-    for (const c of this.inbound) if (c.peer !== 0) bytesReceived[c.peer] = (bytesReceived[c.peer] ?? 0) + c.bytesReceived;
+    for (const c of this.inbound) if (this.counted(c.peer)) bytesReceived[c.peer] = (bytesReceived[c.peer] ?? 0) + c.bytesReceived;
     return {
       peers,
       framesReceived,
@@ -511,9 +513,14 @@ export class TcpTransport implements Transport {
     socket.on('close', () => {
       authenticatedOrGone();
       this.framesFromClosed += c.framesReceived;
-      if (c.peer !== 0) this.bytesFromClosed.set(c.peer, (this.bytesFromClosed.get(c.peer) ?? 0) + c.bytesReceived);
+      if (this.counted(c.peer)) this.bytesFromClosed.set(c.peer, (this.bytesFromClosed.get(c.peer) ?? 0) + c.bytesReceived);
       this.inbound.delete(c);
     });
+  }
+
+  /** Whether the traffic of a connection from `peer` counts: one authenticated, from a peer not removed (which may dial until it is stopped). */
+  private counted(peer: number): boolean {
+    return peer !== 0 && !this.removed.has(peer);
   }
 
   /** Handler callbacks run in a later turn, never inside the driver's call to send(). */

@@ -2,9 +2,10 @@
 // members coming and going, requests that time out. What each cycle took must be given
 // back, whatever the cycle ends in.
 import { afterEach, describe, expect, it } from 'vitest';
-import { enc, waitFor } from '../log/helpers.js';
+import { enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Census, grown, quiesce } from './census.js';
-import { churnCluster, collect, strayFiles, type ChurnCluster } from './cluster.js';
+import { QUICK, SECRET, churnCluster, collect, strayFiles, type ChurnCluster } from './cluster.js';
 
 const census = new Census();
 let cluster: ChurnCluster | undefined;
@@ -77,5 +78,36 @@ describe('log churn', () => {
     await quiesce();
     expect(grown(before, census.take())).toEqual({});
     expect(strayFiles(follower.dir)).toEqual([]);
+  });
+
+  it('learners with new ids added and removed 12 times: the leader keeps no link, counter or resource for the ones gone', async () => {
+    const c = (cluster = await churnCluster(1));
+    const leader = c.nodes[0]!;
+    census.start();
+    let before: Record<string, number> = {};
+    const ports = await freePorts(12);
+    for (let i = 0; i < 12; i++) {
+      const id = 10 + i;
+      const address = `127.0.0.1:${ports[i]}`;
+      const d = tempDir('raftlog-churn-learner-');
+      await leader.log!.addLearner(id, address);
+      const learner = await ReplicatedLog.open({ dataDir: d.dir, id, peers: { ...c.peers, [id]: address }, join: true, clusterSecret: SECRET, ...QUICK });
+      const ack = await leader.log!.append(enc(`for ${id}`));
+      await waitFor(`learner ${id} to catch up`, () => learner.status().applied >= ack.index);
+      await leader.log!.removeMember(id);
+      await learner.close();
+      d.cleanup();
+      if (i === 3) {
+        await quiesce();
+        before = census.take();
+      }
+    }
+    await quiesce();
+    expect(grown(before, census.take())).toEqual({});
+    const m = leader.log!.metrics();
+    expect(Object.keys(leader.log!.status().members)).toEqual(['1']);
+    expect(Object.keys(m.transportBytesSent)).toEqual([]);
+    expect(Object.keys(m.transportBytesReceived)).toEqual([]);
+    expect(Object.keys(m.peerLag)).toEqual([]);
   });
 });
