@@ -12,7 +12,9 @@ let cluster: ChurnCluster | undefined;
 afterEach(async () => {
   await cluster?.close();
   cluster = undefined;
+  const warnings = [...census.warnings];
   census.stop();
+  expect(warnings).toEqual([]);
 });
 
 describe('log churn', () => {
@@ -109,5 +111,47 @@ describe('log churn', () => {
     expect(Object.keys(m.transportBytesSent)).toEqual([]);
     expect(Object.keys(m.transportBytesReceived)).toEqual([]);
     expect(Object.keys(m.peerLag)).toEqual([]);
+  });
+
+  it('barriers asked on every node while leadership moves 12 times all settle, and none is held once settled', async () => {
+    const c = (cluster = await churnCluster(3, { timeoutMs: 2_000 }));
+    census.start();
+    const refs: Array<WeakRef<Promise<void>>> = [];
+    const outcomes = new Map<string, number>();
+    let asking = true;
+    const ask = async (): Promise<void> => {
+      while (asking) {
+        const batch: Array<Promise<void>> = [];
+        for (const m of c.nodes) {
+          for (let k = 0; k < 5; k++) {
+            const p = m.log!.barrier();
+            refs.push(new WeakRef(p));
+            batch.push(
+              p.then(
+                () => void outcomes.set('ok', (outcomes.get('ok') ?? 0) + 1),
+                (err: { code?: string }) => void outcomes.set(err.code ?? '?', (outcomes.get(err.code ?? '?') ?? 0) + 1),
+              ),
+            );
+          }
+        }
+        await Promise.all(batch);
+      }
+    };
+    const asking1 = ask();
+    let before: Record<string, number> = {};
+    for (let i = 1; i <= 12; i++) {
+      const leader = await c.leader();
+      const next = c.nodes[leader.id % 3]!;
+      await leader.log!.transferLeadership(next.id);
+      if (i === 3) before = census.take();
+    }
+    asking = false;
+    await asking1;
+    await quiesce();
+    expect(grown(before, census.take())).toEqual({});
+    expect(outcomes.get('ok')).toBeGreaterThan(0);
+    expect([...outcomes.keys()].filter((k) => !['ok', 'NO_LEADER', 'TIMEOUT'].includes(k))).toEqual([]);
+    await collect();
+    expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
   });
 });

@@ -2,8 +2,13 @@
 // strangers. Each of those cycles must give back what it took: sockets, timers, descriptors,
 // handshake slots. These tests repeat a cycle many times and compare what the process holds
 // after a few cycles with what it holds after all of them.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MessageType } from '../../src/raft/types.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { encodeFrames } from '../../src/transport/frame.js';
 import { encodeHello, encodeProof, newPacker } from '../../src/transport/wire.js';
@@ -11,14 +16,28 @@ import { nonce } from '../../src/transport/auth.js';
 import { freePorts } from '../../src/cli/ports.js';
 import { Recorder, msg, until } from '../transport/helpers.js';
 import { Census, grown, quiesce } from './census.js';
+import { collect } from './cluster.js';
 
 const SECRET = 'churn test secret, long enough';
+const MiB = 1024 * 1024;
+const temps: string[] = [];
 const open: TcpTransport[] = [];
 const census = new Census();
 afterEach(async () => {
   await Promise.all(open.splice(0).map((t) => t.close()));
+  const warnings = [...census.warnings];
   census.stop();
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
+  expect(warnings).toEqual([]);
 });
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'raftlog-churn-'));
+  temps.push(d);
+  return d;
+}
+
+const spools = (dir: string): string[] => readdirSync(dir).filter((n) => n.startsWith('spool-'));
 
 async function node(o: Partial<TcpTransportOptions> & { id: number }, rec = new Recorder()): Promise<{ t: TcpTransport; rec: Recorder }> {
   const t = new TcpTransport({ clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, backoff: { initialMs: 1, maxMs: 4 }, ...o });
@@ -120,5 +139,55 @@ describe('transport churn', () => {
     await until(() => b.t.stats().handshakesInProgress === 0, 'no handshake');
     await quiesce(1_100);
     expect(grown(before, census.take())).toEqual({});
+  });
+
+  it('snapshot streams cut off half-way, 16 times, from either side: no spool is left, the sender closes its file, and each is reported failed', async () => {
+    const sendDir = tempDir();
+    const recvDir = tempDir();
+    const sender = await FileSnapshotStore.open(sendDir);
+    const meta = { index: 500, term: 3, conf: { voters: [1, 2], learners: [] } };
+    const held = await sender.save({ meta, data: new Uint8Array(8 * MiB) });
+    const [port] = await freePorts(1);
+    const address = `127.0.0.1:${port}`;
+    census.start();
+    const small = { maxFrameBytes: MiB, snapshotChunkBytes: 256 * 1024, maxSnapshotBytes: 16 * MiB };
+    const a = await node({ id: 1, peers: { 2: address }, snapshots: sender, ...small });
+    let before: Record<string, number> = {};
+    for (let cycle = 1; cycle <= 16; cycle++) {
+      const store = await FileSnapshotStore.open(recvDir);
+      // A slow disk: the stream is still under way when it is cut off.
+      let writes = 0;
+      const spool = store.spool.bind(store);
+      store.spool = async (m, size) => {
+        const sp = await spool(m, size);
+        return { ...sp, write: async (c) => (writes++, await new Promise((r) => setTimeout(r, 10)), sp.write(c)) };
+      };
+      const b = await node({ id: 2, listen: address, peers: { 1: a.t.address }, snapshots: store, ...small });
+      const connects = a.t.stats().peers[2]!.connects;
+      await until(() => a.t.stats().peers[2]!.connects > connects, `connection ${cycle}`);
+      const reports = a.rec.snapshotStatus.length;
+      a.t.send([msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: held })]);
+      await until(() => writes >= 2, `stream ${cycle} under way`);
+      if (cycle % 2 === 0) {
+        await closeNode(b.t); // the receiver goes away
+      } else {
+        a.t.removePeer(2); // the sender gives the peer up
+        await until(() => spools(recvDir).length === 0, 'the spool deleted');
+        await closeNode(b.t);
+        a.t.addPeer(2, address);
+      }
+      expect(spools(recvDir)).toEqual([]);
+      if (cycle % 2 === 0) await until(() => a.rec.snapshotStatus.length > reports, `report ${cycle}`);
+      expect(a.rec.snapshotStatus.slice(reports).every(([, ok]) => !ok)).toBe(true);
+      if (cycle === 4) {
+        await quiesce();
+        before = census.take();
+      }
+    }
+    await quiesce();
+    expect(grown(before, census.take())).toEqual({});
+    // A file the sender left open would be closed by the collector, with a warning.
+    await collect();
+    expect(census.warnings).toEqual([]);
   });
 });
