@@ -154,4 +154,38 @@ describe('log churn', () => {
     await collect();
     expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
   });
+
+  it('appends nobody waits for, made on every node while leadership moves, all settle and free their places', async () => {
+    const c = (cluster = await churnCluster(3, { timeoutMs: 500, maxPendingAppends: 100 }));
+    const refs: Array<WeakRef<Promise<unknown>>> = [];
+    const codes = new Set<string>();
+    const fire = (): void => {
+      for (const m of c.nodes) {
+        for (let k = 0; k < 30; k++) {
+          // Dropped by its caller at once: only the log holds it now.
+          const p = m.log!.append(enc(`fire ${k}`));
+          p.catch((err: { code?: string }) => void codes.add(err.code ?? '?'));
+          refs.push(new WeakRef(p));
+        }
+      }
+    };
+    for (let i = 1; i <= 8; i++) {
+      fire();
+      const leader = await c.leader();
+      const next = c.nodes[leader.id % 3]!;
+      await leader.log!.transferLeadership(next.id).catch(() => undefined);
+      fire();
+    }
+    // Every one settles within the timeout; then each node takes as many appends as before.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const leader = await c.leader();
+    for (const m of c.nodes) {
+      const acks = await Promise.allSettled(Array.from({ length: 100 }, () => m.log!.append(enc('after'))));
+      expect(acks.filter((a) => a.status === 'rejected' && (a.reason as { code?: string }).code === 'OVERLOADED')).toEqual([]);
+    }
+    expect(leader.log!.status().role).toBe('leader');
+    expect([...codes].filter((k) => !['APPEND_OUTCOME_UNKNOWN', 'APPEND_NOT_COMMITTED', 'OVERLOADED', 'TIMEOUT'].includes(k))).toEqual([]);
+    await collect();
+    expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
+  });
 });
