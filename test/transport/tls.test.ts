@@ -8,6 +8,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions, TlsOptions } from '../../src/transport/tcp-transport.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
+import { Census, grown } from '../churn/census.js';
+import { collect } from '../churn/cluster.js';
 
 // Throwaway certificates made with the openssl command line for each run:
 // a cluster CA, a node certificate it signs (SAN 127.0.0.1, server+client use),
@@ -291,5 +293,53 @@ describe('TcpTransport with TLS: handshake limits from the TCP accept', () => {
     // Timed from the end of TLS, it would close at 450 + 600 ms or later.
     expect(at - connected).toBeLessThan(600 + 300);
     expect(b.log.has('TRANSPORT_HANDSHAKE_TIMEOUT')).toBe(true);
+  });
+
+  it('strangers on the TLS port, 120 of them, failing before, during and after the TLS handshake, leave no slot, timer, socket or descriptor behind', async () => {
+    const census = new Census().start();
+    try {
+      const b = await node(2, creds('node2'), {}, { handshakeTimeoutMs: 150, maxHandshakesPerAddress: 16 });
+      const [host, port] = b.t.address.split(':');
+      const at = { host: host!, port: Number(port) };
+      const ended = (s: net.Socket): Promise<void> => new Promise((r) => (s.closed ? r() : s.once('close', () => r())));
+      const plain = async (then: (s: net.Socket) => void): Promise<void> => {
+        const s = net.connect(at);
+        s.on('error', () => undefined);
+        s.resume();
+        await new Promise((r) => s.once('connect', r));
+        then(s);
+        await ended(s);
+      };
+      const secure = async (o: tls.ConnectionOptions, then: (s: tls.TLSSocket) => void): Promise<void> => {
+        const s = tls.connect({ ...at, ca: pem('ca.crt'), checkServerIdentity: () => undefined, ...o });
+        s.on('error', () => undefined);
+        s.resume();
+        s.once('secureConnect', () => then(s));
+        await ended(s);
+      };
+      const ways: Array<() => Promise<void>> = [
+        () => plain((s) => s.destroy()), // leaves before TLS
+        () => plain((s) => s.write('not a TLS hello\r\n')), // speaks something else
+        () => plain(() => undefined), // says nothing: the handshake deadline closes it
+        () => secure({}, () => undefined), // no client certificate
+        () => secure({ key: pem('impostor.key'), cert: pem('impostor.crt') }, () => undefined), // another CA's
+        () => secure({ key: pem('node3.key'), cert: pem('node3.crt') }, (s) => s.destroy()), // a member's, leaves before the hello
+      ];
+      const round = (from: number): Promise<unknown> => Promise.all([0, 1, 2, 3, 4, 5].map((k) => ways[(from + k) % ways.length]!()));
+      const settled = async (): Promise<void> => {
+        await until(() => b.t.stats().handshakesInProgress === 0, 'every handshake slot back');
+        await new Promise((r) => setTimeout(r, 1_100)); // a refusal waits up to a second for its peer to read why
+        await collect(); // Node destroys the TLS wrap of a connection cut off mid-handshake only when it is collected
+      };
+      for (let i = 0; i < 24; i += 6) await round(i);
+      await settled();
+      const before = census.take();
+      for (let i = 24; i < 144; i += 6) await round(i);
+      await settled();
+      expect(grown(before, census.take())).toEqual({});
+      expect(census.warnings).toEqual([]);
+    } finally {
+      census.stop();
+    }
   });
 });
