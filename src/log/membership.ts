@@ -81,22 +81,28 @@ export class Membership {
   }
 
   addMember(id: number, address: string): Promise<void> {
-    return this.proposeAdd(true, id, address);
+    return this.one('addMember', id, { add: id, address });
   }
 
   addLearner(id: number, address: string): Promise<void> {
-    return this.proposeAdd(false, id, address);
+    return this.one('addLearner', id, { addLearner: id, address });
   }
 
-  private proposeAdd(voter: boolean, id: number, address: string): Promise<void> {
+  removeMember(id: number): Promise<void> {
+    return this.one('removeMember', id, { remove: id });
+  }
+
+  /**
+   * A single change, checked as changeMembership checks one (an add of a learner is a
+   * promotion, under the catch-up rule), its errors named by the call.
+   */
+  private one(where: string, id: number, change: MembershipChange): Promise<void> {
     try {
-      checkNodeId(id, voter ? 'addMember' : 'addLearner');
-      this.checkAdd(id, address, voter ? 'addMember' : 'addLearner');
+      checkNodeId(id, where);
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    const type = voter ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode;
-    return this.propose({ type, nodeId: id, context: new TextEncoder().encode(address) });
+    return this.change([change], where);
   }
 
   /**
@@ -108,29 +114,21 @@ export class Membership {
    */
   private checkAdd(id: number, address: string, where: string): void {
     const at = this.members.get(id);
-    if (at === address) return;
+    if (at === address && at !== undefined) return;
     const role = this.conf.voters.includes(id) ? 'voter' : this.conf.learners.includes(id) ? 'learner' : undefined;
     if (role !== undefined && at !== undefined)
       throw new InvalidArgumentError(`${where}: node ${id} is already a ${role}, at ${at}; to move it, replace it with a new id`);
     if (this.host.peers === null) throw new InvalidArgumentError(`${where}: this log has no peer port to reach node ${id} on (open it with listen, or peers)`);
-    if (!isPeerAddress(address))
+    if (typeof address !== 'string' || !isPeerAddress(address))
       throw new InvalidArgumentError(`${where}: address must be 'host:port', with a port from 1 to 65535, got ${JSON.stringify(address)}`);
   }
 
-  removeMember(id: number): Promise<void> {
-    try {
-      checkNodeId(id, 'removeMember');
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    return this.propose({ type: ConfChangeType.RemoveNode, nodeId: id });
-  }
-
-  change(changes: readonly MembershipChange[]): Promise<void> {
+  /** `where` names a single-change call (addMember, ...) in errors; changeMembership's name its change by place. */
+  change(changes: readonly MembershipChange[], where?: string): Promise<void> {
     let ccs: ConfChange[];
     let promoted: number[];
     try {
-      ({ ccs, promoted } = this.toConfChanges(changes));
+      ({ ccs, promoted } = this.toConfChanges(changes, where));
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -301,7 +299,8 @@ export class Membership {
     });
   }
 
-  private toConfChanges(changes: readonly MembershipChange[]): { ccs: ConfChange[]; promoted: number[] } {
+  private toConfChanges(changes: readonly MembershipChange[], where?: string): { ccs: ConfChange[]; promoted: number[] } {
+    const label = (i: number): string => where ?? `changeMembership: change ${i}`;
     if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('changeMembership needs a non-empty array of changes');
     const ccs: ConfChange[] = [];
     const promoted: number[] = [];
@@ -319,12 +318,10 @@ export class Membership {
         throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs a positive integer node id, got ${String(id)}`);
       const address = (change as { address?: unknown }).address;
       const needsAddress = kind === 'add' || kind === 'addLearner';
-      if (needsAddress && (typeof address !== 'string' || address === ''))
-        throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs an address`);
-      if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} takes no address`);
+      if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`${label(i)}: ${kind} takes no address`);
       const isLearner = this.conf.learners.includes(id);
       const isVoter = this.conf.voters.includes(id);
-      if (kind === 'add' || kind === 'addLearner') this.checkAdd(id, address as string, `changeMembership: change ${i}`);
+      if (needsAddress) this.checkAdd(id, address as string, label(i));
       switch (kind) {
         case 'add':
           if (isLearner) promoted.push(id);

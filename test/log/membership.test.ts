@@ -158,6 +158,20 @@ describe('ReplicatedLog membership', () => {
     expect(leader.log!.status().conf).toEqual({ voters: [1, 2, 3, 4], learners: [] });
   });
 
+  it('addMember of a learner is a promotion: refused with NOT_CAUGHT_UP while it lags, as promote is', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    // A peer port, or no member could be added; node 2 never runs, so its log stays empty.
+    const log = await ReplicatedLog.open({ dataDir: t.dir, listen: '127.0.0.1:0', insecure: true, promoteMaxLag: 10, sync: 'none' });
+    cleanups.push(() => log.close());
+    await log.addLearner(2, '127.0.0.1:1');
+    await appendInTurns(log, 'l', 30);
+    const before = log.status().lastIndex;
+    await expect(log.addMember(2, '127.0.0.1:1')).rejects.toMatchObject({ code: 'NOT_CAUGHT_UP', nodeId: 2 });
+    expect(log.status().conf).toEqual({ voters: [1], learners: [2] });
+    expect(log.status().lastIndex).toBe(before);
+  });
+
   it('refuses malformed changes before proposing anything', async () => {
     const c = await cluster(1, 0);
     const log = c.member(1).log!;
