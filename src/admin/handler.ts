@@ -106,6 +106,9 @@ function statusOf(code: string): number {
       return 400;
     case 'NOT_LEADER':
     case 'NOT_CAUGHT_UP':
+    // A change that would leave the configuration as it is (a retry of one made, or a mistyped id).
+    case 'NOT_MEMBER':
+    case 'ALREADY_MEMBER':
       return 409;
     case 'NO_LEADER':
     case 'LOG_CLOSED':

@@ -24,6 +24,8 @@ const HINTS: Record<string, string> = {
   NOT_LEADER: "run it against the leader's admin endpoint, or give every node's: --admin A,B,C",
   NO_LEADER: 'the cluster has no leader: check that a majority of its members are running and reach each other',
   NOT_CAUGHT_UP: 'the learner is still catching up: wait and retry',
+  NOT_MEMBER: 'check the id against `raftlog member list` (a change retried after a TIMEOUT may have taken effect already)',
+  ALREADY_MEMBER: 'check `raftlog member list` (a change retried after a TIMEOUT may have taken effect already)',
   TIMEOUT: 'the cluster did not answer in time: check `raftlog status`, then retry',
   UNAUTHORIZED: 'give the admin token: --admin-token-file FILE',
   ADMIN_UNREACHABLE: 'check --admin HOST:PORT and that the node runs with --admin',

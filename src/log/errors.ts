@@ -16,6 +16,8 @@ export type LogErrorCode =
   | 'RECORD_TOO_LARGE'
   | 'OVERLOADED'
   | 'NOT_CAUGHT_UP'
+  | 'NOT_MEMBER'
+  | 'ALREADY_MEMBER'
   | 'SNAPSHOT_TOO_LARGE';
 
 export class LogError extends CodedError<LogErrorCode> {}
@@ -134,5 +136,32 @@ export class NotCaughtUpError extends LogError {
     super('NOT_CAUGHT_UP', `node ${nodeId} is ${lag} entries behind the leader (promoteMaxLag ${limit}); promote it once it has caught up`);
     this.nodeId = nodeId;
     this.lag = lag;
+  }
+}
+
+/**
+ * A membership call (or a leadership transfer) named a node the configuration does not hold:
+ * a mistyped id, or a removal already made. Nothing was proposed.
+ */
+export class NotMemberError extends LogError {
+  readonly nodeId: number;
+  constructor(nodeId: number, where: string, conf: { voters: readonly number[]; learners: readonly number[] }) {
+    const list = (ids: readonly number[]): string => (ids.length === 0 ? 'none' : ids.join(', '));
+    super('NOT_MEMBER', `${where}: node ${nodeId} is not a member (voters: ${list(conf.voters)}; learners: ${list(conf.learners)})`);
+    this.nodeId = nodeId;
+  }
+}
+
+/**
+ * A membership call would make a node what it already is (a change already made), or move a
+ * member to another address. Nothing was proposed; `role` is what the node is.
+ */
+export class AlreadyMemberError extends LogError {
+  readonly nodeId: number;
+  readonly role: 'voter' | 'learner';
+  constructor(nodeId: number, role: 'voter' | 'learner', where: string, detail = '') {
+    super('ALREADY_MEMBER', `${where}: node ${nodeId} is already a ${role}${detail}`);
+    this.nodeId = nodeId;
+    this.role = role;
   }
 }

@@ -8,6 +8,7 @@ export type { AppendResult } from './proposals.js';
 export { NullStateMachine, readAll, type LogEntry, type SnapshotSource, type StateMachine } from './state-machine.js';
 export type { Clock } from './clock.js';
 export {
+  AlreadyMemberError,
   ClosedError,
   CompactedRangeError,
   FatalError,
@@ -19,6 +20,7 @@ export {
   NotCaughtUpError,
   NotCommittedError,
   NotLeaderError,
+  NotMemberError,
   OpenFailedError,
   OutcomeUnknownError,
   OverloadedError,

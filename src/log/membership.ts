@@ -9,13 +9,14 @@ import { ConfChangeType, type ConfChange, type ConfChangeV2, type ConfState, typ
 import type { Transport } from '../transport/transport.js';
 import type { Logger } from '../logger.js';
 import type { Deadlines } from './deadlines.js';
-import { InvalidArgumentError, NotCaughtUpError, NotCommittedError, NotLeaderError, type LogError } from './errors.js';
+import { AlreadyMemberError, InvalidArgumentError, NotCaughtUpError, NotCommittedError, NotLeaderError, NotMemberError, type LogError } from './errors.js';
 import { isPeerAddress } from '../transport/address.js';
 
 /**
  * One step of `changeMembership`. `add` makes a voter (a learner named here is promoted, under
  * the same catch-up rule as `promote`), `addLearner` a learner, `remove` takes a node out,
- * `promote` turns a learner into a voter, `demote` a voter into a learner.
+ * `promote` turns a learner into a voter, `demote` a voter into a learner. A step that would
+ * leave its node as it is refuses the whole change: NOT_MEMBER, ALREADY_MEMBER.
  */
 export type MembershipChange =
   { add: number; address: string } | { addLearner: number; address: string } | { remove: number } | { promote: number } | { demote: number };
@@ -37,6 +38,17 @@ export interface MembershipHost {
   retryLater(fn: () => void): void;
   /** A proposal was handed to the node: run the driver loop. */
   pump(): void;
+}
+
+const KINDS = ['add', 'addLearner', 'remove', 'promote', 'demote'] as const;
+type Kind = (typeof KINDS)[number];
+
+/** One change as parsed: `label` names it in errors. */
+interface Step {
+  kind: Kind;
+  id: number;
+  address: string | undefined;
+  label: string;
 }
 
 interface ConfPending {
@@ -92,6 +104,10 @@ export class Membership {
     return this.one('removeMember', id, { remove: id });
   }
 
+  promote(id: number): Promise<void> {
+    return this.one('promote', id, { promote: id });
+  }
+
   /**
    * A single change, checked as changeMembership checks one (an add of a learner is a
    * promotion, under the catch-up rule), its errors named by the call.
@@ -105,35 +121,17 @@ export class Membership {
     return this.change([change], where);
   }
 
-  /**
-   * Adding a member, as a voter or a learner, at another address than its own would move it
-   * there: a mistyped id would cut a live member off from its peers. A retry at the same
-   * address (of a request whose answer was lost), a promotion or a demotion goes through.
-   * A new address must be one a peer can be dialled at, or the member would hold a vote
-   * that never comes; so must this log have a peer port, for the same reason.
-   */
-  private checkAdd(id: number, address: string, where: string): void {
-    const at = this.members.get(id);
-    if (at === address && at !== undefined) return;
-    const role = this.conf.voters.includes(id) ? 'voter' : this.conf.learners.includes(id) ? 'learner' : undefined;
-    if (role !== undefined && at !== undefined)
-      throw new InvalidArgumentError(`${where}: node ${id} is already a ${role}, at ${at}; to move it, replace it with a new id`);
-    if (this.host.peers === null) throw new InvalidArgumentError(`${where}: this log has no peer port to reach node ${id} on (open it with listen, or peers)`);
-    if (typeof address !== 'string' || !isPeerAddress(address))
-      throw new InvalidArgumentError(`${where}: address must be 'host:port', with a port from 1 to 65535, got ${JSON.stringify(address)}`);
-  }
-
   /** `where` names a single-change call (addMember, ...) in errors; changeMembership's name its change by place. */
   change(changes: readonly MembershipChange[], where?: string): Promise<void> {
-    let ccs: ConfChange[];
-    let promoted: number[];
+    let steps: Step[];
     try {
-      ({ ccs, promoted } = this.toConfChanges(changes, where));
+      steps = this.parse(changes, where);
     } catch (err) {
       return Promise.reject(err as Error);
     }
+    const ccs = steps.map((s) => this.toConfChange(s));
     const cc: ConfChange | ConfChangeV2 = ccs.length === 1 ? ccs[0]! : { transition: 'auto', changes: ccs };
-    return this.propose(cc, () => this.notCaughtUp(promoted));
+    return this.propose(cc, () => this.refuse(steps));
   }
 
   /**
@@ -299,60 +297,83 @@ export class Membership {
     });
   }
 
-  private toConfChanges(changes: readonly MembershipChange[], where?: string): { ccs: ConfChange[]; promoted: number[] } {
-    const label = (i: number): string => where ?? `changeMembership: change ${i}`;
+  /** The changes' form, checked once: what they find in the configuration is checked before each attempt (see refuse). */
+  private parse(changes: readonly MembershipChange[], where?: string): Step[] {
     if (!Array.isArray(changes) || changes.length === 0) throw new InvalidArgumentError('changeMembership needs a non-empty array of changes');
-    const ccs: ConfChange[] = [];
-    const promoted: number[] = [];
-    const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-    const known = (id: number): Uint8Array | undefined => {
-      const addr = this.members.get(id);
-      return addr === undefined ? undefined : enc(addr);
-    };
+    const steps: Step[] = [];
     for (const [i, change] of changes.entries()) {
       const keys = typeof change === 'object' && change !== null ? Object.keys(change).filter((k) => k !== 'address') : [];
       if (keys.length !== 1) throw new InvalidArgumentError(`changeMembership: change ${i} must have exactly one of add, addLearner, remove, promote, demote`);
       const kind = keys[0]!;
+      if (!KINDS.includes(kind as Kind)) throw new InvalidArgumentError(`changeMembership: change ${i} has an unknown kind '${kind}'`);
       const id = (change as Record<string, unknown>)[kind];
       if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
         throw new InvalidArgumentError(`changeMembership: change ${i}: ${kind} needs a positive integer node id, got ${String(id)}`);
+      const label = where ?? `changeMembership: change ${i}`;
       const address = (change as { address?: unknown }).address;
-      const needsAddress = kind === 'add' || kind === 'addLearner';
-      if (!needsAddress && address !== undefined) throw new InvalidArgumentError(`${label(i)}: ${kind} takes no address`);
-      const isLearner = this.conf.learners.includes(id);
-      const isVoter = this.conf.voters.includes(id);
-      if (needsAddress) this.checkAdd(id, address as string, label(i));
-      switch (kind) {
-        case 'add':
-          if (isLearner) promoted.push(id);
-          ccs.push({ type: ConfChangeType.AddNode, nodeId: id, context: enc(address as string) });
-          break;
-        case 'addLearner':
-          ccs.push({ type: ConfChangeType.AddLearnerNode, nodeId: id, context: enc(address as string) });
-          break;
-        case 'remove':
-          ccs.push({ type: ConfChangeType.RemoveNode, nodeId: id });
-          break;
-        case 'promote': {
-          if (!isLearner) throw new InvalidArgumentError(`changeMembership: node ${id} is not a learner`);
-          promoted.push(id);
-          const ctx = known(id);
-          ccs.push(ctx === undefined ? { type: ConfChangeType.AddNode, nodeId: id } : { type: ConfChangeType.AddNode, nodeId: id, context: ctx });
-          break;
-        }
-        case 'demote': {
-          if (!isVoter) throw new InvalidArgumentError(`changeMembership: node ${id} is not a voter`);
-          const ctx = known(id);
-          ccs.push(ctx === undefined ? { type: ConfChangeType.AddLearnerNode, nodeId: id } : { type: ConfChangeType.AddLearnerNode, nodeId: id, context: ctx });
-          break;
-        }
-        default:
-          throw new InvalidArgumentError(`changeMembership: change ${i} has an unknown kind '${kind}'`);
-      }
+      if (kind === 'add' || kind === 'addLearner') {
+        // An address must be one a peer can be dialled at, or the member would hold a vote that never comes.
+        if (typeof address !== 'string' || !isPeerAddress(address))
+          throw new InvalidArgumentError(`${label}: address must be 'host:port', with a port from 1 to 65535, got ${JSON.stringify(address)}`);
+      } else if (address !== undefined) throw new InvalidArgumentError(`${label}: ${kind} takes no address`);
+      steps.push({ kind: kind as Kind, id, address: address as string | undefined, label });
     }
-    const ids = ccs.map((c) => c.nodeId);
-    if (new Set(ids).size !== ids.length) throw new InvalidArgumentError('changeMembership: a node is named more than once');
-    return { ccs, promoted };
+    if (new Set(steps.map((s) => s.id)).size !== steps.length) throw new InvalidArgumentError('changeMembership: a node is named more than once');
+    return steps;
+  }
+
+  private toConfChange(s: Step): ConfChange {
+    if (s.kind === 'remove') return { type: ConfChangeType.RemoveNode, nodeId: s.id };
+    const type = s.kind === 'add' || s.kind === 'promote' ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode;
+    // A promotion or demotion carries the address known for the node, so every node's book keeps it.
+    const address = s.address ?? this.members.get(s.id);
+    return address === undefined ? { type, nodeId: s.id } : { type, nodeId: s.id, context: new TextEncoder().encode(address) };
+  }
+
+  /**
+   * Why the changes cannot be proposed now, checked before each attempt (a change waiting
+   * behind another finds the configuration that one left): a change that would leave the
+   * configuration as it is (NOT_MEMBER, ALREADY_MEMBER), a promotion of a learner that lags
+   * (NOT_CAUGHT_UP), or a new member this log could not reach. While joint, the core decides.
+   */
+  private refuse(steps: readonly Step[]): LogError | null {
+    if (isJoint(this.conf)) return null;
+    const promoted: number[] = [];
+    for (const s of steps) {
+      const role = this.conf.voters.includes(s.id) ? 'voter' : this.conf.learners.includes(s.id) ? 'learner' : undefined;
+      const refused = this.standing(s, role);
+      if (refused !== null) return refused;
+      if (role === 'learner' && (s.kind === 'add' || s.kind === 'promote')) promoted.push(s.id);
+    }
+    return this.notCaughtUp(promoted);
+  }
+
+  /**
+   * A retried change, or a mistyped id, would otherwise commit and resolve having changed
+   * nothing; an add at another address than a member's would move it, and a mistyped id cut a
+   * live member off from its peers. An add of a learner promotes it; an addLearner of a voter
+   * is refused rather than demote it, which `demote` says.
+   */
+  private standing(s: Step, role: 'voter' | 'learner' | undefined): LogError | null {
+    if (role === undefined) {
+      if (s.kind === 'remove' || s.kind === 'promote' || s.kind === 'demote') return new NotMemberError(s.id, s.label, this.conf);
+      // A new member needs a peer port to be reached on, or it would hold a vote that never comes.
+      if (this.host.peers === null)
+        return new InvalidArgumentError(`${s.label}: this log has no peer port to reach node ${s.id} on (open it with listen, or peers)`);
+      return null;
+    }
+    const at = this.members.get(s.id);
+    switch (s.kind) {
+      case 'remove':
+        return null;
+      case 'promote':
+      case 'demote':
+        return role === (s.kind === 'promote' ? 'voter' : 'learner') ? new AlreadyMemberError(s.id, role, s.label) : null;
+      default:
+        if (at !== undefined && at !== s.address) return new AlreadyMemberError(s.id, role, s.label, `, at ${at}; to move it, replace it with a new id`);
+        if (role === 'voter') return new AlreadyMemberError(s.id, role, s.label, s.kind === 'addLearner' ? '; to make it a learner, demote it' : '');
+        return s.kind === 'addLearner' ? new AlreadyMemberError(s.id, role, s.label) : null;
+    }
   }
 
   /** NOT_CAUGHT_UP for the first learner to promote whose log is too far behind the leader's. */

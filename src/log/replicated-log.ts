@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
+import { members as confMembers } from '../raft/changer.js';
 import { RawNode } from '../raft/raw-node.js';
 import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
@@ -28,6 +29,7 @@ import {
   LogCorruptError,
   LogError,
   InvalidArgumentError,
+  NotMemberError,
   OpenFailedError,
   OverloadedError,
   RecordTooLargeError,
@@ -496,7 +498,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    if (!this.membership.conf.voters.includes(id)) return Promise.reject(new InvalidArgumentError(`node ${id} is not a voter`));
+    const { conf } = this.membership;
+    if (!conf.voters.includes(id))
+      return Promise.reject(
+        confMembers(conf).has(id)
+          ? new InvalidArgumentError(`transferLeadership: node ${id} is not a voter`)
+          : new NotMemberError(id, 'transferLeadership', conf),
+      );
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('leadership transfer'));
     return this.deadlines.run('leadership transfer', (resolve, reject) => {
       let asked = false;
@@ -541,7 +549,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * leader's last index (NOT_CAUGHT_UP otherwise: nothing is proposed). On the leader.
    */
   promote(id: number): Promise<void> {
-    return this.changeMembership([{ promote: id }]);
+    return this.membership.promote(id);
   }
 
   /**

@@ -429,9 +429,17 @@ describe('the admin endpoint', () => {
     const last = await fetch(`${url}/members/remove`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 1 }) });
     expect(last.status).toBe(400);
     expect(await last.json()).toMatchObject({ code: 'RAFT_INVALID_CONF_CHANGE' });
-    const promote = await fetch(`${url}/members/promote`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 7 }) });
-    expect(promote.status).toBe(400);
-    for (const changes of [undefined, {}, [], [{ add: 4 }], [{ remove: 1, promote: 2 }], [{ promote: 9 }]]) {
+    // A node the configuration does not hold: the request conflicts with the cluster as it is.
+    for (const [route, body] of [
+      ['promote', { id: 7 }],
+      ['remove', { id: 7 }],
+      ['change', { changes: [{ promote: 9 }] }],
+    ] as const) {
+      const res = await fetch(`${url}/members/${route}`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify(body) });
+      expect(res.status, route).toBe(409);
+      expect(await res.json()).toMatchObject({ code: 'NOT_MEMBER' });
+    }
+    for (const changes of [undefined, {}, [], [{ add: 4 }], [{ remove: 1, promote: 2 }]]) {
       const res = await fetch(`${url}/members/change`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ changes }) });
       expect(res.status, JSON.stringify(changes)).toBe(400);
       expect(await res.json()).toMatchObject({ code: 'INVALID_ARGUMENT' });

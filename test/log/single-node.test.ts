@@ -237,13 +237,15 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await log.close();
   });
 
-  it('refuses to add a member as what it already is at another address, which would move it; a retry at its address goes through', async () => {
+  it('refuses to add a member as what it already is, at another address (which would move it) or at its own', async () => {
     const dir = fresh();
     const log = await ReplicatedLog.open({ dataDir: dir });
-    await expect(log.addMember(1, '10.0.0.9:7100')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/already a voter/) });
-    await expect(log.changeMembership([{ add: 1, address: '10.0.0.9:7100' }])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(log.addLearner(1, '10.0.0.9:7100')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/already a voter/) });
-    await log.addMember(1, 'embedded');
+    const moved = { code: 'ALREADY_MEMBER', nodeId: 1, role: 'voter', message: expect.stringMatching(/already a voter, at embedded; to move it/) };
+    await expect(log.addMember(1, '10.0.0.9:7100')).rejects.toMatchObject(moved);
+    await expect(log.changeMembership([{ add: 1, address: '10.0.0.9:7100' }])).rejects.toMatchObject(moved);
+    await expect(log.addLearner(1, '10.0.0.9:7100')).rejects.toMatchObject(moved);
+    // 'embedded' is no address a peer could dial: no add may name it.
+    await expect(log.addMember(1, 'embedded')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(log.status().members).toEqual({ 1: 'embedded' });
     await log.close();
   });

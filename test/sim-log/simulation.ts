@@ -848,7 +848,9 @@ class Simulation {
     const op = step === 'add' ? leader.log!.addMember(spare.id, `sim:${spare.id}`) : leader.log!.removeMember(target.id);
     op.then(done, (err: unknown) => {
       const code = (err as LogError).code;
-      if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER') {
+      // ALREADY_MEMBER, NOT_MEMBER: a retry of a change that took effect.
+      const tookEffect = step === 'add' ? 'ALREADY_MEMBER' : 'NOT_MEMBER';
+      if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER' && code !== tookEffect) {
         this.violation(`${step} node ${target.id} on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       }
       // A change whose answer was lost may have committed all the same.
@@ -935,8 +937,10 @@ class Simulation {
     };
     leader.log!.changeMembership(changes).then(whenFinished, (err: unknown) => {
       const code: string = (err as LogError).code;
-      // RAFT_INVALID_CONF_CHANGE: an earlier attempt is still joint (its leave is on the way).
-      if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER' && code !== 'RAFT_INVALID_CONF_CHANGE') {
+      // RAFT_INVALID_CONF_CHANGE: an earlier attempt is still joint (its leave is on the way);
+      // ALREADY_MEMBER, NOT_MEMBER: it took effect, and its removed leader is still handing off.
+      const retried = ['RAFT_INVALID_CONF_CHANGE', 'ALREADY_MEMBER', 'NOT_MEMBER'];
+      if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER' && !retried.includes(code)) {
         this.violation(`joint change on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       }
       if (finished()) done();
