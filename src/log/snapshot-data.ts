@@ -86,7 +86,7 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad): Promise<Snap
       await it.return?.(); // a reader that stops early releases the source (its file)
     }
   };
-  if (!(await fill(1))) return { members: [], app: rest() }; // the empty snapshot of a node that never took one
+  if (!(await fill(1))) return { members: [], app: releasing(rest(), it) }; // the empty snapshot of a node that never took one
   if (buf[0] === 0x93) {
     // Format 1: one msgpack value, so it is read whole (it was written whole).
     const parts: Uint8Array[] = [buf];
@@ -122,5 +122,21 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad): Promise<Snap
     throw bad('member list is not msgpack');
   }
   buf = buf.subarray(8 + len);
-  return { members: checkMembers(members, bad), app: rest() };
+  return { members: checkMembers(members, bad), app: releasing(rest(), it) };
+}
+
+/**
+ * `gen`, whose return() releases `source` too: a generator never started runs no finally, so a
+ * reader that stops before its first chunk (a restore() that does not read) left the file open.
+ */
+function releasing(gen: AsyncGenerator<Uint8Array>, source: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const stop = gen.return.bind(gen);
+  gen.return = async (value) => {
+    try {
+      return await stop(value);
+    } finally {
+      await source.return?.();
+    }
+  };
+  return gen;
 }

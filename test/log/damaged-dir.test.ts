@@ -3,34 +3,19 @@
 // or an operator might, and opens it again: the open either keeps every acknowledged record
 // or refuses with a code, and a refusal leaves no file descriptor and no lock behind, so
 // that the same process opens the directory once it is repaired.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
-import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+import { RecordingMachine, enc, fdsUnder, tempDir, waitFor } from './helpers.js';
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 
 const RECORDS = 25;
 const OPTIONS = { id: 1, snapshotEvery: 10, snapshotCatchUpEntries: 0, segmentBytes: 64 * 1024 };
-
-/** The descriptors this process holds on files under `dir` (Linux; [] elsewhere). */
-function fdsUnder(dir: string): string[] {
-  if (!existsSync('/proc/self/fd')) return [];
-  const out: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(dir)) out.push(target);
-    } catch {
-      // closed while listed (the listing's own descriptor)
-    }
-  }
-  return out;
-}
 
 let pristine: { dir: string; cleanup(): void };
 const dirs: Array<{ cleanup(): void }> = [];

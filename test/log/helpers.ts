@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -30,6 +30,21 @@ export class RecordingMachine implements StateMachine<number> {
 }
 
 export const enc = (s: string): Uint8Array => Buffer.from(s);
+
+/** The descriptors this process holds on files under `dir` (Linux; [] elsewhere). */
+export function fdsUnder(dir: string): string[] {
+  if (!existsSync('/proc/self/fd')) return [];
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir)) out.push(target);
+    } catch {
+      // closed while listed (the listing's own descriptor)
+    }
+  }
+  return out;
+}
 
 /**
  * Appends `n` records one event-loop turn apart, so that each becomes an entry of its
