@@ -12,6 +12,7 @@ export type LogErrorCode =
   | 'LOG_COMPACTED'
   | 'LOG_CORRUPT'
   | 'LOG_OPEN_FAILED'
+  | 'LOG_OPEN_ABORTED'
   | 'NO_LEADER'
   | 'RECORD_TOO_LARGE'
   | 'OVERLOADED'
@@ -89,6 +90,17 @@ export class LogCorruptError extends LogError {
 export class OpenFailedError extends LogError {
   constructor(cause: unknown) {
     super('LOG_OPEN_FAILED', `the log could not be opened: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/**
+ * The `signal` given to open() aborted before the log was open (`cause`: its reason);
+ * everything the open took was released. A state machine's restore() still running was
+ * abandoned, its snapshot stream closed: give the next open a new state machine.
+ */
+export class OpenAbortedError extends LogError {
+  constructor(reason: unknown) {
+    super('LOG_OPEN_ABORTED', `the open was aborted: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
   }
 }
 

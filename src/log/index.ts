@@ -21,6 +21,7 @@ export {
   NotCommittedError,
   NotLeaderError,
   NotMemberError,
+  OpenAbortedError,
   OpenFailedError,
   OutcomeUnknownError,
   OverloadedError,

@@ -151,6 +151,12 @@ export interface ReplicatedLogOptions<R = unknown> {
    */
   join?: boolean;
   /**
+   * Aborts the open: open() then rejects with LOG_OPEN_ABORTED once what it took is released.
+   * A state machine's restore() runs inside open() and may take long, or never settle:
+   * `AbortSignal.timeout(ms)` bounds it. Aborting after open() resolved does nothing.
+   */
+  signal?: AbortSignal;
+  /**
    * Where the node reports what an operator needs to know (a pino logger fits:
    * `trace/debug/info/warn/error(fields, message)` and `child(bindings)`). Default: silent.
    */
@@ -238,6 +244,7 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   insecure: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
   join: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
   logger: hasMethods('trace', 'debug', 'info', 'warn', 'error', 'child'),
+  signal: (v) => (v instanceof AbortSignal ? null : 'must be an AbortSignal'),
 };
 
 /** Refuses unknown keys, wrong types and inconsistent values, naming the key. */

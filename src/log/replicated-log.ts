@@ -30,6 +30,7 @@ import {
   LogError,
   InvalidArgumentError,
   NotMemberError,
+  OpenAbortedError,
   OpenFailedError,
   OverloadedError,
   RecordTooLargeError,
@@ -192,6 +193,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private stopTicking: () => void = () => {};
   /** @internal */
   private closePromise: Promise<void> | undefined;
+  /** Aborted, with the error the log stopped on, when it stops: a state machine's call still running is abandoned then. @internal */
+  private readonly halt = new AbortController();
 
   private constructor(
     readonly id: number,
@@ -304,9 +307,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   }
 
   /**
-   * Opens (creating if needed) the node's data directory and starts the node. Always
-   * settles: any failure rejects with a coded error, after the directory lock, files
-   * and ports taken so far are released.
+   * Opens (creating if needed) the node's data directory and starts the node. Any failure
+   * rejects with a coded error, after the directory lock, files and ports taken so far are
+   * released. It waits for the state machine's restore(), which only `signal` bounds.
    */
   static async open<R = unknown>(options: ReplicatedLogOptions<R>, deps?: Partial<ReplicatedLogDeps>): Promise<ReplicatedLog<R>> {
     const o = resolveOptions(options);
@@ -319,7 +322,15 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     let wal: LogStore | undefined = deps?.wal;
     let transport: Transport | null = null;
     let log: ReplicatedLog<R> | undefined;
+    const { signal } = o;
+    const abortIfAsked = (): void => {
+      if (signal?.aborted === true) throw new OpenAbortedError(signal.reason);
+    };
+    // Stops what start() waits for (a restore, the first election); the checks around it catch the rest.
+    const abandon = (): void => log?.shutdown(new OpenAbortedError(signal!.reason));
+    signal?.addEventListener('abort', abandon, { once: true });
     try {
+      abortIfAsked();
       // Wal.open would make a new WAL where wal/ is missing: beside snapshots that is a lost log
       // (see RaftStorage.open), refused before anything is created, so that wal/ can be put back.
       if (wal === undefined && deps?.snapshots === undefined) await refuseLostWal(o.dataDir);
@@ -351,7 +362,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         o,
         new Map(memberIds.length > 0 ? Object.entries(peers).map(([k, v]) => [Number(k), v]) : [[id, listen ?? 'embedded']]),
       );
+      abortIfAsked();
       await log.start();
+      abortIfAsked();
       return log;
     } catch (err) {
       // Release the directory lock and the port, and report the first error, not a
@@ -366,6 +379,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         await wal?.close().catch(() => undefined);
       }
       throw failure;
+    } finally {
+      signal?.removeEventListener('abort', abandon);
     }
   }
 
@@ -979,7 +994,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private async restoreFrom(snap: Snapshot): Promise<void> {
     const d = await decodeSnapshotData(this.deps.snapshots.read(snap), `at index ${snap.meta.index}, term ${snap.meta.term}`);
     try {
-      await this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
+      await this.unlessHalted(Promise.resolve(this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term })));
     } catch (err) {
       throw attribute('restore', err);
     } finally {
@@ -994,6 +1009,33 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.sinceSnapshot = 0;
     this.barriers.onApplied(this.applied);
     this.committed.notify();
+  }
+
+  /**
+   * `p`, or once the log stops, the error it stopped on. A state machine's restore() that never
+   * settled held open() (and the snapshot's file) for good; abandoned, how it ends is logged.
+   * @internal
+   */
+  private unlessHalted<T>(p: Promise<T>): Promise<T> {
+    const { signal } = this.halt;
+    return new Promise<T>((resolve, reject) => {
+      const abandon = (): void => {
+        p.catch((err: unknown) => this.fail(attribute('restore', err), 'an abandoned restore'));
+        reject(signal.reason as Error);
+      };
+      if (signal.aborted) return abandon();
+      signal.addEventListener('abort', abandon, { once: true });
+      p.then(
+        (v) => {
+          signal.removeEventListener('abort', abandon);
+          resolve(v);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', abandon);
+          reject(err as Error);
+        },
+      );
+    });
   }
 
   /** The error a new request gets once close() was called or the node stopped; null while it runs. @internal */
@@ -1032,6 +1074,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private shutdown(err: Error): void {
     if (this.closed) return;
     this.closed = true;
+    this.halt.abort(err);
     this.stopTicking();
     this.armSnapshotDeadline?.();
     this.armSnapshotDeadline = undefined;

@@ -47,7 +47,9 @@ export interface StateMachine<R = unknown> {
   /**
    * Replaces the whole state with a snapshot taken at `meta.index`, read from `data`
    * in chunks (their sizes are arbitrary). No record is applied until the returned
-   * promise settles; a rejection stops the node.
+   * promise settles; a rejection stops the node. open() waits for it (bound that with its
+   * `signal`); once the log stops, or its open is aborted, a restore still running is
+   * abandoned and its chunks closed.
    */
   restore(data: AsyncIterable<Uint8Array>, meta: { index: number; term: number }): void | Promise<void>;
 }
