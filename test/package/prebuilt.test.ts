@@ -36,7 +36,7 @@ it('npm pack, then install with no compiler, then run the README', async () => {
   const tarball = readdirSync(out).find((f) => f.endsWith('.tgz'));
   expect(tarball).toBeDefined();
   const { stdout: listing } = await exec('tar', ['-tzf', join(out, tarball!)], { encoding: 'utf8' });
-  expect(listing).toMatch(new RegExp(`package/prebuilds/${process.platform}-${process.arch}/raftlog\\.node`));
+  expect(listing).toMatch(new RegExp(`package/prebuilds/${process.platform}-${process.arch}/raftlog\\.(glibc|musl)\\.node`));
   expect(listing).toContain('package/dist/index.js');
   expect(listing).not.toContain('removed-module');
 
