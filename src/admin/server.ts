@@ -5,10 +5,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { ReplicatedLog } from '../log/replicated-log.js';
-import type { Logger } from '../logger.js';
-import type { RefusalLogClock } from '../refusal-log.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
 import type { StateMachine } from '../log/state-machine.js';
-import { isHostPort, parseAddress } from '../transport/address.js';
+import { clientAddress, isHostPort, networkKey, parseAddress } from '../transport/address.js';
 import { adminHandler } from './handler.js';
 
 export interface AdminServerOptions {
@@ -20,11 +20,17 @@ export interface AdminServerOptions {
   stateMachine?: StateMachine<unknown>;
   /** Default 64. */
   maxConnections?: number;
+  /**
+   * Connections from one address (an IPv6 address's /64) at once; the one past it is answered
+   * 503 TOO_MANY_CONNECTIONS and closed, so a stranger cannot take every connection. Default 16:
+   * a browser opens at most 6 to a host, the CLI and Prometheus one.
+   */
+  maxConnectionsPerAddress?: number;
   /** Default 64 KiB. */
   maxBodyBytes?: number;
   /** A request must arrive whole within this (ms), more than 0 and at most a day. Default 10 s. */
   requestTimeoutMs?: number;
-  /** Hears of refused requests, at a bounded rate (see AdminHandlerOptions). Default: silent. */
+  /** Hears of refused connections and requests, at a bounded rate (see AdminHandlerOptions). Default: silent. */
   logger?: Logger;
   /** The timer of that rate limit. Default: real timers. */
   refusalLogClock?: RefusalLogClock;
@@ -41,6 +47,14 @@ export interface AdminServer {
 /** Requests a connection may have sent and not yet been answered; one more closes it. */
 const MAX_UNANSWERED = 8;
 
+/**
+ * Connections from one address being refused at once; past it, one is closed without an answer.
+ * A refused connection is kept open a moment, its requests read and dropped: closed with them
+ * unread, it is reset, and its client may lose the answer to the reset.
+ */
+const REFUSING_PER_ADDRESS = 4;
+const REFUSAL_LINGER_MS = 1_000;
+
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$/;
 
 export function isLoopback(host: string): boolean {
@@ -56,6 +70,9 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   const maxConnections = o.maxConnections ?? 64;
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1)
     throw new InvalidArgumentError(`maxConnections must be a positive integer, got ${maxConnections}`);
+  const maxPerAddress = o.maxConnectionsPerAddress ?? 16;
+  if (!Number.isSafeInteger(maxPerAddress) || maxPerAddress < 1)
+    throw new InvalidArgumentError(`maxConnectionsPerAddress must be a positive integer, got ${maxPerAddress}`);
   const { host, port } = parseAddress(o.address);
   if (!isLoopback(host) && (o.token === undefined || o.token === '')) {
     throw new InvalidArgumentError(`the admin endpoint on ${o.address} is not loopback: it needs a token`);
@@ -100,6 +117,44 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     limited,
   );
   server.maxConnections = maxConnections;
+  // Connections served and being refused, by address. Node's own listener, which reads a
+  // connection's requests, runs only for those under the cap.
+  const fromAddress = new Map<string, { served: number; refusing: number }>();
+  const refusing = new Set<Socket>();
+  const connectionRefusals = new RefusalLog(o.logger ?? silentLogger, 'admin: refused connections', o.refusalLogClock);
+  const [readRequests] = server.listeners('connection') as Array<(this: Server, socket: Socket) => void>;
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: Socket) => {
+    if (socket.remoteAddress === undefined) return socket.destroy(); // already reset
+    const key = networkKey(socket.remoteAddress);
+    const n = fromAddress.get(key) ?? { served: 0, refusing: 0 };
+    fromAddress.set(key, n);
+    const which = n.served < maxPerAddress ? 'served' : 'refusing';
+    n[which]++;
+    socket.once('close', () => {
+      n[which]--;
+      if (n.served + n.refusing === 0) fromAddress.delete(key);
+    });
+    if (which === 'served') return readRequests.call(server, socket);
+    refusing.add(socket);
+    socket.once('close', () => refusing.delete(socket));
+    socket.on('error', () => socket.destroy());
+    if (n.refusing > REFUSING_PER_ADDRESS) return socket.destroy();
+    const message = `${n.served} connections from ${key} are open, the most one address may hold (maxConnectionsPerAddress): close one, then retry`;
+    connectionRefusals.warn(
+      { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, code: 'TOO_MANY_CONNECTIONS' },
+      `admin: refused a connection from ${clientAddress(socket)}: ${message}`,
+    );
+    const body = JSON.stringify({ code: 'TOO_MANY_CONNECTIONS', message });
+    // Not the socket's idle timeout, which every byte the client sends would put off.
+    const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+    socket.once('close', () => clearTimeout(linger));
+    socket.once('end', () => socket.destroy());
+    socket.resume();
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
   // An idle socket is dropped whatever state it is in.
   server.setTimeout(timeout * 3, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
@@ -116,6 +171,11 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }).then(() => handler.flushRefusals()), // a process that exits next would never hear the count
+        for (const s of refusing) s.destroy();
+      }).then(() => {
+        // A process that exits next would never hear the counts.
+        handler.flushRefusals();
+        connectionRefusals.flush();
+      }),
   };
 }

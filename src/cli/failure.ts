@@ -30,6 +30,7 @@ const HINTS: Record<string, string> = {
   UNAUTHORIZED: 'give the admin token: --admin-token-file FILE',
   ADMIN_UNREACHABLE: 'check --admin HOST:PORT and that the node runs with --admin',
   ADMIN_CONNECTION_LOST: 'the node may have stopped or restarted: check `raftlog status`, then retry',
+  TOO_MANY_CONNECTIONS: 'something on this machine (or its network) holds many connections to the admin endpoint: close them, then retry',
   BACKUP_IN_PROGRESS: 'another backup of this node is being sent: retry once it is done, or save from another member',
   // A node's own snapshot (serve, recover) and a backup (snapshot restore) fail alike.
   SNAPSHOT_CORRUPT:

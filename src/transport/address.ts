@@ -44,3 +44,22 @@ export function hostKey(remoteAddress: string): string {
   const a = remoteAddress.toLowerCase();
   return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
 }
+
+/**
+ * One key per client network, for limits a stranger must not escape by changing address: an
+ * IPv4 address, or an IPv6 address's /64, which one host is given whole (SLAAC, a provider's
+ * prefix) and so can draw addresses from without end.
+ */
+export function networkKey(remoteAddress: string): string {
+  const a = hostKey(remoteAddress).replace(/%.*$/, ''); // a link-local zone names this host's interface, not the client
+  if (!net.isIPv6(a)) return a;
+  // A dotted IPv4 tail stands for two groups, beyond the first four.
+  const groups = (s: string): string[] => (s === '' ? [] : s.split(':')).flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
+  const [head = '', tail] = a.split('::');
+  const h = groups(head);
+  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - groups(tail).length).fill('0'), ...groups(tail)];
+  return `${all
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}

@@ -20,7 +20,14 @@ afterEach(async () => {
 });
 
 async function node(
-  opts: { token?: string; maxConnections?: number; address?: string; logger?: RecordingLogger; refusalLogClock?: ManualClock } = {},
+  opts: {
+    token?: string;
+    maxConnections?: number;
+    maxConnectionsPerAddress?: number;
+    address?: string;
+    logger?: RecordingLogger;
+    refusalLogClock?: ManualClock;
+  } = {},
 ): Promise<{ log: ReplicatedLog<unknown>; admin: AdminServer; url: string }> {
   const t = tempDir();
   cleanups.push(t.cleanup);
@@ -37,6 +44,7 @@ async function node(
     token: opts.token,
     stateMachine: kv as never,
     maxConnections: opts.maxConnections,
+    maxConnectionsPerAddress: opts.maxConnectionsPerAddress,
     maxBodyBytes: 1024,
     logger: opts.logger,
     refusalLogClock: opts.refusalLogClock,
@@ -54,11 +62,12 @@ function send(
   path: string,
   headers: Record<string, string>,
   body?: string,
-): Promise<{ status: number; json: Record<string, unknown> | null }> {
+  from?: string,
+): Promise<{ status: number; json: Record<string, unknown> | null; headers: IncomingMessage['headers'] }> {
   const at = address.lastIndexOf(':');
   const [host, port] = [address.slice(0, at).replace(/^\[|\]$/g, ''), Number(address.slice(at + 1))];
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, method, path, headers, timeout: 10_000 }, (res) => {
+    const req = request({ host, port, method, path, headers, timeout: 10_000, ...(from !== undefined ? { localAddress: from, agent: false } : {}) }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => {
@@ -69,7 +78,7 @@ function send(
         } catch {
           // a snapshot or the status page: only the status matters then
         }
-        resolve({ status: res.statusCode!, json });
+        resolve({ status: res.statusCode!, json, headers: res.headers });
       });
       res.on('error', reject);
     });
@@ -394,6 +403,7 @@ describe('the admin endpoint', () => {
       ['requestTimeoutMs', Infinity],
       ['maxConnections', 0],
       ['maxConnections', 2.5],
+      ['maxConnectionsPerAddress', 0],
       ['maxBodyBytes', -1],
       ['maxBodyBytes', Number.NaN],
       ['maxBackups', 0],
@@ -720,6 +730,73 @@ describe('the admin endpoint', () => {
         () => new Promise<number>((r) => setTimeout(() => r(0), 50)),
       );
     expect(status).toBe(200);
+  });
+
+  it('caps the connections of one address, answering the one past it 503 TOO_MANY_CONNECTIONS, so that others are still served', async () => {
+    const logger = new RecordingLogger();
+    const { admin } = await node({ maxConnections: 8, maxConnectionsPerAddress: 3, logger, refusalLogClock: new ManualClock() });
+    const at = admin.address.lastIndexOf(':');
+    const [host, port] = [admin.address.slice(0, at), Number(admin.address.slice(at + 1))];
+    const open = (from: string): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        const s = connect({ host, port, localAddress: from }, () => resolve(s));
+        cleanups.push(() => void s.destroy());
+        s.once('error', reject);
+      });
+    /** What the server sends on a connection that sends nothing, until it closes it (or 5 s pass). */
+    const answer = (s: Socket): Promise<string> =>
+      new Promise((resolve) => {
+        let text = '';
+        s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        const timer = setTimeout(() => resolve(`still open after 5 s: ${text}`), 5_000);
+        s.once('close', () => {
+          clearTimeout(timer);
+          resolve(text);
+        });
+      });
+    // A stranger holds as many idle connections as it may: the next one is refused at once.
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await open('127.0.0.2'));
+    const over = await answer(await open('127.0.0.2'));
+    expect(over).toMatch(/^HTTP\/1\.1 503 /);
+    expect(over).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(over.slice(over.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+    // A request sent at once on such a connection gets the answer too, not a reset.
+    const refused = await send(admin.address, 'GET', '/health', {}, undefined, '127.0.0.2');
+    expect(refused.status).toBe(503);
+    expect(refused.json).toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+    expect(logger.lines.at(-1)!.message).toMatch(/^admin: refused a connection from 127\.0\.0\.2:\d+: 3 connections from 127\.0\.0\.2/);
+    // An operator elsewhere is served, and so is the stranger once it lets one go.
+    expect((await send(admin.address, 'GET', '/health', {}, undefined, '127.0.0.1')).status).toBe(200);
+    held.pop()!.destroy();
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = (await send(admin.address, 'GET', '/health', {}, undefined, '127.0.0.2')).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 20)); // until the server sees it close
+    }
+    expect(status).toBe(200);
+  });
+
+  it('by default one address holds at most 16 of the 64 connections', async () => {
+    const { admin } = await node();
+    const at = admin.address.lastIndexOf(':');
+    const held: Socket[] = [];
+    cleanups.push(() => held.forEach((s) => s.destroy()));
+    const closed: boolean[] = [];
+    for (let i = 0; i < 20; i++) {
+      const s = connect({ host: admin.address.slice(0, at), port: Number(admin.address.slice(at + 1)), localAddress: '127.0.0.2' });
+      s.on('error', () => undefined);
+      closed.push(false);
+      s.once('close', () => (closed[i] = true));
+      s.resume();
+      held.push(s);
+      await new Promise((r) => s.once('connect', r));
+    }
+    await until(() => closed.filter(Boolean).length >= 4, 'the connections past 16 to close');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(closed.slice(0, 16)).toEqual(Array.from({ length: 16 }, () => false));
+    expect(closed.slice(16)).toEqual([true, true, true, true]);
+    expect((await send(admin.address, 'GET', '/health', {}, undefined, '127.0.0.1')).status).toBe(200);
   });
 
   it('503 from /health without a leader, and after LOG_FATAL', async () => {

@@ -2,7 +2,7 @@
 // so the port can be told from the address.
 import { describe, expect, it } from 'vitest';
 import { BadAddressError } from '../../src/transport/errors.js';
-import { clientAddress, formatAddress, hostKey, isHostPort, isPeerAddress, parseAddress } from '../../src/transport/address.js';
+import { clientAddress, formatAddress, hostKey, isHostPort, isPeerAddress, networkKey, parseAddress } from '../../src/transport/address.js';
 
 describe('addresses', () => {
   it.each([
@@ -49,5 +49,16 @@ describe('addresses', () => {
   it('counts an IPv4-mapped client as its IPv4 host', () => {
     expect(hostKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
     expect(hostKey('::1')).toBe('::1');
+  });
+
+  it('keys a client network: an IPv4 address, or the /64 of an IPv6 one, however it is written', () => {
+    expect(networkKey('10.1.2.3')).toBe('10.1.2.3');
+    expect(networkKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    for (const a of ['2001:db8:0:1::1', '2001:DB8:0:1:ffff:ffff:ffff:ffff', '2001:0db8:0000:0001::', '2001:db8::1:0:0:0:7', '2001:db8:0:1:0:0:1.2.3.4'])
+      expect(networkKey(a), a).toBe('2001:db8:0:1::/64');
+    expect(networkKey('2001:db8:0:2::1')).toBe('2001:db8:0:2::/64');
+    expect(networkKey('::1')).toBe('0:0:0:0::/64');
+    expect(networkKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(networkKey('64:ff9b::1.2.3.4')).toBe('64:ff9b:0:0::/64');
   });
 });
