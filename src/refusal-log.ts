@@ -12,10 +12,11 @@ export interface RefusalLogClock {
   setTimeout(fn: () => void, ms: number): () => void;
 }
 
-const realTimers: RefusalLogClock = {
+/** Real timers, unreferenced: a pending count must not keep the process alive. */
+export const realTimers: RefusalLogClock = {
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
-    t.unref(); // a pending count must not keep the process alive
+    t.unref();
     return () => clearTimeout(t);
   },
 };

@@ -5,10 +5,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Registry } from 'prom-client';
+import { AuthThrottle, authThrottleProblem, type AuthThrottleOptions } from '../auth-throttle.js';
 import { CodedError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
-import { clientAddress, isHostPort } from '../transport/address.js';
+import { RefusalLog, realTimers, type RefusalLogClock } from '../refusal-log.js';
+import { clientAddress, isHostPort, networkKey } from '../transport/address.js';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { LogStatus, MembershipChange, ReplicatedLog } from '../log/index.js';
 import type { StateMachine } from '../log/state-machine.js';
@@ -35,8 +36,16 @@ export interface AdminHandlerOptions {
    * every 10 s, then one line with the count of the rest. Default: silent.
    */
   logger?: Logger;
-  /** The timer of that rate limit. Default: real timers. */
+  /** The timer of that rate limit, and of authThrottle's windows. Default: real timers. */
   refusalLogClock?: RefusalLogClock;
+  /**
+   * With a token: once requests from one address (an IPv6 address's /64) have carried a wrong
+   * one `failures` times within `windowMs` (one to two windows), its requests are answered 429
+   * TOO_MANY_AUTH_FAILURES, with Retry-After, and their token is not checked, until those
+   * failures are that old. A request without an Authorization header guesses nothing and is not
+   * counted. Default { failures: 10, windowMs: 60000 }; at most 10,000 addresses are remembered.
+   */
+  authThrottle?: AuthThrottleOptions;
   /**
    * Backups (GET /snapshot) sent at once; one more is answered 503 BACKUP_IN_PROGRESS. Each
    * holds a snapshot of the state machine until its client has read it. Default 1.
@@ -92,6 +101,8 @@ class HttpError extends CodedError {
     readonly status: number,
     code: string,
     message: string,
+    /** Sent with the answer. */
+    readonly headers: Record<string, string> = {},
   ) {
     super(code, message);
   }
@@ -188,12 +199,16 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   const maxBackups = options.maxBackups ?? 1;
   if (!Number.isSafeInteger(maxBody) || maxBody < 0) throw new InvalidArgumentError(`maxBodyBytes must be a whole number of bytes, got ${maxBody}`);
   if (!Number.isSafeInteger(maxBackups) || maxBackups < 1) throw new InvalidArgumentError(`maxBackups must be a positive integer, got ${maxBackups}`);
+  const throttleProblem = authThrottleProblem(options.authThrottle ?? {});
+  if (throttleProblem !== null) throw new InvalidArgumentError(throttleProblem);
   const registry = logRegistry(log);
   let backups = 0;
   const want = options.token === undefined ? null : digest(options.token);
   const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
   // Anyone who reaches the port can be refused as often as they send, so the lines are rationed.
   const refusals = new RefusalLog(options.logger ?? silentLogger, 'admin: refused requests', options.refusalLogClock);
+  // Without it, a stranger tries tokens as fast as the endpoint answers.
+  const throttle = new AuthThrottle(options.authThrottle ?? {}, options.refusalLogClock ?? realTimers);
 
   /**
    * Refuses what a web page in a browser on this machine could send: without a token, loopback
@@ -235,12 +250,25 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     return !hasBody || JSON_TYPE.test(req.headers['content-type'] ?? '');
   };
 
-  const authorized = (req: IncomingMessage): boolean => {
-    if (want === null) return true;
+  /** Why a request without the token is refused: 401, or 429 while its address has guessed too often. */
+  const unauthorized = (req: IncomingMessage): HttpError | null => {
+    if (want === null) return null;
+    const from = networkKey(req.socket.remoteAddress ?? 'an unknown address');
+    const wait = throttle.retryAfter(from);
+    if (wait > 0)
+      return new HttpError(
+        429,
+        'TOO_MANY_AUTH_FAILURES',
+        `requests from ${from} carried a wrong token ${throttle.failures} times in the last ${(2 * throttle.windowMs) / 1000} s at most: retry in ${wait} s`,
+        { 'retry-after': String(wait) },
+      );
+    const sent = req.headers.authorization;
     // The scheme is case-insensitive (RFC 9110 11.1): 'bearer <token>' was refused 401.
-    const m = /^Bearer +(.+)$/i.exec(req.headers.authorization ?? '');
+    const m = /^Bearer +(.+)$/i.exec(sent ?? '');
     // Compared as digests: equal lengths, constant time, whatever was sent.
-    return m !== null && timingSafeEqual(digest(m[1]!), want);
+    if (m !== null && timingSafeEqual(digest(m[1]!), want)) return null;
+    if (sent !== undefined) throttle.fail(from);
+    return new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required (--admin-token-file)', { 'www-authenticate': 'Bearer' });
   };
 
   const body = (req: IncomingMessage): Promise<Record<string, unknown>> =>
@@ -365,7 +393,10 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     }
   };
 
-  const fail = (res: ServerResponse, err: HttpError): void => json(res, err.status, { code: err.code, message: err.message });
+  const fail = (res: ServerResponse, err: HttpError): void => {
+    for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
+    json(res, err.status, { code: err.code, message: err.message });
+  };
 
   /** Answers a request refused before anything is read or done for it, and logs why. */
   const refuse = (req: IncomingMessage, res: ServerResponse, err: HttpError): void => {
@@ -374,7 +405,6 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       { remoteAddress, remotePort, status: err.status, code: err.code },
       `admin: refused ${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]!.slice(0, 100)} from ${clientAddress(req.socket)}: ${err.status} ${err.code}: ${err.message}`,
     );
-    if (err.status === 401) res.setHeader('www-authenticate', 'Bearer');
     fail(res, err);
     req.resume();
   };
@@ -391,7 +421,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       return;
     }
     // Nothing is read or done for an unauthenticated request.
-    if (!authorized(req)) return refuse(req, res, new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required (--admin-token-file)'));
+    const denied = unauthorized(req);
+    if (denied !== null) return refuse(req, res, denied);
     if (!bodyTypeOk(req))
       return refuse(req, res, new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'a request body must be sent as Content-Type: application/json'));
     route(req, res).catch((thrown: unknown) => {

@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
 import type { StateMachine } from '../log/state-machine.js';
 import { clientAddress, isHostPort, networkKey, parseAddress } from '../transport/address.js';
+import type { AuthThrottleOptions } from '../auth-throttle.js';
 import { adminHandler } from './handler.js';
 
 export interface AdminServerOptions {
@@ -32,10 +33,12 @@ export interface AdminServerOptions {
   requestTimeoutMs?: number;
   /** Hears of refused connections and requests, at a bounded rate (see AdminHandlerOptions). Default: silent. */
   logger?: Logger;
-  /** The timer of that rate limit. Default: real timers. */
+  /** The timer of that rate limit, and of authThrottle's windows. Default: real timers. */
   refusalLogClock?: RefusalLogClock;
   /** Backups sent at once (see AdminHandlerOptions). Default 1. */
   maxBackups?: number;
+  /** Failed tokens tolerated from one address (see AdminHandlerOptions). Default { failures: 10, windowMs: 60000 }. */
+  authThrottle?: AuthThrottleOptions;
 }
 
 export interface AdminServer {
@@ -85,6 +88,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     logger: o.logger,
     refusalLogClock: o.refusalLogClock,
     maxBackups: o.maxBackups,
+    authThrottle: o.authThrottle,
   });
   // Requests of a connection not answered yet. A client may send requests without reading the
   // answers (HTTP pipelining): Node parses every one it receives and queues each answer behind the

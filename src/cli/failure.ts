@@ -28,6 +28,7 @@ const HINTS: Record<string, string> = {
   ALREADY_MEMBER: 'check `raftlog member list` (a change retried after a TIMEOUT may have taken effect already)',
   TIMEOUT: 'the cluster did not answer in time: check `raftlog status`, then retry',
   UNAUTHORIZED: 'give the admin token: --admin-token-file FILE',
+  TOO_MANY_AUTH_FAILURES: 'wrong admin tokens were sent from this address too often: wait the time given, then retry with the right --admin-token-file',
   ADMIN_UNREACHABLE: 'check --admin HOST:PORT and that the node runs with --admin',
   ADMIN_CONNECTION_LOST: 'the node may have stopped or restarted: check `raftlog status`, then retry',
   TOO_MANY_CONNECTIONS: 'something on this machine (or its network) holds many connections to the admin endpoint: close them, then retry',

@@ -27,6 +27,7 @@ async function node(
     address?: string;
     logger?: RecordingLogger;
     refusalLogClock?: ManualClock;
+    authThrottle?: { failures?: number; windowMs?: number };
   } = {},
 ): Promise<{ log: ReplicatedLog<unknown>; admin: AdminServer; url: string }> {
   const t = tempDir();
@@ -48,6 +49,7 @@ async function node(
     maxBodyBytes: 1024,
     logger: opts.logger,
     refusalLogClock: opts.refusalLogClock,
+    authThrottle: opts.authThrottle,
   });
   cleanups.push(() => admin.close());
   return { log, admin, url: `http://${admin.address}` };
@@ -297,8 +299,54 @@ describe('the admin endpoint', () => {
       expect((await fetch(`${url}/status`, { headers: { authorization: auth } })).status, auth).toBe(401);
   });
 
+  it('answers 429 TOO_MANY_AUTH_FAILURES, without checking the token, to an address that sent wrong ones too often, until they are old', async () => {
+    const clock = new ManualClock();
+    const { log, admin } = await node({ token: 'the-admin-token', refusalLogClock: clock, authThrottle: { failures: 3, windowMs: 60_000 } });
+    const status = (from: string, token?: string) =>
+      send(admin.address, 'GET', '/status', token === undefined ? {} : { authorization: `Bearer ${token}` }, undefined, from);
+    // Requests without a token guess nothing: never counted.
+    for (let i = 0; i < 5; i++) expect((await status('127.0.0.2')).status).toBe(401);
+    for (let i = 0; i < 3; i++) expect((await status('127.0.0.2', `guess-${i}`)).status).toBe(401);
+    for (const token of ['guess-3', 'the-admin-token', undefined]) {
+      const r = await status('127.0.0.2', token);
+      expect(r.status, token).toBe(429);
+      expect(r.json).toMatchObject({ code: 'TOO_MANY_AUTH_FAILURES' });
+      expect(r.headers['retry-after']).toBe('120');
+    }
+    const add = await send(
+      admin.address,
+      'POST',
+      '/members/add',
+      { ...JSON_TYPE, authorization: 'Bearer the-admin-token' },
+      JSON.stringify({ id: 2, address: '127.0.0.1:9', learner: true }),
+      '127.0.0.2',
+    );
+    expect(add.status).toBe(429);
+    expect(Object.keys(log.status().members)).toEqual(['1']);
+    // Another address is served, and its wrong tokens are its own.
+    expect((await status('127.0.0.1', 'the-admin-token')).status).toBe(200);
+    expect((await status('127.0.0.1', 'wrong')).status).toBe(401);
+    // The failures are dropped one to two windows after they were made.
+    clock.fire();
+    const r = await status('127.0.0.2', 'the-admin-token');
+    expect([r.status, r.headers['retry-after']]).toEqual([429, '60']);
+    clock.fire();
+    expect((await status('127.0.0.2', 'the-admin-token')).status).toBe(200);
+    expect((await status('127.0.0.2', 'wrong')).status).toBe(401);
+  });
+
+  it('by default an address may send 10 wrong tokens a minute; requests with the right one are all served', async () => {
+    const { admin } = await node({ token: 'the-admin-token', refusalLogClock: new ManualClock() });
+    for (let i = 0; i < 10; i++)
+      expect((await send(admin.address, 'GET', '/health', { authorization: `Bearer guess-${i}` }, undefined, '127.0.0.2')).status).toBe(401);
+    expect((await send(admin.address, 'GET', '/health', { authorization: 'Bearer guess-10' }, undefined, '127.0.0.2')).status).toBe(429);
+    // 200 requests with the token from one address, all served.
+    for (let i = 0; i < 200; i++) expect((await send(admin.address, 'GET', '/health', { authorization: 'Bearer the-admin-token' })).status).toBe(200);
+  });
+
   it('with a token, no spelling of a route is served without it: methods, slashes, encodings, queries, absolute forms', async () => {
-    const { log, admin } = await node({ token: 'the-admin-token' });
+    // Hundreds of wrong tokens from one address: not throttled here.
+    const { log, admin } = await node({ token: 'the-admin-token', authThrottle: { failures: 100_000 } });
     const paths = ['/status', '/snapshot', '/metrics', '/health', '/members/add', '/members/change', '/leader/transfer'];
     const spellings = paths.flatMap((p) => [
       p,
@@ -360,7 +408,7 @@ describe('the admin endpoint', () => {
     expect(logger.lines.at(-1)!.fields).toEqual({ suppressed: 5 });
     expect(logger.lines.at(-1)!.message).toMatch(/^admin: refused requests: 5 more not logged/);
 
-    const withToken = await node({ token: 'the-admin-token', logger, refusalLogClock: clock });
+    const withToken = await node({ token: 'the-admin-token', logger, refusalLogClock: clock, authThrottle: { failures: 100 } });
     expect((await send(withToken.admin.address, 'GET', '/status', { authorization: 'Bearer wrong' })).status).toBe(401);
     expect(logger.lines.at(-1)!.message).toMatch(/^admin: refused GET \/status from 127\.0\.0\.1:\d+: 401 UNAUTHORIZED/);
     // close() logs what is still counted, as the peer port and the RESP server do: a process that exits
@@ -407,6 +455,8 @@ describe('the admin endpoint', () => {
       ['maxBodyBytes', -1],
       ['maxBodyBytes', Number.NaN],
       ['maxBackups', 0],
+      ['authThrottle', { failures: 0 }],
+      ['authThrottle', { windowMs: Infinity }],
     ] as const)
       await expect(serveAdmin({ log, address: '127.0.0.1:0', [option]: value }), `${option} ${value}`).rejects.toMatchObject({
         code: 'INVALID_ARGUMENT',
