@@ -12,12 +12,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
+import { AuthThrottle, authThrottleProblem, type AuthThrottleOptions } from '../auth-throttle.js';
 import { CodedError } from '../errors.js';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { LogMetrics } from '../log/metrics.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
-import { clientAddress, formatAddress, parseAddress } from '../transport/address.js';
+import { RefusalLog, realTimers, type RefusalLogClock } from '../refusal-log.js';
+import { clientAddress, formatAddress, networkKey, parseAddress } from '../transport/address.js';
 import { formatInfo } from './info.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
 import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, type Reply } from './resp.js';
@@ -113,6 +114,14 @@ export interface RespServerOptions {
    * its third wrong password, so guesses cannot be pipelined by the thousand on one.
    */
   requirepass?: string;
+  /**
+   * With requirepass: once AUTHs from one address (an IPv6 address's /64) have failed `failures`
+   * times within `windowMs` (one to two windows), on any number of connections, its connections
+   * are refused as they are accepted and its AUTHs answered `-ERR TOO_MANY_AUTH_FAILURES ...`
+   * unchecked (the connection then closes), until those failures are that old. Default
+   * { failures: 10, windowMs: 60000 }; at most 10,000 addresses are remembered.
+   */
+  authThrottle?: AuthThrottleOptions;
   /** With no requirepass, refuse clients from non-loopback addresses. Default true. */
   protectedMode?: boolean;
   /**
@@ -130,7 +139,7 @@ export interface RespServerOptions {
    * request), at most 10 every 10 s, then one line with the count of the rest. Default: silent.
    */
   logger?: Logger;
-  /** The timer of that rate limit. Default: real timers. */
+  /** The timer of that rate limit, and of authThrottle's windows. Default: real timers. */
   refusalLogClock?: RefusalLogClock;
 }
 
@@ -138,7 +147,10 @@ export interface RespServerOptions {
 export interface RespServerStats {
   clients: number;
   maxClients: number;
-  /** Connections refused: too many clients, protected mode, or a cross-protocol (HTTP) request. */
+  /**
+   * Connections refused: too many clients, protected mode, a cross-protocol (HTTP) request, or
+   * an address with too many failed AUTHs (authThrottle), as it connects or at its next AUTH.
+   */
   refused: number;
   /** Connections closed for idleness, or for not authenticating in time. */
   idleClosed: number;
@@ -149,7 +161,7 @@ export interface RespServerStats {
    * out, closed by the client) or had ended (after QUIT). None of them was proposed to the log.
    */
   dropped: number;
-  /** AUTHs with a wrong password (or user); a connection is closed at its third. */
+  /** AUTHs with a wrong password (or user); a connection is closed at its third. Refused AUTHs are not checked, and not counted. */
   authFailures: number;
   /** Bytes of unfinished commands held now, over all connections. */
   buffered: number;
@@ -267,6 +279,20 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   if (maxBufferedBytes < maxBulkBytes)
     throw new InvalidArgumentError('serveResp: maxBufferedBytes must be at least maxBulkBytes, or no client could send the largest value');
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw new InvalidArgumentError('serveResp: idleTimeoutMs must be 0 or a positive integer');
+  const throttleProblem = authThrottleProblem(o.authThrottle ?? {});
+  if (throttleProblem !== null) throw new InvalidArgumentError(`serveResp: ${throttleProblem}`);
+  // Closing a connection at its third wrong password bounds the guesses of a connection, not of a
+  // stranger, who opens another.
+  const throttle = new AuthThrottle(o.authThrottle ?? {}, o.refusalLogClock ?? realTimers);
+  /** The reply refusing a client whose address failed AUTH too often, or null while it may try. */
+  const throttled = (socket: net.Socket): Error | null => {
+    const from = networkKey(socket.remoteAddress ?? 'an unknown address');
+    const wait = throttle.retryAfter(from);
+    if (wait === 0) return null;
+    return new Error(
+      `ERR TOO_MANY_AUTH_FAILURES ${throttle.failures} failed AUTH attempts from ${from} in the last ${(2 * throttle.windowMs) / 1000} s at most: retry in ${wait} s`,
+    );
+  };
 
   /** What the memory budget needs of each client: its unfinished command bytes, and whether it authenticated. */
   interface Held {
@@ -343,13 +369,16 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   };
 
   /** AUTH password, or AUTH default password (the Redis 6 form with the one user there is). */
-  const auth = (args: Buffer[]): { reply: Reply; ok: boolean; wrongPassword?: boolean } => {
+  const auth = (args: Buffer[], socket: net.Socket): { reply: Reply; ok: boolean; wrongPassword?: boolean; throttled?: boolean } => {
     if (args.length !== 2 && args.length !== 3) return { reply: new Error("ERR wrong number of arguments for 'auth' command"), ok: false };
     if (password === null) return { reply: new Error('ERR AUTH called without any password configured for the default user'), ok: false };
+    const refused = throttled(socket);
+    if (refused !== null) return { reply: refused, ok: false, throttled: true };
     const userOk = args.length === 2 || args[1]!.toString('latin1') === 'default';
     const matches = passwordMatches(args[args.length - 1]!, password);
     if (userOk && matches) return { reply: OK, ok: true };
     counters.authFailures++;
+    throttle.fail(networkKey(socket.remoteAddress ?? 'an unknown address'));
     return { reply: WRONGPASS, ok: false, wrongPassword: true };
   };
 
@@ -529,21 +558,23 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         return;
       }
       if (name === 'AUTH') {
-        const r = auth(args);
+        const r = auth(args, socket);
         if (r.ok && !held.authed) {
           held.authed = true;
           clearTimeout(authDeadline);
           parser.setLimits(limits);
         }
         slot.reply = r.reply;
-        if (r.wrongPassword && ++authFailures >= AUTH_FAILURES_PER_CONNECTION) {
-          // A password is guessed a connection at a time, not thousands of guesses pipelined on one.
+        // A password is guessed a connection at a time, not thousands of guesses pipelined on one.
+        const tooMany = r.wrongPassword === true && ++authFailures >= AUTH_FAILURES_PER_CONNECTION;
+        if (tooMany || r.throttled === true) {
           ending = true;
           slot.last = true;
           drop();
+          if (r.throttled === true) counters.refused++;
           refusals.warn(
             { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
-            `RESP server closed the connection from ${clientAddress(socket)}: ${authFailures} failed AUTH attempts`,
+            `RESP server closed the connection from ${clientAddress(socket)}: ${tooMany ? `${authFailures} failed AUTH attempts` : (r.reply as Error).message}`,
           );
         }
         flush();
@@ -654,6 +685,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     if (protectedMode && !isLoopback(socket.remoteAddress))
       return refuse(socket, PROTECTED_MODE_ERROR, 'protected mode (no password is set, and only loopback clients are served)');
     if (clients.size >= maxClients) return refuse(socket, new Error('ERR max number of clients reached'), `${maxClients} clients, the limit, are connected`);
+    const refused = password === null ? null : throttled(socket);
+    if (refused !== null) return refuse(socket, refused, refused.message.replace(/^ERR /, ''));
     serve(socket);
   });
 

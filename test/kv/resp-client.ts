@@ -25,9 +25,10 @@ export class RespClient {
     });
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RespClient> {
+  /** `from`: the local address to connect from (127.0.0.2, say, to be another client host). */
+  static connect(port: number, host = '127.0.0.1', from?: string): Promise<RespClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect(port, host, () => resolve(new RespClient(s)));
+      const s = net.connect({ port, host, localAddress: from }, () => resolve(new RespClient(s)));
       s.once('error', reject);
     });
   }

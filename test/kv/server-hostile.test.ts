@@ -8,6 +8,7 @@ import { unpack } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { serveResp, type KvLog, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
+import { ManualClock } from '../manual-clock.js';
 import { CONNECTION_CLOSED, RespClient } from './resp-client.js';
 
 /** Polls a condition every few milliseconds; fails after `ms` rather than hanging until the test timeout. */
@@ -60,6 +61,8 @@ class HeldLog implements KvLog {
 }
 
 const portOf = (s: RespServer): number => Number(s.address.split(':').pop());
+/** An error reply's text; anything else as it prints, so that a test naming it fails. */
+const errorText = (v: unknown): string => (v instanceof Error ? v.message : `not an error: ${String(v)}`);
 const set = (k: string, v = '1'): string => `*3\r\n$3\r\nSET\r\n$${k.length}\r\n${k}\r\n$${v.length}\r\n${v}\r\n`;
 /** A SET whose value is announced as `announced` bytes and cut after `sent` of them. */
 const unfinishedSet = (k: string, announced: number, sent: number): string => `*3\r\n$3\r\nSET\r\n$${k.length}\r\n${k}\r\n$${announced}\r\n${'v'.repeat(sent)}`;
@@ -245,5 +248,53 @@ describe('the RESP server against strangers (clients that have not authenticated
     expect(await d.call('AUTH', 'pw')).toBe('OK');
     expect(await d.call('PING')).toBe('PONG');
     d.close();
+  });
+
+  it('refuses AUTH from an address that failed too often, across connections, without checking it, until its failures are old', async () => {
+    const clock = new ManualClock();
+    const server = await start({ authThrottle: { failures: 4, windowMs: 60_000 }, refusalLogClock: clock });
+    const port = portOf(server);
+    const wrongpass = new Error('WRONGPASS invalid username-password pair or user is disabled.');
+    const throttled = /^ERR TOO_MANY_AUTH_FAILURES 4 failed AUTH attempts from 127\.0\.0\.2 in the last 120 s at most: retry in 120 s$/;
+    // Three guesses close a connection; a new one may not guess on where the last left off.
+    const a = await RespClient.connect(port, '127.0.0.1', '127.0.0.2');
+    for (let i = 0; i < 3; i++) expect(await a.call('AUTH', `guess${i}`)).toEqual(wrongpass);
+    await a.closed();
+    const b = await RespClient.connect(port, '127.0.0.1', '127.0.0.2');
+    expect(await b.call('AUTH', 'guess3')).toEqual(wrongpass);
+    // The right password is refused too: checked, it would tell a guess apart.
+    expect(errorText(await b.call('AUTH', 'pw'))).toMatch(throttled);
+    await b.closed();
+    expect(server.stats().authFailures).toBe(4);
+    // A new connection from there is refused as it is accepted.
+    const c = await RespClient.connect(port, '127.0.0.1', '127.0.0.2');
+    expect(errorText(await c.next())).toMatch(throttled);
+    await c.closed();
+    expect(server.stats().refused).toBe(2);
+    // Another address is served.
+    const d = await RespClient.connect(port, '127.0.0.1', '127.0.0.3');
+    expect(await d.call('AUTH', 'pw')).toBe('OK');
+    d.close();
+    // The failures are dropped one to two windows after they were made.
+    clock.fire();
+    const e = await RespClient.connect(port, '127.0.0.1', '127.0.0.2');
+    expect(errorText(await e.call('AUTH', 'pw'))).toMatch(/retry in 60 s$/);
+    clock.fire();
+    const f = await RespClient.connect(port, '127.0.0.1', '127.0.0.2');
+    expect(await f.call('AUTH', 'pw')).toBe('OK');
+    expect(await f.call('PING')).toBe('PONG');
+    f.close();
+  });
+
+  it('by default an address may fail AUTH 10 times a minute, however many connections it opens', async () => {
+    const server = await start({ refusalLogClock: new ManualClock() });
+    const wrongpass = new Error('WRONGPASS invalid username-password pair or user is disabled.');
+    for (let i = 0; i < 5; i++) {
+      const c = await RespClient.connect(portOf(server), '127.0.0.1', '127.0.0.2');
+      for (let j = 0; j < 2; j++) expect(await c.call('AUTH', `guess${i}.${j}`)).toEqual(wrongpass);
+      c.close();
+    }
+    const c = await RespClient.connect(portOf(server), '127.0.0.1', '127.0.0.2');
+    expect(errorText(await c.next())).toMatch(/^ERR TOO_MANY_AUTH_FAILURES /);
   });
 });
