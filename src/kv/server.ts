@@ -21,7 +21,7 @@ import { RefusalLog, realTimers, type RefusalLogClock } from '../refusal-log.js'
 import { clientAddress, formatAddress, networkKey, parseAddress } from '../transport/address.js';
 import { formatInfo } from './info.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
-import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, type Reply } from './resp.js';
+import { ARG_OVERHEAD, DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, type Reply } from './resp.js';
 
 /** What the server needs of the log; ReplicatedLog has this shape. */
 export interface KvLog {
@@ -98,12 +98,13 @@ export interface RespServerOptions {
   maxArgs?: number;
   /**
    * The largest command payload: one argument, and all of a command's arguments together
-   * (plus 16 bytes each). Set it below the log's record limit, so any accepted write replicates.
-   * Default 4 MiB - 64 KiB.
+   * (plus 128 bytes each, what each costs the heap). Set it below the log's record limit, so any
+   * accepted write replicates. Default 4 MiB - 64 KiB.
    */
   maxBulkBytes?: number;
   /**
-   * Bytes of unfinished commands that all clients together may hold (read, not yet whole).
+   * Bytes of unfinished commands that all clients together may hold (read, not yet whole), each
+   * argument read counted 128 bytes more than its length, what its Buffer costs the heap.
    * Past it, the client holding the most is closed, those that have not authenticated first:
    * a stranger's bytes never push out a client's that has. Default 256 MiB, or 2 x maxBulkBytes
    * when that is larger; no less than maxBulkBytes.
@@ -221,11 +222,6 @@ const UNAUTHENTICATED_LIMITS = { maxArgs: 8, maxBulkBytes: 16 * 1024, maxCommand
 const EMPTY = Buffer.alloc(0);
 const PONG = new RespSimple('PONG');
 const WRONGPASS = new Error('WRONGPASS invalid username-password pair or user is disabled.');
-/**
- * What an argument of a command awaiting its reply counts beyond its bytes: the Buffer that
- * holds it, about 110 bytes of heap, so that 1000 one-byte keys count as what they cost.
- */
-const ARG_HELD_BYTES = 128;
 /** A connection is closed at its third wrong password (answered, like the others, with -WRONGPASS). */
 const AUTH_FAILURES_PER_CONNECTION = 3;
 
@@ -589,7 +585,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       if (write === undefined) {
         // A read holds its arguments until the barrier it waits for: counted until it is answered.
         let holds = 0;
-        for (const a of args) holds += a.length + ARG_HELD_BYTES;
+        for (const a of args) holds += a.length + ARG_OVERHEAD;
         heldBytes += holds;
         void execute(name, args, lastWrite).then(
           (r) => {

@@ -26,7 +26,7 @@ import {
   newUnpacker,
   type Frame,
 } from '../../src/transport/wire.js';
-import { RespParser, RespProtocolError, type RespLimits } from '../../src/kv/resp.js';
+import { ARG_OVERHEAD, RespParser, RespProtocolError, type RespLimits } from '../../src/kv/resp.js';
 import { seeded, testSeed } from '../seeded.js';
 import { nextTurn } from '../setup/next-turn.js';
 
@@ -304,7 +304,8 @@ describe('RESP parser (seeded fuzz)', () => {
   it('turns mutated command streams into commands within the limits or a coded RespProtocolError', async () => {
     const seed = testSeed('fuzz: RESP parser');
     const r = seeded(seed);
-    const limits: RespLimits = { maxArgs: 6, maxBulkBytes: 48, maxCommandBytes: 160, maxInlineBytes: 80 };
+    // Each argument counts ARG_OVERHEAD (128) more than its length: the SET below counts 393.
+    const limits: RespLimits = { maxArgs: 6, maxBulkBytes: 48, maxCommandBytes: 600, maxInlineBytes: 80 };
     const valid = Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n*1\r\n$4\r\nPING\r\nGET key\r\n*2\r\n$3\r\nGET\r\n$3\r\nabc\r\n');
     const codes = new Set<string>();
     let commands = 0;
@@ -323,8 +324,8 @@ describe('RESP parser (seeded fuzz)', () => {
             expect(cmd.length).toBeGreaterThan(0);
             expect(cmd.length).toBeLessThanOrEqual(limits.maxArgs);
             let bytes = 0;
-            for (const a of cmd) bytes += a.length + 16;
-            expect(bytes).toBeLessThanOrEqual(Math.max(limits.maxCommandBytes, limits.maxInlineBytes + 16 * limits.maxArgs));
+            for (const a of cmd) bytes += a.length + ARG_OVERHEAD;
+            expect(bytes).toBeLessThanOrEqual(Math.max(limits.maxCommandBytes, limits.maxInlineBytes + ARG_OVERHEAD * limits.maxArgs));
           }
           at += n;
           // Never holding more than a command under the limits, an inline line, and the slice just pushed.

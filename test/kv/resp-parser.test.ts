@@ -1,8 +1,10 @@
 // The parser's edges: linear work on huge values, limits refused from headers alone,
 // and hostile bytes answered only with coded RespProtocolErrors.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { nextTurn } from '../setup/next-turn.js';
-import { RespParser, RespProtocolError, type RespLimits } from '../../src/kv/resp.js';
+import { ARG_OVERHEAD, RespParser, RespProtocolError, type RespLimits } from '../../src/kv/resp.js';
 import { seeded, testSeed } from '../seeded.js';
 
 const wireOf = (cmds: string[][]): Buffer =>
@@ -35,13 +37,14 @@ describe('RESP parser limits and linearity', () => {
     const value = Buffer.alloc(size, 7);
     const p = new RespParser();
     expect(p.push(Buffer.from(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${size}\r\nab`))).toEqual([]);
-    expect(p.retainedBytes).toBeLessThanOrEqual(64 * 1024 + 16);
+    // The value's first buffer, and its Buffer and those of SET and k.
+    expect(p.retainedBytes).toBeLessThanOrEqual(64 * 1024 + 16 + 3 * ARG_OVERHEAD);
     value.write('ab');
     const got: Buffer[][] = [];
     for (let at = 2, chunk = 1000; at < size; at += chunk, chunk *= 2) {
       got.push(...p.push(value.subarray(at, Math.min(size, at + chunk))));
       const arrived = Math.min(size, at + chunk);
-      expect(p.retainedBytes).toBeLessThanOrEqual(Math.max(64 * 1024, 4 * arrived) + 16);
+      expect(p.retainedBytes).toBeLessThanOrEqual(Math.max(64 * 1024, 4 * arrived) + 16 + 3 * ARG_OVERHEAD);
     }
     expect(got).toEqual([]);
     const [cmd, ...rest] = p.push(Buffer.from('\r\n'));
@@ -49,6 +52,37 @@ describe('RESP parser limits and linearity', () => {
     expect(str([cmd!.slice(0, 2)])).toEqual([['SET', 'k']]);
     expect(cmd![2]!.equals(value)).toBe(true);
     expect(p.retainedBytes).toBe(0);
+  });
+
+  it('counts in retainedBytes what the arguments of an unfinished command cost the heap, however small they are', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heap = (): number => {
+      gc();
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    for (const size of [0, 1, 8, 100]) {
+      const arg = `$${size}\r\n${'k'.repeat(size)}\r\n`;
+      const parsers: RespParser[] = [];
+      const before = heap();
+      let counted = 0;
+      // 200 commands of 1000 arguments, none whole: 200,000 arguments held.
+      for (let i = 0; i < 200; i++) {
+        const p = new RespParser();
+        expect(p.push(Buffer.from(`*1001\r\n${arg.repeat(1000)}`))).toEqual([]);
+        counted += p.retainedBytes;
+        parsers.push(p);
+      }
+      const held = heap() - before;
+      // An argument of a few bytes costs a Buffer of about 110 bytes: counted at its length, 1000
+      // one-byte arguments were 1000 bytes of a budget and held 115 KB.
+      expect(held, `${size}-byte arguments: ${held} bytes held, ${counted} counted`).toBeLessThanOrEqual(1.1 * counted);
+      if (size > 0) expect(held, `${size}-byte arguments: ${held} bytes held, ${counted} counted`).toBeGreaterThanOrEqual(0.5 * counted);
+      expect(parsers).toHaveLength(200); // kept alive until measured
+    }
+    expect(ARG_OVERHEAD).toBe(128);
   });
 
   it('holds no more than the unfinished line between commands: a chunk that completes a line is not kept whole', () => {
@@ -90,9 +124,10 @@ describe('RESP parser limits and linearity', () => {
   });
 
   it('refuses a bulk string or a command past its byte limits from the header', () => {
-    const p = new RespParser({ maxBulkBytes: 100, maxCommandBytes: 160 });
+    // Each argument counts 128 bytes more than its length: SET k <100 bytes> counts 488.
+    const p = new RespParser({ maxBulkBytes: 100, maxCommandBytes: 500 });
     expect(() => p.push(Buffer.from('*1\r\n$101\r\n'))).toThrow(expect.objectContaining({ code: 'RESP_BULK_TOO_LARGE' }));
-    const q = new RespParser({ maxBulkBytes: 100, maxCommandBytes: 160 });
+    const q = new RespParser({ maxBulkBytes: 100, maxCommandBytes: 500 });
     expect(str(q.push(wireOf([['SET', 'k', 'v'.repeat(100)]])))).toEqual([['SET', 'k', 'v'.repeat(100)]]);
     expect(() => q.push(Buffer.from(`*3\r\n$3\r\nSET\r\n$${100}\r\n${'k'.repeat(100)}\r\n$100\r\n`))).toThrow(
       expect.objectContaining({ code: 'RESP_COMMAND_TOO_LARGE' }),

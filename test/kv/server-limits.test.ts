@@ -388,7 +388,8 @@ describe('RESP server limits', () => {
   it('refuses a value past maxBulkBytes with an error and closes the connection', async () => {
     const server = await start({ maxBulkBytes: 1024, maxArgs: 3 });
     const c = await RespClient.connect(portOf(server));
-    expect(await c.call('SET', 'small', 'x'.repeat(900))).toBe('OK');
+    // 3 arguments of 608 bytes, each counted 128 more: 992 bytes of the 1024.
+    expect(await c.call('SET', 'small', 'x'.repeat(600))).toBe('OK');
     expect(await c.call('SET', 'large', 'x'.repeat(1025))).toEqual(
       expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }),
     );
@@ -443,6 +444,23 @@ describe('RESP server limits', () => {
     b.close();
   });
 
+  it('counts an unfinished command of tiny arguments at what it costs: 129 bytes an argument of one byte', async () => {
+    // Each argument is a Buffer of about 110 bytes of heap: counted at their length, 8 clients
+    // holding 1000 one-byte arguments each were 8000 bytes of a 512 KiB budget, and held 900 KB.
+    const server = await start({ maxBulkBytes: 256 * 1024, maxBufferedBytes: 512 * 1024 });
+    const clients = await Promise.all(Array.from({ length: 8 }, () => rawConnect(portOf(server))));
+    for (const c of clients) {
+      c.on('error', () => undefined);
+      c.write(`*1024\r\n${'$1\r\nk\r\n'.repeat(1000)}`);
+    }
+    // Four such commands fit (4 x 129,000 bytes); each one past them closes a client.
+    await until(() => server.stats().evicted === 4 && server.stats().buffered === 4 * 1000 * 129, 10_000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.stats().evicted).toBe(4);
+    expect(server.stats().buffered).toBe(4 * 1000 * 129);
+    for (const c of clients) c.destroy();
+  });
+
   it('lets a lone client send the largest value within a maxBufferedBytes of maxBulkBytes, after a command cut inside a line', async () => {
     const server = await start({ maxBulkBytes: 128 * 1024, maxBufferedBytes: 128 * 1024 });
     const c = await RespClient.connect(portOf(server));
@@ -451,8 +469,8 @@ describe('RESP server limits', () => {
     await until(() => server.stats().buffered > 0);
     c.raw('4\r\nPING\r\n');
     expect(await c.next()).toBe('PONG');
-    // The largest SET: its three arguments and their 48 bytes of framing fill maxBulkBytes.
-    const value = 'v'.repeat(128 * 1024 - 52);
+    // The largest SET: its three arguments and the 128 bytes counted for each fill maxBulkBytes.
+    const value = 'v'.repeat(128 * 1024 - 3 * 128 - 4);
     c.raw(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${value.length}\r\n${value}`);
     await until(() => server.stats().buffered >= value.length || server.stats().evicted > 0);
     c.raw('\r\n');
