@@ -132,6 +132,36 @@ function statusOf(code: string): number {
   }
 }
 
+/** How long GET /health waits for a linearizable read before answering 503 TIMEOUT. */
+export const HEALTH_WAIT_MS = 2_000;
+
+function withinHealthWait(read: Promise<void>, lead: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new HttpError(
+            503,
+            'TIMEOUT',
+            `no linearizable read within ${HEALTH_WAIT_MS} ms: the leader (node ${lead}) did not confirm through this node that it leads a majority, ` +
+              'or this node has not applied what is committed (cut off from the leader, or installing a snapshot)',
+          ),
+        ),
+      HEALTH_WAIT_MS,
+    );
+    read.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
@@ -309,6 +339,23 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     return id;
   };
 
+  // One barrier serves every /health asked while it runs: a client asking in a loop must not
+  // pile them up. One older than the wait (stuck until the log's own timeout) is not joined,
+  // so that a node that recovered says so at once.
+  let probe: { done: Promise<void>; started: number } | null = null;
+  const readable = (): Promise<void> => {
+    const now = performance.now();
+    if (probe === null || now - probe.started > HEALTH_WAIT_MS) {
+      const p = { done: log.barrier(), started: now };
+      const over = (): void => {
+        if (probe === p) probe = null;
+      };
+      p.done.then(over, over);
+      probe = p;
+    }
+    return probe.done;
+  };
+
   const json = (res: ServerResponse, status: number, v: unknown): void => {
     const text = JSON.stringify(v);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
@@ -321,10 +368,22 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     switch (op) {
       case 'GET /health': {
         const s = log.status();
-        if (s.role === 'fatal') return json(res, 503, { health: false, reason: s.fatal?.code ?? 'LOG_FATAL' });
-        if (s.role === 'closed') return json(res, 503, { health: false, reason: 'LOG_CLOSED' });
-        if (s.lead === 0) return json(res, 503, { health: false, reason: 'NO_LEADER' });
-        return json(res, 200, { health: true, leader: s.lead, id: s.id });
+        const unhealthy = (reason: string, message: string): void => json(res, 503, { health: false, reason, message });
+        if (s.role === 'fatal') return unhealthy(s.fatal?.code ?? 'LOG_FATAL', s.fatal?.message ?? 'the node stopped');
+        if (s.role === 'closed') return unhealthy('LOG_CLOSED', 'the log was closed');
+        if (s.lead === 0) return unhealthy('NO_LEADER', 'this node knows no leader');
+        // Knowing a leader is not serving: a follower the leader cannot hear, or one stuck
+        // installing a snapshot, names its leader for as long as heartbeats reach it, and a
+        // leader cut off names itself until CheckQuorum deposes it. A linearizable read
+        // (what etcd's /health does) needs a majority through the leader and this node's
+        // state machine to be current.
+        try {
+          await withinHealthWait(readable(), s.lead);
+        } catch (thrown) {
+          const code = (thrown as { code?: unknown } | null)?.code;
+          return unhealthy(typeof code === 'string' ? code : 'INTERNAL', thrown instanceof Error ? thrown.message : String(thrown));
+        }
+        return json(res, 200, { health: true, leader: log.status().lead, id: s.id });
       }
       case 'GET /status':
         return json(res, 200, readableStatus(log.status()));

@@ -29,6 +29,8 @@ export interface Cluster {
 
 export interface ClusterOptions {
   timeoutMs?: number;
+  snapshotEvery?: number;
+  snapshotCatchUpEntries?: number;
 }
 
 /** freePorts() hands out ports another process may take before a node binds one: then start again on fresh ones. */
@@ -71,6 +73,8 @@ async function startCluster(n: number, seed: number, o: ClusterOptions): Promise
         clusterSecret: SECRET,
         ...TIMING,
         timeoutMs: o.timeoutMs ?? 10_000,
+        ...(o.snapshotEvery !== undefined ? { snapshotEvery: o.snapshotEvery } : {}),
+        ...(o.snapshotCatchUpEntries !== undefined ? { snapshotCatchUpEntries: o.snapshotCatchUpEntries } : {}),
         // No process dies in these tests: what is at stake is the network, not the disk.
         sync: 'none',
       });
