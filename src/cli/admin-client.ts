@@ -179,7 +179,7 @@ export function isAdminStatus(v: unknown): v is AdminStatus {
 }
 
 /** A code as the admin endpoint sends it (its own, the log's, the core's). */
-const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+export const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 
 /**
  * The error an answer other than 200 means: the endpoint's code, or HTTP_<status> when it

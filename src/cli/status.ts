@@ -2,13 +2,14 @@
 // admin endpoint given.
 import type { AdminStatus } from '../admin/handler.js';
 import { UsageError, parseCommand } from './args.js';
-import { ADMIN_FLAGS, adminTarget, request, statuses, table } from './admin-client.js';
-import { EXIT, runCommand } from './failure.js';
+import { ADMIN_FLAGS, CODE, adminTarget, printable, request, statuses, table, type AdminTarget } from './admin-client.js';
+import { CliError, EXIT, runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog status --admin HOST:PORT[,HOST:PORT...] [--admin-token-file FILE] [--json]
 Shows every member as the leader sees it (id, address, role, match, lag behind the
 leader's last index, replication state, recently active) and the health of each admin
-endpoint given. Exit status 0 when every endpoint given is healthy, 1 otherwise, 3 when
+endpoint given (GET /health); for each one unhealthy, a line says why: the reason /health
+gives (its code and message) or why it could not be asked. Exit status 0 when every endpoint given is healthy, 1 otherwise, 3 when
 none could be reached.`;
 
 export interface Member {
@@ -30,7 +31,9 @@ export interface EndpointHealth {
   term: number | null;
   commit: number | null;
   applied: number | null;
+  /** Why it is unhealthy: the code of /health's reason, or of the failure to ask. */
   error?: string;
+  message?: string;
 }
 
 /** The members as `s` (ideally the leader's status) knows them. */
@@ -52,6 +55,31 @@ export function membersOf(s: AdminStatus): Member[] {
   });
 }
 
+/** What GET /health says of the endpoint: healthy, or the reason it gives (or why it could not be asked). */
+async function healthOf(endpoint: string, t: AdminTarget): Promise<{ healthy: boolean; error?: string; message?: string }> {
+  let r;
+  try {
+    r = await request(endpoint, t.token, 'GET', '/health');
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    return { healthy: false, error: err.code, message: err.message };
+  }
+  if (r.status === 200) return { healthy: true };
+  if (r.status === 401) return { healthy: false, error: 'UNAUTHORIZED', message: 'the endpoint wants a token (--admin-token-file)' };
+  let v: { reason?: unknown; message?: unknown } = {};
+  try {
+    const parsed: unknown = JSON.parse(r.body.toString('utf8'));
+    if (typeof parsed === 'object' && parsed !== null) v = parsed;
+  } catch {
+    // not JSON: the status says enough
+  }
+  return {
+    healthy: false,
+    error: typeof v.reason === 'string' && CODE.test(v.reason) ? v.reason : `HTTP_${r.status}`,
+    message: typeof v.message === 'string' ? printable(v.message, 500) : `HTTP ${r.status}`,
+  };
+}
+
 export async function main(args: string[]): Promise<number> {
   return runCommand('status', USAGE, args, async (a) => {
     const { opts, positionals } = parseCommand(a, ADMIN_FLAGS);
@@ -61,12 +89,23 @@ export async function main(args: string[]): Promise<number> {
     const health: EndpointHealth[] = await Promise.all(
       seen.map(async (s) => {
         if (s.status === undefined)
-          return { endpoint: s.endpoint, healthy: false, node: null, role: null, leader: null, term: null, commit: null, applied: null, error: s.error?.code };
-        const h = await request(s.endpoint, target.token, 'GET', '/health').catch(() => null);
+          return {
+            endpoint: s.endpoint,
+            healthy: false,
+            node: null,
+            role: null,
+            leader: null,
+            term: null,
+            commit: null,
+            applied: null,
+            error: s.error?.code,
+            message: s.error?.message,
+          };
+        const h = await healthOf(s.endpoint, target);
         const st = s.status;
         return {
           endpoint: s.endpoint,
-          healthy: h?.status === 200,
+          ...h,
           node: st.id,
           role: st.role,
           leader: st.lead || null,
@@ -109,6 +148,7 @@ export async function main(args: string[]): Promise<number> {
           ]),
         ),
       );
+      for (const h of health) if (h.message !== undefined) console.log(printable(`${h.endpoint}: ${h.error}: ${h.message}`));
     }
     if (health.every((h) => h.node === null)) return EXIT.unreachable;
     return health.every((h) => h.healthy) ? EXIT.ok : EXIT.failed;

@@ -157,7 +157,7 @@ it('a status that is not the admin API makes member list and status fail with AD
     expect(await member(['list', '--admin', ep]), JSON.stringify(answer)).toBe(1);
     expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog member: ADMIN_BAD_REPLY: ${ep}`));
     expect(await status(['--admin', ep]), JSON.stringify(answer)).toBe(3);
-    expect(String(out.mock.calls.at(-1)?.[0])).toMatch(/unhealthy \(ADMIN_BAD_REPLY\)/);
+    expect(out.mock.calls.map((c) => String(c[0])).join('\n')).toMatch(/unhealthy \(ADMIN_BAD_REPLY\)/);
     vi.restoreAllMocks();
   }
   // The template itself is a status.
@@ -261,4 +261,21 @@ it('a redirect is not followed: HTTP_<status>, and the request goes nowhere else
     expect(asked, `${status} ${location}`).toBe(1);
   }
   expect(elsewhere).toBe(0);
+});
+
+it("status says why an endpoint is unhealthy: /health's reason in the table and the JSON, its message below the table", async () => {
+  const why = { health: false, reason: 'TIMEOUT', message: 'no linearizable read within 2000 ms: the leader (node 1) did not confirm' };
+  const ep = await endpoint((req, res) => {
+    if (req.url === '/health') return res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify(why));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...STATUS, role: 'follower', id: 2 }));
+  });
+  const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await status(['--admin', ep])).toBe(1);
+  const text = out.mock.calls.map((c) => String(c[0])).join('\n');
+  expect(text).toMatch(/unhealthy \(TIMEOUT\)/);
+  expect(text).toContain(`${ep}: TIMEOUT: ${why.message}`);
+  out.mockClear();
+  expect(await status(['--admin', ep, '--json'])).toBe(1);
+  const json = JSON.parse(String(out.mock.calls[0]?.[0])) as { endpoints: Array<Record<string, unknown>> };
+  expect(json.endpoints[0]).toMatchObject({ healthy: false, error: 'TIMEOUT', message: why.message });
 });
