@@ -101,6 +101,35 @@ describe('metrics()', () => {
     expect(m.hasLeader).toBe(false);
   });
 
+  it('counts appends refused at once too: NO_LEADER once leaderless, OVERLOADED, RECORD_TOO_LARGE, LOG_CLOSED', async () => {
+    const ports = await freePorts(3);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+    const opts = { clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2, timeoutMs: 2000 } as const;
+    const alone = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, ...opts });
+    cleanups.push(() => alone.close());
+    // Once it has been leaderless for two election timeouts, an append fails before it is queued.
+    await alone.append(enc('first')).catch(() => undefined);
+    const failedBefore = Object.values(alone.metrics().proposalsFailed).reduce((a, b) => a + b, 0);
+    const codes: string[] = [];
+    for (let i = 0; i < 5; i++) codes.push(((await alone.append(enc('lost')).catch((e: unknown) => e)) as { code: string }).code);
+    expect(codes).toEqual(Array(5).fill('NO_LEADER'));
+    const m = alone.metrics();
+    expect(Object.values(m.proposalsFailed).reduce((a, b) => a + b, 0)).toBe(failedBefore + 5);
+    expect(m.appendDuration.count).toBe(failedBefore + 5);
+
+    const t2 = tempDir();
+    cleanups.push(t2.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t2.dir, maxPendingAppends: 1, maxRecordBytes: 1024 });
+    const both = await Promise.allSettled([log.append(enc('a')), log.append(enc('b'))]);
+    expect(both.map((r) => (r.status === 'rejected' ? (r.reason as { code: string }).code : 'ok'))).toEqual(['ok', 'OVERLOADED']);
+    await expect(log.append(new Uint8Array(2048))).rejects.toMatchObject({ code: 'RECORD_TOO_LARGE' });
+    await log.close();
+    await expect(log.append(enc('c'))).rejects.toMatchObject({ code: 'LOG_CLOSED' });
+    expect(log.metrics()).toMatchObject({ proposalsCommitted: 1, proposalsFailed: { OVERLOADED: 1, RECORD_TOO_LARGE: 1, LOG_CLOSED: 1 } });
+  });
+
   it('on a three-node leader: peer lag, bytes per peer, leader events and changes', async () => {
     const c = await trio();
     const leader = await c.leader();
