@@ -10,54 +10,65 @@ import { join } from 'node:path';
 import { readSnapshotFile } from '../storage/snapshot-store.js';
 import { StorageError } from '../storage/errors.js';
 import { addon, type NativeScan } from '../wal/addon.js';
-import { fromNative, WalError } from '../wal/errors.js';
+import { fromNative } from '../wal/errors.js';
 import { checkNothingMissing } from '../wal/missing.js';
+import { UsageError } from './args.js';
+import { CliError, EXIT, runCommand } from './failure.js';
 
 const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot' };
-const USAGE = 'usage: raftlog inspect <data dir | wal dir> [--records] [--debug]';
+const USAGE = `usage: raftlog inspect <data dir | wal dir> [--records] [--debug]
+Verifies every WAL record's checksum, that no segment is missing, and every snapshot
+file. Each damage found is one line on stderr, its code first (WAL_CORRUPT,
+SNAPSHOT_CORRUPT, SNAPSHOT_MISSING, or the failed system call's: ENOTDIR, EACCES).
+Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is,
+2 for a usage error.`;
 
 export async function main(args: string[]): Promise<number> {
-  const dirs = args.filter((a) => !a.startsWith('-'));
-  const dir = dirs[0];
-  const unknown = args.filter((a) => a.startsWith('-') && !['--records', '--debug', '--help', '-h'].includes(a));
-  if (args.includes('--help') || args.includes('-h')) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (dir === undefined || dirs.length > 1 || unknown.length > 0) {
-    const why =
-      unknown.length > 0
-        ? `unknown option ${unknown[0]}`
-        : dir === undefined
-          ? 'which directory?'
-          : `unexpected argument '${dirs[1]}' (one directory at a time)`;
-    console.error(`raftlog inspect: ${why}\n${USAGE}`);
-    return 2;
-  }
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    console.error(`raftlog inspect: ${dir} is not a directory`);
-    return 2;
-  }
-  // A node's data directory holds wal/ and snapshots/; a WAL directory holds segments or LOCK.
-  const isDataDir = existsSync(join(dir, 'wal')) && statSync(join(dir, 'wal')).isDirectory();
-  const walDir = isDataDir ? join(dir, 'wal') : dir;
-  if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK')) {
-    console.error(`raftlog inspect: NO_WAL: there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
-    return 1;
-  }
-  let scan: NativeScan;
-  let marker: { index: number; term: number } | null;
-  try {
-    scan = addon().scan(walDir);
-    marker = reportWal(walDir, scan, args.includes('--records'));
-    checkNothingMissing(walDir, scan.segments[0], marker?.index ?? null);
-  } catch (err) {
-    const e = fromNative(err);
-    if (args.includes('--debug') && e.stack !== undefined) console.error(e.stack);
-    console.error(`raftlog inspect: ${e.message}`);
-    return e instanceof WalError && (e.code === 'WAL_CORRUPT' || e.code === 'WAL_VERSION') ? 1 : 2;
-  }
-  return isDataDir ? reportSnapshots(join(dir, 'snapshots'), marker) : 0;
+  return runCommand('inspect', USAGE, args, async (a) => {
+    const dirs = a.filter((x) => !x.startsWith('-'));
+    const unknown = a.find((x) => x.startsWith('-') && x !== '--records');
+    if (unknown !== undefined) throw new UsageError(`unknown option ${unknown}`);
+    const dir = dirs[0];
+    if (dir === undefined) throw new UsageError('which directory?');
+    if (dirs.length > 1) throw new UsageError(`unexpected argument '${dirs[1]}' (one directory at a time)`);
+    if (!isDirectory(dir)) throw new UsageError(`${dir} is not a directory`);
+    // A node's data directory holds wal/ and snapshots/; a WAL directory holds segments or LOCK.
+    const isDataDir = isDirectory(join(dir, 'wal'));
+    const walDir = isDataDir ? join(dir, 'wal') : dir;
+    if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK'))
+      throw new CliError('NO_WAL', `there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
+    let marker: { index: number; term: number } | null;
+    try {
+      const scan = addon().scan(walDir);
+      marker = reportWal(walDir, scan, a.includes('--records'));
+      checkNothingMissing(walDir, scan.segments[0], marker?.index ?? null);
+    } catch (err) {
+      const e = fromNative(err);
+      if (!isCoded(e)) throw e;
+      damage(coded(e));
+      return EXIT.failed;
+    }
+    return isDataDir ? reportSnapshots(join(dir, 'snapshots'), marker) : EXIT.ok;
+  });
+}
+
+function isDirectory(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+/** What inspect found wrong: one line on stderr, its code first. */
+function damage(line: string): void {
+  console.error(`raftlog inspect: ${line}`);
+}
+
+/** `CODE: message`, the code once (a failed system call's message begins with it). */
+function coded(err: Error & { code: string }): string {
+  return err.message.startsWith(`${err.code}: `) ? err.message : `${err.code}: ${err.message}`;
+}
+
+/** A raftlog error or a failed system call (a file that cannot be read, a directory that is a file): reported with its code. */
+function isCoded(err: unknown): err is Error & { code: string } {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string';
 }
 
 /** Prints the WAL's summary; returns its latest snapshot marker. */
@@ -106,13 +117,19 @@ function reportWal(dir: string, scan: NativeScan, records: boolean): { index: nu
 
 /** Verifies every snapshot file; the one the WAL's marker names must be there. Returns the exit code. */
 async function reportSnapshots(dir: string, marker: { index: number; term: number } | null): Promise<number> {
-  const files = existsSync(dir)
-    ? readdirSync(dir)
-        .filter((f) => f.endsWith('.snap'))
-        .sort()
-    : [];
-  console.log(`snapshots ${dir}: ${files.length} file(s)`);
   let bad = 0;
+  let files: string[] = [];
+  try {
+    if (existsSync(dir))
+      files = readdirSync(dir)
+        .filter((f) => f.endsWith('.snap'))
+        .sort();
+  } catch (err) {
+    if (!isCoded(err)) throw err;
+    damage(coded(err));
+    bad++;
+  }
+  console.log(`snapshots ${dir}: ${files.length} file(s)`);
   for (const f of files) {
     try {
       const s = await readSnapshotFile(join(dir, f), false);
@@ -120,19 +137,18 @@ async function reportSnapshots(dir: string, marker: { index: number; term: numbe
     } catch (err) {
       // A damaged file, one that is no file at all (a directory, a FIFO, a link), or one that cannot
       // be read (no permission): reported, and the next one looked at. Anything else is a bug of this command's.
-      const unreadable =
-        err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).syscall !== undefined;
+      const unreadable = isCoded(err) && (err as NodeJS.ErrnoException).syscall !== undefined;
       if (!(err instanceof StorageError) && !unreadable) throw err;
-      console.error(`raftlog inspect: ${f}: ${(err as Error).message}`);
+      damage(`${f}: ${coded(err)}`);
       bad++;
     }
   }
   if (marker !== null && marker.index > 0) {
     const want = `snap-${marker.index.toString().padStart(16, '0')}-${marker.term}.snap`;
     if (!files.includes(want)) {
-      console.error(`raftlog inspect: the WAL's snapshot marker (index ${marker.index}, term ${marker.term}) names ${join(dir, want)}, which is missing`);
+      damage(`SNAPSHOT_MISSING: the WAL's snapshot marker (index ${marker.index}, term ${marker.term}) names ${join(dir, want)}, which is missing`);
       bad++;
     }
   }
-  return bad > 0 ? 1 : 0;
+  return bad > 0 ? EXIT.failed : EXIT.ok;
 }

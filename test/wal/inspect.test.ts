@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/inspect.js';
@@ -20,6 +20,15 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   const code = await main(args);
   vi.restoreAllMocks();
   return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** A node's data directory after `appends` records, with a snapshot every 50. */
+async function nodeDir(appends: number): Promise<string> {
+  const dataDir = tempDir();
+  const log = await ReplicatedLog.open({ dataDir, snapshotEvery: 50 });
+  for (let i = 0; i < appends; i++) await log.append(Uint8Array.of(i));
+  await log.close();
+  return dataDir;
 }
 
 describe('raftlog inspect', () => {
@@ -94,10 +103,7 @@ describe('raftlog inspect', () => {
   });
 
   it("checks a node's data directory: the WAL and every snapshot file, the current one included", async () => {
-    const dataDir = tempDir();
-    const log = await ReplicatedLog.open({ dataDir, snapshotEvery: 50 });
-    for (let i = 0; i < 120; i++) await log.append(Uint8Array.of(i));
-    await log.close();
+    const dataDir = await nodeDir(120);
     const ok = await run([dataDir]);
     expect(ok.code).toBe(0);
     expect(ok.out).toMatch(/every checksum verified/);
@@ -111,18 +117,15 @@ describe('raftlog inspect', () => {
     writeFileSync(file, bytes);
     const damaged = await run([dataDir]);
     expect(damaged.code).toBe(1);
-    expect(damaged.err).toMatch(/checksum mismatch/);
+    expect(damaged.err).toMatch(/^raftlog inspect: snap-\d+-\d+\.snap: SNAPSHOT_CORRUPT: .*checksum mismatch$/);
     unlinkSync(file);
     const missing = await run([dataDir]);
     expect(missing.code).toBe(1);
-    expect(missing.err).toMatch(/snapshot marker .* which is missing/);
+    expect(missing.err).toMatch(/^raftlog inspect: SNAPSHOT_MISSING: the WAL.s snapshot marker .* which is missing$/);
   });
 
   it('reports what is named like a snapshot file but is no file (a directory, a FIFO) and exits 1, looking at the rest', async () => {
-    const dataDir = tempDir();
-    const log = await ReplicatedLog.open({ dataDir, snapshotEvery: 50 });
-    for (let i = 0; i < 60; i++) await log.append(Uint8Array.of(i));
-    await log.close();
+    const dataDir = await nodeDir(60);
     mkdirSync(join(dataDir, 'snapshots', 'snap-0000000000000001-1.snap'));
     const fifo = join(dataDir, 'snapshots', 'snap-0000000000000002-1.snap');
     execFileSync('mkfifo', [fifo]);
@@ -143,5 +146,20 @@ describe('raftlog inspect', () => {
         // no reader: nothing is blocked
       }
     }
+  });
+
+  it('exits 1 with one coded line on a snapshots/ that is no directory (no stack trace), and on a stray file in wal/', async () => {
+    const dataDir = await nodeDir(60);
+    const snaps = join(dataDir, 'snapshots');
+    rmSync(snaps, { recursive: true });
+    writeFileSync(snaps, 'not a directory');
+    const notDir = await run([dataDir]);
+    expect(notDir.code).toBe(1);
+    expect(notDir.err).toMatch(/^raftlog inspect: ENOTDIR: /m);
+    expect(notDir.err).not.toMatch(/\n\s+at /);
+    writeFileSync(join(dataDir, 'wal', 'stray.txt'), 'x');
+    const stray = await run([dataDir]);
+    expect(stray.code).toBe(1);
+    expect(stray.err).toMatch(/^raftlog inspect: WAL_CORRUPT: unexpected file stray\.txt/);
   });
 });
