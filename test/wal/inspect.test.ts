@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/inspect.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Wal } from '../../src/wal/index.js';
+import { addon } from '../../src/wal/addon.js';
 import { cleanTempDirs, range, tempDir } from './helpers.js';
 
 afterEach(() => {
@@ -100,6 +101,26 @@ describe('raftlog inspect', () => {
     const r = await run([dir]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/segments are missing/);
+  });
+
+  it('exits 1 on what the WAL refuses to open though every record is intact: a segment that lost its last entries at a record boundary', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, { segmentBytes: 8192 });
+    await wal.append(range(1, 201, 1, 0, 100));
+    await wal.close();
+    // The first segment's last record zeroed: that segment reads as cleanly ended, the next one
+    // starts after a gap.
+    const scan = addon().scan(dir);
+    let last = -1;
+    for (let k = 0; k < scan.records.length; k += 8) if (scan.records[k + 1] === 0) last = scan.records[k + 2]!;
+    const file = join(dir, scan.segments[0]!.name);
+    const bytes = readFileSync(file);
+    bytes.fill(0, last, scan.segments[0]!.end);
+    writeFileSync(file, bytes);
+    await expect(Wal.open(dir)).rejects.toMatchObject({ code: 'WAL_CORRUPT' });
+    const r = await run([dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^raftlog inspect: WAL_CORRUPT: segment .* starts at entry \d+, but the segments before it end at entry \d+: entries are missing$/);
   });
 
   it("checks a node's data directory: the WAL and every snapshot file, the current one included", async () => {
