@@ -8,19 +8,21 @@
 // reported but is not damage (the next open cuts it off).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSnapshotFile } from '../storage/snapshot-store.js';
+import { checkStoredState } from '../storage/raft-storage.js';
+import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
 import { StorageError } from '../storage/errors.js';
 import { addon, type NativeScan } from '../wal/addon.js';
 import { fromNative } from '../wal/errors.js';
-import { replay } from '../wal/replay.js';
+import { replay, type Replayed } from '../wal/replay.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
 const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot' };
 const USAGE = `usage: raftlog inspect <data dir | wal dir> [--records] [--debug]
 Verifies every WAL record's checksum, that no segment is missing, and every snapshot
-file. Each damage found is one line on stderr, its code first (WAL_CORRUPT,
-SNAPSHOT_CORRUPT, SNAPSHOT_MISSING, or the failed system call's: ENOTDIR, EACCES).
+file, and what the node's open would refuse. Each damage found is one line on stderr,
+its code first (WAL_CORRUPT, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING, STATE_CORRUPT, or
+the failed system call's: ENOTDIR, EACCES).
 Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is,
 2 for a usage error.`;
 
@@ -39,19 +41,36 @@ export async function main(args: string[]): Promise<number> {
     if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK'))
       throw new CliError('NO_WAL', `there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
     let marker: { index: number; term: number } | null;
+    let log: Replayed;
     try {
       const scan = addon().scan(walDir);
       marker = reportWal(walDir, scan, a.includes('--records'));
       // Intact records may still not make one log (a segment that lost its end at a record
       // boundary reads as cleanly ended): what the WAL's open refuses, reported as it would be.
-      replay(walDir, scan);
+      log = replay(walDir, scan);
     } catch (err) {
       const e = fromNative(err);
       if (!isCoded(e)) throw e;
       damage(coded(e));
       return EXIT.failed;
     }
-    return isDataDir ? reportSnapshots(join(dir, 'snapshots'), marker) : EXIT.ok;
+    const snapDir = join(dir, 'snapshots');
+    let bad = isDataDir ? await reportSnapshots(snapDir, marker) : 0;
+    // What the log's open refuses as STATE_CORRUPT (a snapshot past the WAL's end among it). A
+    // snapshots/ that cannot be read was reported above, and holds nothing to check against.
+    const held = isDataDir ? await heldSnapshots(snapDir).catch(() => []) : [];
+    const { positions } = log;
+    try {
+      checkStoredState(
+        { hardState: log.hardState, snapshot: log.snapshot, firstIndex: positions.base + 1, lastIndex: positions.last, term: (i) => positions.term(i) },
+        held,
+      );
+    } catch (err) {
+      if (!isCoded(err)) throw err;
+      damage(coded(err));
+      bad++;
+    }
+    return bad > 0 ? EXIT.failed : EXIT.ok;
   });
 }
 
@@ -118,7 +137,7 @@ function reportWal(dir: string, scan: NativeScan, records: boolean): { index: nu
   return marker;
 }
 
-/** Verifies every snapshot file; the one the WAL's marker names must be there. Returns the exit code. */
+/** Verifies every snapshot file; the one the WAL's marker names must be there. Returns how many are damaged or missing. */
 async function reportSnapshots(dir: string, marker: { index: number; term: number } | null): Promise<number> {
   let bad = 0;
   let files: string[] = [];
@@ -153,5 +172,5 @@ async function reportSnapshots(dir: string, marker: { index: number; term: numbe
       bad++;
     }
   }
-  return bad > 0 ? EXIT.failed : EXIT.ok;
+  return bad;
 }

@@ -4,7 +4,7 @@ import { CatchUpReads } from './catch-up-reads.js';
 import { CatchUpWindow } from './catch-up-window.js';
 import { StateCorruptError } from './errors.js';
 import type { LogStore } from './log-store.js';
-import type { SnapshotStore } from './snapshot-store.js';
+import type { HeldSnapshot, SnapshotStore } from './snapshot-store.js';
 
 /**
  * The catch-up window holds at most this much entry data, whatever its entry count: it is
@@ -23,13 +23,60 @@ const WINDOW_SLICE_BYTES = 1024 * 1024;
  * it does not hold. Only the last term is checked against MAX_TERM, which this bounds the
  * rest by. A walk over memory: replay has already read every one of these entries from disk.
  */
-function checkTermsAscend(wal: LogStore): void {
+function checkTermsAscend(wal: StoredState): void {
   if (wal.lastIndex < wal.firstIndex) return;
   let prev = wal.term(wal.firstIndex - 1);
   for (let i = wal.firstIndex; i <= wal.lastIndex; i++) {
     const t = wal.term(i);
     if (t < prev) throw new StateCorruptError(`entry ${i} has term ${t}, below the term ${prev} of the entry before it`);
     prev = t;
+  }
+}
+
+/** What checkStoredState reads of a log store. */
+export type StoredState = Pick<LogStore, 'hardState' | 'snapshot' | 'firstIndex' | 'lastIndex' | 'term'>;
+
+/**
+ * Throws STATE_CORRUPT for a stored state no node writes, before any of it is used: what
+ * RaftStorage.open refuses, and what `raftlog inspect` reports. `held`: the snapshot files.
+ */
+export function checkStoredState(wal: StoredState, held: readonly HeldSnapshot[]): void {
+  // A term no node can advance past (see MAX_TERM) was written by no raftlog node: damage, not state.
+  const hs = wal.hardState;
+  if (hs.term > MAX_TERM || hs.commit > MAX_INDEX) throw new StateCorruptError(`hard state term ${hs.term} commit ${hs.commit} is above ${MAX_TERM}`);
+  // A vote is a node id, a safe integer: one past 2^53 (a u64 on disk) names no node, and the
+  // WAL refuses to write it back, so the node would stop at its first hard state write.
+  if (!Number.isSafeInteger(hs.vote)) throw new StateCorruptError(`hard state vote ${hs.vote} is no node id (above 2^53 - 1)`);
+  if (wal.lastIndex > MAX_INDEX || (wal.lastIndex > 0 && wal.lastIndex >= wal.firstIndex && wal.term(wal.lastIndex) > MAX_TERM)) {
+    throw new StateCorruptError(`the last entry (index ${wal.lastIndex}) has an index or term above ${MAX_TERM}`);
+  }
+  const marker = wal.snapshot;
+  if (marker !== null && (marker.index > MAX_INDEX || marker.term > MAX_TERM))
+    throw new StateCorruptError(`snapshot marker ${marker.index}/${marker.term} is above ${MAX_TERM}`);
+  checkTermsAscend(wal);
+  // The hard state is written with (after) the entries it commits: one committing past the log
+  // is damage, refused here with the rest rather than by the core (RAFT_CORRUPT_STATE).
+  const last = Math.max(wal.lastIndex, marker?.index ?? 0);
+  if (hs.commit > last) throw new StateCorruptError(`hard state commit ${hs.commit} is beyond the last entry ${last}`);
+  // A snapshot this node took covers entries it had made durable, and the WAL records it before
+  // any of them is released: one past the log's end that the WAL does not record says the WAL
+  // lost its end (a segment cut short at a record boundary reads as whole), and the records
+  // acknowledged there with it. Opened as it is, the node would serve the older log, and its
+  // next snapshot would prune the newer one. Only a snapshot received from a peer, whose install
+  // a crash interrupted before the WAL's marker, may lie there; the store says which (held()).
+  const beyond = held.filter((h) => h.index > last && h.received !== true).at(-1);
+  if (beyond !== undefined) {
+    // A WAL with nothing in it at all (no entry, marker or term) lost the term and vote too:
+    // a new node there could vote again in a term it had voted in.
+    if (last === 0 && hs.term === 0 && hs.vote === 0)
+      throw new StateCorruptError(
+        `the WAL holds no log and no hard state, but the snapshot at index ${beyond.index} term ${beyond.term} is held: ` +
+          'the log and the term and vote that led to it were lost',
+      );
+    throw new StateCorruptError(
+      `the snapshot at index ${beyond.index} term ${beyond.term} is beyond the log's last entry ${last}, and the WAL does not record it: ` +
+        'the WAL lost its end, and the records acknowledged there',
+    );
   }
 }
 
@@ -87,43 +134,8 @@ export class RaftStorage implements Storage {
 
   /** `bootstrap` is the membership of a brand-new node (no snapshot yet). */
   static async open(wal: LogStore, snapshots: SnapshotStore, bootstrap: ConfState): Promise<RaftStorage> {
-    // A term no node can advance past (see MAX_TERM) was written by no raftlog node: damage, not state.
-    const hs = wal.hardState;
-    if (hs.term > MAX_TERM || hs.commit > MAX_INDEX) throw new StateCorruptError(`hard state term ${hs.term} commit ${hs.commit} is above ${MAX_TERM}`);
-    // A vote is a node id, a safe integer: one past 2^53 (a u64 on disk) names no node, and the
-    // WAL refuses to write it back, so the node would stop at its first hard state write.
-    if (!Number.isSafeInteger(hs.vote)) throw new StateCorruptError(`hard state vote ${hs.vote} is no node id (above 2^53 - 1)`);
-    if (wal.lastIndex > MAX_INDEX || (wal.lastIndex > 0 && wal.lastIndex >= wal.firstIndex && wal.term(wal.lastIndex) > MAX_TERM)) {
-      throw new StateCorruptError(`the last entry (index ${wal.lastIndex}) has an index or term above ${MAX_TERM}`);
-    }
+    checkStoredState(wal, (await snapshots.held?.()) ?? []);
     const marker = wal.snapshot;
-    if (marker !== null && (marker.index > MAX_INDEX || marker.term > MAX_TERM))
-      throw new StateCorruptError(`snapshot marker ${marker.index}/${marker.term} is above ${MAX_TERM}`);
-    checkTermsAscend(wal);
-    // The hard state is written with (after) the entries it commits: one committing past the log
-    // is damage, refused here with the rest rather than by the core (RAFT_CORRUPT_STATE).
-    const last = Math.max(wal.lastIndex, marker?.index ?? 0);
-    if (hs.commit > last) throw new StateCorruptError(`hard state commit ${hs.commit} is beyond the last entry ${last}`);
-    // A snapshot this node took covers entries it had made durable, and the WAL records it before
-    // any of them is released: one past the log's end that the WAL does not record says the WAL
-    // lost its end (a segment cut short at a record boundary reads as whole), and the records
-    // acknowledged there with it. Opened as it is, the node would serve the older log, and its
-    // next snapshot would prune the newer one. Only a snapshot received from a peer, whose install
-    // a crash interrupted before the WAL's marker, may lie there; the store says which (held()).
-    const beyond = ((await snapshots.held?.()) ?? []).filter((h) => h.index > last && h.received !== true).at(-1);
-    if (beyond !== undefined) {
-      // A WAL with nothing in it at all (no entry, marker or term) lost the term and vote too:
-      // a new node there could vote again in a term it had voted in.
-      if (last === 0 && hs.term === 0 && hs.vote === 0)
-        throw new StateCorruptError(
-          `the WAL holds no log and no hard state, but the snapshot at index ${beyond.index} term ${beyond.term} is held: ` +
-            'the log and the term and vote that led to it were lost',
-        );
-      throw new StateCorruptError(
-        `the snapshot at index ${beyond.index} term ${beyond.term} is beyond the log's last entry ${last}, and the WAL does not record it: ` +
-          'the WAL lost its end, and the records acknowledged there',
-      );
-    }
     const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
     return new RaftStorage(wal, snapshots, bootstrap, snap);
   }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/inspect.js';
@@ -121,6 +121,21 @@ describe('raftlog inspect', () => {
     const r = await run([dir]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^raftlog inspect: WAL_CORRUPT: segment .* starts at entry \d+, but the segments before it end at entry \d+: entries are missing$/);
+  });
+
+  it('exits 1 on a data directory the log refuses to open as STATE_CORRUPT: a snapshot past the end of a WAL that lost its end', async () => {
+    const dataDir = await nodeDir(120);
+    // The segment cut at the record before the snapshot's marker: whole as far as it goes, with
+    // the records the snapshot covers, and the marker, gone.
+    const walDir = join(dataDir, 'wal');
+    const scan = addon().scan(walDir);
+    let cut = -1;
+    for (let k = 0; k < scan.records.length && cut < 0; k += 8) if (scan.records[k] === 2 && scan.records[k + 5] === 60) cut = scan.records[k + 2]!;
+    truncateSync(join(walDir, scan.segments[0]!.name), cut);
+    await expect(ReplicatedLog.open({ dataDir })).rejects.toMatchObject({ code: 'STATE_CORRUPT' });
+    const r = await run([dataDir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^raftlog inspect: STATE_CORRUPT: .*the snapshot at index \d+ term \d+ is beyond the log's last entry 59/m);
   });
 
   it("checks a node's data directory: the WAL and every snapshot file, the current one included", async () => {
