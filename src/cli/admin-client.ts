@@ -3,6 +3,7 @@
 import { isSendableToken, type AdminStatus } from '../admin/handler.js';
 import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
+import { printable } from './printable.js';
 import { isHostPort } from '../transport/address.js';
 
 export interface AdminTarget {
@@ -197,22 +198,6 @@ export function refusal(endpoint: string, status: number, body: Buffer): CliErro
   const code = typeof e.code === 'string' && CODE.test(e.code) ? e.code : `HTTP_${status}`;
   const what = status >= 300 && status < 400 ? `HTTP ${status}: a redirect, not followed` : `HTTP ${status}`;
   return new CliError(code, `${endpoint}: ${code === e.code && typeof e.message === 'string' ? printable(e.message, 500) : what}`);
-}
-
-// C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional overrides.
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-/**
- * Text from an endpoint as it may reach the terminal: its control characters written out
- * (\x1b), so that an answer cannot move the cursor, retitle the window or clear the screen,
- * and at most `max` characters of it.
- */
-export function printable(text: string, max = Infinity): string {
-  const cut = text.length > max ? `${text.slice(0, max)}... (${text.length - max} more characters)` : text;
-  return cut.replace(UNPRINTABLE, (c) => {
-    const n = c.charCodeAt(0);
-    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
-  });
 }
 
 export interface Seen {

@@ -4,6 +4,7 @@
 import { pino, type Logger as Pino } from 'pino';
 import type { Logger } from '../logger.js';
 import { UsageError } from './args.js';
+import { printable } from './printable.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -21,14 +22,18 @@ function value(v: unknown): string {
   return String(v);
 }
 
-/** `time LEVEL message key=value ...`, one line per record. */
+/**
+ * `time LEVEL message key=value ...`, one line per record. A message may carry what a stranger
+ * sent (a peer's refusal, read before it is authenticated): its control characters are written
+ * out, so that it can neither forge lines nor send escape sequences to the terminal.
+ */
 export function prettyLine(line: string): string {
   const r = JSON.parse(line) as Record<string, unknown>;
   const { time, level, msg, pid: _pid, hostname: _host, ...fields } = r;
   const tail = Object.entries(fields)
-    .map(([k, v]) => ` ${k}=${value(v)}`)
+    .map(([k, v]) => ` ${k}=${printable(value(v))}`)
     .join('');
-  return `${String(time)} ${NAMES[level as number] ?? String(level)} ${String(msg ?? '')}${tail}\n`;
+  return `${String(time)} ${NAMES[level as number] ?? String(level)} ${printable(String(msg ?? ''))}${tail}\n`;
 }
 
 export function parseLogOptions(level: string, format: string): { level: LogLevel; format: LogFormat } {

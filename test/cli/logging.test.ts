@@ -32,3 +32,14 @@ it('rejects unknown levels and formats as usage errors', () => {
   expect(() => parseLogOptions('loud', 'json')).toThrow(/--log-level/);
   expect(() => parseLogOptions('info', 'xml')).toThrow(/--log-format/);
 });
+
+it('pretty: a record is one line whatever its text holds, and no control character reaches the terminal', () => {
+  // A refusal's reason comes from whoever answers at a peer's address, before it is authenticated.
+  const evil = 'refused: X\x1b[2J\x1b]0;owned\x07\r\n2026-01-01T00:00:00.000Z FATAL node stopped\u202e';
+  const line = JSON.stringify({ level: 40, time: '2026-01-01T00:00:00.000Z', msg: `transport: ${evil}`, reason: `a${evil}`, plain: 'x\x1by' });
+  const out = prettyLine(line);
+  expect(out.endsWith('\n')).toBe(true);
+  expect(out.slice(0, -1)).not.toMatch(/[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+  expect(out).toContain('transport: refused: X\\x1b[2J');
+  expect(out).toContain('plain=x\\x1by');
+});
