@@ -11,3 +11,12 @@ export class CodedError<C extends string = string> extends Error {
     this.code = code;
   }
 }
+
+/**
+ * The code of what was thrown, for a log line's `code` field: a raftlog error's, or a failed
+ * system call's (ECONNRESET); INTERNAL for anything without one.
+ */
+export function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : 'INTERNAL';
+}

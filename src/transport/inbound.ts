@@ -1,6 +1,7 @@
 // A connection a peer opened to us: a handshake, then frames we decode, check and
 // hand to the driver. Anything wrong closes this connection only, with the
 // reason logged here and sent back to the peer.
+import { codeOf } from '../errors.js';
 import type net from 'node:net';
 import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
@@ -101,7 +102,7 @@ export class Inbound {
     this.handshakeTimer.unref();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
-      if (!this.closed) this.log().warn({}, `transport: connection from ${this.describe()} failed: ${err.message}`);
+      if (!this.closed) this.log().warn({ code: codeOf(err) }, `transport: connection from ${this.describe()} failed: ${err.message}`);
     });
     socket.on('close', () => {
       this.closed = true;
@@ -342,7 +343,7 @@ export class Inbound {
     this.closed = true;
     this.stopTimers();
     this.abandon();
-    this.log().warn({}, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
+    this.log().warn({ code: err.code }, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));
     // Do not wait on a peer that stops reading.

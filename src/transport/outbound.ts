@@ -2,6 +2,7 @@
 // Connections are one-way: we only write on the sockets we open and only read on
 // the sockets we accept, so there is never a question of which of two crossing
 // connections wins.
+import { codeOf } from '../errors.js';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Packr } from 'msgpackr';
@@ -154,7 +155,7 @@ export class Outbound {
     const bytes = bytesOf(payload);
     if (bytes > this.c.maxFrameBytes) {
       this.c.logger.warn(
-        {},
+        { code: 'TRANSPORT_FRAME_TOO_LARGE' },
         `transport: dropping a ${MessageType[m.type]} of ${bytes} bytes to peer ${this.peer}: over maxFrameBytes ${this.c.maxFrameBytes} (lower the raft max message size)`,
       );
       return this.drop(1);
@@ -223,7 +224,7 @@ export class Outbound {
 
   private sendSnapshot(m: Message): void {
     if (m.snapshot === undefined) {
-      this.c.logger.warn({}, `transport: MsgSnap to peer ${this.peer} has no snapshot; dropped`);
+      this.c.logger.warn({ code: 'INTERNAL' }, `transport: MsgSnap to peer ${this.peer} has no snapshot; dropped`);
       this.c.snapshotStatus(this.peer, false);
       return;
     }
@@ -351,7 +352,7 @@ export class Outbound {
           job.reading = false;
           if (job.reported) return closeSource(job);
           this.c.logger.warn(
-            {},
+            { code: codeOf(err) },
             `transport: snapshot ${job.snapshot.meta.index}/${job.snapshot.meta.term} to peer ${this.peer} not sent: ${(err as Error).message}`,
           );
           this.jobs = this.jobs.filter((j) => j !== job);
@@ -374,7 +375,7 @@ export class Outbound {
     if (payload.length > this.c.maxFrameBytes) {
       this.jobs.shift();
       this.c.logger.warn(
-        {},
+        { code: 'TRANSPORT_FRAME_TOO_LARGE' },
         `transport: snapshot chunk of ${payload.length} bytes to peer ${this.peer} exceeds maxFrameBytes ${this.c.maxFrameBytes}; snapshot not sent`,
       );
       this.report(job, false);
@@ -430,7 +431,7 @@ export class Outbound {
     try {
       ({ host, port } = parseAddress(this.address));
     } catch (e) {
-      this.c.logger.warn({}, `transport: peer ${this.peer}: ${(e as Error).message}`);
+      this.c.logger.warn({ code: codeOf(e) }, `transport: peer ${this.peer}: ${(e as Error).message}`);
       this.state = 'backoff';
       this.retry();
       return;
@@ -550,9 +551,16 @@ export class Outbound {
     }
     // Log each loss of a working connection and every refusal, but a peer that
     // stays down only once, not at every retry.
-    const why = this.lastError?.message ?? 'closed by peer';
-    if (this.attempt === 0 || this.lastError instanceof PeerRefusedError) {
-      this.c.logger.warn({}, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
+    const e = this.lastError;
+    const why = e?.message ?? 'closed by peer';
+    if (this.attempt === 0 || e instanceof PeerRefusedError) {
+      const fields =
+        e === undefined
+          ? { code: 'TRANSPORT_CONNECTION_CLOSED' }
+          : e instanceof PeerRefusedError
+            ? { code: e.code, remoteCode: e.remoteCode }
+            : { code: codeOf(e) };
+      this.c.logger.warn(fields, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
     }
     this.state = 'backoff';
     this.retry();

@@ -2,6 +2,7 @@
 // the sources of snapshots sent being closed, the spools of snapshots abandoned being deleted.
 // close() waits for them, so that the snapshot directory is left as it will stay; but those
 // are the owner's streams, and one that never settles must not keep close() from ending.
+import { codeOf } from '../errors.js';
 import type { TransportLogger } from './transport.js';
 
 export class PendingReleases {
@@ -17,7 +18,7 @@ export class PendingReleases {
   add(what: string, release: Promise<void>): void {
     const settled = release.then(
       () => undefined,
-      (err: unknown) => this.logger.warn({}, `transport: ${what} failed: ${(err as Error).message}`),
+      (err: unknown) => this.logger.warn({ code: codeOf(err) }, `transport: ${what} failed: ${(err as Error).message}`),
     );
     this.pending.set(settled, what);
     void settled.then(() => this.pending.delete(settled));

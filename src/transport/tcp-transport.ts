@@ -1,6 +1,7 @@
 // Raft messages between processes over TCP (optionally TLS with mutual
 // authentication): one outbound connection per peer, frames batched per flush,
 // a bounded queue under back-pressure, reconnects with jittered backoff.
+import { codeOf } from '../errors.js';
 import net from 'node:net';
 import tls from 'node:tls';
 import { MessageType, type Message } from '../raft/types.js';
@@ -242,7 +243,7 @@ export class TcpTransport implements Transport {
             if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()), release);
             this.connectionsRefused++;
             const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
-            this.refusals.warn({}, `transport: TLS peer at ${clientAddress(s)} refused: ${why}`);
+            this.refusals.warn({ code: 'TRANSPORT_AUTH_FAILED' }, `transport: TLS peer at ${clientAddress(s)} refused: ${why}`);
             s.destroy();
           });
     if (t !== undefined) {
@@ -250,7 +251,7 @@ export class TcpTransport implements Transport {
         // A handshake close() cut off fails too, once close() has resolved: it was not refused.
         if (!this.closed) {
           this.connectionsRefused++;
-          this.refusals.warn({}, `transport: TLS handshake from ${clientAddress(s)} refused: ${err.message}`);
+          this.refusals.warn({ code: 'TRANSPORT_AUTH_FAILED' }, `transport: TLS handshake from ${clientAddress(s)} refused: ${err.message}`);
         }
         // Once this event has a listener, Node no longer closes the socket on its own handshake timeout.
         s.destroy();
@@ -280,7 +281,7 @@ export class TcpTransport implements Transport {
         resolve();
       });
     });
-    server.on('error', (err) => this.logger.warn({}, `transport: listener error: ${err.message}`));
+    server.on('error', (err) => this.logger.warn({ code: codeOf(err) }, `transport: listener error: ${err.message}`));
     const a = server.address() as net.AddressInfo;
     this.listenAddress = formatAddress(host, a.port);
     for (const [id, address] of this.peerAddresses) this.connectPeer(id, address);
@@ -391,7 +392,7 @@ export class TcpTransport implements Transport {
 
   private refuseConnection(s: net.Socket, err: TransportError): void {
     this.connectionsRefused++;
-    this.refusals.warn({}, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
+    this.refusals.warn({ code: err.code }, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
     s.destroy();
   }
 

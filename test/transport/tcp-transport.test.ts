@@ -380,6 +380,32 @@ describe('TcpTransport', () => {
     await stillWorks(a.t, b.rec, 9);
   });
 
+  it('logs every refusal and every failed or lost connection with its code as a field, on both sides', async () => {
+    const { a, b } = await pair();
+    const stranger = await node({ id: 3, clusterId: 'other', peers: { 2: b.t.address } });
+    stranger.t.send([msg(3, 2)]);
+    const s = await raw(b.t.address);
+    s.write(frame(Uint8Array.of(1, 2, 3)));
+    await closed(s);
+    const { sink, address } = await fakePeer((c) => c.destroy());
+    await sinkClosed(sink);
+    const lonely = await node({ id: 4, peers: { 9: address } });
+    lonely.t.send([msg(4, 9)]);
+    await until(() => b.log.has('TRANSPORT_CLUSTER_MISMATCH') && b.log.has('TRANSPORT_MALFORMED_FRAME'), 'the refusals in the log');
+    await until(() => stranger.log.has('refused the connection'), "the stranger's log");
+    await until(() => lonely.log.has('connection to peer 9'), 'the failed dial in the log');
+    const warnings = [b, stranger, lonely].flatMap((n) => n.log.lines.filter((l) => l.level === 'warn' || l.level === 'error'));
+    for (const w of warnings) expect(w.fields.code, w.message).toMatch(/^[A-Z][A-Z0-9_]+$/);
+    const codes = (n: { log: LogCapture }): unknown[] => n.log.lines.map((l) => l.fields.code);
+    expect(codes(b)).toEqual(expect.arrayContaining(['TRANSPORT_CLUSTER_MISMATCH', 'TRANSPORT_MALFORMED_FRAME']));
+    expect(stranger.log.lines.find((l) => /refused the connection/.test(l.message))?.fields).toMatchObject({
+      code: 'TRANSPORT_PEER_REFUSED',
+      remoteCode: 'TRANSPORT_CLUSTER_MISMATCH',
+    });
+    expect(codes(lonely)).toContain('ECONNREFUSED');
+    await stillWorks(a.t, b.rec, 3);
+  });
+
   it('closes a connection whose frame is over maxFrameBytes, and keeps working', async () => {
     const { a, b } = await pair({ maxFrameBytes: 1024 });
     const s = await raw(b.t.address, FROM_5);
