@@ -11,6 +11,7 @@
 #include <napi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <map>
@@ -210,12 +211,19 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
                        });
   }
 
-  // new WalHandle(dir): takes the directory lock, creating the directory
-  // (durably) if it does not exist.
+  // new WalHandle(dir, firstName, firstHeader, prealloc, segmentBytes): takes the directory
+  // lock, creating the directory (durably) with segment 1, prepared as start() would prepare
+  // it, holding its header alone, if it does not exist.
   explicit WalHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WalHandle>(info) {
     dir_ = info[0].As<Napi::String>().Utf8Value();
+    Napi::Uint8Array header = info[2].As<Napi::Uint8Array>();
+    const auto prealloc = static_cast<Prealloc>(info[3].As<Napi::Number>().Int32Value());
+    const auto segmentBytes = static_cast<uint64_t>(info[4].As<Napi::Number>().DoubleValue());
+    FirstSegment first{info[1].As<Napi::String>().Utf8Value(), std::vector<uint8_t>(header.Data(), header.Data() + header.ByteLength()),
+                       prealloc == Prealloc::kZeros ? std::min(kFirstStep, segmentBytes) : 0,
+                       prealloc == Prealloc::kFallocate ? segmentBytes : 0};
     try {
-      lock_ = DirLock::Acquire(dir_);
+      lock_ = DirLock::Acquire(dir_, first);
     } catch (const WalError& e) {
       throw ToJs(info.Env(), e);
     }

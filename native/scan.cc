@@ -249,7 +249,12 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     // was never acknowledged. Anything else is damage to data that was.
     bool torn = false;
     const char* why = "";
-    if (last) {
+    if (off == 0 && si == 0) {
+      // Only a segment after another can lack its header: the first one a WAL holds had it
+      // synced before anything else (segment 1 with its directory, a later one before the
+      // segments before it were released). Cut off, the WAL would hold no log at all.
+      why = " (the first segment a WAL holds always has its header)";
+    } else if (last) {
       Search found = SyncedAfter(p, m.size, off, stamp, &budget);
       torn = found == Search::kNone;
       out.searchBytes += searchLimit - budget;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
@@ -150,36 +151,66 @@ void Flock(int fd, const std::string& dir) {
   throw IoError("lock", JoinPath(dir, kLockName), err);
 }
 
+// Writes `first` into dir as a new file, prepared, and syncs it; the caller syncs dir.
+void WriteFirstSegment(const std::string& dir, const FirstSegment& first) {
+  std::string path = JoinPath(dir, first.name);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError("create segment", path, errno);
+  auto fail = [&](const char* what, int err) {
+    close(fd);
+    return IoError(what, path, err);
+  };
+  if (first.reserve > 0) {
+    int err = posix_fallocate(fd, 0, static_cast<off_t>(first.reserve));
+    if (err != 0) throw fail("fallocate", err);
+  }
+  std::vector<uint8_t> bytes(std::max<uint64_t>(first.zeros, first.header.size()), 0);
+  std::copy(first.header.begin(), first.header.end(), bytes.begin());
+  for (size_t done = 0; done < bytes.size();) {
+    ssize_t n = pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw fail("write", errno);
+    done += static_cast<size_t>(n);
+  }
+  if (fdatasync(fd) != 0) throw fail("fdatasync", errno);
+  close(fd);
+}
+
 // Creates a new WAL directory the way a crash cannot leave half made: the
-// directory appears under its name only with LOCK inside, and its entry is
-// durable before anything is written into it. Returns the fd holding the
-// lock, or -1 if someone else created dir meanwhile.
-int CreateWalDir(const std::string& dir) {
+// directory appears under its name only with LOCK and segment 1 (its header
+// synced) inside, and its entry is durable before anything is written into
+// it. So a WAL directory without a segment is one that lost its log, never a
+// new one. Returns the fd holding the lock, or -1 if someone else created dir
+// meanwhile.
+int CreateWalDir(const std::string& dir, const FirstSegment& first) {
   static std::atomic<unsigned> counter{0};
   std::string parent = Parent(dir);
   MakeDirsDurable(parent);
   std::string tmp = JoinPath(parent, "." + Base(dir) + ".creating-" + std::to_string(getpid()) + "-" +
                                          std::to_string(counter++));
-  std::string lockPath = JoinPath(tmp, kLockName);
+  std::string lockPath = JoinPath(tmp, kLockName), segmentPath = JoinPath(tmp, first.name);
   if (mkdir(tmp.c_str(), 0755) != 0) throw IoError("create directory", tmp, errno);
   int fd = -1;
+  auto undo = [&] {
+    if (fd >= 0) close(fd);
+    unlink(segmentPath.c_str());
+    unlink(lockPath.c_str());
+    rmdir(tmp.c_str());
+  };
   try {
     fd = open(lockPath.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) throw IoError("create lock file", lockPath, errno);
     Flock(fd, tmp);
+    WriteFirstSegment(tmp, first);
     SyncDir(tmp);
     if (rename(tmp.c_str(), dir.c_str()) != 0) {
       int err = errno;
       if (err != EEXIST && err != ENOTEMPTY) throw IoError("rename " + tmp + " to", dir, err);
-      close(fd);
-      unlink(lockPath.c_str());
-      rmdir(tmp.c_str());
+      undo();
       return -1;
     }
   } catch (...) {
-    if (fd >= 0) close(fd);
-    unlink(lockPath.c_str());
-    rmdir(tmp.c_str());
+    undo();
     throw;
   }
   try {
@@ -208,7 +239,7 @@ DirLock::~DirLock() {
   if (fd_ >= 0) close(fd_);
 }
 
-std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir) {
+std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir, const FirstSegment& first) {
   std::string path = JoinPath(dir, kLockName);
   // Each retry means another process created, replaced or removed LOCK
   // between two of our steps; a few in a row mean something keeps doing so.
@@ -216,7 +247,7 @@ std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir) {
     struct stat st;
     if (stat(dir.c_str(), &st) != 0) {
       if (errno != ENOENT) throw IoError("stat", dir, errno);
-      int fd = CreateWalDir(dir);
+      int fd = CreateWalDir(dir, first);
       if (fd >= 0) return std::unique_ptr<DirLock>(new DirLock(dir, fd));
       continue;
     }
@@ -239,7 +270,19 @@ std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir) {
     Flock(lock->fd_, dir);
     // The lock counts only if LOCK still names the inode just locked.
     if (stat(path.c_str(), &st) != 0 || st.st_dev != lock->dev_ || st.st_ino != lock->ino_) continue;
-    if (created) SyncDir(dir);
+    if (created) {
+      // A directory made by someone else (a mount point, say), empty of WAL files: made a WAL
+      // here, LOCK first. A crash before segment 1 is durable leaves LOCK alone, which the
+      // next open refuses as a WAL that lost its log; nothing was ever written to it.
+      try {
+        WriteFirstSegment(dir, first);
+      } catch (...) {
+        unlink(JoinPath(dir, first.name).c_str());
+        unlink(path.c_str());
+        throw;
+      }
+      SyncDir(dir);
+    }
     // The directory's own entry: its creator (a user, or an open that failed
     // after creating it) may never have synced it. One fsync per open.
     SyncDir(Parent(dir));

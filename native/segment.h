@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace raftlog {
 
@@ -43,6 +44,18 @@ void SyncDir(const std::string& dir);
 // The same through an fd the caller holds open (no open that could hit EMFILE).
 void SyncDirFd(int fd, const std::string& dir);
 
+// A new WAL's segment 1: its name and its header record as the TypeScript side
+// frames it (checksummed and stamped), prepared as the writer prepares every
+// segment: `zeros` bytes of zeros written, or `reserve` bytes allocated. A WAL
+// directory holds it from the moment the directory exists (see
+// DirLock::Acquire), and some segment from then on: one that holds none lost
+// its log.
+struct FirstSegment {
+  std::string name;
+  std::vector<uint8_t> header;
+  uint64_t zeros = 0, reserve = 0;
+};
+
 // The exclusive hold of one WAL directory.
 //
 // flock locks an inode, not a path: if LOCK were deleted, a second opener
@@ -59,10 +72,12 @@ void SyncDirFd(int fd, const std::string& dir);
 class DirLock {
  public:
   // Takes the lock on dir. A directory that does not exist is created
-  // durably: under a temporary name in its parent with LOCK inside, fsynced,
-  // renamed into place, and the parent fsynced (missing parents likewise).
-  // Throws WAL_LOCKED if anyone (this process included) holds the lock.
-  static std::unique_ptr<DirLock> Acquire(const std::string& dir);
+  // durably: under a temporary name in its parent with LOCK and `first`
+  // inside, fsynced, renamed into place, and the parent fsynced (missing
+  // parents likewise). An existing directory with neither LOCK nor WAL files
+  // gets them in place, LOCK first. Throws WAL_LOCKED if anyone (this process
+  // included) holds the lock.
+  static std::unique_ptr<DirLock> Acquire(const std::string& dir, const FirstSegment& first);
   ~DirLock();
 
   // Returns true if it had to re-create a deleted LOCK; throws WAL_IO if LOCK

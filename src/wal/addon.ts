@@ -75,7 +75,11 @@ export interface NativeHandle {
 }
 
 export interface NativeAddon {
-  WalHandle: new (dir: string) => NativeHandle;
+  /**
+   * Locks `dir`; a new WAL directory is made with segment 1 in it (`firstName`, holding its header
+   * `firstHeader` alone), prepared as start() prepares a segment with the same `prealloc` and `segmentBytes`.
+   */
+  WalHandle: new (dir: string, firstName: string, firstHeader: Uint8Array, prealloc: number, segmentBytes: number) => NativeHandle;
   scan(dir: string): NativeScan;
   /** CRC32C of data; with `previous`, of the bytes `previous` was computed over followed by data. */
   crc32c(data: Uint8Array, software?: boolean, previous?: number): number;

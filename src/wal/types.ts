@@ -92,6 +92,7 @@ export interface WalStats {
   inlineGroups: number;
   /** Segment files that exist now. */
   segments: number;
+  /** Segments this instance started (segment 1 of a new WAL comes with its directory, and is not one of them). */
   segmentsCreated: number;
   /** Segments released, recycled ones included. */
   segmentsRemoved: number;

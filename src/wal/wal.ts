@@ -7,6 +7,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { addon, type NativeHandle, type NativeScan } from './addon.js';
 import { EntryCache } from './cache.js';
+import { crc32c } from './crc32c.js';
 import { JobQueue } from './job-queue.js';
 import { WAL_DEFAULTS } from './defaults.js';
 import { fromNative, WalClosedError, WalCompactedError, WalCorruptError, WalGapError, WalInvalidArgumentError, WalUnavailableError } from './errors.js';
@@ -71,6 +72,16 @@ function checkHardState(hs: unknown): WalHardState {
   });
 }
 
+/** The name and header record (stamped, checksummed) of segment 1, for the native side to write if it makes a new WAL. */
+function firstSegment(): [name: string, header: Uint8Array] {
+  const stamp = newStamp();
+  const header = new Uint8Array(SEGMENT_RECORD_BYTES);
+  const dv = new DataView(header.buffer);
+  writeSegmentHeader(header, dv, 0, 1, 1, stamp);
+  dv.setUint32(0, crc32c(header.subarray(4)), true);
+  return [segmentName(1, 1, stamp), header];
+}
+
 /** One record to place: an entry (by position in the call), or the call's hard state / snapshot marker. */
 type RecordRef = number;
 const HARD_STATE_REF = -1;
@@ -128,9 +139,12 @@ export class Wal {
    * Opens (creating if needed) the WAL in `dir`, takes the directory lock and
    * replays it: every segment is read once, on the libuv thread pool, and
    * every CRC verified. A new directory (and any missing parent) is created
-   * durably before open resolves: a crash cannot lose it once an append has
-   * been acknowledged. The WAL is for local file systems: its lock (flock)
-   * and fsync mean nothing reliable on network file systems.
+   * durably before open resolves, with segment 1 in it: a crash cannot lose it
+   * once an append has been acknowledged, and a WAL directory without a
+   * segment is refused (WAL_CORRUPT) as one that lost its log. An existing
+   * empty directory is made a WAL in place. The WAL is for local file
+   * systems: its lock (flock) and fsync mean nothing reliable on network file
+   * systems.
    */
   static async open(dir: string, options: WalOptions = {}): Promise<Wal> {
     // '' would resolve to the working directory, and a misspelt option would silently take its default.
@@ -152,7 +166,7 @@ export class Wal {
     const path = resolvePath(dir);
     let handle: NativeHandle;
     try {
-      handle = new native.WalHandle(path);
+      handle = new native.WalHandle(path, ...firstSegment(), PREALLOC[prealloc], segmentBytes);
     } catch (err) {
       throw fromNative(err);
     }

@@ -328,20 +328,20 @@ describe('the WAL and the snapshots without each other', () => {
     await opensWhole(dir);
   });
 
-  it("a WAL emptied of its segments, or of its only segment's bytes, beside the snapshots is STATE_CORRUPT", async () => {
+  it("a WAL emptied of its segments, or of its only segment's bytes, beside the snapshots is WAL_CORRUPT, and nothing is made in their place", async () => {
     const segments = (dir: string): string[] => readdirSync(join(dir, 'wal')).filter((n) => n.endsWith('.wal'));
     expect(segments(pristine.dir)).toHaveLength(1);
     const emptied = copy();
     const saved = readFileSync(join(emptied, 'wal', segments(emptied)[0]!));
     rmSync(join(emptied, 'wal', segments(emptied)[0]!));
-    await refused(emptied, 'STATE_CORRUPT', /WAL holds no log and no hard state/);
-    for (const n of segments(emptied)) rmSync(join(emptied, 'wal', n)); // the one the failed open made
+    await refused(emptied, 'WAL_CORRUPT', /holds no segment/);
+    expect(segments(emptied)).toEqual([]);
     writeFileSync(join(emptied, 'wal', segments(pristine.dir)[0]!), saved);
     await opensWhole(emptied);
 
     const zeroed = copy();
     truncateSync(join(zeroed, 'wal', segments(zeroed)[0]!), 0);
-    await refused(zeroed, 'STATE_CORRUPT', /WAL holds no log and no hard state/);
+    await refused(zeroed, 'WAL_CORRUPT', /at offset 0: missing segment header/);
   });
 
   it('a missing snapshots/ is SNAPSHOT_MISSING, and nothing is created', async () => {
@@ -351,5 +351,40 @@ describe('the WAL and the snapshots without each other', () => {
     expect(existsSync(snapDir(dir))).toBe(false);
     renameSync(`${snapDir(dir)}.saved`, snapDir(dir));
     await opensWhole(dir);
+  });
+});
+
+describe('a log that never took a snapshot', () => {
+  let young: { dir: string; cleanup(): void };
+  beforeAll(async () => {
+    young = tempDir('raftlog-damage-');
+    const log = await ReplicatedLog.open({ ...OPTIONS, snapshotEvery: 1000, dataDir: young.dir, stateMachine: new RecordingMachine() });
+    for (let i = 0; i < 5; i++) await log.append(enc(`r${i}`));
+    await log.close();
+  });
+  afterAll(() => young.cleanup());
+
+  const copyYoung = (): string => {
+    const d = tempDir('raftlog-damage-');
+    dirs.push(d);
+    cpSync(young.dir, d.dir, { recursive: true });
+    return d.dir;
+  };
+
+  it('with its only segment emptied or deleted is WAL_CORRUPT, not a new node that could vote again in a term it voted in', async () => {
+    const emptied = copyYoung();
+    const file = onlySegment(emptied);
+    const good = readFileSync(file);
+    truncateSync(file, 0);
+    await refused(emptied, 'WAL_CORRUPT', /at offset 0: missing segment header/);
+    writeFileSync(file, good);
+    const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: emptied, stateMachine: new RecordingMachine() });
+    expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
+    await log.close();
+
+    const deleted = copyYoung();
+    rmSync(onlySegment(deleted));
+    await refused(deleted, 'WAL_CORRUPT', /holds no segment/);
+    expect(readdirSync(join(deleted, 'wal')).filter((n) => n.endsWith('.wal'))).toEqual([]);
   });
 });

@@ -118,7 +118,7 @@ describe("segments zeroed ahead in steps (preallocate 'zeros')", () => {
       await burst(4);
       await sleep(20);
     }
-    expect(wal.stats().segmentsCreated).toBeGreaterThanOrEqual(4);
+    expect(wal.stats().segmentsCreated).toBeGreaterThanOrEqual(3); // after segment 1, which came with the directory
     const segments = segmentFiles(dir);
     expect(segments.length).toBe(wal.stats().segments);
     for (const name of segments) expect(statSync(join(dir, name)).size).toBeLessThanOrEqual(segmentBytes);

@@ -62,7 +62,7 @@ describe('replay builds the log from intact records', () => {
     snapshot?: number | null;
     hardState?: [number, number, number];
   }> = [
-    { name: 'an empty directory is an empty log', segments: [], recs: [], log: [[0, 0]], snapshot: null, hardState: [0, 0, 0] },
+    { name: 'a first segment with no record is an empty log', segments: [[1, 1]], recs: [], log: [[0, 0]], snapshot: null, hardState: [0, 0, 0] },
     {
       name: 'entries extend the log; the last hard state wins',
       segments: [[1, 1]],
@@ -204,6 +204,7 @@ describe('replay refuses records that do not make one log', () => {
       error: /segments are missing from \/wal.*starts at index 11 \(sequence 2\), but the log starts at 6/,
     },
     { name: 'a first segment that is not sequence 1, with no marker', segments: [[2, 1]], recs: entries(1, 3, 1), error: /segments are missing/ },
+    { name: 'no segment at all: a WAL is made with segment 1, and keeps its last', segments: [], recs: [], error: /\/wal holds no segment/ },
   ];
   for (const c of cases)
     it(c.name, () => {

@@ -78,6 +78,41 @@ describe('replay knows what must be there', () => {
     await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', message: expect.stringMatching(/segments are missing/) });
   });
 
+  it('a new WAL holds segment 1, its header synced, from the moment its directory exists: made by the open, or found empty', async () => {
+    for (const dir of [join(tempDir(), 'made'), tempDir()]) {
+      const wal = await Wal.open(dir);
+      expect(wal.lastIndex).toBe(0);
+      const files = segments(dir);
+      expect(files.map((f) => f.split('/').at(-1))).toEqual([expect.stringMatching(/^0000000000000001-0000000000000001-[0-9a-f]{12}\.wal$/)]);
+      expect(records(readFileSync(files[0]!)).map((r) => r.kind)).toEqual([1]);
+      await wal.append(range(1, 4, 1), { term: 1, vote: 1, commit: 3 });
+      await wal.close();
+      expect(segments(dir)).toEqual(files);
+      const again = await Wal.open(dir);
+      expect([again.lastIndex, again.hardState.term]).toEqual([3, 1]);
+      await again.close();
+    }
+  });
+
+  it('a WAL directory with no segment (its only one deleted, or a LOCK alone) is corruption, not a new log', async () => {
+    const dir = await written(3, {});
+    const [only] = segments(dir);
+    unlinkSync(only!);
+    await expect(Wal.open(dir)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: dir, message: expect.stringMatching(/holds no segment/) });
+    expect(readdirSync(dir).filter((n) => n.endsWith('.wal'))).toEqual([]);
+  });
+
+  it('an only segment emptied, or with its header zeroed, is corruption and is left as it is', async () => {
+    for (const damage of [(b: Buffer) => b.subarray(0, 0), (b: Buffer) => Buffer.concat([Buffer.alloc(40), b.subarray(40)])]) {
+      const dir = await written(3, {});
+      const [only] = segments(dir);
+      const bad = damage(readFileSync(only!));
+      writeFileSync(only!, bad);
+      await expect(Wal.open(dir)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file: only, offset: 0 });
+      expect(readFileSync(only!).equals(bad)).toBe(true);
+    }
+  });
+
   it('a segment name with a number no WAL writes (above 2^53) is refused by name', async () => {
     const dir = tempDir();
     const wal = await Wal.open(dir);
