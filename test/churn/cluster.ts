@@ -79,6 +79,11 @@ export function strayFiles(dir: string): string[] {
   return readdirSync(join(dir, 'snapshots')).filter((f) => !/^snap-\d+-\d+\.snap$/.test(f));
 }
 
+/** The snapshot files a node holds. */
+export function snapshotFiles(dir: string): string[] {
+  return readdirSync(join(dir, 'snapshots')).filter((f) => /^snap-\d+-\d+\.snap$/.test(f));
+}
+
 let gcFn: (() => void) | undefined;
 
 /** Runs the garbage collector (exposed on first use) a few times, with turns between. */

@@ -4,8 +4,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { ProgressStateType } from '../../src/raft/types.js';
 import { Census, grown, quiesce } from './census.js';
-import { QUICK, SECRET, churnCluster, collect, strayFiles, type ChurnCluster } from './cluster.js';
+import { QUICK, SECRET, churnCluster, collect, snapshotFiles, strayFiles, type ChurnCluster } from './cluster.js';
 
 const census = new Census();
 let cluster: ChurnCluster | undefined;
@@ -187,5 +188,50 @@ describe('log churn', () => {
     expect([...codes].filter((k) => !['APPEND_OUTCOME_UNKNOWN', 'APPEND_NOT_COMMITTED', 'OVERLOADED', 'TIMEOUT'].includes(k))).toEqual([]);
     await collect();
     expect(refs.filter((r) => r.deref() !== undefined).length).toBe(0);
+  });
+
+  it('a follower that catches up by snapshot, restarted 10 times (every other time while the snapshot is on its way), leaves no spool, extra snapshot file or resource', async () => {
+    // A state machine whose snapshot is large enough to take a while to send, and costs nothing to make.
+    const bulky = {
+      apply: () => 0,
+      snapshot: () => Buffer.alloc(4 << 20, 3),
+      restore: async (d: AsyncIterable<Uint8Array>) => {
+        for await (const chunk of d) void chunk;
+      },
+    };
+    const c = (cluster = await churnCluster(3, { snapshotEvery: 20, snapshotCatchUpEntries: 0, stateMachine: bulky }));
+    const leader = await c.leader();
+    const follower = c.nodes.find((m) => m !== leader)!;
+    const record = Buffer.alloc(1024, 1);
+    census.start();
+    let before: Record<string, number> = {};
+    for (let i = 1; i <= 10; i++) {
+      await c.stop(follower);
+      let last = 0;
+      for (let k = 0; k < 30; k++) last = (await leader.log!.append(record)).index;
+      await waitFor('a snapshot past the follower', () => leader.log!.status().snapshotIndex >= last - 20);
+      const log = await c.start(follower);
+      if (i % 2 === 1) {
+        await waitFor(`node ${follower.id} to catch up`, () => log.status().applied >= last, 15_000);
+      } else {
+        // Cut off as soon as the leader has begun sending it the snapshot.
+        await waitFor(
+          'the snapshot on its way',
+          () =>
+            log.status().applied >= last ||
+            strayFiles(follower.dir).length > 0 ||
+            leader.log!.status().progress?.[follower.id]?.state === ProgressStateType.ProgressStateSnapshot,
+        );
+      }
+      if (i === 4) {
+        await quiesce();
+        before = census.take();
+      }
+    }
+    await c.stop(follower);
+    await quiesce();
+    expect(grown(before, census.take())).toEqual({});
+    expect(strayFiles(follower.dir)).toEqual([]);
+    for (const m of c.nodes) expect(snapshotFiles(m.dir).length).toBeLessThanOrEqual(2);
   });
 });
