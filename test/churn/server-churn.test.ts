@@ -32,8 +32,8 @@ async function embedded(): Promise<{ log: ReplicatedLog; kv: KvStateMachine }> {
 
 const later = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Connects, sends `bytes`, and leaves as `how` says, without waiting for any reply. */
-async function hitAndRun(port: number, bytes: string, how: 'destroy' | 'end' | 'after-first-reply'): Promise<void> {
+/** Connects, sends `bytes`, and leaves as `how` says ('stay': once the server closes), without waiting for any reply. */
+async function hitAndRun(port: number, bytes: string, how: 'destroy' | 'end' | 'after-first-reply' | 'stay'): Promise<void> {
   const s = net.connect({ host: '127.0.0.1', port });
   s.on('error', () => undefined);
   await new Promise<void>((resolve) => s.once('connect', () => resolve()).once('close', () => resolve()));
@@ -41,6 +41,7 @@ async function hitAndRun(port: number, bytes: string, how: 'destroy' | 'end' | '
   if (how === 'destroy') s.destroy();
   else if (how === 'end')
     s.end().resume(); // replies read and dropped: the server's close is seen
+  else if (how === 'stay') s.resume();
   else s.once('data', () => s.destroy());
   await new Promise<void>((resolve) => (s.closed ? resolve() : s.once('close', () => resolve())));
 }
@@ -95,6 +96,39 @@ describe('server churn', () => {
     expect(st.dropped).toBeGreaterThan(0);
     expect(st.pauses).toBeGreaterThan(0);
     expect(kv.get(Buffer.from('never'))).toBeUndefined();
+  });
+
+  it('RESP clients refused (over maxClients, wrong passwords, no AUTH in time), 180 of them, leave nothing held', async () => {
+    const { log, kv } = await embedded();
+    census.start();
+    const server = await serveResp({ log, kv, address: '127.0.0.1:0', requirepass: 'churn password', maxClients: 3, authTimeoutMs: 100 });
+    cleanups.push(() => server.close());
+    const port = Number(server.address.split(':').pop());
+    // Three clients that hold every slot for a while, then leave.
+    const holders = async (): Promise<void> => {
+      await Promise.all([0, 1, 2].map(() => hitAndRun(port, cmd('AUTH', 'wrong') + cmd('AUTH', 'wrong again'), 'after-first-reply')));
+    };
+    const ways = [
+      () => hitAndRun(port, cmd('AUTH', 'a') + cmd('AUTH', 'b') + cmd('AUTH', 'c') + cmd('SET', 'k', 'v'), 'end'), // closed at the third wrong password
+      () => hitAndRun(port, '', 'stay'), // says nothing: the AUTH deadline closes it (or maxClients refuses it)
+      () => hitAndRun(port, cmd('AUTH', 'churn password') + cmd('SET', 'k', 'v'), 'after-first-reply'),
+    ];
+    const round = (from: number): Promise<unknown> => Promise.all([holders(), ...[0, 1, 2, 3, 4, 5].map((k) => ways[(from + k) % ways.length]!())]);
+    const settled = async (): Promise<void> => {
+      await waitFor('every client gone', () => server.stats().clients === 0);
+      await quiesce();
+    };
+    for (let i = 0; i < 30; i += 6) await round(i);
+    await settled();
+    const before = census.take();
+    for (let i = 30; i < 180; i += 6) await round(i);
+    await settled();
+    expect(grown(before, census.take())).toEqual({});
+    const st = server.stats();
+    expect(st.refused).toBeGreaterThan(0);
+    expect(st.authFailures).toBeGreaterThan(0);
+    expect(st.idleClosed).toBeGreaterThan(0);
+    expect(st.buffered).toBe(0);
   });
 
   it('admin clients that leave mid-request, mid-body or mid-backup, 72 of them, leave no request, backup, snapshot or resource held', async () => {
