@@ -53,6 +53,21 @@ export class Census {
     return this.made.get(type) ?? 0;
   }
 
+  /**
+   * Runs `cycle(i)` for i from 1 to `cycles`, and `settle()` (by default a few quiet turns)
+   * after the `warmUp`th and after the last: returns what grew between those two points (see
+   * grown()). A test expects {} of it.
+   */
+  async growth(o: { cycles: number; warmUp: number; cycle(i: number): Promise<unknown>; settle?(): Promise<void> }): Promise<Record<string, [number, number]>> {
+    const settle = o.settle ?? (() => quiesce());
+    for (let i = 1; i <= o.warmUp; i++) await o.cycle(i);
+    await settle();
+    const before = this.take();
+    for (let i = o.warmUp + 1; i <= o.cycles; i++) await o.cycle(i);
+    await settle();
+    return grown(before, this.take());
+  }
+
   /** Live resources by type, and open file descriptors. */
   take(): Record<string, number> {
     const out: Record<string, number> = { fds: openFds() };

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { ProgressStateType } from '../../src/raft/types.js';
-import { Census, grown, quiesce } from './census.js';
+import { Census } from './census.js';
 import { QUICK, SECRET, churnCluster, collect, snapshotFiles, strayFiles, type ChurnCluster } from './cluster.js';
 
 const census = new Census();
@@ -45,20 +45,14 @@ describe('log churn', () => {
   it('leadership handed round the cluster 30 times leaves no more timers, sockets or descriptors than after the first few', async () => {
     const c = (cluster = await churnCluster(3));
     census.start();
-    let before: Record<string, number> = {};
-    for (let i = 1; i <= 30; i++) {
+    const cycle = async (i: number): Promise<void> => {
       const leader = await c.leader();
       const next = c.nodes[leader.id % 3]!; // the next id round
       await leader.log!.transferLeadership(next.id);
       await waitFor(`node ${next.id} to lead`, () => next.log!.status().role === 'leader');
       await next.log!.append(enc(`after transfer ${i}`));
-      if (i === 5) {
-        await quiesce();
-        before = census.take();
-      }
-    }
-    await quiesce();
-    expect(grown(before, census.take())).toEqual({});
+    };
+    expect(await census.growth({ cycles: 30, warmUp: 5, cycle })).toEqual({});
     for (const m of c.nodes) expect(m.log!.listenerCount('leader')).toBe(0);
   });
 
@@ -67,19 +61,13 @@ describe('log churn', () => {
     const leader = await c.leader();
     const follower = c.nodes.find((m) => m !== leader)!;
     census.start();
-    let before: Record<string, number> = {};
-    for (let i = 1; i <= 20; i++) {
+    const cycle = async (i: number): Promise<void> => {
       await c.stop(follower);
       const ack = await leader.log!.append(enc(`while down ${i}`));
       const log = await c.start(follower);
       await waitFor(`node ${follower.id} to catch up`, () => log.status().applied >= ack.index);
-      if (i === 4) {
-        await quiesce();
-        before = census.take();
-      }
-    }
-    await quiesce();
-    expect(grown(before, census.take())).toEqual({});
+    };
+    expect(await census.growth({ cycles: 20, warmUp: 4, cycle })).toEqual({});
     expect(strayFiles(follower.dir)).toEqual([]);
   });
 
@@ -87,11 +75,10 @@ describe('log churn', () => {
     const c = (cluster = await churnCluster(1));
     const leader = c.nodes[0]!;
     census.start();
-    let before: Record<string, number> = {};
     const ports = await freePorts(12);
-    for (let i = 0; i < 12; i++) {
-      const id = 10 + i;
-      const address = `127.0.0.1:${ports[i]}`;
+    const cycle = async (i: number): Promise<void> => {
+      const id = 9 + i;
+      const address = `127.0.0.1:${ports[i - 1]}`;
       const d = tempDir('raftlog-churn-learner-');
       await leader.log!.addLearner(id, address);
       const learner = await ReplicatedLog.open({ dataDir: d.dir, id, peers: { ...c.peers, [id]: address }, join: true, clusterSecret: SECRET, ...QUICK });
@@ -100,13 +87,8 @@ describe('log churn', () => {
       await leader.log!.removeMember(id);
       await learner.close();
       d.cleanup();
-      if (i === 3) {
-        await quiesce();
-        before = census.take();
-      }
-    }
-    await quiesce();
-    expect(grown(before, census.take())).toEqual({});
+    };
+    expect(await census.growth({ cycles: 12, warmUp: 4, cycle })).toEqual({});
     const m = leader.log!.metrics();
     expect(Object.keys(leader.log!.status().members)).toEqual(['1']);
     expect(Object.keys(m.transportBytesSent)).toEqual([]);
@@ -139,17 +121,14 @@ describe('log churn', () => {
       }
     };
     const asking1 = ask();
-    let before: Record<string, number> = {};
-    for (let i = 1; i <= 12; i++) {
+    const cycle = async (i: number): Promise<void> => {
       const leader = await c.leader();
-      const next = c.nodes[leader.id % 3]!;
-      await leader.log!.transferLeadership(next.id);
-      if (i === 3) before = census.take();
-    }
-    asking = false;
-    await asking1;
-    await quiesce();
-    expect(grown(before, census.take())).toEqual({});
+      await leader.log!.transferLeadership(c.nodes[leader.id % 3]!.id);
+      if (i < 12) return;
+      asking = false; // the first census is taken while barriers are asked, the last once all settled
+      await asking1;
+    };
+    expect(await census.growth({ cycles: 12, warmUp: 3, cycle })).toEqual({});
     expect(outcomes.get('ok')).toBeGreaterThan(0);
     expect([...outcomes.keys()].filter((k) => !['ok', 'NO_LEADER', 'TIMEOUT'].includes(k))).toEqual([]);
     await collect();
@@ -204,8 +183,7 @@ describe('log churn', () => {
     const follower = c.nodes.find((m) => m !== leader)!;
     const record = Buffer.alloc(1024, 1);
     census.start();
-    let before: Record<string, number> = {};
-    for (let i = 1; i <= 10; i++) {
+    const cycle = async (i: number): Promise<void> => {
       await c.stop(follower);
       let last = 0;
       for (let k = 0; k < 30; k++) last = (await leader.log!.append(record)).index;
@@ -223,14 +201,9 @@ describe('log churn', () => {
             leader.log!.status().progress?.[follower.id]?.state === ProgressStateType.ProgressStateSnapshot,
         );
       }
-      if (i === 4) {
-        await quiesce();
-        before = census.take();
-      }
-    }
+    };
+    expect(await census.growth({ cycles: 10, warmUp: 4, cycle })).toEqual({});
     await c.stop(follower);
-    await quiesce();
-    expect(grown(before, census.take())).toEqual({});
     expect(strayFiles(follower.dir)).toEqual([]);
     for (const m of c.nodes) expect(snapshotFiles(m.dir).length).toBeLessThanOrEqual(2);
   });

@@ -10,7 +10,7 @@ import { serveResp, type KvLog } from '../../src/kv/server.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import type { LogEntry } from '../../src/log/state-machine.js';
 import { tempDir, waitFor } from '../log/helpers.js';
-import { Census, grown, quiesce } from './census.js';
+import { Census, quiesce } from './census.js';
 import { QUICK, collect } from './cluster.js';
 
 const census = new Census();
@@ -78,18 +78,17 @@ describe('server churn', () => {
       (i: number) => hitAndRun(port, half(i), 'after-first-reply'),
       (i: number) => hitAndRun(port, 'PING\r\n' + cmd('GET', 'k1') + 'QUIT\r\n' + cmd('SET', 'never', 'run'), 'end'),
     ];
-    const round = (from: number): Promise<unknown> => Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => ways[(from + k) % ways.length]!(from + k)));
-    for (let i = 0; i < 40; i += 8) await round(i);
-    const settled = async (): Promise<void> => {
-      await waitFor('every client gone', () => server.stats().clients === 0);
-      await later(50); // the last answers, for clients already gone
-      await quiesce();
-    };
-    await settled();
-    const before = census.take();
-    for (let i = 40; i < 240; i += 8) await round(i);
-    await settled();
-    expect(grown(before, census.take())).toEqual({});
+    const growth = await census.growth({
+      cycles: 30,
+      warmUp: 5,
+      cycle: (i) => Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => ways[(8 * i + k) % ways.length]!(8 * i + k))),
+      settle: async () => {
+        await waitFor('every client gone', () => server.stats().clients === 0);
+        await later(50); // the last answers, for clients already gone
+        await quiesce();
+      },
+    });
+    expect(growth).toEqual({});
     const st = server.stats();
     expect({ buffered: st.buffered, paused: st.paused, writeBuffered: st.writeBuffered }).toEqual({ buffered: 0, paused: 0, writeBuffered: 0 });
     // The cycles did cut in: some commands were never started, some clients were paused.
@@ -113,17 +112,16 @@ describe('server churn', () => {
       () => hitAndRun(port, '', 'stay'), // says nothing: the AUTH deadline closes it (or maxClients refuses it)
       () => hitAndRun(port, cmd('AUTH', 'churn password') + cmd('SET', 'k', 'v'), 'after-first-reply'),
     ];
-    const round = (from: number): Promise<unknown> => Promise.all([holders(), ...[0, 1, 2, 3, 4, 5].map((k) => ways[(from + k) % ways.length]!())]);
-    const settled = async (): Promise<void> => {
-      await waitFor('every client gone', () => server.stats().clients === 0);
-      await quiesce();
-    };
-    for (let i = 0; i < 30; i += 6) await round(i);
-    await settled();
-    const before = census.take();
-    for (let i = 30; i < 180; i += 6) await round(i);
-    await settled();
-    expect(grown(before, census.take())).toEqual({});
+    const growth = await census.growth({
+      cycles: 30,
+      warmUp: 5,
+      cycle: (i) => Promise.all([holders(), ...[0, 1, 2, 3, 4, 5].map((k) => ways[(6 * i + k) % ways.length]!())]),
+      settle: async () => {
+        await waitFor('every client gone', () => server.stats().clients === 0);
+        await quiesce();
+      },
+    });
+    expect(growth).toEqual({});
     const st = server.stats();
     expect(st.refused).toBeGreaterThan(0);
     expect(st.authFailures).toBeGreaterThan(0);
@@ -189,15 +187,16 @@ describe('server churn', () => {
       () => visit(post('/leader/transfer', '{"id": 1}'), 0), // before the answer
       () => visit(head('GET', '/metrics') + head('GET', '/status'), 1), // pipelined, leaves at the first answer
     ];
-    const cycle = async (from: number, n: number): Promise<void> => {
-      for (let i = from; i < from + n; i++) await ways[i % ways.length]!();
-      await waitFor('every backup to end', () => live === 0);
-      await quiesce();
-    };
-    await cycle(0, 12);
-    const before = census.take();
-    await cycle(12, 60);
-    expect(grown(before, census.take())).toEqual({});
+    const growth = await census.growth({
+      cycles: 72,
+      warmUp: 12,
+      cycle: (i) => ways[i % ways.length]!(),
+      settle: async () => {
+        await waitFor('every backup to end', () => live === 0);
+        await quiesce();
+      },
+    });
+    expect(growth).toEqual({});
     await collect();
     expect(requests.filter((r) => r.deref() !== undefined)).toEqual([]);
     // And the endpoint still serves a whole backup.

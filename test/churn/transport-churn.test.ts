@@ -77,22 +77,16 @@ describe('transport churn', () => {
     const address = `127.0.0.1:${port}`;
     census.start();
     const a = await node({ id: 1, peers: { 2: address } });
-    let before: Record<string, number> = {};
-    for (let cycle = 1; cycle <= 40; cycle++) {
+    const cycle = async (i: number): Promise<void> => {
       const b = await node({ id: 2, listen: address, peers: { 1: a.t.address } });
       const connects = a.t.stats().peers[2]!.connects;
-      await until(() => a.t.stats().peers[2]!.connects > connects, `connection ${cycle}`);
-      a.t.send([msg(1, 2, { commit: cycle })]);
-      b.t.send([msg(2, 1, { commit: cycle })]);
-      await until(() => b.rec.messages.some((m) => m.commit === cycle) && a.rec.messages.some((m) => m.commit === cycle), `messages ${cycle}`);
+      await until(() => a.t.stats().peers[2]!.connects > connects, `connection ${i}`);
+      a.t.send([msg(1, 2, { commit: i })]);
+      b.t.send([msg(2, 1, { commit: i })]);
+      await until(() => b.rec.messages.some((m) => m.commit === i) && a.rec.messages.some((m) => m.commit === i), `messages ${i}`);
       await closeNode(b.t);
-      if (cycle === 5) {
-        await quiesce();
-        before = census.take();
-      }
-    }
-    await quiesce();
-    expect(grown(before, census.take())).toEqual({});
+    };
+    expect(await census.growth({ cycles: 40, warmUp: 5, cycle })).toEqual({});
   });
 
   it('a peer that refuses the handshake (another secret), redialed hundreds of times, leaves nothing held on either side', async () => {
@@ -123,7 +117,7 @@ describe('transport churn', () => {
       },
       (s) => s.destroy(), // resets at once
     ];
-    const round = async (i: number): Promise<void> => {
+    const visit = async (i: number): Promise<void> => {
       const s = net.connect({ host: host!, port: Number(port) });
       s.on('error', () => undefined);
       s.resume();
@@ -131,14 +125,16 @@ describe('transport churn', () => {
       ways[i % ways.length]!(s);
       await new Promise<void>((resolve) => (s.closed ? resolve() : s.once('close', () => resolve())));
     };
-    for (let i = 0; i < 30; i++) await round(i);
-    await until(() => b.t.stats().handshakesInProgress === 0, 'no handshake');
-    await quiesce(1_100); // a refusal waits up to a second for its peer to read why
-    const before = census.take();
-    for (let i = 0; i < 240; i += 8) await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => round(i + k)));
-    await until(() => b.t.stats().handshakesInProgress === 0, 'no handshake');
-    await quiesce(1_100);
-    expect(grown(before, census.take())).toEqual({});
+    const growth = await census.growth({
+      cycles: 34,
+      warmUp: 4,
+      cycle: (i) => Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((k) => visit(8 * i + k))),
+      settle: async () => {
+        await until(() => b.t.stats().handshakesInProgress === 0, 'no handshake');
+        await quiesce(1_100); // a refusal waits up to a second for its peer to read why
+      },
+    });
+    expect(growth).toEqual({});
   });
 
   it('snapshot streams cut off half-way, 16 times, from either side: no spool is left, the sender closes its file, and each is reported failed', async () => {
@@ -152,8 +148,7 @@ describe('transport churn', () => {
     census.start();
     const small = { maxFrameBytes: MiB, snapshotChunkBytes: 256 * 1024, maxSnapshotBytes: 16 * MiB };
     const a = await node({ id: 1, peers: { 2: address }, snapshots: sender, ...small });
-    let before: Record<string, number> = {};
-    for (let cycle = 1; cycle <= 16; cycle++) {
+    const cycle = async (i: number): Promise<void> => {
       const store = await FileSnapshotStore.open(recvDir);
       // A slow disk: the stream is still under way when it is cut off.
       let writes = 0;
@@ -164,11 +159,11 @@ describe('transport churn', () => {
       };
       const b = await node({ id: 2, listen: address, peers: { 1: a.t.address }, snapshots: store, ...small });
       const connects = a.t.stats().peers[2]!.connects;
-      await until(() => a.t.stats().peers[2]!.connects > connects, `connection ${cycle}`);
+      await until(() => a.t.stats().peers[2]!.connects > connects, `connection ${i}`);
       const reports = a.rec.snapshotStatus.length;
       a.t.send([msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: held })]);
-      await until(() => writes >= 2, `stream ${cycle} under way`);
-      if (cycle % 2 === 0) {
+      await until(() => writes >= 2, `stream ${i} under way`);
+      if (i % 2 === 0) {
         await closeNode(b.t); // the receiver goes away
       } else {
         a.t.removePeer(2); // the sender gives the peer up
@@ -177,15 +172,10 @@ describe('transport churn', () => {
         a.t.addPeer(2, address);
       }
       expect(spools(recvDir)).toEqual([]);
-      if (cycle % 2 === 0) await until(() => a.rec.snapshotStatus.length > reports, `report ${cycle}`);
+      if (i % 2 === 0) await until(() => a.rec.snapshotStatus.length > reports, `report ${i}`);
       expect(a.rec.snapshotStatus.slice(reports).every(([, ok]) => !ok)).toBe(true);
-      if (cycle === 4) {
-        await quiesce();
-        before = census.take();
-      }
-    }
-    await quiesce();
-    expect(grown(before, census.take())).toEqual({});
+    };
+    expect(await census.growth({ cycles: 16, warmUp: 4, cycle })).toEqual({});
     // A file the sender left open would be closed by the collector, with a warning.
     await collect();
     expect(census.warnings).toEqual([]);

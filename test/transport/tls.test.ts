@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions, TlsOptions } from '../../src/transport/tcp-transport.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
-import { Census, grown } from '../churn/census.js';
+import { Census } from '../churn/census.js';
 import { collect } from '../churn/cluster.js';
 
 // Throwaway certificates made with the openssl command line for each run:
@@ -325,18 +325,17 @@ describe('TcpTransport with TLS: handshake limits from the TCP accept', () => {
         () => secure({ key: pem('impostor.key'), cert: pem('impostor.crt') }, () => undefined), // another CA's
         () => secure({ key: pem('node3.key'), cert: pem('node3.crt') }, (s) => s.destroy()), // a member's, leaves before the hello
       ];
-      const round = (from: number): Promise<unknown> => Promise.all([0, 1, 2, 3, 4, 5].map((k) => ways[(from + k) % ways.length]!()));
-      const settled = async (): Promise<void> => {
-        await until(() => b.t.stats().handshakesInProgress === 0, 'every handshake slot back');
-        await new Promise((r) => setTimeout(r, 1_100)); // a refusal waits up to a second for its peer to read why
-        await collect(); // Node destroys the TLS wrap of a connection cut off mid-handshake only when it is collected
-      };
-      for (let i = 0; i < 24; i += 6) await round(i);
-      await settled();
-      const before = census.take();
-      for (let i = 24; i < 144; i += 6) await round(i);
-      await settled();
-      expect(grown(before, census.take())).toEqual({});
+      const growth = await census.growth({
+        cycles: 24,
+        warmUp: 4,
+        cycle: () => Promise.all(ways.map((visit) => visit())),
+        settle: async () => {
+          await until(() => b.t.stats().handshakesInProgress === 0, 'every handshake slot back');
+          await new Promise((r) => setTimeout(r, 1_100)); // a refusal waits up to a second for its peer to read why
+          await collect(); // Node destroys the TLS wrap of a connection cut off mid-handshake only when it is collected
+        },
+      });
+      expect(growth).toEqual({});
       expect(census.warnings).toEqual([]);
     } finally {
       census.stop();
