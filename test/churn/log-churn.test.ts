@@ -1,12 +1,13 @@
 // Churn at the level of the replicated log: leadership moving, followers restarting,
 // members coming and going, requests that time out. What each cycle took must be given
 // back, whatever the cycle ends in.
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { ProgressStateType } from '../../src/raft/types.js';
 import { Census } from './census.js';
-import { QUICK, SECRET, churnCluster, collect, snapshotFiles, strayFiles, type ChurnCluster } from './cluster.js';
+import { QUICK, SECRET, churnCluster, collect, snapshotFiles, strayFiles, type ChurnCluster, type ChurnNode } from './cluster.js';
 
 const census = new Census();
 let cluster: ChurnCluster | undefined;
@@ -206,5 +207,29 @@ describe('log churn', () => {
     await c.stop(follower);
     expect(strayFiles(follower.dir)).toEqual([]);
     for (const m of c.nodes) expect(snapshotFiles(m.dir).length).toBeLessThanOrEqual(2);
+  });
+
+  it('opens that fail (its peer port taken, its directory held by a running log), 30 of each, release every file, lock and timer they took', async () => {
+    const c = (cluster = await churnCluster(2));
+    const [running, stopped] = c.nodes as [ChurnNode, ChurnNode];
+    await c.stop(stopped);
+    // The stopped node's port, taken by something else (which drops what the running node dials).
+    const squatter = net.createServer((s) => s.destroy());
+    await new Promise<void>((r) => squatter.listen(Number(stopped.address.split(':')[1]), '127.0.0.1', r));
+    census.start();
+    const codes = new Set<string>();
+    const failing = (m: ChurnNode) => async (): Promise<void> => {
+      await c.start(m).then(
+        () => expect.unreachable('the open succeeded'),
+        (err: { code?: string }) => void codes.add(err.code ?? '?'),
+      );
+    };
+    const cycle = (i: number): Promise<void> => failing(i % 2 === 0 ? stopped : running)();
+    expect(await census.growth({ cycles: 60, warmUp: 6, cycle })).toEqual({});
+    expect([...codes].sort()).toEqual(['TRANSPORT_LISTEN_FAILED', 'WAL_LOCKED']);
+    await new Promise<void>((r) => squatter.close(() => r()));
+    // Nothing of the failed opens is in the way of one that can succeed.
+    const log = await c.start(stopped);
+    await waitFor('node 2 to follow', () => log.status().lead !== 0);
   });
 });
