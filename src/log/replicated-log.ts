@@ -187,8 +187,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly restore: SnapshotRestore;
   /** Bounds the wait for the state machine's snapshot stream once the log stops (see snapshotChunk). @internal */
   private armSnapshotDeadline: (() => void) | undefined;
-  /** The snapshot the last Ready handed over, to tell whether a received one was taken. @internal */
-  private lastReadySnapshot: Snapshot | undefined;
+  /**
+   * Received snapshots whose spools wait for raft's answer: a Ready that hands one over takes it
+   * out; those left when raft has no Ready to give were refused or superseded, and are deleted.
+   * @internal
+   */
+  private readonly spooled = new Set<Snapshot>();
   /** @internal */
   private stopTicking: () => void = () => {};
   /** @internal */
@@ -666,24 +670,26 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /**
    * A received snapshot sits in a spool until raft takes it (its Ready installs it);
-   * one raft refuses (stale, from a non-leader) or leaves behind is deleted now.
+   * one raft refuses (stale, from a non-leader) or leaves behind is deleted once raft has
+   * no Ready left to give. A Ready may be held back meanwhile (one that applies a membership
+   * change waits for its write), so the answer may come turns later.
    * @internal
    */
   private onSnapshot(m: Message, snap: Snapshot): void {
-    this.lastReadySnapshot = undefined;
+    this.spooled.add(snap);
     try {
       this.node.step(m);
     } catch (err) {
       this.deps.logger.debug({ from: m.from, err }, `dropped a snapshot from ${m.from}: ${(err as Error).message}`);
     }
-    if (this.pumping) {
-      // Delivered from inside the driver's own turn: raft's answer comes in a later Ready, so
-      // the spool stays (a leftover is removed at the next open) rather than risk deleting it.
-      this.schedulePump();
-      return;
-    }
     this.pump();
-    if (this.lastReadySnapshot !== snap) this.discardSnapshot(snap);
+    this.schedulePump(); // delivered from inside the driver's own turn, pump() above did nothing
+  }
+
+  /** Deletes the spools raft did not take: called when it has no Ready left to give. @internal */
+  private discardUntaken(): void {
+    for (const snap of this.spooled) this.discardSnapshot(snap);
+    this.spooled.clear();
   }
 
   /** @internal */
@@ -735,6 +741,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.pumping = true;
     try {
       while (!this.closed && !this.applyHeld && this.node.hasReady()) this.handleReady(this.node.ready());
+      if (this.spooled.size > 0 && !this.closed && !this.applyHeld) this.discardUntaken();
     } catch (err) {
       this.fail(err);
     } finally {
@@ -760,6 +767,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private handleReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
+    if (rd.snapshot !== undefined) this.spooled.delete(rd.snapshot);
     // The leader's MsgApps leave now, while its own write runs (thesis §10.2.1).
     if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);
     const durable = this.storage.persist(rd);
@@ -996,7 +1004,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * @internal
    */
   private beginRestore(snap: Snapshot, installed: Promise<void>): void {
-    this.lastReadySnapshot = snap;
     this.snapshotFloor = snap.meta.index;
     this.snapshotIndex = snap.meta.index;
     this.membership.conf = snap.meta.conf;

@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvStateMachine, encodeCommand } from '../../src/kv/kv-state-machine.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { MessageType, type Message } from '../../src/raft/types.js';
+import { encodeConfChange } from '../../src/raft/confchange.js';
+import { ConfChangeType, EntryType, MessageType, type Message } from '../../src/raft/types.js';
+import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
+import type { LogStore } from '../../src/storage/log-store.js';
+import { Wal } from '../../src/wal/index.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
 import { freePorts, tempDir, waitFor } from './helpers.js';
@@ -75,6 +79,77 @@ describe('snapshots through the log', () => {
     for (let i = 0; i < 60; i++) expect(lagging.kv.get(Buffer.from(`k${i}`))?.equals(value(i)), `k${i}`).toBe(true);
     expect(spools(lagging.dir)).toEqual([]);
   }, 120_000);
+
+  it('installs a snapshot received while a membership change waits for its commit to be durable', async () => {
+    // A Ready that applies a membership change waits for its write to be durable, and the
+    // Readies after it wait too. A snapshot raft takes meanwhile comes out in one of those:
+    // its spool must stay until then, or the install finds no file and the node stops.
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const snapshots = await FileSnapshotStore.open(join(t.dir, 'snapshots'));
+    const wal = await Wal.open(join(t.dir, 'wal'));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let appends = 0;
+    // The WAL's writes complete, but the second (the one that makes the membership change's
+    // commit durable: raft hands out a committed entry once the entry itself is written) is
+    // reported durable only once the test says so.
+    const held = new Proxy(wal, {
+      get: (target, prop) => {
+        if (prop === 'append')
+          return async (...args: Parameters<LogStore['append']>): Promise<void> => {
+            const second = appends++ === 1;
+            await target.append(...args);
+            if (second) await gate;
+          };
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+      set: (target, prop, value) => Reflect.set(target, prop, value, target),
+    }) as LogStore;
+    let handlers: TransportHandlers | undefined;
+    const transport: Transport = {
+      start: async (h) => void (handlers = h),
+      send: () => undefined,
+      addPeer: () => undefined,
+      removePeer: () => undefined,
+      close: async () => undefined,
+    };
+    const log = await ReplicatedLog.open(
+      { dataDir: t.dir, id: 1, peers: { 1: '127.0.0.1:1', 2: '127.0.0.1:2' }, clusterSecret: SECRET },
+      { transport, snapshots, wal: held },
+    );
+    cleanups.push(() => log.close());
+    const base = { from: 2, to: 1, term: 2, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0 };
+    // The leader's first entry adds a learner; the next message commits it.
+    const add = encodeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 3, context: new TextEncoder().encode('127.0.0.1:3') });
+    handlers!.onMessage({ ...base, type: MessageType.MsgApp, entries: [{ index: 1, term: 2, type: EntryType.ConfChange, data: add }] });
+    await waitFor('the membership change to be written', () => log.status().lastIndex === 1 && appends === 1);
+    handlers!.onMessage({ ...base, type: MessageType.MsgApp, logTerm: 2, index: 1, commit: 1 });
+    await waitFor('its commit to be written', () => appends === 2);
+    // Then a snapshot past it, while that write is not yet durable.
+    const meta = { index: 500, term: 2, conf: { voters: [1, 2], learners: [3] } };
+    const members: Array<[number, string]> = [
+      [1, '127.0.0.1:1'],
+      [2, '127.0.0.1:2'],
+      [3, '127.0.0.1:3'],
+    ];
+    const chunks: Uint8Array[] = [];
+    for await (const c of encodeSnapshotData(members, (async function* () {})())) chunks.push(c);
+    // The file as a leader sends it, received into a spool as the transport does.
+    const leader = await FileSnapshotStore.open(join(t.dir, 'leader'));
+    await leader.save({ meta, data: Buffer.concat(chunks) });
+    const out = await leader.open({ meta, data: new Uint8Array(0) });
+    const spool = await snapshots.spool(meta, out.size);
+    for await (const c of out.chunks) await spool.write(c);
+    const ref = await spool.finish();
+    handlers!.onMessage({ ...base, type: MessageType.MsgSnap, index: 0, snapshot: { meta, data: ref } });
+    release();
+    await waitFor('the snapshot to be installed', () => log.status().applied === 500 || log.status().role === 'fatal');
+    expect(log.status().fatal?.message).toBeUndefined();
+    expect(log.status()).toMatchObject({ snapshotIndex: 500, applied: 500, role: 'follower' });
+    expect(spools(t.dir)).toEqual([]);
+  });
 
   it('deletes a received snapshot that raft refuses (here: from a node that is not a member)', async () => {
     const t = tempDir();
