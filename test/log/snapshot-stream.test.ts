@@ -24,6 +24,19 @@ afterEach(async () => {
 
 const spools = (dir: string): string[] => readdirSync(join(dir, 'snapshots')).filter((n) => n.startsWith('spool-'));
 
+/** A transport that sends nothing, and through which a test hands the log its messages. */
+function inertTransport(): { transport: Transport; deliver: (m: Message) => void } {
+  let handlers: TransportHandlers | undefined;
+  const transport: Transport = {
+    start: async (h) => void (handlers = h),
+    send: () => undefined,
+    addPeer: () => undefined,
+    removePeer: () => undefined,
+    close: async () => undefined,
+  };
+  return { transport, deliver: (m) => handlers!.onMessage(m) };
+}
+
 describe('snapshots through the log', () => {
   it("a lagging follower installs a KV snapshot several frames long, streamed from the leader's file and restored from chunks", async () => {
     const ports = await freePorts(3);
@@ -107,14 +120,7 @@ describe('snapshots through the log', () => {
       },
       set: (target, prop, value) => Reflect.set(target, prop, value, target),
     }) as LogStore;
-    let handlers: TransportHandlers | undefined;
-    const transport: Transport = {
-      start: async (h) => void (handlers = h),
-      send: () => undefined,
-      addPeer: () => undefined,
-      removePeer: () => undefined,
-      close: async () => undefined,
-    };
+    const { transport, deliver } = inertTransport();
     const log = await ReplicatedLog.open(
       { dataDir: t.dir, id: 1, peers: { 1: '127.0.0.1:1', 2: '127.0.0.1:2' }, clusterSecret: SECRET },
       { transport, snapshots, wal: held },
@@ -123,9 +129,9 @@ describe('snapshots through the log', () => {
     const base = { from: 2, to: 1, term: 2, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0 };
     // The leader's first entry adds a learner; the next message commits it.
     const add = encodeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 3, context: new TextEncoder().encode('127.0.0.1:3') });
-    handlers!.onMessage({ ...base, type: MessageType.MsgApp, entries: [{ index: 1, term: 2, type: EntryType.ConfChange, data: add }] });
+    deliver({ ...base, type: MessageType.MsgApp, entries: [{ index: 1, term: 2, type: EntryType.ConfChange, data: add }] });
     await waitFor('the membership change to be written', () => log.status().lastIndex === 1 && appends === 1);
-    handlers!.onMessage({ ...base, type: MessageType.MsgApp, logTerm: 2, index: 1, commit: 1 });
+    deliver({ ...base, type: MessageType.MsgApp, logTerm: 2, index: 1, commit: 1 });
     await waitFor('its commit to be written', () => appends === 2);
     // Then a snapshot past it, while that write is not yet durable.
     const meta = { index: 500, term: 2, conf: { voters: [1, 2], learners: [3] } };
@@ -143,7 +149,7 @@ describe('snapshots through the log', () => {
     const spool = await snapshots.spool(meta, out.size);
     for await (const c of out.chunks) await spool.write(c);
     const ref = await spool.finish();
-    handlers!.onMessage({ ...base, type: MessageType.MsgSnap, index: 0, snapshot: { meta, data: ref } });
+    deliver({ ...base, type: MessageType.MsgSnap, index: 0, snapshot: { meta, data: ref } });
     release();
     await waitFor('the snapshot to be installed', () => log.status().applied === 500 || log.status().role === 'fatal');
     expect(log.status().fatal?.message).toBeUndefined();
@@ -155,14 +161,7 @@ describe('snapshots through the log', () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const snapshots = await FileSnapshotStore.open(join(t.dir, 'snapshots'));
-    let handlers: TransportHandlers | undefined;
-    const transport: Transport = {
-      start: async (h) => void (handlers = h),
-      send: () => undefined,
-      addPeer: () => undefined,
-      removePeer: () => undefined,
-      close: async () => undefined,
-    };
+    const { transport, deliver } = inertTransport();
     const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1 }, { transport, snapshots });
     cleanups.push(() => log.close());
     // A whole, checked spool, as the transport hands one over.
@@ -187,7 +186,7 @@ describe('snapshots through the log', () => {
       rejectHint: 0,
       snapshot: { meta, data: ref },
     };
-    handlers!.onMessage(m);
+    deliver(m);
     await waitFor('the refused spool to be deleted', () => spools(t.dir).length === 0);
     expect(log.status().snapshotIndex).toBe(0);
   });
