@@ -17,6 +17,12 @@ export interface LogStore {
   readonly snapshot: SnapshotMarker | null;
   readonly firstIndex: number;
   readonly lastIndex: number;
+  /**
+   * Where a store replays records from disk: the first one that Raft storage never writes
+   * where it lies (a term that falls, a second vote in a term, a marker that disagrees with
+   * the log; see `WalConflict`), or null.
+   */
+  readonly conflict?: { file: string; offset: number; why: string } | null;
   /** Resolves once the entries and the hard state are durable; calls complete in order. */
   append(entries: Entry[], hardState?: HardState): Promise<void>;
   /** Entries in [lo, hi), at most maxBytes of data but at least one; below cachedFrom read from disk on the calling thread. */

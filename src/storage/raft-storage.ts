@@ -34,13 +34,17 @@ function checkTermsAscend(wal: StoredState): void {
 }
 
 /** What checkStoredState reads of a log store. */
-export type StoredState = Pick<LogStore, 'hardState' | 'snapshot' | 'firstIndex' | 'lastIndex' | 'term'>;
+export type StoredState = Pick<LogStore, 'hardState' | 'snapshot' | 'firstIndex' | 'lastIndex' | 'term' | 'conflict'>;
 
 /**
  * Throws STATE_CORRUPT for a stored state no node writes, before any of it is used: what
  * RaftStorage.open refuses, and what `raftlog inspect` reports. `held`: the snapshot files.
  */
 export function checkStoredState(wal: StoredState, held: readonly HeldSnapshot[]): void {
+  // Records rewritten with valid checksums, or written by something else: used, a term that
+  // fell or a second vote in a term could let this node vote twice in a term.
+  const conflict = wal.conflict;
+  if (conflict != null) throw new StateCorruptError(`${conflict.why} (${conflict.file}, at offset ${conflict.offset})`);
   // A term no node can advance past (see MAX_TERM) was written by no raftlog node: damage, not state.
   const hs = wal.hardState;
   if (hs.term > MAX_TERM || hs.commit > MAX_INDEX) throw new StateCorruptError(`hard state term ${hs.term} commit ${hs.commit} is above ${MAX_TERM}`);

@@ -2,7 +2,7 @@
 export { Wal } from './wal.js';
 export { WAL_DEFAULTS } from './defaults.js';
 export { crc32c } from './crc32c.js';
-export type { WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
+export type { WalConflict, WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 export { FSYNC_BUCKETS } from './types.js';
 export {
   WalError,

@@ -1,14 +1,15 @@
 // Rebuilds the log's shape from what the native scan read: which index lives
 // where, the latest hard state and snapshot marker, and where the next write
 // goes. Pure: the scan has already checked every CRC and cut off a torn tail, so
-// what is left here is whether the records, each intact, make one consistent log.
+// what is left here is whether the records, each intact, make one consistent log,
+// and whether they follow one another as Raft writes them (see WalConflict).
 import type { NativeScan } from './addon.js';
 import { WalCorruptError } from './errors.js';
 import { checkNothingMissing } from './missing.js';
 import { MAX_OFFSET, Positions } from './positions.js';
 import { ENTRY_PREFIX, Kind, SNAPSHOT_DISCARD_LOG } from './record.js';
 import { Segments } from './segments.js';
-import type { WalHardState, WalSnapshot } from './types.js';
+import type { WalConflict, WalHardState, WalSnapshot } from './types.js';
 
 export interface Replayed {
   segments: Segments;
@@ -17,6 +18,7 @@ export interface Replayed {
   snapshot: WalSnapshot | null;
   /** Write cursor in the last segment (0 with none). */
   offset: number;
+  conflict: WalConflict | null;
 }
 
 /** The scan's fields replay reads. */
@@ -31,6 +33,7 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
   if (first !== undefined) p.reset(first.firstIndex - 1, 0);
   let hardState: WalHardState = Object.freeze({ term: 0, vote: 0, commit: 0 });
   let snapshot: WalSnapshot | null = null;
+  let conflict: WalConflict | null = null;
   // When older segments were released, the log before the first surviving
   // one is unknown: that segment may hold overwrites of entries that lived
   // in released segments (below its name's first index). Until a snapshot
@@ -74,6 +77,7 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
     const c = r[k + 7]!;
     const corrupt = (why: string): WalCorruptError =>
       new WalCorruptError(`corrupt WAL record in ${dir}/${seg.name} at offset ${offset}: ${why}`, `${dir}/${seg.name}`, offset);
+    const conflicts = (why: string): void => void (conflict ??= { file: `${dir}/${seg.name}`, offset, why });
     if (kind === Kind.Entry) {
       if (!anchored && (a <= p.base || a > p.last + 1)) {
         p.reset(a - 1, 0);
@@ -86,12 +90,21 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
       p.push(b, seg.seq, offset, length - ENTRY_PREFIX);
       if (a > seg.maxIndex) seg.maxIndex = a;
     } else if (kind === Kind.HardState) {
+      // Raft's term never falls, and it votes once a term. A torn write cuts off a suffix, and a
+      // segment's head carries a copy of the hard state before it: neither makes either happen.
+      if (a < hardState.term) conflicts(`hard state term ${a} is below the term ${hardState.term} of the hard state before it`);
+      else if (a === hardState.term && hardState.vote !== 0 && b !== hardState.vote)
+        conflicts(`hard state votes for ${b} in term ${a}, in which the hard state before it voted for ${hardState.vote}`);
       hardState = Object.freeze({ term: a, vote: b, commit: c });
     } else if (kind === Kind.Snapshot) {
       // A marker below the start can only be the copy carried at the head of a
       // segment whose predecessors were released; a newer marker follows.
       snapshot = { index: a, term: b, meta: scan.metas[c]! };
       const discard = (flags & SNAPSHOT_DISCARD_LOG) !== 0;
+      // A local snapshot is of applied entries, which its marker follows; only a received one
+      // (flagged) replaces a log that disagrees. The WAL's API discards the log for either.
+      if (!discard && a >= p.base && a <= p.last && (a > p.base || baseTermKnown) && p.term(a) !== b)
+        conflicts(`snapshot marker at index ${a} has term ${b}, but the entry there has term ${p.term(a)}`);
       if (a === p.base && !baseTermKnown && !discard) {
         p.setBaseTerm(b);
         anchored = baseTermKnown = true;
@@ -103,5 +116,5 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
   }
   enter(scan.segments.length - 1);
   checkNothingMissing(dir, segments.first, snapshot?.index ?? null);
-  return { segments, positions: p, hardState, snapshot, offset: scan.segments.at(-1)?.end ?? 0 };
+  return { segments, positions: p, hardState, snapshot, offset: scan.segments.at(-1)?.end ?? 0, conflict };
 }

@@ -65,6 +65,19 @@ export interface WalOptions {
   logger?: WalLogger;
 }
 
+/**
+ * The first record replay met that Raft storage never writes after the records before it: a
+ * hard state whose term is below the one before it, or whose vote differs from the one cast
+ * before it in the same term, or a snapshot marker without the discard flag whose term
+ * disagrees with the entry at its index. The WAL replays it as written (its API allows it);
+ * RaftStorage refuses to open on it (STATE_CORRUPT).
+ */
+export interface WalConflict {
+  file: string;
+  offset: number;
+  why: string;
+}
+
 /** What open() had to cut off: a record torn by a crash at the end of the last segment (it was never acknowledged). */
 export interface WalRepair {
   file: string;

@@ -33,7 +33,7 @@ import {
   writeSegmentHeader,
   writeSnapshot,
 } from './record.js';
-import type { WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
+import type { WalConflict, WalEntry, WalHardState, WalLogger, WalOptions, WalRepair, WalSnapshot, WalStats } from './types.js';
 
 const WAL_OPTIONS = new Set<string>(['segmentBytes', 'sync', 'preallocate', 'cacheBytes', 'logger'] satisfies Array<keyof WalOptions>);
 
@@ -134,6 +134,8 @@ export class Wal {
 
   /** Set when open() cut off a torn record at the end of the last segment (never acknowledged). */
   readonly repair: WalRepair | null;
+  /** Set when replay met a record Raft storage never writes where it lies (see WalConflict). */
+  readonly conflict: WalConflict | null;
 
   /**
    * Opens (creating if needed) the WAL in `dir`, takes the directory lock and
@@ -228,6 +230,7 @@ export class Wal {
     this.#positions = log.positions;
     this.#hs = log.hardState;
     this.#snap = log.snapshot;
+    this.conflict = log.conflict;
     this.#offset = log.offset;
     this.#cache.clear(this.#positions.last + 1);
   }

@@ -274,16 +274,17 @@ describe('the hard state against the log', () => {
   };
 
   /**
-   * Rewrites the latest hard state record of a WAL's only segment as `patch` says, with its checksum and
-   * those of the job markers after it recomputed (docs/wal-format.md): what a disk cannot do, and a
-   * program that writes the format can, so only the checks above the WAL's framing can refuse it.
+   * Rewrites the latest hard state record (or the first record of `kind`) of a WAL's only segment as
+   * `patch` says, with its checksum and those of the job markers after it recomputed
+   * (docs/wal-format.md): what a disk cannot do, and a program that writes the format can, so only
+   * the checks above the WAL's framing can refuse it.
    */
-  function forgeHardState(dir: string, patch: (b: Buffer, payload: number) => unknown): void {
+  function forgeHardState(dir: string, patch: (b: Buffer, payload: number) => unknown, kind?: number): void {
     const file = onlySegment(dir);
     const b = readFileSync(file);
     const records = walRecords(b);
     const crc = (r: { at: number; length: number }): number => b.writeUInt32LE(crc32c.buf(b.subarray(r.at + 4, r.at + 16 + r.length)) >>> 0, r.at);
-    const hs = records.filter((r) => r.kind === 3).at(-1)!;
+    const hs = kind === undefined ? records.filter((r) => r.kind === 3).at(-1)! : records.find((r) => r.kind === kind)!;
     patch(b, hs.at + 16);
     crc(hs);
     for (const m of records.filter((r) => r.kind === 5)) {
@@ -303,6 +304,34 @@ describe('the hard state against the log', () => {
     const same = copy();
     forgeHardState(same, () => {}); // the forging alone is no damage
     await opensWhole(same);
+  });
+
+  it('a hard state whose term falls below an earlier one, or whose vote changes within its term, is STATE_CORRUPT: no node writes either', async () => {
+    const fell = copy();
+    forgeHardState(fell, (b, at) => b.writeBigUInt64LE(0n, at)); // term 1, vote 1 before it
+    await refused(fell, 'STATE_CORRUPT', /hard state term 0 is below the term 1 of the hard state before it/);
+    const revoted = copy();
+    forgeHardState(revoted, (b, at) => b.writeBigUInt64LE(2n, at + 8));
+    await refused(revoted, 'STATE_CORRUPT', /hard state votes for 2 in term 1, in which the hard state before it voted for 1/);
+  });
+
+  it('a snapshot marker whose term disagrees with the entry at its index, without the flag of a received snapshot, is STATE_CORRUPT', async () => {
+    const dir = copy();
+    // The first marker (a local snapshot), moved to the last entry written before it, so that the
+    // entries after it still extend the log, and given another term.
+    const b = readFileSync(onlySegment(dir));
+    const records = walRecords(b);
+    const marker = records.find((r) => r.kind === 4)!;
+    const index = b.readBigUInt64LE(records.filter((r) => r.kind === 2 && r.at < marker.at).at(-1)!.at + 16);
+    forgeHardState(
+      dir,
+      (f, at) => {
+        f.writeBigUInt64LE(index, at);
+        f.writeBigUInt64LE(7n, at + 8);
+      },
+      4,
+    );
+    await refused(dir, 'STATE_CORRUPT', new RegExp(`snapshot marker at index ${index} has term 7, but the entry there has term 1`));
   });
 
   it('a commit index beyond the last entry is STATE_CORRUPT, a damaged directory as the README lists them', async () => {

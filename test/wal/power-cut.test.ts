@@ -58,6 +58,8 @@ async function check(image: string, acked: number): Promise<string | null> {
   }
   try {
     if (wal.lastIndex < acked) return `acknowledged up to ${acked}, the log ends at ${wal.lastIndex}`;
+    // A cut leaves a prefix of what was written: never records that contradict one another.
+    if (wal.conflict !== null) return `replay met a conflict: ${wal.conflict.why}`;
     const es = acked >= wal.firstIndex ? wal.entriesSync(wal.firstIndex, acked + 1) : [];
     for (const e of es) {
       // The workload's payloads are payload(index, 1, 0, length): the bytes follow from the index.

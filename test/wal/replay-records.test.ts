@@ -61,6 +61,8 @@ describe('replay builds the log from intact records', () => {
     log: Array<[number, number]>;
     snapshot?: number | null;
     hardState?: [number, number, number];
+    /** Replayed as the WAL's API wrote it, and noted as a record Raft storage never writes (see below). */
+    conflicts?: true;
   }> = [
     { name: 'a first segment with no record is an empty log', segments: [[1, 1]], recs: [], log: [[0, 0]], snapshot: null, hardState: [0, 0, 0] },
     {
@@ -89,6 +91,7 @@ describe('replay builds the log from intact records', () => {
       recs: [...entries(1, 6, 1), { snap: 4, term: 2 }],
       log: [[4, 2]],
       snapshot: 4,
+      conflicts: true,
     },
     {
       name: 'a snapshot flagged to discard the log does, even where the log agrees',
@@ -143,6 +146,7 @@ describe('replay builds the log from intact records', () => {
     it(c.name, () => {
       const log = replay('/wal', scanOf(c.segments, c.recs));
       expect(terms(log)).toEqual(c.log);
+      if (!c.conflicts) expect(log.conflict).toBeNull();
       if (c.snapshot !== undefined) expect(log.snapshot?.index ?? null).toBe(c.snapshot);
       if (c.hardState !== undefined) expect([log.hardState.term, log.hardState.vote, log.hardState.commit]).toEqual(c.hardState);
     });
@@ -224,4 +228,84 @@ describe('replay refuses records that do not make one log', () => {
       expect.objectContaining({ code: 'WAL_CORRUPT', message: expect.stringMatching(/entry 2 starts past any offset/) }),
     );
   });
+});
+
+describe('replay notes the first record Raft storage never writes after the ones before it', () => {
+  const cases: Array<{ name: string; segments: Array<[number, number]>; recs: Rec[]; conflict: RegExp | null; at?: number }> = [
+    {
+      name: 'a hard state whose term falls',
+      segments: [[1, 1]],
+      recs: [{ hs: [3, 1, 0] }, ...entries(1, 2, 3), { hs: [2, 1, 2] }, { hs: [1, 1, 2] }],
+      conflict: /hard state term 2 is below the term 3 of the hard state before it/,
+      at: 3,
+    },
+    {
+      name: 'a vote changed within a term',
+      segments: [[1, 1]],
+      recs: [{ hs: [2, 0, 0] }, { hs: [2, 1, 0] }, { hs: [2, 3, 0] }],
+      conflict: /hard state votes for 3 in term 2, in which the hard state before it voted for 1/,
+      at: 2,
+    },
+    {
+      name: 'a vote taken back within a term',
+      segments: [[1, 1]],
+      recs: [{ hs: [2, 1, 0] }, { hs: [2, 0, 0] }],
+      conflict: /hard state votes for 0 in term 2, in which the hard state before it voted for 1/,
+    },
+    {
+      name: 'a marker without the discard flag whose term disagrees with the entry at its index',
+      segments: [[1, 1]],
+      recs: [...entries(1, 6, 1), { snap: 6, term: 2 }, { entry: 7, term: 2 }],
+      conflict: /snapshot marker at index 6 has term 2, but the entry there has term 1/,
+      at: 6,
+    },
+    {
+      name: 'a marker at the start of the log whose term disagrees with the marker that set it',
+      segments: [[1, 1]],
+      recs: [
+        { snap: 5, term: 2, discard: true },
+        { snap: 5, term: 3 },
+      ],
+      conflict: /snapshot marker at index 5 has term 3, but the entry there has term 2/,
+    },
+    {
+      name: 'none: a vote cast in a term, a new term with another vote, a commit that falls',
+      segments: [[1, 1]],
+      recs: [{ hs: [1, 0, 0] }, { hs: [1, 1, 0] }, ...entries(1, 3, 1), { hs: [1, 1, 3] }, { hs: [2, 2, 3] }, { hs: [2, 2, 1] }],
+      conflict: null,
+    },
+    {
+      name: 'none: a hard state below the entries of a write cut short, then entries of the older term over them',
+      segments: [[1, 1]],
+      recs: [{ hs: [1, 1, 0] }, ...entries(1, 3, 2), ...entries(1, 3, 1), { hs: [1, 1, 2] }],
+      conflict: null,
+    },
+    {
+      name: "none: a received snapshot's marker (discard flag) with another term, and its copy at the next segment's head",
+      segments: [
+        [1, 1],
+        [2, 5],
+      ],
+      recs: [
+        ...entries(1, 6, 1, 0),
+        { snap: 4, term: 3, discard: true, seg: 0 },
+        { hs: [3, 0, 4], seg: 0 },
+        { snap: 4, term: 3 },
+        { hs: [3, 0, 4] },
+        { entry: 5, term: 3 },
+      ],
+      conflict: null,
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => {
+      const scan = scanOf(c.segments, c.recs);
+      const log = replay('/wal', scan);
+      if (c.conflict === null) {
+        expect(log.conflict).toBeNull();
+        return;
+      }
+      expect(log.conflict).toMatchObject({ file: expect.stringMatching(/^\/wal\/0000000000000001-/), why: expect.stringMatching(c.conflict) });
+      if (c.at !== undefined) expect(log.conflict!.offset).toBe(scan.records[c.at * 8 + 2]);
+    });
 });
