@@ -1,7 +1,7 @@
 // The storage layer's own errors (the WAL's are WalErrors), each with a stable code.
 import { CodedError } from '../errors.js';
 
-export type StorageErrorCode = 'SNAPSHOT_CORRUPT' | 'SNAPSHOT_MISSING' | 'SNAPSHOT_VERSION' | 'STATE_CORRUPT';
+export type StorageErrorCode = 'SNAPSHOT_CORRUPT' | 'SNAPSHOT_MISSING' | 'SNAPSHOT_VERSION' | 'SNAPSHOT_DIR_UNUSABLE' | 'STATE_CORRUPT';
 
 export class StorageError extends CodedError<StorageErrorCode> {}
 
@@ -27,6 +27,13 @@ export class SnapshotVersionError extends StorageError {
   constructor(file: string, version: number) {
     super('SNAPSHOT_VERSION', `snapshot file ${file} is in format ${version}, which this version does not read`);
     this.file = file;
+  }
+}
+
+/** The snapshot directory is not a directory, or not one this process can read and write: found at open, before any snapshot is due. */
+export class SnapshotDirError extends StorageError {
+  constructor(why: string) {
+    super('SNAPSHOT_DIR_UNUSABLE', `snapshot directory ${why}`);
   }
 }
 

@@ -12,4 +12,12 @@ export {
   type SnapshotSpool,
   type SnapshotStore,
 } from './snapshot-store.js';
-export { SnapshotCorruptError, SnapshotMissingError, SnapshotVersionError, StateCorruptError, StorageError, type StorageErrorCode } from './errors.js';
+export {
+  SnapshotCorruptError,
+  SnapshotDirError,
+  SnapshotMissingError,
+  SnapshotVersionError,
+  StateCorruptError,
+  StorageError,
+  type StorageErrorCode,
+} from './errors.js';

@@ -6,7 +6,8 @@ import { MAX_INDEX, MAX_TERM, type ConfState, type Snapshot, type SnapshotMeta }
 import { crc32c } from '../wal/index.js';
 import { checkConfState } from '../raft/changer.js';
 import { makeDurableDir, syncDir } from './durable-dir.js';
-import { SnapshotCorruptError, SnapshotMissingError, SnapshotVersionError } from './errors.js';
+import { usableDir } from '../usable-dir.js';
+import { SnapshotCorruptError, SnapshotDirError, SnapshotMissingError, SnapshotVersionError } from './errors.js';
 
 /** A snapshot's bytes on their way between nodes: how many, and the bytes themselves. */
 export interface SnapshotByteStream {
@@ -165,7 +166,7 @@ export class FileSnapshotStore implements SnapshotStore {
   private constructor(private readonly dir: string) {}
 
   static async open(dir: string): Promise<FileSnapshotStore> {
-    await makeDurableDir(dir);
+    if (!(await usableDir(dir, (why) => new SnapshotDirError(why)))) await makeDurableDir(dir);
     for (const e of await readdir(dir, { withFileTypes: true })) {
       const temporary = e.name.endsWith('.tmp') || SPOOL.test(e.name);
       // The store writes only regular files under its names. Anything else (a directory, a

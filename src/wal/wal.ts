@@ -10,7 +10,17 @@ import { EntryCache } from './cache.js';
 import { crc32c } from './crc32c.js';
 import { JobQueue } from './job-queue.js';
 import { WAL_DEFAULTS } from './defaults.js';
-import { fromNative, WalClosedError, WalCompactedError, WalCorruptError, WalGapError, WalInvalidArgumentError, WalUnavailableError } from './errors.js';
+import { usableDir } from '../usable-dir.js';
+import {
+  fromNative,
+  WalClosedError,
+  WalCompactedError,
+  WalCorruptError,
+  WalGapError,
+  WalInvalidArgumentError,
+  WalIoError,
+  WalUnavailableError,
+} from './errors.js';
 import type { Positions } from './positions.js';
 import { replay } from './replay.js';
 import { type Segment, Segments } from './segments.js';
@@ -166,6 +176,7 @@ export class Wal {
       throw new WalInvalidArgumentError('logger must have a warn(obj, msg) method');
     const native = addon();
     const path = resolvePath(dir);
+    await usableDir(path, (why) => new WalIoError(`WAL directory ${why}`));
     let handle: NativeHandle;
     try {
       handle = new native.WalHandle(path, ...firstSegment(), PREALLOC[prealloc], segmentBytes);

@@ -383,6 +383,24 @@ describe('the WAL and the snapshots without each other', () => {
   });
 });
 
+describe('wal/ or snapshots/ that cannot hold their files', () => {
+  it('a file in the place of snapshots/ or wal/ is refused at open with a code naming it, and the directory opens once it is put back', async () => {
+    for (const [name, code] of [
+      ['snapshots', 'SNAPSHOT_DIR_UNUSABLE'],
+      ['wal', 'WAL_IO'],
+    ] as const) {
+      const dir = copy();
+      renameSync(join(dir, name), join(dir, `${name}.saved`));
+      writeFileSync(join(dir, name), 'not a directory');
+      const err = await refused(dir, code, new RegExp(`directory ${join(dir, name)} is not a directory`));
+      expect(err.message).not.toMatch(/EEXIST/);
+      rmSync(join(dir, name));
+      renameSync(join(dir, `${name}.saved`), join(dir, name));
+      await opensWhole(dir);
+    }
+  });
+});
+
 describe('a log that never took a snapshot', () => {
   let young: { dir: string; cleanup(): void };
   beforeAll(async () => {

@@ -1,0 +1,38 @@
+// Whether a directory a layer keeps its files in can hold them, checked when the layer
+// opens: a path that is a file, or a directory this process may not write (its owner, its
+// mode, a read-only mount), is refused there with its reason, rather than at the first
+// segment or snapshot the node writes, long after it reported itself ready.
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+
+/** The file system calls the check makes (tests answer them). */
+export interface DirProbe {
+  stat(path: string): Promise<{ isDirectory(): boolean }>;
+  access(path: string, mode: number): Promise<void>;
+}
+
+const NODE_FS: DirProbe = { stat, access };
+
+const errno = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+
+/**
+ * True if `dir` is a directory this process can read, write and search; false if nothing is
+ * there (the caller makes it). Anything else throws `refuse(why)`, `why` starting with `dir`.
+ */
+export async function usableDir(dir: string, refuse: (why: string) => Error, fs: DirProbe = NODE_FS): Promise<boolean> {
+  let st: { isDirectory(): boolean };
+  try {
+    st = await fs.stat(dir);
+  } catch (err) {
+    const code = errno(err);
+    if (code === 'ENOENT') return false;
+    throw refuse(`${dir} cannot be looked up${code === 'ENOTDIR' ? ': a component of its path is not a directory' : ` (${code})`}`);
+  }
+  if (!st.isDirectory()) throw refuse(`${dir} is not a directory`);
+  try {
+    await fs.access(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw refuse(`${dir} cannot be read and written by this process (${errno(err)})`);
+  }
+  return true;
+}
