@@ -17,7 +17,7 @@ import { defer } from '../defer.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError, type WalStats } from '../wal/index.js';
 import { RaftError } from '../raft/errors.js';
-import { SnapshotMissingError, StateCorruptError, StorageError } from '../storage/errors.js';
+import { StateCorruptError, StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
 import { AppendQueue } from './append-queue.js';
@@ -345,12 +345,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         cacheBytes: o.cacheBytes,
         logger,
       });
-      // FileSnapshotStore.open makes a missing snapshots/: not where the WAL records a snapshot,
-      // whose file is then missing (an empty snapshots/ left there would be in the way of the one put back).
-      const marker = wal.snapshot;
-      if (deps?.snapshots === undefined && marker !== null && !(await exists(join(o.dataDir, 'snapshots'))))
-        throw new SnapshotMissingError(marker.index, marker.term, `${join(o.dataDir, 'snapshots')}, which does not exist,`);
-      const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots')));
+      // Not made where the WAL records a snapshot: its file is missing (RaftStorage.open says so), and
+      // an empty snapshots/ left there would be in the way of the one put back.
+      const snapshots = deps?.snapshots ?? (await FileSnapshotStore.open(join(o.dataDir, 'snapshots'), { create: wal.snapshot === null }));
       // A joining node is not in the configuration it starts from: it never campaigns on its
       // own, and learns its membership from the leader (the entry that added it, or a snapshot).
       const bootstrap: ConfState =

@@ -165,8 +165,16 @@ const sameMeta = (a: SnapshotMeta, b: SnapshotMeta): boolean =>
 export class FileSnapshotStore implements SnapshotStore {
   private constructor(private readonly dir: string) {}
 
-  static async open(dir: string): Promise<FileSnapshotStore> {
-    if (!(await usableDir(dir, (why) => new SnapshotDirError(why)))) await makeDurableDir(dir);
+  /**
+   * Opens the store in `dir`, making it (and any missing parent) durably unless `create` is false:
+   * then a missing directory stays missing, and the store holds nothing (a snapshot asked for is
+   * SNAPSHOT_MISSING), so that no empty directory stands where a lost one is to be put back.
+   */
+  static async open(dir: string, options: { create?: boolean } = {}): Promise<FileSnapshotStore> {
+    if (!(await usableDir(dir, (why) => new SnapshotDirError(why)))) {
+      if (options.create === false) return new FileSnapshotStore(dir);
+      await makeDurableDir(dir);
+    }
     for (const e of await readdir(dir, { withFileTypes: true })) {
       const temporary = e.name.endsWith('.tmp') || SPOOL.test(e.name);
       // The store writes only regular files under its names. Anything else (a directory, a

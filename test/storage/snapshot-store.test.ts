@@ -86,6 +86,22 @@ describe('snapshot files', () => {
     expect(Buffer.concat(chunks).equals(data)).toBe(true);
   });
 
+  it('with create: false, a missing directory is not made: the store holds nothing, and a snapshot asked for is SNAPSHOT_MISSING naming it', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'raftlog-snap-'));
+    temps.push(base);
+    const dir = join(base, 'snapshots');
+    const store = await FileSnapshotStore.open(dir, { create: false });
+    expect(existsSync(dir)).toBe(false);
+    await expect(store.held()).resolves.toEqual([]);
+    await expect(store.load(7, 3)).rejects.toMatchObject({ code: 'SNAPSHOT_MISSING', message: expect.stringContaining(`${dir} has no such file`) });
+    expect(existsSync(dir)).toBe(false);
+    // An existing one is opened as ever: what a save left behind is removed.
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'snap-0000000000000007-3.snap.tmp'), 'partial');
+    await FileSnapshotStore.open(dir, { create: false });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('refuses damage and malformed metadata with SNAPSHOT_CORRUPT, whatever its checksum says', async () => {
     const cases: Array<[string, (b: Buffer) => Buffer, RegExp]> = [
       ['a truncated file', (b) => b.subarray(0, b.length - 9), /do not add up|checksum/],
