@@ -3,7 +3,7 @@
 // or an operator might, and opens it again: the open either keeps every acknowledged record
 // or refuses with a code, and a refusal leaves no file descriptor and no lock behind, so
 // that the same process opens the directory once it is repaired.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -384,20 +384,40 @@ describe('the WAL and the snapshots without each other', () => {
 });
 
 describe('wal/ or snapshots/ that cannot hold their files', () => {
+  /**
+   * Puts `put` in the place of `name` in a copy of the log, expects the open refused with `code`
+   * saying `why` (and nothing made in the data directory), then puts the directory back and opens it whole.
+   */
+  async function refusedInPlace(name: 'wal' | 'snapshots', code: string, put: (at: string) => void, why: (at: string) => string): Promise<void> {
+    const dir = copy();
+    const at = join(dir, name);
+    renameSync(at, `${at}.saved`);
+    put(at);
+    const err = await refused(dir, code, new RegExp(`directory ${why(at)}`));
+    expect(err.message).not.toMatch(/EEXIST|ENOENT|rename/);
+    expect(readdirSync(dir).sort()).toEqual(['snapshots', 'wal', `${name}.saved`].sort());
+    rmSync(at);
+    renameSync(`${at}.saved`, at);
+    await opensWhole(dir);
+  }
+
   it('a file in the place of snapshots/ or wal/ is refused at open with a code naming it, and the directory opens once it is put back', async () => {
-    for (const [name, code] of [
-      ['snapshots', 'SNAPSHOT_DIR_UNUSABLE'],
-      ['wal', 'WAL_IO'],
-    ] as const) {
-      const dir = copy();
-      renameSync(join(dir, name), join(dir, `${name}.saved`));
-      writeFileSync(join(dir, name), 'not a directory');
-      const err = await refused(dir, code, new RegExp(`directory ${join(dir, name)} is not a directory`));
-      expect(err.message).not.toMatch(/EEXIST/);
-      rmSync(join(dir, name));
-      renameSync(join(dir, `${name}.saved`), join(dir, name));
-      await opensWhole(dir);
-    }
+    const file = (at: string): void => writeFileSync(at, 'not a directory');
+    await refusedInPlace('snapshots', 'SNAPSHOT_DIR_UNUSABLE', file, (at) => `${at} is not a directory`);
+    await refusedInPlace('wal', 'WAL_IO', file, (at) => `${at} is not a directory`);
+  });
+
+  it('a symbolic link to nothing in the place of snapshots/ or wal/ (a volume not mounted) is refused at open, and nothing is made', async () => {
+    const link = (at: string): void => symlinkSync(`${at}.unmounted`, at);
+    const why = (at: string): string => `${at} is a symbolic link to ${at}.unmounted, which does not exist`;
+    await refusedInPlace('snapshots', 'SNAPSHOT_DIR_UNUSABLE', link, why);
+    await refusedInPlace('wal', 'WAL_IO', link, why);
+    // Where a new node would make snapshots/ (the WAL records no snapshot): not made through the link either.
+    const fresh = tempDir('raftlog-damage-');
+    dirs.push(fresh);
+    link(join(fresh.dir, 'snapshots'));
+    await refused(fresh.dir, 'SNAPSHOT_DIR_UNUSABLE', new RegExp(why(join(fresh.dir, 'snapshots'))));
+    expect(existsSync(join(fresh.dir, 'snapshots.unmounted'))).toBe(false);
   });
 });
 

@@ -8,10 +8,14 @@ import { usableDir, type DirProbe } from '../../src/usable-dir.js';
 
 const fsError = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: refused`), { code });
 
-function probe(stat: 'dir' | 'file' | string, access: 'ok' | string = 'ok'): DirProbe & { modes: number[] } {
+function probe(stat: 'dir' | 'file' | string, access: 'ok' | string = 'ok', link?: string): DirProbe & { modes: number[] } {
   const modes: number[] = [];
   return {
     modes,
+    readlink: async () => {
+      if (link === undefined) throw fsError('ENOENT');
+      return link;
+    },
     stat: async () => {
       if (stat !== 'dir' && stat !== 'file') throw fsError(stat);
       return { isDirectory: () => stat === 'dir' };
@@ -32,8 +36,9 @@ describe('usableDir', () => {
     expect(p.modes).toEqual([constants.R_OK | constants.W_OK | constants.X_OK]);
   });
 
-  it('a missing directory is the caller to make', async () => {
+  it('a missing directory is the caller to make; a symbolic link to nothing in its place is refused', async () => {
     await expect(check(probe('ENOENT'))).resolves.toBe(false);
+    await expect(check(probe('ENOENT', 'ok', '/mnt/disk/wal'))).rejects.toThrow(/^\/data\/wal is a symbolic link to \/mnt\/disk\/wal, which does not exist$/);
   });
 
   it.each([
