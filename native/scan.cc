@@ -110,9 +110,17 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
       // Kept for reuse; the writer takes it over (Writer::AdoptRecycled). Never part of the log.
     } else if (name == kPreallocName || IsReleasedName(name)) {
       // An unused prepared file, or a released segment not yet removed, from an
-      // earlier run: never part of the log.
+      // earlier run: never part of the log. One that cannot be removed (a directory put
+      // there) would fail the first rotation, long after the open: refused now.
       if (repair) {
-        unlink(JoinPath(dir, name).c_str());
+        const std::string path = JoinPath(dir, name);
+        if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+          const int err = errno;
+          closedir(d);
+          if (err == EISDIR)
+            throw WalError(WalCode::kCorrupt, path + " is not a regular file, so not a prepared or released segment", path, -1);
+          throw IoError("unlink", path, err);
+        }
         removedPrealloc = true;
       }
     } else if (name != "." && name != ".." && name != kLockName) {

@@ -3,7 +3,7 @@
 // close every write job: damage with an intact marker after it hit data that was
 // written (and synced) before that marker, so it is corruption; damage after the
 // last intact marker is a write the crash interrupted, and is cut off.
-import { readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -144,6 +144,23 @@ describe('replay knows what must be there', () => {
     const wal = await Wal.open(dir, SMALL);
     expect(wal.lastIndex).toBe(50);
     await wal.close();
+  });
+
+  it('a directory under the name of a prepared or a released segment is refused at open, not at the first new segment', async () => {
+    for (const name of ['next.prealloc', `${'0'.repeat(15)}9-${'0'.repeat(16)}-00000000000a.wal.released`]) {
+      const dir = await written(3, { segmentBytes: 4096 });
+      rmSync(join(dir, 'next.prealloc'), { force: true });
+      mkdirSync(join(dir, name));
+      await expect(Wal.open(dir, { segmentBytes: 4096 })).rejects.toMatchObject({
+        code: 'WAL_CORRUPT',
+        file: join(dir, name),
+        message: expect.stringMatching(/is not a regular file/),
+      });
+      rmSync(join(dir, name), { recursive: true });
+      const wal = await Wal.open(dir, { segmentBytes: 4096 });
+      await wal.append(range(31, 131, 1)); // into new segments
+      await wal.close();
+    }
   });
 
   it('with a snapshot, deleting the early segments that hold entries above it is corruption', async () => {
