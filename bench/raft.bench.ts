@@ -6,7 +6,7 @@ import { GCProfiler } from 'node:v8';
 import { machineAtStart } from '../src/cli/machine.js';
 import { MemoryStorage, RawNode } from '../src/raft/index.js';
 import { StateType, type Message, type Ready } from '../src/raft/types.js';
-import { median, writeResults } from './suite.js';
+import { median, positiveInteger, writeResults, type SuiteOption } from './suite.js';
 
 const ENTRY_BYTES = 100;
 const TARGET = 1_000_000;
@@ -146,14 +146,17 @@ function run(batch: number, seconds: number): RunResult {
   return { entriesPerSec: (c.committed / elapsed) * 1000, bytesPerEntry: allocated / c.committed, committed: c.committed };
 }
 
+export const options: Record<string, SuiteOption> = {
+  '--batch': positiveInteger.option('N  only that batch size, for profiling (results are then not written)'),
+};
+
 export default async function raftBench(args: string[]): Promise<void> {
-  // --quick: short runs; --batch=N: only that batch size (for profiling; results are then not written).
+  // --quick: short runs.
   const quick = args.includes('--quick');
   const runs = quick ? 3 : 5;
   const seconds = quick ? 0.3 : 1;
-  const only = args.find((a) => a.startsWith('--batch='));
-  const batches = only === undefined ? [1, 10, 100, 1000] : [Number(only.slice('--batch='.length))];
-  if (batches.some((b) => !Number.isSafeInteger(b) || b < 1)) throw new RangeError(`--batch needs a positive integer, got ${only}`);
+  const only = positiveInteger.value(args, '--batch');
+  const batches = only === undefined ? [1, 10, 100, 1000] : [only];
   const rows: { batch: number; runs: RunResult[]; medianEntriesPerSec: number; medianBytesPerEntry: number }[] = [];
   const machine = machineAtStart();
   console.log(machine.header());

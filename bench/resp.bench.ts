@@ -18,19 +18,15 @@ import { freePorts } from '../src/cli/ports.js';
 import { clockTicksPerSecond, cpuSeconds } from '../src/cli/process-cpu.js';
 import { analyzeProfile, formatProfileSummary, profileFileName, sourceMapLocate, type CpuProfile } from '../src/cli/profile.js';
 import { RespLoad, call, quantile, type WindowResult } from './resp-load.js';
-import { normalizeArgs, optionValue, profileDirOf, median, writeResults, type SuiteOption } from './suite.js';
+import { normalizeArgs, positiveInteger, positiveIntegers, positiveNumber, profileDirOf, median, writeResults, type SuiteOption } from './suite.js';
 
 /** --profile: every node runs under node --cpu-prof; the leader's profile is summarized. */
 export const profiles = true;
 
-const positiveNumber = (v: string): string | null => (Number(v) > 0 && Number.isFinite(Number(v)) ? null : 'must be a positive number');
-const positiveInt = (v: string): string | null => (/^[1-9]\d{0,5}$/.test(v) ? null : 'must be a positive integer');
-const intList = (v: string): string | null => (/^[1-9]\d{0,4}(,[1-9]\d{0,4})*$/.test(v) ? null : 'must be a list of positive integers, as 1,16,256');
-
 export const options: Record<string, SuiteOption> = {
-  '--seconds': { help: 'N  measured seconds per case (default 5, --quick 1)', check: positiveNumber },
-  '--clients': { help: 'C,...  concurrency levels (default 1,16,256)', check: intList },
-  '--runs': { help: 'N  runs of each case, cluster and Redis in turn; medians reported (default 3, --quick 1)', check: positiveInt },
+  '--seconds': positiveNumber.option('N  measured seconds per case (default 5, --quick 1)'),
+  '--clients': positiveIntegers.option('C,...  concurrency levels (default 1,16,256)'),
+  '--runs': positiveInteger.option('N  runs of each case, cluster and Redis in turn; medians reported (default 3, --quick 1)'),
 };
 
 const VALUE_BYTES = 100;
@@ -330,9 +326,9 @@ const lat = (s: Summary | null): string => (s === null ? '-' : `${fmt(s.p50Ms, 2
 export default async function resp(rawArgs: string[]): Promise<void> {
   const args = normalizeArgs(rawArgs, options);
   const quick = args.includes('--quick');
-  const seconds = Number(optionValue(args, '--seconds') ?? (quick ? 1 : 5));
-  const runs = Number(optionValue(args, '--runs') ?? (quick ? 1 : 3));
-  const concurrency = (optionValue(args, '--clients') ?? '1,16,256').split(',').map(Number);
+  const seconds = positiveNumber.value(args, '--seconds') ?? (quick ? 1 : 5);
+  const runs = positiveInteger.value(args, '--runs') ?? (quick ? 1 : 3);
+  const concurrency = positiveIntegers.value(args, '--clients') ?? [1, 16, 256];
   const warmupSeconds = Math.min(1, Math.max(0.3, seconds / 4));
   const profileDir = profileDirOf(args);
   const withRedis = onPath('redis-server');

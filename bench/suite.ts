@@ -14,6 +14,7 @@ import {
   sourceMapLocate,
   type CpuProfile,
 } from '../src/cli/profile.js';
+import { positiveDecimal, wholeNumber } from '../src/cli/args.js';
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -131,3 +132,30 @@ export function optionValue(args: readonly string[], name: string): string | und
   const a = args.findLast((x) => x.startsWith(`${name}=`));
   return a?.slice(name.length + 1);
 }
+
+/** Options whose values are numbers, checked and read by `read`: one of raftlog's readers (src/cli/args.ts). */
+export interface NumberOption<T> {
+  option(help: string): SuiteOption;
+  /** The value of the option in `args`, or undefined when it is not given. */
+  value(args: readonly string[], name: string): T | undefined;
+}
+
+function numberOption<T>(read: (v: string) => T | undefined, why: string): NumberOption<T> {
+  return {
+    option: (help) => ({ help, check: (v) => (read(v) === undefined ? why : null) }),
+    value: (args, name) => {
+      const v = optionValue(args, name);
+      if (v === undefined) return undefined;
+      const n = read(v);
+      if (n === undefined) throw new SuiteUsageError(`${name} ${v}: ${why}`);
+      return n;
+    },
+  };
+}
+
+export const positiveInteger = numberOption((v) => wholeNumber(v, 1), 'must be a positive integer');
+export const positiveNumber = numberOption(positiveDecimal, 'must be a positive number (like 3 or 0.5)');
+export const positiveIntegers = numberOption((v) => {
+  const list = v.split(',').map((x) => wholeNumber(x, 1));
+  return list.includes(undefined) ? undefined : (list as number[]);
+}, 'must be positive integers separated by commas, as 1,16,256');

@@ -20,7 +20,7 @@ import { WAL_DEFAULTS } from '../src/wal/defaults.js';
 import { Wal } from '../src/wal/index.js';
 import type { WalEntry, WalOptions } from '../src/wal/index.js';
 import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
-import { SuiteProfiles, optionValue, profileDirOf, median, writeResults, type SuiteOption } from './suite.js';
+import { SuiteProfiles, optionValue, positiveInteger, profileDirOf, median, writeResults, type SuiteOption } from './suite.js';
 import { diskBytes } from './disk-bytes.js';
 import { rawDiskNote } from './report.js';
 
@@ -29,10 +29,7 @@ export const options: Record<string, SuiteOption> = {
     help: 'all|prealloc  every case, or only the comparison of preallocation strategies (default all)',
     check: (v) => (v === 'all' || v === 'prealloc' ? null : "must be 'all' or 'prealloc'"),
   },
-  '--rounds': {
-    help: 'N  rounds of every case, each round running them in turn; medians reported (default 3, --quick 1)',
-    check: (v) => (/^[1-9][0-9]*$/.test(v) ? null : 'must be a positive integer'),
-  },
+  '--rounds': positiveInteger.option('N  rounds of every case, each round running them in turn; medians reported (default 3, --quick 1)'),
 };
 
 /** The strategies compared, in the order each round runs them. */
@@ -446,7 +443,7 @@ export const profiles = true;
 export default async function walBench(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
   const only = optionValue(args, '--cases') === 'prealloc';
-  const rounds = Number(optionValue(args, '--rounds') ?? (quick ? 1 : 3));
+  const rounds = positiveInteger.value(args, '--rounds') ?? (quick ? 1 : 3);
   const profiler = new SuiteProfiles('wal', profileDirOf(args));
   const ms = quick ? 600 : 2000;
   const root = mkdtempSync(join(tmpdir(), 'raftlog-walbench-'));

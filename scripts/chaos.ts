@@ -9,12 +9,13 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { freePorts } from '../src/cli/ports.js';
 import { RespClient, type RespValue } from '../test/kv/resp-client.js';
 import { FaultProxy } from '../test/fault/proxy.js';
 import { checkRegisters, describeHistory, type RegisterOp } from '../test/lin/checker.js';
 import { seeded } from '../test/random.js';
+import { UsageError, decimalArg, intArg, strArg, wholeNumber } from '../src/cli/args.js';
+import { scriptFlags } from './flags.js';
 import { serveNode, writeClusterSecret } from './serve-node.js';
 
 const USAGE = `usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N] [--logs DIR]
@@ -32,35 +33,21 @@ interface Options {
 }
 
 function options(): Options {
-  let v;
-  try {
-    v = parseArgs({
-      options: {
-        minutes: { type: 'string', default: '2' },
-        clients: { type: 'string', default: '12' },
-        keys: { type: 'string', default: '4' },
-        seed: { type: 'string', default: String(process.env.TEST_SEED ?? Math.floor(Math.random() * 2 ** 31)) },
-        logs: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (v.help === true) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const out = { minutes: Number(v.minutes), clients: Number(v.clients), keys: Number(v.keys), seed: Number(v.seed) };
-  for (const [k, n] of Object.entries(out)) {
-    if (!(n > 0) && !(k === 'seed' && Number.isInteger(n))) {
-      console.error(`--${k} must be a positive number\n${USAGE}`);
-      process.exit(2);
-    }
-  }
-  if (v.logs !== undefined) mkdirSync(v.logs, { recursive: true });
-  return { ...out, logs: v.logs };
+  const known = { minutes: 'string', clients: 'string', keys: 'string', seed: 'string', logs: 'string' } as const;
+  const o = scriptFlags('chaos', USAGE, known, (opts) => {
+    const env = process.env.TEST_SEED;
+    const seed = env === undefined ? Math.floor(Math.random() * 2 ** 31) : wholeNumber(env, 0);
+    if (seed === undefined) throw new UsageError(`TEST_SEED must be a non-negative integer, got '${env}'`);
+    return {
+      minutes: decimalArg(opts, 'minutes', 2),
+      clients: intArg(opts, 'clients', 12, 1),
+      keys: intArg(opts, 'keys', 4, 1),
+      seed: intArg(opts, 'seed', seed, 0),
+      logs: opts.has('logs') ? strArg(opts, 'logs') : undefined,
+    };
+  });
+  if (o.logs !== undefined) mkdirSync(o.logs, { recursive: true });
+  return o;
 }
 
 /** A call that gives up after `ms`: a paused or killed node must not stall a client forever. */

@@ -9,6 +9,8 @@ import { cp, mkdtemp, readFile, realpath, rm, symlink, writeFile, mkdir } from '
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { intArg, strArg } from '../src/cli/args.js';
+import { scriptFlags } from './flags.js';
 
 interface Mutant {
   name: string;
@@ -339,7 +341,6 @@ const MUTANTS: Mutant[] = [
 ];
 
 const root = resolve(import.meta.dirname, '..');
-const args = process.argv.slice(2);
 const USAGE = `usage: npm run mutate -- [--only NAME] [--files PREFIX,...] [--budget-s N] [--report-only]
   --only NAME,...    only the mutants whose name contains one of these (their rows in the last results are updated)
   --files PREFIX,..  only the mutants in files starting with one of these (e.g. src/wal,src/log)
@@ -347,18 +348,13 @@ const USAGE = `usage: npm run mutate -- [--only NAME] [--files PREFIX,...] [--bu
   --report-only      rewrite the report from the last results (for example after noting why a mutant survives)
 Mutants in src/wal are judged by the WAL's tests alone, a mutant that names its tests by those, the rest by the fast subset (SUBSET in scripts/mutate.ts).
 Writes bench/results/mutation.json and mutation.md; a run restricted by --files writes mutation-<areas>.json and .md.`;
-if (args.includes('--help') || args.includes('-h')) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const flag = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-const only = flag('--only');
-const files = flag('--files')?.split(',');
-const budgetS = Number(flag('--budget-s') ?? 240);
-if (!Number.isFinite(budgetS) || budgetS <= 0) {
-  console.error(USAGE);
-  process.exit(2);
-}
+const known = { only: 'string', files: 'string', 'budget-s': 'string', 'report-only': 'boolean' } as const;
+const { only, files, budgetS, reportOnlyAsked } = scriptFlags('mutate', USAGE, known, (opts) => ({
+  only: opts.has('only') ? strArg(opts, 'only') : undefined,
+  files: opts.has('files') ? strArg(opts, 'files').split(',') : undefined,
+  budgetS: intArg(opts, 'budget-s', 240, 1),
+  reportOnlyAsked: opts.has('report-only'),
+}));
 /** The fast subset: the core's scripted tests, the core simulator's checks and planted-bug test, the WAL's pure parts, the log on one node. */
 const SUBSET = [
   'test/raft',
@@ -439,7 +435,7 @@ async function reportOnly(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  if (args.includes('--report-only')) return reportOnly();
+  if (reportOnlyAsked) return reportOnly();
   const mutants = MUTANTS.filter(
     (m) => (only === undefined || only.split(',').some((o) => m.name.includes(o))) && (files === undefined || files.some((f) => m.file.startsWith(f))),
   );

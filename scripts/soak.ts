@@ -6,9 +6,10 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { freePorts } from '../src/cli/ports.js';
 import { RespClient } from '../test/kv/resp-client.js';
+import { decimalArg, intArg } from '../src/cli/args.js';
+import { scriptFlags } from './flags.js';
 import { serveNode, writeClusterSecret } from './serve-node.js';
 import { diskBytes } from '../bench/disk-bytes.js';
 
@@ -22,41 +23,14 @@ interface Sample {
 }
 
 function parse(): { minutes: number; clients: number; valueBytes: number; sampleSeconds: number; snapshotEvery: number } {
-  let v;
-  try {
-    v = parseArgs({
-      options: {
-        minutes: { type: 'string', default: '10' },
-        clients: { type: 'string', default: '16' },
-        'value-bytes': { type: 'string', default: '100' },
-        'sample-seconds': { type: 'string', default: '5' },
-        'snapshot-every': { type: 'string', default: '10000' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (v.help === true) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const num = (name: string, s: string): number => {
-    const n = Number(s);
-    if (!(n > 0)) {
-      console.error(`--${name} must be a positive number, got ${s}\n${USAGE}`);
-      process.exit(2);
-    }
-    return n;
-  };
-  return {
-    minutes: num('minutes', v.minutes!),
-    clients: num('clients', v.clients!),
-    valueBytes: num('value-bytes', v['value-bytes']!),
-    sampleSeconds: num('sample-seconds', v['sample-seconds']!),
-    snapshotEvery: num('snapshot-every', v['snapshot-every']!),
-  };
+  const known = { minutes: 'string', clients: 'string', 'value-bytes': 'string', 'sample-seconds': 'string', 'snapshot-every': 'string' } as const;
+  return scriptFlags('soak', USAGE, known, (opts) => ({
+    minutes: decimalArg(opts, 'minutes', 10),
+    clients: intArg(opts, 'clients', 16, 1),
+    valueBytes: intArg(opts, 'value-bytes', 100, 1),
+    sampleSeconds: decimalArg(opts, 'sample-seconds', 5),
+    snapshotEvery: intArg(opts, 'snapshot-every', 10_000, 1),
+  }));
 }
 
 const rssMiB = (pid: number): number => {

@@ -38,11 +38,11 @@ export function parseArgs(args: string[], known: Record<string, 'string' | 'bool
 }
 
 /**
- * The one reader of the CLI's whole-number flags and list items: decimal digits alone. Number()
- * took more, and read it as some other number: '1e3' as 1000, '0x10' as 16, '1.0' as 1, ' 5'
- * as 5, '' as 0.
+ * The one reader of whole-number flags and list items (the CLI's, the benchmarks' and the
+ * scripts'): decimal digits alone. Number() took more, and read it as some other number: '1e3'
+ * as 1000, '0x10' as 16, '1.0' as 1, ' 5' as 5, '' as 0.
  */
-function wholeNumber(text: string, min: number): number | undefined {
+export function wholeNumber(text: string, min: number): number | undefined {
   const n = Number(text);
   return /^\d+$/.test(text) && Number.isSafeInteger(n) && n >= min ? n : undefined;
 }
@@ -69,13 +69,18 @@ export function intListArg(opts: Map<string, string | true>, name: string, fallb
   return list as number[];
 }
 
-/** A positive decimal flag ('3', '0.5'): digits and at most one point, no sign, exponent, list or unit. */
+/** The reader of positive decimals ('3', '0.5'): digits and at most one point, no sign, exponent, list or unit. */
+export function positiveDecimal(text: string): number | undefined {
+  const n = Number(text);
+  return /^(\d+(\.\d*)?|\.\d+)$/.test(text) && n > 0 && Number.isFinite(n) ? n : undefined;
+}
+
+/** A positive decimal flag (see positiveDecimal). */
 export function decimalArg(opts: Map<string, string | true>, name: string, fallback: number): number {
   const v = opts.get(name);
   if (v === undefined) return fallback;
-  const n = Number(v);
-  if (typeof v !== 'string' || !/^(\d+(\.\d*)?|\.\d+)$/.test(v) || !(n > 0) || !Number.isFinite(n))
-    throw new UsageError(`--${name} must be a positive number (like 3 or 0.5), got '${String(v)}'`);
+  const n = typeof v === 'string' ? positiveDecimal(v) : undefined;
+  if (n === undefined) throw new UsageError(`--${name} must be a positive number (like 3 or 0.5), got '${String(v)}'`);
   return n;
 }
 

@@ -186,7 +186,7 @@ describe('npm run bench -- resp', () => {
       '--runs=1',
     ]);
     expect(() => normalizeArgs(['--seconds', '0'], options)).toThrow(SuiteUsageError);
-    expect(() => normalizeArgs(['--clients', '1,,2'], options)).toThrow(/list of positive integers/);
+    expect(() => normalizeArgs(['--clients', '1,,2'], options)).toThrow(/positive integers separated by commas/);
     expect(() => normalizeArgs(['--runs'], options)).toThrow(/needs a value/);
     expect(() => normalizeArgs(['--bogus'], options)).toThrow(/unknown option --bogus/);
   });
