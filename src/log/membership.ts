@@ -10,7 +10,7 @@ import type { Transport } from '../transport/transport.js';
 import type { Logger } from '../logger.js';
 import type { Deadlines } from './deadlines.js';
 import { AlreadyMemberError, InvalidArgumentError, NotCaughtUpError, NotCommittedError, NotLeaderError, NotMemberError, type LogError } from './errors.js';
-import { isPeerAddress } from '../transport/address.js';
+import { MAX_HOST_LENGTH, isPeerAddress } from '../transport/address.js';
 
 /**
  * One step of `changeMembership`. `add` makes a voter (a learner named here is promoted, under
@@ -57,6 +57,12 @@ interface ConfPending {
   data: Uint8Array;
   resolve(): void;
   reject(e: Error): void;
+}
+
+/** An address as an error names it: a long one cut short, or the message would carry all of it. */
+function describeAddress(address: unknown): string {
+  const text = JSON.stringify(address) ?? String(address);
+  return text.length > 300 ? `${text.slice(0, 100)}... (${text.length} characters)` : text;
 }
 
 /** A node id as the membership calls and transferLeadership take it; `where` names the call. */
@@ -314,7 +320,9 @@ export class Membership {
       if (kind === 'add' || kind === 'addLearner') {
         // An address must be one a peer can be dialled at, or the member would hold a vote that never comes.
         if (typeof address !== 'string' || !isPeerAddress(address))
-          throw new InvalidArgumentError(`${label}: address must be 'host:port', with a port from 1 to 65535, got ${JSON.stringify(address)}`);
+          throw new InvalidArgumentError(
+            `${label}: address must be 'host:port', a host of at most ${MAX_HOST_LENGTH} characters and a port from 1 to 65535, got ${describeAddress(address)}`,
+          );
       } else if (address !== undefined) throw new InvalidArgumentError(`${label}: ${kind} takes no address`);
       steps.push({ kind: kind as Kind, id, address: address as string | undefined, label });
     }

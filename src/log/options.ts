@@ -9,7 +9,7 @@ import { WAL_DEFAULTS } from '../wal/index.js';
 import { MAX_PAYLOAD } from '../wal/record.js';
 import { InvalidArgumentError } from './errors.js';
 import type { StateMachine } from './state-machine.js';
-import { isHostPort } from '../transport/address.js';
+import { MAX_HOST_LENGTH, isHostPort } from '../transport/address.js';
 
 export const DEFAULTS = {
   id: 1,
@@ -207,7 +207,8 @@ const tlsMaterial: Check = (v) => {
 };
 /** A Map or an array has no own entries to read peers from: the node would open alone. */
 const peerTable: Check = (v) => (isPlainObject(v) ? null : "must be an object of id: 'host:port'");
-const address: Check = (v) => (typeof v === 'string' && isHostPort(v) ? null : "must be 'host:port', with a port up to 65535");
+const address: Check = (v) =>
+  typeof v === 'string' && isHostPort(v) ? null : `must be 'host:port', with a port up to 65535 and a host of at most ${MAX_HOST_LENGTH} characters`;
 const hasMethods =
   (...names: string[]): Check =>
   (v) =>

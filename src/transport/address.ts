@@ -13,13 +13,18 @@ export function parseAddress(address: string): { host: string; port: number } {
   return { host, port };
 }
 
+/** The longest host name DNS allows. */
+export const MAX_HOST_LENGTH = 253;
+
 /**
- * Whether `s` is 'host:port' or '[v6]:port' with a port up to 65535: how options, flags and
- * requests name a member. A port past it was taken as valid, and refused only when dialed.
+ * Whether `s` is 'host:port' or '[v6]:port' with a port up to 65535 and a host of at most
+ * MAX_HOST_LENGTH characters: how options, flags and requests name a member. A port past it
+ * was taken as valid, and refused only when dialed; a host of megabytes went into every
+ * snapshot's member list, past what a snapshot may carry, and the node could not reopen.
  */
 export function isHostPort(s: string): boolean {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]/]+):(\d{1,5})$/.exec(s);
-  return m !== null && Number(m[2]) <= 65535;
+  return m !== null && m[1]!.length <= MAX_HOST_LENGTH && Number(m[2]) <= 65535;
 }
 
 /** Whether a peer can be dialled at `s`: 'host:port' with a port from 1, as 0 (any port) is only a listener's. */

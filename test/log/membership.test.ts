@@ -237,6 +237,30 @@ describe('ReplicatedLog membership', () => {
     expect(log.status().lastIndex).toBe(before);
   });
 
+  it('refuses an address whose host is longer than a DNS name can be, which its snapshots could no longer hold', async () => {
+    // A 2 MiB address was added, and the next snapshot's member list was over what a snapshot
+    // may carry: the directory failed to open with SNAPSHOT_CORRUPT, and no peer took the snapshot.
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir, listen: '127.0.0.1:0', insecure: true, sync: 'none' });
+    cleanups.push(() => log.close());
+    const before = log.status().lastIndex;
+    for (const host of ['h'.repeat(254), 'h'.repeat(2 * 1024 * 1024)]) {
+      const named = { code: 'INVALID_ARGUMENT', message: expect.stringMatching(/at most 253 characters/) };
+      await expect(log.addLearner(2, `${host}:7000`)).rejects.toMatchObject(named);
+      await expect(log.changeMembership([{ add: 2, address: `${host}:7000` }])).rejects.toMatchObject(named);
+      await expect(ReplicatedLog.open({ dataDir: join(t.dir, 'never'), peers: { 1: '127.0.0.1:1', 2: `${host}:7000` }, insecure: true })).rejects.toMatchObject(
+        {
+          code: 'INVALID_ARGUMENT',
+          message: expect.stringMatching(/bad peer 2=/),
+        },
+      );
+    }
+    expect(log.status().lastIndex).toBe(before);
+    await log.addLearner(2, `${'h'.repeat(253)}:7000`);
+    expect(log.status().conf.learners).toEqual([2]);
+  });
+
   it('validates promoteMaxLag and snapshotCatchUpEntries before anything is created', async () => {
     for (const bad of [{ promoteMaxLag: -1 }, { promoteMaxLag: 1.5 }, { snapshotCatchUpEntries: -5 }, { snapshotCatchUpEntries: '100' }]) {
       await expect(ReplicatedLog.open({ dataDir: '/nonexistent/never-created', ...(bad as object) })).rejects.toMatchObject({

@@ -29,6 +29,9 @@ describe('addresses', () => {
     ['a b:7000', false],
     ['http://a:7000', false],
     ['', false],
+    // DNS names are at most 253 characters.
+    [`${'h'.repeat(253)}:7000`, true],
+    [`${'h'.repeat(254)}:7000`, false],
   ])('takes %j as a member address: %s', (address, ok) => {
     expect(isHostPort(address)).toBe(ok);
   });
