@@ -274,6 +274,12 @@ export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOpt
   const heartbeat = o.heartbeatTicks ?? DEFAULTS.heartbeatTicks;
   const election = o.electionTicks ?? DEFAULTS.electionTicks;
   if (heartbeat >= election) throw new InvalidArgumentError(`ReplicatedLog.open: heartbeatTicks (${heartbeat}) must be below electionTicks (${election})`);
+  // The transport closes a peer connection quiet for three election timeouts, on a Node timer.
+  const electionMs = election * (o.tickMs ?? DEFAULTS.tickMs);
+  if (3 * electionMs > MAX_TIMER_MS)
+    throw new InvalidArgumentError(
+      `ReplicatedLog.open: electionTicks × tickMs (${electionMs} ms) must be at most ${Math.floor(MAX_TIMER_MS / 3)} ms: three of them must fit a Node timer`,
+    );
   const id = o.id ?? DEFAULTS.id;
   const memberIds = Object.keys(o.peers ?? {}).map(Number);
   if (memberIds.length > 0 && !memberIds.includes(id)) throw new InvalidArgumentError(`peers must include this node's id ${id}`);

@@ -53,6 +53,10 @@ describe('ReplicatedLog limits', () => {
       [{ logger: { warn() {} } }, /logger must have the methods/],
       [{ stateMachine: {} }, /stateMachine must have the methods apply, snapshot, restore/],
       [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
+      // A peer connection quiet for three election timeouts is closed: a timer Node cannot set fired
+      // after 1 ms (with a warning on stderr), and every connection was closed as soon as it opened.
+      [{ electionTicks: 20_000_000 }, /electionTicks × tickMs \(1000000000 ms\) must be at most 715827882 ms/],
+      [{ electionTicks: 1_000_000, tickMs: 1000 }, /electionTicks × tickMs \(1000000000 ms\)/],
       // A record between the two was refused as OVERLOADED ('retry later') even on an idle log, at every retry.
       [{ maxRecordBytes: 64, maxPendingBytes: 32 }, /maxPendingBytes \(32\) must be at least maxRecordBytes \(64\)/],
       [{ maxRecordBytes: 512 * 1024 * 1024 }, /maxPendingBytes \(268435456\) must be at least maxRecordBytes \(536870912\)/],
