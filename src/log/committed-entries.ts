@@ -33,6 +33,17 @@ export class CommittedEntries {
     for (const l of [...this.listeners]) l();
   }
 
+  /** Resolves at the next notify(). */
+  changed(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.listeners.delete(done);
+        resolve();
+      };
+      this.listeners.add(done);
+    });
+  }
+
   async *read(options: { from?: number }): AsyncGenerator<LogEntry> {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('entries(options): options must be an object');
     // A misspelt key would read from the start of the log, as if no option were given.
@@ -74,13 +85,7 @@ export class CommittedEntries {
         }
         continue;
       }
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.listeners.delete(done);
-          resolve();
-        };
-        this.listeners.add(done);
-      });
+      await this.changed();
     }
     // A reader of a log that closes ends; of one that failed, it says why: ending would look
     // like the end of the log.

@@ -405,12 +405,16 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // Alone in its configuration, a node need not wait an election timeout: it
     // leads as soon as its vote is durable, and open() returns a log ready to append.
     if (this.commitsAlone()) {
+      // What its log holds is committed once its term's first entry is: until then the records
+      // acknowledged before the restart were not applied, and its state read after open() lacked them.
+      const replayed = this.storage.lastIndex();
       this.node.campaign();
       this.pump();
       await new Promise<void>((resolve) => {
         const check = (): void => (this.lead === this.id || this.closed ? resolve() : void this.leaderWaiters.add(check));
         check();
       });
+      while (!this.closed && this.applied < replayed) await this.committed.changed();
     }
     if (this.fatal !== undefined) throw this.fatal;
     this.pump();
