@@ -30,7 +30,8 @@ export interface RespLimits {
   maxBulkBytes: number;
   /**
    * Bytes of one command: its arguments together, plus ARG_OVERHEAD (128) for each, what its
-   * Buffer costs the heap (and more than the 16 bytes a record needs to frame it).
+   * Buffer costs the heap (and more than the 16 bytes a record needs to frame it), and
+   * COMMAND_OVERHEAD (192) for the command: heapCost() of the whole command.
    */
   maxCommandBytes: number;
   /** Bytes of one inline (telnet) command line. */
@@ -51,6 +52,15 @@ export const DEFAULT_RESP_LIMITS: RespLimits = {
  * Counted at their length, 1000 one-byte arguments were 1000 bytes of a server's budget.
  */
 export const ARG_OVERHEAD = 128;
+/** What a command counts beyond its arguments, as ARG_OVERHEAD: the array that holds them, about 180 bytes. */
+export const COMMAND_OVERHEAD = 192;
+
+/** What a parsed command costs the heap, as the limits and the server's budgets count it. */
+export function heapCost(args: Buffer[]): number {
+  let n = COMMAND_OVERHEAD;
+  for (const a of args) n += a.length + ARG_OVERHEAD;
+  return n;
+}
 /** '*' and '$' header lines: a sign, 15 digits would already be past every limit. */
 const MAX_HEADER_LINE = 32;
 /** A bulk string's first buffer, unless its bytes already arrived; it grows fourfold from there. */
@@ -90,6 +100,7 @@ export class RespParser {
   private bulkFilled = 0;
   private endSeen = 0; // bytes of a bulk string's trailing \r\n seen
   private failure: RespProtocolError | null = null;
+  private stopped = false;
 
   constructor(limits: Partial<RespLimits> = {}) {
     const l = { ...DEFAULT_RESP_LIMITS, ...limits };
@@ -103,14 +114,20 @@ export class RespParser {
   }
 
   /**
-   * Bytes this parser holds now: kept-back input, the bulk string being filled and the arguments
-   * read so far, each argument counted ARG_OVERHEAD more than its length.
+   * Bytes this parser holds now: kept-back input, and the command being read as heapCost()
+   * counts it, the bulk string being filled one of its arguments.
    */
   get retainedBytes(): number {
     let n = this.pending.length;
+    if (this.state !== State.Start) n += COMMAND_OVERHEAD;
     if (this.state === State.BulkBody || this.state === State.BulkEnd) n += this.bulk.length + ARG_OVERHEAD;
     for (const a of this.args) n += a.length + ARG_OVERHEAD;
     return n;
+  }
+
+  /** Whether the last push() stopped at its maxCommands with bytes left: push(Buffer.alloc(0)) goes on. */
+  get more(): boolean {
+    return this.stopped;
   }
 
   /** The error that ended this stream, if any; after one, push() throws it again. */
@@ -126,6 +143,7 @@ export class RespParser {
    */
   push(chunk: Buffer, maxCommands = Infinity): Buffer[][] {
     if (this.failure !== null) throw this.failure;
+    this.stopped = false;
     const out: Buffer[][] = [];
     try {
       this.feed(chunk, out, maxCommands);
@@ -157,7 +175,10 @@ export class RespParser {
     while (pos < end) {
       switch (this.state) {
         case State.Start: {
-          if (out.length >= maxCommands) return this.keep(view, pos, end);
+          if (out.length >= maxCommands) {
+            this.stopped = true;
+            return this.keep(view, pos, end);
+          }
           if (view[pos] === 0x2a /* '*' */) {
             const lf = this.line(view, pos, end, MAX_HEADER_LINE, 'RESP_PROTOCOL', 'too big mbulk count string');
             if (lf === -1) return this.keep(view, pos, end);
@@ -168,7 +189,7 @@ export class RespParser {
             if (n <= 0) break; // an empty command, skipped as Redis does
             this.argsLeft = n;
             this.args = [];
-            this.cmdBytes = 0;
+            this.cmdBytes = COMMAND_OVERHEAD;
             this.state = State.ArgHeader;
           } else {
             const lf = this.line(view, pos, end, this.limits.maxInlineBytes, 'RESP_INLINE_TOO_LONG', 'too big inline request');

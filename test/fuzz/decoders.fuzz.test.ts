@@ -304,7 +304,7 @@ describe('RESP parser (seeded fuzz)', () => {
   it('turns mutated command streams into commands within the limits or a coded RespProtocolError', async () => {
     const seed = testSeed('fuzz: RESP parser');
     const r = seeded(seed);
-    // Each argument counts ARG_OVERHEAD (128) more than its length: the SET below counts 393.
+    // Each argument counts ARG_OVERHEAD (128) more than its length, a command 192: the SET below counts 585.
     const limits: RespLimits = { maxArgs: 6, maxBulkBytes: 48, maxCommandBytes: 600, maxInlineBytes: 80 };
     const valid = Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n*1\r\n$4\r\nPING\r\nGET key\r\n*2\r\n$3\r\nGET\r\n$3\r\nabc\r\n');
     const codes = new Set<string>();

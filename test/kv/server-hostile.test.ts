@@ -8,6 +8,7 @@ import { unpack } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { serveResp, type KvLog, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
+import { heapBytes as heap } from '../heap.js';
 import { ManualClock } from '../manual-clock.js';
 import { CONNECTION_CLOSED, RespClient } from './resp-client.js';
 
@@ -80,8 +81,11 @@ describe('the RESP server on a held log', () => {
   afterEach(async () => {
     for (const s of servers.splice(0)) await s.close();
   });
-  // Two commands at a time, and a budget of unfinished commands that two clients pass together.
-  const limited = { highWaterMark: { commands: 2 }, maxBulkBytes: 4096, maxBufferedBytes: 4096 };
+  // Two commands at a time, and a budget of commands not started that two clients pass together:
+  // as counted (heapCost), a SET of a0 is 582 bytes, a-unfinished's 4091 (its value's buffer is
+  // the 3500 bytes announced), b-unfinished's 2591. Ten SETs of a and a-unfinished fit, 9911
+  // bytes, and eight of them with b-unfinished do not, 11,338.
+  const limited = { highWaterMark: { commands: 2 }, maxBulkBytes: 4096, maxBufferedBytes: 10_240 };
 
   it('proposes none of the commands an evicted client sent that had not started, even once its started ones are answered', async () => {
     const server = await start(limited);
@@ -193,6 +197,43 @@ describe('the RESP server on a log whose barriers wait', () => {
       c.close();
     });
   }
+});
+
+describe('the RESP server against clients that pipeline more than it starts', () => {
+  let server: RespServer;
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('holds the commands it read and has not started within its budget of unfinished commands, not 50 times their bytes', async () => {
+    // A read waits for a barrier the test holds: 4 start, and the connection is no longer read.
+    // The rest of what was read waited parsed, uncounted: 9000 GETs of 7 bytes, 63 KB sent, held
+    // 3.6 MB of heap (arrays and Buffers of 1 or 3 bytes), and 10,000 clients 36 GB.
+    const log = new HeldLog();
+    server = await serveResp({ log, kv: new KvStateMachine(), address: '127.0.0.1:0', highWaterMark: { commands: 4 } });
+    const before = heap();
+    const clients = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () =>
+          new Promise<net.Socket>((resolve, reject) => {
+            const s = net.connect(portOf(server), '127.0.0.1', () => resolve(s));
+            s.once('error', reject);
+          }),
+      ),
+    );
+    for (const s of clients) {
+      s.on('error', () => undefined);
+      s.write('GET a\r\n'.repeat(9000));
+    }
+    await until(() => server.stats().paused === 20 && log.barriers === 80);
+    await new Promise((r) => setTimeout(r, 200)); // what was read is parsed
+    const grown = heap() - before;
+    const counted = server.stats().buffered;
+    // Besides what is counted: each connection's socket, parser and 4 reads, some KB.
+    expect(grown, `${grown} bytes held, ${counted} counted`).toBeLessThanOrEqual(counted + 20 * 100_000);
+    for (const s of clients) s.destroy();
+  });
 });
 
 describe('the RESP server against strangers (clients that have not authenticated)', () => {

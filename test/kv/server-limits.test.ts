@@ -388,8 +388,8 @@ describe('RESP server limits', () => {
   it('refuses a value past maxBulkBytes with an error and closes the connection', async () => {
     const server = await start({ maxBulkBytes: 1024, maxArgs: 3 });
     const c = await RespClient.connect(portOf(server));
-    // 3 arguments of 608 bytes, each counted 128 more: 992 bytes of the 1024.
-    expect(await c.call('SET', 'small', 'x'.repeat(600))).toBe('OK');
+    // 3 arguments of 408 bytes, each counted 128 more, and the command 192: 984 bytes of the 1024.
+    expect(await c.call('SET', 'small', 'x'.repeat(400))).toBe('OK');
     expect(await c.call('SET', 'large', 'x'.repeat(1025))).toEqual(
       expect.objectContaining({ message: expect.stringMatching(/^ERR Protocol error: invalid bulk length/) }),
     );
@@ -422,7 +422,7 @@ describe('RESP server limits', () => {
     expect(server.stats().buffered).toBeLessThanOrEqual(128 * 1024);
     expect(
       logger.messages.some((m) =>
-        /held \d+ bytes of unfinished commands, more than maxBufferedBytes \(131072\), and it held \d+ before authenticating$/.test(m),
+        /held \d+ bytes of commands not started, more than maxBufferedBytes \(131072\), and it held \d+ before authenticating$/.test(m),
       ),
     ).toBe(true);
     for (const s of strangers) s.destroy();
@@ -453,11 +453,12 @@ describe('RESP server limits', () => {
       c.on('error', () => undefined);
       c.write(`*1024\r\n${'$1\r\nk\r\n'.repeat(1000)}`);
     }
-    // Four such commands fit (4 x 129,000 bytes); each one past them closes a client.
-    await until(() => server.stats().evicted === 4 && server.stats().buffered === 4 * 1000 * 129, 10_000);
+    // Four such commands fit (4 x 129,192 bytes, the command's array counted 192); each one past them closes a client.
+    const each = 1000 * 129 + 192;
+    await until(() => server.stats().evicted === 4 && server.stats().buffered === 4 * each, 10_000);
     await new Promise((r) => setTimeout(r, 100));
     expect(server.stats().evicted).toBe(4);
-    expect(server.stats().buffered).toBe(4 * 1000 * 129);
+    expect(server.stats().buffered).toBe(4 * each);
     for (const c of clients) c.destroy();
   });
 
@@ -469,8 +470,8 @@ describe('RESP server limits', () => {
     await until(() => server.stats().buffered > 0);
     c.raw('4\r\nPING\r\n');
     expect(await c.next()).toBe('PONG');
-    // The largest SET: its three arguments and the 128 bytes counted for each fill maxBulkBytes.
-    const value = 'v'.repeat(128 * 1024 - 3 * 128 - 4);
+    // The largest SET: its three arguments, the 128 bytes counted for each and the command's 192 fill maxBulkBytes.
+    const value = 'v'.repeat(128 * 1024 - 192 - 3 * 128 - 4);
     c.raw(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${value.length}\r\n${value}`);
     await until(() => server.stats().buffered >= value.length || server.stats().evicted > 0);
     c.raw('\r\n');
