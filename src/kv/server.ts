@@ -94,6 +94,13 @@ export interface RespServerOptions {
    * is closed, however much it sends: a stranger holds a client slot for no longer. Default 10000.
    */
   authTimeoutMs?: number;
+  /**
+   * With requirepass, connections from one address (an IPv6 address's /64) that have not
+   * authenticated yet; one more is told `-ERR TOO_MANY_CONNECTIONS ...` and closed, so that one
+   * stranger cannot take every client slot (each for authTimeoutMs, then again). Default a
+   * quarter of maxClients (at least 1).
+   */
+  maxUnauthenticatedPerAddress?: number;
   /** Arguments in one command, the name included. Default 1024. */
   maxArgs?: number;
   /**
@@ -151,8 +158,9 @@ export interface RespServerStats {
   clients: number;
   maxClients: number;
   /**
-   * Connections refused: too many clients, protected mode, a cross-protocol (HTTP) request, or
-   * an address with too many failed AUTHs (authThrottle), as it connects or at its next AUTH.
+   * Connections refused: too many clients, too many from one address before AUTH, protected
+   * mode, a cross-protocol (HTTP) request, or an address with too many failed AUTHs
+   * (authThrottle), as it connects or at its next AUTH.
    */
   refused: number;
   /** Connections closed for idleness, or for not authenticating in time. */
@@ -276,7 +284,17 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const isLoopback = o.isLoopback ?? isLoopbackAddress;
   // A refusal costs the client one connection, so a line for each would let anyone flood the log.
   const refusals = new RefusalLog(o.logger ?? silentLogger, 'RESP server: refused connections', o.refusalLogClock);
-  for (const [k, v] of Object.entries({ maxClients, maxArgs: limits.maxArgs, maxBulkBytes, maxBufferedBytes, hwCommands, hwBytes, authTimeoutMs })) {
+  const maxStrangersPerAddress = o.maxUnauthenticatedPerAddress ?? Math.max(1, Math.floor(maxClients / 4));
+  for (const [k, v] of Object.entries({
+    maxClients,
+    maxUnauthenticatedPerAddress: maxStrangersPerAddress,
+    maxArgs: limits.maxArgs,
+    maxBulkBytes,
+    maxBufferedBytes,
+    hwCommands,
+    hwBytes,
+    authTimeoutMs,
+  })) {
     if (!Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`serveResp: ${k} must be a positive integer`);
   }
   if (maxBufferedBytes < maxBulkBytes)
@@ -398,7 +416,26 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     socket.end(encode(why), () => socket.destroy());
   };
 
-  const serve = (socket: net.Socket): void => {
+  // Connections not authenticated yet, by address: with a password, each holds a client slot
+  // for up to authTimeoutMs, and a stranger reconnecting as fast as it can took them all.
+  const strangersFrom = new Map<string, number>();
+  /** A place for one more such connection from `key`, and what gives it back (once); null past the cap. */
+  const admitStranger = (key: string): (() => void) | null => {
+    const n = strangersFrom.get(key) ?? 0;
+    if (n >= maxStrangersPerAddress) return null;
+    strangersFrom.set(key, n + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const left = strangersFrom.get(key)! - 1;
+      if (left === 0) strangersFrom.delete(key);
+      else strangersFrom.set(key, left);
+    };
+  };
+
+  /** `stranger`: gives back the connection's place among those not authenticated (see admitStranger). */
+  const serve = (socket: net.Socket, stranger: () => void): void => {
     const held: Held = { bytes: 0, authed: password === null };
     clients.set(socket, held);
     socket.setNoDelay(true);
@@ -597,6 +634,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         if (r.ok && !held.authed) {
           held.authed = true;
           clearTimeout(authDeadline);
+          stranger();
           parser.setLimits(limits);
         }
         slot.reply = r.reply;
@@ -704,6 +742,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     socket.on('close', () => {
       drop();
       clearTimeout(authDeadline);
+      stranger();
       buffered -= held.bytes;
       held.bytes = 0;
       clients.delete(socket);
@@ -718,9 +757,16 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     if (protectedMode && !isLoopback(socket.remoteAddress))
       return refuse(socket, PROTECTED_MODE_ERROR, 'protected mode (no password is set, and only loopback clients are served)');
     if (clients.size >= maxClients) return refuse(socket, new Error('ERR max number of clients reached'), `${maxClients} clients, the limit, are connected`);
-    const refused = password === null ? null : throttled(socket);
+    if (password === null) return serve(socket, () => undefined);
+    const refused = throttled(socket);
     if (refused !== null) return refuse(socket, refused, refused.message.replace(/^ERR /, ''));
-    serve(socket);
+    const from = networkKey(socket.remoteAddress ?? 'an unknown address');
+    const stranger = admitStranger(from);
+    if (stranger === null) {
+      const why = `${maxStrangersPerAddress} connections from ${from} have not authenticated, the most one address may hold (maxUnauthenticatedPerAddress)`;
+      return refuse(socket, new Error(`ERR TOO_MANY_CONNECTIONS ${why}`), why);
+    }
+    serve(socket, stranger);
   });
 
   const { host, port } = parseAddress(o.address);

@@ -327,6 +327,38 @@ describe('the RESP server against strangers (clients that have not authenticated
     f.close();
   });
 
+  it('refuses a connection past maxUnauthenticatedPerAddress from an address whose connections have not authenticated', async () => {
+    const server = await start({ maxUnauthenticatedPerAddress: 3, refusalLogClock: new ManualClock() });
+    const port = portOf(server);
+    const strangers = await Promise.all(Array.from({ length: 3 }, () => RespClient.connect(port, '127.0.0.1', '127.0.0.2')));
+    const over = await RespClient.connect(port, '127.0.0.1', '127.0.0.2');
+    expect(errorText(await over.next())).toMatch(
+      /^ERR TOO_MANY_CONNECTIONS 3 connections from 127\.0\.0\.2 have not authenticated, the most one address may hold/,
+    );
+    await over.closed();
+    expect(server.stats().refused).toBe(1);
+    // Another address is served; and a connection that authenticates no longer counts.
+    const other = await RespClient.connect(port, '127.0.0.1', '127.0.0.3');
+    expect(await other.call('AUTH', 'pw')).toBe('OK');
+    expect(await strangers[0]!.call('AUTH', 'pw')).toBe('OK');
+    const next = await RespClient.connect(port, '127.0.0.1', '127.0.0.2');
+    expect(await next.call('AUTH', 'pw')).toBe('OK');
+    // One that leaves frees its place too.
+    strangers[1]!.close();
+    await until(() => server.stats().clients === 4);
+    const last = await RespClient.connect(port, '127.0.0.1', '127.0.0.2');
+    expect(await last.call('PING')).toEqual(new Error('NOAUTH Authentication required.'));
+    for (const c of [...strangers, other, next, last]) c.close();
+  });
+
+  it('by default one address holds at most a quarter of maxClients before AUTH', async () => {
+    const server = await start({ maxClients: 40, refusalLogClock: new ManualClock() });
+    const held = await Promise.all(Array.from({ length: 10 }, () => RespClient.connect(portOf(server), '127.0.0.1', '127.0.0.2')));
+    const over = await RespClient.connect(portOf(server), '127.0.0.1', '127.0.0.2');
+    expect(errorText(await over.next())).toMatch(/^ERR TOO_MANY_CONNECTIONS /);
+    for (const c of held) c.close();
+  });
+
   it('by default an address may fail AUTH 10 times a minute, however many connections it opens', async () => {
     const server = await start({ refusalLogClock: new ManualClock() });
     const wrongpass = new Error('WRONGPASS invalid username-password pair or user is disabled.');

@@ -375,7 +375,15 @@ describe('RESP server limits', () => {
   });
 
   it('refuses a bad option with INVALID_ARGUMENT, as every bad argument of the library is refused', async () => {
-    for (const bad of [{ maxClients: 0 }, { maxArgs: 1.5 }, { highWaterMark: { bytes: -1 } }, { idleTimeoutMs: -1 }]) {
+    for (const bad of [
+      { maxClients: 0 },
+      { maxArgs: 1.5 },
+      { highWaterMark: { bytes: -1 } },
+      { idleTimeoutMs: -1 },
+      { maxUnauthenticatedPerAddress: 0 },
+      { authThrottle: { failures: 0 } },
+      { authThrottle: { windowMs: -1 } },
+    ]) {
       await expect(start(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^serveResp: /) });
     }
   });
