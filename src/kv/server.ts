@@ -222,6 +222,13 @@ function passwordMatches(guess: Buffer, expected: Buffer): boolean {
   return timingSafeEqual(digest(guess), expected);
 }
 
+/**
+ * The `code` of the line a refused or closed client leaves in the log. Never thrown: the client
+ * is answered in Redis's words (see docs/errors.md).
+ */
+type KvRefusalErrorCode =
+  'KV_PROTECTED_MODE' | 'KV_MAX_CLIENTS' | 'KV_CROSS_PROTOCOL' | 'KV_AUTH_FAILED' | 'KV_AUTH_THROTTLED' | 'KV_TOO_MANY_CONNECTIONS' | 'KV_MAX_BUFFERED';
+
 const PROTECTED_MODE_ERROR = new Error(
   'DENIED raftlog is in protected mode: no password is set, so only loopback clients are served. ' +
     'Set a password (requirepass), or serve on a loopback address only, or turn protected mode off.',
@@ -344,7 +351,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       if (victim === undefined || most === undefined) return; // cannot happen: the total is the sum of these
       counters.evicted++;
       refusals.warn(
-        { remoteAddress: victim.remoteAddress, remotePort: victim.remotePort },
+        { code: 'KV_MAX_BUFFERED', remoteAddress: victim.remoteAddress, remotePort: victim.remotePort },
         `RESP server closed the connection from ${clientAddress(victim)}: clients held ${buffered} bytes of commands not started, more than maxBufferedBytes (${maxBufferedBytes}), and it held ${most.bytes}${most.authed ? '' : ' before authenticating'}`,
       );
       buffered -= most.bytes;
@@ -403,11 +410,11 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     return { reply: WRONGPASS, ok: false, wrongPassword: true };
   };
 
-  /** `why` goes to the client, `reason` to the log. */
-  const refuse = (socket: net.Socket, why: Error, reason: string): void => {
+  /** `why` goes to the client, `code` and `reason` to the log. */
+  const refuse = (socket: net.Socket, why: Error, code: KvRefusalErrorCode, reason: string): void => {
     counters.refused++;
     refusals.warn(
-      { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
+      { code, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
       `RESP server refused a connection from ${clientAddress(socket)}: ${reason}`,
     );
     refusing.add(socket);
@@ -609,7 +616,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       drop();
       counters.refused++;
       refusals.warn(
-        { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
+        { code: 'KV_CROSS_PROTOCOL', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
         `RESP server refused a cross-protocol request from ${clientAddress(socket)}: a 'POST' or 'Host:' command, as an HTTP request (a web page's) sends; connection closed, nothing after it runs`,
       );
       socket.destroy();
@@ -646,7 +653,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           drop();
           if (r.throttled === true) counters.refused++;
           refusals.warn(
-            { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
+            { code: tooMany ? 'KV_AUTH_FAILED' : 'KV_AUTH_THROTTLED', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
             `RESP server closed the connection from ${clientAddress(socket)}: ${tooMany ? `${authFailures} failed AUTH attempts` : (r.reply as Error).message}`,
           );
         }
@@ -755,16 +762,17 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   // read nothing was paused with its buffer between the two and never served again.
   const server = net.createServer({ highWaterMark: socketHwBytes }, (socket) => {
     if (protectedMode && !isLoopback(socket.remoteAddress))
-      return refuse(socket, PROTECTED_MODE_ERROR, 'protected mode (no password is set, and only loopback clients are served)');
-    if (clients.size >= maxClients) return refuse(socket, new Error('ERR max number of clients reached'), `${maxClients} clients, the limit, are connected`);
+      return refuse(socket, PROTECTED_MODE_ERROR, 'KV_PROTECTED_MODE', 'protected mode (no password is set, and only loopback clients are served)');
+    if (clients.size >= maxClients)
+      return refuse(socket, new Error('ERR max number of clients reached'), 'KV_MAX_CLIENTS', `${maxClients} clients, the limit, are connected`);
     if (password === null) return serve(socket, () => undefined);
     const refused = throttled(socket);
-    if (refused !== null) return refuse(socket, refused, refused.message.replace(/^ERR /, ''));
+    if (refused !== null) return refuse(socket, refused, 'KV_AUTH_THROTTLED', refused.message.replace(/^ERR /, ''));
     const from = networkKey(socket.remoteAddress ?? 'an unknown address');
     const stranger = admitStranger(from);
     if (stranger === null) {
       const why = `${maxStrangersPerAddress} connections from ${from} have not authenticated, the most one address may hold (maxUnauthenticatedPerAddress)`;
-      return refuse(socket, new Error(`ERR TOO_MANY_CONNECTIONS ${why}`), why);
+      return refuse(socket, new Error(`ERR TOO_MANY_CONNECTIONS ${why}`), 'KV_TOO_MANY_CONNECTIONS', why);
     }
     serve(socket, stranger);
   });

@@ -356,6 +356,26 @@ describe('RESP server limits', () => {
     expect(logger.lines.at(-1)!.fields).toEqual({ suppressed: 2 });
   });
 
+  it('logs every refusal with a code field: protected mode, maxClients, a cross-protocol request, repeated wrong passwords', async () => {
+    const logger = new RecordingLogger();
+    const denied = await start({ logger, isLoopback: () => false });
+    expect((await sendAndWatch(portOf(denied), '')).closed).toBe(true);
+    const full = await start({ logger, maxClients: 1 });
+    const first = await RespClient.connect(portOf(full));
+    expect(await first.call('PING')).toBe('PONG');
+    const second = await RespClient.connect(portOf(full));
+    await second.closed();
+    first.close();
+    await until(() => full.stats().clients === 0);
+    expect((await sendAndWatch(portOf(full), 'POST / HTTP/1.1\r\n')).closed).toBe(true);
+    const guarded = await start({ logger, requirepass: 'the right password' });
+    const guesser = await RespClient.connect(portOf(guarded));
+    for (let i = 0; i < 3; i++) await guesser.call('AUTH', `wrong ${i}`).catch(() => undefined);
+    await guesser.closed();
+    await until(() => logger.lines.length >= 4);
+    expect(logger.lines.map((l) => l.fields.code)).toEqual(['KV_PROTECTED_MODE', 'KV_MAX_CLIENTS', 'KV_CROSS_PROTOCOL', 'KV_AUTH_FAILED']);
+  });
+
   it("closes on a 'Host:' line in any case, and before AUTH; 'post' as an argument is only data", async () => {
     const server = await start();
     const port = portOf(server);
