@@ -1,6 +1,7 @@
 // `raftlog serve`: one node of a cluster, with the example key-value store
 // served over the Redis protocol.
 import { readFileSync, statSync } from 'node:fs';
+import { codeOf } from '../errors.js';
 import { DEFAULTS } from '../log/options.js';
 import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
@@ -184,7 +185,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
       log.reloadCredentials(credentials());
       logger.info({}, 'peer credentials reloaded');
     } catch (err) {
-      logger.error({ err }, `SIGHUP: credentials not reloaded, the old ones stay: ${(err as Error).message}`);
+      logger.error({ err, code: codeOf(err) }, `SIGHUP: credentials not reloaded, the old ones stay: ${(err as Error).message}`);
     }
   };
   if (peerAuth.clusterSecret !== undefined || peerAuth.tls !== undefined) process.on('SIGHUP', reload);

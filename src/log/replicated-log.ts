@@ -16,6 +16,7 @@ import type { Transport } from '../transport/transport.js';
 import { defer } from '../defer.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError, type WalStats } from '../wal/index.js';
+import { codeOf } from '../errors.js';
 import { RaftError } from '../raft/errors.js';
 import { StateCorruptError, StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
@@ -624,7 +625,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** Frees the port, the files and the directory lock, also after a fatal failure, so the directory can be reopened. @internal */
   private async release(): Promise<void> {
-    await this.deps.transport?.close().catch((err: unknown) => this.deps.logger.warn({ err }, 'closing the transport failed'));
+    await this.deps.transport?.close().catch((err: unknown) => this.deps.logger.warn({ err, code: codeOf(err) }, 'closing the transport failed'));
     await this.storage.flush().catch(() => undefined); // a failed write already failed its appends and stopped the node
     // A closed WAL answers no reads: status() and metrics() report the figures of this moment from now on.
     try {
@@ -632,7 +633,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     } catch {
       // The WAL was closed under the log (a store passed in deps and closed by its owner): no figures to keep.
     }
-    await this.deps.wal.close().catch((err: unknown) => this.deps.logger.warn({ err }, 'closing the WAL failed'));
+    await this.deps.wal.close().catch((err: unknown) => this.deps.logger.warn({ err, code: codeOf(err) }, 'closing the WAL failed'));
   }
 
   // ---- the driver loop ----
@@ -695,7 +696,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** @internal */
   private discardSnapshot(snap: Snapshot): void {
-    this.deps.snapshots.discard(snap).catch((err: unknown) => this.deps.logger.warn({ err }, `deleting a received snapshot failed: ${(err as Error).message}`));
+    this.deps.snapshots
+      .discard(snap)
+      .catch((err: unknown) => this.deps.logger.warn({ err, code: codeOf(err) }, `deleting a received snapshot failed: ${(err as Error).message}`));
   }
 
   /** A transport report about a peer that has just left the configuration is stale, not an error. @internal */
@@ -975,8 +978,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         const ms = this.opts.timeoutMs;
         cancel = this.deps.clock.setTimeout(() => {
           abandoned = true;
-          this.deps.logger.warn({}, `closed without waiting longer for the snapshot being written: the state machine's stream yielded nothing for ${ms} ms`);
-          reject(stateMachineFailed('snapshot', new Error(`its stream yielded nothing for ${ms} ms after the log stopped`)));
+          const err = stateMachineFailed('snapshot', new Error(`its stream yielded nothing for ${ms} ms after the log stopped`));
+          this.deps.logger.warn(
+            { code: err.code },
+            `closed without waiting longer for the snapshot being written: the state machine's stream yielded nothing for ${ms} ms`,
+          );
+          reject(err);
         }, ms);
       };
       if (this.closed) arm();

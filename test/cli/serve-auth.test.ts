@@ -1,10 +1,11 @@
 // `raftlog serve` with peers must be told how they authenticate, and says so as a usage error.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, expect, it } from 'vitest';
-import { tempDir } from '../log/helpers.js';
+import { freePorts, tempDir } from '../log/helpers.js';
+import { until } from '../transport/helpers.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 const run = promisify(execFile);
@@ -49,4 +50,33 @@ it('refuses --peers without a secret, TLS or --insecure, and a weak or missing s
   expect(halfTls.stderr).toMatch(/go together/);
 
   expect(existsSync(data)).toBe(false);
+});
+
+it('a SIGHUP whose secret file is now refused logs the error with its code, and the node goes on', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const secret = join(t.dir, 'secret');
+  writeFileSync(secret, 'a secret of more than sixteen bytes\n', { mode: 0o600 });
+  const [port] = await freePorts(1);
+  const data = join(t.dir, 'data');
+  const flags = `--id 1 --data ${data} --listen 127.0.0.1:${port} --cluster-secret-file ${secret} --log-format json`;
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...flags.split(' ')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  cleanups.push(() => child.kill('SIGKILL'));
+  const lines: Array<Record<string, unknown>> = [];
+  let buffered = '';
+  child.stdout.on('data', (c: Buffer) => {
+    buffered += c.toString('utf8');
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      lines.push(JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>);
+      buffered = buffered.slice(nl + 1);
+    }
+  });
+  await until(() => lines.some((l) => /^node 1 up/.test(String(l.msg))), 'the node to start', 30_000);
+  writeFileSync(secret, 'short\n');
+  child.kill('SIGHUP');
+  await until(() => lines.some((l) => /credentials not reloaded/.test(String(l.msg))), 'the refused reload in the log', 10_000);
+  expect(lines.find((l) => /credentials not reloaded/.test(String(l.msg)))).toMatchObject({ level: 50, code: 'USAGE' });
+  expect(child.exitCode).toBeNull();
+  child.kill('SIGTERM');
+  expect(await new Promise((r) => child.once('exit', r))).toBe(0);
 });

@@ -343,12 +343,27 @@ describe('ReplicatedLog failures', () => {
     await log.append(enc('a'));
     await waitFor('the snapshot under way', () => underway);
     await log.close(); // it never settled: the WAL's lock and the snapshot's file stayed held
-    expect(logger.has(/the state machine's stream yielded nothing for 200 ms/)).toBe(true);
+    expect(logger.lines.find((l) => /the state machine's stream yielded nothing for 200 ms/.test(l.message))?.fields.code).toBe('LOG_FATAL');
     expect(readdirSync(join(dir, 'snapshots')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     const again = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine() });
     await again.barrier();
     expect(again.status().applied).toBeGreaterThanOrEqual(2);
     await again.close();
+  });
+
+  it('a WAL that fails to close is logged with its code, and close() still resolves', async () => {
+    const dir = fresh();
+    const logger = new RecordingLogger();
+    const store = new FailingStore(await Wal.open(`${dir}/wal`), Infinity);
+    const close = store.close.bind(store);
+    store.close = async () => {
+      await close();
+      throw new WalIoError('close: Input/output error (injected)');
+    };
+    const log = await ReplicatedLog.open({ dataDir: dir, logger }, { wal: store });
+    await log.append(enc('a'));
+    await log.close();
+    expect(logger.lines.find((l) => /closing the WAL failed/.test(l.message))?.fields).toMatchObject({ code: 'WAL_IO' });
   });
 
   it('the library writes nothing to the console', async () => {
