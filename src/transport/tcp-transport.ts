@@ -107,7 +107,7 @@ export interface TcpTransportOptions {
 export interface TcpTransportStats {
   peers: Record<number, OutboundStats>;
   framesReceived: number;
-  /** Bytes received from each authenticated peer, closed connections included; a peer removed is forgotten. */
+  /** Bytes received from each peer the transport was given (addPeer), closed connections included. */
   bytesReceived: Record<number, number>;
   messagesReceived: number;
   /** Inbound connections closed for a bad handshake, frame or message. */
@@ -335,8 +335,10 @@ export class TcpTransport implements Transport {
     for (const [id, p] of this.outbound) peers[id] = p.stats;
     let framesReceived = this.framesFromClosed;
     for (const c of this.inbound) framesReceived += c.framesReceived;
+    // Per peer only: an id is what a connection claims, and without a secret anyone may claim any,
+    // each of which would be kept for good and become a metric's label.
     const bytesReceived: Record<number, number> = Object.fromEntries(this.bytesFromClosed);
-    for (const c of this.inbound) if (this.counted(c.peer)) bytesReceived[c.peer] = (bytesReceived[c.peer] ?? 0) + c.bytesReceived;
+    for (const c of this.inbound) if (this.peerAddresses.has(c.peer)) bytesReceived[c.peer] = (bytesReceived[c.peer] ?? 0) + c.bytesReceived;
     return {
       peers,
       framesReceived,
@@ -514,14 +516,9 @@ export class TcpTransport implements Transport {
     socket.on('close', () => {
       authenticatedOrGone();
       this.framesFromClosed += c.framesReceived;
-      if (this.counted(c.peer)) this.bytesFromClosed.set(c.peer, (this.bytesFromClosed.get(c.peer) ?? 0) + c.bytesReceived);
+      if (this.peerAddresses.has(c.peer)) this.bytesFromClosed.set(c.peer, (this.bytesFromClosed.get(c.peer) ?? 0) + c.bytesReceived);
       this.inbound.delete(c);
     });
-  }
-
-  /** Whether the traffic of a connection from `peer` counts: one authenticated, from a peer not removed (which may dial until it is stopped). */
-  private counted(peer: number): boolean {
-    return peer !== 0 && !this.removed.has(peer);
   }
 
   /** Handler callbacks run in a later turn, never inside the driver's call to send(). */

@@ -7,7 +7,17 @@ import type { Message } from '../../src/raft/types.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
-import { decodeFrame, encodeChallenge, encodeChunk, encodeHello, encodeMessage, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import {
+  decodeFrame,
+  encodeChallenge,
+  encodeChunk,
+  encodeHello,
+  encodeMessage,
+  encodePing,
+  encodeProof,
+  newPacker,
+  newUnpacker,
+} from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 
@@ -453,6 +463,22 @@ describe('TcpTransport', () => {
       await stillWorks(a.t, b.rec, 4);
     });
   }
+
+  it("counts bytes received only from its peers: ids a connection claims are not kept, nor a removed peer's", async () => {
+    const { a, b } = await pair();
+    await stillWorks(a.t, b.rec, 1);
+    // Without a secret anyone who reaches the port completes a handshake as any id: 50 of them.
+    for (let from = 100; from < 150; from++) {
+      const s = await raw(b.t.address, { clusterId: 'c1', from, to: 2 });
+      s.write(frame(encodePing(newPacker(), false)));
+      s.end();
+      await closed(s);
+    }
+    await until(() => b.t.stats().framesReceived >= 50, 'the strangers to be read');
+    expect(Object.keys(b.t.stats().bytesReceived)).toEqual(['1']);
+    b.t.removePeer(1);
+    expect(b.t.stats().bytesReceived).toEqual({});
+  });
 
   it('delivers forwarded requests that keep their originator as from, even back to the originator', async () => {
     const { a, b } = await pair();
