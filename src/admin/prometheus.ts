@@ -116,6 +116,8 @@ export function logRegistry(log: MetricsSource): Registry {
   gauge('raftlog_wal_cached_bytes', "Memory the WAL's cache of recent entries holds, as counted against its budget.", (x) => x.walCachedBytes);
   gauge('raftlog_wal_slab_bytes', 'Memory of the buffers the WAL packs writes into: in flight, cached, or kept for reuse.', (x) => x.walSlabBytes);
   counter('raftlog_snapshots_total', 'Snapshots this node took of its state machine.', (x) => x.snapshots);
+  gauge('raftlog_snapshot_index', 'The index of the latest snapshot on this node, taken or installed.', (x) => x.snapshotIndex);
+  gauge('raftlog_peers_connected', 'Peers this node has an open, authenticated connection to.', (x) => x.peersConnected);
   registry.registerMetric(
     new CountedHistogram('raftlog_snapshot_duration_seconds', 'From taking a snapshot to its file being durable.', () => m().snapshotDuration) as never,
   );

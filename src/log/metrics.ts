@@ -40,6 +40,10 @@ export interface LogMetrics {
   walSlabBytes: number;
   /** Snapshots this node took of its state machine. */
   snapshots: number;
+  /** The index of the latest snapshot (taken here or installed from the leader); status().snapshotIndex. */
+  snapshotIndex: number;
+  /** Peers this node has an open, authenticated connection to (0 without the TCP transport). */
+  peersConnected: number;
   /** From asking the state machine for a snapshot to the snapshot file being durable. */
   snapshotDuration: HistogramData;
   /** On the leader: entries each other member is behind the leader's last index. Empty elsewhere. */

@@ -76,6 +76,8 @@ export interface OutboundStats {
   connects: number;
   /** Bytes queued now, waiting for a connection or for the socket to drain. */
   queuedBytes: number;
+  /** The connection is open and the peer has proved itself. */
+  connected: boolean;
 }
 
 interface SnapshotJob {
@@ -144,7 +146,7 @@ export class Outbound {
   }
 
   get stats(): OutboundStats {
-    return { ...this.counters, queuedBytes: this.queueBytes };
+    return { ...this.counters, queuedBytes: this.queueBytes, connected: this.state === 'open' };
   }
 
   send(m: Message): void {

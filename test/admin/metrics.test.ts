@@ -130,6 +130,20 @@ describe('metrics()', () => {
     expect(log.metrics()).toMatchObject({ proposalsCommitted: 1, proposalsFailed: { OVERLOADED: 1, RECORD_TOO_LARGE: 1, LOG_CLOSED: 1 } });
   });
 
+  it('snapshot index and peers connected agree with status() and the transport, and follow a peer that stops', async () => {
+    const c = await trio();
+    const leader = await c.leader();
+    for (let i = 0; i < 5; i++) await leader.append(enc(`s${i}`));
+    for (const l of c.logs.values()) await waitFor('every node to connect to both others', () => l.metrics().peersConnected === 2);
+    const stopped = [...c.logs.keys()].find((id) => c.logs.get(id) !== leader)!;
+    await c.logs.get(stopped)!.close();
+    await waitFor("the leader to see the stopped peer's connection go", () => leader.metrics().peersConnected === 1);
+    const alone = await single({ snapshotEvery: 10 });
+    for (let i = 0; i < 25; i++) await alone.append(enc(`r${i}`));
+    await waitFor('a snapshot', () => alone.status().snapshotIndex > 0);
+    expect(alone.metrics()).toMatchObject({ snapshotIndex: alone.status().snapshotIndex, peersConnected: 0 });
+  });
+
   it('on a three-node leader: peer lag, bytes per peer, leader events and changes', async () => {
     const c = await trio();
     const leader = await c.leader();

@@ -121,6 +121,16 @@ describe('the admin endpoint', () => {
     expect(second.get('raftlog_wal_fsync_duration_seconds_count')).toBeGreaterThan(0);
     expect(second.get('raftlog_wal_cached_bytes')).toBeGreaterThan(0);
     expect(second.get('raftlog_wal_slab_bytes')).toBeGreaterThanOrEqual(1024 * 1024); // the slab the appends were packed into
+    // Nothing moves between the scrape and this: every gauge /status also reports agrees with it.
+    const now = (await (await fetch(`${url}/status`)).json()) as Record<string, number>;
+    const agree: Array<[string, number]> = [
+      ['raftlog_term', now.term!],
+      ['raftlog_commit_index', now.commit!],
+      ['raftlog_applied_index', now.applied!],
+      ['raftlog_snapshot_index', now.snapshotIndex!],
+      ['raftlog_peers_connected', 0],
+    ];
+    for (const [metric, value] of agree) expect(second.get(metric), metric).toBe(value);
   });
 
   it('a backup: the state machine after a barrier, with its index and checksum', async () => {
