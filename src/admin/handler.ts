@@ -33,7 +33,8 @@ export interface AdminHandlerOptions {
   allowedHosts?: string[];
   /**
    * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 415), at most 10
-   * every 10 s, then one line with the count of the rest. Default: silent.
+   * every 10 s, then one line with the count of the rest; and, at error, of requests that failed
+   * inside the node (500: INTERNAL, or a storage failure's code). Default: silent.
    */
   logger?: Logger;
   /** The timer of that rate limit, and of authThrottle's windows. Default: real timers. */
@@ -236,7 +237,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   const want = options.token === undefined ? null : digest(options.token);
   const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
   // Anyone who reaches the port can be refused as often as they send, so the lines are rationed.
-  const refusals = new RefusalLog(options.logger ?? silentLogger, 'admin: refused requests', options.refusalLogClock);
+  const logger = options.logger ?? silentLogger;
+  const refusals = new RefusalLog(logger, 'admin: refused requests', options.refusalLogClock);
   // Without it, a stranger tries tokens as fast as the endpoint answers.
   const throttle = new AuthThrottle(options.authThrottle ?? {}, options.refusalLogClock ?? realTimers);
 
@@ -492,6 +494,12 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       const code = err instanceof HttpError ? err.code : typeof own === 'string' ? own : 'INTERNAL';
       const status = err instanceof HttpError ? err.status : statusOf(code);
       const extra = (err as { leader?: unknown }).leader !== undefined ? { leader: (err as { leader: number }).leader } : {};
+      // A failure inside the node reached only the client: the operator's log never heard of it.
+      // A client that left mid-answer (the response destroyed already) is no failure.
+      if (status === 500 && !res.destroyed) {
+        const path = (req.url ?? '/').split('?')[0]!.slice(0, 100);
+        logger.error({ err, code }, `admin: ${req.method ?? '?'} ${path} failed: ${(err as Error).message}`);
+      }
       if (res.headersSent) res.destroy();
       else {
         // A body too large is not read to its end: the connection closes once the answer is sent.

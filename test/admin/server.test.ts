@@ -291,6 +291,38 @@ describe('the admin endpoint', () => {
     expect(rejections).toEqual([]);
   });
 
+  it('logs a request that fails inside the node (500 INTERNAL, a backup whose stream breaks) at error with its code', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const logger = new RecordingLogger();
+    let broken: 'at once' | 'midway' = 'at once';
+    const stateMachine = {
+      apply: () => undefined,
+      restore: async () => undefined,
+      snapshot: () => {
+        if (broken === 'at once') throw new TypeError('snapshot() is broken');
+        return (async function* () {
+          yield new Uint8Array(1024);
+          throw new TypeError('the stream broke');
+        })();
+      },
+    };
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0', stateMachine: stateMachine as never, logger });
+    cleanups.push(() => admin.close());
+    expect((await send(admin.address, 'GET', '/snapshot', {})).status).toBe(500);
+    broken = 'midway';
+    await expect(send(admin.address, 'GET', '/snapshot', {})).rejects.toThrow();
+    await until(() => logger.lines.length >= 2, 'both failures in the log');
+    expect(logger.lines.map((l) => [l.level, l.fields.code])).toEqual([
+      ['error', 'INTERNAL'],
+      ['error', 'INTERNAL'],
+    ]);
+    expect(logger.lines[0]!.message).toMatch(/GET \/snapshot .*snapshot\(\) is broken/);
+    expect(logger.lines[1]!.message).toMatch(/GET \/snapshot .*the stream broke/);
+  });
+
   it('with a token: 401 without it or with a wrong one, and nothing changes', async () => {
     const { log, url } = await node({ token: 'the-admin-token' });
     for (const auth of [undefined, 'Bearer wrong', 'the-admin-token']) {
