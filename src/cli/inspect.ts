@@ -16,6 +16,7 @@ import { fromNative } from '../wal/errors.js';
 import { replay, type Replayed } from '../wal/replay.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
+import { printable } from './printable.js';
 
 const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot' };
 const USAGE = `usage: raftlog inspect <data dir | wal dir> [--records] [--debug]
@@ -78,9 +79,17 @@ function isDirectory(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
 }
 
+/**
+ * A line of the report. It names files, whose names are the directory's (a damaged or hostile
+ * one's), so their control characters are written out rather than sent to the terminal.
+ */
+function say(line: string): void {
+  console.log(printable(line));
+}
+
 /** What inspect found wrong: one line on stderr, its code first. */
 function damage(line: string): void {
-  console.error(`raftlog inspect: ${line}`);
+  console.error(printable(`raftlog inspect: ${line}`));
 }
 
 /** `CODE: message`, the code once (a failed system call's message begins with it). */
@@ -117,21 +126,19 @@ function reportWal(dir: string, scan: NativeScan, records: boolean): { index: nu
       const name = scan.segments[seg]!.name;
       const fields =
         kind === 2 ? `index ${a} term ${b} type ${type} data ${length - 16} B` : kind === 3 ? `term ${a} vote ${b} commit ${c}` : `index ${a} term ${b}`;
-      console.log(`${name} @${offset}  ${KINDS[kind] ?? kind}  ${fields}`);
+      say(`${name} @${offset}  ${KINDS[kind] ?? kind}  ${fields}`);
     }
   }
-  console.log(`WAL ${dir}: ${scan.segments.length} segment(s), every checksum verified`);
+  say(`WAL ${dir}: ${scan.segments.length} segment(s), every checksum verified`);
   scan.segments.forEach((seg, i) => {
     const s = perSegment[i]!;
     const range = s.entries > 0 ? `entries ${s.lo}..${s.hi}` : 'no entries';
-    console.log(
-      `  ${seg.name}  ${seg.end} of ${seg.size} bytes used, ${s.entries} entries (${range}), ${s.hardStates} hard states, ${s.snapshots} snapshot markers`,
-    );
+    say(`  ${seg.name}  ${seg.end} of ${seg.size} bytes used, ${s.entries} entries (${range}), ${s.hardStates} hard states, ${s.snapshots} snapshot markers`);
   });
-  console.log(`  latest hard state: ${hardState ?? 'none'}`);
-  console.log(`  latest snapshot marker: ${marker?.text ?? 'none'}`);
+  say(`  latest hard state: ${hardState ?? 'none'}`);
+  say(`  latest snapshot marker: ${marker?.text ?? 'none'}`);
   if (scan.torn !== null)
-    console.log(
+    say(
       `  torn tail: ${scan.torn.droppedBytes} bytes at ${scan.torn.file} offset ${scan.torn.offset} (a write cut short by a crash, never acknowledged; the next open cuts it off)`,
     );
   return marker;
@@ -151,11 +158,11 @@ async function reportSnapshots(dir: string, marker: { index: number; term: numbe
     damage(coded(err));
     bad++;
   }
-  console.log(`snapshots ${dir}: ${files.length} file(s)`);
+  say(`snapshots ${dir}: ${files.length} file(s)`);
   for (const f of files) {
     try {
       const s = await readSnapshotFile(join(dir, f), false);
-      console.log(`  ${f}  index ${s.meta.index}, term ${s.meta.term}, ${s.dataBytes} bytes, voters ${s.meta.conf.voters.join(',')}, checksum verified`);
+      say(`  ${f}  index ${s.meta.index}, term ${s.meta.term}, ${s.dataBytes} bytes, voters ${s.meta.conf.voters.join(',')}, checksum verified`);
     } catch (err) {
       // A damaged file, one that is no file at all (a directory, a FIFO, a link), or one that cannot
       // be read (no permission): reported, and the next one looked at. Anything else is a bug of this command's.

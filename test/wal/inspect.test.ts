@@ -198,4 +198,18 @@ describe('raftlog inspect', () => {
     expect(stray.code).toBe(1);
     expect(stray.err).toMatch(/^raftlog inspect: WAL_CORRUPT: unexpected file stray\.txt/);
   });
+
+  it("writes out the control characters of the names it prints: a file's name is the directory's, not the terminal's", async () => {
+    const dataDir = await nodeDir(60);
+    const snaps = join(dataDir, 'snapshots');
+    const snap = readdirSync(snaps)[0]!;
+    writeFileSync(join(snaps, 'a\x1b]0;owned\x07.snap'), readFileSync(join(snaps, snap)));
+    const listed = await run([dataDir]);
+    expect(listed.out).toContain('a\\x1b]0;owned\\x07.snap');
+    writeFileSync(join(dataDir, 'wal', 'x\x1b[2J\n.txt'), '');
+    const stray = await run([dataDir]);
+    expect(stray.code).toBe(1);
+    expect(stray.err).toMatch(/^raftlog inspect: WAL_CORRUPT: unexpected file x\\x1b\[2J\\x0a\.txt/);
+    for (const text of [listed.out, listed.err, stray.out, stray.err]) expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  });
 });
