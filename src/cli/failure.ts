@@ -5,6 +5,7 @@
 // (bad or missing flags), 3 the admin endpoint could not be reached.
 import { CodedError } from '../errors.js';
 import { UsageError } from './args.js';
+import { printable } from './printable.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
@@ -67,7 +68,9 @@ export function reportFailure(command: string, err: unknown, usage: string, debu
   const message = err instanceof Error ? err.message : String(err);
   if (debug && err instanceof Error && err.stack !== undefined) console.error(err.stack);
   const hint = HINTS[code] ?? (code === 'INTERNAL' && !debug ? 'an unexpected error: run again with --debug for the stack and report it' : undefined);
-  console.error(`raftlog ${command}: ${code}: ${message}${hint !== undefined ? ` (${hint})` : ''}`);
+  // The message may name what came from elsewhere (a file of the data directory, an endpoint's
+  // address): its control characters are written out, not sent to the terminal.
+  console.error(`raftlog ${command}: ${code}: ${printable(message)}${hint !== undefined ? ` (${hint})` : ''}`);
   return err instanceof CliError ? err.exitCode : EXIT.failed;
 }
 

@@ -108,6 +108,19 @@ it("a node's own damaged snapshot, or its lost WAL or snapshot, says to restore 
   }
 }, 180_000);
 
+it("a failure naming a file of the data directory reaches the terminal with the name's control characters written out", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const data = join(t.dir, 'data');
+  const wal = await Wal.open(join(data, 'wal'));
+  await wal.close();
+  writeFileSync(join(data, 'wal', 'x\x1b]0;owned\x07\n.txt'), '');
+  const r = await serve(['--id', '1', '--data', data]);
+  expect(r.code).toBe(1);
+  oneLine(r.stderr, /^raftlog serve: WAL_CORRUPT: unexpected file x\\x1b]0;owned\\x07\\x0a\.txt /);
+  expect(r.stderr.trimEnd()).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
+});
+
 it('a single node with no ports runs until told to stop, then stops cleanly', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
