@@ -64,7 +64,7 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
   writeFileSync(file, 'not a directory');
   const onFile = await serve(['--id', '1', '--data', file]);
   expect(onFile.code).toBe(1);
-  oneLine(onFile.stderr, /^raftlog serve: WAL_IO: .*Not a directory \(check that --data is a writable directory/);
+  oneLine(onFile.stderr, /^raftlog serve: WAL_IO: .*not a directory \(check that --data is a writable directory/i);
 
   const locked = join(t.dir, 'locked');
   const wal = await Wal.open(join(locked, 'wal'));
