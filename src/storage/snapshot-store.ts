@@ -6,7 +6,7 @@ import { MAX_INDEX, MAX_TERM, type ConfState, type Snapshot, type SnapshotMeta }
 import { crc32c } from '../wal/index.js';
 import { checkConfState } from '../raft/changer.js';
 import { makeDurableDir, syncDir } from './durable-dir.js';
-import { usableDir } from '../usable-dir.js';
+import { usableDir } from '../wal/usable-dir.js';
 import { SnapshotCorruptError, SnapshotDirError, SnapshotMissingError, SnapshotVersionError } from './errors.js';
 
 /** A snapshot's bytes on their way between nodes: how many, and the bytes themselves. */

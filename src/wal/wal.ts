@@ -10,7 +10,7 @@ import { EntryCache } from './cache.js';
 import { crc32c } from './crc32c.js';
 import { JobQueue } from './job-queue.js';
 import { WAL_DEFAULTS } from './defaults.js';
-import { usableDir } from '../usable-dir.js';
+import { usableDir } from './usable-dir.js';
 import {
   fromNative,
   WalClosedError,

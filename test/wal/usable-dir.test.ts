@@ -4,7 +4,7 @@
 import { constants } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CodedError } from '../../src/errors.js';
-import { usableDir, type DirProbe } from '../../src/usable-dir.js';
+import { usableDir, type DirProbe } from '../../src/wal/usable-dir.js';
 
 const fsError = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: refused`), { code });
 
