@@ -155,14 +155,31 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     await log.close();
     throw err;
   }
+  // The handlers are in place before the node says it is up: a supervisor (or a test) that
+  // signals it at once must not meet the default action, which kills it.
+  let fatal: { code: string; message: string } | undefined;
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  // Rotation: the operator replaces the files, then signals every node.
+  const reload = (): void => {
+    try {
+      log.reloadCredentials(credentials());
+      logger.info({}, 'peer credentials reloaded');
+    } catch (err) {
+      logger.error({ err, code: codeOf(err) }, `SIGHUP: credentials not reloaded, the old ones stay: ${(err as Error).message}`);
+    }
+  };
+  if (peerAuth.clusterSecret !== undefined || peerAuth.tls !== undefined) process.on('SIGHUP', reload);
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
+  // dies, the channel closes and the node stops instead of running on as an orphan.
+  if (process.send !== undefined) process.once('disconnect', stop);
   say(
     { dataDir, resp: resp?.address, admin: admin?.address },
     `node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}${admin ? `, admin ${admin.address}` : ''}`,
   );
 
-  let fatal: { code: string; message: string } | undefined;
-  let stop: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
   const onLeader = (e: { id: number; term: number }): void => say({ leader: e.id, term: e.term }, `leader ${e.id} term ${e.term}`);
   const onFatal = (f: { code: string; message: string }): void => {
     // A dead node must not look alive (answering PING, holding its port): exit and be restarted.
@@ -179,21 +196,6 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   if (now.fatal !== undefined) onFatal(now.fatal);
   else if (now.lead !== 0) onLeader({ id: now.lead, term: now.term });
 
-  // Rotation: the operator replaces the files, then signals every node.
-  const reload = (): void => {
-    try {
-      log.reloadCredentials(credentials());
-      logger.info({}, 'peer credentials reloaded');
-    } catch (err) {
-      logger.error({ err, code: codeOf(err) }, `SIGHUP: credentials not reloaded, the old ones stay: ${(err as Error).message}`);
-    }
-  };
-  if (peerAuth.clusterSecret !== undefined || peerAuth.tls !== undefined) process.on('SIGHUP', reload);
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
-  // dies, the channel closes and the node stops instead of running on as an orphan.
-  if (process.send !== undefined) process.once('disconnect', stop);
   await stopped;
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
