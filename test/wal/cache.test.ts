@@ -97,7 +97,7 @@ class Packer {
 }
 
 describe('EntryCache', () => {
-  it('matches a plain array model under random pushes, truncations, drops, trims and clears, its slabs reused as soon as it lets go', () => {
+  it('matches a plain array model under random pushes, truncations, drops, trims and clears, its slabs reused as soon as it lets go', async () => {
     const rand = seeded(testSeed('entry cache model'));
     const int = (n: number): number => Math.floor(rand() * n);
     const cache = new EntryCache();
@@ -106,6 +106,8 @@ describe('EntryCache', () => {
     let lo = 1; // the model's first index (lastIndex + 1 when empty)
     let mismatches = 0;
     for (let step = 0; step < 2000; step++) {
+      // About 2 s of CPU in all: a turn per 100 steps keeps the worker answering.
+      if (step % 100 === 99) await new Promise(setImmediate);
       const op = int(100);
       const last = lo + model.length - 1;
       if (op < 60) {
@@ -246,12 +248,13 @@ describe('EntryCache', () => {
     expect(sameBytes(got, view)).toBe(true);
   });
 
-  it('holds only the slabs its entries lie in: trimmed to a budget, as few as the budget needs however much passes through', () => {
+  it('holds only the slabs its entries lie in: trimmed to a budget, as few as the budget needs however much passes through', async () => {
     const cache = new EntryCache();
     const packer = new Packer(cache, 64 * 1024);
     const budget = 256 * 1024;
     let most = 0;
     for (let i = 1; i <= 200_000; i++) {
+      if (i % 20_000 === 0) await new Promise(setImmediate); // a second of CPU in all
       packer.push(entry(i, 100 + (i % 7) * 300));
       cache.trim(budget, i);
       most = Math.max(most, packer.held);
@@ -263,7 +266,7 @@ describe('EntryCache', () => {
     for (let i = cache.lo; i <= 200_000; i++) expect(sameBytes(cache.get(i).data, entry(i, 100 + (i % 7) * 300).data)).toBe(true);
   });
 
-  it('counts the memory its entries hold against the budget: with tiny entries, their slabs, not their data', () => {
+  it('counts the memory its entries hold against the budget: with tiny entries, their slabs, not their data', async () => {
     // One-byte entries, each after 80 bytes of headers, hard states and markers (as when
     // each is written alone), through 64 KiB slabs, trimmed to 256 KiB: counted by their
     // data, the cache kept 256 Ki entries and every slab they lie in, 20 MiB.
@@ -272,6 +275,7 @@ describe('EntryCache', () => {
     const budget = 256 * 1024;
     let most = 0;
     for (let i = 1; i <= 300_000; i++) {
+      if (i % 30_000 === 0) await new Promise(setImmediate);
       packer.push(entry(i, 1));
       cache.trim(budget, i);
       most = Math.max(most, packer.held);
