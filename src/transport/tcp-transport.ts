@@ -5,7 +5,7 @@ import { codeOf } from '../errors.js';
 import net from 'node:net';
 import tls from 'node:tls';
 import { MessageType, type Message } from '../raft/types.js';
-import { clientAddress, formatAddress, hostKey, parseAddress } from './address.js';
+import { clientAddress, formatAddress, networkKey, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import {
   BadOptionError,
@@ -79,8 +79,9 @@ export interface TcpTransportOptions {
   /** Accepted connections still in their handshake (with TLS, counted from the TCP accept on). Default 16. */
   maxUnauthenticatedConnections?: number;
   /**
-   * Of those, the most from one address (an IPv4-mapped IPv6 address counts as its IPv4 form); one
-   * more is refused at once, without taking a slot. Default 4: a node dials each peer over one
+   * Of those, the most from one address (an IPv4-mapped IPv6 address counts as its IPv4 form, and an
+   * IPv6 address as its /64, which one host can draw addresses from); one more is refused at once,
+   * without taking a slot. Default 4: a node dials each peer over one
    * connection and redials only once the last attempt is over, so one address has as many
    * handshakes at once as nodes share it (a cluster on one machine, nodes behind one NAT), and 4
    * lets up to four of them dial this node at the same moment (a fifth is refused once and redials
@@ -148,7 +149,7 @@ export class TcpTransport implements Transport {
   private readonly maxUnauthenticated: number;
   private unauthenticated = 0;
   private readonly maxPerAddress: number;
-  /** Handshakes in progress per client address (hostKey); an address with none has no entry. */
+  /** Handshakes in progress per client address (networkKey); an address with none has no entry. */
   private readonly handshakesFrom = new Map<string, number>();
   private readonly handshakeTimeoutMs: number;
   /** TLS connections accepted and not yet handed to accept(), by `endpoints`: what releases each one's handshake slot. */
@@ -408,7 +409,7 @@ export class TcpTransport implements Transport {
    * The cap per address is checked first: when both are reached, the log names the address.
    */
   private takeSlot(remoteAddress: string): (() => void) | TooManyConnectionsError {
-    const key = hostKey(remoteAddress);
+    const key = networkKey(remoteAddress);
     const fromHere = this.handshakesFrom.get(key) ?? 0;
     if (fromHere >= this.maxPerAddress) return new TooManyConnectionsError('unauthenticated', this.maxPerAddress, key);
     if (this.unauthenticated >= this.maxUnauthenticated) return new TooManyConnectionsError('unauthenticated', this.maxUnauthenticated);

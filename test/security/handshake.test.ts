@@ -233,6 +233,28 @@ describe('liveness and limits', () => {
     expect(next.destroyed).toBe(false);
   });
 
+  it('counts the handshakes of an IPv6 client by its /64: a stranger drawing addresses from its prefix cannot keep a peer out', async () => {
+    const b = await node({ id: 2, maxUnauthenticatedConnections: 8, handshakeTimeoutMs: 30_000 });
+    // Tests may not listen on IPv6: the server is told that each connection from 127.0.0.2 comes
+    // from another address of one /64, as a host given a whole prefix can make them.
+    let n = 0;
+    const server = (b.t as unknown as { server: net.Server }).server;
+    server.prependListener('connection', (s: net.Socket) => {
+      if (s.remoteAddress === '127.0.0.2') Object.defineProperty(s, 'remoteAddress', { value: `2001:db8:0:1::${(++n).toString(16)}` });
+    });
+    const strangers = await Promise.all(Array.from({ length: 8 }, () => connect(b.t.address, '127.0.0.2')));
+    await until(() => b.t.stats().connectionsRefused === 4, 'the server to refuse four of them');
+    await until(() => strangers.filter((s) => !s.destroyed).length === 4, 'the refused four to see their close');
+    expect(n).toBe(8);
+    expect(b.t.stats().handshakesInProgress).toBe(4);
+    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS: unauthenticated connections from 2001:db8:0:1::/64 at the limit of 4')).toBe(true);
+    const a = await node({ id: 1, peers: { 2: b.t.address } });
+    a.t.send([msg(1, 2, { commit: 7 })]);
+    await until(() => b.rec.messages.length === 1, "the real peer's message");
+    expect(b.rec.messages[0]!.commit).toBe(7);
+    expect(b.t.stats().connectionsRefused).toBe(4);
+  });
+
   it('counts an IPv4-mapped IPv6 address as its IPv4 form for the per-address cap, and checks the cap', () => {
     expect(hostKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
     expect(hostKey('::FFFF:10.1.2.3')).toBe('10.1.2.3');
