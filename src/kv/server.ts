@@ -142,6 +142,13 @@ export interface RespServerOptions {
    * Before AUTH, the mark of reply bytes is 16 KiB (or `bytes`, if lower).
    */
   highWaterMark?: { commands?: number; bytes?: number };
+  /**
+   * Reads waiting for a barrier (GET, EXISTS, DBSIZE) over all connections; one more is answered
+   * `-ERR KV_TOO_MANY_READS ...` at once, without waiting. Each connection's own mark
+   * (highWaterMark) bounds only its share, and maxClients connections could each queue theirs.
+   * Default 65536.
+   */
+  maxPendingReads?: number;
   /** Whether a remote address counts as loopback for protected mode (replaceable for tests). */
   isLoopback?: (remoteAddress: string | undefined) => boolean;
   /**
@@ -163,6 +170,8 @@ export interface RespServerStats {
    * (authThrottle), as it connects or at its next AUTH.
    */
   refused: number;
+  /** Reads answered -ERR KV_TOO_MANY_READS: maxPendingReads were already waiting for a barrier. */
+  readsRefused: number;
   /** Connections closed for idleness, or for not authenticating in time. */
   idleClosed: number;
   /** Connections closed because clients together held more than maxBufferedBytes. */
@@ -227,7 +236,14 @@ function passwordMatches(guess: Buffer, expected: Buffer): boolean {
  * is answered in Redis's words (see docs/errors.md).
  */
 type KvRefusalErrorCode =
-  'KV_PROTECTED_MODE' | 'KV_MAX_CLIENTS' | 'KV_CROSS_PROTOCOL' | 'KV_AUTH_FAILED' | 'KV_AUTH_THROTTLED' | 'KV_TOO_MANY_CONNECTIONS' | 'KV_MAX_BUFFERED';
+  | 'KV_PROTECTED_MODE'
+  | 'KV_MAX_CLIENTS'
+  | 'KV_CROSS_PROTOCOL'
+  | 'KV_AUTH_FAILED'
+  | 'KV_AUTH_THROTTLED'
+  | 'KV_TOO_MANY_CONNECTIONS'
+  | 'KV_MAX_BUFFERED'
+  | 'KV_TOO_MANY_READS';
 
 const PROTECTED_MODE_ERROR = new Error(
   'DENIED raftlog is in protected mode: no password is set, so only loopback clients are served. ' +
@@ -244,6 +260,8 @@ const WRONGPASS = new Error('WRONGPASS invalid username-password pair or user is
  * per many commands, few enough that a connection not read holds little parsed (see parse()).
  */
 const PARSE_AHEAD = 64;
+/** Commands that wait for a barrier before they answer (see maxPendingReads). */
+const BARRIER_READS = new Set(['GET', 'EXISTS', 'DBSIZE']);
 /** A connection is closed at its third wrong password (answered, like the others, with -WRONGPASS). */
 const AUTH_FAILURES_PER_CONNECTION = 3;
 
@@ -292,6 +310,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   // A refusal costs the client one connection, so a line for each would let anyone flood the log.
   const refusals = new RefusalLog(o.logger ?? silentLogger, 'RESP server: refused connections', o.refusalLogClock);
   const maxStrangersPerAddress = o.maxUnauthenticatedPerAddress ?? Math.max(1, Math.floor(maxClients / 4));
+  const maxPendingReads = o.maxPendingReads ?? 65_536;
   for (const [k, v] of Object.entries({
     maxClients,
     maxUnauthenticatedPerAddress: maxStrangersPerAddress,
@@ -301,6 +320,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     hwCommands,
     hwBytes,
     authTimeoutMs,
+    maxPendingReads,
   })) {
     if (!Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`serveResp: ${k} must be a positive integer`);
   }
@@ -329,8 +349,37 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   }
   const clients = new Map<net.Socket, Held>();
   const refusing = new Set<net.Socket>();
-  const counters = { refused: 0, idleClosed: 0, evicted: 0, dropped: 0, authFailures: 0, pauses: 0, paused: 0, maxInflight: 0, maxWriteBuffered: 0 };
+  const counters = {
+    refused: 0,
+    readsRefused: 0,
+    idleClosed: 0,
+    evicted: 0,
+    dropped: 0,
+    authFailures: 0,
+    pauses: 0,
+    paused: 0,
+    maxInflight: 0,
+    maxWriteBuffered: 0,
+  };
   let buffered = 0;
+  /** Reads waiting for a barrier, over all connections (see maxPendingReads). */
+  let pendingReads = 0;
+  // A client sends reads faster than it opens connections: its own line for them.
+  const readRefusals = new RefusalLog(o.logger ?? silentLogger, 'RESP server: refused reads', o.refusalLogClock);
+  /** The reply refusing a read when maxPendingReads wait already, or null after counting it in. */
+  const admitRead = (socket: net.Socket): Error | null => {
+    if (pendingReads < maxPendingReads) {
+      pendingReads++;
+      return null;
+    }
+    counters.readsRefused++;
+    const why = `${maxPendingReads} reads wait for a read barrier, the most the server holds (maxPendingReads): retry later`;
+    readRefusals.warn(
+      { code: 'KV_TOO_MANY_READS', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
+      `RESP server refused a read from ${clientAddress(socket)}: ${why}`,
+    );
+    return new Error(`ERR KV_TOO_MANY_READS ${why}`);
+  };
 
   /**
    * Closes clients until all hold no more than maxBufferedBytes together: those that have not
@@ -667,19 +716,22 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       }
       const write = WRITES[name];
       if (write === undefined) {
+        const barrier = BARRIER_READS.has(name);
+        const refused = barrier ? admitRead(socket) : null;
+        if (refused !== null) {
+          slot.reply = refused;
+          flush();
+          return;
+        }
         // A read holds its arguments until the barrier it waits for: counted until it is answered.
         const holds = heapCost(args);
         heldBytes += holds;
-        void execute(name, args, lastWrite).then(
-          (r) => {
-            heldBytes -= holds;
-            settle(slot, r);
-          },
-          (err: unknown) => {
-            heldBytes -= holds;
-            settle(slot, errorReply(err));
-          },
-        );
+        const done = (reply: Reply): void => {
+          heldBytes -= holds;
+          if (barrier) pendingReads--;
+          settle(slot, reply);
+        };
+        void execute(name, args, lastWrite).then(done, (err: unknown) => done(errorReply(err)));
         return;
       }
       // A write goes straight to the log, with no promise of its own on the way: these
@@ -798,6 +850,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       (closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of [...clients.keys(), ...refusing]) s.destroy();
-      }).then(() => refusals.flush())),
+      }).then(() => {
+        refusals.flush();
+        readRefusals.flush();
+      })),
   };
 }

@@ -10,6 +10,7 @@ import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { serveResp, type KvLog, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
 import { heapBytes as heap } from '../heap.js';
 import { ManualClock } from '../manual-clock.js';
+import { RecordingLogger } from '../recording-logger.js';
 import { CONNECTION_CLOSED, RespClient } from './resp-client.js';
 
 /** Polls a condition every few milliseconds; fails after `ms` rather than hanging until the test timeout. */
@@ -197,6 +198,31 @@ describe('the RESP server on a log whose barriers wait', () => {
       c.close();
     });
   }
+
+  it('answers a read past maxPendingReads over all connections with -ERR KV_TOO_MANY_READS, counts and logs it, and takes reads again once some are answered', async () => {
+    // Each connection may have 4 reads waiting (its own mark); three of them would hold 12.
+    log = new HeldLog();
+    const logger = new RecordingLogger();
+    server = await serveResp({ log, kv: new KvStateMachine(), address: '127.0.0.1:0', highWaterMark: { commands: 4 }, maxPendingReads: 6, logger });
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => RespClient.connect(portOf(server))));
+    const reads = (client: RespClient): Array<Promise<unknown>> => ['GET a', 'EXISTS a', 'DBSIZE', 'GET b'].map((cmd) => client.call(...cmd.split(' ')));
+    const fromA = reads(a!);
+    await until(() => log.barriers === 4);
+    const fromB = reads(b!);
+    await until(() => server.stats().readsRefused === 2);
+    const fromC = await Promise.all(reads(c!));
+    expect(fromC.map(errorText)).toEqual(Array.from({ length: 4 }, () => expect.stringMatching(/^ERR KV_TOO_MANY_READS 6 reads wait/)));
+    expect(log.barriers).toBe(6);
+    expect(server.stats().readsRefused).toBe(6);
+    expect(logger.lines.map((l) => l.fields.code)).toEqual(Array.from({ length: 6 }, () => 'KV_TOO_MANY_READS'));
+    log.release();
+    expect(await Promise.all(fromA)).toEqual([null, 0, 0, null]);
+    const answeredB = await Promise.all(fromB);
+    expect(answeredB.slice(0, 2)).toEqual([null, 0]);
+    expect(answeredB.slice(2).map(errorText)).toEqual([expect.stringMatching(/^ERR KV_TOO_MANY_READS/), expect.stringMatching(/^ERR KV_TOO_MANY_READS/)]);
+    expect(await c!.call('GET', 'a')).toBeNull();
+    for (const client of [a, b, c]) client!.close();
+  });
 });
 
 describe('the RESP server against clients that pipeline more than it starts', () => {

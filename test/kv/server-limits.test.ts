@@ -401,6 +401,7 @@ describe('RESP server limits', () => {
       { highWaterMark: { bytes: -1 } },
       { idleTimeoutMs: -1 },
       { maxUnauthenticatedPerAddress: 0 },
+      { maxPendingReads: 0 },
       { authThrottle: { failures: 0 } },
       { authThrottle: { windowMs: -1 } },
     ]) {
