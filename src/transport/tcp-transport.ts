@@ -118,12 +118,22 @@ export interface TcpTransportStats {
 }
 
 const MiB = 1024 * 1024;
+/**
+ * Removed peers kept in mind. Raft addresses a removed peer only in answer to it (a vote it asks
+ * for, say) and soon stops: one forgotten past this many later removals and reported after all
+ * meets raft's unknown-peer error, which the driver ignores.
+ */
+const REMOVALS_REMEMBERED = 1024;
 
 export class TcpTransport implements Transport {
   private readonly outbound = new Map<number, Outbound>();
   private readonly inbound = new Set<Inbound>();
   private readonly sockets = new Set<net.Socket>();
-  /** Peers removed (and not added again): raft has forgotten them, so nothing is reported about them. */
+  /**
+   * Peers removed (and not added again), the latest REMOVALS_REMEMBERED: raft has forgotten them, so
+   * nothing is reported about them. Every removal was kept, so a cluster whose members are replaced
+   * by new ids grew it for as long as the node ran.
+   */
   private readonly removed = new Set<number>();
   private readonly config: OutboundConfig;
   private readonly peerAddresses: Map<number, string>;
@@ -324,7 +334,10 @@ export class TcpTransport implements Transport {
 
   /** Also cancels pending onUnreachable/onSnapshotStatus for the peer: the driver no longer knows it. */
   removePeer(id: number): void {
+    // Removed again: the latest removal is the last forgotten.
+    this.removed.delete(id);
     this.removed.add(id);
+    if (this.removed.size > REMOVALS_REMEMBERED) this.removed.delete(this.removed.values().next().value!);
     this.peerAddresses.delete(id);
     this.bytesFromClosed.delete(id);
     this.outbound.get(id)?.close();
@@ -484,7 +497,7 @@ export class TcpTransport implements Transport {
       // opening connections to start more only replaces its own.
       claimSnapshot: (peer, conn) => {
         // Only a member the driver told us of may send one: spools on disk are bounded by the members.
-        if (!this.peerAddresses.has(peer) || this.removed.has(peer)) throw new SnapshotRejectedError(`node ${peer} is not a known peer`);
+        if (!this.peerAddresses.has(peer)) throw new SnapshotRejectedError(`node ${peer} is not a known peer`);
         const older = this.snapshotStreams.get(peer);
         this.snapshotStreams.set(peer, conn);
         if (older !== undefined && older !== conn) older.supersede(new SnapshotSupersededError(peer));
@@ -505,7 +518,7 @@ export class TcpTransport implements Transport {
       // peer the driver added without a dialable one (never for a stranger, never to move a peer).
       learned: (peer, address) => {
         const known = this.peerAddresses.get(peer);
-        if (known === undefined || this.removed.has(peer) || dialable(known)) return;
+        if (known === undefined || dialable(known)) return;
         this.addPeer(peer, address);
       },
       refused: () => {

@@ -674,6 +674,22 @@ describe('TcpTransport', () => {
     expect(b.rec.messages.some((m) => m.commit === 2 || m.type === MessageType.MsgSnap)).toBe(false);
   });
 
+  it('remembers a bounded number of removed peers however many are added and removed, and never reports the latest', async () => {
+    const { t, rec } = await node({ id: 1 });
+    const removed = (): Set<number> => (t as unknown as { removed: Set<number> }).removed;
+    // Members replaced by new ids, one after another, for as long as a node runs.
+    for (let id = 2; id < 20_000; id++) {
+      t.addPeer(id, 'embedded');
+      t.removePeer(id);
+    }
+    expect(removed().size).toBeLessThanOrEqual(1024);
+    t.send([msg(1, 19_999), msg(1, 9)]);
+    await until(() => rec.unreachable.length === 1, 'the report for node 9');
+    t.send([msg(1, 8)]);
+    await until(() => rec.unreachable.includes(8), 'the report for node 8');
+    expect(rec.unreachable).toEqual([9, 8]);
+  });
+
   it('reports a snapshot as failed when the connection dies mid-stream', async () => {
     // A peer that reads a little of the stream and then drops the connection.
     const { sink, address } = await fakePeer((s) => {
