@@ -35,7 +35,11 @@ export interface OutboundConfig {
   clusterId: string;
   /** This node's listen address, told to every peer it dials. */
   advertise(): string;
-  tls?: TlsOptions;
+  /**
+   * With TLS, this node's credentials, built once per set (a context per dial parsed the key and
+   * certificates again each time); replaced when they are reloaded.
+   */
+  tls?: tls.SecureContext;
   /** Cluster secrets (the first proves this node; any verifies the peer). Empty: no secret. */
   secrets: Buffer[];
   /** A ping goes out this often on an open connection. */
@@ -446,9 +450,7 @@ export class Outbound {
         : tls.connect({
             host,
             port,
-            key: t.key,
-            cert: t.cert,
-            ca: t.ca,
+            secureContext: t,
             // The peer's certificate must name the node we mean to reach; its host name proves nothing here.
             checkServerIdentity: (_host, cert) =>
               certNodeIds(cert).includes(peer) ? undefined : new AuthFailedError(`the certificate at ${this.address} does not name node ${peer}`),

@@ -201,7 +201,7 @@ export class TcpTransport implements Transport {
     this.config = {
       self: o.id,
       clusterId: o.clusterId,
-      ...(o.tls !== undefined ? { tls: o.tls } : {}),
+      ...(o.tls !== undefined ? { tls: secureContext(o.tls) } : {}),
       secrets,
       pingIntervalMs: o.heartbeatIntervalMs ?? Math.max(1, Math.floor(electionTimeoutMs / 5)),
       idleTimeoutMs: this.idleTimeoutMs,
@@ -391,8 +391,9 @@ export class TcpTransport implements Transport {
    */
   reloadTls(t: TlsOptions): void {
     if (this.o.tls === undefined) throw new BadOptionError('reloadTls on a transport started without tls');
-    this.config.tls = t;
+    const context = secureContext(t);
     if (this.server instanceof tls.Server) this.server.setSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
+    this.config.tls = context;
   }
 
   /**
@@ -562,6 +563,10 @@ function endpoints(s: net.Socket): string | undefined {
   const { localAddress, localPort, remoteAddress, remotePort } = s;
   if (localAddress === undefined || localPort === undefined || remoteAddress === undefined || remotePort === undefined) return undefined;
   return `${localAddress}|${localPort}|${remoteAddress}|${remotePort}`;
+}
+
+function secureContext(t: TlsOptions): tls.SecureContext {
+  return tls.createSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
 }
 
 function dialable(address: string): boolean {

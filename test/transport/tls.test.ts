@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions, TlsOptions } from '../../src/transport/tcp-transport.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
@@ -189,6 +189,28 @@ describe('TcpTransport with TLS', () => {
       return b.rec.messages.length > 0;
     }, 'a message after the reload');
     expect(b.rec.messages.every((m) => m.commit === 2)).toBe(true);
+  });
+
+  it('dials with one secure context per set of credentials, and a reload changes what the next dial presents', async () => {
+    const contexts = vi.spyOn(tls, 'createSecureContext');
+    try {
+      const b = await node(2, creds('node2'));
+      const a = await node(1, creds('node3'), { 2: b.t.address }); // wrong certificate for node 1: refused, dialled again
+      const built = contexts.mock.calls.length;
+      a.t.send([msg(1, 2, { commit: 1 })]);
+      await until(() => b.t.stats().connectionsRefused >= 5, 'five dials refused');
+      expect(contexts.mock.calls.length).toBe(built);
+      a.t.reloadTls(creds('node1'));
+      const reloaded = contexts.mock.calls.length;
+      await until(() => {
+        a.t.send([msg(1, 2, { commit: 2 })]);
+        return b.rec.messages.length > 0;
+      }, 'a message after the reload');
+      expect(b.rec.messages.every((m) => m.commit === 2)).toBe(true);
+      expect(contexts.mock.calls.length).toBe(reloaded);
+    } finally {
+      contexts.mockRestore();
+    }
   });
 
   it('closes without waiting on a connection stuck before its TLS handshake', { timeout: 5_000 }, async () => {
