@@ -13,6 +13,7 @@ import { TcpTransport } from '../transport/tcp-transport.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
 import type { Secret } from '../transport/auth.js';
 import type { Transport } from '../transport/transport.js';
+import { isPeerAddress } from '../transport/address.js';
 import { defer } from '../defer.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError, type WalStats } from '../wal/index.js';
@@ -401,6 +402,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         // share a write with what it sent earlier in the turn (a commit index, say).
         sendingLater: () => this.appends.proposing,
       });
+      // Opened to listen on port 0, the node knows its port only now: its entry in the address
+      // book (status, snapshots, what members learn of it) named port 0, where nobody listens.
+      const own = this.membership.members.get(this.id);
+      if (t instanceof TcpTransport && own !== undefined && !isPeerAddress(own)) this.membership.members.set(this.id, t.address);
     }
     this.tick();
     // Alone in its configuration, a node need not wait an election timeout: it

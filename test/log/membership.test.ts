@@ -2,6 +2,7 @@
 // configuration, promotion of learners only once they caught up, and the
 // catch-up window that spares a slightly lagging follower a whole snapshot.
 import { afterEach, describe, expect, it } from 'vitest';
+import net from 'node:net';
 import { join } from 'node:path';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
@@ -235,6 +236,22 @@ describe('ReplicatedLog membership', () => {
     // Removing the only voter: the core refuses it.
     await expect(log.changeMembership([{ remove: 1 }])).rejects.toMatchObject({ code: 'RAFT_INVALID_CONF_CHANGE' });
     expect(log.status().lastIndex).toBe(before);
+  });
+
+  it('names itself by the port it listens on when opened to listen on port 0, not by port 0', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir, listen: '127.0.0.1:0', insecure: true, sync: 'none' });
+    cleanups.push(() => log.close());
+    const self = log.status().members[1]!;
+    expect(self).toMatch(/^127\.0\.0\.1:[1-9]\d*$/);
+    // The address is the peer port: something listens there.
+    const s = net.connect(Number(self.split(':')[1]), '127.0.0.1');
+    await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject));
+    s.destroy();
+    // What a new member learns of this node (a snapshot's address book) names that port too.
+    await log.addLearner(2, '127.0.0.1:1');
+    expect(log.status().members).toEqual({ 1: self, 2: '127.0.0.1:1' });
   });
 
   it('refuses an address whose host is longer than a DNS name can be, which its snapshots could no longer hold', async () => {
