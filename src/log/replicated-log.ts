@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
+import { LogLostError, NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { members as confMembers } from '../raft/changer.js';
 import { RawNode } from '../raft/raw-node.js';
 import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
@@ -664,6 +664,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     try {
       this.node.step(m);
     } catch (err) {
+      // The node forgot what it acknowledged: serving on (a vote, above all) could undo commits.
+      if (err instanceof LogLostError) return this.fail(err, 'finding its log lost');
       // The core changed nothing. A forwarded request it cannot serve, or a response from a
       // peer that just left, is ordinary (the sender copes as with a lost message); anything
       // else deserves a line in the log.

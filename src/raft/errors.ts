@@ -19,7 +19,8 @@ export type RaftErrorCode =
   | 'RAFT_NO_LEADER'
   | 'RAFT_LEADER_TRANSFER'
   | 'RAFT_READY_PROTOCOL'
-  | 'RAFT_CORRUPT_STATE';
+  | 'RAFT_CORRUPT_STATE'
+  | 'RAFT_LOG_LOST';
 
 export class RaftError extends CodedError<RaftErrorCode> {}
 
@@ -137,6 +138,27 @@ export class LeaderTransferError extends RaftError {
 export class ReadyProtocolError extends RaftError {
   constructor(detail: string) {
     super('RAFT_READY_PROTOCOL', `ready protocol violated: ${detail}`);
+  }
+}
+
+/**
+ * The leader holds this node to have acknowledged entries its log no longer has: its data
+ * directory was wiped, replaced or restored from an old copy. A node that forgot what it
+ * acknowledged may help elect a leader without the entries it helped commit, so it must stop.
+ */
+export class LogLostError extends RaftError {
+  readonly leader: number;
+  readonly acknowledged: number;
+  readonly lastIndex: number;
+  constructor(leader: number, acknowledged: number, lastIndex: number) {
+    super(
+      'RAFT_LOG_LOST',
+      `leader ${leader} holds this node to have acknowledged entries up to ${acknowledged}, but its log ends at ${lastIndex}: ` +
+        'its stored log was lost (a wiped, replaced or restored data directory). Remove this node from the cluster and add it back with an empty data directory',
+    );
+    this.leader = leader;
+    this.acknowledged = acknowledged;
+    this.lastIndex = lastIndex;
   }
 }
 

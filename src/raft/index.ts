@@ -29,4 +29,5 @@ export {
   NoLeaderError,
   ReadyProtocolError,
   CorruptStateError,
+  LogLostError,
 } from './errors.js';

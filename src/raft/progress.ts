@@ -110,7 +110,12 @@ export class Progress {
     }
     // Probe: only the answer to the message we are waiting for counts.
     if (this.next - 1 !== rejected) return false;
-    this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    const next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    // Refused at match, the entry it acknowledged: the follower lost its log, and probing again
+    // at once would bring the same answer at once, again and again. The next heartbeat's answer
+    // retries it.
+    if (next === this.next) return false;
+    this.next = next;
     this.msgAppFlowPaused = false;
     return true;
   }

@@ -30,6 +30,7 @@ import { applyConfChangeV2, members } from './changer.js';
 import { ENTRY_OVERHEAD, payloadSize } from './size.js';
 import {
   CorruptStateError,
+  LogLostError,
   InvalidConfigError,
   InvalidMessageError,
   ProposalDroppedError,
@@ -560,6 +561,12 @@ export class Raft {
 
   /** Steps a validated message. Proposals go through propose(). */
   step(m: Message): void {
+    // A leader tells a follower to commit only what that follower acknowledged (sendHeartbeat), and
+    // a follower acknowledges only what is durable: a heartbeat beyond our log means we lost it.
+    // Checked before anything changes, as a malformed message would be.
+    if (m.type === MsgHeartbeat && m.term >= this.term && m.commit > this.raftLog.lastIndex()) {
+      throw new LogLostError(m.from, m.commit, this.raftLog.lastIndex());
+    }
     if ((m.type === MsgVoteResp || m.type === MsgPreVoteResp) && m.reject) this.learnCommit(m);
     /** The election timer before a vote request of a later term reset it: kept if the vote is refused. */
     let timer: [elapsed: number, timeout: number] | null = null;

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { RecordingLogger } from '../recording-logger.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
@@ -132,6 +133,30 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     await waitFor('the lagging node to catch up', () => (lagging.log?.status().applied ?? 0) >= last);
     expect(lagging.sm.restoredFrom).toBeGreaterThan(0);
     sameSequences(c.members.values());
+  });
+
+  it('a follower restarted on a wiped data directory stops, saying its log was lost, and the others go on', async () => {
+    const c = await cluster(3);
+    const leader = await c.leader();
+    const wiped = [...c.members.values()].find((m) => m !== leader)!;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => leader.log!.append(enc(`w${i}`))));
+    await waitFor('the follower to apply them', () => wiped.log!.status().applied >= leader.log!.status().commit);
+    await wiped.log!.close();
+    rmSync(wiped.dir, { recursive: true });
+    await c.open(wiped);
+    const log = wiped.log!;
+    let fatal: { code: string; message: string } | undefined;
+    log.once('fatal', (f) => (fatal = f));
+    // It acknowledged what it no longer holds: it could vote for a leader without those entries.
+    await waitFor('the wiped node to stop', () => fatal !== undefined, 15_000);
+    expect(fatal).toMatchObject({
+      code: 'LOG_FATAL',
+      message: expect.stringMatching(/log lost: leader \d holds this node to have acknowledged entries up to \d+, but its log ends at 0/),
+    });
+    expect(log.status().role).toBe('fatal');
+    const committed = leader.log!.status().commit;
+    const after = await leader.log!.append(enc('after'));
+    expect(after.index).toBeGreaterThan(committed);
   });
 
   it('adds and removes members while appends continue', async () => {

@@ -145,6 +145,7 @@ describe('Progress', () => {
     { state: ProgressStateProbe, match: 0, next: 10, rejected: 9, hint: 9, ok: true, wantNext: 9 },
     { state: ProgressStateProbe, match: 0, next: 10, rejected: 9, hint: 3, ok: true, wantNext: 4 }, // skip to the hint
     { state: ProgressStateProbe, match: 6, next: 10, rejected: 9, hint: 2, ok: true, wantNext: 7 }, // never below match + 1
+    { state: ProgressStateProbe, match: 6, next: 7, rejected: 6, hint: 2, ok: false, wantNext: 7 }, // refused at match: nothing new to probe
   ];
   for (const d of decr) {
     it(`maybeDecrTo in ${ProgressStateType[d.state]} match ${d.match} next ${d.next} rejected ${d.rejected} hint ${d.hint}`, () => {
