@@ -52,6 +52,7 @@ Napi::Object ScanToJs(Napi::Env env, const ScanResult& r) {
     mark.Set("start", static_cast<double>(s.mark.start));
     mark.Set("records", static_cast<double>(s.mark.records));
     mark.Set("crc", static_cast<double>(s.mark.crc));
+    mark.Set("atMarker", s.atMarker);
     o.Set("mark", mark);
     segs.Set(i, o);
   }
@@ -259,7 +260,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
   }
 
   // start(segmentBytes, sync, prealloc, lastSeq, lastName, onReport(lastId, error?),
-  //       onNotice(message, attempt, delayMs), markStart, markRecords, markCrc)
+  //       onNotice(message, attempt, delayMs), markStart, markRecords, markCrc, end, atMarker)
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (writer_ || !lock_) throw Napi::Error::New(env, "WAL handle is already started or disposed");
@@ -273,6 +274,8 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
     std::string lastName = info[4].As<Napi::String>().Utf8Value();
     MarkState mark{static_cast<uint64_t>(info[7].As<Napi::Number>().DoubleValue()), info[8].As<Napi::Number>().Uint32Value(),
                    info[9].As<Napi::Number>().Uint32Value()};
+    const auto end = static_cast<uint64_t>(info[10].As<Napi::Number>().DoubleValue());
+    const bool atMarker = info[11].As<Napi::Boolean>().Value();
     napi_ref onNotice;
     NAPI_THROW_IF_FAILED(env, napi_create_reference(env, info[6].As<Napi::Function>(), 1, &onNotice), Napi::Value());
     napi_value name = Napi::String::New(env, "raftlog-wal");
@@ -296,7 +299,7 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
       send(new Report{true, 0, false, message, attempt, delayMs});
     };
     try {
-      writer_ = std::make_unique<Writer>(o, lastSeq, lastName, mark, [send](uint64_t lastId, const std::string* error) {
+      writer_ = std::make_unique<Writer>(o, lastSeq, lastName, mark, end, atMarker, [send](uint64_t lastId, const std::string* error) {
         send(new Report{false, lastId, error != nullptr, error != nullptr ? *error : "", 0, 0});
       });
     } catch (const WalError& e) {

@@ -105,7 +105,7 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     std::string name = e->d_name;
     uint64_t seq, first, stamp;
     if (ParseSegmentName(name, &seq, &first, &stamp)) {
-      segs.push_back({seq, first, stamp, name, 0, 0, {}});
+      segs.push_back({seq, first, stamp, name, 0, 0, {}, false});
     } else if (IsRecycledName(name)) {
       // Kept for reuse; the writer takes it over (Writer::AdoptRecycled). Never part of the log.
     } else if (name == kPreallocName || IsReleasedName(name)) {
@@ -247,6 +247,7 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     if (off == 0 && damage == nullptr) damage = "missing segment header";
     seg.end = off;
     seg.mark = group;
+    seg.atMarker = off > 0 && sinceMarker.start == off;
     if (damage == nullptr) {
       out.searchBytes += searchLimit - budget;
       continue;

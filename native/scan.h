@@ -24,6 +24,7 @@ struct ScannedSegment {
   uint64_t size;  // file size
   uint64_t end;   // offset just past the last valid record
   MarkState mark;
+  bool atMarker;  // the records end with a marker: a sync at `end` begins a group the scan accepts
 };
 
 // One record (segment headers are checked, not reported). For entries a, b, c

@@ -18,7 +18,8 @@
 
 namespace raftlog {
 
-Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, Report report)
+Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, uint64_t end, bool atMarker,
+               Report report)
     : options_(std::move(options)), report_(std::move(report)), mark_(mark) {
   dirFd_ = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirFd_ < 0) throw IoError("open directory", options_.dir, errno);
@@ -43,6 +44,13 @@ Writer::Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastN
     ParseSegmentName(lastName, &submitSeq_, &first, &submitStamp_);  // a format 2 segment goes on without stamps
     seq_ = lastSeq;
     name_ = lastName;
+    end_ = end;
+    // Records the scan found in an open group may be unsynced (a crash left them in the page
+    // cache). Where they end with a marker, the first group syncs them too, which begins a
+    // group there: a close then seals with a marker of an empty group, and the next open,
+    // writing nothing, has nothing to seal (its seals would grow the segment with every
+    // restart).
+    dirty_ = atMarker && mark.records > 0;
   }
   try {
     AdoptRecycled();

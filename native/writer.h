@@ -134,8 +134,9 @@ class Writer {
   using Report = std::function<void(uint64_t lastId, const std::string* error)>;
 
   // `mark`: the last segment's open group (from the scan): the next marker written
-  // there covers those records too.
-  Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, Report report);
+  // there covers those records too. `end`: where its records end; `atMarker`: they end
+  // with a marker.
+  Writer(WriterOptions options, uint64_t lastSeq, const std::string& lastName, MarkState mark, uint64_t end, bool atMarker, Report report);
   ~Writer();
 
   // Returns the job's id. Negative: the writer was idle, so the job ran on

@@ -12,8 +12,11 @@ export interface NativeSegment {
   name: string;
   size: number;
   end: number;
-  /** The records after the segment's last marker, which the writer's next marker there must cover. */
-  mark: { start: number; records: number; crc: number };
+  /**
+   * The segment's open group (the records since the writer's last sync), which the writer's next
+   * marker there must cover; `atMarker`: the records end with a marker.
+   */
+  mark: { start: number; records: number; crc: number; atMarker: boolean };
 }
 
 export interface NativeScan {
@@ -56,6 +59,9 @@ export interface NativeHandle {
     markStart: number,
     markRecords: number,
     markCrc: number,
+    /** Where the last segment's records end, and whether they end with a marker. */
+    end: number,
+    atMarker: boolean,
   ): void;
   /**
    * Six numbers per chunk in plan: buffer position, begin, end, seq, offset, firstIndex. Returns the

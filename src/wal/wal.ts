@@ -141,6 +141,12 @@ export class Wal {
   #appends = 0;
   #records = 0;
   #logger: WalLogger = SILENT;
+  /**
+   * The last segment's records all lie before an intact seal of a group with none (a marker of
+   * an empty group, written after a sync), and nothing was written since open: a close has
+   * nothing to seal, and a seal at each such close would grow the segment without bound.
+   */
+  #sealed: boolean;
 
   /** Set when open() cut off a torn record at the end of the last segment (never acknowledged). */
   readonly repair: WalRepair | null;
@@ -196,7 +202,8 @@ export class Wal {
           `WAL: cut off a torn write at the end of the log, in ${torn.file} at offset ${torn.offset} (${torn.droppedBytes} bytes dropped)`,
         );
       const last = wal.#segments.last;
-      const mark = scan.segments.at(-1)?.mark;
+      const scanned = scan.segments.at(-1);
+      const mark = scanned?.mark;
       handle.start(
         segmentBytes,
         sync === 'always',
@@ -208,6 +215,8 @@ export class Wal {
         mark?.start ?? 0,
         mark?.records ?? 0,
         mark?.crc ?? 0,
+        scanned?.end ?? 0,
+        mark?.atMarker ?? false,
       );
       return wal;
     } catch (err) {
@@ -236,6 +245,7 @@ export class Wal {
     this.#segmentBytes = segmentBytes;
     this.#cacheBytes = cacheBytes;
     this.repair = scan.torn;
+    this.#sealed = scan.segments.at(-1)?.mark.records === 0;
     const log = replay(dir, scan);
     this.#segments = log.segments;
     this.#positions = log.positions;
@@ -541,7 +551,7 @@ export class Wal {
       // `closed`) must find this close under way, not start another one inside it.
       let adopt!: (closed: Promise<void>) => void;
       this.#closing = new Promise<void>((resolve) => (adopt = resolve));
-      adopt(this.#jobs.close(this.#segments.length > 0));
+      adopt(this.#jobs.close(this.#segments.length > 0 && !this.#sealed));
     }
     return this.#closing;
   }
@@ -616,6 +626,7 @@ export class Wal {
     // Pass 1: where do segment rotations fall? A new segment starts with a
     // prelude (segment header, then the snapshot marker and hard state as of
     // that moment) so that releasing older segments never loses them.
+    this.#sealed = false;
     const prelude = this.#preludeBytes();
     let seq = this.#segments.last?.seq ?? 0;
     let off = this.#offset;

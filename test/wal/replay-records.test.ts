@@ -33,7 +33,7 @@ function scanOf(segments: Array<[number, number]>, recs: Rec[]): ScanRecords {
       name: segmentName(seq, firstIndex, 1),
       size: 1 << 20,
       end: ends[k]!,
-      mark: { start: 0, records: 0, crc: 0 },
+      mark: { start: 0, records: 0, crc: 0, atMarker: false },
     })),
     records: new Float64Array(out),
     metas,

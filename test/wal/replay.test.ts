@@ -277,6 +277,48 @@ describe('markers tell a torn write from damaged data', () => {
     await wal.close();
   });
 
+  describe('a close that wrote nothing adds a seal only while the last group has none', () => {
+    // Without that, every clean restart that writes nothing grew the last segment by a seal.
+    async function reopened(dir: string, times: number): Promise<number[]> {
+      const markers: number[] = [];
+      for (let k = 0; k < times; k++) {
+        const wal = await Wal.open(dir, SMALL);
+        expect(wal.repair).toBeNull();
+        await wal.close();
+        markers.push(records(readFileSync(segments(dir).at(-1)!)).filter((r) => r.kind === MARKER).length);
+      }
+      return markers;
+    }
+
+    it('after a close that wrote: none', async () => {
+      const dir = await written(2);
+      const before = records(readFileSync(segments(dir).at(-1)!)).filter((r) => r.kind === MARKER).length;
+      expect(await reopened(dir, 3)).toEqual([before, before, before]);
+    });
+
+    it('in a WAL never written to: one, then one more after a sync, then none', async () => {
+      const dir = tempDir();
+      expect(await reopened(dir, 4)).toEqual([1, 2, 2, 2]);
+    });
+
+    it('after a crash: one, which a later damage to the records it follows shows as corruption', async () => {
+      // Copied while its WAL is open: no seal, as a crash leaves it.
+      const from = tempDir();
+      const open = await Wal.open(from, SMALL);
+      await open.append(range(1, 4, 1));
+      const dir = tempDir();
+      for (const f of readdirSync(from)) writeFileSync(join(dir, f), readFileSync(join(from, f)));
+      await open.close();
+      expect(await reopened(dir, 3)).toEqual([2, 2, 2]);
+      const file = segments(dir).at(-1)!;
+      const buf = readFileSync(file);
+      const hit = records(buf).find((r) => r.kind === 2)!.offset;
+      buf[hit + 20]! ^= 0x10;
+      writeFileSync(file, buf);
+      await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_CORRUPT', file, offset: hit });
+    });
+  });
+
   it.each([
     // Past a zero header lie zeros or an earlier life's records: the search finds no marker of this segment.
     ['the seal zeroed: the end of the records', (b: Buffer, at: number) => b.fill(0, at, at + 32), undefined],
