@@ -54,6 +54,20 @@ constexpr uint32_t kSnapshotPrefix = 16;
 constexpr uint32_t kMarkerPayload = 16;
 constexpr uint32_t kMarkerBytes = 32;  // header + payload
 
+// The largest segment file the writer makes, whatever its options were (segmentBytes is
+// at most 2^30): a segment takes records while they fit in segmentBytes, but the first
+// record after its prelude goes in whatever its size, and a prelude holds a snapshot
+// marker (at most one record) besides its header and hard state. Then come at most two
+// markers: that job's and a close's seal, or two seals where a crash kept the job's
+// marker from the disk (a close that wrote nothing adds none once the last group is a
+// seal's own). A direct write rounds the file up to a whole block. Preallocation, zeroing ahead and reuse never make a file larger than
+// segmentBytes rounded up to a block. Open refuses a larger file before reading it.
+constexpr uint64_t kMaxRecordBytes = (kHeaderBytes + uint64_t(kMaxPayload) + 7) & ~uint64_t(7);
+constexpr uint64_t kMaxSegmentFileBytes =
+    ((kSegmentPayload + kHeaderBytes) + kMaxRecordBytes + (kHardStatePayload + kHeaderBytes) + kMaxRecordBytes + 2 * kMarkerBytes + 4095) /
+    4096 * 4096;
+static_assert(kMaxSegmentFileBytes == (2ull << 30) + 4096, "docs/wal-format.md states this bound");
+
 inline uint64_t Align8(uint64_t n) { return (n + 7) & ~uint64_t(7); }
 
 inline uint32_t Load32(const uint8_t* p) {

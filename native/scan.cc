@@ -158,6 +158,13 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     struct stat st;
     if (fstat(m.fd, &st) != 0) throw IoError("stat", path, errno);
     if (!S_ISREG(st.st_mode)) throw WalError(WalCode::kCorrupt, path + " is not a regular file, so not a segment file", path, -1);
+    // Before anything is mapped or read: damage, or a hostile file under a segment's name,
+    // must not make open cost a file's size in time and page cache.
+    if (static_cast<uint64_t>(st.st_size) > kMaxSegmentFileBytes)
+      throw WalError(WalCode::kCorrupt,
+                     path + " is " + std::to_string(st.st_size) + " bytes, more than any segment file the WAL writes (at most " +
+                         std::to_string(kMaxSegmentFileBytes) + " bytes)",
+                     path, -1);
     m.size = static_cast<size_t>(st.st_size);
     seg.size = m.size;
     if (m.size > 0) {
@@ -187,6 +194,8 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
           if (!AllZero(p + off, m.size - off)) damage = "zero header followed by nonzero bytes";
         } else {
           // Format 3: past the end lie zeros or an earlier life's records, but no marker of this one.
+          // Searched to the file's end, which only the bound on its size limits: a zeroed span
+          // inside the records can be of any length, so a later group's marker can lie anywhere.
           Search found = FindMarker(p, m.size, off, stamp, 0, &budget);
           if (found == Search::kFound) damage = "zero header followed by a marker of this segment";
           if (found == Search::kTooCostly) damage = "zero header followed by too many candidate records to check";

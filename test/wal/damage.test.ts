@@ -273,6 +273,34 @@ describe('torn tail of a large file', () => {
   });
 });
 
+describe('a segment file larger than the WAL writes', () => {
+  // The largest the writer makes: a prelude (header, a snapshot marker of at most one
+  // record, the hard state), one record of the largest size, its job's marker, a seal, in
+  // whole blocks (native/record.h).
+  const BOUND = 2 ** 31 + 4096;
+
+  it('is refused by open and by the read-only scan before a byte of it is read', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, SMALL);
+    await wal.append(range(1, 4, 1));
+    await wal.close();
+    const file = segments(dir).at(-1)!;
+    const before = readFileSync(file);
+    // Sparse: mapped and scanned, its holes cost seconds and their size in page cache.
+    truncateSync(file, 2 ** 32);
+    const expected = {
+      code: 'WAL_CORRUPT',
+      file,
+      message: `${file} is ${2 ** 32} bytes, more than any segment file the WAL writes (at most ${BOUND} bytes)`,
+    };
+    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject(expected);
+    expect(() => addon().scan(dir)).toThrow(expect.objectContaining(expected));
+    // Nothing was cut or zeroed: the file is as it was.
+    truncateSync(file, before.length);
+    expect(readFileSync(file).equals(before)).toBe(true);
+  });
+});
+
 describe('corruption', () => {
   it('fails open naming the file and offset for a flipped byte in any record that is not the tail', async () => {
     const dir = tempDir();
