@@ -84,7 +84,10 @@ async function forceNewCluster(
   const wal = await Wal.open(walDir);
   try {
     if (wal.lastIndex === 0 && wal.snapshot === null) throw new CliError('NO_WAL', `${dataDir} holds no log to recover`);
-    const snaps = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
+    // Not made until the new snapshot is written: a refusal before then (its snapshot is
+    // missing, say) must leave the directory as it was.
+    const snapDir = join(dataDir, 'snapshots');
+    const snaps = await FileSnapshotStore.open(snapDir, { create: false });
     const storage = await RaftStorage.open(wal, snaps, { voters: [id], learners: [] });
     const snap = storage.snapshot();
     const members = new Map<number, string>();
@@ -115,7 +118,7 @@ async function forceNewCluster(
     const term = last === snap.meta.index ? snap.meta.term : storage.term(last);
     const address = listen ?? members.get(id);
     const data = encodeSnapshotData(address === undefined ? [] : [[id, address]], snapshotChunks(sm.snapshot()));
-    await snaps.save({ meta: { index: last, term, conf: { voters: [id], learners: [] } }, data });
+    await (await FileSnapshotStore.open(snapDir)).save({ meta: { index: last, term, conf: { voters: [id], learners: [] } }, data });
     await wal.saveSnapshot({ index: last, term }, { discardLog: true });
     const hs = wal.hardState;
     await wal.append([], { term: Math.max(hs.term, term), vote: hs.vote, commit: last });

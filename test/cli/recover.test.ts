@@ -1,6 +1,6 @@
 // `raftlog recover --force-new-cluster`: a survivor of a three-node cluster whose
 // other members are gone becomes a one-member cluster with every record it held.
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
@@ -88,6 +88,22 @@ it('refuses a data directory whose wal/ holds no segments, and leaves it as it f
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes'])).toBe(1);
   expect(String(err.mock.calls[0]?.[0])).toMatch(/NO_WAL: .* holds no log to recover/);
+  expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
+});
+
+it('refuses a node whose snapshot is missing without creating its snapshots/ directory', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 5 });
+  for (let i = 0; i < 12; i++) await log.append(set(`k${i}`, 'v'));
+  await log.close();
+  // The WAL's snapshot marker names a snapshot file that is gone, with its directory.
+  rmSync(join(t.dir, 'snapshots'), { recursive: true });
+  const before = readdirSync(t.dir, { recursive: true }).sort();
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes'])).not.toBe(0);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/SNAPSHOT_MISSING/);
   expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
 });
 
