@@ -37,7 +37,20 @@ Napi::Error ToJs(Napi::Env env, const WalError& e) {
   return err;
 }
 
-Napi::Object ScanToJs(Napi::Env env, const ScanResult& r) {
+// Eight numbers per record: kind, segment, offset, length, type, a, b, c. Off the JS thread
+// where it can be: for millions of records this took seconds.
+std::vector<double> PackRecords(std::vector<ScannedRecord>&& records) {
+  std::vector<double> out;
+  out.reserve(records.size() * 8);
+  for (const ScannedRecord& x : records)
+    out.insert(out.end(), {static_cast<double>(x.kind), static_cast<double>(x.segment), static_cast<double>(x.offset), static_cast<double>(x.length),
+                           static_cast<double>(x.type), static_cast<double>(x.a), static_cast<double>(x.b), static_cast<double>(x.c)});
+  std::vector<ScannedRecord>().swap(records);  // freed now: the scan's peak is one copy, not two
+  return out;
+}
+
+// `records` from PackRecords, handed to JS without a copy.
+Napi::Object ScanToJs(Napi::Env env, const ScanResult& r, std::vector<double>&& records) {
   Napi::Object out = Napi::Object::New(env);
   Napi::Array segs = Napi::Array::New(env, r.segments.size());
   for (size_t i = 0; i < r.segments.size(); i++) {
@@ -57,20 +70,14 @@ Napi::Object ScanToJs(Napi::Env env, const ScanResult& r) {
     segs.Set(i, o);
   }
   out.Set("segments", segs);
-  // Eight numbers per record: kind, segment, offset, length, type, a, b, c.
-  Napi::Float64Array recs = Napi::Float64Array::New(env, r.records.size() * 8);
-  double* d = recs.Data();
-  for (const ScannedRecord& x : r.records) {
-    *d++ = x.kind;
-    *d++ = x.segment;
-    *d++ = static_cast<double>(x.offset);
-    *d++ = x.length;
-    *d++ = x.type;
-    *d++ = static_cast<double>(x.a);
-    *d++ = static_cast<double>(x.b);
-    *d++ = static_cast<double>(x.c);
+  if (records.empty()) {
+    out.Set("records", Napi::Float64Array::New(env, 0));
+  } else {
+    auto* held = new std::vector<double>(std::move(records));
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(
+        env, held->data(), held->size() * sizeof(double), [](Napi::Env, void*, std::vector<double>* v) { delete v; }, held);
+    out.Set("records", Napi::Float64Array::New(env, held->size(), buf, 0));
   }
-  out.Set("records", recs);
   Napi::Array metas = Napi::Array::New(env, r.metas.size());
   for (size_t i = 0; i < r.metas.size(); i++)
     metas.Set(i, Napi::Buffer<uint8_t>::Copy(env, r.metas[i].data(), r.metas[i].size()));
@@ -130,6 +137,7 @@ class ScanWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       result_ = ScanDir(dir_, true);
+      records_ = PackRecords(std::move(result_.records));
     } catch (const WalError& e) {
       error_ = std::make_unique<WalError>(e);
       SetError(e.what());
@@ -141,7 +149,7 @@ class ScanWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Value scan;
     try {
-      scan = ScanToJs(Env(), result_);
+      scan = ScanToJs(Env(), result_, std::move(records_));
     } catch (const std::exception& e) {
       // The open waiting for this scan must settle, so the failure goes to the callback.
       Callback().Call({ToJs(Env(), WalError(WalCode::kIo, std::string("cannot hand over the scan: ") + e.what())).Value()});
@@ -154,6 +162,7 @@ class ScanWorker : public Napi::AsyncWorker {
  private:
   std::string dir_;
   ScanResult result_;
+  std::vector<double> records_;
   std::unique_ptr<WalError> error_;
 };
 
@@ -488,7 +497,9 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
 
 Napi::Value ScanReadOnly(const Napi::CallbackInfo& info) {
   try {
-    return ScanToJs(info.Env(), ScanDir(info[0].As<Napi::String>().Utf8Value(), false));
+    ScanResult r = ScanDir(info[0].As<Napi::String>().Utf8Value(), false);
+    std::vector<double> records = PackRecords(std::move(r.records));
+    return ScanToJs(info.Env(), r, std::move(records));
   } catch (const WalError& e) {
     throw ToJs(info.Env(), e);
   }

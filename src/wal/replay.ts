@@ -24,8 +24,34 @@ export interface Replayed {
 /** The scan's fields replay reads. */
 export type ScanRecords = Pick<NativeScan, 'segments' | 'records' | 'metas'>;
 
+/**
+ * Records replayed between two turns of the event loop in replayYielding: tens of
+ * milliseconds of work. A WAL of 512 MiB of small records holds about four million, whose
+ * replay in one piece held the loop for five seconds or more.
+ */
+export const REPLAY_SLICE = 16384;
+
 /** Throws WAL_CORRUPT when the records do not form one log, or segments it needs are missing. `dir` names it in errors. */
 export function replay(dir: string, scan: ScanRecords): Replayed {
+  const steps = replaying(dir, scan);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** replay(), letting the event loop turn after every REPLAY_SLICE records. */
+export async function replayYielding(dir: string, scan: ScanRecords): Promise<Replayed> {
+  const steps = replaying(dir, scan);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The replay, pausing (a bare yield) after every REPLAY_SLICE records. */
+function* replaying(dir: string, scan: ScanRecords): Generator<void, Replayed> {
   const segments = new Segments();
   for (const s of scan.segments) segments.push({ seq: s.seq, firstIndex: s.firstIndex, name: s.name, maxIndex: s.firstIndex - 1 });
   const p = new Positions();
@@ -65,7 +91,11 @@ export function replay(dir: string, scan: ScanRecords): Replayed {
     }
   };
   const r = scan.records;
-  for (let k = 0; k < r.length; k += 8) {
+  for (let k = 0, slice = REPLAY_SLICE; k < r.length; k += 8) {
+    if (--slice === 0) {
+      yield;
+      slice = REPLAY_SLICE;
+    }
     const kind = r[k]!;
     enter(r[k + 1]!);
     const seg = segments.at(r[k + 1]!)!;

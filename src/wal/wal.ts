@@ -22,7 +22,7 @@ import {
   WalUnavailableError,
 } from './errors.js';
 import type { Positions } from './positions.js';
-import { replay } from './replay.js';
+import { type Replayed, replayYielding } from './replay.js';
 import { type Segment, Segments } from './segments.js';
 import {
   ENTRY_PREFIX,
@@ -146,7 +146,7 @@ export class Wal {
    * an empty group, written after a sync), and nothing was written since open: a close has
    * nothing to seal, and a seal at each such close would grow the segment without bound.
    */
-  #sealed: boolean;
+  #sealed = false;
 
   /** Set when open() cut off a torn record at the end of the last segment (never acknowledged). */
   readonly repair: WalRepair | null;
@@ -156,7 +156,8 @@ export class Wal {
   /**
    * Opens (creating if needed) the WAL in `dir`, takes the directory lock and
    * replays it: every segment is read once, on the libuv thread pool, and
-   * every CRC verified. A new directory (and any missing parent) is created
+   * every CRC verified; the replay of what it read lets the event loop turn
+   * every few thousand records. A new directory (and any missing parent) is created
    * durably before open resolves, with segment 1 in it: a crash cannot lose it
    * once an append has been acknowledged, and a WAL directory without a
    * segment is refused (WAL_CORRUPT) as one that lost its log. An existing
@@ -191,8 +192,10 @@ export class Wal {
     }
     try {
       const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!))));
-      const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan);
+      // The scan ran on the thread pool; its replay, seconds for millions of records, yields to the loop.
+      const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan.torn, await replayYielding(path, scan));
       wal.#logger = logger;
+      wal.#sealed = scan.segments.at(-1)?.mark.records === 0;
       // Cut off as a crash's torn write, which was never acknowledged; damage there (a segment cut
       // short) reads the same, and this line is all that says the log is shorter than it was.
       const torn = wal.repair;
@@ -230,7 +233,8 @@ export class Wal {
     readonly dir: string,
     segmentBytes: number,
     cacheBytes: number,
-    scan: NativeScan,
+    torn: WalRepair | null,
+    log: Replayed,
   ) {
     this.#handle = handle;
     this.#jobs = new JobQueue(handle, dir, {
@@ -244,9 +248,7 @@ export class Wal {
     });
     this.#segmentBytes = segmentBytes;
     this.#cacheBytes = cacheBytes;
-    this.repair = scan.torn;
-    this.#sealed = scan.segments.at(-1)?.mark.records === 0;
-    const log = replay(dir, scan);
+    this.repair = torn;
     this.#segments = log.segments;
     this.#positions = log.positions;
     this.#hs = log.hardState;

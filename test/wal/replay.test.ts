@@ -7,7 +7,8 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, w
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addon } from '../../src/wal/addon.js';
+import { addon, type NativeHandle } from '../../src/wal/addon.js';
+import { REPLAY_SLICE } from '../../src/wal/replay.js';
 import { Wal, type WalOptions } from '../../src/wal/index.js';
 import { cleanTempDirs, plain, range, tempDir } from './helpers.js';
 
@@ -208,6 +209,52 @@ describe('replay knows what must be there', () => {
     buf.writeUInt32LE(crc32c.buf(buf.subarray(4, 16 + 24)) >>> 0, 0); // a whole header, of the old format
     writeFileSync(file, buf);
     await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_VERSION', file });
+  });
+});
+
+describe('open lets the event loop turn', () => {
+  it('while it replays what the scan found, with the same log', async () => {
+    const dir = tempDir();
+    const n = 3 * REPLAY_SLICE + 5;
+    let wal = await Wal.open(dir, { sync: 'none' });
+    const data = new Uint8Array([7]);
+    for (let lo = 1; lo <= n; lo += 5000) {
+      const batch = [];
+      for (let i = lo; i < Math.min(lo + 5000, n + 1); i++) batch.push({ index: i, term: 1 + (i >> 14), type: 0, data });
+      await wal.append(batch);
+    }
+    await wal.close();
+    // Turns of the loop counted from the scan's callback (the scan itself runs on the thread pool).
+    const native = addon();
+    const Original = native.WalHandle;
+    let scanned = false;
+    let turns = 0;
+    native.WalHandle = class extends Original {
+      override scanAsync(cb: Parameters<NativeHandle['scanAsync']>[0]): void {
+        super.scanAsync((err, scan) => {
+          scanned = true;
+          cb(err, scan);
+        });
+      }
+    };
+    let opening = true;
+    const spin = (): void => {
+      if (scanned) turns++;
+      if (opening) setImmediate(spin);
+    };
+    setImmediate(spin);
+    try {
+      wal = await Wal.open(dir);
+    } finally {
+      opening = false;
+      native.WalHandle = Original;
+    }
+    expect(scanned).toBe(true);
+    expect(turns).toBeGreaterThan(0);
+    expect(wal.lastIndex).toBe(n);
+    for (const i of [1, REPLAY_SLICE, 2 * REPLAY_SLICE + 1, n]) expect(wal.term(i)).toBe(1 + (i >> 14));
+    expect(plain(wal.entriesSync(n - 1, n + 1))).toEqual(plain([n - 1, n].map((index) => ({ index, term: 1 + (index >> 14), type: 0, data }))));
+    await wal.close();
   });
 });
 
