@@ -31,7 +31,8 @@ example over the Redis protocol (redis-cli works); without a password (the first
 --requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
 leader it knows changes. SIGINT/SIGTERM stop it cleanly. If the node stops on a
 storage failure or a corrupt entry (LOG_FATAL, LOG_CORRUPT) it exits with status 1,
-so that a supervisor restarts it; any other failure to start is one line on stderr with
+so that a supervisor restarts it (its --admin endpoint, closed last, answers /health 503 with
+the reason until the log is closed); any other failure to start is one line on stderr with
 its code, exit status 1 (2 for bad flags).
 --join starts a node that was added with \`raftlog member add\`: --peers names the
 existing members and this node; it takes the cluster's configuration from the leader
@@ -151,8 +152,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     resp = respAddress !== undefined && kv !== null ? await serveResp({ log, kv, address: respAddress, ...access, logger }) : null;
     admin = adminAddress !== undefined ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined, logger }) : null;
   } catch (err) {
-    await resp?.close();
-    await log.close();
+    await stopNode({ resp, log, admin: null });
     throw err;
   }
   // The handlers are in place before the node says it is up: a supervisor (or a test) that
@@ -204,9 +204,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   clearInterval(keepAlive);
   log.off('leader', onLeader);
   log.off('fatal', onFatal);
-  await admin?.close();
-  await resp?.close();
-  await log.close();
+  await stopNode({ resp, log, admin });
   if (fatal !== undefined) {
     if (json) logger.fatal({ code: fatal.code }, `node ${id} stopped: ${fatal.code}: ${fatal.message}`);
     console.error(`raftlog serve: node ${id} stopped: ${fatal.code}: ${fatal.message}`);
@@ -214,6 +212,27 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   }
   say({}, `node ${id} stopped`);
   return 0;
+}
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * Stops a node's parts in the order an operator and a supervisor need. The RESP port first: a
+ * node going down must not answer clients (PING least of all) as if it served them. The log
+ * next, whole: its grace for appends to commit and the release of its files. The admin
+ * endpoint last, also when the log's close fails: until then /health answers 503 with why the
+ * node is going (LOG_FATAL and its message, or LOG_CLOSED), where a refused connection would
+ * read as a crash or a network fault.
+ */
+export async function stopNode({ resp, log, admin }: { resp: Closable | null; log: Closable; admin: Closable | null }): Promise<void> {
+  try {
+    await resp?.close();
+    await log.close();
+  } finally {
+    await admin?.close();
+  }
 }
 
 /** --requirepass-file (its first line, so the password stays out of `ps`) and --max-clients. */

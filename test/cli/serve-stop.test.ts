@@ -1,0 +1,68 @@
+// How `raftlog serve` stops its parts: the RESP port first, the log whole, the admin endpoint
+// last, so that a node going down says why on /health until its log is closed.
+import { afterEach, expect, it } from 'vitest';
+import { serveAdmin } from '../../src/admin/server.js';
+import { stopNode } from '../../src/cli/serve.js';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RecordingMachine, enc, tempDir, waitFor } from '../log/helpers.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+it('a node stopped by LOG_FATAL answers /health 503 with the reason while its log closes, then closes the admin endpoint', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const sm = new RecordingMachine();
+  const log = await ReplicatedLog.open<number>({ dataDir: t.dir, stateMachine: sm });
+  cleanups.push(() => log.close());
+  const admin = await serveAdmin({ log: log as ReplicatedLog<unknown>, address: '127.0.0.1:0' });
+  cleanups.push(() => admin.close());
+  sm.apply = () => {
+    throw new Error('the disk under the state machine is gone');
+  };
+  await log.append(enc('x')).catch(() => undefined);
+  await waitFor('the node to stop', () => log.status().role === 'fatal');
+
+  const order: string[] = [];
+  let letLogClose = (): void => undefined;
+  const held = new Promise<void>((r) => (letLogClose = r));
+  const stopping = stopNode({
+    resp: { close: async () => void order.push('resp') },
+    log: {
+      close: async () => {
+        order.push('log');
+        await held;
+        await log.close();
+      },
+    },
+    admin: {
+      close: async () => {
+        order.push('admin');
+        await admin.close();
+      },
+    },
+  });
+  await waitFor('the log to be closing', () => order.includes('log'));
+  const res = await fetch(`http://${admin.address}/health`);
+  expect(res.status).toBe(503);
+  expect(await res.json()).toMatchObject({ health: false, reason: 'LOG_FATAL', message: expect.stringMatching(/the disk under the state machine is gone/) });
+  letLogClose();
+  await stopping;
+  expect(order).toEqual(['resp', 'log', 'admin']);
+  await expect(fetch(`http://${admin.address}/health`)).rejects.toThrow();
+});
+
+it('the admin endpoint closes even when closing the log fails', async () => {
+  const closed: string[] = [];
+  const failure = new Error('close failed');
+  await expect(
+    stopNode({
+      resp: null,
+      log: { close: () => Promise.reject(failure) },
+      admin: { close: async () => void closed.push('admin') },
+    }),
+  ).rejects.toBe(failure);
+  expect(closed).toEqual(['admin']);
+});
