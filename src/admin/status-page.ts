@@ -1,9 +1,13 @@
 // GET / of the admin endpoint: a page for the person on call who would rather
-// look than read. It polls this node's /status and /metrics once a second (with
-// the token from the address's fragment, #token=..., which never leaves the
-// browser except as that Authorization header) and shows
+// look than read. It polls this node's /status, /metrics and /health once a
+// second (with the token from the address's fragment, #token=..., which never
+// leaves the browser except as that Authorization header) and shows
 // the members as this node sees them, the leader highlighted, and two charts
 // over the last five minutes. No build step and nothing fetched from elsewhere.
+// Its health column says what it can know: for this node, what /health answers
+// (a linearizable read within 2 s, not merely a leader known); for another
+// member, whether the leader has heard from it lately, which only the leader's
+// page can tell.
 export const STATUS_PAGE_HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -22,6 +26,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .charts { display: flex; gap: 1.5rem; margin-top: 1.2rem; flex-wrap: wrap; }
   .chart { background: #fff; box-shadow: 0 1px 2px #0002; padding: .6rem .8rem; }
   .chart b { display: block; margin-bottom: .3rem; }
+  .note { color: #5b6478; margin-top: .4rem; font-size: 12px; }
   #error { color: #b3261e; margin-top: 1rem; }
 </style>
 </head>
@@ -32,6 +37,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <thead><tr><th>member</th><th>address</th><th>role</th><th>match</th><th>lag</th><th>health</th></tr></thead>
   <tbody id="members"></tbody>
 </table>
+<div class="note">health: this node's is its /health (a linearizable read within 2 s); another member's, whether the leader heard from it lately.</div>
 <div class="charts">
   <div class="chart"><b>commits/s</b><svg id="commits" width="320" height="80"></svg><div id="commits-now"></div></div>
   <div class="chart"><b>append p99 (ms)</b><svg id="p99" width="320" height="80"></svg><div id="p99-now"></div></div>
@@ -82,17 +88,32 @@ function row(cells, cls) {
   if (cls) tr.className = cls;
   for (const c of cells) {
     const td = document.createElement("td");
-    if (typeof c === "object") { td.textContent = c.text; td.className = c.cls; } else td.textContent = c;
+    if (typeof c === "object") { td.textContent = c.text; td.className = c.cls; if (c.title) td.title = c.title; } else td.textContent = c;
     tr.appendChild(td);
   }
   return tr;
 }
 
+// 503 is an answer too: the node says why it is not healthy.
+function health() {
+  return fetch("health", opts).then((r) => {
+    if (r.status !== 200 && r.status !== 503) throw new Error("health " + r.status);
+    return r.json();
+  });
+}
+
+function healthCell(s, h, id, p) {
+  if (id === s.id) return h.health === true ? { text: "healthy", cls: "ok" } : { text: String(h.reason || h.code), cls: "bad", title: String(h.message) };
+  if (p) return p.recentActive ? { text: "reachable", cls: "ok" } : { text: "unreachable", cls: "bad" };
+  return { text: id === s.lead ? "see its page" : "seen from the leader", cls: "" };
+}
+
 async function poll() {
   try {
-    const [s, text] = await Promise.all([
+    const [s, text, h] = await Promise.all([
       fetch("status", opts).then((r) => { if (!r.ok) throw new Error("status " + r.status); return r.json(); }),
       fetch("metrics", opts).then((r) => { if (!r.ok) throw new Error("metrics " + r.status); return r.text(); }),
+      health(),
     ]);
     document.getElementById("node").textContent = "node " + s.id;
     document.getElementById("summary").textContent =
@@ -104,11 +125,10 @@ async function poll() {
     for (const id of ids) {
       const p = s.progress ? s.progress[id] : undefined;
       const role = id === s.lead ? "leader" : learners.has(id) ? "learner" : voters.has(id) ? "follower" : "leaving";
-      const healthy = id === s.lead || id === s.id ? s.lead !== 0 : p ? p.recentActive : null;
       body.appendChild(row([
         String(id), s.members[id], role,
         p ? String(p.match) : "", p ? String(p.lag) : "",
-        healthy === null ? { text: "seen from the leader", cls: "" } : healthy ? { text: "healthy", cls: "ok" } : { text: "unreachable", cls: "bad" },
+        healthCell(s, h, id, p),
       ], id === s.lead ? "leader" : ""));
     }
     const commit = metric(text, "raftlog_commit_index")[0];
@@ -131,8 +151,12 @@ async function poll() {
     document.getElementById("error").textContent = "this node does not answer: " + e;
   }
 }
-poll();
-setInterval(poll, 1000);
+// The next poll once this one is answered: /health may take its 2 s, and polls that
+// overlapped drew their answers out of order.
+(async function loop() {
+  await poll();
+  setTimeout(loop, 1000);
+})();
 </script>
 </body>
 </html>

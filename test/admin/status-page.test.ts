@@ -85,6 +85,37 @@ describe('the status page', () => {
     expect(after.filter((r) => r.leader).map((r) => r.id)).toEqual([target]);
   });
 
+  it("shows this node's health as /health answers it: knowing a leader is not serving a linearizable read", async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    // A node that names a leader but whose linearizable reads never come back (a follower the
+    // leader cannot hear, say): /health answers 503 TIMEOUT after its 2 s.
+    const stale = {
+      status: () => ({ ...log.status(), role: 'follower', lead: 2 }),
+      metrics: () => log.metrics(),
+      barrier: () => new Promise<void>(() => undefined),
+    } as unknown as ReplicatedLog;
+    const admin = await serveAdmin({ log: stale, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    const page = await browser.newPage();
+    cleanups.push(() => page.close());
+    await page.goto(`http://${admin.address}/`);
+    await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 1, { timeout: 15_000 });
+    const cell = (): Promise<{ text: string; cls: string }> =>
+      page.$eval('#members tr td:last-child', (td) => ({ text: td.textContent ?? '', cls: td.className }));
+    await page.waitForFunction(() => document.querySelector('#members tr td:last-child')?.textContent !== '', { timeout: 15_000 });
+    expect(await cell()).toMatchObject({ text: expect.stringMatching(/TIMEOUT/), cls: 'bad' });
+
+    // The same page on a node that serves such reads says so.
+    const healthy = await serveAdmin({ log, address: '127.0.0.1:0' });
+    cleanups.push(() => healthy.close());
+    await page.goto(`http://${healthy.address}/`);
+    await page.waitForFunction(() => document.querySelector('#members tr td:last-child')?.textContent === 'healthy', { timeout: 15_000 });
+    expect(await cell()).toEqual({ text: 'healthy', cls: 'ok' });
+  });
+
   it('a token-protected endpoint serves the page, and its data only with the token', async () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
