@@ -7,6 +7,7 @@ export * from './wal/index.js';
 export { CodedError } from './errors.js';
 export type { Logger, LogMethod } from './logger.js';
 export type { RefusalLogClock } from './refusal-log.js';
+export type { AuthThrottleOptions } from './auth-throttle.js';
 export type { LogStore, SnapshotMarker, SnapshotStore } from './storage/index.js';
 export { SnapshotCorruptError, SnapshotMissingError, StateCorruptError, StorageError, type StorageErrorCode } from './storage/index.js';
 export type { Secret, TlsOptions, Transport, TransportErrorCode, TransportHandlers } from './transport/index.js';

@@ -25,4 +25,5 @@ export {
 } from './errors.js';
 export { inMemorySnapshots, type IncomingSnapshot, type OutgoingSnapshot, type SnapshotStreams } from './snapshot-streams.js';
 export type { Secret } from './auth.js';
+export type { BackoffOptions } from './backoff.js';
 export type { TransportErrorCode } from './errors.js';
