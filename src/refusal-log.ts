@@ -71,3 +71,24 @@ export class RefusalLog {
     }
   }
 }
+
+/**
+ * Keeps a listening server serving through the errors it emits: an accept that fails (EMFILE,
+ * ENFILE, ENOBUFS) is an 'error' on the server, which stays open, and without a listener it was
+ * thrown where nothing catches it, and ended the process. Each is logged with its code, at the
+ * bounded rate, since one that repeats fails every connection. Returns the log, for the
+ * server's close to flush.
+ */
+export function logServerErrors(
+  server: { on(event: 'error', listener: (err: Error & { code?: unknown }) => void): unknown },
+  logger: { warn(fields: Record<string, unknown>, message: string): void },
+  subject: string,
+  clock?: RefusalLogClock,
+): RefusalLog {
+  const log = new RefusalLog(logger, `${subject}: server errors`, clock);
+  server.on('error', (err) => {
+    const code = typeof err.code === 'string' ? err.code : 'INTERNAL';
+    log.warn({ err, code }, `${subject}: the server failed, and serves on: ${code}: ${err.message}`);
+  });
+  return log;
+}

@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { ReplicatedLog } from '../log/replicated-log.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
+import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-log.js';
 import type { StateMachine } from '../log/state-machine.js';
 import { clientAddress, isHostPort, networkKey, parseAddress } from '../transport/address.js';
 import type { AuthThrottleOptions } from '../auth-throttle.js';
@@ -168,6 +168,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       resolve();
     });
   });
+  const serverErrors = logServerErrors(server, o.logger ?? silentLogger, 'admin', o.refusalLogClock);
   const a = server.address() as AddressInfo;
   return {
     address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
@@ -180,6 +181,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
         // A process that exits next would never hear the counts.
         handler.flushRefusals();
         connectionRefusals.flush();
+        serverErrors.flush();
       }),
   };
 }

@@ -17,7 +17,7 @@ import { CodedError } from '../errors.js';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { LogMetrics } from '../log/metrics.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { RefusalLog, realTimers, type RefusalLogClock } from '../refusal-log.js';
+import { RefusalLog, logServerErrors, realTimers, type RefusalLogClock } from '../refusal-log.js';
 import { clientAddress, formatAddress, networkKey, parseAddress } from '../transport/address.js';
 import { formatInfo } from './info.js';
 import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
@@ -837,6 +837,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       resolve();
     });
   });
+  const serverErrors = logServerErrors(server, o.logger ?? silentLogger, 'RESP server', o.refusalLogClock);
   const bound = server.address() as net.AddressInfo;
   let closing: Promise<void> | null = null;
   return {
@@ -853,6 +854,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       }).then(() => {
         refusals.flush();
         readRefusals.flush();
+        serverErrors.flush();
       })),
   };
 }
