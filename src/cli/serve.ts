@@ -29,7 +29,8 @@ is refused, not trimmed. SIGHUP re-reads the secret and certificate files
 (rotation without a restart: lines old+new, then new+old, then new). --resp serves the key-value
 example over the Redis protocol (redis-cli works); without a password (the first line of
 --requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
-leader it knows changes. SIGINT/SIGTERM stop it cleanly. If the node stops on a
+leader it knows changes. SIGINT/SIGTERM stop it cleanly (another while it stops is
+ignored: SIGKILL stops it at once). If the node stops on a
 storage failure or a corrupt entry (LOG_FATAL, LOG_CORRUPT) it exits with status 1,
 so that a supervisor restarts it (its --admin endpoint, closed last, answers /health 503 with
 the reason until the log is closed); any other failure to start is one line on stderr with
@@ -170,8 +171,15 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     }
   };
   if (peerAuth.clusterSecret !== undefined || peerAuth.tls !== undefined) process.on('SIGHUP', reload);
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // Held until the node has stopped: a signal with no handler meets the default action, and a
+  // second SIGTERM (a supervisor's, on a node that stops on LOG_FATAL) killed it mid-close.
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) logger.warn({ signal }, `${signal}: stopping already, once the log is closed (SIGKILL stops at once)`);
+    stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
   // dies, the channel closes and the node stops instead of running on as an orphan.
   if (process.send !== undefined) process.once('disconnect', stop);
@@ -197,14 +205,18 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   else if (now.lead !== 0) onLeader({ id: now.lead, term: now.term });
 
   await stopped;
-  process.off('SIGINT', stop);
-  process.off('SIGTERM', stop);
+  stopping = true;
   process.off('disconnect', stop);
   process.off('SIGHUP', reload);
   clearInterval(keepAlive);
   log.off('leader', onLeader);
   log.off('fatal', onFatal);
-  await stopNode({ resp, log, admin });
+  try {
+    await stopNode({ resp, log, admin });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   if (fatal !== undefined) {
     if (json) logger.fatal({ code: fatal.code }, `node ${id} stopped: ${fatal.code}: ${fatal.message}`);
     console.error(`raftlog serve: node ${id} stopped: ${fatal.code}: ${fatal.message}`);

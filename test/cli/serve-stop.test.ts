@@ -1,8 +1,8 @@
 // How `raftlog serve` stops its parts: the RESP port first, the log whole, the admin endpoint
 // last, so that a node going down says why on /health until its log is closed.
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { serveAdmin } from '../../src/admin/server.js';
-import { stopNode } from '../../src/cli/serve.js';
+import { main, stopNode } from '../../src/cli/serve.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { RecordingMachine, enc, tempDir, waitFor } from '../log/helpers.js';
 
@@ -66,3 +66,26 @@ it('the admin endpoint closes even when closing the log fails', async () => {
   ).rejects.toBe(failure);
   expect(closed).toEqual(['admin']);
 });
+
+it('raftlog serve keeps its SIGINT and SIGTERM handlers while its log closes: a second signal does not cut the close short', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const signals = (): number[] => [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
+  const before = signals();
+  // A signal with no handler meets the default action, which kills the process mid-close.
+  let duringClose: number[] | undefined;
+  const close = ReplicatedLog.prototype.close;
+  const spy = vi.spyOn(ReplicatedLog.prototype, 'close').mockImplementation(function (this: ReplicatedLog<unknown>) {
+    duringClose ??= signals();
+    return close.call(this);
+  });
+  cleanups.push(() => spy.mockRestore());
+  const said = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  cleanups.push(() => said.mockRestore());
+  const running = main(['--id', '1', '--data', t.dir, '--log-level', 'silent']);
+  await waitFor('the node to be up', () => said.mock.calls.some((c) => /^node 1 up/.test(String(c[0]))), 60_000);
+  process.emit('SIGTERM');
+  expect(await running).toBe(0);
+  expect(duringClose).toEqual(before.map((n) => n + 1));
+  expect(signals()).toEqual(before);
+}, 90_000);
