@@ -11,7 +11,8 @@ import { BatchReader, encodeBatches, recordOrigin } from '../src/log/record-batc
 import type { LogEntry } from '../src/log/state-machine.js';
 import { EntryType, type Entry } from '../src/raft/types.js';
 import { addon } from '../src/wal/addon.js';
-import { entryRecordBytes, writeEntry } from '../src/wal/record.js';
+import { ENTRY_PREFIX, Kind, entryRecordBytes, segmentName, writeEntry } from '../src/wal/record.js';
+import { replay, type ScanRecords } from '../src/wal/replay.js';
 import { machineAtStart } from '../src/cli/machine.js';
 import { SuiteProfiles, profileDirOf, writeResults } from './suite.js';
 
@@ -50,6 +51,40 @@ function walPacking(size: number): Case {
       let pos = 0;
       for (const e of entries) pos += writeEntry(u8, dv, pos, e.index, e.term, e.type, e.data);
       sink += pos;
+    },
+  };
+}
+
+/**
+ * Replaying what the native scan of a WAL found, as open does: `n` entry records of 100 B
+ * over four segments. It bounds how long a node with a long log takes to open, beside the
+ * scan itself (which reads the disk on the thread pool).
+ */
+function walReplay(n: number): Case {
+  const segments = 4;
+  const per = n / segments;
+  const records = new Float64Array(n * 8);
+  for (let k = 0; k < n; k++) {
+    const seg = Math.floor(k / per);
+    records.set([Kind.Entry, seg, 24 + (k % per) * 136, ENTRY_PREFIX + 100, 0, k + 1, 1, 0], k * 8);
+  }
+  const scan: ScanRecords = {
+    segments: Array.from({ length: segments }, (_, s) => ({
+      seq: s + 1,
+      firstIndex: s * per + 1,
+      name: segmentName(s + 1, s * per + 1, 1),
+      size: 64 << 20,
+      end: 24 + per * 136,
+      mark: { start: 0, records: 0, crc: 0, atMarker: false },
+    })),
+    records,
+    metas: [],
+  };
+  return {
+    name: `wal: replay a scan of ${n.toLocaleString('en-US')} entry records`,
+    perOp: n,
+    fn: () => {
+      sink += replay('/bench', scan).positions.last;
     },
   };
 }
@@ -174,6 +209,7 @@ function cases(): Case[] {
   return [
     walPacking(100),
     walPacking(1024),
+    walReplay(100_000),
     recordEncode(100),
     recordDecode(100),
     recordDecode(100, true),
