@@ -1,7 +1,6 @@
 // Raft messages between processes over TCP (optionally TLS with mutual
 // authentication): one outbound connection per peer, frames batched per flush,
 // a bounded queue under back-pressure, reconnects with jittered backoff.
-import { codeOf } from '../errors.js';
 import net from 'node:net';
 import tls from 'node:tls';
 import { MessageType, type Message } from '../raft/types.js';
@@ -24,7 +23,7 @@ import { Inbound } from './inbound.js';
 import { Outbound } from './outbound.js';
 import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
 import { silentLogger } from '../logger.js';
-import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
+import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-log.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
 import { newPacker } from './wire.js';
 import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
@@ -141,6 +140,7 @@ export class TcpTransport implements Transport {
   /** Where what strangers cause is logged: their connections cost them little, so the lines are rationed. */
   private readonly refusals: RefusalLog;
   private server: net.Server | undefined;
+  private serverErrors: RefusalLog | undefined;
   private handlers: TransportHandlers | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -292,7 +292,8 @@ export class TcpTransport implements Transport {
         resolve();
       });
     });
-    server.on('error', (err) => this.logger.warn({ code: codeOf(err) }, `transport: listener error: ${err.message}`));
+    // One line per failed accept would flood the log when they repeat (EMFILE fails every one).
+    this.serverErrors = logServerErrors(server, this.logger, 'transport', this.o.refusalLogClock);
     const a = server.address() as net.AddressInfo;
     this.listenAddress = formatAddress(host, a.port);
     for (const [id, address] of this.peerAddresses) this.connectPeer(id, address);
@@ -383,6 +384,7 @@ export class TcpTransport implements Transport {
     // The owner's streams: one that never settles must not keep close() from ending.
     await this.releases.settled(this.idleTimeoutMs);
     this.refusals.flush();
+    this.serverErrors?.flush();
   }
 
   /**

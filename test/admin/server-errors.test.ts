@@ -1,7 +1,6 @@
 // An 'error' a listening server emits (an accept that fails: EMFILE, ENFILE, ENOBUFS) is
 // logged with its code, at a bounded rate, and the server keeps serving: without a listener
 // it was thrown where nothing catches it, and the node died.
-import type { Server } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { serveAdmin } from '../../src/admin/server.js';
 import { KvStateMachine, serveResp } from '../../src/kv/index.js';
@@ -10,28 +9,12 @@ import { REFUSAL_LOG_LINES } from '../../src/refusal-log.js';
 import { RespClient } from '../kv/resp-client.js';
 import { tempDir } from '../log/helpers.js';
 import { RecordingLogger } from '../recording-logger.js';
+import { failAccepts, serverAt } from '../listening-server.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** The listening server behind `address`: the servers keep theirs to themselves. */
-function serverAt(address: string): Server {
-  const port = Number(address.slice(address.lastIndexOf(':') + 1));
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-  const found = handles.find((h): h is Server => {
-    const a = typeof (h as Partial<Server>).address === 'function' && typeof (h as Partial<Server>).listen === 'function' ? (h as Server).address() : null;
-    return a !== null && typeof a === 'object' && a.port === port;
-  });
-  if (found === undefined) throw new Error(`no server listens on ${address}`);
-  return found;
-}
-
-/** Emits `n` accept failures on the server; they must not throw. */
-function failAccepts(server: Server, n: number): void {
-  for (let i = 0; i < n; i++) server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' }));
-}
 
 async function openLog(): Promise<{ log: ReplicatedLog<unknown>; kv: KvStateMachine }> {
   const t = tempDir();

@@ -20,6 +20,8 @@ import {
 } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
+import { REFUSAL_LOG_LINES } from '../../src/refusal-log.js';
+import { failAccepts, serverAt } from '../listening-server.js';
 
 const open: TcpTransport[] = [];
 afterEach(async () => {
@@ -845,5 +847,17 @@ describe('TcpTransport.close()', () => {
       'transport: closed without waiting longer for releasing a snapshot being sent to peer 2: not settled after 300 ms',
     );
     await peer.close();
+  });
+});
+
+describe('TcpTransport listener errors', () => {
+  it('logs failed accepts with their code at the bounded rate, the count at close, and keeps serving', async () => {
+    const { a, b } = await pair();
+    failAccepts(serverAt(b.t.address), REFUSAL_LOG_LINES + 5);
+    // A line each flooded the log while accept() kept failing (EMFILE fails every one).
+    expect(b.log.lines.filter((l) => l.fields['code'] === 'EMFILE')).toHaveLength(REFUSAL_LOG_LINES);
+    await stillWorks(a.t, b.rec, 1);
+    await b.t.close();
+    expect(b.log.lines.some((l) => l.fields['suppressed'] === 5)).toBe(true);
   });
 });
