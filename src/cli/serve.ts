@@ -183,9 +183,11 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
   // dies, the channel closes and the node stops instead of running on as an orphan.
   if (process.send !== undefined) process.once('disconnect', stop);
+  // The peer port is named as the members know it: with --listen on port 0, the port it got.
+  const peerAddress = peers !== undefined || listen !== undefined ? log.status().members[id] : undefined;
   say(
-    { dataDir, resp: resp?.address, admin: admin?.address },
-    `node ${id} up: data ${dataDir}${resp ? `, resp ${resp.address}` : ''}${admin ? `, admin ${admin.address}` : ''}`,
+    { dataDir, peers: peerAddress, resp: resp?.address, admin: admin?.address },
+    `node ${id} up: data ${dataDir}${peerAddress ? `, peers ${peerAddress}` : ''}${resp ? `, resp ${resp.address}` : ''}${admin ? `, admin ${admin.address}` : ''}`,
   );
 
   const onLeader = (e: { id: number; term: number }): void => say({ leader: e.id, term: e.term }, `leader ${e.id} term ${e.term}`);
