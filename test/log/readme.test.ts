@@ -1,4 +1,5 @@
-// The README's first example must run as written (against this checkout).
+// The README's runnable examples must run as written (against this checkout) and print
+// what their last comment says.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -6,23 +7,45 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { tempDir } from './helpers.js';
 
-it('the embedding example in README.md runs and prints what it says', async () => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-  const block = /## Embedding\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-  expect(block).toBeDefined();
+const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+/**
+ * Runs the first ts block after `heading`, importing this checkout for 'raftlog' and with
+ * `dir` (a path the example names) moved into a temporary directory; returns what it
+ * printed and what its `console.log(...); // ...` line says it prints.
+ */
+async function runExample(heading: string, dir: string): Promise<{ printed: string; promised: string | undefined }> {
+  const block = new RegExp(`${heading}\\n[\\s\\S]*?\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(README)?.[1];
+  expect(block, heading).toBeDefined();
   const t = tempDir();
   try {
     const src = new URL('../../src/index.ts', import.meta.url).pathname;
     const file = join(t.dir, 'example.mts');
-    writeFileSync(file, block!.replace("from 'raftlog'", `from '${src}'`).replace("'./data'", `'${join(t.dir, 'data')}'`));
-    const { stdout: out } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
+    writeFileSync(file, block!.replace("from 'raftlog'", `from '${src}'`).replace(`'${dir}'`, `'${join(t.dir, 'data')}'`));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
       encoding: 'utf8',
       cwd: new URL('../..', import.meta.url).pathname,
       timeout: 60_000,
     });
-    const promised = /console\.log\(result, index > 1, offset\); \/\/ (\d+ \w+ \d+)/.exec(block!)?.[1];
-    expect(out.trim()).toBe(promised);
+    // The comment may end with a remark in parentheses, which is not output.
+    const promised = /console\.log\([^\n]*\); \/\/ ([^\n]+)/
+      .exec(block!)?.[1]
+      ?.replace(/ \(.*\)$/, '')
+      .trim();
+    return { printed: stdout.trim(), promised };
   } finally {
     t.cleanup();
   }
+}
+
+it('the embedding example in README.md runs and prints what it says', async () => {
+  const { printed, promised } = await runExample('## Embedding', './data');
+  expect(promised).toBeDefined();
+  expect(printed).toBe(promised);
+});
+
+it('the write-ahead log example in README.md runs and prints what it says', async () => {
+  const { printed, promised } = await runExample('## The write-ahead log', './wal');
+  expect(promised).toBeDefined();
+  expect(printed).toBe(promised);
 });
