@@ -487,6 +487,8 @@ export class Outbound {
       this.state = 'open';
       this.openedAt = Date.now();
       this.counters.connects++;
+      // Its losses are logged: without this line, nothing said the peer was reachable again.
+      this.c.logger.info({ peer }, `transport: connected to peer ${peer} at ${this.address}`);
       heard();
       pingTimer = setInterval(() => {
         if (this.socket === s && !this.blocked) s.write(encodeFrames([encodePing(this.c.packer, false)]));

@@ -365,9 +365,12 @@ describe('TcpTransport', () => {
     expect(b.rec.messages.slice(1).map((m) => m.index)).toEqual([1, 2, 3]);
   });
 
-  it('reports an unreachable peer and reconnects once it is back on the same port', async () => {
+  it('reports an unreachable peer, reconnects once it is back on the same port, and logs each connection at info', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
+    // A loss is logged (warn); so is each connection, so that the log says when the peer is back.
+    const connected = (): string[] => a.log.lines.filter((l) => l.level === 'info' && /connected to peer 2 at /.test(l.message)).map((l) => l.message);
+    expect(connected()).toEqual([`transport: connected to peer 2 at ${b.t.address}`]);
     const address = b.t.address;
     await b.t.close();
     await until(() => a.rec.unreachable.includes(2), 'onUnreachable(2) after the peer closed');
@@ -379,6 +382,7 @@ describe('TcpTransport', () => {
       return b2.rec.messages.length > 0;
     }, 'delivery after the restart');
     expect(a.t.stats().peers[2]!.connects).toBe(2);
+    expect(connected()).toHaveLength(2);
   });
 
   it('refuses a node of another cluster with a logged reason on both sides', async () => {
@@ -495,7 +499,8 @@ describe('TcpTransport', () => {
       [MessageType.MsgReadIndex, 2],
       [MessageType.MsgTransferLeader, 3],
     ]);
-    expect(b.log.messages).toEqual([]);
+    // Nothing refused or closed: its only lines say it connected.
+    expect(b.log.lines.filter((l) => l.level !== 'info')).toEqual([]);
   });
 
   it('accepts a well-formed message from a raw socket (the malformed cases differ only in the fault)', async () => {
