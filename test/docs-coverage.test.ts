@@ -1,0 +1,29 @@
+// The README is what a user reads to embed and operate raftlog: every option of
+// ReplicatedLog.open(), every metric the admin endpoint exports and every route it
+// serves must be named there, so that one added to the code without a word in the
+// README fails here.
+import { readFileSync } from 'node:fs';
+import { expect, it } from 'vitest';
+
+const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
+const README = read('README.md');
+
+it('names every option of ReplicatedLog.open() (the keys options.ts validates)', () => {
+  const table = /const CHECKS: Record<keyof ReplicatedLogOptions, Check> = \{([\s\S]*?)\n\};/.exec(read('src/log/options.ts'))?.[1];
+  expect(table).toBeDefined();
+  const keys = [...table!.matchAll(/^ {2}(\w+)[,:]/gm)].map((m) => m[1]!);
+  expect(keys.length).toBeGreaterThan(25);
+  expect(keys.filter((k) => !README.includes(`\`${k}\``) && !README.includes(`\`${k}:`) && !README.includes(`${k}: `))).toEqual([]);
+});
+
+it('names every metric the admin endpoint exports, in full', () => {
+  const names = [...read('src/admin/prometheus.ts').matchAll(/'(raftlog_[a-z_]+)'/g)].map((m) => m[1]!);
+  expect(names.length).toBeGreaterThan(20);
+  expect(names.filter((n) => !README.includes(`\`${n}\``) && !README.includes(`\`${n}{`))).toEqual([]);
+});
+
+it('names every route of the admin endpoint with its method', () => {
+  const routes = [...read('src/admin/handler.ts').matchAll(/\['(\/[a-z/]*)', '(GET|POST)'\]/g)].map((m) => `${m[2]} ${m[1]}`);
+  expect(routes.length).toBeGreaterThan(8);
+  expect(routes.filter((r) => !README.includes(`\`${r}\``))).toEqual([]);
+});
