@@ -27,3 +27,14 @@ it('names every route of the admin endpoint with its method', () => {
   expect(routes.length).toBeGreaterThan(8);
   expect(routes.filter((r) => !README.includes(`\`${r}\``))).toEqual([]);
 });
+
+it('names every flag of raftlog serve and raftlog cluster', () => {
+  const flags = (path: string, table: RegExp): string[] => {
+    const body = table.exec(read(path))?.[1];
+    expect(body, path).toBeDefined();
+    return [...body!.matchAll(/^\s+'?([a-z-]+)'?: '(?:string|boolean)'/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
+  };
+  const all = [...flags('src/cli/serve.ts', /parseArgs\(a, \{([\s\S]*?)\}\);/), ...flags('src/cli/cluster.ts', /CLUSTER_FLAGS = \{([\s\S]*?)\} as const/)];
+  expect(all.length).toBeGreaterThan(25);
+  expect(all.filter((f) => !new RegExp(`--${f}\\b`).test(README))).toEqual([]);
+});
