@@ -60,9 +60,13 @@ export async function request(
     });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw (
-      notHttp(endpoint, err) ?? new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unreachable)
-    );
+    // Node's fetch will not connect to the Fetch standard's bad ports (6000, 10080, ...): a node
+    // serving there runs, and only another port makes it reachable from this command.
+    const why =
+      cause?.message === 'bad port'
+        ? `port ${endpoint.slice(endpoint.lastIndexOf(':') + 1)} is one Node's fetch refuses to connect to (the Fetch standard's bad ports): serve the admin endpoint on another port`
+        : (cause?.code ?? cause?.message ?? (err as Error).message);
+    throw notHttp(endpoint, err) ?? new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${why}`, EXIT.unreachable);
   }
   return { status: res.status, headers: res.headers, body: await readAnswer(endpoint, res) };
 }

@@ -279,3 +279,11 @@ it("status says why an endpoint is unhealthy: /health's reason in the table and 
   const json = JSON.parse(String(out.mock.calls[0]?.[0])) as { endpoints: Array<Record<string, unknown>> };
   expect(json.endpoints[0]).toMatchObject({ healthy: false, error: 'TIMEOUT', message: why.message });
 });
+
+it('an endpoint on a port fetch refuses to connect to is named as such, not as a node that does not run', async () => {
+  // 6000 is on the Fetch standard's list of bad ports: Node's fetch fails before it connects.
+  await expect(call('127.0.0.1:6000', undefined, 'GET', '/status')).rejects.toMatchObject({
+    code: 'ADMIN_UNREACHABLE',
+    message: expect.stringMatching(/^127\.0\.0\.1:6000: port 6000 is one Node's fetch refuses .*another port/),
+  });
+});
