@@ -10,7 +10,7 @@ import { latin1 as key, storeValue, valueBytes } from './stored-value.js';
 export type KvCommand = ['SET', Buffer, Buffer] | ['DEL', ...Buffer[]] | ['INCR', Buffer];
 
 /** What apply returns: a value for the client, or a Redis-style error message. */
-export type KvResult = { ok: 'OK' } | { int: number } | { error: string };
+export type KvResult = { ok: 'OK' } | { int: number | bigint } | { error: string };
 
 export function encodeCommand(cmd: KvCommand): Uint8Array {
   return pack(cmd);
@@ -19,6 +19,26 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
 // Shared results: apply runs for every command on every node.
 const SET_OK: KvResult = Object.freeze({ ok: 'OK' });
 const MALFORMED: KvResult = Object.freeze({ error: 'ERR malformed command in the log' });
+const NOT_AN_INTEGER: KvResult = Object.freeze({ error: 'ERR value is not an integer or out of range' });
+const OVERFLOW: KvResult = Object.freeze({ error: 'ERR increment or decrement would overflow' });
+/** What Redis's string2ll takes: no sign but '-', no leading zero, no '-0'. */
+const INTEGER = /^(0|-?[1-9]\d{0,18})$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * `s` plus one, over Redis's range (64-bit signed): a double counts by one only up to 2^53, so
+ * a longer counter (a nanosecond timestamp, say) is counted as a bigint.
+ */
+function increment(s: string): KvResult | number | bigint {
+  if (!INTEGER.test(s)) return NOT_AN_INTEGER;
+  if (s.length <= 15) return Number(s) + 1;
+  const n = BigInt(s);
+  if (n < INT64_MIN || n > INT64_MAX) return NOT_AN_INTEGER;
+  if (n === INT64_MAX) return OVERFLOW;
+  const v = n + 1n;
+  return Number.isSafeInteger(Number(v)) ? Number(v) : v;
+}
 
 export class KvStateMachine implements StateMachine<KvResult> {
   private map = new SnapshotMap();
@@ -62,8 +82,8 @@ export class KvStateMachine implements StateMachine<KvResult> {
         const k = key(args[1]!);
         const cur = this.map.get(k);
         const s = cur === undefined ? '0' : typeof cur === 'string' ? cur : cur.toString('latin1');
-        if (!/^-?(0|[1-9]\d{0,18})$/.test(s) || !Number.isSafeInteger(Number(s) + 1)) return { error: 'ERR value is not an integer or out of range' };
-        const v = Number(s) + 1;
+        const v = increment(s);
+        if (typeof v === 'object') return v;
         this.map.set(k, String(v));
         return { int: v };
       }

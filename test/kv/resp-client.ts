@@ -1,6 +1,6 @@
 import net from 'node:net';
 
-export type RespValue = string | number | null | Error | RespValue[];
+export type RespValue = string | number | bigint | null | Error | RespValue[];
 
 /** The reply to a call whose connection closed first: the command's outcome is unknown. */
 export const CONNECTION_CLOSED = 'connection closed before the reply';
@@ -67,8 +67,11 @@ function parseReply(b: Buffer, pos: number): { value: RespValue; next: number } 
       return { value: line, next: nl + 2 };
     case '-':
       return { value: new Error(line), next: nl + 2 };
-    case ':':
-      return { value: Number(line), next: nl + 2 };
+    case ':': {
+      // A 64-bit integer past 2^53 as a bigint, not rounded to the nearest double.
+      const n = Number(line);
+      return { value: Number.isSafeInteger(n) ? n : BigInt(line), next: nl + 2 };
+    }
     case '$': {
       const len = Number(line);
       if (len < 0) return { value: null, next: nl + 2 };

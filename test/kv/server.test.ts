@@ -35,9 +35,12 @@ describe('the RESP server on an embedded log', () => {
     expect(await c.call('INCR', 'n')).toBe(1);
     expect(await c.call('INCR', 'n')).toBe(2);
     expect(await c.call('INCR', 'k')).toEqual(new Error('ERR value is not an integer or out of range'));
+    expect(await c.call('SET', 'n64', '9223372036854775806')).toBe('OK');
+    expect(await c.call('INCR', 'n64')).toBe(9223372036854775807n);
+    expect(await c.call('INCR', 'n64')).toEqual(new Error('ERR increment or decrement would overflow'));
     expect(await c.call('EXISTS', 'k', 'n', 'missing')).toBe(2);
     expect(await c.call('DEL', 'k', 'missing')).toBe(1);
-    expect(await c.call('DBSIZE')).toBe(1);
+    expect(await c.call('DBSIZE')).toBe(2);
     expect(await c.call('COMMAND', 'DOCS')).toEqual([]);
     const info = (await c.call('INFO')) as string;
     expect(info).toMatch(/^# Raft/);
