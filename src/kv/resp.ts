@@ -303,19 +303,57 @@ export class RespParser {
     return neg ? -n : n;
   }
 
+  /**
+   * The arguments of an inline line, read as Redis reads them (sdssplitargs): words split at
+   * blanks, "double quotes" with C escapes (\n, \xHH, ...), 'single quotes' with \' only, a
+   * quote opened inside a word continuing it; a closing quote not followed by a blank, or a
+   * quote not closed, is a protocol error, as a value half quoted is not what was meant.
+   */
   private inline(view: Buffer, start: number, lf: number): Buffer[] {
     let stop = lf;
     if (stop > start && view[stop - 1] === CR) stop--;
+    const at = (i: number): number => (i < stop ? view[i]! : -1);
+    // An argument is never longer than the bytes it is read from.
+    const out = Buffer.allocUnsafe(stop - start);
     const args: Buffer[] = [];
     let i = start;
-    while (i < stop) {
+    for (;;) {
       while (i < stop && isSpace(view[i]!)) i++;
       if (i === stop) break;
-      const s = i;
-      while (i < stop && !isSpace(view[i]!)) i++;
       if (args.length === this.limits.maxArgs) throw new RespProtocolError('RESP_TOO_MANY_ARGS', `more than ${this.limits.maxArgs} arguments`);
-      args.push(Buffer.from(view.subarray(s, i)));
-      this.bytesCopied += i - s;
+      let o = 0;
+      let quote = 0; // the open quote's byte, or 0
+      for (;;) {
+        const c = at(i);
+        if (quote === 0) {
+          if (c === -1 || c === 0x20 || c === LF || c === CR || c === 0x09) break;
+          if (c === DQUOTE || c === SQUOTE) quote = c;
+          else out[o++] = c;
+          i++;
+        } else if (c === -1) {
+          throw UNBALANCED();
+        } else if (c === quote) {
+          const next = at(i + 1);
+          if (next !== -1 && !isSpace(next)) throw UNBALANCED();
+          i++;
+          break;
+        } else if (c === BACKSLASH && quote === DQUOTE && at(i + 1) === 0x78 /* x */ && isHex(at(i + 2)) && isHex(at(i + 3))) {
+          out[o++] = parseInt(String.fromCharCode(at(i + 2), at(i + 3)), 16);
+          i += 4;
+        } else if (c === BACKSLASH && quote === DQUOTE && at(i + 1) !== -1) {
+          const e = at(i + 1);
+          out[o++] = ESCAPES[e] ?? e;
+          i += 2;
+        } else if (c === BACKSLASH && quote === SQUOTE && at(i + 1) === SQUOTE) {
+          out[o++] = SQUOTE;
+          i += 2;
+        } else {
+          out[o++] = c;
+          i++;
+        }
+      }
+      args.push(Buffer.from(out.subarray(0, o)));
+      this.bytesCopied += o;
     }
     return args;
   }
@@ -361,6 +399,13 @@ export class RespParser {
   }
 }
 
+const DQUOTE = 0x22;
+const SQUOTE = 0x27;
+const BACKSLASH = 0x5c;
+/** The escapes of a double-quoted inline argument besides \xHH; any other escaped byte stands for itself. */
+const ESCAPES: Record<number, number> = { 0x6e: LF, 0x72: CR, 0x74: 0x09, 0x62: 0x08, 0x61: 0x07 };
+const UNBALANCED = (): RespProtocolError => new RespProtocolError('RESP_PROTOCOL', 'unbalanced quotes in request');
+const isHex = (c: number): boolean => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === CR || c === LF || c === 0x0b || c === 0x0c;
 const printable = (c: number): string => (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`);
 

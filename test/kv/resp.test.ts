@@ -22,6 +22,35 @@ describe('RESP2 parser', () => {
     expect(str(p.push(Buffer.from('PING\r\nset  k   v\n\r\n')))).toEqual([['PING'], ['set', 'k', 'v']]);
   });
 
+  it("reads an inline command's quotes and escapes as Redis does", () => {
+    // Each line's arguments as Redis 7 reads them (checked against redis-server).
+    const cases: Array<[string, string[]]> = [
+      ['SET k "hello world"', ['SET', 'k', 'hello world']],
+      ["SET k 'a b'", ['SET', 'k', 'a b']],
+      ['SET k a"b c"', ['SET', 'k', 'ab c']],
+      ["SET k 'it\\'s'", ['SET', 'k', "it's"]],
+      ['SET k "\\q\\\\\\"\\r\\x4"', ['SET', 'k', 'q\\"\rx4']],
+      ['SET k "\\xzz\\x4A\\n\\t\\b\\a"', ['SET', 'k', 'xzzJ\n\t\b\x07']],
+      ["SET k 'a\\x41'", ['SET', 'k', 'a\\x41']],
+      ['SET k ""', ['SET', 'k', '']],
+      ['SET k "x"\v', ['SET', 'k', 'x']],
+      ['SET k "\\xff\\x00"', ['SET', 'k', '\xff\x00']],
+    ];
+    for (const [line, want] of cases) {
+      const p = new RespParser();
+      expect(
+        p.push(Buffer.from(`${line}\r\n`, 'latin1')).map((c) => c.map((a) => a.toString('latin1'))),
+        line,
+      ).toEqual([want]);
+    }
+    for (const line of ['SET k "unbalanced', "SET k 'unbalanced", 'SET k "a"b', "SET k 'a'b", 'SET k "a\\']) {
+      const p = new RespParser();
+      expect(() => p.push(Buffer.from(`${line}\r\nPING\r\n`)), line).toThrow(
+        expect.objectContaining({ code: 'RESP_PROTOCOL', message: 'Protocol error: unbalanced quotes in request' }),
+      );
+    }
+  });
+
   it.each([
     ['*x\r\n', 'invalid multibulk length'],
     ['*1\r\n:5\r\n', "expected '$'"],
