@@ -22,7 +22,7 @@ const MALFORMED: KvResult = Object.freeze({ error: 'ERR malformed command in the
 const NOT_AN_INTEGER: KvResult = Object.freeze({ error: 'ERR value is not an integer or out of range' });
 const OVERFLOW: KvResult = Object.freeze({ error: 'ERR increment or decrement would overflow' });
 /** What Redis's string2ll takes: no sign but '-', no leading zero, no '-0'. */
-const INTEGER = /^(0|-?[1-9]\d{0,18})$/;
+export const INTEGER = /^(0|-?[1-9]\d{0,18})$/;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 

@@ -20,7 +20,7 @@ import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, logServerErrors, realTimers, type RefusalLogClock } from '../refusal-log.js';
 import { clientAddress, formatAddress, networkKey, parseAddress } from '../transport/address.js';
 import { formatInfo } from './info.js';
-import { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
+import { INTEGER, KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
 import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, heapCost, type Reply } from './resp.js';
 
 /** What the server needs of the log; ReplicatedLog has this shape. */
@@ -37,17 +37,19 @@ type CommandErrorCode = 'KV_WRONG_ARITY' | 'KV_NO_SUCH_DB' | 'KV_UNKNOWN_COMMAND
 
 class CommandError extends CodedError<CommandErrorCode> {}
 
+const arity = (name: string, more = ''): CommandError => new CommandError('KV_WRONG_ARITY', `ERR wrong number of arguments for '${name}' command${more}`);
+
 const WRITES: Record<string, (args: Buffer[]) => KvCommand> = {
   SET: (a) => {
-    if (a.length !== 2) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'set' command (options are not supported)");
+    if (a.length !== 2) throw arity('set', ' (options are not supported)');
     return ['SET', a[0]!, a[1]!];
   },
   DEL: (a) => {
-    if (a.length < 1) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'del' command");
+    if (a.length < 1) throw arity('del');
     return ['DEL', ...a];
   },
   INCR: (a) => {
-    if (a.length !== 1) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'incr' command");
+    if (a.length !== 1) throw arity('incr');
     return ['INCR', a[0]!];
   },
 };
@@ -414,14 +416,14 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const rest = args.slice(1);
     switch (name) {
       case 'PING':
+        if (rest.length > 1) throw arity('ping');
         return rest.length === 0 ? PONG : rest[0]!;
       case 'ECHO':
-        if (rest.length !== 1) throw new CommandError('KV_WRONG_ARITY', "ERR wrong number of arguments for 'echo' command");
+        if (rest.length !== 1) throw arity('echo');
         return rest[0]!;
       case 'GET':
       case 'EXISTS': {
-        if (rest.length < 1 || (name === 'GET' && rest.length !== 1))
-          throw new CommandError('KV_WRONG_ARITY', `ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+        if (rest.length < 1 || (name === 'GET' && rest.length !== 1)) throw arity(name.toLowerCase());
         // A read follows this connection's earlier writes and everything committed before it.
         await lastWrite.catch(() => undefined);
         await log.barrier();
@@ -432,13 +434,16 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       case 'RAFT.MEMBERS':
         return members(log.status());
       case 'DBSIZE':
+        if (rest.length !== 0) throw arity('dbsize');
         await log.barrier();
         return kv.size;
       case 'COMMAND':
       case 'CONFIG':
         return []; // redis-cli and redis-benchmark ask at start; an empty answer is accepted
       case 'SELECT':
-        if (rest[0]?.toString() !== '0') throw new CommandError('KV_NO_SUCH_DB', 'ERR only database 0 exists');
+        if (rest.length !== 1) throw arity('select');
+        if (!INTEGER.test(rest[0]!.toString('latin1'))) throw new CommandError('KV_NO_SUCH_DB', 'ERR value is not an integer or out of range');
+        if (rest[0]!.toString('latin1') !== '0') throw new CommandError('KV_NO_SUCH_DB', 'ERR only database 0 exists');
         return OK;
       default:
         throw new CommandError('KV_UNKNOWN_COMMAND', `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}'`);

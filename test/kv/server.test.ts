@@ -56,6 +56,20 @@ describe('the RESP server on an embedded log', () => {
     c.close();
   });
 
+  it('refuses a wrong number of arguments as Redis does, where it took the first and ignored the rest', async () => {
+    const c = await RespClient.connect(port);
+    const arity = (name: string) => new Error(`ERR wrong number of arguments for '${name}' command`);
+    expect(await c.call('PING', 'a', 'b')).toEqual(arity('ping'));
+    expect(await c.call('DBSIZE', 'x')).toEqual(arity('dbsize'));
+    expect(await c.call('SELECT')).toEqual(arity('select'));
+    expect(await c.call('SELECT', '0', '1')).toEqual(arity('select'));
+    expect(await c.call('SELECT', 'x')).toEqual(new Error('ERR value is not an integer or out of range'));
+    expect(await c.call('SELECT', '1')).toEqual(new Error('ERR only database 0 exists'));
+    expect(await c.call('SELECT', '0')).toBe('OK');
+    expect(await c.call('PING', 'a')).toBe('a');
+    c.close();
+  });
+
   it('answers pipelined commands in order, and a read sees the writes before it', async () => {
     const c = await RespClient.connect(port);
     const replies = [];
