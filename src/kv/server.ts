@@ -54,6 +54,8 @@ const WRITES: Record<string, (args: Buffer[]) => KvCommand> = {
   },
 };
 
+const commandName = (args: Buffer[]): string => args[0]!.toString('latin1').toUpperCase();
+
 /** A failed command's reply: its own message, or the library error's code and message. */
 function errorReply(err: unknown): Reply {
   if (err instanceof CommandError) return new Error(err.message);
@@ -562,6 +564,11 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     let inflight = 0;
     // Bytes the commands awaiting replies hold (the arguments of reads waiting for a barrier).
     let heldBytes = 0;
+    /**
+     * This connection's reads waiting for their barrier. A write after them waits until they have
+     * read: proposed at once, it could apply first, and a pipelined GET then SET read the SET's value.
+     */
+    let reading = 0;
     let paused = false;
     let ending = false; // QUIT or a protocol error: nothing after it runs
     let authFailures = 0;
@@ -592,7 +599,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       if (socket.destroyed || socket.writableEnded) return;
       const buffered = socket.writableLength;
       const replyBytes = replyMark();
-      if (!paused && (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= replyBytes || ending || failure !== null)) {
+      if (!paused && (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= replyBytes || ending || failure !== null || waitingCount() > 0)) {
         counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
         setPaused(true);
       } else if (
@@ -647,6 +654,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           if (socket.destroyed) return drop();
           if (waitingCount() === 0) break;
         }
+        if (reading > 0 && WRITES[commandName(waiting[waitingHead]!)] !== undefined) break;
         start(nextWaiting());
       }
       if (failure !== null && !ending && waitingCount() === 0) {
@@ -677,7 +685,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     };
 
     const start = (args: Buffer[]): void => {
-      const name = args[0]!.toString('latin1').toUpperCase();
+      const name = commandName(args);
       if (name === 'POST' || name === 'HOST:') return refuseCrossProtocol();
       const slot: { reply: Reply | undefined; last: boolean } = { reply: undefined, last: false };
       slots.push(slot);
@@ -731,9 +739,13 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         // A read holds its arguments until the barrier it waits for: counted until it is answered.
         const holds = heapCost(args);
         heldBytes += holds;
+        if (barrier) reading++;
         const done = (reply: Reply): void => {
           heldBytes -= holds;
-          if (barrier) pendingReads--;
+          if (barrier) {
+            pendingReads--;
+            reading--;
+          }
           settle(slot, reply);
         };
         void execute(name, args, lastWrite).then(done, (err: unknown) => done(errorReply(err)));

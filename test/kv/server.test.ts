@@ -85,6 +85,29 @@ describe('the RESP server on an embedded log', () => {
     c.close();
   });
 
+  it("runs a connection's commands in order: a read does not see the writes pipelined after it", async () => {
+    const c = await RespClient.connect(port);
+    const cmd = (...a: string[]) => `*${a.length}\r\n${a.map((x) => `$${x.length}\r\n${x}\r\n`).join('')}`;
+    // One packet, as a pipelining client sends it; the replies are Redis's.
+    const script: Array<[string[], unknown]> = [
+      [['SET', 'o', '1'], 'OK'],
+      [['GET', 'o'], '1'],
+      [['SET', 'o', '2'], 'OK'],
+      [['EXISTS', 'o'], 1],
+      [['DEL', 'o'], 1],
+      [['GET', 'o'], null],
+      [['INCR', 'o'], 1],
+      [['GET', 'o'], '1'],
+      [['INCR', 'o'], 2],
+      [['DBSIZE'], expect.any(Number)],
+      [['DEL', 'o'], 1],
+    ];
+    const replies = script.map(() => c.next());
+    c.raw(script.map(([a]) => cmd(...a)).join(''));
+    expect(await Promise.all(replies)).toEqual(script.map(([, want]) => want));
+    c.close();
+  });
+
   it('closes a connection that breaks the protocol, and keeps serving others', async () => {
     const bad = await RespClient.connect(port);
     bad.raw('*1\r\n$x\r\n');
