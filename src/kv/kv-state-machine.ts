@@ -5,7 +5,7 @@ import { pack, unpack } from 'msgpackr';
 import type { LogEntry, StateMachine } from '../log/state-machine.js';
 import { decodeKvSnapshot } from './kv-snapshot-format.js';
 import { SnapshotMap } from './snapshot-map.js';
-import { latin1 as key, storeValue, valueBytes } from './stored-value.js';
+import { latin1 as key, storeValue, valueBytes, type StoredValue } from './stored-value.js';
 
 export type KvCommand = ['SET', Buffer, Buffer] | ['DEL', ...Buffer[]] | ['INCR', Buffer];
 
@@ -47,6 +47,11 @@ export class KvStateMachine implements StateMachine<KvResult> {
   get(k: Buffer): Buffer | undefined {
     const v = this.map.get(key(k));
     return v === undefined ? undefined : valueBytes(v);
+  }
+
+  /** The value as the map keeps it, not a copy: for a reply written later (it must not be changed). */
+  stored(k: Buffer): StoredValue | undefined {
+    return this.map.get(key(k));
   }
 
   has(k: Buffer): boolean {

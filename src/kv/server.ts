@@ -22,6 +22,7 @@ import { clientAddress, formatAddress, networkKey, parseAddress } from '../trans
 import { formatInfo } from './info.js';
 import { INTEGER, KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
 import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, heapCost, type Reply } from './resp.js';
+import { valueBytes, type StoredValue } from './stored-value.js';
 
 /** What the server needs of the log; ReplicatedLog has this shape. */
 export interface KvLog {
@@ -143,7 +144,8 @@ export interface RespServerOptions {
    * this many reply bytes not yet taken by the client, or its reads waiting for a barrier
    * hold this many bytes of arguments (each counted 128 bytes more than its length, and each
    * command 192, what their Buffers and arrays cost); it is read again below half of each. Default { commands: 1024, bytes: 1 MiB }.
-   * Before AUTH, the mark of reply bytes is 16 KiB (or `bytes`, if lower).
+   * Replies are written while fewer than `bytes` are unsent; the rest wait, a GET's as the
+   * value the map keeps, not a copy. Before AUTH, the mark of reply bytes is 16 KiB (or `bytes`, if lower).
    */
   highWaterMark?: { commands?: number; bytes?: number };
   /**
@@ -274,12 +276,23 @@ const UNCOPIED_REPLY_BYTES = 4096;
 const CRLF = Buffer.from('\r\n');
 
 /**
+ * A GET's value as the map keeps it, made bytes only when written: a reply waiting behind the
+ * mark of unsent bytes (see flush) costs a reference, not a copy of a small value.
+ */
+class ValueReply {
+  constructor(readonly value: StoredValue) {}
+}
+
+type SlotReply = Reply | ValueReply;
+
+/**
  * Writes a reply; a large value goes out as the Buffer the map stores (never changed in place)
  * between its header and \r\n, not copied into one reply. Unread replies are held until the
- * client reads them, and every command started under the high-water marks adds one: a copy
- * each let a client that pipelined 1024 GETs of one 4 MiB value and read nothing hold 4 GiB.
+ * client reads them: a copy each let a client that pipelined 1024 GETs of one 4 MiB value and
+ * read nothing hold 4 GiB.
  */
-function writeReply(socket: net.Socket, reply: Reply): void {
+function writeReply(socket: net.Socket, slotReply: SlotReply): void {
+  const reply = slotReply instanceof ValueReply ? valueBytes(slotReply.value) : slotReply;
   if (!Buffer.isBuffer(reply) || reply.length < UNCOPIED_REPLY_BYTES) {
     socket.write(encode(reply));
     return;
@@ -414,7 +427,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   };
 
   /** A command that does not change the map. */
-  const execute = async (name: string, args: Buffer[], lastWrite: Promise<unknown>): Promise<Reply> => {
+  const execute = async (name: string, args: Buffer[], lastWrite: Promise<unknown>): Promise<SlotReply> => {
     const rest = args.slice(1);
     switch (name) {
       case 'PING':
@@ -429,7 +442,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         // A read follows this connection's earlier writes and everything committed before it.
         await lastWrite.catch(() => undefined);
         await log.barrier();
-        return name === 'GET' ? (kv.get(rest[0]!) ?? null) : rest.filter((k) => kv.has(k)).length;
+        if (name === 'EXISTS') return rest.filter((k) => kv.has(k)).length;
+        const v = kv.stored(rest[0]!);
+        return v === undefined ? null : new ValueReply(v);
       }
       case 'INFO':
         return formatInfo(log.status(), log.metrics?.());
@@ -560,7 +575,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       return cmd;
     };
     // Replies in command order; a slot is filled when its command finishes.
-    const slots: Array<{ reply: Reply | undefined; last: boolean }> = [];
+    const slots: Array<{ reply: SlotReply | undefined; last: boolean }> = [];
     let inflight = 0;
     // Bytes the commands awaiting replies hold (the arguments of reads waiting for a barrier).
     let heldBytes = 0;
@@ -615,13 +630,21 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         setPaused(false);
     };
 
+    /**
+     * Writes the replies that are ready, in order, while the unsent bytes are under the mark; the
+     * rest wait in their slots for 'drain'. The reads a connection has in flight (up to 1024)
+     * all answer at once, and written as they came they passed the mark by up to 1024 replies.
+     */
     const flush = (): void => {
       while (slots.length > 0 && slots[0]!.reply !== undefined) {
+        // At or past the mark, which is at least the socket's own: the last write asked for 'drain'.
+        if (!socket.destroyed && socket.writableLength >= replyMark()) return;
         const { reply, last } = slots.shift()!;
         inflight--;
         if (socket.destroyed) continue;
         if (last) {
-          socket.end(encode(reply!));
+          writeReply(socket, reply!);
+          socket.end();
           // Nothing after it runs, but the socket is read again (what comes is dropped) so that
           // it sees the client close: paused with bytes unread, it stayed open until its idle timeout.
           setPaused(false);
@@ -635,10 +658,11 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     // write that found the buffer above its high-water mark is followed by 'drain'; a callback
     // per reply would cost a tick for every reply instead.
     socket.on('drain', () => {
+      flush();
       if (paused || waitingCount() > 0) dispatch();
     });
 
-    const settle = (slot: { reply: Reply | undefined }, reply: Reply): void => {
+    const settle = (slot: { reply: SlotReply | undefined }, reply: SlotReply): void => {
       slot.reply = reply;
       flush();
       dispatch();
@@ -687,7 +711,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const start = (args: Buffer[]): void => {
       const name = commandName(args);
       if (name === 'POST' || name === 'HOST:') return refuseCrossProtocol();
-      const slot: { reply: Reply | undefined; last: boolean } = { reply: undefined, last: false };
+      const slot: { reply: SlotReply | undefined; last: boolean } = { reply: undefined, last: false };
       slots.push(slot);
       inflight++;
       counters.maxInflight = Math.max(counters.maxInflight, inflight);
@@ -740,7 +764,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         const holds = heapCost(args);
         heldBytes += holds;
         if (barrier) reading++;
-        const done = (reply: Reply): void => {
+        const done = (reply: SlotReply): void => {
           heldBytes -= holds;
           if (barrier) {
             pendingReads--;
@@ -805,8 +829,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     if (idleTimeoutMs > 0) {
       socket.setTimeout(idleTimeoutMs);
       socket.on('timeout', () => {
-        // Not idle while commands wait on the log; idle if nothing was read or written meanwhile.
-        if (inflight > 0) {
+        // Not idle while commands wait on the log; idle if nothing was read or written meanwhile,
+        // replies ready and unsent included: they wait only for the client to read.
+        if (slots.length > 0 && slots[0]!.reply === undefined) {
           socket.setTimeout(idleTimeoutMs);
           return;
         }

@@ -3,6 +3,7 @@
 // limits, and close().
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { setImmediate as turn } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -143,6 +144,34 @@ describe('RESP server limits', () => {
     sock.destroy();
   }, 120_000);
 
+  it('holds no more than its byte mark of unsent replies for a client that pipelines GETs of a small value and reads nothing', async () => {
+    // A small value is kept as a string and each GET's reply was a copy of it: the 1024 reads a
+    // connection may have in flight left 4 MB of replies unsent for 20 KB of GETs, whatever the mark.
+    const hw = { commands: 1024, bytes: 64 * 1024 };
+    const server = await start({ highWaterMark: hw });
+    const value = 'v'.repeat(4000);
+    const other = await RespClient.connect(portOf(server));
+    expect(await other.call('SET', 'small', value)).toBe('OK');
+
+    const sock = await rawConnect(portOf(server));
+    const gets = 3000;
+    sock.write(Buffer.from('*2\r\n$3\r\nGET\r\n$5\r\nsmall\r\n'.repeat(gets)));
+    await until(() => server.stats().paused > 0 && server.stats().writeBuffered >= hw.bytes);
+    // A read asked after them is answered after them: by then they have all been answered.
+    expect(await other.call('GET', 'small')).toBe(value);
+    await turn();
+    const reply = value.length + 9;
+    expect(server.stats().writeBuffered).toBeLessThanOrEqual(hw.bytes + reply);
+    expect(server.stats().maxWriteBuffered).toBeLessThanOrEqual(hw.bytes + reply);
+
+    let received = 0;
+    sock.on('data', (d: Buffer) => (received += d.length));
+    sock.resume();
+    await until(() => received === gets * reply);
+    sock.destroy();
+    other.close();
+  });
+
   it('holds one copy of a large value however many unread GETs of it are in flight', async () => {
     // A client that pipelines GETs of one large value and reads nothing: each GET started while the
     // buffer was under its mark adds a reply, and a reply that copied the value cost its size each.
@@ -150,16 +179,18 @@ describe('RESP server limits', () => {
     const value = Buffer.alloc(1024 * 1024, 'v');
     const setter = await RespClient.connect(portOf(server));
     expect(await setter.call('SET', 'huge', value.toString())).toBe('OK');
-    setter.close();
 
     const before = process.memoryUsage().arrayBuffers;
     const sock = await rawConnect(portOf(server));
     const gets = 256;
     sock.write(Buffer.from('*2\r\n$3\r\nGET\r\n$4\r\nhuge\r\n'.repeat(gets)));
-    // Most replies wait in the socket's buffer; the kernel takes a few MiB of them.
-    await until(() => server.stats().paused > 0 && server.stats().writeBuffered >= (gets / 2) * value.length);
+    // The replies past the byte mark wait in their slots; the kernel takes a few MiB of them.
+    await until(() => server.stats().paused > 0 && server.stats().maxInflight === gets);
+    // A read asked after them is answered after them: by then they all hold their value.
+    expect(((await setter.call('GET', 'huge')) as string).length).toBe(value.length);
     const grown = process.memoryUsage().arrayBuffers - before;
     sock.destroy();
+    setter.close();
     expect(grown).toBeLessThan(64 * 1024 * 1024); // 256 copies were 256 MiB
   });
 
@@ -215,6 +246,14 @@ describe('RESP server limits', () => {
     expect(await c.call('PING')).toBe('PONG');
     await c.closed();
     expect(server.stats().idleClosed).toBe(1);
+    // So is one that stopped reading: its replies past the mark wait for it, not for the log.
+    const setter = await RespClient.connect(portOf(server));
+    expect(await setter.call('SET', 'idle', 'v'.repeat(4000))).toBe('OK');
+    setter.close();
+    const sock = await rawConnect(portOf(server));
+    sock.write(Buffer.from('*2\r\n$3\r\nGET\r\n$4\r\nidle\r\n'.repeat(3000)));
+    await until(() => server.stats().idleClosed === 2 && server.stats().clients === 0, 10_000);
+    sock.destroy();
   });
 
   it('closes a connection that has not authenticated within authTimeoutMs, however it trickles', async () => {
