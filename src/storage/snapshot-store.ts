@@ -201,24 +201,28 @@ export class FileSnapshotStore implements SnapshotStore {
           })()
         : data
     )[Symbol.asyncIterator]();
-    // Up to a chunk is gathered first: a small snapshot (the usual case) is written in one go.
-    const first: Uint8Array[] = [];
-    let firstBytes = 0;
-    let ended = false;
-    while (firstBytes <= CHUNK_BYTES) {
-      const r = await it.next();
-      if (r.done === true) {
-        ended = true;
-        break;
-      }
-      first.push(r.value);
-      firstBytes += r.value.byteLength;
-    }
     const head = Buffer.alloc(HEAD_BYTES);
     MAGIC.copy(head, 0);
     head.writeUInt32LE(meta.length, 8);
-    const fh = await open(tmp, 'w+');
+    // Whatever fails (the stream, making the file, a write, its sync, the rename), the stream
+    // is closed and nothing is left under the temporary name: a running node never opens the
+    // directory again to clear it.
+    let fh: FileHandle | undefined;
     try {
+      // Up to a chunk is gathered first: a small snapshot (the usual case) is written in one go.
+      const first: Uint8Array[] = [];
+      let firstBytes = 0;
+      let ended = false;
+      while (firstBytes <= CHUNK_BYTES) {
+        const r = await it.next();
+        if (r.done === true) {
+          ended = true;
+          break;
+        }
+        first.push(r.value);
+        firstBytes += r.value.byteLength;
+      }
+      fh = await open(tmp, 'w+');
       if (ended) {
         head.writeBigUInt64LE(BigInt(firstBytes), 12);
         const body = [head, meta, ...first];
@@ -255,14 +259,17 @@ export class FileSnapshotStore implements SnapshotStore {
         await writeAll(fh, tail, at);
       }
       await fh.sync();
+      const written = fh;
+      fh = undefined;
+      await written.close();
+      await rename(tmp, join(this.dir, name));
     } catch (err) {
-      await fh.close();
+      // The first failure is the one reported; the clean-up's own are secondary to it.
+      await fh?.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
-      await it.return?.();
+      await Promise.resolve(it.return?.()).catch(() => undefined);
       throw err;
     }
-    await fh.close();
-    await rename(tmp, join(this.dir, name));
     await syncDir(this.dir);
     return { meta: snapshot.meta, data: EMPTY };
   }

@@ -1,6 +1,7 @@
 /*
  * faultfs: an LD_PRELOAD library for tests. It interposes the libc calls the
- * WAL makes on its files, records every mutating call and every fsync to a
+ * WAL and the snapshot store make on their files (a write rule matches write,
+ * writev, pwrite and pwritev), records every mutating call and every fsync to a
  * log, and fails chosen calls with chosen errors.
  *
  * Environment:
@@ -72,6 +73,7 @@ static int (*real_close)(int);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
 static int (*real_posix_fallocate)(int, off_t, off_t);
@@ -104,6 +106,7 @@ static void load(void) {
   real_write = dlsym(RTLD_NEXT, "write");
   real_pwrite = dlsym(RTLD_NEXT, "pwrite");
   real_pwritev = dlsym(RTLD_NEXT, "pwritev");
+  real_writev = dlsym(RTLD_NEXT, "writev");
   real_fsync = dlsym(RTLD_NEXT, "fsync");
   real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
   real_posix_fallocate = dlsym(RTLD_NEXT, "posix_fallocate");
@@ -358,6 +361,9 @@ static size_t iov_len(const struct iovec *iov, int n) {
   size_t total = 0;
   for (int i = 0; i < n; i++) total += iov[i].iov_len;
   return total;
+}
+ssize_t writev(int fd, const struct iovec *iov, int n) {
+  WRITE_CALL("writev", fd, -1, iov_len(iov, n), real_writev(fd, iov, n), iov, n);
 }
 ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off) {
   WRITE_CALL("pwritev", fd, off, iov_len(iov, n), real_pwritev(fd, iov, n, off), iov, n);

@@ -54,7 +54,8 @@ export function crashImage(ops: readonly FaultOp[], data: Buffer, cut: number, r
         break;
       case 'write':
       case 'pwrite':
-      case 'pwritev': {
+      case 'pwritev':
+      case 'writev': {
         if (node === undefined || node === 'dir' || op.doff < 0) break;
         const bytes = data.subarray(op.doff, op.doff + op.ret);
         if (node.cur.length < op.off + bytes.length) node.cur = Buffer.concat([node.cur, Buffer.alloc(op.off + bytes.length - node.cur.length)]);
