@@ -175,8 +175,14 @@ export class FileSnapshotStore implements SnapshotStore {
       if (options.create === false) return new FileSnapshotStore(dir);
       await makeDurableDir(dir);
     }
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const temporary = e.name.endsWith('.tmp') || SPOOL.test(e.name);
+    const entries = await readdir(dir, { withFileTypes: true });
+    const names = new Set(entries.map((e) => e.name));
+    for (const e of entries) {
+      // A mark whose snapshot never took its name (the install stopped between the two) would
+      // mark a snapshot this node takes later at that index and term as received: one that the
+      // WAL's marker must name, or the WAL lost its end, would pass as one it may not name yet.
+      const orphan = e.name.endsWith(`.snap${RECEIVED}`) && !names.has(e.name.slice(0, -RECEIVED.length));
+      const temporary = e.name.endsWith('.tmp') || SPOOL.test(e.name) || orphan;
       // The store writes only regular files under its names. Anything else (a directory, a
       // FIFO, a link) was put there: refused now, with its name, rather than when a read or a
       // prune of old snapshots stumbles on it in a running node.
@@ -287,9 +293,15 @@ export class FileSnapshotStore implements SnapshotStore {
     // The empty file beside it, durable first, tells the two apart at open; prune removes it
     // once the marker is durable.
     const name = fileName(index, term);
-    await (await open(join(this.dir, name + RECEIVED), 'w')).close();
+    const mark = join(this.dir, name + RECEIVED);
+    await (await open(mark, 'w')).close();
     await syncDir(this.dir);
-    await rename(join(this.dir, spool), join(this.dir, name));
+    try {
+      await rename(join(this.dir, spool), join(this.dir, name));
+    } catch (err) {
+      await unlink(mark).catch(() => undefined); // else removed at the next open
+      throw err;
+    }
     await syncDir(this.dir);
     return { meta: snapshot.meta, data: EMPTY };
   }

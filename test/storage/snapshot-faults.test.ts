@@ -49,6 +49,7 @@ describe('snapshot store under disk faults', () => {
     ['a streamed save whose temporary file cannot be made', 'stream', (d) => [{ op: 'open', glob: `${d}/*.tmp`, errno: 'ENOSPC' }], 'ENOSPC'],
     ['a received snapshot with no space to spool', 'receive', (d) => [{ op: 'write', glob: `${d}/spool-*`, after: 1, errno: 'ENOSPC' }], 'ENOSPC'],
     ['a received snapshot whose fsync fails', 'receive', (d) => [{ op: 'fsync', glob: `${d}/spool-*`, errno: 'EIO' }], 'EIO'],
+    ['a received snapshot whose rename into place fails', 'receive', (d) => [{ op: 'rename', glob: `${d}/spool-*`, errno: 'EIO' }], 'EIO'],
   ];
   for (const [what, step, rules, code] of cases) {
     it(`${what}: rejects, leaves nothing behind, and the held snapshot loads after a reopen`, async () => {

@@ -276,6 +276,14 @@ describe('snapshot files', () => {
     expect(await receiver.store.held()).toEqual([{ index: 12, term: 4 }]);
   });
 
+  it('a mark of a received snapshot that never took its name (a crash between the two) is removed on open', async () => {
+    const { dir } = await stored();
+    writeFileSync(join(dir, 'snap-0000000000000009-3.snap.recv'), '');
+    writeFileSync(join(dir, 'snap-0000000000000007-3.snap.recv'), ''); // beside its snapshot: kept
+    await FileSnapshotStore.open(dir);
+    expect(readdirSync(dir).sort()).toEqual(['snap-0000000000000007-3.snap', 'snap-0000000000000007-3.snap.recv']);
+  });
+
   it('a save that never finished is removed on open; the directory exists after open', async () => {
     const { dir } = await stored();
     writeFileSync(join(dir, 'snap-0000000000000009-3.snap.tmp'), 'half');
