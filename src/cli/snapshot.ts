@@ -5,6 +5,7 @@ import { get as httpGet, type IncomingMessage } from 'node:http';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
+import { syncDir } from '../storage/durable-dir.js';
 import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
@@ -131,6 +132,8 @@ async function save(endpoint: string, token: string | undefined, file: string): 
       throw new CliError('SNAPSHOT_CORRUPT', `the backup from ${endpoint} does not match its checksum (cut short or damaged in transit)`);
     const name = readdirSync(tmp).find((n) => n.endsWith('.snap'))!;
     await rename(join(tmp, name), file);
+    // The store synced the file and its temporary directory; FILE's name is in this one.
+    await syncDir(dirname(file));
   } finally {
     process.off('SIGINT', abandon).off('SIGTERM', abandon);
     await rm(tmp, { recursive: true, force: true });

@@ -10,6 +10,8 @@ import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
+import { crc32c } from '../../src/wal/index.js';
+import { runWithFaults } from '../fault/run-with-faults.js';
 import { tempDir, waitFor } from '../log/helpers.js';
 import { listening } from './listening.js';
 
@@ -317,4 +319,25 @@ it('a save refused 401 closes the connection, whatever the body that follows', a
   expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint])).toBe(1);
   expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog snapshot: UNAUTHORIZED: /);
   await waitFor('the connection to close', () => closed, 3_000);
+});
+
+it('a save makes the name FILE durable: the directory it is renamed into is fsynced after the rename', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const body = Buffer.alloc(4096, 3);
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
+    res.write(body);
+    res.addTrailers({ 'x-raftlog-crc32c': String(crc32c(body)) });
+    res.end();
+  });
+  const endpoint = await listening(server, cleanups);
+  const dir = join(t.dir, 'backups');
+  mkdirSync(dir);
+  const file = join(dir, 'backup.snap');
+  const r = await runWithFaults(MAIN, ['snapshot', 'save', file, '--admin', endpoint], { root: dir, log: join(t.dir, 'ops.log') });
+  expect(r.code, r.stderr).toBe(0);
+  const renamed = r.ops.findIndex((o) => o.op === 'rename' && o.to === file && o.ret === 0);
+  expect(renamed, 'the rename to FILE').toBeGreaterThanOrEqual(0);
+  expect(r.ops.slice(renamed + 1).some((o) => o.op === 'fsync' && o.path === dir && o.ret === 0)).toBe(true);
 });
