@@ -15,10 +15,14 @@ afterEach(() => {
   for (const t of temps.splice(0)) rmSync(t, { recursive: true, force: true });
 });
 
-async function run(rules: Parameters<typeof runWithFaults>[2]['rules'], appends: number): Promise<Record<string, unknown>> {
+async function run(rules: Parameters<typeof runWithFaults>[2]['rules'], appends: number, snapshotEvery?: number): Promise<Record<string, unknown>> {
   const root = mkdtempSync(join(tmpdir(), 'raftlog-fatal-'));
   temps.push(root);
-  const r = await runWithFaults(CHILD, [join(root, 'data'), String(appends)], { root, rules, log: join(root, 'ops.log') });
+  const r = await runWithFaults(CHILD, [join(root, 'data'), String(appends), ...(snapshotEvery === undefined ? [] : [String(snapshotEvery)])], {
+    root,
+    rules,
+    log: join(root, 'ops.log'),
+  });
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 }
@@ -35,6 +39,18 @@ describe('a node on a failing disk', () => {
     const out = await run([{ op: 'fdatasync', glob: '*.wal', after: 8, times: 1, errno: 'EIO' }], 40);
     expect(out).toMatchObject({ open: 'ok', failure: 'LOG_FATAL', role: 'fatal', fatal: 'LOG_FATAL', reopened: true });
     expect(out['acked']).toBeGreaterThan(0);
+  });
+
+  it('a snapshot the disk has no room for stops the node: LOG_FATAL, role fatal; close and reopen keep every acknowledged record', async () => {
+    for (const rule of [
+      { op: 'write', glob: '*/snapshots/*.tmp', after: 1, times: 1, errno: 'ENOSPC' },
+      { op: 'fsync', glob: '*/snapshots/*.tmp', after: 1, times: 1, errno: 'EIO' },
+      { op: 'rename', glob: '*/snapshots/*.tmp', after: 1, times: 1, errno: 'EIO' },
+    ] as const) {
+      const out = await run([rule], 40, 5);
+      expect(out, rule.op).toMatchObject({ open: 'ok', failure: 'LOG_FATAL', role: 'fatal', fatal: 'LOG_FATAL', reopened: true });
+      expect(out['acked'], rule.op).toBeGreaterThan(5);
+    }
   });
 
   it('raftlog serve exits 1 when its node stops, so a supervisor restarts it', async () => {
