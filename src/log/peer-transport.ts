@@ -3,8 +3,10 @@
 import type { Logger } from '../logger.js';
 import type { SnapshotStore } from '../storage/snapshot-store.js';
 import { InsecureTransportError } from '../transport/errors.js';
+import type { SnapshotStreams } from '../transport/snapshot-streams.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { ResolvedOptions } from './options.js';
+import { checkSnapshotData } from './snapshot-data.js';
 
 /** Before any file or socket exists: a log reachable over TCP must say how peers prove who they are. */
 export function requirePeerAuthentication(o: ResolvedOptions): void {
@@ -19,7 +21,7 @@ export function openPeerTransport(o: ResolvedOptions, listen: string | undefined
     maxFrameBytes: o.maxRecordBytes + 2 * 1024 * 1024,
     // Snapshots travel as their files: spooled to the snapshot directory, checked, then installed.
     maxSnapshotBytes: o.maxSnapshotBytes,
-    snapshots,
+    snapshots: checkedOnArrival(snapshots),
     listen: listen ?? '127.0.0.1:0',
     peers: Object.fromEntries(Object.entries(o.peers).filter(([k]) => Number(k) !== o.id)),
     clusterSecret: o.clusterSecret,
@@ -34,4 +36,32 @@ export function openPeerTransport(o: ResolvedOptions, listen: string | undefined
     logger.warn({}, "insecure: peers are not authenticated; anyone who can reach this node's port can rewrite its log");
   }
   return transport;
+}
+
+/**
+ * The store as the transport sees it, a received snapshot's data checked as far as the log
+ * reads it before raft is handed the snapshot: installed, it replaces the log, and data the
+ * log cannot decode would stop the node there and at every open after.
+ */
+function checkedOnArrival(store: SnapshotStore): SnapshotStreams {
+  return {
+    open: (snapshot) => store.open(snapshot),
+    spool: async (meta, size) => {
+      const spool = await store.spool(meta, size);
+      return {
+        write: (chunk) => spool.write(chunk),
+        abort: () => spool.abort(),
+        finish: async () => {
+          const snapshot = { meta, data: await spool.finish() };
+          try {
+            await checkSnapshotData(store.read(snapshot), `received at index ${meta.index}, term ${meta.term}`);
+          } catch (err) {
+            await store.discard(snapshot);
+            throw err;
+          }
+          return snapshot.data;
+        },
+      };
+    },
+  };
 }

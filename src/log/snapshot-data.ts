@@ -56,18 +56,31 @@ function checkMembers(v: unknown, bad: Bad): Array<[number, string]> {
  * checks its checksum there). Malformed data rejects with SNAPSHOT_CORRUPT naming
  * `source` (which snapshot it is).
  */
-export async function decodeSnapshotData(data: AsyncIterable<Uint8Array>, source: string): Promise<SnapshotData> {
+export function decodeSnapshotData(data: AsyncIterable<Uint8Array>, source: string): Promise<SnapshotData> {
+  return decode(data, source, true);
+}
+
+/**
+ * Refuses, as decodeSnapshotData would, data whose header or members are malformed, and
+ * releases `data`. A format 1 value is read whole to be decoded, so it is left to that.
+ */
+export async function checkSnapshotData(data: AsyncIterable<Uint8Array>, source: string): Promise<void> {
+  const d = await decode(data, source, false);
+  await d.app[Symbol.asyncIterator]().return?.(undefined);
+}
+
+async function decode(data: AsyncIterable<Uint8Array>, source: string, format1: boolean): Promise<SnapshotData> {
   const it = data[Symbol.asyncIterator]();
   const bad: Bad = (why) => new SnapshotCorruptError(source, `its data is not in the raftlog snapshot format: ${why}`);
   try {
-    return await decodeFrom(it, bad);
+    return await decodeFrom(it, bad, format1);
   } catch (err) {
     await it.return?.();
     throw err;
   }
 }
 
-async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad): Promise<SnapshotData> {
+async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad, format1: boolean): Promise<SnapshotData> {
   let buf: Buffer = Buffer.alloc(0);
   let done = false;
   const fill = async (n: number): Promise<boolean> => {
@@ -88,6 +101,7 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad): Promise<Snap
   };
   if (!(await fill(1))) return { members: [], app: releasing(rest(), it) }; // the empty snapshot of a node that never took one
   if (buf[0] === 0x93) {
+    if (!format1) return { members: [], app: releasing(rest(), it) };
     // Format 1: one msgpack value, so it is read whole (it was written whole).
     const parts: Uint8Array[] = [buf];
     let total = buf.length;

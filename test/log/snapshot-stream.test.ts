@@ -13,6 +13,10 @@ import type { LogStore } from '../../src/storage/log-store.js';
 import { Wal } from '../../src/wal/index.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
+import { encodeChunk, encodeMessage, newPacker } from '../../src/transport/wire.js';
+import { msg } from '../transport/helpers.js';
+import { rawPeer, refusal } from '../transport/raw-peer.js';
+import { RecordingLogger } from '../recording-logger.js';
 import { freePorts, tempDir, waitFor } from './helpers.js';
 
 const SECRET = 'a secret for the snapshot stream tests';
@@ -189,5 +193,40 @@ describe('snapshots through the log', () => {
     deliver(m);
     await waitFor('the refused spool to be deleted', () => spools(t.dir).length === 0);
     expect(log.status().snapshotIndex).toBe(0);
+  });
+
+  it("refuses a received snapshot whose data the log cannot read before raft sees it: the node's log and state stay", async () => {
+    const ports = await freePorts(2);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}` };
+    const logger = new RecordingLogger();
+    // A long election timeout: the raw peer sends no pings, and the connection must outlive the check.
+    const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 300, logger });
+    cleanups.push(() => log.close());
+    // A whole snapshot file, its checksum good, whose data is no raftlog snapshot data: node 2
+    // (a member, here a raw peer) sends it as the leader of a later term, after a heartbeat.
+    const elsewhere = tempDir();
+    cleanups.push(elsewhere.cleanup);
+    const other = await FileSnapshotStore.open(elsewhere.dir);
+    const meta = { index: 50, term: 1000, conf: { voters: [1, 2], learners: [] } };
+    await other.save({ meta, data: Buffer.from('not a raftlog snapshot') });
+    const file = readFileSync(join(elsewhere.dir, readdirSync(elsewhere.dir)[0]!));
+    const peer = await rawPeer(peers[1], 'raftlog', 2, 1, SECRET);
+    cleanups.push(() => void peer.socket.destroy());
+    const p = newPacker();
+    await peer.send([encodeMessage(p, msg(2, 1, { type: MessageType.MsgHeartbeat, term: 1000 }))]);
+    await waitFor('node 2 to be known as the leader', () => log.status().lead === 2);
+    const header = { message: msg(2, 1, { type: MessageType.MsgSnap, term: 1000 }), meta };
+    await peer.send([encodeChunk(p, 1, 0, file.length, file, header)]);
+    await waitFor('the stream to be refused, or the node to stop', () => refusal(peer) !== undefined || log.status().role === 'fatal');
+    expect(log.status().role).not.toBe('fatal');
+    expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+    expect(log.status().snapshotIndex).toBe(0);
+    await waitFor('the spool to be deleted', () => spools(t.dir).length === 0);
+    await log.close();
+    const again = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 300 });
+    cleanups.push(() => again.close());
+    expect(again.status().snapshotIndex).toBe(0);
   });
 });
