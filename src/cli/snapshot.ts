@@ -20,7 +20,7 @@ state machine at a linearizable point (after a barrier) and writes it to FILE, c
 the new cluster, with the same --peers on each, then start every node with raftlog serve
 (the same --id, --data and --peers). Without --peers the node is a single-node cluster.
 A snapshot file from a node's DIR/snapshots/ is taken as a backup too.
-A damaged file is refused with SNAPSHOT_CORRUPT; a DIR that already holds a WAL with DATA_EXISTS.`;
+A damaged file is refused with SNAPSHOT_CORRUPT; a DIR whose WAL holds anything with DATA_EXISTS.`;
 
 export async function main(args: string[]): Promise<number> {
   return runCommand('snapshot', USAGE, args, async (a) => {
@@ -164,7 +164,6 @@ function getStream(endpoint: string, token: string | undefined, path: string, ti
  * restored from the same file agrees on it.
  */
 async function restore(file: string, dataDir: string, id: number, peers: Record<number, string> | undefined): Promise<number> {
-  if (existsSync(join(dataDir, 'wal')) && readdirSync(join(dataDir, 'wal')).length > 0) throw new CliError('DATA_EXISTS', `${dataDir} already holds a WAL`);
   // The operator names the backup: a link to it is theirs to make.
   const read = await readSnapshotFile(file, false, { followLinks: true }).catch((err: unknown) => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`${file} does not exist`);
@@ -174,7 +173,7 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   const members: Array<[number, string]> = peers === undefined ? [] : Object.entries(peers).map(([k, v]) => [Number(k), v]);
   const index = read.meta.index;
   // A restore that fails halfway (a full disk, a file changed since it was checked) takes back
-  // what it made: a WAL it left would refuse the retry with DATA_EXISTS, and start as an empty node.
+  // what it made: a WAL it left would start as an empty node.
   // What each directory held before is kept: undefined, it did not exist; null, it is not a directory.
   const dirs = [dataDir, join(dataDir, 'wal'), join(dataDir, 'snapshots')];
   const held = dirs.map((d) => (!existsSync(d) ? undefined : statSync(d).isDirectory() ? new Set(readdirSync(d)) : null));
@@ -183,6 +182,11 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   try {
     const wal = await Wal.open(join(dataDir, 'wal'));
     try {
+      // A WAL with nothing in it (no entry, marker or term) is one a restore killed before its
+      // marker left, or a node's that never ran: nothing there is lost, and the retry goes on over it.
+      const hs = wal.hardState;
+      if (wal.lastIndex > 0 || wal.snapshot !== null || hs.term > 0 || hs.vote > 0 || hs.commit > 0)
+        throw new CliError('DATA_EXISTS', `${dataDir} already holds a WAL`);
       const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
       const source = readSnapshotFileData(file, read.meta, { followLinks: true });
       // save writes term 0 and the state machine's bytes alone. A node's own snapshot file (from
@@ -195,6 +199,8 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
       await wal.close();
     }
   } catch (err) {
+    // A WAL found in use is the node's, with what its open wrote there (a segment made ready): left whole.
+    if (err instanceof CliError && err.code === 'DATA_EXISTS') throw err;
     for (const [k, d] of dirs.entries()) {
       const had = held[k];
       const gone = k === 0 ? made : d;

@@ -10,7 +10,7 @@ import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
-import { crc32c } from '../../src/wal/index.js';
+import { Wal, crc32c } from '../../src/wal/index.js';
 import { runWithFaults } from '../fault/run-with-faults.js';
 import { tempDir, waitFor } from '../log/helpers.js';
 import { listening } from './listening.js';
@@ -340,4 +340,28 @@ it('a save makes the name FILE durable: the directory it is renamed into is fsyn
   const renamed = r.ops.findIndex((o) => o.op === 'rename' && o.to === file && o.ret === 0);
   expect(renamed, 'the rename to FILE').toBeGreaterThanOrEqual(0);
   expect(r.ops.slice(renamed + 1).some((o) => o.op === 'fsync' && o.path === dir && o.ret === 0)).toBe(true);
+});
+
+it('a restore that was killed before its WAL recorded the snapshot is retried over what it left; a WAL that holds anything is DATA_EXISTS', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const data = join(t.dir, 'data');
+  // What a restore killed between its snapshot and the WAL's marker leaves: a WAL with nothing
+  // in it, and the snapshot (or its temporary file) beside it.
+  await (await Wal.open(join(data, 'wal'))).close();
+  const store = await FileSnapshotStore.open(join(data, 'snapshots'));
+  await store.save({ meta: { index: 7, term: 1, conf: { voters: [1], learners: [] } }, data: Buffer.from('half a restore') });
+  writeFileSync(join(data, 'snapshots', 'snap-0000000000000007-1.snap.tmp'), 'half');
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1']), String(err.mock.calls.at(-1)?.[0])).toBe(0);
+  // Restored, the WAL holds the snapshot's marker: a second restore would replace the node's state.
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/DATA_EXISTS/);
+  vi.restoreAllMocks();
+  const kv = new KvStateMachine();
+  const log = await ReplicatedLog.open<unknown>({ dataDir: data, stateMachine: kv as never });
+  cleanups.push(() => log.close());
+  expect(kv.get(Buffer.from('k'))?.toString()).toBe('v');
 });
