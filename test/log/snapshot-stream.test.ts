@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KvStateMachine, encodeCommand } from '../../src/kv/kv-state-machine.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { encodeConfChange } from '../../src/raft/confchange.js';
-import { ConfChangeType, EntryType, MessageType, type Message } from '../../src/raft/types.js';
+import { ConfChangeType, EntryType, MessageType, type Message, type SnapshotMeta } from '../../src/raft/types.js';
 import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
 import type { LogStore } from '../../src/storage/log-store.js';
 import { Wal } from '../../src/wal/index.js';
@@ -39,6 +39,39 @@ function inertTransport(): { transport: Transport; deliver: (m: Message) => void
     close: async () => undefined,
   };
   return { transport, deliver: (m) => handlers!.onMessage(m) };
+}
+
+/**
+ * Node 1 of a two-node cluster whose node 2 is a raw peer, known to node 1 as the leader of
+ * term 1000 (a heartbeat): it streams snapshot files of its own making.
+ */
+async function ledByRawPeer() {
+  const ports = await freePorts(2);
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}` };
+  // A long election timeout: the raw peer sends no pings, and its connection must outlive each stream.
+  const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 300, logger: new RecordingLogger() });
+  cleanups.push(() => log.close());
+  const peer = await rawPeer(peers[1], 'raftlog', 2, 1, SECRET);
+  cleanups.push(() => void peer.socket.destroy());
+  const p = newPacker();
+  await peer.send([encodeMessage(p, msg(2, 1, { type: MessageType.MsgHeartbeat, term: 1000 }))]);
+  await waitFor('node 2 to be known as the leader', () => log.status().lead === 2);
+  // `between`, if given, runs once the first half is sent.
+  const sendSnapshot = async (meta: SnapshotMeta, data: Buffer, streamId = 1, between?: () => Promise<void>): Promise<void> => {
+    const elsewhere = tempDir();
+    cleanups.push(elsewhere.cleanup);
+    await (await FileSnapshotStore.open(elsewhere.dir)).save({ meta, data });
+    const file = readFileSync(join(elsewhere.dir, readdirSync(elsewhere.dir)[0]!));
+    const header = { message: msg(2, 1, { type: MessageType.MsgSnap, term: meta.term }), meta };
+    if (between === undefined) return peer.send([encodeChunk(p, streamId, 0, file.length, file, header)]);
+    const half = file.length >> 1;
+    await peer.send([encodeChunk(p, streamId, 0, file.length, file.subarray(0, half), header)]);
+    await between();
+    await peer.send([encodeChunk(p, streamId, half, file.length, file.subarray(half))]);
+  };
+  return { t, peers, log, peer, sendSnapshot };
 }
 
 describe('snapshots through the log', () => {
@@ -196,29 +229,9 @@ describe('snapshots through the log', () => {
   });
 
   it("refuses a received snapshot whose data the log cannot read before raft sees it: the node's log and state stay", async () => {
-    const ports = await freePorts(2);
-    const t = tempDir();
-    cleanups.push(t.cleanup);
-    const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}` };
-    const logger = new RecordingLogger();
-    // A long election timeout: the raw peer sends no pings, and the connection must outlive the check.
-    const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 300, logger });
-    cleanups.push(() => log.close());
-    // A whole snapshot file, its checksum good, whose data is no raftlog snapshot data: node 2
-    // (a member, here a raw peer) sends it as the leader of a later term, after a heartbeat.
-    const elsewhere = tempDir();
-    cleanups.push(elsewhere.cleanup);
-    const other = await FileSnapshotStore.open(elsewhere.dir);
-    const meta = { index: 50, term: 1000, conf: { voters: [1, 2], learners: [] } };
-    await other.save({ meta, data: Buffer.from('not a raftlog snapshot') });
-    const file = readFileSync(join(elsewhere.dir, readdirSync(elsewhere.dir)[0]!));
-    const peer = await rawPeer(peers[1], 'raftlog', 2, 1, SECRET);
-    cleanups.push(() => void peer.socket.destroy());
-    const p = newPacker();
-    await peer.send([encodeMessage(p, msg(2, 1, { type: MessageType.MsgHeartbeat, term: 1000 }))]);
-    await waitFor('node 2 to be known as the leader', () => log.status().lead === 2);
-    const header = { message: msg(2, 1, { type: MessageType.MsgSnap, term: 1000 }), meta };
-    await peer.send([encodeChunk(p, 1, 0, file.length, file, header)]);
+    const { t, peers, log, peer, sendSnapshot } = await ledByRawPeer();
+    // A whole snapshot file, its checksum good, whose data is no raftlog snapshot data.
+    await sendSnapshot({ index: 50, term: 1000, conf: { voters: [1, 2], learners: [] } }, Buffer.from('not a raftlog snapshot'));
     await waitFor('the stream to be refused, or the node to stop', () => refusal(peer) !== undefined || log.status().role === 'fatal');
     expect(log.status().role).not.toBe('fatal');
     expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
@@ -228,5 +241,21 @@ describe('snapshots through the log', () => {
     const again = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 300 });
     cleanups.push(() => again.close());
     expect(again.status().snapshotIndex).toBe(0);
+  });
+
+  it('deletes a received snapshot below the one the node holds, and keeps its own', async () => {
+    const { t, log, sendSnapshot } = await ledByRawPeer();
+    const conf = { voters: [1, 2], learners: [] };
+    const data = async (): Promise<Buffer> => {
+      const parts: Uint8Array[] = [];
+      for await (const c of encodeSnapshotData([], (async function* () {})())) parts.push(c);
+      return Buffer.concat(parts);
+    };
+    await sendSnapshot({ index: 50, term: 1000, conf }, await data(), 1);
+    await waitFor('the snapshot at 50 to be installed', () => log.status().snapshotIndex === 50 && log.status().applied === 50);
+    await sendSnapshot({ index: 40, term: 1000, conf }, await data(), 2, () => waitFor('the older stream to be spooled', () => spools(t.dir).length === 1));
+    await waitFor('the older spool to be deleted', () => spools(t.dir).length === 0);
+    expect(log.status()).toMatchObject({ role: 'follower', snapshotIndex: 50, applied: 50 });
+    expect(readdirSync(join(t.dir, 'snapshots')).filter((n) => n.startsWith('snap-'))).toEqual(['snap-0000000000000050-1000.snap']);
   });
 });
