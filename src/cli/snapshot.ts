@@ -6,7 +6,7 @@ import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { syncDir } from '../storage/durable-dir.js';
-import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
+import { FileSnapshotStore, heldSnapshots, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
 import { ADMIN_FLAGS, adminTarget, badReply, connectionLost, refusal } from './admin-client.js';
@@ -20,7 +20,8 @@ state machine at a linearizable point (after a barrier) and writes it to FILE, c
 the new cluster, with the same --peers on each, then start every node with raftlog serve
 (the same --id, --data and --peers). Without --peers the node is a single-node cluster.
 A snapshot file from a node's DIR/snapshots/ is taken as a backup too.
-A damaged file is refused with SNAPSHOT_CORRUPT; a DIR whose WAL holds anything with DATA_EXISTS.`;
+A damaged file is refused with SNAPSHOT_CORRUPT; a DIR whose WAL holds anything, or that
+holds another snapshot, with DATA_EXISTS.`;
 
 export async function main(args: string[]): Promise<number> {
   return runCommand('snapshot', USAGE, args, async (a) => {
@@ -172,6 +173,17 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   const ids = peers === undefined ? [id] : Object.keys(peers).map(Number);
   const members: Array<[number, string]> = peers === undefined ? [] : Object.entries(peers).map(([k, v]) => [Number(k), v]);
   const index = read.meta.index;
+  // Another snapshot beside the one restored (a node's whose WAL was lost, a restore of another
+  // backup killed halfway) would stop the node at open, past the restored log's end: refused
+  // before anything is made. The one this restore writes, left by a restore killed halfway, is
+  // written over.
+  const other = (
+    await heldSnapshots(join(dataDir, 'snapshots')).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return []; // refused below, by the store
+      throw err;
+    })
+  ).find((h) => h.index !== index || h.term !== 1);
+  if (other !== undefined) throw new CliError('DATA_EXISTS', `${dataDir} already holds the snapshot ${join(dataDir, 'snapshots', other.name)}`);
   // A restore that fails halfway (a full disk, a file changed since it was checked) takes back
   // what it made: a WAL it left would start as an empty node.
   // What each directory held before is kept: undefined, it did not exist; null, it is not a directory.

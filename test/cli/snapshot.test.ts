@@ -365,3 +365,18 @@ it('a restore that was killed before its WAL recorded the snapshot is retried ov
   cleanups.push(() => log.close());
   expect(kv.get(Buffer.from('k'))?.toString()).toBe('v');
 });
+
+it('a restore into a directory that holds another snapshot (a lost WAL, an earlier restore of another backup) is DATA_EXISTS, and nothing is removed', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const data = join(t.dir, 'data');
+  const store = await FileSnapshotStore.open(join(data, 'snapshots'));
+  await store.save({ meta: { index: 9, term: 3, conf: { voters: [1], learners: [] } }, data: Buffer.from('a lost node') });
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/DATA_EXISTS: .*snap-0000000000000009-3\.snap/);
+  expect(readdirSync(data)).toEqual(['snapshots']);
+  expect(readdirSync(join(data, 'snapshots'))).toEqual(['snap-0000000000000009-3.snap']);
+});
