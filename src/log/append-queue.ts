@@ -48,7 +48,8 @@ export class AppendQueue {
   private seqs: number[] = [];
   private payloads: Uint8Array[] = [];
   private scheduled = false;
-  private leaderTimerArmed = false;
+  /** Cancels the timeout of the appends waiting for a leader; null while none waits. */
+  private cancelLeaderTimeout: (() => void) | null = null;
   private earlyArmed = false;
   /** Appends queued when committed ones were last settled. */
   private queuedAtSettle = 0;
@@ -130,6 +131,8 @@ export class AppendQueue {
       this.armLeaderTimeout();
       return;
     }
+    // Every queued append leaves now: a wait for a later leader is timed from its own start.
+    this.disarmLeaderTimeout();
     const seqs = this.seqs;
     const ends: number[] = [];
     let datas;
@@ -214,6 +217,7 @@ export class AppendQueue {
 
   /** Rejects every append still queued. */
   failAll(err: () => Error): void {
+    this.disarmLeaderTimeout();
     const seqs = this.seqs;
     this.seqs = [];
     this.payloads = [];
@@ -221,11 +225,15 @@ export class AppendQueue {
   }
 
   private armLeaderTimeout(): void {
-    if (this.leaderTimerArmed) return;
-    this.leaderTimerArmed = true;
-    this.clock.setTimeout(() => {
-      this.leaderTimerArmed = false;
+    if (this.cancelLeaderTimeout !== null) return;
+    this.cancelLeaderTimeout = this.clock.setTimeout(() => {
+      this.cancelLeaderTimeout = null;
       this.failAll(() => new NotCommittedError(`no leader was elected within ${this.timeoutMs} ms`));
     }, this.timeoutMs);
+  }
+
+  private disarmLeaderTimeout(): void {
+    this.cancelLeaderTimeout?.();
+    this.cancelLeaderTimeout = null;
   }
 }

@@ -6,18 +6,22 @@
 import { describe, expect, it } from 'vitest';
 import { AppendQueue, EARLY_PROPOSALS_PER_TURN } from '../../src/log/append-queue.js';
 import type { Clock } from '../../src/log/clock.js';
+import { NotCommittedError } from '../../src/log/errors.js';
 import { Proposals } from '../../src/log/proposals.js';
 
 const origin = Uint8Array.of(2, 1, 0, 0, 0, 0, 0, 0, 0, 9);
 
-/** A queue over a leader whose core accepts everything, with deferred work run by hand. */
-function setUp(timeoutTicks: number) {
+/**
+ * A queue whose core accepts everything, with deferred work run by hand; over leader 1 unless
+ * `lead` says otherwise, and with no timer ever due unless `clock` runs them.
+ */
+function setUp(timeoutTicks: number, o: { clock?: Clock; lead?: () => number } = {}) {
   const proposals = new Proposals<unknown>(origin);
   const outcomes = new Map<number, string>();
-  const clock: Clock = { setTimeout: () => () => undefined, defer: () => undefined };
+  const clock: Clock = o.clock ?? { setTimeout: () => () => undefined, defer: () => undefined };
   let index = 0;
   const queue = new AppendQueue(proposals, clock, timeoutTicks * 10, 10, {
-    lead: () => 1,
+    lead: o.lead ?? (() => 1),
     node: {
       propose: (datas: Uint8Array[]) => {
         const at = { index: index + 1, term: 1 };
@@ -193,5 +197,43 @@ describe('AppendQueue proposals', () => {
     expect(proposed).toEqual([]);
     endTurn();
     expect(proposed.map((p) => p.length)).toEqual([2]);
+  });
+});
+
+describe('AppendQueue without a leader', () => {
+  it('times a wait for a leader from its own start, not from an earlier wait, and holds no timer once nothing waits', () => {
+    const timers: Array<{ fn: () => void; live: boolean }> = [];
+    const clock: Clock = {
+      setTimeout: (fn) => {
+        const t = { fn, live: true };
+        timers.push(t);
+        return () => void (t.live = false);
+      },
+      defer: () => undefined,
+    };
+    const due = (t: { fn: () => void; live: boolean } | undefined): void => {
+      if (t?.live !== true) return;
+      t.live = false;
+      t.fn();
+    };
+    let lead = 0;
+    const { outcomes, queue, append: queued } = setUp(30, { clock, lead: () => lead });
+    const append = (): number => {
+      const seq = queued();
+      queue.propose(); // the end of its turn
+      return seq;
+    };
+    append(); // no leader: it waits for one, for at most the timeout
+    lead = 2;
+    queue.propose(); // a leader is known: the append leaves for it
+    lead = 0;
+    const late = append(); // the leader is lost: a new wait
+    due(timers[0]); // the first wait's timeout comes, barely into the new one
+    expect(outcomes.get(late)).toBeUndefined();
+    for (const t of timers.slice()) due(t); // the new wait's own timeout
+    expect(outcomes.get(late)).toBe('APPEND_NOT_COMMITTED');
+    append();
+    queue.failAll(() => new NotCommittedError('the log was closed')); // as the log's close does
+    expect(timers.filter((t) => t.live)).toEqual([]);
   });
 });
