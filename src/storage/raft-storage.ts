@@ -308,10 +308,17 @@ export class RaftStorage implements Storage {
     });
   }
 
-  /** Every write and snapshot handed out so far is durable. */
+  /**
+   * Every write and snapshot handed out so far is durable, or has failed. A failed write does
+   * not stop a snapshot being written: it is waited for too, or its file would still be open,
+   * and written to, once the WAL is closed.
+   */
   async flush(): Promise<void> {
-    await this.tail;
-    await this.snapTail;
+    try {
+      await this.tail;
+    } finally {
+      await this.snapTail;
+    }
   }
 
   private serialSnapshot(op: () => Promise<void>): Promise<void> {

@@ -12,7 +12,7 @@ import type { LogStore, SnapshotMarker } from '../../src/storage/log-store.js';
 import type { Entry, HardState } from '../../src/raft/types.js';
 import { Wal, WalIoError } from '../../src/wal/index.js';
 import { RecordingLogger } from '../recording-logger.js';
-import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+import { RecordingMachine, enc, fdsUnder, tempDir, waitFor } from './helpers.js';
 
 /** A real WAL whose appends start failing after `okAppends` of them, as a disk that returns EIO would. */
 class FailingStore implements LogStore {
@@ -20,7 +20,7 @@ class FailingStore implements LogStore {
   closed = false;
   constructor(
     private readonly wal: Wal,
-    private readonly okAppends: number,
+    public okAppends: number,
   ) {}
   get hardState(): HardState {
     return this.wal.hardState;
@@ -63,6 +63,19 @@ class FailingStore implements LogStore {
     this.closed = true;
     await this.wal.close();
   }
+}
+
+/** A state machine whose snapshot stream stalls for good once the store has opened the snapshot's file; `underway` says when it has. */
+function stallingMachine(): { sm: RecordingMachine; underway: () => boolean } {
+  const sm = new RecordingMachine();
+  let underway = false;
+  sm.snapshot = (() =>
+    (async function* () {
+      yield Buffer.alloc(2 * 1024 * 1024, 1); // more than the store gathers before it opens the file
+      underway = true;
+      await new Promise(() => undefined);
+    })()) as unknown as RecordingMachine['snapshot'];
+  return { sm, underway: () => underway };
 }
 
 describe('ReplicatedLog failures', () => {
@@ -331,17 +344,10 @@ describe('ReplicatedLog failures', () => {
   it("close() waits for a state machine's snapshot stream that stalls at most timeoutMs, then abandons the write and frees the directory", async () => {
     const dir = fresh();
     const logger = new RecordingLogger();
-    const sm = new RecordingMachine();
-    let underway = false;
-    sm.snapshot = (() =>
-      (async function* () {
-        yield Buffer.alloc(2 * 1024 * 1024, 1); // more than the store gathers before it opens the file
-        underway = true;
-        await new Promise(() => undefined); // a stream that stalls for good
-      })()) as unknown as RecordingMachine['snapshot'];
+    const { sm, underway } = stallingMachine();
     const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, snapshotEvery: 1, timeoutMs: 200, logger });
     await log.append(enc('a'));
-    await waitFor('the snapshot under way', () => underway);
+    await waitFor('the snapshot under way', underway);
     await log.close(); // it never settled: the WAL's lock and the snapshot's file stayed held
     expect(logger.lines.find((l) => /the state machine's stream yielded nothing for 200 ms/.test(l.message))?.fields.code).toBe('LOG_FATAL');
     expect(readdirSync(join(dir, 'snapshots')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
@@ -349,6 +355,20 @@ describe('ReplicatedLog failures', () => {
     await again.barrier();
     expect(again.status().applied).toBeGreaterThanOrEqual(2);
     await again.close();
+  });
+
+  it('close() after a storage failure waits for the snapshot being written: no file of the directory is left open', async () => {
+    const dir = fresh();
+    const store = new FailingStore(await Wal.open(`${dir}/wal`), Infinity);
+    const { sm, underway } = stallingMachine(); // abandoned timeoutMs after the node stops
+    const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, snapshotEvery: 1, timeoutMs: 200 }, { wal: store });
+    await log.append(enc('a'));
+    await waitFor('the snapshot under way', underway);
+    store.okAppends = store.appends; // the disk fails while the snapshot is being written
+    await expect(log.append(enc('b'))).rejects.toMatchObject({ code: 'LOG_FATAL' });
+    await log.close();
+    expect(fdsUnder(dir)).toEqual([]);
+    expect(readdirSync(join(dir, 'snapshots')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('a WAL that fails to close is logged with its code, and close() still resolves', async () => {
