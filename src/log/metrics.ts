@@ -22,6 +22,11 @@ export interface LogMetrics {
   appliedIndex: number;
   isLeader: boolean;
   hasLeader: boolean;
+  /**
+   * The node stopped after a failure (status().role 'fatal', which says why): it serves nothing
+   * until it is closed and reopened; isLeader and hasLeader alone read as a follower's between leaders.
+   */
+  fatal: boolean;
   /** Times this node saw the leader change to a new, known leader. */
   leaderChanges: number;
   /** append() calls that resolved (committed, durable, applied here). */

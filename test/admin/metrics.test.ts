@@ -2,6 +2,7 @@
 // contract: the library writes nothing to the console, whatever it goes through.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { logRegistry } from '../../src/admin/prometheus.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RecordingMachine, appendInTurns, enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
 
@@ -44,6 +45,27 @@ async function trio(logger?: RecordingLogger) {
 }
 
 describe('metrics()', () => {
+  it('say a node stopped by a failure is stopped: fatal, and raftlog_fatal 1', async () => {
+    const sm = new RecordingMachine();
+    const apply = sm.apply.bind(sm);
+    sm.apply = (e) => {
+      if (Buffer.from(e.data).toString() === 'boom') throw new Error('the state machine broke');
+      return apply(e);
+    };
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir, stateMachine: sm });
+    cleanups.push(() => log.close());
+    const scrape = async (): Promise<string | undefined> => (await logRegistry(log).metrics()).split('\n').find((l) => l.startsWith('raftlog_fatal '));
+    expect(log.metrics().fatal).toBe(false);
+    expect(await scrape()).toBe('raftlog_fatal 0');
+    await expect(log.append(enc('boom'))).rejects.toMatchObject({ code: 'LOG_FATAL' });
+    expect(log.metrics().fatal).toBe(true);
+    expect(await scrape()).toBe('raftlog_fatal 1');
+    await log.close();
+    expect(log.metrics().fatal).toBe(true); // closed since, it still says why it stopped, as status() does
+  });
+
   it('counts appends, their durations, fsyncs, WAL bytes and snapshots', async () => {
     const log = await single({ snapshotEvery: 10 });
     const before = log.metrics();
