@@ -603,8 +603,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /**
    * Stops the node. Appends already handed to raft get a short grace (two election
-   * timeouts) to commit; what is still unsettled then rejects with APPEND_OUTCOME_UNKNOWN,
-   * and appends not yet proposed with LOG_CLOSED. Everything acknowledged is already durable.
+   * timeouts) to commit; what is still unsettled then rejects with APPEND_OUTCOME_UNKNOWN.
+   * Appends not yet proposed (no leader is known) reject with LOG_CLOSED at once. Everything acknowledged is already durable.
    * A snapshot being written is finished first, unless the state machine's stream yields
    * nothing for `timeoutMs`: that write is then abandoned (the log holds what it covers).
    */
@@ -618,6 +618,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (!this.closed) {
       this.closing = true;
       if (this.lead !== 0) this.appends.propose();
+      // Those no leader took stay unproposed: a leader that appears during the grace must not
+      // be handed records their callers were told would fail, and none need be waited for.
+      this.appends.failAll(() => new ClosedError());
       const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
       for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
         await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));

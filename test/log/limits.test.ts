@@ -159,6 +159,21 @@ describe('ReplicatedLog limits', () => {
     expect(sent.filter((m) => m.type === MessageType.MsgTransferLeader)).toEqual([]);
   });
 
+  it('close() answers appends still waiting for a leader with LOG_CLOSED, and proposes none to a leader that appears while it closes', async () => {
+    const { transport, sent, deliver } = scriptedTransport();
+    // Time stands still: no tick, no election, and no grace ever runs out.
+    const clock = { setTimeout: () => () => undefined, defer: (fn: () => void) => void setImmediate(fn) };
+    const log = await ReplicatedLog.open({ dataDir: fresh(), peers: threePeers }, { transport, clock });
+    const waiting = log.append(enc('queued'));
+    await new Promise(setImmediate); // the end of its turn: no leader to take it
+    const closing = log.close();
+    deliver(from2(MessageType.MsgHeartbeat));
+    await new Promise(setImmediate);
+    expect(sent.filter((m) => m.type === MessageType.MsgProp)).toEqual([]);
+    await expect(waiting).rejects.toMatchObject({ code: 'LOG_CLOSED' });
+    await closing;
+  });
+
   it("answers a leadership transfer asked while the core has just lost the leader the log still names with the log's codes", async () => {
     const { transport, deliver } = scriptedTransport();
     const log = await ReplicatedLog.open({ dataDir: fresh(), peers: threePeers, tickMs: 10, electionTicks: 40, timeoutMs: 300 }, { transport });
