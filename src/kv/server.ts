@@ -14,8 +14,9 @@ import net from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { AuthThrottle, authThrottleProblem, type AuthThrottleOptions } from '../auth-throttle.js';
 import { CodedError } from '../errors.js';
-import { InvalidArgumentError } from '../log/errors.js';
+import { ClosedError, InvalidArgumentError } from '../log/errors.js';
 import type { LogMetrics } from '../log/metrics.js';
+import type { LogStatus } from '../log/status.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, logServerErrors, realTimers, type RefusalLogClock } from '../refusal-log.js';
 import { clientAddress, formatAddress, networkKey, parseAddress } from '../transport/address.js';
@@ -68,6 +69,16 @@ function toReply(r: KvResult): Reply {
   if ('error' in r) return new Error(r.error);
   if ('int' in r) return r.int;
   return OK;
+}
+
+/**
+ * What a node that stopped (closed, or failed: status().role) answers PING with, as its other
+ * commands answer: clients and pools check a connection with PING, and PONG said it served.
+ */
+function stoppedReply(status: object): Reply | null {
+  const s = status as Partial<LogStatus>;
+  if (s.role === 'fatal') return errorReply(s.fatal ?? { code: 'LOG_FATAL', message: 'the node stopped' });
+  return s.role === 'closed' ? errorReply(new ClosedError()) : null;
 }
 
 /** RAFT.MEMBERS: one line per member: id, address, voter or learner. */
@@ -432,7 +443,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     switch (name) {
       case 'PING':
         if (rest.length > 1) throw arity('ping');
-        return rest.length === 0 ? PONG : rest[0]!;
+        return stoppedReply(log.status()) ?? (rest.length === 0 ? PONG : rest[0]!);
       case 'ECHO':
         if (rest.length !== 1) throw arity('echo');
         return rest[0]!;

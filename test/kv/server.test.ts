@@ -154,3 +154,34 @@ describe('the RESP server when the log refuses a write', () => {
     }
   });
 });
+
+describe('the RESP server on a log that stopped', () => {
+  it('answers PING with why, as every other command does: a dead node does not answer PONG', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raftlog-kv-'));
+    const kv = new KvStateMachine();
+    const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: kv });
+    const server = await serveResp({ log, kv, address: '127.0.0.1:0' });
+    const fatal: KvLog = {
+      append: () => Promise.reject(Object.assign(new Error('disk gone'), { code: 'LOG_FATAL' })),
+      barrier: () => Promise.reject(Object.assign(new Error('disk gone'), { code: 'LOG_FATAL' })),
+      status: () => ({ role: 'fatal', lead: 1, fatal: { code: 'LOG_FATAL', message: 'disk gone' } }),
+    };
+    const dead = await serveResp({ log: fatal, kv, address: '127.0.0.1:0' });
+    const c = await RespClient.connect(Number(server.address.split(':').pop()));
+    const d = await RespClient.connect(Number(dead.address.split(':').pop()));
+    try {
+      expect(await c.call('PING')).toBe('PONG');
+      await log.close();
+      expect(await c.call('PING')).toEqual(new Error('ERR LOG_CLOSED the replicated log is closed'));
+      expect(await c.call('GET', 'k')).toEqual(new Error('ERR LOG_CLOSED the replicated log is closed'));
+      expect(await d.call('PING')).toEqual(new Error('ERR LOG_FATAL disk gone'));
+      expect(await d.call('PING', 'hello')).toEqual(new Error('ERR LOG_FATAL disk gone'));
+    } finally {
+      c.close();
+      d.close();
+      await server.close();
+      await dead.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
