@@ -511,9 +511,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /**
    * Rotates peer credentials without a restart: new handshakes use them, open
    * connections stay. A secret rotation goes `[old, new]` on every node, then
-   * `[new, old]`, then `[new]`; renewed certificates simply replace the old ones.
+   * `[new, old]`, then `[new]`; renewed certificates simply replace the old ones. A log that
+   * closed or stopped throws its error (LOG_CLOSED, LOG_FATAL): its transport is closed, and a
+   * rotation step that seemed done here would not be.
    */
   reloadCredentials(c: { clusterSecret?: Secret | Secret[]; tls?: TlsOptions }): void {
+    const refused = this.refusal();
+    if (refused !== null) throw refused;
     const t = this.deps.transport;
     if (!(t instanceof TcpTransport)) throw new InvalidArgumentError('reloadCredentials: this log has no TCP transport');
     validateCredentials(c);

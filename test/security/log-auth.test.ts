@@ -66,6 +66,13 @@ describe('ReplicatedLog peer authentication', () => {
     log.reloadCredentials({ clusterSecret: [OLD, NEW] });
   });
 
+  it('reloadCredentials on a closed log throws LOG_CLOSED: nothing would use them, and no rotation step may seem done', async () => {
+    const [port] = await freePorts(1);
+    const log = await ReplicatedLog.open({ dataDir: fresh(), listen: `127.0.0.1:${port}`, clusterSecret: OLD });
+    await log.close();
+    expect(() => log.reloadCredentials({ clusterSecret: [OLD, NEW] })).toThrow(expect.objectContaining({ code: 'LOG_CLOSED' }));
+  });
+
   it('rotates the cluster secret without a restart; afterwards only the new secret is heard', async () => {
     const ports = await freePorts(3);
     const peers: Record<number, string> = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
