@@ -82,6 +82,14 @@ export class AuthThrottle {
     return this.current.size + this.previous.size;
   }
 
+  /** Forgets every failure and holds no timer: for the server's close. */
+  clear(): void {
+    this.cancel?.();
+    this.cancel = undefined;
+    this.current.clear();
+    this.previous.clear();
+  }
+
   private endWindow(): void {
     this.previous = this.current;
     this.current = new Map();

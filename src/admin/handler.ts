@@ -56,8 +56,11 @@ export interface AdminHandlerOptions {
 
 export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
   registry: Registry;
-  /** Logs the count of refusals not logged yet, now rather than at the interval's end: for the server's close. */
-  flushRefusals(): void;
+  /**
+   * For the server's close: logs the count of refusals not logged yet, now rather than at the
+   * interval's end, and forgets the failed tokens counted, with their timer.
+   */
+  close(): void;
 };
 
 const PROGRESS: Record<ProgressStateType, string> = {
@@ -508,5 +511,9 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       }
     });
   };
-  return Object.assign(handler, { registry, flushRefusals: () => refusals.flush() });
+  const close = (): void => {
+    throttle.clear();
+    refusals.flush();
+  };
+  return Object.assign(handler, { registry, close });
 }

@@ -179,7 +179,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
         for (const s of refusing) s.destroy();
       }).then(() => {
         // A process that exits next would never hear the counts.
-        handler.flushRefusals();
+        handler.close();
         connectionRefusals.flush();
         serverErrors.flush();
       }),

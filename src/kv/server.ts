@@ -905,6 +905,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         server.close(() => resolve());
         for (const s of [...clients.keys(), ...refusing]) s.destroy();
       }).then(() => {
+        throttle.clear();
         refusals.flush();
         readRefusals.flush();
         serverErrors.flush();

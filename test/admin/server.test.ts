@@ -377,6 +377,15 @@ describe('the admin endpoint', () => {
     expect((await status('127.0.0.2', 'wrong')).status).toBe(401);
   });
 
+  it('holds no timer once closed: the wrong tokens it counted are forgotten with it', async () => {
+    const clock = new ManualClock();
+    const { admin } = await node({ token: 'the-admin-token', refusalLogClock: clock });
+    expect((await send(admin.address, 'GET', '/status', { authorization: 'Bearer guess' })).status).toBe(401);
+    expect(clock.pending).toContain(60_000); // the window that counts it
+    await admin.close();
+    expect(clock.pending).toEqual([]);
+  });
+
   it('by default an address may send 10 wrong tokens a minute; requests with the right one are all served', async () => {
     const { admin } = await node({ token: 'the-admin-token', refusalLogClock: new ManualClock() });
     for (let i = 0; i < 10; i++)

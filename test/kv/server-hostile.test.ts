@@ -354,6 +354,17 @@ describe('the RESP server against strangers (clients that have not authenticated
     f.close();
   });
 
+  it('holds no timer once closed: the failed AUTHs it counted are forgotten with it', async () => {
+    const clock = new ManualClock();
+    const server = await start({ refusalLogClock: clock });
+    const c = await RespClient.connect(portOf(server));
+    expect(await c.call('AUTH', 'guess')).toEqual(new Error('WRONGPASS invalid username-password pair or user is disabled.'));
+    expect(clock.pending).toContain(60_000); // the window that counts it
+    c.close();
+    await server.close();
+    expect(clock.pending).toEqual([]);
+  });
+
   it('refuses a connection past maxUnauthenticatedPerAddress from an address whose connections have not authenticated', async () => {
     const server = await start({ maxUnauthenticatedPerAddress: 3, refusalLogClock: new ManualClock() });
     const port = portOf(server);
