@@ -151,6 +151,8 @@ export class Raft {
   /** Ticks since this node started: the leader's clock for its lease. */
   ticks = 0;
   randomizedElectionTimeout = 0;
+  /** The tick at which this node began to ask for pre-votes in the term it would campaign in. */
+  private preVoteSince = 0;
 
   private readonly electionTimeout: number;
   private readonly heartbeatTimeout: number;
@@ -362,7 +364,7 @@ export class Raft {
 
   // ---- roles ---------------------------------------------------------------
 
-  private reset(term: number, retry = false): void {
+  private reset(term: number, retry = false, answersTook = 0): void {
     if (this.term !== term) {
       this.term = term;
       this.vote = None;
@@ -370,7 +372,7 @@ export class Raft {
     this.lead = None;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.resetRandomizedElectionTimeout(retry);
+    this.resetRandomizedElectionTimeout(retry, answersTook);
     this.leadTransferee = None;
     this.trk.resetVotes();
     const last = this.raftLog.lastIndex();
@@ -396,16 +398,21 @@ export class Raft {
    * split), it campaigns again after [2, max(3, electionTimeout / 2)] ticks: still randomized,
    * so that rivals that tied draw apart; never 1, because the timer starts mid-tick and a retry
    * at the next tick would abandon a campaign whose votes are still being written to the
-   * voters' disks. The pre-candidate it then becomes keeps that timer. A leader alive for a
+   * voters' disks. Nor before its votes can come back: the window starts later by twice the
+   * ticks its pre-votes took to be answered (`answersTook`), and is as much wider, so that
+   * rivals over such links still draw apart; over links slower than the window alone, a
+   * candidate gave up before its votes came, again in every term the voters granted it, and
+   * no one was elected. The pre-candidate it then becomes keeps that timer. A leader alive for a
    * quorum is never at risk: only a quorum's pre-votes make a candidate, and a voter in the
    * leader's lease refuses them.
    */
-  private resetRandomizedElectionTimeout(retry: boolean): void {
+  private resetRandomizedElectionTimeout(retry: boolean, answersTook = 0): void {
     const r = this.random();
     if (!(r >= 0 && r < 1)) throw new InvalidConfigError(`random() must return a number in [0, 1), got ${String(r)}`);
     if (retry) {
       const span = Math.max(2, Math.floor(this.electionTimeout / 2) - 1);
-      this.randomizedElectionTimeout = 2 + Math.min(span - 1, Math.floor(r * span));
+      const slow = 2 * answersTook;
+      this.randomizedElectionTimeout = 2 + slow + Math.min(span + slow - 1, Math.floor(r * (span + slow)));
     } else {
       this.randomizedElectionTimeout = this.electionTimeout + Math.min(this.electionTimeout - 1, Math.floor(r * this.electionTimeout));
     }
@@ -418,9 +425,9 @@ export class Raft {
   }
 
   /** `retry`: see resetRandomizedElectionTimeout. */
-  private becomeCandidate(retry: boolean): void {
+  private becomeCandidate(retry: boolean, answersTook = 0): void {
     if (this.state === StateLeader) throw new CorruptStateError('leader cannot become candidate');
-    this.reset(this.term + 1, retry);
+    this.reset(this.term + 1, retry, answersTook);
     this.vote = this.id;
     this.state = StateCandidate;
   }
@@ -429,6 +436,8 @@ export class Raft {
     if (this.state === StateLeader) throw new CorruptStateError('leader cannot become pre-candidate');
     // A pre-candidate changes neither term nor vote: that is the point of PreVote.
     this.trk.resetVotes();
+    // Asking again counts from the first time: answers to it, for the same term, still count.
+    if (this.state !== StatePreCandidate) this.preVoteSince = this.ticks;
     this.state = StatePreCandidate;
     this.lead = None;
   }
@@ -490,7 +499,10 @@ export class Raft {
       term = this.term + 1; // the term we would campaign in
     } else {
       // Without PreVote nothing showed that the leader is gone: a failed campaign waits a whole timeout.
-      this.becomeCandidate(this.preVote || t === 'transfer');
+      // At most an election timeout: answers slower than that break Raft's timing anyway, and a
+      // pre-candidate cut off for long, asking all the while, would count the whole cut.
+      const answersTook = this.state === StatePreCandidate ? Math.min(this.electionTimeout, this.ticks - this.preVoteSince) : 0;
+      this.becomeCandidate(this.preVote || t === 'transfer', answersTook);
       voteType = MsgVote;
       term = this.term;
     }

@@ -1,8 +1,8 @@
 // When a campaign ends without a winner. A candidate that a quorum's pre-votes (or the
 // leader's MsgTimeoutNow) made knows the leader is gone: after a split vote it campaigns
 // again within [2, electionTick / 2] ticks, randomized, not after a whole randomized
-// election timeout. Followers keep [electionTick, 2 * electionTick), so a cluster whose
-// leader is alive never campaigns.
+// election timeout, and later by as much as its pre-votes took to be answered. Followers
+// keep [electionTick, 2 * electionTick), so a cluster whose leader is alive never campaigns.
 import { describe, expect, it } from 'vitest';
 import { Network } from './network.js';
 import { MessageType, StateType, type Message } from '../../src/raft/types.js';
@@ -36,12 +36,12 @@ function splitVote(seed: number, preVote: boolean): Network {
 function ticksToNextCampaign(net: Network, id: number, preVote: boolean): number {
   const n = net.node(id);
   const term = n.status().term;
-  for (let ticks = 1; ticks <= 3 * ELECTION_TICK; ticks++) {
+  for (let ticks = 1; ticks <= 100 * ELECTION_TICK; ticks++) {
     n.tick();
     const st = n.status();
     if (preVote ? st.state === StatePreCandidate : st.term > term) return ticks;
   }
-  throw new Error(`node ${id} did not campaign again within ${3 * ELECTION_TICK} ticks`);
+  throw new Error(`node ${id} did not campaign again within ${100 * ELECTION_TICK} ticks`);
 }
 
 describe('the campaign after a split vote', () => {
@@ -98,6 +98,62 @@ describe('the campaign after a split vote', () => {
       const ticks = ticksToNextCampaign(net, 3, false);
       expect(ticks, `seed ${seed}`).toBeGreaterThanOrEqual(2);
       expect(ticks, `seed ${seed}`).toBeLessThanOrEqual(ELECTION_TICK / 2);
+    }
+  });
+
+  it('a campaign whose answers take longer than the retry window is not abandoned before they arrive', () => {
+    // Everything sent to node 2 arrives DELAY ticks late, past the window's [2, electionTick / 2]
+    // ticks but well within an election timeout: a candidate that gave up on its campaign after
+    // the window campaigned again before its votes came, in a new term the voters also granted,
+    // over and over, and the two nodes left never elected a leader.
+    for (const [DELAY, seed] of [3, 5, 8].flatMap((d) => SEEDS.map((seed) => [d, seed] as const))) {
+      const net = new Network([1, 2, 3], { preVote: true, checkQuorum: true }, seed);
+      net.campaign(1);
+      net.isolate(1);
+      let now = 0;
+      const late: Array<{ due: number; m: Message }> = [];
+      net.addFilter((m) => {
+        if (m.to !== 2 || m.from === 1) return false;
+        late.push({ due: now + DELAY, m });
+        return true;
+      });
+      const newLeaders = (): number[] => net.leaders().filter((id) => id !== 1);
+      while (newLeaders().length === 0) {
+        if (++now > 30 * ELECTION_TICK) throw new Error(`seed ${seed}, delay ${DELAY}: no leader ${30 * ELECTION_TICK} ticks after the leader was cut off`);
+        for (const id of [2, 3]) net.tick(id);
+        for (let i = 0; i < late.length;) {
+          if (late[i]!.due <= now) net.node(2).step(late.splice(i, 1)[0]!.m);
+          else i++;
+        }
+        net.stabilize();
+      }
+      expect([2, 3], `seed ${seed}`).toContain(newLeaders()[0]);
+    }
+  });
+
+  it('a pre-candidate cut off for long counts at most an election timeout of it in its retry window', () => {
+    const span = ELECTION_TICK / 2 - 1;
+    const most = 2 + 4 * ELECTION_TICK + span; // the window's end for answers an election timeout late
+    for (const seed of SEEDS.slice(0, 10)) {
+      // Without CheckQuorum node 3 grants pre-votes while it still counts 1 its leader.
+      const net = new Network([1, 2, 3], { preVote: true }, seed);
+      net.campaign(1);
+      net.isolate(1);
+      net.isolate(2);
+      // Node 2 asks for pre-votes for 30 election timeouts, and no one answers.
+      net.tick(2, 30 * ELECTION_TICK);
+      net.stabilize();
+      expect(net.node(2).status().state, `seed ${seed}`).toBe(StatePreCandidate);
+      net.heal();
+      net.isolate(1);
+      net.addFilter((m: Message) => m.type === MessageType.MsgVote); // the campaign cannot end
+      let ticks = 0;
+      while (net.node(2).status().state !== StateCandidate) {
+        if (++ticks > 2 * ELECTION_TICK) throw new Error(`seed ${seed}: node 2 did not become a candidate`);
+        net.tick(2);
+        net.stabilize();
+      }
+      expect(ticksToNextCampaign(net, 2, true), `seed ${seed}`).toBeLessThanOrEqual(most);
     }
   });
 
