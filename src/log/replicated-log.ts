@@ -173,6 +173,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   /** Called once at the next change of leader (and when the log stops); one that gives up first takes itself out. @internal */
   private readonly leaderWaiters = new Set<() => void>();
+  /** Run at every tick: the leadership transfers under way. */
+  private readonly tickWaiters = new Set<() => void>();
   /** @internal */
   private readonly committed: CommittedEntries;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. @internal */
@@ -549,8 +551,30 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
           : new NotMemberError(id, 'transferLeadership', conf),
       );
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('leadership transfer'));
-    return this.deadlines.run('leadership transfer', (resolve, reject) => {
+    return this.deadlines.run('leadership transfer', (resolveRun, rejectRun) => {
       let asked = false;
+      let ticksSinceAsked = 0;
+      const stop = (): void => {
+        this.leaderWaiters.delete(check);
+        this.tickWaiters.delete(onTick);
+      };
+      const resolve = (): void => {
+        stop();
+        resolveRun();
+      };
+      const reject = (err: Error): void => {
+        stop();
+        rejectRun(err);
+      };
+      // A leader gives up a transfer its transferee has not taken within an election timeout
+      // (one catching up over a slow link, say), and no one told this call: asked again every
+      // two election timeouts, so that proposals, which a transfer holds, flow in between.
+      const onTick = (): void => {
+        if (!asked || ++ticksSinceAsked < 2 * this.opts.electionTicks) return;
+        asked = false;
+        ticksSinceAsked = 0;
+        check();
+      };
       const check = (): void => {
         if (this.lead !== id && !asked && this.lead !== 0) {
           try {
@@ -568,10 +592,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         if (this.lead === id) resolve();
         else this.leaderWaiters.add(check);
       };
+      this.tickWaiters.add(onTick);
       check();
       // Timed out: a leader that appears later is not asked. Without a change of leader (a
       // transfer to a voter that is down) nothing else takes the waiter, nor what it holds.
-      return () => void this.leaderWaiters.delete(check);
+      return stop;
     });
   }
 
@@ -657,6 +682,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.appends.onTick();
     if (this.noLeader.onTick(this.lead, this.role)) this.failLeaderless();
     this.barriers.onTick();
+    for (const w of [...this.tickWaiters]) w();
     this.pump();
     this.stopTicking = this.deps.clock.setTimeout(() => this.tick(), this.opts.tickMs);
   }

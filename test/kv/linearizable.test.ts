@@ -101,10 +101,9 @@ describe('the KV server over RESP, 3 nodes, one lagging follower', () => {
     for (let round = 0; round < 4; round++) {
       const value = `v${round}`;
       expect(await conn.get(leader)!.call('SET', 'k', value), `seed ${seed}`).toBe('OK');
-      // Leadership moves between the two nodes that hear each other at once (to the lagging one,
-      // a transfer can outlast the election timeout), and every node is read at once: the
-      // lagging follower, whose state trails, through a barrier the new leader answers.
-      const next = leader === cl.leader ? cl.other : cl.leader;
+      // Leadership goes round the three, the lagging one included, and every node is read at
+      // once: a follower whose state trails answers through a barrier the new leader answers.
+      const next = cl.members[(cl.members.indexOf(leader) + 1) % cl.members.length]!;
       await leader.log.transferLeadership(next.id);
       leader = next;
       const reads = await Promise.all(cl.members.map((m) => conn.get(m)!.call('GET', 'k')));

@@ -1,0 +1,60 @@
+// Leadership transfer to a follower over a slow link: one that takes longer than an election
+// timeout to catch up, and whose vote requests are answered late.
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { MemoryNetwork } from '../../src/transport/memory-transport.js';
+import { Wal } from '../../src/wal/index.js';
+import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const TICK_MS = 10;
+const ELECTION_TICKS = 40;
+/**
+ * Everything sent to the slow follower arrives this late: within the election timeout (400 ms),
+ * as Raft needs, but a round trip outlasts the few ticks a candidate waits before it retries.
+ */
+const SLOW_MS = 250;
+const MiB = 1024 * 1024;
+
+it('hands leadership round three nodes, one of them behind a slow link and behind by more than it catches up in an election timeout', async () => {
+  const net = new MemoryNetwork();
+  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' }; // never dialled: the network is in memory
+  const logs: ReplicatedLog<number>[] = [];
+  for (let id = 1; id <= 3; id++) {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const wal = await Wal.open(join(t.dir, 'wal'), { sync: 'none', preallocate: 'none' });
+    const options = { dataDir: t.dir, id, peers, stateMachine: new RecordingMachine(), sync: 'none' as const, preallocate: 'none' as const };
+    // A window of 1 MiB: catching up on 4 MiB takes the slow follower four round trips, 2 s.
+    // Heartbeats keep arriving (late, but every 40 ms), so it never campaigns on its own.
+    const timing = { tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 4, maxInflightBytes: MiB };
+    logs.push(await ReplicatedLog.open({ ...options, ...timing }, { transport: net.endpoint(id), wal }));
+  }
+  cleanups.push(async () => {
+    for (const l of logs) await l.close();
+  });
+  let leader: ReplicatedLog<number> | undefined;
+  await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
+  const slow = leader!.status().id === 3 ? 2 : 3;
+  for (const from of [1, 2, 3]) if (from !== slow) net.setLink(from, slow, { delayMs: [SLOW_MS, SLOW_MS] });
+
+  // Each round writes 4 MiB, then hands leadership on at once, round the three: the slow
+  // follower has not acknowledged the writes when it is asked to lead, nor can it within the
+  // election timeout a leader gives a transfer.
+  const record = Buffer.alloc(64 * 1024, 7);
+  for (let round = 0; round < 4; round++) {
+    const from = leader!.status().id;
+    await Promise.all(Array.from({ length: (4 * MiB) / record.length }, () => leader!.append(record)));
+    await leader!.append(enc(`round ${round}`));
+    const to = (from % 3) + 1;
+    await leader!.transferLeadership(to);
+    expect(logs[to - 1]!.status().role, `round ${round}: ${from} -> ${to}`).toBe('leader');
+    leader = logs[to - 1]!;
+  }
+  await waitFor('every node to apply every round', () => logs.every((l) => l.status().applied === leader!.status().applied));
+}, 60_000);
