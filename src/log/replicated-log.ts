@@ -173,7 +173,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   /** Called once at the next change of leader (and when the log stops); one that gives up first takes itself out. @internal */
   private readonly leaderWaiters = new Set<() => void>();
-  /** Run at every tick: the leadership transfers under way. */
+  /** Run at every tick: the leadership transfers under way. @internal */
   private readonly tickWaiters = new Set<() => void>();
   /** @internal */
   private readonly committed: CommittedEntries;
