@@ -49,7 +49,7 @@ export class KvStateMachine implements StateMachine<KvResult> {
     return v === undefined ? undefined : valueBytes(v);
   }
 
-  /** The value as the map keeps it, not a copy: for a reply written later (it must not be changed). */
+  /** The value as the map keeps it, not a copy: for a reply written later (it must not be changed). @internal */
   stored(k: Buffer): StoredValue | undefined {
     return this.map.get(key(k));
   }
