@@ -48,7 +48,9 @@ describe('a node on a failing disk', () => {
       { op: 'rename', glob: '*/snapshots/*.tmp', after: 1, times: 1, errno: 'EIO' },
     ] as const) {
       const out = await run([rule], 40, 5);
-      expect(out, rule.op).toMatchObject({ open: 'ok', failure: 'LOG_FATAL', role: 'fatal', fatal: 'LOG_FATAL', reopened: true });
+      expect(out, rule.op).toMatchObject({ open: 'ok', role: 'fatal', fatal: 'LOG_FATAL', reopened: true });
+      // The snapshot is written while later records apply: it may fail after the last append was acknowledged.
+      expect([undefined, 'LOG_FATAL'], rule.op).toContain(out['failure']);
       expect(out['acked'], rule.op).toBeGreaterThan(5);
     }
   });
