@@ -533,7 +533,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /**
    * Hands leadership to voter `id`, on any node (a follower asks its leader); resolves once `id`
-   * leads. Asked while no leader is known, it waits for one, as a barrier does.
+   * leads. Asked while no leader is known, it waits for one, as a barrier does. A leader gives
+   * up a transfer `id` has not taken within an election timeout: it is asked again every two
+   * (NOT_MEMBER if `id` was removed meanwhile) until the call's timeout.
    */
   transferLeadership(id: number): Promise<void> {
     const refused = this.refusal();
@@ -543,13 +545,16 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    const { conf } = this.membership;
-    if (!conf.voters.includes(id))
-      return Promise.reject(
-        confMembers(conf).has(id)
-          ? new InvalidArgumentError(`transferLeadership: node ${id} is not a voter`)
-          : new NotMemberError(id, 'transferLeadership', conf),
-      );
+    // Asked again while it waits (below), by when `id` may have been removed or demoted.
+    const notVoter = (): Error | null => {
+      const { conf } = this.membership;
+      if (conf.voters.includes(id)) return null;
+      return confMembers(conf).has(id)
+        ? new InvalidArgumentError(`transferLeadership: node ${id} is not a voter`)
+        : new NotMemberError(id, 'transferLeadership', conf);
+    };
+    const refusal = notVoter();
+    if (refusal !== null) return Promise.reject(refusal);
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('leadership transfer'));
     return this.deadlines.run('leadership transfer', (resolveRun, rejectRun) => {
       let asked = false;
@@ -577,6 +582,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       };
       const check = (): void => {
         if (this.lead !== id && !asked && this.lead !== 0) {
+          const gone = notVoter();
+          if (gone !== null) {
+            reject(gone);
+            return;
+          }
           try {
             this.node.transferLeader(id);
             asked = true;

@@ -21,26 +21,34 @@ const ELECTION_TICKS = 40;
 const SLOW_MS = 250;
 const MiB = 1024 * 1024;
 
-it('hands leadership round three nodes, one of them behind a slow link and behind by more than it catches up in an election timeout', async () => {
-  const net = new MemoryNetwork();
-  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' }; // never dialled: the network is in memory
+/** Three nodes on an in-memory network (never dialled), and the one that leads first. */
+async function threeNodes(net: MemoryNetwork): Promise<{ logs: ReplicatedLog<number>[]; leader: ReplicatedLog<number> }> {
+  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
   const logs: ReplicatedLog<number>[] = [];
+  cleanups.push(async () => {
+    for (const l of logs) await l.close();
+  });
   for (let id = 1; id <= 3; id++) {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const wal = await Wal.open(join(t.dir, 'wal'), { sync: 'none', preallocate: 'none' });
     const options = { dataDir: t.dir, id, peers, stateMachine: new RecordingMachine(), sync: 'none' as const, preallocate: 'none' as const };
-    // A window of 1 MiB: catching up on 4 MiB takes the slow follower four round trips, 2 s.
+    // A window of 1 MiB: catching up on 4 MiB takes a follower behind a slow link four round trips, 2 s.
     // Heartbeats keep arriving (late, but every 40 ms), so it never campaigns on its own.
     const timing = { tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 4, maxInflightBytes: MiB };
     logs.push(await ReplicatedLog.open({ ...options, ...timing }, { transport: net.endpoint(id), wal }));
   }
-  cleanups.push(async () => {
-    for (const l of logs) await l.close();
-  });
   let leader: ReplicatedLog<number> | undefined;
   await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
-  const slow = leader!.status().id === 3 ? 2 : 3;
+  return { logs, leader: leader! };
+}
+
+it('hands leadership round three nodes, one of them behind a slow link and behind by more than it catches up in an election timeout', async () => {
+  const net = new MemoryNetwork();
+  const nodes = await threeNodes(net);
+  const { logs } = nodes;
+  let leader = nodes.leader;
+  const slow = leader.status().id === 3 ? 2 : 3;
   for (const from of [1, 2, 3]) if (from !== slow) net.setLink(from, slow, { delayMs: [SLOW_MS, SLOW_MS] });
 
   // Each round writes 4 MiB, then hands leadership on at once, round the three: the slow
@@ -48,13 +56,37 @@ it('hands leadership round three nodes, one of them behind a slow link and behin
   // election timeout a leader gives a transfer.
   const record = Buffer.alloc(64 * 1024, 7);
   for (let round = 0; round < 4; round++) {
-    const from = leader!.status().id;
-    await Promise.all(Array.from({ length: (4 * MiB) / record.length }, () => leader!.append(record)));
-    await leader!.append(enc(`round ${round}`));
+    const from = leader.status().id;
+    await Promise.all(Array.from({ length: (4 * MiB) / record.length }, () => leader.append(record)));
+    await leader.append(enc(`round ${round}`));
     const to = (from % 3) + 1;
-    await leader!.transferLeadership(to);
+    await leader.transferLeadership(to);
     expect(logs[to - 1]!.status().role, `round ${round}: ${from} -> ${to}`).toBe('leader');
     leader = logs[to - 1]!;
   }
-  await waitFor('every node to apply every round', () => logs.every((l) => l.status().applied === leader!.status().applied));
+  await waitFor('every node to apply every round', () => logs.every((l) => l.status().applied === leader.status().applied));
+}, 60_000);
+
+it('answers NOT_MEMBER once the node it waits to hand leadership to is removed', async () => {
+  const net = new MemoryNetwork();
+  const { leader } = await threeNodes(net);
+  const gone = leader.status().id === 3 ? 2 : 3;
+  net.isolate(gone); // it can never take leadership: the transfer waits
+  const outcome = leader.transferLeadership(gone).then(
+    () => 'transferred',
+    (err: { code?: string }) => err.code,
+  );
+  // A transfer under way holds proposals, the removal's too: it is made in a gap between asks.
+  for (let tries = 0; ; tries++) {
+    const removed = await leader.removeMember(gone).then(
+      () => true,
+      (err: { code?: string }) => {
+        if (err.code !== 'APPEND_NOT_COMMITTED' || tries === 100) throw err;
+        return false;
+      },
+    );
+    if (removed) break;
+    await new Promise((r) => setTimeout(r, TICK_MS * 5));
+  }
+  expect(await outcome).toBe('NOT_MEMBER');
 }, 60_000);

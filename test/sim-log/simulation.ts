@@ -1001,7 +1001,9 @@ class Simulation {
       },
       (err: unknown) => {
         const code = (err as LogError).code;
-        if (code !== 'TIMEOUT' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL')
+        // Removed or demoted while the transfer waited: only then may it name the node so.
+        const gone = (code === 'NOT_MEMBER' || code === 'INVALID_ARGUMENT') && !leader.log?.status().conf.voters.includes(to);
+        if (code !== 'TIMEOUT' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL' && !gone)
           this.violation(`transferLeadership(${to}) on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       },
     );
