@@ -127,7 +127,9 @@ describe('snapshots through the log', () => {
     expect(lagging.log!.status().firstIndex).toBeGreaterThan(1); // it started from the snapshot, not from the log
     expect(lagging.kv.size).toBe(60);
     for (let i = 0; i < 60; i++) expect(lagging.kv.get(Buffer.from(`k${i}`))?.equals(value(i)), `k${i}`).toBe(true);
-    expect(spools(lagging.dir)).toEqual([]);
+    // A leader that heard nothing back in time (a loaded machine) may have sent the snapshot again:
+    // that stream, spooled as it arrives, is refused once whole (the node holds it) and deleted.
+    await waitFor('no spool left', () => spools(lagging.dir).length === 0, 30_000);
   }, 120_000);
 
   it('installs a snapshot received while a membership change waits for its commit to be durable', async () => {
