@@ -309,9 +309,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       restore: (snap) => this.restoreFrom(snap),
       applyEntries: (entries) => this.applyEntries(entries),
       stopped: () => this.closed,
+      stopReason: () => this.fatal ?? new ClosedError(),
       onDrained: () => this.schedulePump(),
       fail: (err) => this.fail(err),
     });
+    storage.beforeInstall = (snap) => this.restore.beforeInstall(snap);
   }
 
   /**
@@ -392,7 +394,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private async start(): Promise<void> {
     const held = this.storage.snapshot();
-    if (held.meta.index > 0) await this.restoreFrom(held);
+    if (held.meta.index > 0) (await this.restoreFrom(held))();
     const t = this.deps.transport;
     if (t !== null) {
       this.membership.linkPeers();
@@ -1068,8 +1070,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.restore.add(snap, installed);
   }
 
-  /** Streams a held snapshot into the state machine. @internal */
-  private async restoreFrom(snap: Snapshot): Promise<void> {
+  /**
+   * Streams a snapshot (held, or received and not yet installed) into the state machine;
+   * resolves to what makes it the log's, called once the storage holds it.
+   * @internal
+   */
+  private async restoreFrom(snap: Snapshot): Promise<() => void> {
     const d = await decodeSnapshotData(this.deps.snapshots.read(snap), `at index ${snap.meta.index}, term ${snap.meta.term}`);
     try {
       await this.unlessHalted(Promise.resolve(this.sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term })));
@@ -1078,15 +1084,17 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     } finally {
       await d.app[Symbol.asyncIterator]().return?.(undefined); // closes the file if restore stopped early
     }
-    if (this.closed) return;
-    this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term }, `state machine restored from the snapshot at ${snap.meta.index}`);
-    this.snapshotFloor = snap.meta.index;
-    this.membership.restore(snap.meta.conf, d.members);
-    this.applied = snap.meta.index;
-    this.snapshotIndex = snap.meta.index;
-    this.sinceSnapshot = 0;
-    this.barriers.onApplied(this.applied);
-    this.committed.notify();
+    return () => {
+      if (this.closed) return;
+      this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term }, `state machine restored from the snapshot at ${snap.meta.index}`);
+      this.snapshotFloor = snap.meta.index;
+      this.membership.restore(snap.meta.conf, d.members);
+      this.applied = snap.meta.index;
+      this.snapshotIndex = snap.meta.index;
+      this.sinceSnapshot = 0;
+      this.barriers.onApplied(this.applied);
+      this.committed.notify();
+    };
   }
 
   /**

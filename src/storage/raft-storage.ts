@@ -120,6 +120,13 @@ export class RaftStorage implements Storage {
    * Until it is set, every read is made at once on the calling thread.
    */
   onEntriesFetched: ((err?: unknown) => void) | null = null;
+  /**
+   * Called with a received snapshot, still in its spool, before it replaces anything: a
+   * rejection leaves the log, the WAL's marker and the held snapshot as they were (the
+   * install rejects with it). The driver loads the state machine from it here, so that a
+   * snapshot the application cannot load is never the one a reopen restores from.
+   */
+  beforeInstall: ((snapshot: Snapshot) => Promise<void>) | null = null;
   private readonly reads = new CatchUpReads(
     (lo, hi, maxBytes) => this.wal.entries(lo, hi, maxBytes),
     // A read that failed because the WAL closed (the log stopped) is passed on as it is: the
@@ -332,6 +339,13 @@ export class RaftStorage implements Storage {
     if (snapshot.meta.index <= this.snapIndex()) {
       await this.snapshots.discard(snapshot); // an older snapshot than the one held: nothing to gain
       return;
+    }
+    try {
+      await this.beforeInstall?.(snapshot);
+    } catch (err) {
+      // The first failure is the one reported; a spool left behind is removed at the next open.
+      await this.snapshots.discard(snapshot).catch(() => undefined);
+      throw err;
     }
     this.spare.clear();
     await this.record(await this.snapshots.install(snapshot), true);

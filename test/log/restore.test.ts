@@ -1,6 +1,7 @@
 // The state machine's restore() at open, as an application may write it: one that does not
 // read the snapshot it is given, and one that never settles.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import type { StateMachine } from '../../src/log/state-machine.js';
@@ -23,6 +24,35 @@ async function withSnapshot(): Promise<string> {
 }
 
 const machine = (restore: StateMachine['restore']): StateMachine => ({ apply: () => undefined, snapshot: () => new Uint8Array(0), restore });
+
+/**
+ * A leader (node 1) whose log starts at a snapshot, with node 2 added as a learner: no
+ * catch-up window, so node 2 can only start from the leader's snapshot. `node2`: its options.
+ */
+async function leaderWithSnapshot() {
+  const [p1, p2] = await freePorts(2);
+  const [a1, a2] = [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`];
+  const [d1, d2] = [tempDir(), tempDir()];
+  dirs.push(d1, d2);
+  const timing = { tickMs: 10, electionTicks: 40, sync: 'none', clusterSecret: 'a secret for the restore tests' } as const;
+  const n1 = await ReplicatedLog.open({
+    dataDir: d1.dir,
+    listen: a1,
+    snapshotEvery: 2,
+    snapshotCatchUpEntries: 0,
+    stateMachine: new RecordingMachine(),
+    ...timing,
+  });
+  try {
+    for (let i = 0; i < 5; i++) await n1.append(enc(`r${i}`));
+    await waitFor('a snapshot', () => n1.status().snapshotIndex > 0);
+    await n1.addLearner(2, a2);
+  } catch (err) {
+    await n1.close();
+    throw err;
+  }
+  return { n1, d2, node2: { dataDir: d2.dir, id: 2, join: true, peers: { 1: a1, 2: a2 }, ...timing } };
+}
 
 describe('restore() at open', () => {
   it('a restore() that returns without reading its snapshot leaves the file closed', async () => {
@@ -90,26 +120,51 @@ describe('restore() at open', () => {
   });
 
   it("close() abandons a restore() of a leader's snapshot that never settles: it resolves, and no file under the directory is left open", async () => {
-    const [p1, p2] = await freePorts(2);
-    const [a1, a2] = [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`];
-    const [d1, d2] = [tempDir(), tempDir()];
-    dirs.push(d1, d2);
-    const timing = { tickMs: 10, electionTicks: 40, sync: 'none', clusterSecret: 'a secret for the restore tests' } as const;
-    // No catch-up window: node 2 can only start from the leader's snapshot.
-    const n1 = await ReplicatedLog.open({ dataDir: d1.dir, listen: a1, snapshotEvery: 2, snapshotCatchUpEntries: 0, ...timing });
+    const { n1, d2, node2 } = await leaderWithSnapshot();
     try {
-      for (let i = 0; i < 5; i++) await n1.append(enc(`r${i}`));
-      await waitFor('a snapshot', () => n1.status().snapshotIndex > 0);
-      await n1.addLearner(2, a2);
       let restoring = false;
       const hung = machine(() => {
         restoring = true;
         return new Promise(() => {});
       });
-      const n2 = await ReplicatedLog.open({ dataDir: d2.dir, id: 2, join: true, peers: { 1: a1, 2: a2 }, stateMachine: hung, ...timing });
+      const n2 = await ReplicatedLog.open({ ...node2, stateMachine: hung });
       await waitFor("node 2 to restore the leader's snapshot", () => restoring);
       await n2.close();
       expect(fdsUnder(d2.dir)).toEqual([]);
+    } finally {
+      await n1.close();
+    }
+  });
+});
+
+describe("restore() of a leader's snapshot", () => {
+  it('a restore() that throws stops the node with LOG_FATAL naming restore(), before the snapshot replaces its log: a reopen finds its state as it was', async () => {
+    const { n1, d2, node2 } = await leaderWithSnapshot();
+    try {
+      let restores = 0;
+      const failing = machine(async (data) => {
+        restores++;
+        for await (const _ of data) break;
+        throw new Error('this snapshot cannot be loaded');
+      });
+      const n2 = await ReplicatedLog.open({ ...node2, stateMachine: failing });
+      const fatal = new Promise<{ code: string; message: string }>((resolve) => n2.once('fatal', resolve));
+      expect(await fatal).toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(/restore\(\)/) });
+      await n2.close();
+      expect(fdsUnder(d2.dir)).toEqual([]);
+      // Neither the snapshot nor its spool was kept: the open restores nothing, and the leader sends it again.
+      expect(readdirSync(join(d2.dir, 'snapshots'))).toEqual([]);
+      const again = await ReplicatedLog.open({ ...node2, stateMachine: failing });
+      expect(again.status().snapshotIndex).toBe(0);
+      const before = restores;
+      await waitFor('the snapshot sent again', () => restores > before);
+      await again.close();
+      // With a state machine that loads it, the node catches up.
+      const sm = new RecordingMachine();
+      const n2b = await ReplicatedLog.open({ ...node2, stateMachine: sm });
+      await waitFor('node 2 to catch up', () => sm.applied.length === 5);
+      expect(sm.applied.map((a) => a.data)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+      await n2b.close();
     } finally {
       await n1.close();
     }
