@@ -20,7 +20,8 @@ export type TransportErrorCode =
   | 'TRANSPORT_TOO_MANY_CONNECTIONS'
   | 'TRANSPORT_SNAPSHOT_TOO_LARGE'
   | 'TRANSPORT_SNAPSHOT_REJECTED'
-  | 'TRANSPORT_SNAPSHOT_SUPERSEDED';
+  | 'TRANSPORT_SNAPSHOT_SUPERSEDED'
+  | 'TRANSPORT_SNAPSHOT_STALLED';
 
 export class TransportError extends CodedError<TransportErrorCode> {}
 
@@ -154,5 +155,15 @@ export class SnapshotRejectedError extends TransportError {
 export class SnapshotSupersededError extends TransportError {
   constructor(peer: number) {
     super('TRANSPORT_SNAPSHOT_SUPERSEDED', `node ${peer} started a newer snapshot stream`);
+  }
+}
+
+/**
+ * A snapshot stream's next chunk did not come within the idle limit, while the connection
+ * stayed alive (pings, heartbeats): the stream is dropped, with its spool.
+ */
+export class SnapshotStalledError extends TransportError {
+  constructor(streamId: number, ms: number) {
+    super('TRANSPORT_SNAPSHOT_STALLED', `snapshot stream ${streamId} sent no chunk for ${ms} ms`);
   }
 }

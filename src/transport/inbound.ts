@@ -14,6 +14,7 @@ import {
   IdleTimeoutError,
   MalformedFrameError,
   SnapshotRejectedError,
+  SnapshotStalledError,
   SnapshotTooLargeError,
   TransportError,
   WrongNodeError,
@@ -88,6 +89,11 @@ export class Inbound {
   private writing = false;
   private readonly handshakeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
+  /**
+   * Armed while a snapshot stream waits for its next chunk: other frames (pings, heartbeats)
+   * keep the connection alive, and would keep a stalled stream's spool and fd for good.
+   */
+  private stallTimer: NodeJS.Timeout | undefined;
   /** Between the hello and the proof: what the proof must be computed over. */
   private pending: { hello: HelloFrame; facts: HandshakeFacts } | undefined;
 
@@ -139,6 +145,18 @@ export class Inbound {
   private stopTimers(): void {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.stallTimer);
+  }
+
+  /**
+   * Each chunk must come within the idle limit of the last one stored, as any frame must of
+   * the one before: a stream is bounded by its progress, not by a total, so a slow but honest
+   * sender gets through. Not armed while a chunk is written (a slow disk here is not a stall).
+   */
+  private armStall(streamId: number): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = setTimeout(() => this.refuse(new SnapshotStalledError(streamId, this.c.idleTimeoutMs)), this.c.idleTimeoutMs);
+    this.stallTimer.unref();
   }
 
   /** Restarted at every complete frame: a silent peer, or one that leaves a frame half-sent, is dropped. */
@@ -294,6 +312,7 @@ export class Inbound {
     this.writing = true;
     this.socket.pause();
     clearTimeout(this.idleTimer); // a slow disk is not a silent peer
+    clearTimeout(this.stallTimer);
     // Once abandoned, abandon() deletes the spool.
     const run = async (): Promise<void> => {
       if (first) a.spool = await this.c.snapshots.spool(a.meta, a.total);
@@ -312,6 +331,7 @@ export class Inbound {
         this.writing = false;
         if (this.closed) return;
         this.armIdle();
+        if (this.assembly === a) this.armStall(a.streamId);
         this.socket.resume();
         this.drain();
       },
@@ -328,6 +348,7 @@ export class Inbound {
     const a = this.assembly;
     if (a === undefined) return;
     this.assembly = undefined;
+    clearTimeout(this.stallTimer);
     a.abandoned = true;
     this.c.releaseSnapshot(this.peer, this);
     const discard = async (): Promise<void> => {

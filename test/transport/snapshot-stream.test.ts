@@ -12,9 +12,10 @@ import { MessageType, type SnapshotMeta } from '../../src/raft/types.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import type { IncomingSnapshot } from '../../src/transport/snapshot-streams.js';
-import { encodeChunk, newPacker } from '../../src/transport/wire.js';
+import { encodeChunk, encodePing, newPacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { rawPeer, refusal } from './raw-peer.js';
+import { fdsUnder } from '../log/helpers.js';
 
 const SECRET = 'snapshot streams secret';
 const MiB = 1024 * 1024;
@@ -73,6 +74,13 @@ async function receiver(dir: string, o: Partial<TcpTransportOptions> = {}) {
   open.push(t);
   await t.start(rec);
   return { t, rec, log, store };
+}
+
+/** The bytes of a snapshot file for `meta` holding `mib` MiB, as a sender's store writes it. */
+async function snapshotFile(meta: SnapshotMeta, mib: number): Promise<Buffer> {
+  const sendDir = tempDir();
+  await (await FileSnapshotStore.open(sendDir)).save({ meta, data: pattern(mib) });
+  return readFileSync(join(sendDir, readdirSync(sendDir)[0]!));
 }
 
 const snapHeader = (from: number, meta: SnapshotMeta) => ({ message: msg(from, 2, { type: MessageType.MsgSnap, term: meta.term }), meta });
@@ -140,10 +148,7 @@ describe('snapshot streams', () => {
 
   it('never delivers a stream that fails its checksum or is not the snapshot announced, and deletes its spool', async () => {
     const meta = { index: 40, term: 2, conf };
-    const sendDir = tempDir();
-    const sender = await FileSnapshotStore.open(sendDir);
-    await sender.save({ meta, data: pattern(3) });
-    const file = readFileSync(join(sendDir, readdirSync(sendDir)[0]!));
+    const file = await snapshotFile(meta, 3);
     const flipped = Buffer.from(file);
     flipped[file.length - 1000]! ^= 0x01; // one bit of the data
     const cases: Array<[string, Buffer, SnapshotMeta, RegExp]> = [
@@ -186,6 +191,45 @@ describe('snapshot streams', () => {
     await until(() => spools(dir).length === 0, 'the abandoned spool to be deleted');
     expect(readdirSync(dir)).not.toContain(kept);
     expect(b.rec.messages).toEqual([]);
+  });
+
+  it('drops a stream whose next chunk does not come within the idle timeout, though pings keep its connection alive: TRANSPORT_SNAPSHOT_STALLED, spool deleted', async () => {
+    const dir = tempDir();
+    // Idle timeout: 3 election timeouts, 300 ms.
+    const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB, electionTimeoutMs: 100 });
+    const p = newPacker();
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await peer.send([encodeChunk(p, 1, 0, 4 * MiB, new Uint8Array(MiB), snapHeader(5, { index: 9, term: 2, conf }))]);
+    await until(() => spools(dir).length === 1, 'the spool');
+    // The sender goes on pinging, well within the idle timeout, and sends no more of the stream.
+    const pinging = setInterval(() => void peer.send([encodePing(p, false)]), 20);
+    try {
+      await within('the stalled stream to be dropped', peer.closed);
+    } finally {
+      clearInterval(pinging);
+    }
+    expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_STALLED');
+    await until(() => spools(dir).length === 0, 'the stalled spool to be deleted');
+    expect(fdsUnder(dir)).toEqual([]);
+    expect(b.rec.messages).toEqual([]);
+  });
+
+  it('delivers a stream slower in all than the idle timeout whose chunks each come within it', async () => {
+    const meta = { index: 12, term: 2, conf };
+    const file = await snapshotFile(meta, 1);
+    const dir = tempDir();
+    // Idle timeout 900 ms; the eight chunks come 150 ms apart, over a second in all.
+    const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB, electionTimeoutMs: 300 });
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    const p = newPacker();
+    const step = Math.ceil(file.length / 8);
+    for (let at = 0; at < file.length; at += step) {
+      if (at > 0) await new Promise((r) => setTimeout(r, 150));
+      await peer.send([encodeChunk(p, 1, at, file.length, file.subarray(at, at + step), at === 0 ? snapHeader(5, meta) : undefined)]);
+    }
+    await until(() => b.rec.messages.length === 1, 'the snapshot delivered');
+    expect(refusal(peer)).toBeUndefined();
+    peer.socket.destroy();
   });
 
   it('close(), and a second call of it, resolve only once the spool of a stream it cut off is deleted', async () => {
