@@ -358,7 +358,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       // own, and learns its membership from the leader (the entry that added it, or a snapshot).
       const bootstrap: ConfState =
         o.join === true ? { voters: memberIds.filter((m) => m !== id), learners: [] } : { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
-      const storage = await RaftStorage.open(wal, snapshots, bootstrap);
+      const storage = await RaftStorage.open(wal, snapshots, bootstrap, logger);
       const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
       transport = deps?.transport !== undefined ? deps.transport : tcp ? openPeerTransport(o, listen, snapshots, logger) : null;
       log = new ReplicatedLog<R>(

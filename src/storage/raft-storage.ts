@@ -1,3 +1,5 @@
+import { codeOf } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
 import { CompactedError, EntriesPendingError, UnavailableError } from '../raft/errors.js';
 import { EntryType, MAX_INDEX, MAX_TERM, type ConfState, type Entry, type HardState, type Ready, type Snapshot, type Storage } from '../raft/types.js';
 import { CatchUpReads } from './catch-up-reads.js';
@@ -139,16 +141,17 @@ export class RaftStorage implements Storage {
     private readonly snapshots: SnapshotStore,
     private readonly bootstrap: ConfState,
     snap: Snapshot | null,
+    private readonly logger: Logger,
   ) {
     this.snap = snap;
   }
 
-  /** `bootstrap` is the membership of a brand-new node (no snapshot yet). */
-  static async open(wal: LogStore, snapshots: SnapshotStore, bootstrap: ConfState): Promise<RaftStorage> {
+  /** `bootstrap` is the membership of a brand-new node (no snapshot yet). `logger`: where a failed prune is said. */
+  static async open(wal: LogStore, snapshots: SnapshotStore, bootstrap: ConfState, logger: Logger = silentLogger): Promise<RaftStorage> {
     checkStoredState(wal, (await snapshots.held?.()) ?? []);
     const marker = wal.snapshot;
     const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
-    return new RaftStorage(wal, snapshots, bootstrap, snap);
+    return new RaftStorage(wal, snapshots, bootstrap, snap, logger);
   }
 
   initialState(): { hardState: HardState; confState: ConfState } {
@@ -361,7 +364,17 @@ export class RaftStorage implements Storage {
     this.spare.clear();
     await this.wal.saveSnapshot({ index, term }, { discardLog: received });
     await this.wal.releaseTo(index);
-    await this.snapshots.prune(index);
+    // The snapshot and the WAL's marker are durable: what prune removes is only older files,
+    // which no open reads (it loads the snapshot the marker names). One left behind by a
+    // failure goes at the next prune, which removes every snapshot but the one it keeps.
+    await this.snapshots
+      .prune(index)
+      .catch((err: unknown) =>
+        this.logger.warn(
+          { err, code: codeOf(err) },
+          `removing the snapshots older than the one at ${index} failed (the next snapshot tries again): ${(err as Error).message}`,
+        ),
+      );
   }
 
   /**

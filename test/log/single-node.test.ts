@@ -1,8 +1,11 @@
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { realClock } from '../../src/log/clock.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
+import { RecordingLogger } from '../recording-logger.js';
 import { countReadsOnCaller } from '../wal/helpers.js';
 import { RecordingMachine, enc, pos, tempDir, waitFor } from './helpers.js';
 
@@ -120,6 +123,34 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     expect(sm.restoredFrom).toBe(before.snapshotIndex);
     expect(sm.applied.map((a) => a.data)).toEqual(Array.from({ length: 5 }, (_, r) => Array.from({ length: 70 }, (_, i) => `${r}-${i}`)).flat());
     expect(log.status().firstIndex).toBeGreaterThan(1);
+    await log.close();
+  });
+
+  it('a prune of old snapshots that fails is logged and retried at the next one: the new snapshot stands and the node runs on', async () => {
+    const dir = fresh();
+    const store = await FileSnapshotStore.open(join(dir, 'snapshots'));
+    const prune = store.prune.bind(store);
+    let failures = 0;
+    store.prune = async (index) => {
+      if (failures++ === 0) throw Object.assign(new Error('EIO: i/o error, unlink'), { code: 'EIO' });
+      return prune(index);
+    };
+    const logger = new RecordingLogger();
+    const held = (): string[] => readdirSync(join(dir, 'snapshots')).filter((n) => n.endsWith('.snap'));
+    let log = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine(), snapshotEvery: 2 }, { snapshots: store, logger });
+    for (let i = 0; i < 3; i++) await log.append(enc(`a${i}`));
+    await waitFor('a failed prune', () => failures > 0 && logger.lines.some((l) => l.level === 'warn' && l.fields.code === 'EIO'));
+    expect(log.status().role).toBe('leader');
+    for (let i = 0; i < 6; i++) await log.append(enc(`b${i}`));
+    await waitFor('a later prune', () => failures > 1 && held().length === 1);
+    expect(log.status().role).toBe('leader');
+    const snapshotIndex = log.status().snapshotIndex;
+    await log.close();
+    const sm = new RecordingMachine();
+    log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm });
+    await log.barrier();
+    expect(sm.restoredFrom).toBe(snapshotIndex);
+    expect(sm.applied).toHaveLength(9);
     await log.close();
   });
 
