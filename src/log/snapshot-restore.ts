@@ -111,7 +111,11 @@ export class SnapshotRestore {
       const { snap, installed } = item;
       // Not reached: the storage passed over this snapshot (it holds a later one), so nothing restores it.
       let done: (() => void) | undefined;
-      if (await Promise.race([item.reached.then(() => true), installed.then(() => false)])) {
+      const reached = await Promise.race([item.reached.then(() => true), installed.then(() => false)]);
+      // Stopped while the storage got there: the state machine is not handed a snapshot after
+      // close() (its restore would read the spool past the release of the node's files).
+      if (this.host.stopped()) break;
+      if (reached) {
         try {
           done = await this.host.restore(snap);
         } catch (err) {
