@@ -379,19 +379,32 @@ void Writer::Execute(Job& job) {
         // Renamed out of the log here, removed by the preparing thread: removing a
         // segment file frees its blocks, which on a file system mounted with
         // `discard` takes about 20 ms per 64 MiB, and every append would wait for it.
+        // A segment an earlier release could not rename is tried again first. Left in the
+        // log it holds only entries below the snapshot marker, as after a crash before the
+        // release: nothing reads it, and an open takes it back as releasable.
+        std::vector<std::string> names;
+        names.swap(unreleased_);
+        names.insert(names.end(), job.unlink.begin(), job.unlink.end());
         std::vector<std::string> doomed;
-        for (const std::string& name : job.unlink) {
+        for (const std::string& name : names) {
           std::string path = JoinPath(options_.dir, name);
-          segmentsRemoved_++;
-          if (Recycle(path)) continue;
+          if (Recycle(path)) {
+            segmentsRemoved_++;
+            continue;
+          }
           std::string to = path + kReleasedSuffix;
           if (rename(path.c_str(), to.c_str()) == 0) {
+            segmentsRemoved_++;
             doomed.push_back(std::move(to));
-          } else if (errno != ENOENT) {
-            throw IoError("rename " + path + " to", to, errno);
+          } else if (errno == ENOENT) {
+            segmentsRemoved_++;
+          } else {
+            int err = errno;
+            unreleased_.push_back(name);
+            Notice("could not release the segment " + path + ": " + strerror(err) + "; the next release tries again", 0, 0);
           }
         }
-        if (!job.unlink.empty() && options_.sync) SyncDirFd(dirFd_, options_.dir);
+        if (!names.empty() && options_.sync) SyncDirFd(dirFd_, options_.dir);
         if (!doomed.empty()) {
           {
             std::lock_guard<std::mutex> lock(pmu_);

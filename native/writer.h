@@ -264,6 +264,8 @@ class Writer {
   int recycled_ = 0;
   // Released segments, renamed with kReleasedSuffix, for the preparing thread to remove.
   std::deque<std::string> released_;
+  // Segments a release could not rename out of the log (names): the next release tries again.
+  std::vector<std::string> unreleased_;
 
   std::atomic<uint64_t> writes_{0}, fsyncs_{0}, bytes_{0}, groups_{0}, inlineGroups_{0}, segmentsCreated_{0}, segmentsRemoved_{0},
       segmentsRecycled_{0}, stagingBytes_{0};
