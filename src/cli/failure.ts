@@ -42,6 +42,7 @@ const HINTS: Record<string, string> = {
   SNAPSHOT_VERSION: 'the file was written by another version of raftlog',
   WAL_VERSION: 'the WAL was written by another version of raftlog: run that version',
   DATA_EXISTS: 'restore into an empty or new directory',
+  RESTORE_INCOMPLETE: 'run the same `raftlog snapshot restore` again; the node starts once it has finished',
   NO_WAL: "give a node's data directory (it holds wal/)",
   NOT_CONFIRMED: 'add --yes once you have read the risks (raftlog recover -h)',
 };

@@ -6,6 +6,7 @@ import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { syncDir } from '../storage/durable-dir.js';
+import { RESTORE_MARKER, markRestore, restoreUnfinished, unmarkRestore } from '../storage/unfinished-restore.js';
 import { FileSnapshotStore, heldSnapshots, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
@@ -21,7 +22,8 @@ the new cluster, with the same --peers on each, then start every node with raftl
 (the same --id, --data and --peers). Without --peers the node is a single-node cluster.
 A snapshot file from a node's DIR/snapshots/ is taken as a backup too.
 A damaged file is refused with SNAPSHOT_CORRUPT; a DIR whose WAL holds anything, or that
-holds another snapshot, with DATA_EXISTS.`;
+holds another snapshot, with DATA_EXISTS. A restore that was stopped leaves DIR marked
+unfinished (serve refuses it with RESTORE_INCOMPLETE): run it again to finish it.`;
 
 export async function main(args: string[]): Promise<number> {
   return runCommand('snapshot', USAGE, args, async (a) => {
@@ -183,46 +185,79 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
       throw err;
     })
   ).find((h) => h.index !== index || h.term !== 1);
-  if (other !== undefined) throw new CliError('DATA_EXISTS', `${dataDir} already holds the snapshot ${join(dataDir, 'snapshots', other.name)}`);
-  // A restore that fails halfway (a full disk, a file changed since it was checked) takes back
-  // what it made: a WAL it left would start as an empty node.
+  // A restore stopped halfway left its marker: what it made here is its own, and this one goes on over it.
+  const resuming = await restoreUnfinished(dataDir);
+  if (other !== undefined)
+    throw new CliError(
+      'DATA_EXISTS',
+      `${dataDir} already holds the snapshot ${join(dataDir, 'snapshots', other.name)}` +
+        (resuming ? ', from a restore of another backup that did not finish: run that one again, or empty the directory' : ''),
+    );
+  const walDir = join(dataDir, 'wal');
   // What each directory held before is kept: undefined, it did not exist; null, it is not a directory.
-  const dirs = [dataDir, join(dataDir, 'wal'), join(dataDir, 'snapshots')];
+  const dirs = [dataDir, walDir, join(dataDir, 'snapshots')];
   const held = dirs.map((d) => (!existsSync(d) ? undefined : statSync(d).isDirectory() ? new Set(readdirSync(d)) : null));
-  // A missing DIR is made with its missing parents, which go too: the outermost of them goes with all it holds.
+  // A missing DIR is made with its missing parents, which go too if the restore fails.
   const made = outermostMissing(dataDir);
+  // A WAL that is there is checked before the marker is made: a node's (one that ran, or runs and
+  // holds its lock) is refused and left as it was. Where there is none, Wal.open makes one, which
+  // the marker must precede.
+  let wal = held[1] != null && [...held[1]].some((n) => n.endsWith('.wal')) ? await Wal.open(walDir) : undefined;
+  let checked = false;
+  let recorded = false;
   try {
-    const wal = await Wal.open(join(dataDir, 'wal'));
-    try {
-      // A WAL with nothing in it (no entry, marker or term) is one a restore killed before its
-      // marker left, or a node's that never ran: nothing there is lost, and the retry goes on over it.
-      const hs = wal.hardState;
-      if (wal.lastIndex > 0 || wal.snapshot !== null || hs.term > 0 || hs.vote > 0 || hs.commit > 0)
-        throw new CliError('DATA_EXISTS', `${dataDir} already holds a WAL`);
-      const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
-      const source = readSnapshotFileData(file, read.meta, { followLinks: true });
-      // save writes term 0 and the state machine's bytes alone. A node's own snapshot file (from
-      // its snapshots/, term 1 or more) wraps them with its members: unwrapped, or the new node
-      // would hand its state machine the members' bytes and fail to open.
-      const app = read.meta.term === 0 ? source : (await decodeSnapshotData(source, file)).app;
-      await store.save({ meta: { index, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData(members, app) });
-      await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
-    } finally {
-      await wal.close();
+    if (wal !== undefined) {
+      recorded = resuming && recordsRestore(wal, index);
+      if (!recorded && !isEmpty(wal)) throw new CliError('DATA_EXISTS', `${dataDir} already holds a WAL`);
     }
+    checked = true;
+    if (!resuming) await markRestore(dataDir);
+    wal ??= await Wal.open(walDir);
+    const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
+    const source = readSnapshotFileData(file, read.meta, { followLinks: true });
+    // save writes term 0 and the state machine's bytes alone. A node's own snapshot file (from
+    // its snapshots/, term 1 or more) wraps them with its members: unwrapped, or the new node
+    // would hand its state machine the members' bytes and fail to open.
+    const app = read.meta.term === 0 ? source : (await decodeSnapshotData(source, file)).app;
+    await store.save({ meta: { index, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData(members, app) });
+    if (!recorded) await wal.saveSnapshot({ index, term: 1 }, { discardLog: true });
+    recorded = true;
+    await wal.close();
   } catch (err) {
-    // A WAL found in use is the node's, with what its open wrote there (a segment made ready): left whole.
-    if (err instanceof CliError && err.code === 'DATA_EXISTS') throw err;
-    for (const [k, d] of dirs.entries()) {
-      const had = held[k];
-      const gone = k === 0 ? made : d;
-      if (had === undefined) {
-        if (gone !== undefined) await rm(gone, { recursive: true, force: true });
-      } else if (had !== null) for (const n of readdirSync(d)) if (!had.has(n)) await rm(join(d, n), { recursive: true, force: true });
-    }
+    await wal?.close().catch(() => undefined); // the first failure is the one reported
+    // A restore that fails halfway (a full disk, a file changed since it was checked) takes back
+    // what it made. Once the WAL records the snapshot, its file stays, and so does the marker:
+    // the restore is to be run again.
+    if (checked && !recorded) await takeBack(dirs, held, made);
     throw err;
   }
+  await unmarkRestore(dataDir);
   return index;
+}
+
+/** A WAL with nothing in it (no entry, marker or term): a node's that never ran, or one a restore stopped before it was used. */
+function isEmpty(wal: Wal): boolean {
+  const hs = wal.hardState;
+  return wal.lastIndex === 0 && wal.snapshot === null && hs.term === 0 && hs.vote === 0 && hs.commit === 0;
+}
+
+/** Whether the WAL holds what a restore at `index` writes there (its snapshot's marker) and nothing else. */
+function recordsRestore(wal: Wal, index: number): boolean {
+  const hs = wal.hardState;
+  const marker = wal.snapshot;
+  return marker?.index === index && marker.term === 1 && wal.lastIndex === index && hs.term === 0 && hs.vote === 0 && hs.commit === 0;
+}
+
+/** Removes what a failed restore made in `dirs` (what each `held` before), the restore's marker last, then the directories it made. */
+async function takeBack(dirs: string[], held: Array<Set<string> | null | undefined>, made: string | undefined): Promise<void> {
+  for (let k = dirs.length - 1; k >= 0; k--) {
+    const d = dirs[k]!;
+    const had = held[k];
+    if (had === undefined && k > 0) await rm(d, { recursive: true, force: true });
+    else if (had != null) for (const n of readdirSync(d)) if (!had.has(n) && n !== RESTORE_MARKER) await rm(join(d, n), { recursive: true, force: true });
+  }
+  if (held[0]?.has(RESTORE_MARKER) !== true) await rm(join(dirs[0]!, RESTORE_MARKER), { force: true });
+  if (made !== undefined) await rm(made, { recursive: true, force: true });
 }
 
 /** The outermost directory on the way to `dir` that is missing (a link there, dangling or not, is not); undefined if none is. */

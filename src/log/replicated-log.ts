@@ -9,6 +9,7 @@ import { EntryType, StateType, type ConfState, type Entry, type Message, type Re
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
 import { FileSnapshotStore, heldSnapshots, type SnapshotStore } from '../storage/snapshot-store.js';
+import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
 import type { Secret } from '../transport/auth.js';
@@ -341,9 +342,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     signal?.addEventListener('abort', abandon, { once: true });
     try {
       abortIfAsked();
-      // Wal.open would make a new WAL where wal/ is missing: beside snapshots that is a lost log
-      // (see RaftStorage.open), refused before anything is created, so that wal/ can be put back.
-      if (wal === undefined && deps?.snapshots === undefined) await refuseLostWal(o.dataDir);
+      if (wal === undefined && deps?.snapshots === undefined) {
+        // What a restore stopped halfway left is no node's state, whatever it holds: its WAL may be empty.
+        await refuseUnfinishedRestore(o.dataDir);
+        // Wal.open would make a new WAL where wal/ is missing: beside snapshots that is a lost log
+        // (see RaftStorage.open), refused before anything is created, so that wal/ can be put back.
+        await refuseLostWal(o.dataDir);
+      }
       wal ??= await Wal.open(join(o.dataDir, 'wal'), {
         segmentBytes: o.segmentBytes,
         sync: o.sync,

@@ -1,7 +1,7 @@
 // The storage layer's own errors (the WAL's are WalErrors), each with a stable code.
 import { CodedError } from '../errors.js';
 
-export type StorageErrorCode = 'SNAPSHOT_CORRUPT' | 'SNAPSHOT_MISSING' | 'SNAPSHOT_VERSION' | 'SNAPSHOT_DIR_UNUSABLE' | 'STATE_CORRUPT';
+export type StorageErrorCode = 'SNAPSHOT_CORRUPT' | 'SNAPSHOT_MISSING' | 'SNAPSHOT_VERSION' | 'SNAPSHOT_DIR_UNUSABLE' | 'STATE_CORRUPT' | 'RESTORE_INCOMPLETE';
 
 export class StorageError extends CodedError<StorageErrorCode> {}
 
@@ -41,5 +41,15 @@ export class SnapshotDirError extends StorageError {
 export class StateCorruptError extends StorageError {
   constructor(detail: string) {
     super('STATE_CORRUPT', `the data directory's raft state is corrupt: ${detail}`);
+  }
+}
+
+/** `raftlog snapshot restore` was stopped before the directory it seeds was whole: it is no node's yet. */
+export class RestoreIncompleteError extends StorageError {
+  constructor(dataDir: string) {
+    super(
+      'RESTORE_INCOMPLETE',
+      `a restore did not finish in ${dataDir}: run it again (raftlog snapshot restore, the same backup and flags); until it finishes the directory is no node's`,
+    );
   }
 }

@@ -13,6 +13,7 @@ export {
   type SnapshotStore,
 } from './snapshot-store.js';
 export {
+  RestoreIncompleteError,
   SnapshotCorruptError,
   SnapshotDirError,
   SnapshotMissingError,

@@ -11,7 +11,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal, crc32c } from '../../src/wal/index.js';
-import { runWithFaults } from '../fault/run-with-faults.js';
+import { runWithFaults, type FaultOpName } from '../fault/run-with-faults.js';
 import { tempDir, waitFor } from '../log/helpers.js';
 import { listening } from './listening.js';
 
@@ -380,3 +380,66 @@ it('a restore into a directory that holds another snapshot (a lost WAL, an earli
   expect(readdirSync(data)).toEqual(['snapshots']);
   expect(readdirSync(join(data, 'snapshots'))).toEqual(['snap-0000000000000009-3.snap']);
 });
+
+it('a restore killed at any step is never opened as a node: open refuses it with RESTORE_INCOMPLETE, and running it again completes it', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const restoreInto = (data: string, log: string, rules: Parameters<typeof runWithFaults>[2]['rules'] = []) =>
+    runWithFaults(MAIN, ['snapshot', 'restore', file, '--data', data, '--id', '1'], { root: data, rules, log });
+  // Every step a restore takes, from a run that finishes; the parts of names drawn at random become '*'.
+  const reference = await restoreInto(join(t.dir, 'ref'), join(t.dir, 'ref.log'));
+  expect(reference.code, reference.stderr).toBe(0);
+  const generic = (path: string): string => path.replace(/creating-[^/]+/, 'creating-*').replace(/-[0-9a-f]{12}\.wal$/, '-*.wal');
+  const matches = (glob: string, path: string): boolean => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(path);
+  const RULE_OPS: Record<string, FaultOpName> = { write: 'write', pwrite: 'write', writev: 'write', pwritev: 'write', fsync: 'sync', fdatasync: 'sync' };
+  const ruleOp = (op: string): FaultOpName | undefined =>
+    RULE_OPS[op] ?? (['rename', 'unlink', 'mkdir', 'fallocate', 'direct'].includes(op) ? (op as FaultOpName) : undefined);
+  const steps = reference.ops.flatMap((o, k) => {
+    const op = ruleOp(o.op);
+    if (op === undefined) return [];
+    const glob = generic(o.path).replace(join(t.dir, 'ref'), '@');
+    const after = reference.ops.slice(0, k).filter((p) => ruleOp(p.op) === op && matches(glob, generic(p.path).replace(join(t.dir, 'ref'), '@'))).length;
+    return [{ op, glob, after, what: `${o.op} ${o.path}` }];
+  });
+  expect(steps.length).toBeGreaterThan(10);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  const outcomes = new Set<string>();
+  for (const [k, step] of steps.entries()) {
+    const data = join(t.dir, `data-${k}`);
+    const killed = await restoreInto(data, join(t.dir, `ops-${k}.log`), [
+      { op: step.op, glob: step.glob.replace('@', data), after: step.after, errno: 'KILL' },
+    ]);
+    expect(killed.signal, `killed before ${step.what}: ${killed.stderr}`).toBe('SIGKILL');
+    // Before it made anything, the restore left nothing a node would take for its own; after it
+    // finished, the node holds the backup's state. Anything between is refused.
+    let finished = false;
+    let outcome = 'nothing made';
+    if (existsSync(data) && readdirSync(data, { recursive: true }).length > 0) {
+      const kv = new KvStateMachine();
+      const opened = await ReplicatedLog.open<unknown>({ dataDir: data, stateMachine: kv as never }).then(
+        (log) => log,
+        (e: unknown) => e as Error & { code: string },
+      );
+      if (opened instanceof ReplicatedLog) {
+        await opened.close();
+        expect(kv.get(Buffer.from('k'))?.toString(), `opened as a node after a kill before ${step.what}`).toBe('v');
+        finished = true;
+        outcome = 'finished';
+      } else {
+        outcome = 'refused';
+        expect(opened.code, `killed before ${step.what}: ${opened.message}`).toBe('RESTORE_INCOMPLETE');
+        expect(opened.message).toMatch(/a restore did not finish.*run it again/);
+      }
+    }
+    if (!finished)
+      expect(await snapshot(['restore', file, '--data', data, '--id', '1']), `after a kill before ${step.what}: ${String(err.mock.calls.at(-1)?.[0])}`).toBe(0);
+    const kv = new KvStateMachine();
+    const log = await ReplicatedLog.open<unknown>({ dataDir: data, stateMachine: kv as never });
+    await log.close();
+    expect(kv.get(Buffer.from('k'))?.toString(), `after a kill before ${step.what}`).toBe('v');
+    outcomes.add(outcome);
+  }
+  expect([...outcomes].sort()).toEqual(['finished', 'nothing made', 'refused']);
+}, 300_000);

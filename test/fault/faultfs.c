@@ -22,7 +22,9 @@
  *                  ERRNO  EIO, ENOSPC, EMFILE, ENFILE, EDQUOT, EROFS, ENOENT, EINVAL,
  *                         LIE: a sync that reports success without syncing
  *                         (logged as op "lie": a disk that lies), or SLOW: a
- *                         write or sync that succeeds 2 ms late (a slow disk)
+ *                         write or sync that succeeds 2 ms late (a slow disk),
+ *                         or KILL: the process is killed (SIGKILL) instead of
+ *                         making the call (a crash just before it)
  *
  * Log fields: op, path (and to for rename), fd, off and len for writes (what
  * a power-cut replay needs), ret, err (errno name or ""), fault (injected).
@@ -33,6 +35,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +67,7 @@ static long long data_off;
 static long long last_doff = -1; /* set by a write just before record() */
 #define ERR_LIE 100000
 #define ERR_SLOW 100001
+#define ERR_KILL 100002
 #define SLOW_US 2000
 static long op_seq;
 
@@ -91,7 +95,7 @@ static const struct {
 } errnos[] = {{"EIO", EIO},       {"ENOSPC", ENOSPC}, {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
               {"EDQUOT", EDQUOT}, {"EROFS", EROFS},   {"ENOENT", ENOENT}, {"EINTR", EINTR},
               {"EEXIST", EEXIST}, {"ENOTEMPTY", ENOTEMPTY}, {"EBADF", EBADF}, {"EAGAIN", EAGAIN}, {"EINVAL", EINVAL},
-              {"LIE", ERR_LIE},   {"SLOW", ERR_SLOW}};
+              {"LIE", ERR_LIE},   {"SLOW", ERR_SLOW}, {"KILL", ERR_KILL}};
 
 static const char *errno_name(int e) {
   for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++)
@@ -167,7 +171,10 @@ static int fault(const char *op, const char *path) {
                 (strcmp(x->op, "write") == 0 && strcmp(op, "dwrite") == 0);
     if (!match || fnmatch(x->glob, path, 0) != 0) continue;
     long k = x->seen++;
-    if (k >= x->after && (x->times == 0 || k < x->after + x->times)) return x->err;
+    if (k >= x->after && (x->times == 0 || k < x->after + x->times)) {
+      if (x->err == ERR_KILL) kill(getpid(), SIGKILL);
+      return x->err;
+    }
   }
   return 0;
 }

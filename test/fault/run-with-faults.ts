@@ -20,8 +20,11 @@ export interface FaultRule {
   after?: number;
   /** Matching calls failed after that (default 1; 0 means every later one). */
   times?: number;
-  /** LIE: the sync reports success without syncing (a lying disk; logged as op 'lie'). SLOW: the call succeeds 2 ms late. */
-  errno: 'EIO' | 'ENOSPC' | 'EMFILE' | 'ENFILE' | 'EDQUOT' | 'EROFS' | 'EINVAL' | 'LIE' | 'SLOW';
+  /**
+   * LIE: the sync reports success without syncing (a lying disk; logged as op 'lie'). SLOW: the call succeeds 2 ms late.
+   * KILL: the process is killed (SIGKILL) instead of making the call, which is not logged.
+   */
+  errno: 'EIO' | 'ENOSPC' | 'EMFILE' | 'ENFILE' | 'EDQUOT' | 'EROFS' | 'EINVAL' | 'LIE' | 'SLOW' | 'KILL';
 }
 
 /** One logged call. off/len are set for writes and fallocate, -1 otherwise. */
