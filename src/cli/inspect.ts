@@ -10,7 +10,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkStoredState } from '../storage/raft-storage.js';
 import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
-import { StorageError } from '../storage/errors.js';
+import { RestoreIncompleteError, StorageError } from '../storage/errors.js';
+import { restoreUnfinished } from '../storage/unfinished-restore.js';
 import { addon, type NativeScan } from '../wal/addon.js';
 import { fromNative } from '../wal/errors.js';
 import { replay, type Replayed } from '../wal/replay.js';
@@ -22,8 +23,8 @@ const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot
 const USAGE = `usage: raftlog inspect <data dir | wal dir> [--records] [--debug]
 Verifies every WAL record's checksum, that no segment is missing, and every snapshot
 file, and what the node's open would refuse. Each damage found is one line on stderr,
-its code first (WAL_CORRUPT, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING, STATE_CORRUPT, or
-the failed system call's: ENOTDIR, EACCES).
+its code first (WAL_CORRUPT, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING, STATE_CORRUPT,
+RESTORE_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
 Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is,
 2 for a usage error.`;
 
@@ -36,11 +37,19 @@ export async function main(args: string[]): Promise<number> {
     if (dir === undefined) throw new UsageError('which directory?');
     if (dirs.length > 1) throw new UsageError(`unexpected argument '${dirs[1]}' (one directory at a time)`);
     if (!isDirectory(dir)) throw new UsageError(`${dir} is not a directory`);
+    // What the log's open refuses before it reads anything; the rest is looked at all the same.
+    let bad = 0;
+    if (await restoreUnfinished(dir)) {
+      damage(coded(new RestoreIncompleteError(dir)));
+      bad++;
+    }
     // A node's data directory holds wal/ and snapshots/; a WAL directory holds segments or LOCK.
     const isDataDir = isDirectory(join(dir, 'wal'));
     const walDir = isDataDir ? join(dir, 'wal') : dir;
-    if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK'))
+    if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK')) {
+      if (bad > 0) return EXIT.failed; // a restore stopped before it made the WAL
       throw new CliError('NO_WAL', `there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
+    }
     let marker: { index: number; term: number } | null;
     let log: Replayed;
     try {
@@ -56,7 +65,7 @@ export async function main(args: string[]): Promise<number> {
       return EXIT.failed;
     }
     const snapDir = join(dir, 'snapshots');
-    let bad = isDataDir ? await reportSnapshots(snapDir, marker) : 0;
+    if (isDataDir) bad += await reportSnapshots(snapDir, marker);
     // What the log's open refuses as STATE_CORRUPT (a snapshot past the WAL's end among it). A
     // snapshots/ that cannot be read was reported above, and holds nothing to check against.
     const held = isDataDir ? await heldSnapshots(snapDir).catch(() => []) : [];

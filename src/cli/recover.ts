@@ -11,6 +11,7 @@ import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js'
 import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/state-machine.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
+import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
 import { Wal } from '../wal/index.js';
 import { UsageError, addressArg, intArg, parseArgs, strArg } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
@@ -76,6 +77,9 @@ async function forceNewCluster(
   listen: string | undefined,
   sm: StateMachine<unknown>,
 ): Promise<{ index: number; term: number; replayed: number }> {
+  // Made into a new cluster, a restore's unfinished directory would keep its marker: the node would
+  // not open, and the restore run again would find a WAL in use.
+  await refuseUnfinishedRestore(dataDir);
   // Wal.open would create a WAL (its LOCK, a preallocated segment) where there is none: a
   // wrong path, or an empty wal/, is refused before it, so the refusal leaves the directory as it was.
   const walDir = join(dataDir, 'wal');

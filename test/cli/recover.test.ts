@@ -1,6 +1,6 @@
 // `raftlog recover --force-new-cluster`: a survivor of a three-node cluster whose
 // other members are gone becomes a one-member cluster with every record it held.
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
@@ -91,20 +91,30 @@ it('refuses a data directory whose wal/ holds no segments, and leaves it as it f
   expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
 });
 
-it('refuses a node whose snapshot is missing without creating its snapshots/ directory', async () => {
+/** A node's directory (its snapshot and log entries after it), damaged by `damage`: recover exits 1 with `said` first on stderr and leaves it as it was. */
+async function refusesDamaged(damage: (dir: string) => void, said: RegExp): Promise<void> {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 5 });
   for (let i = 0; i < 12; i++) await log.append(set(`k${i}`, 'v'));
   await log.close();
-  // The WAL's snapshot marker names a snapshot file that is gone, with its directory.
-  rmSync(join(t.dir, 'snapshots'), { recursive: true });
+  damage(t.dir);
   const before = readdirSync(t.dir, { recursive: true }).sort();
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes'])).not.toBe(0);
-  expect(String(err.mock.calls[0]?.[0])).toMatch(/SNAPSHOT_MISSING/);
+  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes'])).toBe(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(said);
   expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
+}
+
+it('refuses a directory a restore did not finish, as the log does, and changes nothing there', async () => {
+  // Made into a new cluster, it would keep the marker: the node would not open, and the restore, run again, would find the WAL in use.
+  await refusesDamaged((dir) => writeFileSync(join(dir, 'restore-incomplete'), ''), /^raftlog recover: RESTORE_INCOMPLETE: a restore did not finish/);
+});
+
+it('refuses a node whose snapshot is missing without creating its snapshots/ directory', async () => {
+  // The WAL's snapshot marker names a snapshot file that is gone, with its directory.
+  await refusesDamaged((dir) => rmSync(join(dir, 'snapshots'), { recursive: true }), /SNAPSHOT_MISSING/);
 });
 
 /** A node's directory given to `recover` with `args`: exit 2, the first line of stderr matching `said`, and nothing rewritten. */

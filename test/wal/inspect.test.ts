@@ -138,6 +138,20 @@ describe('raftlog inspect', () => {
     expect(r.err).toMatch(/^raftlog inspect: STATE_CORRUPT: .*the snapshot at index \d+ term \d+ is beyond the log's last entry 59/m);
   });
 
+  it('exits 1 on a directory a restore did not finish, which the log refuses to open as RESTORE_INCOMPLETE, with or without its WAL', async () => {
+    const dir = await nodeDir(10);
+    writeFileSync(join(dir, 'restore-incomplete'), '');
+    const r = await run([dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^raftlog inspect: RESTORE_INCOMPLETE: a restore did not finish in .*: run it again/);
+    expect(r.out).toMatch(/every checksum verified/); // and the rest is looked at
+    // Stopped before it made the WAL: what is wrong is the restore, not a missing WAL.
+    rmSync(join(dir, 'wal'), { recursive: true });
+    const bare = await run([dir]);
+    expect(bare.code).toBe(1);
+    expect(bare.err).toMatch(/^raftlog inspect: RESTORE_INCOMPLETE: /);
+  });
+
   it("checks a node's data directory: the WAL and every snapshot file, the current one included", async () => {
     const dataDir = await nodeDir(120);
     const ok = await run([dataDir]);
