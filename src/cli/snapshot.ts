@@ -167,6 +167,7 @@ function getStream(endpoint: string, token: string | undefined, path: string, ti
  * restored from the same file agrees on it.
  */
 async function restore(file: string, dataDir: string, id: number, peers: Record<number, string> | undefined): Promise<number> {
+  refuseFileOnTheWay(dataDir);
   // The operator names the backup: a link to it is theirs to make.
   const read = await readSnapshotFile(file, false, { followLinks: true }).catch((err: unknown) => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`${file} does not exist`);
@@ -258,6 +259,22 @@ async function takeBack(dirs: string[], held: Array<Set<string> | null | undefin
   }
   if (held[0]?.has(RESTORE_MARKER) !== true) await rm(join(dirs[0]!, RESTORE_MARKER), { force: true });
   if (made !== undefined) await rm(made, { recursive: true, force: true });
+}
+
+/**
+ * A usage error if `dir`, or the nearest of its parents that exists, is not a directory: nothing
+ * can be made there, and the failure would surface as a system call's on a path the operator never gave.
+ */
+function refuseFileOnTheWay(dir: string): void {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      if (statSync(d).isDirectory()) return;
+      throw new UsageError(`--data ${dir}: ${d} is not a directory`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(d) === d) throw err;
+    }
+  }
 }
 
 /** The outermost directory on the way to `dir` that is missing (a link there, dangling or not, is not); undefined if none is. */

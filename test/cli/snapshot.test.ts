@@ -110,6 +110,21 @@ it('refuses an --id that is not decimal digits before creating anything', async 
   await restoreRefuses(['--id', '1.0'], /^raftlog snapshot: --id must be a positive integer, got '1\.0'/);
 });
 
+it('refuses a --data that is a file, or lies under one, before creating anything, naming the file', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const plain = join(t.dir, 'plain');
+  writeFileSync(plain, 'not a directory');
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  for (const data of [plain, join(plain, 'a', 'b')]) {
+    expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(2);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog snapshot: --data ${data}: ${plain} is not a directory\n`));
+  }
+  expect(readdirSync(t.dir).sort()).toEqual(['backup', 'plain']);
+});
+
 it('refuses an empty --data rather than restoring into the current directory', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
