@@ -66,7 +66,9 @@ export function reportFailure(command: string, err: unknown, usage: string, debu
   }
   const c = (err as { code?: unknown } | null)?.code;
   const code = typeof c === 'string' ? c : 'INTERNAL';
-  const message = err instanceof Error ? err.message : String(err);
+  const full = err instanceof Error ? err.message : String(err);
+  // A failed system call's message begins with its code (ENOSPC: no space left ...): said once.
+  const message = full.startsWith(`${code}: `) ? full.slice(code.length + 2) : full;
   if (debug && err instanceof Error && err.stack !== undefined) console.error(err.stack);
   const hint = HINTS[code] ?? (code === 'INTERNAL' && !debug ? 'an unexpected error: run again with --debug for the stack and report it' : undefined);
   // The message may name what came from elsewhere (a file of the data directory, an endpoint's
