@@ -111,17 +111,24 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
     } else if (name == kPreallocName || IsReleasedName(name)) {
       // An unused prepared file, or a released segment not yet removed, from an
       // earlier run: never part of the log. One that cannot be removed (a directory put
-      // there) would fail the first rotation, long after the open: refused now.
+      // there) would fail the first rotation, long after the open: refused now, and by a
+      // read-only scan as the open would refuse it (raftlog inspect says what the open refuses).
+      const std::string path = JoinPath(dir, name);
+      const auto notAFile = [&]() {
+        closedir(d);
+        return WalError(WalCode::kCorrupt, path + " is not a regular file, so not a prepared or released segment", path, -1);
+      };
       if (repair) {
-        const std::string path = JoinPath(dir, name);
         if (unlink(path.c_str()) != 0 && errno != ENOENT) {
           const int err = errno;
+          if (err == EISDIR) throw notAFile();
           closedir(d);
-          if (err == EISDIR)
-            throw WalError(WalCode::kCorrupt, path + " is not a regular file, so not a prepared or released segment", path, -1);
           throw IoError("unlink", path, err);
         }
         removedPrealloc = true;
+      } else {
+        struct stat st;
+        if (lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw notAFile();
       }
     } else if (name != "." && name != ".." && name != kLockName) {
       // A segment renamed, a file copied in by hand: nothing here may be guessed at.

@@ -152,6 +152,17 @@ describe('raftlog inspect', () => {
     expect(bare.err).toMatch(/^raftlog inspect: RESTORE_INCOMPLETE: /);
   });
 
+  it('exits 1 on a directory in the place of the prepared segment, which the WAL refuses to open (WAL_CORRUPT)', async () => {
+    const dir = await nodeDir(10);
+    const prealloc = join(dir, 'wal', 'next.prealloc');
+    rmSync(prealloc, { force: true });
+    mkdirSync(prealloc);
+    await expect(ReplicatedLog.open({ dataDir: dir })).rejects.toMatchObject({ code: 'WAL_CORRUPT' });
+    const r = await run([dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^raftlog inspect: WAL_CORRUPT: .*next\.prealloc is not a regular file/);
+  });
+
   it("checks a node's data directory: the WAL and every snapshot file, the current one included", async () => {
     const dataDir = await nodeDir(120);
     const ok = await run([dataDir]);
