@@ -22,9 +22,13 @@ export async function restoreUnfinished(dataDir: string): Promise<boolean> {
   }
 }
 
-/** RESTORE_INCOMPLETE if `dataDir` holds a restore's marker. */
+/**
+ * RESTORE_INCOMPLETE if `dataDir` holds a restore's marker. A directory that cannot be looked
+ * in (a loop of links, no permission) is left to the open that follows, which refuses it with
+ * the code that names it (WAL_IO).
+ */
 export async function refuseUnfinishedRestore(dataDir: string): Promise<void> {
-  if (await restoreUnfinished(dataDir)) throw new RestoreIncompleteError(dataDir);
+  if (await restoreUnfinished(dataDir).catch(() => false)) throw new RestoreIncompleteError(dataDir);
 }
 
 /** Makes `dataDir` (durably, if missing) and the marker in it, durable before anything else is made there. */

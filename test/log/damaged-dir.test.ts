@@ -421,6 +421,17 @@ describe('wal/ or snapshots/ that cannot hold their files', () => {
   });
 });
 
+describe('a data directory that cannot be looked up', () => {
+  it('a loop of symbolic links is refused at open with the WAL code that names it, not as a failure outside raftlog codes', async () => {
+    const t = tempDir('raftlog-damage-');
+    dirs.push(t);
+    const [a, b] = [join(t.dir, 'a'), join(t.dir, 'b')];
+    symlinkSync(b, a);
+    symlinkSync(a, b);
+    await refused(a, 'WAL_IO', new RegExp(`${join(a, 'wal')} cannot be looked up \\(ELOOP\\)`));
+  });
+});
+
 describe('a log that never took a snapshot', () => {
   let young: { dir: string; cleanup(): void };
   beforeAll(async () => {
