@@ -11,6 +11,7 @@ import { FileSnapshotStore, heldSnapshots, readSnapshotFile, readSnapshotFileDat
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
 import { ADMIN_FLAGS, adminTarget, badReply, connectionLost, refusal } from './admin-client.js';
+import { codeOf } from '../errors.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog snapshot save FILE --admin HOST:PORT [--admin-token-file FILE] [--json]
@@ -228,8 +229,9 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
     await wal?.close().catch(() => undefined); // the first failure is the one reported
     // A restore that fails halfway (a full disk, a file changed since it was checked) takes back
     // what it made. Once the WAL records the snapshot, its file stays, and so does the marker:
-    // the restore is to be run again.
-    if (checked && !recorded) await takeBack(dirs, held, made);
+    // the restore is to be run again. A WAL found locked was made, and is held, by another process
+    // (a second restore of this directory): what is there is that one's.
+    if (checked && !recorded && codeOf(err) !== 'WAL_LOCKED') await takeBack(dirs, held, made);
     throw err;
   }
   await unmarkRestore(dataDir);

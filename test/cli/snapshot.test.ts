@@ -90,6 +90,27 @@ it('a restore into a missing nested directory that fails halfway removes every d
   expect(existsSync(join(data, 'wal'))).toBe(true);
 });
 
+it("a restore that finds the WAL it was to make taken by another process (a second restore of the same directory) leaves that process's files", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const data = join(t.dir, 'data');
+  // The other restore makes the WAL, and holds it, between this one's look at the directory and its own open.
+  const open = Wal.open.bind(Wal);
+  let other: Wal | undefined;
+  vi.spyOn(Wal, 'open').mockImplementationOnce(async (dir, options) => {
+    other = await open(dir, options);
+    return open(dir, options);
+  });
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog snapshot: WAL_LOCKED: /);
+  expect(readdirSync(join(data, 'wal')).some((n) => n.endsWith('.wal'))).toBe(true);
+  expect(existsSync(join(data, 'restore-incomplete'))).toBe(true);
+  await other!.close();
+});
+
 /** A restore of a backup into a new data directory with `args` (after FILE --data DIR): exit 2, `said` on stderr, nothing created. */
 async function restoreRefuses(args: string[], said: RegExp): Promise<void> {
   const t = tempDir();
