@@ -136,6 +136,9 @@ function statusOf(code: string): number {
   }
 }
 
+/** The most of a backup written to its client at once. */
+const BACKUP_WRITE_BYTES = 64 * 1024;
+
 /** How long GET /health waits for a linearizable read before answering 503 TIMEOUT. */
 export const HEALTH_WAIT_MS = 2_000;
 
@@ -412,7 +415,12 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
           let crc = 0;
           for await (const chunk of b.chunks) {
             crc = crc32c(chunk, crc);
-            if (!res.write(chunk)) await drained(res);
+            // A write is taken whole or not at all, and serveAdmin drops a client that takes
+            // nothing for its idle timeout: a state machine's one large buffer, sent as one,
+            // cut off a client reading it slowly.
+            for (let at = 0; at < chunk.length; at += BACKUP_WRITE_BYTES) {
+              if (!res.write(chunk.subarray(at, at + BACKUP_WRITE_BYTES))) await drained(res);
+            }
           }
           res.addTrailers({ 'x-raftlog-crc32c': String(crc) });
           res.end();

@@ -124,6 +124,8 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   // Connections served and being refused, by address. Node's own listener, which reads a
   // connection's requests, runs only for those under the cap.
   const fromAddress = new Map<string, { served: number; refusing: number }>();
+  // What the client of each served connection has taken of the answers sent to it, and since when.
+  const taking = new Map<Socket, { taken: number; since: number }>();
   const refusing = new Set<Socket>();
   const connectionRefusals = new RefusalLog(o.logger ?? silentLogger, 'admin: refused connections', o.refusalLogClock);
   const [readRequests] = server.listeners('connection') as Array<(this: Server, socket: Socket) => void>;
@@ -139,7 +141,11 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       n[which]--;
       if (n.served + n.refusing === 0) fromAddress.delete(key);
     });
-    if (which === 'served') return readRequests.call(server, socket);
+    if (which === 'served') {
+      taking.set(socket, { taken: 0, since: performance.now() });
+      socket.once('close', () => taking.delete(socket));
+      return readRequests.call(server, socket);
+    }
     refusing.add(socket);
     socket.once('close', () => refusing.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -160,7 +166,8 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     );
   });
   // An idle socket is dropped whatever state it is in.
-  server.setTimeout(timeout * 3, (socket) => socket.destroy());
+  const idle = timeout * 3;
+  server.setTimeout(idle, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -168,12 +175,32 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       resolve();
     });
   });
+  // Every byte a client sends puts that timeout off, even the line ends the parser skips between
+  // requests: a client that sent one now and then and read nothing held its connection, and a
+  // backup its slot and the state machine's snapshot, for ever. One that takes none of an answer
+  // for as long is dropped, whatever it sends; one that reads slowly takes some.
+  const stalls = setInterval(
+    () => {
+      const now = performance.now();
+      for (const [socket, t] of taking) {
+        // Bytes the kernel took: those sent, less those still buffered or being written.
+        const taken = socket.bytesWritten - socket.writableLength;
+        if (socket.writableLength === 0 || taken !== t.taken) {
+          t.taken = taken;
+          t.since = now;
+        } else if (now - t.since >= idle) socket.destroy();
+      }
+    },
+    Math.min(1_000, timeout),
+  );
+  stalls.unref();
   const serverErrors = logServerErrors(server, o.logger ?? silentLogger, 'admin', o.refusalLogClock);
   const a = server.address() as AddressInfo;
   return {
     address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(stalls);
         server.close(() => resolve());
         server.closeAllConnections();
         for (const s of refusing) s.destroy();
