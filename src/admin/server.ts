@@ -58,6 +58,9 @@ const MAX_UNANSWERED = 8;
 const REFUSING_PER_ADDRESS = 4;
 const REFUSAL_LINGER_MS = 1_000;
 
+/** How long a connection may wait for its next request. */
+const KEEP_ALIVE_MS = 5_000;
+
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)$/;
 
 export function isLoopback(host: string): boolean {
@@ -113,7 +116,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       maxHeaderSize: 16 * 1024,
       requestTimeout: timeout,
       headersTimeout: Math.min(timeout, 10_000),
-      keepAliveTimeout: 5_000,
+      keepAliveTimeout: KEEP_ALIVE_MS,
       // Node looks for requests over their time only this often (30 s by default), so a body
       // trickled without end was answered 408 up to 30 s late, not at the timeout.
       connectionsCheckingInterval: Math.min(1_000, timeout),
@@ -175,20 +178,23 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       resolve();
     });
   });
-  // Every byte a client sends puts that timeout off, even the line ends the parser skips between
-  // requests: a client that sent one now and then and read nothing held its connection, and a
-  // backup its slot and the state machine's snapshot, for ever. One that takes none of an answer
-  // for as long is dropped, whatever it sends; one that reads slowly takes some.
+  // Every byte a client sends puts that timeout, and the keep-alive timeout, off, even the line
+  // ends the parser skips between requests: a client that sent one now and then held its
+  // connection for ever, and one that read nothing a backup's slot and the state machine's
+  // snapshot too. One that takes none of an answer for as long is dropped, whatever it sends (one
+  // that reads slowly takes some), as is one that has asked nothing since its last answer.
+  const waitingMs = Math.max(idle, KEEP_ALIVE_MS);
   const stalls = setInterval(
     () => {
       const now = performance.now();
       for (const [socket, t] of taking) {
         // Bytes the kernel took: those sent, less those still buffered or being written.
         const taken = socket.bytesWritten - socket.writableLength;
-        if (socket.writableLength === 0 || taken !== t.taken) {
+        const answering = (unanswered.get(socket) ?? 0) > 0 && socket.writableLength === 0;
+        if (answering || taken !== t.taken) {
           t.taken = taken;
           t.since = now;
-        } else if (now - t.since >= idle) socket.destroy();
+        } else if (now - t.since >= (socket.writableLength > 0 ? idle : waitingMs)) socket.destroy();
       }
     },
     Math.min(1_000, timeout),
