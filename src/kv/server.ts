@@ -103,7 +103,11 @@ export interface RespServerOptions {
    * Default 10000, lowered to leave 256 descriptors of the process's open-file limit to the log.
    */
   maxClients?: number;
-  /** A connection with no traffic for this long is closed; 0 never closes. Default 300000 (5 min). */
+  /**
+   * A connection with no traffic for this long is closed, as is one not read for its unsent
+   * replies (highWaterMark) whose client takes none of them for this long, whatever it sends
+   * (closed within twice this); 0 never closes. Default 300000 (5 min).
+   */
   idleTimeoutMs?: number;
   /**
    * With requirepass, a connection that has not authenticated this long after it was accepted
@@ -607,6 +611,21 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     // A protocol error, answered once the commands read before it have started.
     let failure: Error | null = null;
 
+    // A paused socket still reads into its buffer, up to its high-water mark, and every byte read
+    // puts the idle timeout off: a client that read none of its replies held them, and its
+    // connection, for as long as it trickled a byte now and then. While paused, one whose replies
+    // the kernel took none of for idleTimeoutMs is closed, whatever it sends.
+    let unread: NodeJS.Timeout | undefined;
+    const watchUnread = (taken: number): void => {
+      unread = setTimeout(() => {
+        const now = socket.bytesWritten - socket.writableLength;
+        if (socket.writableLength > 0 && now === taken) {
+          counters.idleClosed++;
+          socket.destroy();
+        } else watchUnread(now);
+      }, idleTimeoutMs);
+    };
+
     const setPaused = (p: boolean): void => {
       if (p === paused) return;
       paused = p;
@@ -614,8 +633,10 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         counters.pauses++;
         counters.paused++;
         socket.pause();
+        if (idleTimeoutMs > 0) watchUnread(socket.bytesWritten - socket.writableLength);
       } else {
         counters.paused--;
+        clearTimeout(unread);
         socket.resume();
       }
     };
@@ -854,6 +875,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     socket.on('close', () => {
       drop();
       clearTimeout(authDeadline);
+      clearTimeout(unread);
       stranger();
       buffered -= held.bytes;
       held.bytes = 0;

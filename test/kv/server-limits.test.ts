@@ -256,6 +256,27 @@ describe('RESP server limits', () => {
     sock.destroy();
   });
 
+  it('closes a connection that reads none of its replies for idleTimeoutMs, whatever it sends meanwhile', async () => {
+    const server = await start({ idleTimeoutMs: 500 });
+    const setter = await RespClient.connect(portOf(server));
+    expect(await setter.call('SET', 'unread', 'v'.repeat(4000))).toBe('OK');
+    setter.close();
+    const closedBefore = server.stats().idleClosed;
+    const sock = await rawConnect(portOf(server));
+    sock.on('error', () => undefined);
+    sock.write(Buffer.from('*2\r\n$3\r\nGET\r\n$6\r\nunread\r\n'.repeat(3000)));
+    await until(() => server.stats().paused > 0);
+    // Read into the paused socket's buffer, each byte put the idle timeout off: the client held
+    // its connection and a megabyte of replies for as long as it trickled.
+    const drip = setInterval(() => sock.writable && sock.write('\r\n'), 100);
+    try {
+      await until(() => server.stats().idleClosed === closedBefore + 1 && server.stats().clients === 0, 20_000);
+    } finally {
+      clearInterval(drip);
+      sock.destroy();
+    }
+  });
+
   it('closes a connection that has not authenticated within authTimeoutMs, however it trickles', async () => {
     const server = await start({ requirepass: 'pw', authTimeoutMs: 300, idleTimeoutMs: 60_000 });
     const s = await rawConnect(portOf(server));
