@@ -592,6 +592,23 @@ describe('TcpTransport', () => {
     await stillWorks(a.t, b.rec, 5);
   });
 
+  it('closes an authenticated connection that then sends no frame, or trickles one without end, at the idle timeout', async () => {
+    const b = await node({ id: 2, electionTimeoutMs: 100 }); // an idle timeout of 300 ms, and no peer of its own
+    const silent = await raw(b.t.address, FROM_5);
+    await closed(silent);
+    expect(b.log.has('TRANSPORT_IDLE_TIMEOUT')).toBe(true);
+    // Only a complete frame counts: a byte every 30 ms of a 4 KiB one is still idle.
+    const trickling = await raw(b.t.address, FROM_5);
+    trickling.write(Buffer.from([0, 0, 16, 0]));
+    const drip = setInterval(() => trickling.writable && trickling.write(Buffer.from([1])), 30);
+    try {
+      await closed(trickling);
+    } finally {
+      clearInterval(drip);
+    }
+    expect(b.log.lines.filter((l) => l.fields.code === 'TRANSPORT_IDLE_TIMEOUT')).toHaveLength(2);
+  });
+
   it('never dials a peer the driver did not add, but answers it on the connection it dialed', async () => {
     const { a, b } = await oneWay(); // b has never heard of a
     // A vote answer to a candidate whose addition b's log does not hold yet.
