@@ -106,7 +106,8 @@ export interface RespServerOptions {
   /**
    * A connection with no traffic for this long is closed, as is one not read for its unsent
    * replies (highWaterMark) whose client takes none of them for this long, whatever it sends
-   * (closed within twice this); 0 never closes. Default 300000 (5 min).
+   * (closed within twice this), and one whose last reply (QUIT, a protocol error) is written
+   * and whose client neither takes it nor closes; 0 never closes. Default 300000 (5 min).
    */
   idleTimeoutMs?: number;
   /**
@@ -613,13 +614,14 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
 
     // A paused socket still reads into its buffer, up to its high-water mark, and every byte read
     // puts the idle timeout off: a client that read none of its replies held them, and its
-    // connection, for as long as it trickled a byte now and then. While paused, one whose replies
-    // the kernel took none of for idleTimeoutMs is closed, whatever it sends.
+    // connection, for as long as it trickled a byte now and then. While paused, and once the
+    // last reply is written, one whose replies the kernel took none of for idleTimeoutMs is
+    // closed, whatever it sends; after the last, one that has not closed its end too.
     let unread: NodeJS.Timeout | undefined;
     const watchUnread = (taken: number): void => {
       unread = setTimeout(() => {
         const now = socket.bytesWritten - socket.writableLength;
-        if (socket.writableLength > 0 && now === taken) {
+        if (now === taken && (socket.writableLength > 0 || socket.writableEnded)) {
           counters.idleClosed++;
           socket.destroy();
         } else watchUnread(now);
@@ -680,6 +682,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           // Nothing after it runs, but the socket is read again (what comes is dropped) so that
           // it sees the client close: paused with bytes unread, it stayed open until its idle timeout.
           setPaused(false);
+          // What it sends is read, and puts the idle timeout off.
+          if (idleTimeoutMs > 0) watchUnread(socket.bytesWritten - socket.writableLength);
           continue;
         }
         writeReply(socket, reply!);

@@ -54,6 +54,28 @@ function sendAndWatch(port: number, bytes: string, ms = 3_000): Promise<{ closed
 
 const multibulk = (...args: string[]): string => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
 
+/** A raw connection that sends `count` GETs of a 4000-byte value, then `after`, and reads nothing. */
+async function unreadGets(server: RespServer, count: number, after = ''): Promise<net.Socket> {
+  const setter = await RespClient.connect(portOf(server));
+  expect(await setter.call('SET', 'unread', 'v'.repeat(4000))).toBe('OK');
+  setter.close();
+  const sock = await rawConnect(portOf(server));
+  sock.on('error', () => undefined);
+  sock.write(Buffer.from(multibulk('GET', 'unread').repeat(count) + after));
+  return sock;
+}
+
+/** Sends a line end every 100 ms until the server has closed `sock` for idleness, its `idleClosed`th such close. */
+async function dripUntilIdleClosed(server: RespServer, sock: net.Socket, idleClosed: number): Promise<void> {
+  const drip = setInterval(() => sock.writable && sock.write('\r\n'), 100);
+  try {
+    await until(() => server.stats().idleClosed === idleClosed && server.stats().clients === 0, 20_000);
+  } finally {
+    clearInterval(drip);
+    sock.destroy();
+  }
+}
+
 describe('RESP server limits', () => {
   let dir: string;
   let log: ReplicatedLog;
@@ -258,23 +280,29 @@ describe('RESP server limits', () => {
 
   it('closes a connection that reads none of its replies for idleTimeoutMs, whatever it sends meanwhile', async () => {
     const server = await start({ idleTimeoutMs: 500 });
-    const setter = await RespClient.connect(portOf(server));
-    expect(await setter.call('SET', 'unread', 'v'.repeat(4000))).toBe('OK');
-    setter.close();
     const closedBefore = server.stats().idleClosed;
-    const sock = await rawConnect(portOf(server));
-    sock.on('error', () => undefined);
-    sock.write(Buffer.from('*2\r\n$3\r\nGET\r\n$6\r\nunread\r\n'.repeat(3000)));
+    const sock = await unreadGets(server, 3000);
     await until(() => server.stats().paused > 0);
     // Read into the paused socket's buffer, each byte put the idle timeout off: the client held
     // its connection and a megabyte of replies for as long as it trickled.
-    const drip = setInterval(() => sock.writable && sock.write('\r\n'), 100);
-    try {
-      await until(() => server.stats().idleClosed === closedBefore + 1 && server.stats().clients === 0, 20_000);
-    } finally {
-      clearInterval(drip);
-      sock.destroy();
-    }
+    await dripUntilIdleClosed(server, sock, closedBefore + 1);
+  });
+
+  it('closes a connection that reads none of its last replies after QUIT, or does not close once it has, for idleTimeoutMs, whatever it sends', async () => {
+    // A mark above what the kernel takes: QUIT is read with replies unsent and the socket not paused.
+    const server = await start({ idleTimeoutMs: 500, highWaterMark: { bytes: 64 * 1024 * 1024 } });
+    const closedBefore = server.stats().idleClosed;
+    const sock = await unreadGets(server, 5000, multibulk('QUIT'));
+    await until(() => server.stats().writeBuffered > 0);
+    await dripUntilIdleClosed(server, sock, closedBefore + 1);
+    // So is one that read them all but does not close its end.
+    const reader = net.connect({ port: portOf(server), host: '127.0.0.1', allowHalfOpen: true });
+    reader.on('error', () => undefined);
+    let received = '';
+    reader.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    reader.write(multibulk('PING') + multibulk('QUIT'));
+    await until(() => received === '+PONG\r\n+OK\r\n');
+    await dripUntilIdleClosed(server, reader, closedBefore + 2);
   });
 
   it('closes a connection that has not authenticated within authTimeoutMs, however it trickles', async () => {
