@@ -782,6 +782,15 @@ describe('the admin endpoint', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });
 
+  it('answers headers trickled a byte at a time, or only line ends, 408 at the request timeout, and headers over 16 KiB 431', async () => {
+    const trickled = await dripping(300, 'GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ', 'a', 10_000);
+    expect(trickled).toEqual({ closed: true, answer: expect.stringMatching(/^HTTP\/1\.1 408/) as unknown });
+    const blank = await dripping(300, '', '\r\n', 10_000);
+    expect(blank).toEqual({ closed: true, answer: expect.stringMatching(/^HTTP\/1\.1 408/) as unknown });
+    const huge = await dripping(300, `GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: ${'a'.repeat(20_000)}\r\n\r\n`, '', 10_000);
+    expect(huge).toEqual({ closed: true, answer: expect.stringMatching(/^HTTP\/1\.1 431/) as unknown });
+  });
+
   it('closes a connection that has sent only line ends since its answer, at the keep-alive timeout, not never', async () => {
     // The parser skips line ends between requests, and each one put off the keep-alive timeout:
     // a stranger held a connection for ever, and 4 of them every connection of the endpoint.
