@@ -435,7 +435,8 @@ export function encode(r: Reply): Buffer {
 function write(r: Reply, out: Buffer[]): void {
   if (r === null) out.push(Buffer.from('$-1\r\n'));
   else if (r instanceof RespSimple) out.push(r.bytes);
-  else if (r instanceof Error) out.push(Buffer.from(`-${r.message.replace(/[\r\n]+/g, ' ')}\r\n`));
+  // Each CR or LF a space, as Redis makes them: an error is one line, and its length is kept.
+  else if (r instanceof Error) out.push(Buffer.from(`-${r.message.replace(/[\r\n]/g, ' ')}\r\n`));
   else if (typeof r === 'number' || typeof r === 'bigint') out.push(Buffer.from(`:${r}\r\n`));
   else if (typeof r === 'string' || Buffer.isBuffer(r)) {
     const b = typeof r === 'string' ? Buffer.from(r) : r;

