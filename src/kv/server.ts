@@ -293,6 +293,7 @@ const UNAUTHENTICATED_LIMITS = { maxArgs: 8, maxBulkBytes: 16 * 1024, maxCommand
 const EMPTY = Buffer.alloc(0);
 const PONG = new RespSimple('PONG');
 const WRONGPASS = new Error('WRONGPASS invalid username-password pair or user is disabled.');
+const NO_PASSWORD = new Error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
 /**
  * Commands parsed ahead of those started: enough that a pipeline pays for a parse call once
  * per many commands, few enough that a connection not read holds little parsed (see parse()).
@@ -501,11 +502,17 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
 
   /** AUTH password, or AUTH default password (the Redis 6 form with the one user there is). */
   const auth = (args: Buffer[], socket: net.Socket): { reply: Reply; ok: boolean; wrongPassword?: boolean; throttled?: boolean } => {
-    if (args.length !== 2 && args.length !== 3) return { reply: new Error("ERR wrong number of arguments for 'auth' command"), ok: false };
-    if (password === null) return { reply: new Error('ERR AUTH called without any password configured for the default user'), ok: false };
+    if (args.length < 2) return { reply: new Error("ERR wrong number of arguments for 'auth' command"), ok: false };
+    if (args.length > 3) return { reply: new Error('ERR syntax error'), ok: false };
+    const userOk = args.length === 2 || args[1]!.toString('latin1') === 'default';
+    // Without a password the default user is Redis's nopass user: any password is its own, and
+    // a client configured with one (AUTH default <password>) connects as it does to Redis.
+    if (password === null) {
+      if (args.length === 2) return { reply: NO_PASSWORD, ok: false };
+      return userOk ? { reply: OK, ok: true } : { reply: WRONGPASS, ok: false };
+    }
     const refused = throttled(socket);
     if (refused !== null) return { reply: refused, ok: false, throttled: true };
-    const userOk = args.length === 2 || args[1]!.toString('latin1') === 'default';
     const matches = passwordMatches(args[args.length - 1]!, password);
     if (userOk && matches) return { reply: OK, ok: true };
     counters.authFailures++;

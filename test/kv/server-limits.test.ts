@@ -362,12 +362,28 @@ describe('RESP server limits', () => {
     expect(kv.get(Buffer.from('auth-big'))?.length).toBe(big.length);
   });
 
-  it('answers AUTH without a configured password with an error', async () => {
-    const server = await start();
-    const c = await RespClient.connect(portOf(server));
-    expect(await c.call('AUTH', 'x')).toEqual(expect.objectContaining({ message: expect.stringContaining('without any password configured') }));
+  it("answers AUTH in Redis 7's words, with a password configured or not", async () => {
+    // What redis-server 7.0 answers, without and with requirepass: the default user then has
+    // no password (nopass), and takes any.
+    const wrongpass = new Error('WRONGPASS invalid username-password pair or user is disabled.');
+    const open = await start();
+    const c = await RespClient.connect(portOf(open));
+    expect(await c.call('AUTH', 'x')).toEqual(
+      new Error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?'),
+    );
+    expect(await c.call('AUTH', 'default', 'anything')).toBe('OK');
+    expect(await c.call('AUTH', 'alice', 'x')).toEqual(wrongpass);
+    expect(await c.call('AUTH', 'a', 'b', 'c')).toEqual(new Error('ERR syntax error'));
+    expect(await c.call('AUTH')).toEqual(new Error("ERR wrong number of arguments for 'auth' command"));
     expect(await c.call('PING')).toBe('PONG');
     c.close();
+    const closed = await start({ requirepass: 'pw' });
+    const d = await RespClient.connect(portOf(closed));
+    expect(await d.call('AUTH', 'default', 'pw', 'c')).toEqual(new Error('ERR syntax error'));
+    expect(await d.call('AUTH')).toEqual(new Error("ERR wrong number of arguments for 'auth' command"));
+    expect(await d.call('AUTH', 'pw')).toBe('OK');
+    d.close();
+    expect(closed.stats().authFailures).toBe(0);
   });
 
   it('in protected mode refuses non-loopback clients unless a password is set', async () => {
