@@ -41,7 +41,6 @@ describe('the RESP server on an embedded log', () => {
     expect(await c.call('EXISTS', 'k', 'n', 'missing')).toBe(2);
     expect(await c.call('DEL', 'k', 'missing')).toBe(1);
     expect(await c.call('DBSIZE')).toBe(2);
-    expect(await c.call('COMMAND', 'DOCS')).toEqual([]);
     const info = (await c.call('INFO')) as string;
     expect(info).toMatch(/^# Raft/);
     expect(info).toMatch(/role:leader/);
@@ -86,6 +85,34 @@ describe('the RESP server on an embedded log', () => {
     expect(await c.call('NOPE', ...words)).toEqual(new Error(`${unknown} 'NOPE', with args beginning with: ${upTo128}`));
     expect(await c.call('NOPE', 'x'.repeat(200), 'b')).toEqual(new Error(`${unknown} 'NOPE', with args beginning with: '${'x'.repeat(128)}' `));
     expect(await c.call('Y'.repeat(200))).toEqual(new Error(`${unknown} '${'Y'.repeat(128)}', with args beginning with: `));
+    c.close();
+  });
+
+  it('answers what redis-cli and redis-benchmark ask at start, so that they run as against Redis', async () => {
+    const c = await RespClient.connect(port);
+    // redis-cli asks COMMAND DOCS: on an error it uses the help built into it, where an empty
+    // list left it with none. The server has no COMMAND, and says so as Redis would.
+    expect(await c.call('COMMAND', 'DOCS')).toEqual(new Error("ERR unknown command 'COMMAND', with args beginning with: 'DOCS' "));
+    // redis-benchmark asks CONFIG GET save and appendonly, and warns unless each has a value.
+    // Every write is in the log, replayed at start, before it is answered: append-only, no RDB.
+    expect(await c.call('CONFIG', 'GET', 'save')).toEqual(['save', '']);
+    expect(await c.call('CONFIG', 'GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+    expect(await c.call('config', 'get', 'SAV*', 'appendonly', 'save')).toEqual(['save', '', 'appendonly', 'yes']);
+    expect(await c.call('CONFIG', 'GET', 'maxmemory')).toEqual([]);
+    expect(await c.call('CONFIG', 'GET', '*')).toEqual(['save', '', 'appendonly', 'yes']);
+    expect(await c.call('CONFIG', 'GET', 'APPEND?NLY', 's**e')).toEqual(['save', '', 'appendonly', 'yes']);
+    expect(await c.call('CONFIG', 'GET', 'sav\\?', '\\*', '*x*', 'save?', `${'*'.repeat(100_000)}z`)).toEqual([]);
+    expect(await c.call('CONFIG', 'GET', 'sav\\e')).toEqual(['save', '']);
+    expect(await c.call('CONFIG')).toEqual(new Error("ERR wrong number of arguments for 'config' command"));
+    expect(await c.call('CONFIG', 'GET')).toEqual(new Error("ERR wrong number of arguments for 'config|get' command"));
+    expect(await c.call('CONFIG', 'SET', 'save', '')).toEqual(new Error("ERR unknown subcommand 'SET'. Try CONFIG HELP."));
+    expect(await c.call('CONFIG', 'HELP')).toEqual([
+      'CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:',
+      'GET <pattern>',
+      '    Return parameters matching the glob-like <pattern> and their values.',
+      'HELP',
+      '    Prints this help.',
+    ]);
     c.close();
   });
 
