@@ -194,6 +194,9 @@ export class RespParser {
           } else {
             const lf = this.line(view, pos, end, this.limits.maxInlineBytes, 'RESP_INLINE_TOO_LONG', 'too big inline request');
             if (lf === -1) return this.keep(view, pos, end);
+            // Redis finds the line's end as a C string's: past a NUL it never sees one, and the
+            // command never runs. Refused at once, rather than left to wait for the line's limit.
+            if (view.subarray(pos, lf).includes(0)) throw new RespProtocolError('RESP_PROTOCOL', 'NUL byte in inline request');
             const args = this.inline(view, pos, lf);
             pos = lf + 1;
             if (args.length > 0) out.push(args);

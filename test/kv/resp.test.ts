@@ -57,9 +57,24 @@ describe('RESP2 parser', () => {
     ['*1\r\n$-3\r\n', 'invalid bulk length'],
     ['*1\r\n$2\r\nabc\r\n', 'bulk string not followed by'],
     ['*1\r$2\r\n', 'expected \\r\\n'],
+    // Redis looks for an inline line's end as a C string, which ends at a NUL: it never runs the
+    // command. Taken as a byte, SET a\0b stored a key a client never sent in Redis's protocol.
+    ['SET a\0b v\r\nPING\r\n', 'NUL byte in inline request'],
+    ['\0\r\n', 'NUL byte in inline request'],
+    ['SET k "a\0"\r\n', 'NUL byte in inline request'],
   ])('rejects %j with a protocol error', (input, message) => {
     const p = new RespParser();
     expect(() => p.push(Buffer.from(input))).toThrow(expect.objectContaining({ code: 'RESP_PROTOCOL', message: expect.stringContaining(message) }));
+  });
+
+  it('rejects a NUL byte in an inline line that arrives in pieces, and takes one in a bulk string', () => {
+    const p = new RespParser();
+    expect(p.push(Buffer.from('SET a\0'))).toEqual([]);
+    expect(() => p.push(Buffer.from('b v\r\n'))).toThrow(expect.objectContaining({ code: 'RESP_PROTOCOL', message: expect.stringContaining('NUL byte') }));
+    expect(new RespParser().push(Buffer.from('*2\r\n$3\r\nGET\r\n$3\r\na\0b\r\nGET "a\\x00b"\r\n')).map((c) => c.map(String))).toEqual([
+      ['GET', 'a\0b'],
+      ['GET', 'a\0b'],
+    ]);
   });
 
   it('enforces its limits', () => {
