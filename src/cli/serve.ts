@@ -8,7 +8,7 @@ import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
 import { UsageError, addressArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
-import { adminTokenOf } from './admin-client.js';
+import { adminTokenOf, fetchRefusesPort } from './admin-client.js';
 import { runCommand } from './failure.js';
 import { cliLogger, parseLogOptions } from './logging.js';
 import type { Logger } from '../logger.js';
@@ -40,7 +40,8 @@ existing members and this node; it takes the cluster's configuration from the le
 and never bootstraps its own. Keep --join on its later restarts.
 --admin serves /health, /status, /metrics (Prometheus) and the operations of
 \`raftlog status|member|leader|snapshot\` over HTTP. Off loopback it requires the bearer
-token on the first line of --admin-token-file.
+token on the first line of --admin-token-file. A port Node's fetch will not connect to
+(6000, 10080, ...: the operator commands could not reach it) is refused.
 Logs: pretty lines on stderr (default, level info), or with --log-format json every line
 this node prints is a JSON object on stdout.`;
 
@@ -114,6 +115,12 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   if (adminAddress !== undefined) {
     const host = adminAddress.slice(0, adminAddress.lastIndexOf(':'));
     if (!isLoopback(host) && adminToken === undefined) throw new UsageError(`--admin ${adminAddress} is not loopback: give --admin-token-file`);
+    const port = Number(adminAddress.slice(adminAddress.lastIndexOf(':') + 1));
+    // Refused, not warned of: the node would run, and be found unreachable when it is operated.
+    if (fetchRefusesPort(port))
+      throw new UsageError(
+        `--admin: port ${port} is one Node's fetch refuses to connect to (the Fetch standard's bad ports): raftlog status and the other operator commands could not reach the node; serve it on another port`,
+      );
   }
   const sync = strArg(opts, 'sync', 'always');
   if (sync !== 'always' && sync !== 'none') throw new UsageError(`--sync must be 'always' or 'none'`);

@@ -4,7 +4,7 @@ import { createServer as createNetServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
-import { call } from '../../src/cli/admin-client.js';
+import { FETCH_BAD_PORTS, call, fetchRefusesPort } from '../../src/cli/admin-client.js';
 import { main as leader } from '../../src/cli/leader.js';
 import { main as member } from '../../src/cli/member.js';
 import { main as status } from '../../src/cli/status.js';
@@ -278,6 +278,25 @@ it("status says why an endpoint is unhealthy: /health's reason in the table and 
   expect(await status(['--admin', ep, '--json'])).toBe(1);
   const json = JSON.parse(String(out.mock.calls[0]?.[0])) as { endpoints: Array<Record<string, unknown>> };
   expect(json.endpoints[0]).toMatchObject({ healthy: false, error: 'TIMEOUT', message: why.message });
+});
+
+it("knows the ports Node's fetch refuses, so that serve refuses them for --admin", async () => {
+  // Each port the list names fails in fetch before it connects; a port beside it is tried.
+  const refused = async (port: number): Promise<boolean> => {
+    const err: unknown = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5_000) }).then(
+      async (res) => void (await res.body?.cancel()),
+      (e: unknown) => e,
+    );
+    return (err as { cause?: { message?: string } } | undefined)?.cause?.message === 'bad port';
+  };
+  for (const port of FETCH_BAD_PORTS) {
+    expect(await refused(port), String(port)).toBe(true);
+    expect(fetchRefusesPort(port)).toBe(true);
+  }
+  for (const port of [6001, 10081, 8080]) {
+    expect(await refused(port), String(port)).toBe(false);
+    expect(fetchRefusesPort(port)).toBe(false);
+  }
 });
 
 it('an endpoint on a port fetch refuses to connect to is named as such, not as a node that does not run', async () => {

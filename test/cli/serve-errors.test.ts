@@ -224,6 +224,10 @@ it('a bad id, address or number flag is a usage error before anything is created
     [['--id', '1', '--snapshot-every', '0'], "--snapshot-every must be a positive integer, got '0'"],
     [['--id', '1', '--resp', 'nope'], "--resp: 'nope' is not HOST:PORT (a port up to 65535)"],
     [['--id', '1', '--admin', '127.0.0.1:99999'], "--admin: '127.0.0.1:99999' is not HOST:PORT (a port up to 65535)"],
+    [
+      ['--id', '1', '--admin', '127.0.0.1:6000'],
+      "--admin: port 6000 is one Node's fetch refuses to connect to (the Fetch standard's bad ports): raftlog status and the other operator commands could not reach the node; serve it on another port",
+    ],
     [['--id', '1', '--listen', '127.0.0.1:x', '--insecure'], "--listen: '127.0.0.1:x' is not HOST:PORT (a port up to 65535)"],
     [['--id', '1', '--peers', '1=127.0.0.1:70000', '--insecure'], "bad peer '1=127.0.0.1:70000' (want ID=HOST:PORT, a port up to 65535)"],
   ] as const) {
