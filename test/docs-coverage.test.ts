@@ -22,6 +22,15 @@ it('names every metric the admin endpoint exports, in full', () => {
   expect(names.filter((n) => !README.includes(`\`${n}\``) && !README.includes(`\`${n}{`))).toEqual([]);
 });
 
+it("names the reasons raftlog_proposals_failed_total takes from no error's code", () => {
+  // The others are the error codes, documented with them; these the log writes itself.
+  const reasons = [...read('src/log/replicated-log.ts').matchAll(/appendFailed\([^;]*?'([A-Z_]+)'\)/g)].map((m) => m[1]!);
+  expect(reasons.length).toBeGreaterThan(0);
+  const row = README.split('\n').find((l) => l.includes('`raftlog_proposals_failed_total{reason}`'));
+  expect(row).toBeDefined();
+  expect(reasons.filter((r) => !row!.includes(`\`${r}\``))).toEqual([]);
+});
+
 it('names every route of the admin endpoint with its method', () => {
   const routes = [...read('src/admin/handler.ts').matchAll(/\['(\/[a-z/]*)', '(GET|POST)'\]/g)].map((m) => `${m[2]} ${m[1]}`);
   expect(routes.length).toBeGreaterThan(8);
