@@ -31,6 +31,34 @@ it("names the reasons raftlog_proposals_failed_total takes from no error's code"
   expect(reasons.filter((r) => !row!.includes(`\`${r}\``))).toEqual([]);
 });
 
+it("gives every field of TcpTransportOptions and of the Raft core's Config a row in docs/lower-layers.md", () => {
+  const doc = read('docs/lower-layers.md');
+  const fields = (path: string, name: string): string[] => {
+    const body = new RegExp(`export interface ${name} \\{([\\s\\S]*?)\n\\}`).exec(read(path))?.[1];
+    expect(body, name).toBeDefined();
+    return [...body!.matchAll(/^ {2}(\w+)\??:/gm)].map((m) => m[1]!);
+  };
+  const section = (heading: string): string => {
+    const from = doc.indexOf(`## \`${heading}\``);
+    expect(from, heading).toBeGreaterThan(-1);
+    const to = doc.indexOf('\n## ', from + 1);
+    return doc.slice(from, to === -1 ? undefined : to);
+  };
+  for (const [path, name] of [
+    ['src/transport/tcp-transport.ts', 'TcpTransportOptions'],
+    ['src/raft/config.ts', 'Config'],
+  ] as const) {
+    const all = fields(path, name);
+    expect(all.length, name).toBeGreaterThan(10);
+    const rows = section(name);
+    expect(
+      all.filter((f) => !rows.includes(`\n| \`${f}\` |`)),
+      name,
+    ).toEqual([]);
+  }
+  expect(README).toContain('docs/lower-layers.md');
+});
+
 it('names every route of the admin endpoint with its method', () => {
   const routes = [...read('src/admin/handler.ts').matchAll(/\['(\/[a-z/]*)', '(GET|POST)'\]/g)].map((m) => `${m[2]} ${m[1]}`);
   expect(routes.length).toBeGreaterThan(8);
