@@ -20,7 +20,7 @@ export type TransportErrorCode =
   | 'TRANSPORT_TOO_MANY_CONNECTIONS'
   | 'TRANSPORT_SNAPSHOT_TOO_LARGE'
   | 'TRANSPORT_SNAPSHOT_REJECTED'
-  | 'TRANSPORT_SNAPSHOT_SUPERSEDED'
+  | 'TRANSPORT_CONNECTION_REPLACED'
   | 'TRANSPORT_SNAPSHOT_STALLED';
 
 export class TransportError extends CodedError<TransportErrorCode> {}
@@ -151,10 +151,13 @@ export class SnapshotRejectedError extends TransportError {
   }
 }
 
-/** The same peer started another snapshot stream (on another connection): the older one is dropped. */
-export class SnapshotSupersededError extends TransportError {
-  constructor(peer: number) {
-    super('TRANSPORT_SNAPSHOT_SUPERSEDED', `node ${peer} started a newer snapshot stream`);
+/**
+ * An authenticated connection closed for a newer one: from the same peer id, or, from ids the
+ * transport was not given, past their cap. A snapshot stream under way on it is dropped, with its spool.
+ */
+export class ConnectionReplacedError extends TransportError {
+  constructor(reason: string) {
+    super('TRANSPORT_CONNECTION_REPLACED', reason);
   }
 }
 

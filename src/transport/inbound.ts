@@ -35,9 +35,8 @@ export interface InboundConfig {
   maxSnapshotBytes: number;
   /** Where arriving snapshots are written (never gathered in memory here). */
   snapshots: SnapshotStreams;
-  /** This connection starts a snapshot stream from `peer`: any other one from that peer is dropped. Throws for a peer that may not send one. */
-  claimSnapshot(peer: number, c: Inbound): void;
-  releaseSnapshot(peer: number, c: Inbound): void;
+  /** Throws for a peer that may not send a snapshot. */
+  checkSnapshotSender(peer: number): void;
   handshakeTimeoutMs: number;
   /** A connection that carries no complete frame this long is closed. */
   idleTimeoutMs: number;
@@ -53,7 +52,7 @@ export interface InboundConfig {
   refused(err: TransportError): void;
   /** An authenticated peer said where it listens (its host as this connection sees it when it listens on every interface). */
   learned(peer: number, address: string): void;
-  /** The handshake completed: the connection now counts as authenticated. */
+  /** The handshake completed: the connection now counts as authenticated, as the one from its peer. */
   authenticated(): void;
   /** Where the deletion of an abandoned stream's spool is tracked while under way: the owner's close() waits for it. */
   releases: PendingReleases;
@@ -136,9 +135,8 @@ export class Inbound {
     return true;
   }
 
-  /** Another connection from the same peer started a snapshot stream: this one's is dropped, and the connection with it. */
-  supersede(err: TransportError): void {
-    this.abandon();
+  /** Closed for a newer connection: a snapshot stream under way on it is dropped, with its spool. */
+  replace(err: TransportError): void {
     this.refuse(err);
   }
 
@@ -294,8 +292,8 @@ export class Inbound {
         abandoned: false,
         writing: undefined,
       };
+      this.c.checkSnapshotSender(this.peer);
       this.assembly = a;
-      this.c.claimSnapshot(this.peer, this);
     } else if (a === undefined || a.streamId !== f.streamId || a.received !== f.offset || a.total !== f.total || f.header !== undefined) {
       throw new MalformedFrameError(`snapshot chunk at offset ${f.offset} of stream ${f.streamId} out of sequence`);
     }
@@ -322,7 +320,6 @@ export class Inbound {
       const ref = await a.spool!.finish();
       if (a.abandoned) return;
       this.assembly = undefined;
-      this.c.releaseSnapshot(this.peer, this);
       this.c.deliver({ ...a.message, snapshot: { meta: a.meta, data: ref } });
     };
     a.writing = run();
@@ -350,7 +347,6 @@ export class Inbound {
     this.assembly = undefined;
     clearTimeout(this.stallTimer);
     a.abandoned = true;
-    this.c.releaseSnapshot(this.peer, this);
     const discard = async (): Promise<void> => {
       // Never beside a write or a finish: one that ended later could store again what abort() deleted.
       await a.writing?.catch(() => undefined);

@@ -21,7 +21,7 @@ export {
   TooManyConnectionsError,
   SnapshotTooLargeError,
   SnapshotRejectedError,
-  SnapshotSupersededError,
+  ConnectionReplacedError,
 } from './errors.js';
 export { inMemorySnapshots, type IncomingSnapshot, type OutgoingSnapshot, type SnapshotStreams } from './snapshot-streams.js';
 export type { Secret } from './auth.js';

@@ -12,7 +12,7 @@ import {
   InsecureTransportError,
   ListenFailedError,
   SnapshotRejectedError,
-  SnapshotSupersededError,
+  ConnectionReplacedError,
   TooManyConnectionsError,
   TransportClosedError,
   type TransportError,
@@ -123,6 +123,11 @@ const MiB = 1024 * 1024;
  * meets raft's unknown-peer error, which the driver ignores.
  */
 const REMOVALS_REMEMBERED = 1024;
+/**
+ * Authenticated connections from ids the driver did not add (a node not yet in this one's
+ * configuration asking for a vote, say), the newest: each id holds at most one anyway.
+ */
+export const STRANGER_CONNECTIONS = 8;
 
 export class TcpTransport implements Transport {
   private readonly outbound = new Map<number, Outbound>();
@@ -164,8 +169,12 @@ export class TcpTransport implements Transport {
   private readonly handshakeTimeoutMs: number;
   /** TLS connections accepted and not yet handed to accept(), by `endpoints`: what releases each one's handshake slot. */
   private readonly admitted = new Map<string, () => void>();
-  /** The connection each peer is sending a snapshot on. */
-  private readonly snapshotStreams = new Map<number, Inbound>();
+  /**
+   * The authenticated connection from each peer id, oldest first: a newer one from the same id
+   * replaces it, so a peer's reconnect is served while its old link lingers, and one holding the
+   * secret (or anyone, insecure) gains nothing by opening more.
+   */
+  private readonly byPeer = new Map<number, Inbound>();
   /**
    * Deletions of abandoned spools and releases of the sources of snapshots cut off, under way:
    * close() waits for them, so the directory is left as it will stay, with no file of it open.
@@ -496,23 +505,18 @@ export class TcpTransport implements Transport {
       maxFrameBytes: this.config.maxFrameBytes,
       maxSnapshotBytes: this.o.maxSnapshotBytes ?? 1024 * MiB,
       snapshots: this.config.snapshots,
-      // One stream per peer: a peer (or someone holding the secret and claiming its id)
-      // opening connections to start more only replaces its own.
-      claimSnapshot: (peer, conn) => {
-        // Only a member the driver told us of may send one: spools on disk are bounded by the members.
+      // Only a member the driver told us of may send one, on its one connection: spools on disk are bounded by the members.
+      checkSnapshotSender: (peer) => {
         if (!this.peerAddresses.has(peer)) throw new SnapshotRejectedError(`node ${peer} is not a known peer`);
-        const older = this.snapshotStreams.get(peer);
-        this.snapshotStreams.set(peer, conn);
-        if (older !== undefined && older !== conn) older.supersede(new SnapshotSupersededError(peer));
-      },
-      releaseSnapshot: (peer, conn) => {
-        if (this.snapshotStreams.get(peer) === conn) this.snapshotStreams.delete(peer);
       },
       handshakeTimeoutMs: this.handshakeTimeoutMs,
       idleTimeoutMs: this.idleTimeoutMs,
       secrets: this.secrets,
       ...(certIds !== undefined ? { certIds } : {}),
-      authenticated: authenticatedOrGone,
+      authenticated: () => {
+        authenticatedOrGone();
+        this.admitPeer(c);
+      },
       logger: this.logger,
       refusals: this.refusals,
       packer: this.config.packer,
@@ -535,7 +539,22 @@ export class TcpTransport implements Transport {
       this.framesFromClosed += c.framesReceived;
       if (this.peerAddresses.has(c.peer)) this.bytesFromClosed.set(c.peer, (this.bytesFromClosed.get(c.peer) ?? 0) + c.bytesReceived);
       this.inbound.delete(c);
+      if (this.byPeer.get(c.peer) === c) this.byPeer.delete(c.peer);
     });
+  }
+
+  /** `c` is now the connection from its peer: the older one from that id goes, and the oldest stranger's past the cap. */
+  private admitPeer(c: Inbound): void {
+    const older = this.byPeer.get(c.peer);
+    this.byPeer.delete(c.peer);
+    this.byPeer.set(c.peer, c);
+    older?.replace(new ConnectionReplacedError(`node ${c.peer} opened a newer connection`));
+    const strangers = [...this.byPeer.keys()].filter((id) => !this.peerAddresses.has(id));
+    if (strangers.length <= STRANGER_CONNECTIONS) return;
+    const oldest = strangers[0]!;
+    const conn = this.byPeer.get(oldest)!;
+    this.byPeer.delete(oldest);
+    conn.replace(new ConnectionReplacedError(`connections from nodes this node was not given at the limit of ${STRANGER_CONNECTIONS}`));
   }
 
   /** Handler callbacks run in a later turn, never inside the driver's call to send(). */

@@ -253,8 +253,7 @@ describe('snapshot chunk reassembly (seeded fuzz)', () => {
         learned: () => {},
         authenticated: () => {},
         snapshots: inMemorySnapshots,
-        claimSnapshot: () => {},
-        releaseSnapshot: () => {},
+        checkSnapshotSender: () => {},
         releases: new PendingReleases({ warn: () => {} }),
       });
       // An honest handshake, then a stream of chunks: a well-formed one, mutated now and then.

@@ -11,6 +11,8 @@ import { nonce, proof } from '../../src/transport/auth.js';
 import { hostKey, parseAddress } from '../../src/transport/address.js';
 import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
 import { ManualClock } from '../manual-clock.js';
+import { rawPeer, refusal, type RawPeer } from '../transport/raw-peer.js';
+import { STRANGER_CONNECTIONS } from '../../src/transport/tcp-transport.js';
 
 const SECRET = 'correct horse battery staple';
 const open: TcpTransport[] = [];
@@ -307,5 +309,60 @@ describe('liveness and limits', () => {
     await closed(second);
     expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
     expect(first.destroyed).toBe(false);
+  });
+});
+
+describe('authenticated connections', () => {
+  const CONNECTIONS = 50;
+  /** `ids.length` raw peers, each authenticated before the next dials (no handshake cap is in play). */
+  async function authenticateAll(t: TcpTransport, ids: number[]): Promise<RawPeer[]> {
+    const peers: RawPeer[] = [];
+    for (const id of ids) {
+      peers.push(await rawPeer(t.address, 'c1', id, 2, SECRET));
+      await until(() => t.stats().handshakesInProgress === 0, `the handshake of connection ${peers.length}`);
+    }
+    return peers;
+  }
+
+  it(`a peer opening ${CONNECTIONS} authenticated connections keeps only the newest: each replaces the one before`, async () => {
+    const b = await node({ id: 2, peers: { 5: '127.0.0.1:1' } });
+    const peers = await authenticateAll(
+      b.t,
+      Array.from({ length: CONNECTIONS }, () => 5),
+    );
+    const newest = peers.pop()!;
+    await Promise.all(peers.map((p) => p.closed));
+    expect(peers.map(refusal)).toEqual(peers.map(() => 'TRANSPORT_CONNECTION_REPLACED'));
+    await newest.send([encodeMessage(newPacker(), msg(5, 2))]);
+    await until(() => b.rec.messages.length === 1, 'the message on the newest connection');
+    expect(newest.socket.destroyed).toBe(false);
+  });
+
+  it(`ids this node does not know hold at most ${STRANGER_CONNECTIONS} authenticated connections, the newest, and never a member's`, async () => {
+    const b = await node({ id: 2, peers: { 1: '127.0.0.1:1' } });
+    const [member] = await authenticateAll(b.t, [1]);
+    const strangers = await authenticateAll(
+      b.t,
+      Array.from({ length: CONNECTIONS }, (_, i) => 100 + i),
+    );
+    const kept = strangers.splice(CONNECTIONS - STRANGER_CONNECTIONS);
+    await Promise.all(strangers.map((p) => p.closed));
+    expect(strangers.map(refusal)).toEqual(strangers.map(() => 'TRANSPORT_CONNECTION_REPLACED'));
+    expect(kept.filter((p) => p.socket.destroyed)).toEqual([]);
+    await member!.send([encodeMessage(newPacker(), msg(1, 2))]);
+    await until(() => b.rec.messages.length === 1, "the member's message");
+    expect(member!.socket.destroyed).toBe(false);
+  });
+
+  it('a peer redialing while its old connection lingers (a link dropped without a close) is served at once, and the old one closed', async () => {
+    const b = await node({ id: 2, peers: { 1: '127.0.0.1:1' } });
+    const lingering = await rawPeer(b.t.address, 'c1', 1, 2, SECRET);
+    await until(() => b.t.stats().handshakesInProgress === 0, 'the first handshake');
+    const a = await node({ id: 1, peers: { 2: b.t.address } });
+    a.t.send([msg(1, 2, { commit: 3 })]);
+    await until(() => b.rec.messages.length === 1, 'the message on the new connection');
+    await lingering.closed;
+    expect(refusal(lingering)).toBe('TRANSPORT_CONNECTION_REPLACED');
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
   });
 });
