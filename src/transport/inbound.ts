@@ -231,8 +231,10 @@ export class Inbound {
       case 'chunk':
         return this.onChunk(f);
       case 'ping':
-        // Answered so the dialer sees traffic both ways and can tell a dead acceptor.
-        this.socket.write(encodeFrames([encodePing(this.c.packer, true)]));
+        // Answered so the dialer sees traffic both ways and can tell a dead acceptor; not while
+        // anything waits unsent (which it will see first): a dialer that pings and reads nothing
+        // would otherwise queue a pong here per 6 bytes it sends, for as long as it pings.
+        if (this.socket.writableLength === 0) this.socket.write(encodeFrames([encodePing(this.c.packer, true)]));
         return;
       default:
         throw new MalformedFrameError(`unexpected ${f.kind} frame after the handshake`);

@@ -1,0 +1,74 @@
+// An accepted connection on its own, over a real socket: what it writes back to a
+// dialer that does not read stays bounded, whatever the dialer sends.
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { Inbound } from '../../src/transport/inbound.js';
+import { encodeFrames } from '../../src/transport/frame.js';
+import { encodeHello, encodePing, encodeProof, newPacker } from '../../src/transport/wire.js';
+import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
+import { PendingReleases } from '../../src/transport/pending-releases.js';
+import { LogCapture, until } from './helpers.js';
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+/**
+ * A dialer connected to an Inbound (no secret) over a Unix socket, whose kernel buffers hold a few
+ * hundred small writes where TCP's on loopback hold megabytes: what the Inbound leaves unsent shows at once.
+ */
+async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; inbound: Inbound }> {
+  const dir = mkdtempSync(join(tmpdir(), 'raftlog-inbound-'));
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(join(dir, 's'), resolve));
+  cleanups.push(() => {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const accepting = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const dialer = net.connect({ path: join(dir, 's') });
+  const acceptor = await accepting;
+  const logger = new LogCapture();
+  const inbound = new Inbound(acceptor, {
+    self: 2,
+    clusterId: 'c1',
+    maxFrameBytes: 1024 * 1024,
+    maxSnapshotBytes: 1024,
+    snapshots: inMemorySnapshots,
+    checkSnapshotSender: () => {},
+    handshakeTimeoutMs: 60_000,
+    idleTimeoutMs: 60_000,
+    secrets: [],
+    logger,
+    refusals: logger,
+    packer: newPacker(),
+    deliver: () => {},
+    refused: () => {},
+    learned: () => {},
+    authenticated: () => {},
+    releases: new PendingReleases(logger),
+  });
+  cleanups.push(() => {
+    inbound.destroy();
+    dialer.destroy();
+  });
+  return { dialer, acceptor, inbound };
+}
+
+it('answers the pings of a dialer that reads none of its pongs with at most one pong left unsent', async () => {
+  const { dialer, acceptor, inbound } = await accepted();
+  dialer.pause();
+  const p = newPacker();
+  dialer.write(encodeFrames([encodeHello(p, 'c1', 1, 2), encodeProof(p, new Uint8Array(0))]));
+  // Far more pongs than the kernel's buffers hold (each is its own small write).
+  const PINGS = 50_000;
+  const batch = encodeFrames(Array.from({ length: 1000 }, () => encodePing(p, false)));
+  for (let i = 0; i < PINGS / 1000; i++) dialer.write(batch);
+  await until(() => inbound.framesReceived === PINGS + 2, 'every ping read', 30_000);
+  // One pong: 6 bytes.
+  expect(acceptor.writableLength).toBeLessThanOrEqual(6);
+});
