@@ -5,9 +5,9 @@
 // Every connection is bounded: a client that sends faster than the log answers,
 // or that stops reading its replies, is paused (its socket is not read) until
 // its replies drain; the number of clients, their idle time, the size of a
-// command and the bytes of commands read and not started over all clients are capped, and
-// a node without a password serves only loopback. An
-// HTTP request (a web page's, sent to this port) closes its connection.
+// command, and the bytes of commands read and not started and of replies unsent
+// over all clients are capped, and a node without a password serves only
+// loopback. An HTTP request (a web page's, sent to this port) closes its connection.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -224,6 +224,14 @@ export interface RespServerOptions {
    */
   maxBufferedBytes?: number;
   /**
+   * Reply bytes that all clients together may hold unsent (written, not yet taken by the kernel).
+   * Past it, a connection with replies unsent is not read and gets no more written until they
+   * are taken, then one reply at a time while the total stays past it: the total stays under
+   * this plus a reply per client. Each client's own mark (highWaterMark) bounds only its share,
+   * and maxClients clients could each hold theirs. Default 256 MiB.
+   */
+  maxWriteBufferedBytes?: number;
+  /**
    * When set, clients must `AUTH` with it before any other command. A connection is closed at
    * its third wrong password, so guesses cannot be pipelined by the thousand on one.
    */
@@ -243,7 +251,7 @@ export interface RespServerOptions {
    * this many reply bytes not yet taken by the client, or its reads waiting for a barrier
    * hold this many bytes of arguments (each counted 128 bytes more than its length, and each
    * command 192, what their Buffers and arrays cost); it is read again below half of each. Default { commands: 1024, bytes: 1 MiB }.
-   * Replies are written while fewer than `bytes` are unsent; the rest wait, a GET's as the
+   * Replies are written while fewer than `bytes` are unsent (and maxWriteBufferedBytes allows); the rest wait, a GET's as the
    * value the map keeps, not a copy. Before AUTH, the mark of reply bytes is 16 KiB (or `bytes`, if lower).
    */
   highWaterMark?: { commands?: number; bytes?: number };
@@ -298,7 +306,7 @@ export interface RespServerStats {
   maxInflight: number;
   /** The most reply bytes one connection ever had unsent, measured before it was paused. */
   maxWriteBuffered: number;
-  /** Reply bytes now unsent, over all connections. */
+  /** Reply bytes now unsent, over all connections (see maxWriteBufferedBytes). */
   writeBuffered: number;
 }
 
@@ -391,16 +399,16 @@ type SlotReply = Reply | ValueReply;
  * client reads them: a copy each let a client that pipelined 1024 GETs of one 4 MiB value and
  * read nothing hold 4 GiB.
  */
-function writeReply(socket: net.Socket, slotReply: SlotReply): void {
+function writeReply(socket: net.Socket, slotReply: SlotReply, written: () => void): void {
   const reply = slotReply instanceof ValueReply ? valueBytes(slotReply.value) : slotReply;
   if (!Buffer.isBuffer(reply) || reply.length < UNCOPIED_REPLY_BYTES) {
-    socket.write(encode(reply));
+    socket.write(encode(reply), written);
     return;
   }
   socket.cork();
   socket.write(Buffer.from(`$${reply.length}\r\n`, 'latin1'));
   socket.write(reply);
-  socket.write(CRLF);
+  socket.write(CRLF, written);
   socket.uncork();
 }
 
@@ -411,6 +419,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const authTimeoutMs = o.authTimeoutMs ?? 10_000;
   const maxBulkBytes = o.maxBulkBytes ?? DEFAULT_RESP_LIMITS.maxBulkBytes;
   const maxBufferedBytes = o.maxBufferedBytes ?? Math.max(256 * 1024 * 1024, 2 * maxBulkBytes);
+  const maxWriteBufferedBytes = o.maxWriteBufferedBytes ?? 256 * 1024 * 1024;
   const limits = {
     maxArgs: o.maxArgs ?? DEFAULT_RESP_LIMITS.maxArgs,
     maxBulkBytes,
@@ -434,6 +443,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     maxArgs: limits.maxArgs,
     maxBulkBytes,
     maxBufferedBytes,
+    maxWriteBufferedBytes,
     hwCommands,
     hwBytes,
     authTimeoutMs,
@@ -479,6 +489,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     maxWriteBuffered: 0,
   };
   let buffered = 0;
+  /** Reply bytes unsent over all connections, as each last saw its own (see maxWriteBufferedBytes). */
+  let writeBuffered = 0;
   /** Reads waiting for a barrier, over all connections (see maxPendingReads). */
   let pendingReads = 0;
   // A client sends reads faster than it opens connections: its own line for them.
@@ -698,6 +710,27 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
      * (1 MiB), 10,000 strangers that read nothing held 10 GB until their AUTH deadline.
      */
     const replyMark = (): number => (held.authed ? hwBytes : socketHwBytes);
+    // This connection's share of writeBuffered: its unsent reply bytes when it last looked.
+    let unsent = 0;
+    const recount = (): void => {
+      const now = socket.destroyed ? 0 : socket.writableLength;
+      writeBuffered += now - unsent;
+      unsent = now;
+    };
+    /**
+     * Set when the budget over all clients held this connection back. Only one with replies
+     * unsent is held back, so one of its writes is still to end and call written, which tries
+     * again: no list of those waiting to wake, and no timer.
+     */
+    let heldBack = false;
+    /** Under its own mark, and under the budget over all clients unless it has nothing unsent: then one reply may pass it. */
+    const mayWrite = (): boolean => {
+      recount();
+      if (unsent >= replyMark()) return false;
+      if (unsent === 0 || writeBuffered < maxWriteBufferedBytes) return true;
+      heldBack = true;
+      return false;
+    };
     // A protocol error, answered once the commands read before it have started.
     let failure: Error | null = null;
 
@@ -735,9 +768,16 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     /** Stops reading above a high-water mark, reads again below the low-water marks. */
     const regulate = (): void => {
       if (socket.destroyed || socket.writableEnded) return;
-      const buffered = socket.writableLength;
+      recount();
+      const buffered = unsent;
       const replyBytes = replyMark();
-      if (!paused && (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= replyBytes || ending || failure !== null || waitingCount() > 0)) {
+      // Past the budget, only a client whose replies are unsent stops being read: one that reads them is served.
+      const overBudget = buffered > 0 && writeBuffered >= maxWriteBufferedBytes;
+      if (overBudget) heldBack = true;
+      if (
+        !paused &&
+        (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= replyBytes || overBudget || ending || failure !== null || waitingCount() > 0)
+      ) {
         counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
         setPaused(true);
       } else if (
@@ -748,7 +788,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         !parser.more &&
         inflight <= hwCommands >>> 1 &&
         heldBytes <= hwBytes >>> 1 &&
-        buffered <= replyBytes >>> 1
+        buffered <= replyBytes >>> 1 &&
+        !overBudget
       )
         setPaused(false);
     };
@@ -761,12 +802,14 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const flush = (): void => {
       while (slots.length > 0 && slots[0]!.reply !== undefined) {
         // At or past the mark, which is at least the socket's own: the last write asked for 'drain'.
-        if (!socket.destroyed && socket.writableLength >= replyMark()) return;
+        // Held back by the budget: a write of its own is still to end, and call written.
+        if (!socket.destroyed && !mayWrite()) return;
         const { reply, last } = slots.shift()!;
         inflight--;
         if (socket.destroyed) continue;
         if (last) {
-          writeReply(socket, reply!);
+          writeReply(socket, reply!, written);
+          recount();
           socket.end();
           // Nothing after it runs, but the socket is read again (what comes is dropped) so that
           // it sees the client close: paused with bytes unread, it stayed open until its idle timeout.
@@ -775,13 +818,25 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           if (idleTimeoutMs > 0) watchUnread(socket.bytesWritten - socket.writableLength);
           continue;
         }
-        writeReply(socket, reply!);
+        writeReply(socket, reply!, written);
+        recount();
       }
     };
 
+    // The end of each reply's writes: the kernel took some bytes, and the budget may let this
+    // connection go on. One function for all, so that Node schedules one tick for a run of writes
+    // that end at once, not one for each.
+    const written = (): void => {
+      recount();
+      if (!heldBack) return;
+      heldBack = false;
+      flush();
+      if (paused || waitingCount() > 0) dispatch();
+    };
+
     // Reply bytes reaching the kernel may let waiting commands start, or reading resume. Only a
-    // write that found the buffer above its high-water mark is followed by 'drain'; a callback
-    // per reply would cost a tick for every reply instead.
+    // write that found the buffer above its high-water mark is followed by 'drain'; written sees
+    // the others, but goes on only for a connection the budget held back.
     socket.on('drain', () => {
       flush();
       if (paused || waitingCount() > 0) dispatch();
@@ -796,7 +851,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     /** Starts waiting commands, parsing more, while under the high-water marks; then a protocol error's reply, if one is due. */
     const dispatch = (): void => {
       if (socket.destroyed) return drop();
-      while (inflight < hwCommands && heldBytes < hwBytes && socket.writableLength < replyMark() && !ending) {
+      while (inflight < hwCommands && heldBytes < hwBytes && !ending && mayWrite()) {
         if (waitingCount() === 0) {
           if (!parser.more) break;
           parse(EMPTY);
@@ -969,6 +1024,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       drop();
       clearTimeout(authDeadline);
       clearTimeout(unread);
+      recount();
       stranger();
       buffered -= held.bytes;
       held.bytes = 0;

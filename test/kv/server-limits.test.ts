@@ -216,6 +216,48 @@ describe('RESP server limits', () => {
     expect(grown).toBeLessThan(64 * 1024 * 1024); // 256 copies were 256 MiB
   });
 
+  it('holds no more than maxWriteBufferedBytes of unsent replies over all clients, plus one reply each, and answers a client that reads', async () => {
+    // Each client's mark (1 MiB) bounds only its own share: 10,000 clients that pipelined GETs and
+    // read nothing held 10 GB of replies.
+    const budget = 1024 * 1024;
+    const server = await start({ maxWriteBufferedBytes: budget });
+    const value = 'v'.repeat(64 * 1024);
+    const reply = value.length + 10;
+    const reader = await RespClient.connect(portOf(server));
+    expect(await reader.call('SET', 'budget', value)).toBe('OK');
+
+    // Past what the kernel takes of a connection whose client does not read (a few MiB) and the mark.
+    const n = 12;
+    const gets = 200;
+    const hoarders = await Promise.all(Array.from({ length: n }, () => rawConnect(portOf(server))));
+    for (const s of hoarders) s.write(Buffer.from(multibulk('GET', 'budget').repeat(gets)));
+    let most = 0;
+    await until(() => {
+      most = Math.max(most, server.stats().writeBuffered);
+      return server.stats().paused === n;
+    });
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      most = Math.max(most, server.stats().writeBuffered);
+    }
+    expect(most).toBeGreaterThanOrEqual(budget);
+    expect(most).toBeLessThanOrEqual(budget + n * reply);
+
+    // A client that reads is answered all the same, and so is each of the others once it reads.
+    const answers = await Promise.all(Array.from({ length: 50 }, () => reader.call('GET', 'budget')));
+    expect(answers.every((a) => a === value)).toBe(true);
+    const received = hoarders.map(() => 0);
+    hoarders.forEach((s, i) => {
+      s.on('data', (d: Buffer) => (received[i]! += d.length));
+      s.resume();
+    });
+    await until(() => received.every((r) => r === gets * reply));
+    for (const s of hoarders) s.destroy();
+    reader.close();
+    await until(() => server.stats().clients === 0);
+    expect(server.stats().writeBuffered).toBe(0);
+  }, 120_000);
+
   it('serves a paused client again once it reads, with a byte mark below the socket buffer mark of 16 KiB', async () => {
     // Waiting commands start again at 'drain', which Node emits only after a write that reached
     // the socket's own mark: the replies must reach it before this server's mark pauses reading.
@@ -506,6 +548,7 @@ describe('RESP server limits', () => {
       { idleTimeoutMs: -1 },
       { maxUnauthenticatedPerAddress: 0 },
       { maxPendingReads: 0 },
+      { maxWriteBufferedBytes: 0 },
       { authThrottle: { failures: 0 } },
       { authThrottle: { windowMs: -1 } },
     ]) {
