@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { LogLostError, NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { members as confMembers } from '../raft/changer.js';
 import { RawNode } from '../raft/raw-node.js';
-import { EntryType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
+import { EntryType, MessageType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
 import { FileSnapshotStore, heldSnapshots, type SnapshotStore } from '../storage/snapshot-store.js';
@@ -49,6 +49,8 @@ import { ReadBarriers } from './read-barriers.js';
 import { SnapshotRestore } from './snapshot-restore.js';
 import { logMetrics, logStatus, ROLE, walStats, type LogStatus, type NodeView } from './status.js';
 import { BatchReader, recordOrigin, unreadable } from './record-batch.js';
+import { forwardedProposalFault } from './forwarded-proposal.js';
+import { RefusalLog } from '../refusal-log.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
 
@@ -198,6 +200,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * @internal
    */
   private readonly spooled = new Set<Snapshot>();
+  /** Proposals forwarded by peers and refused (see forwarded-proposal.ts), logged at a bounded rate. @internal */
+  private readonly refusedProposals: RefusalLog;
   /** @internal */
   private stopTicking: () => void = () => {};
   /** @internal */
@@ -269,6 +273,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       },
     });
     this.deadlines = new Deadlines(deps.clock, opts.timeoutMs);
+    this.refusedProposals = new RefusalLog(deps.logger, 'log: refused forwarded proposals', deps.clock);
     this.noLeader = new NoLeaderTimer(opts.electionTicks, opts.tickMs);
     this.barriers = new ReadBarriers(
       {
@@ -711,6 +716,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       return;
     }
     if (m.snapshot !== undefined) return this.onSnapshot(m, m.snapshot);
+    if (m.type === MessageType.MsgProp) {
+      const fault = forwardedProposalFault(m);
+      if (fault !== null) {
+        this.refusedProposals.warn({ code: 'PROPOSAL_REFUSED', from: m.from }, `refused a proposal forwarded from node ${m.from}: ${fault}`);
+        return;
+      }
+    }
     try {
       this.node.step(m);
     } catch (err) {
@@ -1166,6 +1178,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.closed) return;
     this.closed = true;
     this.halt.abort(err);
+    this.refusedProposals.flush();
     this.stopTicking();
     this.armSnapshotDeadline?.();
     this.armSnapshotDeadline = undefined;

@@ -1,0 +1,89 @@
+// A proposal a peer forwards is appended by the leader and applied by every node: one whose
+// records do not decode would stop each node at its apply, and at every open after. The leader
+// refuses, before its core sees them, forwarded proposals that are anything but record batches.
+import { afterEach, expect, it } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { encodeBatches, recordOrigin } from '../../src/log/record-batch.js';
+import { encodeConfChange } from '../../src/raft/confchange.js';
+import { ConfChangeType, EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
+import type { TransportHandlers } from '../../src/transport/transport.js';
+import { RecordingLogger } from '../recording-logger.js';
+import { msg } from '../raft/network.js';
+import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+it('refuses forwarded proposals that are not whole record batches, and appends those that are', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  let handlers: TransportHandlers | undefined;
+  const sent: Message[] = [];
+  const transport = {
+    start: async (h: TransportHandlers) => void (handlers = h),
+    send: (ms: Message[]) => void sent.push(...ms),
+    addPeer: () => undefined,
+    removePeer: () => undefined,
+    close: async () => undefined,
+  };
+  const deliver = (m: Message): void => handlers!.onMessage(m);
+  const logger = new RecordingLogger();
+  const machine = new RecordingMachine();
+  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
+  const log = await ReplicatedLog.open({ dataDir: t.dir, peers, tickMs: 10, electionTicks: 10, stateMachine: machine, logger }, { transport });
+  cleanups.push(() => log.close());
+
+  // Node 2 grants every (pre-)vote node 1 asks for: node 1 leads.
+  const answered = new Set<Message>();
+  await waitFor('node 1 to lead', () => {
+    for (const m of sent) {
+      if (answered.has(m) || m.to !== 2 || (m.type !== MessageType.MsgPreVote && m.type !== MessageType.MsgVote)) continue;
+      answered.add(m);
+      const type = m.type === MessageType.MsgPreVote ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp;
+      deliver(msg({ type, from: 2, to: 1, term: m.term }));
+    }
+    return log.status().role === 'leader';
+  });
+
+  // Node 2 takes the new leader's first entry, so that the leader sends it entries as they come.
+  await waitFor("the leader's first entry", () => sent.some((m) => m.type === MessageType.MsgApp && m.to === 2));
+  const first = sent.find((m) => m.type === MessageType.MsgApp && m.to === 2)!;
+  deliver(msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: first.term, index: first.index + first.entries.length }));
+
+  const forwarded = (e: Partial<Entry>): Message =>
+    msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array(0), ...e }] });
+  const garbage = Uint8Array.from([0xff, 0x01, 0x02, 0x03]);
+  const cut = encodeBatches(recordOrigin(2, new Uint8Array(8).fill(7)), [1, 2], [enc('one'), enc('two')], 1 << 20, [])[0]!.subarray(0, 14);
+  const removal = encodeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3 });
+  const whole = encodeBatches(recordOrigin(2, new Uint8Array(8).fill(7)), [3], [enc('forwarded')], 1 << 20, [])[0]!;
+  deliver(forwarded({ data: garbage }));
+  deliver(forwarded({ data: cut }));
+  deliver(forwarded({})); // an empty entry
+  deliver(forwarded({ type: EntryType.ConfChange, data: removal }));
+  deliver(msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [] }));
+  deliver(forwarded({ data: whole }));
+
+  // What the leader appends it sends to its followers: the whole batch, and nothing refused.
+  const appended = (): Entry[] => sent.filter((m) => m.type === MessageType.MsgApp && m.to === 2).flatMap((m) => m.entries);
+  await waitFor('the forwarded batch to be sent on', () => appended().some((e) => Buffer.from(e.data).equals(Buffer.from(whole))));
+  const refused = [garbage, cut, removal].map((d) => Buffer.from(d));
+  expect(appended().filter((e) => refused.some((d) => d.equals(Buffer.from(e.data))))).toEqual([]);
+  expect(appended().filter((e) => e.type === EntryType.ConfChange)).toEqual([]);
+  const warnings = logger.lines.filter((l) => l.fields.code === 'PROPOSAL_REFUSED');
+  expect(warnings.map((l) => l.message)).toEqual([
+    expect.stringMatching(/^refused a proposal forwarded from node 2: its records do not decode \(.*unknown record version 255\)$/),
+    expect.stringMatching(/^refused a proposal forwarded from node 2: its records do not decode \(.*cut short\)$/),
+    'refused a proposal forwarded from node 2: it carries an empty entry',
+    'refused a proposal forwarded from node 2: it carries a membership change, which only the leader proposes',
+    'refused a proposal forwarded from node 2: it carries no entry',
+  ]);
+
+  // Node 2 acknowledges: the forwarded record commits and applies, and the leader lives on.
+  const last = appended().at(-1)!.index;
+  deliver(msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: log.status().term, index: last }));
+  await waitFor('the forwarded record to apply', () => machine.applied.some((a) => a.data === 'forwarded'));
+  expect(log.status().role).toBe('leader');
+  expect(log.status().conf.voters).toEqual([1, 2, 3]);
+});
