@@ -45,6 +45,9 @@ export const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([
 
 export const fetchRefusesPort = (port: number): boolean => FETCH_BAD_PORTS.has(port);
 
+/** What an admin endpoint on such a port is told, by serve at start and by every command that tries to reach it. */
+export const badPortReason = (port: number | string): string => `port ${port} is one Node's fetch refuses to connect to (the Fetch standard's bad ports)`;
+
 export interface Reply {
   status: number;
   headers: Headers;
@@ -76,7 +79,7 @@ export async function request(
     // serving there runs, and only another port makes it reachable from this command.
     const why =
       cause?.message === 'bad port'
-        ? `port ${endpoint.slice(endpoint.lastIndexOf(':') + 1)} is one Node's fetch refuses to connect to (the Fetch standard's bad ports): serve the admin endpoint on another port`
+        ? `${badPortReason(endpoint.slice(endpoint.lastIndexOf(':') + 1))}: serve the admin endpoint on another port`
         : (cause?.code ?? cause?.message ?? (err as Error).message);
     throw notHttp(endpoint, err) ?? new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${why}`, EXIT.unreachable);
   }

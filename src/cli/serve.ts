@@ -8,7 +8,7 @@ import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
 import { UsageError, addressArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
-import { adminTokenOf, fetchRefusesPort } from './admin-client.js';
+import { adminTokenOf, badPortReason, fetchRefusesPort } from './admin-client.js';
 import { runCommand } from './failure.js';
 import { cliLogger, parseLogOptions } from './logging.js';
 import type { Logger } from '../logger.js';
@@ -119,7 +119,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     // Refused, not warned of: the node would run, and be found unreachable when it is operated.
     if (fetchRefusesPort(port))
       throw new UsageError(
-        `--admin: port ${port} is one Node's fetch refuses to connect to (the Fetch standard's bad ports): raftlog status and the other operator commands could not reach the node; serve it on another port`,
+        `--admin: ${badPortReason(port)}: raftlog status and the other operator commands could not reach the node; serve it on another port`,
       );
   }
   const sync = strArg(opts, 'sync', 'always');

@@ -109,7 +109,8 @@ export class SnapshotRestore {
       }
       this.current = item;
       const { snap, installed } = item;
-      // Not reached: the storage passed over this snapshot (it holds a later one), so nothing restores it.
+      // Not reached: the storage passed over it (it held a newer one), which the core never asks,
+      // since it takes no snapshot at or below its commit: refused below as one not installed.
       let done: (() => void) | undefined;
       const reached = await Promise.race([item.reached.then(() => true), installed.then(() => false)]);
       // Stopped while the storage got there: the state machine is not handed a snapshot after
