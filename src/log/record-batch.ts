@@ -138,6 +138,8 @@ function uninitialized(n: number): Uint8Array {
 export class BatchReader {
   /** End of the origin prefix (version, node id, session) in the open batch. */
   originEnd = 0;
+  /** The node id of the open batch's origin. */
+  nodeId = 0;
   firstSeq = 0;
   count = 0;
   #data: Uint8Array = new Uint8Array(0);
@@ -165,6 +167,7 @@ export class BatchReader {
     if (version !== RECORD_VERSION && version !== SINGLE_RECORD_VERSION) throw new LogCorruptError(index, `unknown record version ${version}`);
     const nodeEnd = this.#readVarint(1);
     if (nodeEnd < 0 || this.#varint < 1) throw new LogCorruptError(index, 'bad node id in the batch');
+    this.nodeId = this.#varint;
     this.originEnd = nodeEnd + SESSION_BYTES;
     const seqEnd = this.#readVarint(this.originEnd);
     this.firstSeq = this.#varint;

@@ -24,7 +24,8 @@ export type RaftErrorCode =
 
 export class RaftError extends CodedError<RaftErrorCode> {}
 
-export type ProposalDropReason = 'no-leader' | 'transfer-pending' | 'uncommitted-size' | 'forwarding-disabled' | 'not-member' | 'conf-change-pending';
+export type ProposalDropReason =
+  'no-leader' | 'transfer-pending' | 'uncommitted-size' | 'forwarding-disabled' | 'not-member' | 'conf-change-pending' | 'not-originator';
 
 /** The proposal was not appended anywhere; the caller may retry later. */
 export class ProposalDroppedError extends RaftError {

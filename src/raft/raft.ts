@@ -707,7 +707,11 @@ export class Raft {
     if (this.state === StateFollower) {
       if (this.lead === None) throw new ProposalDroppedError('no-leader', `node ${this.id} knows no leader in term ${this.term}`);
       if (this.disableProposalForwarding) throw new ProposalDroppedError('forwarding-disabled');
-      const fwd = newMessage(MsgProp, this.lead, m.from, 0);
+      // A proposal reaches the leader from the node that made it, as its sender on that connection
+      // (the leader holds the records' origin to it): one another node sent here, taking this node
+      // for the leader, is dropped, and its maker learns its fate as of a lost message.
+      if (!local) throw new ProposalDroppedError('not-originator', `node ${this.id} forwards only its own proposals, not node ${m.from}'s`);
+      const fwd = newMessage(MsgProp, this.lead, this.id, 0);
       fwd.entries = m.entries;
       this.send(fwd);
       return null;

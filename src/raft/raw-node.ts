@@ -183,9 +183,9 @@ export class RawNode {
     // message's term. A follower that has not heard of that leader yet refuses it: the leader's
     // heartbeat or append (sent before any snapshot) makes it known, and the snapshot is retried.
     if (m.type === MsgSnap && (m.term !== r.term || r.lead !== m.from)) throw new SnapshotRefusedError(m.from, m.term);
-    // Forwarded requests keep their origin as sender, so they may come back to it (a transfer names the
-    // transferee as sender); anything else from ourselves is a routing bug.
-    if (m.from === this.raft.id && m.type !== MsgTransferLeader && m.type !== MsgProp && m.type !== MsgReadIndex) {
+    // A forwarded transfer names the transferee as its sender, so it may come back to it; anything
+    // else from ourselves is a routing bug (a proposal or read reaches the leader from its maker only).
+    if (m.from === this.raft.id && m.type !== MsgTransferLeader && m.type !== MsgReadIndex) {
       throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
     }
     this.raft.step(m);

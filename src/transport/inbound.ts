@@ -268,9 +268,10 @@ export class Inbound {
   }
 
   private check(m: Message): void {
-    // A forwarded proposal, read or transfer request keeps the originator as `from`, so it may
-    // arrive over any peer's connection (even bounced back to its originator); all else comes from the sender.
-    const forwarded = m.type === MessageType.MsgProp || m.type === MessageType.MsgReadIndex || m.type === MessageType.MsgTransferLeader;
+    // A forwarded read or transfer request keeps the originator as `from` (a transfer's names the
+    // transferee), so it may arrive over any peer's connection (even bounced back to its originator).
+    // A proposal comes from its maker, whose own records it must carry; all else comes from the sender.
+    const forwarded = m.type === MessageType.MsgReadIndex || m.type === MessageType.MsgTransferLeader;
     if (m.to !== this.c.self || (m.from !== this.peer && !forwarded)) {
       throw new WrongNodeError(`message ${m.from}->${m.to} on the connection from node ${this.peer} to node ${this.c.self}`);
     }

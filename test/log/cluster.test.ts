@@ -101,6 +101,43 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     sameSequences(c.members.values());
   });
 
+  it("a follower's appends settle across leader changes: each commits where it says or fails with a code, and it appends on after", async () => {
+    const c = await cluster(3);
+    const first = await c.leader();
+    const [next, writer] = [...c.members.values()].filter((m) => m !== first);
+    // The writer forwards every append: it follows one leader, then another, then the first again.
+    type Outcome = { data: string; at?: string; code?: string };
+    const outcomes: Array<Promise<Outcome>> = [];
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; writing; i++) {
+        const data = `F${i}`;
+        outcomes.push(
+          writer!.log!.append(enc(data)).then(
+            (r) => ({ data, at: pos(r) }),
+            (err: { code?: string }) => ({ data, code: err.code }),
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    await first.log!.transferLeadership(next!.id);
+    await next!.log!.transferLeadership(first.id);
+    writing = false;
+    await writes;
+    const settled = await Promise.all(outcomes);
+    const after = await writer!.log!.append(enc('after'));
+    await waitFor('all nodes to apply', () => [...c.members.values()].every((m) => m.log!.status().applied >= after.index));
+    sameSequences(c.members.values());
+    const applied = new Map(first.sm.applied.map((a) => [pos(a), a.data]));
+    for (const o of settled) {
+      if (o.at !== undefined) expect(applied.get(o.at)).toBe(o.data);
+      else expect(['APPEND_OUTCOME_UNKNOWN', 'APPEND_NOT_COMMITTED']).toContain(o.code);
+    }
+    expect(settled.filter((o) => o.at !== undefined).length).toBeGreaterThan(0);
+    expect(applied.get(pos(after))).toBe('after');
+  });
+
   it("a lagging node is served from the leader's WAL segments, not from memory", async () => {
     const c = await cluster(3, { segmentBytes: 256 * 1024 });
     const leader = await c.leader();

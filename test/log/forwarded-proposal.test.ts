@@ -3,7 +3,7 @@
 // refuses, before its core sees them, forwarded proposals that are anything but record batches.
 import { afterEach, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { encodeBatches, recordOrigin } from '../../src/log/record-batch.js';
+import { decodeBatch, encodeBatches, recordOrigin } from '../../src/log/record-batch.js';
 import { encodeConfChange } from '../../src/raft/confchange.js';
 import { ConfChangeType, EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
 import type { TransportHandlers } from '../../src/transport/transport.js';
@@ -16,7 +16,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-it('refuses forwarded proposals that are not whole record batches, and appends those that are', async () => {
+/** Node 1 of {1, 2, 3}, led through a scripted transport: its peers' messages are what the test delivers. */
+async function scriptedLeader() {
   const t = tempDir();
   cleanups.push(t.cleanup);
   let handlers: TransportHandlers | undefined;
@@ -52,6 +53,16 @@ it('refuses forwarded proposals that are not whole record batches, and appends t
   const first = sent.find((m) => m.type === MessageType.MsgApp && m.to === 2)!;
   deliver(msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: first.term, index: first.index + first.entries.length }));
 
+  // What the leader appends it sends to its followers.
+  const appended = (): Entry[] => sent.filter((m) => m.type === MessageType.MsgApp && m.to === 2).flatMap((m) => m.entries);
+  /** Node 2 acknowledges everything the leader sent it. */
+  const ackAll = (): void => deliver(msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: log.status().term, index: appended().at(-1)!.index }));
+  const refusals = (): string[] => logger.lines.filter((l) => l.fields.code === 'PROPOSAL_REFUSED').map((l) => l.message);
+  return { log, machine, deliver, appended, ackAll, refusals };
+}
+
+it('refuses forwarded proposals that are not whole record batches, and appends those that are', async () => {
+  const { log, machine, deliver, appended, ackAll, refusals } = await scriptedLeader();
   const forwarded = (e: Partial<Entry>): Message =>
     msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array(0), ...e }] });
   const garbage = Uint8Array.from([0xff, 0x01, 0x02, 0x03]);
@@ -65,14 +76,12 @@ it('refuses forwarded proposals that are not whole record batches, and appends t
   deliver(msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [] }));
   deliver(forwarded({ data: whole }));
 
-  // What the leader appends it sends to its followers: the whole batch, and nothing refused.
-  const appended = (): Entry[] => sent.filter((m) => m.type === MessageType.MsgApp && m.to === 2).flatMap((m) => m.entries);
+  // What the leader sends its followers: the whole batch, and nothing refused.
   await waitFor('the forwarded batch to be sent on', () => appended().some((e) => Buffer.from(e.data).equals(Buffer.from(whole))));
   const refused = [garbage, cut, removal].map((d) => Buffer.from(d));
   expect(appended().filter((e) => refused.some((d) => d.equals(Buffer.from(e.data))))).toEqual([]);
   expect(appended().filter((e) => e.type === EntryType.ConfChange)).toEqual([]);
-  const warnings = logger.lines.filter((l) => l.fields.code === 'PROPOSAL_REFUSED');
-  expect(warnings.map((l) => l.message)).toEqual([
+  expect(refusals()).toEqual([
     expect.stringMatching(/^refused a proposal forwarded from node 2: its records do not decode \(.*unknown record version 255\)$/),
     expect.stringMatching(/^refused a proposal forwarded from node 2: its records do not decode \(.*cut short\)$/),
     'refused a proposal forwarded from node 2: it carries an empty entry',
@@ -81,9 +90,43 @@ it('refuses forwarded proposals that are not whole record batches, and appends t
   ]);
 
   // Node 2 acknowledges: the forwarded record commits and applies, and the leader lives on.
-  const last = appended().at(-1)!.index;
-  deliver(msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: log.status().term, index: last }));
+  ackAll();
   await waitFor('the forwarded record to apply', () => machine.applied.some((a) => a.data === 'forwarded'));
   expect(log.status().role).toBe('leader');
   expect(log.status().conf.voters).toEqual([1, 2, 3]);
+});
+
+it("refuses a forwarded batch that names another node as its origin: the leader's appends resolve with their own positions", async () => {
+  const { log, machine, deliver, appended, ackAll, refusals } = await scriptedLeader();
+  const first = log.append(enc('real-1'));
+  await waitFor('the first record to be sent on', () => appended().some((e) => decodeBatch(e.data, e.index)?.payloads.length === 1));
+  // The leader's origin, as any member reads it from the log.
+  const leaderOrigin = decodeBatch(appended().find((e) => e.data.length > 0)!.data, 0)!.origin;
+  expect(leaderOrigin[1]).toBe(1);
+
+  // Node 2 forwards a batch as the leader's next append, and one as node 3's.
+  const forge = (origin: Uint8Array, seq: number, text: string): Message =>
+    msg({
+      type: MessageType.MsgProp,
+      from: 2,
+      to: 1,
+      entries: [{ index: 0, term: 0, type: EntryType.Normal, data: encodeBatches(origin, [seq], [enc(text)], 1 << 20, [])[0]! }],
+    });
+  deliver(forge(leaderOrigin, 2, 'forged-as-1'));
+  deliver(forge(recordOrigin(3, new Uint8Array(8).fill(3)), 1, 'forged-as-3'));
+  const second = log.append(enc('real-2'));
+  await waitFor('the second record to be sent on', () => appended().some((e) => Buffer.from(e.data).includes(Buffer.from('real-2'))));
+  ackAll();
+
+  const placed = await Promise.all([first, second]);
+  const at = (text: string) => machine.applied.find((a) => a.data === text);
+  expect(placed.map((r) => ({ index: r.index, offset: r.offset }))).toEqual([
+    { index: at('real-1')!.index, offset: 0 },
+    { index: at('real-2')!.index, offset: 0 },
+  ]);
+  expect(machine.applied.map((a) => a.data)).toEqual(['real-1', 'real-2']);
+  expect(refusals()).toEqual([
+    'refused a proposal forwarded from node 2: it carries records of node 1, not of its sender',
+    'refused a proposal forwarded from node 2: it carries records of node 3, not of its sender',
+  ]);
 });

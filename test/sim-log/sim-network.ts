@@ -75,6 +75,8 @@ export class SimNetwork {
 
   /** @internal */
   route(from: SimTransport, m: Message): void {
+    // TcpTransport closes a connection that carries a proposal claiming another sender.
+    if (m.type === MessageType.MsgProp && m.from !== from.id) throw new Error(`node ${from.id} relayed a proposal of node ${m.from}`);
     this.stats.sent++;
     const to = m.to;
     const reachable = this.connected(from.id, to) && this.endpoints.get(to)?.running === true;

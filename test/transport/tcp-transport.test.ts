@@ -452,6 +452,8 @@ describe('TcpTransport', () => {
     ['a message with an unknown type', frame(pack([1, [99, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), true],
     ['an entry whose data is not binary', frame(pack([1, [3, 2, 5, 1, 0, 0, 0, false, 0, [[1, 1, 0, 'text']], null, null]])), true],
     ['a message claiming another sender', frame(pack([1, [8, 2, 6, 1, 0, 0, 0, false, 0, [], null, null]])), true],
+    // A proposal's records name its maker, which the leader holds to its sender: it is never relayed.
+    ['a proposal claiming another sender', frame(pack([1, [2, 2, 6, 0, 0, 0, 0, false, 0, [[0, 0, 0, Buffer.from([1])]], null, null]])), true],
     ['a negative index', frame(pack([1, [8, 2, 5, 1, 0, -4, 0, false, 0, [], null, null]])), true],
     ['a MsgSnap outside a snapshot stream', frame(pack([1, [7, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), true],
     ['a message frame instead of the handshake', frame(pack([1, [8, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), false],
@@ -486,16 +488,16 @@ describe('TcpTransport', () => {
     expect(b.t.stats().bytesReceived).toEqual({});
   });
 
-  it('delivers forwarded requests that keep their originator as from, even back to the originator', async () => {
+  it('delivers forwarded read and transfer requests that keep their originator as from, even back to the originator', async () => {
     const { a, b } = await pair();
     a.t.send([
-      msg(1, 2, { type: MessageType.MsgProp, from: 3, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array([1]) }] }),
+      msg(1, 2, { type: MessageType.MsgProp, from: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array([1]) }] }),
       msg(1, 2, { type: MessageType.MsgReadIndex, from: 2, context: new Uint8Array([9]) }),
       msg(1, 2, { type: MessageType.MsgTransferLeader, from: 3 }),
     ]);
     await until(() => b.rec.messages.length === 3, 'three forwarded requests');
     expect(b.rec.messages.map((m) => [m.type, m.from])).toEqual([
-      [MessageType.MsgProp, 3],
+      [MessageType.MsgProp, 1],
       [MessageType.MsgReadIndex, 2],
       [MessageType.MsgTransferLeader, 3],
     ]);
