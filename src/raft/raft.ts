@@ -1032,6 +1032,8 @@ export class Raft {
         return;
       case MsgReadIndex: {
         if (this.lead === None) throw new ReadIndexDroppedError(`node ${this.id} knows no leader in term ${this.term}`);
+        // As a proposal, a read reaches the leader from the node that asked, which the leader answers.
+        if (m.from !== this.id) throw new ReadIndexDroppedError(`node ${this.id} forwards only its own reads, not node ${m.from}'s`);
         this.send({ ...m, to: this.lead, term: 0 });
         return;
       }

@@ -185,7 +185,7 @@ export class RawNode {
     if (m.type === MsgSnap && (m.term !== r.term || r.lead !== m.from)) throw new SnapshotRefusedError(m.from, m.term);
     // A forwarded transfer names the transferee as its sender, so it may come back to it; anything
     // else from ourselves is a routing bug (a proposal or read reaches the leader from its maker only).
-    if (m.from === this.raft.id && m.type !== MsgTransferLeader && m.type !== MsgReadIndex) {
+    if (m.from === this.raft.id && m.type !== MsgTransferLeader) {
       throw new InvalidMessageError(`node ${m.from} cannot send itself messages through step()`);
     }
     this.raft.step(m);

@@ -268,11 +268,11 @@ export class Inbound {
   }
 
   private check(m: Message): void {
-    // A forwarded read or transfer request keeps the originator as `from` (a transfer's names the
-    // transferee), so it may arrive over any peer's connection (even bounced back to its originator).
-    // A proposal comes from its maker, whose own records it must carry; all else comes from the sender.
-    const forwarded = m.type === MessageType.MsgReadIndex || m.type === MessageType.MsgTransferLeader;
-    if (m.to !== this.c.self || (m.from !== this.peer && !forwarded)) {
+    // A transfer request names the transferee as `from`, so it may arrive over any peer's connection
+    // (even bounced back to the transferee), asking no more than any member's API may. All else comes
+    // from the sender: a proposal carries its maker's records, and a read's answer goes to its `from`,
+    // where an answer to a read asked earlier by another would look like a fresh one.
+    if (m.to !== this.c.self || (m.from !== this.peer && m.type !== MessageType.MsgTransferLeader)) {
       throw new WrongNodeError(`message ${m.from}->${m.to} on the connection from node ${this.peer} to node ${this.c.self}`);
     }
   }

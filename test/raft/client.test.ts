@@ -148,16 +148,22 @@ describe('§8 proposals', () => {
     expect(net.peer(3).applied).toEqual([]);
   });
 
-  it('a forwarded read that bounces back to its origin, now leader, is served there', () => {
+  it('a follower relays no read it did not ask: a late forward is dropped, and its asker asks again', () => {
     const net = new Network([1, 2, 3]);
     net.campaign(1);
     net.node(2).readIndex(enc('r'));
     const rd = net.node(2).ready();
     net.node(2).advance(rd);
     const fwd = rd.messages.find((m) => m.type === MessageType.MsgReadIndex)!;
+    expect(fwd.from).toBe(2);
     net.stabilize();
+    // Node 2 becomes leader; its old forward reaches node 1, now a follower, late.
     net.campaign(2);
-    net.node(2).step({ ...fwd, to: 2 });
+    expect(() => net.node(1).step(fwd)).toThrow(ReadIndexDroppedError);
+    // Nor does a read of node 2's own reach node 2 through the network.
+    expect(() => net.node(2).step({ ...fwd, to: 2 })).toThrow(InvalidMessageError);
+    expect(collectReads(net, 2)).toEqual([]);
+    net.node(2).readIndex(enc('r'));
     expect(collectReads(net, 2).map((r) => dec(r.context))).toEqual(['r']);
   });
 

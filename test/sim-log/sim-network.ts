@@ -75,8 +75,9 @@ export class SimNetwork {
 
   /** @internal */
   route(from: SimTransport, m: Message): void {
-    // TcpTransport closes a connection that carries a proposal claiming another sender.
-    if (m.type === MessageType.MsgProp && m.from !== from.id) throw new Error(`node ${from.id} relayed a proposal of node ${m.from}`);
+    // TcpTransport closes a connection that carries a proposal or read claiming another sender.
+    if ((m.type === MessageType.MsgProp || m.type === MessageType.MsgReadIndex) && m.from !== from.id)
+      throw new Error(`node ${from.id} relayed a ${MessageType[m.type]} of node ${m.from}`);
     this.stats.sent++;
     const to = m.to;
     const reachable = this.connected(from.id, to) && this.endpoints.get(to)?.running === true;

@@ -813,9 +813,10 @@ export class Simulation {
           this.queue.push({ kind: 'interrupt', at: this.now + this.rng.range(0, 8), node: from.id, incarnation: from.incarnation });
         }
       }
-      // m.from may name another node: forwarded reads keep their origin, MsgTransferLeader names the transferee.
-      // A proposal names its sender: TcpTransport closes a connection that carries one claiming another.
-      if (m.type === MessageType.MsgProp && m.from !== from.id) throw new Error(`node ${from.id} relayed a proposal of node ${m.from}`);
+      // m.from may name another node only in MsgTransferLeader, where it is the transferee: TcpTransport
+      // closes a connection that carries a proposal or read claiming another sender.
+      if ((m.type === MessageType.MsgProp || m.type === MessageType.MsgReadIndex) && m.from !== from.id)
+        throw new Error(`node ${from.id} relayed a ${MessageType[m.type]} of node ${m.from}`);
       if (m.to === from.id) throw new Error(`node ${from.id} handed out a message to itself: ${MessageType[m.type]}`);
       if ((m.type === MessageType.MsgVoteResp || m.type === MessageType.MsgPreVoteResp) && !m.reject) this.checkVoteGrant(from, m);
       const copies = this.net.route(from.id, m.to);

@@ -454,6 +454,8 @@ describe('TcpTransport', () => {
     ['a message claiming another sender', frame(pack([1, [8, 2, 6, 1, 0, 0, 0, false, 0, [], null, null]])), true],
     // A proposal's records name its maker, which the leader holds to its sender: it is never relayed.
     ['a proposal claiming another sender', frame(pack([1, [2, 2, 6, 0, 0, 0, 0, false, 0, [[0, 0, 0, Buffer.from([1])]], null, null]])), true],
+    // A read's answer goes to its sender: one asked in another's name is answered to it as if fresh.
+    ['a read claiming another sender', frame(pack([1, [15, 2, 6, 0, 0, 0, 0, false, 0, [], null, Buffer.from([9])]])), true],
     ['a negative index', frame(pack([1, [8, 2, 5, 1, 0, -4, 0, false, 0, [], null, null]])), true],
     ['a MsgSnap outside a snapshot stream', frame(pack([1, [7, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), true],
     ['a message frame instead of the handshake', frame(pack([1, [8, 2, 5, 1, 0, 0, 0, false, 0, [], null, null]])), false],
@@ -488,18 +490,20 @@ describe('TcpTransport', () => {
     expect(b.t.stats().bytesReceived).toEqual({});
   });
 
-  it('delivers forwarded read and transfer requests that keep their originator as from, even back to the originator', async () => {
+  it('delivers transfer requests that name the transferee as from, even back to the transferee', async () => {
     const { a, b } = await pair();
     a.t.send([
       msg(1, 2, { type: MessageType.MsgProp, from: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array([1]) }] }),
-      msg(1, 2, { type: MessageType.MsgReadIndex, from: 2, context: new Uint8Array([9]) }),
+      msg(1, 2, { type: MessageType.MsgReadIndex, from: 1, context: new Uint8Array([9]) }),
       msg(1, 2, { type: MessageType.MsgTransferLeader, from: 3 }),
+      msg(1, 2, { type: MessageType.MsgTransferLeader, from: 2 }),
     ]);
-    await until(() => b.rec.messages.length === 3, 'three forwarded requests');
+    await until(() => b.rec.messages.length === 4, 'four requests');
     expect(b.rec.messages.map((m) => [m.type, m.from])).toEqual([
       [MessageType.MsgProp, 1],
-      [MessageType.MsgReadIndex, 2],
+      [MessageType.MsgReadIndex, 1],
       [MessageType.MsgTransferLeader, 3],
+      [MessageType.MsgTransferLeader, 2],
     ]);
     // Nothing refused or closed: its only lines say it connected.
     expect(b.log.lines.filter((l) => l.level !== 'info')).toEqual([]);
