@@ -2,7 +2,8 @@
 // state machine, and new clusters seeded from them (etcdctl snapshot save/restore).
 import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { syncDir } from '../storage/durable-dir.js';
@@ -117,8 +118,9 @@ async function save(endpoint: string, token: string | undefined, file: string): 
       throw connectionLost(endpoint, err);
     }
   };
+  await removeAbandoned(file);
   // The store writes, fsyncs and renames into place; the file then moves to FILE in one rename.
-  const tmp = await mkdtemp(join(dirname(file), `.${basename(file)}.`));
+  const tmp = await mkdtemp(join(dirname(file), `${temporaryPrefix(file)}${process.pid}.`));
   // Stopped midway (Ctrl-C), the process ended without reaching the finally below, and left the
   // partial backup beside FILE. It is removed, and the signal raised again to end the process.
   const abandon = (signal: NodeJS.Signals): void => {
@@ -143,6 +145,42 @@ async function save(endpoint: string, token: string | undefined, file: string): 
     await rm(tmp, { recursive: true, force: true });
   }
   return { index, bytes };
+}
+
+/** Where a save of `file` on this host writes before the rename: then its pid and mkdtemp's six characters. */
+function temporaryPrefix(file: string): string {
+  return `.${basename(file)}.${hostname()}.`;
+}
+
+/** What a save's store writes in its temporary directory: the backup, or its part. */
+const SAVED = /^snap-\d+-0\.snap(\.tmp)?$/;
+
+/**
+ * Removes the temporary directories that saves of `file` on this host left when killed (a kill
+ * runs no clean-up, and each save makes its own). One is removed only if it is provably a
+ * save's and no longer in use: a directory under the prefix with the pid of a process that
+ * has ended, holding nothing but what a save writes. A running save's is left to it.
+ */
+async function removeAbandoned(file: string): Promise<void> {
+  const prefix = temporaryPrefix(file);
+  for (const name of await readdir(dirname(file))) {
+    const pid = /^(\d+)\.[A-Za-z0-9]{6}$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : '')?.[1];
+    if (pid === undefined || running(Number(pid))) continue;
+    const path = join(dirname(file), name);
+    if (!(await lstat(path)).isDirectory()) continue;
+    const held = await readdir(path, { withFileTypes: true });
+    if (held.every((e) => e.isFile() && SAVED.test(e.name))) await rm(path, { recursive: true, force: true });
+  }
+}
+
+/** Whether a process with this pid exists (one that is not ours to signal does: EPERM). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /** A GET whose body is read as a stream (node:http: its trailers are readable after the body). */

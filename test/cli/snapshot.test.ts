@@ -124,6 +124,27 @@ async function restoreRefuses(args: string[], said: RegExp): Promise<void> {
   expect(existsSync(data)).toBe(false);
 }
 
+/** A fake admin endpoint that answers every backup with 4 KiB and its checksum. */
+function backupEndpoint(): Promise<string> {
+  const body = Buffer.alloc(4096, 3);
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
+    res.write(body);
+    res.addTrailers({ 'x-raftlog-crc32c': String(crc32c(body)) });
+    res.end();
+  });
+  return listening(server, cleanups);
+}
+
+/** A fake admin endpoint that sends 2 MiB of a backup (past the first chunk the store gathers) and stalls. */
+function stallingEndpoint(): Promise<string> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
+    res.write(Buffer.alloc(2 << 20, 1));
+  });
+  return listening(server, cleanups);
+}
+
 it('refuses --peers with an address that is not HOST:PORT before creating anything', async () => {
   await restoreRefuses(['--id', '1', '--peers', '1=127.0.0.1:7101,2=127.0.0.1:70000'], /bad peer '2=127.0.0.1:70000'/);
 });
@@ -319,12 +340,7 @@ it('a save whose endpoint answers something that is not HTTP (the RESP port) fai
 it('a save stopped midway (Ctrl-C) leaves nothing beside FILE', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  // An endpoint that sends 2 MiB of a backup (past the first chunk the store gathers) and stalls.
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
-    res.write(Buffer.alloc(2 << 20, 1));
-  });
-  const endpoint = await listening(server, cleanups);
+  const endpoint = await stallingEndpoint();
   const dir = join(t.dir, 'backups');
   mkdirSync(dir);
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'snapshot', 'save', join(dir, 'backup.snap'), '--admin', endpoint], { stdio: 'ignore' });
@@ -361,14 +377,7 @@ it('a save refused 401 closes the connection, whatever the body that follows', a
 it('a save makes the name FILE durable: the directory it is renamed into is fsynced after the rename', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  const body = Buffer.alloc(4096, 3);
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': '7', trailer: 'x-raftlog-crc32c' });
-    res.write(body);
-    res.addTrailers({ 'x-raftlog-crc32c': String(crc32c(body)) });
-    res.end();
-  });
-  const endpoint = await listening(server, cleanups);
+  const endpoint = await backupEndpoint();
   const dir = join(t.dir, 'backups');
   mkdirSync(dir);
   const file = join(dir, 'backup.snap');
@@ -480,3 +489,43 @@ it('a restore killed at any step is never opened as a node: open refuses it with
   }
   expect([...outcomes].sort()).toEqual(['finished', 'nothing made', 'refused']);
 }, 300_000);
+
+it("a save killed midway leaves a temporary that the next save of FILE removes; a running save's, or one holding what a save never writes, is left", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const endpoint = await backupEndpoint();
+  const stalled = await stallingEndpoint();
+  const dir = join(t.dir, 'backups');
+  mkdirSync(dir);
+  const file = join(dir, 'backup.snap');
+  const temporaries = (): string[] => readdirSync(dir).filter((n) => n.startsWith('.backup.snap.'));
+  for (const k of [1, 2]) {
+    const killed = await runWithFaults(MAIN, ['snapshot', 'save', file, '--admin', endpoint], {
+      root: dir,
+      rules: [{ op: 'write', glob: `${dir}/.backup.snap.*/*.tmp`, errno: 'KILL' }],
+      log: join(t.dir, `killed-${k}.log`),
+    });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    // Each kill leaves its own, and the save after it removes the one before (nothing did: a rerun added another).
+    expect(temporaries()).toHaveLength(1);
+  }
+  const stale = temporaries();
+  // Under a stale one's name but holding a file no save writes: not provably a save's, so kept.
+  const foreign = `${stale[0]!.slice(0, -6)}zzzzzz`;
+  mkdirSync(join(dir, foreign));
+  writeFileSync(join(dir, foreign, 'notes'), 'the operator keeps this');
+  // A save of the same FILE that is still running.
+  const running = spawn(process.execPath, ['--import', 'tsx', MAIN, 'snapshot', 'save', file, '--admin', stalled], { stdio: 'ignore' });
+  cleanups.push(() => void running.kill('SIGKILL'));
+  await waitFor(
+    'the running save to write',
+    () => readdirSync(dir, { recursive: true }).some((n) => String(n).endsWith('.tmp') && !stale.some((s) => String(n).startsWith(s))),
+    30_000,
+  );
+  const mine = temporaries().find((n) => n !== foreign && !stale.includes(n))!;
+
+  const ok = await runWithFaults(MAIN, ['snapshot', 'save', file, '--admin', endpoint], { root: dir, log: join(t.dir, 'ok.log') });
+  expect(ok.code, ok.stderr).toBe(0);
+  expect(readdirSync(dir).sort()).toEqual(['backup.snap', foreign, mine].sort());
+  expect(readdirSync(join(dir, foreign))).toEqual(['notes']);
+}, 60_000);
