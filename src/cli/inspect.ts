@@ -13,7 +13,7 @@ import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
 import { RestoreIncompleteError, StorageError } from '../storage/errors.js';
 import { restoreUnfinished } from '../storage/unfinished-restore.js';
 import { addon, type NativeScan } from '../wal/addon.js';
-import { fromNative } from '../wal/errors.js';
+import { WalIoError, WalLockMissingError, fromNative, type WalError } from '../wal/errors.js';
 import { replay, type Replayed } from '../wal/replay.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
@@ -23,8 +23,8 @@ const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot
 const USAGE = `usage: raftlog inspect <data dir | wal dir> [--records] [--debug]
 Verifies every WAL record's checksum, that no segment is missing, and every snapshot
 file, and what the node's open would refuse. Each damage found is one line on stderr,
-its code first (WAL_CORRUPT, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING, STATE_CORRUPT,
-RESTORE_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
+its code first (WAL_CORRUPT, WAL_LOCK_MISSING, WAL_IO, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING,
+STATE_CORRUPT, RESTORE_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
 Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is,
 2 for a usage error.`;
 
@@ -49,6 +49,11 @@ export async function main(args: string[]): Promise<number> {
     if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK')) {
       if (bad > 0) return EXIT.failed; // a restore stopped before it made the WAL
       throw new CliError('NO_WAL', `there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
+    }
+    const refused = lockRefusal(walDir);
+    if (refused !== undefined) {
+      damage(coded(refused));
+      bad++;
     }
     let marker: { index: number; term: number } | null;
     let log: Replayed;
@@ -82,6 +87,26 @@ export async function main(args: string[]): Promise<number> {
     }
     return bad > 0 ? EXIT.failed : EXIT.ok;
   });
+}
+
+/**
+ * What the WAL's open refuses about LOCK before it reads a segment, worded as it words it: a LOCK
+ * it cannot open as a file, or none beside segments (whoever removed it may still be writing).
+ * Looked at, not opened: inspect takes no lock. Called once the directory holds segments or LOCK.
+ */
+function lockRefusal(walDir: string): WalError | undefined {
+  const path = join(walDir, 'LOCK');
+  try {
+    if (statSync(path).isDirectory()) return new WalIoError(`open lock file ${path}: Is a directory`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    if (code !== 'ENOENT') return new WalIoError(`open lock file ${path}: ${code}`);
+    return new WalLockMissingError(
+      `WAL directory ${walDir} holds segments but no LOCK file, so it may still be open in a process whose lock file was removed. ` +
+        `Make sure no process uses it, then create an empty file ${path} and open it again`,
+    );
+  }
+  return undefined;
 }
 
 function isDirectory(path: string): boolean {

@@ -152,6 +152,24 @@ describe('raftlog inspect', () => {
     expect(bare.err).toMatch(/^raftlog inspect: RESTORE_INCOMPLETE: /);
   });
 
+  it('exits 1, with the code the WAL refuses to open it with, on a LOCK that is a directory or is missing beside segments', async () => {
+    const dir = await nodeDir(10);
+    const lock = join(dir, 'wal', 'LOCK');
+    rmSync(lock);
+    await expect(ReplicatedLog.open({ dataDir: dir })).rejects.toMatchObject({ code: 'WAL_LOCK_MISSING' });
+    const missing = await run([dir]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/^raftlog inspect: WAL_LOCK_MISSING: WAL directory .* holds segments but no LOCK file/);
+    expect(missing.out).toMatch(/every checksum verified/); // and the rest is looked at
+    mkdirSync(lock);
+    await expect(ReplicatedLog.open({ dataDir: dir })).rejects.toMatchObject({ code: 'WAL_IO', message: `open lock file ${lock}: Is a directory` });
+    for (const target of [dir, join(dir, 'wal')]) {
+      const r = await run([target]);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(`raftlog inspect: WAL_IO: open lock file ${lock}: Is a directory`);
+    }
+  });
+
   it('exits 1 on a directory in the place of the prepared segment, which the WAL refuses to open (WAL_CORRUPT)', async () => {
     const dir = await nodeDir(10);
     const prealloc = join(dir, 'wal', 'next.prealloc');
