@@ -29,7 +29,12 @@ export interface AdminServerOptions {
   maxConnectionsPerAddress?: number;
   /** Default 64 KiB. */
   maxBodyBytes?: number;
-  /** A request must arrive whole within this (ms), more than 0 and at most a day. Default 10 s. */
+  /**
+   * A request must arrive whole within this (ms) of its first byte, and its headers within this or
+   * 10 s, the less; more than 0 and at most a day. Default 10 s. A client that takes none of an
+   * answer for 3 times this is dropped. Between requests a connection is kept 5 s (keep-alive),
+   * and a request begun by then has its headers' time: not this.
+   */
   requestTimeoutMs?: number;
   /** Hears of refused connections and requests, at a bounded rate (see AdminHandlerOptions). Default: silent. */
   logger?: Logger;
@@ -70,7 +75,7 @@ export function isLoopback(host: string): boolean {
 export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   if (!isHostPort(o.address)) throw new InvalidArgumentError(`admin address must be 'host:port', with a port up to 65535, got '${o.address}'`);
   // Node takes 0 as no limit: requestTimeoutMs 0 left a silent connection open for ever, and
-  // maxConnections 0 took any number. Past a day, the idle timeout (3 times it) overflows a timer.
+  // maxConnections 0 took any number. Past a day, it is no request's time.
   const timeout = o.requestTimeoutMs ?? 10_000;
   if (!(timeout > 0 && timeout <= 86_400_000)) throw new InvalidArgumentError(`requestTimeoutMs must be more than 0 and at most a day, got ${timeout}`);
   const maxConnections = o.maxConnections ?? 64;
@@ -111,11 +116,12 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     res.once('close', () => unanswered.set(socket, (unanswered.get(socket) ?? 1) - 1));
     handler(req, res);
   };
+  const headersTimeout = Math.min(timeout, 10_000);
   const server: Server = createServer(
     {
       maxHeaderSize: 16 * 1024,
       requestTimeout: timeout,
-      headersTimeout: Math.min(timeout, 10_000),
+      headersTimeout,
       keepAliveTimeout: KEEP_ALIVE_MS,
       // Node looks for requests over their time only this often (30 s by default), so a body
       // trickled without end was answered 408 up to 30 s late, not at the timeout.
@@ -168,9 +174,11 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
     );
   });
-  // An idle socket is dropped whatever state it is in.
+  // No idle timeout on the socket: it also ran while the node worked out an answer, and cut off
+  // one that took longer (a /health waiting its 2 s under a small requestTimeoutMs). A request
+  // has requestTimeoutMs to arrive (Node's); an answer is the handler's to bound; a client that
+  // takes none of one for `idle`, and a connection that asks nothing, are dropped below.
   const idle = timeout * 3;
-  server.setTimeout(idle, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -178,12 +186,14 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       resolve();
     });
   });
-  // Every byte a client sends puts that timeout, and the keep-alive timeout, off, even the line
-  // ends the parser skips between requests: a client that sent one now and then held its
-  // connection for ever, and one that read nothing a backup's slot and the state machine's
-  // snapshot too. One that takes none of an answer for as long is dropped, whatever it sends (one
-  // that reads slowly takes some), as is one that has asked nothing since its last answer.
-  const waitingMs = Math.max(idle, KEEP_ALIVE_MS);
+  // Every byte a client sends puts the keep-alive timeout off, even the line ends the parser skips
+  // between requests: a client that sent one now and then held its connection for ever. One that
+  // takes none of an answer for `idle` is dropped, whatever it sends (one that reads slowly takes
+  // some): else one that read nothing held a backup's slot and the state machine's snapshot. One
+  // whose next request is not whole (its headers) by the keep-alive timeout and the headers timeout
+  // after its last answer is dropped too: a request begun within the keep-alive timeout is owed
+  // its headers' time, and no more, whatever requestTimeoutMs is.
+  const waitingMs = KEEP_ALIVE_MS + headersTimeout;
   const stalls = setInterval(
     () => {
       const now = performance.now();

@@ -60,7 +60,7 @@ async function node(sm: StateMachine<unknown>, requestTimeoutMs = 300): Promise<
 
 it('a client that reads nothing lets its backup go at the idle timeout: the stream is closed, and the next backup served', async () => {
   const m = endless();
-  // requestTimeoutMs 300: a connection idle for 900 ms (3 times it) is dropped, a response under way or not.
+  // requestTimeoutMs 300: a client that takes none of its answer for 900 ms (3 times it) is dropped.
   const address = await node(m.sm);
   const s = await backupClient(address);
   s.pause();

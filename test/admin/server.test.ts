@@ -799,6 +799,42 @@ describe('the admin endpoint', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 200/);
   });
 
+  it('closes a connection that sends only line ends after its answer at the keep-alive and headers timeouts, however long the request timeout', async () => {
+    // It waited 3 times requestTimeoutMs: 180 s here, where a connection that asks nothing is
+    // owed the keep-alive timeout (5 s) and a request begun within it its headers timeout (10 s).
+    const { closed, answer } = await dripping(60_000, 'GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', '\r\n', 25_000);
+    expect(closed).toBe(true);
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+  }, 40_000);
+
+  it('answers a request whose answer takes longer than 3 times a small request timeout, on a kept-alive connection', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    // A node that names a leader but whose linearizable reads never come back: /health answers
+    // 503 TIMEOUT after its 2 s. The connection's idle timeout (1.5 s here) dropped it first.
+    const stale = { status: () => ({ ...log.status(), role: 'follower', lead: 2 }), barrier: () => new Promise<void>(() => undefined) };
+    const admin = await serveAdmin({ log: stale as unknown as ReplicatedLog<unknown>, address: '127.0.0.1:0', requestTimeoutMs: 500 });
+    cleanups.push(() => admin.close());
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => agent.destroy());
+    const ask = (path: string) =>
+      new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
+        const req = get(`http://${admin.address}${path}`, { agent }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body, reused: req.reusedSocket }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+      });
+    expect((await ask('/status')).status).toBe(200);
+    const health = await ask('/health');
+    expect(health).toMatchObject({ status: 503, reused: true });
+    expect(JSON.parse(health.body)).toMatchObject({ health: false, reason: 'TIMEOUT' });
+  });
+
   it('closes a connection that sends requests without reading the answers, and serves only a few of them', async () => {
     // Node parses every request a connection sends (HTTP pipelining) and queues each answer until
     // the client reads the one before: 8 unread connections of 1 MiB of GET /metrics held 350 MB.
