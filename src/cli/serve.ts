@@ -7,6 +7,7 @@ import { ReplicatedLog } from '../log/replicated-log.js';
 import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
+import { isPeerAddress } from '../transport/address.js';
 import { UsageError, addressArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
 import { adminTokenOf, badPortReason, fetchRefusesPort } from './admin-client.js';
 import { runCommand } from './failure.js';
@@ -19,7 +20,9 @@ const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--pe
                      [--cluster-secret-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure]
                      [--join] [--admin HOST:PORT [--admin-token-file FILE]]
                      [--log-level trace|debug|info|warn|error|fatal|silent] [--log-format pretty|json] [--debug]
-Runs one node. Without --peers it is a single-node log. With --peers or --listen, peers
+Runs one node. Without --peers it is a single-node log. Its peers reach it at the port
+--peers names, for good: port 0 (a new free port at every start) is refused there and for
+--listen, but for a node alone. With --peers or --listen, peers
 authenticate with a shared secret (--cluster-secret-file, the same file on every node: each
 line a secret of at least 16 bytes that is accepted, the first the one this node proves) or
 mutual TLS (certificates naming the node as SAN URI raftlog://node/<id>); --insecure runs
@@ -111,6 +114,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   const adminAddress = opts.has('admin') ? addressArg(opts, 'admin') : undefined;
   const respAddress = opts.has('resp') ? addressArg(opts, 'resp') : undefined;
   const listen = opts.has('listen') ? addressArg(opts, 'listen') : undefined;
+  refuseNewPortEachStart(peers, listen, id);
   const adminToken = adminTokenOf(opts);
   if (adminAddress !== undefined) {
     const host = adminAddress.slice(0, adminAddress.lastIndexOf(':'));
@@ -157,6 +161,13 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   let resp: Awaited<ReturnType<typeof serveResp>> | null = null;
   let admin: Awaited<ReturnType<typeof serveAdmin>> | null = null;
   try {
+    // Alone at its first start, it has been given members since, who know it at the port it had then.
+    const own = listen ?? peers?.[id];
+    const members = Object.keys(log.status().members).length;
+    if (own !== undefined && !isPeerAddress(own) && members > 1)
+      throw new UsageError(
+        `--${listen !== undefined ? 'listen' : 'peers'}: ${own} is a new free port at every start, and this node has ${members - 1} other member(s), who know it at the port it had: listen on that port (raftlog status on a member shows it)`,
+      );
     resp = respAddress !== undefined && kv !== null ? await serveResp({ log, kv, address: respAddress, ...access, logger }) : null;
     admin = adminAddress !== undefined ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined, logger }) : null;
   } catch (err) {
@@ -233,6 +244,20 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   }
   say({}, `node ${id} stopped`);
   return 0;
+}
+
+/**
+ * Port 0 is a new free port at every start. A node's peers reach it, for good, at the address
+ * --peers names: one given as port 0 could never be reached, and a node that listens on port 0
+ * would be lost to them. A node alone may take any port.
+ */
+function refuseNewPortEachStart(peers: Record<number, string> | undefined, listen: string | undefined, id: number): void {
+  if (peers === undefined || Object.keys(peers).length < 2) return;
+  for (const [k, address] of Object.entries(peers))
+    if (!isPeerAddress(address))
+      throw new UsageError(`--peers: node ${k} at ${address} has no port of its own (port 0 is a new free port at every start): its peers could not reach it`);
+  if (listen !== undefined && !isPeerAddress(listen))
+    throw new UsageError(`--listen: ${listen} is a new free port at every start, not the ${peers[id]} its peers reach it at: listen on that port`);
 }
 
 interface Closable {

@@ -5,6 +5,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Wal } from '../../src/wal/index.js';
 import { freePorts, tempDir, waitFor } from '../log/helpers.js';
 
@@ -230,6 +231,19 @@ it('a bad id, address or number flag is a usage error before anything is created
     ],
     [['--id', '1', '--listen', '127.0.0.1:x', '--insecure'], "--listen: '127.0.0.1:x' is not HOST:PORT (a port up to 65535)"],
     [['--id', '1', '--peers', '1=127.0.0.1:70000', '--insecure'], "bad peer '1=127.0.0.1:70000' (want ID=HOST:PORT, a port up to 65535)"],
+    // Port 0 is a new port at every start: the members of a cluster could not find the node, at once or after its restart.
+    [
+      ['--id', '1', '--peers', '1=127.0.0.1:7101,2=127.0.0.1:0', '--insecure'],
+      '--peers: node 2 at 127.0.0.1:0 has no port of its own (port 0 is a new free port at every start): its peers could not reach it',
+    ],
+    [
+      ['--id', '1', '--peers', '1=127.0.0.1:0,2=127.0.0.1:7102', '--insecure'],
+      '--peers: node 1 at 127.0.0.1:0 has no port of its own (port 0 is a new free port at every start): its peers could not reach it',
+    ],
+    [
+      ['--id', '1', '--listen', '127.0.0.1:0', '--peers', '1=127.0.0.1:7101,2=127.0.0.1:7102', '--insecure'],
+      '--listen: 127.0.0.1:0 is a new free port at every start, not the 127.0.0.1:7101 its peers reach it at: listen on that port',
+    ],
   ] as const) {
     const r = await serve(['--data', data, ...flags]);
     expect(r.code, `${flags.join(' ')}: ${r.stderr}`).toBe(2);
@@ -237,6 +251,23 @@ it('a bad id, address or number flag is a usage error before anything is created
     expect(existsSync(data), flags.join(' ')).toBe(false);
   }
 }, 180_000);
+
+it('a node that listened alone on port 0 and has been given members since is refused at its restart on port 0, its log closed', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const data = join(t.dir, 'a');
+  const first = await ReplicatedLog.open<unknown>({ dataDir: data, listen: '127.0.0.1:0', insecure: true });
+  await first.barrier();
+  await first.addLearner(2, '127.0.0.1:9');
+  await first.close();
+  const r = await serve(['--id', '1', '--data', data, '--listen', '127.0.0.1:0', '--insecure']);
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stderr.split('\n')[0]).toBe(
+    'raftlog serve: --listen: 127.0.0.1:0 is a new free port at every start, and this node has 1 other member(s), who know it at the port it had: listen on that port (raftlog status on a member shows it)',
+  );
+  // Closed: the directory opens again.
+  await (await ReplicatedLog.open<unknown>({ dataDir: data, listen: '127.0.0.1:0', insecure: true })).close();
+}, 120_000);
 
 it('reads --requirepass-file, --admin-token-file and --cluster-secret-file one way: a line with whitespace at an end is refused, a CRLF ending is not part of it', async () => {
   const t = tempDir();
