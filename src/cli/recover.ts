@@ -13,6 +13,7 @@ import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
 import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
 import { Wal } from '../wal/index.js';
+import { isPeerAddress } from '../transport/address.js';
 import { UsageError, addressArg, intArg, parseArgs, strArg } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
@@ -50,12 +51,11 @@ export async function main(args: string[]): Promise<number> {
     if (machine !== 'kv' && machine !== 'none') throw new UsageError(`--state-machine must be 'kv' or 'none'`);
     if (!opts.has('yes'))
       throw new CliError('NOT_CONFIRMED', "this rewrites the node's data into a new one-member cluster and may commit or lose records", EXIT.failed);
-    const r = await forceNewCluster(
-      dataDir,
-      id,
-      opts.has('listen') ? addressArg(opts, 'listen') : undefined,
-      machine === 'kv' ? new KvStateMachine() : new NullStateMachine(),
-    );
+    const listen = opts.has('listen') ? addressArg(opts, 'listen') : undefined;
+    // The address is written into the new cluster's configuration, for the members it is to be given.
+    if (listen !== undefined && !isPeerAddress(listen))
+      throw new UsageError(`--listen: ${listen} is a new free port at every start: the members to be added could not find the node; give its peer port`);
+    const r = await forceNewCluster(dataDir, id, listen, machine === 'kv' ? new KvStateMachine() : new NullStateMachine());
     console.log(
       opts.has('json')
         ? JSON.stringify({ ok: true, ...r })

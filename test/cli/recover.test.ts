@@ -136,6 +136,10 @@ it('refuses a --listen that is not HOST:PORT before it rewrites anything', async
   await refusesWithoutRewriting(['--listen', '127.0.0.1:99999', '--yes'], /--listen: '127.0.0.1:99999' is not HOST:PORT/);
 });
 
+it('refuses a --listen on port 0, which the members it is to be given could not find, before it rewrites anything', async () => {
+  await refusesWithoutRewriting(['--listen', '127.0.0.1:0', '--yes'], /^raftlog recover: --listen: 127\.0\.0\.1:0 is a new free port at every start/);
+});
+
 it('refuses --yes=no (a switch given a value) rather than taking it for --yes, and rewrites nothing', async () => {
   await refusesWithoutRewriting(['--yes=no'], /^raftlog recover: --yes takes no value, got '--yes=no'/);
 });
