@@ -435,6 +435,21 @@ export function encode(r: Reply): Buffer {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+/** The length of encode(r), without encoding it. */
+export function encodedLength(r: Reply): number {
+  if (r === null) return 5;
+  if (r instanceof RespSimple) return r.bytes.length;
+  if (r instanceof Error) return Buffer.byteLength(r.message) + 3;
+  if (typeof r === 'number' || typeof r === 'bigint') return String(r).length + 3;
+  if (typeof r === 'string' || Buffer.isBuffer(r)) {
+    const n = typeof r === 'string' ? Buffer.byteLength(r) : r.length;
+    return String(n).length + n + 5;
+  }
+  let n = String(r.length).length + 3;
+  for (const x of r) n += encodedLength(x);
+  return n;
+}
+
 function write(r: Reply, out: Buffer[]): void {
   if (r === null) out.push(Buffer.from('$-1\r\n'));
   else if (r instanceof RespSimple) out.push(r.bytes);

@@ -22,7 +22,7 @@ import { RefusalLog, logServerErrors, realTimers, type RefusalLogClock } from '.
 import { clientAddress, formatAddress, networkKey, parseAddress } from '../transport/address.js';
 import { formatInfo } from './info.js';
 import { INTEGER, KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
-import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, heapCost, type Reply } from './resp.js';
+import { DEFAULT_RESP_LIMITS, OK, RespParser, RespProtocolError, RespSimple, encode, encodedLength, heapCost, type Reply } from './resp.js';
 import { valueBytes, type StoredValue } from './stored-value.js';
 
 /** What the server needs of the log; ReplicatedLog has this shape. */
@@ -224,10 +224,11 @@ export interface RespServerOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * Reply bytes that all clients together may hold unsent (written, not yet taken by the kernel).
-   * Past it, a connection with replies unsent is not read and gets no more written until they
-   * are taken, then one reply at a time while the total stays past it: the total stays under
-   * this plus a reply per client. Each client's own mark (highWaterMark) bounds only its share,
+   * Reply bytes that all clients together may hold unsent (written and not yet taken by the
+   * kernel, or finished and waiting for the replies before them, as an ECHO's or INFO's). Past
+   * it, a connection with replies unsent is not read and gets no more written until they are
+   * taken, then one reply at a time while the total stays past it: the total stays under this
+   * plus a reply per client. Each client's own mark (highWaterMark) bounds only its share,
    * and maxClients clients could each hold theirs. Default 256 MiB.
    */
   maxWriteBufferedBytes?: number;
@@ -252,7 +253,8 @@ export interface RespServerOptions {
    * hold this many bytes of arguments (each counted 128 bytes more than its length, and each
    * command 192, what their Buffers and arrays cost); it is read again below half of each. Default { commands: 1024, bytes: 1 MiB }.
    * Replies are written while fewer than `bytes` are unsent (and maxWriteBufferedBytes allows); the rest wait, a GET's as the
-   * value the map keeps, not a copy. Before AUTH, the mark of reply bytes is 16 KiB (or `bytes`, if lower).
+   * value the map keeps, not a copy, and a command whose reply is a copy (ECHO, INFO) does not start while the unsent
+   * bytes and those waiting reach `bytes`. Before AUTH, the mark of reply bytes is 16 KiB (or `bytes`, if lower).
    */
   highWaterMark?: { commands?: number; bytes?: number };
   /**
@@ -306,7 +308,7 @@ export interface RespServerStats {
   maxInflight: number;
   /** The most reply bytes one connection ever had unsent, measured before it was paused. */
   maxWriteBuffered: number;
-  /** Reply bytes now unsent, over all connections (see maxWriteBufferedBytes). */
+  /** Reply bytes now unsent, written or waiting for those before them, over all connections (see maxWriteBufferedBytes). */
   writeBuffered: number;
 }
 
@@ -393,6 +395,16 @@ class ValueReply {
 
 type SlotReply = Reply | ValueReply;
 
+/** A command's place in its connection's replies, which go out in command order. */
+interface Slot {
+  /** Undefined until the command finishes. */
+  reply: SlotReply | undefined;
+  /** Nothing after it runs: QUIT, or a protocol error. */
+  last: boolean;
+  /** What the reply counts as unsent while it waits for those before it (see answer()); 0 for the map's values and the log's results. */
+  bytes: number;
+}
+
 /**
  * Writes a reply; a large value goes out as the Buffer the map stores (never changed in place)
  * between its header and \r\n, not copied into one reply. Unread replies are held until the
@@ -473,6 +485,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   interface Held {
     bytes: number;
     authed: boolean;
+    /** Bytes of its replies finished and waiting for those before them, not yet written: copies (see answer()). */
+    queued: number;
   }
   const clients = new Map<net.Socket, Held>();
   const refusing = new Set<net.Socket>();
@@ -538,8 +552,27 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     }
   };
 
-  /** A command that does not change the map. */
-  const execute = async (name: string, args: Buffer[], lastWrite: Promise<unknown>): Promise<SlotReply> => {
+  /** A read of the map (BARRIER_READS): it waits for a barrier, then answers as the map stands. */
+  const read = async (name: string, args: Buffer[], lastWrite: Promise<unknown>): Promise<SlotReply> => {
+    const rest = args.slice(1);
+    if (name === 'DBSIZE') {
+      if (rest.length !== 0) throw arity('dbsize');
+    } else if (rest.length < 1 || (name === 'GET' && rest.length !== 1)) throw arity(name.toLowerCase());
+    // A read follows this connection's earlier writes and everything committed before it.
+    await lastWrite.catch(() => undefined);
+    await log.barrier();
+    if (name === 'DBSIZE') return kv.size;
+    if (name === 'EXISTS') return rest.filter((k) => kv.has(k)).length;
+    const v = kv.stored(rest[0]!);
+    return v === undefined ? null : new ValueReply(v);
+  };
+
+  /**
+   * Any other command that does not change the map, answered at once: its reply is a copy the
+   * map does not keep (an ECHO's argument, INFO's text), counted as unsent from now on, so that
+   * a pipeline of them stops at the marks rather than finishing 1024 replies to hold.
+   */
+  const answer = (name: string, args: Buffer[]): Reply => {
     const rest = args.slice(1);
     switch (name) {
       case 'PING':
@@ -548,24 +581,10 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       case 'ECHO':
         if (rest.length !== 1) throw arity('echo');
         return rest[0]!;
-      case 'GET':
-      case 'EXISTS': {
-        if (rest.length < 1 || (name === 'GET' && rest.length !== 1)) throw arity(name.toLowerCase());
-        // A read follows this connection's earlier writes and everything committed before it.
-        await lastWrite.catch(() => undefined);
-        await log.barrier();
-        if (name === 'EXISTS') return rest.filter((k) => kv.has(k)).length;
-        const v = kv.stored(rest[0]!);
-        return v === undefined ? null : new ValueReply(v);
-      }
       case 'INFO':
         return formatInfo(log.status(), log.metrics?.());
       case 'RAFT.MEMBERS':
         return members(log.status());
-      case 'DBSIZE':
-        if (rest.length !== 0) throw arity('dbsize');
-        await log.barrier();
-        return kv.size;
       case 'CONFIG':
         return config(rest);
       case 'SELECT':
@@ -631,7 +650,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
 
   /** `stranger`: gives back the connection's place among those not authenticated (see admitStranger). */
   const serve = (socket: net.Socket, stranger: () => void): void => {
-    const held: Held = { bytes: 0, authed: password === null };
+    const held: Held = { bytes: 0, authed: password === null, queued: 0 };
     clients.set(socket, held);
     socket.setNoDelay(true);
     const parser = new RespParser(held.authed ? limits : UNAUTHENTICATED_LIMITS);
@@ -692,7 +711,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       return cmd;
     };
     // Replies in command order; a slot is filled when its command finishes.
-    const slots: Array<{ reply: SlotReply | undefined; last: boolean }> = [];
+    const slots: Slot[] = [];
     let inflight = 0;
     // Bytes the commands awaiting replies hold (the arguments of reads waiting for a barrier).
     let heldBytes = 0;
@@ -717,17 +736,27 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       writeBuffered += now - unsent;
       unsent = now;
     };
+    /** Counts reply bytes finished and waiting in their slots (held.queued) as unsent, over all clients too. */
+    const queue = (delta: number): void => {
+      held.queued += delta;
+      writeBuffered += delta;
+    };
     /**
      * Set when the budget over all clients held this connection back. Only one with replies
      * unsent is held back, so one of its writes is still to end and call written, which tries
      * again: no list of those waiting to wake, and no timer.
      */
     let heldBack = false;
-    /** Under its own mark, and under the budget over all clients unless it has nothing unsent: then one reply may pass it. */
-    const mayWrite = (): boolean => {
+    /**
+     * Under its own mark, and under the budget over all clients unless it has nothing unsent: then
+     * one reply may pass it. `waiting`: the bytes of replies finished and not written, counted too
+     * before a command starts (a write moves them, it does not add them).
+     */
+    const mayWrite = (waiting: number): boolean => {
       recount();
-      if (unsent >= replyMark()) return false;
-      if (unsent === 0 || writeBuffered < maxWriteBufferedBytes) return true;
+      const mine = unsent + waiting;
+      if (mine >= replyMark()) return false;
+      if (mine === 0 || writeBuffered < maxWriteBufferedBytes) return true;
       heldBack = true;
       return false;
     };
@@ -769,7 +798,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const regulate = (): void => {
       if (socket.destroyed || socket.writableEnded) return;
       recount();
-      const buffered = unsent;
+      const buffered = unsent + held.queued;
       const replyBytes = replyMark();
       // Past the budget, only a client whose replies are unsent stops being read: one that reads them is served.
       const overBudget = buffered > 0 && writeBuffered >= maxWriteBufferedBytes;
@@ -803,9 +832,10 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       while (slots.length > 0 && slots[0]!.reply !== undefined) {
         // At or past the mark, which is at least the socket's own: the last write asked for 'drain'.
         // Held back by the budget: a write of its own is still to end, and call written.
-        if (!socket.destroyed && !mayWrite()) return;
-        const { reply, last } = slots.shift()!;
+        if (!socket.destroyed && !mayWrite(0)) return;
+        const { reply, last, bytes } = slots.shift()!;
         inflight--;
+        if (bytes !== 0) queue(-bytes);
         if (socket.destroyed) continue;
         if (last) {
           writeReply(socket, reply!, written);
@@ -842,7 +872,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       if (paused || waitingCount() > 0) dispatch();
     });
 
-    const settle = (slot: { reply: SlotReply | undefined }, reply: SlotReply): void => {
+    const settle = (slot: Slot, reply: SlotReply): void => {
       slot.reply = reply;
       flush();
       dispatch();
@@ -851,7 +881,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     /** Starts waiting commands, parsing more, while under the high-water marks; then a protocol error's reply, if one is due. */
     const dispatch = (): void => {
       if (socket.destroyed) return drop();
-      while (inflight < hwCommands && heldBytes < hwBytes && !ending && mayWrite()) {
+      while (inflight < hwCommands && heldBytes < hwBytes && !ending && mayWrite(held.queued)) {
         if (waitingCount() === 0) {
           if (!parser.more) break;
           parse(EMPTY);
@@ -864,7 +894,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       if (failure !== null && !ending && waitingCount() === 0) {
         // The stream can no longer be trusted: the commands before it were answered, then this error, and close.
         ending = true;
-        slots.push({ reply: failure, last: true });
+        slots.push({ reply: failure, last: true, bytes: 0 });
         inflight++;
         flush();
       }
@@ -891,7 +921,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const start = (args: Buffer[]): void => {
       const name = commandName(args);
       if (name === 'POST' || name === 'HOST:') return refuseCrossProtocol();
-      const slot: { reply: SlotReply | undefined; last: boolean } = { reply: undefined, last: false };
+      const slot: Slot = { reply: undefined, last: false, bytes: 0 };
       slots.push(slot);
       inflight++;
       counters.maxInflight = Math.max(counters.maxInflight, inflight);
@@ -932,9 +962,21 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         return;
       }
       const write = WRITES[name];
+      if (write === undefined && !BARRIER_READS.has(name)) {
+        let reply: Reply;
+        try {
+          reply = answer(name, args);
+        } catch (err) {
+          reply = errorReply(err);
+        }
+        slot.reply = reply;
+        slot.bytes = encodedLength(reply);
+        queue(slot.bytes);
+        flush();
+        return;
+      }
       if (write === undefined) {
-        const barrier = BARRIER_READS.has(name);
-        const refused = barrier ? admitRead(socket) : null;
+        const refused = admitRead(socket);
         if (refused !== null) {
           slot.reply = refused;
           flush();
@@ -943,16 +985,14 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         // A read holds its arguments until the barrier it waits for: counted until it is answered.
         const holds = heapCost(args);
         heldBytes += holds;
-        if (barrier) reading++;
+        reading++;
         const done = (reply: SlotReply): void => {
           heldBytes -= holds;
-          if (barrier) {
-            pendingReads--;
-            reading--;
-          }
+          pendingReads--;
+          reading--;
           settle(slot, reply);
         };
-        void execute(name, args, lastWrite).then(done, (err: unknown) => done(errorReply(err)));
+        void read(name, args, lastWrite).then(done, (err: unknown) => done(errorReply(err)));
         return;
       }
       // A write goes straight to the log, with no promise of its own on the way: these
@@ -1025,6 +1065,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       clearTimeout(authDeadline);
       clearTimeout(unread);
       recount();
+      // Its replies are forgotten: the slots left are dropped as their commands finish.
+      for (const slot of slots) slot.bytes = 0;
+      queue(-held.queued);
       stranger();
       buffered -= held.bytes;
       held.bytes = 0;
@@ -1068,7 +1111,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     address: formatAddress(host, bound.port),
     stats: () => {
       let writeBuffered = 0;
-      for (const s of clients.keys()) writeBuffered += s.writableLength;
+      for (const [s, h] of clients) writeBuffered += s.writableLength + h.queued;
       return { clients: clients.size, maxClients, ...counters, buffered, writeBuffered };
     },
     close: () =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OK, RespParser, RespSimple, encode } from '../../src/kv/resp.js';
+import { OK, RespParser, RespSimple, encode, encodedLength } from '../../src/kv/resp.js';
 
 const str = (cmds: Buffer[][]): string[][] => cmds.map((c) => c.map((a) => a.toString()));
 
@@ -91,5 +91,10 @@ describe('RESP2 parser', () => {
     expect(encode(null).toString()).toBe('$-1\r\n');
     expect(encode('hé').toString()).toBe('$3\r\nhé\r\n');
     expect(encode(['a', 1, null, []]).toString()).toBe('*4\r\n$1\r\na\r\n:1\r\n$-1\r\n*0\r\n');
+  });
+
+  it('knows the length of an encoded reply without encoding it', () => {
+    const replies = [OK, new Error('ERR bad\r\nthing é'), 42, -7, 9223372036854775807n, null, 'hé', Buffer.alloc(12345), ['a', 1, null, [], ['x'.repeat(100)]]];
+    for (const r of replies) expect(encodedLength(r), String(r)).toBe(encode(r).length);
   });
 });

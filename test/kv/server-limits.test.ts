@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { isLoopbackAddress, serveResp, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { heapBytes } from '../heap.js';
 import { ManualClock } from '../manual-clock.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RespClient } from './resp-client.js';
@@ -254,6 +255,49 @@ describe('RESP server limits', () => {
     await until(() => received.every((r) => r === gets * reply));
     for (const s of hoarders) s.destroy();
     reader.close();
+    await until(() => server.stats().clients === 0);
+    expect(server.stats().writeBuffered).toBe(0);
+  }, 120_000);
+
+  it('counts replies finished and waiting for their turn (INFO, ECHO: copies) against the budget, however many are pipelined', async () => {
+    // Such replies waited among the 1024 commands a connection answers in order, counted nowhere:
+    // INFO's 14 bytes are answered with some 400, and 16 clients that pipelined INFOs and read
+    // nothing held 1024 replies each past a budget of 256 KiB.
+    const budget = 256 * 1024;
+    const server = await start({ maxWriteBufferedBytes: budget });
+    const probe = await RespClient.connect(portOf(server));
+    const reply = Buffer.byteLength((await probe.call('INFO')) as string) + 10;
+    probe.close();
+    const n = 16;
+    const infos = 12_000;
+    const pipeline = Buffer.from(multibulk('INFO').repeat(infos));
+    const hoarders = await Promise.all(Array.from({ length: n }, () => rawConnect(portOf(server))));
+    const before = heapBytes();
+    for (const s of hoarders) s.write(pipeline);
+    await until(() => server.stats().paused === n);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 10));
+    const grown = heapBytes() - before;
+    // The budget and a reply each; the commands read and not started, which maxBufferedBytes
+    // bounds; and what a connection costs besides: the chunk its paused socket read, its parser's
+    // and sockets' bookkeeping. Uncounted, 1024 replies each made some 10 MB here.
+    expect(grown).toBeLessThanOrEqual(budget + server.stats().buffered + n * (reply + 192 * 1024));
+    expect(server.stats().writeBuffered).toBeLessThanOrEqual(budget + n * reply);
+
+    // Every INFO is answered once its client reads: '# Raft' begins each, counted across chunks.
+    // One client at a time: 16 at once kept the loop busy with loopback reads for seconds on end.
+    for (const s of hoarders) {
+      let answered = 0;
+      let tail = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => {
+        const text = tail + d;
+        answered += text.split('# Raft').length - 1;
+        tail = text.slice(-5);
+      });
+      s.resume();
+      await until(() => answered === infos);
+    }
+    for (const s of hoarders) s.destroy();
     await until(() => server.stats().clients === 0);
     expect(server.stats().writeBuffered).toBe(0);
   }, 120_000);
