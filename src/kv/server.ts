@@ -141,6 +141,41 @@ function config(rest: Buffer[]): Reply {
   return CONFIG_PARAMETERS.filter(([name]) => patterns.some((p) => globMatches(p, name))).flat();
 }
 
+/**
+ * Each command's arguments, its name included, as Redis's command table has them: n exactly n,
+ * -n at least n. Redis looks a command up and checks this before AUTH (and a CONFIG's
+ * subcommand): a client that tries a command it lacks (HELLO, then falls back) is told it is
+ * unknown, not that it must authenticate. The table is public; no answer before AUTH says more.
+ */
+const ARITY: Record<string, number> = {
+  PING: -1,
+  ECHO: 2,
+  GET: 2,
+  EXISTS: -2,
+  SET: -3,
+  DEL: -2,
+  INCR: 2,
+  INFO: -1,
+  DBSIZE: 1,
+  CONFIG: -2,
+  SELECT: 2,
+  'RAFT.MEMBERS': -1,
+};
+
+/** Redis's answer before AUTH, when it is not NOAUTH (see ARITY). */
+function refusedBeforeAuth(name: string, args: Buffer[]): Reply | null {
+  const n = ARITY[name];
+  if (n === undefined) return errorReply(unknownCommand(args));
+  if (n >= 0 ? args.length !== n : args.length < -n) return errorReply(arity(name.toLowerCase()));
+  if (name !== 'CONFIG') return null;
+  try {
+    config(args.slice(1));
+    return null;
+  } catch (err) {
+    return errorReply(err);
+  }
+}
+
 /** A failed command's reply: its own message, or the library error's code and message. */
 function errorReply(err: unknown): Reply {
   if (err instanceof CommandError) return new Error(err.message);
@@ -369,6 +404,7 @@ const PROTECTED_MODE_ERROR = new Error(
 const UNAUTHENTICATED_LIMITS = { maxArgs: 8, maxBulkBytes: 16 * 1024, maxCommandBytes: 64 * 1024, maxInlineBytes: 16 * 1024 };
 const EMPTY = Buffer.alloc(0);
 const PONG = new RespSimple('PONG');
+const NOAUTH = new Error('NOAUTH Authentication required.');
 const WRONGPASS = new Error('WRONGPASS invalid username-password pair or user is disabled.');
 const NO_PASSWORD = new Error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
 /**
@@ -957,7 +993,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
         return;
       }
       if (!held.authed) {
-        slot.reply = new Error('NOAUTH Authentication required.');
+        slot.reply = refusedBeforeAuth(name, args) ?? NOAUTH;
         flush();
         return;
       }

@@ -448,6 +448,41 @@ describe('RESP server limits', () => {
     expect(kv.get(Buffer.from('auth-big'))?.length).toBe(big.length);
   });
 
+  it('before AUTH answers an unknown command, a wrong number of arguments or an unknown CONFIG subcommand as Redis 7 does, the rest NOAUTH', async () => {
+    // What redis-server 7.0 with requirepass answers a client that has not authenticated: it looks
+    // the command up and checks its arity before AUTH. A client that tries a command Redis 5 did
+    // not have (HELLO, then falls back) is told it is unknown, not that it must authenticate.
+    const server = await start({ requirepass: 's3cret' });
+    const c = await RespClient.connect(portOf(server));
+    const arity = (name: string) => new Error(`ERR wrong number of arguments for '${name}' command`);
+    const noauth = new Error('NOAUTH Authentication required.');
+    const cases: Array<[string[], Error]> = [
+      [['FOO', 'bar'], new Error("ERR unknown command 'FOO', with args beginning with: 'bar' ")],
+      [['HELLO', '3'], new Error("ERR unknown command 'HELLO', with args beginning with: '3' ")],
+      [['GET'], arity('get')],
+      [['ECHO'], arity('echo')],
+      [['SET', 'k'], arity('set')],
+      [['INCR', 'a', 'b'], arity('incr')],
+      [['DBSIZE', 'x'], arity('dbsize')],
+      [['EXISTS'], arity('exists')],
+      [['DEL'], arity('del')],
+      [['CONFIG'], arity('config')],
+      [['CONFIG', 'GET'], arity('config|get')],
+      [['CONFIG', 'FOO'], new Error("ERR unknown subcommand 'FOO'. Try CONFIG HELP.")],
+      [['PING'], noauth],
+      [['PING', 'a', 'b'], noauth],
+      [['GET', 'a'], noauth],
+      [['SET', 'k', 'v', 'EX', '10'], noauth],
+      [['SELECT', 'x'], noauth],
+      [['CONFIG', 'GET', 'save'], noauth],
+      [['INFO', 'a', 'b'], noauth],
+      [['RAFT.MEMBERS'], noauth],
+    ];
+    for (const [args, reply] of cases) expect(await c.call(...args), args.join(' ')).toEqual(reply);
+    expect(await c.call('AUTH', 's3cret')).toBe('OK');
+    c.close();
+  });
+
   it("answers AUTH in Redis 7's words, with a password configured or not", async () => {
     // What redis-server 7.0 answers, without and with requirepass: the default user then has
     // no password (nopass), and takes any.
