@@ -168,7 +168,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
       throw new UsageError(
         `--${listen !== undefined ? 'listen' : 'peers'}: ${own} is a new free port at every start, and this node has ${members - 1} other member(s), who know it at the port it had: listen on that port (raftlog status on a member shows it)`,
       );
-    resp = respAddress !== undefined && kv !== null ? await serveResp({ log, kv, address: respAddress, ...access, logger }) : null;
+    resp = respAddress !== undefined && kv !== null ? await serveResp({ log, kv, address: respAddress, ...access, sync, logger }) : null;
     admin = adminAddress !== undefined ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined, logger }) : null;
   } catch (err) {
     await stopNode({ resp, log, admin: null });

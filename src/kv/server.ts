@@ -75,13 +75,16 @@ function unknownCommand(args: Buffer[]): CommandError {
 }
 
 /**
- * The parameters CONFIG GET shows: redis-benchmark asks these two at start, and warns without
- * them. Every write is in the log, replayed at start, before it is answered: an append-only
- * file, and no RDB snapshots.
+ * The parameters CONFIG GET shows: redis-benchmark asks save and appendonly at start, and warns
+ * without them. Every write is in the log, replayed at start, before it is answered: an
+ * append-only file, and no RDB snapshots. Whether a write is on disk when answered is the log's
+ * sync: 'always' fsyncs first (appendfsync always), 'none' leaves it to the kernel (appendfsync
+ * no), and an acknowledged write can be lost with the machine.
  */
-const CONFIG_PARAMETERS: ReadonlyArray<[string, string]> = [
+const configParameters = (sync: 'always' | 'none'): ReadonlyArray<[string, string]> => [
   ['save', ''],
   ['appendonly', 'yes'],
+  ['appendfsync', sync === 'always' ? 'always' : 'no'],
 ];
 const CONFIG_HELP: Reply = [
   'CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:',
@@ -128,7 +131,7 @@ function globMatches(pattern: string, name: string): boolean {
 }
 
 /** CONFIG GET and HELP, in Redis 7's words; the rest are not there to change. */
-function config(rest: Buffer[]): Reply {
+function config(rest: Buffer[], parameters: ReadonlyArray<[string, string]>): Reply {
   if (rest.length === 0) throw arity('config');
   const sub = rest[0]!.toString('utf8').toUpperCase();
   if (sub === 'HELP') {
@@ -138,7 +141,7 @@ function config(rest: Buffer[]): Reply {
   if (sub !== 'GET') throw new CommandError('KV_UNKNOWN_COMMAND', `ERR unknown subcommand '${cString(rest[0]!, 128)}'. Try CONFIG HELP.`);
   if (rest.length < 2) throw arity('config|get');
   const patterns = rest.slice(1).map((p) => p.toString('latin1'));
-  return CONFIG_PARAMETERS.filter(([name]) => patterns.some((p) => globMatches(p, name))).flat();
+  return parameters.filter(([name]) => patterns.some((p) => globMatches(p, name))).flat();
 }
 
 /**
@@ -169,7 +172,7 @@ function refusedBeforeAuth(name: string, args: Buffer[]): Reply | null {
   if (n >= 0 ? args.length !== n : args.length < -n) return errorReply(arity(name.toLowerCase()));
   if (name !== 'CONFIG') return null;
   try {
-    config(args.slice(1));
+    config(args.slice(1), []);
     return null;
   } catch (err) {
     return errorReply(err);
@@ -299,6 +302,11 @@ export interface RespServerOptions {
    * Default 65536.
    */
   maxPendingReads?: number;
+  /**
+   * The sync the log was opened with (ReplicatedLogOptions.sync), which CONFIG GET appendfsync
+   * tells clients: 'always' or, for 'none', 'no'. Default 'always'.
+   */
+  sync?: 'always' | 'none';
   /** Whether a remote address counts as loopback for protected mode (replaceable for tests). */
   isLoopback?: (remoteAddress: string | undefined) => boolean;
   /**
@@ -485,6 +493,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const refusals = new RefusalLog(o.logger ?? silentLogger, 'RESP server: refused connections', o.refusalLogClock);
   const maxStrangersPerAddress = o.maxUnauthenticatedPerAddress ?? Math.max(1, Math.floor(maxClients / 4));
   const maxPendingReads = o.maxPendingReads ?? 65_536;
+  const sync = o.sync ?? 'always';
+  if (sync !== 'always' && sync !== 'none') throw new InvalidArgumentError(`serveResp: sync must be 'always' or 'none'`);
+  const parameters = configParameters(sync);
   for (const [k, v] of Object.entries({
     maxClients,
     maxUnauthenticatedPerAddress: maxStrangersPerAddress,
@@ -622,7 +633,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       case 'RAFT.MEMBERS':
         return members(log.status());
       case 'CONFIG':
-        return config(rest);
+        return config(rest, parameters);
       case 'SELECT':
         if (rest.length !== 1) throw arity('select');
         if (!INTEGER.test(rest[0]!.toString('latin1'))) throw new CommandError('KV_NO_SUCH_DB', 'ERR value is not an integer or out of range');

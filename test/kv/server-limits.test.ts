@@ -628,11 +628,22 @@ describe('RESP server limits', () => {
       { maxUnauthenticatedPerAddress: 0 },
       { maxPendingReads: 0 },
       { maxWriteBufferedBytes: 0 },
+      { sync: 'never' as 'none' },
       { authThrottle: { failures: 0 } },
       { authThrottle: { windowMs: -1 } },
     ]) {
       await expect(start(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^serveResp: /) });
     }
+  });
+
+  it('tells CONFIG GET appendfsync what the log does: no, for a log that does not fsync before it answers', async () => {
+    // This file's log is opened with sync: 'none'; each write is in its file, left to the kernel.
+    const c = await RespClient.connect(portOf(await start({ sync: 'none' })));
+    expect(await c.call('CONFIG', 'GET', 'append*')).toEqual(['appendonly', 'yes', 'appendfsync', 'no']);
+    c.close();
+    const d = await RespClient.connect(portOf(await start()));
+    expect(await d.call('CONFIG', 'GET', 'appendfsync')).toEqual(['appendfsync', 'always']);
+    d.close();
   });
 
   it('knows loopback addresses', () => {

@@ -99,7 +99,7 @@ describe('the RESP server on an embedded log', () => {
     expect(await c.call('CONFIG', 'GET', 'appendonly')).toEqual(['appendonly', 'yes']);
     expect(await c.call('config', 'get', 'SAV*', 'appendonly', 'save')).toEqual(['save', '', 'appendonly', 'yes']);
     expect(await c.call('CONFIG', 'GET', 'maxmemory')).toEqual([]);
-    expect(await c.call('CONFIG', 'GET', '*')).toEqual(['save', '', 'appendonly', 'yes']);
+    expect(await c.call('CONFIG', 'GET', '*')).toEqual(['save', '', 'appendonly', 'yes', 'appendfsync', 'always']);
     expect(await c.call('CONFIG', 'GET', 'APPEND?NLY', 's**e')).toEqual(['save', '', 'appendonly', 'yes']);
     expect(await c.call('CONFIG', 'GET', 'sav\\?', '\\*', '*x*', 'save?', `${'*'.repeat(100_000)}z`)).toEqual([]);
     expect(await c.call('CONFIG', 'GET', 'sav\\e')).toEqual(['save', '']);
