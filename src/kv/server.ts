@@ -43,7 +43,7 @@ const arity = (name: string, more = ''): CommandError => new CommandError('KV_WR
 
 const WRITES: Record<string, (args: Buffer[]) => KvCommand> = {
   SET: (a) => {
-    if (a.length !== 2) throw arity('set', ' (options are not supported)');
+    if (a.length !== 2) throw arity('set', a.length > 2 ? ' (options are not supported)' : '');
     return ['SET', a[0]!, a[1]!];
   },
   DEL: (a) => {

@@ -60,6 +60,9 @@ describe('the RESP server on an embedded log', () => {
     const arity = (name: string) => new Error(`ERR wrong number of arguments for '${name}' command`);
     expect(await c.call('PING', 'a', 'b')).toEqual(arity('ping'));
     expect(await c.call('DBSIZE', 'x')).toEqual(arity('dbsize'));
+    // Redis's words for too few; too many are SET's options, which this SET does not take.
+    expect(await c.call('SET', 'k')).toEqual(arity('set'));
+    expect(await c.call('SET', 'k', 'v', 'EX', '10')).toEqual(new Error("ERR wrong number of arguments for 'set' command (options are not supported)"));
     expect(await c.call('SELECT')).toEqual(arity('select'));
     expect(await c.call('SELECT', '0', '1')).toEqual(arity('select'));
     expect(await c.call('SELECT', 'x')).toEqual(new Error('ERR value is not an integer or out of range'));
