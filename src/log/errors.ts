@@ -129,10 +129,10 @@ export class SnapshotLimitError extends LogError {
   }
 }
 
-/** Too many appends (or bytes) are in flight on this node; nothing was appended. Retry later. */
+/** Too many appends (or bytes) are in flight on this node, or reads wait on the leader for a quorum; nothing was done. Retry later. */
 export class OverloadedError extends LogError {
-  constructor(detail: string) {
-    super('OVERLOADED', `too much in flight: ${detail}`);
+  constructor(detail: string, options?: ErrorOptions) {
+    super('OVERLOADED', `too much in flight: ${detail}`, options);
   }
 }
 

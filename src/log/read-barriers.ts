@@ -6,6 +6,7 @@ import { ReadIndexDroppedError } from '../raft/errors.js';
 import { readContextKey } from '../raft/read-only.js';
 import type { ReadState } from '../raft/types.js';
 import type { Clock } from './clock.js';
+import { OverloadedError } from './errors.js';
 
 /** What the barriers need from the driver and its raft node. */
 export interface ReadBarrierHost {
@@ -128,9 +129,18 @@ export class ReadBarriers {
       this.host.readIndex(b.ctx);
     } catch (err) {
       if (!(err instanceof ReadIndexDroppedError)) throw err;
+      // The leader (this node) holds as many reads as it may, unconfirmed by a quorum: asking
+      // again would only add to them, so the barriers fail now rather than at their deadline.
+      if (err.reason === 'too-many-pending') this.refuse(key, b, err);
       return;
     }
     this.host.schedulePump();
+  }
+
+  private refuse(key: string, b: ReadBatch, cause: ReadIndexDroppedError): void {
+    this.reads.delete(key);
+    if (this.batch === b) this.batch = null;
+    for (const reject of b.waiters.values()) reject(new OverloadedError('the leader holds too many reads a quorum has not confirmed', { cause }));
   }
 
   private onReadState(rs: ReadState): void {

@@ -36,10 +36,20 @@ export class ProposalDroppedError extends RaftError {
   }
 }
 
-/** A read request could not be served or forwarded (no known leader). */
+/**
+ * Why a read was refused. 'no-leader': none to serve or forward it, ask again when one is known.
+ * 'too-many-pending': the leader holds as many reads as it may (MAX_PENDING_READS) waiting for a
+ * quorum's answer; asking again soon only adds to them. 'not-originator': a follower was sent another
+ * node's read to relay; a read goes only from the node that asks it to the leader.
+ */
+export type ReadIndexDropReason = 'no-leader' | 'too-many-pending' | 'not-originator';
+
+/** A read request could not be served or forwarded. Nothing changed. */
 export class ReadIndexDroppedError extends RaftError {
-  constructor(detail: string) {
-    super('RAFT_READ_INDEX_DROPPED', `raft read index dropped: ${detail}`);
+  readonly reason: ReadIndexDropReason;
+  constructor(reason: ReadIndexDropReason, detail: string) {
+    super('RAFT_READ_INDEX_DROPPED', `raft read index dropped: ${reason} (${detail})`);
+    this.reason = reason;
   }
 }
 

@@ -2,7 +2,7 @@
 export * from './types.js';
 export { RawNode } from './raw-node.js';
 export type { Config } from './config.js';
-export { readContextKey, type ReadOnlyOption } from './read-only.js';
+export { readContextKey, MAX_PENDING_READS, MAX_PENDING_READ_BYTES, type ReadOnlyOption } from './read-only.js';
 export { MemoryStorage } from './storage.js';
 export { encodeConfChange, decodeConfChange, encodeConfChangeV2, decodeConfChangeEntry, MAX_CHANGES } from './confchange.js';
 export { applyConfChangeV2, leaveJoint, isJoint } from './changer.js';
@@ -14,6 +14,7 @@ export {
   ProposalDroppedError,
   type ProposalDropReason,
   ReadIndexDroppedError,
+  type ReadIndexDropReason,
   CompactedError,
   UnavailableError,
   SnapshotTemporarilyUnavailableError,

@@ -24,7 +24,7 @@ import { RaftLog } from './log.js';
 import { ProgressTracker } from './tracker.js';
 import type { Progress } from './progress.js';
 import { VoteResult } from './quorum.js';
-import { ReadOnly } from './read-only.js';
+import { MAX_PENDING_READ_BYTES, MAX_PENDING_READS, ReadOnly, readContextKey } from './read-only.js';
 import { decodeConfChangeEntry, encodeConfChangeV2, isConfChangeV2 } from './confchange.js';
 import { applyConfChangeV2, members } from './changer.js';
 import { ENTRY_OVERHEAD, payloadSize } from './size.js';
@@ -141,8 +141,10 @@ export class Raft {
   handoffUnfinished = false;
   /** This leader sent MsgTimeoutNow in its term: its lease is void. */
   private timeoutNowSent = false;
-  /** Reads that arrived before this leader committed an entry of its term. */
-  private pendingReadIndexMessages: Message[] = [];
+  /** Reads that arrived before this leader committed an entry of its term, by context key. */
+  private pendingReadIndexMessages = new Map<string, Message>();
+  /** Context bytes of pendingReadIndexMessages. */
+  private pendingReadIndexBytes = 0;
   /** A commit index some followers have not been sent: it waits for this leader's own write (see bcastCommit). */
   private commitHeld = false;
 
@@ -382,7 +384,8 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.readOnly.reset();
-    this.pendingReadIndexMessages = [];
+    this.pendingReadIndexMessages.clear();
+    this.pendingReadIndexBytes = 0;
     this.timeoutNowSent = false;
     // A hand-off under way ends here unfinished (a timeout, a higher term), unless its caller saw it through.
     if (this.handoffIndex > 0) this.handoffUnfinished = true;
@@ -792,14 +795,20 @@ export class Raft {
       case MsgCheckQuorum:
         if (!this.trk.quorumActiveAndReset(this.id)) this.becomeFollower(this.term, None);
         return;
-      case MsgReadIndex:
+      case MsgReadIndex: {
+        const key = readContextKey(m.context!);
+        // A read asked again (a lost answer, a new leader) is no new read.
+        if (this.pendingReadIndexMessages.has(key)) return;
+        if (!this.readOnly.has(key)) this.admitRead(m.context!);
         if (!this.committedEntryInCurrentTerm()) {
           // Our commit index may lag the previous leader's until an entry of this term commits.
-          this.pendingReadIndexMessages.push(m);
+          this.pendingReadIndexMessages.set(key, m);
+          this.pendingReadIndexBytes += m.context!.length;
           return;
         }
         this.sendReadIndexResponse(m);
         return;
+      }
     }
 
     const pr = this.trk.progress.get(m.from);
@@ -959,10 +968,24 @@ export class Raft {
     this.send(r);
   }
 
+  /**
+   * Refuses a new read when the leader already holds MAX_PENDING_READS (or their contexts'
+   * MAX_PENDING_READ_BYTES), waiting for its first commit of the term or for a quorum's
+   * answer: without a quorum they would pile up for as long as it leads.
+   */
+  private admitRead(ctx: Uint8Array): void {
+    const count = this.readOnly.pendingCount() + this.pendingReadIndexMessages.size;
+    const bytes = this.readOnly.bytes + this.pendingReadIndexBytes;
+    if (count >= MAX_PENDING_READS || (count > 0 && bytes + ctx.length > MAX_PENDING_READ_BYTES)) {
+      throw new ReadIndexDroppedError('too-many-pending', `leader ${this.id} holds ${count} reads (${bytes} bytes of context) a quorum has not confirmed`);
+    }
+  }
+
   private releasePendingReadIndexMessages(): void {
-    if (this.pendingReadIndexMessages.length === 0 || !this.committedEntryInCurrentTerm()) return;
-    const msgs = this.pendingReadIndexMessages;
-    this.pendingReadIndexMessages = [];
+    if (this.pendingReadIndexMessages.size === 0 || !this.committedEntryInCurrentTerm()) return;
+    const msgs = [...this.pendingReadIndexMessages.values()];
+    this.pendingReadIndexMessages.clear();
+    this.pendingReadIndexBytes = 0;
     for (const m of msgs) this.sendReadIndexResponse(m);
   }
 
@@ -984,7 +1007,7 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case MsgReadIndex:
-        throw new ReadIndexDroppedError(`node ${this.id} is campaigning in term ${this.term}`);
+        throw new ReadIndexDroppedError('no-leader', `node ${this.id} is campaigning in term ${this.term}`);
       case respType: {
         const res = this.poll(m.from, !m.reject);
         if (res === VoteResult.VoteWon) {
@@ -1031,9 +1054,9 @@ export class Raft {
         this.hup('transfer');
         return;
       case MsgReadIndex: {
-        if (this.lead === None) throw new ReadIndexDroppedError(`node ${this.id} knows no leader in term ${this.term}`);
+        if (this.lead === None) throw new ReadIndexDroppedError('no-leader', `node ${this.id} knows no leader in term ${this.term}`);
         // As a proposal, a read reaches the leader from the node that asked, which the leader answers.
-        if (m.from !== this.id) throw new ReadIndexDroppedError(`node ${this.id} forwards only its own reads, not node ${m.from}'s`);
+        if (m.from !== this.id) throw new ReadIndexDroppedError('not-originator', `node ${this.id} forwards only its own reads, not node ${m.from}'s`);
         this.send({ ...m, to: this.lead, term: 0 });
         return;
       }

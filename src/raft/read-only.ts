@@ -23,9 +23,21 @@ export function readContextKey(ctx: Uint8Array): string {
   return s;
 }
 
+/**
+ * Reads a leader holds at most, waiting for a quorum's heartbeat answers or for its first commit of
+ * the term. Local callers and forwarding followers ask at any rate, and a leader cut off from its
+ * quorum answers none until it steps down (or never, without CheckQuorum). Callers that batch their
+ * reads (ReplicatedLog asks once per event-loop turn) hold few each: a quorum's round trip answers all.
+ */
+export const MAX_PENDING_READS = 4096;
+/** Bytes of the contexts of the reads a leader holds at most; the first read always fits. */
+export const MAX_PENDING_READ_BYTES = 1024 * 1024;
+
 export class ReadOnly {
   private readonly pending = new Map<string, ReadIndexStatus>();
   private queue: string[] = [];
+  /** Context bytes of the pending requests. */
+  bytes = 0;
 
   constructor(readonly option: ReadOnlyOption) {}
 
@@ -35,6 +47,7 @@ export class ReadOnly {
     if (this.pending.has(key)) return;
     this.pending.set(key, { req, index, acks: new Set() });
     this.queue.push(key);
+    this.bytes += req.context!.length;
   }
 
   /** Records a heartbeat acknowledgement; returns the acks so far, or undefined for an unknown context. */
@@ -59,9 +72,14 @@ export class ReadOnly {
     for (const k of done) {
       const rs = this.pending.get(k)!;
       this.pending.delete(k);
+      this.bytes -= rs.req.context!.length;
       out.push({ req: rs.req, index: rs.index });
     }
     return out;
+  }
+
+  has(key: string): boolean {
+    return this.pending.has(key);
   }
 
   lastPendingContext(): Uint8Array | undefined {
@@ -76,5 +94,6 @@ export class ReadOnly {
   reset(): void {
     this.pending.clear();
     this.queue = [];
+    this.bytes = 0;
   }
 }

@@ -8,6 +8,8 @@ class FakeHost implements ReadBarrierHost {
   appliedIndex = 0;
   closed = false;
   dropNext = false;
+  /** The leader holds as many reads as it may: the next request is refused. */
+  fullNext = false;
   pumps = 0;
   readonly requests: Uint8Array[] = [];
   readonly deferred: Array<() => void> = [];
@@ -15,7 +17,11 @@ class FakeHost implements ReadBarrierHost {
   readIndex(ctx: Uint8Array): void {
     if (this.dropNext) {
       this.dropNext = false;
-      throw new ReadIndexDroppedError('no leader');
+      throw new ReadIndexDroppedError('no-leader', 'no leader');
+    }
+    if (this.fullNext) {
+      this.fullNext = false;
+      throw new ReadIndexDroppedError('too-many-pending', 'full');
     }
     this.requests.push(ctx);
   }
@@ -188,5 +194,24 @@ describe('read barriers', () => {
     host.endTurn();
     barriers.onNewLeader();
     expect(host.requests).toHaveLength(0);
+  });
+
+  it('a batch the leader refuses as one read too many fails at once with OVERLOADED, and is not asked again', () => {
+    const { host, barriers } = setup();
+    const a = enrol(barriers);
+    const b = enrol(barriers);
+    host.fullNext = true;
+    host.endTurn();
+    expect([a.state, b.state]).toEqual(['rejected', 'rejected']);
+    expect((a.error as { code?: string }).code).toBe('OVERLOADED');
+    expect(a.error).not.toBe(b.error);
+    for (let i = 0; i < ELECTION_TICKS; i++) barriers.onTick();
+    barriers.onNewLeader();
+    expect(host.requests).toHaveLength(0);
+    // Room again: the next turn's barriers are asked for.
+    const c = enrol(barriers);
+    host.endTurn();
+    expect(host.requests).toHaveLength(1);
+    expect(c.state).toBe('waiting');
   });
 });

@@ -1,7 +1,7 @@
 // Raft paper §8: client interaction. Proposal forwarding and dropping,
 // linearizable reads (ReadIndex, safe and lease), leadership transfer.
 import { describe, expect, it } from 'vitest';
-import { Network, drain, enc, dec, msg, newNode } from './network.js';
+import { Network, collectReads, uncommittedLeader, drain, enc, dec, msg, newNode } from './network.js';
 import { ConfChangeType, EntryType, MessageType, StateType, type ReadState } from '../../src/raft/types.js';
 import { InvalidMessageError, MemoryStorage, ProposalDroppedError, ReadIndexDroppedError } from '../../src/raft/index.js';
 
@@ -13,24 +13,6 @@ function reason(f: () => unknown): string | undefined {
     throw e;
   }
   return undefined;
-}
-
-/** Runs the network, collecting every ReadState that node `id` reports. */
-function collectReads(net: Network, id: number): ReadState[] {
-  const out: ReadState[] = [];
-  for (let round = 0; round < 100; round++) {
-    let moved = false;
-    for (const pid of [...net.peers.keys()].sort()) {
-      const rd = net.handleReady(pid);
-      if (rd !== undefined) {
-        moved = true;
-        if (pid === id) out.push(...rd.readStates);
-      }
-    }
-    while (net.deliverOne()) moved = true;
-    if (!moved) break;
-  }
-  return out;
 }
 
 describe('§8 proposals', () => {
@@ -284,16 +266,7 @@ describe('§8 ReadIndex', () => {
   });
 
   it('deferred until the new leader has committed an entry of its term', () => {
-    const net = new Network([1, 2, 3]);
-    net.campaign(1);
-    net.propose(1, 'a');
-    // Node 2 wins term 2 but its empty entry is not yet acknowledged when the read arrives.
-    net.isolate(2);
-    net.node(2).campaign();
-    net.stabilize();
-    net.heal();
-    net.addFilter((m) => m.type === MessageType.MsgAppResp && m.to === 2);
-    net.campaign(2);
+    const net = uncommittedLeader();
     expect(net.node(2).status().state).toBe(StateType.StateLeader);
     net.node(2).readIndex(enc('early'));
     expect(collectReads(net, 2)).toEqual([]);

@@ -3,7 +3,7 @@
 // tests can filter (drop a link, isolate a node). The fault-injecting
 // simulator lives in test/sim.
 import { RawNode, MemoryStorage, decodeConfChangeEntry, type Config } from '../../src/raft/index.js';
-import { EntryType, MessageType, type Entry, type Message, type Ready } from '../../src/raft/types.js';
+import { EntryType, MessageType, type Entry, type Message, type Ready, type ReadState } from '../../src/raft/types.js';
 
 import { seeded } from '../seeded.js';
 
@@ -236,4 +236,36 @@ export function drain(node: RawNode, storage: MemoryStorage): Ready {
 /** All messages (both kinds) of a Ready. */
 export function allMessages(rd: Ready): Message[] {
   return [...rd.messages, ...rd.messagesAfterPersist];
+}
+
+/** Runs the network, collecting every ReadState that node `id` reports. */
+export function collectReads(net: Network, id: number): ReadState[] {
+  const out: ReadState[] = [];
+  for (let round = 0; round < 100; round++) {
+    let moved = false;
+    for (const pid of [...net.peers.keys()].sort()) {
+      const rd = net.handleReady(pid);
+      if (rd !== undefined) {
+        moved = true;
+        if (pid === id) out.push(...rd.readStates);
+      }
+    }
+    while (net.deliverOne()) moved = true;
+    if (!moved) break;
+  }
+  return out;
+}
+
+/** Nodes 1-3 where node 2 has just been elected and no answer to its entry of the term reaches it (until healed). */
+export function uncommittedLeader(): Network {
+  const net = new Network([1, 2, 3]);
+  net.campaign(1);
+  net.propose(1, 'a');
+  net.isolate(2);
+  net.node(2).campaign();
+  net.stabilize();
+  net.heal();
+  net.addFilter((m) => m.type === MessageType.MsgAppResp && m.to === 2);
+  net.campaign(2);
+  return net;
 }
