@@ -17,7 +17,11 @@ export interface Config {
   maxSizePerMsg?: number;
   /** Upper bound in bytes of Ready.committedEntries. Default 16 MiB. */
   maxCommittedSizePerReady?: number;
-  /** A leader refuses proposals while its uncommitted payload exceeds this. 0 = unbounded. Default 256 MiB. */
+  /**
+   * A leader refuses proposals that would take its uncommitted entries past this many bytes, each entry counted as
+   * its payload plus ENTRY_OVERHEAD (an empty one too); one proposal always fits when nothing is uncommitted.
+   * 0 = unbounded. Default 256 MiB.
+   */
   maxUncommittedEntriesSize?: number;
   /** Replicate-state window in messages per follower. Default 256. */
   maxInflightMsgs?: number;

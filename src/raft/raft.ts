@@ -27,7 +27,7 @@ import { VoteResult } from './quorum.js';
 import { MAX_PENDING_READ_BYTES, MAX_PENDING_READS, ReadOnly, readContextKey } from './read-only.js';
 import { decodeConfChangeEntry, encodeConfChangeV2, isConfChangeV2 } from './confchange.js';
 import { applyConfChangeV2, members } from './changer.js';
-import { ENTRY_OVERHEAD, payloadSize } from './size.js';
+import { entriesSize } from './size.js';
 import {
   CorruptStateError,
   LogLostError,
@@ -114,7 +114,7 @@ export class Raft {
   leadTransferee = None;
   /** Index of the latest conf change proposed by this leader; no new one until it is applied. */
   pendingConfIndex = 0;
-  /** Payload bytes this leader appended that are not yet committed and applied. */
+  /** Size (entriesSize) of the entries this leader appended that are not yet committed and applied. */
   uncommittedSize = 0;
   /**
    * ConfChange entries handed out in Ready.committedEntries and not yet passed
@@ -236,7 +236,7 @@ export class Raft {
       }
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
-    const bytes = payloadSize(ents) + ENTRY_OVERHEAD * ents.length;
+    const bytes = entriesSize(ents);
     const m = this.msg(MsgApp, to);
     m.index = prevIndex;
     m.logTerm = prevTerm;
@@ -458,7 +458,7 @@ export class Raft {
     // Conf changes already in the log must be applied before this leader proposes another.
     this.pendingConfIndex = this.raftLog.lastIndex();
     // The empty entry of the term: once it commits, everything before it is committed too (Figure 8).
-    this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }]);
+    this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }], true);
     // Not a voter: elected only to finish a hand-off (handoffUnfinished), and this entry is it.
     if (self === undefined || self.isLearner) this.handoffIndex = this.raftLog.lastIndex();
   }
@@ -753,11 +753,14 @@ export class Raft {
     return { index: first, term: this.term };
   }
 
-  /** Leader: assigns index and term to `es` (mutates them) and appends; false if over the uncommitted budget. */
-  private appendEntry(es: Entry[]): boolean {
+  /**
+   * Leader: assigns index and term to `es` (mutates them) and appends; false if over the uncommitted
+   * budget, unless `always` (an entry the leader needs to finish what it began, which never waits).
+   */
+  private appendEntry(es: Entry[], always = false): boolean {
     const li = this.raftLog.lastIndex();
-    const size = payloadSize(es);
-    if (this.maxUncommittedSize > 0 && this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.maxUncommittedSize) return false;
+    const size = entriesSize(es);
+    if (!always && this.maxUncommittedSize > 0 && this.uncommittedSize > 0 && this.uncommittedSize + size > this.maxUncommittedSize) return false;
     for (let i = 0; i < es.length; i++) {
       const e = es[i]!;
       e.term = this.term;
@@ -1176,7 +1179,7 @@ export class Raft {
       // first (see handoffIndex). While joint, a leader of the outgoing half only still leads: it
       // takes the configuration out of the joint state.
       if (this.handoffIndex === 0) {
-        this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }]);
+        this.appendEntry([{ index: 0, term: 0, type: EntryNormal, data: NO_DATA }], true);
         this.handoffIndex = this.raftLog.lastIndex();
         // A whole election timeout for it, not what is left of the check-quorum round.
         this.electionElapsed = 0;

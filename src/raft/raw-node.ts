@@ -34,6 +34,7 @@ import {
   StepPeerNotFoundError,
 } from './errors.js';
 import { EMPTY } from './empty.js';
+import { ENTRY_OVERHEAD } from './size.js';
 
 // Enum members as locals: under tsx and vitest each `Enum.Member` access is a module getter call on the hot path.
 const {
@@ -62,7 +63,7 @@ const { ConfChange: EntryConfChange, Normal: EntryNormal } = EntryType;
 /** A Ready handed out: what advance(rd) and persisted(rd) must do with it. */
 interface InFlight {
   rd: Ready;
-  /** Payload bytes of rd.committedEntries (the leader's uncommitted budget shrinks by it on advance). */
+  /** Size (entriesSize) of rd.committedEntries: the leader's uncommitted budget shrinks by it on advance. */
   payload: number;
   /** Last entry written by rd, or index 0 for none. */
   lastIndex: number;
@@ -351,7 +352,7 @@ export class RawNode {
     let payload = 0;
     for (let i = 0; i < committedEntries.length; i++) {
       const e = committedEntries[i]!;
-      payload += e.data.length;
+      payload += e.data.length + ENTRY_OVERHEAD;
       if (e.type === EntryConfChange) r.confChangesToApply++;
     }
     const last = entries.length > 0 ? entries[entries.length - 1]! : undefined;

@@ -12,9 +12,13 @@ export function entrySize(e: Entry): number {
   return e.data.length + ENTRY_OVERHEAD;
 }
 
-/** Total payload bytes, the measure of MaxUncommittedEntriesSize. */
-export function payloadSize(ents: readonly Entry[]): number {
-  let n = 0;
+/**
+ * Total size of `ents`, each entry counted as entrySize() does: the measure of windows and of
+ * MaxUncommittedEntriesSize, where an empty entry must cost something too, or a stream of
+ * empty proposals would grow the uncommitted log without bound.
+ */
+export function entriesSize(ents: readonly Entry[]): number {
+  let n = ENTRY_OVERHEAD * ents.length;
   for (let i = 0; i < ents.length; i++) n += ents[i]!.data.length;
   return n;
 }

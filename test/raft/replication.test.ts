@@ -3,8 +3,8 @@
 // persist protocol (leader writes in parallel with its MsgApps).
 import { describe, expect, it } from 'vitest';
 import { Network, allMessages, drain, ents, enc, msg, newNode, storageWithTerms } from './network.js';
-import { MessageType, ProgressStateType, StateType, type Message } from '../../src/raft/types.js';
-import { MemoryStorage, ProposalDroppedError, RawNode } from '../../src/raft/index.js';
+import { EntryType, MessageType, ProgressStateType, StateType, type Message } from '../../src/raft/types.js';
+import { ENTRY_OVERHEAD, MemoryStorage, ProposalDroppedError, RawNode } from '../../src/raft/index.js';
 
 function termsOf(s: MemoryStorage): number[] {
   const out: number[] = [];
@@ -196,7 +196,8 @@ describe('progress: probe, replicate, flow control', () => {
 
 describe('leader limits', () => {
   it('maxUncommittedEntriesSize drops proposals until entries commit', () => {
-    const net = new Network([1, 2, 3], { maxUncommittedEntriesSize: 1000 });
+    // Ten entries of 100 bytes, each counted with its overhead.
+    const net = new Network([1, 2, 3], { maxUncommittedEntriesSize: 10 * (100 + ENTRY_OVERHEAD) });
     net.campaign(1);
     net.isolate(1);
     const n = net.node(1);
@@ -215,6 +216,41 @@ describe('leader limits', () => {
     net.tickAll(2);
     expect(n.status().commit).toBe(11);
     expect(n.propose(new Uint8Array(100))).toEqual({ index: 12, term: 1 });
+  });
+
+  it('maxUncommittedEntriesSize counts an overhead per entry: empty proposals, local or forwarded, do not grow the tail without bound', () => {
+    const net = new Network([1, 2, 3], { maxUncommittedEntriesSize: 10 * ENTRY_OVERHEAD });
+    net.campaign(1);
+    net.isolate(1);
+    const n = net.node(1);
+    const empty = new Uint8Array(0);
+    let taken = 0;
+    const refused = (f: () => unknown): string | undefined => {
+      try {
+        f();
+      } catch (e) {
+        if (e instanceof ProposalDroppedError) return e.reason;
+        throw e;
+      }
+      taken++;
+      return undefined;
+    };
+    while (taken < 100 && refused(() => n.propose(empty)) === undefined);
+    expect(taken).toBe(10);
+    // A peer's forwarded proposal of many empty entries is refused as a whole.
+    const fwd = msg({
+      type: MessageType.MsgProp,
+      from: 2,
+      to: 1,
+      entries: Array.from({ length: 1000 }, () => ({ index: 0, term: 0, type: EntryType.Normal, data: empty })),
+    });
+    expect(refused(() => n.step(fwd))).toBe('uncommitted-size');
+    net.heal();
+    net.stabilize();
+    net.tickAll(2);
+    // Entries 2 to 11 committed, and none of the forwarded ones was appended.
+    expect(n.status().commit).toBe(11);
+    expect(n.propose(empty)).toEqual({ index: 12, term: 1 });
   });
 
   it('maxCommittedSizePerReady bounds the committed entries of one Ready', () => {
