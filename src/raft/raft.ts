@@ -1064,6 +1064,8 @@ export class Raft {
         return;
       }
       case MsgReadIndexResp:
+        // Only the term's leader confirmed a read with a quorum; any other member's answer is a read point nobody checked.
+        if (m.from !== this.lead) return;
         this.readStates.push({ index: m.index, context: m.context ?? NO_DATA });
         return;
     }

@@ -277,6 +277,18 @@ describe('§8 ReadIndex', () => {
     expect(reads[0]!.index).toBe(net.node(2).status().commit);
   });
 
+  it('a follower takes the answer to a read only from its leader', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    net.propose(1, 'a');
+    const term = net.node(3).status().term;
+    // Another member of the same term answers before the leader has confirmed anything: a read point it never checked.
+    net.node(3).step(msg({ type: MessageType.MsgReadIndexResp, from: 2, to: 3, term, index: 1, context: enc('forged') }));
+    expect(collectReads(net, 3)).toEqual([]);
+    net.node(3).step(msg({ type: MessageType.MsgReadIndexResp, from: 1, to: 3, term, index: 2, context: enc('real') }));
+    expect(collectReads(net, 3).map((r) => [r.index, dec(r.context)])).toEqual([[2, 'real']]);
+  });
+
   it('a follower without a leader refuses a read with a code', () => {
     const n = newNode(1, MemoryStorage.withConf([1, 2, 3]));
     expect(() => n.readIndex(enc('x'))).toThrow(ReadIndexDroppedError);
