@@ -1134,6 +1134,8 @@ export class Raft {
       return false;
     }
     this.raftLog.restore(s);
+    // The log is gone, and with it every change it held: the snapshot's configuration says who is a member.
+    this.pendingPeers.clear();
     this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
     this.isLearner = cs.learners.includes(this.id);
     return true;

@@ -4,8 +4,9 @@
 // not campaign (removed, or a learner) hears any unknown leader of a later term; every node answers an unknown
 // leader of an earlier term with its own term, as Raft answers any stale leader.
 import { describe, expect, it } from 'vitest';
-import { Network, msg } from './network.js';
-import { ConfChangeType, MessageType, StateType } from '../../src/raft/types.js';
+import { Network, drain, msg, newNode } from './network.js';
+import { ConfChangeType, EntryType, MessageType, StateType } from '../../src/raft/types.js';
+import { MemoryStorage, encodeConfChange } from '../../src/raft/index.js';
 
 /** Nodes 1..3 with PreVote; 1 leads term 1 and removes 3; node 2 then loses its leader without a new term. */
 function removedThenLeaderless(): Network {
@@ -108,5 +109,27 @@ describe('leader traffic from a removed id', () => {
       expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
     );
     expect(net.node(2).status().term).toBe(1);
+  });
+});
+
+describe('a snapshot replaces the changes a log held', () => {
+  it('an id only an overwritten AddNode named is a stranger again once a snapshot without it is installed', () => {
+    const s = MemoryStorage.withConf([1, 2, 3]);
+    const n = newNode(1, s);
+    const add4 = { index: 1, term: 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId: 4 }) };
+    n.step(msg({ type: MessageType.MsgApp, from: 2, to: 1, term: 1, index: 0, logTerm: 0, commit: 0, entries: [add4] }));
+    drain(n, s);
+    // The leader's snapshot: the change was overwritten (or undone) before index 5, and 4 is no member.
+    const snapshot = {
+      meta: { index: 5, term: 1, conf: { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } },
+      data: new Uint8Array(0),
+    };
+    n.step(msg({ type: MessageType.MsgSnap, from: 2, to: 1, term: 1, snapshot }));
+    drain(n, s);
+    expect(n.status().commit).toBe(5);
+    expect(() => n.step(msg({ type: MessageType.MsgHeartbeat, from: 4, to: 1, term: 1, commit: 0 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
+    expect(n.status().lead).toBe(2);
   });
 });
