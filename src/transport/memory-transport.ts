@@ -6,6 +6,7 @@ import { MessageType } from '../raft/types.js';
 import type { Message } from '../raft/types.js';
 import { TransportClosedError } from './errors.js';
 import type { Transport, TransportHandlers } from './transport.js';
+import { rememberRemoval } from './removed-peers.js';
 
 export interface LinkFaults {
   /** Probability (0..1) that a message on the link is lost. */
@@ -159,6 +160,7 @@ export class MemoryNetwork {
 
 /** One node's side of a MemoryNetwork. Any started endpoint is reachable unless removePeer'd. */
 export class MemoryTransport implements Transport {
+  /** Peers removed (and not added again), the latest REMOVALS_REMEMBERED. */
   readonly removed = new Set<number>();
   private handlers: TransportHandlers | undefined;
   private closed = false;
@@ -187,7 +189,7 @@ export class MemoryTransport implements Transport {
   }
 
   removePeer(id: number): void {
-    this.removed.add(id);
+    rememberRemoval(this.removed, id);
   }
 
   async close(): Promise<void> {

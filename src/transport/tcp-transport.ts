@@ -28,6 +28,7 @@ import type { Transport, TransportHandlers, TransportLogger } from './transport.
 import { newPacker } from './wire.js';
 import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
 import { PendingReleases } from './pending-releases.js';
+import { rememberRemoval } from './removed-peers.js';
 
 export type { TlsOptions, OutboundStats };
 
@@ -118,12 +119,6 @@ export interface TcpTransportStats {
 
 const MiB = 1024 * 1024;
 /**
- * Removed peers kept in mind. Raft addresses a removed peer only in answer to it (a vote it asks
- * for, say) and soon stops: one forgotten past this many later removals and reported after all
- * meets raft's unknown-peer error, which the driver ignores.
- */
-const REMOVALS_REMEMBERED = 1024;
-/**
  * Authenticated connections from ids the driver did not add (a node not yet in this one's
  * configuration asking for a vote, say), the newest: each id holds at most one anyway.
  */
@@ -133,11 +128,7 @@ export class TcpTransport implements Transport {
   private readonly outbound = new Map<number, Outbound>();
   private readonly inbound = new Set<Inbound>();
   private readonly sockets = new Set<net.Socket>();
-  /**
-   * Peers removed (and not added again), the latest REMOVALS_REMEMBERED: raft has forgotten them, so
-   * nothing is reported about them. Every removal was kept, so a cluster whose members are replaced
-   * by new ids grew it for as long as the node ran.
-   */
+  /** Peers removed (and not added again), the latest REMOVALS_REMEMBERED. */
   private readonly removed = new Set<number>();
   private readonly config: OutboundConfig;
   private readonly peerAddresses: Map<number, string>;
@@ -344,10 +335,7 @@ export class TcpTransport implements Transport {
 
   /** Also cancels pending onUnreachable/onSnapshotStatus for the peer: the driver no longer knows it. */
   removePeer(id: number): void {
-    // Removed again: the latest removal is the last forgotten.
-    this.removed.delete(id);
-    this.removed.add(id);
-    if (this.removed.size > REMOVALS_REMEMBERED) this.removed.delete(this.removed.values().next().value!);
+    rememberRemoval(this.removed, id);
     this.peerAddresses.delete(id);
     this.bytesFromClosed.delete(id);
     this.outbound.get(id)?.close();

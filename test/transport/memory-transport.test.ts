@@ -134,4 +134,19 @@ describe('MemoryNetwork', () => {
     net.endpoint(1).send([msg(1, 2)]);
     await until(() => fresh.messages.length === 1, 'delivery to the restarted node');
   });
+  it('remembers a bounded number of removed peers however many are added and removed, and still drops to the latest', async () => {
+    const { net, rec } = await cluster([1, 2]);
+    const e = net.endpoint(1);
+    // Members replaced by new ids, one after another, for as long as a node runs.
+    for (let id = 3; id < 20_000; id++) {
+      e.addPeer(id, 'embedded');
+      e.removePeer(id);
+    }
+    expect(e.removed.size).toBeLessThanOrEqual(1024);
+    e.removePeer(2);
+    e.send([msg(1, 2)]);
+    await new Promise((r) => setImmediate(r));
+    expect(rec(2).messages).toEqual([]);
+    expect(net.stats.unreachable).toBe(1);
+  });
 });
