@@ -138,6 +138,10 @@ export class Inbound {
   /** Closed for a newer connection: a snapshot stream under way on it is dropped, with its spool. */
   replace(err: TransportError): void {
     this.refuse(err);
+    // Not left to linger until its peer reads the refusal: until closed it holds one of the inbound
+    // connections, and a peer replacing its connections faster than it reads could hold them all.
+    // The refusal is already with the kernel unless the peer had stopped reading; it dials anew anyway.
+    this.socket.destroy();
   }
 
   private stopTimers(): void {

@@ -354,6 +354,21 @@ describe('authenticated connections', () => {
     expect(member!.socket.destroyed).toBe(false);
   });
 
+  it('a connection its peer replaced stops counting toward the inbound cap at once, though its peer never reads the close', async () => {
+    const b = await node({ id: 2, peers: { 5: '127.0.0.1:1', 6: '127.0.0.1:1' }, maxInboundConnections: 2 });
+    const [old] = await authenticateAll(b.t, [5]);
+    // Reads nothing more, so it never sees the acceptor's end: the connection would linger on its side.
+    old!.socket.pause();
+    const [newer] = await authenticateAll(b.t, [5]);
+    // Dialed as soon as the old one is replaced: within the second the acceptor would wait on it.
+    const other = await rawPeer(b.t.address, 'c1', 6, 2, SECRET);
+    await until(() => b.t.stats().handshakesInProgress === 0, 'the third handshake');
+    await other.send([encodeMessage(newPacker(), msg(6, 2))]);
+    await until(() => b.rec.messages.length === 1, 'the message from the other peer');
+    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(false);
+    expect([newer!.socket.destroyed, other.socket.destroyed]).toEqual([false, false]);
+  });
+
   it('a peer redialing while its old connection lingers (a link dropped without a close) is served at once, and the old one closed', async () => {
     const b = await node({ id: 2, peers: { 1: '127.0.0.1:1' } });
     const lingering = await rawPeer(b.t.address, 'c1', 1, 2, SECRET);
