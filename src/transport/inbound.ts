@@ -20,7 +20,7 @@ import {
   WrongNodeError,
 } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
-import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, decodeFrame, encodeChallenge, encodeMessage, encodePing, encodeRefuse, newUnpacker } from './wire.js';
+import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, decodeFrame, encodeChallenge, encodeMessage, encodePing, encodeRefuse } from './wire.js';
 import type { ChunkFrame, Frame, HelloFrame } from './wire.js';
 import { NONCE_BYTES, nonce, proof, verify } from './auth.js';
 import type { HandshakeFacts } from './auth.js';
@@ -81,7 +81,6 @@ export class Inbound {
   /** Bytes read from the socket (framing included), for the per-peer traffic counters. */
   bytesReceived = 0;
   private readonly decoder: FrameDecoder;
-  private readonly unpacker = newUnpacker();
   private assembly: Assembly | undefined;
   private closed = false;
   /** A snapshot write is under way: frames wait in the decoder and the socket is paused. */
@@ -189,7 +188,7 @@ export class Inbound {
         if (payload === undefined) return;
         this.framesReceived++;
         if (this.peer !== 0) this.armIdle();
-        this.onFrame(decodeFrame(this.unpacker, payload));
+        this.onFrame(decodeFrame(payload));
       }
     } catch (e) {
       // Only the peer's bytes are judged here; a throw from the driver's handler is a bug and propagates.

@@ -12,7 +12,7 @@ import { parseAddress } from './address.js';
 import { backoffDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import { AuthFailedError, IdleTimeoutError, PeerRefusedError, TransportError } from './errors.js';
-import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame, newUnpacker } from './wire.js';
+import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame } from './wire.js';
 import type { Frame } from './wire.js';
 import { certNodeIds, nonce, proof, verify } from './auth.js';
 import { FrameDecoder, encodeFrames, frameChunks } from './frame.js';
@@ -499,14 +499,13 @@ export class Outbound {
     // Until the acceptor has proved it holds the secret, whoever answers at the address may
     // make this node buffer no more than a handshake frame.
     const decoder = new FrameDecoder(Math.min(HANDSHAKE_MAX_BYTES, this.c.maxFrameBytes));
-    const unpacker = newUnpacker();
     s.on('data', (chunk: Buffer) => {
       // The accepting side writes its challenge, answers pings, says why it is closing on us, and
       // answers messages here when it has no address for this node.
       try {
         decoder.push(chunk);
         for (let payload = decoder.next(); payload !== undefined; payload = decoder.next()) {
-          const f = decodeFrame(unpacker, payload);
+          const f = decodeFrame(payload);
           if (f.kind === 'refuse') this.lastError = new PeerRefusedError(peer, f.code, f.reason);
           else if (f.kind === 'pong' && this.state === 'open') heard();
           else if (f.kind === 'message' && this.state === 'open') {

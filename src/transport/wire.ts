@@ -1,12 +1,14 @@
 // What travels inside a frame. Messages go as positional tuples rather than maps:
 // field names would otherwise be repeated in every message and every entry.
-// Everything decoded is checked field by field: a peer's bytes are untrusted
-// input, and a wrongly typed field must close the connection here, not
-// surface later as a corrupt log inside the raft core.
-import { Packr, Unpackr } from 'msgpackr';
+// Frames are encoded with msgpackr but read field by field (wire-reader.ts), each
+// value as the field it must be: a peer's bytes are untrusted input, a wrongly
+// typed field must close the connection here, not surface later as a corrupt log
+// inside the raft core, and no shape the peer makes up is built on the heap first.
+import { Packr } from 'msgpackr';
 import { EntryType, MessageType } from '../raft/types.js';
 import type { ConfState, Entry, Message, SnapshotMeta } from '../raft/types.js';
 import { MalformedFrameError } from './errors.js';
+import { WireReader } from './wire-reader.js';
 
 /** 2: challenge-response handshake (hello, challenge, proof) and keep-alive pings. */
 export const WIRE_VERSION = 2;
@@ -72,10 +74,6 @@ export type Frame = HelloFrame | MessageFrame | ChunkFrame | RefuseFrame | Chall
 /** A packer for one sender. Records (shared structures) are off: both ends must be stateless per frame. */
 export function newPacker(): Packr {
   return new Packr({ useRecords: false });
-}
-/** An unpacker per connection, so nothing one peer sends can influence how another peer's frames decode. */
-export function newUnpacker(): Unpackr {
-  return new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 }
 
 export function encodeHello(p: Packr, clusterId: string, from: number, to: number, address?: string, nonce?: Uint8Array): Uint8Array {
@@ -179,146 +177,120 @@ export function encodeChunk(
   return p.pack([Kind.SnapshotChunk, streamId, offset, total, data, h]);
 }
 
-export function decodeFrame(u: Unpackr, payload: Buffer): Frame {
-  let v: unknown;
-  try {
-    v = u.unpack(payload);
-  } catch (e) {
-    throw new MalformedFrameError(`not msgpack (${e instanceof Error ? e.message : typeof e})`);
-  }
-  try {
-    return frameOf(v);
-  } catch (e) {
-    // The value is the peer's: whatever it makes a check throw (a map decoded into an object
-    // whose own toString is not a function defeats String(), say) is a malformed frame, never
-    // an exception that escapes the socket's handler and ends the process.
-    if (e instanceof MalformedFrameError) throw e;
-    throw new MalformedFrameError(`undecodable (${e instanceof Error ? e.message : typeof e})`);
-  }
+export function decodeFrame(payload: Buffer): Frame {
+  const r = new WireReader(payload);
+  const fields = r.array('frame');
+  if (fields === 0) throw new MalformedFrameError('not a tuple');
+  const f = frameOf(r, r.uint('frame kind'), fields);
+  r.end();
+  return f;
 }
 
-function frameOf(v: unknown): Frame {
-  if (!Array.isArray(v) || v.length === 0) throw new MalformedFrameError('not a tuple');
-  switch (v[0]) {
+function frameOf(r: WireReader, kind: number, fields: number): Frame {
+  switch (kind) {
     case Kind.Hello: {
-      if (v.length !== 6 && v.length !== 7) expectLength(v, 5, 'hello');
+      if (fields !== 6 && fields !== 7) expectLength(fields, 5, 'hello');
       const hello: HelloFrame = {
         kind: 'hello',
-        version: uint(v[1], 'hello.version'),
-        clusterId: str(v[2], 'hello.clusterId'),
-        from: uint(v[3], 'hello.from'),
-        to: uint(v[4], 'hello.to'),
+        version: r.uint('hello.version'),
+        clusterId: r.str('hello.clusterId'),
+        from: r.uint('hello.from'),
+        to: r.uint('hello.to'),
       };
-      if (v.length >= 6 && v[5] !== null) hello.address = str(v[5], 'hello.address');
-      if (v.length === 7) hello.nonce = bytes(v[6], 'hello.nonce');
+      if (fields >= 6 && !r.nil()) hello.address = r.str('hello.address');
+      if (fields === 7) hello.nonce = r.bytes('hello.nonce');
       return hello;
     }
     case Kind.Challenge:
-      expectLength(v, 3, 'challenge');
-      return { kind: 'challenge', nonce: bytes(v[1], 'challenge.nonce'), proof: bytes(v[2], 'challenge.proof') };
+      expectLength(fields, 3, 'challenge');
+      return { kind: 'challenge', nonce: r.bytes('challenge.nonce'), proof: r.bytes('challenge.proof') };
     case Kind.Proof:
-      expectLength(v, 2, 'proof');
-      return { kind: 'proof', proof: bytes(v[1], 'proof.proof') };
+      expectLength(fields, 2, 'proof');
+      return { kind: 'proof', proof: r.bytes('proof.proof') };
     case Kind.Ping:
     case Kind.Pong:
-      expectLength(v, 1, 'ping');
-      return { kind: v[0] === Kind.Ping ? 'ping' : 'pong' };
+      expectLength(fields, 1, 'ping');
+      return { kind: kind === Kind.Ping ? 'ping' : 'pong' };
     case Kind.Message: {
-      expectLength(v, 2, 'message');
-      const message = decodeMessage(v[1]);
+      expectLength(fields, 2, 'message');
+      const message = decodeMessage(r);
       if (message.type === MessageType.MsgSnap) throw new MalformedFrameError('MsgSnap outside a snapshot stream');
       return { kind: 'message', message };
     }
     case Kind.SnapshotChunk: {
-      expectLength(v, 6, 'chunk');
+      expectLength(fields, 6, 'chunk');
       const frame: ChunkFrame = {
         kind: 'chunk',
-        streamId: uint(v[1], 'chunk.streamId'),
-        offset: uint(v[2], 'chunk.offset'),
-        total: uint(v[3], 'chunk.total'),
-        data: bytes(v[4], 'chunk.data'),
+        streamId: r.uint('chunk.streamId'),
+        offset: r.uint('chunk.offset'),
+        total: r.uint('chunk.total'),
+        data: r.bytes('chunk.data'),
       };
-      if (v[5] !== null) {
-        const h = v[5];
-        if (!Array.isArray(h)) throw new MalformedFrameError('chunk.header is not a tuple');
-        if (h.length !== 8) expectLength(h, 5, 'chunk.header');
-        const message = decodeMessage(h[0]);
+      if (!r.nil()) {
+        const n = r.array('chunk.header');
+        if (n !== 8) expectLength(n, 5, 'chunk.header');
+        const message = decodeMessage(r);
         if (message.type !== MessageType.MsgSnap) throw new MalformedFrameError('snapshot stream header is not a MsgSnap');
-        const conf: ConfState = { voters: ids(h[3], 'meta.voters'), learners: ids(h[4], 'meta.learners') };
-        if (h.length === 8) {
+        const index = r.uint('meta.index');
+        const term = r.uint('meta.term');
+        const conf: ConfState = { voters: r.uints('meta.voters'), learners: r.uints('meta.learners') };
+        if (n === 8) {
           // A snapshot of a joint configuration: its outgoing voters, learnersNext and autoLeave.
-          const outgoing = ids(h[5], 'meta.votersOutgoing');
-          const next = ids(h[6], 'meta.learnersNext');
-          if (typeof h[7] !== 'boolean') throw new MalformedFrameError('meta.autoLeave is not a boolean');
+          const outgoing = r.uints('meta.votersOutgoing');
+          const next = r.uints('meta.learnersNext');
           if (outgoing.length > 0) conf.votersOutgoing = outgoing;
           if (next.length > 0) conf.learnersNext = next;
-          if (h[7]) conf.autoLeave = true;
+          if (r.bool('meta.autoLeave')) conf.autoLeave = true;
         }
-        frame.header = { message, meta: { index: uint(h[1], 'meta.index'), term: uint(h[2], 'meta.term'), conf } };
+        frame.header = { message, meta: { index, term, conf } };
       }
       if (frame.offset + frame.data.length > frame.total) throw new MalformedFrameError('chunk runs past the snapshot end');
       return frame;
     }
     case Kind.Refuse:
-      expectLength(v, 3, 'refuse');
-      return { kind: 'refuse', code: str(v[1], 'refuse.code'), reason: str(v[2], 'refuse.reason') };
+      expectLength(fields, 3, 'refuse');
+      return { kind: 'refuse', code: r.str('refuse.code'), reason: r.str('refuse.reason') };
     default:
-      throw new MalformedFrameError(`unknown frame kind ${typeof v[0] === 'number' ? v[0] : typeof v[0]}`);
+      throw new MalformedFrameError(`unknown frame kind ${kind}`);
   }
 }
 
-function decodeMessage(t: unknown): Message {
-  if (!Array.isArray(t)) throw new MalformedFrameError('message is not a tuple');
-  expectLength(t, 12, 'message');
-  const type = uint(t[0], 'type');
+/** The fewest bytes an entry takes: fixarray(4), three one-byte integers and an empty bin. */
+const ENTRY_MIN_BYTES = 6;
+
+function decodeMessage(r: WireReader): Message {
+  r.tuple(12, 'message');
+  const type = r.uint('type');
   if (!(type in MessageType)) throw new MalformedFrameError(`unknown message type ${type}`);
-  const rawEntries = t[9];
-  if (!Array.isArray(rawEntries)) throw new MalformedFrameError('entries is not an array');
-  const entries = new Array<Entry>(rawEntries.length);
-  for (let i = 0; i < rawEntries.length; i++) entries[i] = decodeEntry(rawEntries[i]);
-  if (typeof t[7] !== 'boolean') throw new MalformedFrameError('reject is not a boolean');
   const m: Message = {
     type: type as MessageType,
-    to: uint(t[1], 'to'),
-    from: uint(t[2], 'from'),
-    term: uint(t[3], 'term'),
-    logTerm: uint(t[4], 'logTerm'),
-    index: uint(t[5], 'index'),
-    commit: uint(t[6], 'commit'),
-    reject: t[7],
-    rejectHint: uint(t[8], 'rejectHint'),
-    entries,
+    to: r.uint('to'),
+    from: r.uint('from'),
+    term: r.uint('term'),
+    logTerm: r.uint('logTerm'),
+    index: r.uint('index'),
+    commit: r.uint('commit'),
+    reject: r.bool('reject'),
+    rejectHint: r.uint('rejectHint'),
+    entries: new Array<Entry>(r.array('entries', ENTRY_MIN_BYTES)),
   };
-  if (t[10] !== null) m.rejectHintTerm = uint(t[10], 'rejectHintTerm');
-  if (t[11] !== null) m.context = bytes(t[11], 'context');
+  for (let i = 0; i < m.entries.length; i++) m.entries[i] = decodeEntry(r);
+  if (!r.nil()) m.rejectHintTerm = r.uint('rejectHintTerm');
+  if (!r.nil()) m.context = r.bytes('context');
   return m;
 }
 
-function decodeEntry(t: unknown): Entry {
-  if (!Array.isArray(t) || t.length !== 4) throw new MalformedFrameError('entry is not a 4-tuple');
-  const type = uint(t[2], 'entry.type');
+function decodeEntry(r: WireReader): Entry {
+  r.tuple(4, 'entry');
+  const index = r.uint('entry.index');
+  const term = r.uint('entry.term');
+  const type = r.uint('entry.type');
   if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new MalformedFrameError(`unknown entry type ${type}`);
-  return { index: uint(t[0], 'entry.index'), term: uint(t[1], 'entry.term'), type, data: bytes(t[3], 'entry.data') };
+  return { index, term, type, data: r.bytes('entry.data') };
 }
 
-function expectLength(v: unknown[], n: number, what: string): void {
-  if (v.length !== n) throw new MalformedFrameError(`${what} has ${v.length} fields, expected ${n}`);
-}
-function uint(v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new MalformedFrameError(`${field} is not a non-negative integer`);
-  return v;
-}
-function str(v: unknown, field: string): string {
-  if (typeof v !== 'string') throw new MalformedFrameError(`${field} is not a string`);
-  return v;
-}
-function bytes(v: unknown, field: string): Uint8Array {
-  if (!(v instanceof Uint8Array)) throw new MalformedFrameError(`${field} is not binary`);
-  return v;
-}
-function ids(v: unknown, field: string): number[] {
-  if (!Array.isArray(v)) throw new MalformedFrameError(`${field} is not an array`);
-  return v.map((x) => uint(x, field));
+function expectLength(got: number, n: number, what: string): void {
+  if (got !== n) throw new MalformedFrameError(`${what} has ${got} fields, expected ${n}`);
 }
 
 /** The joint parts of a configuration, on the wire only when there are any: a plain one keeps the 5-field header. */

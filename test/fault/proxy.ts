@@ -31,7 +31,7 @@
 // test's raw socket) belong to the port's link.
 import net from 'node:net';
 import { FrameDecoder } from '../../src/transport/frame.js';
-import { decodeFrame, newUnpacker } from '../../src/transport/wire.js';
+import { decodeFrame } from '../../src/transport/wire.js';
 
 export type CutMode = 'hold' | 'reset';
 
@@ -119,7 +119,7 @@ class Pipe {
     try {
       const payload = this.hello.next();
       if (payload === undefined) return;
-      const f = decodeFrame(newUnpacker(), payload);
+      const f = decodeFrame(payload);
       if (f.kind === 'hello') to = this.route(f.from, f.to) ?? this.link;
     } catch {
       // not a frame: the port's link

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { Packr } from 'msgpackr';
+import { Packr, unpack } from 'msgpackr';
 import { EntryType, MessageType, type Message } from '../../src/raft/types.js';
 import { validateMessage } from '../../src/raft/validate.js';
 import { FrameTooLargeError, TransportError } from '../../src/transport/errors.js';
@@ -15,17 +15,7 @@ import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { Inbound } from '../../src/transport/inbound.js';
 import { PendingReleases } from '../../src/transport/pending-releases.js';
-import {
-  WIRE_VERSION,
-  decodeFrame,
-  encodeChunk,
-  encodeHello,
-  encodeMessage,
-  encodeProof,
-  newPacker,
-  newUnpacker,
-  type Frame,
-} from '../../src/transport/wire.js';
+import { WIRE_VERSION, decodeFrame, encodeChunk, encodeHello, encodeMessage, encodeProof, newPacker, type Frame } from '../../src/transport/wire.js';
 import { ARG_OVERHEAD, RespParser, RespProtocolError, type RespLimits } from '../../src/kv/resp.js';
 import { seeded, testSeed } from '../seeded.js';
 import { nextTurn } from '../setup/next-turn.js';
@@ -75,7 +65,7 @@ function mutate(r: Random, valid: Buffer, packer: Packr): Buffer {
     case 2:
       return Buffer.concat([b.subarray(0, int(r, b.length)), Buffer.from(Array.from({ length: int(r, 12) }, () => int(r, 256))), b.subarray(int(r, b.length))]);
     default: {
-      const tuple = newUnpacker().unpack(valid) as unknown[];
+      const tuple = unpack(valid) as unknown[];
       const at = int(r, tuple.length);
       const inner = tuple[at];
       if (Array.isArray(inner) && inner.length > 0 && r() < 0.6) inner[int(r, inner.length)] = anyValue(r);
@@ -132,7 +122,6 @@ describe('peer wire decoder (seeded fuzz)', () => {
       encodeChunk(p, 4, 6, 10, new Uint8Array(4)),
       encodeProof(p, new Uint8Array(32)),
     ].map((b) => Buffer.from(b));
-    const u = newUnpacker();
     const refused = new Set<string>();
     let decoded = 0;
     for (let i = 0; i < 6000; i++) {
@@ -140,7 +129,7 @@ describe('peer wire decoder (seeded fuzz)', () => {
       const bytes = mutate(r, valid[i % valid.length]!, p);
       let f: Frame;
       try {
-        f = decodeFrame(u, bytes);
+        f = decodeFrame(bytes);
       } catch (e) {
         if (!(e instanceof TransportError)) throw new Error(`seed ${seed} case ${i}: ${bytes.toString('hex')} threw ${String(e)}`);
         refused.add(e.code);
@@ -342,5 +331,5 @@ describe('RESP parser (seeded fuzz)', () => {
 
 // The wire version the fuzzed hellos speak must be the one the decoder expects, or every hello is refused.
 it('the fuzzed handshake speaks the current wire version', () => {
-  expect(decodeFrame(newUnpacker(), Buffer.from(encodeHello(newPacker(), 'c', 1, 2)))).toMatchObject({ kind: 'hello', version: WIRE_VERSION });
+  expect(decodeFrame(Buffer.from(encodeHello(newPacker(), 'c', 1, 2)))).toMatchObject({ kind: 'hello', version: WIRE_VERSION });
 });

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
-import { WIRE_VERSION, decodeFrame, encodeHello, encodeMessage, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import { WIRE_VERSION, decodeFrame, encodeHello, encodeMessage, encodeProof, newPacker } from '../../src/transport/wire.js';
 import { nonce, proof } from '../../src/transport/auth.js';
 import { hostKey, parseAddress } from '../../src/transport/address.js';
 import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
@@ -45,11 +45,10 @@ function closed(s: net.Socket): Promise<void> {
 /** Frames the acceptor writes back on a raw connection, as they arrive. */
 function reader(s: net.Socket): { frames: ReturnType<typeof decodeFrame>[] } {
   const d = new FrameDecoder(1 << 20);
-  const u = newUnpacker();
   const out = { frames: [] as ReturnType<typeof decodeFrame>[] };
   s.on('data', (c: Buffer) => {
     d.push(c);
-    for (let f = d.next(); f !== undefined; f = d.next()) out.frames.push(decodeFrame(u, f));
+    for (let f = d.next(); f !== undefined; f = d.next()) out.frames.push(decodeFrame(f));
   });
   return out;
 }

@@ -8,7 +8,7 @@ import { afterEach, expect, it } from 'vitest';
 import { MessageType } from '../../src/raft/types.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
-import { decodeFrame, encodeChunk, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import { decodeFrame, encodeChunk, newPacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
 import { rawPeer, refusal, type RawPeer } from '../transport/raw-peer.js';
 
@@ -69,10 +69,10 @@ it(`${STREAMS} authenticated connections each streaming a ${STREAM_BYTES / MiB} 
   // The spliced frame decodes as the chunk it claims to be.
   const probe = Buffer.alloc(8, 9);
   const frame = Buffer.concat(chunkFrame(3, 16, 64, probe));
-  expect(decodeFrame(newUnpacker(), frame.subarray(4))).toEqual({ kind: 'chunk', streamId: 3, offset: 16, total: 64, data: probe });
+  expect(decodeFrame(frame.subarray(4))).toEqual({ kind: 'chunk', streamId: 3, offset: 16, total: 64, data: probe });
   const meta = { index: 7, term: 2, conf: { voters: [2, 3], learners: [] } };
   const first = Buffer.concat(chunkFrame(3, 0, 64, probe, { message: msg(3, 2, { type: MessageType.MsgSnap, term: 2 }), meta }));
-  expect(decodeFrame(newUnpacker(), first.subarray(4))).toMatchObject({ kind: 'chunk', offset: 0, data: probe, header: { meta } });
+  expect(decodeFrame(first.subarray(4))).toMatchObject({ kind: 'chunk', offset: 0, data: probe, header: { meta } });
 
   const dir = mkdtempSync(join(tmpdir(), 'raftlog-flood-'));
   temps.push(dir);

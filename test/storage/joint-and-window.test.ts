@@ -10,7 +10,8 @@ import { EntryType, MessageType, type ConfState, type Entry, type Ready } from '
 import { CompactedError } from '../../src/raft/errors.js';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
 import { FileSnapshotStore, MemorySnapshotStore } from '../../src/storage/snapshot-store.js';
-import { decodeFrame, encodeChunk, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import { unpack } from 'msgpackr';
+import { decodeFrame, encodeChunk, newPacker } from '../../src/transport/wire.js';
 import { MalformedFrameError } from '../../src/transport/errors.js';
 import { Wal } from '../../src/wal/index.js';
 
@@ -62,27 +63,26 @@ describe('snapshot files and joint configurations', () => {
 
 describe('snapshot stream headers and joint configurations', () => {
   const p = newPacker();
-  const u = newUnpacker();
   const message = { type: MessageType.MsgSnap, to: 2, from: 1, term: 3, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
 
   it('carries the joint parts, and keeps the five-field header for a plain configuration', () => {
     for (const conf of [joint, { voters: [1, 2], learners: [3] }]) {
-      const frame = decodeFrame(u, Buffer.from(encodeChunk(p, 1, 0, 4, new Uint8Array(4), { message, meta: { index: 9, term: 2, conf } })));
+      const frame = decodeFrame(Buffer.from(encodeChunk(p, 1, 0, 4, new Uint8Array(4), { message, meta: { index: 9, term: 2, conf } })));
       expect(frame).toMatchObject({ kind: 'chunk', header: { meta: { index: 9, term: 2, conf } } });
     }
-    const plain = u.unpack(
+    const plain = unpack(
       Buffer.from(encodeChunk(p, 1, 0, 4, new Uint8Array(4), { message, meta: { index: 9, term: 2, conf: { voters: [1], learners: [] } } })),
     ) as unknown[];
     expect((plain[5] as unknown[]).length).toBe(5);
   });
 
   it('refuses malformed joint parts', () => {
-    const good = u.unpack(Buffer.from(encodeChunk(p, 1, 0, 4, new Uint8Array(4), { message, meta: { index: 9, term: 2, conf: joint } }))) as unknown[];
+    const good = unpack(Buffer.from(encodeChunk(p, 1, 0, 4, new Uint8Array(4), { message, meta: { index: 9, term: 2, conf: joint } }))) as unknown[];
     const header = good[5] as unknown[];
     const variants: unknown[][] = [[...header.slice(0, 7), 'yes'], [...header.slice(0, 5), 'not a list', [], false], [...header.slice(0, 6)]];
     for (const h of variants) {
       const bytes = p.pack([good[0], good[1], good[2], good[3], good[4], h]);
-      expect(() => decodeFrame(u, Buffer.from(bytes))).toThrow(MalformedFrameError);
+      expect(() => decodeFrame(Buffer.from(bytes))).toThrow(MalformedFrameError);
     }
   });
 });

@@ -2,7 +2,7 @@
 // transport never would (oversized, corrupt or abandoned snapshot streams).
 import net from 'node:net';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
-import { WIRE_VERSION, decodeFrame, encodeHello, encodeProof, newPacker, newUnpacker } from '../../src/transport/wire.js';
+import { WIRE_VERSION, decodeFrame, encodeHello, encodeProof, newPacker } from '../../src/transport/wire.js';
 import type { Frame } from '../../src/transport/wire.js';
 import { nonce, proof } from '../../src/transport/auth.js';
 import { until } from './helpers.js';
@@ -25,10 +25,9 @@ export async function rawPeer(address: string, clusterId: string, from: number, 
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   const frames: Frame[] = [];
   const d = new FrameDecoder(1 << 20);
-  const u = newUnpacker();
   socket.on('data', (c: Buffer) => {
     d.push(c);
-    for (let f = d.next(); f !== undefined; f = d.next()) frames.push(decodeFrame(u, f));
+    for (let f = d.next(); f !== undefined; f = d.next()) frames.push(decodeFrame(f));
   });
   const mine = nonce();
   const p = newPacker();

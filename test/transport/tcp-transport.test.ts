@@ -7,17 +7,7 @@ import type { Message } from '../../src/raft/types.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
-import {
-  decodeFrame,
-  encodeChallenge,
-  encodeChunk,
-  encodeHello,
-  encodeMessage,
-  encodePing,
-  encodeProof,
-  newPacker,
-  newUnpacker,
-} from '../../src/transport/wire.js';
+import { decodeFrame, encodeChallenge, encodeChunk, encodeHello, encodeMessage, encodePing, encodeProof, newPacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { REFUSAL_LOG_LINES } from '../../src/refusal-log.js';
@@ -115,11 +105,10 @@ async function stalledPeer(onMessage: (m: Message) => void = () => undefined) {
     s.write(acceptHandshake());
     s.pause();
     const d = new FrameDecoder(1 << 24);
-    const u = newUnpacker();
     s.on('data', (c: Buffer) => {
       d.push(c);
       for (let f = d.next(); f !== undefined; f = d.next()) {
-        const fr = decodeFrame(u, f);
+        const fr = decodeFrame(f);
         if (fr.kind === 'message') onMessage(fr.message);
       }
     });

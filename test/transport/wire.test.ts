@@ -1,4 +1,6 @@
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { heapBytes } from '../heap.js';
 import { EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
 import { MalformedFrameError } from '../../src/transport/errors.js';
 import {
@@ -10,7 +12,6 @@ import {
   encodeMessageParts,
   encodeRefuse,
   newPacker,
-  newUnpacker,
 } from '../../src/transport/wire.js';
 import { msg, seeded, testSeed } from './helpers.js';
 import { nextTurn } from '../setup/next-turn.js';
@@ -35,13 +36,12 @@ describe('wire', () => {
   ].map((b) => Buffer.from(b));
 
   it('decodes what it encodes', () => {
-    const u = newUnpacker();
-    expect(decodeFrame(u, valid[0]!)).toEqual({ kind: 'hello', version: 2, clusterId: 'cluster', from: 1, to: 2 });
-    const m = decodeFrame(u, valid[1]!);
+    expect(decodeFrame(valid[0]!)).toEqual({ kind: 'hello', version: 2, clusterId: 'cluster', from: 1, to: 2 });
+    const m = decodeFrame(valid[1]!);
     expect(m.kind === 'message' && m.message.entries[0]).toEqual({ index: 5, term: 2, type: EntryType.ConfChange, data: Buffer.from([1, 2]) });
-    const c = decodeFrame(u, valid[2]!);
+    const c = decodeFrame(valid[2]!);
     expect(c.kind === 'chunk' && c.header?.meta).toEqual({ index: 9, term: 2, conf: { voters: [1, 2], learners: [3] } });
-    expect(decodeFrame(u, Buffer.from(encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7101')))).toEqual({
+    expect(decodeFrame(Buffer.from(encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7101')))).toEqual({
       kind: 'hello',
       version: 2,
       clusterId: 'cluster',
@@ -51,23 +51,32 @@ describe('wire', () => {
     });
   });
 
+  it('reads an integer in any msgpack encoding of a whole non-negative number, and refuses any other', () => {
+    const big = msg(1, 2, { term: 2 ** 40, index: 2 ** 53 - 1, commit: 2 ** 32 });
+    const back = decodeFrame(Buffer.from(encodeMessage(p, big)));
+    expect(back.kind === 'message' && [back.message.term, back.message.index, back.message.commit]).toEqual([2 ** 40, 2 ** 53 - 1, 2 ** 32]);
+    // A ping's kind (6) written as uint64, int8, int64, float32 and float64; then as -1, 2^64-1 and 6.5.
+    const kinds = ['cf0000000000000006', 'd006', 'd30000000000000006', 'ca40c00000', 'cb4018000000000000'];
+    for (const k of kinds) expect(decodeFrame(Buffer.from(`91${k}`, 'hex')), k).toEqual({ kind: 'ping' });
+    for (const k of ['ff', 'd0ff', 'cfffffffffffffffff', 'cb401a000000000000'])
+      expect(() => decodeFrame(Buffer.from(`91${k}`, 'hex')), k).toThrow(/not a non-negative integer/);
+  });
+
   it('cuts a refusal to fit the handshake frames a dialer reads before the acceptor has proved itself', () => {
     const f = encodeRefuse(newPacker(), 'TRANSPORT_' + 'X'.repeat(200), 'why '.repeat(1000));
     expect(f.length).toBeLessThanOrEqual(HANDSHAKE_MAX_BYTES);
-    expect(decodeFrame(newUnpacker(), Buffer.from(f))).toMatchObject({ kind: 'refuse', reason: expect.stringMatching(/^why why /) });
+    expect(decodeFrame(Buffer.from(f))).toMatchObject({ kind: 'refuse', reason: expect.stringMatching(/^why why /) });
   });
 
   it('throws only MalformedFrameError on values whose own properties defeat String() and friends', () => {
-    const u = newUnpacker();
     // [{ toString: 1 }], [{ valueOf: 1, toString: 1 }] and [[{ toString: 1 }]]: maps decode into objects
     for (const hex of ['9181a8746f537472696e6701', '9182a776616c75654f6601a8746f537472696e6701', '919181a8746f537472696e6701'])
-      expect(() => decodeFrame(u, Buffer.from(hex, 'hex')), hex).toThrow(MalformedFrameError);
+      expect(() => decodeFrame(Buffer.from(hex, 'hex')), hex).toThrow(MalformedFrameError);
   });
 
   it('throws only MalformedFrameError on random and mutated bytes (seeded fuzz)', async () => {
     const seed = testSeed('wire fuzz');
     const random = seeded(seed);
-    const u = newUnpacker();
     let rejected = 0;
     for (let i = 0; i < 5_000; i++) {
       if (i % 500 === 0) await nextTurn();
@@ -80,7 +89,7 @@ describe('wire', () => {
         for (let f = 0; f < flips; f++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
       }
       try {
-        decodeFrame(u, bytes);
+        decodeFrame(bytes);
       } catch (e) {
         if (!(e instanceof MalformedFrameError)) throw new Error(`seed ${seed} case ${i}: ${bytes.toString('hex')} threw ${String(e)}`);
         rejected++;
@@ -117,7 +126,6 @@ describe('a message with many entries', () => {
     const rand = seeded(testSeed('wire spliced entries'));
     const int = (n: number): number => Math.floor(rand() * n);
     const p = newPacker();
-    const u = newUnpacker();
     let log: Entry[] = [];
     let mismatches = 0;
     for (let round = 0; round < 300; round++) {
@@ -143,7 +151,7 @@ describe('a message with many entries', () => {
         });
         const bytes = Buffer.from(encodeMessage(p, m));
         if (!bytes.equals(reference(m))) mismatches++;
-        const back = decodeFrame(u, bytes);
+        const back = decodeFrame(bytes);
         if (back.kind !== 'message' || back.message.entries.length !== m.entries.length || back.message.to !== to) mismatches++;
       }
     }
@@ -180,5 +188,70 @@ describe('a message with many entries', () => {
     changed[10] = { index: 11, term: 2, type: EntryType.Normal, data: Uint8Array.of(99) };
     const second = msg(1, 3, { type: MessageType.MsgApp, entries: changed });
     expect(Buffer.from(encodeMessage(p, second)).equals(reference(second))).toBe(true);
+  });
+});
+
+describe('what a frame makes the node allocate', () => {
+  /** The default frame limit: maxRecordBytes (4 MiB) + 2 MiB. */
+  const FRAME = 6 * 1024 * 1024;
+  /** A MsgApp from 1 to 2 whose entries array holds `n` of `entry`. */
+  const msgApp = (n: number, entry: number[]): Buffer => {
+    const head = Buffer.from([0x92, 0x01, 0x9c, MessageType.MsgApp, 2, 1, 1, 1, 1, 1, 0xc2, 0, 0xdd, 0, 0, 0, 0]);
+    head.writeUInt32BE(n, head.length - 4);
+    return Buffer.concat([head, Buffer.alloc(n * entry.length, Buffer.from(entry)), Buffer.from([0xc0, 0xc0])]);
+  };
+  /** Array32 of `n` `byte`s. */
+  const arrayOf = (n: number, byte: number): Buffer =>
+    Buffer.concat([Buffer.from([0xdd, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]), Buffer.alloc(n, byte)]);
+
+  /** The code `payload` is refused with, decoded in a worker whose heap cannot hold 48 MB. */
+  async function decodeInSmallHeap(payload: Buffer): Promise<string> {
+    // Workers do not inherit the TypeScript loader: register it, then load the child.
+    const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./decode-child.ts', import.meta.url).href)}); })`;
+    const worker = new Worker(boot, { eval: true, workerData: { payload }, resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 } });
+    try {
+      return await new Promise<string>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message));
+        worker.once('exit', (code) => reject(new Error(`worker exited with ${code} before answering`)));
+      });
+    } finally {
+      await worker.terminate();
+    }
+  }
+
+  it('refuses frames of empty arrays, empty maps or nesting before building them', async () => {
+    const frames = {
+      'entries that are empty arrays': msgApp(FRAME - 32, [0x90]),
+      'a tuple of empty maps': arrayOf(FRAME - 8, 0x80),
+      'a tuple of empty arrays': arrayOf(FRAME - 8, 0x90),
+      'arrays nested a frame deep': Buffer.alloc(FRAME, 0x91),
+    };
+    for (const [what, payload] of Object.entries(frames)) {
+      expect(payload.length, what).toBeLessThanOrEqual(FRAME);
+      // Without its own reader, the decoder built 6 million objects first: ERR_WORKER_OUT_OF_MEMORY.
+      expect(await decodeInSmallHeap(payload), what).toBe('TRANSPORT_MALFORMED_FRAME');
+    }
+  });
+
+  it('holds at most 16 times the bytes of a message of empty entries, and 25 of one-byte entries, once decoded', async () => {
+    // The fewest bytes an entry can take: 6 (fixarray, three one-byte integers, an empty bin), or 7 with a byte of data.
+    for (const [entry, most] of [
+      [[0x94, 1, 1, 0, 0xc4, 0], 16],
+      [[0x94, 1, 1, 0, 0xc4, 1, 7], 25],
+    ] as const) {
+      // A third of the frame limit: the ratio does not depend on the size, the time a collection takes does.
+      const n = Math.floor(FRAME / 3 / entry.length);
+      const payload = msgApp(n, [...entry]);
+      await nextTurn();
+      const before = heapBytes();
+      await nextTurn();
+      const f = decodeFrame(payload);
+      await nextTurn();
+      const held = heapBytes() - before;
+      expect(f.kind === 'message' && f.message.entries.length).toBe(n);
+      // An Entry and a view of its data per entry (the empty ones share one; some 11 and 23 times): without that, 27 and 23.
+      expect(held / payload.length, `entries of ${entry.length} bytes`).toBeLessThanOrEqual(most);
+    }
   });
 });
