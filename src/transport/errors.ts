@@ -162,11 +162,11 @@ export class ConnectionReplacedError extends TransportError {
 }
 
 /**
- * A snapshot stream's next chunk did not come within the idle limit, while the connection
- * stayed alive (pings, heartbeats): the stream is dropped, with its spool.
+ * A snapshot stream did not bring its next 64 KiB (or its rest) within the idle limit, while
+ * the connection stayed alive (pings, heartbeats): the stream is dropped, with its spool.
  */
 export class SnapshotStalledError extends TransportError {
-  constructor(streamId: number, ms: number) {
-    super('TRANSPORT_SNAPSHOT_STALLED', `snapshot stream ${streamId} sent no chunk for ${ms} ms`);
+  constructor(streamId: number, bytes: number, ms: number) {
+    super('TRANSPORT_SNAPSHOT_STALLED', `snapshot stream ${streamId} sent less than ${bytes} bytes (or its rest) in ${ms} ms`);
   }
 }

@@ -72,7 +72,21 @@ interface Assembly {
   writing: Promise<void> | undefined;
   /** The stream was given up: whatever was spooled is deleted. */
   abandoned: boolean;
+  /** `received` when the stall window under way began, and the time it has left (what writes took not counted). */
+  windowFrom: number;
+  windowLeftMs: number;
+  /** When the window under way ends, while its timer runs (0 otherwise). */
+  windowEndsAt: number;
 }
+
+/**
+ * What a snapshot stream must bring within each idle limit (or the rest of it, if less): with
+ * one chunk per idle limit enough, a byte per chunk kept a stream, its spool and its open file
+ * for as long as its announced size took at that pace. At the default 3 s this is 21 KiB/s,
+ * which any link a snapshot can usefully cross passes; a stream's life is then at most its
+ * size over that rate.
+ */
+const STALL_WINDOW_BYTES = 64 * 1024;
 
 export class Inbound {
   /** The peer's id, once its handshake is accepted. */
@@ -88,7 +102,7 @@ export class Inbound {
   private readonly handshakeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
   /**
-   * Armed while a snapshot stream waits for its next chunk: other frames (pings, heartbeats)
+   * Armed while a snapshot stream waits for more of it: other frames (pings, heartbeats)
    * keep the connection alive, and would keep a stalled stream's spool and fd for good.
    */
   private stallTimer: NodeJS.Timeout | undefined;
@@ -150,14 +164,28 @@ export class Inbound {
   }
 
   /**
-   * Each chunk must come within the idle limit of the last one stored, as any frame must of
-   * the one before: a stream is bounded by its progress, not by a total, so a slow but honest
-   * sender gets through. Not armed while a chunk is written (a slow disk here is not a stall).
+   * Each STALL_WINDOW_BYTES of the stream (or its rest) must come within the idle limit: a
+   * stream is bounded by its progress, not by a total, so a slow but honest sender gets
+   * through. The window's clock stops while a chunk is written (a slow disk here is not a stall).
    */
-  private armStall(streamId: number): void {
+  private armStall(a: Assembly): void {
     clearTimeout(this.stallTimer);
-    this.stallTimer = setTimeout(() => this.refuse(new SnapshotStalledError(streamId, this.c.idleTimeoutMs)), this.c.idleTimeoutMs);
+    if (a.received - a.windowFrom >= Math.min(STALL_WINDOW_BYTES, a.total - a.windowFrom)) {
+      a.windowFrom = a.received;
+      a.windowLeftMs = this.c.idleTimeoutMs;
+    }
+    a.windowEndsAt = performance.now() + a.windowLeftMs;
+    const err = new SnapshotStalledError(a.streamId, STALL_WINDOW_BYTES, this.c.idleTimeoutMs);
+    this.stallTimer = setTimeout(() => this.refuse(err), a.windowLeftMs);
     this.stallTimer.unref();
+  }
+
+  /** Stops the stall window's clock, keeping what it has left. */
+  private pauseStall(a: Assembly): void {
+    clearTimeout(this.stallTimer);
+    if (a.windowEndsAt === 0) return; // before its first chunk is stored
+    a.windowLeftMs = Math.max(0, a.windowEndsAt - performance.now());
+    a.windowEndsAt = 0;
   }
 
   /** Restarted at every complete frame: a silent peer, or one that leaves a frame half-sent, is dropped. */
@@ -297,6 +325,9 @@ export class Inbound {
         spool: undefined,
         abandoned: false,
         writing: undefined,
+        windowFrom: 0,
+        windowLeftMs: this.c.idleTimeoutMs,
+        windowEndsAt: 0,
       };
       this.c.checkSnapshotSender(this.peer);
       this.assembly = a;
@@ -316,7 +347,7 @@ export class Inbound {
     this.writing = true;
     this.socket.pause();
     clearTimeout(this.idleTimer); // a slow disk is not a silent peer
-    clearTimeout(this.stallTimer);
+    this.pauseStall(a);
     // Once abandoned, abandon() deletes the spool.
     const run = async (): Promise<void> => {
       if (first) a.spool = await this.c.snapshots.spool(a.meta, a.total);
@@ -334,7 +365,7 @@ export class Inbound {
         this.writing = false;
         if (this.closed) return;
         this.armIdle();
-        if (this.assembly === a) this.armStall(a.streamId);
+        if (this.assembly === a) this.armStall(a);
         this.socket.resume();
         this.drain();
       },

@@ -13,6 +13,7 @@ import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import type { IncomingSnapshot } from '../../src/transport/snapshot-streams.js';
 import { encodeChunk, encodePing, newPacker } from '../../src/transport/wire.js';
+import type { Packr } from 'msgpackr';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { rawPeer, refusal } from './raw-peer.js';
 import { fdsUnder } from '../log/helpers.js';
@@ -194,25 +195,34 @@ describe('snapshot streams', () => {
     expect(b.rec.messages).toEqual([]);
   });
 
-  it('drops a stream whose next chunk does not come within the idle timeout, though pings keep its connection alive: TRANSPORT_SNAPSHOT_STALLED, spool deleted', async () => {
-    const dir = tempDir();
-    // Idle timeout: 3 election timeouts, 300 ms.
-    const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB, electionTimeoutMs: 100 });
-    const p = newPacker();
-    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
-    await peer.send([encodeChunk(p, 1, 0, 4 * MiB, new Uint8Array(MiB), snapHeader(5, { index: 9, term: 2, conf }))]);
-    await until(() => spools(dir).length === 1, 'the spool');
-    // The sender goes on pinging, well within the idle timeout, and sends no more of the stream.
-    const pinging = setInterval(() => void peer.send([encodePing(p, false)]), 20);
-    try {
-      await within('the stalled stream to be dropped', peer.closed);
-    } finally {
-      clearInterval(pinging);
+  it('drops a stream that stops while pings keep its connection alive, or that trickles a byte per chunk: TRANSPORT_SNAPSHOT_STALLED, spool deleted', async () => {
+    // Idle timeout: 3 election timeouts, 300 ms; a stream must bring 64 KiB (or its rest) in each.
+    const total = 4 * MiB;
+    const senders = {
+      // The sender goes on pinging, well within the idle timeout, and sends no more of the stream.
+      'pings only': (p: Packr, _at: number) => encodePing(p, false),
+      // A byte per chunk, well within the idle timeout: 4 MiB would take 35 hours, its spool and its file open all along.
+      'a byte per chunk': (p: Packr, at: number) => encodeChunk(p, 1, at, total, new Uint8Array(1)),
+    };
+    for (const [what, next] of Object.entries(senders)) {
+      const dir = tempDir();
+      const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB, electionTimeoutMs: 100 });
+      const p = newPacker();
+      const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+      await peer.send([encodeChunk(p, 1, 0, total, new Uint8Array(1), snapHeader(5, { index: 9, term: 2, conf }))]);
+      await until(() => spools(dir).length === 1, 'the spool');
+      let at = 1;
+      const sending = setInterval(() => void peer.send([next(p, at++)]), 20);
+      try {
+        await within(`the stream to be dropped (${what})`, peer.closed);
+      } finally {
+        clearInterval(sending);
+      }
+      expect(refusal(peer), what).toBe('TRANSPORT_SNAPSHOT_STALLED');
+      await until(() => spools(dir).length === 0, 'the stalled spool to be deleted');
+      expect(fdsUnder(dir), what).toEqual([]);
+      expect(b.rec.messages, what).toEqual([]);
     }
-    expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_STALLED');
-    await until(() => spools(dir).length === 0, 'the stalled spool to be deleted');
-    expect(fdsUnder(dir)).toEqual([]);
-    expect(b.rec.messages).toEqual([]);
   });
 
   it('delivers a stream slower in all than the idle timeout whose chunks each come within it', async () => {
