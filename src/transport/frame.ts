@@ -61,24 +61,53 @@ export function encodeFrames(payloads: readonly Uint8Array[]): Buffer {
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
+/** Reads shorter than this are copied together, into buffers this long. */
+const COPY_BELOW = 1024;
+const SCRATCH_BYTES = 16 * 1024;
+
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private need = -1; // payload length of the frame being read, -1 while reading the header
+  /**
+   * Where short reads are copied: each read is a Buffer of its own, some 100 bytes of heap,
+   * so a peer sending a byte per segment made a frame cost a hundred times its size.
+   * Only appended to: frames handed out may still be views of it.
+   */
+  private scratch: Buffer | undefined;
+  private scratchUsed = 0;
 
   /** The largest payload accepted; may be changed between frames (e.g. raised after a handshake). */
   constructor(public limit: number) {}
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.chunks.push(chunk);
     this.buffered += chunk.length;
+    if (chunk.length < COPY_BELOW) this.pushShort(chunk);
+    else this.chunks.push(chunk);
+  }
+
+  private pushShort(chunk: Buffer): void {
+    let s = this.scratch;
+    if (s === undefined || s.length - this.scratchUsed < chunk.length) {
+      s = this.scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+      this.scratchUsed = 0;
+    }
+    const at = this.scratchUsed;
+    chunk.copy(s, at);
+    this.scratchUsed += chunk.length;
+    const last = this.chunks.length - 1;
+    const prev = this.chunks[last];
+    // The bytes before these, still unread, end where these start: one view holds both.
+    if (prev !== undefined && prev.buffer === s.buffer && prev.byteOffset + prev.length === at)
+      this.chunks[last] = s.subarray(prev.byteOffset, this.scratchUsed);
+    else this.chunks.push(s.subarray(at, this.scratchUsed));
   }
 
   /**
    * The next complete frame, or undefined until more bytes arrive. The payload
    * may share memory with a pushed chunk, which is fine: sockets hand out a
-   * fresh buffer per read. Throws FrameTooLargeError as soon as a header
+   * fresh buffer per read (and short reads' copies are never written over). Throws FrameTooLargeError as soon as a header
    * announces an oversized frame, before buffering it.
    */
   next(): Buffer | undefined {

@@ -4,6 +4,7 @@ import { FrameTooLargeError } from '../../src/transport/errors.js';
 import { backoffDelay } from '../../src/transport/backoff.js';
 import { seeded, testSeed } from './helpers.js';
 import { nextTurn } from '../setup/next-turn.js';
+import { heapBytes } from '../heap.js';
 
 function drain(d: FrameDecoder): Buffer[] {
   const out: Buffer[] = [];
@@ -87,6 +88,25 @@ describe('FrameDecoder', () => {
     expect(e.next()).toEqual(Buffer.alloc(5));
     e.limit = 11;
     expect(e.next()).toEqual(Buffer.alloc(11));
+  });
+});
+
+describe('FrameDecoder memory', () => {
+  it('holds a frame sent a byte per read in about its own size, not a buffer per byte', async () => {
+    const bytes = 200_000;
+    const frame = encodeFrames([Buffer.alloc(bytes, 7)]);
+    const d = new FrameDecoder(1 << 20);
+    await nextTurn();
+    const before = heapBytes();
+    // Each read of a socket is a Buffer of its own: a peer sending a byte per segment makes one per byte.
+    for (let i = 0; i < frame.length - 1; i++) d.push(Buffer.from(frame.subarray(i, i + 1)));
+    const held = heapBytes() - before;
+    expect(d.next()).toBeUndefined();
+    expect(d.pending).toBe(bytes - 1);
+    // Without copying short reads together: some 100 bytes of heap per byte read.
+    expect(held).toBeLessThan(2 * bytes);
+    d.push(frame.subarray(frame.length - 1));
+    expect(d.next()).toEqual(Buffer.alloc(bytes, 7));
   });
 });
 
