@@ -17,8 +17,7 @@ const RAFT_STATE: Record<number, string> = {
   [StateType.StateLeader]: 'leader',
 };
 
-export function formatInfo(status: object, metrics?: LogMetrics): string {
-  const s = status as Partial<LogStatus>;
+export function formatInfo(s: Partial<LogStatus>, metrics?: LogMetrics): string {
   const lines: string[] = ['# Raft'];
   const put = (k: string, v: unknown): void => {
     if (v !== undefined) lines.push(`${k}:${String(v)}`);

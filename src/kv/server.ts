@@ -29,7 +29,8 @@ import { valueBytes, type StoredValue } from './stored-value.js';
 export interface KvLog {
   append(data: Uint8Array): Promise<{ index: number; term: number; result: unknown }>;
   barrier(): Promise<void>;
-  status(): object;
+  /** What the RESP commands read of it (PING, INFO, RAFT.MEMBERS); a ReplicatedLog gives all of it. */
+  status(): Partial<LogStatus>;
   /** For INFO's # WAL section, when the log has them. */
   metrics?(): LogMetrics;
 }
@@ -196,15 +197,13 @@ function toReply(r: KvResult): Reply {
  * What a node that stopped (closed, or failed: status().role) answers PING with, as its other
  * commands answer: clients and pools check a connection with PING, and PONG said it served.
  */
-function stoppedReply(status: object): Reply | null {
-  const s = status as Partial<LogStatus>;
+function stoppedReply(s: Partial<LogStatus>): Reply | null {
   if (s.role === 'fatal') return errorReply(s.fatal ?? { code: 'LOG_FATAL', message: 'the node stopped' });
   return s.role === 'closed' ? errorReply(new ClosedError()) : null;
 }
 
 /** RAFT.MEMBERS: one line per member: id, address, voter or learner. */
-function members(status: object): Reply {
-  const s = status as { members?: Record<string, string>; conf?: { voters: number[]; learners: number[] }; lead?: number };
+function members(s: Partial<LogStatus>): Reply {
   const out: Reply[] = [];
   for (const [id, addr] of Object.entries(s.members ?? {})) {
     const n = Number(id);
