@@ -93,7 +93,9 @@ describe('FrameDecoder', () => {
 
 describe('FrameDecoder memory', () => {
   it('holds a frame sent a byte per read in about its own size, not a buffer per byte', async () => {
-    const bytes = 200_000;
+    // Large enough that a buffer per byte (some 100 bytes of heap each) shows, small enough that
+    // the loop does not hold the event loop long on a loaded machine.
+    const bytes = 100_000;
     const frame = encodeFrames([Buffer.alloc(bytes, 7)]);
     const d = new FrameDecoder(1 << 20);
     await nextTurn();
@@ -103,8 +105,9 @@ describe('FrameDecoder memory', () => {
     const held = heapBytes() - before;
     expect(d.next()).toBeUndefined();
     expect(d.pending).toBe(bytes - 1);
-    // Without copying short reads together: some 100 bytes of heap per byte read.
-    expect(held).toBeLessThan(2 * bytes);
+    // Without copying short reads together: some 100 bytes of heap per byte read. The slack is
+    // the measure's own noise (some 100 KB).
+    expect(held).toBeLessThan(4 * bytes);
     d.push(frame.subarray(frame.length - 1));
     expect(d.next()).toEqual(Buffer.alloc(bytes, 7));
   });
