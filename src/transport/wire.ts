@@ -99,7 +99,20 @@ export const HANDSHAKE_MAX_BYTES = 1024;
 
 /** Its reason cut to fit HANDSHAKE_MAX_BYTES, the most a dialer that has not finished its handshake reads. */
 export function encodeRefuse(p: Packr, code: string, reason: string): Uint8Array {
-  return p.pack([Kind.Refuse, code.slice(0, 64), reason.slice(0, 512)]);
+  return p.pack([Kind.Refuse, utf8Prefix(code, 64), utf8Prefix(reason, 512)]);
+}
+
+/**
+ * The longest start of `s` whose UTF-8 takes at most `max` bytes, whole characters only. Cut in
+ * characters, a reason of three-byte ones (a peer's cluster id, say) took three times the room.
+ */
+function utf8Prefix(s: string, max: number): string {
+  // Every UTF-16 unit takes a byte at least: the first `max` hold all that can fit.
+  const b = Buffer.from(s.slice(0, max), 'utf8');
+  if (b.length <= max) return s.slice(0, max);
+  let end = max;
+  while ((b[end]! & 0xc0) === 0x80) end--;
+  return b.toString('utf8', 0, end);
 }
 
 function messageTuple(m: Message): unknown[] {

@@ -6,6 +6,7 @@ import { EntryType, MAX_TERM, MessageType, type ConfState, type Entry, type Mess
 import { MalformedFrameError } from '../../src/transport/errors.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import {
+  HANDSHAKE_MAX_BYTES,
   WIRE_VERSION,
   decodeFrame,
   encodeChallenge,
@@ -222,5 +223,22 @@ describe('frames round-trip through the encoder, the frame decoder and the field
     expect(disagree, `seed ${seed}`).toEqual([]);
     expect(accepted).toBeGreaterThan(500);
     expect(refused).toBeGreaterThan(500);
+  });
+});
+
+describe('a refusal', () => {
+  it('fits what a dialer reads before the handshake whatever its text, cut at whole characters (seeded)', () => {
+    const seed = testSeed('wire refusal size');
+    const r = seeded(seed);
+    const p = newPacker();
+    for (let i = 0; i < 300; i++) {
+      const code = text(r, 200);
+      const reason = text(r, 2000);
+      const b = encodeRefuse(p, code, reason);
+      expect(b.length, `seed ${seed} case ${i}`).toBeLessThanOrEqual(HANDSHAKE_MAX_BYTES);
+      const f = decodeFrame(Buffer.from(b));
+      if (f.kind !== 'refuse') throw new Error(`seed ${seed} case ${i}: decoded a ${f.kind}`);
+      expect(code.startsWith(f.code) && reason.startsWith(f.reason), `seed ${seed} case ${i}`).toBe(true);
+    }
   });
 });
