@@ -91,9 +91,10 @@ export class Raft {
   /**
    * Nodes named by an AddNode/AddLearnerNode entry this node's log has held but whose change is not
    * applied yet: a node added by the leader may talk (e.g. win an election, as it counts itself a
-   * voter) before a lagging follower applies that change.
+   * voter) before a lagging follower applies that change. Each with the first index that names it:
+   * a new leader that overwrites the log from there takes the change away.
    */
-  readonly pendingPeers = new Set<number>();
+  readonly pendingPeers = new Map<number, number>();
   /**
    * Nodes a change applied since this node started removed, with this node's term when it applied the change.
    * Such a node does not lead this one again in that term or an earlier one (see RawNode.mayLeadUnknown).
@@ -1077,8 +1078,12 @@ export class Raft {
       this.ack(m.from, log.committed);
       return;
     }
+    // Where these entries overwrite the log, if they do and it names nodes being added.
+    const cut = this.pendingPeers.size > 0 ? log.findConflict(m.entries) : 0;
+    const last = log.lastIndex();
     const lastNew = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      if (cut !== 0 && cut <= last) for (const [id, at] of this.pendingPeers) if (at >= cut) this.pendingPeers.delete(id);
       this.notePendingPeers(m.entries);
       this.ack(m.from, lastNew);
       return;
@@ -1153,7 +1158,7 @@ export class Raft {
       } catch {
         continue; // refused again, with its error, when applied
       }
-      for (const c of cc.changes) if (c.type !== ConfChangeType.RemoveNode) this.pendingPeers.add(c.nodeId);
+      for (const c of cc.changes) if (c.type !== ConfChangeType.RemoveNode && !this.pendingPeers.has(c.nodeId)) this.pendingPeers.set(c.nodeId, e.index);
     }
   }
 

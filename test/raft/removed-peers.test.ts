@@ -133,3 +133,32 @@ describe('a snapshot replaces the changes a log held', () => {
     expect(n.status().lead).toBe(2);
   });
 });
+
+describe('a new leader overwrites the changes a log held', () => {
+  it('an id only an overwritten AddNode named is a stranger again, and one an entry still held names is not', () => {
+    const s = MemoryStorage.withConf([1, 2, 3]);
+    const n = newNode(1, s);
+    const change = (index: number, type: ConfChangeType, nodeId: number) => ({
+      index,
+      term: 1,
+      type: EntryType.ConfChange,
+      data: encodeConfChange({ type, nodeId }),
+    });
+    // Leader 2 of term 1 logs learner 5, then voters 4 and 5, at indexes 1 to 3; none commits.
+    const held = [change(1, ConfChangeType.AddLearnerNode, 5), change(2, ConfChangeType.AddNode, 4), change(3, ConfChangeType.AddNode, 5)];
+    n.step(msg({ type: MessageType.MsgApp, from: 2, to: 1, term: 1, index: 0, logTerm: 0, commit: 0, entries: held }));
+    drain(n, s);
+    // Leader 3 of term 2 keeps index 1 and overwrites indexes 2 and 3.
+    const other = { index: 2, term: 2, type: EntryType.Normal, data: new Uint8Array(0) };
+    n.step(msg({ type: MessageType.MsgApp, from: 3, to: 1, term: 2, index: 1, logTerm: 1, commit: 0, entries: [other] }));
+    drain(n, s);
+    expect(n.status().lead).toBe(3);
+    expect(() => n.step(msg({ type: MessageType.MsgHeartbeat, from: 4, to: 1, term: 2, commit: 0 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
+    expect(n.status().lead).toBe(3);
+    // Index 1 still names 5 (an earlier change for it survives the cut): it is heard.
+    n.step(msg({ type: MessageType.MsgPreVote, from: 5, to: 1, term: 3, index: 2, logTerm: 2 }));
+    expect([n.status().term, n.status().lead]).toEqual([2, 3]);
+  });
+});
