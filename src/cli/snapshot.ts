@@ -71,6 +71,7 @@ async function save(endpoint: string, token: string | undefined, file: string): 
   const dir = dirname(file);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${file} is a directory: give the backup's file name`);
+  await removeAbandoned(file);
   const res = await getStream(endpoint, token, '/snapshot', 120_000);
   if (res.statusCode === 401) {
     // Unread, its body kept the connection, and so the process, alive for as long as it went on.
@@ -118,9 +119,11 @@ async function save(endpoint: string, token: string | undefined, file: string): 
       throw connectionLost(endpoint, err);
     }
   };
-  await removeAbandoned(file);
   // The store writes, fsyncs and renames into place; the file then moves to FILE in one rename.
-  const tmp = await mkdtemp(join(dirname(file), `${temporaryPrefix(file)}${process.pid}.`));
+  const tmp = await mkdtemp(join(dirname(file), `${temporaryPrefix(file)}${process.pid}.`)).catch((err: unknown) => {
+    res.destroy(); // unread, it would keep the connection, and the process, alive
+    throw err;
+  });
   // Stopped midway (Ctrl-C), the process ended without reaching the finally below, and left the
   // partial backup beside FILE. It is removed, and the signal raised again to end the process.
   const abandon = (signal: NodeJS.Signals): void => {
@@ -167,9 +170,14 @@ async function removeAbandoned(file: string): Promise<void> {
     const pid = /^(\d+)\.[A-Za-z0-9]{6}$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : '')?.[1];
     if (pid === undefined || running(Number(pid))) continue;
     const path = join(dirname(file), name);
-    if (!(await lstat(path)).isDirectory()) continue;
-    const held = await readdir(path, { withFileTypes: true });
-    if (held.every((e) => e.isFile() && SAVED.test(e.name))) await rm(path, { recursive: true, force: true });
+    try {
+      if (!(await lstat(path)).isDirectory()) continue;
+      const held = await readdir(path, { withFileTypes: true });
+      if (held.every((e) => e.isFile() && SAVED.test(e.name))) await rm(path, { recursive: true, force: true });
+    } catch (err) {
+      // Another save of the same FILE, starting at the same time, removed it first.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 }
 

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as snapshot } from '../../src/cli/snapshot.js';
@@ -529,3 +530,24 @@ it("a save killed midway leaves a temporary that the next save of FILE removes; 
   expect(readdirSync(dir).sort()).toEqual(['backup.snap', foreign, mine].sort());
   expect(readdirSync(join(dir, foreign))).toEqual(['notes']);
 }, 60_000);
+
+it('two saves of FILE at once, over the temporaries that killed saves left, both succeed: neither fails on one the other removed', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const endpoint = await backupEndpoint();
+  const file = join(t.dir, 'backup.snap');
+  // A pid no process has: one that has exited.
+  const gone = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await new Promise((resolve) => gone.once('exit', resolve));
+  const prefix = `.backup.snap.${hostname()}.${gone.pid}.`;
+  for (let i = 0; i < 64; i++) {
+    const stale = join(t.dir, `${prefix}${String(i).padStart(6, 'a')}`);
+    mkdirSync(stale);
+    writeFileSync(join(stale, `snap-${i + 1}-0.snap.tmp`), 'cut short');
+  }
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  const codes = await Promise.all([snapshot(['save', file, '--admin', endpoint]), snapshot(['save', file, '--admin', endpoint])]);
+  expect(codes, String(err.mock.calls.at(-1)?.[0])).toEqual([0, 0]);
+  expect(readdirSync(t.dir)).toEqual(['backup.snap']);
+});
