@@ -75,6 +75,20 @@ export function logRegistry(log: MetricsSource): Registry {
       },
     });
   };
+  // Label values come from the log's and the transport's own codes only (a peer's are folded
+  // into OTHER where they are counted), so each of these has a bounded set of series.
+  const byLabel = (name: string, help: string, label: string, read: (m: LogMetrics) => Record<string, number>): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [value, v] of Object.entries(read(m()))) this.inc({ [label]: value }, v);
+      },
+    });
+  };
   const perPeer = (name: string, help: string, kind: 'gauge' | 'counter', read: (m: LogMetrics) => Record<number, number>): void => {
     const collect = function (this: Gauge<'peer'> | Counter<'peer'>): void {
       this.reset();
@@ -94,16 +108,16 @@ export function logRegistry(log: MetricsSource): Registry {
   gauge('raftlog_fatal', '1 once this node stopped after a failure (status role fatal): it serves nothing until reopened.', (x) => (x.fatal ? 1 : 0));
   counter('raftlog_leader_changes_total', 'Leader changes seen by this node.', (x) => x.leaderChanges);
   counter('raftlog_proposals_committed_total', 'Appends on this node that committed.', (x) => x.proposalsCommitted);
-  new Counter({
-    name: 'raftlog_proposals_failed_total',
-    help: 'Appends on this node that failed, by error code.',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [reason, v] of Object.entries(m().proposalsFailed)) this.inc({ reason }, v);
-    },
-  });
+  byLabel('raftlog_proposals_failed_total', 'Appends on this node that failed, by error code.', 'reason', (x) => x.proposalsFailed);
+  byLabel('raftlog_proposals_refused_total', 'Proposals forwarded by peers that this node refused, by error code.', 'reason', (x) => x.proposalsRefused);
+  byLabel('raftlog_reads_refused_total', 'Read barriers refused at once on this node, by error code.', 'reason', (x) => x.readsRefused);
+  byLabel('raftlog_transport_refused_total', "Connections and frames refused for a peer's fault, by code.", 'code', (x) => x.transportRefused);
+  byLabel(
+    'raftlog_transport_refused_by_peer_total',
+    'Dials a peer refused, by its code (OTHER: not a transport code).',
+    'code',
+    (x) => x.transportRefusedByPeers,
+  );
   registry.registerMetric(new CountedHistogram('raftlog_append_duration_seconds', 'From append() to its result.', () => m().appendDuration) as never);
   registry.registerMetric(
     new CountedHistogram(

@@ -33,6 +33,20 @@ export interface LogMetrics {
   proposalsCommitted: number;
   /** append() calls that rejected, by error code. */
   proposalsFailed: Record<string, number>;
+  /**
+   * Proposals peers forwarded that this node refused before its raft core saw them, by code
+   * (PROPOSAL_REFUSED: no entry, a membership change, undecodable records, another node's records).
+   */
+  proposalsRefused: Record<string, number>;
+  /** barrier() calls refused at once, by code (OVERLOADED: the leader holds too many reads a quorum has not confirmed). */
+  readsRefused: Record<string, number>;
+  /**
+   * Connections and frames the TCP transport refused or closed for a peer's fault, by TransportErrorCode
+   * (TcpTransportStats.refused): inbound ones, and dials it gave up on its own check of the peer. Empty without it.
+   */
+  transportRefused: Record<string, number>;
+  /** Dials of this node a peer refused, by the code the peer gave, any code not the transport's counted as 'OTHER' (TcpTransportStats.refusedByPeers). */
+  transportRefusedByPeers: Record<string, number>;
   /** From append() to its result, committed or failed. */
   appendDuration: HistogramData;
   /** fdatasync durations on the WAL's writer thread; null without the native WAL. */
@@ -107,13 +121,22 @@ export class MetricCounters {
   leaderChanges = 0;
   proposalsCommitted = 0;
   readonly proposalsFailed = new Map<string, number>();
+  /** Proposals peers forwarded that this node refused, by code. */
+  readonly proposalsRefused = new Map<string, number>();
+  /** barrier() calls refused at once, by code. */
+  readonly readsRefused = new Map<string, number>();
   readonly appendDuration = new Histogram(APPEND_BUCKETS);
   snapshots = 0;
   readonly snapshotDuration = new Histogram(SNAPSHOT_BUCKETS);
 
   appendFailed(code: string): void {
-    this.proposalsFailed.set(code, (this.proposalsFailed.get(code) ?? 0) + 1);
+    count(this.proposalsFailed, code);
   }
+}
+
+/** One more under `code`: always one of the log's own codes, never a peer's words, so the labels stay few. */
+export function count(counts: Map<string, number>, code: string): void {
+  counts.set(code, (counts.get(code) ?? 0) + 1);
 }
 
 /** Entries each member is behind `lastIndex`, from the leader's progress table (not counting the leader). */

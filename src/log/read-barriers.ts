@@ -20,6 +20,8 @@ export interface ReadBarrierHost {
   stopped(): boolean;
   /** A request was handed to the node: run the driver loop so that it leaves. */
   schedulePump(): void;
+  /** A barrier was refused at once, with this code (counted for the metrics). */
+  refused(code: string): void;
 }
 
 /** The barriers of one turn share one ReadIndex request. */
@@ -140,7 +142,11 @@ export class ReadBarriers {
   private refuse(key: string, b: ReadBatch, cause: ReadIndexDroppedError): void {
     this.reads.delete(key);
     if (this.batch === b) this.batch = null;
-    for (const reject of b.waiters.values()) reject(new OverloadedError('the leader holds too many reads a quorum has not confirmed', { cause }));
+    for (const reject of b.waiters.values()) {
+      const err = new OverloadedError('the leader holds too many reads a quorum has not confirmed', { cause });
+      this.host.refused(err.code);
+      reject(err);
+    }
   }
 
   private onReadState(rs: ReadState): void {

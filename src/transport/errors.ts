@@ -2,28 +2,53 @@
 // logged reason for closing a connection is greppable and tests can assert on it.
 import { CodedError } from '../errors.js';
 
-export type TransportErrorCode =
-  | 'TRANSPORT_FRAME_TOO_LARGE'
-  | 'TRANSPORT_MALFORMED_FRAME'
-  | 'TRANSPORT_CLUSTER_MISMATCH'
-  | 'TRANSPORT_WRONG_NODE'
-  | 'TRANSPORT_HANDSHAKE_TIMEOUT'
-  | 'TRANSPORT_PEER_REFUSED'
-  | 'TRANSPORT_BAD_ADDRESS'
-  | 'TRANSPORT_BAD_OPTION'
-  | 'TRANSPORT_CLOSED'
-  | 'TRANSPORT_CONNECTION_CLOSED'
-  | 'TRANSPORT_LISTEN_FAILED'
-  | 'TRANSPORT_AUTH_FAILED'
-  | 'TRANSPORT_INSECURE'
-  | 'TRANSPORT_IDLE_TIMEOUT'
-  | 'TRANSPORT_TOO_MANY_CONNECTIONS'
-  | 'TRANSPORT_SNAPSHOT_TOO_LARGE'
-  | 'TRANSPORT_SNAPSHOT_REJECTED'
-  | 'TRANSPORT_CONNECTION_REPLACED'
-  | 'TRANSPORT_SNAPSHOT_STALLED';
+export const TRANSPORT_ERROR_CODES = [
+  'TRANSPORT_FRAME_TOO_LARGE',
+  'TRANSPORT_MALFORMED_FRAME',
+  'TRANSPORT_CLUSTER_MISMATCH',
+  'TRANSPORT_WRONG_NODE',
+  'TRANSPORT_HANDSHAKE_TIMEOUT',
+  'TRANSPORT_PEER_REFUSED',
+  'TRANSPORT_BAD_ADDRESS',
+  'TRANSPORT_BAD_OPTION',
+  'TRANSPORT_CLOSED',
+  'TRANSPORT_CONNECTION_CLOSED',
+  'TRANSPORT_LISTEN_FAILED',
+  'TRANSPORT_AUTH_FAILED',
+  'TRANSPORT_INSECURE',
+  'TRANSPORT_IDLE_TIMEOUT',
+  'TRANSPORT_TOO_MANY_CONNECTIONS',
+  'TRANSPORT_SNAPSHOT_TOO_LARGE',
+  'TRANSPORT_SNAPSHOT_REJECTED',
+  'TRANSPORT_CONNECTION_REPLACED',
+  'TRANSPORT_SNAPSHOT_STALLED',
+] as const;
+
+export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
 
 export class TransportError extends CodedError<TransportErrorCode> {}
+
+/** What a code that is none of this transport's is counted as (a code a peer sent, say). */
+export const OTHER_CODE = 'OTHER';
+const KNOWN_CODES = new Set<string>(TRANSPORT_ERROR_CODES);
+
+/**
+ * Refusals by code, for the metrics. Only this transport's codes are kept as they are, and any
+ * other folds into OTHER_CODE: a code is a metric's label, so a peer's words must not add any.
+ * Bumped only when something is refused, never on the path of a frame that is accepted.
+ */
+export class RefusalCounts {
+  private readonly counts = new Map<string, number>();
+
+  add(code: string): void {
+    const key = KNOWN_CODES.has(code) ? code : OTHER_CODE;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  toRecord(): Record<string, number> {
+    return Object.fromEntries(this.counts);
+  }
+}
 
 /** A frame's length prefix exceeds maxFrameBytes. */
 export class FrameTooLargeError extends TransportError {

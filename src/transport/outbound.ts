@@ -11,7 +11,7 @@ import type { Message, Snapshot } from '../raft/types.js';
 import { parseAddress } from './address.js';
 import { backoffDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
-import { AuthFailedError, IdleTimeoutError, PeerRefusedError, TransportError } from './errors.js';
+import { AuthFailedError, IdleTimeoutError, PeerRefusedError, TransportError, type RefusalCounts } from './errors.js';
 import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame } from './wire.js';
 import type { Frame } from './wire.js';
 import { certNodeIds, nonce, proof, verify } from './auth.js';
@@ -57,6 +57,10 @@ export interface OutboundConfig {
   backoff: BackoffOptions;
   random: () => number;
   logger: TransportLogger;
+  /** Dials this node gave up on its own check of the peer (its proof, its frames), by code. */
+  refused: RefusalCounts;
+  /** Dials the peer refused, by the code it gave. */
+  refusedByPeers: RefusalCounts;
   packer: Packr;
   /** Deferred by the owner: never re-entrant into the caller of send(). */
   unreachable(peer: number): void;
@@ -550,13 +554,15 @@ export class Outbound {
     this.clearQueue();
     this.failSnapshots();
     if (this.state === 'closed') return;
+    const e = this.lastError;
+    if (e instanceof PeerRefusedError) this.c.refusedByPeers.add(e.remoteCode);
+    else if (e instanceof TransportError) this.c.refused.add(e.code);
     if (lost > 0 || wasOpen) {
       this.counters.dropped += lost;
       this.c.unreachable(this.peer);
     }
     // Log each loss of a working connection and every refusal, but a peer that
     // stays down only once, not at every retry.
-    const e = this.lastError;
     const why = e?.message ?? 'closed by peer';
     if (this.attempt === 0 || e instanceof PeerRefusedError) {
       const fields =

@@ -15,6 +15,7 @@ import {
   ConnectionReplacedError,
   TooManyConnectionsError,
   TransportClosedError,
+  RefusalCounts,
   type TransportError,
 } from './errors.js';
 import { certNodeIds, normalizeSecrets } from './auth.js';
@@ -113,6 +114,14 @@ export interface TcpTransportStats {
   messagesReceived: number;
   /** Inbound connections closed for a bad handshake, frame or message. */
   connectionsRefused: number;
+  /**
+   * Connections this node refused or closed for a peer's fault, by code: inbound ones (each of
+   * connectionsRefused), and dials it gave up on its own check of the peer (a proof that fails, a
+   * malformed or oversized frame, silence). Keys are TransportErrorCode values only.
+   */
+  refused: Record<string, number>;
+  /** Dials a peer refused, by the code the peer gave: a TransportErrorCode, or 'OTHER' for any other. */
+  refusedByPeers: Record<string, number>;
   /** Inbound connections in their handshake now, each holding one of the slots. */
   handshakesInProgress: number;
 }
@@ -216,6 +225,8 @@ export class TcpTransport implements Transport {
       backoff: { initialMs: o.backoff?.initialMs ?? 50, maxMs: o.backoff?.maxMs ?? Math.min(2_000, electionTimeoutMs) },
       random: o.random ?? Math.random,
       logger: this.logger,
+      refused: new RefusalCounts(),
+      refusedByPeers: new RefusalCounts(),
       packer: newPacker(),
       advertise: () => this.listenAddress,
       unreachable: (peer) => this.notify(() => this.pendingUnreachable.add(peer)),
@@ -252,7 +263,7 @@ export class TcpTransport implements Transport {
               return;
             }
             if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()), release);
-            this.connectionsRefused++;
+            this.countRefusal('TRANSPORT_AUTH_FAILED');
             const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
             this.refusals.warn({ code: 'TRANSPORT_AUTH_FAILED' }, `transport: TLS peer at ${clientAddress(s)} refused: ${why}`);
             s.destroy();
@@ -261,7 +272,7 @@ export class TcpTransport implements Transport {
       server.on('tlsClientError', (err, s) => {
         // A handshake close() cut off fails too, once close() has resolved: it was not refused.
         if (!this.closed) {
-          this.connectionsRefused++;
+          this.countRefusal('TRANSPORT_AUTH_FAILED');
           this.refusals.warn({ code: 'TRANSPORT_AUTH_FAILED' }, `transport: TLS handshake from ${clientAddress(s)} refused: ${err.message}`);
         }
         // Once this event has a listener, Node no longer closes the socket on its own handshake timeout.
@@ -357,6 +368,8 @@ export class TcpTransport implements Transport {
       bytesReceived,
       messagesReceived: this.messagesReceived,
       connectionsRefused: this.connectionsRefused,
+      refused: this.config.refused.toRecord(),
+      refusedByPeers: this.config.refusedByPeers.toRecord(),
       handshakesInProgress: this.unauthenticated,
     };
   }
@@ -406,8 +419,13 @@ export class TcpTransport implements Transport {
     this.config.secrets = secrets;
   }
 
-  private refuseConnection(s: net.Socket, err: TransportError): void {
+  private countRefusal(code: TransportError['code']): void {
     this.connectionsRefused++;
+    this.config.refused.add(code);
+  }
+
+  private refuseConnection(s: net.Socket, err: TransportError): void {
+    this.countRefusal(err.code);
     this.refusals.warn({ code: err.code }, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
     s.destroy();
   }
@@ -516,9 +534,7 @@ export class TcpTransport implements Transport {
         if (known === undefined || dialable(known)) return;
         this.addPeer(peer, address);
       },
-      refused: () => {
-        this.connectionsRefused++;
-      },
+      refused: (err) => this.countRefusal(err.code),
       releases: this.releases,
     });
     this.inbound.add(c);

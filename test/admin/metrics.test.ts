@@ -4,6 +4,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { logRegistry } from '../../src/admin/prometheus.js';
 import { RecordingLogger } from '../recording-logger.js';
+import { TcpTransport } from '../../src/transport/tcp-transport.js';
+import { Recorder } from '../transport/helpers.js';
+import { rawPeer } from '../transport/raw-peer.js';
+import { parsePrometheus } from './prometheus-text.js';
 import { RecordingMachine, appendInTurns, enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
 
 const SECRET = 'a secret for the admin metric tests';
@@ -121,6 +125,42 @@ describe('metrics()', () => {
     expect(m.proposalsCommitted).toBe(0);
     expect(m.appendDuration.count).toBe(1);
     expect(m.hasLeader).toBe(false);
+  });
+
+  it('counts what the transport refuses by its code, in metrics() and on /metrics', async () => {
+    // One member of three: node 2's address is held by a node of another cluster, which node 1 dials and which dials it.
+    const ports = await freePorts(3);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const peers = { 1: `127.0.0.1:${ports[0]}`, 2: `127.0.0.1:${ports[1]}`, 3: `127.0.0.1:${ports[2]}` };
+    const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 10, heartbeatTicks: 2 });
+    cleanups.push(() => log.close());
+    expect(log.metrics()).toMatchObject({ transportRefused: {}, transportRefusedByPeers: {}, proposalsRefused: {}, readsRefused: {} });
+    const foreign = new TcpTransport({
+      id: 2,
+      clusterId: 'another',
+      listen: peers[2],
+      peers: { 1: peers[1] },
+      clusterSecret: SECRET,
+      backoff: { initialMs: 10, maxMs: 50 },
+    });
+    cleanups.push(() => foreign.close());
+    await foreign.start(new Recorder());
+    const garbage = await rawPeer(peers[1], 'raftlog', 3, 1, SECRET);
+    await garbage.send([Uint8Array.from([0xc1])]);
+    await garbage.closed;
+    await waitFor('refusals both ways', () => {
+      const m = log.metrics();
+      return (m.transportRefused.TRANSPORT_CLUSTER_MISMATCH ?? 0) >= 1 && (m.transportRefusedByPeers.TRANSPORT_CLUSTER_MISMATCH ?? 0) >= 1;
+    });
+    const m = log.metrics();
+    expect(m.transportRefused.TRANSPORT_MALFORMED_FRAME).toBe(1);
+    expect(Object.keys(m.transportRefused).sort()).toEqual(['TRANSPORT_CLUSTER_MISMATCH', 'TRANSPORT_MALFORMED_FRAME']);
+    expect(Object.keys(m.transportRefusedByPeers)).toEqual(['TRANSPORT_CLUSTER_MISMATCH']);
+    const text = parsePrometheus(await logRegistry(log).metrics());
+    expect(text.get('raftlog_transport_refused_total{code="TRANSPORT_MALFORMED_FRAME"}')).toBe(1);
+    expect(text.get('raftlog_transport_refused_total{code="TRANSPORT_CLUSTER_MISMATCH"}')).toBeGreaterThanOrEqual(1);
+    expect(text.get('raftlog_transport_refused_by_peer_total{code="TRANSPORT_CLUSTER_MISMATCH"}')).toBeGreaterThanOrEqual(1);
   });
 
   it('counts appends refused at once too: NO_LEADER once leaderless, OVERLOADED, RECORD_TOO_LARGE, LOG_CLOSED', async () => {

@@ -8,6 +8,8 @@ import { encodeConfChange } from '../../src/raft/confchange.js';
 import { ConfChangeType, EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
 import type { TransportHandlers } from '../../src/transport/transport.js';
 import { RecordingLogger } from '../recording-logger.js';
+import { logRegistry } from '../../src/admin/prometheus.js';
+import { parsePrometheus } from '../admin/prometheus-text.js';
 import { msg } from '../raft/network.js';
 import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
 
@@ -88,6 +90,9 @@ it('refuses forwarded proposals that are not whole record batches, and appends t
     'refused a proposal forwarded from node 2: it carries a membership change, which only the leader proposes',
     'refused a proposal forwarded from node 2: it carries no entry',
   ]);
+  expect(log.metrics().proposalsRefused).toEqual({ PROPOSAL_REFUSED: 5 });
+  const text = parsePrometheus(await logRegistry(log).metrics());
+  expect(text.get('raftlog_proposals_refused_total{reason="PROPOSAL_REFUSED"}')).toBe(5);
 
   // Node 2 acknowledges: the forwarded record commits and applies, and the leader lives on.
   ackAll();
@@ -129,4 +134,5 @@ it("refuses a forwarded batch that names another node as its origin: the leader'
     'refused a proposal forwarded from node 2: it carries records of node 1, not of its sender',
     'refused a proposal forwarded from node 2: it carries records of node 3, not of its sender',
   ]);
+  expect(log.metrics().proposalsRefused).toEqual({ PROPOSAL_REFUSED: 2 });
 });

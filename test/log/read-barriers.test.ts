@@ -11,6 +11,8 @@ class FakeHost implements ReadBarrierHost {
   /** The leader holds as many reads as it may: the next request is refused. */
   fullNext = false;
   pumps = 0;
+  /** The codes of the barriers refused at once, as the log's metrics count them. */
+  readonly refusedCodes: string[] = [];
   readonly requests: Uint8Array[] = [];
   readonly deferred: Array<() => void> = [];
 
@@ -36,6 +38,9 @@ class FakeHost implements ReadBarrierHost {
   }
   schedulePump(): void {
     this.pumps++;
+  }
+  refused(code: string): void {
+    this.refusedCodes.push(code);
   }
   endTurn(): void {
     for (const fn of this.deferred.splice(0)) fn();
@@ -205,6 +210,7 @@ describe('read barriers', () => {
     expect([a.state, b.state]).toEqual(['rejected', 'rejected']);
     expect((a.error as { code?: string }).code).toBe('OVERLOADED');
     expect(a.error).not.toBe(b.error);
+    expect(host.refusedCodes).toEqual(['OVERLOADED', 'OVERLOADED']);
     for (let i = 0; i < ELECTION_TICKS; i++) barriers.onTick();
     barriers.onNewLeader();
     expect(host.requests).toHaveLength(0);
@@ -213,5 +219,6 @@ describe('read barriers', () => {
     host.endTurn();
     expect(host.requests).toHaveLength(1);
     expect(c.state).toBe('waiting');
+    expect(host.refusedCodes).toHaveLength(2);
   });
 });
