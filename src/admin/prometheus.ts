@@ -3,6 +3,7 @@
 // when the registry is scraped, from one metrics() call per scrape.
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { HistogramData, LogMetrics } from '../log/metrics.js';
+import { OTHER_CODE, REFUSAL_CODES } from '../transport/errors.js';
 
 export interface MetricsSource {
   metrics(): LogMetrics;
@@ -76,8 +77,9 @@ export function logRegistry(log: MetricsSource): Registry {
     });
   };
   // Label values come from the log's and the transport's own codes only (a peer's are folded
-  // into OTHER where they are counted), so each of these has a bounded set of series.
-  const byLabel = (name: string, help: string, label: string, read: (m: LogMetrics) => Record<string, number>): void => {
+  // into OTHER where they are counted), so each of these has a bounded set of series. Those in
+  // `known` are there at 0 from the start: a series that first appears at 1 shows no increase().
+  const byLabel = (name: string, help: string, label: string, read: (m: LogMetrics) => Record<string, number>, known: readonly string[] = []): void => {
     new Counter({
       name,
       help,
@@ -85,6 +87,7 @@ export function logRegistry(log: MetricsSource): Registry {
       registers: [registry],
       collect() {
         this.reset();
+        for (const value of known) this.inc({ [label]: value }, 0);
         for (const [value, v] of Object.entries(read(m()))) this.inc({ [label]: value }, v);
       },
     });
@@ -109,14 +112,17 @@ export function logRegistry(log: MetricsSource): Registry {
   counter('raftlog_leader_changes_total', 'Leader changes seen by this node.', (x) => x.leaderChanges);
   counter('raftlog_proposals_committed_total', 'Appends on this node that committed.', (x) => x.proposalsCommitted);
   byLabel('raftlog_proposals_failed_total', 'Appends on this node that failed, by error code.', 'reason', (x) => x.proposalsFailed);
-  byLabel('raftlog_proposals_refused_total', 'Proposals forwarded by peers that this node refused, by error code.', 'reason', (x) => x.proposalsRefused);
-  byLabel('raftlog_reads_refused_total', 'Read barriers refused at once on this node, by error code.', 'reason', (x) => x.readsRefused);
-  byLabel('raftlog_transport_refused_total', "Connections and frames refused for a peer's fault, by code.", 'code', (x) => x.transportRefused);
+  byLabel('raftlog_proposals_refused_total', 'Proposals forwarded by peers that this node refused, by error code.', 'reason', (x) => x.proposalsRefused, [
+    'PROPOSAL_REFUSED',
+  ]);
+  byLabel('raftlog_reads_refused_total', 'Read barriers refused at once on this node, by error code.', 'reason', (x) => x.readsRefused, ['OVERLOADED']);
+  byLabel('raftlog_transport_refused_total', "Connections and frames refused for a peer's fault, by code.", 'code', (x) => x.transportRefused, REFUSAL_CODES);
   byLabel(
     'raftlog_transport_refused_by_peer_total',
     'Dials a peer refused, by its code (OTHER: not a transport code).',
     'code',
     (x) => x.transportRefusedByPeers,
+    [...REFUSAL_CODES, OTHER_CODE],
   );
   registry.registerMetric(new CountedHistogram('raftlog_append_duration_seconds', 'From append() to its result.', () => m().appendDuration) as never);
   registry.registerMetric(

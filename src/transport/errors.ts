@@ -28,6 +28,22 @@ export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
 
 export class TransportError extends CodedError<TransportErrorCode> {}
 
+/** The codes a connection or frame can be refused with, for a peer's fault: what the refusal counters are labelled with. */
+export const REFUSAL_CODES: readonly TransportErrorCode[] = [
+  'TRANSPORT_AUTH_FAILED',
+  'TRANSPORT_CLUSTER_MISMATCH',
+  'TRANSPORT_WRONG_NODE',
+  'TRANSPORT_HANDSHAKE_TIMEOUT',
+  'TRANSPORT_MALFORMED_FRAME',
+  'TRANSPORT_FRAME_TOO_LARGE',
+  'TRANSPORT_IDLE_TIMEOUT',
+  'TRANSPORT_TOO_MANY_CONNECTIONS',
+  'TRANSPORT_CONNECTION_REPLACED',
+  'TRANSPORT_SNAPSHOT_TOO_LARGE',
+  'TRANSPORT_SNAPSHOT_REJECTED',
+  'TRANSPORT_SNAPSHOT_STALLED',
+];
+
 /** What a code that is none of this transport's is counted as (a code a peer sent, say). */
 export const OTHER_CODE = 'OTHER';
 const KNOWN_CODES = new Set<string>(TRANSPORT_ERROR_CODES);

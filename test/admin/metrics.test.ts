@@ -5,6 +5,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { logRegistry } from '../../src/admin/prometheus.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
+import { OTHER_CODE, REFUSAL_CODES } from '../../src/transport/errors.js';
 import { Recorder } from '../transport/helpers.js';
 import { rawPeer } from '../transport/raw-peer.js';
 import { parsePrometheus } from './prometheus-text.js';
@@ -125,6 +126,20 @@ describe('metrics()', () => {
     expect(m.proposalsCommitted).toBe(0);
     expect(m.appendDuration.count).toBe(1);
     expect(m.hasLeader).toBe(false);
+  });
+
+  it('exports every refusal counter at 0 before the first refusal, so that increase() sees the first one', async () => {
+    const log = await single();
+    const text = parsePrometheus(await logRegistry(log).metrics());
+    const zero = (name: string, label: string, values: readonly string[]): void => {
+      for (const v of values) expect(text.get(`${name}{${label}="${v}"}`), `${name} ${v}`).toBe(0);
+    };
+    zero('raftlog_transport_refused_total', 'code', REFUSAL_CODES);
+    zero('raftlog_transport_refused_by_peer_total', 'code', [...REFUSAL_CODES, OTHER_CODE]);
+    zero('raftlog_proposals_refused_total', 'reason', ['PROPOSAL_REFUSED']);
+    zero('raftlog_reads_refused_total', 'reason', ['OVERLOADED']);
+    expect(REFUSAL_CODES).toContain('TRANSPORT_AUTH_FAILED');
+    expect([...text.keys()].filter((k) => k.startsWith('raftlog_transport_refused_total{'))).toHaveLength(REFUSAL_CODES.length);
   });
 
   it('counts what the transport refuses by its code, in metrics() and on /metrics', async () => {

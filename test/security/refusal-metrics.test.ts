@@ -7,7 +7,7 @@ import { afterEach, expect, it } from 'vitest';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { encodeMessage, encodePing, encodeRefuse, newPacker } from '../../src/transport/wire.js';
-import { OTHER_CODE } from '../../src/transport/errors.js';
+import { OTHER_CODE, REFUSAL_CODES } from '../../src/transport/errors.js';
 import { MessageType } from '../../src/raft/types.js';
 import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
 import { rawPeer, refusal } from '../transport/raw-peer.js';
@@ -54,8 +54,9 @@ it('counts a dial with a secret the acceptor does not hold on both sides, and a 
   await until(() => (foreign.stats().refusedByPeers.TRANSPORT_CLUSTER_MISMATCH ?? 0) >= 1, 'a dial refused for its cluster id');
   expect(acceptor.stats().refused.TRANSPORT_CLUSTER_MISMATCH).toBeGreaterThanOrEqual(1);
   const { refused, connectionsRefused } = acceptor.stats();
-  // Each refused connection once, under one code.
+  // Each refused connection once, under one code, which /metrics exports from the start.
   expect(Object.values(refused).reduce((a, b) => a + b, 0)).toBe(connectionsRefused);
+  for (const code of Object.keys(refused)) expect(REFUSAL_CODES).toContain(code);
 });
 
 it('counts frames refused over a raw socket: malformed, oversized, another sender, a replaced connection', async () => {
