@@ -11,6 +11,7 @@ import { RecordingLogger } from '../recording-logger.js';
 import { logRegistry } from '../../src/admin/prometheus.js';
 import { parsePrometheus } from '../admin/prometheus-text.js';
 import { msg } from '../raft/network.js';
+import { MAX_PENDING_READS } from '../../src/raft/index.js';
 import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -135,4 +136,19 @@ it("refuses a forwarded batch that names another node as its origin: the leader'
     'refused a proposal forwarded from node 2: it carries records of node 3, not of its sender',
   ]);
   expect(log.metrics().proposalsRefused).toEqual({ PROPOSAL_REFUSED: 2 });
+});
+
+it('counts a barrier refused because peers hold every read the leader may keep unconfirmed', async () => {
+  const { log, deliver } = await scriptedLeader();
+  const term = log.status().term;
+  // Node 2 forwards as many reads as the leader may hold, and never answers a heartbeat that would confirm them.
+  for (let i = 0; i < MAX_PENDING_READS; i++) {
+    const context = Buffer.alloc(8);
+    context.writeUInt32BE(i);
+    deliver(msg({ type: MessageType.MsgReadIndex, from: 2, to: 1, term, context }));
+  }
+  await expect(log.barrier()).rejects.toMatchObject({ code: 'OVERLOADED' });
+  expect(log.metrics().readsRefused).toEqual({ OVERLOADED: 1 });
+  const text = parsePrometheus(await logRegistry(log).metrics());
+  expect(text.get('raftlog_reads_refused_total{reason="OVERLOADED"}')).toBe(1);
 });
