@@ -209,6 +209,7 @@ describe('liveness and limits', () => {
     await closed(third);
     await until(() => b.t.stats().connectionsRefused === 1, 'the third connection refused');
     expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
+    expect(b.t.stats().refused).toEqual({ TRANSPORT_TOO_MANY_CONNECTIONS: 1 });
     expect(held.every((s) => !s.destroyed)).toBe(true);
   });
 
@@ -225,6 +226,7 @@ describe('liveness and limits', () => {
     expect(b.rec.messages[0]!.commit).toBe(7);
     expect(b.t.stats().connectionsRefused).toBe(4);
     expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS: unauthenticated connections from 127.0.0.2 at the limit of 4')).toBe(true);
+    expect(b.t.stats().refused).toEqual({ TRANSPORT_TOO_MANY_CONNECTIONS: 4 });
     // The address's own slots come back as its connections close.
     strangers.find((s) => !s.destroyed)!.destroy();
     await until(() => b.t.stats().handshakesInProgress === 3, 'the server to see the close');

@@ -143,6 +143,7 @@ describe('snapshot streams', () => {
     await peer.closed;
     expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_TOO_LARGE');
     expect(b.log.has('TRANSPORT_SNAPSHOT_TOO_LARGE')).toBe(true);
+    expect(b.t.stats().refused).toEqual({ TRANSPORT_SNAPSHOT_TOO_LARGE: 1 });
     expect(b.rec.messages).toEqual([]);
     expect(spools(dir)).toEqual([]);
   });
@@ -167,6 +168,7 @@ describe('snapshot streams', () => {
       }
       await peer.closed;
       expect(refusal(peer), what).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+      expect(b.t.stats().refused, what).toEqual({ TRANSPORT_SNAPSHOT_REJECTED: 1 });
       expect(b.log.has(why), what).toBe(true);
       expect(b.rec.messages, what).toEqual([]);
       expect(spools(dir), what).toEqual([]);
@@ -219,6 +221,7 @@ describe('snapshot streams', () => {
         clearInterval(sending);
       }
       expect(refusal(peer), what).toBe('TRANSPORT_SNAPSHOT_STALLED');
+      expect(b.t.stats().refused, what).toEqual({ TRANSPORT_SNAPSHOT_STALLED: 1 });
       await until(() => spools(dir).length === 0, 'the stalled spool to be deleted');
       expect(fdsUnder(dir), what).toEqual([]);
       expect(b.rec.messages, what).toEqual([]);

@@ -124,6 +124,7 @@ describe('TcpTransport with TLS', () => {
     expect(b.log.messages[0]).toMatch(/refused: UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
     expect(b.rec.messages).toEqual([]);
     expect(b.t.stats().connectionsRefused).toBeGreaterThan(0);
+    expect(Object.keys(b.t.stats().refused)).toEqual(['TRANSPORT_AUTH_FAILED']);
   });
 
   it('refuses a client that presents no certificate', async () => {
@@ -167,6 +168,9 @@ describe('TcpTransport with TLS', () => {
     await until(() => b.log.has('TRANSPORT_AUTH_FAILED'), 'the refusal in the log');
     expect(b.log.messages.join('\n')).toMatch(/hello claims node 1, the certificate names node 3/);
     expect(b.rec.messages).toEqual([]);
+    // Told why, the dialer counts it under the acceptor's code.
+    await until(() => (liar.t.stats().refusedByPeers.TRANSPORT_AUTH_FAILED ?? 0) > 0, 'the refusal counted by the dialer');
+    expect(Object.keys(b.t.stats().refused)).toEqual(['TRANSPORT_AUTH_FAILED']);
   });
 
   it('does not talk to a server whose certificate names another node than the one dialled', async () => {
