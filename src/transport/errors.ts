@@ -2,6 +2,7 @@
 // logged reason for closing a connection is greppable and tests can assert on it.
 import { CodedError } from '../errors.js';
 
+/** Every code a TransportError carries, and so every label the refusal metrics can show but OTHER. */
 export const TRANSPORT_ERROR_CODES = [
   'TRANSPORT_FRAME_TOO_LARGE',
   'TRANSPORT_MALFORMED_FRAME',

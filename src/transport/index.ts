@@ -26,4 +26,4 @@ export {
 export { inMemorySnapshots, type IncomingSnapshot, type OutgoingSnapshot, type SnapshotStreams } from './snapshot-streams.js';
 export type { Secret } from './auth.js';
 export type { BackoffOptions } from './backoff.js';
-export type { TransportErrorCode } from './errors.js';
+export { TRANSPORT_ERROR_CODES, type TransportErrorCode } from './errors.js';
