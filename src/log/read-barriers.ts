@@ -96,6 +96,18 @@ export class ReadBarriers {
     for (let i = 0; i < readStates.length; i++) this.onReadState(readStates[i]!);
   }
 
+  /**
+   * The leader holds as many reads as it may, unconfirmed by a quorum, and refused these: asking
+   * again would only add to them, so their barriers fail now rather than at their deadline.
+   */
+  onReadsRefused(contexts: readonly Uint8Array[]): void {
+    for (let i = 0; i < contexts.length; i++) {
+      const key = readContextKey(contexts[i]!);
+      const b = this.reads.get(key);
+      if (b !== undefined) this.refuse(key, b);
+    }
+  }
+
   /** Releases the answered barriers whose read index is now applied. */
   onApplied(applied: number): void {
     for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
@@ -131,15 +143,14 @@ export class ReadBarriers {
       this.host.readIndex(b.ctx);
     } catch (err) {
       if (!(err instanceof ReadIndexDroppedError)) throw err;
-      // The leader (this node) holds as many reads as it may, unconfirmed by a quorum: asking
-      // again would only add to them, so the barriers fail now rather than at their deadline.
+      // This node leads and refused it, as onReadsRefused's leader did.
       if (err.reason === 'too-many-pending') this.refuse(key, b, err);
       return;
     }
     this.host.schedulePump();
   }
 
-  private refuse(key: string, b: ReadBatch, cause: ReadIndexDroppedError): void {
+  private refuse(key: string, b: ReadBatch, cause?: ReadIndexDroppedError): void {
     this.reads.delete(key);
     if (this.batch === b) this.batch = null;
     for (const reject of b.waiters.values()) {

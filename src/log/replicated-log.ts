@@ -881,6 +881,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (rd.snapshot !== undefined) this.beginRestore(rd.snapshot, durable);
     this.applyEntries(rd.committedEntries);
     this.barriers.onReadStates(rd.readStates);
+    if (rd.readsRefused !== undefined) this.barriers.onReadsRefused(rd.readsRefused);
   }
 
   /** @internal */

@@ -111,6 +111,8 @@ export class Raft {
   /** Messages that may leave only once everything accepted before them is durable (some addressed to self). */
   msgsAfterAppend: Message[] = [];
   readStates: ReadState[] = [];
+  /** Contexts of this node's reads its leader refused (see Ready.readsRefused). */
+  readsRefused: Uint8Array[] = [];
 
   leadTransferee = None;
   /** Index of the latest conf change proposed by this leader; no new one until it is applied. */
@@ -803,7 +805,7 @@ export class Raft {
         const key = readContextKey(m.context!);
         // A read asked again (a lost answer, a new leader) is no new read.
         if (this.pendingReadIndexMessages.has(key)) return;
-        if (!this.readOnly.has(key)) this.admitRead(m.context!);
+        if (!this.readOnly.has(key) && !this.admitRead(m)) return;
         if (!this.committedEntryInCurrentTerm()) {
           // Our commit index may lag the previous leader's until an entry of this term commits.
           this.pendingReadIndexMessages.set(key, m);
@@ -975,14 +977,22 @@ export class Raft {
   /**
    * Refuses a new read when the leader already holds MAX_PENDING_READS (or their contexts'
    * MAX_PENDING_READ_BYTES), waiting for its first commit of the term or for a quorum's
-   * answer: without a quorum they would pile up for as long as it leads.
+   * answer: without a quorum they would pile up for as long as it leads. Its own read is
+   * refused by a throw; a follower's by a rejecting MsgReadIndexResp, so that the follower's
+   * caller learns it at once, as the leader's does, instead of asking again until it gives up.
    */
-  private admitRead(ctx: Uint8Array): void {
+  private admitRead(m: Message): boolean {
     const count = this.readOnly.pendingCount() + this.pendingReadIndexMessages.size;
     const bytes = this.readOnly.bytes + this.pendingReadIndexBytes;
-    if (count >= MAX_PENDING_READS || (count > 0 && bytes + ctx.length > MAX_PENDING_READ_BYTES)) {
+    if (count < MAX_PENDING_READS && (count === 0 || bytes + m.context!.length <= MAX_PENDING_READ_BYTES)) return true;
+    if (m.from === None || m.from === this.id) {
       throw new ReadIndexDroppedError('too-many-pending', `leader ${this.id} holds ${count} reads (${bytes} bytes of context) a quorum has not confirmed`);
     }
+    const r = this.msg(MsgReadIndexResp, m.from);
+    r.reject = true;
+    r.context = m.context!;
+    this.send(r);
+    return false;
   }
 
   private releasePendingReadIndexMessages(): void {
@@ -1067,7 +1077,8 @@ export class Raft {
       case MsgReadIndexResp:
         // Only the term's leader confirmed a read with a quorum; any other member's answer is a read point nobody checked.
         if (m.from !== this.lead) return;
-        this.readStates.push({ index: m.index, context: m.context ?? NO_DATA });
+        if (m.reject) this.readsRefused.push(m.context ?? NO_DATA);
+        else this.readStates.push({ index: m.index, context: m.context ?? NO_DATA });
         return;
     }
   }

@@ -161,7 +161,8 @@ export class RawNode {
    * Throws InvalidMessageError, StepLocalMsgError or StepPeerNotFoundError
    * without changing any state; ProposalDroppedError / ReadIndexDroppedError
    * when a forwarded request cannot be served (the request is then lost, as
-   * if the network had dropped it).
+   * if the network had dropped it). A leader that holds too many reads answers
+   * a forwarded one with a refusal instead (see Ready.readsRefused).
    */
   step(m: Message): void {
     validateMessage(m, this.raft.id);
@@ -294,7 +295,7 @@ export class RawNode {
     const log = r.raftLog;
     if (r.lead !== this.prevSoft.lead || r.state !== this.prevSoft.state) return true;
     if (r.term !== this.prevHard.term || r.vote !== this.prevHard.vote || log.committed !== this.prevHard.commit) return true;
-    if (r.msgs.length > 0 || r.msgsAfterAppend.length > 0 || r.readStates.length > 0) return true;
+    if (r.msgs.length > 0 || r.msgsAfterAppend.length > 0 || r.readStates.length > 0 || r.readsRefused.length > 0) return true;
     if (log.hasNextUnstableEnts() || log.unstable.nextSnapshot() !== undefined) return true;
     return log.hasNextCommittedEnts();
   }
@@ -339,6 +340,10 @@ export class RawNode {
       this.prevHard = rd.hardState;
     }
     if (snapshot !== undefined) rd.snapshot = snapshot;
+    if (r.readsRefused.length > 0) {
+      rd.readsRefused = r.readsRefused;
+      r.readsRefused = [];
+    }
     if (entries.length > 0 || snapshot !== undefined) rd.mustSync = true;
 
     // Accept: nothing in this Ready is handed out again.

@@ -183,6 +183,11 @@ export interface Ready {
   /** Set when term, vote or commit changed. */
   hardState?: HardState;
   readStates: ReadState[];
+  /**
+   * Contexts of reads this node forwarded that its leader refused: it holds as many reads as it may
+   * (MAX_PENDING_READS) unconfirmed by a quorum. No answer will come for them; absent when there are none.
+   */
+  readsRefused?: Uint8Array[];
   /** To append to stable storage. */
   entries: Entry[];
   /** To install in stable storage and restore into the state machine. */

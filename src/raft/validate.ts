@@ -131,6 +131,7 @@ export function validateMessage(m: unknown, self: number): asserts m is Message 
   if ((type === MsgReadIndex || type === MsgReadIndexResp) && o.context === undefined) {
     throw new InvalidMessageError('read index messages need a context');
   }
+  if (type === MsgReadIndexResp && o.reject === true && o.index !== 0) throw new InvalidMessageError('a refused read carries no read index');
   // Everything but local messages and forwarded requests carries the sender's term.
   const termless =
     type === MsgHup ||

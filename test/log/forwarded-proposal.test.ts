@@ -152,3 +152,59 @@ it('counts a barrier refused because peers hold every read the leader may keep u
   const text = parsePrometheus(await logRegistry(log).metrics());
   expect(text.get('raftlog_reads_refused_total{reason="OVERLOADED"}')).toBe(1);
 });
+
+/**
+ * Nodes 1 and 2 of {1, 2, 3} as logs, linked in memory; node 3 is scripted (its messages are dropped). Node 2's
+ * heartbeat answers reach the leader without their read context, so the leader, whichever it is, confirms no read.
+ */
+async function pairWithoutReadQuorum() {
+  const handlers = new Map<number, TransportHandlers>();
+  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
+  const open = async (id: number): Promise<ReplicatedLog> => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const transport = {
+      start: async (h: TransportHandlers) => void handlers.set(id, h),
+      send: (ms: Message[]) => {
+        for (const m of ms) {
+          const to = handlers.get(m.to);
+          if (to === undefined) continue;
+          const unconfirming = m.type === MessageType.MsgHeartbeatResp ? { ...m, context: undefined } : m;
+          setImmediate(() => to.onMessage(unconfirming));
+        }
+      },
+      addPeer: () => undefined,
+      removePeer: () => undefined,
+      close: async () => undefined,
+    };
+    const log = await ReplicatedLog.open(
+      { dataDir: t.dir, id, peers, tickMs: 10, electionTicks: 10, timeoutMs: 3_000, stateMachine: new RecordingMachine(), logger: new RecordingLogger() },
+      { transport },
+    );
+    cleanups.push(() => log.close());
+    return log;
+  };
+  const logs = [await open(1), await open(2)];
+  let leader: ReplicatedLog | undefined;
+  await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
+  const follower = logs.find((l) => l !== leader)!;
+  await waitFor('the follower to know its leader', () => follower.status().lead === leader!.status().id);
+  const deliver = (m: Message): void => handlers.get(m.to)!.onMessage(m);
+  return { leader: leader!, follower, deliver };
+}
+
+it("fails a follower's barrier with OVERLOADED as soon as its leader refuses the read, and counts it there", async () => {
+  const { leader, follower, deliver } = await pairWithoutReadQuorum();
+  const to = leader.status().id;
+  const term = leader.status().term;
+  for (let i = 0; i < MAX_PENDING_READS; i++) {
+    const context = Buffer.alloc(8);
+    context.writeUInt32BE(i);
+    deliver(msg({ type: MessageType.MsgReadIndex, from: 3, to, term, context }));
+  }
+  // Without an answer the barrier would wait for its deadline (timeoutMs) and fail with another code.
+  await expect(follower.barrier()).rejects.toMatchObject({ code: 'OVERLOADED' });
+  expect(follower.metrics().readsRefused).toEqual({ OVERLOADED: 1 });
+  expect(leader.metrics().readsRefused).toEqual({});
+  expect(leader.status().role).toBe('leader');
+});

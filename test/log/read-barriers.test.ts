@@ -221,4 +221,19 @@ describe('read barriers', () => {
     expect(c.state).toBe('waiting');
     expect(host.refusedCodes).toHaveLength(2);
   });
+
+  it("a batch the leader refuses in its answer to this follower fails at once with OVERLOADED; another context's refusal changes nothing", () => {
+    const { host, barriers } = setup();
+    const a = enrol(barriers);
+    host.endTurn();
+    const b = enrol(barriers);
+    host.endTurn();
+    barriers.onReadsRefused([Uint8Array.from([1, 2, 3]), host.requests[0]!]);
+    expect([a.state, b.state]).toEqual(['rejected', 'waiting']);
+    expect((a.error as { code?: string }).code).toBe('OVERLOADED');
+    expect(host.refusedCodes).toEqual(['OVERLOADED']);
+    // Not asked again; the other batch is.
+    for (let i = 0; i < ELECTION_TICKS; i++) barriers.onTick();
+    expect(host.requests.slice(2)).toEqual([host.requests[1]]);
+  });
 });

@@ -240,14 +240,19 @@ export function allMessages(rd: Ready): Message[] {
 
 /** Runs the network, collecting every ReadState that node `id` reports. */
 export function collectReads(net: Network, id: number): ReadState[] {
-  const out: ReadState[] = [];
+  return collectReadies(net, id).flatMap((rd) => rd.readStates);
+}
+
+/** Runs the network, collecting every Ready of node `id`. */
+export function collectReadies(net: Network, id: number): Ready[] {
+  const out: Ready[] = [];
   for (let round = 0; round < 100; round++) {
     let moved = false;
     for (const pid of [...net.peers.keys()].sort()) {
       const rd = net.handleReady(pid);
       if (rd !== undefined) {
         moved = true;
-        if (pid === id) out.push(...rd.readStates);
+        if (pid === id) out.push(rd);
       }
     }
     while (net.deliverOne()) moved = true;

@@ -942,6 +942,7 @@ export class Simulation {
       this.checker.roleObserved(id, n.term, n.state === StateType.StateLeader);
       if (!steppedDown && rd.hardState !== undefined) this.checker.commitObserved(id, rd.hardState.commit, n.conf.voters, durable, n.conf.votersOutgoing);
       for (const rs of rd.readStates) this.checkRead(n, rs.index, rs.context);
+      for (const ctx of rd.readsRefused ?? []) this.checkRefusedRead(n, ctx);
       this.checkReadyContract(n, rd);
       this.send(n, rd.messages);
       if (this.options.mutation === 'ack-before-persist') this.send(n, rd.messagesAfterPersist);
@@ -988,6 +989,12 @@ export class Simulation {
     if (index < issued) {
       throw new InvariantViolation('read-index', `node ${n.id} serves read ${ctx} at ${index}, but ${issued} was committed before it was issued`);
     }
+  }
+
+  /** A leader refuses a read only to the node that asked it. */
+  private checkRefusedRead(n: SimNode, context: Uint8Array): void {
+    const ctx = new TextDecoder().decode(context);
+    if (!this.reads.has(ctx)) throw new InvariantViolation('read-index', `node ${n.id} reports refused a read ${ctx} nobody issued`);
   }
 
   private durablyHas(node: number, index: number, term: number): boolean {

@@ -42,6 +42,7 @@ export function describeMessage(m: Message): string {
       return `${head} Log:${m.logTerm}/${m.index}${m.context !== undefined && m.context.length > 0 ? ' (leadership transfer)' : ''}`;
     case MessageType.MsgVoteResp:
     case MessageType.MsgPreVoteResp:
+    case MessageType.MsgReadIndexResp:
       return `${head}${m.reject ? ' Rejected' : ''}`;
     case MessageType.MsgHeartbeat:
       return `${head} Commit:${m.commit}`;
@@ -73,6 +74,7 @@ export function describeReady(rd: Ready): string[] {
   if (rd.messages.length > 0) out.push('Messages:', ...rd.messages.map((m) => `  ${describeMessage(m)}`));
   if (rd.messagesAfterPersist.length > 0) out.push('MessagesAfterPersist:', ...rd.messagesAfterPersist.map((m) => `  ${describeMessage(m)}`));
   for (const rs of rd.readStates) out.push(`ReadState Index:${rs.index} Context:${JSON.stringify(dec.decode(rs.context))}`);
+  for (const ctx of rd.readsRefused ?? []) out.push(`ReadRefused Context:${JSON.stringify(dec.decode(ctx))}`);
   return out;
 }
 
