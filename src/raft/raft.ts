@@ -803,9 +803,12 @@ export class Raft {
         return;
       case MsgReadIndex: {
         const key = readContextKey(m.context!);
-        // A read asked again (a lost answer, a new leader) is no new read.
-        if (this.pendingReadIndexMessages.has(key)) return;
-        if (!this.readOnly.has(key) && !this.admitRead(m)) return;
+        // A read asked again (a lost answer, a new leader, a periodic re-ask) is no new read. One this leader
+        // holds needs no heartbeat round of its own: the periodic heartbeat carries the latest held read's
+        // context, and a quorum's answer to it confirms every read held before it. A round per re-ask made
+        // each waiting read cost a broadcast to every peer at every re-ask.
+        if (this.pendingReadIndexMessages.has(key) || this.readOnly.has(key)) return;
+        if (!this.admitRead(m)) return;
         if (!this.committedEntryInCurrentTerm()) {
           // Our commit index may lag the previous leader's until an entry of this term commits.
           this.pendingReadIndexMessages.set(key, m);

@@ -114,4 +114,22 @@ describe('reads a leader holds are bounded', () => {
     // A refusal names no read point.
     expect(() => follower.step(refusal(1, term, 7))).toThrow(InvalidMessageError);
   });
+
+  it('a read asked again while the leader holds it sends no heartbeat round of its own: the periodic one confirms it', () => {
+    const net = new Network([1, 2, 3], { heartbeatTick: 3 });
+    net.campaign(1);
+    net.addFilter((m) => m.type === MessageType.MsgHeartbeatResp);
+    const leader = net.node(1);
+    const heartbeats = () => collectReadies(net, 1).flatMap((rd) => rd.messages.filter((m) => m.type === MessageType.MsgHeartbeat));
+    leader.step(forwarded(3, 'f0'));
+    expect(heartbeats().map((m) => m.to)).toEqual([2, 3]);
+    for (let i = 0; i < 5; i++) leader.step(forwarded(3, 'f0'));
+    expect(heartbeats()).toEqual([]);
+    net.heal();
+    leader.tick();
+    leader.tick();
+    leader.tick();
+    // The periodic round carries the held read: its quorum answers it, once.
+    expect(collectReads(net, 3).map((r) => dec(r.context))).toEqual(['f0']);
+  });
 });
