@@ -4,6 +4,8 @@
 // README fails here.
 import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
+import { DEFAULTS } from '../src/log/options.js';
+import { STALL_WINDOW_BYTES } from '../src/transport/inbound.js';
 
 const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
 const README = read('README.md');
@@ -74,4 +76,14 @@ it('names every flag of raftlog serve and raftlog cluster', () => {
   const all = [...flags('src/cli/serve.ts', /parseArgs\(a, \{([\s\S]*?)\}\);/), ...flags('src/cli/cluster.ts', /CLUSTER_FLAGS = \{([\s\S]*?)\} as const/)];
   expect(all.length).toBeGreaterThan(25);
   expect(all.filter((f) => !new RegExp(`--${f}\\b`).test(README))).toEqual([]);
+});
+
+it('quotes the rates a snapshot stream must keep at the default timeouts', () => {
+  // The idle limit is three election timeouts; a leader's chunk is what the transport makes of ReplicatedLog's frame limit.
+  const idleS = (3 * DEFAULTS.tickMs * DEFAULTS.electionTicks) / 1000;
+  const MiB = 1024 * 1024;
+  const chunk = Math.min(MiB, Math.floor((DEFAULTS.maxRecordBytes + 2 * MiB) / 2));
+  expect(README).toContain(`(an idle limit of ${idleS} s) a stream must move ${Math.round(STALL_WINDOW_BYTES / 1024 / idleS)} KiB/s`);
+  expect(README).toContain(`in chunks of ${chunk / MiB} MiB`);
+  expect(README).toContain(`carry about ${Math.round(chunk / 1024 / idleS / 100) * 100} KiB/s`);
 });

@@ -82,11 +82,11 @@ interface Assembly {
 /**
  * What a snapshot stream must bring within each idle limit (or the rest of it, if less): with
  * one chunk per idle limit enough, a byte per chunk kept a stream, its spool and its open file
- * for as long as its announced size took at that pace. At the default 3 s this is 21 KiB/s,
- * which any link a snapshot can usefully cross passes; a stream's life is then at most its
- * size over that rate.
+ * for as long as its announced size took at that pace. At the default 1.5 s this is 43 KiB/s,
+ * far below what a whole 1 MiB chunk needs to arrive within the idle limit, as every frame
+ * must; a stream's life is then at most its size over that rate.
  */
-const STALL_WINDOW_BYTES = 64 * 1024;
+export const STALL_WINDOW_BYTES = 64 * 1024;
 
 export class Inbound {
   /** The peer's id, once its handshake is accepted. */
