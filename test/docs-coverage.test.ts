@@ -1,9 +1,10 @@
 // The README is what a user reads to embed and operate raftlog: every option of
 // ReplicatedLog.open(), every metric the admin endpoint exports and every route it
 // serves must be named there, so that one added to the code without a word in the
-// README fails here.
+// README fails here; so does a command's flag missing from its usage or the README.
 import { readFileSync, readdirSync } from 'node:fs';
 import { expect, it } from 'vitest';
+import { ADMIN_FLAGS } from '../src/cli/admin-client.js';
 import { DEFAULTS } from '../src/log/options.js';
 import { STALL_WINDOW_BYTES } from '../src/transport/inbound.js';
 
@@ -67,17 +68,6 @@ it('names every route of the admin endpoint with its method', () => {
   expect(routes.filter((r) => !README.includes(`\`${r}\``))).toEqual([]);
 });
 
-it('names every flag of raftlog serve and raftlog cluster', () => {
-  const flags = (path: string, table: RegExp): string[] => {
-    const body = table.exec(read(path))?.[1];
-    expect(body, path).toBeDefined();
-    return [...body!.matchAll(/^\s+'?([a-z-]+)'?: '(?:string|boolean)'/gm)].map((m) => m[1]!).filter((f) => f !== 'help');
-  };
-  const all = [...flags('src/cli/serve.ts', /parseArgs\(a, \{([\s\S]*?)\}\);/), ...flags('src/cli/cluster.ts', /CLUSTER_FLAGS = \{([\s\S]*?)\} as const/)];
-  expect(all.length).toBeGreaterThan(25);
-  expect(all.filter((f) => !new RegExp(`--${f}\\b`).test(README))).toEqual([]);
-});
-
 it('quotes the rates a snapshot stream must keep at the default timeouts', () => {
   // The idle limit is three election timeouts; a leader's chunk is what the transport makes of ReplicatedLog's frame limit.
   const idleS = (3 * DEFAULTS.tickMs * DEFAULTS.electionTicks) / 1000;
@@ -96,4 +86,25 @@ it("names every file of the log's, the WAL's and the Raft core's folders in thei
   expect(unnamed(architecture, 'src/log').filter((f) => f !== 'index.ts')).toEqual([]);
   expect(unnamed(architecture, 'src/wal').filter((f) => f !== 'index.ts')).toEqual([]);
   expect(unnamed(read('src/raft/README.md'), 'src/raft')).toEqual([]);
+});
+
+it("names every flag of every command in the command's usage and in the README", () => {
+  const flagsOf = (text: string): string[] => [...text.matchAll(/^\s+'?([a-z-]+)'?: '(?:string|boolean)'/gm)].map((m) => m[1]!);
+  const adminFlags = Object.keys(ADMIN_FLAGS);
+  const missing: string[] = [];
+  const commands = readdirSync(new URL('../src/cli', import.meta.url)).filter((f) => f.endsWith('.ts'));
+  let seen = 0;
+  for (const file of commands) {
+    const text = read(`src/cli/${file}`);
+    const usage = /const USAGE = `([\s\S]*?)`;/.exec(text)?.[1];
+    if (usage === undefined) continue;
+    const flags = [...flagsOf(text), ...(text.includes('...ADMIN_FLAGS') || text.includes('(a, ADMIN_FLAGS)') ? adminFlags : [])].filter((f) => f !== 'help');
+    seen += flags.length;
+    for (const f of flags) {
+      if (!new RegExp(`--${f}\\b`).test(usage)) missing.push(`${file}: --${f} not in its usage`);
+      if (!new RegExp(`--${f}\\b`).test(README)) missing.push(`${file}: --${f} not in README.md`);
+    }
+  }
+  expect(seen).toBeGreaterThan(60);
+  expect(missing).toEqual([]);
 });
