@@ -7,6 +7,7 @@ import { expect, it } from 'vitest';
 import { ADMIN_FLAGS } from '../src/cli/admin-client.js';
 import { DEFAULTS } from '../src/log/options.js';
 import { STALL_WINDOW_BYTES } from '../src/transport/inbound.js';
+import { REFUSAL_CODES } from '../src/transport/errors.js';
 
 const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
 const README = read('README.md');
@@ -107,4 +108,16 @@ it("names every flag of every command in the command's usage and in the README",
   }
   expect(seen).toBeGreaterThan(60);
   expect(missing).toEqual([]);
+});
+
+it("names, in the refusal counters' rows, the codes they are exported at 0 for and no other", () => {
+  const row = (metric: string): string => {
+    const line = README.split('\n').find((l) => l.startsWith(`| \`${metric}{code}\``));
+    expect(line, metric).toBeDefined();
+    return line!;
+  };
+  const named = new Set([...row('raftlog_transport_refused_total').matchAll(/`(TRANSPORT_[A-Z_]+)`/g)].map((m) => m[1]!));
+  expect([...named].sort()).toEqual([...REFUSAL_CODES].sort());
+  // Where a peer's code goes: the one list that keeps a code as it is, named as the public export it is.
+  expect(row('raftlog_transport_refused_by_peer_total')).toContain('`TRANSPORT_ERROR_CODES`');
 });
