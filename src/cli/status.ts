@@ -151,7 +151,8 @@ export async function main(args: string[]): Promise<number> {
       );
       for (const h of health) if (h.message !== undefined) console.log(printable(`${h.endpoint}: ${h.error}: ${h.message}`));
     }
-    if (health.every((h) => h.node === null)) return EXIT.unreachable;
+    // 3 says no endpoint could be reached: one that answered (a wrong token, something not the admin API) was, and fails with 1.
+    if (seen.every((s) => s.error?.exitCode === EXIT.unreachable)) return EXIT.unreachable;
     return health.every((h) => h.healthy) ? EXIT.ok : EXIT.failed;
   });
 }

@@ -156,7 +156,8 @@ it('a status that is not the admin API makes member list and status fail with AD
     const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
     expect(await member(['list', '--admin', ep]), JSON.stringify(answer)).toBe(1);
     expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog member: ADMIN_BAD_REPLY: ${ep}`));
-    expect(await status(['--admin', ep]), JSON.stringify(answer)).toBe(3);
+    // It answered: exit 1, as for member list, not 3 (unreachable).
+    expect(await status(['--admin', ep]), JSON.stringify(answer)).toBe(1);
     expect(out.mock.calls.map((c) => String(c[0])).join('\n')).toMatch(/unhealthy \(ADMIN_BAD_REPLY\)/);
     vi.restoreAllMocks();
   }
@@ -305,4 +306,18 @@ it('an endpoint on a port fetch refuses to connect to is named as such, not as a
     code: 'ADMIN_UNREACHABLE',
     message: expect.stringMatching(/^127\.0\.0\.1:6000: port 6000 is one Node's fetch refuses .*another port/),
   });
+});
+
+it('status exits 3 only when no endpoint could be reached: one that refuses the token was reached, and fails it with 1', async () => {
+  const refusing = await endpoint((_req, res) =>
+    res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'UNAUTHORIZED', message: 'a bearer token is required' })),
+  );
+  // Port 1 is one fetch will not connect to: ADMIN_UNREACHABLE, as a port nothing listens on is.
+  const unreachable = '127.0.0.1:1';
+  const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await status(['--admin', refusing])).toBe(1);
+  expect(await status(['--admin', `${refusing},${unreachable}`])).toBe(1);
+  expect(out.mock.calls.map((c) => String(c[0])).join('\n')).toMatch(/unhealthy \(UNAUTHORIZED\)/);
+  expect(await status(['--admin', unreachable])).toBe(3);
 });
