@@ -5,6 +5,7 @@
 // this into Prometheus text.
 import { defer } from '../defer.js';
 import { ProgressStateType } from '../raft/types.js';
+import { CodeCounts } from '../transport/errors.js';
 
 /** A histogram as Prometheus models it: per-bucket counts (the last bucket is +Inf), their sum and count. */
 export interface HistogramData {
@@ -120,23 +121,19 @@ export class Histogram {
 export class MetricCounters {
   leaderChanges = 0;
   proposalsCommitted = 0;
-  readonly proposalsFailed = new Map<string, number>();
+  /** By code: always one of the log's own codes, never a peer's words, so the labels stay few. */
+  readonly proposalsFailed = new CodeCounts();
   /** Proposals peers forwarded that this node refused, by code. */
-  readonly proposalsRefused = new Map<string, number>();
+  readonly proposalsRefused = new CodeCounts();
   /** barrier() calls refused at once, by code. */
-  readonly readsRefused = new Map<string, number>();
+  readonly readsRefused = new CodeCounts();
   readonly appendDuration = new Histogram(APPEND_BUCKETS);
   snapshots = 0;
   readonly snapshotDuration = new Histogram(SNAPSHOT_BUCKETS);
 
   appendFailed(code: string): void {
-    count(this.proposalsFailed, code);
+    this.proposalsFailed.add(code);
   }
-}
-
-/** One more under `code`: always one of the log's own codes, never a peer's words, so the labels stay few. */
-export function count(counts: Map<string, number>, code: string): void {
-  counts.set(code, (counts.get(code) ?? 0) + 1);
 }
 
 /** Entries each member is behind `lastIndex`, from the leader's progress table (not counting the leader). */

@@ -40,7 +40,7 @@ import {
   SnapshotLimitError,
 } from './errors.js';
 import { Membership, checkNodeId, type MembershipChange } from './membership.js';
-import { MetricCounters, count, turnNow, type LogMetrics } from './metrics.js';
+import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
 import { NoLeaderTimer } from './no-leader.js';
 import { resolveOptions, validateCredentials, type ReplicatedLogOptions, type ResolvedOptions } from './options.js';
 import { openPeerTransport, requirePeerAuthentication } from './peer-transport.js';
@@ -282,7 +282,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         applied: () => this.applied,
         stopped: () => this.closed,
         schedulePump: () => this.schedulePump(),
-        refused: (code) => count(this.counters.readsRefused, code),
+        refused: (code) => this.counters.readsRefused.add(code),
       },
       this.proposals.origin,
       deps.clock,
@@ -720,7 +720,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (m.type === MessageType.MsgProp) {
       const fault = forwardedProposalFault(m);
       if (fault !== null) {
-        count(this.counters.proposalsRefused, 'PROPOSAL_REFUSED');
+        this.counters.proposalsRefused.add('PROPOSAL_REFUSED');
         this.refusedProposals.warn({ code: 'PROPOSAL_REFUSED', from: m.from }, `refused a proposal forwarded from node ${m.from}: ${fault}`);
         return;
       }

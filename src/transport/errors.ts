@@ -50,20 +50,29 @@ export const OTHER_CODE = 'OTHER';
 const KNOWN_CODES = new Set<string>(TRANSPORT_ERROR_CODES);
 
 /**
- * Refusals by code, for the metrics. Only this transport's codes are kept as they are, and any
- * other folds into OTHER_CODE: a code is a metric's label, so a peer's words must not add any.
- * Bumped only when something is refused, never on the path of a frame that is accepted.
+ * Counts by code, for the metrics: a code is a metric's label. With `known`, any other code
+ * folds into OTHER_CODE, so a peer's words cannot add labels. Bumped only when something is
+ * refused or fails, never on the path of what is accepted.
  */
-export class RefusalCounts {
+export class CodeCounts {
   private readonly counts = new Map<string, number>();
 
+  constructor(private readonly known?: ReadonlySet<string>) {}
+
   add(code: string): void {
-    const key = KNOWN_CODES.has(code) ? code : OTHER_CODE;
+    const key = this.known === undefined || this.known.has(code) ? code : OTHER_CODE;
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
   }
 
   toRecord(): Record<string, number> {
     return Object.fromEntries(this.counts);
+  }
+}
+
+/** Refusals by code: only this transport's codes are kept as they are. */
+export class RefusalCounts extends CodeCounts {
+  constructor() {
+    super(KNOWN_CODES);
   }
 }
 
