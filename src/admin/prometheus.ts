@@ -2,6 +2,7 @@
 // process-global one: two logs in one process must not collide). Every value is read
 // when the registry is scraped, from one metrics() call per scrape.
 import { Counter, Gauge, Registry } from 'prom-client';
+import { FORWARDED_PROPOSAL_FAULTS } from '../log/forwarded-proposal.js';
 import type { HistogramData, LogMetrics } from '../log/metrics.js';
 import { OTHER_CODE, REFUSAL_CODES } from '../transport/errors.js';
 
@@ -112,9 +113,13 @@ export function logRegistry(log: MetricsSource): Registry {
   counter('raftlog_leader_changes_total', 'Leader changes seen by this node.', (x) => x.leaderChanges);
   counter('raftlog_proposals_committed_total', 'Appends on this node that committed.', (x) => x.proposalsCommitted);
   byLabel('raftlog_proposals_failed_total', 'Appends on this node that failed, by error code.', 'reason', (x) => x.proposalsFailed);
-  byLabel('raftlog_proposals_refused_total', 'Proposals forwarded by peers that this node refused, by error code.', 'reason', (x) => x.proposalsRefused, [
-    'PROPOSAL_REFUSED',
-  ]);
+  byLabel(
+    'raftlog_proposals_refused_total',
+    'Proposals forwarded by peers that this node refused (PROPOSAL_REFUSED), by the fault found.',
+    'reason',
+    (x) => x.proposalsRefused,
+    FORWARDED_PROPOSAL_FAULTS,
+  );
   byLabel('raftlog_reads_refused_total', 'Read barriers refused at once on this node, by error code.', 'reason', (x) => x.readsRefused, ['OVERLOADED']);
   byLabel('raftlog_transport_refused_total', "Connections and frames refused for a peer's fault, by code.", 'code', (x) => x.transportRefused, REFUSAL_CODES);
   byLabel(

@@ -12,18 +12,26 @@
 import { EntryType, type Message } from '../raft/types.js';
 import { BatchReader } from './record-batch.js';
 
+/**
+ * The kinds of fault, each a reason of raftlog_proposals_refused_total and of the refusal's log
+ * line: the peer is told PROPOSAL_REFUSED whatever the kind, the operator which one it was.
+ */
+export const FORWARDED_PROPOSAL_FAULTS = ['NO_ENTRY', 'MEMBERSHIP_CHANGE', 'EMPTY_ENTRY', 'UNDECODABLE', 'FOREIGN_ORIGIN'] as const;
+
+export type ForwardedProposalFaultKind = (typeof FORWARDED_PROPOSAL_FAULTS)[number];
+
 /** Why the proposal `m`, forwarded by a peer, may not reach the core; null if it may. */
-export function forwardedProposalFault(m: Message): string | null {
-  if (m.entries.length === 0) return 'it carries no entry';
+export function forwardedProposalFault(m: Message): { kind: ForwardedProposalFaultKind; message: string } | null {
+  if (m.entries.length === 0) return { kind: 'NO_ENTRY', message: 'it carries no entry' };
   const reader = new BatchReader();
   for (const e of m.entries) {
-    if (e.type !== EntryType.Normal) return 'it carries a membership change, which only the leader proposes';
+    if (e.type !== EntryType.Normal) return { kind: 'MEMBERSHIP_CHANGE', message: 'it carries a membership change, which only the leader proposes' };
     try {
-      if (!reader.open(e.data, e.index)) return 'it carries an empty entry';
+      if (!reader.open(e.data, e.index)) return { kind: 'EMPTY_ENTRY', message: 'it carries an empty entry' };
     } catch (err) {
-      return `its records do not decode (${(err as Error).message})`;
+      return { kind: 'UNDECODABLE', message: `its records do not decode (${(err as Error).message})` };
     }
-    if (reader.nodeId !== m.from) return `it carries records of node ${reader.nodeId}, not of its sender`;
+    if (reader.nodeId !== m.from) return { kind: 'FOREIGN_ORIGIN', message: `it carries records of node ${reader.nodeId}, not of its sender` };
   }
   return null;
 }

@@ -35,8 +35,9 @@ export interface LogMetrics {
   /** append() calls that rejected, by error code. */
   proposalsFailed: Record<string, number>;
   /**
-   * Proposals peers forwarded that this node refused before its raft core saw them, by code
-   * (PROPOSAL_REFUSED: no entry, a membership change, undecodable records, another node's records).
+   * Proposals peers forwarded that this node refused (PROPOSAL_REFUSED) before its raft core saw
+   * them, by fault: NO_ENTRY, MEMBERSHIP_CHANGE, EMPTY_ENTRY, UNDECODABLE (records that do not
+   * decode), FOREIGN_ORIGIN (another node's records).
    */
   proposalsRefused: Record<string, number>;
   /** barrier() calls refused at once, by code (OVERLOADED: the leader holds too many reads a quorum has not confirmed). */
@@ -123,7 +124,7 @@ export class MetricCounters {
   proposalsCommitted = 0;
   /** By code: always one of the log's own codes, never a peer's words, so the labels stay few. */
   readonly proposalsFailed = new CodeCounts();
-  /** Proposals peers forwarded that this node refused, by code. */
+  /** Proposals peers forwarded that this node refused, by fault. */
   readonly proposalsRefused = new CodeCounts();
   /** barrier() calls refused at once, by code. */
   readonly readsRefused = new CodeCounts();

@@ -720,8 +720,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (m.type === MessageType.MsgProp) {
       const fault = forwardedProposalFault(m);
       if (fault !== null) {
-        this.counters.proposalsRefused.add('PROPOSAL_REFUSED');
-        this.refusedProposals.warn({ code: 'PROPOSAL_REFUSED', from: m.from }, `refused a proposal forwarded from node ${m.from}: ${fault}`);
+        this.counters.proposalsRefused.add(fault.kind);
+        this.refusedProposals.warn(
+          { code: 'PROPOSAL_REFUSED', reason: fault.kind, from: m.from },
+          `refused a proposal forwarded from node ${m.from}: ${fault.message}`,
+        );
         return;
       }
     }

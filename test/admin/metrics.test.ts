@@ -6,6 +6,7 @@ import { logRegistry } from '../../src/admin/prometheus.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import { OTHER_CODE, REFUSAL_CODES } from '../../src/transport/errors.js';
+import { FORWARDED_PROPOSAL_FAULTS } from '../../src/log/forwarded-proposal.js';
 import { Recorder } from '../transport/helpers.js';
 import { rawPeer } from '../transport/raw-peer.js';
 import { parsePrometheus } from './prometheus-text.js';
@@ -136,7 +137,8 @@ describe('metrics()', () => {
     };
     zero('raftlog_transport_refused_total', 'code', REFUSAL_CODES);
     zero('raftlog_transport_refused_by_peer_total', 'code', [...REFUSAL_CODES, OTHER_CODE]);
-    zero('raftlog_proposals_refused_total', 'reason', ['PROPOSAL_REFUSED']);
+    zero('raftlog_proposals_refused_total', 'reason', FORWARDED_PROPOSAL_FAULTS);
+    expect([...text.keys()].filter((k) => k.startsWith('raftlog_proposals_refused_total{'))).toHaveLength(FORWARDED_PROPOSAL_FAULTS.length);
     zero('raftlog_reads_refused_total', 'reason', ['OVERLOADED']);
     expect(REFUSAL_CODES).toContain('TRANSPORT_AUTH_FAILED');
     expect([...text.keys()].filter((k) => k.startsWith('raftlog_transport_refused_total{'))).toHaveLength(REFUSAL_CODES.length);

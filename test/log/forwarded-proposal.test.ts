@@ -8,6 +8,7 @@ import { encodeConfChange } from '../../src/raft/confchange.js';
 import { ConfChangeType, EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
 import type { TransportHandlers } from '../../src/transport/transport.js';
 import { RecordingLogger } from '../recording-logger.js';
+import { FORWARDED_PROPOSAL_FAULTS } from '../../src/log/forwarded-proposal.js';
 import { logRegistry } from '../../src/admin/prometheus.js';
 import { parsePrometheus } from '../admin/prometheus-text.js';
 import { msg } from '../raft/network.js';
@@ -60,12 +61,17 @@ async function scriptedLeader() {
   const appended = (): Entry[] => sent.filter((m) => m.type === MessageType.MsgApp && m.to === 2).flatMap((m) => m.entries);
   /** Node 2 acknowledges everything the leader sent it. */
   const ackAll = (): void => deliver(msg({ type: MessageType.MsgAppResp, from: 2, to: 1, term: log.status().term, index: appended().at(-1)!.index }));
-  const refusals = (): string[] => logger.lines.filter((l) => l.fields.code === 'PROPOSAL_REFUSED').map((l) => l.message);
-  return { log, machine, deliver, appended, ackAll, refusals };
+  const refusals = (): string[] => logger.lines.filter((l) => l.fields.code === 'PROPOSAL_REFUSED').map((l) => `${String(l.fields.reason)}: ${l.message}`);
+  /** raftlog_proposals_refused_total by reason, each of the fixed set there from the start. */
+  const refusedOnMetrics = async (): Promise<Record<string, number | undefined>> => {
+    const text = parsePrometheus(await logRegistry(log).metrics());
+    return Object.fromEntries(FORWARDED_PROPOSAL_FAULTS.map((k) => [k, text.get(`raftlog_proposals_refused_total{reason="${k}"}`)]));
+  };
+  return { log, machine, deliver, appended, ackAll, refusals, refusedOnMetrics };
 }
 
 it('refuses forwarded proposals that are not whole record batches, and appends those that are', async () => {
-  const { log, machine, deliver, appended, ackAll, refusals } = await scriptedLeader();
+  const { log, machine, deliver, appended, ackAll, refusals, refusedOnMetrics } = await scriptedLeader();
   const forwarded = (e: Partial<Entry>): Message =>
     msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array(0), ...e }] });
   const garbage = Uint8Array.from([0xff, 0x01, 0x02, 0x03]);
@@ -85,15 +91,15 @@ it('refuses forwarded proposals that are not whole record batches, and appends t
   expect(appended().filter((e) => refused.some((d) => d.equals(Buffer.from(e.data))))).toEqual([]);
   expect(appended().filter((e) => e.type === EntryType.ConfChange)).toEqual([]);
   expect(refusals()).toEqual([
-    expect.stringMatching(/^refused a proposal forwarded from node 2: its records do not decode \(.*unknown record version 255\)$/),
-    expect.stringMatching(/^refused a proposal forwarded from node 2: its records do not decode \(.*cut short\)$/),
-    'refused a proposal forwarded from node 2: it carries an empty entry',
-    'refused a proposal forwarded from node 2: it carries a membership change, which only the leader proposes',
-    'refused a proposal forwarded from node 2: it carries no entry',
+    expect.stringMatching(/^UNDECODABLE: refused a proposal forwarded from node 2: its records do not decode \(.*unknown record version 255\)$/),
+    expect.stringMatching(/^UNDECODABLE: refused a proposal forwarded from node 2: its records do not decode \(.*cut short\)$/),
+    'EMPTY_ENTRY: refused a proposal forwarded from node 2: it carries an empty entry',
+    'MEMBERSHIP_CHANGE: refused a proposal forwarded from node 2: it carries a membership change, which only the leader proposes',
+    'NO_ENTRY: refused a proposal forwarded from node 2: it carries no entry',
   ]);
-  expect(log.metrics().proposalsRefused).toEqual({ PROPOSAL_REFUSED: 5 });
-  const text = parsePrometheus(await logRegistry(log).metrics());
-  expect(text.get('raftlog_proposals_refused_total{reason="PROPOSAL_REFUSED"}')).toBe(5);
+  const counted = { NO_ENTRY: 1, MEMBERSHIP_CHANGE: 1, EMPTY_ENTRY: 1, UNDECODABLE: 2 };
+  expect(log.metrics().proposalsRefused).toEqual(counted);
+  expect(await refusedOnMetrics()).toEqual({ ...counted, FOREIGN_ORIGIN: 0 });
 
   // Node 2 acknowledges: the forwarded record commits and applies, and the leader lives on.
   ackAll();
@@ -103,7 +109,7 @@ it('refuses forwarded proposals that are not whole record batches, and appends t
 });
 
 it("refuses a forwarded batch that names another node as its origin: the leader's appends resolve with their own positions", async () => {
-  const { log, machine, deliver, appended, ackAll, refusals } = await scriptedLeader();
+  const { log, machine, deliver, appended, ackAll, refusals, refusedOnMetrics } = await scriptedLeader();
   const first = log.append(enc('real-1'));
   await waitFor('the first record to be sent on', () => appended().some((e) => decodeBatch(e.data, e.index)?.payloads.length === 1));
   // The leader's origin, as any member reads it from the log.
@@ -132,10 +138,11 @@ it("refuses a forwarded batch that names another node as its origin: the leader'
   ]);
   expect(machine.applied.map((a) => a.data)).toEqual(['real-1', 'real-2']);
   expect(refusals()).toEqual([
-    'refused a proposal forwarded from node 2: it carries records of node 1, not of its sender',
-    'refused a proposal forwarded from node 2: it carries records of node 3, not of its sender',
+    'FOREIGN_ORIGIN: refused a proposal forwarded from node 2: it carries records of node 1, not of its sender',
+    'FOREIGN_ORIGIN: refused a proposal forwarded from node 2: it carries records of node 3, not of its sender',
   ]);
-  expect(log.metrics().proposalsRefused).toEqual({ PROPOSAL_REFUSED: 2 });
+  expect(log.metrics().proposalsRefused).toEqual({ FOREIGN_ORIGIN: 2 });
+  expect(await refusedOnMetrics()).toEqual({ NO_ENTRY: 0, MEMBERSHIP_CHANGE: 0, EMPTY_ENTRY: 0, UNDECODABLE: 0, FOREIGN_ORIGIN: 2 });
 });
 
 it('counts a barrier refused because peers hold every read the leader may keep unconfirmed', async () => {
