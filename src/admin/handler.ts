@@ -16,7 +16,8 @@ import type { StateMachine } from '../log/state-machine.js';
 import { crc32c } from '../wal/index.js';
 import { ProgressStateType } from '../raft/types.js';
 import { takeBackup } from './backup.js';
-import { logRegistry } from './prometheus.js';
+import { CodeCounts } from '../transport/errors.js';
+import { adminRefusalMetrics, logRegistry } from './prometheus.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 
 export interface AdminHandlerOptions {
@@ -54,8 +55,25 @@ export interface AdminHandlerOptions {
   maxBackups?: number;
 }
 
+/**
+ * The codes a request or connection is refused with before anything is done for it (see
+ * AdminHandlerOptions.logger and serveAdmin), each counted in raftlog_admin_refused_total.
+ */
+export const ADMIN_REFUSAL_CODES = [
+  'CROSS_ORIGIN',
+  'HOST_NOT_ALLOWED',
+  'UNAUTHORIZED',
+  'TOO_MANY_AUTH_FAILURES',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'TOO_MANY_CONNECTIONS',
+] as const;
+
+export type AdminRefusalCode = (typeof ADMIN_REFUSAL_CODES)[number];
+
 export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
   registry: Registry;
+  /** Counts a refusal made before the handler sees a request (serveAdmin's of a connection over its caps). */
+  countRefusal(code: AdminRefusalCode): void;
   /**
    * For the server's close: logs the count of refusals not logged yet, now rather than at the
    * interval's end, and forgets the failed tokens counted, with their timer.
@@ -239,6 +257,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   const throttleProblem = authThrottleProblem(options.authThrottle ?? {});
   if (throttleProblem !== null) throw new InvalidArgumentError(throttleProblem);
   const registry = logRegistry(log);
+  const refusedCounts = new CodeCounts();
+  adminRefusalMetrics(registry, () => refusedCounts.toRecord(), ADMIN_REFUSAL_CODES);
   let backups = 0;
   const want = options.token === undefined ? null : digest(options.token);
   const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
@@ -472,6 +492,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
 
   /** Answers a request refused before anything is read or done for it, and logs why. */
   const refuse = (req: IncomingMessage, res: ServerResponse, err: HttpError): void => {
+    refusedCounts.add(err.code);
     const { remoteAddress, remotePort } = req.socket;
     refusals.warn(
       { remoteAddress, remotePort, status: err.status, code: err.code },
@@ -523,5 +544,5 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     throttle.clear();
     refusals.flush();
   };
-  return Object.assign(handler, { registry, close });
+  return Object.assign(handler, { registry, close, countRefusal: (code: AdminRefusalCode) => refusedCounts.add(code) });
 }

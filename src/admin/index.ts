@@ -1,5 +1,14 @@
 // The admin layer: what an operator reads and drives over HTTP, above the log.
-export { adminHandler, isSendableToken, readableStatus, type AdminHandler, type AdminHandlerOptions, type AdminStatus } from './handler.js';
+export {
+  ADMIN_REFUSAL_CODES,
+  adminHandler,
+  isSendableToken,
+  readableStatus,
+  type AdminHandler,
+  type AdminHandlerOptions,
+  type AdminRefusalCode,
+  type AdminStatus,
+} from './handler.js';
 export { serveAdmin, isLoopback, type AdminServer, type AdminServerOptions } from './server.js';
 export { logRegistry, type MetricsSource } from './prometheus.js';
 export { takeBackup, type Backup } from './backup.js';

@@ -42,57 +42,67 @@ class CountedHistogram {
   }
 }
 
+/**
+ * Gauges and counters on `registry` whose values are read from `source`, called once per scrape
+ * however many of them read it: prom-client runs every collect of a scrape in one synchronous
+ * pass, so the figures are of one instant. Counters are kept by the source: prom-client's own is
+ * reset and set to its total.
+ */
+function readers<T>(registry: Registry, source: () => T) {
+  let cached: { v: T } | null = null;
+  const m = (): T => {
+    if (cached === null) {
+      cached = { v: source() };
+      queueMicrotask(() => (cached = null));
+    }
+    return cached.v;
+  };
+  return {
+    m,
+    gauge(name: string, help: string, read: (x: T) => number): void {
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read(m()));
+        },
+      });
+    },
+    counter(name: string, help: string, read: (x: T) => number): void {
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read(m()));
+        },
+      });
+    },
+    // Label values come from the node's own codes only (a peer's are folded into OTHER where they
+    // are counted), so each of these has a bounded set of series. Those in `known` are there at 0
+    // from the start: a series that first appears at 1 shows no increase().
+    byLabel(name: string, help: string, label: string, read: (x: T) => Record<string, number>, known: readonly string[] = []): void {
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const value of known) this.inc({ [label]: value }, 0);
+          for (const [value, v] of Object.entries(read(m()))) this.inc({ [label]: value }, v);
+        },
+      });
+    },
+  };
+}
+
 /** A registry whose metrics read `log` at each scrape. */
 export function logRegistry(log: MetricsSource): Registry {
   const registry = new Registry();
-  // One metrics() per scrape, however many metrics read it: prom-client runs every
-  // collect of a scrape in one synchronous pass, so the figures are of one instant.
-  let cached: LogMetrics | null = null;
-  const m = (): LogMetrics => {
-    if (cached === null) {
-      cached = log.metrics();
-      queueMicrotask(() => (cached = null));
-    }
-    return cached;
-  };
-  const gauge = (name: string, help: string, read: (m: LogMetrics) => number): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read(m()));
-      },
-    });
-  };
-  // A counter kept by the log: prom-client's own is reset and set to the log's total.
-  const counter = (name: string, help: string, read: (m: LogMetrics) => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read(m()));
-      },
-    });
-  };
-  // Label values come from the log's and the transport's own codes only (a peer's are folded
-  // into OTHER where they are counted), so each of these has a bounded set of series. Those in
-  // `known` are there at 0 from the start: a series that first appears at 1 shows no increase().
-  const byLabel = (name: string, help: string, label: string, read: (m: LogMetrics) => Record<string, number>, known: readonly string[] = []): void => {
-    new Counter({
-      name,
-      help,
-      labelNames: [label],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const value of known) this.inc({ [label]: value }, 0);
-        for (const [value, v] of Object.entries(read(m()))) this.inc({ [label]: value }, v);
-      },
-    });
-  };
+  const { m, gauge, counter, byLabel } = readers(registry, () => log.metrics());
   const perPeer = (name: string, help: string, kind: 'gauge' | 'counter', read: (m: LogMetrics) => Record<number, number>): void => {
     const collect = function (this: Gauge<'peer'> | Counter<'peer'>): void {
       this.reset();
@@ -151,4 +161,9 @@ export function logRegistry(log: MetricsSource): Registry {
   perPeer('raftlog_transport_bytes_sent_total', 'Bytes sent to each peer.', 'counter', (x) => x.transportBytesSent);
   perPeer('raftlog_transport_bytes_received_total', 'Bytes received from each peer.', 'counter', (x) => x.transportBytesReceived);
   return registry;
+}
+
+/** Adds raftlog_admin_refused_total{code}: requests and connections the admin endpoint refused, each of `codes` at 0 from the start. */
+export function adminRefusalMetrics(registry: Registry, refused: () => Record<string, number>, codes: readonly string[]): void {
+  readers(registry, refused).byLabel('raftlog_admin_refused_total', 'Requests and connections the admin endpoint refused, by code.', 'code', (x) => x, codes);
 }

@@ -155,6 +155,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       socket.once('close', () => taking.delete(socket));
       return readRequests.call(server, socket);
     }
+    handler.countRefusal('TOO_MANY_CONNECTIONS');
     refusing.add(socket);
     socket.once('close', () => refusing.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, createServer, get, request, type IncomingMessage } from 'node:http';
 import { crc32c } from '../../src/wal/index.js';
 import type { AddressInfo } from 'node:net';
-import { adminHandler, serveAdmin, type AdminServer } from '../../src/admin/index.js';
+import { ADMIN_REFUSAL_CODES, adminHandler, serveAdmin, type AdminServer } from '../../src/admin/index.js';
 import { KvStateMachine } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { enc, freePorts, tempDir } from '../log/helpers.js';
@@ -939,6 +939,54 @@ describe('the admin endpoint', () => {
       if (status !== 200) await new Promise((r) => setTimeout(r, 20)); // until the server sees it close
     }
     expect(status).toBe(200);
+  });
+
+  it('counts every refusal on /metrics by its code, each code there at 0 from the start', async () => {
+    const token = 'the admin metrics token';
+    const bearer = { authorization: `Bearer ${token}` };
+    const refusedOn = async (address: string, headers: Record<string, string>): Promise<Record<string, number>> => {
+      const res = await fetch(`http://${address}/metrics`, { headers });
+      expect(res.status).toBe(200);
+      const text = parsePrometheus(await res.text());
+      const out: Record<string, number> = {};
+      for (const [k, v] of text) if (k.startsWith('raftlog_admin_refused_total{')) out[/code="([A-Z_]+)"/.exec(k)![1]!] = v;
+      return out;
+    };
+    const none = Object.fromEntries(ADMIN_REFUSAL_CODES.map((c) => [c, 0]));
+    const { admin } = await node({ token, maxConnectionsPerAddress: 2, authThrottle: { failures: 2 } });
+    expect(await refusedOn(admin.address, bearer)).toEqual(none);
+
+    expect((await send(admin.address, 'GET', '/status', { ...bearer, origin: 'http://evil.example' })).status).toBe(403);
+    expect((await send(admin.address, 'GET', '/status', {})).status).toBe(401);
+    for (let i = 0; i < 2; i++)
+      expect((await send(admin.address, 'GET', '/status', { authorization: 'Bearer wrong' }, undefined, '127.0.0.3')).status).toBe(401);
+    expect((await send(admin.address, 'GET', '/status', { authorization: 'Bearer wrong' }, undefined, '127.0.0.3')).status).toBe(429);
+    expect((await send(admin.address, 'POST', '/members/remove', { ...bearer, 'content-type': 'text/plain' }, '{"id":2}')).status).toBe(415);
+    // Two idle connections from one address, the most it may hold: the third is refused.
+    const at = admin.address.lastIndexOf(':');
+    const held: Socket[] = [];
+    cleanups.push(() => held.forEach((s) => s.destroy()));
+    for (let i = 0; i < 3; i++) {
+      const s = connect({ host: admin.address.slice(0, at), port: Number(admin.address.slice(at + 1)), localAddress: '127.0.0.2' });
+      s.on('error', () => undefined);
+      s.resume();
+      held.push(s);
+      await new Promise((r) => s.once('connect', r));
+    }
+    await new Promise((r) => (held[2]!.destroyed ? r(undefined) : held[2]!.once('close', r)));
+    expect(await refusedOn(admin.address, bearer)).toEqual({
+      ...none,
+      CROSS_ORIGIN: 1,
+      UNAUTHORIZED: 3,
+      TOO_MANY_AUTH_FAILURES: 1,
+      UNSUPPORTED_MEDIA_TYPE: 1,
+      TOO_MANY_CONNECTIONS: 1,
+    });
+
+    // Without a token, a Host that names no address of this node's is refused.
+    const open = await node();
+    expect((await send(open.admin.address, 'GET', '/status', { host: 'rebound.example' })).status).toBe(403);
+    expect(await refusedOn(open.admin.address, {})).toEqual({ ...none, HOST_NOT_ALLOWED: 1 });
   });
 
   it('by default one address holds at most 16 of the 64 connections', async () => {
