@@ -10,5 +10,5 @@ export {
   type AdminStatus,
 } from './handler.js';
 export { serveAdmin, isLoopback, type AdminServer, type AdminServerOptions } from './server.js';
-export { logRegistry, type MetricsSource } from './prometheus.js';
+export { logRegistry, type MetricsSource, type RespMetrics, type RespMetricsSource } from './prometheus.js';
 export { takeBackup, type Backup } from './backup.js';

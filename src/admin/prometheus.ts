@@ -167,3 +167,58 @@ export function logRegistry(log: MetricsSource): Registry {
 export function adminRefusalMetrics(registry: Registry, refused: () => Record<string, number>, codes: readonly string[]): void {
   readers(registry, refused).byLabel('raftlog_admin_refused_total', 'Requests and connections the admin endpoint refused, by code.', 'code', (x) => x, codes);
 }
+
+/** What /metrics shows of the node's RESP server (RespServerStats in raftlog/kv). */
+export interface RespMetrics {
+  clients: number;
+  maxClients: number;
+  /** Refused connections by code; every code the server refuses with is there from the start, at 0 until counted. */
+  refusedBy: Record<string, number>;
+  readsRefused: number;
+  authFailures: number;
+  idleClosed: number;
+  evicted: number;
+  dropped: number;
+  pauses: number;
+  paused: number;
+  buffered: number;
+  writeBuffered: number;
+  maxInflight: number;
+  maxWriteBuffered: number;
+}
+
+/** A RESP server beside the log: raftlog/kv's RespServer is one. The admin layer is below the kv one, so it names only what it reads. */
+export interface RespMetricsSource {
+  stats(): RespMetrics;
+}
+
+/** Adds the RESP server's raftlog_resp_* metrics, read from one stats() per scrape. */
+export function respMetrics(registry: Registry, resp: RespMetricsSource): void {
+  const { gauge, counter, byLabel } = readers(registry, () => resp.stats());
+  gauge('raftlog_resp_clients', 'RESP clients connected.', (x) => x.clients);
+  gauge('raftlog_resp_max_clients', 'RESP clients served at once at most (maxClients): the one past them is refused KV_MAX_CLIENTS.', (x) => x.maxClients);
+  byLabel('raftlog_resp_refused_total', 'RESP connections refused, as they connect or at an AUTH, by code.', 'code', (x) => x.refusedBy);
+  counter(
+    'raftlog_resp_reads_refused_total',
+    'RESP reads refused at once (KV_TOO_MANY_READS): maxPendingReads waited for a barrier already.',
+    (x) => x.readsRefused,
+  );
+  counter('raftlog_resp_auth_failures_total', 'RESP AUTHs with a wrong password (or user).', (x) => x.authFailures);
+  counter('raftlog_resp_idle_closed_total', 'RESP connections closed for idleness, or for not authenticating in time.', (x) => x.idleClosed);
+  counter(
+    'raftlog_resp_evicted_total',
+    'RESP connections closed because clients together held more than maxBufferedBytes (KV_MAX_BUFFERED).',
+    (x) => x.evicted,
+  );
+  counter(
+    'raftlog_resp_dropped_commands_total',
+    'RESP commands read whole that never started, their connection closed or ended first: none was proposed.',
+    (x) => x.dropped,
+  );
+  counter('raftlog_resp_pauses_total', 'Times a RESP connection stopped being read for backpressure.', (x) => x.pauses);
+  gauge('raftlog_resp_paused_clients', 'RESP connections not being read now.', (x) => x.paused);
+  gauge('raftlog_resp_buffered_bytes', 'Bytes of RESP commands read and not started, over all connections (see maxBufferedBytes).', (x) => x.buffered);
+  gauge('raftlog_resp_write_buffered_bytes', 'RESP reply bytes unsent, over all connections (see maxWriteBufferedBytes).', (x) => x.writeBuffered);
+  gauge('raftlog_resp_max_inflight_commands', 'The most commands one RESP connection ever had awaiting replies.', (x) => x.maxInflight);
+  gauge('raftlog_resp_max_write_buffered_bytes', 'The most reply bytes one RESP connection ever had unsent.', (x) => x.maxWriteBuffered);
+}

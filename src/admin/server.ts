@@ -11,6 +11,7 @@ import type { StateMachine } from '../log/state-machine.js';
 import { clientAddress, isHostPort, networkKey, parseAddress } from '../transport/address.js';
 import type { AuthThrottleOptions } from '../auth-throttle.js';
 import { adminHandler } from './handler.js';
+import { respMetrics, type RespMetricsSource } from './prometheus.js';
 
 export interface AdminServerOptions {
   log: ReplicatedLog<unknown>;
@@ -44,6 +45,8 @@ export interface AdminServerOptions {
   maxBackups?: number;
   /** Failed tokens tolerated from one address (see AdminHandlerOptions). Default { failures: 10, windowMs: 60000 }. */
   authThrottle?: AuthThrottleOptions;
+  /** The node's RESP server (raftlog/kv's serveResp()), whose stats() /metrics shows as raftlog_resp_*. */
+  resp?: RespMetricsSource;
 }
 
 export interface AdminServer {
@@ -98,6 +101,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     maxBackups: o.maxBackups,
     authThrottle: o.authThrottle,
   });
+  if (o.resp !== undefined) respMetrics(handler.registry, o.resp);
   // Requests of a connection not answered yet. A client may send requests without reading the
   // answers (HTTP pipelining): Node parses every one it receives and queues each answer behind the
   // unread one before it, so 8 such connections sending 1 MiB of GET /metrics held 350 MB. The

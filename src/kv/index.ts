@@ -2,4 +2,13 @@
 export { KvSnapshotCorruptError } from './kv-snapshot-format.js';
 export { KvStateMachine, encodeCommand, type KvCommand, type KvResult } from './kv-state-machine.js';
 export { DEFAULT_RESP_LIMITS, RespParser, RespProtocolError, RespSimple, encode, type Reply, type RespErrorCode, type RespLimits } from './resp.js';
-export { isLoopbackAddress, serveResp, type KvLog, type RespServer, type RespServerOptions, type RespServerStats } from './server.js';
+export {
+  RESP_REFUSAL_CODES,
+  isLoopbackAddress,
+  serveResp,
+  type KvLog,
+  type RespRefusalCode,
+  type RespServer,
+  type RespServerOptions,
+  type RespServerStats,
+} from './server.js';

@@ -327,6 +327,8 @@ export interface RespServerStats {
    * (authThrottle), as it connects or at its next AUTH.
    */
   refused: number;
+  /** `refused` by the code of the line each left in the log (docs/errors.md), every code there from the start. */
+  refusedBy: Record<RespRefusalCode, number>;
   /** Reads answered -ERR KV_TOO_MANY_READS: maxPendingReads were already waiting for a barrier. */
   readsRefused: number;
   /** Connections closed for idleness, or for not authenticating in time. */
@@ -401,6 +403,17 @@ type KvRefusalErrorCode =
   | 'KV_TOO_MANY_CONNECTIONS'
   | 'KV_MAX_BUFFERED'
   | 'KV_TOO_MANY_READS';
+
+/** The codes a connection is refused with, as it connects or at an AUTH (RespServerStats.refusedBy). */
+export const RESP_REFUSAL_CODES = [
+  'KV_PROTECTED_MODE',
+  'KV_MAX_CLIENTS',
+  'KV_CROSS_PROTOCOL',
+  'KV_AUTH_THROTTLED',
+  'KV_TOO_MANY_CONNECTIONS',
+] as const satisfies readonly KvRefusalErrorCode[];
+
+export type RespRefusalCode = (typeof RESP_REFUSAL_CODES)[number];
 
 const PROTECTED_MODE_ERROR = new Error(
   'DENIED raftlog is in protected mode: no password is set, so only loopback clients are served. ' +
@@ -548,6 +561,11 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     maxInflight: 0,
     maxWriteBuffered: 0,
   };
+  const refusedBy = Object.fromEntries(RESP_REFUSAL_CODES.map((c) => [c, 0])) as Record<RespRefusalCode, number>;
+  const countRefusal = (code: RespRefusalCode): void => {
+    counters.refused++;
+    refusedBy[code]++;
+  };
   let buffered = 0;
   /** Reply bytes unsent over all connections, as each last saw its own (see maxWriteBufferedBytes). */
   let writeBuffered = 0;
@@ -664,8 +682,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   };
 
   /** `why` goes to the client, `code` and `reason` to the log. */
-  const refuse = (socket: net.Socket, why: Error, code: KvRefusalErrorCode, reason: string): void => {
-    counters.refused++;
+  const refuse = (socket: net.Socket, why: Error, code: RespRefusalCode, reason: string): void => {
+    countRefusal(code);
     refusals.warn(
       { code, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
       `RESP server refused a connection from ${clientAddress(socket)}: ${reason}`,
@@ -956,7 +974,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     const refuseCrossProtocol = (): void => {
       ending = true;
       drop();
-      counters.refused++;
+      countRefusal('KV_CROSS_PROTOCOL');
       refusals.warn(
         { code: 'KV_CROSS_PROTOCOL', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
         `RESP server refused a cross-protocol request from ${clientAddress(socket)}: a 'POST' or 'Host:' command, as an HTTP request (a web page's) sends; connection closed, nothing after it runs`,
@@ -993,7 +1011,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
           ending = true;
           slot.last = true;
           drop();
-          if (r.throttled === true) counters.refused++;
+          if (r.throttled === true) countRefusal('KV_AUTH_THROTTLED');
           refusals.warn(
             { code: tooMany ? 'KV_AUTH_FAILED' : 'KV_AUTH_THROTTLED', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
             `RESP server closed the connection from ${clientAddress(socket)}: ${tooMany ? `${authFailures} failed AUTH attempts` : (r.reply as Error).message}`,
@@ -1158,7 +1176,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     stats: () => {
       let writeBuffered = 0;
       for (const [s, h] of clients) writeBuffered += s.writableLength + h.queued;
-      return { clients: clients.size, maxClients, ...counters, buffered, writeBuffered };
+      return { clients: clients.size, maxClients, ...counters, refusedBy: { ...refusedBy }, buffered, writeBuffered };
     },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
