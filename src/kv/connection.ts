@@ -9,7 +9,7 @@ import { AUTH_FAILURES_PER_CONNECTION, NOAUTH, UNAUTHENTICATED_LIMITS, type Acce
 import type { Budget, Held } from './budget.js';
 import { errorReply } from './command-error.js';
 import { BARRIER_READS, WRITES, answer, commandName, read, refusedBeforeAuth, toReply, type KvLog } from './commands.js';
-import { encodeCommand, type KvResult, type KvStateMachine } from './kv-state-machine.js';
+import { encodeCommand, type KvCommand, type KvResult, type KvStateMachine } from './kv-state-machine.js';
 import { OK, RespParser, RespProtocolError, encodedLength, heapCost, type Reply, type RespLimits } from './resp.js';
 import { writeReply, type SlotReply } from './write-reply.js';
 
@@ -47,260 +47,305 @@ export interface ConnectionContext {
   refusals: RefusalLog;
 }
 
-/** `stranger`: gives back the connection's place among those not authenticated (see Access.admitStranger). */
+/** Serves a client until its connection closes; `stranger` gives back its place among those not authenticated (see Access.admitStranger). */
 export function serveConnection(socket: net.Socket, stranger: () => void, c: ConnectionContext): void {
-  const { log, kv, parameters, limits, hwCommands, hwBytes, socketHwBytes, idleTimeoutMs, authTimeoutMs, access, budget, refusals } = c;
-  const { clients, counters } = budget;
-  const held: Held = { bytes: 0, authed: access.password === null, queued: 0 };
-  clients.set(socket, held);
-  socket.setNoDelay(true);
-  const parser = new RespParser(held.authed ? limits : UNAUTHENTICATED_LIMITS);
-  // The idle timeout restarts with every byte: a client that trickles a command never
-  // reaches it, so before AUTH a deadline counts from the accept.
-  const authDeadline = held.authed
-    ? undefined
-    : setTimeout(() => {
-        counters.idleClosed++;
-        socket.destroy();
-      }, authTimeoutMs);
-  let lastWrite: Promise<unknown> = Promise.resolve();
+  new Connection(socket, stranger, c);
+}
+
+class Connection {
+  private readonly budget: Budget;
+  private readonly held: Held;
+  private readonly parser: RespParser;
+  private readonly authDeadline: NodeJS.Timeout | undefined;
+  private lastWrite: Promise<unknown> = Promise.resolve();
   /**
    * Parsed commands not yet started: at most a batch (see PARSE_AHEAD), the rest of what was
    * read is left in the parser as bytes. Each counts against the budget what it costs the heap.
    */
-  let waiting: Buffer[][] = [];
-  let waitingHead = 0; // an index, not shift()
-  const waitingCount = (): number => waiting.length - waitingHead;
+  private waiting: Buffer[][] = [];
+  private waitingHead = 0; // an index, not shift()
   // What this client holds against the budget (held.bytes): its parser's, and its waiting commands'.
-  let parserBytes = 0;
-  let waitingBytes = 0;
+  private parserBytes = 0;
+  private waitingBytes = 0;
+  // Replies in command order; a slot is filled when its command finishes.
+  private readonly slots: Slot[] = [];
+  private inflight = 0;
+  // Bytes the commands awaiting replies hold (the arguments of reads waiting for a barrier).
+  private heldBytes = 0;
+  /**
+   * This connection's reads waiting for their barrier. A write after them waits until they have
+   * read: proposed at once, it could apply first, and a pipelined GET then SET read the SET's value.
+   */
+  private reading = 0;
+  private paused = false;
+  private ending = false; // QUIT or a protocol error: nothing after it runs
+  private authFailures = 0;
+  // This connection's share of writeBuffered: its unsent reply bytes when it last looked.
+  private unsent = 0;
+  /**
+   * Set when the budget over all clients held this connection back. Only one with replies
+   * unsent is held back, so one of its writes is still to end and call written, which tries
+   * again: no list of those waiting to wake, and no timer.
+   */
+  private heldBack = false;
+  // A protocol error, answered once the commands read before it have started.
+  private failure: Error | null = null;
+  // A paused socket still reads into its buffer, up to its high-water mark, and every byte read
+  // puts the idle timeout off: a client that read none of its replies held them, and its
+  // connection, for as long as it trickled a byte now and then. While paused, and once the
+  // last reply is written, one whose replies the kernel took none of for idleTimeoutMs is
+  // closed, whatever it sends; after the last, one that has not closed its end too.
+  private unread: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly stranger: () => void,
+    private readonly c: ConnectionContext,
+  ) {
+    this.budget = c.budget;
+    this.held = { bytes: 0, authed: c.access.password === null, queued: 0 };
+    this.budget.clients.set(socket, this.held);
+    socket.setNoDelay(true);
+    this.parser = new RespParser(this.held.authed ? c.limits : UNAUTHENTICATED_LIMITS);
+    // The idle timeout restarts with every byte: a client that trickles a command never
+    // reaches it, so before AUTH a deadline counts from the accept.
+    this.authDeadline = this.held.authed
+      ? undefined
+      : setTimeout(() => {
+          this.budget.counters.idleClosed++;
+          socket.destroy();
+        }, c.authTimeoutMs);
+    // Reply bytes reaching the kernel may let waiting commands start, or reading resume. Only a
+    // write that found the buffer above its high-water mark is followed by 'drain'; written sees
+    // the others, but goes on only for a connection the budget held back.
+    socket.on('drain', () => {
+      this.flush();
+      if (this.paused || this.waitingCount() > 0) this.dispatch();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (this.ending || this.failure !== null) return;
+      this.parse(chunk);
+      this.dispatch();
+    });
+    if (c.idleTimeoutMs > 0) {
+      socket.setTimeout(c.idleTimeoutMs);
+      socket.on('timeout', () => {
+        // Not idle while commands wait on the log; idle if nothing was read or written meanwhile,
+        // replies ready and unsent included: they wait only for the client to read.
+        if (this.slots.length > 0 && this.slots[0]!.reply === undefined) {
+          socket.setTimeout(c.idleTimeoutMs);
+          return;
+        }
+        this.budget.counters.idleClosed++;
+        socket.destroy();
+      });
+    }
+    socket.on('error', () => socket.destroy()); // the client went away; its pending replies have nowhere to go
+    socket.on('close', () => this.closed());
+  }
+
+  private waitingCount(): number {
+    return this.waiting.length - this.waitingHead;
+  }
+
   /** Adds to what this client holds; a client closed (evicted, or gone) holds nothing more. */
-  const charge = (delta: number): void => {
-    if (socket.destroyed) return;
-    held.bytes += delta;
-    budget.buffered += delta;
-  };
+  private charge(delta: number): void {
+    if (this.socket.destroyed) return;
+    this.held.bytes += delta;
+    this.budget.buffered += delta;
+  }
+
   /**
    * Forgets the commands not started. A connection that is gone (evicted, timed out, closed by
    * the client) has nobody to answer: as Redis frees a client with its unprocessed commands,
    * those not yet proposed to the log never are. Those already proposed cannot be taken back.
    * Whole commands still unparsed are counted, not kept.
    */
-  const drop = (): void => {
-    counters.dropped += waitingCount();
-    charge(-waitingBytes);
-    waitingBytes = 0;
-    waiting = [];
-    waitingHead = 0;
-    while (parser.more && parser.error === null) {
+  private drop(): void {
+    const { counters } = this.budget;
+    counters.dropped += this.waitingCount();
+    this.charge(-this.waitingBytes);
+    this.waitingBytes = 0;
+    this.waiting = [];
+    this.waitingHead = 0;
+    while (this.parser.more && this.parser.error === null) {
       try {
-        counters.dropped += parser.push(EMPTY, PARSE_AHEAD).length;
+        counters.dropped += this.parser.push(EMPTY, PARSE_AHEAD).length;
       } catch (err) {
         if (!(err instanceof RespProtocolError)) throw err;
       }
     }
-  };
-  const nextWaiting = (): Buffer[] => {
-    const cmd = waiting[waitingHead++]!;
-    if (waitingHead === waiting.length) {
-      waiting = [];
-      waitingHead = 0;
+  }
+
+  private nextWaiting(): Buffer[] {
+    const cmd = this.waiting[this.waitingHead++]!;
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
     }
     const cost = heapCost(cmd);
-    waitingBytes -= cost;
-    charge(-cost);
+    this.waitingBytes -= cost;
+    this.charge(-cost);
     return cmd;
-  };
-  // Replies in command order; a slot is filled when its command finishes.
-  const slots: Slot[] = [];
-  let inflight = 0;
-  // Bytes the commands awaiting replies hold (the arguments of reads waiting for a barrier).
-  let heldBytes = 0;
-  /**
-   * This connection's reads waiting for their barrier. A write after them waits until they have
-   * read: proposed at once, it could apply first, and a pipelined GET then SET read the SET's value.
-   */
-  let reading = 0;
-  let paused = false;
-  let ending = false; // QUIT or a protocol error: nothing after it runs
-  let authFailures = 0;
+  }
+
   /**
    * Unsent reply bytes past which this connection is not read. A stranger's replies are
    * -NOAUTH and -WRONGPASS, 33 bytes for a 6-byte PING: under an authenticated client's mark
    * (1 MiB), 10,000 strangers that read nothing held 10 GB until their AUTH deadline.
    */
-  const replyMark = (): number => (held.authed ? hwBytes : socketHwBytes);
-  // This connection's share of writeBuffered: its unsent reply bytes when it last looked.
-  let unsent = 0;
-  const recount = (): void => {
-    const now = socket.destroyed ? 0 : socket.writableLength;
-    budget.writeBuffered += now - unsent;
-    unsent = now;
-  };
+  private replyMark(): number {
+    return this.held.authed ? this.c.hwBytes : this.c.socketHwBytes;
+  }
+
+  private recount(): void {
+    const now = this.socket.destroyed ? 0 : this.socket.writableLength;
+    this.budget.writeBuffered += now - this.unsent;
+    this.unsent = now;
+  }
+
   /** Counts reply bytes finished and waiting in their slots (held.queued) as unsent, over all clients too. */
-  const queue = (delta: number): void => {
-    held.queued += delta;
-    budget.writeBuffered += delta;
-  };
-  /**
-   * Set when the budget over all clients held this connection back. Only one with replies
-   * unsent is held back, so one of its writes is still to end and call written, which tries
-   * again: no list of those waiting to wake, and no timer.
-   */
-  let heldBack = false;
+  private queue(delta: number): void {
+    this.held.queued += delta;
+    this.budget.writeBuffered += delta;
+  }
+
   /**
    * Under its own mark, and under the budget over all clients unless it has nothing unsent: then
    * one reply may pass it. `waiting`: the bytes of replies finished and not written, counted too
    * before a command starts (a write moves them, it does not add them).
    */
-  const mayWrite = (waiting: number): boolean => {
-    recount();
-    const mine = unsent + waiting;
-    if (mine >= replyMark()) return false;
-    if (mine === 0 || budget.writeBuffered < budget.maxWriteBufferedBytes) return true;
-    heldBack = true;
+  private mayWrite(waiting: number): boolean {
+    this.recount();
+    const mine = this.unsent + waiting;
+    if (mine >= this.replyMark()) return false;
+    if (mine === 0 || this.budget.writeBuffered < this.budget.maxWriteBufferedBytes) return true;
+    this.heldBack = true;
     return false;
-  };
-  // A protocol error, answered once the commands read before it have started.
-  let failure: Error | null = null;
+  }
 
-  // A paused socket still reads into its buffer, up to its high-water mark, and every byte read
-  // puts the idle timeout off: a client that read none of its replies held them, and its
-  // connection, for as long as it trickled a byte now and then. While paused, and once the
-  // last reply is written, one whose replies the kernel took none of for idleTimeoutMs is
-  // closed, whatever it sends; after the last, one that has not closed its end too.
-  let unread: NodeJS.Timeout | undefined;
-  const watchUnread = (taken: number): void => {
-    unread = setTimeout(() => {
+  private watchUnread(taken: number): void {
+    this.unread = setTimeout(() => {
+      const { socket } = this;
       const now = socket.bytesWritten - socket.writableLength;
       if (now === taken && (socket.writableLength > 0 || socket.writableEnded)) {
-        counters.idleClosed++;
+        this.budget.counters.idleClosed++;
         socket.destroy();
-      } else watchUnread(now);
-    }, idleTimeoutMs);
-  };
+      } else this.watchUnread(now);
+    }, this.c.idleTimeoutMs);
+  }
 
-  const setPaused = (p: boolean): void => {
-    if (p === paused) return;
-    paused = p;
+  private setPaused(p: boolean): void {
+    if (p === this.paused) return;
+    this.paused = p;
+    const { counters } = this.budget;
     if (p) {
       counters.pauses++;
       counters.paused++;
-      socket.pause();
-      if (idleTimeoutMs > 0) watchUnread(socket.bytesWritten - socket.writableLength);
+      this.socket.pause();
+      if (this.c.idleTimeoutMs > 0) this.watchUnread(this.socket.bytesWritten - this.socket.writableLength);
     } else {
       counters.paused--;
-      clearTimeout(unread);
-      socket.resume();
+      clearTimeout(this.unread);
+      this.socket.resume();
     }
-  };
+  }
 
   /** Stops reading above a high-water mark, reads again below the low-water marks. */
-  const regulate = (): void => {
-    if (socket.destroyed || socket.writableEnded) return;
-    recount();
-    const buffered = unsent + held.queued;
-    const replyBytes = replyMark();
+  private regulate(): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    this.recount();
+    const { hwCommands, hwBytes } = this.c;
+    const { inflight, heldBytes } = this;
+    const buffered = this.unsent + this.held.queued;
+    const replyBytes = this.replyMark();
     // Past the budget, only a client whose replies are unsent stops being read: one that reads them is served.
-    const overBudget = buffered > 0 && budget.writeBuffered >= budget.maxWriteBufferedBytes;
-    if (overBudget) heldBack = true;
-    if (
-      !paused &&
-      (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= replyBytes || overBudget || ending || failure !== null || waitingCount() > 0)
-    ) {
-      counters.maxWriteBuffered = Math.max(counters.maxWriteBuffered, buffered);
-      setPaused(true);
+    const overBudget = buffered > 0 && this.budget.writeBuffered >= this.budget.maxWriteBufferedBytes;
+    if (overBudget) this.heldBack = true;
+    const stopped = this.ending || this.failure !== null || this.waitingCount() > 0;
+    if (!this.paused && (inflight >= hwCommands || heldBytes >= hwBytes || buffered >= replyBytes || overBudget || stopped)) {
+      this.budget.counters.maxWriteBuffered = Math.max(this.budget.counters.maxWriteBuffered, buffered);
+      this.setPaused(true);
     } else if (
-      paused &&
-      !ending &&
-      failure === null &&
-      waitingCount() === 0 &&
-      !parser.more &&
+      this.paused &&
+      !stopped &&
+      !this.parser.more &&
       inflight <= hwCommands >>> 1 &&
       heldBytes <= hwBytes >>> 1 &&
       buffered <= replyBytes >>> 1 &&
       !overBudget
     )
-      setPaused(false);
-  };
+      this.setPaused(false);
+  }
 
   /**
    * Writes the replies that are ready, in order, while the unsent bytes are under the mark; the
    * rest wait in their slots for 'drain'. The reads a connection has in flight (up to 1024)
    * all answer at once, and written as they came they passed the mark by up to 1024 replies.
    */
-  const flush = (): void => {
+  private flush(): void {
+    const { socket, slots } = this;
     while (slots.length > 0 && slots[0]!.reply !== undefined) {
       // At or past the mark, which is at least the socket's own: the last write asked for 'drain'.
       // Held back by the budget: a write of its own is still to end, and call written.
-      if (!socket.destroyed && !mayWrite(0)) return;
+      if (!socket.destroyed && !this.mayWrite(0)) return;
       const { reply, last, bytes } = slots.shift()!;
-      inflight--;
-      if (bytes !== 0) queue(-bytes);
+      this.inflight--;
+      if (bytes !== 0) this.queue(-bytes);
       if (socket.destroyed) continue;
+      writeReply(socket, reply!, this.written);
+      this.recount();
       if (last) {
-        writeReply(socket, reply!, written);
-        recount();
         socket.end();
         // Nothing after it runs, but the socket is read again (what comes is dropped) so that
         // it sees the client close: paused with bytes unread, it stayed open until its idle timeout.
-        setPaused(false);
+        this.setPaused(false);
         // What it sends is read, and puts the idle timeout off.
-        if (idleTimeoutMs > 0) watchUnread(socket.bytesWritten - socket.writableLength);
-        continue;
+        if (this.c.idleTimeoutMs > 0) this.watchUnread(socket.bytesWritten - socket.writableLength);
       }
-      writeReply(socket, reply!, written);
-      recount();
     }
-  };
+  }
 
   // The end of each reply's writes: the kernel took some bytes, and the budget may let this
   // connection go on. One function for all, so that Node schedules one tick for a run of writes
   // that end at once, not one for each.
-  const written = (): void => {
-    recount();
-    if (!heldBack) return;
-    heldBack = false;
-    flush();
-    if (paused || waitingCount() > 0) dispatch();
+  private readonly written = (): void => {
+    this.recount();
+    if (!this.heldBack) return;
+    this.heldBack = false;
+    this.flush();
+    if (this.paused || this.waitingCount() > 0) this.dispatch();
   };
 
-  // Reply bytes reaching the kernel may let waiting commands start, or reading resume. Only a
-  // write that found the buffer above its high-water mark is followed by 'drain'; written sees
-  // the others, but goes on only for a connection the budget held back.
-  socket.on('drain', () => {
-    flush();
-    if (paused || waitingCount() > 0) dispatch();
-  });
-
-  const settle = (slot: Slot, reply: SlotReply): void => {
+  private settle(slot: Slot, reply: SlotReply): void {
     slot.reply = reply;
-    flush();
-    dispatch();
-  };
+    this.flush();
+    this.dispatch();
+  }
 
   /** Starts waiting commands, parsing more, while under the high-water marks; then a protocol error's reply, if one is due. */
-  const dispatch = (): void => {
-    if (socket.destroyed) return drop();
-    while (inflight < hwCommands && heldBytes < hwBytes && !ending && mayWrite(held.queued)) {
-      if (waitingCount() === 0) {
-        if (!parser.more) break;
-        parse(EMPTY);
-        if (socket.destroyed) return drop();
-        if (waitingCount() === 0) break;
+  private dispatch(): void {
+    const { socket, c } = this;
+    if (socket.destroyed) return this.drop();
+    while (this.inflight < c.hwCommands && this.heldBytes < c.hwBytes && !this.ending && this.mayWrite(this.held.queued)) {
+      if (this.waitingCount() === 0) {
+        if (!this.parser.more) break;
+        this.parse(EMPTY);
+        if (socket.destroyed) return this.drop();
+        if (this.waitingCount() === 0) break;
       }
-      if (reading > 0 && WRITES[commandName(waiting[waitingHead]!)] !== undefined) break;
-      start(nextWaiting());
+      if (this.reading > 0 && WRITES[commandName(this.waiting[this.waitingHead]!)] !== undefined) break;
+      this.start(this.nextWaiting());
     }
-    if (failure !== null && !ending && waitingCount() === 0) {
+    if (this.failure !== null && !this.ending && this.waitingCount() === 0) {
       // The stream can no longer be trusted: the commands before it were answered, then this error, and close.
-      ending = true;
-      slots.push({ reply: failure, last: true, bytes: 0 });
-      inflight++;
-      flush();
+      this.ending = true;
+      this.slots.push({ reply: this.failure, last: true, bytes: 0 });
+      this.inflight++;
+      this.flush();
     }
-    regulate();
-  };
+    this.regulate();
+  }
 
   /**
    * A web page on this host may POST to this port: protected mode serves it as a loopback
@@ -308,111 +353,111 @@ export function serveConnection(socket: net.Socket, stranger: () => void, c: Con
    * would run. As Redis does, the first 'POST' or 'Host:' closes the connection, before AUTH
    * too, and nothing after it runs.
    */
-  const refuseCrossProtocol = (): void => {
-    ending = true;
-    drop();
-    budget.refused('KV_CROSS_PROTOCOL');
-    refusals.warn(
+  private refuseCrossProtocol(): void {
+    const { socket } = this;
+    this.ending = true;
+    this.drop();
+    this.budget.refused('KV_CROSS_PROTOCOL');
+    this.c.refusals.warn(
       { code: 'KV_CROSS_PROTOCOL', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
       `RESP server refused a cross-protocol request from ${clientAddress(socket)}: a 'POST' or 'Host:' command, as an HTTP request (a web page's) sends; connection closed, nothing after it runs`,
     );
     socket.destroy();
-  };
+  }
 
-  const start = (args: Buffer[]): void => {
+  private start(args: Buffer[]): void {
     const name = commandName(args);
-    if (name === 'POST' || name === 'HOST:') return refuseCrossProtocol();
+    if (name === 'POST' || name === 'HOST:') return this.refuseCrossProtocol();
     const slot: Slot = { reply: undefined, last: false, bytes: 0 };
-    slots.push(slot);
-    inflight++;
-    counters.maxInflight = Math.max(counters.maxInflight, inflight);
+    this.slots.push(slot);
+    this.inflight++;
+    const { counters } = this.budget;
+    counters.maxInflight = Math.max(counters.maxInflight, this.inflight);
+    const write = WRITES[name];
     if (name === 'QUIT') {
-      ending = true;
+      this.ending = true;
       slot.last = true;
       slot.reply = OK;
-      flush();
-      return;
-    }
-    if (name === 'AUTH') {
-      const r = access.auth(args, socket);
-      if (r.wrongPassword === true) counters.authFailures++;
-      if (r.ok && !held.authed) {
-        held.authed = true;
-        clearTimeout(authDeadline);
-        stranger();
-        parser.setLimits(limits);
-      }
-      slot.reply = r.reply;
-      // A password is guessed a connection at a time, not thousands of guesses pipelined on one.
-      const tooMany = r.wrongPassword === true && ++authFailures >= AUTH_FAILURES_PER_CONNECTION;
-      if (tooMany || r.throttled === true) {
-        ending = true;
-        slot.last = true;
-        drop();
-        if (r.throttled === true) budget.refused('KV_AUTH_THROTTLED');
-        refusals.warn(
-          { code: tooMany ? 'KV_AUTH_FAILED' : 'KV_AUTH_THROTTLED', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
-          `RESP server closed the connection from ${clientAddress(socket)}: ${tooMany ? `${authFailures} failed AUTH attempts` : (r.reply as Error).message}`,
-        );
-      }
-      flush();
-      return;
-    }
-    if (!held.authed) {
-      slot.reply = refusedBeforeAuth(name, args) ?? NOAUTH;
-      flush();
-      return;
-    }
-    const write = WRITES[name];
-    if (write === undefined && !BARRIER_READS.has(name)) {
+    } else if (name === 'AUTH') this.auth(args, slot);
+    else if (!this.held.authed) slot.reply = refusedBeforeAuth(name, args) ?? NOAUTH;
+    else if (write !== undefined) return this.write(write, args, slot);
+    else if (BARRIER_READS.has(name)) return this.read(name, args, slot);
+    else {
       let reply: Reply;
       try {
-        reply = answer(log, parameters, name, args);
+        reply = answer(this.c.log, this.c.parameters, name, args);
       } catch (err) {
         reply = errorReply(err);
       }
       slot.reply = reply;
       slot.bytes = encodedLength(reply);
-      queue(slot.bytes);
-      flush();
+      this.queue(slot.bytes);
+    }
+    this.flush();
+  }
+
+  private auth(args: Buffer[], slot: Slot): void {
+    const { socket, held } = this;
+    const r = this.c.access.auth(args, socket);
+    if (r.wrongPassword === true) this.budget.counters.authFailures++;
+    if (r.ok && !held.authed) {
+      held.authed = true;
+      clearTimeout(this.authDeadline);
+      this.stranger();
+      this.parser.setLimits(this.c.limits);
+    }
+    slot.reply = r.reply;
+    // A password is guessed a connection at a time, not thousands of guesses pipelined on one.
+    const tooMany = r.wrongPassword === true && ++this.authFailures >= AUTH_FAILURES_PER_CONNECTION;
+    if (tooMany || r.throttled === true) {
+      this.ending = true;
+      slot.last = true;
+      this.drop();
+      if (r.throttled === true) this.budget.refused('KV_AUTH_THROTTLED');
+      this.c.refusals.warn(
+        { code: tooMany ? 'KV_AUTH_FAILED' : 'KV_AUTH_THROTTLED', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
+        `RESP server closed the connection from ${clientAddress(socket)}: ${tooMany ? `${this.authFailures} failed AUTH attempts` : (r.reply as Error).message}`,
+      );
+    }
+  }
+
+  private read(name: string, args: Buffer[], slot: Slot): void {
+    const refused = this.budget.admitRead(this.socket);
+    if (refused !== null) {
+      slot.reply = refused;
+      this.flush();
       return;
     }
-    if (write === undefined) {
-      const refused = budget.admitRead(socket);
-      if (refused !== null) {
-        slot.reply = refused;
-        flush();
-        return;
-      }
-      // A read holds its arguments until the barrier it waits for: counted until it is answered.
-      const holds = heapCost(args);
-      heldBytes += holds;
-      reading++;
-      const done = (reply: SlotReply): void => {
-        heldBytes -= holds;
-        budget.pendingReads--;
-        reading--;
-        settle(slot, reply);
-      };
-      void read(log, kv, name, args, lastWrite).then(done, (err: unknown) => done(errorReply(err)));
-      return;
-    }
-    // A write goes straight to the log, with no promise of its own on the way: these
-    // few lines run for every SET a server takes.
+    // A read holds its arguments until the barrier it waits for: counted until it is answered.
+    const holds = heapCost(args);
+    this.heldBytes += holds;
+    this.reading++;
+    const done = (reply: SlotReply): void => {
+      this.heldBytes -= holds;
+      this.budget.pendingReads--;
+      this.reading--;
+      this.settle(slot, reply);
+    };
+    void read(this.c.log, this.c.kv, name, args, this.lastWrite).then(done, (err: unknown) => done(errorReply(err)));
+  }
+
+  // A write goes straight to the log, with no promise of its own on the way: these
+  // few lines run for every SET a server takes.
+  private write(command: (args: Buffer[]) => KvCommand, args: Buffer[], slot: Slot): void {
     let appended: ReturnType<KvLog['append']>;
     try {
-      appended = log.append(encodeCommand(write(args.slice(1))));
+      appended = this.c.log.append(encodeCommand(command(args.slice(1))));
     } catch (err) {
       // A wrong arity, or a log that throws rather than rejects: an error reply, never a crash.
       slot.reply = errorReply(err);
-      flush();
+      this.flush();
       return;
     }
-    lastWrite = appended.then(
-      ({ result }) => settle(slot, toReply(result as KvResult)),
-      (err: unknown) => settle(slot, errorReply(err)),
+    this.lastWrite = appended.then(
+      ({ result }) => this.settle(slot, toReply(result as KvResult)),
+      (err: unknown) => this.settle(slot, errorReply(err)),
     );
-  };
+  }
 
   /**
    * Parses the commands that may start next, a batch of them, and counts what this client then
@@ -422,58 +467,41 @@ export function serveConnection(socket: net.Socket, stranger: () => void, c: Con
    * its commands wait held a whole chunk of them parsed, 3.6 MB of heap for 63 KB of GETs.
    * Before AUTH one command at a time, so the limits rise right after an AUTH.
    */
-  const parse = (input: Buffer): void => {
+  private parse(input: Buffer): void {
+    const { parser, budget } = this;
     let cmds: Buffer[][] = [];
     try {
-      cmds = parser.push(input, held.authed ? PARSE_AHEAD : 1);
+      cmds = parser.push(input, this.held.authed ? PARSE_AHEAD : 1);
     } catch (err) {
       if (!(err instanceof RespProtocolError)) throw err;
     }
-    let cost = parser.retainedBytes - parserBytes;
-    parserBytes += cost;
+    let cost = parser.retainedBytes - this.parserBytes;
+    this.parserBytes += cost;
     for (const c of cmds) {
-      waiting.push(c);
+      this.waiting.push(c);
       const each = heapCost(c);
-      waitingBytes += each;
+      this.waitingBytes += each;
       cost += each;
     }
-    charge(cost);
+    this.charge(cost);
     if (budget.buffered > budget.maxBufferedBytes) budget.evict();
     const err = parser.error;
-    if (err !== null && !ending && failure === null) failure = new Error(`ERR ${err.message}`);
-  };
-
-  socket.on('data', (chunk: Buffer) => {
-    if (ending || failure !== null) return;
-    parse(chunk);
-    dispatch();
-  });
-  if (idleTimeoutMs > 0) {
-    socket.setTimeout(idleTimeoutMs);
-    socket.on('timeout', () => {
-      // Not idle while commands wait on the log; idle if nothing was read or written meanwhile,
-      // replies ready and unsent included: they wait only for the client to read.
-      if (slots.length > 0 && slots[0]!.reply === undefined) {
-        socket.setTimeout(idleTimeoutMs);
-        return;
-      }
-      counters.idleClosed++;
-      socket.destroy();
-    });
+    if (err !== null && !this.ending && this.failure === null) this.failure = new Error(`ERR ${err.message}`);
   }
-  socket.on('error', () => socket.destroy()); // the client went away; its pending replies have nowhere to go
-  socket.on('close', () => {
-    drop();
-    clearTimeout(authDeadline);
-    clearTimeout(unread);
-    recount();
+
+  private closed(): void {
+    const { budget, held } = this;
+    this.drop();
+    clearTimeout(this.authDeadline);
+    clearTimeout(this.unread);
+    this.recount();
     // Its replies are forgotten: the slots left are dropped as their commands finish.
-    for (const slot of slots) slot.bytes = 0;
-    queue(-held.queued);
-    stranger();
+    for (const slot of this.slots) slot.bytes = 0;
+    this.queue(-held.queued);
+    this.stranger();
     budget.buffered -= held.bytes;
     held.bytes = 0;
-    clients.delete(socket);
-    if (paused) counters.paused--;
-  });
+    budget.clients.delete(this.socket);
+    if (this.paused) budget.counters.paused--;
+  }
 }
