@@ -16,6 +16,9 @@ export function isLoopbackAddress(addr: string | undefined): boolean {
   return a === '::1' || (net.isIPv4(a) && a.startsWith('127.'));
 }
 
+/** What an address's failed AUTHs and connections not authenticated are counted under: an IPv6 address's /64. */
+export const addressKey = (socket: net.Socket): string => networkKey(socket.remoteAddress ?? 'an unknown address');
+
 const digest = (s: Buffer | string): Buffer => createHash('sha256').update(s).digest();
 
 /** Equal-length digests, so the comparison takes the same time whatever the guess. */
@@ -82,7 +85,7 @@ export class Access {
 
   /** The reply refusing a client whose address failed AUTH too often, or null while it may try. */
   throttled(socket: net.Socket): Error | null {
-    const from = networkKey(socket.remoteAddress ?? 'an unknown address');
+    const from = addressKey(socket);
     const wait = this.throttle.retryAfter(from);
     if (wait === 0) return null;
     return new Error(
@@ -120,7 +123,7 @@ export class Access {
     if (refused !== null) return { reply: refused, ok: false, throttled: true };
     const matches = passwordMatches(args[args.length - 1]!, this.password);
     if (userOk && matches) return { reply: OK, ok: true };
-    this.throttle.fail(networkKey(socket.remoteAddress ?? 'an unknown address'));
+    this.throttle.fail(addressKey(socket));
     return { reply: WRONGPASS, ok: false, wrongPassword: true };
   }
 

@@ -48,8 +48,8 @@ export interface ConnectionContext {
 }
 
 /** Serves a client until its connection closes; `stranger` gives back its place among those not authenticated (see Access.admitStranger). */
-export function serveConnection(socket: net.Socket, stranger: () => void, c: ConnectionContext): void {
-  new Connection(socket, stranger, c);
+export function serveConnection(socket: net.Socket, stranger: () => void, server: ConnectionContext): void {
+  new Connection(socket, stranger, server);
 }
 
 class Connection {
@@ -100,13 +100,13 @@ class Connection {
   constructor(
     private readonly socket: net.Socket,
     private readonly stranger: () => void,
-    private readonly c: ConnectionContext,
+    private readonly server: ConnectionContext,
   ) {
-    this.budget = c.budget;
-    this.held = { bytes: 0, authed: c.access.password === null, queued: 0 };
+    this.budget = server.budget;
+    this.held = { bytes: 0, authed: server.access.password === null, queued: 0 };
     this.budget.clients.set(socket, this.held);
     socket.setNoDelay(true);
-    this.parser = new RespParser(this.held.authed ? c.limits : UNAUTHENTICATED_LIMITS);
+    this.parser = new RespParser(this.held.authed ? server.limits : UNAUTHENTICATED_LIMITS);
     // The idle timeout restarts with every byte: a client that trickles a command never
     // reaches it, so before AUTH a deadline counts from the accept.
     this.authDeadline = this.held.authed
@@ -114,7 +114,7 @@ class Connection {
       : setTimeout(() => {
           this.budget.counters.idleClosed++;
           socket.destroy();
-        }, c.authTimeoutMs);
+        }, server.authTimeoutMs);
     // Reply bytes reaching the kernel may let waiting commands start, or reading resume. Only a
     // write that found the buffer above its high-water mark is followed by 'drain'; written sees
     // the others, but goes on only for a connection the budget held back.
@@ -127,13 +127,13 @@ class Connection {
       this.parse(chunk);
       this.dispatch();
     });
-    if (c.idleTimeoutMs > 0) {
-      socket.setTimeout(c.idleTimeoutMs);
+    if (server.idleTimeoutMs > 0) {
+      socket.setTimeout(server.idleTimeoutMs);
       socket.on('timeout', () => {
         // Not idle while commands wait on the log; idle if nothing was read or written meanwhile,
         // replies ready and unsent included: they wait only for the client to read.
         if (this.slots.length > 0 && this.slots[0]!.reply === undefined) {
-          socket.setTimeout(c.idleTimeoutMs);
+          socket.setTimeout(server.idleTimeoutMs);
           return;
         }
         this.budget.counters.idleClosed++;
@@ -195,7 +195,7 @@ class Connection {
    * (1 MiB), 10,000 strangers that read nothing held 10 GB until their AUTH deadline.
    */
   private replyMark(): number {
-    return this.held.authed ? this.c.hwBytes : this.c.socketHwBytes;
+    return this.held.authed ? this.server.hwBytes : this.server.socketHwBytes;
   }
 
   private recount(): void {
@@ -232,7 +232,7 @@ class Connection {
         this.budget.counters.idleClosed++;
         socket.destroy();
       } else this.watchUnread(now);
-    }, this.c.idleTimeoutMs);
+    }, this.server.idleTimeoutMs);
   }
 
   private setPaused(p: boolean): void {
@@ -243,7 +243,7 @@ class Connection {
       counters.pauses++;
       counters.paused++;
       this.socket.pause();
-      if (this.c.idleTimeoutMs > 0) this.watchUnread(this.socket.bytesWritten - this.socket.writableLength);
+      if (this.server.idleTimeoutMs > 0) this.watchUnread(this.socket.bytesWritten - this.socket.writableLength);
     } else {
       counters.paused--;
       clearTimeout(this.unread);
@@ -255,7 +255,7 @@ class Connection {
   private regulate(): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
     this.recount();
-    const { hwCommands, hwBytes } = this.c;
+    const { hwCommands, hwBytes } = this.server;
     const { inflight, heldBytes } = this;
     const buffered = this.unsent + this.held.queued;
     const replyBytes = this.replyMark();
@@ -301,7 +301,7 @@ class Connection {
         // it sees the client close: paused with bytes unread, it stayed open until its idle timeout.
         this.setPaused(false);
         // What it sends is read, and puts the idle timeout off.
-        if (this.c.idleTimeoutMs > 0) this.watchUnread(socket.bytesWritten - socket.writableLength);
+        if (this.server.idleTimeoutMs > 0) this.watchUnread(socket.bytesWritten - socket.writableLength);
       }
     }
   }
@@ -325,9 +325,9 @@ class Connection {
 
   /** Starts waiting commands, parsing more, while under the high-water marks; then a protocol error's reply, if one is due. */
   private dispatch(): void {
-    const { socket, c } = this;
+    const { socket, server } = this;
     if (socket.destroyed) return this.drop();
-    while (this.inflight < c.hwCommands && this.heldBytes < c.hwBytes && !this.ending && this.mayWrite(this.held.queued)) {
+    while (this.inflight < server.hwCommands && this.heldBytes < server.hwBytes && !this.ending && this.mayWrite(this.held.queued)) {
       if (this.waitingCount() === 0) {
         if (!this.parser.more) break;
         this.parse(EMPTY);
@@ -358,7 +358,7 @@ class Connection {
     this.ending = true;
     this.drop();
     this.budget.refused('KV_CROSS_PROTOCOL');
-    this.c.refusals.warn(
+    this.server.refusals.warn(
       { code: 'KV_CROSS_PROTOCOL', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
       `RESP server refused a cross-protocol request from ${clientAddress(socket)}: a 'POST' or 'Host:' command, as an HTTP request (a web page's) sends; connection closed, nothing after it runs`,
     );
@@ -385,7 +385,7 @@ class Connection {
     else {
       let reply: Reply;
       try {
-        reply = answer(this.c.log, this.c.parameters, name, args);
+        reply = answer(this.server.log, this.server.parameters, name, args);
       } catch (err) {
         reply = errorReply(err);
       }
@@ -398,13 +398,13 @@ class Connection {
 
   private auth(args: Buffer[], slot: Slot): void {
     const { socket, held } = this;
-    const r = this.c.access.auth(args, socket);
+    const r = this.server.access.auth(args, socket);
     if (r.wrongPassword === true) this.budget.counters.authFailures++;
     if (r.ok && !held.authed) {
       held.authed = true;
       clearTimeout(this.authDeadline);
       this.stranger();
-      this.parser.setLimits(this.c.limits);
+      this.parser.setLimits(this.server.limits);
     }
     slot.reply = r.reply;
     // A password is guessed a connection at a time, not thousands of guesses pipelined on one.
@@ -414,7 +414,7 @@ class Connection {
       slot.last = true;
       this.drop();
       if (r.throttled === true) this.budget.refused('KV_AUTH_THROTTLED');
-      this.c.refusals.warn(
+      this.server.refusals.warn(
         { code: tooMany ? 'KV_AUTH_FAILED' : 'KV_AUTH_THROTTLED', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort },
         `RESP server closed the connection from ${clientAddress(socket)}: ${tooMany ? `${this.authFailures} failed AUTH attempts` : (r.reply as Error).message}`,
       );
@@ -438,7 +438,7 @@ class Connection {
       this.reading--;
       this.settle(slot, reply);
     };
-    void read(this.c.log, this.c.kv, name, args, this.lastWrite).then(done, (err: unknown) => done(errorReply(err)));
+    void read(this.server.log, this.server.kv, name, args, this.lastWrite).then(done, (err: unknown) => done(errorReply(err)));
   }
 
   // A write goes straight to the log, with no promise of its own on the way: these
@@ -446,7 +446,7 @@ class Connection {
   private write(command: (args: Buffer[]) => KvCommand, args: Buffer[], slot: Slot): void {
     let appended: ReturnType<KvLog['append']>;
     try {
-      appended = this.c.log.append(encodeCommand(command(args.slice(1))));
+      appended = this.server.log.append(encodeCommand(command(args.slice(1))));
     } catch (err) {
       // A wrong arity, or a log that throws rather than rejects: an error reply, never a crash.
       slot.reply = errorReply(err);

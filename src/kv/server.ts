@@ -15,8 +15,8 @@ import { authThrottleProblem, type AuthThrottleOptions } from '../auth-throttle.
 import { InvalidArgumentError } from '../log/errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-log.js';
-import { clientAddress, formatAddress, networkKey, parseAddress } from '../transport/address.js';
-import { Access, PROTECTED_MODE_ERROR } from './access.js';
+import { clientAddress, formatAddress, parseAddress } from '../transport/address.js';
+import { Access, PROTECTED_MODE_ERROR, addressKey } from './access.js';
 import { Budget, type RespRefusalCode } from './budget.js';
 import type { KvLog } from './commands.js';
 import { configParameters } from './config.js';
@@ -285,7 +285,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     if (access.password === null) return serveConnection(socket, () => undefined, context);
     const refused = access.throttled(socket);
     if (refused !== null) return refuse(socket, refused, 'KV_AUTH_THROTTLED', refused.message.replace(/^ERR /, ''));
-    const from = networkKey(socket.remoteAddress ?? 'an unknown address');
+    const from = addressKey(socket);
     const stranger = access.admitStranger(from);
     if (stranger === null) {
       const why = `${maxStrangersPerAddress} connections from ${from} have not authenticated, the most one address may hold (maxUnauthenticatedPerAddress)`;
