@@ -55,7 +55,7 @@ export function serveConnection(socket: net.Socket, stranger: () => void, server
 class Connection {
   private readonly budget: Budget;
   private readonly held: Held;
-  private readonly parser: RespParser;
+  private parser: RespParser;
   private readonly authDeadline: NodeJS.Timeout | undefined;
   private lastWrite: Promise<unknown> = Promise.resolve();
   /**
@@ -159,7 +159,9 @@ class Connection {
    * Forgets the commands not started. A connection that is gone (evicted, timed out, closed by
    * the client) has nobody to answer: as Redis frees a client with its unprocessed commands,
    * those not yet proposed to the log never are. Those already proposed cannot be taken back.
-   * Whole commands still unparsed are counted, not kept.
+   * Whole commands still unparsed are counted, not kept. Called when a connection is condemned
+   * (an AUTH that closes it, a cross-protocol request) as well as at its close: at most once
+   * does it give back what the connection held.
    */
   private drop(): void {
     const { counters } = this.budget;
@@ -174,6 +176,13 @@ class Connection {
       } catch (err) {
         if (!(err instanceof RespProtocolError)) throw err;
       }
+    }
+    // Nothing is parsed after this, though the socket may stay open until the client reads its
+    // end: the bytes kept for a command cut off, or sent after an AUTH that closed it, are let go.
+    if (this.parserBytes > 0) {
+      this.parser = new RespParser();
+      this.charge(-this.parserBytes);
+      this.parserBytes = 0;
     }
   }
 

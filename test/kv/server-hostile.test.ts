@@ -318,6 +318,24 @@ describe('the RESP server against strangers (clients that have not authenticated
     d.close();
   });
 
+  it('holds nothing against maxBufferedBytes for a connection closed at its third failed AUTH, while it lingers unread', async () => {
+    // Its socket closes only once the client reads the end, and this one reads nothing: what it
+    // sent after the AUTHs will never run, and counted it could get honest clients evicted.
+    const server = await start({ authTimeoutMs: 600_000 });
+    const s = await rawConnect(portOf(server));
+    s.on('error', () => undefined);
+    const auth = (pw: string): string => `*2\r\n$4\r\nAUTH\r\n$${pw.length}\r\n${pw}\r\n`;
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    s.write(auth('guess0') + auth('guess1') + auth('guess2') + '*1\r\n$4\r\nPING\r\n'.repeat(100) + `*2\r\n$4\r\nAUTH\r\n$16000\r\n${'p'.repeat(15_000)}`);
+    await until(() => server.stats().authFailures === 3);
+    expect(server.stats().clients).toBe(1);
+    expect(server.stats().buffered).toBe(0);
+    s.destroy();
+    await closed;
+    await until(() => server.stats().clients === 0);
+    expect(server.stats().buffered).toBe(0);
+  });
+
   it('refuses AUTH from an address that failed too often, across connections, without checking it, until its failures are old', async () => {
     const clock = new ManualClock();
     const server = await start({ authThrottle: { failures: 4, windowMs: 60_000 }, refusalLogClock: clock });
