@@ -89,7 +89,10 @@ export class Budget {
   /**
    * Closes clients until all hold no more than maxBufferedBytes together: those that have not
    * authenticated first, then the one holding the most. A scan of every client, but only when
-   * the total passes the budget, and each closes at least one.
+   * the total passes the budget. A client already destroyed, its close event still to come, is
+   * not one: it runs none of its commands, so what it holds is given back (its close then finds
+   * nothing to give), and closed again it would free nothing; each scan then closes a live
+   * client unless that was enough.
    */
   evict(): void {
     while (this.buffered > this.maxBufferedBytes) {
@@ -97,12 +100,18 @@ export class Budget {
       let most: Held | undefined;
       for (const [s, h] of this.clients) {
         if (h.bytes === 0) continue;
+        if (s.destroyed) {
+          this.buffered -= h.bytes;
+          h.bytes = 0;
+          continue;
+        }
         if (most === undefined || (most.authed && !h.authed) || (most.authed === h.authed && h.bytes > most.bytes)) {
           victim = s;
           most = h;
         }
       }
-      if (victim === undefined || most === undefined) return; // cannot happen: the total is the sum of these
+      // What destroyed clients gave back may be enough; and the total is the sum of the live clients' bytes.
+      if (this.buffered <= this.maxBufferedBytes || victim === undefined || most === undefined) return;
       this.counters.evicted++;
       this.refusals.warn(
         { code: 'KV_MAX_BUFFERED', remoteAddress: victim.remoteAddress, remotePort: victim.remotePort },
