@@ -387,6 +387,8 @@ class Connection {
       this.ending = true;
       slot.last = true;
       slot.reply = OK;
+      // Nothing after it runs, though the socket stays until the client reads its end: what came after is let go now.
+      this.drop();
     } else if (name === 'AUTH') this.auth(args, slot);
     else if (!this.held.authed) slot.reply = refusedBeforeAuth(name, args) ?? NOAUTH;
     else if (write !== undefined) return this.write(write, args, slot);

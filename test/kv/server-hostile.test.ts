@@ -336,6 +336,23 @@ describe('the RESP server against strangers (clients that have not authenticated
     expect(server.stats().buffered).toBe(0);
   });
 
+  it('holds nothing against maxBufferedBytes for a connection that sent QUIT, while it lingers unread, and counts what came after it as dropped', async () => {
+    const server = await start({ authTimeoutMs: 600_000 });
+    const s = await rawConnect(portOf(server));
+    s.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    s.write('*1\r\n$4\r\nQUIT\r\n' + '*1\r\n$4\r\nPING\r\n'.repeat(100) + `*2\r\n$4\r\nECHO\r\n$2000\r\n${'p'.repeat(1_000)}`);
+    await until(() => server.stats().maxInflight === 1); // the QUIT started
+    expect(server.stats().clients).toBe(1);
+    expect(server.stats().buffered).toBe(0);
+    expect(server.stats().dropped).toBe(100);
+    s.destroy();
+    await closed;
+    await until(() => server.stats().clients === 0);
+    expect(server.stats().buffered).toBe(0);
+    expect(server.stats().dropped).toBe(100);
+  });
+
   it('refuses AUTH from an address that failed too often, across connections, without checking it, until its failures are old', async () => {
     const clock = new ManualClock();
     const server = await start({ authThrottle: { failures: 4, windowMs: 60_000 }, refusalLogClock: clock });
