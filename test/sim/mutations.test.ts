@@ -18,7 +18,7 @@ import { announceSeed, testSeeds } from '../seeded.js';
 const MAX_SEEDS = 200;
 const CORE_STEPS = 2000;
 /** The log simulator also runs the core's bugs, for the table; it is not required to catch those, so it stops early. */
-const LOG_SIDE_LOOK = 12;
+const LOG_SIDE_LOOK = 24;
 
 const seeds = (count: number): number[] => testSeeds(Array.from({ length: count }, (_, i) => i + 1));
 const replaying = process.env.TEST_SEED !== undefined && process.env.TEST_SEED.trim() !== '';
