@@ -52,7 +52,13 @@ it('npm pack, then install with no compiler, then run the README', async () => {
 
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
   const env = { ...process.env, CC: 'false', CXX: 'false' };
-  await exec('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(out, tarball!)], { cwd: project, env, timeout: 240_000 });
+  // npm waits 5 minutes for a registry that stopped answering before it retries, past this test's
+  // limit: a stalled request is dropped after 30 s and retried (twice) instead.
+  await exec('npm', ['install', '--prefer-offline', '--fetch-timeout=30000', '--no-audit', '--no-fund', join(out, tarball!)], {
+    cwd: project,
+    env,
+    timeout: 240_000,
+  });
 
   // Every program of the README (a block that starts by importing raftlog) runs as written, in a
   // directory of its own, and prints what its last comment promises. Its types are only stripped.
