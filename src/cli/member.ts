@@ -5,6 +5,7 @@ import { ADMIN_FLAGS, adminTarget, badReply, call, isConf, leaderEndpoint, statu
 import { CliError, EXIT, runCommand } from './failure.js';
 import { membersOf } from './status.js';
 import { isHostPort } from '../transport/address.js';
+import { printable } from './printable.js';
 
 const USAGE = `usage: raftlog member list --admin HOST:PORT[,...] [--admin-token-file FILE] [--json]
        raftlog member add ID HOST:PORT [--learner] --admin ...
@@ -14,10 +15,11 @@ const USAGE = `usage: raftlog member list --admin HOST:PORT[,...] [--admin-token
        raftlog member change [--add ID=HOST:PORT,...] [--add-learner ID=HOST:PORT,...]
                              [--remove ID,...] [--promote ID,...] [--demote ID,...] --admin ...
 Changes go to the leader: give its admin endpoint, or every node's (--admin A,B,C).
-'add' makes the node a member (with --learner, a non-voting learner); then start it with
-\`raftlog serve --join\`. 'promote' makes a learner a voter once it is within 1000 entries
-of the leader (NOT_CAUGHT_UP otherwise). 'replace' adds NEW as a voter and removes OLD in
-one atomic change; 'change' applies all the changes it is given atomically. When more than
+'add' makes the node a member (with --learner, a non-voting learner) and prints the
+\`raftlog serve --join\` line that starts it ('replace' and 'change' too, for the nodes
+they add). 'promote' makes a learner a voter once it is within 1000 entries of the leader
+(NOT_CAUGHT_UP otherwise). 'replace' adds NEW as a voter and removes OLD in one atomic
+change; 'change' applies all the changes it is given atomically. When more than
 one voter changes, the cluster passes through a joint configuration in which the old and
 the new voters must both agree, and leaves it by itself.`;
 
@@ -64,11 +66,12 @@ export async function main(args: string[]): Promise<number> {
     // One more would be ignored: `member remove 3 4` removed 3 alone.
     const arity: Record<string, number> = { list: 0, add: 2, remove: 1, promote: 1, replace: 3, change: 0 };
     if (verb !== undefined && rest.length > (arity[verb] ?? Infinity)) throw new UsageError(`unexpected argument '${rest[arity[verb]!]}'`);
-    const changeOnLeader = async (changes: MembershipChange[]): Promise<{ voters: number[]; learners: number[] }> => {
-      const { endpoint } = await leaderEndpoint(target);
+    /** Applies the changes on the leader; returns the new configuration and how to start each node they add. */
+    const changeOnLeader = async (changes: MembershipChange[]): Promise<{ conf: { voters: number[]; learners: number[] }; start: Start | undefined }> => {
+      const { endpoint, status } = await leaderEndpoint(target);
       const r = await call<{ voters?: unknown; learners?: unknown }>(endpoint, target.token, 'POST', '/members/change', { changes });
       if (!isConf(r)) throw badReply(endpoint, 'answered POST /members/change without the voters and learners');
-      return r;
+      return { conf: { voters: r.voters, learners: r.learners }, start: startAdded(status.members, changes) };
     };
     const target = adminTarget(opts);
     const json = opts.has('json');
@@ -95,9 +98,10 @@ export async function main(args: string[]): Promise<number> {
       case 'add': {
         const id = nodeIdArg(rest[0]);
         const address = peerAddress(rest[1], "member add needs ID HOST:PORT (the new node's peer address)");
-        const { endpoint } = await leaderEndpoint(target);
+        const { endpoint, status } = await leaderEndpoint(target);
         await call(endpoint, target.token, 'POST', '/members/add', { id, address, learner: opts.has('learner') });
-        return done(`node ${id} (${address}) added as a ${opts.has('learner') ? 'learner' : 'voter'}; start it with raftlog serve --join`, { id, address });
+        const start = startAdded(status.members, [{ add: id, address }])!;
+        return done(`node ${id} (${address}) added as a ${opts.has('learner') ? 'learner' : 'voter'}; ${start.text}`, { id, address, peers: start.peers });
       }
       case 'remove':
       case 'promote': {
@@ -111,17 +115,47 @@ export async function main(args: string[]): Promise<number> {
         const id = nodeIdArg(rest[1], 'NEW');
         const address = peerAddress(rest[2], "member replace needs OLD NEW HOST:PORT (the new node's peer address)");
         if (old === id) throw new UsageError('member replace needs two different nodes');
-        const r = await changeOnLeader([{ add: id, address }, { remove: old }]);
-        return done(`node ${old} replaced by node ${id} (${address}); start it with raftlog serve --join`, r);
+        const { conf, start } = await changeOnLeader([{ add: id, address }, { remove: old }]);
+        return done(`node ${old} replaced by node ${id} (${address}); ${start!.text}`, { ...conf, peers: start!.peers });
       }
       case 'change': {
-        const r = await changeOnLeader(changesOf(opts));
-        return done(`voters ${r.voters.join(',')}${r.learners.length > 0 ? `, learners ${r.learners.join(',')}` : ''}`, r);
+        const { conf, start } = await changeOnLeader(changesOf(opts));
+        const now = `voters ${conf.voters.join(',')}${conf.learners.length > 0 ? `, learners ${conf.learners.join(',')}` : ''}`;
+        return done(start === undefined ? now : `${now}; ${start.text}`, start === undefined ? conf : { ...conf, peers: start.peers });
       }
       default:
         throw new UsageError(verb === undefined ? 'which action? list, add, remove, promote, replace or change' : `unknown action '${verb}'`);
     }
   });
+}
+
+/**
+ * How to start the nodes the changes add: the `raftlog serve --join` line of each, its --peers
+ * the members the leader knew before, with those added and without those removed (the
+ * addresses a joining node first dials; it takes the configuration from the leader). The
+ * operator fills in the directory and the cluster's credentials. Undefined if they add no one.
+ */
+function startAdded(members: Record<number, string>, changes: readonly MembershipChange[]): Start | undefined {
+  const added = changes.flatMap((c) =>
+    'add' in c ? [{ id: c.add, address: c.address }] : 'addLearner' in c ? [{ id: c.addLearner, address: c.address }] : [],
+  );
+  if (added.length === 0) return undefined;
+  const peers = new Map(Object.entries(members).map(([id, a]) => [Number(id), a]));
+  for (const a of added) peers.set(a.id, a.address);
+  for (const c of changes) if ('remove' in c) peers.delete(c.remove);
+  const list = [...peers.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([id, a]) => `${id}=${printable(a)}`)
+    .join(',');
+  const lines = added.map((a) => `  raftlog serve --id ${a.id} --data DIR --peers ${list} --join`);
+  const text = `start ${added.length === 1 ? 'it' : 'each'} with\n${lines.join('\n')}\nand the cluster's --cluster-secret-file, TLS flags or --insecure, as on the other members`;
+  return { peers: list, text };
+}
+
+/** The --peers of the nodes a change adds, and the lines that start them. */
+interface Start {
+  peers: string;
+  text: string;
 }
 
 function peerAddress(v: string | undefined, usage: string): string {

@@ -182,6 +182,8 @@ describe('operating a cluster of processes', () => {
     // member add + serve --join: a fourth node comes in while writes continue.
     const add = await ctl(['member', 'add', '4', `127.0.0.1:${nodes[3]!.raft}`, '--admin', admins([1, 2, 3])]);
     expect(add.code, add.stderr).toBe(0);
+    // It prints the line that starts the node, --peers filled in.
+    expect(add.stdout).toContain(`raftlog serve --id 4 --data DIR --peers ${peersOf([1, 2, 3, 4])} --join`);
     start(nodes[3]!, ['--peers', peersOf([1, 2, 3, 4]), '--join']);
     await waitFor('the fourth node up', () => nodes[3]!.out.includes('up: data'), 60_000);
     const atJoin = acked.length;
@@ -193,6 +195,7 @@ describe('operating a cluster of processes', () => {
     // member replace: node 5 takes node 4's place in one joint change, while writes continue.
     const replace = await ctl(['member', 'replace', '4', '5', `127.0.0.1:${nodes[4]!.raft}`, '--admin', admins([1, 2, 3])]);
     expect(replace.code, replace.stderr).toBe(0);
+    expect(replace.stdout).toContain(`raftlog serve --id 5 --data DIR --peers ${peersOf([1, 2, 3, 5])} --join`);
     start(nodes[4]!, ['--peers', peersOf([1, 2, 3, 5]), '--join']);
     await waitFor('the fifth node up', () => nodes[4]!.out.includes('up: data'), 60_000);
     const withFive = await ctlJson<Array<{ id: number }>>(['member', 'list', '--admin', admins([1, 2, 3])]);
