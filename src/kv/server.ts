@@ -317,8 +317,18 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     }),
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of [...clients.keys(), ...refusing]) s.destroy();
+        // The server's close comes before its sockets' 'close', where each connection gives back
+        // what it holds and leaves the count: settling at the server's, stats() still showed them.
+        const sockets = [...clients.keys(), ...refusing];
+        let left = sockets.length + 1;
+        const gone = (): void => {
+          if (--left === 0) resolve();
+        };
+        server.close(gone);
+        for (const s of sockets) {
+          s.once('close', gone);
+          s.destroy();
+        }
       }).then(() => {
         access.clear();
         refusals.flush();

@@ -146,6 +146,18 @@ describe('the RESP server on a held log', () => {
     expect(server.stats().dropped).toBe(8);
   });
 
+  it('has let go of every client once close() settles: none counted, nothing buffered, none paused', async () => {
+    const server = await start({ highWaterMark: { commands: 2 } });
+    const a = await RespClient.connect(portOf(server));
+    // Two start and wait on the log, eight wait behind them, and a command is cut off: a is paused.
+    a.raw(sets('a', 10) + unfinishedSet('a-unfinished', 3500, 3000));
+    await until(() => log.proposed.length === 2 && server.stats().paused === 1 && server.stats().buffered >= 3000);
+    await server.close();
+    const { clients, buffered, paused, writeBuffered } = server.stats();
+    expect({ clients, buffered, paused, writeBuffered }).toEqual({ clients: 0, buffered: 0, paused: 0, writeBuffered: 0 });
+    expect(server.stats().dropped).toBe(8);
+  });
+
   it('starts the commands before a protocol error within the high-water mark, answers them, then the error, and closes', async () => {
     const server = await start({ highWaterMark: { commands: 2 } });
     const a = await RespClient.connect(portOf(server));
