@@ -57,7 +57,8 @@ export interface AdminHandlerOptions {
 
 /**
  * The codes a request or connection is refused with before anything is done for it (see
- * AdminHandlerOptions.logger and serveAdmin), each counted in raftlog_admin_refused_total.
+ * AdminHandlerOptions.logger and serveAdmin), and those serveAdmin closes a connection with for
+ * how its client reads, each counted in raftlog_admin_refused_total.
  */
 export const ADMIN_REFUSAL_CODES = [
   'CROSS_ORIGIN',
@@ -66,13 +67,15 @@ export const ADMIN_REFUSAL_CODES = [
   'TOO_MANY_AUTH_FAILURES',
   'UNSUPPORTED_MEDIA_TYPE',
   'TOO_MANY_CONNECTIONS',
+  'TOO_MANY_PIPELINED',
+  'ANSWERS_UNREAD',
 ] as const;
 
 export type AdminRefusalCode = (typeof ADMIN_REFUSAL_CODES)[number];
 
 export type AdminHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
   registry: Registry;
-  /** Counts a refusal made before the handler sees a request (serveAdmin's of a connection over its caps). */
+  /** Counts a refusal made before the handler sees a request (serveAdmin's of a connection over its caps, or closed for its client's reading). */
   countRefusal(code: AdminRefusalCode): void;
   /**
    * For the server's close: logs the count of refusals not logged yet, now rather than at the

@@ -33,8 +33,8 @@ export interface AdminServerOptions {
   /**
    * A request must arrive whole within this (ms) of its first byte, and its headers within this or
    * 10 s, the less; more than 0 and at most a day. Default 10 s. A client that takes none of an
-   * answer for 3 times this is dropped. Between requests a connection is kept 5 s (keep-alive),
-   * and a request begun by then has its headers' time: not this.
+   * answer for 3 times this is dropped (counted and logged as ANSWERS_UNREAD). Between requests a
+   * connection is kept 5 s (keep-alive), and a request begun by then has its headers' time: not this.
    */
   requestTimeoutMs?: number;
   /** Hears of refused connections and requests, at a bounded rate (see AdminHandlerOptions). Default: silent. */
@@ -55,8 +55,15 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** Requests a connection may have sent and not yet been answered; one more closes it. */
+/** Requests a connection may have sent and not yet been answered; one more is refused, and the connection closed. */
 const MAX_UNANSWERED = 8;
+
+/**
+ * Requests a connection may have sent and not been answered, those after its refusal included,
+ * before it is closed at once: those are dropped unanswered, but each holds its request and
+ * response objects until the refusal is taken.
+ */
+const MAX_UNANSWERED_REFUSED = 8 * MAX_UNANSWERED;
 
 /**
  * Connections from one address being refused at once; past it, one is closed without an answer.
@@ -107,16 +114,37 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   // unread one before it, so 8 such connections sending 1 MiB of GET /metrics held 350 MB. The
   // endpoint's clients (curl, the CLI, Prometheus, browsers) send one request at a time.
   const unanswered = new WeakMap<Socket, number>();
+  // Connections closed for how their client reads, each counted and logged once.
+  const condemned = new WeakSet<Socket>();
+  const closes = new RefusalLog(o.logger ?? silentLogger, 'admin: closed connections', o.refusalLogClock);
+  const condemn = (socket: Socket, code: 'TOO_MANY_PIPELINED' | 'ANSWERS_UNREAD', message: string): void => {
+    condemned.add(socket);
+    handler.countRefusal(code);
+    closes.warn(
+      { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, code },
+      `admin: closed a connection from ${clientAddress(socket)}: ${message}`,
+    );
+  };
   const limited = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket;
     // The rest of what was read with a request over the limit: the connection is gone.
     if (socket.destroyed) return;
     const n = (unanswered.get(socket) ?? 0) + 1;
-    if (n > MAX_UNANSWERED) {
-      socket.destroy();
+    unanswered.set(socket, n);
+    if (condemned.has(socket)) {
+      // Sent after its refusal: dropped, as the connection closes once the refusal is taken.
+      if (n > MAX_UNANSWERED_REFUSED) socket.destroy();
       return;
     }
-    unanswered.set(socket, n);
+    if (n > MAX_UNANSWERED) {
+      const message = `this connection sent more than ${MAX_UNANSWERED} requests without reading their answers (pipelining), and is closed: send one at a time`;
+      condemn(socket, 'TOO_MANY_PIPELINED', message);
+      // Answered after the answers before it, should the client read them; then Node closes the connection.
+      const body = JSON.stringify({ code: 'TOO_MANY_PIPELINED', message });
+      res.writeHead(429, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+      res.end(body);
+      return;
+    }
     res.once('close', () => unanswered.set(socket, (unanswered.get(socket) ?? 1) - 1));
     handler(req, res);
   };
@@ -209,7 +237,12 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
         if (answering || taken !== t.taken) {
           t.taken = taken;
           t.since = now;
-        } else if (now - t.since >= (socket.writableLength > 0 ? idle : waitingMs)) socket.destroy();
+        } else if (now - t.since >= (socket.writableLength > 0 ? idle : waitingMs)) {
+          // One that takes none of what is sent cannot be told why.
+          if (socket.writableLength > 0 && !condemned.has(socket))
+            condemn(socket, 'ANSWERS_UNREAD', `its client took none of its answers for ${idle} ms (3 times requestTimeoutMs)`);
+          socket.destroy();
+        }
       }
     },
     Math.min(1_000, timeout),
@@ -229,6 +262,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
         // A process that exits next would never hear the counts.
         handler.close();
         connectionRefusals.flush();
+        closes.flush();
         serverErrors.flush();
       }),
   };

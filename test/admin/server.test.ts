@@ -871,6 +871,112 @@ describe('the admin endpoint', () => {
     }
   });
 
+  it('counts, logs and names the closes of a connection that pipelines too many requests and of one that reads nothing; others are served', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    // A snapshot without end: a backup no client that reads nothing can take the whole of.
+    const endless = {
+      apply: () => undefined,
+      restore: async () => undefined,
+      snapshot: () =>
+        (async function* () {
+          for (;;) yield new Uint8Array(64 * 1024);
+        })(),
+    };
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: endless as never });
+    cleanups.push(() => log.close());
+    const logger = new RecordingLogger();
+    // requestTimeoutMs 300: a client that takes none of an answer for 900 ms is dropped.
+    const admin = await serveAdmin({
+      log,
+      address: '127.0.0.1:0',
+      stateMachine: endless as never,
+      requestTimeoutMs: 300,
+      logger,
+      refusalLogClock: new ManualClock(),
+    });
+    cleanups.push(() => admin.close());
+    const i = admin.address.lastIndexOf(':');
+    const raw = async (): Promise<{ s: Socket; text: () => string; closed: Promise<void> }> => {
+      const s = connect(Number(admin.address.slice(i + 1)), admin.address.slice(0, i));
+      cleanups.push(() => void s.destroy());
+      s.on('error', () => undefined);
+      await new Promise((r) => s.once('connect', r));
+      let text = '';
+      s.pause();
+      s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      return { s, text: () => text, closed: new Promise((r) => s.once('close', () => r())) };
+    };
+    // A well-behaved client on its own connection, asking one request after another throughout.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => agent.destroy());
+    const ask = (path: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) =>
+        get(`http://${admin.address}${path}`, { agent }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        }).on('error', reject),
+      );
+    const refusedNow = async (): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      for (const [k, v] of parsePrometheus((await ask('/metrics')).body))
+        if (k.startsWith('raftlog_admin_refused_total{')) out[/code="([A-Z_]+)"/.exec(k)![1]!] = v;
+      return out;
+    };
+    let operatorDone = false;
+    cleanups.push(() => void (operatorDone = true));
+    const operator = (async () => {
+      const statuses: Array<number | string> = [];
+      while (!operatorDone) {
+        statuses.push(
+          await ask('/health').then(
+            (r) => r.status,
+            (err: Error) => err.message,
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return statuses;
+    })();
+
+    // Neither reads: the one sends 20 requests at once, the other asks for a backup.
+    const piped = await raw();
+    piped.s.write('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(20));
+    const unread = await raw();
+    unread.s.write(`GET /snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    const want = { ...Object.fromEntries(ADMIN_REFUSAL_CODES.map((c) => [c, 0])), TOO_MANY_PIPELINED: 1, ANSWERS_UNREAD: 1 };
+    let refused = await refusedNow();
+    for (let k = 0; k < 100 && JSON.stringify(refused) !== JSON.stringify(want); k++) {
+      await new Promise((r) => setTimeout(r, 100));
+      refused = await refusedNow();
+    }
+    expect(refused).toEqual(want);
+    operatorDone = true;
+    const statuses = await operator;
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+
+    // Both were closed; the pipelining client reads 8 answers and then why.
+    piped.s.resume();
+    unread.s.resume();
+    await Promise.all([piped.closed, unread.closed]);
+    const answers = piped.text().split(/(?=HTTP\/1\.1 )/);
+    expect(answers.map((a) => a.slice(0, 12))).toEqual([...Array<string>(8).fill('HTTP/1.1 200'), 'HTTP/1.1 429']);
+    const refusal = answers[8]!;
+    expect(refusal).toMatch(/\r\nconnection: close\r\n/i);
+    expect(JSON.parse(refusal.slice(refusal.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'TOO_MANY_PIPELINED' });
+    // Counted once each, however long they took to close.
+    expect(await refusedNow()).toEqual(want);
+    // One line for each connection, at warn, with the client's address.
+    const lines = logger.lines.filter((l) => /TOO_MANY_PIPELINED|ANSWERS_UNREAD/.test(String(l.fields.code)));
+    expect(lines.map((l) => [l.level, l.fields.code, l.fields.remoteAddress])).toEqual([
+      ['warn', 'TOO_MANY_PIPELINED', '127.0.0.1'],
+      ['warn', 'ANSWERS_UNREAD', '127.0.0.1'],
+    ]);
+    expect(lines[0]!.message).toMatch(/^admin: closed a connection from 127\.0\.0\.1:\d+: /);
+  });
+
   it('caps connections', async () => {
     const { admin, url } = await node({ maxConnections: 2 });
     const [host, port] = [admin.address.slice(0, admin.address.lastIndexOf(':')), Number(admin.address.slice(admin.address.lastIndexOf(':') + 1))];
