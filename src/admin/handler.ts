@@ -33,7 +33,7 @@ export interface AdminHandlerOptions {
    */
   allowedHosts?: string[];
   /**
-   * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 415), at most 10
+   * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 413, 415), at most 10
    * every 10 s, then one line with the count of the rest; and, at error, of requests that failed
    * inside the node (500: INTERNAL, or a storage failure's code). Default: silent.
    */
@@ -69,6 +69,10 @@ export const ADMIN_REFUSAL_CODES = [
   'TOO_MANY_CONNECTIONS',
   'TOO_MANY_PIPELINED',
   'ANSWERS_UNREAD',
+  'REQUEST_TIMEOUT',
+  'HEADERS_TOO_LARGE',
+  'MALFORMED_REQUEST',
+  'TOO_LARGE',
 ] as const;
 
 export type AdminRefusalCode = (typeof ADMIN_REFUSAL_CODES)[number];
@@ -493,14 +497,18 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     json(res, err.status, { code: err.code, message: err.message });
   };
 
-  /** Answers a request refused before anything is read or done for it, and logs why. */
-  const refuse = (req: IncomingMessage, res: ServerResponse, err: HttpError): void => {
+  const countRefused = (req: IncomingMessage, err: HttpError): void => {
     refusedCounts.add(err.code);
     const { remoteAddress, remotePort } = req.socket;
     refusals.warn(
       { remoteAddress, remotePort, status: err.status, code: err.code },
       `admin: refused ${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]!.slice(0, 100)} from ${clientAddress(req.socket)}: ${err.status} ${err.code}: ${err.message}`,
     );
+  };
+
+  /** Answers a request refused before anything is read or done for it, and logs why. */
+  const refuse = (req: IncomingMessage, res: ServerResponse, err: HttpError): void => {
+    countRefused(req, err);
     fail(res, err);
     req.resume();
   };
@@ -538,7 +546,10 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       if (res.headersSent) res.destroy();
       else {
         // A body too large is not read to its end: the connection closes once the answer is sent.
-        if (code === 'TOO_LARGE') res.setHeader('connection', 'close');
+        if (err instanceof HttpError && code === 'TOO_LARGE') {
+          countRefused(req, err);
+          res.setHeader('connection', 'close');
+        }
         json(res, status, { code, message: (err as Error).message, ...extra });
       }
     });

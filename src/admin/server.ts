@@ -1,7 +1,7 @@
 // The admin endpoint as a server of its own, with the limits every port has: a cap on
 // connections, bounded headers and bodies, and timeouts, so that a slow or hostile
 // client cannot hold it. Bound to loopback unless a token protects it.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { ReplicatedLog } from '../log/replicated-log.js';
@@ -10,7 +10,7 @@ import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-lo
 import type { StateMachine } from '../log/state-machine.js';
 import { clientAddress, isHostPort, networkKey, parseAddress } from '../transport/address.js';
 import type { AuthThrottleOptions } from '../auth-throttle.js';
-import { adminHandler } from './handler.js';
+import { adminHandler, type AdminRefusalCode } from './handler.js';
 import { respMetrics, type RespMetricsSource } from './prometheus.js';
 
 export interface AdminServerOptions {
@@ -82,6 +82,12 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.test(host);
 }
 
+/** An answer written to the socket itself, in the body the handler's refusals have; the connection closes after it. */
+function rawRefusal(status: number, code: string, message: string, headers = ''): string {
+  const body = JSON.stringify({ code, message });
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${headers}connection: close\r\n\r\n${body}`;
+}
+
 export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   if (!isHostPort(o.address)) throw new InvalidArgumentError(`admin address must be 'host:port', with a port up to 65535, got '${o.address}'`);
   // Node takes 0 as no limit: requestTimeoutMs 0 left a silent connection open for ever, and
@@ -113,11 +119,12 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   // answers (HTTP pipelining): Node parses every one it receives and queues each answer behind the
   // unread one before it, so 8 such connections sending 1 MiB of GET /metrics held 350 MB. The
   // endpoint's clients (curl, the CLI, Prometheus, browsers) send one request at a time.
-  const unanswered = new WeakMap<Socket, number>();
+  // The connection's answers not sent yet, oldest first: their number is the limit's.
+  const unanswered = new WeakMap<Socket, ServerResponse[]>();
   // Connections closed for how their client reads, each counted and logged once.
   const condemned = new WeakSet<Socket>();
   const closes = new RefusalLog(o.logger ?? silentLogger, 'admin: closed connections', o.refusalLogClock);
-  const condemn = (socket: Socket, code: 'TOO_MANY_PIPELINED' | 'ANSWERS_UNREAD', message: string): void => {
+  const condemn = (socket: Socket, code: AdminRefusalCode, message: string): void => {
     condemned.add(socket);
     handler.countRefusal(code);
     closes.warn(
@@ -129,8 +136,9 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     const socket = req.socket;
     // The rest of what was read with a request over the limit: the connection is gone.
     if (socket.destroyed) return;
-    const n = (unanswered.get(socket) ?? 0) + 1;
-    unanswered.set(socket, n);
+    const answers = unanswered.get(socket) ?? [];
+    unanswered.set(socket, answers);
+    const n = answers.push(res);
     if (condemned.has(socket)) {
       // Sent after its refusal: dropped, as the connection closes once the refusal is taken.
       if (n > MAX_UNANSWERED_REFUSED) socket.destroy();
@@ -145,7 +153,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       res.end(body);
       return;
     }
-    res.once('close', () => unanswered.set(socket, (unanswered.get(socket) ?? 1) - 1));
+    res.once('close', () => answers.splice(answers.indexOf(res), 1));
     handler(req, res);
   };
   const headersTimeout = Math.min(timeout, 10_000);
@@ -197,15 +205,34 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, code: 'TOO_MANY_CONNECTIONS' },
       `admin: refused a connection from ${clientAddress(socket)}: ${message}`,
     );
-    const body = JSON.stringify({ code: 'TOO_MANY_CONNECTIONS', message });
     // Not the socket's idle timeout, which every byte the client sends would put off.
     const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
     socket.once('close', () => clearTimeout(linger));
     socket.once('end', () => socket.destroy());
     socket.resume();
-    socket.end(
-      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
-    );
+    socket.end(rawRefusal(503, 'TOO_MANY_CONNECTIONS', message, 'retry-after: 1\r\n'));
+  });
+  /** Closes a connection for what its client sent, telling it why unless an answer is being sent. */
+  const refuseClient = (socket: Socket, status: number, code: AdminRefusalCode, message: string): void => {
+    if (!condemned.has(socket)) condemn(socket, code, message);
+    // Written in the middle of another answer, it would corrupt both.
+    if (socket.writable && !(unanswered.get(socket)?.[0]?.headersSent ?? false)) socket.write(rawRefusal(status, code, message));
+    socket.destroy();
+  };
+  // Node answered these itself, 408, 431 or 400 without a body, and told no one.
+  server.on('clientError', (err: Error & { code?: unknown }, socket: Socket) => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+      refuseClient(
+        socket,
+        408,
+        'REQUEST_TIMEOUT',
+        `its request was not whole within ${timeout} ms of its first byte (requestTimeoutMs), or its headers within ${headersTimeout} ms`,
+      );
+    else if (err.code === 'HPE_HEADER_OVERFLOW') refuseClient(socket, 431, 'HEADERS_TOO_LARGE', 'its request headers are over 16 KiB');
+    else if (typeof err.code === 'string' && err.code.startsWith('HPE_'))
+      refuseClient(socket, 400, 'MALFORMED_REQUEST', `it sent what is not an HTTP request (${err.code})`);
+    // The connection failed (a reset): there is no one to tell.
+    else socket.destroy();
   });
   // No idle timeout on the socket: it also ran while the node worked out an answer, and cut off
   // one that took longer (a /health waiting its 2 s under a small requestTimeoutMs). A request
@@ -233,15 +260,21 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       for (const [socket, t] of taking) {
         // Bytes the kernel took: those sent, less those still buffered or being written.
         const taken = socket.bytesWritten - socket.writableLength;
-        const answering = (unanswered.get(socket) ?? 0) > 0 && socket.writableLength === 0;
+        const answering = (unanswered.get(socket)?.length ?? 0) > 0 && socket.writableLength === 0;
         if (answering || taken !== t.taken) {
           t.taken = taken;
           t.since = now;
-        } else if (now - t.since >= (socket.writableLength > 0 ? idle : waitingMs)) {
+        } else if (socket.writableLength > 0 && now - t.since >= idle) {
           // One that takes none of what is sent cannot be told why.
-          if (socket.writableLength > 0 && !condemned.has(socket))
-            condemn(socket, 'ANSWERS_UNREAD', `its client took none of its answers for ${idle} ms (3 times requestTimeoutMs)`);
+          if (!condemned.has(socket)) condemn(socket, 'ANSWERS_UNREAD', `its client took none of its answers for ${idle} ms (3 times requestTimeoutMs)`);
           socket.destroy();
+        } else if (socket.writableLength === 0 && now - t.since >= waitingMs) {
+          refuseClient(
+            socket,
+            408,
+            'REQUEST_TIMEOUT',
+            `its next request was not whole ${waitingMs} ms after its last answer or its opening (the keep-alive and headers timeouts)`,
+          );
         }
       }
     },

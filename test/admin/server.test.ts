@@ -977,6 +977,79 @@ describe('the admin endpoint', () => {
     expect(lines[0]!.message).toMatch(/^admin: closed a connection from 127\.0\.0\.1:\d+: /);
   });
 
+  it('names, counts and logs the requests it closes a connection for: too slow, headers or body too large, not HTTP', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const logger = new RecordingLogger();
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0', requestTimeoutMs: 300, maxBodyBytes: 1024, logger, refusalLogClock: new ManualClock() });
+    cleanups.push(() => admin.close());
+    const i = admin.address.lastIndexOf(':');
+    /** Sends `first`, then `drip` every 100 ms, until the server closes the connection; what it was answered. */
+    const exchange = async (first: string, drip = ''): Promise<string> => {
+      const s = connect(Number(admin.address.slice(i + 1)), admin.address.slice(0, i));
+      cleanups.push(() => void s.destroy());
+      s.on('error', () => undefined);
+      let text = '';
+      s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      await new Promise((r) => s.once('connect', r));
+      s.write(first);
+      const dripping = setInterval(() => s.writable && drip !== '' && s.write(drip), 100);
+      cleanups.push(() => clearInterval(dripping));
+      await Promise.race([new Promise((r) => s.once('close', r)), new Promise((r) => setTimeout(r, 15_000))]);
+      clearInterval(dripping);
+      return text;
+    };
+    /** The status and code of the last answer in `text`. */
+    const last = (text: string): [string, unknown] => {
+      const at = text.lastIndexOf('HTTP/1.1 ');
+      const body = text.slice(text.indexOf('\r\n\r\n', at) + 4);
+      let code: unknown = null;
+      try {
+        code = (JSON.parse(body) as { code?: unknown }).code;
+      } catch {
+        code = `not JSON: ${body.slice(0, 40)}`;
+      }
+      return [text.slice(at + 9, at + 12), code];
+    };
+    const get = 'GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+    expect(last(await exchange('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ', 'a'))).toEqual(['408', 'REQUEST_TIMEOUT']);
+    expect(last(await exchange('POST /members/add HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n', '{'))).toEqual(
+      ['408', 'REQUEST_TIMEOUT'],
+    );
+    // Only line ends after an answer: closed at the keep-alive and headers timeouts.
+    const waited = await exchange(get, '\r\n');
+    expect(waited.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(last(waited)).toEqual(['408', 'REQUEST_TIMEOUT']);
+    expect(last(await exchange(`GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: ${'a'.repeat(20_000)}\r\n\r\n`))).toEqual(['431', 'HEADERS_TOO_LARGE']);
+    expect(last(await exchange('POST /members/add HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n'))).toEqual([
+      '413',
+      'TOO_LARGE',
+    ]);
+    expect(last(await exchange('HELLO there\r\n\r\n'))).toEqual(['400', 'MALFORMED_REQUEST']);
+
+    const refused: Record<string, number> = {};
+    const metrics = await fetch(`http://${admin.address}/metrics`);
+    for (const [k, v] of parsePrometheus(await metrics.text())) if (k.startsWith('raftlog_admin_refused_total{')) refused[/code="([A-Z_]+)"/.exec(k)![1]!] = v;
+    expect(refused).toEqual({
+      ...Object.fromEntries(ADMIN_REFUSAL_CODES.map((c) => [c, 0])),
+      REQUEST_TIMEOUT: 3,
+      HEADERS_TOO_LARGE: 1,
+      TOO_LARGE: 1,
+      MALFORMED_REQUEST: 1,
+    });
+    const lines = logger.lines.filter((l) => l.level === 'warn' && l.fields.remoteAddress === '127.0.0.1');
+    expect(lines.map((l) => l.fields.code)).toEqual([
+      'REQUEST_TIMEOUT',
+      'REQUEST_TIMEOUT',
+      'REQUEST_TIMEOUT',
+      'HEADERS_TOO_LARGE',
+      'TOO_LARGE',
+      'MALFORMED_REQUEST',
+    ]);
+  }, 40_000);
+
   it('caps connections', async () => {
     const { admin, url } = await node({ maxConnections: 2 });
     const [host, port] = [admin.address.slice(0, admin.address.lastIndexOf(':')), Number(admin.address.slice(admin.address.lastIndexOf(':') + 1))];
