@@ -76,7 +76,8 @@ it('quotes the rates a snapshot stream must keep at the default timeouts', () =>
   const chunk = Math.min(MiB, Math.floor((DEFAULTS.maxRecordBytes + 2 * MiB) / 2));
   expect(README).toContain(`(an idle limit of ${idleS} s) a stream must move ${Math.round(STALL_WINDOW_BYTES / 1024 / idleS)} KiB/s`);
   expect(README).toContain(`in chunks of ${chunk / MiB} MiB`);
-  expect(README).toContain(`carry about ${Math.round(chunk / 1024 / idleS / 100) * 100} KiB/s`);
+  // A chunk, as any frame, may take longer than the idle limit: the same window paces it.
+  expect(README).toContain(`carry ${Math.round(STALL_WINDOW_BYTES / 1024 / idleS)} KiB/s gets every snapshot`);
 });
 
 it("names every file of the log's, the WAL's and the Raft core's folders in their maps", () => {

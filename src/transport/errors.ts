@@ -170,10 +170,10 @@ export class InsecureTransportError extends TransportError {
   }
 }
 
-/** No frame arrived for the idle limit (or a frame stayed half-sent that long). */
+/** Neither a frame nor the progress window's bytes arrived within the idle limit (on the dialing side: no pong or answer). */
 export class IdleTimeoutError extends TransportError {
   constructor(ms: number) {
-    super('TRANSPORT_IDLE_TIMEOUT', `no complete frame for ${ms} ms`);
+    super('TRANSPORT_IDLE_TIMEOUT', `no complete frame, nor 64 KiB, for ${ms} ms`);
   }
 }
 

@@ -123,6 +123,19 @@ export class FrameDecoder {
     return frame;
   }
 
+  /** Up to the first `n` bytes of the payload under way, once its header is read (undefined between frames). */
+  head(n: number): Buffer | undefined {
+    if (this.need < 0 || this.buffered === 0) return undefined;
+    const first = this.chunks[0]!;
+    if (first.length >= n || this.chunks.length === 1) return first.subarray(0, n);
+    const out: Buffer[] = [];
+    for (let i = 0, got = 0; i < this.chunks.length && got < n; i++) {
+      out.push(this.chunks[i]!);
+      got += this.chunks[i]!.length;
+    }
+    return Buffer.concat(out).subarray(0, n);
+  }
+
   /** Bytes held for an incomplete frame. */
   get pending(): number {
     return this.buffered;

@@ -20,7 +20,17 @@ import {
   WrongNodeError,
 } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
-import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, decodeFrame, encodeChallenge, encodeMessage, encodePing, encodeRefuse } from './wire.js';
+import {
+  CHUNK_HEAD_BYTES,
+  HANDSHAKE_MAX_BYTES,
+  WIRE_VERSION,
+  chunkHead,
+  decodeFrame,
+  encodeChallenge,
+  encodeMessage,
+  encodePing,
+  encodeRefuse,
+} from './wire.js';
 import type { ChunkFrame, Frame, HelloFrame } from './wire.js';
 import { NONCE_BYTES, nonce, proof, verify } from './auth.js';
 import type { HandshakeFacts } from './auth.js';
@@ -38,7 +48,7 @@ export interface InboundConfig {
   /** Throws for a peer that may not send a snapshot. */
   checkSnapshotSender(peer: number): void;
   handshakeTimeoutMs: number;
-  /** A connection that carries no complete frame this long is closed. */
+  /** A connection that carries no complete frame, and not STALL_WINDOW_BYTES, this long is closed. */
   idleTimeoutMs: number;
   /** Secrets to verify the dialer's proof with; the first also proves this node. Empty: no secret. */
   secrets: Buffer[];
@@ -101,6 +111,8 @@ export class Inbound {
   private writing = false;
   private readonly handshakeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** `bytesReceived` when the idle limit was last restarted for the bytes' progress (or the handshake ended). */
+  private progressFrom = 0;
   /**
    * Armed while a snapshot stream waits for more of it: other frames (pings, heartbeats)
    * keep the connection alive, and would keep a stalled stream's spool and fd for good.
@@ -167,11 +179,12 @@ export class Inbound {
    * Each STALL_WINDOW_BYTES of the stream (or its rest) must come within the idle limit: a
    * stream is bounded by its progress, not by a total, so a slow but honest sender gets
    * through. The window's clock stops while a chunk is written (a slow disk here is not a stall).
+   * `at`: where the stream is, the part of its next chunk already here included.
    */
-  private armStall(a: Assembly): void {
+  private armStall(a: Assembly, at = a.received): void {
     clearTimeout(this.stallTimer);
-    if (a.received - a.windowFrom >= Math.min(STALL_WINDOW_BYTES, a.total - a.windowFrom)) {
-      a.windowFrom = a.received;
+    if (at - a.windowFrom >= Math.min(STALL_WINDOW_BYTES, a.total - a.windowFrom)) {
+      a.windowFrom = at;
       a.windowLeftMs = this.c.idleTimeoutMs;
     }
     a.windowEndsAt = performance.now() + a.windowLeftMs;
@@ -188,7 +201,10 @@ export class Inbound {
     a.windowEndsAt = 0;
   }
 
-  /** Restarted at every complete frame: a silent peer, or one that leaves a frame half-sent, is dropped. */
+  /**
+   * Restarted at every complete frame and every STALL_WINDOW_BYTES (progress()): a silent peer, or
+   * one that leaves a frame half-sent or trickles it, is dropped.
+   */
   private armIdle(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => this.refuse(new IdleTimeoutError(this.c.idleTimeoutMs)), this.c.idleTimeoutMs);
@@ -206,6 +222,45 @@ export class Inbound {
       return;
     }
     this.drain();
+    this.progress();
+  }
+
+  /**
+   * A frame may take longer than the idle limit to cross a slow link: STALL_WINDOW_BYTES within
+   * it keep the connection alive, the bar a snapshot stream has, so any link above that rate
+   * delivers every frame in time, while a peer that trickles still falls short. Not while a chunk
+   * is being stored: the idle timer is stopped then, as a slow disk here is not a silent peer.
+   * The dialer cannot see its own bytes move (Node counts a write's bytes as written, and leaves
+   * them in writableLength, until the whole write is done, however long it takes to drain), so it
+   * is told with a pong, which it takes as having heard from us: one per window at most, and not
+   * while anything waits unsent here, as for a ping. A snapshot stream's window likewise counts
+   * the part of its next chunk already here: a chunk, too, may take longer than the window.
+   */
+  private progress(): void {
+    if (this.closed || this.writing || this.peer === 0) return;
+    const a = this.assembly;
+    if (a !== undefined) {
+      const at = a.received + this.arriving(a);
+      if (at - a.windowFrom >= STALL_WINDOW_BYTES) this.armStall(a, at);
+    }
+    if (this.bytesReceived - this.progressFrom < STALL_WINDOW_BYTES) return;
+    this.progressFrom = this.bytesReceived;
+    this.armIdle();
+    this.pong();
+  }
+
+  /**
+   * Bytes here of the frame under way when it is the stream's next chunk (another frame is no
+   * progress of it), its framing included but never past the stream's end.
+   */
+  private arriving(a: Assembly): number {
+    const head = this.decoder.head(CHUNK_HEAD_BYTES);
+    const c = head === undefined ? undefined : chunkHead(head);
+    return c !== undefined && c.streamId === a.streamId && c.offset === a.received ? Math.min(this.decoder.pending, a.total - a.received) : 0;
+  }
+
+  private pong(): void {
+    if (this.socket.writableLength === 0) this.socket.write(encodeFrames([encodePing(this.c.packer, true)]));
   }
 
   /** Handles the frames decoded so far, stopping at a snapshot write until it completes. */
@@ -250,6 +305,7 @@ export class Inbound {
       this.peer = hello.from;
       this.decoder.limit = this.c.maxFrameBytes;
       this.c.authenticated();
+      this.progressFrom = this.bytesReceived;
       this.armIdle();
       if (hello.address !== undefined) this.learn(hello.from, hello.address);
       return;
@@ -265,7 +321,7 @@ export class Inbound {
         // Answered so the dialer sees traffic both ways and can tell a dead acceptor; not while
         // anything waits unsent (which it will see first): a dialer that pings and reads nothing
         // would otherwise queue a pong here per 6 bytes it sends, for as long as it pings.
-        if (this.socket.writableLength === 0) this.socket.write(encodeFrames([encodePing(this.c.packer, true)]));
+        this.pong();
         return;
       default:
         throw new MalformedFrameError(`unexpected ${f.kind} frame after the handshake`);

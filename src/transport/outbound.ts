@@ -44,7 +44,10 @@ export interface OutboundConfig {
   secrets: Buffer[];
   /** A ping goes out this often on an open connection. */
   pingIntervalMs: number;
-  /** A connection the peer sends nothing on for this long is closed. */
+  /**
+   * A connection the peer sends nothing on for this long is closed. While a write drains, no pings
+   * go out, but the peer pongs unasked for each 64 KiB it receives: a slow link keeps it open.
+   */
   idleTimeoutMs: number;
   maxFrameBytes: number;
   maxQueueBytes: number;

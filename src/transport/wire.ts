@@ -46,7 +46,7 @@ export interface ProofFrame {
   kind: 'proof';
   proof: Uint8Array;
 }
-/** Keep-alive: the dialer pings every heartbeat interval, the acceptor answers. */
+/** Keep-alive: the dialer pings every heartbeat interval, the acceptor answers, and pongs unasked per 64 KiB it receives. */
 export interface PingFrame {
   kind: 'ping' | 'pong';
 }
@@ -188,6 +188,25 @@ export function encodeChunk(
       ? null
       : [messageTuple(header.message), header.meta.index, header.meta.term, header.meta.conf.voters, header.meta.conf.learners, ...jointTail(header.meta.conf)];
   return p.pack([Kind.SnapshotChunk, streamId, offset, total, data, h]);
+}
+
+/** Enough of a chunk frame's start to name its stream and offset. */
+export const CHUNK_HEAD_BYTES = 24;
+
+/**
+ * The stream and offset a frame still arriving names, from its first bytes, if it is a snapshot
+ * chunk: undefined for another frame, or while too little of it is here to tell. Only a hint of
+ * progress: the whole frame is checked once it is here.
+ */
+export function chunkHead(start: Buffer): { streamId: number; offset: number } | undefined {
+  const r = new WireReader(start);
+  try {
+    if (r.array('frame') !== 6 || r.uint('frame kind') !== Kind.SnapshotChunk) return undefined;
+    return { streamId: r.uint('chunk.streamId'), offset: r.uint('chunk.offset') };
+  } catch (e) {
+    if (e instanceof MalformedFrameError) return undefined;
+    throw e;
+  }
 }
 
 export function decodeFrame(payload: Buffer): Frame {

@@ -91,6 +91,27 @@ describe('FrameDecoder', () => {
   });
 });
 
+describe('FrameDecoder.head', () => {
+  it('shows the first bytes of the frame under way, whatever the reads, without taking them', () => {
+    const payload = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 256));
+    for (const read of [1, 3, 7, 1500]) {
+      const d = new FrameDecoder(1 << 20);
+      const wire = framed(payload);
+      expect(d.head(24)).toBeUndefined();
+      for (let at = 0; at < wire.length - 1; at += read) {
+        d.push(wire.subarray(at, Math.min(at + read, wire.length - 1)));
+        expect(d.next()).toBeUndefined();
+        const here = Math.min(at + read, wire.length - 1) - 4;
+        if (here <= 0) expect(d.head(24)).toBeUndefined();
+        else expect(d.head(24)!.equals(payload.subarray(0, Math.min(24, here)))).toBe(true);
+      }
+      d.push(wire.subarray(wire.length - 1));
+      expect(d.next()!.equals(payload)).toBe(true);
+      expect(d.head(24)).toBeUndefined();
+    }
+  });
+});
+
 describe('FrameDecoder memory', () => {
   it('holds a frame sent a byte per read in about its own size, not a buffer per byte', async () => {
     // Large enough that a buffer per byte (some 100 bytes of heap each) shows, small enough that

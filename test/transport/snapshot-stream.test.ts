@@ -8,11 +8,12 @@ import { appendFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MessageType, type SnapshotMeta } from '../../src/raft/types.js';
+import { EntryType, MessageType, type SnapshotMeta } from '../../src/raft/types.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import type { IncomingSnapshot } from '../../src/transport/snapshot-streams.js';
-import { encodeChunk, encodePing, newPacker } from '../../src/transport/wire.js';
+import { encodeChunk, encodeMessage, encodePing, newPacker } from '../../src/transport/wire.js';
+import { encodeFrames } from '../../src/transport/frame.js';
 import type { Packr } from 'msgpackr';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { rawPeer, refusal } from './raw-peer.js';
@@ -226,6 +227,32 @@ describe('snapshot streams', () => {
       expect(fdsUnder(dir), what).toEqual([]);
       expect(b.rec.messages, what).toEqual([]);
     }
+  });
+
+  it('drops a stream while a large message, not its next chunk, crawls in fast enough to keep the connection alive', async () => {
+    // Idle timeout 300 ms: 16 KiB every 20 ms keeps the connection's progress, none of it the stream's.
+    const dir = tempDir();
+    const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB, electionTimeoutMs: 100 });
+    const p = newPacker();
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await peer.send([encodeChunk(p, 1, 0, 4 * MiB, new Uint8Array(1), snapHeader(5, { index: 9, term: 2, conf }))]);
+    await until(() => spools(dir).length === 1, 'the spool');
+    const big = encodeFrames([
+      encodeMessage(p, msg(5, 2, { type: MessageType.MsgApp, entries: [{ index: 1, term: 2, type: EntryType.Normal, data: new Uint8Array(4 * MiB) }] })),
+    ]);
+    let at = 0;
+    const sending = setInterval(() => {
+      if (at < big.length && peer.socket.writable) peer.socket.write(big.subarray(at, (at += 16 * 1024)));
+    }, 20);
+    try {
+      await within('the stream to be dropped', peer.closed);
+    } finally {
+      clearInterval(sending);
+    }
+    expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_STALLED');
+    expect(at).toBeLessThan(big.length);
+    await until(() => spools(dir).length === 0, 'the stalled spool to be deleted');
+    expect(b.rec.messages).toEqual([]);
   });
 
   it('delivers a stream slower in all than the idle timeout whose chunks each come within it', async () => {

@@ -4,7 +4,9 @@ import { heapBytes } from '../heap.js';
 import { EntryType, MessageType, type Entry, type Message } from '../../src/raft/types.js';
 import { MalformedFrameError } from '../../src/transport/errors.js';
 import {
+  CHUNK_HEAD_BYTES,
   HANDSHAKE_MAX_BYTES,
+  chunkHead,
   decodeFrame,
   encodeChunk,
   encodeHello,
@@ -60,6 +62,20 @@ describe('wire', () => {
     for (const k of kinds) expect(decodeFrame(Buffer.from(`91${k}`, 'hex')), k).toEqual({ kind: 'ping' });
     for (const k of ['ff', 'd0ff', 'cfffffffffffffffff', 'cb401a000000000000'])
       expect(() => decodeFrame(Buffer.from(`91${k}`, 'hex')), k).toThrow(/not a non-negative integer/);
+  });
+
+  it("names a chunk's stream and offset from its first bytes once enough are here, and nothing for any other frame", () => {
+    const chunk = Buffer.from(encodeChunk(p, 70_000, 5_000_000_000, 6_000_000_000, new Uint8Array(100)));
+    const named = [];
+    for (let n = 0; n <= CHUNK_HEAD_BYTES; n++) named.push(chunkHead(chunk.subarray(0, n)));
+    expect(named[CHUNK_HEAD_BYTES]).toEqual({ streamId: 70_000, offset: 5_000_000_000 });
+    // Too short to tell, then told: never a wrong stream or offset.
+    const first = named.findIndex((h) => h !== undefined);
+    expect(named.slice(0, first).every((h) => h === undefined)).toBe(true);
+    expect(named.slice(first).every((h) => h?.offset === 5_000_000_000)).toBe(true);
+    const message = Buffer.from(encodeMessage(p, msg(1, 2, { type: MessageType.MsgApp, index: 2 })));
+    expect(chunkHead(message.subarray(0, CHUNK_HEAD_BYTES))).toBeUndefined();
+    expect(chunkHead(Buffer.from([0xc1, 0xff]))).toBeUndefined();
   });
 
   it('cuts a refusal to fit the handshake frames a dialer reads before the acceptor has proved itself', () => {

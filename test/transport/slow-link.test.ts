@@ -1,0 +1,104 @@
+// A link slower than a frame per idle limit, but faster than the stall window's rate, carries
+// every frame and every snapshot over one connection: progress keeps a connection alive, not
+// only complete frames.
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EntryType, MessageType } from '../../src/raft/types.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
+import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
+import { LogCapture, Recorder, msg, until } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const SECRET = 'slow link secret';
+const open: TcpTransport[] = [];
+const closers: Array<() => void> = [];
+const temps: string[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) c();
+  await Promise.all(open.splice(0).map((t) => t.close()));
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/**
+ * A TCP proxy to `target` passing at most 16 KiB each way every `everyMs` (a socket reads
+ * 16 KiB at a time): a slow link, with the back-pressure one has.
+ */
+async function throttle(target: string, everyMs: number): Promise<string> {
+  const [host, port] = target.split(':');
+  const sockets = new Set<net.Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const pump = (from: net.Socket, to: net.Socket): void => {
+    from.on('readable', () => undefined); // buffer up to the high-water mark, no more
+    const t = setInterval(() => {
+      const n = Math.min(16 * 1024, from.readableLength);
+      if (n > 0 && to.writable) to.write(from.read(n) as Buffer);
+    }, everyMs);
+    timers.add(t);
+  };
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: host!, port: Number(port) });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    pump(client, upstream);
+    pump(upstream, client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    for (const t of timers) clearInterval(t);
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+}
+
+async function node(o: Partial<TcpTransportOptions> & { id: number }) {
+  const rec = new Recorder();
+  const log = new LogCapture();
+  // An idle limit of 300 ms: a MiB takes 1.6 s over the 640 KiB/s link, a stall window 100 ms.
+  const t = new TcpTransport({ clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, electionTimeoutMs: 100, logger: log, ...o });
+  open.push(t);
+  await t.start(rec);
+  return { t, rec, log };
+}
+
+const idleCloses = (log: LogCapture): number => log.lines.filter((l) => l.fields.code === 'TRANSPORT_IDLE_TIMEOUT').length;
+
+describe('a slow link', () => {
+  it('carries a frame that takes many idle limits to cross, over one connection', async () => {
+    const b = await node({ id: 2 });
+    const a = await node({ id: 1, peers: { 2: await throttle(b.t.address, 25) } });
+    const data = new Uint8Array(2 * MiB).fill(7);
+    a.t.send([msg(1, 2, { type: MessageType.MsgApp, index: 1, entries: [{ index: 2, term: 1, type: EntryType.Normal, data }] })]);
+    await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgApp), 'the 2 MiB message', 8_000);
+    expect(Buffer.from(data).equals(b.rec.messages.find((m) => m.type === MessageType.MsgApp)!.entries[0]!.data)).toBe(true);
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
+    expect(idleCloses(a.log) + idleCloses(b.log)).toBe(0);
+  }, 15_000);
+
+  it('carries a snapshot whose every chunk takes several idle limits to cross', async () => {
+    const sendDir = mkdtempSync(join(tmpdir(), 'raftlog-slowlink-'));
+    const recvDir = mkdtempSync(join(tmpdir(), 'raftlog-slowlink-'));
+    temps.push(sendDir, recvDir);
+    const sender = await FileSnapshotStore.open(sendDir);
+    const meta = { index: 40, term: 2, conf: { voters: [1, 2], learners: [] } };
+    const held = await sender.save({ meta, data: new Uint8Array(2 * MiB).fill(3) });
+    const b = await node({ id: 2, snapshots: await FileSnapshotStore.open(recvDir), peers: { 1: '127.0.0.1:1' } });
+    const a = await node({ id: 1, peers: { 2: await throttle(b.t.address, 25) }, snapshots: sender });
+    a.t.send([msg(1, 2, { type: MessageType.MsgSnap, term: 2, snapshot: held })]);
+    await until(() => a.rec.snapshotStatus.length > 0, 'the snapshot status', 10_000);
+    expect(a.rec.snapshotStatus).toEqual([[2, true]]);
+    await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot delivered', 8_000);
+    expect(b.rec.messages.find((m) => m.type === MessageType.MsgSnap)!.snapshot!.meta).toEqual(meta);
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
+    expect(idleCloses(a.log) + idleCloses(b.log)).toBe(0);
+  }, 15_000);
+});
