@@ -19,6 +19,7 @@ import { FrameDecoder, encodeFrames, frameChunks } from './frame.js';
 import type { TransportLogger } from './transport.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
 import type { PendingReleases } from './pending-releases.js';
+import { STALL_WINDOW_BYTES } from './inbound.js';
 
 export interface TlsOptions {
   key: string | Buffer;
@@ -46,7 +47,8 @@ export interface OutboundConfig {
   pingIntervalMs: number;
   /**
    * A connection the peer sends nothing on for this long is closed. While a write drains, no pings
-   * go out, but the peer pongs unasked for each 64 KiB it receives: a slow link keeps it open.
+   * go out, but the peer pongs unasked for each 64 KiB it receives, and each 64 KiB read here
+   * counts as hearing from it: a slow link stays open, a trickle does not.
    */
   idleTimeoutMs: number;
   maxFrameBytes: number;
@@ -469,6 +471,11 @@ export class Outbound {
     const connectTimer = setTimeout(() => s.destroy(new Error(`no completed handshake after ${this.c.connectTimeoutMs} ms`)), this.c.connectTimeoutMs);
     let idleTimer: NodeJS.Timeout | undefined;
     let pingTimer: NodeJS.Timeout | undefined;
+    // Bytes read, and where the last window of them began: an answer may take longer than the idle
+    // limit to cross a slow link, and the acceptor's pongs wait behind it, so its progress counts,
+    // with the bar the acceptor sets (a window per idle limit).
+    let received = 0;
+    let windowFrom = 0;
     const heard = (): void => {
       clearTimeout(idleTimer);
       idleTimer = setTimeout(() => s.destroy(new IdleTimeoutError(this.c.idleTimeoutMs)), this.c.idleTimeoutMs);
@@ -496,6 +503,7 @@ export class Outbound {
       this.counters.connects++;
       // Its losses are logged: without this line, nothing said the peer was reachable again.
       this.c.logger.info({ peer }, `transport: connected to peer ${peer} at ${this.address}`);
+      windowFrom = received;
       heard();
       pingTimer = setInterval(() => {
         if (this.socket === s && !this.blocked) s.write(encodeFrames([encodePing(this.c.packer, false)]));
@@ -509,6 +517,11 @@ export class Outbound {
     s.on('data', (chunk: Buffer) => {
       // The accepting side writes its challenge, answers pings, says why it is closing on us, and
       // answers messages here when it has no address for this node.
+      received += chunk.length;
+      if (this.state === 'open' && received - windowFrom >= STALL_WINDOW_BYTES) {
+        windowFrom = received;
+        heard();
+      }
       try {
         decoder.push(chunk);
         for (let payload = decoder.next(); payload !== undefined; payload = decoder.next()) {

@@ -9,6 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType } from '../../src/raft/types.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
+import { encodeFrames } from '../../src/transport/frame.js';
+import { encodeChallenge, encodeMessage, newPacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -70,6 +72,24 @@ async function node(o: Partial<TcpTransportOptions> & { id: number }) {
   return { t, rec, log };
 }
 
+/** A listener at `address` that runs an insecure acceptor's handshake, then hands the connection to `then`. */
+async function acceptor(then: (s: net.Socket) => void): Promise<string> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => undefined);
+    s.resume(); // reads, and drops, the dialer's hello, proof and pings
+    s.write(encodeFrames([encodeChallenge(newPacker(), new Uint8Array(32), new Uint8Array(0))]));
+    then(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+}
+
 const idleCloses = (log: LogCapture): number => log.lines.filter((l) => l.fields.code === 'TRANSPORT_IDLE_TIMEOUT').length;
 
 describe('a slow link', () => {
@@ -82,6 +102,43 @@ describe('a slow link', () => {
     expect(Buffer.from(data).equals(b.rec.messages.find((m) => m.type === MessageType.MsgApp)!.entries[0]!.data)).toBe(true);
     expect(a.t.stats().peers[2]!.connects).toBe(1);
     expect(idleCloses(a.log) + idleCloses(b.log)).toBe(0);
+  }, 15_000);
+
+  it('carries an answer from the accepting side that takes many idle limits to cross, over one connection', async () => {
+    // The dialer hears only pongs and answers; an answer slower than the idle limit is all it hears.
+    const data = new Uint8Array(MiB).fill(9);
+    const answer = encodeFrames([
+      encodeMessage(newPacker(), msg(2, 1, { type: MessageType.MsgApp, index: 1, entries: [{ index: 2, term: 1, type: EntryType.Normal, data }] })),
+    ]);
+    const timers: NodeJS.Timeout[] = [];
+    closers.push(() => timers.forEach((t) => clearInterval(t)));
+    const address = await acceptor((s) => {
+      let at = 0;
+      const t = setInterval(() => {
+        if (at < answer.length && s.writable) s.write(answer.subarray(at, (at += 16 * 1024)));
+      }, 25);
+      timers.push(t);
+    });
+    const a = await node({ id: 1, peers: { 2: address }, insecure: true, clusterSecret: undefined });
+    await until(() => a.rec.messages.some((m) => m.type === MessageType.MsgApp), 'the 1 MiB answer', 8_000);
+    expect(Buffer.from(data).equals(a.rec.messages.find((m) => m.type === MessageType.MsgApp)!.entries[0]!.data)).toBe(true);
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
+    expect(idleCloses(a.log)).toBe(0);
+  }, 15_000);
+
+  it('still drops an accepting side that trickles its answer', async () => {
+    const answer = encodeFrames([
+      encodeMessage(newPacker(), msg(2, 1, { type: MessageType.MsgApp, entries: [{ index: 2, term: 1, type: EntryType.Normal, data: new Uint8Array(4096) }] })),
+    ]);
+    const timers: NodeJS.Timeout[] = [];
+    closers.push(() => timers.forEach((t) => clearInterval(t)));
+    const address = await acceptor((s) => {
+      let at = 0;
+      timers.push(setInterval(() => at < answer.length && s.writable && s.write(answer.subarray(at, ++at)), 10));
+    });
+    const a = await node({ id: 1, peers: { 2: address }, insecure: true, clusterSecret: undefined });
+    await until(() => idleCloses(a.log) > 0, 'the connection to be dropped as idle', 8_000);
+    expect(a.rec.messages).toEqual([]);
   }, 15_000);
 
   it('carries a snapshot whose every chunk takes several idle limits to cross', async () => {
