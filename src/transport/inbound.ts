@@ -111,8 +111,9 @@ export class Inbound {
   private writing = false;
   private readonly handshakeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
-  /** `bytesReceived` when the idle limit was last restarted for the bytes' progress (or the handshake ended). */
+  /** `bytesReceived`, and the time, when the idle limit was last restarted. */
   private progressFrom = 0;
+  private armedAt = 0;
   /**
    * Armed while a snapshot stream waits for more of it: other frames (pings, heartbeats)
    * keep the connection alive, and would keep a stalled stream's spool and fd for good.
@@ -206,6 +207,8 @@ export class Inbound {
    * one that leaves a frame half-sent or trickles it, is dropped.
    */
   private armIdle(): void {
+    this.progressFrom = this.bytesReceived;
+    this.armedAt = performance.now();
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => this.refuse(new IdleTimeoutError(this.c.idleTimeoutMs)), this.c.idleTimeoutMs);
     this.idleTimer.unref();
@@ -232,8 +235,8 @@ export class Inbound {
    * is being stored: the idle timer is stopped then, as a slow disk here is not a silent peer.
    * The dialer cannot see its own bytes move (Node counts a write's bytes as written, and leaves
    * them in writableLength, until the whole write is done, however long it takes to drain), so it
-   * is told with a pong, which it takes as having heard from us: one per window at most, and not
-   * while anything waits unsent here, as for a ping. A snapshot stream's window likewise counts
+   * is told with a pong, which it takes as having heard from us: one per window and per third of
+   * the limit at most, and not while anything waits unsent here, as for a ping. A snapshot stream's window likewise counts
    * the part of its next chunk already here: a chunk, too, may take longer than the window.
    */
   private progress(): void {
@@ -243,8 +246,9 @@ export class Inbound {
       const at = a.received + this.arriving(a);
       if (at - a.windowFrom >= STALL_WINDOW_BYTES) this.armStall(a, at);
     }
-    if (this.bytesReceived - this.progressFrom < STALL_WINDOW_BYTES) return;
-    this.progressFrom = this.bytesReceived;
+    // On a fast link frames complete, and restart the limit, far more often than a window arrives:
+    // a pong per window there would cost the dialer a read (and this node a write) per 64 KiB.
+    if (this.bytesReceived - this.progressFrom < STALL_WINDOW_BYTES || performance.now() - this.armedAt < this.c.idleTimeoutMs / 3) return;
     this.armIdle();
     this.pong();
   }
@@ -305,7 +309,6 @@ export class Inbound {
       this.peer = hello.from;
       this.decoder.limit = this.c.maxFrameBytes;
       this.c.authenticated();
-      this.progressFrom = this.bytesReceived;
       this.armIdle();
       if (hello.address !== undefined) this.learn(hello.from, hello.address);
       return;

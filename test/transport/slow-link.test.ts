@@ -9,8 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType } from '../../src/raft/types.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
-import { encodeFrames } from '../../src/transport/frame.js';
-import { encodeChallenge, encodeMessage, newPacker } from '../../src/transport/wire.js';
+import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
+import { decodeFrame, encodeChallenge, encodeHello, encodeMessage, encodeProof, newPacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -140,6 +140,33 @@ describe('a slow link', () => {
     await until(() => idleCloses(a.log) > 0, 'the connection to be dropped as idle', 8_000);
     expect(a.rec.messages).toEqual([]);
   }, 15_000);
+
+  it('sends no pong for progress on a fast link, where frames complete far more often than a window arrives', async () => {
+    // A dialer of its own that never pings: any pong it reads was sent for progress.
+    const b = await node({ id: 2, insecure: true, clusterSecret: undefined, peers: { 1: '127.0.0.1:1' }, electionTimeoutMs: 1_000 });
+    const [host, port] = b.t.address.split(':');
+    const s = net.connect({ host: host!, port: Number(port) });
+    closers.push(() => s.destroy());
+    const p = newPacker();
+    const kinds: string[] = [];
+    const decoder = new FrameDecoder(1 << 20);
+    s.on('data', (chunk: Buffer) => {
+      decoder.push(chunk);
+      for (let f = decoder.next(); f !== undefined; f = decoder.next()) kinds.push(decodeFrame(f).kind);
+    });
+    await new Promise<void>((r) => s.once('connect', r));
+    s.write(encodeFrames([encodeHello(p, 'c1', 1, 2)]));
+    await until(() => kinds.includes('challenge'), 'the challenge');
+    s.write(encodeFrames([encodeProof(p, new Uint8Array(0))]));
+    // 8 MiB in 512 messages of 16 KiB: 128 windows.
+    const data = new Uint8Array(16 * 1024).fill(5);
+    const frames = Array.from({ length: 512 }, (_, i) =>
+      encodeMessage(p, msg(1, 2, { type: MessageType.MsgApp, index: i + 1, entries: [{ index: i + 2, term: 1, type: EntryType.Normal, data }] })),
+    );
+    s.write(encodeFrames(frames));
+    await until(() => b.rec.messages.length === 512, 'the 512 messages');
+    expect(kinds.filter((k) => k === 'pong')).toEqual([]);
+  });
 
   it('carries a snapshot whose every chunk takes several idle limits to cross', async () => {
     const sendDir = mkdtempSync(join(tmpdir(), 'raftlog-slowlink-'));
