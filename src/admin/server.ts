@@ -212,6 +212,14 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     socket.resume();
     socket.end(rawRefusal(503, 'TOO_MANY_CONNECTIONS', message, 'retry-after: 1\r\n'));
   });
+  // Past maxConnections Node closes a connection before any listener sees it: counted and logged here.
+  server.on('drop', (c) => {
+    handler.countRefusal('TOO_MANY_CONNECTIONS');
+    connectionRefusals.warn(
+      { remoteAddress: c?.remoteAddress, remotePort: c?.remotePort, code: 'TOO_MANY_CONNECTIONS' },
+      `admin: closed a connection from ${c?.remoteAddress ?? 'an unknown address'} at once: ${maxConnections} connections are open, the most it takes (maxConnections)`,
+    );
+  });
   /** Closes a connection for what its client sent, telling it why unless an answer is being sent. */
   const refuseClient = (socket: Socket, status: number, code: AdminRefusalCode, message: string): void => {
     if (!condemned.has(socket)) condemn(socket, code, message);

@@ -1050,8 +1050,9 @@ describe('the admin endpoint', () => {
     ]);
   }, 40_000);
 
-  it('caps connections', async () => {
-    const { admin, url } = await node({ maxConnections: 2 });
+  it('caps connections, counting and logging each closed past the cap', async () => {
+    const logger = new RecordingLogger();
+    const { admin, url } = await node({ maxConnections: 2, logger, refusalLogClock: new ManualClock() });
     const [host, port] = [admin.address.slice(0, admin.address.lastIndexOf(':')), Number(admin.address.slice(admin.address.lastIndexOf(':') + 1))];
     const held: Socket[] = [];
     cleanups.push(() => held.forEach((s) => s.destroy()));
@@ -1065,14 +1066,21 @@ describe('the admin endpoint', () => {
     held.push(third);
     await new Promise<void>((resolve) => third.once('close', () => resolve()));
     held.splice(0).forEach((s) => s.destroy());
-    // The server counts the freed connections when it sees them close.
+    // The server counts the freed connections when it sees them close. A connection it closes
+    // before then, unanswered, Node's fetch waits on for ever: each try has a deadline.
     let status = 0;
     for (let i = 0; i < 100 && status !== 200; i++)
-      status = await fetch(`${url}/health`).then(
+      status = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) }).then(
         (r) => r.status,
         () => new Promise<number>((r) => setTimeout(() => r(0), 50)),
       );
     expect(status).toBe(200);
+    const metrics = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
+    // The third, and any try above that came before the server saw the two close.
+    const closed = logger.lines.map((l) => l.message).filter((m) => m.includes('maxConnections'));
+    expect(closed.length).toBeGreaterThanOrEqual(1);
+    for (const m of closed) expect(m).toMatch(/^admin: closed a connection from 127\.0\.0\.1 at once: 2 connections are open/);
+    expect(metrics.get('raftlog_admin_refused_total{code="TOO_MANY_CONNECTIONS"}')).toBe(closed.length);
   });
 
   it('caps the connections of one address, answering the one past it 503 TOO_MANY_CONNECTIONS, so that others are still served', async () => {
