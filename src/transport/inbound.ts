@@ -98,6 +98,15 @@ interface Assembly {
  */
 export const STALL_WINDOW_BYTES = 64 * 1024;
 
+/**
+ * Idle limits a chunk's store may take at least before the disk is taken as hung. Generous: a
+ * write also waits for the spool's open or sync, and a busy or network disk may take seconds on
+ * a whole chunk. Without a bound, the pongs sent meanwhile would keep for good a connection
+ * whose frames (the leader's heartbeats included) are no longer read, and the dialer would never
+ * learn the snapshot failed to try it again.
+ */
+const HUNG_WRITE_LIMITS = 20;
+
 export class Inbound {
   /** The peer's id, once its handshake is accepted. */
   peer = 0;
@@ -111,6 +120,8 @@ export class Inbound {
   private writing = false;
   private readonly handshakeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** While a chunk is stored: pongs the dialer (which hears nothing else from us then), and gives up on a hung write. */
+  private writeTimers: { pong: NodeJS.Timeout; hung: NodeJS.Timeout } | undefined;
   /** `bytesReceived`, and the time, when the idle limit was last restarted. */
   private progressFrom = 0;
   private armedAt = 0;
@@ -174,6 +185,29 @@ export class Inbound {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.idleTimer);
     clearTimeout(this.stallTimer);
+    this.stopWriteTimers();
+  }
+
+  private stopWriteTimers(): void {
+    clearInterval(this.writeTimers?.pong);
+    clearTimeout(this.writeTimers?.hung);
+    this.writeTimers = undefined;
+  }
+
+  /**
+   * The dialer closes a connection it hears nothing on for the idle limit, and while a chunk is
+   * stored this side reads nothing, so sends nothing unasked either: it is told the connection is
+   * alive by a pong each third of the limit, as for a frame crossing a slow link. The store may
+   * take its time, as the link may, at the same bar: STALL_WINDOW_BYTES per idle limit (the last
+   * chunk's also syncs and checks the whole stream), but no less than HUNG_WRITE_LIMITS of them.
+   */
+  private startWriteTimers(bytes: number): void {
+    const ms = this.c.idleTimeoutMs * Math.max(HUNG_WRITE_LIMITS, Math.ceil(bytes / STALL_WINDOW_BYTES));
+    const pong = setInterval(() => this.pong(), this.c.idleTimeoutMs / 3);
+    const hung = setTimeout(() => this.refuse(new SnapshotRejectedError(`storing a chunk took over ${ms} ms`)), ms);
+    pong.unref();
+    hung.unref();
+    this.writeTimers = { pong, hung };
   }
 
   /**
@@ -407,6 +441,7 @@ export class Inbound {
     this.socket.pause();
     clearTimeout(this.idleTimer); // a slow disk is not a silent peer
     this.pauseStall(a);
+    this.startWriteTimers(data.byteLength + (last ? a.total : 0));
     // Once abandoned, abandon() deletes the spool.
     const run = async (): Promise<void> => {
       if (first) a.spool = await this.c.snapshots.spool(a.meta, a.total);
@@ -422,6 +457,7 @@ export class Inbound {
     a.writing.then(
       () => {
         this.writing = false;
+        this.stopWriteTimers();
         if (this.closed) return;
         this.armIdle();
         if (this.assembly === a) this.armStall(a);
@@ -430,6 +466,7 @@ export class Inbound {
       },
       (err: unknown) => {
         this.writing = false;
+        this.stopWriteTimers();
         if (a.abandoned) return;
         this.refuse(new SnapshotRejectedError((err as Error).message, { cause: err }));
       },

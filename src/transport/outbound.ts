@@ -47,8 +47,9 @@ export interface OutboundConfig {
   pingIntervalMs: number;
   /**
    * A connection the peer sends nothing on for this long is closed. While a write drains, no pings
-   * go out, but the peer pongs unasked for each 64 KiB it receives, and each 64 KiB read here
-   * counts as hearing from it: a slow link stays open, a trickle does not.
+   * go out, but the peer pongs unasked for each 64 KiB it receives, and while it stores a
+   * snapshot chunk, and each 64 KiB read here counts as hearing from it: a slow link or a slow
+   * disk there keeps the connection open, a trickle does not.
    */
   idleTimeoutMs: number;
   maxFrameBytes: number;

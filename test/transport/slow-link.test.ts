@@ -169,20 +169,49 @@ describe('a slow link', () => {
   });
 
   it('carries a snapshot whose every chunk takes several idle limits to cross', async () => {
-    const sendDir = mkdtempSync(join(tmpdir(), 'raftlog-slowlink-'));
-    const recvDir = mkdtempSync(join(tmpdir(), 'raftlog-slowlink-'));
-    temps.push(sendDir, recvDir);
-    const sender = await FileSnapshotStore.open(sendDir);
-    const meta = { index: 40, term: 2, conf: { voters: [1, 2], learners: [] } };
-    const held = await sender.save({ meta, data: new Uint8Array(2 * MiB).fill(3) });
-    const b = await node({ id: 2, snapshots: await FileSnapshotStore.open(recvDir), peers: { 1: '127.0.0.1:1' } });
-    const a = await node({ id: 1, peers: { 2: await throttle(b.t.address, 25) }, snapshots: sender });
-    a.t.send([msg(1, 2, { type: MessageType.MsgSnap, term: 2, snapshot: held })]);
-    await until(() => a.rec.snapshotStatus.length > 0, 'the snapshot status', 10_000);
-    expect(a.rec.snapshotStatus).toEqual([[2, true]]);
-    await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot delivered', 8_000);
-    expect(b.rec.messages.find((m) => m.type === MessageType.MsgSnap)!.snapshot!.meta).toEqual(meta);
-    expect(a.t.stats().peers[2]!.connects).toBe(1);
-    expect(idleCloses(a.log) + idleCloses(b.log)).toBe(0);
+    await snapshotOverOneConnection(FileSnapshotStore.open, (address) => throttle(address, 25));
   }, 15_000);
 });
+
+describe('a slow disk', () => {
+  it('carries a snapshot whose every chunk takes several idle limits to store, over one connection', async () => {
+    let writes = 0;
+    await snapshotOverOneConnection(
+      async (dir) => {
+        // Each chunk (1 MiB) takes 1 s to store, over three idle limits of 300 ms.
+        const store = await FileSnapshotStore.open(dir);
+        const spool = store.spool.bind(store);
+        store.spool = async (m, size) => {
+          const s = await spool(m, size);
+          return { ...s, write: (c) => new Promise((r) => setTimeout(r, 1_000)).then(() => (writes++, s.write(c))) };
+        };
+        return store;
+      },
+      async (address) => address,
+    );
+    expect(writes).toBe(3);
+  }, 15_000);
+});
+
+/**
+ * Sends a snapshot of three chunks from node 1 to node 2, whose snapshots `receiving` keeps in a
+ * directory and which node 1 reaches at the address `route` makes of node 2's: it must arrive,
+ * over one connection, neither side closing one as idle.
+ */
+async function snapshotOverOneConnection(receiving: (dir: string) => Promise<FileSnapshotStore>, route: (address: string) => Promise<string>) {
+  const sendDir = mkdtempSync(join(tmpdir(), 'raftlog-slowlink-'));
+  const recvDir = mkdtempSync(join(tmpdir(), 'raftlog-slowlink-'));
+  temps.push(sendDir, recvDir);
+  const sender = await FileSnapshotStore.open(sendDir);
+  const meta = { index: 40, term: 2, conf: { voters: [1, 2], learners: [] } };
+  const held = await sender.save({ meta, data: new Uint8Array(2 * MiB).fill(3) });
+  const b = await node({ id: 2, snapshots: await receiving(recvDir), peers: { 1: '127.0.0.1:1' } });
+  const a = await node({ id: 1, peers: { 2: await route(b.t.address) }, snapshots: sender });
+  a.t.send([msg(1, 2, { type: MessageType.MsgSnap, term: 2, snapshot: held })]);
+  await until(() => a.rec.snapshotStatus.length > 0, 'the snapshot status', 10_000);
+  expect(a.rec.snapshotStatus).toEqual([[2, true]]);
+  await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot delivered', 8_000);
+  expect(b.rec.messages.find((m) => m.type === MessageType.MsgSnap)!.snapshot!.meta).toEqual(meta);
+  expect(a.t.stats().peers[2]!.connects).toBe(1);
+  expect(idleCloses(a.log) + idleCloses(b.log)).toBe(0);
+}

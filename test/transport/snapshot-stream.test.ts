@@ -382,6 +382,36 @@ describe('snapshot streams', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('pongs the dialer while a chunk is being stored, and gives up on a store that never completes: TRANSPORT_SNAPSHOT_REJECTED', async () => {
+    const dir = tempDir();
+    let release: (() => void) | undefined;
+    let aborted = false;
+    const snapshots = {
+      open: () => Promise.reject(new Error('not sending')),
+      spool: async (): Promise<IncomingSnapshot> => ({
+        write: () => new Promise<void>((r) => (release = r)), // a disk that hangs
+        finish: async () => new Uint8Array(0),
+        abort: async () => {
+          aborted = true;
+        },
+      }),
+    };
+    // An idle limit of 300 ms: a hung store is given up on after 20 of them, 6 s.
+    const b = await receiver(dir, { snapshots, electionTimeoutMs: 100 });
+    const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await peer.send([encodeChunk(newPacker(), 1, 0, 4096, new Uint8Array(1024), snapHeader(5, { index: 9, term: 2, conf }))]);
+    await until(() => release !== undefined, 'the write to start');
+    await within('the connection to be closed', peer.closed);
+    expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+    expect(b.log.has(/storing a chunk took over 6000 ms/)).toBe(true);
+    // The peer sent nothing after its chunk: every pong was sent unasked, to keep it from closing as idle.
+    expect(peer.frames.filter((f) => f.kind === 'pong').length).toBeGreaterThanOrEqual(15);
+    expect(aborted).toBe(false); // never beside the write
+    release!();
+    await until(() => aborted, 'the spool to be deleted once the write ended');
+    expect(b.rec.messages).toEqual([]);
+  });
+
   it('refuses a snapshot stream from a node this transport does not know, before storing a byte', async () => {
     const dir = tempDir();
     const b = await receiver(dir);
