@@ -270,8 +270,9 @@ export class Inbound {
    * The dialer cannot see its own bytes move (Node counts a write's bytes as written, and leaves
    * them in writableLength, until the whole write is done, however long it takes to drain), so it
    * is told with a pong, which it takes as having heard from us: one per window and per third of
-   * the limit at most, and not while anything waits unsent here, as for a ping. A snapshot stream's window likewise counts
-   * the part of its next chunk already here: a chunk, too, may take longer than the window.
+   * the limit at most, and not while anything waits unsent here, as for a ping. A snapshot
+   * stream's window likewise counts the part of its next chunk already here: a chunk, too, may
+   * take longer than the window.
    */
   private progress(): void {
     if (this.closed || this.writing || this.peer === 0) return;
