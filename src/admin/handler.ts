@@ -2,7 +2,7 @@
 // leadership and backups to drive. A plain node:http request listener, so an
 // embedder can mount it on a server of its own; serveAdmin() adds the limits.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Registry } from 'prom-client';
 import { AuthThrottle, authThrottleProblem, type AuthThrottleOptions } from '../auth-throttle.js';
@@ -138,6 +138,13 @@ class HttpError extends CodedError {
 }
 
 /** What an error from the log means to an HTTP client. */
+/** Answers with `v` as JSON; `headers` adds to the content type and length. */
+export function sendJson(res: ServerResponse, status: number, v: unknown, headers: OutgoingHttpHeaders = {}): void {
+  const text = JSON.stringify(v);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 function statusOf(code: string): number {
   switch (code) {
     case 'INVALID_ARGUMENT':
@@ -391,19 +398,13 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     return probe.done;
   };
 
-  const json = (res: ServerResponse, status: number, v: unknown): void => {
-    const text = JSON.stringify(v);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
-  };
-
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0]!;
     const op = `${req.method} ${path}`;
     switch (op) {
       case 'GET /health': {
         const s = log.status();
-        const unhealthy = (reason: string, message: string): void => json(res, 503, { health: false, reason, message });
+        const unhealthy = (reason: string, message: string): void => sendJson(res, 503, { health: false, reason, message });
         if (s.role === 'fatal') return unhealthy(s.fatal?.code ?? 'LOG_FATAL', s.fatal?.message ?? 'the node stopped');
         if (s.role === 'closed') return unhealthy('LOG_CLOSED', 'the log was closed');
         if (s.lead === 0) return unhealthy('NO_LEADER', 'this node knows no leader');
@@ -418,10 +419,10 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
           const code = (thrown as { code?: unknown } | null)?.code;
           return unhealthy(typeof code === 'string' ? code : 'INTERNAL', thrown instanceof Error ? thrown.message : String(thrown));
         }
-        return json(res, 200, { health: true, leader: log.status().lead, id: s.id });
+        return sendJson(res, 200, { health: true, leader: log.status().lead, id: s.id });
       }
       case 'GET /status':
-        return json(res, 200, readableStatus(log.status()));
+        return sendJson(res, 200, readableStatus(log.status()));
       case 'GET /metrics': {
         const text = await registry.metrics();
         res.writeHead(200, { 'content-type': registry.contentType });
@@ -464,25 +465,25 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         if (b.learner !== undefined && typeof b.learner !== 'boolean') throw new InvalidArgumentError('learner must be true or false');
         if (b.learner === true) await log.addLearner(id, b.address);
         else await log.addMember(id, b.address);
-        return json(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true });
       }
       case 'POST /members/remove':
         await log.removeMember(nodeId(await body(req)));
-        return json(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true });
       case 'POST /members/promote':
         await log.promote(nodeId(await body(req)));
-        return json(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true });
       case 'POST /members/change': {
         // Several changes at once, through a joint configuration when more than one voter
         // changes; the log checks each change before anything is proposed.
         const { changes } = await body(req);
         if (!Array.isArray(changes)) throw new InvalidArgumentError('changes must be an array');
         await log.changeMembership(changes as MembershipChange[]);
-        return json(res, 200, { ok: true, voters: log.status().conf.voters, learners: log.status().conf.learners });
+        return sendJson(res, 200, { ok: true, voters: log.status().conf.voters, learners: log.status().conf.learners });
       }
       case 'POST /leader/transfer':
         await log.transferLeadership(nodeId(await body(req)));
-        return json(res, 200, { ok: true, leader: log.status().lead });
+        return sendJson(res, 200, { ok: true, leader: log.status().lead });
       default: {
         const allow = METHODS.get(path);
         if (allow === undefined) throw new HttpError(404, 'NOT_FOUND', `no route ${op}`);
@@ -494,7 +495,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
 
   const fail = (res: ServerResponse, err: HttpError): void => {
     for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
-    json(res, err.status, { code: err.code, message: err.message });
+    sendJson(res, err.status, { code: err.code, message: err.message });
   };
 
   const countRefused = (req: IncomingMessage, err: HttpError): void => {
@@ -550,7 +551,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
           countRefused(req, err);
           res.setHeader('connection', 'close');
         }
-        json(res, status, { code, message: (err as Error).message, ...extra });
+        sendJson(res, status, { code, message: (err as Error).message, ...extra });
       }
     });
   };

@@ -10,7 +10,7 @@ import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-lo
 import type { StateMachine } from '../log/state-machine.js';
 import { clientAddress, isHostPort, networkKey, parseAddress } from '../transport/address.js';
 import type { AuthThrottleOptions } from '../auth-throttle.js';
-import { adminHandler, type AdminRefusalCode } from './handler.js';
+import { adminHandler, sendJson, type AdminRefusalCode } from './handler.js';
 import { respMetrics, type RespMetricsSource } from './prometheus.js';
 
 export interface AdminServerOptions {
@@ -148,9 +148,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       const message = `this connection sent more than ${MAX_UNANSWERED} requests without reading their answers (pipelining), and is closed: send one at a time`;
       condemn(socket, 'TOO_MANY_PIPELINED', message);
       // Answered after the answers before it, should the client read them; then Node closes the connection.
-      const body = JSON.stringify({ code: 'TOO_MANY_PIPELINED', message });
-      res.writeHead(429, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
-      res.end(body);
+      sendJson(res, 429, { code: 'TOO_MANY_PIPELINED', message }, { connection: 'close' });
       return;
     }
     res.once('close', () => answers.splice(answers.indexOf(res), 1));
