@@ -150,6 +150,12 @@ export class Raft {
   private pendingReadIndexBytes = 0;
   /** A commit index some followers have not been sent: it waits for this leader's own write (see bcastCommit). */
   private commitHeld = false;
+  /**
+   * Where in msgs the heartbeat to each peer not yet handed out stands. A quorum's answer to a round
+   * confirms every read taken before the round went out (ReadOnly.advance), so a later round before
+   * the next Ready updates that heartbeat instead of sending the peer another.
+   */
+  private readonly heartbeatAt = new Map<number, number>();
 
   electionElapsed = 0;
   heartbeatElapsed = 0;
@@ -282,13 +288,22 @@ export class Raft {
     const pr = this.trk.progress.get(to)!;
     // Never tell a follower to commit beyond what it is known to hold.
     const commit = Math.min(pr.match, this.raftLog.committed);
-    const m = this.msg(MsgHeartbeat, to);
-    m.commit = commit;
-    // The send tick comes back in the response: the follower reset its election timer after it.
+    const at = this.heartbeatAt.get(to);
+    let m = at === undefined ? undefined : this.msgs[at];
+    if (m === undefined || m.type !== MsgHeartbeat || m.to !== to || m.term !== this.term) {
+      m = this.msg(MsgHeartbeat, to);
+      this.heartbeatAt.set(to, this.msgs.length);
+      this.send(m);
+    }
+    // Either commit index was within what the follower acknowledged in this term, which it still holds.
+    m.commit = Math.max(m.commit, commit);
+    // The send tick comes back in the response: the follower reset its election timer after it. The
+    // message leaves after this tick whichever round it first belonged to.
     m.index = this.ticks;
-    if (ctx !== undefined) m.context = ctx;
-    this.send(m);
-    if (commit > pr.sentCommit) pr.sentCommit = commit;
+    // The latest round's context is the last read held: its answer confirms the earlier ones too.
+    if (ctx === undefined) delete m.context;
+    else m.context = ctx;
+    if (m.commit > pr.sentCommit) pr.sentCommit = m.commit;
   }
 
   /**
@@ -387,6 +402,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.readOnly.reset();
+    this.heartbeatAt.clear();
     this.pendingReadIndexMessages.clear();
     this.pendingReadIndexBytes = 0;
     this.timeoutNowSent = false;
@@ -815,7 +831,7 @@ export class Raft {
           this.pendingReadIndexBytes += m.context!.length;
           return;
         }
-        this.sendReadIndexResponse(m);
+        if (this.holdForRound(m)) this.bcastHeartbeat(m.context);
         return;
       }
     }
@@ -955,15 +971,16 @@ export class Raft {
     return this.trk.hasQuorum(acks);
   }
 
-  private sendReadIndexResponse(m: Message): void {
+  /** Answers a read at once when no heartbeat round is needed; otherwise holds it for the next round and returns true. */
+  private holdForRound(m: Message): boolean {
     if (this.trk.isSingleton() || (this.readOnly.option === 'lease' && this.inLease())) {
       // Alone, or within the lease: no round trip.
       this.respondToReadIndex(m, this.raftLog.committed);
-      return;
+      return false;
     }
     this.readOnly.addRequest(this.raftLog.committed, m);
     this.readOnly.recvAck(this.id, m.context!);
-    this.bcastHeartbeat(m.context);
+    return true;
   }
 
   private respondToReadIndex(req: Message, index: number): void {
@@ -1003,7 +1020,10 @@ export class Raft {
     const msgs = [...this.pendingReadIndexMessages.values()];
     this.pendingReadIndexMessages.clear();
     this.pendingReadIndexBytes = 0;
-    for (const m of msgs) this.sendReadIndexResponse(m);
+    let round = false;
+    for (const m of msgs) round = this.holdForRound(m) || round;
+    // One round for all: it carries the last of them, and its answer confirms those before it.
+    if (round) this.bcastHeartbeat();
   }
 
   // ---- candidate -----------------------------------------------------------

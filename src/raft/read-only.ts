@@ -1,7 +1,7 @@
 // Linearizable reads without a log write. Safe mode: the leader records its
-// commit index with the request and serves it once a heartbeat round tagged
-// with the request's context is acknowledged by a quorum (it was still leader
-// when the request arrived). Lease mode trusts CheckQuorum's lease instead.
+// commit index with the request and serves it once a quorum acknowledges a
+// heartbeat round tagged with its context or a later request's (it was still
+// leader when the request arrived). Lease mode trusts CheckQuorum's lease instead.
 import type { Message } from './types.js';
 
 export type ReadOnlyOption = 'safe' | 'lease';
