@@ -66,6 +66,8 @@ export interface InboundConfig {
   authenticated(): void;
   /** Where the deletion of an abandoned stream's spool is tracked while under way: the owner's close() waits for it. */
   releases: PendingReleases;
+  /** Stores given up on as hung and not yet settled, on any connection of the owner's: shared, as the disk is. */
+  hungStores: Set<Promise<void>>;
 }
 
 const ANSWER_MAX_BUFFERED = 1024 * 1024;
@@ -201,10 +203,18 @@ export class Inbound {
    * take its time, as the link may, at the same bar: STALL_WINDOW_BYTES per idle limit (the last
    * chunk's also syncs and checks the whole stream), but no less than HUNG_WRITE_LIMITS of them.
    */
-  private startWriteTimers(bytes: number): void {
+  private startWriteTimers(writing: Promise<void>, bytes: number): void {
     const ms = this.c.idleTimeoutMs * Math.max(HUNG_WRITE_LIMITS, Math.ceil(bytes / STALL_WINDOW_BYTES));
     const pong = setInterval(() => this.pong(), this.c.idleTimeoutMs / 3);
-    const hung = setTimeout(() => this.refuse(new SnapshotRejectedError(`storing a chunk took over ${ms} ms`)), ms);
+    const hung = setTimeout(() => {
+      // The write keeps its chunk until it settles, which a hung disk may never do: until then
+      // write() stores nothing else, or each retry of the leader's would hold one more chunk.
+      const stores = this.c.hungStores;
+      stores.add(writing);
+      const settled = (): boolean => stores.delete(writing);
+      writing.then(settled, settled);
+      this.refuse(new SnapshotRejectedError(`storing a chunk took over ${ms} ms`));
+    }, ms);
     pong.unref();
     hung.unref();
     this.writeTimers = { pong, hung };
@@ -438,11 +448,13 @@ export class Inbound {
    * from this peer until it is stored, so memory holds at most a frame per connection.
    */
   private write(a: Assembly, data: Uint8Array, first: boolean, last: boolean): void {
+    if (this.c.hungStores.size > 0) {
+      throw new SnapshotRejectedError('a snapshot chunk given up on as hung is still being stored: nothing more is stored until it is');
+    }
     this.writing = true;
     this.socket.pause();
     clearTimeout(this.idleTimer); // a slow disk is not a silent peer
     this.pauseStall(a);
-    this.startWriteTimers(data.byteLength + (last ? a.total : 0));
     // Once abandoned, abandon() deletes the spool.
     const run = async (): Promise<void> => {
       if (first) a.spool = await this.c.snapshots.spool(a.meta, a.total);
@@ -455,6 +467,7 @@ export class Inbound {
       this.c.deliver({ ...a.message, snapshot: { meta: a.meta, data: ref } });
     };
     a.writing = run();
+    this.startWriteTimers(a.writing, data.byteLength + (last ? a.total : 0));
     a.writing.then(
       () => {
         this.writing = false;

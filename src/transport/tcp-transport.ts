@@ -180,6 +180,8 @@ export class TcpTransport implements Transport {
    * close() waits for them, so the directory is left as it will stay, with no file of it open.
    */
   private readonly releases: PendingReleases;
+  /** Snapshot stores given up on as hung, until each settles: while any has not, no chunk is stored. */
+  private readonly hungStores = new Set<Promise<void>>();
 
   constructor(private readonly o: TcpTransportOptions) {
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
@@ -536,6 +538,7 @@ export class TcpTransport implements Transport {
       },
       refused: (err) => this.countRefusal(err.code),
       releases: this.releases,
+      hungStores: this.hungStores,
     });
     this.inbound.add(c);
     socket.on('close', () => {

@@ -412,6 +412,67 @@ describe('snapshot streams', () => {
     expect(b.rec.messages).toEqual([]);
   });
 
+  it('while a store given up on as hung has not settled, refuses every new snapshot stream at once, from any peer: one hung chunk held at most', async () => {
+    const dir = tempDir();
+    let hanging = true;
+    const hung: Array<() => void> = [];
+    let outstanding = 0;
+    let aborted = 0;
+    const snapshots = {
+      open: () => Promise.reject(new Error('not sending')),
+      spool: async (): Promise<IncomingSnapshot> => {
+        const parts: Uint8Array[] = [];
+        return {
+          write: (chunk: Uint8Array) => {
+            parts.push(chunk);
+            if (!hanging) return Promise.resolve();
+            outstanding++;
+            return new Promise<void>((r) =>
+              hung.push(() => {
+                outstanding--;
+                r();
+              }),
+            );
+          },
+          finish: async () => Buffer.concat(parts),
+          abort: async () => {
+            aborted++;
+          },
+        };
+      },
+    };
+    // An idle limit of 300 ms: a hung store is given up on after 6 s. Node 6 is a second member.
+    const b = await receiver(dir, { snapshots, electionTimeoutMs: 100, peers: { 5: '127.0.0.1:1', 6: '127.0.0.1:1' } });
+    const p = newPacker();
+    const meta = { index: 9, term: 2, conf };
+    const first = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await first.send([encodeChunk(p, 1, 0, 4096, new Uint8Array(1024), snapHeader(5, meta))]);
+    await within('the hung store to be given up on', first.closed);
+    expect(refusal(first)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+    // The leader tries again, and again, as each attempt is refused: none of them reaches the disk.
+    for (const [i, from] of [5, 6, 5].entries()) {
+      const retry = await rawPeer(b.t.address, 'c1', from, 2, SECRET);
+      await retry.send([encodeChunk(p, 2 + i, 0, 4096, new Uint8Array(1024), snapHeader(from, meta))]);
+      await until(() => outstanding > 1 || retry.frames.some((f) => f.kind === 'refuse'), 'the retry to be refused');
+      expect(outstanding).toBe(1);
+      expect(refusal(retry)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+      await within('the retry to be closed', retry.closed);
+    }
+    expect(b.log.has(/a snapshot chunk given up on as hung is still being stored/)).toBe(true);
+    expect(aborted).toBe(0);
+    hanging = false;
+    hung.splice(0).forEach((r) => r());
+    await until(() => aborted === 1, 'the hung spool to be deleted once its write ended');
+    // The disk answered again: the next stream is stored and delivered.
+    const data = Buffer.alloc(1024, 7);
+    const last = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+    await last.send([encodeChunk(p, 9, 0, data.length, data, snapHeader(5, meta))]);
+    await until(() => b.rec.messages.length === 1, 'the snapshot delivered');
+    expect(Buffer.from(b.rec.messages[0]!.snapshot!.data)).toEqual(data);
+    expect(refusal(last)).toBeUndefined();
+    last.socket.destroy();
+  });
+
   it('refuses a snapshot stream from a node this transport does not know, before storing a byte', async () => {
     const dir = tempDir();
     const b = await receiver(dir);
