@@ -87,7 +87,22 @@ export class Raft {
   readonly id: number;
   term = 0;
   vote = None;
-  lead = None;
+  private following = None;
+  /**
+   * The node known to lead the current term, kept when this node loses sight of it: a pre-candidate
+   * is still in that term, which no other node can lead. The only node a snapshot of this term is
+   * taken from (RawNode.step): a follower busy storing the leader's snapshot may read no heartbeat
+   * for longer than its election timeout, and must not then refuse the snapshot it stored.
+   */
+  termLeader = None;
+  /** The leader this node follows: None while it campaigns, or once it lost sight of it. */
+  get lead(): number {
+    return this.following;
+  }
+  set lead(id: number) {
+    this.following = id;
+    if (id !== None) this.termLeader = id;
+  }
   /**
    * Nodes named by an AddNode/AddLearnerNode entry this node's log has held but whose change is not
    * applied yet: a node added by the leader may talk (e.g. win an election, as it counts itself a
@@ -388,6 +403,7 @@ export class Raft {
     if (this.term !== term) {
       this.term = term;
       this.vote = None;
+      this.termLeader = None;
     }
     this.lead = None;
     this.electionElapsed = 0;

@@ -182,9 +182,10 @@ export class RawNode {
     )
       throw new StepPeerNotFoundError(m.from);
     // A snapshot replaces the whole state, so it is taken only from the node known to lead the
-    // message's term. A follower that has not heard of that leader yet refuses it: the leader's
-    // heartbeat or append (sent before any snapshot) makes it known, and the snapshot is retried.
-    if (m.type === MsgSnap && (m.term !== r.term || r.lead !== m.from)) throw new SnapshotRefusedError(m.from, m.term);
+    // message's term (even once this node lost sight of it: see Raft.termLeader). A follower that
+    // has not heard of that leader yet refuses it: the leader's heartbeat or append (sent before
+    // any snapshot) makes it known, and the snapshot is retried.
+    if (m.type === MsgSnap && (m.term !== r.term || r.termLeader !== m.from)) throw new SnapshotRefusedError(m.from, m.term);
     // A forwarded transfer names the transferee as its sender, so it may come back to it; anything
     // else from ourselves is a routing bug (a proposal or read reaches the leader from its maker only).
     if (m.from === this.raft.id && m.type !== MsgTransferLeader) {

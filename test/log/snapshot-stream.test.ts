@@ -5,13 +5,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvStateMachine, encodeCommand } from '../../src/kv/kv-state-machine.js';
-import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { ReplicatedLog, type ReplicatedLogDeps } from '../../src/log/replicated-log.js';
+import type { ReplicatedLogOptions } from '../../src/log/options.js';
 import { encodeConfChange } from '../../src/raft/confchange.js';
 import { ConfChangeType, EntryType, MessageType, type Message, type SnapshotMeta } from '../../src/raft/types.js';
 import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
 import type { LogStore } from '../../src/storage/log-store.js';
 import { Wal } from '../../src/wal/index.js';
-import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
+import { FileSnapshotStore, type SnapshotSpool, type SnapshotStore } from '../../src/storage/snapshot-store.js';
 import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
 import { encodeChunk, encodeMessage, newPacker } from '../../src/transport/wire.js';
 import { msg } from '../transport/helpers.js';
@@ -74,53 +75,61 @@ async function ledByRawPeer() {
   return { t, peers, log, peer, sendSnapshot };
 }
 
+interface KvNode {
+  id: number;
+  dir: string;
+  kv: KvStateMachine;
+  log: ReplicatedLog<unknown> | null;
+}
+
+/**
+ * A three-node KV cluster with its leader, and a follower closed for the test to leave behind and
+ * start again with open(): with no catch-up window, it then needs the leader's snapshot.
+ */
+async function withLaggingFollower(options: Partial<ReplicatedLogOptions>) {
+  const ports = await freePorts(3);
+  const peers = Object.fromEntries(ports.map((p, i) => [i + 1, `127.0.0.1:${p}`]));
+  const nodes: KvNode[] = [1, 2, 3].map((id) => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    return { id, dir: t.dir, kv: new KvStateMachine(), log: null };
+  });
+  const open = async (n: KvNode, deps?: Partial<ReplicatedLogDeps>): Promise<void> => {
+    n.kv = new KvStateMachine();
+    const o = { dataDir: n.dir, id: n.id, peers, stateMachine: n.kv, clusterSecret: SECRET, tickMs: 10, snapshotCatchUpEntries: 0, maxRecordBytes: 256 * KiB };
+    n.log = await ReplicatedLog.open({ ...o, ...options }, deps);
+  };
+  await Promise.all(nodes.map((n) => open(n)));
+  cleanups.push(async () => {
+    for (const n of nodes) await n.log?.close();
+  });
+  let leader: KvNode | undefined;
+  await waitFor('a leader', () => (leader = nodes.find((n) => n.log?.status().role === 'leader')) !== undefined);
+  const lagging = nodes.find((n) => n !== leader)!;
+  await lagging.log!.close();
+  lagging.log = null;
+  return { nodes, leader: leader!, lagging, open };
+}
+
 describe('snapshots through the log', () => {
   it("a lagging follower installs a KV snapshot several frames long, streamed from the leader's file and restored from chunks", async () => {
-    const ports = await freePorts(3);
-    const peers = Object.fromEntries(ports.map((p, i) => [i + 1, `127.0.0.1:${p}`]));
-    const nodes = [1, 2, 3].map((id) => {
-      const t = tempDir();
-      cleanups.push(t.cleanup);
-      return { id, dir: t.dir, kv: new KvStateMachine(), log: null as ReplicatedLog<unknown> | null };
-    });
     // 256 KiB records make frames of about 2.3 MiB: a snapshot of several MiB needs several.
-    // No catch-up window: the lagging node must need the snapshot.
-    const open = async (n: (typeof nodes)[number]): Promise<void> => {
-      n.kv = new KvStateMachine();
-      n.log = await ReplicatedLog.open({
-        dataDir: n.dir,
-        id: n.id,
-        peers,
-        stateMachine: n.kv,
-        clusterSecret: SECRET,
-        tickMs: 10,
-        electionTicks: 40,
-        heartbeatTicks: 2,
-        snapshotEvery: 20,
-        snapshotCatchUpEntries: 0,
-        maxRecordBytes: 256 * KiB,
-        maxSnapshotBytes: 64 * 1024 * KiB,
-      });
-    };
-    await Promise.all(nodes.map(open));
-    cleanups.push(async () => {
-      for (const n of nodes) await n.log?.close();
+    const { leader, lagging, open } = await withLaggingFollower({
+      electionTicks: 40,
+      heartbeatTicks: 2,
+      snapshotEvery: 20,
+      maxSnapshotBytes: 64 * 1024 * KiB,
     });
-    let leader: (typeof nodes)[number] | undefined;
-    await waitFor('a leader', () => (leader = nodes.find((n) => n.log?.status().role === 'leader')) !== undefined);
-    const lagging = nodes.find((n) => n !== leader)!;
-    await lagging.log!.close();
-    lagging.log = null;
     const value = (i: number): Buffer => Buffer.alloc(200 * KiB, i % 256);
-    for (let i = 0; i < 60; i++) await leader!.log!.append(encodeCommand(['SET', Buffer.from(`k${i}`), value(i)]));
+    for (let i = 0; i < 60; i++) await leader.log!.append(encodeCommand(['SET', Buffer.from(`k${i}`), value(i)]));
     // A snapshot holding at least 40 values (8 MiB), and the WAL released below it.
-    await waitFor('the leader to snapshot and release its WAL', () => leader!.log!.status().snapshotIndex > 41 && leader!.log!.status().firstIndex > 41);
-    const snapFile = readdirSync(join(leader!.dir, 'snapshots'))
+    await waitFor('the leader to snapshot and release its WAL', () => leader.log!.status().snapshotIndex > 41 && leader.log!.status().firstIndex > 41);
+    const snapFile = readdirSync(join(leader.dir, 'snapshots'))
       .filter((n) => n.endsWith('.snap'))
       .sort()
       .at(-1)!;
-    expect(readFileSync(join(leader!.dir, 'snapshots', snapFile)).length).toBeGreaterThan(6 * 1024 * KiB);
-    const last = leader!.log!.status().commit;
+    expect(readFileSync(join(leader.dir, 'snapshots', snapFile)).length).toBeGreaterThan(6 * 1024 * KiB);
+    const last = leader.log!.status().commit;
     await open(lagging);
     await waitFor('the lagging node to catch up', () => (lagging.log?.status().applied ?? 0) >= last, 60_000);
     expect(lagging.log!.status().snapshotIndex).toBeGreaterThan(0);
@@ -130,6 +139,57 @@ describe('snapshots through the log', () => {
     // A leader that heard nothing back in time (a loaded machine) may have sent the snapshot again:
     // that stream, spooled as it arrives, is refused once whole (the node holds it) and deleted.
     await waitFor('no spool left', () => spools(lagging.dir).length === 0, 30_000);
+  }, 120_000);
+
+  it('a follower whose disk takes several election timeouts per snapshot chunk installs the snapshot, and the leader keeps its term', async () => {
+    const electionMs = 10 * 50;
+    // Each chunk's store: well past the follower's election timeout (at most twice electionMs),
+    // well within the 20 idle limits (60 election timeouts) after which it is taken as hung.
+    const writeMs = 4 * electionMs;
+    let slowWrites = 0;
+    /** The node's own snapshot store, but for chunks received from a peer, each stored writeMs late. */
+    const slowSpools = (store: FileSnapshotStore): SnapshotStore =>
+      new Proxy(store, {
+        get: (target, prop) => {
+          if (prop === 'spool')
+            return async (meta: SnapshotMeta, size: number): Promise<SnapshotSpool> => {
+              const spool = await target.spool(meta, size);
+              return {
+                write: async (chunk) => {
+                  slowWrites++;
+                  await new Promise((r) => setTimeout(r, writeMs));
+                  return spool.write(chunk);
+                },
+                finish: () => spool.finish(),
+                abort: () => spool.abort(),
+              };
+            };
+          const v: unknown = Reflect.get(target, prop, target);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    const { nodes, leader, lagging, open } = await withLaggingFollower({ electionTicks: electionMs / 10, heartbeatTicks: 5, snapshotEvery: 10 });
+    const value = (i: number): Buffer => Buffer.alloc(100 * KiB, i % 256);
+    for (let i = 0; i < 30; i++) await leader.log!.append(encodeCommand(['SET', Buffer.from(`k${i}`), value(i)]));
+    // A snapshot of at least 29 values (2.9 MiB: three chunks), and the WAL released below it.
+    await waitFor('the leader to snapshot and release its WAL', () => leader.log!.status().snapshotIndex >= 30 && leader.log!.status().firstIndex > 30);
+    const { term } = leader.log!.status();
+    const leaderChanges: Array<{ id: number; term: number }> = [];
+    leader.log!.on('leader', (e) => leaderChanges.push(e));
+    const last = leader.log!.status().commit;
+    await open(lagging, { snapshots: slowSpools(await FileSnapshotStore.open(join(lagging.dir, 'snapshots'))) });
+    const lost: number[] = [];
+    lagging.log!.on('leader', (e) => lost.push(e.id));
+    await waitFor('the slow follower to install the snapshot and catch up', () => (lagging.log?.status().applied ?? 0) >= last, 60_000);
+    expect(lagging.log!.status().snapshotIndex).toBeGreaterThan(0);
+    expect(lagging.kv.size).toBe(30);
+    // Its stores kept it from reading the leader's heartbeats for longer than its election timeout,
+    // more than once: it lost its leader and asked for (pre-)votes, which no one granted.
+    expect(slowWrites).toBeGreaterThanOrEqual(3);
+    expect(lost).toContain(0);
+    expect(leaderChanges).toEqual([]);
+    expect(leader.log!.status()).toMatchObject({ role: 'leader', term });
+    for (const n of nodes) expect(n.log!.status().term, `node ${n.id}`).toBe(term);
   }, 120_000);
 
   it('installs a snapshot received while a membership change waits for its commit to be durable', async () => {

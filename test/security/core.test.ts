@@ -3,7 +3,7 @@
 // refusal is a coded error and changes nothing, with and without pre-vote/checkQuorum.
 import { describe, expect, it } from 'vitest';
 import { Network, ents, enc, msg } from '../raft/network.js';
-import { EntryType, MAX_INDEX, MAX_TERM, MessageType, ConfChangeType, type Message } from '../../src/raft/types.js';
+import { EntryType, MAX_INDEX, MAX_TERM, MessageType, ConfChangeType, StateType, type Message } from '../../src/raft/types.js';
 import { encodeConfChange } from '../../src/raft/index.js';
 
 const STRANGER = 99;
@@ -151,6 +151,28 @@ describe('a snapshot comes only from the known leader of its term', () => {
         snapshot: { meta: { index: 50, term: t, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('x') },
       }),
     );
+    expect(n.ready().snapshot?.meta.index).toBe(50);
+  });
+
+  it('a pre-candidate still takes one from the leader it knew in its term, and from no other member', () => {
+    // A follower busy storing the snapshot's chunks hears no heartbeat meanwhile and may campaign:
+    // the snapshot, delivered once stored, must not be refused for the leader it lost sight of.
+    const net = leaderCluster({ preVote: true, checkQuorum: true });
+    const n = net.node(2);
+    const t = n.status().term;
+    n.campaign();
+    expect(n.status()).toMatchObject({ state: StateType.StatePreCandidate, lead: 0, term: t });
+    const snapFrom = (from: number) =>
+      msg({
+        type: MessageType.MsgSnap,
+        from,
+        to: 2,
+        term: t,
+        snapshot: { meta: { index: 50, term: t, conf: { voters: [1, 2, 3], learners: [] } }, data: enc('x') },
+      });
+    expect(() => n.step(snapFrom(3))).toThrow(expect.objectContaining({ code: 'RAFT_SNAPSHOT_REFUSED' }));
+    n.step(snapFrom(1));
+    expect(n.status()).toMatchObject({ state: StateType.StateFollower, lead: 1, term: t });
     expect(n.ready().snapshot?.meta.index).toBe(50);
   });
 });
