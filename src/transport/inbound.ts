@@ -66,7 +66,7 @@ export interface InboundConfig {
   authenticated(): void;
   /** Where the deletion of an abandoned stream's spool is tracked while under way: the owner's close() waits for it. */
   releases: PendingReleases;
-  /** Stores given up on as hung and not yet settled, on any connection of the owner's: shared, as the disk is. */
+  /** Stores given up on (as hung, or with their connection) and not yet settled, on any connection of the owner's: shared, as the disk is. */
   hungStores: Set<Promise<void>>;
 }
 
@@ -203,18 +203,10 @@ export class Inbound {
    * take its time, as the link may, at the same bar: STALL_WINDOW_BYTES per idle limit (the last
    * chunk's also syncs and checks the whole stream), but no less than HUNG_WRITE_LIMITS of them.
    */
-  private startWriteTimers(writing: Promise<void>, bytes: number): void {
+  private startWriteTimers(bytes: number): void {
     const ms = this.c.idleTimeoutMs * Math.max(HUNG_WRITE_LIMITS, Math.ceil(bytes / STALL_WINDOW_BYTES));
     const pong = setInterval(() => this.pong(), this.c.idleTimeoutMs / 3);
-    const hung = setTimeout(() => {
-      // The write keeps its chunk until it settles, which a hung disk may never do: until then
-      // write() stores nothing else, or each retry of the leader's would hold one more chunk.
-      const stores = this.c.hungStores;
-      stores.add(writing);
-      const settled = (): boolean => stores.delete(writing);
-      writing.then(settled, settled);
-      this.refuse(new SnapshotRejectedError(`storing a chunk took over ${ms} ms`));
-    }, ms);
+    const hung = setTimeout(() => this.refuse(new SnapshotRejectedError(`storing a chunk took over ${ms} ms`)), ms);
     pong.unref();
     hung.unref();
     this.writeTimers = { pong, hung };
@@ -449,7 +441,7 @@ export class Inbound {
    */
   private write(a: Assembly, data: Uint8Array, first: boolean, last: boolean): void {
     if (this.c.hungStores.size > 0) {
-      throw new SnapshotRejectedError('a snapshot chunk given up on as hung is still being stored: nothing more is stored until it is');
+      throw new SnapshotRejectedError('a snapshot chunk given up on is still being stored: nothing more is stored until it is');
     }
     this.writing = true;
     this.socket.pause();
@@ -467,7 +459,7 @@ export class Inbound {
       this.c.deliver({ ...a.message, snapshot: { meta: a.meta, data: ref } });
     };
     a.writing = run();
-    this.startWriteTimers(a.writing, data.byteLength + (last ? a.total : 0));
+    this.startWriteTimers(data.byteLength + (last ? a.total : 0));
     a.writing.then(
       () => {
         this.writing = false;
@@ -494,6 +486,16 @@ export class Inbound {
     this.assembly = undefined;
     clearTimeout(this.stallTimer);
     a.abandoned = true;
+    if (this.writing && a.writing !== undefined) {
+      // The write keeps its chunk until it settles, which a hung disk may never do, whether it was
+      // given up on or its connection was lost: until then write() stores nothing else, or each
+      // retry of the leader's, or each new connection, would hold one more chunk.
+      const stores = this.c.hungStores;
+      const writing = a.writing;
+      stores.add(writing);
+      const settled = (): boolean => stores.delete(writing);
+      writing.then(settled, settled);
+    }
     const discard = async (): Promise<void> => {
       // Never beside a write or a finish: one that ended later could store again what abort() deleted.
       await a.writing?.catch(() => undefined);

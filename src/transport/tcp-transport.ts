@@ -180,7 +180,7 @@ export class TcpTransport implements Transport {
    * close() waits for them, so the directory is left as it will stay, with no file of it open.
    */
   private readonly releases: PendingReleases;
-  /** Snapshot stores given up on as hung, until each settles: while any has not, no chunk is stored. */
+  /** Snapshot stores given up on (as hung, or with their connection), until each settles: while any has not, no chunk is stored. */
   private readonly hungStores = new Set<Promise<void>>();
 
   constructor(private readonly o: TcpTransportOptions) {

@@ -58,6 +58,55 @@ async function digest(chunks: AsyncIterable<Uint8Array>): Promise<{ hash: string
   return { hash: h.digest('hex'), bytes, largest };
 }
 
+/** A one-chunk stream from node 5 is stored and delivered, and its connection not refused. */
+async function deliveredAgain(b: Awaited<ReturnType<typeof receiver>>, p: ReturnType<typeof newPacker>, meta: SnapshotMeta): Promise<void> {
+  const data = Buffer.alloc(1024, 7);
+  const last = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
+  await last.send([encodeChunk(p, 9, 0, data.length, data, snapHeader(5, meta))]);
+  await until(() => b.rec.messages.length === 1, 'the snapshot delivered');
+  expect(Buffer.from(b.rec.messages[0]!.snapshot!.data)).toEqual(data);
+  expect(refusal(last)).toBeUndefined();
+  last.socket.destroy();
+}
+
+/** Snapshot spools whose writes hang until answer(); those after it complete at once. */
+function hangingDisk() {
+  const hung: Array<() => void> = [];
+  const disk = {
+    hanging: true,
+    outstanding: 0,
+    aborted: 0,
+    answer(): void {
+      disk.hanging = false;
+      hung.splice(0).forEach((r) => r());
+    },
+    snapshots: {
+      open: () => Promise.reject(new Error('not sending')),
+      spool: async (): Promise<IncomingSnapshot> => {
+        const parts: Uint8Array[] = [];
+        return {
+          write: (chunk: Uint8Array) => {
+            parts.push(chunk);
+            if (!disk.hanging) return Promise.resolve();
+            disk.outstanding++;
+            return new Promise<void>((r) =>
+              hung.push(() => {
+                disk.outstanding--;
+                r();
+              }),
+            );
+          },
+          finish: async () => Buffer.concat(parts),
+          abort: async () => {
+            disk.aborted++;
+          },
+        };
+      },
+    },
+  };
+  return disk;
+}
+
 async function receiver(dir: string, o: Partial<TcpTransportOptions> = {}) {
   const store = await FileSnapshotStore.open(dir);
   const rec = new Recorder();
@@ -414,35 +463,9 @@ describe('snapshot streams', () => {
 
   it('while a store given up on as hung has not settled, refuses every new snapshot stream at once, from any peer: one hung chunk held at most', async () => {
     const dir = tempDir();
-    let hanging = true;
-    const hung: Array<() => void> = [];
-    let outstanding = 0;
-    let aborted = 0;
-    const snapshots = {
-      open: () => Promise.reject(new Error('not sending')),
-      spool: async (): Promise<IncomingSnapshot> => {
-        const parts: Uint8Array[] = [];
-        return {
-          write: (chunk: Uint8Array) => {
-            parts.push(chunk);
-            if (!hanging) return Promise.resolve();
-            outstanding++;
-            return new Promise<void>((r) =>
-              hung.push(() => {
-                outstanding--;
-                r();
-              }),
-            );
-          },
-          finish: async () => Buffer.concat(parts),
-          abort: async () => {
-            aborted++;
-          },
-        };
-      },
-    };
+    const disk = hangingDisk();
     // An idle limit of 300 ms: a hung store is given up on after 6 s. Node 6 is a second member.
-    const b = await receiver(dir, { snapshots, electionTimeoutMs: 100, peers: { 5: '127.0.0.1:1', 6: '127.0.0.1:1' } });
+    const b = await receiver(dir, { snapshots: disk.snapshots, electionTimeoutMs: 100, peers: { 5: '127.0.0.1:1', 6: '127.0.0.1:1' } });
     const p = newPacker();
     const meta = { index: 9, term: 2, conf };
     const first = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
@@ -453,24 +476,41 @@ describe('snapshot streams', () => {
     for (const [i, from] of [5, 6, 5].entries()) {
       const retry = await rawPeer(b.t.address, 'c1', from, 2, SECRET);
       await retry.send([encodeChunk(p, 2 + i, 0, 4096, new Uint8Array(1024), snapHeader(from, meta))]);
-      await until(() => outstanding > 1 || retry.frames.some((f) => f.kind === 'refuse'), 'the retry to be refused');
-      expect(outstanding).toBe(1);
+      await until(() => disk.outstanding > 1 || retry.frames.some((f) => f.kind === 'refuse'), 'the retry to be refused');
+      expect(disk.outstanding).toBe(1);
       expect(refusal(retry)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
       await within('the retry to be closed', retry.closed);
     }
-    expect(b.log.has(/a snapshot chunk given up on as hung is still being stored/)).toBe(true);
-    expect(aborted).toBe(0);
-    hanging = false;
-    hung.splice(0).forEach((r) => r());
-    await until(() => aborted === 1, 'the hung spool to be deleted once its write ended');
+    expect(b.log.has(/a snapshot chunk given up on is still being stored/)).toBe(true);
+    expect(disk.aborted).toBe(0);
+    disk.answer();
+    await until(() => disk.aborted === 1, 'the hung spool to be deleted once its write ended');
     // The disk answered again: the next stream is stored and delivered.
-    const data = Buffer.alloc(1024, 7);
-    const last = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
-    await last.send([encodeChunk(p, 9, 0, data.length, data, snapHeader(5, meta))]);
-    await until(() => b.rec.messages.length === 1, 'the snapshot delivered');
-    expect(Buffer.from(b.rec.messages[0]!.snapshot!.data)).toEqual(data);
-    expect(refusal(last)).toBeUndefined();
-    last.socket.destroy();
+    await deliveredAgain(b, p, meta);
+  });
+
+  it('a stream dropped while its chunk is being stored holds that chunk too: no chunk is stored until that write settles', async () => {
+    const dir = tempDir();
+    const disk = hangingDisk();
+    const b = await receiver(dir, { snapshots: disk.snapshots, electionTimeoutMs: 100, peers: { 5: '127.0.0.1:1', 6: '127.0.0.1:1' } });
+    const p = newPacker();
+    const meta = { index: 9, term: 2, conf };
+    // The leader's connection is lost (it restarted, or redialed) long before the store would be given up on as hung.
+    for (const [i, from] of [5, 6, 5].entries()) {
+      const peer = await rawPeer(b.t.address, 'c1', from, 2, SECRET);
+      await peer.send([encodeChunk(p, 1 + i, 0, 4096, new Uint8Array(1024), snapHeader(from, meta))]);
+      await until(
+        () => disk.outstanding > 1 || (disk.outstanding === 1 && i === 0) || peer.frames.some((f) => f.kind === 'refuse'),
+        'the chunk stored or refused',
+      );
+      expect(disk.outstanding).toBe(1);
+      if (i > 0) expect(refusal(peer)).toBe('TRANSPORT_SNAPSHOT_REJECTED');
+      peer.socket.destroy();
+      await within('the connection to be closed', peer.closed);
+    }
+    disk.answer();
+    await until(() => disk.aborted === 1, 'the dropped spool to be deleted once its write ended');
+    await deliveredAgain(b, p, meta);
   });
 
   it('refuses a snapshot stream from a node this transport does not know, before storing a byte', async () => {
