@@ -24,9 +24,13 @@ afterEach(async () => {
   for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** What the throttled link carries each way per `everyMs`. */
+const LINK_BYTES = 16 * 1024;
+
 /**
- * A TCP proxy to `target` passing at most 16 KiB each way every `everyMs` (a socket reads
- * 16 KiB at a time): a slow link, with the back-pressure one has.
+ * A TCP proxy to `target` carrying LINK_BYTES each way per `everyMs`: a slow link, with the
+ * back-pressure one has. Its rate holds in time, not in timer ticks: a tick that a loaded machine
+ * runs late passes what the link would have carried meanwhile (up to four ticks' worth).
  */
 async function throttle(target: string, everyMs: number): Promise<string> {
   const [host, port] = target.split(':');
@@ -34,13 +38,21 @@ async function throttle(target: string, everyMs: number): Promise<string> {
   const timers = new Set<NodeJS.Timeout>();
   const pump = (from: net.Socket, to: net.Socket): void => {
     from.on('readable', () => undefined); // buffer up to the high-water mark, no more
+    let last = performance.now();
+    let allowance = 0;
     const t = setInterval(() => {
-      const n = Math.min(16 * 1024, from.readableLength);
-      if (n > 0 && to.writable) to.write(from.read(n) as Buffer);
+      const now = performance.now();
+      allowance = Math.min(allowance + ((now - last) / everyMs) * LINK_BYTES, 4 * LINK_BYTES);
+      last = now;
+      const n = Math.min(Math.floor(allowance), from.readableLength);
+      if (n > 0 && to.writable) {
+        to.write(from.read(n) as Buffer);
+        allowance -= n;
+      }
     }, everyMs);
     timers.add(t);
   };
-  const server = net.createServer((client) => {
+  const server = net.createServer({ highWaterMark: 4 * LINK_BYTES }, (client) => {
     const upstream = net.connect({ host: host!, port: Number(port) });
     for (const s of [client, upstream]) {
       sockets.add(s);
@@ -98,11 +110,11 @@ describe('a slow link', () => {
     const a = await node({ id: 1, peers: { 2: await throttle(b.t.address, 25) } });
     const data = new Uint8Array(2 * MiB).fill(7);
     a.t.send([msg(1, 2, { type: MessageType.MsgApp, index: 1, entries: [{ index: 2, term: 1, type: EntryType.Normal, data }] })]);
-    await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgApp), 'the 2 MiB message', 8_000);
+    await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgApp), 'the 2 MiB message', 20_000);
     expect(Buffer.from(data).equals(b.rec.messages.find((m) => m.type === MessageType.MsgApp)!.entries[0]!.data)).toBe(true);
     expect(a.t.stats().peers[2]!.connects).toBe(1);
     expect(idleCloses(a.log) + idleCloses(b.log)).toBe(0);
-  }, 15_000);
+  }, 30_000);
 
   it('carries an answer from the accepting side that takes many idle limits to cross, over one connection', async () => {
     // The dialer hears only pongs and answers; an answer slower than the idle limit is all it hears.
@@ -170,7 +182,7 @@ describe('a slow link', () => {
 
   it('carries a snapshot whose every chunk takes several idle limits to cross', async () => {
     await snapshotOverOneConnection(FileSnapshotStore.open, (address) => throttle(address, 25));
-  }, 15_000);
+  }, 45_000);
 });
 
 describe('a slow disk', () => {
@@ -190,7 +202,7 @@ describe('a slow disk', () => {
       async (address) => address,
     );
     expect(writes).toBe(3);
-  }, 15_000);
+  }, 45_000);
 });
 
 /**
@@ -208,9 +220,9 @@ async function snapshotOverOneConnection(receiving: (dir: string) => Promise<Fil
   const b = await node({ id: 2, snapshots: await receiving(recvDir), peers: { 1: '127.0.0.1:1' } });
   const a = await node({ id: 1, peers: { 2: await route(b.t.address) }, snapshots: sender });
   a.t.send([msg(1, 2, { type: MessageType.MsgSnap, term: 2, snapshot: held })]);
-  await until(() => a.rec.snapshotStatus.length > 0, 'the snapshot status', 10_000);
+  await until(() => a.rec.snapshotStatus.length > 0, 'the snapshot status', 20_000);
   expect(a.rec.snapshotStatus).toEqual([[2, true]]);
-  await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot delivered', 8_000);
+  await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot delivered', 20_000);
   expect(b.rec.messages.find((m) => m.type === MessageType.MsgSnap)!.snapshot!.meta).toEqual(meta);
   expect(a.t.stats().peers[2]!.connects).toBe(1);
   expect(idleCloses(a.log) + idleCloses(b.log)).toBe(0);
