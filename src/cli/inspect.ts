@@ -10,6 +10,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkStoredState } from '../storage/raft-storage.js';
 import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
+import { readInstanceId } from '../storage/instance-id.js';
+import { readPeerInstances } from '../storage/peer-instances.js';
 import { RestoreIncompleteError, StorageError } from '../storage/errors.js';
 import { restoreUnfinished } from '../storage/unfinished-restore.js';
 import { addon, type NativeScan } from '../wal/addon.js';
@@ -22,7 +24,8 @@ import { printable } from './printable.js';
 const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot' };
 const USAGE = `usage: raftlog inspect <data dir | wal dir> [--records] [--debug]
 Verifies every WAL record's checksum, that no segment is missing, and every snapshot
-file, and what the node's open would refuse. Each damage found is one line on stderr,
+file, and what the node's open would refuse; prints the directory's instance id and
+the instance it recorded for each peer. Each damage found is one line on stderr,
 its code first (WAL_CORRUPT, WAL_LOCK_MISSING, WAL_IO, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING,
 STATE_CORRUPT, RESTORE_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
 Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is,
@@ -71,6 +74,7 @@ export async function main(args: string[]): Promise<number> {
     }
     const snapDir = join(dir, 'snapshots');
     if (isDataDir) bad += await reportSnapshots(snapDir, marker);
+    if (isDataDir) bad += await reportInstances(dir);
     // What the log's open refuses as STATE_CORRUPT (a snapshot past the WAL's end among it). A
     // snapshots/ that cannot be read was reported above, and holds nothing to check against.
     const held = isDataDir ? await heldSnapshots(snapDir).catch(() => []) : [];
@@ -176,6 +180,29 @@ function reportWal(dir: string, scan: NativeScan, records: boolean): { index: nu
       `  torn tail: ${scan.torn.droppedBytes} bytes at ${scan.torn.file} offset ${scan.torn.offset} (a write cut short by a crash, never acknowledged; the next open cuts it off)`,
     );
   return marker;
+}
+
+/** The directory's instance id and the peers' instances it recorded; returns how many of those files the log's open would refuse. */
+async function reportInstances(dir: string): Promise<number> {
+  const reports: Array<() => Promise<void>> = [
+    async () => say(`instance: ${(await readInstanceId(dir)) ?? 'none (the next open makes one)'}`),
+    async () => {
+      const peers = await readPeerInstances(dir);
+      say(`peer instances: ${peers.size}`);
+      for (const [id, instance] of peers) say(`  node ${id}: ${instance}`);
+    },
+  ];
+  let bad = 0;
+  for (const report of reports) {
+    try {
+      await report();
+    } catch (err) {
+      if (!isCoded(err)) throw err;
+      damage(coded(err));
+      bad++;
+    }
+  }
+  return bad;
 }
 
 /** Verifies every snapshot file; the one the WAL's marker names must be there. Returns how many are damaged or missing. */

@@ -11,6 +11,7 @@ import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js'
 import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/state-machine.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
+import { forgetAllPeerInstances } from '../storage/peer-instances.js';
 import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
 import { Wal } from '../wal/index.js';
 import { isPeerAddress } from '../transport/address.js';
@@ -28,7 +29,8 @@ RISKS, read before --yes:
     never committed (their clients were told the outcome is unknown or failed);
   - records the old cluster committed that never reached this node are lost: pick the
     survivor with the highest last index (raftlog inspect DIR shows it);
-  - the other old members must never be started again with their old data: wipe them;
+  - the other old members must never be started again with their old data: wipe them
+    (this node forgets their instances, and meets each added back as a new one);
   - --state-machine must be the one the node served with: the log is compacted into a
     snapshot of it, so with 'none' the records are gone, as at any snapshot of such a node.`;
 
@@ -122,6 +124,8 @@ async function forceNewCluster(
     const term = last === snap.meta.index ? snap.meta.term : storage.term(last);
     const address = listen ?? members.get(id);
     const data = encodeSnapshotData(address === undefined ? [] : [[id, address]], snapshotChunks(sm.snapshot()));
+    // The old members come back wiped, as new instances of their ids: none is to be held to the one met before.
+    await forgetAllPeerInstances(dataDir);
     await (await FileSnapshotStore.open(snapDir)).save({ meta: { index: last, term, conf: { voters: [id], learners: [] } }, data });
     await wal.saveSnapshot({ index: last, term }, { discardLog: true });
     const hs = wal.hardState;

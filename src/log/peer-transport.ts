@@ -1,6 +1,7 @@
 // The TCP transport a log opens to reach its peers, sized, timed and secured from
 // the log's options.
 import type { Logger } from '../logger.js';
+import type { PeerInstanceFile } from '../storage/peer-instances.js';
 import type { SnapshotStore } from '../storage/snapshot-store.js';
 import { InsecureTransportError } from '../transport/errors.js';
 import type { SnapshotStreams } from '../transport/snapshot-streams.js';
@@ -13,9 +14,17 @@ export function requirePeerAuthentication(o: ResolvedOptions): void {
   if (o.clusterSecret === undefined && o.tls === undefined && o.insecure !== true) throw new InsecureTransportError();
 }
 
-export function openPeerTransport(o: ResolvedOptions, listen: string | undefined, snapshots: SnapshotStore, logger: Logger): TcpTransport {
+/** `instance`: the data directory's instance id and its record of the peers' (instance-id.ts, peer-instances.ts). */
+export function openPeerTransport(
+  o: ResolvedOptions,
+  listen: string | undefined,
+  snapshots: SnapshotStore,
+  logger: Logger,
+  instance?: { id: string; peers: PeerInstanceFile },
+): TcpTransport {
   const transport = new TcpTransport({
     id: o.id,
+    ...(instance !== undefined ? { instanceId: instance.id, peerInstances: instance.peers } : {}),
     clusterId: o.clusterId,
     // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
     maxFrameBytes: o.maxRecordBytes + 2 * 1024 * 1024,

@@ -10,6 +10,8 @@ import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
 import { FileSnapshotStore, heldSnapshots, type SnapshotStore } from '../storage/snapshot-store.js';
 import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
+import { openInstanceId } from '../storage/instance-id.js';
+import { PeerInstanceFile } from '../storage/peer-instances.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
 import type { Secret } from '../transport/auth.js';
@@ -63,6 +65,8 @@ export interface ReplicatedLogDeps {
   /** In [0, 1) with at least 32 random bits: election jitter and this node's session id. */
   random: () => number;
   logger: Logger;
+  /** The data directory's record of its peers' instances (null when the log was given its WAL): a removed member's is forgotten. */
+  peerInstances: { forget(peers: Iterable<number>): Promise<void>; settled(): Promise<void> } | null;
 }
 
 export type { LogStatus } from './status.js';
@@ -288,9 +292,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       deps.clock,
       opts.electionTicks,
     );
+    const t = deps.transport;
     const membershipHost = {
       node: this.node,
-      peers: deps.transport,
+      // A member removed is forgotten with its instance: its id may be added back on an empty directory.
+      peers: t === null ? null : { addPeer: (peer: number, address: string) => t.addPeer(peer, address), removePeer: (peer: number) => this.removePeer(peer) },
       deadlines: this.deadlines,
       logger: deps.logger,
       refusal: () => this.refusal(),
@@ -370,12 +376,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       const bootstrap: ConfState =
         o.join === true ? { voters: memberIds.filter((m) => m !== id), learners: [] } : { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap, logger);
+      // Made before the node talks to anyone, while the WAL's lock keeps any other process out.
+      const instance = deps?.wal === undefined ? { id: await openInstanceId(o.dataDir), peers: await PeerInstanceFile.open(o.dataDir) } : undefined;
       const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
-      transport = deps?.transport !== undefined ? deps.transport : tcp ? openPeerTransport(o, listen, snapshots, logger) : null;
+      transport = deps?.transport !== undefined ? deps.transport : tcp ? openPeerTransport(o, listen, snapshots, logger, instance) : null;
       log = new ReplicatedLog<R>(
         id,
         storage,
-        { wal, snapshots, transport, clock: deps?.clock ?? realClock, random, logger },
+        { wal, snapshots, transport, clock: deps?.clock ?? realClock, random, logger, peerInstances: instance?.peers ?? null },
         o.stateMachine ?? (new NullStateMachine() as unknown as StateMachine<R>),
         o,
         new Map(memberIds.length > 0 ? Object.entries(peers).map(([k, v]) => [Number(k), v]) : [[id, listen ?? 'embedded']]),
@@ -683,9 +691,16 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     await this.release();
   }
 
+  /** A member left the configuration: its link goes, and its instance is forgotten. @internal */
+  private removePeer(peer: number): void {
+    this.deps.transport?.removePeer(peer);
+    this.deps.peerInstances?.forget([peer]).catch((err: unknown) => this.fail(err, `forgetting the instance of removed node ${peer}`));
+  }
+
   /** Frees the port, the files and the directory lock, also after a fatal failure, so the directory can be reopened. @internal */
   private async release(): Promise<void> {
     await this.deps.transport?.close().catch((err: unknown) => this.deps.logger.warn({ err, code: codeOf(err) }, 'closing the transport failed'));
+    await this.deps.peerInstances?.settled();
     await this.storage.flush().catch(() => undefined); // a failed write already failed its appends and stopped the node
     // A closed WAL answers no reads: status() and metrics() report the figures of this moment from now on.
     try {

@@ -1,7 +1,8 @@
-// Creating a directory so that it survives a crash: mkdir makes an entry in the
-// parent, and that entry is only durable once the parent is fsynced.
-import { mkdir, open } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+// Creating a directory, or replacing a small file, so that it survives a crash: mkdir
+// and rename make an entry in the parent, and that entry is only durable once the parent
+// is fsynced.
+import { mkdir, open, rename } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 
 export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
@@ -26,5 +27,45 @@ export async function makeDurableDir(path: string): Promise<void> {
   for (const d of created.reverse()) {
     await syncDir(d);
     await syncDir(dirname(d));
+  }
+}
+
+/**
+ * Replaces `dir/name` with `data` so that a crash leaves the old file or the new one, whole:
+ * written to a temporary name and fsynced, renamed over it, the directory fsynced.
+ */
+export async function writeFileDurably(dir: string, name: string, data: string): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(dir, name));
+  await syncDir(dir);
+}
+
+/** The file's text, at most `maxBytes` of it (one more byte than that says it is larger); undefined if it does not exist. */
+export async function readSmallFile(path: string, maxBytes: number): Promise<string | undefined> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return buf.toString('latin1', 0, n);
+  } finally {
+    await fh.close();
   }
 }

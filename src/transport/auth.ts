@@ -1,7 +1,7 @@
 // Peer authentication. With a shared cluster secret, both ends of a connection
 // prove they hold it: each sends a fresh random nonce, and each answers with an
-// HMAC-SHA256 over both nonces, the cluster id, both node ids, the wire version
-// and its role. The secret never crosses the wire, a recorded handshake cannot be
+// HMAC-SHA256 over both nonces, the cluster id, both node ids, both instance ids,
+// the wire version and its role. The secret never crosses the wire, a recorded handshake cannot be
 // replayed (the other side's nonce is new), and a proof cannot be reflected back
 // (the role is in it). With mutual TLS, the certificate names the node id instead.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -20,6 +20,9 @@ export interface HandshakeFacts {
   acceptor: number;
   dialerNonce: Uint8Array;
   acceptorNonce: Uint8Array;
+  /** Each side's instance id as it travelled (none: empty), so a proof holds only for the instances it names. */
+  dialerInstance?: Uint8Array;
+  acceptorInstance?: Uint8Array;
 }
 
 /** The secrets as buffers, the one to prove with first; throws on a weak or missing one. */
@@ -52,6 +55,9 @@ export function proof(secret: Buffer, role: 'dialer' | 'acceptor', f: HandshakeF
   h.update(f64(cluster.length)).update(cluster);
   h.update(f64(f.dialerNonce.length)).update(f.dialerNonce);
   h.update(f64(f.acceptorNonce.length)).update(f.acceptorNonce);
+  const none = new Uint8Array(0);
+  h.update(f64(f.dialerInstance?.length ?? 0)).update(f.dialerInstance ?? none);
+  h.update(f64(f.acceptorInstance?.length ?? 0)).update(f.acceptorInstance ?? none);
   return h.digest();
 }
 

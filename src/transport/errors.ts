@@ -23,6 +23,7 @@ export const TRANSPORT_ERROR_CODES = [
   'TRANSPORT_SNAPSHOT_REJECTED',
   'TRANSPORT_CONNECTION_REPLACED',
   'TRANSPORT_SNAPSHOT_STALLED',
+  'TRANSPORT_PEER_REPLACED',
 ] as const;
 
 export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
@@ -43,6 +44,7 @@ export const REFUSAL_CODES: readonly TransportErrorCode[] = [
   'TRANSPORT_SNAPSHOT_TOO_LARGE',
   'TRANSPORT_SNAPSHOT_REJECTED',
   'TRANSPORT_SNAPSHOT_STALLED',
+  'TRANSPORT_PEER_REPLACED',
 ];
 
 /** What a code that is none of this transport's is counted as (a code a peer sent, say). */
@@ -219,5 +221,20 @@ export class ConnectionReplacedError extends TransportError {
 export class SnapshotStalledError extends TransportError {
   constructor(streamId: number, bytes: number, ms: number) {
     super('TRANSPORT_SNAPSHOT_STALLED', `snapshot stream ${streamId} sent less than ${bytes} bytes (or its rest) in ${ms} ms`);
+  }
+}
+
+/**
+ * A peer id this node met before came with another instance id: its data directory was wiped or
+ * replaced, so it may no longer hold what it acknowledged, and as a voter it could elect a leader
+ * without those entries. Refused until it is removed from the cluster and added back.
+ */
+export class PeerReplacedError extends TransportError {
+  constructor(readonly peer: number) {
+    super(
+      'TRANSPORT_PEER_REPLACED',
+      `node ${peer} came back as a new instance (its data directory was wiped or replaced, and it may have lost entries it acknowledged): ` +
+        `this node will not talk to it; remove it (\`raftlog member remove\`) and add it back (\`member add\`, \`serve --join\`)`,
+    );
   }
 }

@@ -18,6 +18,7 @@ import {
   SnapshotTooLargeError,
   TransportError,
   WrongNodeError,
+  PeerReplacedError,
 } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
 import {
@@ -37,6 +38,7 @@ import type { HandshakeFacts } from './auth.js';
 import type { TransportLogger } from './transport.js';
 import type { IncomingSnapshot, SnapshotStreams } from './snapshot-streams.js';
 import type { PendingReleases } from './pending-releases.js';
+import { admitInstance, type PeerInstances } from './peer-instances.js';
 
 export interface InboundConfig {
   self: number;
@@ -54,9 +56,15 @@ export interface InboundConfig {
   secrets: Buffer[];
   /** With mutual TLS: the node ids the peer's certificate names; the hello must claim one of them. */
   certIds?: number[];
+  /** This node's instance id, sent in the challenge. */
+  instance?: Uint8Array;
+  /** The record a dialer's instance is checked against (and first recorded in) before its frames are read. */
+  peerInstances?: PeerInstances;
   logger: TransportLogger;
   /** Where what happens to a connection before its peer is authenticated is logged (a stranger's, at a rationed rate). */
   refusals: Pick<TransportLogger, 'warn'>;
+  /** Where a peer refused as a new instance is logged (at error level, rationed); default: as other refusals. */
+  replacedPeers?: Pick<TransportLogger, 'warn'>;
   packer: Packr;
   deliver(m: Message): void;
   refused(err: TransportError): void;
@@ -342,12 +350,31 @@ export class Inbound {
         throw new AuthFailedError(`node ${hello.from} did not prove it holds the cluster secret`);
       }
       this.pending = undefined;
-      clearTimeout(this.handshakeTimer);
-      this.peer = hello.from;
-      this.decoder.limit = this.c.maxFrameBytes;
-      this.c.authenticated();
-      this.armIdle();
-      if (hello.address !== undefined) this.learn(hello.from, hello.address);
+      const recording = admitInstance(this.c.peerInstances, hello.from, hello.instance);
+      if (recording === undefined) return this.admit(hello);
+      // No frame of an instance met for the first time is read before its record is durable:
+      // after a crash in between, another instance of the same id would be taken for it.
+      this.writing = true;
+      this.socket.pause();
+      recording.then(
+        () => {
+          this.writing = false;
+          if (this.closed) return;
+          this.admit(hello);
+          this.socket.resume();
+          this.drain();
+        },
+        (err: unknown) => {
+          this.writing = false;
+          if (err instanceof TransportError) return this.refuse(err);
+          if (this.closed) return;
+          this.c.logger.error(
+            { code: codeOf(err) },
+            `transport: cannot record the instance of node ${hello.from}, closing its connection: ${(err as Error).message}`,
+          );
+          this.destroy();
+        },
+      );
       return;
     }
     switch (f.kind) {
@@ -366,6 +393,15 @@ export class Inbound {
       default:
         throw new MalformedFrameError(`unexpected ${f.kind} frame after the handshake`);
     }
+  }
+
+  private admit(hello: HelloFrame): void {
+    clearTimeout(this.handshakeTimer);
+    this.peer = hello.from;
+    this.decoder.limit = this.c.maxFrameBytes;
+    this.c.authenticated();
+    this.armIdle();
+    if (hello.address !== undefined) this.learn(hello.from, hello.address);
   }
 
   private onHello(f: Frame): void {
@@ -388,10 +424,12 @@ export class Inbound {
       acceptor: this.c.self,
       dialerNonce: f.nonce ?? new Uint8Array(0),
       acceptorNonce: mine,
+      ...(f.instance !== undefined ? { dialerInstance: f.instance } : {}),
+      ...(this.c.instance !== undefined ? { acceptorInstance: this.c.instance } : {}),
     };
     const p = this.c.secrets.length > 0 ? proof(this.c.secrets[0]!, 'acceptor', facts) : new Uint8Array(0);
     this.pending = { hello: f, facts };
-    this.socket.write(encodeFrames([encodeChallenge(this.c.packer, mine, p)]));
+    this.socket.write(encodeFrames([encodeChallenge(this.c.packer, mine, p, this.c.instance)]));
   }
 
   private check(m: Message): void {
@@ -509,7 +547,8 @@ export class Inbound {
     this.closed = true;
     this.stopTimers();
     this.abandon();
-    this.log().warn({ code: err.code }, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
+    const log = err instanceof PeerReplacedError ? (this.c.replacedPeers ?? this.log()) : this.log();
+    log.warn({ code: err.code }, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));
     // Do not wait on a peer that stops reading.

@@ -22,7 +22,9 @@ export {
   SnapshotTooLargeError,
   SnapshotRejectedError,
   ConnectionReplacedError,
+  PeerReplacedError,
 } from './errors.js';
+export type { PeerInstances } from './peer-instances.js';
 export { inMemorySnapshots, type IncomingSnapshot, type OutgoingSnapshot, type SnapshotStreams } from './snapshot-streams.js';
 export type { Secret } from './auth.js';
 export type { BackoffOptions } from './backoff.js';

@@ -11,15 +11,16 @@ import type { Message, Snapshot } from '../raft/types.js';
 import { parseAddress } from './address.js';
 import { backoffDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
-import { AuthFailedError, IdleTimeoutError, PeerRefusedError, TransportError, type RefusalCounts } from './errors.js';
+import { AuthFailedError, IdleTimeoutError, PeerRefusedError, PeerReplacedError, TransportError, type RefusalCounts } from './errors.js';
 import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame } from './wire.js';
 import type { Frame } from './wire.js';
-import { certNodeIds, nonce, proof, verify } from './auth.js';
+import { certNodeIds, nonce, proof, verify, type HandshakeFacts } from './auth.js';
 import { FrameDecoder, encodeFrames, frameChunks } from './frame.js';
 import type { TransportLogger } from './transport.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
 import type { PendingReleases } from './pending-releases.js';
 import { STALL_WINDOW_BYTES } from './inbound.js';
+import { admitInstance, type PeerInstances } from './peer-instances.js';
 
 export interface TlsOptions {
   key: string | Buffer;
@@ -43,6 +44,12 @@ export interface OutboundConfig {
   tls?: tls.SecureContext;
   /** Cluster secrets (the first proves this node; any verifies the peer). Empty: no secret. */
   secrets: Buffer[];
+  /** This node's instance id, sent in the hello. */
+  instance?: Uint8Array;
+  /** The record an acceptor's instance is checked against (and first recorded in) before this node proves itself. */
+  peerInstances?: PeerInstances;
+  /** Where a peer refused as a new instance, or refusing this one as such, is logged: at error level, rationed. */
+  replacedPeers: Pick<TransportLogger, 'warn'>;
   /** A ping goes out this often on an open connection. */
   pingIntervalMs: number;
   /**
@@ -110,7 +117,8 @@ interface SnapshotJob {
   reading: boolean;
 }
 
-type State = 'connecting' | 'handshake' | 'open' | 'backoff' | 'closed';
+/** recording: the acceptor proved itself, and its instance, met for the first time, is being recorded. */
+type State = 'connecting' | 'handshake' | 'recording' | 'open' | 'backoff' | 'closed';
 
 const SHED: Uint8Array[] = [];
 
@@ -486,15 +494,40 @@ export class Outbound {
     s.once(t === undefined ? 'connect' : 'secureConnect', () => {
       if (this.socket !== s) return;
       this.state = 'handshake';
-      s.write(encodeFrames([encodeHello(this.c.packer, this.c.clusterId, this.c.self, peer, this.c.advertise(), myNonce)]));
+      s.write(encodeFrames([encodeHello(this.c.packer, this.c.clusterId, this.c.self, peer, this.c.advertise(), myNonce, this.c.instance)]));
     });
     const onChallenge = (f: Frame): void => {
       if (f.kind !== 'challenge' || this.state !== 'handshake')
         throw new TransportError('TRANSPORT_MALFORMED_FRAME', `unexpected ${f.kind} frame from the accepting side`);
-      const facts = { version: WIRE_VERSION, clusterId: this.c.clusterId, dialer: this.c.self, acceptor: peer, dialerNonce: myNonce, acceptorNonce: f.nonce };
+      const facts = {
+        version: WIRE_VERSION,
+        clusterId: this.c.clusterId,
+        dialer: this.c.self,
+        acceptor: peer,
+        dialerNonce: myNonce,
+        acceptorNonce: f.nonce,
+        ...(this.c.instance !== undefined ? { dialerInstance: this.c.instance } : {}),
+        ...(f.instance !== undefined ? { acceptorInstance: f.instance } : {}),
+      };
       if (this.c.secrets.length > 0 && !verify(this.c.secrets, 'acceptor', facts, f.proof)) {
         throw new AuthFailedError(`node ${peer} at ${this.address} did not prove it holds the cluster secret`);
       }
+      const recording = admitInstance(this.c.peerInstances, peer, f.instance);
+      if (recording === undefined) return opened(facts);
+      // This node proves itself, and so sends and reads anything, only once the record is durable.
+      this.state = 'recording';
+      recording.then(
+        () => {
+          if (this.socket === s && this.state === 'recording') opened(facts);
+        },
+        (err: unknown) => {
+          if (this.socket !== s) return;
+          this.lastError = err as Error;
+          s.destroy();
+        },
+      );
+    };
+    const opened = (facts: HandshakeFacts): void => {
       clearTimeout(connectTimer);
       const p = this.c.secrets.length > 0 ? proof(this.c.secrets[0]!, 'dialer', facts) : new Uint8Array(0);
       s.write(encodeFrames([encodeProof(this.c.packer, p)]));
@@ -581,7 +614,15 @@ export class Outbound {
     // Log each loss of a working connection and every refusal, but a peer that
     // stays down only once, not at every retry.
     const why = e?.message ?? 'closed by peer';
-    if (this.attempt === 0 || e instanceof PeerRefusedError) {
+    if (e instanceof PeerReplacedError) {
+      this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
+    } else if (e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_PEER_REPLACED') {
+      this.c.replacedPeers.warn(
+        { code: e.code, remoteCode: e.remoteCode, peer: this.peer },
+        `transport: peer ${this.peer} at ${this.address} refuses this node as a new instance of node ${this.c.self} (this data directory is not the one it knew): ` +
+          'remove this node (`raftlog member remove`) and add it back (`member add`, `serve --join`)',
+      );
+    } else if (this.attempt === 0 || e instanceof PeerRefusedError) {
       const fields =
         e === undefined
           ? { code: 'TRANSPORT_CONNECTION_CLOSED' }

@@ -30,6 +30,7 @@ import { newPacker } from './wire.js';
 import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
 import { PendingReleases } from './pending-releases.js';
 import { rememberRemoval } from './removed-peers.js';
+import type { PeerInstances } from './peer-instances.js';
 
 export type { TlsOptions, OutboundStats };
 
@@ -68,6 +69,15 @@ export interface TcpTransportOptions {
   tls?: TlsOptions;
   /** Run without clusterSecret or tls: anyone who reaches the port can act as any node. */
   insecure?: boolean;
+  /** This node's instance id (32 lowercase hex digits: its data directory's), told to every peer in the handshake. */
+  instanceId?: string;
+  /**
+   * With instanceId: the instance first met for each peer id, kept across restarts. A peer met
+   * before with another instance (its data directory wiped or replaced) is refused, both ways,
+   * with TRANSPORT_PEER_REPLACED; nothing is read from, or proved to, an instance met for the
+   * first time before its record is durable. Without it, peers' instances are not checked.
+   */
+  peerInstances?: PeerInstances;
   /**
    * The raft election timeout in ms; a connection silent for 3 of them is closed, and close() waits
    * no longer than that for snapshot sources and spools to be closed or deleted. Default 1000.
@@ -144,6 +154,10 @@ export class TcpTransport implements Transport {
   private readonly logger: TransportLogger;
   /** Where what strangers cause is logged: their connections cost them little, so the lines are rationed. */
   private readonly refusals: RefusalLog;
+  /** Where peers refused as new instances are logged, at error level: lines an operator must act on, rationed alike. */
+  private readonly replacedPeers: RefusalLog;
+  /** The record of peers' instances as accepted connections use it: only those of peers the driver added are recorded. */
+  private readonly strangerAware: PeerInstances | undefined;
   private server: net.Server | undefined;
   private serverErrors: RefusalLog | undefined;
   private handlers: TransportHandlers | undefined;
@@ -206,6 +220,20 @@ export class TcpTransport implements Transport {
     this.secrets = secrets;
     this.logger = o.logger ?? silentLogger;
     this.refusals = new RefusalLog(this.logger, 'transport: refused connections', o.refusalLogClock);
+    this.replacedPeers = new RefusalLog({ warn: (f, m) => this.logger.error(f, m) }, 'transport: peers refused as new instances', o.refusalLogClock);
+    if (o.instanceId !== undefined && !/^[0-9a-f]{32}$/.test(o.instanceId))
+      throw new BadOptionError(`instanceId must be 32 lowercase hex digits, got '${o.instanceId}'`);
+    if (o.peerInstances !== undefined && o.instanceId === undefined) throw new BadOptionError('peerInstances needs instanceId');
+    const book = o.peerInstances;
+    // A removed member is forgotten, and may still be running until its operator stops it:
+    // were its next dial recorded, the empty directory it is to be added back with would be refused.
+    this.strangerAware =
+      book === undefined
+        ? undefined
+        : {
+            recorded: (peer) => book.recorded(peer),
+            record: (peer, instance) => (this.peerAddresses.has(peer) ? book.record(peer, instance) : Promise.resolve(instance)),
+          };
     this.releases = new PendingReleases(this.logger);
     this.listenAddress = o.listen;
     this.peerAddresses = new Map(Object.entries(o.peers ?? {}).map(([id, a]) => [Number(id), a]));
@@ -214,6 +242,9 @@ export class TcpTransport implements Transport {
       clusterId: o.clusterId,
       ...(o.tls !== undefined ? { tls: secureContext(o.tls) } : {}),
       secrets,
+      ...(o.instanceId !== undefined ? { instance: Buffer.from(o.instanceId, 'hex') } : {}),
+      ...(o.peerInstances !== undefined ? { peerInstances: o.peerInstances } : {}),
+      replacedPeers: this.replacedPeers,
       pingIntervalMs: o.heartbeatIntervalMs ?? Math.max(1, Math.floor(electionTimeoutMs / 5)),
       idleTimeoutMs: this.idleTimeoutMs,
       maxFrameBytes,
@@ -396,6 +427,7 @@ export class TcpTransport implements Transport {
     // The owner's streams: one that never settles must not keep close() from ending.
     await this.releases.settled(this.idleTimeoutMs);
     this.refusals.flush();
+    this.replacedPeers.flush();
     this.serverErrors?.flush();
   }
 
@@ -521,6 +553,9 @@ export class TcpTransport implements Transport {
       idleTimeoutMs: this.idleTimeoutMs,
       secrets: this.secrets,
       ...(certIds !== undefined ? { certIds } : {}),
+      ...(this.config.instance !== undefined ? { instance: this.config.instance } : {}),
+      ...(this.strangerAware !== undefined ? { peerInstances: this.strangerAware } : {}),
+      replacedPeers: this.replacedPeers,
       authenticated: () => {
         authenticatedOrGone();
         this.admitPeer(c);

@@ -10,8 +10,14 @@ import type { ConfState, Entry, Message, SnapshotMeta } from '../raft/types.js';
 import { MalformedFrameError } from './errors.js';
 import { WireReader } from './wire-reader.js';
 
-/** 2: challenge-response handshake (hello, challenge, proof) and keep-alive pings. */
-export const WIRE_VERSION = 2;
+/**
+ * 2: challenge-response handshake (hello, challenge, proof) and keep-alive pings.
+ * 3: the hello and the challenge carry their sender's instance id.
+ */
+export const WIRE_VERSION = 3;
+
+/** An instance id's bytes on the wire (instance-id.ts in the storage layer makes them, as hex). */
+export const INSTANCE_BYTES = 16;
 
 const enum Kind {
   Hello = 0,
@@ -34,12 +40,16 @@ export interface HelloFrame {
   address?: string;
   /** The dialer's fresh random challenge for the acceptor. */
   nonce?: Uint8Array;
+  /** The dialer's instance id (INSTANCE_BYTES), if it has one. */
+  instance?: Uint8Array;
 }
 /** The acceptor's answer to a hello: its own challenge, and its proof over both (empty without a secret). */
 export interface ChallengeFrame {
   kind: 'challenge';
   nonce: Uint8Array;
   proof: Uint8Array;
+  /** The acceptor's instance id (INSTANCE_BYTES), if it has one. */
+  instance?: Uint8Array;
 }
 /** The dialer's proof over both challenges (empty without a secret); messages may follow at once. */
 export interface ProofFrame {
@@ -76,13 +86,14 @@ export function newPacker(): Packr {
   return new Packr({ useRecords: false });
 }
 
-export function encodeHello(p: Packr, clusterId: string, from: number, to: number, address?: string, nonce?: Uint8Array): Uint8Array {
+export function encodeHello(p: Packr, clusterId: string, from: number, to: number, address?: string, nonce?: Uint8Array, instance?: Uint8Array): Uint8Array {
+  if (instance !== undefined) return p.pack([Kind.Hello, WIRE_VERSION, clusterId, from, to, address ?? null, nonce ?? null, instance]);
   if (nonce !== undefined) return p.pack([Kind.Hello, WIRE_VERSION, clusterId, from, to, address ?? null, nonce]);
   return p.pack(address === undefined ? [Kind.Hello, WIRE_VERSION, clusterId, from, to] : [Kind.Hello, WIRE_VERSION, clusterId, from, to, address]);
 }
 
-export function encodeChallenge(p: Packr, nonce: Uint8Array, proof: Uint8Array): Uint8Array {
-  return p.pack([Kind.Challenge, nonce, proof]);
+export function encodeChallenge(p: Packr, nonce: Uint8Array, proof: Uint8Array, instance?: Uint8Array): Uint8Array {
+  return p.pack(instance === undefined ? [Kind.Challenge, nonce, proof] : [Kind.Challenge, nonce, proof, instance]);
 }
 export function encodeProof(p: Packr, proof: Uint8Array): Uint8Array {
   return p.pack([Kind.Proof, proof]);
@@ -221,7 +232,7 @@ export function decodeFrame(payload: Buffer): Frame {
 function frameOf(r: WireReader, kind: number, fields: number): Frame {
   switch (kind) {
     case Kind.Hello: {
-      if (fields !== 6 && fields !== 7) expectLength(fields, 5, 'hello');
+      if (fields < 6 || fields > 8) expectLength(fields, 5, 'hello');
       const hello: HelloFrame = {
         kind: 'hello',
         version: r.uint('hello.version'),
@@ -230,12 +241,16 @@ function frameOf(r: WireReader, kind: number, fields: number): Frame {
         to: r.uint('hello.to'),
       };
       if (fields >= 6 && !r.nil()) hello.address = r.str('hello.address');
-      if (fields === 7) hello.nonce = r.bytes('hello.nonce');
+      if (fields >= 7 && !r.nil()) hello.nonce = r.bytes('hello.nonce');
+      if (fields === 8) hello.instance = instanceField(r, 'hello.instance');
       return hello;
     }
-    case Kind.Challenge:
-      expectLength(fields, 3, 'challenge');
-      return { kind: 'challenge', nonce: r.bytes('challenge.nonce'), proof: r.bytes('challenge.proof') };
+    case Kind.Challenge: {
+      if (fields !== 4) expectLength(fields, 3, 'challenge');
+      const challenge: ChallengeFrame = { kind: 'challenge', nonce: r.bytes('challenge.nonce'), proof: r.bytes('challenge.proof') };
+      if (fields === 4) challenge.instance = instanceField(r, 'challenge.instance');
+      return challenge;
+    }
     case Kind.Proof:
       expectLength(fields, 2, 'proof');
       return { kind: 'proof', proof: r.bytes('proof.proof') };
@@ -319,6 +334,12 @@ function decodeEntry(r: WireReader): Entry {
   const type = r.uint('entry.type');
   if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new MalformedFrameError(`unknown entry type ${type}`);
   return { index, term, type, data: r.bytes('entry.data') };
+}
+
+function instanceField(r: WireReader, what: string): Uint8Array {
+  const b = r.bytes(what);
+  if (b.length !== INSTANCE_BYTES) throw new MalformedFrameError(`${what} is ${b.length} bytes, expected ${INSTANCE_BYTES}`);
+  return b;
 }
 
 function expectLength(got: number, n: number, what: string): void {

@@ -1,6 +1,6 @@
 // `raftlog recover --force-new-cluster`: a survivor of a three-node cluster whose
 // other members are gone becomes a one-member cluster with every record it held.
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
@@ -33,6 +33,8 @@ it('turns one survivor into a one-member cluster that serves what it held and ta
   await waitFor('the survivor to apply everything', () => survivor.status().applied >= leader!.status().commit);
   const dir = dirs[survivor.id - 1]!.dir;
   for (const l of logs) await l.close();
+  const peerInstances = (): string => readFileSync(join(dir, 'peer-instances'), 'utf8');
+  expect(peerInstances().split('\n')).toHaveLength(3); // two peers, each on its line
 
   const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
@@ -42,6 +44,8 @@ it('turns one survivor into a one-member cluster that serves what it held and ta
   const report = JSON.parse(String(out.mock.calls.at(-1)?.[0])) as { index: number };
   expect(report.index).toBeGreaterThanOrEqual(50);
   vi.restoreAllMocks();
+  // Its old peers are to be wiped and added back: their instances are forgotten.
+  expect(peerInstances()).toBe('');
 
   const kv = new KvStateMachine();
   const alone = await ReplicatedLog.open<unknown>({ dataDir: dir, id: survivor.id, stateMachine: kv as never });

@@ -1,8 +1,8 @@
-import { rmSync } from 'node:fs';
+import { cpSync, rmSync } from 'node:fs';
 import { RecordingLogger } from '../recording-logger.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { RecordingMachine, enc, freePorts, pos, tempDir, waitFor } from './helpers.js';
+import { RecordingMachine, enc, freePorts, leaderAmong, pos, tempDir, waitFor } from './helpers.js';
 
 const SECRET = 'a secret for the in-process cluster tests';
 
@@ -48,14 +48,7 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     cleanups.push(async () => {
       for (const m of members.values()) await m.log?.close();
     });
-    const leader = async (): Promise<Member> => {
-      let found: Member | undefined;
-      await waitFor('a leader', () => {
-        found = [...members.values()].find((m) => m.log?.status().role === 'leader');
-        return found !== undefined;
-      });
-      return found!;
-    };
+    const leader = (): Promise<Member> => leaderAmong(members.values());
     return { members, peers, ports, open, leader };
   }
 
@@ -172,23 +165,30 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     sameSequences(c.members.values());
   });
 
-  it('a follower restarted on a wiped data directory stops, saying its log was lost, and the others go on', async () => {
+  it('a follower restarted on an old copy of its data directory stops, saying its log was lost, and the others go on', async () => {
     const c = await cluster(3);
     const leader = await c.leader();
-    const wiped = [...c.members.values()].find((m) => m !== leader)!;
+    const restored = [...c.members.values()].find((m) => m !== leader)!;
+    const old = tempDir();
+    cleanups.push(old.cleanup);
+    await restored.log!.close();
+    // The copy keeps the directory's instance id: its peers meet the same instance, with an older log.
+    cpSync(restored.dir, old.dir, { recursive: true });
+    await c.open(restored);
     await Promise.all(Array.from({ length: 20 }, (_, i) => leader.log!.append(enc(`w${i}`))));
-    await waitFor('the follower to apply them', () => wiped.log!.status().applied >= leader.log!.status().commit);
-    await wiped.log!.close();
-    rmSync(wiped.dir, { recursive: true });
-    await c.open(wiped);
-    const log = wiped.log!;
+    await waitFor('the follower to apply them', () => restored.log!.status().applied >= leader.log!.status().commit);
+    await restored.log!.close();
+    rmSync(restored.dir, { recursive: true });
+    cpSync(old.dir, restored.dir, { recursive: true });
+    await c.open(restored);
+    const log = restored.log!;
     let fatal: { code: string; message: string } | undefined;
     log.once('fatal', (f) => (fatal = f));
     // It acknowledged what it no longer holds: it could vote for a leader without those entries.
-    await waitFor('the wiped node to stop', () => fatal !== undefined, 15_000);
+    await waitFor('the restored node to stop', () => fatal !== undefined, 15_000);
     expect(fatal).toMatchObject({
       code: 'LOG_FATAL',
-      message: expect.stringMatching(/log lost: leader \d holds this node to have acknowledged entries up to \d+, but its log ends at 0/),
+      message: expect.stringMatching(/log lost: leader \d holds this node to have acknowledged entries up to \d+, but its log ends at \d+/),
     });
     expect(log.status().role).toBe('fatal');
     const committed = leader.log!.status().commit;

@@ -395,7 +395,7 @@ describe('wal/ or snapshots/ that cannot hold their files', () => {
     put(at);
     const err = await refused(dir, code, new RegExp(`directory ${why(at)}`));
     expect(err.message).not.toMatch(/EEXIST|ENOENT|rename/);
-    expect(readdirSync(dir).sort()).toEqual(['snapshots', 'wal', `${name}.saved`].sort());
+    expect(readdirSync(dir).sort()).toEqual(['instance', 'snapshots', 'wal', `${name}.saved`].sort());
     rmSync(at);
     renameSync(`${at}.saved`, at);
     await opensWhole(dir);
@@ -464,5 +464,51 @@ describe('a log that never took a snapshot', () => {
     rmSync(onlySegment(deleted));
     await refused(deleted, 'WAL_CORRUPT', /holds no segment/);
     expect(readdirSync(join(deleted, 'wal')).filter((n) => n.endsWith('.wal'))).toEqual([]);
+  });
+});
+
+describe("the directory's instance id and its record of the peers' instances", () => {
+  const ID = /^[0-9a-f]{32}\n$/;
+
+  it('a directory with a log but no instance file (an older version made it, or it was lost) gets a new id, kept after', async () => {
+    const dir = copy();
+    rmSync(join(dir, 'instance'));
+    await opensWhole(dir);
+    const made = readFileSync(join(dir, 'instance'), 'utf8');
+    expect(made).toMatch(ID);
+    expect(made).not.toBe(readFileSync(join(pristine.dir, 'instance'), 'utf8'));
+    await opensWhole(dir);
+    expect(readFileSync(join(dir, 'instance'), 'utf8')).toBe(made);
+  });
+
+  it('a damaged instance file is refused with STATE_CORRUPT, and kept as it is', async () => {
+    for (const bad of ['', '0123', 'g'.repeat(32), 'A'.repeat(32), `${'a'.repeat(32)}\n\n`, 'a'.repeat(33), 'a'.repeat(4096)]) {
+      const dir = copy();
+      writeFileSync(join(dir, 'instance'), bad);
+      await refused(dir, 'STATE_CORRUPT', /instance.* is not an instance id/);
+      expect(readFileSync(join(dir, 'instance'), 'utf8')).toBe(bad);
+    }
+  });
+
+  it('a damaged or oversized peer-instances file is refused with STATE_CORRUPT; a whole one opens', async () => {
+    const good = `2 ${'a'.repeat(32)}\n3 ${'b'.repeat(32)}\n`;
+    const whole = copy();
+    writeFileSync(join(whole, 'peer-instances'), good);
+    await opensWhole(whole);
+    expect(readFileSync(join(whole, 'peer-instances'), 'utf8')).toBe(good);
+    const bad: Array<[string, RegExp]> = [
+      [`2 ${'a'.repeat(32)}`, /ends within a line/],
+      [`2 ${'a'.repeat(31)}\n`, /line 1 is not/],
+      [`0 ${'a'.repeat(32)}\n`, /line 1 is not/],
+      [`99999999999999999 ${'a'.repeat(32)}\n`, /line 1 is not/],
+      [`2 ${'a'.repeat(32)}\n2 ${'b'.repeat(32)}\n`, /names node 2 twice/],
+      [`2 ${'a'.repeat(32)}\n\n`, /line 2 is not/],
+      [`2 ${'a'.repeat(32)}\n`.repeat(2000), /is over 65536 bytes/],
+    ];
+    for (const [text, why] of bad) {
+      const dir = copy();
+      writeFileSync(join(dir, 'peer-instances'), text);
+      await refused(dir, 'STATE_CORRUPT', why);
+    }
   });
 });

@@ -122,3 +122,14 @@ export async function freePortRun(n: number, host = '127.0.0.1'): Promise<number
   }
   throw new Error(`no run of ${n} free ports found on ${host}`);
 }
+
+/** Waits for one of `members` to lead, and returns it. */
+export async function leaderAmong<M extends { log: { status(): { role: string } } | null }>(members: Iterable<M>): Promise<M> {
+  const all = [...members];
+  let found: M | undefined;
+  await waitFor('a leader', () => {
+    found = all.find((m) => m.log?.status().role === 'leader');
+    return found !== undefined;
+  });
+  return found!;
+}

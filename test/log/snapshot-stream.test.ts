@@ -1,6 +1,7 @@
 // The log's snapshots end to end: a follower that needs the leader's snapshot
 // receives it as a file, several frames long, and the KV state machine restores
 // it from chunks; a received snapshot raft does not take is deleted.
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -54,7 +55,8 @@ async function ledByRawPeer() {
   // A long election timeout: the raw peer sends no pings, and its connection must outlive each stream.
   const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET, tickMs: 10, electionTicks: 300, logger: new RecordingLogger() });
   cleanups.push(() => log.close());
-  const peer = await rawPeer(peers[1], 'raftlog', 2, 1, SECRET);
+  // Node 1 keeps a record of its peers' instances: a peer that names none is refused.
+  const peer = await rawPeer(peers[1], 'raftlog', 2, 1, SECRET, randomBytes(16));
   cleanups.push(() => void peer.socket.destroy());
   const p = newPacker();
   await peer.send([encodeMessage(p, msg(2, 1, { type: MessageType.MsgHeartbeat, term: 1000 }))]);

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
 import { WIRE_VERSION, decodeFrame, encodeHello, encodeProof, newPacker } from '../../src/transport/wire.js';
 import type { Frame } from '../../src/transport/wire.js';
-import { nonce, proof } from '../../src/transport/auth.js';
+import { nonce, proof, type HandshakeFacts } from '../../src/transport/auth.js';
 import { until } from './helpers.js';
 
 export interface RawPeer {
@@ -16,8 +16,11 @@ export interface RawPeer {
   send(frames: Uint8Array[]): Promise<void>;
 }
 
-/** Connects to `address` and runs the handshake as node `from` with `secret`. */
-export async function rawPeer(address: string, clusterId: string, from: number, to: number, secret: string): Promise<RawPeer> {
+/**
+ * Connects to `address` and runs the handshake as node `from` with `secret`, naming `instance` if
+ * given. Refused before the challenge, it sends nothing more: the refusal is in `frames`.
+ */
+export async function rawPeer(address: string, clusterId: string, from: number, to: number, secret: string, instance?: Uint8Array): Promise<RawPeer> {
   const [host, port] = address.split(':');
   const socket = net.connect({ host: host!, port: Number(port) });
   await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('error', reject));
@@ -31,12 +34,16 @@ export async function rawPeer(address: string, clusterId: string, from: number, 
   });
   const mine = nonce();
   const p = newPacker();
-  socket.write(encodeFrames([encodeHello(p, clusterId, from, to, undefined, mine)]));
+  socket.write(encodeFrames([encodeHello(p, clusterId, from, to, undefined, mine, instance)]));
   await until(() => frames.length > 0, 'the challenge');
   const ch = frames[0]!;
-  if (ch.kind !== 'challenge') throw new Error(`expected a challenge, got ${ch.kind}`);
-  const facts = { version: WIRE_VERSION, clusterId, dialer: from, acceptor: to, dialerNonce: mine, acceptorNonce: ch.nonce };
-  socket.write(encodeFrames([encodeProof(p, proof(Buffer.from(secret), 'dialer', facts))]));
+  if (ch.kind !== 'challenge' && ch.kind !== 'refuse') throw new Error(`expected a challenge, got ${ch.kind}`);
+  if (ch.kind === 'challenge') {
+    const facts: HandshakeFacts = { version: WIRE_VERSION, clusterId, dialer: from, acceptor: to, dialerNonce: mine, acceptorNonce: ch.nonce };
+    if (instance !== undefined) facts.dialerInstance = instance;
+    if (ch.instance !== undefined) facts.acceptorInstance = ch.instance;
+    socket.write(encodeFrames([encodeProof(p, proof(Buffer.from(secret), 'dialer', facts))]));
+  }
   const send = async (fs: Uint8Array[]): Promise<void> => {
     if (socket.destroyed) return;
     if (!socket.write(encodeFrames(fs))) {

@@ -9,6 +9,7 @@ import {
   chunkHead,
   decodeFrame,
   encodeChunk,
+  WIRE_VERSION,
   encodeHello,
   encodeMessage,
   encodeMessageParts,
@@ -38,14 +39,14 @@ describe('wire', () => {
   ].map((b) => Buffer.from(b));
 
   it('decodes what it encodes', () => {
-    expect(decodeFrame(valid[0]!)).toEqual({ kind: 'hello', version: 2, clusterId: 'cluster', from: 1, to: 2 });
+    expect(decodeFrame(valid[0]!)).toEqual({ kind: 'hello', version: WIRE_VERSION, clusterId: 'cluster', from: 1, to: 2 });
     const m = decodeFrame(valid[1]!);
     expect(m.kind === 'message' && m.message.entries[0]).toEqual({ index: 5, term: 2, type: EntryType.ConfChange, data: Buffer.from([1, 2]) });
     const c = decodeFrame(valid[2]!);
     expect(c.kind === 'chunk' && c.header?.meta).toEqual({ index: 9, term: 2, conf: { voters: [1, 2], learners: [3] } });
     expect(decodeFrame(Buffer.from(encodeHello(p, 'cluster', 1, 2, '127.0.0.1:7101')))).toEqual({
       kind: 'hello',
-      version: 2,
+      version: WIRE_VERSION,
       clusterId: 'cluster',
       from: 1,
       to: 2,

@@ -1,0 +1,105 @@
+// The instance (instance-id.ts) first seen for each peer id, trusted on first use and kept in
+// the data directory: a peer id that later comes with another instance had its directory
+// wiped or replaced, and is refused. A removed member's record is forgotten, so that its id
+// can be added back with an empty directory.
+import { join } from 'node:path';
+import { readSmallFile, writeFileDurably } from './durable-dir.js';
+import { StateCorruptError } from './errors.js';
+
+export const PEER_INSTANCES_FILE = 'peer-instances';
+/** A line is at most 16 digits, a space, 32 hex digits and a newline: room for thousands of peers. */
+export const PEER_INSTANCES_MAX_BYTES = 64 * 1024;
+
+const LINE = /^([1-9][0-9]{0,15}) ([0-9a-f]{32})$/;
+
+export class PeerInstanceFile {
+  /** Writes one after the other: each replaces the file with the map as it is then. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly dataDir: string,
+    private map: ReadonlyMap<number, string>,
+  ) {}
+
+  /** The records of `dataDir` (none if it has no file yet); STATE_CORRUPT for a damaged or oversized file. */
+  static async open(dataDir: string): Promise<PeerInstanceFile> {
+    return new PeerInstanceFile(dataDir, await readPeerInstances(dataDir));
+  }
+
+  /** The instance recorded for `peer`, if any. */
+  recorded(peer: number): string | undefined {
+    return this.map.get(peer);
+  }
+
+  /** Every record, by peer id. */
+  all(): ReadonlyMap<number, string> {
+    return this.map;
+  }
+
+  /**
+   * Records `instance` as `peer`'s unless one is recorded already; resolves, once the record
+   * is durable, to the one recorded (the first, when two arrive together).
+   */
+  record(peer: number, instance: string): Promise<string> {
+    return this.update((map) => {
+      if (!map.has(peer)) map.set(peer, instance);
+    }).then((map) => map.get(peer)!);
+  }
+
+  /** Forgets `peers`' records, durably before it resolves. */
+  async forget(peers: Iterable<number>): Promise<void> {
+    const ids = [...peers];
+    await this.update((map) => {
+      for (const id of ids) map.delete(id);
+    });
+  }
+
+  /** Resolves once every record and forgetting asked so far is over (done or failed). */
+  async settled(): Promise<void> {
+    await this.queue;
+  }
+
+  private update(change: (map: Map<number, string>) => void): Promise<ReadonlyMap<number, string>> {
+    const run = this.queue.then(async () => {
+      const next = new Map(this.map);
+      change(next);
+      if (!sameRecords(next, this.map)) {
+        await writeFileDurably(this.dataDir, PEER_INSTANCES_FILE, [...next].map(([id, inst]) => `${id} ${inst}\n`).join(''));
+        this.map = next;
+      }
+      return this.map;
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function sameRecords(a: ReadonlyMap<number, string>, b: ReadonlyMap<number, string>): boolean {
+  return a.size === b.size && [...a].every(([id, inst]) => b.get(id) === inst);
+}
+
+/** The records a directory holds, without opening it for writing: for `raftlog inspect`. */
+export async function readPeerInstances(dataDir: string): Promise<Map<number, string>> {
+  const file = join(dataDir, PEER_INSTANCES_FILE);
+  const text = await readSmallFile(file, PEER_INSTANCES_MAX_BYTES);
+  const map = new Map<number, string>();
+  if (text === undefined) return map;
+  const damaged = (why: string): StateCorruptError =>
+    new StateCorruptError(`${file} ${why}: delete it to have this node trust each peer's next instance as it first meets it`);
+  if (text.length > PEER_INSTANCES_MAX_BYTES) throw damaged(`is over ${PEER_INSTANCES_MAX_BYTES} bytes`);
+  if (text.length > 0 && !text.endsWith('\n')) throw damaged('ends within a line');
+  const lines = text.split('\n').slice(0, -1);
+  for (const [i, line] of lines.entries()) {
+    const m = LINE.exec(line);
+    const id = m === null ? NaN : Number(m[1]);
+    if (m === null || !Number.isSafeInteger(id)) throw damaged(`line ${i + 1} is not a node id and an instance id`);
+    if (map.has(id)) throw damaged(`names node ${id} twice`);
+    map.set(id, m[2]!);
+  }
+  return map;
+}
+
+/** Forgets every record of `dataDir`, durably, whatever its file held: for a node made a cluster of its own. */
+export async function forgetAllPeerInstances(dataDir: string): Promise<void> {
+  await writeFileDurably(dataDir, PEER_INSTANCES_FILE, '');
+}

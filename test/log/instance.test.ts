@@ -1,0 +1,118 @@
+// A node whose data directory was wiped or replaced comes back as a new instance: its peers
+// refuse it, so it cannot vote as if it still held what it acknowledged.
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { RecordingLogger } from '../recording-logger.js';
+import { RecordingMachine, enc, freePorts, leaderAmong, tempDir, waitFor } from './helpers.js';
+
+const SECRET = 'a secret for the instance id tests';
+const timing = { tickMs: 10, electionTicks: 40, heartbeatTicks: 4 };
+
+const member = (id: number, dir: string) => ({ id, dir, log: null as ReplicatedLog<number> | null, logger: new RecordingLogger() });
+type Member = ReturnType<typeof member>;
+
+describe('instance ids: a node that lost its data directory', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function cluster() {
+    const ports = await freePorts(3);
+    const peers: Record<number, string> = {};
+    for (let id = 1; id <= 3; id++) peers[id] = `127.0.0.1:${ports[id - 1]}`;
+    const members = new Map<number, Member>();
+    for (let id = 1; id <= 3; id++) {
+      const t = tempDir();
+      cleanups.push(t.cleanup);
+      members.set(id, member(id, t.dir));
+    }
+    const open = async (m: Member, extra: { join?: boolean } = {}): Promise<void> => {
+      m.logger = new RecordingLogger();
+      m.log = await ReplicatedLog.open({
+        dataDir: m.dir,
+        id: m.id,
+        peers,
+        stateMachine: new RecordingMachine(),
+        clusterSecret: SECRET,
+        logger: m.logger,
+        ...timing,
+        ...extra,
+      });
+    };
+    const close = async (m: Member): Promise<void> => {
+      await m.log?.close();
+      m.log = null;
+    };
+    await Promise.all([...members.values()].map((m) => open(m)));
+    cleanups.push(async () => {
+      for (const m of members.values()) await close(m);
+    });
+    const leader = (): Promise<Member> => leaderAmong(members.values());
+    const settled = async (): Promise<{ leader: Member; followers: Member[] }> => {
+      const l = await leader();
+      await Promise.all(Array.from({ length: 20 }, (_, i) => l.log!.append(enc(`e${i}`))));
+      const commit = l.log!.status().commit;
+      await waitFor('every node to apply', () => [...members.values()].every((m) => m.log!.status().applied >= commit));
+      return { leader: l, followers: [...members.values()].filter((m) => m !== l) };
+    };
+    return { members, peers, open, close, leader, settled };
+  }
+
+  it('is refused by its peers, so it and one survivor cannot elect a leader without the entries it acknowledged', async () => {
+    const c = await cluster();
+    const { leader, followers } = await c.settled();
+    const [survivor, wiped] = followers as [Member, Member];
+    await c.close(wiped);
+    await c.close(leader);
+    rmSync(wiped.dir, { recursive: true });
+    await c.open(wiped);
+    // Before instance ids, the wiped node's empty log granted the survivor its vote at once.
+    // Five election timeouts: time for several campaigns, none of which may win.
+    await new Promise((r) => setTimeout(r, 5 * timing.tickMs * timing.electionTicks));
+    expect(survivor.log!.status().role).not.toBe('leader');
+    expect(wiped.log!.status().role).not.toBe('leader');
+    expect(survivor.log!.metrics().transportRefused['TRANSPORT_PEER_REPLACED']).toBeGreaterThan(0);
+    expect(wiped.log!.metrics().transportRefusedByPeers['TRANSPORT_PEER_REPLACED']).toBeGreaterThan(0);
+    expect(survivor.logger.lines.some((l) => l.level === 'error' && /node \d came back as a new instance .*raftlog member remove/.test(l.message))).toBe(true);
+    expect(wiped.logger.lines.some((l) => l.level === 'error' && /refuses this node as a new instance of node \d/.test(l.message))).toBe(true);
+    // The leader, back, refuses it too; with the survivor it is a quorum again.
+    await c.open(leader);
+    const next = await c.leader();
+    expect(next).not.toBe(wiped);
+    await waitFor('the leader to refuse the wiped node', () => (leader.log!.metrics().transportRefused['TRANSPORT_PEER_REPLACED'] ?? 0) > 0);
+    expect(wiped.log!.status().applied).toBe(0);
+  });
+
+  it('restarted on the same directory, it is the same instance and goes on', async () => {
+    const c = await cluster();
+    const { leader, followers } = await c.settled();
+    const f = followers[0]!;
+    const instance = readFileSync(join(f.dir, 'instance'), 'utf8');
+    await c.close(f);
+    await c.open(f);
+    expect(readFileSync(join(f.dir, 'instance'), 'utf8')).toBe(instance);
+    const after = await leader.log!.append(enc('after'));
+    await waitFor('the restarted node to apply', () => f.log!.status().applied >= after.index);
+    for (const m of c.members.values()) expect(m.log!.metrics().transportRefused['TRANSPORT_PEER_REPLACED']).toBeUndefined();
+  });
+
+  it('removed and added back on an empty directory, it is met as a new peer', async () => {
+    const c = await cluster();
+    const { leader, followers } = await c.settled();
+    const gone = followers[1]!;
+    await leader.log!.removeMember(gone.id);
+    await waitFor('the others to apply the removal', () => followers[0]!.log!.status().conf.voters.length === 2);
+    // The removed node keeps dialing until it is stopped: that must not record it again.
+    await new Promise((r) => setTimeout(r, 200));
+    await c.close(gone);
+    rmSync(gone.dir, { recursive: true });
+    await leader.log!.addMember(gone.id, c.peers[gone.id]!);
+    await c.open(gone, { join: true });
+    const after = await leader.log!.append(enc('after'));
+    await waitFor('the node added back to apply', () => (gone.log?.status().applied ?? 0) >= after.index);
+    for (const m of c.members.values()) expect(m.log!.metrics().transportRefused['TRANSPORT_PEER_REPLACED']).toBeUndefined();
+  });
+});
