@@ -15,6 +15,8 @@ const LINE = /^([1-9][0-9]{0,15}) ([0-9a-f]{32})$/;
 export class PeerInstanceFile {
   /** Writes one after the other: each replaces the file with the map as it is then. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Peers whose forgetting is not yet durable, by how many forgets of each are queued. */
+  private readonly forgetting = new Map<number, number>();
 
   private constructor(
     private readonly dataDir: string,
@@ -26,9 +28,13 @@ export class PeerInstanceFile {
     return new PeerInstanceFile(dataDir, await readPeerInstances(dataDir));
   }
 
-  /** The instance recorded for `peer`, if any. */
+  /**
+   * The instance recorded for `peer`, if any. None while its forgetting is queued: a record
+   * then asked for is written after it, where the forget cannot erase it, and the instance of
+   * a member added back since is not held to the one it replaced.
+   */
   recorded(peer: number): string | undefined {
-    return this.map.get(peer);
+    return this.forgetting.has(peer) ? undefined : this.map.get(peer);
   }
 
   /** Every record, by peer id. */
@@ -49,9 +55,18 @@ export class PeerInstanceFile {
   /** Forgets `peers`' records, durably before it resolves. */
   async forget(peers: Iterable<number>): Promise<void> {
     const ids = [...peers];
-    await this.update((map) => {
-      for (const id of ids) map.delete(id);
-    });
+    for (const id of ids) this.forgetting.set(id, (this.forgetting.get(id) ?? 0) + 1);
+    try {
+      await this.update((map) => {
+        for (const id of ids) map.delete(id);
+      });
+    } finally {
+      for (const id of ids) {
+        const n = this.forgetting.get(id)! - 1;
+        if (n === 0) this.forgetting.delete(id);
+        else this.forgetting.set(id, n);
+      }
+    }
   }
 
   /** Resolves once every record and forgetting asked so far is over (done or failed). */
