@@ -319,7 +319,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     });
     this.restore = new SnapshotRestore({
       installedSnapshot: () => storage.snapshot(),
-      restore: (snap) => this.restoreFrom(snap),
+      restore: async (snap) => {
+        await this.forgetSkippedMembers(snap);
+        return this.restoreFrom(snap);
+      },
       applyEntries: (entries) => this.applyEntries(entries),
       stopped: () => this.closed,
       stopReason: () => this.fatal ?? new ClosedError(),
@@ -695,6 +698,16 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private removePeer(peer: number): void {
     this.deps.transport?.removePeer(peer);
     this.deps.peerInstances?.forget([peer]).catch((err: unknown) => this.fail(err, `forgetting the instance of removed node ${peer}`));
+  }
+
+  /**
+   * A snapshot received from the leader passes over the membership changes it covers: a member
+   * removed and added back among them, on an empty directory, is a new instance this node cannot
+   * tell from the one it recorded. Its members' instances are forgotten, durably before the
+   * snapshot is installed, and recorded again as next met. @internal
+   */
+  private async forgetSkippedMembers(snap: Snapshot): Promise<void> {
+    await this.deps.peerInstances?.forget([...confMembers(snap.meta.conf)].filter((peer) => peer !== this.id));
   }
 
   /** Frees the port, the files and the directory lock, also after a fatal failure, so the directory can be reopened. @internal */

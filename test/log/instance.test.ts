@@ -19,12 +19,12 @@ describe('instance ids: a node that lost its data directory', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function cluster() {
-    const ports = await freePorts(3);
+  async function cluster(n = 3, options: { snapshotEvery?: number; snapshotCatchUpEntries?: number } = {}) {
+    const ports = await freePorts(n);
     const peers: Record<number, string> = {};
-    for (let id = 1; id <= 3; id++) peers[id] = `127.0.0.1:${ports[id - 1]}`;
+    for (let id = 1; id <= n; id++) peers[id] = `127.0.0.1:${ports[id - 1]}`;
     const members = new Map<number, Member>();
-    for (let id = 1; id <= 3; id++) {
+    for (let id = 1; id <= n; id++) {
       const t = tempDir();
       cleanups.push(t.cleanup);
       members.set(id, member(id, t.dir));
@@ -39,6 +39,7 @@ describe('instance ids: a node that lost its data directory', () => {
         clusterSecret: SECRET,
         logger: m.logger,
         ...timing,
+        ...options,
         ...extra,
       });
     };
@@ -114,5 +115,31 @@ describe('instance ids: a node that lost its data directory', () => {
     const after = await leader.log!.append(enc('after'));
     await waitFor('the node added back to apply', () => (gone.log?.status().applied ?? 0) >= after.index);
     for (const m of c.members.values()) expect(m.log!.metrics().transportRefused['TRANSPORT_PEER_REPLACED']).toBeUndefined();
+  });
+
+  it('removed and added back while a peer was down, it is met as a new peer by that peer after a snapshot', async () => {
+    const c = await cluster(4, { snapshotEvery: 10, snapshotCatchUpEntries: 0 });
+    const { leader, followers } = await c.settled();
+    const [late, gone] = followers as [Member, Member, Member];
+    const recordOf = (m: Member, peer: number): string | undefined =>
+      readFileSync(join(m.dir, 'peer-instances'), 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(`${peer} `))
+        ?.slice(String(peer).length + 1);
+    await waitFor('the late node to record the one to go', () => recordOf(late, gone.id) !== undefined);
+    await c.close(late);
+    await leader.log!.removeMember(gone.id);
+    await c.close(gone);
+    rmSync(gone.dir, { recursive: true });
+    await leader.log!.addMember(gone.id, c.peers[gone.id]!);
+    await c.open(gone, { join: true });
+    // Past the leader's snapshot: the late node catches up from one, never applying the removal.
+    await Promise.all(Array.from({ length: 30 }, (_, i) => leader.log!.append(enc(`x${i}`))));
+    const after = await leader.log!.append(enc('after'));
+    await c.open(late);
+    await waitFor('the late node to apply', () => late.log!.status().applied >= after.index);
+    expect(late.logger.lines.some((l) => /restored from the snapshot/.test(l.message))).toBe(true);
+    const added = readFileSync(join(gone.dir, 'instance'), 'utf8').trim();
+    await waitFor('the late node to record the node added back', () => recordOf(late, gone.id) === added);
   });
 });
