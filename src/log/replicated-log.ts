@@ -704,10 +704,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * A snapshot received from the leader passes over the membership changes it covers: a member
    * removed and added back among them, on an empty directory, is a new instance this node cannot
    * tell from the one it recorded. Its members' instances are forgotten, durably before the
-   * snapshot is installed, and recorded again as next met. @internal
+   * snapshot is installed, and recorded again as next met; but not those of the members
+   * connected now: each connection proved the recorded instance, and a member added back on an
+   * empty directory is refused, so not connected. @internal
    */
   private async forgetSkippedMembers(snap: Snapshot): Promise<void> {
-    await this.deps.peerInstances?.forget([...confMembers(snap.meta.conf)].filter((peer) => peer !== this.id));
+    const live = this.deps.transport?.connectedPeers?.() ?? new Set<number>();
+    await this.deps.peerInstances?.forget([...confMembers(snap.meta.conf)].filter((peer) => peer !== this.id && !live.has(peer)));
   }
 
   /** Frees the port, the files and the directory lock, also after a fatal failure, so the directory can be reopened. @internal */

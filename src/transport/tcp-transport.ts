@@ -411,6 +411,14 @@ export class TcpTransport implements Transport {
    * Resolves once every connection is closed and what they left behind deleted: a second call waits as long as the first.
    * A snapshot source or spool that has not let go within the idle timeout (3 election timeouts) is logged and left.
    */
+  /** Each proved, at its handshake, the instance recorded for it (with peerInstances). */
+  connectedPeers(): Set<number> {
+    const ids = new Set<number>();
+    for (const [id, o] of this.outbound) if (o.stats.connected) ids.add(id);
+    for (const c of this.inbound) if (c.peer !== 0) ids.add(c.peer);
+    return ids;
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shut();
     return this.closing;

@@ -43,6 +43,11 @@ export interface Transport {
   /** address: 'host:port' ('[::1]:port' for IPv6). Replaces the address of a known peer. */
   addPeer(id: number, address: string): void;
   removePeer(id: number): void;
+  /**
+   * The peers this node holds an authenticated connection with, either way. Optional: a
+   * transport that checks no peer's instance need not have it.
+   */
+  connectedPeers?(): ReadonlySet<number>;
   close(): Promise<void>;
 }
 

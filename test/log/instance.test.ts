@@ -141,5 +141,7 @@ describe('instance ids: a node that lost its data directory', () => {
     expect(late.logger.lines.some((l) => /restored from the snapshot/.test(l.message))).toBe(true);
     const added = readFileSync(join(gone.dir, 'instance'), 'utf8').trim();
     await waitFor('the late node to record the node added back', () => recordOf(late, gone.id) === added);
+    // The leader, whose connection brought the snapshot, kept its record throughout: it proved it.
+    expect(recordOf(late, leader.id)).toBe(readFileSync(join(leader.dir, 'instance'), 'utf8').trim());
   });
 });
