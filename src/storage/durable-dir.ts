@@ -3,6 +3,7 @@
 // is fsynced.
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { StateCorruptError } from './errors.js';
 
 export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
@@ -57,6 +58,8 @@ export async function readSmallFile(path: string, maxBytes: number): Promise<str
     throw err;
   }
   try {
+    // A directory opens for reading too, and fails only at the read, with no code of ours.
+    if (!(await fh.stat()).isFile()) throw new StateCorruptError(`${path} is not a file`);
     const buf = Buffer.alloc(maxBytes + 1);
     let n = 0;
     while (n < buf.length) {

@@ -3,7 +3,20 @@
 // or an operator might, and opens it again: the open either keeps every acknowledged record
 // or refuses with a code, and a refusal leaves no file descriptor and no lock behind, so
 // that the same process opens the directory once it is repaired.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -509,6 +522,16 @@ describe("the directory's instance id and its record of the peers' instances", (
       const dir = copy();
       writeFileSync(join(dir, 'peer-instances'), text);
       await refused(dir, 'STATE_CORRUPT', why);
+    }
+  });
+
+  it('a directory in the place of either file is refused with STATE_CORRUPT, and left as it is', async () => {
+    for (const name of ['instance', 'peer-instances']) {
+      const dir = copy();
+      rmSync(join(dir, name), { force: true });
+      mkdirSync(join(dir, name));
+      await refused(dir, 'STATE_CORRUPT', new RegExp(`${name} is not a file`));
+      expect(statSync(join(dir, name)).isDirectory()).toBe(true);
     }
   });
 });
