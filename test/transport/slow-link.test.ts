@@ -77,8 +77,9 @@ async function throttle(target: string, everyMs: number): Promise<string> {
 async function node(o: Partial<TcpTransportOptions> & { id: number }) {
   const rec = new Recorder();
   const log = new LogCapture();
-  // An idle limit of 300 ms: a MiB takes 1.6 s over the 640 KiB/s link, a stall window 100 ms.
-  const t = new TcpTransport({ clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, electionTimeoutMs: 100, logger: log, ...o });
+  // An idle limit of 900 ms, so that a loaded machine's stalls of the event loop do not end a
+  // connection: a MiB takes 3.2 s over the 320 KiB/s link (16 KiB per 50 ms), a stall window 200 ms.
+  const t = new TcpTransport({ clusterId: 'c1', listen: '127.0.0.1:0', clusterSecret: SECRET, electionTimeoutMs: 300, logger: log, ...o });
   open.push(t);
   await t.start(rec);
   return { t, rec, log };
@@ -107,7 +108,7 @@ const idleCloses = (log: LogCapture): number => log.lines.filter((l) => l.fields
 describe('a slow link', () => {
   it('carries a frame that takes many idle limits to cross, over one connection', async () => {
     const b = await node({ id: 2 });
-    const a = await node({ id: 1, peers: { 2: await throttle(b.t.address, 25) } });
+    const a = await node({ id: 1, peers: { 2: await throttle(b.t.address, 50) } });
     const data = new Uint8Array(2 * MiB).fill(7);
     a.t.send([msg(1, 2, { type: MessageType.MsgApp, index: 1, entries: [{ index: 2, term: 1, type: EntryType.Normal, data }] })]);
     await until(() => b.rec.messages.some((m) => m.type === MessageType.MsgApp), 'the 2 MiB message', 20_000);
@@ -128,15 +129,15 @@ describe('a slow link', () => {
       let at = 0;
       const t = setInterval(() => {
         if (at < answer.length && s.writable) s.write(answer.subarray(at, (at += 16 * 1024)));
-      }, 25);
+      }, 50);
       timers.push(t);
     });
     const a = await node({ id: 1, peers: { 2: address }, insecure: true, clusterSecret: undefined });
-    await until(() => a.rec.messages.some((m) => m.type === MessageType.MsgApp), 'the 1 MiB answer', 8_000);
+    await until(() => a.rec.messages.some((m) => m.type === MessageType.MsgApp), 'the 1 MiB answer', 20_000);
     expect(Buffer.from(data).equals(a.rec.messages.find((m) => m.type === MessageType.MsgApp)!.entries[0]!.data)).toBe(true);
     expect(a.t.stats().peers[2]!.connects).toBe(1);
     expect(idleCloses(a.log)).toBe(0);
-  }, 15_000);
+  }, 30_000);
 
   it('still drops an accepting side that trickles its answer', async () => {
     const answer = encodeFrames([
@@ -181,7 +182,7 @@ describe('a slow link', () => {
   });
 
   it('carries a snapshot whose every chunk takes several idle limits to cross', async () => {
-    await snapshotOverOneConnection(FileSnapshotStore.open, (address) => throttle(address, 25));
+    await snapshotOverOneConnection(FileSnapshotStore.open, (address) => throttle(address, 50));
   }, 45_000);
 });
 
@@ -190,12 +191,12 @@ describe('a slow disk', () => {
     let writes = 0;
     await snapshotOverOneConnection(
       async (dir) => {
-        // Each chunk (1 MiB) takes 1 s to store, over three idle limits of 300 ms.
+        // Each chunk (1 MiB) takes 3 s to store, over three idle limits of 900 ms.
         const store = await FileSnapshotStore.open(dir);
         const spool = store.spool.bind(store);
         store.spool = async (m, size) => {
           const s = await spool(m, size);
-          return { ...s, write: (c) => new Promise((r) => setTimeout(r, 1_000)).then(() => (writes++, s.write(c))) };
+          return { ...s, write: (c) => new Promise((r) => setTimeout(r, 3_000)).then(() => (writes++, s.write(c))) };
         };
         return store;
       },
