@@ -1,6 +1,7 @@
 // Creating a directory, or replacing a small file, so that it survives a crash: mkdir
 // and rename make an entry in the parent, and that entry is only durable once the parent
 // is fsynced.
+import { constants } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { StateCorruptError } from './errors.js';
@@ -52,13 +53,14 @@ export async function writeFileDurably(dir: string, name: string, data: string):
 export async function readSmallFile(path: string, maxBytes: number): Promise<string | undefined> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    // Non-blocking: opening a FIFO for reading otherwise waits for a writer, for ever.
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
   try {
-    // A directory opens for reading too, and fails only at the read, with no code of ours.
+    // A directory or a FIFO opens for reading too, and fails (or waits) only at the read.
     if (!(await fh.stat()).isFile()) throw new StateCorruptError(`${path} is not a file`);
     const buf = Buffer.alloc(maxBytes + 1);
     let n = 0;

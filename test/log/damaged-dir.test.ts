@@ -17,6 +17,7 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -532,6 +533,16 @@ describe("the directory's instance id and its record of the peers' instances", (
       mkdirSync(join(dir, name));
       await refused(dir, 'STATE_CORRUPT', new RegExp(`${name} is not a file`));
       expect(statSync(join(dir, name)).isDirectory()).toBe(true);
+    }
+  });
+
+  it('a FIFO in the place of either file is refused with STATE_CORRUPT, not waited on for a writer', async () => {
+    for (const name of ['instance', 'peer-instances']) {
+      const dir = copy();
+      rmSync(join(dir, name), { force: true });
+      execFileSync('mkfifo', [join(dir, name)]);
+      await refused(dir, 'STATE_CORRUPT', new RegExp(`${name} is not a file`));
+      expect(statSync(join(dir, name)).isFIFO()).toBe(true);
     }
   });
 });
