@@ -75,7 +75,7 @@ export interface InboundConfig {
   /** Where the deletion of an abandoned stream's spool is tracked while under way: the owner's close() waits for it. */
   releases: PendingReleases;
   /** Stores given up on (as hung, or with their connection) and not yet settled, on any connection of the owner's: shared, as the disk is. */
-  hungStores: Set<Promise<void>>;
+  abandonedStores: Set<Promise<void>>;
 }
 
 const ANSWER_MAX_BUFFERED = 1024 * 1024;
@@ -478,7 +478,7 @@ export class Inbound {
    * from this peer until it is stored, so memory holds at most a frame per connection.
    */
   private write(a: Assembly, data: Uint8Array, first: boolean, last: boolean): void {
-    if (this.c.hungStores.size > 0) {
+    if (this.c.abandonedStores.size > 0) {
       throw new SnapshotRejectedError('a snapshot chunk given up on is still being stored: nothing more is stored until it is');
     }
     this.writing = true;
@@ -528,7 +528,7 @@ export class Inbound {
       // The write keeps its chunk until it settles, which a hung disk may never do, whether it was
       // given up on or its connection was lost: until then write() stores nothing else, or each
       // retry of the leader's, or each new connection, would hold one more chunk.
-      const stores = this.c.hungStores;
+      const stores = this.c.abandonedStores;
       const writing = a.writing;
       stores.add(writing);
       const settled = (): boolean => stores.delete(writing);

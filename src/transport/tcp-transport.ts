@@ -195,7 +195,7 @@ export class TcpTransport implements Transport {
    */
   private readonly releases: PendingReleases;
   /** Snapshot stores given up on (as hung, or with their connection), until each settles: while any has not, no chunk is stored. */
-  private readonly hungStores = new Set<Promise<void>>();
+  private readonly abandonedStores = new Set<Promise<void>>();
 
   constructor(private readonly o: TcpTransportOptions) {
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
@@ -581,7 +581,7 @@ export class TcpTransport implements Transport {
       },
       refused: (err) => this.countRefusal(err.code),
       releases: this.releases,
-      hungStores: this.hungStores,
+      abandonedStores: this.abandonedStores,
     });
     this.inbound.add(c);
     socket.on('close', () => {

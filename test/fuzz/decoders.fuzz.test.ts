@@ -244,7 +244,7 @@ describe('snapshot chunk reassembly (seeded fuzz)', () => {
         snapshots: inMemorySnapshots,
         checkSnapshotSender: () => {},
         releases: new PendingReleases({ warn: () => {} }),
-        hungStores: new Set(),
+        abandonedStores: new Set(),
       });
       // An honest handshake, then a stream of chunks: a well-formed one, mutated now and then.
       const frames: Uint8Array[] = [encodeHello(p, 'c', 1, 2), encodeProof(p, new Uint8Array(0))];

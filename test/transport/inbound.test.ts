@@ -51,7 +51,7 @@ async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; i
     learned: () => {},
     authenticated: () => {},
     releases: new PendingReleases(logger),
-    hungStores: new Set(),
+    abandonedStores: new Set(),
   });
   cleanups.push(() => {
     inbound.destroy();
