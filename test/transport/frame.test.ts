@@ -127,9 +127,9 @@ describe('FrameDecoder memory', () => {
     const held = heapBytes() - before;
     expect(d.next()).toBeUndefined();
     expect(d.pending).toBe(bytes - 1);
-    // Without copying short reads together: some 100 bytes of heap per byte read. The slack is
-    // the measure's own noise (some 100 KB).
-    expect(held).toBeLessThan(4 * bytes);
+    // Without copying short reads together: some 100 bytes of heap per byte read, 10 MB. The
+    // measure swings by some 300 KB around the frame's 100 KB on a loaded machine.
+    expect(held).toBeLessThan(20 * bytes);
     d.push(frame.subarray(frame.length - 1));
     // Compared as bytes: a deep equality walks 100,000 elements one by one.
     expect(d.next()!.equals(Buffer.alloc(bytes, 7))).toBe(true);
