@@ -189,7 +189,7 @@ async function reportInstances(dir: string): Promise<number> {
     async () => {
       const peers = await readPeerInstances(dir);
       say(`peer instances: ${peers.size}`);
-      for (const [id, instance] of peers) say(`  node ${id}: ${instance}`);
+      for (const [id, r] of peers) say(`  node ${id}: ${r.instance} (recorded at applied index ${r.applied})`);
     },
   ];
   let bad = 0;

@@ -24,8 +24,11 @@ export type MembershipChange =
 /** What membership needs from the driver. */
 export interface MembershipHost {
   node: Pick<RawNode, 'proposeConfChange' | 'applyConfChange' | 'status'>;
-  /** The peer links to keep in step with the address book; null for a log without peers. */
-  peers: Pick<Transport, 'addPeer' | 'removePeer'> | null;
+  /**
+   * The peer links to keep in step with the address book; null for a log without peers.
+   * `index`: the entry (or snapshot) applied that took the peer out.
+   */
+  peers: { addPeer: Transport['addPeer']; removePeer(peer: number, index: number): void } | null;
   deadlines: Pick<Deadlines, 'run'>;
   logger: Logger;
   /** The error a new request gets now (the log is closing or stopped), or null. */
@@ -160,7 +163,7 @@ export class Membership {
     for (const id of [...this.members.keys()]) {
       if (inConf.has(id)) continue;
       this.members.delete(id);
-      if (id !== this.id) t?.removePeer(id);
+      if (id !== this.id) t?.removePeer(id, e.index);
     }
     const what = cc.changes.map(
       (c) => `${c.type === ConfChangeType.RemoveNode ? 'removed' : c.type === ConfChangeType.AddLearnerNode ? 'added learner' : 'added voter'} ${c.nodeId}`,
@@ -192,8 +195,8 @@ export class Membership {
     conf.reject(new NotCommittedError(`index ${index} was committed with another entry`));
   }
 
-  /** A snapshot replaced the state: its configuration and, if it names them, its members' addresses. */
-  restore(conf: ConfState, members: ReadonlyArray<readonly [number, string]>): void {
+  /** The snapshot at `index` replaced the state: its configuration and, if it names them, its members' addresses. */
+  restore(conf: ConfState, members: ReadonlyArray<readonly [number, string]>, index: number): void {
     this.conf = conf;
     if (members.length === 0) return;
     // Only the difference: a redial would drop what is queued to a peer that stays.
@@ -206,7 +209,7 @@ export class Membership {
       const known = this.members.get(id);
       if (known !== undefined && !isPeerAddress(addr)) next.set(id, known);
     }
-    for (const id of this.members.keys()) if (!next.has(id) && id !== this.id) t?.removePeer(id);
+    for (const id of this.members.keys()) if (!next.has(id) && id !== this.id) t?.removePeer(id, index);
     for (const [id, addr] of next) if (id !== this.id && this.members.get(id) !== addr) t?.addPeer(id, addr);
     this.members.clear();
     for (const [id, addr] of next) this.members.set(id, addr);

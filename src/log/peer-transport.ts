@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { PeerInstanceFile } from '../storage/peer-instances.js';
 import type { SnapshotStore } from '../storage/snapshot-store.js';
 import { InsecureTransportError } from '../transport/errors.js';
+import type { PeerInstances } from '../transport/peer-instances.js';
 import type { SnapshotStreams } from '../transport/snapshot-streams.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { ResolvedOptions } from './options.js';
@@ -14,17 +15,20 @@ export function requirePeerAuthentication(o: ResolvedOptions): void {
   if (o.clusterSecret === undefined && o.tls === undefined && o.insecure !== true) throw new InsecureTransportError();
 }
 
-/** `instance`: the data directory's instance id and its record of the peers' (instance-id.ts, peer-instances.ts). */
+/**
+ * `instance`: the data directory's instance id, its record of the peers' (instance-id.ts,
+ * peer-instances.ts), and the log index the node has applied, which each record keeps.
+ */
 export function openPeerTransport(
   o: ResolvedOptions,
   listen: string | undefined,
   snapshots: SnapshotStore,
   logger: Logger,
-  instance?: { id: string; peers: PeerInstanceFile },
+  instance?: { id: string; peers: PeerInstanceFile; applied: () => number },
 ): TcpTransport {
   const transport = new TcpTransport({
     id: o.id,
-    ...(instance !== undefined ? { instanceId: instance.id, peerInstances: instance.peers } : {}),
+    ...(instance !== undefined ? { instanceId: instance.id, peerInstances: stamped(instance.peers, instance.applied) } : {}),
     clusterId: o.clusterId,
     // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
     maxFrameBytes: o.maxRecordBytes + 2 * 1024 * 1024,
@@ -45,6 +49,11 @@ export function openPeerTransport(
     logger.warn({}, "insecure: peers are not authenticated; anyone who can reach this node's port can rewrite its log");
   }
   return transport;
+}
+
+/** The record as the transport reads and adds to it, each record made with the index applied then. */
+function stamped(file: PeerInstanceFile, applied: () => number): PeerInstances {
+  return { recorded: (peer) => file.recorded(peer), record: (peer, instance) => file.record(peer, instance, applied()) };
 }
 
 /**

@@ -66,7 +66,7 @@ export interface ReplicatedLogDeps {
   random: () => number;
   logger: Logger;
   /** The data directory's record of its peers' instances (null when the log was given its WAL): a removed member's is forgotten. */
-  peerInstances: { forget(peers: Iterable<number>): Promise<void>; settled(): Promise<void> } | null;
+  peerInstances: { forget(peers: Iterable<number>, index: number): Promise<void>; settled(): Promise<void> } | null;
 }
 
 export type { LogStatus } from './status.js';
@@ -296,7 +296,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const membershipHost = {
       node: this.node,
       // A member removed is forgotten with its instance: its id may be added back on an empty directory.
-      peers: t === null ? null : { addPeer: (peer: number, address: string) => t.addPeer(peer, address), removePeer: (peer: number) => this.removePeer(peer) },
+      peers:
+        t === null
+          ? null
+          : { addPeer: (peer: number, address: string) => t.addPeer(peer, address), removePeer: (peer: number, index: number) => this.removePeer(peer, index) },
       deadlines: this.deadlines,
       logger: deps.logger,
       refusal: () => this.refusal(),
@@ -380,7 +383,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         o.join === true ? { voters: memberIds.filter((m) => m !== id), learners: [] } : { voters: memberIds.length > 0 ? memberIds : [id], learners: [] };
       const storage = await RaftStorage.open(wal, snapshots, bootstrap, logger);
       // Made before the node talks to anyone, while the WAL's lock keeps any other process out.
-      const instance = deps?.wal === undefined ? { id: await openInstanceId(o.dataDir), peers: await PeerInstanceFile.open(o.dataDir) } : undefined;
+      // The transport meets peers only once the log has started: `log` is set by then.
+      const applied = (): number => log?.applied ?? 0;
+      const instance = deps?.wal === undefined ? { id: await openInstanceId(o.dataDir), peers: await PeerInstanceFile.open(o.dataDir), applied } : undefined;
       const random = deps?.random ?? (() => randomInt(0x1_0000_0000) / 0x1_0000_0000);
       transport = deps?.transport !== undefined ? deps.transport : tcp ? openPeerTransport(o, listen, snapshots, logger, instance) : null;
       log = new ReplicatedLog<R>(
@@ -694,10 +699,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     await this.release();
   }
 
-  /** A member left the configuration: its link goes, and its instance is forgotten. @internal */
-  private removePeer(peer: number): void {
+  /** A member left the configuration at `index`: its link goes, and its instance is forgotten. @internal */
+  private removePeer(peer: number, index: number): void {
     this.deps.transport?.removePeer(peer);
-    this.deps.peerInstances?.forget([peer]).catch((err: unknown) => this.fail(err, `forgetting the instance of removed node ${peer}`));
+    this.deps.peerInstances?.forget([peer], index).catch((err: unknown) => this.fail(err, `forgetting the instance of removed node ${peer}`));
   }
 
   /**
@@ -710,7 +715,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    */
   private async forgetSkippedMembers(snap: Snapshot): Promise<void> {
     const live = this.deps.transport?.connectedPeers?.() ?? new Set<number>();
-    await this.deps.peerInstances?.forget([...confMembers(snap.meta.conf)].filter((peer) => peer !== this.id && !live.has(peer)));
+    await this.deps.peerInstances?.forget(
+      [...confMembers(snap.meta.conf)].filter((peer) => peer !== this.id && !live.has(peer)),
+      snap.meta.index,
+    );
   }
 
   /** Frees the port, the files and the directory lock, also after a fatal failure, so the directory can be reopened. @internal */
@@ -1142,7 +1150,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       if (this.closed) return;
       this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term }, `state machine restored from the snapshot at ${snap.meta.index}`);
       this.snapshotFloor = snap.meta.index;
-      this.membership.restore(snap.meta.conf, d.members);
+      this.membership.restore(snap.meta.conf, d.members, snap.meta.index);
       this.applied = snap.meta.index;
       this.snapshotIndex = snap.meta.index;
       this.sinceSnapshot = 0;

@@ -1,16 +1,25 @@
 // The instance (instance-id.ts) first seen for each peer id, trusted on first use and kept in
 // the data directory: a peer id that later comes with another instance had its directory
 // wiped or replaced, and is refused. A removed member's record is forgotten, so that its id
-// can be added back with an empty directory.
+// can be added back with an empty directory. Each record keeps the log index this node had
+// applied when it was made: a restart applies again the removals above its snapshot, and one
+// applied before a record was made must not erase it (it is of the member added back since).
 import { join } from 'node:path';
 import { readSmallFile, writeFileDurably } from './durable-dir.js';
 import { StateCorruptError } from './errors.js';
 
 export const PEER_INSTANCES_FILE = 'peer-instances';
-/** A line is at most 16 digits, a space, 32 hex digits and a newline: room for thousands of peers. */
+/** A line is at most 16 digits, 32 hex digits, 16 digits, two spaces and a newline: room for about a thousand peers. */
 export const PEER_INSTANCES_MAX_BYTES = 64 * 1024;
 
-const LINE = /^([1-9][0-9]{0,15}) ([0-9a-f]{32})$/;
+/** Without the index, as earlier 0.2.0 builds wrote it: read as made before any entry was applied. */
+const LINE = /^([1-9][0-9]{0,15}) ([0-9a-f]{32})(?: (0|[1-9][0-9]{0,15}))?$/;
+
+/** The instance recorded for a peer, and the log index this node had applied when it recorded it. */
+export interface PeerInstanceRecord {
+  instance: string;
+  applied: number;
+}
 
 export class PeerInstanceFile {
   /** Writes one after the other: each replaces the file with the map as it is then. */
@@ -20,7 +29,7 @@ export class PeerInstanceFile {
 
   private constructor(
     private readonly dataDir: string,
-    private map: ReadonlyMap<number, string>,
+    private map: ReadonlyMap<number, PeerInstanceRecord>,
   ) {}
 
   /** The records of `dataDir` (none if it has no file yet); STATE_CORRUPT for a damaged or oversized file. */
@@ -34,31 +43,34 @@ export class PeerInstanceFile {
    * a member added back since is not held to the one it replaced.
    */
   recorded(peer: number): string | undefined {
-    return this.forgetting.has(peer) ? undefined : this.map.get(peer);
-  }
-
-  /** Every record, by peer id. */
-  all(): ReadonlyMap<number, string> {
-    return this.map;
+    return this.forgetting.has(peer) ? undefined : this.map.get(peer)?.instance;
   }
 
   /**
    * Records `instance` as `peer`'s unless one is recorded already; resolves, once the record
-   * is durable, to the one recorded (the first, when two arrive together).
+   * is durable, to the one recorded (the first, when two arrive together). `applied`: the
+   * log index this node has applied now.
    */
-  record(peer: number, instance: string): Promise<string> {
+  record(peer: number, instance: string, applied: number): Promise<string> {
     return this.update((map) => {
-      if (!map.has(peer)) map.set(peer, instance);
-    }).then((map) => map.get(peer)!);
+      if (!map.has(peer)) map.set(peer, { instance, applied });
+    }).then((map) => map.get(peer)!.instance);
   }
 
-  /** Forgets `peers`' records, durably before it resolves. */
-  async forget(peers: Iterable<number>): Promise<void> {
+  /**
+   * Forgets, durably before it resolves, the records of `peers` made before this node applied
+   * `index` (the entry that removed them, or a snapshot that passed over their changes): one
+   * made at or after it is of an instance met since, as when a restart applies the removal again.
+   */
+  async forget(peers: Iterable<number>, index: number): Promise<void> {
     const ids = [...peers];
     for (const id of ids) this.forgetting.set(id, (this.forgetting.get(id) ?? 0) + 1);
     try {
       await this.update((map) => {
-        for (const id of ids) map.delete(id);
+        for (const id of ids) {
+          const r = map.get(id);
+          if (r !== undefined && r.applied < index) map.delete(id);
+        }
       });
     } finally {
       for (const id of ids) {
@@ -74,12 +86,13 @@ export class PeerInstanceFile {
     await this.queue;
   }
 
-  private update(change: (map: Map<number, string>) => void): Promise<ReadonlyMap<number, string>> {
+  private update(change: (map: Map<number, PeerInstanceRecord>) => void): Promise<ReadonlyMap<number, PeerInstanceRecord>> {
     const run = this.queue.then(async () => {
       const next = new Map(this.map);
       change(next);
       if (!sameRecords(next, this.map)) {
-        await writeFileDurably(this.dataDir, PEER_INSTANCES_FILE, [...next].map(([id, inst]) => `${id} ${inst}\n`).join(''));
+        const text = [...next].map(([id, r]) => `${id} ${r.instance} ${r.applied}\n`).join('');
+        await writeFileDurably(this.dataDir, PEER_INSTANCES_FILE, text);
         this.map = next;
       }
       return this.map;
@@ -89,15 +102,16 @@ export class PeerInstanceFile {
   }
 }
 
-function sameRecords(a: ReadonlyMap<number, string>, b: ReadonlyMap<number, string>): boolean {
-  return a.size === b.size && [...a].every(([id, inst]) => b.get(id) === inst);
+/** Records are never changed, only added or deleted: the same objects are the same records. */
+function sameRecords(a: ReadonlyMap<number, PeerInstanceRecord>, b: ReadonlyMap<number, PeerInstanceRecord>): boolean {
+  return a.size === b.size && [...a].every(([id, r]) => b.get(id) === r);
 }
 
 /** The records a directory holds, without opening it for writing: for `raftlog inspect`. */
-export async function readPeerInstances(dataDir: string): Promise<Map<number, string>> {
+export async function readPeerInstances(dataDir: string): Promise<Map<number, PeerInstanceRecord>> {
   const file = join(dataDir, PEER_INSTANCES_FILE);
   const text = await readSmallFile(file, PEER_INSTANCES_MAX_BYTES);
-  const map = new Map<number, string>();
+  const map = new Map<number, PeerInstanceRecord>();
   if (text === undefined) return map;
   const damaged = (why: string): StateCorruptError =>
     new StateCorruptError(`${file} ${why}: delete it to have this node trust each peer's next instance as it first meets it`);
@@ -107,9 +121,11 @@ export async function readPeerInstances(dataDir: string): Promise<Map<number, st
   for (const [i, line] of lines.entries()) {
     const m = LINE.exec(line);
     const id = m === null ? NaN : Number(m[1]);
-    if (m === null || !Number.isSafeInteger(id)) throw damaged(`line ${i + 1} is not a node id and an instance id`);
+    const applied = m === null ? NaN : Number(m[3] ?? 0);
+    if (m === null || !Number.isSafeInteger(id) || !Number.isSafeInteger(applied))
+      throw damaged(`line ${i + 1} is not a node id, an instance id and a log index`);
     if (map.has(id)) throw damaged(`names node ${id} twice`);
-    map.set(id, m[2]!);
+    map.set(id, { instance: m[2]!, applied });
   }
   return map;
 }

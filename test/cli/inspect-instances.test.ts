@@ -20,14 +20,14 @@ it('prints the instance id and the recorded peers; a damaged file is STATE_CORRU
   await log.append(enc('x'));
   await log.close();
   const instance = readFileSync(join(t.dir, 'instance'), 'utf8').trim();
-  writeFileSync(join(t.dir, 'peer-instances'), `2 ${'a'.repeat(32)}\n`);
+  writeFileSync(join(t.dir, 'peer-instances'), `2 ${'a'.repeat(32)} 7\n`);
   const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   expect(await inspect([t.dir])).toBe(0);
   const printed = out.mock.calls.map((c) => String(c[0]));
   expect(printed).toContain(`instance: ${instance}`);
   expect(printed).toContain('peer instances: 1');
-  expect(printed).toContain(`  node 2: ${'a'.repeat(32)}`);
+  expect(printed).toContain(`  node 2: ${'a'.repeat(32)} (recorded at applied index 7)`);
   writeFileSync(join(t.dir, 'instance'), 'not hex');
   writeFileSync(join(t.dir, 'peer-instances'), 'garbage');
   expect(await inspect([t.dir])).toBe(1);

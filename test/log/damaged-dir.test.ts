@@ -505,19 +505,24 @@ describe("the directory's instance id and its record of the peers' instances", (
   });
 
   it('a damaged or oversized peer-instances file is refused with STATE_CORRUPT; a whole one opens', async () => {
-    const good = `2 ${'a'.repeat(32)}\n3 ${'b'.repeat(32)}\n`;
+    const good = `2 ${'a'.repeat(32)} 0\n3 ${'b'.repeat(32)} 9007199254740991\n`;
     const whole = copy();
     writeFileSync(join(whole, 'peer-instances'), good);
     await opensWhole(whole);
     expect(readFileSync(join(whole, 'peer-instances'), 'utf8')).toBe(good);
     const bad: Array<[string, RegExp]> = [
-      [`2 ${'a'.repeat(32)}`, /ends within a line/],
-      [`2 ${'a'.repeat(31)}\n`, /line 1 is not/],
-      [`0 ${'a'.repeat(32)}\n`, /line 1 is not/],
-      [`99999999999999999 ${'a'.repeat(32)}\n`, /line 1 is not/],
-      [`2 ${'a'.repeat(32)}\n2 ${'b'.repeat(32)}\n`, /names node 2 twice/],
-      [`2 ${'a'.repeat(32)}\n\n`, /line 2 is not/],
-      [`2 ${'a'.repeat(32)}\n`.repeat(2000), /is over 65536 bytes/],
+      [`2 ${'a'.repeat(32)} 1`, /ends within a line/],
+      [`2 ${'a'.repeat(31)} 1\n`, /line 1 is not/],
+      [`0 ${'a'.repeat(32)} 1\n`, /line 1 is not/],
+      [`99999999999999999 ${'a'.repeat(32)} 1\n`, /line 1 is not/],
+      [`2 ${'a'.repeat(32)} \n`, /line 1 is not/],
+      [`2 ${'a'.repeat(32)} 01\n`, /line 1 is not/],
+      [`2 ${'a'.repeat(32)} -1\n`, /line 1 is not/],
+      [`2 ${'a'.repeat(32)} 9007199254740992\n`, /line 1 is not/],
+      [`2 ${'a'.repeat(32)} 1 1\n`, /line 1 is not/],
+      [`2 ${'a'.repeat(32)} 1\n2 ${'b'.repeat(32)} 2\n`, /names node 2 twice/],
+      [`2 ${'a'.repeat(32)} 1\n\n`, /line 2 is not/],
+      [`2 ${'a'.repeat(32)} 1\n`.repeat(2000), /is over 65536 bytes/],
     ];
     for (const [text, why] of bad) {
       const dir = copy();

@@ -1,6 +1,6 @@
 // A node whose data directory was wiped or replaced comes back as a new instance: its peers
 // refuse it, so it cannot vote as if it still held what it acknowledged.
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
@@ -62,6 +62,13 @@ describe('instance ids: a node that lost its data directory', () => {
     return { members, peers, open, close, leader, settled };
   }
 
+  /** The instance `m`'s data directory records for `peer`, if any. */
+  const recordOf = (m: Member, peer: number): string | undefined =>
+    readFileSync(join(m.dir, 'peer-instances'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${peer} `))
+      ?.split(' ')[1];
+
   it('is refused by its peers, so it and one survivor cannot elect a leader without the entries it acknowledged', async () => {
     const c = await cluster();
     const { leader, followers } = await c.settled();
@@ -117,15 +124,60 @@ describe('instance ids: a node that lost its data directory', () => {
     for (const m of c.members.values()) expect(m.log!.metrics().transportRefused['TRANSPORT_PEER_REPLACED']).toBeUndefined();
   });
 
+  it('removed and added back, it stays recorded by a peer that restarts and applies the removal again', async () => {
+    const c = await cluster();
+    const { leader, followers } = await c.settled();
+    const [keeper, gone] = followers as [Member, Member];
+    await leader.log!.removeMember(gone.id);
+    await waitFor('the keeper to apply the removal', () => keeper.log!.status().conf.voters.length === 2);
+    await c.close(gone);
+    rmSync(gone.dir, { recursive: true });
+    await leader.log!.addMember(gone.id, c.peers[gone.id]!);
+    await c.open(gone, { join: true });
+    const added = readFileSync(join(gone.dir, 'instance'), 'utf8').trim();
+    await waitFor('the keeper to record the node added back', () => recordOf(keeper, gone.id) === added);
+    await c.close(gone);
+    // No snapshot: the keeper's restart applies its whole log again, the removal and the addition.
+    const applied = keeper.log!.status().applied;
+    await c.close(keeper);
+    await c.open(keeper);
+    await waitFor('the keeper to apply its log again', () => keeper.log!.status().applied >= applied);
+    expect(keeper.logger.lines.some((l) => /membership: removed \d/.test(l.message))).toBe(true);
+    await c.close(keeper); // its file's writes are over once it is closed
+    expect(recordOf(keeper, gone.id)).toBe(added);
+    // Restarted again, the member down meanwhile: a copy of it on a wiped directory is refused.
+    await c.open(keeper);
+    rmSync(gone.dir, { recursive: true });
+    await c.open(gone, { join: true });
+    await waitFor('the keeper to refuse the wiped copy', () => (keeper.log!.metrics().transportRefused['TRANSPORT_PEER_REPLACED'] ?? 0) > 0);
+    expect(recordOf(keeper, gone.id)).toBe(added);
+  });
+
+  it('removed, it is forgotten by a peer whose forgetting a crash lost, once that peer applies the removal again', async () => {
+    const c = await cluster();
+    const { leader, followers } = await c.settled();
+    const [keeper, gone] = followers as [Member, Member];
+    await waitFor('the keeper to record the one to go', () => recordOf(keeper, gone.id) !== undefined);
+    const recordedBefore = readFileSync(join(keeper.dir, 'peer-instances'), 'utf8');
+    await leader.log!.removeMember(gone.id);
+    await waitFor('the keeper to apply the removal', () => keeper.log!.status().conf.voters.length === 2);
+    await c.close(gone);
+    const applied = keeper.log!.status().applied;
+    await c.close(keeper);
+    expect(recordOf(keeper, gone.id)).toBeUndefined();
+    // As if the keeper had crashed after applying the removal, before its forgetting was durable.
+    writeFileSync(join(keeper.dir, 'peer-instances'), recordedBefore);
+    await c.open(keeper);
+    await waitFor('the keeper to apply its log again', () => keeper.log!.status().applied >= applied);
+    await c.close(keeper);
+    expect(recordOf(keeper, gone.id)).toBeUndefined();
+    expect(recordOf(keeper, leader.id)).toBe(readFileSync(join(leader.dir, 'instance'), 'utf8').trim());
+  });
+
   it('removed and added back while a peer was down, it is met as a new peer by that peer after a snapshot', async () => {
     const c = await cluster(4, { snapshotEvery: 10, snapshotCatchUpEntries: 0 });
     const { leader, followers } = await c.settled();
     const [late, gone] = followers as [Member, Member, Member];
-    const recordOf = (m: Member, peer: number): string | undefined =>
-      readFileSync(join(m.dir, 'peer-instances'), 'utf8')
-        .split('\n')
-        .find((l) => l.startsWith(`${peer} `))
-        ?.slice(String(peer).length + 1);
     await waitFor('the late node to record the one to go', () => recordOf(late, gone.id) !== undefined);
     await c.close(late);
     await leader.log!.removeMember(gone.id);
