@@ -12,8 +12,7 @@ export const PEER_INSTANCES_FILE = 'peer-instances';
 /** A line is at most 16 digits, 32 hex digits, 16 digits, two spaces and a newline: room for about a thousand peers. */
 export const PEER_INSTANCES_MAX_BYTES = 64 * 1024;
 
-/** Without the index, as earlier 0.2.0 builds wrote it: read as made before any entry was applied. */
-const LINE = /^([1-9][0-9]{0,15}) ([0-9a-f]{32})(?: (0|[1-9][0-9]{0,15}))?$/;
+const LINE = /^([1-9][0-9]{0,15}) ([0-9a-f]{32}) (0|[1-9][0-9]{0,15})$/;
 
 /** The instance recorded for a peer, and the log index this node had applied when it recorded it. */
 export interface PeerInstanceRecord {
@@ -121,7 +120,7 @@ export async function readPeerInstances(dataDir: string): Promise<Map<number, Pe
   for (const [i, line] of lines.entries()) {
     const m = LINE.exec(line);
     const id = m === null ? NaN : Number(m[1]);
-    const applied = m === null ? NaN : Number(m[3] ?? 0);
+    const applied = m === null ? NaN : Number(m[3]);
     if (m === null || !Number.isSafeInteger(id) || !Number.isSafeInteger(applied))
       throw damaged(`line ${i + 1} is not a node id, an instance id and a log index`);
     if (map.has(id)) throw damaged(`names node ${id} twice`);

@@ -516,6 +516,7 @@ describe("the directory's instance id and its record of the peers' instances", (
       [`0 ${'a'.repeat(32)} 1\n`, /line 1 is not/],
       [`99999999999999999 ${'a'.repeat(32)} 1\n`, /line 1 is not/],
       [`2 ${'a'.repeat(32)} \n`, /line 1 is not/],
+      [`2 ${'a'.repeat(32)}\n`, /line 1 is not/],
       [`2 ${'a'.repeat(32)} 01\n`, /line 1 is not/],
       [`2 ${'a'.repeat(32)} -1\n`, /line 1 is not/],
       [`2 ${'a'.repeat(32)} 9007199254740992\n`, /line 1 is not/],

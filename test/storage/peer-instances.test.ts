@@ -59,14 +59,6 @@ describe('PeerInstanceFile', () => {
     expect(readFileSync(join(dir, 'peer-instances'), 'utf8')).toBe(`2 ${OLD} 0\n`);
   });
 
-  it('reads a record without its index, as earlier 0.2.0 builds wrote it, as made before any entry was applied', async () => {
-    const dir = dirHolding(`3 ${OLD}\n`);
-    const file = await PeerInstanceFile.open(dir);
-    expect(file.recorded(3)).toBe(OLD);
-    await file.forget([3], 1);
-    expect(file.recorded(3)).toBeUndefined();
-  });
-
   it('a forget lost in a crash before it was durable erases, applied again, the record made before it', async () => {
     const dir = dirHolding(`3 ${OLD} 4\n`);
     await (await PeerInstanceFile.open(dir)).forget([3], 10);
