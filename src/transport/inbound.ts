@@ -47,8 +47,8 @@ export interface InboundConfig {
   maxSnapshotBytes: number;
   /** Where arriving snapshots are written (never gathered in memory here). */
   snapshots: SnapshotStreams;
-  /** Throws for a peer that may not send a snapshot. */
-  checkSnapshotSender(peer: number): void;
+  /** Whether `peer` is a member the driver told of: only a member may send a snapshot, or a transfer request naming another. */
+  isMember(peer: number): boolean;
   handshakeTimeoutMs: number;
   /** A connection that carries no complete frame, and not STALL_WINDOW_BYTES, this long is closed. */
   idleTimeoutMs: number;
@@ -433,11 +433,14 @@ export class Inbound {
   }
 
   private check(m: Message): void {
-    // A transfer request names the transferee as `from`, so it may arrive over any peer's connection
-    // (even bounced back to the transferee), asking no more than any member's API may. All else comes
-    // from the sender: a proposal carries its maker's records, and a read's answer goes to its `from`,
-    // where an answer to a read asked earlier by another would look like a fresh one.
-    if (m.to !== this.c.self || (m.from !== this.peer && m.type !== MessageType.MsgTransferLeader)) {
+    // A transfer request names the transferee as `from`, so it may arrive over any member's connection
+    // (even bounced back to the transferee), asking no more than any member's API may. Not over a
+    // stranger's: the core checks the transferee, not who asks, and would move the leadership as
+    // often as one sent it. All else comes from the sender: a proposal carries its maker's records,
+    // and a read's answer goes to its `from`, where an answer to a read asked earlier by another
+    // would look like a fresh one.
+    const forwarded = m.type === MessageType.MsgTransferLeader && this.c.isMember(this.peer);
+    if (m.to !== this.c.self || (m.from !== this.peer && !forwarded)) {
       throw new WrongNodeError(`message ${m.from}->${m.to} on the connection from node ${this.peer} to node ${this.c.self}`);
     }
   }
@@ -463,7 +466,8 @@ export class Inbound {
         windowLeftMs: this.c.idleTimeoutMs,
         windowEndsAt: 0,
       };
-      this.c.checkSnapshotSender(this.peer);
+      // Spools on disk are bounded by the members, each with its one connection.
+      if (!this.c.isMember(this.peer)) throw new SnapshotRejectedError(`node ${this.peer} is not a known peer`);
       this.assembly = a;
     } else if (a === undefined || a.streamId !== f.streamId || a.received !== f.offset || a.total !== f.total || f.header !== undefined) {
       throw new MalformedFrameError(`snapshot chunk at offset ${f.offset} of stream ${f.streamId} out of sequence`);

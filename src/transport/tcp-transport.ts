@@ -11,7 +11,6 @@ import {
   HandshakeTimeoutError,
   InsecureTransportError,
   ListenFailedError,
-  SnapshotRejectedError,
   ConnectionReplacedError,
   TooManyConnectionsError,
   TransportClosedError,
@@ -553,10 +552,7 @@ export class TcpTransport implements Transport {
       maxFrameBytes: this.config.maxFrameBytes,
       maxSnapshotBytes: this.o.maxSnapshotBytes ?? 1024 * MiB,
       snapshots: this.config.snapshots,
-      // Only a member the driver told us of may send one, on its one connection: spools on disk are bounded by the members.
-      checkSnapshotSender: (peer) => {
-        if (!this.peerAddresses.has(peer)) throw new SnapshotRejectedError(`node ${peer} is not a known peer`);
-      },
+      isMember: (peer) => this.peerAddresses.has(peer),
       handshakeTimeoutMs: this.handshakeTimeoutMs,
       idleTimeoutMs: this.idleTimeoutMs,
       secrets: this.secrets,

@@ -242,7 +242,7 @@ describe('snapshot chunk reassembly (seeded fuzz)', () => {
         learned: () => {},
         authenticated: () => {},
         snapshots: inMemorySnapshots,
-        checkSnapshotSender: () => {},
+        isMember: () => true,
         releases: new PendingReleases({ warn: () => {} }),
         abandonedStores: new Set(),
       });

@@ -13,6 +13,7 @@ import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
 import { ManualClock } from '../manual-clock.js';
 import { rawPeer, refusal, type RawPeer } from '../transport/raw-peer.js';
 import { STRANGER_CONNECTIONS } from '../../src/transport/tcp-transport.js';
+import { MessageType } from '../../src/raft/types.js';
 
 const SECRET = 'correct horse battery staple';
 const open: TcpTransport[] = [];
@@ -128,6 +129,25 @@ describe('peer authentication', () => {
     await closed(s);
     expect(b.log.has('TRANSPORT_WRONG_NODE')).toBe(true);
     expect(b.rec.messages.map((m) => m.commit)).toEqual([1]);
+  });
+
+  it('a transfer request naming a member comes only over a member’s connection: an id this node was not given is closed, and it is dropped', async () => {
+    // The core checks a transfer request's transferee, its `from`, not who sent it: from an id
+    // outside the configuration it would move the leadership as often as it is sent.
+    const b = await node({ id: 2, peers: { 1: '127.0.0.1:1' } });
+    const transfer = encodeMessage(newPacker(), msg(1, 2, { type: MessageType.MsgTransferLeader, term: 0 }));
+    const stranger = await rawPeer(b.t.address, 'c1', 9, 2, SECRET);
+    await stranger.send([transfer]);
+    await stranger.closed;
+    expect(refusal(stranger)).toBe('TRANSPORT_WRONG_NODE');
+    expect(b.rec.messages).toEqual([]);
+    // A member forwards one for another member, as a follower does to its leader.
+    const member = await rawPeer(b.t.address, 'c1', 1, 2, SECRET);
+    await member.send([encodeMessage(newPacker(), msg(1, 2, { type: MessageType.MsgTransferLeader, from: 3, term: 0 }))]);
+    await until(() => b.rec.messages.length === 1, "the member's transfer request");
+    expect(b.rec.messages.map((m) => [m.type, m.from])).toEqual([[MessageType.MsgTransferLeader, 3]]);
+    expect(member.socket.destroyed).toBe(false);
+    member.socket.destroy();
   });
 });
 

@@ -39,7 +39,7 @@ async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; i
     maxFrameBytes: 1024 * 1024,
     maxSnapshotBytes: 1024,
     snapshots: inMemorySnapshots,
-    checkSnapshotSender: () => {},
+    isMember: () => true,
     handshakeTimeoutMs: 60_000,
     idleTimeoutMs: 60_000,
     secrets: [],
