@@ -28,36 +28,45 @@ const CONFIG_HELP: Reply = [
  * Whether `name` matches a glob as Redis matches CONFIG GET's, without case: * any bytes, ? one,
  * \\ the next byte itself. The two-pointer walk that returns to the last star takes at most
  * name x pattern steps, and a pattern comes from the client: no regular expression built from it.
+ * The pattern is read as the walk goes, not first turned into tokens: the walk ends once the name
+ * is used up, so of a pattern of megabytes it reads a few dozen bytes (and a run of stars at once),
+ * where tokens for all of it held the event loop about 2 s per 4 MB command.
  */
 function globMatches(pattern: string, name: string): boolean {
-  // null: a star (a run of them is one); true: a question mark; a string: that byte.
-  const tokens: Array<string | null | true> = [];
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') {
-      if (tokens.at(-1) !== null) tokens.push(null);
-    } else tokens.push(c === '?' ? true : (c === '\\' && i + 1 < pattern.length ? pattern[++i]! : c).toLowerCase());
-  }
   const n = name.toLowerCase();
-  let t = 0;
+  let p = 0;
   let i = 0;
+  // Where the pattern goes on after the last star passed, and the name's byte it was last tried at.
   let star = -1;
   let resume = 0;
   while (i < n.length) {
-    const tok = t < tokens.length ? tokens[t] : undefined;
-    if (tok === null) {
-      star = t++;
+    const c = pattern[p];
+    if (c === '*') {
+      star = p = afterStars(pattern, p);
       resume = i;
-    } else if (tok === true || tok === n[i]) {
-      t++;
-      i++;
-    } else if (star !== -1) {
-      t = star + 1;
-      i = ++resume;
-    } else return false;
+      continue;
+    }
+    if (c !== undefined) {
+      const escaped = c === '\\' && p + 1 < pattern.length;
+      if ((c === '?' && !escaped) || (escaped ? pattern[p + 1]! : c).toLowerCase() === n[i]) {
+        p += escaped ? 2 : 1;
+        i++;
+        continue;
+      }
+    }
+    if (star === -1) return false;
+    p = star;
+    i = ++resume;
   }
-  while (t < tokens.length && tokens[t] === null) t++;
-  return t === tokens.length;
+  return afterStars(pattern, p) === pattern.length;
+}
+
+const NOT_STAR = /[^*]/g;
+
+/** Where the run of stars from `p` ends (`p` itself if none starts there): found natively, as a run stands for one star. */
+function afterStars(pattern: string, p: number): number {
+  NOT_STAR.lastIndex = p;
+  return NOT_STAR.exec(pattern)?.index ?? pattern.length;
 }
 
 /** CONFIG GET and HELP, in Redis 7's words; the rest are not there to change. */
