@@ -10,7 +10,7 @@ import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
 import { FileSnapshotStore, heldSnapshots, type SnapshotStore } from '../storage/snapshot-store.js';
 import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
-import { openInstanceId } from '../storage/instance-id.js';
+import { INSTANCE_FILE, openInstanceId } from '../storage/instance-id.js';
 import { PeerInstanceFile } from '../storage/peer-instances.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
@@ -1249,7 +1249,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** STATE_CORRUPT if `dataDir` has no wal/ but holds snapshot files. */
+/** STATE_CORRUPT if `dataDir` has no wal/ but holds snapshot files, or the instance id made after its WAL. */
 async function refuseLostWal(dataDir: string): Promise<void> {
   if (await exists(join(dataDir, 'wal'))) return;
   const held = await heldSnapshots(join(dataDir, 'snapshots')).catch(() => []);
@@ -1258,6 +1258,14 @@ async function refuseLostWal(dataDir: string): Promise<void> {
     throw new StateCorruptError(
       `there is no wal/ directory in ${dataDir}, but it holds the snapshot ${join(dataDir, 'snapshots', newest.name)}: ` +
         'the log and the term and vote that led to it were lost (put wal/ back, or restore the node from its peers)',
+    );
+  // The instance id is made only once the WAL beside it is durable. Kept, it would vouch to the
+  // peers for a new WAL with no vote and no log as the instance that voted and acknowledged.
+  const instance = join(dataDir, INSTANCE_FILE);
+  if (await exists(instance))
+    throw new StateCorruptError(
+      `there is no wal/ directory in ${dataDir}, but it holds the instance id ${instance} made beside it: ` +
+        'the log and the term and vote were lost (put wal/ back, or restore the node from its peers)',
     );
 }
 

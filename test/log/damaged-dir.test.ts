@@ -479,6 +479,17 @@ describe('a log that never took a snapshot', () => {
     await refused(deleted, 'WAL_CORRUPT', /holds no segment/);
     expect(readdirSync(join(deleted, 'wal')).filter((n) => n.endsWith('.wal'))).toEqual([]);
   });
+
+  it('with wal/ missing beside its instance file is STATE_CORRUPT, and nothing is created: peers would take a new node there, with no vote, for the instance they knew', async () => {
+    const dir = copyYoung();
+    renameSync(join(dir, 'wal'), join(dir, 'wal.saved'));
+    await refused(dir, 'STATE_CORRUPT', /no wal\/ directory.*instance/);
+    expect(existsSync(join(dir, 'wal'))).toBe(false);
+    renameSync(join(dir, 'wal.saved'), join(dir, 'wal'));
+    const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: new RecordingMachine() });
+    expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
+    await log.close();
+  });
 });
 
 describe("the directory's instance id and its record of the peers' instances", () => {
