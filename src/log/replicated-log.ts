@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { lstat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LogLostError, NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { members as confMembers } from '../raft/changer.js';
@@ -363,8 +363,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       if (wal === undefined && deps?.snapshots === undefined) {
         // What a restore stopped halfway left is no node's state, whatever it holds: its WAL may be empty.
         await refuseUnfinishedRestore(o.dataDir);
-        // Wal.open would make a new WAL where wal/ is missing: beside snapshots that is a lost log
-        // (see RaftStorage.open), refused before anything is created, so that wal/ can be put back.
+        // Wal.open would make a new WAL where wal/ is missing or empty: beside snapshots or the
+        // instance id that is a lost log (see RaftStorage.open), refused before anything is
+        // created, so that wal/ can be put back.
         await refuseLostWal(o.dataDir);
       }
       wal ??= await Wal.open(join(o.dataDir, 'wal'), {
@@ -1249,14 +1250,29 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** STATE_CORRUPT if `dataDir` has no wal/ but holds snapshot files, or the instance id made after its WAL. */
+/** Whether `dir` is a directory with nothing in it; false where it cannot be read (the open that follows reports why). */
+async function isEmptyDir(dir: string): Promise<boolean> {
+  return readdir(dir).then(
+    (names) => names.length === 0,
+    () => false,
+  );
+}
+
+/**
+ * STATE_CORRUPT if `dataDir` has no WAL (no wal/, or an empty one, which Wal.open would make a
+ * new WAL in) but holds what only a WAL leads to: snapshot files, or the instance id.
+ */
 async function refuseLostWal(dataDir: string): Promise<void> {
-  if (await exists(join(dataDir, 'wal'))) return;
+  const walDir = join(dataDir, 'wal');
+  let lost: string;
+  if (!(await exists(walDir))) lost = `there is no wal/ directory in ${dataDir}`;
+  else if (await isEmptyDir(walDir)) lost = `the wal/ directory ${walDir} is empty`;
+  else return;
   const held = await heldSnapshots(join(dataDir, 'snapshots')).catch(() => []);
   const newest = held.at(-1);
   if (newest !== undefined)
     throw new StateCorruptError(
-      `there is no wal/ directory in ${dataDir}, but it holds the snapshot ${join(dataDir, 'snapshots', newest.name)}: ` +
+      `${lost}, but ${dataDir} holds the snapshot ${join(dataDir, 'snapshots', newest.name)}: ` +
         'the log and the term and vote that led to it were lost (put wal/ back, or restore the node from its peers)',
     );
   // The instance id is made only once the WAL beside it is durable. Kept, it would vouch to the
@@ -1264,7 +1280,7 @@ async function refuseLostWal(dataDir: string): Promise<void> {
   const instance = join(dataDir, INSTANCE_FILE);
   if (await exists(instance))
     throw new StateCorruptError(
-      `there is no wal/ directory in ${dataDir}, but it holds the instance id ${instance} made beside it: ` +
+      `${lost}, but ${dataDir} holds the instance id ${instance} made beside its WAL: ` +
         'the log and the term and vote were lost (put wal/ back, or restore the node from its peers)',
     );
 }

@@ -490,6 +490,19 @@ describe('a log that never took a snapshot', () => {
     expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
     await log.close();
   });
+
+  it('with wal/ emptied of every file (LOCK too) beside its instance file is STATE_CORRUPT, and nothing is made there: it is no empty directory to make a WAL in', async () => {
+    const dir = copyYoung();
+    renameSync(join(dir, 'wal'), join(dir, 'wal.saved'));
+    mkdirSync(join(dir, 'wal'));
+    await refused(dir, 'STATE_CORRUPT', /wal\/ directory .* is empty.*instance/);
+    expect(readdirSync(join(dir, 'wal'))).toEqual([]);
+    rmSync(join(dir, 'wal'), { recursive: true });
+    renameSync(join(dir, 'wal.saved'), join(dir, 'wal'));
+    const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: new RecordingMachine() });
+    expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
+    await log.close();
+  });
 });
 
 describe("the directory's instance id and its record of the peers' instances", () => {
