@@ -329,6 +329,14 @@ export class FileSnapshotStore implements SnapshotStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SnapshotMissingError(snapshot.meta.index, snapshot.meta.term, this.dir);
       throw err;
     });
+    // Checked again, as the file may have been damaged since it was loaded: a stream of no bytes
+    // is never read, and a generator never started runs no finally, which closes the file.
+    try {
+      await readHeader(fh, file, size);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
     async function* chunks(): AsyncGenerator<Uint8Array> {
       try {
         for (let at = 0; at < size;) {

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FileSnapshotStore, readSnapshotFile, readSnapshotFileData } from '../../src/storage/snapshot-store.js';
+import { fdsUnder } from '../log/helpers.js';
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
 const conf = { voters: [1, 2, 3], learners: [4] };
@@ -205,6 +206,24 @@ describe('snapshot files', () => {
     await expect(readSnapshotFile(file)).rejects.toMatchObject(refused);
     // A backup an operator names through a link (raftlog snapshot restore) is theirs to make.
     expect((await readSnapshotFile(file, false, { followLinks: true })).meta).toEqual({ index: 7, term: 3, conf });
+  });
+
+  it('a held snapshot emptied, or cut inside its header, since it was checked is refused when opened to send, and no descriptor is left open', async () => {
+    for (const size of [0, 10]) {
+      const { store, file, dir } = await stored();
+      writeFileSync(file, readFileSync(file).subarray(0, size));
+      const snap = { meta: { index: 7, term: 3, conf }, data: new Uint8Array(0) };
+      // Released as the transport releases a stream it will not read: a stream of no bytes is never read.
+      const outcome = await store.open(snap).then(
+        async (out) => {
+          await out.chunks[Symbol.asyncIterator]().return?.(undefined);
+          return `opened, ${out.size} bytes`;
+        },
+        (err: unknown) => err,
+      );
+      expect(fdsUnder(dir), `cut to ${size} bytes`).toEqual([]);
+      expect(outcome).toMatchObject({ code: 'SNAPSHOT_CORRUPT', file, message: expect.stringMatching(/too short for a header/) });
+    }
   });
 
   it('refuses to open over a directory named like a snapshot or a temporary file, which a prune could not remove', async () => {
