@@ -363,7 +363,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       if (wal === undefined && deps?.snapshots === undefined) {
         // What a restore stopped halfway left is no node's state, whatever it holds: its WAL may be empty.
         await refuseUnfinishedRestore(o.dataDir);
-        // Wal.open would make a new WAL where wal/ is missing or empty: beside snapshots or the
+        // Wal.open would make a new WAL where wal/ is missing or holds none: beside snapshots or the
         // instance id that is a lost log (see RaftStorage.open), refused before anything is
         // created, so that wal/ can be put back.
         await refuseLostWal(o.dataDir);
@@ -1250,24 +1250,29 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Whether `dir` is a directory with nothing in it; false where it cannot be read (the open that follows reports why). */
-async function isEmptyDir(dir: string): Promise<boolean> {
-  return readdir(dir).then(
-    (names) => names.length === 0,
-    () => false,
-  );
+/**
+ * Why `dir`, a directory, holds no WAL: it is empty, or holds neither LOCK nor a file the WAL
+ * makes (what a volume formatted again holds, lost+found), which Wal.open makes a WAL in before
+ * it refuses the stray names. Undefined if it may hold one, or cannot be read (the open that
+ * follows reports why).
+ */
+async function noWalIn(dir: string): Promise<string | undefined> {
+  const names = await readdir(dir).catch(() => undefined);
+  if (names === undefined) return undefined;
+  if (names.length === 0) return `the wal/ directory ${dir} is empty`;
+  const walFile = (n: string): boolean => n === 'LOCK' || n.endsWith('.wal') || n.endsWith('.prealloc') || n.endsWith('.released');
+  if (names.some(walFile)) return undefined;
+  return `the wal/ directory ${dir} holds no WAL (no LOCK, no segment: only ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`;
 }
 
 /**
- * STATE_CORRUPT if `dataDir` has no WAL (no wal/, or an empty one, which Wal.open would make a
- * new WAL in) but holds what only a WAL leads to: snapshot files, or the instance id.
+ * STATE_CORRUPT if `dataDir` has no WAL (no wal/, or one that Wal.open would make a new WAL in)
+ * but holds what only a WAL leads to: snapshot files, or the instance id.
  */
 async function refuseLostWal(dataDir: string): Promise<void> {
   const walDir = join(dataDir, 'wal');
-  let lost: string;
-  if (!(await exists(walDir))) lost = `there is no wal/ directory in ${dataDir}`;
-  else if (await isEmptyDir(walDir)) lost = `the wal/ directory ${walDir} is empty`;
-  else return;
+  const lost = (await exists(walDir)) ? await noWalIn(walDir) : `there is no wal/ directory in ${dataDir}`;
+  if (lost === undefined) return;
   const held = await heldSnapshots(join(dataDir, 'snapshots')).catch(() => []);
   const newest = held.at(-1);
   if (newest !== undefined)

@@ -503,6 +503,17 @@ describe('a log that never took a snapshot', () => {
     expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
     await log.close();
   });
+
+  it('with wal/ holding no file of a WAL, only what a volume formatted again holds (lost+found), beside its instance file is STATE_CORRUPT, and nothing is made there', async () => {
+    const dir = copyYoung();
+    renameSync(join(dir, 'wal'), join(dir, 'wal.saved'));
+    mkdirSync(join(dir, 'wal', 'lost+found'), { recursive: true });
+    await refused(dir, 'STATE_CORRUPT', /wal\/ directory .* holds no WAL.*instance/);
+    expect(readdirSync(join(dir, 'wal'))).toEqual(['lost+found']);
+    // Nor once the stray directory is gone: no new WAL was left there by the refusal to open as one.
+    rmSync(join(dir, 'wal', 'lost+found'), { recursive: true });
+    await refused(dir, 'STATE_CORRUPT', /wal\/ directory .* is empty.*instance/);
+  });
 });
 
 describe("the directory's instance id and its record of the peers' instances", () => {
