@@ -7,6 +7,8 @@ import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { syncDir } from '../storage/durable-dir.js';
+import { INSTANCE_FILE } from '../storage/instance-id.js';
+import { PEER_INSTANCES_FILE } from '../storage/peer-instances.js';
 import { RESTORE_MARKER, markRestore, restoreUnfinished, unmarkRestore } from '../storage/unfinished-restore.js';
 import { FileSnapshotStore, heldSnapshots, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
@@ -233,6 +235,11 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
       throw err;
     })
   ).find((h) => h.index !== index || h.term !== 1);
+  // A node's identity (restore makes none: the first open does) would meet the new cluster as
+  // the old instance, and refuse the new members as replaced instances of the old ones.
+  const identity = [INSTANCE_FILE, PEER_INSTANCES_FILE].find((n) => lstatSync(join(dataDir, n), { throwIfNoEntry: false }) !== undefined);
+  if (identity !== undefined)
+    throw new CliError('DATA_EXISTS', `${dataDir} already holds ${join(dataDir, identity)}, a node's: restore into an empty directory`);
   // A restore stopped halfway left its marker: what it made here is its own, and this one goes on over it.
   const resuming = await restoreUnfinished(dataDir);
   if (other !== undefined)

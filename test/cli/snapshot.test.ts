@@ -428,6 +428,27 @@ it('a restore into a directory that holds another snapshot (a lost WAL, an earli
   expect(readdirSync(join(data, 'snapshots'))).toEqual(['snap-0000000000000009-3.snap']);
 });
 
+it("a restore into a directory that holds a node's instance id or its record of its peers' is DATA_EXISTS, and nothing is made", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const file = await backup(t.dir);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  // What a node's directory keeps when only wal/ and snapshots/ are deleted: restored there, the
+  // node would meet the new cluster as the old instance, and refuse its new members as replaced.
+  for (const [name, text] of [
+    ['instance', `${'a'.repeat(32)}\n`],
+    ['peer-instances', `2 ${'b'.repeat(32)} 5\n`],
+  ]) {
+    const data = join(t.dir, `data-${name}`);
+    mkdirSync(data);
+    writeFileSync(join(data, name), text);
+    expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`DATA_EXISTS: .*${name}`));
+    expect(readdirSync(data)).toEqual([name]);
+  }
+});
+
 it('a restore killed at any step is never opened as a node: open refuses it with RESTORE_INCOMPLETE, and running it again completes it', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
