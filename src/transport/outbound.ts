@@ -564,7 +564,10 @@ export class Outbound {
           else if (f.kind === 'pong' && this.state === 'open') heard();
           else if (f.kind === 'message' && this.state === 'open') {
             const m = f.message;
-            if (m.from !== peer || m.to !== this.c.self || m.type === MessageType.MsgSnap)
+            // A follower with no address for its leader forwards a transfer request here, and the
+            // request names the transferee as its sender; this peer is a member: it was dialed.
+            const forwarded = m.type === MessageType.MsgTransferLeader;
+            if ((m.from !== peer && !forwarded) || m.to !== this.c.self || m.type === MessageType.MsgSnap)
               throw new TransportError('TRANSPORT_MALFORMED_FRAME', `message ${m.from}->${m.to} answered on the connection to node ${peer}`);
             heard();
             this.c.deliver(m);

@@ -620,6 +620,16 @@ describe('TcpTransport', () => {
     expect(b.t.stats().peers[1]).toBeUndefined();
   });
 
+  it('delivers a transfer request a follower forwards on the connection its leader dialed, which names the transferee as its sender', async () => {
+    const { a, b } = await oneWay(); // b follows a, whose addition its log does not hold yet
+    b.t.send([msg(3, 1, { type: MessageType.MsgTransferLeader, term: 0 })]);
+    await until(() => a.rec.messages.some((m) => m.type === MessageType.MsgTransferLeader), 'the forwarded transfer request');
+    expect(a.rec.messages.filter((m) => m.type === MessageType.MsgTransferLeader).map((m) => m.from)).toEqual([3]);
+    expect(a.log.has(/connection to peer 2 .* lost/)).toBe(false);
+    await stillWorks(a.t, b.rec, 2); // the connection it came on is the one still open
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
+  });
+
   it('stops answering on a connection whose dialer does not read: the unsent bytes stay bounded', async () => {
     const b = await node({ id: 2 });
     const s = await raw(b.t.address, { from: 7, to: 2, clusterId: 'c1' });
