@@ -130,11 +130,9 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
         struct stat st;
         if (lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw notAFile();
       }
-    } else if (name != "." && name != ".." && name != kLockName) {
-      // A segment renamed, a file copied in by hand: nothing here may be guessed at.
+    } else if (name != "." && name != ".." && !IsWalName(name)) {
       closedir(d);
-      throw WalError(WalCode::kCorrupt, "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK, " + kPreallocName + ", recycled and released segments belong there)",
-                     JoinPath(dir, name), -1);
+      throw UnexpectedFile(dir, name);
     }
   }
   closedir(d);

@@ -70,7 +70,21 @@ bool IsRecycledName(const std::string& name) {
   return false;
 }
 
+bool IsWalName(const std::string& name) {
+  uint64_t seq, first, stamp;
+  return name == kLockName || name == kPreallocName || IsRecycledName(name) || ParseSegmentName(name, &seq, &first, &stamp) ||
+         IsReleasedName(name);
+}
+
 std::string JoinPath(const std::string& dir, const std::string& name) { return dir + "/" + name; }
+
+WalError UnexpectedFile(const std::string& dir, const std::string& name) {
+  // A segment renamed, a file copied in by hand: nothing here may be guessed at.
+  return WalError(WalCode::kCorrupt,
+                  "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK, " + kPreallocName +
+                      ", recycled and released segments belong there)",
+                  JoinPath(dir, name), -1);
+}
 
 void SyncDirFd(int fd, const std::string& dir) {
   if (fsync(fd) != 0) throw IoError("fsync directory", dir, errno);
@@ -120,14 +134,28 @@ bool HasWalFiles(const std::string& dir) {
   bool found = false;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    uint64_t seq, first, stamp;
-    if (name == kPreallocName || IsRecycledName(name) || ParseSegmentName(name, &seq, &first, &stamp) || IsReleasedName(name)) {
+    if (name != kLockName && IsWalName(name)) {
       found = true;
       break;
     }
   }
   closedir(d);
   return found;
+}
+
+// The scan would refuse any other name, but only after the open made LOCK and segment 1 here:
+// that empty WAL would outlive the refusal, and once the name is removed pass for the log.
+void RefuseUnexpectedFiles(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) throw IoError("open directory", dir, errno);
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != ".." && !IsWalName(name)) {
+      closedir(d);
+      throw UnexpectedFile(dir, name);
+    }
+  }
+  closedir(d);
 }
 
 // Creates dir and any missing parents; each new entry is fsynced in its parent.
@@ -261,6 +289,7 @@ std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir, const FirstSeg
                            " file, so it may still be open in a process whose lock file was removed. Make sure no "
                            "process uses it, then create an empty file " +
                            path + " and open it again");
+      RefuseUnexpectedFiles(dir);
       fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
       if (fd < 0 && errno == EEXIST) continue;
       created = true;

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "wal_error.h"
+
 namespace raftlog {
 
 constexpr const char* kPreallocName = "next.prealloc";
@@ -37,6 +39,11 @@ bool IsReleasedName(const std::string& name);
 // The name of recycled segment `slot` (0 to kMaxRecycled - 1), and whether a name is one.
 std::string RecycledName(int slot);
 bool IsRecycledName(const std::string& name);
+// Whether `name` belongs in a WAL directory: LOCK, a segment, a prepared, recycled or released
+// segment. Anything else there is refused (UnexpectedFile), by the scan and before a WAL is made
+// in an existing directory alike.
+bool IsWalName(const std::string& name);
+WalError UnexpectedFile(const std::string& dir, const std::string& name);
 std::string JoinPath(const std::string& dir, const std::string& name);
 
 // fsync the directory so that a created, renamed or removed entry survives a crash.
@@ -75,8 +82,9 @@ class DirLock {
   // durably: under a temporary name in its parent with LOCK and `first`
   // inside, fsynced, renamed into place, and the parent fsynced (missing
   // parents likewise). An existing directory with neither LOCK nor WAL files
-  // gets them in place, LOCK first. Throws WAL_LOCKED if anyone (this process
-  // included) holds the lock.
+  // gets them in place, LOCK first, unless it holds a name that belongs in no
+  // WAL directory: WAL_CORRUPT, and nothing made. Throws WAL_LOCKED if anyone
+  // (this process included) holds the lock.
   static std::unique_ptr<DirLock> Acquire(const std::string& dir, const FirstSegment& first);
   ~DirLock();
 

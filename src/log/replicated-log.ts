@@ -1252,9 +1252,9 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * Why `dir`, a directory, holds no WAL: it is empty, or holds neither LOCK nor a file the WAL
- * makes (what a volume formatted again holds, lost+found), which Wal.open makes a WAL in before
- * it refuses the stray names. Undefined if it may hold one, or cannot be read (the open that
- * follows reports why).
+ * makes (what a volume formatted again holds, lost+found), which Wal.open refuses only as a
+ * stray name (WAL_CORRUPT), not as the log lost. Undefined if it may hold one, or cannot be read
+ * (the open that follows reports why).
  */
 async function noWalIn(dir: string): Promise<string | undefined> {
   const names = await readdir(dir).catch(() => undefined);

@@ -147,6 +147,22 @@ describe('replay knows what must be there', () => {
     await wal.close();
   });
 
+  it('a directory that holds no WAL but a stray name (lost+found) is refused before a WAL is made in it, and left as it was', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'lost+found'));
+    await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({
+      code: 'WAL_CORRUPT',
+      file: join(dir, 'lost+found'),
+      message: expect.stringMatching(/unexpected file lost\+found/),
+    });
+    expect(readdirSync(dir)).toEqual(['lost+found']);
+    // With the name removed it is the empty directory a new WAL is made in.
+    rmSync(join(dir, 'lost+found'), { recursive: true });
+    const wal = await Wal.open(dir, SMALL);
+    expect(wal.lastIndex).toBe(0);
+    await wal.close();
+  });
+
   it('a directory under the name of a prepared or a released segment is refused at open, not at the first new segment', async () => {
     for (const name of ['next.prealloc', `${'0'.repeat(15)}9-${'0'.repeat(16)}-00000000000a.wal.released`]) {
       const dir = await written(3, { segmentBytes: 4096 });
