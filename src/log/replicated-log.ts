@@ -194,6 +194,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * snapshot after another, each superseded before it is on disk. @internal
    */
   private snapshotting = false;
+  /**
+   * The forgetting of every member removed so far, rejected if one failed. A snapshot past a
+   * removal is not made the restart point before it: a restart applies only the entries above
+   * that snapshot, so a forgetting lost in a crash would never be made again. @internal
+   */
+  private forgotten: Promise<unknown> = Promise.resolve();
   /** @internal */
   private readonly restore: SnapshotRestore;
   /** Bounds the wait for the state machine's snapshot stream once the log stops (see snapshotChunk). @internal */
@@ -392,7 +398,15 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       log = new ReplicatedLog<R>(
         id,
         storage,
-        { wal, snapshots, transport, clock: deps?.clock ?? realClock, random, logger, peerInstances: instance?.peers ?? null },
+        {
+          wal,
+          snapshots,
+          transport,
+          clock: deps?.clock ?? realClock,
+          random,
+          logger,
+          peerInstances: deps?.peerInstances !== undefined ? deps.peerInstances : (instance?.peers ?? null),
+        },
         o.stateMachine ?? (new NullStateMachine() as unknown as StateMachine<R>),
         o,
         new Map(memberIds.length > 0 ? Object.entries(peers).map(([k, v]) => [Number(k), v]) : [[id, listen ?? 'embedded']]),
@@ -703,7 +717,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** A member left the configuration at `index`: its link goes, and its instance is forgotten. @internal */
   private removePeer(peer: number, index: number): void {
     this.deps.transport?.removePeer(peer);
-    this.deps.peerInstances?.forget([peer], index).catch((err: unknown) => this.fail(err, `forgetting the instance of removed node ${peer}`));
+    const forgot = this.deps.peerInstances?.forget([peer], index);
+    if (forgot === undefined) return;
+    forgot.catch((err: unknown) => this.fail(err, `forgetting the instance of removed node ${peer}`));
+    this.forgotten = Promise.all([this.forgotten, forgot]);
+    this.forgotten.catch(() => undefined); // failed the node above; a snapshot waiting for it fails with it
   }
 
   /**
@@ -1064,7 +1082,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.sinceSnapshot = 0;
     this.snapshotting = true;
     this.storage
-      .compact(index, term, this.membership.conf, data, this.opts.snapshotCatchUpEntries)
+      .compact(index, term, this.membership.conf, data, this.opts.snapshotCatchUpEntries, this.forgotten)
       .then(() => {
         this.snapshotting = false;
         this.counters.snapshots++;

@@ -308,13 +308,27 @@ export class RaftStorage implements Storage {
    * releases the log below it, keeping the last `keepEntries` entries up to `index`
    * readable in memory (the catch-up window). Appends go on meanwhile: every entry up
    * to `index` was handed to the WAL before this call, and the WAL keeps its own order.
+   * `durable`: what must be on disk before a restart may open from this snapshot, and so
+   * never apply again the entries it covers. The WAL's marker waits for it; a rejection
+   * leaves the held snapshot and the marker as they were (compact rejects with it).
    */
-  compact(index: number, term: number, conf: ConfState, data: Uint8Array | AsyncIterable<Uint8Array>, keepEntries = 0): Promise<void> {
+  compact(
+    index: number,
+    term: number,
+    conf: ConfState,
+    data: Uint8Array | AsyncIterable<Uint8Array>,
+    keepEntries = 0,
+    durable: Promise<unknown> = Promise.resolve(),
+  ): Promise<void> {
     return this.serialSnapshot(async () => {
       if (index <= this.snapIndex()) return; // an older snapshot than the one held: nothing to gain
       // Read before the WAL's marker makes them unreadable there.
       await this.catchUpWindow(index, keepEntries);
-      await this.record(await this.snapshots.save({ meta: { index, term, conf }, data }), false);
+      const saved = await this.snapshots.save({ meta: { index, term, conf }, data });
+      // Waited for only now: the state machine's stream is written meanwhile, and closed whatever
+      // comes of it. A file left unrecorded goes at the next prune.
+      await durable;
+      await this.record(saved, false);
     });
   }
 

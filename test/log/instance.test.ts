@@ -4,8 +4,10 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
+import { Wal } from '../../src/wal/index.js';
 import { RecordingLogger } from '../recording-logger.js';
-import { RecordingMachine, enc, freePorts, leaderAmong, tempDir, waitFor } from './helpers.js';
+import { RecordingMachine, appendInTurns, enc, freePorts, leaderAmong, tempDir, waitFor } from './helpers.js';
 
 const SECRET = 'a secret for the instance id tests';
 const timing = { tickMs: 10, electionTicks: 40, heartbeatTicks: 4 };
@@ -195,5 +197,93 @@ describe('instance ids: a node that lost its data directory', () => {
     await waitFor('the late node to record the node added back', () => recordOf(late, gone.id) === added);
     // The leader, whose connection brought the snapshot, kept its record throughout: it proved it.
     expect(recordOf(late, leader.id)).toBe(readFileSync(join(leader.dir, 'instance'), 'utf8').trim());
+  });
+});
+
+describe("a removal's forgetting and the snapshots past it", () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  /**
+   * A node alone with a learner (never there) that it then removes, its forgetting held until
+   * the test settles it, and appends enough for a snapshot past the removal. Resolves once that
+   * snapshot's file is saved: the WAL's marker would be written next.
+   */
+  async function removedThenSnapshotSaved() {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const wal = await Wal.open(join(t.dir, 'wal'), { sync: 'none', preallocate: 'none' });
+    const markers: number[] = [];
+    const saveMarker = wal.saveSnapshot.bind(wal);
+    wal.saveSnapshot = (marker, options) => {
+      markers.push(marker.index);
+      return saveMarker(marker, options);
+    };
+    const snapshots = await FileSnapshotStore.open(join(t.dir, 'snapshots'), { create: true });
+    const saved: number[] = [];
+    const saveFile = snapshots.save.bind(snapshots);
+    snapshots.save = async (snapshot) => {
+      const s = await saveFile(snapshot);
+      saved.push(s.meta.index);
+      return s;
+    };
+    let settle!: (err?: Error) => void;
+    const forgetting = new Promise<void>((resolve, reject) => (settle = (err) => (err === undefined ? resolve() : reject(err))));
+    forgetting.catch(() => undefined);
+    const forgets: number[] = [];
+    const peerInstances = {
+      forget: async (_peers: Iterable<number>, index: number): Promise<void> => {
+        forgets.push(index);
+        await forgetting;
+      },
+      settled: () => forgetting.catch(() => undefined),
+    };
+    const logger = new RecordingLogger();
+    // A peer port, or the log could add no member.
+    const log = await ReplicatedLog.open(
+      {
+        dataDir: t.dir,
+        listen: '127.0.0.1:0',
+        insecure: true,
+        stateMachine: new RecordingMachine(),
+        snapshotEvery: 5,
+        sync: 'none',
+        preallocate: 'none',
+        logger,
+      },
+      { wal, snapshots, peerInstances },
+    );
+    cleanups.push(() => log.close());
+    cleanups.push(() => settle()); // before the close, which waits for the forgetting
+    await log.addLearner(2, '127.0.0.1:1');
+    await log.removeMember(2);
+    expect(forgets).toHaveLength(1);
+    const removal = forgets[0]!;
+    const appended = appendInTurns(log, 'r', 10);
+    appended.catch(() => undefined);
+    await appended;
+    await waitFor('a snapshot past the removal to be saved', () => saved.some((i) => i > removal));
+    return { log, logger, markers, removal, settle };
+  }
+
+  it('is made the restart point only once the forgetting is durable', async () => {
+    const { log, markers, removal, settle } = await removedThenSnapshotSaved();
+    // Its file is saved, the marker not written: a crash now restarts below the removal, which
+    // the node applies again, forgetting the removed member then.
+    expect(markers.filter((i) => i >= removal)).toEqual([]);
+    settle();
+    await waitFor('the snapshot to be recorded', () => markers.some((i) => i > removal));
+    expect(log.status().role).not.toBe('fatal');
+  });
+
+  it('is never made the restart point when the forgetting fails, which stops the node', async () => {
+    const { log, logger, markers, removal, settle } = await removedThenSnapshotSaved();
+    settle(Object.assign(new Error('disk full'), { code: 'ENOSPC' }));
+    await waitFor('the node to stop', () => log.status().role === 'fatal');
+    expect(logger.lines.some((l) => l.level === 'error' && /forgetting the instance of removed node 2/.test(l.message))).toBe(true);
+    await log.close(); // waits for the snapshot being written
+    expect(markers.filter((i) => i >= removal)).toEqual([]);
   });
 });
