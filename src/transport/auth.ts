@@ -61,14 +61,22 @@ export function proof(secret: Buffer, role: 'dialer' | 'acceptor', f: HandshakeF
   return h.digest();
 }
 
-/** Whether `got` proves knowledge of any of `secrets` (during a rotation, old and new verify). */
-export function verify(secrets: Buffer[], role: 'dialer' | 'acceptor', f: HandshakeFacts, got: Uint8Array): boolean {
-  let ok = false;
+/**
+ * The one of `secrets` that `got` proves knowledge of, if any (during a rotation, old and new
+ * verify): the connection keeps it, so that it is closed once a rotation drops that secret.
+ */
+export function verify(secrets: Buffer[], role: 'dialer' | 'acceptor', f: HandshakeFacts, got: Uint8Array): Buffer | undefined {
+  let proven: Buffer | undefined;
   for (const s of secrets) {
     const want = proof(s, role, f);
-    if (got.length === want.length && timingSafeEqual(want, got)) ok = true;
+    if (got.length === want.length && timingSafeEqual(want, got)) proven = s;
   }
-  return ok;
+  return proven;
+}
+
+/** Whether `secret` is still one of `secrets` (a reload builds new buffers: compared by content). */
+export function holds(secrets: Buffer[], secret: Buffer): boolean {
+  return secrets.some((s) => s.equals(secret));
 }
 
 const URI_PREFIX = 'raftlog://node/';

@@ -33,7 +33,7 @@ import {
   encodeRefuse,
 } from './wire.js';
 import type { ChunkFrame, Frame, HelloFrame } from './wire.js';
-import { NONCE_BYTES, nonce, proof, verify } from './auth.js';
+import { NONCE_BYTES, holds, nonce, proof, verify } from './auth.js';
 import type { HandshakeFacts } from './auth.js';
 import type { TransportLogger } from './transport.js';
 import type { IncomingSnapshot, SnapshotStreams } from './snapshot-streams.js';
@@ -52,8 +52,11 @@ export interface InboundConfig {
   handshakeTimeoutMs: number;
   /** A connection that carries no complete frame, and not STALL_WINDOW_BYTES, this long is closed. */
   idleTimeoutMs: number;
-  /** Secrets to verify the dialer's proof with; the first also proves this node. Empty: no secret. */
-  secrets: Buffer[];
+  /**
+   * The secrets now in force, to verify the dialer's proof with; the first also proves this node.
+   * Empty: no secret. Read at each step, so a handshake under way at a reload uses the new list.
+   */
+  secrets(): Buffer[];
   /** With mutual TLS: the node ids the peer's certificate names; the hello must claim one of them. */
   certIds?: number[];
   /** This node's instance id, sent in the challenge. */
@@ -142,6 +145,8 @@ export class Inbound {
   private stallTimer: NodeJS.Timeout | undefined;
   /** Between the hello and the proof: what the proof must be computed over. */
   private pending: { hello: HelloFrame; facts: HandshakeFacts } | undefined;
+  /** The secret the dialer proved (none without one): the connection is trusted only while the list holds it. */
+  private provenBy: Buffer | undefined;
 
   constructor(
     private readonly socket: net.Socket,
@@ -182,7 +187,16 @@ export class Inbound {
     return true;
   }
 
-  /** Closed for a newer connection: a snapshot stream under way on it is dropped, with its spool. */
+  /**
+   * Closes the connection if its dialer proved a secret that `secrets` no longer holds: whoever
+   * held only that secret (one that leaked, say) must not keep a connection it opened with it.
+   */
+  retire(secrets: Buffer[]): void {
+    if (this.closed || this.provenBy === undefined || holds(secrets, this.provenBy)) return;
+    this.replace(new AuthFailedError('the cluster secret it proved is no longer in the list'));
+  }
+
+  /** Closed for a newer connection, or a secret retired: a snapshot stream under way on it is dropped, with its spool. */
   replace(err: TransportError): void {
     this.refuse(err);
     // Not left to linger until its peer reads the refusal: until closed it holds one of the inbound
@@ -346,8 +360,10 @@ export class Inbound {
       if (this.pending === undefined) return this.onHello(f);
       if (f.kind !== 'proof') throw new MalformedFrameError(`expected the handshake proof, got a ${f.kind} frame`);
       const { hello, facts } = this.pending;
-      if (this.c.secrets.length > 0 && !verify(this.c.secrets, 'dialer', facts, f.proof)) {
-        throw new AuthFailedError(`node ${hello.from} did not prove it holds the cluster secret`);
+      const secrets = this.c.secrets();
+      if (secrets.length > 0) {
+        this.provenBy = verify(secrets, 'dialer', facts, f.proof);
+        if (this.provenBy === undefined) throw new AuthFailedError(`node ${hello.from} did not prove it holds the cluster secret`);
       }
       this.pending = undefined;
       const recording = admitInstance(this.c.peerInstances, hello.from, hello.instance);
@@ -415,7 +431,8 @@ export class Inbound {
         `hello claims node ${f.from}, the certificate names ${this.c.certIds.length === 0 ? 'no node' : `node ${this.c.certIds.join(', ')}`}`,
       );
     }
-    if (this.c.secrets.length > 0 && (f.nonce === undefined || f.nonce.length !== NONCE_BYTES)) throw new AuthFailedError('hello carries no challenge');
+    const secrets = this.c.secrets();
+    if (secrets.length > 0 && (f.nonce === undefined || f.nonce.length !== NONCE_BYTES)) throw new AuthFailedError('hello carries no challenge');
     const mine = nonce();
     const facts: HandshakeFacts = {
       version: WIRE_VERSION,
@@ -427,7 +444,7 @@ export class Inbound {
       ...(f.instance !== undefined ? { dialerInstance: f.instance } : {}),
       ...(this.c.instance !== undefined ? { acceptorInstance: this.c.instance } : {}),
     };
-    const p = this.c.secrets.length > 0 ? proof(this.c.secrets[0]!, 'acceptor', facts) : new Uint8Array(0);
+    const p = secrets.length > 0 ? proof(secrets[0]!, 'acceptor', facts) : new Uint8Array(0);
     this.pending = { hello: f, facts };
     this.socket.write(encodeFrames([encodeChallenge(this.c.packer, mine, p, this.c.instance)]));
   }

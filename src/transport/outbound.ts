@@ -14,7 +14,7 @@ import type { BackoffOptions } from './backoff.js';
 import { AuthFailedError, IdleTimeoutError, PeerRefusedError, PeerReplacedError, TransportError, type RefusalCounts } from './errors.js';
 import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame } from './wire.js';
 import type { Frame } from './wire.js';
-import { certNodeIds, nonce, proof, verify, type HandshakeFacts } from './auth.js';
+import { certNodeIds, holds, nonce, proof, verify, type HandshakeFacts } from './auth.js';
 import { FrameDecoder, encodeFrames, frameChunks } from './frame.js';
 import type { TransportLogger } from './transport.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
@@ -158,6 +158,8 @@ export class Outbound {
   private nextStreamId = 1;
   private lastError: Error | undefined;
   private openedAt = 0;
+  /** The secret the peer proved on the connection under way (none before its proof, or without one). */
+  private provenBy: Buffer | undefined;
 
   constructor(
     readonly peer: number,
@@ -222,6 +224,19 @@ export class Outbound {
     this.failSnapshots();
     clearTimeout(this.timer);
     this.connect();
+  }
+
+  /**
+   * Closes the connection if the peer proved a secret that `secrets` no longer holds: one that
+   * leaked must not keep trusted what answered with it. The redial comes at the first backoff
+   * step, as after a connection that lasted: a peer that holds the new list answers it.
+   */
+  retire(secrets: Buffer[]): void {
+    const s = this.socket;
+    if (s === undefined || this.provenBy === undefined || holds(secrets, this.provenBy)) return;
+    this.lastError = new AuthFailedError(`the cluster secret node ${this.peer} proved is no longer in the list`);
+    this.attempt = 0;
+    s.destroy();
   }
 
   /** The sources of snapshots cut off are released in the background, tracked in `releases`. */
@@ -450,6 +465,7 @@ export class Outbound {
   private connect(): void {
     this.state = 'connecting';
     this.lastError = undefined;
+    this.provenBy = undefined;
     let host: string;
     let port: number;
     try {
@@ -509,8 +525,9 @@ export class Outbound {
         ...(this.c.instance !== undefined ? { dialerInstance: this.c.instance } : {}),
         ...(f.instance !== undefined ? { acceptorInstance: f.instance } : {}),
       };
-      if (this.c.secrets.length > 0 && !verify(this.c.secrets, 'acceptor', facts, f.proof)) {
-        throw new AuthFailedError(`node ${peer} at ${this.address} did not prove it holds the cluster secret`);
+      if (this.c.secrets.length > 0) {
+        this.provenBy = verify(this.c.secrets, 'acceptor', facts, f.proof);
+        if (this.provenBy === undefined) throw new AuthFailedError(`node ${peer} at ${this.address} did not prove it holds the cluster secret`);
       }
       const recording = admitInstance(this.c.peerInstances, peer, f.instance);
       if (recording === undefined) return opened(facts);

@@ -450,14 +450,18 @@ export class TcpTransport implements Transport {
   }
 
   /**
-   * New cluster secrets (a rotation step: `[old, new]`, then `[new, old]`, then `[new]`):
-   * used for every handshake from now on; authenticated connections stay open.
+   * New cluster secrets (a rotation step: `[old, new]`, then `[new, old]`, then `[new]`): used for
+   * every handshake from now on, those under way included. A connection, either way, whose peer
+   * proved a secret no longer in the list is closed (TRANSPORT_AUTH_FAILED): a rotation away from a
+   * leaked secret leaves nothing open that it let in, and a peer holding the new list redials.
    */
   reloadSecrets(s: Secret | Secret[]): void {
     if (this.secrets.length === 0) throw new BadOptionError('reloadSecrets on a transport started without clusterSecret');
     const secrets = normalizeSecrets(s);
     this.secrets = secrets;
     this.config.secrets = secrets;
+    for (const p of this.outbound.values()) p.retire(secrets);
+    for (const c of this.inbound) c.retire(secrets);
   }
 
   private countRefusal(code: TransportError['code']): void {
@@ -555,7 +559,7 @@ export class TcpTransport implements Transport {
       isMember: (peer) => this.peerAddresses.has(peer),
       handshakeTimeoutMs: this.handshakeTimeoutMs,
       idleTimeoutMs: this.idleTimeoutMs,
-      secrets: this.secrets,
+      secrets: () => this.secrets,
       ...(certIds !== undefined ? { certIds } : {}),
       ...(this.config.instance !== undefined ? { instance: this.config.instance } : {}),
       ...(this.strangerAware !== undefined ? { peerInstances: this.strangerAware } : {}),

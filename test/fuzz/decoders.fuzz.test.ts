@@ -231,7 +231,7 @@ describe('snapshot chunk reassembly (seeded fuzz)', () => {
         maxSnapshotBytes,
         handshakeTimeoutMs: 60_000,
         idleTimeoutMs: 60_000,
-        secrets: [],
+        secrets: () => [],
         logger: { warn: () => {}, info: () => {}, error: () => {}, debug: () => {}, child: () => ({}) } as never,
         refusals: { warn: () => {} },
         packer: p,

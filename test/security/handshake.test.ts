@@ -121,6 +121,73 @@ describe('peer authentication', () => {
     await until(() => b.rec.messages.length === 1 && a.rec.messages.length === 1, 'messages both ways during a rotation');
   });
 
+  it('a rotation closes the connections, both ways, proved with a secret it drops, and only those; the peers redial', async () => {
+    const OLD = 'the old cluster secret';
+    const NEW = 'the new cluster secret';
+    // Idle limits far beyond the test: no connection here closes but for the rotation.
+    const slow = { electionTimeoutMs: 60_000, heartbeatIntervalMs: 1_000 };
+    const b = await node({ id: 2, clusterSecret: OLD, ...slow });
+    const a = await node({ id: 1, clusterSecret: OLD, peers: { 2: b.t.address }, ...slow });
+    b.t.addPeer(1, a.t.address);
+    // What the old secret let in besides: a holder of it in another node's name.
+    const intruder = await handshake(b.t.address, 3, 2, OLD);
+    await until(() => b.t.connectedPeers().has(3), 'the intruder to be admitted');
+    let n = 0;
+    const exchange = async (what: string): Promise<void> => {
+      n++;
+      a.t.send([msg(1, 2, { commit: n })]);
+      b.t.send([msg(2, 1, { commit: n })]);
+      await until(() => a.rec.messages.some((m) => m.commit === n) && b.rec.messages.some((m) => m.commit === n), what);
+    };
+    await exchange('messages both ways before the rotation');
+    const retired = /no longer in the list/;
+
+    for (const step of [
+      [OLD, NEW],
+      [NEW, OLD],
+    ]) {
+      for (const t of [a, b]) t.t.reloadSecrets(step);
+      await exchange(`messages both ways at [${step.join(', ')}]`);
+      expect(a.t.stats().peers[2]!.connects).toBe(1);
+      expect(b.t.stats().peers[1]!.connects).toBe(1);
+      expect(intruder.destroyed).toBe(false);
+      expect(b.t.connectedPeers().has(3)).toBe(true);
+      expect(a.log.has(retired) || b.log.has(retired)).toBe(false);
+    }
+
+    for (const t of [a, b]) t.t.reloadSecrets([NEW]);
+    await until(() => intruder.destroyed, 'the intruder’s connection to be closed');
+    await until(() => a.t.stats().peers[2]!.connects === 2 && b.t.stats().peers[1]!.connects === 2, 'both nodes to redial');
+    await exchange('messages both ways after the rotation');
+    expect(b.t.connectedPeers().has(3)).toBe(false);
+    // Each node closed its own two: the one it dialed, and the one it accepted.
+    for (const t of [a, b]) {
+      const closures = t.log.lines.filter((l) => retired.test(l.message));
+      expect(closures.length).toBeGreaterThanOrEqual(2);
+      for (const l of closures) expect(l).toMatchObject({ level: 'warn', fields: { code: 'TRANSPORT_AUTH_FAILED' } });
+    }
+  });
+
+  it('a handshake under way when a secret is dropped is judged by the new list', async () => {
+    const OLD = 'the old cluster secret';
+    const NEW = 'the new cluster secret';
+    const b = await node({ id: 2, clusterSecret: [NEW, OLD] });
+    const s = await connect(b.t.address);
+    const r = reader(s);
+    const mine = nonce();
+    const p = newPacker();
+    s.write(encodeFrames([encodeHello(p, 'c1', 1, 2, undefined, mine)]));
+    await until(() => r.frames.length > 0, 'the challenge');
+    const ch = r.frames[0]!;
+    if (ch.kind !== 'challenge') throw new Error(`expected a challenge, got ${ch.kind}`);
+    b.t.reloadSecrets([NEW]);
+    const facts = { version: WIRE_VERSION, clusterId: 'c1', dialer: 1, acceptor: 2, dialerNonce: mine, acceptorNonce: ch.nonce };
+    s.write(encodeFrames([encodeProof(p, proof(Buffer.from(OLD), 'dialer', facts))]));
+    await until(() => s.destroyed, 'the connection proving the dropped secret to be closed');
+    expect(b.log.has('did not prove it holds the cluster secret')).toBe(true);
+    expect(b.t.connectedPeers().has(1)).toBe(false);
+  });
+
   it('a connection authenticated as node 1 that sends a message from node 3 is closed, and the message dropped', async () => {
     const b = await node({ id: 2 });
     const s = await handshake(b.t.address, 1, 2, SECRET);

@@ -89,15 +89,23 @@ describe('ReplicatedLog peer authentication', () => {
         heartbeatTicks: 2,
         ...(logger !== undefined ? { logger } : {}),
       });
-    const logs = await Promise.all([1, 2, 3].map((id) => open(id, OLD)));
+    const loggers = [1, 2, 3].map(() => new RecordingLogger());
+    const logs = await Promise.all([1, 2, 3].map((id) => open(id, OLD, loggers[id - 1])));
     cleanups.push(() => Promise.all(logs.map((l) => l.close())));
     const appendSurely = (text: string): Promise<{ index: number }> => appendToLeader(logs, enc(text));
     await appendSurely('before');
 
     // The rotation: every node accepts both, then proves with the new one, then forgets the old.
+    // Only the last step closes anything: the connections the old secret proved.
+    const retired = /no longer in the list/;
     for (const step of [[OLD, NEW], [NEW, OLD], [NEW]]) {
       for (const l of logs) l.reloadCredentials({ clusterSecret: step });
-      await appendSurely(`during ${step.length}`);
+      if (step.length === 1) {
+        await waitFor('every node to close the connections the old secret proved', () => loggers.every((r) => r.has(retired)), 15_000);
+      }
+      const { index } = await appendSurely(`during ${step.length}`);
+      await waitFor('every node to apply it', () => logs.every((l) => l.status().applied >= index), 15_000);
+      if (step.length > 1) expect(loggers.some((r) => r.has(retired))).toBe(false);
     }
 
     // Node 3 comes back knowing only the new secret: its new connections are the test.

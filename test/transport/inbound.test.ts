@@ -42,7 +42,7 @@ async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; i
     isMember: () => true,
     handshakeTimeoutMs: 60_000,
     idleTimeoutMs: 60_000,
-    secrets: [],
+    secrets: () => [],
     logger,
     refusals: logger,
     packer: newPacker(),

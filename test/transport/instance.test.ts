@@ -67,11 +67,11 @@ describe('instance ids', () => {
     const secrets = [Buffer.from(SECRET)];
     for (const role of ['dialer', 'acceptor'] as const) {
       const p = proof(secrets[0]!, role, facts);
-      expect(verify(secrets, role, facts, p)).toBe(true);
-      expect(verify(secrets, role, { ...facts, dialerInstance: Buffer.from(B, 'hex') }, p)).toBe(false);
-      expect(verify(secrets, role, { ...facts, acceptorInstance: Buffer.from(A, 'hex') }, p)).toBe(false);
+      expect(verify(secrets, role, facts, p)).toBe(secrets[0]);
+      expect(verify(secrets, role, { ...facts, dialerInstance: Buffer.from(B, 'hex') }, p)).toBeUndefined();
+      expect(verify(secrets, role, { ...facts, acceptorInstance: Buffer.from(A, 'hex') }, p)).toBeUndefined();
       const { acceptorInstance: _, ...without } = facts;
-      expect(verify(secrets, role, without, p)).toBe(false);
+      expect(verify(secrets, role, without, p)).toBeUndefined();
     }
   });
 
