@@ -479,7 +479,13 @@ it('a restore killed at any step is never opened as a node: open refuses it with
     const killed = await restoreInto(data, join(t.dir, `ops-${k}.log`), [
       { op: step.op, glob: step.glob.replace('@', data), after: step.after, errno: 'KILL' },
     ]);
-    expect(killed.signal, `killed before ${step.what}: ${killed.stderr}`).toBe('SIGKILL');
+    if (killed.signal !== 'SIGKILL') {
+      // The writer thread zeroes the next segment ahead of need, as its timing allows: a run may
+      // finish without the step the reference run took. It must then have finished, never reaching it.
+      const glob = step.glob.replace('@', data);
+      const reached = killed.ops.filter((p) => ruleOp(p.op) === step.op && matches(glob, generic(p.path))).length > step.after;
+      expect({ code: killed.code, reached }, `not killed before ${step.what}: ${killed.stderr}`).toEqual({ code: 0, reached: false });
+    }
     // Before it made anything, the restore left nothing a node would take for its own; after it
     // finished, the node holds the backup's state. Anything between is refused.
     let finished = false;
