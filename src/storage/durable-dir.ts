@@ -2,7 +2,7 @@
 // and rename make an entry in the parent, and that entry is only durable once the parent
 // is fsynced.
 import { constants } from 'node:fs';
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { StateCorruptError } from './errors.js';
 
@@ -49,19 +49,34 @@ export async function writeFileDurably(dir: string, name: string, data: string):
   await syncDir(dir);
 }
 
+/**
+ * Opens `path` for reading, refusing anything but a regular file with `notAFile()`. A FIFO in a
+ * file's place would hold open() (and a thread of libuv's pool) until a writer came, and a
+ * directory opens too and fails only at the read: O_NONBLOCK returns at once, and fstat then
+ * tells either from a file (O_NONBLOCK does not change reads of a regular file).
+ */
+export async function openRegularFile(path: string, notAFile: () => Error, flags = 0): Promise<{ fh: FileHandle; size: number }> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | flags);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw notAFile();
+    return { fh, size: st.size };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
 /** The file's text, at most `maxBytes` of it (one more byte than that says it is larger); undefined if it does not exist. */
 export async function readSmallFile(path: string, maxBytes: number): Promise<string | undefined> {
   let fh;
   try {
-    // Non-blocking: opening a FIFO for reading otherwise waits for a writer, for ever.
-    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    ({ fh } = await openRegularFile(path, () => new StateCorruptError(`${path} is not a file`)));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
   try {
-    // A directory or a FIFO opens for reading too, and fails (or waits) only at the read.
-    if (!(await fh.stat()).isFile()) throw new StateCorruptError(`${path} is not a file`);
     const buf = Buffer.alloc(maxBytes + 1);
     let n = 0;
     while (n < buf.length) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { MAX_INDEX, MAX_TERM, type ConfState, type Snapshot, type SnapshotMeta } from '../raft/types.js';
 import { crc32c } from '../wal/index.js';
 import { checkConfState } from '../raft/changer.js';
-import { makeDurableDir, syncDir } from './durable-dir.js';
+import { makeDurableDir, openRegularFile, syncDir } from './durable-dir.js';
 import { usableDir } from '../wal/usable-dir.js';
 import { SnapshotCorruptError, SnapshotDirError, SnapshotMissingError, SnapshotVersionError } from './errors.js';
 
@@ -471,25 +471,15 @@ export interface SnapshotFileOptions {
 }
 
 /**
- * Opens a snapshot file for reading, refusing anything but a regular file. A FIFO in a
- * snapshot's place would block open() (and a thread of libuv's pool) until a writer came,
- * hanging the node's open and `raftlog inspect`; O_NONBLOCK returns at once, and fstat
- * then tells it from a file (O_NONBLOCK does not change reads of a regular file).
+ * Opens a snapshot file for reading, refusing anything but a regular file (a FIFO in a
+ * snapshot's place would hang the node's open and `raftlog inspect`: see openRegularFile).
  */
 async function openSnapshotFile(file: string, followLinks: boolean): Promise<{ fh: FileHandle; size: number }> {
-  const flags = constants.O_RDONLY | constants.O_NONBLOCK | (followLinks ? 0 : constants.O_NOFOLLOW);
-  const fh = await open(file, flags).catch((err: unknown) => {
+  const notAFile = (): Error => new SnapshotCorruptError(file, 'it is not a regular file, so not a snapshot file');
+  return openRegularFile(file, notAFile, followLinks ? 0 : constants.O_NOFOLLOW).catch((err: unknown) => {
     if (!followLinks && (err as NodeJS.ErrnoException).code === 'ELOOP') throw new SnapshotCorruptError(file, 'it is a symbolic link, not a snapshot file');
     throw err;
   });
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new SnapshotCorruptError(file, 'it is not a regular file, so not a snapshot file');
-    return { fh, size: st.size };
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
 }
 
 /** The header and meta of a snapshot file, once its lengths agree with its size (meta not yet checksummed). */
