@@ -462,6 +462,12 @@ describe('a log that never took a snapshot', () => {
     cpSync(young.dir, d.dir, { recursive: true });
     return d.dir;
   };
+  /** Opens `dir`, a copy put back as it was, with its five records. */
+  const opensYoung = async (dir: string): Promise<void> => {
+    const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: new RecordingMachine() });
+    expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
+    await log.close();
+  };
 
   it('with its only segment emptied or deleted is WAL_CORRUPT, not a new node that could vote again in a term it voted in', async () => {
     const emptied = copyYoung();
@@ -470,9 +476,7 @@ describe('a log that never took a snapshot', () => {
     truncateSync(file, 0);
     await refused(emptied, 'WAL_CORRUPT', /at offset 0: missing segment header/);
     writeFileSync(file, good);
-    const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: emptied, stateMachine: new RecordingMachine() });
-    expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
-    await log.close();
+    await opensYoung(emptied);
 
     const deleted = copyYoung();
     rmSync(onlySegment(deleted));
@@ -486,9 +490,7 @@ describe('a log that never took a snapshot', () => {
     await refused(dir, 'STATE_CORRUPT', /no wal\/ directory.*instance/);
     expect(existsSync(join(dir, 'wal'))).toBe(false);
     renameSync(join(dir, 'wal.saved'), join(dir, 'wal'));
-    const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: new RecordingMachine() });
-    expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
-    await log.close();
+    await opensYoung(dir);
   });
 
   it('with wal/ emptied of every file (LOCK too) beside its instance file is STATE_CORRUPT, and nothing is made there: it is no empty directory to make a WAL in', async () => {
@@ -499,9 +501,7 @@ describe('a log that never took a snapshot', () => {
     expect(readdirSync(join(dir, 'wal'))).toEqual([]);
     rmSync(join(dir, 'wal'), { recursive: true });
     renameSync(join(dir, 'wal.saved'), join(dir, 'wal'));
-    const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: new RecordingMachine() });
-    expect(log.status().lastIndex).toBeGreaterThanOrEqual(5);
-    await log.close();
+    await opensYoung(dir);
   });
 
   it('with wal/ holding no file of a WAL, only what a volume formatted again holds (lost+found), beside its instance file is STATE_CORRUPT, and nothing is made there', async () => {
