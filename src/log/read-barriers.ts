@@ -67,8 +67,9 @@ export class ReadBarriers {
       const key = readContextKey(ctx);
       batch = this.batch = { ctx, waiters: new Map() };
       this.reads.set(key, batch);
+      const opened = batch;
       this.clock.defer(() => {
-        this.batch = null;
+        if (this.batch === opened) this.batch = null;
         this.request(key);
       });
     }
@@ -147,6 +148,10 @@ export class ReadBarriers {
       if (err.reason === 'too-many-pending') this.refuse(key, b, err);
       return;
     }
+    // Asked before its turn ended (a re-ask, a new leader): the leader may fix the read index on
+    // receipt, so a barrier that joined from now on could be answered with a point older than a
+    // write that completed before it began. Later barriers make a batch of their own.
+    if (this.batch === b) this.batch = null;
     this.host.schedulePump();
   }
 
@@ -164,10 +169,7 @@ export class ReadBarriers {
     const key = readContextKey(rs.context);
     const b = this.reads.get(key);
     if (b === undefined) return;
-    this.reads.delete(key);
-    // The periodic re-ask can get this turn's batch answered before its own request goes out;
-    // a barrier joining it after this would wait for an answer that already came.
-    if (this.batch === b) this.batch = null;
+    this.reads.delete(key); // an answered batch is closed already: its request went out
     for (const resolve of b.waiters.keys()) {
       if (this.host.applied() >= rs.index) resolve();
       else this.appliedWaiters.push({ index: rs.index, resolve });

@@ -177,6 +177,44 @@ describe('read barriers', () => {
     expect(after.state).toBe('resolved');
   });
 
+  it('a batch asked for early by a re-ask takes no further barriers: the leader may have fixed its read index before they began', () => {
+    const { host, barriers } = setup();
+    const early = enrol(barriers);
+    for (let i = 0; i < ELECTION_TICKS; i++) barriers.onTick(); // the periodic re-ask sends this turn's batch
+    expect(host.requests).toHaveLength(1);
+    const sent = host.requests[0]!;
+    // The leader answers at its commit index of when the request reached it; a write at 7 then
+    // completes (on another node), and only after that does this barrier begin.
+    const late = enrol(barriers);
+    host.appliedIndex = 5;
+    barriers.onReadStates([{ index: 5, context: sent }]);
+    expect(early.state).toBe('resolved');
+    expect(late.state).toBe('waiting');
+    host.endTurn();
+    const own = host.requests[host.requests.length - 1]!;
+    expect(same(own, sent)).toBe(false);
+    barriers.onReadStates([{ index: 7, context: own }]);
+    expect(late.state).toBe('waiting');
+    barriers.onApplied(7);
+    expect(late.state).toBe('resolved');
+  });
+
+  it('a batch sent to a new leader before its turn ends takes no further barriers', () => {
+    const { host, barriers } = setup();
+    host.lead = 0;
+    const early = enrol(barriers);
+    host.lead = 2;
+    barriers.onNewLeader();
+    expect(host.requests).toHaveLength(1);
+    const late = enrol(barriers);
+    barriers.onReadStates([{ index: 0, context: host.requests[0]! }]);
+    expect([early.state, late.state]).toEqual(['resolved', 'waiting']);
+    host.endTurn();
+    expect(host.requests).toHaveLength(2);
+    barriers.onReadStates([{ index: 0, context: host.requests[1]! }]);
+    expect(late.state).toBe('resolved');
+  });
+
   it('reject every unanswered barrier with an error of its own when told to', () => {
     const { host, barriers } = setup();
     const a = enrol(barriers);
