@@ -162,6 +162,8 @@ function statusOf(code: string): number {
     case 'LOG_FATAL':
     case 'TIMEOUT':
     case 'APPEND_NOT_COMMITTED':
+    // A membership change whose leader was lost: it may yet commit, as after a TIMEOUT.
+    case 'APPEND_OUTCOME_UNKNOWN':
       return 503;
     default:
       return 500;

@@ -9,7 +9,16 @@ import { ConfChangeType, type ConfChange, type ConfChangeV2, type ConfState, typ
 import type { Transport } from '../transport/transport.js';
 import type { Logger } from '../logger.js';
 import type { Deadlines } from './deadlines.js';
-import { AlreadyMemberError, InvalidArgumentError, NotCaughtUpError, NotCommittedError, NotLeaderError, NotMemberError, type LogError } from './errors.js';
+import {
+  AlreadyMemberError,
+  InvalidArgumentError,
+  NotCaughtUpError,
+  NotCommittedError,
+  NotLeaderError,
+  NotMemberError,
+  OutcomeUnknownError,
+  type LogError,
+} from './errors.js';
 import { MAX_HOST_LENGTH, isPeerAddress } from '../transport/address.js';
 
 /**
@@ -216,14 +225,15 @@ export class Membership {
   }
 
   /**
-   * The leader this node proposed through is gone: its changes may or may not commit, and no
-   * longer can be told apart here. A change that removed this leader resolves now: the leader
-   * stepped down after its hand-off (or lost its leadership otherwise) and can do no more for it.
+   * The leader this node proposed through is gone: its changes may or may not commit (a follower
+   * that holds one may lead next and commit it), and no longer can be told apart here. A change
+   * that removed this leader resolves now: the leader stepped down after its hand-off (or lost
+   * its leadership otherwise) and can do no more for it.
    */
   onLeaderLost(): void {
     for (const [index, c] of this.confPending) {
       this.confPending.delete(index);
-      c.reject(new NotCommittedError('leadership changed before the membership change committed'));
+      c.reject(new OutcomeUnknownError('leadership changed before the membership change was known to commit'));
     }
     const done = [...this.confHandoff];
     this.confHandoff.clear();
