@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { ADMIN_REFUSAL_CODES, adminHandler, serveAdmin, type AdminServer } from '../../src/admin/index.js';
 import { KvStateMachine } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { OutcomeUnknownError } from '../../src/log/errors.js';
 import { enc, freePorts, tempDir } from '../log/helpers.js';
 import { parsePrometheus } from './prometheus-text.js';
 import { until } from '../transport/helpers.js';
@@ -555,6 +556,14 @@ describe('the admin endpoint', () => {
       expect(res.status, JSON.stringify(changes)).toBe(400);
       expect(await res.json()).toMatchObject({ code: 'INVALID_ARGUMENT' });
     }
+  });
+
+  it('a membership change whose outcome is unknown is answered 503, as a timeout is: the node cannot tell now', async () => {
+    const { log, url } = await node();
+    log.addMember = () => Promise.reject(new OutcomeUnknownError('leadership changed before the membership change was known to commit'));
+    const res = await fetch(`${url}/members/add`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ id: 2, address: '127.0.0.1:9' }) });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: 'APPEND_OUTCOME_UNKNOWN' });
   });
 
   it('members/add with a learner flag that is not a boolean is refused, not taken as a voter', async () => {
