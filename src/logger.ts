@@ -25,3 +25,36 @@ export const silentLogger: Logger = {
   error: ignore,
   child: () => silentLogger,
 };
+
+/**
+ * `logger` with every call that throws ignored, the line lost. The log calls its logger from
+ * inside the steps that stop it and settle its callers' promises: a throw there would leave the
+ * node stopped halfway, its appends never settled, and the error loose in the process.
+ */
+export function guardedLogger(logger: Logger): Logger {
+  // Looked up at each call: pino swaps a level's method when the level changes.
+  const guard =
+    (level: Exclude<keyof Logger, 'child'>): LogMethod =>
+    (fields, message) => {
+      try {
+        logger[level](fields, message);
+      } catch {
+        // nowhere left to say it: the logger is what failed
+      }
+    };
+  const guarded: Logger = {
+    trace: guard('trace'),
+    debug: guard('debug'),
+    info: guard('info'),
+    warn: guard('warn'),
+    error: guard('error'),
+    child: (bindings) => {
+      try {
+        return guardedLogger(logger.child(bindings));
+      } catch {
+        return guarded; // its lines lose the bindings rather than the caller failing
+      }
+    },
+  };
+  return guarded;
+}

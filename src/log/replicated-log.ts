@@ -18,7 +18,7 @@ import type { Secret } from '../transport/auth.js';
 import type { Transport } from '../transport/transport.js';
 import { isPeerAddress } from '../transport/address.js';
 import { defer } from '../defer.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { guardedLogger, silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError, type WalStats } from '../wal/index.js';
 import { codeOf } from '../errors.js';
 import { RaftError } from '../raft/errors.js';
@@ -353,7 +353,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const listen = o.listen ?? peers[id];
     const tcp = deps?.transport === undefined && (memberIds.length > 1 || listen !== undefined);
     if (tcp) requirePeerAuthentication(o);
-    const logger = (o.logger ?? deps?.logger ?? silentLogger).child({ node: id });
+    const logger = guardedLogger(o.logger ?? deps?.logger ?? silentLogger).child({ node: id });
     let wal: LogStore | undefined = deps?.wal;
     let transport: Transport | null = null;
     let log: ReplicatedLog<R> | undefined;

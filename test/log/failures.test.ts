@@ -10,6 +10,7 @@ import { readAll } from '../../src/log/state-machine.js';
 import { RECORD_VERSION } from '../../src/log/record-batch.js';
 import type { LogStore, SnapshotMarker } from '../../src/storage/log-store.js';
 import type { Entry, HardState } from '../../src/raft/types.js';
+import type { Logger } from '../../src/logger.js';
 import { Wal, WalIoError } from '../../src/wal/index.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RecordingMachine, enc, fdsUnder, tempDir, waitFor } from './helpers.js';
@@ -384,6 +385,54 @@ describe('ReplicatedLog failures', () => {
     await log.append(enc('a'));
     await log.close();
     expect(logger.lines.find((l) => /closing the WAL failed/.test(l.message))?.fields).toMatchObject({ code: 'WAL_IO' });
+  });
+
+  it('a logger that throws stops nothing halfway: a state machine failure still settles each append with LOG_FATAL, and close frees the directory', async () => {
+    const dir = fresh();
+    const broken: Logger = {
+      trace: () => {
+        throw new Error('logger broke');
+      },
+      debug: () => {
+        throw new Error('logger broke');
+      },
+      info: () => {
+        throw new Error('logger broke');
+      },
+      warn: () => {
+        throw new Error('logger broke');
+      },
+      error: () => {
+        throw new Error('logger broke');
+      },
+      child: () => broken,
+    };
+    const loose: unknown[] = [];
+    const onLoose = (reason: unknown): void => void loose.push(reason);
+    process.on('unhandledRejection', onLoose);
+    process.on('uncaughtException', onLoose);
+    onTestFinished(() => {
+      process.off('unhandledRejection', onLoose);
+      process.off('uncaughtException', onLoose);
+    });
+    const sm = new RecordingMachine();
+    // Bounded, so that a promise left pending fails here, naming itself.
+    const settled = <T>(p: Promise<T>, what: string): Promise<T> =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} still pending after 15 s`)), 15_000))]);
+    const log = await settled(ReplicatedLog.open({ dataDir: dir, stateMachine: sm, logger: broken }), 'open()');
+    await settled(log.append(enc('a')), 'the first append');
+    sm.apply = () => {
+      throw new Error('apply refused');
+    };
+    const outcome = log.append(enc('b')).then(
+      () => 'resolved',
+      (err: unknown) => err,
+    );
+    expect(await settled(outcome, 'the append apply() refused')).toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(/apply refused/) });
+    expect(log.status().role).toBe('fatal');
+    await log.close();
+    expect(fdsUnder(dir)).toEqual([]);
+    expect(loose).toEqual([]);
   });
 
   it('the library writes nothing to the console', async () => {
