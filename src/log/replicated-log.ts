@@ -699,20 +699,28 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** @internal */
   private async stop(): Promise<void> {
-    if (!this.closed) {
-      this.closing = true;
-      if (this.lead !== 0) this.appends.propose();
-      // Those no leader took stay unproposed: a leader that appears during the grace must not
-      // be handed records their callers were told would fail, and none need be waited for.
-      this.appends.failAll(() => new ClosedError());
-      const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
-      for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
-        await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));
+    // The log's timers do not hold the process open (an idle log must not), and a close may wait
+    // on nothing else: the grace below, a snapshot stream's deadline. A process with no other
+    // work would exit under the close() it awaits, its WAL never closed.
+    const hold = setInterval(() => undefined, 1 << 30);
+    try {
+      if (!this.closed) {
+        this.closing = true;
+        if (this.lead !== 0) this.appends.propose();
+        // Those no leader took stay unproposed: a leader that appears during the grace must not
+        // be handed records their callers were told would fail, and none need be waited for.
+        this.appends.failAll(() => new ClosedError());
+        const graceMs = 2 * this.opts.electionTicks * this.opts.tickMs;
+        for (let waited = 0; this.proposals.size > 0 && waited < graceMs && !this.closed; waited += this.opts.tickMs) {
+          await new Promise<void>((r) => this.deps.clock.setTimeout(r, this.opts.tickMs));
+        }
+        this.proposals.leaderLost('the log was closed before the record was known to commit');
+        this.shutdown(new ClosedError());
       }
-      this.proposals.leaderLost('the log was closed before the record was known to commit');
-      this.shutdown(new ClosedError());
+      await this.release();
+    } finally {
+      clearInterval(hold);
     }
-    await this.release();
   }
 
   /** A member left the configuration at `index`: its link goes, and its instance is forgotten. @internal */

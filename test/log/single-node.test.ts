@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -372,6 +373,30 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     const log = await ReplicatedLog.open({ dataDir: dir });
     await log.append(enc('fine'));
     await log.close();
+  });
+
+  it('close() holds the process open until it is done: a process whose only work is the close it awaits gets to the end of it', async () => {
+    const dir = fresh();
+    const child = spawn(process.execPath, ['--import', 'tsx', new URL('./close-child.ts', import.meta.url).pathname, dir, '100'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', resolve);
+    });
+    expect({ code, stdout, stderr }).toMatchObject({ code: 0, stdout: expect.stringContaining('"closed":true') });
+    const { acked } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { acked: number[] };
+    expect(acked.length).toBeGreaterThan(0);
+    // What the close acknowledged is there after it.
+    const sm = new RecordingMachine();
+    const again = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm });
+    const seen = new Set(sm.applied.map((a) => a.index));
+    for (const i of acked) expect(seen.has(i)).toBe(true);
+    await again.close();
   });
 
   it('a second open of the same directory fails with the WAL lock error', async () => {
