@@ -691,7 +691,14 @@ void Writer::Rotate(uint64_t seq, uint64_t firstIndex, uint64_t stamp) {
     close(fd);
     throw IoError("rename " + from + " to", to, err);
   }
-  if (options_.sync) SyncDirFd(dirFd_, options_.dir);
+  if (options_.sync) {
+    try {
+      SyncDirFd(dirFd_, options_.dir);
+    } catch (...) {
+      close(fd);  // not yet fd_: Stop would never close it
+      throw;
+    }
+  }
   if (fd_ >= 0) close(fd_);
   fd_ = fd;
   seq_ = seq;

@@ -4,6 +4,7 @@
 // this same process finds. Usage: fault-child.ts <dir> <appends> <preallocate> [compact]
 // With `compact`, a snapshot marker and a release of the segments below it every
 // 20 appends, so that released segments are recycled.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { Wal, type WalOptions } from '../../src/wal/index.js';
 import { range } from './helpers.js';
 
@@ -55,6 +56,17 @@ for (let i = 1; i <= count; i++) {
   }
 }
 await wal.close();
+/** Files under the WAL directory this process still holds open: none once a close settled. */
+const held = (): string[] =>
+  readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      return target.startsWith(`${dir}/`) ? [target] : [];
+    } catch {
+      return []; // closed meanwhile (the fd readdir itself used)
+    }
+  });
+const heldAfterClose = held();
 const again = await Wal.open(dir, { segmentBytes: 4096 });
 let intact = true;
 for (let i = again.firstIndex; i <= acked; i++) {
@@ -65,4 +77,5 @@ for (let i = again.firstIndex; i <= acked; i++) {
 const reopenedLast = again.lastIndex;
 await again.append(range(reopenedLast + 1, reopenedLast + 2, 1));
 await again.close();
-process.stdout.write(JSON.stringify({ opens, acked, appendError, reopenedLast, intact, warnings }) + '\n');
+heldAfterClose.push(...held());
+process.stdout.write(JSON.stringify({ opens, acked, appendError, reopenedLast, intact, warnings, heldAfterClose }) + '\n');

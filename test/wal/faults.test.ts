@@ -23,6 +23,8 @@ interface Result {
   reopenedLast: number;
   intact: boolean;
   warnings: string[];
+  /** Files under the WAL directory still open in the child after each close settled. */
+  heldAfterClose?: string[];
 }
 
 async function run(rules: (base: string) => FaultRule[], appends = 20, preallocate = 'fallocate', compact = false) {
@@ -36,7 +38,10 @@ async function run(rules: (base: string) => FaultRule[], appends = 20, prealloca
   });
   expect(r.code, r.stderr).toBe(0);
   const lines = r.stdout.trim().split('\n');
-  return { base, dir, ops: r.ops, result: JSON.parse(lines.at(-1)!) as Result };
+  const result = JSON.parse(lines.at(-1)!) as Result;
+  // Whatever failed, a close leaves nothing of the directory open.
+  expect(result.heldAfterClose ?? []).toEqual([]);
+  return { base, dir, ops: r.ops, result };
 }
 
 const at = (ops: FaultOp[], pred: (o: FaultOp, k: number) => boolean): number => ops.findIndex(pred);
@@ -124,6 +129,19 @@ describe('WAL under disk faults', () => {
     expect(result.acked).toBe(rule.after);
     expect(result.appendError).toMatchObject({ code: 'WAL_IO', message: expect.stringMatching(message) });
     expect(result.reopenedLast).toBeGreaterThanOrEqual(rule.after);
+    expect(result.intact).toBe(true);
+  });
+
+  it('fails the append that starts a segment when the directory sync after its rename fails, and close leaves no fd open', async () => {
+    // The first sync of wal/ itself is the first rotation's (the open syncs its parent).
+    const { dir, ops, result } = await run((b) => [{ op: 'fsync', glob: join(b, 'x', 'wal'), errno: 'EIO' }]);
+    expect(ops.filter((o) => o.fault)).toMatchObject([{ op: 'fsync', path: dir }]);
+    expect(ops.findIndex((o) => o.fault)).toBeGreaterThan(ops.findIndex((o) => o.op === 'rename' && o.path.endsWith('/next.prealloc')));
+    expect(result.opens).toEqual([{ ok: true }]);
+    expect(result.acked).toBeGreaterThan(0);
+    expect(result.acked).toBeLessThan(20);
+    expect(result.appendError).toMatchObject({ code: 'WAL_IO', message: expect.stringMatching(/fsync directory.*Input\/output error/) });
+    expect(result.reopenedLast).toBe(result.acked);
     expect(result.intact).toBe(true);
   });
 
