@@ -87,6 +87,11 @@ void Writer::Seal(Job& job) {
       submitStamp_ = LoadStamp(p);
     }
     while (p < end) {
+      // Checked before the record is touched: a record read past its chunk would be
+      // checksummed, stamped and written from memory the job does not own.
+      const auto left = static_cast<uint64_t>(end - p);
+      if (left < kHeaderBytes || Align8(kHeaderBytes + uint64_t(Load32(p + 4))) > left)
+        throw WalError(WalCode::kIo, "internal error: a record of segment " + std::to_string(c.seq) + " runs past the end of its chunk");
       uint32_t length = Load32(p + 4);
       StoreStamp(p, submitStamp_);
       if (p[8] != kKindMarker) Store32(p, Crc32c(p + 4, kHeaderBytes - 4 + length));

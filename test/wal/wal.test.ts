@@ -555,6 +555,22 @@ describe('Wal group commit across ticks', () => {
 });
 
 describe('Wal errors', () => {
+  it('refuses a job whose chunk ends inside a record, reading and writing nothing past it', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'wal', 'plan-child.ts'), join(tempDir(), 'wal')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => child.on('exit', (c, s) => done([c, s])));
+    expect({ code, signal }, err).toEqual({ code: 0, signal: null });
+    const { outcomes } = JSON.parse(out) as { outcomes: string[] };
+    expect(outcomes).toHaveLength(2);
+    for (const o of outcomes) expect(o).toMatch(/^refused WAL_IO: internal error: .*runs past the end of its chunk/);
+  });
+
   it('locks the directory against a second open', async () => {
     const dir = tempDir();
     const wal = await Wal.open(dir);
