@@ -29,7 +29,8 @@ mutual TLS (certificates naming the node as SAN URI raftlog://node/<id>); --inse
 without, for a trusted network only. A secret file's line ends at LF or CRLF and the rest
 of it is the secret, byte for byte: a line that is empty or begins or ends with whitespace
 is refused, not trimmed. SIGHUP re-reads the secret and certificate files
-(rotation without a restart: lines old+new, then new+old, then new). --resp serves the key-value
+(rotation without a restart: lines old+new, then new+old, then new; a node without them
+logs that it has none and goes on). --resp serves the key-value
 example over the Redis protocol (redis-cli works); without a password (the first line of
 --requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
 leader it knows changes. SIGINT/SIGTERM stop it cleanly (another while it stops is
@@ -182,8 +183,16 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   let fatal: { code: string; message: string } | undefined;
   let stop: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
-  // Rotation: the operator replaces the files, then signals every node.
+  // Rotation: the operator replaces the files, then signals every node. Handled whether or not
+  // this node has files to re-read, and until it has stopped: unhandled, the signal's default
+  // action killed the node (a fleet-wide SIGHUP reaching one started with --insecure, or one
+  // closing), its log never closed.
+  const reloadable = peerAuth.clusterSecret !== undefined || peerAuth.tls !== undefined;
   const reload = (): void => {
+    if (!reloadable) {
+      logger.warn({ signal: 'SIGHUP' }, 'SIGHUP: this node has no secret or certificate files to re-read; it goes on');
+      return;
+    }
     try {
       log.reloadCredentials(credentials());
       logger.info({}, 'peer credentials reloaded');
@@ -191,7 +200,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
       logger.error({ err, code: codeOf(err) }, `SIGHUP: credentials not reloaded, the old ones stay: ${(err as Error).message}`);
     }
   };
-  if (peerAuth.clusterSecret !== undefined || peerAuth.tls !== undefined) process.on('SIGHUP', reload);
+  process.on('SIGHUP', reload);
   // Held until the node has stopped: a signal with no handler meets the default action, and a
   // second SIGTERM (a supervisor's, on a node that stops on LOG_FATAL) killed it mid-close.
   let stopping = false;
@@ -230,13 +239,13 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   await stopped;
   stopping = true;
   process.off('disconnect', stop);
-  process.off('SIGHUP', reload);
   clearInterval(keepAlive);
   log.off('leader', onLeader);
   log.off('fatal', onFatal);
   try {
     await stopNode({ resp, log, admin });
   } finally {
+    process.off('SIGHUP', reload);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -67,10 +67,10 @@ it('the admin endpoint closes even when closing the log fails', async () => {
   expect(closed).toEqual(['admin']);
 });
 
-it('raftlog serve keeps its SIGINT and SIGTERM handlers while its log closes: a second signal does not cut the close short', async () => {
+it('raftlog serve keeps its SIGHUP, SIGINT and SIGTERM handlers while its log closes: a second signal does not cut the close short', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  const signals = (): number[] => [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
+  const signals = (): number[] => [process.listenerCount('SIGHUP'), process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
   const before = signals();
   // A signal with no handler meets the default action, which kills the process mid-close.
   let duringClose: number[] | undefined;
