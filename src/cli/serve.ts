@@ -33,8 +33,8 @@ is refused, not trimmed. SIGHUP re-reads the secret and certificate files
 logs that it has none and goes on). --resp serves the key-value
 example over the Redis protocol (redis-cli works); without a password (the first line of
 --requirepass-file) it serves only loopback clients. Prints 'leader N term T' when the
-leader it knows changes. SIGINT/SIGTERM stop it cleanly (another while it stops is
-ignored: SIGKILL stops it at once). If the node stops on a
+leader it knows changes. SIGINT/SIGTERM stop it cleanly, while it starts too (another
+while it stops is ignored: SIGKILL stops it at once). If the node stops on a
 storage failure or a corrupt entry (LOG_FATAL, LOG_CORRUPT) it exits with status 1,
 so that a supervisor restarts it (its --admin endpoint, closed last, answers /health 503 with
 the reason until the log is closed); any other failure to start is one line on stderr with
@@ -144,21 +144,38 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   if ((peers !== undefined || opts.has('listen')) && peerAuth.clusterSecret === undefined && peerAuth.tls === undefined && !opts.has('insecure')) {
     throw new UsageError('peers must authenticate: give --cluster-secret-file, or --tls-cert/--tls-key/--tls-ca, or --insecure on a trusted network');
   }
-  const log = await ReplicatedLog.open<unknown>({
-    dataDir,
-    id,
-    peers,
-    listen,
-    clusterId: opts.has('cluster-id') ? strArg(opts, 'cluster-id') : undefined,
-    stateMachine: (kv ?? new NullStateMachine()) as StateMachine<unknown>,
-    snapshotEvery,
-    sync,
-    preallocate,
-    ...peerAuth,
-    ...(opts.has('insecure') ? { insecure: true } : {}),
-    ...(opts.has('join') ? { join: true } : {}),
-    logger: root,
-  });
+  // A node still starting is stopped by a signal too (a state machine's restore inside the open
+  // may take minutes): unhandled, the signal's default action ended the process mid-open.
+  const starting = new AbortController();
+  const stopStarting = (signal: NodeJS.Signals): void => starting.abort(new Error(`${signal} while the node started`));
+  const startingSignals = (on: boolean): void => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process[on ? 'on' : 'off'](signal, stopStarting);
+  };
+  startingSignals(true);
+  let log: ReplicatedLog<unknown>;
+  try {
+    log = await ReplicatedLog.open<unknown>({
+      dataDir,
+      id,
+      peers,
+      listen,
+      clusterId: opts.has('cluster-id') ? strArg(opts, 'cluster-id') : undefined,
+      stateMachine: (kv ?? new NullStateMachine()) as StateMachine<unknown>,
+      snapshotEvery,
+      sync,
+      preallocate,
+      ...peerAuth,
+      ...(opts.has('insecure') ? { insecure: true } : {}),
+      ...(opts.has('join') ? { join: true } : {}),
+      logger: root,
+      signal: starting.signal,
+    });
+  } catch (err) {
+    startingSignals(false);
+    if (codeOf(err) !== 'LOG_OPEN_ABORTED' || !starting.signal.aborted) throw err;
+    say({}, `node ${id} stopped before it was up`);
+    return 0;
+  }
   let resp: Awaited<ReturnType<typeof serveResp>> | null = null;
   let admin: Awaited<ReturnType<typeof serveAdmin>> | null = null;
   try {
@@ -175,6 +192,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
         ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined, logger, resp: resp ?? undefined })
         : null;
   } catch (err) {
+    startingSignals(false);
     await stopNode({ resp, log, admin: null });
     throw err;
   }
@@ -210,6 +228,8 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  startingSignals(false);
+  if (starting.signal.aborted) stop(); // asked while the ports opened
   // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
   // dies, the channel closes and the node stops instead of running on as an orphan.
   if (process.send !== undefined) process.once('disconnect', stop);

@@ -4,7 +4,9 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { serveAdmin } from '../../src/admin/server.js';
 import { main, stopNode } from '../../src/cli/serve.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { RecordingMachine, enc, tempDir, waitFor } from '../log/helpers.js';
+import { within } from '../transport/helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -89,3 +91,35 @@ it('raftlog serve keeps its SIGHUP, SIGINT and SIGTERM handlers while its log cl
   expect(duringClose).toEqual(before.map((n) => n + 1));
   expect(signals()).toEqual(before);
 }, 90_000);
+
+it('a SIGTERM while the node opens (its state machine restoring a snapshot) aborts the open: serve releases the directory and exits 0', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  // A data directory holding a snapshot, which the next open restores into the state machine.
+  const first = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 2 });
+  for (let i = 0; i < 5; i++) await first.append(encodeCommand(['SET', Buffer.from(`k${i}`), Buffer.from('v')]));
+  await waitFor('a snapshot', () => first.status().snapshotIndex > 0, 60_000);
+  await first.close();
+  // A restore that does not end (a large state machine's takes minutes): only a signal ends this start.
+  let restoring = false;
+  const restore = vi.spyOn(KvStateMachine.prototype, 'restore').mockImplementation(() => {
+    restoring = true;
+    return new Promise<void>(() => undefined);
+  });
+  cleanups.push(() => restore.mockRestore());
+  const said = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  cleanups.push(() => said.mockRestore());
+  const running = main(['--id', '1', '--data', t.dir, '--log-level', 'silent']);
+  running.catch(() => undefined);
+  await waitFor('the open to restore the snapshot', () => restoring, 60_000);
+  // Unhandled here, the signal's default action ended the process, its log not closed.
+  process.emit('SIGTERM');
+  expect(await within('serve to end after the SIGTERM', running, 60_000)).toBe(0);
+  expect(said.mock.calls.map((c) => String(c[0]))).toEqual(['node 1 stopped before it was up']);
+  restore.mockRestore();
+  // The directory's lock was released: the node opens again, with the snapshot's state.
+  const kv = new KvStateMachine();
+  const again = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: kv as never });
+  await again.close();
+  expect(kv.get(Buffer.from('k0'))?.toString()).toBe('v');
+}, 240_000);
