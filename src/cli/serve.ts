@@ -146,10 +146,14 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   }
   // A node still starting is stopped by a signal too (a state machine's restore inside the open
   // may take minutes): unhandled, the signal's default action ended the process mid-open.
+  // A SIGHUP meanwhile is answered once the node is up: the files may have changed since they were read.
   const starting = new AbortController();
+  let reloadAsked = false;
   const stopStarting = (signal: NodeJS.Signals): void => starting.abort(new Error(`${signal} while the node started`));
+  const reloadLater = (): void => void (reloadAsked = true);
   const startingSignals = (on: boolean): void => {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process[on ? 'on' : 'off'](signal, stopStarting);
+    process[on ? 'on' : 'off']('SIGHUP', reloadLater);
   };
   startingSignals(true);
   let log: ReplicatedLog<unknown>;
@@ -230,6 +234,7 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   process.on('SIGTERM', onSignal);
   startingSignals(false);
   if (starting.signal.aborted) stop(); // asked while the ports opened
+  if (reloadAsked) reload();
   // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
   // dies, the channel closes and the node stops instead of running on as an orphan.
   if (process.send !== undefined) process.once('disconnect', stop);

@@ -123,3 +123,38 @@ it('a SIGTERM while the node opens (its state machine restoring a snapshot) abor
   await again.close();
   expect(kv.get(Buffer.from('k0'))?.toString()).toBe('v');
 }, 240_000);
+
+it('a SIGHUP while the node opens does not end it: it is answered once the node is up', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const first = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 2 });
+  for (let i = 0; i < 5; i++) await first.append(encodeCommand(['SET', Buffer.from(`k${i}`), Buffer.from('v')]));
+  await waitFor('a snapshot', () => first.status().snapshotIndex > 0, 60_000);
+  await first.close();
+  // The restore waits for the signal to have been sent.
+  let restoring = false;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((r) => (release = r));
+  const kvRestore = KvStateMachine.prototype.restore;
+  const restore = vi.spyOn(KvStateMachine.prototype, 'restore').mockImplementation(async function (this: KvStateMachine, data) {
+    restoring = true;
+    await released;
+    return kvRestore.call(this, data);
+  });
+  cleanups.push(() => restore.mockRestore());
+  const said = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  cleanups.push(() => said.mockRestore());
+  const logged: string[] = [];
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => logged.push(String(chunk)) > 0);
+  cleanups.push(() => stderr.mockRestore());
+  const running = main(['--id', '1', '--data', t.dir, '--log-level', 'warn']);
+  running.catch(() => undefined);
+  await waitFor('the open to restore the snapshot', () => restoring, 60_000);
+  // Unhandled here, the signal's default action ended the process mid-open.
+  process.emit('SIGHUP');
+  release();
+  await waitFor('the node to be up', () => said.mock.calls.some((c) => /^node 1 up/.test(String(c[0]))), 60_000);
+  await waitFor('the SIGHUP to be answered', () => logged.some((l) => l.includes('SIGHUP: this node has no secret or certificate files to re-read')), 60_000);
+  process.emit('SIGTERM');
+  expect(await within('serve to end after the SIGTERM', running, 60_000)).toBe(0);
+}, 240_000);
