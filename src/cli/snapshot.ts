@@ -42,6 +42,9 @@ export async function main(args: string[]): Promise<number> {
     if (given.length > 0) throw new UsageError(`--${given[0]} belongs to snapshot ${verb === 'save' ? 'restore' : 'save'}`);
     if (verb === 'save') {
       const target = adminTarget(opts);
+      // The first was backed up and the rest ignored: the leader, perhaps, where a follower was meant.
+      if (target.endpoints.length > 1)
+        throw new UsageError(`--admin: snapshot save backs up one node: give one HOST:PORT (a follower's spares the leader), not ${strArg(opts, 'admin')}`);
       const { index, bytes } = await save(target.endpoints[0]!, target.token, file);
       console.log(opts.has('json') ? JSON.stringify({ ok: true, file, index, bytes }) : `saved the state at index ${index} (${bytes} bytes) to ${file}`);
       return EXIT.ok;

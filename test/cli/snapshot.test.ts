@@ -247,6 +247,26 @@ it('a save to a FILE whose directory is missing, or that is a directory, is refu
   expect(readdirSync(t.dir)).toEqual([]);
 });
 
+it('a save given several --admin endpoints is refused before any is asked, rather than saving from the first and ignoring the rest', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  let asked = 0;
+  const server = createServer((_req, res) => {
+    asked++;
+    res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"NO_LEADER","message":"no leader"}');
+  });
+  const first = await listening(server, cleanups);
+  const second = await listening(createServer(server.listeners('request')[0] as never), cleanups);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', `${first},${second}`])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0]).split('\n')[0]).toBe(
+    `raftlog snapshot: --admin: snapshot save backs up one node: give one HOST:PORT (a follower's spares the leader), not ${first},${second}`,
+  );
+  expect(asked).toBe(0);
+  expect(readdirSync(t.dir)).toEqual([]);
+});
+
 it('a save answered an error that carries no code fails with HTTP_<status> on one line, whatever the body', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
