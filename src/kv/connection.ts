@@ -79,6 +79,14 @@ class Connection {
   private reading = 0;
   private paused = false;
   private ending = false; // QUIT or a protocol error: nothing after it runs
+  /**
+   * The client's end came: it closed, or only shut down its sending side and still reads (as
+   * `nc -N` does at the end of its input), which TCP does not tell apart. As for a closed
+   * connection, its commands not started are dropped; those started are answered, and the
+   * connection ends after the last reply. Ended at once, a client that still read got only the
+   * replies ready at its end, not those of the writes it had just made.
+   */
+  private clientDone = false;
   private authFailures = 0;
   // This connection's share of writeBuffered: its unsent reply bytes when it last looked.
   private unsent = 0;
@@ -126,6 +134,12 @@ class Connection {
       if (this.ending || this.failure !== null) return;
       this.parse(chunk);
       this.dispatch();
+    });
+    socket.on('end', () => {
+      this.clientDone = true;
+      this.ending = true;
+      this.drop();
+      this.endIfAnswered();
     });
     if (server.idleTimeoutMs > 0) {
       socket.setTimeout(server.idleTimeoutMs);
@@ -234,6 +248,10 @@ class Connection {
   }
 
   private watchUnread(taken: number): void {
+    // One watch at a time: a write that failed (EPIPE) leaves the socket neither ended nor yet
+    // destroyed, so a pause can follow the last reply's watch, and a watch replaced uncleared
+    // outlived the connection.
+    clearTimeout(this.unread);
     this.unread = setTimeout(() => {
       const { socket } = this;
       const now = socket.bytesWritten - socket.writableLength;
@@ -313,6 +331,13 @@ class Connection {
         if (this.server.idleTimeoutMs > 0) this.watchUnread(socket.bytesWritten - socket.writableLength);
       }
     }
+    this.endIfAnswered();
+  }
+
+  /** Ends a connection whose client's end came once its started commands are answered. */
+  private endIfAnswered(): void {
+    const { socket } = this;
+    if (this.clientDone && this.slots.length === 0 && !socket.destroyed && !socket.writableEnded) socket.end();
   }
 
   // The end of each reply's writes: the kernel took some bytes, and the budget may let this

@@ -277,7 +277,8 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   // Waiting commands start again at 'drain', which follows only a write that left the socket's
   // buffer at its own high-water mark (16 KiB by default): with a lower byte mark, a client that
   // read nothing was paused with its buffer between the two and never served again.
-  const server = net.createServer({ highWaterMark: socketHwBytes }, (socket) => {
+  // Half-open: a client that shut down its sending side gets the replies of what it started (see Connection).
+  const server = net.createServer({ highWaterMark: socketHwBytes, allowHalfOpen: true }, (socket) => {
     if (access.refusesInProtectedMode(socket))
       return refuse(socket, PROTECTED_MODE_ERROR, 'KV_PROTECTED_MODE', 'protected mode (no password is set, and only loopback clients are served)');
     if (clients.size >= maxClients)

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -165,6 +166,18 @@ describe('the RESP server on an embedded log', () => {
     const good = await RespClient.connect(port);
     expect(await good.call('PING')).toBe('PONG');
     good.close();
+  });
+
+  it('answers the started commands of a client that shut down its sending side, then ends the connection', async () => {
+    // As `printf ... | nc -N` sends: the commands, then a FIN, and it reads until the server's.
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    s.on('error', () => undefined);
+    let received = '';
+    s.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    s.end('PING\r\nSET half 1\r\nINCR half-n\r\nGET half\r\n');
+    await closed;
+    expect(received).toBe('+PONG\r\n+OK\r\n:1\r\n$1\r\n1\r\n');
   });
 
   it('QUIT answers OK and closes', async () => {
