@@ -9,7 +9,15 @@ export type { Logger, LogMethod } from './logger.js';
 export type { RefusalLogClock } from './refusal-log.js';
 export type { AuthThrottleOptions } from './auth-throttle.js';
 export type { LogStore, SnapshotMarker, SnapshotStore } from './storage/index.js';
-export { RestoreIncompleteError, SnapshotCorruptError, SnapshotMissingError, StateCorruptError, StorageError, type StorageErrorCode } from './storage/index.js';
+export {
+  RecoverIncompleteError,
+  RestoreIncompleteError,
+  SnapshotCorruptError,
+  SnapshotMissingError,
+  StateCorruptError,
+  StorageError,
+  type StorageErrorCode,
+} from './storage/index.js';
 export type { Secret, TlsOptions, Transport, TransportErrorCode, TransportHandlers } from './transport/index.js';
 export { TransportError } from './transport/index.js';
 export type { Entry, HardState, Message, Snapshot, SnapshotMeta, ConfState, Status } from './raft/types.js';

@@ -43,6 +43,7 @@ const HINTS: Record<string, string> = {
   WAL_VERSION: 'the WAL was written by another version of raftlog: run that version',
   DATA_EXISTS: 'restore into an empty or new directory',
   RESTORE_INCOMPLETE: 'run the same `raftlog snapshot restore` again; the node starts once it has finished',
+  RECOVER_INCOMPLETE: 'run the same `raftlog recover --force-new-cluster` again; the node starts once it has finished',
   NO_WAL: "give a node's data directory (it holds wal/)",
   NOT_CONFIRMED: 'add --yes once you have read the risks (raftlog recover -h)',
 };

@@ -12,7 +12,8 @@ import { checkStoredState } from '../storage/raft-storage.js';
 import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
 import { readInstanceId } from '../storage/instance-id.js';
 import { readPeerInstances } from '../storage/peer-instances.js';
-import { RestoreIncompleteError, StorageError } from '../storage/errors.js';
+import { RecoverIncompleteError, RestoreIncompleteError, StorageError } from '../storage/errors.js';
+import { recoverUnfinished } from '../storage/unfinished-recover.js';
 import { restoreUnfinished } from '../storage/unfinished-restore.js';
 import { addon, type NativeScan } from '../wal/addon.js';
 import { WalIoError, WalLockMissingError, fromNative, type WalError } from '../wal/errors.js';
@@ -27,7 +28,7 @@ Verifies every WAL record's checksum, that no segment is missing, and every snap
 file, and what the node's open would refuse; prints the directory's instance id and
 the instance it recorded for each peer. Each damage found is one line on stderr,
 its code first (WAL_CORRUPT, WAL_LOCK_MISSING, WAL_IO, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING,
-STATE_CORRUPT, RESTORE_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
+STATE_CORRUPT, RESTORE_INCOMPLETE, RECOVER_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
 Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is,
 2 for a usage error.`;
 
@@ -44,6 +45,10 @@ export async function main(args: string[]): Promise<number> {
     let bad = 0;
     if (await restoreUnfinished(dir)) {
       damage(coded(new RestoreIncompleteError(dir)));
+      bad++;
+    }
+    if (await recoverUnfinished(dir)) {
+      damage(coded(new RecoverIncompleteError(dir)));
       bad++;
     }
     // A node's data directory holds wal/ and snapshots/; a WAL directory holds segments or LOCK.

@@ -12,6 +12,7 @@ import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/stat
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
 import { forgetAllPeerInstances } from '../storage/peer-instances.js';
+import { markRecover, unmarkRecover } from '../storage/unfinished-recover.js';
 import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
 import { Wal } from '../wal/index.js';
 import { isPeerAddress } from '../transport/address.js';
@@ -124,12 +125,17 @@ async function forceNewCluster(
     const term = last === snap.meta.index ? snap.meta.term : storage.term(last);
     const address = listen ?? members.get(id);
     const data = encodeSnapshotData(address === undefined ? [] : [[id, address]], snapshotChunks(sm.snapshot()));
+    // Until the last step is durable the directory is refused on open: stopped between the forget and
+    // the WAL's record of the new snapshot, it would be the old node trusting any instance of its peers.
+    // Run again, this goes on from whichever of them were done, as the snapshot it then finds is the new one.
+    await markRecover(dataDir);
     // The old members come back wiped, as new instances of their ids: none is to be held to the one met before.
     await forgetAllPeerInstances(dataDir);
     await (await FileSnapshotStore.open(snapDir)).save({ meta: { index: last, term, conf: { voters: [id], learners: [] } }, data });
     await wal.saveSnapshot({ index: last, term }, { discardLog: true });
     const hs = wal.hardState;
     await wal.append([], { term: Math.max(hs.term, term), vote: hs.vote, commit: last });
+    await unmarkRecover(dataDir);
     return { index: last, term, replayed };
   } finally {
     await wal.close();

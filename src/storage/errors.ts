@@ -1,7 +1,8 @@
 // The storage layer's own errors (the WAL's are WalErrors), each with a stable code.
 import { CodedError } from '../errors.js';
 
-export type StorageErrorCode = 'SNAPSHOT_CORRUPT' | 'SNAPSHOT_MISSING' | 'SNAPSHOT_VERSION' | 'SNAPSHOT_DIR_UNUSABLE' | 'STATE_CORRUPT' | 'RESTORE_INCOMPLETE';
+export type StorageErrorCode =
+  'SNAPSHOT_CORRUPT' | 'SNAPSHOT_MISSING' | 'SNAPSHOT_VERSION' | 'SNAPSHOT_DIR_UNUSABLE' | 'STATE_CORRUPT' | 'RESTORE_INCOMPLETE' | 'RECOVER_INCOMPLETE';
 
 export class StorageError extends CodedError<StorageErrorCode> {}
 
@@ -50,6 +51,16 @@ export class RestoreIncompleteError extends StorageError {
     super(
       'RESTORE_INCOMPLETE',
       `a restore did not finish in ${dataDir}: run it again (raftlog snapshot restore, the same backup and flags); until it finishes the directory is no node's`,
+    );
+  }
+}
+
+/** `raftlog recover --force-new-cluster` was stopped before the directory it rewrites was the new cluster's node. */
+export class RecoverIncompleteError extends StorageError {
+  constructor(dataDir: string) {
+    super(
+      'RECOVER_INCOMPLETE',
+      `a recover did not finish in ${dataDir}: run it again (raftlog recover --force-new-cluster, the same flags); until it finishes the directory is neither the old node nor the new cluster's`,
     );
   }
 }

@@ -13,6 +13,7 @@ export {
   type SnapshotStore,
 } from './snapshot-store.js';
 export {
+  RecoverIncompleteError,
   RestoreIncompleteError,
   SnapshotCorruptError,
   SnapshotDirError,

@@ -1,12 +1,16 @@
 // `raftlog recover --force-new-cluster`: a survivor of a three-node cluster whose
 // other members are gone becomes a one-member cluster with every record it held.
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
 import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { MemoryNetwork } from '../../src/transport/memory-transport.js';
+import { runWithFaults, type FaultOpName } from '../fault/run-with-faults.js';
 import { freePorts, tempDir, waitFor } from '../log/helpers.js';
+
+const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -147,6 +151,128 @@ it('refuses a --listen on port 0, which the members it is to be given could not 
 it('refuses --yes=no (a switch given a value) rather than taking it for --yes, and rewrites nothing', async () => {
   await refusesWithoutRewriting(['--yes=no'], /^raftlog recover: --yes takes no value, got '--yes=no'/);
 });
+
+/** Node 1's directory, in a cluster of three that took a snapshot and wrote past it, with a record of its two peers' instances. */
+async function survivorOfThree(dir: string): Promise<string> {
+  const net = new MemoryNetwork();
+  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
+  const dirs = [dir, join(dir, '..', 'peer-2'), join(dir, '..', 'peer-3')];
+  const logs: ReplicatedLog<unknown>[] = [];
+  cleanups.push(async () => {
+    for (const l of logs) await l.close();
+  });
+  for (const id of [1, 2, 3]) {
+    const opts = {
+      dataDir: dirs[id - 1]!,
+      id,
+      peers,
+      stateMachine: new KvStateMachine() as never,
+      tickMs: 10,
+      electionTicks: 20,
+      heartbeatTicks: 2,
+      snapshotEvery: 5,
+    };
+    logs.push(await ReplicatedLog.open<unknown>(opts, { transport: net.endpoint(id) }));
+  }
+  let leader: ReplicatedLog<unknown> | undefined;
+  await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined, 30_000);
+  for (let i = 0; i < 12; i++) await leader!.append(set(`k${i}`, `v${i}`));
+  await waitFor('node 1 to apply everything', () => logs[0]!.status().applied >= leader!.status().commit, 30_000);
+  for (const l of logs) await l.close();
+  // As the TCP transport records them once met (the memory network has no instances).
+  const records = `2 ${'b'.repeat(32)} 3\n3 ${'c'.repeat(32)} 3\n`;
+  writeFileSync(join(dir, 'peer-instances'), records);
+  return records;
+}
+
+it('a recover killed at any step leaves the old node with its record of its peers, the recovered node without it, or a directory open refuses with RECOVER_INCOMPLETE; running it again completes it', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const template = join(t.dir, 'template');
+  const records = await survivorOfThree(template);
+  const copyOf = (to: string): void => {
+    for (const n of readdirSync(template, { recursive: true }) as string[]) {
+      const from = join(template, n);
+      if (statSync(from).isDirectory()) mkdirSync(join(to, n), { recursive: true });
+      else {
+        mkdirSync(join(to, n, '..'), { recursive: true });
+        copyFileSync(from, join(to, n));
+      }
+    }
+  };
+  const args = ['--force-new-cluster', '--data', '', '--id', '1', '--yes'];
+  const recoverIn = (data: string, log: string, rules: Parameters<typeof runWithFaults>[2]['rules'] = []) =>
+    runWithFaults(MAIN, ['recover', ...args.map((a) => (a === '' ? data : a))], { root: data, rules, log });
+  const ref = join(t.dir, 'ref');
+  copyOf(ref);
+  const reference = await recoverIn(ref, join(t.dir, 'ref.log'));
+  expect(reference.code, reference.stderr).toBe(0);
+  // Every change a recover makes, by the rule that kills the run before it; the parts of names drawn at random become '*'.
+  const generic = (path: string): string => path.replace(/-[0-9a-f]{12}\.wal$/, '-*.wal').replace(/\.tmp[^/]*$/, '.tmp*');
+  const matches = (glob: string, path: string): boolean => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(path);
+  const RULE_OPS: Record<string, FaultOpName> = { write: 'write', pwrite: 'write', writev: 'write', pwritev: 'write', fsync: 'sync', fdatasync: 'sync' };
+  const ruleOp = (op: string): FaultOpName | undefined =>
+    RULE_OPS[op] ?? (['rename', 'unlink', 'mkdir', 'fallocate', 'direct'].includes(op) ? (op as FaultOpName) : undefined);
+  const steps = reference.ops.flatMap((o, k) => {
+    const op = ruleOp(o.op);
+    if (op === undefined) return [];
+    const glob = generic(o.path).replace(ref, '@');
+    const after = reference.ops.slice(0, k).filter((p) => ruleOp(p.op) === op && matches(glob, generic(p.path).replace(ref, '@'))).length;
+    return [{ op, glob, after, what: `${o.op} ${o.path}` }];
+  });
+  expect(steps.length).toBeGreaterThan(5);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  /** Node 1 opened on `data`: its voters and whether it holds every record, or the code its open was refused with. */
+  const open = async (data: string): Promise<{ voters: number[]; whole: boolean } | { refused: string }> => {
+    const kv = new KvStateMachine();
+    const opened = await ReplicatedLog.open<unknown>({ dataDir: data, id: 1, stateMachine: kv as never }).then(
+      (log) => log,
+      (e: unknown) => e as Error & { code: string },
+    );
+    if (!(opened instanceof ReplicatedLog)) return { refused: `${opened.code}: ${opened.message}` };
+    const voters = opened.status().conf.voters;
+    await opened.close();
+    return { voters, whole: [0, 5, 11].every((i) => kv.get(Buffer.from(`k${i}`))?.toString() === `v${i}`) };
+  };
+  const peerInstances = (data: string): string => readFileSync(join(data, 'peer-instances'), 'utf8');
+  const outcomes = new Set<string>();
+  for (const [k, step] of steps.entries()) {
+    const data = join(t.dir, `data-${k}`);
+    copyOf(data);
+    const killed = await recoverIn(data, join(t.dir, `ops-${k}.log`), [{ op: step.op, glob: step.glob.replace('@', data), after: step.after, errno: 'KILL' }]);
+    if (killed.signal !== 'SIGKILL') {
+      // The writer thread zeroes the next segment ahead of need, as its timing allows: a run may
+      // finish without the step the reference run took. It must then have finished, never reaching it.
+      const glob = step.glob.replace('@', data);
+      const reached = killed.ops.filter((p) => ruleOp(p.op) === step.op && matches(glob, generic(p.path))).length > step.after;
+      expect({ code: killed.code, reached }, `not killed before ${step.what}: ${killed.stderr}`).toEqual({ code: 0, reached: false });
+    }
+    // Read before the open: a node opened on it records the peers it meets.
+    const held = existsSync(join(data, 'peer-instances')) ? peerInstances(data) : undefined;
+    const found = await open(data);
+    let outcome: string;
+    if ('refused' in found) {
+      outcome = 'refused';
+      expect(found.refused, `killed before ${step.what}`).toMatch(/^RECOVER_INCOMPLETE: .*run it again/);
+    } else if (found.voters.length === 3) {
+      outcome = 'old node';
+      // Its records past the commit it last knew are applied once a leader of the old cluster tells it more.
+      expect({ voters: found.voters, held }, `the old node, killed before ${step.what}`).toEqual({ voters: [1, 2, 3], held: records });
+    } else {
+      outcome = 'recovered';
+      expect({ ...found, held }, `the recovered node, killed before ${step.what}`).toEqual({ voters: [1], whole: true, held: '' });
+    }
+    outcomes.add(outcome);
+    expect(await recover(args.map((a) => (a === '' ? data : a))), `after a kill before ${step.what}: ${String(err.mock.calls.at(-1)?.[0])}`).toBe(0);
+    expect({ ...(await open(data)), held: peerInstances(data) }, `recovered again after a kill before ${step.what}`).toEqual({
+      voters: [1],
+      whole: true,
+      held: '',
+    });
+  }
+  expect([...outcomes].sort()).toEqual(['old node', 'recovered', 'refused']);
+}, 300_000);
 
 /**
  * What `dir` holds, but the WAL's prepared segment: every open of a WAL removes the one an earlier
