@@ -12,9 +12,8 @@ import { checkStoredState } from '../storage/raft-storage.js';
 import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
 import { readInstanceId } from '../storage/instance-id.js';
 import { readPeerInstances } from '../storage/peer-instances.js';
-import { RecoverIncompleteError, RestoreIncompleteError, StorageError } from '../storage/errors.js';
-import { recoverUnfinished } from '../storage/unfinished-recover.js';
-import { restoreUnfinished } from '../storage/unfinished-restore.js';
+import { StorageError } from '../storage/errors.js';
+import { RECOVER, RESTORE, unfinished } from '../storage/unfinished.js';
 import { addon, type NativeScan } from '../wal/addon.js';
 import { WalIoError, WalLockMissingError, fromNative, type WalError } from '../wal/errors.js';
 import { replay, type Replayed } from '../wal/replay.js';
@@ -43,13 +42,11 @@ export async function main(args: string[]): Promise<number> {
     if (!isDirectory(dir)) throw new UsageError(`${dir} is not a directory`);
     // What the log's open refuses before it reads anything; the rest is looked at all the same.
     let bad = 0;
-    if (await restoreUnfinished(dir)) {
-      damage(coded(new RestoreIncompleteError(dir)));
-      bad++;
-    }
-    if (await recoverUnfinished(dir)) {
-      damage(coded(new RecoverIncompleteError(dir)));
-      bad++;
+    for (const rewrite of [RESTORE, RECOVER]) {
+      if (await unfinished(dir, rewrite)) {
+        damage(coded(rewrite.refusal(dir)));
+        bad++;
+      }
     }
     // A node's data directory holds wal/ and snapshots/; a WAL directory holds segments or LOCK.
     const isDataDir = isDirectory(join(dir, 'wal'));

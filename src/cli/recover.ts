@@ -12,8 +12,7 @@ import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/stat
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
 import { forgetAllPeerInstances } from '../storage/peer-instances.js';
-import { markRecover, unmarkRecover } from '../storage/unfinished-recover.js';
-import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
+import { RECOVER, RESTORE, markUnfinished, refuseUnfinished, unmarkUnfinished } from '../storage/unfinished.js';
 import { Wal } from '../wal/index.js';
 import { isPeerAddress } from '../transport/address.js';
 import { UsageError, addressArg, intArg, parseArgs, strArg } from './args.js';
@@ -82,7 +81,7 @@ async function forceNewCluster(
 ): Promise<{ index: number; term: number; replayed: number }> {
   // Made into a new cluster, a restore's unfinished directory would keep its marker: the node would
   // not open, and the restore run again would find a WAL in use.
-  await refuseUnfinishedRestore(dataDir);
+  await refuseUnfinished(dataDir, [RESTORE]);
   // Wal.open would create a WAL (its LOCK, a preallocated segment) where there is none: a
   // wrong path, or an empty wal/, is refused before it, so the refusal leaves the directory as it was.
   const walDir = join(dataDir, 'wal');
@@ -128,14 +127,14 @@ async function forceNewCluster(
     // Until the last step is durable the directory is refused on open: stopped between the forget and
     // the WAL's record of the new snapshot, it would be the old node trusting any instance of its peers.
     // Run again, this goes on from whichever of them were done, as the snapshot it then finds is the new one.
-    await markRecover(dataDir);
+    await markUnfinished(dataDir, RECOVER);
     // The old members come back wiped, as new instances of their ids: none is to be held to the one met before.
     await forgetAllPeerInstances(dataDir);
     await (await FileSnapshotStore.open(snapDir)).save({ meta: { index: last, term, conf: { voters: [id], learners: [] } }, data });
     await wal.saveSnapshot({ index: last, term }, { discardLog: true });
     const hs = wal.hardState;
     await wal.append([], { term: Math.max(hs.term, term), vote: hs.vote, commit: last });
-    await unmarkRecover(dataDir);
+    await unmarkUnfinished(dataDir, RECOVER);
     return { index: last, term, replayed };
   } finally {
     await wal.close();

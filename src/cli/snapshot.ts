@@ -9,7 +9,7 @@ import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js'
 import { syncDir } from '../storage/durable-dir.js';
 import { INSTANCE_FILE } from '../storage/instance-id.js';
 import { PEER_INSTANCES_FILE } from '../storage/peer-instances.js';
-import { RESTORE_MARKER, markRestore, restoreUnfinished, unmarkRestore } from '../storage/unfinished-restore.js';
+import { RESTORE, markUnfinished, unfinished, unmarkUnfinished } from '../storage/unfinished.js';
 import { FileSnapshotStore, heldSnapshots, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
@@ -244,7 +244,7 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   if (identity !== undefined)
     throw new CliError('DATA_EXISTS', `${dataDir} already holds ${join(dataDir, identity)}, a node's: restore into an empty directory`);
   // A restore stopped halfway left its marker: what it made here is its own, and this one goes on over it.
-  const resuming = await restoreUnfinished(dataDir);
+  const resuming = await unfinished(dataDir, RESTORE);
   if (other !== undefined)
     throw new CliError(
       'DATA_EXISTS',
@@ -269,7 +269,7 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
       if (!recorded && !isEmpty(wal)) throw new CliError('DATA_EXISTS', `${dataDir} already holds a WAL`);
     }
     checked = true;
-    if (!resuming) await markRestore(dataDir);
+    if (!resuming) await markUnfinished(dataDir, RESTORE);
     wal ??= await Wal.open(walDir);
     const store = await FileSnapshotStore.open(join(dataDir, 'snapshots'));
     const source = readSnapshotFileData(file, read.meta, { followLinks: true });
@@ -290,7 +290,7 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
     if (checked && !recorded && codeOf(err) !== 'WAL_LOCKED') await takeBack(dirs, held, made);
     throw err;
   }
-  await unmarkRestore(dataDir);
+  await unmarkUnfinished(dataDir, RESTORE);
   return index;
 }
 
@@ -313,9 +313,9 @@ async function takeBack(dirs: string[], held: Array<Set<string> | null | undefin
     const d = dirs[k]!;
     const had = held[k];
     if (had === undefined && k > 0) await rm(d, { recursive: true, force: true });
-    else if (had != null) for (const n of readdirSync(d)) if (!had.has(n) && n !== RESTORE_MARKER) await rm(join(d, n), { recursive: true, force: true });
+    else if (had != null) for (const n of readdirSync(d)) if (!had.has(n) && n !== RESTORE.marker) await rm(join(d, n), { recursive: true, force: true });
   }
-  if (held[0]?.has(RESTORE_MARKER) !== true) await rm(join(dirs[0]!, RESTORE_MARKER), { force: true });
+  if (held[0]?.has(RESTORE.marker) !== true) await rm(join(dirs[0]!, RESTORE.marker), { force: true });
   if (made !== undefined) await rm(made, { recursive: true, force: true });
 }
 

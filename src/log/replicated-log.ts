@@ -9,8 +9,7 @@ import { EntryType, MessageType, StateType, type ConfState, type Entry, type Mes
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
 import { FileSnapshotStore, heldSnapshots, type SnapshotStore } from '../storage/snapshot-store.js';
-import { refuseUnfinishedRecover } from '../storage/unfinished-recover.js';
-import { refuseUnfinishedRestore } from '../storage/unfinished-restore.js';
+import { refuseUnfinished } from '../storage/unfinished.js';
 import { INSTANCE_FILE, openInstanceId } from '../storage/instance-id.js';
 import { PeerInstanceFile } from '../storage/peer-instances.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
@@ -368,10 +367,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     try {
       abortIfAsked();
       if (wal === undefined && deps?.snapshots === undefined) {
-        // What a restore stopped halfway left is no node's state, whatever it holds: its WAL may be empty.
-        await refuseUnfinishedRestore(o.dataDir);
-        // Nor is what a recover stopped halfway left: the old node's, with its peers' instances forgotten.
-        await refuseUnfinishedRecover(o.dataDir);
+        // What a restore or a recover stopped halfway left is no node's state, whatever it holds.
+        await refuseUnfinished(o.dataDir);
         // Wal.open would make a new WAL where wal/ is missing or holds none: beside snapshots or the
         // instance id that is a lost log (see RaftStorage.open), refused before anything is
         // created, so that wal/ can be put back.
