@@ -7,7 +7,8 @@ import { main as recover } from '../../src/cli/recover.js';
 import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
-import { runWithFaults, type FaultOpName } from '../fault/run-with-faults.js';
+import { runWithFaults } from '../fault/run-with-faults.js';
+import { killBefore, killSteps, reached } from '../fault/kill-steps.js';
 import { freePorts, tempDir, waitFor } from '../log/helpers.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
@@ -207,19 +208,7 @@ it('a recover killed at any step leaves the old node with its record of its peer
   copyOf(ref);
   const reference = await recoverIn(ref, join(t.dir, 'ref.log'));
   expect(reference.code, reference.stderr).toBe(0);
-  // Every change a recover makes, by the rule that kills the run before it; the parts of names drawn at random become '*'.
-  const generic = (path: string): string => path.replace(/-[0-9a-f]{12}\.wal$/, '-*.wal').replace(/\.tmp[^/]*$/, '.tmp*');
-  const matches = (glob: string, path: string): boolean => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(path);
-  const RULE_OPS: Record<string, FaultOpName> = { write: 'write', pwrite: 'write', writev: 'write', pwritev: 'write', fsync: 'sync', fdatasync: 'sync' };
-  const ruleOp = (op: string): FaultOpName | undefined =>
-    RULE_OPS[op] ?? (['rename', 'unlink', 'mkdir', 'fallocate', 'direct'].includes(op) ? (op as FaultOpName) : undefined);
-  const steps = reference.ops.flatMap((o, k) => {
-    const op = ruleOp(o.op);
-    if (op === undefined) return [];
-    const glob = generic(o.path).replace(ref, '@');
-    const after = reference.ops.slice(0, k).filter((p) => ruleOp(p.op) === op && matches(glob, generic(p.path).replace(ref, '@'))).length;
-    return [{ op, glob, after, what: `${o.op} ${o.path}` }];
-  });
+  const steps = killSteps(reference.ops, ref);
   expect(steps.length).toBeGreaterThan(5);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
@@ -240,13 +229,12 @@ it('a recover killed at any step leaves the old node with its record of its peer
   for (const [k, step] of steps.entries()) {
     const data = join(t.dir, `data-${k}`);
     copyOf(data);
-    const killed = await recoverIn(data, join(t.dir, `ops-${k}.log`), [{ op: step.op, glob: step.glob.replace('@', data), after: step.after, errno: 'KILL' }]);
+    const killed = await recoverIn(data, join(t.dir, `ops-${k}.log`), [killBefore(step, data)]);
     if (killed.signal !== 'SIGKILL') {
-      // The writer thread zeroes the next segment ahead of need, as its timing allows: a run may
-      // finish without the step the reference run took. It must then have finished, never reaching it.
-      const glob = step.glob.replace('@', data);
-      const reached = killed.ops.filter((p) => ruleOp(p.op) === step.op && matches(glob, generic(p.path))).length > step.after;
-      expect({ code: killed.code, reached }, `not killed before ${step.what}: ${killed.stderr}`).toEqual({ code: 0, reached: false });
+      expect({ code: killed.code, reached: reached(step, killed.ops, data) }, `not killed before ${step.what}: ${killed.stderr}`).toEqual({
+        code: 0,
+        reached: false,
+      });
     }
     // Read before the open: a node opened on it records the peers it meets.
     const held = existsSync(join(data, 'peer-instances')) ? peerInstances(data) : undefined;

@@ -12,7 +12,8 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal, crc32c } from '../../src/wal/index.js';
-import { runWithFaults, type FaultOpName } from '../fault/run-with-faults.js';
+import { runWithFaults } from '../fault/run-with-faults.js';
+import { killBefore, killSteps, reached } from '../fault/kill-steps.js';
 import { tempDir, waitFor } from '../log/helpers.js';
 import { listening } from './listening.js';
 
@@ -146,6 +147,20 @@ function stallingEndpoint(): Promise<string> {
   return listening(server, cleanups);
 }
 
+/** Fake admin endpoints that answer every request 503 NO_LEADER, and how many requests they were asked in all. */
+async function noLeaderEndpoints(n: number): Promise<{ endpoints: string[]; asked(): number }> {
+  let asked = 0;
+  const endpoints: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const server = createServer((_req, res) => {
+      asked++;
+      res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"NO_LEADER","message":"no leader"}');
+    });
+    endpoints.push(await listening(server, cleanups));
+  }
+  return { endpoints, asked: () => asked };
+}
+
 it('refuses --peers with an address that is not HOST:PORT before creating anything', async () => {
   await restoreRefuses(['--id', '1', '--peers', '1=127.0.0.1:7101,2=127.0.0.1:70000'], /bad peer '2=127.0.0.1:70000'/);
 });
@@ -230,12 +245,10 @@ it.each([
 it('a save to a FILE whose directory is missing, or that is a directory, is refused before the node is asked', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  let asked = 0;
-  const server = createServer((_req, res) => {
-    asked++;
-    res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"NO_LEADER","message":"no leader"}');
-  });
-  const endpoint = await listening(server, cleanups);
+  const {
+    endpoints: [endpoint],
+    asked,
+  } = await noLeaderEndpoints(1);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const missing = join(t.dir, 'missing', 'backup.snap');
@@ -243,27 +256,24 @@ it('a save to a FILE whose directory is missing, or that is a directory, is refu
   expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${join(t.dir, 'missing')} is not a directory`));
   expect(await snapshot(['save', t.dir, '--admin', endpoint])).toBe(2);
   expect(String(err.mock.calls[1]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${t.dir} is a directory`));
-  expect(asked).toBe(0);
+  expect(asked()).toBe(0);
   expect(readdirSync(t.dir)).toEqual([]);
 });
 
 it('a save given several --admin endpoints is refused before any is asked, rather than saving from the first and ignoring the rest', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  let asked = 0;
-  const server = createServer((_req, res) => {
-    asked++;
-    res.writeHead(503, { 'content-type': 'application/json' }).end('{"code":"NO_LEADER","message":"no leader"}');
-  });
-  const first = await listening(server, cleanups);
-  const second = await listening(createServer(server.listeners('request')[0] as never), cleanups);
+  const {
+    endpoints: [first, second],
+    asked,
+  } = await noLeaderEndpoints(2);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', `${first},${second}`])).toBe(2);
   expect(String(err.mock.calls[0]?.[0]).split('\n')[0]).toBe(
     `raftlog snapshot: --admin: snapshot save backs up one node: give one HOST:PORT (a follower's spares the leader), not ${first},${second}`,
   );
-  expect(asked).toBe(0);
+  expect(asked()).toBe(0);
   expect(readdirSync(t.dir)).toEqual([]);
 });
 
@@ -478,33 +488,19 @@ it('a restore killed at any step is never opened as a node: open refuses it with
   // Every step a restore takes, from a run that finishes; the parts of names drawn at random become '*'.
   const reference = await restoreInto(join(t.dir, 'ref'), join(t.dir, 'ref.log'));
   expect(reference.code, reference.stderr).toBe(0);
-  const generic = (path: string): string => path.replace(/creating-[^/]+/, 'creating-*').replace(/-[0-9a-f]{12}\.wal$/, '-*.wal');
-  const matches = (glob: string, path: string): boolean => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(path);
-  const RULE_OPS: Record<string, FaultOpName> = { write: 'write', pwrite: 'write', writev: 'write', pwritev: 'write', fsync: 'sync', fdatasync: 'sync' };
-  const ruleOp = (op: string): FaultOpName | undefined =>
-    RULE_OPS[op] ?? (['rename', 'unlink', 'mkdir', 'fallocate', 'direct'].includes(op) ? (op as FaultOpName) : undefined);
-  const steps = reference.ops.flatMap((o, k) => {
-    const op = ruleOp(o.op);
-    if (op === undefined) return [];
-    const glob = generic(o.path).replace(join(t.dir, 'ref'), '@');
-    const after = reference.ops.slice(0, k).filter((p) => ruleOp(p.op) === op && matches(glob, generic(p.path).replace(join(t.dir, 'ref'), '@'))).length;
-    return [{ op, glob, after, what: `${o.op} ${o.path}` }];
-  });
+  const steps = killSteps(reference.ops, join(t.dir, 'ref'));
   expect(steps.length).toBeGreaterThan(10);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   const outcomes = new Set<string>();
   for (const [k, step] of steps.entries()) {
     const data = join(t.dir, `data-${k}`);
-    const killed = await restoreInto(data, join(t.dir, `ops-${k}.log`), [
-      { op: step.op, glob: step.glob.replace('@', data), after: step.after, errno: 'KILL' },
-    ]);
+    const killed = await restoreInto(data, join(t.dir, `ops-${k}.log`), [killBefore(step, data)]);
     if (killed.signal !== 'SIGKILL') {
-      // The writer thread zeroes the next segment ahead of need, as its timing allows: a run may
-      // finish without the step the reference run took. It must then have finished, never reaching it.
-      const glob = step.glob.replace('@', data);
-      const reached = killed.ops.filter((p) => ruleOp(p.op) === step.op && matches(glob, generic(p.path))).length > step.after;
-      expect({ code: killed.code, reached }, `not killed before ${step.what}: ${killed.stderr}`).toEqual({ code: 0, reached: false });
+      expect({ code: killed.code, reached: reached(step, killed.ops, data) }, `not killed before ${step.what}: ${killed.stderr}`).toEqual({
+        code: 0,
+        reached: false,
+      });
     }
     // Before it made anything, the restore left nothing a node would take for its own; after it
     // finished, the node holds the backup's state. Anything between is refused.
