@@ -95,11 +95,7 @@ it('raftlog serve keeps its SIGHUP, SIGINT and SIGTERM handlers while its log cl
 it('a SIGTERM while the node opens (its state machine restoring a snapshot) aborts the open: serve releases the directory and exits 0', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  // A data directory holding a snapshot, which the next open restores into the state machine.
-  const first = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 2 });
-  for (let i = 0; i < 5; i++) await first.append(encodeCommand(['SET', Buffer.from(`k${i}`), Buffer.from('v')]));
-  await waitFor('a snapshot', () => first.status().snapshotIndex > 0, 60_000);
-  await first.close();
+  await withSnapshot(t.dir);
   // A restore that does not end (a large state machine's takes minutes): only a signal ends this start.
   let restoring = false;
   const restore = vi.spyOn(KvStateMachine.prototype, 'restore').mockImplementation(() => {
@@ -127,10 +123,7 @@ it('a SIGTERM while the node opens (its state machine restoring a snapshot) abor
 it('a SIGHUP while the node opens does not end it: it is answered once the node is up', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
-  const first = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 2 });
-  for (let i = 0; i < 5; i++) await first.append(encodeCommand(['SET', Buffer.from(`k${i}`), Buffer.from('v')]));
-  await waitFor('a snapshot', () => first.status().snapshotIndex > 0, 60_000);
-  await first.close();
+  await withSnapshot(t.dir);
   // The restore waits for the signal to have been sent.
   let restoring = false;
   let release: () => void = () => undefined;
@@ -158,3 +151,11 @@ it('a SIGHUP while the node opens does not end it: it is answered once the node 
   process.emit('SIGTERM');
   expect(await within('serve to end after the SIGTERM', running, 60_000)).toBe(0);
 }, 240_000);
+
+/** Makes `dir` a node's data directory holding a snapshot of the KV, which its next open restores into the state machine. */
+async function withSnapshot(dir: string): Promise<void> {
+  const first = await ReplicatedLog.open<unknown>({ dataDir: dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 2 });
+  for (let i = 0; i < 5; i++) await first.append(encodeCommand(['SET', Buffer.from(`k${i}`), Buffer.from('v')]));
+  await waitFor('a snapshot', () => first.status().snapshotIndex > 0, 60_000);
+  await first.close();
+}

@@ -1,12 +1,10 @@
 // A membership change whose leader is lost after the change reached the followers may still
 // commit under the next leader: its caller must be told the outcome is unknown, never that
 // nothing changed.
-import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
-import { Wal } from '../../src/wal/index.js';
-import { RecordingMachine, tempDir, waitFor } from './helpers.js';
+import { waitFor } from './helpers.js';
+import { memoryTrio } from './memory-trio.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -15,23 +13,7 @@ afterEach(async () => {
 
 it('a change whose leader steps down before it commits, and which the next leader commits, is reported APPEND_OUTCOME_UNKNOWN', async () => {
   const net = new MemoryNetwork();
-  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
-  const logs: ReplicatedLog<number>[] = [];
-  cleanups.push(async () => {
-    for (const l of logs) await l.close();
-  });
-  for (let id = 1; id <= 3; id++) {
-    const t = tempDir();
-    cleanups.push(t.cleanup);
-    const wal = await Wal.open(join(t.dir, 'wal'), { sync: 'none', preallocate: 'none' });
-    const options = { dataDir: t.dir, id, peers, stateMachine: new RecordingMachine(), sync: 'none' as const, preallocate: 'none' as const };
-    logs.push(
-      await ReplicatedLog.open({ ...options, tickMs: 10, electionTicks: 20, heartbeatTicks: 2, timeoutMs: 60_000 }, { transport: net.endpoint(id), wal }),
-    );
-  }
-  let leader: ReplicatedLog<number> | undefined;
-  await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
-  const old = leader!;
+  const { logs, leader: old } = await memoryTrio(net, cleanups, () => ({ options: { tickMs: 10, electionTicks: 20, heartbeatTicks: 2, timeoutMs: 60_000 } }));
   await old.append(Buffer.from('the leader has committed in its term')); // before that it proposes no change
   const others = logs.filter((l) => l !== old);
   // The followers receive the change, but the leader hears nothing back: it never learns that it

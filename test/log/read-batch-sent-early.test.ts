@@ -2,14 +2,12 @@
 // re-ask can send it sooner. A barrier made after it went out must not take its answer: the
 // leader fixed that read index on receipt, before the barrier began, and a write completed in
 // between would be missing from the read.
-import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { realClock, type Clock } from '../../src/log/clock.js';
-import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { MessageType } from '../../src/raft/types.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
-import { Wal } from '../../src/wal/index.js';
-import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+import { enc, waitFor } from './helpers.js';
+import { memoryTrio } from './memory-trio.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -35,24 +33,11 @@ class HoldingClock implements Clock {
 
 it("a barrier made after its turn's ReadIndex request went out early sees a write that completed before it began", async () => {
   const net = new MemoryNetwork();
-  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
-  const logs: ReplicatedLog<number>[] = [];
-  const clocks: HoldingClock[] = [];
-  cleanups.push(async () => {
-    for (const l of logs) await l.close();
-  });
-  for (let id = 1; id <= 3; id++) {
-    const t = tempDir();
-    cleanups.push(t.cleanup);
-    const wal = await Wal.open(join(t.dir, 'wal'), { sync: 'none', preallocate: 'none' });
-    const clock = new HoldingClock();
-    clocks.push(clock);
-    const options = { dataDir: t.dir, id, peers, stateMachine: new RecordingMachine(), sync: 'none' as const, preallocate: 'none' as const };
-    logs.push(await ReplicatedLog.open({ ...options, tickMs: 10, electionTicks: 100, heartbeatTicks: 2 }, { transport: net.endpoint(id), wal, clock }));
-  }
-  let leader: ReplicatedLog<number> | undefined;
-  await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
-  const l = leader!;
+  const clocks = [1, 2, 3].map(() => new HoldingClock());
+  const { logs, leader: l } = await memoryTrio(net, cleanups, (id) => ({
+    options: { tickMs: 10, electionTicks: 100, heartbeatTicks: 2 },
+    deps: { clock: clocks[id - 1]! },
+  }));
   await l.append(enc('first'));
   const f = logs.find((x) => x !== l)!;
   const fClock = clocks[f.id - 1]!;

@@ -1,11 +1,10 @@
 // Leadership transfer to a follower over a slow link: one that takes longer than an election
 // timeout to catch up, and whose vote requests are answered late.
-import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
-import { Wal } from '../../src/wal/index.js';
-import { RecordingMachine, enc, tempDir, waitFor } from './helpers.js';
+import { enc, waitFor } from './helpers.js';
+import { memoryTrio } from './memory-trio.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -22,25 +21,10 @@ const SLOW_MS = 250;
 const MiB = 1024 * 1024;
 
 /** Three nodes on an in-memory network (never dialled), and the one that leads first. */
-async function threeNodes(net: MemoryNetwork): Promise<{ logs: ReplicatedLog<number>[]; leader: ReplicatedLog<number> }> {
-  const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2', 3: '127.0.0.1:3' };
-  const logs: ReplicatedLog<number>[] = [];
-  cleanups.push(async () => {
-    for (const l of logs) await l.close();
-  });
-  for (let id = 1; id <= 3; id++) {
-    const t = tempDir();
-    cleanups.push(t.cleanup);
-    const wal = await Wal.open(join(t.dir, 'wal'), { sync: 'none', preallocate: 'none' });
-    const options = { dataDir: t.dir, id, peers, stateMachine: new RecordingMachine(), sync: 'none' as const, preallocate: 'none' as const };
-    // A window of 1 MiB: catching up on 4 MiB takes a follower behind a slow link four round trips, 2 s.
-    // Heartbeats keep arriving (late, but every 40 ms), so it never campaigns on its own.
-    const timing = { tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 4, maxInflightBytes: MiB };
-    logs.push(await ReplicatedLog.open({ ...options, ...timing }, { transport: net.endpoint(id), wal }));
-  }
-  let leader: ReplicatedLog<number> | undefined;
-  await waitFor('a leader', () => (leader = logs.find((l) => l.status().role === 'leader')) !== undefined);
-  return { logs, leader: leader! };
+function threeNodes(net: MemoryNetwork): Promise<{ logs: ReplicatedLog<number>[]; leader: ReplicatedLog<number> }> {
+  // A window of 1 MiB: catching up on 4 MiB takes a follower behind a slow link four round trips, 2 s.
+  // Heartbeats keep arriving (late, but every 40 ms), so it never campaigns on its own.
+  return memoryTrio(net, cleanups, () => ({ options: { tickMs: TICK_MS, electionTicks: ELECTION_TICKS, heartbeatTicks: 4, maxInflightBytes: MiB } }));
 }
 
 it('hands leadership round three nodes, one of them behind a slow link and behind by more than it catches up in an election timeout', async () => {
