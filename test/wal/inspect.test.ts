@@ -152,6 +152,16 @@ describe('raftlog inspect', () => {
     expect(bare.err).toMatch(/^raftlog inspect: RESTORE_INCOMPLETE: /);
   });
 
+  it('exits 1 on a directory a recover did not finish, which the log refuses to open as RECOVER_INCOMPLETE', async () => {
+    const dir = await nodeDir(10);
+    writeFileSync(join(dir, 'recover-incomplete'), '');
+    await expect(ReplicatedLog.open({ dataDir: dir })).rejects.toMatchObject({ code: 'RECOVER_INCOMPLETE' });
+    const r = await run([dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^raftlog inspect: RECOVER_INCOMPLETE: a recover did not finish in .*: run it again/);
+    expect(r.out).toMatch(/every checksum verified/); // and the rest is looked at
+  });
+
   it('exits 1, with the code the WAL refuses to open it with, on a LOCK that is a directory or is missing beside segments', async () => {
     const dir = await nodeDir(10);
     const lock = join(dir, 'wal', 'LOCK');
