@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type { Registry } from 'prom-client';
 import { AuthThrottle, authThrottleProblem, type AuthThrottleOptions } from '../auth-throttle.js';
 import { CodedError } from '../errors.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { guardedLogger, silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, realTimers, type RefusalLogClock } from '../refusal-log.js';
 import { clientAddress, isHostPort, networkKey } from '../transport/address.js';
 import { InvalidArgumentError } from '../log/errors.js';
@@ -279,7 +279,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   const want = options.token === undefined ? null : digest(options.token);
   const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
   // Anyone who reaches the port can be refused as often as they send, so the lines are rationed.
-  const logger = options.logger ?? silentLogger;
+  const logger = guardedLogger(options.logger ?? silentLogger);
   const refusals = new RefusalLog(logger, 'admin: refused requests', options.refusalLogClock);
   // Without it, a stranger tries tokens as fast as the endpoint answers.
   const throttle = new AuthThrottle(options.authThrottle ?? {}, options.refusalLogClock ?? realTimers);

@@ -5,7 +5,7 @@ import { STATUS_CODES, createServer, type IncomingMessage, type Server, type Ser
 import type { AddressInfo, Socket } from 'node:net';
 import { InvalidArgumentError } from '../log/errors.js';
 import type { ReplicatedLog } from '../log/replicated-log.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { guardedLogger, silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-log.js';
 import type { StateMachine } from '../log/state-machine.js';
 import { clientAddress, isHostPort, networkKey, parseAddress } from '../transport/address.js';
@@ -104,12 +104,14 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   if (!isLoopback(host) && (o.token === undefined || o.token === '')) {
     throw new InvalidArgumentError(`the admin endpoint on ${o.address} is not loopback: it needs a token`);
   }
+  // Its lines are written from socket and timer callbacks: a throw there would end the process.
+  const logger = guardedLogger(o.logger ?? silentLogger);
   const handler = adminHandler(o.log, {
     token: o.token,
     stateMachine: o.stateMachine,
     maxBodyBytes: o.maxBodyBytes,
     allowedHosts: [host],
-    logger: o.logger,
+    logger,
     refusalLogClock: o.refusalLogClock,
     maxBackups: o.maxBackups,
     authThrottle: o.authThrottle,
@@ -123,7 +125,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   const unanswered = new WeakMap<Socket, ServerResponse[]>();
   // Connections closed for how their client reads, each counted and logged once.
   const condemned = new WeakSet<Socket>();
-  const closes = new RefusalLog(o.logger ?? silentLogger, 'admin: closed connections', o.refusalLogClock);
+  const closes = new RefusalLog(logger, 'admin: closed connections', o.refusalLogClock);
   const condemn = (socket: Socket, code: AdminRefusalCode, message: string): void => {
     condemned.add(socket);
     handler.countRefusal(code);
@@ -174,7 +176,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
   // What the client of each served connection has taken of the answers sent to it, and since when.
   const taking = new Map<Socket, { taken: number; since: number }>();
   const refusing = new Set<Socket>();
-  const connectionRefusals = new RefusalLog(o.logger ?? silentLogger, 'admin: refused connections', o.refusalLogClock);
+  const connectionRefusals = new RefusalLog(logger, 'admin: refused connections', o.refusalLogClock);
   const [readRequests] = server.listeners('connection') as Array<(this: Server, socket: Socket) => void>;
   server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
@@ -287,7 +289,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     Math.min(1_000, timeout),
   );
   stalls.unref();
-  const serverErrors = logServerErrors(server, o.logger ?? silentLogger, 'admin', o.refusalLogClock);
+  const serverErrors = logServerErrors(server, logger, 'admin', o.refusalLogClock);
   const a = server.address() as AddressInfo;
   return {
     address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,

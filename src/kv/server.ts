@@ -13,7 +13,7 @@ import net from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { authThrottleProblem, type AuthThrottleOptions } from '../auth-throttle.js';
 import { InvalidArgumentError } from '../log/errors.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { guardedLogger, silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-log.js';
 import { clientAddress, formatAddress, parseAddress } from '../transport/address.js';
 import { Access, PROTECTED_MODE_ERROR, addressKey } from './access.js';
@@ -194,6 +194,8 @@ function defaultMaxClients(): number {
 
 export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const { log, kv } = o;
+  // Its lines are written from socket and timer callbacks: a throw there would end the process.
+  const logger = guardedLogger(o.logger ?? silentLogger);
   const maxClients = o.maxClients ?? defaultMaxClients();
   const idleTimeoutMs = o.idleTimeoutMs ?? 300_000;
   const authTimeoutMs = o.authTimeoutMs ?? 10_000;
@@ -211,7 +213,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   // The sockets' own mark, after which a write is followed by 'drain' (see createServer below).
   const socketHwBytes = Math.min(hwBytes, getDefaultHighWaterMark(false));
   // A refusal costs the client one connection, so a line for each would let anyone flood the log.
-  const refusals = new RefusalLog(o.logger ?? silentLogger, 'RESP server: refused connections', o.refusalLogClock);
+  const refusals = new RefusalLog(logger, 'RESP server: refused connections', o.refusalLogClock);
   const maxStrangersPerAddress = o.maxUnauthenticatedPerAddress ?? Math.max(1, Math.floor(maxClients / 4));
   const maxPendingReads = o.maxPendingReads ?? 65_536;
   const sync = o.sync ?? 'always';
@@ -243,7 +245,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
     clock: o.refusalLogClock,
     maxStrangersPerAddress,
   });
-  const budget = new Budget({ maxBufferedBytes, maxWriteBufferedBytes, maxPendingReads, refusals, logger: o.logger, clock: o.refusalLogClock });
+  const budget = new Budget({ maxBufferedBytes, maxWriteBufferedBytes, maxPendingReads, refusals, logger, clock: o.refusalLogClock });
   const { clients, counters } = budget;
   const refusing = new Set<net.Socket>();
   const context = {
@@ -303,7 +305,7 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
       resolve();
     });
   });
-  const serverErrors = logServerErrors(server, o.logger ?? silentLogger, 'RESP server', o.refusalLogClock);
+  const serverErrors = logServerErrors(server, logger, 'RESP server', o.refusalLogClock);
   const bound = server.address() as net.AddressInfo;
   let closing: Promise<void> | null = null;
   return {

@@ -22,7 +22,7 @@ import type { Secret } from './auth.js';
 import { Inbound } from './inbound.js';
 import { Outbound } from './outbound.js';
 import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
-import { silentLogger } from '../logger.js';
+import { guardedLogger, silentLogger } from '../logger.js';
 import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-log.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
 import { newPacker } from './wire.js';
@@ -217,7 +217,7 @@ export class TcpTransport implements Transport {
     }
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? 5_000;
     this.secrets = secrets;
-    this.logger = o.logger ?? silentLogger;
+    this.logger = guardedLogger(o.logger ?? silentLogger);
     this.refusals = new RefusalLog(this.logger, 'transport: refused connections', o.refusalLogClock);
     this.replacedPeers = new RefusalLog({ warn: (f, m) => this.logger.error(f, m) }, 'transport: peers refused as new instances', o.refusalLogClock);
     if (o.instanceId !== undefined && !/^[0-9a-f]{32}$/.test(o.instanceId))

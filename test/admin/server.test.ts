@@ -12,8 +12,10 @@ import { OutcomeUnknownError } from '../../src/log/errors.js';
 import { enc, freePorts, tempDir } from '../log/helpers.js';
 import { parsePrometheus } from './prometheus-text.js';
 import { until } from '../transport/helpers.js';
+import { BrokenLogger, looseErrors } from '../broken-logger.js';
 import { ManualClock } from '../manual-clock.js';
 import { RecordingLogger } from '../recording-logger.js';
+import type { Logger } from '../../src/logger.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -26,7 +28,7 @@ async function node(
     maxConnections?: number;
     maxConnectionsPerAddress?: number;
     address?: string;
-    logger?: RecordingLogger;
+    logger?: Logger;
     refusalLogClock?: ManualClock;
     authThrottle?: { failures?: number; windowMs?: number };
   } = {},
@@ -322,6 +324,16 @@ describe('the admin endpoint', () => {
     ]);
     expect(logger.lines[0]!.message).toMatch(/GET \/snapshot .*snapshot\(\) is broken/);
     expect(logger.lines[1]!.message).toMatch(/GET \/snapshot .*the stream broke/);
+  });
+
+  it('a logger that throws loses its lines, not the endpoint: a refused request is still answered 401, the next one served', async () => {
+    const logger = new BrokenLogger();
+    const loose = looseErrors();
+    const { admin } = await node({ token: 'the-admin-token', logger });
+    expect((await send(admin.address, 'GET', '/status', { host: admin.address, authorization: 'Bearer wrong' })).status).toBe(401);
+    expect(logger.calls).toBeGreaterThan(0);
+    expect((await send(admin.address, 'GET', '/status', { host: admin.address, authorization: 'Bearer the-admin-token' })).status).toBe(200);
+    expect(loose).toEqual([]);
   });
 
   it('with a token: 401 without it or with a wrong one, and nothing changes', async () => {

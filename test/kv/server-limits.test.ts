@@ -11,6 +11,7 @@ import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 import { isLoopbackAddress, serveResp, type RespServer, type RespServerOptions } from '../../src/kv/server.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { heapBytes } from '../heap.js';
+import { BrokenLogger, looseErrors } from '../broken-logger.js';
 import { ManualClock } from '../manual-clock.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RespClient } from './resp-client.js';
@@ -338,6 +339,21 @@ describe('RESP server limits', () => {
     expect(await d.call('PING')).toBe('PONG');
     b.close();
     d.close();
+  });
+
+  it('a logger that throws loses its lines, not the server: a refused client is still told why and the others served', async () => {
+    const logger = new BrokenLogger();
+    const loose = looseErrors();
+    const server = await start({ maxClients: 1, logger });
+    const a = await RespClient.connect(portOf(server));
+    expect(await a.call('PING')).toBe('PONG');
+    const b = await RespClient.connect(portOf(server));
+    expect(await b.next()).toEqual(new Error('ERR max number of clients reached'));
+    await b.closed();
+    await until(() => logger.calls > 0);
+    expect(await a.call('PING')).toBe('PONG');
+    a.close();
+    expect(loose).toEqual([]);
   });
 
   it('by default serves thousands of clients, within the open-file limit', async () => {

@@ -10,8 +10,8 @@ import { readAll } from '../../src/log/state-machine.js';
 import { RECORD_VERSION } from '../../src/log/record-batch.js';
 import type { LogStore, SnapshotMarker } from '../../src/storage/log-store.js';
 import type { Entry, HardState } from '../../src/raft/types.js';
-import type { Logger } from '../../src/logger.js';
 import { Wal, WalIoError } from '../../src/wal/index.js';
+import { BrokenLogger, looseErrors } from '../broken-logger.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RecordingMachine, enc, fdsUnder, tempDir, waitFor } from './helpers.js';
 
@@ -389,32 +389,8 @@ describe('ReplicatedLog failures', () => {
 
   it('a logger that throws stops nothing halfway: a state machine failure still settles each append with LOG_FATAL, and close frees the directory', async () => {
     const dir = fresh();
-    const broken: Logger = {
-      trace: () => {
-        throw new Error('logger broke');
-      },
-      debug: () => {
-        throw new Error('logger broke');
-      },
-      info: () => {
-        throw new Error('logger broke');
-      },
-      warn: () => {
-        throw new Error('logger broke');
-      },
-      error: () => {
-        throw new Error('logger broke');
-      },
-      child: () => broken,
-    };
-    const loose: unknown[] = [];
-    const onLoose = (reason: unknown): void => void loose.push(reason);
-    process.on('unhandledRejection', onLoose);
-    process.on('uncaughtException', onLoose);
-    onTestFinished(() => {
-      process.off('unhandledRejection', onLoose);
-      process.off('uncaughtException', onLoose);
-    });
+    const broken = new BrokenLogger();
+    const loose = looseErrors();
     const sm = new RecordingMachine();
     // Bounded, so that a promise left pending fails here, naming itself.
     const settled = <T>(p: Promise<T>, what: string): Promise<T> =>
@@ -433,6 +409,7 @@ describe('ReplicatedLog failures', () => {
     await log.close();
     expect(fdsUnder(dir)).toEqual([]);
     expect(loose).toEqual([]);
+    expect(broken.calls).toBeGreaterThan(0);
   });
 
   it('the library writes nothing to the console', async () => {

@@ -12,6 +12,7 @@ import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { REFUSAL_LOG_LINES } from '../../src/refusal-log.js';
 import { failAccepts, serverAt } from '../listening-server.js';
+import { BrokenLogger, looseErrors } from '../broken-logger.js';
 
 const open: TcpTransport[] = [];
 afterEach(async () => {
@@ -383,6 +384,20 @@ describe('TcpTransport', () => {
     expect(b.rec.messages.filter((m) => m.from === 3)).toEqual([]);
     expect(b.t.stats().connectionsRefused).toBeGreaterThan(0);
     await stillWorks(a.t, b.rec, 9);
+  });
+
+  it('a logger that throws loses its lines, not the transport: it refuses a stranger and keeps serving its peer', async () => {
+    const broken = new BrokenLogger();
+    const loose = looseErrors();
+    const b = await node({ id: 2, logger: broken });
+    const a = await node({ id: 1, peers: { 2: b.t.address } });
+    b.t.addPeer(1, a.t.address);
+    const stranger = await node({ id: 3, clusterId: 'other', peers: { 2: b.t.address } });
+    stranger.t.send([msg(3, 2)]);
+    await until(() => stranger.log.has('refused the connection: TRANSPORT_CLUSTER_MISMATCH'), "the stranger's log");
+    expect(broken.calls).toBeGreaterThan(0);
+    await stillWorks(a.t, b.rec, 9);
+    expect(loose).toEqual([]);
   });
 
   it('logs every refusal and every failed or lost connection with its code as a field, on both sides', async () => {
