@@ -137,7 +137,6 @@ class HttpError extends CodedError {
   }
 }
 
-/** What an error from the log means to an HTTP client. */
 /** Answers with `v` as JSON; `headers` adds to the content type and length. */
 export function sendJson(res: ServerResponse, status: number, v: unknown, headers: OutgoingHttpHeaders = {}): void {
   const text = JSON.stringify(v);
@@ -145,6 +144,7 @@ export function sendJson(res: ServerResponse, status: number, v: unknown, header
   res.end(text);
 }
 
+/** What an error from the log means to an HTTP client. */
 function statusOf(code: string): number {
   switch (code) {
     case 'INVALID_ARGUMENT':

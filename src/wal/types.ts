@@ -46,9 +46,11 @@ export interface WalOptions {
   /**
    * How segments are prepared ahead of need. 'none': every file grows with the appends, so
    * the WAL takes what it holds. 'zeros' (default, `WAL_DEFAULTS.preallocate`): a new segment
-   * starts with 1 MiB of zeros, and the writer thread, once idle for 2 ms, zeroes further ahead
-   * of the write position in steps doubling up to 8 MiB, so that commits at low rates
-   * fdatasync into blocks already initialized (a fresh WAL takes about 2 MiB). 'fallocate'
+   * starts with 1 MiB of zeros, and the writer thread zeroes further ahead of the write
+   * position while it is idle: 1 MiB at a time as soon as it is idle while recent groups
+   * average at most 128 KiB, and after 2 ms of idle time, in steps doubling up to 8 MiB, for
+   * larger ones, so that commits at low rates fdatasync into blocks already initialized (a
+   * fresh WAL takes about 2 MiB). 'fallocate'
    * reserves each whole segment (two on disk from the first append). README.md has the
    * measurements behind the default.
    */
