@@ -262,7 +262,7 @@ export class Wal {
    * True once close() was called (also while it is still closing): from then on every
    * read of the log (the getters below, entries*, term, dataLength, copyCached, stats)
    * throws WAL_CLOSED and every write rejects with it. Readable at any time, as are
-   * `dir` and `repair`.
+   * `dir`, `repair` and `conflict`.
    */
   get closed(): boolean {
     return this.#closing !== null;
@@ -363,9 +363,12 @@ export class Wal {
   }
 
   /**
-   * Deletes the segment files that hold only entries at or below `index`
-   * (which must not be above the snapshot marker). Resolves when the files
-   * are gone and the directory is synced.
+   * Takes out of the log the segment files that hold only entries at or below
+   * `index` (which must not be above the snapshot marker). Up to four of them
+   * (as many as fit in 256 MiB, at least one; none with preallocate 'none')
+   * are kept to become the next segments; the others are renamed and deleted
+   * in the background, a few MiB at a time. Resolves once they are out of the
+   * log and the directory is synced, not once their blocks are freed.
    */
   releaseTo(index: number): Promise<void> {
     const unusable = this.#unusable();
