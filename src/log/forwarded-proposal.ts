@@ -14,7 +14,8 @@ import { BatchReader } from './record-batch.js';
 
 /**
  * The kinds of fault, each a reason of raftlog_proposals_refused_total and of the refusal's log
- * line: the peer is told PROPOSAL_REFUSED whatever the kind, the operator which one it was.
+ * line (code PROPOSAL_REFUSED whatever the kind): the operator learns which one it was, the peer
+ * nothing, as the message is dropped.
  */
 export const FORWARDED_PROPOSAL_FAULTS = ['NO_ENTRY', 'MEMBERSHIP_CHANGE', 'EMPTY_ENTRY', 'UNDECODABLE', 'FOREIGN_ORIGIN'] as const;
 
