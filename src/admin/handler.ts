@@ -33,7 +33,7 @@ export interface AdminHandlerOptions {
    */
   allowedHosts?: string[];
   /**
-   * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 413, 415), at most 10
+   * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 429, 413, 415), at most 10
    * every 10 s, then one line with the count of the rest; and, at error, of requests that failed
    * inside the node (500: INTERNAL, or a storage failure's code). Default: silent.
    */
