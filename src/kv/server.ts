@@ -125,8 +125,11 @@ export interface RespServerOptions {
   /** Whether a remote address counts as loopback for protected mode (replaceable for tests). */
   isLoopback?: (remoteAddress: string | undefined) => boolean;
   /**
-   * Hears of refused connections (too many clients, protected mode, a cross-protocol (HTTP)
-   * request), at most 10 every 10 s, then one line with the count of the rest. Default: silent.
+   * Hears of refused connections (too many clients, too many not authenticated from one
+   * address, protected mode, a cross-protocol (HTTP) request, an address whose AUTHs failed too
+   * often) and of connections closed at their third wrong password or evicted past
+   * maxBufferedBytes: at most 10 every 10 s, then one line with the count of the rest; of reads
+   * refused past maxPendingReads apart, at the same rate. Default: silent.
    */
   logger?: Logger;
   /** The timer of that rate limit, and of authThrottle's windows. Default: real timers. */
