@@ -51,7 +51,7 @@ export interface LogMetrics {
   transportRefusedByPeers: Record<string, number>;
   /** From append() to its result, committed or failed. */
   appendDuration: HistogramData;
-  /** fdatasync durations on the WAL's writer thread; null without the native WAL. */
+  /** fdatasync durations of the WAL's segments, timed where they run (its writer thread, or inline); null without the native WAL. */
   walFsyncDuration: HistogramData | null;
   walBytesWritten: number;
   walSegments: number;
