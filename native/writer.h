@@ -38,9 +38,10 @@ class DirLock;
 enum class Prealloc { kZeros = 0, kFallocate = 1, kNone = 2 };
 
 // kZeros: a new segment starts with kFirstStep bytes of zeros, and the writer
-// thread, whenever its queue is empty, zeroes a step further ahead of the
-// write position once less than half a step is left, each step twice the
-// last, up to kMaxStep.
+// thread, whenever its queue is empty (for kQuietMs, with large groups),
+// zeroes a step further ahead of the write position once less than half a
+// step is left: kFirstStep with small groups, else each step twice the last,
+// up to kMaxStep.
 constexpr uint64_t kFirstStep = 1ull << 20;
 constexpr uint64_t kMaxStep = 8ull << 20;
 // How long the queue must stay empty before the writer zeroes ahead, when its
