@@ -188,12 +188,16 @@ export class Membership {
       else if (isJoint(this.conf)) this.confLeaving.add(p.resolve);
       else this.settle(p.resolve);
     }
-    if (!isJoint(this.conf) && this.confLeaving.size > 0) {
-      const done = [...this.confLeaving];
-      this.confLeaving.clear();
-      for (const resolve of done) this.settle(resolve);
-    }
+    this.settleLeft();
     return cc.changes.some((c) => c.type !== ConfChangeType.RemoveNode);
+  }
+
+  /** The joint changes applied so far are done once the configuration is no longer joint. */
+  private settleLeft(): void {
+    if (isJoint(this.conf) || this.confLeaving.size === 0) return;
+    const done = [...this.confLeaving];
+    this.confLeaving.clear();
+    for (const resolve of done) this.settle(resolve);
   }
 
   /** A record was applied at `index`: a change this node proposed there lost its slot. */
@@ -207,6 +211,8 @@ export class Membership {
   /** The snapshot at `index` replaced the state: its configuration and, if it names them, its members' addresses. */
   restore(conf: ConfState, members: ReadonlyArray<readonly [number, string]>, index: number): void {
     this.conf = conf;
+    // A snapshot past the entry that left the joint state passes over it: this is the only word of it.
+    this.settleLeft();
     if (members.length === 0) return;
     // Only the difference: a redial would drop what is queued to a peer that stays.
     const t = this.host.peers;
