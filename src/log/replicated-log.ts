@@ -739,12 +739,15 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * tell from the one it recorded. Its members' instances are forgotten, durably before the
    * snapshot is installed, and recorded again as next met; but not those of the members
    * connected now: each connection proved the recorded instance, and a member added back on an
-   * empty directory is refused, so not connected. @internal
+   * empty directory is refused, so not connected. The members it removes are forgotten then
+   * too: a restart from it never applies their removal again. @internal
    */
   private async forgetSkippedMembers(snap: Snapshot): Promise<void> {
     const live = this.deps.transport?.connectedPeers?.() ?? new Set<number>();
+    const kept = confMembers(snap.meta.conf);
+    const removed = [...this.membership.members.keys()].filter((peer) => !kept.has(peer));
     await this.deps.peerInstances?.forget(
-      [...confMembers(snap.meta.conf)].filter((peer) => peer !== this.id && !live.has(peer)),
+      [...[...kept].filter((peer) => !live.has(peer)), ...removed].filter((peer) => peer !== this.id),
       snap.meta.index,
     );
   }

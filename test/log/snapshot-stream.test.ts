@@ -2,7 +2,7 @@
 // receives it as a file, several frames long, and the KV state machine restores
 // it from chunks; a received snapshot raft does not take is deleted.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvStateMachine, encodeCommand } from '../../src/kv/kv-state-machine.js';
@@ -12,6 +12,7 @@ import { encodeConfChange } from '../../src/raft/confchange.js';
 import { ConfChangeType, EntryType, MessageType, type Message, type SnapshotMeta } from '../../src/raft/types.js';
 import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
 import type { LogStore } from '../../src/storage/log-store.js';
+import { PeerInstanceFile, readPeerInstances } from '../../src/storage/peer-instances.js';
 import { Wal } from '../../src/wal/index.js';
 import { FileSnapshotStore, type SnapshotSpool, type SnapshotStore } from '../../src/storage/snapshot-store.js';
 import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
@@ -321,5 +322,57 @@ describe('snapshots through the log', () => {
     await waitFor('the older spool to be deleted', () => spools(t.dir).length === 0);
     expect(log.status()).toMatchObject({ role: 'follower', snapshotIndex: 50, applied: 50 });
     expect(readdirSync(join(t.dir, 'snapshots')).filter((n) => n.startsWith('snap-'))).toEqual(['snap-0000000000000050-1000.snap']);
+  });
+});
+
+describe("a received snapshot past a member's removal", () => {
+  it('forgets the removed member before the snapshot is the restart point: a crash after it loses no forgetting', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const peers = { 1: '127.0.0.1:1', 2: '127.0.0.1:2' };
+    // Node 3, added later, was met and recorded before this node fell behind.
+    writeFileSync(join(t.dir, 'peer-instances'), `3 ${'ab'.repeat(16)} 1\n`);
+    const wal = await Wal.open(join(t.dir, 'wal'));
+    // A crash right after the WAL records the snapshot: a forgetting not durable by then is lost.
+    let crashed = false;
+    const saveMarker = wal.saveSnapshot.bind(wal);
+    wal.saveSnapshot = async (marker, options) => {
+      await saveMarker(marker, options);
+      crashed = true;
+    };
+    const file = await PeerInstanceFile.open(t.dir);
+    const peerInstances = {
+      forget: (ids: Iterable<number>, index: number): Promise<void> => (crashed ? new Promise<void>(() => undefined) : file.forget(ids, index)),
+      settled: () => file.settled(),
+    };
+    const snapshots = await FileSnapshotStore.open(join(t.dir, 'snapshots'));
+    const { transport, deliver } = inertTransport();
+    const log = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET }, { transport, snapshots, wal, peerInstances });
+    const base = { from: 2, to: 1, term: 2, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0 };
+    const add = encodeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: 3, context: new TextEncoder().encode('127.0.0.1:3') });
+    deliver({ ...base, type: MessageType.MsgApp, entries: [{ index: 1, term: 2, type: EntryType.ConfChange, data: add }] });
+    deliver({ ...base, type: MessageType.MsgApp, logTerm: 2, index: 1, commit: 1 });
+    await waitFor('node 3 to be added', () => log.status().members[3] !== undefined);
+    // The leader removed node 3 since, and sends a snapshot past the removal.
+    const meta = { index: 500, term: 2, conf: { voters: [1, 2], learners: [] } };
+    const chunks: Uint8Array[] = [];
+    for await (const c of encodeSnapshotData(
+      Object.entries(peers).map(([id, a]) => [Number(id), a] as [number, string]),
+      (async function* () {})(),
+    ))
+      chunks.push(c);
+    const leader = await FileSnapshotStore.open(join(t.dir, 'leader'));
+    await leader.save({ meta, data: Buffer.concat(chunks) });
+    const out = await leader.open({ meta, data: new Uint8Array(0) });
+    const spool = await snapshots.spool(meta, out.size);
+    for await (const c of out.chunks) await spool.write(c);
+    deliver({ ...base, type: MessageType.MsgSnap, snapshot: { meta, data: await spool.finish() } });
+    await waitFor('the snapshot to be installed', () => log.status().applied === 500 || log.status().role === 'fatal');
+    expect(log.status().members[3]).toBeUndefined();
+    await log.close();
+    // Opened again from that snapshot, the node never applies the removal: nothing forgets node 3 after this.
+    const again = await ReplicatedLog.open({ dataDir: t.dir, id: 1, peers, clusterSecret: SECRET }, { transport: inertTransport().transport });
+    await again.close();
+    expect((await readPeerInstances(t.dir)).has(3)).toBe(false);
   });
 });
