@@ -402,16 +402,17 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   async prune(index: number): Promise<void> {
-    let removed = false;
-    for (const name of await readdir(this.dir)) {
+    const names = await readdir(this.dir);
+    const snapshots = names.filter((name) => {
       const m = HELD.exec(name);
-      // The caller's marker is durable: no received snapshot waits for one any more.
-      if ((m && Number(m[1]) !== index) || name.endsWith(`.snap${RECEIVED}`)) {
-        await unlink(join(this.dir, name));
-        removed = true;
-      }
-    }
-    if (removed) await syncDir(this.dir);
+      return m !== null && Number(m[1]) !== index;
+    });
+    // The caller's marker is durable: no received snapshot waits for one any more. The marks go
+    // last: one removed before its snapshot, were the prune stopped between, would leave a received
+    // snapshot past the log's end unmarked, which the next open refuses as a WAL that lost its end.
+    const marks = names.filter((name) => name.endsWith(`.snap${RECEIVED}`));
+    for (const name of [...snapshots, ...marks]) await unlink(join(this.dir, name));
+    if (snapshots.length + marks.length > 0) await syncDir(this.dir);
   }
 
   async held(): Promise<HeldSnapshot[]> {
