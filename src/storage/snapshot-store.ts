@@ -408,11 +408,14 @@ export class FileSnapshotStore implements SnapshotStore {
       return m !== null && Number(m[1]) !== index;
     });
     // The caller's marker is durable: no received snapshot waits for one any more. The marks go
-    // last: one removed before its snapshot, were the prune stopped between, would leave a received
-    // snapshot past the log's end unmarked, which the next open refuses as a WAL that lost its end.
+    // last, once the snapshots' removal is durable: one removed before its snapshot, were the prune
+    // stopped between, would leave a received snapshot past the log's end unmarked, which the next
+    // open refuses as a WAL that lost its end.
     const marks = names.filter((name) => name.endsWith(`.snap${RECEIVED}`));
-    for (const name of [...snapshots, ...marks]) await unlink(join(this.dir, name));
-    if (snapshots.length + marks.length > 0) await syncDir(this.dir);
+    for (const batch of [snapshots, marks]) {
+      for (const name of batch) await unlink(join(this.dir, name));
+      if (batch.length > 0) await syncDir(this.dir);
+    }
   }
 
   async held(): Promise<HeldSnapshot[]> {
