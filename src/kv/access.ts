@@ -3,7 +3,7 @@
 // protected mode. A stranger costs the server little: it is refused early, and what it may send
 // before AUTH is small (UNAUTHENTICATED_LIMITS).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import net from 'node:net';
+import * as net from 'node:net';
 import { AuthThrottle, type AuthThrottleOptions } from '../auth-throttle.js';
 import { realTimers, type RefusalLogClock } from '../refusal-log.js';
 import { networkKey } from '../transport/address.js';

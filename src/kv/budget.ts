@@ -2,7 +2,7 @@
 // maxBufferedBytes a client is evicted), reply bytes unsent (past maxWriteBufferedBytes a
 // connection is held back), and reads waiting for a barrier (past maxPendingReads one is
 // refused). Each connection's own marks bound only its share, and there may be many.
-import type net from 'node:net';
+import type * as net from 'node:net';
 import { silentLogger, type Logger } from '../logger.js';
 import { RefusalLog, type RefusalLogClock } from '../refusal-log.js';
 import { clientAddress } from '../transport/address.js';

@@ -2,7 +2,7 @@
 // marks (commands awaiting replies, bytes held, reply bytes unsent), and its replies written in
 // command order as the kernel takes them. A connection that sends faster than it is answered,
 // or reads none of its replies, is paused; one that goes quiet, or never authenticates, is closed.
-import type net from 'node:net';
+import type * as net from 'node:net';
 import type { RefusalLog } from '../refusal-log.js';
 import { clientAddress } from '../transport/address.js';
 import { AUTH_FAILURES_PER_CONNECTION, NOAUTH, UNAUTHENTICATED_LIMITS, type Access } from './access.js';

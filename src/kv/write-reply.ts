@@ -1,7 +1,7 @@
 // How a reply reaches the socket. A GET's value stays the map's own until it is written, and a
 // large one is written as that Buffer, not copied: the replies a client has not read yet are
 // held until it reads them, so what each costs is what a slow reader can make the server hold.
-import type net from 'node:net';
+import type * as net from 'node:net';
 import { encode, type Reply } from './resp.js';
 import { valueBytes, type StoredValue } from './stored-value.js';
 

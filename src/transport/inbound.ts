@@ -2,7 +2,7 @@
 // hand to the driver. Anything wrong closes this connection only, with the
 // reason logged here and sent back to the peer.
 import { codeOf } from '../errors.js';
-import type net from 'node:net';
+import type * as net from 'node:net';
 import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
 import type { Message, SnapshotMeta } from '../raft/types.js';

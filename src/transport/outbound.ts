@@ -3,8 +3,8 @@
 // the sockets we accept, so there is never a question of which of two crossing
 // connections wins.
 import { codeOf } from '../errors.js';
-import net from 'node:net';
-import tls from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
 import type { Message, Snapshot } from '../raft/types.js';

@@ -98,12 +98,14 @@ try { await Wal.open('wal'); } catch (err) { console.log(JSON.stringify({ code: 
   });
 
   // A CommonJS project's imports become require() calls, which TypeScript allows of an ES module from 5.8 under nodenext.
-  for (const [resolution, type] of [
-    ['node16', 'module'],
-    ['nodenext', 'commonjs'],
-    ['bundler', 'module'],
+  // `module: commonjs` resolves as node10, which reads no exports map: the subpaths' types reach it through typesVersions.
+  for (const [module, resolution, type] of [
+    ['node16', 'node16', 'module'],
+    ['nodenext', 'nodenext', 'commonjs'],
+    ['esnext', 'bundler', 'module'],
+    ['commonjs', 'node10', 'commonjs'],
   ] as const) {
-    it(`TypeScript type-checks ${type === 'module' ? 'an ES module' : 'a CommonJS'} consumer with moduleResolution ${resolution}`, async () => {
+    it(`TypeScript type-checks ${type === 'module' ? 'an ES module' : 'a CommonJS'} consumer with module ${module}, moduleResolution ${resolution}`, async () => {
       const dir = join(project, `ts-${resolution}`);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'package.json'), JSON.stringify({ type }));
@@ -114,7 +116,7 @@ try { await Wal.open('wal'); } catch (err) { console.log(JSON.stringify({ code: 
             strict: true,
             noEmit: true,
             target: 'ES2022',
-            module: resolution === 'bundler' ? 'esnext' : resolution,
+            module,
             moduleResolution: resolution,
             types: ['node'],
             typeRoots: [join(ROOT, 'node_modules/@types')],
