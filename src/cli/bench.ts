@@ -109,7 +109,7 @@ export async function main(args: string[]): Promise<number> {
       runs: intArg(opts, 'runs', 1, 1),
       sizes: intListArg(opts, 'sizes', '100,1024'),
       clients: intListArg(opts, 'clients', '1,16,256'),
-      systems: strArg(opts, 'systems', 'cluster,embedded,sqlite').split(','),
+      systems: (opts.has('systems') ? strArg(opts, 'systems') : defaultSystems()).split(','),
       sync: syncArg(strArg(opts, 'sync', 'always')),
       preallocate: preallocateArg(strArg(opts, 'preallocate', DEFAULTS.preallocate)),
       out: strArg(opts, 'out', 'bench/results'),
@@ -117,6 +117,20 @@ export async function main(args: string[]): Promise<number> {
     });
     return rows.length > 0 ? 0 : 1;
   });
+}
+
+/**
+ * better-sqlite3 is a development dependency: an installed raftlog has it only where its user
+ * added it, and a default that needs it would fail every plain `raftlog bench` there.
+ */
+function defaultSystems(): string {
+  try {
+    createRequire(import.meta.url).resolve('better-sqlite3');
+    return 'cluster,embedded,sqlite';
+  } catch {
+    console.log('better-sqlite3 is not installed: the sqlite baseline is left out (npm install better-sqlite3 to compare)');
+    return 'cluster,embedded';
+  }
 }
 
 type Preallocate = 'zeros' | 'fallocate' | 'none';

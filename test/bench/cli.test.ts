@@ -188,6 +188,29 @@ it('raftlog bench --runs takes turns between the systems within each case and re
   expect(r.stdout).toMatch(/\| embedded \(1 node\) \| 100 B \| 2 \| [\d,]+ \| [\d.]+x \|/);
 });
 
+it('raftlog bench without --systems leaves the sqlite baseline out, saying so, where better-sqlite3 cannot be loaded', async () => {
+  const t = tempDir('raftlog-bench-no-sqlite-');
+  cleanups.push(t.cleanup);
+  // An installed raftlog has no better-sqlite3 (a development dependency) unless its user added it.
+  const hide = join(t.dir, 'no-sqlite.cjs');
+  writeFileSync(
+    hide,
+    `const M = require('node:module');
+const resolve = M._resolveFilename;
+M._resolveFilename = function (request, ...rest) {
+  if (request === 'better-sqlite3') throw Object.assign(new Error("Cannot find module 'better-sqlite3'"), { code: 'MODULE_NOT_FOUND' });
+  return resolve.call(this, request, ...rest);
+};
+`,
+  );
+  const out = join(t.dir, 'out');
+  const r = await tsx(['--require', hide, MAIN, 'bench', '--seconds', '0.1', '--sizes', '100', '--clients', '1', '--out', out]);
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout).toContain('better-sqlite3 is not installed: the sqlite baseline is left out');
+  const results = JSON.parse(readFileSync(join(out, 'cluster.json'), 'utf8')) as { rows: Array<{ system: string }> };
+  expect(results.rows.map((x) => x.system)).toEqual(['cluster (3 nodes)', 'embedded (1 node)']);
+});
+
 it("a cluster's turn ends once every follower holds every entry and their processes are idle", async () => {
   let match = 5;
   const log = { status: () => ({ lastIndex: 10, progress: { 1: { match: 10 }, 2: { match: 10 }, 3: { match } } }) } as unknown as Pick<ReplicatedLog, 'status'>;
