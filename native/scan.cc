@@ -86,12 +86,17 @@ Search SyncedAfter(const uint8_t* p, size_t size, size_t damage, uint64_t stamp,
   return FindMarker(p, size, damage, stamp, damage + 1, budget);
 }
 
+// A segment's bytes: mapped for the WAL's own open, which holds the directory's lock, so nothing
+// changes the file under it; copied for a read-only scan, as of a running node's directory. That
+// node truncates the segments it releases a few MiB at a time: a mapping read past the new end
+// is SIGBUS, a copy is a short read.
 struct Mapped {
   int fd = -1;
   uint8_t* data = nullptr;
   size_t size = 0;
+  std::vector<uint8_t> copy;
   ~Mapped() {
-    if (data != nullptr) munmap(data, size);
+    if (data != nullptr && copy.empty()) munmap(data, size);
     if (fd >= 0) close(fd);
   }
 };
@@ -172,11 +177,26 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
                      path, -1);
     m.size = static_cast<size_t>(st.st_size);
     seg.size = m.size;
-    if (m.size > 0) {
+    if (m.size > 0 && repair) {
       void* addr = mmap(nullptr, m.size, PROT_READ, MAP_PRIVATE, m.fd, 0);
       if (addr == MAP_FAILED) throw IoError("mmap", path, errno);
       m.data = static_cast<uint8_t*>(addr);
       madvise(addr, m.size, MADV_SEQUENTIAL);
+    } else if (m.size > 0) {
+      m.copy.resize(m.size);
+      size_t got = 0;
+      while (got < m.size) {
+        ssize_t n = pread(m.fd, m.copy.data() + got, m.size - got, static_cast<off_t>(got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw IoError("read", path, errno);
+        if (n == 0)
+          throw WalError(WalCode::kIo,
+                         path + " shrank from " + std::to_string(m.size) + " to " + std::to_string(got) +
+                             " bytes or fewer while it was read: a node writing this WAL released it meanwhile",
+                         path, -1);
+        got += static_cast<size_t>(n);
+      }
+      m.data = m.copy.data();
     }
     const uint8_t* p = m.data;
     size_t off = 0;

@@ -24,7 +24,10 @@
  *                         (logged as op "lie": a disk that lies), or SLOW: a
  *                         write or sync that succeeds 2 ms late (a slow disk),
  *                         or KILL: the process is killed (SIGKILL) instead of
- *                         making the call (a crash just before it)
+ *                         making the call (a crash just before it), or SHRINK:
+ *                         the file is truncated to 0 bytes as it is read (a
+ *                         running writer releasing it; after the mapping, for
+ *                         mmap)
  *
  * Log fields: op, path (and to for rename), fd, off and len for writes (what
  * a power-cut replay needs), ret, err (errno name or ""), fault (injected).
@@ -40,7 +43,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -68,6 +73,7 @@ static long long last_doff = -1; /* set by a write just before record() */
 #define ERR_LIE 100000
 #define ERR_SLOW 100001
 #define ERR_KILL 100002
+#define ERR_SHRINK 100003
 #define SLOW_US 2000
 static long op_seq;
 
@@ -95,7 +101,7 @@ static const struct {
 } errnos[] = {{"EIO", EIO},       {"ENOSPC", ENOSPC}, {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
               {"EDQUOT", EDQUOT}, {"EROFS", EROFS},   {"ENOENT", ENOENT}, {"EINTR", EINTR},
               {"EEXIST", EEXIST}, {"ENOTEMPTY", ENOTEMPTY}, {"EBADF", EBADF}, {"EAGAIN", EAGAIN}, {"EINVAL", EINVAL},
-              {"LIE", ERR_LIE},   {"SLOW", ERR_SLOW}, {"KILL", ERR_KILL}};
+              {"LIE", ERR_LIE},   {"SLOW", ERR_SLOW}, {"KILL", ERR_KILL}, {"SHRINK", ERR_SHRINK}};
 
 static const char *errno_name(int e) {
   for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++)
@@ -485,6 +491,28 @@ int fcntl64(int fd, int cmd, ...) {
 }
 
 int ftruncate(int fd, off_t len) { return ftruncate_call(fd, len); }
+
+/* read: pread and mmap of a file, only ever shrunk (SHRINK), never failed or logged. */
+static void shrink_if_told(int fd) {
+  char p[4096];
+  if (!scoped(fd, p, sizeof p)) return;
+  pthread_mutex_lock(&mu);
+  int err = fault("read", p);
+  pthread_mutex_unlock(&mu);
+  if (err == ERR_SHRINK) truncate(p, 0); /* by path: the reader's descriptor is read-only */
+}
+ssize_t pread(int fd, void *buf, size_t n, off_t off) {
+  shrink_if_told(fd);
+  return syscall(SYS_pread64, fd, buf, n, off);
+}
+ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
+/* Through the system call: the loader and malloc map memory before this library is set up. */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  void *at = (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  if (fd >= 0 && at != MAP_FAILED) shrink_if_told(fd);
+  return at;
+}
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) { return mmap(addr, len, prot, flags, fd, off); }
 int ftruncate64(int fd, off_t len) { return ftruncate_call(fd, len); }
 
 /* rename, unlink, mkdir, rmdir: path calls. */

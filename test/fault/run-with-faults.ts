@@ -10,7 +10,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const source = join(repo, 'test', 'fault', 'faultfs.c');
 const library = join(repo, 'build', 'faultfs', 'faultfs.so');
 
-export type FaultOpName = 'open' | 'write' | 'fsync' | 'fdatasync' | 'sync' | 'fallocate' | 'rename' | 'unlink' | 'mkdir' | 'direct' | 'dwrite';
+export type FaultOpName = 'open' | 'write' | 'fsync' | 'fdatasync' | 'sync' | 'fallocate' | 'rename' | 'unlink' | 'mkdir' | 'direct' | 'dwrite' | 'read';
 
 export interface FaultRule {
   op: FaultOpName;
@@ -23,8 +23,9 @@ export interface FaultRule {
   /**
    * LIE: the sync reports success without syncing (a lying disk; logged as op 'lie'). SLOW: the call succeeds 2 ms late.
    * KILL: the process is killed (SIGKILL) instead of making the call, which is not logged.
+   * SHRINK (op 'read' only): the file is truncated to 0 bytes as it is read (after the mapping, for mmap).
    */
-  errno: 'EIO' | 'ENOSPC' | 'EMFILE' | 'ENFILE' | 'EDQUOT' | 'EROFS' | 'EINVAL' | 'LIE' | 'SLOW' | 'KILL';
+  errno: 'EIO' | 'ENOSPC' | 'EMFILE' | 'ENFILE' | 'EDQUOT' | 'EROFS' | 'EINVAL' | 'LIE' | 'SLOW' | 'KILL' | 'SHRINK';
 }
 
 /** One logged call. off/len are set for writes and fallocate, -1 otherwise. */
