@@ -1,6 +1,7 @@
 // The real ReplicatedLog under the seeded simulator: every seed runs a
-// workload under crashes, torn writes, failing and slow fsyncs, partitions and
-// a lossy network, then checks the history (test/sim-log/log-checker.ts).
+// workload under crashes, torn writes, failing and slow fsyncs, partitions
+// (some cutting one direction only) and a lossy network, then checks the
+// history (test/sim-log/log-checker.ts).
 // A failing seed prints its one-line replay command.
 import { describe, expect, it } from 'vitest';
 import { replayCommand, runSimulation, type SimOptions } from './simulation.js';
@@ -21,6 +22,7 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
   let catchUpReads = 0;
   let powerCuts = 0;
   let closes = 0;
+  let oneWayCuts = 0;
   for (let seed = from; seed < from + count; seed++) {
     const r = await runSimulation({ seed, nodes, ...extra });
     acked += r.stats.acked;
@@ -34,12 +36,13 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
     catchUpReads += r.stats.catchUpReads;
     powerCuts += r.stats.powerCuts;
     closes += r.stats.closes;
+    oneWayCuts += r.stats.oneWayCuts;
     if (!r.ok) {
       failures.push(`seed ${seed} (${nodes} nodes): ${r.violations.slice(0, 2).join(' / ')} -- replay: ${replayCommand(seed, nodes)}`);
     }
   }
   console.log(
-    `sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${powerCuts} power cuts, ${closes} clean restarts, ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${streamed} records streamed, ${transfers} leadership transfers, ${catchUpReads} catch-up reads, ${failures.length} failing seeds`,
+    `sim-log ${nodes} nodes, seeds ${from}..${from + count - 1}: ${acked} appends acknowledged, ${crashes} crashes (${torn} with a torn write), ${powerCuts} power cuts, ${closes} clean restarts, ${oneWayCuts} one-way cuts, ${fsyncFailures} fsync failures, ${restores} snapshot restores, ${barriers} barriers, ${streamed} records streamed, ${transfers} leadership transfers, ${catchUpReads} catch-up reads, ${failures.length} failing seeds`,
   );
   // The sweep must have exercised what it claims to.
   expect(acked).toBeGreaterThan(count * 50);
@@ -53,6 +56,7 @@ async function sweep(nodes: number, from: number, count: number, extra: Partial<
   expect(catchUpReads).toBeGreaterThan(0);
   expect(powerCuts).toBeGreaterThan(0);
   expect(closes).toBeGreaterThan(0);
+  expect(oneWayCuts).toBeGreaterThan(0);
   return failures;
 }
 

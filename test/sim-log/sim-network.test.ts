@@ -93,6 +93,27 @@ describe('SimNetwork', () => {
     expect(c.inbox.get(2)!.length).toBe(1);
   });
 
+  it('a link cut one way stops that direction only (also what is in flight); heal restores it', async () => {
+    const c = await cluster(6);
+    c.net.faults = { ...perfectNet, latencyMs: [5, 5] };
+    c.ts.get(1)!.send([msg(MessageType.MsgHeartbeat, 1, 2)]); // in flight when the cut comes
+    c.net.cutOneWay(1, 2);
+    expect(c.net.partitioned).toBe(true);
+    expect(c.net.describe()).toBe('cut 1>2');
+    c.ts.get(1)!.send([msg(MessageType.MsgHeartbeat, 1, 2), msg(MessageType.MsgHeartbeat, 1, 3)]);
+    c.ts.get(2)!.send([msg(MessageType.MsgHeartbeatResp, 2, 1)]);
+    await c.run();
+    expect(c.inbox.get(2)).toEqual([]);
+    expect(c.inbox.get(3)!.map((m) => m.from)).toEqual([1]);
+    expect(c.inbox.get(1)!.map((m) => m.from)).toEqual([2]); // 1 still hears 2
+    expect(c.unreachable).toEqual([[1, 2]]); // the sender whose direction is cut is told, the other is not
+    c.net.heal();
+    expect(c.net.partitioned).toBe(false);
+    c.ts.get(1)!.send([msg(MessageType.MsgHeartbeat, 1, 2)]);
+    await c.run();
+    expect(c.inbox.get(2)!.length).toBe(1);
+  });
+
   it('reports snapshot status: true when sent, false when the peer is cut off', async () => {
     const c = await cluster(4);
     c.ts.get(1)!.send([msg(MessageType.MsgSnap, 1, 2)]);

@@ -1,7 +1,9 @@
 // The simulated network: one Transport per node lifetime, delivering deep
 // copies of messages after a random delay, with loss, reordering,
 // duplication (never of MsgProp: TCP never duplicates, and the driver counts
-// on forwarded appends arriving at most once) and partitions.
+// on forwarded appends arriving at most once), partitions and links cut in one
+// direction only (TcpTransport's connections each carry one direction, so a
+// peer whose dial fails is still heard by the node it cannot reach).
 import { MessageType, type Message } from '../../src/raft/types.js';
 import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
 import type { Prng } from '../sim/prng.js';
@@ -33,6 +35,8 @@ export class SimNetwork {
   private readonly endpoints = new Map<number, SimTransport>();
   /** Partition group of each node; empty when healed. Nodes not listed are alone. */
   private readonly group = new Map<number, number>();
+  /** Links cut in one direction only ("from>to"), until heal(). */
+  private readonly cut = new Set<string>();
 
   constructor(
     private readonly sched: Scheduler,
@@ -52,25 +56,34 @@ export class SimNetwork {
     groups.forEach((g, i) => g.forEach((id) => this.group.set(id, i)));
   }
 
+  /** Cuts the link from `from` to `to` only: `to` still reaches `from`. */
+  cutOneWay(from: number, to: number): void {
+    this.cut.add(`${from}>${to}`);
+  }
+
   heal(): void {
     this.group.clear();
+    this.cut.clear();
   }
 
   get partitioned(): boolean {
-    return this.group.size > 0;
+    return this.group.size > 0 || this.cut.size > 0;
   }
 
+  /** Whether a message from `a` reaches `b`. */
   connected(a: number, b: number): boolean {
-    if (a === b || this.group.size === 0) return true;
+    if (a === b) return true;
+    if (this.cut.has(`${a}>${b}`)) return false;
+    if (this.group.size === 0) return true;
     const ga = this.group.get(a);
     return ga !== undefined && ga === this.group.get(b);
   }
 
   describe(): string {
-    if (this.group.size === 0) return 'healed';
+    if (!this.partitioned) return 'healed';
     const groups = new Map<number, number[]>();
     for (const [id, g] of this.group) groups.set(g, [...(groups.get(g) ?? []), id]);
-    return [...groups.values()].map((g) => `{${g.sort((a, b) => a - b).join(',')}}`).join(' ');
+    return [...[...groups.values()].map((g) => `{${g.sort((a, b) => a - b).join(',')}}`), ...[...this.cut].map((c) => `cut ${c}`)].join(' ');
   }
 
   /** @internal */

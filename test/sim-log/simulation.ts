@@ -1,6 +1,7 @@
 // One seeded run of the real ReplicatedLog: N nodes on MemoryDisks and a
 // SimNetwork, clients appending on random nodes, and a nemesis that crashes
-// and restarts nodes, partitions the network and makes disks slow or fail.
+// and restarts nodes, partitions the network (at times in one direction
+// only) and makes disks slow or fail.
 // Then the faults stop and the cluster must elect a leader and commit a fresh
 // append in bounded simulated time, and every node must catch up; the
 // LogChecker judges the whole history.
@@ -73,6 +74,8 @@ export interface SimStats {
   fsyncFailures: number;
   tornWrites: number;
   partitions: number;
+  /** Partitions that cut one direction only (counted in `partitions` too). */
+  oneWayCuts: number;
   snapshotRestores: number;
   commitIndex: number;
   messages: number;
@@ -114,6 +117,9 @@ const DISK_LEVELS: DiskFaults[] = [
 
 const CALM_DISK = DISK_LEVELS[0]!;
 const CALM_NET = NET_LEVELS[0]!;
+
+/** Share of partitions that cut one direction only (as a peer whose dials fail, still heard by those it cannot reach). */
+const ONE_WAY_SHARE = 1 / 3;
 
 /** Codes an append may end with in a faulty cluster; anything else is a bug. */
 const EXPECTED_CODES = new Set(['APPEND_NOT_COMMITTED', 'NO_LEADER', 'APPEND_OUTCOME_UNKNOWN', 'LOG_CLOSED', 'LOG_FATAL']);
@@ -193,6 +199,11 @@ type NemesisKind = (typeof NEMESIS_KINDS)[number];
 class Simulation {
   private readonly sched = new Scheduler();
   private readonly rng: Prng;
+  /**
+   * Draws which partitions cut one direction only, apart from `rng`: a partition that cuts both
+   * ways is drawn, and followed, as it was before one-way cuts existed.
+   */
+  private readonly oneWay: Prng;
   private readonly net: SimNetwork;
   private readonly checker: LogChecker;
   private readonly nodes: SimNode[] = [];
@@ -236,6 +247,7 @@ class Simulation {
     fsyncFailures: 0,
     tornWrites: 0,
     partitions: 0,
+    oneWayCuts: 0,
     snapshotRestores: 0,
     commitIndex: 0,
     messages: 0,
@@ -252,6 +264,7 @@ class Simulation {
       clients: options.clients ?? 4,
     };
     this.rng = new Prng(options.seed);
+    this.oneWay = new Prng(options.seed ^ 0x2545f491);
     let membership = options.membership === true;
     if (options.swarm === true) {
       // Drawn from a generator of its own, so the rest of the run draws as it would without the swarm.
@@ -673,17 +686,7 @@ class Simulation {
         const j = this.rng.int(i + 1);
         [ids[i], ids[j]] = [ids[j]!, ids[i]!];
       }
-      const cut = this.rng.range(1, ids.length - 1);
-      this.net.partition([ids.slice(0, cut), ids.slice(cut)]);
-      this.stats.partitions++;
-      this.note(`partition ${this.net.describe()}`);
-      const heal = this.rng.range(50, 1500);
-      this.sched.after(heal, () => {
-        if (this.faulting && this.net.partitioned) {
-          this.net.heal();
-          this.note('network healed');
-        }
-      });
+      this.partitionFor([ids.slice(0, this.rng.range(1, ids.length - 1))], this.rng.range(50, 1500));
     } else if (r < 0.65) {
       this.net.heal();
       this.note('network healed');
@@ -777,10 +780,27 @@ class Simulation {
     }
   }
 
-  /** Cuts the given groups off from the rest for `ms`, then heals (if the faults still run). */
+  /**
+   * Cuts the given groups off from the rest for `ms`, then heals (if the faults still run). Now and
+   * then one group is cut in one direction only: it cannot reach the others, or they cannot reach it.
+   */
   private partitionFor(groups: number[][], ms: number): void {
     const inGroups = new Set(groups.flat());
-    this.net.partition([...groups, this.nodes.map((n) => n.id).filter((id) => !inGroups.has(id))]);
+    const all = [...groups, this.nodes.map((n) => n.id).filter((id) => !inGroups.has(id))];
+    if (this.oneWay.chance(ONE_WAY_SHARE)) {
+      const side = new Set(this.oneWay.pick(all));
+      const mute = this.oneWay.chance(0.5);
+      for (const a of side) {
+        for (const n of this.nodes) {
+          if (side.has(n.id)) continue;
+          if (mute) this.net.cutOneWay(a, n.id);
+          else this.net.cutOneWay(n.id, a);
+        }
+      }
+      this.stats.oneWayCuts++;
+    } else {
+      this.net.partition(all);
+    }
     this.stats.partitions++;
     this.note(`partition ${this.net.describe()}`);
     this.sched.after(ms, () => {
