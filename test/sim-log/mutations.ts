@@ -3,11 +3,12 @@
 // (test/sim/mutations.ts) run here too. Each plant patches a prototype for the
 // duration of one run and returns the undo.
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { Raft } from '../../src/raft/raft.js';
 import { StateType, type Message, type Ready } from '../../src/raft/types.js';
 import { CORE_MUTATIONS, isCoreMutation, plantCoreMutation, type CoreMutation } from '../sim/mutations.js';
 import type { LogEntry } from '../../src/log/state-machine.js';
 
-export const DRIVER_MUTATIONS = ['entries-gap', 'leader-acks-before-durable', 'no-snapshot-for-new-member'] as const;
+export const DRIVER_MUTATIONS = ['entries-gap', 'leader-acks-before-durable', 'no-snapshot-for-new-member', 'lease-reads'] as const;
 export type LogMutation = CoreMutation | (typeof DRIVER_MUTATIONS)[number];
 export const LOG_MUTATIONS: readonly LogMutation[] = [...CORE_MUTATIONS, ...DRIVER_MUTATIONS];
 
@@ -26,6 +27,14 @@ interface DriverInternals {
 
 const proto = ReplicatedLog.prototype as unknown as DriverInternals;
 
+/** The core's ReadIndex round, which 'lease-reads' skips. */
+interface ReadIndexInternals {
+  raftLog: { committed: number };
+  inLease(): boolean;
+  holdForRound(m: Message): boolean;
+  respondToReadIndex(m: Message, index: number): void;
+}
+
 function patch<K extends keyof DriverInternals>(key: K, make: (original: DriverInternals[K]) => DriverInternals[K]): () => void {
   const original = proto[key];
   proto[key] = make(original);
@@ -37,6 +46,20 @@ function patch<K extends keyof DriverInternals>(key: K, make: (original: DriverI
 export function plantLogMutation(m: LogMutation): () => void {
   if (isCoreMutation(m)) return plantCoreMutation(m);
   switch (m) {
+    case 'lease-reads': {
+      // Barriers answered by the leader lease ('lease' readOnlyOption) rather than a heartbeat round: a lease
+      // counted on the leader's own clock, which a stalled process does not see pass.
+      const raft = Raft.prototype as unknown as ReadIndexInternals;
+      const original = raft.holdForRound;
+      raft.holdForRound = function (this: ReadIndexInternals, req: Message): boolean {
+        if (!this.inLease()) return original.call(this, req);
+        this.respondToReadIndex(req, this.raftLog.committed);
+        return false;
+      };
+      return () => {
+        raft.holdForRound = original;
+      };
+    }
     case 'entries-gap':
       // A reader whose position was compacted away is moved on past the snapshot without being told.
       return patch(

@@ -27,6 +27,23 @@ describe('Scheduler', () => {
     expect(seen).toEqual(['deep microtask', 'second event']);
   });
 
+  it('a paused lifetime runs nothing until it wakes, then what fell due, in order; runUntil stops at its bound', async () => {
+    const s = new Scheduler();
+    const life = new Lifetime();
+    const clock = s.clock(life);
+    const seen: string[] = [];
+    clock.setTimeout(() => seen.push(`a@${s.now}`), 10);
+    clock.setTimeout(() => seen.push(`b@${s.now}`), 20);
+    clock.setTimeout(() => seen.push(`after@${s.now}`), 60);
+    s.after(15, () => seen.push(`other@${s.now}`));
+    life.pausedUntil = 50;
+    await s.runUntil(40);
+    expect(seen).toEqual(['other@15']);
+    expect(s.now).toBe(40);
+    while (await s.step());
+    expect(seen).toEqual(['other@15', 'a@50', 'b@50', 'after@60']);
+  });
+
   it('cancels timers, and a lifetime that ended takes its timers and deferred calls with it', async () => {
     const s = new Scheduler();
     const life = new Lifetime();

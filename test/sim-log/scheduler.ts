@@ -17,6 +17,8 @@ interface Event {
 /** One incarnation of a node: its timers, disk completions and deliveries die with it. */
 export class Lifetime {
   private alive = true;
+  /** The process is stalled (a long GC, a frozen VM) until this simulated time: its events wait until then. */
+  pausedUntil = 0;
 
   get ended(): boolean {
     return !this.alive;
@@ -68,23 +70,20 @@ export class Scheduler {
 
   /** Runs the next event and every microtask it started. False when no event is left. */
   async step(): Promise<boolean> {
-    for (;;) {
-      const ev = this.queue.pop();
-      if (ev === undefined) return false;
-      if (ev.token.cancelled || ev.life?.ended === true) continue;
-      this.time = ev.at;
-      this.steps++;
-      if (this.onError === null) ev.fn();
-      else {
-        try {
-          ev.fn();
-        } catch (err) {
-          this.onError(err, ev.life);
-        }
+    if (this.peekTime() === undefined) return false;
+    const ev = this.queue.pop()!;
+    this.time = ev.at;
+    this.steps++;
+    if (this.onError === null) ev.fn();
+    else {
+      try {
+        ev.fn();
+      } catch (err) {
+        this.onError(err, ev.life);
       }
-      await drain();
-      return true;
     }
+    await drain();
+    return true;
   }
 
   /** Runs events until simulated time `until` (events at exactly `until` run) or `stop()` says so. */
@@ -118,6 +117,13 @@ export class Scheduler {
       if (ev === undefined) return undefined;
       if (ev.token.cancelled || ev.life?.ended === true) {
         this.queue.pop();
+        continue;
+      }
+      const paused = ev.life?.pausedUntil ?? 0;
+      if (paused > ev.at) {
+        // Moved, not run: what a stalled process was due to do it does when it wakes, in the same order.
+        this.queue.pop();
+        this.queue.push({ at: paused, fn: ev.fn, life: ev.life, token: ev.token });
         continue;
       }
       return ev.at;

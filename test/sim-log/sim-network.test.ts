@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EntryType, MessageType, type Message } from '../../src/raft/types.js';
 import { Prng } from '../sim/prng.js';
-import { Scheduler } from './scheduler.js';
+import { Lifetime, Scheduler } from './scheduler.js';
 import { perfectNet, SimNetwork, type SimTransport } from './sim-network.js';
 
 function msg(type: MessageType, from: number, to: number, index = 0): Message {
@@ -112,6 +112,25 @@ describe('SimNetwork', () => {
     c.ts.get(1)!.send([msg(MessageType.MsgHeartbeat, 1, 2)]);
     await c.run();
     expect(c.inbox.get(2)!.length).toBe(1);
+  });
+
+  it('a message to a stalled process is read when it wakes, and is lost if it dies first', async () => {
+    const c = await cluster(7);
+    const life = new Lifetime();
+    const t2 = c.net.transport(2, undefined, life);
+    t2.addPeer(1);
+    const got: string[] = [];
+    await t2.start({ onMessage: (m) => got.push(`${m.index}@${c.sched.now}`) });
+    life.pausedUntil = 50;
+    c.ts.get(1)!.send([msg(MessageType.MsgApp, 1, 2, 1)]);
+    c.sched.after(10, () => c.ts.get(1)!.send([msg(MessageType.MsgApp, 1, 2, 2)]));
+    await c.run();
+    expect(got).toEqual(['1@50', '2@50']);
+    life.pausedUntil = 100;
+    c.ts.get(1)!.send([msg(MessageType.MsgApp, 1, 2, 3)]);
+    c.sched.after(20, () => life.end());
+    await c.run();
+    expect(got).toEqual(['1@50', '2@50']);
   });
 
   it('reports snapshot status: true when sent, false when the peer is cut off', async () => {

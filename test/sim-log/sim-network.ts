@@ -7,7 +7,7 @@
 import { MessageType, type Message } from '../../src/raft/types.js';
 import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
 import type { Prng } from '../sim/prng.js';
-import type { Scheduler } from './scheduler.js';
+import type { Lifetime, Scheduler } from './scheduler.js';
 
 export interface NetFaults {
   /** Usual one-way latency in simulated ms, [min, max]. */
@@ -43,10 +43,10 @@ export class SimNetwork {
     private readonly rng: Prng,
   ) {}
 
-  /** A fresh endpoint for node `id` (its previous one, if any, is detached). */
-  transport(id: number, onClose?: () => void): SimTransport {
+  /** A fresh endpoint for node `id` (its previous one, if any, is detached); `life`: the process it serves, when it can stall. */
+  transport(id: number, onClose?: () => void, life: Lifetime | null = null): SimTransport {
     this.endpoints.get(id)?.detach();
-    const t = new SimTransport(this, id, onClose);
+    const t = new SimTransport(this, id, onClose, life);
     this.endpoints.set(id, t);
     return t;
   }
@@ -120,6 +120,23 @@ export class SimNetwork {
       this.stats.dropped++;
       return;
     }
+    const life = target.life;
+    if (life !== null && life.pausedUntil > this.sched.now) {
+      // Arrived while the process is stalled: it is read when the process wakes, unless it dies first.
+      this.sched.after(
+        0,
+        () => {
+          if (!target.running) {
+            this.stats.dropped++;
+            return;
+          }
+          this.stats.delivered++;
+          target.receive(m);
+        },
+        life,
+      );
+      return;
+    }
     this.stats.delivered++;
     target.receive(m);
   }
@@ -140,6 +157,7 @@ export class SimTransport implements Transport {
     private readonly net: SimNetwork,
     readonly id: number,
     private readonly onClose?: () => void,
+    readonly life: Lifetime | null = null,
   ) {}
 
   get running(): boolean {

