@@ -31,11 +31,6 @@ interface ReadBatch {
   waiters: Map<() => void, (e: Error) => void>;
 }
 
-interface Waiter {
-  index: number;
-  resolve(): void;
-}
-
 export class ReadBarriers {
   /** ReadIndex requests made and not yet answered, by context. */
   private readonly reads = new Map<string, ReadBatch>();
@@ -43,8 +38,12 @@ export class ReadBarriers {
   private batch: ReadBatch | null = null;
   private seq = 0;
   private ticks = 0;
-  /** Answered barriers waiting for this node to apply up to the index the leader confirmed. */
-  private readonly appliedWaiters: Waiter[] = [];
+  /**
+   * Answered barriers waiting for this node to apply up to the index the leader confirmed: resolve
+   * -> that index. One that gives up leaves at once: a node that stops applying (a stalled disk)
+   * would otherwise hold every barrier that timed out meanwhile.
+   */
+  private readonly appliedWaiters = new Map<() => void, number>();
 
   /**
    * `origin`: this session's unique prefix, so that a context never matches another
@@ -76,6 +75,7 @@ export class ReadBarriers {
     const mine = batch;
     mine.waiters.set(resolve, reject);
     return () => {
+      this.appliedWaiters.delete(resolve);
       mine.waiters.delete(resolve);
       if (mine.waiters.size === 0) this.reads.delete(readContextKey(mine.ctx));
     };
@@ -111,11 +111,10 @@ export class ReadBarriers {
 
   /** Releases the answered barriers whose read index is now applied. */
   onApplied(applied: number): void {
-    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
-      const w = this.appliedWaiters[i]!;
-      if (w.index <= applied) {
-        this.appliedWaiters.splice(i, 1);
-        w.resolve();
+    for (const [resolve, index] of this.appliedWaiters) {
+      if (index <= applied) {
+        this.appliedWaiters.delete(resolve);
+        resolve();
       }
     }
   }
@@ -172,7 +171,7 @@ export class ReadBarriers {
     this.reads.delete(key); // an answered batch is closed already: its request went out
     for (const resolve of b.waiters.keys()) {
       if (this.host.applied() >= rs.index) resolve();
-      else this.appliedWaiters.push({ index: rs.index, resolve });
+      else this.appliedWaiters.set(resolve, rs.index);
     }
   }
 }

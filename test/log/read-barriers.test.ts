@@ -160,6 +160,32 @@ describe('read barriers', () => {
     expect(host.requests).toHaveLength(0);
   });
 
+  it('a barrier that gives up after its answer, waiting for this node to apply, is let go at once', () => {
+    // A node that stops applying (its disk stalled, a follower cut off from entries but not
+    // from the leader's read answers) would otherwise keep every barrier timed out meanwhile.
+    const { host, barriers } = setup();
+    const waiting = (): number | undefined => {
+      const w = (barriers as unknown as { appliedWaiters: { size?: number; length?: number } }).appliedWaiters;
+      return w.size ?? w.length;
+    };
+    const probes: Probe[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const p = enrol(barriers);
+      host.endTurn();
+      barriers.onReadStates([{ index: 10, context: host.requests.at(-1)! }]);
+      p.cancel();
+      probes.push(p);
+    }
+    const kept = enrol(barriers);
+    host.endTurn();
+    barriers.onReadStates([{ index: 10, context: host.requests.at(-1)! }]);
+    expect(waiting()).toBe(1);
+    barriers.onApplied(10);
+    expect(kept.state).toBe('resolved');
+    expect(probes.filter((p) => p.state !== 'waiting')).toHaveLength(0);
+    expect(waiting()).toBe(0);
+  });
+
   it('a batch answered by a re-ask before its turn ends takes no further barriers', () => {
     const { host, barriers } = setup();
     enrol(barriers);
