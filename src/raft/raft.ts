@@ -1227,7 +1227,12 @@ export class Raft {
     const cs = applyConfChangeV2(this.trk.confState(), cc);
     // Only a node that left the configuration altogether is never heard again (an outgoing voter still votes).
     const after = members(cs);
-    for (const id of before) if (!after.has(id)) this.removedPeers.set(id, this.term);
+    for (const id of before) {
+      if (after.has(id)) continue;
+      this.removedPeers.set(id, this.term);
+      // Cleared otherwise only at a new term: a leader that replaced members with new ids would keep one per id it ever had.
+      this.heartbeatAt.delete(id);
+    }
     for (const id of after) this.removedPeers.delete(id);
     this.trk.setConf(cs, this.raftLog.lastIndex() + 1);
     this.isLearner = this.trk.learners.includes(this.id);
