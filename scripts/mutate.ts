@@ -87,8 +87,6 @@ const MUTANTS: Mutant[] = [
     file: 'src/log/replicated-log.ts',
     find: '    if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);',
     replace: '    if (rd.messages.length > 0) this.deps.transport?.send([...rd.messages, ...rd.messagesAfterPersist]);',
-    survives:
-      'not killed by the fast subset: it needs a follower Ready that carries both immediate messages and acknowledgements (test/sim-log/follower-ack-durable.test.ts covers the common path)',
   },
   {
     name: 'log: no fresh snapshot for a new member',
@@ -364,6 +362,7 @@ const SUBSET = [
   'test/wal/wal.test.ts',
   'test/wal/positions.test.ts',
   'test/log/single-node.test.ts',
+  'test/log/ack-beside-answers.test.ts',
   'test/sim-log/log-checker.test.ts',
 ];
 /** The WAL is a layer of its own: its tests (recovery, damage and power cuts included) judge its mutants. */

@@ -74,7 +74,8 @@ describe('a follower acknowledges an append only once it is durable', () => {
         reject: false,
         rejectHint: 0,
       },
-      // Answered at once (its answer promises nothing about the disk): the same Ready then carries both kinds.
+      // Answered at once: its answer promises nothing about the disk. (The scheduler delivers the two in separate
+      // turns, so each has a Ready of its own; test/log/ack-beside-answers.test.ts has one Ready carry both kinds.)
       { type: MessageType.MsgHeartbeat, from: 1, to: 2, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 },
     ]);
     const acks = (): { m: Message; durable: boolean }[] => sent.filter((s) => s.m.type === MessageType.MsgAppResp && !s.m.reject && s.m.index >= 1);
