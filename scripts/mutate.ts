@@ -93,7 +93,6 @@ const MUTANTS: Mutant[] = [
     file: 'src/log/replicated-log.ts',
     find: 'if (this.membership.apply(e) && this.snapshotIndex > 0) this.snapshotForNewMember = true;',
     replace: 'this.membership.apply(e);',
-    survives: "not killed by the fast subset: the log simulator's membership runs catch it (test/sim/mutations.test.ts, no-snapshot-for-new-member)",
   },
   {
     name: 'log: entries() reads below a restored snapshot',

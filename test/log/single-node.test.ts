@@ -127,6 +127,28 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
     await log.close();
   });
 
+  it('a member added after a snapshot was taken gets a snapshot taken at or after its addition', async () => {
+    // A peer port: a member is added only to a log that has one to reach it on.
+    const log = await ReplicatedLog.open({
+      dataDir: fresh(),
+      listen: '127.0.0.1:0',
+      insecure: true,
+      sync: 'none',
+      stateMachine: new RecordingMachine(),
+      snapshotEvery: 100,
+    });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => log.append(enc(`r${i}`))));
+    await waitFor('the first snapshot', () => log.status().snapshotIndex > 0);
+    // The learner never answers: only the leader's snapshot for it is at stake.
+    await log.addLearner(2, '127.0.0.1:1');
+    const added = log.status().applied;
+    // The earlier snapshot does not name the learner, which would refuse it; far fewer than
+    // snapshotEvery records came since, so only the new member calls for this one.
+    await waitFor('a snapshot at the change', () => log.status().snapshotIndex >= added);
+    expect(log.status().conf.learners).toEqual([2]);
+    await log.close();
+  });
+
   it('a prune of old snapshots that fails is logged and retried at the next one: the new snapshot stands and the node runs on', async () => {
     const dir = fresh();
     const store = await FileSnapshotStore.open(join(dir, 'snapshots'));
