@@ -335,6 +335,20 @@ const MUTANTS: Mutant[] = [
     replace: '      else this.config.unreachable(m.to);',
     tests: ['test/transport/tcp-transport.test.ts'],
   },
+  {
+    name: 'log: a read batch asked for before its turn ended takes the barriers that join after',
+    file: 'src/log/read-barriers.ts',
+    find: '    if (this.batch === b) this.batch = null;\n    this.host.schedulePump();',
+    replace: '    this.host.schedulePump();',
+    tests: ['test/log/read-barriers.test.ts', 'test/log/read-batch-sent-early.test.ts'],
+  },
+  {
+    name: "log: a read batch stays open past its turn's end",
+    file: 'src/log/read-barriers.ts',
+    find: '        if (this.batch === opened) this.batch = null;\n        this.request(key);',
+    replace: '        this.request(key);',
+    tests: ['test/log/read-barriers.test.ts', 'test/log/read-batch-sent-early.test.ts'],
+  },
 ];
 
 const root = resolve(import.meta.dirname, '..');

@@ -186,6 +186,21 @@ describe('read barriers', () => {
     expect(waiting()).toBe(0);
   });
 
+  it('a turn whose request found no leader closes its batch: a later barrier is asked for though the earlier ones gave up', () => {
+    const { host, barriers } = setup();
+    host.lead = 0;
+    const a = enrol(barriers);
+    host.endTurn();
+    a.cancel(); // its batch, never asked for, is no longer one to ask
+    const b = enrol(barriers);
+    host.endTurn();
+    host.lead = 2;
+    barriers.onNewLeader();
+    expect(host.requests).toHaveLength(1);
+    barriers.onReadStates([{ index: 0, context: host.requests[0]! }]);
+    expect([a.state, b.state]).toEqual(['waiting', 'resolved']);
+  });
+
   it('a batch answered by a re-ask before its turn ends takes no further barriers', () => {
     const { host, barriers } = setup();
     enrol(barriers);
