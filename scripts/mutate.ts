@@ -349,6 +349,20 @@ const MUTANTS: Mutant[] = [
     replace: '        this.request(key);',
     tests: ['test/log/read-barriers.test.ts', 'test/log/read-batch-sent-early.test.ts'],
   },
+  {
+    name: 'storage: a later instance recorded for a peer replaces the first',
+    file: 'src/storage/peer-instances.ts',
+    find: '      if (!map.has(peer)) map.set(peer, { instance, applied });',
+    replace: '      map.set(peer, { instance, applied });',
+    tests: ['test/storage'],
+  },
+  {
+    name: 'transport: a peer met with another instance than the recorded one is admitted',
+    file: 'src/transport/peer-instances.ts',
+    find: '  if (known !== undefined) throw new PeerReplacedError(peer);',
+    replace: '  if (known !== undefined) return undefined;',
+    tests: ['test/storage/peer-instances.test.ts', 'test/transport/instance.test.ts'],
+  },
 ];
 
 const root = resolve(import.meta.dirname, '..');

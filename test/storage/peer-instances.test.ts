@@ -45,6 +45,20 @@ describe('PeerInstanceFile', () => {
     expect(written).toBe(`3 ${OLD} 10\n`);
   });
 
+  it('of two instances met together for a peer with no record, the first is recorded and the second refused as replaced', async () => {
+    const dir = dirHolding('');
+    const file = await PeerInstanceFile.open(dir);
+    const book = { recorded: (peer: number) => file.recorded(peer), record: (peer: number, inst: string) => file.record(peer, inst, 5) };
+    // Both are met before either record is durable: neither is refused by what is recorded yet.
+    const first = admitInstance(book, 3, Buffer.from(OLD, 'hex'));
+    const second = admitInstance(book, 3, Buffer.from(NEW, 'hex'));
+    const outcomes = await Promise.allSettled([first, second]);
+    expect(outcomes[0]).toEqual({ status: 'fulfilled', value: undefined });
+    expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { code: 'TRANSPORT_PEER_REPLACED' } });
+    expect(file.recorded(3)).toBe(OLD);
+    expect(readFileSync(join(dir, 'peer-instances'), 'utf8')).toBe(`3 ${OLD} 5\n`);
+  });
+
   it('a forget applied again at or below the index a record was made at (a restart replaying the removal) keeps it', async () => {
     const dir = dirHolding(`2 ${OLD} 0\n3 ${NEW} 12\n`);
     const file = await PeerInstanceFile.open(dir);
