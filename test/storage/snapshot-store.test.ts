@@ -173,6 +173,15 @@ describe('snapshot files', () => {
     expect(largest).toBeLessThanOrEqual(1024 * 1024);
   });
 
+  it('a held snapshot damaged since it was loaded is refused by the read that streams it, at its checksum', async () => {
+    const { store, file } = await stored(Buffer.alloc(3 * 1024 * 1024, 5));
+    const snap = await store.load(7, 3);
+    const b = readFileSync(file);
+    b[b.length - 1024]! ^= 1; // a byte of the data, in its last chunk
+    writeFileSync(file, b);
+    await expect(drain(store.read(snap))).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT', file, message: expect.stringMatching(/checksum mismatch/) });
+  });
+
   it("refuses a FIFO in a held snapshot's place at once with SNAPSHOT_CORRUPT, instead of waiting on it", async () => {
     const { store, file, dir } = await stored();
     unlinkSync(file);
