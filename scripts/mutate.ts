@@ -350,6 +350,13 @@ const MUTANTS: Mutant[] = [
     tests: ['test/log/read-barriers.test.ts', 'test/log/read-batch-sent-early.test.ts'],
   },
   {
+    name: 'storage: a prune removes the received marks before the snapshots',
+    file: 'src/storage/snapshot-store.ts',
+    find: '    for (const batch of [snapshots, marks]) {',
+    replace: '    for (const batch of [marks, snapshots]) {',
+    tests: ['test/storage'],
+  },
+  {
     name: 'storage: a snapshot streamed from its file is not checked against its checksum',
     file: 'src/storage/snapshot-store.ts',
     find: "    if (crc !== tail.readUInt32LE(0)) throw new SnapshotCorruptError(file, 'checksum mismatch');",
@@ -369,6 +376,13 @@ const MUTANTS: Mutant[] = [
     find: '  if (known !== undefined) throw new PeerReplacedError(peer);',
     replace: '  if (known !== undefined) return undefined;',
     tests: ['test/storage/peer-instances.test.ts', 'test/transport/instance.test.ts'],
+  },
+  {
+    name: 'log: a membership change whose leader was lost is reported not committed',
+    file: 'src/log/membership.ts',
+    find: "      c.reject(new OutcomeUnknownError('leadership changed before the membership change was known to commit'));",
+    replace: "      c.reject(new NotCommittedError('leadership changed before the membership change was known to commit'));",
+    tests: ['test/log/conf-change-leader-loss.test.ts', 'test/log/membership.test.ts'],
   },
 ];
 
