@@ -1,6 +1,6 @@
 // `npm run mutate [-- --only NAME] [--files PREFIX,...] [--budget-s N]`: mutation testing on demand (not in CI).
-// Each mutant is one small textual change to src/raft, src/log or src/wal, the
-// kind of slip a person makes. For each, the repository is copied to a scratch
+// Each mutant is one small textual change to src/raft, src/log, src/wal,
+// src/storage or src/transport, the kind of slip a person makes. For each, the repository is copied to a scratch
 // directory, the change applied, and a fast test subset run there under a time
 // budget. A mutant the tests fail on is killed; one they pass survives and names
 // a gap in the tests. Writes bench/results/mutation.json and mutation.md.

@@ -164,10 +164,7 @@ describe('read barriers', () => {
     // A node that stops applying (its disk stalled, a follower cut off from entries but not
     // from the leader's read answers) would otherwise keep every barrier timed out meanwhile.
     const { host, barriers } = setup();
-    const waiting = (): number | undefined => {
-      const w = (barriers as unknown as { appliedWaiters: { size?: number; length?: number } }).appliedWaiters;
-      return w.size ?? w.length;
-    };
+    const waiting = (): number => (barriers as unknown as { appliedWaiters: Map<unknown, number> }).appliedWaiters.size;
     const probes: Probe[] = [];
     for (let i = 0; i < 1000; i++) {
       const p = enrol(barriers);
