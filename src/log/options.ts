@@ -250,11 +250,23 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
 };
 
 /** Refuses unknown keys, wrong types and inconsistent values, naming the key. */
-export function validateOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
-  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('ReplicatedLog.open(options): options must be an object');
+export function validateOptions<R>(options: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('ReplicatedLog.open(options): options must be an object');
+  try {
+    // Own keys, each read once: what is checked is what is used, whatever the prototype holds
+    // (a polluted Object.prototype's dataDir or heartbeatTicks) and whatever a getter returns next.
+    return checkOptions({ ...options });
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err;
+    throw new InvalidArgumentError(`ReplicatedLog.open: the options cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function checkOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
   if (o.dataDir === undefined) throw new InvalidArgumentError('ReplicatedLog.open: dataDir is required');
   for (const [key, value] of Object.entries(o)) {
-    const check = (CHECKS as Record<string, Check | undefined>)[key];
+    // An own '__proto__' or 'constructor' key (JSON.parse makes them) names no option, whatever Object.prototype has.
+    const check = Object.hasOwn(CHECKS, key) ? (CHECKS as Record<string, Check>)[key] : undefined;
     if (check === undefined) throw new InvalidArgumentError(`ReplicatedLog.open: unknown option '${key}'`);
     if (value === undefined) continue;
     const why = check(value);

@@ -89,6 +89,62 @@ describe('ReplicatedLog limits', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
+  it('reads only own options, each once, and refuses keys and getters that are not options', async () => {
+    const dir = join(fresh(), 'never');
+    const boom = (): never => {
+      throw new Error('boom');
+    };
+    const bad: Array<[object, RegExp]> = [
+      // Looked up in the table of checks, these found Object.prototype's: a raw TypeError ('check is
+      // not a function'), and 'constructor 1, got 1'.
+      [JSON.parse(`{"dataDir": ${JSON.stringify(dir)}, "__proto__": {"id": 2}}`), /unknown option '__proto__'/],
+      [{ dataDir: dir, constructor: 1 }, /unknown option 'constructor'/],
+      // An inherited dataDir passed the check that it was given, then failed as LOG_OPEN_FAILED.
+      [Object.create({ dataDir: dir }), /dataDir is required/],
+      // A getter that throws: its raw Error, uncoded.
+      [
+        {
+          dataDir: dir,
+          get id() {
+            return boom();
+          },
+        },
+        /the options cannot be read: boom/,
+      ],
+      [
+        {
+          dataDir: dir,
+          peers: {
+            get 1() {
+              return boom();
+            },
+          },
+        },
+        /the options cannot be read: boom/,
+      ],
+      [
+        {
+          dataDir: dir,
+          stateMachine: {
+            get apply() {
+              return boom();
+            },
+          },
+        },
+        /the options cannot be read: boom/,
+      ],
+    ];
+    for (const [options, why] of bad) {
+      await expect(ReplicatedLog.open(options as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(why) });
+    }
+    expect(existsSync(dir)).toBe(false);
+    // An inherited option is not an option: it was checked (heartbeatTicks 50 is not below
+    // electionTicks 10) though the log would have run without it.
+    const log = await ReplicatedLog.open(Object.assign(Object.create({ heartbeatTicks: 50, sync: 'sometimes' }), { dataDir: fresh() }));
+    cleanups.push(() => log.close());
+    expect((await log.append(enc('x'))).index).toBeGreaterThan(0);
+  });
+
   it('refuses a record over maxRecordBytes and bounds what is in flight', async () => {
     const log = await ReplicatedLog.open({ dataDir: fresh(), maxRecordBytes: 16, maxPendingAppends: 3, maxPendingBytes: 40 });
     cleanups.push(() => log.close());
