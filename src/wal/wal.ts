@@ -67,6 +67,18 @@ function isIndex(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
+/** A view of a transferred buffer reads as empty; only copying from it tells it from an empty one. */
+function detached(data: Uint8Array): boolean {
+  try {
+    NO_BYTES.set(data);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 function requireIndex(what: string, n: unknown): number {
   if (!isIndex(n)) throw new WalInvalidArgumentError(`${what} must be a non-negative safe integer, got ${String(n)}`);
   return n;
@@ -168,6 +180,7 @@ export class Wal {
   static async open(dir: string, options: WalOptions = {}): Promise<Wal> {
     // '' would resolve to the working directory, and a misspelt option would silently take its default.
     if (typeof dir !== 'string' || dir === '') throw new WalInvalidArgumentError(`dir must be a directory's path, got ${JSON.stringify(dir)}`);
+    if (typeof options !== 'object' || options === null) throw new WalInvalidArgumentError(`options must be an object, got ${String(options)}`);
     for (const k of Object.keys(options)) if (!WAL_OPTIONS.has(k)) throw new WalInvalidArgumentError(`unknown option '${k}'`);
     const segmentBytes = options.segmentBytes ?? WAL_DEFAULTS.segmentBytes;
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 4096 || segmentBytes > 2 ** 30)
@@ -175,7 +188,9 @@ export class Wal {
     const sync = options.sync ?? 'always';
     if (sync !== 'always' && sync !== 'none') throw new WalInvalidArgumentError(`sync must be 'always' or 'none', got ${String(sync)}`);
     const prealloc = options.preallocate ?? WAL_DEFAULTS.preallocate;
-    if (!(prealloc in PREALLOC)) throw new WalInvalidArgumentError(`preallocate must be 'zeros', 'fallocate' or 'none', got ${String(prealloc)}`);
+    // `in` also finds Object.prototype's keys ('constructor'), which reached the addon as a raw TypeError.
+    if (typeof prealloc !== 'string' || !Object.hasOwn(PREALLOC, prealloc))
+      throw new WalInvalidArgumentError(`preallocate must be 'zeros', 'fallocate' or 'none', got ${String(prealloc)}`);
     const cacheBytes = options.cacheBytes ?? WAL_DEFAULTS.cacheBytes;
     if (!isIndex(cacheBytes)) throw new WalInvalidArgumentError(`cacheBytes must be a non-negative integer, got ${String(cacheBytes)}`);
     const logger = options.logger ?? SILENT;
@@ -599,6 +614,8 @@ export class Wal {
       if (typeof type !== 'number' || (type & 255) !== type)
         throw new WalInvalidArgumentError(`entries[${k}].type must be an integer in 0..255, got ${String(type)}`);
       if (!(data instanceof Uint8Array)) throw new WalInvalidArgumentError(`entries[${k}].data must be a Uint8Array`);
+      // Packing it threw a raw TypeError out of append(), not a rejection.
+      if (data.length === 0 && detached(data)) throw new WalInvalidArgumentError(`entries[${k}].data's buffer is detached (transferred)`);
       if (data.length > MAX_PAYLOAD - ENTRY_PREFIX) throw new WalInvalidArgumentError(`entries[${k}].data is too large (${data.length} bytes)`);
       bytes += entryRecordBytes(data.length);
     }

@@ -86,6 +86,34 @@ describe('Wal round trip', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
+  it('refuses options that are not an object and a preallocate that is not one of its values, creating nothing', async () => {
+    const dir = join(tempDir(), 'never');
+    // Each failed with a raw TypeError: Object.keys(null), and the addon's 'A number was expected'
+    // for the names Object.prototype has.
+    const bad: Array<[unknown, RegExp]> = [
+      [null, /options must be an object/],
+      [{ preallocate: 'constructor' }, /preallocate must be/],
+      [{ preallocate: '__proto__' }, /preallocate must be/],
+    ];
+    for (const [options, why] of bad) {
+      await expect(Wal.open(dir, options as never)).rejects.toMatchObject({ code: 'WAL_INVALID_ARGUMENT', message: expect.stringMatching(why) });
+    }
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('refuses an entry whose buffer was transferred with a rejection, and takes the next append', async () => {
+    const wal = await Wal.open(tempDir());
+    const data = new Uint8Array(8);
+    structuredClone(data.buffer, { transfer: [data.buffer] });
+    // append() threw a raw TypeError at once, from packing the entry.
+    const refused = wal.append([entry(1), { index: 2, term: 1, type: 0, data }]);
+    await expect(refused).rejects.toMatchObject({ code: 'WAL_INVALID_ARGUMENT', message: expect.stringMatching(/entries\[1\].data's buffer is detached/) });
+    expect(wal.lastIndex).toBe(0);
+    await wal.append([entry(1)]);
+    expect(plain(wal.entriesSync(1, 2))).toEqual(plain([entry(1)]));
+    await wal.close();
+  });
+
   it('makes a hard-state-only append durable', async () => {
     const dir = tempDir();
     let wal = await Wal.open(dir);
