@@ -195,6 +195,9 @@ function defaultMaxClients(): number {
   return soft === undefined ? 10_000 : Math.max(1, Math.min(10_000, Number(soft) - 256));
 }
 
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   const { log, kv } = o;
   // Its lines are written from socket and timer callbacks: a throw there would end the process.
@@ -238,6 +241,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   if (maxBufferedBytes < maxBulkBytes)
     throw new InvalidArgumentError('serveResp: maxBufferedBytes must be at least maxBulkBytes, or no client could send the largest value');
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw new InvalidArgumentError('serveResp: idleTimeoutMs must be 0 or a positive integer');
+  // Node fires a longer timer after 1 ms: every connection would be closed as soon as it opened.
+  for (const [k, v] of Object.entries({ idleTimeoutMs, authTimeoutMs }))
+    if (v > MAX_TIMER_MS) throw new InvalidArgumentError(`serveResp: ${k} must be at most ${MAX_TIMER_MS} ms`);
   const throttleProblem = authThrottleProblem(o.authThrottle ?? {});
   if (throttleProblem !== null) throw new InvalidArgumentError(`serveResp: ${throttleProblem}`);
   const access = new Access({

@@ -641,6 +641,10 @@ describe('RESP server limits', () => {
       { maxArgs: 1.5 },
       { highWaterMark: { bytes: -1 } },
       { idleTimeoutMs: -1 },
+      // Over a Node timer's 2^31 - 1 ms these were accepted, and their timers fire after 1 ms: a client
+      // not yet authenticated, or one behind on reading its replies, would be cut off at once.
+      { idleTimeoutMs: 2 ** 31 },
+      { authTimeoutMs: 2 ** 31 },
       { maxUnauthenticatedPerAddress: 0 },
       { maxPendingReads: 0 },
       { maxWriteBufferedBytes: 0 },
