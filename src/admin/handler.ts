@@ -263,6 +263,11 @@ export function isSendableToken(token: string): boolean {
 }
 
 export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerOptions = {}): AdminHandler {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('adminHandler(log, options): options must be an object');
+  // A number passed isSendableToken (its digits) and failed hashing, as a raw TypeError.
+  if (options.token !== undefined && typeof options.token !== 'string') throw new InvalidArgumentError('the admin token must be a string');
+  const hosts: unknown = options.allowedHosts ?? [];
+  if (!Array.isArray(hosts) || !hosts.every((h) => typeof h === 'string')) throw new InvalidArgumentError('allowedHosts must be an array of host names');
   // The token is never quoted: the message may reach a log.
   if (options.token !== undefined && !isSendableToken(options.token))
     throw new InvalidArgumentError('the admin token holds a character a request cannot carry: use printable ASCII, without spaces at its ends');

@@ -89,6 +89,7 @@ function rawRefusal(status: number, code: string, message: string, headers = '')
 }
 
 export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
+  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('serveAdmin(options): options must be an object');
   if (!isHostPort(o.address)) throw new InvalidArgumentError(`admin address must be 'host:port', with a port up to 65535, got '${o.address}'`);
   // Node takes 0 as no limit: requestTimeoutMs 0 left a silent connection open for ever, and
   // maxConnections 0 took any number. Past a day, it is no request's time.

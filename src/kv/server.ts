@@ -199,6 +199,10 @@ function defaultMaxClients(): number {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export async function serveResp(o: RespServerOptions): Promise<RespServer> {
+  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('serveResp(options): options must be an object');
+  // Each reached Node as a raw TypeError: the address in parsing it, a password in hashing it.
+  if (typeof o.address !== 'string') throw new InvalidArgumentError(`serveResp: address must be a 'host:port' string`);
+  if (o.requirepass !== undefined && typeof o.requirepass !== 'string') throw new InvalidArgumentError('serveResp: requirepass must be a string');
   const { log, kv } = o;
   // Its lines are written from socket and timer callbacks: a throw there would end the process.
   const logger = guardedLogger(o.logger ?? silentLogger);

@@ -521,11 +521,17 @@ describe('the admin endpoint', () => {
       ['maxBackups', 0],
       ['authThrottle', { failures: 0 }],
       ['authThrottle', { windowMs: Infinity }],
+      // A number failed hashing, as a raw TypeError.
+      ['token', 5],
     ] as const)
       await expect(serveAdmin({ log, address: '127.0.0.1:0', [option]: value }), `${option} ${value}`).rejects.toMatchObject({
         code: 'INVALID_ARGUMENT',
         message: expect.stringContaining(option),
       });
+    // Each failed with a raw TypeError, reading a property of null or a list of host names.
+    await expect(serveAdmin(null as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    for (const options of [null, { token: 5 }, { allowedHosts: 'localhost' }, { allowedHosts: [1] }])
+      expect(() => adminHandler(log, options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
   it('refuses to listen off loopback without a token', async () => {

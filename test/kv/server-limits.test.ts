@@ -645,6 +645,9 @@ describe('RESP server limits', () => {
       // not yet authenticated, or one behind on reading its replies, would be cut off at once.
       { idleTimeoutMs: 2 ** 31 },
       { authTimeoutMs: 2 ** 31 },
+      // Raw TypeErrors from Node: parsing the address, hashing the password.
+      { address: 6379 as unknown as string },
+      { requirepass: 5 as unknown as string },
       { maxUnauthenticatedPerAddress: 0 },
       { maxPendingReads: 0 },
       { maxWriteBufferedBytes: 0 },
@@ -654,6 +657,7 @@ describe('RESP server limits', () => {
     ]) {
       await expect(start(bad)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^serveResp: /) });
     }
+    await expect(serveResp(null as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
   it('tells CONFIG GET appendfsync what the log does: no, for a log that does not fsync before it answers', async () => {
