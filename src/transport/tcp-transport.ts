@@ -136,6 +136,8 @@ export interface TcpTransportStats {
 }
 
 const MiB = 1024 * 1024;
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * Authenticated connections from ids the driver did not add (a node not yet in this one's
  * configuration asking for a vote, say), the newest: each id holds at most one anyway.
@@ -197,6 +199,7 @@ export class TcpTransport implements Transport {
   private readonly abandonedStores = new Set<Promise<void>>();
 
   constructor(private readonly o: TcpTransportOptions) {
+    if (typeof o !== 'object' || o === null) throw new BadOptionError('options must be an object');
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
     parseAddress(o.listen);
     const maxFrameBytes = o.maxFrameBytes ?? 16 * MiB;
@@ -208,6 +211,17 @@ export class TcpTransport implements Transport {
     if (secrets.length === 0 && o.tls === undefined && o.insecure !== true) throw new InsecureTransportError();
     const electionTimeoutMs = o.electionTimeoutMs ?? 1_000;
     if (!(electionTimeoutMs > 0)) throw new BadOptionError(`electionTimeoutMs must be positive, got ${electionTimeoutMs}`);
+    // Node fires a longer timer (or NaN) after 1 ms: every handshake, dial or quiet connection
+    // would be cut off at once. A connection is idle after three election timeouts.
+    for (const [k, v, most] of [
+      ['electionTimeoutMs', electionTimeoutMs, Math.floor(MAX_TIMER_MS / 3)],
+      ['handshakeTimeoutMs', o.handshakeTimeoutMs, MAX_TIMER_MS],
+      ['connectTimeoutMs', o.connectTimeoutMs, MAX_TIMER_MS],
+      ['heartbeatIntervalMs', o.heartbeatIntervalMs, MAX_TIMER_MS],
+    ] as const) {
+      if (v !== undefined && !(typeof v === 'number' && v > 0 && v <= most))
+        throw new BadOptionError(`${k} must be more than 0 and at most ${most} ms, got ${v}`);
+    }
     this.idleTimeoutMs = 3 * electionTimeoutMs;
     this.maxInbound = o.maxInboundConnections ?? 256;
     this.maxUnauthenticated = o.maxUnauthenticatedConnections ?? 16;

@@ -78,6 +78,22 @@ describe('peer authentication', () => {
     expect(new TcpTransport({ ...base, insecure: true })).toBeInstanceOf(TcpTransport);
   });
 
+  it('refuses options that are no object, and timeouts a Node timer cannot hold, with TRANSPORT_BAD_OPTION', () => {
+    // A raw TypeError, reading id of null.
+    expect(() => new TcpTransport(null as never)).toThrow(expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION' }));
+    // Accepted, and such a timer fires after 1 ms: every handshake, dial or quiet connection would end at once.
+    const base = { id: 1, clusterId: 'c1', listen: '127.0.0.1:0', insecure: true };
+    for (const bad of [
+      { electionTimeoutMs: 2 ** 30 },
+      { handshakeTimeoutMs: Number.NaN },
+      { handshakeTimeoutMs: -1 },
+      { connectTimeoutMs: 2 ** 31 },
+      { heartbeatIntervalMs: 0 },
+    ]) {
+      expect(() => new TcpTransport({ ...base, ...bad }), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION' }));
+    }
+  });
+
   it('peers holding the secret talk; a node with another secret is refused both ways and delivers nothing', async () => {
     const b = await node({ id: 2 });
     const a = await node({ id: 1, peers: { 2: b.t.address } });
