@@ -2,6 +2,7 @@
 // apply() is deterministic and never throws, since every node must reach the same state
 // even from a command that fails (INCR of a non-number fails the same way everywhere).
 import { pack, unpack } from 'msgpackr';
+import { InvalidArgumentError } from '../log/errors.js';
 import type { LogEntry, StateMachine } from '../log/state-machine.js';
 import { decodeKvSnapshot } from './kv-snapshot-format.js';
 import { SnapshotMap } from './snapshot-map.js';
@@ -40,12 +41,18 @@ function increment(s: string): KvResult | number | bigint {
   return Number.isSafeInteger(Number(v)) ? Number(v) : v;
 }
 
+/** A key that is no byte array failed deep inside, as a raw TypeError (a string: 'Received undefined'). */
+function checkKey(k: unknown, where: string): Uint8Array {
+  if (!(k instanceof Uint8Array)) throw new InvalidArgumentError(`KvStateMachine.${where}(key): key must be a Buffer`);
+  return k;
+}
+
 export class KvStateMachine implements StateMachine<KvResult> {
   private map = new SnapshotMap();
 
   /** The value's bytes: a copy of a small one, a large one as it is stored (it must not be changed). */
   get(k: Buffer): Buffer | undefined {
-    const v = this.map.get(key(k));
+    const v = this.map.get(key(checkKey(k, 'get')));
     return v === undefined ? undefined : valueBytes(v);
   }
 
@@ -55,7 +62,7 @@ export class KvStateMachine implements StateMachine<KvResult> {
   }
 
   has(k: Buffer): boolean {
-    return this.map.has(key(k));
+    return this.map.has(key(checkKey(k, 'has')));
   }
 
   get size(): number {

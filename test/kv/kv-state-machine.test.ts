@@ -16,6 +16,18 @@ let index = 0;
 const apply = (sm: KvStateMachine, cmd: KvCommand) => sm.apply({ index: ++index, term: 1, offset: 0, data: encodeCommand(cmd) });
 
 describe('KvStateMachine', () => {
+  it('refuses a key that is not a Buffer with INVALID_ARGUMENT, and still answers', () => {
+    const sm = new KvStateMachine();
+    apply(sm, ['SET', b('a'), b('1')]);
+    // Each a raw TypeError from deep inside: Buffer.from(undefined), reading buffer of null.
+    for (const k of ['a', null, undefined, 5, [97]]) {
+      expect(() => sm.get(k as never), String(k)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      expect(() => sm.has(k as never), String(k)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    expect(sm.get(b('a'))?.toString()).toBe('1');
+    expect(sm.has(new Uint8Array([97]) as Buffer)).toBe(true);
+  });
+
   it('applies SET, DEL and INCR with Redis results', () => {
     const sm = new KvStateMachine();
     expect(apply(sm, ['SET', b('a'), b('1')])).toEqual({ ok: 'OK' });
