@@ -23,6 +23,7 @@ import { configParameters } from './config.js';
 import { serveConnection } from './connection.js';
 import type { KvStateMachine } from './kv-state-machine.js';
 import { DEFAULT_RESP_LIMITS, encode } from './resp.js';
+import { MAX_TIMER_MS } from '../timer-limit.js';
 
 export { RESP_REFUSAL_CODES, type RespRefusalCode } from './budget.js';
 
@@ -194,9 +195,6 @@ function defaultMaxClients(): number {
   const soft = /^Max open files\s+(\d+)/m.exec(limits)?.[1];
   return soft === undefined ? 10_000 : Math.max(1, Math.min(10_000, Number(soft) - 256));
 }
-
-/** The longest delay a Node timer takes. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('serveResp(options): options must be an object');

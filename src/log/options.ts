@@ -10,6 +10,7 @@ import { MAX_PAYLOAD } from '../wal/record.js';
 import { InvalidArgumentError } from './errors.js';
 import type { StateMachine } from './state-machine.js';
 import { MAX_HOST_LENGTH, isHostPort } from '../transport/address.js';
+import { MAX_TIMER_MS } from '../timer-limit.js';
 
 export const DEFAULTS = {
   id: 1,
@@ -167,11 +168,6 @@ export interface ReplicatedLogOptions<R = unknown> {
 type Check = (v: unknown) => string | null;
 
 const positiveInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 ? null : 'must be a positive integer');
-/**
- * Node's timers take at most 2^31 - 1 ms; a longer one fires after 1 ms (with a warning),
- * so a timeout meant to be long would expire at once.
- */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const timerMs: Check = (v) => (positiveInt(v) === null && (v as number) <= MAX_TIMER_MS ? null : `must be a positive integer of at most ${MAX_TIMER_MS} ms`);
 /**
  * A record goes into the WAL as one entry (with its batch's few header bytes), and the WAL

@@ -30,6 +30,7 @@ import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
 import { PendingReleases } from './pending-releases.js';
 import { rememberRemoval } from './removed-peers.js';
 import type { PeerInstances } from './peer-instances.js';
+import { MAX_TIMER_MS } from '../timer-limit.js';
 
 export type { TlsOptions, OutboundStats };
 
@@ -136,8 +137,6 @@ export interface TcpTransportStats {
 }
 
 const MiB = 1024 * 1024;
-/** The longest delay a Node timer takes. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * Authenticated connections from ids the driver did not add (a node not yet in this one's
  * configuration asking for a vote, say), the newest: each id holds at most one anyway.
