@@ -8,6 +8,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { EntryType, MessageType, type Message } from '../../src/raft/types.js';
 import type { Transport, TransportHandlers } from '../../src/transport/transport.js';
 import { Wal, type WalEntry, type WalHardState } from '../../src/wal/index.js';
+import { msg } from '../raft/network.js';
 import { tempDir, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -15,19 +16,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const msg = (type: MessageType, fields: Partial<Message>): Message => ({
-  type,
-  from: 1,
-  to: 2,
-  term: 1,
-  logTerm: 0,
-  index: 0,
-  entries: [],
-  commit: 0,
-  reject: false,
-  rejectHint: 0,
-  ...fields,
-});
+/** From leader 1, in its term 1, to this follower, node 2. */
+const fromLeader = (type: MessageType, fields: Partial<Message>): Message => msg({ type, from: 1, to: 2, term: 1, ...fields });
 
 it('a follower whose Ready carries answers to send at once and an acknowledgement sends the acknowledgement only once its write is durable', async () => {
   const t = tempDir();
@@ -68,8 +58,8 @@ it('a follower whose Ready carries answers to send at once and an acknowledgemen
 
   hold = true;
   // One turn: both are stepped before the driver's next Ready.
-  handlers!.onMessage(msg(MessageType.MsgApp, { entries: [{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(0) }] }));
-  handlers!.onMessage(msg(MessageType.MsgHeartbeat, {}));
+  handlers!.onMessage(fromLeader(MessageType.MsgApp, { entries: [{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(0) }] }));
+  handlers!.onMessage(fromLeader(MessageType.MsgHeartbeat, {}));
 
   const acks = (): Message[] => sent.filter((m) => m.type === MessageType.MsgAppResp && !m.reject && m.index >= 1);
   await waitFor('the answer to the heartbeat', () => sent.some((m) => m.type === MessageType.MsgHeartbeatResp));
