@@ -279,22 +279,24 @@ describe('snapshot streams', () => {
   });
 
   it('drops a stream while a large message, not its next chunk, crawls in fast enough to keep the connection alive', async () => {
-    // Idle timeout 300 ms: 16 KiB every 20 ms keeps the connection's progress, none of it the stream's.
+    // Idle timeout 3 s: 16 KiB every 20 ms keeps the connection's progress, none of it the stream's.
+    // On a loaded machine the writes may come far apart: one in 3 s keeps the connection, and the
+    // 8 MiB message takes 10 s at the full rate, so it never completes before the stream is dropped.
     const dir = tempDir();
-    const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB, electionTimeoutMs: 100 });
+    const b = await receiver(dir, { maxSnapshotBytes: 8 * MiB, electionTimeoutMs: 1000 });
     const p = newPacker();
     const peer = await rawPeer(b.t.address, 'c1', 5, 2, SECRET);
     await peer.send([encodeChunk(p, 1, 0, 4 * MiB, new Uint8Array(1), snapHeader(5, { index: 9, term: 2, conf }))]);
     await until(() => spools(dir).length === 1, 'the spool');
     const big = encodeFrames([
-      encodeMessage(p, msg(5, 2, { type: MessageType.MsgApp, entries: [{ index: 1, term: 2, type: EntryType.Normal, data: new Uint8Array(4 * MiB) }] })),
+      encodeMessage(p, msg(5, 2, { type: MessageType.MsgApp, entries: [{ index: 1, term: 2, type: EntryType.Normal, data: new Uint8Array(8 * MiB) }] })),
     ]);
     let at = 0;
     const sending = setInterval(() => {
       if (at < big.length && peer.socket.writable) peer.socket.write(big.subarray(at, (at += 16 * 1024)));
     }, 20);
     try {
-      await within('the stream to be dropped', peer.closed);
+      await within('the stream to be dropped', peer.closed, 30_000);
     } finally {
       clearInterval(sending);
     }
