@@ -296,6 +296,42 @@ function checkOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
   return o;
 }
 
+/** The methods open() calls on each part a caller may supply (see ReplicatedLogDeps). */
+const DEP_CHECKS: Record<string, Check> = {
+  wal: hasMethods('append', 'entriesSync', 'entries', 'term', 'dataLength', 'saveSnapshot', 'releaseTo', 'close'),
+  snapshots: hasMethods('save', 'install', 'load', 'read', 'open', 'spool', 'discard', 'prune'),
+  transport: (v) => (v === null ? null : hasMethods('start', 'send', 'addPeer', 'removePeer', 'close')(v)),
+  clock: hasMethods('setTimeout', 'defer'),
+  random: (v) => (typeof v === 'function' ? null : 'must be a function'),
+  logger: CHECKS.logger,
+  peerInstances: (v) => (v === null ? null : hasMethods('forget', 'settled')(v)),
+};
+
+/**
+ * Refuses a part open() would fail on only later, deep inside and uncoded (a number for the
+ * WAL, a misspelt key that leaves the default in place), before anything is opened.
+ * Returns the copy to use.
+ */
+export function validateDeps<D extends object>(deps: D | undefined): D | undefined {
+  if (deps === undefined) return undefined;
+  if (!isPlainObject(deps)) throw new InvalidArgumentError(`ReplicatedLog.open(options, deps): deps must be an object, got ${describe(deps)}`);
+  try {
+    // Own keys, read once, as for the options.
+    const copy = { ...deps };
+    for (const [key, value] of Object.entries(copy)) {
+      const check = Object.hasOwn(DEP_CHECKS, key) ? DEP_CHECKS[key] : undefined;
+      if (check === undefined) throw new InvalidArgumentError(`ReplicatedLog.open: unknown dependency '${key}'`);
+      if (value === undefined) continue;
+      const why = check(value);
+      if (why !== null) throw new InvalidArgumentError(`ReplicatedLog.open: deps.${key} ${why}, got ${describe(value)}`);
+    }
+    return copy;
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err;
+    throw new InvalidArgumentError(`ReplicatedLog.open: the deps cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 export interface Credentials {
   clusterSecret?: Secret | Secret[];
   tls?: TlsOptions;

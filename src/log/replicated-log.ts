@@ -44,7 +44,7 @@ import {
 import { Membership, checkNodeId, type MembershipChange } from './membership.js';
 import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
 import { NoLeaderTimer } from './no-leader.js';
-import { resolveOptions, validateCredentials, type ReplicatedLogOptions, type ResolvedOptions } from './options.js';
+import { resolveOptions, validateCredentials, validateDeps, type ReplicatedLogOptions, type ResolvedOptions } from './options.js';
 import { openPeerTransport, requirePeerAuthentication } from './peer-transport.js';
 import { Proposals, type AppendResult } from './proposals.js';
 import { ReadBarriers } from './read-barriers.js';
@@ -346,8 +346,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * rejects with a coded error, after the directory lock, files and ports taken so far are
    * released. It waits for the state machine's restore(), which only `signal` bounds.
    */
-  static async open<R = unknown>(options: ReplicatedLogOptions<R>, deps?: Partial<ReplicatedLogDeps>): Promise<ReplicatedLog<R>> {
+  static async open<R = unknown>(options: ReplicatedLogOptions<R>, givenDeps?: Partial<ReplicatedLogDeps>): Promise<ReplicatedLog<R>> {
     const o = resolveOptions(options);
+    const deps = validateDeps(givenDeps);
     const { id, peers } = o;
     const memberIds = Object.keys(peers).map(Number);
     const listen = o.listen ?? peers[id];

@@ -145,6 +145,43 @@ describe('ReplicatedLog limits', () => {
     expect((await log.append(enc('x'))).index).toBeGreaterThan(0);
   });
 
+  it('refuses parts given in deps that it could not run on, before creating any file', async () => {
+    const dir = join(fresh(), 'never');
+    const bad: Array<[unknown, RegExp]> = [
+      // Each failed later with a raw TypeError ('wal.snapshot' of a number, 'deps.random is not a
+      // function'), or was ignored (a misspelt key left the default in place).
+      [{ wal: 5 }, /deps\.wal must have the methods append, .*got 5/],
+      [{ snapshots: {} }, /deps\.snapshots must have the methods save, /],
+      [{ transport: { send() {} } }, /deps\.transport must have the methods start, send/],
+      [{ clock: { setTimeout() {} } }, /deps\.clock must have the methods setTimeout, defer/],
+      [{ random: 0.5 }, /deps\.random must be a function, got 0\.5/],
+      [{ logger: console }, /deps\.logger must have the methods trace, /],
+      [{ peerInstances: 'none' }, /deps\.peerInstances must have the methods forget, settled/],
+      [{ Transport: null }, /unknown dependency 'Transport'/],
+      [JSON.parse('{"__proto__": {"wal": 1}}'), /unknown dependency '__proto__'/],
+      [5, /deps must be an object, got 5/],
+      [
+        {
+          get clock() {
+            throw new Error('boom');
+          },
+        },
+        /the deps cannot be read: boom/,
+      ],
+    ];
+    for (const [deps, why] of bad) {
+      await expect(ReplicatedLog.open({ dataDir: dir }, deps as never)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(why),
+      });
+    }
+    expect(existsSync(dir)).toBe(false);
+    // Null where a part may be absent, and undefined anywhere, take the defaults.
+    const log = await ReplicatedLog.open({ dataDir: fresh() }, { transport: null, peerInstances: null, clock: undefined });
+    cleanups.push(() => log.close());
+    expect((await log.append(enc('x'))).index).toBeGreaterThan(0);
+  });
+
   it('refuses a record over maxRecordBytes and bounds what is in flight', async () => {
     const log = await ReplicatedLog.open({ dataDir: fresh(), maxRecordBytes: 16, maxPendingAppends: 3, maxPendingBytes: 40 });
     cleanups.push(() => log.close());
