@@ -2,9 +2,23 @@
 import { CodedError } from '../errors.js';
 
 export type StorageErrorCode =
-  'SNAPSHOT_CORRUPT' | 'SNAPSHOT_MISSING' | 'SNAPSHOT_VERSION' | 'SNAPSHOT_DIR_UNUSABLE' | 'STATE_CORRUPT' | 'RESTORE_INCOMPLETE' | 'RECOVER_INCOMPLETE';
+  | 'SNAPSHOT_CORRUPT'
+  | 'SNAPSHOT_MISSING'
+  | 'SNAPSHOT_VERSION'
+  | 'SNAPSHOT_DIR_UNUSABLE'
+  | 'STATE_CORRUPT'
+  | 'RESTORE_INCOMPLETE'
+  | 'RECOVER_INCOMPLETE'
+  | 'STORAGE_INVALID_ARGUMENT';
 
 export class StorageError extends CodedError<StorageErrorCode> {}
+
+/** A bad argument to the storage API: nothing was opened or written. */
+export class StorageInvalidArgumentError extends StorageError {
+  constructor(message: string) {
+    super('STORAGE_INVALID_ARGUMENT', message);
+  }
+}
 
 /** A snapshot file failed its checksum or is malformed: never used. */
 export class SnapshotCorruptError extends StorageError {

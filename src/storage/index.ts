@@ -21,5 +21,6 @@ export {
   SnapshotVersionError,
   StateCorruptError,
   StorageError,
+  StorageInvalidArgumentError,
   type StorageErrorCode,
 } from './errors.js';

@@ -7,7 +7,7 @@ import { crc32c } from '../wal/index.js';
 import { checkConfState } from '../raft/changer.js';
 import { makeDurableDir, openRegularFile, syncDir } from './durable-dir.js';
 import { usableDir } from '../wal/usable-dir.js';
-import { SnapshotCorruptError, SnapshotDirError, SnapshotMissingError, SnapshotVersionError } from './errors.js';
+import { SnapshotCorruptError, SnapshotDirError, SnapshotMissingError, SnapshotVersionError, StorageInvalidArgumentError } from './errors.js';
 
 /** A snapshot's bytes on their way between nodes: how many, and the bytes themselves. */
 export interface SnapshotByteStream {
@@ -171,6 +171,10 @@ export class FileSnapshotStore implements SnapshotStore {
    * SNAPSHOT_MISSING), so that no empty directory stands where a lost one is to be put back.
    */
   static async open(dir: string, options: { create?: boolean } = {}): Promise<FileSnapshotStore> {
+    if (typeof dir !== 'string' || dir === '')
+      throw new StorageInvalidArgumentError(`FileSnapshotStore.open: dir must be a non-empty string, got ${String(dir)}`);
+    if (typeof options !== 'object' || options === null || !(options.create === undefined || typeof options.create === 'boolean'))
+      throw new StorageInvalidArgumentError('FileSnapshotStore.open: options must be an object whose create, if given, is a boolean');
     if (!(await usableDir(dir, (why) => new SnapshotDirError(why)))) {
       if (options.create === false) return new FileSnapshotStore(dir);
       await makeDurableDir(dir);

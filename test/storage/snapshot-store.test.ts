@@ -103,6 +103,24 @@ describe('snapshot files', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('open refuses a bad directory or options argument with STORAGE_INVALID_ARGUMENT, making nothing', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'raftlog-snap-'));
+    temps.push(base);
+    const dir = join(base, 'snapshots');
+    // null failed with a raw TypeError; a create of 'no' was taken as true and made the directory.
+    const bad: Array<[unknown, unknown]> = [
+      [dir, null],
+      [dir, 5],
+      [dir, { create: 'no' }],
+      [42, {}],
+      ['', {}],
+    ];
+    for (const [d, options] of bad) {
+      await expect(FileSnapshotStore.open(d as string, options as never)).rejects.toMatchObject({ code: 'STORAGE_INVALID_ARGUMENT' });
+    }
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('refuses damage and malformed metadata with SNAPSHOT_CORRUPT, whatever its checksum says', async () => {
     const cases: Array<[string, (b: Buffer) => Buffer, RegExp]> = [
       ['a truncated file', (b) => b.subarray(0, b.length - 9), /do not add up|checksum/],
