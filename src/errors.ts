@@ -3,9 +3,17 @@
 // narrows `code` to its own literal union. A leaf module: every layer may
 // import it, the pure core included, so it imports nothing, Node included.
 
+/**
+ * What a coded error may carry besides its message. Declared here rather than taken from the
+ * ES2022 lib's ErrorOptions, which a consumer compiling for an earlier target does not have.
+ */
+export interface CodedErrorOptions {
+  cause?: unknown;
+}
+
 export class CodedError<C extends string = string> extends Error {
   readonly code: C;
-  constructor(code: C, message: string, options?: ErrorOptions) {
+  constructor(code: C, message: string, options?: CodedErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;

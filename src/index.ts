@@ -4,7 +4,7 @@
 // raftlog/raft, raftlog/transport, raftlog/storage, raftlog/admin and raftlog/kv.
 export * from './log/index.js';
 export * from './wal/index.js';
-export { CodedError } from './errors.js';
+export { CodedError, type CodedErrorOptions } from './errors.js';
 export type { Logger, LogMethod } from './logger.js';
 export type { RefusalLogClock } from './refusal-log.js';
 export type { AuthThrottleOptions } from './auth-throttle.js';

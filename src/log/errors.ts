@@ -1,5 +1,5 @@
 // The replicated log's errors, each with a stable code.
-import { CodedError } from '../errors.js';
+import { CodedError, type CodedErrorOptions } from '../errors.js';
 
 export type LogErrorCode =
   | 'APPEND_NOT_COMMITTED'
@@ -25,7 +25,7 @@ export class LogError extends CodedError<LogErrorCode> {}
 
 /** The record was certainly not committed: it is safe to append it again. */
 export class NotCommittedError extends LogError {
-  constructor(reason: string, options?: ErrorOptions) {
+  constructor(reason: string, options?: CodedErrorOptions) {
     super('APPEND_NOT_COMMITTED', `the record was not committed: ${reason}`, options);
   }
 }
@@ -131,7 +131,7 @@ export class SnapshotLimitError extends LogError {
 
 /** Too many appends (or bytes) are in flight on this node, or reads wait on the leader for a quorum; nothing was done. Retry later. */
 export class OverloadedError extends LogError {
-  constructor(detail: string, options?: ErrorOptions) {
+  constructor(detail: string, options?: CodedErrorOptions) {
     super('OVERLOADED', `too much in flight: ${detail}`, options);
   }
 }

@@ -1,6 +1,6 @@
 // Every way a peer connection can go wrong gets a class and a stable code, so the
 // logged reason for closing a connection is greppable and tests can assert on it.
-import { CodedError } from '../errors.js';
+import { CodedError, type CodedErrorOptions } from '../errors.js';
 
 /** Every code a TransportError carries, and so every label the refusal metrics can show but OTHER. */
 export const TRANSPORT_ERROR_CODES = [
@@ -198,7 +198,7 @@ export class SnapshotTooLargeError extends TransportError {
 
 /** A received snapshot failed its check (size, format, checksum) or could not be stored: deleted, never delivered. */
 export class SnapshotRejectedError extends TransportError {
-  constructor(reason: string, options?: ErrorOptions) {
+  constructor(reason: string, options?: CodedErrorOptions) {
     super('TRANSPORT_SNAPSHOT_REJECTED', `snapshot refused: ${reason}`);
     if (options?.cause !== undefined) this.cause = options.cause;
   }

@@ -1,6 +1,6 @@
 // Every failure of the WAL is one of these classes, each with a stable `code`
 // string that callers may switch on.
-import { CodedError } from '../errors.js';
+import { CodedError, type CodedErrorOptions } from '../errors.js';
 
 export type WalErrorCode =
   | 'WAL_CORRUPT'
@@ -32,7 +32,7 @@ export class WalCorruptError extends WalError {
 
 /** The directory is already open (in this process or another one). */
 export class WalLockedError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_LOCKED', message, options);
   }
 }
@@ -44,49 +44,49 @@ export class WalLockedError extends WalError {
  * file in it, and open again.
  */
 export class WalLockMissingError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_LOCK_MISSING', message, options);
   }
 }
 
 /** A write or fsync failed. The instance is failed for good: reopen it (never retry an fsync). */
 export class WalIoError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_IO', message, options);
   }
 }
 
 /** The WAL was closed (or is closing). */
 export class WalClosedError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_CLOSED', message, options);
   }
 }
 
 /** A malformed argument: wrong type, negative or non-integer index, payload that is not a Uint8Array. */
 export class WalInvalidArgumentError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_INVALID_ARGUMENT', message, options);
   }
 }
 
 /** Entries that would leave a hole in the log (or rewrite entries below the first index). */
 export class WalGapError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_GAP', message, options);
   }
 }
 
 /** A read below firstIndex - 1: those entries were compacted into the snapshot. */
 export class WalCompactedError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_COMPACTED', message, options);
   }
 }
 
 /** A read above lastIndex. */
 export class WalUnavailableError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_UNAVAILABLE', message, options);
   }
 }
@@ -103,7 +103,7 @@ export class WalVersionError extends WalError {
 
 /** The native addon is missing: `npm rebuild raftlog` compiles it where raftlog is a dependency, `npm run build:native` in a clone. */
 export class WalNotBuiltError extends WalError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: CodedErrorOptions) {
     super('WAL_NOT_BUILT', message, options);
   }
 }
