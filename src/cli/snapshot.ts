@@ -10,6 +10,7 @@ import { syncDir } from '../storage/durable-dir.js';
 import { INSTANCE_FILE } from '../storage/instance-id.js';
 import { PEER_INSTANCES_FILE } from '../storage/peer-instances.js';
 import { RESTORE, markUnfinished, unfinished, unmarkUnfinished } from '../storage/unfinished.js';
+import { SnapshotCorruptError } from '../storage/errors.js';
 import { FileSnapshotStore, heldSnapshots, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
@@ -228,6 +229,8 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   const ids = peers === undefined ? [id] : Object.keys(peers).map(Number);
   const members: Array<[number, string]> = peers === undefined ? [] : Object.entries(peers).map(([k, v]) => [Number(k), v]);
   const index = read.meta.index;
+  // No node takes a snapshot there, and one there is opened as none: the node would start empty.
+  if (index === 0) throw new SnapshotCorruptError(file, 'it is at index 0, where no snapshot holds state: not a backup this tool saved');
   // Another snapshot beside the one restored (a node's whose WAL was lost, a restore of another
   // backup killed halfway) would stop the node at open, past the restored log's end: refused
   // before anything is made. The one this restore writes, left by a restore killed halfway, is

@@ -220,6 +220,25 @@ it("restores from a node's own snapshot file as from a backup", async () => {
   expect(kv.get(Buffer.from('k0'))?.toString()).toBe('v0');
 });
 
+it('a backup file at index 0 is refused with SNAPSHOT_CORRUPT and the directory left as it was, rather than restored into a node that opens without its state', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const kv = new KvStateMachine();
+  kv.apply({ index: 1, term: 1, offset: 0, data: encodeCommand(['SET', Buffer.from('k'), Buffer.from('v')]) });
+  const store = await FileSnapshotStore.open(join(t.dir, 'backup'));
+  await store.save({ meta: { index: 0, term: 0, conf: { voters: [], learners: [] } }, data: snapshotChunks(kv.snapshot()) });
+  const file = join(t.dir, 'backup', 'snap-0000000000000000-0.snap');
+  const data = join(t.dir, 'data');
+  mkdirSync(data);
+  writeFileSync(join(data, 'notes'), "the operator's");
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+  expect(err.mock.calls).toHaveLength(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog snapshot: SNAPSHOT_CORRUPT: .* index 0/);
+  expect(readdirSync(data)).toEqual(['notes']);
+});
+
 it.each([
   ['the backup', 200],
   ['an error answer', 503],
