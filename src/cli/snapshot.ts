@@ -6,6 +6,7 @@ import { lstat, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
+import { MAX_INDEX } from '../raft/types.js';
 import { syncDir } from '../storage/durable-dir.js';
 import { INSTANCE_FILE } from '../storage/instance-id.js';
 import { PEER_INSTANCES_FILE } from '../storage/peer-instances.js';
@@ -108,7 +109,8 @@ async function save(endpoint: string, token: string | undefined, file: string): 
   }
   const index = Number(res.headers['x-raftlog-index']);
   // Without one it is not a backup (a captive portal, another service on the port): nothing is damaged.
-  if (!Number.isSafeInteger(index) || index < 0) {
+  // Nor is it at an index no node holds a snapshot at, which restore would refuse: saved, it would pass for one.
+  if (!Number.isSafeInteger(index) || index < 1 || index > MAX_INDEX) {
     res.destroy();
     throw badReply(endpoint, 'answered 200 without a valid x-raftlog-index');
   }

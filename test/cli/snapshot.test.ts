@@ -10,6 +10,7 @@ import { main as snapshot } from '../../src/cli/snapshot.js';
 import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
+import { MAX_INDEX } from '../../src/raft/types.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal, crc32c } from '../../src/wal/index.js';
 import { runWithFaults } from '../fault/run-with-faults.js';
@@ -369,6 +370,29 @@ it('a save answered 200 by something that is not the admin API (no index) fails 
       new RegExp(`^raftlog snapshot: ADMIN_BAD_REPLY: ${endpoint} answered 200 without a valid x-raftlog-index`),
     );
     expect(readdirSync(t.dir)).toEqual([]);
+  }
+});
+
+it('a save answered a whole, checksummed backup at an index restore refuses (0, or past MAX_INDEX) fails with ADMIN_BAD_REPLY and writes no file', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const body = Buffer.from('RLKV1\n');
+  for (const index of ['0', String(MAX_INDEX + 1)]) {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-raftlog-index': index, trailer: 'x-raftlog-crc32c' });
+      res.write(body);
+      res.addTrailers({ 'x-raftlog-crc32c': String(crc32c(body)) });
+      res.end();
+    });
+    const endpoint = await listening(server, cleanups);
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    expect(await snapshot(['save', join(t.dir, 'backup.snap'), '--admin', endpoint]), index).toBe(1);
+    expect(String(err.mock.calls.at(-1)?.[0])).toMatch(
+      new RegExp(`^raftlog snapshot: ADMIN_BAD_REPLY: ${endpoint} answered 200 without a valid x-raftlog-index`),
+    );
+    expect(readdirSync(t.dir)).toEqual([]);
+    vi.restoreAllMocks();
   }
 });
 
