@@ -95,16 +95,20 @@ async function forceNewCluster(
     const snapDir = join(dataDir, 'snapshots');
     const snaps = await FileSnapshotStore.open(snapDir, { create: false });
     const storage = await RaftStorage.open(wal, snaps, { voters: [id], learners: [] });
-    const snap = storage.snapshot();
+    // A snapshot received from the leader, whose install a crash cut short before the WAL recorded
+    // it, lies past the log's end: committed state the node would fetch again, and with no leader
+    // left, the newest this node holds. Left out, the records it covers were lost here.
+    const received = (await snaps.held()).filter((h) => h.received === true && h.index > storage.lastIndex()).at(-1);
+    const snap = received === undefined ? storage.snapshot() : await snaps.load(received.index, received.term);
     const members = new Map<number, string>();
     if (snap.meta.index > 0) {
       const d = await decodeSnapshotData(snaps.read(snap), `at index ${snap.meta.index}, term ${snap.meta.term}`);
       await sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
       for (const [m, addr] of d.members) members.set(m, addr);
     }
-    const last = storage.lastIndex();
+    const last = received === undefined ? storage.lastIndex() : received.index;
     let replayed = 0;
-    for (let lo = storage.firstIndex(); lo <= last;) {
+    for (let lo = received === undefined ? storage.firstIndex() : last + 1; lo <= last;) {
       const batch = storage.entries(lo, Math.min(last + 1, lo + 1024), 4 * 1024 * 1024);
       for (const e of batch) {
         if (e.type === EntryType.Normal) {

@@ -6,6 +6,9 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
 import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
+import { snapshotChunks } from '../../src/log/state-machine.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import { runWithFaults } from '../fault/run-with-faults.js';
 import { killBefore, killSteps, reached } from '../fault/kill-steps.js';
@@ -86,6 +89,41 @@ it('recovers a log that holds a change of several members at once (a conf change
   expect(alone.status().conf).toMatchObject({ voters: [1], learners: [] });
   expect(kv.get(Buffer.from('before'))?.toString()).toBe('1');
   expect(kv.get(Buffer.from('after'))?.toString()).toBe('2');
+});
+
+it('keeps a snapshot received past the end of the log, whose install a crash cut short before the WAL recorded it: the node held it, and no leader is left to send it again', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 5 });
+  for (let i = 0; i < 12; i++) await log.append(set(`k${i}`, 'v'));
+  const last = log.status().lastIndex;
+  await log.close();
+  // The leader's state at 99, spooled and installed as a follower does; the crash came before the WAL's marker.
+  const leader = new KvStateMachine();
+  for (let i = 0; i < 12; i++) leader.apply({ index: i + 2, term: 1, offset: 0, data: set(`k${i}`, 'v') });
+  leader.apply({ index: 99, term: 1, offset: 0, data: set('late', 'yes') });
+  const meta = { index: 99, term: 1, conf: { voters: [1, 2, 3], learners: [] } };
+  const elsewhere = tempDir();
+  cleanups.push(elsewhere.cleanup);
+  await (await FileSnapshotStore.open(elsewhere.dir)).save({ meta, data: encodeSnapshotData([], snapshotChunks(leader.snapshot())) });
+  const bytes = readFileSync(join(elsewhere.dir, readdirSync(elsewhere.dir)[0]!));
+  const store = await FileSnapshotStore.open(join(t.dir, 'snapshots'));
+  const spool = await store.spool(meta, bytes.length);
+  await spool.write(bytes);
+  await store.install({ meta, data: await spool.finish() });
+
+  const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', t.dir, '--id', '1', '--yes', '--json']), String(err.mock.calls[0]?.[0])).toBe(0);
+  const report = JSON.parse(String(out.mock.calls.at(-1)?.[0])) as { index: number };
+  vi.restoreAllMocks();
+  expect({ last, index: report.index }).toEqual({ last, index: 99 });
+  const kv = new KvStateMachine();
+  const alone = await ReplicatedLog.open<unknown>({ dataDir: t.dir, id: 1, stateMachine: kv as never });
+  cleanups.push(() => alone.close());
+  expect(alone.status()).toMatchObject({ applied: 99, conf: { voters: [1] } });
+  expect(kv.get(Buffer.from('late'))?.toString()).toBe('yes');
+  expect(kv.get(Buffer.from('k11'))?.toString()).toBe('v');
 });
 
 it('refuses a data directory whose wal/ holds no segments, and leaves it as it found it', async () => {
