@@ -3,7 +3,7 @@
 // changes the log applies (one at a time, or several through a joint configuration).
 import { decodeConfChangeEntry, encodeConfChange, encodeConfChangeV2 } from '../raft/confchange.js';
 import { isJoint, members as confMembers } from '../raft/changer.js';
-import { ProposalDroppedError, RaftError } from '../raft/errors.js';
+import { InvalidConfChangeError, ProposalDroppedError, RaftError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
 import { ConfChangeType, type ConfChange, type ConfChangeV2, type ConfState, type Entry } from '../raft/types.js';
 import type { Transport } from '../transport/transport.js';
@@ -12,6 +12,7 @@ import type { Deadlines } from './deadlines.js';
 import {
   AlreadyMemberError,
   InvalidArgumentError,
+  LogCorruptError,
   NotCaughtUpError,
   NotCommittedError,
   NotLeaderError,
@@ -157,7 +158,7 @@ export class Membership {
    * snapshot taken before it does not name).
    */
   apply(e: Entry): boolean {
-    const cc = decodeConfChangeEntry(e.data);
+    const cc = decodeEntry(e);
     this.conf = this.host.node.applyConfChange(cc);
     const t = this.host.peers;
     for (const c of cc.changes) {
@@ -414,5 +415,19 @@ export class Membership {
       if (lag > this.promoteMaxLag) return new NotCaughtUpError(id, lag, this.promoteMaxLag);
     }
     return null;
+  }
+}
+
+/**
+ * A committed membership change's data, decoded. Data that does not decode (another format's, or
+ * damage that passed every checksum) is the entry's fault, as a record batch's is: LOG_CORRUPT
+ * naming it, not a storage failure.
+ */
+function decodeEntry(e: Entry): ConfChangeV2 {
+  try {
+    return decodeConfChangeEntry(e.data);
+  } catch (err) {
+    if (err instanceof InvalidConfChangeError) throw new LogCorruptError(e.index, err.message);
+    throw err;
   }
 }

@@ -182,6 +182,33 @@ describe('ReplicatedLog failures', () => {
     await log?.close();
   });
 
+  it('a committed membership change of an unknown format (3, 0, 255) stops the node with LOG_CORRUPT naming the entry, not as a storage failure', async () => {
+    for (const version of [3, 0, 255]) {
+      const dir = fresh();
+      const first = await ReplicatedLog.open({ dataDir: dir });
+      const { index, term } = await first.append(enc('good'));
+      await first.close();
+      const wal = await Wal.open(`${dir}/wal`);
+      const hs = wal.hardState;
+      await wal.append([{ index: index + 1, term, type: 1, data: Uint8Array.of(version, 0, 1, 0) }], { ...hs, commit: index + 1 });
+      await wal.close();
+
+      const sm = new RecordingMachine();
+      const logger = new RecordingLogger();
+      let log: ReplicatedLog<number> | undefined;
+      try {
+        log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, logger });
+        await waitFor('the node to stop', () => log!.status().role === 'fatal');
+        expect(log.status().fatal).toMatchObject({ code: 'LOG_CORRUPT' });
+      } catch (err) {
+        expect(err, `version ${version}`).toMatchObject({ code: 'LOG_CORRUPT' });
+      }
+      expect(sm.applied.map((a) => a.data)).toEqual(['good']);
+      expect(logger.has(new RegExp(`entry ${index + 1} cannot be decoded: invalid conf change: unknown encoding ${version}`))).toBe(true);
+      await log?.close();
+    }
+  });
+
   it('a state machine that throws stops the node, which names the state machine, not its storage; close frees the directory', async () => {
     const dir = fresh();
     const cases: Array<[string, (sm: RecordingMachine) => void, RegExp]> = [
