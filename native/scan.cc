@@ -101,11 +101,12 @@ struct Mapped {
   }
 };
 
-std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
+// `leftovers` receives the unused prepared and released segments, for the caller to remove
+// once the scan has found the WAL readable.
+std::vector<ScannedSegment> ListSegments(const std::string& dir, std::vector<std::string>* leftovers) {
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) throw IoError("open directory", dir, errno);
   std::vector<ScannedSegment> segs;
-  bool removedPrealloc = false;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     uint64_t seq, first, stamp;
@@ -123,25 +124,15 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
         closedir(d);
         return WalError(WalCode::kCorrupt, path + " is not a regular file, so not a prepared or released segment", path, -1);
       };
-      if (repair) {
-        if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-          const int err = errno;
-          if (err == EISDIR) throw notAFile();
-          closedir(d);
-          throw IoError("unlink", path, err);
-        }
-        removedPrealloc = true;
-      } else {
-        struct stat st;
-        if (lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw notAFile();
-      }
+      struct stat st;
+      if (lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw notAFile();
+      leftovers->push_back(path);
     } else if (name != "." && name != ".." && !IsWalName(name)) {
       closedir(d);
       throw UnexpectedFile(dir, name);
     }
   }
   closedir(d);
-  if (removedPrealloc) SyncDir(dir);
   std::sort(segs.begin(), segs.end(), [](const ScannedSegment& x, const ScannedSegment& y) { return x.seq < y.seq; });
   for (size_t i = 1; i < segs.size(); i++)
     if (segs[i].seq != segs[i - 1].seq + 1)
@@ -154,7 +145,8 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, bool repair) {
 
 ScanResult ScanDir(const std::string& dir, bool repair) {
   ScanResult out;
-  out.segments = ListSegments(dir, repair);
+  std::vector<std::string> leftovers;
+  out.segments = ListSegments(dir, &leftovers);
   for (size_t si = 0; si < out.segments.size(); si++) {
     ScannedSegment& seg = out.segments[si];
     bool last = si + 1 == out.segments.size();
@@ -331,6 +323,16 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
       done += static_cast<size_t>(n);
     }
     if (fdatasync(m.fd) != 0) throw IoError("fdatasync", path, errno);
+  }
+  // Removed only now: a WAL this version refuses (a newer format's, say) is left as it was.
+  if (repair && !leftovers.empty()) {
+    for (const std::string& path : leftovers) {
+      if (unlink(path.c_str()) == 0 || errno == ENOENT) continue;
+      if (errno == EISDIR)
+        throw WalError(WalCode::kCorrupt, path + " is not a regular file, so not a prepared or released segment", path, -1);
+      throw IoError("unlink", path, errno);
+    }
+    SyncDir(dir);
   }
   return out;
 }

@@ -212,9 +212,16 @@ describe('replay knows what must be there', () => {
       reheader(readFileSync(join(from, name)), (b) => b.write('raftwal4', 16, 'latin1')),
     );
     await wal.close();
+    // Beside it, what that release's open would remove or take over: an unused prepared segment and
+    // a released one. A refusal removes neither: the directory is left to the release that wrote it.
+    writeFileSync(join(dir, 'next.prealloc'), Buffer.alloc(64, 7));
+    writeFileSync(join(dir, `${name}.released`), Buffer.alloc(64, 9));
+    const contents = (): string[] => readdirSync(dir).map((f) => `${f} ${readFileSync(join(dir, f)).toString('base64')}`);
     const before = readFileSync(file);
+    const all = contents();
     await expect(Wal.open(dir, SMALL)).rejects.toMatchObject({ code: 'WAL_VERSION', file, message: expect.stringContaining('format 4') });
     expect(readFileSync(file).equals(before)).toBe(true); // not cut off as a torn write
+    expect(contents()).toEqual(all);
   });
 
   it('a segment of format 1 is refused with WAL_VERSION', async () => {
