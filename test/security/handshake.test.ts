@@ -108,6 +108,27 @@ describe('peer authentication', () => {
     expect(b.t.stats().messagesReceived).toBe(1);
   });
 
+  it('a hello of the wire version before this one, or after it, is refused at once with TRANSPORT_MALFORMED_FRAME naming both', async () => {
+    // A node accepts only its own wire version: nodes of releases that speak different ones do not connect.
+    const b = await node({ id: 2 });
+    for (const version of [WIRE_VERSION - 1, WIRE_VERSION + 1]) {
+      const s = await connect(b.t.address);
+      const r = reader(s);
+      s.write(encodeFrames([newPacker().pack([0, version, 'c1', 1, 2, null, nonce()])]));
+      await closed(s);
+      // No challenge: the handshake went no further, and the dialer is told why.
+      expect(r.frames).toEqual([
+        { kind: 'refuse', code: 'TRANSPORT_MALFORMED_FRAME', reason: expect.stringContaining(`wire version ${version}, this node speaks ${WIRE_VERSION}`) },
+      ]);
+      expect(b.log.has(`wire version ${version}, this node speaks ${WIRE_VERSION}`)).toBe(true);
+    }
+    expect(b.log.lines.filter((l) => /wire version/.test(l.message)).map((l) => l.fields['code'])).toEqual([
+      'TRANSPORT_MALFORMED_FRAME',
+      'TRANSPORT_MALFORMED_FRAME',
+    ]);
+    expect(b.rec.messages).toEqual([]);
+  });
+
   it('a raw client with a wrong proof is refused with TRANSPORT_AUTH_FAILED and its messages never arrive', async () => {
     const b = await node({ id: 2 });
     const s = await handshake(b.t.address, 1, 2, 'a guess at the secret value');
