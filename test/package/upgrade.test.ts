@@ -1,9 +1,10 @@
 // Data directories written by earlier releases keep opening. Each fixture was
 // made by test/fixtures/make-format-<n>.ts with the release that introduced it.
-import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
+import { main as inspect } from '../../src/cli/inspect.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { Wal } from '../../src/wal/index.js';
 import { RecordingMachine } from '../log/helpers.js';
@@ -54,4 +55,67 @@ it('a WAL segment of format 2 takes appends as such, and the segments after it a
   expect(wal.repair).toBeNull();
   expect(plain(wal.entriesSync(last + 1, last + 101))).toEqual(plain(range(last + 1, last + 101)));
   await wal.close();
+});
+
+it('a format 2 directory upgraded in place: old and new records in order across restarts, new writes in the new formats, and inspect reads it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'raftlog-upgrade-'));
+  temps.push(dir);
+  cpSync(new URL('../fixtures/format-2', import.meta.url).pathname, dir, { recursive: true });
+  const old = Array.from({ length: 50 }, (_, i) => `record ${i}`);
+  const added = Array.from({ length: 60 }, (_, i) => `new ${i}`);
+  // No snapshot yet: the directory then holds a snapshot of data format 1, a segment of format 2 and segments of format 3.
+  const quiet = { dataDir: dir, snapshotEvery: 1_000_000, segmentBytes: 4096 };
+  let log = await ReplicatedLog.open({ ...quiet, stateMachine: new RecordingMachine() });
+  await log.barrier();
+  for (const r of added) await log.append(Buffer.from(r));
+  const lastIndex = log.status().lastIndex;
+  await log.close();
+  const segments = readdirSync(join(dir, 'wal')).filter((f) => f.endsWith('.wal'));
+  expect(segments[0]).toBe('0000000000000002-0000000000000020.wal');
+  expect(segments.length).toBeGreaterThan(2);
+  expect(segments.slice(1).every((f) => /^[0-9a-f]{16}-[0-9a-f]{16}-[0-9a-f]{12}\.wal$/.test(f))).toBe(true);
+  const wal = await Wal.open(join(dir, 'wal'));
+  // The entries this release wrote are record batches of version 3; the fixture's are of version 2.
+  const first = wal.firstIndex; // past the snapshot at 40
+  const versions = wal.entriesSync(first, lastIndex + 1).map((e) => [e.index, e.data[0]]);
+  await wal.close();
+  expect(versions.filter(([, v]) => v === 2).map(([i]) => i)).toEqual(Array.from({ length: 52 - first }, (_, k) => first + k));
+  const mine = versions.filter(([i]) => i! > 52);
+  expect(mine.length).toBeGreaterThan(0);
+  expect(mine.every(([, v]) => v === 3)).toBe(true);
+
+  const out: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  const code = await inspect([dir]);
+  vi.restoreAllMocks();
+  expect(code, out.join('\n')).toBe(0);
+  expect(out.join('\n')).toContain(`WAL ${join(dir, 'wal')}: ${segments.length} segment(s), every checksum verified`);
+  expect(out.join('\n')).toMatch(/snap-0000000000000040-1\.snap {2}index 40, term 1, \d+ bytes, voters 1, checksum verified/);
+
+  let sm = new RecordingMachine();
+  log = await ReplicatedLog.open({ ...quiet, stateMachine: sm });
+  await log.barrier();
+  expect(sm.restoredFrom).not.toBeNull();
+  expect(sm.applied.map((a) => a.data)).toEqual([...old, ...added]);
+  await log.close();
+
+  // A snapshot taken now is written in data format 2, and read back with the log after it.
+  log = await ReplicatedLog.open({ ...quiet, snapshotEvery: 20, stateMachine: new RecordingMachine() });
+  await log.barrier();
+  for (let i = 0; i < 25; i++) await log.append(Buffer.from(`late ${i}`));
+  await log.close();
+  const snaps = readdirSync(join(dir, 'snapshots')).filter((f) => f.endsWith('.snap'));
+  expect(snaps.length).toBeGreaterThan(0);
+  for (const f of snaps) {
+    const bytes = readFileSync(join(dir, 'snapshots', f));
+    expect(bytes.subarray(0, 8).toString('latin1')).toBe('RLSNAP02');
+    expect(bytes.subarray(20 + bytes.readUInt32LE(8), 24 + bytes.readUInt32LE(8)).toString('latin1')).toBe('RLSM');
+  }
+  sm = new RecordingMachine();
+  log = await ReplicatedLog.open({ ...quiet, stateMachine: sm });
+  await log.barrier();
+  expect(sm.restoredFrom).not.toBeNull();
+  expect(sm.applied.at(-1)?.data).toBe('late 24');
+  await log.close();
 });
