@@ -1,6 +1,6 @@
 // Data directories written by earlier releases keep opening. Each fixture was
 // made by test/fixtures/make-format-<n>.ts with the release that introduced it.
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
@@ -118,4 +118,42 @@ it('a format 2 directory upgraded in place: old and new records in order across 
   expect(sm.restoredFrom).not.toBeNull();
   expect(sm.applied.at(-1)?.data).toBe('late 24');
   await log.close();
+});
+
+it('appends to a format 2 segment cut short by a crash: the torn group is cut off, the group before it kept, and the segment takes appends again', async () => {
+  const v2 = '0000000000000002-0000000000000020.wal';
+  for (const damage of ['cut short', 'a bit flipped', 'a zeroed span'] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'raftlog-upgrade-'));
+    temps.push(dir);
+    cpSync(new URL('../fixtures/format-2/wal', import.meta.url).pathname, dir, { recursive: true });
+    const wal = await Wal.open(dir, { segmentBytes: 1 << 20 });
+    const last = wal.lastIndex;
+    await wal.append(range(last + 1, last + 6));
+    const kept = readFileSync(join(dir, v2));
+    await wal.append(range(last + 6, last + 11));
+    // A crash: the directory as it stands while the WAL is open, its last group then damaged.
+    const crashed = mkdtempSync(join(tmpdir(), 'raftlog-upgrade-'));
+    temps.push(crashed);
+    cpSync(dir, crashed, { recursive: true });
+    await wal.close();
+    const file = join(crashed, v2);
+    const bytes = readFileSync(file);
+    let end = 0; // where the second group begins: the first byte it changed
+    while (kept[end] === bytes[end]) end++;
+    if (damage === 'cut short') writeFileSync(file, bytes.subarray(0, end + 40));
+    if (damage === 'a bit flipped') bytes[end + 60]! ^= 1;
+    if (damage === 'a zeroed span') bytes.fill(0, end + 24, end + 64);
+    if (damage !== 'cut short') writeFileSync(file, bytes);
+
+    let w = await Wal.open(crashed, { segmentBytes: 4096, cacheBytes: 0 });
+    expect(w.repair, damage).toMatchObject({ file, offset: end });
+    expect(w.lastIndex).toBe(last + 5);
+    expect(plain(w.entriesSync(last + 1, last + 6))).toEqual(plain(range(last + 1, last + 6)));
+    await w.append(range(last + 6, last + 60, 2));
+    await w.close();
+    w = await Wal.open(crashed, { segmentBytes: 4096, cacheBytes: 0 });
+    expect(w.repair).toBeNull();
+    expect(plain(w.entriesSync(last + 1, last + 60))).toEqual(plain([...range(last + 1, last + 6), ...range(last + 6, last + 60, 2)]));
+    await w.close();
+  }
 });
