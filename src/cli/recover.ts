@@ -4,8 +4,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvStateMachine } from '../kv/index.js';
-import { decodeConfChangeEntry } from '../raft/confchange.js';
 import { ConfChangeType, EntryType } from '../raft/types.js';
+import { decodeMembershipEntry } from '../log/membership.js';
 import { decodeBatch } from '../log/record-batch.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/state-machine.js';
@@ -116,7 +116,7 @@ async function forceNewCluster(
           records?.payloads.forEach((data, offset) => sm.apply({ index: e.index, term: e.term, offset, data }));
         } else {
           // Either format: a `member replace` or a multi-change request writes format 2.
-          for (const cc of decodeConfChangeEntry(e.data).changes) {
+          for (const cc of decodeMembershipEntry(e).changes) {
             if (cc.type === ConfChangeType.RemoveNode) members.delete(cc.nodeId);
             else if (cc.context !== undefined) members.set(cc.nodeId, new TextDecoder().decode(cc.context));
           }

@@ -158,7 +158,7 @@ export class Membership {
    * snapshot taken before it does not name).
    */
   apply(e: Entry): boolean {
-    const cc = decodeEntry(e);
+    const cc = decodeMembershipEntry(e);
     this.conf = this.host.node.applyConfChange(cc);
     const t = this.host.peers;
     for (const c of cc.changes) {
@@ -423,7 +423,7 @@ export class Membership {
  * damage that passed every checksum) is the entry's fault, as a record batch's is: LOG_CORRUPT
  * naming it, not a storage failure.
  */
-function decodeEntry(e: Entry): ConfChangeV2 {
+export function decodeMembershipEntry(e: Entry): ConfChangeV2 {
   try {
     return decodeConfChangeEntry(e.data);
   } catch (err) {

@@ -10,6 +10,7 @@ import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
+import { Wal } from '../../src/wal/index.js';
 import { runWithFaults } from '../fault/run-with-faults.js';
 import { killBefore, killSteps, reached } from '../fault/kill-steps.js';
 import { freePorts, tempDir, waitFor } from '../log/helpers.js';
@@ -139,13 +140,13 @@ it('refuses a data directory whose wal/ holds no segments, and leaves it as it f
 });
 
 /** A node's directory (its snapshot and log entries after it), damaged by `damage`: recover exits 1 with `said` first on stderr and leaves it as it was. */
-async function refusesDamaged(damage: (dir: string) => void, said: RegExp): Promise<void> {
+async function refusesDamaged(damage: (dir: string) => void | Promise<void>, said: RegExp): Promise<void> {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const log = await ReplicatedLog.open<unknown>({ dataDir: t.dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 5 });
   for (let i = 0; i < 12; i++) await log.append(set(`k${i}`, 'v'));
   await log.close();
-  damage(t.dir);
+  await damage(t.dir);
   const before = listing(t.dir);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
@@ -162,6 +163,17 @@ it('refuses a directory a restore did not finish, as the log does, and changes n
 it('refuses a node whose snapshot is missing without creating its snapshots/ directory', async () => {
   // The WAL's snapshot marker names a snapshot file that is gone, with its directory.
   await refusesDamaged((dir) => rmSync(join(dir, 'snapshots'), { recursive: true }), /SNAPSHOT_MISSING/);
+});
+
+it('refuses a log holding a membership change of an unknown format with LOG_CORRUPT naming the entry, and changes nothing there', async () => {
+  let index = 0;
+  await refusesDamaged(async (dir) => {
+    const wal = await Wal.open(join(dir, 'wal'));
+    index = wal.lastIndex + 1;
+    await wal.append([{ index, term: wal.hardState.term, type: 1, data: Uint8Array.of(3, 0, 1, 0) }], { ...wal.hardState, commit: index });
+    await wal.close();
+  }, /^raftlog recover: LOG_CORRUPT: entry \d+ cannot be decoded: invalid conf change: unknown encoding 3/);
+  expect(index).toBeGreaterThan(0);
 });
 
 /** A node's directory given to `recover` with `args`: exit 2, the first line of stderr matching `said`, and nothing rewritten. */
