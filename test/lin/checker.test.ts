@@ -93,6 +93,54 @@ describe('the register linearizability checker', () => {
     expect(checkRegisters([...ok, r('nonsense', 4, null, 'x')]).ok).toBe(true);
   });
 
+  it('rejects each way a replicated store can break linearizability', () => {
+    // An acknowledged write lost: later reads see the value before it.
+    expect(linearizable([w('a', 0, 1), w('b', 2, 3), r('b', 4, 5), r('a', 6, 7), r('a', 8, 9)], null)).toBe(false);
+    // A write applied twice (a retry of an acknowledged write): its value comes back after a later write.
+    expect(linearizable([w('a', 0, 1), w('b', 2, 3), r('b', 4, 5), w('c', 6, 7), r('c', 8, 9), r('a', 10, 11)], null)).toBe(false);
+    // Two clients see two concurrent writes land in different orders.
+    const clientA = [r('a', 1, 2), r('b', 3, 4)];
+    const clientB = [r('b', 5, 6), r('a', 7, 8)];
+    expect(linearizable([w('a', 0, 20), w('b', 0, 20), ...clientA, ...clientB], null)).toBe(false);
+    // The same reads, each client's pair concurrent with the other's: one order explains both.
+    expect(linearizable([w('a', 0, 20), w('b', 0, 20), r('a', 1, 2), r('b', 3, 6), r('b', 1, 4), r('a', 1, 2)], null)).toBe(true);
+  });
+
+  it('refuses a history in which an operation completes before it is invoked', () => {
+    expect(() => checkRegisters([w('a', 5, 4)])).toThrow(RangeError);
+    expect(() => checkRegisters([r(null, 5, 4)])).toThrow(RangeError);
+    expect(() => checkRegisters([w('a', 5, 5), r('a', 6, 6)])).not.toThrow();
+  });
+
+  it('lets a write of unknown outcome take effect late or never, and a refused one not at all', () => {
+    // A write that timed out lands after an acknowledged write that began later...
+    const late = [w('a', 0, 1), w('u', 2, null), w('b', 3, 4), r('b', 5, 6), r('u', 7, 8)];
+    expect(checkRegisters(late).ok).toBe(true);
+    // ...but only once: what it overwrote cannot come back.
+    expect(checkRegisters([...late, r('b', 9, 10)]).ok).toBe(false);
+    // It may be seen by a read that began before it was called, if that read ended after.
+    expect(checkRegisters([w('a', 0, 1), r('u', 2, 10), w('u', 3, null)]).ok).toBe(true);
+    // It never took effect: nobody saw it.
+    expect(checkRegisters([w('a', 0, 1), w('u', 2, null), r('a', 5, 6), r('a', 100, 101)]).ok).toBe(true);
+    // A refused write is left out of the history (it certainly did not happen): a read of its
+    // value then reads a value never written.
+    expect(checkRegisters([w('a', 0, 1), r('refused', 5, 6)]).ok).toBe(false);
+    // Many writes of unknown outcome, one of which took effect: the read names which.
+    const unknown = Array.from({ length: 30 }, (_, i) => w(`u${i}`, 2 + i, null));
+    expect(checkRegisters([w('a', 0, 1), ...unknown, r('u17', 50, 51), r('u17', 52, 53)]).ok).toBe(true);
+    expect(checkRegisters([w('a', 0, 1), ...unknown, r('u17', 50, 51), r('u3', 52, 53)]).ok).toBe(true);
+    expect(checkRegisters([w('a', 0, 1), ...unknown, r('u17', 50, 51), r('u3', 52, 53), r('u17', 54, 55)]).ok).toBe(false);
+  });
+
+  it('accepts overlapping operations that can be ordered, ties at one instant included', () => {
+    // Three overlapping writes, and reads during them that see each in turn.
+    expect(linearizable([w('a', 0, 10), w('b', 1, 11), w('c', 2, 12), r('a', 3, 4), r('b', 5, 6), r('c', 7, 8), r('c', 13, 14)], null)).toBe(true);
+    // A read that begins at the instant a write returns may still see the value before it.
+    expect(linearizable([w('a', 0, 1), w('b', 2, 5), r('a', 5, 6)], null)).toBe(true);
+    // One that begins strictly after may not.
+    expect(linearizable([w('a', 0, 1), w('b', 2, 5), r('a', 5.001, 6)], null)).toBe(false);
+  });
+
   it('agrees with a brute-force search on random small histories', () => {
     const seed = testSeed('checker brute force');
     const rnd = seeded(seed);
