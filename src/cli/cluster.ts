@@ -17,7 +17,8 @@ for Redis clients on resp-port+i-1 and for raftlog status, member, leader and sn
 when they reach it). The nodes authenticate each other with a secret made on first start
 (DIR/cluster-secret); off loopback, the admin endpoints take a token made the same way
 (DIR/admin-token). Ctrl-C stops them all; if this process dies any other way, the nodes
-stop too.`;
+stop too. A node that stops before it is up (its port in use, say) stops the others,
+and the command exits 1; one that stops later leaves the others running.`;
 
 export const CLUSTER_FLAGS = {
   nodes: 'string',
@@ -147,6 +148,9 @@ async function run(args: string[]): Promise<number> {
         child.on('exit', (code, signal) => {
           children.delete(id);
           if (!stopping) console.error(`[node ${id}] exited (${signal ?? code})`);
+          // One that never came up (its port taken, say) would leave the cluster short for good,
+          // waiting on a Ctrl-C to report it; one that was up may be stopped on purpose, to try a failover.
+          if (!stopping && !up.has(id)) stop();
           done(code ?? 1);
         });
       }),

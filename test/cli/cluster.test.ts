@@ -1,6 +1,7 @@
 // `raftlog cluster` owns its nodes: they stop when it dies, however it dies; bad flags are refused before anything starts.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { freePortRun, tempDir, waitFor } from '../log/helpers.js';
@@ -76,6 +77,38 @@ it('a SIGKILLed cluster leaves no node running', async () => {
   parent.kill('SIGKILL');
   await waitFor('every node to stop', () => nodes.every((pid) => !alive(pid)), 20_000);
 });
+
+it("a node that cannot start stops the cluster, which exits 1 with the node's coded error", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const raft = await freePortRun(6);
+  // Node 2's client port is taken.
+  const held = createServer();
+  await new Promise<void>((resolve, reject) => {
+    held.once('error', reject);
+    held.listen(raft + 3, '127.0.0.1', () => resolve());
+  });
+  cleanups.push(() => held.close());
+  const args = ['cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(raft + 2), '--admin-port', String(raft + 4)];
+  const parent = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--sync', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  parent.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const nodes = new Set<number>();
+  const watch = setInterval(() => childrenOf(parent.pid!).forEach((pid) => nodes.add(pid)), 20);
+  cleanups.push(() => {
+    clearInterval(watch);
+    for (const pid of [parent.pid!, ...nodes]) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  let code: number | null | undefined;
+  parent.on('exit', (c) => (code = c));
+  await waitFor('the cluster to exit on its own', () => code !== undefined, 90_000);
+  clearInterval(watch);
+  expect(code, out).toBe(1);
+  expect(out).toMatch(/\[node 2\] raftlog serve: EADDRINUSE: /);
+  expect(nodes.size).toBeGreaterThan(0);
+  await waitFor('every node to stop', () => [...nodes].every((pid) => !alive(pid)), 20_000);
+}, 120_000);
 
 function cluster(args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
