@@ -51,7 +51,9 @@ export function serveNode(n: ServeNode, quiet = false): ChildProcess {
   ];
   const log = n.logFile === undefined ? undefined : openSync(n.logFile, 'a');
   try {
-    return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', log ?? 'ignore', log ?? (quiet ? 'ignore' : 'inherit')] });
+    // The IPC channel is the node's lifeline, as under `raftlog cluster`: it closes when the script
+    // dies, however it dies, and the node stops rather than run on with the script's ports.
+    return spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', log ?? 'ignore', log ?? (quiet ? 'ignore' : 'inherit'), 'ipc'] });
   } finally {
     if (log !== undefined) closeSync(log); // the child holds its own copy
   }
