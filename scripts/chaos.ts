@@ -3,12 +3,15 @@
 // partitions them (through an in-process fault proxy on every peer link). At
 // the end every key's history must be linearizable (reads are `GET`s, which
 // wait on a barrier), and the longest stretch without a successful operation
-// is reported. On demand, not in CI; exits 1 on a violation.
+// is reported. On demand, not in CI; exits 1 on a violation, and on a run that
+// vouches for nothing: a node that exited unbidden (one that could not start
+// included), no completed read or write, or no fault injected.
 // Usage: npm run chaos -- [--minutes 2] [--clients 12] [--keys 4] [--seed N] [--logs DIR]
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { freePorts } from '../src/cli/ports.js';
 import { RespClient, type RespValue } from '../test/kv/resp-client.js';
 import { FaultProxy } from '../test/fault/proxy.js';
@@ -61,9 +64,15 @@ async function call(c: RespClient, ms: number, ...args: string[]): Promise<RespV
   }
 }
 
-async function chaos(
-  o: Options,
-): Promise<{ history: RegisterOp[]; longestStallMs: number; longestStallFromMs: number; harnessLongestHoldMs: number; events: string[] }> {
+async function chaos(o: Options): Promise<{
+  history: RegisterOp[];
+  longestStallMs: number;
+  longestStallFromMs: number;
+  harnessLongestHoldMs: number;
+  events: string[];
+  faults: Record<'kill' | 'pause' | 'isolate' | 'cut', number>;
+  unbidden: string[];
+}> {
   // One stream each for the nemesis, the proxy and every client: the clients' draws interleave as
   // their replies happen to arrive, and must not change the nemesis's schedule for the same seed.
   const random = seeded(o.seed);
@@ -79,19 +88,32 @@ async function chaos(
       .join(',');
   const secretFile = writeClusterSecret(work);
   const procs = new Map<number, ChildProcess>();
+  // Exits the nemesis or the end of the run asked for; any other (a node that could not start,
+  // its port taken, say, or one that crashed) leaves a run that tested less than it claims.
+  const bidden = new Set<ChildProcess>();
+  const unbidden: string[] = [];
   const start = (id: number): void => {
     const logFile = o.logs === undefined ? undefined : join(o.logs, `node${id}.log`);
     const p = serveNode({ id, work, listen: `127.0.0.1:${ports[id - 1]}`, peers: peersOf(id), secretFile, resp: `127.0.0.1:${ports[id + 2]}`, logFile }, true);
+    p.on('exit', (code, signal) => {
+      if (bidden.has(p)) return;
+      const e = `${Math.round(now())} node ${id} exited unbidden (${signal ?? code})`;
+      events.push(e);
+      unbidden.push(e);
+    });
     procs.set(id, p);
   };
-  ids.forEach(start);
 
-  const t0 = Date.now();
-  const now = (): number => Date.now() - t0;
+  // Monotonic and finer than a millisecond: with Date.now(), a write that returned and a read that
+  // began within one millisecond counted as concurrent, and a stale read there could pass.
+  const t0 = performance.now();
+  const now = (): number => performance.now() - t0;
+  ids.forEach(start);
   const history: RegisterOp[] = [];
   // The events' clock starts here; node logs (--logs) carry wall-clock times.
-  const events: string[] = [`0 clock zero at ${new Date(t0).toISOString()}`];
-  const end = t0 + o.minutes * 60_000;
+  const events: string[] = [`0 clock zero at ${new Date().toISOString()}`];
+  const end = o.minutes * 60_000;
+  const faults = { kill: 0, pause: 0, isolate: 0, cut: 0 };
   let running = true;
 
   const client = async (n: number): Promise<void> => {
@@ -134,36 +156,39 @@ async function chaos(
   };
 
   const nemesis = async (): Promise<void> => {
-    while (Date.now() < end - 10_000) {
+    while (now() < end - 10_000) {
       await new Promise((r) => setTimeout(r, 2_000 + random() * 3_000));
       const id = ids[Math.floor(random() * 3)]!;
       const p = procs.get(id)!;
       const roll = random();
       if (roll < 0.35) {
-        events.push(`${now()} kill -9 node ${id}`);
-        p.kill('SIGKILL');
+        events.push(`${Math.round(now())} kill -9 node ${id}`);
+        bidden.add(p);
+        if (p.kill('SIGKILL')) faults.kill++;
         await new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)));
         await new Promise((r) => setTimeout(r, 1_000 + random() * 2_000));
-        events.push(`${now()} restart node ${id}`);
+        events.push(`${Math.round(now())} restart node ${id}`);
         start(id);
       } else if (roll < 0.65) {
-        events.push(`${now()} pause node ${id}`);
-        p.kill('SIGSTOP');
+        events.push(`${Math.round(now())} pause node ${id}`);
+        if (p.kill('SIGSTOP')) faults.pause++;
         await new Promise((r) => setTimeout(r, 1_000 + random() * 3_000));
-        events.push(`${now()} resume node ${id}`);
+        events.push(`${Math.round(now())} resume node ${id}`);
         p.kill('SIGCONT');
       } else {
         const mode = random() < 0.5 ? 'hold' : 'reset';
         if (random() < 0.5) {
-          events.push(`${now()} isolate node ${id} (${mode})`);
+          events.push(`${Math.round(now())} isolate node ${id} (${mode})`);
           proxy.isolate(id, mode);
+          faults.isolate++;
         } else {
           const other = ids.find((x) => x !== id)!;
-          events.push(`${now()} one-way cut ${id} -> ${other} (${mode})`);
+          events.push(`${Math.round(now())} one-way cut ${id} -> ${other} (${mode})`);
           proxy.cut(id, other, mode);
+          faults.cut++;
         }
         await new Promise((r) => setTimeout(r, 1_000 + random() * 4_000));
-        events.push(`${now()} heal`);
+        events.push(`${Math.round(now())} heal`);
         proxy.heal();
       }
     }
@@ -177,14 +202,15 @@ async function chaos(
     const gap = Date.now() - lastBeat - 50;
     lastBeat = Date.now();
     harnessLongestHoldMs = Math.max(harnessLongestHoldMs, gap);
-    if (gap > 250) events.push(`${now() - gap} this process (proxy and clients) held for ${gap} ms`);
+    if (gap > 250) events.push(`${Math.round(now() - gap)} this process (proxy and clients) held for ${gap} ms`);
   }, 50);
   const clients = Array.from({ length: o.clients }, (_, n) => client(n));
   await nemesis();
-  await new Promise((r) => setTimeout(r, Math.max(0, end - Date.now())));
+  await new Promise((r) => setTimeout(r, Math.max(0, end - now())));
   running = false;
   await Promise.all(clients);
   for (const p of procs.values()) {
+    bidden.add(p);
     p.kill('SIGCONT');
     p.kill('SIGTERM');
   }
@@ -204,15 +230,31 @@ async function chaos(
   }
   clearInterval(beat);
   events.sort((a, b) => parseInt(a, 10) - parseInt(b, 10)); // a hold is logged when it ends, dated when it began
-  return { history, longestStallMs, longestStallFromMs, harnessLongestHoldMs, events };
+  return {
+    history,
+    longestStallMs: Math.round(longestStallMs),
+    longestStallFromMs: Math.round(longestStallFromMs),
+    harnessLongestHoldMs,
+    events,
+    faults,
+    unbidden,
+  };
 }
 
 const o = options();
 console.log(`chaos: 3 nodes, ${o.clients} clients on ${o.keys} keys for ${o.minutes} min, seed ${o.seed} (replay: npm run chaos -- --seed ${o.seed})`);
-const { history, longestStallMs, longestStallFromMs, harnessLongestHoldMs, events } = await chaos(o);
+const { history, longestStallMs, longestStallFromMs, harnessLongestHoldMs, events, faults, unbidden } = await chaos(o);
 for (const e of events) console.log(`  ${e}`);
 const verdict = checkRegisters(history);
 const succeeded = history.filter((h) => h.complete !== null).length;
+const injected = faults.kill + faults.pause + faults.isolate + faults.cut;
+console.log(`faults injected: ${faults.kill} kills, ${faults.pause} pauses, ${faults.isolate} isolations, ${faults.cut} one-way cuts`);
+// A run that checked nothing must not read as a pass.
+const hollow = [
+  ...unbidden,
+  ...(['write', 'read'] as const).flatMap((kind) => (history.some((h) => h.kind === kind && h.complete !== null) ? [] : [`no ${kind} completed`])),
+  ...(injected === 0 ? ['no fault injected (the nemesis starts 2 s in and stops 10 s before the end: give more --minutes)'] : []),
+];
 console.log(
   `${history.length} operations (${succeeded} completed, ${history.length - succeeded} with unknown outcome), longest stretch without a completed operation: ${longestStallMs} ms, from ${longestStallFromMs} ms on the events' clock; this process's own event loop held at most ${harnessLongestHoldMs} ms`,
 );
@@ -229,6 +271,8 @@ writeFileSync(
       longestStallFromMs,
       harnessLongestHoldMs,
       linearizable: verdict.ok,
+      faults,
+      hollow,
       events,
     },
     null,
@@ -240,4 +284,8 @@ if (!verdict.ok) {
   process.exitCode = 1;
 } else {
   console.log(`linearizable: ${verdict.keys} keys, ${verdict.ops} operations checked; written to ${out}`);
+}
+if (hollow.length > 0) {
+  console.error(`chaos: this run vouches for nothing (rerun with --logs DIR to see the nodes' side):\n  ${hollow.join('\n  ')}`);
+  process.exitCode = 1;
 }
