@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../src/cli/ports.js';
-import { RespClient } from '../test/kv/resp-client.js';
+import { CONNECTION_CLOSED, RespClient } from '../test/kv/resp-client.js';
 import { decimalArg, intArg } from '../src/cli/args.js';
 import { scriptFlags } from './flags.js';
 import { serveNode, writeClusterSecret } from './serve-node.js';
@@ -91,6 +91,9 @@ async function main(): Promise<number> {
       const reply = await c.call('SET', `k${i}:${n++ % 1000}`, value);
       if (reply instanceof Error) errors++;
       else ops++;
+      // A closed connection answers at once, without I/O: calling on, the loop starved the event
+      // loop, and a node that died hung the run rather than end it (its exit never handled).
+      if (reply instanceof Error && reply.message === CONNECTION_CLOSED) break;
     }
   });
 
@@ -120,7 +123,9 @@ async function main(): Promise<number> {
   for (const c of clients) c.close();
   stopping = true;
   for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
-  await Promise.all(procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => p.once('exit', r)))));
+  // One killed by a signal has no exit code: waiting for its exit again never ended, and the run
+  // ended with Node's "unsettled top-level await" (13), its results unwritten.
+  await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r)))));
 
   // Growth: the last quarter's median against the second quarter's (the first is warm-up).
   const q = Math.max(1, Math.floor(samples.length / 4));
