@@ -237,7 +237,11 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   if (reloadAsked) reload();
   // Started by `raftlog cluster` (an IPC channel): when that parent dies, however it
   // dies, the channel closes and the node stops instead of running on as an orphan.
-  if (process.send !== undefined) process.once('disconnect', stop);
+  // A channel that closed while the node started has already said so: waited for, it never did.
+  if (process.send !== undefined) {
+    if (process.connected) process.once('disconnect', stop);
+    else stop();
+  }
   // The peer port is named as the members know it: with --listen on port 0, the port it got.
   const peerAddress = peers !== undefined || listen !== undefined ? log.status().members[id] : undefined;
   say(

@@ -110,6 +110,27 @@ it("a node that cannot start stops the cluster, which exits 1 with the node's co
   await waitFor('every node to stop', () => [...nodes].every((pid) => !alive(pid)), 20_000);
 }, 120_000);
 
+it('a node whose parent went away while it started stops once it is up, not running on as an orphan', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const node = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', '1', '--data', join(t.dir, 'node1'), '--sync', 'none'], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let out = '';
+  node.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  node.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  let exited = false;
+  node.on('exit', () => (exited = true));
+  cleanups.push(() => {
+    if (!exited) node.kill('SIGKILL');
+  });
+  // Closed at once: the node has not even loaded its code yet.
+  node.disconnect();
+  await waitFor('the node to come up', () => /node 1 up/.test(out), 60_000);
+  await waitFor('the node to stop on its own', () => exited, 30_000);
+  expect(out).toMatch(/node 1 stopped/);
+}, 120_000);
+
 function cluster(args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', 'tsx', MAIN, 'cluster', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, _out, stderr) => {
