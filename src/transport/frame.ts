@@ -4,6 +4,8 @@
 import { FrameTooLargeError } from './errors.js';
 
 export const FRAME_HEADER_BYTES = 4;
+/** The largest payload the length prefix can announce. */
+export const MAX_FRAME_LENGTH = 0xffff_ffff;
 const EMPTY = Buffer.alloc(0);
 
 /** A part at least this long is written from where it is; shorter ones are gathered into one buffer. */

@@ -25,7 +25,8 @@ import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
 import { guardedLogger, silentLogger } from '../logger.js';
 import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-log.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
-import { newPacker } from './wire.js';
+import { MAX_CLUSTER_ID_BYTES, newPacker } from './wire.js';
+import { MAX_FRAME_LENGTH } from './frame.js';
 import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
 import { PendingReleases } from './pending-releases.js';
 import { rememberRemoval } from './removed-peers.js';
@@ -40,6 +41,7 @@ export interface TcpTransportOptions {
   clusterId: string;
   /** 'host:port' to accept peers on; port 0 picks a free port (see `address`). */
   listen: string;
+  /** Each peer's 'host:port'; a name without a port is dialled once the peer's handshake says where it listens. */
   peers?: Record<number, string>;
   /** Largest frame accepted or sent. Default 16 MiB. Keep raft's max message size below it. */
   maxFrameBytes?: number;
@@ -197,10 +199,26 @@ export class TcpTransport implements Transport {
   /** Snapshot stores given up on (as hung, or with their connection), until each settles: while any has not, no chunk is stored. */
   private readonly abandonedStores = new Set<Promise<void>>();
 
-  constructor(private readonly o: TcpTransportOptions) {
-    if (typeof o !== 'object' || o === null) throw new BadOptionError('options must be an object');
+  private readonly o: TcpTransportOptions;
+
+  constructor(options: TcpTransportOptions) {
+    const o = readOptions(options);
+    this.o = o;
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
     parseAddress(o.listen);
+    checkClusterId(o.clusterId);
+    for (const [k, v, most] of [
+      ['maxFrameBytes', o.maxFrameBytes, MAX_FRAME_LENGTH],
+      ['maxQueueBytes', o.maxQueueBytes, Number.MAX_SAFE_INTEGER],
+      ['snapshotChunkBytes', o.snapshotChunkBytes, Number.MAX_SAFE_INTEGER],
+      ['maxSnapshotBytes', o.maxSnapshotBytes, Number.MAX_SAFE_INTEGER],
+      ['maxInboundConnections', o.maxInboundConnections, Number.MAX_SAFE_INTEGER],
+      ['maxUnauthenticatedConnections', o.maxUnauthenticatedConnections, Number.MAX_SAFE_INTEGER],
+    ] as const) {
+      // NaN compares false with everything: as maxFrameBytes it bounded no frame, not even a stranger's hello.
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1 && v <= most)) throw new BadOptionError(`${k} must be an integer from 1 to ${most}, got ${v}`);
+    }
+    for (const [id, address] of Object.entries(o.peers ?? {})) checkPeer(o.id, id, address);
     const maxFrameBytes = o.maxFrameBytes ?? 16 * MiB;
     // A snapshot chunk carries its header too; leave room for it within the frame.
     if (o.snapshotChunkBytes !== undefined && o.snapshotChunkBytes > maxFrameBytes - 4096) {
@@ -217,6 +235,8 @@ export class TcpTransport implements Transport {
       ['handshakeTimeoutMs', o.handshakeTimeoutMs, MAX_TIMER_MS],
       ['connectTimeoutMs', o.connectTimeoutMs, MAX_TIMER_MS],
       ['heartbeatIntervalMs', o.heartbeatIntervalMs, MAX_TIMER_MS],
+      ['backoff.initialMs', o.backoff?.initialMs, MAX_TIMER_MS],
+      ['backoff.maxMs', o.backoff?.maxMs, MAX_TIMER_MS],
     ] as const) {
       if (v !== undefined && !(typeof v === 'number' && v > 0 && v <= most))
         throw new BadOptionError(`${k} must be more than 0 and at most ${most} ms, got ${v}`);
@@ -651,6 +671,49 @@ function endpoints(s: net.Socket): string | undefined {
 
 function secureContext(t: TlsOptions): tls.SecureContext {
   return tls.createSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
+}
+
+/**
+ * The options as own properties, each read once: what is checked is what is used, and a getter
+ * that throws is refused as an option rather than thrown as it is. The peers are copied too.
+ */
+function readOptions(o: TcpTransportOptions): TcpTransportOptions {
+  if (typeof o !== 'object' || o === null) throw new BadOptionError('options must be an object');
+  try {
+    const copy = { ...o };
+    if (copy.peers !== undefined) {
+      if (typeof copy.peers !== 'object' || copy.peers === null || Array.isArray(copy.peers))
+        throw new BadOptionError("peers must be an object of id: 'host:port'");
+      copy.peers = { ...copy.peers };
+    }
+    if (copy.backoff !== undefined) copy.backoff = { ...copy.backoff };
+    return copy;
+  } catch (err) {
+    if (err instanceof BadOptionError) throw err;
+    throw new BadOptionError(`the options cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function checkClusterId(id: unknown): void {
+  if (typeof id !== 'string' || id === '' || Buffer.byteLength(id, 'utf8') > MAX_CLUSTER_ID_BYTES) {
+    throw new BadOptionError(
+      `clusterId must be a non-empty string of at most ${MAX_CLUSTER_ID_BYTES} UTF-8 bytes, got ${typeof id === 'string' ? `${Buffer.byteLength(id, 'utf8')} bytes` : typeof id}`,
+    );
+  }
+}
+
+/**
+ * A peer the transport is given: a positive integer id other than its own, at 'host:port', or at
+ * a name without a port (a log opened without a peer port is 'embedded'), which is dialled only
+ * once the peer's own handshake says where it listens.
+ */
+function checkPeer(self: number, id: string, address: unknown): void {
+  const bad = (why: string): BadOptionError => new BadOptionError(`bad peer ${id.slice(0, 32)}: ${why}`);
+  if (!/^[1-9][0-9]*$/.test(id) || !Number.isSafeInteger(Number(id))) throw bad('an id must be a positive integer');
+  if (Number(id) === self) throw bad('a node is not its own peer');
+  if (typeof address !== 'string' || (address.includes(':') && !dialable(address))) {
+    throw bad(`want 'host:port' with a port up to 65535, got ${typeof address === 'string' ? `'${address.slice(0, 300)}'` : typeof address}`);
+  }
 }
 
 function dialable(address: string): boolean {

@@ -108,6 +108,13 @@ export function encodePing(p: Packr, pong: boolean): Uint8Array {
  */
 export const HANDSHAKE_MAX_BYTES = 1024;
 
+/**
+ * The longest cluster id, in UTF-8 bytes. Every hello carries it beside the dialer's address (a
+ * host name of up to 253 characters), its nonce and its instance id, all within
+ * HANDSHAKE_MAX_BYTES: a longer one made every hello too large, and every handshake failed.
+ */
+export const MAX_CLUSTER_ID_BYTES = 256;
+
 /** Its reason cut to fit HANDSHAKE_MAX_BYTES, the most a dialer that has not finished its handshake reads. */
 export function encodeRefuse(p: Packr, code: string, reason: string): Uint8Array {
   return p.pack([Kind.Refuse, utf8Prefix(code, 64), utf8Prefix(reason, 512)]);
