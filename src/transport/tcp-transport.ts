@@ -490,6 +490,8 @@ export class TcpTransport implements Transport {
    */
   reloadSecrets(s: Secret | Secret[]): void {
     if (this.secrets.length === 0) throw new BadOptionError('reloadSecrets on a transport started without clusterSecret');
+    // normalizeSecrets reads undefined as "no secret": here that would admit anyone from now on.
+    if (s === undefined) throw new BadOptionError('reloadSecrets needs at least one secret');
     const secrets = normalizeSecrets(s);
     this.secrets = secrets;
     this.config.secrets = secrets;

@@ -225,6 +225,24 @@ describe('peer authentication', () => {
     expect(b.t.connectedPeers().has(1)).toBe(false);
   });
 
+  it('a reload without secrets is refused, and the secrets in force still keep strangers out', async () => {
+    const b = await node({ id: 2 });
+    const a = await node({ id: 1, peers: { 2: b.t.address } });
+    a.t.send([msg(1, 2, { commit: 1 })]);
+    await until(() => b.rec.messages.length === 1, 'a message from a node holding the secret');
+    // Taken as "no secret", it closed every connection and then admitted anyone, proof or none.
+    for (const none of [undefined, []]) {
+      expect(() => b.t.reloadSecrets(none as never)).toThrow(expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION' }));
+    }
+    const stranger = await rawPeer(b.t.address, 'c1', 3, 2, 'a guess at the cluster secret');
+    await stranger.closed;
+    expect(refusal(stranger)).toBe('TRANSPORT_AUTH_FAILED');
+    expect(b.t.connectedPeers().has(1)).toBe(true);
+    a.t.send([msg(1, 2, { commit: 2 })]);
+    await until(() => b.rec.messages.length === 2, 'a message on the connection opened before');
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
+  });
+
   it('a connection authenticated as node 1 that sends a message from node 3 is closed, and the message dropped', async () => {
     const b = await node({ id: 2 });
     const s = await handshake(b.t.address, 1, 2, SECRET);
