@@ -2,8 +2,7 @@
 // which the documentation below refers to) and their validation. Validation
 // runs before any file or socket is created, and names the offending key.
 import type { Logger } from '../logger.js';
-import { createSecureContext } from 'node:tls';
-import type { TlsOptions } from '../transport/tcp-transport.js';
+import { secureContext, type TlsOptions } from '../transport/tcp-transport.js';
 import { MIN_SECRET_BYTES, type Secret } from '../transport/auth.js';
 import { WAL_DEFAULTS } from '../wal/index.js';
 import { MAX_PAYLOAD } from '../wal/record.js';
@@ -281,7 +280,7 @@ function checkOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
       }
     }
   }
-  checkCredentials(o, 'ReplicatedLog.open');
+  checkCredentials(o, 'ReplicatedLog.open', o.id ?? DEFAULTS.id);
   const record = o.maxRecordBytes ?? DEFAULTS.maxRecordBytes;
   const pending = o.maxPendingBytes ?? DEFAULTS.maxPendingBytes;
   // A record over maxPendingBytes would be refused as OVERLOADED ('retry later') even on an idle log.
@@ -360,7 +359,8 @@ export function validateCredentials(c: Credentials): void {
 }
 
 /** The values of clusterSecret and tls, once their types are checked. */
-function checkCredentials(c: Credentials, where: string): void {
+/** `id`: the node the certificate must name, when known (a reload's transport checks its own). */
+function checkCredentials(c: Credentials, where: string, id?: number): void {
   for (const secret of c.clusterSecret === undefined ? [] : [c.clusterSecret].flat()) {
     if (Buffer.byteLength(secret) < MIN_SECRET_BYTES)
       throw new InvalidArgumentError(`${where}: every clusterSecret must be at least ${MIN_SECRET_BYTES} bytes`);
@@ -368,9 +368,9 @@ function checkCredentials(c: Credentials, where: string): void {
   if (c.tls !== undefined) {
     // Unreadable key or certificate material fails here, named, before any file or socket exists.
     try {
-      createSecureContext({ key: c.tls.key, cert: c.tls.cert, ca: c.tls.ca });
+      secureContext(c.tls, id);
     } catch (err) {
-      throw new InvalidArgumentError(`${where}: tls (key, cert, ca) cannot be used: ${(err as Error).message}`);
+      throw new InvalidArgumentError(`${where}: ${(err as Error).message}`);
     }
   }
 }

@@ -82,7 +82,7 @@ export function holds(secrets: Buffer[], secret: Buffer): boolean {
 const URI_PREFIX = 'raftlog://node/';
 
 /** The node ids a certificate names in its SAN URIs (`raftlog://node/<id>`). */
-export function certNodeIds(cert: PeerCertificate | undefined): number[] {
+export function certNodeIds(cert: Pick<PeerCertificate, 'subjectaltname'> | undefined): number[] {
   const san = cert?.subjectaltname;
   if (typeof san !== 'string') return [];
   const ids: number[] = [];

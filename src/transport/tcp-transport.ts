@@ -3,6 +3,7 @@
 // a bounded queue under back-pressure, reconnects with jittered backoff.
 import net from 'node:net';
 import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { MessageType, type Message } from '../raft/types.js';
 import { clientAddress, formatAddress, networkKey, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
@@ -272,7 +273,7 @@ export class TcpTransport implements Transport {
     this.config = {
       self: o.id,
       clusterId: o.clusterId,
-      ...(o.tls !== undefined ? { tls: secureContext(o.tls) } : {}),
+      ...(o.tls !== undefined ? { tls: secureContext(o.tls, o.id) } : {}),
       secrets,
       ...(o.instanceId !== undefined ? { instance: Buffer.from(o.instanceId, 'hex') } : {}),
       ...(o.peerInstances !== undefined ? { peerInstances: o.peerInstances } : {}),
@@ -473,11 +474,12 @@ export class TcpTransport implements Transport {
 
   /**
    * New TLS credentials (e.g. renewed certificates): used for every connection made or accepted
-   * from now on; open connections keep theirs.
+   * from now on; open connections keep theirs. Credentials that cannot be used, or a certificate
+   * that does not name this node, are refused (TRANSPORT_BAD_OPTION) and those in force stay.
    */
   reloadTls(t: TlsOptions): void {
     if (this.o.tls === undefined) throw new BadOptionError('reloadTls on a transport started without tls');
-    const context = secureContext(t);
+    const context = secureContext(t, this.o.id);
     if (this.server instanceof tls.Server) this.server.setSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
     this.config.tls = context;
   }
@@ -671,8 +673,27 @@ function endpoints(s: net.Socket): string | undefined {
   return `${localAddress}|${localPort}|${remoteAddress}|${remotePort}`;
 }
 
-function secureContext(t: TlsOptions): tls.SecureContext {
-  return tls.createSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
+/**
+ * The credentials as one context, or TRANSPORT_BAD_OPTION saying why they cannot be used: Node's
+ * own errors carried no code of ours, a CA that holds no certificate was taken (and then no peer
+ * could be verified), and so was a certificate that names another node than `self` (and then
+ * every peer refused this one). Without `self`, the certificate may name any node.
+ */
+export function secureContext(t: TlsOptions, self?: number): tls.SecureContext {
+  let context: tls.SecureContext;
+  let ids: number[];
+  try {
+    context = tls.createSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
+    for (const ca of [t.ca].flat()) new X509Certificate(ca);
+    ids = certNodeIds({ subjectaltname: new X509Certificate(t.cert).subjectAltName ?? '' });
+  } catch (err) {
+    throw new BadOptionError(`tls (key, cert, ca) cannot be used: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (self !== undefined && !ids.includes(self)) {
+    const named = ids.length === 0 ? 'no node' : `node ${ids.join(', ')}`;
+    throw new BadOptionError(`the tls certificate names ${named}, not this node: it needs the SAN URI raftlog://node/${self}`);
+  }
+  return context;
 }
 
 /**

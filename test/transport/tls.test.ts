@@ -9,6 +9,9 @@ import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions, TlsOptions } from '../../src/transport/tcp-transport.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { Census } from '../churn/census.js';
+import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
+import { decodeFrame, encodeHello, newPacker, type Frame } from '../../src/transport/wire.js';
+import { nonce } from '../../src/transport/auth.js';
 import { collect } from '../churn/cluster.js';
 
 // Throwaway certificates made with the openssl command line for each run:
@@ -38,7 +41,8 @@ function makeCa(name: string): void {
     `/CN=${name}`,
   );
 }
-function makeCert(name: string, ca: string): void {
+// Each certificate names its node: nodeN gets raftlog://node/N, anything else node 99, unless `id` says.
+function makeCert(name: string, ca: string, id = /^node(\d+)$/.exec(name)?.[1] ?? '99'): void {
   openssl(
     'req',
     '-newkey',
@@ -53,8 +57,6 @@ function makeCert(name: string, ca: string): void {
     '-subj',
     `/CN=${name}`,
   );
-  // Each certificate names its node: nodeN gets raftlog://node/N, anything else node 99.
-  const id = /^node(\d+)$/.exec(name)?.[1] ?? '99';
   writeFileSync(join(dir, `${name}.cnf`), `subjectAltName=URI:raftlog://node/${id},IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n`);
   openssl(
     'x509',
@@ -84,6 +86,9 @@ beforeAll(() => {
   makeCert('node2', 'ca');
   makeCert('impostor', 'rogue-ca');
   makeCert('node3', 'ca');
+  // Certificates naming a member, from the wrong CA.
+  makeCert('rogue1', 'rogue-ca', '1');
+  makeCert('rogue2', 'rogue-ca', '2');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -118,8 +123,8 @@ describe('TcpTransport with TLS', () => {
 
   it('refuses a peer whose certificate another CA signed', async () => {
     const b = await node(2, creds('node2'));
-    const impostor = await node(3, { ...creds('impostor'), ca: pem('ca.crt') }, { 2: b.t.address });
-    impostor.t.send([msg(3, 2)]);
+    const impostor = await node(1, creds('rogue1'), { 2: b.t.address });
+    impostor.t.send([msg(1, 2)]);
     await until(() => b.log.has('TLS peer at 127.0.0.1'), 'the refusal in the log');
     expect(b.log.messages[0]).toMatch(/refused: UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
     expect(b.rec.messages).toEqual([]);
@@ -152,7 +157,7 @@ describe('TcpTransport with TLS', () => {
   });
 
   it('does not connect to a server whose certificate another CA signed', async () => {
-    const rogue = await node(2, { ...creds('impostor', 'rogue-ca') });
+    const rogue = await node(2, creds('rogue2', 'rogue-ca'));
     const a = await node(1, creds('node1'), { 2: rogue.t.address });
     a.t.send([msg(1, 2)]);
     await until(() => a.log.has('connection to peer 2'), "the client's log");
@@ -162,15 +167,24 @@ describe('TcpTransport with TLS', () => {
 
   it('refuses a peer whose certificate names another node id than its hello claims', async () => {
     const b = await node(2, creds('node2'));
-    // A genuine cluster certificate, but it names node 3 while the transport claims to be node 1.
-    const liar = await node(1, creds('node3'), { 2: b.t.address });
-    liar.t.send([msg(1, 2, { commit: 9 })]);
-    await until(() => b.log.has('TRANSPORT_AUTH_FAILED'), 'the refusal in the log');
+    // A genuine cluster certificate, but it names node 3 while the hello claims node 1.
+    const [host, port] = b.t.address.split(':');
+    const s = tls.connect({ host: host!, port: Number(port), ...creds('node3'), checkServerIdentity: () => undefined });
+    s.on('error', () => undefined);
+    const frames: Frame[] = [];
+    const d = new FrameDecoder(1 << 20);
+    s.on('data', (c: Buffer) => {
+      d.push(c);
+      for (let f = d.next(); f !== undefined; f = d.next()) frames.push(decodeFrame(f));
+    });
+    await within('the TLS handshake', new Promise((r) => s.once('secureConnect', r)), 5_000);
+    s.write(encodeFrames([encodeHello(newPacker(), 'c1', 1, 2, undefined, nonce())]));
+    await until(() => frames.length > 0, 'the answer to the hello');
+    expect(frames[0]).toMatchObject({ kind: 'refuse', code: 'TRANSPORT_AUTH_FAILED' });
     expect(b.log.messages.join('\n')).toMatch(/hello claims node 1, the certificate names node 3/);
     expect(b.rec.messages).toEqual([]);
-    // Told why, the dialer counts it under the acceptor's code.
-    await until(() => (liar.t.stats().refusedByPeers.TRANSPORT_AUTH_FAILED ?? 0) > 0, 'the refusal counted by the dialer');
     expect(Object.keys(b.t.stats().refused)).toEqual(['TRANSPORT_AUTH_FAILED']);
+    s.destroy();
   });
 
   it('does not talk to a server whose certificate names another node than the one dialled', async () => {
@@ -184,9 +198,9 @@ describe('TcpTransport with TLS', () => {
 
   it('reloadTls: connections made after a reload use the new credentials', async () => {
     const b = await node(2, creds('node2'));
-    const a = await node(1, creds('node3'), { 2: b.t.address }); // wrong certificate for node 1 at first
+    const a = await node(1, creds('rogue1'), { 2: b.t.address }); // from another CA at first
     a.t.send([msg(1, 2, { commit: 1 })]);
-    await until(() => b.log.has('TRANSPORT_AUTH_FAILED'), 'the first refusal');
+    await until(() => b.t.stats().refused.TRANSPORT_AUTH_FAILED !== undefined, 'the first refusal');
     a.t.reloadTls(creds('node1'));
     await until(() => {
       a.t.send([msg(1, 2, { commit: 2 })]);
@@ -195,11 +209,49 @@ describe('TcpTransport with TLS', () => {
     expect(b.rec.messages.every((m) => m.commit === 2)).toBe(true);
   });
 
+  it('refuses credentials it cannot use, at construction and at a reload, with TRANSPORT_BAD_OPTION; those in force keep working', async () => {
+    // Node's errors escaped without a code of ours; a CA holding no certificate, or a certificate naming
+    // another node, was taken without a word, and then no peer could be verified, or every peer refused this node.
+    const bad = (name: string, other: string): Array<[unknown, RegExp]> => [
+      [{ ...creds(name), key: 'not a key' }, /tls \(key, cert, ca\) cannot be used/],
+      [{ ...creds(name), key: pem(`${other}.key`) }, /cannot be used: .*key values mismatch/],
+      [{ ...creds(name), cert: 'not a certificate' }, /cannot be used/],
+      [{ ...creds(name), ca: 'not a CA' }, /cannot be used/],
+      [{ ...creds(name), ca: [pem('ca.crt'), 'not a CA'] }, /cannot be used/],
+      [null, /cannot be used/],
+      [creds('node3'), /the tls certificate names node 3, not this node: it needs the SAN URI raftlog:\/\/node\/\d/],
+      [creds('impostor'), /names node 99, not this node/],
+    ];
+    for (const [t, why] of bad('node1', 'node2')) {
+      expect(() => new TcpTransport({ id: 1, clusterId: 'c1', listen: '127.0.0.1:0', tls: t as TlsOptions }), String(why)).toThrow(
+        expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION', message: expect.stringMatching(why) }),
+      );
+    }
+    const b = await node(2, creds('node2'));
+    const a = await node(1, creds('node1'));
+    for (const [n, own, other] of [
+      [a, 'node1', 'node2'],
+      [b, 'node2', 'node1'],
+    ] as const) {
+      for (const [t, why] of bad(own, other)) {
+        expect(() => n.t.reloadTls(t as TlsOptions), `${own} ${String(why)}`).toThrow(
+          expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION', message: expect.stringMatching(why) }),
+        );
+      }
+    }
+    // Both still dial and accept with what they had.
+    a.t.addPeer(2, b.t.address);
+    await until(() => {
+      a.t.send([msg(1, 2, { commit: 4 })]);
+      return b.rec.messages.length > 0;
+    }, 'a message over a connection made after the refused reloads');
+  });
+
   it('dials with one secure context per set of credentials, and a reload changes what the next dial presents', async () => {
     const contexts = vi.spyOn(tls, 'createSecureContext');
     try {
       const b = await node(2, creds('node2'));
-      const a = await node(1, creds('node3'), { 2: b.t.address }); // wrong certificate for node 1: refused, dialled again
+      const a = await node(1, creds('rogue1'), { 2: b.t.address }); // from another CA: refused, dialled again
       const built = contexts.mock.calls.length;
       a.t.send([msg(1, 2, { commit: 1 })]);
       await until(() => b.t.stats().connectionsRefused >= 5, 'five dials refused');
