@@ -559,7 +559,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * Rotates peer credentials without a restart: new handshakes use them. A secret rotation goes
    * `[old, new]` on every node, then `[new, old]`, then `[new]`; each connection whose peer proved
    * a secret the new list lacks is closed (its peer redials with the new one). Renewed
-   * certificates replace the old ones for new connections; open ones stay. A log that
+   * certificates replace the old ones for new connections; open ones stay, unless the CAs
+   * changed: then every peer connection is closed, and peers the new CAs verify redial. A log that
    * closed or stopped throws its error (LOG_CLOSED, LOG_FATAL): its transport is closed, and a
    * rotation step that seemed done here would not be.
    */

@@ -232,9 +232,15 @@ export class Outbound {
    * step, as after a connection that lasted: a peer that holds the new list answers it.
    */
   retire(secrets: Buffer[]): void {
+    if (this.provenBy === undefined || holds(secrets, this.provenBy)) return;
+    this.disconnect(new AuthFailedError(`the cluster secret node ${this.peer} proved is no longer in the list`));
+  }
+
+  /** Closes the connection, open or under way, for `why`; it is dialled again at the first backoff step. */
+  disconnect(why: TransportError): void {
     const s = this.socket;
-    if (s === undefined || this.provenBy === undefined || holds(secrets, this.provenBy)) return;
-    this.lastError = new AuthFailedError(`the cluster secret node ${this.peer} proved is no longer in the list`);
+    if (s === undefined) return;
+    this.lastError = why;
     this.attempt = 0;
     s.destroy();
   }

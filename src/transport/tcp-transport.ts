@@ -8,6 +8,7 @@ import { MessageType, type Message } from '../raft/types.js';
 import { clientAddress, formatAddress, networkKey, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import {
+  AuthFailedError,
   BadOptionError,
   HandshakeTimeoutError,
   InsecureTransportError,
@@ -176,6 +177,8 @@ export class TcpTransport implements Transport {
   private pendingSnapshotStatus: Array<[number, boolean]> = [];
   private notifyScheduled = false;
   private secrets: Buffer[];
+  /** With TLS, the CAs peers are verified against, as given: a reload that changes them closes every connection. */
+  private cas: Buffer;
   private readonly idleTimeoutMs: number;
   private readonly maxInbound: number;
   private readonly maxUnauthenticated: number;
@@ -303,6 +306,8 @@ export class TcpTransport implements Transport {
         this.handlers?.onMessage(m);
       },
     };
+    // Once secureContext() has found the CAs readable.
+    this.cas = o.tls === undefined ? Buffer.alloc(0) : caBytes(o.tls);
   }
 
   /** The address actually listened on ('host:port'), useful after listening on port 0. */
@@ -474,14 +479,25 @@ export class TcpTransport implements Transport {
 
   /**
    * New TLS credentials (e.g. renewed certificates): used for every connection made or accepted
-   * from now on; open connections keep theirs. Credentials that cannot be used, or a certificate
-   * that does not name this node, are refused (TRANSPORT_BAD_OPTION) and those in force stay.
+   * from now on; open connections keep theirs, unless the CAs changed: then every connection,
+   * either way, is closed (TRANSPORT_AUTH_FAILED) and peers the new CAs verify redial. Credentials
+   * that cannot be used, or a certificate that does not name this node, are refused
+   * (TRANSPORT_BAD_OPTION) and those in force stay.
    */
   reloadTls(t: TlsOptions): void {
     if (this.o.tls === undefined) throw new BadOptionError('reloadTls on a transport started without tls');
     const context = secureContext(t, this.o.id);
     if (this.server instanceof tls.Server) this.server.setSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
     this.config.tls = context;
+    const cas = caBytes(t);
+    if (cas.equals(this.cas)) return;
+    this.cas = cas;
+    // Which peer a replaced CA verified is not known here: every connection goes, those still in
+    // their TLS handshake too, so a rotation away from a leaked CA leaves nothing it let in.
+    const err = new AuthFailedError('the CAs that verified the peer were replaced');
+    for (const c of this.inbound) c.replace(err);
+    for (const s of this.sockets) s.destroy();
+    for (const p of this.outbound.values()) p.disconnect(err);
   }
 
   /**
@@ -671,6 +687,10 @@ function endpoints(s: net.Socket): string | undefined {
   const { localAddress, localPort, remoteAddress, remotePort } = s;
   if (localAddress === undefined || localPort === undefined || remoteAddress === undefined || remotePort === undefined) return undefined;
   return `${localAddress}|${localPort}|${remoteAddress}|${remotePort}`;
+}
+
+function caBytes(t: TlsOptions): Buffer {
+  return Buffer.concat([t.ca].flat().map((c) => Buffer.from(c)));
 }
 
 /**

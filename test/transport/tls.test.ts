@@ -209,6 +209,37 @@ describe('TcpTransport with TLS', () => {
     expect(b.rec.messages.every((m) => m.commit === 2)).toBe(true);
   });
 
+  it('reloadTls with other CAs closes every connection, both ways: peers the new CAs verify redial, the others stay out', async () => {
+    const b = await node(2, creds('node2'));
+    const a = await node(1, creds('node1'), { 2: b.t.address });
+    b.t.addPeer(1, a.t.address);
+    let n = 0;
+    const exchange = async (what: string): Promise<void> => {
+      n++;
+      await until(() => {
+        a.t.send([msg(1, 2, { commit: n })]);
+        b.t.send([msg(2, 1, { commit: n })]);
+        return a.rec.messages.some((m) => m.commit === n) && b.rec.messages.some((m) => m.commit === n);
+      }, what);
+    };
+    await exchange('messages both ways');
+    // Only the certificate renewed: nothing is closed.
+    b.t.reloadTls(creds('node2'));
+    await exchange('messages both ways after a renewal');
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
+    expect(b.t.stats().peers[1]!.connects).toBe(1);
+    // A CA added: the connections are made again, under the new list.
+    b.t.reloadTls({ ...creds('node2'), ca: [pem('ca.crt'), pem('rogue-ca.crt')] });
+    await until(() => a.t.stats().peers[2]!.connects === 2 && b.t.stats().peers[1]!.connects === 2, 'both connections made again');
+    await exchange('messages both ways after a CA was added');
+    // The cluster CA dropped: what it let in is closed, both ways, and node 1 (of that CA) no longer gets in.
+    b.t.reloadTls({ ...creds('node2'), ca: pem('rogue-ca.crt') });
+    await until(() => b.t.connectedPeers().size === 0 && !a.t.stats().peers[2]!.connected, 'every connection closed');
+    await until(() => (b.t.stats().refused.TRANSPORT_AUTH_FAILED ?? 0) >= 2, 'a redial of node 1 refused');
+    expect(b.t.connectedPeers().size).toBe(0);
+    expect(b.log.has('the CAs that verified the peer were replaced')).toBe(true);
+  });
+
   it('refuses credentials it cannot use, at construction and at a reload, with TRANSPORT_BAD_OPTION; those in force keep working', async () => {
     // Node's errors escaped without a code of ours; a CA holding no certificate, or a certificate naming
     // another node, was taken without a word, and then no peer could be verified, or every peer refused this node.
