@@ -209,7 +209,16 @@ export class TcpTransport implements Transport {
     const o = readOptions(options);
     this.o = o;
     if (!Number.isSafeInteger(o.id) || o.id <= 0) throw new BadOptionError(`node id must be a positive integer, got ${o.id}`);
+    if (typeof o.listen !== 'string') throw new BadOptionError(`listen must be a 'host:port' string, got ${typeof o.listen}`);
     parseAddress(o.listen);
+    for (const [k, v, methods] of [
+      ['logger', o.logger, ['trace', 'debug', 'info', 'warn', 'error']],
+      ['snapshots', o.snapshots, ['open', 'spool']],
+    ] as const) {
+      if (v !== undefined && !(typeof v === 'object' && v !== null && methods.every((m) => typeof (v as unknown as Record<string, unknown>)[m] === 'function')))
+        throw new BadOptionError(`${k} must have the methods ${methods.join(', ')}`);
+    }
+    if (o.random !== undefined && typeof o.random !== 'function') throw new BadOptionError('random must be a function');
     checkClusterId(o.clusterId);
     for (const [k, v, most] of [
       ['maxFrameBytes', o.maxFrameBytes, MAX_FRAME_LENGTH],
@@ -725,7 +734,8 @@ function readOptions(o: TcpTransportOptions): TcpTransportOptions {
   try {
     const copy = { ...o };
     if (copy.peers !== undefined) {
-      if (typeof copy.peers !== 'object' || copy.peers === null || Array.isArray(copy.peers))
+      // A Map or an array has no own entries to read peers from: the transport would dial no one.
+      if (typeof copy.peers !== 'object' || copy.peers === null || ![Object.prototype, null].includes(Object.getPrototypeOf(copy.peers)))
         throw new BadOptionError("peers must be an object of id: 'host:port'");
       copy.peers = { ...copy.peers };
     }

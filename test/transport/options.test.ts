@@ -69,7 +69,18 @@ describe('TcpTransport options', () => {
       refused({ peers: { 2: address } }, /bad peer 2: want 'host:port'/);
     }
     refused({ peers: ['127.0.0.1:1'] }, /peers must be an object/);
+    refused({ peers: new Map([[2, '127.0.0.1:5000']]) }, /peers must be an object/);
     refused({ peers: 'localhost:5000' }, /peers must be an object/);
+  });
+
+  it('refuses a listen address, logger, snapshot store or random source of the wrong kind', () => {
+    // A raw TypeError from parseAddress.
+    for (const listen of [undefined, 5, null, {}]) refused({ listen }, /listen must be a 'host:port' string/);
+    // Taken without a word, to fail only when first used.
+    refused({ logger: 5 }, /logger must have the methods trace, debug, info, warn, error/);
+    refused({ logger: { warn: () => undefined } }, /logger must have the methods/);
+    refused({ snapshots: {} }, /snapshots must have the methods open, spool/);
+    refused({ random: 0.5 }, /random must be a function/);
   });
 
   it('refuses options it cannot read, and reads each once', () => {
