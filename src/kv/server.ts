@@ -9,7 +9,7 @@
 // over all clients are capped, and a node without a password serves only
 // loopback. An HTTP request (a web page's, sent to this port) closes its connection.
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
+import * as net from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { authThrottleProblem, type AuthThrottleOptions } from '../auth-throttle.js';
 import { InvalidArgumentError } from '../log/errors.js';

@@ -1,4 +1,4 @@
-import net from 'node:net';
+import * as net from 'node:net';
 import { BadAddressError } from './errors.js';
 
 /** Parses 'host:port' or '[v6]:port'. */

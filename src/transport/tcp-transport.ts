@@ -1,8 +1,8 @@
 // Raft messages between processes over TCP (optionally TLS with mutual
 // authentication): one outbound connection per peer, frames batched per flush,
 // a bounded queue under back-pressure, reconnects with jittered backoff.
-import net from 'node:net';
-import tls from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { MessageType, type Message } from '../raft/types.js';
 import { clientAddress, formatAddress, networkKey, parseAddress } from './address.js';
