@@ -155,16 +155,19 @@ describe('ReplicatedLog failures', () => {
     await again.close();
   });
 
-  it('a committed entry whose record batch cannot be decoded stops the node with LOG_CORRUPT; it is never applied or skipped', async () => {
+  /**
+   * Opens a node whose log holds the record 'good' and then, committed, an entry of `type` made
+   * of `data`, which passed every checksum: the node must stop on it with LOG_CORRUPT, having
+   * applied 'good' and nothing of it. Returns its log lines and the entry's index.
+   */
+  async function stopsOnEntry(type: number, data: Uint8Array): Promise<{ logger: RecordingLogger; index: number }> {
     const dir = fresh();
     const first = await ReplicatedLog.open({ dataDir: dir });
     const { index, term } = await first.append(enc('good'));
     await first.close();
-    // An entry of another batch format, committed: the data passed every checksum but
-    // this node cannot tell whose record it is.
     const wal = await Wal.open(`${dir}/wal`);
     const hs = wal.hardState;
-    await wal.append([{ index: index + 1, term, type: 0, data: Uint8Array.of(RECORD_VERSION + 7, 1, 2, 3) }], { ...hs, commit: index + 1 });
+    await wal.append([{ index: index + 1, term, type, data }], { ...hs, commit: index + 1 });
     await wal.close();
 
     const sm = new RecordingMachine();
@@ -173,39 +176,25 @@ describe('ReplicatedLog failures', () => {
     try {
       log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, logger });
       await waitFor('the node to stop', () => log!.status().role === 'fatal');
-      expect(log.status().fatal?.code).toBe('LOG_CORRUPT');
+      expect(log.status().fatal).toMatchObject({ code: 'LOG_CORRUPT' });
     } catch (err) {
       expect(err).toMatchObject({ code: 'LOG_CORRUPT' }); // it may already stop while taking office
     }
     expect(sm.applied.map((a) => a.data)).toEqual(['good']);
-    expect(logger.has(new RegExp(`entry ${index + 1} cannot be decoded`))).toBe(true);
     await log?.close();
+    return { logger, index: index + 1 };
+  }
+
+  it('a committed entry whose record batch cannot be decoded stops the node with LOG_CORRUPT; it is never applied or skipped', async () => {
+    // Another batch format: this node cannot tell whose record it is.
+    const { logger, index } = await stopsOnEntry(0, Uint8Array.of(RECORD_VERSION + 7, 1, 2, 3));
+    expect(logger.has(new RegExp(`entry ${index} cannot be decoded`))).toBe(true);
   });
 
   it('a committed membership change of an unknown format (3, 0, 255) stops the node with LOG_CORRUPT naming the entry, not as a storage failure', async () => {
     for (const version of [3, 0, 255]) {
-      const dir = fresh();
-      const first = await ReplicatedLog.open({ dataDir: dir });
-      const { index, term } = await first.append(enc('good'));
-      await first.close();
-      const wal = await Wal.open(`${dir}/wal`);
-      const hs = wal.hardState;
-      await wal.append([{ index: index + 1, term, type: 1, data: Uint8Array.of(version, 0, 1, 0) }], { ...hs, commit: index + 1 });
-      await wal.close();
-
-      const sm = new RecordingMachine();
-      const logger = new RecordingLogger();
-      let log: ReplicatedLog<number> | undefined;
-      try {
-        log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm, logger });
-        await waitFor('the node to stop', () => log!.status().role === 'fatal');
-        expect(log.status().fatal).toMatchObject({ code: 'LOG_CORRUPT' });
-      } catch (err) {
-        expect(err, `version ${version}`).toMatchObject({ code: 'LOG_CORRUPT' });
-      }
-      expect(sm.applied.map((a) => a.data)).toEqual(['good']);
-      expect(logger.has(new RegExp(`entry ${index + 1} cannot be decoded: invalid conf change: unknown encoding ${version}`))).toBe(true);
-      await log?.close();
+      const { logger, index } = await stopsOnEntry(1, Uint8Array.of(version, 0, 1, 0));
+      expect(logger.has(new RegExp(`entry ${index} cannot be decoded: invalid conf change: unknown encoding ${version}`)), `version ${version}`).toBe(true);
     }
   });
 
