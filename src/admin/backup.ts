@@ -15,9 +15,16 @@ export interface Backup {
  * snapshots the state machine in the same turn as it reads the applied index, so
  * the two describe the same point.
  */
-export async function takeBackup(log: ReplicatedLog<unknown>, sm: StateMachine<unknown>): Promise<Backup> {
-  await log.barrier();
-  const index = log.status().applied;
-  const data = sm.snapshot(); // taken in the same turn as the index; read after
-  return { index, chunks: snapshotChunks(data) };
+export async function takeBackup(log: Pick<ReplicatedLog<unknown>, 'barrier' | 'status'>, sm: StateMachine<unknown>): Promise<Backup> {
+  for (;;) {
+    await log.barrier();
+    const { applied, snapshotIndex } = log.status();
+    // A snapshot from the leader being installed: the state machine may hold it already, and the
+    // log reports it applied only once the storage holds it too. Its state labelled with the older
+    // index would pass for less than it is. A barrier asked now waits for the install (the
+    // leader's commit index is past the snapshot), unless the node stops.
+    if (snapshotIndex > applied) continue;
+    const data = sm.snapshot(); // taken in the same turn as the index; read after
+    return { index: applied, chunks: snapshotChunks(data) };
+  }
 }
