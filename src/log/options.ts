@@ -358,8 +358,10 @@ export function validateCredentials(c: Credentials): void {
   checkCredentials(c, where);
 }
 
-/** The values of clusterSecret and tls, once their types are checked. */
-/** `id`: the node the certificate must name, when known (a reload's transport checks its own). */
+/**
+ * The values of clusterSecret and tls, once their types are checked. `id`: the node the
+ * certificate must name, when known (a reload's transport checks its own).
+ */
 function checkCredentials(c: Credentials, where: string, id?: number): void {
   for (const secret of c.clusterSecret === undefined ? [] : [c.clusterSecret].flat()) {
     if (Buffer.byteLength(secret) < MIN_SECRET_BYTES)
