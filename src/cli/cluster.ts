@@ -16,8 +16,8 @@ for Redis clients on resp-port+i-1 and for raftlog status, member, leader and sn
 (its admin endpoint) on admin-port+i-1 (by default 7481, or past the other two ranges
 when they reach it). The nodes authenticate each other with a secret made on first start
 (DIR/cluster-secret); off loopback, the admin endpoints take a token made the same way
-(DIR/admin-token). Ctrl-C stops them all; if this process dies any other way, the nodes
-stop too. A node that stops before it is up (its port in use, say) stops the others,
+(DIR/admin-token). Ctrl-C stops them all (a second one kills those still running); if
+this process dies any other way, the nodes stop too. A node that stops before it is up (its port in use, say) stops the others,
 and the command exits 1; one that stops later leaves the others running.`;
 
 export const CLUSTER_FLAGS = {
@@ -157,7 +157,13 @@ async function run(args: string[]): Promise<number> {
   );
 
   const stop = (): void => {
-    if (stopping) return;
+    if (stopping) {
+      // A second Ctrl-C: a node that does not stop (paused, or stuck closing) would otherwise be
+      // left to find and kill by hand, and this command to wait on it.
+      if (children.size > 0) console.log(`killing node ${[...children.keys()].join(', ')}`);
+      for (const child of children.values()) child.kill('SIGKILL');
+      return;
+    }
     stopping = true;
     console.log('\nstopping the cluster...');
     for (const child of children.values()) child.kill('SIGTERM');

@@ -110,6 +110,36 @@ it("a node that cannot start stops the cluster, which exits 1 with the node's co
   await waitFor('every node to stop', () => [...nodes].every((pid) => !alive(pid)), 20_000);
 }, 120_000);
 
+it('a second Ctrl-C kills the nodes that did not stop at the first, and the cluster exits 1', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const raft = await freePortRun(6);
+  const args = ['cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(raft + 2), '--admin-port', String(raft + 4)];
+  const parent = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--sync', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  parent.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  let nodes: number[] = [];
+  cleanups.push(() => {
+    for (const pid of [parent.pid!, ...nodes]) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  let code: number | null | undefined;
+  parent.on('exit', (c) => (code = c));
+  await waitFor('both nodes up', () => /all 2 nodes up/.test(out), 60_000);
+  nodes = childrenOf(parent.pid!);
+  expect(nodes).toHaveLength(2);
+  // A stopped process does not act on SIGTERM: this node cannot stop at the first Ctrl-C.
+  process.kill(nodes[0]!, 'SIGSTOP');
+  parent.kill('SIGINT');
+  await waitFor('the first stop', () => /stopping the cluster/.test(out) && !alive(nodes[1]!), 30_000);
+  expect(code).toBeUndefined();
+  parent.kill('SIGINT');
+  await waitFor('the cluster to exit', () => code !== undefined, 30_000);
+  expect(code, out).toBe(1);
+  expect(out).toMatch(/killing node \d/);
+  expect(alive(nodes[0]!)).toBe(false);
+}, 120_000);
+
 it('a node whose parent went away while it started stops once it is up, not running on as an orphan', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
