@@ -1,5 +1,5 @@
 // `raftlog cluster` owns its nodes: they stop when it dies, however it dies; bad flags are refused before anything starts.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -27,60 +27,46 @@ function childrenOf(pid: number): number[] {
   }
 }
 
+/**
+ * `raftlog cluster` of two nodes (sync none) in a new directory, on one run of six free ports (node
+ * i listens on raft + i - 1, resp + i - 1 and admin + i - 1, so the ranges cannot meet). Its output,
+ * both streams, is `out()`; `code()` is its exit code, undefined while it runs. Whatever it left
+ * running, `nodes` included, is killed after the test.
+ */
+async function startCluster(ports?: number): Promise<{ parent: ChildProcess; out: () => string; code: () => number | null | undefined; nodes: Set<number> }> {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const raft = ports ?? (await freePortRun(6));
+  const args = ['cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(raft + 2), '--admin-port', String(raft + 4)];
+  const parent = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--sync', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let code: number | null | undefined;
+  parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  parent.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  parent.on('exit', (c) => (code = c));
+  const nodes = new Set<number>();
+  cleanups.push(() => {
+    for (const pid of [parent.pid!, ...nodes]) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  return { parent, out: () => out, code: () => code, nodes };
+}
+
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
 it('a SIGKILLed cluster leaves no node running', async () => {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  // Node i listens on raft + i - 1, resp + i - 1 and admin + i - 1: one run of six free ports, so the ranges cannot meet.
-  const raft = await freePortRun(6);
-  const resp = raft + 2;
-  const admin = raft + 4;
-  const parent = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      MAIN,
-      'cluster',
-      '--nodes',
-      '2',
-      '--data',
-      t.dir,
-      '--raft-port',
-      String(raft),
-      '--resp-port',
-      String(resp),
-      '--admin-port',
-      String(admin),
-      '--sync',
-      'none',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  parent.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  let nodes: number[] = [];
-  cleanups.push(() => {
-    for (const pid of [parent.pid!, ...nodes]) if (alive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  await waitFor('a leader', () => /leader: node \d/.test(out), 30_000);
-  nodes = childrenOf(parent.pid!);
-  expect(nodes).toHaveLength(2);
-  expect(out).toMatch(/remove it with: rm -rf /);
+  const { parent, out, nodes } = await startCluster();
+  await waitFor('a leader', () => /leader: node \d/.test(out()), 30_000);
+  for (const pid of childrenOf(parent.pid!)) nodes.add(pid);
+  expect(nodes.size).toBe(2);
+  expect(out()).toMatch(/remove it with: rm -rf /);
   parent.kill('SIGKILL');
-  await waitFor('every node to stop', () => nodes.every((pid) => !alive(pid)), 20_000);
+  await waitFor('every node to stop', () => [...nodes].every((pid) => !alive(pid)), 20_000);
 });
 
 it("a node that cannot start stops the cluster, which exits 1 with the node's coded error", async () => {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
   const raft = await freePortRun(6);
   // Node 2's client port is taken.
   const held = createServer();
@@ -89,55 +75,33 @@ it("a node that cannot start stops the cluster, which exits 1 with the node's co
     held.listen(raft + 3, '127.0.0.1', () => resolve());
   });
   cleanups.push(() => held.close());
-  const args = ['cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(raft + 2), '--admin-port', String(raft + 4)];
-  const parent = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--sync', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  parent.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const nodes = new Set<number>();
+  const { parent, out, code, nodes } = await startCluster(raft);
   const watch = setInterval(() => childrenOf(parent.pid!).forEach((pid) => nodes.add(pid)), 20);
-  cleanups.push(() => {
-    clearInterval(watch);
-    for (const pid of [parent.pid!, ...nodes]) if (alive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  let code: number | null | undefined;
-  parent.on('exit', (c) => (code = c));
-  await waitFor('the cluster to exit on its own', () => code !== undefined, 90_000);
+  cleanups.push(() => clearInterval(watch));
+  await waitFor('the cluster to exit on its own', () => code() !== undefined, 90_000);
   clearInterval(watch);
-  expect(code, out).toBe(1);
-  expect(out).toMatch(/\[node 2\] raftlog serve: EADDRINUSE: /);
+  expect(code(), out()).toBe(1);
+  expect(out()).toMatch(/\[node 2\] raftlog serve: EADDRINUSE: /);
   expect(nodes.size).toBeGreaterThan(0);
   await waitFor('every node to stop', () => [...nodes].every((pid) => !alive(pid)), 20_000);
 }, 120_000);
 
 it('a second Ctrl-C kills the nodes that did not stop at the first, and the cluster exits 1', async () => {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  const raft = await freePortRun(6);
-  const args = ['cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(raft + 2), '--admin-port', String(raft + 4)];
-  const parent = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--sync', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  parent.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  let nodes: number[] = [];
-  cleanups.push(() => {
-    for (const pid of [parent.pid!, ...nodes]) if (alive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  let code: number | null | undefined;
-  parent.on('exit', (c) => (code = c));
-  await waitFor('both nodes up', () => /all 2 nodes up/.test(out), 60_000);
-  nodes = childrenOf(parent.pid!);
-  expect(nodes).toHaveLength(2);
+  const { parent, out, code, nodes } = await startCluster();
+  await waitFor('both nodes up', () => /all 2 nodes up/.test(out()), 60_000);
+  const [paused, other] = childrenOf(parent.pid!);
+  for (const pid of [paused!, other!]) nodes.add(pid);
+  expect(nodes.size).toBe(2);
   // A stopped process does not act on SIGTERM: this node cannot stop at the first Ctrl-C.
-  process.kill(nodes[0]!, 'SIGSTOP');
+  process.kill(paused!, 'SIGSTOP');
   parent.kill('SIGINT');
-  await waitFor('the first stop', () => /stopping the cluster/.test(out) && !alive(nodes[1]!), 30_000);
-  expect(code).toBeUndefined();
+  await waitFor('the first stop', () => /stopping the cluster/.test(out()) && !alive(other!), 30_000);
+  expect(code()).toBeUndefined();
   parent.kill('SIGINT');
-  await waitFor('the cluster to exit', () => code !== undefined, 30_000);
-  expect(code, out).toBe(1);
-  expect(out).toMatch(/killing node \d/);
-  expect(alive(nodes[0]!)).toBe(false);
+  await waitFor('the cluster to exit', () => code() !== undefined, 30_000);
+  expect(code(), out()).toBe(1);
+  expect(out()).toMatch(/killing node \d/);
+  expect(alive(paused!)).toBe(false);
 }, 120_000);
 
 it('a node whose parent went away while it started stops once it is up, not running on as an orphan', async () => {
