@@ -8,7 +8,7 @@ import { RawNode } from '../raft/raw-node.js';
 import { EntryType, MessageType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
-import { FileSnapshotStore, heldSnapshots, type SnapshotStore } from '../storage/snapshot-store.js';
+import { FileSnapshotStore, heldSnapshots, refuseOtherFormats, type SnapshotStore } from '../storage/snapshot-store.js';
 import { refuseUnfinished } from '../storage/unfinished.js';
 import { INSTANCE_FILE, openInstanceId } from '../storage/instance-id.js';
 import { PeerInstanceFile } from '../storage/peer-instances.js';
@@ -374,6 +374,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         // instance id that is a lost log (see RaftStorage.open), refused before anything is
         // created, so that wal/ can be put back.
         await refuseLostWal(o.dataDir);
+        await refuseOtherFormats(join(o.dataDir, 'snapshots'));
       }
       wal ??= await Wal.open(join(o.dataDir, 'wal'), {
         segmentBytes: o.segmentBytes,

@@ -83,8 +83,8 @@ export interface HeldSnapshot {
 // so a crash leaves either no file or a whole one. Nothing read from it is used
 // before its lengths agree with the file's size, its meta has the right shape and
 // names the snapshot asked for, and the checksum of the whole file matches.
-const MAGIC = Buffer.from('RLSNAP02');
-const MAGIC_V1 = Buffer.from('RLSNAP01');
+const FORMAT = 2;
+const MAGIC = Buffer.from(`RLSNAP${String(FORMAT).padStart(2, '0')}`);
 const HEAD_BYTES = 20;
 const MAX_META_BYTES = 1024 * 1024;
 /** Reads and checksums go through a buffer this size: a snapshot is never held twice. */
@@ -490,20 +490,43 @@ async function openSnapshotFile(file: string, followLinks: boolean): Promise<{ f
   });
 }
 
+/**
+ * The format a snapshot file's magic names, or undefined if it names none. Another release's
+ * file (a later one's after a downgrade, say) is not damage: it is refused as a version, so that
+ * it is not wiped as corrupt. Its layout past the magic is that release's to say.
+ */
+function formatOf(head: Buffer): number | undefined {
+  const m = /^RLSNAP(\d\d)$/.exec(head.toString('latin1', 0, 8));
+  return m !== null && Number(m[1]) > 0 ? Number(m[1]) : undefined;
+}
+
+/**
+ * Refuses with SNAPSHOT_VERSION a snapshot directory holding a file of another release's
+ * format. A node opens its WAL before it loads its snapshot, and the WAL's open replaces its
+ * prepared segment; checked first, the directory is left as that release wrote it. Any other
+ * failure is left to the open that follows.
+ */
+export async function refuseOtherFormats(dir: string): Promise<void> {
+  for (const { name } of await heldSnapshots(dir).catch(() => [])) {
+    const file = join(dir, name);
+    const opened = await openSnapshotFile(file, false).catch(() => undefined);
+    if (opened === undefined) continue;
+    const head = Buffer.alloc(8);
+    const { bytesRead } = await opened.fh.read(head, 0, 8, 0).finally(() => opened.fh.close());
+    const format = bytesRead === 8 ? formatOf(head) : undefined;
+    if (format !== undefined && format !== FORMAT) throw new SnapshotVersionError(file, format);
+  }
+}
+
 /** The header and meta of a snapshot file, once its lengths agree with its size (meta not yet checksummed). */
 async function readHeader(fh: FileHandle, file: string, size: number): Promise<{ head: Buffer; metaBuf: Buffer; dataBytes: number }> {
   const bad = (why: string): SnapshotCorruptError => new SnapshotCorruptError(file, why);
   if (size < HEAD_BYTES + 4) throw bad('too short for a header');
   const head = Buffer.alloc(HEAD_BYTES);
   await readFully(fh, head, 0, () => bad('shorter than it says'));
-  if (head.subarray(0, 8).equals(MAGIC_V1)) throw new SnapshotVersionError(file, 1);
-  if (!head.subarray(0, 8).equals(MAGIC)) {
-    // A later release's file (after a downgrade, say) is not damage: refused as a version, so
-    // that it is not wiped as corrupt. Its layout past the magic is that release's to say.
-    const later = /^RLSNAP(\d\d)$/.exec(head.toString('latin1', 0, 8));
-    if (later !== null && Number(later[1]) > 2) throw new SnapshotVersionError(file, Number(later[1]));
-    throw bad('bad header');
-  }
+  const format = formatOf(head);
+  if (format === undefined) throw bad('bad header');
+  if (format !== FORMAT) throw new SnapshotVersionError(file, format);
   const metaBytes = head.readUInt32LE(8);
   const dataBytes = Number(head.readBigUInt64LE(12));
   if (metaBytes > MAX_META_BYTES) throw bad(`meta of ${metaBytes} bytes is over ${MAX_META_BYTES}`);

@@ -76,6 +76,12 @@ async function opensWhole(dir: string): Promise<void> {
   }
 }
 
+/** Every file under `dir`, by its path and bytes. */
+function contents(dir: string): string[] {
+  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(dir, f)).isFile());
+  return files.sort().map((f) => `${f} ${readFileSync(join(dir, f)).toString('base64')}`);
+}
+
 /** Opens `dir`, expects the refusal `code` (and `message`), and checks nothing under `dir` is left open. */
 async function refused(dir: string, code: string, message?: RegExp): Promise<Error> {
   const err = await ReplicatedLog.open({ ...OPTIONS, dataDir: dir, stateMachine: new RecordingMachine() }).then(
@@ -121,14 +127,22 @@ describe('a damaged snapshot file is refused at open, and the directory opens on
     }
   });
 
-  it('of a later format: SNAPSHOT_VERSION (opened with the release that wrote it), not SNAPSHOT_CORRUPT', async () => {
+  it('of a later format: SNAPSHOT_VERSION (opened with the release that wrote it), not SNAPSHOT_CORRUPT, and the directory left as it was', async () => {
     const dir = copy();
     const file = snapFile(dir);
     const good = readFileSync(file);
     const later = Buffer.from(good);
     later.write('RLSNAP03', 0, 'latin1');
     writeFileSync(file, later);
+    // What a WAL's open removes, as an unused prepared segment and a released one: the release that
+    // wrote the directory finds them as it left them.
+    const wal = join(dir, 'wal');
+    const segment = readdirSync(wal).find((f) => f.endsWith('.wal'))!;
+    writeFileSync(join(wal, 'next.prealloc'), Buffer.alloc(64, 7));
+    writeFileSync(join(wal, `${segment}.released`), Buffer.alloc(64, 9));
+    const before = contents(dir);
     await refused(dir, 'SNAPSHOT_VERSION', /in format 3,/);
+    expect(contents(dir)).toEqual(before);
     writeFileSync(file, good);
     await opensWhole(dir);
   });
