@@ -11,7 +11,8 @@ import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js'
 import { NullStateMachine, snapshotChunks, type StateMachine } from '../log/state-machine.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
-import { forgetAllPeerInstances } from '../storage/peer-instances.js';
+import { forgetAllPeerInstances, readPeerInstances } from '../storage/peer-instances.js';
+import { StateCorruptError } from '../storage/errors.js';
 import { RECOVER, RESTORE, markUnfinished, refuseUnfinished, unmarkUnfinished } from '../storage/unfinished.js';
 import { Wal } from '../wal/index.js';
 import { isPeerAddress } from '../transport/address.js';
@@ -101,6 +102,8 @@ async function forceNewCluster(
     const received = (await snaps.held()).filter((h) => h.received === true && h.index > storage.lastIndex()).at(-1);
     const snap = received === undefined ? storage.snapshot() : await snaps.load(received.index, received.term);
     const members = new Map<number, string>();
+    const { voters, learners, votersOutgoing = [], learnersNext = [] } = snap.meta.conf;
+    const conf = new Set([...voters, ...learners, ...votersOutgoing, ...learnersNext]);
     if (snap.meta.index > 0) {
       const d = await decodeSnapshotData(snaps.read(snap), `at index ${snap.meta.index}, term ${snap.meta.term}`);
       await sm.restore(d.app, { index: snap.meta.index, term: snap.meta.term });
@@ -117,14 +120,20 @@ async function forceNewCluster(
         } else {
           // Either format: a `member replace` or a multi-change request writes format 2.
           for (const cc of decodeMembershipEntry(e).changes) {
-            if (cc.type === ConfChangeType.RemoveNode) members.delete(cc.nodeId);
-            else if (cc.context !== undefined) members.set(cc.nodeId, new TextDecoder().decode(cc.context));
+            if (cc.type === ConfChangeType.RemoveNode) {
+              members.delete(cc.nodeId);
+              conf.delete(cc.nodeId);
+            } else {
+              conf.add(cc.nodeId);
+              if (cc.context !== undefined) members.set(cc.nodeId, new TextDecoder().decode(cc.context));
+            }
           }
         }
         replayed++;
         lo = e.index + 1;
       }
     }
+    await refuseOtherId(dataDir, id, snap.meta.index > 0 ? conf : undefined);
     const term = last === snap.meta.index ? snap.meta.term : storage.term(last);
     const address = listen ?? members.get(id);
     const data = encodeSnapshotData(address === undefined ? [] : [[id, address]], snapshotChunks(sm.snapshot()));
@@ -143,4 +152,25 @@ async function forceNewCluster(
   } finally {
     await wal.close();
   }
+}
+
+/**
+ * Refuses an `id` that cannot be this node's: one its directory recorded as a peer's, or one
+ * missing from a configuration of several members the log ends in (`conf`, known where a
+ * snapshot gave the start). Made a cluster of a mistyped id, the node would lead nothing
+ * under its own. A configuration of one member is what a recover made, perhaps with a mistyped
+ * id, and is no evidence: running it again corrects the id.
+ */
+async function refuseOtherId(dataDir: string, id: number, conf: ReadonlySet<number> | undefined): Promise<void> {
+  // A damaged record of the peers is no evidence either (and is overwritten after this).
+  const peers = await readPeerInstances(dataDir).catch((err: unknown) => {
+    if (err instanceof StateCorruptError) return new Map<number, unknown>();
+    throw err;
+  });
+  if (peers.has(id)) throw new CliError('NOT_MEMBER', `node ${id} is one of this node's peers (${join(dataDir, 'peer-instances')}): give this node's own id`);
+  if (conf !== undefined && conf.size > 1 && !conf.has(id))
+    throw new CliError(
+      'NOT_MEMBER',
+      `node ${id} is not a member of the configuration this log ends in (${[...conf].sort((a, b) => a - b).join(', ')}): give this node's own id`,
+    );
 }

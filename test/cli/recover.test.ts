@@ -49,6 +49,14 @@ it('turns one survivor into a one-member cluster that serves what it held and ta
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   expect(await recover(['--force-new-cluster', '--data', dir, '--id', String(survivor.id)])).toBe(1);
   expect(String(err.mock.calls[0]?.[0])).toMatch(/NOT_CONFIRMED/);
+  // Another member's id, or one the cluster never had: the node would lead nothing under its own.
+  const files = listing(dir);
+  expect(await recover(['--force-new-cluster', '--data', dir, '--id', String(leader!.id), '--yes'])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`NOT_MEMBER: node ${leader!.id} is one of this node's peers`));
+  expect(await recover(['--force-new-cluster', '--data', dir, '--id', '7', '--yes'])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/NOT_MEMBER: node 7 is not a member of the configuration this log ends in \(1, 2, 3\)/);
+  expect(listing(dir)).toEqual(files);
+  expect(peerInstances().split('\n')).toHaveLength(3);
   expect(await recover(['--force-new-cluster', '--data', dir, '--id', String(survivor.id), '--yes', '--json'])).toBe(0);
   const report = JSON.parse(String(out.mock.calls.at(-1)?.[0])) as { index: number };
   expect(report.index).toBeGreaterThanOrEqual(50);
