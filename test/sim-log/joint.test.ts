@@ -55,11 +55,14 @@ describe('ReplicatedLog in the simulator: joint membership changes', () => {
     expect(r.violations, `replay: ${replayCommand(82966, 3)} --joint`).toEqual([]);
   }, 60_000);
 
-  // The harness, not the log: once the faults stopped, it stopped the spares for good (the
-  // leader's configuration did not name them), then a retry of the joint change it had scheduled
-  // before added them again, and the configuration {3, 4, 5} could never reach a quorum.
-  it('3 nodes, a swarm seed where the faults stopped while the joint change was being retried: the cluster recovers', async () => {
-    const r = await runSimulation({ seed: 9300370, nodes: 3, jointMembership: true, swarm: true });
-    expect(r.violations, `replay: ${replayCommand(9300370, 3, { swarm: true })} --joint`).toEqual([]);
+  // The harness, not the log: once the faults stopped, it stopped the spares for good while a
+  // joint change adding them was on its way (9300370: a retry scheduled before, asked after;
+  // 9940023: asked after, in the leader's log but not yet applied when the harness judged the
+  // members), and the configuration, with two of its three voters stopped, could never reach a quorum.
+  it('3 nodes, swarm seeds where the faults stopped while the joint change was being retried: the cluster recovers', async () => {
+    for (const seed of [9300370, 9940023]) {
+      const r = await runSimulation({ seed, nodes: 3, jointMembership: true, swarm: true });
+      expect(r.violations, `replay: ${replayCommand(seed, 3, { swarm: true })} --joint`).toEqual([]);
+    }
   }, 60_000);
 });

@@ -221,6 +221,8 @@ class Simulation {
   private jointSpares: SimNode[] = [];
   private jointVictims: SimNode[] = [];
   private jointDone = false;
+  /** The leader reconcileMembers judges by, and its last index when first seen (see there). */
+  private reconcileMark: { leader: number; term: number; index: number } | undefined;
   private readonly mix: SwarmMix | null = null;
   /** Every node that ever ran, removed ones included: their disks still count for durability. */
   private readonly everyone: SimNode[] = [];
@@ -913,9 +915,9 @@ class Simulation {
    * The spares run before the change (the incoming majority needs them); retried until the change took.
    */
   private jointChange(): void {
-    // Once the faults stopped, reconcileMembers may have stopped the spares for good: a retry
-    // still scheduled must not bring them back into a configuration they can never answer for.
-    if (this.jointDone || this.jointSpares.some((n) => n.removed)) return;
+    // Once the faults stopped, reconcileMembers decides who stays: a retry still scheduled must not
+    // ask for a change it may already have judged, or bring back spares it stopped for good.
+    if (this.jointDone || !this.faulting || this.jointSpares.some((n) => n.removed)) return;
     if (this.jointSpares.length === 0) {
       const base = this.opts.nodes;
       // The spares' own view of the cluster (the originals' stays as it was: it is their bootstrap configuration).
@@ -993,8 +995,14 @@ class Simulation {
       // Only a leader that is a voter of its own configuration, out of the joint state, says who may
       // stop (see jointChange): not one the change removed, still handing off.
       const leader = this.nodes.find((n) => n.log !== null && n.log.status().role === 'leader');
-      const conf = leader?.log?.status().conf;
-      if (conf === undefined || !conf.voters.includes(leader!.id) || (conf.votersOutgoing?.length ?? 0) > 0) {
+      const status = leader?.log?.status();
+      // A change asked before the faults stopped may sit in the leader's log unapplied, its
+      // configuration not yet the leader's: judged before it applies, the spares it adds would be
+      // stopped just as it makes them voters. What the leader held when it was first seen is applied first.
+      if (status !== undefined && (this.reconcileMark?.leader !== leader!.id || this.reconcileMark.term !== status.term))
+        this.reconcileMark = { leader: leader!.id, term: status.term, index: status.lastIndex };
+      const conf = status?.conf;
+      if (conf === undefined || status!.applied < this.reconcileMark!.index || !conf.voters.includes(leader!.id) || (conf.votersOutgoing?.length ?? 0) > 0) {
         this.sched.after(50, () => this.reconcileMembers());
         return;
       }
