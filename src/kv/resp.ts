@@ -296,6 +296,9 @@ export class RespParser {
     const neg = signed && view[i] === 0x2d; /* '-' */
     if (neg) i++;
     if (i === end || end - i > 15) throw new RespProtocolError('RESP_PROTOCOL', `invalid ${what}`);
+    // As Redis's string2ll reads a length: no leading zero, no '-0'. A stream that spells one so
+    // is refused by Redis, so it is not one a Redis client sends.
+    if (view[i] === 0x30 && (neg || end - i > 1)) throw new RespProtocolError('RESP_PROTOCOL', `invalid ${what}`);
     let n = 0;
     for (; i < end; i++) {
       const d = view[i]! - 0x30;

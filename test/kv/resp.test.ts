@@ -57,6 +57,12 @@ describe('RESP2 parser', () => {
     ['*1\r\n$-3\r\n', 'invalid bulk length'],
     ['*1\r\n$2\r\nabc\r\n', 'bulk string not followed by'],
     ['*1\r$2\r\n', 'expected \\r\\n'],
+    // Lengths Redis's string2ll refuses (checked against redis-server 7.0): a leading zero, '-0'.
+    ['*01\r\n$4\r\nPING\r\n', 'invalid multibulk length'],
+    ['*-0\r\nPING\r\n', 'invalid multibulk length'],
+    ['*00\r\nPING\r\n', 'invalid multibulk length'],
+    ['*2\r\n$4\r\nECHO\r\n$01\r\nx\r\n', 'invalid bulk length'],
+    ['*2\r\n$4\r\nECHO\r\n$00\r\n\r\n', 'invalid bulk length'],
     // Redis looks for an inline line's end as a C string, which ends at a NUL: it never runs the
     // command. Taken as a byte, SET a\0b stored a key a client never sent in Redis's protocol.
     ['SET a\0b v\r\nPING\r\n', 'NUL byte in inline request'],
@@ -65,6 +71,12 @@ describe('RESP2 parser', () => {
   ])('rejects %j with a protocol error', (input, message) => {
     const p = new RespParser();
     expect(() => p.push(Buffer.from(input))).toThrow(expect.objectContaining({ code: 'RESP_PROTOCOL', message: expect.stringContaining(message) }));
+  });
+
+  it('takes a zero length, and skips an empty or negative array, as Redis does', () => {
+    const p = new RespParser();
+    const wire = '*0\r\n*-1\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n*1\r\n$10\r\n0123456789\r\n';
+    expect(str(p.push(Buffer.from(wire)))).toEqual([['ECHO', ''], ['0123456789']]);
   });
 
   it('rejects a NUL byte in an inline line that arrives in pieces, and takes one in a bulk string', () => {
