@@ -142,7 +142,8 @@ export function answer(log: KvLog, parameters: ReadonlyArray<[string, string]>, 
     case 'SELECT':
       if (rest.length !== 1) throw arity('select');
       if (!INTEGER.test(rest[0]!.toString('latin1'))) throw new CommandError('KV_NO_SUCH_DB', 'ERR value is not an integer or out of range');
-      if (rest[0]!.toString('latin1') !== '0') throw new CommandError('KV_NO_SUCH_DB', 'ERR only database 0 exists');
+      // What a Redis configured with one database (databases 1) answers: clients know its words.
+      if (rest[0]!.toString('latin1') !== '0') throw new CommandError('KV_NO_SUCH_DB', 'ERR DB index is out of range');
       return OK;
     default:
       throw unknownCommand(args);
