@@ -323,6 +323,19 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     return null;
   };
 
+  /**
+   * HTTP/1.1 requires exactly one Host (RFC 9112 3.2). Node keeps the first of several, which
+   * the checks below and a proxy in front may read differently; and it answered a request
+   * without one 400 itself, with no code, neither counted nor logged.
+   */
+  const hostProblem = (req: IncomingMessage): HttpError | null => {
+    let hosts = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+    if (hosts > 1 || (hosts === 0 && req.httpVersion === '1.1'))
+      return new HttpError(400, 'MALFORMED_REQUEST', `an HTTP/1.1 request carries one Host header, this one ${hosts}`, { connection: 'close' });
+    return null;
+  };
+
   /** A form or text/plain POST needs no CORS preflight; a JSON one does, and a page gets none. */
   const bodyTypeOk = (req: IncomingMessage): boolean => {
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
@@ -522,7 +535,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const refused = crossSite(req);
+    const refused = hostProblem(req) ?? crossSite(req);
     if (refused !== null) return refuse(req, res, refused);
     // The status page holds no data (it asks for it, with the token, like any client), so it
     // loads without one: open http://host:port/#token=<token> when the endpoint has a token.

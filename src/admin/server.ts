@@ -167,10 +167,14 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
       // Node looks for requests over their time only this often (30 s by default), so a body
       // trickled without end was answered 408 up to 30 s late, not at the timeout.
       connectionsCheckingInterval: Math.min(1_000, timeout),
+      // Node answered a request without Host 400 with no code, uncounted: the handler refuses it.
+      requireHostHeader: false,
     },
     limited,
   );
   server.maxConnections = maxConnections;
+  // An Expect other than 100-continue was answered 417 by Node, with no code; a server may ignore it (RFC 9110 10.1.1).
+  server.on('checkExpectation', limited);
   // Connections served and being refused, by address. Node's own listener, which reads a
   // connection's requests, runs only for those under the cap.
   const fromAddress = new Map<string, { served: number; refusing: number }>();
@@ -228,6 +232,8 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     if (socket.writable && !(unanswered.get(socket)?.[0]?.headersSent ?? false)) socket.write(rawRefusal(status, code, message));
     socket.destroy();
   };
+  // Without a listener Node closed the connection unanswered, and told no one.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => refuseClient(socket, 400, 'MALFORMED_REQUEST', 'it sent CONNECT: this endpoint is no proxy'));
   // Node answered these itself, 408, 431 or 400 without a body, and told no one.
   server.on('clientError', (err: Error & { code?: unknown }, socket: Socket) => {
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')

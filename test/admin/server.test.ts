@@ -1077,6 +1077,36 @@ describe('the admin endpoint', () => {
     ]);
   }, 40_000);
 
+  it('answers with a code and counts the requests Node used to refuse bare: no Host, two Hosts, CONNECT; serves an unknown Expect', async () => {
+    const { admin } = await node();
+    const i = admin.address.lastIndexOf(':');
+    /** Sends `text` and returns the status and code answered, once the server closes the connection or answers. */
+    const answer = async (text: string): Promise<[string, unknown]> => {
+      const s = connect(Number(admin.address.slice(i + 1)), admin.address.slice(0, i));
+      cleanups.push(() => void s.destroy());
+      s.on('error', () => undefined);
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s.write(text);
+      await until(() => s.destroyed || /\r\n\r\n\{.*\}$/s.test(got), 'an answer');
+      let code: unknown = null;
+      try {
+        code = (JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)) as { code?: unknown }).code ?? 'no code';
+      } catch {
+        code = `not JSON: ${JSON.stringify(got.slice(0, 60))}`;
+      }
+      return [got.slice(9, 12), code];
+    };
+    expect(await answer('GET /status HTTP/1.1\r\n\r\n')).toEqual(['400', 'MALFORMED_REQUEST']);
+    expect(await answer('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: rebind.attacker.example\r\n\r\n')).toEqual(['400', 'MALFORMED_REQUEST']);
+    expect(await answer('CONNECT attacker.example:443 HTTP/1.1\r\nHost: attacker.example:443\r\n\r\n')).toEqual(['400', 'MALFORMED_REQUEST']);
+    expect(await answer('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: something\r\n\r\n')).toEqual(['200', 'no code']);
+    // HTTP/1.0 has no Host to require.
+    expect(await answer('GET /status HTTP/1.0\r\n\r\n')).toEqual(['200', 'no code']);
+    const metrics = parsePrometheus(await (await fetch(`http://${admin.address}/metrics`)).text());
+    expect(metrics.get('raftlog_admin_refused_total{code="MALFORMED_REQUEST"}')).toBe(3);
+  }, 40_000);
+
   it('caps connections, counting and logging each closed past the cap', async () => {
     const logger = new RecordingLogger();
     const { admin, url } = await node({ maxConnections: 2, logger, refusalLogClock: new ManualClock() });
