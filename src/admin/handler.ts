@@ -33,7 +33,7 @@ export interface AdminHandlerOptions {
    */
   allowedHosts?: string[];
   /**
-   * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 429, 413, 415), at most 10
+   * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 429, 413, 415, 400 MALFORMED_REQUEST), at most 10
    * every 10 s, then one line with the count of the rest; and, at error, of requests that failed
    * inside the node (500: INTERNAL, or a storage failure's code). Default: silent.
    */
@@ -324,15 +324,22 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   };
 
   /**
-   * HTTP/1.1 requires exactly one Host (RFC 9112 3.2). Node keeps the first of several, which
-   * the checks below and a proxy in front may read differently; and it answered a request
-   * without one 400 itself, with no code, neither counted nor logged.
+   * HTTP/1.1 requires exactly one Host (RFC 9112 3.2), and Authorization is one field. Node keeps
+   * the first of several, which the checks below and a proxy in front may read differently; and
+   * it answered a request without Host 400 itself, with no code, neither counted nor logged.
    */
-  const hostProblem = (req: IncomingMessage): HttpError | null => {
+  const headerCountProblem = (req: IncomingMessage): HttpError | null => {
     let hosts = 0;
-    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+    let auths = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i]!.toLowerCase();
+      if (name === 'host') hosts++;
+      else if (name === 'authorization') auths++;
+    }
     if (hosts > 1 || (hosts === 0 && req.httpVersion === '1.1'))
       return new HttpError(400, 'MALFORMED_REQUEST', `an HTTP/1.1 request carries one Host header, this one ${hosts}`, { connection: 'close' });
+    if (auths > 1)
+      return new HttpError(400, 'MALFORMED_REQUEST', `a request carries at most one Authorization header, this one ${auths}`, { connection: 'close' });
     return null;
   };
 
@@ -535,7 +542,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const refused = hostProblem(req) ?? crossSite(req);
+    const refused = headerCountProblem(req) ?? crossSite(req);
     if (refused !== null) return refuse(req, res, refused);
     // The status page holds no data (it asks for it, with the token, like any client), so it
     // loads without one: open http://host:port/#token=<token> when the endpoint has a token.

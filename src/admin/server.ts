@@ -173,6 +173,9 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     limited,
   );
   server.maxConnections = maxConnections;
+  // Node dropped the headers past the 2000th, unseen by the checks of Origin, Host and
+  // Authorization; 16 KiB of headers bounds their number.
+  server.maxHeadersCount = 0;
   // An Expect other than 100-continue was answered 417 by Node, with no code; a server may ignore it (RFC 9110 10.1.1).
   server.on('checkExpectation', limited);
   // Connections served and being refused, by address. Node's own listener, which reads a

@@ -93,6 +93,25 @@ function send(
   });
 }
 
+/** Sends `text` on a connection of its own; the status and code answered, once answered or closed. */
+async function rawAnswer(address: string, text: string): Promise<[string, unknown]> {
+  const i = address.lastIndexOf(':');
+  const s = connect(Number(address.slice(i + 1)), address.slice(0, i));
+  cleanups.push(() => void s.destroy());
+  s.on('error', () => undefined);
+  let got = '';
+  s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  s.write(text);
+  await until(() => s.destroyed || /\r\n\r\n\{.*\}$/s.test(got), 'an answer');
+  let code: unknown = null;
+  try {
+    code = (JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)) as { code?: unknown }).code ?? 'no code';
+  } catch {
+    code = `not JSON: ${JSON.stringify(got.slice(0, 60))}`;
+  }
+  return [got.slice(9, 12), code];
+}
+
 describe('the admin endpoint', () => {
   it('health, status with words, and metrics that parse and move with writes', async () => {
     const { log, url } = await node();
@@ -1079,24 +1098,7 @@ describe('the admin endpoint', () => {
 
   it('answers with a code and counts the requests Node used to refuse bare: no Host, two Hosts, CONNECT; serves an unknown Expect', async () => {
     const { admin } = await node();
-    const i = admin.address.lastIndexOf(':');
-    /** Sends `text` and returns the status and code answered, once the server closes the connection or answers. */
-    const answer = async (text: string): Promise<[string, unknown]> => {
-      const s = connect(Number(admin.address.slice(i + 1)), admin.address.slice(0, i));
-      cleanups.push(() => void s.destroy());
-      s.on('error', () => undefined);
-      let got = '';
-      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
-      s.write(text);
-      await until(() => s.destroyed || /\r\n\r\n\{.*\}$/s.test(got), 'an answer');
-      let code: unknown = null;
-      try {
-        code = (JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)) as { code?: unknown }).code ?? 'no code';
-      } catch {
-        code = `not JSON: ${JSON.stringify(got.slice(0, 60))}`;
-      }
-      return [got.slice(9, 12), code];
-    };
+    const answer = (text: string): Promise<[string, unknown]> => rawAnswer(admin.address, text);
     expect(await answer('GET /status HTTP/1.1\r\n\r\n')).toEqual(['400', 'MALFORMED_REQUEST']);
     expect(await answer('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: rebind.attacker.example\r\n\r\n')).toEqual(['400', 'MALFORMED_REQUEST']);
     expect(await answer('CONNECT attacker.example:443 HTTP/1.1\r\nHost: attacker.example:443\r\n\r\n')).toEqual(['400', 'MALFORMED_REQUEST']);
@@ -1106,6 +1108,22 @@ describe('the admin endpoint', () => {
     const metrics = parsePrometheus(await (await fetch(`http://${admin.address}/metrics`)).text());
     expect(metrics.get('raftlog_admin_refused_total{code="MALFORMED_REQUEST"}')).toBe(3);
   }, 40_000);
+
+  it('reads every header it checks: two Authorization headers are refused, and none is dropped past the 2000th', async () => {
+    const { admin } = await node({ token: 'the-admin-token' });
+    const answer = (text: string): Promise<[string, unknown]> => rawAnswer(admin.address, text);
+    const right = 'Authorization: Bearer the-admin-token\r\n';
+    const wrong = 'Authorization: Bearer wrong\r\n';
+    expect(await answer(`GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n${right}\r\n`)).toEqual(['200', 'no code']);
+    expect(await answer(`GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n${right}${wrong}\r\n`)).toEqual(['400', 'MALFORMED_REQUEST']);
+    expect(await answer(`GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n${wrong}${right}\r\n`)).toEqual(['400', 'MALFORMED_REQUEST']);
+    const filler = 'x:y\r\n'.repeat(2100);
+    expect(await answer(`GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n${right}${filler}Origin: http://attacker.example\r\n\r\n`)).toEqual([
+      '403',
+      'CROSS_ORIGIN',
+    ]);
+    expect(await answer(`GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n${right}${filler}${wrong}\r\n`)).toEqual(['400', 'MALFORMED_REQUEST']);
+  });
 
   it('caps connections, counting and logging each closed past the cap', async () => {
     const logger = new RecordingLogger();
