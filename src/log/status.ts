@@ -19,6 +19,7 @@ export interface LogStatus extends Status {
   members: Record<number, string>;
   lastIndex: number;
   firstIndex: number;
+  /** The latest snapshot, taken here or received from the leader: above `applied` while a received one is restored into the state machine. */
   snapshotIndex: number;
 }
 
