@@ -23,6 +23,12 @@ export interface CommittedSource {
   fail(err: unknown): void;
 }
 
+/** One entries() reader: return() was called; what ends its wait for the log to change. */
+interface Reader {
+  ended: boolean;
+  wake: (() => void) | null;
+}
+
 export class CommittedEntries {
   private readonly listeners = new Set<() => void>();
 
@@ -33,18 +39,35 @@ export class CommittedEntries {
     for (const l of [...this.listeners]) l();
   }
 
-  /** Resolves at the next notify(). */
-  changed(): Promise<void> {
+  /** Resolves at the next notify(), or when `reader` is woken. */
+  changed(reader?: Reader): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = (): void => {
         this.listeners.delete(done);
+        if (reader !== undefined) reader.wake = null;
         resolve();
       };
       this.listeners.add(done);
+      if (reader !== undefined) reader.wake = done;
     });
   }
 
-  async *read(options: { from?: number }): AsyncGenerator<LogEntry> {
+  read(options: { from?: number }): AsyncGenerator<LogEntry> {
+    const reader: Reader = { ended: false, wake: null };
+    const gen = this.follow(options, reader);
+    // A generator's return() waits for the next() it is running to settle: one called while the
+    // reader waits for the log to change held the reader, its listener and the caller until
+    // the next record, for good on an idle log. It ends the wait instead.
+    const end = gen.return.bind(gen);
+    gen.return = (value) => {
+      reader.ended = true;
+      reader.wake?.();
+      return end(value);
+    };
+    return gen;
+  }
+
+  private async *follow(options: { from?: number }, reader: Reader): AsyncGenerator<LogEntry> {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('entries(options): options must be an object');
     // A misspelt key would read from the start of the log, as if no option were given.
     for (const key of Object.keys(options)) if (key !== 'from') throw new InvalidArgumentError(`entries: unknown option '${key}'`);
@@ -54,7 +77,7 @@ export class CommittedEntries {
     const { storage } = this.source;
     let next = options.from ?? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1);
     if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
-    while (!this.source.stopped()) {
+    while (!this.source.stopped() && !reader.ended) {
       // Below a snapshot the log is gone, even while the storage still holds the old
       // (possibly never committed) suffix that a received snapshot is about to discard.
       const floor = this.source.snapshotFloor();
@@ -85,8 +108,9 @@ export class CommittedEntries {
         }
         continue;
       }
-      await this.changed();
+      await this.changed(reader);
     }
+    if (reader.ended) return;
     // A reader of a log that closes ends; of one that failed, it says why: ending would look
     // like the end of the log.
     const fatal = this.source.fatal();

@@ -522,7 +522,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * Committed records from `from` on, in order, then new ones as they are applied, until the
    * log closes. Records older than the WAL keeps in memory are read off the event loop. A
    * reader of a log that stops on a failure throws its error (LOG_FATAL, LOG_CORRUPT); one
-   * started on a closed log throws LOG_CLOSED.
+   * started on a closed log throws LOG_CLOSED. Its return() (a `break`) ends it at once, also
+   * while it waits for the next record.
    */
   entries(options: { from?: number } = {}): AsyncGenerator<LogEntry> {
     return this.committed.read(options);
