@@ -75,7 +75,8 @@ export class CommittedEntries {
     const refused = this.source.refusal();
     if (refused !== null) throw refused;
     const { storage } = this.source;
-    let next = options.from ?? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1);
+    // Only a missing `from` means the start: a null (a field left empty) is refused below, not read as it.
+    let next = options.from === undefined ? Math.max(storage.firstIndex(), this.source.snapshotFloor() + 1) : options.from;
     if (!Number.isSafeInteger(next) || next < 1) throw new InvalidArgumentError(`entries({ from }): from must be a positive integer`);
     while (!this.source.stopped() && !reader.ended) {
       // Below a snapshot the log is gone, even while the storage still holds the old

@@ -285,6 +285,8 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
       message: expect.stringMatching(/unknown option 'form'/),
     });
     await expect(log.entries(null as never).next()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // null read from the start of the log, as a missing `from` does.
+    await expect(log.entries({ from: null } as never).next()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     const inflight = log.append(enc('late')); // made before close: close lets it commit
     await log.close();
     await expect(inflight).resolves.toMatchObject({ index: expect.any(Number) });
