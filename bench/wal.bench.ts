@@ -441,12 +441,29 @@ function fmt(n: number, digits = 0): string {
 export const profiles = true;
 
 export default async function walBench(args: string[]): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'raftlog-walbench-'));
+  // A signal ends this process without running the `finally` below; the file overwritten alone is 1 GiB.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    rmSync(root, { recursive: true, force: true });
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await measureIn(root, args);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function measureIn(root: string, args: string[]): Promise<void> {
   const quick = args.includes('--quick');
   const only = optionValue(args, '--cases') === 'prealloc';
   const rounds = positiveInteger.value(args, '--rounds') ?? (quick ? 1 : 3);
   const profiler = new SuiteProfiles('wal', profileDirOf(args));
   const ms = quick ? 600 : 2000;
-  const root = mkdtempSync(join(tmpdir(), 'raftlog-walbench-'));
   const sizes = [100, 1024];
   const batches = [1, 64, 1024];
   const inflights = [1, 16, 256];
@@ -578,7 +595,6 @@ export default async function walBench(args: string[]): Promise<void> {
   mkdirSync(pacedDir);
   const pace = await profiler.around('wal paced', 'wal-paced', () => paced(pacedDir, Math.max(ms, 2000)));
   console.log(`${fmt(pace.recordsPerSec)} rec/s, append p99 ${fmt(pace.appendP99us)} µs, loop p99 ${fmt(pace.loopP99ms, 2)} ms`);
-  rmSync(root, { recursive: true, force: true });
   machine.finish();
   // fio's usual pattern, for the cross-check, and the disk at the WAL's own
   // sync size as the cases saw it: the median of the first measurement and each round's.

@@ -160,6 +160,24 @@ export interface BenchOptions {
 }
 
 export async function run(o: BenchOptions): Promise<BenchRow[]> {
+  // A signal ends this process without running runCases' `finally`: its work directories go first.
+  const works: string[] = [];
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const work of works) rmSync(work, { recursive: true, force: true, maxRetries: 5 });
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await runCases(o, works);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Measures every case; each system's work directory is added to `works` as it is made. */
+async function runCases(o: BenchOptions, works: string[]): Promise<BenchRow[]> {
   if (!(o.seconds > 0)) throw new UsageError('--seconds must be a positive number');
   // Checked before anything is measured: found at its turn, or at the end, it cost the runs before it.
   for (const name of o.systems) if (!SYSTEMS.includes(name)) throw new UsageError(`unknown system '${name}' (${SYSTEMS.join(', ')})`);
@@ -188,6 +206,7 @@ export async function run(o: BenchOptions): Promise<BenchRow[]> {
     try {
       for (const name of group) {
         const work = mkdtempSync(join(tmpdir(), `raftlog-bench-${name}-`));
+        works.push(work);
         process.stdout.write(`[${name}] starting...\n`);
         try {
           opened.push({ system: await open(name, work, o.sync, o.preallocate ?? DEFAULTS.preallocate, o.profileDir), work });
@@ -393,9 +412,8 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
         '--preallocate',
         preallocate,
       ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
+      // The IPC channel makes a node stop when this process dies, however it dies.
+      { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
     ),
   );
   const log = await ReplicatedLog.open({

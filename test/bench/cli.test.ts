@@ -1,8 +1,8 @@
 // The benchmark commands' flags: both list --profile in their help, reject what they
 // do not know, and `raftlog bench --profile` writes a profile of the system it measured;
 // how `raftlog bench` takes turns between systems.
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as bench, settled } from '../../src/cli/bench.js';
@@ -254,3 +254,49 @@ it('a cluster node that exits during a run ends the bench with a coded error nam
   const log = { status: () => ({ lastIndex: 1, progress: {} }) } as unknown as Pick<ReplicatedLog, 'status'>;
   await expect(settled(log, [gone.pid!])).rejects.toMatchObject({ code: 'BENCH_NODE_EXITED', message: expect.stringContaining(`pid ${gone.pid}`) });
 });
+
+it('raftlog bench interrupted mid-run removes its work directories and its cluster nodes stop', async () => {
+  const t = tempDir('raftlog-bench-interrupt-');
+  cleanups.push(t.cleanup);
+  const tmp = join(t.dir, 'tmp');
+  mkdirSync(tmp);
+  const args = ['--systems', 'cluster,embedded', '--seconds', '600', '--sizes', '100', '--clients', '1', '--out', t.dir];
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'bench', ...args], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp } });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.resume();
+  const nodes: number[] = [];
+  cleanups.push(() => {
+    for (const pid of [proc.pid!, ...nodes]) if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+  });
+  // Both systems are open once the first case is under way.
+  await vi.waitFor(() => expect(out).toContain('[1/2]'), { timeout: 120_000, interval: 100 });
+  // Nodes 2 and 3, told from the other children of the process (tsx's compiler) by their command.
+  for (const line of execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(proc.pid)], { encoding: 'utf8' }).split('\n'))
+    if (/ serve --id [23] /.test(line)) nodes.push(Number(line.trim().split(' ')[0]));
+  expect(nodes).toHaveLength(2);
+  expect(readdirSync(tmp).filter((f) => f.startsWith('raftlog-bench-'))).toHaveLength(2);
+  process.kill(proc.pid!, 'SIGINT');
+  expect(await exited).toBe(130);
+  expect(readdirSync(tmp).filter((f) => f.startsWith('raftlog-bench-'))).toEqual([]);
+  await vi.waitFor(() => expect(nodes.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]), { timeout: 60_000, interval: 200 });
+}, 240_000);
+
+it('npm run bench -- wal interrupted removes its work directory, with the 1 GiB file the raw disk is overwritten in', async () => {
+  const t = tempDir('raftlog-walbench-interrupt-');
+  cleanups.push(t.cleanup);
+  const proc = spawn(process.execPath, ['--import', 'tsx', RUN, 'wal', '--quick'], { cwd: ROOT, env: { ...process.env, TMPDIR: t.dir } });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  cleanups.push(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.resume();
+  await vi.waitFor(() => expect(out).toContain('wal bench:'), { timeout: 120_000, interval: 100 });
+  expect(readdirSync(t.dir).filter((f) => f.startsWith('raftlog-walbench-'))).toHaveLength(1);
+  process.kill(proc.pid!, 'SIGINT');
+  expect(await exited).toBe(130);
+  expect(readdirSync(t.dir).filter((f) => f.startsWith('raftlog-walbench-'))).toEqual([]);
+}, 240_000);
