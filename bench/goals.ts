@@ -20,7 +20,8 @@ const x = (v: number): string => `${v.toFixed(2)}x`;
 type Bound = '>=' | '<=' | '<';
 
 function judge(goal: string, value: number, bound: Bound, target: number, show: (v: number) => string): Verdict {
-  if (Number.isNaN(value)) return { goal, measured: '-', met: null };
+  // Not a number, or a ratio over a baseline that made nothing (x / 0): no figure, no verdict.
+  if (!Number.isFinite(value)) return { goal, measured: '-', met: null };
   const met = bound === '>=' ? value >= target : bound === '<=' ? value <= target : value < target;
   return { goal, measured: show(value), met };
 }
@@ -36,7 +37,10 @@ function vsSqlite(results: Record<string, Json>, bytes: number, clients: number,
   return e === undefined || s === undefined ? NaN : num(e[field]) / num(s[field]);
 }
 
-export function verdicts(results: Record<string, Json>): Verdict[] {
+export function verdicts(measured: Record<string, Json>): Verdict[] {
+  // Under the CPU profiler the code runs slowed, and `raftlog bench` measures its systems one
+  // after the other instead of in turns: such a run's ratios judge nothing.
+  const results = Object.fromEntries(Object.entries(measured).filter(([, r]) => r.profiled !== true));
   const out: Verdict[] = [];
   for (const [bytes, clients, target] of [
     [100, 256, 1.5],
@@ -87,8 +91,19 @@ export function verdicts(results: Record<string, Json>): Verdict[] {
     (inflight) => num(walRow('wal', 100, 1024, inflight)?.recordsPerSec) / num(walRow('node', 100, 1024, inflight)?.recordsPerSec),
   );
   out.push(judge('WAL alone, 100 B x 1024 per append: >= 1.5x a plain Node group-commit writer (worst in-flight case)', Math.min(...small), '>=', 1.5, x));
-  const loop = Math.max(...wal.filter((r) => r.writer === 'wal').map((r) => num(r.loopP99ms)));
-  out.push(judge('WAL alone: event-loop p99 < 5 ms in every case (worst case)', wal.length === 0 ? NaN : loop, '<', 5, (v) => `${v.toFixed(2)} ms`));
+  // Every case of the WAL, however its segments are prepared or its appends issued: only the node writer's are not its.
+  const worst = wal
+    .filter((r) => r.writer !== 'node')
+    .reduce<Json | undefined>((a, r) => (a === undefined || !(num(r.loopP99ms) <= num(a.loopP99ms)) ? r : a), undefined);
+  out.push(
+    judge(
+      'WAL alone: event-loop p99 < 5 ms in every case (worst case)',
+      num(worst?.loopP99ms),
+      '<',
+      5,
+      (v) => `${v.toFixed(2)} ms (${String(worst?.writer)}, ${String(worst?.size)} B x ${String(worst?.batch)} x ${String(worst?.inflight)} in flight)`,
+    ),
+  );
 
   const resp = rowsOf(results.resp);
   for (const [clients, target] of [

@@ -649,7 +649,9 @@ async function measureIn(root: string, args: string[]): Promise<void> {
   const bestBig = big.reduce<Row | undefined>((a, r) => (a === undefined || r.payloadMBps > a.payloadMBps ? r : a), undefined);
   // The goal's cases: 100 B records, 1024 per append, every in-flight depth.
   const small = walRows.filter((r) => r.size === 100 && r.batch === 1024).map((r) => ({ r, ratio: r.recordsPerSec / (nodeOf(r)?.recordsPerSec ?? NaN) }));
-  const worstLoop = Math.max(...walRows.map((r) => r.loopP99ms));
+  // The loop goal holds in every case of the WAL, its strategies' and steady cases' too.
+  const everyWal = rows.filter((r) => r.writer !== 'node');
+  const worstLoop = Math.max(...everyWal.map((r) => r.loopP99ms));
   const targets = {
     rawDiskMBps: overwrite.MBps,
     kib256: big.map((r) => ({ batch: r.batch, MBps: r.payloadMBps, ofRaw: r.payloadMBps / overwrite.MBps })),
@@ -677,9 +679,9 @@ async function measureIn(root: string, args: string[]): Promise<void> {
     console.log(
       `  100 B x 1024 per append vs plain Node: worst ${fmt(targets.minSmallVsNode, 2)}x, median ${fmt(targets.medianSmallVsNode, 2)}x over the in-flight depths (target >= 1.5x)`,
     );
-  if (walRows.length > 0)
+  if (everyWal.length > 0)
     console.log(
-      `  event-loop delay p99, worst WAL case: ${fmt(worstLoop, 2)} ms, median over WAL cases ${fmt(median(walRows.map((r) => r.loopP99ms)), 2)} ms (target < 5 ms)`,
+      `  event-loop delay p99, worst WAL case: ${fmt(worstLoop, 2)} ms, median over WAL cases ${fmt(median(everyWal.map((r) => r.loopP99ms)), 2)} ms (target < 5 ms)`,
     );
   console.log(
     `  paced 100 B at 100,000 rec/s: ${fmt(pace.recordsPerSec)} rec/s, ${fmt(pace.recordsPerFsync, 1)} records/fsync, append p50 ${fmt(pace.appendP50us)} / p99 ${fmt(pace.appendP99us)} µs, loop p99 ${fmt(pace.loopP99ms, 2)} / max ${fmt(pace.loopMaxms, 1)} ms`,

@@ -565,11 +565,13 @@ function printTable(rows: BenchRow[], runs: number): void {
   }
 }
 
-function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string; runs: number }, machine: Machine): void {
+function save(rows: BenchRow[], o: { out: string; seconds: number; sync: string; runs: number; profileDir?: string | undefined }, machine: Machine): void {
   mkdirSync(o.out, { recursive: true });
+  // Profiled, the systems ran one after the other, slowed: the goals are not judged from such a run.
+  const profiled = o.profileDir !== undefined;
   writeFileSync(
     join(o.out, 'cluster.json'),
-    JSON.stringify({ date: new Date().toISOString(), machine, seconds: o.seconds, runs: o.runs, sync: o.sync, rows }, null, 2) + '\n',
+    JSON.stringify({ date: new Date().toISOString(), machine, seconds: o.seconds, runs: o.runs, sync: o.sync, profiled, rows }, null, 2) + '\n',
   );
   const systems = [...new Set(rows.map((r) => r.system))];
   const groups = [...new Set(rows.map((r) => `${r.recordBytes} B x ${r.clients}`))];

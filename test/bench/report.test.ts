@@ -142,6 +142,33 @@ it('judges each goal from the results: met, missed, or not measured when its sui
   expect(page).toContain('| WAL alone: event-loop p99 < 5 ms in every case (worst case) | - | not measured |');
 });
 
+it('judges no goal from a profiled run, nor from a ratio over a baseline that made nothing', () => {
+  const row = (system: string, recordsPerSec: number) => ({ system, recordBytes: 100, clients: 256, recordsPerSec, p99Ms: 1, p999Ms: 1, gcShare: 0.01 });
+  const goal = 'embedded log, 100 B x 256 clients: records/s >= 1.5x better-sqlite3';
+  const cluster = { rows: [row('embedded (1 node)', 300_000), row('better-sqlite3', 100_000)] };
+  expect(verdicts({ cluster }).find((g) => g.goal === goal)).toMatchObject({ measured: '3.00x', met: true });
+  // Profiled, raftlog bench measured the systems one after the other, under the profiler.
+  expect(verdicts({ cluster: { ...cluster, profiled: true } }).find((g) => g.goal === goal)).toEqual({ goal, measured: '-', met: null });
+  const failed = { rows: [row('embedded (1 node)', 300_000), row('better-sqlite3', 0)] };
+  expect(verdicts({ cluster: failed }).find((g) => g.goal === goal)).toEqual({ goal, measured: '-', met: null });
+});
+
+it('judges the WAL loop goal over every case of the WAL, naming the worst, and not over the node writer', () => {
+  const row = (writer: string, loopP99ms: number) => ({ writer, size: 1024, batch: 64, inflight: 256, loopP99ms });
+  const goal = 'WAL alone: event-loop p99 < 5 ms in every case (worst case)';
+  const of = (rows: unknown[]) => verdicts({ wal: { rows } }).find((g) => g.goal === goal);
+  expect(of([row('wal', 2), row('wal/zeros', 1.5), row('wal/steady-one-turn', 9), row('node', 20)])).toEqual({
+    goal,
+    measured: '9.00 ms (wal/steady-one-turn, 1024 B x 64 x 256 in flight)',
+    met: false,
+  });
+  expect(of([row('wal', 2), row('wal/steady', 3), row('node', 20)])).toMatchObject({
+    measured: '3.00 ms (wal/steady, 1024 B x 64 x 256 in flight)',
+    met: true,
+  });
+  expect(of([row('node', 1)])).toMatchObject({ measured: '-', met: null });
+});
+
 it('judges the real-client goals: in-process against RESP at 256, and what snapshots cost, shown under the RESP table', () => {
   const results = {
     cluster: { rows: [{ system: 'cluster (3 nodes)', recordBytes: 100, clients: 256, recordsPerSec: 30_000 }] },
