@@ -60,7 +60,11 @@ let flags: string[] = [];
 try {
   // Whatever does not start with '-' and is no value of an option is a suite name nobody knows.
   const stray = rest.find((a, i) => !a.startsWith('-') && !(i > 0 && rest[i - 1]! in options && !rest[i - 1]!.includes('=')));
-  if (stray !== undefined) fail(`unknown suite ${stray}`, suites);
+  if (stray !== undefined) {
+    // `cluster --rounds 2`: the mistake is the option this suite does not take, not a suite named 2.
+    normalizeArgs(rest.slice(0, rest.indexOf(stray)), options);
+    fail(`unknown suite ${stray}`, suites);
+  }
   flags = normalizeArgs(rest, options);
 } catch (err) {
   if (!(err instanceof SuiteUsageError)) throw err;

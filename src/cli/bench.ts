@@ -181,6 +181,18 @@ async function runCases(o: BenchOptions, works: string[]): Promise<BenchRow[]> {
   if (!(o.seconds > 0)) throw new UsageError('--seconds must be a positive number');
   // Checked before anything is measured: found at its turn, or at the end, it cost the runs before it.
   for (const name of o.systems) if (!SYSTEMS.includes(name)) throw new UsageError(`unknown system '${name}' (${SYSTEMS.join(', ')})`);
+  // Named twice, a case was measured twice and its rows were saved twice, the first taken for every ratio.
+  for (const [flag, list] of [
+    ['systems', o.systems],
+    ['sizes', o.sizes],
+    ['clients', o.clients],
+  ] as Array<[string, ReadonlyArray<string | number>]>) {
+    const twice = list.find((v, i) => list.indexOf(v) !== i);
+    if (twice !== undefined) throw new UsageError(`--${flag} names ${twice} twice`);
+  }
+  // Larger, the first append of the case failed after every system had started.
+  const tooLarge = o.sizes.find((size) => size > DEFAULTS.maxRecordBytes);
+  if (tooLarge !== undefined) throw new UsageError(`--sizes: ${tooLarge} is larger than a record may be (${DEFAULTS.maxRecordBytes} bytes)`);
   for (const [flag, dir] of [
     ['out', o.out],
     ['profile-dir', o.profileDir],

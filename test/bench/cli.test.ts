@@ -47,6 +47,10 @@ it('npm run bench refuses an unknown option or suite with its usage', async () =
   const suite = await tsx([RUN, 'nosuch']);
   expect(suite.code).toBe(2);
   expect(suite.stderr).toContain('unknown suite nosuch');
+  // An option of another suite: its value is no suite.
+  const other = await tsx([RUN, 'cluster', '--rounds', '2']);
+  expect(other.code).toBe(2);
+  expect(other.stderr.split('\n')[0]).toBe('npm run bench: unknown option --rounds');
 });
 
 it('raftlog bench refuses a bad --sync, an unknown system and an --out or --profile-dir that is a file or lies under one before it measures anything', async () => {
@@ -74,7 +78,7 @@ it('raftlog bench refuses a bad --sync, an unknown system and an --out or --prof
   }
 });
 
-it('raftlog bench refuses a number flag given a list, a fraction, an exponent or junk before it measures anything', async () => {
+it('raftlog bench refuses a number flag given a list, a fraction, an exponent or junk, a list naming a case twice and a record larger than the log takes, before it measures anything', async () => {
   const t = tempDir('raftlog-bench-numbers-');
   cleanups.push(t.cleanup);
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
@@ -92,6 +96,9 @@ it('raftlog bench refuses a number flag given a list, a fraction, an exponent or
       ['--seconds', '1e3', "--seconds must be a positive number (like 3 or 0.5), got '1e3'"],
       ['--seconds', 'Infinity', "--seconds must be a positive number (like 3 or 0.5), got 'Infinity'"],
       ['--seconds', '1,2', "--seconds must be a positive number (like 3 or 0.5), got '1,2'"],
+      ['--sizes', '100,1024,100', '--sizes names 100 twice'],
+      ['--clients', '1,16,1', '--clients names 1 twice'],
+      ['--sizes', '4194305', '--sizes: 4194305 is larger than a record may be (4194304 bytes)'],
     ] as const) {
       const args = Object.entries({ ...defaults, [flag]: value }).flat();
       err.mockClear();
@@ -100,6 +107,10 @@ it('raftlog bench refuses a number flag given a list, a fraction, an exponent or
       expect(log).not.toHaveBeenCalled(); // the machine's header, the first thing a run prints
       expect(existsSync(join(t.dir, 'cluster.json'))).toBe(false);
     }
+    err.mockClear();
+    expect(await bench([...Object.entries(defaults).flat(), '--systems', 'embedded,embedded', '--out', t.dir])).toBe(2);
+    expect(String(err.mock.calls[0]?.[0]).split('\n')[0]).toBe('raftlog bench: --systems names embedded twice');
+    expect(log).not.toHaveBeenCalled();
   } finally {
     vi.restoreAllMocks();
   }
