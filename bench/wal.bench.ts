@@ -349,7 +349,11 @@ function fioMBps(dir: string, ms: number, pattern: RawPattern, direct = false): 
     ],
     { encoding: 'utf8' },
   );
-  if (r.error !== undefined || r.status !== 0) return null;
+  if (r.error !== undefined || r.status !== 0) {
+    // Installed but failing (a full disk, an option its version lacks), it is not said to be missing.
+    if ((r.error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') console.error(`fio failed (${fioFailure(r)}): no cross-check`);
+    return null;
+  }
   try {
     const job = (JSON.parse(r.stdout) as { jobs: Array<{ write: { bw_bytes: number } }> }).jobs[0];
     return job === undefined ? null : job.write.bw_bytes / 1e6;
@@ -358,6 +362,12 @@ function fioMBps(dir: string, ms: number, pattern: RawPattern, direct = false): 
   } finally {
     rmSync(join(dir, 'raw.0.0'), { force: true });
   }
+}
+
+function fioFailure(r: { error?: Error; status: number | null; stderr: string }): string {
+  if (r.error !== undefined) return r.error.message;
+  const line = r.stderr.split('\n').find((l) => l.trim() !== '');
+  return `exit ${String(r.status)}${line === undefined ? '' : `: ${line.trim().slice(0, 200)}`}`;
 }
 
 /**
@@ -525,7 +535,7 @@ async function measureIn(root: string, args: string[]): Promise<void> {
     );
     const r = { ...rawDisk(root, rawMs, p), fio: fioMBps(root, rawMs, p), direct: p.overwrite ? fioMBps(root, rawMs, p, true) : null };
     console.log(
-      `${fmt(r.MBps, 1)} MB/s (mean ${fmt(r.meanMBps, 1)})${r.fio === null ? ' (fio not installed: no cross-check)' : `; fio, a mean: ${fmt(r.fio, 1)} MB/s`}` +
+      `${fmt(r.MBps, 1)} MB/s (mean ${fmt(r.meanMBps, 1)})${r.fio === null ? ' (no fio figure: no cross-check)' : `; fio, a mean: ${fmt(r.fio, 1)} MB/s`}` +
         (r.direct === null ? '' : `; past the page cache (fio --direct=1): ${fmt(r.direct, 1)} MB/s`),
     );
     return r;
