@@ -346,6 +346,8 @@ async function measure(system: System, size: number, clients: number, seconds: n
   await system.settle?.();
   const used = process.cpuUsage(cpu);
   const othersUs = others.reduce((sum, pid, i) => sum + (nodeCpuSeconds(pid) - othersBefore[i]!) * 1e6, 0);
+  // Entries not yet delivered to the callback (it runs later, in batches) would be lost with the observer.
+  for (const e of gc.takeRecords()) gcMs += e.duration;
   gc.disconnect();
   const q = (p: number): number => (lat.count === 0 ? 0 : lat.percentile(p * 100) / 1e6);
   return {
