@@ -232,7 +232,9 @@ export class FileSnapshotStore implements SnapshotStore {
         first.push(r.value);
         firstBytes += r.value.byteLength;
       }
-      fh = await open(tmp, 'w+');
+      // Owner-only: a snapshot is the whole state, and a backup saved from one keeps its mode.
+      // A link planted under the temporary name is not written through.
+      fh = await open(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
       if (ended) {
         head.writeBigUInt64LE(BigInt(firstBytes), 12);
         const body = [head, meta, ...first];
@@ -359,7 +361,7 @@ export class FileSnapshotStore implements SnapshotStore {
   async spool(meta: SnapshotMeta, size: number): Promise<SnapshotSpool> {
     const name = `spool-${randomBytes(8).toString('hex')}.part`;
     const file = join(this.dir, name);
-    const fh = await open(file, 'wx');
+    const fh = await open(file, 'wx', 0o600);
     let written = 0;
     let ended = false;
     const end = async (): Promise<void> => {

@@ -87,6 +87,24 @@ describe('snapshot files', () => {
     expect(Buffer.concat(chunks).equals(data)).toBe(true);
   });
 
+  it('a snapshot file is readable by its owner alone, whatever the umask, and a link planted under its temporary name is not written through', async () => {
+    const old = process.umask(0);
+    try {
+      const { file } = await stored();
+      expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
+    } finally {
+      process.umask(old);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'raftlog-snap-'));
+    temps.push(dir);
+    const store = await FileSnapshotStore.open(join(dir, 'snapshots'));
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'untouched');
+    symlinkSync(victim, join(dir, 'snapshots', 'snap-0000000000000007-3.snap.tmp'));
+    await expect(store.save({ meta: { index: 7, term: 3, conf }, data: Buffer.from('state') })).rejects.toMatchObject({ code: 'ELOOP' });
+    expect(readFileSync(victim, 'utf8')).toBe('untouched');
+  });
+
   it('with create: false, a missing directory is not made: the store holds nothing, and a snapshot asked for is SNAPSHOT_MISSING naming it', async () => {
     const base = mkdtempSync(join(tmpdir(), 'raftlog-snap-'));
     temps.push(base);
