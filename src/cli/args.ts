@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { CodedError } from '../errors.js';
 import { isHostPort } from '../transport/address.js';
 
@@ -138,6 +138,42 @@ export function nodeIdArg(v: string | undefined, what = 'ID'): number {
   return n;
 }
 
+/** The most a secret, certificate or key file given to a flag may hold: a CA bundle fits many times over. */
+export const MAX_FLAG_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The bytes of the file a flag names, refused as a usage error naming the flag if it is not a
+ * regular file or holds more than MAX_FLAG_FILE_BYTES. Read whole, a FIFO held the process (the
+ * read is synchronous: signals and SIGHUP too) until a writer came, and /dev/zero or a huge
+ * file was read into memory until it ran out. O_NONBLOCK lets the open of a FIFO return, and
+ * fstat tells it from a file; a file that grows past the bound between the two is cut at it and refused.
+ */
+export function fileArg(opts: Map<string, string | true>, flag: string): Buffer {
+  const path = strArg(opts, flag);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new UsageError(`--${flag}: ${path} is not a regular file`);
+    const tooBig = (): UsageError => new UsageError(`--${flag}: ${path} holds more than ${MAX_FLAG_FILE_BYTES} bytes: not a secret, key or certificate file`);
+    if (st.size > MAX_FLAG_FILE_BYTES) throw tooBig();
+    const buf = Buffer.alloc(MAX_FLAG_FILE_BYTES + 1);
+    let n = 0;
+    for (let got = 1; got > 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, n);
+    if (n > MAX_FLAG_FILE_BYTES) throw tooBig();
+    return buf.subarray(0, n);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * The secrets a file holds, one a line (a token, a password, peer secrets: kept out of `ps`).
  * Every secret file is read one way: a line ends at LF or CRLF, and the rest of it is the
@@ -148,12 +184,7 @@ export function nodeIdArg(v: string | undefined, what = 'ID'): number {
  * values), so every request would get 401.
  */
 function secretLines(opts: Map<string, string | true>, flag: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(strArg(opts, flag), 'utf8');
-  } catch (err) {
-    throw new UsageError(`--${flag}: ${(err as Error).message}`);
-  }
+  const text = fileArg(opts, flag).toString('utf8');
   const lines = text.split(/\r?\n/);
   if (lines.length > 1 && lines.at(-1) === '') lines.pop(); // what follows the last line's end is no line
   return lines;

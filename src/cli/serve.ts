@@ -1,6 +1,6 @@
 // `raftlog serve`: one node of a cluster, with the example key-value store
 // served over the Redis protocol.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { codeOf } from '../errors.js';
 import { DEFAULTS } from '../log/options.js';
 import { ReplicatedLog } from '../log/replicated-log.js';
@@ -8,7 +8,7 @@ import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
 import { isPeerAddress } from '../transport/address.js';
-import { UsageError, addressArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
+import { UsageError, addressArg, fileArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
 import { adminTokenOf, badPortReason, fetchRefusesPort } from './admin-client.js';
 import { runCommand } from './failure.js';
 import { cliLogger, parseLogOptions } from './logging.js';
@@ -364,13 +364,6 @@ function warnIfOthersMayRead(opts: Map<string, string | true>, logger: Logger): 
  */
 function peerCredentials(opts: Map<string, string | true>): PeerCredentials {
   const out: PeerCredentials = {};
-  const read = (flag: string): Buffer => {
-    try {
-      return readFileSync(strArg(opts, flag));
-    } catch (err) {
-      throw new UsageError(`--${flag}: ${(err as Error).message}`);
-    }
-  };
   const secrets = linesOf(opts, 'cluster-secret-file', 'a secret');
   if (secrets !== undefined) {
     for (const s of secrets) if (Buffer.byteLength(s) < 16) throw new UsageError('--cluster-secret-file: every secret must be at least 16 bytes');
@@ -379,7 +372,7 @@ function peerCredentials(opts: Map<string, string | true>): PeerCredentials {
   const tlsFlags = ['tls-cert', 'tls-key', 'tls-ca'].filter((f) => opts.has(f));
   if (tlsFlags.length > 0) {
     if (tlsFlags.length < 3) throw new UsageError('--tls-cert, --tls-key and --tls-ca go together');
-    out.tls = { cert: read('tls-cert'), key: read('tls-key'), ca: read('tls-ca') };
+    out.tls = { cert: fileArg(opts, 'tls-cert'), key: fileArg(opts, 'tls-key'), ca: fileArg(opts, 'tls-ca') };
   }
   return out;
 }

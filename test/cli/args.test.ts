@@ -1,8 +1,9 @@
 // The CLI's shared flag readers: secret files read one way, numbers parsed one way.
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { decimalArg, firstLineOf, intArg, intListArg, linesOf, parseArgs, parseCommand } from '../../src/cli/args.js';
+import { MAX_FLAG_FILE_BYTES, decimalArg, fileArg, firstLineOf, intArg, intListArg, linesOf, parseArgs, parseCommand } from '../../src/cli/args.js';
 import { tempDir } from '../log/helpers.js';
 
 const cleanups: Array<() => void> = [];
@@ -54,6 +55,32 @@ it('a secret file that cannot be read is a usage error naming the flag', () => {
   expect(() => firstLineOf(new Map([['secret-file', '/nonexistent/secret']]), 'secret-file', 'the secret')).toThrow(
     expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(/^--secret-file: ENOENT/) }),
   );
+});
+
+it('a flag file that is not a regular file, or is larger than any secret, key or certificate, is refused at once as a usage error naming it', () => {
+  const t = tempDir('raftlog-args-');
+  cleanups.push(t.cleanup);
+  const refused = (path: string, why: RegExp): void => {
+    const opts = new Map<string, string | true>([['secret-file', path]]);
+    for (const read of [() => firstLineOf(opts, 'secret-file', 'the secret'), () => fileArg(opts, 'secret-file')])
+      expect(read, path).toThrow(expect.objectContaining({ code: 'USAGE', message: expect.stringMatching(why) }));
+  };
+  // A FIFO held the synchronous read until a writer came: one comes after a while, so that a
+  // read that waits for it ends (with the secret it writes) instead of hanging the test.
+  const fifo = join(t.dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const writer = spawn('sh', ['-c', `sleep 5 && echo 'a secret of some length' > '${fifo}'`], { stdio: 'ignore' });
+  writer.on('error', () => undefined);
+  cleanups.push(() => writer.kill());
+  refused(fifo, /^--secret-file: .*fifo is not a regular file$/);
+  const huge = join(t.dir, 'huge');
+  writeFileSync(huge, 'a secret of some length\n');
+  truncateSync(huge, MAX_FLAG_FILE_BYTES + 1);
+  refused(huge, new RegExp(`^--secret-file: .*huge holds more than ${MAX_FLAG_FILE_BYTES} bytes`));
+  const dir = join(t.dir, 'dir');
+  mkdirSync(dir);
+  refused(dir, /^--secret-file: .*dir is not a regular file$/);
+  refused('/dev/zero', /^--secret-file: \/dev\/zero is not a regular file$/);
 });
 
 it('a number flag is decimal digits alone: a list, a sign, a fraction, an exponent, hex or junk is refused, not read as another number', () => {
