@@ -74,7 +74,7 @@ async function run(args: string[]): Promise<number> {
   const secretFile = `${dataDir}/cluster-secret`;
   const secret = (file: string): void => {
     if (existsSync(file)) return;
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
   };
   secret(secretFile);

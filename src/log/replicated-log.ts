@@ -10,6 +10,7 @@ import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
 import { FileSnapshotStore, heldSnapshots, refuseOtherFormats, type SnapshotStore } from '../storage/snapshot-store.js';
 import { refuseUnfinished } from '../storage/unfinished.js';
+import { makeDurableDir } from '../storage/durable-dir.js';
 import { INSTANCE_FILE, openInstanceId } from '../storage/instance-id.js';
 import { PeerInstanceFile } from '../storage/peer-instances.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
@@ -375,6 +376,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         // created, so that wal/ can be put back.
         await refuseLostWal(o.dataDir);
         await refuseOtherFormats(join(o.dataDir, 'snapshots'));
+        // Made here, not by the WAL, whose directories take the umask's mode (0755 with the usual 022).
+        if (!(await exists(o.dataDir))) await makeDurableDir(o.dataDir);
       }
       wal ??= await Wal.open(join(o.dataDir, 'wal'), {
         segmentBytes: o.segmentBytes,

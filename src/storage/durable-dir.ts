@@ -15,10 +15,13 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** mkdir -p, then fsync every directory it created and the parent of each. */
+/**
+ * mkdir -p, then fsync every directory it created and the parent of each. Each is made 0700:
+ * what a data directory holds (the log, snapshots) is the whole state, for its owner alone.
+ */
 export async function makeDurableDir(path: string): Promise<void> {
   const target = resolve(path);
-  const first = await mkdir(target, { recursive: true });
+  const first = await mkdir(target, { recursive: true, mode: 0o700 });
   if (first === undefined) return; // it was there already
   // Everything from the first created level down to the target is new: sync each, and its parent.
   const created: string[] = [];

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { realClock } from '../../src/log/clock.js';
@@ -19,6 +19,19 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
   };
   afterEach(() => {
     for (const d of dirs.splice(0)) d.cleanup();
+  });
+
+  it('makes a missing data directory, and its missing parents, readable by its owner alone, whatever the umask', async () => {
+    const dataDir = join(fresh(), 'a', 'data');
+    const old = process.umask(0);
+    let log: ReplicatedLog<unknown>;
+    try {
+      log = await ReplicatedLog.open({ dataDir, sync: 'none' });
+    } finally {
+      process.umask(old);
+    }
+    await log.close();
+    for (const d of [dataDir, join(dataDir, '..')]) expect((statSync(d).mode & 0o777).toString(8), d).toBe('700');
   });
 
   it("proposes what a caller appends as it continues from a commit at once, not at the turn's end", async () => {
