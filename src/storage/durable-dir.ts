@@ -2,7 +2,7 @@
 // and rename make an entry in the parent, and that entry is only durable once the parent
 // is fsynced.
 import { constants } from 'node:fs';
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { StateCorruptError } from './errors.js';
 
@@ -41,7 +41,11 @@ export async function makeDurableDir(path: string): Promise<void> {
  */
 export async function writeFileDurably(dir: string, name: string, data: string): Promise<void> {
   const tmp = join(dir, `${name}.tmp`);
-  const fh = await open(tmp, 'w');
+  // Made anew, never opened where it is: a link left or planted under the name would be written through.
+  await unlink(tmp).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+  const fh = await open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(data);
     await fh.sync();
