@@ -26,7 +26,9 @@ state machine at a linearizable point (after a barrier) and writes it to FILE, c
 'restore' seeds a NEW node's data directory from such a file: run it once per member of
 the new cluster, with the same --peers on each, then start every node with raftlog serve
 (the same --id, --data and --peers). Without --peers the node is a single-node cluster.
-A snapshot file from a node's DIR/snapshots/ is taken as a backup too.
+A snapshot file from a node's DIR/snapshots/ is taken as a backup too. FILE is a file:
+'-' (standard output or input) is refused. A save writes it 0600 and renames it over
+FILE once whole, so a failed save leaves an earlier FILE as it was.
 A damaged file is refused with SNAPSHOT_CORRUPT; a DIR whose WAL holds anything, or that
 holds another snapshot, with DATA_EXISTS. A restore that was stopped leaves DIR marked
 unfinished (serve refuses it with RESTORE_INCOMPLETE): run it again to finish it.`;
@@ -38,6 +40,9 @@ export async function main(args: string[]): Promise<number> {
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
     if (verb !== 'save' && verb !== 'restore') throw new UsageError(verb === undefined ? 'which action? save or restore' : `unknown action '${verb}'`);
     if (file === undefined) throw new UsageError(`snapshot ${verb} needs FILE`);
+    // Taken as a name, it wrote a file called '-' where standard output was meant.
+    if (file === '-')
+      throw new UsageError(`snapshot ${verb} takes a file, not standard ${verb === 'save' ? 'output' : 'input'}: give its name (./- for a file named '-')`);
     // The other action's flags would be ignored: a save told --data wrote no node's directory.
     const theirs = verb === 'save' ? ['data', 'id', 'peers'] : ['admin', 'admin-token-file'];
     const given = theirs.filter((f) => opts.has(f));

@@ -262,7 +262,7 @@ it.each([
   expect(readdirSync(t.dir)).toEqual([]);
 });
 
-it('a save to a FILE whose directory is missing, or that is a directory, is refused before the node is asked', async () => {
+it("a save to a FILE whose directory is missing, that is a directory, or '-', is refused before the node is asked", async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const {
@@ -276,6 +276,8 @@ it('a save to a FILE whose directory is missing, or that is a directory, is refu
   expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${join(t.dir, 'missing')} is not a directory`));
   expect(await snapshot(['save', t.dir, '--admin', endpoint])).toBe(2);
   expect(String(err.mock.calls[1]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${t.dir} is a directory`));
+  expect(await snapshot(['save', '-', '--admin', endpoint])).toBe(2);
+  expect(String(err.mock.calls[2]?.[0])).toMatch(/^raftlog snapshot: snapshot save takes a file, not standard output/);
   expect(asked()).toBe(0);
   expect(readdirSync(t.dir)).toEqual([]);
 });
