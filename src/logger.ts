@@ -27,7 +27,7 @@ export const silentLogger: Logger = {
 };
 
 /**
- * `logger` with every call that throws ignored, the line lost. The log calls its logger from
+ * `logger` with every call that throws, or returns a promise that rejects, ignored, the line lost. The log calls its logger from
  * inside the steps that stop it and settle its callers' promises: a throw there would leave the
  * node stopped halfway, its appends never settled, and the error loose in the process.
  */
@@ -37,7 +37,9 @@ export function guardedLogger(logger: Logger): Logger {
     (level: Exclude<keyof Logger, 'child'>): LogMethod =>
     (fields, message) => {
       try {
-        logger[level](fields, message);
+        // An async logger's method returns a promise: its rejection would be loose in the process.
+        const r: unknown = logger[level](fields, message);
+        if (typeof (r as { then?: unknown } | null)?.then === 'function') (r as PromiseLike<unknown>).then(undefined, () => undefined);
       } catch {
         // nowhere left to say it: the logger is what failed
       }

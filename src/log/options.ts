@@ -161,6 +161,7 @@ export interface ReplicatedLogOptions<R = unknown> {
   /**
    * Where the node reports what an operator needs to know (a pino logger fits:
    * `trace/debug/info/warn/error(fields, message)` and `child(bindings)`). Default: silent.
+   * A call that throws or returns a promise that rejects loses its line, and nothing else.
    */
   logger?: Logger;
 }
