@@ -272,7 +272,7 @@ function checkOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
     if (check === undefined) throw new InvalidArgumentError(`ReplicatedLog.open: unknown option '${key}'`);
     if (value === undefined) continue;
     const why = check(value);
-    if (why !== null) throw new InvalidArgumentError(`ReplicatedLog.open: ${key} ${why}, got ${describe(value)}`);
+    if (why !== null) throw new InvalidArgumentError(`ReplicatedLog.open: ${key} ${why}, got ${shown(key, value)}`);
   }
   if (o.peers !== undefined) {
     for (const [k, v] of Object.entries(o.peers)) {
@@ -353,7 +353,7 @@ export function validateCredentials(c: Credentials): void {
   for (const [key, value] of Object.entries(c)) {
     if (key !== 'clusterSecret' && key !== 'tls') throw new InvalidArgumentError(`${where}: unknown option '${key}'`);
     const why = value === undefined ? null : CHECKS[key](value);
-    if (why !== null) throw new InvalidArgumentError(`${where}: ${key} ${why}, got ${describe(value)}`);
+    if (why !== null) throw new InvalidArgumentError(`${where}: ${key} ${why}, got ${shown(key, value)}`);
   }
   if (c.clusterSecret === undefined && c.tls === undefined) throw new InvalidArgumentError(`${where} needs clusterSecret or tls`);
   checkCredentials(c, where);
@@ -391,6 +391,15 @@ export function resolveOptions<R>(options: ReplicatedLogOptions<R>): ResolvedOpt
   const resolved: Record<string, unknown> = { ...o, peers: o.peers ?? {} };
   for (const [key, value] of Object.entries(DEFAULTS)) resolved[key] ??= value;
   return resolved as ResolvedOptions<R>;
+}
+
+/** Credentials: a value of the wrong type may still be the secret or the key itself (a number, a PEM string). */
+const SECRET_OPTIONS = new Set(['clusterSecret', 'tls']);
+
+/** `v` as an error message shows it; the value of a credential never, since the message may reach a log. */
+function shown(key: string, v: unknown): string {
+  if (!SECRET_OPTIONS.has(key)) return describe(v);
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a value of type ${typeof v}`;
 }
 
 function describe(v: unknown): string {

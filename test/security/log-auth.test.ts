@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { validateCredentials } from '../../src/log/options.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { RecordingMachine, appendSurely as appendToLeader, enc, freePorts, tempDir, waitFor } from '../log/helpers.js';
 
@@ -33,6 +34,37 @@ describe('ReplicatedLog peer authentication', () => {
     await expect(ReplicatedLog.open({ dataDir: dir, id: 1, peers, clusterSecret: [OLD, 'short'] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(ReplicatedLog.open({ dataDir: dir, id: 1, peers, clusterSecret: [] as string[] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(ReplicatedLog.open({ dataDir: dir, id: 1, peers, insecure: 'yes' } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('never quotes a clusterSecret or tls of the wrong type in the error refusing it', async () => {
+    const dir = join(fresh(), 'never');
+    const peers = { 1: '127.0.0.1:7101', 2: '127.0.0.1:7102' };
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n';
+    const wrong: Array<[string, unknown, string]> = [
+      ['clusterSecret', 4816_2342_4238_6613, '4816'],
+      ['clusterSecret', 48162342423866135512n, '4816'],
+      ['tls', pem, 'MIIEvQ'],
+    ];
+    for (const [key, value, secret] of wrong) {
+      const open = ReplicatedLog.open({ dataDir: dir, id: 1, peers, [key]: value } as never).then(
+        () => expect.unreachable(),
+        (err: unknown) => err as Error,
+      );
+      const err = await open;
+      expect(err).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(key) });
+      expect(err.message).not.toContain(secret);
+      const reload = (() => {
+        try {
+          validateCredentials({ [key]: value } as never);
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(reload).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(key) });
+      expect(reload!.message).not.toContain(secret);
+    }
     expect(existsSync(dir)).toBe(false);
   });
 
