@@ -157,6 +157,8 @@ export class Outbound {
   private finishing = new Set<SnapshotJob>();
   private nextStreamId = 1;
   private lastError: Error | undefined;
+  /** The code of the last failed dial logged since the last connection: a dial failing for another reason is logged too. */
+  private loggedCode: string | undefined;
   private openedAt = 0;
   /** The secret the peer proved on the connection under way (none before its proof, or without one). */
   private provenBy: Buffer | undefined;
@@ -557,6 +559,7 @@ export class Outbound {
       decoder.limit = this.c.maxFrameBytes; // the acceptor proved itself: it may answer messages
       this.state = 'open';
       this.openedAt = Date.now();
+      this.loggedCode = undefined;
       this.counters.connects++;
       // Its losses are logged: without this line, nothing said the peer was reachable again.
       this.c.logger.info({ peer }, `transport: connected to peer ${peer} at ${this.address}`);
@@ -638,7 +641,8 @@ export class Outbound {
       this.c.unreachable(this.peer);
     }
     // Log each loss of a working connection and every refusal, but a peer that
-    // stays down only once, not at every retry.
+    // stays down only once, not at every retry: once per reason, since a peer refused at first
+    // and then up with another secret or certificate must not stay logged as refused.
     const why = e?.message ?? 'closed by peer';
     if (e instanceof PeerReplacedError) {
       this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
@@ -648,14 +652,17 @@ export class Outbound {
         `transport: peer ${this.peer} at ${this.address} refuses this node as a new instance of node ${this.c.self} (this data directory is not the one it knew): ` +
           'remove this node (`raftlog member remove`) and add it back (`member add`, `serve --join`)',
       );
-    } else if (this.attempt === 0 || e instanceof PeerRefusedError) {
+    } else {
       const fields =
         e === undefined
           ? { code: 'TRANSPORT_CONNECTION_CLOSED' }
           : e instanceof PeerRefusedError
             ? { code: e.code, remoteCode: e.remoteCode }
             : { code: codeOf(e) };
-      this.c.logger.warn(fields, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
+      if (this.attempt === 0 || e instanceof PeerRefusedError || fields.code !== this.loggedCode) {
+        this.loggedCode = fields.code;
+        this.c.logger.warn(fields, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
+      }
     }
     this.state = 'backoff';
     this.retry();

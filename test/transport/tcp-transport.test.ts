@@ -426,6 +426,20 @@ describe('TcpTransport', () => {
     await stillWorks(a.t, b.rec, 3);
   });
 
+  it("logs a dial's failure again when its reason changes: refused at first, then the peer up with another secret", async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const secret = (c: string): string => c.repeat(24);
+    const a = await node({ id: 1, insecure: false, clusterSecret: secret('a'), peers: { 2: `127.0.0.1:${port}` } });
+    a.t.send([msg(1, 2)]);
+    await until(() => a.log.lines.some((l) => l.fields.code === 'ECONNREFUSED'), 'the refused dial in the log');
+    await node({ id: 2, insecure: false, clusterSecret: secret('b'), listen: `127.0.0.1:${port}` });
+    await until(() => a.log.lines.some((l) => l.fields.code === 'TRANSPORT_AUTH_FAILED'), 'the peer that proves another secret in the log', 30_000);
+    expect(a.log.lines.find((l) => l.fields.code === 'TRANSPORT_AUTH_FAILED')?.message).toMatch(/did not prove it holds the cluster secret/);
+  });
+
   it('closes a connection whose frame is over maxFrameBytes, and keeps working', async () => {
     const { a, b } = await pair({ maxFrameBytes: 1024 });
     const s = await raw(b.t.address, FROM_5);
