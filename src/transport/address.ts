@@ -41,6 +41,14 @@ export function clientAddress(socket: { remoteAddress?: string | undefined; remo
   return socket.remoteAddress === undefined ? 'an unknown address' : formatAddress(socket.remoteAddress, socket.remotePort ?? 0);
 }
 
+/** The same as fields of a log line, named as the RESP server and the admin endpoint name them. */
+export function clientFields(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): {
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+} {
+  return { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort };
+}
+
 /**
  * One key per client host, for limits counted per address. A listener on '::' sees an IPv4
  * client as '::ffff:a.b.c.d'; it is the same host as 'a.b.c.d', and counts as it.

@@ -6,7 +6,7 @@ import type * as net from 'node:net';
 import type { Packr } from 'msgpackr';
 import { MessageType } from '../raft/types.js';
 import type { Message, SnapshotMeta } from '../raft/types.js';
-import { clientAddress, formatAddress, parseAddress } from './address.js';
+import { clientAddress, clientFields, formatAddress, parseAddress } from './address.js';
 import {
   AuthFailedError,
   ClusterMismatchError,
@@ -159,7 +159,7 @@ export class Inbound {
     this.handshakeTimer.unref();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
-      if (!this.closed) this.log().warn({ code: codeOf(err) }, `transport: connection from ${this.describe()} failed: ${err.message}`);
+      if (!this.closed) this.log().warn({ code: codeOf(err), ...this.fields() }, `transport: connection from ${this.describe()} failed: ${err.message}`);
     });
     socket.on('close', () => {
       this.closed = true;
@@ -569,7 +569,7 @@ export class Inbound {
     this.stopTimers();
     this.abandon();
     const log = err instanceof PeerReplacedError ? (this.c.replacedPeers ?? this.log()) : this.log();
-    log.warn({ code: err.code }, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
+    log.warn({ code: err.code, ...this.fields() }, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));
     // Do not wait on a peer that stops reading.
@@ -579,6 +579,11 @@ export class Inbound {
   /** A member's connection is logged in full; a stranger can open them faster than anyone reads. */
   private log(): Pick<TransportLogger, 'warn'> {
     return this.peer === 0 ? this.c.refusals : this.c.logger;
+  }
+
+  /** Who is at the other end, as fields: `peer` once its hello named it. */
+  private fields(): Record<string, unknown> {
+    return { ...(this.peer === 0 ? {} : { peer: this.peer }), ...clientFields(this.socket) };
   }
 
   private describe(): string {

@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { MessageType, type Message } from '../raft/types.js';
-import { clientAddress, formatAddress, networkKey, parseAddress } from './address.js';
+import { clientAddress, clientFields, formatAddress, networkKey, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import {
   AuthFailedError,
@@ -345,7 +345,7 @@ export class TcpTransport implements Transport {
             if (s.authorized) return this.accept(s, certNodeIds(s.getPeerCertificate()), release);
             this.countRefusal('TRANSPORT_AUTH_FAILED');
             const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError ?? 'not authorized');
-            this.refusals.warn({ code: 'TRANSPORT_AUTH_FAILED' }, `transport: TLS peer at ${clientAddress(s)} refused: ${why}`);
+            this.refusals.warn({ code: 'TRANSPORT_AUTH_FAILED', ...clientFields(s) }, `transport: TLS peer at ${clientAddress(s)} refused: ${why}`);
             s.destroy();
           });
     if (t !== undefined) {
@@ -353,7 +353,10 @@ export class TcpTransport implements Transport {
         // A handshake close() cut off fails too, once close() has resolved: it was not refused.
         if (!this.closed) {
           this.countRefusal('TRANSPORT_AUTH_FAILED');
-          this.refusals.warn({ code: 'TRANSPORT_AUTH_FAILED' }, `transport: TLS handshake from ${clientAddress(s)} refused: ${err.message}`);
+          this.refusals.warn(
+            { code: 'TRANSPORT_AUTH_FAILED', ...clientFields(s) },
+            `transport: TLS handshake from ${clientAddress(s)} refused: ${err.message}`,
+          );
         }
         // Once this event has a listener, Node no longer closes the socket on its own handshake timeout.
         s.destroy();
@@ -533,7 +536,7 @@ export class TcpTransport implements Transport {
 
   private refuseConnection(s: net.Socket, err: TransportError): void {
     this.countRefusal(err.code);
-    this.refusals.warn({ code: err.code }, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
+    this.refusals.warn({ code: err.code, ...clientFields(s) }, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
     s.destroy();
   }
 

@@ -418,6 +418,10 @@ describe('TcpTransport', () => {
     for (const w of warnings) expect(w.fields.code, w.message).toMatch(/^[A-Z][A-Z0-9_]+$/);
     const codes = (n: { log: LogCapture }): unknown[] => n.log.lines.map((l) => l.fields.code);
     expect(codes(b)).toEqual(expect.arrayContaining(['TRANSPORT_CLUSTER_MISMATCH', 'TRANSPORT_MALFORMED_FRAME']));
+    // The client's address as fields, as the RESP server and the admin endpoint log it.
+    for (const l of b.log.lines.filter((l) => /^TRANSPORT_(CLUSTER_MISMATCH|MALFORMED_FRAME)$/.test(String(l.fields.code)))) {
+      expect(l.fields, l.message).toMatchObject({ remoteAddress: '127.0.0.1', remotePort: expect.any(Number) });
+    }
     expect(stranger.log.lines.find((l) => /refused the connection/.test(l.message))?.fields).toMatchObject({
       code: 'TRANSPORT_PEER_REFUSED',
       remoteCode: 'TRANSPORT_CLUSTER_MISMATCH',
