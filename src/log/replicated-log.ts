@@ -799,7 +799,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       if (fault !== null) {
         this.counters.proposalsRefused.add(fault.kind);
         this.refusedProposals.warn(
-          { code: 'PROPOSAL_REFUSED', reason: fault.kind, from: m.from },
+          { code: 'PROPOSAL_REFUSED', reason: fault.kind, peer: m.from },
           `refused a proposal forwarded from node ${m.from}: ${fault.message}`,
         );
         return;
@@ -814,7 +814,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       // peer that just left, is ordinary (the sender copes as with a lost message); anything
       // else deserves a line in the log.
       if (!(err instanceof ProposalDroppedError || err instanceof ReadIndexDroppedError || err instanceof StepPeerNotFoundError)) {
-        this.deps.logger.debug({ from: m.from, type: m.type, err }, `dropped a message from ${m.from}: ${(err as Error).message}`);
+        this.deps.logger.debug({ peer: m.from, type: m.type, err }, `dropped a message from ${m.from}: ${(err as Error).message}`);
       }
       return;
     }
@@ -833,7 +833,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     try {
       this.node.step(m);
     } catch (err) {
-      this.deps.logger.debug({ from: m.from, err }, `dropped a snapshot from ${m.from}: ${(err as Error).message}`);
+      this.deps.logger.debug({ peer: m.from, err }, `dropped a snapshot from ${m.from}: ${(err as Error).message}`);
     }
     this.pump();
     this.schedulePump(); // delivered from inside the driver's own turn, pump() above did nothing

@@ -67,11 +67,14 @@ async function scriptedLeader() {
     const text = parsePrometheus(await logRegistry(log).metrics());
     return Object.fromEntries(FORWARDED_PROPOSAL_FAULTS.map((k) => [k, text.get(`raftlog_proposals_refused_total{reason="${k}"}`)]));
   };
-  return { log, machine, deliver, appended, ackAll, refusals, refusedOnMetrics };
+  /** Who each refusal names, as fields: the sender as `peer`, as the transport names it, and this node. */
+  const refusedFrom = (): unknown[] =>
+    logger.lines.filter((l) => l.fields.code === 'PROPOSAL_REFUSED').map((l) => ({ node: l.fields.node, peer: l.fields.peer }));
+  return { log, machine, deliver, appended, ackAll, refusals, refusedFrom, refusedOnMetrics };
 }
 
 it('refuses forwarded proposals that are not whole record batches, and appends those that are', async () => {
-  const { log, machine, deliver, appended, ackAll, refusals, refusedOnMetrics } = await scriptedLeader();
+  const { log, machine, deliver, appended, ackAll, refusals, refusedFrom, refusedOnMetrics } = await scriptedLeader();
   const forwarded = (e: Partial<Entry>): Message =>
     msg({ type: MessageType.MsgProp, from: 2, to: 1, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: new Uint8Array(0), ...e }] });
   const garbage = Uint8Array.from([0xff, 0x01, 0x02, 0x03]);
@@ -97,6 +100,7 @@ it('refuses forwarded proposals that are not whole record batches, and appends t
     'MEMBERSHIP_CHANGE: refused a proposal forwarded from node 2: it carries a membership change, which only the leader proposes',
     'NO_ENTRY: refused a proposal forwarded from node 2: it carries no entry',
   ]);
+  expect(refusedFrom()).toEqual(Array(5).fill({ node: 1, peer: 2 }));
   const counted = { NO_ENTRY: 1, MEMBERSHIP_CHANGE: 1, EMPTY_ENTRY: 1, UNDECODABLE: 2 };
   expect(log.metrics().proposalsRefused).toEqual(counted);
   expect(await refusedOnMetrics()).toEqual({ ...counted, FOREIGN_ORIGIN: 0 });
