@@ -35,15 +35,8 @@ export function guardedLogger(logger: Logger): Logger {
   // Looked up at each call: pino swaps a level's method when the level changes.
   const guard =
     (level: Exclude<keyof Logger, 'child'>): LogMethod =>
-    (fields, message) => {
-      try {
-        // An async logger's method returns a promise: its rejection would be loose in the process.
-        const r: unknown = logger[level](fields, message);
-        if (typeof (r as { then?: unknown } | null)?.then === 'function') (r as PromiseLike<unknown>).then(undefined, () => undefined);
-      } catch {
-        // nowhere left to say it: the logger is what failed
-      }
-    };
+    (fields, message) =>
+      guardedCall(() => logger[level](fields, message));
   const guarded: Logger = {
     trace: guard('trace'),
     debug: guard('debug'),
@@ -59,4 +52,15 @@ export function guardedLogger(logger: Logger): Logger {
     },
   };
   return guarded;
+}
+
+/** Calls a logger's method, its throw or its promise's rejection ignored (see guardedLogger). */
+export function guardedCall(call: () => unknown): void {
+  try {
+    // An async logger's method returns a promise: its rejection would be loose in the process.
+    const r = call();
+    if (typeof (r as { then?: unknown } | null)?.then === 'function') (r as PromiseLike<unknown>).then(undefined, () => undefined);
+  } catch {
+    // nowhere left to say it: the logger is what failed
+  }
 }

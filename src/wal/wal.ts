@@ -11,6 +11,7 @@ import { crc32c } from './crc32c.js';
 import { JobQueue } from './job-queue.js';
 import { WAL_DEFAULTS } from './defaults.js';
 import { usableDir } from './usable-dir.js';
+import { guardedCall } from '../logger.js';
 import {
   fromNative,
   WalClosedError,
@@ -193,9 +194,12 @@ export class Wal {
       throw new WalInvalidArgumentError(`preallocate must be 'zeros', 'fallocate' or 'none', got ${String(prealloc)}`);
     const cacheBytes = options.cacheBytes ?? WAL_DEFAULTS.cacheBytes;
     if (!isIndex(cacheBytes)) throw new WalInvalidArgumentError(`cacheBytes must be a non-negative integer, got ${String(cacheBytes)}`);
-    const logger = options.logger ?? SILENT;
-    if (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function')
+    const given = options.logger ?? SILENT;
+    if (typeof given !== 'object' || given === null || typeof given.warn !== 'function')
       throw new WalInvalidArgumentError('logger must have a warn(obj, msg) method');
+    // Called inside open() and from the native writer's callback: a throw there failed the open of
+    // a log it had just repaired, or was loose in the process.
+    const logger: WalLogger = { warn: (fields, message) => guardedCall(() => given.warn(fields, message)) };
     const native = addon();
     const path = resolvePath(dir);
     await usableDir(path, (why) => new WalIoError(`WAL directory ${why}`));

@@ -22,6 +22,7 @@ import { addon } from '../../src/wal/addon.js';
 import { Wal, WalCorruptError } from '../../src/wal/index.js';
 import { cleanTempDirs, entry, plain, range, tempDir } from './helpers.js';
 import { seeded, testSeed } from '../seeded.js';
+import { looseErrors } from '../broken-logger.js';
 
 /**
  * Runs `script` (an ES module) in a child Node with `flags`. Asynchronous, so that the worker's
@@ -176,6 +177,40 @@ describe('torn tail', () => {
     warnings.length = 0;
     await (await Wal.open(dir, { ...SMALL, logger: { warn: (fields, message) => warnings.push({ fields, message }) } })).close();
     expect(warnings).toEqual([]);
+  });
+
+  it('opens a torn log whatever its logger does: a warn that throws or returns a rejected promise loses only its line', async () => {
+    const loose = looseErrors();
+    const { dir, file, bytes, last } = await written(21);
+    const failing = [
+      () => {
+        throw new Error('logger broke');
+      },
+      () => Promise.reject(new Error('the log shipper is down')),
+    ];
+    for (const warn of failing) {
+      writeFileSync(file, bytes);
+      truncateSync(file, last.offset + 9);
+      let calls = 0;
+      const wal = await Wal.open(dir, {
+        ...SMALL,
+        logger: {
+          warn: (() => {
+            calls++;
+            return warn();
+          }) as () => void,
+        },
+      });
+      try {
+        expect(calls).toBe(1);
+        expect(wal.repair).toMatchObject({ file, offset: last.offset });
+        expect(wal.lastIndex).toBe(19);
+      } finally {
+        await wal.close();
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(loose).toEqual([]);
   });
 
   it('reads a tail of zero bytes where a header began as the end of the log, and writes over it', async () => {
