@@ -35,7 +35,8 @@ export interface AdminHandlerOptions {
   /**
    * Hears of refused requests (403 CROSS_ORIGIN and HOST_NOT_ALLOWED, 401, 429, 413, 415, 400 MALFORMED_REQUEST), at most 10
    * every 10 s, then one line with the count of the rest; and, at error, of requests that failed
-   * inside the node (500: INTERNAL, or a storage failure's code). Default: silent.
+   * inside the node (500: INTERNAL, or a storage failure's code). Each line carries the log's
+   * `node`. Default: silent.
    */
   logger?: Logger;
   /** The timer of that rate limit, and of authThrottle's windows. Default: real timers. */
@@ -284,7 +285,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
   const want = options.token === undefined ? null : digest(options.token);
   const allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.replace(/^\[|\]$/g, '').toLowerCase()));
   // Anyone who reaches the port can be refused as often as they send, so the lines are rationed.
-  const logger = guardedLogger(options.logger ?? silentLogger);
+  // Each line names the node, as the log's own do.
+  const logger = guardedLogger(options.logger ?? silentLogger).child({ node: log.id });
   const refusals = new RefusalLog(logger, 'admin: refused requests', options.refusalLogClock);
   // Without it, a stranger tries tokens as fast as the endpoint answers.
   const throttle = new AuthThrottle(options.authThrottle ?? {}, options.refusalLogClock ?? realTimers);

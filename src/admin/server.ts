@@ -37,7 +37,7 @@ export interface AdminServerOptions {
    * connection is kept 5 s (keep-alive), and a request begun by then has its headers' time: not this.
    */
   requestTimeoutMs?: number;
-  /** Hears of refused connections and requests, at a bounded rate (see AdminHandlerOptions). Default: silent. */
+  /** Hears of refused connections and requests, at a bounded rate (see AdminHandlerOptions), each line with the log's `node`. Default: silent. */
   logger?: Logger;
   /** The timer of that rate limit, and of authThrottle's windows. Default: real timers. */
   refusalLogClock?: RefusalLogClock;
@@ -106,13 +106,14 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
     throw new InvalidArgumentError(`the admin endpoint on ${o.address} is not loopback: it needs a token`);
   }
   // Its lines are written from socket and timer callbacks: a throw there would end the process.
-  const logger = guardedLogger(o.logger ?? silentLogger);
+  // Each line names the node, as the log's own do.
+  const logger = guardedLogger(o.logger ?? silentLogger).child({ node: o.log.id });
   const handler = adminHandler(o.log, {
     token: o.token,
     stateMachine: o.stateMachine,
     maxBodyBytes: o.maxBodyBytes,
     allowedHosts: [host],
-    logger,
+    logger: o.logger,
     refusalLogClock: o.refusalLogClock,
     maxBackups: o.maxBackups,
     authThrottle: o.authThrottle,

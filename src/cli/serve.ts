@@ -190,10 +190,10 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
       throw new UsageError(
         `--${listen !== undefined ? 'listen' : 'peers'}: ${own} is a new free port at every start, and this node has ${members - 1} other member(s), who know it at the port it had: listen on that port (raftlog status on a member shows it)`,
       );
-    resp = respAddress !== undefined && kv !== null ? await serveResp({ log, kv, address: respAddress, ...access, sync, logger }) : null;
+    resp = respAddress !== undefined && kv !== null ? await serveResp({ log, kv, address: respAddress, ...access, sync, logger: root }) : null;
     admin =
       adminAddress !== undefined
-        ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined, logger, resp: resp ?? undefined })
+        ? await serveAdmin({ log, address: adminAddress, token: adminToken, stateMachine: kv ?? undefined, logger: root, resp: resp ?? undefined })
         : null;
   } catch (err) {
     startingSignals(false);

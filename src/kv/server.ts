@@ -130,7 +130,8 @@ export interface RespServerOptions {
    * address, protected mode, a cross-protocol (HTTP) request, an address whose AUTHs failed too
    * often) and of connections closed at their third wrong password or evicted past
    * maxBufferedBytes: at most 10 every 10 s, then one line with the count of the rest; of reads
-   * refused past maxPendingReads apart, at the same rate. Default: silent.
+   * refused past maxPendingReads apart, at the same rate. Each line carries the log's `node`.
+   * Default: silent.
    */
   logger?: Logger;
   /** The timer of that rate limit, and of authThrottle's windows. Default: real timers. */
@@ -203,7 +204,9 @@ export async function serveResp(o: RespServerOptions): Promise<RespServer> {
   if (o.requirepass !== undefined && typeof o.requirepass !== 'string') throw new InvalidArgumentError('serveResp: requirepass must be a string');
   const { log, kv } = o;
   // Its lines are written from socket and timer callbacks: a throw there would end the process.
-  const logger = guardedLogger(o.logger ?? silentLogger);
+  // Each line names the node, as the log's own do.
+  const node = log.status().id;
+  const logger = guardedLogger(o.logger ?? silentLogger).child(node !== undefined ? { node } : {});
   const maxClients = o.maxClients ?? defaultMaxClients();
   const idleTimeoutMs = o.idleTimeoutMs ?? 300_000;
   const authTimeoutMs = o.authTimeoutMs ?? 10_000;

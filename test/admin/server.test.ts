@@ -482,13 +482,14 @@ describe('the admin endpoint', () => {
     expect(logger.lines[1]!.message).toMatch(
       /^admin: refused GET \/status from 127\.0\.0\.1:\d+: 403 HOST_NOT_ALLOWED: Host 'rebind\.attacker\.example' is refused/,
     );
-    expect(logger.lines[2]!.fields).toMatchObject({ remoteAddress: '127.0.0.1' });
+    // The node as the log's own lines name it, given a logger without it.
+    expect(logger.lines[2]!.fields).toMatchObject({ node: 1, remoteAddress: '127.0.0.1' });
     for (let i = 0; i < 12; i++) {
       expect((await send(admin.address, 'GET', '/health', { host: `127.0.0.1:${port}`, origin: 'http://attacker.example' })).status).toBe(403);
     }
     expect(logger.lines).toHaveLength(10);
     clock.fire();
-    expect(logger.lines.at(-1)!.fields).toEqual({ suppressed: 5 });
+    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, suppressed: 5 });
     expect(logger.lines.at(-1)!.message).toMatch(/^admin: refused requests: 5 more not logged/);
 
     const withToken = await node({ token: 'the-admin-token', logger, refusalLogClock: clock, authThrottle: { failures: 100 } });
@@ -499,7 +500,7 @@ describe('the admin endpoint', () => {
     for (let i = 0; i < 11; i++) expect((await send(withToken.admin.address, 'GET', '/status', { authorization: 'Bearer wrong' })).status).toBe(401);
     expect(logger.lines.at(-1)!.fields).toMatchObject({ status: 401 });
     await withToken.admin.close();
-    expect(logger.lines.at(-1)!.fields).toEqual({ suppressed: 2 });
+    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, suppressed: 2 });
   });
 
   it('refuses a token that a request cannot carry, which no client could then send', async () => {
