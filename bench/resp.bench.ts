@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { machineAtStart } from '../src/cli/machine.js';
+import { onInterrupt } from '../src/cli/on-interrupt.js';
 import { freePorts } from '../src/cli/ports.js';
 import { clockTicksPerSecond, cpuSeconds } from '../src/cli/process-cpu.js';
 import { analyzeProfile, formatProfileSummary, profileFileName, sourceMapLocate, type CpuProfile } from '../src/cli/profile.js';
@@ -339,14 +340,11 @@ export default async function resp(rawArgs: string[]): Promise<void> {
   console.log(machine.header());
   const work = mkdtempSync(join(tmpdir(), 'raftlog-bench-resp-'));
   const children: Child[] = [];
-  // A signal ends this process without running `finally`: stop what it started first.
-  const onSignal = (signal: NodeJS.Signals): void => {
+  // Interrupted, the `finally` below does not run: what it started is stopped first.
+  const stopCleanup = onInterrupt(() => {
     for (const c of children) if (c.running) c.proc.kill('SIGKILL');
     rmSync(work, { recursive: true, force: true });
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  });
   let cluster: Cluster | null = null;
   let redis: Awaited<ReturnType<typeof startRedis>> | null = null;
   const rows: Array<{
@@ -468,8 +466,7 @@ export default async function resp(rawArgs: string[]): Promise<void> {
     // The node checked last, in a profile that covers its whole life.
     if (profileDir !== null) leaderProfile = cluster.profileFiles[cluster.leaderId - 1]!;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopCleanup();
     await Promise.all(children.map((c) => c.stop()));
     rmSync(work, { recursive: true, force: true });
   }

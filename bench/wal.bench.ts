@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { machineAtStart } from '../src/cli/machine.js';
+import { onInterrupt } from '../src/cli/on-interrupt.js';
 import { Payloads } from '../src/cli/payloads.js';
 import { WAL_DEFAULTS } from '../src/wal/defaults.js';
 import { Wal } from '../src/wal/index.js';
@@ -452,18 +453,12 @@ export const profiles = true;
 
 export default async function walBench(args: string[]): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'raftlog-walbench-'));
-  // A signal ends this process without running the `finally` below; the file overwritten alone is 1 GiB.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    rmSync(root, { recursive: true, force: true });
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // Interrupted, the `finally` below does not run; the file overwritten alone is 1 GiB.
+  const stop = onInterrupt(() => rmSync(root, { recursive: true, force: true }));
   try {
     await measureIn(root, args);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop();
     rmSync(root, { recursive: true, force: true });
   }
 }

@@ -14,6 +14,7 @@ import { ReplicatedLog } from '../log/replicated-log.js';
 import { UsageError, decimalArg, intArg, intListArg, parseArgs, strArg } from './args.js';
 import { barChartSvg } from './chart.js';
 import { machineAtStart, type Machine } from './machine.js';
+import { onInterrupt } from './on-interrupt.js';
 import { Payloads } from './payloads.js';
 import { freePorts } from './ports.js';
 import { CliError, runCommand } from './failure.js';
@@ -160,19 +161,15 @@ export interface BenchOptions {
 }
 
 export async function run(o: BenchOptions): Promise<BenchRow[]> {
-  // A signal ends this process without running runCases' `finally`: its work directories go first.
+  // Interrupted, runCases' `finally` does not run: its work directories go first.
   const works: string[] = [];
-  const onSignal = (signal: NodeJS.Signals): void => {
+  const stop = onInterrupt(() => {
     for (const work of works) rmSync(work, { recursive: true, force: true, maxRetries: 5 });
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  });
   try {
     return await runCases(o, works);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop();
   }
 }
 
