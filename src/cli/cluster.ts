@@ -2,10 +2,11 @@
 // start them, see where they listen and who leads, and stop them all (Ctrl-C).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { isLoopback } from '../admin/server.js';
+import { makeDurableDir, writeFileDurably } from '../storage/durable-dir.js';
 import { formatAddress, isHostPort } from '../transport/address.js';
 import { UsageError, intArg, parseArgs, strArg } from './args.js';
 import { runCommand } from './failure.js';
@@ -70,17 +71,18 @@ async function run(args: string[]): Promise<number> {
   const ids = Array.from({ length: n }, (_, i) => i + 1);
   const at = (base: number, id: number): string => formatAddress(host, base + id - 1);
   const peers = ids.map((id) => `${id}=${at(raftPort, id)}`).join(',');
-  // One secret for this cluster's nodes, kept beside their data so a restart reuses it.
-  const secretFile = `${dataDir}/cluster-secret`;
-  const secret = (file: string): void => {
-    if (existsSync(file)) return;
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  // One secret for this cluster's nodes, kept beside their data so a restart reuses it. Written
+  // whole or not at all: a crash must not leave an empty secret that every later start reuses.
+  const secret = async (name: string): Promise<string> => {
+    const file = `${dataDir}/${name}`;
+    if (existsSync(file)) return file;
+    await makeDurableDir(dataDir);
+    await writeFileDurably(dataDir, name, `${randomBytes(32).toString('base64url')}\n`);
+    return file;
   };
-  secret(secretFile);
+  const secretFile = await secret('cluster-secret');
   // Off loopback anyone who reaches an admin endpoint could remove members: it takes a token there.
-  const tokenFile = isLoopback(host) ? undefined : `${dataDir}/admin-token`;
-  if (tokenFile !== undefined) secret(tokenFile);
+  const tokenFile = isLoopback(host) ? undefined : await secret('admin-token');
 
   console.log(`raftlog cluster: ${n} node${n > 1 ? 's' : ''}, data in ${dataDir}`);
   for (const id of ids) {
