@@ -102,17 +102,28 @@ function stateMachineFailed(method: StateMachineMethod, err: unknown): FatalErro
   return new FatalError(err, `the state machine's ${method}() failed`);
 }
 
+/** Whether apply()'s result is a thenable; a `then` getter that throws is the state machine's failure. */
 function isPromise(v: unknown): v is PromiseLike<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as Partial<PromiseLike<unknown>>).then === 'function';
+  if (typeof v !== 'object' || v === null) return false;
+  try {
+    return typeof (v as Partial<PromiseLike<unknown>>).then === 'function';
+  } catch (err) {
+    throw stateMachineFailed('apply', err);
+  }
 }
 
 /**
  * An apply() that returns a promise (an `async apply`) has not applied the record when it
  * returns: the next record and a snapshot would see the state without it, and the append
- * would resolve with a promise. Its rejection is handled here, or it would end the process.
+ * would resolve with a promise. Its rejection is handled here, or it would end the process;
+ * a `then` that throws instead is the state machine's, not a storage failure.
  */
 function applyReturnedPromise(result: PromiseLike<unknown>): FatalError {
-  result.then(undefined, () => undefined);
+  try {
+    result.then(undefined, () => undefined);
+  } catch {
+    // refused below all the same
+  }
   return stateMachineFailed('apply', new TypeError('apply() returned a promise: it must apply the record before it returns'));
 }
 

@@ -298,6 +298,31 @@ describe('ReplicatedLog failures', () => {
     await again.close();
   });
 
+  it("an apply() whose result's then throws, when read or when called, stops the node with LOG_FATAL naming apply()", async () => {
+    const results = [
+      {
+        get then(): never {
+          throw new Error('then read');
+        },
+      },
+      {
+        then(): never {
+          throw new Error('then called');
+        },
+      },
+    ];
+    for (const result of results) {
+      const dir = fresh();
+      const sm = new RecordingMachine();
+      const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm });
+      sm.apply = (() => result) as unknown as RecordingMachine['apply'];
+      const message = /state machine's apply\(\) failed/;
+      await expect(log.append(enc('thenable'))).rejects.toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(message) });
+      expect(log.status().fatal?.message).toMatch(message);
+      await log.close();
+    }
+  });
+
   it("a state machine's restore() that throws at open fails the open with LOG_FATAL naming restore(), and frees the directory", async () => {
     const dir = fresh();
     const first = await ReplicatedLog.open({ dataDir: dir, stateMachine: new RecordingMachine(), snapshotEvery: 1 });
