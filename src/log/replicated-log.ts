@@ -344,7 +344,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         await this.forgetSkippedMembers(snap);
         return this.restoreFrom(snap);
       },
-      applyEntries: (entries) => this.applyEntries(entries),
+      applyEntries: (entries) => this.asIfPumping(() => this.applyEntries(entries)),
       stopped: () => this.closed,
       stopReason: () => this.fatal ?? new ClosedError(),
       onDrained: () => this.schedulePump(),
@@ -951,7 +951,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         try {
           if (held) {
             this.applyHeld = false;
-            this.advanceAndApply(rd, durable);
+            this.asIfPumping(() => this.advanceAndApply(rd, durable));
           }
           persisting.durable = true;
           this.persistedInOrder();
@@ -964,6 +964,24 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       },
       (err: unknown) => this.fail(err),
     );
+  }
+
+  /**
+   * Runs `apply` (entries applied outside the driver loop: held for a membership change's write,
+   * or behind a snapshot's restore) as the loop would. An apply() that calls into the log
+   * (close(), transferLeadership()) runs the loop at once: it would hand out a later Ready and
+   * apply its entries before the rest of these, out of order.
+   * @internal
+   */
+  private asIfPumping(apply: () => void): void {
+    const was = this.pumping;
+    this.pumping = true;
+    try {
+      apply();
+    } finally {
+      this.pumping = was;
+    }
+    this.schedulePump(); // what the loop was asked for meanwhile
   }
 
   /** @internal */
