@@ -558,7 +558,7 @@ export class Outbound {
       s.write(encodeFrames([encodeProof(this.c.packer, p)]));
       decoder.limit = this.c.maxFrameBytes; // the acceptor proved itself: it may answer messages
       this.state = 'open';
-      this.openedAt = Date.now();
+      this.openedAt = performance.now();
       this.loggedCode = undefined;
       this.counters.connects++;
       // Its losses are logged: without this line, nothing said the peer was reachable again.
@@ -626,7 +626,8 @@ export class Outbound {
     const wasOpen = this.state === 'open';
     // A connection counts as healthy (and resets the backoff) only once it has
     // lasted: a peer that accepts and then refuses us must not be redialed in a hot loop.
-    if (wasOpen && Date.now() - this.openedAt >= this.c.backoff.maxMs) this.attempt = 0;
+    // On the monotonic clock: a wall clock stepped forward would make any connection look long-lived.
+    if (wasOpen && performance.now() - this.openedAt >= this.c.backoff.maxMs) this.attempt = 0;
     this.socket = undefined;
     this.blocked = false;
     const lost = this.queue.length - this.head;

@@ -375,6 +375,38 @@ describe('TcpTransport', () => {
     expect(connected()).toHaveLength(2);
   });
 
+  it('keeps backing off from a peer that closes each connection once open, whatever the wall clock does', async () => {
+    // The peer completes the handshake, then closes as soon as the dialer has proved itself.
+    const accepted: number[] = [];
+    let seventh = (): void => undefined;
+    const sevenConnections = new Promise<void>((r) => (seventh = r));
+    const { sink, address } = await fakePeer((s) => {
+      if (accepted.push(performance.now()) === 7) seventh();
+      s.on('error', () => undefined);
+      let reads = 0;
+      s.on('data', () => {
+        if (++reads === 1) s.write(acceptHandshake());
+        else s.destroy();
+      });
+    });
+    // The wall clock is stepped an hour forward at every reading (an NTP step, made extreme): it
+    // says nothing of how long a connection lasted. (`within` waits on a timer, not on this clock.)
+    const wall = Date.now;
+    let stepped = 0;
+    Date.now = () => wall() + ++stepped * 3_600_000;
+    try {
+      const { t } = await node({ id: 1, peers: { 2: address }, backoff: { initialMs: 20, maxMs: 60_000 } });
+      await within('seven connections', sevenConnections, 20_000);
+      await t.close();
+    } finally {
+      Date.now = wall;
+    }
+    // Backoff step n waits between half and all of 20 ms × 2^n: the dial before the seventh waited
+    // at least 320 ms (step 5), which only a connection that never counted as lasting grows to.
+    expect(accepted[6]! - accepted[5]!).toBeGreaterThanOrEqual(300);
+    await sinkClosed(sink);
+  });
+
   it('refuses a node of another cluster with a logged reason on both sides', async () => {
     const { a, b } = await pair();
     const stranger = await node({ id: 3, clusterId: 'other', peers: { 2: b.t.address } });
