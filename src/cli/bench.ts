@@ -451,9 +451,9 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
   };
   try {
     // The clients embed node 1, so node 1 should lead.
-    const deadline = Date.now() + 20_000;
+    const deadline = performance.now() + 20_000;
     while (log.status().role !== 'leader') {
-      if (Date.now() > deadline) throw new Error('the bench cluster elected no leader in node 1 within 20 s');
+      if (performance.now() > deadline) throw new Error('the bench cluster elected no leader in node 1 within 20 s');
       const s = log.status();
       if (s.lead !== 0 && s.lead !== 1) await log.transferLeadership(1).catch(() => undefined);
       else await new Promise((r) => setTimeout(r, 50));
@@ -487,9 +487,9 @@ async function openCluster(work: string, sync: 'always' | 'none', preallocate: P
  * system's turn. Gives up after 30 s: a figure then is still a figure, its tail uncounted.
  */
 export async function settled(log: Pick<ReplicatedLog, 'status'>, pids: number[]): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = performance.now() + 30_000;
   let before = pids.map(nodeStat);
-  while (Date.now() < deadline) {
+  while (performance.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
     const s = log.status();
     const now = pids.map(nodeStat);

@@ -247,6 +247,25 @@ it("a cluster's turn ends once every follower holds every entry and their proces
   expect(Date.now() - started).toBeGreaterThanOrEqual(1200);
 });
 
+it("a cluster's turn waits for a trailing follower whatever the wall clock does", async () => {
+  let match = 5;
+  const log = { status: () => ({ lastIndex: 10, progress: { 1: { match: 10 }, 2: { match: 10 }, 3: { match } } }) } as unknown as Pick<ReplicatedLog, 'status'>;
+  // Stepped an hour forward at every reading (an NTP step, made extreme): the 30 s the turn may wait are not up.
+  const wall = Date.now;
+  let stepped = 0;
+  Date.now = () => wall() + ++stepped * 3_600_000;
+  let caughtUp = false;
+  try {
+    const waiting = settled(log, []).then(() => (caughtUp = true));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(caughtUp).toBe(false); // node 3 trails
+    match = 10;
+    await waiting;
+  } finally {
+    Date.now = wall;
+  }
+});
+
 it("reads another process's CPU time and state: a spinning one runs (R), a waiting one sleeps (S)", async () => {
   const spin = spawn(process.execPath, ['-e', 'for (;;);']);
   const sleep = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)']);
