@@ -11,7 +11,9 @@ class Counter implements StateMachine<number> {
     return new Uint8Array(new Float64Array([this.total]).buffer);
   }
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    this.total = new Float64Array((await readAll(chunks)).slice().buffer)[0] ?? 0;
+    const bytes = await readAll(chunks, 8); // a damaged snapshot must not become a total of 0, or grow without bound
+    if (bytes.byteLength !== 8) throw new RangeError(`a counter snapshot is 8 bytes, got ${bytes.byteLength}`);
+    this.total = new Float64Array(new Uint8Array(bytes).buffer)[0]!; // a copy: readAll may return a view into a Buffer's pool
   }
 }
 

@@ -33,8 +33,11 @@ class KeyValue implements StateMachine<boolean> {
     this.map.clear();
     const lines = createInterface({ input: Readable.from(chunks), crlfDelay: Infinity });
     for await (const line of lines) {
-      const [k, v] = JSON.parse(line) as [string, string];
-      this.map.set(k, v);
+      const pair: unknown = JSON.parse(line);
+      // Destructured unchecked, a damaged line such as "ab" would become the key a.
+      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string')
+        throw new TypeError(`not a [key, value] line: ${line.slice(0, 80)}`);
+      this.map.set(pair[0], pair[1]);
     }
     this.restoredAt = meta.index;
   }
