@@ -5,7 +5,8 @@ import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { tempDir } from './helpers.js';
+import { ReplicatedLog } from '../../src/index.js';
+import { RecordingMachine, enc, tempDir } from './helpers.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
@@ -48,4 +49,33 @@ it('the write-ahead log example in README.md runs and prints what it says', asyn
   const { printed, promised } = await runExample('## The write-ahead log', './wal');
   expect(promised).toBeDefined();
   expect(printed).toBe(promised);
+});
+
+it("the tour's entries() reader starts where a reopened log still has records", async () => {
+  const tour = /`bytes` a record;[\s\S]*?```ts\n([\s\S]*?)```/.exec(README)?.[1];
+  const from = /log\.entries\((\{[^}]*\})\)/.exec(tour ?? '')?.[1];
+  expect(from, 'the tour reads log.entries({ ... })').toBeDefined();
+  const options = new Function('log', `return (${from!});`) as (log: ReplicatedLog<number>) => { from?: number };
+  const t = tempDir();
+  try {
+    const config = { dataDir: t.dir, snapshotEvery: 2, snapshotCatchUpEntries: 0, sync: 'none' as const };
+    let log = await ReplicatedLog.open({ ...config, stateMachine: new RecordingMachine() });
+    for (let i = 0; i < 5; i++) await log.append(enc(`r${i}`));
+    await log.close();
+    // Reopened, the log restores its latest snapshot: the records below it are gone.
+    log = await ReplicatedLog.open({ ...config, stateMachine: new RecordingMachine() });
+    try {
+      const reader = log.entries(options(log));
+      const first = reader.next();
+      first.catch(() => undefined);
+      await log.append(enc('after'));
+      const r = await first;
+      expect(Buffer.from(r.value!.data).toString()).toBe('after');
+      await reader.return(undefined);
+    } finally {
+      await log.close();
+    }
+  } finally {
+    t.cleanup();
+  }
 });
