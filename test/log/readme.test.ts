@@ -1,8 +1,10 @@
 // The README's runnable examples must run as written (against this checkout) and print
-// what their last comment says.
+// what their last comment says; every TypeScript sample in it, the tour of the calls
+// too, must type-check against the current API.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/index.js';
@@ -75,6 +77,48 @@ it("the tour's entries() reader starts where a reopened log still has records", 
     } finally {
       await log.close();
     }
+  } finally {
+    t.cleanup();
+  }
+});
+
+it('every TypeScript sample in README.md type-checks (strict) against this checkout', async () => {
+  const blocks = [...README.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  expect(blocks.length).toBeGreaterThanOrEqual(3);
+  const src = new URL('../../src/index.js', import.meta.url).pathname;
+  // The tour names what a program around it would hold: the state machine, a record, its imports.
+  const around = `import { readFileSync } from 'node:fs';\nimport { ReplicatedLog, type StateMachine } from 'raftlog';\ndeclare const stateMachine: StateMachine<number>;\ndeclare const bytes: Uint8Array;\n`;
+  const t = tempDir();
+  try {
+    const files = blocks.map((b, i) => {
+      const file = join(t.dir, `sample${i}.mts`);
+      const code = b.includes('import ') ? b : around + b;
+      writeFileSync(file, code.replaceAll("from 'raftlog'", `from '${src}'`));
+      return file;
+    });
+    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    const options = [
+      '--noEmit',
+      '--strict',
+      '--target',
+      'es2022',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--types',
+      'node',
+      '--skipLibCheck',
+    ];
+    const checked = promisify(execFile)(process.execPath, [tsc, ...options, ...files], {
+      encoding: 'utf8',
+      cwd: new URL('../..', import.meta.url).pathname,
+      timeout: 120_000,
+    }).then(
+      () => '',
+      (err: { stdout?: string; message: string }) => err.stdout || err.message,
+    );
+    expect(await checked).toBe('');
   } finally {
     t.cleanup();
   }
