@@ -72,7 +72,7 @@ const nodes = await Promise.all(
 );
 
 await appendSurely(nodes[0]!, new TextEncoder().encode('hello from node 1'));
-await appendSurely(nodes[2]!, new TextEncoder().encode('hello from node 3')); // a follower forwards it to the leader
+await appendSurely(nodes[2]!, new TextEncoder().encode('hello from node 3')); // any node takes appends: on a follower (node 1 or 3 may lead) it is forwarded to the leader
 for (const n of nodes) await n.barrier(); // each node has applied everything committed so far
 console.log(
   `leader ${nodes[0]!.status().lead}; every node applied: ${journals.every((j) => j.lines.join('|') === journals[0]!.lines.join('|'))}; ${journals[0]!.lines.join(', ')}`,
