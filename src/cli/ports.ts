@@ -1,4 +1,7 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
+import { parseAddress } from '../transport/address.js';
+import { UsageError } from './args.js';
+import { CliError } from './failure.js';
 
 /** Ports the OS says are free right now on loopback (another process may still take one first). */
 export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
@@ -16,4 +19,34 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
   const ports = servers.map((s) => (s.address() as AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
+}
+
+/**
+ * Listens on every address a node will serve, all at once, and lets go: found when the node
+ * opened them, a port in use, an address not this machine's or a port not allowed ended it
+ * after its data directory was made and its log opened (at a first start, bootstrapped with
+ * the peers given), and for --resp and --admin without naming the flag. Another process may
+ * still take a port in between; the node then fails as it did.
+ */
+export async function refuseUnlistenable(addresses: ReadonlyArray<readonly [flag: string, address: string]>): Promise<void> {
+  for (const [i, [flag, address]] of addresses.entries()) {
+    const same = addresses.slice(0, i).find(([, a]) => a === address && parseAddress(a).port !== 0);
+    if (same !== undefined) throw new UsageError(`--${same[0]} and --${flag} are both ${address}: give each its own port`);
+  }
+  const servers: Server[] = [];
+  try {
+    for (const [flag, address] of addresses) {
+      const { host, port } = parseAddress(address);
+      const s = createServer();
+      servers.push(s);
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', (err: NodeJS.ErrnoException) =>
+          reject(new CliError(err.code ?? 'LISTEN_FAILED', `--${flag}: cannot listen on ${address}: ${err.message}`)),
+        );
+        s.listen(port, host, () => resolve());
+      });
+    }
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => (s.listening ? s.close(r) : r(undefined)))));
+  }
 }

@@ -11,6 +11,7 @@ import { isPeerAddress } from '../transport/address.js';
 import { UsageError, addressArg, fileArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
 import { adminTokenOf, badPortReason, fetchRefusesPort } from './admin-client.js';
 import { runCommand } from './failure.js';
+import { refuseUnlistenable } from './ports.js';
 import { cliLogger, parseLogOptions } from './logging.js';
 import type { Logger } from '../logger.js';
 
@@ -38,7 +39,8 @@ while it stops is ignored: SIGKILL stops it at once). If the node stops on a
 storage failure or a corrupt entry (LOG_FATAL, LOG_CORRUPT) it exits with status 1,
 so that a supervisor restarts it (its --admin endpoint, closed last, answers /health 503 with
 the reason until the log is closed); any other failure to start is one line on stderr with
-its code, exit status 1 (2 for bad flags).
+its code, exit status 1 (2 for bad flags); a port in use or an address not this machine's
+is found, naming its flag, before the data directory is made.
 --join starts a node that was added with \`raftlog member add\`: --peers names the
 existing members and this node; it takes the cluster's configuration from the leader
 and never bootstraps its own. Keep --join on its later restarts.
@@ -144,6 +146,11 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
   if ((peers !== undefined || opts.has('listen')) && peerAuth.clusterSecret === undefined && peerAuth.tls === undefined && !opts.has('insecure')) {
     throw new UsageError('peers must authenticate: give --cluster-secret-file, or --tls-cert/--tls-key/--tls-ca, or --insecure on a trusted network');
   }
+  await refuseUnlistenable([
+    ...(listen !== undefined ? [['listen', listen] as const] : peers !== undefined ? [['peers', peers[id]!] as const] : []),
+    ...(respAddress !== undefined ? [['resp', respAddress] as const] : []),
+    ...(adminAddress !== undefined ? [['admin', adminAddress] as const] : []),
+  ]);
   // A node still starting is stopped by a signal too (a state machine's restore inside the open
   // may take minutes): unhandled, the signal's default action ended the process mid-open.
   // A SIGHUP meanwhile is answered once the node is up: the files may have changed since they were read.

@@ -74,12 +74,29 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
   expect(onLocked.code).toBe(1);
   oneLine(onLocked.stderr, /^raftlog serve: WAL_LOCKED: /);
 
+  // Each address a node listens on is tried before its data directory is made, and the flag named.
   const resp = await serve(['--id', '1', '--data', join(t.dir, 'r'), '--resp', `127.0.0.1:${busyPort}`]);
   expect(resp.code).toBe(1);
-  oneLine(resp.stderr, /^raftlog serve: EADDRINUSE: .*\(the port is in use/);
+  oneLine(resp.stderr, /^raftlog serve: EADDRINUSE: --resp: cannot listen on 127\.0\.0\.1:\d+: .*\(the port is in use/);
+  expect(existsSync(join(t.dir, 'r'))).toBe(false);
   const admin = await serve(['--id', '1', '--data', join(t.dir, 'd'), '--admin', `127.0.0.1:${busyPort}`]);
   expect(admin.code).toBe(1);
-  oneLine(admin.stderr, /^raftlog serve: EADDRINUSE: /);
+  oneLine(admin.stderr, /^raftlog serve: EADDRINUSE: --admin: /);
+  expect(existsSync(join(t.dir, 'd'))).toBe(false);
+  const peer = await serve(['--id', '1', '--data', join(t.dir, 'p'), '--peers', `1=127.0.0.1:${busyPort},2=127.0.0.1:1`, '--insecure']);
+  expect(peer.code).toBe(1);
+  oneLine(peer.stderr, /^raftlog serve: EADDRINUSE: --peers: /);
+  expect(existsSync(join(t.dir, 'p'))).toBe(false);
+  // 192.0.2.1 is a documentation address (RFC 5737): no machine's own.
+  const away = await serve(['--id', '1', '--data', join(t.dir, 'l'), '--listen', '192.0.2.1:7101', '--insecure']);
+  expect(away.code).toBe(1);
+  oneLine(away.stderr, /^raftlog serve: EADDRNOTAVAIL: --listen: cannot listen on 192\.0\.2\.1:7101: .*\(the address is not one of this machine's/);
+  expect(existsSync(join(t.dir, 'l'))).toBe(false);
+  const [free] = await freePorts(1);
+  const twice = await serve(['--id', '1', '--data', join(t.dir, 't'), '--resp', `127.0.0.1:${free}`, '--admin', `127.0.0.1:${free}`]);
+  expect(twice.code).toBe(2);
+  expect(twice.stderr.split('\n')[0]).toBe(`raftlog serve: --resp and --admin are both 127.0.0.1:${free}: give each its own port`);
+  expect(existsSync(join(t.dir, 't'))).toBe(false);
 }, 180_000);
 
 it("a node's own damaged snapshot, or its lost WAL or snapshot, says to restore the node from its peers, not to take another backup", async () => {
