@@ -10,6 +10,7 @@ import { makeDurableDir, writeFileDurably } from '../storage/durable-dir.js';
 import { formatAddress, isHostPort } from '../transport/address.js';
 import { UsageError, intArg, parseArgs, strArg } from './args.js';
 import { runCommand } from './failure.js';
+import { badPortReason, fetchRefusesPort } from './admin-client.js';
 
 const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--admin-port 7481] [--sync always|none]
 Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1,
@@ -47,6 +48,10 @@ export function clusterPorts(opts: Map<string, string | true>, n: number): { raf
   for (const [flag, first] of bases) {
     if (first < 1 || first + n - 1 > 65535) throw new UsageError(`--${flag}: the ${n} ports from ${first} must lie in 1..65535`);
   }
+  // Each node would refuse it only once started, after the secret and the data directory were made.
+  for (let port = adminPort; port < adminPort + n; port++)
+    if (fetchRefusesPort(port))
+      throw new UsageError(`--admin-port: the ${n} ports from ${adminPort} include ${port}: ${badPortReason(port)}: the operator commands could not reach it`);
   for (const [i, [a, first]] of bases.entries())
     for (const [b, other] of bases.slice(i + 1)) if (Math.abs(first - other) < n) throw new UsageError(`--${a} and --${b}: their ranges of ${n} ports overlap`);
   return { raft: raftPort, resp: respPort, admin: adminPort };

@@ -180,6 +180,11 @@ it("the default admin range moves past a --raft-port or --resp-port range that r
   // A port is decimal digits: hex or a fraction was read as some other port.
   for (const v of ['0x1d', '7101.0', '7e3', ' 7101'])
     expect(() => ports('--raft-port', v), v).toThrow(`--raft-port must be a non-negative integer, got '${v}'`);
+  // A range holding a port Node's fetch refuses: each node would refuse it once started.
+  expect(() => ports('--admin-port', '5998')).toThrow(
+    "--admin-port: the 3 ports from 5998 include 6000: port 6000 is one Node's fetch refuses to connect to (the Fetch standard's bad ports): the operator commands could not reach it",
+  );
+  expect(ports('--admin-port', '6001').admin).toBe(6001);
   // One that is given is the operator's choice: an overlap is theirs to fix.
   expect(() => ports('--raft-port', '7481', '--admin-port', '7481')).toThrow('--raft-port and --admin-port: their ranges of 3 ports overlap');
 });
