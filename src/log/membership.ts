@@ -365,6 +365,8 @@ export class Membership {
    * (NOT_CAUGHT_UP), or a new member this log could not reach. While joint, the core decides.
    */
   private refuse(steps: readonly Step[]): LogError | null {
+    const taken = this.addressTaken(steps);
+    if (taken !== null) return taken;
     if (isJoint(this.conf)) return null;
     const promoted: number[] = [];
     for (const s of steps) {
@@ -402,6 +404,32 @@ export class Membership {
         if (role === 'voter') return new AlreadyMemberError(s.id, role, s.label, s.kind === 'addLearner' ? '; to make it a learner, demote it' : '');
         return s.kind === 'addLearner' ? new AlreadyMemberError(s.id, role, s.label) : null;
     }
+  }
+
+  /**
+   * A node added at the address of a member that stays, or of another node the same change
+   * adds: the peers dial one of them there and meet the other, which refuses them as the wrong
+   * node, so the new member never answers and holds a vote that never comes (a second such
+   * voter cost a three-node cluster its majority). Taking over a member's address is a change
+   * that also removes that member, as a replace does.
+   */
+  private addressTaken(steps: readonly Step[]): LogError | null {
+    const removed = new Set(steps.filter((s) => s.kind === 'remove').map((s) => s.id));
+    const holders = new Map<string, number>();
+    for (const id of confMembers(this.conf)) {
+      const at = this.members.get(id);
+      if (at !== undefined && !removed.has(id)) holders.set(at, id);
+    }
+    for (const s of steps) {
+      if ((s.kind !== 'add' && s.kind !== 'addLearner') || s.address === undefined) continue;
+      const holder = holders.get(s.address);
+      if (holder !== undefined && holder !== s.id)
+        return new InvalidArgumentError(
+          `${s.label}: ${s.address} is node ${holder}'s address; to give it to node ${s.id}, remove node ${holder} in the same change (member replace)`,
+        );
+      holders.set(s.address, s.id);
+    }
+    return null;
   }
 
   /** NOT_CAUGHT_UP for the first learner to promote whose log is too far behind the leader's. */

@@ -207,6 +207,35 @@ describe('ReplicatedLog membership', () => {
     expect(log.status().conf).toEqual({ voters: [1], learners: [] });
   });
 
+  it('refuses a new node at the address of a member that stays, or of another node the change adds; a change that removes the member may give its address away', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const [port] = await freePorts(1);
+    const self = `127.0.0.1:${port}`;
+    const log = await ReplicatedLog.open({ dataDir: t.dir, listen: self, insecure: true, sync: 'none' });
+    cleanups.push(() => log.close());
+    await log.addLearner(2, '127.0.0.1:1'); // never runs: a learner needs no answer
+    const before = log.status().lastIndex;
+    const taken = (address: string, holder: number): object => ({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining(`${address} is node ${holder}'s address`) as unknown,
+    });
+    await expect(log.addLearner(3, self)).rejects.toMatchObject(taken(self, 1));
+    await expect(log.addLearner(3, '127.0.0.1:1')).rejects.toMatchObject(taken('127.0.0.1:1', 2));
+    await expect(log.changeMembership([{ addLearner: 3, address: '127.0.0.1:1' }, { remove: 7 }])).rejects.toMatchObject(taken('127.0.0.1:1', 2));
+    await expect(
+      log.changeMembership([
+        { addLearner: 3, address: '127.0.0.1:2' },
+        { addLearner: 4, address: '127.0.0.1:2' },
+      ]),
+    ).rejects.toMatchObject(taken('127.0.0.1:2', 3));
+    expect(log.status().lastIndex).toBe(before);
+    // As `member replace` does: the same change removes the member whose address the new node takes.
+    await log.changeMembership([{ addLearner: 3, address: '127.0.0.1:1' }, { remove: 2 }]);
+    expect(log.status().conf).toEqual({ voters: [1], learners: [3] });
+    expect(log.status().members[3]).toBe('127.0.0.1:1');
+  });
+
   it('refuses malformed changes before proposing anything', async () => {
     const c = await cluster(1, 0);
     const log = c.member(1).log!;
