@@ -4,7 +4,7 @@ import { UsageError, nodeIdArg, parseCommand, parsePeers } from './args.js';
 import { ADMIN_FLAGS, adminTarget, badReply, call, isConf, leaderEndpoint, statuses, table } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 import { membersOf } from './status.js';
-import { isHostPort } from '../transport/address.js';
+import { isHostPort, isPeerAddress } from '../transport/address.js';
 import { printable } from './printable.js';
 
 const USAGE = `usage: raftlog member list --admin HOST:PORT[,...] [--admin-token-file FILE] [--json]
@@ -35,7 +35,9 @@ export function changesOf(opts: Map<string, string | true>): MembershipChange[] 
   };
   const addresses = (flag: string): Array<[number, string]> => {
     const v = opts.get(flag);
-    return typeof v === 'string' ? Object.entries(parsePeers(v)).map(([id, address]) => [Number(id), address]) : [];
+    const added: Array<[number, string]> = typeof v === 'string' ? Object.entries(parsePeers(v)).map(([id, address]) => [Number(id), address]) : [];
+    for (const [id, address] of added) if (!isPeerAddress(address)) throw new UsageError(`--${flag}: node ${id} at ${address}: ${PORT_0}`);
+    return added;
   };
   const changes: MembershipChange[] = [
     ...addresses('add').map(([id, address]) => ({ add: id, address })),
@@ -158,7 +160,11 @@ interface Start {
   text: string;
 }
 
+/** Sent, the leader refused it after the round trip, as INVALID_ARGUMENT. */
+const PORT_0 = 'port 0 is no port a peer can dial: give the port the node will listen on';
+
 function peerAddress(v: string | undefined, usage: string): string {
   if (v === undefined || !isHostPort(v)) throw new UsageError(usage);
+  if (!isPeerAddress(v)) throw new UsageError(`${v}: ${PORT_0}`);
   return v;
 }

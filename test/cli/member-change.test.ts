@@ -30,20 +30,26 @@ describe('member change flags', () => {
       ['--add', '4=host'],
       ['--add-learner', 'h:1'],
       ['--add', '4=h:65536'],
+      ['--add', '4=h:0'],
+      ['--add-learner', '4=10.0.0.4:0'],
     ])
       expect(() => changes(bad), bad.join(' ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
   });
 });
 
-it('member add and replace refuse a port above 65535 before sending anything', async () => {
+it('member add and replace refuse a port above 65535, or port 0, before sending anything', async () => {
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   try {
     // Nothing listens on port 1: a request sent would fail as ADMIN_UNREACHABLE (exit 3).
     expect(await member(['add', '4', '10.0.0.4:70000', '--admin', '127.0.0.1:1'])).toBe(2);
     expect(await member(['replace', '3', '4', '10.0.0.4:70000', '--admin', '127.0.0.1:1'])).toBe(2);
+    expect(await member(['add', '4', '10.0.0.4:0', '--admin', '127.0.0.1:1'])).toBe(2);
+    expect(await member(['replace', '3', '4', '10.0.0.4:0', '--admin', '127.0.0.1:1'])).toBe(2);
     expect(err.mock.calls.map((c) => String(c[0]).split('\n')[0])).toEqual([
       "raftlog member: member add needs ID HOST:PORT (the new node's peer address)",
       "raftlog member: member replace needs OLD NEW HOST:PORT (the new node's peer address)",
+      'raftlog member: 10.0.0.4:0: port 0 is no port a peer can dial: give the port the node will listen on',
+      'raftlog member: 10.0.0.4:0: port 0 is no port a peer can dial: give the port the node will listen on',
     ]);
   } finally {
     vi.restoreAllMocks();
