@@ -252,6 +252,13 @@ export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string
     throw first;
   }
   const lead = reachable.map((s) => s.status!.lead).find((l) => l !== 0) ?? 0;
+  // A removed node runs on knowing no leader: NO_LEADER said to look for a lost majority.
+  const removed = reachable.filter(({ status: s }) => !s!.conf.voters.includes(s!.id) && !s!.conf.learners.includes(s!.id));
+  if (lead === 0 && removed.length === reachable.length)
+    throw new CliError(
+      'NOT_MEMBER',
+      `${removed.map(({ endpoint, status: s }) => `${endpoint} is node ${s!.id}, no longer a member (voters ${s!.conf.voters.join(', ')})`).join('; ')}: give a member's admin endpoint`,
+    );
   if (lead === 0) throw new CliError('NO_LEADER', 'no endpoint given knows a leader');
   throw new CliError('NOT_LEADER', `node ${lead} leads, and none of the endpoints given is its admin endpoint`);
 }

@@ -168,6 +168,21 @@ it('a status that is not the admin API makes member list and status fail with AD
   expect(String(out.mock.calls[0]?.[0])).toMatch(/^ID +ADDRESS +ROLE\n1 +127\.0\.0\.1:7101 +leader\n2 .*follower\n3 .*learner$/);
 });
 
+it('a change sent only to nodes removed from the cluster says so, not that the cluster lost its majority', async () => {
+  const gone = { ...STATUS, lead: 0, role: 'pre-candidate', conf: { voters: [2, 3], learners: [] }, members: { 2: '127.0.0.1:7102', 3: '127.0.0.1:7103' } };
+  const ep = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(gone)));
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await member(['remove', '3', '--admin', ep])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(
+    new RegExp(`^raftlog member: NOT_MEMBER: ${ep} is node 1, no longer a member \\(voters 2, 3\\): give a member's admin endpoint`),
+  );
+  // A member that knows no leader is still NO_LEADER.
+  const member1 = { ...gone, conf: { voters: [1, 2, 3], learners: [] } };
+  const ep1 = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(member1)));
+  expect(await member(['remove', '3', '--admin', ep1])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog member: NO_LEADER: /);
+});
+
 it('member change fails with ADMIN_BAD_REPLY when the answer names no voters', async () => {
   const ep = await endpoint((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
