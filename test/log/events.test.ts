@@ -1,20 +1,10 @@
 // The log's events reach listeners after the turn that made the change: a listener that throws
 // is the process's uncaught exception, never a failure of the node it listens to.
-import { spawn } from 'node:child_process';
 import { expect, it } from 'vitest';
+import { runChild } from './helpers.js';
 
 it("a 'leader' listener that throws leaves every node running: leadership moves, records commit and apply", async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./throwing-listener-child.ts', import.meta.url).pathname], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
+  const { code, stdout, stderr } = await runChild('./throwing-listener-child.ts');
   expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
   const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as { thrown: number; roles: string[]; acked: number; leaderEvents: number; events: string[] };
   // Every node heard of the new leader, and each listener's throw was the process's, not the node's.

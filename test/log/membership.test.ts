@@ -31,6 +31,18 @@ describe('ReplicatedLog membership', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
+  /** A node alone, at `self`, with learner 2 at 127.0.0.1:1 (never run: a learner needs no answer). */
+  async function aloneWithLearner(): Promise<{ log: ReplicatedLog; self: string }> {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const [port] = await freePorts(1);
+    const self = `127.0.0.1:${port}`;
+    const log = await ReplicatedLog.open({ dataDir: t.dir, listen: self, insecure: true, sync: 'none' });
+    cleanups.push(() => log.close());
+    await log.addLearner(2, '127.0.0.1:1');
+    return { log, self };
+  }
+
   async function cluster(n: number, spare: number, extra: Extra = {}) {
     const ports = await freePorts(n + spare);
     const addr = (id: number): string => `127.0.0.1:${ports[id - 1]}`;
@@ -174,13 +186,7 @@ describe('ReplicatedLog membership', () => {
   });
 
   it('a change that would change nothing is refused and nothing proposed: NOT_MEMBER for a node outside the configuration, ALREADY_MEMBER for one that is what the call makes it', async () => {
-    const t = tempDir();
-    cleanups.push(t.cleanup);
-    const [port] = await freePorts(1);
-    const self = `127.0.0.1:${port}`;
-    const log = await ReplicatedLog.open({ dataDir: t.dir, listen: self, insecure: true, sync: 'none' });
-    cleanups.push(() => log.close());
-    await log.addLearner(2, '127.0.0.1:1'); // never runs: a learner needs no answer
+    const { log, self } = await aloneWithLearner();
     const before = log.status().lastIndex;
     const notMember = (id: number): object => ({ code: 'NOT_MEMBER', nodeId: id, message: expect.stringMatching(`node ${id} is not a member`) as unknown });
     const already = (id: number, role: string): object => ({ code: 'ALREADY_MEMBER', nodeId: id, role });
@@ -208,13 +214,7 @@ describe('ReplicatedLog membership', () => {
   });
 
   it('refuses a new node at the address of a member that stays, or of another node the change adds; a change that removes the member may give its address away', async () => {
-    const t = tempDir();
-    cleanups.push(t.cleanup);
-    const [port] = await freePorts(1);
-    const self = `127.0.0.1:${port}`;
-    const log = await ReplicatedLog.open({ dataDir: t.dir, listen: self, insecure: true, sync: 'none' });
-    cleanups.push(() => log.close());
-    await log.addLearner(2, '127.0.0.1:1'); // never runs: a learner needs no answer
+    const { log, self } = await aloneWithLearner();
     const before = log.status().lastIndex;
     const taken = (address: string, holder: number): object => ({
       code: 'INVALID_ARGUMENT',

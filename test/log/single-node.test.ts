@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,7 +7,7 @@ import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { countReadsOnCaller } from '../wal/helpers.js';
-import { RecordingMachine, enc, pos, tempDir, waitFor } from './helpers.js';
+import { RecordingMachine, enc, pos, runChild, tempDir, waitFor } from './helpers.js';
 
 describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
   const dirs: Array<{ cleanup(): void }> = [];
@@ -440,17 +439,7 @@ describe('ReplicatedLog, one node with no peers (the embedded default)', () => {
 
   it('close() holds the process open until it is done: a process whose only work is the close it awaits gets to the end of it', async () => {
     const dir = fresh();
-    const child = spawn(process.execPath, ['--import', 'tsx', new URL('./close-child.ts', import.meta.url).pathname, dir, '100'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', resolve);
-    });
+    const { code, stdout, stderr } = await runChild('./close-child.ts', [dir, '100']);
     expect({ code, stdout, stderr }).toMatchObject({ code: 0, stdout: expect.stringContaining('"closed":true') });
     const { acked } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { acked: number[] };
     expect(acked.length).toBeGreaterThan(0);
