@@ -235,7 +235,9 @@ export class Membership {
    * The leader this node proposed through is gone: its changes may or may not commit (a follower
    * that holds one may lead next and commit it), and no longer can be told apart here. A change
    * that removed this leader resolves now: the leader stepped down after its hand-off (or lost
-   * its leadership otherwise) and can do no more for it.
+   * its leadership otherwise) and can do no more for it. So does a joint change applied here that
+   * takes this node out: any leader of the joint configuration leaves it, and a node outside the
+   * configuration it leaves to is not sent that entry's commit, so would wait out its timeout.
    */
   onLeaderLost(): void {
     for (const [index, c] of this.confPending) {
@@ -244,6 +246,15 @@ export class Membership {
     }
     const done = [...this.confHandoff];
     this.confHandoff.clear();
+    if (
+      isJoint(this.conf) &&
+      !this.conf.voters.includes(this.id) &&
+      !this.conf.learners.includes(this.id) &&
+      !(this.conf.learnersNext ?? []).includes(this.id)
+    ) {
+      done.push(...this.confLeaving);
+      this.confLeaving.clear();
+    }
     for (const resolve of done) resolve();
   }
 
