@@ -53,6 +53,7 @@ import { SnapshotRestore } from './snapshot-restore.js';
 import { logMetrics, logStatus, ROLE, walStats, type LogStatus, type NodeView } from './status.js';
 import { BatchReader, recordOrigin, unreadable } from './record-batch.js';
 import { forwardedProposalFault } from './forwarded-proposal.js';
+import { HeldProposals } from './held-proposals.js';
 import { RefusalLog } from '../refusal-log.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
@@ -224,6 +225,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly spooled = new Set<Snapshot>();
   /** Proposals forwarded by peers and refused (see forwarded-proposal.ts), logged at a bounded rate. @internal */
   private readonly refusedProposals: RefusalLog;
+  /** Proposals forwarded by peers while this leader hands leadership on (see held-proposals.ts). @internal */
+  private readonly heldProposals: HeldProposals;
   /** @internal */
   private stopTicking: () => void = () => {};
   /** @internal */
@@ -296,6 +299,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     });
     this.deadlines = new Deadlines(deps.clock, opts.timeoutMs);
     this.refusedProposals = new RefusalLog(deps.logger, 'log: refused forwarded proposals', deps.clock);
+    this.heldProposals = new HeldProposals(opts.maxPendingBytes, opts.maxPendingAppends);
     this.noLeader = new NoLeaderTimer(opts.electionTicks, opts.tickMs);
     this.barriers = new ReadBarriers(
       {
@@ -790,6 +794,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private tick(): void {
     if (this.closed) return;
     this.node.tick();
+    if (this.heldProposals.size > 0) this.releaseHeldProposals();
     this.appends.onTick();
     if (this.noLeader.onTick(this.lead, this.role)) this.failLeaderless();
     this.barriers.onTick();
@@ -821,6 +826,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     } catch (err) {
       // The node forgot what it acknowledged: serving on (a vote, above all) could undo commits.
       if (err instanceof LogLostError) return this.fail(err, 'finding its log lost');
+      if (err instanceof ProposalDroppedError && err.reason === 'transfer-pending' && this.heldProposals.hold(m)) return;
       // The core changed nothing. A forwarded request it cannot serve, or a response from a
       // peer that just left, is ordinary (the sender copes as with a lost message); anything
       // else deserves a line in the log.
@@ -830,6 +836,27 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       return;
     }
     this.schedulePump();
+  }
+
+  /**
+   * Steps the forwarded proposals held during a leadership transfer once the transfer was given
+   * up; drops them once this node no longer leads (their senders see the leader change).
+   * @internal
+   */
+  private releaseHeldProposals(): void {
+    if (this.role !== StateType.StateLeader) {
+      this.heldProposals.take();
+      return;
+    }
+    if (this.node.status().leadTransferee !== 0) return;
+    for (const m of this.heldProposals.take()) {
+      try {
+        this.node.step(m);
+      } catch (err) {
+        if (!(err instanceof ProposalDroppedError))
+          this.deps.logger.debug({ peer: m.from, err }, `dropped a held proposal from ${m.from}: ${(err as Error).message}`);
+      }
+    }
   }
 
   /**

@@ -74,3 +74,23 @@ it('answers NOT_MEMBER once the node it waits to hand leadership to is removed',
   }
   expect(await outcome).toBe('NOT_MEMBER');
 }, 60_000);
+
+it("commits a follower's append forwarded to a leader that is handing leadership on, once the leader gives the transfer up", async () => {
+  const net = new MemoryNetwork();
+  const { logs, leader } = await threeNodes(net);
+  const [to, follower] = [1, 2, 3].filter((n) => n !== leader.id) as [number, number];
+  net.cut(leader.id, to); // the transferee is never told to campaign: the leader gives the transfer up
+  const transfer = leader.transferLeadership(to).then(
+    () => 'transferred',
+    (err: { code?: string }) => err.code,
+  );
+  // Forwarded at the end of this turn, it reaches a leader whose transfer is under way.
+  const append = logs[follower - 1]!.append(enc('forwarded during a transfer')).then(
+    () => 'committed',
+    (err: { code?: string }) => err.code,
+  );
+  expect(await append).toBe('committed');
+  expect(leader.status().role).toBe('leader');
+  net.heal();
+  await transfer;
+}, 60_000);
