@@ -195,6 +195,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly leaderWaiters = new Set<() => void>();
   /** Run at every tick: the leadership transfers under way. @internal */
   private readonly tickWaiters = new Set<() => void>();
+  /** The leadership transfers under way, answered NO_LEADER when this node turns leaderless. @internal */
+  private readonly transferRejects = new Set<(err: Error) => void>();
   /** @internal */
   private readonly committed: CommittedEntries;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. @internal */
@@ -629,6 +631,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       const stop = (): void => {
         this.leaderWaiters.delete(check);
         this.tickWaiters.delete(onTick);
+        this.transferRejects.delete(reject);
       };
       const resolve = (): void => {
         stop();
@@ -670,6 +673,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         else this.leaderWaiters.add(check);
       };
       this.tickWaiters.add(onTick);
+      this.transferRejects.add(reject);
       check();
       // Timed out: a leader that appears later is not asked. Without a change of leader (a
       // transfer to a voter that is down) nothing else takes the waiter, nor what it holds.
@@ -1285,10 +1289,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     return this.closed || this.closing ? (this.fatal ?? new ClosedError()) : null;
   }
 
-  /** Answers everything waiting for a leader now: queued appends and barriers. @internal */
+  /** Answers everything waiting for a leader now: queued appends, barriers and leadership transfers. @internal */
   private failLeaderless(): void {
     this.appends.failAll(() => this.noLeader.error('append'));
     this.barriers.rejectUnanswered(() => this.noLeader.error('barrier'));
+    for (const reject of [...this.transferRejects]) reject(this.noLeader.error('leadership transfer'));
   }
 
   /**

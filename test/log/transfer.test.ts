@@ -94,3 +94,16 @@ it("commits a follower's append forwarded to a leader that is handing leadership
   net.heal();
   await transfer;
 }, 60_000);
+
+it('answers NO_LEADER, as a barrier waiting then is, once the node it was called on has known no leader for two election timeouts', async () => {
+  const net = new MemoryNetwork();
+  const { leader } = await threeNodes(net);
+  const to = leader.id === 3 ? 2 : 3;
+  net.cut(leader.id, to); // the transferee is never told to campaign: the transfer waits
+  const outcome = leader.transferLeadership(to).then(
+    () => 'transferred',
+    (err: { code?: string }) => err.code,
+  );
+  net.isolate(leader.id); // it steps down, and learns of no leader after it
+  expect(await outcome).toBe('NO_LEADER');
+}, 60_000);
