@@ -157,6 +157,8 @@ function statusOf(code: string): number {
     // A change that would leave the configuration as it is (a retry of one made, or a mistyped id).
     case 'NOT_MEMBER':
     case 'ALREADY_MEMBER':
+    // A removal that would cost the majority: the cluster's state refuses it, not the request.
+    case 'MAJORITY_UNAVAILABLE':
       return 409;
     case 'NO_LEADER':
     case 'LOG_CLOSED':

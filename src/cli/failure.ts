@@ -28,6 +28,7 @@ const HINTS: Record<string, string> = {
   NOT_CAUGHT_UP: 'the learner is still catching up: wait and retry',
   NOT_MEMBER: 'check the id against `raftlog member list` (a change retried after a TIMEOUT may have taken effect already)',
   ALREADY_MEMBER: 'check `raftlog member list` (a change retried after a TIMEOUT may have taken effect already)',
+  MAJORITY_UNAVAILABLE: 'check `raftlog status`: start the voters the leader cannot reach, or remove those first',
   TIMEOUT: 'the cluster did not answer in time: check `raftlog status`, then retry',
   UNAUTHORIZED: 'give the admin token: --admin-token-file FILE',
   TOO_MANY_AUTH_FAILURES: 'wrong admin tokens were sent from this address too often: wait the time given, then retry with the right --admin-token-file',

@@ -19,6 +19,7 @@ export type LogErrorCode =
   | 'NOT_CAUGHT_UP'
   | 'NOT_MEMBER'
   | 'ALREADY_MEMBER'
+  | 'MAJORITY_UNAVAILABLE'
   | 'SNAPSHOT_TOO_LARGE';
 
 export class LogError extends CodedError<LogErrorCode> {}
@@ -148,6 +149,22 @@ export class NotCaughtUpError extends LogError {
     super('NOT_CAUGHT_UP', `node ${nodeId} is ${lag} entries behind the leader (promoteMaxLag ${limit}); promote it once it has caught up`);
     this.nodeId = nodeId;
     this.lag = lag;
+  }
+}
+
+/**
+ * A change that takes voters out would leave a configuration whose majority the leader has not
+ * heard from within an election timeout: made, it committed and then left the cluster without a
+ * leader until the silent voters came back. Nothing was proposed; `down` names those voters.
+ */
+export class MajorityUnavailableError extends LogError {
+  readonly down: readonly number[];
+  constructor(where: string, voters: readonly number[], down: readonly number[]) {
+    super(
+      'MAJORITY_UNAVAILABLE',
+      `${where}: the voters it leaves (${voters.join(', ')}) would need node${down.length === 1 ? '' : 's'} ${down.join(', ')} for a majority, which the leader has not heard from within an election timeout; bring ${down.length === 1 ? 'it' : 'them'} back first, or remove ${down.length === 1 ? 'it' : 'them'} instead`,
+    );
+    this.down = down;
   }
 }
 

@@ -15,6 +15,7 @@ export {
   InvalidArgumentError,
   LogCorruptError,
   LogError,
+  MajorityUnavailableError,
   type LogErrorCode,
   NoLeaderError,
   NotCaughtUpError,

@@ -13,6 +13,7 @@ import {
   AlreadyMemberError,
   InvalidArgumentError,
   LogCorruptError,
+  MajorityUnavailableError,
   NotCaughtUpError,
   NotCommittedError,
   NotLeaderError,
@@ -386,7 +387,30 @@ export class Membership {
       if (refused !== null) return refused;
       if (role === 'learner' && (s.kind === 'add' || s.kind === 'promote')) promoted.push(s.id);
     }
-    return this.notCaughtUp(promoted);
+    return this.notCaughtUp(promoted) ?? this.majorityUnavailable(steps);
+  }
+
+  /**
+   * A change that takes a voter out while another is down: committed by the old majority, it
+   * left voters of which too few answer to commit or elect (3 voters, one down, one removed: the
+   * other two each need the one that is down). Only changes that take voters out are checked:
+   * an add is how a cluster grows, its new voter not yet started.
+   */
+  private majorityUnavailable(steps: readonly Step[]): LogError | null {
+    const out = new Set(steps.filter((s) => (s.kind === 'remove' || s.kind === 'demote') && this.conf.voters.includes(s.id)).map((s) => s.id));
+    if (out.size === 0) return null;
+    const status = this.host.node.status();
+    const progress = status.progress;
+    if (progress === undefined) return null; // not leading: the proposal says so
+    // A node the change adds is left out: it is not started yet, and new voters are the operator's to bring up.
+    const voters = [
+      ...this.conf.voters.filter((id) => !out.has(id)),
+      ...this.conf.learners.filter((id) => steps.some((s) => s.id === id && s.kind !== 'remove' && s.kind !== 'addLearner')),
+    ];
+    const down = voters.filter((id) => id !== status.id && progress[id]?.recentActive !== true);
+    // No voter left is a change the core refuses for what it is (RAFT_INVALID_CONF_CHANGE).
+    if (voters.length === 0 || voters.length - down.length > voters.length / 2) return null;
+    return new MajorityUnavailableError(steps.length === 1 ? steps[0]!.label : 'changeMembership', voters, down);
   }
 
   /**

@@ -180,7 +180,7 @@ export class Raft {
   /** The tick at which this node began to ask for pre-votes in the term it would campaign in. */
   private preVoteSince = 0;
 
-  private readonly electionTimeout: number;
+  readonly electionTimeout: number;
   private readonly heartbeatTimeout: number;
   private readonly checkQuorum: boolean;
   private readonly preVote: boolean;

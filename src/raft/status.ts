@@ -28,7 +28,9 @@ export function getStatus(r: Raft): Status {
         inflight: pr.inflights.size,
         inflightBytes: pr.inflights.bytes,
         paused: pr.isPaused(),
-        recentActive: pr.recentActive,
+        // The tracker's flag is cleared every election timeout and set again by the next answer: read
+        // alone it showed a live follower inactive for a heartbeat's round trip in every timeout.
+        recentActive: pr.recentActive || r.ticks - pr.leaseAckTick < r.electionTimeout,
         isLearner: pr.isLearner,
       };
     }

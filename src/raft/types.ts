@@ -213,6 +213,7 @@ export interface ProgressStatus {
   inflight: number;
   inflightBytes: number;
   paused: boolean;
+  /** The leader heard from it within the last election timeout. */
   recentActive: boolean;
   isLearner: boolean;
 }

@@ -213,6 +213,24 @@ describe('ReplicatedLog membership', () => {
     expect(log.status().conf).toEqual({ voters: [1], learners: [] });
   });
 
+  it('refuses to remove or demote a voter when the voters left would need one that is down for a majority; the down one may be removed', async () => {
+    const c = await cluster(3, 0);
+    const lead = await c.leader();
+    const [down, live] = [...c.members.values()].filter((m) => m !== lead);
+    await down!.log!.close();
+    down!.log = null;
+    await waitFor('the leader to count the closed node inactive', () => lead.log!.status().progress?.[down!.id]?.recentActive === false);
+    const before = lead.log!.status().lastIndex;
+    // Made, it committed with the two live voters, then left the leader and the closed node: no majority until that one came back.
+    const refused = { code: 'MAJORITY_UNAVAILABLE', down: [down!.id], message: expect.stringMatching(`node ${down!.id} for a majority`) as unknown };
+    await expect(lead.log!.removeMember(live!.id)).rejects.toMatchObject(refused);
+    await expect(lead.log!.changeMembership([{ demote: live!.id }])).rejects.toMatchObject(refused);
+    expect(lead.log!.status().lastIndex).toBe(before);
+    await lead.log!.removeMember(down!.id);
+    await appendSurely([lead.log!, live!.log!], enc('after'));
+    expect(lead.log!.status().conf).toEqual({ voters: [lead.id, live!.id].sort((a, b) => a - b), learners: [] });
+  });
+
   it('refuses a new node at the address of a member that stays, or of another node the change adds; a change that removes the member may give its address away', async () => {
     const { log, self } = await aloneWithLearner();
     const before = log.status().lastIndex;
