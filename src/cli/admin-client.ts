@@ -251,15 +251,26 @@ export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string
     const first = seen[0]!.error!;
     throw first;
   }
-  const lead = reachable.map((s) => s.status!.lead).find((l) => l !== 0) ?? 0;
   // A removed node runs on knowing no leader: NO_LEADER said to look for a lost majority.
   const removed = reachable.filter(({ status: s }) => !s!.conf.voters.includes(s!.id) && !s!.conf.learners.includes(s!.id));
+  // A removed node's leader is the last it heard of, never updated: after the leader died, it
+  // sent the operator looking for the admin endpoint of a node that was gone, while the members knew none.
+  const members = reachable.filter((s) => !removed.includes(s));
+  const lead = (members.length > 0 ? members : reachable).map((s) => s.status!.lead).find((l) => l !== 0) ?? 0;
   if (lead === 0 && removed.length === reachable.length)
     throw new CliError(
       'NOT_MEMBER',
       `${removed.map(({ endpoint, status: s }) => `${endpoint} is node ${s!.id}, no longer a member (voters ${s!.conf.voters.join(', ')})`).join('; ')}: give a member's admin endpoint`,
     );
   if (lead === 0) throw new CliError('NO_LEADER', 'no endpoint given knows a leader');
+  // The leader's endpoint given and not answering (the leader killed, the others not yet past their
+  // election timeout) was "none of the endpoints given is its admin endpoint".
+  const failed = seen.filter((s) => s.error !== undefined);
+  if (failed.length > 0)
+    throw new CliError(
+      'NOT_LEADER',
+      `node ${lead} leads, as the endpoints that answered say, and these did not answer: ${failed.map((s) => s.error!.message).join('; ')}; if one is node ${lead}'s and it stopped, the others elect a new leader within a few election timeouts: retry`,
+    );
   throw new CliError('NOT_LEADER', `node ${lead} leads, and none of the endpoints given is its admin endpoint`);
 }
 

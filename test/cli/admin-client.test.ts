@@ -9,7 +9,7 @@ import { main as leader } from '../../src/cli/leader.js';
 import { main as member } from '../../src/cli/member.js';
 import { main as status } from '../../src/cli/status.js';
 import { until } from '../transport/helpers.js';
-import { tempDir } from '../log/helpers.js';
+import { freePorts, tempDir } from '../log/helpers.js';
 import { CliError } from '../../src/cli/failure.js';
 import { listening } from './listening.js';
 
@@ -180,6 +180,26 @@ it('a change sent only to nodes removed from the cluster says so, not that the c
   const member1 = { ...gone, conf: { voters: [1, 2, 3], learners: [] } };
   const ep1 = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(member1)));
   expect(await member(['remove', '3', '--admin', ep1])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog member: NO_LEADER: /);
+});
+
+it("after the leader died: its endpoint not answering is named, and a removed node's stale leader is not taken for the members'", async () => {
+  const [dead] = await freePorts(1);
+  const deadEp = `127.0.0.1:${dead}`;
+  const follower = { ...STATUS, id: 2, lead: 1, role: 'follower', conf: { voters: [1, 2, 3], learners: [] } };
+  const ep2 = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(follower)));
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  // It was "none of the endpoints given is its admin endpoint", with the leader's among them.
+  expect(await member(['remove', '3', '--admin', `${ep2},${deadEp}`])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(
+    new RegExp(`^raftlog member: NOT_LEADER: node 1 leads, as the endpoints that answered say, and these did not answer: ${deadEp}: ECONNREFUSED; .*retry`),
+  );
+  // A member that knows no leader and a removed node that still names the dead one: NO_LEADER, not NOT_LEADER for node 1.
+  const campaigning = { ...follower, lead: 0, role: 'pre-candidate', conf: { voters: [2, 3], learners: [] } };
+  const removed = { ...follower, id: 1, lead: 1, conf: { voters: [2, 3], learners: [] } };
+  const epMember = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(campaigning)));
+  const epRemoved = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(removed)));
+  expect(await member(['remove', '3', '--admin', `${epRemoved},${epMember}`])).toBe(1);
   expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog member: NO_LEADER: /);
 });
 
