@@ -881,9 +881,10 @@ class Simulation {
     const op = step === 'add' ? leader.log!.addMember(spare.id, `sim:${spare.id}`) : leader.log!.removeMember(target.id);
     op.then(done, (err: unknown) => {
       const code = (err as LogError).code;
-      // ALREADY_MEMBER, NOT_MEMBER: a retry of a change that took effect.
+      // ALREADY_MEMBER, NOT_MEMBER: a retry of a change that took effect. MAJORITY_UNAVAILABLE: a
+      // removal while a fault keeps a voter that stays silent, retried once it answers.
       const tookEffect = step === 'add' ? 'ALREADY_MEMBER' : 'NOT_MEMBER';
-      if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER' && code !== tookEffect) {
+      if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER' && code !== tookEffect && code !== 'MAJORITY_UNAVAILABLE') {
         this.violation(`${step} node ${target.id} on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       }
       // A change whose answer was lost may have committed all the same.
@@ -972,7 +973,8 @@ class Simulation {
       const code: string = (err as LogError).code;
       // RAFT_INVALID_CONF_CHANGE: an earlier attempt is still joint (its leave is on the way);
       // ALREADY_MEMBER, NOT_MEMBER: it took effect, and its removed leader is still handing off.
-      const retried = ['RAFT_INVALID_CONF_CHANGE', 'ALREADY_MEMBER', 'NOT_MEMBER'];
+      // MAJORITY_UNAVAILABLE: a voter that stays is silent under a fault.
+      const retried = ['RAFT_INVALID_CONF_CHANGE', 'ALREADY_MEMBER', 'NOT_MEMBER', 'MAJORITY_UNAVAILABLE'];
       if (!EXPECTED_CODES.has(code) && code !== 'TIMEOUT' && code !== 'NOT_LEADER' && !retried.includes(code)) {
         this.violation(`joint change on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       }
