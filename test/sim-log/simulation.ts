@@ -1044,7 +1044,8 @@ class Simulation {
         const code = (err as LogError).code;
         // Removed or demoted while the transfer waited: only then may it name the node so.
         const gone = (code === 'NOT_MEMBER' || code === 'INVALID_ARGUMENT') && !leader.log?.status().conf.voters.includes(to);
-        if (code !== 'TIMEOUT' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL' && !gone)
+        // NO_LEADER: the node was cut off for two election timeouts while the transfer waited.
+        if (code !== 'TIMEOUT' && code !== 'NO_LEADER' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL' && !gone)
           this.violation(`transferLeadership(${to}) on node ${leader.id} failed unexpectedly: ${describe(err)}`);
       },
     );
