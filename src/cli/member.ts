@@ -21,7 +21,9 @@ they add). 'promote' makes a learner a voter once it is within 1000 entries of t
 (NOT_CAUGHT_UP otherwise). 'replace' adds NEW as a voter and removes OLD in one atomic
 change; 'change' applies all the changes it is given atomically. When more than
 one voter changes, the cluster passes through a joint configuration in which the old and
-the new voters must both agree, and leaves it by itself.`;
+the new voters must both agree, and leaves it by itself. A change that takes a voter out
+is refused (MAJORITY_UNAVAILABLE) while fewer than a majority of the voters it leaves
+answer the leader: bring the silent ones back, or remove them first.`;
 
 const ID_LIST = /^[1-9]\d*(,[1-9]\d*)*$/;
 
