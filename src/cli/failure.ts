@@ -15,6 +15,7 @@ const HINTS: Record<string, string> = {
   EADDRINUSE: 'the port is in use: stop what holds it, or pick another address',
   EACCES: 'not allowed: check the permissions of the path, or use a port above 1023',
   EADDRNOTAVAIL: "the address is not one of this machine's: give one of its own, or 0.0.0.0 for all of them",
+  LISTEN_FAILED: "give one of this machine's IP addresses, a host name that resolves to one, or 0.0.0.0 for all of them",
   WAL_CORRUPT: 'run `raftlog inspect` on the data directory; restore the node from a backup or remove it from the cluster and re-add it empty',
   WAL_NOT_BUILT: 'the native addon is missing: run `npm rebuild raftlog`',
   LOG_OPEN_FAILED: 'check that the data directory is a writable directory and that the ports are free',

@@ -21,6 +21,11 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
   return ports;
 }
 
+// The system's codes docs/errors.md and the CLI's hints explain pass through; any other (a host
+// name that does not resolve, ENOTFOUND or EAI_AGAIN; none at all) would reach the operator
+// unexplained, and is LISTEN_FAILED, the system's code kept in the message.
+const EXPLAINED = new Set(['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES']);
+
 /**
  * Listens on every address a node will serve, all at once, and lets go: found when the node
  * opened them, a port in use, an address not this machine's or a port not allowed ended it
@@ -41,7 +46,12 @@ export async function refuseUnlistenable(addresses: ReadonlyArray<readonly [flag
       servers.push(s);
       await new Promise<void>((resolve, reject) => {
         s.once('error', (err: NodeJS.ErrnoException) =>
-          reject(new CliError(err.code ?? 'LISTEN_FAILED', `--${flag}: cannot listen on ${address}: ${err.message}`)),
+          reject(
+            new CliError(
+              err.code !== undefined && EXPLAINED.has(err.code) ? err.code : 'LISTEN_FAILED',
+              `--${flag}: cannot listen on ${address}: ${err.message}`,
+            ),
+          ),
         );
         s.listen(port, host, () => resolve());
       });

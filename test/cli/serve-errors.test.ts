@@ -92,6 +92,11 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
   expect(away.code).toBe(1);
   oneLine(away.stderr, /^raftlog serve: EADDRNOTAVAIL: --listen: cannot listen on 192\.0\.2\.1:7101: .*\(the address is not one of this machine's/);
   expect(existsSync(join(t.dir, 'l'))).toBe(false);
+  // .invalid never resolves (RFC 6761): the system's ENOTFOUND (or EAI_AGAIN offline) has no row of its own.
+  const unresolved = await serve(['--id', '1', '--data', join(t.dir, 'u'), '--resp', 'nowhere.invalid:6379']);
+  expect(unresolved.code).toBe(1);
+  oneLine(unresolved.stderr, /^raftlog serve: LISTEN_FAILED: --resp: cannot listen on nowhere\.invalid:6379: .*\(give one of this machine's IP addresses/);
+  expect(existsSync(join(t.dir, 'u'))).toBe(false);
   const [free] = await freePorts(1);
   const twice = await serve(['--id', '1', '--data', join(t.dir, 't'), '--resp', `127.0.0.1:${free}`, '--admin', `127.0.0.1:${free}`]);
   expect(twice.code).toBe(2);
