@@ -8,6 +8,7 @@ import { NullStateMachine, type StateMachine } from '../log/state-machine.js';
 import { KvStateMachine, serveResp } from '../kv/index.js';
 import { serveAdmin, isLoopback } from '../admin/server.js';
 import { isPeerAddress } from '../transport/address.js';
+import { CLUSTER_ID_RULE, isClusterId } from '../transport/cluster-id.js';
 import { UsageError, addressArg, fileArg, firstLineOf, intArg, linesOf, parseArgs, parsePeers, strArg } from './args.js';
 import { adminTokenOf, badPortReason, fetchRefusesPort } from './admin-client.js';
 import { runCommand } from './failure.js';
@@ -113,6 +114,8 @@ async function serve(opts: Map<string, string | true>): Promise<number> {
     if (opts.has(flag) && !opts.has('peers') && !opts.has('listen'))
       throw new UsageError(`--${flag} applies to --peers or --listen, neither of which is given`);
   }
+  // Refused by the log too, but as a failed start: a flag the operator must fix is a usage error.
+  if (opts.has('cluster-id') && !isClusterId(strArg(opts, 'cluster-id'))) throw new UsageError(`--cluster-id must be ${CLUSTER_ID_RULE}`);
   warnIfOthersMayRead(opts, logger);
   const adminAddress = opts.has('admin') ? addressArg(opts, 'admin') : undefined;
   const respAddress = opts.has('resp') ? addressArg(opts, 'resp') : undefined;

@@ -9,7 +9,7 @@ import { MAX_PAYLOAD } from '../wal/record.js';
 import { InvalidArgumentError } from './errors.js';
 import type { StateMachine } from './state-machine.js';
 import { MAX_HOST_LENGTH, isHostPort } from '../transport/address.js';
-import { MAX_CLUSTER_ID_BYTES } from '../transport/wire.js';
+import { CLUSTER_ID_RULE, isClusterId } from '../transport/cluster-id.js';
 import { MAX_TIMER_MS } from '../timer-limit.js';
 
 export const DEFAULTS = {
@@ -61,7 +61,7 @@ export interface ReplicatedLogOptions<R = unknown> {
   peers?: Record<number, string>;
   /** 'host:port' to accept peers on. Default: this node's entry in `peers`. */
   listen?: string;
-  /** Nodes of different clusters refuse each other. At most 256 UTF-8 bytes. Default `DEFAULTS.clusterId`. */
+  /** Nodes of different clusters refuse each other. At most 256 UTF-8 bytes, not blank, without control characters. Default `DEFAULTS.clusterId`. */
   clusterId?: string;
   stateMachine?: StateMachine<R>;
   /** Take a snapshot (and release the WAL below it) every this many applied records. Default `DEFAULTS.snapshotEvery`. */
@@ -185,11 +185,7 @@ const segmentBytes: Check = (v) =>
   positiveInt(v) === null && (v as number) >= 4096 && (v as number) <= 2 ** 30 ? null : 'must be an integer from 4096 to 2^30';
 const nonNegativeInt: Check = (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'must be a non-negative integer');
 const nonEmptyString: Check = (v) => (typeof v === 'string' && v !== '' ? null : 'must be a non-empty string');
-/** The hello of every handshake carries it, and a longer one made each too large to be read. */
-const clusterId: Check = (v) =>
-  nonEmptyString(v) === null && Buffer.byteLength(v as string, 'utf8') <= MAX_CLUSTER_ID_BYTES
-    ? null
-    : `must be a non-empty string of at most ${MAX_CLUSTER_ID_BYTES} UTF-8 bytes`;
+const clusterId: Check = (v) => (isClusterId(v) ? null : `must be ${CLUSTER_ID_RULE}`);
 const oneOf =
   (...allowed: string[]): Check =>
   (v) =>

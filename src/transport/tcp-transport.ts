@@ -27,7 +27,8 @@ import type { OutboundConfig, OutboundStats, TlsOptions } from './outbound.js';
 import { guardedLogger, silentLogger } from '../logger.js';
 import { RefusalLog, logServerErrors, type RefusalLogClock } from '../refusal-log.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
-import { MAX_CLUSTER_ID_BYTES, newPacker } from './wire.js';
+import { newPacker } from './wire.js';
+import { CLUSTER_ID_RULE, isClusterId } from './cluster-id.js';
 import { MAX_FRAME_LENGTH } from './frame.js';
 import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
 import { PendingReleases } from './pending-releases.js';
@@ -751,10 +752,8 @@ function readOptions(o: TcpTransportOptions): TcpTransportOptions {
 }
 
 function checkClusterId(id: unknown): void {
-  if (typeof id !== 'string' || id === '' || Buffer.byteLength(id, 'utf8') > MAX_CLUSTER_ID_BYTES) {
-    throw new BadOptionError(
-      `clusterId must be a non-empty string of at most ${MAX_CLUSTER_ID_BYTES} UTF-8 bytes, got ${typeof id === 'string' ? `${Buffer.byteLength(id, 'utf8')} bytes` : typeof id}`,
-    );
+  if (!isClusterId(id)) {
+    throw new BadOptionError(`clusterId must be ${CLUSTER_ID_RULE}, got ${typeof id === 'string' ? `${Buffer.byteLength(id, 'utf8')} bytes` : typeof id}`);
   }
 }
 

@@ -201,6 +201,22 @@ it('--resp with --state-machine none, and a flag for a port not given, are usage
   }
 }, 120_000);
 
+it('a --cluster-id that is blank, holds a control character or is over 256 bytes is a usage error, and nothing is created', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const data = join(t.dir, 'a');
+  // Blank or with a pasted tab or line end, a node started and refused its peers as of another
+  // cluster; over 256 bytes it failed once started, as INVALID_ARGUMENT (exit 1).
+  for (const id of [' ', '\u00a0', 'prod\t', 'prod\n', 'x'.repeat(257)]) {
+    const r = await serve(['--id', '1', '--data', data, '--listen', '127.0.0.1:0', '--insecure', '--cluster-id', id]);
+    expect(r.code, JSON.stringify(id)).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe(
+      'raftlog serve: --cluster-id must be a non-empty string of at most 256 UTF-8 bytes, not blank and without control characters',
+    );
+    expect(existsSync(data)).toBe(false);
+  }
+}, 120_000);
+
 it('an address that is not HOST:PORT (--listen, --peers, --resp, --admin) is a usage error, and nothing is created', async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);

@@ -62,6 +62,9 @@ describe('ReplicatedLog limits', () => {
       [{ maxRecordBytes: 512 * 1024 * 1024 }, /maxPendingBytes \(268435456\) must be at least maxRecordBytes \(536870912\)/],
       // Every hello carries it: a longer one made each too large for a peer to read, and no handshake succeeded.
       [{ clusterId: 'x'.repeat(257) }, /clusterId must be a non-empty string of at most 256 UTF-8 bytes/],
+      // Compared byte for byte with its peers': blank, or with a pasted line end, it named no cluster another node was given.
+      [{ clusterId: ' ' }, /clusterId must be .*not blank and without control characters/],
+      [{ clusterId: 'prod\n' }, /clusterId must be .*not blank and without control characters/],
       [{ peers: { 1: '127.0.0.1:1', x: 'a:1' } }, /bad peer x/],
       [{ peers: { 1: '127.0.0.1:1', 2: '127.0.0.1:99999' } }, /bad peer 2=.127\.0\.0\.1:99999/],
       // A Map or an array has no entries of its own: read as an object, it named no peers, and the

@@ -20,11 +20,13 @@ afterEach(async () => {
 });
 
 describe('TcpTransport options', () => {
-  it('refuses a cluster id that is no string, empty, or too long for the hello every handshake sends', () => {
+  it('refuses a cluster id that is no string, empty, blank, with a control character, or too long for the hello every handshake sends', () => {
     refused({ clusterId: 5 }, /clusterId must be a non-empty string/);
     refused({ clusterId: '' }, /clusterId must be a non-empty string/);
+    refused({ clusterId: ' \t' }, /not blank and without control characters, got 2 bytes/);
+    refused({ clusterId: 'c1\r' }, /not blank and without control characters, got 3 bytes/);
     // Accepted, it made every hello larger than an acceptor reads before the handshake: no peer could ever connect.
-    refused({ clusterId: 'x'.repeat(2000) }, /at most 256 UTF-8 bytes, got 2000 bytes/);
+    refused({ clusterId: 'x'.repeat(2000) }, /at most 256 UTF-8 bytes, .*got 2000 bytes/);
     refused({ clusterId: 'é'.repeat(MAX_CLUSTER_ID_BYTES / 2 + 1) }, /got 258 bytes/);
   });
 
