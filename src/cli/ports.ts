@@ -39,24 +39,36 @@ export async function refuseUnlistenable(addresses: ReadonlyArray<readonly [flag
     if (same !== undefined) throw new UsageError(`--${same[0]} and --${flag} are both ${address}: give each its own port`);
   }
   const servers: Server[] = [];
+  const closeAll = (): Promise<unknown> => Promise.all(servers.map((s) => new Promise((r) => (s.listening ? s.close(r) : r(undefined)))));
   try {
-    for (const [flag, address] of addresses) {
+    for (const [i, [flag, address]] of addresses.entries()) {
       const { host, port } = parseAddress(address);
-      const s = createServer();
-      servers.push(s);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', (err: NodeJS.ErrnoException) =>
-          reject(
-            new CliError(
-              err.code !== undefined && EXPLAINED.has(err.code) ? err.code : 'LISTEN_FAILED',
-              `--${flag}: cannot listen on ${address}: ${err.message}`,
-            ),
-          ),
-        );
-        s.listen(port, host, () => resolve());
-      });
+      const err = await listenOn(servers, host, port);
+      if (err === undefined) continue;
+      // The same port under two spellings (0.0.0.0 and 127.0.0.1, localhost and 127.0.0.1) is
+      // in use by the node's own flag, not by something to stop: told so if it is free alone.
+      const other = port === 0 ? undefined : addresses.slice(0, i).find(([, a]) => parseAddress(a).port === port);
+      if (other !== undefined && err.code === 'EADDRINUSE') {
+        await closeAll();
+        if ((await listenOn(servers, host, port)) === undefined)
+          throw new UsageError(`--${other[0]} ${other[1]} and --${flag} ${address} cannot both listen on port ${port}: give each its own port`);
+      }
+      throw new CliError(
+        err.code !== undefined && EXPLAINED.has(err.code) ? err.code : 'LISTEN_FAILED',
+        `--${flag}: cannot listen on ${address}: ${err.message}`,
+      );
     }
   } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => (s.listening ? s.close(r) : r(undefined)))));
+    await closeAll();
   }
+}
+
+/** Listens on a new server kept in `servers`; the error if it could not. */
+function listenOn(servers: Server[], host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
+  const s = createServer();
+  servers.push(s);
+  return new Promise((resolve) => {
+    s.once('error', resolve);
+    s.listen(port, host, () => resolve(undefined));
+  });
 }

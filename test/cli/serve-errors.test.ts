@@ -102,6 +102,16 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
   expect(twice.code).toBe(2);
   expect(twice.stderr.split('\n')[0]).toBe(`raftlog serve: --resp and --admin are both 127.0.0.1:${free}: give each its own port`);
   expect(existsSync(join(t.dir, 't'))).toBe(false);
+  // One port under two spellings: the node's own flags clash, nothing else holds it.
+  for (const [args, message] of [
+    [['--resp', `0.0.0.0:${free}`, '--admin', `127.0.0.1:${free}`], `--resp 0.0.0.0:${free} and --admin 127.0.0.1:${free}`],
+    [['--listen', `0.0.0.0:${free}`, '--insecure', '--resp', `127.0.0.1:${free}`], `--listen 0.0.0.0:${free} and --resp 127.0.0.1:${free}`],
+  ] as const) {
+    const spelt = await serve(['--id', '1', '--data', join(t.dir, 't'), ...args]);
+    expect(spelt.code, args.join(' ')).toBe(2);
+    expect(spelt.stderr.split('\n')[0]).toBe(`raftlog serve: ${message} cannot both listen on port ${free}: give each its own port`);
+    expect(existsSync(join(t.dir, 't'))).toBe(false);
+  }
 }, 180_000);
 
 it("a node's own damaged snapshot, or its lost WAL or snapshot, says to restore the node from its peers, not to take another backup", async () => {
