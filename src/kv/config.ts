@@ -80,5 +80,15 @@ export function config(rest: Buffer[], parameters: ReadonlyArray<[string, string
   if (sub !== 'GET') throw new CommandError('KV_UNKNOWN_COMMAND', `ERR unknown subcommand '${cString(rest[0]!, 128)}'. Try CONFIG HELP.`);
   if (rest.length < 2) throw arity('config|get');
   const patterns = rest.slice(1).map((p) => p.toString('latin1'));
-  return parameters.filter(([name]) => patterns.some((p) => globMatches(p, name))).flat();
+  // Redis 7 reads an argument without *, ? or [ as a name, not a glob, and answers it under the
+  // client's spelling: a client library that asked for APPENDONLY looks the answer up by that key.
+  const asked = new Map<string, string>();
+  for (const p of patterns) {
+    const isName = !/[*?[]/.test(p);
+    for (const [name] of parameters) {
+      if (asked.has(name)) continue;
+      if (isName ? p.length === name.length && p.toLowerCase() === name : globMatches(p, name)) asked.set(name, isName ? p : name);
+    }
+  }
+  return parameters.filter(([name]) => asked.has(name)).flatMap(([name, value]) => [asked.get(name)!, value]);
 }

@@ -16,9 +16,20 @@ describe('CONFIG GET', () => {
     expect(get('APPEND?NLY', 's**e')).toEqual(['save', '', 'appendonly', 'yes']);
     expect(get('*f*')).toEqual(['appendfsync', 'always']);
     expect(get('a*y*c')).toEqual(['appendfsync', 'always']);
-    expect(get('sav\\e', 'append\\*')).toEqual(['save', '']);
+    expect(get('sav\\e*', 'append\\*')).toEqual(['save', '']);
     expect(get('sav\\?', '\\*', '*x*', 'save?', '?', 'sav', 'save\\', `${'*'.repeat(100_000)}z`)).toEqual([]);
     expect(get(`${'*'.repeat(100_000)}e`)).toEqual(['save', '']);
+  });
+
+  it("answers a name asked without *, ? or [ under the spelling asked, as Redis 7 does; a glob under the parameter's own", () => {
+    // A client library that asked for APPENDONLY reads the answer by that key: it found none.
+    expect(get('APPENDONLY')).toEqual(['APPENDONLY', 'yes']);
+    expect(get('AppendOnly', 'appendonly')).toEqual(['AppendOnly', 'yes']);
+    expect(get('SAVE', 's*e')).toEqual(['SAVE', '']);
+    expect(get('s*e', 'SAVE')).toEqual(['save', '']);
+    expect(get('APPEND*')).toEqual(['appendonly', 'yes', 'appendfsync', 'always']);
+    // Without a glob character it is a name, \\ included: Redis 7 knows no parameter sav\e.
+    expect(get('sav\\e')).toEqual([]);
   });
 
   it('looks at no more of a pattern than a parameter name can match: a 4 MB one is not read whole', () => {

@@ -108,7 +108,8 @@ describe('the RESP server on an embedded log', () => {
     expect(await c.call('CONFIG', 'GET', '*')).toEqual(['save', '', 'appendonly', 'yes', 'appendfsync', 'always']);
     expect(await c.call('CONFIG', 'GET', 'APPEND?NLY', 's**e')).toEqual(['save', '', 'appendonly', 'yes']);
     expect(await c.call('CONFIG', 'GET', 'sav\\?', '\\*', '*x*', 'save?', `${'*'.repeat(100_000)}z`)).toEqual([]);
-    expect(await c.call('CONFIG', 'GET', 'sav\\e')).toEqual(['save', '']);
+    expect(await c.call('CONFIG', 'GET', 'sav\\e*')).toEqual(['save', '']);
+    expect(await c.call('CONFIG', 'GET', 'APPENDONLY')).toEqual(['APPENDONLY', 'yes']);
     expect(await c.call('CONFIG')).toEqual(new Error("ERR wrong number of arguments for 'config' command"));
     expect(await c.call('CONFIG', 'GET')).toEqual(new Error("ERR wrong number of arguments for 'config|get' command"));
     expect(await c.call('CONFIG', 'SET', 'save', '')).toEqual(new Error("ERR unknown subcommand 'SET'. Try CONFIG HELP."));
