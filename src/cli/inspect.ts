@@ -3,8 +3,8 @@
 // --records every record), verifying every CRC and that the records make one log
 // as the WAL's open checks it (no segment or entry missing), and verifies every
 // snapshot file, the one the WAL points at included.
-// Read-only: it takes no lock and repairs nothing, so it is safe next to a
-// running node. Exits 1 on damage, naming the file and offset; a torn tail is
+// Read-only: it takes no lock and repairs nothing. A directory a process holds open is
+// refused (WAL_LOCKED): a running node changes it as it is read. Exits 1 on damage, naming the file and offset; a torn tail is
 // reported but is not damage (the next open cuts it off).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +15,8 @@ import { readPeerInstances } from '../storage/peer-instances.js';
 import { StorageError } from '../storage/errors.js';
 import { RECOVER, RESTORE, unfinished } from '../storage/unfinished.js';
 import { addon, type NativeScan } from '../wal/addon.js';
-import { WalIoError, WalLockMissingError, fromNative, type WalError } from '../wal/errors.js';
+import { WalIoError, WalLockMissingError, WalLockedError, fromNative, type WalError } from '../wal/errors.js';
+import { lockHolder } from '../wal/lock-holder.js';
 import { replay, type Replayed } from '../wal/replay.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
@@ -28,6 +29,7 @@ file, and what the node's open would refuse; prints the directory's instance id 
 the instance it recorded for each peer. Each damage found is one line on stderr,
 its code first (WAL_CORRUPT, WAL_LOCK_MISSING, WAL_IO, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING,
 STATE_CORRUPT, RESTORE_INCOMPLETE, RECOVER_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
+A directory a running process holds open (a node's) is refused with WAL_LOCKED.
 Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is,
 2 for a usage error.`;
 
@@ -55,6 +57,13 @@ export async function main(args: string[]): Promise<number> {
       if (bad > 0) return EXIT.failed; // a restore stopped before it made the WAL
       throw new CliError('NO_WAL', `there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
     }
+    // A running node changes the directory as it is read: a snapshot taken or pruned between
+    // reading the WAL and the snapshots was reported as SNAPSHOT_MISSING or STATE_CORRUPT.
+    const holder = lockHolder(walDir);
+    if (holder !== null)
+      throw new WalLockedError(
+        `${walDir} is open in process ${holder} (its LOCK is held), which changes it as it would be read: stop the node, then inspect it`,
+      );
     const refused = lockRefusal(walDir);
     if (refused !== undefined) {
       damage(coded(refused));
