@@ -64,7 +64,7 @@ it("gives every field of TcpTransportOptions and of the Raft core's Config a row
 });
 
 it('names every route of the admin endpoint with its method', () => {
-  const routes = [...read('src/admin/handler.ts').matchAll(/\['(\/[a-z/]*)', '(GET|POST)'\]/g)].map((m) => `${m[2]} ${m[1]}`);
+  const routes = [...read('src/admin/handler.ts').matchAll(/\['(\/[a-z/]*)', '(GET|POST)(?:, HEAD)?'\]/g)].map((m) => `${m[2]} ${m[1]}`);
   expect(routes.length).toBeGreaterThan(8);
   expect(routes.filter((r) => !README.includes(`\`${r}\``))).toEqual([]);
 });

@@ -239,12 +239,16 @@ function hostName(host: string): string | null {
   return m[2]!.toLowerCase();
 }
 
-/** The method each route takes: another one is answered 405 with it in Allow. */
+/**
+ * The method each route takes: another one is answered 405 with it in Allow. HEAD is answered as
+ * GET without the body where a probe or a monitor may send it (RFC 9110 9.3.2): a load balancer's
+ * HEAD /health was 405, a node down to it. Not of /snapshot, which takes a backup to answer.
+ */
 const METHODS = new Map<string, string>([
-  ['/', 'GET'],
-  ['/health', 'GET'],
-  ['/status', 'GET'],
-  ['/metrics', 'GET'],
+  ['/', 'GET, HEAD'],
+  ['/health', 'GET, HEAD'],
+  ['/status', 'GET, HEAD'],
+  ['/metrics', 'GET, HEAD'],
   ['/snapshot', 'GET'],
   ['/members/add', 'POST'],
   ['/members/remove', 'POST'],
@@ -431,7 +435,9 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0]!;
-    const op = `${req.method} ${path}`;
+    // Node sends no body in answer to a HEAD.
+    const method = req.method === 'HEAD' && METHODS.get(path)?.includes('HEAD') === true ? 'GET' : req.method;
+    const op = `${method} ${path}`;
     switch (op) {
       case 'GET /health': {
         const s = log.status();
@@ -550,7 +556,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     if (refused !== null) return refuse(req, res, refused);
     // The status page holds no data (it asks for it, with the token, like any client), so it
     // loads without one: open http://host:port/#token=<token> when the endpoint has a token.
-    if (req.method === 'GET' && (req.url ?? '/').split('?')[0] === '/') {
+    if ((req.method === 'GET' || req.method === 'HEAD') && (req.url ?? '/').split('?')[0] === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(STATUS_PAGE_HTML), 'cache-control': 'no-store' });
       res.end(STATUS_PAGE_HTML);
       req.resume();

@@ -627,11 +627,11 @@ describe('the admin endpoint', () => {
     for (const [method, path, allow] of [
       ['GET', '/members/add', 'POST'],
       ['GET', '/leader/transfer', 'POST'],
-      ['POST', '/status', 'GET'],
-      ['HEAD', '/health', 'GET'],
+      ['POST', '/status', 'GET, HEAD'],
+      ['HEAD', '/snapshot', 'GET'],
       ['DELETE', '/snapshot', 'GET'],
-      ['OPTIONS', '/metrics', 'GET'],
-      ['POST', '/', 'GET'],
+      ['OPTIONS', '/metrics', 'GET, HEAD'],
+      ['POST', '/', 'GET, HEAD'],
       ['PUT', '/members/remove?id=1', 'POST'],
     ] as const) {
       const r = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -658,6 +658,29 @@ describe('the admin endpoint', () => {
     ] as const)
       expect((await send(admin.address, method as 'GET' | 'POST', path, host)).json, `${method} ${path}`).toMatchObject({ code: 'NOT_FOUND' });
     expect(Object.keys(log.status().members)).toEqual(['1']);
+  });
+
+  it("HEAD of /health, /status, /metrics and the page is answered as GET without the body: a probe's HEAD /health sees 200, or 503", async () => {
+    const { log, admin } = await node();
+    const at = admin.address.lastIndexOf(':');
+    const ask = (method: 'GET' | 'HEAD', path: string) =>
+      new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
+        request({ host: admin.address.slice(0, at), port: Number(admin.address.slice(at + 1)), method, path, headers: { host: admin.address } }, (r) => {
+          let body = '';
+          r.on('data', (c: Buffer) => (body += c.toString()));
+          r.on('end', () => resolve({ status: r.statusCode!, type: r.headers['content-type'], body }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    for (const path of ['/health', '/status', '/metrics', '/']) {
+      const [head, get] = [await ask('HEAD', path), await ask('GET', path)];
+      expect(head, path).toEqual({ status: 200, type: get.type, body: '' });
+      expect(get.status, path).toBe(200);
+      expect(get.body.length, path).toBeGreaterThan(0);
+    }
+    await log.close();
+    expect(await ask('HEAD', '/health')).toMatchObject({ status: 503, body: '' });
   });
 
   it('an oversized body sent without a length (chunked) is answered 413, not cut off', async () => {
