@@ -18,7 +18,7 @@ import { ProgressStateType } from '../raft/types.js';
 import { takeBackup } from './backup.js';
 import { CodeCounts } from '../transport/errors.js';
 import { adminRefusalMetrics, logRegistry } from './prometheus.js';
-import { STATUS_PAGE_HTML } from './status-page.js';
+import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from './status-page.js';
 
 export interface AdminHandlerOptions {
   /** Requests must carry `Authorization: Bearer <token>`; without one, none is asked. */
@@ -557,7 +557,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     // The status page holds no data (it asks for it, with the token, like any client), so it
     // loads without one: open http://host:port/#token=<token> when the endpoint has a token.
     if ((req.method === 'GET' || req.method === 'HEAD') && (req.url ?? '/').split('?')[0] === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(STATUS_PAGE_HTML), 'cache-control': 'no-store' });
+      res.writeHead(200, { ...STATUS_PAGE_HEADERS, 'content-length': Buffer.byteLength(STATUS_PAGE_HTML) });
       res.end(STATUS_PAGE_HTML);
       req.resume();
       return;

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 // GET / of the admin endpoint: a page for the person on call who would rather
 // look than read. It polls this node's /status, /metrics and /health once a
 // second (with the token from the address's fragment, #token=..., which never
@@ -135,7 +137,7 @@ async function poll() {
     const count = metric(text, "raftlog_append_duration_seconds_count")[0];
     const buckets = metric(text, "raftlog_append_duration_seconds_bucket")
       .map((b) => [Number((/le="([^"]+)"/.exec(b.labels) || [])[1]), b.value]).filter((b) => isFinite(b[0]));
-    const now = { t: Date.now(), commit: commit ? commit.value : 0, count: count ? count.value : 0, buckets };
+    const now = { t: performance.now(), commit: commit ? commit.value : 0, count: count ? count.value : 0, buckets };
     if (last) {
       commits.push(Math.max(0, (now.commit - last.commit) / ((now.t - last.t) / 1000)));
       p99s.push(p99Since(last, now));
@@ -161,3 +163,30 @@ async function poll() {
 </body>
 </html>
 `;
+
+const inlineHash = (tag: string): string => {
+  const m = new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(STATUS_PAGE_HTML);
+  return `'sha256-${createHash('sha256').update(m![1]!).digest('base64')}'`;
+};
+
+/**
+ * What GET / answers with the page. It shows what peers and the disk said (addresses, error
+ * messages) and holds a token in its address: only its own script and style run, it fetches
+ * from its own origin only, and no other site may frame it (to have it clicked unseen).
+ */
+export const STATUS_PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  'content-security-policy': [
+    "default-src 'none'",
+    `script-src ${inlineHash('script')}`,
+    `style-src ${inlineHash('style')}`,
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; '),
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};

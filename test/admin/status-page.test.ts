@@ -133,4 +133,56 @@ describe('the status page', () => {
     await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 1, { timeout: 15_000 });
     expect(await rows(page)).toEqual([{ id: 1, role: 'leader', leader: true }]);
   });
+
+  it('is served with a content-security policy its own script and style pass, and refuses to be framed', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    const res = await fetch(`http://${admin.address}/`);
+    await res.text();
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toMatch(/default-src 'none'/);
+    expect(csp).toMatch(/frame-ancestors 'none'/);
+    const page = await browser.newPage();
+    cleanups.push(() => page.close());
+    const refused: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) refused.push(m.text());
+    });
+    await page.goto(`http://${admin.address}/`);
+    await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 1, { timeout: 15_000 });
+    expect(refused).toEqual([]);
+  });
+
+  it('measures rates by a monotonic clock: a wall clock that stands still draws commits/s, not Infinity', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    const page = await browser.newPage();
+    cleanups.push(() => page.close());
+    // A wall clock stepped back (NTP, a VM resumed) gives the same or an earlier time a second later.
+    await page.evaluateOnNewDocument(() => {
+      const frozen = Date.now();
+      Date.now = () => frozen;
+    });
+    await page.goto(`http://${admin.address}/`);
+    const shown = (): Promise<string> => page.$eval('#commits-now', (d) => d.textContent ?? '');
+    let text = '';
+    let appended = 0;
+    for (const until = performance.now() + 30_000; performance.now() < until;) {
+      await log.append(enc(`r${appended++}`));
+      text = await shown();
+      if (text !== '' && !/^0 now$/.test(text)) break;
+    }
+    expect(text).toMatch(/^[1-9]\d* now$/);
+  }, 60_000);
 });
