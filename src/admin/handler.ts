@@ -444,6 +444,11 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         const unhealthy = (reason: string, message: string): void => sendJson(res, 503, { health: false, reason, message });
         if (s.role === 'fatal') return unhealthy(s.fatal?.code ?? 'LOG_FATAL', s.fatal?.message ?? 'the node stopped');
         if (s.role === 'closed') return unhealthy('LOG_CLOSED', 'the log was closed');
+        // A removed node still names the leader it last heard, and its reads wait out the 2 s:
+        // TIMEOUT, blaming the leader, hid why.
+        const conf = [...s.conf.voters, ...s.conf.learners, ...(s.conf.votersOutgoing ?? []), ...(s.conf.learnersNext ?? [])];
+        if (conf.length > 0 && !conf.includes(s.id))
+          return unhealthy('NOT_MEMBER', `this node (${s.id}) is not in the configuration it applied: it was removed from the cluster`);
         if (s.lead === 0) return unhealthy('NO_LEADER', 'this node knows no leader');
         // Knowing a leader is not serving: a follower the leader cannot hear, or one stuck
         // installing a snapshot, names its leader for as long as heartbeats reach it, and a

@@ -683,6 +683,23 @@ describe('the admin endpoint', () => {
     expect(await ask('HEAD', '/health')).toMatchObject({ status: 503, body: '' });
   });
 
+  it('/health of a node removed from the cluster is 503 NOT_MEMBER, not a TIMEOUT blaming the leader', async () => {
+    const { log } = await node();
+    // As a removed node's status reads (seen on one removed from three): the configuration it
+    // applied without it, the leader it last heard still named, and reads that never come back.
+    const removed = {
+      id: log.id,
+      status: () => ({ ...log.status(), role: 'follower', lead: 2, conf: { voters: [2, 3], learners: [] } }),
+      metrics: () => log.metrics(),
+      barrier: () => new Promise<void>(() => undefined),
+    } as unknown as ReplicatedLog<unknown>;
+    const admin = await serveAdmin({ log: removed, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    const res = await fetch(`http://${admin.address}/health`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ health: false, reason: 'NOT_MEMBER', message: expect.stringMatching(/removed/) });
+  });
+
   it('an oversized body sent without a length (chunked) is answered 413, not cut off', async () => {
     const { admin } = await node();
     const big = await send(admin.address, 'POST', '/members/add', { ...JSON_TYPE, 'transfer-encoding': 'chunked' }, 'x'.repeat(5000));
