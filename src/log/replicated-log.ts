@@ -117,13 +117,14 @@ function isPromise(v: unknown): v is PromiseLike<unknown> {
  * An apply() that returns a promise (an `async apply`) has not applied the record when it
  * returns: the next record and a snapshot would see the state without it, and the append
  * would resolve with a promise. Its rejection is handled here, or it would end the process;
- * a `then` that throws instead is the state machine's, not a storage failure.
+ * a `then` that throws instead is the state machine's failure, and what it threw is the cause
+ * its author needs to see.
  */
 function applyReturnedPromise(result: PromiseLike<unknown>): FatalError {
   try {
     result.then(undefined, () => undefined);
-  } catch {
-    // refused below all the same
+  } catch (err) {
+    return stateMachineFailed('apply', err);
   }
   return stateMachineFailed('apply', new TypeError('apply() returned a promise: it must apply the record before it returns'));
 }

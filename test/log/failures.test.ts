@@ -298,26 +298,36 @@ describe('ReplicatedLog failures', () => {
     await again.close();
   });
 
-  it("an apply() whose result's then throws, when read or when called, stops the node with LOG_FATAL naming apply()", async () => {
-    const results = [
-      {
-        get then(): never {
-          throw new Error('then read');
+  it("an apply() whose result's then throws, when read or when called, stops the node with LOG_FATAL naming apply(), what then threw its cause", async () => {
+    const read = new Error('then read');
+    const called = new Error('then called');
+    const cases: [unknown, Error][] = [
+      [
+        {
+          get then(): never {
+            throw read;
+          },
         },
-      },
-      {
-        then(): never {
-          throw new Error('then called');
+        read,
+      ],
+      [
+        {
+          then(): never {
+            throw called;
+          },
         },
-      },
+        called,
+      ],
     ];
-    for (const result of results) {
+    for (const [result, thrown] of cases) {
       const dir = fresh();
       const sm = new RecordingMachine();
       const log = await ReplicatedLog.open({ dataDir: dir, stateMachine: sm });
       sm.apply = (() => result) as unknown as RecordingMachine['apply'];
       const message = /state machine's apply\(\) failed/;
-      await expect(log.append(enc('thenable'))).rejects.toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(message) });
+      const failed = log.append(enc('thenable'));
+      await expect(failed).rejects.toMatchObject({ code: 'LOG_FATAL', message: expect.stringMatching(message) });
+      await expect(failed).rejects.toHaveProperty('cause', thrown); // the state machine's own error
       expect(log.status().fatal?.message).toMatch(message);
       await log.close();
     }
