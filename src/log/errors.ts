@@ -24,6 +24,9 @@ export type LogErrorCode =
 
 export class LogError extends CodedError<LogErrorCode> {}
 
+/** The codes a stopped node gives (the `'fatal'` event, `status().fatal`): `LOG_CORRUPT` for an entry it cannot decode, `LOG_FATAL` for any other failure. */
+export type FatalErrorCode = 'LOG_FATAL' | 'LOG_CORRUPT';
+
 /** The record was certainly not committed: it is safe to append it again. */
 export class NotCommittedError extends LogError {
   constructor(reason: string, options?: CodedErrorOptions) {
@@ -66,6 +69,7 @@ export class InvalidArgumentError extends LogError {
 
 /** The node stopped because its storage (or, rarely, its transport) failed; reopen it. */
 export class FatalError extends LogError {
+  declare readonly code: 'LOG_FATAL';
   /** `after` names what failed, for operators: a storage failure unless said. */
   constructor(cause: unknown, after = 'a storage failure') {
     super('LOG_FATAL', `the node stopped after ${after}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
@@ -80,6 +84,7 @@ export class CompactedRangeError extends LogError {
 
 /** A committed entry could not be decoded: the log holds data this node cannot trust. The node stops. */
 export class LogCorruptError extends LogError {
+  declare readonly code: 'LOG_CORRUPT';
   readonly index: number;
   constructor(index: number, why: string) {
     super('LOG_CORRUPT', `entry ${index} cannot be decoded: ${why}`);

@@ -17,6 +17,7 @@ export {
   LogError,
   MajorityUnavailableError,
   type LogErrorCode,
+  type FatalErrorCode,
   NoLeaderError,
   NotCaughtUpError,
   NotCommittedError,

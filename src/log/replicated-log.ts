@@ -41,6 +41,7 @@ import {
   OverloadedError,
   RecordTooLargeError,
   SnapshotLimitError,
+  type FatalErrorCode,
 } from './errors.js';
 import { Membership, checkNodeId, type MembershipChange } from './membership.js';
 import { MetricCounters, turnNow, type LogMetrics } from './metrics.js';
@@ -80,7 +81,7 @@ export interface LogEvents {
   /** The leader this node knows changed: `id` 0 means none is known now. */
   leader: [{ id: number; term: number }];
   /** The node stopped after a storage or transport failure, a state machine's error, or on a corrupt entry (status().role is then 'fatal'). */
-  fatal: [{ code: string; message: string }];
+  fatal: [{ code: FatalErrorCode; message: string }];
 }
 
 /**
@@ -172,7 +173,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** The storage's figures as the WAL was closed, which status() and metrics() report from then on. @internal */
   private final: { lastIndex: number; firstIndex: number; walStats: WalStats | null } | null = null;
   /** @internal */
-  private fatal: LogError | undefined;
+  private fatal: FatalError | LogCorruptError | undefined;
   /** @internal */
   private lead = 0;
   /** @internal */

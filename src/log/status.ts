@@ -5,7 +5,7 @@ import type { LogStore } from '../storage/log-store.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { Transport } from '../transport/transport.js';
 import { FSYNC_BUCKETS, Wal, type WalStats } from '../wal/index.js';
-import type { LogError } from './errors.js';
+import type { FatalError, FatalErrorCode, LogCorruptError } from './errors.js';
 import { peerLag, type LogMetrics, type MetricCounters } from './metrics.js';
 
 export interface LogStatus extends Status {
@@ -15,7 +15,7 @@ export interface LogStatus extends Status {
    */
   role: 'follower' | 'pre-candidate' | 'candidate' | 'leader' | 'fatal' | 'closed';
   /** Why the node stopped, once it has. */
-  fatal?: { code: string; message: string };
+  fatal?: { code: FatalErrorCode; message: string };
   members: Record<number, string>;
   lastIndex: number;
   firstIndex: number;
@@ -36,7 +36,7 @@ export interface NodeView {
   status: Status;
   applied: number;
   /** Why the node stopped, if it has. */
-  fatal: LogError | undefined;
+  fatal: FatalError | LogCorruptError | undefined;
   /** close() was called. */
   closed: boolean;
   members: ReadonlyMap<number, string>;

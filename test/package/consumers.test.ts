@@ -128,7 +128,7 @@ try { await Wal.open('wal'); } catch (err) { console.log(JSON.stringify({ code: 
       );
       writeFileSync(
         join(dir, 'main.ts'),
-        `import { ReplicatedLog, type LogEntry, type StateMachine, type LogStatus } from 'raftlog';
+        `import { ReplicatedLog, type FatalErrorCode, type LogEntry, type StateMachine, type LogStatus } from 'raftlog';
 import { RawNode } from 'raftlog/raft';
 class Counter implements StateMachine<number> {
   total = 0;
@@ -141,6 +141,14 @@ export async function main(): Promise<number> {
   const { result } = await log.append(Uint8Array.of(5));
   const role: LogStatus['role'] = log.status().role;
   void role; void RawNode;
+  // A stopped node's code is one a switch can be exhaustive over, and still reads as a string.
+  const stopped: FatalErrorCode | undefined = log.status().fatal?.code;
+  const text: string | undefined = stopped;
+  void text;
+  log.on('fatal', ({ code }) => {
+    // @ts-expect-error: a stopped node never gives NOT_LEADER
+    if (code === 'NOT_LEADER') return;
+  });
   // @ts-expect-error: appends take bytes
   await log.append('text');
   return result;
