@@ -5,7 +5,18 @@ import { join } from 'node:path';
 import { LogLostError, NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { members as confMembers } from '../raft/changer.js';
 import { RawNode } from '../raft/raw-node.js';
-import { EntryType, MessageType, StateType, type ConfState, type Entry, type Message, type Ready, type Snapshot, type SoftState } from '../raft/types.js';
+import {
+  EntryType,
+  MessageType,
+  StateType,
+  type ConfState,
+  type Entry,
+  type Message,
+  type HardState,
+  type Ready,
+  type Snapshot,
+  type SoftState,
+} from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
 import { FileSnapshotStore, heldSnapshots, refuseOtherFormats, type SnapshotStore } from '../storage/snapshot-store.js';
@@ -78,7 +89,7 @@ export type { MembershipChange } from './membership.js';
 
 /** What a log announces, as an EventEmitter: `log.on('leader', ({ id, term }) => ...)`. */
 export interface LogEvents {
-  /** The leader this node knows changed: `id` 0 means none is known now. */
+  /** The leader this node knows changed, or the same node leads at a new term: `id` 0 means none is known now. */
   leader: [{ id: number; term: number }];
   /** The node stopped after a storage or transport failure, a state machine's error, or on a corrupt entry (status().role is then 'fatal'). */
   fatal: [{ code: FatalErrorCode; message: string }];
@@ -176,6 +187,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private fatal: FatalError | LogCorruptError | undefined;
   /** @internal */
   private lead = 0;
+  /** What 'leader' last announced. @internal */
+  private announced = { id: 0, term: 0 };
   /** @internal */
   private role = StateType.StateFollower;
   /** @internal */
@@ -966,6 +979,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private handleReady(rd: Ready): void {
     if (rd.softState !== undefined) this.onSoftState(rd.softState);
+    if (rd.softState !== undefined || rd.hardState !== undefined) this.announceLeader(rd.hardState);
     if (rd.snapshot !== undefined) this.spooled.delete(rd.snapshot);
     // The leader's MsgApps leave now, while its own write runs (thesis §10.2.1).
     if (rd.messages.length > 0) this.deps.transport?.send(rd.messages);
@@ -1026,6 +1040,21 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (rd.readsRefused !== undefined) this.barriers.onReadsRefused(rd.readsRefused);
   }
 
+  /**
+   * Emits 'leader' when the leader this node knows changes, and when the same node leads at a
+   * new term: it lost leadership and won it again, maybe unseen here, and a user who fences
+   * writes on the term must hear of it. `hard`: this Ready's, if its term may have changed.
+   * @internal
+   */
+  private announceLeader(hard: HardState | undefined): void {
+    const id = this.lead;
+    if (id === this.announced.id && (id === 0 || hard === undefined || hard.term === this.announced.term)) return;
+    const announced = { id, term: hard?.term ?? this.node.status().term };
+    this.announced = announced;
+    // After this turn: a listener that throws must not stop the node mid-Ready.
+    queueMicrotask(() => this.emit('leader', { ...announced }));
+  }
+
   /** @internal */
   private onSoftState(ss: SoftState): void {
     const wasLeader = this.role === StateType.StateLeader;
@@ -1041,8 +1070,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       const term = this.node.status().term;
       if (ss.lead !== 0) this.counters.leaderChanges++;
       this.deps.logger.info({ term, from: oldLead, to: ss.lead, role: ROLE[ss.state] }, ss.lead === 0 ? `leader ${oldLead} lost` : `leader is now ${ss.lead}`);
-      // After this turn: a listener that throws must not stop the node mid-Ready.
-      queueMicrotask(() => this.emit('leader', { id: ss.lead, term }));
     }
     if (ss.lead !== 0 && ss.lead !== oldLead) {
       const waiters = [...this.leaderWaiters];

@@ -1,0 +1,36 @@
+// The 'leader' event tells a follower of every (leader, term) it comes to know, so a user who
+// fences writes on the term hears of a leader that lost leadership and won it back.
+import { afterEach, expect, it } from 'vitest';
+import { MemoryNetwork } from '../../src/transport/memory-transport.js';
+import { waitFor } from './helpers.js';
+import { memoryTrio } from './memory-trio.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+it('announces the same leader again, at its new term, to a follower that saw none of the elections between', async () => {
+  const net = new MemoryNetwork();
+  // Node 3 never times out while it hears nothing: it must not campaign (and so forget the leader) while cut off.
+  const { logs, leader } = await memoryTrio(net, cleanups, (id) => ({ options: id === 3 ? { electionTicks: 1_000_000 } : {} }));
+  const bystander = logs[2]!;
+  const led = leader.status().id;
+  const other = logs[(led === 1 ? 2 : 1) - 1]!;
+  await waitFor('node 3 to know the leader', () => bystander.status().lead === led);
+  const before = leader.status().term;
+  const seen: Array<{ id: number; term: number }> = [];
+  bystander.on('leader', (e) => void seen.push(e));
+
+  net.cut(led, 3, true);
+  net.cut(other.status().id, 3, true);
+  await leader.transferLeadership(other.status().id);
+  await other.transferLeadership(led);
+  const term = leader.status().term;
+  expect(term).toBeGreaterThanOrEqual(before + 2);
+  net.heal();
+
+  await waitFor('node 3 to learn the new term', () => bystander.status().term === term && bystander.status().lead === led);
+  await new Promise((r) => setImmediate(r)); // the event's microtask has run
+  expect(seen).toEqual([{ id: led, term }]);
+}, 60_000);
