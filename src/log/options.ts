@@ -78,9 +78,9 @@ export interface ReplicatedLogOptions<R = unknown> {
    * learner is more than this many entries behind the leader's last index. Default `DEFAULTS.promoteMaxLag`.
    */
   promoteMaxLag?: number;
-  /** Milliseconds per raft tick. Default `DEFAULTS.tickMs`. */
+  /** Milliseconds per raft tick; `electionTicks × tickMs` must be at least 100 ms. Default `DEFAULTS.tickMs`. */
   tickMs?: number;
-  /** Election timeout in ticks (randomized up to twice this). Default `DEFAULTS.electionTicks`. */
+  /** Election timeout in ticks (randomized up to twice this); `electionTicks × tickMs` must be at least 100 ms. Default `DEFAULTS.electionTicks`. */
   electionTicks?: number;
   /** Heartbeat interval in ticks, below electionTicks. Default `DEFAULTS.heartbeatTicks`. */
   heartbeatTicks?: number;
@@ -247,6 +247,15 @@ const CHECKS: Record<keyof ReplicatedLogOptions, Check> = {
   signal: (v) => (v instanceof AbortSignal ? null : 'must be an AbortSignal'),
 };
 
+/**
+ * The shortest election timeout open() takes. A follower that hears nothing for one campaigns,
+ * and a leader's heartbeat reaches it only after the leader's turn, the network and the
+ * follower's own turn, any of them held up by an fsync, a garbage collection or a descheduled
+ * process: a turn held up 85 ms was seen on a shared 2-vCPU machine. 100 ms is the shortest
+ * timeout the cluster tests run with there.
+ */
+export const MIN_ELECTION_MS = 100;
+
 /** Refuses unknown keys, wrong types and inconsistent values, naming the key. */
 export function validateOptions<R>(options: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('ReplicatedLog.open(options): options must be an object');
@@ -287,6 +296,10 @@ function checkOptions<R>(o: ReplicatedLogOptions<R>): ReplicatedLogOptions<R> {
   if (heartbeat >= election) throw new InvalidArgumentError(`ReplicatedLog.open: heartbeatTicks (${heartbeat}) must be below electionTicks (${election})`);
   // The transport closes a peer connection quiet for three election timeouts, on a Node timer.
   const electionMs = election * (o.tickMs ?? DEFAULTS.tickMs);
+  if (electionMs < MIN_ELECTION_MS)
+    throw new InvalidArgumentError(
+      `ReplicatedLog.open: electionTicks × tickMs (${electionMs} ms) must be at least ${MIN_ELECTION_MS} ms: a shorter election timeout is outlasted by a loaded node's pauses, and its followers elect over and over`,
+    );
   if (3 * electionMs > MAX_TIMER_MS)
     throw new InvalidArgumentError(
       `ReplicatedLog.open: electionTicks × tickMs (${electionMs} ms) must be at most ${Math.floor(MAX_TIMER_MS / 3)} ms: three of them must fit a Node timer`,

@@ -53,6 +53,9 @@ describe('ReplicatedLog limits', () => {
       [{ logger: { warn() {} } }, /logger must have the methods/],
       [{ stateMachine: {} }, /stateMachine must have the methods apply, snapshot, restore/],
       [{ electionTicks: 3, heartbeatTicks: 3 }, /heartbeatTicks \(3\) must be below electionTicks \(3\)/],
+      // An election timeout of 2 ms is over before a loaded node's turn is: its followers would elect without end.
+      [{ electionTicks: 2, heartbeatTicks: 1, tickMs: 1 }, /electionTicks × tickMs \(2 ms\) must be at least 100 ms/],
+      [{ electionTicks: 9, tickMs: 11 }, /electionTicks × tickMs \(99 ms\) must be at least 100 ms/],
       // A peer connection quiet for three election timeouts is closed: a timer Node cannot set fired
       // after 1 ms (with a warning on stderr), and every connection was closed as soon as it opened.
       [{ electionTicks: 20_000_000 }, /electionTicks × tickMs \(1000000000 ms\) must be at most 715827882 ms/],
@@ -225,7 +228,7 @@ describe('ReplicatedLog limits', () => {
       id: 1,
       peers,
       clusterSecret: 'a secret for the limits tests',
-      tickMs: 10,
+      tickMs: 20,
       electionTicks: 5,
       heartbeatTicks: 1,
       timeoutMs: 3_600_000,
