@@ -2,7 +2,8 @@
 // connection or request, so a line for each lets a flood of them flood the operator's logs.
 // The first few of an interval are logged as they come, since the reason a misconfigured peer
 // is refused is what an operator needs to see; the rest are counted, and the count is logged
-// once when the interval ends. A leaf module, so that the transport, the RESP server and the
+// when the interval ends, a line for each `code` they carried and that code in its `code` field,
+// so a log pipeline that counts one code's refusals counts those not logged too. A leaf module, so that the transport, the RESP server and the
 // admin endpoint share it: it imports nothing, taking the logger's `warn` and a clock's
 // `setTimeout` by their shapes (src/logger.ts's Logger and src/log/clock.ts's Clock have them).
 
@@ -22,7 +23,8 @@ export const realTimers: RefusalLogClock = {
 };
 
 /**
- * 10 lines per 10 s: a flood costs at most 11 lines per 10 s (about one a second), while a peer
+ * 10 lines per 10 s: a flood costs at most 10 lines per 10 s and one for each code it carried
+ * (about one a second), while a peer
  * refused for its configuration (another cluster's id or secret, a certificate for another node),
  * which redials every half to whole election timeout (2 to 4 times a second with a log's default
  * timing), still has 10 refusals of every 10 s logged, each with its reason.
@@ -32,7 +34,8 @@ export const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export class RefusalLog {
   private logged = 0;
-  private suppressed = 0;
+  /** The refusals not logged this interval, by their `code` ('' for those that carried none). */
+  private readonly suppressed = new Map<string, number>();
   /** Cancels the end of the interval under way; undefined between intervals. */
   private cancel: (() => void) | undefined;
 
@@ -50,7 +53,10 @@ export class RefusalLog {
     if (this.logged < REFUSAL_LOG_LINES) {
       this.logged++;
       this.logger.warn(fields, message);
-    } else this.suppressed++;
+    } else {
+      const code = typeof fields.code === 'string' ? fields.code : '';
+      this.suppressed.set(code, (this.suppressed.get(code) ?? 0) + 1);
+    }
   }
 
   /** Logs the count of refusals not logged now, not at the interval's end: for a server's close. */
@@ -61,13 +67,13 @@ export class RefusalLog {
 
   private endInterval(): void {
     this.cancel = undefined;
-    const n = this.suppressed;
+    const counts = [...this.suppressed];
     this.logged = 0;
-    this.suppressed = 0;
-    if (n > 0) {
+    this.suppressed.clear();
+    for (const [code, n] of counts) {
       this.logger.warn(
-        { suppressed: n },
-        `${this.subject}: ${n} more not logged (at most ${REFUSAL_LOG_LINES} are logged every ${REFUSAL_LOG_INTERVAL_MS / 1000} s, then their count)`,
+        code === '' ? { suppressed: n } : { code, suppressed: n },
+        `${this.subject}: ${n} more${code === '' ? '' : ` ${code}`} not logged (at most ${REFUSAL_LOG_LINES} are logged every ${REFUSAL_LOG_INTERVAL_MS / 1000} s, then their count)`,
       );
     }
   }

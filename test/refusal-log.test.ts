@@ -34,6 +34,26 @@ describe('RefusalLog', () => {
     expect(clock.pending).toEqual([REFUSAL_LOG_INTERVAL_MS]);
   });
 
+  it("logs the count of each code's refusals on a line of its own, the code in its code field", () => {
+    const { logger, clock, refusals } = setup();
+    for (let i = 0; i < REFUSAL_LOG_LINES; i++) refusals.warn({ code: 'TRANSPORT_AUTH_FAILED' }, `refused ${i}`);
+    for (let i = 0; i < 3; i++) refusals.warn({ code: 'TRANSPORT_AUTH_FAILED' }, 'one more');
+    refusals.warn({ code: 'ECONNRESET' }, 'and another');
+    clock.fire();
+    expect(logger.lines.slice(REFUSAL_LOG_LINES)).toEqual([
+      {
+        level: 'warn',
+        fields: { code: 'TRANSPORT_AUTH_FAILED', suppressed: 3 },
+        message: 'port: refused connections: 3 more TRANSPORT_AUTH_FAILED not logged (at most 10 are logged every 10 s, then their count)',
+      },
+      {
+        level: 'warn',
+        fields: { code: 'ECONNRESET', suppressed: 1 },
+        message: 'port: refused connections: 1 more ECONNRESET not logged (at most 10 are logged every 10 s, then their count)',
+      },
+    ]);
+  });
+
   it('logs no count for an interval that had no more than its lines', () => {
     const { logger, clock, refusals } = setup();
     for (let i = 0; i < REFUSAL_LOG_LINES; i++) refusals.warn({}, `refused ${i}`);

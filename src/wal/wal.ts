@@ -220,7 +220,7 @@ export class Wal {
       const torn = wal.repair;
       if (torn !== null)
         logger.warn(
-          { dir: path, ...torn },
+          { code: 'WAL_TORN_WRITE', dir: path, ...torn },
           `WAL: cut off a torn write at the end of the log, in ${torn.file} at offset ${torn.offset} (${torn.droppedBytes} bytes dropped)`,
         );
       const last = wal.#segments.last;
@@ -762,7 +762,7 @@ export class Wal {
 
   /** The native writer worked around a failure (nothing was lost): tell the operator. */
   readonly #onNotice = (message: string, attempt: number, delayMs: number): void => {
-    this.#logger.warn({ dir: this.dir, attempt, delayMs, err: message }, 'WAL: worked around a failure that lost nothing');
+    this.#logger.warn({ code: 'WAL_WORKED_AROUND', dir: this.dir, attempt, delayMs, err: message }, 'WAL: worked around a failure that lost nothing');
   };
 
   // ---- reading ----

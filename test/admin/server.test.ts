@@ -489,8 +489,8 @@ describe('the admin endpoint', () => {
     }
     expect(logger.lines).toHaveLength(10);
     clock.fire();
-    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, suppressed: 5 });
-    expect(logger.lines.at(-1)!.message).toMatch(/^admin: refused requests: 5 more not logged/);
+    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, code: 'CROSS_ORIGIN', suppressed: 5 });
+    expect(logger.lines.at(-1)!.message).toMatch(/^admin: refused requests: 5 more CROSS_ORIGIN not logged/);
 
     const withToken = await node({ token: 'the-admin-token', logger, refusalLogClock: clock, authThrottle: { failures: 100 } });
     expect((await send(withToken.admin.address, 'GET', '/status', { authorization: 'Bearer wrong' })).status).toBe(401);
@@ -500,7 +500,7 @@ describe('the admin endpoint', () => {
     for (let i = 0; i < 11; i++) expect((await send(withToken.admin.address, 'GET', '/status', { authorization: 'Bearer wrong' })).status).toBe(401);
     expect(logger.lines.at(-1)!.fields).toMatchObject({ status: 401 });
     await withToken.admin.close();
-    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, suppressed: 2 });
+    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, code: 'UNAUTHORIZED', suppressed: 2 });
   });
 
   it('refuses a token that a request cannot carry, which no client could then send', async () => {

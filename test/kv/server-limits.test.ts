@@ -588,14 +588,14 @@ describe('RESP server limits', () => {
     // The node as the log's own lines name it, given a logger without it.
     expect(logger.lines[0]!.fields).toMatchObject({ node: 1, remoteAddress: '127.0.0.1' });
     clock.fire();
-    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, suppressed: 5 });
-    expect(logger.lines.at(-1)!.message).toMatch(/^RESP server: refused connections: 5 more not logged/);
+    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, code: 'KV_PROTECTED_MODE', suppressed: 5 });
+    expect(logger.lines.at(-1)!.message).toMatch(/^RESP server: refused connections: 5 more KV_PROTECTED_MODE not logged/);
     // Cross-protocol requests go through the same limit, and close() logs what is still counted.
     const loopback = await start({ logger, refusalLogClock: clock });
     for (let i = 0; i < 12; i++) expect((await sendAndWatch(portOf(loopback), 'POST / HTTP/1.1\r\n')).closed).toBe(true);
     expect(logger.lines.filter((l) => /cross-protocol/.test(l.message))).toHaveLength(10);
     await loopback.close();
-    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, suppressed: 2 });
+    expect(logger.lines.at(-1)!.fields).toEqual({ node: 1, code: 'KV_CROSS_PROTOCOL', suppressed: 2 });
   });
 
   it('logs every refusal with a code field: protected mode, maxClients, a cross-protocol request, repeated wrong passwords', async () => {

@@ -430,8 +430,8 @@ describe('liveness and limits', () => {
     expect(warnings()).toHaveLength(10);
     expect(warnings().every((m) => /^transport: closing connection from unidentified peer at 127\.0\.0\.1:\d+: TRANSPORT_FRAME_TOO_LARGE/.test(m))).toBe(true);
     clock.fire();
-    expect(b.log.lines.at(-1)!.fields).toEqual({ suppressed: 5 });
-    expect(warnings().at(-1)).toMatch(/^transport: refused connections: 5 more not logged/);
+    expect(b.log.lines.at(-1)!.fields).toEqual({ code: 'TRANSPORT_FRAME_TOO_LARGE', suppressed: 5 });
+    expect(warnings().at(-1)).toMatch(/^transport: refused connections: 5 more TRANSPORT_FRAME_TOO_LARGE not logged/);
     // A new interval: a stranger is logged again, and close() logs what is still counted.
     await strangers(11, 'the next strangers refused');
     expect(warnings()).toHaveLength(21);
@@ -442,7 +442,7 @@ describe('liveness and limits', () => {
     await closed(member);
     expect(warnings().at(-1)).toMatch(/^transport: closing connection from peer 1 at .*TRANSPORT_WRONG_NODE/);
     await b.t.close();
-    expect(b.log.lines.at(-1)!.fields).toEqual({ suppressed: 1 });
+    expect(b.log.lines.at(-1)!.fields).toEqual({ code: 'TRANSPORT_FRAME_TOO_LARGE', suppressed: 1 });
   });
 
   it('caps inbound connections overall', async () => {

@@ -168,7 +168,9 @@ describe('torn tail', () => {
     const wal = await Wal.open(dir, { ...SMALL, logger: { warn: (fields, message) => warnings.push({ fields, message }) } });
     try {
       expect(wal.repair).toMatchObject({ file, offset: last.offset });
-      expect(warnings).toEqual([{ fields: { dir, ...wal.repair }, message: expect.stringContaining(`${file} at offset ${last.offset}`) }]);
+      expect(warnings).toEqual([
+        { fields: { code: 'WAL_TORN_WRITE', dir, ...wal.repair }, message: expect.stringContaining(`${file} at offset ${last.offset}`) },
+      ]);
       expect(warnings[0]!.message).toContain(`${wal.repair!.droppedBytes} bytes`);
     } finally {
       await wal.close();
