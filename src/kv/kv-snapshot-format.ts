@@ -18,7 +18,23 @@ export class KvSnapshotCorruptError extends CodedError<'KV_SNAPSHOT_CORRUPT'> {
   }
 }
 
+/**
+ * A KV snapshot of a format this version does not read: its magic is "RLKV" and a version
+ * other than 1, as a later release's would be. Not damage: the node needs the release that
+ * wrote it (or a later one), not a backup. Nothing is replaced.
+ */
+export class KvSnapshotVersionError extends CodedError<'KV_SNAPSHOT_VERSION'> {
+  constructor(magic: Buffer) {
+    super(
+      'KV_SNAPSHOT_VERSION',
+      `KV snapshot: written in format ${JSON.stringify(magic.toString('latin1'))} by another version of raftlog; this version reads RLKV1`,
+    );
+  }
+}
+
 export const SNAPSHOT_MAGIC = Buffer.from('RLKV1\n');
+/** "RLKV" and a digit: this format's magic, or another version's. The earlier format (a msgpack list) never starts so. */
+const isKvMagic = (b: Buffer): boolean => b.toString('latin1', 0, 4) === 'RLKV' && b[4]! >= 0x30 && b[4]! <= 0x39;
 
 /** The size of the chunks a snapshot is written in (the last one, and one cut short by a large entry, are smaller). */
 export const CHUNK_BYTES = 256 * 1024;
@@ -133,6 +149,7 @@ export async function decodeKvSnapshot(data: AsyncIterable<Uint8Array>, keyOf: (
   const magic = await r.take(SNAPSHOT_MAGIC.length, true);
   if (magic === undefined) return map; // an empty snapshot: an empty map
   if (!magic.equals(SNAPSHOT_MAGIC)) {
+    if (isKvMagic(magic)) throw new KvSnapshotVersionError(magic);
     r.unread(magic);
     await decodeEarlierFormat(r, map, keyOf);
     return map;

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { KvSnapshotCorruptError } from '../../src/kv/index.js';
+import { KvSnapshotCorruptError, KvSnapshotVersionError } from '../../src/kv/index.js';
 import { KvStateMachine, encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -118,6 +118,19 @@ describe('KvStateMachine', () => {
     for (const bytes of [pack({ not: 'pairs' }), pack([[b('k')]]), pack([['k', 1]]), Buffer.from([0xc1])]) {
       await expect(copy.restore(inChunks(bytes))).rejects.toBeInstanceOf(KvSnapshotCorruptError);
       await expect(copy.restore(inChunks(bytes))).rejects.toMatchObject({ code: 'KV_SNAPSHOT_CORRUPT' });
+    }
+    expect(copy.size).toBe(1);
+    expect(copy.get(b('kept'))?.toString()).toBe('1');
+  });
+
+  it("refuses a later version's snapshot (magic RLKV2) with KV_SNAPSHOT_VERSION, not as corrupt, keeping the map it had", async () => {
+    const copy = new KvStateMachine();
+    apply(copy, ['SET', b('kept'), b('1')]);
+    const later = Buffer.concat([Buffer.from('RLKV2\n'), Buffer.from([1, 0, 0, 0]), b('k')]);
+    for (const size of [1, later.length]) {
+      const failed = copy.restore(inChunks(later, size));
+      await expect(failed).rejects.toBeInstanceOf(KvSnapshotVersionError);
+      await expect(failed).rejects.toMatchObject({ code: 'KV_SNAPSHOT_VERSION', message: expect.stringMatching(/"RLKV2\\n" by another version of raftlog/) });
     }
     expect(copy.size).toBe(1);
     expect(copy.get(b('kept'))?.toString()).toBe('1');
