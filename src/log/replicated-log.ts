@@ -203,6 +203,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly barriers: ReadBarriers;
   /** @internal */
   private readonly noLeader: NoLeaderTimer;
+  /**
+   * This node was in the configuration and a change took it out: no leader sends it anything
+   * more, so what it is asked cannot complete here and is refused at once (see removedError).
+   * @internal
+   */
+  private wasMember: boolean;
   /** Barriers, membership changes and leadership transfers: settled in time, or when the log stops. @internal */
   private readonly deadlines: Deadlines;
   /** @internal */
@@ -350,6 +356,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       pump: () => this.pump(),
     };
     this.membership = new Membership(id, membershipHost, members, storage.initialState().confState, opts.promoteMaxLag);
+    this.wasMember = confMembers(this.membership.conf).has(id);
     this.committed = new CommittedEntries({
       storage,
       snapshotFloor: () => this.snapshotFloor,
@@ -527,6 +534,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.proposals.size >= o.maxPendingAppends) return this.refuseAppend(new OverloadedError(`${this.proposals.size} appends pending (maxPendingAppends)`));
     if (this.proposals.bytes + size > o.maxPendingBytes)
       return this.refuseAppend(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
+    // Before NO_LEADER: a removed leader knows no leader once it has handed off, and the cure is another node, not a wait.
+    const removed = this.removedError('append');
+    if (removed !== null) return this.refuseAppend(removed);
     if (this.noLeader.expired(this.lead)) return this.refuseAppend(this.noLeader.error('append'));
     const p = new Promise<AppendResult<R>>(capture);
     this.appends.push(this.proposals.add(captured.resolve as (r: AppendResult<R>) => void, captured.reject, size, turnNow()), data);
@@ -549,6 +559,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   barrier(): Promise<void> {
     const refused = this.refusal();
     if (refused !== null) return Promise.reject(refused);
+    const removed = this.removedError('barrier');
+    if (removed !== null) return Promise.reject(removed);
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('barrier'));
     return this.deadlines.run('barrier', (resolve, reject) => this.barriers.wait(resolve, reject));
   }
@@ -1145,6 +1157,32 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // A snapshot taken before a member joined does not name it, and the member refuses it;
     // if the leader must catch it up by snapshot, it needs one taken since.
     if (this.membership.apply(e) && this.snapshotIndex > 0) this.snapshotForNewMember = true;
+    this.checkRemoved();
+  }
+
+  /** NOT_MEMBER once a change has taken this node out of the configuration; null while it is in it. @internal */
+  private removedError(what: string): NotMemberError | null {
+    return this.wasMember && !confMembers(this.membership.conf).has(this.id)
+      ? new NotMemberError(this.id, `${what} on node ${this.id}, which was removed from the cluster (use a member)`, this.membership.conf)
+      : null;
+  }
+
+  /**
+   * Answers what waits here when a change takes this node out: a removed node hears from no
+   * leader, so its barriers and queued appends would wait out their timeout, and a read it
+   * served would be as stale as the last entry it applied. Appends it forwarded may still
+   * commit, unseen here: their outcome is unknown.
+   * @internal
+   */
+  private checkRemoved(): void {
+    if (confMembers(this.membership.conf).has(this.id)) {
+      this.wasMember = true;
+      return;
+    }
+    if (!this.wasMember) return;
+    this.proposals.leaderLost(`node ${this.id} was removed from the cluster before the record was known to commit`);
+    this.appends.failAll(() => this.removedError('append')!);
+    this.barriers.rejectUnanswered(() => this.removedError('barrier')!);
   }
 
   /** @internal */
@@ -1278,6 +1316,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term }, `state machine restored from the snapshot at ${snap.meta.index}`);
       this.snapshotFloor = snap.meta.index;
       this.membership.restore(snap.meta.conf, d.members, snap.meta.index);
+      this.checkRemoved();
       this.applied = snap.meta.index;
       this.snapshotIndex = snap.meta.index;
       this.sinceSnapshot = 0;

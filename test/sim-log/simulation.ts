@@ -128,7 +128,7 @@ const ONE_WAY_SHARE = 1 / 3;
 const STALL_CHANCE = 0.15;
 
 /** Codes an append may end with in a faulty cluster; anything else is a bug. */
-const EXPECTED_CODES = new Set(['APPEND_NOT_COMMITTED', 'NO_LEADER', 'APPEND_OUTCOME_UNKNOWN', 'LOG_CLOSED', 'LOG_FATAL']);
+const EXPECTED_CODES = new Set(['APPEND_NOT_COMMITTED', 'NO_LEADER', 'APPEND_OUTCOME_UNKNOWN', 'LOG_CLOSED', 'LOG_FATAL', 'NOT_MEMBER']);
 
 interface SimNode {
   id: number;
@@ -577,8 +577,8 @@ class Simulation {
       (err: unknown) => {
         this.inFlight.delete(payload);
         const code = (err as LogError).code;
-        // NO_LEADER, like APPEND_NOT_COMMITTED, promises the record was never committed: the checker holds it to that.
-        if (code === 'APPEND_NOT_COMMITTED' || code === 'NO_LEADER') {
+        // NO_LEADER and NOT_MEMBER (the node was removed), like APPEND_NOT_COMMITTED, promise the record was never committed: the checker holds them to that.
+        if (code === 'APPEND_NOT_COMMITTED' || code === 'NO_LEADER' || code === 'NOT_MEMBER') {
           this.stats.notCommitted++;
           this.checker.rejectedNotCommitted(payload);
         } else if (code === 'APPEND_OUTCOME_UNKNOWN') this.stats.outcomeUnknown++;
@@ -637,7 +637,7 @@ class Simulation {
       },
       (err: unknown) => {
         const code = (err as LogError).code;
-        if (code !== 'TIMEOUT' && code !== 'NO_LEADER' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL')
+        if (code !== 'TIMEOUT' && code !== 'NO_LEADER' && code !== 'NOT_MEMBER' && code !== 'LOG_CLOSED' && code !== 'LOG_FATAL')
           this.violation(`barrier on node ${n.id} failed unexpectedly: ${describe(err)}`);
       },
     );
