@@ -620,8 +620,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (!(t instanceof TcpTransport)) throw new InvalidArgumentError('reloadCredentials: this log has no TCP transport');
     validateCredentials(c);
     try {
-      if (c.clusterSecret !== undefined) t.reloadSecrets(c.clusterSecret);
-      if (c.tls !== undefined) t.reloadTls(c.tls);
+      t.reloadCredentials(c);
     } catch (err) {
       throw err instanceof TransportError ? new InvalidArgumentError(`reloadCredentials: ${err.message}`) : err;
     }

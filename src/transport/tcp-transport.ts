@@ -491,6 +491,19 @@ export class TcpTransport implements Transport {
   }
 
   /**
+   * New cluster secrets, TLS credentials, or both, as reloadSecrets and reloadTls take them: all
+   * are checked before any is put in force, so credentials refused leave all those in force as
+   * they were (a secret list put in force beside refused certificates closed the connections its
+   * old secret proved, under an error that said nothing was reloaded).
+   */
+  reloadCredentials(c: { clusterSecret?: Secret | Secret[]; tls?: TlsOptions }): void {
+    const secrets = c.clusterSecret === undefined ? undefined : this.checkSecrets(c.clusterSecret);
+    const context = c.tls === undefined ? undefined : this.checkTls(c.tls);
+    if (secrets !== undefined) this.useSecrets(secrets);
+    if (c.tls !== undefined) this.useTls(c.tls, context!);
+  }
+
+  /**
    * New TLS credentials (e.g. renewed certificates): used for every connection made or accepted
    * from now on; open connections keep theirs, unless the CAs changed: then every connection,
    * either way, is closed (TRANSPORT_AUTH_FAILED) and peers the new CAs verify redial. Credentials
@@ -498,8 +511,15 @@ export class TcpTransport implements Transport {
    * (TRANSPORT_BAD_OPTION) and those in force stay.
    */
   reloadTls(t: TlsOptions): void {
+    this.useTls(t, this.checkTls(t));
+  }
+
+  private checkTls(t: TlsOptions): tls.SecureContext {
     if (this.o.tls === undefined) throw new BadOptionError('reloadTls on a transport started without tls');
-    const context = secureContext(t, this.o.id);
+    return secureContext(t, this.o.id);
+  }
+
+  private useTls(t: TlsOptions, context: tls.SecureContext): void {
     if (this.server instanceof tls.Server) this.server.setSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
     this.config.tls = context;
     const cas = caBytes(t);
@@ -520,10 +540,17 @@ export class TcpTransport implements Transport {
    * leaked secret leaves nothing open that it let in, and a peer holding the new list redials.
    */
   reloadSecrets(s: Secret | Secret[]): void {
+    this.useSecrets(this.checkSecrets(s));
+  }
+
+  private checkSecrets(s: Secret | Secret[]): Buffer[] {
     if (this.secrets.length === 0) throw new BadOptionError('reloadSecrets on a transport started without clusterSecret');
     // normalizeSecrets reads undefined as "no secret": here that would admit anyone from now on.
     if (s === undefined) throw new BadOptionError('reloadSecrets needs at least one secret');
-    const secrets = normalizeSecrets(s);
+    return normalizeSecrets(s);
+  }
+
+  private useSecrets(secrets: Buffer[]): void {
     this.secrets = secrets;
     this.config.secrets = secrets;
     for (const p of this.outbound.values()) p.retire(secrets);

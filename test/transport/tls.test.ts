@@ -278,6 +278,53 @@ describe('TcpTransport with TLS', () => {
     }, 'a message over a connection made after the refused reloads');
   });
 
+  it('reloadCredentials puts secrets and certificates in force together or not at all: refused ones leave the secret in force', async () => {
+    const OLD = 'the old secret of this cluster';
+    const NEW = 'the new secret of this cluster';
+    const b = await node(2, creds('node2'), {}, { clusterSecret: OLD });
+    const a = await node(1, creds('node1'), { 2: b.t.address }, { clusterSecret: OLD });
+    b.t.addPeer(1, a.t.address);
+    let n = 0;
+    const exchange = async (what: string): Promise<void> => {
+      n++;
+      await until(() => {
+        a.t.send([msg(1, 2, { commit: n })]);
+        b.t.send([msg(2, 1, { commit: n })]);
+        return a.rec.messages.some((m) => m.commit === n) && b.rec.messages.some((m) => m.commit === n);
+      }, what);
+    };
+    await exchange('messages both ways');
+    // A certificate naming another node beside a new secret list: the list was put in force
+    // first, closing the connections the old secret proved, and the reload then refused.
+    expect(() => b.t.reloadCredentials({ clusterSecret: NEW, tls: creds('node3') })).toThrow(
+      expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION', message: expect.stringMatching(/names node 3, not this node/) }),
+    );
+    await exchange('messages both ways after the refused reload');
+    expect(a.t.stats().peers[2]!.connects).toBe(1);
+    expect(b.t.stats().peers[1]!.connects).toBe(1);
+    expect(b.log.has('no longer in the list')).toBe(false);
+    // Both accepted: in force together.
+    for (const t of [a.t, b.t]) t.reloadCredentials({ clusterSecret: [NEW, OLD], tls: creds(t === a.t ? 'node1' : 'node2') });
+    await exchange('messages both ways after both reloaded');
+    // A transport without TLS refuses certificates, and keeps its secret.
+    const d = await node(4, creds('node1'), {}, { tls: undefined, clusterSecret: OLD });
+    const e = await node(5, creds('node1'), { 4: d.t.address }, { tls: undefined, clusterSecret: OLD });
+    await until(() => {
+      e.t.send([msg(5, 4, { commit: 1 })]);
+      return d.rec.messages.length > 0;
+    }, 'a message without TLS');
+    expect(() => d.t.reloadCredentials({ clusterSecret: NEW, tls: creds('node1') })).toThrow(
+      expect.objectContaining({ code: 'TRANSPORT_BAD_OPTION', message: expect.stringMatching(/without tls/) }),
+    );
+    const heard = d.rec.messages.length;
+    await until(() => {
+      e.t.send([msg(5, 4, { commit: 2 })]);
+      return d.rec.messages.length > heard;
+    }, 'a message without TLS after the refused reload');
+    expect(e.t.stats().peers[4]!.connects).toBe(1);
+    expect(d.log.has('no longer in the list')).toBe(false);
+  });
+
   it('dials with one secure context per set of credentials, and a reload changes what the next dial presents', async () => {
     const contexts = vi.spyOn(tls, 'createSecureContext');
     try {
