@@ -105,6 +105,8 @@ export function replayCommand(seed: number, nodes: number, extra: Pick<SimOption
 }
 
 const TICK_MS = 10;
+/** Every node's timeoutMs: how long a membership change asked of a leader may wait to be proposed. */
+const CHANGE_TIMEOUT_MS = 1000;
 const enc = new TextEncoder();
 
 const NET_LEVELS: NetFaults[] = [
@@ -221,6 +223,8 @@ class Simulation {
   private jointSpares: SimNode[] = [];
   private jointVictims: SimNode[] = [];
   private jointDone = false;
+  /** When the harness last asked a membership change: it may be proposed until its timeout. */
+  private lastChangeAskedAt = -Infinity;
   /** The leader reconcileMembers judges by, and its last index when first seen (see there). */
   private reconcileMark: { leader: number; term: number; index: number } | undefined;
   private readonly mix: SwarmMix | null = null;
@@ -489,7 +493,7 @@ class Simulation {
         tickMs: TICK_MS,
         electionTicks: 10,
         heartbeatTicks: 2,
-        timeoutMs: 1000,
+        timeoutMs: CHANGE_TIMEOUT_MS,
       },
       { wal, snapshots: n.disk.snapshots, transport, clock, random: () => rng.next() },
     ).then(
@@ -878,6 +882,7 @@ class Simulation {
       return voters.includes(target.id) === (step === 'add');
     };
     this.note(`${step} node ${target.id} (asked of leader ${leader.id})`);
+    this.lastChangeAskedAt = this.sched.now;
     const op = step === 'add' ? leader.log!.addMember(spare.id, `sim:${spare.id}`) : leader.log!.removeMember(target.id);
     op.then(done, (err: unknown) => {
       const code = (err as LogError).code;
@@ -969,6 +974,7 @@ class Simulation {
       if (finished()) done();
       else this.sched.after(50, whenFinished);
     };
+    this.lastChangeAskedAt = this.sched.now;
     leader.log!.changeMembership(changes).then(whenFinished, (err: unknown) => {
       const code: string = (err as LogError).code;
       // RAFT_INVALID_CONF_CHANGE: an earlier attempt is still joint (its leave is on the way);
@@ -993,6 +999,14 @@ class Simulation {
 
   /** After the faults: the members are what the leader's configuration says, whatever answers the harness got. */
   private reconcileMembers(): void {
+    // A change asked before the faults stopped may not be in any log yet: while another change is
+    // pending, the leader proposes it later, up to its timeout. Judged before then, the spares it
+    // adds would be stopped just before it makes them voters, and the cluster left without a quorum.
+    const proposedBy = this.lastChangeAskedAt + CHANGE_TIMEOUT_MS + TICK_MS;
+    if (this.sched.now < proposedBy) {
+      this.sched.after(proposedBy - this.sched.now, () => this.reconcileMembers());
+      return;
+    }
     if (this.jointSpares.length > 0) {
       // Only a leader that is a voter of its own configuration, out of the joint state, says who may
       // stop (see jointChange): not one the change removed, still handing off.
