@@ -83,6 +83,14 @@ function isTransferContext(ctx: Uint8Array | undefined): boolean {
   return true;
 }
 
+/**
+ * Removed ids a node keeps in mind (removedPeers), the latest: a cluster whose members are replaced by
+ * new ids would otherwise hold one for each as long as the node runs. A removed node still running is
+ * normally stopped long before this many later removals; one forgotten is an unknown id again, which
+ * is refused while this node knows a leader.
+ */
+export const REMOVALS_REMEMBERED = 1024;
+
 export class Raft {
   readonly id: number;
   term = 0;
@@ -111,7 +119,7 @@ export class Raft {
    */
   readonly pendingPeers = new Map<number, number>();
   /**
-   * Nodes a change applied since this node started removed, with this node's term when it applied the change.
+   * Nodes a change applied since this node started removed (the latest REMOVALS_REMEMBERED), with this node's term when it applied the change.
    * Such a node does not lead this one again in that term or an earlier one (see RawNode.mayLeadUnknown).
    */
   readonly removedPeers = new Map<number, number>();
@@ -1230,6 +1238,7 @@ export class Raft {
     for (const id of before) {
       if (after.has(id)) continue;
       this.removedPeers.set(id, this.term);
+      if (this.removedPeers.size > REMOVALS_REMEMBERED) this.removedPeers.delete(this.removedPeers.keys().next().value!);
       // Cleared otherwise only at a new term: a leader that replaced members with new ids would keep one per id it ever had.
       this.heartbeatAt.delete(id);
     }

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Network, drain, msg, newNode } from './network.js';
 import { ConfChangeType, EntryType, MessageType, StateType } from '../../src/raft/types.js';
 import { MemoryStorage, encodeConfChange } from '../../src/raft/index.js';
+import { REMOVALS_REMEMBERED, type Raft } from '../../src/raft/raft.js';
 
 /** Nodes 1..3 with PreVote; 1 leads term 1 and removes 3; node 2 then loses its leader without a new term. */
 function removedThenLeaderless(): Network {
@@ -109,6 +110,30 @@ describe('leader traffic from a removed id', () => {
       expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
     );
     expect(net.node(2).status().term).toBe(1);
+  });
+});
+
+describe('removed ids kept in mind', () => {
+  it('a cluster whose members are replaced by new ids keeps only the latest removals; the latest is still refused a vote', () => {
+    const net = new Network([1, 2, 3], { preVote: true });
+    net.campaign(1);
+    const removals = REMOVALS_REMEMBERED + 50;
+    for (let id = 4; id < 4 + removals; id++) {
+      net.node(1).proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: id });
+      net.stabilize();
+      net.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id });
+      net.stabilize();
+    }
+    expect(net.node(2).status().conf.learners).toEqual([]);
+    const removed = (net.node(2) as unknown as { raft: Raft }).raft.removedPeers;
+    expect(removed.size).toBe(REMOVALS_REMEMBERED);
+    expect(removed.has(4)).toBe(false);
+    net.isolate(2);
+    net.tick(2, 20); // leaderless, as a node a removed id's vote request could reach
+    expect(net.node(2).status().lead).toBe(0);
+    expect(() => net.node(2).step(msg({ type: MessageType.MsgVote, from: 3 + removals, to: 2, term: 9, index: 9, logTerm: 4 }))).toThrow(
+      expect.objectContaining({ code: 'RAFT_STEP_PEER_NOT_FOUND' }),
+    );
   });
 });
 
