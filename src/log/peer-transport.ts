@@ -5,10 +5,9 @@ import type { PeerInstanceFile } from '../storage/peer-instances.js';
 import type { SnapshotStore } from '../storage/snapshot-store.js';
 import { InsecureTransportError } from '../transport/errors.js';
 import type { PeerInstances } from '../transport/peer-instances.js';
-import type { SnapshotStreams } from '../transport/snapshot-streams.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
+import { checkedOnArrival } from './checked-snapshots.js';
 import type { ResolvedOptions } from './options.js';
-import { checkSnapshotData } from './snapshot-data.js';
 
 /** Before any file or socket exists: a log reachable over TCP must say how peers prove who they are. */
 export function requirePeerAuthentication(o: ResolvedOptions): void {
@@ -54,32 +53,4 @@ export function openPeerTransport(
 /** The record as the transport reads and adds to it, each record made with the index applied then. */
 function stamped(file: PeerInstanceFile, applied: () => number): PeerInstances {
   return { recorded: (peer) => file.recorded(peer), record: (peer, instance) => file.record(peer, instance, applied()) };
-}
-
-/**
- * The store as the transport sees it, a received snapshot's data checked as far as the log
- * reads it before raft is handed the snapshot: installed, it replaces the log, and data the
- * log cannot decode would stop the node there and at every open after.
- */
-function checkedOnArrival(store: SnapshotStore): SnapshotStreams {
-  return {
-    open: (snapshot) => store.open(snapshot),
-    spool: async (meta, size) => {
-      const spool = await store.spool(meta, size);
-      return {
-        write: (chunk) => spool.write(chunk),
-        abort: () => spool.abort(),
-        finish: async () => {
-          const snapshot = { meta, data: await spool.finish() };
-          try {
-            await checkSnapshotData(store.read(snapshot), `received at index ${meta.index}, term ${meta.term}`);
-          } catch (err) {
-            await store.discard(snapshot);
-            throw err;
-          }
-          return snapshot.data;
-        },
-      };
-    },
-  };
 }

@@ -38,6 +38,7 @@ import { StateCorruptError, StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
 import { AppendQueue } from './append-queue.js';
+import { checkedOnArrival } from './checked-snapshots.js';
 import { CommittedEntries } from './committed-entries.js';
 import { Deadlines } from './deadlines.js';
 import {
@@ -493,6 +494,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         // The appends of this turn are proposed at its end: a leader's MsgApps for them then
         // share a write with what it sent earlier in the turn (a commit index, say).
         sendingLater: () => this.appends.proposing,
+        snapshots: checkedOnArrival(this.deps.snapshots),
       });
       // Opened to listen on port 0, the node knows its port only now: its entry in the address
       // book (status, snapshots, what members learn of it) named port 0, where nobody listens.

@@ -1,10 +1,13 @@
 // An in-process network for tests and the simulator: a hub with one endpoint per
 // node, and knobs to drop, delay, cut and partition. Given a seeded random and a
 // virtual-time schedule it is deterministic: the same sends in the same order
-// meet the same fate. Links are FIFO like the TCP transport's connections.
+// meet the same fate. Links are FIFO like the TCP transport's connections, but for
+// a MsgSnap: like TCP's, it is delivered once its bytes are copied (outside the
+// schedule), and what the link delivers meanwhile overtakes it.
 import { MessageType } from '../raft/types.js';
-import type { Message } from '../raft/types.js';
-import { TransportClosedError } from './errors.js';
+import type { Message, Snapshot } from '../raft/types.js';
+import { SnapshotRejectedError, TransportClosedError } from './errors.js';
+import { inMemorySnapshots, type IncomingSnapshot, type SnapshotStreams } from './snapshot-streams.js';
 import type { Transport, TransportHandlers } from './transport.js';
 import { rememberRemoval } from './removed-peers.js';
 
@@ -142,14 +145,51 @@ export class MemoryNetwork {
   private deliverHead(link: Link, sender: MemoryTransport): void {
     const m = link.queue.shift()!;
     const target = this.endpoints.get(m.to);
-    if (target === undefined || !target.started) {
-      this.stats.dropped++;
-      if (m.type === MessageType.MsgSnap) sender.notifySnapshot(m.to, false);
+    if (target === undefined || !target.started) return this.lost(m, sender);
+    if (m.snapshot !== undefined) {
+      const copy = this.carry(m, m.snapshot, sender, target);
+      sender.track(copy);
+      target.track(copy);
       return;
     }
     this.stats.delivered++;
-    if (m.type === MessageType.MsgSnap) sender.notifySnapshot(m.to, true);
     target.deliver(m);
+  }
+
+  private lost(m: Message, sender: MemoryTransport): void {
+    this.stats.dropped++;
+    if (m.type === MessageType.MsgSnap) sender.notifySnapshot(m.to, false);
+  }
+
+  /**
+   * Copies the bytes behind a MsgSnap's snapshot from the sender's streams into the receiver's,
+   * as TCP does: a log's `data` names a file in its own directory, which the receiver lacks.
+   */
+  private async carry(m: Message, snapshot: Snapshot, sender: MemoryTransport, target: MemoryTransport): Promise<void> {
+    let spool: IncomingSnapshot | undefined;
+    try {
+      const out = await sender.snapshots.open(snapshot);
+      let copied = 0;
+      // The spool is opened once the source has yielded: a source never started may never let go
+      // of what it holds. Throwing in the loop closes the source.
+      for await (const chunk of out.chunks) {
+        spool ??= await target.snapshots.spool(snapshot.meta, out.size);
+        copied += chunk.byteLength;
+        if (copied > out.size) throw new SnapshotRejectedError(`the source holds more than the ${out.size} bytes it announced`);
+        if (!sender.started || !target.started) throw new TransportClosedError();
+        await spool.write(chunk.slice());
+      }
+      spool ??= await target.snapshots.spool(snapshot.meta, out.size);
+      const data = await spool.finish();
+      if (!target.started) throw new TransportClosedError();
+      spool = undefined;
+      this.stats.delivered++;
+      sender.notifySnapshot(m.to, true);
+      target.deliver({ ...m, snapshot: { meta: snapshot.meta, data } });
+    } catch {
+      await spool?.abort().catch(() => undefined);
+      this.lost(m, sender);
+    }
   }
 
   /** Called by an endpoint on close, so a later endpoint(id) is a fresh node (a restart). */
@@ -164,6 +204,8 @@ export class MemoryTransport implements Transport {
   readonly removed = new Set<number>();
   private handlers: TransportHandlers | undefined;
   private closed = false;
+  /** Snapshots being copied to or from this endpoint: close() waits for them to let go. */
+  private readonly copies = new Set<Promise<void>>();
 
   constructor(
     readonly id: number,
@@ -172,6 +214,11 @@ export class MemoryTransport implements Transport {
 
   get started(): boolean {
     return this.handlers !== undefined && !this.closed;
+  }
+
+  /** Where this node's snapshots are read and its peers' spooled: the log's, given at start(). */
+  get snapshots(): SnapshotStreams {
+    return this.handlers?.snapshots ?? inMemorySnapshots;
   }
 
   async start(handlers: TransportHandlers): Promise<void> {
@@ -195,6 +242,13 @@ export class MemoryTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     this.network.forget(this);
+    await Promise.all(this.copies);
+  }
+
+  /** Called by the network for a snapshot it copies to or from this endpoint. */
+  track(copy: Promise<void>): void {
+    this.copies.add(copy);
+    void copy.then(() => this.copies.delete(copy));
   }
 
   deliver(m: Message): void {

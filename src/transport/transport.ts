@@ -2,6 +2,7 @@
 // Raft tolerates loss, duplication and reordering between terms, so a transport
 // may drop; it must only say so (onUnreachable) so the leader falls back to probing.
 import type { Message } from '../raft/types.js';
+import type { SnapshotStreams } from './snapshot-streams.js';
 
 export interface TransportHandlers {
   /**
@@ -27,6 +28,13 @@ export interface TransportHandlers {
    * what goes to a peer moments apart shares one write and one wake-up of the peer.
    */
   sendingLater?(): boolean;
+  /**
+   * Where the snapshots this node sends are read and those it receives are spooled, for a
+   * transport made without its own (MemoryTransport; TcpTransport takes them as an option).
+   * The replicated log gives its snapshot store's: a file store's `snapshot.data` names a file
+   * only its own node holds, so what travels must be the bytes behind it.
+   */
+  snapshots?: SnapshotStreams;
 }
 
 export interface Transport {

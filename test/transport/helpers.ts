@@ -1,5 +1,6 @@
 import { MessageType } from '../../src/raft/types.js';
 import type { Message } from '../../src/raft/types.js';
+import type { SnapshotStreams } from '../../src/transport/snapshot-streams.js';
 import type { TransportHandlers } from '../../src/transport/transport.js';
 
 export function msg(from: number, to: number, over: Partial<Message> = {}): Message {
@@ -35,6 +36,7 @@ export class Recorder implements TransportHandlers {
   readonly messages: Message[] = [];
   readonly unreachable: number[] = [];
   readonly snapshotStatus: Array<[number, boolean]> = [];
+  snapshots?: SnapshotStreams;
   onMessage(m: Message): void {
     this.messages.push(m);
   }

@@ -3,6 +3,7 @@ import { EntryType, MessageType } from '../../src/raft/types.js';
 import type { Message } from '../../src/raft/types.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import type { MemoryNetworkOptions } from '../../src/transport/memory-transport.js';
+import type { IncomingSnapshot, SnapshotStreams } from '../../src/transport/snapshot-streams.js';
 import { Recorder, msg, seeded, testSeed, until } from './helpers.js';
 
 /** A virtual clock: scheduled callbacks run in time order when the test says so. */
@@ -23,11 +24,48 @@ class VirtualTime {
   }
 }
 
-async function cluster(ids: number[], o: MemoryNetworkOptions = {}) {
+const snapMsg = (data: Uint8Array): Message =>
+  msg(1, 2, { type: MessageType.MsgSnap, snapshot: { meta: { index: 5, term: 1, conf: { voters: [1, 2], learners: [] } }, data } });
+
+/**
+ * Streams where a snapshot's `data` is a name for its bytes, as a file store's is: the sender
+ * reads `bytes` for any name, in two chunks; the receiver keeps what it is written, and its
+ * spool's finish() gives `finish` back.
+ */
+function namedSnapshots(bytes: Uint8Array, finish: () => Promise<Uint8Array>, write: () => Promise<void> = async () => {}) {
+  const written: number[] = [];
+  const aborted: string[] = [];
+  const streams: SnapshotStreams = {
+    async open() {
+      return {
+        size: bytes.byteLength,
+        chunks: (async function* () {
+          yield bytes.subarray(0, 2);
+          yield bytes.subarray(2);
+        })(),
+      };
+    },
+    async spool(meta, size): Promise<IncomingSnapshot> {
+      return {
+        write: async (chunk) => {
+          await write();
+          written.push(...chunk);
+        },
+        finish,
+        abort: async () => void aborted.push(`${meta.index}/${meta.term}, ${size} bytes`),
+      };
+    },
+  };
+  return { streams, written, aborted };
+}
+
+async function cluster(ids: number[], o: MemoryNetworkOptions = {}, snapshots: (id: number) => SnapshotStreams | undefined = () => undefined) {
   const net = new MemoryNetwork(o);
   const rec = new Map<number, Recorder>();
   for (const id of ids) {
     const r = new Recorder();
+    const s = snapshots(id);
+    if (s !== undefined) r.snapshots = s;
     rec.set(id, r);
     await net.endpoint(id).start(r);
   }
@@ -88,7 +126,8 @@ describe('MemoryNetwork', () => {
         snapshot: { meta: { index: 5, term: 1, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(100).fill(7) },
       });
     net.endpoint(1).send([snap()]);
-    vt.runAll();
+    // The snapshot's bytes are copied outside the schedule: the report is scheduled once they are.
+    await until(() => (vt.runAll(), rec(1).snapshotStatus.length === 1), 'the report of the delivered snapshot');
     net.cut(1, 2);
     net.endpoint(1).send([snap()]);
     vt.runAll();
@@ -96,7 +135,62 @@ describe('MemoryNetwork', () => {
       [2, true],
       [2, false],
     ]);
-    expect(rec(2).messages[0]!.snapshot!.data).toEqual(new Uint8Array(100).fill(7));
+    expect([...rec(2).messages[0]!.snapshot!.data]).toEqual([...new Uint8Array(100).fill(7)]);
+  });
+
+  it("carries a snapshot's bytes from the sender's streams to the receiver's, and delivers the MsgSnap with what the receiver's finish() gave", async () => {
+    const named = namedSnapshots(new Uint8Array([1, 2, 3, 4, 5, 6]), async () => Buffer.from('spooled'));
+    const { net, rec } = await cluster([1, 2], {}, () => named.streams);
+    net.endpoint(1).send([snapMsg(Buffer.from('sender-name'))]);
+    await until(() => rec(2).messages.length === 1, 'the snapshot');
+    expect(named.written).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Buffer.from(rec(2).messages[0]!.snapshot!.data).toString()).toBe('spooled');
+    expect(rec(2).messages[0]!.snapshot!.meta).toEqual({ index: 5, term: 1, conf: { voters: [1, 2], learners: [] } });
+    await until(() => rec(1).snapshotStatus.length === 1, 'the report');
+    expect(rec(1).snapshotStatus).toEqual([[2, true]]);
+    expect(named.aborted).toEqual([]);
+  });
+
+  it("reports as failed, and does not deliver, a snapshot the receiver's check refuses", async () => {
+    const named = namedSnapshots(new Uint8Array(6), () => Promise.reject(new Error('not a snapshot')));
+    const { net, rec } = await cluster([1, 2], {}, () => named.streams);
+    net.endpoint(1).send([snapMsg(Buffer.from('sender-name')), msg(1, 2)]);
+    await until(() => rec(1).snapshotStatus.length === 1, 'the report');
+    expect(rec(1).snapshotStatus).toEqual([[2, false]]);
+    expect(rec(2).messages.map((m) => m.type)).toEqual([MessageType.MsgHeartbeat]);
+    expect(named.written).toHaveLength(6);
+    expect(net.stats.dropped).toBe(1);
+  });
+
+  it('reports as failed a snapshot whose receiver closes while it is copied; the close waits for its spool to be deleted', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let writing = false;
+    const named = namedSnapshots(
+      new Uint8Array(6),
+      async () => Buffer.from('spooled'),
+      () => {
+        writing = true;
+        return held;
+      },
+    );
+    const { net, rec } = await cluster([1, 2], {}, () => named.streams);
+    net.endpoint(1).send([snapMsg(Buffer.from('sender-name'))]);
+    await until(() => writing, 'the first write');
+    let closed = false;
+    const closing = net
+      .endpoint(2)
+      .close()
+      .then(() => (closed = true));
+    closing.catch(() => undefined);
+    await new Promise((r) => setImmediate(r));
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(named.aborted).toEqual(['5/1, 6 bytes']);
+    await until(() => rec(1).snapshotStatus.length === 1, 'the report');
+    expect(rec(1).snapshotStatus).toEqual([[2, false]]);
+    expect(rec(2).messages).toEqual([]);
   });
 
   it('is deterministic for a seed: drops and delays replay exactly, and links stay FIFO', async () => {
