@@ -105,6 +105,8 @@ export class Membership {
     readonly members: Map<number, string>,
     public conf: ConfState,
     private readonly promoteMaxLag: number,
+    /** Ticks a change waits for a voter it would call down to be heard (see propose). */
+    private readonly electionTicks: number,
   ) {}
 
   /** Links every other member at start. */
@@ -298,9 +300,17 @@ export class Membership {
     return this.host.deadlines.run('membership change', (resolve, reject) => {
       let index = 0;
       let gaveUp = false;
+      let waited = 0;
       const attempt = (): void => {
         if (gaveUp || this.host.stopped()) return;
         const refused = check();
+        // A voter unheard is not called down before an election timeout of asking: a leader
+        // elected a moment ago has not yet heard its followers answer, and one answer late on a
+        // loaded machine is not an outage.
+        if (refused instanceof MajorityUnavailableError && waited++ < this.electionTicks) {
+          this.host.retryLater(attempt);
+          return;
+        }
         if (refused !== null) {
           reject(refused);
           return;

@@ -356,7 +356,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       retryLater: (fn: () => void) => void deps.clock.setTimeout(fn, opts.tickMs),
       pump: () => this.pump(),
     };
-    this.membership = new Membership(id, membershipHost, members, storage.initialState().confState, opts.promoteMaxLag);
+    this.membership = new Membership(id, membershipHost, members, storage.initialState().confState, opts.promoteMaxLag, opts.electionTicks);
     // Started without `join`, a node was a member from its bootstrap: one restarted on a snapshot
     // that holds its own removal is not in the configuration it opens with, and was removed.
     this.wasMember = opts.join !== true || confMembers(this.membership.conf).has(id);
