@@ -14,6 +14,7 @@ import { InvalidArgumentError } from '../log/errors.js';
 import type { LogStatus, MembershipChange, ReplicatedLog } from '../log/index.js';
 import type { StateMachine } from '../log/state-machine.js';
 import { crc32c } from '../wal/index.js';
+import { members as confMembers } from '../raft/changer.js';
 import { ProgressStateType } from '../raft/types.js';
 import { takeBackup } from './backup.js';
 import { CodeCounts } from '../transport/errors.js';
@@ -446,8 +447,8 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         if (s.role === 'closed') return unhealthy('LOG_CLOSED', 'the log was closed');
         // A removed node still names the leader it last heard, and its reads wait out the 2 s:
         // TIMEOUT, blaming the leader, hid why.
-        const conf = [...s.conf.voters, ...s.conf.learners, ...(s.conf.votersOutgoing ?? []), ...(s.conf.learnersNext ?? [])];
-        if (conf.length > 0 && !conf.includes(s.id))
+        const conf = confMembers(s.conf);
+        if (conf.size > 0 && !conf.has(s.id))
           return unhealthy('NOT_MEMBER', `this node (${s.id}) is not in the configuration it applied: it was removed from the cluster`);
         if (s.lead === 0) return unhealthy('NO_LEADER', 'this node knows no leader');
         // Knowing a leader is not serving: a follower the leader cannot hear, or one stuck

@@ -5,6 +5,7 @@ import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
 import { printable } from './printable.js';
 import { isHostPort } from '../transport/address.js';
+import { members as confMembers } from '../raft/changer.js';
 
 export interface AdminTarget {
   endpoints: string[];
@@ -171,8 +172,8 @@ const ROLES = new Set(['follower', 'pre-candidate', 'candidate', 'leader', 'fata
 const PROGRESS_STATES = new Set(['probe', 'replicate', 'snapshot']);
 
 /** A configuration as /status and POST /members/change name it. */
-export function isConf(v: unknown): v is { voters: number[]; learners: number[] } {
-  return isObject(v) && isIds(v.voters) && isIds(v.learners);
+export function isConf(v: unknown): v is AdminStatus['conf'] {
+  return isObject(v) && isIds(v.voters) && isIds(v.learners) && [v.votersOutgoing, v.learnersNext].every((ids) => ids === undefined || isIds(ids));
 }
 
 /** What the commands read of GET /status, checked before they read it. */
@@ -252,7 +253,7 @@ export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string
     throw first;
   }
   // A removed node runs on knowing no leader: NO_LEADER said to look for a lost majority.
-  const removed = reachable.filter(({ status: s }) => !s!.conf.voters.includes(s!.id) && !s!.conf.learners.includes(s!.id));
+  const removed = reachable.filter(({ status: s }) => !confMembers(s!.conf).has(s!.id));
   // A removed node's leader is the last it heard of, never updated: after the leader died, it
   // sent the operator looking for the admin endpoint of a node that was gone, while the members knew none.
   const members = reachable.filter((s) => !removed.includes(s));

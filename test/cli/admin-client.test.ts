@@ -143,6 +143,7 @@ it('a status that is not the admin API makes member list and status fail with AD
     { role: 'leader' },
     { ...STATUS, conf: { voters: '1,2', learners: [] } },
     { ...STATUS, conf: null },
+    { ...STATUS, conf: { voters: [1, 2], learners: [3], votersOutgoing: 3 } },
     { ...STATUS, members: null },
     { ...STATUS, members: { 1: 7101 } },
     { ...STATUS, lead: '1' },
@@ -180,6 +181,11 @@ it('a change sent only to nodes removed from the cluster says so, not that the c
   const member1 = { ...gone, conf: { voters: [1, 2, 3], learners: [] } };
   const ep1 = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(member1)));
   expect(await member(['remove', '3', '--admin', ep1])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog member: NO_LEADER: /);
+  // So is a voter of the outgoing half of a joint configuration: it still votes.
+  const leaving = { ...gone, conf: { voters: [2, 3], learners: [], votersOutgoing: [1, 2, 3] } };
+  const ep2 = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(leaving)));
+  expect(await member(['remove', '3', '--admin', ep2])).toBe(1);
   expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/^raftlog member: NO_LEADER: /);
 });
 
