@@ -357,9 +357,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       pump: () => this.pump(),
     };
     this.membership = new Membership(id, membershipHost, members, storage.initialState().confState, opts.promoteMaxLag, opts.electionTicks);
-    // Started without `join`, a node was a member from its bootstrap: one restarted on a snapshot
-    // that holds its own removal is not in the configuration it opens with, and was removed.
-    this.wasMember = opts.join !== true || confMembers(this.membership.conf).has(id);
+    // Started without `join`, a node was a member from its bootstrap; started with it, one that holds
+    // a snapshot was, since the core refuses a snapshot that does not name it. Either, restarted on a
+    // snapshot that holds its own removal, is not in the configuration it opens with, and was removed.
+    this.wasMember = opts.join !== true || this.snapshotIndex > 0 || confMembers(this.membership.conf).has(id);
     this.committed = new CommittedEntries({
       storage,
       snapshotFloor: () => this.snapshotFloor,
