@@ -1239,6 +1239,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         const ms = performance.now() - started;
         this.counters.snapshotDuration.observe(ms / 1000);
         this.deps.logger.info({ index, term, bytes, ms: Math.round(ms) }, `snapshot taken at ${index}`);
+        // Peers refuse it as soon as it is announced: a follower that falls behind the log kept
+        // after it could never catch up, and said so only in its own log and the leader's retries.
+        if (bytes > this.opts.maxSnapshotBytes)
+          this.deps.logger.warn(
+            { code: 'SNAPSHOT_OVER_PEER_LIMIT', index, bytes, maxSnapshotBytes: this.opts.maxSnapshotBytes },
+            `the snapshot at ${index} holds ${bytes} bytes of state, more than maxSnapshotBytes (${this.opts.maxSnapshotBytes}): ` +
+              'a node with that limit refuses it, so a follower that falls behind, or a member added, never catches up; raise maxSnapshotBytes on every node',
+          );
         // Entries applied while it was written may already call for the next one.
         if (!this.closed && this.applied > index) this.maybeSnapshot(this.storage.term(this.applied));
       })
