@@ -29,7 +29,7 @@ export function openPeerTransport(
     id: o.id,
     ...(instance !== undefined ? { instanceId: instance.id, peerInstances: stamped(instance.peers, instance.applied) } : {}),
     clusterId: o.clusterId,
-    // Any record append() accepts fits a frame: alone in a MsgApp, or among others up to raft's 1 MiB per message.
+    // Any record append() accepts fits a frame: alone in a MsgApp or a forwarded MsgProp, or among others up to raft's 1 MiB per message.
     maxFrameBytes: o.maxRecordBytes + 2 * 1024 * 1024,
     // Snapshots travel as their files: spooled to the snapshot directory, checked, then installed.
     maxSnapshotBytes: o.maxSnapshotBytes,

@@ -27,7 +27,7 @@ import { VoteResult } from './quorum.js';
 import { MAX_PENDING_READ_BYTES, MAX_PENDING_READS, ReadOnly, readContextKey } from './read-only.js';
 import { decodeConfChangeEntry, encodeConfChangeV2, isConfChangeV2 } from './confchange.js';
 import { applyConfChangeV2, members } from './changer.js';
-import { entriesSize } from './size.js';
+import { countWithin, entriesSize } from './size.js';
 import {
   CorruptStateError,
   LogLostError,
@@ -757,9 +757,15 @@ export class Raft {
       // (the leader holds the records' origin to it): one another node sent here, taking this node
       // for the leader, is dropped, and its maker learns its fate as of a lost message.
       if (!local) throw new ProposalDroppedError('not-originator', `node ${this.id} forwards only its own proposals, not node ${m.from}'s`);
-      const fwd = newMessage(MsgProp, this.lead, this.id, 0);
-      fwd.entries = m.entries;
-      this.send(fwd);
+      // In messages of at most maxSizePerMsg (or one entry), as MsgApp goes: a turn's proposal
+      // may hold more than the transport carries in one frame, which would drop it every time.
+      for (let i = 0; i < m.entries.length;) {
+        const n = countWithin(m.entries, i, m.entries.length, this.maxMsgSize);
+        const fwd = newMessage(MsgProp, this.lead, this.id, 0);
+        fwd.entries = i === 0 && n === m.entries.length ? m.entries : m.entries.slice(i, i + n);
+        this.send(fwd);
+        i += n;
+      }
       return null;
     }
     if (this.state !== StateLeader) throw new ProposalDroppedError('no-leader', `node ${this.id} is campaigning in term ${this.term}`);

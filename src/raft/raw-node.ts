@@ -120,7 +120,8 @@ export class RawNode {
 
   /**
    * Proposes one or many entries as ONE proposal. On the leader returns where
-   * the first entry landed; on a follower forwards it and returns null. Throws
+   * the first entry landed; on a follower forwards it (in messages of at most
+   * maxSizePerMsg, or of one entry) and returns null. Throws
    * ProposalDroppedError when it cannot be accepted.
    */
   propose(data: Uint8Array | Uint8Array[]): ProposalPosition | null {

@@ -51,6 +51,26 @@ describe('§8 proposals', () => {
     expect(net.peer(1).applied).toEqual(['via-3']);
   });
 
+  it('a follower forwards a proposal larger than maxSizePerMsg in messages of at most that size, or of one entry', () => {
+    const net = new Network([1, 2, 3], { maxSizePerMsg: 100 });
+    net.campaign(1);
+    const datas = [60, 10, 150, 0, 30, 30].map((n) => new Uint8Array(n).fill(n));
+    net.node(3).propose(datas);
+    const rd = net.node(3).ready();
+    net.node(3).advance(rd);
+    const fwds = rd.messages.filter((m) => m.type === MessageType.MsgProp);
+    // Each entry counts 24 bytes beyond its data: [60], [10], [150] alone, then [0, 30] and [30].
+    expect(fwds.map((m) => m.entries.map((e) => e.data.length))).toEqual([[60], [10], [150], [0, 30], [30]]);
+    for (const m of fwds) net.node(1).step(m);
+    net.stabilize();
+    expect(
+      net
+        .peer(2)
+        .appliedEntries.slice(1)
+        .map((e) => e.data.length),
+    ).toEqual([60, 10, 150, 0, 30, 30]);
+  });
+
   it('a duplicated forwarded proposal appends two independent entries (entries are never shared-mutated)', () => {
     const net = new Network([1, 2, 3]);
     net.campaign(1);
