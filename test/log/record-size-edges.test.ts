@@ -65,7 +65,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function cluster(extra: { snapshotEvery?: number; snapshotCatchUpEntries?: number } = {}) {
+async function cluster(extra: { snapshotEvery?: number; snapshotCatchUpEntries?: number; maxSnapshotBytes?: number } = {}) {
   const ports = await freePorts(3);
   const peers: Record<number, string> = {};
   for (let id = 1; id <= 3; id++) peers[id] = `127.0.0.1:${ports[id - 1]}`;
@@ -130,4 +130,53 @@ it('a turn of records at maxRecordBytes appended on a follower, more than one pe
   await allApplied(c.members.values(), Math.max(...acks.map((a) => a.index)));
   const applied = sameRecords(c.members.values());
   expect(applied.map((d) => Number(d.split(':')[0]))).toEqual([LIMIT, 0, LIMIT, 1, LIMIT]);
+});
+
+it('records at maxRecordBytes, empty and of one byte are committed everywhere, reach a follower that was down by log, and survive a restart; one byte over is refused', async () => {
+  const c = await cluster();
+  const leader = await c.leader();
+  const [down, up] = [...c.members.values()].filter((m) => m !== leader);
+  await expect(leader.log!.append(new Uint8Array(LIMIT + 1))).rejects.toMatchObject({ code: 'RECORD_TOO_LARGE' });
+  await expect(down!.log!.append(new Uint8Array(LIMIT + 1))).rejects.toMatchObject({ code: 'RECORD_TOO_LARGE' });
+  const first = await appendTurn(leader, [LIMIT, 0, 1]);
+  await allApplied(c.members.values(), first[2]!.index);
+  // The follower misses records at the limit from both other nodes, several turns' worth.
+  await c.stop(down!);
+  let last = 0;
+  for (const [m, sizes] of [
+    [leader, [LIMIT, LIMIT, 0]],
+    [up, [0, LIMIT, LIMIT]],
+    [leader, [LIMIT - 1, 1]],
+  ] as const) {
+    const acks = await appendTurn(m!, [...sizes]);
+    last = Math.max(last, ...acks.map((a) => a.index));
+  }
+  await c.open(down!);
+  await allApplied(c.members.values(), last);
+  expect(down!.sm.restoredFrom).toBeNull(); // caught up by log, not by snapshot
+  const applied = sameRecords(c.members.values());
+  expect(applied.map((d) => Number(d.split(':')[0]))).toEqual([LIMIT, 0, 1, LIMIT, LIMIT, 0, 0, LIMIT, LIMIT, LIMIT - 1, 1]);
+  // Every node closed and opened again applies the same records from its WAL.
+  for (const m of c.members.values()) await c.stop(m);
+  for (const m of c.members.values()) await c.open(m);
+  await c.leader();
+  await allApplied(c.members.values(), last);
+  expect(sameRecords(c.members.values())).toEqual(applied);
+});
+
+it('a follower that was down is caught up by a snapshot holding records at maxRecordBytes, and appends at the limit continue', async () => {
+  const c = await cluster({ snapshotEvery: 3, snapshotCatchUpEntries: 0 });
+  const leader = await c.leader();
+  const [down] = [...c.members.values()].filter((m) => m !== leader);
+  await c.stop(down!);
+  let last = 0;
+  for (let i = 0; i < 3; i++) last = (await appendTurn(leader, [LIMIT, 0, LIMIT]))[2]!.index;
+  await waitFor('the leader to snapshot past the follower', () => leader.log!.status().snapshotIndex >= 4, 60_000);
+  await c.open(down!);
+  await allApplied(c.members.values(), last);
+  expect(down!.sm.restoredFrom).not.toBeNull();
+  const after = await appendTurn(down!, [LIMIT, 1]);
+  await allApplied(c.members.values(), after[1]!.index);
+  const applied = sameRecords(c.members.values());
+  expect(applied.map((d) => Number(d.split(':')[0]))).toEqual([LIMIT, 0, LIMIT, LIMIT, 0, LIMIT, LIMIT, 0, LIMIT, LIMIT, 1]);
 });
