@@ -180,3 +180,22 @@ it('a follower that was down is caught up by a snapshot holding records at maxRe
   const applied = sameRecords(c.members.values());
   expect(applied.map((d) => Number(d.split(':')[0]))).toEqual([LIMIT, 0, LIMIT, LIMIT, 0, LIMIT, LIMIT, 0, LIMIT, LIMIT, 1]);
 });
+
+it('a single node with the smallest WAL segments takes records at maxRecordBytes, each larger than a segment, and reads them back after a restart', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const open = async (sm: DigestMachine): Promise<ReplicatedLog<number>> => ReplicatedLog.open({ dataDir: t.dir, stateMachine: sm, segmentBytes: 4096 });
+  const sm = new DigestMachine();
+  let log = await open(sm);
+  cleanups.push(() => log.close());
+  await expect(log.append(new Uint8Array(LIMIT + 1))).rejects.toMatchObject({ code: 'RECORD_TOO_LARGE' });
+  const records = [LIMIT, 0, LIMIT, 1, LIMIT].map(record);
+  await Promise.all(records.map((r) => log.append(r)));
+  await log.append(record(LIMIT));
+  await log.close();
+  const again = new DigestMachine();
+  log = await open(again);
+  await waitFor('the reopened log to apply every record', () => again.applied.length === 6);
+  expect(again.applied).toEqual(sm.applied);
+  expect(again.applied.map((d) => Number(d.split(':')[0]))).toEqual([LIMIT, 0, LIMIT, 1, LIMIT, LIMIT]);
+});
