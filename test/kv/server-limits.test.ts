@@ -771,6 +771,22 @@ describe('RESP server limits', () => {
     c.close();
   });
 
+  it('with the default limits, the largest SET fits a log record: committed and read back; one byte more is refused before the log', async () => {
+    const server = await start();
+    const c = await RespClient.connect(portOf(server));
+    const limit = 4 * 1024 * 1024 - 64 * 1024; // the default maxBulkBytes, also the command's limit
+    // Its three arguments, 128 bytes counted for each and 192 for the command fill the limit.
+    const value = Buffer.alloc(limit - 192 - 3 * 128 - 3 - 1, 'v');
+    expect(await c.call('SET', 'k', value)).toBe('OK');
+    // Compared as a boolean: a diff of two 4 MiB values would take minutes to print.
+    expect(Buffer.from((await c.call('GET', 'k')) as string).equals(value)).toBe(true);
+    const applied = log.status().applied;
+    c.raw(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${value.length + 1}\r\n`);
+    expect(String(await c.next())).toMatch(/command larger than/);
+    expect(log.status().applied).toBe(applied);
+    c.close();
+  });
+
   it('closes the connection of a client that sent more after QUIT or a protocol error once it closes, not at the idle timeout', async () => {
     const server = await start();
     for (const [first, reply] of [
