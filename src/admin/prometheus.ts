@@ -120,7 +120,7 @@ export function logRegistry(log: MetricsSource): Registry {
   gauge('raftlog_is_leader', '1 if this node is the leader, else 0.', (x) => (x.isLeader ? 1 : 0));
   gauge('raftlog_has_leader', '1 if this node knows a leader, else 0.', (x) => (x.hasLeader ? 1 : 0));
   gauge('raftlog_fatal', '1 once this node stopped after a failure (status role fatal): it serves nothing until reopened.', (x) => (x.fatal ? 1 : 0));
-  counter('raftlog_leader_changes_total', 'Leader changes seen by this node.', (x) => x.leaderChanges);
+  counter('raftlog_leader_changes_total', 'Leaders this node came to know: a new leader, or the same one at a new term.', (x) => x.leaderChanges);
   counter('raftlog_proposals_committed_total', 'Appends on this node that committed.', (x) => x.proposalsCommitted);
   byLabel('raftlog_proposals_failed_total', 'Appends on this node that failed, by error code.', 'reason', (x) => x.proposalsFailed);
   byLabel(

@@ -28,7 +28,7 @@ export interface LogMetrics {
    * until it is closed and reopened; isLeader and hasLeader alone read as a follower's between leaders.
    */
   fatal: boolean;
-  /** Times this node saw the leader change to a new, known leader. */
+  /** Times this node came to know a leader it had not announced: a new leader, or the same one at a new term. */
   leaderChanges: number;
   /** append() calls that resolved (committed, durable, applied here). */
   proposalsCommitted: number;

@@ -1066,7 +1066,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     const id = this.lead;
     if (id === this.announced.id && (id === 0 || hard === undefined || hard.term === this.announced.term)) return;
     const announced = { id, term: hard?.term ?? this.node.status().term };
+    const from = this.announced.id;
     this.announced = announced;
+    // Counted and logged as the event is, so an alert on leader changes sees a re-election too.
+    if (id !== 0) this.counters.leaderChanges++;
+    this.deps.logger.info({ term: announced.term, from, to: id, role: ROLE[this.role] }, id === 0 ? `leader ${from} lost` : `leader is now ${id}`);
     // After this turn: a listener that throws must not stop the node mid-Ready.
     queueMicrotask(() => this.emit('leader', { ...announced }));
   }
@@ -1081,11 +1085,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if ((wasLeader && ss.state !== StateType.StateLeader) || (oldLead !== 0 && ss.lead !== oldLead)) {
       this.proposals.leaderLost(`leader ${oldLead} was lost before the record was known to commit`);
       this.membership.onLeaderLost();
-    }
-    if (ss.lead !== oldLead) {
-      const term = this.node.status().term;
-      if (ss.lead !== 0) this.counters.leaderChanges++;
-      this.deps.logger.info({ term, from: oldLead, to: ss.lead, role: ROLE[ss.state] }, ss.lead === 0 ? `leader ${oldLead} lost` : `leader is now ${ss.lead}`);
     }
     if (ss.lead !== 0 && ss.lead !== oldLead) {
       const waiters = [...this.leaderWaiters];
