@@ -180,6 +180,8 @@ export class TcpTransport implements Transport {
   private secrets: Buffer[];
   /** With TLS, the CAs peers are verified against, as given: a reload that changes them closes every connection. */
   private cas: Buffer;
+  /** The TLS credentials in force: start() builds the server from them, so a reload before it is not lost. */
+  private tls: TlsOptions | undefined;
   private readonly idleTimeoutMs: number;
   private readonly maxInbound: number;
   private readonly maxUnauthenticated: number;
@@ -318,6 +320,7 @@ export class TcpTransport implements Transport {
     };
     // Once secureContext() has found the CAs readable.
     this.cas = o.tls === undefined ? Buffer.alloc(0) : caBytes(o.tls);
+    this.tls = o.tls;
   }
 
   /** The address actually listened on ('host:port'), useful after listening on port 0. */
@@ -328,7 +331,7 @@ export class TcpTransport implements Transport {
   async start(handlers: TransportHandlers): Promise<void> {
     if (this.closed) throw new TransportClosedError();
     this.handlers = handlers;
-    const t = this.o.tls;
+    const t = this.tls;
     const server =
       t === undefined
         ? net.createServer((s) => this.accept(s))
@@ -505,7 +508,8 @@ export class TcpTransport implements Transport {
 
   /**
    * New TLS credentials (e.g. renewed certificates): used for every connection made or accepted
-   * from now on; open connections keep theirs, unless the CAs changed: then every connection,
+   * from now on (called before start(), the server start() builds takes them); open connections
+   * keep theirs, unless the CAs changed: then every connection,
    * either way, is closed (TRANSPORT_AUTH_FAILED) and peers the new CAs verify redial. Credentials
    * that cannot be used, or a certificate that does not name this node, are refused
    * (TRANSPORT_BAD_OPTION) and those in force stay.
@@ -521,6 +525,7 @@ export class TcpTransport implements Transport {
 
   private useTls(t: TlsOptions, context: tls.SecureContext): void {
     if (this.server instanceof tls.Server) this.server.setSecureContext({ key: t.key, cert: t.cert, ca: t.ca });
+    this.tls = t;
     this.config.tls = context;
     const cas = caBytes(t);
     if (cas.equals(this.cas)) return;

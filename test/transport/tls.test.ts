@@ -209,6 +209,28 @@ describe('TcpTransport with TLS', () => {
     expect(b.rec.messages.every((m) => m.commit === 2)).toBe(true);
   });
 
+  it('reloadTls before start(): the server start() builds presents and verifies the reloaded credentials', async () => {
+    const rec = new Recorder();
+    // At first a certificate of another CA, which node 1 neither trusts nor is trusted by.
+    const b = new TcpTransport({
+      id: 2,
+      clusterId: 'c1',
+      listen: '127.0.0.1:0',
+      tls: creds('rogue2', 'rogue-ca'),
+      logger: new LogCapture(),
+      backoff: { initialMs: 10, maxMs: 100 },
+    });
+    open.push(b);
+    b.reloadTls(creds('node2'));
+    await b.start(rec);
+    const a = await node(1, creds('node1'), { 2: b.address });
+    await until(() => {
+      a.t.send([msg(1, 2, { commit: 1 })]);
+      return rec.messages.length > 0;
+    }, 'a message to the reloaded server');
+    expect(b.stats().refused.TRANSPORT_AUTH_FAILED).toBeUndefined();
+  });
+
   it('reloadTls with other CAs closes every connection, both ways: peers the new CAs verify redial, the others stay out', async () => {
     const b = await node(2, creds('node2'));
     const a = await node(1, creds('node1'), { 2: b.t.address });
