@@ -3,7 +3,7 @@
 import { isSendableToken, type AdminStatus } from '../admin/handler.js';
 import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 import { isHostPort } from '../transport/address.js';
 import { members as confMembers } from '../raft/changer.js';
 

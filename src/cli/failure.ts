@@ -5,7 +5,7 @@
 // (bad or missing flags), 3 the admin endpoint could not be reached.
 import { CodedError } from '../errors.js';
 import { UsageError } from './args.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 

@@ -20,7 +20,7 @@ import { lockHolder } from '../wal/lock-holder.js';
 import { replay, type Replayed } from '../wal/replay.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 
 const KINDS: Record<number, string> = { 2: 'entry', 3: 'hardstate', 4: 'snapshot' };
 const USAGE = `usage: raftlog inspect <data dir | wal dir> [--records] [--debug]

@@ -4,7 +4,7 @@
 import { pino, type Logger as Pino } from 'pino';
 import type { Logger } from '../logger.js';
 import { UsageError } from './args.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

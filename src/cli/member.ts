@@ -5,7 +5,7 @@ import { ADMIN_FLAGS, adminTarget, badReply, call, isConf, leaderEndpoint, statu
 import { CliError, EXIT, runCommand } from './failure.js';
 import { membersOf } from './status.js';
 import { isHostPort, isPeerAddress } from '../transport/address.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 
 const USAGE = `usage: raftlog member list --admin HOST:PORT[,...] [--admin-token-file FILE] [--json]
        raftlog member add ID HOST:PORT [--learner] --admin ...

@@ -3,7 +3,7 @@
 import type { AdminStatus } from '../admin/handler.js';
 import { UsageError, parseCommand } from './args.js';
 import { ADMIN_FLAGS, CODE, adminTarget, request, statuses, table, type AdminTarget } from './admin-client.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
 const USAGE = `usage: raftlog status --admin HOST:PORT[,HOST:PORT...] [--admin-token-file FILE] [--json]

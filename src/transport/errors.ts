@@ -1,6 +1,7 @@
 // Every way a peer connection can go wrong gets a class and a stable code, so the
 // logged reason for closing a connection is greppable and tests can assert on it.
 import { CodedError, type CodedErrorOptions } from '../errors.js';
+import { printable } from '../printable.js';
 
 /** Every code a TransportError carries, and so every label the refusal metrics can show but OTHER. */
 export const TRANSPORT_ERROR_CODES = [
@@ -95,13 +96,29 @@ export class MalformedFrameError extends TransportError {
   }
 }
 
+/** The most characters of a string a peer sent before it was authenticated that a message quotes. */
+const PEER_TEXT_CHARS = 128;
+
+/**
+ * A string a peer sent before it was authenticated (its cluster id, address, refusal), as an
+ * error message or a log line may quote it: a stranger's bytes must neither forge log lines nor
+ * reach a terminal as escape sequences, nor fill a line with a handshake's worth of text.
+ */
+export function peerText(text: string): string {
+  return printable(text, PEER_TEXT_CHARS);
+}
+
 /** The handshake names another cluster. */
 export class ClusterMismatchError extends TransportError {
+  /** The peer's cluster id, as peerText() quotes it. */
+  readonly got: string;
   constructor(
     readonly expected: string,
-    readonly got: string,
+    got: string,
   ) {
-    super('TRANSPORT_CLUSTER_MISMATCH', `peer belongs to cluster '${got}', this node to '${expected}'`);
+    const quoted = peerText(got);
+    super('TRANSPORT_CLUSTER_MISMATCH', `peer belongs to cluster '${quoted}', this node to '${expected}'`);
+    this.got = quoted;
   }
 }
 
@@ -120,12 +137,19 @@ export class HandshakeTimeoutError extends TransportError {
 
 /** The remote side told us why it closed our outbound connection. */
 export class PeerRefusedError extends TransportError {
+  /** The code and the reason the peer gave, as peerText() quotes them: it refused before it was authenticated. */
+  readonly remoteCode: string;
+  readonly remoteReason: string;
   constructor(
     readonly peer: number,
-    readonly remoteCode: string,
-    readonly remoteReason: string,
+    remoteCode: string,
+    remoteReason: string,
   ) {
-    super('TRANSPORT_PEER_REFUSED', `peer ${peer} refused the connection: ${remoteCode} ${remoteReason}`);
+    const code = peerText(remoteCode);
+    const reason = peerText(remoteReason);
+    super('TRANSPORT_PEER_REFUSED', `peer ${peer} refused the connection: ${code} ${reason}`);
+    this.remoteCode = code;
+    this.remoteReason = reason;
   }
 }
 

@@ -13,6 +13,7 @@ import {
   HandshakeTimeoutError,
   IdleTimeoutError,
   MalformedFrameError,
+  peerText,
   SnapshotRejectedError,
   SnapshotStalledError,
   SnapshotTooLargeError,
@@ -348,7 +349,7 @@ export class Inbound {
     try {
       address = parseAddress(advertised);
     } catch {
-      throw new MalformedFrameError(`handshake names an impossible address '${advertised.slice(0, 64)}'`);
+      throw new MalformedFrameError(`handshake names an impossible address '${peerText(advertised)}'`);
     }
     const anyHost = address.host === '0.0.0.0' || address.host === '::';
     const host = anyHost ? this.socket.remoteAddress : address.host;

@@ -432,6 +432,48 @@ describe('TcpTransport', () => {
     expect(loose).toEqual([]);
   });
 
+  it("quotes what a peer sent before it was authenticated, cut short and with its control characters written out, in its refusals' lines", async () => {
+    // A terminal escape, a forged line, a bidirectional override, then a handshake's worth of text.
+    const hostile = '\x1b[2J\nWARN forged line\u202e' + 'x'.repeat(700);
+    const quoted = '\\x1b[2J\\x0aWARN forged line\\u202e';
+    const b = await node({ id: 2 });
+    const p = newPacker();
+    const clean = (l: { message: string; fields: Record<string, unknown> }): void => {
+      for (const text of [l.message, ...Object.values(l.fields).filter((v): v is string => typeof v === 'string')]) {
+        expect(text).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+        expect(text.length, text).toBeLessThan(600);
+      }
+      expect(l.message).toContain(quoted);
+    };
+
+    const mismatch = await raw(b.t.address, { clusterId: hostile, from: 5, to: 2 });
+    await closed(mismatch);
+    await until(() => b.log.lines.some((l) => l.fields.code === 'TRANSPORT_CLUSTER_MISMATCH'), 'the refused cluster id in the log');
+    clean(b.log.lines.find((l) => l.fields.code === 'TRANSPORT_CLUSTER_MISMATCH')!);
+
+    const address = await raw(b.t.address);
+    address.write(encodeFrames([encodeHello(p, 'c1', 5, 2, `${hostile}:port`), encodeProof(p, new Uint8Array(0))]));
+    await closed(address);
+    await until(() => b.log.has('impossible address'), 'the refused address in the log');
+    clean(b.log.lines.find((l) => /impossible address/.test(l.message))!);
+
+    // An acceptor that refuses every dial with a code and a reason of its own making.
+    const { sink, address: refuser } = await fakePeer((c) => {
+      c.on('error', () => undefined);
+      c.resume(); // reads the hello, so the dialer's close is seen
+      c.end(frame(pack([3, hostile.slice(0, 200), hostile])));
+    });
+    const dialer = await node({ id: 1, peers: { 9: refuser } });
+    dialer.t.send([msg(1, 9)]);
+    await until(() => dialer.log.has('refused the connection'), "the peer's refusal in the log");
+    const refused = dialer.log.lines.find((l) => /refused the connection/.test(l.message))!;
+    expect(refused.fields.code).toBe('TRANSPORT_PEER_REFUSED');
+    clean(refused);
+    expect(String(refused.fields.remoteCode)).toContain(quoted);
+    await dialer.t.close();
+    await sinkClosed(sink);
+  });
+
   it('logs every refusal and every failed or lost connection with its code as a field, on both sides', async () => {
     const { a, b } = await pair();
     const stranger = await node({ id: 3, clusterId: 'other', peers: { 2: b.t.address } });

@@ -1,5 +1,5 @@
-// Text that reaches the operator's terminal from elsewhere (an admin endpoint's answer, a
-// peer's refusal in a log line), with its control characters written out.
+// Text that reaches the operator's terminal or log from elsewhere (an admin endpoint's answer, a
+// peer's refusal, what a stranger sent in its handshake), with its control characters written out.
 
 // C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional overrides.
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
