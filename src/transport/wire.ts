@@ -145,26 +145,14 @@ function messageTuple(m: Message): unknown[] {
 /** Below this many entries a message is packed whole: the splice below costs more than it saves. */
 const SPLICE_ENTRIES = 8;
 
-/** The last entries packed by a packer: a leader sends the same entries to every follower. */
-interface PackedEntries {
-  entries: readonly Entry[];
-  bytes: Buffer;
-}
-const lastPacked = new WeakMap<Packr, PackedEntries>();
-
 function packedEntries(p: Packr, entries: readonly Entry[]): Buffer {
-  const last = lastPacked.get(p);
-  // The same Entry objects in the same order are the same bytes: entries are never changed in place.
-  if (last !== undefined && last.entries.length === entries.length && last.entries.every((e, i) => e === entries[i])) return last.bytes;
   const tuples = new Array<unknown[]>(entries.length);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     tuples[i] = [e.index, e.term, e.type, e.data];
   }
   // No copy: a packer never writes over what it returned (the next pack starts after it, or in a new buffer).
-  const bytes = p.pack(tuples);
-  lastPacked.set(p, { entries: entries.slice(), bytes });
-  return bytes;
+  return p.pack(tuples);
 }
 
 /** fixarray(2), Kind.Message, fixarray(12): the start of every message frame. */
@@ -173,10 +161,10 @@ const MESSAGE_HEAD = Buffer.from([0x92, Kind.Message, 0x9c]);
 /**
  * A message without its snapshot (snapshots travel as chunks), as the pieces of
  * one frame's payload. A message with many entries is packed in parts, the
- * entries' part shared with the other followers' copies and written as it is
- * (a catch-up message is a megabyte: copying it into one buffer, and again
- * into the frame, cost as much as packing it); the bytes are exactly those of
- * packing it whole (a msgpack array is its header followed by its elements).
+ * entries' part written as it is (a catch-up message is a megabyte: copying it
+ * into one buffer, and again into the frame, cost as much as packing it); the
+ * bytes are exactly those of packing it whole (a msgpack array is its header
+ * followed by its elements).
  */
 export function encodeMessageParts(p: Packr, m: Message): Uint8Array[] {
   if (m.entries.length < SPLICE_ENTRIES) return [p.pack([Kind.Message, messageTuple(m)])];
