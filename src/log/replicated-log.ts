@@ -496,6 +496,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         // share a write with what it sent earlier in the turn (a commit index, say).
         sendingLater: () => this.appends.proposing,
         snapshots: checkedOnArrival(this.deps.snapshots),
+        logger: this.deps.logger,
       });
       // Opened to listen on port 0, the node knows its port only now: its entry in the address
       // book (status, snapshots, what members learn of it) named port 0, where nobody listens.

@@ -4,11 +4,12 @@
 // meet the same fate. Links are FIFO like the TCP transport's connections, but for
 // a MsgSnap: like TCP's, it is delivered once its bytes are copied (outside the
 // schedule), and what the link delivers meanwhile overtakes it.
+import { codeOf } from '../errors.js';
 import { MessageType } from '../raft/types.js';
 import type { Message, Snapshot } from '../raft/types.js';
 import { SnapshotRejectedError, TransportClosedError } from './errors.js';
 import { inMemorySnapshots, type IncomingSnapshot, type SnapshotStreams } from './snapshot-streams.js';
-import type { Transport, TransportHandlers } from './transport.js';
+import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
 import { rememberRemoval } from './removed-peers.js';
 
 export interface LinkFaults {
@@ -167,26 +168,39 @@ export class MemoryNetwork {
    */
   private async carry(m: Message, snapshot: Snapshot, sender: MemoryTransport, target: MemoryTransport): Promise<void> {
     let spool: IncomingSnapshot | undefined;
+    let chunks: AsyncIterator<Uint8Array> | undefined;
+    // Every step races the endpoints' close: a source or a spool that never settles must not
+    // hold close() (TCP's close() destroys the socket a stream is on, whatever it waits for).
+    const closed = Promise.race([sender.closedSignal, target.closedSignal]);
+    const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, closed]);
     try {
-      const out = await sender.snapshots.open(snapshot);
+      const out = await step(sender.snapshots.open(snapshot));
+      chunks = out.chunks[Symbol.asyncIterator]();
       let copied = 0;
       // The spool is opened once the source has yielded: a source never started may never let go
-      // of what it holds. Throwing in the loop closes the source.
-      for await (const chunk of out.chunks) {
-        spool ??= await target.snapshots.spool(snapshot.meta, out.size);
-        copied += chunk.byteLength;
+      // of what it holds.
+      for (let r = await step(chunks.next()); r.done !== true; r = await step(chunks.next())) {
+        spool ??= await step(target.snapshots.spool(snapshot.meta, out.size));
+        copied += r.value.byteLength;
         if (copied > out.size) throw new SnapshotRejectedError(`the source holds more than the ${out.size} bytes it announced`);
-        if (!sender.started || !target.started) throw new TransportClosedError();
-        await spool.write(chunk.slice());
+        await step(spool.write(r.value.slice()));
       }
-      spool ??= await target.snapshots.spool(snapshot.meta, out.size);
-      const data = await spool.finish();
-      if (!target.started) throw new TransportClosedError();
+      chunks = undefined;
+      spool ??= await step(target.snapshots.spool(snapshot.meta, out.size));
+      const data = await step(spool.finish());
       spool = undefined;
       this.stats.delivered++;
       sender.notifySnapshot(m.to, true);
       target.deliver({ ...m, snapshot: { meta: snapshot.meta, data } });
-    } catch {
+    } catch (err) {
+      // Not awaited: a source stuck in a read lets go only once that read ends.
+      chunks?.return?.().catch(() => undefined);
+      if (!(err instanceof TransportClosedError)) {
+        sender.logger?.warn(
+          { code: codeOf(err), peer: m.to, index: snapshot.meta.index },
+          `transport: snapshot ${snapshot.meta.index} to node ${m.to} not copied: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
       await spool?.abort().catch(() => undefined);
       this.lost(m, sender);
     }
@@ -206,11 +220,17 @@ export class MemoryTransport implements Transport {
   private closed = false;
   /** Snapshots being copied to or from this endpoint: close() waits for them to let go. */
   private readonly copies = new Set<Promise<void>>();
+  private endCopies: (err: TransportClosedError) => void = () => undefined;
+  /** Rejects once close() is called: every step of a snapshot copy races it. */
+  readonly closedSignal = new Promise<never>((_, reject) => (this.endCopies = reject));
 
   constructor(
     readonly id: number,
     private readonly network: MemoryNetwork,
-  ) {}
+  ) {
+    // Only copies race it: a close() with none under way is no rejection to report.
+    this.closedSignal.catch(() => undefined);
+  }
 
   get started(): boolean {
     return this.handlers !== undefined && !this.closed;
@@ -239,8 +259,14 @@ export class MemoryTransport implements Transport {
     rememberRemoval(this.removed, id);
   }
 
+  /** The log's logger, given at start(). */
+  get logger(): TransportLogger | undefined {
+    return this.handlers?.logger;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.endCopies(new TransportClosedError());
     this.network.forget(this);
     await Promise.all(this.copies);
   }

@@ -1,6 +1,7 @@
 // The driver's view of the network: fire-and-forget delivery of raft messages.
 // Raft tolerates loss, duplication and reordering between terms, so a transport
 // may drop; it must only say so (onUnreachable) so the leader falls back to probing.
+import type { Logger } from '../logger.js';
 import type { Message } from '../raft/types.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
 
@@ -35,6 +36,11 @@ export interface TransportHandlers {
    * only its own node holds, so what travels must be the bytes behind it.
    */
   snapshots?: SnapshotStreams;
+  /**
+   * Where a transport made without its own logger (MemoryTransport; TcpTransport takes one as an
+   * option) reports what went wrong: the replicated log gives its own.
+   */
+  logger?: Logger;
 }
 
 export interface Transport {

@@ -1,7 +1,7 @@
 import { MessageType } from '../../src/raft/types.js';
 import type { Message } from '../../src/raft/types.js';
 import type { SnapshotStreams } from '../../src/transport/snapshot-streams.js';
-import type { TransportHandlers } from '../../src/transport/transport.js';
+import type { TransportHandlers, TransportLogger } from '../../src/transport/transport.js';
 
 export function msg(from: number, to: number, over: Partial<Message> = {}): Message {
   return { type: MessageType.MsgHeartbeat, from, to, term: 1, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, rejectHint: 0, ...over };
@@ -37,6 +37,7 @@ export class Recorder implements TransportHandlers {
   readonly unreachable: number[] = [];
   readonly snapshotStatus: Array<[number, boolean]> = [];
   snapshots?: SnapshotStreams;
+  logger?: TransportLogger;
   onMessage(m: Message): void {
     this.messages.push(m);
   }

@@ -4,7 +4,9 @@ import type { Message } from '../../src/raft/types.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import type { MemoryNetworkOptions } from '../../src/transport/memory-transport.js';
 import type { IncomingSnapshot, SnapshotStreams } from '../../src/transport/snapshot-streams.js';
-import { Recorder, msg, seeded, testSeed, until } from './helpers.js';
+import { SnapshotRejectedError } from '../../src/transport/errors.js';
+import { RecordingLogger } from '../recording-logger.js';
+import { Recorder, msg, seeded, testSeed, until, within } from './helpers.js';
 
 /** A virtual clock: scheduled callbacks run in time order when the test says so. */
 class VirtualTime {
@@ -162,35 +164,70 @@ describe('MemoryNetwork', () => {
     expect(net.stats.dropped).toBe(1);
   });
 
-  it('reports as failed a snapshot whose receiver closes while it is copied; the close waits for its spool to be deleted', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
+  it('reports as failed a snapshot whose receiver closes while it is copied; the close ends the copy, a write that never ends included, and deletes its spool', async () => {
     let writing = false;
     const named = namedSnapshots(
       new Uint8Array(6),
       async () => Buffer.from('spooled'),
       () => {
         writing = true;
-        return held;
+        return new Promise<void>(() => undefined);
       },
     );
     const { net, rec } = await cluster([1, 2], {}, () => named.streams);
     net.endpoint(1).send([snapMsg(Buffer.from('sender-name'))]);
     await until(() => writing, 'the first write');
-    let closed = false;
-    const closing = net
-      .endpoint(2)
-      .close()
-      .then(() => (closed = true));
-    closing.catch(() => undefined);
-    await new Promise((r) => setImmediate(r));
-    expect(closed).toBe(false);
-    release();
-    await closing;
+    await within('the close of the receiver', net.endpoint(2).close());
     expect(named.aborted).toEqual(['5/1, 6 bytes']);
     await until(() => rec(1).snapshotStatus.length === 1, 'the report');
     expect(rec(1).snapshotStatus).toEqual([[2, false]]);
     expect(rec(2).messages).toEqual([]);
+  });
+
+  it('ends a copy whose source never yields when the sender closes, and closes the source once its read ends', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let reading = false;
+    let sourceClosed = false;
+    const streams: SnapshotStreams = {
+      async open() {
+        return {
+          size: 6,
+          chunks: (async function* () {
+            try {
+              reading = true;
+              await held;
+              yield new Uint8Array(6);
+            } finally {
+              sourceClosed = true;
+            }
+          })(),
+        };
+      },
+      async spool() {
+        throw new Error('no spool is opened before the source yields');
+      },
+    };
+    const { net } = await cluster([1, 2], {}, () => streams);
+    net.endpoint(1).send([snapMsg(Buffer.from('sender-name'))]);
+    await until(() => reading, 'the first read');
+    await within('the close of the sender', net.endpoint(1).close());
+    expect(net.stats.dropped).toBe(1);
+    release();
+    await until(() => sourceClosed, 'the source closed');
+  });
+
+  it("logs why a snapshot was not copied with the endpoint's logger (the log's), with a code", async () => {
+    const named = namedSnapshots(new Uint8Array(6), () => Promise.reject(new SnapshotRejectedError('its checksum does not match')));
+    const { net, rec } = await cluster([1, 2], {}, () => named.streams);
+    const logger = new RecordingLogger();
+    rec(1).logger = logger;
+    net.endpoint(1).send([snapMsg(Buffer.from('sender-name'))]);
+    await until(() => rec(1).snapshotStatus.length === 1, 'the report');
+    expect(logger.lines.map((l) => ({ level: l.level, code: l.fields.code, peer: l.fields.peer }))).toEqual([
+      { level: 'warn', code: 'TRANSPORT_SNAPSHOT_REJECTED', peer: 2 },
+    ]);
+    expect(logger.lines[0]!.message).toContain('its checksum does not match');
   });
 
   it('is deterministic for a seed: drops and delays replay exactly, and links stay FIFO', async () => {
