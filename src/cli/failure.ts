@@ -43,6 +43,7 @@ const HINTS: Record<string, string> = {
   SNAPSHOT_MISSING: 'put the snapshot file back, or restore the node from its peers (remove it from the cluster, wipe its data directory, add it back)',
   STATE_CORRUPT: 'the data directory is damaged: restore the node from its peers (remove it from the cluster, wipe its data directory, add it back)',
   SNAPSHOT_VERSION: 'the file was written by another version of raftlog',
+  SNAPSHOT_DATA_VERSION: 'the snapshot was written by a later version of raftlog: run that version',
   WAL_VERSION: 'the WAL was written by another version of raftlog: run that version',
   DATA_EXISTS: 'restore into an empty or new directory',
   RESTORE_INCOMPLETE: 'run the same `raftlog snapshot restore` again; the node starts once it has finished',

@@ -1,20 +1,25 @@
 import { constants } from 'node:buffer';
 import { pack, unpack } from 'msgpackr';
-import { SnapshotCorruptError } from '../storage/errors.js';
+import { SnapshotCorruptError, SnapshotDataVersionError } from '../storage/errors.js';
 
 /**
  * What a raft snapshot of the log carries besides the application's bytes: the
  * members' addresses, so that a node restored from a snapshot can reach peers
  * that joined before it.
  *
- * Layout (format 2): "RLSM", u32 LE length of a msgpack list of [id, address]
- * pairs, that list, then the application's bytes to the end. The members come
- * first so the application's bytes can stream through without being gathered.
- * Format 1 (a msgpack [1, members, app]) is still read.
+ * Layout (format 3): "RLSM", u32 LE 0xffffffff, u32 LE format version (3), u32
+ * LE length of a msgpack list of [id, address] pairs, that list, then the
+ * application's bytes to the end. The members come first so the application's
+ * bytes can stream through without being gathered. A later release writes
+ * another version there: it is refused with SNAPSHOT_DATA_VERSION, not called
+ * corrupt, which would send the operator to a backup.
+ * Format 2 ("RLSM", the members' length, at most MAX_MEMBERS_BYTES so never
+ * 0xffffffff, the members, the application's bytes) and format 1 (a msgpack
+ * [1, members, app]), as earlier 0.2.0 builds wrote them, are still read.
  *
  * These bytes passed the snapshot file's checksum, which a file that was never a
  * raftlog snapshot can carry as well as a good one: whatever they hold is refused
- * with SNAPSHOT_CORRUPT, and nothing is allocated for them beyond the bounds below.
+ * with SNAPSHOT_CORRUPT (a later format with SNAPSHOT_DATA_VERSION), and nothing is allocated for them beyond the bounds below.
  */
 export interface SnapshotData {
   members: Array<[number, string]>;
@@ -22,6 +27,9 @@ export interface SnapshotData {
 }
 
 const MAGIC = Buffer.from('RLSM');
+/** Where format 2 held the members' length: marks a header that names its format version. */
+const VERSIONED = 0xffffffff;
+const VERSION = 3;
 const MAX_MEMBERS_BYTES = 1024 * 1024;
 /**
  * Format 1 is one msgpack value, gathered whole before it is parsed, so its size is
@@ -35,9 +43,11 @@ const MAX_FORMAT1_BYTES = Math.min(2 ** 32 + MAX_MEMBERS_BYTES, constants.MAX_LE
 
 export async function* encodeSnapshotData(members: Array<[number, string]>, app: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const list = pack(members);
-  const head = Buffer.alloc(8);
+  const head = Buffer.alloc(16);
   MAGIC.copy(head, 0);
-  head.writeUInt32LE(list.length, 4);
+  head.writeUInt32LE(VERSIONED, 4);
+  head.writeUInt32LE(VERSION, 8);
+  head.writeUInt32LE(list.length, 12);
   yield Buffer.concat([head, list]);
   yield* app;
 }
@@ -73,14 +83,14 @@ async function decode(data: AsyncIterable<Uint8Array>, source: string, format1: 
   const it = data[Symbol.asyncIterator]();
   const bad: Bad = (why) => new SnapshotCorruptError(source, `its data is not in the raftlog snapshot format: ${why}`);
   try {
-    return await decodeFrom(it, bad, format1);
+    return await decodeFrom(it, bad, format1, source);
   } catch (err) {
     await it.return?.();
     throw err;
   }
 }
 
-async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad, format1: boolean): Promise<SnapshotData> {
+async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad, format1: boolean, source: string): Promise<SnapshotData> {
   let buf: Buffer = Buffer.alloc(0);
   let done = false;
   const fill = async (n: number): Promise<boolean> => {
@@ -126,16 +136,25 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad, format1: bool
     };
   }
   if (!(await fill(8)) || !buf.subarray(0, 4).equals(MAGIC)) throw bad('bad header');
-  const len = buf.readUInt32LE(4);
+  let head = 8;
+  let len = buf.readUInt32LE(4);
+  if (len === VERSIONED) {
+    if (!(await fill(12))) throw bad('truncated header');
+    const version = buf.readUInt32LE(8);
+    if (version !== VERSION) throw new SnapshotDataVersionError(source, version);
+    if (!(await fill(16))) throw bad('truncated header');
+    head = 16;
+    len = buf.readUInt32LE(12);
+  }
   if (len > MAX_MEMBERS_BYTES) throw bad(`member list of ${len} bytes`);
-  if (!(await fill(8 + len))) throw bad('truncated member list');
+  if (!(await fill(head + len))) throw bad('truncated member list');
   let members: unknown;
   try {
-    members = unpack(buf.subarray(8, 8 + len));
+    members = unpack(buf.subarray(head, head + len));
   } catch {
     throw bad('member list is not msgpack');
   }
-  buf = buf.subarray(8 + len);
+  buf = buf.subarray(head + len);
   return { members: checkMembers(members, bad), app: releasing(rest(), it) };
 }
 

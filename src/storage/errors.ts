@@ -5,6 +5,7 @@ export type StorageErrorCode =
   | 'SNAPSHOT_CORRUPT'
   | 'SNAPSHOT_MISSING'
   | 'SNAPSHOT_VERSION'
+  | 'SNAPSHOT_DATA_VERSION'
   | 'SNAPSHOT_DIR_UNUSABLE'
   | 'STATE_CORRUPT'
   | 'RESTORE_INCOMPLETE'
@@ -41,6 +42,18 @@ export class SnapshotVersionError extends StorageError {
   readonly file: string;
   constructor(file: string, version: number) {
     super('SNAPSHOT_VERSION', `snapshot file ${file} is in format ${version}, which this version does not read`);
+    this.file = file;
+  }
+}
+
+/**
+ * Snapshot data (what a snapshot file holds after its meta, or a backup) of a later format than
+ * this version reads: written by a later release, not damaged.
+ */
+export class SnapshotDataVersionError extends StorageError {
+  readonly file: string;
+  constructor(file: string, version: number) {
+    super('SNAPSHOT_DATA_VERSION', `snapshot ${file} holds data in format ${version}, which this version does not read (a later release wrote it)`);
     this.file = file;
   }
 }

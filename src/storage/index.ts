@@ -19,6 +19,7 @@ export {
   SnapshotDirError,
   SnapshotMissingError,
   SnapshotVersionError,
+  SnapshotDataVersionError,
   StateCorruptError,
   StorageError,
   StorageInvalidArgumentError,

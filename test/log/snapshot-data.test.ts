@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../../src/log/snapshot-data.js';
-import { SnapshotCorruptError } from '../../src/storage/errors.js';
+import { SnapshotCorruptError, SnapshotDataVersionError } from '../../src/storage/errors.js';
 import { tempDir } from './helpers.js';
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
@@ -46,6 +46,29 @@ const head = (len: number): Buffer => {
 };
 
 describe('decodeSnapshotData', () => {
+  it('reads format 2, as earlier 0.2.0 builds wrote it', async () => {
+    const members: Array<[number, string]> = [[1, '10.0.0.1:7000']];
+    const list = pack(members);
+    const d = await decodeSnapshotData(source(Buffer.concat([head(list.length), list, Buffer.from('v2 state')])).chunks, 'at index 7, term 3');
+    expect(d.members).toEqual(members);
+    expect((await gather(d.app)).toString()).toBe('v2 state');
+  });
+
+  it('refuses data of a later format with SNAPSHOT_DATA_VERSION naming it, not as corrupt, and releases its source', async () => {
+    const members: Array<[number, string]> = [[1, '10.0.0.1:7000']];
+    const encoded = await gather(encodeSnapshotData(members, source(Buffer.from('state')).chunks));
+    const later = Buffer.from(encoded);
+    later.writeUInt32LE(4, 8); // the version after the magic and its marker
+    const src = source(later);
+    const err = await decodeSnapshotData(src.chunks, 'at index 7, term 3').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(SnapshotDataVersionError);
+    expect(err).toMatchObject({ code: 'SNAPSHOT_DATA_VERSION', message: expect.stringMatching(/at index 7, term 3 holds data in format 4/) });
+    expect(src.released()).toBe(true);
+  });
+
   it('reads both formats back', async () => {
     const members: Array<[number, string]> = [
       [1, '10.0.0.1:7000'],

@@ -100,7 +100,7 @@ it('a format 2 directory upgraded in place: old and new records in order across 
   expect(sm.applied.map((a) => a.data)).toEqual([...old, ...added]);
   await log.close();
 
-  // A snapshot taken now is written in data format 2, and read back with the log after it.
+  // A snapshot taken now is written in data format 3, and read back with the log after it.
   log = await ReplicatedLog.open({ ...quiet, snapshotEvery: 20, stateMachine: new RecordingMachine() });
   await log.barrier();
   for (let i = 0; i < 25; i++) await log.append(Buffer.from(`late ${i}`));
@@ -110,7 +110,9 @@ it('a format 2 directory upgraded in place: old and new records in order across 
   for (const f of snaps) {
     const bytes = readFileSync(join(dir, 'snapshots', f));
     expect(bytes.subarray(0, 8).toString('latin1')).toBe('RLSNAP02');
-    expect(bytes.subarray(20 + bytes.readUInt32LE(8), 24 + bytes.readUInt32LE(8)).toString('latin1')).toBe('RLSM');
+    const data = 20 + bytes.readUInt32LE(8);
+    expect(bytes.subarray(data, data + 4).toString('latin1')).toBe('RLSM');
+    expect([bytes.readUInt32LE(data + 4), bytes.readUInt32LE(data + 8)]).toEqual([0xffffffff, 3]);
   }
   sm = new RecordingMachine();
   log = await ReplicatedLog.open({ ...quiet, stateMachine: sm });
