@@ -141,7 +141,8 @@ async function decodeFrom(it: AsyncIterator<Uint8Array>, bad: Bad, format1: bool
   if (len === VERSIONED) {
     if (!(await fill(12))) throw bad('truncated header');
     const version = buf.readUInt32LE(8);
-    if (version !== VERSION) throw new SnapshotDataVersionError(source, version);
+    if (version > VERSION) throw new SnapshotDataVersionError(source, version);
+    if (version !== VERSION) throw bad(`format ${version} under a versioned header, which no release writes`);
     if (!(await fill(16))) throw bad('truncated header');
     head = 16;
     len = buf.readUInt32LE(12);

@@ -67,6 +67,10 @@ describe('decodeSnapshotData', () => {
     expect(err).toBeInstanceOf(SnapshotDataVersionError);
     expect(err).toMatchObject({ code: 'SNAPSHOT_DATA_VERSION', message: expect.stringMatching(/at index 7, term 3 holds data in format 4/) });
     expect(src.released()).toBe(true);
+    // An earlier version under the marker was never written: damage, not a later release.
+    const earlier = Buffer.from(encoded);
+    earlier.writeUInt32LE(2, 8);
+    await expect(decodeSnapshotData(source(earlier).chunks, 'at index 7, term 3')).rejects.toMatchObject({ code: 'SNAPSHOT_CORRUPT' });
   });
 
   it('reads both formats back', async () => {
