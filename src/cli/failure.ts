@@ -44,6 +44,10 @@ const HINTS: Record<string, string> = {
   STATE_CORRUPT: 'the data directory is damaged: restore the node from its peers (remove it from the cluster, wipe its data directory, add it back)',
   SNAPSHOT_VERSION: 'the file was written by another version of raftlog',
   SNAPSHOT_DATA_VERSION: 'the snapshot was written by a later version of raftlog: run that version',
+  // A state machine's failure stops the node as LOG_FATAL: these come as its cause.
+  KV_SNAPSHOT_VERSION: 'the snapshot was written by another version of raftlog: run that version or a later one; do not restore a backup over it',
+  KV_SNAPSHOT_CORRUPT:
+    'the snapshot holds what is not a key-value store: restore the node from its peers (remove it from the cluster, wipe its data directory, add it back)',
   WAL_VERSION: 'the WAL was written by another version of raftlog: run that version',
   DATA_EXISTS: 'restore into an empty or new directory',
   RESTORE_INCOMPLETE: 'run the same `raftlog snapshot restore` again; the node starts once it has finished',
@@ -75,7 +79,12 @@ export function reportFailure(command: string, err: unknown, usage: string, debu
   // A failed system call's message begins with its code (ENOSPC: no space left ...): said once.
   const message = full.startsWith(`${code}: `) ? full.slice(code.length + 2) : full;
   if (debug && err instanceof Error && err.stack !== undefined) console.error(err.stack);
-  const hint = HINTS[code] ?? (code === 'INTERNAL' && !debug ? 'an unexpected error: run again with --debug for the stack and report it' : undefined);
+  // A node stopped by what its cause names is helped by that cause's hint, not the generic one.
+  const cause = code === 'LOG_FATAL' ? (err as { cause?: { code?: unknown } }).cause?.code : undefined;
+  const hint =
+    (typeof cause === 'string' ? HINTS[cause] : undefined) ??
+    HINTS[code] ??
+    (code === 'INTERNAL' && !debug ? 'an unexpected error: run again with --debug for the stack and report it' : undefined);
   // The message may name what came from elsewhere (a file of the data directory, an endpoint's
   // address): its control characters are written out, not sent to the terminal.
   console.error(`raftlog ${command}: ${code}: ${printable(message)}${hint !== undefined ? ` (${hint})` : ''}`);

@@ -4,8 +4,10 @@ import { execFile, spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
+import { main as snapshot } from '../../src/cli/snapshot.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
 import { freePorts, tempDir, waitFor } from '../log/helpers.js';
 
@@ -139,6 +141,24 @@ it("a node's own damaged snapshot, or its lost WAL or snapshot, says to restore 
     oneLine(r.stderr, new RegExp(`^raftlog serve: ${code}: .*\\(.*restore the node from its peers`));
     expect(r.stderr, code).not.toMatch(/take another backup/);
   }
+}, 180_000);
+
+it("a node whose snapshot a later release's key-value store wrote says to run that release, not to check the disk", async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const store = await FileSnapshotStore.open(join(t.dir, 'backup'));
+  await store.save({ meta: { index: 7, term: 0, conf: { voters: [], learners: [] } }, data: Buffer.from('RLKV2\nof a later format') });
+  const data = join(t.dir, 'data');
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', join(t.dir, 'backup', 'snap-0000000000000007-0.snap'), '--data', data, '--id', '1'])).toBe(0);
+  vi.restoreAllMocks();
+  const r = await serve(['--id', '1', '--data', data]);
+  expect(r.code).toBe(1);
+  oneLine(
+    r.stderr,
+    /^raftlog serve: LOG_FATAL: .*"RLKV2\\n" by another version of raftlog.* \(the snapshot was written by another version of raftlog: run that version/,
+  );
+  expect(r.stderr).not.toMatch(/check the disk/);
 }, 180_000);
 
 it("a failure naming a file of the data directory reaches the terminal with the name's control characters written out", async () => {
