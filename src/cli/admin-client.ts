@@ -1,6 +1,7 @@
 // The operator commands' side of the admin endpoint: requests with a timeout and the
 // token, failures as coded CliErrors, and finding the leader among the endpoints given.
 import { isSendableToken, type AdminStatus } from '../admin/handler.js';
+import type { FatalErrorCode } from '../log/index.js';
 import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
 import { printable } from '../printable.js';
@@ -170,6 +171,9 @@ const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as nu
 const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => Number.isSafeInteger(x) && x > 0);
 const ROLES = new Set(['follower', 'pre-candidate', 'candidate', 'leader', 'fatal', 'closed']);
 const PROGRESS_STATES = new Set(['probe', 'replicate', 'snapshot']);
+// A record, so that a code added to the union fails to compile until it is added here.
+const FATAL_CODES: Record<FatalErrorCode, true> = { LOG_FATAL: true, LOG_CORRUPT: true };
+const isFatal = (v: unknown): boolean => isObject(v) && typeof v.code === 'string' && Object.hasOwn(FATAL_CODES, v.code) && typeof v.message === 'string';
 
 /** A configuration as /status and POST /members/change name it. */
 export function isConf(v: unknown): v is AdminStatus['conf'] {
@@ -181,6 +185,7 @@ export function isAdminStatus(v: unknown): v is AdminStatus {
   if (!isObject(v)) return false;
   for (const k of ['id', 'term', 'commit', 'applied', 'lead', 'lastIndex'] as const) if (!isIndex(v[k])) return false;
   if (typeof v.role !== 'string' || !ROLES.has(v.role) || !isConf(v.conf)) return false;
+  if (v.fatal !== undefined && !isFatal(v.fatal)) return false;
   const { members, progress } = v;
   if (!isObject(members) || !Object.entries(members).every(([id, a]) => /^[1-9]\d*$/.test(id) && typeof a === 'string')) return false;
   if (progress === undefined) return true;

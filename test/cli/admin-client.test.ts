@@ -150,6 +150,9 @@ it('a status that is not the admin API makes member list and status fail with AD
     { ...STATUS, role: 'boss' },
     { ...STATUS, progress: { 2: null } },
     { ...STATUS, progress: { 2: { match: 'all' } } },
+    { ...STATUS, role: 'fatal', fatal: { code: 'LOG_ON_FIRE', message: 'not a code of the log' } },
+    { ...STATUS, role: 'fatal', fatal: { code: 'LOG_FATAL' } },
+    { ...STATUS, role: 'fatal', fatal: 'LOG_FATAL' },
   ];
   for (const answer of broken) {
     const ep = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)));
@@ -167,6 +170,12 @@ it('a status that is not the admin API makes member list and status fail with AD
   const out = vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await member(['list', '--admin', ep])).toBe(0);
   expect(String(out.mock.calls[0]?.[0])).toMatch(/^ID +ADDRESS +ROLE\n1 +127\.0\.0\.1:7101 +leader\n2 .*follower\n3 .*learner$/);
+  // So is that of a node stopped by one of the log's fatal codes.
+  for (const code of ['LOG_FATAL', 'LOG_CORRUPT']) {
+    const fatal = { ...STATUS, role: 'fatal', fatal: { code, message: 'the disk failed' } };
+    const stopped = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fatal)));
+    expect(await member(['list', '--admin', stopped]), code).toBe(0);
+  }
 });
 
 it('a change sent only to nodes removed from the cluster says so, not that the cluster lost its majority', async () => {
