@@ -19,16 +19,17 @@ import type { Logger } from '../logger.js';
 const USAGE = `usage: raftlog serve --id N --data DIR [--listen HOST:PORT] [--peers 1=HOST:PORT,...] [--resp HOST:PORT]
                      [--cluster-id ID] [--sync always|none] [--preallocate zeros|fallocate|none]
                      [--snapshot-every N] [--state-machine kv|none] [--requirepass-file FILE] [--max-clients N]
-                     [--cluster-secret-file FILE | --tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure]
+                     [--cluster-secret-file FILE] [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--insecure]
                      [--join] [--admin HOST:PORT [--admin-token-file FILE]]
                      [--log-level trace|debug|info|warn|error|fatal|silent] [--log-format pretty|json] [--debug]
 Runs one node. Without --peers it is a single-node log. Its peers reach it at the port
 --peers names, for good: port 0 (a new free port at every start) is refused there and for
 --listen, but for a node alone. With --peers or --listen, peers
 authenticate with a shared secret (--cluster-secret-file, the same file on every node: each
-line a secret of at least 16 bytes that is accepted, the first the one this node proves) or
-mutual TLS (certificates naming the node as SAN URI raftlog://node/<id>); --insecure runs
-without, for a trusted network only. A secret file's line ends at LF or CRLF and the rest
+line a secret of at least 16 bytes that is accepted, the first the one this node proves),
+mutual TLS (certificates naming the node as SAN URI raftlog://node/<id>), or both (the
+secret proved over TLS); --insecure runs without either, for a trusted network only (given
+with one, it changes nothing). A secret file's line ends at LF or CRLF and the rest
 of it is the secret, byte for byte: a line that is empty or begins or ends with whitespace
 is refused, not trimmed. SIGHUP re-reads the secret and certificate files
 (rotation without a restart: lines old+new, then new+old, then new; a node without them
