@@ -1,5 +1,5 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { CodedError } from '../errors.js';
+import { readSmallFileSync } from '../storage/durable-dir.js';
 import { isHostPort } from '../transport/address.js';
 
 /** `--name value` and `--flag` pairs; anything else is an error the command reports with its usage. */
@@ -145,33 +145,21 @@ export const MAX_FLAG_FILE_BYTES = 1024 * 1024;
  * The bytes of the file a flag names, refused as a usage error naming the flag if it is not a
  * regular file or holds more than MAX_FLAG_FILE_BYTES. Read whole, a FIFO held the process (the
  * read is synchronous: signals and SIGHUP too) until a writer came, and /dev/zero or a huge
- * file was read into memory until it ran out. O_NONBLOCK lets the open of a FIFO return, and
- * fstat tells it from a file; a file that grows past the bound between the two is cut at it and refused.
+ * file was read into memory until it ran out. Read as the storage layer reads its small files,
+ * one byte past the bound at most; the flag's errors are the command line's.
  */
 export function fileArg(opts: Map<string, string | true>, flag: string): Buffer {
   const path = strArg(opts, flag);
-  let fd: number;
+  let buf: Buffer;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    throw new UsageError(`--${flag}: ${(err as Error).message}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new UsageError(`--${flag}: ${path} is not a regular file`);
-    const tooBig = (): UsageError => new UsageError(`--${flag}: ${path} holds more than ${MAX_FLAG_FILE_BYTES} bytes: not a secret, key or certificate file`);
-    if (st.size > MAX_FLAG_FILE_BYTES) throw tooBig();
-    const buf = Buffer.alloc(MAX_FLAG_FILE_BYTES + 1);
-    let n = 0;
-    for (let got = 1; got > 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, n);
-    if (n > MAX_FLAG_FILE_BYTES) throw tooBig();
-    return buf.subarray(0, n);
+    buf = readSmallFileSync(path, MAX_FLAG_FILE_BYTES, () => new UsageError(`--${flag}: ${path} is not a regular file`));
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`--${flag}: ${(err as Error).message}`);
-  } finally {
-    closeSync(fd);
   }
+  if (buf.length > MAX_FLAG_FILE_BYTES)
+    throw new UsageError(`--${flag}: ${path} holds more than ${MAX_FLAG_FILE_BYTES} bytes: not a secret, key or certificate file`);
+  return buf;
 }
 
 /**

@@ -1,7 +1,7 @@
 // Creating a directory, or replacing a small file, so that it survives a crash: mkdir
 // and rename make an entry in the parent, and that entry is only durable once the parent
 // is fsynced.
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { StateCorruptError } from './errors.js';
@@ -74,25 +74,31 @@ export async function openRegularFile(path: string, notAFile: () => Error, flags
   }
 }
 
+/**
+ * The first `maxBytes` + 1 bytes of the regular file at `path` (one byte more than `maxBytes`
+ * says it is larger, and no more is read or allocated, whatever it holds); `notAFile()` for
+ * anything else (see openRegularFile). Synchronous, for the command line's flag files, which
+ * SIGHUP re-reads: reloads that awaited could finish out of order.
+ */
+export function readSmallFileSync(path: string, maxBytes: number, notAFile: () => Error): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw notAFile();
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    for (let got = 1; got > 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, n);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The file's text, at most `maxBytes` of it (one more byte than that says it is larger); undefined if it does not exist. */
 export async function readSmallFile(path: string, maxBytes: number): Promise<string | undefined> {
-  let fh;
   try {
-    ({ fh } = await openRegularFile(path, () => new StateCorruptError(`${path} is not a file`)));
+    return readSmallFileSync(path, maxBytes, () => new StateCorruptError(`${path} is not a file`)).toString('latin1');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  }
-  try {
-    const buf = Buffer.alloc(maxBytes + 1);
-    let n = 0;
-    while (n < buf.length) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-    }
-    return buf.toString('latin1', 0, n);
-  } finally {
-    await fh.close();
   }
 }
