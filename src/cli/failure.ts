@@ -14,6 +14,11 @@ const HINTS: Record<string, string> = {
   WAL_IO: 'check that --data is a writable directory on a healthy disk with free space',
   EADDRINUSE: 'the port is in use: stop what holds it, or pick another address',
   EACCES: 'not allowed: check the permissions of the path, or use a port above 1023',
+  // A file written (a backup, a restored data directory) on a disk that refused it.
+  ENOSPC: 'the file system is full: free space on it, or write elsewhere, then retry',
+  EDQUOT: 'the disk quota is used up: free space under it, or write elsewhere, then retry',
+  EROFS: 'the file system is read-only: write elsewhere',
+  EIO: 'the disk failed a read or write: check it (the kernel log), then retry elsewhere',
   EADDRNOTAVAIL: "the address is not one of this machine's: give one of its own, or 0.0.0.0 for all of them",
   LISTEN_FAILED: "give one of this machine's IP addresses, a host name that resolves to one, or 0.0.0.0 for all of them",
   WAL_CORRUPT: 'run `raftlog inspect` on the data directory; restore the node from a backup or remove it from the cluster and re-add it empty',

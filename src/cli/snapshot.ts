@@ -81,7 +81,14 @@ const ERROR_ANSWER_MS = 15_000;
 async function save(endpoint: string, token: string | undefined, file: string): Promise<{ index: number; bytes: number }> {
   // Checked before the node is asked: it takes a barrier and streams its whole state first.
   const dir = dirname(file);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
+  // Why it cannot be one is said: a symlink loop (ELOOP) was "not a directory" like a missing one.
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (err) {
+    throw new UsageError(`${dir} is not a directory (${codeOf(err)})`);
+  }
+  if (!isDir) throw new UsageError(`${dir} is not a directory`);
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${file} is a directory: give the backup's file name`);
   await removeAbandoned(file);
   const res = await getStream(endpoint, token, '/snapshot', 120_000);

@@ -1,6 +1,6 @@
 // `raftlog snapshot save` and `restore` in-process: what they leave when they fail, and what restore takes.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { hostname } from 'node:os';
@@ -86,7 +86,7 @@ it('a restore into a missing nested directory that fails halfway removes every d
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
   // A system call's message begins with its code: printed once.
-  expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog snapshot: ENOSPC: no space left on device$/);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(/^raftlog snapshot: ENOSPC: no space left on device \(the file system is full/);
   expect(readdirSync(t.dir, { recursive: true }).sort()).toEqual(before);
 
   expect(await snapshot(['restore', file, '--data', data, '--id', '1']), String(err.mock.calls.at(-1)?.[0])).toBe(0);
@@ -280,6 +280,40 @@ it("a save to a FILE whose directory is missing, that is a directory, or '-', is
   expect(String(err.mock.calls[2]?.[0])).toMatch(/^raftlog snapshot: snapshot save takes a file, not standard output/);
   expect(asked()).toBe(0);
   expect(readdirSync(t.dir)).toEqual([]);
+});
+
+it('a save into a directory behind a loop of symbolic links is refused before the node is asked, saying ELOOP, not only that it is no directory', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const {
+    endpoints: [endpoint],
+    asked,
+  } = await noLeaderEndpoints(1);
+  symlinkSync('b', join(t.dir, 'a'));
+  symlinkSync('a', join(t.dir, 'b'));
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['save', join(t.dir, 'a', 'backup.snap'), '--admin', endpoint])).toBe(2);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${join(t.dir, 'a')} is not a directory \\(ELOOP\\)`));
+  expect(asked()).toBe(0);
+});
+
+it('a save that meets a full disk fails with ENOSPC and what to do, and leaves nothing beside FILE', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const endpoint = await backupEndpoint();
+  const dir = join(t.dir, 'backups');
+  mkdirSync(dir);
+  const r = await runWithFaults(MAIN, ['snapshot', 'save', join(dir, 'backup.snap'), '--admin', endpoint], {
+    root: dir,
+    log: join(t.dir, 'ops.log'),
+    rules: [{ op: 'write', glob: '*', errno: 'ENOSPC' }],
+  });
+  expect(r.code, r.stderr).toBe(1);
+  expect(r.stderr.trim()).toMatch(
+    /^raftlog snapshot: ENOSPC: no space left on device, write \(the file system is full: free space on it, or write elsewhere, then retry\)$/,
+  );
+  expect(readdirSync(dir)).toEqual([]);
 });
 
 it('a save given several --admin endpoints is refused before any is asked, rather than saving from the first and ignoring the rest', async () => {
