@@ -168,7 +168,7 @@ void MakeDirsDurable(const std::string& dir) {
   if (errno != ENOENT) throw IoError("stat", dir, errno);
   std::string parent = Parent(dir);
   MakeDirsDurable(parent);
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw IoError("create directory", dir, errno);
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw IoError("create directory", dir, errno);
   SyncDir(parent);
 }
 
@@ -182,7 +182,7 @@ void Flock(int fd, const std::string& dir) {
 // Writes `first` into dir as a new file, prepared, and syncs it; the caller syncs dir.
 void WriteFirstSegment(const std::string& dir, const FirstSegment& first) {
   std::string path = JoinPath(dir, first.name);
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) throw IoError("create segment", path, errno);
   auto fail = [&](const char* what, int err) {
     close(fd);
@@ -217,7 +217,7 @@ int CreateWalDir(const std::string& dir, const FirstSegment& first) {
   std::string tmp = JoinPath(parent, "." + Base(dir) + ".creating-" + std::to_string(getpid()) + "-" +
                                          std::to_string(counter++));
   std::string lockPath = JoinPath(tmp, kLockName), segmentPath = JoinPath(tmp, first.name);
-  if (mkdir(tmp.c_str(), 0755) != 0) throw IoError("create directory", tmp, errno);
+  if (mkdir(tmp.c_str(), 0700) != 0) throw IoError("create directory", tmp, errno);
   int fd = -1;
   auto undo = [&] {
     if (fd >= 0) close(fd);
@@ -226,7 +226,7 @@ int CreateWalDir(const std::string& dir, const FirstSegment& first) {
     rmdir(tmp.c_str());
   };
   try {
-    fd = open(lockPath.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd = open(lockPath.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) throw IoError("create lock file", lockPath, errno);
     Flock(fd, tmp);
     WriteFirstSegment(tmp, first);
@@ -290,7 +290,7 @@ std::unique_ptr<DirLock> DirLock::Acquire(const std::string& dir, const FirstSeg
                            "process uses it, then create an empty file " +
                            path + " and open it again");
       RefuseUnexpectedFiles(dir);
-      fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
       if (fd < 0 && errno == EEXIST) continue;
       created = true;
     }
@@ -331,7 +331,7 @@ bool DirLock::Verify() {
   if (errno != ENOENT) throw IoError("stat", path_, errno);
   // LOCK was deleted while we held it. Every opener refuses a WAL directory
   // without LOCK, so no one else can be writing: put the fence back.
-  int fd = open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     if (errno == EEXIST) throw Fenced(dir_);
     throw IoError("re-create lock file", path_, errno);

@@ -755,7 +755,7 @@ int Writer::OpenRetrying(const std::string& path, int flags) {
   constexpr int kRetries = 30;
   int delayMs = 10;
   for (int attempt = 1;; attempt++) {
-    int fd = open(path.c_str(), flags | O_CLOEXEC, 0644);
+    int fd = open(path.c_str(), flags | O_CLOEXEC, 0600);
     if (fd >= 0) return fd;
     int err = errno;
     if (err == EINTR) continue;

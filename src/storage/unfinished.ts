@@ -59,7 +59,7 @@ export async function refuseUnfinished(dataDir: string, rewrites: readonly Rewri
 /** Makes `dataDir` (durably, if missing) and the marker in it, durable before anything else is changed there. */
 export async function markUnfinished(dataDir: string, rewrite: Rewrite): Promise<void> {
   await makeDurableDir(dataDir);
-  const fh = await open(join(dataDir, rewrite.marker), 'w');
+  const fh = await open(join(dataDir, rewrite.marker), 'w', 0o600);
   try {
     await fh.writeFile(rewrite.says);
     await fh.sync();
