@@ -430,6 +430,13 @@ export class RespSimple {
 
 export const OK = new RespSimple('OK');
 
+/**
+ * An error reply whose message is a binary string (a character per byte, as latin1 decodes):
+ * it echoes bytes a client sent, and goes back as they came, as Redis's do. Decoded as UTF-8,
+ * bytes that are not UTF-8 went back as U+FFFD.
+ */
+export class BinaryError extends Error {}
+
 /** The reply's bytes; they may be shared with other replies, so they must not be changed. */
 export function encode(r: Reply): Buffer {
   if (r instanceof RespSimple) return r.bytes;
@@ -442,7 +449,7 @@ export function encode(r: Reply): Buffer {
 export function encodedLength(r: Reply): number {
   if (r === null) return 5;
   if (r instanceof RespSimple) return r.bytes.length;
-  if (r instanceof Error) return Buffer.byteLength(r.message) + 3;
+  if (r instanceof Error) return (r instanceof BinaryError ? r.message.length : Buffer.byteLength(r.message)) + 3;
   if (typeof r === 'number' || typeof r === 'bigint') return String(r).length + 3;
   if (typeof r === 'string' || Buffer.isBuffer(r)) {
     const n = typeof r === 'string' ? Buffer.byteLength(r) : r.length;
@@ -457,7 +464,7 @@ function write(r: Reply, out: Buffer[]): void {
   if (r === null) out.push(Buffer.from('$-1\r\n'));
   else if (r instanceof RespSimple) out.push(r.bytes);
   // Each CR or LF a space, as Redis makes them: an error is one line, and its length is kept.
-  else if (r instanceof Error) out.push(Buffer.from(`-${r.message.replace(/[\r\n]/g, ' ')}\r\n`));
+  else if (r instanceof Error) out.push(Buffer.from(`-${r.message.replace(/[\r\n]/g, ' ')}\r\n`, r instanceof BinaryError ? 'latin1' : 'utf8'));
   else if (typeof r === 'number' || typeof r === 'bigint') out.push(Buffer.from(`:${r}\r\n`));
   else if (typeof r === 'string' || Buffer.isBuffer(r)) {
     const b = typeof r === 'string' ? Buffer.from(r) : r;

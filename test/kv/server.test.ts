@@ -94,6 +94,34 @@ describe('the RESP server on an embedded log', () => {
     c.close();
   });
 
+  it('echoes the bytes of an unknown command and its arguments as they came, not decoded as UTF-8', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const ended = new Promise<void>((resolve, reject) => {
+      socket.on('error', reject);
+      socket.on('data', (d: Buffer) => {
+        got.push(d);
+        if (Buffer.concat(got).includes('\r\n')) resolve();
+      });
+    });
+    ended.catch(() => undefined);
+    // Bytes that are not UTF-8, and a two-byte character cut by the 128-byte bound.
+    const name = Buffer.from([0x4e, 0xff, 0xfe]);
+    const arg = Buffer.concat([Buffer.alloc(127, 0x61), Buffer.from('\u00e9')]);
+    const bulk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
+    socket.write(Buffer.concat([Buffer.from('*2\r\n'), bulk(name), bulk(arg)]));
+    await ended;
+    socket.destroy();
+    const expected = Buffer.concat([
+      Buffer.from("-ERR unknown command '"),
+      name,
+      Buffer.from("', with args beginning with: '"),
+      arg.subarray(0, 128),
+      Buffer.from("' \r\n"),
+    ]);
+    expect(Buffer.concat(got).toString('hex')).toBe(expected.toString('hex'));
+  });
+
   it('answers what redis-cli and redis-benchmark ask at start, so that they run as against Redis', async () => {
     const c = await RespClient.connect(port);
     // redis-cli asks COMMAND DOCS: on an error it uses the help built into it, where an empty
