@@ -93,6 +93,7 @@ const MUTANTS: Mutant[] = [
     file: 'src/log/replicated-log.ts',
     find: 'if (this.membership.apply(e) && this.snapshotIndex > 0) this.snapshotForNewMember = true;',
     replace: 'this.membership.apply(e);',
+    tests: ['test/log/membership.test.ts'],
   },
   {
     name: 'log: entries() reads below a restored snapshot',

@@ -455,4 +455,21 @@ describe('ReplicatedLog membership', () => {
     // Two voters: a commit needs node 2's answer, which reaches node 1 only at its address.
     await n1.append(enc('with two voters'));
   });
+
+  it('a member added after a snapshot has one taken at its addition, without waiting for snapshotEvery records', async () => {
+    // The older snapshot does not name the new member, which refuses it: if the leader must
+    // catch the member up by snapshot, it needs one taken at or after the change.
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const [port] = await freePorts(1);
+    const log = await ReplicatedLog.open({ dataDir: t.dir, listen: `127.0.0.1:${port}`, insecure: true, sync: 'none', snapshotEvery: 3 });
+    cleanups.push(() => log.close());
+    for (let i = 0; i < 3; i++) await log.append(enc(`r${i}`));
+    await waitFor('the first snapshot', () => log.status().snapshotIndex > 0, 20_000);
+    const before = log.status().snapshotIndex;
+    await log.addLearner(2, '127.0.0.1:1');
+    const change = log.status().applied;
+    expect(change).toBeGreaterThan(before);
+    await waitFor('a snapshot at or after the change', () => log.status().snapshotIndex >= change, 20_000);
+  });
 });
