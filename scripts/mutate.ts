@@ -426,7 +426,8 @@ function run(cwd: string, budgetMs: number, subset: string[]): Promise<{ code: n
       [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--bail=1', ...subset],
       { cwd, timeout: budgetMs, maxBuffer: 64 << 20, env: { ...process.env, CI: '1' } },
       (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+        // vitest stopped by the budget's SIGTERM exits with a code of its own: that is a timeout, not a failing test.
+        const code = err === null ? 0 : err.killed !== true && typeof err.code === 'number' ? err.code : null;
         done({ code, out: `${stdout}${stderr}`, ms: Math.round(performance.now() - started) });
       },
     );
