@@ -203,7 +203,6 @@ const MUTANTS: Mutant[] = [
     file: 'src/wal/replay.ts',
     find: '      if (a > p.last + 1) throw corruptAt(',
     replace: '      if (false) throw corruptAt(',
-    survives: 'not killed: needs a well-framed record (valid CRC) whose index leaves a gap; the damage tests flip bytes, which the CRC check catches first',
   },
   {
     name: 'wal: replay keeps an overwritten suffix',
