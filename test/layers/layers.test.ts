@@ -1,7 +1,7 @@
 // The layer graph of docs/architecture.md, checked against every import in
 // src/: a layer imports only the layers below it, never one above. The leaf
 // modules at the root of src/ (besides index.ts: auth-throttle.ts, defer.ts, errors.ts, the
-// CodedError base of every error family, logger.ts, refusal-log.ts and timer-limit.ts) import no layer at all, so every layer
+// CodedError base of every error family, logger.ts, printable.ts, refusal-log.ts and timer-limit.ts) import no layer at all, so every layer
 // may import them; the pure core imports nothing from Node, not even through a leaf.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -42,7 +42,7 @@ function importsOf(file: string, all = false): string[] {
 }
 
 /** The root leaf modules: every layer may import them. */
-const LEAVES = ['auth-throttle.ts', 'defer.ts', 'errors.ts', 'logger.ts', 'refusal-log.ts', 'timer-limit.ts'];
+const LEAVES = ['auth-throttle.ts', 'defer.ts', 'errors.ts', 'logger.ts', 'printable.ts', 'refusal-log.ts', 'timer-limit.ts'];
 
 /** The layer a path in src/ belongs to: its top folder, or null for a root module. */
 function layerOf(path: string): string | null {
