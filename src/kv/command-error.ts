@@ -1,7 +1,7 @@
 // How a command is refused: the RESP error lines clients and people match on are Redis's,
 // so they are made in one place, for the commands, CONFIG and the check before AUTH alike.
 import { CodedError } from '../errors.js';
-import { BinaryError, type Reply } from './resp.js';
+import { binaryError, type Reply } from './resp.js';
 
 /** A command the server refuses; the message is the RESP error line the client gets, a binary string (see cString). */
 type CommandErrorCode = 'KV_WRONG_ARITY' | 'KV_NO_SUCH_DB' | 'KV_UNKNOWN_COMMAND';
@@ -32,7 +32,7 @@ export function unknownCommand(args: Buffer[]): CommandError {
 
 /** A failed command's reply: its own message, or the library error's code and message. */
 export function errorReply(err: unknown): Reply {
-  if (err instanceof CommandError) return new BinaryError(err.message);
+  if (err instanceof CommandError) return binaryError(err.message);
   const e = err as { code?: string; message?: string };
   return new Error(`ERR ${e.code ?? 'INTERNAL'} ${e.message ?? String(err)}`);
 }

@@ -430,12 +430,19 @@ export class RespSimple {
 
 export const OK = new RespSimple('OK');
 
+/** Error replies made by binaryError(), told apart without a subclass of Error. */
+const BINARY_ERRORS = new WeakSet<Error>();
+
 /**
  * An error reply whose message is a binary string (a character per byte, as latin1 decodes):
  * it echoes bytes a client sent, and goes back as they came, as Redis's do. Decoded as UTF-8,
  * bytes that are not UTF-8 went back as U+FFFD.
  */
-export class BinaryError extends Error {}
+export function binaryError(message: string): Error {
+  const e = new Error(message);
+  BINARY_ERRORS.add(e);
+  return e;
+}
 
 /** The reply's bytes; they may be shared with other replies, so they must not be changed. */
 export function encode(r: Reply): Buffer {
@@ -449,7 +456,7 @@ export function encode(r: Reply): Buffer {
 export function encodedLength(r: Reply): number {
   if (r === null) return 5;
   if (r instanceof RespSimple) return r.bytes.length;
-  if (r instanceof Error) return (r instanceof BinaryError ? r.message.length : Buffer.byteLength(r.message)) + 3;
+  if (r instanceof Error) return (BINARY_ERRORS.has(r) ? r.message.length : Buffer.byteLength(r.message)) + 3;
   if (typeof r === 'number' || typeof r === 'bigint') return String(r).length + 3;
   if (typeof r === 'string' || Buffer.isBuffer(r)) {
     const n = typeof r === 'string' ? Buffer.byteLength(r) : r.length;
@@ -464,7 +471,7 @@ function write(r: Reply, out: Buffer[]): void {
   if (r === null) out.push(Buffer.from('$-1\r\n'));
   else if (r instanceof RespSimple) out.push(r.bytes);
   // Each CR or LF a space, as Redis makes them: an error is one line, and its length is kept.
-  else if (r instanceof Error) out.push(Buffer.from(`-${r.message.replace(/[\r\n]/g, ' ')}\r\n`, r instanceof BinaryError ? 'latin1' : 'utf8'));
+  else if (r instanceof Error) out.push(Buffer.from(`-${r.message.replace(/[\r\n]/g, ' ')}\r\n`, BINARY_ERRORS.has(r) ? 'latin1' : 'utf8'));
   else if (typeof r === 'number' || typeof r === 'bigint') out.push(Buffer.from(`:${r}\r\n`));
   else if (typeof r === 'string' || Buffer.isBuffer(r)) {
     const b = typeof r === 'string' ? Buffer.from(r) : r;
