@@ -247,7 +247,7 @@ export async function serveAdmin(o: AdminServerOptions): Promise<AdminServer> {
         'REQUEST_TIMEOUT',
         `its request was not whole within ${timeout} ms of its first byte (requestTimeoutMs), or its headers within ${headersTimeout} ms`,
       );
-    else if (err.code === 'HPE_HEADER_OVERFLOW') refuseClient(socket, 431, 'HEADERS_TOO_LARGE', 'its request headers are over 16 KiB');
+    else if (err.code === 'HPE_HEADER_OVERFLOW') refuseClient(socket, 431, 'HEADERS_TOO_LARGE', 'its request line and headers are over 16 KiB');
     else if (typeof err.code === 'string' && err.code.startsWith('HPE_'))
       refuseClient(socket, 400, 'MALFORMED_REQUEST', `it sent what is not an HTTP request (${err.code})`);
     // The connection failed (a reset): there is no one to tell.

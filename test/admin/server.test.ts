@@ -1150,6 +1150,40 @@ describe('the admin endpoint', () => {
     expect(metrics.get('raftlog_admin_refused_total{code="MALFORMED_REQUEST"}')).toBe(3);
   }, 40_000);
 
+  it('refuses a request line it cannot serve with a stable code: a path too long, control characters, a method it does not serve', async () => {
+    const { admin, log } = await node({ token: 'the-admin-token' });
+    const auth = 'Host: 127.0.0.1\r\nAuthorization: Bearer the-admin-token\r\n\r\n';
+    const answer = (line: string): Promise<[string, unknown]> => rawAnswer(admin.address, `${line}${auth}`);
+    /** The message of the answer to `text`, sent on a connection of its own. */
+    const message = async (text: string): Promise<string> => {
+      const i = admin.address.lastIndexOf(':');
+      const s = connect(Number(admin.address.slice(i + 1)), admin.address.slice(0, i));
+      cleanups.push(() => void s.destroy());
+      s.on('error', () => undefined);
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s.write(text);
+      await until(() => s.destroyed || /\r\n\r\n\{.*\}$/s.test(got), 'an answer');
+      return String((JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)) as { message?: unknown }).message);
+    };
+    const long = `GET /${'a'.repeat(20_000)} HTTP/1.1\r\n`;
+    expect(await answer(long)).toEqual(['431', 'HEADERS_TOO_LARGE']);
+    // The headers were a few bytes: the answer names the path too.
+    expect(await message(`${long}${auth}`)).toMatch(/request line and headers are over 16 KiB/);
+    for (const c of ['\x00', '\x01', '\t', '\x1b[31m', '\x7f', '\x9b31m'])
+      expect([JSON.stringify(c), await answer(`GET /sta${c}tus HTTP/1.1\r\n`)]).toEqual([JSON.stringify(c), ['400', 'MALFORMED_REQUEST']]);
+    expect(await answer('FOO /status HTTP/1.1\r\n')).toEqual(['400', 'MALFORMED_REQUEST']);
+    expect(await answer('DELETE /members/remove HTTP/1.1\r\n')).toEqual(['405', 'METHOD_NOT_ALLOWED']);
+    // A removal sent with another method changes nothing.
+    expect(
+      await rawAnswer(
+        admin.address,
+        `PUT /members/remove HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer the-admin-token\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{"id":1}`,
+      ),
+    ).toEqual(['405', 'METHOD_NOT_ALLOWED']);
+    expect(log.status().conf.voters).toEqual([1]);
+  });
+
   it('reads every header it checks: two Authorization headers are refused, and none is dropped past the 2000th', async () => {
     const { admin } = await node({ token: 'the-admin-token' });
     const answer = (text: string): Promise<[string, unknown]> => rawAnswer(admin.address, text);
