@@ -161,6 +161,22 @@ it("a node whose snapshot a later release's key-value store wrote says to run th
   expect(r.stderr).not.toMatch(/check the disk/);
 }, 180_000);
 
+it('a node whose snapshot holds what is not a key-value store says to restore the node from its peers, not to check the disk', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const store = await FileSnapshotStore.open(join(t.dir, 'backup'));
+  // Whole and checksummed, so only the key-value store's decoder can tell.
+  await store.save({ meta: { index: 7, term: 0, conf: { voters: [], learners: [] } }, data: Buffer.from('RLKV1\n\xc1 not msgpack') });
+  const data = join(t.dir, 'data');
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  expect(await snapshot(['restore', join(t.dir, 'backup', 'snap-0000000000000007-0.snap'), '--data', data, '--id', '1'])).toBe(0);
+  vi.restoreAllMocks();
+  const r = await serve(['--id', '1', '--data', data]);
+  expect(r.code).toBe(1);
+  oneLine(r.stderr, /^raftlog serve: LOG_FATAL: .*KV snapshot: .* \(the snapshot holds what is not a key-value store: restore the node from its peers/);
+  expect(r.stderr).not.toMatch(/check the disk/);
+}, 180_000);
+
 it("a failure naming a file of the data directory reaches the terminal with the name's control characters written out", async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);

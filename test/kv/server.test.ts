@@ -122,6 +122,35 @@ describe('the RESP server on an embedded log', () => {
     expect(Buffer.concat(got).toString('hex')).toBe(expected.toString('hex'));
   });
 
+  it('echoes the bytes of an unknown CONFIG subcommand as they came, at most 128, up to a NUL, a line end in them written as a space', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const ended = new Promise<void>((resolve, reject) => {
+      socket.on('error', reject);
+      socket.on('data', (d: Buffer) => {
+        got.push(d);
+        if (Buffer.concat(got).toString('latin1').split('\r\n').length > 2) resolve();
+      });
+    });
+    ended.catch(() => undefined);
+    // Bytes that are not UTF-8, a line end that would start a reply of its own, and more than 128 bytes.
+    const long = Buffer.concat([Buffer.from([0x53, 0xff, 0xfe, 0x0d, 0x0a]), Buffer.from('+OK'), Buffer.alloc(200, 0x61)]);
+    const nul = Buffer.from('SET\x00hidden');
+    const bulk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
+    socket.write(
+      Buffer.concat([Buffer.from('*2\r\n'), bulk(Buffer.from('CONFIG')), bulk(long), Buffer.from('*2\r\n'), bulk(Buffer.from('CONFIG')), bulk(nul)]),
+    );
+    await ended;
+    socket.destroy();
+    const expected = Buffer.concat([
+      Buffer.from("-ERR unknown subcommand '"),
+      Buffer.from([0x53, 0xff, 0xfe, 0x20, 0x20]),
+      long.subarray(5, 128),
+      Buffer.from("'. Try CONFIG HELP.\r\n-ERR unknown subcommand 'SET'. Try CONFIG HELP.\r\n"),
+    ]);
+    expect(Buffer.concat(got).toString('hex')).toBe(expected.toString('hex'));
+  });
+
   it('answers what redis-cli and redis-benchmark ask at start, so that they run as against Redis', async () => {
     const c = await RespClient.connect(port);
     // redis-cli asks COMMAND DOCS: on an error it uses the help built into it, where an empty
