@@ -3,12 +3,13 @@
 // src/storage or src/transport, the kind of slip a person makes. For each, the repository is copied to a scratch
 // directory, the change applied, and a fast test subset run there under a time
 // budget. A mutant the tests fail on is killed; one they pass survives and names
-// a gap in the tests. Writes bench/results/mutation.json and mutation.md.
+// a gap in the tests; one that does not compile is invalid, as the tests' build of
+// src/ would fail every test on it. Writes bench/results/mutation.json and mutation.md.
 import { execFile } from 'node:child_process';
 import { cp, mkdtemp, readFile, realpath, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { intArg, strArg } from '../src/cli/args.js';
 import { scriptFlags } from './flags.js';
 
@@ -23,7 +24,7 @@ interface Mutant {
   tests?: string[];
 }
 
-// Each `find` must occur exactly once in its file (checked before running).
+// Each `find` must occur exactly once in its file (checked before anything runs: the script refuses otherwise).
 const MUTANTS: Mutant[] = [
   {
     name: 'raft: commit an older term by counting (Figure 8)',
@@ -498,20 +499,82 @@ const SUBSET = [
 const WAL_SUBSET = ['test/wal'];
 const subsetFor = (m: Mutant): string[] => m.tests ?? (m.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET);
 
-function run(cwd: string, budgetMs: number, subset: string[]): Promise<{ code: number | null; out: string; ms: number }> {
+/** A test run's outcome; `failing` names the first failing tests, as vitest's JSON report gives them. */
+interface RunResult {
+  code: number | null;
+  out: string;
+  ms: number;
+  failing?: string;
+}
+
+function run(cwd: string, budgetMs: number, subset: string[]): Promise<RunResult> {
   const started = performance.now();
+  const json = join(cwd, '.mutate-vitest.json');
   return new Promise((done) => {
     execFile(
       process.execPath,
-      [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--bail=1', ...subset],
-      { cwd, timeout: budgetMs, maxBuffer: 64 << 20, env: { ...process.env, CI: '1' } },
+      [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--bail=1', '--reporter=default', '--reporter=json', `--outputFile.json=${json}`, ...subset],
+      // Uncoloured, so that the output quoted for a failing baseline reads as plain text.
+      { cwd, timeout: budgetMs, maxBuffer: 64 << 20, env: { ...process.env, CI: '1', NO_COLOR: '1', FORCE_COLOR: '0' } },
       (err, stdout, stderr) => {
         // vitest stopped by the budget's SIGTERM exits with a code of its own: that is a timeout, not a failing test.
         const code = err === null ? 0 : err.killed !== true && typeof err.code === 'number' ? err.code : null;
-        done({ code, out: `${stdout}${stderr}`, ms: Math.round(performance.now() - started) });
+        const ms = Math.round(performance.now() - started);
+        void failingTests(cwd, json).then((failing) => done({ code, out: `${stdout}${stderr}`, ms, ...(failing !== undefined ? { failing } : {}) }));
       },
     );
   });
+}
+
+interface VitestJson {
+  testResults?: { name: string; status: string; message?: string; assertionResults?: { fullName: string; status: string }[] }[];
+}
+
+/** The first failing tests of a run, from vitest's JSON report: a file that failed without a failing test (it did not load) is named by its message. */
+async function failingTests(cwd: string, json: string): Promise<string | undefined> {
+  if (!existsSync(json)) return undefined;
+  let report: VitestJson;
+  try {
+    report = JSON.parse(await readFile(json, 'utf8')) as VitestJson;
+  } catch {
+    return undefined;
+  }
+  const names: string[] = [];
+  for (const f of report.testResults ?? []) {
+    const file = relative(cwd, f.name);
+    const failed = (f.assertionResults ?? []).filter((a) => a.status === 'failed');
+    for (const a of failed) names.push(`${file} > ${a.fullName}`);
+    if (failed.length === 0 && f.status === 'failed') names.push(`${file}: ${(f.message ?? 'failed').split('\n')[0]}`);
+  }
+  // --bail stops the other workers' tests, but a test each of two workers had under way may both fail.
+  return names.length === 0 ? undefined : names.slice(0, 3).join('; ').slice(0, 300);
+}
+
+/** The first errors of the mutated sources' build (the tests' global setup builds src/ and fails every test when it does not compile), or undefined when it compiles. */
+function typeErrors(cwd: string, budgetMs: number): Promise<string | undefined> {
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--noEmit', '--pretty', 'false'],
+      { cwd, timeout: budgetMs, maxBuffer: 16 << 20 },
+      (err, stdout) => {
+        if (err === null) return done(undefined);
+        const errors = stdout.split('\n').filter((l) => /error TS\d+/.test(l));
+        done(errors.length > 0 ? errors.slice(0, 2).join('; ').slice(0, 300) : `tsc did not finish: ${err.message.split('\n')[0]}`);
+      },
+    );
+  });
+}
+
+/** Each mutant's `find` text must occur exactly once in its file, or the mutant is not the change its name says. */
+async function staleMutants(): Promise<string[]> {
+  const stale: string[] = [];
+  for (const m of MUTANTS) {
+    const path = join(root, m.file);
+    const count = existsSync(path) ? (await readFile(path, 'utf8')).split(m.find).length - 1 : 0;
+    if (count !== 1) stale.push(`${m.name}: its text occurs ${count} times in ${m.file}${existsSync(path) ? '' : ' (no such file)'}`);
+  }
+  return stale;
 }
 
 async function scratchCopy(): Promise<string> {
@@ -534,8 +597,10 @@ interface Outcome {
   file: string;
   status: 'killed' | 'survived' | 'timeout' | 'invalid';
   ms: number;
-  /** The first failing test, for a killed mutant. */
+  /** The first failing tests, for a killed mutant. */
   killedBy?: string;
+  /** The first type errors, for a mutant that does not compile (invalid: the tests cannot judge it). */
+  typeErrors?: string;
   survives?: string;
 }
 
@@ -565,6 +630,14 @@ async function reportOnly(): Promise<void> {
 
 async function main(): Promise<void> {
   if (reportOnlyAsked) return reportOnly();
+  const stale = await staleMutants();
+  if (stale.length > 0) {
+    console.error(
+      `npm run mutate: ${stale.length} mutant(s) no longer match the code; make each find text occur exactly once in its file:\n  ${stale.join('\n  ')}`,
+    );
+    process.exitCode = 1;
+    return;
+  }
   const mutants = MUTANTS.filter(
     (m) => (only === undefined || only.split(',').some((o) => m.name.includes(o))) && (files === undefined || files.some((f) => m.file.startsWith(f))),
   );
@@ -587,26 +660,17 @@ async function main(): Promise<void> {
   }
   for (const m of mutants) {
     const text = await readFile(join(root, m.file), 'utf8');
-    if (text.split(m.find).length !== 2) {
-      outcomes.push({ name: m.name, file: m.file, status: 'invalid', ms: 0 });
-      console.log(`INVALID ${m.name}: the text to replace is not found exactly once in ${m.file}`);
-      continue;
-    }
     const dir = await scratchCopy();
     try {
-      await writeFile(join(dir, m.file), text.replace(m.find, m.replace));
-      const r = await run(dir, budgetS * 1000, subsetFor(m));
-      const failing = /(?:FAIL|×)\s+(\S+\.test\.ts[^\n]*)/.exec(r.out)?.[1]?.slice(0, 160);
-      const status: Outcome['status'] = r.code === 0 ? 'survived' : r.code === null ? 'timeout' : 'killed';
-      outcomes.push({
-        name: m.name,
-        file: m.file,
-        status,
-        ms: r.ms,
-        ...(failing !== undefined ? { killedBy: failing } : {}),
-        ...(status === 'survived' && m.survives !== undefined ? { survives: m.survives } : {}),
-      });
-      console.log(`${status.toUpperCase().padEnd(8)} ${m.name} (${(r.ms / 1000).toFixed(0)} s)${failing !== undefined ? ` <- ${failing}` : ''}`);
+      // A function, so that a `$` in the replacement is not read as a pattern.
+      await writeFile(
+        join(dir, m.file),
+        text.replace(m.find, () => m.replace),
+      );
+      const outcome = await judge(dir, m);
+      outcomes.push(outcome);
+      const why = outcome.killedBy ?? outcome.typeErrors;
+      console.log(`${outcome.status.toUpperCase().padEnd(8)} ${m.name} (${(outcome.ms / 1000).toFixed(0)} s)${why !== undefined ? ` <- ${why}` : ''}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -615,17 +679,35 @@ async function main(): Promise<void> {
   }
 }
 
+/** A mutant that does not compile fails every test through the tests' build: it is invalid, not killed. */
+async function judge(dir: string, m: Mutant): Promise<Outcome> {
+  const started = performance.now();
+  const errors = await typeErrors(dir, budgetS * 1000);
+  if (errors !== undefined) return { name: m.name, file: m.file, status: 'invalid', ms: Math.round(performance.now() - started), typeErrors: errors };
+  const r = await run(dir, budgetS * 1000, subsetFor(m));
+  const status: Outcome['status'] = r.code === 0 ? 'survived' : r.code === null ? 'timeout' : 'killed';
+  return {
+    name: m.name,
+    file: m.file,
+    status,
+    ms: Math.round(performance.now() - started),
+    ...(status === 'killed' && r.failing !== undefined ? { killedBy: r.failing } : {}),
+    ...(status === 'survived' && m.survives !== undefined ? { survives: m.survives } : {}),
+  };
+}
+
 async function report(outcomes: Outcome[], planned = outcomes.length): Promise<void> {
   const judged = outcomes.filter((o) => o.status === 'killed' || o.status === 'survived');
   const killed = judged.filter((o) => o.status === 'killed').length;
   const score = judged.length === 0 ? 0 : killed / judged.length;
+  const invalid = outcomes.filter((o) => o.status === 'invalid');
   const equivalent = outcomes.filter((o) => o.status === 'survived' && o.survives?.startsWith('equivalent') === true).length;
   const subsetOf = (o: Outcome): string[] => {
     const m = MUTANTS.find((x) => x.name === o.name);
     return m !== undefined ? subsetFor(m) : o.file.startsWith('src/wal/') ? WAL_SUBSET : SUBSET;
   };
   const subsets = [...new Set(outcomes.map((o) => subsetOf(o).join(', ')))];
-  const result = { date: new Date().toISOString(), subsets, budgetS, score, killed, judged: judged.length, planned, outcomes };
+  const result = { date: new Date().toISOString(), subsets, budgetS, score, killed, judged: judged.length, invalid: invalid.length, planned, outcomes };
   const name = resultsName();
   await mkdir(join(root, 'bench/results'), { recursive: true });
   await writeFile(join(root, `bench/results/${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
@@ -634,13 +716,21 @@ async function report(outcomes: Outcome[], planned = outcomes.length): Promise<v
     '',
     `Score: ${killed} of ${judged.length} mutants killed (${(score * 100).toFixed(0)}%; ${planned} planned)${equivalent > 0 ? `; ${equivalent} of the survivors are equivalent mutants (no test can kill them)` : ''}. Judged by: ${subsets.join(' / ')}.`,
     '',
-    '| mutant | file | outcome | killed by (or why it may survive) |',
+    ...(invalid.length > 0
+      ? [
+          `Invalid (the mutated code does not compile, so no test judges it; not in the score): ${invalid.length}: ${invalid.map((o) => o.name).join('; ')}.`,
+          '',
+        ]
+      : []),
+    '| mutant | file | outcome | killed by (or why it may survive, or why it does not compile) |',
     '| --- | --- | --- | --- |',
-    ...outcomes.map((o) => `| ${o.name} | ${o.file} | ${o.status} | ${o.killedBy ?? o.survives ?? ''} |`),
+    ...outcomes.map((o) => `| ${o.name} | ${o.file} | ${o.status} | ${(o.killedBy ?? o.survives ?? o.typeErrors ?? '').replace(/\|/g, '\\|')} |`),
     '',
   ].join('\n');
   await writeFile(join(root, `bench/results/${name}.md`), md);
-  console.log(`score ${killed}/${judged.length}; written to bench/results/${name}.json and .md`);
+  console.log(
+    `score ${killed}/${judged.length}${invalid.length > 0 ? `; ${invalid.length} invalid: ${invalid.map((o) => o.name).join('; ')}` : ''}; written to bench/results/${name}.json and .md`,
+  );
 }
 
 await main();
