@@ -466,6 +466,62 @@ const MUTANTS: Mutant[] = [
     replace: '    return null;',
     tests: ['test/log/unheard-voter.test.ts'],
   },
+  {
+    name: 'kv: a multibulk count over maxArgs is taken',
+    file: 'src/kv/resp.ts',
+    find: '            if (n > this.limits.maxArgs)\n',
+    replace: '            if (false)\n',
+    tests: ['test/kv/resp-parser.test.ts', 'test/kv/resp.test.ts'],
+  },
+  {
+    name: 'kv: a line whose end has not come is kept past its bound',
+    file: 'src/kv/resp.ts',
+    find: '    if (end - start > max + 1) throw new RespProtocolError(code, tooLong);',
+    replace: '    if (false) throw new RespProtocolError(code, tooLong);',
+    tests: ['test/kv/resp-parser.test.ts', 'test/kv/resp.test.ts'],
+  },
+  {
+    name: "kv: a bulk string's buffer is as long as its header claims before its bytes arrive",
+    file: 'src/kv/resp.ts',
+    find: '          this.bulk = Buffer.allocUnsafe(Math.min(len, Math.max(BULK_START, end - pos)));',
+    replace: '          this.bulk = Buffer.allocUnsafe(len);',
+    tests: ['test/kv/resp-parser.test.ts', 'test/kv/resp.test.ts'],
+  },
+  {
+    name: 'admin: a body sent without a length is kept past maxBodyBytes',
+    file: 'src/admin/handler.ts',
+    find: '        if (size > maxBody) {',
+    replace: '        if (false) {',
+    tests: ['test/admin/server.test.ts'],
+  },
+  {
+    name: "admin: a connection's unanswered requests are not bounded",
+    file: 'src/admin/server.ts',
+    find: '    if (n > MAX_UNANSWERED) {',
+    replace: '    if (false) {',
+    tests: ['test/admin/server.test.ts'],
+  },
+  {
+    name: 'transport: a connection that has not identified itself may send frames as large as a member',
+    file: 'src/transport/inbound.ts',
+    find: '    this.decoder = new FrameDecoder(Math.min(HANDSHAKE_MAX_BYTES, c.maxFrameBytes));',
+    replace: '    this.decoder = new FrameDecoder(c.maxFrameBytes);',
+    tests: ['test/transport/inbound.test.ts', 'test/security/handshake.test.ts'],
+  },
+  {
+    name: 'transport: a snapshot announced over maxSnapshotBytes is stored',
+    file: 'src/transport/inbound.ts',
+    find: '      if (f.total > this.c.maxSnapshotBytes) throw new SnapshotTooLargeError(',
+    replace: '      if (false) throw new SnapshotTooLargeError(',
+    tests: ['test/transport/snapshot-stream.test.ts'],
+  },
+  {
+    name: 'log: a removal of a node that is not a member commits having changed nothing',
+    file: 'src/log/membership.ts',
+    find: "      if (s.kind === 'remove' || s.kind === 'promote' || s.kind === 'demote') return new NotMemberError(",
+    replace: "      if (s.kind === 'promote' || s.kind === 'demote') return new NotMemberError(",
+    tests: ['test/log/membership.test.ts'],
+  },
 ];
 
 const root = resolve(import.meta.dirname, '..');

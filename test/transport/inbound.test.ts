@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { Inbound } from '../../src/transport/inbound.js';
 import { encodeFrames } from '../../src/transport/frame.js';
-import { encodeHello, encodePing, encodeProof, newPacker } from '../../src/transport/wire.js';
+import { HANDSHAKE_MAX_BYTES, encodeHello, encodePing, encodeProof, newPacker } from '../../src/transport/wire.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { PendingReleases } from '../../src/transport/pending-releases.js';
 import { LogCapture, until } from './helpers.js';
@@ -21,7 +21,7 @@ afterEach(() => {
  * A dialer connected to an Inbound (no secret) over a Unix socket, whose kernel buffers hold a few
  * hundred small writes where TCP's on loopback hold megabytes: what the Inbound leaves unsent shows at once.
  */
-async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; inbound: Inbound }> {
+async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; inbound: Inbound; refusals: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'raftlog-inbound-'));
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(join(dir, 's'), resolve));
@@ -33,6 +33,7 @@ async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; i
   const dialer = net.connect({ path: join(dir, 's') });
   const acceptor = await accepting;
   const logger = new LogCapture();
+  const refusals: string[] = [];
   const inbound = new Inbound(acceptor, {
     self: 2,
     clusterId: 'c1',
@@ -47,7 +48,7 @@ async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; i
     refusals: logger,
     packer: newPacker(),
     deliver: () => {},
-    refused: () => {},
+    refused: (err) => refusals.push(err.code),
     learned: () => {},
     authenticated: () => {},
     releases: new PendingReleases(logger),
@@ -57,7 +58,7 @@ async function accepted(): Promise<{ dialer: net.Socket; acceptor: net.Socket; i
     inbound.destroy();
     dialer.destroy();
   });
-  return { dialer, acceptor, inbound };
+  return { dialer, acceptor, inbound, refusals };
 }
 
 it('answers the pings of a dialer that reads none of its pongs with at most one pong left unsent', async () => {
@@ -72,4 +73,16 @@ it('answers the pings of a dialer that reads none of its pongs with at most one 
   await until(() => inbound.framesReceived === PINGS + 2, 'every ping read', 30_000);
   // One pong: 6 bytes.
   expect(acceptor.writableLength).toBeLessThanOrEqual(6);
+});
+
+it('refuses a frame larger than a handshake from a dialer that has not identified itself, before holding it', async () => {
+  const { dialer, inbound, refusals } = await accepted();
+  dialer.on('error', () => {}); // the refusal may reset the connection under the write
+  // A stranger's frame is held in full until it ends: a member's bound would let each held connection take maxFrameBytes.
+  const frame = Buffer.alloc(4 + HANDSHAKE_MAX_BYTES + 1);
+  frame.writeUInt32BE(HANDSHAKE_MAX_BYTES + 1, 0);
+  dialer.write(frame);
+  await until(() => refusals.length > 0, 'the connection refused');
+  expect(refusals).toEqual(['TRANSPORT_FRAME_TOO_LARGE']);
+  expect(inbound.framesReceived).toBe(0);
 });
