@@ -216,7 +216,10 @@ export class SnapshotTooLargeError extends TransportError {
     readonly size: number,
     readonly limit: number,
   ) {
-    super('TRANSPORT_SNAPSHOT_TOO_LARGE', `snapshot of ${size} bytes exceeds maxSnapshotBytes ${limit}`);
+    super(
+      'TRANSPORT_SNAPSHOT_TOO_LARGE',
+      `snapshot of ${size} bytes exceeds this node's maxSnapshotBytes ${limit}: it takes the snapshot once it runs with maxSnapshotBytes of at least ${size}, which every node needs`,
+    );
   }
 }
 

@@ -162,6 +162,16 @@ export class Outbound {
   private openedAt = 0;
   /** The secret the peer proved on the connection under way (none before its proof, or without one). */
   private provenBy: Buffer | undefined;
+  /** The last snapshot whose stream began on the connection under way: the one a refusal of its size refers to. */
+  private streamed: RefusedSnapshot | undefined;
+  /**
+   * The snapshot the peer refused as over its maxSnapshotBytes. It cannot take it until it restarts
+   * with a higher limit, so it is not streamed again (the leader asks for it again at every
+   * heartbeat) until a connection to the peer ends for another reason, as its restart does.
+   */
+  private refusedSnapshot: RefusedSnapshot | undefined;
+  /** The last refused snapshot logged: each is logged once, however often it is offered again. */
+  private loggedRefusal: RefusedSnapshot | undefined;
 
   constructor(
     readonly peer: number,
@@ -224,6 +234,7 @@ export class Outbound {
     old?.destroy();
     this.blocked = false;
     this.failSnapshots();
+    this.refusedSnapshot = undefined; // another address: perhaps another process, with its own limit
     clearTimeout(this.timer);
     this.connect();
   }
@@ -278,6 +289,10 @@ export class Outbound {
     if (this.state === 'backoff') {
       this.c.snapshotStatus(this.peer, false);
       return this.drop(1);
+    }
+    if (sameSnapshot(this.refusedSnapshot, m.snapshot.meta)) {
+      this.c.snapshotStatus(this.peer, false);
+      return;
     }
     const { snapshot, ...message } = m;
     this.jobs.push({
@@ -428,6 +443,7 @@ export class Outbound {
       this.report(job, false);
       return;
     }
+    if (!job.started) this.streamed = { index: job.snapshot.meta.index, term: job.snapshot.meta.term, size };
     job.started = true;
     job.offset = end;
     if (end < size) {
@@ -474,6 +490,7 @@ export class Outbound {
     this.state = 'connecting';
     this.lastError = undefined;
     this.provenBy = undefined;
+    this.streamed = undefined;
     let host: string;
     let port: number;
     try {
@@ -637,6 +654,7 @@ export class Outbound {
     const e = this.lastError;
     if (e instanceof PeerRefusedError) this.c.refusedByPeers.add(e.remoteCode);
     else if (e instanceof TransportError) this.c.refused.add(e.code);
+    this.refusedSnapshot = e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_SNAPSHOT_TOO_LARGE' ? this.streamed : undefined;
     if (lost > 0 || wasOpen) {
       this.counters.dropped += lost;
       this.c.unreachable(this.peer);
@@ -645,7 +663,19 @@ export class Outbound {
     // stays down only once, not at every retry: once per reason, since a peer refused at first
     // and then up with another secret or certificate must not stay logged as refused.
     const why = e?.message ?? 'closed by peer';
-    if (e instanceof PeerReplacedError) {
+    const refused = this.refusedSnapshot;
+    if (refused !== undefined) {
+      if (!sameSnapshot(this.loggedRefusal, refused)) {
+        this.loggedRefusal = refused;
+        const { index, term, size } = refused;
+        this.c.logger.warn(
+          { code: 'TRANSPORT_PEER_REFUSED', remoteCode: 'TRANSPORT_SNAPSHOT_TOO_LARGE', peer: this.peer, index, term, bytes: size },
+          `transport: peer ${this.peer} refuses snapshot ${index}/${term} of ${size} bytes as over its maxSnapshotBytes ` +
+            `(it said: ${(e as PeerRefusedError).remoteReason}); it cannot catch up until it runs with maxSnapshotBytes of at least ${size} ` +
+            '(the same on every node); the snapshot is not sent to it again until a connection to it ends otherwise, as at its restart',
+        );
+      }
+    } else if (e instanceof PeerReplacedError) {
       this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
     } else if (e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_PEER_REPLACED') {
       this.c.replacedPeers.warn(
@@ -676,6 +706,16 @@ export class Outbound {
     }, delay);
     this.timer.unref();
   }
+}
+
+interface RefusedSnapshot {
+  index: number;
+  term: number;
+  size: number;
+}
+
+function sameSnapshot(a: RefusedSnapshot | undefined, b: { index: number; term: number }): boolean {
+  return a !== undefined && a.index === b.index && a.term === b.term;
 }
 
 /** Releases what the job's source holds open (a file); a failure there changes nothing for the peer. */

@@ -198,6 +198,59 @@ describe('snapshot streams', () => {
     expect(spools(dir)).toEqual([]);
   });
 
+  it('a snapshot a peer refuses as over its maxSnapshotBytes is logged once and not streamed to it again until its connection ends otherwise', async () => {
+    const meta = { index: 500, term: 3, conf };
+    const sender = await FileSnapshotStore.open(tempDir());
+    const held = await sender.save({ meta, data: pattern(2) });
+    const b = await receiver(tempDir(), { maxSnapshotBytes: MiB });
+    const log = new LogCapture();
+    const a = new TcpTransport({
+      id: 1,
+      clusterId: 'c1',
+      listen: '127.0.0.1:0',
+      clusterSecret: SECRET,
+      peers: { 2: b.t.address },
+      snapshots: sender,
+      logger: log,
+    });
+    open.push(a);
+    const aRec = new Recorder();
+    await a.start(aRec);
+    b.t.addPeer(1, a.address);
+    const refusals = () => log.lines.filter((l) => l.fields.remoteCode === 'TRANSPORT_SNAPSHOT_TOO_LARGE');
+    // The leader offers it again at each heartbeat while the follower is behind.
+    for (let i = 1; i <= 4; i++) {
+      await until(() => a.stats().peers[2]?.connected === true, 'the connection to the receiver');
+      a.send([msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: held })]);
+      await until(() => aRec.snapshotStatus.length === i, `the status of offer ${i}`);
+      await until(() => refusals().length > 0, 'the refusal logged');
+    }
+    // The first may have been written whole before the refusal came back; the others never left.
+    expect(aRec.snapshotStatus.slice(1)).toEqual([
+      [2, false],
+      [2, false],
+      [2, false],
+    ]);
+    expect(b.t.stats().refused).toEqual({ TRANSPORT_SNAPSHOT_TOO_LARGE: 1 });
+    expect(refusals()).toHaveLength(1);
+    const line = refusals()[0]!;
+    expect(line.level).toBe('warn');
+    expect(line.fields).toMatchObject({ code: 'TRANSPORT_PEER_REFUSED', peer: 2, index: 500, term: 3 });
+    const size = line.fields.bytes as number;
+    expect(size).toBeGreaterThan(2 * MiB);
+    expect(line.message).toContain(`snapshot of ${size} bytes exceeds this node's maxSnapshotBytes ${MiB}`);
+    expect(line.message).toContain(`maxSnapshotBytes of at least ${size}`);
+    expect(b.log.has(`snapshot of ${size} bytes exceeds this node's maxSnapshotBytes ${MiB}`)).toBe(true);
+    // Restarted with a higher limit (here: another receiver at another address), the peer is sent it again, and takes it.
+    const c = await receiver(tempDir(), { maxSnapshotBytes: 4 * MiB });
+    c.t.addPeer(1, a.address);
+    a.addPeer(2, c.t.address);
+    await until(() => a.stats().peers[2]?.connected === true, 'the connection to the new receiver');
+    a.send([msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: held })]);
+    await until(() => c.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot delivered', 60_000);
+    expect(refusals()).toHaveLength(1);
+  }, 120_000);
+
   it('never delivers a stream that fails its checksum or is not the snapshot announced, and deletes its spool', async () => {
     const meta = { index: 40, term: 2, conf };
     const file = await snapshotFile(meta, 3);
