@@ -19,7 +19,7 @@ import {
 } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
-import { FileSnapshotStore, heldSnapshots, refuseOtherFormats, type SnapshotStore } from '../storage/snapshot-store.js';
+import { FileSnapshotStore, heldSnapshots, refuseOtherFormats, snapshotFileBytes, type SnapshotStore } from '../storage/snapshot-store.js';
 import { refuseUnfinished } from '../storage/unfinished.js';
 import { makeDurableDir } from '../storage/durable-dir.js';
 import { INSTANCE_FILE, openInstanceId } from '../storage/instance-id.js';
@@ -1228,11 +1228,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       throw stateMachineFailed('snapshot', err);
     }
     const data = counted(encodeSnapshotData([...this.membership.members], snapshotChunks(source)));
+    const conf = this.membership.conf;
     this.snapshotIndex = index;
     this.sinceSnapshot = 0;
     this.snapshotting = true;
     this.storage
-      .compact(index, term, this.membership.conf, data, this.opts.snapshotCatchUpEntries, this.forgotten)
+      .compact(index, term, conf, data, this.opts.snapshotCatchUpEntries, this.forgotten)
       .then(() => {
         this.snapshotting = false;
         this.counters.snapshots++;
@@ -1241,10 +1242,12 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         this.deps.logger.info({ index, term, bytes, ms: Math.round(ms) }, `snapshot taken at ${index}`);
         // Peers refuse it as soon as it is announced: a follower that falls behind the log kept
         // after it could never catch up, and said so only in its own log and the leader's retries.
-        if (bytes > this.opts.maxSnapshotBytes)
+        // They check the file's size (the members and the file's header and meta included), not the state's.
+        const fileBytes = snapshotFileBytes({ index, term, conf }, bytes);
+        if (fileBytes > this.opts.maxSnapshotBytes)
           this.deps.logger.warn(
-            { code: 'SNAPSHOT_OVER_PEER_LIMIT', index, bytes, maxSnapshotBytes: this.opts.maxSnapshotBytes },
-            `the snapshot at ${index} holds ${bytes} bytes of state, more than maxSnapshotBytes (${this.opts.maxSnapshotBytes}): ` +
+            { code: 'SNAPSHOT_OVER_PEER_LIMIT', index, bytes: fileBytes, maxSnapshotBytes: this.opts.maxSnapshotBytes },
+            `the snapshot at ${index} is a file of ${fileBytes} bytes, more than maxSnapshotBytes (${this.opts.maxSnapshotBytes}): ` +
               'a node with that limit refuses it, so a follower that falls behind, or a member added, never catches up; raise maxSnapshotBytes on every node',
           );
         // Entries applied while it was written may already call for the next one.

@@ -90,6 +90,14 @@ const MAX_META_BYTES = 1024 * 1024;
 /** Reads and checksums go through a buffer this size: a snapshot is never held twice. */
 const CHUNK_BYTES = 1024 * 1024;
 
+/**
+ * The bytes of the file save() writes for `meta` and `dataBytes` of data: what travels to a
+ * peer, and what its maxSnapshotBytes is checked against.
+ */
+export function snapshotFileBytes(meta: SnapshotMeta, dataBytes: number): number {
+  return HEAD_BYTES + Buffer.byteLength(JSON.stringify(meta)) + dataBytes + 4;
+}
+
 function fileName(index: number, term: number): string {
   return `snap-${index.toString().padStart(16, '0')}-${term}.snap`;
 }
