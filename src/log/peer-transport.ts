@@ -15,6 +15,15 @@ export function requirePeerAuthentication(o: ResolvedOptions): void {
 }
 
 /**
+ * The largest frame a node takes from a peer. Any record append() accepts fits one: alone in a
+ * MsgApp or a forwarded MsgProp, or among others up to raft's 1 MiB per message. A peer whose
+ * maxRecordBytes is larger can send a record this node's frames do not hold.
+ */
+export function peerFrameBytes(maxRecordBytes: number): number {
+  return maxRecordBytes + 2 * 1024 * 1024;
+}
+
+/**
  * `instance`: the data directory's instance id, its record of the peers' (instance-id.ts,
  * peer-instances.ts), and the log index the node has applied, which each record keeps.
  */
@@ -29,8 +38,7 @@ export function openPeerTransport(
     id: o.id,
     ...(instance !== undefined ? { instanceId: instance.id, peerInstances: stamped(instance.peers, instance.applied) } : {}),
     clusterId: o.clusterId,
-    // Any record append() accepts fits a frame: alone in a MsgApp or a forwarded MsgProp, or among others up to raft's 1 MiB per message.
-    maxFrameBytes: o.maxRecordBytes + 2 * 1024 * 1024,
+    maxFrameBytes: peerFrameBytes(o.maxRecordBytes),
     // Snapshots travel as their files: spooled to the snapshot directory, checked, then installed.
     maxSnapshotBytes: o.maxSnapshotBytes,
     snapshots: checkedOnArrival(snapshots),
