@@ -9,6 +9,7 @@ import type { Message, SnapshotMeta } from '../raft/types.js';
 import { clientAddress, clientFields, formatAddress, parseAddress } from './address.js';
 import {
   AuthFailedError,
+  FrameTooLargeError,
   ClusterMismatchError,
   HandshakeTimeoutError,
   IdleTimeoutError,
@@ -569,7 +570,9 @@ export class Inbound {
     this.closed = true;
     this.stopTimers();
     this.abandon();
-    const log = err instanceof PeerReplacedError ? (this.c.replacedPeers ?? this.log()) : this.log();
+    // A member whose maxRecordBytes is larger than this node's sends the same entries again at each
+    // reconnection: its refusals are rationed as a stranger's are.
+    const log = err instanceof PeerReplacedError ? (this.c.replacedPeers ?? this.log()) : err instanceof FrameTooLargeError ? this.c.refusals : this.log();
     log.warn({ code: err.code, ...this.fields() }, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));

@@ -172,6 +172,12 @@ export class Outbound {
   private refusedSnapshot: RefusedSnapshot | undefined;
   /** The last refused snapshot logged: each is logged once, however often it is offered again. */
   private loggedRefusal: RefusedSnapshot | undefined;
+  /**
+   * The peer refused a frame of this node's as over its limit, and that was logged. Raft sends the
+   * same entries again at each reconnection, so it is logged again only once a connection to the
+   * peer ends for another reason, as at its restart.
+   */
+  private loggedFrameRefusal = false;
 
   constructor(
     readonly peer: number,
@@ -664,7 +670,20 @@ export class Outbound {
     // and then up with another secret or certificate must not stay logged as refused.
     const why = e?.message ?? 'closed by peer';
     const refused = this.refusedSnapshot;
-    if (refused !== undefined) {
+    const frameRefused = e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_FRAME_TOO_LARGE';
+    if (!frameRefused) this.loggedFrameRefusal = false;
+    if (frameRefused) {
+      if (!this.loggedFrameRefusal) {
+        this.loggedFrameRefusal = true;
+        this.c.logger.warn(
+          { code: e.code, remoteCode: e.remoteCode, peer: this.peer, maxFrameBytes: this.c.maxFrameBytes },
+          `transport: peer ${this.peer} refuses a frame of this node's as over its limit (it said: ${e.remoteReason}); ` +
+            `this node's limit is ${this.c.maxFrameBytes}: the peer's is smaller (a log's is its maxRecordBytes + 2 MiB), and it cannot ` +
+            'take the entries this node sends until it runs with the same maxRecordBytes as every other node; logged again only ' +
+            'once a connection to it ends otherwise',
+        );
+      }
+    } else if (refused !== undefined) {
       if (!sameSnapshot(this.loggedRefusal, refused)) {
         this.loggedRefusal = refused;
         const { index, term, size } = refused;
