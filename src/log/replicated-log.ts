@@ -1246,7 +1246,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         const fileBytes = snapshotFileBytes({ index, term, conf }, bytes);
         if (fileBytes > this.opts.maxSnapshotBytes)
           this.deps.logger.warn(
-            { code: 'SNAPSHOT_OVER_PEER_LIMIT', index, bytes: fileBytes, maxSnapshotBytes: this.opts.maxSnapshotBytes },
+            { code: 'SNAPSHOT_OVER_PEER_LIMIT', index, fileBytes, maxSnapshotBytes: this.opts.maxSnapshotBytes },
             `the snapshot at ${index} is a file of ${fileBytes} bytes, more than maxSnapshotBytes (${this.opts.maxSnapshotBytes}): ` +
               'a node with that limit refuses it, so a follower that falls behind, or a member added, never catches up; raise maxSnapshotBytes on every node',
           );

@@ -60,7 +60,7 @@ it('SNAPSHOT_OVER_PEER_LIMIT compares the size of the snapshot file, which a pee
   expect(second.fileBytes).toBe(first.fileBytes);
   await waitFor('the warning', () => second.logger.lines.some((l) => l.fields.code === 'SNAPSHOT_OVER_PEER_LIMIT'));
   const line = second.logger.lines.find((l) => l.fields.code === 'SNAPSHOT_OVER_PEER_LIMIT')!;
-  expect(line.fields).toMatchObject({ bytes: first.fileBytes, maxSnapshotBytes: dataBytes });
+  expect(line.fields).toMatchObject({ fileBytes: first.fileBytes, maxSnapshotBytes: dataBytes });
   // At the file's size exactly, a peer takes it: no warning.
   const third = await snapshotOf(record, first.fileBytes);
   expect(third.logger.lines.some((l) => l.fields.code === 'SNAPSHOT_OVER_PEER_LIMIT')).toBe(false);
