@@ -122,3 +122,29 @@ it("names, in the refusal counters' rows, the codes they are exported at 0 for a
   // Where a peer's code goes: the one list that keeps a code as it is, named as the public export it is.
   expect(row('raftlog_transport_refused_by_peer_total')).toContain('`TRANSPORT_ERROR_CODES`');
 });
+
+it("names in the README every field of the options of Wal.open(), serveResp(), serveAdmin() and adminHandler(), and of open()'s deps", () => {
+  // A field counts as named when a code block or span holds it: `maxArgs`, `authThrottle: { failures, windowMs }`, `adminHandler(log, { allowedHosts })`.
+  const fences = [...README.matchAll(/^```[\s\S]*?^```$/gm)].map((m) => m[0]);
+  const prose = fences.reduce((text, block) => text.replace(block, ''), README);
+  const spans = [...fences, ...[...prose.matchAll(/`([^`]+)`/g)].map((m) => m[1]!)];
+  const named = (field: string): boolean => spans.some((s) => new RegExp(`\\b${field}\\b`).test(s));
+  const missing: string[] = [];
+  let seen = 0;
+  for (const [path, name] of [
+    ['src/wal/types.ts', 'WalOptions'],
+    ['src/kv/server.ts', 'RespServerOptions'],
+    ['src/admin/server.ts', 'AdminServerOptions'],
+    ['src/admin/handler.ts', 'AdminHandlerOptions'],
+    ['src/log/replicated-log.ts', 'ReplicatedLogDeps'],
+  ] as const) {
+    const body = new RegExp(`export interface ${name} \\{([\\s\\S]*?)\n\\}`).exec(read(path))?.[1];
+    expect(body, name).toBeDefined();
+    const fields = [...body!.matchAll(/^ {2}(\w+)\??:/gm)].map((m) => m[1]!);
+    expect(fields.length, name).toBeGreaterThan(3);
+    seen += fields.length;
+    missing.push(...fields.filter((f) => !named(f)).map((f) => `${name}.${f}`));
+  }
+  expect(seen).toBeGreaterThan(40);
+  expect(missing).toEqual([]);
+});
