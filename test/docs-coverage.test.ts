@@ -148,3 +148,14 @@ it("names in the README every field of the options of Wal.open(), serveResp(), s
   expect(seen).toBeGreaterThan(40);
   expect(missing).toEqual([]);
 });
+
+it('names in docs/architecture.md every exported error class that extends CodedError directly', () => {
+  const architecture = read('docs/architecture.md');
+  const sources = (dir: string): string[] =>
+    readdirSync(new URL(`../${dir}`, import.meta.url), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? sources(`${dir}/${e.name}`) : e.name.endsWith('.ts') ? [`${dir}/${e.name}`] : [],
+    );
+  const families = sources('src').flatMap((f) => [...read(f).matchAll(/^export (?:abstract )?class (\w+) extends CodedError\b/gm)].map((m) => m[1]!));
+  expect(families.length).toBeGreaterThan(8);
+  expect(families.filter((c) => !architecture.includes(`\`${c}\``))).toEqual([]);
+});
