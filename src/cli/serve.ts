@@ -42,7 +42,10 @@ storage failure or a corrupt entry (LOG_FATAL, LOG_CORRUPT) it exits with status
 so that a supervisor restarts it (its --admin endpoint, closed last, answers /health 503 with
 the reason until the log is closed); any other failure to start is one line on stderr with
 its code, exit status 1 (2 for bad flags); a port in use or an address not this machine's
-is found, naming its flag, before the data directory is made.
+is found, naming its flag, before the data directory is made. A flag that qualifies
+another is refused without it: --requirepass-file and --max-clients without --resp,
+--admin-token-file without --admin, and --cluster-secret-file, --tls-cert, --tls-key,
+--tls-ca, --insecure and --cluster-id without --peers or --listen.
 --join starts a node that was added with \`raftlog member add\`: --peers names the
 existing members and this node; it takes the cluster's configuration from the leader
 and never bootstraps its own. Keep --join on its later restarts.
