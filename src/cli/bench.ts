@@ -36,7 +36,7 @@ const USAGE = `usage: raftlog bench [--seconds 3] [--runs 1] [--sizes 100,1024] 
 Each system runs every (record size, clients) pair for --seconds after a short warm-up,
 --runs times, the systems taking turns within each pair; the table shows medians, the
 ratio to better-sqlite3, and this process's CPU time per record and GC share. Results
-go to DIR/cluster.json and charts to DIR/cluster-*.svg.
+go to DIR/cluster.json and charts to DIR/cluster-*.svg (--out, default bench/results).
 --profile measures one system at a time (no turns) and records a CPU profile of this
 process per system while it is measured (in the
 cluster: node 1, the leader, and the clients), writes it to --profile-dir (default

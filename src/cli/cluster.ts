@@ -13,7 +13,8 @@ import { runCommand } from './failure.js';
 import { badPortReason, fetchRefusesPort } from './admin-client.js';
 
 const USAGE = `usage: raftlog cluster [--nodes 3] [--data DIR] [--host 127.0.0.1] [--raft-port 7101] [--resp-port 7381] [--admin-port 7481] [--sync always|none]
-Starts a local cluster of --nodes processes; node i listens for peers on raft-port+i-1,
+Starts a local cluster of --nodes processes (1 to 9), their data under DIR (default
+./raftlog-cluster); node i listens for peers on raft-port+i-1,
 for Redis clients on resp-port+i-1 and for raftlog status, member, leader and snapshot
 (its admin endpoint) on admin-port+i-1 (by default 7481, or past the other two ranges
 when they reach it). The nodes authenticate each other with a secret made on first start
