@@ -450,6 +450,9 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         const conf = confMembers(s.conf);
         if (conf.size > 0 && !conf.has(s.id))
           return unhealthy('NOT_MEMBER', `this node (${s.id}) is not in the configuration it applied: it was removed from the cluster`);
+        // Cut off when its removal committed, it never applies it: a member that did refuses it.
+        if (s.removedBy !== undefined)
+          return unhealthy('NOT_MEMBER', `node ${s.removedBy} refuses this node (${s.id}) as removed from the cluster (the change committed unseen here)`);
         if (s.lead === 0) return unhealthy('NO_LEADER', 'this node knows no leader');
         // Knowing a leader is not serving: a follower the leader cannot hear, or one stuck
         // installing a snapshot, names its leader for as long as heartbeats reach it, and a

@@ -210,6 +210,13 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    * @internal
    */
   private wasMember: boolean;
+  /**
+   * A member that applied this node's removal refused what it sent (a node cut off when its
+   * removal committed is told by no leader). Not durable, and forgotten once a leader is heard:
+   * a member that has not yet applied a change adding this node back refuses it too.
+   * @internal
+   */
+  private removedBy = 0;
   /** Barriers, membership changes and leadership transfers: settled in time, or when the log stops. @internal */
   private readonly deadlines: Deadlines;
   /** @internal */
@@ -492,6 +499,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         onMessage: (m) => this.onMessage(m),
         onUnreachable: (peer) => this.report(() => this.node.reportUnreachable(peer)),
         onSnapshotStatus: (peer, ok) => this.report(() => this.node.reportSnapshot(peer, ok)),
+        onRemoved: (peer) => this.onRemoved(peer),
         // The appends of this turn are proposed at its end: a leader's MsgApps for them then
         // share a write with what it sent earlier in the turn (a commit index, say).
         sendingLater: () => this.appends.proposing,
@@ -607,6 +615,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       lastIndex: this.final?.lastIndex ?? storage.lastIndex(),
       firstIndex: this.final?.firstIndex ?? storage.firstIndex(),
       snapshotIndex: this.snapshotIndex,
+      removedBy: this.removedBy,
     };
   }
 
@@ -866,12 +875,30 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       // The core changed nothing. A forwarded request it cannot serve, or a response from a
       // peer that just left, is ordinary (the sender copes as with a lost message); anything
       // else deserves a line in the log.
-      if (!(err instanceof ProposalDroppedError || err instanceof ReadIndexDroppedError || err instanceof StepPeerNotFoundError)) {
+      // A removed node that missed its removal's commit learns it so (the transport checks it removed the sender):
+      // only what the core refuses, never a node added back that now leads a later term.
+      if (err instanceof StepPeerNotFoundError) this.deps.transport?.refuseRemoved?.(m.from);
+      else if (!(err instanceof ProposalDroppedError || err instanceof ReadIndexDroppedError)) {
         this.deps.logger.debug({ peer: m.from, type: m.type, err }, `dropped a message from ${m.from}: ${(err as Error).message}`);
       }
       return;
     }
+    if (this.removedBy !== 0 && m.from === this.lead && isLeaderTraffic(m.type)) this.removedBy = 0;
     this.schedulePump();
+  }
+
+  /** @internal */
+  private onRemoved(peer: number): void {
+    // A node that follows a leader is a member in that leader's eyes: the refusal came from a member
+    // whose log lags a change adding this node back, in answer to what this node sent before.
+    if (this.closed || this.removedBy !== 0 || (this.lead !== 0 && this.lead !== this.id)) return;
+    if (!this.wasMember || !confMembers(this.membership.conf).has(this.id)) return;
+    this.removedBy = peer;
+    this.deps.logger.warn(
+      { code: 'NOT_MEMBER', peer },
+      `node ${peer} refuses this node (${this.id}) as removed from the cluster: its removal committed unseen here; calls on it are refused until a leader is heard`,
+    );
+    this.failRemoved();
   }
 
   /**
@@ -1083,6 +1110,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.role = ss.state;
     this.lead = ss.lead;
     this.noLeader.onLeader(ss.lead);
+    if (ss.lead !== 0 && ss.lead !== oldLead) this.removedBy = 0;
     if ((wasLeader && ss.state !== StateType.StateLeader) || (oldLead !== 0 && ss.lead !== oldLead)) {
       this.proposals.leaderLost(`leader ${oldLead} was lost before the record was known to commit`);
       this.membership.onLeaderLost();
@@ -1166,7 +1194,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
 
   /** NOT_MEMBER once a change has taken this node out of the configuration; null while it is in it. @internal */
   private removedError(what: string): NotMemberError | null {
-    return this.wasMember && !confMembers(this.membership.conf).has(this.id)
+    return this.wasMember && (this.removedBy !== 0 || !confMembers(this.membership.conf).has(this.id))
       ? new NotMemberError(this.id, `${what} on node ${this.id}, which was removed from the cluster (use a member)`, this.membership.conf)
       : null;
   }
@@ -1183,7 +1211,11 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.wasMember = true;
       return;
     }
-    if (!this.wasMember) return;
+    if (this.wasMember) this.failRemoved();
+  }
+
+  /** What waits here is answered NOT_MEMBER (see checkRemoved). @internal */
+  private failRemoved(): void {
     this.proposals.leaderLost(`node ${this.id} was removed from the cluster before the record was known to commit`);
     this.appends.failAll(() => this.removedError('append')!);
     this.barriers.rejectUnanswered(() => this.removedError('barrier')!);
@@ -1476,4 +1508,9 @@ function coded(err: unknown): Error {
   if (err instanceof LogError || err instanceof WalError || err instanceof StorageError || err instanceof TransportError || err instanceof RaftError)
     return err;
   return new OpenFailedError(err);
+}
+
+/** What only a leader sends: heard from the leader this node follows, it is a member again. */
+function isLeaderTraffic(type: MessageType): boolean {
+  return type === MessageType.MsgApp || type === MessageType.MsgHeartbeat || type === MessageType.MsgSnap;
 }

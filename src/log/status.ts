@@ -21,6 +21,12 @@ export interface LogStatus extends Status {
   firstIndex: number;
   /** The latest snapshot, taken here or received from the leader: above `applied` while a received one is restored into the state machine. */
   snapshotIndex: number;
+  /**
+   * A member that applied this node's removal refused it, though this node has not applied the
+   * change (cut off when it committed): the id of that member. Appends and barriers are refused
+   * NOT_MEMBER meanwhile. Not durable; gone once a leader is heard (this node added back).
+   */
+  removedBy?: number;
 }
 
 export const ROLE: Record<StateType, LogStatus['role']> = {
@@ -43,6 +49,8 @@ export interface NodeView {
   lastIndex: number;
   firstIndex: number;
   snapshotIndex: number;
+  /** 0 unless a member refused this node as removed (LogStatus.removedBy). */
+  removedBy: number;
 }
 
 export function logStatus(v: NodeView): LogStatus {
@@ -56,6 +64,7 @@ export function logStatus(v: NodeView): LogStatus {
     lastIndex: v.lastIndex,
     firstIndex: v.firstIndex,
     snapshotIndex: v.snapshotIndex,
+    ...(v.removedBy !== 0 ? { removedBy: v.removedBy } : {}),
   };
 }
 

@@ -25,6 +25,7 @@ export const TRANSPORT_ERROR_CODES = [
   'TRANSPORT_CONNECTION_REPLACED',
   'TRANSPORT_SNAPSHOT_STALLED',
   'TRANSPORT_PEER_REPLACED',
+  'TRANSPORT_PEER_REMOVED',
 ] as const;
 
 export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
@@ -46,6 +47,7 @@ export const REFUSAL_CODES: readonly TransportErrorCode[] = [
   'TRANSPORT_SNAPSHOT_REJECTED',
   'TRANSPORT_SNAPSHOT_STALLED',
   'TRANSPORT_PEER_REPLACED',
+  'TRANSPORT_PEER_REMOVED',
 ];
 
 /** What a code that is none of this transport's is counted as (a code a peer sent, say). */
@@ -263,5 +265,16 @@ export class PeerReplacedError extends TransportError {
       `node ${peer} came back as a new instance (its data directory was wiped or replaced, and it may have lost entries it acknowledged): ` +
         `this node will not talk to it; remove it (\`raftlog member remove\`) and add it back (\`member add\`, \`serve --join\`)`,
     );
+  }
+}
+
+/**
+ * A peer this node saw removed from the configuration sent it a message. The peer missed the
+ * commit of its removal (no leader addresses a removed node): told so, its log refuses its
+ * callers as removed.
+ */
+export class PeerRemovedError extends TransportError {
+  constructor(readonly peer: number) {
+    super('TRANSPORT_PEER_REMOVED', `node ${peer} was removed from the cluster: this node applied its removal`);
   }
 }

@@ -21,6 +21,7 @@ import {
   TransportError,
   WrongNodeError,
   PeerReplacedError,
+  PeerRemovedError,
 } from './errors.js';
 import { FrameDecoder, encodeFrames } from './frame.js';
 import {
@@ -196,6 +197,11 @@ export class Inbound {
   retire(secrets: Buffer[]): void {
     if (this.closed || this.provenBy === undefined || holds(secrets, this.provenBy)) return;
     this.replace(new AuthFailedError('the cluster secret it proved is no longer in the list'));
+  }
+
+  /** Closes the connection of an authenticated peer the driver removed, telling it so (PeerRemovedError). */
+  refuseRemoved(): void {
+    if (this.peer !== 0) this.refuse(new PeerRemovedError(this.peer));
   }
 
   /** Closed for a newer connection, or a secret retired: a snapshot stream under way on it is dropped, with its spool. */
@@ -570,9 +576,11 @@ export class Inbound {
     this.closed = true;
     this.stopTimers();
     this.abandon();
-    // A member whose maxRecordBytes is larger than this node's sends the same entries again at each
-    // reconnection: its refusals are rationed as a stranger's are.
-    const log = err instanceof PeerReplacedError ? (this.c.replacedPeers ?? this.log()) : err instanceof FrameTooLargeError ? this.c.refusals : this.log();
+    // Refusals a peer brings on itself again at each reconnection are rationed as a stranger's are: a
+    // member whose maxRecordBytes is larger than this node's sends the same entries again, and a
+    // removed node still running dials again and again until its operator stops it.
+    const rationed = err instanceof FrameTooLargeError || err instanceof PeerRemovedError;
+    const log = err instanceof PeerReplacedError ? (this.c.replacedPeers ?? this.log()) : rationed ? this.c.refusals : this.log();
     log.warn({ code: err.code, ...this.fields() }, `transport: closing connection from ${this.describe()}: ${err.code}: ${err.message}`);
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));

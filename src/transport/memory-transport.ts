@@ -206,6 +206,13 @@ export class MemoryNetwork {
     }
   }
 
+  /** `from` refuses `to` as removed; as TCP's refusal, it travels on the link: a cut one loses it. */
+  refuseRemoved(from: number, to: number): void {
+    if (this.isolated.has(from) || this.isolated.has(to) || this.cutLinks.has(key(from, to))) return;
+    const target = this.endpoints.get(to);
+    if (target?.started === true) target.notifyRemoved(from);
+  }
+
   /** Called by an endpoint on close, so a later endpoint(id) is a fresh node (a restart). */
   forget(e: MemoryTransport): void {
     if (this.endpoints.get(e.id) === e) this.endpoints.delete(e.id);
@@ -259,6 +266,10 @@ export class MemoryTransport implements Transport {
     rememberRemoval(this.removed, id);
   }
 
+  refuseRemoved(peer: number): void {
+    if (this.started && this.removed.has(peer)) this.network.refuseRemoved(this.id, peer);
+  }
+
   /** The log's logger, given at start(). */
   get logger(): TransportLogger | undefined {
     return this.handlers?.logger;
@@ -287,6 +298,13 @@ export class MemoryTransport implements Transport {
       if (!this.started || this.removed.has(m.to)) return;
       this.handlers!.onUnreachable?.(m.to);
       if (m.type === MessageType.MsgSnap) this.handlers!.onSnapshotStatus?.(m.to, false);
+    }, 0);
+  }
+
+  /** `peer` applied this node's removal and refused a message from it. */
+  notifyRemoved(peer: number): void {
+    this.network.schedule(() => {
+      if (this.started) this.handlers!.onRemoved?.(peer);
     }, 0);
   }
 

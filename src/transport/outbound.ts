@@ -80,6 +80,8 @@ export interface OutboundConfig {
   /** The driver will send more in this turn (TransportHandlers.sendingLater). */
   sendingLater(): boolean;
   snapshotStatus(peer: number, ok: boolean): void;
+  /** The peer, proven, refused this node as removed (TRANSPORT_PEER_REMOVED). Deferred by the owner. */
+  removedBy(peer: number): void;
   /** A message the peer answered on this connection (it has no address for this node). */
   deliver(m: Message): void;
 }
@@ -609,8 +611,11 @@ export class Outbound {
         decoder.push(chunk);
         for (let payload = decoder.next(); payload !== undefined; payload = decoder.next()) {
           const f = decodeFrame(payload);
-          if (f.kind === 'refuse') this.lastError = new PeerRefusedError(peer, f.code, f.reason);
-          else if (f.kind === 'pong' && this.state === 'open') heard();
+          if (f.kind === 'refuse') {
+            this.lastError = new PeerRefusedError(peer, f.code, f.reason);
+            // Only once the acceptor has proved itself: anyone answering at the address could say it before.
+            if (f.code === 'TRANSPORT_PEER_REMOVED' && this.state === 'open') this.c.removedBy(peer);
+          } else if (f.kind === 'pong' && this.state === 'open') heard();
           else if (f.kind === 'message' && this.state === 'open') {
             const m = f.message;
             // A follower with no address for its leader forwards a transfer request here, and the
@@ -696,6 +701,11 @@ export class Outbound {
       }
     } else if (e instanceof PeerReplacedError) {
       this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
+    } else if (e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_PEER_REMOVED') {
+      this.c.logger.warn(
+        { code: e.code, remoteCode: e.remoteCode, peer: this.peer },
+        `transport: peer ${this.peer} at ${this.address} refuses this node (${this.c.self}) as removed from the cluster: stop this node, or add it back (\`raftlog member add\`)`,
+      );
     } else if (e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_PEER_REPLACED') {
       this.c.replacedPeers.warn(
         { code: e.code, remoteCode: e.remoteCode, peer: this.peer },

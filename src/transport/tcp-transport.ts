@@ -176,6 +176,8 @@ export class TcpTransport implements Transport {
   private connectionsRefused = 0;
   private pendingUnreachable = new Set<number>();
   private pendingSnapshotStatus: Array<[number, boolean]> = [];
+  /** Peers that refused this node as removed, told the driver in a later turn. */
+  private pendingRemovedBy = new Set<number>();
   private notifyScheduled = false;
   private secrets: Buffer[];
   /** With TLS, the CAs peers are verified against, as given: a reload that changes them closes every connection. */
@@ -313,6 +315,7 @@ export class TcpTransport implements Transport {
       unreachable: (peer) => this.notify(() => this.pendingUnreachable.add(peer)),
       sendingLater: () => this.handlers?.sendingLater?.() === true,
       snapshotStatus: (peer, ok) => this.notify(() => this.pendingSnapshotStatus.push([peer, ok])),
+      removedBy: (peer) => this.notify(() => this.pendingRemovedBy.add(peer)),
       deliver: (m) => {
         this.messagesReceived++;
         this.handlers?.onMessage(m);
@@ -429,6 +432,10 @@ export class TcpTransport implements Transport {
     const peer = this.outbound.get(id);
     if (peer !== undefined) peer.setAddress(address);
     else this.connectPeer(id, address);
+  }
+
+  refuseRemoved(peer: number): void {
+    if (this.removed.has(peer)) this.byPeer.get(peer)?.refuseRemoved();
   }
 
   /** Also cancels pending onUnreachable/onSnapshotStatus for the peer: the driver no longer knows it. */
@@ -716,10 +723,13 @@ export class TcpTransport implements Transport {
       if (this.closed) return;
       const unreachable = this.pendingUnreachable;
       const statuses = this.pendingSnapshotStatus;
+      const removedBy = this.pendingRemovedBy;
       this.pendingUnreachable = new Set();
       this.pendingSnapshotStatus = [];
+      this.pendingRemovedBy = new Set();
       for (const peer of unreachable) if (!this.removed.has(peer)) this.handlers?.onUnreachable?.(peer);
       for (const [peer, ok] of statuses) if (!this.removed.has(peer)) this.handlers?.onSnapshotStatus?.(peer, ok);
+      for (const peer of removedBy) if (!this.removed.has(peer)) this.handlers?.onRemoved?.(peer);
     });
   }
 }

@@ -23,6 +23,14 @@ export interface TransportHandlers {
    */
   onSnapshotStatus?(peer: number, ok: boolean): void;
   /**
+   * A peer that applied this node's removal (one it was told with removePeer()) refused what this
+   * node sent it (its refuseRemoved()): no leader addresses a removed node, so a node that missed the commit of its
+   * removal learns it only so. Only from a peer that proved itself (TcpTransport: past the
+   * handshake). Not durable: a peer that has not yet applied a change adding this node back says
+   * the same, so it holds only until a leader is heard again.
+   */
+  onRemoved?(peer: number): void;
+  /**
    * The driver will send more before this turn of the event loop is over (say, the proposal it
    * makes at the end of every turn), and then calls flush(). The messages of a turn go out once
    * it is over; while this says so, they wait for that flush (a few turns at most), so that
@@ -57,6 +65,13 @@ export interface Transport {
   /** address: 'host:port' ('[::1]:port' for IPv6). Replaces the address of a known peer. */
   addPeer(id: number, address: string): void;
   removePeer(id: number): void;
+  /**
+   * The driver refused a message from `peer`, which it removed (removePeer) and whose messages its
+   * core refuses: the peer is told so (its TransportHandlers.onRemoved), on the connection it
+   * dialed. Nothing for a peer not removed. Optional: a transport without it leaves the peer
+   * to learn its removal from a leader.
+   */
+  refuseRemoved?(peer: number): void;
   /**
    * The peers this node holds an authenticated connection with, either way. Optional: a
    * transport that checks no peer's instance need not have it.

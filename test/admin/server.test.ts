@@ -700,6 +700,23 @@ describe('the admin endpoint', () => {
     expect(await res.json()).toMatchObject({ health: false, reason: 'NOT_MEMBER', message: expect.stringMatching(/removed/) });
   });
 
+  it('/health of a node a member refuses as removed, before it applied its removal, is 503 NOT_MEMBER, not NO_LEADER', async () => {
+    const { log } = await node();
+    // As such a node's status reads: still in the configuration it applied, no leader, and the
+    // member that refused it named.
+    const removed = {
+      id: log.id,
+      status: () => ({ ...log.status(), role: 'pre-candidate', lead: 0, conf: { voters: [log.id, 2, 3], learners: [] }, removedBy: 2 }),
+      metrics: () => log.metrics(),
+      barrier: () => new Promise<void>(() => undefined),
+    } as unknown as ReplicatedLog<unknown>;
+    const admin = await serveAdmin({ log: removed, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    const res = await fetch(`http://${admin.address}/health`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ health: false, reason: 'NOT_MEMBER', message: expect.stringMatching(/node 2 refuses .* removed/) });
+  });
+
   it('an oversized body sent without a length (chunked) is answered 413, not cut off', async () => {
     const { admin } = await node();
     const big = await send(admin.address, 'POST', '/members/add', { ...JSON_TYPE, 'transfer-encoding': 'chunked' }, 'x'.repeat(5000));

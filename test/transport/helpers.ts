@@ -36,6 +36,8 @@ export class Recorder implements TransportHandlers {
   readonly messages: Message[] = [];
   readonly unreachable: number[] = [];
   readonly snapshotStatus: Array<[number, boolean]> = [];
+  /** The peers that refused this node as removed, in the order they did. */
+  readonly removedBy: number[] = [];
   snapshots?: SnapshotStreams;
   logger?: TransportLogger;
   onMessage(m: Message): void {
@@ -46,6 +48,9 @@ export class Recorder implements TransportHandlers {
   }
   onSnapshotStatus(peer: number, ok: boolean): void {
     this.snapshotStatus.push([peer, ok]);
+  }
+  onRemoved(peer: number): void {
+    this.removedBy.push(peer);
   }
 }
 

@@ -103,6 +103,27 @@ describe('MemoryNetwork', () => {
     await until(() => rec(2).messages.length === 1, 'delivery after addPeer');
   });
 
+  it('refuses as removed only a peer it removed, on a link that is not cut; the peer is told', async () => {
+    const { net, rec } = await cluster([1, 2, 3]);
+    // Node 3 is no peer node 2 removed: a node being added is unknown to a member that lags, not removed.
+    net.endpoint(2).refuseRemoved(3);
+    net.endpoint(2).removePeer(1);
+    net.cut(2, 1, true);
+    net.endpoint(2).refuseRemoved(1);
+    net.heal();
+    net.endpoint(2).refuseRemoved(1);
+    await until(() => rec(1).removedBy.length > 0, 'node 1 to be told');
+    // Told in order: node 3 would have been told before node 1 was.
+    expect(rec(3).removedBy).toEqual([]);
+    expect(rec(1).removedBy).toEqual([2]);
+    net.endpoint(2).addPeer(1, 'memory');
+    net.endpoint(2).refuseRemoved(1);
+    net.endpoint(3).removePeer(1);
+    net.endpoint(3).refuseRemoved(1);
+    await until(() => rec(1).removedBy.length > 1, 'node 1 to be told by node 3');
+    expect(rec(1).removedBy).toEqual([2, 3]);
+  });
+
   it('partitions and heals', async () => {
     const vt = new VirtualTime();
     const { net, rec } = await cluster([1, 2, 3], { schedule: vt.schedule });

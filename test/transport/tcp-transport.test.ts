@@ -7,7 +7,17 @@ import type { Message } from '../../src/raft/types.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
 import type { TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
-import { decodeFrame, encodeChallenge, encodeChunk, encodeHello, encodeMessage, encodePing, encodeProof, newPacker } from '../../src/transport/wire.js';
+import {
+  decodeFrame,
+  encodeChallenge,
+  encodeChunk,
+  encodeHello,
+  encodeMessage,
+  encodePing,
+  encodeProof,
+  encodeRefuse,
+  newPacker,
+} from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { REFUSAL_LOG_LINES } from '../../src/refusal-log.js';
@@ -792,6 +802,45 @@ describe('TcpTransport', () => {
     a.t.addPeer(2, moved.t.address);
     await stillWorks(a.t, moved.rec, 2);
     expect(b.rec.messages.some((m) => m.commit === 2)).toBe(false);
+  });
+
+  it('refuses as removed, on the connection it dialed, a peer it removed, which is told so; added back, it is heard again', async () => {
+    const { a, b } = await pair({ clusterSecret: 's'.repeat(24), insecure: false });
+    await stillWorks(a.t, b.rec, 1);
+    // Not removed: nothing is refused.
+    b.t.refuseRemoved(1);
+    await stillWorks(a.t, b.rec, 2);
+    b.t.removePeer(1);
+    await stillWorks(a.t, b.rec, 3); // the driver judges what a removed peer sends
+    b.t.refuseRemoved(1);
+    await until(() => a.rec.removedBy.length > 0, 'node 1 to be told it was removed');
+    expect(a.rec.removedBy).toEqual([2]);
+    expect(b.t.stats().refused).toMatchObject({ TRANSPORT_PEER_REMOVED: 1 });
+    await until(
+      () => a.log.lines.some((l) => l.fields.remoteCode === 'TRANSPORT_PEER_REMOVED' && /refuses this node \(1\) as removed/.test(l.message)),
+      'the refusal in the log of node 1',
+    );
+    b.t.addPeer(1, a.t.address);
+    await until(() => {
+      a.t.send([msg(1, 2, { commit: 4 })]);
+      return b.rec.messages.some((m) => m.commit === 4);
+    }, 'node 1 to be heard once added back');
+    expect(a.rec.removedBy).toEqual([2]);
+  });
+
+  it('takes a refusal as removed only from a peer that proved itself, never one sent before the handshake', async () => {
+    const rec = new Recorder();
+    const { sink, address } = await fakePeer((s) => {
+      s.on('error', () => undefined);
+      s.write(frame(encodeRefuse(newPacker(), 'TRANSPORT_PEER_REMOVED', 'you were removed')), () => s.destroy());
+    });
+    const a = await node({ id: 1, peers: { 2: address } }, rec);
+    await until(() => (a.t.stats().refusedByPeers.TRANSPORT_PEER_REMOVED ?? 0) >= 2, 'the refusals to be read');
+    // Reports reach the driver a turn after they are made.
+    await new Promise((r) => setImmediate(r));
+    expect(rec.removedBy).toEqual([]);
+    await a.t.close();
+    await sinkClosed(sink);
   });
 
   it('stops sending to a removed peer, reports unknown peers unreachable, never from inside send()', async () => {
