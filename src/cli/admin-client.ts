@@ -186,6 +186,7 @@ export function isAdminStatus(v: unknown): v is AdminStatus {
   for (const k of ['id', 'term', 'commit', 'applied', 'lead', 'lastIndex'] as const) if (!isIndex(v[k])) return false;
   if (typeof v.role !== 'string' || !ROLES.has(v.role) || !isConf(v.conf)) return false;
   if (v.fatal !== undefined && !isFatal(v.fatal)) return false;
+  if (v.removedBy !== undefined && !(isIndex(v.removedBy) && v.removedBy > 0)) return false;
   const { members, progress } = v;
   if (!isObject(members) || !Object.entries(members).every(([id, a]) => /^[1-9]\d*$/.test(id) && typeof a === 'string')) return false;
   if (progress === undefined) return true;
@@ -258,7 +259,8 @@ export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string
     throw first;
   }
   // A removed node runs on knowing no leader: NO_LEADER said to look for a lost majority.
-  const removed = reachable.filter(({ status: s }) => !confMembers(s!.conf).has(s!.id));
+  // One cut off when its removal committed never applies it, and is told by a member that did.
+  const removed = reachable.filter(({ status: s }) => s!.removedBy !== undefined || !confMembers(s!.conf).has(s!.id));
   // A removed node's leader is the last it heard of, never updated: after the leader died, it
   // sent the operator looking for the admin endpoint of a node that was gone, while the members knew none.
   const members = reachable.filter((s) => !removed.includes(s));
@@ -266,7 +268,7 @@ export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string
   if (lead === 0 && removed.length === reachable.length)
     throw new CliError(
       'NOT_MEMBER',
-      `${removed.map(({ endpoint, status: s }) => `${endpoint} is node ${s!.id}, no longer a member (voters ${s!.conf.voters.join(', ')})`).join('; ')}: give a member's admin endpoint`,
+      `${removed.map(({ endpoint, status: s }) => `${endpoint} is node ${s!.id}, no longer a member (${s!.removedBy !== undefined ? `node ${s!.removedBy} refuses it as removed` : `voters ${s!.conf.voters.join(', ')}`})`).join('; ')}: give a member's admin endpoint`,
     );
   if (lead === 0) throw new CliError('NO_LEADER', 'no endpoint given knows a leader');
   // The leader's endpoint given and not answering (the leader killed, the others not yet past their

@@ -186,6 +186,13 @@ it('a change sent only to nodes removed from the cluster says so, not that the c
   expect(String(err.mock.calls.at(-1)?.[0])).toMatch(
     new RegExp(`^raftlog member: NOT_MEMBER: ${ep} is node 1, no longer a member \\(voters 2, 3\\): give a member's admin endpoint`),
   );
+  // Cut off when its removal committed, it never applied it: a member refusing it says so.
+  const unheard = { ...gone, conf: { voters: [1, 2, 3], learners: [] }, removedBy: 2 };
+  const epUnheard = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(unheard)));
+  expect(await member(['remove', '3', '--admin', epUnheard])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(
+    new RegExp(`^raftlog member: NOT_MEMBER: ${epUnheard} is node 1, no longer a member \\(node 2 refuses it as removed\\): give a member's admin endpoint`),
+  );
   // A member that knows no leader is still NO_LEADER.
   const member1 = { ...gone, conf: { voters: [1, 2, 3], learners: [] } };
   const ep1 = await endpoint((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(member1)));
