@@ -702,7 +702,9 @@ export class Outbound {
     } else if (e instanceof PeerReplacedError) {
       this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
     } else if (e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_PEER_REMOVED') {
-      this.c.logger.warn(
+      // Refused at each redial (each election timeout, as it campaigns) until its operator stops it: the
+      // driver, told once (onRemoved), says it once.
+      this.c.logger.debug(
         { code: e.code, remoteCode: e.remoteCode, peer: this.peer },
         `transport: peer ${this.peer} at ${this.address} refuses this node (${this.c.self}) as removed from the cluster: stop this node, or add it back (\`raftlog member add\`)`,
       );
