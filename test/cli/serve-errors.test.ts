@@ -143,16 +143,21 @@ it("a node's own damaged snapshot, or its lost WAL or snapshot, says to restore 
   }
 }, 180_000);
 
-it("a node whose snapshot a later release's key-value store wrote says to run that release, not to check the disk", async () => {
+/** `raftlog serve` started on a data directory restored from a whole, checksummed snapshot holding `data`. */
+async function serveOnSnapshot(data: Buffer): Promise<{ code: number; stderr: string }> {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const store = await FileSnapshotStore.open(join(t.dir, 'backup'));
-  await store.save({ meta: { index: 7, term: 0, conf: { voters: [], learners: [] } }, data: Buffer.from('RLKV2\nof a later format') });
-  const data = join(t.dir, 'data');
+  await store.save({ meta: { index: 7, term: 0, conf: { voters: [], learners: [] } }, data });
+  const dir = join(t.dir, 'data');
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  expect(await snapshot(['restore', join(t.dir, 'backup', 'snap-0000000000000007-0.snap'), '--data', data, '--id', '1'])).toBe(0);
+  expect(await snapshot(['restore', join(t.dir, 'backup', 'snap-0000000000000007-0.snap'), '--data', dir, '--id', '1'])).toBe(0);
   vi.restoreAllMocks();
-  const r = await serve(['--id', '1', '--data', data]);
+  return serve(['--id', '1', '--data', dir]);
+}
+
+it("a node whose snapshot a later release's key-value store wrote says to run that release, not to check the disk", async () => {
+  const r = await serveOnSnapshot(Buffer.from('RLKV2\nof a later format'));
   expect(r.code).toBe(1);
   oneLine(
     r.stderr,
@@ -162,16 +167,8 @@ it("a node whose snapshot a later release's key-value store wrote says to run th
 }, 180_000);
 
 it('a node whose snapshot holds what is not a key-value store says to restore the node from its peers, not to check the disk', async () => {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  const store = await FileSnapshotStore.open(join(t.dir, 'backup'));
-  // Whole and checksummed, so only the key-value store's decoder can tell.
-  await store.save({ meta: { index: 7, term: 0, conf: { voters: [], learners: [] } }, data: Buffer.from('RLKV1\n\xc1 not msgpack') });
-  const data = join(t.dir, 'data');
-  vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  expect(await snapshot(['restore', join(t.dir, 'backup', 'snap-0000000000000007-0.snap'), '--data', data, '--id', '1'])).toBe(0);
-  vi.restoreAllMocks();
-  const r = await serve(['--id', '1', '--data', data]);
+  // Only the key-value store's decoder can tell: the snapshot file is whole and checksummed.
+  const r = await serveOnSnapshot(Buffer.from('RLKV1\n\xc1 not msgpack'));
   expect(r.code).toBe(1);
   oneLine(r.stderr, /^raftlog serve: LOG_FATAL: .*KV snapshot: .* \(the snapshot holds what is not a key-value store: restore the node from its peers/);
   expect(r.stderr).not.toMatch(/check the disk/);
