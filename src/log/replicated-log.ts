@@ -890,8 +890,10 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private onRemoved(peer: number): void {
     // A node that follows a leader is a member in that leader's eyes: the refusal came from a member
-    // whose log lags a change adding this node back, in answer to what this node sent before.
-    if (this.closed || this.removedBy !== 0 || (this.lead !== 0 && this.lead !== this.id)) return;
+    // whose log lags a change adding this node back, in answer to what this node sent before. But
+    // for the leader it follows: a learner never campaigns, so it goes on naming the leader that
+    // forgot it, and learns its removal when that leader refuses what it forwards.
+    if (this.closed || this.removedBy !== 0 || (this.lead !== 0 && this.lead !== this.id && this.lead !== peer)) return;
     if (!this.wasMember || !confMembers(this.membership.conf).has(this.id)) return;
     this.removedBy = peer;
     this.deps.logger.warn(

@@ -46,6 +46,25 @@ it('a node cut off while it was removed answers NOT_MEMBER once a member refuses
   await expect(removed.append(enc('back'))).resolves.toMatchObject({ index: expect.any(Number) });
 }, 90_000);
 
+it('a learner cut off while it was removed, which still names the leader that forgot it, answers NOT_MEMBER once that leader refuses what it forwards', async () => {
+  const net = new MemoryNetwork();
+  const { logs, leader } = await memoryTrio(net, cleanups, () => ({ options: TIMING }));
+  const removed = logs.find((l) => l !== leader)!;
+  await leader.changeMembership([{ demote: removed.id }]);
+  await waitFor('the learner to apply its demotion', () => removed.status().conf.learners.includes(removed.id), 30_000);
+  net.isolate(removed.id);
+  await leader.removeMember(removed.id);
+  await leader.append(enc('after'));
+  net.heal();
+  // A learner does not campaign: it names its leader, which sends it nothing more, for good.
+  expect(removed.status().lead).toBe(leader.id);
+  // What it forwards is refused: its outcome cannot be known (the refusal may come after the
+  // leader took it, were it still a member), and the node learns its removal.
+  await expect(removed.append(enc('forwarded'))).rejects.toMatchObject({ code: expect.stringMatching(/^(APPEND_OUTCOME_UNKNOWN|NOT_MEMBER)$/) });
+  await waitFor('the learner to learn of its removal', () => removed.status().removedBy === leader.id, 30_000);
+  await expect(removed.append(enc('lost'))).rejects.toMatchObject({ code: 'NOT_MEMBER' });
+}, 90_000);
+
 /** A transport whose raft messages, both ways, are lost while `cut` (its connections stay up). */
 class Gate implements Transport {
   cut = false;
