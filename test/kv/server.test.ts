@@ -95,23 +95,10 @@ describe('the RESP server on an embedded log', () => {
   });
 
   it('echoes the bytes of an unknown command and its arguments as they came, not decoded as UTF-8', async () => {
-    const socket = net.connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    const ended = new Promise<void>((resolve, reject) => {
-      socket.on('error', reject);
-      socket.on('data', (d: Buffer) => {
-        got.push(d);
-        if (Buffer.concat(got).includes('\r\n')) resolve();
-      });
-    });
-    ended.catch(() => undefined);
     // Bytes that are not UTF-8, and a two-byte character cut by the 128-byte bound.
     const name = Buffer.from([0x4e, 0xff, 0xfe]);
     const arg = Buffer.concat([Buffer.alloc(127, 0x61), Buffer.from('\u00e9')]);
-    const bulk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
-    socket.write(Buffer.concat([Buffer.from('*2\r\n'), bulk(name), bulk(arg)]));
-    await ended;
-    socket.destroy();
+    const got = await exchange(port, Buffer.concat([Buffer.from('*2\r\n'), bulk(name), bulk(arg)]), 1);
     const expected = Buffer.concat([
       Buffer.from("-ERR unknown command '"),
       name,
@@ -119,36 +106,22 @@ describe('the RESP server on an embedded log', () => {
       arg.subarray(0, 128),
       Buffer.from("' \r\n"),
     ]);
-    expect(Buffer.concat(got).toString('hex')).toBe(expected.toString('hex'));
+    expect(got.toString('hex')).toBe(expected.toString('hex'));
   });
 
   it('echoes the bytes of an unknown CONFIG subcommand as they came, at most 128, up to a NUL, a line end in them written as a space', async () => {
-    const socket = net.connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    const ended = new Promise<void>((resolve, reject) => {
-      socket.on('error', reject);
-      socket.on('data', (d: Buffer) => {
-        got.push(d);
-        if (Buffer.concat(got).toString('latin1').split('\r\n').length > 2) resolve();
-      });
-    });
-    ended.catch(() => undefined);
     // Bytes that are not UTF-8, a line end that would start a reply of its own, and more than 128 bytes.
     const long = Buffer.concat([Buffer.from([0x53, 0xff, 0xfe, 0x0d, 0x0a]), Buffer.from('+OK'), Buffer.alloc(200, 0x61)]);
     const nul = Buffer.from('SET\x00hidden');
-    const bulk = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
-    socket.write(
-      Buffer.concat([Buffer.from('*2\r\n'), bulk(Buffer.from('CONFIG')), bulk(long), Buffer.from('*2\r\n'), bulk(Buffer.from('CONFIG')), bulk(nul)]),
-    );
-    await ended;
-    socket.destroy();
+    const config = (sub: Buffer): Buffer => Buffer.concat([Buffer.from('*2\r\n'), bulk(Buffer.from('CONFIG')), bulk(sub)]);
+    const got = await exchange(port, Buffer.concat([config(long), config(nul)]), 2);
     const expected = Buffer.concat([
       Buffer.from("-ERR unknown subcommand '"),
       Buffer.from([0x53, 0xff, 0xfe, 0x20, 0x20]),
       long.subarray(5, 128),
       Buffer.from("'. Try CONFIG HELP.\r\n-ERR unknown subcommand 'SET'. Try CONFIG HELP.\r\n"),
     ]);
-    expect(Buffer.concat(got).toString('hex')).toBe(expected.toString('hex'));
+    expect(got.toString('hex')).toBe(expected.toString('hex'));
   });
 
   it('answers what redis-cli and redis-benchmark ask at start, so that they run as against Redis', async () => {
@@ -307,3 +280,28 @@ describe('the RESP server on a log that stopped', () => {
     }
   });
 });
+
+/** A RESP bulk string of `b`, as sent. */
+function bulk(b: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n')]);
+}
+
+/** Sends `request` over a socket of its own and resolves to the bytes received once `lines` line ends came. */
+async function exchange(port: number, request: Buffer, lines: number): Promise<Buffer> {
+  const socket = net.connect(port, '127.0.0.1');
+  const got: Buffer[] = [];
+  const ended = new Promise<void>((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('data', (d: Buffer) => {
+      got.push(d);
+      if (Buffer.concat(got).toString('latin1').split('\r\n').length > lines) resolve();
+    });
+  });
+  socket.write(request);
+  try {
+    await ended;
+  } finally {
+    socket.destroy();
+  }
+  return Buffer.concat(got);
+}
