@@ -683,38 +683,35 @@ describe('the admin endpoint', () => {
     expect(await ask('HEAD', '/health')).toMatchObject({ status: 503, body: '' });
   });
 
-  it('/health of a node removed from the cluster is 503 NOT_MEMBER, not a TIMEOUT blaming the leader', async () => {
+  /** /health of a node whose status reads as a real node's with `status(id)` over it, and whose reads never come back. */
+  async function healthOf(status: (id: number) => object): Promise<{ status: number; body: unknown }> {
     const { log } = await node();
-    // As a removed node's status reads (seen on one removed from three): the configuration it
-    // applied without it, the leader it last heard still named, and reads that never come back.
     const removed = {
       id: log.id,
-      status: () => ({ ...log.status(), role: 'follower', lead: 2, conf: { voters: [2, 3], learners: [] } }),
+      status: () => ({ ...log.status(), ...status(log.id) }),
       metrics: () => log.metrics(),
       barrier: () => new Promise<void>(() => undefined),
     } as unknown as ReplicatedLog<unknown>;
     const admin = await serveAdmin({ log: removed, address: '127.0.0.1:0' });
     cleanups.push(() => admin.close());
     const res = await fetch(`http://${admin.address}/health`);
+    return { status: res.status, body: await res.json() };
+  }
+
+  it('/health of a node removed from the cluster is 503 NOT_MEMBER, not a TIMEOUT blaming the leader', async () => {
+    // As a removed node's status reads (seen on one removed from three): the configuration it
+    // applied without it, the leader it last heard still named, and reads that never come back.
+    const res = await healthOf(() => ({ role: 'follower', lead: 2, conf: { voters: [2, 3], learners: [] } }));
     expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ health: false, reason: 'NOT_MEMBER', message: expect.stringMatching(/removed/) });
+    expect(res.body).toMatchObject({ health: false, reason: 'NOT_MEMBER', message: expect.stringMatching(/removed/) });
   });
 
   it('/health of a node a member refuses as removed, before it applied its removal, is 503 NOT_MEMBER, not NO_LEADER', async () => {
-    const { log } = await node();
     // As such a node's status reads: still in the configuration it applied, no leader, and the
     // member that refused it named.
-    const removed = {
-      id: log.id,
-      status: () => ({ ...log.status(), role: 'pre-candidate', lead: 0, conf: { voters: [log.id, 2, 3], learners: [] }, removedBy: 2 }),
-      metrics: () => log.metrics(),
-      barrier: () => new Promise<void>(() => undefined),
-    } as unknown as ReplicatedLog<unknown>;
-    const admin = await serveAdmin({ log: removed, address: '127.0.0.1:0' });
-    cleanups.push(() => admin.close());
-    const res = await fetch(`http://${admin.address}/health`);
+    const res = await healthOf((id) => ({ role: 'pre-candidate', lead: 0, conf: { voters: [id, 2, 3], learners: [] }, removedBy: 2 }));
     expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ health: false, reason: 'NOT_MEMBER', message: expect.stringMatching(/node 2 refuses .* removed/) });
+    expect(res.body).toMatchObject({ health: false, reason: 'NOT_MEMBER', message: expect.stringMatching(/node 2 refuses .* removed/) });
   });
 
   it('an oversized body sent without a length (chunked) is answered 413, not cut off', async () => {
