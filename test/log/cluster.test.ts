@@ -213,7 +213,8 @@ describe('ReplicatedLog, three nodes over TCP on loopback in one process', () =>
     const writing = Promise.all(Array.from({ length: 300 }, (_, i) => leader.log!.append(enc(`m${i}`))));
     writing.catch(() => undefined); // awaited below; if addMember fails first, its error is the one to report
     const t = tempDir();
-    cleanups.push(t.cleanup);
+    // Removed last, once every node is closed: node 4 writes into it until then.
+    cleanups.unshift(t.cleanup);
     const addr = `127.0.0.1:${c.ports[3]}`;
     await leader.log!.addMember(4, addr);
     const newcomer: Member = { id: 4, dir: t.dir, log: null, sm: new RecordingMachine() };
