@@ -1,8 +1,8 @@
 // Real processes: three `raftlog serve` nodes on loopback, spoken to over RESP.
 // The leader dies by SIGKILL; nothing it acknowledged may be lost.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RespClient } from '../kv/resp-client.js';
@@ -10,55 +10,66 @@ import { freePortRun, freePorts, tempDir, waitFor } from './helpers.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
-interface Node {
-  id: number;
-  resp: number;
-  proc: ChildProcess | null;
+/** A process started by a test: what it printed, on stdout and stderr alike, and whether it has ended. */
+interface Child {
+  proc: ChildProcess;
   output: string[];
+  closed: boolean;
 }
 
-function start(node: Node, dataDir: string, peers: string, listen: string, secretFile: string): void {
-  const proc = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      MAIN,
-      'serve',
-      '--id',
-      String(node.id),
-      '--data',
-      dataDir,
-      '--listen',
-      listen,
-      '--peers',
-      peers,
-      '--cluster-secret-file',
-      secretFile,
-      '--resp',
-      `127.0.0.1:${node.resp}`,
-      '--cluster-id',
-      'proc-test',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+function spawnCli(args: string[]): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: Child = { proc, output: [], closed: false };
+  proc.stdout!.on('data', (d: Buffer) => child.output.push(d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => child.output.push(d.toString()));
+  // 'close', not 'exit': by then the last of its output has been read.
+  proc.once('close', () => (child.closed = true));
+  return child;
+}
+
+const said = (c: Child): string => c.output.join('');
+const ended = (c: Child): string => `${c.proc.signalCode ?? c.proc.exitCode}`;
+
+/**
+ * A port chosen free is only free when it was probed: another process (a listener on port 0, an
+ * outgoing connection's local port) may take it before the child listens. The child then stops
+ * before it is up, saying EADDRINUSE, and the test starts it again on other ports.
+ */
+const portTaken = (c: Child): boolean => c.closed && said(c).includes('EADDRINUSE');
+const BOOT_ATTEMPTS = 3;
+
+/** Every child's output, under a header naming it: added to a failure, so it can be diagnosed. */
+function withOutput(err: unknown, children: ReadonlyArray<readonly [name: string, child: Child]>): unknown {
+  if (err instanceof Error) err.message += children.map(([name, c]) => `\n--- ${name}${c.closed ? `, ended (${ended(c)})` : ''} ---\n${said(c)}`).join('');
+  return err;
+}
+
+async function killAll(children: Iterable<Child | null>): Promise<void> {
+  await Promise.all(
+    [...children].map((c) =>
+      c === null || c.closed
+        ? null
+        : new Promise((r) => {
+            c.proc.once('close', r);
+            c.proc.kill('SIGKILL');
+          }),
+    ),
   );
-  proc.stdout!.on('data', (d: Buffer) => node.output.push(d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => node.output.push(d.toString()));
-  node.proc = proc;
 }
 
 const execFileAsync = promisify(execFile);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A node that stops answering must fail the test with a reason, not hang it until the test timeout. */
 async function within<T>(what: string, p: Promise<T>, ms = 15_000): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
   });
   try {
     return await Promise.race([p, timeout]);
+  } catch (err) {
+    throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }
@@ -74,87 +85,132 @@ async function role(port: number): Promise<string | null> {
   }
 }
 
+interface Node {
+  id: number;
+  /** Its peer port: its peers know it there for good. */
+  raft: number;
+  dir: string;
+  /** The RESP port its latest start got (it listens on port 0), from its `up:` line. */
+  resp: number;
+  /** Its latest start. */
+  child: Child | null;
+}
+
 describe('a cluster of three processes', () => {
-  const procs: ChildProcess[] = [];
+  const children: Array<Child | null> = [];
   const cleanups: Array<() => void> = [];
   afterEach(async () => {
-    await Promise.all(
-      procs.splice(0).map((p) =>
-        p.exitCode !== null || p.signalCode !== null
-          ? null
-          : new Promise((r) => {
-              p.once('exit', r);
-              p.kill('SIGKILL');
-            }),
-      ),
-    );
+    await killAll(children.splice(0));
     for (const c of cleanups.splice(0)) c();
   });
 
   it('loses nothing acknowledged when the leader is killed with SIGKILL, and the killed node catches up', async () => {
-    const ports = await freePorts(6);
-    const nodes: Node[] = [1, 2, 3].map((id) => ({ id, resp: ports[id + 2]!, proc: null, output: [] }));
-    const peers = nodes.map((n) => `${n.id}=127.0.0.1:${ports[n.id - 1]}`).join(',');
-    const dirs = nodes.map(() => tempDir());
-    for (const d of dirs) cleanups.push(d.cleanup);
-    const secretFile = join(dirs[0]!.dir, '..', `${basename(dirs[0]!.dir)}.secret`);
+    const secret = tempDir();
+    cleanups.push(secret.cleanup);
+    const secretFile = join(secret.dir, 'cluster-secret');
     writeFileSync(secretFile, 'the secret of the process-cluster test\n', { mode: 0o600 });
-    cleanups.push(() => rmSync(secretFile, { force: true }));
-    const boot = (n: Node): void => {
-      start(n, dirs[n.id - 1]!.dir, peers, `127.0.0.1:${ports[n.id - 1]}`, secretFile);
-      procs.push(n.proc!);
+    let nodes: Node[] = [];
+    let peers = '';
+    // Every start of every node, shown on a failure: a boot started again on other ports too.
+    const started: Array<readonly [string, Child]> = [];
+    const start = (n: Node): void => {
+      const args = ['serve', '--id', String(n.id), '--data', n.dir, '--listen', `127.0.0.1:${n.raft}`, '--peers', peers];
+      n.child = spawnCli([...args, '--cluster-secret-file', secretFile, '--resp', '127.0.0.1:0', '--cluster-id', 'proc-test']);
+      children.push(n.child);
+      started.push([`node ${n.id} (peer port ${n.raft})`, n.child]);
     };
-    nodes.forEach(boot);
-
+    // `up:` is printed once the node listens for peers and for clients: its RESP port is read there.
+    const up = async (n: Node): Promise<void> => {
+      const c = n.child!;
+      const line = (): RegExpExecArray | null => new RegExp(`^node ${n.id} up: .*, resp 127\\.0\\.0\\.1:(\\d+)`, 'm').exec(said(c));
+      await waitFor(`node ${n.id} to be up`, () => line() !== null || c.closed, 60_000);
+      const m = line();
+      if (m === null) throw new Error(`node ${n.id} ended (${ended(c)}) before it was up`);
+      n.resp = Number(m[1]);
+    };
     const findLeader = async (among: Node[]): Promise<Node> => {
-      let leader: Node | undefined;
       const deadline = Date.now() + 20_000;
-      while (leader === undefined) {
-        if (Date.now() > deadline) throw new Error(`no leader; output:\n${among.map((n) => n.output.join('')).join('\n')}`);
-        for (const n of among) if ((await role(n.resp)) === 'leader') leader = n;
-        await new Promise((r) => setTimeout(r, 100));
+      for (;;) {
+        for (const n of among) if ((await role(n.resp)) === 'leader') return n;
+        if (Date.now() > deadline) throw new Error(`no leader among nodes ${among.map((n) => n.id).join(', ')} within 20 s`);
+        await sleep(100);
       }
-      return leader;
     };
-
-    const leader = await findLeader(nodes);
-    const follower = nodes.find((n) => n !== leader)!;
-    const acked = new Map<string, string>();
-    const writers = await Promise.all([leader, follower].map((n) => within(`connect to node ${n.id}`, RespClient.connect(n.resp))));
-    // Writes flow from two clients, one on a follower; the leader is killed in the middle of them.
-    let killed = false;
-    const writes = writers.map(async (c, w) => {
-      for (let i = 0; i < 400; i++) {
-        const key = `w${w}-${i}`;
-        const reply = await within(`SET ${key}`, c.call('SET', key, `v${i}`)).catch((e: Error) => e);
-        if (reply === 'OK') acked.set(key, `v${i}`);
-        if (w === 0 && i === 150) {
-          leader.proc!.kill('SIGKILL');
-          killed = true;
-        }
-        if (killed && w === 0) break; // that client's node is gone
+    let step = 'start the three nodes';
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const ports = await freePorts(3);
+        nodes = ports.map((raft, i) => {
+          const d = tempDir();
+          cleanups.push(d.cleanup);
+          return { id: i + 1, raft, dir: d.dir, resp: 0, child: null };
+        });
+        peers = nodes.map((n) => `${n.id}=127.0.0.1:${n.raft}`).join(',');
+        nodes.forEach(start);
+        // Every node, not only a majority: two can elect a leader while the third does not listen yet.
+        const ups = await Promise.allSettled(nodes.map(up));
+        const failed = ups.find((u) => u.status === 'rejected');
+        if (failed === undefined) break;
+        if (attempt === BOOT_ATTEMPTS || !nodes.some((n) => portTaken(n.child!))) throw failed.reason;
+        await killAll(nodes.map((n) => n.child));
       }
-    });
-    await Promise.all(writes);
-    for (const c of writers) c.close();
-    expect(acked.size).toBeGreaterThan(150);
 
-    const survivors = nodes.filter((n) => n !== leader);
-    const next = await findLeader(survivors);
-    const reader = await within('connect to the new leader', RespClient.connect(next.resp));
-    for (const [k, v] of acked) expect(await within(`GET ${k}`, reader.call('GET', k)), k).toBe(v);
-    expect(await within('SET after', reader.call('SET', 'after', 'kill'))).toBe('OK');
-    reader.close();
+      step = 'find the leader';
+      const leader = await findLeader(nodes);
+      const follower = nodes.find((n) => n !== leader)!;
+      const acked = new Map<string, string>();
+      step = 'write through the leader and a follower, and kill the leader';
+      const writers = await Promise.all([leader, follower].map((n) => within(`connect to node ${n.id}`, RespClient.connect(n.resp))));
+      // Writes flow from two clients, one on a follower; the leader is killed in the middle of them.
+      let killed = false;
+      const writes = writers.map(async (c, w) => {
+        for (let i = 0; i < 400; i++) {
+          const key = `w${w}-${i}`;
+          const reply = await within(`SET ${key}`, c.call('SET', key, `v${i}`)).catch((e: Error) => e);
+          if (reply === 'OK') acked.set(key, `v${i}`);
+          if (w === 0 && i === 150) {
+            leader.child!.proc.kill('SIGKILL');
+            killed = true;
+          }
+          if (killed && w === 0) break; // that client's node is gone
+        }
+      });
+      await Promise.all(writes);
+      for (const c of writers) c.close();
+      expect(acked.size).toBeGreaterThan(150);
 
-    // The killed node restarts from its WAL and catches up.
-    leader.output = [];
-    boot(leader);
-    await waitFor('the restarted node to answer', () => leader.output.join('').includes('up:'), 20_000);
-    const back = await within('connect to the restarted node', RespClient.connect(leader.resp));
-    expect(await within('GET after', back.call('GET', 'after'))).toBe('kill');
-    const sample = [...acked].slice(-20);
-    for (const [k, v] of sample) expect(await within(`GET ${k}`, back.call('GET', k))).toBe(v);
-    back.close();
+      step = 'read every acknowledged write from the new leader';
+      const survivors = nodes.filter((n) => n !== leader);
+      const next = await findLeader(survivors);
+      const reader = await within('connect to the new leader', RespClient.connect(next.resp));
+      for (const [k, v] of acked) expect(await within(`GET ${k}`, reader.call('GET', k)), k).toBe(v);
+      expect(await within('SET after', reader.call('SET', 'after', 'kill'))).toBe('OK');
+      reader.close();
+
+      // The killed node restarts from its WAL and catches up. Its peer port is its own for good,
+      // and was free to take while it was down: it starts again once the taker lets go.
+      step = 'restart the killed node';
+      await killAll([leader.child]);
+      for (let attempt = 1; ; attempt++) {
+        start(leader);
+        try {
+          await up(leader);
+          break;
+        } catch (err) {
+          if (attempt === BOOT_ATTEMPTS || !portTaken(leader.child!)) throw err;
+          await sleep(1_000);
+        }
+      }
+      step = 'read from the restarted node';
+      const back = await within('connect to the restarted node', RespClient.connect(leader.resp));
+      expect(await within('GET after', back.call('GET', 'after'))).toBe('kill');
+      const sample = [...acked].slice(-20);
+      for (const [k, v] of sample) expect(await within(`GET ${k}`, back.call('GET', k))).toBe(v);
+      back.close();
+    } catch (err) {
+      if (err instanceof Error) err.message = `${step}: ${err.message}`;
+      throw withOutput(err, started);
+    }
     // Its own waits (two elections, 550 fsynced SETs, a restart) can add up to more than the
     // default minute on a loaded machine.
   }, 240_000);
@@ -172,38 +228,35 @@ function hasRedisCli(): boolean {
 // .ci/run installs redis-tools, so CI always runs this; elsewhere it needs redis-cli on PATH.
 describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
   it('sets on one node and reads on another, INFO shows the raft status, and raftlog status reads every admin endpoint', async () => {
-    // `raftlog cluster` takes a port per node counting up from each base: find runs of three free ones.
-    const raftPort = await freePortRun(3);
-    const respPort = await freePortRun(3);
-    const adminPort = await freePortRun(3);
     const d = tempDir();
-    const cluster = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        MAIN,
-        'cluster',
-        '--nodes',
-        '3',
-        '--data',
-        d.dir,
-        '--raft-port',
-        String(raftPort),
-        '--resp-port',
-        String(respPort),
-        '--admin-port',
-        String(adminPort),
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    cluster.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const started: Array<readonly [string, Child]> = [];
+    let cluster: Child | null = null;
+    let step = 'start the cluster';
     try {
-      // A leader can be elected by two nodes while the third still starts: wait for both.
-      await waitFor('the cluster to elect a leader with every node up', () => /leader: node \d/.test(out) && out.includes('all 3 nodes up'), 30_000);
+      // `raftlog cluster` takes a port per node counting up from each base: runs of three free ones.
+      // A node whose port was taken meanwhile stops the cluster before it is up: started again elsewhere.
+      let respPort = 0;
+      let adminPort = 0;
+      for (let attempt = 1; ; attempt++) {
+        const raftPort = await freePortRun(3);
+        respPort = await freePortRun(3);
+        adminPort = await freePortRun(3);
+        const data = join(d.dir, `attempt-${attempt}`);
+        const ports = ['--raft-port', String(raftPort), '--resp-port', String(respPort), '--admin-port', String(adminPort)];
+        cluster = spawnCli(['cluster', '--nodes', '3', '--data', data, ...ports]);
+        started.push([`raftlog cluster ${ports.join(' ')}`, cluster]);
+        const c = cluster;
+        // A leader can be elected by two nodes while the third still starts: wait for both.
+        await waitFor(
+          'the cluster to elect a leader with every node up',
+          () => c.closed || (/leader: node \d/.test(said(c)) && said(c).includes('all 3 nodes up')),
+          60_000,
+        );
+        if (!c.closed) break;
+        if (attempt === BOOT_ATTEMPTS || !portTaken(c)) throw new Error(`raftlog cluster ended (${ended(c)}) before its nodes were up`);
+      }
+      const out = said(cluster);
+      step = 'use the cluster';
       // Asynchronous and bounded: a synchronous call would block the worker's event loop for as long as redis-cli waits.
       const cli = async (port: number, ...args: string[]): Promise<string> =>
         (await execFileAsync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 15_000 })).stdout.trim();
@@ -223,15 +276,18 @@ describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
       expect(status.leader).not.toBeNull();
       expect(status.members).toHaveLength(3);
       expect(status.endpoints.map((e) => e.healthy)).toEqual([true, true, true]);
+
+      step = 'stop the cluster with SIGINT';
+      const c = cluster;
+      c.proc.kill('SIGINT');
+      await waitFor('the cluster to stop on SIGINT', () => c.closed, 15_000);
+      expect(said(c)).toMatch(/cluster stopped/);
+    } catch (err) {
+      if (err instanceof Error) err.message = `${step}: ${err.message}`;
+      throw withOutput(err, started);
     } finally {
-      const exited = new Promise((r) => cluster.once('exit', r));
-      cluster.kill('SIGINT');
-      await within('the cluster to stop on SIGINT', exited).catch((err: unknown) => {
-        cluster.kill('SIGKILL');
-        throw err;
-      });
+      await killAll(started.map(([, c]) => c));
       d.cleanup();
     }
-    expect(out).toMatch(/cluster stopped/);
   });
 });
