@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
 import { RespClient } from '../kv/resp-client.js';
 import { freePortRun, freePorts, tempDir, waitFor } from './helpers.js';
 
@@ -38,10 +38,15 @@ const ended = (c: Child): string => `${c.proc.signalCode ?? c.proc.exitCode}`;
 const portTaken = (c: Child): boolean => c.closed && said(c).includes('EADDRINUSE');
 const BOOT_ATTEMPTS = 3;
 
-/** Every child's output, under a header naming it: added to a failure, so it can be diagnosed. */
-function withOutput(err: unknown, children: ReadonlyArray<readonly [name: string, child: Child]>): unknown {
-  if (err instanceof Error) err.message += children.map(([name, c]) => `\n--- ${name}${c.closed ? `, ended (${ended(c)})` : ''} ---\n${said(c)}`).join('');
-  return err;
+/**
+ * On a failure, a vitest timeout too, the error names the step the test was at and carries the
+ * output of every process it started, under a header naming it.
+ */
+function explainFailure(at: { step: string }, started: ReadonlyArray<readonly [name: string, child: Child]>): void {
+  onTestFailed(({ task }) => {
+    const outputs = started.map(([name, c]) => `\n--- ${name}${c.closed ? `, ended (${ended(c)})` : ''} ---\n${said(c)}`).join('');
+    for (const e of task.result?.errors ?? []) e.message = `${at.step}: ${e.message}${outputs}`;
+  });
 }
 
 async function killAll(children: Iterable<Child | null>): Promise<void> {
@@ -136,81 +141,77 @@ describe('a cluster of three processes', () => {
         await sleep(100);
       }
     };
-    let step = 'start the three nodes';
-    try {
-      for (let attempt = 1; ; attempt++) {
-        const ports = await freePorts(3);
-        nodes = ports.map((raft, i) => {
-          const d = tempDir();
-          cleanups.push(d.cleanup);
-          return { id: i + 1, raft, dir: d.dir, resp: 0, child: null };
-        });
-        peers = nodes.map((n) => `${n.id}=127.0.0.1:${n.raft}`).join(',');
-        nodes.forEach(start);
-        // Every node, not only a majority: two can elect a leader while the third does not listen yet.
-        const ups = await Promise.allSettled(nodes.map(up));
-        const failed = ups.find((u) => u.status === 'rejected');
-        if (failed === undefined) break;
-        if (attempt === BOOT_ATTEMPTS || !nodes.some((n) => portTaken(n.child!))) throw failed.reason;
-        await killAll(nodes.map((n) => n.child));
-      }
-
-      step = 'find the leader';
-      const leader = await findLeader(nodes);
-      const follower = nodes.find((n) => n !== leader)!;
-      const acked = new Map<string, string>();
-      step = 'write through the leader and a follower, and kill the leader';
-      const writers = await Promise.all([leader, follower].map((n) => within(`connect to node ${n.id}`, RespClient.connect(n.resp))));
-      // Writes flow from two clients, one on a follower; the leader is killed in the middle of them.
-      let killed = false;
-      const writes = writers.map(async (c, w) => {
-        for (let i = 0; i < 400; i++) {
-          const key = `w${w}-${i}`;
-          const reply = await within(`SET ${key}`, c.call('SET', key, `v${i}`)).catch((e: Error) => e);
-          if (reply === 'OK') acked.set(key, `v${i}`);
-          if (w === 0 && i === 150) {
-            leader.child!.proc.kill('SIGKILL');
-            killed = true;
-          }
-          if (killed && w === 0) break; // that client's node is gone
-        }
+    const at = { step: 'start the three nodes' };
+    explainFailure(at, started);
+    for (let attempt = 1; ; attempt++) {
+      const ports = await freePorts(3);
+      nodes = ports.map((raft, i) => {
+        const d = tempDir();
+        cleanups.push(d.cleanup);
+        return { id: i + 1, raft, dir: d.dir, resp: 0, child: null };
       });
-      await Promise.all(writes);
-      for (const c of writers) c.close();
-      expect(acked.size).toBeGreaterThan(150);
-
-      step = 'read every acknowledged write from the new leader';
-      const survivors = nodes.filter((n) => n !== leader);
-      const next = await findLeader(survivors);
-      const reader = await within('connect to the new leader', RespClient.connect(next.resp));
-      for (const [k, v] of acked) expect(await within(`GET ${k}`, reader.call('GET', k)), k).toBe(v);
-      expect(await within('SET after', reader.call('SET', 'after', 'kill'))).toBe('OK');
-      reader.close();
-
-      // The killed node restarts from its WAL and catches up. Its peer port is its own for good,
-      // and was free to take while it was down: it starts again once the taker lets go.
-      step = 'restart the killed node';
-      await killAll([leader.child]);
-      for (let attempt = 1; ; attempt++) {
-        start(leader);
-        try {
-          await up(leader);
-          break;
-        } catch (err) {
-          if (attempt === BOOT_ATTEMPTS || !portTaken(leader.child!)) throw err;
-          await sleep(1_000);
-        }
-      }
-      step = 'read from the restarted node';
-      const back = await within('connect to the restarted node', RespClient.connect(leader.resp));
-      expect(await within('GET after', back.call('GET', 'after'))).toBe('kill');
-      const sample = [...acked].slice(-20);
-      for (const [k, v] of sample) expect(await within(`GET ${k}`, back.call('GET', k))).toBe(v);
-      back.close();
-    } catch (err) {
-      if (err instanceof Error) err.message = `${step}: ${err.message}`;
-      throw withOutput(err, started);
+      peers = nodes.map((n) => `${n.id}=127.0.0.1:${n.raft}`).join(',');
+      nodes.forEach(start);
+      // Every node, not only a majority: two can elect a leader while the third does not listen yet.
+      const ups = await Promise.allSettled(nodes.map(up));
+      const failed = ups.find((u) => u.status === 'rejected');
+      if (failed === undefined) break;
+      if (attempt === BOOT_ATTEMPTS || !nodes.some((n) => portTaken(n.child!))) throw failed.reason;
+      await killAll(nodes.map((n) => n.child));
     }
+
+    at.step = 'find the leader';
+    const leader = await findLeader(nodes);
+    const follower = nodes.find((n) => n !== leader)!;
+    const acked = new Map<string, string>();
+    at.step = 'write through the leader and a follower, and kill the leader';
+    const writers = await Promise.all([leader, follower].map((n) => within(`connect to node ${n.id}`, RespClient.connect(n.resp))));
+    // Writes flow from two clients, one on a follower; the leader is killed in the middle of them.
+    let killed = false;
+    const writes = writers.map(async (c, w) => {
+      for (let i = 0; i < 400; i++) {
+        const key = `w${w}-${i}`;
+        const reply = await within(`SET ${key}`, c.call('SET', key, `v${i}`)).catch((e: Error) => e);
+        if (reply === 'OK') acked.set(key, `v${i}`);
+        if (w === 0 && i === 150) {
+          leader.child!.proc.kill('SIGKILL');
+          killed = true;
+        }
+        if (killed && w === 0) break; // that client's node is gone
+      }
+    });
+    await Promise.all(writes);
+    for (const c of writers) c.close();
+    expect(acked.size).toBeGreaterThan(150);
+
+    at.step = 'read every acknowledged write from the new leader';
+    const survivors = nodes.filter((n) => n !== leader);
+    const next = await findLeader(survivors);
+    const reader = await within('connect to the new leader', RespClient.connect(next.resp));
+    for (const [k, v] of acked) expect(await within(`GET ${k}`, reader.call('GET', k)), k).toBe(v);
+    expect(await within('SET after', reader.call('SET', 'after', 'kill'))).toBe('OK');
+    reader.close();
+
+    // The killed node restarts from its WAL and catches up. Its peer port is its own for good,
+    // and was free to take while it was down: it starts again once the taker lets go.
+    at.step = 'restart the killed node';
+    await killAll([leader.child]);
+    for (let attempt = 1; ; attempt++) {
+      start(leader);
+      try {
+        await up(leader);
+        break;
+      } catch (err) {
+        if (attempt === BOOT_ATTEMPTS || !portTaken(leader.child!)) throw err;
+        await sleep(1_000);
+      }
+    }
+    at.step = 'read from the restarted node';
+    const back = await within('connect to the restarted node', RespClient.connect(leader.resp));
+    expect(await within('GET after', back.call('GET', 'after'))).toBe('kill');
+    const sample = [...acked].slice(-20);
+    for (const [k, v] of sample) expect(await within(`GET ${k}`, back.call('GET', k))).toBe(v);
+    back.close();
     // Its own waits (two elections, 550 fsynced SETs, a restart) can add up to more than the
     // default minute on a loaded machine.
   }, 240_000);
@@ -231,7 +232,8 @@ describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
     const d = tempDir();
     const started: Array<readonly [string, Child]> = [];
     let cluster: Child | null = null;
-    let step = 'start the cluster';
+    const at = { step: 'start the cluster' };
+    explainFailure(at, started);
     try {
       // `raftlog cluster` takes a port per node counting up from each base: runs of three free ones.
       // A node whose port was taken meanwhile stops the cluster before it is up: started again elsewhere.
@@ -256,7 +258,7 @@ describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
         if (attempt === BOOT_ATTEMPTS || !portTaken(c)) throw new Error(`raftlog cluster ended (${ended(c)}) before its nodes were up`);
       }
       const out = said(cluster);
-      step = 'use the cluster';
+      at.step = 'use the cluster';
       // Asynchronous and bounded: a synchronous call would block the worker's event loop for as long as redis-cli waits.
       const cli = async (port: number, ...args: string[]): Promise<string> =>
         (await execFileAsync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 15_000 })).stdout.trim();
@@ -277,17 +279,15 @@ describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
       expect(status.members).toHaveLength(3);
       expect(status.endpoints.map((e) => e.healthy)).toEqual([true, true, true]);
 
-      step = 'stop the cluster with SIGINT';
+      at.step = 'stop the cluster with SIGINT';
       const c = cluster;
       c.proc.kill('SIGINT');
       await waitFor('the cluster to stop on SIGINT', () => c.closed, 15_000);
       expect(said(c)).toMatch(/cluster stopped/);
-    } catch (err) {
-      if (err instanceof Error) err.message = `${step}: ${err.message}`;
-      throw withOutput(err, started);
     } finally {
       await killAll(started.map(([, c]) => c));
       d.cleanup();
     }
-  });
+    // A start again on other ports waits for the cluster once more.
+  }, 240_000);
 });
