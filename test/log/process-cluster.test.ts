@@ -33,7 +33,8 @@ const ended = (c: Child): string => `${c.proc.signalCode ?? c.proc.exitCode}`;
 /**
  * A port chosen free is only free when it was probed: another process (a listener on port 0, an
  * outgoing connection's local port) may take it before the child listens. The child then stops
- * before it is up, saying EADDRINUSE, and the test starts it again on other ports.
+ * before it is up, saying EADDRINUSE, and the test starts it again: on other ports, or, a node
+ * restarted on the peer port its peers know, on that port after a pause.
  */
 const portTaken = (c: Child): boolean => c.closed && said(c).includes('EADDRINUSE');
 const BOOT_ATTEMPTS = 3;
