@@ -102,14 +102,15 @@ interface Node {
   child: Child | null;
 }
 
-describe('a cluster of three processes', () => {
-  const children: Array<Child | null> = [];
-  const cleanups: Array<() => void> = [];
-  afterEach(async () => {
-    await killAll(children.splice(0));
-    for (const c of cleanups.splice(0)) c();
-  });
+// In afterEach, which a vitest timeout runs too: a `raftlog cluster` left running outlives the worker.
+const children: Array<Child | null> = [];
+const cleanups: Array<() => void> = [];
+afterEach(async () => {
+  await killAll(children.splice(0));
+  for (const c of cleanups.splice(0)) c();
+});
 
+describe('a cluster of three processes', () => {
   it('loses nothing acknowledged when the leader is killed with SIGKILL, and the killed node catches up', async () => {
     const secret = tempDir();
     cleanups.push(secret.cleanup);
@@ -231,64 +232,61 @@ function hasRedisCli(): boolean {
 describe.runIf(hasRedisCli())('redis-cli against `raftlog cluster`', () => {
   it('sets on one node and reads on another, INFO shows the raft status, and raftlog status reads every admin endpoint', async () => {
     const d = tempDir();
+    cleanups.push(d.cleanup);
     const started: Array<readonly [string, Child]> = [];
     let cluster: Child | null = null;
     const at = { step: 'start the cluster' };
     explainFailure(at, started);
-    try {
-      // `raftlog cluster` takes a port per node counting up from each base: runs of three free ones.
-      // A node whose port was taken meanwhile stops the cluster before it is up: started again elsewhere.
-      let respPort = 0;
-      let adminPort = 0;
-      for (let attempt = 1; ; attempt++) {
-        const raftPort = await freePortRun(3);
-        respPort = await freePortRun(3);
-        adminPort = await freePortRun(3);
-        const data = join(d.dir, `attempt-${attempt}`);
-        const ports = ['--raft-port', String(raftPort), '--resp-port', String(respPort), '--admin-port', String(adminPort)];
-        cluster = spawnCli(['cluster', '--nodes', '3', '--data', data, ...ports]);
-        started.push([`raftlog cluster ${ports.join(' ')}`, cluster]);
-        const c = cluster;
-        // A leader can be elected by two nodes while the third still starts: wait for both.
-        await waitFor(
-          'the cluster to elect a leader with every node up',
-          () => c.closed || (/leader: node \d/.test(said(c)) && said(c).includes('all 3 nodes up')),
-          60_000,
-        );
-        if (!c.closed) break;
-        if (attempt === BOOT_ATTEMPTS || !portTaken(c)) throw new Error(`raftlog cluster ended (${ended(c)}) before its nodes were up`);
-      }
-      const out = said(cluster);
-      at.step = 'use the cluster';
-      // Asynchronous and bounded: a synchronous call would block the worker's event loop for as long as redis-cli waits.
-      const cli = async (port: number, ...args: string[]): Promise<string> =>
-        (await execFileAsync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 15_000 })).stdout.trim();
-      expect(await cli(respPort, 'set', 'greeting', 'hello')).toBe('OK');
-      expect(await cli(respPort, 'get', 'greeting')).toBe('hello');
-      expect(await cli(respPort, 'incr', 'counter')).toBe('1');
-      expect(await cli(respPort + 1, 'get', 'greeting')).toBe('hello');
-      expect(await cli(respPort + 2, 'incr', 'counter')).toBe('2');
-      expect(await cli(respPort, 'info')).toMatch(/role:(leader|follower)/);
-      expect((await cli(respPort, 'raft.members')).split('\n')).toHaveLength(3);
-      // The command the cluster prints to operate it works as printed.
-      const admins = [0, 1, 2].map((i) => `127.0.0.1:${adminPort + i}`).join(',');
-      expect(out).toContain(`Operate it with: raftlog status --admin ${admins}\n`);
-      const status = JSON.parse(
-        (await execFileAsync(process.execPath, ['--import', 'tsx', MAIN, 'status', '--admin', admins, '--json'], { encoding: 'utf8', timeout: 30_000 })).stdout,
-      ) as { leader: number | null; members: unknown[]; endpoints: Array<{ healthy: boolean }> };
-      expect(status.leader).not.toBeNull();
-      expect(status.members).toHaveLength(3);
-      expect(status.endpoints.map((e) => e.healthy)).toEqual([true, true, true]);
-
-      at.step = 'stop the cluster with SIGINT';
+    // `raftlog cluster` takes a port per node counting up from each base: runs of three free ones.
+    // A node whose port was taken meanwhile stops the cluster before it is up: started again elsewhere.
+    let respPort = 0;
+    let adminPort = 0;
+    for (let attempt = 1; ; attempt++) {
+      const raftPort = await freePortRun(3);
+      respPort = await freePortRun(3);
+      adminPort = await freePortRun(3);
+      const data = join(d.dir, `attempt-${attempt}`);
+      const ports = ['--raft-port', String(raftPort), '--resp-port', String(respPort), '--admin-port', String(adminPort)];
+      cluster = spawnCli(['cluster', '--nodes', '3', '--data', data, ...ports]);
+      children.push(cluster);
+      started.push([`raftlog cluster ${ports.join(' ')}`, cluster]);
       const c = cluster;
-      c.proc.kill('SIGINT');
-      await waitFor('the cluster to stop on SIGINT', () => c.closed, 15_000);
-      expect(said(c)).toMatch(/cluster stopped/);
-    } finally {
-      await killAll(started.map(([, c]) => c));
-      d.cleanup();
+      // A leader can be elected by two nodes while the third still starts: wait for both.
+      await waitFor(
+        'the cluster to elect a leader with every node up',
+        () => c.closed || (/leader: node \d/.test(said(c)) && said(c).includes('all 3 nodes up')),
+        60_000,
+      );
+      if (!c.closed) break;
+      if (attempt === BOOT_ATTEMPTS || !portTaken(c)) throw new Error(`raftlog cluster ended (${ended(c)}) before its nodes were up`);
     }
+    const out = said(cluster);
+    at.step = 'use the cluster';
+    // Asynchronous and bounded: a synchronous call would block the worker's event loop for as long as redis-cli waits.
+    const cli = async (port: number, ...args: string[]): Promise<string> =>
+      (await execFileAsync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 15_000 })).stdout.trim();
+    expect(await cli(respPort, 'set', 'greeting', 'hello')).toBe('OK');
+    expect(await cli(respPort, 'get', 'greeting')).toBe('hello');
+    expect(await cli(respPort, 'incr', 'counter')).toBe('1');
+    expect(await cli(respPort + 1, 'get', 'greeting')).toBe('hello');
+    expect(await cli(respPort + 2, 'incr', 'counter')).toBe('2');
+    expect(await cli(respPort, 'info')).toMatch(/role:(leader|follower)/);
+    expect((await cli(respPort, 'raft.members')).split('\n')).toHaveLength(3);
+    // The command the cluster prints to operate it works as printed.
+    const admins = [0, 1, 2].map((i) => `127.0.0.1:${adminPort + i}`).join(',');
+    expect(out).toContain(`Operate it with: raftlog status --admin ${admins}\n`);
+    const status = JSON.parse(
+      (await execFileAsync(process.execPath, ['--import', 'tsx', MAIN, 'status', '--admin', admins, '--json'], { encoding: 'utf8', timeout: 30_000 })).stdout,
+    ) as { leader: number | null; members: unknown[]; endpoints: Array<{ healthy: boolean }> };
+    expect(status.leader).not.toBeNull();
+    expect(status.members).toHaveLength(3);
+    expect(status.endpoints.map((e) => e.healthy)).toEqual([true, true, true]);
+
+    at.step = 'stop the cluster with SIGINT';
+    const c = cluster;
+    c.proc.kill('SIGINT');
+    await waitFor('the cluster to stop on SIGINT', () => c.closed, 15_000);
+    expect(said(c)).toMatch(/cluster stopped/);
     // A start again on other ports waits for the cluster once more.
   }, 240_000);
 });
