@@ -21,6 +21,7 @@ import type { SnapshotStreams } from './snapshot-streams.js';
 import type { PendingReleases } from './pending-releases.js';
 import { STALL_WINDOW_BYTES } from './inbound.js';
 import { admitInstance, type PeerInstances } from './peer-instances.js';
+import { PEER_REFUSALS, type PeerRefusal, type RefusalFacts, type StreamedSnapshot } from './peer-refusals.js';
 
 export interface TlsOptions {
   key: string | Buffer;
@@ -165,21 +166,21 @@ export class Outbound {
   /** The secret the peer proved on the connection under way (none before its proof, or without one). */
   private provenBy: Buffer | undefined;
   /** The last snapshot whose stream began on the connection under way: the one a refusal of its size refers to. */
-  private streamed: RefusedSnapshot | undefined;
+  private streamed: StreamedSnapshot | undefined;
   /**
-   * The snapshot the peer refused as over its maxSnapshotBytes. It cannot take it until it restarts
-   * with a higher limit, so it is not streamed again (the leader asks for it again at every
-   * heartbeat) until a connection to the peer ends for another reason, as its restart does.
+   * The snapshot the peer refused (a row of PEER_REFUSALS with `snapshot`): it is not streamed
+   * again (the leader asks for it again at every heartbeat) until a connection to the peer ends
+   * for another reason, as its restart does.
    */
-  private refusedSnapshot: RefusedSnapshot | undefined;
+  private refusedSnapshot: StreamedSnapshot | undefined;
   /** The last refused snapshot logged: each is logged once, however often it is offered again. */
-  private loggedRefusal: RefusedSnapshot | undefined;
+  private loggedSnapshot: StreamedSnapshot | undefined;
   /**
-   * The peer refused a frame of this node's as over its limit, and that was logged. Raft sends the
-   * same entries again at each reconnection, so it is logged again only once a connection to the
-   * peer ends for another reason, as at its restart.
+   * The code of the refusal (a row of PEER_REFUSALS) that ended the last connection to the peer,
+   * and each one since: a line logged once per episode is not logged again until a connection
+   * ends for another reason.
    */
-  private loggedFrameRefusal = false;
+  private episode: string | undefined;
 
   constructor(
     readonly peer: number,
@@ -611,11 +612,8 @@ export class Outbound {
         decoder.push(chunk);
         for (let payload = decoder.next(); payload !== undefined; payload = decoder.next()) {
           const f = decodeFrame(payload);
-          if (f.kind === 'refuse') {
-            this.lastError = new PeerRefusedError(peer, f.code, f.reason);
-            // Only once the acceptor has proved itself: anyone answering at the address could say it before.
-            if (f.code === 'TRANSPORT_PEER_REMOVED' && this.state === 'open') this.c.removedBy(peer);
-          } else if (f.kind === 'pong' && this.state === 'open') heard();
+          if (f.kind === 'refuse') this.refused(new PeerRefusedError(peer, f.code, f.reason));
+          else if (f.kind === 'pong' && this.state === 'open') heard();
           else if (f.kind === 'message' && this.state === 'open') {
             const m = f.message;
             // A follower with no address for its leader forwards a transfer request here, and the
@@ -665,69 +663,69 @@ export class Outbound {
     const e = this.lastError;
     if (e instanceof PeerRefusedError) this.c.refusedByPeers.add(e.remoteCode);
     else if (e instanceof TransportError) this.c.refused.add(e.code);
-    this.refusedSnapshot = e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_SNAPSHOT_TOO_LARGE' ? this.streamed : undefined;
+    const refusal = e instanceof PeerRefusedError ? this.meaning(e) : undefined;
+    const episode = this.episode;
+    this.episode = refusal?.facts.error.remoteCode;
+    this.refusedSnapshot = refusal?.rule.snapshot === true ? refusal.facts.snapshot : undefined;
     if (lost > 0 || wasOpen) {
       this.counters.dropped += lost;
       this.c.unreachable(this.peer);
     }
-    // Log each loss of a working connection and every refusal, but a peer that
-    // stays down only once, not at every retry: once per reason, since a peer refused at first
-    // and then up with another secret or certificate must not stay logged as refused.
-    const why = e?.message ?? 'closed by peer';
-    const refused = this.refusedSnapshot;
-    const frameRefused = e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_FRAME_TOO_LARGE';
-    if (!frameRefused) this.loggedFrameRefusal = false;
-    if (frameRefused) {
-      if (!this.loggedFrameRefusal) {
-        this.loggedFrameRefusal = true;
-        this.c.logger.warn(
-          { code: e.code, remoteCode: e.remoteCode, peer: this.peer, maxFrameBytes: this.c.maxFrameBytes },
-          `transport: peer ${this.peer} refuses a frame of this node's as over its limit (it said: ${e.remoteReason}); ` +
-            `this node's limit is ${this.c.maxFrameBytes}: the peer's is smaller (a log's is its maxRecordBytes + 2 MiB), and it cannot ` +
-            'take the entries this node sends until it runs with the same maxRecordBytes as every other node; logged again only ' +
-            'once a connection to it ends otherwise',
-        );
-      }
-    } else if (refused !== undefined) {
-      if (!sameSnapshot(this.loggedRefusal, refused)) {
-        this.loggedRefusal = refused;
-        const { index, term, size } = refused;
-        this.c.logger.warn(
-          { code: 'TRANSPORT_PEER_REFUSED', remoteCode: 'TRANSPORT_SNAPSHOT_TOO_LARGE', peer: this.peer, index, term, bytes: size },
-          `transport: peer ${this.peer} refuses snapshot ${index}/${term} of ${size} bytes as over its maxSnapshotBytes ` +
-            `(it said: ${(e as PeerRefusedError).remoteReason}); it cannot catch up until it runs with maxSnapshotBytes of at least ${size} ` +
-            '(the same on every node); the snapshot is not sent to it again until a connection to it ends otherwise, as at its restart',
-        );
-      }
-    } else if (e instanceof PeerReplacedError) {
-      this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
-    } else if (e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_PEER_REMOVED') {
-      // Refused at each redial (each election timeout, as it campaigns) until its operator stops it: the
-      // driver, told once (onRemoved), says it once.
-      this.c.logger.debug(
-        { code: e.code, remoteCode: e.remoteCode, peer: this.peer },
-        `transport: peer ${this.peer} at ${this.address} refuses this node (${this.c.self}) as removed from the cluster: stop this node, or add it back (\`raftlog member add\`)`,
-      );
-    } else if (e instanceof PeerRefusedError && e.remoteCode === 'TRANSPORT_PEER_REPLACED') {
-      this.c.replacedPeers.warn(
-        { code: e.code, remoteCode: e.remoteCode, peer: this.peer },
-        `transport: peer ${this.peer} at ${this.address} refuses this node as a new instance of node ${this.c.self} (this data directory is not the one it knew): ` +
-          'remove this node (`raftlog member remove`) and add it back (`member add`, `serve --join`)',
-      );
-    } else {
-      const fields =
-        e === undefined
-          ? { code: 'TRANSPORT_CONNECTION_CLOSED' }
-          : e instanceof PeerRefusedError
-            ? { code: e.code, remoteCode: e.remoteCode }
-            : { code: codeOf(e) };
-      if (this.attempt === 0 || e instanceof PeerRefusedError || fields.code !== this.loggedCode) {
-        this.loggedCode = fields.code;
-        this.c.logger.warn(fields, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
-      }
-    }
+    if (refusal !== undefined) this.logRefusal(refusal, episode);
+    else this.logFailure(e, wasOpen);
     this.state = 'backoff';
     this.retry();
+  }
+
+  /** The peer says why it closes this connection: the driver's handler for it, if any, is told at once. */
+  private refused(e: PeerRefusedError): void {
+    this.lastError = e;
+    const tell = PEER_REFUSALS.get(e.remoteCode)?.tell;
+    // Only once the acceptor has proved itself: anyone answering at the address could say it before.
+    if (tell !== undefined && this.state === 'open') this.c[tell](this.peer);
+  }
+
+  /** The row of the peer's refusal, with what its line is made of; none for a refusal like any other. */
+  private meaning(error: PeerRefusedError): Refusal | undefined {
+    const rule = PEER_REFUSALS.get(error.remoteCode);
+    if (rule === undefined || (rule.snapshot === true && this.streamed === undefined)) return undefined;
+    const { self, maxFrameBytes } = this.c;
+    return { rule, facts: { self, peer: this.peer, address: this.address, maxFrameBytes, error, snapshot: this.streamed } };
+  }
+
+  /** `episode`: the code of the refusals that ended every connection since one ended otherwise. */
+  private logRefusal({ rule, facts }: Refusal, episode: string | undefined): void {
+    if (rule.once === 'episode' && episode === facts.error.remoteCode) return;
+    if (rule.once === 'snapshot') {
+      if (sameSnapshot(this.loggedSnapshot, facts.snapshot!)) return;
+      this.loggedSnapshot = facts.snapshot;
+    }
+    const { fields, message } = rule.line(facts);
+    if (rule.log === 'replaced') this.c.replacedPeers.warn(fields, message);
+    else this.c.logger[rule.log](fields, message);
+  }
+
+  /**
+   * Each loss of a working connection and every refusal without a row in PEER_REFUSALS is logged,
+   * but a peer that stays down only once, not at every retry: once per reason, since a peer
+   * refused at first and then up with another secret or certificate must not stay logged as refused.
+   */
+  private logFailure(e: Error | undefined, wasOpen: boolean): void {
+    const why = e?.message ?? 'closed by peer';
+    if (e instanceof PeerReplacedError) {
+      this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
+      return;
+    }
+    const fields =
+      e === undefined
+        ? { code: 'TRANSPORT_CONNECTION_CLOSED' }
+        : e instanceof PeerRefusedError
+          ? { code: e.code, remoteCode: e.remoteCode }
+          : { code: codeOf(e) };
+    if (this.attempt === 0 || e instanceof PeerRefusedError || fields.code !== this.loggedCode) {
+      this.loggedCode = fields.code;
+      this.c.logger.warn(fields, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
+    }
   }
 
   private retry(): void {
@@ -739,13 +737,13 @@ export class Outbound {
   }
 }
 
-interface RefusedSnapshot {
-  index: number;
-  term: number;
-  size: number;
+/** A refusal that has a row in PEER_REFUSALS. */
+interface Refusal {
+  rule: PeerRefusal;
+  facts: RefusalFacts;
 }
 
-function sameSnapshot(a: RefusedSnapshot | undefined, b: { index: number; term: number }): boolean {
+function sameSnapshot(a: StreamedSnapshot | undefined, b: { index: number; term: number }): boolean {
   return a !== undefined && a.index === b.index && a.term === b.term;
 }
 
