@@ -181,6 +181,12 @@ export class Outbound {
    * ends for another reason.
    */
   private episode: string | undefined;
+  /**
+   * The refusal the peer sent on the connection under way once it had proved itself: only such a
+   * refusal means what its row in PEER_REFUSALS says (anyone answering at the address can send one
+   * before, to stop this node's line about it, or to have it logged as advice to remove this node).
+   */
+  private provenRefusal: PeerRefusedError | undefined;
 
   constructor(
     readonly peer: number,
@@ -499,6 +505,7 @@ export class Outbound {
     this.state = 'connecting';
     this.lastError = undefined;
     this.provenBy = undefined;
+    this.provenRefusal = undefined;
     this.streamed = undefined;
     let host: string;
     let port: number;
@@ -680,15 +687,16 @@ export class Outbound {
   /** The peer says why it closes this connection: the driver's handler for it, if any, is told at once. */
   private refused(e: PeerRefusedError): void {
     this.lastError = e;
+    if (this.state !== 'open') return;
+    this.provenRefusal = e;
     const tell = PEER_REFUSALS.get(e.remoteCode)?.tell;
-    // Only once the acceptor has proved itself: anyone answering at the address could say it before.
-    if (tell !== undefined && this.state === 'open') this.c[tell](this.peer);
+    if (tell !== undefined) this.c[tell](this.peer);
   }
 
   /** The row of the peer's refusal, with what its line is made of; none for a refusal like any other. */
   private meaning(error: PeerRefusedError): Refusal | undefined {
     const rule = PEER_REFUSALS.get(error.remoteCode);
-    if (rule === undefined || (rule.snapshot === true && this.streamed === undefined)) return undefined;
+    if (rule === undefined || error !== this.provenRefusal || (rule.snapshot === true && this.streamed === undefined)) return undefined;
     const { self, maxFrameBytes } = this.c;
     return { rule, facts: { self, peer: this.peer, address: this.address, maxFrameBytes, error, snapshot: this.streamed } };
   }

@@ -1,7 +1,8 @@
 // What a peer's coded refusal of this node's dial means to this node, one row per code that means
 // more than "refused": where and how often it is logged, what is held back until the peer can take
-// it, and which of the driver's handlers is told. A code with no row is logged at each refusal,
-// with the peer's reason, as a failed dial is.
+// it, and which of the driver's handlers is told. A row applies only to a refusal from a peer that
+// proved itself: before that, whoever answers at the address may send any code. A refusal without
+// a row is logged at each dial, with the peer's reason.
 import type { PeerRefusedError } from './errors.js';
 
 /** A snapshot by what identifies it, and its size as streamed. */
@@ -46,7 +47,7 @@ export interface PeerRefusal {
    * ends for another reason (the peer cannot take it before it restarts with another limit).
    */
   snapshot?: true;
-  /** The driver's handler told at once, from a peer that proved itself only (anyone answering at the address could say it before). */
+  /** The driver's handler told at once. */
   tell?: 'removedBy';
   line(f: RefusalFacts): RefusalLine;
 }

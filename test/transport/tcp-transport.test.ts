@@ -20,6 +20,7 @@ import {
 } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
+import { PEER_REFUSALS } from '../../src/transport/peer-refusals.js';
 import { REFUSAL_LOG_LINES } from '../../src/refusal-log.js';
 import { failAccepts, serverAt } from '../listening-server.js';
 import { BrokenLogger, looseErrors } from '../broken-logger.js';
@@ -842,6 +843,31 @@ describe('TcpTransport', () => {
     await a.t.close();
     await sinkClosed(sink);
   });
+
+  for (const code of PEER_REFUSALS.keys()) {
+    it(`logs ${code} sent before the handshake as any refusal, at every dial: whoever answers at the address may say it`, async () => {
+      const rec = new Recorder();
+      const { sink, address } = await fakePeer((s) => {
+        s.on('error', () => undefined);
+        s.write(frame(encodeRefuse(newPacker(), code, 'said by whoever answers')), () => s.destroy());
+      });
+      const a = await node({ id: 1, peers: { 2: address } }, rec);
+      const refusals = (): number => a.t.stats().refusedByPeers[code] ?? 0;
+      await until(() => refusals() >= 3, 'three refusals');
+      const lines = a.log.lines.filter((l) => l.fields.remoteCode === code);
+      // Counted and logged in one step: every refusal counted so far is logged.
+      expect(lines).toHaveLength(refusals());
+      for (const l of lines) {
+        expect(l.level).toBe('warn');
+        expect(l.fields).toEqual({ code: 'TRANSPORT_PEER_REFUSED', remoteCode: code });
+        expect(l.message).toMatch(new RegExp(`^transport: connection to peer 2 at ${address} failed: peer 2 refused the connection: ${code} `));
+      }
+      await new Promise((r) => setImmediate(r));
+      expect(rec.removedBy).toEqual([]);
+      await a.t.close();
+      await sinkClosed(sink);
+    });
+  }
 
   it('stops sending to a removed peer, reports unknown peers unreachable, never from inside send()', async () => {
     const { a, b } = await pair();
