@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { MessageType, type Message } from '../raft/types.js';
-import { clientAddress, clientFields, formatAddress, networkKey, parseAddress } from './address.js';
+import { clientAddress, clientFields, formatAddress, parseAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import {
   AuthFailedError,
@@ -32,6 +32,7 @@ import { CLUSTER_ID_RULE, isClusterId } from './cluster-id.js';
 import { MAX_FRAME_LENGTH } from './frame.js';
 import { inMemorySnapshots, type SnapshotStreams } from './snapshot-streams.js';
 import { PendingReleases } from './pending-releases.js';
+import { HandshakeSlots } from './handshake-slots.js';
 import { rememberRemoval } from './removed-peers.js';
 import type { PeerInstances } from './peer-instances.js';
 import { MAX_TIMER_MS } from '../timer-limit.js';
@@ -186,11 +187,7 @@ export class TcpTransport implements Transport {
   private tls: TlsOptions | undefined;
   private readonly idleTimeoutMs: number;
   private readonly maxInbound: number;
-  private readonly maxUnauthenticated: number;
-  private unauthenticated = 0;
-  private readonly maxPerAddress: number;
-  /** Handshakes in progress per client address (networkKey); an address with none has no entry. */
-  private readonly handshakesFrom = new Map<string, number>();
+  private readonly slots: HandshakeSlots;
   private readonly handshakeTimeoutMs: number;
   /** TLS connections accepted and not yet handed to accept(), by `endpoints`: what releases each one's handshake slot. */
   private readonly admitted = new Map<string, () => void>();
@@ -261,11 +258,11 @@ export class TcpTransport implements Transport {
     }
     this.idleTimeoutMs = 3 * electionTimeoutMs;
     this.maxInbound = o.maxInboundConnections ?? 256;
-    this.maxUnauthenticated = o.maxUnauthenticatedConnections ?? 16;
-    this.maxPerAddress = o.maxHandshakesPerAddress ?? 4;
-    if (!Number.isSafeInteger(this.maxPerAddress) || this.maxPerAddress < 1) {
-      throw new BadOptionError(`maxHandshakesPerAddress must be a positive integer, got ${this.maxPerAddress}`);
+    const maxPerAddress = o.maxHandshakesPerAddress ?? 4;
+    if (!Number.isSafeInteger(maxPerAddress) || maxPerAddress < 1) {
+      throw new BadOptionError(`maxHandshakesPerAddress must be a positive integer, got ${maxPerAddress}`);
     }
+    this.slots = new HandshakeSlots(o.maxUnauthenticatedConnections ?? 16, maxPerAddress);
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? 5_000;
     this.secrets = secrets;
     this.logger = guardedLogger(o.logger ?? silentLogger);
@@ -464,7 +461,7 @@ export class TcpTransport implements Transport {
       connectionsRefused: this.connectionsRefused,
       refused: this.config.refused.toRecord(),
       refusedByPeers: this.config.refusedByPeers.toRecord(),
-      handshakesInProgress: this.unauthenticated,
+      handshakesInProgress: this.slots.inProgress,
     };
   }
 
@@ -585,29 +582,6 @@ export class TcpTransport implements Transport {
   }
 
   /**
-   * One of the handshake slots for a connection from `remoteAddress`, and what gives it back (once,
-   * however often it is called); otherwise the error to refuse the connection with, taking nothing.
-   * The cap per address is checked first: when both are reached, the log names the address.
-   */
-  private takeSlot(remoteAddress: string): (() => void) | TooManyConnectionsError {
-    const key = networkKey(remoteAddress);
-    const fromHere = this.handshakesFrom.get(key) ?? 0;
-    if (fromHere >= this.maxPerAddress) return new TooManyConnectionsError('unauthenticated', this.maxPerAddress, key);
-    if (this.unauthenticated >= this.maxUnauthenticated) return new TooManyConnectionsError('unauthenticated', this.maxUnauthenticated);
-    this.unauthenticated++;
-    this.handshakesFrom.set(key, fromHere + 1);
-    let held = true;
-    return () => {
-      if (!held) return;
-      held = false;
-      this.unauthenticated--;
-      const left = this.handshakesFrom.get(key)! - 1;
-      if (left === 0) this.handshakesFrom.delete(key);
-      else this.handshakesFrom.set(key, left);
-    };
-  }
-
-  /**
    * A TCP connection that is to start TLS. Node runs the TLS handshake before accept() sees the
    * connection, so the slot and the deadline start here: otherwise a peer that never starts TLS
    * holds an inbound connection for Node's 120 s, and enough of them lock every peer out.
@@ -619,7 +593,7 @@ export class TcpTransport implements Transport {
       raw.destroy();
       return;
     }
-    const release = this.takeSlot(raw.remoteAddress!);
+    const release = this.slots.take(raw.remoteAddress!);
     if (release instanceof TooManyConnectionsError) {
       this.refuseConnection(raw, release);
       return;
@@ -650,7 +624,7 @@ export class TcpTransport implements Transport {
       socket.destroy();
       return;
     }
-    const authenticatedOrGone = release ?? this.takeSlot(socket.remoteAddress!);
+    const authenticatedOrGone = release ?? this.slots.take(socket.remoteAddress!);
     if (authenticatedOrGone instanceof TooManyConnectionsError) {
       this.refuseConnection(socket, authenticatedOrGone);
       return;
