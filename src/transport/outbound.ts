@@ -512,9 +512,10 @@ export class Outbound {
     try {
       ({ host, port } = parseAddress(this.address));
     } catch (e) {
+      // Not retried: the address would fail alike at every backoff step (and be logged at each, for
+      // as long as a peer named without a port does not dial in); setAddress brings another.
       this.c.logger.warn({ code: codeOf(e) }, `transport: peer ${this.peer}: ${(e as Error).message}`);
       this.state = 'backoff';
-      this.retry();
       return;
     }
     const t = this.c.tls;

@@ -796,6 +796,20 @@ describe('TcpTransport', () => {
     await until(() => a.rec.messages.some((m) => m.commit === 7), 'an answer from the node that was dialed');
   });
 
+  it('logs a peer address that cannot be dialled once, not at every backoff step, and dials the address given next', async () => {
+    const { t, log, rec } = await node({ id: 1, peers: { 2: 'embedded' }, backoff: { initialMs: 10, maxMs: 20 } });
+    // Some 25 backoff steps.
+    await new Promise((r) => setTimeout(r, 500));
+    t.send([msg(1, 2)]);
+    await until(() => rec.unreachable.includes(2), 'the message to peer 2 reported unreachable');
+    expect(log.lines.filter((l) => l.fields.code === 'TRANSPORT_BAD_ADDRESS').map((l) => l.message)).toEqual([
+      "transport: peer 2: bad address 'embedded': expected host:port",
+    ]);
+    const b = await node({ id: 2 });
+    t.addPeer(2, b.t.address);
+    await stillWorks(t, b.rec, 1);
+  });
+
   it('follows a peer to a new address given by addPeer', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
