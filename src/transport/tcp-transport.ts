@@ -465,10 +465,6 @@ export class TcpTransport implements Transport {
     };
   }
 
-  /**
-   * Resolves once every connection is closed and what they left behind deleted: a second call waits as long as the first.
-   * A snapshot source or spool that has not let go within the idle timeout (3 election timeouts) is logged and left.
-   */
   /** Each proved, at its handshake, the instance recorded for it (with peerInstances). */
   connectedPeers(): Set<number> {
     const ids = new Set<number>();
@@ -477,6 +473,10 @@ export class TcpTransport implements Transport {
     return ids;
   }
 
+  /**
+   * Resolves once every connection is closed and what they left behind deleted: a second call waits as long as the first.
+   * A snapshot source or spool that has not let go within the idle timeout (3 election timeouts) is logged and left.
+   */
   close(): Promise<void> {
     this.closing ??= this.shut();
     return this.closing;
