@@ -248,6 +248,29 @@ export async function statuses(t: AdminTarget): Promise<Seen[]> {
   );
 }
 
+/**
+ * The node was removed from the cluster: it applied a configuration without itself, or a member
+ * that applied its removal refuses it (it was cut off when that committed). It knows no leader
+ * but the one it last heard, and its members are those of before.
+ */
+export function isRemoved(s: AdminStatus): boolean {
+  if (s.removedBy !== undefined) return true;
+  const conf = confMembers(s.conf);
+  return conf.size > 0 && !conf.has(s.id);
+}
+
+/**
+ * Whose status speaks for the cluster: the leader's, else a member's. A removed node's only
+ * when no member answered (`removed` then says its view is stale).
+ */
+export function clusterView(seen: Seen[]): { status: AdminStatus; removed: boolean } | undefined {
+  const answered = seen.flatMap((s) => (s.status === undefined ? [] : [s.status]));
+  const members = answered.filter((s) => !isRemoved(s));
+  const status = members.find((s) => s.role === 'leader') ?? members[0];
+  if (status !== undefined) return { status, removed: false };
+  return answered.length > 0 ? { status: answered[0]!, removed: true } : undefined;
+}
+
 /** The endpoint of the leader among those given; otherwise says which node leads. */
 export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string; status: AdminStatus }> {
   const seen = await statuses(t);
@@ -260,7 +283,7 @@ export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string
   }
   // A removed node runs on knowing no leader: NO_LEADER said to look for a lost majority.
   // One cut off when its removal committed never applies it, and is told by a member that did.
-  const removed = reachable.filter(({ status: s }) => s!.removedBy !== undefined || !confMembers(s!.conf).has(s!.id));
+  const removed = reachable.filter(({ status: s }) => isRemoved(s!));
   // A removed node's leader is the last it heard of, never updated: after the leader died, it
   // sent the operator looking for the admin endpoint of a node that was gone, while the members knew none.
   const members = reachable.filter((s) => !removed.includes(s));

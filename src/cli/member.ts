@@ -1,7 +1,7 @@
 // `raftlog member list|add|remove|promote|replace|change`: membership, driven on the leader.
 import type { MembershipChange } from '../log/index.js';
 import { UsageError, nodeIdArg, parseCommand, parsePeers } from './args.js';
-import { ADMIN_FLAGS, adminTarget, badReply, call, isConf, leaderEndpoint, statuses, table } from './admin-client.js';
+import { ADMIN_FLAGS, adminTarget, badReply, call, clusterView, isConf, leaderEndpoint, statuses, table } from './admin-client.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 import { membersOf } from './status.js';
 import { isHostPort, isPeerAddress } from '../transport/address.js';
@@ -86,9 +86,15 @@ export async function main(args: string[]): Promise<number> {
     switch (verb) {
       case 'list': {
         const seen = await statuses(target);
-        const s = seen.find((x) => x.status?.role === 'leader')?.status ?? seen.find((x) => x.status !== undefined)?.status;
-        if (s === undefined) throw seen[0]!.error ?? new CliError('ADMIN_UNREACHABLE', 'no endpoint answered', EXIT.unreachable);
-        const members = membersOf(s);
+        const view = clusterView(seen);
+        if (view === undefined) throw seen[0]!.error ?? new CliError('ADMIN_UNREACHABLE', 'no endpoint answered', EXIT.unreachable);
+        // A removed node's members are those it knew before: listed, they read as the cluster's.
+        if (view.removed)
+          throw new CliError(
+            'NOT_MEMBER',
+            `${seen.find((x) => x.status === view.status)!.endpoint} is node ${view.status.id}, no longer a member: give a member's admin endpoint`,
+          );
+        const members = membersOf(view.status);
         if (json) console.log(JSON.stringify(members));
         else
           console.log(

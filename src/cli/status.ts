@@ -2,7 +2,7 @@
 // admin endpoint given.
 import type { AdminStatus } from '../admin/handler.js';
 import { UsageError, parseCommand } from './args.js';
-import { ADMIN_FLAGS, CODE, adminTarget, request, statuses, table, type AdminTarget } from './admin-client.js';
+import { ADMIN_FLAGS, CODE, adminTarget, clusterView, isRemoved, request, statuses, table, type AdminTarget } from './admin-client.js';
 import { printable } from '../printable.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
@@ -10,8 +10,9 @@ const USAGE = `usage: raftlog status --admin HOST:PORT[,HOST:PORT...] [--admin-t
 Shows every member as the leader sees it (id, address, role, match, lag behind the
 leader's last index, replication state, recently active) and the health of each admin
 endpoint given (GET /health); for each one unhealthy, a line says why: the reason /health
-gives (its code and message) or why it could not be asked. Exit status 0 when every endpoint given is healthy, 1 otherwise, 3 when
-none could be reached.`;
+gives (its code and message) or why it could not be asked. A node removed from the cluster
+(ROLE removed) is named with what to do: stop it, or add it back. Exit status 0 when every
+endpoint given is healthy, 1 otherwise, 3 when none could be reached.`;
 
 export interface Member {
   id: number;
@@ -32,6 +33,10 @@ export interface EndpointHealth {
   term: number | null;
   commit: number | null;
   applied: number | null;
+  /** The node was removed from the cluster (see isRemoved); null when its status could not be read. */
+  removed: boolean | null;
+  /** The member that refuses it as removed, when it has not applied its removal itself. */
+  removedBy: number | null;
   /** Why it is unhealthy: the code of /health's reason, or of the failure to ask. */
   error?: string;
   message?: string;
@@ -81,6 +86,13 @@ async function healthOf(endpoint: string, t: AdminTarget): Promise<{ healthy: bo
   };
 }
 
+/** What an operator must do about a removed node that still runs. */
+function removedLine(endpoint: string, s: AdminStatus): string {
+  const why = s.removedBy !== undefined ? `node ${s.removedBy} refuses it as removed` : 'its configuration no longer holds it';
+  const address = s.members[s.id] ?? 'HOST:PORT';
+  return `${endpoint}: node ${s.id} was removed from the cluster (${why}) and still runs: stop it, or add it back (raftlog member add ${s.id} ${address} --admin <a member's endpoint>)`;
+}
+
 export async function main(args: string[]): Promise<number> {
   return runCommand('status', USAGE, args, async (a) => {
     const { opts, positionals } = parseCommand(a, ADMIN_FLAGS);
@@ -99,6 +111,8 @@ export async function main(args: string[]): Promise<number> {
             term: null,
             commit: null,
             applied: null,
+            removed: null,
+            removedBy: null,
             error: s.error?.code,
             message: s.error?.message,
           };
@@ -113,17 +127,23 @@ export async function main(args: string[]): Promise<number> {
           term: st.term,
           commit: st.commit,
           applied: st.applied,
+          removed: isRemoved(st),
+          removedBy: st.removedBy ?? null,
         };
       }),
     );
-    const leader = seen.find((s) => s.status?.role === 'leader')?.status ?? seen.find((s) => s.status !== undefined)?.status;
+    const view = clusterView(seen);
+    const leader = view?.status;
     const members = leader === undefined ? [] : membersOf(leader);
     if (opts.has('json')) {
-      console.log(JSON.stringify({ leader: leader?.lead ?? null, members, endpoints: health }));
+      // A removed node's view is not the cluster's: no leader is claimed from it.
+      console.log(JSON.stringify({ leader: view === undefined || view.removed ? null : leader!.lead || null, members, endpoints: health }));
     } else {
       if (leader !== undefined) {
         console.log(
-          `members (as node ${leader.id}, ${leader.role === 'leader' ? 'the leader' : `a ${leader.role}`}, sees them; term ${leader.term}, last index ${leader.lastIndex})`,
+          view!.removed
+            ? `members (as node ${leader.id}, removed from the cluster, last knew them: give a member's admin endpoint for the cluster's view)`
+            : `members (as node ${leader.id}, ${leader.role === 'leader' ? 'the leader' : `a ${leader.role}`}, sees them; term ${leader.term}, last index ${leader.lastIndex})`,
         );
         const dash = (v: unknown): string => (v === null ? '-' : String(v));
         console.log(
@@ -141,8 +161,9 @@ export async function main(args: string[]): Promise<number> {
             h.endpoint,
             h.healthy ? 'healthy' : `unhealthy${h.error ? ` (${h.error})` : ''}`,
             h.node ?? '-',
-            h.role ?? '-',
-            h.leader ?? '-',
+            h.removed === true ? 'removed' : (h.role ?? '-'),
+            // The leader a removed node names is the last it heard of, not the cluster's.
+            h.removed === true ? '-' : (h.leader ?? '-'),
             h.term ?? '-',
             h.commit ?? '-',
             h.applied ?? '-',
@@ -150,6 +171,7 @@ export async function main(args: string[]): Promise<number> {
         ),
       );
       for (const h of health) if (h.message !== undefined) console.log(printable(`${h.endpoint}: ${h.error}: ${h.message}`));
+      for (const s of seen) if (s.status !== undefined && isRemoved(s.status)) console.log(printable(removedLine(s.endpoint, s.status)));
     }
     // 3 says no endpoint could be reached: one that answered (a wrong token, something not the admin API) was, and fails with 1.
     if (seen.every((s) => s.error?.exitCode === EXIT.unreachable)) return EXIT.unreachable;
