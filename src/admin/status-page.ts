@@ -30,11 +30,13 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .chart b { display: block; margin-bottom: .3rem; }
   .note { color: #5b6478; margin-top: .4rem; font-size: 12px; }
   #error { color: #b3261e; margin-top: 1rem; }
+  #removed { background: #fce8e6; color: #b3261e; border: 1px solid #b3261e; padding: .6rem .8rem; margin-bottom: 1rem; font-weight: 600; }
 </style>
 </head>
 <body>
 <h1>raftlog <span id="node"></span></h1>
 <div class="sub" id="summary">loading...</div>
+<div id="removed" hidden></div>
 <table>
   <thead><tr><th>member</th><th>address</th><th>role</th><th>match</th><th>lag</th><th>health</th></tr></thead>
   <tbody id="members"></tbody>
@@ -118,20 +120,34 @@ async function poll() {
       health(),
     ]);
     document.getElementById("node").textContent = "node " + s.id;
-    document.getElementById("summary").textContent =
-      "role " + s.role + " · term " + s.term + " · leader " + (s.lead || "none") + " · commit " + s.commit + " · applied " + s.applied;
     const voters = new Set(s.conf.voters), learners = new Set(s.conf.learners);
+    const conf = new Set([...s.conf.voters, ...s.conf.learners, ...(s.conf.votersOutgoing || []), ...(s.conf.learnersNext || [])]);
+    // A removed node still names the leader it last heard and the members it knew: the operator
+    // must stop it or add it back, and nothing else on the page is the cluster's.
+    const removed = s.removedBy !== undefined || (conf.size > 0 && !conf.has(s.id));
+    document.getElementById("summary").textContent =
+      "role " + (removed ? "removed" : s.role) + " · term " + s.term + " · leader " + (removed ? "unknown" : s.lead || "none") +
+      " · commit " + s.commit + " · applied " + s.applied;
+    const banner = document.getElementById("removed");
+    banner.hidden = !removed;
+    banner.textContent = removed
+      ? "This node was removed from the cluster (" +
+        (s.removedBy !== undefined ? "node " + s.removedBy + " refuses it as removed" : "its configuration no longer holds it") +
+        ") and answers every read and write NOT_MEMBER. Stop it, or add it back: raftlog member add " + s.id + " " +
+        (s.members[s.id] || "HOST:PORT") + " against a member. The members below are those it knew before."
+      : "";
     const body = document.getElementById("members");
     body.textContent = "";
     const ids = Object.keys(s.members).map(Number).sort((a, b) => a - b);
     for (const id of ids) {
       const p = s.progress ? s.progress[id] : undefined;
-      const role = id === s.lead ? "leader" : learners.has(id) ? "learner" : voters.has(id) ? "follower" : "leaving";
+      const role = removed ? (id === s.id ? "removed" : voters.has(id) ? "voter" : learners.has(id) ? "learner" : "leaving")
+        : id === s.lead ? "leader" : learners.has(id) ? "learner" : voters.has(id) ? "follower" : "leaving";
       body.appendChild(row([
         String(id), s.members[id], role,
         p ? String(p.match) : "", p ? String(p.lag) : "",
         healthCell(s, h, id, p),
-      ], id === s.lead ? "leader" : ""));
+      ], id === s.lead && !removed ? "leader" : ""));
     }
     const commit = metric(text, "raftlog_commit_index")[0];
     const count = metric(text, "raftlog_append_duration_seconds_count")[0];

@@ -116,6 +116,45 @@ describe('the status page', () => {
     expect(await cell()).toEqual({ text: 'healthy', cls: 'ok' });
   });
 
+  it('says plainly that this node was removed from the cluster, and what to do, rather than show its stale view as the cluster', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const members = { 1: '127.0.0.1:7101', 2: '127.0.0.1:7102', 3: '127.0.0.1:7103' };
+    // Cut off when its removal committed: still in the configuration it applied, naming the
+    // leader it last heard, and refused by node 2, which applied the change.
+    const removed = {
+      status: () => ({ ...log.status(), role: 'follower', lead: 2, members, conf: { voters: [1, 2, 3], learners: [] }, removedBy: 2 }),
+      metrics: () => log.metrics(),
+      barrier: () => new Promise<void>(() => undefined),
+    } as unknown as ReplicatedLog;
+    const admin = await serveAdmin({ log: removed, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    const page = await browser.newPage();
+    cleanups.push(() => page.close());
+    await page.goto(`http://${admin.address}/`);
+    await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 3, { timeout: 15_000 });
+    const banner = await page.$eval('#removed', (d) => ({ hidden: (d as HTMLElement).hidden, text: d.textContent ?? '' }));
+    expect(banner.hidden).toBe(false);
+    expect(banner.text).toMatch(/removed from the cluster \(node 2 refuses it as removed\)/);
+    expect(banner.text).toMatch(/Stop it, or add it back: raftlog member add 1 127\.0\.0\.1:7101/);
+    expect(await page.$eval('#summary', (d) => d.textContent ?? '')).toMatch(/^role removed · term \d+ · leader unknown/);
+    // The leader it last heard is not highlighted as the cluster's, and its own row says removed.
+    expect(await rows(page)).toEqual([
+      { id: 1, role: 'removed', leader: false },
+      { id: 2, role: 'voter', leader: false },
+      { id: 3, role: 'voter', leader: false },
+    ]);
+
+    // A member's page shows no such banner.
+    const member = await serveAdmin({ log, address: '127.0.0.1:0' });
+    cleanups.push(() => member.close());
+    await page.goto(`http://${member.address}/`);
+    await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 1, { timeout: 15_000 });
+    expect(await page.$eval('#removed', (d) => (d as HTMLElement).hidden)).toBe(true);
+  });
+
   it('a token-protected endpoint serves the page, and its data only with the token', async () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
