@@ -260,6 +260,23 @@ const METHODS = new Map<string, string>([
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
+/** The most of a request's path an answer or a log line repeats. */
+const SHOWN_PATH_CHARS = 100;
+
+/**
+ * A request's path as an answer or a log line repeats it: at most SHOWN_PATH_CHARS characters,
+ * and every one outside printable ASCII written out (\x1b, \u202e). Node's parser admits only
+ * printable ASCII in a path, but up to its 16 KiB header limit, which a 404 echoed whole; and a
+ * server of one's own that mounts the handler may hand it anything.
+ */
+function shownPath(path: string): string {
+  const cut = path.length > SHOWN_PATH_CHARS ? `${path.slice(0, SHOWN_PATH_CHARS)}... (${path.length - SHOWN_PATH_CHARS} more characters)` : path;
+  return cut.replace(/[^\x20-\x7e]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  });
+}
+
 /**
  * Whether `Authorization: Bearer <token>` can carry the token: printable ASCII, without spaces
  * at its ends. A header is read as Latin-1, so a token with other characters never matched
@@ -532,7 +549,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         return sendJson(res, 200, { ok: true, leader: log.status().lead });
       default: {
         const allow = METHODS.get(path);
-        if (allow === undefined) throw new HttpError(404, 'NOT_FOUND', `no route ${op}`);
+        if (allow === undefined) throw new HttpError(404, 'NOT_FOUND', `no route ${method ?? '?'} ${shownPath(path)}`);
         res.setHeader('allow', allow);
         throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${path} takes ${allow}, not ${req.method}`);
       }
@@ -549,7 +566,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     const { remoteAddress, remotePort } = req.socket;
     refusals.warn(
       { remoteAddress, remotePort, status: err.status, code: err.code },
-      `admin: refused ${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]!.slice(0, 100)} from ${clientAddress(req.socket)}: ${err.status} ${err.code}: ${err.message}`,
+      `admin: refused ${req.method ?? '?'} ${shownPath((req.url ?? '/').split('?')[0]!)} from ${clientAddress(req.socket)}: ${err.status} ${err.code}: ${err.message}`,
     );
   };
 
@@ -587,7 +604,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       // A failure inside the node reached only the client: the operator's log never heard of it.
       // A client that left mid-answer (the response destroyed already) is no failure.
       if (status === 500 && !res.destroyed) {
-        const path = (req.url ?? '/').split('?')[0]!.slice(0, 100);
+        const path = shownPath((req.url ?? '/').split('?')[0]!);
         logger.error({ err, code }, `admin: ${req.method ?? '?'} ${path} failed: ${(err as Error).message}`);
       }
       if (res.headersSent) res.destroy();
