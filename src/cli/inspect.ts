@@ -30,8 +30,9 @@ the instance it recorded for each peer. Each damage found is one line on stderr,
 its code first (WAL_CORRUPT, WAL_LOCK_MISSING, WAL_IO, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING,
 STATE_CORRUPT, RESTORE_INCOMPLETE, RECOVER_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
 A directory a running process holds open (a node's) is refused with WAL_LOCKED.
-Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is,
-2 for a usage error.`;
+A path that does not exist or is no directory is refused with NO_WAL.
+Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is
+or there is nothing to inspect, 2 for a usage error.`;
 
 export async function main(args: string[]): Promise<number> {
   return runCommand('inspect', USAGE, args, async (a) => {
@@ -41,7 +42,10 @@ export async function main(args: string[]): Promise<number> {
     const dir = dirs[0];
     if (dir === undefined) throw new UsageError('which directory?');
     if (dirs.length > 1) throw new UsageError(`unexpected argument '${dirs[1]}' (one directory at a time)`);
-    if (!isDirectory(dir)) throw new UsageError(`${dir} is not a directory`);
+    // A path with no WAL at it, as recover words it: a mistyped --data is no usage error, and the
+    // usage it printed hid the one line that said what was wrong.
+    const kind = pathKind(dir);
+    if (kind !== 'directory') throw new CliError('NO_WAL', kind === 'missing' ? `${dir} does not exist` : `${dir} is not a directory`);
     // What the log's open refuses before it reads anything; the rest is looked at all the same.
     let bad = 0;
     for (const rewrite of [RESTORE, RECOVER]) {
@@ -122,6 +126,16 @@ function lockRefusal(walDir: string): WalError | undefined {
     );
   }
   return undefined;
+}
+
+/** Whether `path` is a directory; a failure other than its absence (EACCES, ELOOP) is thrown, coded. */
+function pathKind(path: string): 'directory' | 'other' | 'missing' {
+  try {
+    return statSync(path).isDirectory() ? 'directory' : 'other';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw err;
+  }
 }
 
 function isDirectory(path: string): boolean {

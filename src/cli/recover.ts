@@ -86,6 +86,7 @@ async function forceNewCluster(
   // Wal.open would create a WAL (its LOCK, a preallocated segment) where there is none: a
   // wrong path, or an empty wal/, is refused before it, so the refusal leaves the directory as it was.
   const walDir = join(dataDir, 'wal');
+  if (!existsSync(dataDir)) throw new CliError('NO_WAL', `${dataDir} does not exist`);
   if (!existsSync(walDir) || !statSync(walDir).isDirectory()) throw new CliError('NO_WAL', `${dataDir} has no wal/ directory`);
   if (!readdirSync(walDir).some((n) => n.endsWith('.wal'))) throw new CliError('NO_WAL', `${dataDir} holds no log to recover`);
   const wal = await Wal.open(walDir);

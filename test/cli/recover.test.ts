@@ -147,6 +147,18 @@ it('refuses a data directory whose wal/ holds no segments, and leaves it as it f
   expect(listing(t.dir)).toEqual(before);
 });
 
+it('refuses a data directory that does not exist as NO_WAL, saying so, and makes nothing there', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const missing = join(t.dir, 'missing');
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', missing, '--id', '1', '--yes'])).toBe(1);
+  // It said the directory "has no wal/ directory", which sent the operator looking inside one.
+  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog recover: NO_WAL: ${missing} does not exist \\(`));
+  expect(existsSync(missing)).toBe(false);
+});
+
 /** A node's directory (its snapshot and log entries after it), damaged by `damage`: recover exits 1 with `said` first on stderr and leaves it as it was. */
 async function refusesDamaged(damage: (dir: string) => void | Promise<void>, said: RegExp): Promise<void> {
   const t = tempDir();

@@ -68,8 +68,17 @@ describe('raftlog inspect', () => {
     expect(r.err).toContain('offset 40');
   });
 
-  it('exits 2 when the directory does not exist, and 1 when it holds no WAL', async () => {
-    expect((await run([join(tempDir(), 'missing')])).code).toBe(2);
+  it('exits 1 with NO_WAL, one line and no usage, when the path does not exist, is a file, or holds no WAL', async () => {
+    // It was a usage error, exit 2, the usage printed after the line that said what was wrong.
+    const missing = join(tempDir(), 'missing');
+    const gone = await run([missing]);
+    expect(gone.code).toBe(1);
+    expect(gone.err).toBe(`raftlog inspect: NO_WAL: ${missing} does not exist (give a node's data directory (it holds wal/))`);
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, 'not a directory');
+    const onPlainFile = await run([file]);
+    expect(onPlainFile.code).toBe(1);
+    expect(onPlainFile.err).toBe(`raftlog inspect: NO_WAL: ${file} is not a directory (give a node's data directory (it holds wal/))`);
     const empty = await run([tempDir()]);
     expect(empty.code).toBe(1);
     expect(empty.err).toMatch(/^raftlog inspect: NO_WAL: there is no WAL in/);
