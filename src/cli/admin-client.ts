@@ -79,10 +79,13 @@ export async function request(
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     // Node's fetch will not connect to the Fetch standard's bad ports (6000, 10080, ...): a node
     // serving there runs, and only another port makes it reachable from this command.
+    // The timeout said only "The operation was aborted due to timeout": not which, nor how long.
     const why =
       cause?.message === 'bad port'
         ? `${badPortReason(endpoint.slice(endpoint.lastIndexOf(':') + 1))}: serve the admin endpoint on another port`
-        : (cause?.code ?? cause?.message ?? (err as Error).message);
+        : (err as Error).name === 'TimeoutError'
+          ? `no answer within ${timeoutMs / 1000} s (a node that does not run there, a host that does not answer, or a node too busy to)`
+          : (cause?.code ?? cause?.message ?? (err as Error).message);
     throw notHttp(endpoint, err) ?? new CliError('ADMIN_UNREACHABLE', `${endpoint}: ${why}`, EXIT.unreachable);
   }
   return { status: res.status, headers: res.headers, body: await readAnswer(endpoint, res) };

@@ -1,10 +1,10 @@
 // The admin client's failures: an answer cut short is a coded error, never a raw socket error.
 import { createServer, type RequestListener } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
-import { FETCH_BAD_PORTS, call, fetchRefusesPort } from '../../src/cli/admin-client.js';
+import { FETCH_BAD_PORTS, call, fetchRefusesPort, request } from '../../src/cli/admin-client.js';
 import { main as leader } from '../../src/cli/leader.js';
 import { main as member } from '../../src/cli/member.js';
 import { main as status } from '../../src/cli/status.js';
@@ -377,4 +377,20 @@ it('status exits 3 only when no endpoint could be reached: one that refuses the 
   expect(await status(['--admin', `${refusing},${unreachable}`])).toBe(1);
   expect(out.mock.calls.map((c) => String(c[0])).join('\n')).toMatch(/unhealthy \(UNAUTHORIZED\)/);
   expect(await status(['--admin', unreachable])).toBe(3);
+});
+
+it('an endpoint that takes the connection and never answers is ADMIN_UNREACHABLE once the time is up, saying how long it waited', async () => {
+  const sockets: Socket[] = [];
+  const silent = createNetServer((socket) => {
+    socket.on('error', () => undefined);
+    sockets.push(socket);
+  });
+  const ep = await listening(silent, cleanups);
+  cleanups.push(() => sockets.forEach((socket) => socket.destroy()));
+  // It was "The operation was aborted due to timeout": neither which request nor how long.
+  await expect(request(ep, undefined, 'GET', '/status', undefined, 500)).rejects.toMatchObject({
+    code: 'ADMIN_UNREACHABLE',
+    exitCode: 3,
+    message: `${ep}: no answer within 0.5 s (a node that does not run there, a host that does not answer, or a node too busy to)`,
+  });
 });
