@@ -214,7 +214,18 @@ function running(pid: number): boolean {
 /** A GET whose body is read as a stream (node:http: its trailers are readable after the body). */
 function getStream(endpoint: string, token: string | undefined, path: string, timeoutMs: number): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = httpGet(`http://${endpoint}${path}`, { headers: token !== undefined ? { authorization: `Bearer ${token}` } : {}, timeout: timeoutMs }, resolve);
+    // The socket's idle timeout alone let an endpoint that sends its head a byte at a time hold
+    // the command without end: the head, too, must be whole within timeoutMs.
+    const head = setTimeout(() => req.destroy(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+    const req = httpGet(
+      `http://${endpoint}${path}`,
+      { headers: token !== undefined ? { authorization: `Bearer ${token}` } : {}, timeout: timeoutMs },
+      (res) => {
+        clearTimeout(head);
+        resolve(res);
+      },
+    );
+    req.on('close', () => clearTimeout(head));
     req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
     req.on('error', (err: NodeJS.ErrnoException) =>
       reject(

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
@@ -672,4 +672,38 @@ it('two saves of FILE at once, over the temporaries that killed saves left, both
   const codes = await Promise.all([snapshot(['save', file, '--admin', endpoint]), snapshot(['save', file, '--admin', endpoint])]);
   expect(codes, String(err.mock.calls.at(-1)?.[0])).toEqual([0, 0]);
   expect(readdirSync(t.dir)).toEqual(['backup.snap']);
+});
+
+it('save from an endpoint that sends its answer a byte at a time ends once the time for it is up, with a coded line and no file', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const sockets: Socket[] = [];
+  let sent = 0;
+  // Each byte well within the socket's idle timeout, the head never whole.
+  const trickle = createNetServer((socket) => {
+    socket.on('error', () => undefined);
+    sockets.push(socket);
+    const head = `HTTP/1.1 200 OK\r\nX-Slow: ${'a'.repeat(10_000)}`;
+    const timer = setInterval(() => {
+      if (socket.destroyed) return clearInterval(timer);
+      socket.write(head[sent++]!);
+    }, 20);
+    socket.on('close', () => clearInterval(timer));
+  });
+  const ep = await listening(trickle, cleanups);
+  cleanups.push(() => sockets.forEach((s) => s.destroy()));
+  // Only the command's own timers are made to run ahead; the endpoint's interval and the socket's idle timer keep real time.
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  cleanups.push(() => void vi.useRealTimers());
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const file = join(t.dir, 'backup.snap');
+  const saving = snapshot(['save', file, '--admin', ep]);
+  // setTimeout is fake now: waited for by turns of the event loop.
+  while (sent <= 20) await new Promise((resolve) => setImmediate(resolve));
+  await vi.advanceTimersByTimeAsync(120_000);
+  // Without the deadline it waited for as long as the bytes came: the test's own timeout.
+  expect(await saving).toBe(3);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog snapshot: ADMIN_UNREACHABLE: ${ep}: no answer in 120000 ms`));
+  expect(existsSync(file)).toBe(false);
 });
