@@ -32,7 +32,8 @@ const HINTS: Record<string, string> = {
   NOT_LEADER: "run it against the leader's admin endpoint, or give every node's: --admin A,B,C",
   NO_LEADER: 'the cluster has no leader: check that a majority of its members are running and reach each other',
   NOT_CAUGHT_UP: 'the learner is still catching up: wait and retry',
-  NOT_MEMBER: 'check the id against `raftlog member list` (a change retried after a TIMEOUT may have taken effect already)',
+  // Also what a command given only removed nodes' endpoints is told: member list refuses those too.
+  NOT_MEMBER: "check the ids against `raftlog member list` given a member's admin endpoint (a change retried after a TIMEOUT may have taken effect already)",
   ALREADY_MEMBER: 'check `raftlog member list` (a change retried after a TIMEOUT may have taken effect already)',
   MAJORITY_UNAVAILABLE: 'check `raftlog status`: start the voters the leader cannot reach, or remove those first',
   TIMEOUT: 'the cluster did not answer in time: check `raftlog status`, then retry',
