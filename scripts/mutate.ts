@@ -92,7 +92,7 @@ const MUTANTS: Mutant[] = [
   {
     name: 'log: no fresh snapshot for a new member',
     file: 'src/log/replicated-log.ts',
-    find: 'if (this.membership.apply(e) && this.snapshotIndex > 0) this.snapshotForNewMember = true;',
+    find: 'if (this.membership.apply(e)) this.snapshotTaking.memberAdded();',
     replace: 'this.membership.apply(e);',
     tests: ['test/log/membership.test.ts'],
   },
@@ -104,9 +104,9 @@ const MUTANTS: Mutant[] = [
   },
   {
     name: 'log: snapshot never taken',
-    file: 'src/log/replicated-log.ts',
-    find: '    if (this.sinceSnapshot < this.opts.snapshotEvery && !this.snapshotForNewMember) return;',
-    replace: '    if (this.sinceSnapshot >= 0) return;',
+    file: 'src/log/snapshot-taking.ts',
+    find: '    if (this.since < this.opts.snapshotEvery && !this.forNewMember) return;',
+    replace: '    if (this.since >= 0) return;',
   },
   {
     name: 'wal: truncateAfter keeps one entry too few',

@@ -19,7 +19,7 @@ import {
 } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
-import { FileSnapshotStore, heldSnapshots, refuseOtherFormats, snapshotFileBytes, type SnapshotStore } from '../storage/snapshot-store.js';
+import { FileSnapshotStore, heldSnapshots, refuseOtherFormats, type SnapshotStore } from '../storage/snapshot-store.js';
 import { refuseUnfinished } from '../storage/unfinished.js';
 import { makeDurableDir } from '../storage/durable-dir.js';
 import { INSTANCE_FILE, openInstanceId } from '../storage/instance-id.js';
@@ -52,7 +52,6 @@ import {
   OpenFailedError,
   OverloadedError,
   RecordTooLargeError,
-  SnapshotLimitError,
   type FatalErrorCode,
 } from './errors.js';
 import { Membership, checkNodeId, type MembershipChange } from './membership.js';
@@ -68,8 +67,10 @@ import { BatchReader, recordOrigin, unreadable } from './record-batch.js';
 import { forwardedProposalFault } from './forwarded-proposal.js';
 import { HeldProposals } from './held-proposals.js';
 import { RefusalLog } from '../refusal-log.js';
-import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
-import { NullStateMachine, snapshotChunks, type LogEntry, type StateMachine } from './state-machine.js';
+import { decodeSnapshotData } from './snapshot-data.js';
+import { SnapshotTaking } from './snapshot-taking.js';
+import { applyReturnedPromise, attribute, isPromise, stateMachineFailed } from './state-machine-failure.js';
+import { NullStateMachine, type LogEntry, type StateMachine } from './state-machine.js';
 
 /** The parts the driver runs on; the simulator supplies its own. */
 export interface ReplicatedLogDeps {
@@ -104,54 +105,6 @@ const captured: { resolve: (r: never) => void; reject: (e: Error) => void } = { 
 function capture(resolve: (r: never) => void, reject: (e: Error) => void): void {
   captured.resolve = resolve;
   captured.reject = reject;
-}
-
-type StateMachineMethod = 'apply' | 'snapshot' | 'restore';
-
-/**
- * What the application's state machine threw, as what stops the node: named as the state
- * machine's, not as a storage failure (the operator's first suspect).
- */
-function stateMachineFailed(method: StateMachineMethod, err: unknown): FatalError {
-  return new FatalError(err, `the state machine's ${method}() failed`);
-}
-
-/** Whether apply()'s result is a thenable; a `then` getter that throws is the state machine's failure. */
-function isPromise(v: unknown): v is PromiseLike<unknown> {
-  if (typeof v !== 'object' || v === null) return false;
-  try {
-    return typeof (v as Partial<PromiseLike<unknown>>).then === 'function';
-  } catch (err) {
-    throw stateMachineFailed('apply', err);
-  }
-}
-
-/**
- * An apply() that returns a promise (an `async apply`) has not applied the record when it
- * returns: the next record and a snapshot would see the state without it, and the append
- * would resolve with a promise. Its rejection is handled here, or it would end the process;
- * a `then` that throws instead is the state machine's failure, and what it threw is the cause
- * its author needs to see.
- */
-function applyReturnedPromise(result: PromiseLike<unknown>): FatalError {
-  try {
-    result.then(undefined, () => undefined);
-  } catch (err) {
-    return stateMachineFailed('apply', err);
-  }
-  return stateMachineFailed('apply', new TypeError('apply() returned a promise: it must apply the record before it returns'));
-}
-
-/**
- * Whose failure `err` is, where raftlog's code runs inside the state machine's call (reading
- * the snapshot it restores) or around its stream: raftlog's own coded errors pass as they
- * are, anything else is the state machine's. So are readAll()'s refusals, of the limit the
- * state machine chose or of a bad one: they stop the node as LOG_FATAL naming restore(), not as
- * a storage failure.
- */
-function attribute(method: StateMachineMethod, err: unknown): unknown {
-  if (err instanceof SnapshotLimitError || err instanceof InvalidArgumentError) return stateMachineFailed(method, err);
-  return err instanceof LogError || err instanceof StorageError || err instanceof WalError ? err : stateMachineFailed(method, err);
 }
 
 /**
@@ -195,10 +148,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   /** @internal */
   private applied: number;
   /** @internal */
-  private snapshotIndex: number;
-  /** Records (and membership changes) applied since snapshotIndex: what snapshotEvery counts. @internal */
-  private sinceSnapshot = 0;
-  /** @internal */
   private readonly membership: Membership;
   /** @internal */
   private readonly barriers: ReadBarriers;
@@ -230,14 +179,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly committed: CommittedEntries;
   /** The index of the last snapshot restored into the state machine: entries() serves nothing at or below it. @internal */
   private snapshotFloor = 0;
-  /** @internal */
-  private snapshotForNewMember = false;
-  /**
-   * A local snapshot is being written. The next waits for it: a state machine that takes
-   * longer to write than snapshotEvery entries take to apply would otherwise queue one
-   * snapshot after another, each superseded before it is on disk. @internal
-   */
-  private snapshotting = false;
+  /** Snapshots this node takes of its state machine, and the index of the latest, taken or received. @internal */
+  private readonly snapshotTaking: SnapshotTaking;
   /**
    * The forgetting of every member removed so far, rejected if one failed. A snapshot past a
    * removal is not made the restart point before it: a restart applies only the entries above
@@ -246,8 +189,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private forgotten: Promise<unknown> = Promise.resolve();
   /** @internal */
   private readonly restore: SnapshotRestore;
-  /** Bounds the wait for the state machine's snapshot stream once the log stops (see snapshotChunk). @internal */
-  private armSnapshotDeadline: (() => void) | undefined;
   /**
    * Received snapshots whose spools wait for raft's answer: a Ready that hands one over takes it
    * out; those left when raft has no Ready to give were refused or superseded, and are deleted.
@@ -292,7 +233,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.schedulePump();
     };
     const snap = storage.snapshot();
-    this.snapshotIndex = snap.meta.index;
     this.applied = snap.meta.index;
     this.node = new RawNode({
       id,
@@ -364,10 +304,25 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       pump: () => this.pump(),
     };
     this.membership = new Membership(id, membershipHost, members, storage.initialState().confState, opts.promoteMaxLag, opts.electionTicks);
+    const takingHost = {
+      sm: this.sm,
+      membership: this.membership,
+      compact: (index: number, term: number, conf: ConfState, data: AsyncIterable<Uint8Array>) =>
+        storage.compact(index, term, conf, data, opts.snapshotCatchUpEntries, this.forgotten),
+      term: (index: number) => storage.term(index),
+      applied: () => this.applied,
+      stopped: () => this.closed,
+      restoring: () => this.restore.active,
+      counters: this.counters,
+      clock: deps.clock,
+      logger: deps.logger,
+      fail: (err: unknown) => this.fail(err),
+    };
+    this.snapshotTaking = new SnapshotTaking(takingHost, opts, snap.meta.index);
     // Started without `join`, a node was a member from its bootstrap; started with it, one that holds
     // a snapshot was, since the core refuses a snapshot that does not name it. Either, restarted on a
     // snapshot that holds its own removal, is not in the configuration it opens with, and was removed.
-    this.wasMember = opts.join !== true || this.snapshotIndex > 0 || confMembers(this.membership.conf).has(id);
+    this.wasMember = opts.join !== true || snap.meta.index > 0 || confMembers(this.membership.conf).has(id);
     this.committed = new CommittedEntries({
       storage,
       snapshotFloor: () => this.snapshotFloor,
@@ -614,7 +569,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       members: this.membership.members,
       lastIndex: this.final?.lastIndex ?? storage.lastIndex(),
       firstIndex: this.final?.firstIndex ?? storage.firstIndex(),
-      snapshotIndex: this.snapshotIndex,
+      snapshotIndex: this.snapshotTaking.index,
       removedBy: this.removedBy,
     };
   }
@@ -1143,7 +1098,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       if (e.type === EntryType.ConfChange) {
         this.applyConfChange(e);
         this.proposals.entryApplied(e.index, e.term, -1);
-        this.sinceSnapshot++;
+        this.snapshotTaking.counted(1);
       } else if (batch.open(e.data, e.index)) {
         // open() throws LOG_CORRUPT on damage (the pump stops the node) before any record is applied.
         const own = batch.hasOrigin(origin); // read before apply() runs the application's code
@@ -1164,7 +1119,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         // the next proposal. With peers, commits come with their answers, and a leader that
         // proposed before it had read the rest of them committed fewer records a second.
         if (own && this.commitsAlone()) this.appends.afterSettle();
-        this.sinceSnapshot += count;
+        this.snapshotTaking.counted(count);
         this.membership.recordApplied(e.index);
       } else {
         this.proposals.entryApplied(e.index, e.term, -1); // an empty entry: a new leader's first
@@ -1175,22 +1130,14 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (entries.length === 0) return;
     this.barriers.onApplied(this.applied);
     this.committed.notify();
-    this.maybeSnapshot(entries[entries.length - 1]!.term);
-  }
-
-  /** Snapshots the state machine if snapshotEvery records (or a new member) call for it. `term`: the applied entry's. @internal */
-  private maybeSnapshot(term: number): void {
-    if (this.snapshotting || this.closed || this.restore.active) return;
-    if (this.sinceSnapshot < this.opts.snapshotEvery && !this.snapshotForNewMember) return;
-    this.snapshotForNewMember = false;
-    this.takeSnapshot(this.applied, term);
+    this.snapshotTaking.maybeTake(entries[entries.length - 1]!.term);
   }
 
   /** @internal */
   private applyConfChange(e: Entry): void {
     // A snapshot taken before a member joined does not name it, and the member refuses it;
     // if the leader must catch it up by snapshot, it needs one taken since.
-    if (this.membership.apply(e) && this.snapshotIndex > 0) this.snapshotForNewMember = true;
+    if (this.membership.apply(e)) this.snapshotTaking.memberAdded();
     this.checkRemoved();
   }
 
@@ -1223,117 +1170,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.barriers.rejectUnanswered(() => this.removedError('barrier')!);
   }
 
-  /** @internal */
-  private takeSnapshot(index: number, term: number): void {
-    // The state machine's bytes stream into the file while later entries apply: it promised
-    // they describe the state of this moment.
-    const started = performance.now();
-    let bytes = 0;
-    const log = this;
-    const counted = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-      const it = chunks[Symbol.asyncIterator]();
-      let ended = false;
-      try {
-        for (;;) {
-          let r: IteratorResult<Uint8Array>;
-          try {
-            r = await log.snapshotChunk(it.next()); // the state machine's stream: what fails here is the application's
-          } catch (err) {
-            ended = true;
-            // Abandoned after the log stopped: the stream closes once its pending chunk settles, if ever.
-            if (log.closed) Promise.resolve(it.return?.()).catch(() => undefined);
-            throw attribute('snapshot', err);
-          }
-          if (r.done === true) {
-            ended = true;
-            return;
-          }
-          bytes += r.value.byteLength;
-          yield r.value;
-        }
-      } finally {
-        if (!ended) await it.return?.(); // as for-await would: a write that failed closes the stream
-      }
-    };
-    let source;
-    try {
-      source = this.sm.snapshot();
-    } catch (err) {
-      throw stateMachineFailed('snapshot', err);
-    }
-    const data = counted(encodeSnapshotData([...this.membership.members], snapshotChunks(source)));
-    const conf = this.membership.conf;
-    this.snapshotIndex = index;
-    this.sinceSnapshot = 0;
-    this.snapshotting = true;
-    this.storage
-      .compact(index, term, conf, data, this.opts.snapshotCatchUpEntries, this.forgotten)
-      .then(() => {
-        this.snapshotting = false;
-        this.counters.snapshots++;
-        const ms = performance.now() - started;
-        this.counters.snapshotDuration.observe(ms / 1000);
-        this.deps.logger.info({ index, term, bytes, ms: Math.round(ms) }, `snapshot taken at ${index}`);
-        // Peers refuse it as soon as it is announced: a follower that falls behind the log kept
-        // after it could never catch up, and said so only in its own log and the leader's retries.
-        // They check the file's size (the members and the file's header and meta included), not the state's.
-        const fileBytes = snapshotFileBytes({ index, term, conf }, bytes);
-        if (fileBytes > this.opts.maxSnapshotBytes)
-          this.deps.logger.warn(
-            { code: 'SNAPSHOT_OVER_PEER_LIMIT', index, fileBytes, maxSnapshotBytes: this.opts.maxSnapshotBytes },
-            `the snapshot at ${index} is a file of ${fileBytes} bytes, more than maxSnapshotBytes (${this.opts.maxSnapshotBytes}): ` +
-              'a node with that limit refuses it, so a follower that falls behind, or a member added, never catches up; raise maxSnapshotBytes on every node',
-          );
-        // Entries applied while it was written may already call for the next one.
-        if (!this.closed && this.applied > index) this.maybeSnapshot(this.storage.term(this.applied));
-      })
-      .catch((err: unknown) => this.fail(err));
-  }
-
-  /**
-   * The next chunk of the state machine's snapshot stream. close() waits for the snapshot
-   * being written, and a stream that never yielded again held it, the WAL's lock and the
-   * snapshot's file for good: once the log has stopped, a chunk not come within timeoutMs
-   * abandons the write (the store deletes its file). A failure of the stream after that is
-   * still logged.
-   * @internal
-   */
-  private snapshotChunk(next: Promise<IteratorResult<Uint8Array>>): Promise<IteratorResult<Uint8Array>> {
-    return new Promise((resolve, reject) => {
-      let abandoned = false;
-      let cancel = (): void => undefined;
-      const arm = (): void => {
-        const ms = this.opts.timeoutMs;
-        cancel = this.deps.clock.setTimeout(() => {
-          abandoned = true;
-          const err = stateMachineFailed('snapshot', new Error(`its stream yielded nothing for ${ms} ms after the log stopped`));
-          this.deps.logger.warn(
-            { code: err.code },
-            `closed without waiting longer for the snapshot being written: the state machine's stream yielded nothing for ${ms} ms`,
-          );
-          reject(err);
-        }, ms);
-      };
-      if (this.closed) arm();
-      else this.armSnapshotDeadline = arm;
-      const settled = (): void => {
-        cancel();
-        if (this.armSnapshotDeadline === arm) this.armSnapshotDeadline = undefined;
-      };
-      next.then(
-        (r) => {
-          settled();
-          resolve(r);
-        },
-        (err: unknown) => {
-          settled();
-          if (abandoned) this.fail(attribute('snapshot', err)); // the log is closed: said at debug
-          reject(err);
-        },
-      );
-    });
-  }
-
   /**
    * From the Ready that hands over a received snapshot, the log answers from it:
    * nothing below it is served, and its configuration is the one in force.
@@ -1341,7 +1177,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
    */
   private beginRestore(snap: Snapshot, installed: Promise<void>): void {
     this.snapshotFloor = snap.meta.index;
-    this.snapshotIndex = snap.meta.index;
+    this.snapshotTaking.index = snap.meta.index;
     this.membership.conf = snap.meta.conf;
     this.restore.add(snap, installed);
   }
@@ -1367,8 +1203,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.membership.restore(snap.meta.conf, d.members, snap.meta.index);
       this.checkRemoved();
       this.applied = snap.meta.index;
-      this.snapshotIndex = snap.meta.index;
-      this.sinceSnapshot = 0;
+      this.snapshotTaking.restored(snap.meta.index);
       this.barriers.onApplied(this.applied);
       this.committed.notify();
     };
@@ -1441,8 +1276,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.halt.abort(err);
     this.refusedProposals.flush();
     this.stopTicking();
-    this.armSnapshotDeadline?.();
-    this.armSnapshotDeadline = undefined;
+    this.snapshotTaking.onStop();
     this.proposals.failAll(err);
     this.appends.failAll(() => err);
     this.deadlines.closeAll(err);

@@ -15,7 +15,7 @@ export const LOG_MUTATIONS: readonly LogMutation[] = [...CORE_MUTATIONS, ...DRIV
 /** The parts of the driver's private shape the plants reach into. */
 interface DriverInternals {
   role: StateType;
-  snapshotForNewMember: boolean;
+  snapshotTaking: { forNewMember: boolean };
   node: { raft: { step(m: Message): void }; inFlight: { rd: Ready; selfMessages: Message[] }[] };
   storage: { firstIndex(): number };
   snapshotFloor: number;
@@ -101,7 +101,7 @@ export function plantLogMutation(m: LogMutation): () => void {
         (original) =>
           function (this: DriverInternals, e: unknown): void {
             original.call(this, e);
-            this.snapshotForNewMember = false;
+            this.snapshotTaking.forNewMember = false;
           },
       );
   }
