@@ -454,9 +454,9 @@ const MUTANTS: Mutant[] = [
   },
   {
     name: 'log: a node removed from the cluster takes appends and barriers',
-    file: 'src/log/replicated-log.ts',
-    find: '    return this.wasMember && !confMembers(this.membership.conf).has(this.id)',
-    replace: '    return false && !confMembers(this.membership.conf).has(this.id)',
+    file: 'src/log/removal.ts',
+    find: '    return this.wasMember && (this.refusedBy !== 0 || !confMembers(this.host.conf()).has(this.id))',
+    replace: '    return false && (this.refusedBy !== 0 || !confMembers(this.host.conf()).has(this.id))',
     tests: ['test/log/removed-restart.test.ts'],
   },
   {

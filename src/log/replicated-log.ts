@@ -67,6 +67,7 @@ import { BatchReader, recordOrigin, unreadable } from './record-batch.js';
 import { forwardedProposalFault } from './forwarded-proposal.js';
 import { HeldProposals } from './held-proposals.js';
 import { RefusalLog } from '../refusal-log.js';
+import { Removal } from './removal.js';
 import { decodeSnapshotData } from './snapshot-data.js';
 import { SnapshotTaking } from './snapshot-taking.js';
 import { applyReturnedPromise, attribute, isPromise, stateMachineFailed } from './state-machine-failure.js';
@@ -153,19 +154,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly barriers: ReadBarriers;
   /** @internal */
   private readonly noLeader: NoLeaderTimer;
-  /**
-   * This node was in the configuration and a change took it out: no leader sends it anything
-   * more, so what it is asked cannot complete here and is refused at once (see removedError).
-   * @internal
-   */
-  private wasMember: boolean;
-  /**
-   * A member that applied this node's removal refused what it sent (a node cut off when its
-   * removal committed is told by no leader). Not durable, and forgotten once a leader is heard:
-   * a member that has not yet applied a change adding this node back refuses it too.
-   * @internal
-   */
-  private removedBy = 0;
+  /** Whether a change took this node out of the configuration: what it is asked is then refused at once. @internal */
+  private readonly removal: Removal;
   /** Barriers, membership changes and leadership transfers: settled in time, or when the log stops. @internal */
   private readonly deadlines: Deadlines;
   /** @internal */
@@ -322,7 +312,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // Started without `join`, a node was a member from its bootstrap; started with it, one that holds
     // a snapshot was, since the core refuses a snapshot that does not name it. Either, restarted on a
     // snapshot that holds its own removal, is not in the configuration it opens with, and was removed.
-    this.wasMember = opts.join !== true || snap.meta.index > 0 || confMembers(this.membership.conf).has(id);
+    const wasMember = opts.join !== true || snap.meta.index > 0 || confMembers(this.membership.conf).has(id);
+    const removalHost = { conf: () => this.membership.conf, logger: deps.logger, proposals: this.proposals, appends: this.appends, barriers: this.barriers };
+    this.removal = new Removal(id, removalHost, wasMember);
     this.committed = new CommittedEntries({
       storage,
       snapshotFloor: () => this.snapshotFloor,
@@ -454,7 +446,9 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
         onMessage: (m) => this.onMessage(m),
         onUnreachable: (peer) => this.report(() => this.node.reportUnreachable(peer)),
         onSnapshotStatus: (peer, ok) => this.report(() => this.node.reportSnapshot(peer, ok)),
-        onRemoved: (peer) => this.onRemoved(peer),
+        onRemoved: (peer) => {
+          if (!this.closed) this.removal.onRefused(peer, this.lead);
+        },
         // The appends of this turn are proposed at its end: a leader's MsgApps for them then
         // share a write with what it sent earlier in the turn (a commit index, say).
         sendingLater: () => this.appends.proposing,
@@ -504,7 +498,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     if (this.proposals.bytes + size > o.maxPendingBytes)
       return this.refuseAppend(new OverloadedError(`${this.proposals.bytes} bytes pending (maxPendingBytes)`));
     // Before NO_LEADER: a removed leader knows no leader once it has handed off, and the cure is another node, not a wait.
-    const removed = this.removedError('append');
+    const removed = this.removal.error('append');
     if (removed !== null) return this.refuseAppend(removed);
     if (this.noLeader.expired(this.lead)) return this.refuseAppend(this.noLeader.error('append'));
     const p = new Promise<AppendResult<R>>(capture);
@@ -528,7 +522,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   barrier(): Promise<void> {
     const refused = this.refusal();
     if (refused !== null) return Promise.reject(refused);
-    const removed = this.removedError('barrier');
+    const removed = this.removal.error('barrier');
     if (removed !== null) return Promise.reject(removed);
     if (this.noLeader.expired(this.lead)) return Promise.reject(this.noLeader.error('barrier'));
     return this.deadlines.run('barrier', (resolve, reject) => this.barriers.wait(resolve, reject));
@@ -570,7 +564,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       lastIndex: this.final?.lastIndex ?? storage.lastIndex(),
       firstIndex: this.final?.firstIndex ?? storage.firstIndex(),
       snapshotIndex: this.snapshotTaking.index,
-      removedBy: this.removedBy,
+      removedBy: this.removal.by,
     };
   }
 
@@ -838,24 +832,8 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       }
       return;
     }
-    if (this.removedBy !== 0 && m.from === this.lead && isLeaderTraffic(m.type)) this.removedBy = 0;
+    this.removal.onStepped(m, this.lead);
     this.schedulePump();
-  }
-
-  /** @internal */
-  private onRemoved(peer: number): void {
-    // A node that follows a leader is a member in that leader's eyes: the refusal came from a member
-    // whose log lags a change adding this node back, in answer to what this node sent before. But
-    // for the leader it follows: a learner never campaigns, so it goes on naming the leader that
-    // forgot it, and learns its removal when that leader refuses what it forwards.
-    if (this.closed || this.removedBy !== 0 || (this.lead !== 0 && this.lead !== this.id && this.lead !== peer)) return;
-    if (!this.wasMember || !confMembers(this.membership.conf).has(this.id)) return;
-    this.removedBy = peer;
-    this.deps.logger.warn(
-      { code: 'NOT_MEMBER', peer },
-      `node ${peer} refuses this node (${this.id}) as removed from the cluster: its removal committed unseen here; calls on it are refused until a leader is heard`,
-    );
-    this.failRemoved();
   }
 
   /**
@@ -1067,7 +1045,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     this.role = ss.state;
     this.lead = ss.lead;
     this.noLeader.onLeader(ss.lead);
-    if (ss.lead !== 0 && ss.lead !== oldLead) this.removedBy = 0;
+    if (ss.lead !== 0 && ss.lead !== oldLead) this.removal.onNewLeader();
     if ((wasLeader && ss.state !== StateType.StateLeader) || (oldLead !== 0 && ss.lead !== oldLead)) {
       this.proposals.leaderLost(`leader ${oldLead} was lost before the record was known to commit`);
       this.membership.onLeaderLost();
@@ -1138,36 +1116,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     // A snapshot taken before a member joined does not name it, and the member refuses it;
     // if the leader must catch it up by snapshot, it needs one taken since.
     if (this.membership.apply(e)) this.snapshotTaking.memberAdded();
-    this.checkRemoved();
-  }
-
-  /** NOT_MEMBER once a change has taken this node out of the configuration; null while it is in it. @internal */
-  private removedError(what: string): NotMemberError | null {
-    return this.wasMember && (this.removedBy !== 0 || !confMembers(this.membership.conf).has(this.id))
-      ? new NotMemberError(this.id, `${what} on node ${this.id}, which was removed from the cluster (use a member)`, this.membership.conf)
-      : null;
-  }
-
-  /**
-   * Answers what waits here when a change takes this node out: a removed node hears from no
-   * leader, so its barriers and queued appends would wait out their timeout, and a read it
-   * served would be as stale as the last entry it applied. Appends it forwarded may still
-   * commit, unseen here: their outcome is unknown.
-   * @internal
-   */
-  private checkRemoved(): void {
-    if (confMembers(this.membership.conf).has(this.id)) {
-      this.wasMember = true;
-      return;
-    }
-    if (this.wasMember) this.failRemoved();
-  }
-
-  /** What waits here is answered NOT_MEMBER (see checkRemoved). @internal */
-  private failRemoved(): void {
-    this.proposals.leaderLost(`node ${this.id} was removed from the cluster before the record was known to commit`);
-    this.appends.failAll(() => this.removedError('append')!);
-    this.barriers.rejectUnanswered(() => this.removedError('barrier')!);
+    this.removal.onConfChange();
   }
 
   /**
@@ -1201,7 +1150,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
       this.deps.logger.info({ index: snap.meta.index, term: snap.meta.term }, `state machine restored from the snapshot at ${snap.meta.index}`);
       this.snapshotFloor = snap.meta.index;
       this.membership.restore(snap.meta.conf, d.members, snap.meta.index);
-      this.checkRemoved();
+      this.removal.onConfChange();
       this.applied = snap.meta.index;
       this.snapshotTaking.restored(snap.meta.index);
       this.barriers.onApplied(this.applied);
@@ -1344,9 +1293,4 @@ function coded(err: unknown): Error {
   if (err instanceof LogError || err instanceof WalError || err instanceof StorageError || err instanceof TransportError || err instanceof RaftError)
     return err;
   return new OpenFailedError(err);
-}
-
-/** What only a leader sends: heard from the leader this node follows, it is a member again. */
-function isLeaderTraffic(type: MessageType): boolean {
-  return type === MessageType.MsgApp || type === MessageType.MsgHeartbeat || type === MessageType.MsgSnap;
 }
