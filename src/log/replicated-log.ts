@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LogLostError, NoLeaderError, ProposalDroppedError, ReadIndexDroppedError, StepPeerNotFoundError } from '../raft/errors.js';
 import { members as confMembers } from '../raft/changer.js';
@@ -19,10 +18,8 @@ import {
 } from '../raft/types.js';
 import type { LogStore } from '../storage/log-store.js';
 import { RaftStorage, commitsConfChange } from '../storage/raft-storage.js';
-import { FileSnapshotStore, heldSnapshots, refuseOtherFormats, type SnapshotStore } from '../storage/snapshot-store.js';
-import { refuseUnfinished } from '../storage/unfinished.js';
-import { makeDurableDir } from '../storage/durable-dir.js';
-import { INSTANCE_FILE, openInstanceId } from '../storage/instance-id.js';
+import { FileSnapshotStore, type SnapshotStore } from '../storage/snapshot-store.js';
+import { openInstanceId } from '../storage/instance-id.js';
 import { PeerInstanceFile } from '../storage/peer-instances.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
 import type { TlsOptions } from '../transport/tcp-transport.js';
@@ -34,12 +31,13 @@ import { guardedLogger, silentLogger, type Logger } from '../logger.js';
 import { Wal, WalError, type WalStats } from '../wal/index.js';
 import { codeOf } from '../errors.js';
 import { RaftError } from '../raft/errors.js';
-import { StateCorruptError, StorageError } from '../storage/errors.js';
+import { StorageError } from '../storage/errors.js';
 import { TransportError } from '../transport/errors.js';
 import { realClock, type Clock } from './clock.js';
 import { AppendQueue } from './append-queue.js';
 import { checkedOnArrival } from './checked-snapshots.js';
 import { CommittedEntries } from './committed-entries.js';
+import { prepareDataDir } from './data-dir.js';
 import { Deadlines } from './deadlines.js';
 import {
   ClosedError,
@@ -158,7 +156,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
   private readonly removal: Removal;
   /** Barriers, membership changes and leadership transfers: settled in time, or when the log stops. @internal */
   private readonly deadlines: Deadlines;
-  /** @internal */
   /** Called once at the next change of leader (and when the log stops); one that gives up first takes itself out. @internal */
   private readonly leaderWaiters = new Set<() => void>();
   /** Run at every tick: the leadership transfers under way. @internal */
@@ -366,15 +363,7 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     try {
       abortIfAsked();
       if (wal === undefined && deps?.snapshots === undefined) {
-        // What a restore or a recover stopped halfway left is no node's state, whatever it holds.
-        await refuseUnfinished(o.dataDir);
-        // Wal.open would make a new WAL where wal/ is missing or holds none: beside snapshots or the
-        // instance id that is a lost log (see RaftStorage.open), refused before anything is
-        // created, so that wal/ can be put back.
-        await refuseLostWal(o.dataDir);
-        await refuseOtherFormats(join(o.dataDir, 'snapshots'));
-        // Made here, not by the WAL, whose directories take the umask's mode (0755 with the usual 022).
-        if (!(await exists(o.dataDir))) await makeDurableDir(o.dataDir);
+        await prepareDataDir(o.dataDir);
       }
       wal ??= await Wal.open(join(o.dataDir, 'wal'), {
         segmentBytes: o.segmentBytes,
@@ -1236,56 +1225,6 @@ export class ReplicatedLog<R = unknown> extends EventEmitter<LogEvents> {
     for (const w of waiters) w();
     this.committed.notify();
   }
-}
-
-/** Whether anything is at `path` (a dangling link counts); false only for ENOENT. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ENOENT'; // another failure: the open that follows reports it
-  }
-}
-
-/**
- * Why `dir`, a directory, holds no WAL: it is empty, or holds neither LOCK nor a file the WAL
- * makes (what a volume formatted again holds, lost+found), which Wal.open refuses only as a
- * stray name (WAL_CORRUPT), not as the log lost. Undefined if it may hold one, or cannot be read
- * (the open that follows reports why).
- */
-async function noWalIn(dir: string): Promise<string | undefined> {
-  const names = await readdir(dir).catch(() => undefined);
-  if (names === undefined) return undefined;
-  if (names.length === 0) return `the wal/ directory ${dir} is empty`;
-  const walFile = (n: string): boolean => n === 'LOCK' || n.endsWith('.wal') || n.endsWith('.prealloc') || n.endsWith('.released');
-  if (names.some(walFile)) return undefined;
-  return `the wal/ directory ${dir} holds no WAL (no LOCK, no segment: only ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`;
-}
-
-/**
- * STATE_CORRUPT if `dataDir` has no WAL (no wal/, or one that Wal.open would make a new WAL in)
- * but holds what only a WAL leads to: snapshot files, or the instance id.
- */
-async function refuseLostWal(dataDir: string): Promise<void> {
-  const walDir = join(dataDir, 'wal');
-  const lost = (await exists(walDir)) ? await noWalIn(walDir) : `there is no wal/ directory in ${dataDir}`;
-  if (lost === undefined) return;
-  const held = await heldSnapshots(join(dataDir, 'snapshots')).catch(() => []);
-  const newest = held.at(-1);
-  if (newest !== undefined)
-    throw new StateCorruptError(
-      `${lost}, but ${dataDir} holds the snapshot ${join(dataDir, 'snapshots', newest.name)}: ` +
-        'the log and the term and vote that led to it were lost (put wal/ back, or restore the node from its peers)',
-    );
-  // The instance id is made only once the WAL beside it is durable. Kept, it would vouch to the
-  // peers for a new WAL with no vote and no log as the instance that voted and acknowledged.
-  const instance = join(dataDir, INSTANCE_FILE);
-  if (await exists(instance))
-    throw new StateCorruptError(
-      `${lost}, but ${dataDir} holds the instance id ${instance} made beside its WAL: ` +
-        'the log and the term and vote were lost (put wal/ back, or restore the node from its peers)',
-    );
 }
 
 /** Every failure of open() carries a raftlog code; a foreign one (a socket's EADDRINUSE, say) is wrapped. */

@@ -1,0 +1,73 @@
+// A data directory checked before the WAL opens on it, and made if missing: Wal.open
+// would make a new, empty WAL wherever it finds none, so what only a lost or half-made
+// node's directory holds is refused first, while it can still be put back.
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeDurableDir } from '../storage/durable-dir.js';
+import { StateCorruptError } from '../storage/errors.js';
+import { INSTANCE_FILE } from '../storage/instance-id.js';
+import { heldSnapshots, refuseOtherFormats } from '../storage/snapshot-store.js';
+import { refuseUnfinished } from '../storage/unfinished.js';
+
+/** Refuses a directory no node can run from, then makes it if it does not exist. */
+export async function prepareDataDir(dataDir: string): Promise<void> {
+  // What a restore or a recover stopped halfway left is no node's state, whatever it holds.
+  await refuseUnfinished(dataDir);
+  // Wal.open would make a new WAL where wal/ is missing or holds none: beside snapshots or the
+  // instance id that is a lost log (see RaftStorage.open), refused before anything is
+  // created, so that wal/ can be put back.
+  await refuseLostWal(dataDir);
+  await refuseOtherFormats(join(dataDir, 'snapshots'));
+  // Made here, not by the WAL, whose directories take the umask's mode (0755 with the usual 022).
+  if (!(await exists(dataDir))) await makeDurableDir(dataDir);
+}
+
+/** Whether anything is at `path` (a dangling link counts); false only for ENOENT. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT'; // another failure: the open that follows reports it
+  }
+}
+
+/**
+ * Why `dir`, a directory, holds no WAL: it is empty, or holds neither LOCK nor a file the WAL
+ * makes (what a volume formatted again holds, lost+found), which Wal.open refuses only as a
+ * stray name (WAL_CORRUPT), not as the log lost. Undefined if it may hold one, or cannot be read
+ * (the open that follows reports why).
+ */
+async function noWalIn(dir: string): Promise<string | undefined> {
+  const names = await readdir(dir).catch(() => undefined);
+  if (names === undefined) return undefined;
+  if (names.length === 0) return `the wal/ directory ${dir} is empty`;
+  const walFile = (n: string): boolean => n === 'LOCK' || n.endsWith('.wal') || n.endsWith('.prealloc') || n.endsWith('.released');
+  if (names.some(walFile)) return undefined;
+  return `the wal/ directory ${dir} holds no WAL (no LOCK, no segment: only ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`;
+}
+
+/**
+ * STATE_CORRUPT if `dataDir` has no WAL (no wal/, or one that Wal.open would make a new WAL in)
+ * but holds what only a WAL leads to: snapshot files, or the instance id.
+ */
+async function refuseLostWal(dataDir: string): Promise<void> {
+  const walDir = join(dataDir, 'wal');
+  const lost = (await exists(walDir)) ? await noWalIn(walDir) : `there is no wal/ directory in ${dataDir}`;
+  if (lost === undefined) return;
+  const held = await heldSnapshots(join(dataDir, 'snapshots')).catch(() => []);
+  const newest = held.at(-1);
+  if (newest !== undefined)
+    throw new StateCorruptError(
+      `${lost}, but ${dataDir} holds the snapshot ${join(dataDir, 'snapshots', newest.name)}: ` +
+        'the log and the term and vote that led to it were lost (put wal/ back, or restore the node from its peers)',
+    );
+  // The instance id is made only once the WAL beside it is durable. Kept, it would vouch to the
+  // peers for a new WAL with no vote and no log as the instance that voted and acknowledged.
+  const instance = join(dataDir, INSTANCE_FILE);
+  if (await exists(instance))
+    throw new StateCorruptError(
+      `${lost}, but ${dataDir} holds the instance id ${instance} made beside its WAL: ` +
+        'the log and the term and vote were lost (put wal/ back, or restore the node from its peers)',
+    );
+}
