@@ -70,7 +70,7 @@ export function checkStoredState(wal: StoredState, held: readonly HeldSnapshot[]
   // acknowledged there with it. Opened as it is, the node would serve the older log, and its
   // next snapshot would prune the newer one. Only a snapshot received from a peer, whose install
   // a crash interrupted before the WAL's marker, may lie there; the store says which (held()).
-  const beyond = held.filter((h) => h.index > last && h.received !== true).at(-1);
+  const beyond = unrecordedBeyond(wal, held);
   if (beyond !== undefined) {
     // A WAL with nothing in it at all (no entry, marker or term) lost the term and vote too:
     // a new node there could vote again in a term it had voted in.
@@ -84,6 +84,12 @@ export function checkStoredState(wal: StoredState, held: readonly HeldSnapshot[]
         'the WAL lost its end, and the records acknowledged there',
     );
   }
+}
+
+/** The newest snapshot file past the log's end that the WAL does not record, and no peer sent. */
+function unrecordedBeyond(wal: StoredState, held: readonly HeldSnapshot[]): HeldSnapshot | undefined {
+  const last = Math.max(wal.lastIndex, wal.snapshot?.index ?? 0);
+  return held.filter((h) => h.index > last && h.received !== true).at(-1);
 }
 
 function isWalClosed(err: unknown): boolean {
@@ -148,7 +154,12 @@ export class RaftStorage implements Storage {
 
   /** `bootstrap` is the membership of a brand-new node (no snapshot yet). `logger`: where a failed prune is said. */
   static async open(wal: LogStore, snapshots: SnapshotStore, bootstrap: ConfState, logger: Logger = silentLogger): Promise<RaftStorage> {
-    checkStoredState(wal, (await snapshots.held?.()) ?? []);
+    const held = (await snapshots.held?.()) ?? [];
+    // Only a whole snapshot there says the WAL lost its end: a damaged file under a snapshot's
+    // name is refused as what it is (SNAPSHOT_CORRUPT, naming it), as `raftlog inspect` reports it.
+    const beyond = unrecordedBeyond(wal, held);
+    if (beyond !== undefined) await snapshots.load(beyond.index, beyond.term);
+    checkStoredState(wal, held);
     const marker = wal.snapshot;
     const snap = marker === null ? null : await snapshots.load(marker.index, marker.term);
     return new RaftStorage(wal, snapshots, bootstrap, snap, logger);
