@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { MAX_INDEX, MAX_TERM, type ConfState, type Snapshot, type SnapshotMeta } from '../raft/types.js';
 import { crc32c } from '../wal/index.js';
 import { checkConfState } from '../raft/changer.js';
@@ -495,7 +495,10 @@ export interface SnapshotFileOptions {
 async function openSnapshotFile(file: string, followLinks: boolean): Promise<{ fh: FileHandle; size: number }> {
   const notAFile = (): Error => new SnapshotCorruptError(file, 'it is not a regular file, so not a snapshot file');
   return openRegularFile(file, notAFile, followLinks ? 0 : constants.O_NOFOLLOW).catch((err: unknown) => {
-    if (!followLinks && (err as NodeJS.ErrnoException).code === 'ELOOP') throw new SnapshotCorruptError(file, 'it is a symbolic link, not a snapshot file');
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!followLinks && code === 'ELOOP') throw new SnapshotCorruptError(file, 'it is a symbolic link, not a snapshot file');
+    // Not damage, and no failure outside raftlog's codes either: the operator fixes a mode or an owner.
+    if (code === 'EACCES' || code === 'EPERM') throw new SnapshotDirError(`${dirname(file)} holds ${basename(file)}, which this process cannot read (${code})`);
     throw err;
   });
 }
