@@ -156,6 +156,8 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
     // FIFO put in a segment's place: only a regular file can be a segment.
     m.fd = open(path.c_str(), (repair && last ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (m.fd < 0 && errno == ELOOP) throw WalError(WalCode::kCorrupt, path + " is a symbolic link, not a segment file", path, -1);
+    // Only the last segment is opened for writing, which a directory refuses before fstat can tell.
+    if (m.fd < 0 && errno == EISDIR) throw WalError(WalCode::kCorrupt, path + " is not a regular file, so not a segment file", path, -1);
     if (m.fd < 0) throw IoError("open", path, errno);
     struct stat st;
     if (fstat(m.fd, &st) != 0) throw IoError("stat", path, errno);

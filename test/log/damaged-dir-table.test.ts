@@ -162,6 +162,16 @@ const rows: Row[] = [
     expect: { code: 'WAL_CORRUPT', names: 'corrupt WAL record in $D/wal/\\w+-\\w+-\\w+.wal at offset 0: record of an earlier use of this file' },
   },
 
+  {
+    what: 'a directory in the place of the last segment: WAL_CORRUPT, as anywhere else, not WAL_IO',
+    damage: (d) => {
+      const last = join(d, 'wal', segments(d).at(-1)!);
+      rmSync(last);
+      mkdirSync(last);
+    },
+    expect: { code: 'WAL_CORRUPT', names: '$D/wal/\\w+-\\w+-\\w+.wal is not a regular file, so not a segment file' },
+  },
+
   // The WAL's other files
   { what: 'next.prealloc deleted', damage: (d) => rmSync(join(d, 'wal', 'next.prealloc')), expect: whole },
   { what: 'next.prealloc cut short', damage: (d) => truncateSync(join(d, 'wal', 'next.prealloc'), 20), expect: whole },
