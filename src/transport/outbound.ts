@@ -249,7 +249,10 @@ export class Outbound {
     old?.destroy();
     this.blocked = false;
     this.failSnapshots();
-    this.refusedSnapshot = undefined; // another address: perhaps another process, with its own limit
+    // Another address: perhaps another process, with its own limits, whose refusals are news.
+    this.refusedSnapshot = undefined;
+    this.loggedSnapshot = undefined;
+    this.episode = undefined;
     clearTimeout(this.timer);
     this.connect();
   }

@@ -241,6 +241,13 @@ describe('snapshot streams', () => {
     expect(line.message).toContain(`snapshot of ${size} bytes exceeds this node's maxSnapshotBytes ${MiB}`);
     expect(line.message).toContain(`maxSnapshotBytes of at least ${size}`);
     expect(b.log.has(`snapshot of ${size} bytes exceeds this node's maxSnapshotBytes ${MiB}`)).toBe(true);
+    // At another address, perhaps another process: refused there too, the snapshot is logged again.
+    const same = await receiver(tempDir(), { maxSnapshotBytes: MiB });
+    same.t.addPeer(1, a.address);
+    a.addPeer(2, same.t.address);
+    await until(() => a.stats().peers[2]?.connected === true, 'the connection to the receiver at another address');
+    a.send([msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: held })]);
+    await until(() => refusals().length === 2, 'the refusal at the other address logged', 60_000);
     // Restarted with a higher limit (here: another receiver at another address), the peer is sent it again, and takes it.
     const c = await receiver(tempDir(), { maxSnapshotBytes: 4 * MiB });
     c.t.addPeer(1, a.address);
@@ -248,7 +255,7 @@ describe('snapshot streams', () => {
     await until(() => a.stats().peers[2]?.connected === true, 'the connection to the new receiver');
     a.send([msg(1, 2, { type: MessageType.MsgSnap, term: 3, snapshot: held })]);
     await until(() => c.rec.messages.some((m) => m.type === MessageType.MsgSnap), 'the snapshot delivered', 60_000);
-    expect(refusals()).toHaveLength(1);
+    expect(refusals()).toHaveLength(2);
   }, 120_000);
 
   it('never delivers a stream that fails its checksum or is not the snapshot announced, and deletes its spool', async () => {

@@ -883,6 +883,41 @@ describe('TcpTransport', () => {
     });
   }
 
+  /** A fake acceptor that proves itself (insecure: an empty proof) and then refuses each dial with `code(n)`, n counting dials. */
+  async function provenRefuser(code: (n: number) => string, reason = 'no') {
+    let dials = 0;
+    return fakePeer((s) => {
+      s.on('error', () => undefined);
+      const n = dials++;
+      s.write(acceptHandshake());
+      const d = new FrameDecoder(1 << 16);
+      s.on('data', (c: Buffer) => {
+        d.push(c);
+        for (let f = d.next(); f !== undefined; f = d.next()) {
+          // The dialer's proof: it is open, and the refusal is from a peer that proved itself.
+          if (decodeFrame(f).kind === 'proof') s.end(frame(encodeRefuse(newPacker(), code(n), reason)));
+        }
+      });
+    });
+  }
+
+  it('logs a frame refusal again once the peer is at another address: perhaps another process, with its own limit', async () => {
+    const first = await provenRefuser(() => 'TRANSPORT_FRAME_TOO_LARGE');
+    const second = await provenRefuser(() => 'TRANSPORT_FRAME_TOO_LARGE');
+    const a = await node({ id: 1, peers: { 2: first.address } });
+    const counted = (): number => a.t.stats().refusedByPeers.TRANSPORT_FRAME_TOO_LARGE ?? 0;
+    const lines = () => a.log.lines.filter((l) => l.fields.remoteCode === 'TRANSPORT_FRAME_TOO_LARGE');
+    await until(() => counted() >= 3, 'three refusals at the first address');
+    expect(lines()).toHaveLength(1);
+    a.t.addPeer(2, second.address);
+    const before = counted();
+    await until(() => counted() >= before + 3, 'three refusals at the second address');
+    expect(lines()).toHaveLength(2);
+    await a.t.close();
+    await sinkClosed(first.sink);
+    await sinkClosed(second.sink);
+  });
+
   it('stops sending to a removed peer, reports unknown peers unreachable, never from inside send()', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
