@@ -81,6 +81,30 @@ export class RefusalCounts extends CodeCounts {
   }
 }
 
+/**
+ * What a refusal of this node's dial is counted as when the peer had not proved itself when it
+ * sent it: whoever answers at the address may send any code, and counted under it, it would make
+ * that code's count say the peer did.
+ */
+export const UNPROVEN_CODE = 'UNPROVEN';
+
+/** Dials refused by peers: a proven peer's by the code it gave (or OTHER_CODE), any other's as UNPROVEN_CODE. */
+export class PeerRefusalCounts {
+  private readonly counts = new RefusalCounts();
+  private unproven = 0;
+
+  add(remoteCode: string, proven: boolean): void {
+    if (proven) this.counts.add(remoteCode);
+    else this.unproven++;
+  }
+
+  toRecord(): Record<string, number> {
+    const r = this.counts.toRecord();
+    if (this.unproven > 0) r[UNPROVEN_CODE] = this.unproven;
+    return r;
+  }
+}
+
 /** A frame's length prefix exceeds maxFrameBytes. */
 export class FrameTooLargeError extends TransportError {
   constructor(

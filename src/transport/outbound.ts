@@ -11,7 +11,15 @@ import type { Message, Snapshot } from '../raft/types.js';
 import { parseAddress } from './address.js';
 import { backoffDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
-import { AuthFailedError, IdleTimeoutError, PeerRefusedError, PeerReplacedError, TransportError, type RefusalCounts } from './errors.js';
+import {
+  AuthFailedError,
+  IdleTimeoutError,
+  PeerRefusedError,
+  PeerReplacedError,
+  TransportError,
+  type PeerRefusalCounts,
+  type RefusalCounts,
+} from './errors.js';
 import { HANDSHAKE_MAX_BYTES, WIRE_VERSION, encodeChunk, encodeHello, encodeMessageParts, encodePing, encodeProof, decodeFrame } from './wire.js';
 import type { Frame } from './wire.js';
 import { certNodeIds, holds, nonce, proof, verify, type HandshakeFacts } from './auth.js';
@@ -51,6 +59,8 @@ export interface OutboundConfig {
   peerInstances?: PeerInstances;
   /** Where a peer refused as a new instance, or refusing this one as such, is logged: at error level, rationed. */
   replacedPeers: Pick<TransportLogger, 'warn'>;
+  /** Where a refusal of this node's dial without a row in PEER_REFUSALS is logged: rationed as refused connections are. */
+  refusedDials: Pick<TransportLogger, 'warn'>;
   /** A ping goes out this often on an open connection. */
   pingIntervalMs: number;
   /**
@@ -73,8 +83,8 @@ export interface OutboundConfig {
   logger: TransportLogger;
   /** Dials this node gave up on its own check of the peer (its proof, its frames), by code. */
   refused: RefusalCounts;
-  /** Dials the peer refused, by the code it gave. */
-  refusedByPeers: RefusalCounts;
+  /** Dials the peer refused: by the code it gave once it had proved itself, as UNPROVEN before. */
+  refusedByPeers: PeerRefusalCounts;
   packer: Packr;
   /** Deferred by the owner: never re-entrant into the caller of send(). */
   unreachable(peer: number): void;
@@ -160,7 +170,10 @@ export class Outbound {
   private finishing = new Set<SnapshotJob>();
   private nextStreamId = 1;
   private lastError: Error | undefined;
-  /** The code of the last failed dial logged since the last connection: a dial failing for another reason is logged too. */
+  /**
+   * The reason of the last failed dial logged (a code, and the peer's code for a refusal) since a
+   * connection last ended otherwise than refused: a dial failing for another reason is logged too.
+   */
   private loggedCode: string | undefined;
   private openedAt = 0;
   /** The secret the peer proved on the connection under way (none before its proof, or without one). */
@@ -596,7 +609,6 @@ export class Outbound {
       decoder.limit = this.c.maxFrameBytes; // the acceptor proved itself: it may answer messages
       this.state = 'open';
       this.openedAt = performance.now();
-      this.loggedCode = undefined;
       this.counters.connects++;
       // Its losses are logged: without this line, nothing said the peer was reachable again.
       this.c.logger.info({ peer }, `transport: connected to peer ${peer} at ${this.address}`);
@@ -672,7 +684,7 @@ export class Outbound {
     this.failSnapshots();
     if (this.state === 'closed') return;
     const e = this.lastError;
-    if (e instanceof PeerRefusedError) this.c.refusedByPeers.add(e.remoteCode);
+    if (e instanceof PeerRefusedError) this.c.refusedByPeers.add(e.remoteCode, e === this.provenRefusal);
     else if (e instanceof TransportError) this.c.refused.add(e.code);
     const refusal = e instanceof PeerRefusedError ? this.meaning(e) : undefined;
     const episode = this.episode;
@@ -718,9 +730,11 @@ export class Outbound {
   }
 
   /**
-   * Each loss of a working connection and every refusal without a row in PEER_REFUSALS is logged,
-   * but a peer that stays down only once, not at every retry: once per reason, since a peer
-   * refused at first and then up with another secret or certificate must not stay logged as refused.
+   * Each loss of a working connection is logged, but a peer that stays down or refuses every dial
+   * only once, not at every retry: once per reason (the peer's code, for a refusal), since a peer
+   * refused at first and then up with another secret or certificate must not stay logged as
+   * refused. Refusals go through the rationed log: whoever answers at the address chooses their
+   * codes, and one that changes at every dial must not buy a line per backoff step.
    */
   private logFailure(e: Error | undefined, wasOpen: boolean): void {
     const why = e?.message ?? 'closed by peer';
@@ -734,9 +748,14 @@ export class Outbound {
         : e instanceof PeerRefusedError
           ? { code: e.code, remoteCode: e.remoteCode }
           : { code: codeOf(e) };
-    if (this.attempt === 0 || e instanceof PeerRefusedError || fields.code !== this.loggedCode) {
-      this.loggedCode = fields.code;
-      this.c.logger.warn(fields, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
+    const reason = e instanceof PeerRefusedError ? `${e.code} ${e.remoteCode}` : fields.code;
+    // A peer that proves itself and then refuses has not come back: only a connection that ends
+    // otherwise closes the episode.
+    if (wasOpen && !(e instanceof PeerRefusedError)) this.loggedCode = undefined;
+    if (this.attempt === 0 || reason !== this.loggedCode) {
+      this.loggedCode = reason;
+      const log = e instanceof PeerRefusedError ? this.c.refusedDials : this.c.logger;
+      log.warn(fields, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
     }
   }
 

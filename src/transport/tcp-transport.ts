@@ -16,6 +16,7 @@ import {
   ConnectionReplacedError,
   TooManyConnectionsError,
   TransportClosedError,
+  PeerRefusalCounts,
   RefusalCounts,
   type TransportError,
 } from './errors.js';
@@ -108,7 +109,8 @@ export interface TcpTransportOptions {
   maxHandshakesPerAddress?: number;
   logger?: TransportLogger;
   /**
-   * The timer of the rate limit on warnings about refused connections (those not yet authenticated):
+   * The timer of the rate limit on warnings about refused connections (those not yet authenticated)
+   * and about dials peers refused:
    * at most 10 every 10 s, then one line with the count of the rest. Default: real timers.
    */
   refusalLogClock?: RefusalLogClock;
@@ -136,7 +138,10 @@ export interface TcpTransportStats {
    * malformed or oversized frame, silence). Keys are TransportErrorCode values only.
    */
   refused: Record<string, number>;
-  /** Dials a peer refused, by the code the peer gave: a TransportErrorCode, or 'OTHER' for any other. */
+  /**
+   * Dials a peer refused: by the code it gave once it had proved itself (a TransportErrorCode, or
+   * 'OTHER' for any other), as 'UNPROVEN' for a refusal sent before, whatever its code.
+   */
   refusedByPeers: Record<string, number>;
   /** Inbound connections in their handshake now, each holding one of the slots. */
   handshakesInProgress: number;
@@ -162,6 +167,8 @@ export class TcpTransport implements Transport {
   private readonly refusals: RefusalLog;
   /** Where peers refused as new instances are logged, at error level: lines an operator must act on, rationed alike. */
   private readonly replacedPeers: RefusalLog;
+  /** Where refusals of this node's dials are logged (those without a row in PEER_REFUSALS), rationed alike. */
+  private readonly refusedDials: RefusalLog;
   /** The record of peers' instances as accepted connections use it: only those of peers the driver added are recorded. */
   private readonly strangerAware: PeerInstances | undefined;
   private server: net.Server | undefined;
@@ -268,6 +275,7 @@ export class TcpTransport implements Transport {
     this.logger = guardedLogger(o.logger ?? silentLogger);
     this.refusals = new RefusalLog(this.logger, 'transport: refused connections', o.refusalLogClock);
     this.replacedPeers = new RefusalLog({ warn: (f, m) => this.logger.error(f, m) }, 'transport: peers refused as new instances', o.refusalLogClock);
+    this.refusedDials = new RefusalLog(this.logger, 'transport: dials refused by peers', o.refusalLogClock);
     if (o.instanceId !== undefined && !/^[0-9a-f]{32}$/.test(o.instanceId))
       throw new BadOptionError(`instanceId must be 32 lowercase hex digits, got '${o.instanceId}'`);
     if (o.peerInstances !== undefined && o.instanceId === undefined) throw new BadOptionError('peerInstances needs instanceId');
@@ -292,6 +300,7 @@ export class TcpTransport implements Transport {
       ...(o.instanceId !== undefined ? { instance: Buffer.from(o.instanceId, 'hex') } : {}),
       ...(o.peerInstances !== undefined ? { peerInstances: o.peerInstances } : {}),
       replacedPeers: this.replacedPeers,
+      refusedDials: this.refusedDials,
       pingIntervalMs: o.heartbeatIntervalMs ?? Math.max(1, Math.floor(electionTimeoutMs / 5)),
       idleTimeoutMs: this.idleTimeoutMs,
       maxFrameBytes,
@@ -306,7 +315,7 @@ export class TcpTransport implements Transport {
       random: o.random ?? Math.random,
       logger: this.logger,
       refused: new RefusalCounts(),
-      refusedByPeers: new RefusalCounts(),
+      refusedByPeers: new PeerRefusalCounts(),
       packer: newPacker(),
       advertise: () => this.listenAddress,
       unreachable: (peer) => this.notify(() => this.pendingUnreachable.add(peer)),
@@ -494,6 +503,7 @@ export class TcpTransport implements Transport {
     await this.releases.settled(this.idleTimeoutMs);
     this.refusals.flush();
     this.replacedPeers.flush();
+    this.refusedDials.flush();
     this.serverErrors?.flush();
   }
 

@@ -6,8 +6,8 @@ import net from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { FrameDecoder, encodeFrames } from '../../src/transport/frame.js';
-import { encodeMessage, encodePing, encodeRefuse, newPacker } from '../../src/transport/wire.js';
-import { OTHER_CODE, REFUSAL_CODES } from '../../src/transport/errors.js';
+import { decodeFrame, encodeChallenge, encodeMessage, encodePing, encodeRefuse, newPacker } from '../../src/transport/wire.js';
+import { OTHER_CODE, REFUSAL_CODES, UNPROVEN_CODE } from '../../src/transport/errors.js';
 import { MessageType } from '../../src/raft/types.js';
 import { LogCapture, Recorder, msg, until } from '../transport/helpers.js';
 import { rawPeer, refusal } from '../transport/raw-peer.js';
@@ -51,7 +51,9 @@ it('counts a dial with a secret the acceptor does not hold on both sides, and a 
   expect(stranger.stats().refusedByPeers).toEqual({});
 
   const foreign = await node({ id: 4, clusterId: 'c2', peers: { 2: acceptor.address } });
-  await until(() => (foreign.stats().refusedByPeers.TRANSPORT_CLUSTER_MISMATCH ?? 0) >= 1, 'a dial refused for its cluster id');
+  // Refused at its hello, before the acceptor proved anything: counted as unproven, not under the code.
+  await until(() => (foreign.stats().refusedByPeers[UNPROVEN_CODE] ?? 0) >= 1, 'a dial refused for its cluster id');
+  expect(Object.keys(foreign.stats().refusedByPeers)).toEqual([UNPROVEN_CODE]);
   expect(acceptor.stats().refused.TRANSPORT_CLUSTER_MISMATCH).toBeGreaterThanOrEqual(1);
   const { refused, connectionsRefused } = acceptor.stats();
   // Each refused connection once, under one code, which /metrics exports from the start.
@@ -99,29 +101,38 @@ it('counts frames refused over a raw socket: malformed, oversized, another sende
   });
 });
 
-it('a peer that refuses with codes of its own adds no label: they count as OTHER', async () => {
+it('a peer that refuses with codes of its own adds no label: they count as OTHER, or as UNPROVEN before it proved itself', async () => {
   const random = seeded(testSeed('refusal codes of a peer'));
   const codes = Array.from({ length: 20 }, () => `EVIL_${Math.floor(random() * 1e9)}\u00e9"\n{}`);
-  codes.push('', '__proto__', 'constructor', 'TRANSPORT_AUTH_FAILED ', 'transport_auth_failed', OTHER_CODE);
+  codes.push('', '__proto__', 'constructor', 'TRANSPORT_AUTH_FAILED ', 'transport_auth_failed', OTHER_CODE, UNPROVEN_CODE);
   let next = 0;
-  // An acceptor that answers each hello with a refusal, a code of its own making each time.
+  // An acceptor that proves itself (insecure: an empty proof), then answers each dialer's proof with
+  // a refusal, a code of its own making each time; and refuses every other dial at its hello.
+  let proven = true;
   const server = net.createServer((s) => {
     s.on('error', () => undefined);
     const d = new FrameDecoder(1 << 16);
     s.on('data', (c: Buffer) => {
       d.push(c);
-      if (d.next() === undefined) return;
-      const code = codes[next++ % codes.length]!;
-      s.end(encodeFrames([encodeRefuse(newPacker(), code, 'go away')]));
+      for (let f = d.next(); f !== undefined; f = d.next()) {
+        const kind = decodeFrame(f).kind;
+        if (proven && kind === 'hello') s.write(encodeFrames([encodeChallenge(newPacker(), new Uint8Array(32), new Uint8Array(0))]));
+        else s.end(encodeFrames([encodeRefuse(newPacker(), codes[next++ % codes.length]!, 'go away')]));
+      }
     });
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
-  const t = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` } });
+  const t = await node({ id: 1, peers: { 2: `127.0.0.1:${port}` }, clusterSecret: undefined, insecure: true });
   await until(() => next > codes.length, 'every code sent once');
   await until(() => (t.stats().refusedByPeers[OTHER_CODE] ?? 0) >= codes.length, 'every refusal counted');
   expect(Object.keys(t.stats().refusedByPeers)).toEqual([OTHER_CODE]);
+  proven = false;
+  const sent = next;
+  await until(() => next > sent + codes.length, 'every code sent once more, at the hello');
+  await until(() => (t.stats().refusedByPeers[UNPROVEN_CODE] ?? 0) >= codes.length, 'every unproven refusal counted');
+  expect(Object.keys(t.stats().refusedByPeers).sort()).toEqual([OTHER_CODE, UNPROVEN_CODE]);
   expect(Object.getPrototypeOf(t.stats().refusedByPeers)).toBe(Object.prototype);
   expect(t.stats().refused).toEqual({});
 });

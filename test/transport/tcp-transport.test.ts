@@ -22,6 +22,8 @@ import { LogCapture, Recorder, msg, until, within } from './helpers.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { PEER_REFUSALS } from '../../src/transport/peer-refusals.js';
 import { REFUSAL_LOG_LINES } from '../../src/refusal-log.js';
+import { UNPROVEN_CODE } from '../../src/transport/errors.js';
+import { ManualClock } from '../manual-clock.js';
 import { failAccepts, serverAt } from '../listening-server.js';
 import { BrokenLogger, looseErrors } from '../broken-logger.js';
 
@@ -850,7 +852,7 @@ describe('TcpTransport', () => {
       s.write(frame(encodeRefuse(newPacker(), 'TRANSPORT_PEER_REMOVED', 'you were removed')), () => s.destroy());
     });
     const a = await node({ id: 1, peers: { 2: address } }, rec);
-    await until(() => (a.t.stats().refusedByPeers.TRANSPORT_PEER_REMOVED ?? 0) >= 2, 'the refusals to be read');
+    await until(() => (a.t.stats().refusedByPeers[UNPROVEN_CODE] ?? 0) >= 2, 'the refusals to be read');
     // Reports reach the driver a turn after they are made.
     await new Promise((r) => setImmediate(r));
     expect(rec.removedBy).toEqual([]);
@@ -859,23 +861,22 @@ describe('TcpTransport', () => {
   });
 
   for (const code of PEER_REFUSALS.keys()) {
-    it(`logs ${code} sent before the handshake as any refusal, at every dial: whoever answers at the address may say it`, async () => {
+    it(`counts ${code} sent before the handshake as UNPROVEN and logs it as any refusal, once until a connection ends otherwise`, async () => {
       const rec = new Recorder();
       const { sink, address } = await fakePeer((s) => {
         s.on('error', () => undefined);
         s.write(frame(encodeRefuse(newPacker(), code, 'said by whoever answers')), () => s.destroy());
       });
       const a = await node({ id: 1, peers: { 2: address } }, rec);
-      const refusals = (): number => a.t.stats().refusedByPeers[code] ?? 0;
+      const refusals = (): number => a.t.stats().refusedByPeers[UNPROVEN_CODE] ?? 0;
       await until(() => refusals() >= 3, 'three refusals');
+      // Whoever answers at the address may send any code: it is not counted as the peer's.
+      expect(Object.keys(a.t.stats().refusedByPeers)).toEqual([UNPROVEN_CODE]);
       const lines = a.log.lines.filter((l) => l.fields.remoteCode === code);
-      // Counted and logged in one step: every refusal counted so far is logged.
-      expect(lines).toHaveLength(refusals());
-      for (const l of lines) {
-        expect(l.level).toBe('warn');
-        expect(l.fields).toEqual({ code: 'TRANSPORT_PEER_REFUSED', remoteCode: code });
-        expect(l.message).toMatch(new RegExp(`^transport: connection to peer 2 at ${address} failed: peer 2 refused the connection: ${code} `));
-      }
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.level).toBe('warn');
+      expect(lines[0]!.fields).toEqual({ code: 'TRANSPORT_PEER_REFUSED', remoteCode: code });
+      expect(lines[0]!.message).toMatch(new RegExp(`^transport: connection to peer 2 at ${address} failed: peer 2 refused the connection: ${code} `));
       await new Promise((r) => setImmediate(r));
       expect(rec.removedBy).toEqual([]);
       await a.t.close();
@@ -900,6 +901,41 @@ describe('TcpTransport', () => {
       });
     });
   }
+
+  it('logs a proven refusal without a row once until a connection ends otherwise, counted under its code; another code is logged again', async () => {
+    let switchAt = Infinity;
+    const { sink, address } = await provenRefuser((n) => (n < switchAt ? 'TRANSPORT_AUTH_FAILED' : 'TRANSPORT_CLUSTER_MISMATCH'));
+    const a = await node({ id: 1, peers: { 2: address } });
+    const counted = (code: string): number => a.t.stats().refusedByPeers[code] ?? 0;
+    const lines = (code: string) => a.log.lines.filter((l) => l.fields.remoteCode === code);
+    await until(() => counted('TRANSPORT_AUTH_FAILED') >= 4, 'four refusals');
+    expect(lines('TRANSPORT_AUTH_FAILED')).toHaveLength(1);
+    expect(lines('TRANSPORT_AUTH_FAILED')[0]!.message).toMatch(
+      /^transport: connection to peer 2 at .* lost: peer 2 refused the connection: TRANSPORT_AUTH_FAILED no$/,
+    );
+    switchAt = 0;
+    await until(() => counted('TRANSPORT_CLUSTER_MISMATCH') >= 3, 'three refusals of the other code');
+    expect(lines('TRANSPORT_CLUSTER_MISMATCH')).toHaveLength(1);
+    expect(lines('TRANSPORT_AUTH_FAILED')).toHaveLength(1);
+    expect(a.t.stats().refusedByPeers[UNPROVEN_CODE]).toBeUndefined();
+    await a.t.close();
+    await sinkClosed(sink);
+  });
+
+  it("rations the lines of refusals whose code changes at every dial as refused connections are, then logs the rest's count", async () => {
+    const clock = new ManualClock();
+    const { sink, address } = await provenRefuser((n) => `EVIL_${n}`);
+    const a = await node({ id: 1, peers: { 2: address }, refusalLogClock: clock });
+    const refused = (): number => a.t.stats().refusedByPeers.OTHER ?? 0;
+    await until(() => refused() >= REFUSAL_LOG_LINES + 5, 'more refusals than the log takes in an interval');
+    const lines = () => a.log.lines.filter((l) => l.fields.code === 'TRANSPORT_PEER_REFUSED');
+    expect(lines().filter((l) => l.fields.remoteCode !== undefined)).toHaveLength(REFUSAL_LOG_LINES);
+    await a.t.close(); // flushes the count, as the interval's end would
+    const summary = lines().find((l) => l.fields.suppressed !== undefined);
+    expect(summary?.message).toMatch(/^transport: dials refused by peers: \d+ more TRANSPORT_PEER_REFUSED not logged/);
+    expect((summary?.fields.suppressed as number) + REFUSAL_LOG_LINES).toBe(refused());
+    await sinkClosed(sink);
+  });
 
   it('logs a frame refusal again once the peer is at another address: perhaps another process, with its own limit', async () => {
     const first = await provenRefuser(() => 'TRANSPORT_FRAME_TOO_LARGE');
