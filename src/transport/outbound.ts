@@ -623,7 +623,10 @@ export class Outbound {
     // Until the acceptor has proved it holds the secret, whoever answers at the address may
     // make this node buffer no more than a handshake frame.
     const decoder = new FrameDecoder(Math.min(HANDSHAKE_MAX_BYTES, this.c.maxFrameBytes));
+    // A refusal is the acceptor's last frame: whatever follows it is not acted on.
+    let refusedHere = false;
     s.on('data', (chunk: Buffer) => {
+      if (refusedHere) return;
       // The accepting side writes its challenge, answers pings, says why it is closing on us, and
       // answers messages here when it has no address for this node.
       received += chunk.length;
@@ -635,8 +638,12 @@ export class Outbound {
         decoder.push(chunk);
         for (let payload = decoder.next(); payload !== undefined; payload = decoder.next()) {
           const f = decodeFrame(payload);
-          if (f.kind === 'refuse') this.refused(new PeerRefusedError(peer, f.code, f.reason));
-          else if (f.kind === 'pong' && this.state === 'open') heard();
+          if (f.kind === 'refuse') {
+            refusedHere = true;
+            this.refused(new PeerRefusedError(peer, f.code, f.reason));
+            s.destroy();
+            return;
+          } else if (f.kind === 'pong' && this.state === 'open') heard();
           else if (f.kind === 'message' && this.state === 'open') {
             const m = f.message;
             // A follower with no address for its leader forwards a transfer request here, and the

@@ -954,6 +954,35 @@ describe('TcpTransport', () => {
     await sinkClosed(second.sink);
   });
 
+  it('acts on nothing an acceptor sends after its refusal, and closes', async () => {
+    const rec = new Recorder();
+    const p = newPacker();
+    // Proven, then a refusal with a message behind it in the same write.
+    const after = await fakePeer((s) => {
+      s.on('error', () => undefined);
+      s.write(acceptHandshake());
+      s.once('data', () => s.end(encodeFrames([encodeRefuse(p, 'TRANSPORT_AUTH_FAILED', 'no'), encodeMessage(p, msg(2, 1, { commit: 7 }))])));
+    });
+    const a = await node({ id: 1, peers: { 2: after.address } }, rec);
+    await until(() => (a.t.stats().refusedByPeers.TRANSPORT_AUTH_FAILED ?? 0) >= 2, 'two refusals');
+    expect(rec.messages).toEqual([]);
+    await a.t.close();
+    await sinkClosed(after.sink);
+    // Before the handshake: a refusal, then a challenge that would open the connection.
+    const before = await fakePeer((s) => {
+      s.on('error', () => undefined);
+      s.resume();
+      s.write(encodeFrames([encodeRefuse(p, 'TRANSPORT_AUTH_FAILED', 'no'), encodeChallenge(p, new Uint8Array(32), new Uint8Array(0))]));
+    });
+    const b = await node({ id: 1, peers: { 2: before.address } });
+    // The acceptor never closes: the dialer does, at the refusal.
+    await until(() => (b.t.stats().refusedByPeers[UNPROVEN_CODE] ?? 0) >= 2, 'two refusals');
+    expect(b.t.stats().peers[2]!.connects).toBe(0);
+    expect(b.log.has('connected to peer 2')).toBe(false);
+    await b.t.close();
+    await sinkClosed(before.sink);
+  });
+
   it('stops sending to a removed peer, reports unknown peers unreachable, never from inside send()', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
