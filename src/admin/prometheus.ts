@@ -4,7 +4,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { FORWARDED_PROPOSAL_FAULTS } from '../log/forwarded-proposal.js';
 import type { HistogramData, LogMetrics } from '../log/metrics.js';
-import { OTHER_CODE, REFUSAL_CODES } from '../transport/errors.js';
+import { OTHER_CODE, REFUSAL_CODES, UNPROVEN_CODE } from '../transport/errors.js';
 
 export interface MetricsSource {
   metrics(): LogMetrics;
@@ -134,10 +134,10 @@ export function logRegistry(log: MetricsSource): Registry {
   byLabel('raftlog_transport_refused_total', "Connections and frames refused for a peer's fault, by code.", 'code', (x) => x.transportRefused, REFUSAL_CODES);
   byLabel(
     'raftlog_transport_refused_by_peer_total',
-    'Dials a peer refused, by its code (OTHER: not a transport code).',
+    'Dials a peer refused, by its code (OTHER: not a transport code; UNPROVEN: sent before the peer proved itself).',
     'code',
     (x) => x.transportRefusedByPeers,
-    [...REFUSAL_CODES, OTHER_CODE],
+    [...REFUSAL_CODES, OTHER_CODE, UNPROVEN_CODE],
   );
   registry.registerMetric(new CountedHistogram('raftlog_append_duration_seconds', 'From append() to its result.', () => m().appendDuration) as never);
   registry.registerMetric(

@@ -5,7 +5,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { logRegistry } from '../../src/admin/prometheus.js';
 import { RecordingLogger } from '../recording-logger.js';
 import { TcpTransport } from '../../src/transport/tcp-transport.js';
-import { OTHER_CODE, REFUSAL_CODES } from '../../src/transport/errors.js';
+import { OTHER_CODE, REFUSAL_CODES, UNPROVEN_CODE } from '../../src/transport/errors.js';
 import { FORWARDED_PROPOSAL_FAULTS } from '../../src/log/forwarded-proposal.js';
 import { Recorder } from '../transport/helpers.js';
 import { rawPeer } from '../transport/raw-peer.js';
@@ -136,7 +136,7 @@ describe('metrics()', () => {
       for (const v of values) expect(text.get(`${name}{${label}="${v}"}`), `${name} ${v}`).toBe(0);
     };
     zero('raftlog_transport_refused_total', 'code', REFUSAL_CODES);
-    zero('raftlog_transport_refused_by_peer_total', 'code', [...REFUSAL_CODES, OTHER_CODE]);
+    zero('raftlog_transport_refused_by_peer_total', 'code', [...REFUSAL_CODES, OTHER_CODE, UNPROVEN_CODE]);
     zero('raftlog_proposals_refused_total', 'reason', FORWARDED_PROPOSAL_FAULTS);
     expect([...text.keys()].filter((k) => k.startsWith('raftlog_proposals_refused_total{'))).toHaveLength(FORWARDED_PROPOSAL_FAULTS.length);
     zero('raftlog_reads_refused_total', 'reason', ['OVERLOADED']);
@@ -168,16 +168,18 @@ describe('metrics()', () => {
     await garbage.closed;
     await waitFor('refusals both ways', () => {
       const m = log.metrics();
-      return (m.transportRefused.TRANSPORT_CLUSTER_MISMATCH ?? 0) >= 1 && (m.transportRefusedByPeers.TRANSPORT_CLUSTER_MISMATCH ?? 0) >= 1;
+      return (m.transportRefused.TRANSPORT_CLUSTER_MISMATCH ?? 0) >= 1 && (m.transportRefusedByPeers.UNPROVEN ?? 0) >= 1;
     });
     const m = log.metrics();
     expect(m.transportRefused.TRANSPORT_MALFORMED_FRAME).toBe(1);
     expect(Object.keys(m.transportRefused).sort()).toEqual(['TRANSPORT_CLUSTER_MISMATCH', 'TRANSPORT_MALFORMED_FRAME']);
-    expect(Object.keys(m.transportRefusedByPeers)).toEqual(['TRANSPORT_CLUSTER_MISMATCH']);
+    // The other cluster refuses at the hello, before it proved anything: whatever code it sends.
+    expect(Object.keys(m.transportRefusedByPeers)).toEqual(['UNPROVEN']);
     const text = parsePrometheus(await logRegistry(log).metrics());
     expect(text.get('raftlog_transport_refused_total{code="TRANSPORT_MALFORMED_FRAME"}')).toBe(1);
     expect(text.get('raftlog_transport_refused_total{code="TRANSPORT_CLUSTER_MISMATCH"}')).toBeGreaterThanOrEqual(1);
-    expect(text.get('raftlog_transport_refused_by_peer_total{code="TRANSPORT_CLUSTER_MISMATCH"}')).toBeGreaterThanOrEqual(1);
+    expect(text.get('raftlog_transport_refused_by_peer_total{code="UNPROVEN"}')).toBeGreaterThanOrEqual(1);
+    expect(text.get('raftlog_transport_refused_by_peer_total{code="TRANSPORT_CLUSTER_MISMATCH"}')).toBe(0);
   });
 
   it('counts appends refused at once too: NO_LEADER once leaderless, OVERLOADED, RECORD_TOO_LARGE, LOG_CLOSED', async () => {
