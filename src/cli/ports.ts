@@ -1,24 +1,102 @@
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { parseAddress } from '../transport/address.js';
 import { UsageError } from './args.js';
 import { CliError } from './failure.js';
 
-/** Ports the OS says are free right now on loopback (another process may still take one first). */
-export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<Server>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, host, () => resolve(s));
-        }),
-    ),
+/** Ports from `low` to `high`, both included. */
+export interface PortRange {
+  low: number;
+  high: number;
+}
+
+// Where Linux keeps the ports it hands out to outgoing connections and to listen(0).
+const EPHEMERAL_RANGE_FILE = '/proc/sys/net/ipv4/ip_local_port_range';
+// Below Linux's (32768..60999), macOS's and Windows' (49152..65535) ephemeral ranges.
+export const FALLBACK_RANGE: PortRange = { low: 20_000, high: 32_767 };
+// Ports under this are where well-known services listen.
+const LOWEST = 10_000;
+// A range narrower than this would run out over one test run.
+const NARROWEST = 1_000;
+
+/** The two numbers of ip_local_port_range; undefined if the text is not that. */
+export function parsePortRange(text: string): PortRange | undefined {
+  const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(text);
+  if (m === null) return undefined;
+  const low = Number(m[1]);
+  const high = Number(m[2]);
+  return low >= 1 && low <= high && high <= 65_535 ? { low, high } : undefined;
+}
+
+/**
+ * Where to look for ports to listen on, given the ephemeral range: outside it, because a port
+ * there can be taken by any outgoing connection between the check and the bind. Below it when
+ * there is room (above it otherwise); the fallback when the range is unknown or leaves no room.
+ */
+export function listenRange(ephemeral: PortRange | undefined): PortRange {
+  if (ephemeral === undefined) return FALLBACK_RANGE;
+  const below = { low: LOWEST, high: ephemeral.low - 1 };
+  const above = { low: ephemeral.high + 1, high: 65_535 };
+  const size = (r: PortRange): number => r.high - r.low + 1;
+  const best = size(below) >= size(above) ? below : above;
+  return size(best) >= NARROWEST ? best : FALLBACK_RANGE;
+}
+
+let systemRange: Promise<PortRange> | undefined;
+
+/** listenRange() for this machine's ephemeral range, read once. */
+function systemListenRange(): Promise<PortRange> {
+  systemRange ??= readFile(EPHEMERAL_RANGE_FILE, 'utf8').then(
+    (text) => listenRange(parsePortRange(text)),
+    () => FALLBACK_RANGE,
   );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return systemRange;
+}
+
+// Every port freePorts() returned in this process: a port it closed is free again until its
+// caller binds it, so a later call must not return it a second time.
+const handedOut = new Set<number>();
+
+/**
+ * `n` ports on `host` that are free right now, none returned before in this process, taken
+ * outside the ephemeral range so that no outgoing connection lands on one before it is bound.
+ * Another process may still take one first: the search starts at a random port, so parallel
+ * test workers rarely look at the same ones.
+ */
+export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
+  return choosePorts(n, host, await systemListenRange(), Math.random, handedOut);
+}
+
+/** freePorts() with its range, random source and record of ports returned given. */
+export async function choosePorts(n: number, host: string, range: PortRange, random: () => number, taken: Set<number>): Promise<number[]> {
+  const size = range.high - range.low + 1;
+  const start = Math.floor(random() * size);
+  const servers: Server[] = [];
+  const ports: number[] = [];
+  try {
+    for (let i = 0; i < size && ports.length < n; i++) {
+      const port = range.low + ((start + i) % size);
+      if (taken.has(port)) continue;
+      const s = await tryListen(port, host);
+      if (s === undefined) continue;
+      servers.push(s);
+      ports.push(port);
+    }
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+  if (ports.length < n) throw new CliError('EADDRINUSE', `fewer than ${n} free ports on ${host} between ${range.low} and ${range.high}`);
+  for (const p of ports) taken.add(p);
   return ports;
+}
+
+/** A server listening on host:port; undefined if the port is taken or not allowed. */
+function tryListen(port: number, host: string): Promise<Server | undefined> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' || err.code === 'EACCES' ? resolve(undefined) : reject(err)));
+    s.listen(port, host, () => resolve(s));
+  });
 }
 
 // The system's codes docs/errors.md and the CLI's hints explain pass through; any other (a host
