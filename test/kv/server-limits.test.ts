@@ -25,6 +25,9 @@ async function until(cond: () => boolean, ms = 60_000): Promise<void> {
   }
 }
 
+// For the tests of 100,000s of commands, whose work a loaded 2-core machine stretches to minutes.
+const LONG_MS = 240_000;
+
 const portOf = (s: RespServer): number => Number(s.address.split(':').pop());
 
 /** A socket that reads nothing until told to. */
@@ -99,37 +102,42 @@ describe('RESP server limits', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('stops reading a client that pipelines 100k commands, then answers all of them in order', async () => {
-    const server = await start({ highWaterMark: { commands: 64, bytes: 16 * 1024 } });
-    const sock = await rawConnect(portOf(server));
-    const n = 100_000;
-    const one = Buffer.from('*2\r\n$4\r\nINCR\r\n$3\r\nbp1\r\n');
-    sock.write(Buffer.concat(Array.from({ length: n }, () => one)));
-    await until(() => server.stats().pauses > 0);
-    expect(server.stats().maxInflight).toBeLessThanOrEqual(64);
+  it(
+    'stops reading a client that pipelines 100k commands, then answers all of them in order',
+    async () => {
+      // 100k appends through the log: 19 s on a quiet 2-core machine, 54 s beside stress-ng.
+      const server = await start({ highWaterMark: { commands: 64, bytes: 16 * 1024 } });
+      const sock = await rawConnect(portOf(server));
+      const n = 100_000;
+      const one = Buffer.from('*2\r\n$4\r\nINCR\r\n$3\r\nbp1\r\n');
+      sock.write(Buffer.concat(Array.from({ length: n }, () => one)));
+      await until(() => server.stats().pauses > 0);
+      expect(server.stats().maxInflight).toBeLessThanOrEqual(64);
 
-    // The handler only collects: an expect failing inside it would be thrown from the socket's event.
-    let text = '';
-    const replies: string[] = [];
-    let done = (): void => undefined;
-    const finished = new Promise<void>((r) => (done = r));
-    sock.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-      let nl: number;
-      let at = 0;
-      while ((nl = text.indexOf('\r\n', at)) !== -1) {
-        replies.push(text.slice(at, nl));
-        at = nl + 2;
-      }
-      text = text.slice(at);
-      if (replies.length >= n) done();
-    });
-    sock.resume();
-    await finished;
-    expect(replies).toEqual(Array.from({ length: n }, (_, i) => `:${i + 1}`));
-    expect(server.stats().maxInflight).toBeLessThanOrEqual(64);
-    sock.destroy();
-  }, 120_000);
+      // The handler only collects: an expect failing inside it would be thrown from the socket's event.
+      let text = '';
+      const replies: string[] = [];
+      let done = (): void => undefined;
+      const finished = new Promise<void>((r) => (done = r));
+      sock.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        let nl: number;
+        let at = 0;
+        while ((nl = text.indexOf('\r\n', at)) !== -1) {
+          replies.push(text.slice(at, nl));
+          at = nl + 2;
+        }
+        text = text.slice(at);
+        if (replies.length >= n) done();
+      });
+      sock.resume();
+      await finished;
+      expect(replies).toEqual(Array.from({ length: n }, (_, i) => `:${i + 1}`));
+      expect(server.stats().maxInflight).toBeLessThanOrEqual(64);
+      sock.destroy();
+    },
+    LONG_MS,
+  );
 
   it('stops reading a client whose unread replies pass the byte high-water mark', async () => {
     const hw = { commands: 8, bytes: 256 * 1024 };
@@ -260,48 +268,54 @@ describe('RESP server limits', () => {
     expect(server.stats().writeBuffered).toBe(0);
   }, 120_000);
 
-  it('counts replies finished and waiting for their turn (INFO, ECHO: copies) against the budget, however many are pipelined', async () => {
-    // Such replies waited among the 1024 commands a connection answers in order, counted nowhere:
-    // INFO's 14 bytes are answered with some 400, and 16 clients that pipelined INFOs and read
-    // nothing held 1024 replies each past a budget of 256 KiB.
-    const budget = 256 * 1024;
-    const server = await start({ maxWriteBufferedBytes: budget });
-    const probe = await RespClient.connect(portOf(server));
-    const reply = Buffer.byteLength((await probe.call('INFO')) as string) + 10;
-    probe.close();
-    const n = 16;
-    const infos = 12_000;
-    const pipeline = Buffer.from(multibulk('INFO').repeat(infos));
-    const hoarders = await Promise.all(Array.from({ length: n }, () => rawConnect(portOf(server))));
-    const before = heapBytes();
-    for (const s of hoarders) s.write(pipeline);
-    await until(() => server.stats().paused === n);
-    for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 10));
-    const grown = heapBytes() - before;
-    // The budget and a reply each; the commands read and not started, which maxBufferedBytes
-    // bounds; and what a connection costs besides: the chunk its paused socket read, its parser's
-    // and sockets' bookkeeping. Uncounted, 1024 replies each made some 10 MB here.
-    expect(grown).toBeLessThanOrEqual(budget + server.stats().buffered + n * (reply + 192 * 1024));
-    expect(server.stats().writeBuffered).toBeLessThanOrEqual(budget + n * reply);
+  it(
+    'counts replies finished and waiting for their turn (INFO, ECHO: copies) against the budget, however many are pipelined',
+    async () => {
+      // Such replies waited among the 1024 commands a connection answers in order, counted nowhere:
+      // INFO's 14 bytes are answered with some 400, and 16 clients that pipelined INFOs and read
+      // nothing held 1024 replies each past a budget of 256 KiB.
+      const budget = 256 * 1024;
+      const server = await start({ maxWriteBufferedBytes: budget });
+      const probe = await RespClient.connect(portOf(server));
+      const reply = Buffer.byteLength((await probe.call('INFO')) as string) + 10;
+      probe.close();
+      const n = 16;
+      const infos = 12_000;
+      const pipeline = Buffer.from(multibulk('INFO').repeat(infos));
+      const hoarders = await Promise.all(Array.from({ length: n }, () => rawConnect(portOf(server))));
+      const before = heapBytes();
+      for (const s of hoarders) s.write(pipeline);
+      // The kernel takes a share of each connection's replies before the server holds any, so many
+      // INFOs are answered before every client is paused: over 60 s beside stress-ng.
+      await until(() => server.stats().paused === n, LONG_MS);
+      for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 10));
+      const grown = heapBytes() - before;
+      // The budget and a reply each; the commands read and not started, which maxBufferedBytes
+      // bounds; and what a connection costs besides: the chunk its paused socket read, its parser's
+      // and sockets' bookkeeping. Uncounted, 1024 replies each made some 10 MB here.
+      expect(grown).toBeLessThanOrEqual(budget + server.stats().buffered + n * (reply + 192 * 1024));
+      expect(server.stats().writeBuffered).toBeLessThanOrEqual(budget + n * reply);
 
-    // Every INFO is answered once its client reads: '# Raft' begins each, counted across chunks.
-    // One client at a time: 16 at once kept the loop busy with loopback reads for seconds on end.
-    for (const s of hoarders) {
-      let answered = 0;
-      let tail = '';
-      s.setEncoding('latin1');
-      s.on('data', (d: string) => {
-        const text = tail + d;
-        answered += text.split('# Raft').length - 1;
-        tail = text.slice(-5);
-      });
-      s.resume();
-      await until(() => answered === infos);
-    }
-    for (const s of hoarders) s.destroy();
-    await until(() => server.stats().clients === 0);
-    expect(server.stats().writeBuffered).toBe(0);
-  }, 120_000);
+      // Every INFO is answered once its client reads: '# Raft' begins each, counted across chunks.
+      // One client at a time: 16 at once kept the loop busy with loopback reads for seconds on end.
+      for (const s of hoarders) {
+        let answered = 0;
+        let tail = '';
+        s.setEncoding('latin1');
+        s.on('data', (d: string) => {
+          const text = tail + d;
+          answered += text.split('# Raft').length - 1;
+          tail = text.slice(-5);
+        });
+        s.resume();
+        await until(() => answered === infos, LONG_MS);
+      }
+      for (const s of hoarders) s.destroy();
+      await until(() => server.stats().clients === 0);
+      expect(server.stats().writeBuffered).toBe(0);
+    },
+    2 * LONG_MS,
+  );
 
   it('serves a paused client again once it reads, with a byte mark below the socket buffer mark of 16 KiB', async () => {
     // Waiting commands start again at 'drain', which Node emits only after a write that reached
