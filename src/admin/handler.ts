@@ -14,9 +14,9 @@ import { InvalidArgumentError } from '../log/errors.js';
 import type { LogStatus, MembershipChange, ReplicatedLog } from '../log/index.js';
 import type { StateMachine } from '../log/state-machine.js';
 import { crc32c } from '../wal/index.js';
-import { members as confMembers } from '../raft/changer.js';
 import { ProgressStateType } from '../raft/types.js';
 import { takeBackup } from './backup.js';
+import { isRemoved } from './removal.js';
 import { CodeCounts } from '../transport/errors.js';
 import { adminRefusalMetrics, logRegistry } from './prometheus.js';
 import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from './status-page.js';
@@ -464,12 +464,14 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         if (s.role === 'closed') return unhealthy('LOG_CLOSED', 'the log was closed');
         // A removed node still names the leader it last heard, and its reads wait out the 2 s:
         // TIMEOUT, blaming the leader, hid why.
-        const conf = confMembers(s.conf);
-        if (conf.size > 0 && !conf.has(s.id))
-          return unhealthy('NOT_MEMBER', `this node (${s.id}) is not in the configuration it applied: it was removed from the cluster`);
         // Cut off when its removal committed, it never applies it: a member that did refuses it.
-        if (s.removedBy !== undefined)
-          return unhealthy('NOT_MEMBER', `node ${s.removedBy} refuses this node (${s.id}) as removed from the cluster (the change committed unseen here)`);
+        if (isRemoved(s))
+          return unhealthy(
+            'NOT_MEMBER',
+            s.removedBy !== undefined
+              ? `node ${s.removedBy} refuses this node (${s.id}) as removed from the cluster (the change committed unseen here)`
+              : `this node (${s.id}) is not in the configuration it applied: it was removed from the cluster`,
+          );
         if (s.lead === 0) return unhealthy('NO_LEADER', 'this node knows no leader');
         // Knowing a leader is not serving: a follower the leader cannot hear, or one stuck
         // installing a snapshot, names its leader for as long as heartbeats reach it, and a

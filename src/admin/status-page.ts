@@ -98,6 +98,14 @@ function row(cells, cls) {
   return tr;
 }
 
+// isRemoved of src/admin/removal.ts: this script imports nothing, and a test holds the two to
+// the same answers.
+function isRemoved(s) {
+  if (s.removedBy !== undefined) return true;
+  const conf = new Set([...s.conf.voters, ...(s.conf.votersOutgoing || []), ...s.conf.learners, ...(s.conf.learnersNext || [])]);
+  return conf.size > 0 && !conf.has(s.id);
+}
+
 // 503 is an answer too: the node says why it is not healthy.
 function health() {
   return fetch("health", opts).then((r) => {
@@ -121,10 +129,9 @@ async function poll() {
     ]);
     document.getElementById("node").textContent = "node " + s.id;
     const voters = new Set(s.conf.voters), learners = new Set(s.conf.learners);
-    const conf = new Set([...s.conf.voters, ...s.conf.learners, ...(s.conf.votersOutgoing || []), ...(s.conf.learnersNext || [])]);
     // A removed node still names the leader it last heard and the members it knew: the operator
     // must stop it or add it back, and nothing else on the page is the cluster's.
-    const removed = s.removedBy !== undefined || (conf.size > 0 && !conf.has(s.id));
+    const removed = isRemoved(s);
     document.getElementById("summary").textContent =
       "role " + (removed ? "removed" : s.role) + " · term " + s.term + " · leader " + (removed ? "unknown" : s.lead || "none") +
       " · commit " + s.commit + " · applied " + s.applied;

@@ -6,7 +6,7 @@ import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
 import { printable } from '../printable.js';
 import { isHostPort } from '../transport/address.js';
-import { members as confMembers } from '../raft/changer.js';
+import { isRemoved } from '../admin/removal.js';
 
 export interface AdminTarget {
   endpoints: string[];
@@ -249,17 +249,6 @@ export async function statuses(t: AdminTarget): Promise<Seen[]> {
       }
     }),
   );
-}
-
-/**
- * The node was removed from the cluster: it applied a configuration without itself, or a member
- * that applied its removal refuses it (it was cut off when that committed). It knows no leader
- * but the one it last heard, and its members are those of before.
- */
-export function isRemoved(s: AdminStatus): boolean {
-  if (s.removedBy !== undefined) return true;
-  const conf = confMembers(s.conf);
-  return conf.size > 0 && !conf.has(s.id);
 }
 
 /**

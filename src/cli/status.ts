@@ -2,7 +2,8 @@
 // admin endpoint given.
 import type { AdminStatus } from '../admin/handler.js';
 import { UsageError, parseCommand } from './args.js';
-import { ADMIN_FLAGS, CODE, adminTarget, clusterView, isRemoved, request, statuses, table, type AdminTarget } from './admin-client.js';
+import { ADMIN_FLAGS, CODE, adminTarget, clusterView, request, statuses, table, type AdminTarget } from './admin-client.js';
+import { isRemoved } from '../admin/removal.js';
 import { printable } from '../printable.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 

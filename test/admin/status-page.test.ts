@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serveAdmin, type AdminServer } from '../../src/admin/index.js';
+import { isRemoved } from '../../src/admin/removal.js';
+import type { LogStatus } from '../../src/log/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { appendSurely, enc, freePorts, tempDir } from '../log/helpers.js';
 
@@ -153,6 +155,37 @@ describe('the status page', () => {
     await page.goto(`http://${member.address}/`);
     await page.waitForFunction(() => document.querySelectorAll('#members tr').length === 1, { timeout: 15_000 });
     expect(await page.$eval('#removed', (d) => (d as HTMLElement).hidden)).toBe(true);
+  });
+
+  it("tells a removed node as the endpoint's isRemoved does, on the same statuses", async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const log = await ReplicatedLog.open({ dataDir: t.dir });
+    cleanups.push(() => log.close());
+    const admin = await serveAdmin({ log, address: '127.0.0.1:0' });
+    cleanups.push(() => admin.close());
+    const page = await browser.newPage();
+    cleanups.push(() => page.close());
+    await page.goto(`http://${admin.address}/`);
+    await page.waitForFunction(() => typeof (window as unknown as { isRemoved?: unknown }).isRemoved === 'function', { timeout: 15_000 });
+    type Case = Pick<LogStatus, 'id' | 'conf' | 'removedBy'>;
+    const cases: Case[] = [];
+    const confs: Array<LogStatus['conf']> = [
+      { voters: [], learners: [] },
+      { voters: [1, 2, 3], learners: [] },
+      { voters: [2, 3], learners: [] },
+      { voters: [2, 3], learners: [1] },
+      { voters: [2, 3], learners: [], learnersNext: [1] },
+      { voters: [2, 3], learners: [], votersOutgoing: [1, 2, 3] },
+      { voters: [1, 2], learners: [], votersOutgoing: [2, 3] },
+      { voters: [2, 3], learners: [4], votersOutgoing: [2, 3, 4], learnersNext: [5] },
+    ];
+    for (const conf of confs) for (const removedBy of [undefined, 2]) cases.push({ id: 1, conf, ...(removedBy === undefined ? {} : { removedBy }) });
+    const onPage = await page.evaluate((cs) => cs.map((c) => (window as unknown as { isRemoved: (s: unknown) => boolean }).isRemoved(c)), cases);
+    const shared = cases.map((c) => isRemoved(c));
+    // Both answers occur, so the comparison can tell the two apart.
+    expect(new Set(shared)).toEqual(new Set([true, false]));
+    expect(onPage).toEqual(shared);
   });
 
   it('a token-protected endpoint serves the page, and its data only with the token', async () => {

@@ -1,0 +1,17 @@
+// Whether a node was removed from the cluster, as /health, the CLI and the status page all tell
+// it: a removed node that still runs names the leader it last heard and the members it knew, and
+// none of that is the cluster's any more.
+import type { LogStatus } from '../log/index.js';
+import { members as confMembers } from '../raft/changer.js';
+
+/**
+ * The node applied a configuration without itself, or a member that applied its removal refuses
+ * it (`removedBy`: it was cut off when the change committed, and never applies it). An empty
+ * configuration (a node not yet joined) is no removal. The status page's script keeps a copy of
+ * this, as it cannot import; a test holds the two to the same answers.
+ */
+export function isRemoved(s: Pick<LogStatus, 'id' | 'conf' | 'removedBy'>): boolean {
+  if (s.removedBy !== undefined) return true;
+  const conf = confMembers(s.conf);
+  return conf.size > 0 && !conf.has(s.id);
+}
