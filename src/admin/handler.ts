@@ -260,17 +260,18 @@ const METHODS = new Map<string, string>([
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
-/** The most of a request's path an answer or a log line repeats. */
-const SHOWN_PATH_CHARS = 100;
+/** The most of what a client sent (a path, a Host header) an answer or a log line repeats. */
+const SHOWN_CHARS = 100;
 
 /**
- * A request's path as an answer or a log line repeats it: at most SHOWN_PATH_CHARS characters,
- * and every one outside printable ASCII written out (\x1b, \u202e). Node's parser admits only
- * printable ASCII in a path, but up to its 16 KiB header limit, which a 404 echoed whole; and a
- * server of one's own that mounts the handler may hand it anything.
+ * What a client sent (a request's path, its Host header) as an answer or a log line repeats it:
+ * at most `max` characters, and every one outside printable ASCII written out (\x1b, \u202e).
+ * Node's parser admits only printable ASCII in a path, but up to its 16 KiB header limit, which
+ * a 404 echoed whole; a header value may also hold tabs and Latin-1 bytes; and a server of one's
+ * own that mounts the handler may hand it anything.
  */
-function shownPath(path: string): string {
-  const cut = path.length > SHOWN_PATH_CHARS ? `${path.slice(0, SHOWN_PATH_CHARS)}... (${path.length - SHOWN_PATH_CHARS} more characters)` : path;
+function shown(text: string, max = SHOWN_CHARS): string {
+  const cut = text.length > max ? `${text.slice(0, max)}... (${text.length - max} more characters)` : text;
   return cut.replace(/[^\x20-\x7e]/g, (c) => {
     const n = c.charCodeAt(0);
     return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
@@ -332,7 +333,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     const site = req.headers['sec-fetch-site'];
     const toStatusPage = req.method === 'GET' && /^navigate$/i.test(req.headers['sec-fetch-mode'] ?? '') && (req.url ?? '/').split('?')[0] === '/';
     if (site !== undefined && !/^(same-origin|none)$/i.test(site) && !toStatusPage)
-      return new HttpError(403, 'CROSS_ORIGIN', `a request from another site (Sec-Fetch-Site: ${site.slice(0, 20)}) is refused: use curl or the raftlog CLI`);
+      return new HttpError(403, 'CROSS_ORIGIN', `a request from another site (Sec-Fetch-Site: ${shown(site, 20)}) is refused: use curl or the raftlog CLI`);
     // DNS rebinding: a page whose name now resolves to 127.0.0.1 becomes same-origin with this
     // port, but its requests still carry its own name. A page cannot send the token, so with one
     // the name is not checked, and operators may reach a token-protected endpoint by any name.
@@ -343,7 +344,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         return new HttpError(
           403,
           'HOST_NOT_ALLOWED',
-          `Host '${host.slice(0, 100)}' is refused: without a token only localhost, an IP address or the listen host is served`,
+          `Host '${shown(host)}' is refused: without a token only localhost, an IP address or the listen host is served`,
         );
     }
     return null;
@@ -551,7 +552,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
         return sendJson(res, 200, { ok: true, leader: log.status().lead });
       default: {
         const allow = METHODS.get(path);
-        if (allow === undefined) throw new HttpError(404, 'NOT_FOUND', `no route ${method ?? '?'} ${shownPath(path)}`);
+        if (allow === undefined) throw new HttpError(404, 'NOT_FOUND', `no route ${method ?? '?'} ${shown(path)}`);
         res.setHeader('allow', allow);
         throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${path} takes ${allow}, not ${req.method}`);
       }
@@ -568,7 +569,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
     const { remoteAddress, remotePort } = req.socket;
     refusals.warn(
       { remoteAddress, remotePort, status: err.status, code: err.code },
-      `admin: refused ${req.method ?? '?'} ${shownPath((req.url ?? '/').split('?')[0]!)} from ${clientAddress(req.socket)}: ${err.status} ${err.code}: ${err.message}`,
+      `admin: refused ${req.method ?? '?'} ${shown((req.url ?? '/').split('?')[0]!)} from ${clientAddress(req.socket)}: ${err.status} ${err.code}: ${err.message}`,
     );
   };
 
@@ -606,7 +607,7 @@ export function adminHandler(log: ReplicatedLog<unknown>, options: AdminHandlerO
       // A failure inside the node reached only the client: the operator's log never heard of it.
       // A client that left mid-answer (the response destroyed already) is no failure.
       if (status === 500 && !res.destroyed) {
-        const path = shownPath((req.url ?? '/').split('?')[0]!);
+        const path = shown((req.url ?? '/').split('?')[0]!);
         logger.error({ err, code }, `admin: ${req.method ?? '?'} ${path} failed: ${(err as Error).message}`);
       }
       if (res.headersSent) res.destroy();

@@ -1,4 +1,5 @@
-// What a 404 repeats of the path it was asked: a bounded part of it, in printable ASCII.
+// What a refusal repeats of what the client sent (a 404 its path, a 403 its Host header): a
+// bounded part of it, in printable ASCII.
 import { IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, Socket } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
@@ -43,6 +44,30 @@ it('a 404 repeats at most 100 characters of a long path, and says how many more 
   expect(answer).toMatch(/^HTTP\/1\.1 404 /);
   const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
   expect(body).toEqual({ code: 'NOT_FOUND', message: `no route GET /${'a'.repeat(99)}... (14900 more characters)` });
+});
+
+it('a 403 HOST_NOT_ALLOWED repeats at most 100 characters of the Host header, its tabs and bytes outside ASCII written out', async () => {
+  const log = await openLog();
+  const admin = await serveAdmin({ log, address: '127.0.0.1:0' });
+  cleanups.push(() => admin.close());
+  const port = Number(admin.address.slice(admin.address.lastIndexOf(':') + 1));
+  // A header value may hold tabs and Latin-1 bytes (obs-text), which Node reads as U+0000..U+00FF.
+  const host = Buffer.concat([Buffer.from('evil\t'), Buffer.from([0xe9, 0x9b]), Buffer.from('h'.repeat(200))]);
+  const answer = await new Promise<string>((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () =>
+      s.end(Buffer.concat([Buffer.from('GET /status HTTP/1.1\r\nHost: '), host, Buffer.from('\r\nConnection: close\r\n\r\n')])),
+    );
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    s.on('close', () => resolve(Buffer.concat(parts).toString('utf8')));
+    s.on('error', reject);
+  });
+  expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+  const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string; message: string };
+  expect(body).toEqual({
+    code: 'HOST_NOT_ALLOWED',
+    message: `Host 'evil\\x09\\xe9\\x9b${'h'.repeat(93)}... (107 more characters)' is refused: without a token only localhost, an IP address or the listen host is served`,
+  });
 });
 
 it("Node's parser refuses a path with control characters or bytes outside ASCII as MALFORMED_REQUEST before any route", async () => {
