@@ -59,6 +59,7 @@ const HINTS: Record<string, string> = {
   RESTORE_INCOMPLETE: 'run the same `raftlog snapshot restore` again; the node starts once it has finished',
   RECOVER_INCOMPLETE: 'run the same `raftlog recover --force-new-cluster` again; the node starts once it has finished',
   NO_WAL: "give a node's data directory (it holds wal/)",
+  NO_BACKUP: "give the file `raftlog snapshot save` wrote, or a snapshot file from a node's DIR/snapshots/",
   NOT_CONFIRMED: 'add --yes once you have read the risks (raftlog recover -h)',
 };
 

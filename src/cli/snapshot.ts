@@ -1,6 +1,6 @@
 // `raftlog snapshot save FILE` and `raftlog snapshot restore FILE`: backups of the
 // state machine, and new clusters seeded from them (etcdctl snapshot save/restore).
-import { existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { lstat, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -29,8 +29,9 @@ the new cluster, with the same --peers on each, then start every node with raftl
 A snapshot file from a node's DIR/snapshots/ is taken as a backup too. FILE is a file:
 '-' (standard output or input) is refused. A save writes it 0600 and renames it over
 FILE once whole, so a failed save leaves an earlier FILE as it was.
-A damaged file is refused with SNAPSHOT_CORRUPT; a DIR whose WAL holds anything, or that
-holds another snapshot, with DATA_EXISTS. A restore that was stopped leaves DIR marked
+A damaged file is refused with SNAPSHOT_CORRUPT; one that is missing, unreadable or a
+directory with NO_BACKUP; a DIR whose WAL holds anything, or that holds another snapshot,
+with DATA_EXISTS. A restore that was stopped leaves DIR marked
 unfinished (serve refuses it with RESTORE_INCOMPLETE): run it again to finish it.`;
 
 export async function main(args: string[]): Promise<number> {
@@ -238,6 +239,33 @@ function getStream(endpoint: string, token: string | undefined, path: string, ti
   });
 }
 
+/** What opening a backup fails with when the path names no file this process can read. */
+const UNREADABLE = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'EISDIR', 'ENAMETOOLONG']);
+
+const noBackup = (file: string, err: unknown): CliError =>
+  new CliError('NO_BACKUP', codeOf(err) === 'ENOENT' ? `${file} does not exist` : `${file} cannot be read (${codeOf(err)})`);
+
+/**
+ * A FILE restore cannot read is a failed restore (NO_BACKUP, exit 1), as inspect's missing data
+ * directory is, not a usage error. A directory was read as a damaged backup (SNAPSHOT_CORRUPT),
+ * whose hint sent the operator to take another backup.
+ */
+function checkBackupFile(file: string): void {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    throw noBackup(file, err);
+  }
+  if (st.isDirectory()) throw new CliError('NO_BACKUP', `${file} is a directory: give the backup's file name`);
+  if (!st.isFile()) throw new CliError('NO_BACKUP', `${file} is not a regular file, so not a backup`);
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    throw noBackup(file, err);
+  }
+}
+
 /**
  * Seeds `dataDir` for node `id` of a new cluster: a snapshot at the backup's index
  * whose configuration is `peers` (or this node alone), and a WAL that starts there.
@@ -246,9 +274,11 @@ function getStream(endpoint: string, token: string | undefined, path: string, ti
  */
 async function restore(file: string, dataDir: string, id: number, peers: Record<number, string> | undefined): Promise<number> {
   refuseFileOnTheWay(dataDir);
+  checkBackupFile(file);
   // The operator names the backup: a link to it is theirs to make.
   const read = await readSnapshotFile(file, false, { followLinks: true }).catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`${file} does not exist`);
+    // Gone or changed since it was checked.
+    if (UNREADABLE.has(codeOf(err))) throw noBackup(file, err);
     throw err;
   });
   const ids = peers === undefined ? [id] : Object.keys(peers).map(Number);

@@ -707,3 +707,29 @@ it('save from an endpoint that sends its answer a byte at a time ends once the t
   expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`^raftlog snapshot: ADMIN_UNREACHABLE: ${ep}: no answer in 120000 ms`));
   expect(existsSync(file)).toBe(false);
 });
+
+it('a restore of a FILE that is missing, a directory, under a file or behind a loop of links is NO_BACKUP, exit 1, one line naming it, and nothing is made', async () => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const plain = join(t.dir, 'plain');
+  writeFileSync(plain, 'not a directory');
+  const loop = join(t.dir, 'loop');
+  symlinkSync(loop, loop);
+  const data = join(t.dir, 'data');
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  for (const [file, why] of [
+    [join(t.dir, 'missing'), 'does not exist'],
+    [t.dir, "is a directory: give the backup's file name"],
+    [join(plain, 'x'), 'cannot be read (ENOTDIR)'],
+    [loop, 'cannot be read (ELOOP)'],
+  ] as const) {
+    err.mockClear();
+    expect(await snapshot(['restore', file, '--data', data, '--id', '1']), file).toBe(1);
+    expect(err.mock.calls).toHaveLength(1);
+    const line = String(err.mock.calls[0]?.[0]);
+    expect(line.split('\n')).toHaveLength(1);
+    expect(line.startsWith(`raftlog snapshot: NO_BACKUP: ${file} ${why} (`), line).toBe(true);
+    expect(existsSync(data)).toBe(false);
+  }
+});
