@@ -102,9 +102,11 @@ async function run(args: string[]): Promise<number> {
   let stopping = false;
   let leader = 0;
   const up = new Set<number>();
+  /** The node that stopped before it was up, and how; the others were stopped for it. */
+  let failed: { id: number; how: string } | undefined;
   const exited = ids.map(
     (id) =>
-      new Promise<number>((done) => {
+      new Promise<string>((done) => {
         const child = spawn(
           process.execPath,
           [
@@ -158,8 +160,11 @@ async function run(args: string[]): Promise<number> {
           if (!stopping) console.error(`[node ${id}] exited (${signal ?? code})`);
           // One that never came up (its port taken, say) would leave the cluster short for good,
           // waiting on a Ctrl-C to report it; one that was up may be stopped on purpose, to try a failover.
-          if (!stopping && !up.has(id)) stop();
-          done(code ?? 1);
+          if (!stopping && !up.has(id)) {
+            failed = { id, how: String(signal ?? code) };
+            stop();
+          }
+          done(String(signal ?? code));
         });
       }),
   );
@@ -178,9 +183,23 @@ async function run(args: string[]): Promise<number> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  const codes = await Promise.all(exited);
+  const ends = await Promise.all(exited);
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
-  if (stopping) console.log('cluster stopped.');
-  return stopping && codes.every((c) => c === 0) ? 0 : 1;
+  // The last line says how the cluster ended: "stopped" only when every node stopped cleanly.
+  console.log(endLine(ids, ends, stopping, failed));
+  return stopping && failed === undefined && ends.every((e) => e === '0') ? 0 : 1;
+}
+
+/** The cluster's last line, from how each node (by id) ended: its exit code, or the signal that killed it. */
+function endLine(ids: number[], ends: string[], stopping: boolean, failed: { id: number; how: string } | undefined): string {
+  const others = ids.filter((id) => id !== failed?.id);
+  if (failed !== undefined)
+    return (
+      `cluster not started: node ${failed.id} exited (${failed.how}) before it was up` +
+      (others.length > 0 ? `; stopped node${others.length > 1 ? 's' : ''} ${others.join(', ')}.` : '.')
+    );
+  if (!stopping) return 'cluster ended: every node exited.';
+  const unclean = ids.flatMap((id, i) => (ends[i] === '0' ? [] : [`node ${id} (${ends[i]})`]));
+  return unclean.length === 0 ? 'cluster stopped.' : `cluster stopped, not cleanly: ${unclean.join(', ')}.`;
 }

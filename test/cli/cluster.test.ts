@@ -3,7 +3,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, onTestFailed } from 'vitest';
 import { freePortRun, tempDir, waitFor } from '../log/helpers.js';
 import { parseArgs } from '../../src/cli/args.js';
 import { CLUSTER_FLAGS, clusterPorts } from '../../src/cli/cluster.js';
@@ -27,28 +27,79 @@ function childrenOf(pid: number): number[] {
   }
 }
 
+/** A process a test started: all it printed (both streams), its standard output alone, and how it ended. */
+interface Started {
+  name: string;
+  proc: ChildProcess;
+  out: string;
+  stdout: string;
+  /** Its exit code or signal; undefined while it runs. */
+  ended?: string;
+  /** For `raftlog cluster`: every node process it started, as seen while it ran. */
+  nodes: Set<number>;
+}
+
+/** Every process the running test started: shown when it fails, killed after it. */
+let started: Started[] = [];
+const at = { step: '' };
+
+/**
+ * On a failure, a vitest timeout too, the error names the step the test was at and carries
+ * the output of every process it started (a cluster's relays its nodes' lines).
+ */
+function explainFailure(first: string): void {
+  at.step = first;
+  // This test's: afterEach, which kills them, runs before this hook and starts a new list.
+  const mine = started;
+  onTestFailed(({ task }) => {
+    const outputs = mine.map((p) => `\n--- ${p.name}${p.ended !== undefined ? `, ended (${p.ended})` : ''} ---\n${p.out}`).join('');
+    for (const e of task.result?.errors ?? []) e.message = `${at.step}: ${e.message}${outputs}`;
+  });
+}
+
+function track(name: string, proc: ChildProcess): Started {
+  const p: Started = { name, proc, out: '', stdout: '', nodes: new Set() };
+  started.push(p);
+  proc.stdout!.on('data', (d: Buffer) => {
+    p.out += d.toString();
+    p.stdout += d.toString();
+  });
+  proc.stderr!.on('data', (d: Buffer) => (p.out += d.toString()));
+  proc.on('exit', (code, signal) => (p.ended = String(signal ?? code)));
+  return p;
+}
+
+afterEach(() => {
+  // Whatever the test left running, the nodes of a cluster killed or timed out included.
+  for (const p of started) for (const pid of [p.proc.pid!, ...p.nodes]) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  started = [];
+});
+
+/** Waits for `said` in what `p` printed; fails at once, saying so, if `p` ended first. */
+async function untilSaid(p: Started, what: string, said: RegExp, ms = 60_000): Promise<void> {
+  await waitFor(what, () => said.test(p.out) || p.ended !== undefined, ms);
+  if (!said.test(p.out)) throw new Error(`${p.name} ended (${p.ended}) before ${what}`);
+}
+
+/** The last line `raftlog cluster` wrote to its standard output. */
+const lastLine = (p: Started): string => p.stdout.trimEnd().split('\n').at(-1) ?? '';
+
 /**
  * `raftlog cluster` of two nodes (sync none) in a new directory, on one run of six free ports (node
- * i listens on raft + i - 1, resp + i - 1 and admin + i - 1, so the ranges cannot meet). Its output,
- * both streams, is `out()`; `code()` is its exit code, undefined while it runs. Whatever it left
- * running, `nodes` included, is killed after the test.
+ * i listens on raft + i - 1, resp + i - 1 and admin + i - 1, so the ranges cannot meet). Its node
+ * processes are collected in `nodes` from the start, so that none outlives a failed test.
  */
-async function startCluster(ports?: number): Promise<{ parent: ChildProcess; out: () => string; code: () => number | null | undefined; nodes: Set<number> }> {
+async function startCluster(ports?: number): Promise<Started> {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const raft = ports ?? (await freePortRun(6));
   const args = ['cluster', '--nodes', '2', '--data', t.dir, '--raft-port', String(raft), '--resp-port', String(raft + 2), '--admin-port', String(raft + 4)];
   const parent = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--sync', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let code: number | null | undefined;
-  parent.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  parent.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  parent.on('exit', (c) => (code = c));
-  const nodes = new Set<number>();
-  cleanups.push(() => {
-    for (const pid of [parent.pid!, ...nodes]) if (alive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  return { parent, out: () => out, code: () => code, nodes };
+  const c = track(`raftlog ${args.join(' ')}`, parent);
+  const watch = setInterval(() => childrenOf(parent.pid!).forEach((pid) => c.nodes.add(pid)), 20);
+  parent.on('exit', () => clearInterval(watch));
+  cleanups.push(() => clearInterval(watch));
+  return c;
 }
 
 const cleanups: Array<() => void> = [];
@@ -57,72 +108,89 @@ afterEach(() => {
 });
 
 it('a SIGKILLed cluster leaves no node running', async () => {
-  const { parent, out, nodes } = await startCluster();
-  await waitFor('a leader', () => /leader: node \d/.test(out()), 30_000);
-  for (const pid of childrenOf(parent.pid!)) nodes.add(pid);
-  expect(nodes.size).toBe(2);
-  expect(out()).toMatch(/remove it with: rm -rf /);
-  parent.kill('SIGKILL');
-  await waitFor('every node to stop', () => [...nodes].every((pid) => !alive(pid)), 20_000);
-});
+  explainFailure('start the cluster');
+  const c = await startCluster();
+  await untilSaid(c, 'both nodes up', /all 2 nodes up/);
+  const nodes = childrenOf(c.proc.pid!);
+  expect(nodes).toHaveLength(2);
+  expect(c.out).toMatch(/remove it with: rm -rf /);
+  at.step = 'SIGKILL the cluster';
+  c.proc.kill('SIGKILL');
+  await waitFor('every node to stop', () => nodes.every((pid) => !alive(pid)), 20_000);
+}, 120_000);
 
-it("a node that cannot start stops the cluster, which exits 1 with the node's coded error", async () => {
+it('a cluster stopped by Ctrl-C with every node stopping cleanly exits 0, its last line "cluster stopped."', async () => {
+  explainFailure('start the cluster');
+  const c = await startCluster();
+  await untilSaid(c, 'both nodes up', /all 2 nodes up/);
+  at.step = 'stop the cluster with SIGINT';
+  c.proc.kill('SIGINT');
+  await waitFor('the cluster to exit', () => c.ended !== undefined, 30_000);
+  expect(c.ended).toBe('0');
+  expect(lastLine(c)).toBe('cluster stopped.');
+}, 120_000);
+
+it("a node that cannot start stops the cluster, which exits 1 with the node's coded error and a last line naming it", async () => {
+  explainFailure("take node 2's client port");
   const raft = await freePortRun(6);
-  // Node 2's client port is taken.
   const held = createServer();
   await new Promise<void>((resolve, reject) => {
     held.once('error', reject);
     held.listen(raft + 3, '127.0.0.1', () => resolve());
   });
   cleanups.push(() => held.close());
-  const { parent, out, code, nodes } = await startCluster(raft);
-  const watch = setInterval(() => childrenOf(parent.pid!).forEach((pid) => nodes.add(pid)), 20);
-  cleanups.push(() => clearInterval(watch));
-  await waitFor('the cluster to exit on its own', () => code() !== undefined, 90_000);
-  clearInterval(watch);
-  expect(code(), out()).toBe(1);
-  expect(out()).toMatch(/\[node 2\] raftlog serve: EADDRINUSE: /);
-  expect(nodes.size).toBeGreaterThan(0);
-  await waitFor('every node to stop', () => [...nodes].every((pid) => !alive(pid)), 20_000);
+  at.step = 'start the cluster';
+  const c = await startCluster(raft);
+  await waitFor('the cluster to exit on its own', () => c.ended !== undefined, 90_000);
+  expect(c.ended).toBe('1');
+  expect(c.out).toMatch(/\[node 2\] raftlog serve: EADDRINUSE: /);
+  expect(c.nodes.size).toBeGreaterThan(0);
+  // Not "cluster stopped.": the cluster never ran.
+  expect(lastLine(c)).toBe('cluster not started: node 2 exited (1) before it was up; stopped node 1.');
+  expect(c.stdout).not.toMatch(/cluster stopped/);
+  at.step = 'wait for every node to stop';
+  await waitFor('every node to stop', () => [...c.nodes].every((pid) => !alive(pid)), 20_000);
 }, 120_000);
 
-it('a second Ctrl-C kills the nodes that did not stop at the first, and the cluster exits 1', async () => {
-  const { parent, out, code, nodes } = await startCluster();
-  await waitFor('both nodes up', () => /all 2 nodes up/.test(out()), 60_000);
-  const [paused, other] = childrenOf(parent.pid!);
-  for (const pid of [paused!, other!]) nodes.add(pid);
-  expect(nodes.size).toBe(2);
+it('a second Ctrl-C kills the nodes that did not stop at the first, and the cluster exits 1, saying which', async () => {
+  explainFailure('start the cluster');
+  const c = await startCluster();
+  await untilSaid(c, 'both nodes up', /all 2 nodes up/);
+  const [paused, other] = childrenOf(c.proc.pid!);
+  expect([paused, other].every((pid) => pid !== undefined)).toBe(true);
   // A stopped process does not act on SIGTERM: this node cannot stop at the first Ctrl-C.
+  at.step = 'SIGSTOP a node, then SIGINT the cluster';
   process.kill(paused!, 'SIGSTOP');
-  parent.kill('SIGINT');
-  await waitFor('the first stop', () => /stopping the cluster/.test(out()) && !alive(other!), 30_000);
-  expect(code()).toBeUndefined();
-  parent.kill('SIGINT');
-  await waitFor('the cluster to exit', () => code() !== undefined, 30_000);
-  expect(code(), out()).toBe(1);
-  expect(out()).toMatch(/killing node \d/);
+  c.proc.kill('SIGINT');
+  await untilSaid(c, 'the first stop', /stopping the cluster/, 30_000);
+  await waitFor('the other node to stop', () => !alive(other!), 30_000);
+  expect(c.ended).toBeUndefined();
+  at.step = 'SIGINT the cluster again';
+  c.proc.kill('SIGINT');
+  await waitFor('the cluster to exit', () => c.ended !== undefined, 30_000);
+  expect(c.ended).toBe('1');
+  const killed = /killing node (\d)/.exec(c.out)?.[1];
+  expect(killed).toBeDefined();
+  expect(lastLine(c)).toBe(`cluster stopped, not cleanly: node ${killed} (SIGKILL).`);
   expect(alive(paused!)).toBe(false);
 }, 120_000);
 
 it('a node whose parent went away while it started stops once it is up, not running on as an orphan', async () => {
+  explainFailure('start a node and close its IPC channel');
   const t = tempDir();
   cleanups.push(t.cleanup);
-  const node = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', '1', '--data', join(t.dir, 'node1'), '--sync', 'none'], {
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  let out = '';
-  node.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  node.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  let exited = false;
-  node.on('exit', () => (exited = true));
-  cleanups.push(() => {
-    if (!exited) node.kill('SIGKILL');
-  });
+  const node = track(
+    'raftlog serve --id 1',
+    spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--id', '1', '--data', join(t.dir, 'node1'), '--sync', 'none'], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    }),
+  );
   // Closed at once: the node has not even loaded its code yet.
-  node.disconnect();
-  await waitFor('the node to come up', () => /node 1 up/.test(out), 60_000);
-  await waitFor('the node to stop on its own', () => exited, 30_000);
-  expect(out).toMatch(/node 1 stopped/);
+  node.proc.disconnect();
+  await untilSaid(node, 'the node to come up', /node 1 up/);
+  at.step = 'wait for the node to stop on its own';
+  await waitFor('the node to stop on its own', () => node.ended !== undefined, 30_000);
+  expect(node.out).toMatch(/node 1 stopped/);
 }, 120_000);
 
 function cluster(args: string[]): Promise<{ code: number; stderr: string }> {
