@@ -161,6 +161,17 @@ export class HandshakeTimeoutError extends TransportError {
   }
 }
 
+/**
+ * A dial that did not connect and finish the handshake within `connectTimeoutMs`. Coded as the
+ * system's connect timeout, not a transport refusal: a peer that is down, or a network that drops
+ * its packets, is no peer's fault, and is not counted as one.
+ */
+export class DialTimeoutError extends CodedError<'ETIMEDOUT'> {
+  constructor(ms: number) {
+    super('ETIMEDOUT', `no completed handshake after ${ms} ms`);
+  }
+}
+
 /** The remote side told us why it closed our outbound connection. */
 export class PeerRefusedError extends TransportError {
   /** The code and the reason the peer gave, as peerText() quotes them: it refused before it was authenticated. */

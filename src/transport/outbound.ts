@@ -13,6 +13,7 @@ import { backoffDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import {
   AuthFailedError,
+  DialTimeoutError,
   IdleTimeoutError,
   PeerRefusedError,
   PeerReplacedError,
@@ -551,7 +552,7 @@ export class Outbound {
     s.setNoDelay(true);
     s.setKeepAlive(true, 5_000);
     // Covers the TCP connect, the TLS handshake and ours: a peer that never answers is dropped.
-    const connectTimer = setTimeout(() => s.destroy(new Error(`no completed handshake after ${this.c.connectTimeoutMs} ms`)), this.c.connectTimeoutMs);
+    const connectTimer = setTimeout(() => s.destroy(new DialTimeoutError(this.c.connectTimeoutMs)), this.c.connectTimeoutMs);
     let idleTimer: NodeJS.Timeout | undefined;
     let pingTimer: NodeJS.Timeout | undefined;
     // Bytes read, and where the last window of them began: an answer may take longer than the idle

@@ -676,6 +676,20 @@ describe('TcpTransport', () => {
     await sinkClosed(sink);
   });
 
+  it('gives up a dial the peer accepts but never answers at connectTimeoutMs, logged as ETIMEDOUT and counted as no refusal', async () => {
+    const sockets: net.Socket[] = [];
+    const { sink, address } = await fakePeer((s) => void sockets.push(s.on('error', () => undefined)));
+    const { t, log } = await node({ id: 1, peers: { 2: address }, connectTimeoutMs: 100 });
+    t.send([msg(1, 2, { type: MessageType.MsgHeartbeat })]);
+    await until(() => log.has('no completed handshake after 100 ms'), 'the dial to time out');
+    const line = log.lines.find((l) => l.message.includes('no completed handshake'));
+    expect(line?.fields.code).toBe('ETIMEDOUT');
+    expect(t.stats().refused).toEqual({});
+    await t.close();
+    for (const c of sockets) c.destroy();
+    await sinkClosed(sink);
+  });
+
   it('bounds the queue to a peer that stops reading, dropping the oldest and reporting it', async () => {
     // A peer that accepts and then never reads: the kernel buffers fill, write() returns false.
     const sockets: net.Socket[] = [];
