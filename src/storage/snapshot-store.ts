@@ -497,8 +497,11 @@ async function openSnapshotFile(file: string, followLinks: boolean): Promise<{ f
   return openRegularFile(file, notAFile, followLinks ? 0 : constants.O_NOFOLLOW).catch((err: unknown) => {
     const code = (err as NodeJS.ErrnoException).code;
     if (!followLinks && code === 'ELOOP') throw new SnapshotCorruptError(file, 'it is a symbolic link, not a snapshot file');
-    // Not damage, and no failure outside raftlog's codes either: the operator fixes a mode or an owner.
-    if (code === 'EACCES' || code === 'EPERM') throw new SnapshotDirError(`${dirname(file)} holds ${basename(file)}, which this process cannot read (${code})`);
+    // A file of the snapshot directory: not damage, and no failure outside raftlog's codes either,
+    // the operator fixes a mode or an owner. A file the operator named (a backup) is theirs to
+    // report, with the system's code.
+    if (!followLinks && (code === 'EACCES' || code === 'EPERM'))
+      throw new SnapshotDirError(`${dirname(file)} holds ${basename(file)}, which this process cannot read (${code})`);
     throw err;
   });
 }

@@ -5,6 +5,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { readSnapshotFile } from '../../src/storage/snapshot-store.js';
 import { RecordingMachine, enc, fdsUnder, tempDir, waitFor } from './helpers.js';
 
 /** Paths whose open(2) fails with EACCES, as for a file of mode 000 not run as root. */
@@ -60,5 +61,19 @@ describe('a snapshot file this process may not read', () => {
     const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: made.dir, stateMachine: new RecordingMachine() });
     expect(log.status().snapshotIndex).toBeGreaterThanOrEqual(10);
     await log.close();
+  });
+
+  it('named as a backup (a file the operator gave), keeps the system code for the caller to report', async () => {
+    const file = join(
+      made.dir,
+      'snapshots',
+      readdirSync(join(made.dir, 'snapshots')).find((n) => n.endsWith('.snap'))!,
+    );
+    denied.add(file);
+    try {
+      await expect(readSnapshotFile(file, false, { followLinks: true })).rejects.toMatchObject({ code: 'EACCES' });
+    } finally {
+      denied.clear();
+    }
   });
 });
