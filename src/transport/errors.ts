@@ -26,6 +26,7 @@ export const TRANSPORT_ERROR_CODES = [
   'TRANSPORT_SNAPSHOT_STALLED',
   'TRANSPORT_PEER_REPLACED',
   'TRANSPORT_PEER_REMOVED',
+  'TRANSPORT_SNAPSHOT_SOURCE_MISMATCH',
 ] as const;
 
 export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
@@ -265,6 +266,18 @@ export class SnapshotRejectedError extends TransportError {
   constructor(reason: string, options?: CodedErrorOptions) {
     super('TRANSPORT_SNAPSHOT_REJECTED', `snapshot refused: ${reason}`);
     if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/**
+ * The stream this node's snapshot store opened for a snapshot to send held fewer or more bytes
+ * than the size it announced with it: the store broke its contract (the snapshot store given to
+ * the log, or the `snapshots` given to the transport), not the peer nor the application's state
+ * machine, whose snapshot the store had already written.
+ */
+export class SnapshotSourceMismatchError extends TransportError {
+  constructor(index: number, term: number, announced: number, held: string) {
+    super('TRANSPORT_SNAPSHOT_SOURCE_MISMATCH', `the snapshot store's stream of snapshot ${index}/${term} announced ${announced} bytes and ${held}`);
   }
 }
 

@@ -17,6 +17,7 @@ import {
   IdleTimeoutError,
   PeerRefusedError,
   PeerReplacedError,
+  SnapshotSourceMismatchError,
   TransportError,
   type PeerRefusalCounts,
   type RefusalCounts,
@@ -431,8 +432,10 @@ export class Outbound {
         if (out.size === 0) return;
       }
       const r = await job.source.next();
-      if (r.done === true || job.offset + r.value.byteLength > job.size!)
-        throw new Error(`the snapshot source does not hold the ${job.size} bytes it announced`);
+      const { index, term } = job.snapshot.meta;
+      if (r.done === true) throw new SnapshotSourceMismatchError(index, term, job.size!, `ended after ${job.offset}`);
+      if (job.offset + r.value.byteLength > job.size!)
+        throw new SnapshotSourceMismatchError(index, term, job.size!, `held at least ${job.offset + r.value.byteLength}`);
       job.pending = r.value;
     };
     this.track(

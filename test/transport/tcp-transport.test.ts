@@ -648,6 +648,34 @@ describe('TcpTransport', () => {
     expect(b.rec.messages.some((m) => m.commit === 77)).toBe(true);
   });
 
+  for (const [what, held] of [
+    ['fewer', [new Uint8Array(4)]],
+    ['more', [new Uint8Array(4), new Uint8Array(8)]],
+  ] as const) {
+    it(`reports a snapshot whose store streams ${what} bytes than it announced as failed, coded TRANSPORT_SNAPSHOT_SOURCE_MISMATCH`, async () => {
+      // A store that breaks its contract: no peer's doing, and said so with a code, not INTERNAL.
+      const lying = {
+        ...inMemorySnapshots,
+        open: async () => ({
+          size: 10,
+          chunks: (async function* () {
+            yield* held;
+          })(),
+        }),
+      };
+      const b = await node({ id: 2 });
+      const a = await node({ id: 1, peers: { 2: b.t.address }, snapshots: lying });
+      await stillWorks(a.t, b.rec, 1);
+      a.t.send([snap()]);
+      await until(() => a.rec.snapshotStatus.length === 1, 'the snapshot status');
+      expect(a.rec.snapshotStatus).toEqual([[2, false]]);
+      const line = a.log.lines.find((l) => /snapshot 9\/2 to peer 2 not sent/.test(l.message));
+      expect(line?.fields).toEqual({ code: 'TRANSPORT_SNAPSHOT_SOURCE_MISMATCH' });
+      expect(line?.message).toMatch(/the snapshot store's stream of snapshot 9\/2 announced 10 bytes and (ended after 4|held at least 12)$/);
+      expect(b.rec.messages.some((m) => m.type === MessageType.MsgSnap)).toBe(false);
+    });
+  }
+
   it('reports a snapshot to an unreachable peer as failed', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
