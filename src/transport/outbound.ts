@@ -173,10 +173,12 @@ export class Outbound {
   private nextStreamId = 1;
   private lastError: Error | undefined;
   /**
-   * The reason of the last failed dial logged (a code, and the peer's code for a refusal) since a
-   * connection last ended otherwise than refused: a dial failing for another reason is logged too.
+   * The codes of the failed dials other than refusals logged since a connection last ended
+   * otherwise than refused: this node's and the system's codes, a short list, never a peer's words.
    */
-  private loggedCode: string | undefined;
+  private loggedFailures = new Set<string>();
+  /** The reason (the peer's code) of the last refusal logged in the same span: one with another is logged too. */
+  private loggedRefusal: string | undefined;
   private openedAt = 0;
   /** The secret the peer proved on the connection under way (none before its proof, or without one). */
   private provenBy: Buffer | undefined;
@@ -744,8 +746,11 @@ export class Outbound {
    * Each loss of a working connection is logged, but a peer that stays down or refuses every dial
    * only once, not at every retry: once per reason (the peer's code, for a refusal), since a peer
    * refused at first and then up with another secret or certificate must not stay logged as
-   * refused. Refusals go through the rationed log: whoever answers at the address chooses their
-   * codes, and one that changes at every dial must not buy a line per backoff step.
+   * refused. Whatever answers at the address can make dials fail in turn for several reasons (a
+   * refusal, a close, a bad frame): each is logged once until a connection ends otherwise, not
+   * at each change. Refusals go through the rationed log, once until the code changes: whoever
+   * answers chooses their codes, and one that changes at every dial must not buy a line per
+   * backoff step, nor a place in a list held here.
    */
   private logFailure(e: Error | undefined, wasOpen: boolean): void {
     const why = e?.message ?? 'closed by peer';
@@ -753,21 +758,23 @@ export class Outbound {
       this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
       return;
     }
-    const fields =
-      e === undefined
-        ? { code: 'TRANSPORT_CONNECTION_CLOSED' }
-        : e instanceof PeerRefusedError
-          ? { code: e.code, remoteCode: e.remoteCode }
-          : { code: codeOf(e) };
-    const reason = e instanceof PeerRefusedError ? `${e.code} ${e.remoteCode}` : fields.code;
     // A peer that proves itself and then refuses has not come back: only a connection that ends
     // otherwise closes the episode.
-    if (wasOpen && !(e instanceof PeerRefusedError)) this.loggedCode = undefined;
-    if (this.attempt === 0 || reason !== this.loggedCode) {
-      this.loggedCode = reason;
-      const log = e instanceof PeerRefusedError ? this.c.refusedDials : this.c.logger;
-      log.warn(fields, `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`);
+    if (this.attempt === 0 || (wasOpen && !(e instanceof PeerRefusedError))) {
+      this.loggedFailures.clear();
+      this.loggedRefusal = undefined;
     }
+    const line = `transport: connection to peer ${this.peer} at ${this.address} ${wasOpen ? 'lost' : 'failed'}: ${why}`;
+    if (e instanceof PeerRefusedError) {
+      if (e.remoteCode === this.loggedRefusal) return;
+      this.loggedRefusal = e.remoteCode;
+      this.c.refusedDials.warn({ code: e.code, remoteCode: e.remoteCode }, line);
+      return;
+    }
+    const code = e === undefined ? 'TRANSPORT_CONNECTION_CLOSED' : codeOf(e);
+    if (this.loggedFailures.has(code)) return;
+    this.loggedFailures.add(code);
+    this.c.logger.warn({ code }, line);
   }
 
   private retry(): void {

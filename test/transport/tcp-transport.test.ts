@@ -979,6 +979,24 @@ describe('TcpTransport', () => {
     await sinkClosed(sink);
   });
 
+  it('logs a dial failing in turn by a refusal, a close and a bad frame once per reason, not at each change: 3 lines for 51 dials', async () => {
+    let dials = 0;
+    const { sink, address } = await fakePeer((s) => {
+      s.on('error', () => undefined);
+      const n = dials++;
+      if (n % 3 === 0) s.write(frame(encodeRefuse(newPacker(), 'TRANSPORT_AUTH_FAILED', 'said by whoever answers')), () => s.destroy());
+      else if (n % 3 === 1) s.destroy();
+      else s.write(frame(new Uint8Array([0xc1])), () => s.destroy());
+    });
+    const a = await node({ id: 1, peers: { 2: address }, backoff: { initialMs: 1, maxMs: 4 } });
+    await until(() => dials >= 51, '51 dials', 20_000);
+    await a.t.close();
+    await sinkClosed(sink);
+    const lines = a.log.lines.filter((l) => l.message.startsWith('transport: connection to peer 2 '));
+    // Before, a line per dial: the refusal's rationed to 10 in 10 s, the others never.
+    expect(lines.map((l) => l.fields.code).sort()).toEqual(['TRANSPORT_CONNECTION_CLOSED', 'TRANSPORT_MALFORMED_FRAME', 'TRANSPORT_PEER_REFUSED']);
+  });
+
   it('logs a frame refusal again once the peer is at another address: perhaps another process, with its own limit', async () => {
     const first = await provenRefuser(() => 'TRANSPORT_FRAME_TOO_LARGE');
     const second = await provenRefuser(() => 'TRANSPORT_FRAME_TOO_LARGE');
