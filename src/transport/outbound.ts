@@ -85,7 +85,7 @@ export interface OutboundConfig {
   logger: TransportLogger;
   /** Dials this node gave up on its own check of the peer (its proof, its frames), by code. */
   refused: RefusalCounts;
-  /** Dials the peer refused: by the code it gave once it had proved itself, as UNPROVEN before. */
+  /** Dials the peer refused: by the code it gave once it had proved itself (Outbound.peerProven), as UNPROVEN before. */
   refusedByPeers: PeerRefusalCounts;
   packer: Packr;
   /** Deferred by the owner: never re-entrant into the caller of send(). */
@@ -199,9 +199,10 @@ export class Outbound {
    */
   private episode: string | undefined;
   /**
-   * The refusal the peer sent on the connection under way once it had proved itself: only such a
-   * refusal means what its row in PEER_REFUSALS says (anyone answering at the address can send one
-   * before, to stop this node's line about it, or to have it logged as advice to remove this node).
+   * The refusal the peer sent on the connection under way once it had proved itself (peerProven):
+   * only such a refusal means what its row in PEER_REFUSALS says (anyone answering at the address
+   * can send one before, to stop this node's line about it, or to have it logged as advice to
+   * remove this node).
    */
   private provenRefusal: PeerRefusedError | undefined;
 
@@ -716,10 +717,21 @@ export class Outbound {
   /** The peer says why it closes this connection: the driver's handler for it, if any, is told at once. */
   private refused(e: PeerRefusedError): void {
     this.lastError = e;
-    if (this.state !== 'open') return;
+    if (!this.peerProven()) return;
     this.provenRefusal = e;
     const tell = PEER_REFUSALS.get(e.remoteCode)?.tell;
     if (tell !== undefined) this.c[tell](this.peer);
+  }
+
+  /**
+   * The acceptor has passed every check of who it is that this node makes: its challenge, whose
+   * proof covers both nonces, so it is no replay (recording only waits on this node's own disk),
+   * or, with TLS and no secret, the certificate verified before any byte was read. With a secret
+   * too, a certificate alone is not enough: the secret is what a node must also hold.
+   */
+  private peerProven(): boolean {
+    if (this.state === 'open' || this.state === 'recording') return true;
+    return this.state === 'handshake' && this.c.tls !== undefined && this.c.secrets.length === 0;
   }
 
   /** The row of the peer's refusal, with what its line is made of; none for a refusal like any other. */

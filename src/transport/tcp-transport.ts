@@ -139,8 +139,9 @@ export interface TcpTransportStats {
    */
   refused: Record<string, number>;
   /**
-   * Dials a peer refused: by the code it gave once it had proved itself (a TransportErrorCode, or
-   * 'OTHER' for any other), as 'UNPROVEN' for a refusal sent before, whatever its code.
+   * Dials a peer refused: by the code it gave once it had proved itself (with its challenge, or,
+   * with TLS and no secret, its certificate; a TransportErrorCode, or 'OTHER' for any other), as
+   * 'UNPROVEN' for a refusal sent before, whatever its code.
    */
   refusedByPeers: Record<string, number>;
   /** Inbound connections in their handshake now, each holding one of the slots. */

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { nonce, proof, verify, type HandshakeFacts } from '../../src/transport/auth.js';
 import type { PeerInstances } from '../../src/transport/peer-instances.js';
-import { TcpTransport } from '../../src/transport/tcp-transport.js';
+import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp-transport.js';
 import { WIRE_VERSION, decodeFrame, encodeChallenge, encodeHello, newPacker } from '../../src/transport/wire.js';
 import { LogCapture, Recorder, msg, until } from './helpers.js';
 import { rawPeer, refusal, type RawPeer } from './raw-peer.js';
@@ -34,7 +34,13 @@ describe('instance ids', () => {
     for (const t of open.splice(0)) await t.close();
   });
 
-  async function transport(id: number, instanceId: string | undefined, book?: PeerInstances, peers: Record<number, string> = {}) {
+  async function transport(
+    id: number,
+    instanceId: string | undefined,
+    book?: PeerInstances,
+    peers: Record<number, string> = {},
+    more: Partial<TcpTransportOptions> = {},
+  ) {
     const logger = new LogCapture();
     const handlers = new Recorder();
     const t = new TcpTransport({
@@ -47,6 +53,7 @@ describe('instance ids', () => {
       electionTimeoutMs: 300,
       ...(instanceId !== undefined ? { instanceId } : {}),
       ...(book !== undefined ? { peerInstances: book } : {}),
+      ...more,
     });
     open.push(t);
     await t.start(handlers);
@@ -92,6 +99,16 @@ describe('instance ids', () => {
     expect(() => decodeFrame(Buffer.from(p.pack([4, nonce(), new Uint8Array(0), 'x'.repeat(16)])))).toThrow(
       expect.objectContaining({ code: 'TRANSPORT_MALFORMED_FRAME' }),
     );
+  });
+
+  it("the dialer counts a refusal sent while it records the acceptor's instance under its code: the acceptor proved itself", async () => {
+    const book = new Book();
+    book.gate = new Promise<void>(() => undefined); // a record that never becomes durable
+    const b = await transport(2, B, undefined, {}, { handshakeTimeoutMs: 200 });
+    const { t: a } = await transport(1, A, book, { 2: b.t.address }, { connectTimeoutMs: 60_000 });
+    // The acceptor waits for the proof this node sends only once the record is durable.
+    await until(() => (a.stats().refusedByPeers.TRANSPORT_HANDSHAKE_TIMEOUT ?? 0) >= 1, 'the refusal counted under its code', 20_000);
+    expect(a.stats().refusedByPeers.UNPROVEN).toBeUndefined();
   });
 
   it('the acceptor refuses a malformed instance, and a dialer that names none when it keeps a record', async () => {

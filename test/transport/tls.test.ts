@@ -132,6 +132,18 @@ describe('TcpTransport with TLS', () => {
     expect(Object.keys(b.t.stats().refused)).toEqual(['TRANSPORT_AUTH_FAILED']);
   });
 
+  it('counts a refusal of the hello under its code: the certificate proved the acceptor; with a secret too, as UNPROVEN until it proves that', async () => {
+    const b = await node(2, creds('node2'), {}, { clusterId: 'c2' });
+    const a = await node(1, creds('node1'), { 2: b.t.address });
+    await until(() => (a.t.stats().refusedByPeers.TRANSPORT_CLUSTER_MISMATCH ?? 0) >= 2, 'two refusals counted under their code');
+    expect(Object.keys(a.t.stats().refusedByPeers)).toEqual(['TRANSPORT_CLUSTER_MISMATCH']);
+    const secret = { clusterSecret: 'a secret of at least sixteen bytes' };
+    const d = await node(2, creds('node2'), {}, { clusterId: 'c2', ...secret });
+    const c = await node(1, creds('node1'), { 2: d.t.address }, secret);
+    await until(() => (c.t.stats().refusedByPeers.UNPROVEN ?? 0) >= 2, 'two refusals counted as UNPROVEN');
+    expect(Object.keys(c.t.stats().refusedByPeers)).toEqual(['UNPROVEN']);
+  });
+
   it('refuses a client that presents no certificate', async () => {
     const b = await node(2, creds('node2'));
     const [host, port] = b.t.address.split(':');
