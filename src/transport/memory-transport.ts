@@ -7,7 +7,7 @@
 import { codeOf } from '../errors.js';
 import { MessageType } from '../raft/types.js';
 import type { Message, Snapshot } from '../raft/types.js';
-import { SnapshotRejectedError, TransportClosedError } from './errors.js';
+import { SnapshotSourceMismatchError, TransportClosedError } from './errors.js';
 import { inMemorySnapshots, type IncomingSnapshot, type SnapshotStreams } from './snapshot-streams.js';
 import type { Transport, TransportHandlers, TransportLogger } from './transport.js';
 import { rememberRemoval } from './removed-peers.js';
@@ -182,9 +182,10 @@ export class MemoryNetwork {
       for (let r = await step(chunks.next()); r.done !== true; r = await step(chunks.next())) {
         spool ??= await step(target.snapshots.spool(snapshot.meta, out.size));
         copied += r.value.byteLength;
-        if (copied > out.size) throw new SnapshotRejectedError(`the source holds more than the ${out.size} bytes it announced`);
+        if (copied > out.size) throw new SnapshotSourceMismatchError(snapshot.meta.index, snapshot.meta.term, out.size, `held at least ${copied}`);
         await step(spool.write(r.value.slice()));
       }
+      if (copied < out.size) throw new SnapshotSourceMismatchError(snapshot.meta.index, snapshot.meta.term, out.size, `ended after ${copied}`);
       chunks = undefined;
       spool ??= await step(target.snapshots.spool(snapshot.meta, out.size));
       const data = await step(spool.finish());

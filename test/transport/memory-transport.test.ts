@@ -251,6 +251,25 @@ describe('MemoryNetwork', () => {
     expect(logger.lines[0]!.message).toContain('its checksum does not match');
   });
 
+  for (const [what, held] of [
+    ['fewer', 4],
+    ['more', 8],
+  ] as const) {
+    it(`copies no snapshot whose source streams ${what} bytes than it announced, and logs it as TRANSPORT_SNAPSHOT_SOURCE_MISMATCH`, async () => {
+      const named = namedSnapshots(new Uint8Array(held), async () => Buffer.from('spooled'));
+      const lying: SnapshotStreams = { ...named.streams, open: async (s) => ({ ...(await named.streams.open(s)), size: 6 }) };
+      const { net, rec } = await cluster([1, 2], {}, () => lying);
+      const logger = new RecordingLogger();
+      rec(1).logger = logger;
+      net.endpoint(1).send([snapMsg(Buffer.from('sender-name'))]);
+      await until(() => rec(1).snapshotStatus.length === 1, 'the report');
+      expect(rec(1).snapshotStatus).toEqual([[2, false]]);
+      expect(rec(2).messages).toEqual([]);
+      expect(logger.lines.map((l) => l.fields.code)).toEqual(['TRANSPORT_SNAPSHOT_SOURCE_MISMATCH']);
+      expect(logger.lines[0]!.message).toMatch(/announced 6 bytes and (ended after 4|held at least 8)$/);
+    });
+  }
+
   it('is deterministic for a seed: drops and delays replay exactly, and links stay FIFO', async () => {
     const seed = testSeed('memory network');
     const run = async () => {
