@@ -13,14 +13,26 @@ import { readdirSync } from 'node:fs';
  */
 const IGNORED = new Set(['PROMISE', 'RANDOMBYTESREQUEST', 'FILEHANDLE']);
 
+/**
+ * A one-shot timer of at most this long is a deadline winding down, not something held: the
+ * grace a refused connection has to read its refusal before it is destroyed is a second, so a
+ * census taken while nodes are being removed finds one for each refusal of the last second,
+ * however many cycles ran. A census waits for those set before it to fire; a longer or repeating
+ * timer is counted at once.
+ */
+const WINDING_DOWN_MS = 1_000;
+
 export class Census {
-  private readonly live = new Map<number, string>();
+  private readonly live = new Map<number, Live>();
+  private count = 0;
   /** Resources made since start(), by type, destroyed or not. */
   private readonly made = new Map<string, number>();
   private readonly hook = createHook({
-    init: (id, type) => {
+    init: (id, type, _trigger, resource) => {
       if (IGNORED.has(type)) return;
-      this.live.set(id, type);
+      const t = resource as { _idleTimeout?: number; _repeat?: number | null };
+      const windingDown = type === 'Timeout' && t._repeat == null && (t._idleTimeout ?? Infinity) <= WINDING_DOWN_MS;
+      this.live.set(id, { type, seq: ++this.count, windingDown });
       this.made.set(type, (this.made.get(type) ?? 0) + 1);
     },
     destroy: (id) => {
@@ -55,25 +67,47 @@ export class Census {
 
   /**
    * Runs `cycle(i)` for i from 1 to `cycles`, and `settle()` (by default a few quiet turns)
-   * after the `warmUp`th and after the last: returns what grew between those two points (see
+   * and windDown() after the `warmUp`th and after the last: returns what grew between those two points (see
    * grown()). A test expects {} of it.
    */
   async growth(o: { cycles: number; warmUp: number; cycle(i: number): Promise<unknown>; settle?(): Promise<void> }): Promise<Record<string, [number, number]>> {
     const settle = o.settle ?? (() => quiesce());
     for (let i = 1; i <= o.warmUp; i++) await o.cycle(i);
     await settle();
+    await this.windDown();
     const before = this.take();
     for (let i = o.warmUp + 1; i <= o.cycles; i++) await o.cycle(i);
     await settle();
+    await this.windDown();
     return grown(before, this.take());
+  }
+
+  /**
+   * Waits, a little longer than WINDING_DOWN_MS at most (a loaded machine fires timers late),
+   * for the short one-shot timers already set to fire or be cleared. One still there after that
+   * is counted.
+   */
+  async windDown(): Promise<void> {
+    const mark = this.count;
+    const until = Date.now() + 2 * WINDING_DOWN_MS;
+    const pending = (): boolean => [...this.live.values()].some((r) => r.windingDown && r.seq <= mark);
+    while (pending() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   }
 
   /** Live resources by type, and open file descriptors. */
   take(): Record<string, number> {
     const out: Record<string, number> = { fds: openFds() };
-    for (const type of this.live.values()) out[type] = (out[type] ?? 0) + 1;
+    for (const { type } of this.live.values()) out[type] = (out[type] ?? 0) + 1;
     return out;
   }
+}
+
+interface Live {
+  type: string;
+  /** Its place in the order resources were made. */
+  seq: number;
+  /** A one-shot timer of at most WINDING_DOWN_MS. */
+  windingDown: boolean;
 }
 
 export function openFds(): number {
