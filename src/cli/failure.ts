@@ -60,6 +60,7 @@ const HINTS: Record<string, string> = {
   RECOVER_INCOMPLETE: 'run the same `raftlog recover --force-new-cluster` again; the node starts once it has finished',
   NO_WAL: "give a node's data directory (it holds wal/)",
   NO_BACKUP: "give the file `raftlog snapshot save` wrote, or a snapshot file from a node's DIR/snapshots/",
+  NO_BACKUP_DIR: 'create the directory, or give a FILE in one that exists: a save makes no directories',
   NOT_CONFIRMED: 'add --yes once you have read the risks (raftlog recover -h)',
 };
 

@@ -29,6 +29,7 @@ the new cluster, with the same --peers on each, then start every node with raftl
 A snapshot file from a node's DIR/snapshots/ is taken as a backup too. FILE is a file:
 '-' (standard output or input) is refused. A save writes it 0600 and renames it over
 FILE once whole, so a failed save leaves an earlier FILE as it was.
+A save whose FILE's directory is missing or no directory fails with NO_BACKUP_DIR.
 A damaged file is refused with SNAPSHOT_CORRUPT; one that is missing, unreadable or a
 directory with NO_BACKUP; a DIR whose WAL holds anything, or that holds another snapshot,
 with DATA_EXISTS. A restore that was stopped leaves DIR marked
@@ -82,14 +83,16 @@ const ERROR_ANSWER_MS = 15_000;
 async function save(endpoint: string, token: string | undefined, file: string): Promise<{ index: number; bytes: number }> {
   // Checked before the node is asked: it takes a barrier and streams its whole state first.
   const dir = dirname(file);
-  // Why it cannot be one is said: a symlink loop (ELOOP) was "not a directory" like a missing one.
+  // A directory that is not there is the machine's state, not a misspelt flag: a failed save
+  // (exit 1) as restore's missing FILE is, not a usage error. Why it cannot be one is said: a
+  // symlink loop (ELOOP) was "not a directory" like a missing one.
   let isDir: boolean;
   try {
     isDir = statSync(dir).isDirectory();
   } catch (err) {
-    throw new UsageError(`${dir} is not a directory (${codeOf(err)})`);
+    throw new CliError('NO_BACKUP_DIR', codeOf(err) === 'ENOENT' ? `${dir} does not exist` : `${dir} cannot be reached (${codeOf(err)})`);
   }
-  if (!isDir) throw new UsageError(`${dir} is not a directory`);
+  if (!isDir) throw new CliError('NO_BACKUP_DIR', `${dir} is not a directory`);
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`${file} is a directory: give the backup's file name`);
   await removeAbandoned(file);
   const res = await getStream(endpoint, token, '/snapshot', 120_000);

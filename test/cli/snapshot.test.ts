@@ -262,7 +262,7 @@ it.each([
   expect(readdirSync(t.dir)).toEqual([]);
 });
 
-it("a save to a FILE whose directory is missing, that is a directory, or '-', is refused before the node is asked", async () => {
+it("a save to a FILE whose directory is missing is NO_BACKUP_DIR, exit 1, one line naming it; one that is a directory, or '-', is a usage error; the node is not asked", async () => {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const {
@@ -272,8 +272,10 @@ it("a save to a FILE whose directory is missing, that is a directory, or '-', is
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const missing = join(t.dir, 'missing', 'backup.snap');
-  expect(await snapshot(['save', missing, '--admin', endpoint])).toBe(2);
-  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${join(t.dir, 'missing')} is not a directory`));
+  expect(await snapshot(['save', missing, '--admin', endpoint])).toBe(1);
+  const line = String(err.mock.calls[0]?.[0]);
+  expect(line.split('\n')).toHaveLength(1);
+  expect(line.startsWith(`raftlog snapshot: NO_BACKUP_DIR: ${join(t.dir, 'missing')} does not exist (`), line).toBe(true);
   expect(await snapshot(['save', t.dir, '--admin', endpoint])).toBe(2);
   expect(String(err.mock.calls[1]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${t.dir} is a directory`));
   expect(await snapshot(['save', '-', '--admin', endpoint])).toBe(2);
@@ -293,8 +295,8 @@ it('a save into a directory behind a loop of symbolic links is refused before th
   symlinkSync('a', join(t.dir, 'b'));
   const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
-  expect(await snapshot(['save', join(t.dir, 'a', 'backup.snap'), '--admin', endpoint])).toBe(2);
-  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog snapshot: ${join(t.dir, 'a')} is not a directory \\(ELOOP\\)`));
+  expect(await snapshot(['save', join(t.dir, 'a', 'backup.snap'), '--admin', endpoint])).toBe(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog snapshot: NO_BACKUP_DIR: ${join(t.dir, 'a')} cannot be reached \\(ELOOP\\)`));
   expect(asked()).toBe(0);
 });
 
