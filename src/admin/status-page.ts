@@ -98,12 +98,17 @@ function row(cells, cls) {
   return tr;
 }
 
-// isRemoved of src/admin/removal.ts: this script imports nothing, and a test holds the two to
-// the same answers.
+// isRemoved and removalReason of src/admin/removal.ts: this script imports nothing, and a test
+// holds each pair to the same answers.
 function isRemoved(s) {
   if (s.removedBy !== undefined) return true;
   const conf = new Set([...s.conf.voters, ...(s.conf.votersOutgoing || []), ...s.conf.learners, ...(s.conf.learnersNext || [])]);
   return conf.size > 0 && !conf.has(s.id);
+}
+
+function removalReason(s) {
+  if (s.removedBy !== undefined) return "node " + s.removedBy + " refuses it as removed";
+  return "its configuration no longer holds it (voters " + s.conf.voters.join(", ") + ")";
 }
 
 // 503 is an answer too: the node says why it is not healthy.
@@ -138,9 +143,7 @@ async function poll() {
     const banner = document.getElementById("removed");
     banner.hidden = !removed;
     banner.textContent = removed
-      ? "This node was removed from the cluster (" +
-        (s.removedBy !== undefined ? "node " + s.removedBy + " refuses it as removed" : "its configuration no longer holds it") +
-        ") and answers every read and write NOT_MEMBER. Stop it, or add it back: raftlog member add " + s.id + " " +
+      ? "This node was removed from the cluster (" + removalReason(s) + ") and answers every read and write NOT_MEMBER. Stop it, or add it back: raftlog member add " + s.id + " " +
         (s.members[s.id] || "HOST:PORT") + " against a member. The members below are those it knew before."
       : "";
     const body = document.getElementById("members");

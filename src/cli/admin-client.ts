@@ -6,7 +6,7 @@ import { UsageError, firstLineOf, strArg } from './args.js';
 import { CliError, EXIT } from './failure.js';
 import { printable } from '../printable.js';
 import { isHostPort } from '../transport/address.js';
-import { isRemoved } from '../admin/removal.js';
+import { isRemoved, removalReason } from '../admin/removal.js';
 
 export interface AdminTarget {
   endpoints: string[];
@@ -283,7 +283,7 @@ export async function leaderEndpoint(t: AdminTarget): Promise<{ endpoint: string
   if (lead === 0 && removed.length === reachable.length)
     throw new CliError(
       'NOT_MEMBER',
-      `${removed.map(({ endpoint, status: s }) => `${endpoint} is node ${s!.id}, no longer a member (${s!.removedBy !== undefined ? `node ${s!.removedBy} refuses it as removed` : `voters ${s!.conf.voters.join(', ')}`})`).join('; ')}: give a member's admin endpoint`,
+      `${removed.map(({ endpoint, status: s }) => `${endpoint} is node ${s!.id}, no longer a member (${removalReason(s!)})`).join('; ')}: give a member's admin endpoint`,
     );
   if (lead === 0) throw new CliError('NO_LEADER', 'no endpoint given knows a leader');
   // The leader's endpoint given and not answering (the leader killed, the others not yet past their

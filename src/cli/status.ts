@@ -3,7 +3,7 @@
 import type { AdminStatus } from '../admin/handler.js';
 import { UsageError, parseCommand } from './args.js';
 import { ADMIN_FLAGS, CODE, adminTarget, clusterView, request, statuses, table, type AdminTarget } from './admin-client.js';
-import { isRemoved } from '../admin/removal.js';
+import { isRemoved, removalReason } from '../admin/removal.js';
 import { printable } from '../printable.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 
@@ -89,9 +89,8 @@ async function healthOf(endpoint: string, t: AdminTarget): Promise<{ healthy: bo
 
 /** What an operator must do about a removed node that still runs. */
 function removedLine(endpoint: string, s: AdminStatus): string {
-  const why = s.removedBy !== undefined ? `node ${s.removedBy} refuses it as removed` : 'its configuration no longer holds it';
   const address = s.members[s.id] ?? 'HOST:PORT';
-  return `${endpoint}: node ${s.id} was removed from the cluster (${why}) and still runs: stop it, or add it back (raftlog member add ${s.id} ${address} --admin <a member's endpoint>)`;
+  return `${endpoint}: node ${s.id} was removed from the cluster (${removalReason(s)}) and still runs: stop it, or add it back (raftlog member add ${s.id} ${address} --admin <a member's endpoint>)`;
 }
 
 export async function main(args: string[]): Promise<number> {

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serveAdmin, type AdminServer } from '../../src/admin/index.js';
-import { isRemoved } from '../../src/admin/removal.js';
+import { isRemoved, removalReason } from '../../src/admin/removal.js';
 import type { LogStatus } from '../../src/log/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { appendSurely, enc, freePorts, tempDir } from '../log/helpers.js';
@@ -157,7 +157,7 @@ describe('the status page', () => {
     expect(await page.$eval('#removed', (d) => (d as HTMLElement).hidden)).toBe(true);
   });
 
-  it("tells a removed node as the endpoint's isRemoved does, on the same statuses", async () => {
+  it("tells a removed node, and why it is one, as the endpoint's isRemoved and removalReason do, on the same statuses", async () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const log = await ReplicatedLog.open({ dataDir: t.dir });
@@ -186,6 +186,15 @@ describe('the status page', () => {
     // Both answers occur, so the comparison can tell the two apart.
     expect(new Set(shared)).toEqual(new Set([true, false]));
     expect(onPage).toEqual(shared);
+    // Why, for each removed one: the page's banner and the CLI's lines say it in the same words.
+    const removed = cases.filter((c) => isRemoved(c));
+    const reasonsOnPage = await page.evaluate(
+      (cs) => cs.map((c) => (window as unknown as { removalReason: (s: unknown) => string }).removalReason(c)),
+      removed,
+    );
+    const reasons = removed.map((c) => removalReason(c));
+    expect(new Set(reasons).size).toBeGreaterThan(1);
+    expect(reasonsOnPage).toEqual(reasons);
   });
 
   it('a token-protected endpoint serves the page, and its data only with the token', async () => {

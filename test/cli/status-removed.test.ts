@@ -73,7 +73,7 @@ it('/status of a node a member refuses as removed carries removedBy', async () =
 it('status names a removed node as removed, with what to do, and not the leader it last heard', async () => {
   for (const [name, s, why] of [
     ['unheard', UNHEARD, 'node 2 refuses it as removed'],
-    ['applied', APPLIED, 'its configuration no longer holds it'],
+    ['applied', APPLIED, 'its configuration no longer holds it (voters 2, 3)'],
   ] as const) {
     const removed = await nodeOne(s);
     const leader = await leaderTwo();
