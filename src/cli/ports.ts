@@ -91,6 +91,42 @@ export async function choosePorts(n: number, host: string, range: PortRange, ran
   return ports;
 }
 
+/**
+ * The first of `n` consecutive ports on `host` that are all free right now (a port per node
+ * counted up from a base), under freePorts()' rules: the whole run inside the range, so none
+ * reaches the ephemeral range above it, and none of it returned before in this process; all
+ * of it is recorded as returned.
+ */
+export async function freePortRun(n: number, host = '127.0.0.1'): Promise<number> {
+  return choosePortRun(n, host, await systemListenRange(), Math.random, handedOut);
+}
+
+/** freePortRun() with its range, random source and record of ports returned given. */
+export async function choosePortRun(n: number, host: string, range: PortRange, random: () => number, taken: Set<number>): Promise<number> {
+  // The bases whose run ends inside the range.
+  const bases = range.high - range.low + 2 - n;
+  const start = Math.floor(random() * Math.max(bases, 0));
+  for (let i = 0; i < bases; i++) {
+    const base = range.low + ((start + i) % bases);
+    const run = Array.from({ length: n }, (_, k) => base + k);
+    if (run.some((p) => taken.has(p))) continue;
+    const servers: Server[] = [];
+    try {
+      for (const port of run) {
+        const s = await tryListen(port, host);
+        if (s === undefined) break;
+        servers.push(s);
+      }
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    }
+    if (servers.length < n) continue;
+    for (const p of run) taken.add(p);
+    return base;
+  }
+  throw new CliError('EADDRINUSE', `no ${n} consecutive free ports on ${host} between ${range.low} and ${range.high}`);
+}
+
 /** A server listening on host:port; undefined if the port is taken or not allowed. */
 function tryListen(port: number, host: string): Promise<Server | undefined> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { choosePorts, FALLBACK_RANGE, freePorts, listenRange, parsePortRange, type PortRange } from '../../src/cli/ports.js';
+import { choosePortRun, choosePorts, FALLBACK_RANGE, freePorts, listenRange, parsePortRange, type PortRange } from '../../src/cli/ports.js';
 
 const held: Server[] = [];
 afterEach(async () => {
@@ -102,5 +102,24 @@ describe('choosing ports', () => {
     );
     expect(err).toMatchObject({ code: 'EADDRINUSE' });
     expect(taken.size).toBe(2); // a call that failed gives nothing, and records nothing
+  });
+
+  it('a run of consecutive ports stays inside the range, even drawn at its top, and is recorded as given', async () => {
+    const range = await smallRange(6);
+    const taken = new Set<number>();
+    // Drawn at the top: a run from there would reach past the range, into the ephemeral one.
+    const first = await choosePortRun(3, '127.0.0.1', range, () => 0.99, taken);
+    const second = await choosePortRun(3, '127.0.0.1', range, () => 0.99, taken);
+    for (const base of [first, second]) expect(base >= range.low && base + 2 <= range.high, `${base}..${base + 2} in ${range.low}..${range.high}`).toBe(true);
+    expect(Math.abs(first - second)).toBeGreaterThanOrEqual(3);
+    expect([...taken].sort((a, b) => a - b)).toEqual([...[first, first + 1, first + 2], ...[second, second + 1, second + 2]].sort((a, b) => a - b));
+    // The range holds no third run that is not given already.
+    const err = await choosePortRun(3, '127.0.0.1', range, () => 0, taken).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'EADDRINUSE' });
+    // Nor does freePorts() give a port of a run again.
+    expect(await choosePorts(1, '127.0.0.1', range, () => 0, taken).catch((e: { code?: string }) => e.code)).toBe('EADDRINUSE');
   });
 });

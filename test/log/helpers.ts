@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { readAll, type LogEntry, type StateMachine } from '../../src/log/state-machine.js';
 
@@ -63,8 +62,8 @@ export async function appendInTurns<T>(log: { append(data: Uint8Array): Promise<
 /** A record's position (index, offset) as a map key. */
 export const pos = (r: { index: number; offset: number }): string => `${r.index}.${r.offset}`;
 
-import { freePorts } from '../../src/cli/ports.js';
-export { freePorts };
+import { freePortRun, freePorts } from '../../src/cli/ports.js';
+export { freePortRun, freePorts };
 
 /** Polls `cond` every 20 ms until it holds, or fails after `ms`. */
 export async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
@@ -93,35 +92,6 @@ export async function appendSurely<R>(
       if (attempt >= attempts || !['APPEND_OUTCOME_UNKNOWN', 'APPEND_NOT_COMMITTED', 'NO_LEADER', 'TIMEOUT', 'NOT_LEADER'].includes(code)) throw err;
     }
   }
-}
-
-/**
- * The first of `n` consecutive ports that are all free right now, for `raftlog cluster`'s
- * port-per-node layout. Ports the OS hands out one by one are rarely neighbours, so each
- * candidate run is bound whole before it is returned.
- */
-export async function freePortRun(n: number, host = '127.0.0.1'): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const [base] = await freePorts(1, host);
-    const bound: Server[] = [];
-    try {
-      for (let i = 0; i < n; i++) {
-        bound.push(
-          await new Promise<Server>((resolve, reject) => {
-            const s = createServer();
-            s.once('error', reject);
-            s.listen(base! + i, host, () => resolve(s));
-          }),
-        );
-      }
-      return base!;
-    } catch {
-      // a neighbour is taken: try another base
-    } finally {
-      await Promise.all(bound.map((s) => new Promise((r) => s.close(r))));
-    }
-  }
-  throw new Error(`no run of ${n} free ports found on ${host}`);
 }
 
 /** Waits for one of `members` to lead, and returns it. */
