@@ -104,6 +104,8 @@ async function run(args: string[]): Promise<number> {
   const up = new Set<number>();
   /** The node that stopped before it was up, and how; the others were stopped for it. */
   let failed: { id: number; how: string } | undefined;
+  /** The code of the failure each node reported, if it did (`raftlog serve: CODE: ...`). */
+  const reported = new Map<number, string>();
   const exited = ids.map(
     (id) =>
       new Promise<string>((done) => {
@@ -154,7 +156,11 @@ async function run(args: string[]): Promise<number> {
           }
         };
         createInterface({ input: child.stdout! }).on('line', relay);
-        createInterface({ input: child.stderr! }).on('line', (l) => console.error(`[node ${id}] ${l}`));
+        createInterface({ input: child.stderr! }).on('line', (l) => {
+          const m = /^raftlog serve: ([A-Z][A-Z0-9_]*): /.exec(l);
+          if (m !== null && !reported.has(id)) reported.set(id, m[1]!);
+          console.error(`[node ${id}] ${l}`);
+        });
         child.on('exit', (code, signal) => {
           children.delete(id);
           if (!stopping) console.error(`[node ${id}] exited (${signal ?? code})`);
@@ -178,7 +184,8 @@ async function run(args: string[]): Promise<number> {
       return;
     }
     stopping = true;
-    console.log('\nstopping the cluster...');
+    // After a Ctrl-C the terminal's ^C ends the line; after a node's failure no blank line is due.
+    console.log(`${failed === undefined ? '\n' : ''}stopping the cluster...`);
     for (const child of children.values()) child.kill('SIGTERM');
   };
   process.on('SIGINT', stop);
@@ -187,18 +194,35 @@ async function run(args: string[]): Promise<number> {
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
   // The last line says how the cluster ended: "stopped" only when every node stopped cleanly.
-  console.log(endLine(ids, ends, stopping, failed));
+  console.log(endLine(ids, ends, stopping, failed, reported));
   return stopping && failed === undefined && ends.every((e) => e === '0') ? 0 : 1;
 }
 
-/** The cluster's last line, from how each node (by id) ended: its exit code, or the signal that killed it. */
-function endLine(ids: number[], ends: string[], stopping: boolean, failed: { id: number; how: string } | undefined): string {
-  const others = ids.filter((id) => id !== failed?.id);
-  if (failed !== undefined)
-    return (
-      `cluster not started: node ${failed.id} exited (${failed.how}) before it was up` +
-      (others.length > 0 ? `; stopped node${others.length > 1 ? 's' : ''} ${others.join(', ')}.` : '.')
-    );
+/**
+ * The cluster's last line, from how each node (by id) ended: its exit code, or the signal that
+ * killed it; and the code of the failure each node reported, if it did.
+ */
+export function endLine(
+  ids: number[],
+  ends: string[],
+  stopping: boolean,
+  failed: { id: number; how: string } | undefined,
+  reported: ReadonlyMap<number, string> = new Map(),
+): string {
+  if (failed !== undefined) {
+    // The others were sent SIGTERM: one that failed on its own too (its error printed above, the
+    // SIGTERM perhaps ending it as it exited), or was killed at a second Ctrl-C, was not stopped,
+    // and is not called so. One still starting has no handler yet: SIGTERM ends it as meant.
+    const others = ids.flatMap((id, i) => (id === failed.id ? [] : [{ id, end: reported.get(id) ?? ends[i]! }]));
+    const isStopped = (o: { id: number; end: string }): boolean => !reported.has(o.id) && (o.end === '0' || o.end === 'SIGTERM');
+    const stopped = others.filter(isStopped).map((o) => o.id);
+    const ended = others.filter((o) => !isStopped(o));
+    const parts = [`cluster not started: node ${failed.id} exited (${failed.how}) before it was up`];
+    if (ended.length === 1) parts.push(`node ${ended[0]!.id} failed too (${ended[0]!.end})`);
+    if (ended.length > 1) parts.push(`nodes ${ended.map((o) => `${o.id} (${o.end})`).join(', ')} failed too`);
+    if (stopped.length > 0) parts.push(`stopped node${stopped.length > 1 ? 's' : ''} ${stopped.join(', ')}`);
+    return `${parts.join('; ')}.`;
+  }
   if (!stopping) return 'cluster ended: every node exited.';
   const unclean = ids.flatMap((id, i) => (ends[i] === '0' ? [] : [`node ${id} (${ends[i]})`]));
   return unclean.length === 0 ? 'cluster stopped.' : `cluster stopped, not cleanly: ${unclean.join(', ')}.`;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, expect, it, onTestFailed } from 'vitest';
 import { freePortRun, tempDir, waitFor } from '../log/helpers.js';
 import { parseArgs } from '../../src/cli/args.js';
-import { CLUSTER_FLAGS, clusterPorts } from '../../src/cli/cluster.js';
+import { CLUSTER_FLAGS, clusterPorts, endLine } from '../../src/cli/cluster.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -148,6 +148,9 @@ it("a node that cannot start stops the cluster, which exits 1 with the node's co
   // Not "cluster stopped.": the cluster never ran.
   expect(lastLine(c)).toBe('cluster not started: node 2 exited (1) before it was up; stopped node 1.');
   expect(c.stdout).not.toMatch(/cluster stopped/);
+  // No blank line before it: that is for the ^C a terminal echoes at a Ctrl-C.
+  expect(c.stdout).toContain('stopping the cluster...');
+  expect(c.stdout).not.toContain('\n\nstopping the cluster');
   at.step = 'wait for every node to stop';
   await waitFor('every node to stop', () => [...c.nodes].every((pid) => !alive(pid)), 20_000);
 }, 120_000);
@@ -255,4 +258,23 @@ it("the default admin range moves past a --raft-port or --resp-port range that r
   expect(ports('--admin-port', '6001').admin).toBe(6001);
   // One that is given is the operator's choice: an overlap is theirs to fix.
   expect(() => ports('--raft-port', '7481', '--admin-port', '7481')).toThrow('--raft-port and --admin-port: their ranges of 3 ports overlap');
+});
+
+it('the last line after a node failed to start calls stopped only the nodes that stopped: one that failed too, or was killed, is named with how it ended', () => {
+  // Node 2 failed first; node 1 failed on its own too, node 3 was stopped.
+  expect(endLine([1, 2, 3], ['1', '1', '0'], true, { id: 2, how: '1' })).toBe(
+    'cluster not started: node 2 exited (1) before it was up; node 1 failed too (1); stopped node 3.',
+  );
+  // Node 1 reported its failure and the SIGTERM ended it as it exited: its code names it.
+  expect(endLine([1, 2], ['SIGTERM', '1'], true, { id: 2, how: '1' }, new Map([[1, 'EADDRINUSE']]))).toBe(
+    'cluster not started: node 2 exited (1) before it was up; node 1 failed too (EADDRINUSE).',
+  );
+  // Still starting, node 3 had no handler: the SIGTERM sent to stop it ended it.
+  expect(endLine([1, 2, 3], ['0', '1', 'SIGTERM'], true, { id: 2, how: '1' })).toBe(
+    'cluster not started: node 2 exited (1) before it was up; stopped nodes 1, 3.',
+  );
+  expect(endLine([1, 2, 3, 4], ['SIGKILL', '1', '1', '0'], true, { id: 2, how: '1' })).toBe(
+    'cluster not started: node 2 exited (1) before it was up; nodes 1 (SIGKILL), 3 (1) failed too; stopped node 4.',
+  );
+  expect(endLine([1], ['1'], true, { id: 1, how: '1' })).toBe('cluster not started: node 1 exited (1) before it was up.');
 });
