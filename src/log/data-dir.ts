@@ -4,13 +4,18 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDurableDir } from '../storage/durable-dir.js';
-import { StateCorruptError } from '../storage/errors.js';
+import { DataDirError, StateCorruptError } from '../storage/errors.js';
 import { INSTANCE_FILE } from '../storage/instance-id.js';
-import { heldSnapshots, refuseOtherFormats } from '../storage/snapshot-store.js';
+import { heldSnapshots, readSnapshotFileData, refuseOtherFormats } from '../storage/snapshot-store.js';
 import { refuseUnfinished } from '../storage/unfinished.js';
+import { usableDir } from '../wal/usable-dir.js';
+import { checkSnapshotData } from './snapshot-data.js';
 
 /** Refuses a directory no node can run from, then makes it if it does not exist. */
 export async function prepareDataDir(dataDir: string): Promise<void> {
+  // The node writes its identity and its record of the peers' here, the latter only once it
+  // meets a peer: a directory it cannot write would fail then, long after open() resolved.
+  const present = await usableDir(dataDir, (why) => new DataDirError(why));
   // What a restore or a recover stopped halfway left is no node's state, whatever it holds.
   await refuseUnfinished(dataDir);
   // Wal.open would make a new WAL where wal/ is missing or holds none: beside snapshots or the
@@ -18,8 +23,36 @@ export async function prepareDataDir(dataDir: string): Promise<void> {
   // created, so that wal/ can be put back.
   await refuseLostWal(dataDir);
   await refuseOtherFormats(join(dataDir, 'snapshots'));
+  // The WAL's open cuts a torn tail and replaces its prepared segment: data the log cannot
+  // decode (a later release's, say) is refused while the directory is as it was written.
+  await refuseUndecodableSnapshot(join(dataDir, 'snapshots'));
   // Made here, not by the WAL, whose directories take the umask's mode (0755 with the usual 022).
-  if (!(await exists(dataDir))) await makeDurableDir(dataDir);
+  if (!present) await makeDurableDir(dataDir);
+}
+
+/**
+ * Refuses with SNAPSHOT_CORRUPT (SNAPSHOT_DATA_VERSION for a later format) the snapshot the
+ * open restores if its data is not the log's: the newest file not received from a peer, the
+ * one the WAL records in a directory a node left (a newer one the WAL does not record is
+ * refused all the same, and older ones are never read). A file that cannot be read, or is
+ * damaged as a file, is left to the open that follows, which names what is wrong with it.
+ */
+export async function refuseUndecodableSnapshot(snapDir: string): Promise<void> {
+  const newest = (await heldSnapshots(snapDir).catch(() => [])).filter((h) => h.received !== true).at(-1);
+  if (newest === undefined) return;
+  const file = join(snapDir, newest.name);
+  let fileFailed = false;
+  async function* data(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* readSnapshotFileData(file);
+    } catch (err) {
+      fileFailed = true;
+      throw err;
+    }
+  }
+  await checkSnapshotData(data(), file).catch((err: unknown) => {
+    if (!fileFailed) throw err;
+  });
 }
 
 /** Whether anything is at `path` (a dangling link counts); false only for ENOENT. */

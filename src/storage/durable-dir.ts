@@ -3,8 +3,8 @@
 // is fsynced.
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { StateCorruptError } from './errors.js';
+import { basename, dirname, join, resolve } from 'node:path';
+import { DataDirError, StateCorruptError } from './errors.js';
 
 export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
@@ -93,12 +93,18 @@ export function readSmallFileSync(path: string, maxBytes: number, notAFile: () =
   }
 }
 
-/** The file's text, at most `maxBytes` of it (one more byte than that says it is larger); undefined if it does not exist. */
+/**
+ * The text of a file of the data directory, at most `maxBytes` of it (one more byte than that
+ * says it is larger); undefined if it does not exist. One this process may not read is
+ * DATA_DIR_UNUSABLE naming it: not damage, a mode or an owner for the operator to fix.
+ */
 export async function readSmallFile(path: string, maxBytes: number): Promise<string | undefined> {
   try {
     return readSmallFileSync(path, maxBytes, () => new StateCorruptError(`${path} is not a file`)).toString('latin1');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EACCES' || code === 'EPERM') throw new DataDirError(`${dirname(path)} holds ${basename(path)}, which this process cannot read (${code})`);
     throw err;
   }
 }

@@ -7,6 +7,7 @@ export type StorageErrorCode =
   | 'SNAPSHOT_VERSION'
   | 'SNAPSHOT_DATA_VERSION'
   | 'SNAPSHOT_DIR_UNUSABLE'
+  | 'DATA_DIR_UNUSABLE'
   | 'STATE_CORRUPT'
   | 'RESTORE_INCOMPLETE'
   | 'RECOVER_INCOMPLETE'
@@ -62,6 +63,16 @@ export class SnapshotDataVersionError extends StorageError {
 export class SnapshotDirError extends StorageError {
   constructor(why: string) {
     super('SNAPSHOT_DIR_UNUSABLE', `snapshot directory ${why}`);
+  }
+}
+
+/**
+ * The data directory is not a directory this process can read, write and search, or holds a
+ * file of the node's (its instance id, its record of the peers') it may not read: found at open.
+ */
+export class DataDirError extends StorageError {
+  constructor(why: string) {
+    super('DATA_DIR_UNUSABLE', `data directory ${why}`);
   }
 }
 

@@ -17,6 +17,7 @@ export {
   RestoreIncompleteError,
   SnapshotCorruptError,
   SnapshotDirError,
+  DataDirError,
   SnapshotMissingError,
   SnapshotVersionError,
   SnapshotDataVersionError,

@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
 import { RecordingMachine, enc, fdsUnder, tempDir, waitFor } from './helpers.js';
@@ -190,7 +191,13 @@ describe('what a crash or an operator leaves beside the snapshot', () => {
     const elsewhere = tempDir('raftlog-damage-');
     dirs.push(elsewhere);
     const meta = { index: 99, term: 1, conf: { voters: [1], learners: [] } };
-    await (await FileSnapshotStore.open(elsewhere.dir)).save({ meta, data: Buffer.from('state at 99') });
+    const data = encodeSnapshotData(
+      [[1, 'embedded']],
+      (async function* () {
+        yield Buffer.from('state at 99');
+      })(),
+    );
+    await (await FileSnapshotStore.open(elsewhere.dir)).save({ meta, data });
     const bytes = readFileSync(join(elsewhere.dir, readdirSync(elsewhere.dir)[0]!));
     const store = await FileSnapshotStore.open(snapDir(dir));
     const spool = await store.spool(meta, bytes.length);
@@ -450,13 +457,13 @@ describe('wal/ or snapshots/ that cannot hold their files', () => {
 });
 
 describe('a data directory that cannot be looked up', () => {
-  it('a loop of symbolic links is refused at open with the WAL code that names it, not as a failure outside raftlog codes', async () => {
+  it('a loop of symbolic links is refused at open with a code that names it, not as a failure outside raftlog codes', async () => {
     const t = tempDir('raftlog-damage-');
     dirs.push(t);
     const [a, b] = [join(t.dir, 'a'), join(t.dir, 'b')];
     symlinkSync(b, a);
     symlinkSync(a, b);
-    await refused(a, 'WAL_IO', new RegExp(`${join(a, 'wal')} cannot be looked up \\(ELOOP\\)`));
+    await refused(a, 'DATA_DIR_UNUSABLE', new RegExp(`data directory ${a} cannot be looked up \\(ELOOP\\)`));
   });
 });
 

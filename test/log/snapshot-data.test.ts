@@ -155,7 +155,7 @@ describe('a snapshot whose data is malformed, its checksum whole', () => {
     const dir = await damaged();
     await expect(ReplicatedLog.open({ dataDir: dir })).rejects.toMatchObject({
       code: 'SNAPSHOT_CORRUPT',
-      message: expect.stringMatching(/snapshot file at index \d+, term 1 is corrupt: .*bad header/),
+      message: expect.stringMatching(new RegExp(`snapshot file ${dir}/snapshots/snap-\\d+-1\\.snap is corrupt: .*bad header`)),
     });
   });
 
