@@ -6,18 +6,21 @@
 // Read-only: it takes no lock and repairs nothing. A directory a process holds open is
 // refused (WAL_LOCKED): a running node changes it as it is read. Exits 1 on damage, naming the file and offset; a torn tail is
 // reported but is not damage (the next open cuts it off).
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { constants, existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import { access, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { refuseUndecodableSnapshot } from '../log/data-dir.js';
 import { checkStoredState } from '../storage/raft-storage.js';
 import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
 import { readInstanceId } from '../storage/instance-id.js';
 import { readPeerInstances } from '../storage/peer-instances.js';
-import { StorageError } from '../storage/errors.js';
+import { SnapshotVersionError, StorageError } from '../storage/errors.js';
 import { RECOVER, RESTORE, unfinished } from '../storage/unfinished.js';
 import { addon, type NativeScan } from '../wal/addon.js';
 import { WalIoError, WalLockMissingError, WalLockedError, fromNative, type WalError } from '../wal/errors.js';
 import { lockHolder } from '../wal/lock-holder.js';
 import { replay, type Replayed } from '../wal/replay.js';
+import { usableDir } from '../wal/usable-dir.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
 import { printable } from '../printable.js';
@@ -28,7 +31,9 @@ Verifies every WAL record's checksum, that no segment is missing, and every snap
 file, and what the node's open would refuse; prints the directory's instance id and
 the instance it recorded for each peer. Each damage found is one line on stderr,
 its code first (WAL_CORRUPT, WAL_LOCK_MISSING, WAL_IO, SNAPSHOT_CORRUPT, SNAPSHOT_MISSING,
-STATE_CORRUPT, RESTORE_INCOMPLETE, RECOVER_INCOMPLETE, or the failed system call's: ENOTDIR, EACCES).
+STATE_CORRUPT, DATA_DIR_UNUSABLE, RESTORE_INCOMPLETE, RECOVER_INCOMPLETE, or the failed system
+call's: ENOTDIR, EACCES), the code the node's open refuses with. A damaged snapshot file older
+than the one the node starts from, which it never reads, is listed but is no damage.
 A directory a running process holds open (a node's) is refused with WAL_LOCKED.
 A path that does not exist or is no directory is refused with NO_WAL.
 Exit status 0 when nothing is damaged (a torn tail is not damage), 1 when something is
@@ -55,7 +60,16 @@ export async function main(args: string[]): Promise<number> {
       }
     }
     // A node's data directory holds wal/ and snapshots/; a WAL directory holds segments or LOCK.
-    const isDataDir = isDirectory(join(dir, 'wal'));
+    // A wal/ that is there but no directory the WAL can open is refused as the WAL's open
+    // refuses it, not taken for a directory with no WAL at all.
+    let isDataDir: boolean;
+    try {
+      isDataDir = await usableDir(join(dir, 'wal'), (why) => new WalIoError(`WAL directory ${why}`), READ_ONLY_PROBE);
+    } catch (err) {
+      if (!isCoded(err)) throw err;
+      damage(coded(err));
+      return EXIT.failed;
+    }
     const walDir = isDataDir ? join(dir, 'wal') : dir;
     if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK')) {
       if (bad > 0) return EXIT.failed; // a restore stopped before it made the WAL
@@ -88,12 +102,11 @@ export async function main(args: string[]): Promise<number> {
       return EXIT.failed;
     }
     const snapDir = join(dir, 'snapshots');
-    if (isDataDir) bad += await reportSnapshots(snapDir, marker);
-    if (isDataDir) bad += await reportInstances(dir);
     // What the log's open refuses as STATE_CORRUPT (a snapshot past the WAL's end among it). A
-    // snapshots/ that cannot be read was reported above, and holds nothing to check against.
+    // snapshots/ that cannot be read is reported below, and holds nothing to check against.
     const held = isDataDir ? await heldSnapshots(snapDir).catch(() => []) : [];
     const { positions } = log;
+    let state: (Error & { code: string }) | undefined;
     try {
       checkStoredState(
         { hardState: log.hardState, snapshot: log.snapshot, firstIndex: positions.base + 1, lastIndex: positions.last, term: (i) => positions.term(i) },
@@ -101,7 +114,15 @@ export async function main(args: string[]): Promise<number> {
       );
     } catch (err) {
       if (!isCoded(err)) throw err;
-      damage(coded(err));
+      state = err;
+    }
+    // The open refuses such a state before it looks for the marker's file: a WAL that lost its
+    // end may name a snapshot that the newer one past its end replaced, which is no file to put back.
+    const last = Math.max(positions.last, marker?.index ?? 0);
+    if (isDataDir) bad += await reportSnapshots(snapDir, state === undefined ? marker : null, last);
+    if (isDataDir) bad += await reportInstances(dir);
+    if (state !== undefined) {
+      damage(coded(state));
       bad++;
     }
     return bad > 0 ? EXIT.failed : EXIT.ok;
@@ -138,9 +159,8 @@ function pathKind(path: string): 'directory' | 'other' | 'missing' {
   }
 }
 
-function isDirectory(path: string): boolean {
-  return existsSync(path) && statSync(path).isDirectory();
-}
+/** usableDir's look at a directory, asking only to read it: inspect writes nothing. */
+const READ_ONLY_PROBE = { stat, readlink, access: (path: string) => access(path, constants.R_OK | constants.X_OK) };
 
 /**
  * A line of the report. It names files, whose names are the directory's (a damaged or hostile
@@ -230,8 +250,16 @@ async function reportInstances(dir: string): Promise<number> {
   return bad;
 }
 
-/** Verifies every snapshot file; the one the WAL's marker names must be there. Returns how many are damaged or missing. */
-async function reportSnapshots(dir: string, marker: { index: number; term: number } | null): Promise<number> {
+function snapshotName(index: number, term: number): string {
+  return `snap-${index.toString().padStart(16, '0')}-${term}.snap`;
+}
+
+/**
+ * Verifies every snapshot file; the one the WAL's marker names must be there. Returns how many are
+ * damaged or missing. A damaged one the open never reads (older than the marker's, at or below
+ * `last`, the log's end) is reported but is not damage: the next snapshot's prune removes it.
+ */
+async function reportSnapshots(dir: string, marker: { index: number; term: number } | null, last: number): Promise<number> {
   let bad = 0;
   let files: string[] = [];
   try {
@@ -245,6 +273,8 @@ async function reportSnapshots(dir: string, marker: { index: number; term: numbe
     bad++;
   }
   say(`snapshots ${dir}: ${files.length} file(s)`);
+  const markerFile = marker === null ? undefined : snapshotName(marker.index, marker.term);
+  const damaged = new Set<string>();
   for (const f of files) {
     try {
       const s = await readSnapshotFile(join(dir, f), false);
@@ -254,12 +284,32 @@ async function reportSnapshots(dir: string, marker: { index: number; term: numbe
       // be read (no permission): reported, and the next one looked at. Anything else is a bug of this command's.
       const unreadable = isCoded(err) && (err as NodeJS.ErrnoException).syscall !== undefined;
       if (!(err instanceof StorageError) && !unreadable) throw err;
+      // The open refuses anything but a regular file under a snapshot's name, and another
+      // release's format, wherever it is; what an older file holds it never reads.
+      const index = Number(/^snap-(\d+)-/.exec(f)?.[1] ?? NaN);
+      const unused = f !== markerFile && index <= last && !(err instanceof SnapshotVersionError) && lstatSync(join(dir, f)).isFile();
+      if (unused) {
+        say(`  ${f}  not used (older than the snapshot the log starts from), removed by the next snapshot: ${coded(err)}`);
+        continue;
+      }
       damage(`${f}: ${coded(err)}`);
+      damaged.add(f);
+      bad++;
+    }
+  }
+  // What the open decodes of the snapshot it restores, refused as it refuses it.
+  const newest = (await heldSnapshots(dir).catch(() => [])).filter((h) => h.received !== true).at(-1);
+  if (newest !== undefined && !damaged.has(newest.name)) {
+    try {
+      await refuseUndecodableSnapshot(dir);
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      damage(`${newest.name}: ${coded(err)}`);
       bad++;
     }
   }
   if (marker !== null && marker.index > 0) {
-    const want = `snap-${marker.index.toString().padStart(16, '0')}-${marker.term}.snap`;
+    const want = markerFile!;
     if (!files.includes(want)) {
       damage(`SNAPSHOT_MISSING: the WAL's snapshot marker (index ${marker.index}, term ${marker.term}) names ${join(dir, want)}, which is missing`);
       bad++;
