@@ -133,10 +133,11 @@ class ReadWorker : public Napi::AsyncWorker {
 
 class ScanWorker : public Napi::AsyncWorker {
  public:
-  ScanWorker(Napi::Function cb, std::string dir) : Napi::AsyncWorker(cb), dir_(std::move(dir)) {}
+  ScanWorker(Napi::Function cb, std::string dir, std::string keepName, uint64_t keepEnd)
+      : Napi::AsyncWorker(cb), dir_(std::move(dir)), keepName_(std::move(keepName)), keepEnd_(keepEnd) {}
   void Execute() override {
     try {
-      result_ = ScanDir(dir_, true);
+      result_ = ScanDir(dir_, true, keepName_, keepEnd_);
       records_ = PackRecords(std::move(result_.records));
     } catch (const WalError& e) {
       error_ = std::make_unique<WalError>(e);
@@ -161,6 +162,8 @@ class ScanWorker : public Napi::AsyncWorker {
 
  private:
   std::string dir_;
+  std::string keepName_;
+  uint64_t keepEnd_;
   ScanResult result_;
   std::vector<double> records_;
   std::unique_ptr<WalError> error_;
@@ -452,7 +455,10 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
 
   // scanAsync(cb(err, scan)): replay's scan (with tail repair) on the thread pool.
   Napi::Value ScanAsync(const Napi::CallbackInfo& info) {
-    (new ScanWorker(info[0].As<Napi::Function>(), dir_))->Queue();
+    // scanAsync(cb, keepName?, keepEnd?): damage in segment keepName below keepEnd is corruption.
+    std::string keepName = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    uint64_t keepEnd = info.Length() > 2 && info[2].IsNumber() ? static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()) : 0;
+    (new ScanWorker(info[0].As<Napi::Function>(), dir_, std::move(keepName), keepEnd))->Queue();
     return info.Env().Undefined();
   }
 
@@ -497,7 +503,9 @@ class WalHandle : public Napi::ObjectWrap<WalHandle> {
 
 Napi::Value ScanReadOnly(const Napi::CallbackInfo& info) {
   try {
-    ScanResult r = ScanDir(info[0].As<Napi::String>().Utf8Value(), false);
+    std::string keepName = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    uint64_t keepEnd = info.Length() > 2 && info[2].IsNumber() ? static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()) : 0;
+    ScanResult r = ScanDir(info[0].As<Napi::String>().Utf8Value(), false, keepName, keepEnd);
     std::vector<double> records = PackRecords(std::move(r.records));
     return ScanToJs(info.Env(), r, std::move(records));
   } catch (const WalError& e) {

@@ -114,7 +114,7 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, std::vector<std
       segs.push_back({seq, first, stamp, name, 0, 0, {}, false});
     } else if (IsRecycledName(name)) {
       // Kept for reuse; the writer takes it over (Writer::AdoptRecycled). Never part of the log.
-    } else if (name == kPreallocName || IsReleasedName(name)) {
+    } else if (name == kPreallocName || name == kTailTmpName || IsReleasedName(name)) {
       // An unused prepared file, or a released segment not yet removed, from an
       // earlier run: never part of the log. One that cannot be removed (a directory put
       // there) would fail the first rotation, long after the open: refused now, and by a
@@ -143,7 +143,7 @@ std::vector<ScannedSegment> ListSegments(const std::string& dir, std::vector<std
 
 }  // namespace
 
-ScanResult ScanDir(const std::string& dir, bool repair) {
+ScanResult ScanDir(const std::string& dir, bool repair, const std::string& keepName, uint64_t keepEnd) {
   ScanResult out;
   std::vector<std::string> leftovers;
   out.segments = ListSegments(dir, &leftovers);
@@ -291,6 +291,8 @@ ScanResult ScanDir(const std::string& dir, bool repair) {
       // synced before anything else (segment 1 with its directory, a later one before the
       // segments before it were released). Cut off, the WAL would hold no log at all.
       why = " (the first segment a WAL holds always has its header)";
+    } else if (last && seg.name == keepName && off < keepEnd) {
+      why = " (TAIL records a group synced in this segment up to a later offset)";
     } else if (last) {
       Search found = SyncedAfter(p, m.size, off, stamp, &budget);
       torn = found == Search::kNone;

@@ -58,7 +58,9 @@ struct ScanResult {
 
 // With repair, a torn tail of the last segment is zeroed (and a last segment
 // with no valid header removed) so that appends can continue; without it the
-// directory is only read. Damage anywhere else throws WAL_CORRUPT.
-ScanResult ScanDir(const std::string& dir, bool repair);
+// directory is only read. Damage anywhere else throws WAL_CORRUPT, and so does
+// damage in segment `keepName` below `keepEnd` (where TAIL says a synced group ends):
+// never a torn write.
+ScanResult ScanDir(const std::string& dir, bool repair, const std::string& keepName = "", uint64_t keepEnd = 0);
 
 }  // namespace raftlog

@@ -23,6 +23,10 @@ constexpr const char* kPreallocName = "next.prealloc";
 // Released segments kept for reuse as the next prepared segments (see Writer::Recycle):
 // the first under this name, the others as recycled.<n>.prealloc (RecycledName).
 constexpr const char* kRecycledName = "recycled.prealloc";
+// The record of the last segment known durable (written by the TypeScript side, see
+// src/wal/tail.ts), and the temporary file it is written to before its rename.
+constexpr const char* kTailName = "TAIL";
+constexpr const char* kTailTmpName = "TAIL.tmp";
 constexpr int kMaxRecycled = 4;
 // Kept segments hold at most this much disk beyond the log (but one is always kept).
 constexpr uint64_t kMaxRecycledBytes = 256ull << 20;
@@ -39,7 +43,7 @@ bool IsReleasedName(const std::string& name);
 // The name of recycled segment `slot` (0 to kMaxRecycled - 1), and whether a name is one.
 std::string RecycledName(int slot);
 bool IsRecycledName(const std::string& name);
-// Whether `name` belongs in a WAL directory: LOCK, a segment, a prepared, recycled or released
+// Whether `name` belongs in a WAL directory: LOCK, TAIL (and TAIL.tmp), a segment, a prepared, recycled or released
 // segment. Anything else there is refused (UnexpectedFile), by the scan and before a WAL is made
 // in an existing directory alike.
 bool IsWalName(const std::string& name);

@@ -46,7 +46,8 @@ export interface NativeStats {
 }
 
 export interface NativeHandle {
-  scanAsync(cb: (err: Error | null, scan?: NativeScan) => void): void;
+  /** Damage in segment `keepName` below `keepEnd` (TAIL's claim) is corruption, never a torn write. */
+  scanAsync(cb: (err: Error | null, scan?: NativeScan) => void, keepName?: string, keepEnd?: number): void;
   start(
     segmentBytes: number,
     sync: boolean,
@@ -86,7 +87,8 @@ export interface NativeAddon {
    * `firstHeader` alone), prepared as start() prepares a segment with the same `prealloc` and `segmentBytes`.
    */
   WalHandle: new (dir: string, firstName: string, firstHeader: Uint8Array, prealloc: number, segmentBytes: number) => NativeHandle;
-  scan(dir: string): NativeScan;
+  /** Read-only; `keepName`, `keepEnd` as for scanAsync. */
+  scan(dir: string, keepName?: string, keepEnd?: number): NativeScan;
   /** CRC32C of data; with `previous`, of the bytes `previous` was computed over followed by data. */
   crc32c(data: Uint8Array, software?: boolean, previous?: number): number;
   /** The largest job that may run on the submitting thread (submit's mayInline). */
