@@ -11,6 +11,7 @@ import { crc32c } from './crc32c.js';
 import { JobQueue } from './job-queue.js';
 import { WAL_DEFAULTS } from './defaults.js';
 import { usableDir } from './usable-dir.js';
+import { checkTail, type Tail, tailSegmentName, writeTail } from './tail.js';
 import { guardedCall } from '../logger.js';
 import {
   fromNative,
@@ -69,6 +70,8 @@ function isIndex(n: unknown): n is number {
 }
 
 const NO_BYTES = new Uint8Array(0);
+/** <seq>-<first index>-<stamp>.wal: 16, 16 and 12 hex digits. */
+const FORMAT3_NAME_LENGTH = 50;
 
 /** A view of a transferred buffer reads as empty; only copying from it tells it from an empty one. */
 function detached(data: Uint8Array): boolean {
@@ -160,6 +163,16 @@ export class Wal {
    * nothing to seal, and a seal at each such close would grow the segment without bound.
    */
   #sealed = false;
+  /** Whether writes are synced: TAIL claims only what a sync made durable. */
+  #syncs = true;
+  /** The segment TAIL names (0: none): it is rewritten once for each later segment. */
+  #tailSeq = 0;
+  /** TAIL's writes, one after another; close() waits for them. */
+  #tailWrites: Promise<void> = Promise.resolve();
+  /** The newest claim not yet written, and whether a write is under way. */
+  #tailNext: Tail | null = null;
+  #tailBusy = false;
+  #tailFailure: Error | null = null;
 
   /** Set when open() cut off a torn record at the end of the last segment (never acknowledged). */
   readonly repair: WalRepair | null;
@@ -210,10 +223,14 @@ export class Wal {
       throw fromNative(err);
     }
     try {
-      const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!))));
+      // Before the scan, which changes the directory (a torn tail zeroed, leftovers removed).
+      const { tail, keep } = await checkTail(path);
+      const scan = await new Promise<NativeScan>((resolve, reject) => handle.scanAsync((err, s) => (err ? reject(err) : resolve(s!)), keep?.name, keep?.end));
       // The scan ran on the thread pool; its replay, seconds for millions of records, yields to the loop.
       const wal = new Wal(handle, path, segmentBytes, cacheBytes, scan.torn, await replayYielding(path, scan));
       wal.#logger = logger;
+      wal.#syncs = sync === 'always';
+      wal.#tailSeq = tail?.seq ?? 0;
       wal.#sealed = scan.segments.at(-1)?.mark.records === 0;
       // Cut off as a crash's torn write, which was never acknowledged; damage there (a segment cut
       // short) reads the same, and this line is all that says the log is shorter than it was.
@@ -575,7 +592,16 @@ export class Wal {
       // `closed`) must find this close under way, not start another one inside it.
       let adopt!: (closed: Promise<void>) => void;
       this.#closing = new Promise<void>((resolve) => (adopt = resolve));
-      adopt(this.#jobs.close(this.#segments.length > 0 && !this.#sealed));
+      const closed = this.#jobs.close(this.#segments.length > 0 && !this.#sealed);
+      adopt(
+        closed.then(
+          () => this.#tailSettled(),
+          async (err: unknown) => {
+            await this.#tailWrites;
+            throw err;
+          },
+        ),
+      );
     }
     return this.#closing;
   }
@@ -744,7 +770,49 @@ export class Wal {
     this.#offset = off;
     this.#appends++;
     this.#records += entries.length;
-    return jobs.write(lowest);
+    const durable = jobs.write(lowest);
+    // Segment 1 is made with its directory, and a WAL that never rotated makes no claim.
+    if (this.#syncs && rotations !== null && seg.seq > this.#tailSeq) this.#claimTail(durable, seg, off);
+    return durable;
+  }
+
+  /** Once the write is durable, names its segment in TAIL with the write's end: the segment's header and records up to there are synced. */
+  #claimTail(durable: Promise<void>, seg: Segment, end: number): void {
+    this.#tailSeq = seg.seq;
+    // A segment of format 2 (appended to as such) has no stamp for TAIL to name it by.
+    if (seg.name.length !== FORMAT3_NAME_LENGTH) return;
+    const claim = { seq: seg.seq, firstIndex: seg.firstIndex, stamp: parseInt(seg.name.slice(34, 46), 16), end };
+    durable.then(
+      () => {
+        // Writes settle in order, so this claim is the newest: one not yet written is superseded.
+        this.#tailNext = claim;
+        if (!this.#tailBusy) this.#tailWrites = this.#writeTails();
+      },
+      () => undefined, // the write failed, and the WAL with it: nothing to claim
+    );
+  }
+
+  /** Writes the newest claim until none is left: rotations faster than TAIL's syncs skip the claims between. */
+  async #writeTails(): Promise<void> {
+    this.#tailBusy = true;
+    try {
+      for (let claim = this.#tailNext; claim !== null && this.#tailFailure === null; claim = this.#tailNext) {
+        this.#tailNext = null;
+        const name = tailSegmentName(claim);
+        await writeTail(this.dir, claim).catch((err: unknown) => {
+          this.#tailFailure = new WalIoError(`WAL ${this.dir} could not write TAIL naming ${name}: ${(err as Error).message}`, { cause: err });
+          this.#logger.warn({ code: 'WAL_IO', dir: this.dir, err: (err as Error).message }, `WAL: could not write TAIL naming ${name}`);
+        });
+      }
+    } finally {
+      this.#tailBusy = false;
+    }
+  }
+
+  /** Waits for TAIL's writes; rejects with the first one's failure. */
+  async #tailSettled(): Promise<void> {
+    await this.#tailWrites;
+    if (this.#tailFailure !== null) throw this.#tailFailure;
   }
 
   #applySnapshot(m: WalSnapshot, discardLog: boolean): void {

@@ -141,6 +141,27 @@ const rows: Row[] = [
     expect: { code: 'WAL_CORRUPT', names: 'corrupt WAL record in $D/wal/\\w+-\\w+-\\w+.wal at offset \\d+: checksum mismatch' },
   },
   {
+    what: 'the last segment deleted: TAIL names it',
+    damage: (d) => rmSync(join(d, 'wal', segments(d).at(-1)!)),
+    expect: { code: 'WAL_CORRUPT', names: 'segment $D/wal/\\w+-\\w+-\\w+.wal is missing, but $D/wal/TAIL records entries synced in it' },
+  },
+  {
+    what: 'the last segment emptied',
+    damage: (d) => truncateSync(join(d, 'wal', segments(d).at(-1)!), 0),
+    expect: { code: 'WAL_CORRUPT', names: 'segment $D/wal/\\w+-\\w+-\\w+.wal is 0 bytes long, but $D/wal/TAIL records' },
+  },
+  {
+    what: 'TAIL with a byte flipped',
+    damage: (d) => {
+      const tail = readFileSync(join(d, 'wal', 'TAIL'));
+      tail[12] ^= 1;
+      writeFileSync(join(d, 'wal', 'TAIL'), tail);
+    },
+    expect: { code: 'WAL_CORRUPT', names: '$D/wal/TAIL is damaged \\(checksum mismatch\\)' },
+  },
+  { what: 'TAIL deleted: no claim, as from an earlier build', damage: (d) => rmSync(join(d, 'wal', 'TAIL')), expect: whole },
+  { what: 'a TAIL.tmp left by a crash', damage: (d) => writeFileSync(join(d, 'wal', 'TAIL.tmp'), 'junk'), expect: whole },
+  {
     what: 'the last segment renumbered past a gap',
     damage: (d) => {
       const last = segments(d).at(-1)!;
