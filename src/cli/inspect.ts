@@ -20,6 +20,7 @@ import { addon, type NativeScan } from '../wal/addon.js';
 import { WalIoError, WalLockMissingError, WalLockedError, fromNative, type WalError } from '../wal/errors.js';
 import { lockHolder } from '../wal/lock-holder.js';
 import { replay, type Replayed } from '../wal/replay.js';
+import { checkTail } from '../wal/tail.js';
 import { usableDir } from '../wal/usable-dir.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
@@ -90,7 +91,9 @@ export async function main(args: string[]): Promise<number> {
     let marker: { index: number; term: number } | null;
     let log: Replayed;
     try {
-      const scan = addon().scan(walDir);
+      // TAIL's claim, checked as the WAL's open checks it.
+      const { keep } = await checkTail(walDir);
+      const scan = addon().scan(walDir, keep?.name, keep?.end);
       marker = reportWal(walDir, scan, a.includes('--records'));
       // Intact records may still not make one log (a segment that lost its end at a record
       // boundary reads as cleanly ended): what the WAL's open refuses, reported as it would be.

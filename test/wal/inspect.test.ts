@@ -112,6 +112,35 @@ describe('raftlog inspect', () => {
     expect(r.err).toMatch(/segments are missing/);
   });
 
+  it('reports a last segment deleted or cut to its header, and a damaged TAIL, as the WAL refuses to open them', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, { segmentBytes: 8192 });
+    await wal.append(range(1, 201, 1));
+    await wal.close();
+    const last = join(
+      dir,
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.wal'))
+        .sort()
+        .at(-1)!,
+    );
+    const bytes = readFileSync(last);
+    truncateSync(last, 40);
+    const cut = await run([dir]);
+    expect(cut.code).toBe(1);
+    expect(cut.err).toContain(`WAL_CORRUPT`);
+    expect(cut.err).toContain(`segment ${last} is 40 bytes long, but ${join(dir, 'TAIL')} records entries synced in it`);
+    unlinkSync(last);
+    const gone = await run([dir]);
+    expect(gone.code).toBe(1);
+    expect(gone.err).toContain(`segment ${last} is missing`);
+    writeFileSync(last, bytes);
+    writeFileSync(join(dir, 'TAIL'), 'junk');
+    const damaged = await run([dir]);
+    expect(damaged.code).toBe(1);
+    expect(damaged.err).toContain(`${join(dir, 'TAIL')} is damaged`);
+  });
+
   it('exits 1 on what the WAL refuses to open though every record is intact: a segment that lost its last entries at a record boundary', async () => {
     const dir = tempDir();
     const wal = await Wal.open(dir, { segmentBytes: 8192 });
