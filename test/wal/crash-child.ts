@@ -8,12 +8,12 @@
 // behind and the pipe fills, Node queues what is written to it, and a SIGKILL
 // drops the queue while the appends it announced reach the disk.
 // The crash test SIGKILLs it at a random moment and checks the reopened log.
-// Usage: crash-child.ts <dir> <seed> <journal>
+// Usage: crash-child.ts <dir> <seed> <journal> [segmentBytes]
 import { openSync, writeSync } from 'node:fs';
 import { Wal } from '../../src/wal/index.js';
 import { payload } from './helpers.js';
 
-const [dir, seedArg, journalPath] = process.argv.slice(2);
+const [dir, seedArg, journalPath, segmentBytesArg] = process.argv.slice(2);
 if (dir === undefined || seedArg === undefined || journalPath === undefined) {
   console.error('usage: crash-child.ts <dir> <seed> <journal>');
   process.exit(2);
@@ -31,7 +31,7 @@ const rand = (n: number): number => {
 
 setTimeout(() => process.exit(3), 30_000).unref(); // never outlive a broken test
 
-const wal = await Wal.open(dir, { segmentBytes: 64 * 1024 });
+const wal = await Wal.open(dir, { segmentBytes: Number(segmentBytesArg ?? 64 * 1024) });
 let next = wal.lastIndex + 1;
 let term = Math.max(1, wal.lastIndex >= wal.firstIndex ? wal.term(wal.lastIndex) : (wal.snapshot?.term ?? 1));
 let acked = 0;

@@ -15,9 +15,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Wal } from '../../src/wal/index.js';
 import { cleanTempDirs, payload, tempDir } from './helpers.js';
 import { testSeed } from '../seeded.js';
+import { checkTail } from '../../src/wal/tail.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const KILLS = Number(process.env.WAL_CRASH_KILLS ?? 20);
+const SMALL_KILLS = Number(process.env.WAL_CRASH_SMALL_KILLS ?? 6);
 
 afterEach(cleanTempDirs);
 
@@ -51,9 +53,9 @@ function readJournal(path: string): Run {
 }
 
 /** Runs the child until `delayMs` after it is ready, then SIGKILLs it. */
-function runAndKill(dir: string, journal: string, seed: number, delayMs: number): Promise<Run> {
+function runAndKill(dir: string, journal: string, seed: number, delayMs: number, segmentBytes: number): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'wal', 'crash-child.ts'), dir, String(seed), journal], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'wal', 'crash-child.ts'), dir, String(seed), journal, String(segmentBytes)], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -147,59 +149,75 @@ function explain(before: LogShape, run: Run, after: LogShape): string {
   return out.join('\n');
 }
 
+/**
+ * SIGKILLs the child `kills` times, writing segments of `segmentBytes`, and checks every reopened log.
+ * Small segments rotate at nearly every append, so kills fall around rotations and TAIL's writes:
+ * a TAIL that claimed more than a crash can leave would make a reopen fail with WAL_CORRUPT.
+ */
+async function crashes(kills: number, segmentBytes: number, seed: number): Promise<void> {
+  let x = seed || 1;
+  const rand = (n: number): number => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x % n;
+  };
+  const dir = tempDir();
+  const journals = tempDir();
+  let before: LogShape = { first: 1, last: 0, terms: new Map() };
+  let calls = 0;
+  let acked = 0;
+  let torn = 0;
+  let partial = 0;
+  let overwrites = 0;
+  let claims = 0;
+  for (let k = 0; k < kills; k++) {
+    const run = await runAndKill(dir, join(journals, `run-${k}`), seed * 1000 + k, 30 + rand(400), segmentBytes);
+    calls += run.calls.length;
+    acked += run.acked;
+    overwrites += run.calls.filter((c, i) => i > 0 && c.first <= run.calls[i - 1]!.last).length;
+    const wal = await Wal.open(dir, { segmentBytes, cacheBytes: 0 }).catch((err: unknown) => {
+      const keep = join(tmpdir(), `raftlog-crash-failure-${seed}`);
+      cpSync(dir, keep, { recursive: true });
+      console.log(`kill ${k}: open failed; the WAL directory is kept in ${keep}`);
+      throw err;
+    });
+    if (wal.repair !== null) torn++;
+    // A claim on a segment still in the log (not one released since) was checked by this open.
+    if ((await checkTail(dir)).keep !== null) claims++;
+    try {
+      const after = shapeOf(wal);
+      const matches = matchingPrefixes(before, run, after);
+      if (matches.length === 0) console.log(explain(before, run, after));
+      if (matches.length > 0 && matches.every((p) => p % 1 !== 0)) partial++;
+      expect(
+        matches.length,
+        `kill ${k}: the reopened log [${after.first}, ${after.last}] is no prefix of the ${run.calls.length} calls made (${run.acked} acknowledged)`,
+      ).toBeGreaterThan(0);
+      expect(wal.hardState.commit).toBeGreaterThanOrEqual(run.commit);
+      expect(wal.firstIndex - 1).toBe(wal.snapshot?.index ?? 0);
+      const all = wal.entriesSync(wal.firstIndex, wal.lastIndex + 1);
+      expect(all.length).toBe(wal.lastIndex - wal.firstIndex + 1);
+      all.forEach((e, i) => {
+        expect(e.index).toBe(wal.firstIndex + i);
+        expect(Buffer.from(e.data).equals(Buffer.from(payload(e.index, e.term))), `entry ${e.index}`).toBe(true);
+      });
+      before = after;
+    } finally {
+      await wal.close();
+    }
+  }
+  console.log(
+    `crash test: ${kills} kills of segments of ${segmentBytes} bytes, ${calls} appends made, ${acked} acknowledged, ${overwrites} overwrites, ${torn} torn tails repaired, ${partial} logs ending inside an unacknowledged append, ${claims} reopens that checked a claim of TAIL`,
+  );
+  expect(acked).toBeGreaterThan(0);
+  expect(claims).toBeGreaterThan(0);
+}
+
 describe('crash safety', () => {
   it(`keeps every acknowledged write, overwrites included, across ${KILLS} SIGKILLs`, async () => {
-    const seed = testSeed(`crash test (kill count WAL_CRASH_KILLS=${KILLS})`);
-    let x = seed || 1;
-    const rand = (n: number): number => {
-      x = (x * 1103515245 + 12345) % 2147483648;
-      return x % n;
-    };
-    const dir = tempDir();
-    const journals = tempDir();
-    let before: LogShape = { first: 1, last: 0, terms: new Map() };
-    let calls = 0;
-    let acked = 0;
-    let torn = 0;
-    let partial = 0;
-    let overwrites = 0;
-    for (let k = 0; k < KILLS; k++) {
-      const run = await runAndKill(dir, join(journals, `run-${k}`), seed * 1000 + k, 30 + rand(400));
-      calls += run.calls.length;
-      acked += run.acked;
-      overwrites += run.calls.filter((c, i) => i > 0 && c.first <= run.calls[i - 1]!.last).length;
-      const wal = await Wal.open(dir, { segmentBytes: 64 * 1024, cacheBytes: 0 }).catch((err: unknown) => {
-        const keep = join(tmpdir(), `raftlog-crash-failure-${seed}`);
-        cpSync(dir, keep, { recursive: true });
-        console.log(`kill ${k}: open failed; the WAL directory is kept in ${keep}`);
-        throw err;
-      });
-      if (wal.repair !== null) torn++;
-      try {
-        const after = shapeOf(wal);
-        const matches = matchingPrefixes(before, run, after);
-        if (matches.length === 0) console.log(explain(before, run, after));
-        if (matches.length > 0 && matches.every((p) => p % 1 !== 0)) partial++;
-        expect(
-          matches.length,
-          `kill ${k}: the reopened log [${after.first}, ${after.last}] is no prefix of the ${run.calls.length} calls made (${run.acked} acknowledged)`,
-        ).toBeGreaterThan(0);
-        expect(wal.hardState.commit).toBeGreaterThanOrEqual(run.commit);
-        expect(wal.firstIndex - 1).toBe(wal.snapshot?.index ?? 0);
-        const all = wal.entriesSync(wal.firstIndex, wal.lastIndex + 1);
-        expect(all.length).toBe(wal.lastIndex - wal.firstIndex + 1);
-        all.forEach((e, i) => {
-          expect(e.index).toBe(wal.firstIndex + i);
-          expect(Buffer.from(e.data).equals(Buffer.from(payload(e.index, e.term))), `entry ${e.index}`).toBe(true);
-        });
-        before = after;
-      } finally {
-        await wal.close();
-      }
-    }
-    console.log(
-      `crash test: ${KILLS} kills, ${calls} appends made, ${acked} acknowledged, ${overwrites} overwrites, ${torn} torn tails repaired, ${partial} logs ending inside an unacknowledged append`,
-    );
-    expect(acked).toBeGreaterThan(0);
+    await crashes(KILLS, 64 * 1024, testSeed(`crash test (kill count WAL_CRASH_KILLS=${KILLS})`));
+  }, 180_000);
+
+  it(`never refuses a log killed around rotations of small segments (${SMALL_KILLS} SIGKILLs)`, async () => {
+    await crashes(SMALL_KILLS, 4096, testSeed(`crash test of small segments (kill count WAL_CRASH_SMALL_KILLS=${SMALL_KILLS})`));
   }, 180_000);
 });

@@ -1,6 +1,6 @@
 // TAIL: a last segment deleted, emptied or cut short below the group TAIL says was synced
 // in it is refused (WAL_CORRUPT naming it), not read as an older, whole log.
-import { cpSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Wal, WalCorruptError } from '../../src/wal/index.js';
@@ -162,6 +162,19 @@ describe('TAIL', () => {
     for (let i = 82; segments(dir).length === before; i += 4) await wal.append(range(i, i + 4, 1, 0, 300));
     await wal.close();
     expect((await readTail(dir))?.seq).toBe(parseInt(segments(dir).at(-1)!.slice(0, 16), 16));
+  });
+
+  it('a TAIL that cannot be written makes close reject with WAL_IO, after every append was acknowledged', async () => {
+    const dir = tempDir();
+    const wal = await Wal.open(dir, SMALL);
+    mkdirSync(join(dir, 'TAIL.tmp'));
+    for (let i = 1; segments(dir).length < 2; i += 4) await wal.append(range(i, i + 4, 1, 0, 300));
+    const closed = await wal.close().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(closed).toMatchObject({ code: 'WAL_IO', message: expect.stringMatching(/could not write TAIL naming 0000000000000002-/) });
+    expect(await readTail(dir)).toBeNull();
   });
 
   it("sync: 'none' writes no TAIL", async () => {
