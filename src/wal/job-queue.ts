@@ -169,18 +169,25 @@ export class JobQueue {
    * the lock. Rejects with a failure that arose while it closed: the seal's (WAL_IO), the
    * check's (LOCK names another file: nothing was sealed, nothing of the check's group was
    * written), or one of a write still in flight. A failure known before it was called was
-   * reported already; it resolves then.
+   * reported already; it resolves then. `settle`, awaited once everything is durable and
+   * before the lock is released, finishes the owner's own writes to the directory; its
+   * failure is reported after the seal's.
    */
-  async close(sealable: boolean): Promise<void> {
+  async close(sealable: boolean, settle: () => Promise<void> = async () => undefined): Promise<void> {
     const failedBefore = this.failure;
     this.#closing = true;
     const sealFailure = await this.#seal(sealable); // it flushes first
+    const settleFailure = await settle().then(
+      () => null,
+      (err: unknown) => err,
+    );
     await this.#enqueue(this.handle.close(), Infinity, true);
     this.handle.dispose();
     if (sealFailure !== null)
       throw new WalIoError(`WAL ${this.dir} could not be sealed at close (every append it acknowledged was durable before): ${sealFailure.message}`, {
         cause: sealFailure,
       });
+    if (settleFailure !== null) throw settleFailure;
     if (failedBefore === null && this.failure !== null) throw this.failure;
   }
 

@@ -592,16 +592,8 @@ export class Wal {
       // `closed`) must find this close under way, not start another one inside it.
       let adopt!: (closed: Promise<void>) => void;
       this.#closing = new Promise<void>((resolve) => (adopt = resolve));
-      const closed = this.#jobs.close(this.#segments.length > 0 && !this.#sealed);
-      adopt(
-        closed.then(
-          () => this.#tailSettled(),
-          async (err: unknown) => {
-            await this.#tailWrites;
-            throw err;
-          },
-        ),
-      );
+      // TAIL is written before the lock is released: nothing touches the directory once another instance may hold it.
+      adopt(this.#jobs.close(this.#segments.length > 0 && !this.#sealed, () => this.#tailSettled()));
     }
     return this.#closing;
   }
