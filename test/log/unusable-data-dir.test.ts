@@ -2,7 +2,7 @@
 // refused at open with DATA_DIR_UNUSABLE naming it, before anything is written there, rather
 // than failing later (the record of a peer's instance, written when the node first meets it)
 // or without a raftlog code. The tests run as root, which reads and writes whatever the mode:
-// the open runs in a child as nobody, in a directory nobody owns.
+// the open runs in a child that becomes nobody, in a directory nobody owns.
 import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -49,11 +49,9 @@ interface Outcome {
 }
 
 async function openAsNobody(dataDir: string): Promise<Outcome> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CHILD, dataDir], {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CHILD, dataDir, ...(asRoot ? [String(NOBODY)] : [])], {
     encoding: 'utf8',
     timeout: 60_000,
-    env: { ...process.env, HOME: dirname(dataDir) },
-    ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}),
   });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as Outcome;
 }
