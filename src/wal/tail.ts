@@ -9,7 +9,7 @@ import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { crc32c } from './crc32c.js';
 import { WalCorruptError } from './errors.js';
-import { getU64, Kind, putU64, SEGMENT_RECORD_BYTES, segmentName } from './record.js';
+import { getU64, putU64, SEGMENT_RECORD_BYTES, segmentName, writeSegmentHeader } from './record.js';
 
 export const TAIL_NAME = 'TAIL';
 export const TAIL_TMP_NAME = 'TAIL.tmp';
@@ -82,19 +82,13 @@ export async function readTail(dir: string): Promise<Tail | null> {
 
 const SEGMENT_NAME = /^([0-9a-f]{16})-[0-9a-f]{16}(?:-[0-9a-f]{12})?\.wal$/;
 
-/** Whether the 40 bytes at a segment's start are its intact header, as TAIL names it. */
+/** Whether the 40 bytes at a segment's start are its intact header, as TAIL names it: the very bytes its writer wrote. */
 function intactHeader(h: Uint8Array, t: Tail): boolean {
-  const dv = new DataView(h.buffer, h.byteOffset, h.byteLength);
-  return (
-    dv.getUint32(0, true) === crc32c(h.subarray(4, SEGMENT_RECORD_BYTES)) &&
-    dv.getUint32(4, true) === 24 &&
-    h[8] === Kind.Segment &&
-    dv.getUint16(10, true) + dv.getUint32(12, true) * 0x10000 === t.stamp &&
-    dv.getUint32(16, true) === 0x74666172 &&
-    dv.getUint32(20, true) === 0x336c6177 &&
-    getU64(dv, 24) === t.seq &&
-    getU64(dv, 32) === t.firstIndex
-  );
+  const want = new Uint8Array(SEGMENT_RECORD_BYTES);
+  const dv = new DataView(want.buffer);
+  writeSegmentHeader(want, dv, 0, t.seq, t.firstIndex, t.stamp);
+  dv.setUint32(0, crc32c(want.subarray(4)), true);
+  return want.every((b, k) => h[k] === b);
 }
 
 export interface TailCheck {

@@ -70,6 +70,18 @@ describe('TAIL', () => {
     expect(err.message).toMatch(/is missing, but .*TAIL records entries synced in it/);
   });
 
+  it('a last segment whose header is damaged, its length kept, is WAL_CORRUPT naming it (not removed as a header never synced)', async () => {
+    const dir = await fourSegments();
+    const name = segments(dir).at(-1)!;
+    const last = join(dir, name);
+    const bytes = readFileSync(last);
+    bytes[20]! ^= 0xff; // in the magic
+    writeFileSync(last, bytes);
+    const err = await refusedTwice(dir, last);
+    expect(err.message).toMatch(/without an intact header/);
+    expect(segments(dir)).toContain(name);
+  });
+
   it('an emptied last segment is WAL_CORRUPT naming it (not a torn write removed)', async () => {
     const dir = await fourSegments();
     const last = join(dir, segments(dir).at(-1)!);
