@@ -12,6 +12,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 const HINTS: Record<string, string> = {
   WAL_LOCKED: 'another process has this data directory open: stop it, or give another --data',
   WAL_IO: 'check that --data is a writable directory on a healthy disk with free space',
+  DATA_DIR_UNUSABLE: 'check that --data is a directory this user can read and write, and the files it names',
   EADDRINUSE: 'the port is in use: stop what holds it, or pick another address',
   EACCES: 'not allowed: check the permissions of the path, or use a port above 1023',
   // A file written (a backup, a restored data directory) on a disk that refused it.

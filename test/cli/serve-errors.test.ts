@@ -67,7 +67,10 @@ it('bad flags, a data directory that is a file or is locked, ports in use: one l
   writeFileSync(file, 'not a directory');
   const onFile = await serve(['--id', '1', '--data', file]);
   expect(onFile.code).toBe(1);
-  oneLine(onFile.stderr, /^raftlog serve: WAL_IO: .*not a directory \(check that --data is a writable directory/i);
+  oneLine(
+    onFile.stderr,
+    /^raftlog serve: DATA_DIR_UNUSABLE: data directory .*file is not a directory \(check that --data is a directory this user can read and write/i,
+  );
 
   const locked = join(t.dir, 'locked');
   const wal = await Wal.open(join(locked, 'wal'));
