@@ -32,7 +32,12 @@ export class Census {
       if (IGNORED.has(type)) return;
       const t = resource as { _idleTimeout?: number; _repeat?: number | null };
       const windingDown = type === 'Timeout' && t._repeat == null && (t._idleTimeout ?? Infinity) <= WINDING_DOWN_MS;
-      this.live.set(id, { type, seq: ++this.count, windingDown });
+      this.live.set(id, {
+        type,
+        seq: ++this.count,
+        windingDown,
+        resource: type === 'Timeout' || type === 'Immediate' ? new WeakRef(resource as Ended) : undefined,
+      });
       this.made.set(type, (this.made.get(type) ?? 0) + 1);
     },
     destroy: (id) => {
@@ -90,14 +95,28 @@ export class Census {
   async windDown(): Promise<void> {
     const mark = this.count;
     const until = Date.now() + 2 * WINDING_DOWN_MS;
-    const pending = (): boolean => [...this.live.values()].some((r) => r.windingDown && r.seq <= mark);
+    const pending = (): boolean => this.held().some((r) => r.windingDown && r.seq <= mark);
     while (pending() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /**
+   * The live resources that are still held. Node reports a timer or immediate destroyed only on a
+   * later turn of the event loop, after it fired or was cleared: one re-armed at every firing (a
+   * log's tick, a connection's idle deadline) would otherwise count twice for a while, so a
+   * census taken just after a batch of timers fired would find some of them twice.
+   */
+  private held(): Live[] {
+    return [...this.live.values()].filter((r) => {
+      if (r.resource === undefined) return true;
+      const ended = r.resource.deref();
+      return ended !== undefined && ended._destroyed !== true;
+    });
   }
 
   /** Live resources by type, and open file descriptors. */
   take(): Record<string, number> {
     const out: Record<string, number> = { fds: openFds() };
-    for (const { type } of this.live.values()) out[type] = (out[type] ?? 0) + 1;
+    for (const { type } of this.held()) out[type] = (out[type] ?? 0) + 1;
     return out;
   }
 }
@@ -108,6 +127,12 @@ interface Live {
   seq: number;
   /** A one-shot timer of at most WINDING_DOWN_MS. */
   windingDown: boolean;
+  /** A timer or immediate, whose _destroyed Node sets as it fires (once) or is cleared. */
+  resource: WeakRef<Ended> | undefined;
+}
+
+interface Ended {
+  _destroyed?: boolean;
 }
 
 export function openFds(): number {
