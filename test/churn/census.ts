@@ -24,6 +24,8 @@ const WINDING_DOWN_MS = 1_000;
 
 export class Census {
   private readonly live = new Map<number, Live>();
+  /** The id each resource made since start() has, to ask about one (counts()). */
+  private readonly ids = new WeakMap<object, number>();
   private count = 0;
   /** Resources made since start(), by type, destroyed or not. */
   private readonly made = new Map<string, number>();
@@ -39,6 +41,7 @@ export class Census {
         resource: type === 'Timeout' || type === 'Immediate' ? new WeakRef(resource as Ended) : undefined,
       });
       this.made.set(type, (this.made.get(type) ?? 0) + 1);
+      if (typeof resource === 'object' && resource !== null) this.ids.set(resource, id);
     },
     destroy: (id) => {
       this.live.delete(id);
@@ -106,11 +109,17 @@ export class Census {
    * census taken just after a batch of timers fired would find some of them twice.
    */
   private held(): Live[] {
-    return [...this.live.values()].filter((r) => {
-      if (r.resource === undefined) return true;
-      const ended = r.resource.deref();
-      return ended !== undefined && ended._destroyed !== true;
-    });
+    return [...this.live.values()].filter(isHeld);
+  }
+
+  /**
+   * Whether take() counts `resource` (a timer, an immediate) now. A test asks about its own
+   * resources: the process makes others at any time (the test runner's, a watcher re-armed).
+   */
+  counts(resource: object): boolean {
+    const id = this.ids.get(resource);
+    const r = id === undefined ? undefined : this.live.get(id);
+    return r !== undefined && isHeld(r);
   }
 
   /** Live resources by type, and open file descriptors. */
@@ -119,6 +128,12 @@ export class Census {
     for (const { type } of this.held()) out[type] = (out[type] ?? 0) + 1;
     return out;
   }
+}
+
+function isHeld(r: Live): boolean {
+  if (r.resource === undefined) return true;
+  const ended = r.resource.deref();
+  return ended !== undefined && ended._destroyed !== true;
 }
 
 interface Live {
