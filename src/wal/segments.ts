@@ -8,6 +8,8 @@ export interface Segment {
   name: string;
   /** Highest entry index written to it (firstIndex - 1 if none). */
   maxIndex: number;
+  /** Its stamp, for a segment this instance began (TAIL names it by it). */
+  stamp?: number;
 }
 
 export class Segments {

@@ -70,8 +70,6 @@ function isIndex(n: unknown): n is number {
 }
 
 const NO_BYTES = new Uint8Array(0);
-/** <seq>-<first index>-<stamp>.wal: 16, 16 and 12 hex digits. */
-const FORMAT3_NAME_LENGTH = 50;
 
 /** A view of a transferred buffer reads as empty; only copying from it tells it from an empty one. */
 function detached(data: Uint8Array): boolean {
@@ -719,7 +717,7 @@ export class Wal {
         const first = ref >= 0 ? entries[ref]!.index : this.#last + 1;
         const seq = (segment?.seq ?? 0) + 1;
         const stamp = newStamp();
-        const s: Segment = { seq, firstIndex: first, name: segmentName(seq, first, stamp), maxIndex: first - 1 };
+        const s: Segment = { seq, firstIndex: first, name: segmentName(seq, first, stamp), maxIndex: first - 1, stamp };
         this.#segments.push(s);
         segment = s;
         chunkBegin = pos;
@@ -771,9 +769,8 @@ export class Wal {
   /** Once the write is durable, names its segment in TAIL with the write's end: the segment's header and records up to there are synced. */
   #claimTail(durable: Promise<void>, seg: Segment, end: number): void {
     this.#tailSeq = seg.seq;
-    // A segment of format 2 (appended to as such) has no stamp for TAIL to name it by.
-    if (seg.name.length !== FORMAT3_NAME_LENGTH) return;
-    const claim = { seq: seg.seq, firstIndex: seg.firstIndex, stamp: parseInt(seg.name.slice(34, 46), 16), end };
+    // Only a write that began segments gets here, and its last segment is one of them.
+    const claim = { seq: seg.seq, firstIndex: seg.firstIndex, stamp: seg.stamp!, end };
     durable.then(
       () => {
         // Writes settle in order, so this claim is the newest: one not yet written is superseded.
