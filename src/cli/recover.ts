@@ -5,6 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KvStateMachine } from '../kv/index.js';
 import { ConfChangeType, EntryType } from '../raft/types.js';
+import { checkDataDir } from '../log/data-dir.js';
 import { decodeMembershipEntry } from '../log/membership.js';
 import { decodeBatch } from '../log/record-batch.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../log/snapshot-data.js';
@@ -13,7 +14,7 @@ import { RaftStorage } from '../storage/raft-storage.js';
 import { FileSnapshotStore } from '../storage/snapshot-store.js';
 import { forgetAllPeerInstances, readPeerInstances } from '../storage/peer-instances.js';
 import { StateCorruptError } from '../storage/errors.js';
-import { RECOVER, RESTORE, markUnfinished, refuseUnfinished, unmarkUnfinished } from '../storage/unfinished.js';
+import { RECOVER, markUnfinished, unmarkUnfinished } from '../storage/unfinished.js';
 import { Wal } from '../wal/index.js';
 import { isPeerAddress } from '../transport/address.js';
 import { UsageError, addressArg, intArg, parseArgs, strArg } from './args.js';
@@ -80,15 +81,18 @@ async function forceNewCluster(
   listen: string | undefined,
   sm: StateMachine<unknown>,
 ): Promise<{ index: number; term: number; replayed: number }> {
-  // Made into a new cluster, a restore's unfinished directory would keep its marker: the node would
-  // not open, and the restore run again would find a WAL in use.
-  await refuseUnfinished(dataDir, [RESTORE]);
   // Wal.open would create a WAL (its LOCK, a preallocated segment) where there is none: a
   // wrong path, or an empty wal/, is refused before it, so the refusal leaves the directory as it was.
   const walDir = join(dataDir, 'wal');
   if (!existsSync(dataDir)) throw new CliError('NO_WAL', `${dataDir} does not exist`);
+  // What the log's open refuses before the WAL opens (and cuts a torn tail, replaces its prepared
+  // segment) is refused here alike, with its code: rewritten, such a directory would lose what
+  // could still be put back. A restore's unfinished directory among it: made into a new cluster,
+  // it would keep its marker, and the restore run again would find a WAL in use.
+  await checkDataDir(dataDir, RECOVER);
   if (!existsSync(walDir) || !statSync(walDir).isDirectory()) throw new CliError('NO_WAL', `${dataDir} has no wal/ directory`);
-  if (!readdirSync(walDir).some((n) => n.endsWith('.wal'))) throw new CliError('NO_WAL', `${dataDir} holds no log to recover`);
+  // LOCK or TAIL beside no segment is a WAL that lost its log: Wal.open names what is missing.
+  if (!readdirSync(walDir).some((n) => n.endsWith('.wal') || n === 'LOCK' || n === 'TAIL')) throw new CliError('NO_WAL', `${dataDir} holds no log to recover`);
   const wal = await Wal.open(walDir);
   try {
     if (wal.lastIndex === 0 && wal.snapshot === null) throw new CliError('NO_WAL', `${dataDir} holds no log to recover`);

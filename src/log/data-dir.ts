@@ -7,17 +7,33 @@ import { makeDurableDir } from '../storage/durable-dir.js';
 import { DataDirError, StateCorruptError } from '../storage/errors.js';
 import { INSTANCE_FILE } from '../storage/instance-id.js';
 import { heldSnapshots, readSnapshotFileData, refuseOtherFormats } from '../storage/snapshot-store.js';
-import { refuseUnfinished } from '../storage/unfinished.js';
+import { RECOVER, RESTORE, refuseUnfinished, type Rewrite } from '../storage/unfinished.js';
+import { TAIL_NAME, checkTail } from '../wal/tail.js';
 import { usableDir } from '../wal/usable-dir.js';
 import { checkSnapshotData } from './snapshot-data.js';
 
 /** Refuses a directory no node can run from, then makes it if it does not exist. */
 export async function prepareDataDir(dataDir: string): Promise<void> {
+  const present = await checkDataDir(dataDir);
+  // Made here, not by the WAL, whose directories take the umask's mode (0755 with the usual 022).
+  if (!present) await makeDurableDir(dataDir);
+}
+
+/**
+ * Refuses a directory no node can run from, changing nothing: what the log's open refuses
+ * before the WAL opens, and what an offline command that opens the WAL itself must refuse
+ * alike (`unfinishedOk`: the rewrite the command is, which it runs again to finish). True if
+ * the directory exists.
+ */
+export async function checkDataDir(dataDir: string, unfinishedOk?: Rewrite): Promise<boolean> {
   // The node writes its identity and its record of the peers' here, the latter only once it
   // meets a peer: a directory it cannot write would fail then, long after open() resolved.
   const present = await usableDir(dataDir, (why) => new DataDirError(why));
   // What a restore or a recover stopped halfway left is no node's state, whatever it holds.
-  await refuseUnfinished(dataDir);
+  await refuseUnfinished(
+    dataDir,
+    [RESTORE, RECOVER].filter((r) => r !== unfinishedOk),
+  );
   // Wal.open would make a new WAL where wal/ is missing or holds none: beside snapshots or the
   // instance id that is a lost log (see RaftStorage.open), refused before anything is
   // created, so that wal/ can be put back.
@@ -26,8 +42,7 @@ export async function prepareDataDir(dataDir: string): Promise<void> {
   // The WAL's open cuts a torn tail and replaces its prepared segment: data the log cannot
   // decode (a later release's, say) is refused while the directory is as it was written.
   await refuseUndecodableSnapshot(join(dataDir, 'snapshots'));
-  // Made here, not by the WAL, whose directories take the umask's mode (0755 with the usual 022).
-  if (!present) await makeDurableDir(dataDir);
+  return present;
 }
 
 /**
@@ -77,6 +92,12 @@ async function noWalIn(dir: string): Promise<string | undefined> {
   if (names.length === 0) return `the wal/ directory ${dir} is empty`;
   const walFile = (n: string): boolean => n === 'LOCK' || n.endsWith('.wal') || n.endsWith('.prealloc') || n.endsWith('.released');
   if (names.some(walFile)) return undefined;
+  // TAIL is written only once a WAL began its second segment: it names the segment lost, which
+  // its check says (WAL_CORRUPT), where a lost wal/ would say only that the log was lost.
+  if (names.includes(TAIL_NAME)) {
+    await checkTail(dir);
+    return undefined;
+  }
   return `the wal/ directory ${dir} holds no WAL (no LOCK, no segment: only ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''})`;
 }
 

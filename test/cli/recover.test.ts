@@ -1,6 +1,20 @@
 // `raftlog recover --force-new-cluster`: a survivor of a three-node cluster whose
 // other members are gone becomes a one-member cluster with every record it held.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
@@ -8,7 +22,8 @@ import { KvStateMachine, encodeCommand } from '../../src/kv/index.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
-import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
+import { FileSnapshotStore, readSnapshotFile } from '../../src/storage/snapshot-store.js';
+import { addon } from '../../src/wal/addon.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import { Wal } from '../../src/wal/index.js';
 import { runWithFaults } from '../fault/run-with-faults.js';
@@ -339,3 +354,92 @@ it('a recover killed at any step leaves the old node with its record of its peer
 function listing(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((n) => n !== join('wal', 'next.prealloc')).sort();
 }
+
+/** Every file under `dir`, with a digest of its bytes. */
+function digests(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of readdirSync(dir, { recursive: true }) as string[])
+    if (statSync(join(dir, n)).isFile())
+      out[n] = createHash('sha256')
+        .update(readFileSync(join(dir, n)))
+        .digest('hex');
+  return out;
+}
+
+/** A write cut short past the WAL's last record, which the WAL's open cuts off. */
+function tornTail(dir: string): void {
+  const walDir = join(dir, 'wal');
+  const last = addon().scan(walDir).segments.at(-1)!;
+  const fd = openSync(join(walDir, last.name), 'r+');
+  writeSync(fd, Buffer.alloc(40, 0x5a), 0, 40, last.end);
+  closeSync(fd);
+}
+
+const damagedDirs: Array<{ what: string; damage(dir: string): void | Promise<void>; code: string; says?: RegExp }> = [
+  { what: 'wal/ lost beside the snapshots', damage: (d) => rmSync(join(d, 'wal'), { recursive: true }), code: 'STATE_CORRUPT' },
+  {
+    what: 'wal/ holding only TAIL (every segment lost)',
+    damage: (d) => {
+      for (const n of readdirSync(join(d, 'wal'))) if (n !== 'TAIL') rmSync(join(d, 'wal', n));
+    },
+    code: 'WAL_CORRUPT',
+    says: /segment \S+\.wal is missing \(the directory holds no segment\)/,
+  },
+  {
+    what: 'snapshot data that is not the log’s, and a torn tail',
+    damage: async (d) => {
+      const snaps = join(d, 'snapshots');
+      const newest = readdirSync(snaps)
+        .filter((n) => n.endsWith('.snap'))
+        .sort()
+        .at(-1)!;
+      const { meta } = await readSnapshotFile(join(snaps, newest), false);
+      await (await FileSnapshotStore.open(snaps)).save({ meta, data: Buffer.from('bytes that are no snapshot data of the log') });
+      tornTail(d);
+    },
+    code: 'SNAPSHOT_CORRUPT',
+  },
+  {
+    what: 'the last segment lost',
+    damage: (d) =>
+      rmSync(
+        join(
+          d,
+          'wal',
+          readdirSync(join(d, 'wal'))
+            .filter((n) => n.endsWith('.wal'))
+            .sort()
+            .at(-1)!,
+        ),
+      ),
+    code: 'WAL_CORRUPT',
+  },
+];
+
+it.each(damagedDirs)('refuses a directory with $what as the log’s open does ($code), and changes no byte of it', async ({ damage, code, says }) => {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const dir = join(t.dir, 'node');
+  // Small segments: the log spans several, and TAIL names the last.
+  const log = await ReplicatedLog.open<unknown>({ dataDir: dir, stateMachine: new KvStateMachine() as never, snapshotEvery: 40, segmentBytes: 64 * 1024 });
+  for (let i = 0; i < 60; i++) await log.append(set(`k${i}`, 'v'.repeat(3000)));
+  await log.close();
+  await damage(dir);
+  const copy = join(t.dir, 'copy');
+  cpSync(dir, copy, { recursive: true });
+  const opened = await ReplicatedLog.open<unknown>({ dataDir: copy, stateMachine: new KvStateMachine() as never }).then(
+    async (l) => {
+      await l.close();
+      return 'opened';
+    },
+    (e: unknown) => e as { code?: string; message: string },
+  );
+  expect(opened).toMatchObject({ code, message: expect.stringMatching(says ?? /./) });
+  const before = digests(dir);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', dir, '--id', '1', '--yes'])).toBe(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`^raftlog recover: ${code}: `));
+  expect(String(err.mock.calls[0]?.[0])).toMatch(says ?? /./);
+  expect(digests(dir)).toEqual(before);
+});
