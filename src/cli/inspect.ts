@@ -20,7 +20,7 @@ import { addon, type NativeScan } from '../wal/addon.js';
 import { WalIoError, WalLockMissingError, WalLockedError, fromNative, type WalError } from '../wal/errors.js';
 import { lockHolder } from '../wal/lock-holder.js';
 import { replay, type Replayed } from '../wal/replay.js';
-import { checkTail } from '../wal/tail.js';
+import { TAIL_NAME, checkTail } from '../wal/tail.js';
 import { usableDir } from '../wal/usable-dir.js';
 import { UsageError } from './args.js';
 import { CliError, EXIT, runCommand } from './failure.js';
@@ -72,7 +72,19 @@ export async function main(args: string[]): Promise<number> {
       return EXIT.failed;
     }
     const walDir = isDataDir ? join(dir, 'wal') : dir;
-    if (!readdirSync(walDir).some((f) => f.endsWith('.wal') || f === 'LOCK')) {
+    const names = readdirSync(walDir);
+    // A data directory's wal/ holding TAIL but no segment lost them: the log's open names the
+    // segment TAIL records before it looks for LOCK.
+    if (isDataDir && names.includes(TAIL_NAME) && !names.some((f) => f.endsWith('.wal'))) {
+      try {
+        await checkTail(walDir);
+      } catch (err) {
+        if (!isCoded(err)) throw err;
+        damage(coded(err));
+        return EXIT.failed;
+      }
+    }
+    if (!names.some((f) => f.endsWith('.wal') || f === 'LOCK')) {
       if (bad > 0) return EXIT.failed; // a restore stopped before it made the WAL
       throw new CliError('NO_WAL', `there is no WAL in ${dir} (neither segments nor a wal/ directory)`);
     }

@@ -10,6 +10,7 @@ import { main as inspect } from '../../src/cli/inspect.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { FileSnapshotStore, readSnapshotFile } from '../../src/storage/snapshot-store.js';
 import { addon } from '../../src/wal/addon.js';
+import { writeTail } from '../../src/wal/tail.js';
 import { RecordingMachine, enc, tempDir, waitFor } from '../log/helpers.js';
 
 /** A log in one segment, which the WAL never releases: every entry and marker stays in it. */
@@ -95,6 +96,17 @@ const rows: Row[] = [
     },
     code: 'STATE_CORRUPT',
     names: 'the snapshot at index \\d+ term 1 is beyond the log',
+  },
+  {
+    what: 'wal/ holding only TAIL: WAL_CORRUPT naming the segment TAIL records, not the log lost',
+    damage: async (d) => {
+      const walDir = join(d, 'wal');
+      for (const n of readdirSync(walDir)) rmSync(join(walDir, n));
+      await writeTail(walDir, { seq: 2, firstIndex: 20, stamp: 7, end: 4096 });
+    },
+    code: 'WAL_CORRUPT',
+    names: 'segment $D/wal/0000000000000002-\\S+\\.wal is missing \\(the directory holds no segment\\)',
+    untouched: true,
   },
   {
     what: 'an older snapshot file holding junk, which the open never reads',
