@@ -337,7 +337,8 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   async open(snapshot: Snapshot): Promise<SnapshotByteStream> {
-    if (this.spoolName(snapshot) !== undefined) throw new TypeError('a received snapshot is sent on only once installed');
+    if (this.spoolName(snapshot) !== undefined)
+      throw new StorageInvalidArgumentError(`a received snapshot (index ${snapshot.meta.index}, term ${snapshot.meta.term}) is sent on only once installed`);
     const file = join(this.dir, fileName(snapshot.meta.index, snapshot.meta.term));
     const { fh, size } = await openSnapshotFile(file, false).catch((err: unknown) => {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SnapshotMissingError(snapshot.meta.index, snapshot.meta.term, this.dir);
@@ -385,7 +386,7 @@ export class FileSnapshotStore implements SnapshotStore {
     };
     return {
       write: async (chunk) => {
-        if (ended) throw new TypeError('write after the spool ended');
+        if (ended) throw new StorageInvalidArgumentError('write after the spool ended');
         if (written + chunk.byteLength > size) throw new SnapshotCorruptError(file, `more than the ${size} bytes announced`);
         await writeAll(fh, chunk, written);
         written += chunk.byteLength;
@@ -440,7 +441,7 @@ export class FileSnapshotStore implements SnapshotStore {
   private spoolName(snapshot: Snapshot): string | undefined {
     if (snapshot.data.byteLength === 0) return undefined;
     const name = Buffer.from(snapshot.data).toString('latin1');
-    if (!SPOOL.test(name)) throw new TypeError('snapshot data is not a reference this store made');
+    if (!SPOOL.test(name)) throw new StorageInvalidArgumentError('snapshot data is not a reference this store made');
     return name;
   }
 }

@@ -340,6 +340,29 @@ describe('snapshot files', () => {
     expect(await receiver.store.held()).toEqual([{ index: 12, term: 4 }]);
   });
 
+  it('a received snapshot not yet installed, asked to be sent on, or a reference the store never made, is refused STORAGE_INVALID_ARGUMENT, not a TypeError', async () => {
+    const sender = await stored();
+    const receiver = await stored();
+    const meta = { index: 12, term: 4, conf };
+    await sender.store.save({ meta, data: Buffer.from('the state at 12') });
+    const out = await sender.store.open({ meta, data: new Uint8Array(0) });
+    const spool = await receiver.store.spool(meta, out.size);
+    for await (const c of out.chunks) await spool.write(c);
+    const received = { meta, data: await spool.finish() };
+    await expect(receiver.store.open(received)).rejects.toMatchObject({
+      code: 'STORAGE_INVALID_ARGUMENT',
+      message: 'a received snapshot (index 12, term 4) is sent on only once installed',
+    });
+    await expect(spool.write(Buffer.from('late'))).rejects.toMatchObject({ code: 'STORAGE_INVALID_ARGUMENT' });
+    await expect(receiver.store.open({ meta, data: Buffer.from('no spool of this store') })).rejects.toMatchObject({
+      code: 'STORAGE_INVALID_ARGUMENT',
+      message: 'snapshot data is not a reference this store made',
+    });
+    // Installed, it is sent on.
+    await receiver.store.install(received);
+    expect((await receiver.store.open({ meta, data: new Uint8Array(0) })).size).toBe(out.size);
+  });
+
   it('a mark of a received snapshot that never took its name (a crash between the two) is removed on open', async () => {
     const { dir } = await stored();
     writeFileSync(join(dir, 'snap-0000000000000009-3.snap.recv'), '');
