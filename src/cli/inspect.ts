@@ -14,7 +14,7 @@ import { checkStoredState } from '../storage/raft-storage.js';
 import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
 import { readInstanceId } from '../storage/instance-id.js';
 import { readPeerInstances } from '../storage/peer-instances.js';
-import { SnapshotVersionError, StorageError } from '../storage/errors.js';
+import { DataDirError, SnapshotVersionError, StorageError } from '../storage/errors.js';
 import { RECOVER, RESTORE, unfinished } from '../storage/unfinished.js';
 import { addon, type NativeScan } from '../wal/addon.js';
 import { WalIoError, WalLockMissingError, WalLockedError, fromNative, type WalError } from '../wal/errors.js';
@@ -54,6 +54,17 @@ export async function main(args: string[]): Promise<number> {
     if (kind !== 'directory') throw new CliError('NO_WAL', kind === 'missing' ? `${dir} does not exist` : `${dir} is not a directory`);
     // What the log's open refuses before it reads anything; the rest is looked at all the same.
     let bad = 0;
+    // A data directory this process cannot write, checked as the open checks it (asking, not
+    // writing). A bare WAL directory is the WAL's, whose open asks only for its own.
+    if (!isWalDir(dir)) {
+      try {
+        await usableDir(dir, (why) => new DataDirError(why));
+      } catch (err) {
+        if (!isCoded(err)) throw err;
+        damage(coded(err));
+        bad++;
+      }
+    }
     for (const rewrite of [RESTORE, RECOVER]) {
       if (await unfinished(dir, rewrite)) {
         damage(coded(rewrite.refusal(dir)));
@@ -162,6 +173,15 @@ function lockRefusal(walDir: string): WalError | undefined {
     );
   }
   return undefined;
+}
+
+/** Whether `dir` holds a WAL's segments or LOCK itself, rather than a data directory's wal/. */
+function isWalDir(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((f) => f.endsWith('.wal') || f === 'LOCK');
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `path` is a directory; a failure other than its absence (EACCES, ELOOP) is thrown, coded. */

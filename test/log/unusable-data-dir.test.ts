@@ -67,13 +67,13 @@ it.each(['instance', 'peer-instances'])('%s at mode 000 is DATA_DIR_UNUSABLE nam
   expect((await openAsNobody(dataDir)).open).toEqual({ opened: true });
 });
 
-it('a data directory at mode 500 is refused at open with DATA_DIR_UNUSABLE naming it', async () => {
+it('a data directory at mode 500 is refused at open with DATA_DIR_UNUSABLE naming it, and in inspect', async () => {
   const dataDir = await nodeDir();
   chmodSync(dataDir, 0o500);
-  expect((await openAsNobody(dataDir)).open).toEqual({
-    code: 'DATA_DIR_UNUSABLE',
-    message: `data directory ${dataDir} cannot be read and written by this process (EACCES)`,
-  });
+  const message = `data directory ${dataDir} cannot be read and written by this process (EACCES)`;
+  const got = await openAsNobody(dataDir);
+  expect(got.open).toEqual({ code: 'DATA_DIR_UNUSABLE', message });
+  expect(got.inspect).toEqual({ exit: 1, damage: [`raftlog inspect: DATA_DIR_UNUSABLE: ${message}`] });
   chmodSync(dataDir, 0o700);
   expect((await openAsNobody(dataDir)).open).toEqual({ opened: true });
 });
