@@ -4,7 +4,8 @@
 // or without a raftlog code. The tests run as root, which reads and writes whatever the mode:
 // the open runs in a child that becomes nobody, in a directory nobody owns.
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, readdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -13,6 +14,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { enc, tempDir } from './helpers.js';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'open-child.ts');
+const RECOVER_CHILD = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'recover-child.ts');
 const NOBODY = 65534;
 const asRoot = process.getuid?.() === 0;
 
@@ -77,3 +79,30 @@ it('a data directory at mode 500 is refused at open with DATA_DIR_UNUSABLE namin
   chmodSync(dataDir, 0o700);
   expect((await openAsNobody(dataDir)).open).toEqual({ opened: true });
 });
+
+it('raftlog recover refuses a data directory at mode 500 as the open does, DATA_DIR_UNUSABLE, and changes no byte of it', async () => {
+  const dataDir = await nodeDir();
+  chmodSync(dataDir, 0o500);
+  const before = digests(dataDir);
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', RECOVER_CHILD, dataDir, ...(asRoot ? [String(NOBODY)] : [])], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const got = JSON.parse(stdout.trim().split('\n').at(-1)!) as { exit: number; stderr: string[] };
+  expect(got.exit).toBe(1);
+  expect(got.stderr[0]).toMatch(
+    new RegExp(`^raftlog recover: DATA_DIR_UNUSABLE: data directory ${dataDir} cannot be read and written by this process \\(EACCES\\)`),
+  );
+  expect(digests(dataDir)).toEqual(before);
+});
+
+/** Every file under `dir`, with a digest of its bytes. */
+function digests(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of readdirSync(dir, { recursive: true }) as string[])
+    if (statSync(join(dir, n)).isFile())
+      out[n] = createHash('sha256')
+        .update(readFileSync(join(dir, n)))
+        .digest('hex');
+  return out;
+}
