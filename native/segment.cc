@@ -72,7 +72,8 @@ bool IsRecycledName(const std::string& name) {
 
 bool IsWalName(const std::string& name) {
   uint64_t seq, first, stamp;
-  return name == kLockName || name == kTailName || name == kTailTmpName || name == kPreallocName || IsRecycledName(name) || ParseSegmentName(name, &seq, &first, &stamp) ||
+  return name == kLockName || name == kTailName || name == kTailTmpName || name == kOwnerName || name == kOwnerTmpName ||
+         name == kPreallocName || IsRecycledName(name) || ParseSegmentName(name, &seq, &first, &stamp) ||
          IsReleasedName(name);
 }
 
@@ -81,7 +82,7 @@ std::string JoinPath(const std::string& dir, const std::string& name) { return d
 WalError UnexpectedFile(const std::string& dir, const std::string& name) {
   // A segment renamed, a file copied in by hand: nothing here may be guessed at.
   return WalError(WalCode::kCorrupt,
-                  "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK, TAIL, " + kPreallocName +
+                  "unexpected file " + name + " in WAL directory " + dir + " (only segments, LOCK, TAIL, OWNER, " + kPreallocName +
                       ", recycled and released segments belong there)",
                   JoinPath(dir, name), -1);
 }

@@ -27,6 +27,10 @@ constexpr const char* kRecycledName = "recycled.prealloc";
 // src/wal/tail.ts), and the temporary file it is written to before its rename.
 constexpr const char* kTailName = "TAIL";
 constexpr const char* kTailTmpName = "TAIL.tmp";
+// The instance id of the data directory the WAL belongs to (written and checked by the
+// TypeScript side, see src/wal/owner.ts), and the temporary file it is written to.
+constexpr const char* kOwnerName = "OWNER";
+constexpr const char* kOwnerTmpName = "OWNER.tmp";
 constexpr int kMaxRecycled = 4;
 // Kept segments hold at most this much disk beyond the log (but one is always kept).
 constexpr uint64_t kMaxRecycledBytes = 256ull << 20;

@@ -13,6 +13,7 @@ export type WalErrorCode =
   | 'WAL_COMPACTED'
   | 'WAL_UNAVAILABLE'
   | 'WAL_VERSION'
+  | 'WAL_FOREIGN'
   | 'WAL_NOT_BUILT';
 
 export abstract class WalError extends CodedError<WalErrorCode> {}
@@ -98,6 +99,16 @@ export class WalVersionError extends WalError {
     readonly file: string,
   ) {
     super('WAL_VERSION', message);
+  }
+}
+
+/**
+ * The WAL names another data directory's instance than the one it is in (OWNER), or names one
+ * where the directory has none: a copy put in place of this directory's log. Nothing was changed.
+ */
+export class WalForeignError extends WalError {
+  constructor(message: string) {
+    super('WAL_FOREIGN', message);
   }
 }
 

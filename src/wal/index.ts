@@ -17,5 +17,6 @@ export {
   WalUnavailableError,
   WalNotBuiltError,
   WalVersionError,
+  WalForeignError,
   type WalErrorCode,
 } from './errors.js';
