@@ -23,6 +23,7 @@ const HINTS: Record<string, string> = {
   EADDRNOTAVAIL: "the address is not one of this machine's: give one of its own, or 0.0.0.0 for all of them",
   LISTEN_FAILED: "give one of this machine's IP addresses, a host name that resolves to one, or 0.0.0.0 for all of them",
   WAL_CORRUPT: 'run `raftlog inspect` on the data directory; restore the node from a backup or remove it from the cluster and re-add it empty',
+  WAL_FOREIGN: "put the data directory's own wal/ back, or restore the node from its peers (remove it from the cluster, wipe its data directory, add it back)",
   WAL_NOT_BUILT: 'the native addon is missing: run `npm rebuild raftlog`',
   LOG_OPEN_FAILED: 'check that the data directory is a writable directory and that the ports are free',
   LOG_FATAL: 'check the disk (the network, after a transport failure), then restart the node',

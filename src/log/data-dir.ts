@@ -5,7 +5,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDurableDir } from '../storage/durable-dir.js';
 import { DataDirError, StateCorruptError } from '../storage/errors.js';
-import { INSTANCE_FILE } from '../storage/instance-id.js';
+import { INSTANCE_FILE, refuseForeignWal } from '../storage/instance-id.js';
 import { heldSnapshots, readSnapshotFileData, refuseOtherFormats } from '../storage/snapshot-store.js';
 import { RECOVER, RESTORE, refuseUnfinished, type Rewrite } from '../storage/unfinished.js';
 import { TAIL_NAME, checkTail } from '../wal/tail.js';
@@ -38,6 +38,8 @@ export async function checkDataDir(dataDir: string, unfinishedOk?: Rewrite): Pro
   // instance id that is a lost log (see RaftStorage.open), refused before anything is
   // created, so that wal/ can be put back.
   await refuseLostWal(dataDir);
+  // Another directory's WAL would vote with its log under this directory's instance id.
+  await refuseForeignWal(dataDir);
   await refuseOtherFormats(join(dataDir, 'snapshots'));
   // The WAL's open cuts a torn tail and replaces its prepared segment: data the log cannot
   // decode (a later release's, say) is refused while the directory is as it was written.

@@ -25,6 +25,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal } from '../../src/wal/index.js';
+import { readOwner } from '../../src/wal/owner.js';
 import { RecordingMachine, enc, fdsUnder, tempDir, waitFor } from './helpers.js';
 
 const crc32c = createRequire(import.meta.url)('crc-32/crc32c') as { buf(data: Uint8Array, seed?: number): number };
@@ -540,13 +541,16 @@ describe('a log that never took a snapshot', () => {
 describe("the directory's instance id and its record of the peers' instances", () => {
   const ID = /^[0-9a-f]{32}\n$/;
 
-  it('a directory with a log but no instance file (an older version made it, or it was lost) gets a new id, kept after', async () => {
+  // Lost where the WAL names the id (its OWNER), the file is refused instead: see foreign-wal.test.ts.
+  it('a directory with a log but no instance file, whose WAL names none (an older version made both), gets a new id, kept after, which the WAL is given', async () => {
     const dir = copy();
     rmSync(join(dir, 'instance'));
+    rmSync(join(dir, 'wal', 'OWNER'));
     await opensWhole(dir);
     const made = readFileSync(join(dir, 'instance'), 'utf8');
     expect(made).toMatch(ID);
     expect(made).not.toBe(readFileSync(join(pristine.dir, 'instance'), 'utf8'));
+    expect(await readOwner(join(dir, 'wal'))).toBe(made.trim());
     await opensWhole(dir);
     expect(readFileSync(join(dir, 'instance'), 'utf8')).toBe(made);
   });
