@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { refuseUndecodableSnapshot } from '../log/data-dir.js';
 import { checkStoredState } from '../storage/raft-storage.js';
 import { heldSnapshots, readSnapshotFile } from '../storage/snapshot-store.js';
-import { readInstanceId } from '../storage/instance-id.js';
+import { readInstanceId, refuseForeignWal } from '../storage/instance-id.js';
 import { readPeerInstances } from '../storage/peer-instances.js';
 import { DataDirError, SnapshotVersionError, StorageError } from '../storage/errors.js';
 import { RECOVER, RESTORE, unfinished } from '../storage/unfinished.js';
@@ -265,7 +265,10 @@ function reportWal(dir: string, scan: NativeScan, records: boolean): { index: nu
 /** The directory's instance id and the peers' instances it recorded; returns how many of those files the log's open would refuse. */
 async function reportInstances(dir: string): Promise<number> {
   const reports: Array<() => Promise<void>> = [
-    async () => say(`instance: ${(await readInstanceId(dir)) ?? 'none (the next open makes one)'}`),
+    async () => {
+      say(`instance: ${(await readInstanceId(dir)) ?? 'none (the next open makes one)'}`);
+      say(`WAL owner: ${(await refuseForeignWal(dir)) ?? "none (the next open writes this directory's instance)"}`);
+    },
     async () => {
       const peers = await readPeerInstances(dir);
       say(`peer instances: ${peers.size}`);

@@ -14,6 +14,7 @@ import { RESTORE, markUnfinished, unfinished, unmarkUnfinished } from '../storag
 import { SnapshotCorruptError } from '../storage/errors.js';
 import { FileSnapshotStore, heldSnapshots, readSnapshotFile, readSnapshotFileData } from '../storage/snapshot-store.js';
 import { Wal, crc32c } from '../wal/index.js';
+import { OWNER_NAME } from '../wal/owner.js';
 import { UsageError, intArg, parseCommand, parsePeers, strArg } from './args.js';
 import { ADMIN_FLAGS, adminTarget, badReply, connectionLost, refusal } from './admin-client.js';
 import { codeOf } from '../errors.js';
@@ -312,6 +313,9 @@ async function restore(file: string, dataDir: string, id: number, peers: Record<
   // What each directory held before is kept: undefined, it did not exist; null, it is not a directory.
   const dirs = [dataDir, walDir, join(dataDir, 'snapshots')];
   const held = dirs.map((d) => (!existsSync(d) ? undefined : statSync(d).isDirectory() ? new Set(readdirSync(d)) : null));
+  // A WAL a node opened names its instance: restored into, it would name one the directory lacks.
+  if (held[1]?.has(OWNER_NAME) === true)
+    throw new CliError('DATA_EXISTS', `${dataDir} already holds ${join(walDir, OWNER_NAME)}, a node's: restore into an empty directory`);
   // A missing DIR is made with its missing parents, which go too if the restore fails.
   const made = outermostMissing(dataDir);
   // A WAL that is there is checked before the marker is made: a node's (one that ran, or runs and

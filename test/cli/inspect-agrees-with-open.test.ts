@@ -18,12 +18,13 @@ const OPTIONS = { id: 1, snapshotEvery: 10, snapshotCatchUpEntries: 0 };
 
 const made: Array<{ cleanup(): void }> = [];
 let pristine: string;
+/** Another directory made the same way: the same log and snapshot, under another instance id. */
+let other: string;
 
-beforeAll(async () => {
+async function made30(): Promise<string> {
   const t = tempDir('raftlog-agree-');
   made.push(t);
-  pristine = t.dir;
-  const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: pristine, stateMachine: new RecordingMachine() });
+  const log = await ReplicatedLog.open({ ...OPTIONS, dataDir: t.dir, stateMachine: new RecordingMachine() });
   for (let i = 0; i < 30; i++) {
     await log.append(enc(`r${i}`));
     // Each snapshot taken, its marker written, before the next record: the layout is the same each run.
@@ -31,8 +32,14 @@ beforeAll(async () => {
     if (applied % 10 === 1) await waitFor('a snapshot', () => log.status().snapshotIndex === applied);
   }
   await log.close();
-  expect(addon().scan(join(pristine, 'wal')).segments).toHaveLength(1);
-  expect(snapshotFiles(pristine)).toHaveLength(1);
+  expect(addon().scan(join(t.dir, 'wal')).segments).toHaveLength(1);
+  expect(snapshotFiles(t.dir)).toHaveLength(1);
+  return t.dir;
+}
+
+beforeAll(async () => {
+  pristine = await made30();
+  other = await made30();
 });
 afterAll(() => {
   for (const m of made) m.cleanup();
@@ -121,6 +128,28 @@ const rows: Row[] = [
     code: 'SNAPSHOT_CORRUPT',
     names: 'snapshot file $D/snapshots/snap-\\d+-1.snap is corrupt: its data is not in the raftlog snapshot format',
     untouched: true,
+  },
+  {
+    what: 'another directory’s wal/ in place of this one’s: WAL_FOREIGN naming both instance ids, before the WAL cuts its torn tail',
+    damage: (d) => {
+      rmSync(join(d, 'wal'), { recursive: true });
+      cpSync(join(other, 'wal'), join(d, 'wal'), { recursive: true });
+      tornTail(d);
+    },
+    code: 'WAL_FOREIGN',
+    names: 'the WAL $D/wal belongs to instance [0-9a-f]{32} \\($D/wal/OWNER\\), not to $D, whose instance is [0-9a-f]{32}',
+    untouched: true,
+  },
+  {
+    what: 'the WAL’s OWNER damaged: WAL_CORRUPT naming it',
+    damage: (d) => writeFileSync(join(d, 'wal', 'OWNER'), 'junk'),
+    code: 'WAL_CORRUPT',
+    names: '$D/wal/OWNER is damaged \\(4 bytes, not 28\\)',
+    untouched: true,
+  },
+  {
+    what: 'the WAL without OWNER, as an earlier build wrote it: opened, and given it',
+    damage: (d) => rmSync(join(d, 'wal', 'OWNER')),
   },
 ];
 
