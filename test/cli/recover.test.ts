@@ -26,6 +26,7 @@ import { FileSnapshotStore, readSnapshotFile } from '../../src/storage/snapshot-
 import { addon } from '../../src/wal/addon.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import { Wal } from '../../src/wal/index.js';
+import { readOwner } from '../../src/wal/owner.js';
 import { runWithFaults } from '../fault/run-with-faults.js';
 import { killBefore, killSteps, reached } from '../fault/kill-steps.js';
 import { freePorts, tempDir, waitFor } from '../log/helpers.js';
@@ -87,6 +88,28 @@ it('turns one survivor into a one-member cluster that serves what it held and ta
   for (const i of [0, 25, 49]) expect(kv.get(Buffer.from(`k${i}`))?.toString()).toBe(`v${i}`);
   await alone.append(set('after', 'recovery'));
   expect(kv.get(Buffer.from('after'))?.toString()).toBe('recovery');
+  // The rewritten WAL is still the directory's own.
+  expect(await readOwner(join(dir, 'wal'))).toBe(readFileSync(join(dir, 'instance'), 'utf8').trim());
+});
+
+it("refuses another directory's wal/ with WAL_FOREIGN naming both ids, and changes nothing, as the node's open would", async () => {
+  const dirs = [tempDir(), tempDir()];
+  for (const d of dirs) cleanups.push(d.cleanup);
+  for (const d of dirs) {
+    const log = await ReplicatedLog.open<unknown>({ dataDir: d.dir, stateMachine: new KvStateMachine() as never });
+    await log.append(set('k', d.dir));
+    await log.close();
+  }
+  const [mine, theirs] = dirs.map((d) => d.dir) as [string, string];
+  const id = (dir: string): string => readFileSync(join(dir, 'instance'), 'utf8').trim();
+  rmSync(join(mine, 'wal'), { recursive: true });
+  cpSync(join(theirs, 'wal'), join(mine, 'wal'), { recursive: true });
+  const before = digests(mine);
+  vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  expect(await recover(['--force-new-cluster', '--data', mine, '--id', '1', '--yes'])).toBe(1);
+  expect(String(err.mock.calls[0]?.[0])).toMatch(new RegExp(`WAL_FOREIGN: .*belongs to instance ${id(theirs)} .* whose instance is ${id(mine)}`));
+  expect(digests(mine)).toEqual(before);
 });
 
 it('recovers a log that holds a change of several members at once (a conf change of format 2)', async () => {
@@ -351,6 +374,17 @@ it('a recover killed at any step leaves the old node with its record of its peer
  * What `dir` holds, but the WAL's prepared segment: every open of a WAL removes the one an earlier
  * run left and prepares another on its own thread, which a refused recover's close may come before.
  */
+/** Every file under `dir` with a digest of its bytes. */
+function digests(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of readdirSync(dir, { recursive: true }) as string[])
+    if (statSync(join(dir, n)).isFile())
+      out[n] = createHash('sha256')
+        .update(readFileSync(join(dir, n)))
+        .digest('hex');
+  return out;
+}
+
 function listing(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((n) => n !== join('wal', 'next.prealloc')).sort();
 }

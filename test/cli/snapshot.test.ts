@@ -1,6 +1,6 @@
 // `raftlog snapshot save` and `restore` in-process: what they leave when they fail, and what restore takes.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { hostname } from 'node:os';
@@ -13,6 +13,7 @@ import { snapshotChunks } from '../../src/log/state-machine.js';
 import { MAX_INDEX } from '../../src/raft/types.js';
 import { FileSnapshotStore } from '../../src/storage/snapshot-store.js';
 import { Wal, crc32c } from '../../src/wal/index.js';
+import { readOwner, writeOwner } from '../../src/wal/owner.js';
 import { runWithFaults } from '../fault/run-with-faults.js';
 import { killBefore, killSteps, reached } from '../fault/kill-steps.js';
 import { tempDir, waitFor } from '../log/helpers.js';
@@ -215,10 +216,13 @@ it("restores from a node's own snapshot file as from a backup", async () => {
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   expect(await snapshot(['restore', join(t.dir, 'old', 'snapshots', held[0]!), '--data', data, '--id', '1']), String(err.mock.calls[0]?.[0])).toBe(0);
   vi.restoreAllMocks();
+  // Restore makes a WAL that names no instance: the first open gives it the one it makes.
+  expect(await readOwner(join(data, 'wal'))).toBeNull();
   const kv = new KvStateMachine();
   const log = await ReplicatedLog.open<unknown>({ dataDir: data, stateMachine: kv as never });
   cleanups.push(() => log.close());
   expect(kv.get(Buffer.from('k0'))?.toString()).toBe('v0');
+  expect(await readOwner(join(data, 'wal'))).toBe(readFileSync(join(data, 'instance'), 'utf8').trim());
 });
 
 it('a backup file at index 0 is refused with SNAPSHOT_CORRUPT and the directory left as it was, rather than restored into a node that opens without its state', async () => {
@@ -558,6 +562,13 @@ it("a restore into a directory that holds a node's instance id or its record of 
     expect(String(err.mock.calls.at(-1)?.[0])).toMatch(new RegExp(`DATA_EXISTS: .*${name}`));
     expect(readdirSync(data)).toEqual([name]);
   }
+  // A wal/ a node opened names its instance: restored into, it would name one the directory lacks.
+  const data = join(t.dir, 'data-owner');
+  mkdirSync(join(data, 'wal'), { recursive: true });
+  await writeOwner(join(data, 'wal'), 'a'.repeat(32));
+  expect(await snapshot(['restore', file, '--data', data, '--id', '1'])).toBe(1);
+  expect(String(err.mock.calls.at(-1)?.[0])).toMatch(/DATA_EXISTS: .*wal\/OWNER/);
+  expect(readdirSync(data, { recursive: true })).toEqual(['wal', join('wal', 'OWNER')]);
 });
 
 it('a restore killed at any step is never opened as a node: open refuses it with RESTORE_INCOMPLETE, and running it again completes it', async () => {
