@@ -146,7 +146,7 @@ async function checkClaim(dir: string, tail: Tail): Promise<TailFloor | null> {
 /** Replaces TAIL atomically and durably: a crash leaves the old one or the new one (and perhaps TAIL.tmp, removed at open). */
 export async function writeTail(dir: string, t: Tail): Promise<void> {
   const tmp = join(dir, TAIL_TMP_NAME);
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
   try {
     await fh.write(encodeTail(t), 0, TAIL_BYTES, 0);
     await fh.datasync();

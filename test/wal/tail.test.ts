@@ -1,6 +1,6 @@
 // TAIL: a last segment deleted, emptied or cut short below the group TAIL says was synced
 // in it is refused (WAL_CORRUPT naming it), not read as an older, whole log.
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Wal, WalCorruptError } from '../../src/wal/index.js';
@@ -50,6 +50,16 @@ async function refusedTwice(dir: string, file: string): Promise<WalCorruptError>
 }
 
 describe('TAIL', () => {
+  it("is the owner's alone (0600) under the usual umask, as every file of a WAL", async () => {
+    const before = process.umask(0o022);
+    try {
+      const dir = await fourSegments();
+      expect((statSync(join(dir, TAIL_NAME)).mode & 0o777).toString(8)).toBe('600');
+    } finally {
+      process.umask(before);
+    }
+  });
+
   it('names the last segment once its first group is synced, and reopening keeps every entry', async () => {
     const dir = await fourSegments();
     const tail = await readTail(dir);
