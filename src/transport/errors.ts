@@ -242,9 +242,10 @@ export class IdleTimeoutError extends TransportError {
 }
 
 export class TooManyConnectionsError extends TransportError {
-  /** `from`: the address, when the cap is the one per address. */
-  constructor(what: string, limit: number, from?: string) {
-    super('TRANSPORT_TOO_MANY_CONNECTIONS', `${what} connections${from === undefined ? '' : ` from ${from}`} at the limit of ${limit}`);
+  /** `from`: the address, when the cap is the one per address; `oldest`: the connection was closed, the oldest, for a newer one. */
+  constructor(what: string, limit: number, from?: string, oldest = false) {
+    const at = `${what} connections${from === undefined ? '' : ` from ${from}`} at the limit of ${limit}`;
+    super('TRANSPORT_TOO_MANY_CONNECTIONS', oldest ? `${at}: the oldest closed for a newer one` : at);
   }
 }
 

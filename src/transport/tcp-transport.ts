@@ -92,9 +92,16 @@ export interface TcpTransportOptions {
   electionTimeoutMs?: number;
   /** A ping goes out on every open connection this often. Default electionTimeoutMs / 5. */
   heartbeatIntervalMs?: number;
-  /** Accepted connections at once, authenticated or not. Default 256. */
+  /**
+   * Accepted connections at once. At the cap the oldest one still in its handshake is closed for a
+   * new one, which is refused only when authenticated ones hold them all. Default 256.
+   */
   maxInboundConnections?: number;
-  /** Accepted connections still in their handshake (with TLS, counted from the TCP accept on). Default 16. */
+  /**
+   * Accepted connections still in their handshake (with TLS, counted from the TCP accept on). At the
+   * cap the oldest is closed for a new one: a member needs a slot for a round trip or two, so a
+   * stranger holding them all keeps it out only by opening this many more within that time. Default 16.
+   */
   maxUnauthenticatedConnections?: number;
   /**
    * Of those, the most from one address (an IPv4-mapped IPv6 address counts as its IPv4 form, and an
@@ -344,7 +351,7 @@ export class TcpTransport implements Transport {
     const t = this.tls;
     const server =
       t === undefined
-        ? net.createServer((s) => this.accept(s))
+        ? net.createServer()
         : // rejectUnauthorized stays false only so that we, not Node, close an unauthorized peer:
           // Node would close it silently, and the reason (unknown CA, expired, no certificate) would be lost.
           tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: true, rejectUnauthorized: false }, (s) => {
@@ -376,16 +383,7 @@ export class TcpTransport implements Transport {
         s.destroy();
       });
     }
-    // Every accepted socket, including TLS ones still in their handshake, so close() never waits on them.
-    server.on('connection', (s: net.Socket) => {
-      if (this.sockets.size >= this.maxInbound) {
-        this.refuseConnection(s, new TooManyConnectionsError('inbound', this.maxInbound));
-        return;
-      }
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-      if (t !== undefined) this.admitTls(s);
-    });
+    server.on('connection', (s: net.Socket) => this.admitSocket(s, t !== undefined));
     this.server = server;
     const { host, port } = parseAddress(this.o.listen);
     await new Promise<void>((resolve, reject) => {
@@ -586,6 +584,39 @@ export class TcpTransport implements Transport {
     this.countRefusal(err.code);
     this.refusals.warn({ code: err.code, ...clientFields(s) }, `transport: connection from ${clientAddress(s)} refused: ${err.code}: ${err.message}`);
     s.destroy();
+    // Gone now, though its close comes later: a burst of refused connections must not fill the cap.
+    this.sockets.delete(s);
+  }
+
+  /**
+   * Every accepted socket, TLS ones still in their handshake included (so close() never waits on
+   * them): it takes a handshake slot, and one of maxInboundConnections. At either cap the oldest
+   * connection not yet proven goes rather than the new one: unproven connections are what anyone
+   * can open, and only proven ones may keep a member's new connection out.
+   */
+  private admitSocket(s: net.Socket, startsTls: boolean): void {
+    if (this.closed || s.remoteAddress === undefined) {
+      // Without its address the connection is already reset.
+      s.destroy();
+      return;
+    }
+    const release = this.slots.take(s.remoteAddress, (err) => this.refuseConnection(s, err));
+    if (release instanceof TooManyConnectionsError) {
+      this.refuseConnection(s, release);
+      return;
+    }
+    if (this.sockets.size >= this.maxInbound && !this.slots.evictOldest(release, new TooManyConnectionsError('inbound', this.maxInbound, undefined, true))) {
+      release();
+      this.refuseConnection(s, new TooManyConnectionsError('inbound', this.maxInbound));
+      return;
+    }
+    this.sockets.add(s);
+    s.on('close', () => {
+      this.sockets.delete(s);
+      release();
+    });
+    if (startsTls) this.admitTls(s, release);
+    else this.accept(s, undefined, release);
   }
 
   private connectPeer(id: number, address: string): void {
@@ -597,16 +628,11 @@ export class TcpTransport implements Transport {
    * connection, so the slot and the deadline start here: otherwise a peer that never starts TLS
    * holds an inbound connection for Node's 120 s, and enough of them lock every peer out.
    */
-  private admitTls(raw: net.Socket): void {
+  private admitTls(raw: net.Socket, release: () => void): void {
     const key = endpoints(raw);
-    if (this.closed || key === undefined) {
+    if (key === undefined) {
       // Without its addresses the connection is already reset.
       raw.destroy();
-      return;
-    }
-    const release = this.slots.take(raw.remoteAddress!);
-    if (release instanceof TooManyConnectionsError) {
-      this.refuseConnection(raw, release);
       return;
     }
     // One deadline from the TCP accept to an authenticated peer, for both handshakes: accept()'s
@@ -624,20 +650,10 @@ export class TcpTransport implements Transport {
     });
   }
 
-  /** `release`: the handshake slot admitTls took for this connection; without it, one is taken here. */
-  private accept(socket: net.Socket, certIds?: number[], release?: () => void): void {
+  /** `authenticatedOrGone`: gives back the handshake slot admitSocket took for this connection. */
+  private accept(socket: net.Socket, certIds: number[] | undefined, authenticatedOrGone: () => void): void {
     if (this.closed) {
       socket.destroy();
-      return;
-    }
-    if (release === undefined && socket.remoteAddress === undefined) {
-      // Without its address the connection is already reset.
-      socket.destroy();
-      return;
-    }
-    const authenticatedOrGone = release ?? this.slots.take(socket.remoteAddress!);
-    if (authenticatedOrGone instanceof TooManyConnectionsError) {
-      this.refuseConnection(socket, authenticatedOrGone);
       return;
     }
     const c = new Inbound(socket, {

@@ -344,15 +344,16 @@ describe('liveness and limits', () => {
     expect(b.log.has('TRANSPORT_IDLE_TIMEOUT')).toBe(false);
   });
 
-  it('caps connections still in their handshake', async () => {
+  it('caps connections still in their handshake: at the cap the oldest goes for the new one', async () => {
     const b = await node({ id: 2, maxUnauthenticatedConnections: 2 });
     const held = [await connect(b.t.address), await connect(b.t.address)];
     const third = await connect(b.t.address);
-    await closed(third);
-    await until(() => b.t.stats().connectionsRefused === 1, 'the third connection refused');
-    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
+    await closed(held[0]!);
+    await until(() => b.t.stats().connectionsRefused === 1, 'the oldest connection closed');
+    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS: unauthenticated connections at the limit of 2: the oldest closed for a newer one')).toBe(true);
     expect(b.t.stats().refused).toEqual({ TRANSPORT_TOO_MANY_CONNECTIONS: 1 });
-    expect(held.every((s) => !s.destroyed)).toBe(true);
+    expect(b.t.stats().handshakesInProgress).toBe(2);
+    expect([held[1]!.destroyed, third.destroyed]).toEqual([false, false]);
   });
 
   it('caps handshakes per address: one address holding its share cannot keep a peer at another out', async () => {
@@ -445,13 +446,14 @@ describe('liveness and limits', () => {
     expect(b.log.lines.at(-1)!.fields).toEqual({ code: 'TRANSPORT_FRAME_TOO_LARGE', suppressed: 1 });
   });
 
-  it('caps inbound connections overall', async () => {
+  it('caps inbound connections overall: a new one is refused when only proven ones hold them', async () => {
     const b = await node({ id: 2, maxInboundConnections: 1 });
-    const first = await connect(b.t.address);
+    const first = await rawPeer(b.t.address, 'c1', 1, 2, SECRET);
+    await until(() => b.t.stats().handshakesInProgress === 0, 'the first connection proven');
     const second = await connect(b.t.address);
     await closed(second);
-    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
-    expect(first.destroyed).toBe(false);
+    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS: inbound connections at the limit of 1')).toBe(true);
+    expect(first.socket.destroyed).toBe(false);
   });
 });
 

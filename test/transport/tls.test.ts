@@ -445,27 +445,30 @@ describe('TcpTransport with TLS: handshake limits from the TCP accept', () => {
     },
   );
 
-  it('counts connections still in their TLS handshake against the handshake-slot cap, and frees a slot when one closes', { timeout: 20_000 }, async () => {
-    const b = await node(2, creds('node2'), {}, { maxUnauthenticatedConnections: 2, handshakeTimeoutMs: 10_000 });
-    // An authenticated peer leaves its slot behind.
-    const a = await node(1, creds('node1'), { 2: b.t.address });
-    a.t.send([msg(1, 2, { commit: 1 })]);
-    await until(() => b.rec.messages.length === 1, 'the peer authenticated');
-    const held = [await silent(b.t.address), await silent(b.t.address)];
-    const third = await silent(b.t.address);
-    await within('the connection over the cap to be closed at once', third.closed, 2_000);
-    expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS')).toBe(true);
-    expect(held.every((c) => !c.s.destroyed)).toBe(true);
-    // A connection that goes gives its slot back: the next one takes it, and the one after is refused.
-    held[0]!.s.destroy();
-    await held[0]!.closed;
-    await new Promise((r) => setTimeout(r, 100)); // the server sees the close
-    const fourth = await silent(b.t.address);
-    const fifth = await silent(b.t.address);
-    await within('the fifth connection to be closed at once', fifth.closed, 2_000);
-    expect(fourth.s.destroyed).toBe(false);
-    expect(held[1]!.s.destroyed).toBe(false);
-  });
+  it(
+    'counts connections still in their TLS handshake against the handshake-slot cap, closes the oldest for a new one, and frees a slot when one closes',
+    { timeout: 20_000 },
+    async () => {
+      const b = await node(2, creds('node2'), {}, { maxUnauthenticatedConnections: 2, handshakeTimeoutMs: 10_000 });
+      // An authenticated peer leaves its slot behind.
+      const a = await node(1, creds('node1'), { 2: b.t.address });
+      a.t.send([msg(1, 2, { commit: 1 })]);
+      await until(() => b.rec.messages.length === 1, 'the peer authenticated');
+      const held = [await silent(b.t.address), await silent(b.t.address)];
+      const third = await silent(b.t.address);
+      await within('the oldest connection to be closed at once', held[0]!.closed, 2_000);
+      expect(b.log.has('TRANSPORT_TOO_MANY_CONNECTIONS: unauthenticated connections at the limit of 2: the oldest closed for a newer one')).toBe(true);
+      expect([held[1]!.s.destroyed, third.s.destroyed]).toEqual([false, false]);
+      // A connection that goes gives its slot back: the next one takes it, closing none.
+      held[1]!.s.destroy();
+      await held[1]!.closed;
+      await until(() => b.t.stats().handshakesInProgress === 1, 'the server to see the close');
+      const fourth = await silent(b.t.address);
+      await until(() => b.t.stats().handshakesInProgress === 2, 'the fourth connection in its handshake');
+      expect([third.s.destroyed, fourth.s.destroyed]).toEqual([false, false]);
+      expect(b.t.stats().refused.TRANSPORT_TOO_MANY_CONNECTIONS).toBe(1);
+    },
+  );
 
   it('bounds the time from the TCP accept to an authenticated peer, the TLS handshake included', { timeout: 20_000 }, async () => {
     const b = await node(2, creds('node2'), {}, { handshakeTimeoutMs: 600 });
