@@ -1,6 +1,6 @@
 // Every way a peer connection can go wrong gets a class and a stable code, so the
 // logged reason for closing a connection is greppable and tests can assert on it.
-import { CodedError, type CodedErrorOptions } from '../errors.js';
+import { CodedError, codeOf, type CodedErrorOptions } from '../errors.js';
 import { printable } from '../printable.js';
 
 /** Every code a TransportError carries, and so every label the refusal metrics can show but OTHER. */
@@ -170,6 +170,17 @@ export class HandshakeTimeoutError extends TransportError {
 export class DialTimeoutError extends CodedError<'ETIMEDOUT'> {
   constructor(ms: number) {
     super('ETIMEDOUT', `no completed handshake after ${ms} ms`);
+  }
+}
+
+/**
+ * This node closed its connection to a peer because its own snapshot store failed while a
+ * snapshot was being sent: the peer held half a stream. Coded as the store's failure, and no
+ * TransportError: it is not counted as any peer's refusal.
+ */
+export class SnapshotSendFailedError extends CodedError {
+  constructor(index: number, term: number, cause: unknown) {
+    super(codeOf(cause), `closed by this node: its snapshot store failed sending snapshot ${index}/${term}: ${(cause as Error).message}`, { cause });
   }
 }
 

@@ -17,6 +17,7 @@ import {
   IdleTimeoutError,
   PeerRefusedError,
   PeerReplacedError,
+  SnapshotSendFailedError,
   SnapshotSourceMismatchError,
   TransportError,
   type PeerRefusalCounts,
@@ -457,7 +458,10 @@ export class Outbound {
           );
           this.jobs = this.jobs.filter((j) => j !== job);
           this.report(job, false);
-          this.socket?.destroy(); // the peer holds half a stream: a new connection starts clean
+          // The peer holds half a stream: a new connection starts clean.
+          if (this.socket === undefined) return;
+          this.lastError = new SnapshotSendFailedError(job.snapshot.meta.index, job.snapshot.meta.term, err);
+          this.socket.destroy();
         },
       ),
     );

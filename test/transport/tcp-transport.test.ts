@@ -676,6 +676,36 @@ describe('TcpTransport', () => {
     });
   }
 
+  it("logs the connection its own snapshot store failed mid-stream as closed here, not by the peer, and counts it as no peer's refusal", async () => {
+    // The store yields a first chunk, then fails: the peer holds half a stream, so the connection goes.
+    const failing = {
+      ...inMemorySnapshots,
+      open: async () => ({
+        size: 10,
+        chunks: (async function* () {
+          yield new Uint8Array(4);
+          throw Object.assign(new Error('read failed'), { code: 'EIO' });
+        })(),
+      }),
+    };
+    const b = await node({ id: 2 });
+    const a = await node({ id: 1, peers: { 2: b.t.address }, snapshots: failing, snapshotChunkBytes: 4 });
+    await stillWorks(a.t, b.rec, 1);
+    a.t.send([snap()]);
+    await until(() => a.rec.snapshotStatus.length === 1, 'the snapshot status');
+    expect(a.rec.snapshotStatus).toEqual([[2, false]]);
+    await until(() => a.log.lines.some((l) => /connection to peer 2 at .* lost/.test(l.message)), 'the lost connection logged');
+    const lost = a.log.lines.find((l) => /connection to peer 2 at .* lost/.test(l.message))!;
+    expect(lost.message).toMatch(/lost: closed by this node: its snapshot store failed sending snapshot 9\/2: read failed$/);
+    expect(lost.fields).toEqual({ code: 'EIO' });
+    expect(a.t.stats().refused).toEqual({});
+    // Redialed: a message sent once the connection is back arrives.
+    await until(() => {
+      a.t.send([msg(1, 2, { commit: 2 })]);
+      return b.rec.messages.some((m) => m.commit === 2);
+    }, 'a message on the new connection');
+  });
+
   it('reports a snapshot to an unreachable peer as failed', async () => {
     const { a, b } = await pair();
     await stillWorks(a.t, b.rec, 1);
