@@ -180,6 +180,8 @@ export class Outbound {
   private loggedFailures = new Set<string>();
   /** The reason (the peer's code) of the last refusal logged in the same span: one with another is logged too. */
   private loggedRefusal: string | undefined;
+  /** No line about a lost or failed connection came after the last "connected" line: the next one says nothing new. */
+  private saidConnected = false;
   private openedAt = 0;
   /** The secret the peer proved on the connection under way (none before its proof, or without one). */
   private provenBy: Buffer | undefined;
@@ -621,8 +623,10 @@ export class Outbound {
       this.state = 'open';
       this.openedAt = performance.now();
       this.counters.connects++;
-      // Its losses are logged: without this line, nothing said the peer was reachable again.
-      this.c.logger.info({ peer }, `transport: connected to peer ${peer} at ${this.address}`);
+      // Its losses are logged: without this line, nothing said the peer was reachable again. Not
+      // when nothing said it was lost since: a peer closing every connection at once is not news at every dial.
+      if (!this.saidConnected) this.c.logger.info({ peer }, `transport: connected to peer ${peer} at ${this.address}`);
+      this.saidConnected = true;
       windowFrom = received;
       heard();
       pingTimer = setInterval(() => {
@@ -754,6 +758,7 @@ export class Outbound {
       this.loggedSnapshot = facts.snapshot;
     }
     const { fields, message } = rule.line(facts);
+    this.saidConnected = false;
     if (rule.log === 'replaced') this.c.replacedPeers.warn(fields, message);
     else this.c.logger[rule.log](fields, message);
   }
@@ -766,17 +771,19 @@ export class Outbound {
    * refusal, a close, a bad frame): each is logged once until a connection ends otherwise, not
    * at each change. Refusals go through the rationed log, once until the code changes: whoever
    * answers chooses their codes, and one that changes at every dial must not buy a line per
-   * backoff step, nor a place in a list held here.
+   * backoff step, nor a place in a list held here. A connection lost before it lasted (as long as
+   * the longest backoff step) is no more news than a failed dial: a peer that closes each one as
+   * soon as it is open is logged as lost once, not at every dial.
    */
   private logFailure(e: Error | undefined, wasOpen: boolean): void {
     const why = e?.message ?? 'closed by peer';
     if (e instanceof PeerReplacedError) {
+      this.saidConnected = false;
       this.c.replacedPeers.warn({ code: e.code, peer: this.peer }, `transport: connection to peer ${this.peer} at ${this.address} refused: ${why}`);
       return;
     }
-    // A peer that proves itself and then refuses has not come back: only a connection that ends
-    // otherwise closes the episode.
-    if (this.attempt === 0 || (wasOpen && !(e instanceof PeerRefusedError))) {
+    // Only a connection that lasted (onClosed then restarted the backoff) closes the episode.
+    if (this.attempt === 0) {
       this.loggedFailures.clear();
       this.loggedRefusal = undefined;
     }
@@ -784,12 +791,14 @@ export class Outbound {
     if (e instanceof PeerRefusedError) {
       if (e.remoteCode === this.loggedRefusal) return;
       this.loggedRefusal = e.remoteCode;
+      this.saidConnected = false;
       this.c.refusedDials.warn({ code: e.code, remoteCode: e.remoteCode }, line);
       return;
     }
     const code = e === undefined ? 'TRANSPORT_CONNECTION_CLOSED' : codeOf(e);
     if (this.loggedFailures.has(code)) return;
     this.loggedFailures.add(code);
+    this.saidConnected = false;
     this.c.logger.warn({ code }, line);
   }
 

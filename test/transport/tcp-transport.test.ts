@@ -388,6 +388,21 @@ describe('TcpTransport', () => {
     expect(connected()).toHaveLength(2);
   });
 
+  it('logs a peer that closes each connection as soon as it is open a few times, not twice per dial', async () => {
+    const { sink, address } = await fakePeer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => s.end(acceptHandshake()));
+    });
+    // Connections close long before the 500 ms a connection must last to count as working.
+    const { t, log } = await node({ id: 1, peers: { 2: address }, backoff: { initialMs: 10, maxMs: 500 } });
+    await until(() => t.stats().peers[2]!.connects >= 8, 'eight connections');
+    await t.close();
+    await sinkClosed(sink);
+    const lines = log.lines.map((l) => l.message.replace(/ at 127\.0\.0\.1:\d+/, ''));
+    // Once as open, once as lost, and once more as open: nothing said yet it was lost again.
+    expect(lines).toEqual(['transport: connected to peer 2', 'transport: connection to peer 2 lost: closed by peer', 'transport: connected to peer 2']);
+  });
+
   it('keeps backing off from a peer that closes each connection once open, whatever the wall clock does', async () => {
     // The peer completes the handshake, then closes as soon as the dialer has proved itself.
     const accepted: number[] = [];
