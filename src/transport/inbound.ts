@@ -136,6 +136,8 @@ export class Inbound {
   private writing = false;
   private readonly handshakeTimer: NodeJS.Timeout;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** After a refusal, until the socket closes: what destroys it if its peer never reads the refusal. */
+  private graceTimer: NodeJS.Timeout | undefined;
   /** While a chunk is stored: pongs the dialer (which hears nothing else from us then), and gives up on a hung write. */
   private writeTimers: { pong: NodeJS.Timeout; hung: NodeJS.Timeout } | undefined;
   /** `bytesReceived`, and the time, when the idle limit was last restarted. */
@@ -217,6 +219,7 @@ export class Inbound {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.idleTimer);
     clearTimeout(this.stallTimer);
+    clearTimeout(this.graceTimer);
     this.stopWriteTimers();
   }
 
@@ -585,7 +588,8 @@ export class Inbound {
     this.c.refused(err);
     this.socket.end(encodeFrames([encodeRefuse(this.c.packer, err.code, err.message)]));
     // Do not wait on a peer that stops reading.
-    setTimeout(() => this.socket.destroy(), 1_000).unref();
+    this.graceTimer = setTimeout(() => this.socket.destroy(), 1_000);
+    this.graceTimer.unref();
   }
 
   /** A member's connection is logged in full; a stranger can open them faster than anyone reads. */

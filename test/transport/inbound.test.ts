@@ -4,13 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { Inbound } from '../../src/transport/inbound.js';
 import { encodeFrames } from '../../src/transport/frame.js';
 import { HANDSHAKE_MAX_BYTES, encodeHello, encodePing, encodeProof, newPacker } from '../../src/transport/wire.js';
 import { inMemorySnapshots } from '../../src/transport/snapshot-streams.js';
 import { PendingReleases } from '../../src/transport/pending-releases.js';
 import { LogCapture, until } from './helpers.js';
+import { Census, quiesce } from '../churn/census.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -85,4 +86,31 @@ it('refuses a frame larger than a handshake from a dialer that has not identifie
   await until(() => refusals.length > 0, 'the connection refused');
   expect(refusals).toEqual(['TRANSPORT_FRAME_TOO_LARGE']);
   expect(inbound.framesReceived).toBe(0);
+});
+
+it('clears the grace timer of a refused connection once its socket closes', async () => {
+  const { dialer, acceptor, refusals } = await accepted();
+  dialer.on('error', () => {});
+  dialer.resume(); // reads the refusal, and so ends its side at once
+  const census = new Census().start();
+  cleanups.push(() => census.stop());
+  const graces: NodeJS.Timeout[] = [];
+  const real = globalThis.setTimeout;
+  const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+    const t = real(fn, ms);
+    if (ms === 1_000) graces.push(t);
+    return t;
+  }) as typeof setTimeout);
+  cleanups.push(() => spy.mockRestore());
+  const closed = new Promise<void>((r) => acceptor.once('close', () => r()));
+  const frame = Buffer.alloc(4);
+  frame.writeUInt32BE(HANDSHAKE_MAX_BYTES + 1, 0);
+  dialer.write(frame);
+  await until(() => refusals.length > 0, 'the connection refused');
+  spy.mockRestore();
+  expect(graces).toHaveLength(1);
+  await closed;
+  await quiesce();
+  // Left set, it would fire up to a second after the close, on a socket already gone.
+  expect(census.counts(graces[0]!)).toBe(false);
 });
