@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/inspect.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
+import type { StateMachine } from '../../src/log/state-machine.js';
 import { Wal } from '../../src/wal/index.js';
 import { addon } from '../../src/wal/addon.js';
 import { cleanTempDirs, range, tempDir } from './helpers.js';
@@ -23,11 +24,30 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
-/** A node's data directory after `appends` records, with a snapshot every 50. */
-async function nodeDir(appends: number): Promise<string> {
+/**
+ * A node's data directory after `appends` records, with a snapshot every 50. `holdSnapshot`:
+ * the state machine's snapshot stream yields only once the last record is acknowledged, as on
+ * a loaded disk, where the first snapshot is still being written when the log closes, and so
+ * is the only one (the next comes due only after it is written).
+ */
+async function nodeDir(appends: number, { holdSnapshot = false } = {}): Promise<string> {
   const dataDir = tempDir();
-  const log = await ReplicatedLog.open({ dataDir, snapshotEvery: 50 });
+  let release = (): void => undefined;
+  const released = new Promise<void>((r) => (release = r));
+  const held: StateMachine = {
+    apply: () => undefined,
+    snapshot: () =>
+      (async function* () {
+        await released;
+        yield new Uint8Array(0);
+      })(),
+    restore: async (data) => {
+      for await (const _ of data);
+    },
+  };
+  const log = await ReplicatedLog.open({ dataDir, snapshotEvery: 50, ...(holdSnapshot ? { stateMachine: held } : {}) });
   for (let i = 0; i < appends; i++) await log.append(Uint8Array.of(i));
+  release();
   await log.close();
   return dataDir;
 }
@@ -162,18 +182,29 @@ describe('raftlog inspect', () => {
   });
 
   it('exits 1 on a data directory the log refuses to open as STATE_CORRUPT: a snapshot past the end of a WAL that lost its end', async () => {
-    const dataDir = await nodeDir(120);
-    // The segment cut at the record before the snapshot's marker: whole as far as it goes, with
-    // the records the snapshot covers, and the marker, gone.
-    const walDir = join(dataDir, 'wal');
-    const scan = addon().scan(walDir);
-    let cut = -1;
-    for (let k = 0; k < scan.records.length && cut < 0; k += 8) if (scan.records[k] === 2 && scan.records[k + 5] === 60) cut = scan.records[k + 2]!;
-    truncateSync(join(walDir, scan.segments[0]!.name), cut);
-    await expect(ReplicatedLog.open({ dataDir })).rejects.toMatchObject({ code: 'STATE_CORRUPT' });
-    const r = await run([dataDir]);
-    expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^raftlog inspect: STATE_CORRUPT: .*the snapshot at index \d+ term \d+ is beyond the log's last entry 59/m);
+    // Which snapshots a directory holds depends on how long the first took to write: the second
+    // (due 50 records later) is taken only once the first is written, never after the close.
+    for (const holdSnapshot of [false, true]) {
+      const dataDir = await nodeDir(120, { holdSnapshot });
+      const walDir = join(dataDir, 'wal');
+      const scan = addon().scan(walDir);
+      // The snapshot held is the one the WAL recorded last.
+      let snapshot = 0;
+      for (let k = 0; k < scan.records.length; k += 8) if (scan.records[k] === 4) snapshot = Math.max(snapshot, scan.records[k + 5]!);
+      // The segment cut at the snapshot's own entry: whole as far as it goes, with that entry,
+      // those after it and the snapshot's marker (written after them) gone.
+      let cut: { segment: number; offset: number } | undefined;
+      for (let k = 0; k < scan.records.length && cut === undefined; k += 8)
+        if (scan.records[k] === 2 && scan.records[k + 5] === snapshot) cut = { segment: scan.records[k + 1]!, offset: scan.records[k + 2]! };
+      expect(cut, `entry ${snapshot}, where the snapshot is, in the WAL (holdSnapshot ${holdSnapshot})`).toBeDefined();
+      truncateSync(join(walDir, scan.segments[cut!.segment]!.name), cut!.offset);
+      await expect(ReplicatedLog.open({ dataDir }), `holdSnapshot ${holdSnapshot}`).rejects.toMatchObject({ code: 'STATE_CORRUPT' });
+      const r = await run([dataDir]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        new RegExp(`^raftlog inspect: STATE_CORRUPT: .*the snapshot at index ${snapshot} term \\d+ is beyond the log's last entry ${snapshot - 1}`, 'm'),
+      );
+    }
   });
 
   it('exits 1 on a directory a restore did not finish, which the log refuses to open as RESTORE_INCOMPLETE, with or without its WAL', async () => {
