@@ -67,7 +67,15 @@ export function faultfsLibrary(): string {
 export async function runWithFaults(
   script: string,
   args: string[],
-  options: { root: string; rules?: FaultRule[]; log: string; data?: string; timeoutMs?: number },
+  options: {
+    root: string;
+    rules?: FaultRule[];
+    log: string;
+    data?: string;
+    timeoutMs?: number;
+    /** Called with everything the child has printed on stdout so far, each time that grows. */
+    onStdout?: (stdout: string) => void;
+  },
 ): Promise<FaultRun> {
   const rules = (options.rules ?? []).map((r) => `${r.op}:${r.glob}:${r.after ?? 0}:${r.times ?? 1}:${r.errno}`).join(';');
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
@@ -84,7 +92,10 @@ export async function runWithFaults(
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    options.onStdout?.(stdout);
+  });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
   // 'close', not 'exit': what the child printed last may still be in the pipe when it exits.

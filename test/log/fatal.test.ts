@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runWithFaults } from '../fault/run-with-faults.js';
 import { RespClient } from '../kv/resp-client.js';
-import { freePorts } from './helpers.js';
 
 const CHILD = new URL('./fatal-child.ts', import.meta.url).pathname;
 const temps: string[] = [];
@@ -58,28 +57,45 @@ describe('a node on a failing disk', () => {
   it('raftlog serve exits 1 when its node stops, so a supervisor restarts it', async () => {
     const root = mkdtempSync(join(tmpdir(), 'raftlog-fatal-'));
     temps.push(root);
-    const [port] = await freePorts(1);
     const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-    const running = runWithFaults(main, ['serve', '--id', '1', '--data', join(root, 'data'), '--resp', `127.0.0.1:${port}`], {
+    // The client connects once the node says it is up, at the port it names (port 0: one that
+    // no other process can take between a check and the bind). Polling the port for a while
+    // instead gave a start slowed by a loaded machine (up to 14 s seen) a deadline.
+    let up: (port: number) => void = () => undefined;
+    const upAt = new Promise<number>((resolve) => (up = resolve));
+    const running = runWithFaults(main, ['serve', '--id', '1', '--data', join(root, 'data'), '--resp', '127.0.0.1:0'], {
       root,
       rules: [{ op: 'fdatasync', glob: '*.wal', after: 10, times: 0, errno: 'EIO' }],
       log: join(root, 'ops.log'),
+      onStdout: (out) => {
+        const m = /^node 1 up: .*, resp 127\.0\.0\.1:(\d+)$/m.exec(out);
+        if (m !== null) up(Number(m[1]));
+      },
+      // Killed before the test's own timeout: a node that never stops is then reported with
+      // what it printed and what the client saw, not as a bare timeout.
+      timeoutMs: 45_000,
     });
-    let client: RespClient | undefined;
-    for (let tries = 0; client === undefined && tries < 200; tries++) {
-      client = await RespClient.connect(port!).catch(async () => {
-        await new Promise((r) => setTimeout(r, 50));
-        return undefined;
-      });
-    }
-    expect(client).toBeDefined();
+    // What the test saw, and when, for the failure message.
+    const started = Date.now();
+    const seen: string[] = [];
+    const saw = (what: string): void => void seen.push(`${Date.now() - started} ms: ${what}`);
+    const port = await Promise.race([upAt, running.then(() => undefined)]);
+    saw(port === undefined ? 'exited without saying it was up' : `up, resp port ${port}`);
+    const client = port === undefined ? undefined : await RespClient.connect(port).catch((e: Error) => void saw(`connect failed: ${e.message}`));
     // Writes until the node stops answering (its disk fails after a few syncs).
-    for (let i = 0; i < 100; i++) {
-      const reply = await Promise.race([client!.call('SET', `k${i}`, 'v').catch((e: Error) => e), running.then(() => 'exited')]);
-      if (reply === 'exited' || reply instanceof Error) break;
+    for (let i = 0; client !== undefined && i < 100; i++) {
+      const reply = await Promise.race([client.call('SET', `k${i}`, 'v').catch((e: Error) => e), running.then(() => 'exited')]);
+      if (reply === 'exited' || reply instanceof Error) {
+        saw(`SET ${i}: ${reply instanceof Error ? reply.message : reply}`);
+        break;
+      }
+      if (i === 99) saw('all 100 SETs answered');
     }
+    client?.close();
     const r = await running;
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/node 1 stopped: LOG_FATAL/);
+    saw(`exit ${r.code}, signal ${r.signal}`);
+    const report = `${seen.join('\n')}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+    expect(r.code, report).toBe(1);
+    expect(r.stderr, report).toMatch(/node 1 stopped: LOG_FATAL/);
   });
 });
