@@ -127,10 +127,20 @@ export async function choosePortRun(n: number, host: string, range: PortRange, r
   throw new CliError('EADDRINUSE', `no ${n} consecutive free ports on ${host} between ${range.low} and ${range.high}`);
 }
 
+/**
+ * A server that only checks a port: it closes every connection it is given. A client that
+ * connects while it listens (while a host name is looked up, the event loop turns) was held
+ * open, and its close() waits for every connection to end: the check never finished, and
+ * `raftlog serve` hung as it started.
+ */
+function probeServer(): Server {
+  return createServer((socket) => socket.destroy());
+}
+
 /** A server listening on host:port; undefined if the port is taken or not allowed. */
 function tryListen(port: number, host: string): Promise<Server | undefined> {
   return new Promise((resolve, reject) => {
-    const s = createServer();
+    const s = probeServer();
     s.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' || err.code === 'EACCES' ? resolve(undefined) : reject(err)));
     s.listen(port, host, () => resolve(s));
   });
@@ -180,7 +190,7 @@ export async function refuseUnlistenable(addresses: ReadonlyArray<readonly [flag
 
 /** Listens on a new server kept in `servers`; the error if it could not. */
 function listenOn(servers: Server[], host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
-  const s = createServer();
+  const s = probeServer();
   servers.push(s);
   return new Promise((resolve) => {
     s.once('error', resolve);

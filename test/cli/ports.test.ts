@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { choosePortRun, choosePorts, FALLBACK_RANGE, freePorts, listenRange, parsePortRange, type PortRange } from '../../src/cli/ports.js';
+import { connect, createServer, Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { choosePortRun, choosePorts, FALLBACK_RANGE, freePorts, listenRange, parsePortRange, refuseUnlistenable, type PortRange } from '../../src/cli/ports.js';
 
 const held: Server[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   await Promise.all(held.splice(0).map((s) => new Promise((r) => s.close(r))));
 });
 
@@ -121,5 +122,42 @@ describe('choosing ports', () => {
     expect(err).toMatchObject({ code: 'EADDRINUSE' });
     // Nor does freePorts() give a port of a run again.
     expect(await choosePorts(1, '127.0.0.1', range, () => 0, taken).catch((e: { code?: string }) => e.code)).toBe('EADDRINUSE');
+  });
+});
+
+describe("serve's check that it can listen on its addresses", () => {
+  it('closes a client that connects while it listens, and finishes', async () => {
+    const [port, other] = await freePorts(2);
+    // The check listens on each address in turn. Given a host name (localhost, say), the second
+    // listen looks it up first, and the event loop turns meanwhile: a client that connected to
+    // the first port is accepted. Here the second listen waits until that has happened.
+    let client: Socket | undefined;
+    let accepted = 0;
+    let firstAccepted = (): void => undefined;
+    const acceptedOnce = new Promise<void>((r) => (firstAccepted = r));
+    const listen = Server.prototype.listen;
+    vi.spyOn(Server.prototype, 'listen').mockImplementation(function (this: Server, ...args: unknown[]) {
+      const go = (): Server => listen.apply(this, args as Parameters<Server['listen']>);
+      if (args[0] === other) {
+        void acceptedOnce.then(go);
+        return this;
+      }
+      if (args[0] === port && client === undefined)
+        this.once('listening', () => {
+          this.on('connection', () => {
+            accepted++;
+            firstAccepted();
+          });
+          client = connect(port, '127.0.0.1');
+          client.on('error', () => undefined); // reset by the check: what matters is that it ends
+        });
+      return go();
+    });
+    await refuseUnlistenable([
+      ['resp', `127.0.0.1:${port}`],
+      ['admin', `127.0.0.1:${other}`],
+    ]);
+    expect(accepted).toBe(1);
+    await new Promise((r) => (client!.closed ? r(undefined) : client!.once('close', r)));
   });
 });
