@@ -374,17 +374,6 @@ it('a recover killed at any step leaves the old node with its record of its peer
  * What `dir` holds, but the WAL's prepared segment: every open of a WAL removes the one an earlier
  * run left and prepares another on its own thread, which a refused recover's close may come before.
  */
-/** Every file under `dir` with a digest of its bytes. */
-function digests(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const n of readdirSync(dir, { recursive: true }) as string[])
-    if (statSync(join(dir, n)).isFile())
-      out[n] = createHash('sha256')
-        .update(readFileSync(join(dir, n)))
-        .digest('hex');
-  return out;
-}
-
 function listing(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((n) => n !== join('wal', 'next.prealloc')).sort();
 }
