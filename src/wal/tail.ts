@@ -4,11 +4,12 @@
 // per segment, after the first group written to it was synced, so that a crash can
 // never leave that segment missing or shorter than TAIL says; open checks the
 // claim before anything in the directory is changed.
-import { lstat, open, readdir, rename } from 'node:fs/promises';
+import { lstat, open, readdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { crc32c } from './crc32c.js';
 import { WalCorruptError } from './errors.js';
+import { readSealed, seal, writeSealed } from './sealed-file.js';
 import { getU64, putU64, SEGMENT_RECORD_BYTES, segmentName, writeSegmentHeader } from './record.js';
 
 export const TAIL_NAME = 'TAIL';
@@ -18,7 +19,6 @@ export const TAIL_TMP_NAME = 'TAIL.tmp';
 const MAGIC = [0x52, 0x4c, 0x54, 0x41, 0x49, 0x4c, 0x30, 0x31];
 /** magic, seq u64, first index u64, stamp u64, end u64, then CRC32C u32 of the bytes before it. */
 export const TAIL_BYTES = 44;
-const CRC_AT = 40;
 
 export interface Tail {
   seq: number;
@@ -41,13 +41,11 @@ export function tailSegmentName(t: Tail): string {
 export function encodeTail(t: Tail): Uint8Array {
   const u8 = new Uint8Array(TAIL_BYTES);
   const dv = new DataView(u8.buffer);
-  u8.set(MAGIC, 0);
   putU64(dv, 8, t.seq);
   putU64(dv, 16, t.firstIndex);
   putU64(dv, 24, t.stamp);
   putU64(dv, 32, t.end);
-  dv.setUint32(CRC_AT, crc32c(u8.subarray(0, CRC_AT)), true);
-  return u8;
+  return seal(MAGIC, u8);
 }
 
 function damaged(path: string, why: string): WalCorruptError {
@@ -57,26 +55,9 @@ function damaged(path: string, why: string): WalCorruptError {
 /** The TAIL of `dir`, or null if it has none (made by an earlier build, or never written past its first segment's start). */
 export async function readTail(dir: string): Promise<Tail | null> {
   const path = join(dir, TAIL_NAME);
-  let st;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  if (!st.isFile()) throw damaged(path, 'not a regular file');
-  if (st.size !== TAIL_BYTES) throw damaged(path, `${st.size} bytes, not ${TAIL_BYTES}`);
-  const u8 = new Uint8Array(TAIL_BYTES);
-  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  try {
-    const { bytesRead } = await fh.read(u8, 0, TAIL_BYTES, 0);
-    if (bytesRead !== TAIL_BYTES) throw damaged(path, `${bytesRead} bytes read, not ${TAIL_BYTES}`);
-  } finally {
-    await fh.close();
-  }
+  const u8 = await readSealed(path, TAIL_BYTES, MAGIC, (why) => damaged(path, why));
+  if (u8 === null) return null;
   const dv = new DataView(u8.buffer);
-  if (MAGIC.some((b, k) => u8[k] !== b)) throw damaged(path, 'bad magic or version');
-  if (dv.getUint32(CRC_AT, true) !== crc32c(u8.subarray(0, CRC_AT))) throw damaged(path, 'checksum mismatch');
   return { seq: getU64(dv, 8), firstIndex: getU64(dv, 16), stamp: getU64(dv, 24), end: getU64(dv, 32) };
 }
 
@@ -145,19 +126,5 @@ async function checkClaim(dir: string, tail: Tail): Promise<TailFloor | null> {
 
 /** Replaces TAIL atomically and durably: a crash leaves the old one or the new one (and perhaps TAIL.tmp, removed at open). */
 export async function writeTail(dir: string, t: Tail): Promise<void> {
-  const tmp = join(dir, TAIL_TMP_NAME);
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
-  try {
-    await fh.write(encodeTail(t), 0, TAIL_BYTES, 0);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, TAIL_NAME));
-  const d = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await writeSealed(dir, TAIL_NAME, encodeTail(t));
 }

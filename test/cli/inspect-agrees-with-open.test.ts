@@ -3,7 +3,7 @@
 // open keeps every record, inspect exits 0. A refusal of the snapshot's data comes before the WAL
 // opens, so that the directory is left as it was written.
 import { createHash } from 'node:crypto';
-import { closeSync, cpSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { main as inspect } from '../../src/cli/inspect.js';
@@ -11,7 +11,7 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { FileSnapshotStore, readSnapshotFile } from '../../src/storage/snapshot-store.js';
 import { addon } from '../../src/wal/addon.js';
 import { writeTail } from '../../src/wal/tail.js';
-import { RecordingMachine, enc, tempDir, waitFor } from '../log/helpers.js';
+import { RecordingMachine, enc, tempDir, tornTail, waitFor } from '../log/helpers.js';
 
 /** A log in one segment, which the WAL never releases: every entry and marker stays in it. */
 const OPTIONS = { id: 1, snapshotEvery: 10, snapshotCatchUpEntries: 0 };
@@ -54,15 +54,6 @@ async function undecodableData(dir: string): Promise<void> {
   const { meta } = await readSnapshotFile(file, false);
   const store = await FileSnapshotStore.open(join(dir, 'snapshots'));
   await store.save({ meta, data: enc('bytes that are no snapshot data of the log') });
-}
-
-/** A write cut short past the WAL's last record, which the WAL's open cuts off. */
-function tornTail(dir: string): void {
-  const walDir = join(dir, 'wal');
-  const last = addon().scan(walDir).segments.at(-1)!;
-  const fd = openSync(join(walDir, last.name), 'r+');
-  writeSync(fd, Buffer.alloc(40, 0x5a), 0, 40, last.end);
-  closeSync(fd);
 }
 
 interface Row {

@@ -1,20 +1,6 @@
 // `raftlog recover --force-new-cluster`: a survivor of a three-node cluster whose
 // other members are gone becomes a one-member cluster with every record it held.
-import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  copyFileSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { main as recover } from '../../src/cli/recover.js';
@@ -23,13 +9,12 @@ import { ReplicatedLog } from '../../src/log/replicated-log.js';
 import { encodeSnapshotData } from '../../src/log/snapshot-data.js';
 import { snapshotChunks } from '../../src/log/state-machine.js';
 import { FileSnapshotStore, readSnapshotFile } from '../../src/storage/snapshot-store.js';
-import { addon } from '../../src/wal/addon.js';
 import { MemoryNetwork } from '../../src/transport/memory-transport.js';
 import { Wal } from '../../src/wal/index.js';
 import { readOwner } from '../../src/wal/owner.js';
 import { runWithFaults } from '../fault/run-with-faults.js';
 import { killBefore, killSteps, reached } from '../fault/kill-steps.js';
-import { freePorts, tempDir, waitFor } from '../log/helpers.js';
+import { digests, freePorts, tempDir, tornTail, waitFor } from '../log/helpers.js';
 
 const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
@@ -376,26 +361,6 @@ it('a recover killed at any step leaves the old node with its record of its peer
  */
 function listing(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((n) => n !== join('wal', 'next.prealloc')).sort();
-}
-
-/** Every file under `dir`, with a digest of its bytes. */
-function digests(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const n of readdirSync(dir, { recursive: true }) as string[])
-    if (statSync(join(dir, n)).isFile())
-      out[n] = createHash('sha256')
-        .update(readFileSync(join(dir, n)))
-        .digest('hex');
-  return out;
-}
-
-/** A write cut short past the WAL's last record, which the WAL's open cuts off. */
-function tornTail(dir: string): void {
-  const walDir = join(dir, 'wal');
-  const last = addon().scan(walDir).segments.at(-1)!;
-  const fd = openSync(join(walDir, last.name), 'r+');
-  writeSync(fd, Buffer.alloc(40, 0x5a), 0, 40, last.end);
-  closeSync(fd);
 }
 
 const damagedDirs: Array<{ what: string; damage(dir: string): void | Promise<void>; code: string; says?: RegExp }> = [

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { addon } from '../../src/wal/addon.js';
 import { readAll, type LogEntry, type StateMachine } from '../../src/log/state-machine.js';
 
 export function tempDir(prefix = 'raftlog-log-'): { dir: string; cleanup(): void } {
@@ -117,4 +119,24 @@ export async function runChild(file: string, args: string[] = []): Promise<{ cod
     child.once('close', resolve);
   });
   return { code, stdout, stderr };
+}
+
+/** Every file under `dir`, with a digest of its bytes. */
+export function digests(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of readdirSync(dir, { recursive: true }) as string[])
+    if (statSync(join(dir, n)).isFile())
+      out[n] = createHash('sha256')
+        .update(readFileSync(join(dir, n)))
+        .digest('hex');
+  return out;
+}
+
+/** A write cut short past the WAL's last record, which the WAL's open cuts off. */
+export function tornTail(dir: string): void {
+  const walDir = join(dir, 'wal');
+  const last = addon().scan(walDir).segments.at(-1)!;
+  const fd = openSync(join(walDir, last.name), 'r+');
+  writeSync(fd, Buffer.alloc(40, 0x5a), 0, 40, last.end);
+  closeSync(fd);
 }

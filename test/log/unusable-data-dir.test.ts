@@ -4,14 +4,13 @@
 // or without a raftlog code. The tests run as root, which reads and writes whatever the mode:
 // the open runs in a child that becomes nobody, in a directory nobody owns.
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, expect, it } from 'vitest';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { enc, tempDir } from './helpers.js';
+import { digests, enc, tempDir } from './helpers.js';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'open-child.ts');
 const RECOVER_CHILD = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'recover-child.ts');
@@ -95,14 +94,3 @@ it('raftlog recover refuses a data directory at mode 500 as the open does, DATA_
   );
   expect(digests(dataDir)).toEqual(before);
 });
-
-/** Every file under `dir`, with a digest of its bytes. */
-function digests(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const n of readdirSync(dir, { recursive: true }) as string[])
-    if (statSync(join(dir, n)).isFile())
-      out[n] = createHash('sha256')
-        .update(readFileSync(join(dir, n)))
-        .digest('hex');
-  return out;
-}
