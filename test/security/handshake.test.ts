@@ -526,3 +526,47 @@ describe('authenticated connections', () => {
     expect(a.t.stats().peers[2]!.connects).toBe(1);
   });
 });
+
+/** `perAddress` silent connections from each of `addresses` hosts, 127.0.0.2 on: a stranger's, sending nothing. */
+async function strangers(address: string, addresses: number, perAddress: number): Promise<net.Socket[]> {
+  const all: net.Socket[] = [];
+  for (let a = 0; a < addresses; a++)
+    for (let i = 0; i < perAddress; i++) {
+      const s = await connect(address, `127.0.0.${a + 2}`);
+      s.on('error', () => undefined); // closed for a member's connection: reset, perhaps
+      all.push(s);
+    }
+  return all;
+}
+
+// Connections not yet proven (no secret, no certificate shown) are a stranger's to open at will:
+// however many it holds, a member that proves itself gets in.
+describe('connection slots under a stranger', () => {
+  it('a member gets in while a stranger on four addresses holds every handshake slot (the defaults)', async () => {
+    const b = await node({ id: 2, handshakeTimeoutMs: 30_000 });
+    const held = await strangers(b.t.address, 4, 4);
+    await until(() => b.t.stats().handshakesInProgress === 16, "the stranger's 16 connections");
+    const a = await node({ id: 1, peers: { 2: b.t.address } });
+    a.t.send([msg(1, 2, { commit: 7 })]);
+    await until(() => b.rec.messages.length === 1, "the member's message");
+    expect(b.rec.messages[0]!.commit).toBe(7);
+    // The member's connection took the slot of the stranger's oldest, which was closed.
+    await until(() => held[0]!.destroyed, "the stranger's oldest connection closed");
+    expect(held.slice(1).filter((s) => s.destroyed)).toEqual([]);
+    expect(b.t.stats().handshakesInProgress).toBe(15);
+    expect(b.t.stats().refused).toEqual({ TRANSPORT_TOO_MANY_CONNECTIONS: 1 });
+    expect(b.log.has('unauthenticated connections at the limit of 16: the oldest closed for a newer one')).toBe(true);
+  });
+
+  it('a member gets in while unproven connections fill maxInboundConnections', async () => {
+    const b = await node({ id: 2, handshakeTimeoutMs: 30_000, maxInboundConnections: 3 });
+    const held = await strangers(b.t.address, 1, 3);
+    await until(() => b.t.stats().handshakesInProgress === 3, "the stranger's 3 connections");
+    const a = await node({ id: 1, peers: { 2: b.t.address } });
+    a.t.send([msg(1, 2, { commit: 7 })]);
+    await until(() => b.rec.messages.length === 1, "the member's message");
+    await until(() => held[0]!.destroyed, "the stranger's oldest connection closed");
+    expect(held.slice(1).filter((s) => s.destroyed)).toEqual([]);
+    expect(b.t.stats().refused).toEqual({ TRANSPORT_TOO_MANY_CONNECTIONS: 1 });
+  });
+});
