@@ -93,18 +93,43 @@ describe('ReplicatedLog membership', () => {
 
   it('adds two and removes two at once while appends continue; every acknowledged append stays', async () => {
     const c = await cluster(3, 2);
-    const leader = await c.leader();
-    const others = [...c.members.values()].filter((m) => m !== leader);
+    const originals = [...c.members.values()];
+    let leader = await c.leader();
     // The newcomers start knowing the current members and themselves; the log tells them the rest.
     const all = { ...c.peers, 4: c.addr(4), 5: c.addr(5) };
     await Promise.all([4, 5].map((id) => c.open(c.member(id), all)));
-    const writing = Promise.all(Array.from({ length: 200 }, (_, i) => leader.log!.append(enc(`j${i}`))));
-    await leader.log!.changeMembership([{ add: 4, address: c.addr(4) }, { add: 5, address: c.addr(5) }, { remove: others[0]!.id }, { remove: others[1]!.id }]);
+    const writing = Promise.allSettled(Array.from({ length: 200 }, (_, i) => leader.log!.append(enc(`j${i}`))));
+    // On a loaded machine leadership can move before the change is made: a node that does not
+    // lead refuses it with NOT_LEADER, having proposed nothing, and it is made through the new one.
+    for (let attempt = 1; ; attempt++) {
+      const others = originals.filter((m) => m !== leader);
+      try {
+        await leader.log!.changeMembership([
+          { add: 4, address: c.addr(4) },
+          { add: 5, address: c.addr(5) },
+          { remove: others[0]!.id },
+          { remove: others[1]!.id },
+        ]);
+        break;
+      } catch (err) {
+        if (attempt >= 5 || (err as { code?: string }).code !== 'NOT_LEADER') throw err;
+        leader = await c.leader(originals);
+      }
+    }
     const conf = leader.log!.status().conf;
     expect(conf).toEqual({ voters: [leader.id, 4, 5].sort((a, b) => a - b), learners: [] });
     expect(leader.log!.status().members).toEqual({ [leader.id]: c.peers[leader.id], 4: c.addr(4), 5: c.addr(5) });
-    const acks = await writing;
-    const after = await leader.log!.append(enc('after'));
+    // Appends the first leader took before it lost leadership may end without an outcome; none
+    // may end otherwise, and every one acknowledged must stay.
+    const settled = await writing;
+    const acks = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    for (const r of settled)
+      if (r.status === 'rejected')
+        expect(['APPEND_OUTCOME_UNKNOWN', 'APPEND_NOT_COMMITTED', 'NOT_LEADER', 'NO_LEADER']).toContain((r.reason as { code?: string }).code);
+    const after = await appendSurely(
+      [leader, c.member(4), c.member(5)].map((m) => m.log!),
+      enc('after'),
+    );
     for (const id of [4, 5]) {
       const m = c.member(id);
       await waitFor(`node ${id} to apply everything`, () => m.log!.status().applied >= after.index);
