@@ -3,18 +3,13 @@
 // root), it becomes that user once its code and the native addon are loaded, to meet a mode as
 // that user meets it: the clone it runs from need not be one that user can read.
 import { main as recover } from '../../src/cli/recover.js';
-import { addon } from '../../src/wal/addon.js';
+import { becomeUser } from '../log/become-user.js';
 
 const [dir, uid] = process.argv.slice(2);
 if (dir === undefined) process.exit(2);
 setTimeout(() => process.exit(3), 45_000).unref(); // a hang shows as exit code 3
 
-if (uid !== undefined) {
-  addon();
-  process.setgroups!([]);
-  process.setgid!(Number(uid));
-  process.setuid!(Number(uid));
-}
+if (uid !== undefined) becomeUser(Number(uid));
 const stderr: string[] = [];
 console.error = (...a: unknown[]) => void stderr.push(a.join(' '));
 const log = console.log;

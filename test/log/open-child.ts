@@ -5,18 +5,13 @@
 // it: the clone it runs from need not be one that user can read.
 import { main as inspect } from '../../src/cli/inspect.js';
 import { ReplicatedLog } from '../../src/log/replicated-log.js';
-import { addon } from '../../src/wal/addon.js';
+import { becomeUser } from './become-user.js';
 
 const [dir, uid] = process.argv.slice(2);
 if (dir === undefined) process.exit(2);
 setTimeout(() => process.exit(3), 45_000).unref(); // a hang shows as exit code 3
 
-if (uid !== undefined) {
-  addon();
-  process.setgroups!([]);
-  process.setgid!(Number(uid));
-  process.setuid!(Number(uid));
-}
+if (uid !== undefined) becomeUser(Number(uid));
 const open = await ReplicatedLog.open({ dataDir: dir }).then(
   async (log) => {
     await log.close();

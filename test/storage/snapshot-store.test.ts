@@ -320,7 +320,8 @@ describe('snapshot files', () => {
     }
   });
 
-  it('a received snapshot is held with a mark beside it until the next prune: held() tells it from one the node took', async () => {
+  /** A snapshot at 12 saved by one store and streamed whole into another's spool, not yet finished. */
+  async function sentAt12() {
     const sender = await stored();
     const receiver = await stored();
     const meta = { index: 12, term: 4, conf };
@@ -328,6 +329,11 @@ describe('snapshot files', () => {
     const out = await sender.store.open({ meta, data: new Uint8Array(0) });
     const spool = await receiver.store.spool(meta, out.size);
     for await (const c of out.chunks) await spool.write(c);
+    return { receiver, meta, spool, size: out.size };
+  }
+
+  it('a received snapshot is held with a mark beside it until the next prune: held() tells it from one the node took', async () => {
+    const { receiver, meta, spool } = await sentAt12();
     await receiver.store.install({ meta, data: await spool.finish() });
     expect(readdirSync(receiver.dir).sort()).toEqual(['snap-0000000000000007-3.snap', 'snap-0000000000000012-4.snap', 'snap-0000000000000012-4.snap.recv']);
     expect(await receiver.store.held()).toEqual([
@@ -341,13 +347,7 @@ describe('snapshot files', () => {
   });
 
   it('a received snapshot not yet installed, asked to be sent on, or a reference the store never made, is refused STORAGE_INVALID_ARGUMENT, not a TypeError', async () => {
-    const sender = await stored();
-    const receiver = await stored();
-    const meta = { index: 12, term: 4, conf };
-    await sender.store.save({ meta, data: Buffer.from('the state at 12') });
-    const out = await sender.store.open({ meta, data: new Uint8Array(0) });
-    const spool = await receiver.store.spool(meta, out.size);
-    for await (const c of out.chunks) await spool.write(c);
+    const { receiver, meta, spool, size } = await sentAt12();
     const received = { meta, data: await spool.finish() };
     await expect(receiver.store.open(received)).rejects.toMatchObject({
       code: 'STORAGE_INVALID_ARGUMENT',
@@ -360,7 +360,7 @@ describe('snapshot files', () => {
     });
     // Installed, it is sent on.
     await receiver.store.install(received);
-    expect((await receiver.store.open({ meta, data: new Uint8Array(0) })).size).toBe(out.size);
+    expect((await receiver.store.open({ meta, data: new Uint8Array(0) })).size).toBe(size);
   });
 
   it('a mark of a received snapshot that never took its name (a crash between the two) is removed on open', async () => {
